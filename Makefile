@@ -1,0 +1,33 @@
+# Two commands on a fresh machine with Python, pip and make:
+#   make run    set up .venv, then run examples/quickstart.yaml on the embedded default
+#   make test   set up .venv, then run the whole test suite
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.katuna-installed
+
+.PHONY: run test lock bench clean
+
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check uv
+	$(VENV)/bin/uv pip sync --quiet -p $(PY) requirements.lock
+	$(VENV)/bin/uv pip install --quiet -p $(PY) --no-deps -e .
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/katuna run examples/quickstart.yaml
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+bench: $(STAMP)
+	$(PY) benchmarks/overhead.py
+
+# Re-resolve the pinned dependency set after changing pyproject.toml.
+lock: $(STAMP)
+	$(VENV)/bin/uv pip compile pyproject.toml --extra test --extra gke --extra eks --extra examples \
+		-p 3.11 --quiet -o requirements.lock
+
+clean:
+	rm -rf $(VENV) katuna.db katuna.db-* katuna-logs

@@ -1,0 +1,160 @@
+"""The executor port on this machine: each trial attempt a subprocess, never a shell.
+
+Output (stdout and stderr) goes to a per-attempt log file. Each process leads its own process
+group, so a timeout, a stop or Ctrl-C ends everything the trial started. Ends are reported as
+``trial.finished`` events through ``publish``; ends that katuna caused by stopping are not.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from functions.core.events import Event, trial_finished
+from functions.core.ports import TrialLaunch
+
+PREEMPTION_SIGNALS = {signal.SIGKILL, signal.SIGTERM, signal.SIGHUP, signal.SIGINT}
+
+Key = tuple[str, int, int]
+
+
+@dataclass
+class _Run:
+    process: subprocess.Popen[bytes] | None
+    stopped: bool = False
+    timed_out: bool = False
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    try:
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+class LocalExecutor:
+    """Implements :class:`functions.core.ports.Executor` with local processes."""
+
+    def __init__(self, log_dir: Path, publish: Callable[[Event], None], kill_grace: float = 3.0) -> None:
+        self.log_dir = Path(log_dir)
+        self._publish = publish
+        self._kill_grace = kill_grace
+        self._runs: dict[Key, _Run] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def log_path(self, study: str, number: int, attempt: int) -> Path:
+        return self.log_dir / study / f"{number}.{attempt}.log"
+
+    def launch(self, launch: TrialLaunch) -> None:
+        key = (launch.study, launch.number, launch.attempt)
+        with self._lock:
+            if key in self._runs or self._closed:
+                return
+            run = self._runs[key] = _Run(None)
+        path = self.log_path(*key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("wb") as log:
+            try:
+                run.process = subprocess.Popen(
+                    launch.argv, cwd=launch.working_dir, env=self._environment(launch),
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                message = f"{launch.argv[0]!r}: {exc.strerror or exc}"
+                log.write(f"katuna: could not start {message}\n".encode())
+                run.done.set()
+                self._publish(trial_finished(*key, outcome="error", message=message))
+                return
+        threading.Thread(target=self._wait, args=(key, run, launch.timeout), daemon=True).start()
+
+    @staticmethod
+    def _environment(launch: TrialLaunch) -> dict[str, str]:
+        env = dict(os.environ)
+        env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", "")])
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        env.update(launch.env)
+        return env
+
+    def _wait(self, key: Key, run: _Run, timeout: float | None) -> None:
+        process = run.process
+        try:
+            code = process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            run.timed_out = True
+            code = self._kill(process)
+        run.done.set()
+        if run.stopped or self._closed:
+            return
+        self._publish(self._finished(key, code, run.timed_out, timeout))
+
+    @staticmethod
+    def _finished(key: Key, code: int, timed_out: bool, timeout: float | None) -> Event:
+        if timed_out:
+            return trial_finished(*key, outcome="timeout", exit_code=code, message=f"ran past its timeout of {timeout:g}s")
+        if code < 0 and -code in PREEMPTION_SIGNALS:
+            name = signal.Signals(-code).name
+            return trial_finished(*key, outcome="preempted", exit_code=code, message=f"killed by {name} from outside")
+        if code < 0:
+            return trial_finished(*key, outcome="exited", exit_code=code, message=f"died of {signal.Signals(-code).name}")
+        return trial_finished(*key, outcome="exited", exit_code=code)
+
+    def _kill(self, process: subprocess.Popen[bytes]) -> int:
+        """End the process group: SIGTERM, then SIGKILL after the grace period."""
+        _signal_group(process, signal.SIGTERM)
+        try:
+            return process.wait(timeout=self._kill_grace)
+        except subprocess.TimeoutExpired:
+            _signal_group(process, signal.SIGKILL)
+            return process.wait()
+
+    def exists(self, study: str, number: int, attempt: int) -> bool:
+        with self._lock:
+            return (study, number, attempt) in self._runs
+
+    def stop(self, study: str, number: int) -> None:
+        with self._lock:
+            runs = [run for (s, n, _), run in self._runs.items() if (s, n) == (study, number)]
+        for run in runs:
+            run.stopped = True
+            if run.process is not None and run.process.poll() is None:
+                threading.Thread(target=self._kill, args=(run.process,), daemon=True).start()
+
+    def running(self, study: str | None = None) -> int:
+        """How many attempts (of one study, or of all) have not ended yet."""
+        with self._lock:
+            return sum(1 for (s, _, _), run in self._runs.items()
+                       if not run.done.is_set() and study in (None, s))
+
+    def shutdown(self) -> None:
+        """Kill every running attempt without reporting it: the study stays resumable."""
+        self._closed = True
+        with self._lock:
+            runs = [run for run in self._runs.values() if run.process is not None and not run.done.is_set()]
+        threads = [threading.Thread(target=self._kill, args=(run.process,)) for run in runs]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    def output(self, launch: TrialLaunch) -> Iterator[str]:
+        yield from self._lines(self.log_path(launch.study, launch.number, launch.attempt))
+
+    def read_file(self, launch: TrialLaunch, path: str) -> Iterator[str]:
+        yield from self._lines(Path(launch.working_dir) / path)
+
+    @staticmethod
+    def _lines(path: Path) -> Iterator[str]:
+        try:
+            with path.open(encoding="utf-8", errors="replace") as handle:
+                yield from handle
+        except FileNotFoundError:
+            return

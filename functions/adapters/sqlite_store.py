@@ -1,0 +1,251 @@
+"""The store port on one SQLite file, through sqlite-utils.
+
+WAL and a generous busy timeout let several processes share the file; every handler runs in a
+``BEGIN IMMEDIATE`` transaction that also holds Optuna's journal writes and the processed-event
+record, so a handler's effects land together or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, replace
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+from optuna.storages import JournalStorage
+
+from functions.adapters.sqlite_journal import TABLE as JOURNAL_TABLE
+from functions.adapters.sqlite_journal import SqliteJournalBackend
+from functions.core.errors import StudyConflict, StudyNotFound, TemporaryError
+from functions.core.events import Event
+from functions.core.metrics import Observation
+from functions.core.records import Counts, StudyRecord, TrialRecord
+from functions.core.spec import MINIMIZE, Study
+from functions.core.validate import parse_study
+
+
+def _migrate_1(db: sqlite_utils.Database) -> None:
+    db["studies"].create(
+        {"name": str, "definition": str, "normalized": str, "base_dir": str, "status": str,
+         "reason": str, "created_at": float, "started_at": float, "completed_at": float},
+        pk="name",
+    )
+    db["trials"].create(
+        {"study": str, "number": int, "params": str, "state": str, "attempt": int, "value": float,
+         "trial_values": str, "metrics": str, "reason": str, "exit_code": int,
+         "created_at": float, "started_at": float, "finished_at": float},
+        pk=("study", "number"),
+    )
+    db["trials"].create_index(["study", "state"])
+    db["trials"].create_index(["study", "value"])
+    db["observations"].create(
+        {"study": str, "trial": int, "attempt": int, "seq": int, "metric": str, "value": float,
+         "step": int, "timestamp": str},
+        pk=("study", "trial", "attempt", "seq"),
+    )
+    db["processed_events"].create(
+        {"event_id": str, "handler": str, "emitted": str, "processed_at": float},
+        pk=("event_id", "handler"),
+    )
+    db.execute(f"CREATE TABLE {JOURNAL_TABLE} (number INTEGER PRIMARY KEY, body TEXT NOT NULL)")
+
+
+MIGRATIONS = (_migrate_1,)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, allow_nan=True)
+
+
+def _loads(text: str | None) -> Any:
+    return json.loads(text) if text else None
+
+
+@lru_cache(maxsize=64)
+def _spec(normalized: str) -> Study:
+    return parse_study(json.loads(normalized))
+
+
+class SqliteStore:
+    """Implements :class:`functions.core.ports.Store`. Use one instance per thread."""
+
+    def __init__(self, path: str | Path, busy_timeout: float = 30.0) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        self.db = sqlite_utils.Database(conn)
+        self._optuna: JournalStorage | None = None
+        self._migrate()
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _migrate(self) -> None:
+        with self.transaction():
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
+                migration(self.db)
+                self.db.execute(f"PRAGMA user_version = {number}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        conn = self.db.conn
+        if conn.in_transaction:
+            yield
+            return
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise TemporaryError(f"the database is busy: {exc}") from exc
+        try:
+            yield
+        except BaseException:
+            conn.execute("ROLLBACK")
+            self._optuna = None
+            raise
+        conn.execute("COMMIT")
+
+    def optuna_storage(self) -> JournalStorage:
+        if self._optuna is None:
+            self._optuna = JournalStorage(SqliteJournalBackend(self.db.conn))
+        return self._optuna
+
+    # studies
+
+    def add_study(self, record: StudyRecord) -> StudyRecord:
+        with self.transaction():
+            row = self._study_row(record.name)
+            if row is not None:
+                existing = self._study(row)
+                if existing.spec != record.spec:
+                    raise StudyConflict(
+                        f"study {record.name!r} already exists with a different definition; "
+                        "choose another name or another database"
+                    )
+                return existing
+            self.db["studies"].insert({
+                "name": record.name, "definition": _dumps(record.definition),
+                "normalized": _dumps(record.spec.to_dict()), "base_dir": record.base_dir,
+                "status": record.status, "reason": record.reason, "created_at": record.created_at,
+            })
+        return record
+
+    def _study_row(self, name: str) -> dict[str, Any] | None:
+        rows = list(self.db.query("SELECT * FROM studies WHERE name = ?", [name]))
+        return rows[0] if rows else None
+
+    @staticmethod
+    def _study(row: dict[str, Any]) -> StudyRecord:
+        return StudyRecord(
+            spec=_spec(row["normalized"]), definition=_loads(row["definition"]),
+            base_dir=row["base_dir"], status=row["status"], reason=row["reason"] or "",
+            created_at=row["created_at"], started_at=row["started_at"], completed_at=row["completed_at"],
+        )
+
+    def get_study(self, name: str) -> StudyRecord:
+        row = self._study_row(name)
+        if row is None:
+            raise StudyNotFound(f"no study named {name!r}")
+        return self._study(row)
+
+    def list_studies(self) -> list[StudyRecord]:
+        return [self._study(row) for row in self.db.query("SELECT * FROM studies ORDER BY created_at")]
+
+    def update_study(self, name: str, **fields: Any) -> None:
+        self.db["studies"].update(name, fields)
+
+    # trials
+
+    def add_trial(self, trial: TrialRecord) -> None:
+        self.db["trials"].insert(self._trial_row(trial), replace=True)
+
+    @staticmethod
+    def _trial_row(trial: TrialRecord) -> dict[str, Any]:
+        row = asdict(trial)
+        row["params"] = _dumps(trial.params)
+        row["metrics"] = _dumps(trial.metrics)
+        row["trial_values"] = _dumps(row.pop("values"))
+        row["value"] = trial.values[0] if trial.values else None
+        return row
+
+    @staticmethod
+    def _trial(row: dict[str, Any]) -> TrialRecord:
+        fields = {k: v for k, v in row.items() if k not in ("value", "trial_values")}
+        fields.update(params=_loads(row["params"]), metrics=_loads(row["metrics"]) or {},
+                      values=_loads(row["trial_values"]), reason=row["reason"] or "")
+        return TrialRecord(**fields)
+
+    def get_trial(self, study: str, number: int) -> TrialRecord | None:
+        rows = list(self.db.query("SELECT * FROM trials WHERE study = ? AND number = ?", [study, number]))
+        return self._trial(rows[0]) if rows else None
+
+    def update_trial(self, study: str, number: int, **fields: Any) -> None:
+        current = self.get_trial(study, number)
+        if current is None:
+            raise StudyNotFound(f"study {study!r} has no trial {number}")
+        self.db["trials"].update((study, number), self._trial_row(replace(current, **fields)))
+
+    def trials(self, study: str, states: Sequence[str] = ()) -> list[TrialRecord]:
+        sql, args = "SELECT * FROM trials WHERE study = ?", [study]
+        if states:
+            sql += f" AND state IN ({', '.join('?' * len(states))})"
+            args += list(states)
+        return [self._trial(row) for row in self.db.query(sql + " ORDER BY number", args)]
+
+    def count_trials(self, study: str) -> Counts:
+        rows = self.db.execute(
+            "SELECT state, count(*) FROM trials WHERE study = ? GROUP BY state", [study]
+        ).fetchall()
+        by_state = dict(rows)
+        return Counts(waiting=by_state.get("WAITING", 0), running=by_state.get("RUNNING", 0),
+                      complete=by_state.get("COMPLETE", 0), failed=by_state.get("FAIL", 0),
+                      pruned=by_state.get("PRUNED", 0))
+
+    def best_trials(self, study: str, limit: int) -> list[TrialRecord]:
+        spec = self.get_study(study).spec
+        order = "ASC" if spec.objectives[0].direction == MINIMIZE else "DESC"
+        rows = self.db.query(
+            f"SELECT * FROM trials WHERE study = ? AND state = 'COMPLETE' AND value IS NOT NULL "
+            f"ORDER BY value {order}, number LIMIT ?", [study, limit])
+        return [self._trial(row) for row in rows]
+
+    # observations
+
+    def add_observations(self, study: str, number: int, attempt: int, observations: Sequence[Observation]) -> None:
+        key = {"study": study, "trial": number, "attempt": attempt}
+        self.db.execute("DELETE FROM observations WHERE study = ? AND trial = ? AND attempt = ?",
+                        [study, number, attempt])
+        self.db["observations"].insert_all(
+            {**key, "seq": seq, "metric": o.metric, "value": None if math.isnan(o.value) else o.value,
+             "step": o.step, "timestamp": o.timestamp}
+            for seq, o in enumerate(observations)
+        )
+
+    def observations(self, study: str, number: int) -> list[Observation]:
+        rows = self.db.query(
+            "SELECT metric, value, step, timestamp FROM observations WHERE study = ? AND trial = ? "
+            "ORDER BY attempt, seq", [study, number])
+        return [Observation(r["metric"], math.nan if r["value"] is None else r["value"], r["step"], r["timestamp"])
+                for r in rows]
+
+    # processed events
+
+    def processed(self, event_id: str, handler: str) -> list[Event] | None:
+        row = self.db.execute(
+            "SELECT emitted FROM processed_events WHERE event_id = ? AND handler = ?", [event_id, handler]
+        ).fetchone()
+        return None if row is None else [Event.from_dict(e) for e in json.loads(row[0])]
+
+    def record_processed(self, event_id: str, handler: str, emitted: Sequence[Event]) -> None:
+        self.db["processed_events"].insert(
+            {"event_id": event_id, "handler": handler, "emitted": _dumps([e.to_dict() for e in emitted]),
+             "processed_at": time.time()})

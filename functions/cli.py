@@ -1,0 +1,233 @@
+"""The ``katuna`` command: a thin layer over the embedded runner, the store and the views."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from functions.adapters.sqlite_store import SqliteStore
+from functions.core.errors import InvalidStudy, KatunaError, StudyConflict
+from functions.core.formats import load_study
+from functions.core.records import StudyRecord
+from functions.embedded import Embedded
+from functions.progress import StudyProgress
+from functions.settings import Settings
+from functions.views import best_trials, study_view, trial_view
+
+console = Console()
+errors = Console(stderr=True)
+
+db_option = click.option("--db", type=click.Path(dir_okay=False), default=None,
+                         help="SQLite database (default: $KATUNA_DB or ./katuna.db).")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+
+
+def _settings(db: str | None) -> Settings:
+    return Settings.from_env().with_db(db)
+
+
+@contextmanager
+def _store(db: str | None) -> Iterator[SqliteStore]:
+    store = SqliteStore(_settings(db).db)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _fail(message: str, code: int = 1) -> None:
+    errors.print(f"[red]error:[/red] {message}", highlight=False)
+    sys.exit(code)
+
+
+def _print_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, default=str))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="katuna")
+def main() -> None:
+    """Hyperparameter tuning as event-driven functions."""
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@db_option
+def run(file: str, db: str | None) -> None:
+    """Run the study in FILE to completion (resuming it if it was interrupted)."""
+    path = Path(file)
+    try:
+        spec, definition = load_study(path.read_text())
+    except InvalidStudy as exc:
+        errors.print(f"[red]error:[/red] {path} is not a valid study:", highlight=False)
+        for problem in exc.problems:
+            errors.print(f"  - {problem}", highlight=False, markup=False)
+        sys.exit(2)
+    embedded = Embedded(_settings(db))
+    try:
+        record = embedded.submit(spec, definition, path.parent)
+    except StudyConflict as exc:
+        embedded.close()
+        _fail(str(exc), 2)
+    if record.terminal:
+        console.print(f"Study [bold]{spec.name}[/bold] already {record.status}: {record.reason}. Nothing to run.")
+        _print_result(embedded.store, record, embedded.settings)
+        embedded.close()
+        return
+    try:
+        with StudyProgress(console, embedded.store, spec) as progress:
+            record = embedded.run(spec.name, on_tick=progress.update)
+    except KeyboardInterrupt:
+        embedded.close()
+        errors.print(f"\nInterrupted: running trials were stopped. Run the same command again to resume {spec.name!r}.")
+        sys.exit(130)
+    _print_result(embedded.store, record, embedded.settings)
+    embedded.close()
+    sys.exit(0 if record.status == "completed" else 1)
+
+
+def _print_result(store: SqliteStore, record: StudyRecord, settings: Settings) -> None:
+    view = study_view(store, record)
+    console.print(f"Study [bold]{record.name}[/bold]: {record.status} ({record.reason})")
+    _trial_table(record, best_trials(store, record, limit=5), title="Best trials")
+    console.print(f"Results: {settings.db.resolve()} (study {record.name!r}); "
+                  f"logs: {settings.logs.resolve() / record.name}")
+    console.print(f"Trials: {view['trials']} ({view['counts']['complete']} complete, "
+                  f"{view['counts']['failed']} failed, {view['counts']['pruned']} pruned)")
+
+
+def _trial_table(record: StudyRecord, trials: list, title: str | None = None) -> None:
+    spec = record.spec
+    table = Table(title=title)
+    table.add_column("trial", justify="right")
+    table.add_column("state")
+    for objective in spec.objectives:
+        table.add_column(f"{objective.metric} ({objective.direction[:3]})", justify="right")
+    for parameter in spec.parameters:
+        table.add_column(parameter.name)
+    table.add_column("reason", overflow="fold", max_width=40)
+    for trial in trials:
+        values = trial.values or [None] * len(spec.objectives)
+        table.add_row(
+            str(trial.number), trial.state,
+            *["" if v is None else f"{v:.6g}" for v in values],
+            *[_short(trial.params.get(p.name)) for p in spec.parameters],
+            (trial.reason or "").splitlines()[0] if trial.reason else "",
+        )
+    console.print(table)
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+@main.command()
+@db_option
+@json_option
+def studies(db: str | None, as_json: bool) -> None:
+    """List the stored studies."""
+    with _store(db) as store:
+        views = [study_view(store, record) for record in store.list_studies()]
+    if as_json:
+        _print_json(views)
+        return
+    table = Table()
+    for column in ("name", "status", "algorithm", "trials", "best", "reason"):
+        table.add_column(column)
+    for view in views:
+        best = view["best"]
+        shown = f"{best['value']:.6g}" if isinstance(best, dict) else (f"{len(best)} on the front" if best else "")
+        table.add_row(view["name"], view["status"], view["algorithm"], str(view["trials"]), shown, view["reason"] or "")
+    console.print(table)
+
+
+def _with_study(db: str | None, name: str) -> tuple[SqliteStore, StudyRecord]:
+    store = SqliteStore(_settings(db).db)
+    try:
+        return store, store.get_study(name)
+    except KatunaError as exc:
+        store.close()
+        _fail(str(exc))
+
+
+@main.command()
+@click.argument("name")
+@db_option
+@json_option
+def show(name: str, db: str | None, as_json: bool) -> None:
+    """Show a study: status, trial counts, best trial, stop reason."""
+    store, record = _with_study(db, name)
+    view = study_view(store, record)
+    view["definition"] = record.spec.to_dict()
+    store.close()
+    if as_json:
+        _print_json(view)
+        return
+    counts = view["counts"]
+    console.print(f"[bold]{name}[/bold]  status: {view['status']}  reason: {view['reason'] or '-'}")
+    console.print(f"algorithm: {view['algorithm']}  trials: {view['trials']}/{view['maxTrials'] or '-'} "
+                  f"(complete {counts['complete']}, failed {counts['failed']}, pruned {counts['pruned']}, "
+                  f"running {counts['running']}, waiting {counts['waiting']})")
+    best = view["best"]
+    if isinstance(best, dict):
+        console.print(f"best: trial {best['number']} value {best['value']:.6g} params {best['params']}")
+
+
+@main.command()
+@click.argument("name")
+@db_option
+@json_option
+def trials(name: str, db: str | None, as_json: bool) -> None:
+    """List the trials of a study."""
+    store, record = _with_study(db, name)
+    rows = store.trials(name)
+    store.close()
+    if as_json:
+        _print_json([trial_view(t) for t in rows])
+        return
+    _trial_table(record, rows)
+
+
+@main.command()
+@click.argument("name")
+@db_option
+@json_option
+def best(name: str, db: str | None, as_json: bool) -> None:
+    """Show the best trial (or the Pareto front of a multi-objective study)."""
+    store, record = _with_study(db, name)
+    found = best_trials(store, record)
+    store.close()
+    if as_json:
+        views = [trial_view(t) for t in found]
+        _print_json(views if record.spec.multi_objective else (views[0] if views else None))
+        return
+    if not found:
+        _fail(f"study {name!r} has no completed trial yet")
+    _trial_table(record, found, title="Pareto front" if record.spec.multi_objective else "Best trial")
+
+
+@main.command()
+@click.argument("name")
+@db_option
+def stop(name: str, db: str | None) -> None:
+    """Stop a running study; a `katuna run` of it stops its trials within a second."""
+    embedded = Embedded(_settings(db))
+    try:
+        record = embedded.store.get_study(name)
+        if record.terminal:
+            console.print(f"Study {name!r} already {record.status}: {record.reason}")
+            return
+        embedded.stop(name)
+        console.print(f"Study {name!r} stopped.")
+    except KatunaError as exc:
+        _fail(str(exc))
+    finally:
+        embedded.close()

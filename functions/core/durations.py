@@ -1,0 +1,39 @@
+"""Durations as users write them: seconds as a number, or ``90s``, ``5m``, ``1h30m``, ``2d``."""
+
+from __future__ import annotations
+
+import math
+import re
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_PART = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+
+
+def parse_duration(value: object) -> float:
+    """Seconds in ``value``; ``ValueError`` with the expected forms otherwise."""
+    expected = "expected a positive duration: seconds, or a string such as 90s, 5m, 1h30m"
+    if isinstance(value, bool):
+        raise ValueError(f"{expected}, got {value!r}")
+    if isinstance(value, (int, float)):
+        if not math.isfinite(value) or value <= 0:
+            raise ValueError(f"{expected}, got {value!r}")
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip().replace(" ", "")
+        if _PART.sub("", text) == "" and text:
+            seconds = sum(float(n) * _UNITS[u] for n, u in _PART.findall(text))
+            if seconds > 0:
+                return seconds
+    raise ValueError(f"{expected}, got {value!r}")
+
+
+def format_duration(seconds: float) -> str:
+    """A short human form such as ``1h02m`` or ``42s``."""
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"

@@ -1,0 +1,57 @@
+"""The exception tree: one root, split by whether retrying the same request can help.
+
+``KatunaError``
+    ``PermanentError`` (retrying cannot help; HTTP 400/422)
+        ``InvalidStudy``     a study definition with one or more problems
+        ``StudyConflict``    another definition already uses the name
+        ``StudyNotFound``    no study by that name
+    ``TemporaryError`` (retrying later may help; HTTP 503)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with an input: where (a dotted field path) and what was expected."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class KatunaError(Exception):
+    """Root of every error katuna raises on purpose."""
+
+    retryable = False
+
+
+class PermanentError(KatunaError):
+    """The request is wrong; sending it again unchanged fails again."""
+
+
+class TemporaryError(KatunaError):
+    """A dependency is busy or unreachable; the same request may succeed later."""
+
+    retryable = True
+
+
+class InvalidStudy(PermanentError):
+    """A study definition failed validation; ``problems`` lists every problem found."""
+
+    def __init__(self, problems: list[Problem] | tuple[Problem, ...]) -> None:
+        self.problems = tuple(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"invalid study ({len(self.problems)} problem(s)):\n{lines}")
+
+
+class StudyConflict(PermanentError):
+    """A different definition is already stored under the same study name."""
+
+
+class StudyNotFound(PermanentError):
+    """No study is stored under the given name."""

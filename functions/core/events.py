@@ -1,0 +1,96 @@
+"""The event vocabulary and the one routing table every broker is built from.
+
+Events are plain values here; the CloudEvents SDK appears only at the HTTP edge. Event ids are
+deterministic where the event stands for a fact (a trial's attempt finished), so a redelivered
+fact carries the id it had the first time.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+SOURCE = "/katuna"
+STUDY_CREATED = "dev.katuna.study.created"
+TRIAL_SUGGESTED = "dev.katuna.trial.suggested"
+TRIAL_FINISHED = "dev.katuna.trial.finished"
+STUDY_COMPLETED = "dev.katuna.study.completed"
+
+ROUTES: Mapping[str, tuple[str, ...]] = {
+    STUDY_CREATED: ("suggest",),
+    TRIAL_SUGGESTED: ("spawn",),
+    TRIAL_FINISHED: ("collect",),
+    STUDY_COMPLETED: ("stop",),
+}
+"""Event type to the handlers (modules of ``functions.handlers``) that receive it."""
+
+_NAMESPACE = uuid.UUID("7f1d7a52-3b8e-4c55-9a43-5b3f3e2a9c10")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+@dataclass(frozen=True)
+class Event:
+    """A CloudEvents 1.0 event: ``type`` in reverse-DNS form, JSON ``data``."""
+
+    type: str
+    data: Mapping[str, Any]
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    source: str = SOURCE
+    subject: str | None = None
+    time: str = field(default_factory=_now)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "type": self.type, "source": self.source,
+                "subject": self.subject, "time": self.time, "data": dict(self.data)}
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Event:
+        return cls(type=raw["type"], data=raw["data"], id=raw["id"], source=raw["source"],
+                   subject=raw.get("subject"), time=raw["time"])
+
+
+def derived_id(*parts: object) -> str:
+    """A stable event id from the facts that make an event unique."""
+    return str(uuid.uuid5(_NAMESPACE, "/".join(str(p) for p in parts)))
+
+
+def study_created(study: str) -> Event:
+    """Start or resume a study: a fresh id each time, since every delivery reconciles."""
+    return Event(STUDY_CREATED, {"study": study}, subject=study)
+
+
+def trial_suggested(study: str, number: int, attempt: int) -> Event:
+    return Event(
+        TRIAL_SUGGESTED,
+        {"study": study, "trial": number, "attempt": attempt},
+        id=derived_id("suggested", study, number, attempt),
+        subject=f"{study}/{number}",
+    )
+
+
+def trial_finished(
+    study: str, number: int, attempt: int, outcome: str, exit_code: int | None = None, message: str = ""
+) -> Event:
+    """A trial attempt ended. ``outcome``: exited, timeout, error (could not start), preempted."""
+    return Event(
+        TRIAL_FINISHED,
+        {"study": study, "trial": number, "attempt": attempt, "outcome": outcome,
+         "exitCode": exit_code, "message": message},
+        id=derived_id("finished", study, number, attempt),
+        subject=f"{study}/{number}",
+    )
+
+
+def study_completed(study: str, status: str, reason: str) -> Event:
+    return Event(
+        STUDY_COMPLETED,
+        {"study": study, "status": status, "reason": reason},
+        id=derived_id("completed", study),
+        subject=study,
+    )

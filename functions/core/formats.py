@@ -1,0 +1,28 @@
+"""Study definitions as text: YAML or JSON, in the native format."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from functions.core.errors import InvalidStudy, Problem
+from functions.core.spec import Study
+from functions.core.validate import parse_study
+
+
+def parse_text(text: str) -> dict[str, Any]:
+    """The definition in ``text`` (YAML, of which JSON is a subset) as a mapping."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise InvalidStudy([Problem("", f"not valid YAML or JSON: {exc}")]) from exc
+    if not isinstance(data, dict):
+        raise InvalidStudy([Problem("", "expected a mapping at the top level of the study definition")])
+    return data
+
+
+def load_study(text: str) -> tuple[Study, dict[str, Any]]:
+    """The validated study in ``text``, and the definition as submitted."""
+    definition = parse_text(text)
+    return parse_study(definition), definition

@@ -1,0 +1,17 @@
+"""Deterministic names for the objects a trial creates, valid as Kubernetes names."""
+
+from __future__ import annotations
+
+import hashlib
+
+MAX_NAME = 63
+
+
+def job_name(study: str, number: int, attempt: int = 1) -> str:
+    """``<study>-<trial>`` (``-a<attempt>`` after the first), shortened with a hash past 63 characters."""
+    suffix = f"-{number}" + (f"-a{attempt}" if attempt > 1 else "")
+    if len(study) + len(suffix) <= MAX_NAME:
+        return study + suffix
+    digest = hashlib.sha256(study.encode()).hexdigest()[:6]
+    head = study[: MAX_NAME - len(suffix) - len(digest) - 1].rstrip("-")
+    return f"{head}-{digest}{suffix}"

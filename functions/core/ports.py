@@ -1,0 +1,100 @@
+"""The ports: what handlers need from the outside world, as small Protocols.
+
+Adapters implement them (``functions.adapters``); handlers and tests depend only on these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import optuna
+
+from functions.core.events import Event
+from functions.core.metrics import Observation
+from functions.core.records import Counts, StudyRecord, TrialRecord
+
+
+class Store(Protocol):
+    """Studies, trials, observations, processed events and Optuna's state, in one transaction scope."""
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """Everything inside commits together or not at all (Optuna's writes included)."""
+
+    def optuna_storage(self) -> optuna.storages.BaseStorage: ...
+
+    def add_study(self, record: StudyRecord) -> StudyRecord:
+        """Store a new study, or return the stored one when the definition is identical.
+
+        Raises ``StudyConflict`` when the name holds a different definition.
+        """
+
+    def get_study(self, name: str) -> StudyRecord:
+        """Raises ``StudyNotFound``."""
+
+    def list_studies(self) -> list[StudyRecord]: ...
+
+    def update_study(self, name: str, **fields: Any) -> None: ...
+
+    def add_trial(self, trial: TrialRecord) -> None: ...
+
+    def get_trial(self, study: str, number: int) -> TrialRecord | None: ...
+
+    def update_trial(self, study: str, number: int, **fields: Any) -> None: ...
+
+    def trials(self, study: str, states: Sequence[str] = ()) -> list[TrialRecord]: ...
+
+    def count_trials(self, study: str) -> Counts: ...
+
+    def best_trials(self, study: str, limit: int) -> list[TrialRecord]:
+        """Completed trials, best first by the first objective."""
+
+    def add_observations(self, study: str, number: int, attempt: int, observations: Sequence[Observation]) -> None:
+        """Replaces any observations stored earlier for the same attempt."""
+
+    def observations(self, study: str, number: int) -> list[Observation]: ...
+
+    def processed(self, event_id: str, handler: str) -> list[Event] | None:
+        """The events a handler emitted for this event id, or None if it never handled it."""
+
+    def record_processed(self, event_id: str, handler: str, emitted: Sequence[Event]) -> None: ...
+
+
+@dataclass(frozen=True)
+class TrialLaunch:
+    """Everything an executor needs to start one attempt of one trial."""
+
+    study: str
+    number: int
+    attempt: int
+    job_name: str
+    argv: list[str]
+    env: dict[str, str]
+    working_dir: str
+    timeout: float | None
+    image: str | None = None
+    resources: dict[str, str] | None = None
+
+
+class Executor(Protocol):
+    """Runs trial attempts and reports each end as a ``trial.finished`` event."""
+
+    def launch(self, launch: TrialLaunch) -> None:
+        """Start the attempt; launching one that exists already does nothing."""
+
+    def exists(self, study: str, number: int, attempt: int) -> bool:
+        """Whether this executor has (or had) a run of this attempt."""
+
+    def stop(self, study: str, number: int) -> None:
+        """Stop every attempt of the trial; no ``trial.finished`` follows."""
+
+    def output(self, launch: TrialLaunch) -> Iterator[str]:
+        """The attempt's output (stdout and stderr) as lines."""
+
+    def read_file(self, launch: TrialLaunch, path: str) -> Iterator[str]:
+        """Lines of a file the attempt wrote (the file metrics collector); none if it is absent."""
+
+
+Clock = Callable[[], float]

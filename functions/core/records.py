@@ -1,0 +1,82 @@
+"""What the store keeps: study and trial records, and the trial states and study statuses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from functions.core.spec import Study
+
+WAITING, RUNNING, COMPLETE, FAIL, PRUNED = "WAITING", "RUNNING", "COMPLETE", "FAIL", "PRUNED"
+ACTIVE_STATES = (WAITING, RUNNING)
+FINISHED_STATES = (COMPLETE, FAIL, PRUNED)
+
+STUDY_RUNNING, COMPLETED, FAILED, STOPPED = "running", "completed", "failed", "stopped"
+TERMINAL_STATUSES = (COMPLETED, FAILED, STOPPED)
+
+
+@dataclass(frozen=True)
+class StudyRecord:
+    """A stored study: its definition, where it came from, and how far it got."""
+
+    spec: Study
+    definition: dict[str, Any]
+    base_dir: str
+    status: str = STUDY_RUNNING
+    reason: str = ""
+    created_at: float = 0.0
+    started_at: float | None = None
+    completed_at: float | None = None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """A stored trial. ``values`` are the objectives in order; ``metrics`` every reduced metric."""
+
+    study: str
+    number: int
+    params: dict[str, Any]
+    state: str = WAITING
+    attempt: int = 1
+    values: list[float] | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    reason: str = ""
+    exit_code: int | None = None
+    created_at: float = 0.0
+    started_at: float | None = None
+    finished_at: float | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINISHED_STATES
+
+
+@dataclass(frozen=True)
+class Counts:
+    """How many trials of a study are in each state."""
+
+    waiting: int = 0
+    running: int = 0
+    complete: int = 0
+    failed: int = 0
+    pruned: int = 0
+
+    @property
+    def active(self) -> int:
+        return self.waiting + self.running
+
+    @property
+    def finished(self) -> int:
+        return self.complete + self.failed + self.pruned
+
+    @property
+    def created(self) -> int:
+        return self.active + self.finished

@@ -1,0 +1,111 @@
+"""The sampler registry: algorithm names to Optuna samplers, rebuilt for every trial.
+
+A handler runs in a fresh process per event, so the sampler is rebuilt for every ask. A fixed
+seed would then repeat the same suggestion; each trial's seed is instead derived from the
+study seed and the trial number, which keeps a seeded study reproducible.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import inspect
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+
+from functions.core.errors import Problem
+from functions.core.space import grid_values
+from functions.core.spec import Algorithm, Parameter
+
+
+@dataclass(frozen=True)
+class SamplerKind:
+    """One registry entry: how to build the sampler and what it supports."""
+
+    factory: Callable[..., optuna.samplers.BaseSampler]
+    fixed: Mapping[str, Any]
+    multi_objective: bool = True
+    needs_grid: bool = False
+    requires: str | None = None
+
+
+REGISTRY: dict[str, SamplerKind] = {
+    "random": SamplerKind(optuna.samplers.RandomSampler, {}),
+    "grid": SamplerKind(optuna.samplers.GridSampler, {}, needs_grid=True),
+    "tpe": SamplerKind(optuna.samplers.TPESampler, {}),
+    "multivariate-tpe": SamplerKind(
+        optuna.samplers.TPESampler, {"multivariate": True, "group": True}
+    ),
+    "cmaes": SamplerKind(optuna.samplers.CmaEsSampler, {}, multi_objective=False),
+    "sobol": SamplerKind(optuna.samplers.QMCSampler, {"qmc_type": "sobol"}),
+    "qmc": SamplerKind(optuna.samplers.QMCSampler, {}),
+    "nsga2": SamplerKind(optuna.samplers.NSGAIISampler, {}),
+    "gp": SamplerKind(optuna.samplers.GPSampler, {}, requires="torch"),
+}
+
+_NOT_SETTINGS = {"seed", "search_space", "independent_sampler", "constraints_func"}
+
+
+def trial_seed(study_seed: int | None, trial_number: int) -> int | None:
+    """The seed of one trial's sampler: distinct per trial, fixed for a seeded study."""
+    if study_seed is None:
+        return None
+    digest = hashlib.sha256(f"{study_seed}:{trial_number}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
+def _accepted_settings(kind: SamplerKind) -> set[str]:
+    names = set(inspect.signature(kind.factory).parameters)
+    return names - _NOT_SETTINGS - set(kind.fixed)
+
+
+def check_algorithm(
+    algorithm: Algorithm, parameters: tuple[Parameter, ...], n_objectives: int
+) -> list[Problem]:
+    """Every reason this algorithm cannot run this search space."""
+    kind = REGISTRY.get(algorithm.name)
+    if kind is None:
+        known = ", ".join(sorted(REGISTRY))
+        return [Problem("algorithm.name", f"unknown algorithm {algorithm.name!r}; expected one of {known}")]
+    problems = []
+    accepted = _accepted_settings(kind)
+    for key, _ in algorithm.settings:
+        if key not in accepted:
+            expected = ", ".join(sorted(accepted)) or "none"
+            problems.append(
+                Problem(f"algorithm.settings.{key}", f"not a setting of {algorithm.name!r}; expected one of: {expected}")
+            )
+    if n_objectives > 1 and not kind.multi_objective:
+        problems.append(Problem("algorithm.name", f"{algorithm.name!r} supports a single objective only"))
+    if kind.requires and importlib.util.find_spec(kind.requires) is None:
+        problems.append(
+            Problem("algorithm.name", f"{algorithm.name!r} needs the optional package {kind.requires!r}; install it first")
+        )
+    if kind.needs_grid:
+        problems.extend(
+            Problem(f"parameters[{i}]", "grid needs a finite set of values: give float parameters a step")
+            for i, p in enumerate(parameters)
+            if p.type == "float" and p.step is None
+        )
+    return problems
+
+
+def grid_size(parameters: tuple[Parameter, ...]) -> int:
+    """How many points a grid over these parameters has."""
+    return math.prod(len(grid_values(p)) for p in parameters)
+
+
+def build_sampler(
+    algorithm: Algorithm, parameters: tuple[Parameter, ...], trial_number: int
+) -> optuna.samplers.BaseSampler:
+    """The sampler that suggests trial ``trial_number``; its state comes from the storage."""
+    kind = REGISTRY[algorithm.name]
+    kwargs: dict[str, Any] = {**kind.fixed, **dict(algorithm.settings)}
+    kwargs["seed"] = trial_seed(algorithm.seed, trial_number)
+    if kind.needs_grid:
+        kwargs["search_space"] = {p.name: grid_values(p) for p in parameters}
+    return kind.factory(**kwargs)

@@ -1,0 +1,181 @@
+"""The study model: an immutable, validated study definition.
+
+Instances come from :func:`functions.core.validate.parse_study`; ``to_dict`` gives back the
+normalised native format, which parses to an equal study.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+MINIMIZE = "minimize"
+MAXIMIZE = "maximize"
+STRATEGIES = ("min", "max", "latest")
+PARAMETER_TYPES = ("int", "float", "categorical", "discrete")
+
+
+@dataclass(frozen=True)
+class Objective:
+    """One optimised metric, its direction, and an optional goal that ends the study."""
+
+    metric: str
+    direction: str
+    goal: float | None = None
+
+    def reached(self, value: float) -> bool:
+        """Whether ``value`` meets the goal (inclusive, as in Katib)."""
+        if self.goal is None:
+            return False
+        return value <= self.goal if self.direction == MINIMIZE else value >= self.goal
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One dimension of the search space."""
+
+    name: str
+    type: str
+    low: float | int | None = None
+    high: float | int | None = None
+    step: float | int | None = None
+    log: bool = False
+    values: tuple[Any, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "type": self.type}
+        if self.type in ("int", "float"):
+            out.update(min=self.low, max=self.high)
+            if self.step is not None:
+                out["step"] = self.step
+            if self.log:
+                out["log"] = True
+        else:
+            out["values"] = list(self.values)
+        return out
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """The sampler by registry name, its settings, and an optional seed."""
+
+    name: str = "tpe"
+    settings: tuple[tuple[str, Any], ...] = ()
+    seed: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "settings": dict(self.settings)}
+        if self.seed is not None:
+            out["seed"] = self.seed
+        return out
+
+
+@dataclass(frozen=True)
+class TrialTemplate:
+    """How one trial runs: an argv with ``${trialParameters.x}`` placeholders, and its context.
+
+    ``image`` and ``resources`` are used only when trials run on a cluster.
+    """
+
+    command: tuple[str, ...]
+    env: tuple[tuple[str, str], ...] = ()
+    working_dir: str | None = None
+    timeout: float | None = None
+    image: str | None = None
+    resources: tuple[tuple[str, str], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"command": list(self.command)}
+        optional = {
+            "env": dict(self.env),
+            "workingDir": self.working_dir,
+            "timeout": self.timeout,
+            "image": self.image,
+            "resources": dict(self.resources),
+        }
+        out.update({k: v for k, v in optional.items() if v not in (None, {})})
+        return out
+
+
+@dataclass(frozen=True)
+class MetricsCollector:
+    """Where a trial's metrics are read from: its output (default) or a file, as text or JSON."""
+
+    kind: str = "stdout"
+    path: str | None = None
+    format: str = "text"
+    filters: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind, "format": self.format}
+        if self.path is not None:
+            out["path"] = self.path
+        if self.filters:
+            out["filters"] = list(self.filters)
+        return out
+
+
+@dataclass(frozen=True)
+class Study:
+    """A complete, validated study definition."""
+
+    name: str
+    objectives: tuple[Objective, ...]
+    parameters: tuple[Parameter, ...]
+    trial_template: TrialTemplate
+    additional_metrics: tuple[str, ...] = ()
+    strategies: tuple[tuple[str, str], ...] = ()
+    algorithm: Algorithm = field(default_factory=Algorithm)
+    parallelism: int = 3
+    max_trials: int | None = None
+    max_failed_trials: int | None = None
+    time_budget: float | None = None
+    metrics_collector: MetricsCollector = field(default_factory=MetricsCollector)
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        """Every collected metric: the objectives first, then the additional ones."""
+        return tuple(o.metric for o in self.objectives) + self.additional_metrics
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.objectives) > 1
+
+    def strategy(self, metric: str) -> str:
+        """How repeated values of ``metric`` are reduced to one (Katib's defaults)."""
+        explicit = dict(self.strategies).get(metric)
+        if explicit:
+            return explicit
+        for objective in self.objectives:
+            if objective.metric == metric:
+                return "min" if objective.direction == MINIMIZE else "max"
+        return "min" if self.objectives[0].direction == MINIMIZE else "max"
+
+    def to_dict(self) -> dict[str, Any]:
+        objective: dict[str, Any] = {
+            "metrics": [
+                {"name": o.metric, "direction": o.direction}
+                | ({"goal": o.goal} if o.goal is not None else {})
+                for o in self.objectives
+            ]
+        }
+        if self.additional_metrics:
+            objective["additionalMetrics"] = list(self.additional_metrics)
+        if self.strategies:
+            objective["strategies"] = dict(self.strategies)
+        out: dict[str, Any] = {
+            "name": self.name,
+            "objective": objective,
+            "parameters": [p.to_dict() for p in self.parameters],
+            "algorithm": self.algorithm.to_dict(),
+            "parallelism": self.parallelism,
+            "trialTemplate": self.trial_template.to_dict(),
+            "metricsCollector": self.metrics_collector.to_dict(),
+        }
+        optional = {
+            "maxTrials": self.max_trials,
+            "maxFailedTrials": self.max_failed_trials,
+            "timeBudget": self.time_budget,
+        }
+        out.update({k: v for k, v in optional.items() if v is not None})
+        return out

@@ -1,0 +1,70 @@
+"""Stop rules: when a study ends, with which status and why; and how many trials to ask for now."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from functions.core.durations import format_duration
+from functions.core.records import COMPLETED, FAILED, Counts, TrialRecord
+from functions.core.spec import Study
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The end of a study: its final status and a reason a person can read."""
+
+    status: str
+    reason: str
+
+
+def _goal_reached(study: Study, trial: TrialRecord | None) -> str | None:
+    if trial is None or trial.values is None:
+        return None
+    goals = [o for o in study.objectives if o.goal is not None]
+    values = dict(zip(study.objectives, trial.values))
+    if not goals or not all(o.reached(values[o]) for o in goals):
+        return None
+    met = ", ".join(f"{o.metric}={values[o]:g} (goal {o.goal:g})" for o in goals)
+    return f"goal reached by trial {trial.number}: {met}"
+
+
+def _capacity_left(study: Study, counts: Counts, grid_size: int | None) -> int:
+    limits = [study.max_trials, grid_size]
+    return min((limit - counts.created for limit in limits if limit is not None), default=1 << 30)
+
+
+def decide(
+    study: Study,
+    counts: Counts,
+    trial: TrialRecord | None,
+    elapsed: float,
+    grid_size: int | None = None,
+) -> Decision | None:
+    """The stop rule that fires now, if any.
+
+    ``trial`` is the trial that just completed, checked against the goals; ``grid_size`` is set
+    for the grid algorithm, whose space runs out.
+    """
+    if study.max_failed_trials is not None and counts.failed > study.max_failed_trials:
+        return Decision(FAILED, f"too many failed trials: {counts.failed} failed, at most {study.max_failed_trials} allowed")
+    goal = _goal_reached(study, trial)
+    if goal:
+        return Decision(COMPLETED, goal)
+    if study.time_budget is not None and elapsed >= study.time_budget:
+        return _final(counts, f"time budget of {format_duration(study.time_budget)} used")
+    if counts.active == 0 and _capacity_left(study, counts, grid_size) <= 0:
+        if study.max_trials is not None and counts.created >= study.max_trials:
+            return _final(counts, f"max trials reached ({study.max_trials})")
+        return _final(counts, f"search space exhausted after {counts.created} trials")
+    return None
+
+
+def _final(counts: Counts, reason: str) -> Decision:
+    if counts.complete == 0:
+        return Decision(FAILED, f"{reason}; no trial succeeded")
+    return Decision(COMPLETED, reason)
+
+
+def trials_to_ask(study: Study, counts: Counts, grid_size: int | None = None) -> int:
+    """How many new trials to suggest now: free parallel slots within the remaining budget."""
+    return max(0, min(study.parallelism - counts.active, _capacity_left(study, counts, grid_size)))

@@ -1,0 +1,53 @@
+"""Deliver an event to the handlers its type is routed to, at most once in effect.
+
+Each handler runs in one store transaction with the record of its processing, which also keeps
+the events it emitted. A redelivered event is answered from that record: nothing changes twice,
+and the emitted events go out again, so a crash between commit and emit loses nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from functions.core.errors import PermanentError
+from functions.core.events import ROUTES, Event
+from functions.handlers import HANDLERS, Deps, Handler
+
+
+class UnknownEventType(PermanentError):
+    """No handler subscribes to the event's type."""
+
+
+class Dispatcher:
+    """Runs handlers for events; safe to call twice with the same event, in any order."""
+
+    def __init__(
+        self,
+        deps: Deps,
+        handlers: Mapping[str, Handler] = HANDLERS,
+        routes: Mapping[str, tuple[str, ...]] = ROUTES,
+    ) -> None:
+        self.deps = deps
+        self._handlers = handlers
+        self._routes = routes
+
+    def deliver(self, event: Event) -> list[Event]:
+        """The events to emit after handling ``event``."""
+        names = self._routes.get(event.type)
+        if names is None:
+            known = ", ".join(sorted(self._routes))
+            raise UnknownEventType(f"unknown event type {event.type!r}; expected one of {known}")
+        emitted: list[Event] = []
+        for name in names:
+            emitted.extend(self._run(name, event))
+        return emitted
+
+    def _run(self, name: str, event: Event) -> list[Event]:
+        store = self.deps.store
+        with store.transaction():
+            done = store.processed(event.id, name)
+            if done is not None:
+                return done
+            emitted = self._handlers[name](event, self.deps)
+            store.record_processed(event.id, name, emitted)
+        return emitted

@@ -1,0 +1,112 @@
+"""What every handler shares: its dependencies, and the steps several handlers take.
+
+A handler is ``handle(event, deps) -> list[Event]``: it reads state through the store, acts
+through the executor, and returns the events to emit. It never talks HTTP.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import optuna
+from optuna.trial import TrialState
+
+from functions.core import template
+from functions.core.events import Event, study_completed, trial_suggested
+from functions.core.naming import job_name
+from functions.core.ports import Clock, Executor, Store, TrialLaunch
+from functions.core.records import WAITING, StudyRecord, TrialRecord
+from functions.core.samplers import build_sampler, grid_size
+from functions.core.space import distributions
+from functions.core.stop import Decision, decide, trials_to_ask
+
+
+@dataclass(frozen=True)
+class Deps:
+    """The ports a handler acts through."""
+
+    store: Store
+    executor: Executor
+    clock: Clock
+
+
+def optuna_study(record: StudyRecord, deps: Deps) -> optuna.Study:
+    """The study's Optuna twin in the shared storage, created on first use."""
+    spec = record.spec
+    return optuna.create_study(
+        storage=deps.store.optuna_storage(),
+        study_name=spec.name,
+        directions=[o.direction for o in spec.objectives],
+        load_if_exists=True,
+    )
+
+
+def study_grid_size(record: StudyRecord) -> int | None:
+    spec = record.spec
+    return grid_size(spec.parameters) if spec.algorithm.name == "grid" else None
+
+
+def ask_trials(record: StudyRecord, deps: Deps) -> list[Event]:
+    """Suggest trials into the free parallel slots, each with its own derived sampler seed."""
+    spec = record.spec
+    counts = deps.store.count_trials(spec.name)
+    wanted = trials_to_ask(spec, counts, study_grid_size(record))
+    if wanted == 0:
+        return []
+    study = optuna_study(record, deps)
+    space = distributions(spec.parameters)
+    events = []
+    for offset in range(wanted):
+        study.sampler = build_sampler(spec.algorithm, spec.parameters, counts.created + offset)
+        trial = study.ask(space)
+        deps.store.add_trial(
+            TrialRecord(spec.name, trial.number, dict(trial.params), WAITING, created_at=deps.clock())
+        )
+        events.append(trial_suggested(spec.name, trial.number, 1))
+    return events
+
+
+def tell(record: StudyRecord, deps: Deps, number: int, state: str, values: list[float] | None = None) -> None:
+    """Tell the sampler how a trial ended; telling a finished trial again changes nothing."""
+    study = optuna_study(record, deps)
+    try:
+        study.tell(number, values, state=TrialState[state], skip_if_finished=True)
+    except RuntimeError as exc:
+        if "Study.stop" not in str(exc):
+            raise
+
+
+def trial_launch(record: StudyRecord, trial: TrialRecord) -> TrialLaunch:
+    """The attempt to run for a trial, from the study's trial template."""
+    spec = record.spec
+    tmpl = spec.trial_template
+    name = job_name(spec.name, trial.number, trial.attempt)
+    env = template.render_env(tmpl.env, trial.params, name)
+    env.update(KATUNA_STUDY=spec.name, KATUNA_TRIAL=str(trial.number), KATUNA_ATTEMPT=str(trial.attempt))
+    return TrialLaunch(
+        study=spec.name,
+        number=trial.number,
+        attempt=trial.attempt,
+        job_name=name,
+        argv=template.render_command(tmpl.command, trial.params, name),
+        env=env,
+        working_dir=os.path.normpath(os.path.join(record.base_dir, tmpl.working_dir or ".")),
+        timeout=tmpl.timeout,
+        image=tmpl.image,
+        resources=dict(tmpl.resources),
+    )
+
+
+def check_stop(record: StudyRecord, deps: Deps, finished: TrialRecord | None = None) -> Decision | None:
+    """Whether a stop rule fires now; ``finished`` is a trial that just completed."""
+    started = record.started_at or record.created_at
+    counts = deps.store.count_trials(record.name)
+    return decide(record.spec, counts, finished, deps.clock() - started, study_grid_size(record))
+
+
+def complete(record: StudyRecord, deps: Deps, decision: Decision) -> list[Event]:
+    """End the study now: later events see its final status at once."""
+    deps.store.update_study(record.name, status=decision.status, reason=decision.reason,
+                            completed_at=deps.clock())
+    return [study_completed(record.name, decision.status, decision.reason)]

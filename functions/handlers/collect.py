@@ -1,0 +1,96 @@
+"""``trial.finished``: read the attempt's metrics, store them, tell the sampler, then go on.
+
+Going on means: retry a preempted attempt, end the study when a stop rule fires, or suggest
+the trials that fill the freed slots. A finished event for a trial that already ended, or for
+an attempt that was superseded, changes nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+from functions.core.events import Event, trial_suggested
+from functions.core.metrics import Observation, parse_json_lines, parse_text, reduce
+from functions.core.records import COMPLETE, FAIL, WAITING, StudyRecord, TrialRecord
+from functions.core.template import substitute
+from functions.handlers.base import Deps, ask_trials, check_stop, complete, tell, trial_launch
+
+MAX_ATTEMPTS = 5
+"""Attempts a trial gets when its runs are preempted (killed from outside) before it fails."""
+
+TAIL_LINES = 10
+
+
+def handle(event: Event, deps: Deps) -> list[Event]:
+    store = deps.store
+    data = event.data
+    record = store.get_study(data["study"])
+    trial = store.get_trial(record.name, data["trial"])
+    if trial is None or trial.finished or trial.attempt != data["attempt"]:
+        return []
+    if data["outcome"] == "preempted" and trial.attempt < MAX_ATTEMPTS and not record.terminal:
+        store.update_trial(record.name, trial.number, attempt=trial.attempt + 1, state=WAITING,
+                           reason=f"attempt {trial.attempt} preempted: {data['message']}")
+        return [trial_suggested(record.name, trial.number, trial.attempt + 1)]
+    observations, tail = _collect(record, trial, deps)
+    store.add_observations(record.name, trial.number, trial.attempt, observations)
+    metrics = reduce(observations, {m: record.spec.strategy(m) for m in record.spec.metric_names})
+    state, values, reason = _verdict(record, data, metrics, tail)
+    store.update_trial(record.name, trial.number, state=state, values=values, metrics=metrics,
+                       reason=reason, exit_code=data.get("exitCode"), finished_at=deps.clock())
+    tell(record, deps, trial.number, state, values)
+    if record.terminal:
+        return []
+    decision = check_stop(record, deps, store.get_trial(record.name, trial.number))
+    if decision is not None:
+        return complete(record, deps, decision)
+    return ask_trials(record, deps)
+
+
+def _collect(record: StudyRecord, trial: TrialRecord, deps: Deps) -> tuple[list[Observation], list[str]]:
+    """The attempt's observations, and the last lines it printed (for failure reasons)."""
+    spec = record.spec
+    collector = spec.metrics_collector
+    launch = trial_launch(record, trial)
+    tail: deque[str] = deque(maxlen=TAIL_LINES)
+
+    def output() -> object:
+        for line in deps.executor.output(launch):
+            tail.append(line.rstrip("\n"))
+            yield line
+
+    if collector.kind == "file":
+        deque(output(), maxlen=0)
+        lines = deps.executor.read_file(launch, substitute(collector.path, trial.params, launch.job_name))
+    else:
+        lines = output()
+    if collector.format == "json":
+        observations = parse_json_lines(lines, spec.metric_names)
+    else:
+        observations = parse_text(lines, spec.metric_names, collector.filters)
+    return observations, list(tail)
+
+
+def _verdict(record: StudyRecord, data: dict, metrics: dict[str, float], tail: list[str]) -> tuple[str, list[float] | None, str]:
+    """The trial's final state, objective values and reason."""
+    last = "\n".join(tail) or "(no output)"
+    outcome, code = data["outcome"], data.get("exitCode")
+    if outcome == "error":
+        return FAIL, None, f"could not start: {data['message']}"
+    if outcome == "timeout":
+        return FAIL, None, f"timed out: {data['message']}; last lines:\n{last}"
+    if outcome == "preempted":
+        return FAIL, None, f"preempted {MAX_ATTEMPTS} times: {data['message']}"
+    if code:
+        return FAIL, None, f"exited with code {code}; last lines:\n{last}"
+    objectives = [o.metric for o in record.spec.objectives]
+    missing = [m for m in objectives if m not in metrics]
+    if missing:
+        names = ", ".join(repr(m) for m in missing)
+        return FAIL, None, f"metrics unavailable: objective {names} never reported; last lines:\n{last}"
+    values = [metrics[m] for m in objectives]
+    bad = [f"{m}={v}" for m, v in zip(objectives, values) if not math.isfinite(v)]
+    if bad:
+        return FAIL, None, f"objective is not a finite number: {', '.join(bad)}"
+    return COMPLETE, values, ""

@@ -1,0 +1,33 @@
+"""``study.created``: start or resume a study.
+
+Every delivery reconciles, so a duplicate is harmless and a re-run resumes: attempts whose run
+the executor no longer has are given a fresh attempt, then free parallel slots get new trials.
+"""
+
+from __future__ import annotations
+
+from functions.core.events import Event, trial_suggested
+from functions.core.records import ACTIVE_STATES, RUNNING, WAITING
+from functions.handlers.base import Deps, ask_trials, check_stop, complete, optuna_study
+
+
+def handle(event: Event, deps: Deps) -> list[Event]:
+    store = deps.store
+    record = store.get_study(event.data["study"])
+    if record.terminal:
+        return []
+    optuna_study(record, deps)
+    if record.started_at is None:
+        store.update_study(record.name, started_at=deps.clock())
+        record = store.get_study(record.name)
+    events = []
+    for trial in store.trials(record.name, ACTIVE_STATES):
+        if trial.state == RUNNING and not deps.executor.exists(record.name, trial.number, trial.attempt):
+            store.update_trial(record.name, trial.number, attempt=trial.attempt + 1, state=WAITING)
+            events.append(trial_suggested(record.name, trial.number, trial.attempt + 1))
+        elif trial.state != RUNNING:
+            events.append(trial_suggested(record.name, trial.number, trial.attempt))
+    decision = check_stop(record, deps)
+    if decision is not None:
+        return complete(record, deps, decision)
+    return events + ask_trials(record, deps)

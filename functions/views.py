@@ -1,0 +1,69 @@
+"""Studies and trials as JSON-ready dicts: one shape for the CLI's ``--json`` and the HTTP API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from functions.core.ports import Store
+from functions.core.records import COMPLETE, StudyRecord, TrialRecord
+from functions.core.spec import MINIMIZE, Study
+
+
+def trial_view(trial: TrialRecord) -> dict[str, Any]:
+    return {
+        "number": trial.number,
+        "state": trial.state,
+        "params": trial.params,
+        "value": trial.values[0] if trial.values else None,
+        "values": trial.values,
+        "metrics": trial.metrics,
+        "reason": trial.reason or None,
+        "attempt": trial.attempt,
+        "exitCode": trial.exit_code,
+        "startedAt": trial.started_at,
+        "finishedAt": trial.finished_at,
+    }
+
+
+def _dominates(a: list[float], b: list[float], signs: list[int]) -> bool:
+    pairs = [(s * x, s * y) for x, y, s in zip(a, b, signs)]
+    return all(x <= y for x, y in pairs) and any(x < y for x, y in pairs)
+
+
+def pareto_front(spec: Study, trials: list[TrialRecord]) -> list[TrialRecord]:
+    """Completed trials that no other completed trial beats on every objective."""
+    signs = [1 if o.direction == MINIMIZE else -1 for o in spec.objectives]
+    done = sorted((t for t in trials if t.state == COMPLETE and t.values), key=lambda t: [s * v for s, v in zip(signs, t.values)])
+    front: list[TrialRecord] = []
+    for trial in done:
+        if not any(_dominates(f.values, trial.values, signs) for f in front):
+            front.append(trial)
+    return front
+
+
+def best_trials(store: Store, record: StudyRecord, limit: int = 1) -> list[TrialRecord]:
+    """The best trials: by the objective, or the Pareto front when there are several."""
+    if record.spec.multi_objective:
+        return pareto_front(record.spec, store.trials(record.name, (COMPLETE,)))
+    return store.best_trials(record.name, limit)
+
+
+def study_view(store: Store, record: StudyRecord) -> dict[str, Any]:
+    counts = store.count_trials(record.name)
+    spec = record.spec
+    best = best_trials(store, record)
+    return {
+        "name": record.name,
+        "status": record.status,
+        "reason": record.reason or None,
+        "algorithm": spec.algorithm.name,
+        "objectives": [{"metric": o.metric, "direction": o.direction, "goal": o.goal} for o in spec.objectives],
+        "trials": counts.created,
+        "counts": {"complete": counts.complete, "failed": counts.failed, "pruned": counts.pruned,
+                   "running": counts.running, "waiting": counts.waiting},
+        "maxTrials": spec.max_trials,
+        "best": (trial_view(best[0]) if best else None) if not spec.multi_objective else [trial_view(t) for t in best],
+        "createdAt": record.created_at,
+        "startedAt": record.started_at,
+        "completedAt": record.completed_at,
+    }
