@@ -17,7 +17,7 @@ from functions.adapters.broker import LocalBroker
 from functions.adapters.local_executor import LocalExecutor
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.events import Event, study_completed, study_created
-from functions.core.records import ACTIVE_STATES, StudyRecord
+from functions.core.records import StudyRecord
 from functions.core.spec import Study
 from functions.dispatch import Dispatcher
 from functions.handlers import Deps
@@ -66,8 +66,7 @@ class Embedded:
     def _watch(self, name: str, quiet_since: list[float]) -> None:
         record = self.store.get_study(name)
         if record.terminal:
-            for trial in self.store.trials(name, ACTIVE_STATES):
-                self.executor.stop(name, trial.number)
+            self.executor.stop_study(name)
             return
         decision = check_stop(record, self.deps)
         if decision is not None:

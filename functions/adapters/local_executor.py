@@ -121,8 +121,15 @@ class LocalExecutor:
             return (study, number, attempt) in self._runs
 
     def stop(self, study: str, number: int) -> None:
+        self._stop(lambda s, n: (s, n) == (study, number))
+
+    def stop_study(self, study: str) -> None:
+        """Stop every attempt of the study that is still running here."""
+        self._stop(lambda s, _: s == study)
+
+    def _stop(self, selected: Callable[[str, int], bool]) -> None:
         with self._lock:
-            runs = [run for (s, n, _), run in self._runs.items() if (s, n) == (study, number)]
+            runs = [run for (s, n, _), run in self._runs.items() if selected(s, n)]
         for run in runs:
             run.stopped = True
             if run.process is not None and run.process.poll() is None:

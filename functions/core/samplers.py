@@ -2,7 +2,9 @@
 
 A handler runs in a fresh process per event, so the sampler is rebuilt for every ask. A fixed
 seed would then repeat the same suggestion; each trial's seed is instead derived from the
-study seed and the trial number, which keeps a seeded study reproducible.
+study seed and the trial number, which keeps a seeded study reproducible. The grid is the
+and quasi-Monte Carlo samplers are the exception: their seed orders the grid or scrambles the
+sequence, which must stay the same for every trial of a study.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import hashlib
 import importlib.util
 import inspect
 import math
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -31,18 +34,19 @@ class SamplerKind:
     multi_objective: bool = True
     needs_grid: bool = False
     requires: str | None = None
+    seed_per_study: bool = False
 
 
 REGISTRY: dict[str, SamplerKind] = {
     "random": SamplerKind(optuna.samplers.RandomSampler, {}),
-    "grid": SamplerKind(optuna.samplers.GridSampler, {}, needs_grid=True),
+    "grid": SamplerKind(optuna.samplers.GridSampler, {}, needs_grid=True, seed_per_study=True),
     "tpe": SamplerKind(optuna.samplers.TPESampler, {}),
     "multivariate-tpe": SamplerKind(
         optuna.samplers.TPESampler, {"multivariate": True, "group": True}
     ),
     "cmaes": SamplerKind(optuna.samplers.CmaEsSampler, {}, multi_objective=False),
-    "sobol": SamplerKind(optuna.samplers.QMCSampler, {"qmc_type": "sobol"}),
-    "qmc": SamplerKind(optuna.samplers.QMCSampler, {}),
+    "sobol": SamplerKind(optuna.samplers.QMCSampler, {"qmc_type": "sobol"}, seed_per_study=True),
+    "qmc": SamplerKind(optuna.samplers.QMCSampler, {}, seed_per_study=True),
     "nsga2": SamplerKind(optuna.samplers.NSGAIISampler, {}),
     "gp": SamplerKind(optuna.samplers.GPSampler, {}, requires="torch"),
 }
@@ -105,7 +109,12 @@ def build_sampler(
     """The sampler that suggests trial ``trial_number``; its state comes from the storage."""
     kind = REGISTRY[algorithm.name]
     kwargs: dict[str, Any] = {**kind.fixed, **dict(algorithm.settings)}
-    kwargs["seed"] = trial_seed(algorithm.seed, trial_number)
+    if kind.seed_per_study:
+        kwargs["seed"] = algorithm.seed or 0
+    else:
+        kwargs["seed"] = trial_seed(algorithm.seed, trial_number)
     if kind.needs_grid:
         kwargs["search_space"] = {p.name: grid_values(p) for p in parameters}
-    return kind.factory(**kwargs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return kind.factory(**kwargs)

@@ -132,7 +132,7 @@ def parse_study(data: Any) -> Study:
     max_trials = r.get(top, "maxTrials", "", "int")
     max_failed = r.get(top, "maxFailedTrials", "", "int")
     time_budget = r.duration(top, "timeBudget", "")
-    trial_template = _trial_template(r, top.get("trialTemplate"), parameters)
+    trial_template = _trial_template(r, top.get("trialTemplate"), _names(top.get("parameters")))
     collector = _collector(r, top.get("metricsCollector"))
     _check_counts(r, parallelism, max_trials, max_failed)
     if max_trials is None and time_budget is None and not any(o.goal is not None for o in objectives) and algorithm.name != "grid":
@@ -222,11 +222,18 @@ def _parameters(r: _Reader, data: Any) -> tuple[Parameter, ...]:
         r.fail("parameters", "required; expected a non-empty list of parameters")
         return ()
     parameters = [_parameter(r, item, f"parameters[{i}]") for i, item in enumerate(data)]
-    found = tuple(p for p in parameters if p is not None)
-    names = [p.name for p in found]
-    for dup in sorted({n for n in names if names.count(n) > 1}):
+    names = _names(data)
+    for dup in sorted({n for n in names if n is not None and names.count(n) > 1}):
         r.fail("parameters", f"parameter {dup!r} is defined more than once")
-    return found
+    return tuple(p for p in parameters if p is not None)
+
+
+def _names(data: Any) -> list[str | None]:
+    """Parameter names by position, None where a parameter has no usable name."""
+    if not isinstance(data, list):
+        return []
+    return [item.get("name") if isinstance(item, Mapping) and isinstance(item.get("name"), str) else None
+            for item in data]
 
 
 def _parameter(r: _Reader, data: Any, path: str) -> Parameter | None:
@@ -292,7 +299,7 @@ def _algorithm(r: _Reader, data: Any) -> Algorithm:
     return Algorithm(name, tuple(sorted(settings.items())), seed)
 
 
-def _trial_template(r: _Reader, data: Any, parameters: tuple[Parameter, ...]) -> TrialTemplate:
+def _trial_template(r: _Reader, data: Any, parameters: list[str | None]) -> TrialTemplate:
     path = "trialTemplate"
     if data is None:
         r.fail(path, "required; expected a mapping with command")
@@ -334,8 +341,8 @@ def _string_map(r: _Reader, item: Mapping[str, Any], key: str, path: str, key_pa
     return tuple(sorted(out))
 
 
-def _check_placeholders(r: _Reader, command: tuple[str, ...], env: tuple[tuple[str, str], ...], parameters: tuple[Parameter, ...]) -> None:
-    known = {p.name for p in parameters}
+def _check_placeholders(r: _Reader, command: tuple[str, ...], env: tuple[tuple[str, str], ...], parameters: list[str | None]) -> None:
+    known = {name for name in parameters if name is not None}
     used: set[str] = set()
     fields = [(f"trialTemplate.command[{i}]", arg) for i, arg in enumerate(command)]
     fields += [(f"trialTemplate.env.{k}", v) for k, v in env]
@@ -347,9 +354,9 @@ def _check_placeholders(r: _Reader, command: tuple[str, ...], env: tuple[tuple[s
             if name not in known:
                 r.fail(where, f"${{trialParameters.{name}}} names no parameter; expected one of {', '.join(sorted(known)) or 'none'}")
             used.add(name)
-    for i, p in enumerate(parameters):
-        if p.name not in used:
-            r.fail(f"parameters[{i}]", f"{p.name!r} is not used by trialTemplate: reference it as ${{trialParameters.{p.name}}} in command or env")
+    for i, name in enumerate(parameters):
+        if name is not None and name not in used:
+            r.fail(f"parameters[{i}]", f"{name!r} is not used by trialTemplate: reference it as ${{trialParameters.{name}}} in command or env")
 
 
 def _collector(r: _Reader, data: Any) -> MetricsCollector:

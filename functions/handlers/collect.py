@@ -77,7 +77,7 @@ def _verdict(record: StudyRecord, data: dict, metrics: dict[str, float], tail: l
     last = "\n".join(tail) or "(no output)"
     outcome, code = data["outcome"], data.get("exitCode")
     if outcome == "error":
-        return FAIL, None, f"could not start: {data['message']}"
+        return FAIL, None, f"could not start {data['message']}"
     if outcome == "timeout":
         return FAIL, None, f"timed out: {data['message']}; last lines:\n{last}"
     if outcome == "preempted":

@@ -1,0 +1,48 @@
+"""Shared fixtures: study definitions around a real trial script, and an embedded runner."""
+
+from __future__ import annotations
+
+import copy
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from functions.core.validate import parse_study
+from functions.embedded import Embedded
+from functions.settings import Settings
+
+TRIAL = Path(__file__).parent / "trials" / "objective.py"
+
+
+def study_definition(name: str = "demo", mode: str = "ok", **overrides: Any) -> dict[str, Any]:
+    """A small study whose trials run ``tests/trials/objective.py`` as a real subprocess."""
+    definition: dict[str, Any] = {
+        "name": name,
+        "objective": {"metric": "loss", "direction": "minimize"},
+        "parameters": [{"name": "x", "type": "float", "min": -5.0, "max": 5.0}],
+        "algorithm": {"name": "random", "seed": 1},
+        "parallelism": 2,
+        "maxTrials": 4,
+        "trialTemplate": {
+            "command": [sys.executable, str(TRIAL), "--x", "${trialParameters.x}", "--mode", mode],
+        },
+    }
+    for key, value in overrides.items():
+        definition[key] = copy.deepcopy(value)
+    return definition
+
+
+@pytest.fixture
+def embedded(tmp_path: Path):
+    """A fresh embedded runner on a database in a temporary directory."""
+    runner = Embedded(Settings(db=tmp_path / "katuna.db"))
+    yield runner
+    runner.close()
+
+
+def run_study(runner: Embedded, definition: dict[str, Any], base_dir: Path):
+    """Submit and run a study to its end; the final study record."""
+    runner.submit(parse_study(definition), definition, base_dir)
+    return runner.run(definition["name"])

@@ -1,0 +1,156 @@
+"""The ``katuna`` command as a user runs it: a real process, a real database file."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+from conftest import study_definition
+
+KATUNA = [sys.executable, "-m", "functions"]
+
+
+def katuna(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([*KATUNA, *args], cwd=cwd, capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "COLUMNS": "200"})
+    if check and result.returncode != 0:
+        raise AssertionError(f"katuna {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def write_study(path: Path, definition: dict) -> Path:
+    path.write_text(yaml.safe_dump(definition))
+    return path
+
+
+def test_an_invalid_study_exits_2_lists_every_problem_and_stores_nothing(tmp_path: Path):
+    definition = study_definition(name="Bad_Name", parallelism=0)
+    definition["parameters"][0]["max"] = -10.0
+    definition["objective"]["direction"] = "down"
+    study = write_study(tmp_path / "bad.yaml", definition)
+    result = katuna("run", str(study), cwd=tmp_path, check=False)
+    assert result.returncode == 2
+    for expected in ("name: expected a DNS-1123 label", "parallelism: expected an integer >= 1",
+                     "parameters[0].max: expected >= min (-5.0), got -10.0",
+                     "objective.direction: expected minimize or maximize, got 'down'"):
+        assert expected in result.stderr
+    assert not (tmp_path / "katuna.db").exists()
+
+
+def test_run_then_inspect_with_json(tmp_path: Path):
+    study = write_study(tmp_path / "study.yaml", study_definition(maxTrials=4))
+    result = katuna("run", str(study), cwd=tmp_path)
+    assert "Study demo: completed (max trials reached (4))" in result.stdout
+    assert str(tmp_path / "katuna.db") in result.stdout
+
+    studies = json.loads(katuna("studies", "--json", cwd=tmp_path).stdout)
+    assert [(s["name"], s["status"], s["trials"]) for s in studies] == [("demo", "completed", 4)]
+
+    trials = json.loads(katuna("trials", "demo", "--json", cwd=tmp_path).stdout)
+    assert [t["number"] for t in trials] == [0, 1, 2, 3]
+    assert {t["state"] for t in trials} == {"COMPLETE"}
+    assert set(trials[0]) >= {"number", "state", "params", "value", "values", "metrics", "reason"}
+    assert trials[0]["values"] == [trials[0]["value"]]
+    assert set(trials[0]["metrics"]) == {"loss"}
+
+    best = json.loads(katuna("best", "demo", "--json", cwd=tmp_path).stdout)
+    assert best["value"] == min(t["value"] for t in trials)
+
+    shown = json.loads(katuna("show", "demo", "--json", cwd=tmp_path).stdout)
+    assert shown["counts"]["complete"] == 4 and shown["best"]["number"] == best["number"]
+
+    again = katuna("run", str(study), cwd=tmp_path)
+    assert "already completed" in again.stdout and "Nothing to run" in again.stdout
+    assert len(json.loads(katuna("trials", "demo", "--json", cwd=tmp_path).stdout)) == 4
+
+
+def test_a_different_definition_under_the_same_name_is_refused(tmp_path: Path):
+    write_study(tmp_path / "a.yaml", study_definition(maxTrials=1, parallelism=1))
+    katuna("run", "a.yaml", cwd=tmp_path)
+    write_study(tmp_path / "b.yaml", study_definition(maxTrials=2, parallelism=1))
+    result = katuna("run", "b.yaml", cwd=tmp_path, check=False)
+    assert result.returncode == 2
+    assert "already exists with a different definition" in result.stderr
+
+
+def test_ctrl_c_kills_trials_and_a_rerun_resumes_without_repeating_finished_ones(tmp_path: Path):
+    definition = study_definition(maxTrials=6, parallelism=2)
+    definition["trialTemplate"]["command"] += ["--sleep", "1.5"]
+    definition["trialTemplate"]["env"] = {"PID_DIR": str(tmp_path)}
+    study = write_study(tmp_path / "study.yaml", definition)
+    process = subprocess.Popen([*KATUNA, "run", str(study)], cwd=tmp_path, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    db = tmp_path / "katuna.db"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and _complete(db) < 2:
+        time.sleep(0.1)
+    assert _complete(db) >= 2
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130
+    assert "Run the same command again to resume" in stderr
+    for pid_file in tmp_path.glob("*.pid"):
+        assert not Path(f"/proc/{pid_file.read_text()}").exists() or _zombie(pid_file.read_text())
+    before = {t["number"]: t for t in _trials(db) if t["state"] == "COMPLETE"}
+    interrupted = [t["number"] for t in _trials(db) if t["state"] == "RUNNING"]
+
+    katuna("run", str(study), cwd=tmp_path)
+    after = {t["number"]: t for t in _trials(db)}
+    assert len(after) == 6 and all(t["state"] == "COMPLETE" for t in after.values())
+    for number, trial in before.items():
+        assert after[number]["finished_at"] == trial["finished_at"], "finished trials are not run again"
+    assert sorted(p.name for n in before for p in tmp_path.glob(f"{n}.*.pid")) == [f"{n}.1.pid" for n in sorted(before)]
+    assert all(after[n]["attempt"] == 2 for n in interrupted), "an interrupted attempt runs again as a new one"
+
+
+def test_stop_from_another_process_ends_a_running_study(tmp_path: Path):
+    definition = study_definition(mode="hang", maxTrials=4)
+    study = write_study(tmp_path / "study.yaml", definition)
+    process = subprocess.Popen([*KATUNA, "run", str(study)], cwd=tmp_path, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    db = tmp_path / "katuna.db"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and sum(t["state"] == "RUNNING" for t in _trials(db)) < 2:
+        time.sleep(0.1)
+    assert "stopped" in katuna("stop", "demo", cwd=tmp_path).stdout
+    stdout, _ = process.communicate(timeout=30)
+    assert process.returncode == 1
+    assert "Study demo: stopped (stopped by user)" in stdout
+    assert {t["state"] for t in _trials(db)} == {"PRUNED"}
+
+
+def test_commands_on_an_unknown_study_say_so(tmp_path: Path):
+    result = katuna("show", "nope", cwd=tmp_path, check=False)
+    assert result.returncode == 1
+    assert "no study named 'nope'" in result.stderr
+
+
+def _trials(db: Path) -> list[dict]:
+    if not db.exists():
+        return []
+    conn = sqlite3.connect(db, timeout=10)
+    conn.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in conn.execute("SELECT * FROM trials")]
+    except sqlite3.OperationalError:
+        return []
+    finally:
+        conn.close()
+
+
+def _complete(db: Path) -> int:
+    return sum(t["state"] == "COMPLETE" for t in _trials(db))
+
+
+def _zombie(pid: str) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    except FileNotFoundError:
+        return True

@@ -1,0 +1,188 @@
+"""Studies end to end on the embedded default: real subprocess trials, a real SQLite file."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+from conftest import run_study, study_definition
+
+from functions.core.events import study_completed
+
+
+def test_a_study_runs_to_max_trials_and_finds_its_best(embedded, tmp_path: Path):
+    definition = study_definition(maxTrials=6)
+    record = run_study(embedded, definition, tmp_path)
+
+    assert record.status == "completed"
+    assert record.reason == "max trials reached (6)"
+    trials = embedded.store.trials("demo")
+    assert [t.number for t in trials] == list(range(6))
+    assert all(t.state == "COMPLETE" for t in trials)
+    for trial in trials:
+        expected = (trial.params["x"] - 2) ** 2
+        assert math.isclose(trial.values[0], expected, abs_tol=1e-5)
+        assert trial.metrics["loss"] == trial.values[0]
+    best = embedded.store.best_trials("demo", 1)[0]
+    assert best.values[0] == min(t.values[0] for t in trials)
+    observations = embedded.store.observations("demo", 0)
+    assert [o.step for o in observations] == [1, 2, 3, None]
+
+
+def test_the_sampler_hears_every_result(embedded, tmp_path: Path):
+    run_study(embedded, study_definition(maxTrials=5), tmp_path)
+    import optuna
+
+    study = optuna.load_study(study_name="demo", storage=embedded.store.optuna_storage())
+    values = {t.number: t.value for t in study.trials}
+    assert values == {t.number: t.values[0] for t in embedded.store.trials("demo")}
+
+
+def test_a_crashing_trial_fails_with_its_exit_code_and_last_lines(embedded, tmp_path: Path):
+    record = run_study(embedded, study_definition(mode="crash", maxTrials=2), tmp_path)
+    trial = embedded.store.trials("demo")[0]
+    assert trial.state == "FAIL"
+    assert trial.exit_code == 3
+    assert "exited with code 3" in trial.reason and "about to fail" in trial.reason
+    assert record.status == "failed"
+    assert "no trial succeeded" in record.reason
+
+
+def test_a_trial_without_its_objective_is_metrics_unavailable(embedded, tmp_path: Path):
+    run_study(embedded, study_definition(mode="silent", maxTrials=1, parallelism=1), tmp_path)
+    trial = embedded.store.trials("demo")[0]
+    assert trial.state == "FAIL"
+    assert trial.reason.startswith("metrics unavailable: objective 'loss' never reported")
+    assert "Validation-loss=0.5" in trial.reason
+
+
+def test_a_nan_objective_fails_the_trial(embedded, tmp_path: Path):
+    definition = study_definition(mode="nan", maxTrials=1, parallelism=1,
+                                  metricsCollector={"format": "json"})
+    run_study(embedded, definition, tmp_path)
+    trial = embedded.store.trials("demo")[0]
+    assert trial.state == "FAIL"
+    assert "not a finite number: loss=nan" in trial.reason
+
+
+def test_a_trial_past_its_timeout_is_killed_with_its_process_group(embedded, tmp_path: Path):
+    definition = study_definition(mode="hang", maxTrials=1, parallelism=1)
+    definition["trialTemplate"]["timeout"] = 1
+    definition["trialTemplate"]["env"] = {"PID_DIR": str(tmp_path)}
+    run_study(embedded, definition, tmp_path)
+    trial = embedded.store.trials("demo")[0]
+    assert trial.state == "FAIL"
+    assert trial.reason.startswith("timed out: ran past its timeout of 1s")
+    pid = int((tmp_path / "0.1.pid").read_text())
+    assert not _alive(pid)
+
+
+def test_a_missing_command_fails_the_trial_and_the_study_goes_on(embedded, tmp_path: Path):
+    definition = study_definition(maxTrials=3, parallelism=1, maxFailedTrials=5)
+    definition["trialTemplate"]["command"] = ["no-such-program-katuna", "${trialParameters.x}"]
+    record = run_study(embedded, definition, tmp_path)
+    trials = embedded.store.trials("demo")
+    assert len(trials) == 3
+    assert all(t.state == "FAIL" for t in trials)
+    assert "could not start 'no-such-program-katuna'" in trials[0].reason
+    assert "No such file or directory" in trials[0].reason
+    assert record.status == "failed"
+
+
+def test_too_many_failures_fail_the_study(embedded, tmp_path: Path):
+    record = run_study(embedded, study_definition(mode="crash", maxTrials=10, maxFailedTrials=1), tmp_path)
+    assert record.status == "failed"
+    assert record.reason == "too many failed trials: 2 failed, at most 1 allowed"
+    assert len(embedded.store.trials("demo")) < 10
+
+
+def test_reaching_the_goal_completes_the_study_and_stops_running_trials(embedded, tmp_path: Path):
+    definition = study_definition(maxTrials=40, parallelism=2)
+    definition["objective"]["goal"] = 4.0
+    record = run_study(embedded, definition, tmp_path)
+    assert record.status == "completed"
+    assert record.reason.startswith("goal reached by trial")
+    number = int(record.reason.split("trial ")[1].split(":")[0])
+    assert embedded.store.get_trial("demo", number).values[0] <= 4.0
+    assert all(t.state in ("COMPLETE", "PRUNED") for t in embedded.store.trials("demo"))
+
+
+def test_a_preempted_attempt_is_retried_not_failed(embedded, tmp_path: Path):
+    record = run_study(embedded, study_definition(mode="preempt-once", maxTrials=2), tmp_path)
+    assert record.status == "completed"
+    for trial in embedded.store.trials("demo"):
+        assert trial.state == "COMPLETE"
+        assert trial.attempt == 2
+        assert trial.reason == ""
+    assert (embedded.settings.logs / "demo" / "0.1.log").exists()
+    assert (embedded.settings.logs / "demo" / "0.2.log").exists()
+
+
+def test_an_explicit_stop_kills_running_trials_and_keeps_them_pruned(embedded, tmp_path: Path):
+    definition = study_definition(mode="hang", maxTrials=4)
+    definition["trialTemplate"]["env"] = {"PID_DIR": str(tmp_path)}
+    from functions.core.validate import parse_study
+
+    embedded.submit(parse_study(definition), definition, tmp_path)
+    ticks = []
+
+    def stop_once_running() -> None:
+        ticks.append(1)
+        if len(list(tmp_path.glob("*.pid"))) == 2 and not embedded.store.get_study("demo").terminal:
+            embedded.broker.publish(study_completed("demo", "stopped", "stopped by user"))
+
+    record = embedded.run("demo", on_tick=stop_once_running)
+    assert record.status == "stopped"
+    trials = embedded.store.trials("demo")
+    assert [t.state for t in trials] == ["PRUNED", "PRUNED"]
+    assert "stopped by user" in trials[0].reason
+    for pid_file in tmp_path.glob("*.pid"):
+        assert not _alive(int(pid_file.read_text()))
+
+
+def test_the_grid_algorithm_ends_when_the_grid_is_exhausted(embedded, tmp_path: Path):
+    definition = study_definition(
+        maxTrials=50,
+        algorithm={"name": "grid"},
+        parameters=[{"name": "x", "type": "float", "min": 0.0, "max": 2.0, "step": 0.5}],
+    )
+    record = run_study(embedded, definition, tmp_path)
+    assert record.status == "completed"
+    assert record.reason == "search space exhausted after 5 trials"
+    assert sorted(t.params["x"] for t in embedded.store.trials("demo")) == [0.0, 0.5, 1.0, 1.5, 2.0]
+
+
+def test_a_file_collector_reads_a_per_trial_file(embedded, tmp_path: Path):
+    definition = study_definition(maxTrials=2)
+    definition["trialTemplate"]["command"] = [
+        "sh", "-c", 'echo "loss=$1" > "metrics-$2.txt"', "trial", "${trialParameters.x}", "${trialSpec.Name}",
+    ]
+    definition["metricsCollector"] = {"kind": "file", "path": "metrics-${trialSpec.Name}.txt"}
+    run_study(embedded, definition, tmp_path)
+    for trial in embedded.store.trials("demo"):
+        assert trial.state == "COMPLETE"
+        assert math.isclose(trial.values[0], trial.params["x"])
+    assert (tmp_path / "metrics-demo-0.txt").exists()
+
+
+def test_multi_objective_study_keeps_both_values(embedded, tmp_path: Path):
+    definition = study_definition(maxTrials=6, algorithm={"name": "nsga2", "seed": 3})
+    definition["objective"] = {"metrics": [{"name": "loss", "direction": "minimize"},
+                                           {"name": "size", "direction": "minimize"}]}
+    run_study(embedded, definition, tmp_path)
+    for trial in embedded.store.trials("demo"):
+        assert len(trial.values) == 2
+        assert math.isclose(trial.values[1], abs(trial.params["x"]), abs_tol=1e-5)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False

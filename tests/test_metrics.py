@@ -1,0 +1,55 @@
+"""Metric lines parsed by Katib's default rule, and reduced per strategy."""
+
+from __future__ import annotations
+
+import math
+
+from functions.core.metrics import Observation, parse_json_lines, parse_text, reduce
+
+
+def test_names_are_compared_exactly():
+    found = parse_text(["Validation-accuracy=0.91 accuracy=0.95 train_accuracy=0.99"], ["accuracy"])
+    assert found == [Observation("accuracy", 0.95)]
+
+
+def test_spacing_signs_and_exponents():
+    found = parse_text(["loss = -1.5e-3, lr=+2E2 step-size=.5"], ["loss", "lr", "step-size"])
+    assert [(o.metric, o.value) for o in found] == [("loss", -1.5e-3), ("lr", 200.0), ("step-size", 0.5)]
+
+
+def test_a_leading_rfc3339_timestamp_is_kept():
+    line = "2026-11-29T10:00:00.123Z accuracy=0.5"
+    assert parse_text([line], ["accuracy"]) == [Observation("accuracy", 0.5, None, "2026-11-29T10:00:00.123Z")]
+    assert parse_text(["notatime accuracy=0.5"], ["accuracy"]) == [Observation("accuracy", 0.5)]
+
+
+def test_step_or_epoch_marks_intermediate_values():
+    found = parse_text(["epoch=3 loss=0.2", "step=10 loss=0.1", "loss=0.05"], ["loss"])
+    assert [(o.value, o.step) for o in found] == [(0.2, 3), (0.1, 10), (0.05, None)]
+
+
+def test_values_that_are_not_numbers_are_ignored():
+    assert parse_text(["loss=", "loss=nan", "loss=abc"], ["loss"]) == []
+
+
+def test_custom_filters_replace_the_default():
+    found = parse_text(['{metricName: loss, metricValue: 0.25}'], ["loss"],
+                       [r"{metricName: ([\w|-]+), metricValue: ((-?\d+)(\.\d+)?)}"])
+    assert found == [Observation("loss", 0.25)]
+
+
+def test_json_lines():
+    lines = ['{"epoch": 1, "loss": 0.5, "timestamp": "2026-11-29T10:00:00Z"}', "not json",
+             '{"loss": "0.25", "other": 1}', "[1, 2]", '{"loss": NaN}']
+    found = parse_json_lines(lines, ["loss"])
+    assert [(o.value, o.step, o.timestamp) for o in found[:2]] == [
+        (0.5, 1, "2026-11-29T10:00:00Z"), (0.25, None, None)]
+    assert math.isnan(found[2].value)
+
+
+def test_reduction_strategies():
+    obs = [Observation("loss", v) for v in (0.5, 0.2, 0.3)] + [Observation("acc", 0.1)]
+    assert reduce(obs, {"loss": "min", "acc": "max"}) == {"loss": 0.2, "acc": 0.1}
+    assert reduce(obs, {"loss": "max"})["loss"] == 0.5
+    assert reduce(obs, {"loss": "latest"})["loss"] == 0.3
+    assert math.isnan(reduce([Observation("loss", 1.0), Observation("loss", math.nan)], {"loss": "min"})["loss"])

@@ -1,0 +1,64 @@
+"""Stop rules and how many trials to ask for."""
+
+from __future__ import annotations
+
+from conftest import study_definition
+
+from functions.core.records import Counts, TrialRecord
+from functions.core.stop import decide, trials_to_ask
+from functions.core.validate import parse_study
+
+
+def spec(**overrides):
+    return parse_study(study_definition(**overrides))
+
+
+def test_asks_fill_free_slots_within_the_budget():
+    study = spec(parallelism=3, maxTrials=5)
+    assert trials_to_ask(study, Counts()) == 3
+    assert trials_to_ask(study, Counts(running=2, complete=1)) == 1
+    assert trials_to_ask(study, Counts(running=1, complete=3)) == 1
+    assert trials_to_ask(study, Counts(running=1, complete=4)) == 0
+    assert trials_to_ask(study, Counts(), grid_size=2) == 2
+
+
+def test_max_trials_ends_only_when_nothing_runs():
+    study = spec(maxTrials=2)
+    assert decide(study, Counts(running=1, complete=1), None, 0) is None
+    decision = decide(study, Counts(complete=1, failed=1), None, 0)
+    assert (decision.status, decision.reason) == ("completed", "max trials reached (2)")
+    assert decide(study, Counts(failed=2), None, 0).status == "failed"
+
+
+def test_too_many_failures():
+    study = spec(maxTrials=10, maxFailedTrials=2)
+    assert decide(study, Counts(failed=2, running=1), None, 0) is None
+    decision = decide(study, Counts(failed=3), None, 0)
+    assert decision.reason == "too many failed trials: 3 failed, at most 2 allowed"
+
+
+def test_goal_is_inclusive():
+    definition = study_definition(maxTrials=10)
+    definition["objective"]["goal"] = 0.5
+    study = parse_study(definition)
+    at_goal = TrialRecord("demo", 4, {"x": 1}, "COMPLETE", values=[0.5])
+    above = TrialRecord("demo", 5, {"x": 1}, "COMPLETE", values=[0.51])
+    assert decide(study, Counts(complete=1, running=1), above, 0) is None
+    decision = decide(study, Counts(complete=1, running=1), at_goal, 0)
+    assert decision.reason == "goal reached by trial 4: loss=0.5 (goal 0.5)"
+
+
+def test_maximize_goal_and_multi_objective_goals():
+    definition = study_definition(maxTrials=10)
+    definition["objective"] = {"metrics": [{"name": "acc", "direction": "maximize", "goal": 0.9},
+                                           {"name": "loss", "direction": "minimize"}]}
+    study = parse_study(definition)
+    assert decide(study, Counts(), TrialRecord("demo", 0, {}, "COMPLETE", values=[0.89, 0.0]), 0) is None
+    assert decide(study, Counts(), TrialRecord("demo", 0, {}, "COMPLETE", values=[0.9, 5.0]), 0).status == "completed"
+
+
+def test_time_budget():
+    study = spec(timeBudget="1m")
+    assert decide(study, Counts(running=2, complete=1), None, 59) is None
+    decision = decide(study, Counts(running=2, complete=1), None, 60)
+    assert (decision.status, decision.reason) == ("completed", "time budget of 1m00s used")

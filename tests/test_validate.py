@@ -1,0 +1,137 @@
+"""Study definitions: every problem reported at once, by field path, with what was expected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import study_definition
+
+from functions.core.errors import InvalidStudy
+from functions.core.formats import load_study
+from functions.core.validate import parse_study
+
+ROOT = Path(__file__).parent.parent
+
+
+def problems(definition) -> list[str]:
+    with pytest.raises(InvalidStudy) as caught:
+        parse_study(definition)
+    return [str(p) for p in caught.value.problems]
+
+
+def test_the_quickstart_example_is_valid_and_round_trips():
+    spec, _ = load_study((ROOT / "examples" / "quickstart.yaml").read_text())
+    assert spec.name == "quickstart"
+    assert [p.type for p in spec.parameters] == ["int", "float", "float", "categorical", "discrete"]
+    assert spec.strategy("accuracy") == "max" and spec.strategy("loss") == "max"
+    assert parse_study(spec.to_dict()) == spec
+
+
+def test_defaults_follow_katib():
+    definition = study_definition()
+    del definition["parallelism"]
+    spec = parse_study(definition)
+    assert spec.parallelism == 3
+    assert spec.metrics_collector.kind == "stdout" and spec.metrics_collector.format == "text"
+    assert spec.strategy("loss") == "min"
+
+
+def test_every_problem_is_reported_at_once_with_its_path():
+    definition = study_definition(name="Not A Label", parallelism=-1, maxTrials=0, colour="blue")
+    definition["objective"] = {"metric": "loss", "direction": "sideways", "goal": "low"}
+    definition["parameters"] = [
+        {"name": "x", "type": "float", "min": 1.0, "max": 0.0},
+        {"name": "x", "type": "int", "min": 1.5, "max": 3},
+        {"name": "lr", "type": "float", "min": 0.0, "max": 1.0, "log": True},
+        {"name": "opt", "type": "categorical", "values": []},
+        {"name": "z", "type": "complex"},
+    ]
+    found = problems(definition)
+    expected = [
+        "colour: unknown field",
+        "name: expected a DNS-1123 label",
+        "objective.goal: expected a finite number, got a string 'low'",
+        "objective.direction: expected minimize or maximize, got 'sideways'",
+        "parameters[0].max: expected >= min (1.0), got 0.0",
+        "parameters[1].min: expected an integer, got a number 1.5",
+        "parameters[2].min: expected > 0 on a log scale",
+        "parameters[3].values: expected at least one value",
+        "parameters[4].type: expected int, float, categorical or discrete, got 'complex'",
+        "parameters: parameter 'x' is defined more than once",
+        "parallelism: expected an integer >= 1",
+        "maxTrials: expected an integer >= 1",
+    ]
+    for item in expected:
+        assert any(p.startswith(item) for p in found), f"{item!r} missing from {found}"
+
+
+def test_placeholders_must_name_parameters_and_parameters_must_be_used():
+    definition = study_definition()
+    definition["parameters"].append({"name": "unused", "type": "int", "min": 1, "max": 2})
+    definition["trialTemplate"]["command"] += ["${trialParameters.lr}", "${trialParameter.x}"]
+    found = problems(definition)
+    assert "trialTemplate.command[6]: ${trialParameters.lr} names no parameter; expected one of unused, x" in found
+    assert any(p.startswith("trialTemplate.command[7]: unknown placeholder ${trialParameter.x}") for p in found)
+    assert any(p.startswith("parameters[1]: 'unused' is not used by trialTemplate") for p in found)
+
+
+def test_algorithm_names_and_settings_are_checked():
+    assert problems(study_definition(algorithm={"name": "annealing"}))[0].startswith(
+        "algorithm.name: unknown algorithm 'annealing'; expected one of cmaes, gp, grid")
+    found = problems(study_definition(algorithm={"name": "tpe", "settings": {"n_startup": 3}}))
+    assert found[0].startswith("algorithm.settings.n_startup: not a setting of 'tpe'; expected one of:")
+    assert "n_startup_trials" in found[0]
+
+
+def test_grid_needs_finite_values():
+    found = problems(study_definition(algorithm={"name": "grid"}))
+    assert found == ["parameters[0]: grid needs a finite set of values: give float parameters a step"]
+
+
+def test_cmaes_refuses_several_objectives():
+    definition = study_definition(algorithm={"name": "cmaes"})
+    definition["objective"] = {"metrics": [{"name": "loss", "direction": "minimize"},
+                                           {"name": "size", "direction": "maximize"}]}
+    assert problems(definition) == ["algorithm.name: 'cmaes' supports a single objective only"]
+
+
+def test_a_study_must_be_able_to_end():
+    definition = study_definition()
+    del definition["maxTrials"]
+    assert problems(definition) == [
+        "maxTrials: required unless timeBudget, an objective goal or the grid algorithm ends the study"]
+    definition["timeBudget"] = "10m"
+    assert parse_study(definition).time_budget == 600
+
+
+def test_parallelism_cannot_exceed_max_trials():
+    assert problems(study_definition(parallelism=5, maxTrials=2)) == [
+        "parallelism: expected at most maxTrials (2), got 5"]
+
+
+def test_durations_and_collectors():
+    definition = study_definition(timeBudget="1h30m")
+    definition["trialTemplate"]["timeout"] = "soon"
+    definition["metricsCollector"] = {"kind": "file", "format": "xml", "filters": ["(unclosed"]}
+    found = problems(definition)
+    assert any(p.startswith("trialTemplate.timeout: expected a positive duration") for p in found)
+    assert "metricsCollector.path: required when kind is file" in found
+    assert "metricsCollector.format: expected text or json, got 'xml'" in found
+    assert any(p.startswith("metricsCollector.filters[0]: not a valid regular expression") for p in found)
+
+
+def test_unparseable_text_is_one_clear_problem():
+    with pytest.raises(InvalidStudy) as caught:
+        load_study("name: [unclosed")
+    assert str(caught.value.problems[0]).startswith("not valid YAML or JSON")
+    with pytest.raises(InvalidStudy) as caught:
+        load_study("- just\n- a list\n")
+    assert str(caught.value.problems[0]) == "expected a mapping at the top level of the study definition"
+
+
+def test_json_is_accepted_too():
+    import json
+
+    spec, definition = load_study(json.dumps(study_definition()))
+    assert spec.name == "demo" and definition["maxTrials"] == 4

@@ -1,0 +1,42 @@
+"""A trial for the tests: prints loss=(x-2)^2 (+ y^2), or misbehaves as --mode asks."""
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--x", type=float, required=True)
+parser.add_argument("--y", type=float, default=0.0)
+parser.add_argument("--mode", default="ok")
+parser.add_argument("--sleep", type=float, default=0.0)
+args = parser.parse_args()
+
+pid_dir = os.environ.get("PID_DIR")
+if pid_dir:
+    name = f"{os.environ['KATUNA_TRIAL']}.{os.environ['KATUNA_ATTEMPT']}.pid"
+    with open(os.path.join(pid_dir, name), "w") as handle:
+        handle.write(str(os.getpid()))
+
+loss = (args.x - 2) ** 2 + args.y ** 2
+if args.mode == "crash":
+    print("about to fail", flush=True)
+    sys.exit(3)
+if args.mode == "silent":
+    print("training without reporting the objective")
+    print("Validation-loss=0.5")
+    sys.exit(0)
+if args.mode == "hang":
+    print("hanging", flush=True)
+    time.sleep(600)
+if args.mode == "nan":
+    print(json.dumps({"loss": float("nan")}))
+    sys.exit(0)
+if args.mode == "preempt-once" and os.environ["KATUNA_ATTEMPT"] == "1":
+    os.kill(os.getpid(), signal.SIGKILL)
+for step in range(1, 4):
+    time.sleep(args.sleep / 3)
+    print(f"epoch={step} loss={loss + 1.0 / step:.6f} size={abs(args.x) + args.y:.6f}")
+print(f"loss={loss:.6f}")
