@@ -1,0 +1,40 @@
+"""The README is checked: its study example is valid and its commands exist."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from functions.cli import main
+from functions.core.formats import load_study
+
+README = (Path(__file__).parent.parent / "README.md").read_text()
+
+
+def _blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", README, flags=re.S)
+
+
+def test_the_study_format_example_is_a_valid_study():
+    spec, definition = load_study(_blocks("yaml")[0])
+    assert spec.name == "digits-mlp"
+    assert set(definition) == {"name", "objective", "parameters", "algorithm", "parallelism", "maxTrials",
+                               "maxFailedTrials", "timeBudget", "trialTemplate", "metricsCollector"}
+
+
+def test_every_command_in_the_readme_exists_with_its_options():
+    usage = [line.split("#")[0].split() for line in _blocks("sh")[1].splitlines() if line.startswith("katuna ")]
+    assert len(usage) == 6
+    for words in usage:
+        result = CliRunner().invoke(main, [words[1], "--help"])
+        assert result.exit_code == 0, result.output
+        for option in re.findall(r"--[a-z]+", " ".join(words)):
+            assert option in result.output, f"{option} of katuna {words[1]}"
+
+
+def test_the_make_targets_in_the_quick_start_exist():
+    makefile = (Path(__file__).parent.parent / "Makefile").read_text()
+    for target in re.findall(r"^make (\w+)", _blocks("sh")[0], flags=re.M):
+        assert re.search(rf"^{target}:", makefile, flags=re.M), target

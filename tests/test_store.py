@@ -1,0 +1,103 @@
+"""The SQLite store: one transaction for katuna's rows and Optuna's journal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+from conftest import study_definition
+
+from functions.adapters.sqlite_store import SqliteStore
+from functions.core.errors import StudyConflict, StudyNotFound
+from functions.core.events import study_created
+from functions.core.metrics import Observation
+from functions.core.records import StudyRecord, TrialRecord
+from functions.core.validate import parse_study
+
+
+def record(**overrides) -> StudyRecord:
+    definition = study_definition(**overrides)
+    return StudyRecord(parse_study(definition), definition, "/tmp", created_at=1.0)
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    s = SqliteStore(tmp_path / "k.db")
+    yield s
+    s.close()
+
+
+def test_adding_the_same_definition_twice_is_idempotent_and_a_different_one_conflicts(store):
+    first = store.add_study(record())
+    assert store.add_study(record()) == first
+    with pytest.raises(StudyConflict, match="already exists with a different definition"):
+        store.add_study(record(maxTrials=9))
+    assert store.get_study("demo").spec.max_trials == 4
+    with pytest.raises(StudyNotFound):
+        store.get_study("other")
+
+
+def test_a_failed_transaction_rolls_back_katunas_rows_and_optunas_journal(store):
+    store.add_study(record())
+    storage = store.optuna_storage()
+    study = optuna.create_study(storage=storage, study_name="demo")
+    with pytest.raises(RuntimeError):
+        with store.transaction():
+            trial = study.ask()
+            store.add_trial(TrialRecord("demo", trial.number, {"x": 1.0}))
+            raise RuntimeError("crash after the writes, before the commit")
+    assert store.trials("demo") == []
+    fresh = optuna.load_study(study_name="demo", storage=store.optuna_storage())
+    assert fresh.trials == []
+    with store.transaction():
+        trial = fresh.ask()
+    assert trial.number == 0, "the rolled-back trial left no gap"
+
+
+def test_two_connections_see_each_others_commits(tmp_path: Path, store):
+    store.add_study(record())
+    other = SqliteStore(tmp_path / "k.db")
+    try:
+        study = optuna.create_study(storage=store.optuna_storage(), study_name="demo")
+        with store.transaction():
+            number = study.ask().number
+            store.add_trial(TrialRecord("demo", number, {"x": 2.0}, "RUNNING"))
+        seen = optuna.load_study(study_name="demo", storage=other.optuna_storage())
+        with other.transaction():
+            seen.tell(number, 1.5)
+            other.update_trial("demo", number, state="COMPLETE", values=[1.5])
+        assert optuna.load_study(study_name="demo", storage=store.optuna_storage()).trials[0].value == 1.5
+        assert store.get_trial("demo", number).values == [1.5]
+    finally:
+        other.close()
+
+
+def test_counts_best_and_observations(store):
+    store.add_study(record())
+    for number, (state, value) in enumerate([("COMPLETE", 3.0), ("COMPLETE", 1.0), ("FAIL", None), ("RUNNING", None)]):
+        store.add_trial(TrialRecord("demo", number, {"x": number}, state, values=None if value is None else [value]))
+    counts = store.count_trials("demo")
+    assert (counts.complete, counts.failed, counts.running, counts.created) == (2, 1, 1, 4)
+    assert [t.number for t in store.best_trials("demo", 5)] == [1, 0]
+    store.add_observations("demo", 0, 1, [Observation("loss", 3.5, 1), Observation("loss", 3.0)])
+    store.add_observations("demo", 0, 1, [Observation("loss", 3.0)])
+    assert store.observations("demo", 0) == [Observation("loss", 3.0)]
+
+
+def test_processed_events_keep_what_was_emitted(store):
+    assert store.processed("e1", "suggest") is None
+    emitted = [study_created("demo")]
+    store.record_processed("e1", "suggest", emitted)
+    assert store.processed("e1", "suggest") == emitted
+    assert store.processed("e1", "collect") is None
+
+
+def test_reopening_keeps_everything(tmp_path: Path):
+    path = tmp_path / "k.db"
+    first = SqliteStore(path)
+    first.add_study(record())
+    first.close()
+    again = SqliteStore(path)
+    assert again.get_study("demo").spec == record().spec
+    again.close()
