@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -98,35 +99,39 @@ def _print_result(store: SqliteStore, record: StudyRecord, settings: Settings) -
     view = study_view(store, record)
     console.print(f"Study [bold]{record.name}[/bold]: {record.status} ({record.reason})")
     _trial_table(record, best_trials(store, record, limit=5), title="Best trials")
-    console.print(f"Results: {settings.db.resolve()} (study {record.name!r}); "
-                  f"logs: {settings.logs.resolve() / record.name}")
+    console.print(f"Results: {settings.db.resolve()} (study {record.name!r})", highlight=False)
+    console.print(f"Logs:    {settings.logs.resolve() / record.name}", highlight=False)
     console.print(f"Trials: {view['trials']} ({view['counts']['complete']} complete, "
                   f"{view['counts']['failed']} failed, {view['counts']['pruned']} pruned)")
 
 
 def _trial_table(record: StudyRecord, trials: list, title: str | None = None) -> None:
     spec = record.spec
-    table = Table(title=title)
+    with_reason = any(t.reason for t in trials)
+    with_state = title is None
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("trial", justify="right")
-    table.add_column("state")
+    if with_state:
+        table.add_column("state")
     for objective in spec.objectives:
-        table.add_column(f"{objective.metric} ({objective.direction[:3]})", justify="right")
+        table.add_column(objective.metric, justify="right")
     for parameter in spec.parameters:
-        table.add_column(parameter.name)
-    table.add_column("reason", overflow="fold", max_width=40)
+        table.add_column(parameter.name, overflow="fold")
+    if with_reason:
+        table.add_column("reason", overflow="fold", max_width=50)
     for trial in trials:
         values = trial.values or [None] * len(spec.objectives)
-        table.add_row(
-            str(trial.number), trial.state,
-            *["" if v is None else f"{v:.6g}" for v in values],
-            *[_short(trial.params.get(p.name)) for p in spec.parameters],
-            (trial.reason or "").splitlines()[0] if trial.reason else "",
-        )
+        row = [str(trial.number), *([trial.state] if with_state else []),
+               *["" if v is None else f"{v:.6g}" for v in values],
+               *[_short(trial.params.get(p.name)) for p in spec.parameters]]
+        if with_reason:
+            row.append(trial.reason.splitlines()[0] if trial.reason else "")
+        table.add_row(*row)
     console.print(table)
 
 
 def _short(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
 @main.command()

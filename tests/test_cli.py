@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 from conftest import study_definition
 
-KATUNA = [sys.executable, "-m", "functions"]
+KATUNA = [str(Path(sys.executable).with_name("katuna"))]
 
 
 def katuna(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:

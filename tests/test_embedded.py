@@ -37,6 +37,20 @@ def test_the_sampler_hears_every_result(embedded, tmp_path: Path):
     study = optuna.load_study(study_name="demo", storage=embedded.store.optuna_storage())
     values = {t.number: t.value for t in study.trials}
     assert values == {t.number: t.values[0] for t in embedded.store.trials("demo")}
+    creations = embedded.store.db.execute(
+        "SELECT count(*) FROM optuna_journal WHERE json_extract(body, '$.op_code') = 0").fetchone()[0]
+    assert creations == 1, "the journal records the study's creation once, not once per event"
+
+
+def test_a_time_budget_ends_the_study_and_kills_its_trials(embedded, tmp_path: Path):
+    definition = study_definition(mode="hang", timeBudget=1.5, maxTrials=10)
+    definition["trialTemplate"]["env"] = {"PID_DIR": str(tmp_path)}
+    record = run_study(embedded, definition, tmp_path)
+    assert record.status == "failed"
+    assert record.reason == "time budget of 1.5s used; no trial succeeded"
+    assert [t.state for t in embedded.store.trials("demo")] == ["PRUNED", "PRUNED"]
+    for pid_file in tmp_path.glob("*.pid"):
+        assert not _alive(int(pid_file.read_text()))
 
 
 def test_a_crashing_trial_fails_with_its_exit_code_and_last_lines(embedded, tmp_path: Path):

@@ -28,12 +28,12 @@ def parse_duration(value: object) -> float:
 
 
 def format_duration(seconds: float) -> str:
-    """A short human form such as ``1h02m`` or ``42s``."""
+    """A short human form such as ``1h02m``, ``5m00s`` or ``1.5s``."""
+    if seconds < 60:
+        return f"{seconds:g}s"
     seconds = int(round(seconds))
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     if hours:
         return f"{hours}h{minutes:02d}m"
-    if minutes:
-        return f"{minutes}m{secs:02d}s"
-    return f"{secs}s"
+    return f"{minutes}m{secs:02d}s"

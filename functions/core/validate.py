@@ -6,15 +6,14 @@ fields are problems too, so a misspelt key is caught instead of silently ignored
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from functions.core import template
-from functions.core.durations import parse_duration
-from functions.core.errors import InvalidStudy, Problem
+from functions.core.errors import InvalidStudy
 from functions.core.metrics import check_filter
+from functions.core.reader import Reader, is_number, join, kind_of
 from functions.core.samplers import check_algorithm
 from functions.core.spec import (
     MAXIMIZE,
@@ -39,86 +38,9 @@ _TOP = {
 }
 
 
-class _Reader:
-    """Reads typed fields from nested mappings, collecting problems instead of raising."""
-
-    def __init__(self) -> None:
-        self.problems: list[Problem] = []
-
-    def fail(self, path: str, message: str) -> None:
-        self.problems.append(Problem(path, message))
-
-    def mapping(self, value: Any, path: str, allowed: set[str]) -> Mapping[str, Any]:
-        if value is None:
-            return {}
-        if not isinstance(value, Mapping):
-            self.fail(path, f"expected a mapping, got {_kind(value)}")
-            return {}
-        for key in value:
-            if key not in allowed:
-                self.fail(_join(path, str(key)), f"unknown field; expected one of {', '.join(sorted(allowed))}")
-        return value
-
-    def get(self, data: Mapping[str, Any], key: str, path: str, kind: str, required: bool = False) -> Any:
-        where = _join(path, key)
-        if key not in data or data[key] is None:
-            if required:
-                self.fail(where, f"required; expected {_EXPECTED[kind]}")
-            return None
-        value = data[key]
-        if not _CHECKS[kind](value):
-            self.fail(where, f"expected {_EXPECTED[kind]}, got {_kind(value)} {value!r}")
-            return None
-        return value
-
-    def duration(self, data: Mapping[str, Any], key: str, path: str) -> float | None:
-        if data.get(key) is None:
-            return None
-        try:
-            return parse_duration(data[key])
-        except ValueError as exc:
-            self.fail(_join(path, key), str(exc))
-            return None
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v: Any) -> bool:
-    return (_is_int(v) or isinstance(v, float)) and math.isfinite(v)
-
-
-_CHECKS = {
-    "str": lambda v: isinstance(v, str) and v != "",
-    "int": _is_int,
-    "number": _is_number,
-    "bool": lambda v: isinstance(v, bool),
-    "list": lambda v: isinstance(v, list),
-    "mapping": lambda v: isinstance(v, Mapping),
-}
-_EXPECTED = {
-    "str": "a non-empty string",
-    "int": "an integer",
-    "number": "a finite number",
-    "bool": "true or false",
-    "list": "a list",
-    "mapping": "a mapping",
-}
-
-
-def _kind(value: Any) -> str:
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
-            list: "a list", dict: "a mapping", type(None): "nothing"}.get(type(value), type(value).__name__)
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
-
-
 def parse_study(data: Any) -> Study:
     """A validated :class:`Study` from the native format, or :class:`InvalidStudy` listing every problem."""
-    r = _Reader()
+    r = Reader()
     top = r.mapping(data, "", _TOP)
     if not isinstance(data, Mapping):
         raise InvalidStudy(r.problems)
@@ -161,7 +83,7 @@ def parse_study(data: Any) -> Study:
     )
 
 
-def _check_counts(r: _Reader, parallelism: int | None, max_trials: int | None, max_failed: int | None) -> None:
+def _check_counts(r: Reader, parallelism: int | None, max_trials: int | None, max_failed: int | None) -> None:
     if parallelism is not None and parallelism < 1:
         r.fail("parallelism", "expected an integer >= 1")
     if max_trials is not None and max_trials < 1:
@@ -172,7 +94,7 @@ def _check_counts(r: _Reader, parallelism: int | None, max_trials: int | None, m
         r.fail("parallelism", f"expected at most maxTrials ({max_trials}), got {parallelism}")
 
 
-def _objective(r: _Reader, data: Any) -> tuple[tuple[Objective, ...], tuple[str, ...], tuple[tuple[str, str], ...]]:
+def _objective(r: Reader, data: Any) -> tuple[tuple[Objective, ...], tuple[str, ...], tuple[tuple[str, str], ...]]:
     if data is None:
         r.fail("objective", "required; expected a mapping with metric and direction, or metrics")
         return (), (), ()
@@ -203,21 +125,21 @@ def _objective(r: _Reader, data: Any) -> tuple[tuple[Objective, ...], tuple[str,
     return found, tuple(m for m in additional if isinstance(m, str)), tuple(sorted(strategies.items()))
 
 
-def _one_objective(r: _Reader, data: Any, path: str, name_key: str) -> Objective | None:
+def _one_objective(r: Reader, data: Any, path: str, name_key: str) -> Objective | None:
     allowed = {name_key, "direction", "goal"} if name_key == "name" else None
     item = r.mapping(data, path, allowed) if allowed else data
     metric = r.get(item, name_key, path, "str", required=True)
     direction = r.get(item, "direction", path, "str", required=True)
     goal = r.get(item, "goal", path, "number")
     if direction is not None and direction not in (MINIMIZE, MAXIMIZE):
-        r.fail(_join(path, "direction"), f"expected minimize or maximize, got {direction!r}")
+        r.fail(join(path, "direction"), f"expected minimize or maximize, got {direction!r}")
         return None
     if metric is None or direction is None:
         return None
     return Objective(metric, direction, float(goal) if goal is not None else None)
 
 
-def _parameters(r: _Reader, data: Any) -> tuple[Parameter, ...]:
+def _parameters(r: Reader, data: Any) -> tuple[Parameter, ...]:
     if not isinstance(data, list) or not data:
         r.fail("parameters", "required; expected a non-empty list of parameters")
         return ()
@@ -236,62 +158,62 @@ def _names(data: Any) -> list[str | None]:
             for item in data]
 
 
-def _parameter(r: _Reader, data: Any, path: str) -> Parameter | None:
+def _parameter(r: Reader, data: Any, path: str) -> Parameter | None:
     item = r.mapping(data, path, {"name", "type", "min", "max", "step", "log", "values"})
     name = r.get(item, "name", path, "str", required=True)
     kind = r.get(item, "type", path, "str", required=True)
     if name is not None and not PARAMETER_NAME.match(name):
-        r.fail(_join(path, "name"), "expected letters, digits, '_', '.' or '-'")
+        r.fail(join(path, "name"), "expected letters, digits, '_', '.' or '-'")
     if kind in ("int", "float"):
         return _range_parameter(r, item, path, name, kind)
     if kind in ("categorical", "discrete"):
         return _list_parameter(r, item, path, name, kind)
     if kind is not None:
-        r.fail(_join(path, "type"), f"expected int, float, categorical or discrete, got {kind!r}")
+        r.fail(join(path, "type"), f"expected int, float, categorical or discrete, got {kind!r}")
     return None
 
 
-def _range_parameter(r: _Reader, item: Mapping[str, Any], path: str, name: str | None, kind: str) -> Parameter | None:
+def _range_parameter(r: Reader, item: Mapping[str, Any], path: str, name: str | None, kind: str) -> Parameter | None:
     number = "int" if kind == "int" else "number"
     low = r.get(item, "min", path, number, required=True)
     high = r.get(item, "max", path, number, required=True)
     step = r.get(item, "step", path, number)
     log = bool(r.get(item, "log", path, "bool"))
     if "values" in item:
-        r.fail(_join(path, "values"), f"not used by {kind} parameters; use min and max")
+        r.fail(join(path, "values"), f"not used by {kind} parameters; use min and max")
     if low is not None and high is not None and low > high:
-        r.fail(_join(path, "max"), f"expected >= min ({low}), got {high}")
+        r.fail(join(path, "max"), f"expected >= min ({low}), got {high}")
     if step is not None and step <= 0:
-        r.fail(_join(path, "step"), "expected a positive step")
+        r.fail(join(path, "step"), "expected a positive step")
     if log and low is not None and low <= 0:
-        r.fail(_join(path, "min"), "expected > 0 on a log scale")
+        r.fail(join(path, "min"), "expected > 0 on a log scale")
     if log and step is not None and (kind == "float" or step != 1):
-        r.fail(_join(path, "step"), "a log-scale parameter takes no step (an int one only step 1)")
+        r.fail(join(path, "step"), "a log-scale parameter takes no step (an int one only step 1)")
     if None in (name, low, high):
         return None
     return Parameter(name, kind, low, high, step, log)
 
 
-def _list_parameter(r: _Reader, item: Mapping[str, Any], path: str, name: str | None, kind: str) -> Parameter | None:
+def _list_parameter(r: Reader, item: Mapping[str, Any], path: str, name: str | None, kind: str) -> Parameter | None:
     values = r.get(item, "values", path, "list", required=True)
     for key in ("min", "max", "step", "log"):
         if key in item:
-            r.fail(_join(path, key), f"not used by {kind} parameters; use values")
+            r.fail(join(path, key), f"not used by {kind} parameters; use values")
     if values is None:
         return None
     if not values:
-        r.fail(_join(path, "values"), "expected at least one value")
-    check = _is_number if kind == "discrete" else (lambda v: v is None or isinstance(v, (str, int, float, bool)))
+        r.fail(join(path, "values"), "expected at least one value")
+    check = is_number if kind == "discrete" else (lambda v: v is None or isinstance(v, (str, int, float, bool)))
     expected = "a finite number" if kind == "discrete" else "a string, number, boolean or null"
     for i, value in enumerate(values):
         if not check(value):
-            r.fail(f"{path}.values[{i}]", f"expected {expected}, got {_kind(value)}")
+            r.fail(f"{path}.values[{i}]", f"expected {expected}, got {kind_of(value)}")
     if len({repr(v) for v in values}) != len(values):
-        r.fail(_join(path, "values"), "expected distinct values")
+        r.fail(join(path, "values"), "expected distinct values")
     return Parameter(name, kind, values=tuple(values)) if name else None
 
 
-def _algorithm(r: _Reader, data: Any) -> Algorithm:
+def _algorithm(r: Reader, data: Any) -> Algorithm:
     item = r.mapping(data, "algorithm", {"name", "settings", "seed"})
     name = r.get(item, "name", "algorithm", "str") or "tpe"
     settings = r.get(item, "settings", "algorithm", "mapping") or {}
@@ -299,7 +221,7 @@ def _algorithm(r: _Reader, data: Any) -> Algorithm:
     return Algorithm(name, tuple(sorted(settings.items())), seed)
 
 
-def _trial_template(r: _Reader, data: Any, parameters: list[str | None]) -> TrialTemplate:
+def _trial_template(r: Reader, data: Any, parameters: list[str | None]) -> TrialTemplate:
     path = "trialTemplate"
     if data is None:
         r.fail(path, "required; expected a mapping with command")
@@ -314,20 +236,20 @@ def _trial_template(r: _Reader, data: Any, parameters: list[str | None]) -> Tria
     return TrialTemplate(command, env, working_dir, timeout, image, resources)
 
 
-def _command(r: _Reader, item: Mapping[str, Any], path: str) -> tuple[str, ...]:
+def _command(r: Reader, item: Mapping[str, Any], path: str) -> tuple[str, ...]:
     raw = r.get(item, "command", path, "list", required=True) or []
     if "command" in item and isinstance(item["command"], list) and not raw:
-        r.fail(_join(path, "command"), "expected a non-empty argv list")
+        r.fail(join(path, "command"), "expected a non-empty argv list")
     command = []
     for i, arg in enumerate(raw):
         if isinstance(arg, bool) or not isinstance(arg, (str, int, float)):
-            r.fail(f"{path}.command[{i}]", f"expected a string, got {_kind(arg)}")
+            r.fail(f"{path}.command[{i}]", f"expected a string, got {kind_of(arg)}")
         else:
             command.append(str(arg))
     return tuple(command)
 
 
-def _string_map(r: _Reader, item: Mapping[str, Any], key: str, path: str, key_pattern: re.Pattern[str] | None) -> tuple[tuple[str, str], ...]:
+def _string_map(r: Reader, item: Mapping[str, Any], key: str, path: str, key_pattern: re.Pattern[str] | None) -> tuple[tuple[str, str], ...]:
     raw = r.get(item, key, path, "mapping") or {}
     out = []
     for name, value in raw.items():
@@ -335,13 +257,13 @@ def _string_map(r: _Reader, item: Mapping[str, Any], key: str, path: str, key_pa
         if key_pattern is not None and not (isinstance(name, str) and key_pattern.match(name)):
             r.fail(where, "expected a variable name: letters, digits and '_', not starting with a digit")
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            r.fail(where, f"expected a string or number, got {_kind(value)}")
+            r.fail(where, f"expected a string or number, got {kind_of(value)}")
             continue
         out.append((str(name), str(value)))
     return tuple(sorted(out))
 
 
-def _check_placeholders(r: _Reader, command: tuple[str, ...], env: tuple[tuple[str, str], ...], parameters: list[str | None]) -> None:
+def _check_placeholders(r: Reader, command: tuple[str, ...], env: tuple[tuple[str, str], ...], parameters: list[str | None]) -> None:
     known = {name for name in parameters if name is not None}
     used: set[str] = set()
     fields = [(f"trialTemplate.command[{i}]", arg) for i, arg in enumerate(command)]
@@ -359,7 +281,7 @@ def _check_placeholders(r: _Reader, command: tuple[str, ...], env: tuple[tuple[s
             r.fail(f"parameters[{i}]", f"{name!r} is not used by trialTemplate: reference it as ${{trialParameters.{name}}} in command or env")
 
 
-def _collector(r: _Reader, data: Any) -> MetricsCollector:
+def _collector(r: Reader, data: Any) -> MetricsCollector:
     path = "metricsCollector"
     item = r.mapping(data, path, {"kind", "path", "format", "filters"})
     kind = r.get(item, "kind", path, "str") or "stdout"
@@ -367,16 +289,16 @@ def _collector(r: _Reader, data: Any) -> MetricsCollector:
     fmt = r.get(item, "format", path, "str") or "text"
     filters = r.get(item, "filters", path, "list") or []
     if kind not in ("stdout", "file"):
-        r.fail(_join(path, "kind"), f"expected stdout or file, got {kind!r}")
+        r.fail(join(path, "kind"), f"expected stdout or file, got {kind!r}")
     if kind == "file" and file_path is None:
-        r.fail(_join(path, "path"), "required when kind is file")
+        r.fail(join(path, "path"), "required when kind is file")
     if kind == "stdout" and file_path is not None:
-        r.fail(_join(path, "path"), "only used when kind is file")
+        r.fail(join(path, "path"), "only used when kind is file")
     if fmt not in ("text", "json"):
-        r.fail(_join(path, "format"), f"expected text or json, got {fmt!r}")
+        r.fail(join(path, "format"), f"expected text or json, got {fmt!r}")
     if file_path is not None:
         for placeholder in template.referenced_parameters(file_path)[1]:
-            r.fail(_join(path, "path"), f"unknown placeholder {placeholder}; only ${{trialSpec.Name}} is known here")
+            r.fail(join(path, "path"), f"unknown placeholder {placeholder}; only ${{trialSpec.Name}} is known here")
     for i, pattern in enumerate(filters):
         message = check_filter(pattern)
         if message:

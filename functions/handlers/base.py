@@ -31,15 +31,21 @@ class Deps:
     clock: Clock
 
 
-def optuna_study(record: StudyRecord, deps: Deps) -> optuna.Study:
-    """The study's Optuna twin in the shared storage, created on first use."""
+def optuna_study(record: StudyRecord, deps: Deps, trial_number: int) -> optuna.Study:
+    """The study's Optuna twin in the shared storage (created on first use), with the sampler
+    of trial ``trial_number``. Loading first keeps the journal free of repeated creations."""
     spec = record.spec
-    return optuna.create_study(
-        storage=deps.store.optuna_storage(),
-        study_name=spec.name,
-        directions=[o.direction for o in spec.objectives],
-        load_if_exists=True,
-    )
+    storage = deps.store.optuna_storage()
+    sampler = build_sampler(spec.algorithm, spec.parameters, trial_number)
+    try:
+        return optuna.load_study(study_name=spec.name, storage=storage, sampler=sampler)
+    except KeyError:
+        pass
+    try:
+        return optuna.create_study(storage=storage, study_name=spec.name, sampler=sampler,
+                                   directions=[o.direction for o in spec.objectives])
+    except optuna.exceptions.DuplicatedStudyError:
+        return optuna.load_study(study_name=spec.name, storage=storage, sampler=sampler)
 
 
 def study_grid_size(record: StudyRecord) -> int | None:
@@ -54,7 +60,7 @@ def ask_trials(record: StudyRecord, deps: Deps) -> list[Event]:
     wanted = trials_to_ask(spec, counts, study_grid_size(record))
     if wanted == 0:
         return []
-    study = optuna_study(record, deps)
+    study = optuna_study(record, deps, counts.created)
     space = distributions(spec.parameters)
     events = []
     for offset in range(wanted):
@@ -69,7 +75,7 @@ def ask_trials(record: StudyRecord, deps: Deps) -> list[Event]:
 
 def tell(record: StudyRecord, deps: Deps, number: int, state: str, values: list[float] | None = None) -> None:
     """Tell the sampler how a trial ended; telling a finished trial again changes nothing."""
-    study = optuna_study(record, deps)
+    study = optuna_study(record, deps, number)
     try:
         study.tell(number, values, state=TrialState[state], skip_if_finished=True)
     except RuntimeError as exc:

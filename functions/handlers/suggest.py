@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functions.core.events import Event, trial_suggested
 from functions.core.records import ACTIVE_STATES, RUNNING, WAITING
-from functions.handlers.base import Deps, ask_trials, check_stop, complete, optuna_study
+from functions.handlers.base import Deps, ask_trials, check_stop, complete
 
 
 def handle(event: Event, deps: Deps) -> list[Event]:
@@ -16,7 +16,6 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     record = store.get_study(event.data["study"])
     if record.terminal:
         return []
-    optuna_study(record, deps)
     if record.started_at is None:
         store.update_study(record.name, started_at=deps.clock())
         record = store.get_study(record.name)

@@ -1,0 +1,87 @@
+"""Reading typed fields out of nested mappings while collecting every problem found."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from functions.core.durations import parse_duration
+from functions.core.errors import Problem
+
+
+class Reader:
+    """Reads typed fields from nested mappings, collecting problems instead of raising."""
+
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+
+    def fail(self, path: str, message: str) -> None:
+        self.problems.append(Problem(path, message))
+
+    def mapping(self, value: Any, path: str, allowed: set[str]) -> Mapping[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            self.fail(path, f"expected a mapping, got {kind_of(value)}")
+            return {}
+        for key in value:
+            if key not in allowed:
+                self.fail(join(path, str(key)), f"unknown field; expected one of {', '.join(sorted(allowed))}")
+        return value
+
+    def get(self, data: Mapping[str, Any], key: str, path: str, kind: str, required: bool = False) -> Any:
+        where = join(path, key)
+        if key not in data or data[key] is None:
+            if required:
+                self.fail(where, f"required; expected {_EXPECTED[kind]}")
+            return None
+        value = data[key]
+        if not _CHECKS[kind](value):
+            self.fail(where, f"expected {_EXPECTED[kind]}, got {kind_of(value)} {value!r}")
+            return None
+        return value
+
+    def duration(self, data: Mapping[str, Any], key: str, path: str) -> float | None:
+        if data.get(key) is None:
+            return None
+        try:
+            return parse_duration(data[key])
+        except ValueError as exc:
+            self.fail(join(path, key), str(exc))
+            return None
+
+
+def is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def is_number(v: Any) -> bool:
+    return (is_int(v) or isinstance(v, float)) and math.isfinite(v)
+
+
+_CHECKS = {
+    "str": lambda v: isinstance(v, str) and v != "",
+    "int": is_int,
+    "number": is_number,
+    "bool": lambda v: isinstance(v, bool),
+    "list": lambda v: isinstance(v, list),
+    "mapping": lambda v: isinstance(v, Mapping),
+}
+_EXPECTED = {
+    "str": "a non-empty string",
+    "int": "an integer",
+    "number": "a finite number",
+    "bool": "true or false",
+    "list": "a list",
+    "mapping": "a mapping",
+}
+
+
+def kind_of(value: Any) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+            list: "a list", dict: "a mapping", type(None): "nothing"}.get(type(value), type(value).__name__)
+
+
+def join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
