@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,7 +35,20 @@ def bare_trial_seconds(samples: int = 20) -> float:
     return (time.perf_counter() - start) / samples
 
 
-def run_katuna(trials: int, workdir: Path) -> float:
+def cpu_seconds() -> float:
+    """CPU time of this process alone (the tuner's control plane, not its trial processes)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(run, *args) -> tuple[float, float]:
+    """Wall seconds and control-plane CPU seconds of ``run(*args)``."""
+    cpu, start = cpu_seconds(), time.perf_counter()
+    run(*args)
+    return time.perf_counter() - start, cpu_seconds() - cpu
+
+
+def run_katuna(trials: int, workdir: Path) -> None:
     definition = {
         "name": "overhead",
         "objective": {"metric": "loss", "direction": "minimize"},
@@ -45,54 +60,49 @@ def run_katuna(trials: int, workdir: Path) -> float:
     }
     runner = Embedded(Settings(db=workdir / "katuna.db"))
     runner.submit(parse_study(definition), definition, workdir)
-    start = time.perf_counter()
     record = runner.run("overhead")
-    wall = time.perf_counter() - start
     complete = runner.store.count_trials("overhead").complete
     runner.close()
     assert record.status == "completed" and complete == trials, (record, complete)
-    return wall
 
 
-def run_optuna(trials: int) -> float:
+def run_optuna(trials: int) -> None:
     def objective(trial: optuna.Trial) -> float:
         x = trial.suggest_float("x", -10.0, 10.0)
         out = subprocess.run([sys.executable, str(TRIAL), repr(x)], capture_output=True, text=True, check=True)
         return float(out.stdout.strip().split("=", 1)[1])
 
     study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=1))
-    start = time.perf_counter()
     study.optimize(objective, n_trials=trials, n_jobs=2)
-    return time.perf_counter() - start
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("-n", "--trials", type=int, default=200)
+    parser.add_argument("-r", "--repeats", type=int, default=3, help="runs of each; the median counts")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     bare = bare_trial_seconds()
-    ideal = bare * args.trials / 2
-    with tempfile.TemporaryDirectory() as tmp:
-        katuna_wall = run_katuna(args.trials, Path(tmp))
-    optuna_wall = run_optuna(args.trials)
-    rows = {
-        "katuna": katuna_wall,
-        "optuna": optuna_wall,
-    }
-    print(f"{args.trials} trials, parallelism 2; bare trial {bare * 1000:.1f} ms; ideal wall {ideal:.2f} s")
-    print(f"{'tuner':<8} {'wall s':>8} {'per trial ms':>13} {'overhead/trial ms':>18}")
-    for name, wall in rows.items():
-        per_trial = wall / args.trials * 2
-        print(f"{name:<8} {wall:8.2f} {per_trial * 1000:13.1f} {(per_trial - bare) * 1000:18.1f}")
-    ratio = katuna_wall / optuna_wall
-    result = {"trials": args.trials, "bare_trial_ms": bare * 1000, "katuna_wall_s": katuna_wall,
-              "optuna_wall_s": optuna_wall, "overhead_ratio": ratio}
+    runs: dict[str, list[tuple[float, float]]] = {"katuna": [], "optuna": []}
+    for _ in range(args.repeats):
+        with tempfile.TemporaryDirectory() as tmp:
+            runs["katuna"].append(timed(run_katuna, args.trials, Path(tmp)))
+        runs["optuna"].append(timed(run_optuna, args.trials))
+    median = {name: (statistics.median(w for w, _ in r), statistics.median(c for _, c in r)) for name, r in runs.items()}
+    print(f"{args.trials} trials, parallelism 2, median of {args.repeats} runs; bare trial process {bare * 1000:.1f} ms")
+    print(f"{'tuner':<8} {'wall s':>8} {'per trial ms':>13} {'control-plane CPU/trial ms':>27}")
+    for name, (wall, cpu) in median.items():
+        print(f"{name:<8} {wall:8.2f} {wall / args.trials * 2000:13.1f} {cpu / args.trials * 1000:27.1f}")
+    ratio = median["katuna"][0] / median["optuna"][0]
+    result = {"trials": args.trials, "repeats": args.repeats, "bare_trial_ms": bare * 1000,
+              "runs": runs, "overhead_ratio": ratio}
     out = HERE / "results"
     out.mkdir(exist_ok=True)
     (out / "overhead.json").write_text(json.dumps(result, indent=2))
-    print(f"katuna_wall_s={katuna_wall:.3f}")
-    print(f"optuna_wall_s={optuna_wall:.3f}")
+    print(f"katuna_wall_s={median['katuna'][0]:.3f}")
+    print(f"optuna_wall_s={median['optuna'][0]:.3f}")
+    print(f"katuna_cpu_ms_per_trial={median['katuna'][1] / args.trials * 1000:.2f}")
+    print(f"optuna_cpu_ms_per_trial={median['optuna'][1] / args.trials * 1000:.2f}")
     print(f"overhead_ratio={ratio:.3f}")
 
 

@@ -58,8 +58,10 @@ class LocalBroker:
             if time.monotonic() - last_tick >= interval:
                 last_tick = time.monotonic()
                 tick()
-                if self._queue.empty() and until():
-                    return
+            elif delivery is None or not self._queue.empty():
+                continue
+            if self._queue.empty() and until():
+                return
 
     def _deliver(self, delivery: _Delivery) -> None:
         wait = delivery.not_before - time.monotonic()

@@ -54,11 +54,15 @@ class LocalExecutor:
         return self.log_dir / study / f"{number}.{attempt}.log"
 
     def launch(self, launch: TrialLaunch) -> None:
+        """Register the attempt and start it from its own thread, so the caller never waits on a fork."""
         key = (launch.study, launch.number, launch.attempt)
         with self._lock:
             if key in self._runs or self._closed:
                 return
             run = self._runs[key] = _Run(None)
+        threading.Thread(target=self._run, args=(key, run, launch), daemon=True).start()
+
+    def _run(self, key: Key, run: _Run, launch: TrialLaunch) -> None:
         path = self.log_path(*key)
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("wb") as log:
@@ -74,7 +78,9 @@ class LocalExecutor:
                 run.done.set()
                 self._publish(trial_finished(*key, outcome="error", message=message))
                 return
-        threading.Thread(target=self._wait, args=(key, run, launch.timeout), daemon=True).start()
+        if run.stopped or self._closed:
+            self._kill(run.process)
+        self._wait(key, run, launch.timeout)
 
     @staticmethod
     def _environment(launch: TrialLaunch) -> dict[str, str]:
@@ -145,12 +151,15 @@ class LocalExecutor:
         """Kill every running attempt without reporting it: the study stays resumable."""
         self._closed = True
         with self._lock:
-            runs = [run for run in self._runs.values() if run.process is not None and not run.done.is_set()]
-        threads = [threading.Thread(target=self._kill, args=(run.process,)) for run in runs]
+            runs = list(self._runs.values())
+        threads = [threading.Thread(target=self._kill, args=(run.process,))
+                   for run in runs if run.process is not None and not run.done.is_set()]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
+        for run in runs:
+            run.done.wait(timeout=self._kill_grace + 2)
 
     def output(self, launch: TrialLaunch) -> Iterator[str]:
         yield from self._lines(self.log_path(launch.study, launch.number, launch.attempt))

@@ -13,11 +13,12 @@ import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, replace
+import dataclasses
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import optuna
 import sqlite_utils
 from optuna.storages import JournalStorage
 
@@ -73,6 +74,12 @@ def _spec(normalized: str) -> Study:
     return parse_study(json.loads(normalized))
 
 
+@lru_cache(maxsize=64)
+def _definition(text: str) -> dict[str, Any]:
+    """The definition as submitted; shared between calls, so callers must not change it."""
+    return json.loads(text)
+
+
 class SqliteStore:
     """Implements :class:`functions.core.ports.Store`. Use one instance per thread."""
 
@@ -84,6 +91,7 @@ class SqliteStore:
         conn.execute("PRAGMA synchronous=NORMAL")
         self.db = sqlite_utils.Database(conn)
         self._optuna: JournalStorage | None = None
+        self._studies: dict[str, optuna.Study] = {}
         self._migrate()
 
     def close(self) -> None:
@@ -111,6 +119,7 @@ class SqliteStore:
         except BaseException:
             conn.execute("ROLLBACK")
             self._optuna = None
+            self._studies.clear()
             raise
         conn.execute("COMMIT")
 
@@ -118,6 +127,25 @@ class SqliteStore:
         if self._optuna is None:
             self._optuna = JournalStorage(SqliteJournalBackend(self.db.conn))
         return self._optuna
+
+    def optuna_study(self, name: str, directions: Sequence[str]) -> optuna.Study:
+        """Loaded once per storage object; loading before creating keeps the journal free of
+        repeated creation records."""
+        study = self._studies.get(name)
+        if study is None:
+            study = self._studies[name] = self._load_or_create(name, directions)
+        return study
+
+    def _load_or_create(self, name: str, directions: Sequence[str]) -> optuna.Study:
+        storage = self.optuna_storage()
+        try:
+            return optuna.load_study(study_name=name, storage=storage)
+        except KeyError:
+            pass
+        try:
+            return optuna.create_study(storage=storage, study_name=name, directions=list(directions))
+        except optuna.exceptions.DuplicatedStudyError:
+            return optuna.load_study(study_name=name, storage=storage)
 
     # studies
 
@@ -146,7 +174,7 @@ class SqliteStore:
     @staticmethod
     def _study(row: dict[str, Any]) -> StudyRecord:
         return StudyRecord(
-            spec=_spec(row["normalized"]), definition=_loads(row["definition"]),
+            spec=_spec(row["normalized"]), definition=_definition(row["definition"]),
             base_dir=row["base_dir"], status=row["status"], reason=row["reason"] or "",
             created_at=row["created_at"], started_at=row["started_at"], completed_at=row["completed_at"],
         )
@@ -161,20 +189,36 @@ class SqliteStore:
         return [self._study(row) for row in self.db.query("SELECT * FROM studies ORDER BY created_at")]
 
     def update_study(self, name: str, **fields: Any) -> None:
-        self.db["studies"].update(name, fields)
+        self._update("studies", {"name": name}, fields)
+
+    def _update(self, table: str, key: dict[str, Any], fields: dict[str, Any]) -> None:
+        """One ``UPDATE`` statement: the hot path skips sqlite-utils' per-call introspection."""
+        assignments = ", ".join(f"[{column}] = ?" for column in fields)
+        where = " AND ".join(f"[{column}] = ?" for column in key)
+        cursor = self.db.execute(f"UPDATE [{table}] SET {assignments} WHERE {where}",
+                                 [*fields.values(), *key.values()])
+        if cursor.rowcount == 0:
+            raise StudyNotFound(f"no {table[:-1]} {' '.join(map(str, key.values()))}")
 
     # trials
 
     def add_trial(self, trial: TrialRecord) -> None:
-        self.db["trials"].insert(self._trial_row(trial), replace=True)
+        row = self._trial_columns({f.name: getattr(trial, f.name) for f in dataclasses.fields(TrialRecord)})
+        columns = ", ".join(f"[{column}]" for column in row)
+        self.db.execute(f"INSERT OR REPLACE INTO trials ({columns}) VALUES ({', '.join('?' * len(row))})",
+                        list(row.values()))
 
     @staticmethod
-    def _trial_row(trial: TrialRecord) -> dict[str, Any]:
-        row = asdict(trial)
-        row["params"] = _dumps(trial.params)
-        row["metrics"] = _dumps(trial.metrics)
-        row["trial_values"] = _dumps(row.pop("values"))
-        row["value"] = trial.values[0] if trial.values else None
+    def _trial_columns(fields: dict[str, Any]) -> dict[str, Any]:
+        """Trial record fields as table columns: JSON for structures, the first objective apart."""
+        row = dict(fields)
+        for key in ("params", "metrics"):
+            if key in row:
+                row[key] = _dumps(row[key])
+        if "values" in row:
+            values = row.pop("values")
+            row["trial_values"] = _dumps(values)
+            row["value"] = values[0] if values else None
         return row
 
     @staticmethod
@@ -189,10 +233,7 @@ class SqliteStore:
         return self._trial(rows[0]) if rows else None
 
     def update_trial(self, study: str, number: int, **fields: Any) -> None:
-        current = self.get_trial(study, number)
-        if current is None:
-            raise StudyNotFound(f"study {study!r} has no trial {number}")
-        self.db["trials"].update((study, number), self._trial_row(replace(current, **fields)))
+        self._update("trials", {"study": study, "number": number}, self._trial_columns(fields))
 
     def trials(self, study: str, states: Sequence[str] = ()) -> list[TrialRecord]:
         sql, args = "SELECT * FROM trials WHERE study = ?", [study]
@@ -221,14 +262,13 @@ class SqliteStore:
     # observations
 
     def add_observations(self, study: str, number: int, attempt: int, observations: Sequence[Observation]) -> None:
-        key = {"study": study, "trial": number, "attempt": attempt}
         self.db.execute("DELETE FROM observations WHERE study = ? AND trial = ? AND attempt = ?",
                         [study, number, attempt])
-        self.db["observations"].insert_all(
-            {**key, "seq": seq, "metric": o.metric, "value": None if math.isnan(o.value) else o.value,
-             "step": o.step, "timestamp": o.timestamp}
-            for seq, o in enumerate(observations)
-        )
+        self.db.conn.executemany(
+            "INSERT INTO observations (study, trial, attempt, seq, metric, value, step, timestamp) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(study, number, attempt, seq, o.metric, None if math.isnan(o.value) else o.value, o.step, o.timestamp)
+             for seq, o in enumerate(observations)])
 
     def observations(self, study: str, number: int) -> list[Observation]:
         rows = self.db.query(
@@ -246,6 +286,6 @@ class SqliteStore:
         return None if row is None else [Event.from_dict(e) for e in json.loads(row[0])]
 
     def record_processed(self, event_id: str, handler: str, emitted: Sequence[Event]) -> None:
-        self.db["processed_events"].insert(
-            {"event_id": event_id, "handler": handler, "emitted": _dumps([e.to_dict() for e in emitted]),
-             "processed_at": time.time()})
+        self.db.execute(
+            "INSERT INTO processed_events (event_id, handler, emitted, processed_at) VALUES (?, ?, ?, ?)",
+            [event_id, handler, _dumps([e.to_dict() for e in emitted]), time.time()])

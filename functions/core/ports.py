@@ -25,6 +25,9 @@ class Store(Protocol):
 
     def optuna_storage(self) -> optuna.storages.BaseStorage: ...
 
+    def optuna_study(self, name: str, directions: Sequence[str]) -> optuna.Study:
+        """Optuna's view of a study in ``optuna_storage()``, created on first use."""
+
     def add_study(self, record: StudyRecord) -> StudyRecord:
         """Store a new study, or return the stored one when the definition is identical.
 

@@ -31,21 +31,17 @@ class Deps:
     clock: Clock
 
 
-def optuna_study(record: StudyRecord, deps: Deps, trial_number: int) -> optuna.Study:
-    """The study's Optuna twin in the shared storage (created on first use), with the sampler
-    of trial ``trial_number``. Loading first keeps the journal free of repeated creations."""
+def optuna_study(record: StudyRecord, deps: Deps, trial_number: int | None = None) -> optuna.Study:
+    """The study's Optuna twin; with the sampler of trial ``trial_number`` when one will ask.
+
+    Telling needs no particular sampler: results go to the storage, where every sampler reads
+    them at its next ask (grid exhaustion is a stop rule of katuna's, not the sampler's).
+    """
     spec = record.spec
-    storage = deps.store.optuna_storage()
-    sampler = build_sampler(spec.algorithm, spec.parameters, trial_number)
-    try:
-        return optuna.load_study(study_name=spec.name, storage=storage, sampler=sampler)
-    except KeyError:
-        pass
-    try:
-        return optuna.create_study(storage=storage, study_name=spec.name, sampler=sampler,
-                                   directions=[o.direction for o in spec.objectives])
-    except optuna.exceptions.DuplicatedStudyError:
-        return optuna.load_study(study_name=spec.name, storage=storage, sampler=sampler)
+    study = deps.store.optuna_study(spec.name, [o.direction for o in spec.objectives])
+    if trial_number is not None:
+        study.sampler = build_sampler(spec.algorithm, spec.parameters, trial_number)
+    return study
 
 
 def study_grid_size(record: StudyRecord) -> int | None:
@@ -64,7 +60,8 @@ def ask_trials(record: StudyRecord, deps: Deps) -> list[Event]:
     space = distributions(spec.parameters)
     events = []
     for offset in range(wanted):
-        study.sampler = build_sampler(spec.algorithm, spec.parameters, counts.created + offset)
+        if offset:
+            study.sampler = build_sampler(spec.algorithm, spec.parameters, counts.created + offset)
         trial = study.ask(space)
         deps.store.add_trial(
             TrialRecord(spec.name, trial.number, dict(trial.params), WAITING, created_at=deps.clock())
@@ -75,7 +72,7 @@ def ask_trials(record: StudyRecord, deps: Deps) -> list[Event]:
 
 def tell(record: StudyRecord, deps: Deps, number: int, state: str, values: list[float] | None = None) -> None:
     """Tell the sampler how a trial ended; telling a finished trial again changes nothing."""
-    study = optuna_study(record, deps, number)
+    study = optuna_study(record, deps)
     try:
         study.tell(number, values, state=TrialState[state], skip_if_finished=True)
     except RuntimeError as exc:

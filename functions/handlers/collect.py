@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from dataclasses import replace
 
 from functions.core.events import Event, trial_suggested
 from functions.core.metrics import Observation, parse_json_lines, parse_text, reduce
@@ -37,12 +38,13 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     store.add_observations(record.name, trial.number, trial.attempt, observations)
     metrics = reduce(observations, {m: record.spec.strategy(m) for m in record.spec.metric_names})
     state, values, reason = _verdict(record, data, metrics, tail)
-    store.update_trial(record.name, trial.number, state=state, values=values, metrics=metrics,
-                       reason=reason, exit_code=data.get("exitCode"), finished_at=deps.clock())
+    outcome = {"state": state, "values": values, "metrics": metrics, "reason": reason,
+               "exit_code": data.get("exitCode"), "finished_at": deps.clock()}
+    store.update_trial(record.name, trial.number, **outcome)
     tell(record, deps, trial.number, state, values)
     if record.terminal:
         return []
-    decision = check_stop(record, deps, store.get_trial(record.name, trial.number))
+    decision = check_stop(record, deps, replace(trial, **outcome))
     if decision is not None:
         return complete(record, deps, decision)
     return ask_trials(record, deps)
