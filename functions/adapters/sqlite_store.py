@@ -7,13 +7,13 @@ record, so a handler's effects land together or not at all.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-import dataclasses
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
