@@ -8,6 +8,7 @@ another process, a time budget running out, an event lost on the way).
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,11 +22,8 @@ from functions.core.records import StudyRecord
 from functions.core.spec import Study
 from functions.dispatch import Dispatcher
 from functions.handlers import Deps
-from functions.handlers.base import check_stop
 from functions.settings import Settings
-
-RECONCILE_AFTER = 2.0
-"""Seconds a study may sit with nothing queued and nothing running before it is reconciled."""
+from functions.watch import Watcher
 
 
 class Embedded:
@@ -45,16 +43,18 @@ class Embedded:
 
     def submit(self, spec: Study, definition: dict, base_dir: Path) -> StudyRecord:
         """Store the study (or find the identical one stored before)."""
-        record = StudyRecord(spec, definition, str(base_dir.resolve()), created_at=self.deps.clock())
+        record = StudyRecord(spec, definition, str(base_dir.resolve()), uuid.uuid4().hex[:12],
+                             created_at=self.deps.clock())
         return self.store.add_study(record)
 
     def run(self, name: str, on_tick: Callable[[], None] = lambda: None) -> StudyRecord:
         """Run (or resume) the study until it ends and its trials are gone."""
-        self.broker.publish(study_created(name))
-        quiet_since = [time.monotonic()]
+        record = self.store.get_study(name)
+        self.broker.publish(study_created(name, record.uid))
+        watcher = Watcher(self.deps, self.executor, self.broker.events, lambda: [self.store.get_study(name)])
 
         def tick() -> None:
-            self._watch(name, quiet_since)
+            watcher.tick()
             on_tick()
 
         def finished() -> bool:
@@ -63,24 +63,10 @@ class Embedded:
         self.broker.run(until=finished, tick=tick)
         return self.store.get_study(name)
 
-    def _watch(self, name: str, quiet_since: list[float]) -> None:
-        record = self.store.get_study(name)
-        if record.terminal:
-            self.executor.stop_study(name)
-            return
-        decision = check_stop(record, self.deps)
-        if decision is not None:
-            self.broker.publish(study_completed(name, decision.status, decision.reason))
-        if not self.broker.idle() or self.executor.running(name):
-            quiet_since[0] = time.monotonic()
-        elif time.monotonic() - quiet_since[0] > RECONCILE_AFTER:
-            quiet_since[0] = time.monotonic()
-            self.broker.publish(study_created(name))
-
     def stop(self, name: str, reason: str = "stopped by user") -> None:
         """Stop a study, here or in another process running it (which notices and kills its trials)."""
-        self.store.get_study(name)
-        self.dispatcher.deliver(study_completed(name, "stopped", reason))
+        record = self.store.get_study(name)
+        self.dispatcher.deliver(study_completed(name, record.uid, "stopped", reason))
 
     def close(self) -> None:
         self.executor.shutdown()

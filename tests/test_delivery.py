@@ -31,7 +31,7 @@ class ChaosDelivery:
             self.pending.extend([event] * self.rng.randint(1, 3))
 
     def run(self, name: str, deadline: float = 60.0) -> None:
-        self.publish(study_created(name))
+        self.publish(study_created(name, self.runner.store.get_study(name).uid))
         end = time.monotonic() + deadline
         while time.monotonic() < end:
             with self.lock:
@@ -69,7 +69,7 @@ def test_duplicated_and_shuffled_delivery_matches_exactly_once(tmp_path: Path, s
     try:
         assert outcome == expected
         assert chaos.store.get_study("demo").status == "completed"
-        logs = sorted(p.name for p in (chaos.settings.logs / "demo").iterdir())
+        logs = sorted(p.name for p in (chaos.settings.logs / "demo").glob("*.log"))
         assert logs == [f"{n}.1.log" for n in range(6)], "every trial launched exactly once"
         import optuna
 
@@ -83,7 +83,7 @@ def test_duplicated_and_shuffled_delivery_matches_exactly_once(tmp_path: Path, s
 def test_a_redelivered_event_re_emits_what_it_emitted_the_first_time(embedded, tmp_path: Path):
     definition = study_definition(maxTrials=3, parallelism=2)
     embedded.submit(parse_study(definition), definition, tmp_path)
-    event = study_created("demo")
+    event = study_created("demo", embedded.store.get_study("demo").uid)
     first = embedded.dispatcher.deliver(event)
     again = embedded.dispatcher.deliver(event)
     assert [e.id for e in first] == [e.id for e in again]

@@ -144,7 +144,8 @@ def test_an_explicit_stop_kills_running_trials_and_keeps_them_pruned(embedded, t
     def stop_once_running() -> None:
         ticks.append(1)
         if len(list(tmp_path.glob("*.pid"))) == 2 and not embedded.store.get_study("demo").terminal:
-            embedded.broker.publish(study_completed("demo", "stopped", "stopped by user"))
+            record = embedded.store.get_study("demo")
+            embedded.broker.publish(study_completed("demo", record.uid, "stopped", "stopped by user"))
 
     record = embedded.run("demo", on_tick=stop_once_running)
     assert record.status == "stopped"

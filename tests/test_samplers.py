@@ -41,9 +41,9 @@ def drive_with_fresh_state(tmp_path: Path, definition: dict) -> list[dict]:
     """Handle each event with a new store, Optuna storage and executor, as a new process would."""
     settings = Settings(db=tmp_path / "katuna.db")
     first = Embedded(settings)
-    first.submit(parse_study(definition), definition, tmp_path)
+    record = first.submit(parse_study(definition), definition, tmp_path)
     first.close()
-    pending = [study_created(definition["name"])]
+    pending = [study_created(record.name, record.uid)]
     while pending:
         event = pending.pop(0)
         runner = Embedded(settings)

@@ -18,7 +18,7 @@ from functions.core.validate import parse_study
 
 def record(**overrides) -> StudyRecord:
     definition = study_definition(**overrides)
-    return StudyRecord(parse_study(definition), definition, "/tmp", created_at=1.0)
+    return StudyRecord(parse_study(definition), definition, "/tmp", "uid-1", created_at=1.0)
 
 
 @pytest.fixture
@@ -87,7 +87,7 @@ def test_counts_best_and_observations(store):
 
 def test_processed_events_keep_what_was_emitted(store):
     assert store.processed("e1", "suggest") is None
-    emitted = [study_created("demo")]
+    emitted = [study_created("demo", "uid-1")]
     store.record_processed("e1", "suggest", emitted)
     assert store.processed("e1", "suggest") == emitted
     assert store.processed("e1", "collect") is None

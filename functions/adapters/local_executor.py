@@ -3,6 +3,10 @@
 Output (stdout and stderr) goes to a per-attempt log file. Each process leads its own process
 group, so a timeout, a stop or Ctrl-C ends everything the trial started. Ends are reported as
 ``trial.finished`` events through ``publish``; ends that katuna caused by stopping are not.
+
+Several executors may share one log directory (the workers of ``katuna serve``): beside each
+log an ``.owner`` file names the process that runs the attempt, so every executor knows an
+attempt exists while its owner lives, and none while it does not (the attempt was lost).
 """
 
 from __future__ import annotations
@@ -26,10 +30,35 @@ Key = tuple[str, int, int]
 
 @dataclass
 class _Run:
-    process: subprocess.Popen[bytes] | None
+    launch: TrialLaunch
+    process: subprocess.Popen[bytes] | None = None
     stopped: bool = False
     timed_out: bool = False
     done: threading.Event = field(default_factory=threading.Event)
+
+
+def _identity(pid: int) -> str:
+    """``pid:start time``: unlike a bare pid, never the identity of a later process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return str(pid)
+    return f"{pid}:{stat.rsplit(')', 1)[1].split()[19]}"
+
+
+def _alive(identity: str) -> bool:
+    pid = int(identity.split(":")[0])
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return _identity(pid) == identity
+
+
+def _ids(launch: TrialLaunch) -> tuple[str, str, int, int]:
+    return launch.study, launch.uid, launch.number, launch.attempt
 
 
 def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
@@ -49,9 +78,13 @@ class LocalExecutor:
         self._runs: dict[Key, _Run] = {}
         self._lock = threading.Lock()
         self._closed = False
+        self._identity = _identity(os.getpid())
 
     def log_path(self, study: str, number: int, attempt: int) -> Path:
         return self.log_dir / study / f"{number}.{attempt}.log"
+
+    def _owner_path(self, key: Key) -> Path:
+        return self.log_path(*key).with_suffix(".owner")
 
     def launch(self, launch: TrialLaunch) -> None:
         """Register the attempt and start it from its own thread, so the caller never waits on a fork."""
@@ -59,7 +92,7 @@ class LocalExecutor:
         with self._lock:
             if key in self._runs or self._closed:
                 return
-            run = self._runs[key] = _Run(None)
+            run = self._runs[key] = _Run(launch)
         threading.Thread(target=self._run, args=(key, run, launch), daemon=True).start()
 
     def _run(self, key: Key, run: _Run, launch: TrialLaunch) -> None:
@@ -76,11 +109,12 @@ class LocalExecutor:
                 message = f"{launch.argv[0]!r}: {exc.strerror or exc}"
                 log.write(f"katuna: could not start {message}\n".encode())
                 run.done.set()
-                self._publish(trial_finished(*key, outcome="error", message=message))
+                self._publish(trial_finished(*_ids(launch), outcome="error", message=message))
                 return
+        self._owner_path(key).write_text(self._identity)
         if run.stopped or self._closed:
             self._kill(run.process)
-        self._wait(key, run, launch.timeout)
+        self._wait(run)
 
     @staticmethod
     def _environment(launch: TrialLaunch) -> dict[str, str]:
@@ -90,8 +124,8 @@ class LocalExecutor:
         env.update(launch.env)
         return env
 
-    def _wait(self, key: Key, run: _Run, timeout: float | None) -> None:
-        process = run.process
+    def _wait(self, run: _Run) -> None:
+        process, timeout = run.process, run.launch.timeout
         try:
             code = process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -100,18 +134,20 @@ class LocalExecutor:
         run.done.set()
         if run.stopped or self._closed:
             return
-        self._publish(self._finished(key, code, run.timed_out, timeout))
+        self._publish(self._finished(run.launch, code, run.timed_out))
 
     @staticmethod
-    def _finished(key: Key, code: int, timed_out: bool, timeout: float | None) -> Event:
+    def _finished(launch: TrialLaunch, code: int, timed_out: bool) -> Event:
+        ids = _ids(launch)
         if timed_out:
-            return trial_finished(*key, outcome="timeout", exit_code=code, message=f"ran past its timeout of {timeout:g}s")
+            return trial_finished(*ids, outcome="timeout", exit_code=code,
+                                  message=f"ran past its timeout of {launch.timeout:g}s")
         if code < 0 and -code in PREEMPTION_SIGNALS:
             name = signal.Signals(-code).name
-            return trial_finished(*key, outcome="preempted", exit_code=code, message=f"killed by {name} from outside")
+            return trial_finished(*ids, outcome="preempted", exit_code=code, message=f"killed by {name} from outside")
         if code < 0:
-            return trial_finished(*key, outcome="exited", exit_code=code, message=f"died of {signal.Signals(-code).name}")
-        return trial_finished(*key, outcome="exited", exit_code=code)
+            return trial_finished(*ids, outcome="exited", exit_code=code, message=f"died of {signal.Signals(-code).name}")
+        return trial_finished(*ids, outcome="exited", exit_code=code)
 
     def _kill(self, process: subprocess.Popen[bytes]) -> int:
         """End the process group: SIGTERM, then SIGKILL after the grace period."""
@@ -123,8 +159,15 @@ class LocalExecutor:
             return process.wait()
 
     def exists(self, study: str, number: int, attempt: int) -> bool:
+        key = (study, number, attempt)
         with self._lock:
-            return (study, number, attempt) in self._runs
+            if key in self._runs:
+                return True
+        try:
+            owner = self._owner_path(key).read_text()
+        except FileNotFoundError:
+            return False
+        return owner != self._identity and _alive(owner)
 
     def stop(self, study: str, number: int) -> None:
         self._stop(lambda s, n: (s, n) == (study, number))

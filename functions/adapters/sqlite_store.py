@@ -34,7 +34,7 @@ from functions.core.validate import parse_study
 
 def _migrate_1(db: sqlite_utils.Database) -> None:
     db["studies"].create(
-        {"name": str, "definition": str, "normalized": str, "base_dir": str, "status": str,
+        {"name": str, "uid": str, "definition": str, "normalized": str, "base_dir": str, "status": str,
          "reason": str, "created_at": float, "started_at": float, "completed_at": float},
         pk="name",
     )
@@ -161,7 +161,7 @@ class SqliteStore:
                     )
                 return existing
             self.db["studies"].insert({
-                "name": record.name, "definition": _dumps(record.definition),
+                "name": record.name, "uid": record.uid, "definition": _dumps(record.definition),
                 "normalized": _dumps(record.spec.to_dict()), "base_dir": record.base_dir,
                 "status": record.status, "reason": record.reason, "created_at": record.created_at,
             })
@@ -175,7 +175,7 @@ class SqliteStore:
     def _study(row: dict[str, Any]) -> StudyRecord:
         return StudyRecord(
             spec=_spec(row["normalized"]), definition=_definition(row["definition"]),
-            base_dir=row["base_dir"], status=row["status"], reason=row["reason"] or "",
+            base_dir=row["base_dir"], uid=row["uid"], status=row["status"], reason=row["reason"] or "",
             created_at=row["created_at"], started_at=row["started_at"], completed_at=row["completed_at"],
         )
 

@@ -2,7 +2,9 @@
 
 Events are plain values here; the CloudEvents SDK appears only at the HTTP edge. Event ids are
 deterministic where the event stands for a fact (a trial's attempt finished), so a redelivered
-fact carries the id it had the first time.
+fact carries the id it had the first time. Every event names its study and the study's ``uid``,
+which tells a study from an earlier one of the same name: ids never collide across the two,
+and handlers ignore events of a study that no longer exists.
 """
 
 from __future__ import annotations
@@ -60,37 +62,37 @@ def derived_id(*parts: object) -> str:
     return str(uuid.uuid5(_NAMESPACE, "/".join(str(p) for p in parts)))
 
 
-def study_created(study: str) -> Event:
+def study_created(study: str, uid: str) -> Event:
     """Start or resume a study: a fresh id each time, since every delivery reconciles."""
-    return Event(STUDY_CREATED, {"study": study}, subject=study)
+    return Event(STUDY_CREATED, {"study": study, "uid": uid}, subject=study)
 
 
-def trial_suggested(study: str, number: int, attempt: int) -> Event:
+def trial_suggested(study: str, uid: str, number: int, attempt: int) -> Event:
     return Event(
         TRIAL_SUGGESTED,
-        {"study": study, "trial": number, "attempt": attempt},
-        id=derived_id("suggested", study, number, attempt),
+        {"study": study, "uid": uid, "trial": number, "attempt": attempt},
+        id=derived_id("suggested", uid, number, attempt),
         subject=f"{study}/{number}",
     )
 
 
 def trial_finished(
-    study: str, number: int, attempt: int, outcome: str, exit_code: int | None = None, message: str = ""
+    study: str, uid: str, number: int, attempt: int, outcome: str, exit_code: int | None = None, message: str = ""
 ) -> Event:
     """A trial attempt ended. ``outcome``: exited, timeout, error (could not start), preempted."""
     return Event(
         TRIAL_FINISHED,
-        {"study": study, "trial": number, "attempt": attempt, "outcome": outcome,
+        {"study": study, "uid": uid, "trial": number, "attempt": attempt, "outcome": outcome,
          "exitCode": exit_code, "message": message},
-        id=derived_id("finished", study, number, attempt),
+        id=derived_id("finished", uid, number, attempt),
         subject=f"{study}/{number}",
     )
 
 
-def study_completed(study: str, status: str, reason: str) -> Event:
+def study_completed(study: str, uid: str, status: str, reason: str) -> Event:
     return Event(
         STUDY_COMPLETED,
-        {"study": study, "status": status, "reason": reason},
-        id=derived_id("completed", study),
+        {"study": study, "uid": uid, "status": status, "reason": reason},
+        id=derived_id("completed", uid),
         subject=study,
     )

@@ -70,6 +70,7 @@ class TrialLaunch:
     """Everything an executor needs to start one attempt of one trial."""
 
     study: str
+    uid: str
     number: int
     attempt: int
     job_name: str

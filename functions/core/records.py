@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,7 @@ class StudyRecord:
     spec: Study
     definition: dict[str, Any]
     base_dir: str
+    uid: str
     status: str = STUDY_RUNNING
     reason: str = ""
     created_at: float = 0.0
@@ -35,6 +37,10 @@ class StudyRecord:
     @property
     def terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
+
+    def owns(self, data: Mapping[str, Any]) -> bool:
+        """Whether event data is about this study and not an earlier one of the same name."""
+        return data.get("uid") == self.uid
 
 
 @dataclass(frozen=True)

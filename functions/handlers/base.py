@@ -66,7 +66,7 @@ def ask_trials(record: StudyRecord, deps: Deps) -> list[Event]:
         deps.store.add_trial(
             TrialRecord(spec.name, trial.number, dict(trial.params), WAITING, created_at=deps.clock())
         )
-        events.append(trial_suggested(spec.name, trial.number, 1))
+        events.append(trial_suggested(spec.name, record.uid, trial.number, 1))
     return events
 
 
@@ -89,6 +89,7 @@ def trial_launch(record: StudyRecord, trial: TrialRecord) -> TrialLaunch:
     env.update(KATUNA_STUDY=spec.name, KATUNA_TRIAL=str(trial.number), KATUNA_ATTEMPT=str(trial.attempt))
     return TrialLaunch(
         study=spec.name,
+        uid=record.uid,
         number=trial.number,
         attempt=trial.attempt,
         job_name=name,
@@ -112,4 +113,4 @@ def complete(record: StudyRecord, deps: Deps, decision: Decision) -> list[Event]
     """End the study now: later events see its final status at once."""
     deps.store.update_study(record.name, status=decision.status, reason=decision.reason,
                             completed_at=deps.clock())
-    return [study_completed(record.name, decision.status, decision.reason)]
+    return [study_completed(record.name, record.uid, decision.status, decision.reason)]

@@ -28,12 +28,12 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     data = event.data
     record = store.get_study(data["study"])
     trial = store.get_trial(record.name, data["trial"])
-    if trial is None or trial.finished or trial.attempt != data["attempt"]:
+    if not record.owns(data) or trial is None or trial.finished or trial.attempt != data["attempt"]:
         return []
     if data["outcome"] == "preempted" and trial.attempt < MAX_ATTEMPTS and not record.terminal:
         store.update_trial(record.name, trial.number, attempt=trial.attempt + 1, state=WAITING,
                            reason=f"attempt {trial.attempt} preempted: {data['message']}")
-        return [trial_suggested(record.name, trial.number, trial.attempt + 1)]
+        return [trial_suggested(record.name, record.uid, trial.number, trial.attempt + 1)]
     observations, tail = _collect(record, trial, deps)
     store.add_observations(record.name, trial.number, trial.attempt, observations)
     metrics = reduce(observations, {m: record.spec.strategy(m) for m in record.spec.metric_names})

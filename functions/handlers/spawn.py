@@ -12,7 +12,7 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     study, number, attempt = event.data["study"], event.data["trial"], event.data["attempt"]
     record = store.get_study(study)
     trial = store.get_trial(study, number)
-    if record.terminal or trial is None or trial.finished or trial.attempt != attempt:
+    if record.terminal or not record.owns(event.data) or trial is None or trial.finished or trial.attempt != attempt:
         return []
     if deps.executor.exists(study, number, attempt):
         return []

@@ -10,6 +10,8 @@ from functions.handlers.base import Deps, tell
 def handle(event: Event, deps: Deps) -> list[Event]:
     store = deps.store
     record = store.get_study(event.data["study"])
+    if not record.owns(event.data):
+        return []
     if not record.terminal:
         store.update_study(record.name, status=event.data["status"], reason=event.data["reason"],
                            completed_at=deps.clock())

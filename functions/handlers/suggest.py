@@ -14,7 +14,7 @@ from functions.handlers.base import Deps, ask_trials, check_stop, complete
 def handle(event: Event, deps: Deps) -> list[Event]:
     store = deps.store
     record = store.get_study(event.data["study"])
-    if record.terminal:
+    if record.terminal or not record.owns(event.data):
         return []
     if record.started_at is None:
         store.update_study(record.name, started_at=deps.clock())
@@ -23,9 +23,9 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     for trial in store.trials(record.name, ACTIVE_STATES):
         if trial.state == RUNNING and not deps.executor.exists(record.name, trial.number, trial.attempt):
             store.update_trial(record.name, trial.number, attempt=trial.attempt + 1, state=WAITING)
-            events.append(trial_suggested(record.name, trial.number, trial.attempt + 1))
+            events.append(trial_suggested(record.name, record.uid, trial.number, trial.attempt + 1))
         elif trial.state != RUNNING:
-            events.append(trial_suggested(record.name, trial.number, trial.attempt))
+            events.append(trial_suggested(record.name, record.uid, trial.number, trial.attempt))
     decision = check_stop(record, deps)
     if decision is not None:
         return complete(record, deps, decision)

@@ -1,0 +1,108 @@
+"""A durable event queue in the store's database, shared by every process that opens it.
+
+``katuna serve`` runs several gunicorn workers; each takes events from this table, so an event
+published by one worker (or by a trial that one worker runs) may be handled by any. Taking an
+event leases it; an event whose taker died is taken again once its lease runs out, so delivery
+is at least once and the handlers' idempotency does the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from functions.adapters.broker import Delivery
+from functions.core.events import Event
+
+TABLE = "event_queue"
+LEASE_SECONDS = 300.0
+POLL_SECONDS = 0.05
+
+
+def create_table(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        f"CREATE TABLE IF NOT EXISTS {TABLE} (id INTEGER PRIMARY KEY, event_id TEXT NOT NULL, "
+        "body TEXT NOT NULL, due REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, "
+        "taken_by TEXT, taken_at REAL)"
+    )
+    conn.execute(f"CREATE INDEX IF NOT EXISTS {TABLE}_due ON {TABLE} (due)")
+
+
+class SqliteQueue:
+    """Implements :class:`functions.adapters.broker.EventQueue` on a table; safe from any thread."""
+
+    def __init__(self, path: str | Path, busy_timeout: float = 30.0) -> None:
+        self._conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._taker = uuid.uuid4().hex
+        with self._lock:
+            create_table(self._conn)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def put(self, event: Event) -> None:
+        with self._lock:
+            self._conn.execute(f"INSERT INTO {TABLE} (event_id, body, due) VALUES (?, ?, ?)",
+                               (event.id, json.dumps(event.to_dict()), time.time()))
+        self._wake.set()
+
+    def take(self, timeout: float) -> Delivery | None:
+        deadline = time.monotonic() + timeout
+        while True:
+            delivery = self._claim()
+            if delivery is not None or time.monotonic() >= deadline:
+                return delivery
+            self._wake.wait(min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+            self._wake.clear()
+
+    def _claim(self) -> Delivery | None:
+        now = time.time()
+        available = "due <= ? AND (taken_by IS NULL OR taken_at < ?)"
+        with self._lock:
+            if self._conn.execute(f"SELECT 1 FROM {TABLE} WHERE {available} LIMIT 1",
+                                  (now, now - LEASE_SECONDS)).fetchone() is None:
+                return None
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._conn.execute(
+                    f"SELECT id, body, attempts FROM {TABLE} WHERE {available} ORDER BY due, id LIMIT 1",
+                    (now, now - LEASE_SECONDS)).fetchone()
+                if row is not None:
+                    self._conn.execute(
+                        f"UPDATE {TABLE} SET taken_by = ?, taken_at = ?, attempts = attempts + 1 WHERE id = ?",
+                        (self._taker, now, row[0]))
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        if row is None:
+            return None
+        return Delivery(Event.from_dict(json.loads(row[1])), row[2] + 1, row[0])
+
+    def done(self, delivery: Delivery) -> None:
+        with self._lock:
+            self._conn.execute(f"DELETE FROM {TABLE} WHERE id = ?", (delivery.token,))
+
+    def retry(self, delivery: Delivery, delay: float) -> None:
+        with self._lock:
+            self._conn.execute(f"UPDATE {TABLE} SET taken_by = NULL, due = ? WHERE id = ?",
+                               (time.time() + delay, delivery.token))
+
+    def empty(self) -> bool:
+        with self._lock:
+            return self._conn.execute(f"SELECT 1 FROM {TABLE} LIMIT 1").fetchone() is None
+
+    def pending(self, study: str) -> bool:
+        """Whether any event about ``study`` is waiting or being handled."""
+        with self._lock:
+            return self._conn.execute(
+                f"SELECT 1 FROM {TABLE} WHERE json_extract(body, '$.data.study') = ? LIMIT 1", (study,)
+            ).fetchone() is not None
