@@ -74,7 +74,7 @@ def run(file: str, db: str | None) -> None:
         sys.exit(2)
     embedded = Embedded(_settings(db))
     try:
-        record = embedded.submit(spec, definition, path.parent)
+        record = embedded.submit(spec, definition, Path.cwd())
     except StudyConflict as exc:
         embedded.close()
         _fail(str(exc), 2)
@@ -217,6 +217,20 @@ def best(name: str, db: str | None, as_json: bool) -> None:
     if not found:
         _fail(f"study {name!r} has no completed trial yet")
     _trial_table(record, found, title="Pareto front" if record.spec.multi_objective else "Best trial")
+
+
+@main.command()
+@db_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1), help="gunicorn workers.")
+def serve(db: str | None, host: str, port: int, workers: int) -> None:
+    """Serve the HTTP API and the event functions with gunicorn; trials run on this machine."""
+    from functions.adapters.web.server import Server
+
+    settings = _settings(db)
+    SqliteStore(settings.db).close()
+    Server(settings, host, port, workers).run()
 
 
 @main.command()

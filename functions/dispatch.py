@@ -18,6 +18,10 @@ class UnknownEventType(PermanentError):
     """No handler subscribes to the event's type."""
 
 
+class UnknownFunction(PermanentError):
+    """No function has that name, or it does not handle the event's type."""
+
+
 class Dispatcher:
     """Runs handlers for events; safe to call twice with the same event, in any order."""
 
@@ -41,6 +45,18 @@ class Dispatcher:
         for name in names:
             emitted.extend(self._run(name, event))
         return emitted
+
+    def deliver_to(self, function: str, event: Event) -> list[Event]:
+        """The events to emit after one function handles ``event`` (a Trigger's subscriber)."""
+        if function not in self._handlers:
+            raise UnknownFunction(f"no function named {function!r}; expected one of {', '.join(sorted(self._handlers))}")
+        if function not in self._routes.get(event.type, ()):
+            raise UnknownFunction(f"function {function!r} does not handle events of type {event.type!r}")
+        return self._run(function, event)
+
+    @property
+    def functions(self) -> list[str]:
+        return sorted(self._handlers)
 
     def _run(self, name: str, event: Event) -> list[Event]:
         store = self.deps.store

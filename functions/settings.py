@@ -1,4 +1,8 @@
-"""Settings, read once from ``KATUNA_*`` environment variables into a frozen object."""
+"""Settings, read once from the environment into a frozen object (never at import time).
+
+Every variable has the ``KATUNA_`` prefix, except ``K_SINK``, which Knative sets for sources
+and sink bindings.
+"""
 
 from __future__ import annotations
 
@@ -12,26 +16,40 @@ PREFIX = "KATUNA_"
 
 @dataclass(frozen=True)
 class Settings:
-    """Where state lives and how long to wait for it.
+    """Where state lives, how the HTTP service behaves, and where emitted events go.
 
-    ``KATUNA_DB`` (default ``./katuna.db``), ``KATUNA_LOG_DIR`` (default: ``<db stem>-logs``
-    beside the database), ``KATUNA_BUSY_TIMEOUT`` in seconds (default 30).
+    ``KATUNA_DB`` (default ``./katuna.db``); ``KATUNA_LOG_DIR`` (default ``<db stem>-logs``
+    beside the database); ``KATUNA_BUSY_TIMEOUT`` seconds (30); ``KATUNA_API_TOKEN`` (unset: the
+    API is open); ``KATUNA_MAX_BODY`` bytes of a request body (1 MiB); ``KATUNA_WORKDIR``, the
+    directory that relative trial working directories of POSTed studies start from (the current
+    one); ``KATUNA_EVENTS``: ``queue`` (emitted events go to the database queue that the
+    service's own workers take from) or ``reply`` (behind a Knative broker: the reply, and
+    ``K_SINK`` for more than one).
     """
 
     db: Path = Path("katuna.db")
     log_dir: Path | None = None
     busy_timeout: float = 30.0
+    api_token: str | None = None
+    max_body: int = 1 << 20
+    workdir: Path = Path(".")
+    events: str = "queue"
+    sink: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
-        settings = cls()
-        if env.get(PREFIX + "DB"):
-            settings = replace(settings, db=Path(env[PREFIX + "DB"]))
-        if env.get(PREFIX + "LOG_DIR"):
-            settings = replace(settings, log_dir=Path(env[PREFIX + "LOG_DIR"]))
-        if env.get(PREFIX + "BUSY_TIMEOUT"):
-            settings = replace(settings, busy_timeout=float(env[PREFIX + "BUSY_TIMEOUT"]))
+        read = {
+            "db": ("DB", Path), "log_dir": ("LOG_DIR", Path), "busy_timeout": ("BUSY_TIMEOUT", float),
+            "api_token": ("API_TOKEN", str), "max_body": ("MAX_BODY", int), "workdir": ("WORKDIR", Path),
+            "events": ("EVENTS", str),
+        }
+        values = {field: kind(env[PREFIX + name]) for field, (name, kind) in read.items() if env.get(PREFIX + name)}
+        if env.get("K_SINK"):
+            values["sink"] = env["K_SINK"]
+        settings = cls(**values)
+        if settings.events not in ("queue", "reply"):
+            raise ValueError(f"{PREFIX}EVENTS: expected queue or reply, got {settings.events!r}")
         return settings
 
     def with_db(self, db: str | Path | None) -> Settings:

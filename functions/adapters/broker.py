@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from functions.core.errors import KatunaError
+from functions.core.errors import KatunaError, TemporaryError
 from functions.core.events import Event
 from functions.dispatch import Dispatcher
 
@@ -104,8 +104,10 @@ class LocalBroker:
     def idle(self) -> bool:
         return self.events.empty()
 
-    def run(self, until: Callable[[], bool], tick: Callable[[], None] = lambda: None, interval: float = 0.2) -> None:
-        """Deliver events until the queue is empty and ``until()`` holds, calling ``tick`` between."""
+    def run(self, until: Callable[[], bool], tick: Callable[[], None] = lambda: None, interval: float = 0.2,
+            drain: bool = True) -> None:
+        """Deliver events until ``until()`` holds (and, with ``drain``, the queue is empty),
+        calling ``tick`` a few times a second."""
         last_tick = 0.0
         while True:
             delivery = self.events.take(timeout=interval)
@@ -116,7 +118,7 @@ class LocalBroker:
                 tick()
             elif delivery is None or not self.events.empty():
                 continue
-            if self.events.empty() and until():
+            if (not drain or self.events.empty()) and until():
                 return
 
     def _deliver(self, delivery: Delivery) -> None:
@@ -124,6 +126,10 @@ class LocalBroker:
             emitted = self._dispatcher.deliver(delivery.event)
         except KatunaError as exc:
             self._failed(delivery, exc)
+            return
+        except Exception as exc:
+            log.exception("unexpected failure handling %s (%s)", delivery.event.type, delivery.event.id)
+            self._failed(delivery, TemporaryError(f"unexpected {type(exc).__name__}: {exc}"))
             return
         for event in emitted:
             self.publish(event)

@@ -91,7 +91,7 @@ class SqliteStore:
         conn.execute("PRAGMA synchronous=NORMAL")
         self.db = sqlite_utils.Database(conn)
         self._optuna: JournalStorage | None = None
-        self._studies: dict[str, optuna.Study] = {}
+        self._studies: dict[tuple[str, int], optuna.Study] = {}
         self._migrate()
 
     def close(self) -> None:
@@ -129,23 +129,22 @@ class SqliteStore:
         return self._optuna
 
     def optuna_study(self, name: str, directions: Sequence[str]) -> optuna.Study:
-        """Loaded once per storage object; loading before creating keeps the journal free of
+        """Loaded once per storage object and study id (a study deleted and created again under
+        the same name gets a new id); loading before creating keeps the journal free of
         repeated creation records."""
-        study = self._studies.get(name)
-        if study is None:
-            study = self._studies[name] = self._load_or_create(name, directions)
-        return study
-
-    def _load_or_create(self, name: str, directions: Sequence[str]) -> optuna.Study:
         storage = self.optuna_storage()
         try:
-            return optuna.load_study(study_name=name, storage=storage)
+            study_id = storage.get_study_id_from_name(name)
         except KeyError:
-            pass
-        try:
-            return optuna.create_study(storage=storage, study_name=name, directions=list(directions))
-        except optuna.exceptions.DuplicatedStudyError:
-            return optuna.load_study(study_name=name, storage=storage)
+            try:
+                optuna.create_study(storage=storage, study_name=name, directions=list(directions))
+            except optuna.exceptions.DuplicatedStudyError:
+                pass
+            study_id = storage.get_study_id_from_name(name)
+        key = (name, study_id)
+        if key not in self._studies:
+            self._studies[key] = optuna.load_study(study_name=name, storage=storage)
+        return self._studies[key]
 
     # studies
 
@@ -187,6 +186,14 @@ class SqliteStore:
 
     def list_studies(self) -> list[StudyRecord]:
         return [self._study(row) for row in self.db.query("SELECT * FROM studies ORDER BY created_at")]
+
+    def delete_study(self, name: str) -> None:
+        with self.transaction():
+            self.get_study(name)
+            for table, column in (("observations", "study"), ("trials", "study"), ("studies", "name")):
+                self.db.execute(f"DELETE FROM {table} WHERE {column} = ?", [name])
+            if name in [s.study_name for s in optuna.get_all_study_summaries(self.optuna_storage())]:
+                optuna.delete_study(study_name=name, storage=self.optuna_storage())
 
     def update_study(self, name: str, **fields: Any) -> None:
         self._update("studies", {"name": name}, fields)

@@ -3,6 +3,8 @@
 ``KatunaError``
     ``PermanentError`` (retrying cannot help; HTTP 400/422)
         ``InvalidStudy``     a study definition with one or more problems
+            ``UnparseableStudy``  not YAML or JSON, or not a mapping
+        ``MalformedRequest`` a request that cannot be read (an event that is no CloudEvent)
         ``StudyConflict``    another definition already uses the name
         ``StudyNotFound``    no study by that name
     ``TemporaryError`` (retrying later may help; HTTP 503)
@@ -47,6 +49,14 @@ class InvalidStudy(PermanentError):
         self.problems = tuple(problems)
         lines = "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(f"invalid study ({len(self.problems)} problem(s)):\n{lines}")
+
+
+class UnparseableStudy(InvalidStudy):
+    """The definition is not YAML or JSON at all, or not a mapping."""
+
+
+class MalformedRequest(PermanentError):
+    """The request itself cannot be read (as opposed to asking for something impossible)."""
 
 
 class StudyConflict(PermanentError):

@@ -6,7 +6,7 @@ from typing import Any
 
 import yaml
 
-from functions.core.errors import InvalidStudy, Problem
+from functions.core.errors import Problem, UnparseableStudy
 from functions.core.spec import Study
 from functions.core.validate import parse_study
 
@@ -16,9 +16,9 @@ def parse_text(text: str) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise InvalidStudy([Problem("", f"not valid YAML or JSON: {exc}")]) from exc
+        raise UnparseableStudy([Problem("", f"not valid YAML or JSON: {exc}")]) from exc
     if not isinstance(data, dict):
-        raise InvalidStudy([Problem("", "expected a mapping at the top level of the study definition")])
+        raise UnparseableStudy([Problem("", "expected a mapping at the top level of the study definition")])
     return data
 
 

@@ -41,6 +41,9 @@ class Store(Protocol):
 
     def update_study(self, name: str, **fields: Any) -> None: ...
 
+    def delete_study(self, name: str) -> None:
+        """Remove the study, its trials and observations, and Optuna's twin."""
+
     def add_trial(self, trial: TrialRecord) -> None: ...
 
     def get_trial(self, study: str, number: int) -> TrialRecord | None: ...

@@ -1,0 +1,60 @@
+"""katuna events over HTTP as CloudEvents, through the CloudEvents SDK (the only module using it).
+
+Requests are read in binary or structured mode; katuna sends binary mode with JSON data.
+"""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+from cloudevents.core.bindings import http as ce_http
+from cloudevents.core.exceptions import BaseCloudEventException
+from cloudevents.core.v1.event import CloudEvent
+
+from functions.core.errors import MalformedRequest, TemporaryError
+from functions.core.events import Event
+
+SEND_TIMEOUT_SECONDS = 10
+
+
+class MalformedEvent(MalformedRequest):
+    """The request is not a CloudEvent, or its data is not the JSON object katuna expects."""
+
+
+def from_http(headers: Mapping[str, str], body: bytes) -> Event:
+    """The katuna event in an HTTP request."""
+    message = ce_http.HTTPMessage(headers={k.lower(): v for k, v in headers.items()}, body=body)
+    try:
+        cloud_event = ce_http.from_http_event(message)
+    except (BaseCloudEventException, ValueError, KeyError, TypeError) as exc:
+        raise MalformedEvent(f"not a CloudEvent: {exc}") from exc
+    data = cloud_event.get_data()
+    if not isinstance(data, dict) or not isinstance(data.get("study"), str):
+        raise MalformedEvent("expected JSON data with the study's name in 'study'")
+    time = cloud_event.get_time() or datetime.now(UTC)
+    return Event(type=cloud_event.get_type(), data=data, id=cloud_event.get_id(),
+                 source=cloud_event.get_source(), subject=cloud_event.get_subject(), time=time.isoformat())
+
+
+def to_http(event: Event) -> tuple[dict[str, str], bytes]:
+    """Headers and body of ``event`` in binary mode."""
+    attributes = {"type": event.type, "source": event.source, "id": event.id,
+                  "time": datetime.fromisoformat(event.time), "datacontenttype": "application/json"}
+    if event.subject:
+        attributes["subject"] = event.subject
+    message = ce_http.to_binary_event(CloudEvent(attributes=attributes, data=dict(event.data)))
+    return message.headers, message.body
+
+
+def send(url: str, event: Event) -> None:
+    """POST ``event`` to ``url`` (a broker or ``K_SINK``); a failure is temporary."""
+    headers, body = to_http(event)
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=SEND_TIMEOUT_SECONDS):
+            return
+    except (urllib.error.URLError, OSError) as exc:
+        raise TemporaryError(f"could not send {event.type} to {url}: {exc}") from exc

@@ -1,0 +1,64 @@
+"""The HTTP service: the study API, the CloudEvent functions, health, and the OpenAPI document.
+
+``create_app`` is a Flask app factory over a :class:`functions.runtime.Runtime`;
+``from_environment`` builds both from ``KATUNA_*`` settings, for gunicorn in a container.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from flask import Flask, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from functions.adapters.web import api, functions_ce
+from functions.adapters.web.errors import error_response
+from functions.core.errors import KatunaError
+from functions.runtime import Runtime
+from functions.settings import Settings
+
+OPEN_PATHS = ("/healthz", "/readyz")
+
+
+def create_app(runtime: Runtime) -> Flask:
+    """The WSGI application over ``runtime`` (whose broker thread it starts)."""
+    app = Flask("katuna")
+    app.config["MAX_CONTENT_LENGTH"] = runtime.settings.max_body
+    app.extensions["katuna"] = runtime
+    app.register_blueprint(api.blueprint)
+    app.register_blueprint(functions_ce.blueprint)
+    app.before_request(_authorize)
+    app.register_error_handler(KatunaError, error_response)
+    app.register_error_handler(HTTPException, _http_error)
+    runtime.start()
+    return app
+
+
+def from_environment() -> Flask:
+    """The application configured from the environment (gunicorn's entry point in a container)."""
+    return create_app(Runtime(Settings.from_env()))
+
+
+def _authorize():
+    """With ``KATUNA_API_TOKEN`` set, the API needs ``Authorization: Bearer <token>``.
+
+    Health checks and the CloudEvent functions stay open: probes and the Knative broker carry
+    no token (deploy the functions cluster-local).
+    """
+    token = current_app.extensions["katuna"].settings.api_token
+    path = request.path
+    if not token or path in OPEN_PATHS or functions_ce.is_event_path(path):
+        return None
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and hmac.compare_digest(given.encode(), token.encode()):
+        return None
+    response = jsonify(error="unauthorized", message="send Authorization: Bearer <KATUNA_API_TOKEN>")
+    response.status_code = 401
+    response.headers["WWW-Authenticate"] = 'Bearer realm="katuna"'
+    return response
+
+
+def _http_error(exc: HTTPException):
+    response = jsonify(error=(exc.name or "error").lower().replace(" ", "_"), message=exc.description)
+    response.status_code = exc.code or 500
+    return response

@@ -1,0 +1,140 @@
+"""The study API: submit, list, inspect, stop and delete studies; read trials and their logs."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context, url_for
+
+from functions.adapters.web.openapi import document
+from functions.core.errors import StudyNotFound
+from functions.core.events import study_completed
+from functions.core.formats import load_study
+from functions.handlers.base import trial_launch
+from functions.runtime import Runtime
+from functions.views import study_view, trial_view
+
+blueprint = Blueprint("api", __name__)
+
+STUDY_TYPES = ("application/json", "application/yaml", "application/x-yaml", "text/yaml", "text/plain")
+
+
+def _runtime() -> Runtime:
+    return current_app.extensions["katuna"]
+
+
+def _links(name: str) -> dict[str, str]:
+    return {"self": url_for("api.get_study", name=name), "trials": url_for("api.list_trials", name=name),
+            "stop": url_for("api.stop_study", name=name)}
+
+
+@blueprint.get("/healthz")
+def healthz():
+    return jsonify(status="ok")
+
+
+@blueprint.get("/readyz")
+def readyz():
+    runtime = _runtime()
+    runtime.store().db.execute("SELECT 1")
+    if not runtime.healthy:
+        return jsonify(status="not ready", message="the event broker thread is not running"), 503
+    return jsonify(status="ready")
+
+
+@blueprint.get("/openapi.json")
+def openapi():
+    return jsonify(document())
+
+
+@blueprint.post("/studies")
+def create_study():
+    """Submit a study (YAML or JSON): 201 when new, 200 when the identical one exists."""
+    mimetype = request.mimetype or "application/json"
+    if mimetype not in STUDY_TYPES:
+        response = jsonify(error="unsupported_media_type",
+                           message=f"send the study as one of {', '.join(STUDY_TYPES)}, not {mimetype}")
+        response.status_code = 415
+        return response
+    spec, definition = load_study(request.get_data(as_text=True))
+    runtime = _runtime()
+    record, created = runtime.submit(spec, definition, runtime.settings.workdir)
+    body = {"name": record.name, "status": record.status, "links": _links(record.name)}
+    response = jsonify(body)
+    response.status_code = 201 if created else 200
+    response.headers["Location"] = url_for("api.get_study", name=record.name)
+    return response
+
+
+@blueprint.get("/studies")
+def list_studies():
+    store = _runtime().store()
+    return jsonify([study_view(store, record) for record in store.list_studies()])
+
+
+@blueprint.get("/studies/<name>")
+def get_study(name: str):
+    store = _runtime().store()
+    record = store.get_study(name)
+    view = study_view(store, record)
+    view["definition"] = record.spec.to_dict()
+    view["links"] = _links(name)
+    return jsonify(view)
+
+
+@blueprint.get("/studies/<name>/trials")
+def list_trials(name: str):
+    store = _runtime().store()
+    store.get_study(name)
+    return jsonify([trial_view(t) for t in store.trials(name)])
+
+
+def _trial(name: str, number: int):
+    store = _runtime().store()
+    record = store.get_study(name)
+    trial = store.get_trial(name, number)
+    if trial is None:
+        raise StudyNotFound(f"study {name!r} has no trial {number}")
+    return record, trial
+
+
+@blueprint.get("/studies/<name>/trials/<int:number>")
+def get_trial(name: str, number: int):
+    _, trial = _trial(name, number)
+    view = trial_view(trial)
+    view["observations"] = [
+        {"metric": o.metric, "value": o.value, "step": o.step, "timestamp": o.timestamp}
+        for o in _runtime().store().observations(name, number)
+    ]
+    return jsonify(view)
+
+
+@blueprint.get("/studies/<name>/trials/<int:number>/logs")
+def trial_logs(name: str, number: int):
+    """The output of the trial's current attempt (or ``?attempt=k``), streamed as plain text."""
+    record, trial = _trial(name, number)
+    attempt = request.args.get("attempt", default=trial.attempt, type=int)
+    launch = trial_launch(record, replace(trial, attempt=attempt))
+    lines = _runtime().executor.output(launch)
+    return Response(stream_with_context(lines), mimetype="text/plain")
+
+
+@blueprint.post("/studies/<name>/stop")
+def stop_study(name: str):
+    _stop(name)
+    store = _runtime().store()
+    return jsonify(study_view(store, store.get_study(name)))
+
+
+@blueprint.delete("/studies/<name>")
+def delete_study(name: str):
+    _stop(name)
+    _runtime().store().delete_study(name)
+    return "", 204
+
+
+def _stop(name: str) -> None:
+    runtime = _runtime()
+    record = runtime.store().get_study(name)
+    if not record.terminal:
+        runtime.dispatcher().deliver(study_completed(name, record.uid, "stopped", "stopped by user"))

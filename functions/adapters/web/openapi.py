@@ -1,0 +1,128 @@
+"""The OpenAPI 3.1 document of the HTTP service, served at ``/openapi.json``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from functions.core.events import ROUTES
+from functions.core.records import ACTIVE_STATES, FINISHED_STATES, STUDY_RUNNING, TERMINAL_STATUSES
+
+
+def _json(schema_ref: str, description: str) -> dict[str, Any]:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema_ref}"}}}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return _json("Error", description)
+
+
+_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+_NUMBER = {"name": "number", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}
+_UNAUTHORIZED = _error("missing or wrong bearer token (when KATUNA_API_TOKEN is set)")
+_NOT_FOUND = _error("no such study or trial")
+
+_SCHEMAS: dict[str, Any] = {
+    "Error": {"type": "object", "required": ["error", "message"], "properties": {
+        "error": {"type": "string"}, "message": {"type": "string"}, "retryable": {"type": "boolean"},
+        "problems": {"type": "array", "items": {"type": "object", "required": ["path", "message"], "properties": {
+            "path": {"type": "string"}, "message": {"type": "string"}}}}}},
+    "Trial": {"type": "object", "required": ["number", "state", "params", "value", "values", "metrics", "reason"],
+              "properties": {
+                  "number": {"type": "integer"},
+                  "state": {"enum": [*ACTIVE_STATES, *FINISHED_STATES]},
+                  "params": {"type": "object"},
+                  "value": {"type": ["number", "null"]},
+                  "values": {"type": ["array", "null"], "items": {"type": "number"}},
+                  "metrics": {"type": "object", "additionalProperties": {"type": "number"}},
+                  "reason": {"type": ["string", "null"]},
+                  "attempt": {"type": "integer"}, "exitCode": {"type": ["integer", "null"]},
+                  "startedAt": {"type": ["number", "null"]}, "finishedAt": {"type": ["number", "null"]},
+                  "observations": {"type": "array", "items": {"type": "object"}}}},
+    "Study": {"type": "object", "required": ["name", "status", "trials", "counts", "best"], "properties": {
+        "name": {"type": "string"}, "status": {"enum": [STUDY_RUNNING, *TERMINAL_STATUSES]},
+        "reason": {"type": ["string", "null"]}, "algorithm": {"type": "string"},
+        "trials": {"type": "integer"}, "counts": {"type": "object"},
+        "best": {"oneOf": [{"$ref": "#/components/schemas/Trial"}, {"type": "null"},
+                           {"type": "array", "items": {"$ref": "#/components/schemas/Trial"}}]},
+        "definition": {"type": "object"}, "links": {"type": "object"}}},
+    "Submitted": {"type": "object", "required": ["name", "status", "links"], "properties": {
+        "name": {"type": "string"}, "status": {"type": "string"}, "links": {"type": "object"}}},
+}
+
+
+def _study_paths() -> dict[str, Any]:
+    return {
+        "/studies": {
+            "post": {"summary": "Submit a study (native format, YAML or JSON)", "operationId": "createStudy",
+                     "requestBody": {"required": True, "content": {
+                         "application/yaml": {"schema": {"type": "string"}},
+                         "application/json": {"schema": {"type": "object"}}}},
+                     "responses": {"201": _json("Submitted", "created; Location names it"),
+                                   "200": _json("Submitted", "the identical study exists already"),
+                                   "400": _error("not YAML or JSON"), "401": _UNAUTHORIZED,
+                                   "409": _error("another definition uses the name"),
+                                   "413": _error("body too large"), "415": _error("not YAML or JSON"),
+                                   "422": _error("invalid: every problem, with its field path")}},
+            "get": {"summary": "List studies", "operationId": "listStudies", "responses": {
+                "200": {"description": "studies", "content": {"application/json": {"schema": {
+                    "type": "array", "items": {"$ref": "#/components/schemas/Study"}}}}},
+                "401": _UNAUTHORIZED}}},
+        "/studies/{name}": {
+            "parameters": [_NAME],
+            "get": {"summary": "A study: status, counts, best trial, stop reason", "operationId": "getStudy",
+                    "responses": {"200": _json("Study", "the study"), "401": _UNAUTHORIZED, "404": _NOT_FOUND}},
+            "delete": {"summary": "Stop, then delete a study", "operationId": "deleteStudy",
+                       "responses": {"204": {"description": "deleted"}, "401": _UNAUTHORIZED, "404": _NOT_FOUND}}},
+        "/studies/{name}/stop": {
+            "parameters": [_NAME],
+            "post": {"summary": "Stop a study and its running trials", "operationId": "stopStudy",
+                     "responses": {"200": _json("Study", "stopped"), "401": _UNAUTHORIZED, "404": _NOT_FOUND}}},
+        "/studies/{name}/trials": {
+            "parameters": [_NAME],
+            "get": {"summary": "The trials of a study", "operationId": "listTrials", "responses": {
+                "200": {"description": "trials", "content": {"application/json": {"schema": {
+                    "type": "array", "items": {"$ref": "#/components/schemas/Trial"}}}}},
+                "401": _UNAUTHORIZED, "404": _NOT_FOUND}}},
+        "/studies/{name}/trials/{number}": {
+            "parameters": [_NAME, _NUMBER],
+            "get": {"summary": "One trial with its observations", "operationId": "getTrial",
+                    "responses": {"200": _json("Trial", "the trial"), "401": _UNAUTHORIZED, "404": _NOT_FOUND}}},
+        "/studies/{name}/trials/{number}/logs": {
+            "parameters": [_NAME, _NUMBER,
+                           {"name": "attempt", "in": "query", "schema": {"type": "integer", "minimum": 1}}],
+            "get": {"summary": "The output of a trial attempt, streamed", "operationId": "getTrialLogs",
+                    "responses": {"200": {"description": "plain text", "content": {"text/plain": {
+                        "schema": {"type": "string"}}}}, "401": _UNAUTHORIZED, "404": _NOT_FOUND}}},
+    }
+
+
+def _event_operation(summary: str, operation: str) -> dict[str, Any]:
+    return {"summary": summary, "operationId": operation,
+            "description": "A CloudEvent in binary or structured mode. Event types: " + ", ".join(sorted(ROUTES)),
+            "requestBody": {"required": True, "content": {"application/cloudevents+json": {"schema": {"type": "object"}},
+                                                          "application/json": {"schema": {"type": "object"}}}},
+            "responses": {"200": {"description": "handled; the one emitted event is the reply (reply mode)"},
+                          "202": {"description": "handled; emitted events were queued or sent to K_SINK"},
+                          "400": _error("not a CloudEvent"), "422": _error("permanently unprocessable"),
+                          "503": _error("temporarily unavailable; retry after Retry-After seconds")}}
+
+
+def document() -> dict[str, Any]:
+    """The whole document."""
+    paths = _study_paths()
+    paths["/"] = {"post": _event_operation("Handle an event with every function subscribed to its type",
+                                           "handleEvent")}
+    paths["/functions/{function}"] = {
+        "parameters": [{"name": "function", "in": "path", "required": True,
+                        "schema": {"enum": sorted({f for fs in ROUTES.values() for f in fs})}}],
+        "post": _event_operation("Handle an event with one function", "handleEventWith")}
+    for path, operation in (("/healthz", "healthz"), ("/readyz", "readyz"), ("/openapi.json", "openapi")):
+        paths[path] = {"get": {"summary": operation, "operationId": operation,
+                               "responses": {"200": {"description": "ok"}, "503": {"description": "not ready"}}}}
+    return {"openapi": "3.1.0",
+            "info": {"title": "katuna", "version": "1", "description": "Hyperparameter tuning as event-driven functions."},
+            "components": {"schemas": _SCHEMAS,
+                           "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+            "security": [{"bearer": []}],
+            "paths": paths}

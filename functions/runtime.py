@@ -1,0 +1,115 @@
+"""The composition root of the HTTP service: one per gunicorn worker (built after the fork).
+
+Each thread gets its own store connection; the executor and the database event queue are
+shared. A broker thread takes events from the queue (so do the other workers' brokers) and a
+watcher nudges studies that nothing else would move.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import optuna
+
+from functions.adapters import cloudevents_http
+from functions.adapters.broker import LocalBroker
+from functions.adapters.local_executor import LocalExecutor
+from functions.adapters.sqlite_queue import SqliteQueue
+from functions.adapters.sqlite_store import SqliteStore
+from functions.core.errors import TemporaryError
+from functions.core.events import Event, study_created
+from functions.core.records import StudyRecord
+from functions.core.spec import Study
+from functions.dispatch import Dispatcher
+from functions.handlers import Deps
+from functions.settings import Settings
+from functions.watch import Watcher
+
+log = logging.getLogger("katuna.runtime")
+
+
+class Runtime:
+    """Stores, executor, queue and broker thread of one service process."""
+
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self.settings = settings
+        self.clock = clock
+        self._local = threading.local()
+        self.store()
+        self.queue = SqliteQueue(settings.db, settings.busy_timeout)
+        self.executor = LocalExecutor(settings.logs, self._publish_quietly)
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def store(self) -> SqliteStore:
+        """This thread's connection to the database."""
+        store = getattr(self._local, "store", None)
+        if store is None:
+            store = self._local.store = SqliteStore(self.settings.db, self.settings.busy_timeout)
+        return store
+
+    def dispatcher(self) -> Dispatcher:
+        return Dispatcher(Deps(self.store(), self.executor, self.clock))
+
+    def submit(self, spec: Study, definition: dict, base_dir: Path) -> tuple[StudyRecord, bool]:
+        """Store a study and start it; the stored record, and whether it is new.
+
+        Submitting the identical study again starts it again: harmless while it runs, and the
+        way to recover when the first start could not be sent.
+        """
+        uid = uuid.uuid4().hex[:12]
+        record = StudyRecord(spec, definition, str(base_dir.resolve()), uid, created_at=self.clock())
+        stored = self.store().add_study(record)
+        if not stored.terminal:
+            self.publish(study_created(stored.name, stored.uid))
+        return stored, stored.uid == uid
+
+    def publish(self, event: Event) -> None:
+        """Send an event on: into the queue, or (reply mode) to the Knative broker at ``K_SINK``."""
+        if self.settings.events == "reply":
+            if not self.settings.sink:
+                raise TemporaryError("events go to K_SINK in reply mode, and K_SINK is not set")
+            cloudevents_http.send(self.settings.sink, event)
+        else:
+            self.queue.put(event)
+
+    def _publish_quietly(self, event: Event) -> None:
+        """Publish from a trial's thread, where nobody could retry a failure but the watcher."""
+        try:
+            self.publish(event)
+        except TemporaryError as exc:
+            log.error("could not publish %s (%s): %s", event.type, event.id, exc)
+
+    def start(self) -> None:
+        """Start taking events from the queue in a background thread (queue mode only: in reply
+        mode the Knative broker delivers, retries and dead-letters)."""
+        if self.settings.events == "queue":
+            self._thread = threading.Thread(target=self._serve_events, name="katuna-broker", daemon=True)
+            self._thread.start()
+
+    @property
+    def healthy(self) -> bool:
+        return self.settings.events == "reply" or (self._thread is not None and self._thread.is_alive())
+
+    def _serve_events(self) -> None:
+        deps = Deps(self.store(), self.executor, self.clock)
+        broker = LocalBroker(Dispatcher(deps), self.queue)
+        watcher = Watcher(deps, self.executor, self.queue, self._watched)
+        broker.run(until=self._stopping.is_set, tick=watcher.tick, drain=False)
+
+    def _watched(self) -> list[StudyRecord]:
+        return [r for r in self.store().list_studies() if not r.terminal or self.executor.running(r.name)]
+
+    def close(self) -> None:
+        """Stop taking events and kill this process's trials; the studies stay resumable."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self.executor.shutdown()
+        self.queue.close()

@@ -1,0 +1,109 @@
+"""A real ``katuna serve`` (gunicorn) on a loopback port, and a loopback sink standing in for a broker."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+KATUNA = str(Path(sys.executable).with_name("katuna"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Service:
+    """``katuna serve`` in a subprocess; requests as (status, headers, body)."""
+
+    def __init__(self, workdir: Path, workers: int = 2, **env: str) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.workdir = workdir
+        self.log = (workdir / "serve.log").open("w")
+        self.process = subprocess.Popen(
+            [KATUNA, "serve", "--db", str(workdir / "katuna.db"), "--port", str(self.port), "--workers", str(workers)],
+            cwd=workdir, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **env})
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if self.request("GET", "/readyz")[0] == 200:
+                    return
+            except OSError:
+                time.sleep(0.1)
+        self.close()
+        raise RuntimeError("katuna serve did not become ready:\n" + (workdir / "serve.log").read_text())
+
+    def request(self, method: str, path: str, body: bytes | str | None = None,
+                headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+        data = body.encode() if isinstance(body, str) else body
+        req = urllib.request.Request(self.base + path, data=data, method=method, headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as response:
+                return response.status, dict(response.headers), response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, dict(error.headers), error.read()
+
+    def json(self, method: str, path: str, **kwargs) -> tuple[int, object]:
+        status, _, body = self.request(method, path, **kwargs)
+        return status, json.loads(body) if body else None
+
+    def wait_for(self, name: str, statuses=("completed", "failed", "stopped"), timeout: float = 60) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status, study = self.json("GET", f"/studies/{name}")
+            if status == 200 and study["status"] in statuses:
+                return study
+            time.sleep(0.2)
+        raise AssertionError(f"study {name} did not end: {study}")
+
+    def close(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log.close()
+
+
+class Sink:
+    """A loopback HTTP server that records the CloudEvents posted to it (as a broker would receive them)."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        self.arrived = threading.Condition()
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with sink.arrived:
+                    sink.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                    sink.arrived.notify_all()
+                self.send_response(202)
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def wait(self, count: int, timeout: float = 30) -> list[tuple[dict[str, str], bytes]]:
+        with self.arrived:
+            self.arrived.wait_for(lambda: len(self.received) >= count, timeout=timeout)
+            return list(self.received)
+
+    def close(self) -> None:
+        self.server.shutdown()

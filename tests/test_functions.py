@@ -1,0 +1,92 @@
+"""The CloudEvent functions under real gunicorn, as a Knative broker drives them (reply mode)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from cloudevents.core.bindings import http as ce_http
+from cloudevents.core.v1.event import CloudEvent
+from conftest import study_definition
+from http_helpers import Service, Sink
+
+
+@pytest.fixture
+def cluster(tmp_path: Path):
+    sink = Sink()
+    service = Service(tmp_path, workers=2, KATUNA_EVENTS="reply", K_SINK=sink.url)
+    yield service, sink
+    service.close()
+    sink.close()
+
+
+def event_of(headers: dict[str, str], body: bytes):
+    return ce_http.from_http_event(ce_http.HTTPMessage(headers=headers, body=body))
+
+
+def forward(service: Service, path: str, headers: dict[str, str], body: bytes, structured: bool = False):
+    """Deliver an event the way a broker would, in binary or structured mode."""
+    if structured:
+        message = ce_http.to_structured_event(event_of(headers, body))
+        return service.request("POST", path, message.body, message.headers)
+    return service.request("POST", path, body, {k: v for k, v in headers.items() if k.startswith("ce-")
+                                                 or k == "content-type"})
+
+
+def test_the_functions_run_a_study_through_a_broker(cluster):
+    service, sink = cluster
+    definition = study_definition(name="knative", maxTrials=3, parallelism=2)
+    status, _, _ = service.request("POST", "/studies", yaml.safe_dump(definition), {"Content-Type": "application/yaml"})
+    assert status == 201
+
+    created_headers, created_body = sink.wait(1)[0]
+    assert created_headers["ce-type"] == "dev.katuna.study.created"
+    assert created_headers["content-type"] == "application/json"
+
+    status, _, body = forward(service, "/functions/suggest", created_headers, created_body)
+    assert status == 202, body
+    assert [e["type"] for e in json.loads(body)["emitted"]] == ["dev.katuna.trial.suggested"] * 2
+    suggested = sink.wait(3)[1:3]
+    assert {h["ce-type"] for h, _ in suggested} == {"dev.katuna.trial.suggested"}
+
+    for number, (headers, body) in enumerate(suggested):
+        status, _, reply = forward(service, "/", headers, body, structured=number == 1)
+        assert status == 202 and json.loads(reply)["emitted"] == []
+
+    finished = sink.wait(5)[3:5]
+    assert {h["ce-type"] for h, _ in finished} == {"dev.katuna.trial.finished"}
+    headers, body = finished[0]
+    status, reply_headers, reply = forward(service, "/functions/collect", headers, body)
+    assert status == 200, reply
+    assert reply_headers["ce-type"] == "dev.katuna.trial.suggested"
+    assert json.loads(reply)["trial"] == 2
+    again = forward(service, "/functions/collect", headers, body)
+    assert again[0] == 200 and again[1]["ce-id"] == reply_headers["ce-id"], "a retried function emits the same id"
+
+    collected = json.loads(body)["trial"]
+    states = {t["number"]: t["state"] for t in service.json("GET", "/studies/knative/trials")[1]}
+    assert states == {collected: "COMPLETE", 1 - collected: "RUNNING", 2: "WAITING"}
+
+
+def test_bad_events_are_permanent_errors_and_change_nothing(cluster):
+    service, _ = cluster
+    definition = study_definition(name="calm", maxTrials=2)
+    service.request("POST", "/studies", json.dumps(definition), {"Content-Type": "application/json"})
+    before = service.json("GET", "/studies")[1]
+
+    assert service.request("POST", "/", b"not an event", {"Content-Type": "text/plain"})[0] == 400
+
+    def send(path: str, event_type: str, data: dict) -> int:
+        event = CloudEvent(attributes={"type": event_type, "source": "/test", "datacontenttype": "application/json"},
+                           data=data)
+        message = ce_http.to_binary_event(event)
+        return service.request("POST", path, message.body, message.headers)[0]
+
+    assert send("/", "com.example.unknown", {"study": "calm"}) == 422
+    assert send("/functions/spawn", "dev.katuna.study.created", {"study": "calm"}) == 422
+    assert send("/functions/nope", "dev.katuna.study.created", {"study": "calm"}) == 422
+    assert send("/functions/suggest", "dev.katuna.study.created", {"study": "missing", "uid": "x"}) == 422
+    assert send("/functions/suggest", "dev.katuna.study.created", {"no": "study"}) == 400
+    assert service.json("GET", "/studies")[1] == before

@@ -1,0 +1,138 @@
+"""The study API under real gunicorn on loopback, queue mode (``katuna serve``)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import study_definition
+from http_helpers import KATUNA, Service
+from openapi_spec_validator import validate
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("serve")
+    running = Service(workdir)
+    yield running
+    running.close()
+
+
+def post_study(service: Service, definition, content_type="application/yaml"):
+    body = yaml.safe_dump(definition) if "yaml" in content_type else json.dumps(definition)
+    return service.request("POST", "/studies", body, {"Content-Type": content_type})
+
+
+def test_a_posted_study_runs_to_completion_and_reads_like_the_cli(service: Service):
+    status, headers, body = post_study(service, study_definition(name="api-demo", maxTrials=4))
+    assert status == 201
+    assert headers["Location"] == "/studies/api-demo"
+    assert json.loads(body)["links"]["trials"] == "/studies/api-demo/trials"
+
+    study = service.wait_for("api-demo")
+    assert study["status"] == "completed" and study["counts"]["complete"] == 4
+    assert study["best"]["value"] == min(t["value"] for t in service.json("GET", "/studies/api-demo/trials")[1])
+
+    _, trials = service.json("GET", "/studies/api-demo/trials")
+    cli = subprocess.run([KATUNA, "trials", "api-demo", "--json", "--db", str(service.workdir / "katuna.db")],
+                         capture_output=True, text=True, check=True)
+    assert trials == json.loads(cli.stdout)
+
+    status, trial = service.json("GET", "/studies/api-demo/trials/0")
+    assert status == 200
+    assert [o["step"] for o in trial["observations"]] == [1, 2, 3, None]
+    status, headers, logs = service.request("GET", "/studies/api-demo/trials/0/logs")
+    assert status == 200 and headers["Content-Type"].startswith("text/plain")
+    assert logs.decode().splitlines()[-1] == f"loss={trial['value']:.6f}"
+
+
+def test_reposting_is_idempotent_and_a_different_definition_conflicts(service: Service):
+    definition = study_definition(name="twice", maxTrials=1, parallelism=1)
+    assert post_study(service, definition)[0] == 201
+    assert post_study(service, definition, "application/json")[0] == 200
+    status, _, body = post_study(service, {**definition, "maxTrials": 2})
+    assert status == 409
+    assert "already exists with a different definition" in json.loads(body)["message"]
+    service.wait_for("twice")
+    assert len(service.json("GET", "/studies/twice/trials")[1]) == 1
+
+
+def test_bad_bodies_get_the_right_status_and_store_nothing(service: Service):
+    before = service.json("GET", "/studies")[1]
+    status, _, body = service.request("POST", "/studies", "name: [unclosed", {"Content-Type": "application/yaml"})
+    assert status == 400 and json.loads(body)["problems"][0]["message"].startswith("not valid YAML")
+
+    status, _, body = post_study(service, study_definition(name="Bad Name", parallelism=0))
+    problems = {p["path"]: p["message"] for p in json.loads(body)["problems"]}
+    assert status == 422
+    assert problems["parallelism"] == "expected an integer >= 1"
+    assert problems["name"].startswith("expected a DNS-1123 label")
+
+    assert service.request("POST", "/studies", "<study/>", {"Content-Type": "application/xml"})[0] == 415
+    huge = "# " + "x" * (2 << 20)
+    assert service.request("POST", "/studies", huge, {"Content-Type": "application/yaml"})[0] == 413
+    assert service.json("GET", "/studies")[1] == before
+
+
+def test_unknown_studies_and_trials_are_404(service: Service):
+    assert service.request("GET", "/studies/nope")[0] == 404
+    assert service.request("POST", "/studies/nope/stop")[0] == 404
+    assert service.request("DELETE", "/studies/nope")[0] == 404
+
+
+def test_stop_then_delete(service: Service):
+    definition = study_definition(name="to-delete", mode="hang", maxTrials=4)
+    assert post_study(service, definition)[0] == 201
+    service.wait_for("to-delete", statuses=("running",))
+    status, study = service.json("POST", "/studies/to-delete/stop")
+    assert status == 200 and study["status"] == "stopped" and study["reason"] == "stopped by user"
+    assert service.request("DELETE", "/studies/to-delete")[0] == 204
+    assert service.request("GET", "/studies/to-delete")[0] == 404
+    assert post_study(service, definition)[0] == 201, "the name can be used again"
+    service.request("DELETE", "/studies/to-delete")
+
+
+def test_health_and_openapi(service: Service):
+    assert service.json("GET", "/healthz") == (200, {"status": "ok"})
+    assert service.json("GET", "/readyz") == (200, {"status": "ready"})
+    status, document = service.json("GET", "/openapi.json")
+    assert status == 200
+    validate(document)
+
+
+def test_every_route_is_in_the_openapi_document(tmp_path: Path):
+    from functions.adapters.web import create_app
+    from functions.adapters.web.openapi import document
+    from functions.runtime import Runtime
+    from functions.settings import Settings
+
+    runtime = Runtime(Settings(db=tmp_path / "k.db"))
+    try:
+        app = create_app(runtime)
+        documented = document()["paths"]
+        for rule in app.url_map.iter_rules():
+            if rule.endpoint == "static":
+                continue
+            path = str(rule).replace("<int:", "{").replace("<", "{").replace(">", "}")
+            assert path in documented, path
+            for method in rule.methods - {"HEAD", "OPTIONS"}:
+                assert method.lower() in documented[path], f"{method} {path}"
+    finally:
+        runtime.close()
+
+
+def test_auth_when_a_token_is_set(tmp_path: Path):
+    service = Service(tmp_path, workers=1, KATUNA_API_TOKEN="s3cret")
+    try:
+        assert service.request("GET", "/studies")[0] == 401
+        assert service.request("GET", "/studies", headers={"Authorization": "Bearer wrong"})[0] == 401
+        assert service.request("GET", "/studies", headers={"Authorization": "Bearer s3cret"})[0] == 200
+        assert service.request("GET", "/healthz")[0] == 200
+        status, _, body = post_study(service, study_definition(name="locked"))
+        assert status == 401 and service.request(
+            "GET", "/studies", headers={"Authorization": "Bearer s3cret"})[2] == b"[]\n"
+    finally:
+        service.close()
