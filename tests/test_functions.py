@@ -90,3 +90,17 @@ def test_bad_events_are_permanent_errors_and_change_nothing(cluster):
     assert send("/functions/suggest", "dev.katuna.study.created", {"study": "missing", "uid": "x"}) == 422
     assert send("/functions/suggest", "dev.katuna.study.created", {"no": "study"}) == 400
     assert service.json("GET", "/studies")[1] == before
+
+
+def test_dead_letters_are_kept_and_listed(cluster):
+    service, _ = cluster
+    event = CloudEvent(attributes={"type": "dev.katuna.trial.finished", "source": "/test", "id": "lost-1",
+                                   "datacontenttype": "application/json", "knativeerrorcode": "500",
+                                   "knativeerrordest": "http://katuna/functions/collect"},
+                       data={"study": "gone", "trial": 3})
+    message = ce_http.to_binary_event(event)
+    status, _, body = service.request("POST", "/dead-letters", message.body, message.headers)
+    assert status == 202 and json.loads(body) == {"recorded": "lost-1"}
+    _, letters = service.json("GET", "/dead-letters")
+    assert letters[0]["event"]["id"] == "lost-1"
+    assert letters[0]["reason"] == "http://katuna/functions/collect 500"

@@ -24,15 +24,33 @@ class MalformedEvent(MalformedRequest):
     """The request is not a CloudEvent, or its data is not the JSON object katuna expects."""
 
 
-def from_http(headers: Mapping[str, str], body: bytes) -> Event:
-    """The katuna event in an HTTP request."""
+def _parse(headers: Mapping[str, str], body: bytes) -> CloudEvent:
     message = ce_http.HTTPMessage(headers={k.lower(): v for k, v in headers.items()}, body=body)
     try:
-        cloud_event = ce_http.from_http_event(message)
+        return ce_http.from_http_event(message)
     except (BaseCloudEventException, ValueError, KeyError, TypeError) as exc:
         raise MalformedEvent(f"not a CloudEvent: {exc}") from exc
+
+
+def dead_letter(headers: Mapping[str, str], body: bytes) -> tuple[Event, str]:
+    """A dead letter from a Knative broker: the event, and why its delivery failed (from the
+    ``knativeerror*`` extension attributes)."""
+    cloud_event = _parse(headers, body)
+    reason = " ".join(str(cloud_event.get_extension(name) or "") for name in
+                      ("knativeerrordest", "knativeerrorcode", "knativeerrordata")).strip()
+    return _to_event(cloud_event, strict=False), reason or "no reason given"
+
+
+def from_http(headers: Mapping[str, str], body: bytes) -> Event:
+    """The katuna event in an HTTP request."""
+    return _to_event(_parse(headers, body))
+
+
+def _to_event(cloud_event: CloudEvent, strict: bool = True) -> Event:
     data = cloud_event.get_data()
-    if not isinstance(data, dict) or not isinstance(data.get("study"), str):
+    if not strict:
+        data = data if isinstance(data, dict) else {"raw": data.decode(errors="replace") if isinstance(data, bytes) else data}
+    elif not isinstance(data, dict) or not isinstance(data.get("study"), str):
         raise MalformedEvent("expected JSON data with the study's name in 'study'")
     time = cloud_event.get_time() or datetime.now(UTC)
     return Event(type=cloud_event.get_type(), data=data, id=cloud_event.get_id(),

@@ -58,7 +58,12 @@ def _migrate_1(db: sqlite_utils.Database) -> None:
     db.execute(f"CREATE TABLE {JOURNAL_TABLE} (number INTEGER PRIMARY KEY, body TEXT NOT NULL)")
 
 
-MIGRATIONS = (_migrate_1,)
+def _migrate_2(db: sqlite_utils.Database) -> None:
+    db["dead_letters"].create(
+        {"id": int, "event_id": str, "type": str, "event": str, "reason": str, "received_at": float}, pk="id")
+
+
+MIGRATIONS = (_migrate_1, _migrate_2)
 
 
 def _dumps(value: Any) -> str:
@@ -283,6 +288,17 @@ class SqliteStore:
             "ORDER BY attempt, seq", [study, number])
         return [Observation(r["metric"], math.nan if r["value"] is None else r["value"], r["step"], r["timestamp"])
                 for r in rows]
+
+    # dead letters
+
+    def add_dead_letter(self, event: Event, reason: str) -> None:
+        self.db.execute(
+            "INSERT INTO dead_letters (event_id, type, event, reason, received_at) VALUES (?, ?, ?, ?, ?)",
+            [event.id, event.type, _dumps(event.to_dict()), reason, time.time()])
+
+    def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
+        rows = self.db.query("SELECT * FROM dead_letters ORDER BY id DESC LIMIT ?", [limit])
+        return [{"event": _loads(r["event"]), "reason": r["reason"], "receivedAt": r["received_at"]} for r in rows]
 
     # processed events
 

@@ -62,6 +62,12 @@ class Store(Protocol):
 
     def observations(self, study: str, number: int) -> list[Observation]: ...
 
+    def add_dead_letter(self, event: Event, reason: str) -> None:
+        """Keep an event that could not be delivered, with why."""
+
+    def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The latest dead letters, newest first."""
+
     def processed(self, event_id: str, handler: str) -> list[Event] | None:
         """The events a handler emitted for this event id, or None if it never handled it."""
 

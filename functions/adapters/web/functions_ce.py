@@ -8,6 +8,8 @@ sent to ``K_SINK``.
 
 from __future__ import annotations
 
+import logging
+
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from functions.adapters import cloudevents_http
@@ -17,10 +19,12 @@ from functions.core.events import Event
 from functions.runtime import Runtime
 
 blueprint = Blueprint("functions", __name__)
+log = logging.getLogger("katuna.functions")
 
 
 def is_event_path(path: str) -> bool:
-    return path == "/" or path.startswith("/functions/")
+    """Paths the broker posts to: open even when the API needs a token."""
+    return path == "/" or path.startswith("/functions/") or (path == "/dead-letters" and request.method == "POST")
 
 
 @blueprint.post("/")
@@ -42,6 +46,24 @@ def _handle(function: str | None):
         return _emit(runtime, emitted)
     except KatunaError as exc:
         return error_response(exc, resource=False)
+
+
+@blueprint.post("/dead-letters")
+def dead_letter():
+    """Where the broker sends an event whose delivery failed for good: kept, and logged."""
+    runtime: Runtime = current_app.extensions["katuna"]
+    try:
+        event, reason = cloudevents_http.dead_letter(request.headers, request.get_data())
+    except KatunaError as exc:
+        return error_response(exc, resource=False)
+    runtime.store().add_dead_letter(event, reason)
+    log.error("dead letter %s (%s): %s", event.type, event.id, reason)
+    return jsonify(recorded=event.id), 202
+
+
+@blueprint.get("/dead-letters")
+def list_dead_letters():
+    return jsonify(current_app.extensions["katuna"].store().dead_letters())
 
 
 def _emit(runtime: Runtime, emitted: list[Event]):

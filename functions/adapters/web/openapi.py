@@ -117,6 +117,13 @@ def document() -> dict[str, Any]:
         "parameters": [{"name": "function", "in": "path", "required": True,
                         "schema": {"enum": sorted({f for fs in ROUTES.values() for f in fs})}}],
         "post": _event_operation("Handle an event with one function", "handleEventWith")}
+    paths["/dead-letters"] = {
+        "post": {**_event_operation("Keep an event the broker could not deliver (its dead-letter sink)",
+                                    "deadLetter"),
+                 "responses": {"202": {"description": "kept"}, "400": _error("not a CloudEvent")}},
+        "get": {"summary": "The latest dead letters, newest first", "operationId": "listDeadLetters",
+                "responses": {"200": {"description": "dead letters", "content": {"application/json": {
+                    "schema": {"type": "array", "items": {"type": "object"}}}}}, "401": _UNAUTHORIZED}}}
     for path, operation in (("/healthz", "healthz"), ("/readyz", "readyz"), ("/openapi.json", "openapi")):
         paths[path] = {"get": {"summary": operation, "operationId": operation,
                                "responses": {"200": {"description": "ok"}, "503": {"description": "not ready"}}}}

@@ -1,0 +1,120 @@
+"""The ``knative/`` manifests, validated offline, and kept in step with the routing table."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from functions.core.events import ROUTES
+from functions.handlers import HANDLERS
+
+ROOT = Path(__file__).parent.parent
+KNATIVE = ROOT / "knative"
+SCHEMAS = ROOT.parent / "shared" / "schemas" / "knative"
+CRDS = {
+    ("serving.knative.dev/v1", "Service"): "serving-service.yaml",
+    ("eventing.knative.dev/v1", "Broker"): "eventing-broker.yaml",
+    ("eventing.knative.dev/v1", "Trigger"): "eventing-trigger.yaml",
+    ("sources.knative.dev/v1", "ApiServerSource"): "eventing-apiserversource.yaml",
+}
+
+
+def manifests() -> list[tuple[str, dict]]:
+    return [(path.name, doc) for path in sorted(KNATIVE.glob("*.yaml")) if path.name != "kustomization.yaml"
+            for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+def strict(schema: dict) -> dict:
+    """The CRD schema, rejecting fields it does not list.
+
+    Stricter than the CRD where it preserves unknown fields (a Trigger's ``spec``, ``delivery``):
+    Knative's webhooks decode with unknown fields disallowed, so a typo there fails on a cluster.
+    """
+    schema = copy.deepcopy(schema)
+
+    def close(node: object) -> None:
+        if isinstance(node, dict):
+            if node.get("properties"):
+                node.setdefault("additionalProperties", False)
+            for value in node.values():
+                close(value)
+        elif isinstance(node, list):
+            for value in node:
+                close(value)
+
+    close(schema)
+    schema["properties"].update(apiVersion={"type": "string"}, kind={"type": "string"}, metadata={"type": "object"})
+    return schema
+
+
+def crd_schema(api_version: str, kind: str) -> dict:
+    crd = yaml.safe_load((SCHEMAS / CRDS[(api_version, kind)]).read_text())
+    version = api_version.split("/")[1]
+    return next(v for v in crd["spec"]["versions"] if v["name"] == version)["schema"]["openAPIV3Schema"]
+
+
+KNATIVE_DOCS = [(name, doc) for name, doc in manifests() if "knative.dev" in doc["apiVersion"]]
+
+
+@pytest.mark.parametrize("name,doc", KNATIVE_DOCS, ids=[f"{n}:{d['kind']}/{d['metadata']['name']}" for n, d in KNATIVE_DOCS])
+def test_knative_objects_match_their_crd_schemas_strictly(name: str, doc: dict):
+    jsonschema.validate(doc, strict(crd_schema(doc["apiVersion"], doc["kind"])))
+
+
+def test_the_strict_check_rejects_a_misspelt_field():
+    trigger = next(doc for _, doc in KNATIVE_DOCS if doc["kind"] == "Trigger")
+    broken = copy.deepcopy(trigger)
+    broken["spec"]["subscribr"] = broken["spec"].pop("subscriber")
+    with pytest.raises(jsonschema.ValidationError, match="subscribr"):
+        jsonschema.validate(broken, strict(crd_schema(broken["apiVersion"], broken["kind"])))
+
+
+def test_core_objects_pass_kubernetes_validate_strictly():
+    files = sorted({str(KNATIVE / name) for name, doc in manifests() if "knative.dev" not in doc["apiVersion"]})
+    result = subprocess.run([str(Path(sys.executable).with_name("kubernetes-validate")), "--strict", "-k", "1.33.0",
+                             *files], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("passed") == sum(1 for _, d in manifests() if "knative.dev" not in d["apiVersion"])
+
+
+def test_triggers_and_functions_match_the_routing_table():
+    triggers = {(d["spec"]["filters"][0]["exact"]["type"], d["spec"]["subscriber"]["uri"])
+                for _, d in manifests() if d["kind"] == "Trigger"}
+    routed = {(event_type, f"/functions/{function}") for event_type, functions in ROUTES.items()
+              for function in functions}
+    assert triggers == routed
+    assert {uri.rsplit("/", 1)[1] for _, uri in triggers} == set(HANDLERS)
+
+
+def test_the_kustomization_lists_every_manifest():
+    kustomization = yaml.safe_load((KNATIVE / "kustomization.yaml").read_text())
+    listed = set(kustomization["resources"])
+    assert listed == {p.name for p in KNATIVE.glob("*.yaml")} - {"kustomization.yaml"}
+
+
+def test_the_service_is_one_stateful_pod_with_probes_and_its_volume():
+    service = next(doc for _, doc in manifests() if doc["kind"] == "Service" and "serving" in doc["apiVersion"])
+    template = service["spec"]["template"]
+    assert template["metadata"]["annotations"]["autoscaling.knative.dev/max-scale"] == "1"
+    container = template["spec"]["containers"][0]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    claim = template["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"]
+    assert any(d["kind"] == "PersistentVolumeClaim" and d["metadata"]["name"] == claim for _, d in manifests())
+    config = next(d for _, d in manifests() if d["kind"] == "ConfigMap")
+    assert config["data"]["KATUNA_EVENTS"] == "reply"
+
+
+def test_the_image_runs_the_app_factory():
+    dockerfile = (KNATIVE / "Dockerfile").read_text()
+    entry = dockerfile.split('"functions.adapters.web:')[1].split("(")[0]
+    from functions.adapters import web
+
+    assert callable(getattr(web, entry))
+    assert "requirements.lock" in dockerfile
