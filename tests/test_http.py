@@ -136,3 +136,26 @@ def test_auth_when_a_token_is_set(tmp_path: Path):
             "GET", "/studies", headers={"Authorization": "Bearer s3cret"})[2] == b"[]\n"
     finally:
         service.close()
+
+
+def test_four_workers_share_one_database_without_losing_or_repeating_anything(tmp_path: Path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    service = Service(tmp_path, workers=4)
+    try:
+        names = [f"many-{i}" for i in range(6)]
+
+        def submit(name: str) -> int:
+            return post_study(service, study_definition(name=name, maxTrials=5, parallelism=2))[0]
+
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            assert list(pool.map(submit, names)) == [201] * 6
+            assert list(pool.map(submit, names)) == [200] * 6
+        for name in names:
+            study = service.wait_for(name, timeout=120)
+            assert (study["status"], study["counts"]["complete"], study["trials"]) == ("completed", 5, 5), study
+            logs = sorted(p.name for p in (tmp_path / "katuna-logs" / name).glob("*.log"))
+            assert logs == [f"{n}.1.log" for n in range(5)], f"{name}: every trial launched once"
+        assert "Traceback" not in (tmp_path / "serve.log").read_text()
+    finally:
+        service.close()
