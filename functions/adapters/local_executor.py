@@ -93,11 +93,13 @@ class LocalExecutor:
             if key in self._runs or self._closed:
                 return
             run = self._runs[key] = _Run(launch)
-        threading.Thread(target=self._run, args=(key, run, launch), daemon=True).start()
+        threading.Thread(target=self._run, args=(key, run), daemon=True).start()
 
-    def _run(self, key: Key, run: _Run, launch: TrialLaunch) -> None:
+    def _run(self, key: Key, run: _Run) -> None:
+        launch = run.launch
         path = self.log_path(*key)
         path.parent.mkdir(parents=True, exist_ok=True)
+        self._owner_path(key).write_text(self._identity)
         with path.open("wb") as log:
             try:
                 run.process = subprocess.Popen(
@@ -111,7 +113,6 @@ class LocalExecutor:
                 run.done.set()
                 self._publish(trial_finished(*_ids(launch), outcome="error", message=message))
                 return
-        self._owner_path(key).write_text(self._identity)
         if run.stopped or self._closed:
             self._kill(run.process)
         self._wait(run)
