@@ -10,15 +10,20 @@ from pathlib import Path
 from typing import Any
 
 import click
+import yaml
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
 from functions.adapters.sqlite_store import SqliteStore
+from functions.core.cluster import render_job
 from functions.core.errors import InvalidStudy, KatunaError, StudyConflict
 from functions.core.formats import load_study
-from functions.core.records import StudyRecord
+from functions.core.records import StudyRecord, TrialRecord
+from functions.core.samplers import first_suggestion
+from functions.core.space import parse_assignments
 from functions.embedded import Embedded
+from functions.handlers.base import trial_launch
 from functions.progress import StudyProgress
 from functions.settings import Settings
 from functions.views import best_trials, study_view, trial_view
@@ -217,6 +222,28 @@ def best(name: str, db: str | None, as_json: bool) -> None:
     if not found:
         _fail(f"study {name!r} has no completed trial yet")
     _trial_table(record, found, title="Pareto front" if record.spec.multi_objective else "Best trial")
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--params", "assignments", multiple=True, metavar="NAME=VALUE",
+              help="Parameter values (repeat for each); default: the sampler's first suggestion.")
+def render(file: str, assignments: tuple[str, ...]) -> None:
+    """Print the Kubernetes Job of a trial of the study in FILE (no cluster needed)."""
+    try:
+        spec, definition = load_study(Path(file).read_text())
+        params = parse_assignments(spec.parameters, list(assignments)) if assignments else first_suggestion(spec)
+        record = StudyRecord(spec, definition, str(Path.cwd()), uid="render")
+        launch = trial_launch(record, TrialRecord(spec.name, 0, params))
+        job = render_job(launch, Settings.from_env().cluster_defaults())
+    except InvalidStudy as exc:
+        errors.print(f"[red]error:[/red] {file}:", highlight=False)
+        for problem in exc.problems:
+            errors.print(f"  - {problem}", highlight=False, markup=False)
+        sys.exit(2)
+    except KatunaError as exc:
+        _fail(str(exc), 2)
+    click.echo(yaml.safe_dump(job, sort_keys=False), nl=False)
 
 
 @main.command()

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from functions.core.cluster import Cluster
+
 PREFIX = "KATUNA_"
 
 
@@ -24,7 +26,9 @@ class Settings:
     directory that relative trial working directories of POSTed studies start from (the current
     one); ``KATUNA_EVENTS``: ``queue`` (emitted events go to the database queue that the
     service's own workers take from) or ``reply`` (behind a Knative broker: the reply, and
-    ``K_SINK`` for more than one).
+    ``K_SINK`` for more than one). Trial Jobs: ``KATUNA_K8S_NAMESPACE``,
+    ``KATUNA_K8S_SERVICE_ACCOUNT``, ``KATUNA_K8S_IMAGE_PULL_SECRETS`` (comma-separated) and
+    ``KATUNA_K8S_TTL_SECONDS``, each the default for studies that do not set it.
     """
 
     db: Path = Path("katuna.db")
@@ -35,6 +39,10 @@ class Settings:
     workdir: Path = Path(".")
     events: str = "queue"
     sink: str | None = None
+    k8s_namespace: str | None = None
+    k8s_service_account: str | None = None
+    k8s_image_pull_secrets: tuple[str, ...] = ()
+    k8s_ttl_seconds: int | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -42,7 +50,9 @@ class Settings:
         read = {
             "db": ("DB", Path), "log_dir": ("LOG_DIR", Path), "busy_timeout": ("BUSY_TIMEOUT", float),
             "api_token": ("API_TOKEN", str), "max_body": ("MAX_BODY", int), "workdir": ("WORKDIR", Path),
-            "events": ("EVENTS", str),
+            "events": ("EVENTS", str), "k8s_namespace": ("K8S_NAMESPACE", str),
+            "k8s_service_account": ("K8S_SERVICE_ACCOUNT", str), "k8s_ttl_seconds": ("K8S_TTL_SECONDS", int),
+            "k8s_image_pull_secrets": ("K8S_IMAGE_PULL_SECRETS", lambda v: tuple(s for s in v.split(",") if s)),
         }
         values = {field: kind(env[PREFIX + name]) for field, (name, kind) in read.items() if env.get(PREFIX + name)}
         if env.get("K_SINK"):
@@ -54,6 +64,11 @@ class Settings:
 
     def with_db(self, db: str | Path | None) -> Settings:
         return self if db is None else replace(self, db=Path(db))
+
+    def cluster_defaults(self) -> Cluster:
+        """What trial Jobs use where a study's ``kubernetes`` section says nothing."""
+        return Cluster(namespace=self.k8s_namespace, service_account=self.k8s_service_account,
+                       image_pull_secrets=self.k8s_image_pull_secrets, ttl_seconds_after_finished=self.k8s_ttl_seconds)
 
     @property
     def logs(self) -> Path:

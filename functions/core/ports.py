@@ -8,13 +8,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import optuna
 
 from functions.core.events import Event
 from functions.core.metrics import Observation
 from functions.core.records import Counts, StudyRecord, TrialRecord
+
+if TYPE_CHECKING:
+    from functions.core.cluster import Cluster
 
 
 class Store(Protocol):
@@ -89,6 +92,9 @@ class TrialLaunch:
     timeout: float | None
     image: str | None = None
     resources: dict[str, str] | None = None
+    cluster: Cluster | None = None
+    container_working_dir: str | None = None
+    """The working directory as the study gives it, for a container (the image's own if unset)."""
 
 
 class Executor(Protocol):

@@ -21,8 +21,8 @@ from typing import Any
 import optuna
 
 from functions.core.errors import Problem
-from functions.core.space import grid_values
-from functions.core.spec import Algorithm, Parameter
+from functions.core.space import distributions, grid_values
+from functions.core.spec import Algorithm, Parameter, Study
 
 
 @dataclass(frozen=True)
@@ -118,3 +118,10 @@ def build_sampler(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return kind.factory(**kwargs)
+
+
+def first_suggestion(spec: Study) -> dict[str, Any]:
+    """The parameters the study's sampler suggests first, from an empty in-memory study."""
+    study = optuna.create_study(directions=[o.direction for o in spec.objectives],
+                                sampler=build_sampler(spec.algorithm, spec.parameters, 0))
+    return dict(study.ask(distributions(spec.parameters)).params)

@@ -11,6 +11,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
+from functions.core.errors import InvalidStudy, Problem
 from functions.core.spec import Parameter
 
 
@@ -42,3 +43,36 @@ def grid_values(parameter: Parameter) -> list[Any]:
     if parameter.type == "int":
         return [int(v) for v in values]
     return [round(float(v), 12) for v in values]
+
+
+def parse_assignments(parameters: tuple[Parameter, ...], assignments: list[str]) -> dict[str, Any]:
+    """Parameter values from ``name=value`` strings, each checked against its parameter."""
+    by_name = {p.name: p for p in parameters}
+    values: dict[str, Any] = {}
+    problems = []
+    for text in assignments:
+        name, sep, raw = text.partition("=")
+        if not sep or name not in by_name:
+            problems.append(Problem(f"--params {text}", f"expected name=value with a name among {', '.join(by_name)}"))
+            continue
+        try:
+            values[name] = _value(by_name[name], raw)
+        except ValueError as exc:
+            problems.append(Problem(f"--params {name}", str(exc)))
+    problems += [Problem(f"--params {p.name}", "missing") for p in parameters if p.name not in values and not problems]
+    if problems:
+        raise InvalidStudy(problems)
+    return values
+
+
+def _value(parameter: Parameter, raw: str) -> Any:
+    if parameter.type in ("categorical", "discrete"):
+        for choice in parameter.values:
+            if str(choice) == raw:
+                return choice
+        raise ValueError(f"expected one of {', '.join(map(str, parameter.values))}, got {raw!r}")
+    value = int(raw) if parameter.type == "int" else float(raw)
+    if not distribution(parameter)._contains(distribution(parameter).to_internal_repr(value)):
+        raise ValueError(f"expected a value in [{parameter.low}, {parameter.high}]"
+                         + (f" on the step {parameter.step}" if parameter.step else "") + f", got {raw}")
+    return value

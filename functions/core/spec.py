@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from functions.core.cluster import Cluster
+
 MINIMIZE = "minimize"
 MAXIMIZE = "maximize"
 STRATEGIES = ("min", "max", "latest")
@@ -74,7 +76,8 @@ class Algorithm:
 class TrialTemplate:
     """How one trial runs: an argv with ``${trialParameters.x}`` placeholders, and its context.
 
-    ``image`` and ``resources`` are used only when trials run on a cluster.
+    ``image`` and ``resources`` are used only when trials run on a cluster. ``max_attempts``
+    bounds the runs of a trial whose attempts are preempted (killed from outside).
     """
 
     command: tuple[str, ...]
@@ -83,9 +86,10 @@ class TrialTemplate:
     timeout: float | None = None
     image: str | None = None
     resources: tuple[tuple[str, str], ...] = ()
+    max_attempts: int = 5
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"command": list(self.command)}
+        out: dict[str, Any] = {"command": list(self.command), "maxAttempts": self.max_attempts}
         optional = {
             "env": dict(self.env),
             "workingDir": self.working_dir,
@@ -131,6 +135,7 @@ class Study:
     max_failed_trials: int | None = None
     time_budget: float | None = None
     metrics_collector: MetricsCollector = field(default_factory=MetricsCollector)
+    kubernetes: Cluster = field(default_factory=Cluster)
 
     @property
     def metric_names(self) -> tuple[str, ...]:
@@ -171,6 +176,7 @@ class Study:
             "parallelism": self.parallelism,
             "trialTemplate": self.trial_template.to_dict(),
             "metricsCollector": self.metrics_collector.to_dict(),
+            "kubernetes": self.kubernetes.to_dict(),
         }
         optional = {
             "maxTrials": self.max_trials,

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from functions.core import template
+from functions.core.cluster import parse_cluster
 from functions.core.errors import InvalidStudy
 from functions.core.metrics import check_filter
 from functions.core.reader import Reader, is_number, join, kind_of
@@ -34,7 +35,7 @@ ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 _TOP = {
     "name", "objective", "parameters", "algorithm", "parallelism", "maxTrials",
-    "maxFailedTrials", "timeBudget", "trialTemplate", "metricsCollector", "description",
+    "maxFailedTrials", "timeBudget", "trialTemplate", "metricsCollector", "description", "kubernetes",
 }
 
 
@@ -56,6 +57,7 @@ def parse_study(data: Any) -> Study:
     time_budget = r.duration(top, "timeBudget", "")
     trial_template = _trial_template(r, top.get("trialTemplate"), _names(top.get("parameters")))
     collector = _collector(r, top.get("metricsCollector"))
+    cluster = parse_cluster(r, top.get("kubernetes"))
     _check_counts(r, parallelism, max_trials, max_failed)
     if max_trials is None and time_budget is None and not any(o.goal is not None for o in objectives) and algorithm.name != "grid":
         r.fail("maxTrials", "required unless timeBudget, an objective goal or the grid algorithm ends the study")
@@ -80,6 +82,7 @@ def parse_study(data: Any) -> Study:
         max_failed_trials=max_failed,
         time_budget=time_budget,
         metrics_collector=collector,
+        kubernetes=cluster,
     )
 
 
@@ -225,15 +228,18 @@ def _trial_template(r: Reader, data: Any, parameters: list[str | None]) -> Trial
     path = "trialTemplate"
     if data is None:
         r.fail(path, "required; expected a mapping with command")
-    item = r.mapping(data, path, {"command", "env", "workingDir", "timeout", "image", "resources"})
+    item = r.mapping(data, path, {"command", "env", "workingDir", "timeout", "image", "resources", "maxAttempts"})
     command = _command(r, item, path)
     env = _string_map(r, item, "env", path, key_pattern=ENV_NAME)
     resources = _string_map(r, item, "resources", path, key_pattern=None)
     working_dir = r.get(item, "workingDir", path, "str")
     timeout = r.duration(item, "timeout", path)
     image = r.get(item, "image", path, "str")
+    max_attempts = r.get(item, "maxAttempts", path, "int")
+    if max_attempts is not None and max_attempts < 1:
+        r.fail(join(path, "maxAttempts"), "expected an integer >= 1")
     _check_placeholders(r, command, env, parameters)
-    return TrialTemplate(command, env, working_dir, timeout, image, resources)
+    return TrialTemplate(command, env, working_dir, timeout, image, resources, max_attempts or 5)
 
 
 def _command(r: Reader, item: Mapping[str, Any], path: str) -> tuple[str, ...]:

@@ -99,6 +99,8 @@ def trial_launch(record: StudyRecord, trial: TrialRecord) -> TrialLaunch:
         timeout=tmpl.timeout,
         image=tmpl.image,
         resources=dict(tmpl.resources),
+        cluster=spec.kubernetes,
+        container_working_dir=tmpl.working_dir,
     )
 
 

@@ -17,9 +17,6 @@ from functions.core.records import COMPLETE, FAIL, WAITING, StudyRecord, TrialRe
 from functions.core.template import substitute
 from functions.handlers.base import Deps, ask_trials, check_stop, complete, tell, trial_launch
 
-MAX_ATTEMPTS = 5
-"""Attempts a trial gets when its runs are preempted (killed from outside) before it fails."""
-
 TAIL_LINES = 10
 
 
@@ -30,7 +27,8 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     trial = store.get_trial(record.name, data["trial"])
     if not record.owns(data) or trial is None or trial.finished or trial.attempt != data["attempt"]:
         return []
-    if data["outcome"] == "preempted" and trial.attempt < MAX_ATTEMPTS and not record.terminal:
+    if data["outcome"] == "preempted" and trial.attempt < record.spec.trial_template.max_attempts \
+            and not record.terminal:
         store.update_trial(record.name, trial.number, attempt=trial.attempt + 1, state=WAITING,
                            reason=f"attempt {trial.attempt} preempted: {data['message']}")
         return [trial_suggested(record.name, record.uid, trial.number, trial.attempt + 1)]
@@ -83,7 +81,7 @@ def _verdict(record: StudyRecord, data: dict, metrics: dict[str, float], tail: l
     if outcome == "timeout":
         return FAIL, None, f"timed out: {data['message']}; last lines:\n{last}"
     if outcome == "preempted":
-        return FAIL, None, f"preempted {MAX_ATTEMPTS} times: {data['message']}"
+        return FAIL, None, f"preempted in all {data['attempt']} attempts: {data['message']}"
     if code:
         return FAIL, None, f"exited with code {code}; last lines:\n{last}"
     objectives = [o.metric for o in record.spec.objectives]

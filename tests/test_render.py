@@ -1,0 +1,107 @@
+"""Trial Jobs rendered from a study: valid for Kubernetes, and immune to hostile parameter values."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import study_definition
+from http_helpers import KATUNA
+
+from functions.core.cluster import STUDY_LABEL, Cluster, NotRenderable, render_job
+from functions.core.records import StudyRecord, TrialRecord
+from functions.core.validate import parse_study
+from functions.handlers.base import trial_launch
+
+HOSTILE = ["it's: \"quoted\"", "line one\nline two: {x: 1}", "${trialParameters.x}", "- [a, b]\n---\nkind: Pod",
+           "$(rm -rf /)", "' ; echo pwned #"]
+
+
+def k8s_definition(**overrides) -> dict:
+    definition = study_definition(name="render", **overrides)
+    definition["parameters"].append({"name": "tag", "type": "categorical", "values": HOSTILE})
+    definition["trialTemplate"].update(image="python:3.12", timeout="90s", resources={"cpu": "500m", "memory": "1Gi"},
+                                       env={"TAG": "${trialParameters.tag}"}, workingDir="/app")
+    definition["trialTemplate"]["command"] += ["--tag", "${trialParameters.tag}"]
+    return definition
+
+
+def job_for(definition: dict, params: dict, attempt: int = 1, defaults: Cluster = Cluster()) -> dict:
+    spec = parse_study(definition)
+    record = StudyRecord(spec, definition, "/somewhere/local", "uid")
+    return render_job(trial_launch(record, TrialRecord(spec.name, 7, params, attempt=attempt)), defaults)
+
+
+def validate(tmp_path: Path, job: dict) -> None:
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(job))
+    result = subprocess.run([str(Path(sys.executable).with_name("kubernetes-validate")), "--strict", "-k", "1.33.0",
+                             str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("tag", HOSTILE)
+def test_hostile_values_stay_single_strings_and_the_job_stays_valid(tmp_path: Path, tag: str):
+    job = job_for(k8s_definition(), {"x": 1.5, "tag": tag})
+    validate(tmp_path, job)
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"][-2:] == ["--tag", tag]
+    assert {"name": "TAG", "value": tag} in container["env"]
+    reparsed = yaml.safe_load(yaml.safe_dump(job))
+    assert reparsed == job, "the manifest round-trips: no value changed its structure"
+
+
+def test_the_job_carries_what_a_trial_needs_on_a_spot_pool(tmp_path: Path):
+    definition = k8s_definition()
+    definition["kubernetes"] = {"nodeSelector": {"cloud.google.com/gke-spot": "true"}, "serviceAccountName": "trainer"}
+    job = job_for(definition, {"x": -2.0, "tag": HOSTILE[0]}, attempt=2,
+                  defaults=Cluster(namespace="tuning", image_pull_secrets=("regcred",), ttl_seconds_after_finished=600))
+    validate(tmp_path, job)
+    assert job["metadata"]["name"] == "render-7-a2"
+    assert job["metadata"]["namespace"] == "tuning"
+    assert job["metadata"]["labels"][STUDY_LABEL] == "render"
+    assert job["metadata"]["labels"]["katuna.dev/trial"] == "7"
+    spec = job["spec"]
+    assert spec["backoffLimit"] == 0 and spec["activeDeadlineSeconds"] == 90 and spec["ttlSecondsAfterFinished"] == 600
+    assert spec["podFailurePolicy"]["rules"][0] == {
+        "action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}
+    pod = spec["template"]["spec"]
+    assert pod["restartPolicy"] == "Never"
+    assert pod["nodeSelector"] == {"cloud.google.com/gke-spot": "true"}
+    assert pod["tolerations"] == [{"key": "katuna.dev/trial", "operator": "Equal", "value": "true",
+                                   "effect": "NoSchedule"}]
+    assert pod["serviceAccountName"] == "trainer" and pod["imagePullSecrets"] == [{"name": "regcred"}]
+    container = pod["containers"][0]
+    assert container["workingDir"] == "/app"
+    assert container["resources"] == {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "1Gi"}}
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert (env["KATUNA_STUDY"], env["KATUNA_TRIAL"], env["KATUNA_ATTEMPT"]) == ("render", "7", "2")
+
+
+def test_a_job_needs_an_image():
+    definition = k8s_definition()
+    del definition["trialTemplate"]["image"]
+    with pytest.raises(NotRenderable, match="trialTemplate.image"):
+        job_for(definition, {"x": 0.0, "tag": "a"})
+
+
+def test_katuna_render_prints_a_valid_job_for_the_first_suggestion_or_given_params(tmp_path: Path):
+    study = tmp_path / "study.yaml"
+    study.write_text(yaml.safe_dump(k8s_definition()))
+    first = subprocess.run([KATUNA, "render", str(study)], capture_output=True, text=True, check=True)
+    job = yaml.safe_load(first.stdout)
+    validate(tmp_path, job)
+    assert job["metadata"]["name"] == "render-0"
+    given = subprocess.run([KATUNA, "render", str(study), "--params", "x=2.5", "--params", f"tag={HOSTILE[1]}"],
+                           capture_output=True, text=True, check=True)
+    command = yaml.safe_load(given.stdout)["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert command[2:] == ["--x", "2.5", "--mode", "ok", "--tag", HOSTILE[1]]
+    bad = subprocess.run([KATUNA, "render", str(study), "--params", "x=99", "--params", "tag=a", "--params", "y=1"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2
+    assert "--params x: expected a value in [-5.0, 5.0], got 99" in bad.stderr
+    assert "--params y=1: expected name=value with a name among x, tag" in bad.stderr
+    assert "--params tag: expected one of" in bad.stderr
