@@ -29,10 +29,10 @@ def k8s_definition(**overrides) -> dict:
     return definition
 
 
-def job_for(definition: dict, params: dict, attempt: int = 1, defaults: Cluster = Cluster()) -> dict:
+def job_for(definition: dict, params: dict, attempt: int = 1, defaults: Cluster | None = None) -> dict:
     spec = parse_study(definition)
     record = StudyRecord(spec, definition, "/somewhere/local", "uid")
-    return render_job(trial_launch(record, TrialRecord(spec.name, 7, params, attempt=attempt)), defaults)
+    return render_job(trial_launch(record, TrialRecord(spec.name, 7, params, attempt=attempt)), defaults or Cluster())
 
 
 def validate(tmp_path: Path, job: dict) -> None:
