@@ -6,6 +6,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -251,11 +252,15 @@ def render(file: str, assignments: tuple[str, ...]) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1), help="gunicorn workers.")
-def serve(db: str | None, host: str, port: int, workers: int) -> None:
-    """Serve the HTTP API and the event functions with gunicorn; trials run on this machine."""
+@click.option("--executor", type=click.Choice(["local", "kubernetes"]), default=None,
+              help="Where trials run: processes here, or Jobs on Kubernetes (default: $KATUNA_EXECUTOR or local).")
+def serve(db: str | None, host: str, port: int, workers: int, executor: str | None) -> None:
+    """Serve the HTTP API and the event functions with gunicorn."""
     from functions.adapters.web.server import Server
 
     settings = _settings(db)
+    if executor:
+        settings = replace(settings, executor=executor)
     SqliteStore(settings.db).close()
     Server(settings, host, port, workers).run()
 

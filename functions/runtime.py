@@ -23,6 +23,7 @@ from functions.adapters.sqlite_queue import SqliteQueue
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.errors import TemporaryError
 from functions.core.events import Event, study_created
+from functions.core.ports import Executor
 from functions.core.records import StudyRecord
 from functions.core.spec import Study
 from functions.dispatch import Dispatcher
@@ -43,9 +44,16 @@ class Runtime:
         self._local = threading.local()
         self.store()
         self.queue = SqliteQueue(settings.db, settings.busy_timeout)
-        self.executor = LocalExecutor(settings.logs, self._publish_quietly)
+        self.executor = self._executor()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+
+    def _executor(self) -> Executor:
+        if self.settings.executor == "kubernetes":
+            from functions.adapters.kubernetes_executor import KubernetesExecutor, api_client
+
+            return KubernetesExecutor(self.settings.cluster_defaults(), api_client(self.settings.k8s_api))
+        return LocalExecutor(self.settings.logs, self._publish_quietly)
 
     def store(self) -> SqliteStore:
         """This thread's connection to the database."""
@@ -100,16 +108,18 @@ class Runtime:
     def _serve_events(self) -> None:
         deps = Deps(self.store(), self.executor, self.clock)
         broker = LocalBroker(Dispatcher(deps), self.queue)
-        watcher = Watcher(deps, self.executor, self.queue, self._watched)
+        watcher = Watcher(deps, self.queue, self._watched)
         broker.run(until=self._stopping.is_set, tick=watcher.tick, drain=False)
 
     def _watched(self) -> list[StudyRecord]:
         return [r for r in self.store().list_studies() if not r.terminal or self.executor.running(r.name)]
 
     def close(self) -> None:
-        """Stop taking events and kill this process's trials; the studies stay resumable."""
+        """Stop taking events and kill this process's local trials (trial Jobs run on); the
+        studies stay resumable."""
         self._stopping.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
-        self.executor.shutdown()
+        if isinstance(self.executor, LocalExecutor):
+            self.executor.shutdown()
         self.queue.close()

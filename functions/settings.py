@@ -28,7 +28,9 @@ class Settings:
     service's own workers take from) or ``reply`` (behind a Knative broker: the reply, and
     ``K_SINK`` for more than one). Trial Jobs: ``KATUNA_K8S_NAMESPACE``,
     ``KATUNA_K8S_SERVICE_ACCOUNT``, ``KATUNA_K8S_IMAGE_PULL_SECRETS`` (comma-separated) and
-    ``KATUNA_K8S_TTL_SECONDS``, each the default for studies that do not set it.
+    ``KATUNA_K8S_TTL_SECONDS``, each the default for studies that do not set it;
+    ``KATUNA_EXECUTOR``: ``local`` (trials are processes here) or ``kubernetes`` (trials are
+    Jobs; the API from in-cluster configuration, the kubeconfig, or ``KATUNA_K8S_API``).
     """
 
     db: Path = Path("katuna.db")
@@ -43,6 +45,8 @@ class Settings:
     k8s_service_account: str | None = None
     k8s_image_pull_secrets: tuple[str, ...] = ()
     k8s_ttl_seconds: int | None = None
+    executor: str = "local"
+    k8s_api: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -53,6 +57,7 @@ class Settings:
             "events": ("EVENTS", str), "k8s_namespace": ("K8S_NAMESPACE", str),
             "k8s_service_account": ("K8S_SERVICE_ACCOUNT", str), "k8s_ttl_seconds": ("K8S_TTL_SECONDS", int),
             "k8s_image_pull_secrets": ("K8S_IMAGE_PULL_SECRETS", lambda v: tuple(s for s in v.split(",") if s)),
+            "executor": ("EXECUTOR", str), "k8s_api": ("K8S_API", str),
         }
         values = {field: kind(env[PREFIX + name]) for field, (name, kind) in read.items() if env.get(PREFIX + name)}
         if env.get("K_SINK"):
@@ -60,6 +65,8 @@ class Settings:
         settings = cls(**values)
         if settings.events not in ("queue", "reply"):
             raise ValueError(f"{PREFIX}EVENTS: expected queue or reply, got {settings.events!r}")
+        if settings.executor not in ("local", "kubernetes"):
+            raise ValueError(f"{PREFIX}EXECUTOR: expected local or kubernetes, got {settings.executor!r}")
         return settings
 
     def with_db(self, db: str | Path | None) -> Settings:

@@ -1,4 +1,5 @@
-"""What no event announces: a stop from another process, a time budget running out, a lost event.
+"""What no event announces: a stop from another process, a time budget running out, a lost event,
+a trial Job that ended while nobody was told.
 
 A broker's loop calls :meth:`Watcher.tick` a few times a second. It only publishes events and
 stops local processes; every decision is still made by the handlers.
@@ -10,43 +11,62 @@ import time
 from collections.abc import Callable
 
 from functions.adapters.broker import EventQueue
-from functions.adapters.local_executor import LocalExecutor
 from functions.core.events import study_completed, study_created
 from functions.core.records import RUNNING, StudyRecord
 from functions.handlers import Deps
-from functions.handlers.base import check_stop
+from functions.handlers.base import check_stop, trial_launch
 
 RECONCILE_AFTER = 2.0
 """Seconds a study may sit with nothing queued and nothing running before it is reconciled."""
+
+POLL_EVERY = 2.0
+"""Seconds between asking the executor how a study's running attempts are doing."""
 
 
 class Watcher:
     """Watches the studies ``select`` returns, on behalf of one executor and one queue."""
 
-    def __init__(self, deps: Deps, executor: LocalExecutor, events: EventQueue,
-                 select: Callable[[], list[StudyRecord]]) -> None:
+    def __init__(self, deps: Deps, events: EventQueue, select: Callable[[], list[StudyRecord]]) -> None:
         self._deps = deps
-        self._executor = executor
+        self._executor = deps.executor
         self._events = events
         self._select = select
         self._quiet_since: dict[str, float] = {}
+        self._polled: dict[str, float] = {}
 
     def tick(self) -> None:
         for record in self._select():
             if record.terminal:
-                self._executor.stop_study(record.name)
+                self._stop_local(record.name)
                 continue
+            self._poll(record)
             decision = check_stop(record, self._deps)
             if decision is not None:
                 self._events.put(study_completed(record.name, record.uid, decision.status, decision.reason))
             elif self._stalled(record):
                 self._events.put(study_created(record.name, record.uid))
 
+    def _stop_local(self, name: str) -> None:
+        """A study ended elsewhere: end the trials this process runs for it."""
+        stop_study = getattr(self._executor, "stop_study", None)
+        if stop_study is not None:
+            stop_study(name)
+
+    def _poll(self, record: StudyRecord) -> None:
+        """Report attempts that ended without a word (a lost Job event, say)."""
+        now = time.monotonic()
+        if now - self._polled.get(record.name, 0.0) < POLL_EVERY:
+            return
+        self._polled[record.name] = now
+        for trial in self._deps.store.trials(record.name, (RUNNING,)):
+            finished = self._executor.poll(trial_launch(record, trial))
+            if finished is not None:
+                self._events.put(finished)
+
     def _stalled(self, record: StudyRecord) -> bool:
         """Nothing queued and no attempt alive anywhere: nothing happens unless nudged."""
         busy = self._events.pending(record.name) or any(
-            self._executor.exists(record.name, t.number, t.attempt)
-            for t in self._deps.store.trials(record.name, (RUNNING,))
+            self._executor.exists(trial_launch(record, t)) for t in self._deps.store.trials(record.name, (RUNNING,))
         )
         now = time.monotonic()
         since = self._quiet_since.setdefault(record.name, now)

@@ -159,8 +159,8 @@ class LocalExecutor:
             _signal_group(process, signal.SIGKILL)
             return process.wait()
 
-    def exists(self, study: str, number: int, attempt: int) -> bool:
-        key = (study, number, attempt)
+    def exists(self, launch: TrialLaunch) -> bool:
+        key = (launch.study, launch.number, launch.attempt)
         with self._lock:
             if key in self._runs:
                 return True
@@ -170,8 +170,12 @@ class LocalExecutor:
             return False
         return owner != self._identity and _alive(owner)
 
-    def stop(self, study: str, number: int) -> None:
-        self._stop(lambda s, n: (s, n) == (study, number))
+    def stop(self, launch: TrialLaunch) -> None:
+        self._stop(lambda s, n: (s, n) == (launch.study, launch.number))
+
+    def poll(self, launch: TrialLaunch) -> Event | None:
+        """Ends are reported as they happen, never learnt by asking."""
+        return None
 
     def stop_study(self, study: str) -> None:
         """Stop every attempt of the study that is still running here."""

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 STUDY_LABEL = "katuna.dev/study"
 TRIAL_LABEL = "katuna.dev/trial"
 ATTEMPT_LABEL = "katuna.dev/attempt"
+UID_LABEL = "katuna.dev/uid"
 TRIAL_TAINT = {"key": "katuna.dev/trial", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
 CONTAINER = "trial"
 EXTENDED_RESOURCES = {"gpu": "nvidia.com/gpu"}
@@ -99,9 +100,9 @@ def parse_cluster(r: Reader, data: Any, path: str = "kubernetes") -> Cluster:
     )
 
 
-def labels(study: str, number: int, attempt: int) -> dict[str, str]:
-    return {STUDY_LABEL: study, TRIAL_LABEL: str(number), ATTEMPT_LABEL: str(attempt),
-            "app.kubernetes.io/managed-by": "katuna"}
+def labels(launch: TrialLaunch) -> dict[str, str]:
+    return {STUDY_LABEL: launch.study, UID_LABEL: launch.uid, TRIAL_LABEL: str(launch.number),
+            ATTEMPT_LABEL: str(launch.attempt), "app.kubernetes.io/managed-by": "katuna"}
 
 
 def _resources(resources: Mapping[str, str]) -> dict[str, dict[str, str]]:
@@ -116,7 +117,7 @@ def render_job(request: TrialLaunch, defaults: Cluster = Cluster()) -> dict[str,
         raise NotRenderable("trialTemplate.image: required to run trials on Kubernetes")
     cluster = (request.cluster or Cluster()).with_defaults(defaults)
     name = request.job_name
-    job_labels = labels(request.study, request.number, request.attempt)
+    job_labels = labels(request)
     container: dict[str, Any] = {
         "name": CONTAINER,
         "image": request.image,

@@ -20,12 +20,15 @@ STUDY_CREATED = "dev.katuna.study.created"
 TRIAL_SUGGESTED = "dev.katuna.trial.suggested"
 TRIAL_FINISHED = "dev.katuna.trial.finished"
 STUDY_COMPLETED = "dev.katuna.study.completed"
+JOB_EVENTS = tuple(f"dev.knative.apiserver.resource.{change}" for change in ("add", "update", "delete"))
+"""What a Knative ApiServerSource in Resource mode sends about katuna's trial Jobs."""
 
 ROUTES: Mapping[str, tuple[str, ...]] = {
     STUDY_CREATED: ("suggest",),
     TRIAL_SUGGESTED: ("spawn",),
     TRIAL_FINISHED: ("collect",),
     STUDY_COMPLETED: ("stop",),
+    **{job_event: ("jobwatch",) for job_event in JOB_EVENTS},
 }
 """Event type to the handlers (modules of ``functions.handlers``) that receive it."""
 

@@ -103,11 +103,18 @@ class Executor(Protocol):
     def launch(self, launch: TrialLaunch) -> None:
         """Start the attempt; launching one that exists already does nothing."""
 
-    def exists(self, study: str, number: int, attempt: int) -> bool:
-        """Whether this executor has (or had) a run of this attempt."""
+    def exists(self, launch: TrialLaunch) -> bool:
+        """Whether the attempt has (or had) a run that is not lost."""
 
-    def stop(self, study: str, number: int) -> None:
+    def stop(self, launch: TrialLaunch) -> None:
         """Stop every attempt of the trial; no ``trial.finished`` follows."""
+
+    def poll(self, launch: TrialLaunch) -> Event | None:
+        """The ``trial.finished`` of the attempt if it ended, for executors that learn it by
+        asking; executors that report ends themselves answer None."""
+
+    def running(self, study: str) -> int:
+        """How many attempts of the study this process is still waiting for."""
 
     def output(self, launch: TrialLaunch) -> Iterator[str]:
         """The attempt's output (stdout and stderr) as lines."""

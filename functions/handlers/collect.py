@@ -83,7 +83,8 @@ def _verdict(record: StudyRecord, data: dict, metrics: dict[str, float], tail: l
     if outcome == "preempted":
         return FAIL, None, f"preempted in all {data['attempt']} attempts: {data['message']}"
     if code:
-        return FAIL, None, f"exited with code {code}; last lines:\n{last}"
+        detail = f" ({data['message']})" if data.get("message") else ""
+        return FAIL, None, f"exited with code {code}{detail}; last lines:\n{last}"
     objectives = [o.metric for o in record.spec.objectives]
     missing = [m for m in objectives if m not in metrics]
     if missing:

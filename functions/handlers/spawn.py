@@ -14,8 +14,9 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     trial = store.get_trial(study, number)
     if record.terminal or not record.owns(event.data) or trial is None or trial.finished or trial.attempt != attempt:
         return []
-    if deps.executor.exists(study, number, attempt):
+    launch = trial_launch(record, trial)
+    if deps.executor.exists(launch):
         return []
     store.update_trial(study, number, state=RUNNING, started_at=deps.clock())
-    deps.executor.launch(trial_launch(record, trial))
+    deps.executor.launch(launch)
     return []

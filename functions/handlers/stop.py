@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functions.core.events import Event
 from functions.core.records import ACTIVE_STATES, PRUNED
-from functions.handlers.base import Deps, tell
+from functions.handlers.base import Deps, tell, trial_launch
 
 
 def handle(event: Event, deps: Deps) -> list[Event]:
@@ -17,7 +17,7 @@ def handle(event: Event, deps: Deps) -> list[Event]:
                            completed_at=deps.clock())
         record = store.get_study(record.name)
     for trial in store.trials(record.name, ACTIVE_STATES):
-        deps.executor.stop(record.name, trial.number)
+        deps.executor.stop(trial_launch(record, trial))
         store.update_trial(record.name, trial.number, state=PRUNED, finished_at=deps.clock(),
                            reason=f"stopped: the study ended before the trial did ({record.reason})")
         tell(record, deps, trial.number, PRUNED)

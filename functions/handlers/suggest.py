@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functions.core.events import Event, trial_suggested
 from functions.core.records import ACTIVE_STATES, RUNNING, WAITING
-from functions.handlers.base import Deps, ask_trials, check_stop, complete
+from functions.handlers.base import Deps, ask_trials, check_stop, complete, trial_launch
 
 
 def handle(event: Event, deps: Deps) -> list[Event]:
@@ -21,7 +21,7 @@ def handle(event: Event, deps: Deps) -> list[Event]:
         record = store.get_study(record.name)
     events = []
     for trial in store.trials(record.name, ACTIVE_STATES):
-        if trial.state == RUNNING and not deps.executor.exists(record.name, trial.number, trial.attempt):
+        if trial.state == RUNNING and not deps.executor.exists(trial_launch(record, trial)):
             store.update_trial(record.name, trial.number, attempt=trial.attempt + 1, state=WAITING)
             events.append(trial_suggested(record.name, record.uid, trial.number, trial.attempt + 1))
         elif trial.state != RUNNING:

@@ -1,0 +1,155 @@
+"""The executor port on Kubernetes: each trial attempt a ``batch/v1`` Job (the only module
+importing the ``kubernetes`` client).
+
+Creating a Job that exists already is success, so a retried launch is harmless. Ends are
+learnt by asking (:meth:`KubernetesExecutor.poll`): from the Job events an ApiServerSource
+delivers, and from the watcher's reconcile pass, so a lost event cannot leave a trial running.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+from urllib3.exceptions import HTTPError
+
+from functions.core.cluster import STUDY_LABEL, TRIAL_LABEL, Cluster, render_job
+from functions.core.errors import PermanentError, TemporaryError
+from functions.core.events import Event, trial_finished
+from functions.core.ports import TrialLaunch
+
+RETRYABLE = {408, 409, 429, 500, 502, 503, 504}
+
+
+def api_client(host: str | None = None) -> client.ApiClient:
+    """A client for ``host``, else in-cluster configuration, else the local kubeconfig."""
+    if host:
+        configuration = client.Configuration()
+        configuration.host = host
+        return client.ApiClient(configuration)
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+    return client.ApiClient()
+
+
+def _translate(exc: Exception, doing: str) -> Exception:
+    if isinstance(exc, ApiException) and exc.status not in RETRYABLE:
+        return PermanentError(f"Kubernetes refused to {doing}: {exc.status} {exc.reason}: {exc.body}")
+    return TemporaryError(f"could not {doing}: {exc}")
+
+
+class KubernetesExecutor:
+    """Implements :class:`functions.core.ports.Executor` with Jobs."""
+
+    def __init__(self, defaults: Cluster, api: client.ApiClient) -> None:
+        self._defaults = defaults
+        self._batch = client.BatchV1Api(api)
+        self._core = client.CoreV1Api(api)
+
+    def _namespace(self, launch: TrialLaunch) -> str:
+        return (launch.cluster or Cluster()).with_defaults(self._defaults).namespace
+
+    def launch(self, launch: TrialLaunch) -> None:
+        job = render_job(launch, self._defaults)
+        try:
+            self._batch.create_namespaced_job(self._namespace(launch), job)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise _translate(exc, f"create Job {launch.job_name}") from exc
+        except HTTPError as exc:
+            raise _translate(exc, f"create Job {launch.job_name}") from exc
+
+    def _job(self, launch: TrialLaunch) -> Any | None:
+        try:
+            return self._batch.read_namespaced_job(launch.job_name, self._namespace(launch))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise _translate(exc, f"read Job {launch.job_name}") from exc
+        except HTTPError as exc:
+            raise _translate(exc, f"read Job {launch.job_name}") from exc
+
+    def exists(self, launch: TrialLaunch) -> bool:
+        return self._job(launch) is not None
+
+    def stop(self, launch: TrialLaunch) -> None:
+        """Delete every Job of the trial, with its pods (``propagationPolicy: Background``)."""
+        namespace = self._namespace(launch)
+        selector = f"{STUDY_LABEL}={launch.study},{TRIAL_LABEL}={launch.number}"
+        try:
+            for job in self._batch.list_namespaced_job(namespace, label_selector=selector).items:
+                try:
+                    self._batch.delete_namespaced_job(job.metadata.name, namespace, propagation_policy="Background")
+                except ApiException as exc:
+                    if exc.status != 404:
+                        raise
+        except (ApiException, HTTPError) as exc:
+            raise _translate(exc, f"delete the Jobs of trial {launch.number}") from exc
+
+    def running(self, study: str) -> int:
+        """Jobs run on the cluster, not in this process."""
+        return 0
+
+    def poll(self, launch: TrialLaunch) -> Event | None:
+        job = self._job(launch)
+        ids = (launch.study, launch.uid, launch.number, launch.attempt)
+        if job is None:
+            return trial_finished(*ids, outcome="preempted", message=f"Job {launch.job_name} disappeared")
+        condition = _final_condition(job)
+        if condition is None:
+            return None
+        if condition.type == "Complete":
+            return trial_finished(*ids, outcome="exited", exit_code=0)
+        pods = self._pods(launch)
+        if condition.reason == "DeadlineExceeded":
+            return trial_finished(*ids, outcome="timeout", message=f"ran past its timeout ({condition.message})")
+        if pods and all(_disrupted(p) for p in pods):
+            return trial_finished(*ids, outcome="preempted", message="every pod of its Job was disrupted")
+        code, reason = _exit(pods)
+        return trial_finished(*ids, outcome="exited", exit_code=code if code else 1,
+                              message=f"Job failed: {condition.reason}: {condition.message}; {reason}")
+
+    def _pods(self, launch: TrialLaunch) -> list[Any]:
+        try:
+            pods = self._core.list_namespaced_pod(self._namespace(launch), label_selector=f"job-name={launch.job_name}")
+        except (ApiException, HTTPError) as exc:
+            raise _translate(exc, f"list the pods of Job {launch.job_name}") from exc
+        return sorted(pods.items, key=lambda p: p.metadata.name)
+
+    def output(self, launch: TrialLaunch) -> Iterator[str]:
+        """Every pod's log of the attempt's Job, oldest pod first."""
+        namespace = self._namespace(launch)
+        for pod in self._pods(launch):
+            try:
+                text = self._core.read_namespaced_pod_log(pod.metadata.name, namespace, container="trial")
+            except (ApiException, HTTPError) as exc:
+                raise _translate(exc, f"read the log of pod {pod.metadata.name}") from exc
+            yield from text.splitlines(keepends=True)
+
+    def read_file(self, launch: TrialLaunch, path: str) -> Iterator[str]:
+        """Files inside a trial's pod are out of reach; the file collector is for local trials."""
+        return iter(())
+
+
+def _final_condition(job: Any) -> Any | None:
+    for condition in (job.status.conditions or []) if job.status else []:
+        if condition.type in ("Complete", "Failed") and condition.status == "True":
+            return condition
+    return None
+
+
+def _disrupted(pod: Any) -> bool:
+    return any(c.type == "DisruptionTarget" and c.status == "True" for c in (pod.status.conditions or []))
+
+
+def _exit(pods: list[Any]) -> tuple[int | None, str]:
+    for pod in reversed(pods):
+        for status in pod.status.container_statuses or []:
+            terminated = status.state.terminated if status.state else None
+            if terminated is not None:
+                return terminated.exit_code, f"container exited with code {terminated.exit_code} ({terminated.reason})"
+    return None, "no container status"

@@ -1,0 +1,194 @@
+"""A small stateful Kubernetes API on loopback: the Job, Pod and log endpoints katuna uses.
+
+Its "controller" runs each created Job's container command as a local process, as a kubelet
+would run it in a pod, and reports the outcome in the Job's and the pod's status. Scenarios
+come from the trial itself (tests/trials/objective.py --mode) and from ``preempt_first_pod``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
+JOBS = re.compile(r"^/apis/batch/v1/namespaces/([^/]+)/jobs(?:/([^/]+))?$")
+PODS = re.compile(r"^/api/v1/namespaces/([^/]+)/pods(?:/([^/]+))?(/log)?$")
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _matches(labels: dict, selector: str) -> bool:
+    for term in filter(None, (selector or "").split(",")):
+        key, _, value = term.partition("=")
+        if labels.get(key) != value:
+            return False
+    return True
+
+
+def _status(code: int, reason: str, message: str) -> dict:
+    return {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code, "reason": reason,
+            "message": message}
+
+
+class KubeStub:
+    def __init__(self) -> None:
+        self.jobs: dict[tuple[str, str], dict] = {}
+        self.pods: dict[tuple[str, str], dict] = {}
+        self.logs: dict[tuple[str, str], str] = {}
+        self.deleted: list[tuple[str, str, str | None]] = []
+        self.created: list[str] = []
+        self.preempt_first_pod = False
+        self.processes: list[subprocess.Popen] = []
+        self.lock = threading.Lock()
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                return
+
+            def _send(self, code: int, body: dict | str) -> None:
+                data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "text/plain" if isinstance(body, str) else "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self) -> None:  # noqa: N802
+                match = JOBS.match(urlparse(self.path).path)
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                self._send(*stub.create_job(match.group(1), body))
+
+            def do_GET(self) -> None:  # noqa: N802
+                url = urlparse(self.path)
+                query = {k: v[0] for k, v in parse_qs(url.query).items()}
+                if match := JOBS.match(url.path):
+                    self._send(*stub.get_jobs(match.group(1), match.group(2), query.get("labelSelector")))
+                elif match := PODS.match(url.path):
+                    self._send(*stub.get_pods(match.group(1), match.group(2), bool(match.group(3)),
+                                              query.get("labelSelector")))
+                else:
+                    self._send(404, _status(404, "NotFound", url.path))
+
+            def do_DELETE(self) -> None:  # noqa: N802
+                url = urlparse(self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                options = json.loads(self.rfile.read(length)) if length else {}
+                policy = options.get("propagationPolicy") or parse_qs(url.query).get("propagationPolicy", [None])[0]
+                match = JOBS.match(url.path)
+                self._send(*stub.delete_job(match.group(1), match.group(2), policy))
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.kill()
+        self.server.shutdown()
+
+    def create_job(self, namespace: str, job: dict) -> tuple[int, dict]:
+        name = job["metadata"]["name"]
+        with self.lock:
+            if (namespace, name) in self.jobs:
+                return 409, _status(409, "AlreadyExists", f'jobs.batch "{name}" already exists')
+            job.setdefault("status", {})
+            job["metadata"].update(uid=name, creationTimestamp=_now(), namespace=namespace)
+            self.jobs[(namespace, name)] = job
+            self.created.append(name)
+        threading.Thread(target=self._run_job, args=(namespace, job), daemon=True).start()
+        return 201, job
+
+    def get_jobs(self, namespace: str, name: str | None, selector: str | None) -> tuple[int, dict]:
+        with self.lock:
+            if name:
+                job = self.jobs.get((namespace, name))
+                return (200, job) if job else (404, _status(404, "NotFound", f'jobs.batch "{name}" not found'))
+            items = [j for (ns, _), j in self.jobs.items() if ns == namespace and _matches(j["metadata"]["labels"], selector)]
+        return 200, {"kind": "JobList", "apiVersion": "batch/v1", "metadata": {}, "items": items}
+
+    def get_pods(self, namespace: str, name: str | None, log: bool, selector: str | None) -> tuple[int, dict | str]:
+        with self.lock:
+            if name and log:
+                return 200, self.logs.get((namespace, name), "")
+            items = [p for (ns, _), p in self.pods.items() if ns == namespace and _matches(p["metadata"]["labels"], selector)]
+        return 200, {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items}
+
+    def delete_job(self, namespace: str, name: str, policy: str | None) -> tuple[int, dict]:
+        with self.lock:
+            job = self.jobs.pop((namespace, name), None)
+            self.deleted.append((namespace, name, policy))
+            if job is None:
+                return 404, _status(404, "NotFound", f'jobs.batch "{name}" not found')
+            for key in [k for k, p in self.pods.items() if p["metadata"]["labels"]["job-name"] == name]:
+                self.pods.pop(key)
+        for process in self.processes:
+            if getattr(process, "job", None) == name and process.poll() is None:
+                process.kill()
+        return 200, {"kind": "Status", "apiVersion": "v1", "status": "Success"}
+
+    def _run_job(self, namespace: str, job: dict) -> None:
+        """Play kubelet and Job controller for one Job."""
+        name = job["metadata"]["name"]
+        container = job["spec"]["template"]["spec"]["containers"][0]
+        deadline = job["spec"].get("activeDeadlineSeconds")
+        env = {e["name"]: e["value"] for e in container.get("env", [])}
+        started = time.monotonic()
+        for index in range(3):
+            pod_name = f"{name}-pod{index}"
+            pod = {"metadata": {"name": pod_name, "namespace": namespace,
+                                "labels": {**job["spec"]["template"]["metadata"]["labels"], "job-name": name}},
+                   "status": {"phase": "Running", "conditions": []}}
+            with self.lock:
+                self.pods[(namespace, pod_name)] = pod
+            import os
+
+            process = subprocess.Popen(container["command"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                       env={**os.environ, **env}, text=True)
+            process.job = name
+            self.processes.append(process)
+            if self.preempt_first_pod and index == 0:
+                time.sleep(0.2)
+                process.kill()
+                process.communicate()
+                pod["status"].update(phase="Failed", conditions=[
+                    {"type": "DisruptionTarget", "status": "True", "reason": "PreemptionByScheduler"}])
+                continue
+            try:
+                remaining = None if deadline is None else max(0.0, deadline - (time.monotonic() - started))
+                output, _ = process.communicate(timeout=remaining)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                output, _ = process.communicate()
+                self._finish(namespace, name, pod, output, 137, "Failed", "DeadlineExceeded",
+                             "Job was active longer than specified deadline")
+                return
+            code = process.returncode
+            if (namespace, name) not in self.jobs:
+                return
+            if code == 0:
+                self._finish(namespace, name, pod, output, 0, "Complete", None, None)
+            else:
+                self._finish(namespace, name, pod, output, code, "Failed", "BackoffLimitExceeded",
+                             "Job has reached the specified backoff limit")
+            return
+
+    def _finish(self, namespace, name, pod, output, code, condition, reason, message) -> None:
+        with self.lock:
+            self.logs[(namespace, pod["metadata"]["name"])] = output
+            pod["status"].update(phase="Succeeded" if code == 0 else "Failed", containerStatuses=[
+                {"name": "trial", "ready": False, "restartCount": 0, "image": "x", "imageID": "x",
+                 "state": {"terminated": {"exitCode": code, "reason": "Completed" if code == 0 else "Error"}}}])
+            job = self.jobs.get((namespace, name))
+            if job is None:
+                return
+            job["status"] = {"conditions": [{"type": condition, "status": "True", "reason": reason,
+                                             "message": message, "lastTransitionTime": _now()}],
+                             "succeeded" if code == 0 else "failed": 1}

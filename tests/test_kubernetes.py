@@ -1,0 +1,158 @@
+"""Trials as Jobs: katuna serve with the Kubernetes executor, the real client, a loopback API."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from cloudevents.core.bindings import http as ce_http
+from cloudevents.core.v1.event import CloudEvent
+from conftest import study_definition
+from http_helpers import Service, Sink
+from kube_stub import KubeStub
+
+
+def job_study(name: str, mode: str = "ok", **overrides) -> dict:
+    definition = study_definition(name=name, mode=mode, **overrides)
+    definition["trialTemplate"]["image"] = "python:3.12"
+    return definition
+
+
+@pytest.fixture(scope="module")
+def kube():
+    stub = KubeStub()
+    yield stub
+    stub.close()
+
+
+@pytest.fixture(scope="module")
+def service(kube, tmp_path_factory):
+    running = Service(tmp_path_factory.mktemp("k8s"), workers=2, KATUNA_EXECUTOR="kubernetes",
+                      KATUNA_K8S_API=kube.url, KATUNA_K8S_NAMESPACE="trials")
+    yield running
+    running.close()
+
+
+def submit(service: Service, definition: dict) -> None:
+    status, _, body = service.request("POST", "/studies", yaml.safe_dump(definition),
+                                      {"Content-Type": "application/yaml"})
+    assert status == 201, body
+
+
+def trials(service: Service, name: str) -> list[dict]:
+    return service.json("GET", f"/studies/{name}/trials")[1]
+
+
+def test_a_study_runs_as_jobs_and_reads_their_pod_logs(service: Service, kube: KubeStub):
+    submit(service, job_study("jobs", maxTrials=4))
+    study = service.wait_for("jobs")
+    assert (study["status"], study["counts"]["complete"]) == ("completed", 4)
+    created = [n for n in kube.created if n.startswith("jobs-")]
+    assert sorted(created) == ["jobs-0", "jobs-1", "jobs-2", "jobs-3"], "each Job created once"
+    assert all(kube.jobs[("trials", n)]["metadata"]["labels"]["katuna.dev/study"] == "jobs" for n in created)
+    for trial in trials(service, "jobs"):
+        assert trial["value"] == pytest.approx((trial["params"]["x"] - 2) ** 2, abs=1e-5)
+    _, _, logs = service.request("GET", "/studies/jobs/trials/0/logs")
+    assert logs.decode().splitlines()[0].startswith("epoch=1 loss=")
+
+
+def test_a_failed_job_fails_its_trial_with_the_exit_code(service: Service):
+    submit(service, job_study("job-fails", mode="crash", maxTrials=1, parallelism=1))
+    service.wait_for("job-fails")
+    trial = trials(service, "job-fails")[0]
+    assert trial["state"] == "FAIL" and trial["exitCode"] == 3
+    assert "BackoffLimitExceeded" in trial["reason"] and "about to fail" in trial["reason"]
+
+
+def test_a_job_past_its_deadline_times_out(service: Service):
+    definition = job_study("job-deadline", mode="hang", maxTrials=1, parallelism=1)
+    definition["trialTemplate"]["timeout"] = 1
+    submit(service, definition)
+    service.wait_for("job-deadline")
+    trial = trials(service, "job-deadline")[0]
+    assert trial["state"] == "FAIL" and trial["reason"].startswith("timed out")
+
+
+def test_a_preempted_pod_is_replaced_inside_its_job_and_not_failed(service: Service, kube: KubeStub):
+    kube.preempt_first_pod = True
+    try:
+        submit(service, job_study("job-preempt", maxTrials=1, parallelism=1))
+        service.wait_for("job-preempt")
+    finally:
+        kube.preempt_first_pod = False
+    trial = trials(service, "job-preempt")[0]
+    assert (trial["state"], trial["attempt"]) == ("COMPLETE", 1)
+    assert sorted(name for (_, name) in kube.pods if name.startswith("job-preempt-0")) == [
+        "job-preempt-0-pod0", "job-preempt-0-pod1"]
+
+
+def test_a_vanished_job_is_run_again_as_a_new_attempt(service: Service, kube: KubeStub):
+    definition = job_study("job-lost", maxTrials=1, parallelism=1)
+    definition["trialTemplate"]["command"] += ["--sleep", "3"]
+    submit(service, definition)
+    deadline = time.monotonic() + 20
+    while ("trials", "job-lost-0") not in kube.jobs and time.monotonic() < deadline:
+        time.sleep(0.05)
+    kube.delete_job("trials", "job-lost-0", None)
+    service.wait_for("job-lost")
+    trial = trials(service, "job-lost")[0]
+    assert (trial["state"], trial["attempt"]) == ("COMPLETE", 2)
+    assert "job-lost-0-a2" in kube.created
+
+
+def test_stopping_a_study_deletes_its_running_jobs_with_their_pods(service: Service, kube: KubeStub):
+    submit(service, job_study("job-stop", mode="hang", maxTrials=4))
+    deadline = time.monotonic() + 20
+    while sum(n.startswith("job-stop-") for n in kube.created) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    status, study = service.json("POST", "/studies/job-stop/stop")
+    assert status == 200 and study["status"] == "stopped"
+    deleted = {name: policy for _, name, policy in kube.deleted if name.startswith("job-stop-")}
+    assert deleted == {"job-stop-0": "Background", "job-stop-1": "Background"}
+    assert not [k for k in kube.jobs if k[1].startswith("job-stop-")]
+
+
+def test_job_events_from_a_broker_end_a_trial_once(kube: KubeStub, tmp_path: Path):
+    sink = Sink()
+    service = Service(tmp_path, workers=1, KATUNA_EVENTS="reply", K_SINK=sink.url, KATUNA_EXECUTOR="kubernetes",
+                      KATUNA_K8S_API=kube.url, KATUNA_K8S_NAMESPACE="events")
+    try:
+        submit(service, job_study("job-events", maxTrials=1, parallelism=1))
+        headers, body = sink.wait(1)[0]
+        status, reply_headers, reply = service.request("POST", "/functions/suggest", body, _ce_headers(headers))
+        assert status == 200 and reply_headers["ce-type"] == "dev.katuna.trial.suggested"
+        assert service.request("POST", "/functions/spawn", reply, _ce_headers(reply_headers))[0] == 202
+        job = kube.jobs[("events", "job-events-0")]
+        assert _job_event(service, "update", job) == (202, None), "a Job still running ends nothing"
+        deadline = time.monotonic() + 20
+        while not job["status"].get("conditions") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        first = _job_event(service, "update", job)
+        again = _job_event(service, "update", job)
+        assert first[0] == 200 and first[1]["ce-type"] == "dev.katuna.trial.finished"
+        assert again[1]["ce-id"] == first[1]["ce-id"], "a duplicate Job event emits the same event"
+        foreign = {"metadata": {"name": "other", "labels": {"app": "x"}}}
+        assert _job_event(service, "update", foreign) == (202, None)
+    finally:
+        service.close()
+        sink.close()
+
+
+def _ce_headers(headers: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in headers.items() if k.lower().startswith("ce-") or k.lower() == "content-type"}
+
+
+def _job_event(service: Service, change: str, job: dict) -> tuple[int, dict | None]:
+    event = CloudEvent(attributes={"type": f"dev.knative.apiserver.resource.{change}",
+                                   "source": "https://kubernetes.default.svc", "datacontenttype": "application/json",
+                                   "kind": "Job", "apiversion": "batch/v1", "name": job["metadata"]["name"]},
+                       data=json.loads(json.dumps(job)))
+    message = ce_http.to_binary_event(event)
+    status, headers, body = service.request("POST", "/functions/jobwatch", message.body, message.headers)
+    if status == 202:
+        assert json.loads(body)["emitted"] == []
+        return status, None
+    return status, headers
