@@ -105,3 +105,69 @@ def test_katuna_render_prints_a_valid_job_for_the_first_suggestion_or_given_para
     assert "--params x: expected a value in [-5.0, 5.0], got 99" in bad.stderr
     assert "--params y=1: expected name=value with a name among x, tag" in bad.stderr
     assert "--params tag: expected one of" in bad.stderr
+
+
+def katib_style(**overrides) -> dict:
+    """A study whose trial is a whole Job template, Katib style."""
+    definition = study_definition(name="katib-style", **overrides)
+    definition["parameters"].append({"name": "tag", "type": "categorical", "values": HOSTILE})
+    definition["trialTemplate"] = {
+        "primaryContainerName": "training",
+        "trialSpec": {
+            "apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"labels": {"team": "vision"}, "annotations": {"owner": "ada"}},
+            "spec": {"template": {"spec": {"containers": [
+                {"name": "sidecar", "image": "busybox", "command": ["sleep", "1"]},
+                {"name": "training", "image": "python:3.12",
+                 "command": [sys.executable, str(Path(__file__).parent / "trials" / "objective.py")],
+                 "args": ["--x", "${trialParameters.x}", "--mode", "ok"],
+                 "env": [{"name": "TAG", "value": "${trialParameters.tag}"},
+                         {"name": "WHO", "value": "${trialSpec.Name} in ${trialSpec.Namespace} "
+                                                  "for ${trialSpec.Labels[team]} by ${trialSpec.Annotations[owner]}"}]},
+            ], "restartPolicy": "Never"}}},
+        },
+    }
+    return definition
+
+
+def test_a_katib_style_trial_spec_renders_with_every_placeholder_and_katunas_requirements(tmp_path: Path):
+    job = job_for(katib_style(), {"x": 1.25, "tag": HOSTILE[3]}, defaults=Cluster(namespace="vision"))
+    validate(tmp_path, job)
+    assert job["metadata"]["name"] == "katib-style-7"
+    assert job["metadata"]["labels"]["team"] == "vision" and job["metadata"]["labels"][STUDY_LABEL] == "katib-style"
+    assert job["spec"]["podFailurePolicy"]["rules"][0]["onPodConditions"][0]["type"] == "DisruptionTarget"
+    pod = job["spec"]["template"]["spec"]
+    assert pod["restartPolicy"] == "Never" and len(pod["containers"]) == 2
+    training = pod["containers"][1]
+    assert training["args"] == ["--x", "1.25", "--mode", "ok"]
+    env = {e["name"]: e["value"] for e in training["env"]}
+    assert env["TAG"] == HOSTILE[3]
+    assert env["WHO"] == "katib-style-7 in vision for vision by ada"
+    assert env["KATUNA_TRIAL"] == "7"
+    assert "env" not in pod["containers"][0], "only the primary container gets katuna's variables"
+
+
+def test_a_katib_style_trial_spec_runs_locally_as_its_primary_container(embedded, tmp_path: Path):
+    from conftest import run_study
+
+    record = run_study(embedded, katib_style(maxTrials=2), tmp_path)
+    assert record.status == "completed"
+    for trial in embedded.store.trials("katib-style"):
+        assert trial.values[0] == pytest.approx((trial.params["x"] - 2) ** 2, abs=1e-5)
+
+
+def test_trial_spec_mistakes_are_reported_with_their_paths():
+    from functions.core.errors import InvalidStudy
+
+    definition = katib_style()
+    spec = definition["trialTemplate"]["trialSpec"]
+    spec["spec"]["template"]["spec"]["restartPolicy"] = "OnFailure"
+    spec["spec"]["template"]["spec"]["containers"][1]["args"].append("${trialSpec.Uid}")
+    definition["trialTemplate"]["primaryContainerName"] = "trainer"
+    with pytest.raises(InvalidStudy) as caught:
+        parse_study(definition)
+    found = [str(p) for p in caught.value.problems]
+    assert "trialTemplate.primaryContainerName: names no container; expected one of sidecar, training" in found
+    assert any(p.startswith("trialTemplate.trialSpec.spec.template.spec.restartPolicy: expected Never") for p in found)
+    assert any(p.startswith("trialTemplate.trialSpec.spec.template.spec.containers[1].args[4]: unknown placeholder "
+                            "${trialSpec.Uid}") for p in found)

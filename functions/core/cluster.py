@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from functions.core import trial_spec
 from functions.core.errors import PermanentError
 from functions.core.reader import Reader, join
 
@@ -113,7 +114,7 @@ def _resources(resources: Mapping[str, str]) -> dict[str, dict[str, str]]:
 
 def render_job(request: TrialLaunch, defaults: Cluster = Cluster()) -> dict[str, Any]:
     """The ``batch/v1`` Job that runs one trial attempt; ``defaults`` fill what the study leaves out."""
-    if not request.image:
+    if request.trial_spec is None and not request.image:
         raise NotRenderable("trialTemplate.image: required to run trials on Kubernetes")
     cluster = (request.cluster or Cluster()).with_defaults(defaults)
     name = request.job_name
@@ -147,6 +148,10 @@ def render_job(request: TrialLaunch, defaults: Cluster = Cluster()) -> dict[str,
     }
     if request.timeout:
         spec["activeDeadlineSeconds"] = math.ceil(request.timeout)
-    return {"apiVersion": "batch/v1", "kind": "Job",
-            "metadata": {"name": name, "namespace": cluster.namespace, "labels": job_labels},
-            "spec": spec}
+    metadata = {"name": name, "namespace": cluster.namespace, "labels": job_labels}
+    if request.trial_spec is not None:
+        katuna_env = {k: v for k, v in request.env.items() if k.startswith("KATUNA_")}
+        del spec["template"]["spec"]["containers"]
+        return trial_spec.render(request.trial_spec, request.primary_container, request.params or {},
+                                 metadata, spec, katuna_env)
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": spec}

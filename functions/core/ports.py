@@ -5,7 +5,7 @@ Adapters implement them (``functions.adapters``); handlers and tests depend only
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -95,6 +95,9 @@ class TrialLaunch:
     cluster: Cluster | None = None
     container_working_dir: str | None = None
     """The working directory as the study gives it, for a container (the image's own if unset)."""
+    params: Mapping[str, Any] | None = None
+    trial_spec: Mapping[str, Any] | None = None
+    primary_container: str | None = None
 
 
 class Executor(Protocol):

@@ -6,6 +6,7 @@ normalised native format, which parses to an equal study.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,7 +78,8 @@ class TrialTemplate:
     """How one trial runs: an argv with ``${trialParameters.x}`` placeholders, and its context.
 
     ``image`` and ``resources`` are used only when trials run on a cluster. ``max_attempts``
-    bounds the runs of a trial whose attempts are preempted (killed from outside).
+    bounds the runs of a trial whose attempts are preempted (killed from outside). Instead of
+    ``command``, a Katib-style ``trial_spec`` (a whole Job) may describe the trial.
     """
 
     command: tuple[str, ...]
@@ -87,9 +89,17 @@ class TrialTemplate:
     image: str | None = None
     resources: tuple[tuple[str, str], ...] = ()
     max_attempts: int = 5
+    trial_spec: Mapping[str, Any] | None = None
+    primary_container: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"command": list(self.command), "maxAttempts": self.max_attempts}
+        out: dict[str, Any] = {"maxAttempts": self.max_attempts}
+        if self.command:
+            out["command"] = list(self.command)
+        if self.trial_spec is not None:
+            out["trialSpec"] = self.trial_spec
+        if self.primary_container:
+            out["primaryContainerName"] = self.primary_container
         optional = {
             "env": dict(self.env),
             "workingDir": self.working_dir,

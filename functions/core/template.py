@@ -1,10 +1,13 @@
-"""Trial template placeholders substituted field by field.
+"""Trial template placeholders, substituted field by field.
 
-``${trialParameters.<name>}`` is a parameter's value; ``${trialSpec.Name}`` the trial's
-deterministic name (its Job name on a cluster), for per-trial file names.
+``${trialParameters.<name>}`` is a parameter's value. ``${trialSpec.Name}`` is the trial's
+deterministic name (its Job name on a cluster); in a Katib-style ``trialSpec`` Job template,
+``${trialSpec.Namespace|Kind|APIVersion}``, ``${trialSpec.Labels[key]}`` and
+``${trialSpec.Annotations[key]}`` are known too.
 
-Substitution works on each argv element and env value separately, so a value with spaces,
-quotes or shell syntax stays one literal argument: trial parameters never pass through a shell.
+Substitution works on each string on its own (an argv element, an env value, a string field of
+a Job), so a value with spaces, quotes, newlines or YAML syntax stays one literal string: trial
+parameters never pass through a shell, and never through serialised YAML.
 """
 
 from __future__ import annotations
@@ -16,19 +19,32 @@ from typing import Any
 PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
 _PREFIX = "trialParameters."
 TRIAL_NAME = "trialSpec.Name"
+_SPEC_FIELD = re.compile(r"^trialSpec\.(Name|Namespace|Kind|APIVersion|Labels\[[^\]]+\]|Annotations\[[^\]]+\])$")
 
 
-def referenced_parameters(text: str) -> tuple[list[str], list[str]]:
-    """Names referenced by ``text``, and placeholders that are not trial parameters."""
+def referenced_parameters(text: str, spec_fields: bool = False) -> tuple[list[str], list[str]]:
+    """Parameter names referenced by ``text``, and placeholders it may not use (only
+    ``${trialSpec.Name}`` of the ``trialSpec`` fields unless ``spec_fields``)."""
     names: list[str] = []
     unknown: list[str] = []
     for match in PLACEHOLDER.finditer(text):
         inner = match.group(1)
         if inner.startswith(_PREFIX) and len(inner) > len(_PREFIX):
             names.append(inner[len(_PREFIX):])
-        elif inner != TRIAL_NAME:
+        elif inner != TRIAL_NAME and not (spec_fields and _SPEC_FIELD.match(inner)):
             unknown.append(match.group(0))
     return names, unknown
+
+
+def strings(value: Any, path: str) -> list[tuple[str, str]]:
+    """Every string in a nested structure, with its field path."""
+    if isinstance(value, str):
+        return [(path, value)]
+    if isinstance(value, Mapping):
+        return [item for key, child in value.items() for item in strings(child, f"{path}.{key}")]
+    if isinstance(value, list):
+        return [item for i, child in enumerate(value) for item in strings(child, f"{path}[{i}]")]
+    return []
 
 
 def format_value(value: Any) -> str:
@@ -40,18 +56,43 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
-def substitute(text: str, params: Mapping[str, Any], trial_name: str) -> str:
-    """``text`` with its placeholders replaced by parameter values and the trial name."""
+def spec_context(name: str, namespace: str | None = None, kind: str = "Job", api_version: str = "batch/v1",
+                 labels: Mapping[str, str] | None = None,
+                 annotations: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The ``${trialSpec.*}`` values of one trial."""
+    context = {"trialSpec.Name": name, "trialSpec.Kind": kind, "trialSpec.APIVersion": api_version}
+    if namespace is not None:
+        context["trialSpec.Namespace"] = namespace
+    context.update({f"trialSpec.Labels[{k}]": v for k, v in (labels or {}).items()})
+    context.update({f"trialSpec.Annotations[{k}]": v for k, v in (annotations or {}).items()})
+    return context
+
+
+def substitute(text: str, params: Mapping[str, Any], context: Mapping[str, str] | str) -> str:
+    """``text`` with its placeholders replaced by parameter values and the trial's fields
+    (``context``: from :func:`spec_context`, or just the trial's name)."""
+    known = spec_context(context) if isinstance(context, str) else context
 
     def replace(match: re.Match[str]) -> str:
         inner = match.group(1)
-        if inner == TRIAL_NAME:
-            return trial_name
+        if inner in known:
+            return known[inner]
         if inner.startswith(_PREFIX) and inner[len(_PREFIX):] in params:
             return format_value(params[inner[len(_PREFIX):]])
         return match.group(0)
 
     return PLACEHOLDER.sub(replace, text)
+
+
+def substitute_tree(value: Any, params: Mapping[str, Any], context: Mapping[str, str]) -> Any:
+    """A copy of a nested structure with every string substituted on its own."""
+    if isinstance(value, str):
+        return substitute(value, params, context)
+    if isinstance(value, Mapping):
+        return {key: substitute_tree(child, params, context) for key, child in value.items()}
+    if isinstance(value, list):
+        return [substitute_tree(child, params, context) for child in value]
+    return value
 
 
 def render_command(command: tuple[str, ...], params: Mapping[str, Any], trial_name: str) -> list[str]:

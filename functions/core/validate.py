@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from functions.core import template
+from functions.core import trial_spec as trial_spec_module
 from functions.core.cluster import parse_cluster
 from functions.core.errors import InvalidStudy
 from functions.core.metrics import check_filter
@@ -228,8 +229,14 @@ def _trial_template(r: Reader, data: Any, parameters: list[str | None]) -> Trial
     path = "trialTemplate"
     if data is None:
         r.fail(path, "required; expected a mapping with command")
-    item = r.mapping(data, path, {"command", "env", "workingDir", "timeout", "image", "resources", "maxAttempts"})
-    command = _command(r, item, path)
+    item = r.mapping(data, path, {"command", "env", "workingDir", "timeout", "image", "resources", "maxAttempts",
+                                  "trialSpec", "primaryContainerName"})
+    trial_spec = item.get("trialSpec")
+    primary = r.get(item, "primaryContainerName", path, "str")
+    if (trial_spec is None) == ("command" not in item):
+        r.fail(path, "expected either command or trialSpec")
+    command = _command(r, item, path) if trial_spec is None else ()
+    spec_names = trial_spec_module.check(r, trial_spec, primary) if trial_spec is not None else []
     env = _string_map(r, item, "env", path, key_pattern=ENV_NAME)
     resources = _string_map(r, item, "resources", path, key_pattern=None)
     working_dir = r.get(item, "workingDir", path, "str")
@@ -238,8 +245,9 @@ def _trial_template(r: Reader, data: Any, parameters: list[str | None]) -> Trial
     max_attempts = r.get(item, "maxAttempts", path, "int")
     if max_attempts is not None and max_attempts < 1:
         r.fail(join(path, "maxAttempts"), "expected an integer >= 1")
-    _check_placeholders(r, command, env, parameters)
-    return TrialTemplate(command, env, working_dir, timeout, image, resources, max_attempts or 5)
+    _check_placeholders(r, command, env, parameters, spec_names)
+    return TrialTemplate(command, env, working_dir, timeout, image, resources, max_attempts or 5,
+                         trial_spec, primary)
 
 
 def _command(r: Reader, item: Mapping[str, Any], path: str) -> tuple[str, ...]:
@@ -269,9 +277,13 @@ def _string_map(r: Reader, item: Mapping[str, Any], key: str, path: str, key_pat
     return tuple(sorted(out))
 
 
-def _check_placeholders(r: Reader, command: tuple[str, ...], env: tuple[tuple[str, str], ...], parameters: list[str | None]) -> None:
+def _check_placeholders(r: Reader, command: tuple[str, ...], env: tuple[tuple[str, str], ...],
+                        parameters: list[str | None], spec_names: list[str]) -> None:
     known = {name for name in parameters if name is not None}
-    used: set[str] = set()
+    used: set[str] = set(spec_names)
+    for name in sorted(set(spec_names) - known):
+        r.fail("trialTemplate.trialSpec", f"${{trialParameters.{name}}} names no parameter; expected one of "
+                                          f"{', '.join(sorted(known)) or 'none'}")
     fields = [(f"trialTemplate.command[{i}]", arg) for i, arg in enumerate(command)]
     fields += [(f"trialTemplate.env.{k}", v) for k, v in env]
     for where, text in fields:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import optuna
 from optuna.trial import TrialState
 
-from functions.core import template
+from functions.core import template, trial_spec
 from functions.core.events import Event, study_completed, trial_suggested
 from functions.core.naming import job_name
 from functions.core.ports import Clock, Executor, Store, TrialLaunch
@@ -85,7 +85,11 @@ def trial_launch(record: StudyRecord, trial: TrialRecord) -> TrialLaunch:
     spec = record.spec
     tmpl = spec.trial_template
     name = job_name(spec.name, trial.number, trial.attempt)
-    env = template.render_env(tmpl.env, trial.params, name)
+    if tmpl.trial_spec is not None:
+        argv, env = trial_spec.local_process(tmpl.trial_spec, tmpl.primary_container, trial.params, name)
+    else:
+        argv, env = template.render_command(tmpl.command, trial.params, name), {}
+    env.update(template.render_env(tmpl.env, trial.params, name))
     env.update(KATUNA_STUDY=spec.name, KATUNA_TRIAL=str(trial.number), KATUNA_ATTEMPT=str(trial.attempt))
     return TrialLaunch(
         study=spec.name,
@@ -93,7 +97,7 @@ def trial_launch(record: StudyRecord, trial: TrialRecord) -> TrialLaunch:
         number=trial.number,
         attempt=trial.attempt,
         job_name=name,
-        argv=template.render_command(tmpl.command, trial.params, name),
+        argv=argv,
         env=env,
         working_dir=os.path.normpath(os.path.join(record.base_dir, tmpl.working_dir or ".")),
         timeout=tmpl.timeout,
@@ -101,6 +105,9 @@ def trial_launch(record: StudyRecord, trial: TrialRecord) -> TrialLaunch:
         resources=dict(tmpl.resources),
         cluster=spec.kubernetes,
         container_working_dir=tmpl.working_dir,
+        params=dict(trial.params),
+        trial_spec=tmpl.trial_spec,
+        primary_container=tmpl.primary_container,
     )
 
 
