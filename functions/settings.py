@@ -16,6 +16,17 @@ from functions.core.cluster import Cluster
 PREFIX = "KATUNA_"
 
 
+def _pairs(text: str) -> tuple[tuple[str, str], ...]:
+    """``a=1,b=2`` as pairs; ``ValueError`` names a malformed item."""
+    pairs = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise ValueError(f"{PREFIX}K8S_DEFAULT_RESOURCES: expected name=quantity items, got {item!r}")
+        pairs.append((key, value))
+    return tuple(pairs)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where state lives, how the HTTP service behaves, and where emitted events go.
@@ -28,7 +39,8 @@ class Settings:
     service's own workers take from) or ``reply`` (behind a Knative broker: the reply, and
     ``K_SINK`` for more than one). Trial Jobs: ``KATUNA_K8S_NAMESPACE``,
     ``KATUNA_K8S_SERVICE_ACCOUNT``, ``KATUNA_K8S_IMAGE_PULL_SECRETS`` (comma-separated) and
-    ``KATUNA_K8S_TTL_SECONDS``, each the default for studies that do not set it;
+    ``KATUNA_K8S_TTL_SECONDS``, ``KATUNA_K8S_DEFAULT_RESOURCES`` (``cpu=1,memory=2Gi``), each
+    the default for studies that do not set it;
     ``KATUNA_EXECUTOR``: ``local`` (trials are processes here) or ``kubernetes`` (trials are
     Jobs; the API from in-cluster configuration, the kubeconfig, or ``KATUNA_K8S_API``).
     """
@@ -45,6 +57,7 @@ class Settings:
     k8s_service_account: str | None = None
     k8s_image_pull_secrets: tuple[str, ...] = ()
     k8s_ttl_seconds: int | None = None
+    k8s_default_resources: tuple[tuple[str, str], ...] = ()
     executor: str = "local"
     k8s_api: str | None = None
 
@@ -58,6 +71,7 @@ class Settings:
             "k8s_service_account": ("K8S_SERVICE_ACCOUNT", str), "k8s_ttl_seconds": ("K8S_TTL_SECONDS", int),
             "k8s_image_pull_secrets": ("K8S_IMAGE_PULL_SECRETS", lambda v: tuple(s for s in v.split(",") if s)),
             "executor": ("EXECUTOR", str), "k8s_api": ("K8S_API", str),
+            "k8s_default_resources": ("K8S_DEFAULT_RESOURCES", _pairs),
         }
         values = {field: kind(env[PREFIX + name]) for field, (name, kind) in read.items() if env.get(PREFIX + name)}
         if env.get("K_SINK"):
@@ -75,7 +89,8 @@ class Settings:
     def cluster_defaults(self) -> Cluster:
         """What trial Jobs use where a study's ``kubernetes`` section says nothing."""
         return Cluster(namespace=self.k8s_namespace, service_account=self.k8s_service_account,
-                       image_pull_secrets=self.k8s_image_pull_secrets, ttl_seconds_after_finished=self.k8s_ttl_seconds)
+                       image_pull_secrets=self.k8s_image_pull_secrets, ttl_seconds_after_finished=self.k8s_ttl_seconds,
+                       default_resources=self.k8s_default_resources)
 
     @property
     def logs(self) -> Path:

@@ -171,3 +171,22 @@ def test_trial_spec_mistakes_are_reported_with_their_paths():
     assert any(p.startswith("trialTemplate.trialSpec.spec.template.spec.restartPolicy: expected Never") for p in found)
     assert any(p.startswith("trialTemplate.trialSpec.spec.template.spec.containers[1].args[4]: unknown placeholder "
                             "${trialSpec.Uid}") for p in found)
+
+
+def test_service_defaults_fill_what_the_study_leaves_out(tmp_path: Path):
+    from functions.settings import Settings
+
+    settings = Settings.from_env({"KATUNA_K8S_NAMESPACE": "ml", "KATUNA_K8S_SERVICE_ACCOUNT": "runner",
+                                  "KATUNA_K8S_IMAGE_PULL_SECRETS": "a,b", "KATUNA_K8S_TTL_SECONDS": "60",
+                                  "KATUNA_K8S_DEFAULT_RESOURCES": "cpu=2,memory=4Gi"})
+    definition = k8s_definition()
+    del definition["trialTemplate"]["resources"]
+    job = job_for(definition, {"x": 0.0, "tag": "$(rm -rf /)"}, defaults=settings.cluster_defaults())
+    validate(tmp_path, job)
+    pod = job["spec"]["template"]["spec"]
+    assert (job["metadata"]["namespace"], pod["serviceAccountName"], job["spec"]["ttlSecondsAfterFinished"]) == (
+        "ml", "runner", 60)
+    assert pod["imagePullSecrets"] == [{"name": "a"}, {"name": "b"}]
+    assert pod["containers"][0]["resources"] == {"requests": {"cpu": "2", "memory": "4Gi"}, "limits": {"memory": "4Gi"}}
+    with pytest.raises(ValueError, match="KATUNA_K8S_DEFAULT_RESOURCES: expected name=quantity items, got 'cpu'"):
+        Settings.from_env({"KATUNA_K8S_DEFAULT_RESOURCES": "cpu"})

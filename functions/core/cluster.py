@@ -43,6 +43,8 @@ class Cluster:
     backoff_limit: int = 0
     node_selector: tuple[tuple[str, str], ...] = ()
     tolerations: tuple[Mapping[str, Any], ...] = (TRIAL_TAINT,)
+    default_resources: tuple[tuple[str, str], ...] = ()
+    """Container resources of trials whose template names none (from the service's settings)."""
 
     def with_defaults(self, defaults: Cluster) -> Cluster:
         return replace(
@@ -51,6 +53,7 @@ class Cluster:
             service_account=self.service_account or defaults.service_account,
             image_pull_secrets=self.image_pull_secrets or defaults.image_pull_secrets,
             ttl_seconds_after_finished=_first(self.ttl_seconds_after_finished, defaults.ttl_seconds_after_finished, 3600),
+            default_resources=self.default_resources or defaults.default_resources,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -125,8 +128,9 @@ def render_job(request: TrialLaunch, defaults: Cluster = Cluster()) -> dict[str,
         "command": list(request.argv),
         "env": [{"name": k, "value": v} for k, v in sorted(request.env.items())],
     }
-    if request.resources:
-        container["resources"] = _resources(request.resources)
+    resources = request.resources or dict(cluster.default_resources)
+    if resources:
+        container["resources"] = _resources(resources)
     if request.container_working_dir:
         container["workingDir"] = request.container_working_dir
     pod: dict[str, Any] = {"restartPolicy": "Never", "containers": [container]}
