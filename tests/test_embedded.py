@@ -128,7 +128,7 @@ def test_a_preempted_attempt_is_retried_not_failed(embedded, tmp_path: Path):
     for trial in embedded.store.trials("demo"):
         assert trial.state == "COMPLETE"
         assert trial.attempt == 2
-        assert trial.reason == ""
+        assert trial.reason == "attempt 1 preempted: killed by SIGKILL from outside"
     assert (embedded.settings.logs / "demo" / "0.1.log").exists()
     assert (embedded.settings.logs / "demo" / "0.2.log").exists()
 

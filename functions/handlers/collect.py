@@ -30,13 +30,13 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     if data["outcome"] == "preempted" and trial.attempt < record.spec.trial_template.max_attempts \
             and not record.terminal:
         store.update_trial(record.name, trial.number, attempt=trial.attempt + 1, state=WAITING,
-                           reason=f"attempt {trial.attempt} preempted: {data['message']}")
+                           reason=_history(trial.reason, f"attempt {trial.attempt} preempted: {data['message']}"))
         return [trial_suggested(record.name, record.uid, trial.number, trial.attempt + 1)]
     observations, tail = _collect(record, trial, deps)
     store.add_observations(record.name, trial.number, trial.attempt, observations)
     metrics = reduce(observations, {m: record.spec.strategy(m) for m in record.spec.metric_names})
     state, values, reason = _verdict(record, data, metrics, tail)
-    outcome = {"state": state, "values": values, "metrics": metrics, "reason": reason,
+    outcome = {"state": state, "values": values, "metrics": metrics, "reason": _history(trial.reason, reason),
                "exit_code": data.get("exitCode"), "finished_at": deps.clock()}
     store.update_trial(record.name, trial.number, **outcome)
     tell(record, deps, trial.number, state, values)
@@ -46,6 +46,11 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     if decision is not None:
         return complete(record, deps, decision)
     return ask_trials(record, deps)
+
+
+def _history(earlier: str, latest: str) -> str:
+    """A trial's reason: the latest first, then what happened to its earlier attempts."""
+    return "\n".join(part for part in (latest, earlier) if part)
 
 
 def _collect(record: StudyRecord, trial: TrialRecord, deps: Deps) -> tuple[list[Observation], list[str]]:
