@@ -51,7 +51,8 @@ class Embedded:
         """Run (or resume) the study until it ends and its trials are gone."""
         record = self.store.get_study(name)
         self.broker.publish(study_created(name, record.uid))
-        watcher = Watcher(self.deps, self.broker.events, lambda: [self.store.get_study(name)])
+        watcher = Watcher(self.deps, self.broker.events, lambda: [self.store.get_study(name)],
+                          stop_local=self.executor.stop_study)
 
         def tick() -> None:
             watcher.tick()

@@ -108,7 +108,8 @@ class Runtime:
     def _serve_events(self) -> None:
         deps = Deps(self.store(), self.executor, self.clock)
         broker = LocalBroker(Dispatcher(deps), self.queue)
-        watcher = Watcher(deps, self.queue, self._watched)
+        stop_local = self.executor.stop_study if isinstance(self.executor, LocalExecutor) else (lambda study: None)
+        watcher = Watcher(deps, self.queue, self._watched, stop_local)
         broker.run(until=self._stopping.is_set, tick=watcher.tick, drain=False)
 
     def _watched(self) -> list[StudyRecord]:

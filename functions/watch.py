@@ -24,13 +24,19 @@ POLL_EVERY = 2.0
 
 
 class Watcher:
-    """Watches the studies ``select`` returns, on behalf of one executor and one queue."""
+    """Watches the studies ``select`` returns, on behalf of one executor and one queue.
 
-    def __init__(self, deps: Deps, events: EventQueue, select: Callable[[], list[StudyRecord]]) -> None:
+    ``stop_local`` ends the trials this process runs for a study that ended elsewhere (a local
+    executor's; trial Jobs are deleted by the ``stop`` handler wherever it runs).
+    """
+
+    def __init__(self, deps: Deps, events: EventQueue, select: Callable[[], list[StudyRecord]],
+                 stop_local: Callable[[str], None] = lambda study: None) -> None:
         self._deps = deps
         self._executor = deps.executor
         self._events = events
         self._select = select
+        self._stop_local = stop_local
         self._quiet_since: dict[str, float] = {}
         self._polled: dict[str, float] = {}
 
@@ -45,12 +51,6 @@ class Watcher:
                 self._events.put(study_completed(record.name, record.uid, decision.status, decision.reason))
             elif self._stalled(record):
                 self._events.put(study_created(record.name, record.uid))
-
-    def _stop_local(self, name: str) -> None:
-        """A study ended elsewhere: end the trials this process runs for it."""
-        stop_study = getattr(self._executor, "stop_study", None)
-        if stop_study is not None:
-            stop_study(name)
 
     def _poll(self, record: StudyRecord) -> None:
         """Report attempts that ended without a word (a lost Job event, say)."""
