@@ -54,10 +54,6 @@ class Dispatcher:
             raise UnknownFunction(f"function {function!r} does not handle events of type {event.type!r}")
         return self._run(function, event)
 
-    @property
-    def functions(self) -> list[str]:
-        return sorted(self._handlers)
-
     def _run(self, name: str, event: Event) -> list[Event]:
         store = self.deps.store
         with store.transaction():

@@ -101,9 +101,6 @@ class LocalBroker:
         """Queue ``event``; safe from any thread."""
         self.events.put(event)
 
-    def idle(self) -> bool:
-        return self.events.empty()
-
     def run(self, until: Callable[[], bool], tick: Callable[[], None] = lambda: None, interval: float = 0.2,
             drain: bool = True) -> None:
         """Deliver events until ``until()`` holds (and, with ``drain``, the queue is empty),

@@ -15,7 +15,6 @@ from functions.core.cluster import Cluster
 MINIMIZE = "minimize"
 MAXIMIZE = "maximize"
 STRATEGIES = ("min", "max", "latest")
-PARAMETER_TYPES = ("int", "float", "categorical", "discrete")
 
 
 @dataclass(frozen=True)
