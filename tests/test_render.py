@@ -38,7 +38,7 @@ def job_for(definition: dict, params: dict, attempt: int = 1, defaults: Cluster 
 def validate(tmp_path: Path, job: dict) -> None:
     path = tmp_path / "job.yaml"
     path.write_text(yaml.safe_dump(job))
-    result = subprocess.run([str(Path(sys.executable).with_name("kubernetes-validate")), "--strict", "-k", "1.33.0",
+    result = subprocess.run([sys.executable, "-m", "kubernetes_validate", "--strict", "-k", "1.33.0",
                              str(path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
