@@ -74,10 +74,7 @@ def run(file: str, db: str | None) -> None:
     try:
         spec, definition = load_study(path.read_text())
     except InvalidStudy as exc:
-        errors.print(f"[red]error:[/red] {path} is not a valid study:", highlight=False)
-        for problem in exc.problems:
-            errors.print(f"  - {problem}", highlight=False, markup=False)
-        sys.exit(2)
+        _problems(file, exc)
     embedded = Embedded(_settings(db))
     try:
         record = embedded.submit(spec, definition, Path.cwd())
@@ -227,6 +224,24 @@ def best(name: str, db: str | None, as_json: bool) -> None:
 
 @main.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
+def convert(file: str) -> None:
+    """Print the native study equivalent of FILE (a Katib Experiment, or a native study)."""
+    try:
+        spec, _ = load_study(Path(file).read_text())
+    except InvalidStudy as exc:
+        _problems(file, exc)
+    click.echo(yaml.safe_dump(spec.to_dict(), sort_keys=False), nl=False)
+
+
+def _problems(file: str, exc: InvalidStudy) -> None:
+    errors.print(f"[red]error:[/red] {file} is not a valid study:", highlight=False)
+    for problem in exc.problems:
+        errors.print(f"  - {problem}", highlight=False, markup=False)
+    sys.exit(2)
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--params", "assignments", multiple=True, metavar="NAME=VALUE",
               help="Parameter values (repeat for each); default: the sampler's first suggestion.")
 def render(file: str, assignments: tuple[str, ...]) -> None:
@@ -238,10 +253,7 @@ def render(file: str, assignments: tuple[str, ...]) -> None:
         launch = trial_launch(record, TrialRecord(spec.name, 0, params))
         job = render_job(launch, Settings.from_env().cluster_defaults())
     except InvalidStudy as exc:
-        errors.print(f"[red]error:[/red] {file}:", highlight=False)
-        for problem in exc.problems:
-            errors.print(f"  - {problem}", highlight=False, markup=False)
-        sys.exit(2)
+        _problems(file, exc)
     except KatunaError as exc:
         _fail(str(exc), 2)
     click.echo(yaml.safe_dump(job, sort_keys=False), nl=False)

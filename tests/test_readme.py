@@ -26,7 +26,7 @@ def test_the_study_format_example_is_a_valid_study():
 
 def test_every_command_in_the_readme_exists_with_its_options():
     usage = [line.split("#")[0].split() for line in _blocks("sh")[1].splitlines() if line.startswith("katuna ")]
-    assert len(usage) == 8
+    assert len(usage) == 9
     for words in usage:
         result = CliRunner().invoke(main, [words[1], "--help"])
         assert result.exit_code == 0, result.output

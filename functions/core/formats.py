@@ -1,4 +1,4 @@
-"""Study definitions as text: YAML or JSON, in the native format."""
+"""Study definitions as text: YAML or JSON, in the native format or as a Katib Experiment."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import Any
 
 import yaml
 
+from functions.core import katib
 from functions.core.errors import Problem, UnparseableStudy
 from functions.core.spec import Study
 from functions.core.validate import parse_study
@@ -22,7 +23,12 @@ def parse_text(text: str) -> dict[str, Any]:
     return data
 
 
+def native(definition: dict[str, Any]) -> dict[str, Any]:
+    """The definition in katuna's native format (a Katib Experiment is translated)."""
+    return katib.from_experiment(definition) if katib.is_experiment(definition) else definition
+
+
 def load_study(text: str) -> tuple[Study, dict[str, Any]]:
     """The validated study in ``text``, and the definition as submitted."""
     definition = parse_text(text)
-    return parse_study(definition), definition
+    return parse_study(native(definition)), definition

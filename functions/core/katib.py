@@ -1,0 +1,169 @@
+"""Katib ``kubeflow.org/v1beta1`` Experiments, translated to katuna's native study format.
+
+The translation is structural: field by field, with Katib's defaults and validation rules, and
+every field katuna cannot honour reported as a problem (never dropped). The result is a native
+definition, validated like any other.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from functions.core import template
+from functions.core.errors import InvalidStudy, Problem
+
+API_VERSION = "kubeflow.org/v1beta1"
+ALGORITHMS = {"random": "random", "grid": "grid", "tpe": "tpe", "multivariate-tpe": "multivariate-tpe",
+              "cmaes": "cmaes", "sobol": "sobol", "bayesianoptimization": "gp"}
+SETTINGS = {"random_state": "seed", "sigma": "sigma0"}
+JOB_SUCCESS = 'status.conditions.#(type=="Complete")#|#(status=="True")#'
+JOB_FAILURE = 'status.conditions.#(type=="Failed")#|#(status=="True")#'
+_SPEC = {"objective", "algorithm", "parallelTrialCount", "maxTrialCount", "maxFailedTrialCount", "parameters",
+         "trialTemplate", "metricsCollectorSpec", "earlyStopping", "resumePolicy"}
+
+
+def is_experiment(data: Mapping[str, Any]) -> bool:
+    return data.get("apiVersion") == API_VERSION and data.get("kind") == "Experiment"
+
+
+def from_experiment(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The native definition of a Katib Experiment, or :class:`InvalidStudy` listing every problem."""
+    problems: list[Problem] = []
+    metadata = data.get("metadata") or {}
+    spec = data.get("spec") or {}
+    problems += [Problem(f"spec.{key}", "unknown field") for key in spec if key not in _SPEC]
+    for key, message in (("earlyStopping", "early stopping is not supported yet"),):
+        if spec.get(key):
+            problems.append(Problem(f"spec.{key}", message))
+    if spec.get("resumePolicy") not in (None, "Never", "LongRunning"):
+        problems.append(Problem("spec.resumePolicy", "expected Never or LongRunning (FromVolume is not supported)"))
+    native: dict[str, Any] = {
+        "name": metadata.get("name"),
+        "objective": _objective(spec.get("objective") or {}, problems),
+        "parameters": [_parameter(p, f"spec.parameters[{i}]", problems) for i, p in enumerate(spec.get("parameters") or [])],
+        "algorithm": _algorithm(spec.get("algorithm") or {}, problems),
+        "parallelism": spec.get("parallelTrialCount", 3),
+        "trialTemplate": _trial_template(spec.get("trialTemplate") or {}, spec.get("parameters") or [], problems),
+    }
+    for katib, ours in (("maxTrialCount", "maxTrials"), ("maxFailedTrialCount", "maxFailedTrials")):
+        if spec.get(katib) is not None:
+            native[ours] = spec[katib]
+    collector = _collector(spec.get("metricsCollectorSpec") or {}, problems)
+    if collector:
+        native["metricsCollector"] = collector
+    if metadata.get("namespace"):
+        native["kubernetes"] = {"namespace": metadata["namespace"]}
+    if problems:
+        raise InvalidStudy(problems)
+    return native
+
+
+def _objective(objective: Mapping[str, Any], problems: list[Problem]) -> dict[str, Any]:
+    out: dict[str, Any] = {"metric": objective.get("objectiveMetricName"), "direction": objective.get("type")}
+    if objective.get("goal") is not None:
+        out["goal"] = objective["goal"]
+    if objective.get("additionalMetricNames"):
+        out["additionalMetrics"] = list(objective["additionalMetricNames"])
+    strategies = {s.get("name"): s.get("value") for s in objective.get("metricStrategies") or []}
+    if strategies:
+        out["strategies"] = strategies
+    return out
+
+
+def _number(text: Any, kind: str, path: str, problems: list[Problem]) -> float | int | None:
+    try:
+        value = int(text) if kind == "int" else float(text)
+    except (TypeError, ValueError):
+        problems.append(Problem(path, f"expected {'an integer' if kind == 'int' else 'a number'}, got {text!r}"))
+        return None
+    return value if kind == "int" or math.isfinite(value) else None
+
+
+def _parameter(parameter: Mapping[str, Any], path: str, problems: list[Problem]) -> dict[str, Any]:
+    kind = {"int": "int", "double": "float", "categorical": "categorical", "discrete": "discrete"}.get(
+        parameter.get("parameterType"))
+    out: dict[str, Any] = {"name": parameter.get("name"), "type": kind}
+    if kind is None:
+        problems.append(Problem(f"{path}.parameterType", "expected int, double, categorical or discrete"))
+        return out
+    space = parameter.get("feasibleSpace") or {}
+    if kind in ("categorical", "discrete"):
+        values = list(space.get("list") or [])
+        out["values"] = values if kind == "categorical" else [_number(v, "float", f"{path}.feasibleSpace.list", problems) for v in values]
+        return out
+    for katib, ours in (("min", "min"), ("max", "max"), ("step", "step")):
+        if space.get(katib) is not None:
+            out[ours] = _number(space[katib], kind, f"{path}.feasibleSpace.{katib}", problems)
+    distribution = space.get("distribution", "uniform")
+    if distribution == "logUniform":
+        out["log"] = True
+    elif distribution != "uniform":
+        problems.append(Problem(f"{path}.feasibleSpace.distribution", f"{distribution} is not supported; expected uniform or logUniform"))
+    return out
+
+
+def _algorithm(algorithm: Mapping[str, Any], problems: list[Problem]) -> dict[str, Any]:
+    name = algorithm.get("algorithmName", "random")
+    if name not in ALGORITHMS:
+        problems.append(Problem("spec.algorithm.algorithmName", f"{name!r} is not supported; expected one of {', '.join(ALGORITHMS)}"))
+    out: dict[str, Any] = {"name": ALGORITHMS.get(name, name), "settings": {}}
+    for setting in algorithm.get("algorithmSettings") or []:
+        key, value = setting.get("name"), _typed(setting.get("value"))
+        if SETTINGS.get(key) == "seed":
+            out["seed"] = value
+        else:
+            out["settings"][SETTINGS.get(key, key)] = value
+    return out
+
+
+def _typed(text: Any) -> Any:
+    """A Katib setting (always a string) as the number or boolean it spells."""
+    if not isinstance(text, str):
+        return text
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            continue
+    return {"true": True, "false": False}.get(text.lower(), text)
+
+
+def _trial_template(trial: Mapping[str, Any], parameters: list, problems: list[Problem]) -> dict[str, Any]:
+    path = "spec.trialTemplate"
+    for key in ("configMap",):
+        if trial.get(key):
+            problems.append(Problem(f"{path}.{key}", "a trial template in a ConfigMap is not supported; inline it as trialSpec"))
+    if trial.get("retain"):
+        problems.append(Problem(f"{path}.retain", "not supported: trial Jobs are removed after ttlSecondsAfterFinished"))
+    for key, default in (("successCondition", JOB_SUCCESS), ("failureCondition", JOB_FAILURE)):
+        if trial.get(key) not in (None, default):
+            problems.append(Problem(f"{path}.{key}", f"only the Job default {default!r} is supported"))
+    references = {}
+    for i, item in enumerate(trial.get("trialParameters") or []):
+        references[item.get("name")] = item.get("reference")
+        if item.get("reference") not in {p.get("name") for p in parameters}:
+            problems.append(Problem(f"{path}.trialParameters[{i}].reference", f"names no parameter: {item.get('reference')!r}"))
+    counts = {p.get("name"): list(references.values()).count(p.get("name")) for p in parameters}
+    problems += [Problem(f"{path}.trialParameters", f"parameter {name!r} must be referenced by exactly one trial parameter")
+                 for name, count in counts.items() if count != 1]
+    placeholders = {f"trialParameters.{name}": f"${{trialParameters.{ref}}}" for name, ref in references.items()}
+    out: dict[str, Any] = {"trialSpec": template.substitute_tree(trial.get("trialSpec"), {}, placeholders)}
+    if trial.get("primaryContainerName"):
+        out["primaryContainerName"] = trial["primaryContainerName"]
+    return out
+
+
+def _collector(spec: Mapping[str, Any], problems: list[Problem]) -> dict[str, Any] | None:
+    kind = (spec.get("collector") or {}).get("kind", "StdOut")
+    source = spec.get("source") or {}
+    filters = list((source.get("filter") or {}).get("metricsFormat") or [])
+    if kind == "StdOut":
+        return {"kind": "stdout", "filters": filters} if filters else None
+    if kind == "File":
+        file = source.get("fileSystemPath") or {}
+        return {"kind": "file", "path": file.get("path"), "format": str(file.get("format", "TEXT")).lower(),
+                **({"filters": filters} if filters else {})}
+    problems.append(Problem("spec.metricsCollectorSpec.collector.kind", f"{kind} is not supported; expected StdOut or File"))
+    return None

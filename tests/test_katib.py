@@ -1,0 +1,123 @@
+"""Katib v1beta1 Experiments: translated field by field, run unchanged, refused loudly where unsupported."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import TRIAL
+from http_helpers import KATUNA, Service
+
+from functions.core.errors import InvalidStudy
+from functions.core.formats import load_study
+
+ROOT = Path(__file__).parent.parent
+
+
+def experiment(**spec_overrides) -> dict:
+    """A Katib Experiment whose trial is tests/trials/objective.py."""
+    doc = {
+        "apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment",
+        "metadata": {"name": "katib-exp", "namespace": "kubeflow"},
+        "spec": {
+            "objective": {"type": "minimize", "objectiveMetricName": "loss", "additionalMetricNames": ["size"],
+                          "metricStrategies": [{"name": "loss", "value": "latest"}]},
+            "algorithm": {"algorithmName": "random", "algorithmSettings": [{"name": "random_state", "value": "3"}]},
+            "parallelTrialCount": 2, "maxTrialCount": 4, "maxFailedTrialCount": 1,
+            "parameters": [{"name": "x", "parameterType": "double", "feasibleSpace": {"min": "-4", "max": "4"}}],
+            "trialTemplate": {
+                "primaryContainerName": "main",
+                "trialParameters": [{"name": "position", "reference": "x", "description": "where to look"}],
+                "trialSpec": {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {
+                    "containers": [{"name": "main", "image": "python:3.12",
+                                    "command": [sys.executable, str(TRIAL), "--x=${trialParameters.position}"]}],
+                    "restartPolicy": "Never"}}}},
+            },
+        },
+    }
+    doc["spec"].update(copy.deepcopy(spec_overrides))
+    return doc
+
+
+def test_an_experiment_translates_field_by_field():
+    spec, submitted = load_study(yaml.safe_dump(experiment()))
+    assert submitted["kind"] == "Experiment"
+    assert (spec.name, spec.parallelism, spec.max_trials, spec.max_failed_trials) == ("katib-exp", 2, 4, 1)
+    assert spec.objectives[0].metric == "loss" and spec.additional_metrics == ("size",)
+    assert spec.strategy("loss") == "latest" and spec.strategy("size") == "min"
+    assert (spec.algorithm.name, spec.algorithm.seed) == ("random", 3)
+    assert (spec.parameters[0].type, spec.parameters[0].low, spec.parameters[0].high) == ("float", -4.0, 4.0)
+    assert spec.kubernetes.namespace == "kubeflow"
+    container = spec.trial_template.trial_spec["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"][-1] == "--x=${trialParameters.x}", "trial parameters resolve to their reference"
+
+
+def test_an_experiment_runs_locally_as_its_primary_container(embedded, tmp_path: Path):
+    spec, definition = load_study(yaml.safe_dump(experiment()))
+    embedded.submit(spec, definition, tmp_path)
+    record = embedded.run("katib-exp")
+    assert record.status == "completed"
+    trials = embedded.store.trials("katib-exp")
+    assert len(trials) == 4 and all(t.state == "COMPLETE" for t in trials)
+    assert all(t.values[0] == pytest.approx((t.params["x"] - 2) ** 2, abs=1e-5) for t in trials)
+
+
+def test_file_collector_with_json_and_custom_filters_translate():
+    spec, _ = load_study(yaml.safe_dump(experiment(metricsCollectorSpec={
+        "collector": {"kind": "File"},
+        "source": {"fileSystemPath": {"path": "/var/log/metrics.json", "format": "JSON"}}})))
+    assert (spec.metrics_collector.kind, spec.metrics_collector.path, spec.metrics_collector.format) == (
+        "file", "/var/log/metrics.json", "json")
+    spec, _ = load_study(yaml.safe_dump(experiment(metricsCollectorSpec={
+        "source": {"filter": {"metricsFormat": [r"([\w|-]+):\s*(\d+\.\d+)"]}}})))
+    assert spec.metrics_collector.filters == (r"([\w|-]+):\s*(\d+\.\d+)",)
+
+
+def test_what_katuna_cannot_honour_is_an_error_naming_the_field():
+    doc = experiment(
+        earlyStopping={"algorithmName": "medianstop"}, resumePolicy="FromVolume", colour="blue",
+        algorithm={"algorithmName": "hyperband"},
+        metricsCollectorSpec={"collector": {"kind": "PrometheusMetric"}},
+        parameters=[{"name": "x", "parameterType": "double",
+                     "feasibleSpace": {"min": "0", "max": "1", "distribution": "normal"}},
+                    {"name": "unused", "parameterType": "int", "feasibleSpace": {"min": "1", "max": "2"}}],
+    )
+    doc["spec"]["trialTemplate"].update(retain=True, configMap={"configMapName": "templates"},
+                                        successCondition="status.succeeded>0")
+    with pytest.raises(InvalidStudy) as caught:
+        load_study(yaml.safe_dump(doc))
+    found = {p.path: p.message for p in caught.value.problems}
+    for path in ("spec.colour", "spec.earlyStopping", "spec.resumePolicy", "spec.algorithm.algorithmName",
+                 "spec.metricsCollectorSpec.collector.kind", "spec.parameters[0].feasibleSpace.distribution",
+                 "spec.trialTemplate.retain", "spec.trialTemplate.configMap", "spec.trialTemplate.successCondition"):
+        assert path in found, f"{path} missing from {found}"
+    assert found["spec.trialTemplate.trialParameters"] == "parameter 'unused' must be referenced by exactly one trial parameter"
+
+
+def test_katuna_convert_prints_the_native_study(tmp_path: Path):
+    converted = subprocess.run([KATUNA, "convert", str(ROOT / "examples" / "katib-experiment.yaml")],
+                               capture_output=True, text=True, check=True)
+    native = yaml.safe_load(converted.stdout)
+    spec, _ = load_study(converted.stdout)
+    assert native["name"] == "katib-digits" and spec.algorithm.name == "tpe" and spec.algorithm.seed == 10
+    assert spec == load_study((ROOT / "examples" / "katib-experiment.yaml").read_text())[0]
+
+
+def test_an_experiment_can_be_posted_to_the_api(tmp_path: Path):
+    service = Service(tmp_path, workers=1)
+    try:
+        status, _, body = service.request("POST", "/studies", yaml.safe_dump(experiment()),
+                                          {"Content-Type": "application/yaml"})
+        assert status == 201, body
+        assert service.wait_for("katib-exp")["counts"]["complete"] == 4
+        bad = experiment(earlyStopping={"algorithmName": "medianstop"})
+        status, _, body = service.request("POST", "/studies", json.dumps(bad), {"Content-Type": "application/json"})
+        assert status == 422
+        assert {"path": "spec.earlyStopping", "message": "early stopping is not supported yet"} in json.loads(body)["problems"]
+    finally:
+        service.close()
