@@ -1,4 +1,4 @@
-"""Study definitions as text: YAML or JSON, in the native format or as a Katib Experiment."""
+"""Study definitions as text: YAML or JSON, in the native format or as a Katib Experiment or StudyJob."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import yaml
 
-from functions.core import katib
+from functions.core import katib, studyjob
 from functions.core.errors import Problem, UnparseableStudy
 from functions.core.spec import Study
 from functions.core.validate import parse_study
@@ -24,8 +24,12 @@ def parse_text(text: str) -> dict[str, Any]:
 
 
 def native(definition: dict[str, Any]) -> dict[str, Any]:
-    """The definition in katuna's native format (a Katib Experiment is translated)."""
-    return katib.from_experiment(definition) if katib.is_experiment(definition) else definition
+    """The definition in katuna's native format (Katib Experiments and StudyJobs are translated)."""
+    if katib.is_experiment(definition):
+        return katib.from_experiment(definition)
+    if studyjob.is_studyjob(definition):
+        return studyjob.from_studyjob(definition)
+    return definition
 
 
 def load_study(text: str) -> tuple[Study, dict[str, Any]]:

@@ -1,0 +1,108 @@
+"""Katib v1alpha1 StudyJobs: the Go worker template rendered safely, the study run unchanged."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import TRIAL
+
+from functions.core.errors import InvalidStudy
+from functions.core.formats import load_study
+from functions.core.studyjob import TemplateError, render_go_template
+
+ROOT = Path(__file__).parent.parent
+TEMPLATE = """apiVersion: batch/v1
+kind: Job
+metadata:
+  name: {{.WorkerID}}
+  namespace: {{.NameSpace}}
+spec:
+  template:
+    spec:
+      containers:
+      - name: {{.WorkerID}}
+        image: example/trainer
+        command:
+        - "PYTHON"
+        - "TRIAL"
+        {{- with .HyperParameters}}
+        {{- range .}}
+        - "{{.Name}}={{.Value}}"
+        {{- end}}
+        {{- end}}
+      restartPolicy: Never"""
+
+
+def studyjob(**spec_overrides) -> dict:
+    doc = {
+        "apiVersion": "kubeflow.org/v1alpha1", "kind": "StudyJob",
+        "metadata": {"namespace": "kubeflow", "name": "sj"},
+        "spec": {
+            "studyName": "sj", "owner": "crd", "optimizationtype": "minimize", "objectivevaluename": "loss",
+            "requestcount": 3, "metricsnames": ["loss", "size"],
+            "parameterconfigs": [
+                {"name": "--x", "parametertype": "double", "feasible": {"min": "-3", "max": "3"}},
+                {"name": "--mode", "parametertype": "categorical", "feasible": {"list": ["ok"]}},
+            ],
+            "workerSpec": {"goTemplate": {"rawTemplate": TEMPLATE.replace("PYTHON", sys.executable)
+                                          .replace("TRIAL", str(TRIAL))}},
+            "suggestionSpec": {"suggestionAlgorithm": "random", "requestNumber": 2,
+                               "suggestionParameters": [{"name": "seed", "value": "5"}]},
+        },
+    }
+    doc["spec"].update(spec_overrides)
+    return doc
+
+
+def test_the_go_template_constructs_katib_workers_use():
+    root = {"WorkerID": "w-1", "NameSpace": "ns", "HyperParameters": [{"Name": "--a", "Value": "1"},
+                                                                      {"Name": "--b", "Value": "two"}]}
+    rendered = render_go_template("id={{.WorkerID}} in {{ .NameSpace }}\n{{- with .HyperParameters}}"
+                                  "{{- range .}}\n- {{.Name}}={{.Value}}{{- end}}{{- end}}\nend", root)
+    assert rendered == "id=w-1 in ns\n- --a=1\n- --b=two\nend"
+    assert render_go_template("{{with .HyperParameters}}x{{end}}", {"HyperParameters": []}) == ""
+    with pytest.raises(TemplateError, match="unsupported template action"):
+        render_go_template("{{ printf \"%s\" .WorkerID }}", root)
+    with pytest.raises(TemplateError, match="without {{end}}"):
+        render_go_template("{{range .HyperParameters}}x", root)
+
+
+def test_a_studyjob_translates_with_placeholders_instead_of_values():
+    spec, submitted = load_study(yaml.safe_dump(studyjob()))
+    assert submitted["kind"] == "StudyJob"
+    assert (spec.name, spec.parallelism, spec.max_trials) == ("sj", 2, 6)
+    assert spec.additional_metrics == ("size",) and (spec.algorithm.seed, spec.algorithm.settings) == (5, ())
+    container = spec.trial_template.trial_spec["spec"]["template"]["spec"]["containers"][0]
+    assert container["name"] == "${trialSpec.Name}"
+    assert container["command"][-2:] == ["--x=${trialParameters.--x}", "--mode=${trialParameters.--mode}"]
+
+
+def test_a_studyjob_runs_locally(embedded, tmp_path: Path):
+    definition = studyjob()
+    definition["spec"]["suggestionSpec"]["suggestionParameters"] = []
+    spec, submitted = load_study(yaml.safe_dump(definition))
+    embedded.submit(spec, submitted, tmp_path)
+    record = embedded.run("sj")
+    assert record.status == "completed"
+    trials = embedded.store.trials("sj")
+    assert len(trials) == 6
+    assert all(t.values[0] == pytest.approx((t.params["--x"] - 2) ** 2, abs=1e-5) for t in trials)
+
+
+def test_the_articles_example_is_valid():
+    spec, _ = load_study((ROOT / "examples" / "studyjob.yaml").read_text())
+    assert spec.name == "random-example" and spec.max_trials == 4 and spec.objectives[0].goal == 0.99
+
+
+def test_studyjob_problems_name_their_fields():
+    bad = studyjob(suggestionSpec={"suggestionAlgorithm": "hyperband"}, colour="red",
+                   workerSpec={"goTemplate": {"rawTemplate": "{{ .Missing }}"}})
+    with pytest.raises(InvalidStudy) as caught:
+        load_study(yaml.safe_dump(bad))
+    found = {p.path: p.message for p in caught.value.problems}
+    assert found["spec.suggestionSpec.suggestionAlgorithm"].startswith("'hyperband' is not supported")
+    assert found["spec.colour"] == "unknown field"
+    assert found["spec.workerSpec.goTemplate.rawTemplate"] == "cannot be rendered: unknown field .Missing"
