@@ -67,6 +67,14 @@ def test_an_experiment_runs_locally_as_its_primary_container(embedded, tmp_path:
     assert all(t.values[0] == pytest.approx((t.params["x"] - 2) ** 2, abs=1e-5) for t in trials)
 
 
+def test_median_stop_translates_to_the_median_pruner():
+    spec, _ = load_study(yaml.safe_dump(experiment(earlyStopping={
+        "algorithmName": "medianstop",
+        "algorithmSettings": [{"name": "min_trials_required", "value": "2"}, {"name": "start_step", "value": "3"}]})))
+    assert spec.early_stopping.algorithm == "median"
+    assert dict(spec.early_stopping.settings) == {"n_startup_trials": 2, "n_warmup_steps": 2}
+
+
 def test_file_collector_with_json_and_custom_filters_translate():
     spec, _ = load_study(yaml.safe_dump(experiment(metricsCollectorSpec={
         "collector": {"kind": "File"},
@@ -80,7 +88,7 @@ def test_file_collector_with_json_and_custom_filters_translate():
 
 def test_what_katuna_cannot_honour_is_an_error_naming_the_field():
     doc = experiment(
-        earlyStopping={"algorithmName": "medianstop"}, resumePolicy="FromVolume", colour="blue",
+        earlyStopping={"algorithmName": "truncation"}, resumePolicy="FromVolume", colour="blue",
         algorithm={"algorithmName": "hyperband"},
         metricsCollectorSpec={"collector": {"kind": "PrometheusMetric"}},
         parameters=[{"name": "x", "parameterType": "double",
@@ -92,7 +100,7 @@ def test_what_katuna_cannot_honour_is_an_error_naming_the_field():
     with pytest.raises(InvalidStudy) as caught:
         load_study(yaml.safe_dump(doc))
     found = {p.path: p.message for p in caught.value.problems}
-    for path in ("spec.colour", "spec.earlyStopping", "spec.resumePolicy", "spec.algorithm.algorithmName",
+    for path in ("spec.colour", "spec.earlyStopping.algorithmName", "spec.resumePolicy", "spec.algorithm.algorithmName",
                  "spec.metricsCollectorSpec.collector.kind", "spec.parameters[0].feasibleSpace.distribution",
                  "spec.trialTemplate.retain", "spec.trialTemplate.configMap", "spec.trialTemplate.successCondition"):
         assert path in found, f"{path} missing from {found}"
@@ -115,9 +123,10 @@ def test_an_experiment_can_be_posted_to_the_api(tmp_path: Path):
                                           {"Content-Type": "application/yaml"})
         assert status == 201, body
         assert service.wait_for("katib-exp")["counts"]["complete"] == 4
-        bad = experiment(earlyStopping={"algorithmName": "medianstop"})
+        bad = experiment(earlyStopping={"algorithmName": "truncation"})
         status, _, body = service.request("POST", "/studies", json.dumps(bad), {"Content-Type": "application/json"})
         assert status == 422
-        assert {"path": "spec.earlyStopping", "message": "early stopping is not supported yet"} in json.loads(body)["problems"]
+        assert {"path": "spec.earlyStopping.algorithmName",
+                "message": "'truncation' is not supported; expected medianstop"} in json.loads(body)["problems"]
     finally:
         service.close()

@@ -18,9 +18,12 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import BinaryIO
 
-from functions.core.events import Event, trial_finished
+from functions.core.events import Event, trial_finished, trial_progress
+from functions.core.metrics import parse_json_lines, parse_text
 from functions.core.ports import TrialLaunch
 
 PREEMPTION_SIGNALS = {signal.SIGKILL, signal.SIGTERM, signal.SIGHUP, signal.SIGINT}
@@ -35,6 +38,7 @@ class _Run:
     stopped: bool = False
     timed_out: bool = False
     done: threading.Event = field(default_factory=threading.Event)
+    streamer: threading.Thread | None = None
 
 
 def _identity(pid: int) -> str:
@@ -104,8 +108,8 @@ class LocalExecutor:
             try:
                 run.process = subprocess.Popen(
                     launch.argv, cwd=launch.working_dir, env=self._environment(launch),
-                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    start_new_session=True,
+                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE if launch.progress else log,
+                    stderr=subprocess.STDOUT, start_new_session=True,
                 )
             except OSError as exc:
                 message = f"{launch.argv[0]!r}: {exc.strerror or exc}"
@@ -113,9 +117,25 @@ class LocalExecutor:
                 run.done.set()
                 self._publish(trial_finished(*_ids(launch), outcome="error", message=message))
                 return
-        if run.stopped or self._closed:
-            self._kill(run.process)
-        self._wait(run)
+            if launch.progress:
+                run.streamer = threading.Thread(target=self._stream, args=(run, log), daemon=True)
+                run.streamer.start()
+            if run.stopped or self._closed:
+                self._kill(run.process)
+            self._wait(run)
+
+    def _stream(self, run: _Run, log: BinaryIO) -> None:
+        """Copy the output to the log, and report each new step of the objective as it appears."""
+        launch, progress = run.launch, run.launch.progress
+        parse = parse_json_lines if progress.format == "json" else partial(parse_text, filters=progress.filters)
+        reported: set[int] = set()
+        for raw in run.process.stdout:
+            log.write(raw)
+            log.flush()
+            for observation in parse([raw.decode(errors="replace")], [progress.metric]):
+                if observation.step is not None and observation.step not in reported and not run.stopped:
+                    reported.add(observation.step)
+                    self._publish(trial_progress(*_ids(launch), observation.step, observation.value))
 
     @staticmethod
     def _environment(launch: TrialLaunch) -> dict[str, str]:
@@ -132,6 +152,8 @@ class LocalExecutor:
         except subprocess.TimeoutExpired:
             run.timed_out = True
             code = self._kill(process)
+        if run.streamer is not None:
+            run.streamer.join()
         run.done.set()
         if run.stopped or self._closed:
             return

@@ -19,6 +19,7 @@ SOURCE = "/katuna"
 STUDY_CREATED = "dev.katuna.study.created"
 TRIAL_SUGGESTED = "dev.katuna.trial.suggested"
 TRIAL_FINISHED = "dev.katuna.trial.finished"
+TRIAL_PROGRESS = "dev.katuna.trial.progress"
 STUDY_COMPLETED = "dev.katuna.study.completed"
 JOB_EVENTS = tuple(f"dev.knative.apiserver.resource.{change}" for change in ("add", "update", "delete"))
 """What a Knative ApiServerSource in Resource mode sends about katuna's trial Jobs."""
@@ -27,6 +28,7 @@ ROUTES: Mapping[str, tuple[str, ...]] = {
     STUDY_CREATED: ("suggest",),
     TRIAL_SUGGESTED: ("spawn",),
     TRIAL_FINISHED: ("collect",),
+    TRIAL_PROGRESS: ("prune",),
     STUDY_COMPLETED: ("stop",),
     **{job_event: ("jobwatch",) for job_event in JOB_EVENTS},
 }
@@ -88,6 +90,16 @@ def trial_finished(
         {"study": study, "uid": uid, "trial": number, "attempt": attempt, "outcome": outcome,
          "exitCode": exit_code, "message": message},
         id=derived_id("finished", uid, number, attempt),
+        subject=f"{study}/{number}",
+    )
+
+
+def trial_progress(study: str, uid: str, number: int, attempt: int, step: int, value: float) -> Event:
+    """An intermediate value of the objective, at a step, while the attempt runs."""
+    return Event(
+        TRIAL_PROGRESS,
+        {"study": study, "uid": uid, "trial": number, "attempt": attempt, "step": step, "value": value},
+        id=derived_id("progress", uid, number, attempt, step),
         subject=f"{study}/{number}",
     )
 

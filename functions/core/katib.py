@@ -34,9 +34,6 @@ def from_experiment(data: Mapping[str, Any]) -> dict[str, Any]:
     metadata = data.get("metadata") or {}
     spec = data.get("spec") or {}
     problems += [Problem(f"spec.{key}", "unknown field") for key in spec if key not in _SPEC]
-    for key, message in (("earlyStopping", "early stopping is not supported yet"),):
-        if spec.get(key):
-            problems.append(Problem(f"spec.{key}", message))
     if spec.get("resumePolicy") not in (None, "Never", "LongRunning"):
         problems.append(Problem("spec.resumePolicy", "expected Never or LongRunning (FromVolume is not supported)"))
     native: dict[str, Any] = {
@@ -50,6 +47,8 @@ def from_experiment(data: Mapping[str, Any]) -> dict[str, Any]:
     for katib, ours in (("maxTrialCount", "maxTrials"), ("maxFailedTrialCount", "maxFailedTrials")):
         if spec.get(katib) is not None:
             native[ours] = spec[katib]
+    if spec.get("earlyStopping"):
+        native["earlyStopping"] = _early_stopping(spec["earlyStopping"], problems)
     collector = _collector(spec.get("metricsCollectorSpec") or {}, problems)
     if collector:
         native["metricsCollector"] = collector
@@ -153,6 +152,19 @@ def _trial_template(trial: Mapping[str, Any], parameters: list, problems: list[P
     if trial.get("primaryContainerName"):
         out["primaryContainerName"] = trial["primaryContainerName"]
     return out
+
+
+def _early_stopping(early: Mapping[str, Any], problems: list[Problem]) -> dict[str, Any]:
+    """Katib's median stop: ``min_trials_required`` completed trials before any stop, and no stop
+    before ``start_step`` intermediate values."""
+    if early.get("algorithmName") != "medianstop":
+        problems.append(Problem("spec.earlyStopping.algorithmName",
+                                f"{early.get('algorithmName')!r} is not supported; expected medianstop"))
+    settings = {s.get("name"): _typed(s.get("value")) for s in early.get("algorithmSettings") or []}
+    unknown = set(settings) - {"min_trials_required", "start_step"}
+    problems += [Problem("spec.earlyStopping.algorithmSettings", f"unknown setting {name!r}") for name in sorted(unknown)]
+    return {"algorithm": "median", "settings": {"n_startup_trials": settings.get("min_trials_required", 3),
+                                                "n_warmup_steps": settings.get("start_step", 4) - 1}}
 
 
 def _collector(spec: Mapping[str, Any], problems: list[Problem]) -> dict[str, Any] | None:

@@ -98,6 +98,17 @@ class TrialLaunch:
     params: Mapping[str, Any] | None = None
     trial_spec: Mapping[str, Any] | None = None
     primary_container: str | None = None
+    progress: Progress | None = None
+    """Set when intermediate values matter (early stopping): how to find them in the output."""
+
+
+@dataclass(frozen=True)
+class Progress:
+    """The objective's intermediate values: which metric, read by which filters and format."""
+
+    metric: str
+    filters: tuple[str, ...] = ()
+    format: str = "text"
 
 
 class Executor(Protocol):

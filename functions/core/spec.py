@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from functions.core.cluster import Cluster
+from functions.core.pruners import EarlyStopping
 
 MINIMIZE = "minimize"
 MAXIMIZE = "maximize"
@@ -145,6 +146,7 @@ class Study:
     time_budget: float | None = None
     metrics_collector: MetricsCollector = field(default_factory=MetricsCollector)
     kubernetes: Cluster = field(default_factory=Cluster)
+    early_stopping: EarlyStopping | None = None
 
     @property
     def metric_names(self) -> tuple[str, ...]:
@@ -187,6 +189,8 @@ class Study:
             "metricsCollector": self.metrics_collector.to_dict(),
             "kubernetes": self.kubernetes.to_dict(),
         }
+        if self.early_stopping is not None:
+            out["earlyStopping"] = self.early_stopping.to_dict()
         optional = {
             "maxTrials": self.max_trials,
             "maxFailedTrials": self.max_failed_trials,

@@ -15,6 +15,7 @@ from functions.core import trial_spec as trial_spec_module
 from functions.core.cluster import parse_cluster
 from functions.core.errors import InvalidStudy
 from functions.core.metrics import check_filter
+from functions.core.pruners import parse_early_stopping
 from functions.core.reader import Reader, is_number, join, kind_of
 from functions.core.samplers import check_algorithm
 from functions.core.spec import (
@@ -37,6 +38,7 @@ ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TOP = {
     "name", "objective", "parameters", "algorithm", "parallelism", "maxTrials",
     "maxFailedTrials", "timeBudget", "trialTemplate", "metricsCollector", "description", "kubernetes",
+    "earlyStopping",
 }
 
 
@@ -59,6 +61,9 @@ def parse_study(data: Any) -> Study:
     trial_template = _trial_template(r, top.get("trialTemplate"), _names(top.get("parameters")))
     collector = _collector(r, top.get("metricsCollector"))
     cluster = parse_cluster(r, top.get("kubernetes"))
+    early_stopping = parse_early_stopping(r, top.get("earlyStopping"), len(objectives))
+    if early_stopping is not None and collector.kind != "stdout":
+        r.fail("earlyStopping", "intermediate values are read from the trial's output: use the stdout collector")
     _check_counts(r, parallelism, max_trials, max_failed)
     if max_trials is None and time_budget is None and not any(o.goal is not None for o in objectives) and algorithm.name != "grid":
         r.fail("maxTrials", "required unless timeBudget, an objective goal or the grid algorithm ends the study")
@@ -84,6 +89,7 @@ def parse_study(data: Any) -> Study:
         time_budget=time_budget,
         metrics_collector=collector,
         kubernetes=cluster,
+        early_stopping=early_stopping,
     )
 
 

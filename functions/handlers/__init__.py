@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from functions.core.events import Event
-from functions.handlers import collect, jobwatch, spawn, stop, suggest
+from functions.handlers import collect, jobwatch, prune, spawn, stop, suggest
 from functions.handlers.base import Deps
 
 Handler = Callable[[Event, Deps], list[Event]]
@@ -16,6 +16,7 @@ HANDLERS: dict[str, Handler] = {
     "collect": collect.handle,
     "stop": stop.handle,
     "jobwatch": jobwatch.handle,
+    "prune": prune.handle,
 }
 
 __all__ = ["HANDLERS", "Deps", "Handler"]

@@ -7,6 +7,7 @@ through the executor, and returns the events to emit. It never talks HTTP.
 from __future__ import annotations
 
 import os
+from collections import deque
 from dataclasses import dataclass
 
 import optuna
@@ -14,8 +15,9 @@ from optuna.trial import TrialState
 
 from functions.core import template, trial_spec
 from functions.core.events import Event, study_completed, trial_suggested
+from functions.core.metrics import Observation, parse_json_lines, parse_text, reduce
 from functions.core.naming import job_name
-from functions.core.ports import Clock, Executor, Store, TrialLaunch
+from functions.core.ports import Clock, Executor, Progress, Store, TrialLaunch
 from functions.core.records import WAITING, StudyRecord, TrialRecord
 from functions.core.samplers import build_sampler, grid_size
 from functions.core.space import distributions
@@ -108,7 +110,13 @@ def trial_launch(record: StudyRecord, trial: TrialRecord) -> TrialLaunch:
         params=dict(trial.params),
         trial_spec=tmpl.trial_spec,
         primary_container=tmpl.primary_container,
+        progress=_progress(record) if spec.early_stopping else None,
     )
+
+
+def _progress(record: StudyRecord) -> Progress:
+    collector = record.spec.metrics_collector
+    return Progress(record.spec.objectives[0].metric, collector.filters, collector.format)
 
 
 def check_stop(record: StudyRecord, deps: Deps, finished: TrialRecord | None = None) -> Decision | None:
@@ -123,3 +131,49 @@ def complete(record: StudyRecord, deps: Deps, decision: Decision) -> list[Event]
     deps.store.update_study(record.name, status=decision.status, reason=decision.reason,
                             completed_at=deps.clock())
     return [study_completed(record.name, record.uid, decision.status, decision.reason)]
+
+
+TAIL_LINES = 10
+
+
+def record_output(record: StudyRecord, trial: TrialRecord, deps: Deps) -> tuple[dict[str, float], list[str]]:
+    """Store the attempt's observations; every metric reduced by its strategy, and the last
+    lines the attempt printed (for failure reasons)."""
+    observations, tail = _observations(record, trial, deps)
+    deps.store.add_observations(record.name, trial.number, trial.attempt, observations)
+    return reduce(observations, {m: record.spec.strategy(m) for m in record.spec.metric_names}), tail
+
+
+def _observations(record: StudyRecord, trial: TrialRecord, deps: Deps) -> tuple[list[Observation], list[str]]:
+    """The attempt's observations, and the last lines it printed (for failure reasons)."""
+    spec = record.spec
+    collector = spec.metrics_collector
+    launch = trial_launch(record, trial)
+    tail: deque[str] = deque(maxlen=TAIL_LINES)
+
+    def output() -> object:
+        for line in deps.executor.output(launch):
+            tail.append(line.rstrip("\n"))
+            yield line
+
+    if collector.kind == "file":
+        deque(output(), maxlen=0)
+        lines = deps.executor.read_file(launch, template.substitute(collector.path, trial.params, launch.job_name))
+    else:
+        lines = output()
+    if collector.format == "json":
+        observations = parse_json_lines(lines, spec.metric_names)
+    else:
+        observations = parse_text(lines, spec.metric_names, collector.filters)
+    return observations, list(tail)
+
+
+def go_on(record: StudyRecord, deps: Deps, ended: TrialRecord | None) -> list[Event]:
+    """After a trial ended: end the study if a stop rule fires, else fill the freed slots.
+    ``ended`` is checked against the goals when it completed."""
+    if record.terminal:
+        return []
+    decision = check_stop(record, deps, ended)
+    if decision is not None:
+        return complete(record, deps, decision)
+    return ask_trials(record, deps)

@@ -8,16 +8,11 @@ an attempt that was superseded, changes nothing.
 from __future__ import annotations
 
 import math
-from collections import deque
 from dataclasses import replace
 
 from functions.core.events import Event, trial_suggested
-from functions.core.metrics import Observation, parse_json_lines, parse_text, reduce
-from functions.core.records import COMPLETE, FAIL, WAITING, StudyRecord, TrialRecord
-from functions.core.template import substitute
-from functions.handlers.base import Deps, ask_trials, check_stop, complete, tell, trial_launch
-
-TAIL_LINES = 10
+from functions.core.records import COMPLETE, FAIL, WAITING, StudyRecord
+from functions.handlers.base import Deps, go_on, record_output, tell
 
 
 def handle(event: Event, deps: Deps) -> list[Event]:
@@ -32,49 +27,18 @@ def handle(event: Event, deps: Deps) -> list[Event]:
         store.update_trial(record.name, trial.number, attempt=trial.attempt + 1, state=WAITING,
                            reason=_history(trial.reason, f"attempt {trial.attempt} preempted: {data['message']}"))
         return [trial_suggested(record.name, record.uid, trial.number, trial.attempt + 1)]
-    observations, tail = _collect(record, trial, deps)
-    store.add_observations(record.name, trial.number, trial.attempt, observations)
-    metrics = reduce(observations, {m: record.spec.strategy(m) for m in record.spec.metric_names})
+    metrics, tail = record_output(record, trial, deps)
     state, values, reason = _verdict(record, data, metrics, tail)
     outcome = {"state": state, "values": values, "metrics": metrics, "reason": _history(trial.reason, reason),
                "exit_code": data.get("exitCode"), "finished_at": deps.clock()}
     store.update_trial(record.name, trial.number, **outcome)
     tell(record, deps, trial.number, state, values)
-    if record.terminal:
-        return []
-    decision = check_stop(record, deps, replace(trial, **outcome))
-    if decision is not None:
-        return complete(record, deps, decision)
-    return ask_trials(record, deps)
+    return go_on(record, deps, replace(trial, **outcome))
 
 
 def _history(earlier: str, latest: str) -> str:
     """A trial's reason: the latest first, then what happened to its earlier attempts."""
     return "\n".join(part for part in (latest, earlier) if part)
-
-
-def _collect(record: StudyRecord, trial: TrialRecord, deps: Deps) -> tuple[list[Observation], list[str]]:
-    """The attempt's observations, and the last lines it printed (for failure reasons)."""
-    spec = record.spec
-    collector = spec.metrics_collector
-    launch = trial_launch(record, trial)
-    tail: deque[str] = deque(maxlen=TAIL_LINES)
-
-    def output() -> object:
-        for line in deps.executor.output(launch):
-            tail.append(line.rstrip("\n"))
-            yield line
-
-    if collector.kind == "file":
-        deque(output(), maxlen=0)
-        lines = deps.executor.read_file(launch, substitute(collector.path, trial.params, launch.job_name))
-    else:
-        lines = output()
-    if collector.format == "json":
-        observations = parse_json_lines(lines, spec.metric_names)
-    else:
-        observations = parse_text(lines, spec.metric_names, collector.filters)
-    return observations, list(tail)
 
 
 def _verdict(record: StudyRecord, data: dict, metrics: dict[str, float], tail: list[str]) -> tuple[str, list[float] | None, str]:

@@ -36,7 +36,8 @@ if args.mode == "nan":
     sys.exit(0)
 if args.mode == "preempt-once" and os.environ["KATUNA_ATTEMPT"] == "1":
     os.kill(os.getpid(), signal.SIGKILL)
-for step in range(1, 4):
-    time.sleep(args.sleep / 3)
-    print(f"epoch={step} loss={loss + 1.0 / step:.6f} size={abs(args.x) + args.y:.6f}")
+steps = 8 if args.mode == "curve" else 3
+for step in range(1, steps + 1):
+    time.sleep(args.sleep / steps)
+    print(f"epoch={step} loss={loss + 1.0 / step:.6f} size={abs(args.x) + args.y:.6f}", flush=True)
 print(f"loss={loss:.6f}")

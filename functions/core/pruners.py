@@ -1,0 +1,69 @@
+"""Early stopping: a study's ``earlyStopping`` section and the Optuna pruner it names.
+
+Like samplers, the pruner is rebuilt for every event; Optuna's pruners keep what they need
+(intermediate values, rung markers) in the storage, so a fresh one decides as a warm one would.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+
+from functions.core.reader import Reader, join
+
+REGISTRY: dict[str, Callable[..., optuna.pruners.BasePruner]] = {
+    "median": optuna.pruners.MedianPruner,
+    "percentile": optuna.pruners.PercentilePruner,
+    "asha": optuna.pruners.SuccessiveHalvingPruner,
+    "hyperband": optuna.pruners.HyperbandPruner,
+    "threshold": optuna.pruners.ThresholdPruner,
+}
+PATH = "earlyStopping"
+
+
+@dataclass(frozen=True)
+class EarlyStopping:
+    """Which pruner stops unpromising trials, its settings, and an optional patience."""
+
+    algorithm: str
+    settings: tuple[tuple[str, Any], ...] = ()
+    patience: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"algorithm": self.algorithm, "settings": dict(self.settings)}
+        if self.patience is not None:
+            out["patience"] = self.patience
+        return out
+
+
+def parse_early_stopping(r: Reader, data: Any, n_objectives: int) -> EarlyStopping | None:
+    """The ``earlyStopping`` section, or None; problems go to ``r``."""
+    if data is None:
+        return None
+    item = r.mapping(data, PATH, {"algorithm", "settings", "patience"})
+    algorithm = r.get(item, "algorithm", PATH, "str", required=True)
+    settings: Mapping[str, Any] = r.get(item, "settings", PATH, "mapping") or {}
+    patience = r.get(item, "patience", PATH, "int")
+    if algorithm is not None and algorithm not in REGISTRY:
+        r.fail(join(PATH, "algorithm"), f"unknown algorithm {algorithm!r}; expected one of {', '.join(REGISTRY)}")
+    elif algorithm is not None:
+        accepted = set(inspect.signature(REGISTRY[algorithm]).parameters)
+        for key in settings:
+            if key not in accepted:
+                r.fail(f"{PATH}.settings.{key}", f"not a setting of {algorithm!r}; expected one of: {', '.join(sorted(accepted))}")
+    if patience is not None and patience < 0:
+        r.fail(join(PATH, "patience"), "expected an integer >= 0")
+    if n_objectives > 1:
+        r.fail(PATH, "early stopping needs a single objective")
+    return EarlyStopping(algorithm or "median", tuple(sorted(settings.items())), patience)
+
+
+def build_pruner(early_stopping: EarlyStopping) -> optuna.pruners.BasePruner:
+    pruner = REGISTRY[early_stopping.algorithm](**dict(early_stopping.settings))
+    if early_stopping.patience is not None:
+        pruner = optuna.pruners.PatientPruner(pruner, patience=early_stopping.patience)
+    return pruner

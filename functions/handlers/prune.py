@@ -1,0 +1,41 @@
+"""``trial.progress``: an intermediate value; the study's pruner may stop the trial here.
+
+The value goes into Optuna's storage as the trial's intermediate value at that step; the
+pruner, rebuilt like the sampler, decides from the storage. A pruned trial's processes (or Job)
+are stopped, it is recorded as pruned at that step, and its slot is filled.
+"""
+
+from __future__ import annotations
+
+import math
+
+from functions.core.events import Event
+from functions.core.pruners import build_pruner
+from functions.core.records import PRUNED, RUNNING
+from functions.handlers.base import Deps, go_on, optuna_study, record_output, tell, trial_launch
+
+
+def handle(event: Event, deps: Deps) -> list[Event]:
+    store, data = deps.store, event.data
+    record = store.get_study(data["study"])
+    trial = store.get_trial(record.name, data["trial"])
+    early_stopping = record.spec.early_stopping
+    if (early_stopping is None or not record.owns(data) or record.terminal or trial is None
+            or trial.state != RUNNING or trial.attempt != data["attempt"] or not math.isfinite(data["value"])):
+        return []
+    study = optuna_study(record, deps)
+    storage = deps.store.optuna_storage()
+    trial_id = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(record.name), trial.number)
+    storage.set_trial_intermediate_value(trial_id, data["step"], data["value"])
+    if not build_pruner(early_stopping).prune(study, storage.get_trial(trial_id)):
+        return []
+    launch = trial_launch(record, trial)
+    deps.executor.stop(launch)
+    metrics, _ = record_output(record, trial, deps)
+    metric = record.spec.objectives[0].metric
+    outcome = {"state": PRUNED, "metrics": metrics, "finished_at": deps.clock(),
+               "reason": f"pruned at step {data['step']} by the {early_stopping.algorithm} rule "
+                         f"({metric}={data['value']:g})"}
+    store.update_trial(record.name, trial.number, **outcome)
+    tell(record, deps, trial.number, PRUNED)
+    return go_on(record, deps, None)

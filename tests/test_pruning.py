@@ -1,0 +1,52 @@
+"""Early stopping: intermediate values read live from a trial's output; unpromising trials stopped."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import run_study, study_definition
+
+from functions.core.errors import InvalidStudy
+from functions.core.validate import parse_study
+
+
+def curve_study(**early_stopping) -> dict:
+    definition = study_definition(mode="curve", maxTrials=10, parallelism=2,
+                                  earlyStopping={"algorithm": "median", "settings": {"n_startup_trials": 2},
+                                                 **early_stopping})
+    definition["trialTemplate"]["command"] += ["--sleep", "1.6"]
+    return definition
+
+
+def test_the_median_rule_stops_trials_worse_than_the_median_mid_run(embedded, tmp_path: Path):
+    record = run_study(embedded, curve_study(), tmp_path)
+    assert record.status == "completed"
+    trials = embedded.store.trials("demo")
+    assert len(trials) == 10
+    pruned = [t for t in trials if t.state == "PRUNED"]
+    complete = [t for t in trials if t.state == "COMPLETE"]
+    assert pruned and complete
+    for trial in pruned:
+        step = int(trial.reason.split("step ")[1].split(" ")[0])
+        assert 1 <= step < 8, "stopped before its last step"
+        assert trial.reason.startswith(f"pruned at step {step} by the median rule (loss=")
+        logged = (embedded.settings.logs / "demo" / f"{trial.number}.1.log").read_text().splitlines()
+        assert "loss=" not in logged[-1].split(" ")[0], "the final line was never printed"
+        assert max(o.step or 0 for o in embedded.store.observations("demo", trial.number)) < 8
+    best_pruned = min((t.params["x"] - 2) ** 2 for t in pruned)
+    assert best_pruned > min(t.values[0] for t in complete), "the best trial is never the one pruned"
+    import optuna
+
+    study = optuna.load_study(study_name="demo", storage=embedded.store.optuna_storage())
+    states = {t.number: t.state.name for t in study.trials}
+    assert all(states[t.number] == "PRUNED" for t in pruned)
+
+
+def test_early_stopping_settings_are_checked():
+    with pytest.raises(InvalidStudy) as caught:
+        parse_study(study_definition(earlyStopping={"algorithm": "median", "settings": {"warmup": 2}}))
+    assert str(caught.value.problems[0]).startswith("earlyStopping.settings.warmup: not a setting of 'median'")
+    with pytest.raises(InvalidStudy) as caught:
+        parse_study(study_definition(earlyStopping={"algorithm": "coin-flip"}))
+    assert str(caught.value.problems[0]).startswith("earlyStopping.algorithm: unknown algorithm 'coin-flip'")
