@@ -18,10 +18,16 @@ def _blocks(language: str) -> list[str]:
 
 
 def test_the_study_format_example_is_a_valid_study():
-    spec, definition = load_study(_blocks("yaml")[0])
+    spec, definition = load_study(next(b for b in _blocks("yaml") if b.startswith("name:")))
     assert spec.name == "digits-mlp"
     assert set(definition) == {"name", "objective", "parameters", "algorithm", "parallelism", "maxTrials",
                                "maxFailedTrials", "timeBudget", "trialTemplate", "metricsCollector"}
+
+
+def test_the_early_stopping_example_is_valid():
+    section = next(b for b in _blocks("yaml") if b.startswith("earlyStopping:"))
+    spec, _ = load_study(next(b for b in _blocks("yaml") if b.startswith("name:")) + section)
+    assert spec.early_stopping.algorithm == "median" and spec.early_stopping.patience == 2
 
 
 def test_every_command_in_the_readme_exists_with_its_options():
