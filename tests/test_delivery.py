@@ -89,3 +89,18 @@ def test_a_redelivered_event_re_emits_what_it_emitted_the_first_time(embedded, t
     assert [e.id for e in first] == [e.id for e in again]
     assert len(first) == 2
     assert len(embedded.store.trials("demo")) == 2
+
+
+def test_an_attempt_launched_by_a_delivery_whose_record_was_lost_still_ends_its_trial(embedded, tmp_path: Path):
+    from functions.handlers.base import trial_launch
+
+    definition = study_definition(maxTrials=2, parallelism=2)
+    record = embedded.submit(parse_study(definition), definition, tmp_path)
+    suggested = embedded.dispatcher.deliver(study_created("demo", record.uid))
+    first = embedded.store.get_trial("demo", 0)
+    embedded.executor.launch(trial_launch(record, first))  # launched, but spawn's transaction never committed
+    for event in suggested:
+        embedded.broker.publish(event)
+    embedded.broker.run(until=lambda: embedded.store.get_study("demo").terminal and not embedded.executor.running())
+    assert [t.state for t in embedded.store.trials("demo")] == ["COMPLETE", "COMPLETE"]
+    assert sorted(p.name for p in (embedded.settings.logs / "demo").glob("*.log")) == ["0.1.log", "1.1.log"]

@@ -156,3 +156,36 @@ def _job_event(service: Service, change: str, job: dict) -> tuple[int, dict | No
         assert json.loads(body)["emitted"] == []
         return status, None
     return status, headers
+
+
+def test_a_job_created_by_a_spawn_whose_record_was_lost_still_ends_its_trial(kube: KubeStub, tmp_path: Path):
+    from functions.adapters.kubernetes_executor import KubernetesExecutor, api_client
+    from functions.adapters.sqlite_store import SqliteStore
+    from functions.core.cluster import Cluster
+    from functions.core.events import Event, study_created
+    from functions.core.records import StudyRecord
+    from functions.core.validate import parse_study
+    from functions.dispatch import Dispatcher
+    from functions.handlers import Deps
+    from functions.handlers.base import trial_launch
+
+    store = SqliteStore(tmp_path / "k.db")
+    executor = KubernetesExecutor(Cluster(namespace="lost"), api_client(kube.url))
+    dispatcher = Dispatcher(Deps(store, executor, time.time))
+    definition = job_study("job-relaunch", maxTrials=1, parallelism=1)
+    record = store.add_study(StudyRecord(parse_study(definition), definition, str(tmp_path), "u1", created_at=time.time()))
+    suggested = dispatcher.deliver(study_created(record.name, record.uid))
+    executor.launch(trial_launch(record, store.get_trial(record.name, 0)))  # the Job exists; spawn's record does not
+    for event in suggested:
+        assert dispatcher.deliver(event) == []
+    assert store.get_trial(record.name, 0).state == "RUNNING"
+    deadline = time.monotonic() + 20
+    while not kube.jobs[("lost", "job-relaunch-0")]["status"].get("conditions") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    update = Event("dev.knative.apiserver.resource.update", json.loads(json.dumps(kube.jobs[("lost", "job-relaunch-0")])))
+    finished = dispatcher.deliver(update)
+    assert [e.type for e in finished] == ["dev.katuna.trial.finished"]
+    dispatcher.deliver(finished[0])
+    assert store.get_trial(record.name, 0).state == "COMPLETE"
+    assert kube.created.count("job-relaunch-0") == 1
+    store.close()
