@@ -50,3 +50,24 @@ def test_early_stopping_settings_are_checked():
     with pytest.raises(InvalidStudy) as caught:
         parse_study(study_definition(earlyStopping={"algorithm": "coin-flip"}))
     assert str(caught.value.problems[0]).startswith("earlyStopping.algorithm: unknown algorithm 'coin-flip'")
+
+
+def test_pruning_on_real_learning_curves_saves_epochs(embedded, tmp_path: Path):
+    """The early-stopping example (scikit-learn's partial_fit on the digits data), made smaller."""
+    import yaml
+
+    root = Path(__file__).parent.parent
+    definition = yaml.safe_load((root / "examples" / "early-stopping.yaml").read_text())
+    definition["maxTrials"] = 8
+    definition["trialTemplate"]["command"] = [a if not a.startswith("--epochs") else "--epochs=6"
+                                              for a in definition["trialTemplate"]["command"]]
+    record = run_study(embedded, definition, root)
+    assert record.status == "completed"
+    trials = embedded.store.trials(definition["name"])
+    epochs = {t.number: max(o.step for o in embedded.store.observations(definition["name"], t.number))
+              for t in trials}
+    pruned = [t for t in trials if t.state == "PRUNED"]
+    assert pruned, "the median rule stopped some trials"
+    assert all(epochs[t.number] < 6 for t in pruned)
+    assert all(epochs[t.number] == 6 for t in trials if t.state == "COMPLETE")
+    assert sum(epochs.values()) < 6 * len(trials)
