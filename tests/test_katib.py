@@ -75,6 +75,27 @@ def test_median_stop_translates_to_the_median_pruner():
     assert dict(spec.early_stopping.settings) == {"n_startup_trials": 2, "n_warmup_steps": 2}
 
 
+def test_hyperband_is_random_search_under_the_hyperband_pruner(embedded, tmp_path: Path):
+    doc = experiment(
+        algorithm={"algorithmName": "hyperband", "algorithmSettings": [
+            {"name": "resource_name", "value": "--epochs"}, {"name": "eta", "value": "2"}, {"name": "r_l", "value": "6"}]},
+        maxTrialCount=8,
+        parameters=[{"name": "x", "parameterType": "double", "feasibleSpace": {"min": "-4", "max": "4"}},
+                    {"name": "--epochs", "parameterType": "int", "feasibleSpace": {"min": "1", "max": "6"}}])
+    doc["spec"]["trialTemplate"]["trialParameters"].append({"name": "epochs", "reference": "--epochs"})
+    container = doc["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]
+    container["command"] += ["--mode=curve", "--epochs=${trialParameters.epochs}", "--sleep=0.6"]
+    spec, definition = load_study(yaml.safe_dump(doc))
+    assert spec.algorithm.name == "random"
+    assert spec.early_stopping.algorithm == "hyperband"
+    assert dict(spec.early_stopping.settings) == {"min_resource": 1, "max_resource": 6, "reduction_factor": 2}
+    assert spec.parameters[1].values == (6,)
+    embedded.submit(spec, definition, tmp_path)
+    assert embedded.run("katib-exp").status == "completed"
+    states = [t.state for t in embedded.store.trials("katib-exp")]
+    assert len(states) == 8 and "COMPLETE" in states
+
+
 def test_file_collector_with_json_and_custom_filters_translate():
     spec, _ = load_study(yaml.safe_dump(experiment(metricsCollectorSpec={
         "collector": {"kind": "File"},
@@ -89,7 +110,7 @@ def test_file_collector_with_json_and_custom_filters_translate():
 def test_what_katuna_cannot_honour_is_an_error_naming_the_field():
     doc = experiment(
         earlyStopping={"algorithmName": "truncation"}, resumePolicy="FromVolume", colour="blue",
-        algorithm={"algorithmName": "hyperband"},
+        algorithm={"algorithmName": "pbt"},
         metricsCollectorSpec={"collector": {"kind": "PrometheusMetric"}},
         parameters=[{"name": "x", "parameterType": "double",
                      "feasibleSpace": {"min": "0", "max": "1", "distribution": "normal"}},

@@ -16,7 +16,7 @@ from functions.core.errors import InvalidStudy, Problem
 
 API_VERSION = "kubeflow.org/v1beta1"
 ALGORITHMS = {"random": "random", "grid": "grid", "tpe": "tpe", "multivariate-tpe": "multivariate-tpe",
-              "cmaes": "cmaes", "sobol": "sobol", "bayesianoptimization": "gp"}
+              "cmaes": "cmaes", "sobol": "sobol", "bayesianoptimization": "gp", "hyperband": "random"}
 SETTINGS = {"random_state": "seed", "sigma": "sigma0"}
 JOB_SUCCESS = 'status.conditions.#(type=="Complete")#|#(status=="True")#'
 JOB_FAILURE = 'status.conditions.#(type=="Failed")#|#(status=="True")#'
@@ -49,6 +49,8 @@ def from_experiment(data: Mapping[str, Any]) -> dict[str, Any]:
             native[ours] = spec[katib]
     if spec.get("earlyStopping"):
         native["earlyStopping"] = _early_stopping(spec["earlyStopping"], problems)
+    if (spec.get("algorithm") or {}).get("algorithmName") == "hyperband":
+        _hyperband(native, problems)
     collector = _collector(spec.get("metricsCollectorSpec") or {}, problems)
     if collector:
         native["metricsCollector"] = collector
@@ -152,6 +154,29 @@ def _trial_template(trial: Mapping[str, Any], parameters: list, problems: list[P
     if trial.get("primaryContainerName"):
         out["primaryContainerName"] = trial["primaryContainerName"]
     return out
+
+
+def _hyperband(native: dict[str, Any], problems: list[Problem]) -> None:
+    """Katib's Hyperband as random search under Optuna's Hyperband pruner: the resource
+    parameter is fixed at its maximum ``r_l``, and the pruner decides, from each trial's
+    intermediate values, how far it gets (``eta`` is the reduction factor)."""
+    path = "spec.algorithm.algorithmSettings"
+    settings = native["algorithm"].pop("settings")
+    native["algorithm"]["settings"] = {}
+    unknown = set(settings) - {"resource_name", "eta", "r_l"}
+    problems += [Problem(path, f"unknown hyperband setting {name!r}") for name in sorted(unknown)]
+    resource, max_resource = settings.get("resource_name"), settings.get("r_l")
+    names = [p.get("name") for p in native["parameters"]]
+    if resource not in names:
+        problems.append(Problem(path, f"resource_name must name a parameter; expected one of {', '.join(map(str, names))}"))
+    if not isinstance(max_resource, int) or max_resource < 1:
+        problems.append(Problem(path, "r_l (the maximum resource) must be a positive integer"))
+    if "earlyStopping" in native:
+        problems.append(Problem("spec.earlyStopping", "hyperband stops trials itself; remove earlyStopping"))
+    if resource in names and isinstance(max_resource, int):
+        native["parameters"][names.index(resource)] = {"name": resource, "type": "discrete", "values": [max_resource]}
+    native["earlyStopping"] = {"algorithm": "hyperband", "settings": {
+        "min_resource": 1, "max_resource": max_resource, "reduction_factor": settings.get("eta", 3)}}
 
 
 def _early_stopping(early: Mapping[str, Any], problems: list[Problem]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ parser.add_argument("--x", type=float, required=True)
 parser.add_argument("--y", type=float, default=0.0)
 parser.add_argument("--mode", default="ok")
 parser.add_argument("--sleep", type=float, default=0.0)
+parser.add_argument("--epochs", type=int, default=8)
 args = parser.parse_args()
 
 pid_dir = os.environ.get("PID_DIR")
@@ -36,7 +37,7 @@ if args.mode == "nan":
     sys.exit(0)
 if args.mode == "preempt-once" and os.environ["KATUNA_ATTEMPT"] == "1":
     os.kill(os.getpid(), signal.SIGKILL)
-steps = 8 if args.mode == "curve" else 3
+steps = args.epochs if args.mode == "curve" else 3
 for step in range(1, steps + 1):
     time.sleep(args.sleep / steps)
     print(f"epoch={step} loss={loss + 1.0 / step:.6f} size={abs(args.x) + args.y:.6f}", flush=True)
