@@ -150,7 +150,8 @@ def _trial_template(trial: Mapping[str, Any], parameters: list, problems: list[P
     problems += [Problem(f"{path}.trialParameters", f"parameter {name!r} must be referenced by exactly one trial parameter")
                  for name, count in counts.items() if count != 1]
     placeholders = {f"trialParameters.{name}": f"${{trialParameters.{ref}}}" for name, ref in references.items()}
-    out: dict[str, Any] = {"trialSpec": template.substitute_tree(trial.get("trialSpec"), {}, placeholders)}
+    out: dict[str, Any] = {"trialSpec": template.substitute_tree(trial.get("trialSpec"), {}, placeholders,
+                                                                 drop_inactive=False)}
     if trial.get("primaryContainerName"):
         out["primaryContainerName"] = trial["primaryContainerName"]
     return out

@@ -21,7 +21,7 @@ from typing import Any
 import optuna
 
 from functions.core.errors import Problem
-from functions.core.space import distributions, grid_values
+from functions.core.space import grid_values, sample
 from functions.core.spec import Algorithm, Parameter, Study
 
 
@@ -89,6 +89,8 @@ def check_algorithm(
         problems.append(
             Problem("algorithm.name", f"{algorithm.name!r} needs the optional package {kind.requires!r}; install it first")
         )
+    if kind.needs_grid and any(p.when for p in parameters):
+        problems.append(Problem("algorithm.name", "grid needs every parameter in every trial; drop the when conditions"))
     if kind.needs_grid:
         problems.extend(
             Problem(f"parameters[{i}]", "grid needs a finite set of values: give float parameters a step")
@@ -124,4 +126,4 @@ def first_suggestion(spec: Study) -> dict[str, Any]:
     """The parameters the study's sampler suggests first, from an empty in-memory study."""
     study = optuna.create_study(directions=[o.direction for o in spec.objectives],
                                 sampler=build_sampler(spec.algorithm, spec.parameters, 0))
-    return dict(study.ask(distributions(spec.parameters)).params)
+    return dict(sample(study, spec.parameters).params)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import optuna
 from optuna.distributions import (
     BaseDistribution,
     CategoricalDistribution,
@@ -59,7 +60,8 @@ def parse_assignments(parameters: tuple[Parameter, ...], assignments: list[str])
             values[name] = _value(by_name[name], raw)
         except ValueError as exc:
             problems.append(Problem(f"--params {name}", str(exc)))
-    problems += [Problem(f"--params {p.name}", "missing") for p in parameters if p.name not in values and not problems]
+    problems += [Problem(f"--params {p.name}", "missing") for p in parameters
+                 if p.name not in values and p.active(values) and not problems]
     if problems:
         raise InvalidStudy(problems)
     return values
@@ -76,3 +78,29 @@ def _value(parameter: Parameter, raw: str) -> Any:
         raise ValueError(f"expected a value in [{parameter.low}, {parameter.high}]"
                          + (f" on the step {parameter.step}" if parameter.step else "") + f", got {raw}")
     return value
+
+
+def sample(study: optuna.Study, parameters: tuple[Parameter, ...]) -> optuna.trial.Trial:
+    """Ask ``study`` for a trial with the parameters that apply to it.
+
+    Without conditions the whole space is given up front; with them the trial is built in
+    order, each parameter suggested only where its conditions hold (define-by-run), so the
+    sampler sees only the parameters a trial really has.
+    """
+    if not any(p.when for p in parameters):
+        return study.ask(distributions(parameters))
+    trial = study.ask()
+    for parameter in parameters:
+        if parameter.active(trial.params):
+            _suggest(trial, parameter)
+    return trial
+
+
+def _suggest(trial: optuna.trial.Trial, parameter: Parameter) -> Any:
+    if parameter.type == "int":
+        return trial.suggest_int(parameter.name, int(parameter.low), int(parameter.high),
+                                 step=int(parameter.step or 1), log=parameter.log)
+    if parameter.type == "float":
+        return trial.suggest_float(parameter.name, float(parameter.low), float(parameter.high),
+                                   step=parameter.step, log=parameter.log)
+    return trial.suggest_categorical(parameter.name, list(parameter.values))

@@ -44,9 +44,17 @@ class Parameter:
     step: float | int | None = None
     log: bool = False
     values: tuple[Any, ...] = ()
+    when: tuple[tuple[str, tuple[Any, ...]], ...] = ()
+    """Conditions: the parameter exists only where each named parameter has one of the values."""
+
+    def active(self, params: Mapping[str, Any]) -> bool:
+        """Whether the parameter applies, given the values chosen before it."""
+        return all(name in params and params[name] in values for name, values in self.when)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "type": self.type}
+        if self.when:
+            out["when"] = {name: list(values) for name, values in self.when}
         if self.type in ("int", "float"):
             out.update(min=self.low, max=self.high)
             if self.step is not None:

@@ -84,22 +84,31 @@ def substitute(text: str, params: Mapping[str, Any], context: Mapping[str, str] 
     return PLACEHOLDER.sub(replace, text)
 
 
-def substitute_tree(value: Any, params: Mapping[str, Any], context: Mapping[str, str]) -> Any:
-    """A copy of a nested structure with every string substituted on its own."""
+def substitute_tree(value: Any, params: Mapping[str, Any], context: Mapping[str, str],
+                    drop_inactive: bool = True) -> Any:
+    """A copy of a nested structure with every string substituted on its own; list items about
+    parameters the trial does not have are left out, unless ``drop_inactive`` is false."""
     if isinstance(value, str):
         return substitute(value, params, context)
     if isinstance(value, Mapping):
-        return {key: substitute_tree(child, params, context) for key, child in value.items()}
+        return {key: substitute_tree(child, params, context, drop_inactive) for key, child in value.items()}
     if isinstance(value, list):
-        return [substitute_tree(child, params, context) for child in value]
+        return [substitute_tree(child, params, context, drop_inactive) for child in value
+                if not (drop_inactive and isinstance(child, str)) or applies(child, params)]
     return value
+
+
+def applies(text: str, params: Mapping[str, Any]) -> bool:
+    """Whether every parameter ``text`` names has a value: an argument or variable about a
+    parameter a trial does not have (its conditions do not hold) is left out."""
+    return all(name in params for name in referenced_parameters(text, spec_fields=True)[0])
 
 
 def render_command(command: tuple[str, ...], params: Mapping[str, Any], trial_name: str) -> list[str]:
     """The argv of one trial."""
-    return [substitute(arg, params, trial_name) for arg in command]
+    return [substitute(arg, params, trial_name) for arg in command if applies(arg, params)]
 
 
 def render_env(env: tuple[tuple[str, str], ...], params: Mapping[str, Any], trial_name: str) -> dict[str, str]:
     """The extra environment of one trial."""
-    return {key: substitute(value, params, trial_name) for key, value in env}
+    return {key: substitute(value, params, trial_name) for key, value in env if applies(value, params)}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from functions.core import template
@@ -157,7 +158,23 @@ def _parameters(r: Reader, data: Any) -> tuple[Parameter, ...]:
     names = _names(data)
     for dup in sorted({n for n in names if n is not None and names.count(n) > 1}):
         r.fail("parameters", f"parameter {dup!r} is defined more than once")
+    _check_conditions(r, parameters)
     return tuple(p for p in parameters if p is not None)
+
+
+def _check_conditions(r: Reader, parameters: list[Parameter | None]) -> None:
+    """A condition names a list parameter defined earlier, and values it can take."""
+    earlier: dict[str, Parameter] = {}
+    for i, parameter in enumerate(parameters):
+        for name, values in parameter.when if parameter else ():
+            parent = earlier.get(name)
+            where = f"parameters[{i}].when.{name}"
+            if parent is None or parent.type not in ("categorical", "discrete"):
+                r.fail(where, "expected a categorical or discrete parameter defined before this one")
+            elif any(v not in parent.values for v in values):
+                r.fail(where, f"expected values among {', '.join(map(str, parent.values))}")
+        if parameter is not None:
+            earlier[parameter.name] = parameter
 
 
 def _names(data: Any) -> list[str | None]:
@@ -169,18 +186,21 @@ def _names(data: Any) -> list[str | None]:
 
 
 def _parameter(r: Reader, data: Any, path: str) -> Parameter | None:
-    item = r.mapping(data, path, {"name", "type", "min", "max", "step", "log", "values"})
+    item = r.mapping(data, path, {"name", "type", "min", "max", "step", "log", "values", "when"})
     name = r.get(item, "name", path, "str", required=True)
     kind = r.get(item, "type", path, "str", required=True)
     if name is not None and not PARAMETER_NAME.match(name):
         r.fail(join(path, "name"), "expected letters, digits, '_', '.' or '-'")
+    parameter = None
     if kind in ("int", "float"):
-        return _range_parameter(r, item, path, name, kind)
-    if kind in ("categorical", "discrete"):
-        return _list_parameter(r, item, path, name, kind)
-    if kind is not None:
+        parameter = _range_parameter(r, item, path, name, kind)
+    elif kind in ("categorical", "discrete"):
+        parameter = _list_parameter(r, item, path, name, kind)
+    elif kind is not None:
         r.fail(join(path, "type"), f"expected int, float, categorical or discrete, got {kind!r}")
-    return None
+    when = r.get(item, "when", path, "mapping") or {}
+    conditions = tuple((str(k), tuple(v) if isinstance(v, list) else (v,)) for k, v in when.items())
+    return replace(parameter, when=conditions) if parameter is not None else None
 
 
 def _range_parameter(r: Reader, item: Mapping[str, Any], path: str, name: str | None, kind: str) -> Parameter | None:

@@ -20,7 +20,7 @@ from functions.core.naming import job_name
 from functions.core.ports import Clock, Executor, Progress, Store, TrialLaunch
 from functions.core.records import WAITING, StudyRecord, TrialRecord
 from functions.core.samplers import build_sampler, grid_size
-from functions.core.space import distributions
+from functions.core.space import sample
 from functions.core.stop import Decision, decide, trials_to_ask
 
 
@@ -59,12 +59,11 @@ def ask_trials(record: StudyRecord, deps: Deps) -> list[Event]:
     if wanted == 0:
         return []
     study = optuna_study(record, deps, counts.created)
-    space = distributions(spec.parameters)
     events = []
     for offset in range(wanted):
         if offset:
             study.sampler = build_sampler(spec.algorithm, spec.parameters, counts.created + offset)
-        trial = study.ask(space)
+        trial = sample(study, spec.parameters)
         deps.store.add_trial(
             TrialRecord(spec.name, trial.number, dict(trial.params), WAITING, created_at=deps.clock())
         )

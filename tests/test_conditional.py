@@ -1,0 +1,68 @@
+"""Conditional parameters: a parameter that exists only for some values of a categorical one."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import TRIAL, run_study, study_definition
+
+from functions.core.errors import InvalidStudy
+from functions.core.space import parse_assignments
+from functions.core.validate import parse_study
+
+
+def conditional_study(**overrides) -> dict:
+    overrides.setdefault("algorithm", {"name": "tpe", "seed": 4, "settings": {"n_startup_trials": 4}})
+    definition = study_definition(maxTrials=10, **overrides)
+    definition["parameters"] = [
+        {"name": "shape", "type": "categorical", "values": ["flat", "bowl"]},
+        {"name": "x", "type": "float", "min": -4.0, "max": 4.0},
+        {"name": "y", "type": "float", "min": 1.0, "max": 3.0, "when": {"shape": "bowl"}},
+    ]
+    definition["trialTemplate"]["command"] = [sys.executable, str(TRIAL), "--x", "${trialParameters.x}",
+                                              "--y=${trialParameters.y}", "--mode", "ok"]
+    definition["trialTemplate"]["env"] = {"SHAPE": "${trialParameters.shape}", "Y": "${trialParameters.y}"}
+    return definition
+
+
+def test_a_conditional_parameter_appears_only_where_its_condition_holds(embedded, tmp_path: Path):
+    record = run_study(embedded, conditional_study(), tmp_path)
+    assert record.status == "completed"
+    trials = embedded.store.trials("demo")
+    assert {t.params["shape"] for t in trials} == {"flat", "bowl"}
+    for trial in trials:
+        assert ("y" in trial.params) == (trial.params["shape"] == "bowl")
+        y = trial.params.get("y", 0.0)
+        assert trial.values[0] == pytest.approx((trial.params["x"] - 2) ** 2 + y ** 2, abs=1e-5)
+    import optuna
+
+    study = optuna.load_study(study_name="demo", storage=embedded.store.optuna_storage())
+    assert {t.number: set(t.params) for t in study.trials} == {t.number: set(t.params) for t in trials}
+
+
+def test_conditions_must_name_an_earlier_list_parameter_and_its_values():
+    definition = conditional_study()
+    definition["parameters"][2]["when"] = {"shape": "cone"}
+    definition["parameters"][1]["when"] = {"y": 1}
+    with pytest.raises(InvalidStudy) as caught:
+        parse_study(definition)
+    found = [str(p) for p in caught.value.problems]
+    assert "parameters[2].when.shape: expected values among flat, bowl" in found
+    assert "parameters[1].when.y: expected a categorical or discrete parameter defined before this one" in found
+
+
+def test_grid_refuses_conditions():
+    definition = conditional_study(algorithm={"name": "grid"})
+    for parameter in definition["parameters"][1:]:
+        parameter["step"] = 1.0
+    with pytest.raises(InvalidStudy, match="grid needs every parameter in every trial"):
+        parse_study(definition)
+
+
+def test_render_needs_only_the_parameters_that_apply():
+    spec = parse_study(conditional_study())
+    assert parse_assignments(spec.parameters, ["shape=flat", "x=1"]) == {"shape": "flat", "x": 1.0}
+    with pytest.raises(InvalidStudy, match="--params y: missing"):
+        parse_assignments(spec.parameters, ["shape=bowl", "x=1"])
