@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from functions.core.cluster import Cluster
 from functions.core.pruners import EarlyStopping
+
+if TYPE_CHECKING:
+    from functions.core.warm import WarmStart
 
 MINIMIZE = "minimize"
 MAXIMIZE = "maximize"
@@ -155,6 +158,7 @@ class Study:
     metrics_collector: MetricsCollector = field(default_factory=MetricsCollector)
     kubernetes: Cluster = field(default_factory=Cluster)
     early_stopping: EarlyStopping | None = None
+    warm_start: WarmStart | None = None
 
     @property
     def metric_names(self) -> tuple[str, ...]:
@@ -199,6 +203,8 @@ class Study:
         }
         if self.early_stopping is not None:
             out["earlyStopping"] = self.early_stopping.to_dict()
+        if self.warm_start is not None:
+            out["warmStart"] = self.warm_start.to_dict()
         optional = {
             "maxTrials": self.max_trials,
             "maxFailedTrials": self.max_failed_trials,

@@ -30,6 +30,7 @@ from functions.core.spec import (
     Study,
     TrialTemplate,
 )
+from functions.core.warm import parse_warm_start
 
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 METRIC_NAME = re.compile(r"^[\w|-]+$")
@@ -39,7 +40,7 @@ ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TOP = {
     "name", "objective", "parameters", "algorithm", "parallelism", "maxTrials",
     "maxFailedTrials", "timeBudget", "trialTemplate", "metricsCollector", "description", "kubernetes",
-    "earlyStopping",
+    "earlyStopping", "warmStart",
 }
 
 
@@ -63,6 +64,7 @@ def parse_study(data: Any) -> Study:
     collector = _collector(r, top.get("metricsCollector"))
     cluster = parse_cluster(r, top.get("kubernetes"))
     early_stopping = parse_early_stopping(r, top.get("earlyStopping"), len(objectives))
+    warm_start = parse_warm_start(r, top.get("warmStart"), parameters, len(objectives))
     if early_stopping is not None and collector.kind != "stdout":
         r.fail("earlyStopping", "intermediate values are read from the trial's output: use the stdout collector")
     _check_counts(r, parallelism, max_trials, max_failed)
@@ -91,6 +93,7 @@ def parse_study(data: Any) -> Study:
         metrics_collector=collector,
         kubernetes=cluster,
         early_stopping=early_stopping,
+        warm_start=warm_start,
     )
 
 

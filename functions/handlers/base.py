@@ -18,10 +18,11 @@ from functions.core.events import Event, study_completed, trial_suggested
 from functions.core.metrics import Observation, parse_json_lines, parse_text, reduce
 from functions.core.naming import job_name
 from functions.core.ports import Clock, Executor, Progress, Store, TrialLaunch
-from functions.core.records import WAITING, StudyRecord, TrialRecord
+from functions.core.records import COMPLETE, WAITING, StudyRecord, TrialRecord
 from functions.core.samplers import build_sampler, grid_size
-from functions.core.space import sample
+from functions.core.space import distribution, sample
 from functions.core.stop import Decision, decide, trials_to_ask
+from functions.core.warm import KnownResult, fits
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,25 @@ def optuna_study(record: StudyRecord, deps: Deps, trial_number: int | None = Non
     if trial_number is not None:
         study.sampler = build_sampler(spec.algorithm, spec.parameters, trial_number)
     return study
+
+
+def warm_start(record: StudyRecord, deps: Deps) -> None:
+    """Give the sampler the study's known results, once: before its first trial."""
+    warm = record.spec.warm_start
+    study = optuna_study(record, deps)
+    if warm is None or study.get_trials(deepcopy=False):
+        return
+    known = list(warm.trials)
+    if warm.study:
+        earlier = deps.store.trials(warm.study, (COMPLETE,))
+        known += [KnownResult(t.params, tuple(t.values)) for t in earlier
+                  if t.values and len(t.values) == len(record.spec.objectives) and fits(record.spec.parameters, t.params)]
+    space = {p.name: distribution(p) for p in record.spec.parameters}
+    study.add_trials([
+        optuna.trial.create_trial(params=dict(k.params), distributions={n: space[n] for n in k.params},
+                                  values=list(k.values))
+        for k in known
+    ])
 
 
 def study_grid_size(record: StudyRecord) -> int | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functions.core.events import Event, trial_suggested
 from functions.core.records import ACTIVE_STATES, RUNNING, WAITING
-from functions.handlers.base import Deps, ask_trials, check_stop, complete, trial_launch
+from functions.handlers.base import Deps, ask_trials, check_stop, complete, trial_launch, warm_start
 
 
 def handle(event: Event, deps: Deps) -> list[Event]:
@@ -19,6 +19,7 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     if record.started_at is None:
         store.update_study(record.name, started_at=deps.clock())
         record = store.get_study(record.name)
+        warm_start(record, deps)
     events = []
     for trial in store.trials(record.name, ACTIVE_STATES):
         if trial.state == RUNNING and not deps.executor.exists(trial_launch(record, trial)):
