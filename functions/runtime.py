@@ -52,7 +52,8 @@ class Runtime:
         if self.settings.executor == "kubernetes":
             from functions.adapters.kubernetes_executor import KubernetesExecutor, api_client
 
-            return KubernetesExecutor(self.settings.cluster_defaults(), api_client(self.settings.k8s_api))
+            return KubernetesExecutor(self.settings.cluster_defaults(), api_client(self.settings.k8s_api),
+                                      self.settings.report_url)
         return LocalExecutor(self.settings.logs, self._publish_quietly)
 
     def store(self) -> SqliteStore:

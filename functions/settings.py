@@ -42,7 +42,9 @@ class Settings:
     ``KATUNA_K8S_TTL_SECONDS``, ``KATUNA_K8S_DEFAULT_RESOURCES`` (``cpu=1,memory=2Gi``), each
     the default for studies that do not set it;
     ``KATUNA_EXECUTOR``: ``local`` (trials are processes here) or ``kubernetes`` (trials are
-    Jobs; the API from in-cluster configuration, the kubeconfig, or ``KATUNA_K8S_API``).
+    Jobs; the API from in-cluster configuration, the kubeconfig, or ``KATUNA_K8S_API``);
+    ``KATUNA_REPORT_URL``, where trial Jobs of studies with early stopping post their progress
+    (:mod:`functions.reporter`; in Knative, the broker's ingress).
     """
 
     db: Path = Path("katuna.db")
@@ -60,6 +62,7 @@ class Settings:
     k8s_default_resources: tuple[tuple[str, str], ...] = ()
     executor: str = "local"
     k8s_api: str | None = None
+    report_url: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -70,7 +73,7 @@ class Settings:
             "events": ("EVENTS", str), "k8s_namespace": ("K8S_NAMESPACE", str),
             "k8s_service_account": ("K8S_SERVICE_ACCOUNT", str), "k8s_ttl_seconds": ("K8S_TTL_SECONDS", int),
             "k8s_image_pull_secrets": ("K8S_IMAGE_PULL_SECRETS", lambda v: tuple(s for s in v.split(",") if s)),
-            "executor": ("EXECUTOR", str), "k8s_api": ("K8S_API", str),
+            "executor": ("EXECUTOR", str), "k8s_api": ("K8S_API", str), "report_url": ("REPORT_URL", str),
             "k8s_default_resources": ("K8S_DEFAULT_RESOURCES", _pairs),
         }
         values = {field: kind(env[PREFIX + name]) for field, (name, kind) in read.items() if env.get(PREFIX + name)}

@@ -26,8 +26,8 @@ def free_port() -> int:
 class Service:
     """``katuna serve`` in a subprocess; requests as (status, headers, body)."""
 
-    def __init__(self, workdir: Path, workers: int = 2, **env: str) -> None:
-        self.port = free_port()
+    def __init__(self, workdir: Path, workers: int = 2, port: int | None = None, **env: str) -> None:
+        self.port = port or free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.workdir = workdir
         self.log = (workdir / "serve.log").open("w")

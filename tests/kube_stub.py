@@ -43,6 +43,7 @@ class KubeStub:
         self.logs: dict[tuple[str, str], str] = {}
         self.deleted: list[tuple[str, str, str | None]] = []
         self.created: list[str] = []
+        self.created_jobs: dict[str, dict] = {}
         self.preempt_first_pod = False
         self.processes: list[subprocess.Popen] = []
         self.lock = threading.Lock()
@@ -103,6 +104,7 @@ class KubeStub:
             job["metadata"].update(uid=name, creationTimestamp=_now(), namespace=namespace)
             self.jobs[(namespace, name)] = job
             self.created.append(name)
+            self.created_jobs[name] = job
         threading.Thread(target=self._run_job, args=(namespace, job), daemon=True).start()
         return 201, job
 

@@ -189,3 +189,27 @@ def test_a_job_created_by_a_spawn_whose_record_was_lost_still_ends_its_trial(kub
     assert store.get_trial(record.name, 0).state == "COMPLETE"
     assert kube.created.count("job-relaunch-0") == 1
     store.close()
+
+
+def test_trial_jobs_report_progress_and_the_pruner_deletes_the_losers(kube: KubeStub, tmp_path: Path):
+    from http_helpers import free_port
+
+    port = free_port()
+    service = Service(tmp_path, workers=2, port=port, KATUNA_EXECUTOR="kubernetes", KATUNA_K8S_API=kube.url,
+                      KATUNA_K8S_NAMESPACE="pruning", KATUNA_REPORT_URL=f"http://127.0.0.1:{port}/")
+    try:
+        definition = job_study("job-prune", mode="curve", maxTrials=8, parallelism=2,
+                               earlyStopping={"algorithm": "median", "settings": {"n_startup_trials": 2}})
+        definition["trialTemplate"]["command"] += ["--sleep", "2.4"]
+        submit(service, definition)
+        service.wait_for("job-prune", timeout=120)
+        states = {t["number"]: (t["state"], t["reason"]) for t in trials(service, "job-prune")}
+        pruned = [n for n, (state, _) in states.items() if state == "PRUNED"]
+        assert pruned and all(states[n][1].startswith("pruned at step") for n in pruned)
+        deleted = {name for ns, name, policy in kube.deleted if ns == "pruning" and policy == "Background"}
+        assert {f"job-prune-{n}" for n in pruned} <= deleted
+        env = {e["name"]: e["value"] for e in kube.created_jobs["job-prune-0"]["spec"]["template"]["spec"]
+               ["containers"][0]["env"]}
+        assert env["KATUNA_REPORT_URL"] == f"http://127.0.0.1:{port}/" and env["KATUNA_OBJECTIVE"] == "loss"
+    finally:
+        service.close()

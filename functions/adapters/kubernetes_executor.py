@@ -9,6 +9,7 @@ delivers, and from the watcher's reconcile pass, so a lost event cannot leave a 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 from kubernetes import client, config
@@ -45,8 +46,9 @@ def _translate(exc: Exception, doing: str) -> Exception:
 class KubernetesExecutor:
     """Implements :class:`functions.core.ports.Executor` with Jobs."""
 
-    def __init__(self, defaults: Cluster, api: client.ApiClient) -> None:
+    def __init__(self, defaults: Cluster, api: client.ApiClient, report_url: str | None = None) -> None:
         self._defaults = defaults
+        self._report_url = report_url
         self._batch = client.BatchV1Api(api)
         self._core = client.CoreV1Api(api)
 
@@ -54,6 +56,9 @@ class KubernetesExecutor:
         return (launch.cluster or Cluster()).with_defaults(self._defaults).namespace
 
     def launch(self, launch: TrialLaunch) -> None:
+        """Create the Job; trials of studies with early stopping learn where to report progress."""
+        if launch.progress is not None and self._report_url:
+            launch = replace(launch, env={**launch.env, "KATUNA_REPORT_URL": self._report_url})
         job = render_job(launch, self._defaults)
         try:
             self._batch.create_namespaced_job(self._namespace(launch), job)

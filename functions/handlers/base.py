@@ -111,7 +111,8 @@ def trial_launch(record: StudyRecord, trial: TrialRecord) -> TrialLaunch:
     else:
         argv, env = template.render_command(tmpl.command, trial.params, name), {}
     env.update(template.render_env(tmpl.env, trial.params, name))
-    env.update(KATUNA_STUDY=spec.name, KATUNA_TRIAL=str(trial.number), KATUNA_ATTEMPT=str(trial.attempt))
+    env.update(KATUNA_STUDY=spec.name, KATUNA_STUDY_UID=record.uid, KATUNA_TRIAL=str(trial.number),
+               KATUNA_ATTEMPT=str(trial.attempt), KATUNA_OBJECTIVE=spec.objectives[0].metric)
     return TrialLaunch(
         study=spec.name,
         uid=record.uid,
