@@ -151,3 +151,14 @@ def test_an_experiment_can_be_posted_to_the_api(tmp_path: Path):
                 "message": "'truncation' is not supported; expected medianstop"} in json.loads(body)["problems"]
     finally:
         service.close()
+
+
+def test_a_grid_experiment_runs_its_whole_grid_once(embedded, tmp_path: Path):
+    doc = experiment(algorithm={"algorithmName": "grid"}, maxTrialCount=20,
+                     parameters=[{"name": "x", "parameterType": "double",
+                                  "feasibleSpace": {"min": "-2", "max": "2", "step": "1"}}])
+    spec, definition = load_study(yaml.safe_dump(doc))
+    embedded.submit(spec, definition, tmp_path)
+    record = embedded.run("katib-exp")
+    assert record.reason == "search space exhausted after 5 trials"
+    assert sorted(t.params["x"] for t in embedded.store.trials("katib-exp")) == [-2.0, -1.0, 0.0, 1.0, 2.0]

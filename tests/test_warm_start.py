@@ -43,3 +43,38 @@ def test_known_results_must_fit_the_space():
     found = [str(p) for p in caught.value.problems]
     assert "warmStart.trials[0].params: expected a value for each parameter that applies, within its range" in found
     assert "warmStart.trials[1]: expected value (or values: a list of 1) with finite numbers" in found
+
+
+def test_the_cli_reads_known_results_from_csv_and_json_files(tmp_path: Path):
+    import json
+    import subprocess
+
+    import yaml
+    from http_helpers import KATUNA
+
+    (tmp_path / "known.csv").write_text("x,loss\n2.0,0.0\n-1.0,9.0\n")
+    (tmp_path / "known.json").write_text(json.dumps([{"params": {"x": 3.0}, "value": 1.0}]))
+    for name, file in (("from-csv", "known.csv"), ("from-json", "known.json")):
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(
+            study_definition(name=name, maxTrials=2, warmStart={"file": file})))
+        subprocess.run([KATUNA, "run", f"{name}.yaml"], cwd=tmp_path, check=True, capture_output=True)
+    from functions.adapters.sqlite_store import SqliteStore
+
+    store = SqliteStore(tmp_path / "katuna.db")
+    try:
+        csv_study = optuna.load_study(study_name="from-csv", storage=store.optuna_storage())
+        assert [(t.params["x"], t.value) for t in csv_study.trials[:2]] == [(2.0, 0.0), (-1.0, 9.0)]
+        json_study = optuna.load_study(study_name="from-json", storage=store.optuna_storage())
+        assert (json_study.trials[0].params["x"], json_study.trials[0].value) == (3.0, 1.0)
+        assert len(store.trials("from-csv")) == 2
+    finally:
+        store.close()
+
+
+def test_a_service_cannot_read_the_submitters_files():
+    import yaml
+
+    from functions.core.formats import load_study
+
+    with pytest.raises(InvalidStudy, match="only the CLI reads files"):
+        load_study(yaml.safe_dump(study_definition(warmStart={"file": "known.csv"})))

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+from collections.abc import Callable
 from typing import Any
 
 import yaml
 
 from functions.core import katib, studyjob
-from functions.core.errors import Problem, UnparseableStudy
+from functions.core.errors import InvalidStudy, Problem, UnparseableStudy
 from functions.core.spec import Study
 from functions.core.validate import parse_study
 
@@ -32,7 +36,36 @@ def native(definition: dict[str, Any]) -> dict[str, Any]:
     return definition
 
 
-def load_study(text: str) -> tuple[Study, dict[str, Any]]:
-    """The validated study in ``text``, and the definition as submitted."""
+def load_study(text: str, read_file: Callable[[str], str] | None = None) -> tuple[Study, dict[str, Any]]:
+    """The validated study in ``text``, and the definition as submitted.
+
+    ``read_file`` reads the file a ``warmStart.file`` names (the CLI's reader); without one, a
+    file is a problem: a service cannot read the submitter's files.
+    """
     definition = parse_text(text)
-    return parse_study(native(definition)), definition
+    study = native(definition)
+    warm = study.get("warmStart")
+    if isinstance(warm, dict) and "file" in warm:
+        study = {**study, "warmStart": _inline(warm, read_file)}
+    return parse_study(study), definition
+
+
+def _inline(warm: dict[str, Any], read_file: Callable[[str], str] | None) -> dict[str, Any]:
+    """``warmStart`` with the results of its file (JSON: a list of trials; CSV: a column per
+    parameter and per objective) given inline."""
+    path = warm["file"]
+    if read_file is None or not isinstance(path, str):
+        raise InvalidStudy([Problem("warmStart.file", "only the CLI reads files; give the trials inline")])
+    try:
+        text = read_file(path)
+    except OSError as exc:
+        raise InvalidStudy([Problem("warmStart.file", f"cannot read {path}: {exc.strerror or exc}")]) from exc
+    rest = {k: v for k, v in warm.items() if k != "file"}
+    if path.endswith(".csv"):
+        rows = list(csv.DictReader(io.StringIO(text)))
+        return {**rest, "trials": [*rest.get("trials", []), *({"csv": row} for row in rows)]}
+    try:
+        trials = json.loads(text)
+    except ValueError as exc:
+        raise InvalidStudy([Problem("warmStart.file", f"{path} is not JSON: {exc}")]) from exc
+    return {**rest, "trials": [*rest.get("trials", []), *(trials if isinstance(trials, list) else [trials])]}

@@ -64,7 +64,7 @@ def parse_study(data: Any) -> Study:
     collector = _collector(r, top.get("metricsCollector"))
     cluster = parse_cluster(r, top.get("kubernetes"))
     early_stopping = parse_early_stopping(r, top.get("earlyStopping"), len(objectives))
-    warm_start = parse_warm_start(r, top.get("warmStart"), parameters, len(objectives))
+    warm_start = parse_warm_start(r, top.get("warmStart"), parameters, [o.metric for o in objectives])
     if early_stopping is not None and collector.kind != "stdout":
         r.fail("earlyStopping", "intermediate values are read from the trial's output: use the stdout collector")
     _check_counts(r, parallelism, max_trials, max_failed)

@@ -54,7 +54,34 @@ def fits(parameters: Sequence[Parameter], params: Mapping[str, Any]) -> bool:
     return True
 
 
-def parse_warm_start(r: Reader, data: Any, parameters: Sequence[Parameter], n_objectives: int) -> WarmStart | None:
+def _from_row(raw: Mapping[str, Any], parameters: Sequence[Parameter], objectives: Sequence[str]) -> dict[str, Any]:
+    """A CSV row (strings) as a known result: parameter columns typed like their parameters,
+    objective columns as values; empty cells are parameters the trial did not have."""
+    row = raw["csv"]
+    params: dict[str, Any] = {}
+    for parameter in parameters:
+        cell = (row.get(parameter.name) or "").strip()
+        if cell:
+            params[parameter.name] = _typed(parameter, cell)
+    values = [_number(row.get(name)) for name in objectives]
+    return {"params": params, "values": values}
+
+
+def _typed(parameter: Parameter, cell: str) -> Any:
+    if parameter.type in ("categorical", "discrete"):
+        return next((v for v in parameter.values if str(v) == cell), cell)
+    number = _number(cell)
+    return int(number) if parameter.type == "int" and number is not None and number == int(number) else number
+
+
+def _number(cell: Any) -> float | None:
+    try:
+        return float(cell)
+    except (TypeError, ValueError):
+        return None
+
+
+def parse_warm_start(r: Reader, data: Any, parameters: Sequence[Parameter], objectives: Sequence[str]) -> WarmStart | None:
     if data is None:
         return None
     item = r.mapping(data, PATH, {"study", "trials"})
@@ -62,12 +89,13 @@ def parse_warm_start(r: Reader, data: Any, parameters: Sequence[Parameter], n_ob
     results = []
     for i, raw in enumerate(r.get(item, "trials", PATH, "list") or []):
         where = f"{PATH}.trials[{i}]"
-        entry = r.mapping(raw, where, {"params", "value", "values"})
+        entry = _from_row(raw, parameters, objectives) if isinstance(raw, Mapping) and "csv" in raw else raw
+        entry = r.mapping(entry, where, {"params", "value", "values"})
         params = r.get(entry, "params", where, "mapping", required=True) or {}
         values = entry.get("values", [entry["value"]] if "value" in entry else None)
-        if not isinstance(values, list) or len(values) != n_objectives or not all(
+        if not isinstance(values, list) or len(values) != len(objectives) or not all(
                 isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values):
-            r.fail(where, f"expected value (or values: a list of {n_objectives}) with finite numbers")
+            r.fail(where, f"expected value (or values: a list of {len(objectives)}) with finite numbers")
             continue
         if parameters and not fits(parameters, params):
             r.fail(join(where, "params"), "expected a value for each parameter that applies, within its range")
