@@ -59,7 +59,7 @@ def test_pruning_on_real_learning_curves_saves_epochs(embedded, tmp_path: Path):
     root = Path(__file__).parent.parent
     definition = yaml.safe_load((root / "examples" / "early-stopping.yaml").read_text())
     definition["maxTrials"] = 8
-    definition["trialTemplate"]["command"] = [a if not a.startswith("--epochs") else "--epochs=6"
+    definition["trialTemplate"]["command"] = [a if not a.startswith("--epochs") else "--epochs=10"
                                               for a in definition["trialTemplate"]["command"]]
     record = run_study(embedded, definition, root)
     assert record.status == "completed"
@@ -68,6 +68,6 @@ def test_pruning_on_real_learning_curves_saves_epochs(embedded, tmp_path: Path):
               for t in trials}
     pruned = [t for t in trials if t.state == "PRUNED"]
     assert pruned, "the median rule stopped some trials"
-    assert all(epochs[t.number] < 6 for t in pruned)
-    assert all(epochs[t.number] == 6 for t in trials if t.state == "COMPLETE")
-    assert sum(epochs.values()) < 6 * len(trials)
+    assert all(int(t.reason.split("step ")[1].split(" ")[0]) < 10 for t in pruned)
+    assert all(epochs[t.number] == 10 for t in trials if t.state == "COMPLETE")
+    assert sum(epochs.values()) < 10 * len(trials), "stopped trials ran fewer epochs"
