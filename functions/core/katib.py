@@ -111,7 +111,7 @@ def _algorithm(algorithm: Mapping[str, Any], problems: list[Problem]) -> dict[st
         problems.append(Problem("spec.algorithm.algorithmName", f"{name!r} is not supported; expected one of {', '.join(ALGORITHMS)}"))
     out: dict[str, Any] = {"name": ALGORITHMS.get(name, name), "settings": {}}
     for setting in algorithm.get("algorithmSettings") or []:
-        key, value = setting.get("name"), _typed(setting.get("value"))
+        key, value = setting.get("name"), typed_setting(setting.get("value"))
         if SETTINGS.get(key) == "seed":
             out["seed"] = value
         else:
@@ -119,7 +119,7 @@ def _algorithm(algorithm: Mapping[str, Any], problems: list[Problem]) -> dict[st
     return out
 
 
-def _typed(text: Any) -> Any:
+def typed_setting(text: Any) -> Any:
     """A Katib setting (always a string) as the number or boolean it spells."""
     if not isinstance(text, str):
         return text
@@ -186,7 +186,7 @@ def _early_stopping(early: Mapping[str, Any], problems: list[Problem]) -> dict[s
     if early.get("algorithmName") != "medianstop":
         problems.append(Problem("spec.earlyStopping.algorithmName",
                                 f"{early.get('algorithmName')!r} is not supported; expected medianstop"))
-    settings = {s.get("name"): _typed(s.get("value")) for s in early.get("algorithmSettings") or []}
+    settings = {s.get("name"): typed_setting(s.get("value")) for s in early.get("algorithmSettings") or []}
     unknown = set(settings) - {"min_trials_required", "start_step"}
     problems += [Problem("spec.earlyStopping.algorithmSettings", f"unknown setting {name!r}") for name in sorted(unknown)]
     return {"algorithm": "median", "settings": {"n_startup_trials": settings.get("min_trials_required", 3),

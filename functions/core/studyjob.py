@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from functions.core.errors import InvalidStudy, Problem
+from functions.core.katib import typed_setting
 
 API_VERSION = "kubeflow.org/v1alpha1"
 ALGORITHMS = {"random": "random", "grid": "grid", "bayesianoptimization": "gp", "tpe": "tpe"}
@@ -149,7 +150,7 @@ def _algorithm(name: str, settings: list[Mapping[str, Any]]) -> dict[str, Any]:
     """The sampler and its settings; ``seed`` or ``random_state`` becomes the study seed."""
     out: dict[str, Any] = {"name": ALGORITHMS.get(name, name), "settings": {}}
     for setting in settings:
-        key, value = setting.get("name"), _typed(setting.get("value"))
+        key, value = setting.get("name"), typed_setting(setting.get("value"))
         if key in ("seed", "random_state"):
             out["seed"] = value
         else:
@@ -172,15 +173,6 @@ def _parameter(config: Mapping[str, Any], path: str, problems: list[Problem]) ->
             except (TypeError, ValueError):
                 problems.append(Problem(f"{path}.feasible.{key}", f"expected a number, got {feasible.get(key)!r}"))
     return out
-
-
-def _typed(text: Any) -> Any:
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except (TypeError, ValueError):
-            continue
-    return text
 
 
 def _worker(worker: Mapping[str, Any], parameters: list[dict[str, Any]], problems: list[Problem]) -> Any:
