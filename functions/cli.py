@@ -83,6 +83,9 @@ def run(file: str, db: str | None) -> None:
     embedded = Embedded(_settings(db))
     try:
         record = embedded.submit(spec, definition, Path.cwd())
+    except InvalidStudy as exc:
+        embedded.close()
+        _problems(file, exc)
     except StudyConflict as exc:
         embedded.close()
         _fail(str(exc), 2)

@@ -22,6 +22,7 @@ from functions.core.records import StudyRecord
 from functions.core.spec import Study
 from functions.dispatch import Dispatcher
 from functions.handlers import Deps
+from functions.pools import check_node_pool
 from functions.settings import Settings
 from functions.watch import Watcher
 
@@ -43,6 +44,7 @@ class Embedded:
 
     def submit(self, spec: Study, definition: dict, base_dir: Path) -> StudyRecord:
         """Store the study (or find the identical one stored before)."""
+        check_node_pool(spec, self.settings, runs_jobs=False)
         record = StudyRecord(spec, definition, str(base_dir.resolve()), uuid.uuid4().hex[:12],
                              created_at=self.deps.clock())
         return self.store.add_study(record)

@@ -28,6 +28,7 @@ from functions.core.records import StudyRecord
 from functions.core.spec import Study
 from functions.dispatch import Dispatcher
 from functions.handlers import Deps
+from functions.pools import check_node_pool, node_pools
 from functions.settings import Settings
 from functions.watch import Watcher
 
@@ -45,6 +46,7 @@ class Runtime:
         self.store()
         self.queue = SqliteQueue(settings.db, settings.busy_timeout)
         self.executor = self._executor()
+        self.node_pools = node_pools(settings)
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -64,7 +66,10 @@ class Runtime:
         return store
 
     def dispatcher(self) -> Dispatcher:
-        return Dispatcher(Deps(self.store(), self.executor, self.clock))
+        return Dispatcher(self._deps())
+
+    def _deps(self) -> Deps:
+        return Deps(self.store(), self.executor, self.clock, self.node_pools)
 
     def submit(self, spec: Study, definition: dict, base_dir: Path) -> tuple[StudyRecord, bool]:
         """Store a study and start it; the stored record, and whether it is new.
@@ -72,6 +77,7 @@ class Runtime:
         Submitting the identical study again starts it again: harmless while it runs, and the
         way to recover when the first start could not be sent.
         """
+        check_node_pool(spec, self.settings, runs_jobs=self.settings.executor == "kubernetes")
         uid = uuid.uuid4().hex[:12]
         record = StudyRecord(spec, definition, str(base_dir.resolve()), uid, created_at=self.clock())
         stored = self.store().add_study(record)
@@ -107,7 +113,7 @@ class Runtime:
         return self.settings.events == "reply" or (self._thread is not None and self._thread.is_alive())
 
     def _serve_events(self) -> None:
-        deps = Deps(self.store(), self.executor, self.clock)
+        deps = self._deps()
         broker = LocalBroker(Dispatcher(deps), self.queue)
         stop_local = self.executor.stop_study if isinstance(self.executor, LocalExecutor) else (lambda study: None)
         watcher = Watcher(deps, self.queue, self._watched, stop_local)

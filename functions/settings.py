@@ -27,6 +27,10 @@ def _pairs(text: str) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+def _list(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where state lives, how the HTTP service behaves, and where emitted events go.
@@ -44,7 +48,11 @@ class Settings:
     ``KATUNA_EXECUTOR``: ``local`` (trials are processes here) or ``kubernetes`` (trials are
     Jobs; the API from in-cluster configuration, the kubeconfig, or ``KATUNA_K8S_API``);
     ``KATUNA_REPORT_URL``, where trial Jobs of studies with early stopping post their progress
-    (:mod:`functions.reporter`; in Knative, the broker's ingress).
+    (:mod:`functions.reporter`; in Knative, the broker's ingress). Node pools for studies with a
+    ``nodePool``, in one cloud: GKE with ``KATUNA_GKE_PROJECT``, ``KATUNA_GKE_LOCATION``,
+    ``KATUNA_GKE_CLUSTER`` (and ``KATUNA_GKE_ENDPOINT`` to reach another API endpoint); or EKS
+    with ``KATUNA_EKS_CLUSTER``, ``KATUNA_EKS_SUBNETS`` (comma-separated), ``KATUNA_EKS_NODE_ROLE``
+    (an IAM role ARN) and ``KATUNA_EKS_REGION`` (else the AWS configuration's region).
     """
 
     db: Path = Path("katuna.db")
@@ -63,6 +71,14 @@ class Settings:
     executor: str = "local"
     k8s_api: str | None = None
     report_url: str | None = None
+    gke_project: str | None = None
+    gke_location: str | None = None
+    gke_cluster: str | None = None
+    gke_endpoint: str | None = None
+    eks_cluster: str | None = None
+    eks_subnets: tuple[str, ...] = ()
+    eks_node_role: str | None = None
+    eks_region: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -75,6 +91,9 @@ class Settings:
             "k8s_image_pull_secrets": ("K8S_IMAGE_PULL_SECRETS", lambda v: tuple(s for s in v.split(",") if s)),
             "executor": ("EXECUTOR", str), "k8s_api": ("K8S_API", str), "report_url": ("REPORT_URL", str),
             "k8s_default_resources": ("K8S_DEFAULT_RESOURCES", _pairs),
+            **{f"gke_{key}": (f"GKE_{key.upper()}", str) for key in ("project", "location", "cluster", "endpoint")},
+            "eks_cluster": ("EKS_CLUSTER", str), "eks_node_role": ("EKS_NODE_ROLE", str),
+            "eks_region": ("EKS_REGION", str), "eks_subnets": ("EKS_SUBNETS", _list),
         }
         values = {field: kind(env[PREFIX + name]) for field, (name, kind) in read.items() if env.get(PREFIX + name)}
         if env.get("K_SINK"):
@@ -84,7 +103,23 @@ class Settings:
             raise ValueError(f"{PREFIX}EVENTS: expected queue or reply, got {settings.events!r}")
         if settings.executor not in ("local", "kubernetes"):
             raise ValueError(f"{PREFIX}EXECUTOR: expected local or kubernetes, got {settings.executor!r}")
+        settings._check_node_pools()
         return settings
+
+    def _check_node_pools(self) -> None:
+        if self.gke_cluster and self.eks_cluster:
+            raise ValueError(f"{PREFIX}GKE_CLUSTER and {PREFIX}EKS_CLUSTER: node pools live in one cloud; set one")
+        if self.gke_cluster:
+            for name in ("project", "location"):
+                if not getattr(self, f"gke_{name}"):
+                    raise ValueError(f"{PREFIX}GKE_{name.upper()}: required with {PREFIX}GKE_CLUSTER")
+        if self.eks_cluster and not (self.eks_subnets and self.eks_node_role):
+            raise ValueError(f"{PREFIX}EKS_SUBNETS and {PREFIX}EKS_NODE_ROLE: required with {PREFIX}EKS_CLUSTER")
+
+    @property
+    def node_pool_provider(self) -> str | None:
+        """The cloud whose node pools studies may ask for: gke, eks, or None."""
+        return "gke" if self.gke_cluster else "eks" if self.eks_cluster else None
 
     def with_db(self, db: str | Path | None) -> Settings:
         return self if db is None else replace(self, db=Path(db))

@@ -11,16 +11,20 @@ import time
 from collections.abc import Callable
 
 from functions.adapters.broker import EventQueue
-from functions.core.events import study_completed, study_created
+from functions.core.events import pool_check, study_completed, study_created
 from functions.core.records import RUNNING, StudyRecord
 from functions.handlers import Deps
 from functions.handlers.base import check_stop, trial_launch
+from functions.handlers.provision import waiting_on_pools
 
 RECONCILE_AFTER = 2.0
 """Seconds a study may sit with nothing queued and nothing running before it is reconciled."""
 
 POLL_EVERY = 2.0
 """Seconds between asking the executor how a study's running attempts are doing."""
+
+POOL_CHECK_EVERY = 3.0
+"""Seconds between checks of pending node-pool operations (a Knative PingSource's job in the cluster)."""
 
 
 class Watcher:
@@ -39,8 +43,10 @@ class Watcher:
         self._stop_local = stop_local
         self._quiet_since: dict[str, float] = {}
         self._polled: dict[str, float] = {}
+        self._pools_checked = 0.0
 
     def tick(self) -> None:
+        self._check_pools()
         for record in self._select():
             if record.terminal:
                 self._stop_local(record.name)
@@ -51,6 +57,15 @@ class Watcher:
                 self._events.put(study_completed(record.name, record.uid, decision.status, decision.reason))
             elif self._stalled(record):
                 self._events.put(study_created(record.name, record.uid))
+
+    def _check_pools(self) -> None:
+        """Ask for a node-pool check now and then while a pool waits on the cloud or on a release."""
+        now = time.monotonic()
+        if self._deps.node_pools is None or now - self._pools_checked < POOL_CHECK_EVERY:
+            return
+        self._pools_checked = now
+        if waiting_on_pools(self._deps.store):
+            self._events.put(pool_check())
 
     def _poll(self, record: StudyRecord) -> None:
         """Report attempts that ended without a word (a lost Job event, say)."""

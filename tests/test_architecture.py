@@ -13,6 +13,9 @@ VENDORS = {
     "kubernetes": "functions/adapters/kubernetes_executor.py",
     "cloudevents": "functions/adapters/cloudevents_http.py",
     "flask": None,
+    "google": "infra/gke.py",
+    "boto3": "infra/eks.py",
+    "botocore": "infra/eks.py",
 }
 
 
@@ -23,7 +26,7 @@ def test_import_contracts_hold():
 
 
 def test_lint_is_clean():
-    result = subprocess.run([str(Path(sys.executable).with_name("ruff")), "check", "functions", "tests", "benchmarks"],
+    result = subprocess.run([str(Path(sys.executable).with_name("ruff")), "check", "functions", "infra", "tests", "benchmarks"],
                             cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -41,8 +44,8 @@ def _imports(path: Path) -> set[str]:
 
 def test_each_vendor_sdk_is_imported_by_one_adapter_only():
     for vendor, owner in VENDORS.items():
-        users = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "functions").rglob("*.py")
-                       if vendor in _imports(p))
+        users = sorted(str(p.relative_to(ROOT)) for folder in ("functions", "infra")
+                       for p in (ROOT / folder).rglob("*.py") if vendor in _imports(p))
         if owner is None:
             assert users and all(u.startswith("functions/adapters/web/") for u in users), f"{vendor}: {users}"
         else:
@@ -58,7 +61,7 @@ def _reads_environment(node: ast.AST) -> bool:
 
 
 def test_settings_are_not_read_at_import_time():
-    offenders = [str(p.relative_to(ROOT)) for p in (ROOT / "functions").rglob("*.py")
+    offenders = [str(p.relative_to(ROOT)) for folder in ("functions", "infra") for p in (ROOT / folder).rglob("*.py")
                  if _reads_environment(ast.parse(p.read_text()))]
     assert offenders == []
 

@@ -22,6 +22,7 @@ CRDS = {
     ("eventing.knative.dev/v1", "Broker"): "eventing-broker.yaml",
     ("eventing.knative.dev/v1", "Trigger"): "eventing-trigger.yaml",
     ("sources.knative.dev/v1", "ApiServerSource"): "eventing-apiserversource.yaml",
+    ("sources.knative.dev/v1", "PingSource"): "eventing-pingsource.yaml",
 }
 
 

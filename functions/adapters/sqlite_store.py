@@ -27,7 +27,7 @@ from functions.adapters.sqlite_journal import SqliteJournalBackend
 from functions.core.errors import StudyConflict, StudyNotFound, TemporaryError
 from functions.core.events import Event
 from functions.core.metrics import Observation
-from functions.core.records import Counts, StudyRecord, TrialRecord
+from functions.core.records import Counts, PoolUse, StudyRecord, TrialRecord
 from functions.core.spec import MINIMIZE, Study
 from functions.core.validate import parse_study
 
@@ -63,7 +63,18 @@ def _migrate_2(db: sqlite_utils.Database) -> None:
         {"id": int, "event_id": str, "type": str, "event": str, "reason": str, "received_at": float}, pk="id")
 
 
-MIGRATIONS = (_migrate_1, _migrate_2)
+def _migrate_3(db: sqlite_utils.Database) -> None:
+    db["node_pools"].create(
+        {"uid": str, "study": str, "pool": str, "provider": str, "capacity": str, "machine_types": str,
+         "max_nodes": int, "shared": int, "phase": str, "operation": str, "created": int, "deleted": int,
+         "message": str, "requested_at": float, "ready_at": float, "released_at": float},
+        pk="uid",
+    )
+    db["node_pools"].create_index(["phase"])
+    db["node_pools"].create_index(["pool"])
+
+
+MIGRATIONS = (_migrate_1, _migrate_2, _migrate_3)
 
 
 def _dumps(value: Any) -> str:
@@ -312,3 +323,33 @@ class SqliteStore:
         self.db.execute(
             "INSERT INTO processed_events (event_id, handler, emitted, processed_at) VALUES (?, ?, ?, ?)",
             [event_id, handler, _dumps([e.to_dict() for e in emitted]), time.time()])
+
+    # node pools
+
+    def pool_use(self, uid: str) -> PoolUse | None:
+        rows = list(self.db.query("SELECT * FROM node_pools WHERE uid = ?", [uid]))
+        return self._pool_use(rows[0]) if rows else None
+
+    def save_pool_use(self, use: PoolUse) -> None:
+        row = dataclasses.asdict(use)
+        row["machine_types"] = _dumps(list(use.machine_types))
+        columns = ", ".join(f"[{column}]" for column in row)
+        self.db.execute(f"INSERT OR REPLACE INTO node_pools ({columns}) VALUES ({', '.join('?' * len(row))})",
+                        list(row.values()))
+
+    def pool_uses(self, phases: Sequence[str] = (), pool: str | None = None) -> list[PoolUse]:
+        sql, args = "SELECT * FROM node_pools WHERE 1", []
+        if phases:
+            sql += f" AND phase IN ({', '.join('?' * len(phases))})"
+            args += list(phases)
+        if pool is not None:
+            sql += " AND pool = ?"
+            args.append(pool)
+        return [self._pool_use(row) for row in self.db.query(sql + " ORDER BY requested_at", args)]
+
+    @staticmethod
+    def _pool_use(row: dict[str, Any]) -> PoolUse:
+        fields = dict(row)
+        fields.update(machine_types=tuple(_loads(row["machine_types"]) or ()), shared=bool(row["shared"]),
+                      created=bool(row["created"]), deleted=bool(row["deleted"]), message=row["message"] or "")
+        return PoolUse(**fields)

@@ -7,6 +7,7 @@
         ``MalformedRequest`` a request that cannot be read (an event that is no CloudEvent)
         ``StudyConflict``    another definition already uses the name
         ``StudyNotFound``    no study by that name
+        ``NodePoolFailed``   the cloud refused a node-pool request (``functions.core.nodepool``)
     ``TemporaryError`` (retrying later may help; HTTP 503)
 """
 

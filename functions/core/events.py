@@ -21,15 +21,19 @@ TRIAL_SUGGESTED = "dev.katuna.trial.suggested"
 TRIAL_FINISHED = "dev.katuna.trial.finished"
 TRIAL_PROGRESS = "dev.katuna.trial.progress"
 STUDY_COMPLETED = "dev.katuna.study.completed"
+POOL_CHECK = "dev.knative.sources.ping"
+"""A tick that makes pending node-pool operations be checked again: a Knative PingSource's
+event in the cluster, the watcher's in the embedded broker. Its data may name a study."""
 JOB_EVENTS = tuple(f"dev.knative.apiserver.resource.{change}" for change in ("add", "update", "delete"))
 """What a Knative ApiServerSource in Resource mode sends about katuna's trial Jobs."""
 
 ROUTES: Mapping[str, tuple[str, ...]] = {
-    STUDY_CREATED: ("suggest",),
+    STUDY_CREATED: ("provision", "suggest"),
     TRIAL_SUGGESTED: ("spawn",),
     TRIAL_FINISHED: ("collect",),
     TRIAL_PROGRESS: ("prune",),
-    STUDY_COMPLETED: ("stop",),
+    STUDY_COMPLETED: ("stop", "provision"),
+    POOL_CHECK: ("provision",),
     **{job_event: ("jobwatch",) for job_event in JOB_EVENTS},
 }
 """Event type to the handlers (modules of ``functions.handlers``) that receive it."""
@@ -111,3 +115,8 @@ def study_completed(study: str, uid: str, status: str, reason: str) -> Event:
         id=derived_id("completed", uid),
         subject=study,
     )
+
+
+def pool_check() -> Event:
+    """Check pending node-pool operations again (a fresh id: every tick is a new question)."""
+    return Event(POOL_CHECK, {})

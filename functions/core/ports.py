@@ -14,7 +14,8 @@ import optuna
 
 from functions.core.events import Event
 from functions.core.metrics import Observation
-from functions.core.records import Counts, StudyRecord, TrialRecord
+from functions.core.nodepool import NodePool, OperationStatus, PoolChange, PoolStatus
+from functions.core.records import Counts, PoolUse, StudyRecord, TrialRecord
 
 if TYPE_CHECKING:
     from functions.core.cluster import Cluster
@@ -76,6 +77,15 @@ class Store(Protocol):
 
     def record_processed(self, event_id: str, handler: str, emitted: Sequence[Event]) -> None: ...
 
+    def pool_use(self, uid: str) -> PoolUse | None:
+        """The node-pool use of the study with this uid, if it asked for a pool."""
+
+    def save_pool_use(self, use: PoolUse) -> None:
+        """Store a node-pool use, replacing the earlier version of it."""
+
+    def pool_uses(self, phases: Sequence[str] = (), pool: str | None = None) -> list[PoolUse]:
+        """Node-pool uses in the given phases (all if none), of one pool if named."""
+
 
 @dataclass(frozen=True)
 class TrialLaunch:
@@ -135,6 +145,33 @@ class Executor(Protocol):
 
     def read_file(self, launch: TrialLaunch, path: str) -> Iterator[str]:
         """Lines of a file the attempt wrote (the file metrics collector); none if it is absent."""
+
+
+class NodePools(Protocol):
+    """One cluster's node pools in one cloud. Requests return at once: a long-running change
+    comes back as an operation to :meth:`check` later, never waited for.
+
+    Raises ``NodePoolFailed`` when the cloud refuses for good (bad machine type, quota,
+    permission) and ``TemporaryError`` for throttling, 5xx answers and an unreachable API.
+    """
+
+    provider: str
+
+    def ensure(self, pool: NodePool) -> PoolChange:
+        """Create the pool if it is missing; raise its autoscaling maximum if it is lower than
+        ``pool.max_nodes``. A pool that exists already is success."""
+
+    def scale_back(self, pool: NodePool) -> PoolChange:
+        """Let the pool's autoscaler go down to 0 nodes (its minimum becomes 0)."""
+
+    def delete(self, name: str) -> PoolChange:
+        """Delete the pool; deleting one that is absent is success."""
+
+    def check(self, operation: str) -> OperationStatus:
+        """How an operation returned earlier stands now."""
+
+    def describe(self, name: str) -> PoolStatus | None:
+        """The pool's state and limits, or None when it does not exist."""
 
 
 Clock = Callable[[], float]

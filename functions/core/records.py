@@ -86,3 +86,41 @@ class Counts:
     @property
     def created(self) -> int:
         return self.active + self.finished
+
+
+CREATING, READY, RELEASING, RELEASED, POOL_FAILED = "creating", "ready", "releasing", "released", "failed"
+POOL_IN_USE = (CREATING, READY)
+
+
+@dataclass(frozen=True)
+class PoolUse:
+    """One study's use of a node pool, from the request that ensured it to its scale-back or
+    deletion: the pending cloud operation, and the times a node-hour estimate needs."""
+
+    uid: str
+    study: str
+    pool: str
+    provider: str
+    capacity: str
+    machine_types: tuple[str, ...]
+    max_nodes: int
+    shared: bool
+    phase: str = CREATING
+    operation: str | None = None
+    created: bool = False
+    """Whether this study's request created the pool (rather than finding it)."""
+    deleted: bool = False
+    message: str = ""
+    requested_at: float = 0.0
+    ready_at: float | None = None
+    released_at: float | None = None
+
+    def to_dict(self, now: float) -> dict[str, Any]:
+        """The summary a user reads: which pool, what capacity, and for how long."""
+        end = self.released_at or now
+        hours = max(0.0, end - self.requested_at) / 3600
+        return {"pool": self.pool, "provider": self.provider, "capacity": self.capacity,
+                "machineTypes": list(self.machine_types), "maxNodes": self.max_nodes, "shared": self.shared,
+                "phase": self.phase, "created": self.created, "deleted": self.deleted, "message": self.message or None,
+                "requestedAt": self.requested_at, "readyAt": self.ready_at, "releasedAt": self.released_at,
+                "hours": round(hours, 4), "maxNodeHours": round(hours * self.max_nodes, 4)}

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from functions.core.cluster import Cluster
+from functions.core.nodepool import NodePool, place_trials
 from functions.core.pruners import EarlyStopping
 
 if TYPE_CHECKING:
@@ -159,6 +160,12 @@ class Study:
     kubernetes: Cluster = field(default_factory=Cluster)
     early_stopping: EarlyStopping | None = None
     warm_start: WarmStart | None = None
+    node_pool: NodePool | None = None
+
+    @property
+    def trial_cluster(self) -> Cluster:
+        """Where trial Jobs run: the ``kubernetes`` section, placed on the study's node pool."""
+        return place_trials(self.kubernetes, self.node_pool)
 
     @property
     def metric_names(self) -> tuple[str, ...]:
@@ -205,6 +212,8 @@ class Study:
             out["earlyStopping"] = self.early_stopping.to_dict()
         if self.warm_start is not None:
             out["warmStart"] = self.warm_start.to_dict()
+        if self.node_pool is not None:
+            out["nodePool"] = self.node_pool.to_dict()
         optional = {
             "maxTrials": self.max_trials,
             "maxFailedTrials": self.max_failed_trials,

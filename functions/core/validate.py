@@ -16,6 +16,7 @@ from functions.core import trial_spec as trial_spec_module
 from functions.core.cluster import parse_cluster
 from functions.core.errors import InvalidStudy
 from functions.core.metrics import check_filter
+from functions.core.nodepool import parse_node_pool
 from functions.core.pruners import parse_early_stopping
 from functions.core.reader import Reader, is_number, join, kind_of
 from functions.core.samplers import check_algorithm
@@ -40,7 +41,7 @@ ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TOP = {
     "name", "objective", "parameters", "algorithm", "parallelism", "maxTrials",
     "maxFailedTrials", "timeBudget", "trialTemplate", "metricsCollector", "description", "kubernetes",
-    "earlyStopping", "warmStart",
+    "earlyStopping", "warmStart", "nodePool",
 }
 
 
@@ -65,6 +66,7 @@ def parse_study(data: Any) -> Study:
     cluster = parse_cluster(r, top.get("kubernetes"))
     early_stopping = parse_early_stopping(r, top.get("earlyStopping"), len(objectives))
     warm_start = parse_warm_start(r, top.get("warmStart"), parameters, [o.metric for o in objectives])
+    node_pool = parse_node_pool(r, top.get("nodePool"), name, parallelism)
     if early_stopping is not None and collector.kind != "stdout":
         r.fail("earlyStopping", "intermediate values are read from the trial's output: use the stdout collector")
     _check_counts(r, parallelism, max_trials, max_failed)
@@ -94,6 +96,7 @@ def parse_study(data: Any) -> Study:
         kubernetes=cluster,
         early_stopping=early_stopping,
         warm_start=warm_start,
+        node_pool=node_pool,
     )
 
 

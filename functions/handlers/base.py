@@ -17,7 +17,7 @@ from functions.core import template, trial_spec
 from functions.core.events import Event, study_completed, trial_suggested
 from functions.core.metrics import Observation, parse_json_lines, parse_text, reduce
 from functions.core.naming import job_name
-from functions.core.ports import Clock, Executor, Progress, Store, TrialLaunch
+from functions.core.ports import Clock, Executor, NodePools, Progress, Store, TrialLaunch
 from functions.core.records import COMPLETE, WAITING, StudyRecord, TrialRecord
 from functions.core.samplers import build_sampler, grid_size
 from functions.core.space import distribution, sample
@@ -32,6 +32,8 @@ class Deps:
     store: Store
     executor: Executor
     clock: Clock
+    node_pools: NodePools | None = None
+    """The cluster's node pools in its cloud; None where no provider is configured."""
 
 
 def optuna_study(record: StudyRecord, deps: Deps, trial_number: int | None = None) -> optuna.Study:
@@ -125,7 +127,7 @@ def trial_launch(record: StudyRecord, trial: TrialRecord) -> TrialLaunch:
         timeout=tmpl.timeout,
         image=tmpl.image,
         resources=dict(tmpl.resources),
-        cluster=spec.kubernetes,
+        cluster=spec.trial_cluster,
         container_working_dir=tmpl.working_dir,
         params=dict(trial.params),
         trial_spec=tmpl.trial_spec,

@@ -1,0 +1,229 @@
+"""Node pools for trials: a study's ``nodePool`` section, where its trials land, and the plain
+values the node-pool port speaks in.
+
+A study may ask for an autoscaling pool of spot (or preemptible, or on-demand) machines on GKE
+or EKS. The pool scales from 0 to ``maxNodes`` while trials wait for room and back to 0 when
+they are gone; it is tainted ``katuna.dev/trial=true:NoSchedule`` so nothing else lands on it,
+and trial Jobs select it by its name and tolerate the taint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from functions.core.cluster import TRIAL_TAINT, Cluster
+from functions.core.errors import PermanentError
+from functions.core.reader import Reader, join
+
+GKE, EKS = "gke", "eks"
+PROVIDERS = (GKE, EKS)
+SPOT, PREEMPTIBLE, ON_DEMAND = "spot", "preemptible", "on-demand"
+CAPACITIES = (SPOT, PREEMPTIBLE, ON_DEMAND)
+POOL_LABEL = "katuna.dev/pool"
+SELECTOR_KEYS = {GKE: "cloud.google.com/gke-nodepool", EKS: "eks.amazonaws.com/nodegroup"}
+DEFAULT_MACHINE = {GKE: ("e2-standard-4",), EKS: ("m5.xlarge", "m5a.xlarge", "m6i.xlarge")}
+GKE_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$")
+EKS_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
+LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+_FIELDS = {"name", "provider", "capacity", "machineType", "instanceTypes", "maxNodes", "diskSizeGb",
+           "accelerators", "labels", "shared"}
+
+
+class NodePoolFailed(PermanentError):
+    """The cloud refused a node-pool request for good (a bad machine type, a quota, a permission)."""
+
+
+@dataclass(frozen=True)
+class NodePool:
+    """A node pool as a study (or the provisioning script) asks for it.
+
+    ``machine_types`` holds one GKE machine type or several EKS instance types. A pool that is
+    not ``shared`` belongs to its study: deleted when the study ends and no other running study
+    uses it; a shared pool is only scaled back to a minimum of 0.
+    """
+
+    name: str
+    provider: str
+    capacity: str = SPOT
+    machine_types: tuple[str, ...] = ()
+    max_nodes: int = 3
+    disk_size_gb: int | None = None
+    accelerators: tuple[tuple[str, int], ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()
+    shared: bool = False
+
+    @property
+    def node_labels(self) -> dict[str, str]:
+        """The study's labels and katuna's own, which names the pool."""
+        return {**dict(self.labels), POOL_LABEL: self.name}
+
+    @property
+    def selector(self) -> tuple[str, str]:
+        """The node label that the provider sets to the pool's name, for trials' nodeSelector."""
+        return SELECTOR_KEYS[self.provider], self.name
+
+    def to_dict(self) -> dict[str, Any]:
+        machine = ({"machineType": self.machine_types[0]} if self.provider == GKE
+                   else {"instanceTypes": list(self.machine_types)})
+        out: dict[str, Any] = {"name": self.name, "provider": self.provider, "capacity": self.capacity, **machine,
+                               "maxNodes": self.max_nodes, "shared": self.shared}
+        if self.disk_size_gb is not None:
+            out["diskSizeGb"] = self.disk_size_gb
+        if self.accelerators:
+            out["accelerators"] = [{"type": t, "count": c} for t, c in self.accelerators]
+        if self.labels:
+            out["labels"] = dict(self.labels)
+        return out
+
+
+def default_pool_name(study: str) -> str:
+    """``katuna-<study>``, shortened with a hash to fit GKE's 40 characters."""
+    name = f"katuna-{study}"
+    if len(name) <= 40:
+        return name
+    digest = hashlib.sha256(study.encode()).hexdigest()[:8]
+    return f"katuna-{study[:24].rstrip('-')}-{digest}"
+
+
+def place_trials(cluster: Cluster, pool: NodePool | None) -> Cluster:
+    """The trial Jobs' placement: on the pool's nodes, tolerating its taint."""
+    if pool is None:
+        return cluster
+    key, value = pool.selector
+    selector = dict(cluster.node_selector) | {key: value}
+    tolerations = cluster.tolerations if TRIAL_TAINT in cluster.tolerations else (*cluster.tolerations, TRIAL_TAINT)
+    return replace(cluster, node_selector=tuple(sorted(selector.items())), tolerations=tolerations)
+
+
+def parse_node_pool(r: Reader, data: Any, study: str | None, parallelism: int | None) -> NodePool | None:
+    """The ``nodePool`` section of a study; problems go to ``r``."""
+    if data is None:
+        return None
+    path = "nodePool"
+    item = r.mapping(data, path, _FIELDS)
+    if not isinstance(data, Mapping):
+        return None
+    provider = r.get(item, "provider", path, "str", required=True)
+    if provider is not None and provider not in PROVIDERS:
+        r.fail(join(path, "provider"), f"expected gke or eks, got {provider!r}")
+        provider = None
+    name = r.get(item, "name", path, "str") or default_pool_name(study or "study")
+    shared = bool(r.get(item, "shared", path, "bool"))
+    if shared and "name" not in item:
+        r.fail(join(path, "name"), "required for a shared pool: studies share a pool by its name")
+    capacity = r.get(item, "capacity", path, "str") or SPOT
+    max_nodes = r.get(item, "maxNodes", path, "int")
+    disk = r.get(item, "diskSizeGb", path, "int")
+    if capacity not in CAPACITIES:
+        r.fail(join(path, "capacity"), f"expected spot, preemptible or on-demand, got {capacity!r}")
+    if max_nodes is not None and not 1 <= max_nodes <= 1000:
+        r.fail(join(path, "maxNodes"), "expected an integer from 1 to 1000")
+    if disk is not None and disk < 10:
+        r.fail(join(path, "diskSizeGb"), "expected at least 10")
+    labels = _labels(r, item, path)
+    accelerators = _accelerators(r, item, path)
+    machines = _machines(r, item, path, provider)
+    if provider is None:
+        return None
+    _check_provider_fields(r, path, provider, name, capacity, accelerators)
+    return NodePool(name=name, provider=provider, capacity=capacity, machine_types=machines,
+                    max_nodes=max_nodes or parallelism or 3, disk_size_gb=disk, accelerators=accelerators,
+                    labels=labels, shared=shared)
+
+
+def _check_provider_fields(r: Reader, path: str, provider: str, name: str, capacity: str,
+                           accelerators: tuple[tuple[str, int], ...]) -> None:
+    if provider == GKE and not GKE_NAME.match(name):
+        r.fail(join(path, "name"), "expected a GKE node pool name: lower-case letters, digits and '-', "
+                                   "starting with a letter, at most 40 characters")
+    if provider == EKS and not EKS_NAME.match(name):
+        r.fail(join(path, "name"), "expected an EKS node group name: letters, digits, '-' and '_', at most 63")
+    if provider == EKS and capacity == PREEMPTIBLE:
+        r.fail(join(path, "capacity"), "preemptible is GKE's; EKS offers spot or on-demand")
+    if provider == EKS and accelerators:
+        r.fail(join(path, "accelerators"), "GKE only; on EKS choose GPU instance types (g5.xlarge, say)")
+
+
+def _machines(r: Reader, item: Mapping[str, Any], path: str, provider: str | None) -> tuple[str, ...]:
+    machine = r.get(item, "machineType", path, "str")
+    types = r.get(item, "instanceTypes", path, "list")
+    for i, value in enumerate(types or []):
+        if not isinstance(value, str) or not value:
+            r.fail(f"{path}.instanceTypes[{i}]", "expected an EC2 instance type such as m5.xlarge")
+    if types is not None and not types:
+        r.fail(join(path, "instanceTypes"), "expected at least one instance type")
+    if provider == GKE and types is not None:
+        r.fail(join(path, "instanceTypes"), "EKS only; a GKE pool takes one machineType")
+    if provider == EKS and machine is not None:
+        r.fail(join(path, "machineType"), "GKE only; an EKS node group takes instanceTypes (a list)")
+    if provider is None:
+        return ()
+    if provider == GKE:
+        return (machine,) if machine else DEFAULT_MACHINE[GKE]
+    return tuple(t for t in types or () if isinstance(t, str) and t) or DEFAULT_MACHINE[EKS]
+
+
+def _labels(r: Reader, item: Mapping[str, Any], path: str) -> tuple[tuple[str, str], ...]:
+    raw = r.get(item, "labels", path, "mapping") or {}
+    out = []
+    for key, value in raw.items():
+        where = f"{path}.labels.{key}"
+        if not isinstance(key, str) or not LABEL_KEY.match(key):
+            r.fail(where, "expected a Kubernetes label key (an optional DNS prefix and '/', then a name)")
+        elif not isinstance(value, str) or not LABEL_VALUE.match(value):
+            r.fail(where, "expected a label value: a string of at most 63 letters, digits, '-', '_' or '.'")
+        else:
+            out.append((key, value))
+    return tuple(sorted(out))
+
+
+def _accelerators(r: Reader, item: Mapping[str, Any], path: str) -> tuple[tuple[str, int], ...]:
+    out = []
+    for i, entry in enumerate(r.get(item, "accelerators", path, "list") or []):
+        where = f"{path}.accelerators[{i}]"
+        fields = r.mapping(entry, where, {"type", "count"})
+        kind = r.get(fields, "type", where, "str", required=True)
+        count = r.get(fields, "count", where, "int")
+        if count is not None and count < 1:
+            r.fail(join(where, "count"), "expected an integer >= 1")
+        if kind is not None:
+            out.append((kind, count or 1))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class PoolChange:
+    """What a node-pool request started: an operation to check later (None when nothing is
+    pending), and whether the pool had to be created."""
+
+    operation: str | None = None
+    created: bool = False
+
+
+@dataclass(frozen=True)
+class OperationStatus:
+    """How a pending operation stands: still running, done, or failed with the cloud's message."""
+
+    done: bool
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class PoolStatus:
+    """A pool as the cloud reports it: its state in the provider's words and its node limits."""
+
+    name: str
+    state: str
+    min_nodes: int
+    max_nodes: int
+    capacity: str
+    machine_types: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"pool": self.name, "state": self.state, "minNodes": self.min_nodes, "maxNodes": self.max_nodes,
+                "capacity": self.capacity, "machineTypes": list(self.machine_types)}

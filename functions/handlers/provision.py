@@ -1,0 +1,166 @@
+"""Node pools for studies: ensured on ``study.created``, scaled back or deleted on
+``study.completed``, pending cloud operations checked again on each ``POOL_CHECK`` tick.
+
+No request waits for the cloud: a change that takes minutes is stored as an operation in the
+study's pool use and checked on later events. Every step is safe to repeat: a pool that exists
+is success, an absent pool deleted is success, and a pool use in progress is only checked.
+A permanent refusal from the cloud (machine type, quota, permission) fails the study with the
+cloud's message; throttling and server errors raise ``TemporaryError``, so the event is retried.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from functions.core.errors import PermanentError, StudyNotFound
+from functions.core.events import POOL_CHECK, STUDY_CREATED, Event
+from functions.core.nodepool import NodePool, NodePoolFailed, PoolChange
+from functions.core.ports import NodePools, Store
+from functions.core.records import (
+    CREATING,
+    FAILED,
+    POOL_FAILED,
+    POOL_IN_USE,
+    READY,
+    RELEASED,
+    RELEASING,
+    PoolUse,
+    StudyRecord,
+)
+from functions.core.stop import Decision
+from functions.handlers.base import Deps, complete
+
+
+class NoNodePools(PermanentError):
+    """A study asks for a node pool where no provider is configured."""
+
+
+def handle(event: Event, deps: Deps) -> list[Event]:
+    if event.type == POOL_CHECK:
+        return reconcile(deps)
+    record = deps.store.get_study(event.data["study"])
+    pool = record.spec.node_pool
+    if not record.owns(event.data) or pool is None:
+        return []
+    use = deps.store.pool_use(record.uid)
+    if event.type == STUDY_CREATED:
+        if record.terminal:
+            return []
+        if use is None:
+            return _provision(record, pool, deps)
+    if use is None:
+        return []
+    return _advance(use, record, deps)
+
+
+def reconcile(deps: Deps) -> list[Event]:
+    """Move every pool use that waits on the cloud, or on its study's end, one step on."""
+    events: list[Event] = []
+    for use in deps.store.pool_uses((CREATING, READY, RELEASING)):
+        try:
+            record = deps.store.get_study(use.study)
+        except StudyNotFound:
+            record = None
+        if record is not None and record.uid != use.uid:
+            record = None
+        if use.operation or record is None or record.terminal:
+            events += _advance(use, record, deps)
+    return events
+
+
+def waiting_on_pools(store: Store) -> bool:
+    """Whether a pool use waits on a cloud operation, or on being released after its study."""
+    for use in store.pool_uses((CREATING, READY, RELEASING)):
+        if use.operation:
+            return True
+        try:
+            record = store.get_study(use.study)
+        except StudyNotFound:
+            return True
+        if record.uid != use.uid or record.terminal:
+            return True
+    return False
+
+
+def _pools(deps: Deps, pool: NodePool) -> NodePools:
+    pools = deps.node_pools
+    if pools is None or pools.provider != pool.provider:
+        raise NoNodePools(f"nodePool.provider: no {pool.provider} node pools are configured for this service")
+    return pools
+
+
+def _provision(record: StudyRecord, pool: NodePool, deps: Deps) -> list[Event]:
+    use = PoolUse(uid=record.uid, study=record.name, pool=pool.name, provider=pool.provider,
+                  capacity=pool.capacity, machine_types=pool.machine_types, max_nodes=pool.max_nodes,
+                  shared=pool.shared, requested_at=deps.clock())
+    try:
+        change = _pools(deps, pool).ensure(pool)
+    except PermanentError as exc:
+        deps.store.save_pool_use(replace(use, phase=POOL_FAILED, message=str(exc)))
+        return complete(record, deps, Decision(FAILED, f"node pool {pool.name}: {exc}"))
+    use = replace(use, operation=change.operation, created=change.created)
+    if change.operation is None:
+        use = replace(use, phase=READY, ready_at=deps.clock())
+    deps.store.save_pool_use(use)
+    return []
+
+
+def _advance(use: PoolUse, record: StudyRecord | None, deps: Deps) -> list[Event]:
+    """Check the pending operation; once the pool is ready and the study over, release it."""
+    events: list[Event] = []
+    pool = _pool_of(use, record)
+    if use.operation:
+        status = _pools(deps, pool).check(use.operation)
+        if not status.done:
+            return []
+        if status.error:
+            released_at = deps.clock() if use.phase == RELEASING else None
+            use = replace(use, phase=POOL_FAILED, operation=None, message=status.error, released_at=released_at)
+            if use.ready_at is None and record is not None and not record.terminal:
+                events = complete(record, deps, Decision(FAILED, f"node pool {use.pool}: {status.error}"))
+                record = deps.store.get_study(record.name)
+        elif use.phase == CREATING:
+            use = replace(use, phase=READY, operation=None, ready_at=deps.clock())
+        elif use.phase == RELEASING:
+            use = replace(use, phase=RELEASED, operation=None, released_at=deps.clock())
+    if (record is None or record.terminal) and use.phase in (READY, POOL_FAILED) and use.released_at is None:
+        use = _release(use, pool, deps)
+    deps.store.save_pool_use(use)
+    return events
+
+
+def _pool_of(use: PoolUse, record: StudyRecord | None) -> NodePool:
+    """The pool as its study asked for it (or as recorded, once the study is gone)."""
+    if record is not None and record.spec.node_pool is not None:
+        return record.spec.node_pool
+    return NodePool(use.pool, use.provider, use.capacity, use.machine_types, use.max_nodes, shared=use.shared)
+
+
+def _release(use: PoolUse, pool: NodePool, deps: Deps) -> PoolUse:
+    """Delete a pool of the study's own that nobody else uses; scale any other back to 0."""
+    deleting = not use.shared and not _used_by_others(use, deps)
+    if use.phase == POOL_FAILED and not deleting:
+        return replace(use, released_at=deps.clock())
+    pools = _pools(deps, pool)
+    try:
+        change: PoolChange = pools.delete(pool.name) if deleting else pools.scale_back(pool)
+    except NodePoolFailed as exc:
+        return replace(use, phase=POOL_FAILED, message=f"releasing the pool: {exc}", released_at=deps.clock())
+    use = replace(use, deleted=deleting)
+    if change.operation is None:
+        return replace(use, phase=RELEASED, operation=None, released_at=deps.clock())
+    return replace(use, phase=RELEASING, operation=change.operation)
+
+
+def _used_by_others(use: PoolUse, deps: Deps) -> bool:
+    """Whether another running study uses the same pool."""
+    for other in deps.store.pool_uses(POOL_IN_USE, pool=use.pool):
+        if other.uid == use.uid or other.provider != use.provider:
+            continue
+        try:
+            record = deps.store.get_study(other.study)
+        except StudyNotFound:
+            continue
+        if record.uid == other.uid and not record.terminal:
+            return True
+    return False

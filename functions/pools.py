@@ -1,0 +1,42 @@
+"""Wiring of node pools: the adapter the settings name, and the check a submitted study passes.
+
+With no node-pool settings nothing is built, and a study without ``nodePool`` runs as before.
+"""
+
+from __future__ import annotations
+
+from functions.core.errors import InvalidStudy, Problem
+from functions.core.ports import NodePools
+from functions.core.spec import Study
+from functions.settings import Settings
+
+_NEEDS = {"gke": "KATUNA_GKE_PROJECT, KATUNA_GKE_LOCATION and KATUNA_GKE_CLUSTER",
+          "eks": "KATUNA_EKS_CLUSTER, KATUNA_EKS_SUBNETS and KATUNA_EKS_NODE_ROLE"}
+
+
+def node_pools(settings: Settings) -> NodePools | None:
+    """The configured cloud's node-pool adapter (its SDK imported only then), or None."""
+    if settings.gke_cluster:
+        from infra import gke
+
+        cluster = gke.GkeCluster(settings.gke_project, settings.gke_location, settings.gke_cluster)
+        return gke.GkeNodePools(cluster, gke.client(settings.gke_endpoint))
+    if settings.eks_cluster:
+        from infra import eks
+
+        cluster = eks.EksCluster(settings.eks_cluster, settings.eks_subnets, settings.eks_node_role)
+        return eks.EksNodePools(cluster, *eks.clients(settings.eks_region))
+    return None
+
+
+def check_node_pool(spec: Study, settings: Settings, runs_jobs: bool) -> None:
+    """A study's node pool must be one this process can provision, for trials that run as Jobs."""
+    pool = spec.node_pool
+    if pool is None:
+        return
+    if not runs_jobs:
+        raise InvalidStudy([Problem("nodePool", "trials run on this machine here; a node pool is for trials run as "
+                                                "Kubernetes Jobs (katuna serve --executor kubernetes, or Knative)")])
+    if settings.node_pool_provider != pool.provider:
+        raise InvalidStudy([Problem("nodePool.provider", f"no {pool.provider} node pools are configured for this "
+                                                         f"service; set {_NEEDS[pool.provider]}")])

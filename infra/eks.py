@@ -1,0 +1,243 @@
+"""EKS managed node groups through ``boto3``: the only module that imports it.
+
+Requests are built as plain dicts by pure functions (what ``--dry-run`` prints is what is
+sent); ``clientRequestToken`` is derived from the request, so a repeated create is the same
+create. Node groups have no operation ids: a pending change is ``create:``, ``update:`` or
+``delete:`` and the group's name, checked against the group's status. Tags given to
+``create_nodegroup`` never reach its Auto Scaling group, so once the group is active katuna
+tags the group with cluster-autoscaler's node-template labels and taint: that is how the
+autoscaler knows a group of 0 nodes would fit a pending trial.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError, WaiterError
+
+from functions.core.cluster import TRIAL_TAINT
+from functions.core.errors import TemporaryError
+from functions.core.nodepool import (
+    EKS,
+    ON_DEMAND,
+    SPOT,
+    NodePool,
+    NodePoolFailed,
+    OperationStatus,
+    PoolChange,
+    PoolStatus,
+)
+
+TEMPLATE = "k8s.io/cluster-autoscaler/node-template"
+_TEMPORARY = {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded",
+              "ServiceUnavailableException", "ServerException", "InternalFailure", "InternalError"}
+_TOKEN = uuid.UUID("0b7c3c1e-8d0a-4f3b-a2a5-6a1f0d9e4c21")
+
+
+@dataclass(frozen=True)
+class EksCluster:
+    """The cluster whose node groups are managed; subnets and node role are needed to create."""
+
+    name: str
+    subnets: tuple[str, ...] = ()
+    node_role: str | None = None
+
+
+def _token(request: dict[str, Any]) -> str:
+    """The same request always carries the same idempotency token."""
+    return str(uuid.uuid5(_TOKEN, json.dumps(request, sort_keys=True)))
+
+
+def create_request(cluster: EksCluster, pool: NodePool) -> dict[str, Any]:
+    """``create_nodegroup``: 0 nodes at first, scaling 0..max, tainted for trials only."""
+    request: dict[str, Any] = {
+        "clusterName": cluster.name,
+        "nodegroupName": pool.name,
+        "scalingConfig": {"minSize": 0, "maxSize": pool.max_nodes, "desiredSize": 0},
+        "subnets": list(cluster.subnets),
+        "instanceTypes": list(pool.machine_types),
+        "capacityType": "ON_DEMAND" if pool.capacity == ON_DEMAND else "SPOT",
+        "nodeRole": cluster.node_role,
+        "labels": pool.node_labels,
+        "taints": [{"key": TRIAL_TAINT["key"], "value": TRIAL_TAINT["value"], "effect": "NO_SCHEDULE"}],
+        "tags": {"app.kubernetes.io/managed-by": "katuna", "katuna.dev/pool": pool.name},
+    }
+    if pool.disk_size_gb is not None:
+        request["diskSize"] = pool.disk_size_gb
+    request["clientRequestToken"] = _token(request)
+    return request
+
+
+def scaling_request(cluster: EksCluster, name: str, min_size: int, max_size: int) -> dict[str, Any]:
+    """``update_nodegroup_config`` of the scaling limits only (the autoscaler owns the desired size)."""
+    request = {"clusterName": cluster.name, "nodegroupName": name,
+               "scalingConfig": {"minSize": min_size, "maxSize": max_size}}
+    return {**request, "clientRequestToken": _token(request)}
+
+
+def name_request(cluster: EksCluster, name: str) -> dict[str, Any]:
+    """``describe_nodegroup`` and ``delete_nodegroup`` take the cluster and group names only."""
+    return {"clusterName": cluster.name, "nodegroupName": name}
+
+
+def template_tags(group: str, pool: NodePool, capacity_type: str) -> list[dict[str, Any]]:
+    """cluster-autoscaler's node-template tags for an Auto Scaling group: the labels trials
+    select on and the taint they tolerate."""
+    labels = {**pool.node_labels, "eks.amazonaws.com/nodegroup": pool.name,
+              "eks.amazonaws.com/capacityType": capacity_type}
+    tags = {f"{TEMPLATE}/label/{key}": value for key, value in labels.items()}
+    tags[f"{TEMPLATE}/taint/{TRIAL_TAINT['key']}"] = f"{TRIAL_TAINT['value']}:{TRIAL_TAINT['effect']}"
+    return [{"ResourceId": group, "ResourceType": "auto-scaling-group", "Key": key, "Value": value,
+             "PropagateAtLaunch": False} for key, value in sorted(tags.items())]
+
+
+def clients(region: str | None = None) -> tuple[Any, Any]:
+    """EKS and Auto Scaling clients from the standard chain (profile, environment,
+    ``AWS_ENDPOINT_URL``)."""
+    session = boto3.session.Session(region_name=region)
+    return session.client("eks"), session.client("autoscaling")
+
+
+def _code(exc: ClientError) -> str:
+    return exc.response.get("Error", {}).get("Code", "")
+
+
+def _translate(exc: Exception) -> Exception:
+    if isinstance(exc, ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        message = exc.response.get("Error", {}).get("Message", str(exc))
+        if _code(exc) in _TEMPORARY or status >= 500:
+            return TemporaryError(f"EKS: {_code(exc)}: {message}")
+        return NodePoolFailed(f"EKS refused the request: {_code(exc)}: {message}")
+    return TemporaryError(f"EKS is unreachable: {exc}")
+
+
+class EksNodePools:
+    """Implements :class:`functions.core.ports.NodePools` for one EKS cluster."""
+
+    provider = EKS
+
+    def __init__(self, cluster: EksCluster, eks: Any, autoscaling: Any) -> None:
+        self.cluster = cluster
+        self.eks = eks
+        self.autoscaling = autoscaling
+
+    def _call(self, method: str, request: dict[str, Any], absent_ok: bool = False) -> dict[str, Any] | None:
+        try:
+            return getattr(self.eks, method)(**request)
+        except ClientError as exc:
+            if absent_ok and _code(exc) == "ResourceNotFoundException":
+                return None
+            raise _translate(exc) from exc
+        except BotoCoreError as exc:
+            raise _translate(exc) from exc
+
+    def _group(self, name: str) -> dict[str, Any] | None:
+        found = self._call("describe_nodegroup", name_request(self.cluster, name), absent_ok=True)
+        return found["nodegroup"] if found else None
+
+    def ensure(self, pool: NodePool) -> PoolChange:
+        if not self.cluster.subnets or not self.cluster.node_role:
+            raise NodePoolFailed("EKS node groups need subnets and a node role (KATUNA_EKS_SUBNETS, "
+                                 "KATUNA_EKS_NODE_ROLE)")
+        try:
+            self.eks.create_nodegroup(**create_request(self.cluster, pool))
+            return PoolChange("create:" + pool.name, created=True)
+        except ClientError as exc:
+            if _code(exc) != "ResourceInUseException":
+                raise _translate(exc) from exc
+        except BotoCoreError as exc:
+            raise _translate(exc) from exc
+        group = self._group(pool.name)
+        if group is None:
+            raise TemporaryError(f"EKS: node group {pool.name} exists and is gone again; try again")
+        status = group["status"]
+        if status == "CREATING":
+            return PoolChange("create:" + pool.name)
+        if status in ("DELETING", "UPDATING"):
+            raise TemporaryError(f"EKS: node group {pool.name} is {status.lower()}; try again when it is done")
+        if status == "CREATE_FAILED":
+            raise NodePoolFailed(f"EKS node group {pool.name} failed to create: {_issues(group)}")
+        scaling = group["scalingConfig"]
+        if scaling["maxSize"] >= pool.max_nodes:
+            self._tag(group, pool)
+            return PoolChange()
+        self._call("update_nodegroup_config", scaling_request(self.cluster, pool.name, scaling["minSize"],
+                                                              pool.max_nodes))
+        return PoolChange("update:" + pool.name)
+
+    def scale_back(self, pool: NodePool) -> PoolChange:
+        group = self._group(pool.name)
+        if group is None or group["scalingConfig"]["minSize"] == 0:
+            return PoolChange()
+        self._call("update_nodegroup_config", scaling_request(self.cluster, pool.name, 0,
+                                                              group["scalingConfig"]["maxSize"]))
+        return PoolChange("update:" + pool.name)
+
+    def delete(self, name: str) -> PoolChange:
+        found = self._call("delete_nodegroup", name_request(self.cluster, name), absent_ok=True)
+        return PoolChange("delete:" + name) if found else PoolChange()
+
+    def check(self, operation: str) -> OperationStatus:
+        kind, _, name = operation.partition(":")
+        group = self._group(name)
+        if kind == "delete":
+            if group is None:
+                return OperationStatus(True)
+            failed = group["status"] == "DELETE_FAILED"
+            return OperationStatus(failed, f"could not delete node group {name}: {_issues(group)}" if failed else None)
+        if group is None:
+            return OperationStatus(True, f"node group {name} disappeared")
+        if group["status"] == "CREATE_FAILED":
+            return OperationStatus(True, f"node group {name} failed to create: {_issues(group)}")
+        if group["status"] in ("CREATING", "UPDATING"):
+            return OperationStatus(False)
+        self._tag(group, _pool_of(group))
+        return OperationStatus(True)
+
+    def _tag(self, group: dict[str, Any], pool: NodePool) -> None:
+        """Tag the group's Auto Scaling groups for scale-up from zero (repeating it changes nothing)."""
+        tags = [tag for asg in group.get("resources", {}).get("autoScalingGroups", [])
+                for tag in template_tags(asg["name"], pool, group.get("capacityType", "ON_DEMAND"))]
+        if not tags:
+            return
+        try:
+            self.autoscaling.create_or_update_tags(Tags=tags)
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate(exc) from exc
+
+    def wait(self, operation: str, delay: int = 30, attempts: int = 60) -> OperationStatus:
+        """Block until a change is done, with boto3's waiters (for the provisioning script)."""
+        kind, _, name = operation.partition(":")
+        waiter = self.eks.get_waiter("nodegroup_deleted" if kind == "delete" else "nodegroup_active")
+        try:
+            waiter.wait(**name_request(self.cluster, name), WaiterConfig={"Delay": delay, "MaxAttempts": attempts})
+        except WaiterError as exc:
+            return OperationStatus(True, f"node group {name}: {exc}")
+        return self.check(operation)
+
+    def describe(self, name: str) -> PoolStatus | None:
+        group = self._group(name)
+        if group is None:
+            return None
+        scaling = group.get("scalingConfig", {})
+        capacity = SPOT if group.get("capacityType") == "SPOT" else ON_DEMAND
+        return PoolStatus(name, group["status"], scaling.get("minSize", 0), scaling.get("maxSize", 0), capacity,
+                          tuple(group.get("instanceTypes") or ()))
+
+
+def _issues(group: dict[str, Any]) -> str:
+    issues = group.get("health", {}).get("issues", [])
+    return "; ".join(f"{i.get('code')}: {i.get('message')}" for i in issues) or group["status"]
+
+
+def _pool_of(group: dict[str, Any]) -> NodePool:
+    """The pool a node group stands for, from its own description."""
+    labels = {k: v for k, v in (group.get("labels") or {}).items() if k != "katuna.dev/pool"}
+    capacity = SPOT if group.get("capacityType") == "SPOT" else ON_DEMAND
+    return NodePool(group["nodegroupName"], EKS, capacity, tuple(group.get("instanceTypes") or ()),
+                    group.get("scalingConfig", {}).get("maxSize", 1), labels=tuple(sorted(labels.items())))

@@ -1,0 +1,237 @@
+"""GKE node pools through ``google-cloud-container``: the only module that imports it.
+
+Requests are built as plain dicts by pure functions (what ``--dry-run`` prints is what is
+sent). Long-running changes return the operation's full name
+(``projects/P/locations/L/operations/ID``: GKE answers with the id only) to check later.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from google.api_core import exceptions as google_errors
+from google.api_core.client_options import ClientOptions
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import container_v1
+
+from functions.core.cluster import TRIAL_TAINT
+from functions.core.errors import TemporaryError
+from functions.core.nodepool import (
+    GKE,
+    ON_DEMAND,
+    PREEMPTIBLE,
+    SPOT,
+    NodePool,
+    NodePoolFailed,
+    OperationStatus,
+    PoolChange,
+    PoolStatus,
+)
+
+POOL_TOKEN = "pool:"
+"""An operation that is a pool's own status: an existing pool found still provisioning."""
+_PENDING = ("PROVISIONING", "RECONCILING", "STOPPING")
+
+
+@dataclass(frozen=True)
+class GkeCluster:
+    """The cluster whose node pools are managed."""
+
+    project: str
+    location: str
+    cluster: str
+
+    @property
+    def parent(self) -> str:
+        return f"projects/{self.project}/locations/{self.location}/clusters/{self.cluster}"
+
+    def pool_path(self, name: str) -> str:
+        return f"{self.parent}/nodePools/{name}"
+
+    def operation_path(self, operation: str) -> str:
+        if operation.startswith("projects/"):
+            return operation
+        return f"projects/{self.project}/locations/{self.location}/operations/{operation}"
+
+
+def autoscaling(pool: NodePool, max_nodes: int, min_nodes: int = 0) -> dict[str, Any]:
+    """Pool-wide limits; spot and preemptible capacity is taken from any zone that has it."""
+    return {"enabled": True, "total_min_node_count": min_nodes, "total_max_node_count": max_nodes,
+            "location_policy": "BALANCED" if pool.capacity == ON_DEMAND else "ANY"}
+
+
+def create_request(cluster: GkeCluster, pool: NodePool) -> dict[str, Any]:
+    """``create_node_pool``: no nodes at first, autoscaling 0..max, tainted for trials only."""
+    config: dict[str, Any] = {
+        "machine_type": pool.machine_types[0],
+        "labels": pool.node_labels,
+        "taints": [{"key": TRIAL_TAINT["key"], "value": TRIAL_TAINT["value"], "effect": "NO_SCHEDULE"}],
+        "oauth_scopes": ["https://www.googleapis.com/auth/cloud-platform"],
+    }
+    if pool.capacity == SPOT:
+        config["spot"] = True
+    elif pool.capacity == PREEMPTIBLE:
+        config["preemptible"] = True
+    if pool.disk_size_gb is not None:
+        config["disk_size_gb"] = pool.disk_size_gb
+    if pool.accelerators:
+        config["accelerators"] = [
+            {"accelerator_type": kind, "accelerator_count": count,
+             "gpu_driver_installation_config": {"gpu_driver_version": "DEFAULT"}}
+            for kind, count in pool.accelerators
+        ]
+    return {"parent": cluster.parent, "node_pool": {
+        "name": pool.name,
+        "initial_node_count": 0,
+        "config": config,
+        "autoscaling": autoscaling(pool, pool.max_nodes),
+        "management": {"auto_repair": True, "auto_upgrade": True},
+    }}
+
+
+def autoscaling_request(cluster: GkeCluster, pool: NodePool, max_nodes: int, min_nodes: int = 0) -> dict[str, Any]:
+    return {"name": cluster.pool_path(pool.name), "autoscaling": autoscaling(pool, max_nodes, min_nodes)}
+
+
+def name_request(cluster: GkeCluster, name: str) -> dict[str, Any]:
+    """``get_node_pool`` and ``delete_node_pool`` take the pool's full name only."""
+    return {"name": cluster.pool_path(name)}
+
+
+def client(endpoint: str | None = None) -> container_v1.ClusterManagerClient:
+    """Application Default Credentials; a plain-HTTP endpoint (a local stand-in) gets anonymous ones."""
+    if endpoint is None:
+        return container_v1.ClusterManagerClient()
+    credentials = AnonymousCredentials() if endpoint.startswith("http://") else None
+    return container_v1.ClusterManagerClient(transport="rest", credentials=credentials,
+                                             client_options=ClientOptions(api_endpoint=endpoint))
+
+
+def _status_name(exc: google_errors.GoogleAPICallError) -> str:
+    """The canonical status (``FAILED_PRECONDITION``), which REST answers carry in their body."""
+    if exc.grpc_status_code is not None:
+        return exc.grpc_status_code.name
+    try:
+        return json.loads(exc.response.text)["error"]["status"]
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return ""
+
+
+def _translate(exc: Exception) -> Exception:
+    """Throttling, server errors, an unreachable API and a cluster busy with another operation
+    are temporary; every other refusal is permanent, with the cloud's message."""
+    if isinstance(exc, google_errors.GoogleAPICallError):
+        status = _status_name(exc)
+        busy = status in ("ABORTED", "UNAVAILABLE") or (status == "FAILED_PRECONDITION" and "operation" in exc.message)
+        if isinstance(exc, (google_errors.TooManyRequests, google_errors.ServerError)) or busy:
+            return TemporaryError(f"GKE: {exc.message}")
+        return NodePoolFailed(f"GKE refused the request: {exc.message}")
+    return TemporaryError(f"GKE is unreachable: {exc}")
+
+
+class GkeNodePools:
+    """Implements :class:`functions.core.ports.NodePools` for one GKE cluster."""
+
+    provider = GKE
+
+    def __init__(self, cluster: GkeCluster, api: container_v1.ClusterManagerClient) -> None:
+        self.cluster = cluster
+        self.api = api
+
+    def _call(self, method: str, request: dict[str, Any]) -> Any:
+        try:
+            return getattr(self.api, method)(request=request)
+        except (google_errors.GoogleAPICallError, google_errors.RetryError, OSError) as exc:
+            raise _translate(exc) from exc
+
+    def _operation(self, operation: Any) -> PoolChange:
+        return PoolChange(self.cluster.operation_path(operation.name))
+
+    def _get(self, name: str) -> container_v1.NodePool | None:
+        try:
+            return self.api.get_node_pool(request=name_request(self.cluster, name))
+        except google_errors.NotFound:
+            return None
+        except (google_errors.GoogleAPICallError, google_errors.RetryError, OSError) as exc:
+            raise _translate(exc) from exc
+
+    def ensure(self, pool: NodePool) -> PoolChange:
+        try:
+            operation = self.api.create_node_pool(request=create_request(self.cluster, pool))
+            return PoolChange(self.cluster.operation_path(operation.name), created=True)
+        except (google_errors.Conflict, google_errors.AlreadyExists):
+            pass
+        except (google_errors.GoogleAPICallError, google_errors.RetryError, OSError) as exc:
+            raise _translate(exc) from exc
+        current = self._get(pool.name)
+        if current is None:
+            raise TemporaryError(f"GKE: node pool {pool.name} exists and is gone again; try again")
+        state = container_v1.NodePool.Status(current.status).name
+        if state in _PENDING:
+            return PoolChange(POOL_TOKEN + pool.name)
+        limits = _limits(current)
+        if current.autoscaling.enabled and limits[1] >= pool.max_nodes:
+            return PoolChange()
+        return self._operation(self._call("set_node_pool_autoscaling",
+                                          autoscaling_request(self.cluster, pool, pool.max_nodes, limits[0])))
+
+    def scale_back(self, pool: NodePool) -> PoolChange:
+        current = self._get(pool.name)
+        if current is None or (current.autoscaling.enabled and _limits(current)[0] == 0):
+            return PoolChange()
+        limit = max(_limits(current)[1], 1)
+        return self._operation(self._call("set_node_pool_autoscaling",
+                                          autoscaling_request(self.cluster, pool, limit)))
+
+    def delete(self, name: str) -> PoolChange:
+        try:
+            return self._operation(self.api.delete_node_pool(request=name_request(self.cluster, name)))
+        except google_errors.NotFound:
+            return PoolChange()
+        except (google_errors.GoogleAPICallError, google_errors.RetryError, OSError) as exc:
+            raise _translate(exc) from exc
+
+    def check(self, operation: str) -> OperationStatus:
+        if operation.startswith(POOL_TOKEN):
+            current = self._get(operation[len(POOL_TOKEN):])
+            if current is None:
+                return OperationStatus(True, "the node pool disappeared while it was being created")
+            state = container_v1.NodePool.Status(current.status).name
+            if state == "ERROR":
+                return OperationStatus(True, current.status_message or "the node pool is in error")
+            return OperationStatus(state not in _PENDING)
+        found = self._call("get_operation", {"name": operation})
+        if found.status != container_v1.Operation.Status.DONE:
+            return OperationStatus(False)
+        error = found.error.message if found.error and found.error.message else found.status_message
+        return OperationStatus(True, error or None)
+
+    def wait(self, operation: str, interval: float = 5.0, timeout: float = 1800.0) -> OperationStatus:
+        """Poll an operation until it is done (for the provisioning script, never a request)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.check(operation)
+            if status.done or time.monotonic() > deadline:
+                return status
+            time.sleep(interval)
+
+    def describe(self, name: str) -> PoolStatus | None:
+        current = self._get(name)
+        if current is None:
+            return None
+        config = current.config
+        capacity = SPOT if config.spot else PREEMPTIBLE if config.preemptible else ON_DEMAND
+        low, high = _limits(current)
+        return PoolStatus(name, container_v1.NodePool.Status(current.status).name, low, high, capacity,
+                          (config.machine_type,) if config.machine_type else ())
+
+
+def _limits(pool: container_v1.NodePool) -> tuple[int, int]:
+    """The autoscaling minimum and maximum, pool-wide or per zone, whichever the pool uses."""
+    scaling = pool.autoscaling
+    if scaling.total_max_node_count:
+        return scaling.total_min_node_count, scaling.total_max_node_count
+    return scaling.min_node_count, scaling.max_node_count

@@ -1,0 +1,160 @@
+"""The GKE adapter: the real google-cloud-container client over REST against a loopback GKE API."""
+
+from __future__ import annotations
+
+import pytest
+from gke_stub import GkeStub
+
+from functions.core.errors import TemporaryError
+from functions.core.nodepool import NodePool, NodePoolFailed, OperationStatus, PoolChange
+from infra import gke
+
+CLUSTER = gke.GkeCluster("proj", "europe-west4", "tuning")
+POOLS_PATH = "/v1/projects/proj/locations/europe-west4/clusters/tuning/nodePools"
+OPERATIONS = "projects/proj/locations/europe-west4/operations/"
+ANY, BALANCED, NO_SCHEDULE = 2, 1, 1
+
+
+@pytest.fixture
+def stub():
+    server = GkeStub()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def pools(stub: GkeStub) -> gke.GkeNodePools:
+    return gke.GkeNodePools(CLUSTER, gke.client(stub.url))
+
+
+def spot_pool(**overrides) -> NodePool:
+    fields = dict(name="katuna-digits", provider="gke", capacity="spot", machine_types=("n2-standard-8",),
+                  max_nodes=5, disk_size_gb=50, labels=(("team", "vision"),))
+    return NodePool(**(fields | overrides))
+
+
+def test_a_spot_pool_is_created_tainted_labelled_and_autoscaling_from_zero(stub: GkeStub, pools: gke.GkeNodePools):
+    change = pools.ensure(spot_pool(accelerators=(("nvidia-l4", 1),)))
+    assert change == PoolChange(OPERATIONS + "operation-1", created=True)
+    [(method, path, body)] = stub.calls()
+    assert (method, path) == ("POST", POOLS_PATH)
+    assert body == {"nodePool": {
+        "name": "katuna-digits",
+        "config": {
+            "machineType": "n2-standard-8", "diskSizeGb": 50, "spot": True,
+            "oauthScopes": ["https://www.googleapis.com/auth/cloud-platform"],
+            "labels": {"team": "vision", "katuna.dev/pool": "katuna-digits"},
+            "taints": [{"key": "katuna.dev/trial", "value": "true", "effect": NO_SCHEDULE}],
+            "accelerators": [{"acceleratorType": "nvidia-l4", "acceleratorCount": "1",
+                              "gpuDriverInstallationConfig": {"gpuDriverVersion": 2}}],
+        },
+        "autoscaling": {"enabled": True, "totalMaxNodeCount": 5, "locationPolicy": ANY},
+        "management": {"autoRepair": True, "autoUpgrade": True},
+    }}, "0 initial nodes and a minimum of 0 are proto defaults, left out of the JSON"
+    assert "minNodeCount" not in body["nodePool"]["autoscaling"] and "maxNodeCount" not in body["nodePool"]["autoscaling"]
+
+
+def test_the_request_is_built_purely_and_sent_unchanged():
+    request = gke.create_request(CLUSTER, spot_pool(capacity="preemptible", disk_size_gb=None))
+    assert request == {"parent": "projects/proj/locations/europe-west4/clusters/tuning", "node_pool": {
+        "name": "katuna-digits", "initial_node_count": 0,
+        "config": {"machine_type": "n2-standard-8", "labels": {"team": "vision", "katuna.dev/pool": "katuna-digits"},
+                   "taints": [{"key": "katuna.dev/trial", "value": "true", "effect": "NO_SCHEDULE"}],
+                   "oauth_scopes": ["https://www.googleapis.com/auth/cloud-platform"], "preemptible": True},
+        "autoscaling": {"enabled": True, "total_min_node_count": 0, "total_max_node_count": 5,
+                        "location_policy": "ANY"},
+        "management": {"auto_repair": True, "auto_upgrade": True},
+    }}
+
+
+def test_on_demand_capacity_is_balanced_across_zones(stub: GkeStub, pools: gke.GkeNodePools):
+    pools.ensure(spot_pool(capacity="on-demand"))
+    config = stub.calls("POST")[0][2]["nodePool"]
+    assert "spot" not in config["config"] and "preemptible" not in config["config"]
+    assert config["autoscaling"]["locationPolicy"] == BALANCED
+
+
+def test_ensuring_an_existing_pool_is_success_and_changes_nothing(stub: GkeStub, pools: gke.GkeNodePools):
+    assert pools.check(pools.ensure(spot_pool()).operation) == OperationStatus(True)
+    stub.requests.clear()
+    assert pools.ensure(spot_pool()) == PoolChange()
+    assert [(m, p.rsplit("/", 1)[1]) for m, p, _ in stub.calls()] == [("POST", "nodePools"), ("GET", "katuna-digits")]
+
+
+def test_a_study_needing_more_nodes_raises_the_maximum_and_keeps_the_minimum(stub: GkeStub, pools: gke.GkeNodePools):
+    pools.check(pools.ensure(spot_pool()).operation)
+    stub.pools["katuna-digits"]["autoscaling"]["totalMinNodeCount"] = 1
+    change = pools.ensure(spot_pool(max_nodes=12))
+    assert change.operation == OPERATIONS + "operation-2" and not change.created
+    assert stub.calls("POST", ":setAutoscaling")[0][2] == {"autoscaling": {
+        "enabled": True, "totalMinNodeCount": 1, "totalMaxNodeCount": 12, "locationPolicy": ANY}}
+
+
+def test_an_operation_is_pending_until_done(stub: GkeStub, pools: gke.GkeNodePools):
+    stub.polls = 2
+    operation = pools.ensure(spot_pool()).operation
+    assert [pools.check(operation).done for _ in range(3)] == [False, False, True]
+    assert stub.requests[-1][1] == "/v1/" + OPERATIONS + "operation-1"
+    assert pools.describe("katuna-digits").state == "RUNNING"
+
+
+def test_a_pool_found_provisioning_is_waited_for_through_its_status(stub: GkeStub, pools: gke.GkeNodePools):
+    stub.polls = 1
+    pools.ensure(spot_pool())
+    change = pools.ensure(spot_pool())
+    assert change == PoolChange("pool:katuna-digits")
+    assert not pools.check(change.operation).done
+    stub.pools["katuna-digits"]["status"] = "RUNNING"
+    assert pools.check(change.operation) == OperationStatus(True)
+
+
+def test_a_failed_operation_reports_the_clouds_message(stub: GkeStub, pools: gke.GkeNodePools):
+    stub.fail_next = "Insufficient regional quota to satisfy request: resource \"CPUS\""
+    status = pools.check(pools.ensure(spot_pool()).operation)
+    assert status == OperationStatus(True, "Insufficient regional quota to satisfy request: resource \"CPUS\"")
+
+
+@pytest.mark.parametrize("code,message,error", [
+    (400, "Invalid machine type n2-standard-999", NodePoolFailed),
+    (403, "Required \"container.clusters.update\" permission", NodePoolFailed),
+    (429, "Rate limit exceeded", TemporaryError),
+    (503, "The service is currently unavailable", TemporaryError),
+])
+def test_refusals_are_permanent_and_throttling_or_outages_temporary(stub, pools, code, message, error):
+    stub.refuse_next = (code, message)
+    with pytest.raises(error, match=message):
+        pools.ensure(spot_pool())
+    assert "katuna-digits" not in stub.pools
+
+
+def test_a_cluster_busy_with_another_operation_is_temporary(stub: GkeStub, pools: gke.GkeNodePools):
+    stub.refuse_next = (400, "Cluster is running incompatible operation operation-7.", "FAILED_PRECONDITION")
+    with pytest.raises(TemporaryError, match="incompatible operation"):
+        pools.ensure(spot_pool())
+
+
+def test_scale_back_lowers_the_minimum_to_zero_only_when_needed(stub: GkeStub, pools: gke.GkeNodePools):
+    pools.check(pools.ensure(spot_pool()).operation)
+    assert pools.scale_back(spot_pool()) == PoolChange()
+    stub.pools["katuna-digits"]["autoscaling"]["totalMinNodeCount"] = 2
+    change = pools.scale_back(spot_pool())
+    assert pools.check(change.operation).done
+    assert stub.calls("POST", ":setAutoscaling")[-1][2]["autoscaling"] == {
+        "enabled": True, "totalMaxNodeCount": 5, "locationPolicy": ANY}
+    assert pools.describe("katuna-digits").min_nodes == 0
+
+
+def test_deleting_returns_an_operation_and_deleting_an_absent_pool_is_success(stub, pools):
+    pools.check(pools.ensure(spot_pool()).operation)
+    change = pools.delete("katuna-digits")
+    assert change.operation == OPERATIONS + "operation-2"
+    assert pools.check(change.operation) == OperationStatus(True)
+    assert pools.describe("katuna-digits") is None
+    assert pools.delete("katuna-digits") == PoolChange()
+    assert stub.calls("DELETE")[-1][1] == POOLS_PATH + "/katuna-digits"
+
+
+def test_an_unreachable_api_is_temporary(stub: GkeStub):
+    stub.close()
+    with pytest.raises(TemporaryError, match="unreachable"):
+        gke.GkeNodePools(CLUSTER, gke.client(stub.url)).ensure(spot_pool())
