@@ -18,6 +18,7 @@ from typing import Any
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError, WaiterError
+from botocore.parsers import ResponseParserError
 
 from functions.core.cluster import TRIAL_TAINT
 from functions.core.errors import TemporaryError
@@ -98,8 +99,11 @@ def template_tags(group: str, pool: NodePool, capacity_type: str) -> list[dict[s
 def clients(region: str | None = None) -> tuple[Any, Any]:
     """EKS and Auto Scaling clients from the standard chain (profile, environment,
     ``AWS_ENDPOINT_URL``)."""
-    session = boto3.session.Session(region_name=region)
-    return session.client("eks"), session.client("autoscaling")
+    try:
+        session = boto3.session.Session(region_name=region)
+        return session.client("eks"), session.client("autoscaling")
+    except BotoCoreError as exc:
+        raise NodePoolFailed(f"cannot reach EKS: {exc}") from exc
 
 
 def _code(exc: ClientError) -> str:
@@ -133,7 +137,7 @@ class EksNodePools:
             if absent_ok and _code(exc) == "ResourceNotFoundException":
                 return None
             raise _translate(exc) from exc
-        except BotoCoreError as exc:
+        except (BotoCoreError, ResponseParserError) as exc:
             raise _translate(exc) from exc
 
     def _group(self, name: str) -> dict[str, Any] | None:
@@ -150,7 +154,7 @@ class EksNodePools:
         except ClientError as exc:
             if _code(exc) != "ResourceInUseException":
                 raise _translate(exc) from exc
-        except BotoCoreError as exc:
+        except (BotoCoreError, ResponseParserError) as exc:
             raise _translate(exc) from exc
         group = self._group(pool.name)
         if group is None:
@@ -200,14 +204,20 @@ class EksNodePools:
         return OperationStatus(True)
 
     def _tag(self, group: dict[str, Any], pool: NodePool) -> None:
-        """Tag the group's Auto Scaling groups for scale-up from zero (repeating it changes nothing)."""
-        tags = [tag for asg in group.get("resources", {}).get("autoScalingGroups", [])
-                for tag in template_tags(asg["name"], pool, group.get("capacityType", "ON_DEMAND"))]
-        if not tags:
+        """Tag the group's Auto Scaling groups for scale-up from zero, where a tag is missing."""
+        names = [asg["name"] for asg in group.get("resources", {}).get("autoScalingGroups", [])]
+        if not names:
             return
         try:
-            self.autoscaling.create_or_update_tags(Tags=tags)
-        except (ClientError, BotoCoreError) as exc:
+            found = self.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=names)["AutoScalingGroups"]
+            missing = []
+            for asg in found:
+                present = {(t["Key"], t["Value"]) for t in asg.get("Tags", [])}
+                missing += [t for t in template_tags(asg["AutoScalingGroupName"], pool, group.get("capacityType", "ON_DEMAND"))
+                            if (t["Key"], t["Value"]) not in present]
+            if missing:
+                self.autoscaling.create_or_update_tags(Tags=missing)
+        except (ClientError, BotoCoreError, ResponseParserError) as exc:
             raise _translate(exc) from exc
 
     def wait(self, operation: str, delay: int = 30, attempts: int = 60) -> OperationStatus:

@@ -15,6 +15,7 @@ from typing import Any
 from google.api_core import exceptions as google_errors
 from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
+from google.auth.exceptions import DefaultCredentialsError
 from google.cloud import container_v1
 
 from functions.core.cluster import TRIAL_TAINT
@@ -103,11 +104,14 @@ def name_request(cluster: GkeCluster, name: str) -> dict[str, Any]:
 
 def client(endpoint: str | None = None) -> container_v1.ClusterManagerClient:
     """Application Default Credentials; a plain-HTTP endpoint (a local stand-in) gets anonymous ones."""
-    if endpoint is None:
-        return container_v1.ClusterManagerClient()
-    credentials = AnonymousCredentials() if endpoint.startswith("http://") else None
-    return container_v1.ClusterManagerClient(transport="rest", credentials=credentials,
-                                             client_options=ClientOptions(api_endpoint=endpoint))
+    try:
+        if endpoint is None:
+            return container_v1.ClusterManagerClient()
+        credentials = AnonymousCredentials() if endpoint.startswith("http://") else None
+        return container_v1.ClusterManagerClient(transport="rest", credentials=credentials,
+                                                 client_options=ClientOptions(api_endpoint=endpoint))
+    except DefaultCredentialsError as exc:
+        raise NodePoolFailed(f"no Google Cloud credentials (Application Default Credentials): {exc}") from exc
 
 
 def _status_name(exc: google_errors.GoogleAPICallError) -> str:
@@ -120,15 +124,23 @@ def _status_name(exc: google_errors.GoogleAPICallError) -> str:
         return ""
 
 
+def _message(exc: google_errors.GoogleAPICallError) -> str:
+    """The cloud's own message (a REST error's ``message`` names the URL first)."""
+    try:
+        return json.loads(exc.response.text)["error"]["message"]
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return exc.message
+
+
 def _translate(exc: Exception) -> Exception:
     """Throttling, server errors, an unreachable API and a cluster busy with another operation
     are temporary; every other refusal is permanent, with the cloud's message."""
     if isinstance(exc, google_errors.GoogleAPICallError):
-        status = _status_name(exc)
-        busy = status in ("ABORTED", "UNAVAILABLE") or (status == "FAILED_PRECONDITION" and "operation" in exc.message)
+        status, message = _status_name(exc), _message(exc)
+        busy = status in ("ABORTED", "UNAVAILABLE") or (status == "FAILED_PRECONDITION" and "operation" in message)
         if isinstance(exc, (google_errors.TooManyRequests, google_errors.ServerError)) or busy:
-            return TemporaryError(f"GKE: {exc.message}")
-        return NodePoolFailed(f"GKE refused the request: {exc.message}")
+            return TemporaryError(f"GKE: {message}")
+        return NodePoolFailed(f"GKE refused the request: {message}")
     return TemporaryError(f"GKE is unreachable: {exc}")
 
 

@@ -1,0 +1,223 @@
+"""The provisioning script: a cluster's spot/preemptible node pool for trials, once per cluster.
+
+    python -m infra.provision gke up --project P --location L --cluster C --pool trials --max-nodes 10
+    python -m infra.provision eks up --cluster C --nodegroup trials --instance-types m5.xlarge,m5a.xlarge \\
+        --max-nodes 10 --subnets subnet-a,subnet-b --node-role arn:aws:iam::123456789012:role/nodes
+
+``up`` creates the pool (autoscaling from 0, tainted ``katuna.dev/trial=true:NoSchedule``) or,
+when it exists, raises its maximum if it is lower, and waits until it is ready; run again, it
+changes nothing. ``down`` deletes it and waits; ``status`` prints its state and autoscaling
+limits as JSON. ``--dry-run`` prints the exact API request as JSON and calls nothing.
+Credentials come from the SDKs' standard chains (Application Default Credentials; the AWS
+profile or environment); ``--endpoint`` (GKE) and ``AWS_ENDPOINT_URL`` point at another API.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from functions.core.errors import KatunaError
+from functions.core.nodepool import EKS, GKE, NodePool, PoolChange, parse_node_pool
+from functions.core.reader import Reader
+
+FLAGS = {"name": "--pool", "machineType": "--machine-type", "maxNodes": "--max-nodes", "labels": "--label",
+         "instanceTypes": "--instance-types", "capacity": "--spot/--on-demand"}
+
+
+def _labels(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
+    labels = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected key=value, got {item!r}")
+        labels[key] = value
+    return labels
+
+
+def _csv(_ctx: click.Context, _param: click.Parameter, value: str | None) -> list[str]:
+    return [part.strip() for part in (value or "").split(",") if part.strip()]
+
+
+def _pool(section: dict[str, Any], name_flag: str) -> NodePool:
+    """The pool the flags describe, checked by the same rules as a study's ``nodePool``."""
+    reader = Reader()
+    pool = parse_node_pool(reader, {k: v for k, v in section.items() if v not in (None, {}, [])}, None, None)
+    if reader.problems:
+        flags = FLAGS | {"name": name_flag}
+        raise click.UsageError("; ".join(f"{flags.get(p.path.split('.')[1], p.path)}: {p.message}"
+                                         for p in reader.problems))
+    return pool
+
+
+def _print(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, sort_keys=True))
+
+
+def _dry_run(call: str, request: dict[str, Any]) -> None:
+    _print({"call": call, "request": request})
+
+
+def _run(adapter: Callable[[], Any], action: Callable[[Any], PoolChange], pool: str, done: str) -> None:
+    """Build the adapter, act, wait for the change and print how the pool stands; a refusal
+    from the cloud is an error message and exit code 1."""
+    try:
+        pools = adapter()
+        _finish(pools, action(pools), pool, done)
+    except KatunaError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
+def _finish(pools: Any, change: PoolChange, pool: str, done: str) -> None:
+    if change.operation is None:
+        click.echo(f"node pool {pool}: nothing to change", err=True)
+    else:
+        click.echo(f"node pool {pool}: waiting for {change.operation}", err=True)
+        status = pools.wait(change.operation)
+        if status.error:
+            click.echo(f"error: node pool {pool}: {status.error}", err=True)
+            sys.exit(1)
+        click.echo(f"node pool {pool}: {done}", err=True)
+    described = pools.describe(pool)
+    _print(described.to_dict() if described else {"pool": pool, "state": "ABSENT"})
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Provision katuna's node pool for trials on GKE or EKS."""
+
+
+@main.group(name="gke")
+def gke_group() -> None:
+    """A GKE node pool (google-cloud-container)."""
+
+
+def gke_options(command: Callable) -> Callable:
+    for option in reversed([
+        click.option("--project", required=True, help="Google Cloud project id."),
+        click.option("--location", required=True, help="The cluster's region or zone."),
+        click.option("--cluster", required=True, help="The GKE cluster."),
+        click.option("--pool", required=True, help="The node pool's name."),
+        click.option("--endpoint", help="Another API endpoint (a local stand-in: http://127.0.0.1:PORT)."),
+        click.option("--dry-run", is_flag=True, help="Print the API request as JSON; call nothing."),
+    ]):
+        command = option(command)
+    return command
+
+
+def _gke(project: str, location: str, cluster: str, endpoint: str | None) -> tuple[Any, Any, Any]:
+    """The adapter module, the cluster, and how to build the adapter (each cloud's SDK is
+    imported only by the commands of that cloud)."""
+    from infra import gke
+
+    where = gke.GkeCluster(project, location, cluster)
+    return gke, where, (lambda: gke.GkeNodePools(where, gke.client(endpoint)))
+
+
+@gke_group.command(name="up")
+@gke_options
+@click.option("--machine-type", default="e2-standard-4", show_default=True, help="The machine type of every node.")
+@click.option("--max-nodes", type=int, default=3, show_default=True, help="The autoscaling maximum (minimum: 0).")
+@click.option("--spot", "capacity", flag_value="spot", default=True, help="Spot VMs (the default).")
+@click.option("--preemptible", "capacity", flag_value="preemptible", help="Preemptible VMs.")
+@click.option("--on-demand", "capacity", flag_value="on-demand", help="Standard VMs.")
+@click.option("--label", "labels", multiple=True, callback=_labels, metavar="KEY=VALUE", help="A node label (repeat).")
+def gke_up(project, location, cluster, pool, endpoint, dry_run, machine_type, max_nodes, capacity, labels) -> None:
+    """Create the node pool, or raise its maximum; wait until it is ready."""
+    spec = _pool({"name": pool, "provider": GKE, "capacity": capacity, "machineType": machine_type,
+                  "maxNodes": max_nodes, "labels": labels}, "--pool")
+    gke, where, pools = _gke(project, location, cluster, endpoint)
+    if dry_run:
+        return _dry_run("create_node_pool", gke.create_request(where, spec))
+    _run(pools, lambda adapter: adapter.ensure(spec), pool, "ready")
+
+
+@gke_group.command(name="down")
+@gke_options
+def gke_down(project, location, cluster, pool, endpoint, dry_run) -> None:
+    """Delete the node pool and wait until it is gone (an absent pool is fine)."""
+    gke, where, pools = _gke(project, location, cluster, endpoint)
+    if dry_run:
+        return _dry_run("delete_node_pool", gke.name_request(where, pool))
+    _run(pools, lambda adapter: adapter.delete(pool), pool, "deleted")
+
+
+@gke_group.command(name="status")
+@gke_options
+def gke_status(project, location, cluster, pool, endpoint, dry_run) -> None:
+    """Print the node pool's state and autoscaling limits as JSON."""
+    gke, where, pools = _gke(project, location, cluster, endpoint)
+    if dry_run:
+        return _dry_run("get_node_pool", gke.name_request(where, pool))
+    _run(pools, lambda adapter: PoolChange(), pool, "")
+
+
+@main.group(name="eks")
+def eks_group() -> None:
+    """An EKS managed node group (boto3)."""
+
+
+def eks_options(command: Callable) -> Callable:
+    for option in reversed([
+        click.option("--cluster", required=True, help="The EKS cluster."),
+        click.option("--nodegroup", required=True, help="The managed node group's name."),
+        click.option("--dry-run", is_flag=True, help="Print the API request as JSON; call nothing."),
+    ]):
+        command = option(command)
+    return command
+
+
+def _eks(cluster: str, subnets: list[str] = (), node_role: str | None = None) -> tuple[Any, Any, Any]:
+    from infra import eks
+
+    where = eks.EksCluster(cluster, tuple(subnets), node_role)
+    return eks, where, (lambda: eks.EksNodePools(where, *eks.clients()))
+
+
+@eks_group.command(name="up")
+@eks_options
+@click.option("--instance-types", callback=_csv, default="m5.xlarge,m5a.xlarge,m6i.xlarge", show_default=True,
+              help="Instance types, comma-separated (several give spot capacity more pools to come from).")
+@click.option("--max-nodes", type=int, default=3, show_default=True, help="The autoscaling maximum (minimum: 0).")
+@click.option("--subnets", callback=_csv, required=True, help="Subnet ids, comma-separated.")
+@click.option("--node-role", required=True, metavar="ARN", help="The IAM role of the nodes.")
+@click.option("--spot", "capacity", flag_value="spot", default=True, help="Spot instances (the default).")
+@click.option("--on-demand", "capacity", flag_value="on-demand", help="On-demand instances.")
+@click.option("--label", "labels", multiple=True, callback=_labels, metavar="KEY=VALUE", help="A node label (repeat).")
+def eks_up(cluster, nodegroup, dry_run, instance_types, max_nodes, subnets, node_role, capacity, labels) -> None:
+    """Create the node group, or raise its maximum; wait until it is active."""
+    spec = _pool({"name": nodegroup, "provider": EKS, "capacity": capacity, "instanceTypes": instance_types,
+                  "maxNodes": max_nodes, "labels": labels}, "--nodegroup")
+    eks, where, pools = _eks(cluster, subnets, node_role)
+    if dry_run:
+        return _dry_run("create_nodegroup", eks.create_request(where, spec))
+    _run(pools, lambda adapter: adapter.ensure(spec), nodegroup, "active")
+
+
+@eks_group.command(name="down")
+@eks_options
+def eks_down(cluster, nodegroup, dry_run) -> None:
+    """Delete the node group and wait until it is gone (an absent one is fine)."""
+    eks, where, pools = _eks(cluster)
+    if dry_run:
+        return _dry_run("delete_nodegroup", eks.name_request(where, nodegroup))
+    _run(pools, lambda adapter: adapter.delete(nodegroup), nodegroup, "deleted")
+
+
+@eks_group.command(name="status")
+@eks_options
+def eks_status(cluster, nodegroup, dry_run) -> None:
+    """Print the node group's state and scaling limits as JSON."""
+    eks, where, pools = _eks(cluster)
+    if dry_run:
+        return _dry_run("describe_nodegroup", eks.name_request(where, nodegroup))
+    _run(pools, lambda adapter: PoolChange(), nodegroup, "")
+
+
+if __name__ == "__main__":
+    main()

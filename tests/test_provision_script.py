@@ -1,0 +1,167 @@
+"""``python -m infra.provision``, run as a user runs it: a subprocess against a loopback GKE API
+and moto's server mode (``AWS_ENDPOINT_URL``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+from gke_stub import GkeStub
+
+ROOT = Path(__file__).parent.parent
+GKE_FLAGS = ["--project", "proj", "--location", "europe-west4", "--cluster", "tuning", "--pool", "trials"]
+EKS_FLAGS = ["--cluster", "tuning", "--nodegroup", "trials"]
+ROLE = "arn:aws:iam::123456789012:role/katuna-nodes"
+
+
+def provision(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "infra.provision", *args], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=60)
+
+
+@pytest.fixture
+def stub():
+    server = GkeStub()
+    yield server
+    server.close()
+
+
+def test_gke_dry_run_prints_the_exact_request_and_calls_nothing(stub: GkeStub):
+    result = provision("gke", "up", *GKE_FLAGS, "--machine-type", "n2-standard-8", "--max-nodes", "10",
+                       "--preemptible", "--label", "team=vision", "--label", "tier=batch",
+                       "--endpoint", stub.url, "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"call": "create_node_pool", "request": {
+        "parent": "projects/proj/locations/europe-west4/clusters/tuning",
+        "node_pool": {
+            "name": "trials", "initial_node_count": 0,
+            "config": {"machine_type": "n2-standard-8", "preemptible": True,
+                       "labels": {"team": "vision", "tier": "batch", "katuna.dev/pool": "trials"},
+                       "taints": [{"key": "katuna.dev/trial", "value": "true", "effect": "NO_SCHEDULE"}],
+                       "oauth_scopes": ["https://www.googleapis.com/auth/cloud-platform"]},
+            "autoscaling": {"enabled": True, "total_min_node_count": 0, "total_max_node_count": 10,
+                            "location_policy": "ANY"},
+            "management": {"auto_repair": True, "auto_upgrade": True},
+        }}}
+    assert stub.requests == []
+    down = provision("gke", "down", *GKE_FLAGS, "--endpoint", stub.url, "--dry-run")
+    assert json.loads(down.stdout) == {"call": "delete_node_pool", "request": {
+        "name": "projects/proj/locations/europe-west4/clusters/tuning/nodePools/trials"}}
+    assert stub.requests == []
+
+
+def test_gke_up_twice_changes_nothing_the_second_time_then_status_and_down(stub: GkeStub):
+    flags = [*GKE_FLAGS, "--endpoint", stub.url]
+    first = provision("gke", "up", *flags, "--max-nodes", "4", "--spot")
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout) == {"pool": "trials", "state": "RUNNING", "minNodes": 0, "maxNodes": 4,
+                                        "capacity": "spot", "machineTypes": ["e2-standard-4"]}
+    assert [m for m, _, _ in stub.calls()] == ["POST", "GET"]
+    stub.requests.clear()
+    second = provision("gke", "up", *flags, "--max-nodes", "4", "--spot")
+    assert second.returncode == 0 and "nothing to change" in second.stderr
+    assert [(m, p.rsplit("/", 1)[1]) for m, p, _ in stub.requests] == [("POST", "nodePools"), ("GET", "trials"),
+                                                                        ("GET", "trials")]
+    status = provision("gke", "status", *flags)
+    assert json.loads(status.stdout)["maxNodes"] == 4
+    down = provision("gke", "down", *flags)
+    assert down.returncode == 0 and json.loads(down.stdout) == {"pool": "trials", "state": "ABSENT"}
+    assert provision("gke", "down", *flags).returncode == 0, "an absent pool is already down"
+
+
+def test_gke_up_reports_a_failed_operation_and_a_refusal(stub: GkeStub):
+    stub.fail_next = "Insufficient regional quota to satisfy request: resource \"CPUS\""
+    failed = provision("gke", "up", *GKE_FLAGS, "--endpoint", stub.url)
+    assert failed.returncode == 1 and "Insufficient regional quota" in failed.stderr
+    stub.refuse_next = (400, "Invalid machine type n9-huge")
+    refused = provision("gke", "up", *GKE_FLAGS, "--pool", "other", "--machine-type", "n9-huge",
+                        "--endpoint", stub.url)
+    assert refused.returncode == 1 and "GKE refused the request: Invalid machine type n9-huge" in refused.stderr
+
+
+def test_bad_flags_are_named():
+    result = provision("eks", "up", *EKS_FLAGS, "--subnets", "s-1", "--node-role", ROLE, "--max-nodes", "0",
+                       "--label", "novalue", "--dry-run")
+    assert result.returncode == 2 and "--label" in result.stderr and "expected key=value" in result.stderr
+    result = provision("eks", "up", *EKS_FLAGS, "--subnets", "s-1", "--node-role", ROLE, "--max-nodes", "0",
+                       "--dry-run")
+    assert result.returncode == 2 and "--max-nodes: expected an integer from 1 to 1000" in result.stderr
+
+
+def test_eks_dry_run_prints_the_exact_request():
+    result = provision("eks", "up", *EKS_FLAGS, "--instance-types", "m5.xlarge,m5a.xlarge", "--max-nodes", "8",
+                       "--subnets", "subnet-1,subnet-2", "--node-role", ROLE, "--spot", "--label", "team=vision",
+                       "--dry-run", env={"AWS_ENDPOINT_URL": "http://127.0.0.1:9"})
+    assert result.returncode == 0, result.stderr
+    printed = json.loads(result.stdout)
+    token = printed["request"].pop("clientRequestToken")
+    assert len(token) == 36
+    assert printed == {"call": "create_nodegroup", "request": {
+        "clusterName": "tuning", "nodegroupName": "trials",
+        "scalingConfig": {"minSize": 0, "maxSize": 8, "desiredSize": 0},
+        "subnets": ["subnet-1", "subnet-2"], "instanceTypes": ["m5.xlarge", "m5a.xlarge"],
+        "capacityType": "SPOT", "nodeRole": ROLE,
+        "labels": {"team": "vision", "katuna.dev/pool": "trials"},
+        "taints": [{"key": "katuna.dev/trial", "value": "true", "effect": "NO_SCHEDULE"}],
+        "tags": {"app.kubernetes.io/managed-by": "katuna", "katuna.dev/pool": "trials"},
+    }}
+    again = provision("eks", "up", *EKS_FLAGS, "--instance-types", "m5.xlarge,m5a.xlarge", "--max-nodes", "8",
+                      "--subnets", "subnet-1,subnet-2", "--node-role", ROLE, "--spot", "--label", "team=vision",
+                      "--dry-run")
+    assert json.loads(again.stdout)["request"]["clientRequestToken"] == token, "the same request, the same token"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def moto_server():
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-p", str(port)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "eu-west-1"}
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            assert time.monotonic() < deadline and server.poll() is None, "moto server did not start"
+            time.sleep(0.1)
+    yield env
+    server.terminate()
+    server.wait(timeout=10)
+
+
+def test_eks_up_twice_status_and_down_against_moto_server(moto_server: dict[str, str]):
+    client = boto3.client("eks", endpoint_url=moto_server["AWS_ENDPOINT_URL"], region_name="eu-west-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    client.create_cluster(name="tuning", roleArn=ROLE, resourcesVpcConfig={"subnetIds": ["subnet-1"]})
+    up = ["eks", "up", *EKS_FLAGS, "--max-nodes", "5", "--subnets", "subnet-1,subnet-2", "--node-role", ROLE]
+    first = provision(*up, env=moto_server)
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout) == {"pool": "trials", "state": "ACTIVE", "minNodes": 0, "maxNodes": 5,
+                                        "capacity": "spot", "machineTypes": ["m5.xlarge", "m5a.xlarge", "m6i.xlarge"]}
+    before = client.describe_nodegroup(clusterName="tuning", nodegroupName="trials")["nodegroup"]
+    second = provision(*up, env=moto_server)
+    assert second.returncode == 0 and "nothing to change" in second.stderr
+    after = client.describe_nodegroup(clusterName="tuning", nodegroupName="trials")["nodegroup"]
+    assert after["modifiedAt"] == before["modifiedAt"] and after["scalingConfig"] == before["scalingConfig"]
+    raised = provision(*[a if a != "5" else "9" for a in up], env=moto_server)
+    assert raised.returncode == 0 and json.loads(raised.stdout)["maxNodes"] == 9
+    status = provision("eks", "status", *EKS_FLAGS, env=moto_server)
+    assert json.loads(status.stdout)["state"] == "ACTIVE"
+    down = provision("eks", "down", *EKS_FLAGS, env=moto_server)
+    assert down.returncode == 0 and json.loads(down.stdout) == {"pool": "trials", "state": "ABSENT"}
+    assert client.list_nodegroups(clusterName="tuning")["nodegroups"] == []
