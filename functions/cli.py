@@ -195,6 +195,13 @@ def show(name: str, db: str | None, as_json: bool) -> None:
     best = view["best"]
     if isinstance(best, dict):
         console.print(f"best: trial {best['number']} value {best['value']:.6g} params {best['params']}")
+    pool = view["nodePool"]
+    if pool:
+        console.print(f"node pool: {pool['pool']} ({pool['provider']}, {pool['capacity']}, "
+                      f"{', '.join(pool['machineTypes'])}, up to {pool['maxNodes']} nodes) {pool['phase']}"
+                      f"{' and deleted' if pool['deleted'] else ''}: {pool['hours']:.2f} h, "
+                      f"at most {pool['maxNodeHours']:.2f} node-hours"
+                      + (f"; {pool['message']}" if pool["message"] else ""), highlight=False)
 
 
 @main.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from functions.core.ports import Store
@@ -66,4 +67,11 @@ def study_view(store: Store, record: StudyRecord) -> dict[str, Any]:
         "createdAt": record.created_at,
         "startedAt": record.started_at,
         "completedAt": record.completed_at,
+        "nodePool": _node_pool(store, record),
     }
+
+
+def _node_pool(store: Store, record: StudyRecord) -> dict[str, Any] | None:
+    """Which pool the trials ran on, with what capacity, and for how long (for node-hours)."""
+    use = store.pool_use(record.uid)
+    return use.to_dict(time.time()) if use is not None else None

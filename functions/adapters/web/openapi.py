@@ -45,7 +45,17 @@ _SCHEMAS: dict[str, Any] = {
         "trials": {"type": "integer"}, "counts": {"type": "object"},
         "best": {"oneOf": [{"$ref": "#/components/schemas/Trial"}, {"type": "null"},
                            {"type": "array", "items": {"$ref": "#/components/schemas/Trial"}}]},
+        "nodePool": {"oneOf": [{"$ref": "#/components/schemas/NodePoolUse"}, {"type": "null"}]},
         "definition": {"type": "object"}, "links": {"type": "object"}}},
+    "NodePoolUse": {"type": "object", "description": "The node pool the study's trials ran on, and its lifetime",
+                    "required": ["pool", "provider", "capacity", "phase"], "properties": {
+        "pool": {"type": "string"}, "provider": {"enum": ["gke", "eks"]},
+        "capacity": {"enum": ["spot", "preemptible", "on-demand"]},
+        "machineTypes": {"type": "array", "items": {"type": "string"}}, "maxNodes": {"type": "integer"},
+        "shared": {"type": "boolean"}, "phase": {"enum": ["creating", "ready", "releasing", "released", "failed"]},
+        "created": {"type": "boolean"}, "deleted": {"type": "boolean"}, "message": {"type": ["string", "null"]},
+        "requestedAt": {"type": "number"}, "readyAt": {"type": ["number", "null"]},
+        "releasedAt": {"type": ["number", "null"]}, "hours": {"type": "number"}, "maxNodeHours": {"type": "number"}}},
     "Submitted": {"type": "object", "required": ["name", "status", "links"], "properties": {
         "name": {"type": "string"}, "status": {"type": "string"}, "links": {"type": "object"}}},
 }

@@ -1,0 +1,95 @@
+"""A study on a GKE spot pool, end to end: ``katuna serve`` with the Kubernetes executor against
+the loopback Kubernetes API, node pools through the real GKE client against the loopback GKE API."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import yaml
+from conftest import study_definition
+from gke_stub import GkeStub
+from http_helpers import Service
+from kube_stub import KubeStub
+
+from functions.adapters import cloudevents_http
+from functions.adapters.sqlite_store import SqliteStore
+from functions.core.events import study_completed, study_created
+
+
+@pytest.fixture(scope="module")
+def clouds(tmp_path_factory: pytest.TempPathFactory):
+    kube, gke = KubeStub(), GkeStub()
+    gke.polls = 1
+    service = Service(tmp_path_factory.mktemp("pools"), workers=1, KATUNA_EXECUTOR="kubernetes", KATUNA_K8S_API=kube.url,
+                      KATUNA_K8S_NAMESPACE="pools", KATUNA_GKE_PROJECT="proj", KATUNA_GKE_LOCATION="europe-west4",
+                      KATUNA_GKE_CLUSTER="tuning", KATUNA_GKE_ENDPOINT=gke.url)
+    yield service, kube, gke
+    service.close()
+    gke.close()
+    kube.close()
+
+
+def post_event(service: Service, event) -> int:
+    headers, body = cloudevents_http.to_http(event)
+    return service.request("POST", "/functions/provision", body, headers)[0]
+
+
+def wait_for_pool(service: Service, name: str, phase: str, timeout: float = 30) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pool = service.json("GET", f"/studies/{name}")[1]["nodePool"]
+        if pool and pool["phase"] == phase:
+            return pool
+        time.sleep(0.2)
+    raise AssertionError(f"the pool of {name} is not {phase}: {pool}")
+
+
+def test_a_study_runs_on_its_own_spot_pool_which_is_deleted_after(clouds):
+    service, kube, gke = clouds
+    definition = study_definition(name="spot", maxTrials=2, parallelism=1)
+    definition["trialTemplate"]["image"] = "python:3.12"
+    definition["nodePool"] = {"provider": "gke", "machineType": "n2-standard-4", "maxNodes": 3,
+                              "labels": {"team": "vision"}}
+    status, _, body = service.request("POST", "/studies", yaml.safe_dump(definition),
+                                      {"Content-Type": "application/yaml"})
+    assert status == 201, body
+    assert service.wait_for("spot")["status"] == "completed"
+    pool = wait_for_pool(service, "spot", "released")
+    assert (pool["pool"], pool["capacity"], pool["machineTypes"], pool["deleted"]) == (
+        "katuna-spot", "spot", ["n2-standard-4"], True)
+    assert pool["requestedAt"] <= pool["readyAt"] <= pool["releasedAt"]
+    created = gke.calls("POST", "/nodePools")
+    assert len(created) == 1 and created[0][2]["nodePool"]["config"]["labels"] == {
+        "team": "vision", "katuna.dev/pool": "katuna-spot"}
+    assert len(gke.calls("DELETE")) == 1 and gke.pools == {}
+    for name in ("spot-0", "spot-1"):
+        pod = kube.created_jobs[name]["spec"]["template"]["spec"]
+        assert pod["nodeSelector"] == {"cloud.google.com/gke-nodepool": "katuna-spot"}
+        assert {"key": "katuna.dev/trial", "operator": "Equal", "value": "true",
+                "effect": "NoSchedule"} in pod["tolerations"]
+
+    store = SqliteStore(service.workdir / "katuna.db")
+    uid = store.get_study("spot").uid
+    store.close()
+    requests = len(gke.requests)
+    again = [study_created("spot", uid), study_completed("spot", uid, "completed", "maxTrials reached")]
+    for event in again + again:
+        assert post_event(service, event) == 202
+    assert len(gke.requests) == requests, "redelivered events change nothing in the cloud"
+    assert service.json("GET", "/studies/spot")[1]["nodePool"] == pool
+
+
+def test_a_study_asking_for_another_cloud_is_refused_naming_the_field(clouds):
+    service, _, gke = clouds
+    definition = study_definition(name="elsewhere")
+    definition["trialTemplate"]["image"] = "python:3.12"
+    definition["nodePool"] = {"provider": "eks", "instanceTypes": ["m5.xlarge"]}
+    status, problems = service.json("POST", "/studies", body=json.dumps(definition),
+                                    headers={"Content-Type": "application/json"})
+    assert status == 422
+    assert problems["problems"][0]["path"] == "nodePool.provider"
+    assert "KATUNA_EKS_CLUSTER" in problems["problems"][0]["message"]
+    assert service.json("GET", "/studies/elsewhere")[0] == 404
+    assert not [r for r in gke.requests if "elsewhere" in json.dumps(r)]

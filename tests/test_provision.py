@@ -1,0 +1,254 @@
+"""The node-pool lifecycle of studies: the provision function through the real dispatcher, a
+SQLite store and the GKE adapter against the loopback GKE API; every event delivered twice."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+from conftest import study_definition
+from gke_stub import GkeStub
+
+from functions.adapters.local_executor import LocalExecutor
+from functions.adapters.sqlite_store import SqliteStore
+from functions.cli import main
+from functions.core.errors import InvalidStudy, TemporaryError
+from functions.core.events import Event, pool_check, study_completed, study_created
+from functions.core.records import StudyRecord
+from functions.core.validate import parse_study
+from functions.dispatch import Dispatcher
+from functions.handlers import Deps
+from functions.pools import check_node_pool
+from functions.settings import Settings
+from functions.views import study_view
+from infra import gke
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def stub():
+    server = GkeStub()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def world(stub: GkeStub, tmp_path: Path):
+    store = SqliteStore(tmp_path / "katuna.db")
+    pools = gke.GkeNodePools(gke.GkeCluster("proj", "europe-west4", "tuning"), gke.client(stub.url))
+    clock = Clock()
+    deps = Deps(store, LocalExecutor(tmp_path / "logs", lambda event: None), clock, pools)
+    yield Dispatcher(deps), store, clock
+    store.close()
+
+
+def pool_study(study: str, **pool) -> dict:
+    definition = study_definition(name=study)
+    definition["trialTemplate"]["image"] = "python:3.12"
+    definition["nodePool"] = {"provider": "gke", "machineType": "n2-standard-4", "maxNodes": 4, **pool}
+    return definition
+
+
+def submit(store: SqliteStore, definition: dict, uid: str) -> StudyRecord:
+    return store.add_study(StudyRecord(parse_study(definition), definition, "/tmp", uid, created_at=1.0))
+
+
+def deliver_twice(dispatcher: Dispatcher, event: Event) -> list[Event]:
+    first = dispatcher.deliver_to("provision", event)
+    assert dispatcher.deliver_to("provision", event) == first, "a redelivery changes nothing and emits the same"
+    return first
+
+
+def created(name: str, uid: str) -> Event:
+    return study_created(name, uid)
+
+
+def end(dispatcher: Dispatcher, store: SqliteStore, name: str, status: str = "completed") -> list[Event]:
+    record = store.get_study(name)
+    event = study_completed(name, record.uid, status, "maxTrials reached")
+    dispatcher.deliver_to("stop", event)
+    return deliver_twice(dispatcher, event)
+
+
+def test_a_study_creates_its_own_pool_and_deletes_it_after(world, stub: GkeStub):
+    dispatcher, store, clock = world
+    submit(store, pool_study("own"), "u1")
+    stub.polls = 1
+    assert deliver_twice(dispatcher, created("own", "u1")) == []
+    stub.polls = 0
+    assert deliver_twice(dispatcher, created("own", "u1")) == [], "a new study.created only checks"
+    assert [m for m, _, _ in stub.calls()] == ["POST"], "created once"
+    assert store.pool_use("u1").phase == "creating"
+    body = stub.calls("POST")[0][2]["nodePool"]
+    assert body["name"] == "katuna-own" and body["autoscaling"]["totalMaxNodeCount"] == 4
+    clock.now += 60
+    deliver_twice(dispatcher, pool_check())
+    use = store.pool_use("u1")
+    assert (use.phase, use.ready_at, use.operation) == ("ready", clock.now, None)
+    clock.now += 3600
+    assert end(dispatcher, store, "own") == []
+    assert store.pool_use("u1").phase == "releasing" and [m for m, _, _ in stub.calls("DELETE")] == ["DELETE"]
+    clock.now += 120
+    deliver_twice(dispatcher, pool_check())
+    summary = study_view(store, store.get_study("own"))["nodePool"]
+    assert summary | {"hours": None, "maxNodeHours": None} == {
+        "pool": "katuna-own", "provider": "gke", "capacity": "spot", "machineTypes": ["n2-standard-4"],
+        "maxNodes": 4, "shared": False, "phase": "released", "created": True, "deleted": True, "message": None,
+        "requestedAt": 1_000_000.0, "readyAt": 1_000_060.0, "releasedAt": 1_003_780.0,
+        "hours": None, "maxNodeHours": None}
+    assert summary["hours"] == pytest.approx(3780 / 3600, abs=1e-3)
+    assert summary["maxNodeHours"] == pytest.approx(4 * 3780 / 3600, abs=1e-3)
+    assert stub.pools == {}
+    deliver_twice(dispatcher, pool_check())
+    assert len(stub.calls("DELETE")) == 1, "a released pool is left alone"
+
+
+def test_a_shared_pool_is_only_scaled_back(world, stub: GkeStub):
+    dispatcher, store, _ = world
+    submit(store, pool_study("shared-a", name="trials", shared=True), "u1")
+    deliver_twice(dispatcher, created("shared-a", "u1"))
+    deliver_twice(dispatcher, pool_check())
+    stub.pools["trials"]["autoscaling"]["totalMinNodeCount"] = 2
+    end(dispatcher, store, "shared-a")
+    deliver_twice(dispatcher, pool_check())
+    assert stub.calls("DELETE") == []
+    assert stub.calls("POST", ":setAutoscaling")[0][2]["autoscaling"] == {
+        "enabled": True, "totalMaxNodeCount": 4, "locationPolicy": 2}
+    assert store.pool_use("u1").phase == "released" and not store.pool_use("u1").deleted
+
+
+def test_an_own_pool_another_running_study_uses_is_kept_until_the_last_one_ends(world, stub: GkeStub):
+    dispatcher, store, _ = world
+    submit(store, pool_study("first", name="trials"), "u1")
+    submit(store, pool_study("second", name="trials", maxNodes=6), "u2")
+    deliver_twice(dispatcher, created("first", "u1"))
+    deliver_twice(dispatcher, pool_check())
+    deliver_twice(dispatcher, created("second", "u2"))
+    assert stub.calls("POST", ":setAutoscaling")[0][2]["autoscaling"]["totalMaxNodeCount"] == 6, "raised"
+    deliver_twice(dispatcher, pool_check())
+    end(dispatcher, store, "first")
+    assert stub.calls("DELETE") == [] and store.pool_use("u1").phase == "released"
+    end(dispatcher, store, "second")
+    deliver_twice(dispatcher, pool_check())
+    assert len(stub.calls("DELETE")) == 1 and store.pool_use("u2").deleted and stub.pools == {}
+
+
+def test_a_permanent_refusal_fails_the_study_with_the_clouds_message(world, stub: GkeStub):
+    dispatcher, store, _ = world
+    submit(store, pool_study("bad-machine", machineType="n9-huge"), "u1")
+    stub.refuse_next = (400, "Invalid machine type n9-huge in zone europe-west4-a")
+    emitted = deliver_twice(dispatcher, created("bad-machine", "u1"))
+    record = store.get_study("bad-machine")
+    assert record.status == "failed"
+    assert record.reason == ("node pool katuna-bad-machine: GKE refused the request: "
+                             "Invalid machine type n9-huge in zone europe-west4-a")
+    assert [e.type for e in emitted] == ["dev.katuna.study.completed"]
+    assert store.pool_use("u1").phase == "failed"
+    deliver_twice(dispatcher, emitted[0])
+    assert store.pool_use("u1").released_at is not None, "nothing left to release: the pool never existed"
+
+
+def test_a_failed_operation_fails_the_study(world, stub: GkeStub):
+    dispatcher, store, _ = world
+    submit(store, pool_study("no-quota"), "u1")
+    stub.fail_next = "Insufficient regional quota to satisfy request: resource \"CPUS\""
+    deliver_twice(dispatcher, created("no-quota", "u1"))
+    emitted = deliver_twice(dispatcher, pool_check())
+    assert [e.type for e in emitted] == ["dev.katuna.study.completed"]
+    record = store.get_study("no-quota")
+    assert record.status == "failed" and "Insufficient regional quota" in record.reason
+    deliver_twice(dispatcher, emitted[0])
+    assert [m for m, _, _ in stub.calls("DELETE")] == ["DELETE"], "the pool left in error is deleted"
+
+
+def test_throttling_is_retried_and_leaves_nothing_stored(world, stub: GkeStub):
+    dispatcher, store, _ = world
+    submit(store, pool_study("busy"), "u1")
+    stub.refuse_next = (429, "Quota exceeded for quota metric 'Requests' (rate limit)")
+    event = created("busy", "u1")
+    with pytest.raises(TemporaryError, match="rate limit"):
+        dispatcher.deliver_to("provision", event)
+    assert store.pool_use("u1") is None and store.processed(event.id, "provision") is None
+    deliver_twice(dispatcher, event)
+    assert store.pool_use("u1").phase == "creating"
+
+
+def test_a_study_ending_while_its_pool_is_created_releases_it_once_created(world, stub: GkeStub):
+    dispatcher, store, _ = world
+    submit(store, pool_study("quick"), "u1")
+    stub.polls = 2
+    deliver_twice(dispatcher, created("quick", "u1"))
+    end(dispatcher, store, "quick", "stopped")
+    assert stub.calls("DELETE") == [] and store.pool_use("u1").phase == "creating"
+    deliver_twice(dispatcher, pool_check())
+    deliver_twice(dispatcher, pool_check())
+    assert store.pool_use("u1").phase == "releasing" and len(stub.calls("DELETE")) == 1
+
+
+def test_trials_land_on_the_pool():
+    spec = parse_study(pool_study("placed", name="trials"))
+    assert dict(spec.trial_cluster.node_selector) == {"cloud.google.com/gke-nodepool": "trials"}
+    assert {"key": "katuna.dev/trial", "operator": "Equal", "value": "true",
+            "effect": "NoSchedule"} in spec.trial_cluster.tolerations
+    eks = study_definition(name="eks-placed")
+    eks["nodePool"] = {"provider": "eks", "instanceTypes": ["m5.xlarge"], "capacity": "on-demand"}
+    eks["kubernetes"] = {"nodeSelector": {"team": "ml"}, "tolerations": []}
+    cluster = parse_study(eks).trial_cluster
+    assert dict(cluster.node_selector) == {"eks.amazonaws.com/nodegroup": "katuna-eks-placed", "team": "ml"}
+    assert [t["key"] for t in cluster.tolerations] == ["katuna.dev/trial"], "the pool's taint is always tolerated"
+
+
+def test_a_study_asking_for_a_pool_nobody_provides_is_refused_naming_the_field():
+    spec = parse_study(pool_study("orphan"))
+    with pytest.raises(InvalidStudy) as refused:
+        check_node_pool(spec, Settings(executor="kubernetes"), runs_jobs=True)
+    assert refused.value.problems[0].path == "nodePool.provider"
+    assert "KATUNA_GKE_PROJECT, KATUNA_GKE_LOCATION and KATUNA_GKE_CLUSTER" in refused.value.problems[0].message
+    with pytest.raises(InvalidStudy) as local:
+        check_node_pool(spec, Settings(gke_project="p", gke_location="l", gke_cluster="c"), runs_jobs=False)
+    assert local.value.problems[0].path == "nodePool"
+    check_node_pool(spec, Settings(gke_project="p", gke_location="l", gke_cluster="c"), runs_jobs=True)
+    check_node_pool(parse_study(study_definition()), Settings(), runs_jobs=False)
+
+
+def test_node_pool_problems_are_listed_with_their_field_paths():
+    definition = study_definition(name="bad-pool")
+    definition["nodePool"] = {"provider": "eks", "capacity": "preemptible", "machineType": "n2-standard-4",
+                              "maxNodes": 0, "diskSizeGb": 5, "accelerators": [{"type": "nvidia-l4"}],
+                              "labels": {"team": "a b"}, "shared": True, "zone": "x"}
+    with pytest.raises(InvalidStudy) as invalid:
+        parse_study(definition)
+    assert {p.path for p in invalid.value.problems} == {
+        "nodePool.zone", "nodePool.name", "nodePool.capacity", "nodePool.machineType", "nodePool.maxNodes",
+        "nodePool.diskSizeGb", "nodePool.accelerators", "nodePool.labels.team"}
+    definition["nodePool"] = {"machineType": "e2-standard-4"}
+    with pytest.raises(InvalidStudy, match="nodePool.provider: required"):
+        parse_study(definition)
+
+
+def test_the_node_pool_round_trips_and_defaults_to_one_node_per_parallel_trial():
+    spec = parse_study(pool_study("round", maxNodes=None))
+    assert spec.node_pool.max_nodes == spec.parallelism == 2
+    assert parse_study(spec.to_dict()) == spec
+
+
+def test_katuna_render_places_the_job_on_the_pool_and_katuna_run_refuses_a_pool(tmp_path: Path):
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(pool_study("rendered", name="trials")))
+    rendered = CliRunner().invoke(main, ["render", str(path), "--params", "x=1.5"])
+    assert rendered.exit_code == 0, rendered.output
+    pod = yaml.safe_load(rendered.output)["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"cloud.google.com/gke-nodepool": "trials"}
+    assert pod["tolerations"] == [{"key": "katuna.dev/trial", "operator": "Equal", "value": "true",
+                                   "effect": "NoSchedule"}]
+    ran = CliRunner().invoke(main, ["run", str(path), "--db", str(tmp_path / "k.db")])
+    assert ran.exit_code == 2 and "nodePool: trials run on this machine here" in ran.output
