@@ -119,3 +119,4 @@ def test_the_image_runs_the_app_factory():
 
     assert callable(getattr(web, entry))
     assert "requirements.lock" in dockerfile
+    assert "COPY infra ./infra" in dockerfile, "the node-pool adapters ship with the service"

@@ -116,6 +116,9 @@ def test_eks_dry_run_prints_the_exact_request():
                       "--subnets", "subnet-1,subnet-2", "--node-role", ROLE, "--spot", "--label", "team=vision",
                       "--dry-run")
     assert json.loads(again.stdout)["request"]["clientRequestToken"] == token, "the same request, the same token"
+    down = provision("eks", "down", *EKS_FLAGS, "--dry-run")
+    assert json.loads(down.stdout) == {"call": "delete_nodegroup",
+                                       "request": {"clusterName": "tuning", "nodegroupName": "trials"}}
 
 
 def _free_port() -> int:

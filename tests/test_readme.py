@@ -44,3 +44,24 @@ def test_the_make_targets_in_the_quick_start_exist():
     makefile = (Path(__file__).parent.parent / "Makefile").read_text()
     for target in re.findall(r"^make (\w+)", _blocks("sh")[0], flags=re.M):
         assert re.search(rf"^{target}:", makefile, flags=re.M), target
+
+
+def test_the_node_pool_example_is_valid():
+    section = next(b for b in _blocks("yaml") if b.startswith("nodePool:"))
+    spec, _ = load_study(next(b for b in _blocks("yaml") if b.startswith("name:")) + section)
+    pool = spec.node_pool
+    assert (pool.provider, pool.capacity, pool.machine_types, pool.max_nodes) == ("gke", "spot", ("n2-standard-8",), 8)
+    assert dict(spec.trial_cluster.node_selector) == {"cloud.google.com/gke-nodepool": "katuna-digits"}
+
+
+def test_every_provisioning_command_in_the_readme_uses_flags_the_script_has():
+    from infra.provision import main as provision
+
+    lines = [line.split() for block in _blocks("sh") for line in block.splitlines()
+             if line.startswith("python -m infra.provision ")]
+    assert {tuple(words[3:5]) for words in lines} >= {("gke", "up"), ("gke", "status"), ("eks", "up"), ("eks", "down")}
+    for words in lines:
+        result = CliRunner().invoke(provision, [*words[3:5], "--help"])
+        assert result.exit_code == 0, result.output
+        for option in re.findall(r"--[a-z-]+", " ".join(words)):
+            assert option in result.output, f"{option} of {' '.join(words[3:5])}"
