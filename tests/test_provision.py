@@ -14,12 +14,15 @@ from gke_stub import GkeStub
 from functions.adapters.local_executor import LocalExecutor
 from functions.adapters.sqlite_store import SqliteStore
 from functions.cli import main
+from functions.core.cluster import render_job
 from functions.core.errors import InvalidStudy, TemporaryError
 from functions.core.events import Event, pool_check, study_completed, study_created
-from functions.core.records import StudyRecord
+from functions.core.records import StudyRecord, TrialRecord
 from functions.core.validate import parse_study
 from functions.dispatch import Dispatcher
 from functions.handlers import Deps
+from functions.handlers.base import trial_launch
+from functions.handlers.provision import waiting_on_pools
 from functions.pools import check_node_pool
 from functions.settings import Settings
 from functions.views import study_view
@@ -129,9 +132,9 @@ def test_a_shared_pool_is_only_scaled_back(world, stub: GkeStub):
 def test_an_own_pool_another_running_study_uses_is_kept_until_the_last_one_ends(world, stub: GkeStub):
     dispatcher, store, _ = world
     submit(store, pool_study("first", name="trials"), "u1")
-    submit(store, pool_study("second", name="trials", maxNodes=6), "u2")
     deliver_twice(dispatcher, created("first", "u1"))
     deliver_twice(dispatcher, pool_check())
+    submit(store, pool_study("second", name="trials", maxNodes=6), "u2")
     deliver_twice(dispatcher, created("second", "u2"))
     assert stub.calls("POST", ":setAutoscaling")[0][2]["autoscaling"]["totalMaxNodeCount"] == 6, "raised"
     deliver_twice(dispatcher, pool_check())
@@ -252,3 +255,46 @@ def test_katuna_render_places_the_job_on_the_pool_and_katuna_run_refuses_a_pool(
                                    "effect": "NoSchedule"}]
     ran = CliRunner().invoke(main, ["run", str(path), "--db", str(tmp_path / "k.db")])
     assert ran.exit_code == 2 and "nodePool: trials run on this machine here" in ran.output
+
+
+def test_a_running_study_whose_provisioning_was_lost_gets_its_pool_on_the_next_tick(world, stub: GkeStub):
+    dispatcher, store, _ = world
+    submit(store, pool_study("lost"), "u1")
+    stub.refuse_next = (503, "backend unavailable")
+    with pytest.raises(TemporaryError):
+        dispatcher.deliver_to("provision", created("lost", "u1"))
+    assert waiting_on_pools(store)
+    deliver_twice(dispatcher, pool_check())
+    assert store.pool_use("u1").phase == "ready" and len(stub.calls("POST", "/nodePools")) == 2, "refused, then created"
+    assert not waiting_on_pools(store)
+
+
+def test_a_trial_spec_job_keeps_its_own_selector_and_lands_on_the_pool():
+    definition = pool_study("spec-pool", name="trials")
+    definition["trialTemplate"] = {"trialSpec": {
+        "apiVersion": "batch/v1", "kind": "Job",
+        "spec": {"template": {"spec": {
+            "nodeSelector": {"disk": "ssd"},
+            "tolerations": [{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}],
+            "containers": [{"name": "train", "image": "python:3.12",
+                            "command": ["python", "train.py", "--x=${trialParameters.x}"]}]}}}}}
+    record = StudyRecord(parse_study(definition), definition, "/tmp", "u1")
+    pod = render_job(trial_launch(record, TrialRecord("spec-pool", 0, {"x": 1.0})))["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"disk": "ssd", "cloud.google.com/gke-nodepool": "trials"}
+    assert [t["key"] for t in pod["tolerations"]] == ["gpu", "katuna.dev/trial"]
+
+
+def test_a_pool_found_while_another_study_creates_it_gets_the_larger_maximum_once_created(world, stub: GkeStub):
+    dispatcher, store, _ = world
+    submit(store, pool_study("early", name="trials", shared=True), "u1")
+    submit(store, pool_study("late", name="trials", shared=True, maxNodes=9), "u2")
+    stub.polls = 1
+    deliver_twice(dispatcher, created("early", "u1"))
+    deliver_twice(dispatcher, created("late", "u2"))
+    assert store.pool_use("u2").operation == "pool:trials" and not store.pool_use("u2").created
+    stub.polls = 0
+    for _ in range(3):
+        deliver_twice(dispatcher, pool_check())
+    assert stub.calls("POST", ":setAutoscaling")[0][2]["autoscaling"]["totalMaxNodeCount"] == 9
+    assert store.pool_use("u1").phase == store.pool_use("u2").phase == "ready"
+    assert list(stub.pools) == ["trials"] and stub.pools["trials"]["autoscaling"]["totalMaxNodeCount"] == 9

@@ -74,7 +74,8 @@ def local_process(trial_spec: Mapping[str, Any], primary: str | None, params: Ma
 def render(trial_spec: Mapping[str, Any], primary: str | None, params: Mapping[str, Any],
            metadata: Mapping[str, Any], required: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
     """The Job from the template: ``metadata`` (name, namespace, labels) and the ``required``
-    Job spec fields of katuna win; ``env`` is added to the primary container."""
+    Job spec fields of katuna win; katuna's node selector and tolerations (a node pool's, say)
+    are added to the template's; ``env`` is added to the primary container."""
     given = trial_spec.get("metadata") or {}
     labels = {**(given.get("labels") or {}), **metadata["labels"]}
     context = template.spec_context(metadata["name"], metadata["namespace"], labels=labels,
@@ -91,7 +92,11 @@ def render(trial_spec: Mapping[str, Any], primary: str | None, params: Mapping[s
     pod_template["metadata"]["labels"] = {**(pod_template["metadata"].get("labels") or {}), **metadata["labels"]}
     pod = pod_template.setdefault("spec", {})
     for key, value in required["template"]["spec"].items():
-        if key == "restartPolicy" or key not in pod:
+        if key == "nodeSelector":
+            pod[key] = {**(pod.get(key) or {}), **value}
+        elif key == "tolerations":
+            pod[key] = [*(pod.get(key) or []), *(t for t in value if t not in (pod.get(key) or []))]
+        elif key == "restartPolicy" or key not in pod:
             pod[key] = value
     container = primary_container(job, primary)
     container["env"] = [*(container.get("env") or []), *({"name": k, "value": v} for k, v in sorted(env.items()))]

@@ -54,8 +54,11 @@ def handle(event: Event, deps: Deps) -> list[Event]:
 
 
 def reconcile(deps: Deps) -> list[Event]:
-    """Move every pool use that waits on the cloud, or on its study's end, one step on."""
+    """Move every pool use that waits on the cloud, or on its study's end, one step on; and
+    provision the pool of a running study whose ``study.created`` never got that far."""
     events: list[Event] = []
+    for record in _unprovisioned(deps.store):
+        events += _provision(record, record.spec.node_pool, deps)
     for use in deps.store.pool_uses((CREATING, READY, RELEASING)):
         try:
             record = deps.store.get_study(use.study)
@@ -68,8 +71,16 @@ def reconcile(deps: Deps) -> list[Event]:
     return events
 
 
+def _unprovisioned(store: Store) -> list[StudyRecord]:
+    return [record for record in store.list_studies()
+            if record.spec.node_pool is not None and not record.terminal and store.pool_use(record.uid) is None]
+
+
 def waiting_on_pools(store: Store) -> bool:
-    """Whether a pool use waits on a cloud operation, or on being released after its study."""
+    """Whether a pool use waits on a cloud operation or on being released after its study, or
+    a running study still waits for its pool to be asked for."""
+    if _unprovisioned(store):
+        return True
     for use in store.pool_uses((CREATING, READY, RELEASING)):
         if use.operation:
             return True
@@ -119,6 +130,8 @@ def _advance(use: PoolUse, record: StudyRecord | None, deps: Deps) -> list[Event
             if use.ready_at is None and record is not None and not record.terminal:
                 events = complete(record, deps, Decision(FAILED, f"node pool {use.pool}: {status.error}"))
                 record = deps.store.get_study(record.name)
+        elif use.phase == CREATING and not use.created:
+            use, events = _ensure_found(use, pool, record, deps)
         elif use.phase == CREATING:
             use = replace(use, phase=READY, operation=None, ready_at=deps.clock())
         elif use.phase == RELEASING:
@@ -129,6 +142,21 @@ def _advance(use: PoolUse, record: StudyRecord | None, deps: Deps) -> list[Event
     return events
 
 
+def _ensure_found(use: PoolUse, pool: NodePool, record: StudyRecord | None, deps: Deps) -> tuple[PoolUse, list[Event]]:
+    """A pool found, not created: once its own change is done, ensure it again, since it may
+    still need the larger maximum this study asks for."""
+    try:
+        change = _pools(deps, pool).ensure(pool)
+    except PermanentError as exc:
+        use = replace(use, phase=POOL_FAILED, operation=None, message=str(exc))
+        if record is None or record.terminal:
+            return use, []
+        return use, complete(record, deps, Decision(FAILED, f"node pool {pool.name}: {exc}"))
+    if change.operation is not None:
+        return replace(use, operation=change.operation), []
+    return replace(use, phase=READY, operation=None, ready_at=deps.clock()), []
+
+
 def _pool_of(use: PoolUse, record: StudyRecord | None) -> NodePool:
     """The pool as its study asked for it (or as recorded, once the study is gone)."""
     if record is not None and record.spec.node_pool is not None:
@@ -137,9 +165,10 @@ def _pool_of(use: PoolUse, record: StudyRecord | None) -> NodePool:
 
 
 def _release(use: PoolUse, pool: NodePool, deps: Deps) -> PoolUse:
-    """Delete a pool of the study's own that nobody else uses; scale any other back to 0."""
+    """Delete a pool of the study's own that nobody else uses (one whose creation failed only if
+    this study created it); scale any other back to 0."""
     deleting = not use.shared and not _used_by_others(use, deps)
-    if use.phase == POOL_FAILED and not deleting:
+    if use.phase == POOL_FAILED and not (deleting and use.created):
         return replace(use, released_at=deps.clock())
     pools = _pools(deps, pool)
     try:
