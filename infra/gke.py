@@ -182,6 +182,10 @@ class GkeNodePools:
         if current is None:
             raise TemporaryError(f"GKE: node pool {pool.name} exists and is gone again; try again")
         state = container_v1.NodePool.Status(current.status).name
+        if state == "STOPPING":
+            raise TemporaryError(f"GKE: node pool {pool.name} is being deleted; try again when it is gone")
+        if state == "ERROR":
+            raise NodePoolFailed(f"GKE node pool {pool.name} is in error: {current.status_message or 'no message'}")
         if state in _PENDING:
             return PoolChange(POOL_TOKEN + pool.name)
         limits = _limits(current)

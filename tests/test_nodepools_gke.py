@@ -158,3 +158,13 @@ def test_an_unreachable_api_is_temporary(stub: GkeStub):
     stub.close()
     with pytest.raises(TemporaryError, match="unreachable"):
         gke.GkeNodePools(CLUSTER, gke.client(stub.url)).ensure(spot_pool())
+
+
+def test_an_existing_pool_in_error_is_a_refusal_and_one_being_deleted_a_wait(stub: GkeStub, pools: gke.GkeNodePools):
+    pools.check(pools.ensure(spot_pool()).operation)
+    stub.pools["katuna-digits"].update(status="ERROR", statusMessage="Instances failed to start: ZONE_RESOURCE_POOL_EXHAUSTED")
+    with pytest.raises(NodePoolFailed, match="is in error: Instances failed to start"):
+        pools.ensure(spot_pool())
+    stub.pools["katuna-digits"]["status"] = "STOPPING"
+    with pytest.raises(TemporaryError, match="being deleted"):
+        pools.ensure(spot_pool())

@@ -113,6 +113,9 @@ def test_a_study_creates_its_own_pool_and_deletes_it_after(world, stub: GkeStub)
     assert stub.pools == {}
     deliver_twice(dispatcher, pool_check())
     assert len(stub.calls("DELETE")) == 1, "a released pool is left alone"
+    shown = CliRunner().invoke(main, ["show", "own", "--db", str(store.path)])
+    assert "node pool: katuna-own (gke, spot, n2-standard-4, up to 4 nodes) released and deleted: 1.05 h, " \
+           "at most 4.20 node-hours" in " ".join(shown.output.split())
 
 
 def test_a_shared_pool_is_only_scaled_back(world, stub: GkeStub):
@@ -298,3 +301,16 @@ def test_a_pool_found_while_another_study_creates_it_gets_the_larger_maximum_onc
     assert stub.calls("POST", ":setAutoscaling")[0][2]["autoscaling"]["totalMaxNodeCount"] == 9
     assert store.pool_use("u1").phase == store.pool_use("u2").phase == "ready"
     assert list(stub.pools) == ["trials"] and stub.pools["trials"]["autoscaling"]["totalMaxNodeCount"] == 9
+
+
+def test_node_pool_settings_are_checked_once_at_start():
+    with pytest.raises(ValueError, match="KATUNA_GKE_PROJECT: required with KATUNA_GKE_CLUSTER"):
+        Settings.from_env({"KATUNA_GKE_CLUSTER": "tuning", "KATUNA_GKE_LOCATION": "europe-west4"})
+    with pytest.raises(ValueError, match="KATUNA_EKS_SUBNETS and KATUNA_EKS_NODE_ROLE"):
+        Settings.from_env({"KATUNA_EKS_CLUSTER": "tuning"})
+    with pytest.raises(ValueError, match="node pools live in one cloud"):
+        Settings.from_env({"KATUNA_EKS_CLUSTER": "a", "KATUNA_GKE_CLUSTER": "b"})
+    eks = Settings.from_env({"KATUNA_EKS_CLUSTER": "tuning", "KATUNA_EKS_SUBNETS": "subnet-a, subnet-b",
+                             "KATUNA_EKS_NODE_ROLE": "arn:aws:iam::1:role/n"})
+    assert (eks.node_pool_provider, eks.eks_subnets) == ("eks", ("subnet-a", "subnet-b"))
+    assert Settings.from_env({}).node_pool_provider is None
