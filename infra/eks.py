@@ -210,10 +210,11 @@ class EksNodePools:
             return
         try:
             found = self.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=names)["AutoScalingGroups"]
+            capacity_type = group.get("capacityType", "ON_DEMAND")
             missing = []
             for asg in found:
                 present = {(t["Key"], t["Value"]) for t in asg.get("Tags", [])}
-                missing += [t for t in template_tags(asg["AutoScalingGroupName"], pool, group.get("capacityType", "ON_DEMAND"))
+                missing += [t for t in template_tags(asg["AutoScalingGroupName"], pool, capacity_type)
                             if (t["Key"], t["Value"]) not in present]
             if missing:
                 self.autoscaling.create_or_update_tags(Tags=missing)

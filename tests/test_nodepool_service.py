@@ -22,7 +22,8 @@ from functions.core.events import study_completed, study_created
 def clouds(tmp_path_factory: pytest.TempPathFactory):
     kube, gke = KubeStub(), GkeStub()
     gke.polls = 1
-    service = Service(tmp_path_factory.mktemp("pools"), workers=1, KATUNA_EXECUTOR="kubernetes", KATUNA_K8S_API=kube.url,
+    service = Service(tmp_path_factory.mktemp("pools"), workers=1, KATUNA_EXECUTOR="kubernetes",
+                      KATUNA_K8S_API=kube.url,
                       KATUNA_K8S_NAMESPACE="pools", KATUNA_GKE_PROJECT="proj", KATUNA_GKE_LOCATION="europe-west4",
                       KATUNA_GKE_CLUSTER="tuning", KATUNA_GKE_ENDPOINT=gke.url)
     yield service, kube, gke

@@ -51,7 +51,7 @@ def test_a_spot_pool_is_created_tainted_labelled_and_autoscaling_from_zero(stub:
         "autoscaling": {"enabled": True, "totalMaxNodeCount": 5, "locationPolicy": ANY},
         "management": {"autoRepair": True, "autoUpgrade": True},
     }}, "0 initial nodes and a minimum of 0 are proto defaults, left out of the JSON"
-    assert "minNodeCount" not in body["nodePool"]["autoscaling"] and "maxNodeCount" not in body["nodePool"]["autoscaling"]
+    assert not {"minNodeCount", "maxNodeCount"} & set(body["nodePool"]["autoscaling"]), "pool-wide limits only"
 
 
 def test_the_request_is_built_purely_and_sent_unchanged():
@@ -162,7 +162,8 @@ def test_an_unreachable_api_is_temporary(stub: GkeStub):
 
 def test_an_existing_pool_in_error_is_a_refusal_and_one_being_deleted_a_wait(stub: GkeStub, pools: gke.GkeNodePools):
     pools.check(pools.ensure(spot_pool()).operation)
-    stub.pools["katuna-digits"].update(status="ERROR", statusMessage="Instances failed to start: ZONE_RESOURCE_POOL_EXHAUSTED")
+    stub.pools["katuna-digits"].update(status="ERROR",
+                                       statusMessage="Instances failed to start: ZONE_RESOURCE_POOL_EXHAUSTED")
     with pytest.raises(NodePoolFailed, match="is in error: Instances failed to start"):
         pools.ensure(spot_pool())
     stub.pools["katuna-digits"]["status"] = "STOPPING"
