@@ -10,9 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Callable
-from pathlib import Path
 
 import optuna
 
@@ -23,11 +21,12 @@ from functions.adapters.sqlite_queue import SqliteQueue
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.errors import TemporaryError
 from functions.core.events import Event, study_created
-from functions.core.ports import Executor
+from functions.core.ports import Executor, Resources
 from functions.core.records import StudyRecord
 from functions.core.spec import Study
 from functions.dispatch import Dispatcher
 from functions.handlers import Deps
+from functions.handlers.base import store_study
 from functions.settings import Settings
 from functions.watch import Watcher
 
@@ -45,6 +44,7 @@ class Runtime:
         self.store()
         self.queue = SqliteQueue(settings.db, settings.busy_timeout)
         self.executor = self._executor()
+        self.resources = self._resources()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -56,6 +56,13 @@ class Runtime:
                                       self.settings.report_url)
         return LocalExecutor(self.settings.logs, self._publish_quietly)
 
+    def _resources(self) -> Resources:
+        """Study resources on the cluster's API (connected at first use: only the cluster sends
+        their events)."""
+        from functions.adapters.kubernetes_executor import KubernetesResources, api_client
+
+        return KubernetesResources(lambda: api_client(self.settings.k8s_api))
+
     def store(self) -> SqliteStore:
         """This thread's connection to the database."""
         store = getattr(self._local, "store", None)
@@ -63,21 +70,23 @@ class Runtime:
             store = self._local.store = SqliteStore(self.settings.db, self.settings.busy_timeout)
         return store
 
-    def dispatcher(self) -> Dispatcher:
-        return Dispatcher(Deps(self.store(), self.executor, self.clock))
+    def deps(self) -> Deps:
+        """The ports, with this thread's store."""
+        return Deps(self.store(), self.executor, self.clock, self.resources, str(self.settings.workdir.resolve()))
 
-    def submit(self, spec: Study, definition: dict, base_dir: Path) -> tuple[StudyRecord, bool]:
+    def dispatcher(self) -> Dispatcher:
+        return Dispatcher(self.deps())
+
+    def submit(self, spec: Study, definition: dict) -> tuple[StudyRecord, bool]:
         """Store a study and start it; the stored record, and whether it is new.
 
         Submitting the identical study again starts it again: harmless while it runs, and the
         way to recover when the first start could not be sent.
         """
-        uid = uuid.uuid4().hex[:12]
-        record = StudyRecord(spec, definition, str(base_dir.resolve()), uid, created_at=self.clock())
-        stored = self.store().add_study(record)
+        stored, created = store_study(self.deps(), spec, definition)
         if not stored.terminal:
             self.publish(study_created(stored.name, stored.uid))
-        return stored, stored.uid == uid
+        return stored, created
 
     def publish(self, event: Event) -> None:
         """Send an event on: into the queue, or (reply mode) to the Knative broker at ``K_SINK``."""
@@ -107,7 +116,7 @@ class Runtime:
         return self.settings.events == "reply" or (self._thread is not None and self._thread.is_alive())
 
     def _serve_events(self) -> None:
-        deps = Deps(self.store(), self.executor, self.clock)
+        deps = self.deps()
         broker = LocalBroker(Dispatcher(deps), self.queue)
         stop_local = self.executor.stop_study if isinstance(self.executor, LocalExecutor) else (lambda study: None)
         watcher = Watcher(deps, self.queue, self._watched, stop_local)

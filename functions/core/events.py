@@ -21,18 +21,23 @@ TRIAL_SUGGESTED = "dev.katuna.trial.suggested"
 TRIAL_FINISHED = "dev.katuna.trial.finished"
 TRIAL_PROGRESS = "dev.katuna.trial.progress"
 STUDY_COMPLETED = "dev.katuna.study.completed"
-JOB_EVENTS = tuple(f"dev.knative.apiserver.resource.{change}" for change in ("add", "update", "delete"))
-"""What a Knative ApiServerSource in Resource mode sends about katuna's trial Jobs."""
+APISERVER_EVENTS = tuple(f"dev.knative.apiserver.resource.{change}" for change in ("add", "update", "delete"))
+"""What a Knative ApiServerSource in Resource mode sends: katuna's trial Jobs, and the study
+resources (``katuna.dev/v1`` Study and Experiment) users apply."""
 
 ROUTES: Mapping[str, tuple[str, ...]] = {
     STUDY_CREATED: ("suggest",),
-    TRIAL_SUGGESTED: ("spawn",),
-    TRIAL_FINISHED: ("collect",),
+    TRIAL_SUGGESTED: ("spawn", "writeback"),
+    TRIAL_FINISHED: ("collect", "writeback"),
     TRIAL_PROGRESS: ("prune",),
-    STUDY_COMPLETED: ("stop",),
-    **{job_event: ("jobwatch",) for job_event in JOB_EVENTS},
+    STUDY_COMPLETED: ("stop", "writeback"),
+    **{apiserver_event: ("jobwatch", "resource") for apiserver_event in APISERVER_EVENTS},
 }
 """Event type to the handlers (modules of ``functions.handlers``) that receive it."""
+
+OBJECTS: Mapping[str, str] = {"jobwatch": "batch/v1", "resource": "katuna.dev/v1"}
+"""The ``apiVersion`` of the objects a handler of ApiServerSource events takes; its Triggers
+filter on the ``apiversion`` attribute the source sets, and the dispatcher on the object's."""
 
 _NAMESPACE = uuid.UUID("7f1d7a52-3b8e-4c55-9a43-5b3f3e2a9c10")
 

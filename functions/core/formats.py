@@ -42,7 +42,12 @@ def load_study(text: str, read_file: Callable[[str], str] | None = None) -> tupl
     ``read_file`` reads the file a ``warmStart.file`` names (the CLI's reader); without one, a
     file is a problem: a service cannot read the submitter's files.
     """
-    definition = parse_text(text)
+    return load_definition(parse_text(text), read_file)
+
+
+def load_definition(definition: dict[str, Any], read_file: Callable[[str], str] | None = None) -> tuple[Study, dict[str, Any]]:
+    """The validated study a parsed definition (native, Katib Experiment or StudyJob) stands for,
+    and the definition itself."""
     study = native(definition)
     warm = study.get("warmStart")
     if isinstance(warm, dict) and "file" in warm:

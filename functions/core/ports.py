@@ -18,6 +18,7 @@ from functions.core.records import Counts, StudyRecord, TrialRecord
 
 if TYPE_CHECKING:
     from functions.core.cluster import Cluster
+    from functions.core.resources import Ref
 
 
 class Store(Protocol):
@@ -42,7 +43,8 @@ class Store(Protocol):
 
     def list_studies(self) -> list[StudyRecord]: ...
 
-    def update_study(self, name: str, **fields: Any) -> None: ...
+    def update_study(self, name: str, **fields: Any) -> None:
+        """Change fields of the stored record (``spec`` replaces the definition's normal form)."""
 
     def delete_study(self, name: str) -> None:
         """Remove the study, its trials and observations, and Optuna's twin."""
@@ -135,6 +137,17 @@ class Executor(Protocol):
 
     def read_file(self, launch: TrialLaunch, path: str) -> Iterator[str]:
         """Lines of a file the attempt wrote (the file metrics collector); none if it is absent."""
+
+
+class Resources(Protocol):
+    """Study resources on a Kubernetes API: read them, write their status."""
+
+    def get(self, ref: Ref) -> Mapping[str, Any] | None:
+        """The resource as the API holds it now, or None when there is none."""
+
+    def write_status(self, ref: Ref, uid: str, status: Mapping[str, Any]) -> bool:
+        """Merge ``status`` into the status of the resource with this ``uid``; False when that
+        resource is gone (deleted, or replaced by another of the same name)."""
 
 
 Clock = Callable[[], float]

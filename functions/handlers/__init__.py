@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from functions.core.events import Event
-from functions.handlers import collect, jobwatch, prune, spawn, stop, suggest
+from functions.handlers import collect, jobwatch, prune, resource, spawn, stop, suggest, writeback
 from functions.handlers.base import Deps
 
 Handler = Callable[[Event, Deps], list[Event]]
@@ -17,6 +17,8 @@ HANDLERS: dict[str, Handler] = {
     "stop": stop.handle,
     "jobwatch": jobwatch.handle,
     "prune": prune.handle,
+    "resource": resource.handle,
+    "writeback": writeback.handle,
 }
 
 __all__ = ["HANDLERS", "Deps", "Handler"]
