@@ -106,6 +106,14 @@ def test_the_examples_are_valid_resources_and_the_same_studies(example: str, wra
     assert spec == load_study((EXAMPLES / example).read_text())[0]
 
 
+def test_the_resource_example_is_valid_and_katuna_takes_it():
+    resource = yaml.safe_load((EXAMPLES / "digits-study.yaml").read_text())
+    check(resource)
+    spec, _ = load_definition(resources.definition(resource))
+    assert (spec.name, spec.trial_template.image) == ("digits", "REGISTRY/katuna:0.1.0")
+    assert load_study((EXAMPLES / "digits-study.yaml").read_text())[0] == spec, "katuna run takes the file too"
+
+
 def _broken(change) -> dict:
     resource = as_study(EXAMPLES / "quickstart.yaml")
     change(resource["spec"])
