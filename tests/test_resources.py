@@ -180,12 +180,13 @@ def study(name: str, namespace: str = "team", **overrides) -> dict:
             "spec": native}
 
 
-def send(service: Service, change: str, obj: dict, path: str = "/") -> list[str]:
+def send(service: Service, change: str, obj: dict, path: str = "/", event_id: str | None = None) -> list[str]:
     """Deliver an event as an ApiServerSource in Resource mode sends it; the emitted types."""
     metadata = obj["metadata"]
     plural = resources.PLURALS[obj["kind"]]
     event = CloudEvent(attributes={
         "type": f"dev.knative.apiserver.resource.{change}", "source": "https://10.96.0.1:443",
+        **({"id": event_id} if event_id else {}),
         "subject": f"/apis/katuna.dev/v1/namespaces/{metadata['namespace']}/{plural}/{metadata['name']}",
         "datacontenttype": "application/json", "kind": obj["kind"], "apiversion": obj["apiVersion"],
         "name": metadata["name"], "namespace": metadata["namespace"]}, data=copy.deepcopy(obj))
@@ -224,13 +225,19 @@ def wait_trials(service: Service, name: str, count: int, state: str = "RUNNING",
     raise AssertionError(f"{count} trials never got to {state}: {trials}")
 
 
+def handled_by(service: Service, event_id: str) -> list[str]:
+    with sqlite3.connect(service.workdir / "katuna.db") as db:
+        return [r[0] for r in db.execute("SELECT handler FROM processed_events WHERE event_id = ?", [event_id])]
+
+
 def conditions(status: dict) -> dict[str, dict]:
     return {c["type"]: c for c in status.get("conditions", [])}
 
 
 def test_an_applied_study_runs_and_its_status_follows_it(service: Service, kube: KubeStub):
     obj = kube.apply(study("kst-basic", maxTrials=4))
-    assert send(service, "add", obj) == ["dev.katuna.study.created"]
+    assert send(service, "add", obj, event_id="add-kst-basic") == ["dev.katuna.study.created"]
+    assert handled_by(service, "add-kst-basic") == ["resource"], "the Job watcher never sees a Study"
     finished = service.wait_for("kst-basic")
     assert (finished["status"], finished["counts"]["complete"]) == ("completed", 4)
     status = wait_status(kube, obj, lambda s: s.get("phase") == "Succeeded")
