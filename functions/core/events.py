@@ -28,7 +28,7 @@ resources (``katuna.dev/v1`` Study and Experiment) users apply."""
 ROUTES: Mapping[str, tuple[str, ...]] = {
     STUDY_CREATED: ("suggest",),
     TRIAL_SUGGESTED: ("spawn", "writeback"),
-    TRIAL_FINISHED: ("collect", "writeback"),
+    TRIAL_FINISHED: ("collect",),
     TRIAL_PROGRESS: ("prune",),
     STUDY_COMPLETED: ("stop", "writeback"),
     **{apiserver_event: ("jobwatch", "resource") for apiserver_event in APISERVER_EVENTS},

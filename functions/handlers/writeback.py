@@ -1,8 +1,11 @@
-"""``trial.suggested``, ``trial.finished``, ``study.completed``: the status of a study that came
-from a Kubernetes resource follows it there.
+"""``trial.suggested``, ``study.completed``: the status of a study that came from a Kubernetes
+resource follows it there.
 
-The status is computed from the store alone and written whole, so a duplicate or late event
-writes the same status again, or a fresher one; studies submitted over HTTP have no resource.
+Both events are emitted after the state they follow was stored (a trial ended and the next was
+asked for; the study ended), so even a Trigger delivering in parallel with the other handlers
+reads fresh counts. The status is computed from the store alone and written whole: a duplicate
+or late event writes the same status again, or a fresher one. Studies submitted over HTTP have
+no resource and cost one read.
 """
 
 from __future__ import annotations
