@@ -21,7 +21,9 @@ from kube_stub import KubeStub
 from functions.core import resources
 from functions.core.errors import InvalidStudy
 from functions.core.formats import load_definition, load_study
-from functions.core.validate import _TOP
+from functions.core.records import Counts, TrialRecord
+from functions.core.stop import decide
+from functions.core.validate import _TOP, parse_study
 
 ROOT = Path(__file__).parent.parent
 EXAMPLES = ROOT / "examples"
@@ -154,6 +156,22 @@ def test_a_study_spec_naming_another_study_is_a_problem():
     resource["spec"]["name"] = "other"
     with pytest.raises(InvalidStudy, match="spec.name"):
         resources.definition(resource)
+
+
+def test_every_way_a_study_ends_has_a_katib_like_reason():
+    spec = parse_study(study_definition(maxTrials=2, maxFailedTrials=0, timeBudget=10,
+                                        objective={"metric": "loss", "direction": "minimize", "goal": 0.1}))
+    best = TrialRecord("demo", 0, {"x": 2.0}, "COMPLETE", values=[0.05])
+    ends = {
+        "ExperimentMaxFailedTrialsReached": decide(spec, Counts(failed=1), None, 0),
+        "ExperimentGoalReached": decide(spec, Counts(complete=1), best, 0),
+        "StudyTimeBudgetUsed": decide(spec, Counts(complete=1), None, 11),
+        "ExperimentMaxTrialsReached": decide(spec, Counts(complete=2), None, 0),
+        "StudySearchSpaceExhausted": decide(spec, Counts(complete=1), None, 0, grid_size=1),
+    }
+    assert {code: resources.end_reason(decision.reason) for code, decision in ends.items()} == {c: c for c in ends}
+    assert resources.end_reason(resources.DELETED) == "ResourceDeleted"
+    assert resources.end_reason("stopped by user") == "StoppedByUser"
 
 
 # the function, fed ApiServerSource events
@@ -400,3 +418,24 @@ def test_a_resource_study_and_an_http_study_are_the_same_in_the_store(service: S
     assert http["origin"] is None
     assert json.loads(kst["origin"])["kind"] == "Study" and json.loads(kst["origin"])["generation"] == 1
     assert trials["twin-http"] == trials["twin-kst"] and len(trials["twin-kst"]) == 3
+
+
+def test_on_the_cluster_deleting_a_study_resource_deletes_its_trial_jobs(kube: KubeStub, tmp_path: Path):
+    cluster = Service(tmp_path, workers=1, KATUNA_EXECUTOR="kubernetes", KATUNA_K8S_API=kube.url,
+                      KATUNA_K8S_NAMESPACE="katuna")
+    try:
+        resource = study("kst-jobs", namespace="katuna", mode="hang", maxTrials=4)
+        resource["spec"]["trialTemplate"]["image"] = "python:3.12"
+        obj = kube.apply(resource)
+        assert send(cluster, "add", obj) == ["dev.katuna.study.created"]
+        wait_trials(cluster, "kst-jobs", 2)
+        assert sorted(n for n in kube.created if n.startswith("kst-jobs-")) == ["kst-jobs-0", "kst-jobs-1"]
+        assert wait_status(kube, obj, lambda s: s.get("phase") == "Running")["trialsRunning"] == 2
+        kube.delete("Study", "katuna", "kst-jobs")
+        assert send(cluster, "delete", obj) == ["dev.katuna.study.completed"]
+        assert cluster.wait_for("kst-jobs", timeout=10)["status"] == "stopped"
+        wait_trials(cluster, "kst-jobs", 2, state="PRUNED")
+        assert {name for _, name, _ in kube.deleted if name.startswith("kst-jobs-")} == {"kst-jobs-0", "kst-jobs-1"}
+        assert not [key for key in kube.jobs if key[1].startswith("kst-jobs-")]
+    finally:
+        cluster.close()
