@@ -50,7 +50,7 @@ def load_study(text: str, read_file: Callable[[str], str] | None = None) -> tupl
 
 
 def load_definition(definition: dict[str, Any], read_file: Callable[[str], str] | None = None) -> tuple[Study, dict[str, Any]]:
-    """The validated study a parsed definition (native, Katib Experiment or StudyJob) stands for,
+    """The validated study a parsed definition (native, Katib Experiment, StudyJob or resource) stands for,
     and the definition itself."""
     study = native(definition)
     warm = study.get("warmStart")
