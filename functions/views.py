@@ -66,4 +66,11 @@ def study_view(store: Store, record: StudyRecord) -> dict[str, Any]:
         "createdAt": record.created_at,
         "startedAt": record.started_at,
         "completedAt": record.completed_at,
+        "resource": _resource(record),
     }
+
+
+def _resource(record: StudyRecord) -> dict[str, str] | None:
+    """The Kubernetes resource that manages the study, if one does."""
+    origin = record.origin
+    return None if origin is None else {key: origin[key] for key in ("kind", "namespace", "name")}

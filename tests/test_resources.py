@@ -269,6 +269,7 @@ def test_an_applied_study_runs_and_its_status_follows_it(service: Service, kube:
     assert optimal["objectiveValue"] == best["value"] and optimal["bestTrialName"] == f"kst-basic-{best['number']}"
     assert optimal["parameterAssignments"] == [{"name": "x", "value": str(best["params"]["x"])}]
     uid = service.json("GET", "/studies/kst-basic")[1]
+    assert uid["resource"] == {"kind": "Study", "namespace": "team", "name": "kst-basic"}
     before = writes(kube, "kst-basic")
     assert send(service, "add", obj) == [], "a duplicate add changes nothing"
     assert send(service, "update", kube.apply(study("kst-basic", maxTrials=4))) == [], "nor does a status write's update"
@@ -415,7 +416,7 @@ def test_a_resource_study_and_an_http_study_are_the_same_in_the_store(service: S
     for key in ("definition", "normalized"):
         assert {**json.loads(http[key]), "name": None} == {**json.loads(kst[key]), "name": None}
     assert (http["base_dir"], http["status"], http["reason"]) == (kst["base_dir"], kst["status"], kst["reason"])
-    assert http["origin"] is None
+    assert http["origin"] is None and service.json("GET", "/studies/twin-http")[1]["resource"] is None
     assert json.loads(kst["origin"])["kind"] == "Study" and json.loads(kst["origin"])["generation"] == 1
     assert trials["twin-http"] == trials["twin-kst"] and len(trials["twin-kst"]) == 3
 

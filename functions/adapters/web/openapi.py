@@ -45,7 +45,10 @@ _SCHEMAS: dict[str, Any] = {
         "trials": {"type": "integer"}, "counts": {"type": "object"},
         "best": {"oneOf": [{"$ref": "#/components/schemas/Trial"}, {"type": "null"},
                            {"type": "array", "items": {"$ref": "#/components/schemas/Trial"}}]},
-        "definition": {"type": "object"}, "links": {"type": "object"}}},
+        "definition": {"type": "object"}, "links": {"type": "object"},
+        "resource": {"description": "the Kubernetes resource (kind, namespace, name) that manages the study",
+                     "oneOf": [{"type": "null"}, {"type": "object", "properties": {
+                         "kind": {"type": "string"}, "namespace": {"type": "string"}, "name": {"type": "string"}}}]}}},
     "Submitted": {"type": "object", "required": ["name", "status", "links"], "properties": {
         "name": {"type": "string"}, "status": {"type": "string"}, "links": {"type": "object"}}},
 }
