@@ -330,6 +330,16 @@ def test_a_delete_that_overtakes_its_add_leaves_nothing(service: Service, kube: 
     assert writes(kube, "kst-gone") == 0
 
 
+def test_an_update_that_overtakes_its_add_starts_the_study_as_it_is_now(service: Service, kube: KubeStub):
+    first = kube.apply(study("kst-late", maxTrials=2, parallelism=1))
+    edited = kube.apply(study("kst-late", maxTrials=2, parallelism=2))
+    assert send(service, "update", edited) == ["dev.katuna.study.created"]
+    assert send(service, "add", first) == []
+    assert service.wait_for("kst-late")["definition"]["parallelism"] == 2
+    status = wait_status(kube, edited, lambda s: s.get("phase") == "Succeeded")
+    assert status["observedGeneration"] == 2 and "UpdateRefused" not in conditions(status)
+
+
 def test_edits_of_parallelism_and_max_trials_apply_and_others_are_refused(service: Service, kube: KubeStub):
     obj = kube.apply(study("kst-edit", mode="hang", parallelism=1, maxTrials=6))
     send(service, "add", obj)
