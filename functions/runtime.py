@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import optuna
 
@@ -21,8 +22,9 @@ from functions.adapters.sqlite_queue import SqliteQueue
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.errors import TemporaryError
 from functions.core.events import Event, study_created
-from functions.core.ports import Executor, Resources
+from functions.core.ports import Executor
 from functions.core.records import StudyRecord
+from functions.core.resources import Ref
 from functions.core.spec import Study
 from functions.dispatch import Dispatcher
 from functions.handlers import Deps
@@ -44,7 +46,7 @@ class Runtime:
         self.store()
         self.queue = SqliteQueue(settings.db, settings.busy_timeout)
         self.executor = self._executor()
-        self.resources = self._resources()
+        self.resources = ClusterResources(settings.k8s_api)
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -55,13 +57,6 @@ class Runtime:
             return KubernetesExecutor(self.settings.cluster_defaults(), api_client(self.settings.k8s_api),
                                       self.settings.report_url)
         return LocalExecutor(self.settings.logs, self._publish_quietly)
-
-    def _resources(self) -> Resources:
-        """Study resources on the cluster's API (connected at first use: only the cluster sends
-        their events)."""
-        from functions.adapters.kubernetes_executor import KubernetesResources, api_client
-
-        return KubernetesResources(lambda: api_client(self.settings.k8s_api))
 
     def store(self) -> SqliteStore:
         """This thread's connection to the database."""
@@ -134,3 +129,26 @@ class Runtime:
         if isinstance(self.executor, LocalExecutor):
             self.executor.shutdown()
         self.queue.close()
+
+
+class ClusterResources:
+    """Study resources on the cluster's API (:class:`functions.core.ports.Resources`), with the
+    Kubernetes client imported and connected at first use: only a cluster sends their events,
+    and a service without one should not pay for the import."""
+
+    def __init__(self, host: str | None) -> None:
+        self._host = host
+        self._resources: Any = None
+
+    def _target(self) -> Any:
+        if self._resources is None:
+            from functions.adapters.kubernetes_executor import KubernetesResources, api_client
+
+            self._resources = KubernetesResources(lambda: api_client(self._host))
+        return self._resources
+
+    def get(self, ref: Ref) -> Mapping[str, Any] | None:
+        return self._target().get(ref)
+
+    def write_status(self, ref: Ref, uid: str, status: Mapping[str, Any]) -> bool:
+        return self._target().write_status(ref, uid, status)
