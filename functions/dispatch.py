@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from functions.core.errors import PermanentError
-from functions.core.events import ROUTES, Event
+from functions.core.events import OBJECTS, ROUTES, Event
 from functions.handlers import HANDLERS, Deps, Handler
 
 
@@ -30,10 +30,12 @@ class Dispatcher:
         deps: Deps,
         handlers: Mapping[str, Handler] = HANDLERS,
         routes: Mapping[str, tuple[str, ...]] = ROUTES,
+        objects: Mapping[str, str] = OBJECTS,
     ) -> None:
         self.deps = deps
         self._handlers = handlers
         self._routes = routes
+        self._objects = objects
 
     def deliver(self, event: Event) -> list[Event]:
         """The events to emit after handling ``event``."""
@@ -43,7 +45,8 @@ class Dispatcher:
             raise UnknownEventType(f"unknown event type {event.type!r}; expected one of {known}")
         emitted: list[Event] = []
         for name in names:
-            emitted.extend(self._run(name, event))
+            if self._takes(name, event):
+                emitted.extend(self._run(name, event))
         return emitted
 
     def deliver_to(self, function: str, event: Event) -> list[Event]:
@@ -52,7 +55,13 @@ class Dispatcher:
             raise UnknownFunction(f"no function named {function!r}; expected one of {', '.join(sorted(self._handlers))}")
         if function not in self._routes.get(event.type, ()):
             raise UnknownFunction(f"function {function!r} does not handle events of type {event.type!r}")
-        return self._run(function, event)
+        return self._run(function, event) if self._takes(function, event) else []
+
+    def _takes(self, name: str, event: Event) -> bool:
+        """Whether the handler takes the event's object (ApiServerSource events carry Jobs and
+        study resources alike); an event not for it is no error, as a Trigger filter drops it."""
+        wanted = self._objects.get(name)
+        return wanted is None or event.data.get("apiVersion") == wanted
 
     def _run(self, name: str, event: Event) -> list[Event]:
         store = self.deps.store

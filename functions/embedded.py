@@ -8,8 +8,8 @@ another process, a time budget running out, an event lost on the way).
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import optuna
@@ -22,6 +22,7 @@ from functions.core.records import StudyRecord
 from functions.core.spec import Study
 from functions.dispatch import Dispatcher
 from functions.handlers import Deps
+from functions.handlers.base import store_study
 from functions.pools import check_node_pool
 from functions.settings import Settings
 from functions.watch import Watcher
@@ -45,9 +46,7 @@ class Embedded:
     def submit(self, spec: Study, definition: dict, base_dir: Path) -> StudyRecord:
         """Store the study (or find the identical one stored before)."""
         check_node_pool(spec, self.settings, runs_jobs=False)
-        record = StudyRecord(spec, definition, str(base_dir.resolve()), uuid.uuid4().hex[:12],
-                             created_at=self.deps.clock())
-        return self.store.add_study(record)
+        return store_study(replace(self.deps, workdir=str(base_dir)), spec, definition)[0]
 
     def run(self, name: str, on_tick: Callable[[], None] = lambda: None) -> StudyRecord:
         """Run (or resume) the study until it ends and its trials are gone."""

@@ -10,9 +10,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import optuna
 
@@ -25,9 +24,11 @@ from functions.core.errors import TemporaryError
 from functions.core.events import Event, study_created
 from functions.core.ports import Executor
 from functions.core.records import StudyRecord
+from functions.core.resources import Ref
 from functions.core.spec import Study
 from functions.dispatch import Dispatcher
 from functions.handlers import Deps
+from functions.handlers.base import store_study
 from functions.pools import check_node_pool, node_pools
 from functions.settings import Settings
 from functions.watch import Watcher
@@ -47,6 +48,7 @@ class Runtime:
         self.queue = SqliteQueue(settings.db, settings.busy_timeout)
         self.executor = self._executor()
         self.node_pools = node_pools(settings)
+        self.resources = ClusterResources(settings.k8s_api)
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -65,25 +67,25 @@ class Runtime:
             store = self._local.store = SqliteStore(self.settings.db, self.settings.busy_timeout)
         return store
 
+    def deps(self) -> Deps:
+        """The ports, with this thread's store."""
+        return Deps(self.store(), self.executor, self.clock, node_pools=self.node_pools, resources=self.resources,
+                    workdir=str(self.settings.workdir.resolve()))
+
     def dispatcher(self) -> Dispatcher:
-        return Dispatcher(self._deps())
+        return Dispatcher(self.deps())
 
-    def _deps(self) -> Deps:
-        return Deps(self.store(), self.executor, self.clock, self.node_pools)
-
-    def submit(self, spec: Study, definition: dict, base_dir: Path) -> tuple[StudyRecord, bool]:
+    def submit(self, spec: Study, definition: dict) -> tuple[StudyRecord, bool]:
         """Store a study and start it; the stored record, and whether it is new.
 
         Submitting the identical study again starts it again: harmless while it runs, and the
         way to recover when the first start could not be sent.
         """
         check_node_pool(spec, self.settings, runs_jobs=self.settings.executor == "kubernetes")
-        uid = uuid.uuid4().hex[:12]
-        record = StudyRecord(spec, definition, str(base_dir.resolve()), uid, created_at=self.clock())
-        stored = self.store().add_study(record)
+        stored, created = store_study(self.deps(), spec, definition)
         if not stored.terminal:
             self.publish(study_created(stored.name, stored.uid))
-        return stored, stored.uid == uid
+        return stored, created
 
     def publish(self, event: Event) -> None:
         """Send an event on: into the queue, or (reply mode) to the Knative broker at ``K_SINK``."""
@@ -113,7 +115,7 @@ class Runtime:
         return self.settings.events == "reply" or (self._thread is not None and self._thread.is_alive())
 
     def _serve_events(self) -> None:
-        deps = self._deps()
+        deps = self.deps()
         broker = LocalBroker(Dispatcher(deps), self.queue)
         stop_local = self.executor.stop_study if isinstance(self.executor, LocalExecutor) else (lambda study: None)
         watcher = Watcher(deps, self.queue, self._watched, stop_local)
@@ -131,3 +133,26 @@ class Runtime:
         if isinstance(self.executor, LocalExecutor):
             self.executor.shutdown()
         self.queue.close()
+
+
+class ClusterResources:
+    """Study resources on the cluster's API (:class:`functions.core.ports.Resources`), with the
+    Kubernetes client imported and connected at first use: only a cluster sends their events,
+    and a service without one should not pay for the import."""
+
+    def __init__(self, host: str | None) -> None:
+        self._host = host
+        self._resources: Any = None
+
+    def _target(self) -> Any:
+        if self._resources is None:
+            from functions.adapters.kubernetes_executor import KubernetesResources, api_client
+
+            self._resources = KubernetesResources(lambda: api_client(self._host))
+        return self._resources
+
+    def get(self, ref: Ref) -> Mapping[str, Any] | None:
+        return self._target().get(ref)
+
+    def write_status(self, ref: Ref, uid: str, status: Mapping[str, Any]) -> bool:
+        return self._target().write_status(ref, uid, status)

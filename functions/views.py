@@ -68,6 +68,7 @@ def study_view(store: Store, record: StudyRecord) -> dict[str, Any]:
         "startedAt": record.started_at,
         "completedAt": record.completed_at,
         "nodePool": _node_pool(store, record),
+        "resource": _resource(record),
     }
 
 
@@ -75,3 +76,9 @@ def _node_pool(store: Store, record: StudyRecord) -> dict[str, Any] | None:
     """Which pool the trials ran on, with what capacity, and for how long (for node-hours)."""
     use = store.pool_use(record.uid)
     return use.to_dict(time.time()) if use is not None else None
+
+
+def _resource(record: StudyRecord) -> dict[str, str] | None:
+    """The Kubernetes resource that manages the study, if one does."""
+    origin = record.origin
+    return None if origin is None else {key: origin[key] for key in ("kind", "namespace", "name")}

@@ -1,4 +1,5 @@
-"""A small stateful Kubernetes API on loopback: the Job, Pod and log endpoints katuna uses.
+"""A small stateful Kubernetes API on loopback: the Job, Pod and log endpoints katuna uses, and
+custom resources (read, and their status subresource merge-patched).
 
 Its "controller" runs each created Job's container command as a local process, as a kubelet
 would run it in a pod, and reports the outcome in the Job's and the pod's status. Scenarios
@@ -17,6 +18,7 @@ from urllib.parse import parse_qs, urlparse
 
 JOBS = re.compile(r"^/apis/batch/v1/namespaces/([^/]+)/jobs(?:/([^/]+))?$")
 PODS = re.compile(r"^/api/v1/namespaces/([^/]+)/pods(?:/([^/]+))?(/log)?$")
+CUSTOM = re.compile(r"^/apis/(katuna\.dev/v1)/namespaces/([^/]+)/([^/]+)/([^/]+)(/status)?$")
 
 
 def _now() -> str:
@@ -29,6 +31,18 @@ def _matches(labels: dict, selector: str) -> bool:
         if labels.get(key) != value:
             return False
     return True
+
+
+def _merge(target: dict, patch: dict) -> dict:
+    """RFC 7386 JSON merge patch."""
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        elif isinstance(value, dict) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        else:
+            target[key] = value
+    return target
 
 
 def _status(code: int, reason: str, message: str) -> dict:
@@ -46,6 +60,9 @@ class KubeStub:
         self.created_jobs: dict[str, dict] = {}
         self.preempt_first_pod = False
         self.processes: list[subprocess.Popen] = []
+        self.resources: dict[tuple[str, str, str], dict] = {}
+        self.status_writes: list[tuple[str, str, dict]] = []
+        self.versions = 0
         self.lock = threading.Lock()
         stub = self
 
@@ -69,13 +86,25 @@ class KubeStub:
             def do_GET(self) -> None:  # noqa: N802
                 url = urlparse(self.path)
                 query = {k: v[0] for k, v in parse_qs(url.query).items()}
-                if match := JOBS.match(url.path):
+                if match := CUSTOM.match(url.path):
+                    self._send(*stub.get_resource(match.group(3), match.group(2), match.group(4)))
+                elif match := JOBS.match(url.path):
                     self._send(*stub.get_jobs(match.group(1), match.group(2), query.get("labelSelector")))
                 elif match := PODS.match(url.path):
                     self._send(*stub.get_pods(match.group(1), match.group(2), bool(match.group(3)),
                                               query.get("labelSelector")))
                 else:
                     self._send(404, _status(404, "NotFound", url.path))
+
+            def do_PATCH(self) -> None:  # noqa: N802
+                match = CUSTOM.match(urlparse(self.path).path)
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if not match or not match.group(5):
+                    self._send(404, _status(404, "NotFound", self.path))
+                elif self.headers["Content-Type"] != "application/merge-patch+json":
+                    self._send(415, _status(415, "UnsupportedMediaType", self.headers["Content-Type"]))
+                else:
+                    self._send(*stub.patch_status(match.group(3), match.group(2), match.group(4), body))
 
             def do_DELETE(self) -> None:  # noqa: N802
                 url = urlparse(self.path)
@@ -94,6 +123,52 @@ class KubeStub:
             if process.poll() is None:
                 process.kill()
         self.server.shutdown()
+
+    # custom resources: tests play kubectl through apply/delete, katuna reads and patches status
+
+    def apply(self, obj: dict) -> dict:
+        """Create the resource, or change its spec (a new generation when the spec changes)."""
+        plural = {"Study": "studies", "Experiment": "experiments"}[obj["kind"]]
+        metadata = obj["metadata"]
+        key = (plural, metadata.get("namespace", "default"), metadata["name"])
+        with self.lock:
+            self.versions += 1
+            current = self.resources.get(key)
+            if current is None:
+                current = self.resources[key] = {
+                    "apiVersion": obj["apiVersion"], "kind": obj["kind"], "spec": obj["spec"],
+                    "metadata": {**metadata, "namespace": key[1], "uid": f"uid-{self.versions}", "generation": 1,
+                                 "creationTimestamp": _now()}}
+            elif current["spec"] != obj["spec"]:
+                current["spec"] = obj["spec"]
+                current["metadata"]["generation"] += 1
+            current["metadata"]["resourceVersion"] = str(self.versions)
+            return json.loads(json.dumps(current))
+
+    def delete(self, kind: str, namespace: str, name: str) -> dict:
+        plural = {"Study": "studies", "Experiment": "experiments"}[kind]
+        with self.lock:
+            return self.resources.pop((plural, namespace, name))
+
+    def get_resource(self, plural: str, namespace: str, name: str) -> tuple[int, dict]:
+        with self.lock:
+            obj = self.resources.get((plural, namespace, name))
+            return (200, obj) if obj else (404, _status(404, "NotFound", f'{plural} "{name}" not found'))
+
+    def patch_status(self, plural: str, namespace: str, name: str, patch: dict) -> tuple[int, dict]:
+        """Only ``status`` changes; a uid in the patch that is not the object's is refused."""
+        with self.lock:
+            obj = self.resources.get((plural, namespace, name))
+            if obj is None:
+                return 404, _status(404, "NotFound", f'{plural} "{name}" not found')
+            uid = (patch.get("metadata") or {}).get("uid")
+            if uid is not None and uid != obj["metadata"]["uid"]:
+                return 422, _status(422, "Invalid", f"metadata.uid: Invalid value: {uid!r}: field is immutable")
+            _merge(obj.setdefault("status", {}), patch.get("status") or {})
+            self.versions += 1
+            obj["metadata"]["resourceVersion"] = str(self.versions)
+            self.status_writes.append((plural, name, json.loads(json.dumps(obj["status"]))))
+            return 200, obj
 
     def create_job(self, namespace: str, job: dict) -> tuple[int, dict]:
         name = job["metadata"]["name"]

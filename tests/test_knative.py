@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 import yaml
 
-from functions.core.events import ROUTES
+from functions.core.events import OBJECTS, ROUTES
 from functions.handlers import HANDLERS
 
 ROOT = Path(__file__).parent.parent
@@ -85,12 +85,37 @@ def test_core_objects_pass_kubernetes_validate_strictly():
 
 
 def test_triggers_and_functions_match_the_routing_table():
-    triggers = {(d["spec"]["filters"][0]["exact"]["type"], d["spec"]["subscriber"]["uri"])
-                for _, d in manifests() if d["kind"] == "Trigger"}
-    routed = {(event_type, f"/functions/{function}") for event_type, functions in ROUTES.items()
-              for function in functions}
-    assert triggers == routed
-    assert {uri.rsplit("/", 1)[1] for _, uri in triggers} == set(HANDLERS)
+    triggers = [d["spec"] for _, d in manifests() if d["kind"] == "Trigger"]
+    assert all(len(t["filters"]) == 1 and set(t["filters"][0]) == {"exact"} for t in triggers)
+    found = sorted((tuple(sorted(t["filters"][0]["exact"].items())), t["subscriber"]["uri"]) for t in triggers)
+    routed = sorted((tuple(sorted({"type": event_type, **({"apiversion": OBJECTS[f]} if f in OBJECTS else {})}.items())),
+                     f"/functions/{f}") for event_type, functions in ROUTES.items() for f in functions)
+    assert found == routed
+    assert {uri.rsplit("/", 1)[1] for _, uri in found} == set(HANDLERS)
+
+
+def test_the_api_server_sources_send_only_objects_a_function_takes():
+    watched = {r["apiVersion"] for _, d in manifests() if d["kind"] == "ApiServerSource" for r in d["spec"]["resources"]}
+    assert watched == set(OBJECTS.values())
+    crds = [d for _, d in manifests() if d["kind"] == "CustomResourceDefinition"]
+    assert {(r["apiVersion"], r["kind"]) for _, d in manifests() if d["kind"] == "ApiServerSource"
+            for r in d["spec"]["resources"] if r["apiVersion"] != "batch/v1"} == \
+        {(f"{c['spec']['group']}/{c['spec']['versions'][0]['name']}", c["spec"]["names"]["kind"]) for c in crds}
+
+
+def test_the_service_account_may_read_study_resources_and_write_their_status():
+    roles = {d["metadata"]["name"]: d["rules"] for _, d in manifests() if d["kind"] == "Role"}
+
+    def allowed(role: str, resource: str) -> set[str]:
+        return {verb for rule in roles[role] if "katuna.dev" in rule["apiGroups"] and resource in rule["resources"]
+                for verb in rule["verbs"]}
+
+    source = next(d["spec"]["serviceAccountName"] for _, d in manifests()
+                  if d["kind"] == "ApiServerSource" and d["spec"]["resources"][0]["apiVersion"] == "katuna.dev/v1")
+    for plural in ("studies", "experiments"):
+        assert {"get", "list", "watch"} <= allowed(source, plural)
+        assert "get" in allowed("katuna", plural) and {"patch"} <= allowed("katuna", f"{plural}/status")
+        assert not allowed("katuna", plural) & {"create", "update", "patch", "delete"}
 
 
 def test_the_kustomization_lists_every_manifest():

@@ -15,7 +15,7 @@ from cloudevents.core.exceptions import BaseCloudEventException
 from cloudevents.core.v1.event import CloudEvent
 
 from functions.core.errors import MalformedRequest, TemporaryError
-from functions.core.events import JOB_EVENTS, Event
+from functions.core.events import APISERVER_EVENTS, Event
 
 SEND_TIMEOUT_SECONDS = 10
 
@@ -50,7 +50,7 @@ def _to_event(cloud_event: CloudEvent, strict: bool = True) -> Event:
     data = cloud_event.get_data()
     if not strict:
         data = data if isinstance(data, dict) else {"raw": data.decode(errors="replace") if isinstance(data, bytes) else data}
-    elif cloud_event.get_type() in JOB_EVENTS:
+    elif cloud_event.get_type() in APISERVER_EVENTS:
         if not isinstance(data, dict):
             raise MalformedEvent("expected the Kubernetes object as JSON data")
     elif not isinstance(data, dict) or not isinstance(data.get("study"), str):

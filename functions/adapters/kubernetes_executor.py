@@ -1,5 +1,6 @@
-"""The executor port on Kubernetes: each trial attempt a ``batch/v1`` Job (the only module
-importing the ``kubernetes`` client).
+"""The executor port on Kubernetes: each trial attempt a ``batch/v1`` Job; and the resources
+port: study resources read, their status written (the only module importing the ``kubernetes``
+client).
 
 Creating a Job that exists already is success, so a retried launch is harmless. Ends are
 learnt by asking (:meth:`KubernetesExecutor.poll`): from the Job events an ApiServerSource
@@ -8,7 +9,7 @@ delivers, and from the watcher's reconcile pass, so a lost event cannot leave a 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -20,6 +21,7 @@ from functions.core.cluster import STUDY_LABEL, TRIAL_LABEL, Cluster, render_job
 from functions.core.errors import PermanentError, TemporaryError
 from functions.core.events import Event, trial_finished
 from functions.core.ports import TrialLaunch
+from functions.core.resources import GROUP, VERSION, Ref
 
 RETRYABLE = {408, 409, 429, 500, 502, 503, 504}
 
@@ -138,6 +140,49 @@ class KubernetesExecutor:
     def read_file(self, launch: TrialLaunch, path: str) -> Iterator[str]:
         """Files inside a trial's pod are out of reach; the file collector is for local trials."""
         return iter(())
+
+
+class KubernetesResources:
+    """Implements :class:`functions.core.ports.Resources` with the custom objects API; the
+    client is made at first use."""
+
+    def __init__(self, connect: Callable[[], client.ApiClient]) -> None:
+        self._connect = connect
+        self._api: client.CustomObjectsApi | None = None
+
+    def _objects(self) -> client.CustomObjectsApi:
+        if self._api is None:
+            try:
+                self._api = client.CustomObjectsApi(self._connect())
+            except config.ConfigException as exc:
+                raise TemporaryError(f"no Kubernetes API to reach study resources: {exc}") from exc
+        return self._api
+
+    def get(self, ref: Ref) -> Mapping[str, Any] | None:
+        try:
+            return self._objects().get_namespaced_custom_object(GROUP, VERSION, ref.namespace, ref.plural, ref.name)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise _translate(exc, f"read {ref}") from exc
+        except HTTPError as exc:
+            raise _translate(exc, f"read {ref}") from exc
+
+    def write_status(self, ref: Ref, uid: str, status: Mapping[str, Any]) -> bool:
+        """A merge patch of the status subresource. The uid in it makes the API refuse (422,
+        ``metadata.uid`` is immutable) a resource of the same name that is not the one the status
+        is about."""
+        body = {"metadata": {"uid": uid}, "status": dict(status)}
+        try:
+            self._objects().patch_namespaced_custom_object_status(
+                GROUP, VERSION, ref.namespace, ref.plural, ref.name, body, _content_type="application/merge-patch+json")
+        except ApiException as exc:
+            if exc.status == 404 or (exc.status == 422 and "metadata.uid" in str(exc.body)):
+                return False
+            raise _translate(exc, f"write the status of {ref}") from exc
+        except HTTPError as exc:
+            raise _translate(exc, f"write the status of {ref}") from exc
+        return True
 
 
 def _final_condition(job: Any) -> Any | None:

@@ -28,7 +28,7 @@ from functions.core.ports import TrialLaunch
 
 PREEMPTION_SIGNALS = {signal.SIGKILL, signal.SIGTERM, signal.SIGHUP, signal.SIGINT}
 
-Key = tuple[str, int, int]
+Key = tuple[str, str, int, int]
 
 
 @dataclass
@@ -65,6 +65,11 @@ def _ids(launch: TrialLaunch) -> tuple[str, str, int, int]:
     return launch.study, launch.uid, launch.number, launch.attempt
 
 
+def _key(launch: TrialLaunch) -> Key:
+    """An attempt of a trial of one study: a study made again under the same name is another."""
+    return _ids(launch)
+
+
 def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
     try:
         os.killpg(process.pid, sig)
@@ -87,12 +92,12 @@ class LocalExecutor:
     def log_path(self, study: str, number: int, attempt: int) -> Path:
         return self.log_dir / study / f"{number}.{attempt}.log"
 
-    def _owner_path(self, key: Key) -> Path:
-        return self.log_path(*key).with_suffix(".owner")
+    def _owner_path(self, launch: TrialLaunch) -> Path:
+        return self.log_path(launch.study, launch.number, launch.attempt).with_suffix(".owner")
 
     def launch(self, launch: TrialLaunch) -> None:
         """Register the attempt and start it from its own thread, so the caller never waits on a fork."""
-        key = (launch.study, launch.number, launch.attempt)
+        key = _key(launch)
         with self._lock:
             if key in self._runs or self._closed:
                 return
@@ -101,9 +106,9 @@ class LocalExecutor:
 
     def _run(self, key: Key, run: _Run) -> None:
         launch = run.launch
-        path = self.log_path(*key)
+        path = self.log_path(launch.study, launch.number, launch.attempt)
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._owner_path(key).write_text(self._identity)
+        self._owner_path(launch).write_text(self._identity)
         with path.open("wb") as log:
             try:
                 run.process = subprocess.Popen(
@@ -182,12 +187,11 @@ class LocalExecutor:
             return process.wait()
 
     def exists(self, launch: TrialLaunch) -> bool:
-        key = (launch.study, launch.number, launch.attempt)
         with self._lock:
-            if key in self._runs:
+            if _key(launch) in self._runs:
                 return True
         try:
-            owner = self._owner_path(key).read_text()
+            owner = self._owner_path(launch).read_text()
         except FileNotFoundError:
             return False
         return owner != self._identity and _alive(owner)
@@ -205,7 +209,7 @@ class LocalExecutor:
 
     def _stop(self, selected: Callable[[str, int], bool]) -> None:
         with self._lock:
-            runs = [run for (s, n, _), run in self._runs.items() if selected(s, n)]
+            runs = [run for (s, _, n, _), run in self._runs.items() if selected(s, n)]
         for run in runs:
             run.stopped = True
             if run.process is not None and run.process.poll() is None:
@@ -214,7 +218,7 @@ class LocalExecutor:
     def running(self, study: str | None = None) -> int:
         """How many attempts (of one study, or of all) have not ended yet."""
         with self._lock:
-            return sum(1 for (s, _, _), run in self._runs.items()
+            return sum(1 for (s, _, _, _), run in self._runs.items()
                        if not run.done.is_set() and study in (None, s))
 
     def shutdown(self) -> None:

@@ -74,7 +74,11 @@ def _migrate_3(db: sqlite_utils.Database) -> None:
     db["node_pools"].create_index(["pool"])
 
 
-MIGRATIONS = (_migrate_1, _migrate_2, _migrate_3)
+def _migrate_4(db: sqlite_utils.Database) -> None:
+    db["studies"].add_column("origin", str)
+
+
+MIGRATIONS = (_migrate_1, _migrate_2, _migrate_3, _migrate_4)
 
 
 def _dumps(value: Any) -> str:
@@ -179,6 +183,7 @@ class SqliteStore:
                 "name": record.name, "uid": record.uid, "definition": _dumps(record.definition),
                 "normalized": _dumps(record.spec.to_dict()), "base_dir": record.base_dir,
                 "status": record.status, "reason": record.reason, "created_at": record.created_at,
+                "origin": _dumps(record.origin) if record.origin is not None else None,
             })
         return record
 
@@ -192,6 +197,7 @@ class SqliteStore:
             spec=_spec(row["normalized"]), definition=_definition(row["definition"]),
             base_dir=row["base_dir"], uid=row["uid"], status=row["status"], reason=row["reason"] or "",
             created_at=row["created_at"], started_at=row["started_at"], completed_at=row["completed_at"],
+            origin=_loads(row["origin"]),
         )
 
     def get_study(self, name: str) -> StudyRecord:
@@ -212,6 +218,12 @@ class SqliteStore:
                 optuna.delete_study(study_name=name, storage=self.optuna_storage())
 
     def update_study(self, name: str, **fields: Any) -> None:
+        """``spec``, ``definition`` and ``origin`` are stored as JSON, the spec normalised."""
+        if "spec" in fields:
+            fields["normalized"] = _dumps(fields.pop("spec").to_dict())
+        for key in ("definition", "origin"):
+            if key in fields:
+                fields[key] = _dumps(fields[key]) if fields[key] is not None else None
         self._update("studies", {"name": name}, fields)
 
     def _update(self, table: str, key: dict[str, Any], fields: dict[str, Any]) -> None:

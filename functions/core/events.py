@@ -24,19 +24,24 @@ STUDY_COMPLETED = "dev.katuna.study.completed"
 POOL_CHECK = "dev.knative.sources.ping"
 """A tick that makes pending node-pool operations be checked again: a Knative PingSource's
 event in the cluster, the watcher's in the embedded broker. Its data may name a study."""
-JOB_EVENTS = tuple(f"dev.knative.apiserver.resource.{change}" for change in ("add", "update", "delete"))
-"""What a Knative ApiServerSource in Resource mode sends about katuna's trial Jobs."""
+APISERVER_EVENTS = tuple(f"dev.knative.apiserver.resource.{change}" for change in ("add", "update", "delete"))
+"""What a Knative ApiServerSource in Resource mode sends: katuna's trial Jobs, and the study
+resources (``katuna.dev/v1`` Study and Experiment) users apply."""
 
 ROUTES: Mapping[str, tuple[str, ...]] = {
     STUDY_CREATED: ("provision", "suggest"),
-    TRIAL_SUGGESTED: ("spawn",),
+    TRIAL_SUGGESTED: ("spawn", "writeback"),
     TRIAL_FINISHED: ("collect",),
     TRIAL_PROGRESS: ("prune",),
-    STUDY_COMPLETED: ("stop", "provision"),
+    STUDY_COMPLETED: ("stop", "provision", "writeback"),
     POOL_CHECK: ("provision",),
-    **{job_event: ("jobwatch",) for job_event in JOB_EVENTS},
+    **{apiserver_event: ("jobwatch", "resource") for apiserver_event in APISERVER_EVENTS},
 }
 """Event type to the handlers (modules of ``functions.handlers``) that receive it."""
+
+OBJECTS: Mapping[str, str] = {"jobwatch": "batch/v1", "resource": "katuna.dev/v1"}
+"""The ``apiVersion`` of the objects a handler of ApiServerSource events takes; its Triggers
+filter on the ``apiversion`` attribute the source sets, and the dispatcher on the object's."""
 
 _NAMESPACE = uuid.UUID("7f1d7a52-3b8e-4c55-9a43-5b3f3e2a9c10")
 

@@ -1,4 +1,5 @@
-"""Study definitions as text: YAML or JSON, in the native format or as a Katib Experiment or StudyJob."""
+"""Study definitions as text: YAML or JSON, in the native format, as a Katib Experiment or
+StudyJob, or as a katuna.dev/v1 resource."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from functions.core import katib, studyjob
+from functions.core import katib, resources, studyjob
 from functions.core.errors import InvalidStudy, Problem, UnparseableStudy
 from functions.core.spec import Study
 from functions.core.validate import parse_study
@@ -28,7 +29,10 @@ def parse_text(text: str) -> dict[str, Any]:
 
 
 def native(definition: dict[str, Any]) -> dict[str, Any]:
-    """The definition in katuna's native format (Katib Experiments and StudyJobs are translated)."""
+    """The definition in katuna's native format (Katib Experiments and StudyJobs are translated;
+    a ``katuna.dev/v1`` resource stands for the study in its spec)."""
+    if resources.is_resource(definition):
+        return native(resources.definition(definition))
     if katib.is_experiment(definition):
         return katib.from_experiment(definition)
     if studyjob.is_studyjob(definition):
@@ -42,7 +46,12 @@ def load_study(text: str, read_file: Callable[[str], str] | None = None) -> tupl
     ``read_file`` reads the file a ``warmStart.file`` names (the CLI's reader); without one, a
     file is a problem: a service cannot read the submitter's files.
     """
-    definition = parse_text(text)
+    return load_definition(parse_text(text), read_file)
+
+
+def load_definition(definition: dict[str, Any], read_file: Callable[[str], str] | None = None) -> tuple[Study, dict[str, Any]]:
+    """The validated study a parsed definition (native, Katib Experiment, StudyJob or resource) stands for,
+    and the definition itself."""
     study = native(definition)
     warm = study.get("warmStart")
     if isinstance(warm, dict) and "file" in warm:

@@ -19,6 +19,7 @@ from functions.core.records import Counts, PoolUse, StudyRecord, TrialRecord
 
 if TYPE_CHECKING:
     from functions.core.cluster import Cluster
+    from functions.core.resources import Ref
 
 
 class Store(Protocol):
@@ -43,7 +44,8 @@ class Store(Protocol):
 
     def list_studies(self) -> list[StudyRecord]: ...
 
-    def update_study(self, name: str, **fields: Any) -> None: ...
+    def update_study(self, name: str, **fields: Any) -> None:
+        """Change fields of the stored record (``spec`` replaces the definition's normal form)."""
 
     def delete_study(self, name: str) -> None:
         """Remove the study, its trials and observations, and Optuna's twin."""
@@ -172,6 +174,17 @@ class NodePools(Protocol):
 
     def describe(self, name: str) -> PoolStatus | None:
         """The pool's state and limits, or None when it does not exist."""
+
+
+class Resources(Protocol):
+    """Study resources on a Kubernetes API: read them, write their status."""
+
+    def get(self, ref: Ref) -> Mapping[str, Any] | None:
+        """The resource as the API holds it now, or None when there is none."""
+
+    def write_status(self, ref: Ref, uid: str, status: Mapping[str, Any]) -> bool:
+        """Merge ``status`` into the status of the resource with this ``uid``; False when that
+        resource is gone (deleted, or replaced by another of the same name)."""
 
 
 Clock = Callable[[], float]

@@ -29,6 +29,9 @@ class StudyRecord:
     created_at: float = 0.0
     started_at: float | None = None
     completed_at: float | None = None
+    origin: Mapping[str, Any] | None = None
+    """The Kubernetes resource the study came from (:class:`functions.core.resources.Origin` as a
+    dict), or None for a study submitted over HTTP or the CLI."""
 
     @property
     def name(self) -> str:

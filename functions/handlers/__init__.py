@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from functions.core.events import Event
-from functions.handlers import collect, jobwatch, provision, prune, spawn, stop, suggest
+from functions.handlers import collect, jobwatch, provision, prune, resource, spawn, stop, suggest, writeback
 from functions.handlers.base import Deps
 
 Handler = Callable[[Event, Deps], list[Event]]
@@ -18,6 +18,8 @@ HANDLERS: dict[str, Handler] = {
     "jobwatch": jobwatch.handle,
     "prune": prune.handle,
     "provision": provision.handle,
+    "resource": resource.handle,
+    "writeback": writeback.handle,
 }
 
 __all__ = ["HANDLERS", "Deps", "Handler"]

@@ -7,8 +7,10 @@ through the executor, and returns the events to emit. It never talks HTTP.
 from __future__ import annotations
 
 import os
+import uuid
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 import optuna
 from optuna.trial import TrialState
@@ -17,10 +19,11 @@ from functions.core import template, trial_spec
 from functions.core.events import Event, study_completed, trial_suggested
 from functions.core.metrics import Observation, parse_json_lines, parse_text, reduce
 from functions.core.naming import job_name
-from functions.core.ports import Clock, Executor, NodePools, Progress, Store, TrialLaunch
+from functions.core.ports import Clock, Executor, NodePools, Progress, Resources, Store, TrialLaunch
 from functions.core.records import COMPLETE, WAITING, StudyRecord, TrialRecord
 from functions.core.samplers import build_sampler, grid_size
 from functions.core.space import distribution, sample
+from functions.core.spec import Study
 from functions.core.stop import Decision, decide, trials_to_ask
 from functions.core.warm import KnownResult, fits
 
@@ -34,6 +37,23 @@ class Deps:
     clock: Clock
     node_pools: NodePools | None = None
     """The cluster's node pools in its cloud; None where no provider is configured."""
+    resources: Resources | None = None
+    """Study resources on Kubernetes, where the service watches them."""
+    workdir: str = "."
+    """Where relative trial working directories of submitted studies start."""
+
+
+def store_study(deps: Deps, spec: Study, definition: dict[str, Any],
+                origin: dict[str, Any] | None = None) -> tuple[StudyRecord, bool]:
+    """Store a submitted study under a fresh uid: the stored record, and whether it is new.
+
+    Submitting the identical study again returns the stored one (``StudyConflict`` when the
+    name holds a different definition). Both the HTTP API and the study resources submit here.
+    """
+    uid = uuid.uuid4().hex[:12]
+    record = StudyRecord(spec, definition, os.path.abspath(deps.workdir), uid, created_at=deps.clock(), origin=origin)
+    stored = deps.store.add_study(record)
+    return stored, stored.uid == uid
 
 
 def optuna_study(record: StudyRecord, deps: Deps, trial_number: int | None = None) -> optuna.Study:

@@ -58,7 +58,7 @@ def create_study():
         return response
     spec, definition = load_study(request.get_data(as_text=True))
     runtime = _runtime()
-    record, created = runtime.submit(spec, definition, runtime.settings.workdir)
+    record, created = runtime.submit(spec, definition)
     body = {"name": record.name, "status": record.status, "links": _links(record.name)}
     response = jsonify(body)
     response.status_code = 201 if created else 200

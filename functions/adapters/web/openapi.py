@@ -46,7 +46,10 @@ _SCHEMAS: dict[str, Any] = {
         "best": {"oneOf": [{"$ref": "#/components/schemas/Trial"}, {"type": "null"},
                            {"type": "array", "items": {"$ref": "#/components/schemas/Trial"}}]},
         "nodePool": {"oneOf": [{"$ref": "#/components/schemas/NodePoolUse"}, {"type": "null"}]},
-        "definition": {"type": "object"}, "links": {"type": "object"}}},
+        "definition": {"type": "object"}, "links": {"type": "object"},
+        "resource": {"description": "the Kubernetes resource (kind, namespace, name) that manages the study",
+                     "oneOf": [{"type": "null"}, {"type": "object", "properties": {
+                         "kind": {"type": "string"}, "namespace": {"type": "string"}, "name": {"type": "string"}}}]}}},
     "NodePoolUse": {"type": "object", "description": "The node pool the study's trials ran on, and its lifetime",
                     "required": ["pool", "provider", "capacity", "phase"], "properties": {
         "pool": {"type": "string"}, "provider": {"enum": ["gke", "eks"]},

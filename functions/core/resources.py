@@ -1,0 +1,181 @@
+"""Studies as Kubernetes custom resources (``katuna.dev/v1`` Study and Experiment): what a
+resource stands for, which edits a running study takes, and the status written back.
+
+A ``Study``'s ``spec`` is the native study format, an ``Experiment``'s a Katib ``v1beta1``
+Experiment spec; the resource's ``metadata.name`` names the study. The definition a resource
+stands for is exactly what ``POST /studies`` would receive, so both paths validate and store
+the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from functions.core import katib
+from functions.core.errors import InvalidStudy, Problem
+from functions.core.records import COMPLETED, FAILED, STOPPED, Counts, StudyRecord, TrialRecord
+
+GROUP, VERSION = "katuna.dev", "v1"
+API_VERSION = f"{GROUP}/{VERSION}"
+PLURALS = {"Study": "studies", "Experiment": "experiments"}
+EDITABLE = {"Study": ("parallelism", "maxTrials", "maxFailedTrials"),
+            "Experiment": ("parallelTrialCount", "maxTrialCount", "maxFailedTrialCount")}
+"""The spec fields a running study takes edits of (Katib's editable fields), by kind."""
+
+DELETED = "stopped: its resource was deleted"
+
+
+@dataclass(frozen=True)
+class Ref:
+    """Where a resource lives: kind, namespace and name."""
+
+    kind: str
+    namespace: str
+    name: str
+
+    @property
+    def plural(self) -> str:
+        return PLURALS[self.kind]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class Origin:
+    """The resource a stored study came from, and the last generation of it katuna handled.
+
+    ``refused`` explains why that generation's spec was not applied (empty when it was).
+    """
+
+    ref: Ref
+    uid: str
+    generation: int
+    refused: str = ""
+    refused_at: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.ref.kind, "namespace": self.ref.namespace, "name": self.ref.name, "uid": self.uid,
+                "generation": self.generation, "refused": self.refused, "refusedAt": self.refused_at}
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Origin:
+        return cls(Ref(raw["kind"], raw["namespace"], raw["name"]), raw["uid"], raw["generation"],
+                   raw.get("refused") or "", raw.get("refusedAt"))
+
+    def handled(self, generation: int, refused: str = "", now: float | None = None) -> Origin:
+        return replace(self, generation=generation, refused=refused, refused_at=now if refused else None)
+
+
+def is_resource(obj: Mapping[str, Any]) -> bool:
+    return obj.get("apiVersion") == API_VERSION and obj.get("kind") in PLURALS
+
+
+def ref_of(obj: Mapping[str, Any]) -> Ref:
+    metadata = obj.get("metadata") or {}
+    return Ref(obj["kind"], metadata.get("namespace") or "default", metadata.get("name") or "")
+
+
+def definition(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """The study definition a resource stands for, as ``POST /studies`` would receive it."""
+    metadata = obj.get("metadata") or {}
+    spec = obj.get("spec")
+    if not isinstance(spec, Mapping):
+        raise InvalidStudy([Problem("spec", "required; expected a mapping")])
+    if obj["kind"] == "Experiment":
+        return {"apiVersion": katib.API_VERSION, "kind": "Experiment",
+                "metadata": {"name": metadata.get("name"), "namespace": metadata.get("namespace")}, "spec": dict(spec)}
+    if spec.get("name") not in (None, metadata.get("name")):
+        raise InvalidStudy([Problem("spec.name", f"expected the resource's name {metadata.get('name')!r} or nothing, "
+                                                 f"got {spec['name']!r}")])
+    return {**spec, "name": metadata.get("name")}
+
+
+def spec_paths(kind: str, problems: Sequence[Problem]) -> list[Problem]:
+    """Problems with paths into the resource: a Study's native fields live under ``spec``."""
+    if kind != "Study":
+        return list(problems)
+    return [Problem(f"spec.{p.path}" if p.path else "spec", p.message) for p in problems]
+
+
+def refused_fields(kind: str, stored: Mapping[str, Any], edited: Mapping[str, Any]) -> list[str]:
+    """The spec fields an edit changes that a running study cannot take."""
+    before, after = _raw_spec(kind, stored), _raw_spec(kind, edited)
+    changed = sorted(key for key in before.keys() | after.keys() if before.get(key) != after.get(key))
+    return [f"spec.{key}" for key in changed if key not in EDITABLE[kind]]
+
+
+def _raw_spec(kind: str, definition_: Mapping[str, Any]) -> Mapping[str, Any]:
+    if kind == "Experiment":
+        return definition_.get("spec") or {}
+    return {k: v for k, v in definition_.items() if k != "name"}
+
+
+def timestamp(seconds: float | None) -> str | None:
+    """RFC 3339, as Kubernetes writes times."""
+    if seconds is None:
+        return None
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+_REASONS = (("goal reached", "ExperimentGoalReached"), ("max trials reached", "ExperimentMaxTrialsReached"),
+            ("too many failed trials", "ExperimentMaxFailedTrialsReached"), ("time budget", "StudyTimeBudgetUsed"),
+            ("search space exhausted", "StudySearchSpaceExhausted"), (DELETED, "ResourceDeleted"),
+            ("stopped by user", "StoppedByUser"))
+
+
+def end_reason(reason: str) -> str:
+    """A Katib-like reason for how a study ended, from katuna's own words."""
+    return next((code for words, code in _REASONS if words in reason), "StudyEnded")
+
+
+def _condition(kind: str, reason: str, message: str, when: float | None, status: str = "True") -> dict[str, Any]:
+    return {"type": kind, "status": status, "reason": reason, "message": message,
+            "lastTransitionTime": timestamp(when), "lastUpdateTime": timestamp(when)}
+
+
+def study_status(record: StudyRecord, counts: Counts, best: TrialRecord | None, origin: Origin) -> dict[str, Any]:
+    """The status of a stored study's resource, all from the store: writing it twice is harmless."""
+    spec = record.spec
+    created = _condition("Created", "StudyCreated", f"study {record.name} accepted", record.created_at)
+    conditions = [created]
+    phase = "Created"
+    if record.started_at is not None:
+        phase = "Running"
+        conditions.append(_condition("Running", "StudyRunning", "trials are running", record.started_at,
+                                     "False" if record.terminal else "True"))
+    if record.terminal:
+        phase = {COMPLETED: "Succeeded", FAILED: "Failed", STOPPED: "Stopped"}[record.status]
+        conditions.append(_condition(phase, end_reason(record.reason), record.reason, record.completed_at))
+    if origin.refused:
+        conditions.append(_condition("UpdateRefused", "SpecChangeRefused", origin.refused, origin.refused_at))
+    status: dict[str, Any] = {
+        "phase": phase, "conditions": conditions, "observedGeneration": origin.generation,
+        "startTime": timestamp(record.started_at or record.created_at), "trials": counts.created,
+        "trialsSucceeded": counts.complete, "trialsFailed": counts.failed, "trialsEarlyStopped": counts.pruned,
+        "trialsRunning": counts.running, "trialsPending": counts.waiting,
+        "progress": f"{counts.finished}/{spec.max_trials if spec.max_trials is not None else '-'}",
+        "problems": None,
+    }
+    """Written as a merge patch: None removes what an earlier refusal left."""
+    if record.completed_at is not None:
+        status["completionTime"] = timestamp(record.completed_at)
+    if best is not None and best.values:
+        status["currentOptimalTrial"] = {
+            "bestTrialName": f"{record.name}-{best.number}", "trialNumber": best.number,
+            "objectiveValue": best.values[0],
+            "parameterAssignments": [{"name": k, "value": str(v)} for k, v in best.params.items()],
+            "observation": {"metrics": [{"name": k, "value": v} for k, v in best.metrics.items()]},
+        }
+    return status
+
+
+def failed_status(reason: str, problems: Sequence[Problem], generation: int, now: float) -> dict[str, Any]:
+    """The status of a resource katuna could not take: every problem, with its field path."""
+    lines = "; ".join(str(p) for p in problems)
+    message = f"{len(problems)} problem(s): {lines}" if len(problems) > 1 else lines
+    return {"phase": "Failed", "observedGeneration": generation, "conditions": [_condition("Failed", reason, message, now)],
+            "problems": [{"field": p.path, "message": p.message} for p in problems]}

@@ -1,0 +1,141 @@
+"""``dev.knative.apiserver.resource.*`` about a ``katuna.dev/v1`` Study or Experiment: make the
+stored study follow the resource.
+
+The event only says which resource changed: the handler reads the resource as the API holds it
+now and reconciles, so duplicates, late updates and a delete overtaking its add all end in the
+same place. A new resource is submitted like ``POST /studies`` (same validation, same store);
+its deletion stops the study; an edit of the fields a running study takes (parallelism, max
+trials, max failed trials) updates it, any other edit is refused in the status. Each generation
+is handled once: the stored origin (or, for a refused resource, its status) remembers it, so
+the update events of katuna's own status writes change nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from functions.core.errors import InvalidStudy, Problem, StudyNotFound
+from functions.core.events import Event, study_created
+from functions.core.formats import load_definition
+from functions.core.records import ACTIVE_STATES, STOPPED, StudyRecord
+from functions.core.resources import (
+    DELETED,
+    EDITABLE,
+    Origin,
+    Ref,
+    definition,
+    failed_status,
+    is_resource,
+    ref_of,
+    refused_fields,
+    spec_paths,
+)
+from functions.core.stop import Decision
+from functions.handlers.base import Deps, complete, go_on, store_study, trial_launch
+from functions.handlers.writeback import report
+
+
+def handle(event: Event, deps: Deps) -> list[Event]:
+    if not is_resource(event.data) or deps.resources is None:
+        return []
+    ref = ref_of(event.data)
+    current = deps.resources.get(ref)
+    stored = _stored(deps, ref.name)
+    origin = Origin.from_dict(stored.origin) if stored is not None and stored.origin is not None else None
+    if current is None:
+        if stored is not None and origin is not None and origin.ref == ref and not stored.terminal:
+            return complete(stored, deps, Decision(STOPPED, DELETED))
+        return []
+    uid, generation = current["metadata"]["uid"], current["metadata"].get("generation") or 1
+    if stored is not None and origin is not None and origin.ref == ref:
+        if origin.uid == uid:
+            return _edit(deps, stored, origin, current) if generation > origin.generation else []
+        _retire(deps, stored)
+        stored = None
+    if _handled(current, generation):
+        return []
+    if stored is not None:
+        taken = "over the HTTP API or the CLI" if origin is None else f"from {origin.ref}"
+        problem = Problem("metadata.name", f"a study named {ref.name!r} already exists (submitted {taken}); "
+                                           "rename this resource, or delete that study")
+        _fail(deps, ref, uid, generation, "StudyNameTaken", [problem])
+        return []
+    return _create(deps, ref, current)
+
+
+def _stored(deps: Deps, name: str) -> StudyRecord | None:
+    try:
+        return deps.store.get_study(name)
+    except StudyNotFound:
+        return None
+
+
+def _handled(current: Mapping[str, Any], generation: int) -> bool:
+    """Whether katuna refused this generation already (its status says so)."""
+    status = current.get("status") or {}
+    return status.get("phase") == "Failed" and status.get("observedGeneration") == generation
+
+
+def _fail(deps: Deps, ref: Ref, uid: str, generation: int, reason: str, problems: list[Problem]) -> None:
+    if deps.resources is not None:
+        deps.resources.write_status(ref, uid, failed_status(reason, problems, generation, deps.clock()))
+
+
+def _create(deps: Deps, ref: Ref, current: Mapping[str, Any]) -> list[Event]:
+    """Submit the resource's study, as ``POST /studies`` would."""
+    uid, generation = current["metadata"]["uid"], current["metadata"].get("generation") or 1
+    try:
+        spec, submitted = load_definition(definition(current))
+    except InvalidStudy as exc:
+        _fail(deps, ref, uid, generation, "InvalidSpec", spec_paths(ref.kind, exc.problems))
+        return []
+    record, _ = store_study(deps, spec, submitted, Origin(ref, uid, generation).to_dict())
+    report(record, deps)
+    return [study_created(record.name, record.uid)]
+
+
+def _edit(deps: Deps, stored: StudyRecord, origin: Origin, current: Mapping[str, Any]) -> list[Event]:
+    """Apply an edit of the editable fields to the running study; refuse any other."""
+    generation = current["metadata"]["generation"]
+    kind = origin.ref.kind
+    try:
+        edited = definition(current)
+        refused = refused_fields(kind, stored.definition, edited)
+        if stored.terminal:
+            raise _Refusal(f"the study has ended ({stored.status}: {stored.reason}); delete and re-apply the "
+                           "resource to run it again")
+        if refused:
+            raise _Refusal(f"{', '.join(refused)} cannot change while the study runs (only "
+                           f"{', '.join(f'spec.{f}' for f in EDITABLE[kind])} can); delete and re-apply the "
+                           "resource to change the rest")
+        spec, submitted = load_definition(edited)
+    except InvalidStudy as exc:
+        problems = "; ".join(str(p) for p in spec_paths(kind, exc.problems))
+        return _refuse(deps, stored, origin, generation, f"the edit is invalid: {problems}")
+    except _Refusal as exc:
+        return _refuse(deps, stored, origin, generation, str(exc))
+    deps.store.update_study(stored.name, spec=spec, definition=submitted, origin=origin.handled(generation).to_dict())
+    record = deps.store.get_study(stored.name)
+    events = go_on(record, deps, None)
+    report(deps.store.get_study(stored.name), deps)
+    return events
+
+
+class _Refusal(Exception):
+    """An edit the running study cannot take."""
+
+
+def _refuse(deps: Deps, stored: StudyRecord, origin: Origin, generation: int, message: str) -> list[Event]:
+    """Keep running as before; the status says which edit was refused and why."""
+    deps.store.update_study(stored.name, origin=origin.handled(generation, message, deps.clock()).to_dict())
+    report(deps.store.get_study(stored.name), deps)
+    return []
+
+
+def _retire(deps: Deps, stored: StudyRecord) -> None:
+    """Forget the study of a resource that was deleted and made again under the same name
+    (its trials stopped): the new resource is a new study."""
+    for trial in deps.store.trials(stored.name, ACTIVE_STATES):
+        deps.executor.stop(trial_launch(stored, trial))
+    deps.store.delete_study(stored.name)

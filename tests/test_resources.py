@@ -1,0 +1,452 @@
+"""Studies as custom resources: the CRDs and their schemas, and `katuna serve` fed with
+ApiServerSource CloudEvents (binary mode, the real SDK), writing status to a loopback API."""
+
+from __future__ import annotations
+
+import copy
+import json
+import sqlite3
+import time
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+from cloudevents.core.bindings import http as ce_http
+from cloudevents.core.v1.event import CloudEvent
+from conftest import study_definition
+from http_helpers import Service
+from kube_stub import KubeStub
+
+from functions.core import resources
+from functions.core.errors import InvalidStudy
+from functions.core.formats import load_definition, load_study
+from functions.core.records import Counts, TrialRecord
+from functions.core.stop import decide
+from functions.core.validate import _TOP, parse_study
+
+ROOT = Path(__file__).parent.parent
+EXAMPLES = ROOT / "examples"
+CRDS = {doc["spec"]["names"]["kind"]: doc for doc in yaml.safe_load_all((ROOT / "knative" / "crds.yaml").read_text())}
+
+
+def schema(kind: str) -> dict:
+    return CRDS[kind]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+
+
+def closed(node: object) -> object:
+    """The schema as the API server applies it with strict field validation (kubectl's
+    default): fields it does not list are errors, except where it preserves unknown fields."""
+    if isinstance(node, dict):
+        node = {key: closed(value) for key, value in node.items()}
+        if "properties" in node and not node.get("x-kubernetes-preserve-unknown-fields"):
+            node.setdefault("additionalProperties", False)
+        return node
+    if isinstance(node, list):
+        return [closed(value) for value in node]
+    return node
+
+
+def check(resource: dict) -> None:
+    document = closed(schema(resource["kind"]))
+    document["properties"]["metadata"].pop("additionalProperties")
+    jsonschema.validate(resource, document)
+
+
+def as_study(path: Path) -> dict:
+    native = yaml.safe_load(path.read_text())
+    name = native.pop("name")
+    return {"apiVersion": "katuna.dev/v1", "kind": "Study", "metadata": {"name": name, "namespace": "team"},
+            "spec": native}
+
+
+def as_experiment(path: Path) -> dict:
+    katib = yaml.safe_load(path.read_text())
+    return {**katib, "apiVersion": "katuna.dev/v1"}
+
+
+# the CRDs
+
+
+def _structural_problems(node: dict, path: str = "") -> list[str]:
+    problems = []
+    if "type" not in node and not (node.get("x-kubernetes-int-or-string") or node.get("x-kubernetes-preserve-unknown-fields")):
+        problems.append(f"{path or '.'}: no type")
+    for name, child in (node.get("properties") or {}).items():
+        problems += _structural_problems(child, f"{path}.{name}")
+    for key in ("items", "additionalProperties"):
+        if isinstance(node.get(key), dict):
+            problems += _structural_problems(node[key], f"{path}[{key}]")
+    return problems
+
+
+@pytest.mark.parametrize("kind", ["Study", "Experiment"])
+def test_the_crds_are_structural_with_status_and_printer_columns(kind: str):
+    crd = CRDS[kind]
+    assert crd["spec"]["group"] == resources.GROUP and crd["spec"]["names"]["plural"] == resources.PLURALS[kind]
+    version = crd["spec"]["versions"][0]
+    assert version["name"] == resources.VERSION and version["subresources"] == {"status": {}}
+    assert _structural_problems(schema(kind)) == []
+    assert set(schema(kind)["properties"]["metadata"]["properties"]) <= {"name", "generateName"}
+    columns = {c["name"]: c["jsonPath"] for c in version["additionalPrinterColumns"]}
+    assert columns == {"Status": ".status.phase", "Trials": ".status.progress",
+                       "Best": ".status.currentOptimalTrial.objectiveValue", "Age": ".metadata.creationTimestamp"}
+    assert _structural_problems({"properties": {"x": {"type": "object", "properties": {"y": {}}}}}) == [".: no type", ".x.y: no type"]
+
+
+def test_the_study_schema_lists_every_field_of_the_native_format():
+    assert set(schema("Study")["properties"]["spec"]["properties"]) == _TOP
+    assert CRDS["Study"]["spec"]["names"]["shortNames"] == ["kst"]
+
+
+@pytest.mark.parametrize("example,wrap", [("quickstart.yaml", as_study), ("early-stopping.yaml", as_study),
+                                          ("katib-experiment.yaml", as_experiment)])
+def test_the_examples_are_valid_resources_and_the_same_studies(example: str, wrap):
+    resource = wrap(EXAMPLES / example)
+    check(resource)
+    spec, _ = load_definition(resources.definition(resource))
+    assert spec == load_study((EXAMPLES / example).read_text())[0]
+
+
+def test_the_resource_example_is_valid_and_katuna_takes_it():
+    resource = yaml.safe_load((EXAMPLES / "digits-study.yaml").read_text())
+    check(resource)
+    spec, _ = load_definition(resources.definition(resource))
+    assert (spec.name, spec.trial_template.image) == ("digits", "REGISTRY/katuna:0.1.0")
+    assert load_study((EXAMPLES / "digits-study.yaml").read_text())[0] == spec, "katuna run takes the file too"
+
+
+def _broken(change) -> dict:
+    resource = as_study(EXAMPLES / "quickstart.yaml")
+    change(resource["spec"])
+    return resource
+
+
+BAD = {
+    "misspelt field": (_broken(lambda s: s.update(maxTrial=3)), "maxTrial"),
+    "direction": (_broken(lambda s: s["objective"].update(direction="maximise")), "maximise"),
+    "parallelism below 1": (_broken(lambda s: s.update(parallelism=0)), "minimum"),
+    "parameters not a list": (_broken(lambda s: s.update(parameters={"lr": 1})), "is not of type 'array'"),
+    "parameter type": (_broken(lambda s: s["parameters"][0].update(type="integer")), "integer"),
+    "algorithm": (_broken(lambda s: s["algorithm"].update(name="bayes")), "bayes"),
+    "command not strings": (_broken(lambda s: s["trialTemplate"].update(command="python x.py")), "is not of type 'array'"),
+    "no trial template": (_broken(lambda s: s.pop("trialTemplate")), "trialTemplate"),
+}
+
+
+@pytest.mark.parametrize("resource,message", BAD.values(), ids=BAD.keys())
+def test_obvious_mistakes_are_refused_at_apply_time(resource: dict, message: str):
+    with pytest.raises(jsonschema.ValidationError, match=message):
+        check(resource)
+
+
+def test_a_katib_experiment_with_a_wrong_objective_type_is_refused_at_apply_time():
+    resource = as_experiment(EXAMPLES / "katib-experiment.yaml")
+    resource["spec"]["objective"]["type"] = "max"
+    with pytest.raises(jsonschema.ValidationError, match="'max' is not one of"):
+        check(resource)
+    resource = as_experiment(EXAMPLES / "katib-experiment.yaml")
+    resource["spec"]["parameters"][0]["feasibleSpace"]["min"] = 0.1
+    with pytest.raises(jsonschema.ValidationError, match="is not of type 'string'"):
+        check(resource)
+
+
+def test_a_study_spec_naming_another_study_is_a_problem():
+    resource = as_study(EXAMPLES / "quickstart.yaml")
+    resource["spec"]["name"] = "other"
+    with pytest.raises(InvalidStudy, match="spec.name"):
+        resources.definition(resource)
+
+
+def test_every_way_a_study_ends_has_a_katib_like_reason():
+    spec = parse_study(study_definition(maxTrials=2, maxFailedTrials=0, timeBudget=10,
+                                        objective={"metric": "loss", "direction": "minimize", "goal": 0.1}))
+    best = TrialRecord("demo", 0, {"x": 2.0}, "COMPLETE", values=[0.05])
+    ends = {
+        "ExperimentMaxFailedTrialsReached": decide(spec, Counts(failed=1), None, 0),
+        "ExperimentGoalReached": decide(spec, Counts(complete=1), best, 0),
+        "StudyTimeBudgetUsed": decide(spec, Counts(complete=1), None, 11),
+        "ExperimentMaxTrialsReached": decide(spec, Counts(complete=2), None, 0),
+        "StudySearchSpaceExhausted": decide(spec, Counts(complete=1), None, 0, grid_size=1),
+    }
+    assert {code: resources.end_reason(decision.reason) for code, decision in ends.items()} == {c: c for c in ends}
+    assert resources.end_reason(resources.DELETED) == "ResourceDeleted"
+    assert resources.end_reason("stopped by user") == "StoppedByUser"
+
+
+# the function, fed ApiServerSource events
+
+
+@pytest.fixture(scope="module")
+def kube():
+    stub = KubeStub()
+    yield stub
+    stub.close()
+
+
+@pytest.fixture(scope="module")
+def service(kube, tmp_path_factory):
+    running = Service(tmp_path_factory.mktemp("resources"), workers=1, KATUNA_K8S_API=kube.url)
+    yield running
+    running.close()
+
+
+def study(name: str, namespace: str = "team", **overrides) -> dict:
+    native = study_definition(name=name, **overrides)
+    del native["name"]
+    return {"apiVersion": "katuna.dev/v1", "kind": "Study", "metadata": {"name": name, "namespace": namespace},
+            "spec": native}
+
+
+def send(service: Service, change: str, obj: dict, path: str = "/", event_id: str | None = None) -> list[str]:
+    """Deliver an event as an ApiServerSource in Resource mode sends it; the emitted types."""
+    metadata = obj["metadata"]
+    plural = resources.PLURALS[obj["kind"]]
+    event = CloudEvent(attributes={
+        "type": f"dev.knative.apiserver.resource.{change}", "source": "https://10.96.0.1:443",
+        **({"id": event_id} if event_id else {}),
+        "subject": f"/apis/katuna.dev/v1/namespaces/{metadata['namespace']}/{plural}/{metadata['name']}",
+        "datacontenttype": "application/json", "kind": obj["kind"], "apiversion": obj["apiVersion"],
+        "name": metadata["name"], "namespace": metadata["namespace"]}, data=copy.deepcopy(obj))
+    message = ce_http.to_binary_event(event)
+    status, _, body = service.request("POST", path, message.body, message.headers)
+    assert status == 202, body
+    return [e["type"] for e in json.loads(body)["emitted"]]
+
+
+def status_of(kube: KubeStub, obj: dict) -> dict:
+    plural = resources.PLURALS[obj["kind"]]
+    return kube.resources[(plural, obj["metadata"]["namespace"], obj["metadata"]["name"])].get("status") or {}
+
+
+def wait_status(kube: KubeStub, obj: dict, until, timeout: float = 30) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = status_of(kube, obj)
+        if until(status):
+            return status
+        time.sleep(0.05)
+    raise AssertionError(f"status never got there: {status}")
+
+
+def writes(kube: KubeStub, name: str) -> int:
+    return sum(1 for _, n, _ in kube.status_writes if n == name)
+
+
+def wait_trials(service: Service, name: str, count: int, state: str = "RUNNING", timeout: float = 30) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        trials = service.json("GET", f"/studies/{name}/trials")[1]
+        if sum(t["state"] == state for t in trials) >= count:
+            return trials
+        time.sleep(0.05)
+    raise AssertionError(f"{count} trials never got to {state}: {trials}")
+
+
+def handled_by(service: Service, event_id: str) -> list[str]:
+    with sqlite3.connect(service.workdir / "katuna.db") as db:
+        return [r[0] for r in db.execute("SELECT handler FROM processed_events WHERE event_id = ?", [event_id])]
+
+
+def conditions(status: dict) -> dict[str, dict]:
+    return {c["type"]: c for c in status.get("conditions", [])}
+
+
+def test_an_applied_study_runs_and_its_status_follows_it(service: Service, kube: KubeStub):
+    obj = kube.apply(study("kst-basic", maxTrials=4))
+    assert send(service, "add", obj, event_id="add-kst-basic") == ["dev.katuna.study.created"]
+    assert handled_by(service, "add-kst-basic") == ["resource"], "the Job watcher never sees a Study"
+    finished = service.wait_for("kst-basic")
+    assert (finished["status"], finished["counts"]["complete"]) == ("completed", 4)
+    status = wait_status(kube, obj, lambda s: s.get("phase") == "Succeeded")
+    found = conditions(status)
+    assert found["Succeeded"]["reason"] == "ExperimentMaxTrialsReached"
+    assert found["Running"]["status"] == "False" and found["Created"]["status"] == "True"
+    assert (status["trials"], status["trialsSucceeded"], status["progress"], status["observedGeneration"]) == (4, 4, "4/4", 1)
+    assert status["startTime"] <= status["completionTime"]
+    best = min((t for t in service.json("GET", "/studies/kst-basic/trials")[1]), key=lambda t: t["value"])
+    optimal = status["currentOptimalTrial"]
+    assert optimal["objectiveValue"] == best["value"] and optimal["bestTrialName"] == f"kst-basic-{best['number']}"
+    assert optimal["parameterAssignments"] == [{"name": "x", "value": str(best["params"]["x"])}]
+    uid = service.json("GET", "/studies/kst-basic")[1]
+    assert uid["resource"] == {"kind": "Study", "namespace": "team", "name": "kst-basic"}
+    before = writes(kube, "kst-basic")
+    assert send(service, "add", obj) == [], "a duplicate add changes nothing"
+    assert send(service, "update", kube.apply(study("kst-basic", maxTrials=4))) == [], "nor does a status write's update"
+    assert writes(kube, "kst-basic") == before
+    assert service.json("GET", "/studies/kst-basic")[1] == uid
+
+
+def test_an_invalid_study_fails_with_every_problem_and_its_field_and_is_not_stored(service: Service, kube: KubeStub):
+    bad = study("kst-bad", parameters=[{"name": "x", "type": "float", "min": 5.0, "max": -5.0}], parallelism=9)
+    bad["spec"]["trialTemplate"]["command"].append("--y=${trialParameters.y}")
+    obj = kube.apply(bad)
+    assert send(service, "add", obj) == []
+    status = status_of(kube, obj)
+    assert status["phase"] == "Failed" and status["observedGeneration"] == 1
+    failed = conditions(status)["Failed"]
+    assert failed["reason"] == "InvalidSpec"
+    fields = [p["field"] for p in status["problems"]]
+    assert {"spec.parameters[0].max", "spec.parallelism"} <= set(fields)
+    assert any(f.startswith("spec.trialTemplate.command") for f in fields)
+    assert all(f in failed["message"] for f in fields)
+    assert service.request("GET", "/studies/kst-bad")[0] == 404
+    written = writes(kube, "kst-bad")
+    assert send(service, "update", kube.apply(bad)) == [], "the update of katuna's own status write"
+    assert writes(kube, "kst-bad") == written
+    fixed = kube.apply(study("kst-bad", maxTrials=2))
+    assert fixed["metadata"]["generation"] == 2
+    assert send(service, "update", fixed) == ["dev.katuna.study.created"]
+    status = wait_status(kube, fixed, lambda s: s.get("phase") == "Succeeded")
+    assert status["observedGeneration"] == 2 and "problems" not in status and "Failed" not in conditions(status)
+
+
+def test_deleting_the_resource_stops_the_study_and_reapplying_starts_a_new_one(service: Service, kube: KubeStub):
+    obj = kube.apply(study("kst-delete", mode="hang", maxTrials=4))
+    send(service, "add", obj)
+    wait_trials(service, "kst-delete", 2)
+    old_uid = service.json("GET", "/studies/kst-delete")[1]
+    kube.delete("Study", "team", "kst-delete")
+    assert send(service, "delete", obj) == ["dev.katuna.study.completed"]
+    stopped = service.wait_for("kst-delete", timeout=10)
+    assert (stopped["status"], stopped["reason"]) == ("stopped", "stopped: its resource was deleted")
+    wait_trials(service, "kst-delete", 2, state="PRUNED")
+    assert send(service, "delete", obj) == [] and send(service, "add", obj) == [], "late events change nothing"
+    assert service.json("GET", "/studies/kst-delete")[1]["status"] == "stopped"
+    again = kube.apply(study("kst-delete", maxTrials=2))
+    assert again["metadata"]["uid"] != obj["metadata"]["uid"]
+    assert send(service, "add", again) == ["dev.katuna.study.created"]
+    assert service.wait_for("kst-delete")["status"] == "completed"
+    assert service.json("GET", "/studies/kst-delete")[1] != old_uid
+    assert [t["state"] for t in service.json("GET", "/studies/kst-delete/trials")[1]] == ["COMPLETE", "COMPLETE"]
+
+
+def test_a_delete_that_overtakes_its_add_leaves_nothing(service: Service, kube: KubeStub):
+    obj = kube.apply(study("kst-gone"))
+    kube.delete("Study", "team", "kst-gone")
+    assert send(service, "delete", obj) == []
+    assert send(service, "add", obj) == []
+    assert service.request("GET", "/studies/kst-gone")[0] == 404
+    assert writes(kube, "kst-gone") == 0
+
+
+def test_an_update_that_overtakes_its_add_starts_the_study_as_it_is_now(service: Service, kube: KubeStub):
+    first = kube.apply(study("kst-late", maxTrials=2, parallelism=1))
+    edited = kube.apply(study("kst-late", maxTrials=2, parallelism=2))
+    assert send(service, "update", edited) == ["dev.katuna.study.created"]
+    assert send(service, "add", first) == []
+    assert service.wait_for("kst-late")["definition"]["parallelism"] == 2
+    status = wait_status(kube, edited, lambda s: s.get("phase") == "Succeeded")
+    assert status["observedGeneration"] == 2 and "UpdateRefused" not in conditions(status)
+
+
+def test_edits_of_parallelism_and_max_trials_apply_and_others_are_refused(service: Service, kube: KubeStub):
+    obj = kube.apply(study("kst-edit", mode="hang", parallelism=1, maxTrials=6))
+    send(service, "add", obj)
+    wait_trials(service, "kst-edit", 1)
+    wider = kube.apply(study("kst-edit", mode="hang", parallelism=3, maxTrials=6))
+    assert send(service, "update", wider) == ["dev.katuna.trial.suggested"] * 2
+    wait_trials(service, "kst-edit", 3)
+    assert service.json("GET", "/studies/kst-edit")[1]["definition"]["parallelism"] == 3
+
+    moved = study("kst-edit", mode="hang", parallelism=3, maxTrials=6)
+    moved["spec"]["parameters"][0]["max"] = 9.0
+    refused = kube.apply(moved)
+    assert send(service, "update", refused) == []
+    status = status_of(kube, refused)
+    assert status["observedGeneration"] == 3 and status["phase"] == "Running"
+    condition = conditions(status)["UpdateRefused"]
+    assert condition["reason"] == "SpecChangeRefused" and "spec.parameters cannot change" in condition["message"]
+    assert service.json("GET", "/studies/kst-edit")[1]["definition"]["parameters"][0]["max"] == 5.0
+
+    written = writes(kube, "kst-edit")
+    assert send(service, "update", wider) == [], "an update older than the last one handled changes nothing"
+    assert writes(kube, "kst-edit") == written
+
+    fewer = kube.apply(study("kst-edit", mode="hang", parallelism=3, maxTrials=3))
+    assert send(service, "update", fewer) == []
+    status = status_of(kube, fewer)
+    assert status["observedGeneration"] == 4 and "UpdateRefused" not in conditions(status)
+    assert status["progress"] == "0/3"
+    kube.delete("Study", "team", "kst-edit")
+    send(service, "delete", fewer)
+    assert service.wait_for("kst-edit", timeout=10)["status"] == "stopped"
+
+
+def test_a_name_taken_over_http_is_reported_and_the_study_left_alone(service: Service, kube: KubeStub):
+    definition = study_definition(name="kst-taken", maxTrials=1, parallelism=1)
+    assert service.request("POST", "/studies", json.dumps(definition), {"Content-Type": "application/json"})[0] == 201
+    service.wait_for("kst-taken")
+    obj = kube.apply(study("kst-taken", namespace="other", maxTrials=3))
+    assert send(service, "add", obj) == []
+    status = status_of(kube, obj)
+    assert conditions(status)["Failed"]["reason"] == "StudyNameTaken"
+    assert status["problems"][0]["field"] == "metadata.name"
+    assert "over the HTTP API" in status["problems"][0]["message"]
+    assert service.json("GET", "/studies/kst-taken")[1]["maxTrials"] == 1
+
+
+def test_a_katib_experiment_resource_runs_and_reports_katib_paths(service: Service, kube: KubeStub):
+    katib = as_experiment(EXAMPLES / "katib-experiment.yaml")
+    katib["metadata"] = {"name": "kst-katib", "namespace": "team"}
+    container = katib["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]
+    container["command"] = study_definition()["trialTemplate"]["command"][:2] + ["--x=${trialParameters.learningRate}"]
+    katib["spec"]["objective"].update(type="minimize", objectiveMetricName="loss", additionalMetricNames=[])
+    katib["spec"]["objective"].pop("goal")
+    katib["spec"].update(maxTrialCount=3, parallelTrialCount=3, parameters=katib["spec"]["parameters"][:1])
+    katib["spec"]["trialTemplate"]["trialParameters"] = katib["spec"]["trialTemplate"]["trialParameters"][:1]
+    obj = kube.apply(katib)
+    assert send(service, "add", obj, path="/functions/resource") == ["dev.katuna.study.created"]
+    status = wait_status(kube, obj, lambda s: s.get("phase") == "Succeeded")
+    assert status["progress"] == "3/3" and status["currentOptimalTrial"]["parameterAssignments"][0]["name"] == "lr"
+
+    wrong = copy.deepcopy(katib)
+    wrong["metadata"]["name"] = "kst-katib-bad"
+    wrong["spec"]["parallelTrialCount"] = 5
+    wrong["spec"]["algorithm"]["algorithmName"] = "enas"
+    obj = kube.apply(wrong)
+    assert send(service, "add", obj) == []
+    fields = [p["field"] for p in status_of(kube, obj)["problems"]]
+    assert "spec.algorithm.algorithmName" in fields
+
+
+def test_a_resource_study_and_an_http_study_are_the_same_in_the_store(service: Service, kube: KubeStub):
+    definition = study_definition(name="twin-http", maxTrials=3)
+    assert service.request("POST", "/studies", yaml.safe_dump(definition), {"Content-Type": "application/yaml"})[0] == 201
+    send(service, "add", kube.apply(study("twin-kst", maxTrials=3)))
+    service.wait_for("twin-http")
+    service.wait_for("twin-kst")
+    with sqlite3.connect(service.workdir / "katuna.db") as db:
+        db.row_factory = sqlite3.Row
+        rows = {r["name"]: dict(r) for r in db.execute("SELECT * FROM studies WHERE name LIKE 'twin-%'")}
+        trials = {name: [dict(t, study=None) for t in db.execute(
+            "SELECT study, number, params, state, attempt, value, trial_values, metrics, reason, exit_code "
+            "FROM trials WHERE study = ? ORDER BY number", [name])] for name in rows}
+    http, kst = rows["twin-http"], rows["twin-kst"]
+    for key in ("definition", "normalized"):
+        assert {**json.loads(http[key]), "name": None} == {**json.loads(kst[key]), "name": None}
+    assert (http["base_dir"], http["status"], http["reason"]) == (kst["base_dir"], kst["status"], kst["reason"])
+    assert http["origin"] is None and service.json("GET", "/studies/twin-http")[1]["resource"] is None
+    assert json.loads(kst["origin"])["kind"] == "Study" and json.loads(kst["origin"])["generation"] == 1
+    assert trials["twin-http"] == trials["twin-kst"] and len(trials["twin-kst"]) == 3
+
+
+def test_on_the_cluster_deleting_a_study_resource_deletes_its_trial_jobs(kube: KubeStub, tmp_path: Path):
+    cluster = Service(tmp_path, workers=1, KATUNA_EXECUTOR="kubernetes", KATUNA_K8S_API=kube.url,
+                      KATUNA_K8S_NAMESPACE="katuna")
+    try:
+        resource = study("kst-jobs", namespace="katuna", mode="hang", maxTrials=4)
+        resource["spec"]["trialTemplate"]["image"] = "python:3.12"
+        obj = kube.apply(resource)
+        assert send(cluster, "add", obj) == ["dev.katuna.study.created"]
+        wait_trials(cluster, "kst-jobs", 2)
+        assert sorted(n for n in kube.created if n.startswith("kst-jobs-")) == ["kst-jobs-0", "kst-jobs-1"]
+        assert wait_status(kube, obj, lambda s: s.get("phase") == "Running")["trialsRunning"] == 2
+        kube.delete("Study", "katuna", "kst-jobs")
+        assert send(cluster, "delete", obj) == ["dev.katuna.study.completed"]
+        assert cluster.wait_for("kst-jobs", timeout=10)["status"] == "stopped"
+        wait_trials(cluster, "kst-jobs", 2, state="PRUNED")
+        assert {name for _, name, _ in kube.deleted if name.startswith("kst-jobs-")} == {"kst-jobs-0", "kst-jobs-1"}
+        assert not [key for key in kube.jobs if key[1].startswith("kst-jobs-")]
+    finally:
+        cluster.close()
