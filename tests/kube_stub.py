@@ -43,6 +43,7 @@ class KubeStub:
         self.logs: dict[tuple[str, str], str] = {}
         self.deleted: list[tuple[str, str, str | None]] = []
         self.created: list[str] = []
+        self.create_requests: list[tuple[str, str]] = []
         self.created_jobs: dict[str, dict] = {}
         self.preempt_first_pod = False
         self.processes: list[subprocess.Popen] = []
@@ -98,6 +99,7 @@ class KubeStub:
     def create_job(self, namespace: str, job: dict) -> tuple[int, dict]:
         name = job["metadata"]["name"]
         with self.lock:
+            self.create_requests.append((namespace, name))
             if (namespace, name) in self.jobs:
                 return 409, _status(409, "AlreadyExists", f'jobs.batch "{name}" already exists')
             job.setdefault("status", {})
