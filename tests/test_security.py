@@ -158,6 +158,9 @@ def test_a_katib_trial_spec_gets_the_pod_hardening_unless_it_says_otherwise():
     pod = render_job(_launch(trial_spec=spec, primary_container="training"))["spec"]["template"]["spec"]
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     assert pod["automountServiceAccountToken"] is False
+    spec["spec"]["template"]["spec"]["serviceAccountName"] = "trainer"
+    pod = render_job(_launch(trial_spec=spec, primary_container="training"))["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is True, "a pod that names its account keeps its token"
 
 
 @pytest.fixture(scope="module")

@@ -141,8 +141,10 @@ def render_job(request: TrialLaunch, defaults: Cluster = Cluster()) -> dict[str,
         container["resources"] = _resources(resources)
     if request.container_working_dir:
         container["workingDir"] = request.container_working_dir
-    pod: dict[str, Any] = {"restartPolicy": "Never", "containers": [container], "securityContext": copy.deepcopy(POD_SECURITY),
-                           "automountServiceAccountToken": bool(cluster.service_account)}
+    account = cluster.service_account or (trial_spec.pod_spec(request.trial_spec).get("serviceAccountName")
+                                           if request.trial_spec is not None else None)
+    pod: dict[str, Any] = {"restartPolicy": "Never", "containers": [container],
+                           "securityContext": copy.deepcopy(POD_SECURITY), "automountServiceAccountToken": bool(account)}
     if cluster.service_account:
         pod["serviceAccountName"] = cluster.service_account
     if cluster.image_pull_secrets:
