@@ -71,14 +71,16 @@ class Storm:
                 self.seen.add(path.name)
                 trial, attempt = (int(part) for part in path.name.split(".")[:2])
                 if preempted(self.seed, trial, attempt):
-                    delay = self.rng.uniform(0.05, TRIAL_SECONDS * 0.6)
+                    delay = self.rng.uniform(0.02, TRIAL_SECONDS * 0.4)
                     threading.Timer(delay, self._kill, (int(path.read_text()), trial, attempt)).start()
             time.sleep(0.01)
 
     def _kill(self, pid: int, trial: int, attempt: int) -> None:
         try:
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                return  # it ended already: a kill now would hit nothing
             os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
+        except (ProcessLookupError, FileNotFoundError):
             return
         self.killed.append((trial, attempt))
 
@@ -141,7 +143,7 @@ def test_a_storm_of_pod_disruptions_replaces_pods_inside_each_job(kube: KubeStub
         if not preempted(seed, trial, index + 1):
             return None
         with lock:
-            return rng.uniform(0.05, TRIAL_SECONDS * 0.6)
+            return rng.uniform(0.02, TRIAL_SECONDS * 0.4)
 
     kube.disrupt = disrupt
     runner = Embedded(Settings(db=tmp_path / "katuna.db"))
