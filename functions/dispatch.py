@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from functions.core.errors import PermanentError
-from functions.core.events import OBJECTS, ROUTES, Event
+from functions.core.errors import MalformedRequest, PermanentError
+from functions.core.events import OBJECTS, ROUTES, Event, data_problems
 from functions.handlers import HANDLERS, Deps, Handler
 
 
@@ -20,6 +20,10 @@ class UnknownEventType(PermanentError):
 
 class UnknownFunction(PermanentError):
     """No function has that name, or it does not handle the event's type."""
+
+
+class MalformedEventData(MalformedRequest):
+    """The event's data lacks a field its handlers read, or holds a value of the wrong type."""
 
 
 class Dispatcher:
@@ -43,6 +47,7 @@ class Dispatcher:
         if names is None:
             known = ", ".join(sorted(self._routes))
             raise UnknownEventType(f"unknown event type {event.type!r}; expected one of {known}")
+        _check(event)
         emitted: list[Event] = []
         for name in names:
             if self._takes(name, event):
@@ -55,6 +60,7 @@ class Dispatcher:
             raise UnknownFunction(f"no function named {function!r}; expected one of {', '.join(sorted(self._handlers))}")
         if function not in self._routes.get(event.type, ()):
             raise UnknownFunction(f"function {function!r} does not handle events of type {event.type!r}")
+        _check(event)
         return self._run(function, event) if self._takes(function, event) else []
 
     def _takes(self, name: str, event: Event) -> bool:
@@ -72,3 +78,9 @@ class Dispatcher:
             emitted = self._handlers[name](event, self.deps)
             store.record_processed(event.id, name, emitted)
         return emitted
+
+
+def _check(event: Event) -> None:
+    problems = data_problems(event.type, event.data)
+    if problems:
+        raise MalformedEventData(f"malformed {event.type} event {event.id}: {'; '.join(problems)}")

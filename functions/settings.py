@@ -37,7 +37,8 @@ class Settings:
 
     ``KATUNA_DB`` (default ``./katuna.db``); ``KATUNA_LOG_DIR`` (default ``<db stem>-logs``
     beside the database); ``KATUNA_BUSY_TIMEOUT`` seconds (30); ``KATUNA_API_TOKEN`` (unset: the
-    API is open); ``KATUNA_MAX_BODY`` bytes of a request body (1 MiB); ``KATUNA_WORKDIR``, the
+    API is open); ``KATUNA_MAX_BODY`` bytes of a request body (1 MiB); ``KATUNA_MAX_LOG`` characters of a
+    trial log served by the API (8 Mi: the first and the last halves, with a note between); ``KATUNA_WORKDIR``, the
     directory that relative trial working directories of POSTed studies start from (the current
     one); ``KATUNA_EVENTS``: ``queue`` (emitted events go to the database queue that the
     service's own workers take from) or ``reply`` (behind a Knative broker: the reply, and
@@ -60,6 +61,7 @@ class Settings:
     busy_timeout: float = 30.0
     api_token: str | None = None
     max_body: int = 1 << 20
+    max_log: int = 8 << 20
     workdir: Path = Path(".")
     events: str = "queue"
     sink: str | None = None
@@ -85,7 +87,7 @@ class Settings:
         env = os.environ if environ is None else environ
         read = {
             "db": ("DB", Path), "log_dir": ("LOG_DIR", Path), "busy_timeout": ("BUSY_TIMEOUT", float),
-            "api_token": ("API_TOKEN", str), "max_body": ("MAX_BODY", int), "workdir": ("WORKDIR", Path),
+            "api_token": ("API_TOKEN", str), "max_body": ("MAX_BODY", int), "max_log": ("MAX_LOG", int), "workdir": ("WORKDIR", Path),
             "events": ("EVENTS", str), "k8s_namespace": ("K8S_NAMESPACE", str),
             "k8s_service_account": ("K8S_SERVICE_ACCOUNT", str), "k8s_ttl_seconds": ("K8S_TTL_SECONDS", int),
             "k8s_image_pull_secrets": ("K8S_IMAGE_PULL_SECRETS", lambda v: tuple(s for s in v.split(",") if s)),

@@ -13,8 +13,12 @@ import re
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
+
+MAX_PODS = 20
+"""Pods one Job may run (disrupted pods are replaced: podFailurePolicy ignores DisruptionTarget)."""
 
 JOBS = re.compile(r"^/apis/batch/v1/namespaces/([^/]+)/jobs(?:/([^/]+))?$")
 PODS = re.compile(r"^/api/v1/namespaces/([^/]+)/pods(?:/([^/]+))?(/log)?$")
@@ -57,8 +61,12 @@ class KubeStub:
         self.logs: dict[tuple[str, str], str] = {}
         self.deleted: list[tuple[str, str, str | None]] = []
         self.created: list[str] = []
+        self.create_requests: list[tuple[str, str]] = []
         self.created_jobs: dict[str, dict] = {}
         self.preempt_first_pod = False
+        self.disrupt: Callable[[str, int], float | None] | None = None
+        """``(job name, pod index)`` to seconds after which the pod is preempted, or None."""
+        self.disrupted: list[str] = []
         self.processes: list[subprocess.Popen] = []
         self.resources: dict[tuple[str, str, str], dict] = {}
         self.status_writes: list[tuple[str, str, dict]] = []
@@ -173,6 +181,7 @@ class KubeStub:
     def create_job(self, namespace: str, job: dict) -> tuple[int, dict]:
         name = job["metadata"]["name"]
         with self.lock:
+            self.create_requests.append((namespace, name))
             if (namespace, name) in self.jobs:
                 return 409, _status(409, "AlreadyExists", f'jobs.batch "{name}" already exists')
             job.setdefault("status", {})
@@ -218,7 +227,7 @@ class KubeStub:
         deadline = job["spec"].get("activeDeadlineSeconds")
         env = {e["name"]: e["value"] for e in container.get("env", [])}
         started = time.monotonic()
-        for index in range(3):
+        for index in range(MAX_PODS):
             pod_name = f"{name}-pod{index}"
             pod = {"metadata": {"name": pod_name, "namespace": namespace,
                                 "labels": {**job["spec"]["template"]["metadata"]["labels"], "job-name": name}},
@@ -238,9 +247,22 @@ class KubeStub:
                 pod["status"].update(phase="Failed", conditions=[
                     {"type": "DisruptionTarget", "status": "True", "reason": "PreemptionByScheduler"}])
                 continue
+            disruption = self.disrupt(name, index) if self.disrupt is not None else None
             try:
                 remaining = None if deadline is None else max(0.0, deadline - (time.monotonic() - started))
-                output, _ = process.communicate(timeout=remaining)
+                if disruption is not None and (remaining is None or disruption < remaining):
+                    try:
+                        output, _ = process.communicate(timeout=disruption)
+                    except subprocess.TimeoutExpired:
+                        process.kill()
+                        process.communicate()
+                        with self.lock:
+                            self.disrupted.append(pod_name)
+                        pod["status"].update(phase="Failed", conditions=[
+                            {"type": "DisruptionTarget", "status": "True", "reason": "PreemptionByScheduler"}])
+                        continue
+                else:
+                    output, _ = process.communicate(timeout=remaining)
             except subprocess.TimeoutExpired:
                 process.kill()
                 output, _ = process.communicate()

@@ -28,7 +28,7 @@ def _parse(headers: Mapping[str, str], body: bytes) -> CloudEvent:
     message = ce_http.HTTPMessage(headers={k.lower(): v for k, v in headers.items()}, body=body)
     try:
         return ce_http.from_http_event(message)
-    except (BaseCloudEventException, ValueError, KeyError, TypeError) as exc:
+    except (BaseCloudEventException, ValueError, KeyError, TypeError, RecursionError) as exc:
         raise MalformedEvent(f"not a CloudEvent: {exc}") from exc
 
 

@@ -20,8 +20,12 @@ from urllib3.exceptions import HTTPError
 from functions.core.cluster import STUDY_LABEL, TRIAL_LABEL, Cluster, render_job
 from functions.core.errors import PermanentError, TemporaryError
 from functions.core.events import Event, trial_finished
+from functions.core.lines import bounded_lines
 from functions.core.ports import TrialLaunch
 from functions.core.resources import GROUP, VERSION, Ref
+
+CHUNK = 64 * 1024
+"""Bytes of a pod log read at a time."""
 
 RETRYABLE = {408, 409, 429, 500, 502, 503, 504}
 
@@ -128,14 +132,19 @@ class KubernetesExecutor:
         return sorted(pods.items, key=lambda p: p.metadata.name)
 
     def output(self, launch: TrialLaunch) -> Iterator[str]:
-        """Every pod's log of the attempt's Job, oldest pod first."""
+        """Every pod's log of the attempt's Job, oldest pod first, streamed: a log of any size is
+        read in bounded memory."""
         namespace = self._namespace(launch)
         for pod in self._pods(launch):
             try:
-                text = self._core.read_namespaced_pod_log(pod.metadata.name, namespace, container="trial")
+                response = self._core.read_namespaced_pod_log(pod.metadata.name, namespace, container="trial",
+                                                              _preload_content=False)
+                try:
+                    yield from bounded_lines(response.stream(CHUNK))
+                finally:
+                    response.release_conn()
             except (ApiException, HTTPError) as exc:
                 raise _translate(exc, f"read the log of pod {pod.metadata.name}") from exc
-            yield from text.splitlines(keepends=True)
 
     def read_file(self, launch: TrialLaunch, path: str) -> Iterator[str]:
         """Files inside a trial's pod are out of reach; the file collector is for local trials."""

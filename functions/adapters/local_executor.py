@@ -23,8 +23,12 @@ from pathlib import Path
 from typing import BinaryIO
 
 from functions.core.events import Event, trial_finished, trial_progress
+from functions.core.lines import bounded_lines
 from functions.core.metrics import parse_json_lines, parse_text
 from functions.core.ports import TrialLaunch
+
+CHUNK = 64 * 1024
+"""Bytes read at a time from a trial's output."""
 
 PREEMPTION_SIGNALS = {signal.SIGKILL, signal.SIGTERM, signal.SIGHUP, signal.SIGINT}
 
@@ -134,10 +138,15 @@ class LocalExecutor:
         launch, progress = run.launch, run.launch.progress
         parse = parse_json_lines if progress.format == "json" else partial(parse_text, filters=progress.filters)
         reported: set[int] = set()
-        for raw in run.process.stdout:
-            log.write(raw)
-            log.flush()
-            for observation in parse([raw.decode(errors="replace")], [progress.metric]):
+
+        def chunks() -> Iterator[bytes]:
+            for chunk in iter(partial(run.process.stdout.read1, CHUNK), b""):
+                log.write(chunk)
+                log.flush()
+                yield chunk
+
+        for line in bounded_lines(chunks()):
+            for observation in parse([line], [progress.metric]):
                 if observation.step is not None and observation.step not in reported and not run.stopped:
                     reported.add(observation.step)
                     self._publish(trial_progress(*_ids(launch), observation.step, observation.value))
@@ -243,8 +252,9 @@ class LocalExecutor:
 
     @staticmethod
     def _lines(path: Path) -> Iterator[str]:
+        """The file's lines, read in chunks: however long a line, memory stays bounded."""
         try:
-            with path.open(encoding="utf-8", errors="replace") as handle:
-                yield from handle
+            with path.open("rb") as handle:
+                yield from bounded_lines(iter(partial(handle.read, CHUNK), b""))
         except FileNotFoundError:
             return

@@ -133,7 +133,8 @@ class SqliteStore:
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
-            raise TemporaryError(f"the database is busy: {exc}") from exc
+            raise TemporaryError("the database is busy: another writer held it past the busy timeout "
+                                 "(KATUNA_BUSY_TIMEOUT); retry later") from exc
         try:
             yield
         except BaseException:

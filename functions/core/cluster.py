@@ -7,6 +7,7 @@ newlines or YAML syntax stays one string and cannot change the Job's shape.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -104,6 +105,12 @@ def parse_cluster(r: Reader, data: Any, path: str = "kubernetes") -> Cluster:
     )
 
 
+CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "privileged": False, "capabilities": {"drop": ["ALL"]}}
+"""What a trial container may not do; the user the image names runs it (images often run as root)."""
+
+POD_SECURITY = {"seccompProfile": {"type": "RuntimeDefault"}}
+
+
 def labels(launch: TrialLaunch) -> dict[str, str]:
     return {STUDY_LABEL: launch.study, UID_LABEL: launch.uid, TRIAL_LABEL: str(launch.number),
             ATTEMPT_LABEL: str(launch.attempt), "app.kubernetes.io/managed-by": "katuna"}
@@ -127,13 +134,17 @@ def render_job(request: TrialLaunch, defaults: Cluster = Cluster()) -> dict[str,
         "image": request.image,
         "command": list(request.argv),
         "env": [{"name": k, "value": v} for k, v in sorted(request.env.items())],
+        "securityContext": copy.deepcopy(CONTAINER_SECURITY),
     }
     resources = request.resources or dict(cluster.default_resources)
     if resources:
         container["resources"] = _resources(resources)
     if request.container_working_dir:
         container["workingDir"] = request.container_working_dir
-    pod: dict[str, Any] = {"restartPolicy": "Never", "containers": [container]}
+    account = cluster.service_account or (trial_spec.pod_spec(request.trial_spec).get("serviceAccountName")
+                                           if request.trial_spec is not None else None)
+    pod: dict[str, Any] = {"restartPolicy": "Never", "containers": [container],
+                           "securityContext": copy.deepcopy(POD_SECURITY), "automountServiceAccountToken": bool(account)}
     if cluster.service_account:
         pod["serviceAccountName"] = cluster.service_account
     if cluster.image_pull_secrets:

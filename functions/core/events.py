@@ -125,3 +125,40 @@ def study_completed(study: str, uid: str, status: str, reason: str) -> Event:
 def pool_check() -> Event:
     """Check pending node-pool operations again (a fresh id: every tick is a new question)."""
     return Event(POOL_CHECK, {})
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return _is_int(value) or isinstance(value, float)
+
+
+_TEXT = (lambda v: isinstance(v, str) and v != "", "a non-empty string")
+_COUNT = (lambda v: _is_int(v) and v >= 0, "an integer >= 0")
+_ATTEMPT = (lambda v: _is_int(v) and v >= 1, "an integer >= 1")
+_STUDY_FIELDS = {"study": _TEXT, "uid": _TEXT}
+_TRIAL_FIELDS = {**_STUDY_FIELDS, "trial": _COUNT, "attempt": _ATTEMPT}
+OUTCOMES = ("exited", "timeout", "error", "preempted")
+_FIELDS: Mapping[str, Mapping[str, tuple[Any, str]]] = {
+    STUDY_CREATED: _STUDY_FIELDS,
+    TRIAL_SUGGESTED: _TRIAL_FIELDS,
+    TRIAL_FINISHED: {**_TRIAL_FIELDS, "outcome": (lambda v: v in OUTCOMES, f"one of {', '.join(OUTCOMES)}"),
+                     "exitCode": (lambda v: v is None or _is_int(v), "an integer or null"),
+                     "message": (lambda v: isinstance(v, str), "a string")},
+    TRIAL_PROGRESS: {**_TRIAL_FIELDS, "step": _COUNT, "value": (_is_number, "a number")},
+    STUDY_COMPLETED: {**_STUDY_FIELDS, "status": _TEXT, "reason": (lambda v: isinstance(v, str), "a string")},
+}
+
+
+def data_problems(event_type: str, data: Mapping[str, Any]) -> list[str]:
+    """What is wrong with the data of a katuna event, each naming its field; none for other types."""
+    fields = _FIELDS.get(event_type, {})
+    problems = []
+    for name, (valid, expected) in fields.items():
+        if name not in data:
+            problems.append(f"data.{name}: required; expected {expected}")
+        elif not valid(data[name]):
+            problems.append(f"data.{name}: expected {expected}, got {data[name]!r:.80}")
+    return problems

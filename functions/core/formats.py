@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from functions.core import katib, resources, studyjob
+from functions.core import bounded_yaml, katib, resources, studyjob
 from functions.core.errors import InvalidStudy, Problem, UnparseableStudy
 from functions.core.spec import Study
 from functions.core.validate import parse_study
@@ -20,7 +20,7 @@ from functions.core.validate import parse_study
 def parse_text(text: str) -> dict[str, Any]:
     """The definition in ``text`` (YAML, of which JSON is a subset) as a mapping."""
     try:
-        data = yaml.safe_load(text)
+        data = bounded_yaml.load(text)
     except yaml.YAMLError as exc:
         raise UnparseableStudy([Problem("", f"not valid YAML or JSON: {exc}")]) from exc
     if not isinstance(data, dict):
@@ -34,10 +34,21 @@ def native(definition: dict[str, Any]) -> dict[str, Any]:
     if resources.is_resource(definition):
         return native(resources.definition(definition))
     if katib.is_experiment(definition):
-        return katib.from_experiment(definition)
+        return _translated(katib.from_experiment, definition, "Katib Experiment")
     if studyjob.is_studyjob(definition):
-        return studyjob.from_studyjob(definition)
+        return _translated(studyjob.from_studyjob, definition, "Katib StudyJob")
     return definition
+
+
+def _translated(translate: Callable[[dict[str, Any]], dict[str, Any]], definition: dict[str, Any],
+                kind: str) -> dict[str, Any]:
+    """The translators read Katib's documents as Katib does; a document of the wrong shape (a
+    list where a mapping belongs, a number where a string does) is a problem of the document."""
+    try:
+        return translate(definition)
+    except (AttributeError, TypeError, ValueError, KeyError, IndexError) as exc:
+        raise InvalidStudy([Problem("spec", f"not shaped like a {kind}: a field holds the wrong kind of value "
+                                            f"({type(exc).__name__}: {exc})")]) from exc
 
 
 def load_study(text: str, read_file: Callable[[str], str] | None = None) -> tuple[Study, dict[str, Any]]:

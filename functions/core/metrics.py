@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -114,20 +115,64 @@ def parse_json_lines(lines: Iterable[str], metrics: Iterable[str]) -> list[Obser
     return observations
 
 
+MAX_OBSERVATIONS = 10_000
+"""Observations kept per trial attempt for the observation log: the first and the last halves."""
+
+
+class Summary:
+    """The observations of one output, in bounded memory: every metric reduced (min, max or
+    latest, as its strategy says) over all of them, and at most ``keep`` of them kept."""
+
+    def __init__(self, strategies: Mapping[str, str], keep: int = MAX_OBSERVATIONS) -> None:
+        self._strategies = strategies
+        self._values: dict[str, list[float]] = {}
+        self._head: list[Observation] = []
+        self._tail: deque[Observation] = deque(maxlen=keep - keep // 2)
+        self._head_size = keep // 2
+        self.seen = 0
+
+    def add(self, observations: Iterable[Observation]) -> None:
+        for obs in observations:
+            self.seen += 1
+            if len(self._head) < self._head_size:
+                self._head.append(obs)
+            else:
+                self._tail.append(obs)
+            self._fold(obs)
+
+    def _fold(self, obs: Observation) -> None:
+        """``[min, max, latest, nan seen]`` of the metric, NaN compared as nothing."""
+        current = self._values.get(obs.metric)
+        nan = math.isnan(obs.value)
+        if current is None:
+            self._values[obs.metric] = [obs.value, obs.value, obs.value, float(nan)]
+            return
+        if not nan:
+            current[0] = obs.value if math.isnan(current[0]) else min(current[0], obs.value)
+            current[1] = obs.value if math.isnan(current[1]) else max(current[1], obs.value)
+        current[2] = obs.value
+        current[3] = max(current[3], float(nan))
+
+    @property
+    def kept(self) -> list[Observation]:
+        return self._head + list(self._tail)
+
+    def reduced(self) -> dict[str, float]:
+        """One value per observed metric; NaN when any value was NaN, unless only the latest counts."""
+        reduced = {}
+        for metric, (low, high, latest, nan) in self._values.items():
+            strategy = self._strategies.get(metric, "latest")
+            if strategy == "latest":
+                reduced[metric] = latest
+            elif nan:
+                reduced[metric] = math.nan
+            else:
+                reduced[metric] = low if strategy == "min" else high
+        return reduced
+
+
 def reduce(observations: Iterable[Observation], strategies: Mapping[str, str]) -> dict[str, float]:
     """One value per observed metric: its min, max or latest value, as its strategy says."""
-    collected: dict[str, list[float]] = {}
-    for obs in observations:
-        collected.setdefault(obs.metric, []).append(obs.value)
-    reduced = {}
-    for metric, values in collected.items():
-        strategy = strategies.get(metric, "latest")
-        if any(math.isnan(v) for v in values) and strategy != "latest":
-            reduced[metric] = math.nan
-        elif strategy == "min":
-            reduced[metric] = min(values)
-        elif strategy == "max":
-            reduced[metric] = max(values)
-        else:
-            reduced[metric] = values[-1]
-    return reduced
+    summary = Summary(strategies, keep=0)
+    summary.add(observations)
+    return summary.reduced()

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from functions.core import bounded_yaml
 from functions.core.errors import InvalidStudy, Problem
 from functions.core.katib import typed_setting
 
@@ -184,7 +185,7 @@ def _worker(worker: Mapping[str, Any], parameters: list[dict[str, Any]], problem
     root = {"WorkerID": "${trialSpec.Name}", "NameSpace": "${trialSpec.Namespace}",
             "HyperParameters": [{"Name": p["name"], "Value": f"${{trialParameters.{p['name']}}}"} for p in parameters]}
     try:
-        return yaml.safe_load(render_go_template(raw, root))
+        return bounded_yaml.load(render_go_template(raw, root))
     except (TemplateError, yaml.YAMLError) as exc:
         problems.append(Problem(path, f"cannot be rendered: {exc}"))
         return None

@@ -33,7 +33,7 @@ def check(r: Reader, trial_spec: Any, primary: str | None) -> list[str]:
         r.fail("trialTemplate.primaryContainerName", f"names no container; expected one of {names}")
     elif not (primary_container(trial_spec, primary).get("command") or primary_container(trial_spec, primary).get("args")):
         r.fail(f"{PATH}.spec.template.spec.containers", "the primary container needs a command or args")
-    restart = ((trial_spec.get("spec") or {}).get("template") or {}).get("spec", {}).get("restartPolicy")
+    restart = pod_spec(trial_spec).get("restartPolicy")
     if restart not in (None, "Never"):
         r.fail(f"{PATH}.spec.template.spec.restartPolicy", f"expected Never (a retried pod is a new pod), got {restart!r}")
     used = []
@@ -47,9 +47,16 @@ def check(r: Reader, trial_spec: Any, primary: str | None) -> list[str]:
 
 
 def _containers(trial_spec: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    pod = (((trial_spec.get("spec") or {}).get("template") or {}).get("spec") or {})
-    containers = pod.get("containers")
+    containers = pod_spec(trial_spec).get("containers")
     return [c for c in containers if isinstance(c, Mapping)] if isinstance(containers, list) else []
+
+
+def pod_spec(trial_spec: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The pod spec of the Job template; empty where any level is missing or not a mapping."""
+    node: Any = trial_spec
+    for key in ("spec", "template", "spec"):
+        node = node.get(key) if isinstance(node, Mapping) else None
+    return node if isinstance(node, Mapping) else {}
 
 
 def primary_container(trial_spec: Mapping[str, Any], name: str | None) -> Mapping[str, Any] | None:

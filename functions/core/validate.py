@@ -14,7 +14,7 @@ from typing import Any
 from functions.core import template
 from functions.core import trial_spec as trial_spec_module
 from functions.core.cluster import parse_cluster
-from functions.core.errors import InvalidStudy
+from functions.core.errors import InvalidStudy, Problem
 from functions.core.metrics import check_filter
 from functions.core.nodepool import parse_node_pool
 from functions.core.pruners import parse_early_stopping
@@ -50,7 +50,7 @@ def parse_study(data: Any) -> Study:
     r = Reader()
     top = r.mapping(data, "", _TOP)
     if not isinstance(data, Mapping):
-        raise InvalidStudy(r.problems)
+        raise InvalidStudy(r.problems or [Problem("", "expected a mapping: the study definition")])
     name = r.get(top, "name", "", "str", required=True)
     if name is not None and (len(name) > 63 or not DNS1123_LABEL.match(name)):
         r.fail("name", "expected a DNS-1123 label: lower-case letters, digits and '-', starting and ending alphanumeric, at most 63 characters")

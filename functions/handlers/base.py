@@ -9,7 +9,9 @@ from __future__ import annotations
 import os
 import uuid
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import optuna
@@ -17,7 +19,7 @@ from optuna.trial import TrialState
 
 from functions.core import template, trial_spec
 from functions.core.events import Event, study_completed, trial_suggested
-from functions.core.metrics import Observation, parse_json_lines, parse_text, reduce
+from functions.core.metrics import Summary, parse_json_lines, parse_text
 from functions.core.naming import job_name
 from functions.core.ports import Clock, Executor, NodePools, Progress, Resources, Store, TrialLaunch
 from functions.core.records import COMPLETE, WAITING, StudyRecord, TrialRecord
@@ -176,26 +178,31 @@ def complete(record: StudyRecord, deps: Deps, decision: Decision) -> list[Event]
 
 
 TAIL_LINES = 10
+TAIL_LINE_CHARS = 500
+"""The last lines of an attempt's output go into its trial's reason, each cut to this length."""
 
 
 def record_output(record: StudyRecord, trial: TrialRecord, deps: Deps) -> tuple[dict[str, float], list[str]]:
-    """Store the attempt's observations; every metric reduced by its strategy, and the last
-    lines the attempt printed (for failure reasons)."""
-    observations, tail = _observations(record, trial, deps)
-    deps.store.add_observations(record.name, trial.number, trial.attempt, observations)
-    return reduce(observations, {m: record.spec.strategy(m) for m in record.spec.metric_names}), tail
+    """Store the attempt's observations (at most ``MAX_OBSERVATIONS``); every metric reduced by
+    its strategy over all of them, and the last lines the attempt printed (for failure reasons).
+    The output is read once, line by line: memory stays bounded whatever the trial printed."""
+    summary, tail = _observations(record, trial, deps)
+    deps.store.add_observations(record.name, trial.number, trial.attempt, summary.kept)
+    return summary.reduced(), tail
 
 
-def _observations(record: StudyRecord, trial: TrialRecord, deps: Deps) -> tuple[list[Observation], list[str]]:
+def _observations(record: StudyRecord, trial: TrialRecord, deps: Deps) -> tuple[Summary, list[str]]:
     """The attempt's observations, and the last lines it printed (for failure reasons)."""
     spec = record.spec
     collector = spec.metrics_collector
     launch = trial_launch(record, trial)
     tail: deque[str] = deque(maxlen=TAIL_LINES)
 
-    def output() -> object:
+    def output() -> Iterator[str]:
         for line in deps.executor.output(launch):
-            tail.append(line.rstrip("\n"))
+            line = line.rstrip("\n")
+            tail.append(line if len(line) <= TAIL_LINE_CHARS else
+                        f"{line[:TAIL_LINE_CHARS]} [katuna: {len(line) - TAIL_LINE_CHARS} more characters cut]")
             yield line
 
     if collector.kind == "file":
@@ -204,10 +211,13 @@ def _observations(record: StudyRecord, trial: TrialRecord, deps: Deps) -> tuple[
     else:
         lines = output()
     if collector.format == "json":
-        observations = parse_json_lines(lines, spec.metric_names)
+        parse = partial(parse_json_lines, metrics=spec.metric_names)
     else:
-        observations = parse_text(lines, spec.metric_names, collector.filters)
-    return observations, list(tail)
+        parse = partial(parse_text, metrics=spec.metric_names, filters=collector.filters)
+    summary = Summary({m: spec.strategy(m) for m in spec.metric_names})
+    for line in lines:
+        summary.add(parse([line]))
+    return summary, list(tail)
 
 
 def go_on(record: StudyRecord, deps: Deps, ended: TrialRecord | None) -> list[Event]:

@@ -16,8 +16,8 @@ from functions.handlers.base import Deps, trial_launch
 
 
 def handle(event: Event, deps: Deps) -> list[Event]:
-    labels = (event.data.get("metadata") or {}).get("labels") or {}
-    if not {STUDY_LABEL, UID_LABEL, TRIAL_LABEL, ATTEMPT_LABEL} <= labels.keys():
+    labels = _labels(event.data)
+    if labels is None:
         return []
     try:
         record = deps.store.get_study(labels[STUDY_LABEL])
@@ -29,3 +29,16 @@ def handle(event: Event, deps: Deps) -> list[Event]:
         return []
     finished = deps.executor.poll(trial_launch(record, trial))
     return [finished] if finished is not None else []
+
+
+def _labels(job: dict) -> dict | None:
+    """The Job's labels when they name a trial attempt of katuna's; None for any other object."""
+    metadata = job.get("metadata")
+    labels = metadata.get("labels") if isinstance(metadata, dict) else None
+    if not isinstance(labels, dict) or not {STUDY_LABEL, UID_LABEL, TRIAL_LABEL, ATTEMPT_LABEL} <= labels.keys():
+        return None
+    if not all(isinstance(labels[key], str) for key in (STUDY_LABEL, UID_LABEL)):
+        return None
+    if not all(isinstance(labels[key], str) and labels[key].isascii() and labels[key].isdigit() for key in (TRIAL_LABEL, ATTEMPT_LABEL)):
+        return None
+    return labels

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hmac
 
 from flask import Flask, current_app, jsonify, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from functions.adapters.web import api, functions_ce
 from functions.adapters.web.errors import error_response
@@ -59,6 +59,10 @@ def _authorize():
 
 
 def _http_error(exc: HTTPException):
-    response = jsonify(error=(exc.name or "error").lower().replace(" ", "_"), message=exc.description)
+    message = exc.description
+    if isinstance(exc, RequestEntityTooLarge):
+        limit = current_app.extensions["katuna"].settings.max_body
+        message = f"the request body is too large: at most {limit} bytes (KATUNA_MAX_BODY) are accepted"
+    response = jsonify(error=(exc.name or "error").lower().replace(" ", "_"), message=message)
     response.status_code = exc.code or 500
     return response

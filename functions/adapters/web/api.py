@@ -10,6 +10,7 @@ from functions.adapters.web.openapi import document
 from functions.core.errors import StudyNotFound
 from functions.core.events import study_completed
 from functions.core.formats import load_study
+from functions.core.lines import capped
 from functions.handlers.base import trial_launch
 from functions.runtime import Runtime
 from functions.views import study_view, trial_view
@@ -111,11 +112,13 @@ def get_trial(name: str, number: int):
 
 @blueprint.get("/studies/<name>/trials/<int:number>/logs")
 def trial_logs(name: str, number: int):
-    """The output of the trial's current attempt (or ``?attempt=k``), streamed as plain text."""
+    """The output of the trial's current attempt (or ``?attempt=k``), streamed as plain text;
+    a log over ``KATUNA_MAX_LOG`` characters is served as its start and its end, with a note."""
     record, trial = _trial(name, number)
     attempt = request.args.get("attempt", default=trial.attempt, type=int)
     launch = trial_launch(record, replace(trial, attempt=attempt))
-    lines = _runtime().executor.output(launch)
+    limit = _runtime().settings.max_log
+    lines = capped(_runtime().executor.output(launch), limit // 2, limit - limit // 2)
     return Response(stream_with_context(lines), mimetype="text/plain")
 
 

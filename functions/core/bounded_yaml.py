@@ -1,0 +1,64 @@
+"""YAML (and JSON, its subset) from untrusted text, with bounds on what the text can cost.
+
+``yaml.safe_load`` constructs no objects beyond plain data, but it still expands aliases (a
+"billion laughs" document of a few hundred bytes stands for hundreds of millions of nodes,
+which any later walk over the data visits) and recurses once per nesting level (a deeply
+nested document ends in ``RecursionError``). This loader counts the nodes a document stands
+for, aliases expanded, and its nesting depth while composing, and refuses either past a bound
+long before the cost shows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+MAX_NODES = 100_000
+"""Nodes a document may stand for, every alias counted at the size of what it names."""
+
+MAX_DEPTH = 64
+"""Nesting levels of collections; study definitions need fewer than 15."""
+
+
+class DocumentTooLarge(yaml.YAMLError):
+    """The document stands for too many nodes, or nests too deeply."""
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._weights: dict[int, int] = {}
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node:
+        self._depth += 1
+        if self._depth > MAX_DEPTH:
+            raise DocumentTooLarge(f"nested deeper than {MAX_DEPTH} levels")
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        weight = self._weights.get(id(node))
+        if weight is None:
+            weight = self._weights[id(node)] = 1 + sum(self._weights.get(id(child), 1) for child in _children(node))
+        if weight > MAX_NODES:
+            raise DocumentTooLarge(f"stands for more than {MAX_NODES} values once its aliases are expanded")
+        return node
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return node.value
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
+def load(text: str) -> Any:
+    """The data in ``text``; ``yaml.YAMLError`` when it is not YAML or exceeds the bounds."""
+    loader = _BoundedLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()

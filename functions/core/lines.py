@@ -1,0 +1,71 @@
+"""Output as lines, in bounded memory, however the producer wrote it.
+
+A trial may print a gigabyte, or a single line of hundreds of megabytes (a progress bar that
+never ends its line, a dumped array). Readers split raw bytes into lines themselves, as text
+files would (``\\n``, ``\\r\\n`` and ``\\r``), and cut a line longer than ``max_line``
+characters into pieces: no line, and so no reader, ever holds more than that.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from collections import deque
+from collections.abc import Iterable, Iterator
+
+MAX_LINE = 64 * 1024
+"""Characters of one line; a longer line arrives in pieces of at most this size."""
+
+_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def bounded_lines(chunks: Iterable[bytes], max_line: int = MAX_LINE) -> Iterator[str]:
+    """Lines (with their ``\\n``) from chunks of UTF-8 bytes; undecodable bytes are replaced."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    pending = ""
+    for chunk in chunks:
+        pending += decoder.decode(chunk)
+        pending = yield from _complete_lines(pending, max_line)
+    pending += decoder.decode(b"", final=True)
+    pending = yield from _complete_lines(pending, max_line)
+    if pending:
+        yield pending[:-1] + "\n" if pending.endswith("\r") else pending
+
+
+def _complete_lines(text: str, max_line: int) -> Iterator[str]:
+    """Yield the complete (or overlong) lines of ``text``; return the unfinished rest."""
+    start = 0
+    while True:
+        match = _BREAK.search(text, start, start + max_line + 1)
+        if match is not None and not (match.group() == "\r" and match.end() == len(text)):
+            yield text[start:match.start()] + "\n"
+            start = match.end()
+        elif len(text) - start > max_line:
+            yield text[start:start + max_line]
+            start += max_line
+        else:
+            return text[start:]
+
+
+def capped(lines: Iterable[str], head: int, tail: int) -> Iterator[str]:
+    """The first ``head`` and the last ``tail`` characters' worth of lines, with a note of what
+    was left out between them; memory is bounded by ``tail`` plus one line."""
+    shown = 0
+    kept: deque[str] = deque()
+    kept_size = skipped = skipped_lines = 0
+    for line in lines:
+        if shown + len(line) <= head and not kept:
+            shown += len(line)
+            yield line
+            continue
+        kept.append(line)
+        kept_size += len(line)
+        while kept and kept_size > tail:
+            dropped = kept.popleft()
+            kept_size -= len(dropped)
+            skipped += len(dropped)
+            skipped_lines += 1
+    if skipped:
+        yield (f"[katuna: {skipped_lines} lines ({skipped} characters) left out here; "
+               f"the first {shown} and the last {kept_size} characters are shown]\n")
+    yield from kept

@@ -1,0 +1,113 @@
+"""Concurrency: ``katuna serve`` with 4 gunicorn workers on loopback, hit at once by study
+submissions and by a flood of redelivered ``trial.finished`` CloudEvents.
+
+A few "settled" studies run to completion first; their trials' ``trial.finished`` events are
+then redelivered many times (as Knative redelivers), mixed with events for trials that do not
+exist, while new studies are submitted, some twice. The property: every answer is 2xx, a
+deliberate 4xx, or a 503 with ``Retry-After``; no ``database is locked`` reaches a client; every
+study ends with exactly its trials, each launched once; the settled studies do not change.
+
+Sizes come from ``KATUNA_LOAD_EVENTS`` / ``KATUNA_LOAD_STUDIES`` (defaults 1000 and 50).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sqlite3
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from conftest import study_definition
+from http_helpers import Service
+
+from functions.adapters.cloudevents_http import to_http
+from functions.core.events import trial_finished
+
+EVENTS = int(os.environ.get("KATUNA_LOAD_EVENTS", "1000"))
+STUDIES = int(os.environ.get("KATUNA_LOAD_STUDIES", "50"))
+SETTLED = 3
+TRIALS = 2
+THREADS = 16
+
+
+def _uids(workdir: Path) -> dict[str, str]:
+    with sqlite3.connect(workdir / "katuna.db") as db:
+        return dict(db.execute("SELECT name, uid FROM studies"))
+
+
+def _submit(service: Service, name: str) -> tuple[int, dict, bytes]:
+    definition = study_definition(name=name, maxTrials=TRIALS, parallelism=2)
+    return service.request("POST", "/studies", json.dumps(definition), {"Content-Type": "application/json"})
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    running = Service(tmp_path_factory.mktemp("load"), workers=4)
+    yield running
+    running.close()
+
+
+def test_four_workers_under_a_flood_lose_and_repeat_nothing(service: Service):
+    settled = [f"settled-{i}" for i in range(SETTLED)]
+    for name in settled:
+        assert _submit(service, name)[0] == 201
+    before = {name: service.wait_for(name, timeout=120) for name in settled}
+    settled_trials = {name: service.json("GET", f"/studies/{name}/trials")[1] for name in settled}
+    uids = _uids(service.workdir)
+
+    rng = random.Random(8)
+    events = []
+    for _ in range(EVENTS):
+        name = rng.choice(settled)
+        number = rng.randrange(TRIALS + 1)  # one past the last: a trial that does not exist
+        events.append(trial_finished(name, uids[name], number, 1, outcome="exited", exit_code=0))
+    new = [f"load-{i}" for i in range(STUDIES)]
+    work = [("event", e) for e in events] + [("study", n) for n in new] + [("study", n) for n in new[: STUDIES // 5]]
+    rng.shuffle(work)
+
+    answers: list[tuple[str, int, dict, bytes]] = []
+    lock = threading.Lock()
+
+    def fire(item) -> None:
+        kind, payload = item
+        if kind == "study":
+            status, headers, body = _submit(service, payload)
+        else:
+            event_headers, event_body = to_http(payload)
+            status, headers, body = service.request("POST", "/", event_body, event_headers)
+        with lock:
+            answers.append((kind, status, headers, body))
+
+    with ThreadPoolExecutor(max_workers=THREADS) as pool:
+        list(pool.map(fire, work))
+
+    statuses = Counter((kind, status) for kind, status, _, _ in answers)
+    assert len(answers) == len(work)
+    allowed = {("event", 202), ("study", 201), ("study", 200), ("event", 503), ("study", 503)}
+    assert set(statuses) <= allowed, statuses
+    for _, status, headers, body in answers:
+        assert b"database is locked" not in body
+        if status == 503:
+            assert headers.get("Retry-After"), body
+    assert statuses[("study", 201)] + statuses[("study", 503)] >= STUDIES
+
+    for name in new:
+        if _submit(service, name)[0] not in (200, 201):  # a submission answered 503 is sent again
+            raise AssertionError(f"{name} could not be submitted")
+    for name in new:
+        study = service.wait_for(name, timeout=300)
+        assert (study["status"], study["counts"]["complete"], study["trials"]) == ("completed", TRIALS, TRIALS), study
+    for name in settled:
+        assert service.json("GET", f"/studies/{name}")[1]["counts"] == before[name]["counts"]
+        assert service.json("GET", f"/studies/{name}/trials")[1] == settled_trials[name]
+
+    logs = service.workdir / "katuna-logs"
+    for name in settled + new:
+        assert sorted(p.name for p in (logs / name).glob("*.log")) == [f"{n}.1.log" for n in range(TRIALS)], name
+    text = (service.workdir / "serve.log").read_text()
+    assert "Traceback" not in text and "database is locked" not in text

@@ -1,0 +1,349 @@
+"""Hostile input against the real service: every malformed or malicious study definition and
+event is answered 4xx at once, with a message naming the field, and nothing is stored.
+
+The corpus is data (``STUDIES``, ``TEXTS``, ``EVENTS``); each case is one request to ``katuna
+serve`` (gunicorn, loopback). Valid but dangerous values (shell metacharacters, ``${...}`` in a
+categorical value) are not in it: they are legitimate, and ``test_injection.py`` proves they
+reach the trial literally.
+"""
+
+from __future__ import annotations
+
+import copy
+import http.client
+import json
+import sqlite3
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import study_definition
+from http_helpers import Service
+
+REQUEST_TIMEOUT = 5.0
+"""Seconds a hostile request may take before the test fails (answers take milliseconds)."""
+
+
+def _mutated(change: Callable[[dict], None]) -> dict:
+    definition = study_definition(name="hostile")
+    change(definition)
+    return definition
+
+
+def _set(path: str, value) -> Callable[[dict], None]:
+    """A change that sets a dotted path (``parameters.0.min``) to ``value``."""
+    def change(definition: dict) -> None:
+        *parents, last = path.split(".")
+        node = definition
+        for key in parents:
+            node = node[int(key)] if isinstance(node, list) else node[key]
+        if isinstance(node, list):
+            node[int(last)] = value
+        else:
+            node[last] = value
+    return change
+
+
+def _drop(key: str) -> Callable[[dict], None]:
+    return lambda definition: definition.pop(key)
+
+
+def _command(*argv: str) -> Callable[[dict], None]:
+    return _set("trialTemplate.command", [sys.executable, "t.py", "--x", "${trialParameters.x}", *argv])
+
+
+KATIB = {"apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment", "metadata": {"name": "hostile"},
+         "spec": {"objective": {"type": "minimize", "objectiveMetricName": "loss"},
+                  "algorithm": {"algorithmName": "random"}, "maxTrialCount": 2, "parallelTrialCount": 1,
+                  "parameters": [{"name": "x", "parameterType": "double", "feasibleSpace": {"min": "0", "max": "1"}}],
+                  "trialTemplate": {"primaryContainerName": "training",
+                                    "trialParameters": [{"name": "x", "reference": "x"}],
+                                    "trialSpec": {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {
+                                        "spec": {"containers": [{"name": "training", "image": "python",
+                                                                 "command": ["python", "t.py", "${trialParameters.x}"]}
+                                                                ]}}}}}}}
+
+
+def _katib(path: str, value) -> dict:
+    experiment = copy.deepcopy(KATIB)
+    _set(path, value)(experiment)
+    return experiment
+
+
+# (case id, definition, a field path the answer must name)
+STUDIES: list[tuple[str, dict, str]] = [
+    ("name-not-a-string", _mutated(_set("name", 5)), "name"),
+    ("name-upper-case", _mutated(_set("name", "Bad_Name")), "name"),
+    ("name-too-long", _mutated(_set("name", "a" * 64)), "name"),
+    ("name-leading-dash", _mutated(_set("name", "-lead")), "name"),
+    ("name-empty", _mutated(_set("name", "")), "name"),
+    ("name-nul-byte", _mutated(_set("name", "x\u0000y")), "name"),
+    ("name-path-traversal", _mutated(_set("name", "../../etc")), "name"),
+    ("name-missing", _mutated(_drop("name")), "name"),
+    ("maxTrials-string", _mutated(_set("maxTrials", "10")), "maxTrials"),
+    ("maxTrials-negative", _mutated(_set("maxTrials", -1)), "maxTrials"),
+    ("maxTrials-fraction", _mutated(_set("maxTrials", 1.5)), "maxTrials"),
+    ("maxTrials-boolean", _mutated(_set("maxTrials", True)), "maxTrials"),
+    ("maxTrials-null-and-no-other-end", _mutated(_drop("maxTrials")), "maxTrials"),
+    ("parallelism-zero", _mutated(_set("parallelism", 0)), "parallelism"),
+    ("parallelism-huge", _mutated(_set("parallelism", 10**30)), "parallelism"),
+    ("parallelism-over-maxTrials", _mutated(_set("parallelism", 5)), "parallelism"),
+    ("maxFailedTrials-negative", _mutated(_set("maxFailedTrials", -3)), "maxFailedTrials"),
+    ("min-greater-than-max", _mutated(_set("parameters.0.min", 9.0)), "parameters[0].max"),
+    ("min-not-a-number", _mutated(_set("parameters.0.min", "a")), "parameters[0].min"),
+    ("max-missing", _mutated(lambda d: d["parameters"][0].pop("max")), "parameters[0].max"),
+    ("parameter-type-unknown", _mutated(_set("parameters.0.type", "complex")), "parameters[0].type"),
+    ("parameters-empty", _mutated(_set("parameters", [])), "parameters"),
+    ("parameters-not-a-list", _mutated(_set("parameters", "x")), "parameters"),
+    ("parameter-name-with-space", _mutated(_set("parameters.0.name", "x y")), "parameters[0].name"),
+    ("parameter-duplicated", _mutated(lambda d: d["parameters"].append(dict(d["parameters"][0]))), "parameters"),
+    ("step-negative", _mutated(_set("parameters.0.step", -0.5)), "parameters[0].step"),
+    ("log-scale-from-zero", _mutated(lambda d: d["parameters"][0].update(log=True, min=0.0)), "parameters[0].min"),
+    ("int-with-float-bounds", _mutated(_set("parameters.0.type", "int")), "parameters[0].min"),
+    ("categorical-empty", _mutated(_set("parameters.0", {"name": "x", "type": "categorical", "values": []})),
+     "parameters[0].values"),
+    ("categorical-mapping-value", _mutated(_set("parameters.0", {"name": "x", "type": "categorical",
+                                                                  "values": [{"rm": "-rf"}]})),
+     "parameters[0].values[0]"),
+    ("categorical-repeated", _mutated(_set("parameters.0", {"name": "x", "type": "categorical",
+                                                            "values": ["a", "a"]})), "parameters[0].values"),
+    ("discrete-string", _mutated(_set("parameters.0", {"name": "x", "type": "discrete", "values": [1, "two"]})),
+     "parameters[0].values[1]"),
+    ("algorithm-unknown", _mutated(_set("algorithm.name", "annealing-by-hand")), "algorithm"),
+    ("algorithm-not-a-mapping", _mutated(_set("algorithm", 7)), "algorithm"),
+    ("algorithm-setting-unknown", _mutated(_set("algorithm.settings", {"warp": 9})), "algorithm"),
+    ("direction-sideways", _mutated(_set("objective.direction", "sideways")), "objective.direction"),
+    ("objective-missing", _mutated(_drop("objective")), "objective"),
+    ("metric-unmatchable", _mutated(_set("objective.metric", "a b")), "objective"),
+    ("goal-not-a-number", _mutated(_set("objective.goal", "low")), "objective.goal"),
+    ("unknown-top-field", _mutated(_set("maxTrial", 3)), "maxTrial"),
+    ("unknown-parameter-field", _mutated(_set("parameters.0.mn", 1)), "parameters[0].mn"),
+    ("unknown-template-field", _mutated(_set("trialTemplate.shell", True)), "trialTemplate.shell"),
+    ("template-missing", _mutated(_drop("trialTemplate")), "trialTemplate"),
+    ("command-empty", _mutated(_set("trialTemplate.command", [])), "trialTemplate.command"),
+    ("command-a-shell-string", _mutated(_set("trialTemplate.command", "python t.py ${trialParameters.x}")),
+     "trialTemplate.command"),
+    ("command-nested-list", _mutated(_set("trialTemplate.command", [["python"], "${trialParameters.x}"])),
+     "trialTemplate.command[0]"),
+    ("placeholder-undefined-parameter", _mutated(_command("--y", "${trialParameters.y}")),
+     "trialTemplate.command[5]"),
+    ("placeholder-unknown-kind", _mutated(_command("${env.HOME}")), "trialTemplate.command[4]"),
+    ("placeholder-shell-expansion", _mutated(_command("$(touch /tmp/pwned)${HOME}")), "trialTemplate.command[4]"),
+    ("env-name-invalid", _mutated(_set("trialTemplate.env", {"1X": "a"})), "trialTemplate.env.1X"),
+    ("env-value-mapping", _mutated(_set("trialTemplate.env", {"X": {"a": 1}})), "trialTemplate.env.X"),
+    ("timeout-word", _mutated(_set("trialTemplate.timeout", "forever")), "trialTemplate.timeout"),
+    ("timeBudget-negative", _mutated(_set("timeBudget", -5)), "timeBudget"),
+    ("maxAttempts-zero", _mutated(_set("trialTemplate.maxAttempts", 0)), "trialTemplate.maxAttempts"),
+    ("workingDir-number", _mutated(_set("trialTemplate.workingDir", 5)), "trialTemplate.workingDir"),
+    ("collector-kind-unknown", _mutated(_set("metricsCollector", {"kind": "socket"})), "metricsCollector.kind"),
+    ("collector-filter-unclosed", _mutated(_set("metricsCollector", {"filters": ["(unclosed"]})),
+     "metricsCollector.filters[0]"),
+    ("collector-filter-one-group", _mutated(_set("metricsCollector", {"filters": ["(loss)"]})),
+     "metricsCollector.filters[0]"),
+    ("earlyStopping-unknown", _mutated(_set("earlyStopping", {"algorithm": "hunch"})), "earlyStopping"),
+    ("kubernetes-unknown-field", _mutated(_set("kubernetes", {"hostNetwork": True})), "kubernetes.hostNetwork"),
+    ("warmStart-file-on-the-service", _mutated(_set("warmStart", {"file": "/etc/passwd"})), "warmStart.file"),
+    ("trialSpec-not-a-job", _mutated(_set("trialTemplate", {"trialSpec": {"kind": "Pod"}})),
+     "trialTemplate.trialSpec"),
+    ("katib-algorithm-unknown", _katib("spec.algorithm.algorithmName", "darts-by-hand"), "algorithm"),
+    ("katib-min-above-max", _katib("spec.parameters.0.feasibleSpace.max", "-1"), "max"),
+    ("katib-count-string", _katib("spec.maxTrialCount", "many"), "maxTrials"),
+]
+
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]\n" for i in range(8))
+_VALID_YAML = yaml.safe_dump(study_definition(name="hostile"))
+
+# (case id, content type, body, expected status, a word the answer must contain)
+TEXTS: list[tuple[str, str, bytes, int, str]] = [
+    ("not-yaml", "application/yaml", b"name: [unclosed", 400, "YAML"),
+    ("top-level-list", "application/yaml", b"- name: hostile\n", 400, "mapping"),
+    ("top-level-scalar", "application/json", b'"hostile"', 400, "mapping"),
+    ("empty-body", "application/json", b"", 400, "mapping"),
+    ("json-nan-literal", "application/json", json.dumps(study_definition(name="hostile", maxTrials=float("nan")))
+     .encode(), 422, "maxTrials"),
+    ("yaml-nan", "application/yaml", _VALID_YAML.replace("min: -5.0", "min: .nan").encode(), 422,
+     "parameters[0].min"),
+    ("yaml-infinity", "application/yaml", _VALID_YAML.replace("max: 5.0", "max: .inf").encode(), 422,
+     "parameters[0].max"),
+    ("float-overflow", "application/yaml", _VALID_YAML.replace("max: 5.0", "max: 1.0e+400").encode(), 422,
+     "parameters[0].max"),
+    ("billion-laughs", "application/yaml", (BOMB + _VALID_YAML).encode(), 400, "aliases"),
+    ("billion-laughs-in-trialSpec", "application/yaml", (
+        "trialTemplate:\n  trialSpec:\n    apiVersion: batch/v1\n    kind: Job\n    metadata:\n      annotations:\n"
+        + "".join(f"        {line}\n" for line in BOMB.splitlines())
+        + _VALID_YAML.split("trialTemplate:")[0]).encode(), 400, "aliases"),
+    ("deep-json-list", "application/json", b"[" * 50_000 + b"]" * 50_000, 400, "nested"),
+    ("deep-yaml-mapping", "application/yaml", b"{a: " * 5_000 + b"1" + b"}" * 5_000, 400, "nested"),
+    ("deep-json-in-a-field", "application/json", json.dumps(study_definition(name="hostile")).replace(
+        '"maxTrials": 4', '"maxTrials": ' + "[" * 1000 + "]" * 1000).encode(), 400, "nested"),
+    ("python-object-tag", "application/yaml",
+     b"!!python/object/apply:os.system ['touch pwned-by-yaml']\n", 400, "YAML"),
+    ("python-name-tag", "application/yaml", _VALID_YAML.replace("name: hostile", "name: !!python/name:os.system")
+     .encode(), 400, "YAML"),
+    ("non-utf8-bytes", "application/yaml", _VALID_YAML.encode().replace(b"hostile", b"host\xff\xfeile"), 422, "name"),
+    ("latin1-body", "application/yaml", "name: h\u00f6stile\n".encode("latin-1"), 422, "name"),
+    ("xml", "application/xml", b"<study name='hostile'/>", 415, "application/json"),
+]
+
+MAX_BODY = 1 << 20
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("hostile")
+    running = Service(workdir, workers=2)
+    yield running
+    running.close()
+
+
+@pytest.fixture(scope="module")
+def target(service: Service) -> dict:
+    """A finished study that hostile events aim at, as the API shows it."""
+    definition = study_definition(name="target", maxTrials=1, parallelism=1)
+    status, _, body = service.request("POST", "/studies", json.dumps(definition),
+                                      {"Content-Type": "application/json"})
+    assert status == 201, body
+    service.wait_for("target")
+    return _snapshot(service)
+
+
+def _uid(service: Service) -> str:
+    with sqlite3.connect(service.workdir / "katuna.db") as db:
+        return db.execute("SELECT uid FROM studies WHERE name = 'target'").fetchone()[0]
+
+
+def _snapshot(service: Service) -> dict:
+    return {"studies": service.json("GET", "/studies")[1], "trials": service.json("GET", "/studies/target/trials")[1]}
+
+
+def _post(service: Service, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict]:
+    connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=REQUEST_TIMEOUT)
+    try:
+        connection.request("POST", path, body=body, headers=headers)
+        response = connection.getresponse()
+        return response.status, json.loads(response.read() or b"{}")
+    finally:
+        connection.close()
+
+
+def test_the_corpus_is_large():
+    assert len(STUDIES) + len(TEXTS) + len(EVENTS) + len(OVERSIZED) >= 60
+
+
+@pytest.mark.parametrize("case, definition, field", STUDIES, ids=[c[0] for c in STUDIES])
+def test_a_bad_study_is_refused_naming_its_field(service: Service, target: dict, case: str, definition: dict,
+                                                 field: str):
+    for content_type, body in (("application/json", json.dumps(definition)),
+                               ("application/yaml", yaml.safe_dump(definition))):
+        status, answer = _post(service, "/studies", body.encode(), {"Content-Type": content_type})
+        assert status == 422, (case, answer)
+        paths = [p["path"] for p in answer["problems"]]
+        assert any(field in p for p in paths), (case, answer)
+    assert _snapshot(service) == target
+
+
+@pytest.mark.parametrize("case, content_type, body, expected, word", TEXTS, ids=[c[0] for c in TEXTS])
+def test_hostile_text_is_refused(service: Service, target: dict, case: str, content_type: str, body: bytes,
+                                 expected: int, word: str):
+    status, answer = _post(service, "/studies", body, {"Content-Type": content_type})
+    assert status == expected, (case, answer)
+    assert word in json.dumps(answer), (case, answer)
+    assert _snapshot(service) == target
+    assert not (service.workdir / "pwned-by-yaml").exists()
+
+
+OVERSIZED = [("studies-10MB", "/studies", "application/yaml"), ("event-10MB", "/functions/collect",
+                                                                   "application/cloudevents+json"),
+             ("studies-just-over", "/studies", "application/json")]
+
+
+@pytest.mark.parametrize("case, path, content_type", OVERSIZED, ids=[c[0] for c in OVERSIZED])
+def test_a_body_over_the_limit_is_refused_from_its_headers(service: Service, target: dict, case: str, path: str,
+                                                           content_type: str):
+    size = MAX_BODY + 1 if case.endswith("just-over") else 10 << 20
+    connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=REQUEST_TIMEOUT)
+    try:
+        connection.putrequest("POST", path)
+        connection.putheader("Content-Type", content_type)
+        connection.putheader("Content-Length", str(size))
+        connection.endheaders(b" " * 1024)
+        response = connection.getresponse()
+        assert response.status == 413, case
+        assert b"too large" in response.read().lower()
+    finally:
+        connection.close()
+    assert _snapshot(service) == target
+
+
+def _ce(event_type: str, data, **extra: str) -> tuple[bytes, dict[str, str]]:
+    headers = {"ce-specversion": "1.0", "ce-id": "hostile-1", "ce-source": "/hostile", "ce-type": event_type,
+               "Content-Type": "application/json", **extra}
+    return (data if isinstance(data, bytes) else json.dumps(data).encode()), headers
+
+
+FINISHED = "dev.katuna.trial.finished"
+_GOOD = {"study": "target", "uid": "UID", "trial": 0, "attempt": 1, "outcome": "exited", "exitCode": 0,
+         "message": ""}
+
+
+def _finished(**changes) -> dict:
+    data = {**_GOOD, **changes}
+    return {k: v for k, v in data.items() if v is not ...}
+
+
+# (case id, path, (body, headers), expected status, a word the answer must contain)
+EVENTS: list[tuple[str, str, tuple[bytes, dict[str, str]], int, str]] = [
+    ("no-ce-headers", "/", (b"{}", {"Content-Type": "application/json"}), 400, "CloudEvent"),
+    ("data-not-json", "/", _ce(FINISHED, b"\xff\xfe not json"), 400, "JSON data"),
+    ("data-a-list", "/", _ce(FINISHED, [1, 2]), 400, "study"),
+    ("structured-garbage", "/", (b'{"specversion": "1.0", "type": 5',
+                                 {"Content-Type": "application/cloudevents+json"}), 400, "CloudEvent"),
+    ("unknown-type", "/", _ce("dev.katuna.trial.exploded", _GOOD), 422, "unknown event type"),
+    ("unknown-function", "/functions/eval", _ce(FINISHED, _GOOD), 422, "no function"),
+    ("wrong-function", "/functions/spawn", _ce(FINISHED, _GOOD), 422, "does not handle"),
+    ("trial-missing", "/", _ce(FINISHED, _finished(trial=...)), 400, "data.trial"),
+    ("trial-a-string", "/", _ce(FINISHED, _finished(trial="0; rm -rf /")), 400, "data.trial"),
+    ("trial-negative", "/", _ce(FINISHED, _finished(trial=-1)), 400, "data.trial"),
+    ("attempt-boolean", "/", _ce(FINISHED, _finished(attempt=True)), 400, "data.attempt"),
+    ("attempt-zero", "/", _ce(FINISHED, _finished(attempt=0)), 400, "data.attempt"),
+    ("outcome-unknown", "/", _ce(FINISHED, _finished(outcome="vanished")), 400, "data.outcome"),
+    ("exitCode-string", "/", _ce(FINISHED, _finished(exitCode="0")), 400, "data.exitCode"),
+    ("message-missing", "/", _ce(FINISHED, _finished(message=...)), 400, "data.message"),
+    ("uid-missing", "/", _ce(FINISHED, _finished(uid=...)), 400, "data.uid"),
+    ("study-a-number", "/", _ce(FINISHED, _finished(study=7)), 400, "study"),
+    ("progress-value-string", "/", _ce("dev.katuna.trial.progress", _finished(step=1, value="NaN")), 400,
+     "data.value"),
+    ("progress-step-float", "/", _ce("dev.katuna.trial.progress", _finished(step=1.5, value=1.0)), 400,
+     "data.step"),
+    ("completed-status-missing", "/", _ce("dev.katuna.study.completed", {"study": "target", "uid": "UID",
+                                                                          "reason": "x"}), 400, "data.status"),
+    ("suggested-attempt-huge-string", "/", _ce("dev.katuna.trial.suggested", _finished(attempt="9" * 5000)), 400,
+     "data.attempt"),
+    ("deep-event-data", "/", _ce(FINISHED, b'{"study": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"), 400,
+     "CloudEvent"),
+    ("job-event-labels-not-numbers", "/", _ce("dev.knative.apiserver.resource.update", {
+        "metadata": {"labels": {"katuna.dev/study": "target", "katuna.dev/study-uid": "UID",
+                                "katuna.dev/trial": "zero", "katuna.dev/attempt": "1"}}}), 202, "emitted"),
+    ("job-event-metadata-a-string", "/", _ce("dev.knative.apiserver.resource.update", {"metadata": "x"}), 202,
+     "emitted"),
+]
+
+
+@pytest.mark.parametrize("case, path, request_, expected, word", EVENTS, ids=[c[0] for c in EVENTS])
+def test_a_hostile_event_is_refused_naming_its_field(service: Service, target: dict, case: str, path: str,
+                                                     request_: tuple[bytes, dict[str, str]], expected: int,
+                                                     word: str):
+    uid = _uid(service)
+    body, headers = request_
+    status, answer = _post(service, path, body.replace(b'"UID"', json.dumps(uid).encode()), headers)
+    assert status == expected, (case, answer)
+    assert word in json.dumps(answer), (case, answer)
+    assert _snapshot(service) == target
+    assert "Traceback" not in (service.workdir / "serve.log").read_text()
+
+
+def test_the_service_log_holds_no_traceback(service: Service, target: dict):
+    assert "Traceback" not in (Path(service.workdir) / "serve.log").read_text()

@@ -1,0 +1,67 @@
+"""Huge outputs: a trial printing 200 MB, with single lines of 10 MB, is parsed in bounded
+memory, its observations are capped (the metric still reduced over every report), and the
+API serves its log capped, with a note of what it left out."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+from http_helpers import KATUNA, Service
+
+from functions.core.metrics import MAX_OBSERVATIONS
+
+LOUD = Path(__file__).parent / "trials" / "loud.py"
+LONG_LINES, LONG_MB, SHORT_MB = 15, 10, 50
+"""15 lines of 10 MiB and 50 MiB of short lines: 200 MiB of output."""
+REPORTS = 3 * MAX_OBSERVATIONS
+BOUND_MB = 64
+"""Peak memory the loud run may use beyond a quiet one; holding the output would take > 200."""
+
+
+def _study(name: str, *args: str) -> dict:
+    return {"name": name, "objective": {"metric": "loss", "direction": "minimize"},
+            "parameters": [{"name": "best", "type": "categorical", "values": [0.125]}],
+            "maxTrials": 1, "parallelism": 1,
+            "trialTemplate": {"command": [sys.executable, str(LOUD), "--best", "${trialParameters.best}", *args]}}
+
+
+def _peak_rss_mb(workdir: Path, definition: dict) -> float:
+    """``katuna run`` of the study; its peak resident memory (with its trial's, which is small)."""
+    path = workdir / f"{definition['name']}.yaml"
+    path.write_text(yaml.safe_dump(definition))
+    process = subprocess.Popen([KATUNA, "run", str(path), "--db", str(workdir / "katuna.db")], cwd=workdir,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    assert process.returncode == 0
+    return usage.ru_maxrss / 1024
+
+
+def test_a_trial_printing_200_mb_is_parsed_in_bounded_memory_and_served_capped(tmp_path: Path):
+    quiet = _peak_rss_mb(tmp_path, _study("quiet", "--reports", "3"))
+    loud = _peak_rss_mb(tmp_path, _study("loud", "--long-lines", str(LONG_LINES), "--long-mb", str(LONG_MB),
+                                         "--short-mb", str(SHORT_MB), "--reports", str(REPORTS)))
+    log = tmp_path / "katuna-logs" / "loud" / "0.1.log"
+    assert log.stat().st_size > (LONG_LINES * LONG_MB + SHORT_MB) << 20
+    assert loud - quiet < BOUND_MB, f"peak RSS {loud:.0f} MB against {quiet:.0f} MB for a quiet trial"
+
+    service = Service(tmp_path, workers=1, KATUNA_MAX_LOG=str(1 << 20))
+    try:
+        status, trial = service.json("GET", "/studies/loud/trials/0")
+        assert status == 200 and trial["state"] == "COMPLETE"
+        assert trial["value"] == 0.125, "the smallest report counts, though it is not among the kept observations"
+        assert len(trial["observations"]) == MAX_OBSERVATIONS
+        assert [o["step"] for o in trial["observations"]][:2] == [0, 1]
+        assert trial["observations"][-1]["step"] == REPORTS - 1
+        status, _, body = service.request("GET", "/studies/loud/trials/0/logs")
+    finally:
+        service.close()
+    assert status == 200
+    text = body.decode()
+    assert len(text) < (1 << 20) + 65 * 1024 * 2, "the served log is capped"
+    assert "lines (" in text and "characters) left out here" in text
+    assert text.startswith("x" * 1000) and text.endswith("done\n")

@@ -1,0 +1,239 @@
+"""A security review of the deployment, as tests: least-privilege RBAC derived from the code,
+no secret in any manifest, a hardened container and trial Job, the API token enforced on every
+route, and nothing from the network unpickled, evaluated or run through a shell."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from http_helpers import Service
+
+from functions.adapters.web.openapi import document
+from functions.core.cluster import render_job
+from functions.core.ports import TrialLaunch
+from functions.core.resources import GROUP, PLURALS
+
+ROOT = Path(__file__).parent.parent
+KNATIVE = ROOT / "knative"
+FUNCTIONS = ROOT / "functions"
+API_GROUPS = {"BatchV1Api": "batch", "CoreV1Api": ""}
+CUSTOM_OBJECT_CALLS = {"get_namespaced_custom_object": ("", "get"),
+                       "patch_namespaced_custom_object_status": ("/status", "patch")}
+VERBS = {"create": "create", "read": "get", "list": "list", "delete": "delete", "patch": "patch",
+         "replace": "update", "watch": "watch"}
+
+
+def _docs(path: Path) -> list[dict]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+def used_permissions() -> set[tuple[str, str, str]]:
+    """(API group, resource, verb) of every Kubernetes API call the adapter makes, read from its
+    source: ``self._batch = client.BatchV1Api(...)`` then ``self._batch.create_namespaced_job``;
+    a custom-object call applies to both study kinds."""
+    tree = ast.parse((FUNCTIONS / "adapters" / "kubernetes_executor.py").read_text())
+    apis: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
+                and isinstance(node.value.func, ast.Attribute) and node.value.func.attr in API_GROUPS):
+            apis[node.targets[0].attr] = API_GROUPS[node.value.func.attr]
+    used = set()
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute)
+                and node.value.attr in apis):
+            verb, _, rest = node.attr.partition("_")
+            resource = rest.removeprefix("namespaced_")
+            resource, _, sub = resource.partition("_")
+            used.add((apis[node.value.attr], resource + "s" + (f"/{sub}" if sub else ""), VERBS[verb]))
+        if isinstance(node, ast.Attribute) and "custom_object" in node.attr:
+            suffix, verb = CUSTOM_OBJECT_CALLS[node.attr]
+            used |= {(GROUP, plural + suffix, verb) for plural in PLURALS.values()}
+    return used
+
+
+def granted_permissions(role: str) -> set[tuple[str, str, str]]:
+    roles = [d for d in _docs(KNATIVE / "rbac.yaml") if d["kind"] in ("Role", "ClusterRole")
+             and d["metadata"]["name"] == role]
+    assert len(roles) == 1
+    return {(group, resource, verb) for rule in roles[0]["rules"] for group in rule["apiGroups"]
+            for resource in rule["resources"] for verb in rule["verbs"]}
+
+
+def test_the_derivation_sees_every_call_the_executor_makes():
+    assert used_permissions() >= {("batch", "jobs", "create"), ("", "pods/log", "get")}
+
+
+def test_the_service_role_grants_exactly_what_the_code_uses():
+    assert granted_permissions("katuna") == used_permissions()
+
+
+def test_no_role_grants_wildcards_secrets_or_cluster_scope():
+    docs = [d for path in KNATIVE.glob("*.yaml") for d in _docs(path)]
+    assert not [d for d in docs if d["kind"] in ("ClusterRole", "ClusterRoleBinding")]
+    for doc in (d for d in docs if d["kind"] == "Role"):
+        for rule in doc["rules"]:
+            assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"], doc["metadata"]["name"]
+            assert "secrets" not in rule["resources"], doc["metadata"]["name"]
+    source = granted_permissions("katuna-jobs-source")
+    assert {verb for _, _, verb in source if _ == "batch"} <= {"get", "list", "watch"}
+
+
+SECRET_PATTERNS = [re.compile(p) for p in (r"AKIA[0-9A-Z]{16}", r"-----BEGIN [A-Z ]*PRIVATE KEY-----",
+                                            r"gh[pousr]_[A-Za-z0-9]{30,}", r"xox[abp]-[A-Za-z0-9-]{10,}",
+                                            r"eyJ[A-Za-z0-9_-]{10,}\.eyJ")]
+SECRET_NAMES = re.compile(r"(?i)token|password|passwd|secret|api[_-]?key|credential|private")
+
+
+def _env_entries(node):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "env" and isinstance(value, list):
+                yield from value
+            else:
+                yield from _env_entries(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _env_entries(value)
+
+
+def test_no_manifest_holds_a_secret_value():
+    for path in [*KNATIVE.iterdir(), *(ROOT / "examples").rglob("*.yaml")]:
+        text = path.read_text()
+        for pattern in SECRET_PATTERNS:
+            assert not pattern.search(text), f"{path.name}: looks like a credential"
+        if path.suffix != ".yaml":
+            continue
+        for doc in _docs(path):
+            assert doc.get("kind") != "Secret" or not (doc.get("data") or doc.get("stringData")), path.name
+            for name in (doc.get("data") or {}) if doc.get("kind") == "ConfigMap" else ():
+                assert not SECRET_NAMES.search(name), f"{path.name}: {name} belongs in a Secret"
+            for entry in _env_entries(doc):
+                if SECRET_NAMES.search(entry["name"]):
+                    assert "value" not in entry and "secretKeyRef" in entry.get("valueFrom", {}), \
+                        f"{path.name}: {entry['name']} must come from a Secret"
+
+
+def test_the_service_container_runs_as_non_root_on_a_read_only_root_file_system():
+    service = next(d for d in _docs(KNATIVE / "service.yaml") if d["kind"] == "Service")
+    container = service["spec"]["template"]["spec"]["containers"][0]
+    context = container["securityContext"]
+    assert context["runAsNonRoot"] is True and context.get("runAsUser", 1) != 0
+    assert context["readOnlyRootFilesystem"] is True
+    assert context["allowPrivilegeEscalation"] is False
+    assert context["capabilities"]["drop"] == ["ALL"]
+    assert context["seccompProfile"]["type"] == "RuntimeDefault"
+    writable = {m["mountPath"] for m in container["volumeMounts"]}
+    config = next(d for d in _docs(KNATIVE / "config.yaml") if d["kind"] == "ConfigMap")["data"]
+    for setting in ("KATUNA_DB", "KATUNA_LOG_DIR"):
+        assert any(config[setting].startswith(path + "/") for path in writable), f"{setting} is on the read-only root"
+
+
+def test_the_image_drops_root_before_it_runs_anything():
+    lines = [line.strip() for line in (KNATIVE / "Dockerfile").read_text().splitlines()]
+    users = [i for i, line in enumerate(lines) if line.startswith("USER ")]
+    assert users, "the image names a user"
+    user = lines[users[-1]].split()[1]
+    assert user.isdigit() and int(user) != 0, "a numeric non-root uid (runAsNonRoot can check it)"
+    assert not [line for line in lines[users[-1]:] if line.startswith("RUN ")]
+    command = " ".join(lines[next(i for i, line in enumerate(lines) if line.startswith("CMD")):])
+    assert '"--worker-tmp-dir", "/dev/shm"' in command, "gunicorn's heartbeat files off the read-only root"
+
+
+def _launch(**overrides) -> TrialLaunch:
+    fields = dict(study="sec", uid="u1", number=0, attempt=1, job_name="sec-0", argv=["python", "t.py"], env={},
+                  working_dir=".", timeout=None, image="python:3.12")
+    return TrialLaunch(**{**fields, **overrides})
+
+
+def test_a_trial_job_cannot_escalate_privileges():
+    pod = render_job(_launch())["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["securityContext"] == {"allowPrivilegeEscalation": False, "privileged": False,
+                                            "capabilities": {"drop": ["ALL"]}}
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["automountServiceAccountToken"] is False, "a trial without a service account gets no API token"
+    assert not {"hostNetwork", "hostPID", "hostIPC", "volumes"} & pod.keys()
+
+
+def test_a_katib_trial_spec_gets_the_pod_hardening_unless_it_says_otherwise():
+    spec = {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {
+        "containers": [{"name": "training", "image": "python", "command": ["python", "t.py"]}]}}}}
+    pod = render_job(_launch(trial_spec=spec, primary_container="training"))["spec"]["template"]["spec"]
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["automountServiceAccountToken"] is False
+    spec["spec"]["template"]["spec"]["serviceAccountName"] = "trainer"
+    pod = render_job(_launch(trial_spec=spec, primary_container="training"))["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is True, "a pod that names its account keeps its token"
+
+
+@pytest.fixture(scope="module")
+def locked(tmp_path_factory):
+    service = Service(tmp_path_factory.mktemp("locked"), workers=1, KATUNA_API_TOKEN="s3cret-token")
+    yield service
+    service.close()
+
+
+OPEN = {"/healthz", "/readyz", "/", "/functions/{function}"}
+
+
+def _operations() -> list[tuple[str, str]]:
+    return [(method.upper(), path) for path, item in document()["paths"].items()
+            for method in item if method in ("get", "post", "delete", "put", "patch")
+            if path not in OPEN and not (path == "/dead-letters" and method == "post")]
+
+
+@pytest.mark.parametrize("method, path", _operations(), ids=[f"{m} {p}" for m, p in _operations()])
+def test_every_api_route_needs_the_token_when_one_is_set(locked: Service, method: str, path: str):
+    url = path.replace("{name}", "demo").replace("{number}", "0")
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic czNjcmV0LXRva2Vu"},
+                    {"Authorization": "Bearer s3cret-token-and-more"}, {"Authorization": "Bearer "}):
+        status, answer, _ = locked.request(method, url, b"{}" if method == "POST" else None,
+                                           {"Content-Type": "application/json", **headers})
+        assert status == 401, (method, url, headers)
+        assert answer["WWW-Authenticate"].startswith("Bearer")
+    status, _, _ = locked.request(method, url, b"{}" if method == "POST" else None,
+                                  {"Content-Type": "application/json", "Authorization": "Bearer s3cret-token"})
+    assert status != 401
+
+
+FORBIDDEN_CALLS = {("pickle", "loads"), ("pickle", "load"), ("pickle", "Unpickler"), ("marshal", "loads"),
+                   ("dill", "loads"), ("yaml", "unsafe_load"), ("yaml", "full_load"), ("yaml", "load_all"),
+                   ("os", "system"), ("os", "popen"), ("shelve", "open"), ("jsonpickle", "decode")}
+FORBIDDEN_NAMES = {"eval", "exec", "compile", "__import__"}
+
+
+def _violations(source: str) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        if isinstance(func, ast.Name) and func.id in FORBIDDEN_NAMES:
+            found.append(f"{func.id}() at line {node.lineno}")
+        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+            if (func.value.id, func.attr) in FORBIDDEN_CALLS:
+                found.append(f"{func.value.id}.{func.attr}() at line {node.lineno}")
+            if (func.value.id, func.attr) == ("yaml", "load") and not any(
+                    "Safe" in ast.unparse(k.value) for k in node.keywords if k.arg == "Loader"):
+                found.append(f"yaml.load() without a safe loader at line {node.lineno}")
+        if any(k.arg == "shell" and not (isinstance(k.value, ast.Constant) and k.value.value is False)
+               for k in node.keywords):
+            found.append(f"a call with shell= at line {node.lineno}")
+    return found
+
+
+def test_the_scan_catches_what_it_looks_for():
+    bad = ("import pickle, yaml, subprocess\npickle.loads(b)\neval(x)\nyaml.load(t)\n"
+           "yaml.load(t, Loader=yaml.SafeLoader)\nsubprocess.run(a, shell=True)\n")
+    assert len(_violations(bad)) == 4
+
+
+@pytest.mark.parametrize("path", sorted(FUNCTIONS.rglob("*.py")), ids=lambda p: str(p.relative_to(ROOT)))
+def test_nothing_is_unpickled_evaluated_or_run_through_a_shell(path: Path):
+    assert _violations(path.read_text()) == []
+    assert "import pickle" not in path.read_text() and "from pickle" not in path.read_text()
+
