@@ -27,7 +27,7 @@ from functions.adapters.sqlite_journal import SqliteJournalBackend
 from functions.core.errors import StudyConflict, StudyNotFound, TemporaryError
 from functions.core.events import Event
 from functions.core.metrics import Observation
-from functions.core.records import Counts, StudyRecord, TrialRecord
+from functions.core.records import Counts, StudyRecord, TrialQuery, TrialRecord
 from functions.core.spec import MINIMIZE, Study
 from functions.core.validate import parse_study
 
@@ -83,6 +83,22 @@ def _spec(normalized: str) -> Study:
 def _definition(text: str) -> dict[str, Any]:
     """The definition as submitted; shared between calls, so callers must not change it."""
     return json.loads(text)
+
+
+_TRIAL_COLUMNS = {"number": "number", "state": "state", "value": "value", "startedAt": "started_at",
+                  "finishedAt": "finished_at", "duration": "(finished_at - started_at)"}
+
+
+def _trial_field(field: str) -> tuple[str, list[str]]:
+    """A query field as an SQL expression and its arguments (names travel as arguments)."""
+    kind, _, name = field.partition(":")
+    if kind in ("param", "metric") and name:
+        column = "params" if kind == "param" else "metrics"
+        # Metrics may hold NaN, which is not JSON to SQLite: such a row has no value for the field.
+        return f"CASE WHEN json_valid({column}) THEN json_extract({column}, ?) END", ['$."' + name + '"']
+    if field in _TRIAL_COLUMNS:
+        return _TRIAL_COLUMNS[field], []
+    raise ValueError(f"unknown trial field {field!r}")
 
 
 class SqliteStore:
@@ -253,6 +269,30 @@ class SqliteStore:
             sql += f" AND state IN ({', '.join('?' * len(states))})"
             args += list(states)
         return [self._trial(row) for row in self.db.query(sql + " ORDER BY number", args)]
+
+    def query_trials(self, study: str, query: TrialQuery) -> tuple[list[TrialRecord], int]:
+        """Filtering, ordering and paging all happen in SQL, so a page costs the same at any size."""
+        where, args = ["study = ?"], [study]
+        if query.states:
+            where.append(f"state IN ({', '.join('?' * len(query.states))})")
+            args += list(query.states)
+        for field, low, high in query.ranges:
+            expression, field_args = _trial_field(field)
+            for bound, operator in ((low, ">="), (high, "<=")):
+                if bound is not None:
+                    where.append(f"{expression} {operator} ?")
+                    args += [*field_args, bound]
+        condition = " AND ".join(where)
+        total = self.db.execute(f"SELECT count(*) FROM trials WHERE {condition}", args).fetchone()[0]
+        expression, sort_args = _trial_field(query.sort)
+        direction = "DESC" if query.descending else "ASC"
+        sql = (f"SELECT * FROM trials WHERE {condition} "
+               f"ORDER BY ({expression}) IS NULL, {expression} {direction}, number {direction}")
+        page_args = [*args, *sort_args, *sort_args]
+        if query.limit is not None:
+            sql += " LIMIT ? OFFSET ?"
+            page_args += [query.limit, query.offset]
+        return [self._trial(row) for row in self.db.query(sql, page_args)], total
 
     def count_trials(self, study: str) -> Counts:
         rows = self.db.execute(

@@ -1,0 +1,105 @@
+"""The study page's charts: Optuna's own visualizations of the study in katuna's Optuna storage.
+
+Each chart is a plotly figure built server-side by :mod:`optuna.visualization` and sent to the
+page as plotly JSON, which the page draws with plotly.js (the bundle the ``plotly`` package ships).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from importlib.resources import files
+from pathlib import Path
+
+import optuna
+import plotly.graph_objects as go
+from optuna import visualization as vis
+from optuna.trial import FrozenTrial
+from optuna.visualization._parallel_coordinate import _get_parallel_coordinate_info
+from optuna.visualization._utils import COLOR_SCALE
+
+from functions.core.records import StudyRecord
+
+KINDS = ("history", "parallel", "slice", "contour", "importance", "intermediate", "pareto")
+
+
+class NoChart(Exception):
+    """The chart cannot be drawn for this study yet; the message says why."""
+
+
+def plotly_bundle() -> Path:
+    """plotly.js as the ``plotly`` Python package ships it (no copy kept in this repository)."""
+    return Path(str(files("plotly") / "package_data" / "plotly.min.js"))
+
+
+def figure_json(storage: optuna.storages.BaseStorage, record: StudyRecord, kind: str,
+                params: Sequence[str] = (), objective: int = 0) -> str:
+    """The plotly JSON of one chart; ``NoChart`` when the study cannot have it (yet)."""
+    if kind not in KINDS:
+        raise NoChart(f"unknown chart {kind!r}; one of {', '.join(KINDS)}")
+    try:
+        study = optuna.load_study(study_name=record.name, storage=storage)
+    except KeyError as exc:
+        raise NoChart("the study has not started: no trial was suggested yet") from exc
+    if not any(t.state == optuna.trial.TrialState.COMPLETE for t in study.get_trials(deepcopy=False)):
+        raise NoChart("no completed trial yet")
+    spec = record.spec
+    index = min(max(objective, 0), len(spec.objectives) - 1)
+    target, name = _target(index), spec.objectives[index].metric
+    known = [p.name for p in spec.parameters]
+    chosen = [p for p in params if p in known] or known[:2]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            fig = _build(study, kind, spec.multi_objective, target, name, chosen, [o.metric for o in spec.objectives])
+        except (ValueError, RuntimeError) as exc:
+            raise NoChart(str(exc)) from exc
+    fig.update_layout(margin={"l": 60, "r": 30, "t": 50, "b": 50}, template="plotly_white")
+    return fig.to_json()
+
+
+def _target(index: int) -> Callable[[FrozenTrial], float]:
+    return lambda trial: trial.values[index]
+
+
+def _build(study: optuna.Study, kind: str, multi: bool, target, name: str, params: list[str], metrics: list[str]):
+    """Optuna's figure for ``kind``; multi-objective studies chart the chosen objective."""
+    one = {"target": target, "target_name": name} if multi else {"target_name": name}
+    if kind == "history":
+        return vis.plot_optimization_history(study, **one)
+    if kind == "parallel":
+        return _parallel_coordinates(study, **one)
+    if kind == "slice":
+        return vis.plot_slice(study, params=params, **one)
+    if kind == "contour":
+        if len(params) < 2:
+            raise NoChart("a contour needs two parameters")
+        return vis.plot_contour(study, params=params[:2], **one)
+    if kind == "importance":
+        return vis.plot_param_importances(study, **one)
+    if kind == "intermediate":
+        if not any(t.intermediate_values for t in study.get_trials(deepcopy=False)):
+            raise NoChart("no intermediate values: the study reports none (it has no early stopping)")
+        return vis.plot_intermediate_values(study)
+    if not multi:
+        raise NoChart("a Pareto front needs two or more objectives")
+    return vis.plot_pareto_front(study, target_names=metrics)
+
+
+def _parallel_coordinates(study: optuna.Study, **target) -> go.Figure:
+    """Optuna's parallel-coordinate data (log axes, categories, missing values, Pareto ranks)
+    drawn as one plotly ``parcoords`` trace: axes that brush ranges and that the page can hide.
+
+    Optuna 5 draws this chart as one line trace per trial, which cannot brush and grows heavy
+    with thousands of trials; the data it prepares is the same either way.
+    """
+    info = _get_parallel_coordinate_info(study, None, target.get("target"), target["target_name"])
+    dimensions = [
+        {"label": d.label, "values": list(d.values), "range": list(d.range)}
+        | ({"tickvals": list(d.tickvals), "ticktext": list(d.ticktext)} if d.tickvals else {})
+        for d in info.dims_objectives + info.dims_params
+    ]
+    line = {"color": list(info.color_values), "colorscale": COLOR_SCALE, "reversescale": info.reverse_scale,
+            "showscale": True, "colorbar": {"title": {"text": info.colorbar_title}}}
+    return go.Figure(go.Parcoords(dimensions=dimensions, line=line, labelangle=-20),
+                     layout={"title": {"text": "Parallel Coordinate Plot"}})
