@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import sys
+import time
 
 import pytest
 import yaml
@@ -54,6 +56,13 @@ def page(browser: Browser):
     opened = context.new_page()
     yield opened
     context.close()
+
+
+def wait_until(condition, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
 
 
 def trials_of(service: Service, name: str) -> list[dict]:
@@ -175,18 +184,23 @@ def test_trial_page_explains_unavailable_metrics(service: Service, page: Page):
 
 
 def test_trial_log_is_followed_while_the_trial_runs(service: Service, page: Page):
+    release = service.workdir / "release-ui-slow"
     slow = study_definition(name="ui-slow", maxTrials=1, parallelism=1, trialTemplate={"command": [
-        sys.executable, str(TRIAL), "--x", "${trialParameters.x}", "--mode", "curve", "--epochs", "6", "--sleep", "3"]})
+        sys.executable, str(TRIAL), "--x", "${trialParameters.x}", "--mode", "curve", "--epochs", "4",
+        "--until", str(release)]})
     assert post(service, slow) == 201
+    wait_until(lambda: service.request("GET", "/studies/ui-slow/trials/0")[0] == 200)
     page.goto(service.base + "/ui/studies/ui-slow/trials/0")
-    expect(page.locator("#log")).to_contain_text("epoch=1 ", timeout=10000)
-    assert "epoch=6 " not in page.locator("#log").inner_text()
+    expect(page.locator("#log")).to_contain_text("epoch=1 ", timeout=15000)
+    expect(page.locator("#trial-state")).to_have_text(re.compile("WAITING|RUNNING"))
     expect(page.locator("#log-status")).to_have_text("following…")
+    assert "epoch=2 " not in page.locator("#log").inner_text()
+    screenshot(page, "trial-log-running")
+    release.touch()
     expect(page.locator("#trial-state")).to_have_text("COMPLETE", timeout=15000)
-    expect(page.locator("#log")).to_contain_text("epoch=6 ")
+    expect(page.locator("#log")).to_contain_text("epoch=4 ")
     log = page.locator("#log").inner_text()
     assert log.count("epoch=1 ") == 1 and log.rstrip().splitlines()[-1].startswith("loss=")
-    screenshot(page, "trial-log")
 
 
 def test_new_study_form_shows_problems_by_field_then_creates_the_study(service: Service, page: Page):
@@ -228,7 +242,9 @@ def test_login_form_trades_the_token_for_a_strict_cookie(tmp_path, browser: Brow
         page.goto(guarded.base + "/ui/new")
         page.fill("#study-text", yaml.safe_dump(study_definition(name="ui-guarded"), sort_keys=False))
         page.click("#submit-study")
-        page.wait_for_url("**/ui/studies/ui-guarded")
+        page.wait_for_url("**/ui/studies/ui-guarded", wait_until="commit")
+        page.goto(guarded.base + "/ui/")
+        expect(page.locator('tr[data-study="ui-guarded"]')).to_be_visible()
         assert guarded.request("GET", "/studies/ui-guarded")[0] == 401
         headers = {"Authorization": f"Bearer {TOKEN}"}
         assert guarded.request("GET", "/studies/ui-guarded", headers=headers)[0] == 200

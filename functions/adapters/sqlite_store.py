@@ -149,6 +149,10 @@ class SqliteStore:
             self._optuna = JournalStorage(SqliteJournalBackend(self.db.conn))
         return self._optuna
 
+    def optuna_version(self) -> int:
+        """How many records Optuna's journal holds: any change to Optuna's state raises it."""
+        return self.db.execute(f"SELECT coalesce(max(number), 0) FROM {JOURNAL_TABLE}").fetchone()[0]
+
     def optuna_study(self, name: str, directions: Sequence[str]) -> optuna.Study:
         """Loaded once per storage object and study id (a study deleted and created again under
         the same name gets a new id); loading before creating keeps the journal free of

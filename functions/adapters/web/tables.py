@@ -16,6 +16,7 @@ from functions.core.spec import Study
 
 STATES = ACTIVE_STATES + FINISHED_STATES
 PAGE_SIZES = (25, 50, 100, 500)
+CSV_CHUNK = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,7 @@ def timestamp(value: float | None) -> str:
 
 
 def csv_rows(spec: Study, trials: Iterable[TrialRecord]) -> Iterator[str]:
-    """The trials as CSV text, a row at a time (header first), for streaming any number of them."""
+    """The trials as CSV text in chunks (header first), for streaming any number of them."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     metrics, params = spec.metric_names, [p.name for p in spec.parameters]
@@ -125,9 +126,10 @@ def csv_rows(spec: Study, trials: Iterable[TrialRecord]) -> Iterator[str]:
                          *[_csv(trial.params.get(p)) for p in params], trial.attempt, timestamp(trial.started_at),
                          timestamp(trial.finished_at), _csv(duration(trial.started_at, trial.finished_at)),
                          trial.reason.splitlines()[0] if trial.reason else ""])
-        yield buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
+        if buffer.tell() > CSV_CHUNK:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
     yield buffer.getvalue()
 
 

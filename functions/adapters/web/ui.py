@@ -8,6 +8,9 @@ form used when ``KATUNA_API_TOKEN`` is set.
 
 from __future__ import annotations
 
+import json
+import threading
+from collections import OrderedDict
 from dataclasses import replace
 from urllib.parse import urlencode
 
@@ -38,6 +41,35 @@ blueprint = Blueprint("ui", __name__, url_prefix="/ui", static_folder="static", 
 LOG_CHUNK = 256 * 1024
 """The most log text one poll returns; the page asks again from the new offset."""
 DATA_SUFFIXES = (".json", "/log", "/plots", ".csv")
+
+
+class _ChartCache:
+    """Recent charts by study and Optuna journal length: a chart is rebuilt only after the
+    study changed, so a finished study's page is drawn once per worker."""
+
+    def __init__(self, size: int = 32) -> None:
+        self._items: OrderedDict[tuple, str] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> str | None:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+            return self._items.get(key)
+
+    def put(self, key: tuple, body: str) -> None:
+        with self._lock:
+            self._items[key] = body
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+chart_cache = _ChartCache()
 
 
 def is_open_path(path: str) -> bool:
@@ -117,12 +149,16 @@ def plot(name: str, kind: str):
     """One chart as plotly JSON; ``{"message": ...}`` when the study cannot have it yet."""
     store = _runtime().store()
     record = store.get_study(name)
-    params = [p for p in request.args.get("params", "").split(",") if p]
-    try:
-        body = plots.figure_json(store.optuna_storage(), record, kind, params,
-                                 request.args.get("objective", 0, type=int))
-    except plots.NoChart as exc:
-        return jsonify(message=str(exc))
+    params = tuple(p for p in request.args.get("params", "").split(",") if p)
+    objective = request.args.get("objective", 0, type=int)
+    key = (str(store.path), record.uid, kind, params, objective, store.optuna_version())
+    body = chart_cache.get(key)
+    if body is None:
+        try:
+            body = plots.figure_json(store.optuna_storage(), record, kind, params, objective)
+        except plots.NoChart as exc:
+            body = json.dumps({"message": str(exc)})
+        chart_cache.put(key, body)
     return Response(body, mimetype="application/json")
 
 

@@ -68,15 +68,14 @@ const katuna = (() => {
     div.classList.add("loading");
     try {
       const figure = await getJSON(url);
+      Plotly.purge(div);
+      div.innerHTML = "";
       if (figure.message) {
-        Plotly.purge(div);
-        div.innerHTML = "";
         div.dataset.message = figure.message;
         div.appendChild(Object.assign(document.createElement("p"), {className: "muted", textContent: figure.message}));
       } else {
         delete div.dataset.message;
-        div.innerHTML = "";
-        await Plotly.react(div, figure.data, figure.layout, {responsive: true, displaylogo: false});
+        await Plotly.newPlot(div, figure.data, figure.layout, {responsive: true, displaylogo: false});
         if (div.dataset.kind === "parallel") axisToggles(div);
       }
     } catch (error) {
