@@ -39,7 +39,10 @@ def post(service: Service, definition: dict) -> int:
 def service(tmp_path_factory):
     running = Service(tmp_path_factory.mktemp("ui"))
     assert post(running, mixed_study("ui-demo")) == 201
+    assert post(running, study_definition(name="ui-pareto", maxTrials=6, objective={"metrics": [
+        {"name": "loss", "direction": "minimize"}, {"name": "size", "direction": "maximize"}]})) == 201
     running.wait_for("ui-demo")
+    running.wait_for("ui-pareto")
     yield running
     running.close()
 
@@ -114,6 +117,21 @@ def test_study_page_draws_optunas_charts_from_the_trials(service: Service, page:
     screenshot(page, "study")
 
 
+def test_a_multi_objective_study_shows_its_pareto_front_and_charts_either_objective(service: Service, page: Page):
+    complete = [t for t in trials_of(service, "ui-pareto") if t["state"] == "COMPLETE"]
+    page.goto(service.base + "/ui/studies/ui-pareto")
+    expect(page.locator("#plot-pareto")).to_have_attribute("data-ready", "true", timeout=15000)
+    points = page.evaluate("document.getElementById('plot-pareto').data.map(trace => trace.x.length)")
+    assert sum(points) == len(complete)
+    front = service.json("GET", "/studies/ui-pareto")[1]["best"]
+    expect(page.locator("#best tbody tr")).to_have_count(len(front))
+    history_title = "document.getElementById('plot-history').layout.yaxis.title.text"
+    page.wait_for_function(f"document.getElementById('plot-history').layout && {history_title} === 'loss'")
+    page.select_option("#objective", "1")
+    page.wait_for_function(f"{history_title} === 'size'")
+    screenshot(page, "study-pareto")
+
+
 def test_trial_table_sorts_filters_pages_and_exports(service: Service, page: Page):
     trials = trials_of(service, "ui-demo")
     page.goto(service.base + "/ui/studies/ui-demo/trials?size=25")
@@ -183,7 +201,7 @@ def test_trial_page_explains_unavailable_metrics(service: Service, page: Page):
     screenshot(page, "trial-failed")
 
 
-def test_trial_log_is_followed_while_the_trial_runs(service: Service, page: Page):
+def test_trial_log_and_studies_list_follow_a_running_trial(service: Service, page: Page):
     release = service.workdir / "release-ui-slow"
     slow = study_definition(name="ui-slow", maxTrials=1, parallelism=1, trialTemplate={"command": [
         sys.executable, str(TRIAL), "--x", "${trialParameters.x}", "--mode", "curve", "--epochs", "4",
@@ -196,8 +214,19 @@ def test_trial_log_is_followed_while_the_trial_runs(service: Service, page: Page
     expect(page.locator("#log-status")).to_have_text("following…")
     assert "epoch=2 " not in page.locator("#log").inner_text()
     screenshot(page, "trial-log-running")
+    studies = page.context.new_page()
+    studies.goto(service.base + "/ui/")
+    row = studies.locator('tr[data-study="ui-slow"]')
+    expect(row).to_contain_text("running")
+    study = page.context.new_page()
+    study.goto(service.base + "/ui/studies/ui-slow")
+    expect(study.locator("#plot-history")).to_contain_text("no completed trial yet")
     release.touch()
     expect(page.locator("#trial-state")).to_have_text("COMPLETE", timeout=15000)
+    expect(row).to_contain_text("completed", timeout=15000)
+    expect(study.locator("#study-status")).to_have_text("completed", timeout=15000)
+    expect(study.locator("#trial-counts")).to_contain_text("1 of 1: 1 complete")
+    study.wait_for_function("document.getElementById('plot-history').data?.[0]?.y?.length === 1")
     expect(page.locator("#log")).to_contain_text("epoch=4 ")
     log = page.locator("#log").inner_text()
     assert log.count("epoch=1 ") == 1 and log.rstrip().splitlines()[-1].startswith("loss=")

@@ -5,6 +5,7 @@
 const katuna = (() => {
   const REFRESH_MS = 3000;
   const LOG_POLL_MS = 1000;
+  const STUDY_REFRESH_MS = 5000;
 
   async function getJSON(url) {
     const response = await fetch(url, {credentials: "same-origin", headers: {Accept: "application/json"}});
@@ -56,7 +57,37 @@ const katuna = (() => {
         location.reload();
       });
     }
-    if (charts.dataset.running === "true") setTimeout(() => location.reload(), 10 * REFRESH_MS);
+    if (charts.dataset.running === "true") followStudy(charts, (div) => draw(div, url(div)));
+  }
+
+  // While the study runs: counts and status from the API; the charts without user choices
+  // (history, intermediate values) redrawn as trials finish; every chart once it ends.
+  function followStudy(charts, redraw) {
+    let finished = -1;
+    const tick = async () => {
+      const study = await getJSON(charts.dataset.studyUrl).catch(() => null);
+      if (study) {
+        const c = study.counts;
+        document.getElementById("trial-counts").textContent =
+          `${study.trials} of ${study.maxTrials || "∞"}: ${c.complete} complete, ${c.failed} failed, ` +
+          `${c.pruned} pruned, ${c.running} running, ${c.waiting} waiting`;
+        const status = document.getElementById("study-status");
+        status.textContent = study.status;
+        status.className = `status ${study.status}`;
+        document.getElementById("stop-reason").textContent = study.reason || study.status;
+        const done = c.complete + c.failed + c.pruned;
+        if (study.status !== "running") {
+          charts.querySelectorAll(".plot").forEach(redraw);
+          return;
+        }
+        if (finished >= 0 && done !== finished) {
+          charts.querySelectorAll("#plot-history, #plot-intermediate, #plot-pareto").forEach(redraw);
+        }
+        finished = done;
+      }
+      setTimeout(tick, STUDY_REFRESH_MS);
+    };
+    setTimeout(tick, STUDY_REFRESH_MS);
   }
 
   function value(id) {
