@@ -311,13 +311,13 @@ def optuna_dashboard(db: str | None, host: str, port: int) -> None:
     katuna keeps Optuna's state in a journal inside its own database, which
     ``optuna-dashboard sqlite:///...`` cannot read; this serves it with that journal storage.
     """
+    path = _settings(db).db
+    if not path.exists():
+        _fail(f"no database at {path}")
     try:
         from optuna_dashboard import run_server
     except ImportError:
         _fail("optuna-dashboard is not installed: pip install 'katuna[dashboard]'")
-    path = _settings(db).db
-    if not path.exists():
-        _fail(f"no database at {path}")
     store = SqliteStore(path)
     console.print(f"optuna-dashboard on http://{host}:{port}/ for {path.resolve()}", highlight=False)
     try:

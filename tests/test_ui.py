@@ -15,6 +15,7 @@ from browser import chromium, screenshot
 from conftest import TRIAL, study_definition
 from http_helpers import Service
 from playwright.sync_api import Browser, Page, expect
+from test_katib import experiment
 
 TOKEN = "ui-s3cret"
 
@@ -232,7 +233,7 @@ def test_trial_log_and_studies_list_follow_a_running_trial(service: Service, pag
     assert log.count("epoch=1 ") == 1 and log.rstrip().splitlines()[-1].startswith("loss=")
 
 
-def test_new_study_form_shows_problems_by_field_then_creates_the_study(service: Service, page: Page):
+def test_new_study_form_shows_problems_by_field_then_submits_an_uploaded_katib_experiment(service: Service, page: Page):
     page.goto(service.base + "/ui/new")
     bad = study_definition(name="ui-new", parallelism=0)
     page.fill("#study-text", yaml.safe_dump(bad, sort_keys=False))
@@ -242,11 +243,14 @@ def test_new_study_form_shows_problems_by_field_then_creates_the_study(service: 
     screenshot(page, "new-study-invalid")
     assert service.request("GET", "/studies/ui-new")[0] == 404
 
-    page.fill("#study-text", yaml.safe_dump(study_definition(name="ui-new"), sort_keys=False))
+    katib = service.workdir / "experiment.yaml"
+    katib.write_text(yaml.safe_dump(experiment()))
+    page.set_input_files("#study-file", str(katib))
+    expect(page.locator("#study-text")).to_have_value(katib.read_text())
     page.click("#submit-study")
-    page.wait_for_url("**/ui/studies/ui-new")
-    expect(page.locator("h1")).to_contain_text("ui-new")
-    assert service.wait_for("ui-new")["status"] == "completed"
+    page.wait_for_url("**/ui/studies/katib-exp")
+    expect(page.locator("h1")).to_contain_text("katib-exp")
+    assert service.wait_for("katib-exp")["status"] == "completed"
 
 
 def test_login_form_trades_the_token_for_a_strict_cookie(tmp_path, browser: Browser):
@@ -268,16 +272,13 @@ def test_login_form_trades_the_token_for_a_strict_cookie(tmp_path, browser: Brow
         assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and TOKEN not in cookie["value"]
         assert TOKEN not in page.url
 
+        assert page.request.get(guarded.base + "/studies").status == 200
+        assert guarded.request("GET", "/studies")[0] == 401
+        assert guarded.request("GET", "/ui/studies/none/plots/history")[0] == 401
         page.goto(guarded.base + "/ui/new")
-        page.fill("#study-text", yaml.safe_dump(study_definition(name="ui-guarded"), sort_keys=False))
+        page.fill("#study-text", yaml.safe_dump(study_definition(name="ui-guarded", maxTrials=0), sort_keys=False))
         page.click("#submit-study")
-        page.wait_for_url("**/ui/studies/ui-guarded", wait_until="commit")
-        page.goto(guarded.base + "/ui/")
-        expect(page.locator('tr[data-study="ui-guarded"]')).to_be_visible()
-        assert guarded.request("GET", "/studies/ui-guarded")[0] == 401
-        headers = {"Authorization": f"Bearer {TOKEN}"}
-        assert guarded.request("GET", "/studies/ui-guarded", headers=headers)[0] == 200
-        assert guarded.request("GET", "/ui/studies/ui-guarded/plots/history")[0] == 401
+        expect(page.locator('#study-problems li[data-path="maxTrials"]')).to_be_visible()
 
         page.click("text=Log out")
         page.goto(guarded.base + "/ui/")

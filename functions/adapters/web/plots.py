@@ -2,19 +2,17 @@
 
 Each chart is a plotly figure built server-side by :mod:`optuna.visualization` and sent to the
 page as plotly JSON, which the page draws with plotly.js (the bundle the ``plotly`` package ships).
+The dashboard imports this module on the first chart request, so workers start without it.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
-from importlib.resources import files
-from pathlib import Path
 
 import optuna
 import plotly.graph_objects as go
 from optuna import visualization as vis
-from optuna.importance import PedAnovaImportanceEvaluator
 from optuna.trial import FrozenTrial
 from optuna.visualization._parallel_coordinate import _get_parallel_coordinate_info
 from optuna.visualization._utils import COLOR_SCALE
@@ -37,11 +35,6 @@ class _ReadOnlyStudy(optuna.Study):
 
     def get_trials(self, deepcopy: bool = True, states=None) -> list[FrozenTrial]:
         return super().get_trials(deepcopy=False, states=states)
-
-
-def plotly_bundle() -> Path:
-    """plotly.js as the ``plotly`` Python package ships it (no copy kept in this repository)."""
-    return Path(str(files("plotly") / "package_data" / "plotly.min.js"))
 
 
 def figure_json(storage: optuna.storages.BaseStorage, record: StudyRecord, kind: str,
@@ -95,6 +88,8 @@ def _build(study: optuna.Study, kind: str, multi: bool, target, name: str, param
         note = f"from {CONTOUR_TRIALS} of {total} completed trials" if sample is not study else None
         return fig.update_layout(title={"text": note, "font": {"size": 12}} if note else None)
     if kind == "importance":
+        from optuna.importance import PedAnovaImportanceEvaluator  # optuna.importance loads scikit-learn: seconds
+
         return vis.plot_param_importances(study, evaluator=PedAnovaImportanceEvaluator(), **one)
     if kind == "intermediate":
         if not any(t.intermediate_values for t in study.get_trials(deepcopy=False)):

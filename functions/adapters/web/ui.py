@@ -12,6 +12,8 @@ import json
 import threading
 from collections import OrderedDict
 from dataclasses import replace
+from importlib.resources import files
+from pathlib import Path
 from urllib.parse import urlencode
 
 from flask import (
@@ -27,7 +29,7 @@ from flask import (
     url_for,
 )
 
-from functions.adapters.web import plots, tables
+from functions.adapters.web import tables
 from functions.adapters.web.auth import COOKIE, COOKIE_MAX_AGE, session_value, token_matches
 from functions.adapters.web.errors import error_response, status_of
 from functions.core.errors import KatunaError, StudyNotFound
@@ -116,7 +118,9 @@ def _num(value) -> str:
 
 @blueprint.get("/vendor/plotly.min.js")
 def plotly_js():
-    return send_file(plots.plotly_bundle(), mimetype="text/javascript", max_age=86400)
+    """plotly.js as the ``plotly`` Python package ships it (no copy kept in this repository)."""
+    bundle = Path(str(files("plotly") / "package_data" / "plotly.min.js"))
+    return send_file(bundle, mimetype="text/javascript", max_age=86400)
 
 
 @blueprint.get("/")
@@ -147,6 +151,7 @@ def study(name: str):
 @blueprint.get("/studies/<name>/plots/<kind>")
 def plot(name: str, kind: str):
     """One chart as plotly JSON; ``{"message": ...}`` when the study cannot have it yet."""
+    from functions.adapters.web import plots  # Optuna's visualization stack: loaded on first use
     store = _runtime().store()
     record = store.get_study(name)
     params = tuple(p for p in request.args.get("params", "").split(",") if p)
