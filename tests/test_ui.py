@@ -189,6 +189,11 @@ def test_trial_page_shows_params_metrics_observations_and_log(service: Service, 
     expect(page.locator("#observations tbody tr")).to_have_count(len(observations))
     expect(page.locator("#log")).to_contain_text(f"loss={trial['value']:.6f}")
     expect(page.locator("#reason")).to_have_count(0)
+    whole = service.request("GET", f"/studies/ui-demo/trials/{trial['number']}/logs")[2].decode()
+    assert page.locator("#log").inner_text().rstrip() == whole.rstrip()
+    status, tail = service.json("GET", f"/ui/studies/ui-demo/trials/{trial['number']}/log?offset=10")
+    assert status == 200 and tail["text"] == whole[10:] and tail["offset"] == len(whole)
+    assert not tail["more"] and not tail["running"]
 
 
 def test_trial_page_explains_unavailable_metrics(service: Service, page: Page):

@@ -233,15 +233,37 @@ def trial(name: str, number: int):
 
 @blueprint.get("/studies/<name>/trials/<int:number>/log")
 def trial_log(name: str, number: int):
-    """Log text from character ``offset`` on (at most ``LOG_CHUNK``), the next offset, and
-    whether the trial still runs (the page polls while it does)."""
+    """Log text from character ``offset`` on (at most ``LOG_CHUNK``), the next offset, whether
+    more text follows already, and whether the trial still runs (the page polls while it does).
+    ``offset=-1`` starts at the last ``LOG_CHUNK`` characters (``skipped`` says how many came before)."""
     record, found = _trial(name, number)
-    offset = max(request.args.get("offset", 0, type=int), 0)
     attempt = request.args.get("attempt", found.attempt, type=int)
-    text = "".join(_runtime().executor.output(trial_launch(record, replace(found, attempt=attempt))))
-    chunk = text[offset:offset + LOG_CHUNK]
-    return jsonify(text=chunk, offset=offset + len(chunk), size=len(text), attempt=attempt,
+    launch = trial_launch(record, replace(found, attempt=attempt))
+    offset = request.args.get("offset", 0, type=int)
+    skipped = 0
+    if offset < 0:
+        offset = skipped = max(sum(len(line) for line in _runtime().executor.output(launch)) - LOG_CHUNK, 0)
+    text, more = _log_slice(_runtime().executor.output(launch), offset, LOG_CHUNK)
+    return jsonify(text=text, offset=offset + len(text), more=more, skipped=skipped, attempt=attempt,
                    running=found.state in ACTIVE_STATES)
+
+
+def _log_slice(lines, offset: int, limit: int) -> tuple[str, bool]:
+    """At most ``limit`` characters of the lines from ``offset`` on, and whether more follow;
+    read line by line, so a long log is never held whole."""
+    parts: list[str] = []
+    position = taken = 0
+    for line in lines:
+        end = position + len(line)
+        if end > offset:
+            piece = line[max(offset - position, 0):]
+            if taken + len(piece) > limit:
+                parts.append(piece[:limit - taken])
+                return "".join(parts), True
+            parts.append(piece)
+            taken += len(piece)
+        position = end
+    return "".join(parts), False
 
 
 @blueprint.get("/new")

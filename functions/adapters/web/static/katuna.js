@@ -140,7 +140,7 @@ const katuna = (() => {
   function trialPage() {
     const log = document.getElementById("log");
     const status = document.getElementById("log-status");
-    let offset = 0;
+    let offset = -1;
     const poll = async () => {
       let chunk;
       try {
@@ -149,11 +149,16 @@ const katuna = (() => {
         status.textContent = `log unavailable: ${error.message}`;
         return;
       }
+      if (chunk.skipped) {
+        const note = Object.assign(document.createElement("a"), {href: log.dataset.full, className: "muted"});
+        note.textContent = `… ${chunk.skipped} earlier characters not shown (the whole log)\n`;
+        log.append(note);
+      }
       const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
       log.append(chunk.text);
       offset = chunk.offset;
       if (atBottom) log.scrollTop = log.scrollHeight;
-      if (chunk.offset < chunk.size) return poll();
+      if (chunk.more) return poll();
       if (chunk.running) {
         setTimeout(poll, LOG_POLL_MS);
       } else {
