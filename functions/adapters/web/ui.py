@@ -214,21 +214,21 @@ def _all_pages(name: str, query: TrialQuery, size: int = 2000):
 def _trial(name: str, number: int):
     store = _runtime().store()
     record = store.get_study(name)
-    trial = store.get_trial(name, number)
-    if trial is None:
+    found = store.get_trial(name, number)
+    if found is None:
         raise StudyNotFound(f"study {name!r} has no trial {number}")
-    return record, trial
+    return record, found
 
 
 @blueprint.get("/studies/<name>/trials/<int:number>")
 def trial(name: str, number: int):
     record, found = _trial(name, number)
     observations = _runtime().store().observations(name, number)
-    reason = found.reason
     missing = [o.metric for o in record.spec.objectives if o.metric not in found.metrics]
-    return render_template("trial.html", spec=record.spec, record=record, trial=trial_view(found), raw=found,
-                           observations=observations, reason=reason, unavailable=reason.startswith("metrics unavailable"),
-                           missing=missing, active=found.state in ACTIVE_STATES)
+    return render_template("trial.html", spec=record.spec, record=record, trial=trial_view(found),
+                           observations=observations, reason=found.reason,
+                           unavailable=found.reason.startswith("metrics unavailable"), missing=missing,
+                           active=found.state in ACTIVE_STATES)
 
 
 @blueprint.get("/studies/<name>/trials/<int:number>/log")
