@@ -42,8 +42,12 @@ def service(tmp_path_factory):
     assert post(running, mixed_study("ui-demo")) == 201
     assert post(running, study_definition(name="ui-pareto", maxTrials=6, objective={"metrics": [
         {"name": "loss", "direction": "minimize"}, {"name": "size", "direction": "maximize"}]})) == 201
-    running.wait_for("ui-demo")
-    running.wait_for("ui-pareto")
+    curves = study_definition(name="ui-curves", mode="curve", maxTrials=4, parallelism=2,
+                              earlyStopping={"algorithm": "median", "settings": {"n_startup_trials": 2}})
+    curves["trialTemplate"]["command"] += ["--sleep", "0.4"]
+    assert post(running, curves) == 201
+    for name in ("ui-demo", "ui-pareto", "ui-curves"):
+        running.wait_for(name)
     yield running
     running.close()
 
@@ -131,6 +135,17 @@ def test_a_multi_objective_study_shows_its_pareto_front_and_charts_either_object
     page.select_option("#objective", "1")
     page.wait_for_function(f"{history_title} === 'size'")
     screenshot(page, "study-pareto")
+
+
+def test_intermediate_values_are_drawn_for_a_study_with_early_stopping(service: Service, page: Page):
+    trials = trials_of(service, "ui-curves")
+    page.goto(service.base + "/ui/studies/ui-curves")
+    expect(page.locator("#plot-intermediate")).to_have_attribute("data-ready", "true", timeout=15000)
+    curves = page.evaluate("document.getElementById('plot-intermediate').data.map(t => [t.name, t.x])")
+    assert sorted(name for name, _ in curves) == sorted(f"Trial{t['number']}" for t in trials)
+    assert all(steps[0] == 1 and steps == sorted(steps) for _, steps in curves)
+    pruned = [t["number"] for t in trials if t["state"] == "PRUNED"]
+    assert all(len(steps) < 8 for name, steps in curves if int(name[5:]) in pruned)
 
 
 def test_trial_table_sorts_filters_pages_and_exports(service: Service, page: Page):
