@@ -170,10 +170,13 @@ def test_trial_table_sorts_filters_pages_and_exports(service: Service, page: Pag
     expect(page.locator("#trials-table tbody")).to_contain_text("metrics unavailable")
 
     page.goto(service.base + "/ui/studies/ui-demo/trials")
-    page.select_option("#range-field", "param:x")
-    page.fill("#range-min", "0")
+    page.locator(".range select").last.select_option("param:x")
+    page.locator('.range input[name="min"]').last.fill("0")
     page.locator("#apply-filters").click()
-    expected = sorted(t["number"] for t in trials if t["params"]["x"] >= 0)
+    page.locator(".range select").last.select_option("param:y")
+    page.locator('.range input[name="max"]').last.fill("0")
+    page.locator("#apply-filters").click()
+    expected = sorted(t["number"] for t in trials if t["params"]["x"] >= 0 and t["params"]["y"] <= 0)
     numbers = page.locator("#trials-table tbody tr").evaluate_all("rows => rows.map(r => +r.dataset.number)")
     assert sorted(numbers) == expected
     expect(page.locator("#trial-count")).to_contain_text(f"{len(expected)} trial")

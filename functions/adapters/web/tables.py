@@ -41,8 +41,9 @@ def fields(spec: Study) -> set[str]:
 
 
 def parse_query(spec: Study, args: Mapping[str, str], paged: bool = True) -> TrialQuery:
-    """The query the page's arguments ask for: ``state`` (repeatable), ``field``/``min``/``max``,
-    ``sort``, ``desc``, ``page`` and ``size``; ``MalformedRequest`` names a bad argument."""
+    """The query the page's arguments ask for: ``state`` (repeatable), ranges as repeated
+    ``field``/``min``/``max`` triples (all must hold), ``sort``, ``desc``, ``page`` and ``size``;
+    ``MalformedRequest`` names a bad argument."""
     known = fields(spec)
     states = tuple(s for s in _list(args, "state") if s)
     unknown = [s for s in states if s not in STATES]
@@ -51,18 +52,20 @@ def parse_query(spec: Study, args: Mapping[str, str], paged: bool = True) -> Tri
     sort = args.get("sort") or "number"
     if sort not in known:
         raise MalformedRequest(f"sort: unknown trial field {sort!r}")
-    ranges = ()
-    field = args.get("field") or ""
-    low, high = _number(args, "min"), _number(args, "max")
-    if field and (low is not None or high is not None):
-        if field not in known:
-            raise MalformedRequest(f"field: unknown trial field {field!r}")
-        ranges = ((field, low, high),)
+    ranges = []
+    lows, highs = _list(args, "min"), _list(args, "max")
+    for index, field in enumerate(_list(args, "field")):
+        low = _number(lows[index] if index < len(lows) else "", "min")
+        high = _number(highs[index] if index < len(highs) else "", "max")
+        if field and (low is not None or high is not None):
+            if field not in known:
+                raise MalformedRequest(f"field: unknown trial field {field!r}")
+            ranges.append((field, low, high))
     size = _int(args, "size", 50)
     if size not in PAGE_SIZES:
         raise MalformedRequest(f"size: expected one of {', '.join(map(str, PAGE_SIZES))}, got {size}")
     page = max(_int(args, "page", 1), 1)
-    return TrialQuery(states=states, ranges=ranges, sort=sort, descending=args.get("desc") in ("1", "true"),
+    return TrialQuery(states=states, ranges=tuple(ranges), sort=sort, descending=args.get("desc") in ("1", "true"),
                       offset=(page - 1) * size if paged else 0, limit=size if paged else None)
 
 
@@ -71,8 +74,8 @@ def _list(args: Mapping[str, str], name: str) -> list[str]:
     return getlist(name) if getlist else [args[name]] if name in args else []
 
 
-def _number(args: Mapping[str, str], name: str) -> float | None:
-    text = (args.get(name) or "").strip()
+def _number(given: str, name: str) -> float | None:
+    text = given.strip()
     if not text:
         return None
     try:
@@ -105,6 +108,11 @@ def cell(trial: TrialRecord, field: str) -> Any:
             "finishedAt": trial.finished_at, "value": trial.values[0] if trial.values else None}[field]
 
 
+def summary(reason: str) -> str:
+    """A reason's headline: its first line, without the output that follows it."""
+    return reason.splitlines()[0].split("; last lines:")[0] if reason else ""
+
+
 def duration(start: float | None, end: float | None) -> float | None:
     return None if start is None or end is None else end - start
 
@@ -125,7 +133,7 @@ def csv_rows(spec: Study, trials: Iterable[TrialRecord]) -> Iterator[str]:
         writer.writerow([trial.number, trial.state, *[_csv(trial.metrics.get(m)) for m in metrics],
                          *[_csv(trial.params.get(p)) for p in params], trial.attempt, timestamp(trial.started_at),
                          timestamp(trial.finished_at), _csv(duration(trial.started_at, trial.finished_at)),
-                         trial.reason.splitlines()[0] if trial.reason else ""])
+                         summary(trial.reason)])
         if buffer.tell() > CSV_CHUNK:
             yield buffer.getvalue()
             buffer.seek(0)

@@ -177,7 +177,7 @@ def trials(name: str):
     return render_template("trials.html", study=study_view(store, record), spec=record.spec, rows=rows, total=total,
                            query=query, page=query.offset // query.limit + 1, pages=pages,
                            columns=tables.columns(record.spec), states=tables.STATES, sizes=tables.PAGE_SIZES,
-                           cell=tables.cell, link=_table_link, args=request.args)
+                           cell=tables.cell, summary=tables.summary, link=_table_link)
 
 
 def _table_link(**changes) -> str:
