@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.katuna-installed
 
-.PHONY: run test lock bench clean
+.PHONY: run test chromium lock bench clean
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,11 +18,16 @@ $(STAMP): requirements.lock pyproject.toml
 run: $(STAMP)
 	$(VENV)/bin/katuna run examples/quickstart.yaml
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(PY) -m pytest
+
+# The dashboard's browser tests drive Debian's Chromium (Playwright's own browser downloads are not used).
+chromium:
+	@command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q --no-install-recommends chromium)
 
 bench: $(STAMP)
 	$(PY) benchmarks/overhead.py
+	$(PY) benchmarks/ui_render.py
 
 # Re-resolve the pinned dependency set after changing pyproject.toml.
 lock: $(STAMP)

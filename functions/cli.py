@@ -309,3 +309,28 @@ def stop(name: str, db: str | None) -> None:
         _fail(str(exc))
     finally:
         embedded.close()
+
+
+@main.command("optuna-dashboard")
+@db_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8081, show_default=True, type=int, help="Port to listen on.")
+def optuna_dashboard(db: str | None, host: str, port: int) -> None:
+    """Open the database's studies in optuna-dashboard (pip install 'katuna[dashboard]').
+
+    katuna keeps Optuna's state in a journal inside its own database, which
+    ``optuna-dashboard sqlite:///...`` cannot read; this serves it with that journal storage.
+    """
+    path = _settings(db).db
+    if not path.exists():
+        _fail(f"no database at {path}")
+    try:
+        from optuna_dashboard import run_server
+    except ImportError:
+        _fail("optuna-dashboard is not installed: pip install 'katuna[dashboard]'")
+    store = SqliteStore(path)
+    console.print(f"optuna-dashboard on http://{host}:{port}/ for {path.resolve()}", highlight=False)
+    try:
+        run_server(store.optuna_storage(), host=host, port=port)
+    finally:
+        store.close()

@@ -32,7 +32,7 @@ def test_the_early_stopping_example_is_valid():
 
 def test_every_command_in_the_readme_exists_with_its_options():
     usage = [line.split("#")[0].split() for line in _blocks("sh")[1].splitlines() if line.startswith("katuna ")]
-    assert len(usage) == 9
+    assert len(usage) == 10
     for words in usage:
         result = CliRunner().invoke(main, [words[1], "--help"])
         assert result.exit_code == 0, result.output

@@ -12,7 +12,7 @@ from functions.adapters.sqlite_store import SqliteStore
 from functions.core.errors import StudyConflict, StudyNotFound
 from functions.core.events import study_created
 from functions.core.metrics import Observation
-from functions.core.records import StudyRecord, TrialRecord
+from functions.core.records import StudyRecord, TrialQuery, TrialRecord
 from functions.core.validate import parse_study
 
 
@@ -101,3 +101,27 @@ def test_reopening_keeps_everything(tmp_path: Path):
     again = SqliteStore(path)
     assert again.get_study("demo").spec == record().spec
     again.close()
+
+
+def test_a_trial_query_filters_sorts_and_pages_in_sql(store):
+    store.add_study(record())
+    for number in range(30):
+        failed = number % 3 == 0
+        metrics = {"loss": float("nan")} if number == 3 else {} if failed else {"loss": 100.0 - number}
+        store.add_trial(TrialRecord("demo", number, {"x": number / 10}, "FAIL" if failed else "COMPLETE",
+                                    values=None if failed else [100.0 - number], metrics=metrics,
+                                    started_at=0.0, finished_at=float(number % 7)))
+    page, total = store.query_trials("demo", TrialQuery(sort="metric:loss", offset=0, limit=5))
+    assert total == 30 and [t.number for t in page] == [29, 28, 26, 25, 23]
+    page, total = store.query_trials("demo", TrialQuery(sort="metric:loss", descending=True, offset=15, limit=10))
+    assert [t.number for t in page] == [23, 25, 26, 28, 29, 27, 24, 21, 18, 15], "trials without the field come last"
+    assert total == 30
+
+    page, total = store.query_trials("demo", TrialQuery(states=("COMPLETE",), ranges=(("param:x", 1.0, 2.0),),
+                                                        sort="duration", limit=None))
+    assert total == 8 and {t.number for t in page} == {10, 11, 13, 14, 16, 17, 19, 20}
+    assert [t.finished_at for t in page] == sorted(t.finished_at for t in page)
+    _, total = store.query_trials("demo", TrialQuery(ranges=(("metric:loss", None, 80.0),)))
+    assert total == 7, "NaN metrics and missing ones fall outside every range"
+    with pytest.raises(ValueError, match="unknown trial field 'bogus'"):
+        store.query_trials("demo", TrialQuery(sort="bogus"))

@@ -27,7 +27,7 @@ from functions.adapters.sqlite_journal import SqliteJournalBackend
 from functions.core.errors import StudyConflict, StudyNotFound, TemporaryError
 from functions.core.events import Event
 from functions.core.metrics import Observation
-from functions.core.records import Counts, PoolUse, StudyRecord, TrialRecord
+from functions.core.records import Counts, PoolUse, StudyRecord, TrialQuery, TrialRecord
 from functions.core.spec import MINIMIZE, Study
 from functions.core.validate import parse_study
 
@@ -100,6 +100,22 @@ def _definition(text: str) -> dict[str, Any]:
     return json.loads(text)
 
 
+_TRIAL_COLUMNS = {"number": "number", "state": "state", "value": "value", "startedAt": "started_at",
+                  "finishedAt": "finished_at", "duration": "(finished_at - started_at)"}
+
+
+def _trial_field(field: str) -> tuple[str, list[str]]:
+    """A query field as an SQL expression and its arguments (names travel as arguments)."""
+    kind, _, name = field.partition(":")
+    if kind in ("param", "metric") and name:
+        column = "params" if kind == "param" else "metrics"
+        # Metrics may hold NaN, which is not JSON to SQLite: such a row has no value for the field.
+        return f"CASE WHEN json_valid({column}) THEN json_extract({column}, ?) END", ['$."' + name + '"']
+    if field in _TRIAL_COLUMNS:
+        return _TRIAL_COLUMNS[field], []
+    raise ValueError(f"unknown trial field {field!r}")
+
+
 class SqliteStore:
     """Implements :class:`functions.core.ports.Store`. Use one instance per thread."""
 
@@ -148,6 +164,10 @@ class SqliteStore:
         if self._optuna is None:
             self._optuna = JournalStorage(SqliteJournalBackend(self.db.conn))
         return self._optuna
+
+    def optuna_version(self) -> int:
+        """How many records Optuna's journal holds: any change to Optuna's state raises it."""
+        return self.db.execute(f"SELECT coalesce(max(number), 0) FROM {JOURNAL_TABLE}").fetchone()[0]
 
     def optuna_study(self, name: str, directions: Sequence[str]) -> optuna.Study:
         """Loaded once per storage object and study id (a study deleted and created again under
@@ -277,6 +297,30 @@ class SqliteStore:
             sql += f" AND state IN ({', '.join('?' * len(states))})"
             args += list(states)
         return [self._trial(row) for row in self.db.query(sql + " ORDER BY number", args)]
+
+    def query_trials(self, study: str, query: TrialQuery) -> tuple[list[TrialRecord], int]:
+        """Filtering, ordering and paging all happen in SQL, so a page costs the same at any size."""
+        where, args = ["study = ?"], [study]
+        if query.states:
+            where.append(f"state IN ({', '.join('?' * len(query.states))})")
+            args += list(query.states)
+        for field, low, high in query.ranges:
+            expression, field_args = _trial_field(field)
+            for bound, operator in ((low, ">="), (high, "<=")):
+                if bound is not None:
+                    where.append(f"{expression} {operator} ?")
+                    args += [*field_args, bound]
+        condition = " AND ".join(where)
+        total = self.db.execute(f"SELECT count(*) FROM trials WHERE {condition}", args).fetchone()[0]
+        expression, sort_args = _trial_field(query.sort)
+        direction = "DESC" if query.descending else "ASC"
+        sql = (f"SELECT * FROM trials WHERE {condition} "
+               f"ORDER BY ({expression}) IS NULL, {expression} {direction}, number {direction}")
+        page_args = [*args, *sort_args, *sort_args]
+        if query.limit is not None:
+            sql += " LIMIT ? OFFSET ?"
+            page_args += [query.limit, query.offset]
+        return [self._trial(row) for row in self.db.query(sql, page_args)], total
 
     def count_trials(self, study: str) -> Counts:
         rows = self.db.execute(

@@ -15,7 +15,7 @@ import optuna
 from functions.core.events import Event
 from functions.core.metrics import Observation
 from functions.core.nodepool import NodePool, OperationStatus, PoolChange, PoolStatus
-from functions.core.records import Counts, PoolUse, StudyRecord, TrialRecord
+from functions.core.records import Counts, PoolUse, StudyRecord, TrialQuery, TrialRecord
 
 if TYPE_CHECKING:
     from functions.core.cluster import Cluster
@@ -59,6 +59,9 @@ class Store(Protocol):
     def trials(self, study: str, states: Sequence[str] = ()) -> list[TrialRecord]: ...
 
     def count_trials(self, study: str) -> Counts: ...
+
+    def query_trials(self, study: str, query: TrialQuery) -> tuple[list[TrialRecord], int]:
+        """One page of the trials that match ``query``, and how many match in all."""
 
     def best_trials(self, study: str, limit: int) -> list[TrialRecord]:
         """Completed trials, best first by the first objective."""

@@ -127,3 +127,24 @@ class PoolUse:
                 "phase": self.phase, "created": self.created, "deleted": self.deleted, "message": self.message or None,
                 "requestedAt": self.requested_at, "readyAt": self.ready_at, "releasedAt": self.released_at,
                 "hours": round(hours, 4), "maxNodeHours": round(hours * self.max_nodes, 4)}
+
+
+SORT_COLUMNS = ("number", "state", "value", "startedAt", "finishedAt", "duration")
+"""Trial fields a query sorts or filters by, besides ``param:<name>`` and ``metric:<name>``."""
+
+
+@dataclass(frozen=True)
+class TrialQuery:
+    """One page of a study's trials: which states, which ranges, in which order.
+
+    A field is one of :data:`SORT_COLUMNS`, ``param:<name>`` or ``metric:<name>``; a range is
+    ``(field, low, high)`` with either bound optional (inclusive). Trials without the field
+    sort last and fall outside every range.
+    """
+
+    states: tuple[str, ...] = ()
+    ranges: tuple[tuple[str, float | None, float | None], ...] = ()
+    sort: str = "number"
+    descending: bool = False
+    offset: int = 0
+    limit: int | None = 50

@@ -13,6 +13,7 @@ parser.add_argument("--y", type=float, default=0.0)
 parser.add_argument("--mode", default="ok")
 parser.add_argument("--sleep", type=float, default=0.0)
 parser.add_argument("--epochs", type=int, default=8)
+parser.add_argument("--until", help="after the first epoch, wait until this file exists")
 args = parser.parse_args()
 
 pid_dir = os.environ.get("PID_DIR")
@@ -41,6 +42,8 @@ steps = args.epochs if args.mode == "curve" else 3
 for step in range(1, steps + 1):
     time.sleep(args.sleep / steps)
     print(f"epoch={step} loss={loss + 1.0 / step:.6f} size={abs(args.x) + args.y:.6f}", flush=True)
+    while args.until and step == 1 and not os.path.exists(args.until):
+        time.sleep(0.05)
     if os.environ.get("KATUNA_REPORT_URL"):
         from functions.reporter import report
 

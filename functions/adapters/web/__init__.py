@@ -6,12 +6,11 @@
 
 from __future__ import annotations
 
-import hmac
-
-from flask import Flask, current_app, jsonify, request
+from flask import Flask, current_app, jsonify, redirect, request, url_for
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from functions.adapters.web import api, functions_ce
+from functions.adapters.web import api, functions_ce, ui
+from functions.adapters.web.auth import authorized
 from functions.adapters.web.errors import error_response
 from functions.core.errors import KatunaError
 from functions.runtime import Runtime
@@ -27,6 +26,7 @@ def create_app(runtime: Runtime) -> Flask:
     app.extensions["katuna"] = runtime
     app.register_blueprint(api.blueprint)
     app.register_blueprint(functions_ce.blueprint)
+    app.register_blueprint(ui.blueprint)
     app.before_request(_authorize)
     app.register_error_handler(KatunaError, error_response)
     app.register_error_handler(HTTPException, _http_error)
@@ -40,18 +40,20 @@ def from_environment() -> Flask:
 
 
 def _authorize():
-    """With ``KATUNA_API_TOKEN`` set, the API needs ``Authorization: Bearer <token>``.
+    """With ``KATUNA_API_TOKEN`` set, the API needs ``Authorization: Bearer <token>`` (or the
+    dashboard's session cookie); dashboard pages send a browser without either to the login form.
 
     Health checks and the CloudEvent functions stay open: probes and the Knative broker carry
     no token (deploy the functions cluster-local).
     """
     token = current_app.extensions["katuna"].settings.api_token
     path = request.path
-    if not token or path in OPEN_PATHS or functions_ce.is_event_path(path):
+    if not token or path in OPEN_PATHS or functions_ce.is_event_path(path) or ui.is_open_path(path):
         return None
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and hmac.compare_digest(given.encode(), token.encode()):
+    if authorized(request, token):
         return None
+    if ui.is_page(path):
+        return redirect(url_for("ui.login", next=request.full_path.rstrip("?")))
     response = jsonify(error="unauthorized", message="send Authorization: Bearer <KATUNA_API_TOKEN>")
     response.status_code = 401
     response.headers["WWW-Authenticate"] = 'Bearer realm="katuna"'

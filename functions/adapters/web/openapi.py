@@ -143,6 +143,8 @@ def document() -> dict[str, Any]:
     return {"openapi": "3.1.0",
             "info": {"title": "katuna", "version": "1", "description": "Hyperparameter tuning as event-driven functions."},
             "components": {"schemas": _SCHEMAS,
-                           "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
-            "security": [{"bearer": []}],
+                           "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"},
+                                               "dashboardSession": {"type": "apiKey", "in": "cookie",
+                                                                    "name": "katuna_session"}}},
+            "security": [{"bearer": []}, {"dashboardSession": []}],
             "paths": paths}

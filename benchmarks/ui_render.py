@@ -1,0 +1,132 @@
+"""Dashboard render times with a large study (10,000 trials by default).
+
+Builds a completed study directly through the store (katuna's trial rows and Optuna's journal,
+no trial processes), then asks the Flask app for the studies list, the study page, each chart,
+the trial table (sorted by a metric, filtered by a range, a deep page) and the CSV export.
+Prints a table (first request and the median of the next ones) and ends with ``name=value``
+lines in milliseconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+from functions.adapters.sqlite_store import SqliteStore
+from functions.adapters.web import create_app, ui
+from functions.core.records import COMPLETE, FAIL, StudyRecord, TrialRecord
+from functions.core.validate import parse_study
+from functions.runtime import Runtime
+from functions.settings import Settings
+
+NAME = "big"
+DEFINITION = {
+    "name": NAME,
+    "objective": {"metric": "loss", "direction": "minimize", "additionalMetrics": ["accuracy"]},
+    "parameters": [{"name": "lr", "type": "float", "min": 1e-5, "max": 1e-1, "log": True},
+                   {"name": "dropout", "type": "float", "min": 0.0, "max": 0.5},
+                   {"name": "optimizer", "type": "categorical", "values": ["sgd", "adam", "rmsprop"]}],
+    "algorithm": {"name": "random"},
+    "maxTrials": 10_000,
+    "trialTemplate": {"command": ["python", "train.py", "--lr", "${trialParameters.lr}", "--dropout",
+                                  "${trialParameters.dropout}", "--optimizer", "${trialParameters.optimizer}"]},
+}
+
+
+def build(db: Path, trials: int) -> None:
+    """A completed study of ``trials`` trials (one in twenty failed), in one transaction."""
+    rng = random.Random(1)
+    store = SqliteStore(db)
+    spec = parse_study({**DEFINITION, "maxTrials": trials})
+    now = time.time()
+    store.add_study(StudyRecord(spec, DEFINITION, str(db.parent), "bench", status="completed",
+                                reason="max trials reached", created_at=now - trials, started_at=now - trials,
+                                completed_at=now))
+    distributions = {"lr": FloatDistribution(1e-5, 1e-1, log=True), "dropout": FloatDistribution(0.0, 0.5),
+                     "optimizer": CategoricalDistribution(["sgd", "adam", "rmsprop"])}
+    with store.transaction():
+        study = store.optuna_study(NAME, ["minimize"])
+        frozen = []
+        for number in range(trials):
+            params = {"lr": 10 ** rng.uniform(-5, -1), "dropout": rng.uniform(0, 0.5),
+                      "optimizer": rng.choice(["sgd", "adam", "rmsprop"])}
+            failed = number % 20 == 7
+            loss = None if failed else abs(math.log10(params["lr"]) + 3) + params["dropout"] + rng.random() * 0.1
+            metrics = {} if failed else {"loss": loss, "accuracy": 1 - loss / 5}
+            start = now - trials + number
+            store.add_trial(TrialRecord(NAME, number, params, FAIL if failed else COMPLETE,
+                                        values=None if failed else [loss], metrics=metrics,
+                                        reason="exited with code 1" if failed else "", exit_code=1 if failed else 0,
+                                        created_at=start, started_at=start, finished_at=start + rng.uniform(1, 60)))
+            frozen.append(optuna.trial.create_trial(
+                params=params, distributions=distributions, value=loss,
+                state=optuna.trial.TrialState.FAIL if failed else optuna.trial.TrialState.COMPLETE))
+        study.add_trials(frozen)
+    store.close()
+
+
+def measure(client, path: str, repeats: int) -> tuple[float, float, int]:
+    """Milliseconds of the first request, the median of the next ``repeats``, and the body size.
+
+    Charts are cached until the study changes; the cache is emptied before each request so the
+    figures are those of building each chart again (what a running study costs).
+    """
+    times, size = [], 0
+    for _ in range(repeats + 1):
+        ui.chart_cache.clear()
+        start = time.perf_counter()
+        response = client.get(path)
+        body = response.get_data()
+        times.append((time.perf_counter() - start) * 1000)
+        assert response.status_code == 200, (path, response.status_code, body[:300])
+        size = len(body)
+    return times[0], statistics.median(times[1:]), size
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=10_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "katuna.db"
+        start = time.perf_counter()
+        build(db, args.trials)
+        print(f"built a {args.trials}-trial study in {time.perf_counter() - start:.1f} s")
+        runtime = Runtime(Settings(db=db, log_dir=Path(tmp) / "logs"))
+        client = create_app(runtime).test_client()
+        pages = {
+            "studies_list": "/ui/",
+            "study_page": f"/ui/studies/{NAME}",
+            "chart_history": f"/ui/studies/{NAME}/plots/history",
+            "chart_parallel": f"/ui/studies/{NAME}/plots/parallel",
+            "chart_slice": f"/ui/studies/{NAME}/plots/slice?params=lr,dropout",
+            "chart_contour": f"/ui/studies/{NAME}/plots/contour?params=lr,dropout",
+            "chart_importance": f"/ui/studies/{NAME}/plots/importance",
+            "trial_table": f"/ui/studies/{NAME}/trials",
+            "trial_table_sorted_filtered": f"/ui/studies/{NAME}/trials?sort=metric:accuracy&desc=1"
+                                           f"&field=param:dropout&min=0.1&max=0.4&state=COMPLETE&page=40",
+            "trial_page": f"/ui/studies/{NAME}/trials/{args.trials // 2}",
+            "csv_export": f"/ui/studies/{NAME}/trials.csv",
+        }
+        results = {name: measure(client, path, args.repeats) for name, path in pages.items()}
+        runtime.close()
+    print("first: the first request (Optuna's journal is replayed into memory, imports load);")
+    print("median: the next requests, each building its page or chart again")
+    print(f"{'page':30} {'first ms':>10} {'median ms':>10} {'bytes':>10}")
+    for name, (first, median, size) in results.items():
+        print(f"{name:30} {first:10.1f} {median:10.1f} {size:10d}")
+    for name, (_, median, _) in results.items():
+        print(f"{name}_ms={median:.1f}")
+
+
+if __name__ == "__main__":
+    main()

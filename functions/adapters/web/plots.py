@@ -1,0 +1,141 @@
+"""The study page's charts: Optuna's own visualizations of the study in katuna's Optuna storage.
+
+Each chart is a plotly figure built server-side by :mod:`optuna.visualization` and sent to the
+page as plotly JSON, which the page draws with plotly.js (the bundle the ``plotly`` package ships).
+The dashboard imports this module on the first chart request, so workers start without it.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import optuna
+from optuna import visualization as vis
+from optuna.trial import FrozenTrial
+from optuna.visualization._parallel_coordinate import _get_parallel_coordinate_info
+from optuna.visualization._utils import COLOR_SCALE
+
+from functions.core.records import StudyRecord
+
+KINDS = ("history", "parallel", "slice", "contour", "importance", "intermediate", "pareto")
+CONTOUR_TRIALS = 300
+"""A contour's grid has a row and a column per distinct value: beyond this many completed trials
+it is drawn from an even sample of them (the best included), and says so."""
+
+
+class NoChart(Exception):
+    """The chart cannot be drawn for this study yet; the message says why."""
+
+
+class _ReadOnlyStudy(optuna.Study):
+    """The study as the charts read it: trials without Optuna's defensive deep copies, which
+    cost seconds at 10,000 trials (the visualizations only read them)."""
+
+    def get_trials(self, deepcopy: bool = True, states=None) -> list[FrozenTrial]:
+        return super().get_trials(deepcopy=False, states=states)
+
+
+def figure_json(storage: optuna.storages.BaseStorage, record: StudyRecord, kind: str,
+                params: Sequence[str] = (), objective: int = 0) -> str:
+    """The plotly JSON of one chart; ``NoChart`` when the study cannot have it (yet)."""
+    if kind not in KINDS:
+        raise NoChart(f"unknown chart {kind!r}; one of {', '.join(KINDS)}")
+    try:
+        study = _ReadOnlyStudy(study_name=record.name, storage=storage)
+    except KeyError as exc:
+        raise NoChart("the study has not started: no trial was suggested yet") from exc
+    if not any(t.state == optuna.trial.TrialState.COMPLETE for t in study.get_trials(deepcopy=False)):
+        raise NoChart("no completed trial yet")
+    spec = record.spec
+    index = min(max(objective, 0), len(spec.objectives) - 1)
+    target, name = _target(index), spec.objectives[index].metric
+    known = [p.name for p in spec.parameters]
+    chosen = [p for p in params if p in known] or known[:2]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            fig = _build(study, kind, spec.multi_objective, target, name, chosen, [o.metric for o in spec.objectives])
+        except (ValueError, RuntimeError) as exc:
+            raise NoChart(str(exc)) from exc
+    # The page titles each chart; parallel coordinates need room above for their axis labels.
+    top = {"parallel": 80, "contour": 40}.get(kind, 30)
+    margin = {"l": 60, "r": 40, "t": top, "b": 50}
+    if isinstance(fig, dict):
+        fig["layout"] = {"margin": margin}
+        return json.dumps(fig, default=float)
+    if kind != "contour":
+        fig.update_layout(title=None)
+    fig.update_layout(margin=margin, template="plotly_white")
+    return fig.to_json()
+
+
+def _target(index: int) -> Callable[[FrozenTrial], float]:
+    return lambda trial: trial.values[index]
+
+
+def _build(study: optuna.Study, kind: str, multi: bool, target, name: str, params: list[str], metrics: list[str]):
+    """Optuna's figure for ``kind``; multi-objective studies chart the chosen objective."""
+    one = {"target": target, "target_name": name} if multi else {"target_name": name}
+    if kind == "history":
+        return vis.plot_optimization_history(study, **one)
+    if kind == "parallel":
+        return _parallel_coordinates(study, **one)
+    if kind == "slice":
+        return vis.plot_slice(study, params=params, **one)
+    if kind == "contour":
+        if len(params) < 2:
+            raise NoChart("a contour needs two parameters")
+        sample, total = _sample(study, CONTOUR_TRIALS)
+        fig = vis.plot_contour(sample, params=params[:2], **one)
+        note = f"from {CONTOUR_TRIALS} of {total} completed trials" if sample is not study else None
+        return fig.update_layout(title={"text": note, "font": {"size": 12}} if note else None)
+    if kind == "importance":
+        from optuna.importance import PedAnovaImportanceEvaluator  # optuna.importance loads scikit-learn: seconds
+
+        return vis.plot_param_importances(study, evaluator=PedAnovaImportanceEvaluator(), **one)
+    if kind == "intermediate":
+        if not any(t.intermediate_values for t in study.get_trials(deepcopy=False)):
+            raise NoChart("no intermediate values: the study reports none (it has no early stopping)")
+        return vis.plot_intermediate_values(study)
+    if not multi:
+        raise NoChart("a Pareto front needs two or more objectives")
+    return vis.plot_pareto_front(study, target_names=metrics)
+
+
+def _sample(study: optuna.Study, limit: int) -> tuple[optuna.Study, int]:
+    """``study`` itself when it has at most ``limit`` completed trials, else an in-memory copy
+    holding ``limit`` of them spread evenly over the study (its best trials among them)."""
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if len(complete) <= limit:
+        return study, len(complete)
+    best = {t.number for t in study.best_trials}
+    chosen = [t for t in complete if t.number in best][:limit]
+    rest = [t for t in complete if t.number not in best]
+    step = len(rest) / (limit - len(chosen))
+    chosen += [rest[int(i * step)] for i in range(limit - len(chosen))]
+    copy = optuna.create_study(directions=study.directions)
+    copy.add_trials(chosen)
+    return copy, len(complete)
+
+
+def _parallel_coordinates(study: optuna.Study, **target) -> dict[str, Any]:
+    """Optuna's parallel-coordinate data (log axes, categories, missing values, Pareto ranks)
+    drawn as one plotly ``parcoords`` trace: axes that brush ranges and that the page can hide.
+
+    Optuna 5 draws this chart as one line trace per trial, which cannot brush and grows heavy
+    with thousands of trials; the data it prepares is the same either way. The figure is plain
+    plotly JSON: plotly's Python-side validation of 10,000-value arrays would take seconds.
+    """
+    info = _get_parallel_coordinate_info(study, None, target.get("target"), target["target_name"])
+    dimensions = [
+        {"label": d.label, "values": list(d.values), "range": list(d.range)}
+        | ({"tickvals": list(d.tickvals), "ticktext": list(d.ticktext)} if d.tickvals else {})
+        for d in info.dims_objectives + info.dims_params
+    ]
+    scale = [[i / (len(COLOR_SCALE) - 1), color] for i, color in enumerate(COLOR_SCALE)]
+    line = {"color": list(info.color_values), "colorscale": scale, "reversescale": info.reverse_scale,
+            "showscale": True, "colorbar": {"title": {"text": info.colorbar_title}}}
+    return {"data": [{"type": "parcoords", "dimensions": dimensions, "line": line}]}

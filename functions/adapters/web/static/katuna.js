@@ -1,0 +1,221 @@
+// katuna's dashboard: a little script per page, no build step. Charts are Optuna's figures
+// (plotly JSON from the server) drawn by plotly.js.
+"use strict";
+
+const katuna = (() => {
+  const REFRESH_MS = 3000;
+  const LOG_POLL_MS = 1000;
+  const STUDY_REFRESH_MS = 5000;
+
+  async function getJSON(url) {
+    const response = await fetch(url, {credentials: "same-origin", headers: {Accept: "application/json"}});
+    if (!response.ok) throw new Error(`${response.status} ${response.statusText}`);
+    return response.json();
+  }
+
+  // Studies list: refresh the table while any study runs.
+  function studiesPage() {
+    const holder = document.getElementById("studies");
+    if (!holder) return;
+    setInterval(async () => {
+      const table = document.getElementById("studies-table");
+      if (!table || table.dataset.running !== "true") return;
+      const response = await fetch(holder.dataset.src, {credentials: "same-origin"});
+      if (response.ok) holder.innerHTML = await response.text();
+    }, REFRESH_MS);
+  }
+
+  // Study page: each chart is fetched on its own, so the page shows before the slow ones.
+  function studyPage() {
+    const charts = document.querySelector(".charts");
+    const template = charts.dataset.plotUrl;
+    const objective = document.getElementById("objective");
+    const pair = document.getElementById("plot-pair");
+    const url = (div) => {
+      const params = new URLSearchParams();
+      if (objective) params.set("objective", objective.value);
+      if (div === pair) {
+        params.set("params", [value("param-a"), value("param-b")].join(","));
+      }
+      return template.replace("KIND", div.dataset.kind) + "?" + params;
+    };
+    const drawAll = () => charts.querySelectorAll(".plot").forEach((div) => draw(div, url(div)));
+    drawAll();
+    if (objective) objective.addEventListener("change", drawAll);
+    const redrawPair = () => {
+      const checked = document.querySelector("input[name=pair-kind]:checked");
+      pair.dataset.kind = checked ? checked.value : "slice";
+      draw(pair, url(pair));
+    };
+    document.querySelectorAll("#param-a, #param-b, input[name=pair-kind]")
+      .forEach((el) => el.addEventListener("change", redrawPair));
+    const stop = document.getElementById("stop-study");
+    if (stop) {
+      stop.addEventListener("click", async () => {
+        if (!confirm("Stop this study? Running trials are stopped.")) return;
+        await fetch(stop.dataset.url, {method: "POST", credentials: "same-origin"});
+        location.reload();
+      });
+    }
+    if (charts.dataset.running === "true") followStudy(charts, (div) => draw(div, url(div)));
+  }
+
+  // While the study runs: counts and status from the API; the charts without user choices
+  // (history, intermediate values) redrawn as trials finish; every chart once it ends.
+  function followStudy(charts, redraw) {
+    let finished = -1;
+    const tick = async () => {
+      const study = await getJSON(charts.dataset.studyUrl).catch(() => null);
+      if (study) {
+        const c = study.counts;
+        document.getElementById("trial-counts").textContent =
+          `${study.trials} of ${study.maxTrials || "∞"}: ${c.complete} complete, ${c.failed} failed, ` +
+          `${c.pruned} pruned, ${c.running} running, ${c.waiting} waiting`;
+        const status = document.getElementById("study-status");
+        status.textContent = study.status;
+        status.className = `status ${study.status}`;
+        document.getElementById("stop-reason").textContent = study.reason || study.status;
+        const done = c.complete + c.failed + c.pruned;
+        if (study.status !== "running") {
+          charts.querySelectorAll(".plot").forEach(redraw);
+          return;
+        }
+        if (finished >= 0 && done !== finished) {
+          charts.querySelectorAll("#plot-history, #plot-intermediate, #plot-pareto").forEach(redraw);
+        }
+        finished = done;
+      }
+      setTimeout(tick, STUDY_REFRESH_MS);
+    };
+    setTimeout(tick, STUDY_REFRESH_MS);
+  }
+
+  function value(id) {
+    const el = document.getElementById(id);
+    return el ? el.value : "";
+  }
+
+  async function draw(div, url) {
+    div.classList.add("loading");
+    try {
+      const figure = await getJSON(url);
+      Plotly.purge(div);
+      div.innerHTML = "";
+      if (figure.message) {
+        div.dataset.message = figure.message;
+        div.appendChild(Object.assign(document.createElement("p"), {className: "muted", textContent: figure.message}));
+      } else {
+        delete div.dataset.message;
+        await Plotly.newPlot(div, figure.data, figure.layout, {responsive: true, displaylogo: false});
+        if (div.dataset.kind === "parallel") axisToggles(div);
+      }
+    } catch (error) {
+      div.textContent = `Could not load the chart: ${error.message}`;
+    } finally {
+      div.classList.remove("loading");
+      div.dataset.ready = "true";
+    }
+  }
+
+  // Parallel coordinates: one checkbox per axis; plotly keeps the brushed ranges of the others.
+  function axisToggles(div) {
+    const box = document.getElementById("parallel-axes");
+    const trace = div.data[0];
+    if (!box || !trace || !trace.dimensions) return;
+    box.innerHTML = "";
+    trace.dimensions.forEach((dimension, index) => {
+      const label = document.createElement("label");
+      const input = Object.assign(document.createElement("input"), {type: "checkbox", checked: dimension.visible !== false});
+      input.dataset.axis = dimension.label;
+      input.addEventListener("change", () => {
+        div.data[0].dimensions[index].visible = input.checked;
+        Plotly.react(div, div.data, div.layout);
+      });
+      label.append(input, " " + dimension.label);
+      box.appendChild(label);
+    });
+  }
+
+  // Trial page: the log from an offset, polled while the trial runs.
+  function trialPage() {
+    const log = document.getElementById("log");
+    const status = document.getElementById("log-status");
+    let offset = -1;
+    const poll = async () => {
+      let chunk;
+      try {
+        chunk = await getJSON(`${log.dataset.src}?offset=${offset}`);
+      } catch (error) {
+        status.textContent = `log unavailable: ${error.message}`;
+        return;
+      }
+      if (chunk.skipped) {
+        const note = Object.assign(document.createElement("a"), {href: log.dataset.full, className: "muted"});
+        note.textContent = `… ${chunk.skipped} earlier characters not shown (the whole log)\n`;
+        log.append(note);
+      }
+      const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
+      log.append(chunk.text);
+      offset = chunk.offset;
+      if (atBottom) log.scrollTop = log.scrollHeight;
+      if (chunk.more) return poll();
+      if (chunk.running) {
+        setTimeout(poll, LOG_POLL_MS);
+      } else {
+        status.textContent = offset ? "" : "(no output)";
+        if (log.dataset.running === "true") location.reload();
+      }
+    };
+    poll();
+  }
+
+  // New study: the API's own POST /studies; its problems are listed by field path.
+  function newStudyPage() {
+    const form = document.getElementById("new-study");
+    const text = document.getElementById("study-text");
+    const problems = document.getElementById("study-problems");
+    document.getElementById("study-file").addEventListener("change", async (event) => {
+      const file = event.target.files[0];
+      if (file) text.value = await file.text();
+    });
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      problems.hidden = true;
+      problems.innerHTML = "";
+      const trimmed = text.value.trim();
+      const type = trimmed.startsWith("{") ? "application/json" : "application/yaml";
+      const response = await fetch(form.dataset.api, {
+        method: "POST", credentials: "same-origin", headers: {"Content-Type": type}, body: text.value,
+      });
+      const body = await response.json().catch(() => ({message: response.statusText}));
+      if (response.ok) {
+        location.href = form.dataset.studyUrl.replace("NAME", encodeURIComponent(body.name));
+        return;
+      }
+      showProblems(problems, body);
+    });
+  }
+
+  function showProblems(box, body) {
+    const heading = document.createElement("p");
+    heading.className = "problem";
+    heading.textContent = body.problems ? "The study is not valid:" : body.message || "The study was not accepted.";
+    box.appendChild(heading);
+    if (body.problems) {
+      const list = document.createElement("ul");
+      for (const problem of body.problems) {
+        const item = document.createElement("li");
+        item.dataset.path = problem.path;
+        const path = Object.assign(document.createElement("code"), {textContent: problem.path || "(study)"});
+        item.append(path, " " + problem.message);
+        list.appendChild(item);
+      }
+      box.appendChild(list);
+    }
+    box.hidden = false;
+  }
+
+  return {studiesPage, studyPage, trialPage, newStudyPage};
+})();
+
+document.addEventListener("DOMContentLoaded", katuna.studiesPage);

@@ -1,0 +1,145 @@
+"""The dashboard's trial table: a query from the page's arguments, its columns, and CSV export."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from functions.core.errors import MalformedRequest
+from functions.core.records import ACTIVE_STATES, FINISHED_STATES, SORT_COLUMNS, TrialQuery, TrialRecord
+from functions.core.spec import Study
+
+STATES = ACTIVE_STATES + FINISHED_STATES
+PAGE_SIZES = (25, 50, 100, 500)
+CSV_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of the trial table: its query field (for sorting and ranges) and its title."""
+
+    field: str
+    title: str
+
+
+def columns(spec: Study) -> list[Column]:
+    """Number, state, the objectives, the parameters, the other metrics, then times."""
+    out = [Column("number", "trial"), Column("state", "state")]
+    out += [Column(f"metric:{name}", name) for name in spec.metric_names]
+    out += [Column(f"param:{p.name}", p.name) for p in spec.parameters]
+    out += [Column("duration", "duration"), Column("startedAt", "started")]
+    return out
+
+
+def fields(spec: Study) -> set[str]:
+    return set(SORT_COLUMNS) | {c.field for c in columns(spec)}
+
+
+def parse_query(spec: Study, args: Mapping[str, str], paged: bool = True) -> TrialQuery:
+    """The query the page's arguments ask for: ``state`` (repeatable), ranges as repeated
+    ``field``/``min``/``max`` triples (all must hold), ``sort``, ``desc``, ``page`` and ``size``;
+    ``MalformedRequest`` names a bad argument."""
+    known = fields(spec)
+    states = tuple(s for s in _list(args, "state") if s)
+    unknown = [s for s in states if s not in STATES]
+    if unknown:
+        raise MalformedRequest(f"state: expected one of {', '.join(STATES)}, got {unknown[0]!r}")
+    sort = args.get("sort") or "number"
+    if sort not in known:
+        raise MalformedRequest(f"sort: unknown trial field {sort!r}")
+    ranges = []
+    lows, highs = _list(args, "min"), _list(args, "max")
+    for index, field in enumerate(_list(args, "field")):
+        low = _number(lows[index] if index < len(lows) else "", "min")
+        high = _number(highs[index] if index < len(highs) else "", "max")
+        if field and (low is not None or high is not None):
+            if field not in known:
+                raise MalformedRequest(f"field: unknown trial field {field!r}")
+            ranges.append((field, low, high))
+    size = _int(args, "size", 50)
+    if size not in PAGE_SIZES:
+        raise MalformedRequest(f"size: expected one of {', '.join(map(str, PAGE_SIZES))}, got {size}")
+    page = max(_int(args, "page", 1), 1)
+    return TrialQuery(states=states, ranges=tuple(ranges), sort=sort, descending=args.get("desc") in ("1", "true"),
+                      offset=(page - 1) * size if paged else 0, limit=size if paged else None)
+
+
+def _list(args: Mapping[str, str], name: str) -> list[str]:
+    getlist = getattr(args, "getlist", None)
+    return getlist(name) if getlist else [args[name]] if name in args else []
+
+
+def _number(given: str, name: str) -> float | None:
+    text = given.strip()
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise MalformedRequest(f"{name}: expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise MalformedRequest(f"{name}: expected a finite number, got {text!r}")
+    return value
+
+
+def _int(args: Mapping[str, str], name: str, default: int) -> int:
+    text = (args.get(name) or "").strip()
+    try:
+        return int(text) if text else default
+    except ValueError:
+        raise MalformedRequest(f"{name}: expected a whole number, got {text!r}") from None
+
+
+def cell(trial: TrialRecord, field: str) -> Any:
+    """The raw value of ``field`` for ``trial`` (None when it has none)."""
+    kind, _, name = field.partition(":")
+    if kind == "param":
+        return trial.params.get(name)
+    if kind == "metric":
+        return trial.metrics.get(name)
+    if field == "duration":
+        return duration(trial.started_at, trial.finished_at)
+    return {"number": trial.number, "state": trial.state, "startedAt": trial.started_at,
+            "finishedAt": trial.finished_at, "value": trial.values[0] if trial.values else None}[field]
+
+
+def summary(reason: str) -> str:
+    """A reason's headline: its first line, without the output that follows it."""
+    return reason.splitlines()[0].split("; last lines:")[0] if reason else ""
+
+
+def duration(start: float | None, end: float | None) -> float | None:
+    return None if start is None or end is None else end - start
+
+
+def timestamp(value: float | None) -> str:
+    if value is None:
+        return ""
+    return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def csv_rows(spec: Study, trials: Iterable[TrialRecord]) -> Iterator[str]:
+    """The trials as CSV text in chunks (header first), for streaming any number of them."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    metrics, params = spec.metric_names, [p.name for p in spec.parameters]
+    writer.writerow(["number", "state", *metrics, *params, "attempt", "started", "finished", "duration", "reason"])
+    for trial in trials:
+        writer.writerow([trial.number, trial.state, *[_csv(trial.metrics.get(m)) for m in metrics],
+                         *[_csv(trial.params.get(p)) for p in params], trial.attempt, timestamp(trial.started_at),
+                         timestamp(trial.finished_at), _csv(duration(trial.started_at, trial.finished_at)),
+                         summary(trial.reason)])
+        if buffer.tell() > CSV_CHUNK:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def _csv(value: Any) -> Any:
+    return "" if value is None else value

@@ -1,0 +1,302 @@
+"""The dashboard at ``/ui/``: server-rendered pages over the same store the API reads.
+
+Studies list, study page (summary and Optuna's charts), trial table (sorted, filtered and
+paged in SQL, exported as CSV), trial page (parameters, metrics, observations, the log tailed
+while it runs), the new-study form (which posts to the API's ``POST /studies``) and the login
+form used when ``KATUNA_API_TOKEN`` is set.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from dataclasses import replace
+from importlib.resources import files
+from pathlib import Path
+from urllib.parse import urlencode
+
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    stream_with_context,
+    url_for,
+)
+
+from functions.adapters.web import tables
+from functions.adapters.web.auth import COOKIE, COOKIE_MAX_AGE, session_value, token_matches
+from functions.adapters.web.errors import error_response, status_of
+from functions.core.errors import KatunaError, StudyNotFound
+from functions.core.records import ACTIVE_STATES, TrialQuery
+from functions.handlers.base import trial_launch
+from functions.runtime import Runtime
+from functions.views import best_trials, study_view, trial_view
+
+blueprint = Blueprint("ui", __name__, url_prefix="/ui", static_folder="static", template_folder="templates")
+
+LOG_CHUNK = 256 * 1024
+"""The most log text one poll returns; the page asks again from the new offset."""
+DATA_SUFFIXES = (".json", "/log", "/plots", ".csv")
+
+
+class _ChartCache:
+    """Recent charts by study and Optuna journal length: a chart is rebuilt only after the
+    study changed, so a finished study's page is drawn once per worker."""
+
+    def __init__(self, size: int = 32) -> None:
+        self._items: OrderedDict[tuple, str] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> str | None:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+            return self._items.get(key)
+
+    def put(self, key: tuple, body: str) -> None:
+        with self._lock:
+            self._items[key] = body
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+chart_cache = _ChartCache()
+
+
+def is_open_path(path: str) -> bool:
+    """Paths that need no login: the login form itself and static files."""
+    return path in ("/ui/login",) or path.startswith(("/ui/static/", "/ui/vendor/"))
+
+
+def is_page(path: str) -> bool:
+    """Whether ``path`` is a dashboard page (answered with HTML, a login redirect when needed)."""
+    return (path == "/ui" or path.startswith("/ui/")) and "/plots/" not in path and not path.endswith(DATA_SUFFIXES)
+
+
+def _runtime() -> Runtime:
+    return current_app.extensions["katuna"]
+
+
+@blueprint.errorhandler(KatunaError)
+def _error(exc: KatunaError):
+    if not is_page(request.path):
+        return error_response(exc)
+    return render_template("error.html", message=str(exc)), status_of(exc)
+
+
+@blueprint.app_template_filter("when")
+def _when(value: float | None) -> str:
+    return tables.timestamp(value)
+
+
+@blueprint.app_template_filter("span")
+def _span(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s" if minutes else f"{seconds:.1f}s"
+
+
+@blueprint.app_template_filter("num")
+def _num(value) -> str:
+    if value is None:
+        return ""
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+@blueprint.get("/vendor/plotly.min.js")
+def plotly_js():
+    """plotly.js as the ``plotly`` Python package ships it (no copy kept in this repository)."""
+    bundle = Path(str(files("plotly") / "package_data" / "plotly.min.js"))
+    return send_file(bundle, mimetype="text/javascript", max_age=86400)
+
+
+@blueprint.get("/")
+def studies():
+    return render_template("studies.html", **_studies_context())
+
+
+@blueprint.get("/studies.fragment")
+def studies_fragment():
+    """The studies table alone, for the list's auto-refresh."""
+    return render_template("studies_table.html", **_studies_context())
+
+
+def _studies_context() -> dict:
+    store = _runtime().store()
+    views = [study_view(store, record) for record in reversed(store.list_studies())]
+    return {"studies": views, "running": any(v["status"] == "running" for v in views), "now": _runtime().clock()}
+
+
+@blueprint.get("/studies/<name>")
+def study(name: str):
+    store = _runtime().store()
+    record = store.get_study(name)
+    return render_template("study.html", study=study_view(store, record), spec=record.spec, record=record,
+                           best=best_trials(store, record, limit=5), now=_runtime().clock())
+
+
+@blueprint.get("/studies/<name>/plots/<kind>")
+def plot(name: str, kind: str):
+    """One chart as plotly JSON; ``{"message": ...}`` when the study cannot have it yet."""
+    from functions.adapters.web import plots  # Optuna's visualization stack: loaded on first use
+    store = _runtime().store()
+    record = store.get_study(name)
+    params = tuple(p for p in request.args.get("params", "").split(",") if p)
+    objective = request.args.get("objective", 0, type=int)
+    key = (str(store.path), record.uid, kind, params, objective, store.optuna_version())
+    body = chart_cache.get(key)
+    if body is None:
+        try:
+            body = plots.figure_json(store.optuna_storage(), record, kind, params, objective)
+        except plots.NoChart as exc:
+            body = json.dumps({"message": str(exc)})
+        chart_cache.put(key, body)
+    return Response(body, mimetype="application/json")
+
+
+@blueprint.get("/studies/<name>/trials")
+def trials(name: str):
+    store = _runtime().store()
+    record = store.get_study(name)
+    query = tables.parse_query(record.spec, request.args)
+    rows, total = store.query_trials(name, query)
+    pages = max((total + query.limit - 1) // query.limit, 1)
+    return render_template("trials.html", study=study_view(store, record), spec=record.spec, rows=rows, total=total,
+                           query=query, page=query.offset // query.limit + 1, pages=pages,
+                           columns=tables.columns(record.spec), states=tables.STATES, sizes=tables.PAGE_SIZES,
+                           cell=tables.cell, summary=tables.summary, link=_table_link)
+
+
+def _table_link(**changes) -> str:
+    """The current table URL with some arguments changed (None removes one)."""
+    pairs = [(k, v) for k, v in request.args.items(multi=True) if k not in changes]
+    pairs += [(k, v) for k, v in changes.items() if v is not None]
+    return request.path + ("?" + urlencode(pairs) if pairs else "")
+
+
+@blueprint.get("/studies/<name>/trials.csv")
+def trials_csv(name: str):
+    """Every trial that matches the table's filters, in its order, streamed as CSV."""
+    store = _runtime().store()
+    spec = store.get_study(name).spec
+    query = tables.parse_query(spec, request.args, paged=False)
+    rows = _all_pages(name, query)
+    response = Response(stream_with_context(tables.csv_rows(spec, rows)), mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}-trials.csv"'
+    return response
+
+
+def _all_pages(name: str, query: TrialQuery, size: int = 2000):
+    """The matching trials, fetched a page at a time so memory stays flat for large studies."""
+    store = _runtime().store()
+    offset = 0
+    while True:
+        rows, _ = store.query_trials(name, replace(query, offset=offset, limit=size))
+        yield from rows
+        if len(rows) < size:
+            return
+        offset += size
+
+
+def _trial(name: str, number: int):
+    store = _runtime().store()
+    record = store.get_study(name)
+    found = store.get_trial(name, number)
+    if found is None:
+        raise StudyNotFound(f"study {name!r} has no trial {number}")
+    return record, found
+
+
+@blueprint.get("/studies/<name>/trials/<int:number>")
+def trial(name: str, number: int):
+    record, found = _trial(name, number)
+    observations = _runtime().store().observations(name, number)
+    missing = [o.metric for o in record.spec.objectives if o.metric not in found.metrics]
+    return render_template("trial.html", spec=record.spec, record=record, trial=trial_view(found),
+                           observations=observations, reason=found.reason,
+                           unavailable=found.reason.startswith("metrics unavailable"), missing=missing,
+                           active=found.state in ACTIVE_STATES)
+
+
+@blueprint.get("/studies/<name>/trials/<int:number>/log")
+def trial_log(name: str, number: int):
+    """Log text from character ``offset`` on (at most ``LOG_CHUNK``), the next offset, whether
+    more text follows already, and whether the trial still runs (the page polls while it does).
+    ``offset=-1`` starts at the last ``LOG_CHUNK`` characters (``skipped`` says how many came before)."""
+    record, found = _trial(name, number)
+    attempt = request.args.get("attempt", found.attempt, type=int)
+    launch = trial_launch(record, replace(found, attempt=attempt))
+    offset = request.args.get("offset", 0, type=int)
+    skipped = 0
+    if offset < 0:
+        offset = skipped = max(sum(len(line) for line in _runtime().executor.output(launch)) - LOG_CHUNK, 0)
+    text, more = _log_slice(_runtime().executor.output(launch), offset, LOG_CHUNK)
+    return jsonify(text=text, offset=offset + len(text), more=more, skipped=skipped, attempt=attempt,
+                   running=found.state in ACTIVE_STATES)
+
+
+def _log_slice(lines, offset: int, limit: int) -> tuple[str, bool]:
+    """At most ``limit`` characters of the lines from ``offset`` on, and whether more follow;
+    read line by line, so a long log is never held whole."""
+    parts: list[str] = []
+    position = taken = 0
+    for line in lines:
+        end = position + len(line)
+        if end > offset:
+            piece = line[max(offset - position, 0):]
+            if taken + len(piece) > limit:
+                parts.append(piece[:limit - taken])
+                return "".join(parts), True
+            parts.append(piece)
+            taken += len(piece)
+        position = end
+    return "".join(parts), False
+
+
+@blueprint.get("/new")
+def new_study():
+    return render_template("new.html")
+
+
+@blueprint.route("/login", methods=["GET", "POST"])
+def login():
+    """The token, typed into a form, becomes an HttpOnly SameSite=Strict session cookie."""
+    token = _runtime().settings.api_token
+    target = _safe_next(request.values.get("next", ""))
+    if not token:
+        return redirect(target)
+    if request.method == "GET":
+        return render_template("login.html", next=target, failed=False)
+    if not token_matches(request.form.get("token", ""), token):
+        return render_template("login.html", next=target, failed=True), 401
+    response = redirect(target)
+    response.set_cookie(COOKIE, session_value(token), max_age=COOKIE_MAX_AGE, httponly=True, samesite="Strict",
+                        secure=request.is_secure, path="/")
+    return response
+
+
+@blueprint.post("/logout")
+def logout():
+    response = redirect(url_for("ui.login"))
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+def _safe_next(target: str) -> str:
+    """Only a path inside the dashboard: the login form never redirects elsewhere."""
+    if target.startswith("/ui/") and not target.startswith("//"):
+        return target
+    return url_for("ui.studies")

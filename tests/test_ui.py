@@ -1,0 +1,311 @@
+"""The dashboard in a real headless Chromium against a real ``katuna serve`` on loopback."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import sys
+import time
+
+import pytest
+import yaml
+from browser import chromium, screenshot
+from conftest import TRIAL, study_definition
+from http_helpers import Service
+from playwright.sync_api import Browser, Page, expect
+from test_katib import experiment
+
+TOKEN = "ui-s3cret"
+
+
+def mixed_study(name: str) -> dict:
+    """Two float parameters and a mode that makes some trials print no objective."""
+    return study_definition(
+        name=name, maxTrials=12, parallelism=4,
+        objective={"metric": "loss", "direction": "minimize", "additionalMetrics": ["size"]},
+        parameters=[{"name": "x", "type": "float", "min": -5.0, "max": 5.0},
+                    {"name": "y", "type": "float", "min": -2.0, "max": 2.0},
+                    {"name": "mode", "type": "categorical", "values": ["ok", "silent"]}],
+        trialTemplate={"command": [sys.executable, str(TRIAL), "--x", "${trialParameters.x}",
+                                   "--y", "${trialParameters.y}", "--mode", "${trialParameters.mode}"]})
+
+
+def post(service: Service, definition: dict) -> int:
+    return service.request("POST", "/studies", json.dumps(definition), {"Content-Type": "application/json"})[0]
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    running = Service(tmp_path_factory.mktemp("ui"))
+    assert post(running, mixed_study("ui-demo")) == 201
+    assert post(running, study_definition(name="ui-pareto", maxTrials=6, objective={"metrics": [
+        {"name": "loss", "direction": "minimize"}, {"name": "size", "direction": "maximize"}]})) == 201
+    curves = study_definition(name="ui-curves", mode="curve", maxTrials=4, parallelism=2,
+                              earlyStopping={"algorithm": "median", "settings": {"n_startup_trials": 2}})
+    curves["trialTemplate"]["command"] += ["--sleep", "0.4"]
+    assert post(running, curves) == 201
+    for name in ("ui-demo", "ui-pareto", "ui-curves"):
+        running.wait_for(name)
+    yield running
+    running.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture
+def page(browser: Browser):
+    context = browser.new_context(viewport={"width": 1360, "height": 900})
+    opened = context.new_page()
+    yield opened
+    context.close()
+
+
+def wait_until(condition, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def trials_of(service: Service, name: str) -> list[dict]:
+    return service.json("GET", f"/studies/{name}/trials")[1]
+
+
+def test_studies_list_shows_each_study_with_its_progress(service: Service, page: Page):
+    trials = trials_of(service, "ui-demo")
+    done = sum(t["state"] == "COMPLETE" for t in trials)
+    failed = sum(t["state"] == "FAIL" for t in trials)
+    page.goto(service.base + "/ui/")
+    row = page.locator('tr[data-study="ui-demo"]')
+    expect(row).to_contain_text("completed")
+    expect(row).to_contain_text(f"{done} done · {failed} failed · 0 running of 12")
+    expect(row.locator("td").nth(2)).to_have_text("random")
+    screenshot(page, "studies")
+
+
+def test_study_page_draws_optunas_charts_from_the_trials(service: Service, page: Page):
+    complete = [t for t in trials_of(service, "ui-demo") if t["state"] == "COMPLETE"]
+    page.goto(service.base + "/ui/studies/ui-demo")
+    expect(page.locator("#summary")).to_contain_text("minimize loss")
+    for chart in ("history", "parallel", "pair", "importance", "intermediate"):
+        expect(page.locator(f"#plot-{chart}")).to_have_attribute("data-ready", "true", timeout=15000)
+
+    history = page.evaluate("document.getElementById('plot-history').data")
+    assert len(history[0]["y"]) == len(complete)
+    assert history[1]["name"] == "Best Value"
+    assert min(history[1]["y"]) == pytest.approx(min(t["value"] for t in complete))
+
+    dimensions = page.evaluate("document.getElementById('plot-parallel').data[0].dimensions")
+    assert [d["label"] for d in dimensions] == ["loss", "mode", "x", "y"]
+    assert all(len(d["values"]) == len(complete) for d in dimensions)
+    titles = page.locator("#plot-parallel .axis-title")
+    expect(titles).to_have_count(4)
+    page.locator('#parallel-axes input[data-axis="mode"]').uncheck()
+    expect(titles).to_have_count(3)
+    assert page.evaluate("document.getElementById('plot-parallel').data[0].dimensions[1].visible") is False
+
+    assert page.evaluate("document.getElementById('plot-pair').data[0].type") == "scatter"
+    page.locator('input[name="pair-kind"][value="contour"]').check()
+    page.wait_for_function("document.getElementById('plot-pair').data?.[0]?.type === 'contour'")
+    axes = page.evaluate("(({layout}) => [layout.xaxis.title.text, layout.yaxis.title.text])(document.getElementById('plot-pair'))")
+    assert axes == ["x", "y"]
+
+    importance = page.evaluate("document.getElementById('plot-importance').data[0].y")
+    assert sorted(importance) == ["mode", "x", "y"]
+    expect(page.locator("#plot-intermediate")).to_contain_text("no intermediate values")
+    screenshot(page, "study")
+
+
+def test_a_multi_objective_study_shows_its_pareto_front_and_charts_either_objective(service: Service, page: Page):
+    complete = [t for t in trials_of(service, "ui-pareto") if t["state"] == "COMPLETE"]
+    page.goto(service.base + "/ui/studies/ui-pareto")
+    expect(page.locator("#plot-pareto")).to_have_attribute("data-ready", "true", timeout=15000)
+    points = page.evaluate("document.getElementById('plot-pareto').data.map(trace => trace.x.length)")
+    assert sum(points) == len(complete)
+    front = service.json("GET", "/studies/ui-pareto")[1]["best"]
+    expect(page.locator("#best tbody tr")).to_have_count(len(front))
+    history_title = "document.getElementById('plot-history').layout.yaxis.title.text"
+    page.wait_for_function(f"document.getElementById('plot-history').layout && {history_title} === 'loss'")
+    page.select_option("#objective", "1")
+    page.wait_for_function(f"{history_title} === 'size'")
+    screenshot(page, "study-pareto")
+
+
+def test_intermediate_values_are_drawn_for_a_study_with_early_stopping(service: Service, page: Page):
+    trials = trials_of(service, "ui-curves")
+    page.goto(service.base + "/ui/studies/ui-curves")
+    expect(page.locator("#plot-intermediate")).to_have_attribute("data-ready", "true", timeout=15000)
+    curves = page.evaluate("document.getElementById('plot-intermediate').data.map(t => [t.name, t.x])")
+    assert sorted(name for name, _ in curves) == sorted(f"Trial{t['number']}" for t in trials)
+    assert all(steps[0] == 1 and steps == sorted(steps) for _, steps in curves)
+    pruned = [t["number"] for t in trials if t["state"] == "PRUNED"]
+    assert all(len(steps) < 8 for name, steps in curves if int(name[5:]) in pruned)
+
+
+def test_trial_table_sorts_filters_pages_and_exports(service: Service, page: Page):
+    trials = trials_of(service, "ui-demo")
+    page.goto(service.base + "/ui/studies/ui-demo/trials?size=25")
+    expect(page.locator("#trials-table tbody tr")).to_have_count(12)
+
+    page.locator('th[data-field="metric:loss"] a').click()
+    losses = [float(v) for v in page.locator('td[data-field="metric:loss"]').all_inner_texts() if v]
+    assert losses == sorted(losses) and len(losses) == sum(t["state"] == "COMPLETE" for t in trials)
+    page.locator('th[data-field="metric:loss"] a').click()
+    expect(page.locator('th[data-field="metric:loss"]')).to_have_attribute("aria-sort", "descending")
+    cells = page.locator('td[data-field="metric:loss"]').all_inner_texts()
+    shown = [float(v) for v in cells if v]
+    assert shown == sorted(shown, reverse=True) and cells[-1] == ""
+
+    page.locator('input[name="state"][value="FAIL"]').check()
+    page.locator("#apply-filters").click()
+    failed = sorted(t["number"] for t in trials if t["state"] == "FAIL")
+    numbers = page.locator("#trials-table tbody tr").evaluate_all("rows => rows.map(r => +r.dataset.number)")
+    assert sorted(numbers) == failed
+    expect(page.locator("#trials-table tbody")).to_contain_text("metrics unavailable")
+
+    page.goto(service.base + "/ui/studies/ui-demo/trials")
+    page.locator(".range select").last.select_option("param:x")
+    page.locator('.range input[name="min"]').last.fill("0")
+    page.locator("#apply-filters").click()
+    page.locator(".range select").last.select_option("param:y")
+    page.locator('.range input[name="max"]').last.fill("0")
+    page.locator("#apply-filters").click()
+    expected = sorted(t["number"] for t in trials if t["params"]["x"] >= 0 and t["params"]["y"] <= 0)
+    numbers = page.locator("#trials-table tbody tr").evaluate_all("rows => rows.map(r => +r.dataset.number)")
+    assert sorted(numbers) == expected
+    expect(page.locator("#trial-count")).to_contain_text(f"{len(expected)} trial")
+    screenshot(page, "trials")
+
+    page.goto(service.base + "/ui/studies/ui-demo/trials?size=25&state=COMPLETE&sort=metric:loss")
+    exported = page.locator("#csv-link").get_attribute("href")
+    status, headers, body = service.request("GET", exported)
+    rows = list(csv.DictReader(io.StringIO(body.decode())))
+    assert status == 200 and headers["Content-Type"].startswith("text/csv")
+    assert [float(r["loss"]) for r in rows] == sorted(t["value"] for t in trials if t["state"] == "COMPLETE")
+    assert list(rows[0])[:7] == ["number", "state", "loss", "size", "x", "y", "mode"]
+
+
+def test_bad_table_arguments_are_named(service: Service, page: Page):
+    response = page.goto(service.base + "/ui/studies/ui-demo/trials?sort=param:nope")
+    assert response.status == 400
+    expect(page.locator(".problem")).to_contain_text("sort: unknown trial field 'param:nope'")
+
+
+def test_trial_page_shows_params_metrics_observations_and_log(service: Service, page: Page):
+    trial = next(t for t in trials_of(service, "ui-demo") if t["state"] == "COMPLETE")
+    page.goto(service.base + f"/ui/studies/ui-demo/trials/{trial['number']}")
+    expect(page.locator("#params")).to_contain_text(f"{trial['params']['x']:.6g}")
+    expect(page.locator("#metrics")).to_contain_text(f"{trial['metrics']['size']:.6g}")
+    observations = service.json("GET", f"/studies/ui-demo/trials/{trial['number']}")[1]["observations"]
+    assert {o["metric"] for o in observations} == {"loss", "size"}
+    expect(page.locator("#observations tbody tr")).to_have_count(len(observations))
+    expect(page.locator("#log")).to_contain_text(f"loss={trial['value']:.6f}")
+    expect(page.locator("#reason")).to_have_count(0)
+    whole = service.request("GET", f"/studies/ui-demo/trials/{trial['number']}/logs")[2].decode()
+    assert page.locator("#log").inner_text().rstrip() == whole.rstrip()
+    status, tail = service.json("GET", f"/ui/studies/ui-demo/trials/{trial['number']}/log?offset=10")
+    assert status == 200 and tail["text"] == whole[10:] and tail["offset"] == len(whole)
+    assert not tail["more"] and not tail["running"]
+
+
+def test_trial_page_explains_unavailable_metrics(service: Service, page: Page):
+    trial = next(t for t in trials_of(service, "ui-demo") if t["state"] == "FAIL")
+    page.goto(service.base + f"/ui/studies/ui-demo/trials/{trial['number']}")
+    reason = page.locator("#reason")
+    expect(reason).to_contain_text("Metrics unavailable")
+    expect(reason).to_contain_text("lines like loss=<number>")
+    expect(reason).to_contain_text("It reported none of the study's metrics (loss, size)")
+    expect(reason.locator("pre")).to_contain_text("training without reporting the objective\nValidation-loss=0.5")
+    screenshot(page, "trial-failed")
+
+
+def test_trial_log_and_studies_list_follow_a_running_trial(service: Service, page: Page):
+    release = service.workdir / "release-ui-slow"
+    slow = study_definition(name="ui-slow", maxTrials=1, parallelism=1, trialTemplate={"command": [
+        sys.executable, str(TRIAL), "--x", "${trialParameters.x}", "--mode", "curve", "--epochs", "4",
+        "--until", str(release)]})
+    assert post(service, slow) == 201
+    wait_until(lambda: service.request("GET", "/studies/ui-slow/trials/0")[0] == 200)
+    page.goto(service.base + "/ui/studies/ui-slow/trials/0")
+    expect(page.locator("#log")).to_contain_text("epoch=1 ", timeout=15000)
+    expect(page.locator("#trial-state")).to_have_text(re.compile("WAITING|RUNNING"))
+    expect(page.locator("#log-status")).to_have_text("following…")
+    assert "epoch=2 " not in page.locator("#log").inner_text()
+    screenshot(page, "trial-log-running")
+    studies = page.context.new_page()
+    studies.goto(service.base + "/ui/")
+    row = studies.locator('tr[data-study="ui-slow"]')
+    expect(row).to_contain_text("running")
+    study = page.context.new_page()
+    study.goto(service.base + "/ui/studies/ui-slow")
+    expect(study.locator("#plot-history")).to_contain_text("no completed trial yet")
+    release.touch()
+    expect(page.locator("#trial-state")).to_have_text("COMPLETE", timeout=15000)
+    expect(row).to_contain_text("completed", timeout=15000)
+    expect(study.locator("#study-status")).to_have_text("completed", timeout=15000)
+    expect(study.locator("#trial-counts")).to_contain_text("1 of 1: 1 complete")
+    study.wait_for_function("document.getElementById('plot-history').data?.[0]?.y?.length === 1")
+    expect(page.locator("#log")).to_contain_text("epoch=4 ")
+    log = page.locator("#log").inner_text()
+    assert log.count("epoch=1 ") == 1 and log.rstrip().splitlines()[-1].startswith("loss=")
+
+
+def test_new_study_form_shows_problems_by_field_then_submits_an_uploaded_katib_experiment(service: Service, page: Page):
+    page.goto(service.base + "/ui/new")
+    bad = study_definition(name="ui-new", parallelism=0)
+    page.fill("#study-text", yaml.safe_dump(bad, sort_keys=False))
+    page.click("#submit-study")
+    problem = page.locator('#study-problems li[data-path="parallelism"]')
+    expect(problem).to_contain_text("expected an integer >= 1")
+    screenshot(page, "new-study-invalid")
+    assert service.request("GET", "/studies/ui-new")[0] == 404
+
+    katib = service.workdir / "experiment.yaml"
+    katib.write_text(yaml.safe_dump(experiment()))
+    page.set_input_files("#study-file", str(katib))
+    expect(page.locator("#study-text")).to_have_value(katib.read_text())
+    page.click("#submit-study")
+    page.wait_for_url("**/ui/studies/katib-exp")
+    expect(page.locator("h1")).to_contain_text("katib-exp")
+    assert service.wait_for("katib-exp")["status"] == "completed"
+
+
+def test_login_form_trades_the_token_for_a_strict_cookie(tmp_path, browser: Browser):
+    guarded = Service(tmp_path, workers=1, KATUNA_API_TOKEN=TOKEN)
+    try:
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(guarded.base + "/ui/studies/none")
+        assert page.url == guarded.base + "/ui/login?next=/ui/studies/none"
+        page.fill("#token", "wrong")
+        page.click("#login button")
+        expect(page.locator("#login-error")).to_be_visible()
+        screenshot(page, "login")
+
+        page.fill("#token", TOKEN)
+        page.click("#login button")
+        expect(page.locator(".problem")).to_contain_text("no study named 'none'")
+        cookie = next(c for c in context.cookies() if c["name"] == "katuna_session")
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and TOKEN not in cookie["value"]
+        assert TOKEN not in page.url
+
+        assert page.request.get(guarded.base + "/studies").status == 200
+        assert guarded.request("GET", "/studies")[0] == 401
+        assert guarded.request("GET", "/ui/studies/none/plots/history")[0] == 401
+        page.goto(guarded.base + "/ui/new")
+        page.fill("#study-text", yaml.safe_dump(study_definition(name="ui-guarded", maxTrials=0), sort_keys=False))
+        page.click("#submit-study")
+        expect(page.locator('#study-problems li[data-path="maxTrials"]')).to_be_visible()
+
+        page.click("text=Log out")
+        page.goto(guarded.base + "/ui/")
+        assert "/ui/login" in page.url
+        context.close()
+    finally:
+        guarded.close()
