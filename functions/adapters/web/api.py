@@ -90,7 +90,8 @@ def list_trials(name: str):
     return jsonify([trial_view(t) for t in store.trials(name)])
 
 
-def _trial(name: str, number: int):
+def find_trial(name: str, number: int):
+    """The study's record and its trial ``number``; ``StudyNotFound`` for either missing."""
     store = _runtime().store()
     record = store.get_study(name)
     trial = store.get_trial(name, number)
@@ -101,7 +102,7 @@ def _trial(name: str, number: int):
 
 @blueprint.get("/studies/<name>/trials/<int:number>")
 def get_trial(name: str, number: int):
-    _, trial = _trial(name, number)
+    _, trial = find_trial(name, number)
     view = trial_view(trial)
     view["observations"] = [
         {"metric": o.metric, "value": o.value, "step": o.step, "timestamp": o.timestamp}
@@ -114,7 +115,7 @@ def get_trial(name: str, number: int):
 def trial_logs(name: str, number: int):
     """The output of the trial's current attempt (or ``?attempt=k``), streamed as plain text;
     a log over ``KATUNA_MAX_LOG`` characters is served as its start and its end, with a note."""
-    record, trial = _trial(name, number)
+    record, trial = find_trial(name, number)
     attempt = request.args.get("attempt", default=trial.attempt, type=int)
     launch = trial_launch(record, replace(trial, attempt=attempt))
     limit = _runtime().settings.max_log

@@ -30,9 +30,10 @@ from flask import (
 )
 
 from functions.adapters.web import tables
+from functions.adapters.web.api import find_trial
 from functions.adapters.web.auth import COOKIE, COOKIE_MAX_AGE, session_value, token_matches
 from functions.adapters.web.errors import error_response, status_of
-from functions.core.errors import KatunaError, StudyNotFound
+from functions.core.errors import KatunaError
 from functions.core.records import ACTIVE_STATES, TrialQuery
 from functions.handlers.base import trial_launch
 from functions.runtime import Runtime
@@ -211,18 +212,9 @@ def _all_pages(name: str, query: TrialQuery, size: int = 2000):
         offset += size
 
 
-def _trial(name: str, number: int):
-    store = _runtime().store()
-    record = store.get_study(name)
-    found = store.get_trial(name, number)
-    if found is None:
-        raise StudyNotFound(f"study {name!r} has no trial {number}")
-    return record, found
-
-
 @blueprint.get("/studies/<name>/trials/<int:number>")
 def trial(name: str, number: int):
-    record, found = _trial(name, number)
+    record, found = find_trial(name, number)
     observations = _runtime().store().observations(name, number)
     missing = [o.metric for o in record.spec.objectives if o.metric not in found.metrics]
     return render_template("trial.html", spec=record.spec, record=record, trial=trial_view(found),
@@ -236,7 +228,7 @@ def trial_log(name: str, number: int):
     """Log text from character ``offset`` on (at most ``LOG_CHUNK``), the next offset, whether
     more text follows already, and whether the trial still runs (the page polls while it does).
     ``offset=-1`` starts at the last ``LOG_CHUNK`` characters (``skipped`` says how many came before)."""
-    record, found = _trial(name, number)
+    record, found = find_trial(name, number)
     attempt = request.args.get("attempt", found.attempt, type=int)
     launch = trial_launch(record, replace(found, attempt=attempt))
     offset = request.args.get("offset", 0, type=int)
