@@ -19,7 +19,7 @@ from functions.core.metrics import Observation, parse_json_lines, parse_text, re
 from functions.core.naming import job_name
 from functions.core.ports import Clock, Executor, Progress, Store, TrialLaunch
 from functions.core.records import COMPLETE, WAITING, StudyRecord, TrialRecord
-from functions.core.samplers import build_sampler, grid_size
+from functions.core.samplers import grid_size, sampler_for
 from functions.core.space import distribution, sample
 from functions.core.stop import Decision, decide, trials_to_ask
 from functions.core.warm import KnownResult, fits
@@ -43,7 +43,7 @@ def optuna_study(record: StudyRecord, deps: Deps, trial_number: int | None = Non
     spec = record.spec
     study = deps.store.optuna_study(spec.name, [o.direction for o in spec.objectives])
     if trial_number is not None:
-        study.sampler = build_sampler(spec.algorithm, spec.parameters, trial_number)
+        study.sampler = sampler_for(study.sampler, spec.algorithm, spec.parameters, trial_number)
     return study
 
 
@@ -82,7 +82,7 @@ def ask_trials(record: StudyRecord, deps: Deps) -> list[Event]:
     events = []
     for offset in range(wanted):
         if offset:
-            study.sampler = build_sampler(spec.algorithm, spec.parameters, counts.created + offset)
+            study.sampler = sampler_for(study.sampler, spec.algorithm, spec.parameters, counts.created + offset)
         trial = sample(study, spec.parameters)
         deps.store.add_trial(
             TrialRecord(spec.name, trial.number, dict(trial.params), WAITING, created_at=deps.clock())
