@@ -171,8 +171,14 @@ class SqliteStore:
             })
         return record
 
+    def _rows(self, sql: str, args: Sequence[Any]) -> list[dict[str, Any]]:
+        """Rows as dicts, straight from the connection (``db.query`` adds a savepoint per call)."""
+        cursor = self.db.conn.execute(sql, args)
+        columns = [d[0] for d in cursor.description]
+        return [dict(zip(columns, row)) for row in cursor.fetchall()]
+
     def _study_row(self, name: str) -> dict[str, Any] | None:
-        rows = list(self.db.query("SELECT * FROM studies WHERE name = ?", [name]))
+        rows = self._rows("SELECT * FROM studies WHERE name = ?", [name])
         return rows[0] if rows else None
 
     @staticmethod
@@ -190,7 +196,7 @@ class SqliteStore:
         return self._study(row)
 
     def list_studies(self) -> list[StudyRecord]:
-        return [self._study(row) for row in self.db.query("SELECT * FROM studies ORDER BY created_at")]
+        return [self._study(row) for row in self._rows("SELECT * FROM studies ORDER BY created_at", [])]
 
     def delete_study(self, name: str) -> None:
         with self.transaction():
@@ -241,7 +247,7 @@ class SqliteStore:
         return TrialRecord(**fields)
 
     def get_trial(self, study: str, number: int) -> TrialRecord | None:
-        rows = list(self.db.query("SELECT * FROM trials WHERE study = ? AND number = ?", [study, number]))
+        rows = self._rows("SELECT * FROM trials WHERE study = ? AND number = ?", [study, number])
         return self._trial(rows[0]) if rows else None
 
     def update_trial(self, study: str, number: int, **fields: Any) -> None:
@@ -252,7 +258,7 @@ class SqliteStore:
         if states:
             sql += f" AND state IN ({', '.join('?' * len(states))})"
             args += list(states)
-        return [self._trial(row) for row in self.db.query(sql + " ORDER BY number", args)]
+        return [self._trial(row) for row in self._rows(sql + " ORDER BY number", args)]
 
     def count_trials(self, study: str) -> Counts:
         rows = self.db.execute(
