@@ -26,7 +26,7 @@ bench: $(STAMP)
 
 # Re-resolve the pinned dependency set after changing pyproject.toml.
 lock: $(STAMP)
-	$(VENV)/bin/uv pip compile pyproject.toml --extra test --extra gke --extra eks --extra examples \
+	$(VENV)/bin/uv pip compile pyproject.toml --extra test --extra gke --extra eks --extra examples --extra bench \
 		-p 3.11 --quiet -o requirements.lock
 
 clean:
