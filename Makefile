@@ -21,8 +21,10 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
+# Every benchmark at full size (tens of minutes on 2 cores); figures land in benchmarks/results/.
+BENCHMARKS := overhead handler_latency burst search_quality pruning scale
 bench: $(STAMP)
-	$(PY) benchmarks/overhead.py
+	for b in $(BENCHMARKS); do $(PY) benchmarks/$$b.py || exit 1; done
 
 # Re-resolve the pinned dependency set after changing pyproject.toml.
 lock: $(STAMP)
