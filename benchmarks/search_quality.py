@@ -110,6 +110,13 @@ def svm_task(evaluations: int, seeds: list[int]) -> dict[str, list[float]]:
     return {a: [minimize(error, a, s, parameters, evaluations)[-1] for s in seeds] for a in ALGORITHMS}
 
 
+def checkpoints(runs: dict[int, dict[str, list]], evaluations: int) -> dict[str, dict[str, dict[int, float]]]:
+    """Median regret per function and algorithm after a quarter, half and all the evaluations."""
+    marks = sorted({max(1, evaluations // 4), max(1, evaluations // 2), evaluations})
+    return {str(m): {a: {f: statistics.median(r[m - 1] for r in runs[f][a]) for f in runs} for a in ALGORITHMS}
+            for m in marks}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--evaluations", type=int, default=100)
@@ -138,7 +145,9 @@ def main() -> None:
     print(f"\nSVM on digits, {svm_evaluations} evaluations, median best held-out error: "
           + ", ".join(f"{LABELS[a]} {svm_medians[a]:.4f}" for a in ALGORITHMS))
     result = {"dimension": args.dimension, "evaluations": evaluations, "seeds": seeds, "functions": functions,
-              "median_regret": medians, "traces": runs, "wins_vs_random": wins, "cmaes_wins_vs_random": cma_wins,
+              "median_regret": medians, "regret_by_seed": {f: {a: [r[-1] for r in runs[f][a]] for a in ALGORITHMS}
+                                                           for f in functions},
+              "median_regret_after": checkpoints(runs, evaluations), "wins_vs_random": wins, "cmaes_wins_vs_random": cma_wins,
               "svm": {"evaluations": svm_evaluations, "best_error": svm, "median_best_error": svm_medians},
               "seconds": time.perf_counter() - start}
     report.save("search_quality", result, args.out)
