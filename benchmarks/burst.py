@@ -143,10 +143,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers")
     parser.add_argument("--clients", type=int, default=32, help="concurrent client threads (the bound)")
     parser.add_argument("--redeliver", type=float, default=0.1, help="share of events posted a second time")
-    parser.add_argument("--quick", action="store_true", help="60 events, 8 clients (a smoke run)")
+    parser.add_argument("--quick", action="store_true", help="60 events, 8 clients, 2 workers (a smoke run)")
     parser.add_argument("--out", type=Path, default=None, help="where results go (default benchmarks/results)")
     args = parser.parse_args()
     trials, clients = (60, 8) if args.quick else (args.events, args.clients)
+    if args.quick:
+        args.workers = 2
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(db=Path(tmp) / "katuna.db")
         record = prepare(settings, trials, Path(tmp))
