@@ -1,8 +1,8 @@
 """Latency of handling one ``trial.finished`` as a study grows, and of a cold start.
 
 One warm process holds a study of TPE (katuna's default) trials on a SQLite store. At each size
-(100, 1,000, 10,000 stored trials by default; they are written straight through the store and
-Optuna's journal, in one transaction) it handles ``trial.finished`` events one at a time through
+(100, 1,000, 10,000 stored trials by default; they are asked and told straight through Optuna,
+writing the journal records a run writes, and stored, in one transaction) it handles ``trial.finished`` events one at a time through
 the real dispatcher: read the trial's output, store its metrics, tell Optuna, ask for the next
 trial, record the event as processed, commit. Each handling is split into the sampler's time
 (Optuna's ``ask``) and katuna's own (everything else), in CPU time of the handling thread (the
@@ -28,7 +28,6 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import numpy as np  # noqa: E402
 import optuna  # noqa: E402
 import report  # noqa: E402
 from instant import InstantRunner, definition, sphere  # noqa: E402
@@ -65,21 +64,24 @@ class SamplerClock:
 
 
 def grow(runner: InstantRunner, to: int) -> None:
-    """Add completed trials until the study holds ``to`` (in the store and Optuna's journal)."""
+    """Add completed trials until the study holds ``to``, in one transaction: each asked and told
+    through Optuna (random suggestions, so growing is quick), which writes the same journal
+    records a trial run by the handlers writes, and stored in katuna's table."""
     store = runner.store
     record = store.get_study(NAME)
     have = store.count_trials(NAME).created
     space = {p.name: distribution(p) for p in record.spec.parameters}
-    rng = np.random.default_rng(to)
     now = time.time()
     with store.transaction():
         study = handler_steps.optuna_study(record, runner.deps)
+        kept, study.sampler = study.sampler, optuna.samplers.RandomSampler(seed=to)
         for number in range(have, to):
-            params = {name: float(rng.uniform(-5, 5)) for name in space}
-            value = sphere(params)
-            study.add_trial(optuna.trial.create_trial(params=params, distributions=space, value=value))
-            store.add_trial(TrialRecord(NAME, number, params, COMPLETE, values=[value], metrics={"loss": value},
-                                        created_at=now, started_at=now, finished_at=now))
+            trial = study.ask(space)
+            value = sphere(trial.params)
+            study.tell(trial, value)
+            store.add_trial(TrialRecord(NAME, number, dict(trial.params), COMPLETE, values=[value],
+                                        metrics={"loss": value}, created_at=now, started_at=now, finished_at=now))
+        study.sampler = kept
 
 
 def running_trial(runner: InstantRunner) -> TrialRecord:
