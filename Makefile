@@ -25,13 +25,14 @@ test: $(STAMP) chromium
 chromium:
 	@command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q --no-install-recommends chromium)
 
+# Every benchmark at full size (tens of minutes on 2 cores); figures land in benchmarks/results/.
+BENCHMARKS := overhead handler_latency burst search_quality pruning scale ui_render
 bench: $(STAMP)
-	$(PY) benchmarks/overhead.py
-	$(PY) benchmarks/ui_render.py
+	for b in $(BENCHMARKS); do $(PY) benchmarks/$$b.py || exit 1; done
 
 # Re-resolve the pinned dependency set after changing pyproject.toml.
 lock: $(STAMP)
-	$(VENV)/bin/uv pip compile pyproject.toml --extra test --extra gke --extra eks --extra examples \
+	$(VENV)/bin/uv pip compile pyproject.toml --extra test --extra gke --extra eks --extra examples --extra bench \
 		-p 3.11 --quiet -o requirements.lock
 
 clean:

@@ -3,14 +3,13 @@
 Both run the same trivial subprocess trial N times with parallelism 2 and the same sampler
 (TPE). Optuna runs twice: with its default in-memory storage (the headline comparison) and
 with a journal file (a storage that, like katuna's, survives the process). Prints a table,
-writes ``benchmarks/results/overhead.json``, and ends with ``name=value`` lines; the last is
-``overhead_ratio=<katuna wall / optuna in-memory wall>``.
+writes ``benchmarks/results/overhead.json`` and ``overhead.png``, and ends with ``name=value``
+lines; the last is ``overhead_ratio=<katuna wall / optuna in-memory wall>`` (target <= 1.10).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import statistics
 import subprocess
@@ -20,6 +19,7 @@ import time
 from pathlib import Path
 
 import optuna
+import report
 
 from functions.core.validate import parse_study
 from functions.embedded import Embedded
@@ -85,9 +85,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("-n", "--trials", type=int, default=200)
     parser.add_argument("-r", "--repeats", type=int, default=3, help="runs of each; the median counts")
+    parser.add_argument("--quick", action="store_true", help="10 trials, one run of each (a smoke run)")
+    parser.add_argument("--out", type=Path, default=None, help="where results go (default benchmarks/results)")
     args = parser.parse_args()
+    if args.quick:
+        args.trials, args.repeats = 10, 1
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    bare = bare_trial_seconds()
+    bare = bare_trial_seconds(3 if args.quick else 20)
     runs: dict[str, list[tuple[float, float]]] = {"katuna": [], "optuna": [], "optuna+journal": []}
     for _ in range(args.repeats):
         with tempfile.TemporaryDirectory() as tmp:
@@ -103,9 +107,18 @@ def main() -> None:
     persistent_ratio = median["katuna"][0] / median["optuna+journal"][0]
     result = {"trials": args.trials, "repeats": args.repeats, "bare_trial_ms": bare * 1000,
               "runs": runs, "overhead_ratio": ratio, "overhead_ratio_vs_persistent": persistent_ratio}
-    out = HERE / "results"
-    out.mkdir(exist_ok=True)
-    (out / "overhead.json").write_text(json.dumps(result, indent=2))
+    report.save("overhead", result, args.out)
+    fig, ax = report.figure()
+    names = list(median)
+    ax.bar([n.replace("+", "\n+") for n in names], [median[n][1] / args.trials * 1000 for n in names],
+           color=["tab:blue", "tab:orange", "tab:green"])
+    for i, n in enumerate(names):
+        ax.annotate(f"{median[n][0]:.2f} s wall", (i, median[n][1] / args.trials * 1000), ha="center",
+                    va="bottom", fontsize=8)
+    ax.set_ylabel("control-plane CPU per trial, ms")
+    ax.set_title(f"{args.trials} subprocess trials, parallelism 2: overhead_ratio={ratio:.3f} (target <= 1.10)",
+                 fontsize=10)
+    report.save_plot(fig, "overhead", args.out)
     print(f"katuna_wall_s={median['katuna'][0]:.3f}")
     print(f"optuna_wall_s={median['optuna'][0]:.3f}")
     print(f"katuna_cpu_ms_per_trial={median['katuna'][1] / args.trials * 1000:.2f}")

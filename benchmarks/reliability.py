@@ -7,7 +7,7 @@ trial's huge output costs.
 2. ``katuna run`` of a trial printing ``--output-mb`` MiB (10 MiB lines and 1 KiB lines) and of
    a quiet one; prints both peak resident set sizes.
 
-Ends with ``name=value`` lines.
+Ends with ``name=value`` lines; the JSON and a plot go to ``benchmarks/results/``.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import report
 import yaml
 
 from functions.adapters.cloudevents_http import to_http
@@ -157,10 +158,20 @@ def main() -> None:
     parser.add_argument("--studies", type=int, default=50)
     parser.add_argument("--threads", type=int, default=16)
     parser.add_argument("--output-mb", type=int, default=1024)
+    parser.add_argument("--quick", action="store_true", help="60 events, 3 studies, 20 MiB of output (a smoke run)")
+    parser.add_argument("--out", type=Path, default=None, help="where results go (default benchmarks/results)")
     args = parser.parse_args()
+    if args.quick:
+        args.events, args.studies, args.threads, args.output_mb = 60, 3, 4, 20
     figures = {**load(args.events, args.studies, args.threads), **memory(args.output_mb)}
-    for name, value in figures.items():
-        print(f"{name}={value:.3f}" if isinstance(value, float) else f"{name}={value}")
+    report.save("reliability", {"events": args.events, "studies": args.studies, "threads": args.threads,
+                                "figures": figures}, args.out)
+    fig, ax = report.figure()
+    ax.bar(["quiet trial", f"{args.output_mb} MiB of output"], [figures["peak_rss_quiet_mb"],
+                                                                figures["peak_rss_loud_mb"]])
+    ax.set_ylabel("peak RSS of katuna run (MB)")
+    report.save_plot(fig, "reliability", args.out)
+    report.lines(figures)
 
 
 if __name__ == "__main__":

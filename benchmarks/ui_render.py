@@ -4,7 +4,7 @@ Builds a completed study directly through the store (katuna's trial rows and Opt
 no trial processes), then asks the Flask app for the studies list, the study page, each chart,
 the trial table (sorted by a metric, filtered by a range, a deep page) and the CSV export.
 Prints a table (first request and the median of the next ones) and ends with ``name=value``
-lines in milliseconds.
+lines in milliseconds; the JSON and a bar chart go to ``benchmarks/results/``.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import optuna
+import report
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 
 from functions.adapters.sqlite_store import SqliteStore
@@ -95,12 +96,34 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=10_000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="200 trials, one repeat (a smoke run)")
+    parser.add_argument("--out", type=Path, default=None, help="where results go (default benchmarks/results)")
     args = parser.parse_args()
+    if args.quick:
+        args.trials, args.repeats = 200, 1
+    results = render_times(args.trials, args.repeats)
+    print("first: the first request (Optuna's journal is replayed into memory, imports load);")
+    print("median: the next requests, each building its page or chart again")
+    print(report.table(["page", "first ms", "median ms", "bytes"],
+                       [[name, first, median, size] for name, (first, median, size) in results.items()]))
+    report.save("ui_render", {"trials": args.trials, "repeats": args.repeats,
+                              "pages": {name: {"first_ms": first, "median_ms": median, "bytes": size}
+                                        for name, (first, median, size) in results.items()}}, args.out)
+    fig, ax = report.figure()
+    ax.barh(list(results), [median for _, median, _ in results.values()])
+    ax.set_xlabel(f"milliseconds (median), {args.trials:,} trials")
+    ax.invert_yaxis()
+    report.save_plot(fig, "ui_render", args.out)
+    report.lines({f"{name}_ms": round(median, 1) for name, (_, median, _) in results.items()})
+
+
+def render_times(trials: int, repeats: int) -> dict[str, tuple[float, float, int]]:
+    """First and median milliseconds, and body size, of every page and chart."""
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "katuna.db"
         start = time.perf_counter()
-        build(db, args.trials)
-        print(f"built a {args.trials}-trial study in {time.perf_counter() - start:.1f} s")
+        build(db, trials)
+        print(f"built a {trials}-trial study in {time.perf_counter() - start:.1f} s")
         runtime = Runtime(Settings(db=db, log_dir=Path(tmp) / "logs"))
         client = create_app(runtime).test_client()
         pages = {
@@ -114,18 +137,12 @@ def main() -> None:
             "trial_table": f"/ui/studies/{NAME}/trials",
             "trial_table_sorted_filtered": f"/ui/studies/{NAME}/trials?sort=metric:accuracy&desc=1"
                                            f"&field=param:dropout&min=0.1&max=0.4&state=COMPLETE&page=40",
-            "trial_page": f"/ui/studies/{NAME}/trials/{args.trials // 2}",
+            "trial_page": f"/ui/studies/{NAME}/trials/{trials // 2}",
             "csv_export": f"/ui/studies/{NAME}/trials.csv",
         }
-        results = {name: measure(client, path, args.repeats) for name, path in pages.items()}
+        results = {name: measure(client, path, repeats) for name, path in pages.items()}
         runtime.close()
-    print("first: the first request (Optuna's journal is replayed into memory, imports load);")
-    print("median: the next requests, each building its page or chart again")
-    print(f"{'page':30} {'first ms':>10} {'median ms':>10} {'bytes':>10}")
-    for name, (first, median, size) in results.items():
-        print(f"{name:30} {first:10.1f} {median:10.1f} {size:10d}")
-    for name, (_, median, _) in results.items():
-        print(f"{name}_ms={median:.1f}")
+    return results
 
 
 if __name__ == "__main__":

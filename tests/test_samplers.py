@@ -7,12 +7,14 @@ import sys
 import time
 from pathlib import Path
 
+import optuna
 import pytest
 from conftest import TRIAL, study_definition
 
 from functions.core.errors import InvalidStudy
 from functions.core.events import study_created
-from functions.core.samplers import REGISTRY, trial_seed
+from functions.core.samplers import REGISTRY, build_sampler, sampler_for, trial_seed
+from functions.core.space import distribution
 from functions.core.validate import parse_study
 from functions.embedded import Embedded
 from functions.settings import Settings
@@ -84,3 +86,25 @@ def test_trial_seeds_differ_per_trial_and_repeat_per_study():
     assert len(set(seeds)) == 100
     assert seeds == [trial_seed(42, n) for n in range(100)]
     assert trial_seed(None, 3) is None
+
+
+@pytest.mark.parametrize("algorithm", sorted(name for name, kind in REGISTRY.items() if kind.reusable))
+def test_a_reused_sampler_suggests_what_a_new_one_would(algorithm: str):
+    spec = parse_study(definition_for(algorithm))
+    study = optuna.create_study()
+    space = {p.name: distribution(p) for p in spec.parameters}
+    for n in range(15):
+        study.add_trial(optuna.trial.create_trial(params={"x": 2.5 * (n % 5) - 5, "y": 2.5 * (n // 5) - 5}, distributions=space,
+                                                  value=float(n % 5)))
+    reused = None
+    for number in range(15, 20):
+        study.sampler = build_sampler(spec.algorithm, spec.parameters, number)
+        trial = study.ask(space)
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        kept = reused
+        reused = sampler_for(reused, spec.algorithm, spec.parameters, number)
+        assert kept is None or reused is kept, "the warm sampler is reused"
+        study.sampler = reused
+        again = study.ask(space)
+        study.tell(again, state=optuna.trial.TrialState.FAIL)
+        assert again.params == trial.params

@@ -125,3 +125,50 @@ def test_a_trial_query_filters_sorts_and_pages_in_sql(store):
     assert total == 7, "NaN metrics and missing ones fall outside every range"
     with pytest.raises(ValueError, match="unknown trial field 'bogus'"):
         store.query_trials("demo", TrialQuery(sort="bogus"))
+
+
+def test_trial_counts_follow_every_insert_replace_update_delete_and_rollback(store):
+    store.add_study(record())
+    store.add_study(record(name="other"))
+
+    def grouped(study: str) -> dict[str, int]:
+        rows = store.db.execute("SELECT state, count(*) FROM trials WHERE study = ? GROUP BY state", [study])
+        return dict(rows.fetchall())
+
+    def counted(study: str) -> dict[str, int]:
+        c = store.count_trials(study)
+        return {k: v for k, v in {"WAITING": c.waiting, "RUNNING": c.running, "COMPLETE": c.complete,
+                                  "FAIL": c.failed, "PRUNED": c.pruned}.items() if v}
+
+    for n in range(5):
+        store.add_trial(TrialRecord("demo", n, {"x": n}, "WAITING"))
+    store.add_trial(TrialRecord("other", 0, {"x": 0}, "RUNNING"))
+    store.add_trial(TrialRecord("demo", 1, {"x": 1}, "RUNNING"))
+    store.update_trial("demo", 2, state="COMPLETE", values=[1.0])
+    store.update_trial("demo", 2, reason="no change of state")
+    store.update_trial("demo", 3, state="FAIL")
+    with pytest.raises(RuntimeError), store.transaction():
+        store.update_trial("demo", 4, state="PRUNED")
+        raise RuntimeError("rolled back")
+    assert counted("demo") == grouped("demo") == {"WAITING": 2, "RUNNING": 1, "COMPLETE": 1, "FAIL": 1}
+    assert counted("other") == grouped("other") == {"RUNNING": 1}
+    store.delete_study("demo")
+    assert counted("demo") == {} and counted("other") == {"RUNNING": 1}
+
+
+def test_a_database_from_before_trial_counts_gets_them_on_opening(tmp_path: Path):
+    old = SqliteStore(tmp_path / "k.db")
+    old.add_study(record())
+    for n, state in enumerate(["COMPLETE", "COMPLETE", "RUNNING"]):
+        old.add_trial(TrialRecord("demo", n, {"x": n}, state))
+    for trigger in ("trial_counted", "trial_uncounted", "trial_recounted"):
+        old.db.execute(f"DROP TRIGGER {trigger}")
+    old.db.execute("DROP TABLE trial_counts")
+    old.db.execute("PRAGMA user_version = 4")
+    old.close()
+    reopened = SqliteStore(tmp_path / "k.db")
+    counts = reopened.count_trials("demo")
+    assert (counts.complete, counts.running, counts.created) == (2, 1, 3)
+    reopened.update_trial("demo", 2, state="COMPLETE")
+    assert reopened.count_trials("demo").complete == 3
+    reopened.close()

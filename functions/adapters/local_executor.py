@@ -11,7 +11,9 @@ attempt exists while its owner lives, and none while it does not (the attempt wa
 
 from __future__ import annotations
 
+import logging
 import os
+import queue
 import signal
 import subprocess
 import sys
@@ -29,6 +31,8 @@ from functions.core.ports import TrialLaunch
 
 CHUNK = 64 * 1024
 """Bytes read at a time from a trial's output."""
+
+log = logging.getLogger("katuna.executor")
 
 PREEMPTION_SIGNALS = {signal.SIGKILL, signal.SIGTERM, signal.SIGHUP, signal.SIGINT}
 
@@ -81,6 +85,35 @@ def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None
         pass
 
 
+class _Workers:
+    """Daemon threads that run jobs; a new one starts only when none is idle, since starting a
+    thread makes the caller wait until it runs (a handler's transaction would wait with it)."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._idle = 0
+        self._lock = threading.Lock()
+
+    def submit(self, job: Callable[[], None]) -> None:
+        with self._lock:
+            start = self._idle == 0
+            if not start:
+                self._idle -= 1
+        self._jobs.put(job)
+        if start:
+            threading.Thread(target=self._work, name="katuna-trial", daemon=True).start()
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            try:
+                job()
+            except Exception:
+                log.exception("a trial's thread failed")
+            with self._lock:
+                self._idle += 1
+
+
 class LocalExecutor:
     """Implements :class:`functions.core.ports.Executor` with local processes."""
 
@@ -92,6 +125,7 @@ class LocalExecutor:
         self._lock = threading.Lock()
         self._closed = False
         self._identity = _identity(os.getpid())
+        self._workers = _Workers()
 
     def log_path(self, study: str, number: int, attempt: int) -> Path:
         return self.log_dir / study / f"{number}.{attempt}.log"
@@ -106,7 +140,7 @@ class LocalExecutor:
             if key in self._runs or self._closed:
                 return
             run = self._runs[key] = _Run(launch)
-        threading.Thread(target=self._run, args=(key, run), daemon=True).start()
+        self._workers.submit(partial(self._run, key, run))
 
     def _run(self, key: Key, run: _Run) -> None:
         launch = run.launch

@@ -12,7 +12,7 @@ import json
 import math
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Container, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -21,6 +21,7 @@ from typing import Any
 import optuna
 import sqlite_utils
 from optuna.storages import JournalStorage
+from optuna.trial import FrozenTrial, TrialState
 
 from functions.adapters.sqlite_journal import TABLE as JOURNAL_TABLE
 from functions.adapters.sqlite_journal import SqliteJournalBackend
@@ -78,7 +79,38 @@ def _migrate_4(db: sqlite_utils.Database) -> None:
     db["studies"].add_column("origin", str)
 
 
-MIGRATIONS = (_migrate_1, _migrate_2, _migrate_3, _migrate_4)
+def _migrate_5(db: sqlite_utils.Database) -> None:
+    """Trial counts per study and state, kept by triggers: counting stays O(1) however many
+    trials a study has (``INSERT OR REPLACE`` fires the delete trigger: recursive triggers)."""
+    db.execute("CREATE TABLE trial_counts (study TEXT NOT NULL, state TEXT NOT NULL, n INTEGER NOT NULL, "
+               "PRIMARY KEY (study, state)) WITHOUT ROWID")
+    db.execute("INSERT INTO trial_counts SELECT study, state, count(*) FROM trials GROUP BY study, state")
+    add = ("INSERT INTO trial_counts (study, state, n) VALUES (NEW.study, NEW.state, 1) "
+           "ON CONFLICT (study, state) DO UPDATE SET n = n + 1")
+    remove = "UPDATE trial_counts SET n = n - 1 WHERE study = OLD.study AND state = OLD.state"
+    db.execute(f"CREATE TRIGGER trial_counted AFTER INSERT ON trials BEGIN {add}; END")
+    db.execute(f"CREATE TRIGGER trial_uncounted AFTER DELETE ON trials BEGIN {remove}; END")
+    db.execute(f"CREATE TRIGGER trial_recounted AFTER UPDATE OF state, study ON trials "
+               f"BEGIN {remove}; {add}; END")
+
+
+MIGRATIONS = (_migrate_1, _migrate_2, _migrate_3, _migrate_4, _migrate_5)
+
+
+class KatunaJournalStorage(JournalStorage):
+    """Optuna's journal storage, minus one scan of every trial per ask.
+
+    ``Study.ask`` first looks for an enqueued (``WAITING``) trial among all the study's trials,
+    which costs time in proportion to the study's size on every ask. katuna never enqueues
+    trials in Optuna (its waiting trials live in its own table, and warm-start results are
+    added finished), so that question has an answer known in advance.
+    """
+
+    def get_all_trials(self, study_id: int, deepcopy: bool = True,
+                       states: Container[TrialState] | None = None) -> list[FrozenTrial]:
+        if states is not None and tuple(states) == (TrialState.WAITING,):
+            return []
+        return super().get_all_trials(study_id, deepcopy, states)
 
 
 def _dumps(value: Any) -> str:
@@ -125,6 +157,7 @@ class SqliteStore:
         conn = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA recursive_triggers=ON")
         self.db = sqlite_utils.Database(conn)
         self._optuna: JournalStorage | None = None
         self._studies: dict[tuple[str, int], optuna.Study] = {}
@@ -162,7 +195,7 @@ class SqliteStore:
 
     def optuna_storage(self) -> JournalStorage:
         if self._optuna is None:
-            self._optuna = JournalStorage(SqliteJournalBackend(self.db.conn))
+            self._optuna = KatunaJournalStorage(SqliteJournalBackend(self.db.conn))
         return self._optuna
 
     def optuna_version(self) -> int:
@@ -208,8 +241,14 @@ class SqliteStore:
             })
         return record
 
+    def _rows(self, sql: str, args: Sequence[Any]) -> list[dict[str, Any]]:
+        """Rows as dicts, straight from the connection (``db.query`` adds a savepoint per call)."""
+        cursor = self.db.conn.execute(sql, args)
+        columns = [d[0] for d in cursor.description]
+        return [dict(zip(columns, row)) for row in cursor.fetchall()]
+
     def _study_row(self, name: str) -> dict[str, Any] | None:
-        rows = list(self.db.query("SELECT * FROM studies WHERE name = ?", [name]))
+        rows = self._rows("SELECT * FROM studies WHERE name = ?", [name])
         return rows[0] if rows else None
 
     @staticmethod
@@ -228,7 +267,7 @@ class SqliteStore:
         return self._study(row)
 
     def list_studies(self) -> list[StudyRecord]:
-        return [self._study(row) for row in self.db.query("SELECT * FROM studies ORDER BY created_at")]
+        return [self._study(row) for row in self._rows("SELECT * FROM studies ORDER BY created_at", [])]
 
     def delete_study(self, name: str) -> None:
         with self.transaction():
@@ -285,7 +324,7 @@ class SqliteStore:
         return TrialRecord(**fields)
 
     def get_trial(self, study: str, number: int) -> TrialRecord | None:
-        rows = list(self.db.query("SELECT * FROM trials WHERE study = ? AND number = ?", [study, number]))
+        rows = self._rows("SELECT * FROM trials WHERE study = ? AND number = ?", [study, number])
         return self._trial(rows[0]) if rows else None
 
     def update_trial(self, study: str, number: int, **fields: Any) -> None:
@@ -296,7 +335,7 @@ class SqliteStore:
         if states:
             sql += f" AND state IN ({', '.join('?' * len(states))})"
             args += list(states)
-        return [self._trial(row) for row in self.db.query(sql + " ORDER BY number", args)]
+        return [self._trial(row) for row in self._rows(sql + " ORDER BY number", args)]
 
     def query_trials(self, study: str, query: TrialQuery) -> tuple[list[TrialRecord], int]:
         """Filtering, ordering and paging all happen in SQL, so a page costs the same at any size."""
@@ -323,9 +362,7 @@ class SqliteStore:
         return [self._trial(row) for row in self.db.query(sql, page_args)], total
 
     def count_trials(self, study: str) -> Counts:
-        rows = self.db.execute(
-            "SELECT state, count(*) FROM trials WHERE study = ? GROUP BY state", [study]
-        ).fetchall()
+        rows = self.db.execute("SELECT state, n FROM trial_counts WHERE study = ?", [study]).fetchall()
         by_state = dict(rows)
         return Counts(waiting=by_state.get("WAITING", 0), running=by_state.get("RUNNING", 0),
                       complete=by_state.get("COMPLETE", 0), failed=by_state.get("FAIL", 0),

@@ -1,7 +1,8 @@
 """Early stopping: a study's ``earlyStopping`` section and the Optuna pruner it names.
 
-Like samplers, the pruner is rebuilt for every event; Optuna's pruners keep what they need
-(intermediate values, rung markers) in the storage, so a fresh one decides as a warm one would.
+The pruner is rebuilt for every event (it is cheap to build); Optuna's pruners keep what they
+need (intermediate values, rung markers) in the storage, so a fresh one decides as a warm one
+would.
 """
 
 from __future__ import annotations

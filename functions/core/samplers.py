@@ -1,10 +1,15 @@
-"""The sampler registry: algorithm names to Optuna samplers, rebuilt for every trial.
+"""The sampler registry: algorithm names to Optuna samplers, seeded afresh for every trial.
 
-A handler runs in a fresh process per event, so the sampler is rebuilt for every ask. A fixed
-seed would then repeat the same suggestion; each trial's seed is instead derived from the
-study seed and the trial number, which keeps a seeded study reproducible. The grid is the
-and quasi-Monte Carlo samplers are the exception: their seed orders the grid or scrambles the
-sequence, which must stay the same for every trial of a study.
+A handler may run in a fresh process per event, so a sampler must suggest the same trial
+whether it is new or has served earlier asks. A fixed seed would repeat the same suggestion;
+each trial's seed is instead derived from the study seed and the trial number, which keeps a
+seeded study reproducible. The grid and quasi-Monte Carlo samplers are the exception: their
+seed orders the grid or scrambles the sequence, which must stay the same for every trial.
+
+A warm process reuses its sampler (see :func:`sampler_for`): building one costs more than
+most asks, and the samplers that allow it keep incremental caches (the search space seen so
+far) that make the next ask cheaper. Reuse reseeds the random states in place, which gives
+the suggestions of a sampler built with that seed.
 """
 
 from __future__ import annotations
@@ -14,11 +19,13 @@ import importlib.util
 import inspect
 import math
 import warnings
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import optuna
+from optuna.samplers._lazy_random_state import LazyRandomState
 
 from functions.core.errors import Problem
 from functions.core.space import grid_values, sample
@@ -35,14 +42,16 @@ class SamplerKind:
     needs_grid: bool = False
     requires: str | None = None
     seed_per_study: bool = False
+    reusable: bool = False
+    """Keeps no state between asks but its random states and caches of what storage holds."""
 
 
 REGISTRY: dict[str, SamplerKind] = {
-    "random": SamplerKind(optuna.samplers.RandomSampler, {}),
+    "random": SamplerKind(optuna.samplers.RandomSampler, {}, reusable=True),
     "grid": SamplerKind(optuna.samplers.GridSampler, {}, needs_grid=True, seed_per_study=True),
-    "tpe": SamplerKind(optuna.samplers.TPESampler, {}),
+    "tpe": SamplerKind(optuna.samplers.TPESampler, {}, reusable=True),
     "multivariate-tpe": SamplerKind(
-        optuna.samplers.TPESampler, {"multivariate": True, "group": True}
+        optuna.samplers.TPESampler, {"multivariate": True, "group": True}, reusable=True
     ),
     "cmaes": SamplerKind(optuna.samplers.CmaEsSampler, {}, multi_objective=False),
     "sobol": SamplerKind(optuna.samplers.QMCSampler, {"qmc_type": "sobol"}, seed_per_study=True),
@@ -120,6 +129,39 @@ def build_sampler(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return kind.factory(**kwargs)
+
+
+_BUILT_FOR: weakref.WeakKeyDictionary[optuna.samplers.BaseSampler, tuple[Algorithm, tuple[Parameter, ...]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def sampler_for(
+    current: optuna.samplers.BaseSampler | None, algorithm: Algorithm, parameters: tuple[Parameter, ...],
+    trial_number: int,
+) -> optuna.samplers.BaseSampler:
+    """The sampler that suggests trial ``trial_number``: ``current`` reseeded when it was built
+    here for the same algorithm and space and its kind keeps no state but its random ones, else
+    a new one. Either way a seeded study gets the suggestion :func:`build_sampler` would give
+    (an unseeded one goes on drawing from the same random states)."""
+    kind = REGISTRY[algorithm.name]
+    if current is not None and kind.reusable and _BUILT_FOR.get(current) == (algorithm, parameters):
+        if algorithm.seed is not None:
+            _reseed(current, trial_seed(algorithm.seed, trial_number))
+        return current
+    sampler = build_sampler(algorithm, parameters, trial_number)
+    _BUILT_FOR[sampler] = (algorithm, parameters)
+    return sampler
+
+
+def _reseed(sampler: optuna.samplers.BaseSampler, seed: int) -> None:
+    """Seed every random state of ``sampler`` and of the samplers it delegates to, in place
+    (which is cheap, unlike making a new one), as its constructor would with ``seed``."""
+    for value in vars(sampler).values():
+        if isinstance(value, LazyRandomState):
+            value.rng.seed(seed)
+        elif isinstance(value, optuna.samplers.BaseSampler):
+            _reseed(value, seed)
 
 
 def first_suggestion(spec: Study) -> dict[str, Any]:

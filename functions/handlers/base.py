@@ -22,8 +22,8 @@ from functions.core.events import Event, study_completed, trial_suggested
 from functions.core.metrics import Summary, parse_json_lines, parse_text
 from functions.core.naming import job_name
 from functions.core.ports import Clock, Executor, NodePools, Progress, Resources, Store, TrialLaunch
-from functions.core.records import COMPLETE, WAITING, StudyRecord, TrialRecord
-from functions.core.samplers import build_sampler, grid_size
+from functions.core.records import COMPLETE, WAITING, Counts, StudyRecord, TrialRecord
+from functions.core.samplers import grid_size, sampler_for
 from functions.core.space import distribution, sample
 from functions.core.spec import Study
 from functions.core.stop import Decision, decide, trials_to_ask
@@ -67,7 +67,7 @@ def optuna_study(record: StudyRecord, deps: Deps, trial_number: int | None = Non
     spec = record.spec
     study = deps.store.optuna_study(spec.name, [o.direction for o in spec.objectives])
     if trial_number is not None:
-        study.sampler = build_sampler(spec.algorithm, spec.parameters, trial_number)
+        study.sampler = sampler_for(study.sampler, spec.algorithm, spec.parameters, trial_number)
     return study
 
 
@@ -95,10 +95,11 @@ def study_grid_size(record: StudyRecord) -> int | None:
     return grid_size(spec.parameters) if spec.algorithm.name == "grid" else None
 
 
-def ask_trials(record: StudyRecord, deps: Deps) -> list[Event]:
-    """Suggest trials into the free parallel slots, each with its own derived sampler seed."""
+def ask_trials(record: StudyRecord, deps: Deps, counts: Counts | None = None) -> list[Event]:
+    """Suggest trials into the free parallel slots, each with its own derived sampler seed;
+    ``counts`` are the study's trial counts, when the caller has them already."""
     spec = record.spec
-    counts = deps.store.count_trials(spec.name)
+    counts = deps.store.count_trials(spec.name) if counts is None else counts
     wanted = trials_to_ask(spec, counts, study_grid_size(record))
     if wanted == 0:
         return []
@@ -106,7 +107,7 @@ def ask_trials(record: StudyRecord, deps: Deps) -> list[Event]:
     events = []
     for offset in range(wanted):
         if offset:
-            study.sampler = build_sampler(spec.algorithm, spec.parameters, counts.created + offset)
+            study.sampler = sampler_for(study.sampler, spec.algorithm, spec.parameters, counts.created + offset)
         trial = sample(study, spec.parameters)
         deps.store.add_trial(
             TrialRecord(spec.name, trial.number, dict(trial.params), WAITING, created_at=deps.clock())
@@ -163,10 +164,11 @@ def _progress(record: StudyRecord) -> Progress:
     return Progress(record.spec.objectives[0].metric, collector.filters, collector.format)
 
 
-def check_stop(record: StudyRecord, deps: Deps, finished: TrialRecord | None = None) -> Decision | None:
+def check_stop(record: StudyRecord, deps: Deps, finished: TrialRecord | None = None,
+               counts: Counts | None = None) -> Decision | None:
     """Whether a stop rule fires now; ``finished`` is a trial that just completed."""
     started = record.started_at or record.created_at
-    counts = deps.store.count_trials(record.name)
+    counts = deps.store.count_trials(record.name) if counts is None else counts
     return decide(record.spec, counts, finished, deps.clock() - started, study_grid_size(record))
 
 
@@ -225,7 +227,8 @@ def go_on(record: StudyRecord, deps: Deps, ended: TrialRecord | None) -> list[Ev
     ``ended`` is checked against the goals when it completed."""
     if record.terminal:
         return []
-    decision = check_stop(record, deps, ended)
+    counts = deps.store.count_trials(record.name)
+    decision = check_stop(record, deps, ended, counts)
     if decision is not None:
         return complete(record, deps, decision)
-    return ask_trials(record, deps)
+    return ask_trials(record, deps, counts)

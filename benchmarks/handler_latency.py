@@ -1,0 +1,198 @@
+"""Latency of handling one ``trial.finished`` as a study grows, and of a cold start.
+
+One warm process holds a study of TPE (katuna's default) trials on a SQLite store. At each size
+(100, 1,000, 10,000 stored trials by default; they are asked and told straight through Optuna,
+writing the journal records a run writes, and stored, in one transaction) it handles ``trial.finished`` events one at a time through
+the real dispatcher: read the trial's output, store its metrics, tell Optuna, ask for the next
+trial, record the event as processed, commit. Each handling is split into the sampler's time
+(Optuna's ``ask``) and katuna's own (everything else), in CPU time of the handling thread (the
+figure that counts: on a shared machine, wall time mostly measures the other processes) and
+in wall time. A fresh Python process then handles one
+more event on the largest study: the cold start, imports included.
+
+Ends with ``own_ms_p50_at_<largest>=`` (target <= 10 ms and <= 2x the value at the smallest
+size) and ``cold_start_s=`` (target <= 2 s).
+"""
+
+from __future__ import annotations
+
+import time
+
+START = time.perf_counter()
+
+import argparse  # noqa: E402
+import resource  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import optuna  # noqa: E402
+import report  # noqa: E402
+from instant import InstantRunner, definition, sphere  # noqa: E402
+
+import functions.handlers.base as handler_steps  # noqa: E402
+from functions.core.events import Event, study_created, trial_finished  # noqa: E402
+from functions.core.records import COMPLETE, RUNNING, TrialRecord  # noqa: E402
+from functions.core.space import distribution  # noqa: E402
+
+NAME = "latency"
+HERE = Path(__file__).parent
+
+
+def clocks() -> tuple[float, float]:
+    """Wall time, and CPU time of this thread (which a busy shared machine does not inflate)."""
+    return time.perf_counter(), time.thread_time()
+
+
+class SamplerClock:
+    """Wall and CPU time spent in the sampler's ``ask``, around the handlers' sampling step."""
+
+    def __init__(self) -> None:
+        self.wall = self.cpu = 0.0
+        self._sample = handler_steps.sample
+        handler_steps.sample = self._timed
+
+    def _timed(self, *args):
+        wall, cpu = clocks()
+        try:
+            return self._sample(*args)
+        finally:
+            self.wall += time.perf_counter() - wall
+            self.cpu += time.thread_time() - cpu
+
+
+def grow(runner: InstantRunner, to: int) -> None:
+    """Add completed trials until the study holds ``to``, in one transaction: each asked and told
+    through Optuna (random suggestions, so growing is quick), which writes the same journal
+    records a trial run by the handlers writes, and stored in katuna's table."""
+    store = runner.store
+    record = store.get_study(NAME)
+    have = store.count_trials(NAME).created
+    space = {p.name: distribution(p) for p in record.spec.parameters}
+    now = time.time()
+    with store.transaction():
+        study = handler_steps.optuna_study(record, runner.deps)
+        kept, study.sampler = study.sampler, optuna.samplers.RandomSampler(seed=to)
+        for number in range(have, to):
+            trial = study.ask(space)
+            value = sphere(trial.params)
+            study.tell(trial, value)
+            store.add_trial(TrialRecord(NAME, number, dict(trial.params), COMPLETE, values=[value],
+                                        metrics={"loss": value}, created_at=now, started_at=now, finished_at=now))
+        study.sampler = kept
+
+
+def running_trial(runner: InstantRunner) -> TrialRecord:
+    running = runner.store.trials(NAME, (RUNNING,))
+    assert len(running) == 1, running
+    return running[0]
+
+
+def finished_event(runner: InstantRunner) -> Event:
+    trial = running_trial(runner)
+    record = runner.store.get_study(NAME)
+    return trial_finished(NAME, record.uid, trial.number, trial.attempt, outcome="exited", exit_code=0)
+
+
+def handle_one(runner: InstantRunner, clock: SamplerClock) -> dict[str, float]:
+    """Milliseconds of one ``trial.finished`` (total, sampler, katuna's own; wall and CPU);
+    then the suggested trial is launched."""
+    event = finished_event(runner)
+    clock.wall = clock.cpu = 0.0
+    wall, cpu = clocks()
+    emitted = runner.dispatcher.deliver(event)
+    wall, cpu = time.perf_counter() - wall, time.thread_time() - cpu
+    for follow in emitted:
+        runner.dispatcher.deliver(follow)
+    return {"total": wall * 1000, "sampler": clock.wall * 1000, "own": (wall - clock.wall) * 1000,
+            "total_cpu": cpu * 1000, "sampler_cpu": clock.cpu * 1000, "own_cpu": (cpu - clock.cpu) * 1000}
+
+
+def p(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[round(q * (len(ordered) - 1))]
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def cold(db: Path) -> None:
+    """In a fresh process: handle the pending ``trial.finished`` on the stored study."""
+    runner = InstantRunner(db)
+    runner.dispatcher.deliver(finished_event(runner))
+    runner.close()
+    print(f"cold_handled_s={time.perf_counter() - START:.3f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="100,1000,10000", help="stored trials at which to measure")
+    parser.add_argument("--samples", type=int, default=30, help="events handled at each size")
+    parser.add_argument("--quick", action="store_true", help="sizes 20,60 and 5 samples (a smoke run)")
+    parser.add_argument("--out", type=Path, default=None, help="where results go (default benchmarks/results)")
+    parser.add_argument("--cold", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.cold:
+        cold(args.cold)
+        return
+    sizes = [20, 60] if args.quick else [int(s) for s in args.sizes.split(",")]
+    samples = 5 if args.quick else args.samples
+    clock = SamplerClock()
+    rows, result = [], {"sizes": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "katuna.db"
+        runner = InstantRunner(db)
+        runner.submit(definition(NAME, sizes[-1] + 10 * samples * len(sizes), "tpe", dimensions=3), Path(tmp))
+        runner.store.update_study(NAME, started_at=time.time())
+        for size in sizes:
+            grow(runner, size)
+            if size == sizes[0]:
+                for event in runner.dispatcher.deliver(study_created(NAME, runner.store.get_study(NAME).uid)):
+                    runner.dispatcher.deliver(event)
+            timings = [handle_one(runner, clock) for _ in range(samples)]
+            figures = {f"{key}_ms_p50": statistics.median(t[key] for t in timings) for key in timings[0]}
+            figures["own_cpu_ms_p90"] = p([t["own_cpu"] for t in timings], 0.9)
+            result["sizes"][size] = figures
+            rows.append([size, figures["total_cpu_ms_p50"], figures["sampler_cpu_ms_p50"], figures["own_cpu_ms_p50"],
+                         figures["own_cpu_ms_p90"], figures["total_ms_p50"], figures["own_ms_p50"]])
+        runner.close()
+        start, cpu = time.perf_counter(), children_cpu()
+        out = subprocess.run([sys.executable, __file__, "--cold", str(db)], capture_output=True, text=True, check=True)
+        cold_wall, cold_cpu = time.perf_counter() - start, children_cpu() - cpu
+        cold_inside = float(out.stdout.strip().rsplit("=", 1)[1])
+    print(f"one trial.finished handled in a warm process (TPE, {samples} events per size); CPU time of the "
+          "handling thread, and wall time")
+    print(report.table(["stored trials", "CPU ms p50", "sampler CPU p50", "own CPU p50", "own CPU p90",
+                        "wall ms p50", "own wall p50"], rows))
+    print(f"cold start: a fresh process handling one event on the {sizes[-1]}-trial study: {cold_wall:.2f} s "
+          f"({cold_inside:.2f} s inside the process, imports included; {cold_cpu:.2f} s of CPU)")
+    first, last = result["sizes"][sizes[0]], result["sizes"][sizes[-1]]
+    result.update(samples=samples, cold_start_s=cold_wall, cold_start_inside_s=cold_inside, cold_start_cpu_s=cold_cpu,
+                  own_growth=last["own_cpu_ms_p50"] / first["own_cpu_ms_p50"])
+    report.save("handler_latency", result, args.out)
+    fig, ax = report.figure()
+    ax.plot(sizes, [result["sizes"][s]["own_cpu_ms_p50"] for s in sizes], "o-", label="katuna's own, CPU (p50)")
+    ax.plot(sizes, [result["sizes"][s]["own_ms_p50"] for s in sizes], "o:", label="katuna's own, wall (p50)")
+    ax.plot(sizes, [result["sizes"][s]["sampler_cpu_ms_p50"] for s in sizes], "s--",
+            label="sampler: TPE ask, CPU (p50)")
+    ax.axhline(10, color="grey", linestyle=":", label="target for katuna's own: 10 ms")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("stored trials in the study")
+    ax.set_ylabel("ms per trial.finished")
+    ax.set_title("Handling one trial.finished in a warm process")
+    ax.legend()
+    report.save_plot(fig, "handler_latency", args.out)
+    report.lines({f"own_ms_p50_at_{sizes[0]}": first["own_cpu_ms_p50"],
+                  f"sampler_ms_p50_at_{sizes[-1]}": last["sampler_cpu_ms_p50"],
+                  f"own_wall_ms_p50_at_{sizes[-1]}": last["own_ms_p50"], "own_growth": result["own_growth"],
+                  "cold_start_cpu_s": cold_cpu, "cold_start_s": cold_wall,
+                  f"own_ms_p50_at_{sizes[-1]}": last["own_cpu_ms_p50"]})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""Instant trials through the real control plane, for benchmarks that measure katuna itself.
+
+:class:`InstantExecutor` is an executor adapter whose trials take no time: launching one
+reports ``trial.finished`` at once, exactly as a trial process that printed ``loss=<value>``
+and exited 0 would, and its output is that line, computed from the trial's parameters. Everything else is the real thing: the handlers,
+the dispatcher, the in-process broker and the SQLite store with Optuna's journal.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from functions.adapters.broker import LocalBroker
+from functions.adapters.sqlite_store import SqliteStore
+from functions.core.events import Event, study_created, trial_finished
+from functions.core.ports import TrialLaunch
+from functions.core.records import StudyRecord
+from functions.core.validate import parse_study
+from functions.dispatch import Dispatcher
+from functions.handlers import Deps
+
+Objective = Callable[[Mapping[str, Any]], float]
+
+
+def sphere(params: Mapping[str, Any]) -> float:
+    return sum(float(v) ** 2 for v in params.values() if isinstance(v, int | float))
+
+
+class InstantExecutor:
+    """Implements :class:`functions.core.ports.Executor`; a trial ends as it is launched."""
+
+    def __init__(self, publish: Callable[[Event], None], objective: Objective = sphere) -> None:
+        self._publish = publish
+        self._objective = objective
+        self._launched: set[tuple[str, int, int]] = set()
+        self.launched = 0
+
+    @staticmethod
+    def _key(launch: TrialLaunch) -> tuple[str, int, int]:
+        return launch.study, launch.number, launch.attempt
+
+    def launch(self, launch: TrialLaunch) -> None:
+        key = self._key(launch)
+        if key in self._launched:
+            return
+        self._launched.add(key)
+        self.launched += 1
+        self._publish(trial_finished(launch.study, launch.uid, launch.number, launch.attempt, outcome="exited",
+                                     exit_code=0))
+
+    def exists(self, launch: TrialLaunch) -> bool:
+        return self._key(launch) in self._launched
+
+    def stop(self, launch: TrialLaunch) -> None:
+        """Nothing runs long enough to stop."""
+
+    def poll(self, launch: TrialLaunch) -> Event | None:
+        return None
+
+    def running(self, study: str | None = None) -> int:
+        return 0
+
+    def output(self, launch: TrialLaunch) -> Iterator[str]:
+        """The one line the trial printed: its objective, computed from its parameters (so any
+        process can read it, as any process can read a trial's log)."""
+        value = self._objective(launch.params)
+        yield f"loss={value!r}\n" if math.isfinite(value) else "loss=nan\n"
+
+    def read_file(self, launch: TrialLaunch, path: str) -> Iterator[str]:
+        return iter(())
+
+
+def definition(name: str, trials: int, algorithm: str = "random", dimensions: int = 2, seed: int = 1,
+               parallelism: int = 1) -> dict[str, Any]:
+    """A study of ``trials`` instant trials over ``dimensions`` floats in [-5, 5]."""
+    names = [f"x{i}" for i in range(dimensions)]
+    return {
+        "name": name,
+        "objective": {"metric": "loss", "direction": "minimize"},
+        "parameters": [{"name": n, "type": "float", "min": -5.0, "max": 5.0} for n in names],
+        "algorithm": {"name": algorithm, "seed": seed},
+        "parallelism": parallelism,
+        "maxTrials": trials,
+        "trialTemplate": {"command": ["instant", *(f"${{trialParameters.{n}}}" for n in names)]},
+    }
+
+
+class InstantRunner:
+    """The embedded wiring (store, dispatcher, in-process broker) around an instant executor."""
+
+    def __init__(self, db: Path, objective: Objective = sphere) -> None:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self.store = SqliteStore(db)
+        self.broker: LocalBroker | None = None
+        self.executor = InstantExecutor(lambda event: self.broker.publish(event), objective)
+        self.deps = Deps(self.store, self.executor, time.time)
+        self.dispatcher = Dispatcher(self.deps)
+        self.broker = LocalBroker(self.dispatcher)
+
+    def submit(self, study: dict[str, Any], base_dir: Path) -> StudyRecord:
+        record = StudyRecord(parse_study(study), study, str(base_dir), f"uid-{study['name']}",
+                             created_at=time.time())
+        return self.store.add_study(record)
+
+    def run(self, name: str) -> StudyRecord:
+        """Deliver events until the study ends."""
+        record = self.store.get_study(name)
+        self.broker.publish(study_created(name, record.uid))
+        self.broker.run(until=lambda: self.store.get_study(name).terminal, interval=3600.0)
+        return self.store.get_study(name)
+
+    def close(self) -> None:
+        self.store.close()

@@ -1,0 +1,70 @@
+"""What every benchmark does with its figures: a table, a JSON file, a plot, ``name=value`` lines."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def machine() -> dict[str, Any]:
+    """The machine the figures come from."""
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpus": os.cpu_count(), "cpu": model or platform.processor(), "python": platform.python_version()}
+
+
+def table(headers: list[str], rows: list[list[Any]]) -> str:
+    """A plain-text table, right-aligned numbers."""
+    cells = [[h for h in headers]] + [[f"{c:.3g}" if isinstance(c, float) else str(c) for c in r] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def save(name: str, result: dict[str, Any], out: Path | None = None) -> Path:
+    """Write ``<name>.json`` (with the machine) into ``out`` (default ``benchmarks/results``)."""
+    out = out or RESULTS
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}.json"
+    path.write_text(json.dumps({**result, "machine": machine()}, indent=2, default=str))
+    return path
+
+
+def figure():
+    """A new matplotlib figure drawn off-screen."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(figsize=(6.4, 4.0), dpi=80)
+
+
+def save_plot(fig, name: str, out: Path | None = None) -> Path:
+    out = out or RESULTS
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}.png"
+    fig.tight_layout()
+    fig.savefig(path)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return path
+
+
+def lines(figures: dict[str, Any]) -> None:
+    """The closing ``name=value`` lines."""
+    for key, value in figures.items():
+        print(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}")

@@ -1,0 +1,102 @@
+"""Every benchmark script still runs end to end: each at a tiny size, its figures present and sane.
+
+No timing is asserted here: the targets live in the scripts' own output.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
+NUMBER = r"-?\d+(\.\d+)?(e[-+]?\d+)?"
+
+
+def figures(stdout: str) -> dict[str, str]:
+    """The closing ``name=value`` lines."""
+    return dict(re.findall(r"^(\w+)=(\S+)$", stdout, re.MULTILINE))
+
+
+def run(script: str, tmp_path: Path, *extra: str) -> tuple[dict[str, str], dict]:
+    done = subprocess.run([sys.executable, str(BENCHMARKS / script), "--quick", "--out", str(tmp_path), *extra],
+                          capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    name = script.removesuffix(".py")
+    assert (tmp_path / f"{name}.png").stat().st_size > 1000
+    return figures(done.stdout), json.loads((tmp_path / f"{name}.json").read_text())
+
+
+def number(value: str) -> float:
+    assert re.fullmatch(NUMBER, value), value
+    return float(value)
+
+
+def test_overhead(tmp_path: Path):
+    found, result = run("overhead.py", tmp_path)
+    assert number(found["overhead_ratio"]) > 0 and number(found["overhead_ratio_vs_persistent"]) > 0
+    assert number(found["katuna_cpu_ms_per_trial"]) > 0
+    assert result["trials"] == 10
+
+
+def test_handler_latency(tmp_path: Path):
+    found, result = run("handler_latency.py", tmp_path)
+    assert number(found["own_ms_p50_at_60"]) > 0 and number(found["own_ms_p50_at_20"]) > 0
+    assert number(found["sampler_ms_p50_at_60"]) > 0
+    assert number(found["cold_start_s"]) > 0
+    assert sorted(result["sizes"], key=int) == ["20", "60"]
+
+
+def test_scale(tmp_path: Path):
+    found, result = run("scale.py", tmp_path)
+    assert found["completed"] == "1" and found["trials"] == "300"
+    assert number(found["peak_rss_mb"]) > 0 and number(found["db_mb"]) > 0 and number(found["trials_per_s"]) > 0
+    assert result["counts"]["complete"] == 300
+
+
+def test_burst(tmp_path: Path):
+    found, result = run("burst.py", tmp_path)
+    assert found["lost"] == "0" and found["duplicated"] == "0" and found["failed_posts"] == "0"
+    assert number(found["events_per_s"]) > 0
+    assert result["complete"] == result["told_complete"] == result["events"] == 60
+
+
+def test_search_quality(tmp_path: Path):
+    found, result = run("search_quality.py", tmp_path)
+    wins, functions = found["wins_vs_random"].split("/")
+    assert functions == "2" and 0 <= int(wins) <= 2
+    assert all(0 <= number(found[f"svm_error_{a}"]) < 1 for a in ("tpe", "random", "cmaes"))
+    regrets = result["median_regret"]
+    assert all(regrets[f][a] >= 0 for f in regrets for a in ("tpe", "random", "cmaes"))
+
+
+def test_pruning(tmp_path: Path):
+    found, result = run("pruning.py", tmp_path)
+    assert 0 <= number(found["epochs_saved_pct"]) < 100
+    assert all(0 <= number(found[f"{p}_epochs_saved_pct"]) < 100 for p in ("median", "asha", "hyperband"))
+    assert result["summary"]["none"]["epochs"] == 8 * 5, "without pruning every epoch runs"
+
+
+def test_ui_render(tmp_path: Path):
+    found, result = run("ui_render.py", tmp_path)
+    assert result["trials"] == 200 and set(result["pages"]) >= {"study_page", "trial_table", "csv_export"}
+    assert all(number(found[f"{page}_ms"]) > 0 for page in result["pages"])
+    assert result["pages"]["csv_export"]["bytes"] > 200 * 10, "the export holds every trial"
+
+
+def test_reliability(tmp_path: Path):
+    found, result = run("reliability.py", tmp_path)
+    assert found["load_5xx_other_than_503"] == "0"
+    assert number(found["load_requests_per_second"]) > 0
+    assert number(found["peak_rss_loud_mb"]) > 0 and number(found["peak_rss_quiet_mb"]) > 0
+    assert result["events"] == 60
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in BENCHMARKS.glob("*.py")
+                                          if p.name not in ("instant.py", "report.py", "trivial_trial.py")))
+def test_every_script_is_smoke_tested(script: str):
+    assert f"def test_{script.removesuffix('.py')}(" in Path(__file__).read_text()
