@@ -26,7 +26,7 @@ chromium:
 	@command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q --no-install-recommends chromium)
 
 # Every benchmark at full size (tens of minutes on 2 cores); figures land in benchmarks/results/.
-BENCHMARKS := overhead handler_latency burst search_quality pruning scale ui_render
+BENCHMARKS := overhead handler_latency burst search_quality pruning scale ui_render reliability
 bench: $(STAMP)
 	for b in $(BENCHMARKS); do $(PY) benchmarks/$$b.py || exit 1; done
 
