@@ -164,6 +164,7 @@ def test_a_database_from_before_trial_counts_gets_them_on_opening(tmp_path: Path
     for trigger in ("trial_counted", "trial_uncounted", "trial_recounted"):
         old.db.execute(f"DROP TRIGGER {trigger}")
     old.db.execute("DROP TABLE trial_counts")
+    old.db.execute("DROP TABLE optuna_snapshot")
     old.db.execute("PRAGMA user_version = 4")
     old.close()
     reopened = SqliteStore(tmp_path / "k.db")
@@ -172,3 +173,49 @@ def test_a_database_from_before_trial_counts_gets_them_on_opening(tmp_path: Path
     reopened.update_trial("demo", 2, state="COMPLETE")
     assert reopened.count_trials("demo").complete == 3
     reopened.close()
+
+
+def _grow(store: SqliteStore, trials: int) -> list[float]:
+    x = optuna.distributions.FloatDistribution(0.0, 1.0)
+    with store.transaction():
+        study = store.optuna_study("demo", ["minimize"])
+        study.sampler = optuna.samplers.RandomSampler(seed=3)
+        for _ in range(trials):
+            trial = study.ask({"x": x})
+            study.tell(trial, trial.params["x"])
+    return [t.value for t in study.get_trials(deepcopy=False)]
+
+
+def _fresh_values(path: Path) -> list[float]:
+    fresh = SqliteStore(path)
+    values = [t.value for t in fresh.optuna_study("demo", ["minimize"]).get_trials(deepcopy=False)]
+    fresh.close()
+    return values
+
+
+def test_a_fresh_store_starts_from_the_journal_snapshot_and_replays_only_what_came_after(tmp_path: Path):
+    path = tmp_path / "k.db"
+    store = SqliteStore(path)
+    values = _grow(store, 2000)
+    (snapshot_at,) = store.db.execute("SELECT log_number FROM optuna_snapshot").fetchone()
+    assert snapshot_at >= 5000, "a study of 2,000 trials has a snapshot"
+    values = _grow(store, 3)
+    assert store.db.execute("SELECT log_number FROM optuna_snapshot").fetchone() == (snapshot_at,), \
+        "a few more records are replayed, not snapshotted again"
+
+    store.db.execute("UPDATE optuna_snapshot SET optuna_version = '0.0'")
+    assert _fresh_values(path) == values, "a snapshot of another Optuna version is ignored: the journal is replayed"
+    store.db.execute("UPDATE optuna_snapshot SET optuna_version = ?", [optuna.__version__])
+    store.db.execute("DELETE FROM optuna_journal WHERE number <= ?", [snapshot_at])
+    assert _fresh_values(path) == values, "the records the snapshot holds are not read again"
+    store.close()
+
+
+def test_a_snapshot_taken_in_a_rolled_back_transaction_is_rolled_back_too(tmp_path: Path):
+    store = SqliteStore(tmp_path / "k.db")
+    with pytest.raises(RuntimeError), store.transaction():
+        _grow(store, 2000)
+        raise RuntimeError("rolled back")
+    assert store.db.execute("SELECT count(*) FROM optuna_snapshot").fetchone() == (0,)
+    assert store.db.execute("SELECT count(*) FROM optuna_journal").fetchone() == (0,)
+    store.close()

@@ -12,7 +12,7 @@ import json
 import math
 import sqlite3
 import time
-from collections.abc import Container, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -20,11 +20,9 @@ from typing import Any
 
 import optuna
 import sqlite_utils
-from optuna.storages import JournalStorage
-from optuna.trial import FrozenTrial, TrialState
 
+from functions.adapters.sqlite_journal import SNAPSHOT_TABLE, KatunaJournalStorage, SqliteJournalBackend
 from functions.adapters.sqlite_journal import TABLE as JOURNAL_TABLE
-from functions.adapters.sqlite_journal import SqliteJournalBackend
 from functions.core.errors import StudyConflict, StudyNotFound, TemporaryError
 from functions.core.events import Event
 from functions.core.metrics import Observation
@@ -94,23 +92,12 @@ def _migrate_5(db: sqlite_utils.Database) -> None:
                f"BEGIN {remove}; {add}; END")
 
 
-MIGRATIONS = (_migrate_1, _migrate_2, _migrate_3, _migrate_4, _migrate_5)
+def _migrate_6(db: sqlite_utils.Database) -> None:
+    db.execute(f"CREATE TABLE {SNAPSHOT_TABLE} (id INTEGER PRIMARY KEY CHECK (id = 1), log_number INTEGER NOT NULL, "
+               "optuna_version TEXT NOT NULL, body BLOB NOT NULL)")
 
 
-class KatunaJournalStorage(JournalStorage):
-    """Optuna's journal storage, minus one scan of every trial per ask.
-
-    ``Study.ask`` first looks for an enqueued (``WAITING``) trial among all the study's trials,
-    which costs time in proportion to the study's size on every ask. katuna never enqueues
-    trials in Optuna (its waiting trials live in its own table, and warm-start results are
-    added finished), so that question has an answer known in advance.
-    """
-
-    def get_all_trials(self, study_id: int, deepcopy: bool = True,
-                       states: Container[TrialState] | None = None) -> list[FrozenTrial]:
-        if states is not None and tuple(states) == (TrialState.WAITING,):
-            return []
-        return super().get_all_trials(study_id, deepcopy, states)
+MIGRATIONS = (_migrate_1, _migrate_2, _migrate_3, _migrate_4, _migrate_5, _migrate_6)
 
 
 def _dumps(value: Any) -> str:
@@ -159,7 +146,7 @@ class SqliteStore:
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA recursive_triggers=ON")
         self.db = sqlite_utils.Database(conn)
-        self._optuna: JournalStorage | None = None
+        self._optuna: KatunaJournalStorage | None = None
         self._studies: dict[tuple[str, int], optuna.Study] = {}
         self._migrate()
 
@@ -186,6 +173,8 @@ class SqliteStore:
                                  "(KATUNA_BUSY_TIMEOUT); retry later") from exc
         try:
             yield
+            if self._optuna is not None:
+                self._optuna.snapshot_if_due()
         except BaseException:
             conn.execute("ROLLBACK")
             self._optuna = None
@@ -193,7 +182,7 @@ class SqliteStore:
             raise
         conn.execute("COMMIT")
 
-    def optuna_storage(self) -> JournalStorage:
+    def optuna_storage(self) -> KatunaJournalStorage:
         if self._optuna is None:
             self._optuna = KatunaJournalStorage(SqliteJournalBackend(self.db.conn))
         return self._optuna
