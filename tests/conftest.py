@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kube_stub import KubeStub
 
 from functions.core.validate import parse_study
 from functions.embedded import Embedded
@@ -46,3 +47,12 @@ def run_study(runner: Embedded, definition: dict[str, Any], base_dir: Path):
     """Submit and run a study to its end; the final study record."""
     runner.submit(parse_study(definition), definition, base_dir)
     return runner.run(definition["name"])
+
+
+@pytest.fixture(scope="module")
+def kube():
+    """A loopback Kubernetes API shared by a module's tests."""
+    stub = KubeStub()
+    yield stub
+    stub.close()
+

@@ -179,13 +179,6 @@ def test_a_crash_between_commit_and_send_loses_nothing(tmp_path: Path, undisturb
         runner.close()
 
 
-@pytest.fixture(scope="module")
-def kube():
-    stub = KubeStub()
-    yield stub
-    stub.close()
-
-
 @pytest.mark.parametrize("n", [1, 2])
 def test_a_crash_after_a_job_create_and_before_its_record_creates_no_second_job(tmp_path: Path, undisturbed,
                                                                                   kube: KubeStub, n: int):

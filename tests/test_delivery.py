@@ -134,13 +134,6 @@ class JobSource:
         return events
 
 
-@pytest.fixture(scope="module")
-def kube():
-    stub = KubeStub()
-    yield stub
-    stub.close()
-
-
 @pytest.mark.parametrize("seed", SEEDS[:6])
 def test_duplicated_and_shuffled_job_events_create_each_job_once(tmp_path: Path, seed: int, exactly_once,
                                                                  kube: KubeStub):

@@ -22,13 +22,6 @@ def job_study(name: str, mode: str = "ok", **overrides) -> dict:
 
 
 @pytest.fixture(scope="module")
-def kube():
-    stub = KubeStub()
-    yield stub
-    stub.close()
-
-
-@pytest.fixture(scope="module")
 def service(kube, tmp_path_factory):
     running = Service(tmp_path_factory.mktemp("k8s"), workers=2, KATUNA_EXECUTOR="kubernetes",
                       KATUNA_K8S_API=kube.url, KATUNA_K8S_NAMESPACE="trials")

@@ -178,13 +178,6 @@ def test_every_way_a_study_ends_has_a_katib_like_reason():
 
 
 @pytest.fixture(scope="module")
-def kube():
-    stub = KubeStub()
-    yield stub
-    stub.close()
-
-
-@pytest.fixture(scope="module")
 def service(kube, tmp_path_factory):
     running = Service(tmp_path_factory.mktemp("resources"), workers=1, KATUNA_K8S_API=kube.url)
     yield running
