@@ -4,7 +4,8 @@ Both run the same trivial subprocess trial N times with parallelism 2 and the sa
 (TPE). Optuna runs twice: with its default in-memory storage (the headline comparison) and
 with a journal file (a storage that, like katuna's, survives the process). Prints a table,
 writes ``benchmarks/results/overhead.json`` and ``overhead.png``, and ends with ``name=value``
-lines; the last is ``overhead_ratio=<katuna wall / optuna in-memory wall>`` (target <= 1.10).
+lines; the last is ``overhead_ratio=<katuna wall / optuna in-memory wall>`` (target <= 1.10),
+the median over rounds of the ratio within a round.
 """
 
 from __future__ import annotations
@@ -81,30 +82,46 @@ def run_optuna(trials: int, journal: Path | None = None) -> None:
     study.optimize(objective, n_trials=trials, n_jobs=2)
 
 
+def measure(trials: int, rounds: int, workdir: Path | None) -> dict[str, list[tuple[float, float]]]:
+    """Wall and CPU seconds of each tuner, round by round. Each round runs all three back to
+    back, in alternating order, so a machine whose speed drifts slows both sides of a ratio alike."""
+    runs: dict[str, list[tuple[float, float]]] = {"katuna": [], "optuna": [], "optuna+journal": []}
+    for number in range(rounds):
+        with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+            tuners = {"katuna": (run_katuna, trials, Path(tmp)), "optuna": (run_optuna, trials),
+                      "optuna+journal": (run_optuna, trials, Path(tmp) / "optuna.log")}
+            for name in list(tuners)[::1 if number % 2 == 0 else -1]:
+                runs[name].append(timed(*tuners[name]))
+    return runs
+
+
+def paired_ratio(ours: list[tuple[float, float]], theirs: list[tuple[float, float]]) -> float:
+    """The median over rounds of the wall-time ratio within each round."""
+    return statistics.median(mine[0] / other[0] for mine, other in zip(ours, theirs))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("-n", "--trials", type=int, default=200)
-    parser.add_argument("-r", "--repeats", type=int, default=3, help="runs of each; the median counts")
+    parser.add_argument("-r", "--repeats", type=int, default=5, help="rounds; the median counts")
     parser.add_argument("--quick", action="store_true", help="10 trials, one run of each (a smoke run)")
     parser.add_argument("--out", type=Path, default=None, help="where results go (default benchmarks/results)")
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="where katuna's database and trial logs go, in a fresh directory per run "
+                             "(default: the system's temporary directory)")
     args = parser.parse_args()
     if args.quick:
         args.trials, args.repeats = 10, 1
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     bare = bare_trial_seconds(3 if args.quick else 20)
-    runs: dict[str, list[tuple[float, float]]] = {"katuna": [], "optuna": [], "optuna+journal": []}
-    for _ in range(args.repeats):
-        with tempfile.TemporaryDirectory() as tmp:
-            runs["katuna"].append(timed(run_katuna, args.trials, Path(tmp)))
-            runs["optuna"].append(timed(run_optuna, args.trials))
-            runs["optuna+journal"].append(timed(run_optuna, args.trials, Path(tmp) / "optuna.log"))
+    runs = measure(args.trials, args.repeats, args.workdir)
     median = {name: (statistics.median(w for w, _ in r), statistics.median(c for _, c in r)) for name, r in runs.items()}
-    print(f"{args.trials} trials, parallelism 2, median of {args.repeats} runs; bare trial process {bare * 1000:.1f} ms")
+    print(f"{args.trials} trials, parallelism 2, median of {args.repeats} rounds; bare trial process {bare * 1000:.1f} ms")
     print(f"{'tuner':<15} {'wall s':>8} {'per trial ms':>13} {'control-plane CPU/trial ms':>27}")
     for name, (wall, cpu) in median.items():
         print(f"{name:<15} {wall:8.2f} {wall / args.trials * 2000:13.1f} {cpu / args.trials * 1000:27.1f}")
-    ratio = median["katuna"][0] / median["optuna"][0]
-    persistent_ratio = median["katuna"][0] / median["optuna+journal"][0]
+    ratio = paired_ratio(runs["katuna"], runs["optuna"])
+    persistent_ratio = paired_ratio(runs["katuna"], runs["optuna+journal"])
     result = {"trials": args.trials, "repeats": args.repeats, "bare_trial_ms": bare * 1000,
               "runs": runs, "overhead_ratio": ratio, "overhead_ratio_vs_persistent": persistent_ratio}
     report.save("overhead", result, args.out)

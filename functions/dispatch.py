@@ -3,6 +3,7 @@
 Each handler runs in one store transaction with the record of its processing, which also keeps
 the events it emitted. A redelivered event is answered from that record: nothing changes twice,
 and the emitted events go out again, so a crash between commit and emit loses nothing.
+Handlers that change no state and emit nothing (``UNRECORDED``) need neither, and run bare.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Mapping
 
 from functions.core.errors import MalformedRequest, PermanentError
 from functions.core.events import OBJECTS, ROUTES, Event, data_problems
-from functions.handlers import HANDLERS, Deps, Handler
+from functions.handlers import HANDLERS, UNRECORDED, Deps, Handler
 
 
 class UnknownEventType(PermanentError):
@@ -35,9 +36,11 @@ class Dispatcher:
         handlers: Mapping[str, Handler] = HANDLERS,
         routes: Mapping[str, tuple[str, ...]] = ROUTES,
         objects: Mapping[str, str] = OBJECTS,
+        unrecorded: frozenset[str] = UNRECORDED,
     ) -> None:
         self.deps = deps
         self._handlers = handlers
+        self._unrecorded = unrecorded
         self._routes = routes
         self._objects = objects
 
@@ -70,6 +73,8 @@ class Dispatcher:
         return wanted is None or event.data.get("apiVersion") == wanted
 
     def _run(self, name: str, event: Event) -> list[Event]:
+        if name in self._unrecorded:
+            return self._handlers[name](event, self.deps)
         store = self.deps.store
         with store.transaction():
             done = store.processed(event.id, name)

@@ -41,7 +41,7 @@ class Embedded:
         self.broker = LocalBroker(self.dispatcher)
 
     def _publish(self, event: Event) -> None:
-        self.broker.publish(event)
+        self.broker.publish_and_handle(event)
 
     def submit(self, spec: Study, definition: dict, base_dir: Path) -> StudyRecord:
         """Store the study (or find the identical one stored before)."""
@@ -60,7 +60,7 @@ class Embedded:
             on_tick()
 
         def finished() -> bool:
-            return self.store.get_study(name).terminal and self.executor.running(name) == 0
+            return self.executor.running(name) == 0 and self.store.get_study(name).terminal
 
         self.broker.run(until=finished, tick=tick)
         return self.store.get_study(name)
@@ -71,5 +71,6 @@ class Embedded:
         self.dispatcher.deliver(study_completed(name, record.uid, "stopped", reason))
 
     def close(self) -> None:
+        self.broker.close()
         self.executor.shutdown()
         self.store.close()

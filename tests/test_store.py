@@ -219,3 +219,47 @@ def test_a_snapshot_taken_in_a_rolled_back_transaction_is_rolled_back_too(tmp_pa
     assert store.db.execute("SELECT count(*) FROM optuna_snapshot").fetchone() == (0,)
     assert store.db.execute("SELECT count(*) FROM optuna_journal").fetchone() == (0,)
     store.close()
+
+
+def _journal_reads(store: SqliteStore) -> list[str]:
+    reads: list[str] = []
+    store.db.conn.set_trace_callback(lambda sql: reads.append(sql) if "FROM optuna_journal WHERE" in sql else None)
+    return reads
+
+
+def test_the_journal_is_read_once_per_write_transaction_and_stays_coherent_across_connections(tmp_path: Path, store):
+    store.add_study(record())
+    other = SqliteStore(tmp_path / "k.db")
+    try:
+        study = store.optuna_study("demo", ["minimize"])
+        reads = _journal_reads(store)
+        with store.transaction():
+            for value in (3.0, 2.0, 1.0):
+                trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+                study.tell(trial, value)
+        assert len(reads) == 1, "Optuna's dozen reads per trial cost one query under the write lock"
+        assert [t.value for t in study.get_trials()] == [3.0, 2.0, 1.0], "what this transaction appended is seen"
+
+        seen = other.optuna_study("demo", ["minimize"])
+        with other.transaction():
+            seen.tell(seen.ask(), 0.5)
+        with store.transaction():
+            assert [t.value for t in study.get_trials()] == [3.0, 2.0, 1.0, 0.5], \
+                "a later transaction reads what another connection committed"
+        assert [t.value for t in study.get_trials()] == [3.0, 2.0, 1.0, 0.5]
+        assert len(reads) > 2, "outside a write transaction every read queries"
+    finally:
+        other.close()
+
+
+def test_a_rolled_back_transaction_leaves_no_cached_journal_records(store):
+    store.add_study(record())
+    study = store.optuna_study("demo", ["minimize"])
+    with pytest.raises(RuntimeError), store.transaction():
+        study.tell(study.ask(), 1.0)
+        raise RuntimeError("rolled back")
+    with store.transaction():
+        fresh = store.optuna_study("demo", ["minimize"])
+        assert fresh.get_trials() == []
+        fresh.tell(fresh.ask(), 2.0)
+    assert [t.number for t in store.optuna_study("demo", ["minimize"]).get_trials()] == [0]

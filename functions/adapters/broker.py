@@ -1,17 +1,23 @@
 """The embedded broker: delivers events through the same routing table as Knative.
 
-One thread (the caller of :meth:`LocalBroker.run`) handles events one at a time; other threads
-only publish. Events wait in a queue: in memory for ``katuna run``, in the database for
-``katuna serve`` (see :mod:`functions.adapters.sqlite_queue`), where every worker takes from
-it. A handler that fails with a temporary error is retried with back-off; a permanent error is
-reported and the event dropped, as a dead-letter sink would.
+Events are handled one at a time: by the caller of :meth:`LocalBroker.run`, or by a trial's
+thread that reports its trial's end while nobody else handles. Events wait in a queue: in
+memory for ``katuna run``, in the database for ``katuna serve`` (see
+:mod:`functions.adapters.sqlite_queue`), where every worker takes from it. The events a handler emits are delivered before the events already waiting, so a chain
+runs to its end (a finished trial's slot is refilled at once) before the next chain moves;
+Knative promises no order at all, and the handlers need none. A handler that fails with a
+temporary error is retried with back-off; a permanent error is reported and the event dropped,
+as a dead-letter sink would.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
-import queue
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -37,7 +43,9 @@ class Delivery:
 class EventQueue(Protocol):
     """Where published events wait for delivery."""
 
-    def put(self, event: Event) -> None: ...
+    def put(self, event: Event, follow_up: bool = False) -> None:
+        """Queue ``event``; a ``follow_up`` (emitted by a handler) goes ahead of the events
+        already waiting (see :class:`LocalBroker`)."""
 
     def take(self, timeout: float) -> Delivery | None:
         """The next event due, waiting up to ``timeout`` seconds for one."""
@@ -53,53 +61,87 @@ class EventQueue(Protocol):
 
 
 class MemoryQueue:
-    """An in-process queue; retries wait in it until they are due."""
+    """An in-process queue: follow-ups first, then other events in order; retries wait apart
+    until they are due."""
 
     def __init__(self) -> None:
-        self._queue: queue.Queue[tuple[Delivery, float]] = queue.Queue()
+        self._follow_ups: deque[Delivery] = deque()
+        self._events: deque[Delivery] = deque()
+        self._retries: list[tuple[float, int, Delivery]] = []
+        self._retried = itertools.count()
+        self._changed = threading.Condition()
 
-    def put(self, event: Event) -> None:
-        self._queue.put((Delivery(event), 0.0))
+    def put(self, event: Event, follow_up: bool = False) -> None:
+        with self._changed:
+            (self._follow_ups if follow_up else self._events).append(Delivery(event))
+            self._changed.notify()
 
     def take(self, timeout: float) -> Delivery | None:
-        try:
-            delivery, due = self._queue.get(timeout=timeout)
-        except queue.Empty:
-            return None
-        wait = due - time.monotonic()
-        if wait > 0:
-            time.sleep(min(wait, timeout))
-            self._queue.put((delivery, due))
-            return None
-        return delivery
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                now = time.monotonic()
+                while self._retries and self._retries[0][0] <= now:
+                    self._events.append(heapq.heappop(self._retries)[2])
+                if self._follow_ups or self._events:
+                    return (self._follow_ups or self._events).popleft()
+                wake = min([deadline, *(due for due, _, _ in self._retries[:1])])
+                if now >= deadline:
+                    return None
+                self._changed.wait(wake - now)
 
     def done(self, delivery: Delivery) -> None:
         """Nothing to do: a taken event has left the queue."""
 
     def retry(self, delivery: Delivery, delay: float) -> None:
         again = Delivery(delivery.event, delivery.attempt + 1)
-        self._queue.put((again, time.monotonic() + delay))
+        with self._changed:
+            heapq.heappush(self._retries, (time.monotonic() + delay, next(self._retried), again))
+            self._changed.notify()
 
     def empty(self) -> bool:
-        return self._queue.empty()
+        with self._changed:
+            return not (self._follow_ups or self._events or self._retries)
 
     def pending(self, study: str) -> bool:
-        with self._queue.mutex:
-            return any(d.event.data.get("study") == study for d, _ in self._queue.queue)
+        with self._changed:
+            waiting = [*self._follow_ups, *self._events, *(d for _, _, d in self._retries)]
+        return any(d.event.data.get("study") == study for d in waiting)
 
 
 class LocalBroker:
-    """A queue in front of a :class:`Dispatcher`."""
+    """A queue in front of a :class:`Dispatcher`; events are handled one at a time."""
 
     def __init__(self, dispatcher: Dispatcher, events: EventQueue | None = None, backoff: float = 0.5) -> None:
         self._dispatcher = dispatcher
         self.events = events if events is not None else MemoryQueue()
         self._backoff = backoff
+        self._handling = threading.Lock()
+        self._closed = False
         self.dead_letters: list[tuple[Event, str]] = []
 
     def publish(self, event: Event) -> None:
         """Queue ``event``; safe from any thread."""
         self.events.put(event)
+
+    def publish_and_handle(self, event: Event) -> None:
+        """Queue ``event``, then handle what waits on this thread unless another thread is
+        handling. A trial's thread reports its trial's end this way: the end is handled on the
+        CPU the trial just freed, instead of waking the thread in :meth:`run` on a CPU that the
+        other trials keep busy."""
+        self.publish(event)
+        if not self._handling.acquire(blocking=False):
+            return
+        try:
+            while not self._closed and (delivery := self.events.take(timeout=0)) is not None:
+                self._deliver(delivery)
+        finally:
+            self._handling.release()
+
+    def close(self) -> None:
+        """Handle nothing more (waiting for a handler that runs now)."""
+        with self._handling:
+            self._closed = True
 
     def run(self, until: Callable[[], bool], tick: Callable[[], None] = lambda: None, interval: float = 0.2,
             drain: bool = True) -> None:
@@ -108,15 +150,16 @@ class LocalBroker:
         last_tick = 0.0
         while True:
             delivery = self.events.take(timeout=interval)
-            if delivery is not None:
-                self._deliver(delivery)
-            if time.monotonic() - last_tick >= interval:
-                last_tick = time.monotonic()
-                tick()
-            elif delivery is None or not self.events.empty():
-                continue
-            if (not drain or self.events.empty()) and until():
-                return
+            with self._handling:
+                if delivery is not None:
+                    self._deliver(delivery)
+                if time.monotonic() - last_tick >= interval:
+                    last_tick = time.monotonic()
+                    tick()
+                elif delivery is None or not self.events.empty():
+                    continue
+                if (not drain or self.events.empty()) and until():
+                    return
 
     def _deliver(self, delivery: Delivery) -> None:
         try:
@@ -129,7 +172,7 @@ class LocalBroker:
             self._failed(delivery, TemporaryError(f"unexpected {type(exc).__name__}: {exc}"))
             return
         for event in emitted:
-            self.publish(event)
+            self.events.put(event, follow_up=True)
         self.events.done(delivery)
 
     def _failed(self, delivery: Delivery, exc: KatunaError) -> None:

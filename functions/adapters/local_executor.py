@@ -122,6 +122,8 @@ class LocalExecutor:
         self._publish = publish
         self._kill_grace = kill_grace
         self._runs: dict[Key, _Run] = {}
+        self._active: dict[Key, _Run] = {}
+        """The runs that have not ended: what stops and counts look at, however many ended."""
         self._lock = threading.Lock()
         self._closed = False
         self._identity = _identity(os.getpid())
@@ -134,38 +136,56 @@ class LocalExecutor:
         return self.log_path(launch.study, launch.number, launch.attempt).with_suffix(".owner")
 
     def launch(self, launch: TrialLaunch) -> None:
-        """Register the attempt and start it from its own thread, so the caller never waits on a fork."""
+        """Register the attempt and start its process now (a trial slot is refilled without a
+        hand-off between threads); a worker thread then waits for it to end. The owner file is
+        written after the start, off the path to it, and before the caller's transaction makes
+        the attempt visible to other processes."""
         key = _key(launch)
         with self._lock:
             if key in self._runs or self._closed:
                 return
-            run = self._runs[key] = _Run(launch)
-        self._workers.submit(partial(self._run, key, run))
+            run = self._runs[key] = self._active[key] = _Run(launch)
+        try:
+            log = self._open_log(launch)
+        except BaseException:
+            with self._lock:
+                del self._runs[key], self._active[key]
+            raise
+        try:
+            run.process = subprocess.Popen(
+                launch.argv, cwd=launch.working_dir, env=self._environment(launch),
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE if launch.progress else log,
+                stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        except (OSError, ValueError) as exc:
+            message = f"{launch.argv[0]!r}: {getattr(exc, 'strerror', None) or exc}"
+            with log:
+                log.write(f"katuna: could not start {message}\n".encode())
+            self._workers.submit(partial(self._failed_to_start, run, message))
+        else:
+            if not launch.progress:
+                log.close()
+            self._workers.submit(partial(self._watch, run, log if launch.progress else None))
+        self._owner_path(launch).write_text(self._identity)
 
-    def _run(self, key: Key, run: _Run) -> None:
-        launch = run.launch
+    def _open_log(self, launch: TrialLaunch) -> BinaryIO:
         path = self.log_path(launch.study, launch.number, launch.attempt)
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._owner_path(launch).write_text(self._identity)
-        with path.open("wb") as log:
-            try:
-                run.process = subprocess.Popen(
-                    launch.argv, cwd=launch.working_dir, env=self._environment(launch),
-                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE if launch.progress else log,
-                    stderr=subprocess.STDOUT, start_new_session=True,
-                )
-            except OSError as exc:
-                message = f"{launch.argv[0]!r}: {exc.strerror or exc}"
-                log.write(f"katuna: could not start {message}\n".encode())
-                run.done.set()
-                self._publish(trial_finished(*_ids(launch), outcome="error", message=message))
-                return
-            if launch.progress:
-                run.streamer = threading.Thread(target=self._stream, args=(run, log), daemon=True)
-                run.streamer.start()
-            if run.stopped or self._closed:
-                self._kill(run.process)
-            self._wait(run)
+        return path.open("wb")
+
+    def _failed_to_start(self, run: _Run, message: str) -> None:
+        """Report from a worker thread: the caller may hold a transaction that publishing waits on."""
+        self._ended(run)
+        self._publish(trial_finished(*_ids(run.launch), outcome="error", message=message))
+
+    def _watch(self, run: _Run, log: BinaryIO | None) -> None:
+        """Stream the output (when progress is reported) and wait for the process to end."""
+        if log is not None:
+            run.streamer = threading.Thread(target=self._stream, args=(run, log), daemon=True)
+            run.streamer.start()
+        if run.stopped or self._closed:
+            self._kill(run.process)
+        self._wait(run)
 
     def _stream(self, run: _Run, log: BinaryIO) -> None:
         """Copy the output to the log, and report each new step of the objective as it appears."""
@@ -179,11 +199,12 @@ class LocalExecutor:
                 log.flush()
                 yield chunk
 
-        for line in bounded_lines(chunks()):
-            for observation in parse([line], [progress.metric]):
-                if observation.step is not None and observation.step not in reported and not run.stopped:
-                    reported.add(observation.step)
-                    self._publish(trial_progress(*_ids(launch), observation.step, observation.value))
+        with log:
+            for line in bounded_lines(chunks()):
+                for observation in parse([line], [progress.metric]):
+                    if observation.step is not None and observation.step not in reported and not run.stopped:
+                        reported.add(observation.step)
+                        self._publish(trial_progress(*_ids(launch), observation.step, observation.value))
 
     @staticmethod
     def _environment(launch: TrialLaunch) -> dict[str, str]:
@@ -202,10 +223,15 @@ class LocalExecutor:
             code = self._kill(process)
         if run.streamer is not None:
             run.streamer.join()
-        run.done.set()
+        self._ended(run)
         if run.stopped or self._closed:
             return
         self._publish(self._finished(run.launch, code, run.timed_out))
+
+    def _ended(self, run: _Run) -> None:
+        with self._lock:
+            self._active.pop(_key(run.launch), None)
+        run.done.set()
 
     @staticmethod
     def _finished(launch: TrialLaunch, code: int, timed_out: bool) -> Event:
@@ -252,7 +278,7 @@ class LocalExecutor:
 
     def _stop(self, selected: Callable[[str, int], bool]) -> None:
         with self._lock:
-            runs = [run for (s, _, n, _), run in self._runs.items() if selected(s, n)]
+            runs = [run for (s, _, n, _), run in self._active.items() if selected(s, n)]
         for run in runs:
             run.stopped = True
             if run.process is not None and run.process.poll() is None:
@@ -261,14 +287,13 @@ class LocalExecutor:
     def running(self, study: str | None = None) -> int:
         """How many attempts (of one study, or of all) have not ended yet."""
         with self._lock:
-            return sum(1 for (s, _, _, _), run in self._runs.items()
-                       if not run.done.is_set() and study in (None, s))
+            return sum(1 for s, _, _, _ in self._active if study in (None, s))
 
     def shutdown(self) -> None:
         """Kill every running attempt without reporting it: the study stays resumable."""
         self._closed = True
         with self._lock:
-            runs = list(self._runs.values())
+            runs = list(self._active.values())
         threads = [threading.Thread(target=self._kill, args=(run.process,))
                    for run in runs if run.process is not None and not run.done.is_set()]
         for thread in threads:

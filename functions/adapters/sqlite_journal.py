@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import pickle
 import sqlite3
-from collections.abc import Container, Iterator
+from collections.abc import Callable, Container, Iterator
 from typing import Any
 
 import optuna
@@ -34,21 +34,46 @@ SNAPSHOT_GROWTH = 1.25
 
 
 class SqliteJournalBackend(BaseJournalBackend):
-    """Log number ``n`` is row ``n + 1``; rows are never deleted, so numbers have no gaps."""
+    """Log number ``n`` is row ``n + 1``; rows are never deleted, so numbers have no gaps.
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    Optuna reads the journal before every storage call, a dozen times per trial. While the
+    connection holds the write lock nobody else can append, so within one write transaction
+    the table is read once and later reads are answered from what this backend appended.
+    ``writing`` names the write transaction the connection holds now (None outside one).
+    """
+
+    def __init__(self, conn: sqlite3.Connection, writing: Callable[[], int | None] = lambda: None) -> None:
         self._conn = conn
+        self._writing = writing
+        self._known_in: int | None = None
+        """The write transaction in which ``_end`` and ``_fresh`` hold."""
+        self._end = 0
+        """Rows in the table."""
+        self._fresh: list[str] = []
+        """The last rows, appended here and not read back yet."""
 
     def read_logs(self, log_number_from: int) -> Iterator[dict[str, Any]]:
-        rows = self._conn.execute(
-            f"SELECT body FROM {TABLE} WHERE number > ? ORDER BY number", (log_number_from,)
-        ).fetchall()
-        return (json.loads(body) for (body,) in rows)
+        transaction = self._writing()
+        if transaction is not None and transaction == self._known_in \
+                and log_number_from == self._end - len(self._fresh):
+            bodies = self._fresh
+        else:
+            rows = self._conn.execute(
+                f"SELECT body FROM {TABLE} WHERE number > ? ORDER BY number", (log_number_from,)
+            ).fetchall()
+            bodies = [body for (body,) in rows]
+            self._known_in, self._end = transaction, log_number_from + len(bodies)
+        self._fresh = []
+        return (json.loads(body) for body in bodies)
 
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
-        self._conn.executemany(
-            f"INSERT INTO {TABLE} (body) VALUES (?)", [(json.dumps(log),) for log in logs]
-        )
+        bodies = [json.dumps(log) for log in logs]
+        self._conn.executemany(f"INSERT INTO {TABLE} (body) VALUES (?)", [(body,) for body in bodies])
+        if self._known_in is not None and self._known_in == self._writing():
+            self._end += len(bodies)
+            self._fresh += bodies
+        else:
+            self._known_in = None
 
     def snapshot(self) -> tuple[int, bytes | None]:
         """The latest snapshot's log number and body; no body when there is none, or when a

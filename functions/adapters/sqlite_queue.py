@@ -48,10 +48,12 @@ class SqliteQueue:
         with self._lock:
             self._conn.close()
 
-    def put(self, event: Event) -> None:
+    def put(self, event: Event, follow_up: bool = False) -> None:
+        """Events are taken in order of ``due``; a follow-up is due since the epoch, which puts
+        it ahead of every event waiting but other follow-ups."""
         with self._lock:
             self._conn.execute(f"INSERT INTO {TABLE} (event_id, body, due) VALUES (?, ?, ?)",
-                               (event.id, json.dumps(event.to_dict()), time.time()))
+                               (event.id, json.dumps(event.to_dict()), 0.0 if follow_up else time.time()))
         self._wake.set()
 
     def take(self, timeout: float) -> Delivery | None:

@@ -8,6 +8,7 @@ record, so a handler's effects land together or not at all.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 import sqlite3
@@ -147,6 +148,9 @@ class SqliteStore:
         conn.execute("PRAGMA recursive_triggers=ON")
         self.db = sqlite_utils.Database(conn)
         self._optuna: KatunaJournalStorage | None = None
+        self._transactions = itertools.count(1)
+        self._writing: int | None = None
+        """The write transaction this connection holds, numbered; None outside one."""
         self._studies: dict[tuple[str, int], optuna.Study] = {}
         self._migrate()
 
@@ -171,20 +175,23 @@ class SqliteStore:
         except sqlite3.OperationalError as exc:
             raise TemporaryError("the database is busy: another writer held it past the busy timeout "
                                  "(KATUNA_BUSY_TIMEOUT); retry later") from exc
+        self._writing = next(self._transactions)
         try:
             yield
             if self._optuna is not None:
                 self._optuna.snapshot_if_due()
         except BaseException:
+            self._writing = None
             conn.execute("ROLLBACK")
             self._optuna = None
             self._studies.clear()
             raise
+        self._writing = None
         conn.execute("COMMIT")
 
     def optuna_storage(self) -> KatunaJournalStorage:
         if self._optuna is None:
-            self._optuna = KatunaJournalStorage(SqliteJournalBackend(self.db.conn))
+            self._optuna = KatunaJournalStorage(SqliteJournalBackend(self.db.conn, lambda: self._writing))
         return self._optuna
 
     def optuna_version(self) -> int:

@@ -22,4 +22,9 @@ HANDLERS: dict[str, Handler] = {
     "writeback": writeback.handle,
 }
 
-__all__ = ["HANDLERS", "Deps", "Handler"]
+UNRECORDED: frozenset[str] = frozenset({"writeback"})
+"""Handlers that change nothing in the store and emit nothing, whose effect is the same however
+often it happens: they run outside a store transaction and leave no processed-event record
+(``writeback`` copies the stored state out; a duplicate copies it again)."""
+
+__all__ = ["HANDLERS", "UNRECORDED", "Deps", "Handler"]
