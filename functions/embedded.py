@@ -17,7 +17,7 @@ import optuna
 from functions.adapters.broker import LocalBroker
 from functions.adapters.local_executor import LocalExecutor
 from functions.adapters.sqlite_store import SqliteStore
-from functions.core.events import Event, study_completed, study_created
+from functions.core.events import TRIAL_FINISHED, Event, study_completed, study_created
 from functions.core.records import StudyRecord
 from functions.core.spec import Study
 from functions.dispatch import Dispatcher
@@ -41,7 +41,12 @@ class Embedded:
         self.broker = LocalBroker(self.dispatcher)
 
     def _publish(self, event: Event) -> None:
-        self.broker.publish_and_handle(event)
+        """A trial's end is handled on the thread that saw it, which has nothing else to do;
+        its progress is queued, so reading a trial's output never waits on a handler."""
+        if event.type == TRIAL_FINISHED:
+            self.broker.publish_and_handle(event)
+        else:
+            self.broker.publish(event)
 
     def submit(self, spec: Study, definition: dict, base_dir: Path) -> StudyRecord:
         """Store the study (or find the identical one stored before)."""

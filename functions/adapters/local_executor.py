@@ -7,6 +7,8 @@ group, so a timeout, a stop or Ctrl-C ends everything the trial started. Ends ar
 Several executors may share one log directory (the workers of ``katuna serve``): beside each
 log an ``.owner`` file names the process that runs the attempt, so every executor knows an
 attempt exists while its owner lives, and none while it does not (the attempt was lost).
+Owner files are hard links to one file per executor that holds its identity: a link costs a
+directory entry, where a new file costs an inode too, on every trial.
 """
 
 from __future__ import annotations
@@ -127,10 +129,31 @@ class LocalExecutor:
         self._lock = threading.Lock()
         self._closed = False
         self._identity = _identity(os.getpid())
+        self._identity_path: Path | None = None
         self._workers = _Workers()
 
     def log_path(self, study: str, number: int, attempt: int) -> Path:
         return self.log_dir / study / f"{number}.{attempt}.log"
+
+    def _claim(self, launch: TrialLaunch) -> None:
+        """Name this executor as the attempt's owner (replacing an earlier owner's claim)."""
+        owner = self._owner_path(launch)
+        owner.unlink(missing_ok=True)
+        try:
+            os.link(self._identity_file(), owner)
+        except FileNotFoundError:
+            self._identity_path = None
+            os.link(self._identity_file(), owner)
+
+    def _identity_file(self) -> Path:
+        """The file every owner link of this executor points to, made at first use."""
+        if self._identity_path is None:
+            folder = self.log_dir / ".owners"
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / self._identity.replace(":", "-")
+            path.write_text(self._identity)
+            self._identity_path = path
+        return self._identity_path
 
     def _owner_path(self, launch: TrialLaunch) -> Path:
         return self.log_path(launch.study, launch.number, launch.attempt).with_suffix(".owner")
@@ -166,7 +189,7 @@ class LocalExecutor:
             if not launch.progress:
                 log.close()
             self._workers.submit(partial(self._watch, run, log if launch.progress else None))
-        self._owner_path(launch).write_text(self._identity)
+        self._claim(launch)
 
     def _open_log(self, launch: TrialLaunch) -> BinaryIO:
         path = self.log_path(launch.study, launch.number, launch.attempt)
@@ -302,6 +325,8 @@ class LocalExecutor:
             thread.join()
         for run in runs:
             run.done.wait(timeout=self._kill_grace + 2)
+        if self._identity_path is not None:
+            self._identity_path.unlink(missing_ok=True)
 
     def output(self, launch: TrialLaunch) -> Iterator[str]:
         yield from self._lines(self.log_path(launch.study, launch.number, launch.attempt))

@@ -1,7 +1,8 @@
 """``trial.suggested``: launch the trial's attempt, once.
 
 The trial is marked running even when its attempt exists already (launched by a delivery whose
-record was lost), so the attempt's end is never ignored.
+record was lost), so the attempt's end is never ignored; it is marked after the launch, in the
+same transaction, so the launch waits for nothing else.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     trial = store.get_trial(study, number)
     if record.terminal or not record.owns(event.data) or trial is None or trial.finished or trial.attempt != attempt:
         return []
-    if trial.state != RUNNING:
-        store.update_trial(study, number, state=RUNNING, started_at=deps.clock())
     launch = trial_launch(record, trial)
     if not deps.executor.exists(launch):
         deps.executor.launch(launch)
+    if trial.state != RUNNING:
+        store.update_trial(study, number, state=RUNNING, started_at=deps.clock())
     return []
