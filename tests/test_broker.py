@@ -107,3 +107,19 @@ def test_a_published_event_is_handled_on_the_publishing_thread_unless_another_th
     broker.close()
     broker.publish_and_handle(Event("test.other", {"name": "y"}))
     assert "y" not in seen, "a closed broker handles nothing more"
+
+
+@pytest.mark.parametrize("queue", ["memory", "sqlite"])
+def test_the_brokers_thread_sees_at_once_that_another_thread_finished_the_work(store, tmp_path: Path, queue):
+    seen: list[str] = []
+    events = MemoryQueue() if queue == "memory" else SqliteQueue(tmp_path / "k.db")
+    broker = LocalBroker(chain_dispatcher(store, seen), events)
+    running = threading.Thread(target=broker.run, kwargs={"until": lambda: "a>next>last" in seen, "interval": 30})
+    running.start()
+    broker.publish(Event("test.other", {"name": "x"}))
+    while "x" not in seen:
+        time.sleep(0.01)
+    time.sleep(0.1)  # past its first tick, now waiting up to 30 s for the next event
+    broker.publish_and_handle(Event("test.start", {"name": "a"}))
+    running.join(timeout=5)
+    assert not running.is_alive(), "woken when the chain was handled elsewhere, not at its next tick"

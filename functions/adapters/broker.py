@@ -52,6 +52,10 @@ class EventQueue(Protocol):
 
     def done(self, delivery: Delivery) -> None: ...
 
+    def wake(self) -> None:
+        """Make a waiting :meth:`take` return now, empty-handed if nothing waits: the broker's
+        thread then looks at its stop condition again."""
+
     def retry(self, delivery: Delivery, delay: float) -> None: ...
 
     def empty(self) -> bool: ...
@@ -70,6 +74,7 @@ class MemoryQueue:
         self._retries: list[tuple[float, int, Delivery]] = []
         self._retried = itertools.count()
         self._changed = threading.Condition()
+        self._woken = False
 
     def put(self, event: Event, follow_up: bool = False) -> None:
         with self._changed:
@@ -86,12 +91,18 @@ class MemoryQueue:
                 if self._follow_ups or self._events:
                     return (self._follow_ups or self._events).popleft()
                 wake = min([deadline, *(due for due, _, _ in self._retries[:1])])
-                if now >= deadline:
+                if now >= deadline or self._woken:
+                    self._woken = False
                     return None
                 self._changed.wait(wake - now)
 
     def done(self, delivery: Delivery) -> None:
         """Nothing to do: a taken event has left the queue."""
+
+    def wake(self) -> None:
+        with self._changed:
+            self._woken = True
+            self._changed.notify_all()
 
     def retry(self, delivery: Delivery, delay: float) -> None:
         again = Delivery(delivery.event, delivery.attempt + 1)
@@ -128,7 +139,7 @@ class LocalBroker:
         """Queue ``event``, then handle what waits on this thread unless another thread is
         handling. A trial's thread reports its trial's end this way: the end is handled on the
         CPU the trial just freed, instead of waking the thread in :meth:`run` on a CPU that the
-        other trials keep busy."""
+        other trials keep busy. That thread is woken afterwards, to see whether it is done."""
         self.publish(event)
         if not self._handling.acquire(blocking=False):
             return
@@ -137,6 +148,7 @@ class LocalBroker:
                 self._deliver(delivery)
         finally:
             self._handling.release()
+        self.events.wake()
 
     def close(self) -> None:
         """Handle nothing more (waiting for a handler that runs now)."""
@@ -156,7 +168,7 @@ class LocalBroker:
                 if time.monotonic() - last_tick >= interval:
                     last_tick = time.monotonic()
                     tick()
-                elif delivery is None or not self.events.empty():
+                elif not self.events.empty():
                     continue
                 if (not drain or self.events.empty()) and until():
                     return

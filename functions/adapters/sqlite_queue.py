@@ -40,6 +40,7 @@ class SqliteQueue:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._lock = threading.Lock()
         self._wake = threading.Event()
+        self._woken = threading.Event()
         self._taker = uuid.uuid4().hex
         with self._lock:
             create_table(self._conn)
@@ -60,7 +61,8 @@ class SqliteQueue:
         deadline = time.monotonic() + timeout
         while True:
             delivery = self._claim()
-            if delivery is not None or time.monotonic() >= deadline:
+            if delivery is not None or time.monotonic() >= deadline or self._woken.is_set():
+                self._woken.clear()
                 return delivery
             self._wake.wait(min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
             self._wake.clear()
@@ -88,6 +90,10 @@ class SqliteQueue:
         if row is None:
             return None
         return Delivery(Event.from_dict(json.loads(row[1])), row[2] + 1, row[0])
+
+    def wake(self) -> None:
+        self._woken.set()
+        self._wake.set()
 
     def done(self, delivery: Delivery) -> None:
         with self._lock:
