@@ -103,7 +103,7 @@ def paired_ratio(ours: list[tuple[float, float]], theirs: list[tuple[float, floa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("-n", "--trials", type=int, default=200)
-    parser.add_argument("-r", "--repeats", type=int, default=5, help="rounds; the median counts")
+    parser.add_argument("-r", "--repeats", type=int, default=9, help="rounds; the median counts")
     parser.add_argument("--quick", action="store_true", help="10 trials, one run of each (a smoke run)")
     parser.add_argument("--out", type=Path, default=None, help="where results go (default benchmarks/results)")
     parser.add_argument("--workdir", type=Path, default=None,
