@@ -5,10 +5,8 @@ group, so a timeout, a stop or Ctrl-C ends everything the trial started. Ends ar
 ``trial.finished`` events through ``publish``; ends that katuna caused by stopping are not.
 
 Several executors may share one log directory (the workers of ``katuna serve``): beside each
-log an ``.owner`` file names the process that runs the attempt, so every executor knows an
-attempt exists while its owner lives, and none while it does not (the attempt was lost).
-Owner files are hard links to one file per executor that holds its identity: a link costs a
-directory entry, where a new file costs an inode too, on every trial.
+log an ``.owner`` file names the process that runs the attempt (see
+:mod:`functions.adapters.owners`), so every executor knows whether an attempt exists.
 """
 
 from __future__ import annotations
@@ -26,6 +24,7 @@ from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
+from functions.adapters.owners import Owners
 from functions.core.events import Event, trial_finished, trial_progress
 from functions.core.lines import bounded_lines
 from functions.core.metrics import parse_json_lines, parse_text
@@ -49,26 +48,6 @@ class _Run:
     timed_out: bool = False
     done: threading.Event = field(default_factory=threading.Event)
     streamer: threading.Thread | None = None
-
-
-def _identity(pid: int) -> str:
-    """``pid:start time``: unlike a bare pid, never the identity of a later process."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return str(pid)
-    return f"{pid}:{stat.rsplit(')', 1)[1].split()[19]}"
-
-
-def _alive(identity: str) -> bool:
-    pid = int(identity.split(":")[0])
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return _identity(pid) == identity
 
 
 def _ids(launch: TrialLaunch) -> tuple[str, str, int, int]:
@@ -128,32 +107,11 @@ class LocalExecutor:
         """The runs that have not ended: what stops and counts look at, however many ended."""
         self._lock = threading.Lock()
         self._closed = False
-        self._identity = _identity(os.getpid())
-        self._identity_path: Path | None = None
+        self._owners = Owners(self.log_dir)
         self._workers = _Workers()
 
     def log_path(self, study: str, number: int, attempt: int) -> Path:
         return self.log_dir / study / f"{number}.{attempt}.log"
-
-    def _claim(self, launch: TrialLaunch) -> None:
-        """Name this executor as the attempt's owner (replacing an earlier owner's claim)."""
-        owner = self._owner_path(launch)
-        owner.unlink(missing_ok=True)
-        try:
-            os.link(self._identity_file(), owner)
-        except FileNotFoundError:
-            self._identity_path = None
-            os.link(self._identity_file(), owner)
-
-    def _identity_file(self) -> Path:
-        """The file every owner link of this executor points to, made at first use."""
-        if self._identity_path is None:
-            folder = self.log_dir / ".owners"
-            folder.mkdir(parents=True, exist_ok=True)
-            path = folder / self._identity.replace(":", "-")
-            path.write_text(self._identity)
-            self._identity_path = path
-        return self._identity_path
 
     def _owner_path(self, launch: TrialLaunch) -> Path:
         return self.log_path(launch.study, launch.number, launch.attempt).with_suffix(".owner")
@@ -189,7 +147,7 @@ class LocalExecutor:
             if not launch.progress:
                 log.close()
             self._workers.submit(partial(self._watch, run, log if launch.progress else None))
-        self._claim(launch)
+        self._owners.claim(self._owner_path(launch))
 
     def _open_log(self, launch: TrialLaunch) -> BinaryIO:
         path = self.log_path(launch.study, launch.number, launch.attempt)
@@ -282,11 +240,7 @@ class LocalExecutor:
         with self._lock:
             if _key(launch) in self._runs:
                 return True
-        try:
-            owner = self._owner_path(launch).read_text()
-        except FileNotFoundError:
-            return False
-        return owner != self._identity and _alive(owner)
+        return self._owners.owned_elsewhere(self._owner_path(launch))
 
     def stop(self, launch: TrialLaunch) -> None:
         self._stop(lambda s, n: (s, n) == (launch.study, launch.number))
@@ -325,8 +279,7 @@ class LocalExecutor:
             thread.join()
         for run in runs:
             run.done.wait(timeout=self._kill_grace + 2)
-        if self._identity_path is not None:
-            self._identity_path.unlink(missing_ok=True)
+        self._owners.release()
 
     def output(self, launch: TrialLaunch) -> Iterator[str]:
         yield from self._lines(self.log_path(launch.study, launch.number, launch.attempt))

@@ -1,0 +1,73 @@
+"""Which process runs a local trial attempt, for every process that shares the log directory.
+
+Beside each attempt's log an ``.owner`` file names the process that runs it, by ``pid:start
+time``, so an attempt exists while its owner lives and none while it does not (the attempt was
+lost). Owner files are hard links to one file per process that holds its identity: a link costs
+a directory entry, where a new file costs an inode too, on every trial.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def identity(pid: int) -> str:
+    """``pid:start time``: unlike a bare pid, never the identity of a later process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return str(pid)
+    return f"{pid}:{stat.rsplit(')', 1)[1].split()[19]}"
+
+
+def alive(owner: str) -> bool:
+    """Whether the process with this identity still runs."""
+    pid = int(owner.split(":")[0])
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return identity(pid) == owner
+
+
+class Owners:
+    """This process's claims on attempts, in a log directory other processes may share."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self._folder = log_dir / ".owners"
+        self.identity = identity(os.getpid())
+        self._file: Path | None = None
+
+    def claim(self, owner_path: Path) -> None:
+        """Name this process as the attempt's owner (replacing an earlier owner's claim)."""
+        owner_path.unlink(missing_ok=True)
+        try:
+            os.link(self._identity_file(), owner_path)
+        except FileNotFoundError:
+            self._file = None
+            os.link(self._identity_file(), owner_path)
+
+    def owned_elsewhere(self, owner_path: Path) -> bool:
+        """Whether another process that still lives claims the attempt."""
+        try:
+            owner = owner_path.read_text()
+        except FileNotFoundError:
+            return False
+        return owner != self.identity and alive(owner)
+
+    def release(self) -> None:
+        """Remove this process's identity file; the claims linked to it keep their content."""
+        if self._file is not None:
+            self._file.unlink(missing_ok=True)
+
+    def _identity_file(self) -> Path:
+        """The file every claim of this process links to, made at first use."""
+        if self._file is None:
+            self._folder.mkdir(parents=True, exist_ok=True)
+            path = self._folder / self.identity.replace(":", "-")
+            path.write_text(self.identity)
+            self._file = path
+        return self._file
