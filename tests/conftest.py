@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from gke_stub import GkeStub
 from kube_stub import KubeStub
 
 from functions.core.validate import parse_study
@@ -47,6 +48,14 @@ def run_study(runner: Embedded, definition: dict[str, Any], base_dir: Path):
     """Submit and run a study to its end; the final study record."""
     runner.submit(parse_study(definition), definition, base_dir)
     return runner.run(definition["name"])
+
+
+@pytest.fixture
+def gke_api():
+    """A loopback GKE API, fresh for each test."""
+    stub = GkeStub()
+    yield stub
+    stub.close()
 
 
 @pytest.fixture(scope="module")

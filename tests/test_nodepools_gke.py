@@ -16,15 +16,8 @@ ANY, BALANCED, NO_SCHEDULE = 2, 1, 1
 
 
 @pytest.fixture
-def stub():
-    server = GkeStub()
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def pools(stub: GkeStub) -> gke.GkeNodePools:
-    return gke.GkeNodePools(CLUSTER, gke.client(stub.url))
+def pools(gke_api: GkeStub) -> gke.GkeNodePools:
+    return gke.GkeNodePools(CLUSTER, gke.client(gke_api.url))
 
 
 def spot_pool(**overrides) -> NodePool:
@@ -33,10 +26,10 @@ def spot_pool(**overrides) -> NodePool:
     return NodePool(**(fields | overrides))
 
 
-def test_a_spot_pool_is_created_tainted_labelled_and_autoscaling_from_zero(stub: GkeStub, pools: gke.GkeNodePools):
+def test_a_spot_pool_is_created_tainted_labelled_and_autoscaling_from_zero(gke_api: GkeStub, pools: gke.GkeNodePools):
     change = pools.ensure(spot_pool(accelerators=(("nvidia-l4", 1),)))
     assert change == PoolChange(OPERATIONS + "operation-1", created=True)
-    [(method, path, body)] = stub.calls()
+    [(method, path, body)] = gke_api.calls()
     assert (method, path) == ("POST", POOLS_PATH)
     assert body == {"nodePool": {
         "name": "katuna-digits",
@@ -67,49 +60,49 @@ def test_the_request_is_built_purely_and_sent_unchanged():
     }}
 
 
-def test_on_demand_capacity_is_balanced_across_zones(stub: GkeStub, pools: gke.GkeNodePools):
+def test_on_demand_capacity_is_balanced_across_zones(gke_api: GkeStub, pools: gke.GkeNodePools):
     pools.ensure(spot_pool(capacity="on-demand"))
-    config = stub.calls("POST")[0][2]["nodePool"]
+    config = gke_api.calls("POST")[0][2]["nodePool"]
     assert "spot" not in config["config"] and "preemptible" not in config["config"]
     assert config["autoscaling"]["locationPolicy"] == BALANCED
 
 
-def test_ensuring_an_existing_pool_is_success_and_changes_nothing(stub: GkeStub, pools: gke.GkeNodePools):
+def test_ensuring_an_existing_pool_is_success_and_changes_nothing(gke_api: GkeStub, pools: gke.GkeNodePools):
     assert pools.check(pools.ensure(spot_pool()).operation) == OperationStatus(True)
-    stub.requests.clear()
+    gke_api.requests.clear()
     assert pools.ensure(spot_pool()) == PoolChange()
-    assert [(m, p.rsplit("/", 1)[1]) for m, p, _ in stub.calls()] == [("POST", "nodePools"), ("GET", "katuna-digits")]
+    assert [(m, p.rsplit("/", 1)[1]) for m, p, _ in gke_api.calls()] == [("POST", "nodePools"), ("GET", "katuna-digits")]
 
 
-def test_a_study_needing_more_nodes_raises_the_maximum_and_keeps_the_minimum(stub: GkeStub, pools: gke.GkeNodePools):
+def test_a_study_needing_more_nodes_raises_the_maximum_and_keeps_the_minimum(gke_api: GkeStub, pools: gke.GkeNodePools):
     pools.check(pools.ensure(spot_pool()).operation)
-    stub.pools["katuna-digits"]["autoscaling"]["totalMinNodeCount"] = 1
+    gke_api.pools["katuna-digits"]["autoscaling"]["totalMinNodeCount"] = 1
     change = pools.ensure(spot_pool(max_nodes=12))
     assert change.operation == OPERATIONS + "operation-2" and not change.created
-    assert stub.calls("POST", ":setAutoscaling")[0][2] == {"autoscaling": {
+    assert gke_api.calls("POST", ":setAutoscaling")[0][2] == {"autoscaling": {
         "enabled": True, "totalMinNodeCount": 1, "totalMaxNodeCount": 12, "locationPolicy": ANY}}
 
 
-def test_an_operation_is_pending_until_done(stub: GkeStub, pools: gke.GkeNodePools):
-    stub.polls = 2
+def test_an_operation_is_pending_until_done(gke_api: GkeStub, pools: gke.GkeNodePools):
+    gke_api.polls = 2
     operation = pools.ensure(spot_pool()).operation
     assert [pools.check(operation).done for _ in range(3)] == [False, False, True]
-    assert stub.requests[-1][1] == "/v1/" + OPERATIONS + "operation-1"
+    assert gke_api.requests[-1][1] == "/v1/" + OPERATIONS + "operation-1"
     assert pools.describe("katuna-digits").state == "RUNNING"
 
 
-def test_a_pool_found_provisioning_is_waited_for_through_its_status(stub: GkeStub, pools: gke.GkeNodePools):
-    stub.polls = 1
+def test_a_pool_found_provisioning_is_waited_for_through_its_status(gke_api: GkeStub, pools: gke.GkeNodePools):
+    gke_api.polls = 1
     pools.ensure(spot_pool())
     change = pools.ensure(spot_pool())
     assert change == PoolChange("pool:katuna-digits")
     assert not pools.check(change.operation).done
-    stub.pools["katuna-digits"]["status"] = "RUNNING"
+    gke_api.pools["katuna-digits"]["status"] = "RUNNING"
     assert pools.check(change.operation) == OperationStatus(True)
 
 
-def test_a_failed_operation_reports_the_clouds_message(stub: GkeStub, pools: gke.GkeNodePools):
-    stub.fail_next = "Insufficient regional quota to satisfy request: resource \"CPUS\""
+def test_a_failed_operation_reports_the_clouds_message(gke_api: GkeStub, pools: gke.GkeNodePools):
+    gke_api.fail_next = "Insufficient regional quota to satisfy request: resource \"CPUS\""
     status = pools.check(pools.ensure(spot_pool()).operation)
     assert status == OperationStatus(True, "Insufficient regional quota to satisfy request: resource \"CPUS\"")
 
@@ -120,52 +113,52 @@ def test_a_failed_operation_reports_the_clouds_message(stub: GkeStub, pools: gke
     (429, "Rate limit exceeded", TemporaryError),
     (503, "The service is currently unavailable", TemporaryError),
 ])
-def test_refusals_are_permanent_and_throttling_or_outages_temporary(stub, pools, code, message, error):
-    stub.refuse_next = (code, message)
+def test_refusals_are_permanent_and_throttling_or_outages_temporary(gke_api, pools, code, message, error):
+    gke_api.refuse_next = (code, message)
     with pytest.raises(error, match=message):
         pools.ensure(spot_pool())
-    assert "katuna-digits" not in stub.pools
+    assert "katuna-digits" not in gke_api.pools
 
 
-def test_a_cluster_busy_with_another_operation_is_temporary(stub: GkeStub, pools: gke.GkeNodePools):
-    stub.refuse_next = (400, "Cluster is running incompatible operation operation-7.", "FAILED_PRECONDITION")
+def test_a_cluster_busy_with_another_operation_is_temporary(gke_api: GkeStub, pools: gke.GkeNodePools):
+    gke_api.refuse_next = (400, "Cluster is running incompatible operation operation-7.", "FAILED_PRECONDITION")
     with pytest.raises(TemporaryError, match="incompatible operation"):
         pools.ensure(spot_pool())
 
 
-def test_scale_back_lowers_the_minimum_to_zero_only_when_needed(stub: GkeStub, pools: gke.GkeNodePools):
+def test_scale_back_lowers_the_minimum_to_zero_only_when_needed(gke_api: GkeStub, pools: gke.GkeNodePools):
     pools.check(pools.ensure(spot_pool()).operation)
     assert pools.scale_back(spot_pool()) == PoolChange()
-    stub.pools["katuna-digits"]["autoscaling"]["totalMinNodeCount"] = 2
+    gke_api.pools["katuna-digits"]["autoscaling"]["totalMinNodeCount"] = 2
     change = pools.scale_back(spot_pool())
     assert pools.check(change.operation).done
-    assert stub.calls("POST", ":setAutoscaling")[-1][2]["autoscaling"] == {
+    assert gke_api.calls("POST", ":setAutoscaling")[-1][2]["autoscaling"] == {
         "enabled": True, "totalMaxNodeCount": 5, "locationPolicy": ANY}
     assert pools.describe("katuna-digits").min_nodes == 0
 
 
-def test_deleting_returns_an_operation_and_deleting_an_absent_pool_is_success(stub, pools):
+def test_deleting_returns_an_operation_and_deleting_an_absent_pool_is_success(gke_api, pools):
     pools.check(pools.ensure(spot_pool()).operation)
     change = pools.delete("katuna-digits")
     assert change.operation == OPERATIONS + "operation-2"
     assert pools.check(change.operation) == OperationStatus(True)
     assert pools.describe("katuna-digits") is None
     assert pools.delete("katuna-digits") == PoolChange()
-    assert stub.calls("DELETE")[-1][1] == POOLS_PATH + "/katuna-digits"
+    assert gke_api.calls("DELETE")[-1][1] == POOLS_PATH + "/katuna-digits"
 
 
-def test_an_unreachable_api_is_temporary(stub: GkeStub):
-    stub.close()
+def test_an_unreachable_api_is_temporary(gke_api: GkeStub):
+    gke_api.close()
     with pytest.raises(TemporaryError, match="unreachable"):
-        gke.GkeNodePools(CLUSTER, gke.client(stub.url)).ensure(spot_pool())
+        gke.GkeNodePools(CLUSTER, gke.client(gke_api.url)).ensure(spot_pool())
 
 
-def test_an_existing_pool_in_error_is_a_refusal_and_one_being_deleted_a_wait(stub: GkeStub, pools: gke.GkeNodePools):
+def test_an_existing_pool_in_error_is_a_refusal_and_one_being_deleted_a_wait(gke_api: GkeStub, pools: gke.GkeNodePools):
     pools.check(pools.ensure(spot_pool()).operation)
-    stub.pools["katuna-digits"].update(status="ERROR",
+    gke_api.pools["katuna-digits"].update(status="ERROR",
                                        statusMessage="Instances failed to start: ZONE_RESOURCE_POOL_EXHAUSTED")
     with pytest.raises(NodePoolFailed, match="is in error: Instances failed to start"):
         pools.ensure(spot_pool())
-    stub.pools["katuna-digits"]["status"] = "STOPPING"
+    gke_api.pools["katuna-digits"]["status"] = "STOPPING"
     with pytest.raises(TemporaryError, match="being deleted"):
         pools.ensure(spot_pool())

@@ -38,16 +38,9 @@ class Clock:
 
 
 @pytest.fixture
-def stub():
-    server = GkeStub()
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def world(stub: GkeStub, tmp_path: Path):
+def world(gke_api: GkeStub, tmp_path: Path):
     store = SqliteStore(tmp_path / "katuna.db")
-    pools = gke.GkeNodePools(gke.GkeCluster("proj", "europe-west4", "tuning"), gke.client(stub.url))
+    pools = gke.GkeNodePools(gke.GkeCluster("proj", "europe-west4", "tuning"), gke.client(gke_api.url))
     clock = Clock()
     deps = Deps(store, LocalExecutor(tmp_path / "logs", lambda event: None), clock, pools)
     yield Dispatcher(deps), store, clock
@@ -82,16 +75,16 @@ def end(dispatcher: Dispatcher, store: SqliteStore, name: str, status: str = "co
     return deliver_twice(dispatcher, event)
 
 
-def test_a_study_creates_its_own_pool_and_deletes_it_after(world, stub: GkeStub):
+def test_a_study_creates_its_own_pool_and_deletes_it_after(world, gke_api: GkeStub):
     dispatcher, store, clock = world
     submit(store, pool_study("own"), "u1")
-    stub.polls = 1
+    gke_api.polls = 1
     assert deliver_twice(dispatcher, created("own", "u1")) == []
-    stub.polls = 0
+    gke_api.polls = 0
     assert deliver_twice(dispatcher, created("own", "u1")) == [], "a new study.created only checks"
-    assert [m for m, _, _ in stub.calls()] == ["POST"], "created once"
+    assert [m for m, _, _ in gke_api.calls()] == ["POST"], "created once"
     assert store.pool_use("u1").phase == "creating"
-    body = stub.calls("POST")[0][2]["nodePool"]
+    body = gke_api.calls("POST")[0][2]["nodePool"]
     assert body["name"] == "katuna-own" and body["autoscaling"]["totalMaxNodeCount"] == 4
     clock.now += 60
     deliver_twice(dispatcher, pool_check())
@@ -99,7 +92,7 @@ def test_a_study_creates_its_own_pool_and_deletes_it_after(world, stub: GkeStub)
     assert (use.phase, use.ready_at, use.operation) == ("ready", clock.now, None)
     clock.now += 3600
     assert end(dispatcher, store, "own") == []
-    assert store.pool_use("u1").phase == "releasing" and [m for m, _, _ in stub.calls("DELETE")] == ["DELETE"]
+    assert store.pool_use("u1").phase == "releasing" and [m for m, _, _ in gke_api.calls("DELETE")] == ["DELETE"]
     clock.now += 120
     deliver_twice(dispatcher, pool_check())
     summary = study_view(store, store.get_study("own"))["nodePool"]
@@ -110,48 +103,48 @@ def test_a_study_creates_its_own_pool_and_deletes_it_after(world, stub: GkeStub)
         "hours": None, "maxNodeHours": None}
     assert summary["hours"] == pytest.approx(3780 / 3600, abs=1e-3)
     assert summary["maxNodeHours"] == pytest.approx(4 * 3780 / 3600, abs=1e-3)
-    assert stub.pools == {}
+    assert gke_api.pools == {}
     deliver_twice(dispatcher, pool_check())
-    assert len(stub.calls("DELETE")) == 1, "a released pool is left alone"
+    assert len(gke_api.calls("DELETE")) == 1, "a released pool is left alone"
     shown = CliRunner().invoke(main, ["show", "own", "--db", str(store.path)])
     assert "node pool: katuna-own (gke, spot, n2-standard-4, up to 4 nodes) released and deleted: 1.05 h, " \
            "at most 4.20 node-hours" in " ".join(shown.output.split())
 
 
-def test_a_shared_pool_is_only_scaled_back(world, stub: GkeStub):
+def test_a_shared_pool_is_only_scaled_back(world, gke_api: GkeStub):
     dispatcher, store, _ = world
     submit(store, pool_study("shared-a", name="trials", shared=True), "u1")
     deliver_twice(dispatcher, created("shared-a", "u1"))
     deliver_twice(dispatcher, pool_check())
-    stub.pools["trials"]["autoscaling"]["totalMinNodeCount"] = 2
+    gke_api.pools["trials"]["autoscaling"]["totalMinNodeCount"] = 2
     end(dispatcher, store, "shared-a")
     deliver_twice(dispatcher, pool_check())
-    assert stub.calls("DELETE") == []
-    assert stub.calls("POST", ":setAutoscaling")[0][2]["autoscaling"] == {
+    assert gke_api.calls("DELETE") == []
+    assert gke_api.calls("POST", ":setAutoscaling")[0][2]["autoscaling"] == {
         "enabled": True, "totalMaxNodeCount": 4, "locationPolicy": 2}
     assert store.pool_use("u1").phase == "released" and not store.pool_use("u1").deleted
 
 
-def test_an_own_pool_another_running_study_uses_is_kept_until_the_last_one_ends(world, stub: GkeStub):
+def test_an_own_pool_another_running_study_uses_is_kept_until_the_last_one_ends(world, gke_api: GkeStub):
     dispatcher, store, _ = world
     submit(store, pool_study("first", name="trials"), "u1")
     deliver_twice(dispatcher, created("first", "u1"))
     deliver_twice(dispatcher, pool_check())
     submit(store, pool_study("second", name="trials", maxNodes=6), "u2")
     deliver_twice(dispatcher, created("second", "u2"))
-    assert stub.calls("POST", ":setAutoscaling")[0][2]["autoscaling"]["totalMaxNodeCount"] == 6, "raised"
+    assert gke_api.calls("POST", ":setAutoscaling")[0][2]["autoscaling"]["totalMaxNodeCount"] == 6, "raised"
     deliver_twice(dispatcher, pool_check())
     end(dispatcher, store, "first")
-    assert stub.calls("DELETE") == [] and store.pool_use("u1").phase == "released"
+    assert gke_api.calls("DELETE") == [] and store.pool_use("u1").phase == "released"
     end(dispatcher, store, "second")
     deliver_twice(dispatcher, pool_check())
-    assert len(stub.calls("DELETE")) == 1 and store.pool_use("u2").deleted and stub.pools == {}
+    assert len(gke_api.calls("DELETE")) == 1 and store.pool_use("u2").deleted and gke_api.pools == {}
 
 
-def test_a_permanent_refusal_fails_the_study_with_the_clouds_message(world, stub: GkeStub):
+def test_a_permanent_refusal_fails_the_study_with_the_clouds_message(world, gke_api: GkeStub):
     dispatcher, store, _ = world
     submit(store, pool_study("bad-machine", machineType="n9-huge"), "u1")
-    stub.refuse_next = (400, "Invalid machine type n9-huge in zone europe-west4-a")
+    gke_api.refuse_next = (400, "Invalid machine type n9-huge in zone europe-west4-a")
     emitted = deliver_twice(dispatcher, created("bad-machine", "u1"))
     record = store.get_study("bad-machine")
     assert record.status == "failed"
@@ -163,23 +156,23 @@ def test_a_permanent_refusal_fails_the_study_with_the_clouds_message(world, stub
     assert store.pool_use("u1").released_at is not None, "nothing left to release: the pool never existed"
 
 
-def test_a_failed_operation_fails_the_study(world, stub: GkeStub):
+def test_a_failed_operation_fails_the_study(world, gke_api: GkeStub):
     dispatcher, store, _ = world
     submit(store, pool_study("no-quota"), "u1")
-    stub.fail_next = "Insufficient regional quota to satisfy request: resource \"CPUS\""
+    gke_api.fail_next = "Insufficient regional quota to satisfy request: resource \"CPUS\""
     deliver_twice(dispatcher, created("no-quota", "u1"))
     emitted = deliver_twice(dispatcher, pool_check())
     assert [e.type for e in emitted] == ["dev.katuna.study.completed"]
     record = store.get_study("no-quota")
     assert record.status == "failed" and "Insufficient regional quota" in record.reason
     deliver_twice(dispatcher, emitted[0])
-    assert [m for m, _, _ in stub.calls("DELETE")] == ["DELETE"], "the pool left in error is deleted"
+    assert [m for m, _, _ in gke_api.calls("DELETE")] == ["DELETE"], "the pool left in error is deleted"
 
 
-def test_throttling_is_retried_and_leaves_nothing_stored(world, stub: GkeStub):
+def test_throttling_is_retried_and_leaves_nothing_stored(world, gke_api: GkeStub):
     dispatcher, store, _ = world
     submit(store, pool_study("busy"), "u1")
-    stub.refuse_next = (429, "Quota exceeded for quota metric 'Requests' (rate limit)")
+    gke_api.refuse_next = (429, "Quota exceeded for quota metric 'Requests' (rate limit)")
     event = created("busy", "u1")
     with pytest.raises(TemporaryError, match="rate limit"):
         dispatcher.deliver_to("provision", event)
@@ -188,16 +181,16 @@ def test_throttling_is_retried_and_leaves_nothing_stored(world, stub: GkeStub):
     assert store.pool_use("u1").phase == "creating"
 
 
-def test_a_study_ending_while_its_pool_is_created_releases_it_once_created(world, stub: GkeStub):
+def test_a_study_ending_while_its_pool_is_created_releases_it_once_created(world, gke_api: GkeStub):
     dispatcher, store, _ = world
     submit(store, pool_study("quick"), "u1")
-    stub.polls = 2
+    gke_api.polls = 2
     deliver_twice(dispatcher, created("quick", "u1"))
     end(dispatcher, store, "quick", "stopped")
-    assert stub.calls("DELETE") == [] and store.pool_use("u1").phase == "creating"
+    assert gke_api.calls("DELETE") == [] and store.pool_use("u1").phase == "creating"
     deliver_twice(dispatcher, pool_check())
     deliver_twice(dispatcher, pool_check())
-    assert store.pool_use("u1").phase == "releasing" and len(stub.calls("DELETE")) == 1
+    assert store.pool_use("u1").phase == "releasing" and len(gke_api.calls("DELETE")) == 1
 
 
 def test_trials_land_on_the_pool():
@@ -260,15 +253,15 @@ def test_katuna_render_places_the_job_on_the_pool_and_katuna_run_refuses_a_pool(
     assert ran.exit_code == 2 and "nodePool: trials run on this machine here" in ran.output
 
 
-def test_a_running_study_whose_provisioning_was_lost_gets_its_pool_on_the_next_tick(world, stub: GkeStub):
+def test_a_running_study_whose_provisioning_was_lost_gets_its_pool_on_the_next_tick(world, gke_api: GkeStub):
     dispatcher, store, _ = world
     submit(store, pool_study("lost"), "u1")
-    stub.refuse_next = (503, "backend unavailable")
+    gke_api.refuse_next = (503, "backend unavailable")
     with pytest.raises(TemporaryError):
         dispatcher.deliver_to("provision", created("lost", "u1"))
     assert waiting_on_pools(store)
     deliver_twice(dispatcher, pool_check())
-    assert store.pool_use("u1").phase == "ready" and len(stub.calls("POST", "/nodePools")) == 2, "refused, then created"
+    assert store.pool_use("u1").phase == "ready" and len(gke_api.calls("POST", "/nodePools")) == 2, "refused, then created"
     assert not waiting_on_pools(store)
 
 
@@ -287,20 +280,20 @@ def test_a_trial_spec_job_keeps_its_own_selector_and_lands_on_the_pool():
     assert [t["key"] for t in pod["tolerations"]] == ["gpu", "katuna.dev/trial"]
 
 
-def test_a_pool_found_while_another_study_creates_it_gets_the_larger_maximum_once_created(world, stub: GkeStub):
+def test_a_pool_found_while_another_study_creates_it_gets_the_larger_maximum_once_created(world, gke_api: GkeStub):
     dispatcher, store, _ = world
     submit(store, pool_study("early", name="trials", shared=True), "u1")
     submit(store, pool_study("late", name="trials", shared=True, maxNodes=9), "u2")
-    stub.polls = 1
+    gke_api.polls = 1
     deliver_twice(dispatcher, created("early", "u1"))
     deliver_twice(dispatcher, created("late", "u2"))
     assert store.pool_use("u2").operation == "pool:trials" and not store.pool_use("u2").created
-    stub.polls = 0
+    gke_api.polls = 0
     for _ in range(3):
         deliver_twice(dispatcher, pool_check())
-    assert stub.calls("POST", ":setAutoscaling")[0][2]["autoscaling"]["totalMaxNodeCount"] == 9
+    assert gke_api.calls("POST", ":setAutoscaling")[0][2]["autoscaling"]["totalMaxNodeCount"] == 9
     assert store.pool_use("u1").phase == store.pool_use("u2").phase == "ready"
-    assert list(stub.pools) == ["trials"] and stub.pools["trials"]["autoscaling"]["totalMaxNodeCount"] == 9
+    assert list(gke_api.pools) == ["trials"] and gke_api.pools["trials"]["autoscaling"]["totalMaxNodeCount"] == 9
 
 
 def test_node_pool_settings_are_checked_once_at_start():

@@ -26,17 +26,10 @@ def provision(*args: str, env: dict[str, str] | None = None) -> subprocess.Compl
                           env={**os.environ, **(env or {})}, timeout=60)
 
 
-@pytest.fixture
-def stub():
-    server = GkeStub()
-    yield server
-    server.close()
-
-
-def test_gke_dry_run_prints_the_exact_request_and_calls_nothing(stub: GkeStub):
+def test_gke_dry_run_prints_the_exact_request_and_calls_nothing(gke_api: GkeStub):
     result = provision("gke", "up", *GKE_FLAGS, "--machine-type", "n2-standard-8", "--max-nodes", "10",
                        "--preemptible", "--label", "team=vision", "--label", "tier=batch",
-                       "--endpoint", stub.url, "--dry-run")
+                       "--endpoint", gke_api.url, "--dry-run")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"call": "create_node_pool", "request": {
         "parent": "projects/proj/locations/europe-west4/clusters/tuning",
@@ -50,24 +43,24 @@ def test_gke_dry_run_prints_the_exact_request_and_calls_nothing(stub: GkeStub):
                             "location_policy": "ANY"},
             "management": {"auto_repair": True, "auto_upgrade": True},
         }}}
-    assert stub.requests == []
-    down = provision("gke", "down", *GKE_FLAGS, "--endpoint", stub.url, "--dry-run")
+    assert gke_api.requests == []
+    down = provision("gke", "down", *GKE_FLAGS, "--endpoint", gke_api.url, "--dry-run")
     assert json.loads(down.stdout) == {"call": "delete_node_pool", "request": {
         "name": "projects/proj/locations/europe-west4/clusters/tuning/nodePools/trials"}}
-    assert stub.requests == []
+    assert gke_api.requests == []
 
 
-def test_gke_up_twice_changes_nothing_the_second_time_then_status_and_down(stub: GkeStub):
-    flags = [*GKE_FLAGS, "--endpoint", stub.url]
+def test_gke_up_twice_changes_nothing_the_second_time_then_status_and_down(gke_api: GkeStub):
+    flags = [*GKE_FLAGS, "--endpoint", gke_api.url]
     first = provision("gke", "up", *flags, "--max-nodes", "4", "--spot")
     assert first.returncode == 0, first.stderr
     assert json.loads(first.stdout) == {"pool": "trials", "state": "RUNNING", "minNodes": 0, "maxNodes": 4,
                                         "capacity": "spot", "machineTypes": ["e2-standard-4"]}
-    assert [m for m, _, _ in stub.calls()] == ["POST", "GET"]
-    stub.requests.clear()
+    assert [m for m, _, _ in gke_api.calls()] == ["POST", "GET"]
+    gke_api.requests.clear()
     second = provision("gke", "up", *flags, "--max-nodes", "4", "--spot")
     assert second.returncode == 0 and "nothing to change" in second.stderr
-    assert [(m, p.rsplit("/", 1)[1]) for m, p, _ in stub.requests] == [("POST", "nodePools"), ("GET", "trials"),
+    assert [(m, p.rsplit("/", 1)[1]) for m, p, _ in gke_api.requests] == [("POST", "nodePools"), ("GET", "trials"),
                                                                         ("GET", "trials")]
     status = provision("gke", "status", *flags)
     assert json.loads(status.stdout)["maxNodes"] == 4
@@ -76,13 +69,13 @@ def test_gke_up_twice_changes_nothing_the_second_time_then_status_and_down(stub:
     assert provision("gke", "down", *flags).returncode == 0, "an absent pool is already down"
 
 
-def test_gke_up_reports_a_failed_operation_and_a_refusal(stub: GkeStub):
-    stub.fail_next = "Insufficient regional quota to satisfy request: resource \"CPUS\""
-    failed = provision("gke", "up", *GKE_FLAGS, "--endpoint", stub.url)
+def test_gke_up_reports_a_failed_operation_and_a_refusal(gke_api: GkeStub):
+    gke_api.fail_next = "Insufficient regional quota to satisfy request: resource \"CPUS\""
+    failed = provision("gke", "up", *GKE_FLAGS, "--endpoint", gke_api.url)
     assert failed.returncode == 1 and "Insufficient regional quota" in failed.stderr
-    stub.refuse_next = (400, "Invalid machine type n9-huge")
+    gke_api.refuse_next = (400, "Invalid machine type n9-huge")
     refused = provision("gke", "up", *GKE_FLAGS, "--pool", "other", "--machine-type", "n9-huge",
-                        "--endpoint", stub.url)
+                        "--endpoint", gke_api.url)
     assert refused.returncode == 1 and "GKE refused the request: Invalid machine type n9-huge" in refused.stderr
 
 

@@ -49,6 +49,18 @@ def _translate(exc: Exception, doing: str) -> Exception:
     return TemporaryError(f"could not {doing}: {exc}")
 
 
+def _read(read: Callable[[], Any], doing: str) -> Any | None:
+    """What ``read`` returns, or None when the object is not there."""
+    try:
+        return read()
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise _translate(exc, doing) from exc
+    except HTTPError as exc:
+        raise _translate(exc, doing) from exc
+
+
 class KubernetesExecutor:
     """Implements :class:`functions.core.ports.Executor` with Jobs."""
 
@@ -75,14 +87,8 @@ class KubernetesExecutor:
             raise _translate(exc, f"create Job {launch.job_name}") from exc
 
     def _job(self, launch: TrialLaunch) -> Any | None:
-        try:
-            return self._batch.read_namespaced_job(launch.job_name, self._namespace(launch))
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise _translate(exc, f"read Job {launch.job_name}") from exc
-        except HTTPError as exc:
-            raise _translate(exc, f"read Job {launch.job_name}") from exc
+        return _read(lambda: self._batch.read_namespaced_job(launch.job_name, self._namespace(launch)),
+                     f"read Job {launch.job_name}")
 
     def exists(self, launch: TrialLaunch) -> bool:
         return self._job(launch) is not None
@@ -168,14 +174,8 @@ class KubernetesResources:
         return self._api
 
     def get(self, ref: Ref) -> Mapping[str, Any] | None:
-        try:
-            return self._objects().get_namespaced_custom_object(GROUP, VERSION, ref.namespace, ref.plural, ref.name)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise _translate(exc, f"read {ref}") from exc
-        except HTTPError as exc:
-            raise _translate(exc, f"read {ref}") from exc
+        return _read(lambda: self._objects().get_namespaced_custom_object(GROUP, VERSION, ref.namespace, ref.plural,
+                                                                          ref.name), f"read {ref}")
 
     def write_status(self, ref: Ref, uid: str, status: Mapping[str, Any]) -> bool:
         """A merge patch of the status subresource. The uid in it makes the API refuse (422,
