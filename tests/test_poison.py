@@ -11,10 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cloudevents.core.bindings import http as ce_http
+from cloudevents.core.v1.event import CloudEvent
 from conftest import TRIAL, study_definition
-from http_helpers import KATUNA, Service
+from http_helpers import KATUNA, Service, Sink
 
 from functions.adapters.sqlite_store import SqliteStore
+from functions.core.formats import load_study
 from functions.core.records import StudyRecord
 from functions.core.spec import Study
 from functions.core.stored import SPEC_VERSION, UnreadableSpec, study_from_dict
@@ -53,8 +56,6 @@ RICH = study_definition(
 
 
 def _examples() -> list[dict[str, Any]]:
-    from functions.core.formats import load_study
-
     return [load_study(path.read_text())[0].to_dict() for path in sorted(EXAMPLES.glob("*.yaml"))]
 
 
@@ -194,3 +195,37 @@ def test_the_service_fails_a_study_whose_sampler_always_fails_and_runs_the_next(
     store = SqliteStore(db)
     assert store.db.execute("SELECT failures FROM studies WHERE name = 'broken'").fetchone()[0] <= MAX_FAILURES + 2
     store.close()
+
+
+def _post_event(service: Service, path: str, event_type: str, data: dict, **extensions: str):
+    event = CloudEvent(attributes={"type": event_type, "source": "/test", "datacontenttype": "application/json",
+                                   **extensions}, data=data)
+    message = ce_http.to_binary_event(event)
+    return service.request("POST", path, message.body, message.headers)
+
+
+def test_on_knative_a_study_whose_function_keeps_failing_fails_and_a_dead_letter_fails_its_study(tmp_path: Path):
+    db = tmp_path / "katuna.db"
+    _plant_study(db, _breaking("broken"))
+    _plant_study(db, study_from_dict(parse_study(study_definition("lost")).to_dict()))
+    sink = Sink()
+    service = Service(tmp_path, workers=1, KATUNA_EVENTS="reply", K_SINK=sink.url)
+    try:
+        created = {"study": "broken", "uid": "uid-broken"}
+        answers = [_post_event(service, "/functions/suggest", "dev.katuna.study.created", created)
+                   for _ in range(MAX_FAILURES)]
+        assert [status for status, _, _ in answers[:-1]] == [500] * (MAX_FAILURES - 1)
+        status, headers, body = answers[-1]
+        assert status == 200 and headers["ce-type"] == "dev.katuna.study.completed"
+        assert json.loads(body)["status"] == "failed"
+        broken = service.json("GET", "/studies/broken")[1]
+        assert broken["status"] == "failed" and "TypeError" in broken["reason"]
+
+        status, _, _ = _post_event(service, "/dead-letters", "dev.katuna.trial.finished",
+                                   {"study": "lost", "uid": "uid-lost", "trial": 0}, knativeerrorcode="500")
+        assert status == 202
+        lost = service.json("GET", "/studies/lost")[1]
+        assert lost["status"] == "failed" and "could not be delivered" in lost["reason"]
+    finally:
+        service.close()
+        sink.close()
