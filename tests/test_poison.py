@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 from cloudevents.core.bindings import http as ce_http
 from cloudevents.core.v1.event import CloudEvent
-from conftest import TRIAL, study_definition
+from conftest import TRIAL, run_study, study_definition
 from http_helpers import KATUNA, Service, Sink
 
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.formats import load_study
-from functions.core.records import StudyRecord
+from functions.core.records import StudyRecord, TrialRecord
 from functions.core.spec import Study
 from functions.core.stored import SPEC_VERSION, UnreadableSpec, study_from_dict
 from functions.core.validate import parse_study
@@ -71,7 +71,8 @@ def test_a_stored_spec_loads_as_the_study_it_was(normalized: dict[str, Any]):
 
 
 def test_a_spec_that_is_no_study_is_unreadable_not_a_crash():
-    for damaged in ([], {"name": 3}, {"name": "x", "parameters": [{"name": "p"}]}, {"name": "x", "objective": 1}):
+    for damaged in ([], {"name": 3}, {"name": "x", "parameters": [{"name": "p"}]}, {"name": "x", "objective": 1},
+                    {"name": "x", "parallelism": "3"}, {"name": "x", "timeBudget": True}):
         with pytest.raises(UnreadableSpec):
             study_from_dict(damaged)
 
@@ -128,6 +129,9 @@ def test_the_service_serves_and_runs_the_others_beside_poisoned_rows(tmp_path: P
     db = tmp_path / "katuna.db"
     _plant(db, "loose", json.dumps(_loose("loose")))
     _plant(db, "damaged", "{not json")
+    odd = parse_study(study_definition("odd")).to_dict()
+    odd["maxTrials"] = "4"
+    _plant(db, "odd", json.dumps(odd))
     service = Service(tmp_path, workers=1)
     try:
         assert service.request("GET", "/readyz")[0] == 200
@@ -136,6 +140,8 @@ def test_the_service_serves_and_runs_the_others_beside_poisoned_rows(tmp_path: P
         assert service.wait_for("good")["status"] == "completed"
         loose = service.wait_for("loose")
         assert (loose["status"], loose["trials"]) == ("completed", 1)
+        failed = service.wait_for("odd")
+        assert failed["status"] == "failed" and "maxTrials is '4', not a number" in failed["reason"]
         status, listed = service.json("GET", "/studies")
         assert status == 200
         views = {v["name"]: v for v in listed}
@@ -145,9 +151,15 @@ def test_the_service_serves_and_runs_the_others_beside_poisoned_rows(tmp_path: P
             assert service.request("GET", page)[0] == 200, page
         assert service.request("DELETE", "/studies/damaged")[0] == 204
         assert service.json("GET", "/studies/damaged")[0] == 404
-        assert service.request("GET", "/readyz")[0] == 200
     finally:
         service.close()
+    _plant(db, "damaged-again", "[]")
+    restarted = Service(tmp_path, workers=1)
+    try:
+        assert restarted.request("GET", "/readyz")[0] == 200
+        assert {v["name"] for v in restarted.json("GET", "/studies")[1]} == {"good", "loose", "odd", "damaged-again"}
+    finally:
+        restarted.close()
 
 
 def _breaking(name: str) -> Study:
@@ -229,3 +241,21 @@ def test_on_knative_a_study_whose_function_keeps_failing_fails_and_a_dead_letter
     finally:
         service.close()
         sink.close()
+
+
+def test_a_study_whose_trials_cannot_be_rendered_any_more_fails_alone(tmp_path: Path):
+    db = tmp_path / "katuna.db"
+    normalized = parse_study(study_definition("unrunnable")).to_dict()
+    normalized["trialTemplate"] = {"trialSpec": {"spec": {}}, "maxAttempts": 5}
+    _plant_study(db, study_from_dict(normalized))
+    store = SqliteStore(db)
+    store.add_trial(TrialRecord("unrunnable", 0, {"x": 1.0}, "RUNNING"))
+    store.close()
+    runner = Embedded(Settings(db=db))
+    try:
+        record = runner.run("unrunnable")
+        assert record.status == "failed" and "AttributeError" in record.reason
+        good = run_study(runner, study_definition("good"), tmp_path)
+    finally:
+        runner.close()
+    assert good.status == "completed"

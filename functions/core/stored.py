@@ -45,9 +45,18 @@ def unreadable_study(name: str) -> Study:
     return Study(name=name, objectives=(), parameters=(), trial_template=TrialTemplate(command=()))
 
 
+def _number(data: Mapping[str, Any], key: str, kinds: tuple[type, ...]) -> Any:
+    """A count or duration that stop rules and pages compute with: of its type, or unreadable."""
+    value = data.get(key)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, kinds)):
+        raise UnreadableSpec(f"the stored spec cannot be read: {key} is {value!r}, not a number")
+    return value
+
+
 def _study(data: Mapping[str, Any]) -> Study:
     objective = data.get("objective") or {}
-    optional = {key: data[key] for key in ("maxTrials", "maxFailedTrials", "timeBudget") if key in data}
+    optional = {key: _number(data, key, (int,)) for key in ("parallelism", "maxTrials", "maxFailedTrials")}
+    optional["timeBudget"] = _number(data, "timeBudget", (int, float))
     return Study(
         name=data["name"],
         objectives=tuple(Objective(o["name"], o["direction"], o.get("goal")) for o in objective.get("metrics", ())),
@@ -56,10 +65,10 @@ def _study(data: Mapping[str, Any]) -> Study:
         additional_metrics=tuple(objective.get("additionalMetrics", ())),
         strategies=tuple(sorted((objective.get("strategies") or {}).items())),
         algorithm=_algorithm(data.get("algorithm") or {}),
-        parallelism=data.get("parallelism", 3),
-        max_trials=optional.get("maxTrials"),
-        max_failed_trials=optional.get("maxFailedTrials"),
-        time_budget=optional.get("timeBudget"),
+        parallelism=3 if optional["parallelism"] is None else optional["parallelism"],
+        max_trials=optional["maxTrials"],
+        max_failed_trials=optional["maxFailedTrials"],
+        time_budget=optional["timeBudget"],
         metrics_collector=_collector(data.get("metricsCollector") or {}),
         kubernetes=_cluster(data.get("kubernetes") or {}),
         early_stopping=_early_stopping(data["earlyStopping"]) if "earlyStopping" in data else None,
