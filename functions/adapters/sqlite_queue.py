@@ -126,5 +126,7 @@ class SqliteQueue:
         """Whether any event about ``study`` is waiting or being handled."""
         with self._lock:
             return self._conn.execute(
-                f"SELECT 1 FROM {TABLE} WHERE json_extract(body, '$.data.study') = ? LIMIT 1", (study,)
+                f"SELECT 1 FROM {TABLE} WHERE CASE WHEN json_valid(body) THEN json_extract(body, '$.data.study') END = ? "
+                "LIMIT 1",
+                (study,)
             ).fetchone() is not None

@@ -8,12 +8,13 @@ record, so a handler's effects land together or not at all.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import json
 import math
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -162,14 +163,23 @@ def _trial_field(field: str) -> tuple[str, list[str]]:
     raise ValueError(f"unknown trial field {field!r}")
 
 
-def _temporary(exc: sqlite3.OperationalError) -> TemporaryError | None:
-    """A full disk or a locked database passes: a ``TemporaryError``; None for other failures."""
-    text = str(exc)
-    if "disk is full" in text:
+def _temporary(exc: sqlite3.OperationalError) -> TemporaryError:
+    """The database failed (locked, full, unreadable): the store's fault, not a study's, so
+    callers retry instead of failing the study they were working on."""
+    if "disk is full" in str(exc):
         return TemporaryError("the disk holding the database is full; free space, then retry")
-    if "locked" in text or "busy" in text:
-        return TemporaryError(f"the database is busy ({text}); retry later")
-    return None
+    return TemporaryError(f"the database failed ({exc}); retry later")
+
+
+def _reading(method: Callable[..., Any]) -> Callable[..., Any]:
+    """A read outside a transaction, whose database failures pass as ``TemporaryError`` too."""
+    @functools.wraps(method)
+    def read(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except sqlite3.OperationalError as exc:
+            raise _temporary(exc) from exc
+    return read
 
 
 class SqliteStore:
@@ -218,10 +228,7 @@ class SqliteStore:
                 if self._optuna is not None:
                     self._optuna.snapshot_if_due()
             except sqlite3.OperationalError as exc:
-                temporary = _temporary(exc)
-                if temporary is None:
-                    raise
-                raise temporary from exc
+                raise _temporary(exc) from exc
         except BaseException:
             self._writing = None
             conn.execute("ROLLBACK")
@@ -307,12 +314,14 @@ class SqliteStore:
             origin=_origin(row["origin"]),
         )
 
+    @_reading
     def get_study(self, name: str) -> StudyRecord:
         row = self._study_row(name)
         if row is None:
             raise StudyNotFound(f"no study named {name!r}")
         return self._study(row)
 
+    @_reading
     def list_studies(self) -> list[StudyRecord]:
         return [self._study(row) for row in self._rows("SELECT * FROM studies ORDER BY created_at", [])]
 
@@ -378,6 +387,7 @@ class SqliteStore:
                       values=_loads(row["trial_values"]), reason=row["reason"] or "")
         return TrialRecord(**fields)
 
+    @_reading
     def get_trial(self, study: str, number: int) -> TrialRecord | None:
         rows = self._rows("SELECT * FROM trials WHERE study = ? AND number = ?", [study, number])
         return self._trial(rows[0]) if rows else None
@@ -385,6 +395,7 @@ class SqliteStore:
     def update_trial(self, study: str, number: int, **fields: Any) -> None:
         self._update("trials", {"study": study, "number": number}, self._trial_columns(fields))
 
+    @_reading
     def trials(self, study: str, states: Sequence[str] = ()) -> list[TrialRecord]:
         sql, args = "SELECT * FROM trials WHERE study = ?", [study]
         if states:
@@ -416,6 +427,7 @@ class SqliteStore:
             page_args += [query.limit, query.offset]
         return [self._trial(row) for row in self.db.query(sql, page_args)], total
 
+    @_reading
     def count_trials(self, study: str) -> Counts:
         rows = self.db.execute("SELECT state, n FROM trial_counts WHERE study = ?", [study]).fetchall()
         by_state = dict(rows)
