@@ -123,6 +123,9 @@ def test_the_cli_lists_and_shows_every_study_beside_a_damaged_one(tmp_path: Path
     shown = _cli(db, "show", "loose", "--json")
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["maxTrials"] == 1
+    damaged = _cli(db, "show", "damaged")
+    assert damaged.returncode == 0, damaged.stderr
+    assert "failed" in damaged.stdout and "cannot be read" in damaged.stdout
 
 
 def test_the_service_serves_and_runs_the_others_beside_poisoned_rows(tmp_path: Path):
