@@ -4,6 +4,10 @@ Each handler runs in one store transaction with the record of its processing, wh
 the events it emitted. A redelivered event is answered from that record: nothing changes twice,
 and the emitted events go out again, so a crash between commit and emit loses nothing.
 Handlers that change no state and emit nothing (``UNRECORDED``) need neither, and run bare.
+
+A recorded handler that fails with anything but a temporary error counts a failure against the
+event's study (:mod:`functions.handlers.failures`); the failure that ends the study is answered
+with the study's ``study.completed`` instead of the error.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from collections.abc import Mapping
 from functions.core.errors import MalformedRequest, PermanentError
 from functions.core.events import OBJECTS, ROUTES, Event, data_problems
 from functions.handlers import HANDLERS, UNRECORDED, Deps, Handler
+from functions.handlers.failures import count_failure, fail_study, temporary
 
 
 class UnknownEventType(PermanentError):
@@ -76,13 +81,29 @@ class Dispatcher:
         if name in self._unrecorded:
             return self._handlers[name](event, self.deps)
         store = self.deps.store
-        with store.transaction():
-            done = store.processed(event.id, name)
-            if done is not None:
-                return done
-            emitted = self._handlers[name](event, self.deps)
-            store.record_processed(event.id, name, emitted)
+        try:
+            with store.transaction():
+                done = store.processed(event.id, name)
+                if done is not None:
+                    return done
+                emitted = self._handlers[name](event, self.deps)
+                store.record_processed(event.id, name, emitted)
+        except Exception as exc:
+            ended = None if temporary(exc) else self._count_failure(name, event, exc)
+            if ended is None:
+                raise
+            return ended
         return emitted
+
+    def _count_failure(self, name: str, event: Event, exc: Exception) -> list[Event] | None:
+        study, uid = event.data.get("study"), event.data.get("uid")
+        if not isinstance(study, str) or not isinstance(uid, str):
+            return None
+        return count_failure(self.deps, study, uid, f"the {name} function on {event.type}", exc)
+
+    def fail_study(self, study: str, uid: str, reason: str) -> list[Event]:
+        """End the study as failed with ``reason`` (a dead letter's, say): the events to deliver."""
+        return fail_study(self.deps, study, uid, reason)
 
 
 def _check(event: Event) -> None:

@@ -35,6 +35,9 @@ from functions.watch import Watcher
 
 log = logging.getLogger("katuna.runtime")
 
+RESTART_AFTER = 1.0
+"""Seconds the broker thread waits before delivering again after its loop failed."""
+
 
 class Runtime:
     """Stores, executor, queue and broker thread of one service process."""
@@ -115,11 +118,27 @@ class Runtime:
         return self.settings.events == "reply" or (self._thread is not None and self._thread.is_alive())
 
     def _serve_events(self) -> None:
+        """Deliver events until closed; whatever breaks the loop (the database, say) is logged
+        and the loop starts again, so the service never stops delivering for good."""
         deps = self.deps()
         broker = LocalBroker(Dispatcher(deps), self.queue)
         stop_local = self.executor.stop_study if isinstance(self.executor, LocalExecutor) else (lambda study: None)
         watcher = Watcher(deps, self.queue, self._watched, stop_local)
-        broker.run(until=self._stopping.is_set, tick=watcher.tick, drain=False)
+        while not self._stopping.is_set():
+            try:
+                broker.run(until=self._stopping.is_set, tick=watcher.tick, drain=False)
+            except Exception:
+                log.exception("delivering events failed; starting again")
+                self._stopping.wait(RESTART_AFTER)
+
+    def fail_dead_letter(self, event: Event, reason: str) -> None:
+        """A dead letter's study (if it names one) fails with the reason its delivery gave up:
+        a study whose events cannot be handled does not stay running with no reason."""
+        study, uid = event.data.get("study"), event.data.get("uid")
+        if isinstance(study, str) and isinstance(uid, str):
+            ended = self.dispatcher().fail_study(study, uid, f"an event could not be delivered ({event.type}): {reason}")
+            for completed in ended:
+                self.publish(completed)
 
     def _watched(self) -> list[StudyRecord]:
         return [r for r in self.store().list_studies() if not r.terminal or self.executor.running(r.name)]

@@ -7,6 +7,7 @@ stops local processes; every decision is still made by the handlers.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
@@ -15,7 +16,10 @@ from functions.core.events import pool_check, study_completed, study_created
 from functions.core.records import RUNNING, StudyRecord
 from functions.handlers import Deps
 from functions.handlers.base import check_stop, trial_launch
+from functions.handlers.failures import count_failure, temporary
 from functions.handlers.provision import waiting_on_pools
+
+log = logging.getLogger("katuna.watch")
 
 RECONCILE_AFTER = 2.0
 """Seconds a study may sit with nothing queued and nothing running before it is reconciled."""
@@ -48,15 +52,26 @@ class Watcher:
     def tick(self) -> None:
         self._check_pools()
         for record in self._select():
-            if record.terminal:
-                self._stop_local(record.name)
-                continue
-            self._poll(record)
-            decision = check_stop(record, self._deps)
-            if decision is not None:
-                self._events.put(study_completed(record.name, record.uid, decision.status, decision.reason))
-            elif self._stalled(record):
-                self._events.put(study_created(record.name, record.uid))
+            try:
+                self._watch(record)
+            except Exception as exc:
+                if temporary(exc):
+                    log.warning("watching study %s: %s", record.name, exc)
+                    continue
+                for event in count_failure(self._deps, record.name, record.uid, "watching", exc) or ():
+                    self._events.put(event)
+
+    def _watch(self, record: StudyRecord) -> None:
+        """Look at one study; a failure here is that study's (see :mod:`functions.handlers.failures`)."""
+        if record.terminal:
+            self._stop_local(record.name)
+            return
+        self._poll(record)
+        decision = check_stop(record, self._deps)
+        if decision is not None:
+            self._events.put(study_completed(record.name, record.uid, decision.status, decision.reason))
+        elif self._stalled(record):
+            self._events.put(study_created(record.name, record.uid))
 
     def _check_pools(self) -> None:
         """Ask for a node-pool check now and then while a pool waits on the cloud or on a release."""

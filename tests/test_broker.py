@@ -1,4 +1,5 @@
-"""The embedded broker: an event's follow-ups go first, retries wait apart, bare handlers stay bare.
+"""The embedded broker: an event's follow-ups go first, retries wait apart, bare handlers stay bare;
+nothing one event or tick does stops it, and a study whose events keep failing fails.
 
 The broker, both queues and the dispatcher are the real ones; the handlers are small test
 handlers on a real store, routed by the dispatcher's injectable table.
@@ -11,14 +12,18 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import study_definition
 
 from functions.adapters.broker import LocalBroker, MemoryQueue
 from functions.adapters.sqlite_queue import SqliteQueue
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.errors import TemporaryError
 from functions.core.events import Event
+from functions.core.records import StudyRecord
+from functions.core.validate import parse_study
 from functions.dispatch import Dispatcher
 from functions.handlers import Deps
+from functions.handlers.failures import MAX_FAILURES
 
 
 @pytest.fixture
@@ -123,3 +128,71 @@ def test_the_brokers_thread_sees_at_once_that_another_thread_finished_the_work(s
     broker.publish_and_handle(Event("test.start", {"name": "a"}))
     running.join(timeout=5)
     assert not running.is_alive(), "woken when the chain was handled elsewhere, not at its next tick"
+
+
+def test_a_damaged_queued_row_is_dropped_and_the_events_behind_it_are_delivered(store, tmp_path: Path):
+    seen: list[str] = []
+    events = SqliteQueue(tmp_path / "k.db")
+    store.db.execute("INSERT INTO event_queue (event_id, body, due) VALUES ('bad', '{not json', 0)")
+    broker = LocalBroker(chain_dispatcher(store, seen), events)
+    broker.publish(Event("test.other", {"name": "x"}))
+    assert not events.pending("demo")
+    broker.run(until=lambda: True, interval=0.01)
+    assert seen == ["x"]
+    assert events.empty()
+    events.close()
+
+
+def test_a_failing_tick_does_not_stop_the_broker(store):
+    seen: list[str] = []
+    ticks: list[int] = []
+    broker = LocalBroker(chain_dispatcher(store, seen), MemoryQueue())
+
+    def tick() -> None:
+        ticks.append(1)
+        if len(ticks) == 1:
+            raise RuntimeError("a watcher bug")
+        broker.publish(Event("test.other", {"name": f"after tick {len(ticks)}"}))
+
+    broker.run(until=lambda: len(ticks) >= 2, tick=tick, interval=0.01)
+    assert seen == ["after tick 2"]
+
+
+def _study(store: SqliteStore) -> str:
+    spec = parse_study(study_definition("demo"))
+    store.add_study(StudyRecord(spec, {}, ".", "uid-1"))
+    return "uid-1"
+
+
+def failing_dispatcher(store: SqliteStore, error: Exception) -> Dispatcher:
+    def handle(event: Event, deps: Deps) -> list[Event]:
+        raise error
+
+    return Dispatcher(Deps(store, executor=None, clock=time.time), handlers={"h": handle}, routes={"test.h": ("h",)})
+
+
+def test_a_handler_that_keeps_failing_fails_its_study_after_a_bounded_count(store):
+    uid = _study(store)
+    dispatcher = failing_dispatcher(store, ValueError("the sampler broke"))
+    for _ in range(MAX_FAILURES - 1):
+        with pytest.raises(ValueError):
+            dispatcher.deliver(Event("test.h", {"study": "demo", "uid": uid}))
+        assert not store.get_study("demo").terminal
+    ended = dispatcher.deliver(Event("test.h", {"study": "demo", "uid": uid}))
+    assert [(e.type, e.data["status"]) for e in ended] == [("dev.katuna.study.completed", "failed")]
+    record = store.get_study("demo")
+    assert record.status == "failed" and "ValueError: the sampler broke" in record.reason
+
+
+def test_temporary_errors_and_other_studies_failures_count_nothing(store):
+    uid = _study(store)
+    busy = failing_dispatcher(store, TemporaryError("the database is busy"))
+    for _ in range(10):
+        with pytest.raises(TemporaryError):
+            busy.deliver(Event("test.h", {"study": "demo", "uid": uid}))
+    broken = failing_dispatcher(store, ValueError("boom"))
+    for _ in range(10):
+        with pytest.raises(ValueError):
+            broken.deliver(Event("test.h", {"study": "demo", "uid": "an-earlier-study"}))
+    assert store.db.execute("SELECT failures FROM studies").fetchone()[0] == 0
+    assert store.get_study("demo").status == "running"

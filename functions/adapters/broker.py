@@ -6,8 +6,11 @@ memory for ``katuna run``, in the database for ``katuna serve`` (see
 :mod:`functions.adapters.sqlite_queue`), where every worker takes from it. The events a handler emits are delivered before the events already waiting, so a chain
 runs to its end (a finished trial's slot is refilled at once) before the next chain moves;
 Knative promises no order at all, and the handlers need none. A handler that fails with a
-temporary error is retried with back-off; a permanent error is reported and the event dropped,
-as a dead-letter sink would.
+temporary error, or unexpectedly, is retried with back-off; a permanent error is reported and
+the event dropped, as a dead-letter sink would. Either way the dispatcher has counted the
+failure against the study, which fails after a bounded count
+(:mod:`functions.handlers.failures`). A failing tick is logged and tried again at the next:
+nothing one study does stops the loop.
 """
 
 from __future__ import annotations
@@ -167,7 +170,7 @@ class LocalBroker:
                     self._deliver(delivery)
                 if time.monotonic() - last_tick >= interval:
                     last_tick = time.monotonic()
-                    tick()
+                    _tick(tick)
                 elif not self.events.empty():
                     continue
                 if (not drain or self.events.empty()) and until():
@@ -188,6 +191,7 @@ class LocalBroker:
         self.events.done(delivery)
 
     def _failed(self, delivery: Delivery, exc: KatunaError) -> None:
+        """Retry with back-off while the error may pass, else drop the event (as a dead letter)."""
         event = delivery.event
         if exc.retryable and delivery.attempt < MAX_DELIVERIES:
             delay = self._backoff * 2 ** (delivery.attempt - 1)
@@ -197,3 +201,11 @@ class LocalBroker:
         log.error("dropped %s (%s): %s", event.type, event.id, exc)
         self.dead_letters.append((event, str(exc)))
         self.events.done(delivery)
+
+
+def _tick(tick: Callable[[], None]) -> None:
+    """Run one tick; its failure is logged, and the next tick tries again."""
+    try:
+        tick()
+    except Exception:
+        log.exception("a tick failed; trying again at the next")

@@ -9,6 +9,7 @@ is at least once and the handlers' idempotency does the rest.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -17,6 +18,8 @@ from pathlib import Path
 
 from functions.adapters.broker import Delivery
 from functions.core.events import Event
+
+log = logging.getLogger("katuna.queue")
 
 TABLE = "event_queue"
 LEASE_SECONDS = 300.0
@@ -89,7 +92,18 @@ class SqliteQueue:
                 raise
         if row is None:
             return None
-        return Delivery(Event.from_dict(json.loads(row[1])), row[2] + 1, row[0])
+        try:
+            event = Event.from_dict(json.loads(row[1]))
+        except (KeyError, TypeError, ValueError) as exc:
+            self._discard(row[0], exc)
+            return None
+        return Delivery(event, row[2] + 1, row[0])
+
+    def _discard(self, row_id: int, exc: Exception) -> None:
+        """Drop a queued row that is no event (a damaged file): it would fail every taker."""
+        log.error("dropped queued row %s, which is no event: %s: %s", row_id, type(exc).__name__, exc)
+        with self._lock:
+            self._conn.execute(f"DELETE FROM {TABLE} WHERE id = ?", (row_id,))
 
     def wake(self) -> None:
         self._woken.set()
@@ -112,5 +126,7 @@ class SqliteQueue:
         """Whether any event about ``study`` is waiting or being handled."""
         with self._lock:
             return self._conn.execute(
-                f"SELECT 1 FROM {TABLE} WHERE json_extract(body, '$.data.study') = ? LIMIT 1", (study,)
+                f"SELECT 1 FROM {TABLE} WHERE CASE WHEN json_valid(body) THEN json_extract(body, '$.data.study') END = ? "
+                "LIMIT 1",
+                (study,)
             ).fetchone() is not None

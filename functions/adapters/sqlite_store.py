@@ -8,12 +8,13 @@ record, so a handler's effects land together or not at all.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import json
 import math
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -27,9 +28,9 @@ from functions.adapters.sqlite_journal import TABLE as JOURNAL_TABLE
 from functions.core.errors import StudyConflict, StudyNotFound, TemporaryError
 from functions.core.events import Event
 from functions.core.metrics import Observation
-from functions.core.records import Counts, PoolUse, StudyRecord, TrialQuery, TrialRecord
+from functions.core.records import FAILED, TERMINAL_STATUSES, Counts, PoolUse, StudyRecord, TrialQuery, TrialRecord
 from functions.core.spec import MINIMIZE, Study
-from functions.core.validate import parse_study
+from functions.core.stored import SPEC_VERSION, UnreadableSpec, study_from_dict, unreadable_study
 
 
 def _migrate_1(db: sqlite_utils.Database) -> None:
@@ -98,7 +99,14 @@ def _migrate_6(db: sqlite_utils.Database) -> None:
                "optuna_version TEXT NOT NULL, body BLOB NOT NULL)")
 
 
-MIGRATIONS = (_migrate_1, _migrate_2, _migrate_3, _migrate_4, _migrate_5, _migrate_6)
+def _migrate_8(db: sqlite_utils.Database) -> None:
+    """The stored spec's shape (:data:`functions.core.stored.SPEC_VERSION`; empty on older rows),
+    and how many deliveries of the study's events failed (see :meth:`SqliteStore.count_failure`)."""
+    db["studies"].add_column("spec_version", int)
+    db["studies"].add_column("failures", int, not_null_default=0)
+
+
+MIGRATIONS = (_migrate_1, _migrate_2, _migrate_3, _migrate_4, _migrate_5, _migrate_6, _migrate_8)
 
 
 def _dumps(value: Any) -> str:
@@ -111,13 +119,32 @@ def _loads(text: str | None) -> Any:
 
 @lru_cache(maxsize=64)
 def _spec(normalized: str) -> Study:
-    return parse_study(json.loads(normalized))
+    """The stored spec, rebuilt as it was accepted (never validated again)."""
+    try:
+        data = json.loads(normalized)
+    except (TypeError, ValueError) as exc:
+        raise UnreadableSpec(f"the stored spec is not JSON: {exc}") from exc
+    return study_from_dict(data)
 
 
 @lru_cache(maxsize=64)
 def _definition(text: str) -> dict[str, Any]:
-    """The definition as submitted; shared between calls, so callers must not change it."""
-    return json.loads(text)
+    """The definition as submitted; shared between calls, so callers must not change it.
+    A definition that is not JSON any more reads as empty: it is shown, never run."""
+    try:
+        definition = json.loads(text)
+    except (TypeError, ValueError):
+        return {}
+    return definition if isinstance(definition, dict) else {}
+
+
+def _origin(text: str | None) -> dict[str, Any] | None:
+    """The stored origin; one that is not a JSON mapping any more reads as none."""
+    try:
+        origin = _loads(text)
+    except ValueError:
+        return None
+    return origin if isinstance(origin, dict) else None
 
 
 _TRIAL_COLUMNS = {"number": "number", "state": "state", "value": "value", "startedAt": "started_at",
@@ -134,6 +161,25 @@ def _trial_field(field: str) -> tuple[str, list[str]]:
     if field in _TRIAL_COLUMNS:
         return _TRIAL_COLUMNS[field], []
     raise ValueError(f"unknown trial field {field!r}")
+
+
+def _temporary(exc: sqlite3.OperationalError) -> TemporaryError:
+    """The database failed (locked, full, unreadable): the store's fault, not a study's, so
+    callers retry instead of failing the study they were working on."""
+    if "disk is full" in str(exc):
+        return TemporaryError("the disk holding the database is full; free space, then retry")
+    return TemporaryError(f"the database failed ({exc}); retry later")
+
+
+def _reading(method: Callable[..., Any]) -> Callable[..., Any]:
+    """A read outside a transaction, whose database failures pass as ``TemporaryError`` too."""
+    @functools.wraps(method)
+    def read(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except sqlite3.OperationalError as exc:
+            raise _temporary(exc) from exc
+    return read
 
 
 class SqliteStore:
@@ -177,9 +223,12 @@ class SqliteStore:
                                  "(KATUNA_BUSY_TIMEOUT); retry later") from exc
         self._writing = next(self._transactions)
         try:
-            yield
-            if self._optuna is not None:
-                self._optuna.snapshot_if_due()
+            try:
+                yield
+                if self._optuna is not None:
+                    self._optuna.snapshot_if_due()
+            except sqlite3.OperationalError as exc:
+                raise _temporary(exc) from exc
         except BaseException:
             self._writing = None
             conn.execute("ROLLBACK")
@@ -231,7 +280,7 @@ class SqliteStore:
                 return existing
             self.db["studies"].insert({
                 "name": record.name, "uid": record.uid, "definition": _dumps(record.definition),
-                "normalized": _dumps(record.spec.to_dict()), "base_dir": record.base_dir,
+                "normalized": _dumps(record.spec.to_dict()), "spec_version": SPEC_VERSION, "base_dir": record.base_dir,
                 "status": record.status, "reason": record.reason, "created_at": record.created_at,
                 "origin": _dumps(record.origin) if record.origin is not None else None,
             })
@@ -249,19 +298,30 @@ class SqliteStore:
 
     @staticmethod
     def _study(row: dict[str, Any]) -> StudyRecord:
+        """The row as a record. A row whose spec cannot be read is a failed study with the
+        reason, so it still lists, shows and deletes, and nothing tries to run it."""
+        status, reason = row["status"], row["reason"] or ""
+        try:
+            spec = _spec(row["normalized"])
+        except UnreadableSpec as exc:
+            spec = unreadable_study(row["name"])
+            if status not in TERMINAL_STATUSES:
+                status, reason = FAILED, str(exc)
         return StudyRecord(
-            spec=_spec(row["normalized"]), definition=_definition(row["definition"]),
-            base_dir=row["base_dir"], uid=row["uid"], status=row["status"], reason=row["reason"] or "",
+            spec=spec, definition=_definition(row["definition"]),
+            base_dir=row["base_dir"], uid=row["uid"], status=status, reason=reason,
             created_at=row["created_at"], started_at=row["started_at"], completed_at=row["completed_at"],
-            origin=_loads(row["origin"]),
+            origin=_origin(row["origin"]),
         )
 
+    @_reading
     def get_study(self, name: str) -> StudyRecord:
         row = self._study_row(name)
         if row is None:
             raise StudyNotFound(f"no study named {name!r}")
         return self._study(row)
 
+    @_reading
     def list_studies(self) -> list[StudyRecord]:
         return [self._study(row) for row in self._rows("SELECT * FROM studies ORDER BY created_at", [])]
 
@@ -273,10 +333,18 @@ class SqliteStore:
             if name in [s.study_name for s in optuna.get_all_study_summaries(self.optuna_storage())]:
                 optuna.delete_study(study_name=name, storage=self.optuna_storage())
 
+    def count_failure(self, name: str, uid: str) -> int | None:
+        """Kept in the study's row, so restarts and redeliveries add up instead of starting over."""
+        with self.transaction():
+            row = self.db.execute("UPDATE studies SET failures = failures + 1 WHERE name = ? AND uid = ? "
+                                  "RETURNING failures", [name, uid]).fetchone()
+        return row[0] if row else None
+
     def update_study(self, name: str, **fields: Any) -> None:
         """``spec``, ``definition`` and ``origin`` are stored as JSON, the spec normalised."""
         if "spec" in fields:
             fields["normalized"] = _dumps(fields.pop("spec").to_dict())
+            fields["spec_version"] = SPEC_VERSION
         for key in ("definition", "origin"):
             if key in fields:
                 fields[key] = _dumps(fields[key]) if fields[key] is not None else None
@@ -319,6 +387,7 @@ class SqliteStore:
                       values=_loads(row["trial_values"]), reason=row["reason"] or "")
         return TrialRecord(**fields)
 
+    @_reading
     def get_trial(self, study: str, number: int) -> TrialRecord | None:
         rows = self._rows("SELECT * FROM trials WHERE study = ? AND number = ?", [study, number])
         return self._trial(rows[0]) if rows else None
@@ -326,6 +395,7 @@ class SqliteStore:
     def update_trial(self, study: str, number: int, **fields: Any) -> None:
         self._update("trials", {"study": study, "number": number}, self._trial_columns(fields))
 
+    @_reading
     def trials(self, study: str, states: Sequence[str] = ()) -> list[TrialRecord]:
         sql, args = "SELECT * FROM trials WHERE study = ?", [study]
         if states:
@@ -357,6 +427,7 @@ class SqliteStore:
             page_args += [query.limit, query.offset]
         return [self._trial(row) for row in self.db.query(sql, page_args)], total
 
+    @_reading
     def count_trials(self, study: str) -> Counts:
         rows = self.db.execute("SELECT state, n FROM trial_counts WHERE study = ?", [study]).fetchall()
         by_state = dict(rows)
@@ -366,6 +437,8 @@ class SqliteStore:
 
     def best_trials(self, study: str, limit: int) -> list[TrialRecord]:
         spec = self.get_study(study).spec
+        if not spec.objectives:
+            return []
         order = "ASC" if spec.objectives[0].direction == MINIMIZE else "DESC"
         rows = self.db.query(
             f"SELECT * FROM trials WHERE study = ? AND state = 'COMPLETE' AND value IS NOT NULL "

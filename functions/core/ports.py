@@ -50,6 +50,10 @@ class Store(Protocol):
     def delete_study(self, name: str) -> None:
         """Remove the study, its trials and observations, and Optuna's twin."""
 
+    def count_failure(self, name: str, uid: str) -> int | None:
+        """Count one more failed handling of the study's events: the count so far, or None when
+        no study ``name`` has that ``uid``."""
+
     def add_trial(self, trial: TrialRecord) -> None: ...
 
     def get_trial(self, study: str, number: int) -> TrialRecord | None: ...

@@ -18,7 +18,7 @@ import optuna
 from optuna.trial import TrialState
 
 from functions.core import template, trial_spec
-from functions.core.events import Event, study_completed, trial_suggested
+from functions.core.events import STUDY_CREATED, Event, derived_id, study_completed, trial_suggested
 from functions.core.metrics import Summary, parse_json_lines, parse_text
 from functions.core.naming import job_name
 from functions.core.ports import Clock, Executor, NodePools, Progress, Resources, Store, TrialLaunch
@@ -95,17 +95,37 @@ def study_grid_size(record: StudyRecord) -> int | None:
     return grid_size(spec.parameters) if spec.algorithm.name == "grid" else None
 
 
+ASKS_PER_EVENT = 16
+"""Trials one event asks the sampler for, at most. Asking happens inside the event's write
+transaction, so a study with a large parallelism fills its slots over several events (see
+:func:`continuation`) and no event holds the database's write lock for long."""
+
+CONTINUED = "continued"
+"""The field of a continuation's ``study.created`` data: how many trials the study had when
+it was sent."""
+
+
+def continuation(record: StudyRecord, created: int) -> Event:
+    """The ``study.created`` that asks for the trials one event could not: its id follows from
+    the study and its trial count, so a redelivery is recognised, and it skips the resume
+    checks (every active trial was just suggested)."""
+    return Event(STUDY_CREATED, {"study": record.name, "uid": record.uid, CONTINUED: created},
+                 id=derived_id(CONTINUED, record.uid, created), subject=record.name)
+
+
 def ask_trials(record: StudyRecord, deps: Deps, counts: Counts | None = None) -> list[Event]:
-    """Suggest trials into the free parallel slots, each with its own derived sampler seed;
-    ``counts`` are the study's trial counts, when the caller has them already."""
+    """Suggest trials into the free parallel slots (at most :data:`ASKS_PER_EVENT`, then a
+    continuation), each with its own derived sampler seed; ``counts`` are the study's trial
+    counts, when the caller has them already."""
     spec = record.spec
     counts = deps.store.count_trials(spec.name) if counts is None else counts
     wanted = trials_to_ask(spec, counts, study_grid_size(record))
     if wanted == 0:
         return []
     study = optuna_study(record, deps, counts.created)
+    asked = min(wanted, ASKS_PER_EVENT)
     events = []
-    for offset in range(wanted):
+    for offset in range(asked):
         if offset:
             study.sampler = sampler_for(study.sampler, spec.algorithm, spec.parameters, counts.created + offset)
         trial = sample(study, spec.parameters)
@@ -113,6 +133,8 @@ def ask_trials(record: StudyRecord, deps: Deps, counts: Counts | None = None) ->
             TrialRecord(spec.name, trial.number, dict(trial.params), WAITING, created_at=deps.clock())
         )
         events.append(trial_suggested(spec.name, record.uid, trial.number, 1))
+    if wanted > asked:
+        events.append(continuation(record, counts.created + asked))
     return events
 
 
@@ -137,7 +159,7 @@ def trial_launch(record: StudyRecord, trial: TrialRecord) -> TrialLaunch:
         argv, env = template.render_command(tmpl.command, trial.params, name), {}
     env.update(template.render_env(tmpl.env, trial.params, name))
     env.update(KATUNA_STUDY=spec.name, KATUNA_STUDY_UID=record.uid, KATUNA_TRIAL=str(trial.number),
-               KATUNA_ATTEMPT=str(trial.attempt), KATUNA_OBJECTIVE=spec.objectives[0].metric)
+               KATUNA_ATTEMPT=str(trial.attempt), KATUNA_OBJECTIVE=spec.objectives[0].metric if spec.objectives else "")
     return TrialLaunch(
         study=spec.name,
         uid=record.uid,

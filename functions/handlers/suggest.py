@@ -2,13 +2,14 @@
 
 Every delivery reconciles, so a duplicate is harmless and a re-run resumes: attempts whose run
 the executor no longer has are given a fresh attempt, then free parallel slots get new trials.
+A continuation (sent when one event could not ask for every free slot) only asks.
 """
 
 from __future__ import annotations
 
 from functions.core.events import Event, trial_suggested
-from functions.core.records import ACTIVE_STATES, RUNNING, WAITING
-from functions.handlers.base import Deps, ask_trials, check_stop, complete, trial_launch, warm_start
+from functions.core.records import ACTIVE_STATES, RUNNING, WAITING, StudyRecord
+from functions.handlers.base import CONTINUED, Deps, ask_trials, check_stop, complete, trial_launch, warm_start
 
 
 def handle(event: Event, deps: Deps) -> list[Event]:
@@ -20,14 +21,20 @@ def handle(event: Event, deps: Deps) -> list[Event]:
         store.update_study(record.name, started_at=deps.clock())
         record = store.get_study(record.name)
         warm_start(record, deps)
-    events = []
-    for trial in store.trials(record.name, ACTIVE_STATES):
-        if trial.state == RUNNING and not deps.executor.exists(trial_launch(record, trial)):
-            store.update_trial(record.name, trial.number, attempt=trial.attempt + 1, state=WAITING)
-            events.append(trial_suggested(record.name, record.uid, trial.number, trial.attempt + 1))
-        elif trial.state != RUNNING:
-            events.append(trial_suggested(record.name, record.uid, trial.number, trial.attempt))
+    events = [] if CONTINUED in event.data else _resume(record, deps)
     decision = check_stop(record, deps)
     if decision is not None:
         return complete(record, deps, decision)
     return events + ask_trials(record, deps)
+
+
+def _resume(record: StudyRecord, deps: Deps) -> list[Event]:
+    """Suggest the active trials again: a fresh attempt where the executor lost the run."""
+    events = []
+    for trial in deps.store.trials(record.name, ACTIVE_STATES):
+        if trial.state == RUNNING and not deps.executor.exists(trial_launch(record, trial)):
+            deps.store.update_trial(record.name, trial.number, attempt=trial.attempt + 1, state=WAITING)
+            events.append(trial_suggested(record.name, record.uid, trial.number, trial.attempt + 1))
+        elif trial.state != RUNNING:
+            events.append(trial_suggested(record.name, record.uid, trial.number, trial.attempt))
+    return events

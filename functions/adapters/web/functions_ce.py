@@ -50,10 +50,12 @@ def _handle(function: str | None):
 
 @blueprint.post("/dead-letters")
 def dead_letter():
-    """Where the broker sends an event whose delivery failed for good: kept, and logged."""
+    """Where the broker sends an event whose delivery failed for good: kept, logged, and its
+    study failed with the reason."""
     runtime: Runtime = current_app.extensions["katuna"]
     try:
         event, reason = cloudevents_http.dead_letter(request.headers, request.get_data())
+        runtime.fail_dead_letter(event, reason)
     except KatunaError as exc:
         return error_response(exc, resource=False)
     runtime.store().add_dead_letter(event, reason)

@@ -1,0 +1,56 @@
+"""Failures that are not temporary end the study that causes them, after a bounded count.
+
+A handler (or the watcher) that fails on a study's behalf with anything but a temporary error
+(an unexpected exception included) counts a failure in the study's row, where restarts and
+redeliveries add up instead of starting over. At :data:`MAX_FAILURES` the study fails with the
+error as its reason, through its ``study.completed``, so its trials and node pool are released
+the usual way. Temporary errors (a busy database, a cloud's 503) count nothing: they are
+retried with back-off.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from functions.core.errors import KatunaError, StudyNotFound
+from functions.core.events import Event
+from functions.core.records import FAILED
+from functions.core.stop import Decision
+from functions.handlers.base import Deps, complete
+
+log = logging.getLogger("katuna.failures")
+
+MAX_FAILURES = 3
+"""Failed handlings of a study's events, counted over the study's life, after which the study
+fails: a sampler setting that breaks every ask ends the study with its reason instead of
+being retried forever."""
+
+
+def temporary(exc: BaseException) -> bool:
+    """Whether retrying later may help (and the failure counts nothing)."""
+    return isinstance(exc, KatunaError) and exc.retryable
+
+
+def count_failure(deps: Deps, study: str, uid: str, where: str, exc: Exception) -> list[Event] | None:
+    """Count ``exc`` (raised by ``where``) against the study: the events that end it once it
+    has failed :data:`MAX_FAILURES` times, else None (the error stands)."""
+    count = deps.store.count_failure(study, uid)
+    log.warning("%s failed for study %s (failure %s of %d): %s: %s", where, study, count, MAX_FAILURES,
+                type(exc).__name__, exc)
+    if count is None or count < MAX_FAILURES:
+        return None
+    return fail_study(deps, study, uid, f"{type(exc).__name__}: {exc} ({where} failed {count} times)")
+
+
+def fail_study(deps: Deps, study: str, uid: str, reason: str) -> list[Event]:
+    """End the study as failed with ``reason``, unless it has ended already (or is another
+    study of the same name): the ``study.completed`` to deliver."""
+    store = deps.store
+    with store.transaction():
+        try:
+            record = store.get_study(study)
+        except StudyNotFound:
+            return []
+        if record.terminal or not record.owns({"uid": uid}):
+            return []
+        return complete(record, deps, Decision(FAILED, reason))
