@@ -58,6 +58,14 @@ class Owners:
             return False
         return owner != self.identity and alive(owner)
 
+    def abandoned(self, owner_path: Path) -> bool:
+        """Whether another process claimed the attempt and died since (its processes may live on)."""
+        try:
+            owner = owner_path.read_text()
+        except FileNotFoundError:
+            return False
+        return owner != self.identity and not alive(owner)
+
     def release(self) -> None:
         """Remove this process's identity file; the claims linked to it keep their content."""
         if self._file is not None:
