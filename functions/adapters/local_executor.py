@@ -111,15 +111,17 @@ class LocalExecutor:
     """Implements :class:`functions.core.ports.Executor` with local processes.
 
     ``pass_env`` names variables of the service's environment that trials get too
-    (``KATUNA_TRIAL_ENV``). The executor makes its process a child subreaper.
+    (``KATUNA_TRIAL_ENV``); ``publish_delays`` are the waits before each new try of reporting an
+    end. The executor makes its process a child subreaper.
     """
 
     def __init__(self, log_dir: Path, publish: Callable[[Event], None], kill_grace: float = 3.0,
-                 pass_env: Iterable[str] = ()) -> None:
+                 pass_env: Iterable[str] = (), publish_delays: Iterable[float] = PUBLISH_DELAYS) -> None:
         self.log_dir = Path(log_dir)
         self._publish = publish
         self._kill_grace = kill_grace
         self._pass_env = tuple(pass_env)
+        self._publish_delays = tuple(publish_delays)
         self._runs: dict[Key, _Run] = {}
         self._active: dict[Key, _Run] = {}
         """The runs that have not ended: what stops and counts look at, however many ended."""
@@ -257,7 +259,7 @@ class LocalExecutor:
     def _report(self, run: _Run, event: Event) -> None:
         """Publish the attempt's end, trying again a few times while publishing fails (a full
         disk, a locked database); an end still unpublished is kept for :meth:`poll`."""
-        for delay in (*PUBLISH_DELAYS, None):
+        for delay in (*self._publish_delays, None):
             try:
                 self._publish(event)
                 return
