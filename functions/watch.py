@@ -14,7 +14,7 @@ from functions.adapters.broker import EventQueue
 from functions.adapters.local_executor import LocalExecutor
 from functions.core.errors import StudyNotFound
 from functions.core.events import pool_check, study_completed, study_created
-from functions.core.records import RUNNING, StudyRecord
+from functions.core.records import ACTIVE_STATES, RUNNING, StudyRecord
 from functions.handlers import Deps
 from functions.handlers.base import check_stop, trial_launch
 from functions.handlers.provision import waiting_on_pools
@@ -82,7 +82,7 @@ class Watcher:
         if not isinstance(self._executor, LocalExecutor) or now - self._strays_checked < STRAYS_EVERY:
             return
         self._strays_checked = now
-        store, studies = self._deps.store, {}
+        store, studies, active = self._deps.store, {}, {}
 
         def stray(study: str, uid: str, number: int, attempt: int) -> bool:
             if study not in studies:
@@ -90,10 +90,11 @@ class Watcher:
                     studies[study] = store.get_study(study)
                 except StudyNotFound:
                     studies[study] = None
+                active[study] = {t.number: t for t in store.trials(study, ACTIVE_STATES)} if studies[study] else {}
             record = studies[study]
             if record is None or record.uid != uid or record.terminal:
                 return True
-            trial = store.get_trial(study, number)
+            trial = active[study].get(number) or store.get_trial(study, number)
             return trial is not None and (trial.attempt > attempt or (trial.attempt == attempt and trial.finished))
 
         strays = {key for key in self._executor.attempts() if stray(*key)}

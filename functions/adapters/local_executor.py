@@ -23,11 +23,9 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import signal
 import subprocess
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
@@ -36,7 +34,9 @@ from typing import BinaryIO
 
 from functions.adapters import process_tree
 from functions.adapters.owners import Owners
+from functions.adapters.trial_ends import PUBLISH_DELAYS, finished_event, publish_with_retries
 from functions.adapters.trial_env import trial_environment
+from functions.adapters.workers import Workers
 from functions.core.events import Event, trial_finished, trial_progress
 from functions.core.lines import bounded_lines
 from functions.core.metrics import parse_json_lines, parse_text
@@ -45,12 +45,7 @@ from functions.core.ports import TrialLaunch
 CHUNK = 64 * 1024
 """Bytes read at a time from a trial's output."""
 
-PUBLISH_DELAYS = (0.1, 0.3, 1.0, 3.0, 5.0)
-"""Seconds to wait before each new try of reporting an attempt's end, while publishing fails."""
-
 log = logging.getLogger("katuna.executor")
-
-PREEMPTION_SIGNALS = {signal.SIGKILL, signal.SIGTERM, signal.SIGHUP, signal.SIGINT}
 
 Key = tuple[str, str, int, int]
 
@@ -78,35 +73,6 @@ def _key(launch: TrialLaunch) -> Key:
     return _ids(launch)
 
 
-class _Workers:
-    """Daemon threads that run jobs; a new one starts only when none is idle, since starting a
-    thread makes the caller wait until it runs (a handler's transaction would wait with it)."""
-
-    def __init__(self) -> None:
-        self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
-        self._idle = 0
-        self._lock = threading.Lock()
-
-    def submit(self, job: Callable[[], None]) -> None:
-        with self._lock:
-            start = self._idle == 0
-            if not start:
-                self._idle -= 1
-        self._jobs.put(job)
-        if start:
-            threading.Thread(target=self._work, name="katuna-trial", daemon=True).start()
-
-    def _work(self) -> None:
-        while True:
-            job = self._jobs.get()
-            try:
-                job()
-            except Exception:
-                log.exception("a trial's thread failed")
-            with self._lock:
-                self._idle += 1
-
-
 class LocalExecutor:
     """Implements :class:`functions.core.ports.Executor` with local processes.
 
@@ -130,7 +96,7 @@ class LocalExecutor:
         self._lock = threading.Lock()
         self._closed = False
         self._owners = Owners(self.log_dir)
-        self._workers = _Workers()
+        self._workers = Workers()
         process_tree.become_subreaper()
 
     def log_path(self, study: str, number: int, attempt: int) -> Path:
@@ -254,41 +220,23 @@ class LocalExecutor:
         self._ended(run)
         if run.stopped or self._closed:
             return
-        self._report(run, self._finished(run.launch, code, run.timed_out))
+        self._report(run, finished_event(run.launch, code, run.timed_out))
 
     def _report(self, run: _Run, event: Event) -> None:
-        """Publish the attempt's end, trying again a few times while publishing fails (a full
-        disk, a locked database); an end still unpublished is kept for :meth:`poll`."""
-        for delay in (*self._publish_delays, None):
-            try:
-                self._publish(event)
-                return
-            except Exception as exc:
-                if delay is None or self._closed or run.stopped:
-                    log.error("could not report the end of %s trial %d attempt %d (%s), kept for the watcher: %s",
-                              run.launch.study, run.launch.number, run.launch.attempt, event.id, exc)
-                    break
-                time.sleep(delay)
-        with self._lock:
-            self._unreported[_key(run.launch)] = event
+        """Publish the attempt's end, trying again while publishing fails; an end still
+        unpublished is kept for :meth:`poll`."""
+        error = publish_with_retries(self._publish, event, self._publish_delays,
+                                     give_up=lambda: self._closed or run.stopped)
+        if error is not None:
+            log.error("could not report the end of %s trial %d attempt %d (%s), kept for the watcher: %s",
+                      run.launch.study, run.launch.number, run.launch.attempt, event.id, error)
+            with self._lock:
+                self._unreported[_key(run.launch)] = event
 
     def _ended(self, run: _Run) -> None:
         with self._lock:
             self._active.pop(_key(run.launch), None)
         run.done.set()
-
-    @staticmethod
-    def _finished(launch: TrialLaunch, code: int, timed_out: bool) -> Event:
-        ids = _ids(launch)
-        if timed_out:
-            return trial_finished(*ids, outcome="timeout", exit_code=code,
-                                  message=f"ran past its timeout of {launch.timeout:g}s")
-        if code < 0 and -code in PREEMPTION_SIGNALS:
-            name = signal.Signals(-code).name
-            return trial_finished(*ids, outcome="preempted", exit_code=code, message=f"killed by {name} from outside")
-        if code < 0:
-            return trial_finished(*ids, outcome="exited", exit_code=code, message=f"died of {signal.Signals(-code).name}")
-        return trial_finished(*ids, outcome="exited", exit_code=code)
 
     def _contain(self, run: _Run) -> None:
         """End every process of the attempt that is still alive, and reap those adopted here."""
