@@ -112,8 +112,9 @@ def test_a_stop_kills_a_trial_whose_processes_ignore_sigterm_and_leave_the_sessi
     executor.shutdown()
 
 
-def test_a_service_killed_with_sigkill_has_its_stale_attempt_killed_before_the_trial_runs_again(
-        tmp_path: Path, family: Path):
+def killed_run(tmp_path: Path, family: Path) -> tuple[list[str], list[int]]:
+    """A ``katuna run`` killed with SIGKILL while its trial runs: its command, and the pids
+    of the trial processes it left behind."""
     definition = {
         "name": "stale", "objective": {"metric": "loss", "direction": "minimize"},
         "parameters": [{"name": "x", "type": "float", "min": 0.0, "max": 1.0}],
@@ -131,10 +132,23 @@ def test_a_service_killed_with_sigkill_has_its_stale_attempt_killed_before_the_t
         first.wait()
     stale = pids(family, "pids.0.1")
     assert all(alive(pid) for pid in stale), "the killed service's trial processes run on, for now"
+    return command, stale
 
+
+def test_a_service_killed_with_sigkill_has_its_stale_attempt_killed_before_the_trial_runs_again(
+        tmp_path: Path, family: Path):
+    command, stale = killed_run(tmp_path, family)
     second = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert second.returncode == 0, second.stdout + second.stderr
     assert (family / "alive-at-start.0.2").read_text() == "", "no process of the first attempt ran beside the second"
+    assert [pid for pid in stale if alive(pid)] == []
+
+
+def test_stopping_a_study_kills_the_trial_processes_a_killed_service_left(tmp_path: Path, family: Path):
+    _, stale = killed_run(tmp_path, family)
+    stop = subprocess.run([KATUNA, "stop", "stale", "--db", str(tmp_path / "katuna.db")], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert stop.returncode == 0, stop.stdout + stop.stderr
     assert [pid for pid in stale if alive(pid)] == []
 
 

@@ -97,6 +97,8 @@ class LocalExecutor:
         self._closed = False
         self._owners = Owners(self.log_dir)
         self._workers = Workers()
+        self._sweepers: list[threading.Thread] = []
+        """Threads ending what dead processes left behind, which a shutdown waits for."""
         process_tree.become_subreaper()
 
     def log_path(self, study: str, number: int, attempt: int) -> Path:
@@ -136,13 +138,17 @@ class LocalExecutor:
 
     def _start_after_strays(self, run: _Run, log: BinaryIO) -> None:
         """End every process an earlier run of the trial left behind, then start the attempt."""
-        prefix = process_tree.marker(run.launch.uid, run.launch.number, 0)[:-1]
-        process_tree.end(None, lambda marker: marker.startswith(prefix), self._kill_grace)
+        self._end_strays(run.launch)
         if run.stopped or self._closed:
             log.close()
             self._ended(run)
             return
         self._start(run, log)()
+
+    def _end_strays(self, launch: TrialLaunch) -> None:
+        """End every process of every attempt of the trial."""
+        prefix = process_tree.marker(launch.uid, launch.number, 0)[:-1]
+        process_tree.end(None, lambda marker: marker.startswith(prefix), self._kill_grace)
 
     def _start(self, run: _Run, log: BinaryIO) -> Callable[[], None]:
         """Start the attempt's process; the job that waits for its end."""
@@ -263,7 +269,12 @@ class LocalExecutor:
         return self._owners.owned_elsewhere(self._owner_path(launch))
 
     def stop(self, launch: TrialLaunch) -> None:
+        """Stop the trial's attempts running here, and any left by a process that died."""
         self._stop(lambda s, u, n, a: (s, u, n) == (launch.study, launch.uid, launch.number))
+        if self._abandoned(launch):
+            sweeper = threading.Thread(target=self._end_strays, args=(launch,), daemon=True)
+            sweeper.start()
+            self._sweepers.append(sweeper)
 
     def poll(self, launch: TrialLaunch) -> Event | None:
         """The end of an attempt that ended here but could not be reported; ends are otherwise
@@ -314,6 +325,8 @@ class LocalExecutor:
             thread.join()
         for run in runs:
             run.done.wait(timeout=self._kill_grace + 2)
+        for sweeper in self._sweepers:
+            sweeper.join(timeout=self._kill_grace + 2)
         self._owners.release()
 
     def output(self, launch: TrialLaunch) -> Iterator[str]:
