@@ -185,6 +185,31 @@ def test_deleting_a_study_kills_its_trials_run_by_another_service_process(tmp_pa
                 service.close()
 
 
+def test_a_service_and_its_workers_killed_with_sigkill_have_their_stale_attempt_killed_on_restart(
+        tmp_path: Path, family: Path):
+    service = Service(tmp_path, workers=2, KATUNA_API_TOKEN=TOKEN)
+    try:
+        submit(service, study_of("crashed", family, trialTemplate={
+            "command": family_argv(family, "--hold-first", "300"), "env": {"X": "${trialParameters.x}"}}))
+        eventually(lambda: (family / "pids.0.1").exists(), what="the first attempt starts its children")
+        workers = [int(pid) for pid in Path(f"/proc/{service.process.pid}/task/{service.process.pid}/children")
+                   .read_text().split()]
+        for pid in [service.process.pid, *workers]:
+            os.kill(pid, signal.SIGKILL)
+        service.process.wait()
+    finally:
+        service.close()
+    stale = pids(family, "pids.0.1")
+    assert all(alive(pid) for pid in stale), "the killed service's trial processes run on, for now"
+    restarted = Service(tmp_path, workers=2, KATUNA_API_TOKEN=TOKEN)
+    try:
+        eventually(lambda: (family / "pids.0.2").exists(), what="the trial runs again")
+        assert (family / "alive-at-start.0.2").read_text() == "", "no process of the first attempt ran beside the second"
+        assert [pid for pid in stale if alive(pid)] == []
+    finally:
+        restarted.close()
+
+
 def test_an_accepted_trial_finished_event_kills_the_attempt_it_ends(tmp_path: Path, family: Path):
     service = Service(tmp_path, workers=2, KATUNA_API_TOKEN=TOKEN)
     try:
