@@ -36,7 +36,9 @@ class Watcher:
     """Watches the studies ``select`` returns, on behalf of one executor and one queue.
 
     ``stop_local`` ends the trials this process runs for a study that ended elsewhere (a local
-    executor's; trial Jobs are deleted by the ``stop`` handler wherever it runs).
+    executor's; trial Jobs are deleted by the ``stop`` handler wherever it runs). A local
+    executor's attempts that the store no longer wants (their study deleted, their trial ended
+    by an event another process took) are stopped too.
     """
 
     def __init__(self, deps: Deps, events: EventQueue, select: Callable[[], list[StudyRecord]],

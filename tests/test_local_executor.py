@@ -1,4 +1,5 @@
-"""The local executor: an attempt exists while the process that owns it lives, and its end is reported even when publishing fails for a while."""
+"""The local executor: an attempt exists while the process that owns it lives, and its end
+is reported even when publishing fails for a while."""
 
 from __future__ import annotations
 

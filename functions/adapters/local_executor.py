@@ -186,6 +186,7 @@ class LocalExecutor:
         if run.stopped or self._closed:
             self._kill(run)
         self._wait(run)
+
     def _stream(self, run: _Run, log: BinaryIO) -> None:
         """Copy the output to the log, and report each new step of the objective as it appears."""
         launch, progress = run.launch, run.launch.progress
