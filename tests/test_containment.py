@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import study_definition
 from http_helpers import KATUNA, Service
 
 from functions.adapters import cloudevents_http
@@ -224,5 +225,26 @@ def test_an_accepted_trial_finished_event_kills_the_attempt_it_ends(tmp_path: Pa
         trial = service.json("GET", "/studies/forged/trials/0", headers=AUTH)[1]
         assert trial["state"] in ("COMPLETE", "FAIL"), trial
         eventually(lambda: survivors(family) == [], what="no process runs on under a finished trial")
+    finally:
+        service.close()
+
+
+def test_an_accepted_trial_finished_event_deletes_the_job_it_ends(kube, tmp_path: Path):
+    service = Service(tmp_path, workers=1, KATUNA_API_TOKEN=TOKEN, KATUNA_EXECUTOR="kubernetes",
+                      KATUNA_K8S_API=kube.url, KATUNA_K8S_NAMESPACE="forged")
+    try:
+        definition = study_definition(name="forged-job", mode="hang", maxTrials=1, parallelism=1)
+        definition["trialTemplate"]["image"] = "python:3.12"
+        submit(service, json.dumps(definition))
+        eventually(lambda: ("forged", "forged-job-0") in kube.jobs, what="the trial's Job is created")
+        store = SqliteStore(tmp_path / "katuna.db")
+        uid = store.get_study("forged-job").uid
+        store.close()
+        headers, body = cloudevents_http.to_http(trial_finished("forged-job", uid, 0, 1, "exited", exit_code=0))
+        status, _, answer = service.request("POST", "/", body, {**headers, **AUTH})
+        assert status == 202, answer
+        assert ("forged", "forged-job-0") not in kube.jobs, "the Job of an attempt marked finished is deleted"
+        assert [(name, policy) for _, name, policy in kube.deleted if name == "forged-job-0"] == \
+            [("forged-job-0", "Background")]
     finally:
         service.close()
