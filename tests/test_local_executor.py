@@ -125,3 +125,19 @@ def test_an_end_never_published_is_found_by_the_watcher_and_the_study_completes(
     assert [t.state for t in store.trials("full")] == ["COMPLETE", "COMPLETE"]
     broker.close()
     store.close()
+
+
+def test_an_owner_that_died_but_is_not_yet_reaped_owns_nothing(tmp_path: Path):
+    logs = tmp_path / "logs"
+    owner = subprocess.Popen([sys.executable, "-c", OWNER, str(logs)], cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                             env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        assert owner.stdout.readline().strip() == "launched"
+        here = LocalExecutor(logs, publish=lambda event: None)
+        launch = attempt(tmp_path, [sys.executable, "-c", "pass"])
+        os.kill(owner.pid, signal.SIGKILL)
+        wait_until(lambda: Path(f"/proc/{owner.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z")
+        assert not here.exists(launch), "a zombie owner is dead: the attempt was lost"
+    finally:
+        owner.kill()
+        owner.wait()
