@@ -71,6 +71,7 @@ class Process:
 
 
 def _read(pid: int) -> Process | None:
+    """The process, or None if it is gone (its marker None if its environment is not readable)."""
     try:
         stat = (PROC / str(pid) / "stat").read_text()
     except OSError:
