@@ -35,7 +35,7 @@ class Embedded:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.settings = settings
         self.store = SqliteStore(settings.db, settings.busy_timeout)
-        self.executor = LocalExecutor(settings.logs, self._publish)
+        self.executor = LocalExecutor(settings.logs, self._publish, pass_env=settings.trial_env)
         self.deps = Deps(self.store, self.executor, clock)
         self.dispatcher = Dispatcher(self.deps)
         self.broker = LocalBroker(self.dispatcher)

@@ -61,7 +61,7 @@ class Runtime:
 
             return KubernetesExecutor(self.settings.cluster_defaults(), api_client(self.settings.k8s_api),
                                       self.settings.report_url)
-        return LocalExecutor(self.settings.logs, self._publish_quietly)
+        return LocalExecutor(self.settings.logs, self.publish, pass_env=self.settings.trial_env)
 
     def store(self) -> SqliteStore:
         """This thread's connection to the database."""
@@ -98,13 +98,6 @@ class Runtime:
             cloudevents_http.send(self.settings.sink, event)
         else:
             self.queue.put(event)
-
-    def _publish_quietly(self, event: Event) -> None:
-        """Publish from a trial's thread, where nobody could retry a failure but the watcher."""
-        try:
-            self.publish(event)
-        except TemporaryError as exc:
-            log.error("could not publish %s (%s): %s", event.type, event.id, exc)
 
     def start(self) -> None:
         """Start taking events from the queue in a background thread (queue mode only: in reply

@@ -54,6 +54,9 @@ class Settings:
     ``KATUNA_GKE_CLUSTER`` (and ``KATUNA_GKE_ENDPOINT`` to reach another API endpoint); or EKS
     with ``KATUNA_EKS_CLUSTER``, ``KATUNA_EKS_SUBNETS`` (comma-separated), ``KATUNA_EKS_NODE_ROLE``
     (an IAM role ARN) and ``KATUNA_EKS_REGION`` (else the AWS configuration's region).
+    ``KATUNA_TRIAL_ENV`` (comma-separated names, none by default): variables of the service's
+    environment that local trial processes get besides their minimal one (say
+    ``CUDA_VISIBLE_DEVICES``); ``KATUNA_API_TOKEN`` is refused.
     """
 
     db: Path = Path("katuna.db")
@@ -81,6 +84,7 @@ class Settings:
     eks_subnets: tuple[str, ...] = ()
     eks_node_role: str | None = None
     eks_region: str | None = None
+    trial_env: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -96,6 +100,7 @@ class Settings:
             **{f"gke_{key}": (f"GKE_{key.upper()}", str) for key in ("project", "location", "cluster", "endpoint")},
             "eks_cluster": ("EKS_CLUSTER", str), "eks_node_role": ("EKS_NODE_ROLE", str),
             "eks_region": ("EKS_REGION", str), "eks_subnets": ("EKS_SUBNETS", _list),
+            "trial_env": ("TRIAL_ENV", _list),
         }
         values = {field: kind(env[PREFIX + name]) for field, (name, kind) in read.items() if env.get(PREFIX + name)}
         if env.get("K_SINK"):
@@ -106,6 +111,8 @@ class Settings:
         if settings.executor not in ("local", "kubernetes"):
             raise ValueError(f"{PREFIX}EXECUTOR: expected local or kubernetes, got {settings.executor!r}")
         settings._check_node_pools()
+        if f"{PREFIX}API_TOKEN" in settings.trial_env:
+            raise ValueError(f"{PREFIX}TRIAL_ENV: trials may never get {PREFIX}API_TOKEN; remove it from the list")
         return settings
 
     def _check_node_pools(self) -> None:

@@ -12,8 +12,10 @@ import time
 from collections.abc import Callable
 
 from functions.adapters.broker import EventQueue
+from functions.adapters.local_executor import LocalExecutor
+from functions.core.errors import StudyNotFound
 from functions.core.events import pool_check, study_completed, study_created
-from functions.core.records import RUNNING, StudyRecord
+from functions.core.records import ACTIVE_STATES, RUNNING, StudyRecord
 from functions.handlers import Deps
 from functions.handlers.base import check_stop, trial_launch
 from functions.handlers.failures import count_failure, temporary
@@ -27,6 +29,9 @@ RECONCILE_AFTER = 2.0
 POLL_EVERY = 2.0
 """Seconds between asking the executor how a study's running attempts are doing."""
 
+STRAYS_EVERY = 1.0
+"""Seconds between checks that every attempt running here is still wanted by the store."""
+
 POOL_CHECK_EVERY = 3.0
 """Seconds between checks of pending node-pool operations (a Knative PingSource's job in the cluster)."""
 
@@ -35,7 +40,9 @@ class Watcher:
     """Watches the studies ``select`` returns, on behalf of one executor and one queue.
 
     ``stop_local`` ends the trials this process runs for a study that ended elsewhere (a local
-    executor's; trial Jobs are deleted by the ``stop`` handler wherever it runs).
+    executor's; trial Jobs are deleted by the ``stop`` handler wherever it runs). A local
+    executor's attempts that the store no longer wants (their study deleted, their trial ended
+    by an event another process took) are stopped too.
     """
 
     def __init__(self, deps: Deps, events: EventQueue, select: Callable[[], list[StudyRecord]],
@@ -48,9 +55,11 @@ class Watcher:
         self._quiet_since: dict[str, float] = {}
         self._polled: dict[str, float] = {}
         self._pools_checked = 0.0
+        self._strays_checked = 0.0
 
     def tick(self) -> None:
         self._check_pools()
+        self._stop_strays()
         for record in self._select():
             try:
                 self._watch(record)
@@ -81,6 +90,33 @@ class Watcher:
         self._pools_checked = now
         if waiting_on_pools(self._deps.store):
             self._events.put(pool_check())
+
+    def _stop_strays(self) -> None:
+        """Stop the attempts running here that the store no longer wants: of a study deleted or
+        made again under its name, of a study that ended, or of a trial that ended or moved on
+        to a later attempt (its end reported by another process, or forged)."""
+        now = time.monotonic()
+        if not isinstance(self._executor, LocalExecutor) or now - self._strays_checked < STRAYS_EVERY:
+            return
+        self._strays_checked = now
+        store, studies, active = self._deps.store, {}, {}
+
+        def stray(study: str, uid: str, number: int, attempt: int) -> bool:
+            if study not in studies:
+                try:
+                    studies[study] = store.get_study(study)
+                except StudyNotFound:
+                    studies[study] = None
+                active[study] = {t.number: t for t in store.trials(study, ACTIVE_STATES)} if studies[study] else {}
+            record = studies[study]
+            if record is None or record.uid != uid or record.terminal:
+                return True
+            trial = active[study].get(number) or store.get_trial(study, number)
+            return trial is not None and (trial.attempt > attempt or (trial.attempt == attempt and trial.finished))
+
+        strays = {key for key in self._executor.attempts() if stray(*key)}
+        if strays:
+            self._executor.stop_attempts(lambda *key: key in strays)
 
     def _poll(self, record: StudyRecord) -> None:
         """Report attempts that ended without a word (a lost Job event, say)."""

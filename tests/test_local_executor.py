@@ -1,4 +1,5 @@
-"""The local executor across processes: an attempt exists while the process that owns it lives."""
+"""The local executor: an attempt exists while the process that owns it lives, and its end
+is reported even when publishing fails for a while."""
 
 from __future__ import annotations
 
@@ -8,10 +9,22 @@ import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import replace
 from pathlib import Path
 
+from conftest import study_definition
+
+from functions.adapters.broker import LocalBroker
 from functions.adapters.local_executor import LocalExecutor
+from functions.adapters.sqlite_store import SqliteStore
+from functions.core.errors import TemporaryError
+from functions.core.events import TRIAL_FINISHED, study_created
 from functions.core.ports import TrialLaunch
+from functions.core.validate import parse_study
+from functions.dispatch import Dispatcher
+from functions.handlers import Deps
+from functions.handlers.base import store_study
+from functions.watch import Watcher
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -62,3 +75,69 @@ def test_an_attempt_owned_by_a_live_process_exists_and_stops_existing_when_that_
     identities = [p.read_text() for p in (logs / ".owners").iterdir()]
     assert [i.split(":")[0] for i in identities] == [str(owner.pid)], \
         "this executor's identity file goes with it (a killed owner's stays behind)"
+
+
+def wait_until(condition, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "not in time"
+        time.sleep(0.02)
+
+
+def test_an_end_that_publishing_refuses_a_few_times_still_arrives(tmp_path: Path):
+    arrived, refusals = [], [TemporaryError("database or disk is full")] * 2
+
+    def publish(event) -> None:
+        if refusals:
+            raise refusals.pop()
+        arrived.append(event)
+
+    executor = LocalExecutor(tmp_path / "logs", publish, publish_delays=(0.01, 0.01, 0.01))
+    executor.launch(attempt(tmp_path, [sys.executable, "-c", "pass"]))
+    wait_until(lambda: arrived)
+    assert (arrived[0].data["outcome"], arrived[0].data["exitCode"]) == ("exited", 0)
+    executor.shutdown()
+
+
+def test_an_end_never_published_is_found_by_the_watcher_and_the_study_completes(tmp_path: Path):
+    """Publishing the first trial's end fails for good: the watcher's poll republishes it."""
+    store = SqliteStore(tmp_path / "katuna.db")
+    refused = []
+
+    def publish(event) -> None:
+        if event.type == TRIAL_FINISHED and (not refused or event.id == refused[0].id):
+            refused.append(event)
+            raise TemporaryError("database or disk is full")
+        broker.publish(event)
+
+    executor = LocalExecutor(tmp_path / "logs", publish, publish_delays=(0.01,))
+    deps = Deps(store, executor, time.time)
+    broker = LocalBroker(Dispatcher(deps))
+    definition = study_definition(name="full", maxTrials=2, parallelism=1)
+    store_study(replace(deps, workdir=str(tmp_path)), parse_study(definition), definition)
+    broker.publish(study_created("full", store.get_study("full").uid))
+    watcher = Watcher(deps, broker.events, lambda: [store.get_study("full")], stop_local=executor.stop_study)
+    deadline = time.monotonic() + 30
+    broker.run(until=lambda: store.get_study("full").terminal or time.monotonic() > deadline, tick=watcher.tick)
+    executor.shutdown()
+    assert len(refused) == 2, "the first end was tried twice, then left to the watcher"
+    assert store.get_study("full").status == "completed"
+    assert [t.state for t in store.trials("full")] == ["COMPLETE", "COMPLETE"]
+    broker.close()
+    store.close()
+
+
+def test_an_owner_that_died_but_is_not_yet_reaped_owns_nothing(tmp_path: Path):
+    logs = tmp_path / "logs"
+    owner = subprocess.Popen([sys.executable, "-c", OWNER, str(logs)], cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                             env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        assert owner.stdout.readline().strip() == "launched"
+        here = LocalExecutor(logs, publish=lambda event: None)
+        launch = attempt(tmp_path, [sys.executable, "-c", "pass"])
+        os.kill(owner.pid, signal.SIGKILL)
+        wait_until(lambda: Path(f"/proc/{owner.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z")
+        assert not here.exists(launch), "a zombie owner is dead: the attempt was lost"
+    finally:
+        owner.kill()
+        owner.wait()

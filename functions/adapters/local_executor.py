@@ -1,8 +1,18 @@
 """The executor port on this machine: each trial attempt a subprocess, never a shell.
 
-Output (stdout and stderr) goes to a per-attempt log file. Each process leads its own process
-group, so a timeout, a stop or Ctrl-C ends everything the trial started. Ends are reported as
-``trial.finished`` events through ``publish``; ends that katuna caused by stopping are not.
+Output (stdout and stderr) goes to a per-attempt log file. Everything an attempt starts is
+contained (:mod:`functions.adapters.process_tree`): a timeout, a stop or a shutdown ends the
+whole tree (SIGTERM, a grace period, then SIGKILL), and so does the main process's own end,
+before that end is reported. Ends are reported as ``trial.finished`` events through
+``publish``, retried with back-off while it fails; an end that could not be reported is
+answered by :meth:`LocalExecutor.poll`. Ends that katuna caused by stopping are not reported.
+
+A trial's environment is minimal (:mod:`functions.adapters.trial_env`): ``PATH`` (the
+service's Python's bin directory first), ``HOME``, ``USER``, ``LOGNAME``, ``LANG``, ``LC_*``,
+``TZ``, ``TMPDIR``, ``PYTHONUNBUFFERED=1``, the names listed in ``KATUNA_TRIAL_ENV`` (never
+``KATUNA_API_TOKEN``), the study's ``env``, ``KATUNA_STUDY``, ``KATUNA_STUDY_UID``,
+``KATUNA_TRIAL``, ``KATUNA_ATTEMPT``, ``KATUNA_OBJECTIVE`` and the attempt's marker
+``KATUNA_ATTEMPT_ID``; nothing else of the service's environment.
 
 Several executors may share one log directory (the workers of ``katuna serve``): beside each
 log an ``.owner`` file names the process that runs the attempt (see
@@ -13,18 +23,20 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import signal
 import subprocess
-import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
+from functions.adapters import process_tree
 from functions.adapters.owners import Owners
+from functions.adapters.trial_ends import PUBLISH_DELAYS, finished_event, publish_with_retries
+from functions.adapters.trial_env import trial_environment
+from functions.adapters.workers import Workers
 from functions.core.events import Event, trial_finished, trial_progress
 from functions.core.lines import bounded_lines
 from functions.core.metrics import parse_json_lines, parse_text
@@ -34,8 +46,6 @@ CHUNK = 64 * 1024
 """Bytes read at a time from a trial's output."""
 
 log = logging.getLogger("katuna.executor")
-
-PREEMPTION_SIGNALS = {signal.SIGKILL, signal.SIGTERM, signal.SIGHUP, signal.SIGINT}
 
 Key = tuple[str, str, int, int]
 
@@ -49,6 +59,10 @@ class _Run:
     done: threading.Event = field(default_factory=threading.Event)
     streamer: threading.Thread | None = None
 
+    @property
+    def marker(self) -> str:
+        return process_tree.marker(self.launch.uid, self.launch.number, self.launch.attempt)
+
 
 def _ids(launch: TrialLaunch) -> tuple[str, str, int, int]:
     return launch.study, launch.uid, launch.number, launch.attempt
@@ -59,68 +73,47 @@ def _key(launch: TrialLaunch) -> Key:
     return _ids(launch)
 
 
-def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-    try:
-        os.killpg(process.pid, sig)
-    except ProcessLookupError:
-        pass
-
-
-class _Workers:
-    """Daemon threads that run jobs; a new one starts only when none is idle, since starting a
-    thread makes the caller wait until it runs (a handler's transaction would wait with it)."""
-
-    def __init__(self) -> None:
-        self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
-        self._idle = 0
-        self._lock = threading.Lock()
-
-    def submit(self, job: Callable[[], None]) -> None:
-        with self._lock:
-            start = self._idle == 0
-            if not start:
-                self._idle -= 1
-        self._jobs.put(job)
-        if start:
-            threading.Thread(target=self._work, name="katuna-trial", daemon=True).start()
-
-    def _work(self) -> None:
-        while True:
-            job = self._jobs.get()
-            try:
-                job()
-            except Exception:
-                log.exception("a trial's thread failed")
-            with self._lock:
-                self._idle += 1
-
-
 class LocalExecutor:
-    """Implements :class:`functions.core.ports.Executor` with local processes."""
+    """Implements :class:`functions.core.ports.Executor` with local processes.
 
-    def __init__(self, log_dir: Path, publish: Callable[[Event], None], kill_grace: float = 3.0) -> None:
+    ``pass_env`` names variables of the service's environment that trials get too
+    (``KATUNA_TRIAL_ENV``); ``publish_delays`` are the waits before each new try of reporting an
+    end. The executor makes its process a child subreaper.
+    """
+
+    def __init__(self, log_dir: Path, publish: Callable[[Event], None], kill_grace: float = 3.0,
+                 pass_env: Iterable[str] = (), publish_delays: Iterable[float] = PUBLISH_DELAYS) -> None:
         self.log_dir = Path(log_dir)
         self._publish = publish
         self._kill_grace = kill_grace
+        self._pass_env = tuple(pass_env)
+        self._publish_delays = tuple(publish_delays)
         self._runs: dict[Key, _Run] = {}
         self._active: dict[Key, _Run] = {}
         """The runs that have not ended: what stops and counts look at, however many ended."""
+        self._unreported: dict[Key, Event] = {}
+        """Ends that could not be published: :meth:`poll` answers them."""
         self._lock = threading.Lock()
         self._closed = False
         self._owners = Owners(self.log_dir)
-        self._workers = _Workers()
+        self._workers = Workers()
+        self._sweepers: list[threading.Thread] = []
+        """Threads ending what dead processes left behind, which a shutdown waits for."""
+        process_tree.become_subreaper()
 
     def log_path(self, study: str, number: int, attempt: int) -> Path:
         return self.log_dir / study / f"{number}.{attempt}.log"
 
-    def _owner_path(self, launch: TrialLaunch) -> Path:
-        return self.log_path(launch.study, launch.number, launch.attempt).with_suffix(".owner")
+    def _owner_path(self, launch: TrialLaunch, attempt: int | None = None) -> Path:
+        return self.log_path(launch.study, launch.number, attempt or launch.attempt).with_suffix(".owner")
 
     def launch(self, launch: TrialLaunch) -> None:
         """Register the attempt and start its process now (a trial slot is refilled without a
-        hand-off between threads); a worker thread then waits for it to end. The owner file is
-        written after the start, off the path to it, and before the caller's transaction makes
-        the attempt visible to other processes."""
+        hand-off between threads); a worker thread then waits for it to end. Processes left by
+        an earlier run of the trial whose owner died (a service killed with ``kill -9``) are
+        ended first, on the worker thread. The owner file is written after the start, off the
+        path to it, and before the caller's transaction makes the attempt visible to other
+        processes."""
         key = _key(launch)
         with self._lock:
             if key in self._runs or self._closed:
@@ -132,22 +125,48 @@ class LocalExecutor:
             with self._lock:
                 del self._runs[key], self._active[key]
             raise
+        if self._abandoned(launch):
+            self._workers.submit(partial(self._start_after_strays, run, log))
+        else:
+            self._workers.submit(self._start(run, log))
+        self._owners.claim(self._owner_path(launch))
+
+    def _abandoned(self, launch: TrialLaunch) -> bool:
+        """Whether an attempt of the trial (this one included) was claimed by a process that died."""
+        return any(self._owners.abandoned(self._owner_path(launch, attempt))
+                   for attempt in range(1, launch.attempt + 1))
+
+    def _start_after_strays(self, run: _Run, log: BinaryIO) -> None:
+        """End every process an earlier run of the trial left behind, then start the attempt."""
+        self._end_strays(run.launch)
+        if run.stopped or self._closed:
+            log.close()
+            self._ended(run)
+            return
+        self._start(run, log)()
+
+    def _end_strays(self, launch: TrialLaunch) -> None:
+        """End every process of every attempt of the trial."""
+        prefix = process_tree.marker(launch.uid, launch.number, 0)[:-1]
+        process_tree.end(None, lambda marker: marker.startswith(prefix), self._kill_grace)
+
+    def _start(self, run: _Run, log: BinaryIO) -> Callable[[], None]:
+        """Start the attempt's process; the job that waits for its end."""
+        launch = run.launch
         try:
             run.process = subprocess.Popen(
-                launch.argv, cwd=launch.working_dir, env=self._environment(launch),
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE if launch.progress else log,
-                stderr=subprocess.STDOUT, start_new_session=True,
+                launch.argv, cwd=launch.working_dir, stdin=subprocess.DEVNULL,
+                env=trial_environment(os.environ, self._pass_env, launch.env, (process_tree.MARKER, run.marker)),
+                stdout=subprocess.PIPE if launch.progress else log, stderr=subprocess.STDOUT, start_new_session=True,
             )
         except (OSError, ValueError) as exc:
             message = f"{launch.argv[0]!r}: {getattr(exc, 'strerror', None) or exc}"
             with log:
                 log.write(f"katuna: could not start {message}\n".encode())
-            self._workers.submit(partial(self._failed_to_start, run, message))
-        else:
-            if not launch.progress:
-                log.close()
-            self._workers.submit(partial(self._watch, run, log if launch.progress else None))
-        self._owners.claim(self._owner_path(launch))
+            return partial(self._failed_to_start, run, message)
+        if not launch.progress:
+            log.close()
+        return partial(self._watch, run, log if launch.progress else None)
 
     def _open_log(self, launch: TrialLaunch) -> BinaryIO:
         path = self.log_path(launch.study, launch.number, launch.attempt)
@@ -157,7 +176,7 @@ class LocalExecutor:
     def _failed_to_start(self, run: _Run, message: str) -> None:
         """Report from a worker thread: the caller may hold a transaction that publishing waits on."""
         self._ended(run)
-        self._publish(trial_finished(*_ids(run.launch), outcome="error", message=message))
+        self._report(run, trial_finished(*_ids(run.launch), outcome="error", message=message))
 
     def _watch(self, run: _Run, log: BinaryIO | None) -> None:
         """Stream the output (when progress is reported) and wait for the process to end."""
@@ -165,7 +184,7 @@ class LocalExecutor:
             run.streamer = threading.Thread(target=self._stream, args=(run, log), daemon=True)
             run.streamer.start()
         if run.stopped or self._closed:
-            self._kill(run.process)
+            self._kill(run)
         self._wait(run)
 
     def _stream(self, run: _Run, log: BinaryIO) -> None:
@@ -185,56 +204,64 @@ class LocalExecutor:
                 for observation in parse([line], [progress.metric]):
                     if observation.step is not None and observation.step not in reported and not run.stopped:
                         reported.add(observation.step)
-                        self._publish(trial_progress(*_ids(launch), observation.step, observation.value))
+                        self._publish_progress(trial_progress(*_ids(launch), observation.step, observation.value))
 
-    @staticmethod
-    def _environment(launch: TrialLaunch) -> dict[str, str]:
-        env = dict(os.environ)
-        env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", "")])
-        env.setdefault("PYTHONUNBUFFERED", "1")
-        env.update(launch.env)
-        return env
+    def _publish_progress(self, event: Event) -> None:
+        """A step that cannot be reported is skipped: the output must go on being read."""
+        try:
+            self._publish(event)
+        except Exception as exc:
+            log.warning("could not report progress %s: %s", event.id, exc)
 
     def _wait(self, run: _Run) -> None:
+        """Wait for the main process, end whatever it left behind, then report the end."""
         process, timeout = run.process, run.launch.timeout
         try:
             code = process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             run.timed_out = True
-            code = self._kill(process)
+            code = self._kill(run)
+        self._contain(run)
         if run.streamer is not None:
             run.streamer.join()
         self._ended(run)
         if run.stopped or self._closed:
             return
-        self._publish(self._finished(run.launch, code, run.timed_out))
+        self._report(run, finished_event(run.launch, code, run.timed_out))
+
+    def _report(self, run: _Run, event: Event) -> None:
+        """Publish the attempt's end, trying again while publishing fails; an end still
+        unpublished is kept for :meth:`poll`."""
+        error = publish_with_retries(self._publish, event, self._publish_delays,
+                                     give_up=lambda: self._closed or run.stopped)
+        if error is not None:
+            log.error("could not report the end of %s trial %d attempt %d (%s), kept for the watcher: %s",
+                      run.launch.study, run.launch.number, run.launch.attempt, event.id, error)
+            with self._lock:
+                self._unreported[_key(run.launch)] = event
 
     def _ended(self, run: _Run) -> None:
         with self._lock:
             self._active.pop(_key(run.launch), None)
         run.done.set()
 
-    @staticmethod
-    def _finished(launch: TrialLaunch, code: int, timed_out: bool) -> Event:
-        ids = _ids(launch)
-        if timed_out:
-            return trial_finished(*ids, outcome="timeout", exit_code=code,
-                                  message=f"ran past its timeout of {launch.timeout:g}s")
-        if code < 0 and -code in PREEMPTION_SIGNALS:
-            name = signal.Signals(-code).name
-            return trial_finished(*ids, outcome="preempted", exit_code=code, message=f"killed by {name} from outside")
-        if code < 0:
-            return trial_finished(*ids, outcome="exited", exit_code=code, message=f"died of {signal.Signals(-code).name}")
-        return trial_finished(*ids, outcome="exited", exit_code=code)
+    def _contain(self, run: _Run) -> None:
+        """End every process of the attempt that is still alive, and reap those adopted here."""
+        process_tree.end(run.process.pid, run.marker.__eq__, self._kill_grace, keep=self._leaders())
 
-    def _kill(self, process: subprocess.Popen[bytes]) -> int:
-        """End the process group: SIGTERM, then SIGKILL after the grace period."""
-        _signal_group(process, signal.SIGTERM)
+    def _kill(self, run: _Run) -> int:
+        """End the attempt's whole process tree: SIGTERM, then SIGKILL after the grace period."""
         try:
-            return process.wait(timeout=self._kill_grace)
-        except subprocess.TimeoutExpired:
-            _signal_group(process, signal.SIGKILL)
-            return process.wait()
+            os.killpg(run.process.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        self._contain(run)
+        return run.process.wait()
+
+    def _leaders(self) -> set[int]:
+        """The main processes of attempts, whose exit status their own threads wait for."""
+        with self._lock:
+            return {run.process.pid for run in self._active.values() if run.process is not None}
 
     def exists(self, launch: TrialLaunch) -> bool:
         with self._lock:
@@ -243,23 +270,43 @@ class LocalExecutor:
         return self._owners.owned_elsewhere(self._owner_path(launch))
 
     def stop(self, launch: TrialLaunch) -> None:
-        self._stop(lambda s, n: (s, n) == (launch.study, launch.number))
+        """Stop the trial's attempts running here, and any left by a process that died."""
+        self._stop(lambda s, u, n, a: (s, u, n) == (launch.study, launch.uid, launch.number))
+        if self._abandoned(launch):
+            sweeper = threading.Thread(target=self._end_strays, args=(launch,), daemon=True)
+            sweeper.start()
+            self._sweepers.append(sweeper)
 
     def poll(self, launch: TrialLaunch) -> Event | None:
-        """Ends are reported as they happen, never learnt by asking."""
-        return None
-
-    def stop_study(self, study: str) -> None:
-        """Stop every attempt of the study that is still running here."""
-        self._stop(lambda s, _: s == study)
-
-    def _stop(self, selected: Callable[[str, int], bool]) -> None:
+        """The end of an attempt that ended here but could not be reported; ends are otherwise
+        reported as they happen, never learnt by asking."""
         with self._lock:
-            runs = [run for (s, _, n, _), run in self._active.items() if selected(s, n)]
+            return self._unreported.get(_key(launch))
+
+    def stop_study(self, study: str, uid: str | None = None) -> None:
+        """Stop every attempt of the study (of that uid, if given) that is still running here."""
+        self._stop(lambda s, u, n, a: s == study and uid in (None, u))
+
+    def stop_attempts(self, selected: Callable[[str, str, int, int], bool]) -> None:
+        """Stop the attempts running here that ``selected(study, uid, number, attempt)`` accepts."""
+        self._stop(selected)
+
+    def attempts(self) -> list[Key]:
+        """``(study, uid, number, attempt)`` of every attempt running here."""
+        with self._lock:
+            return list(self._active)
+
+    def _stop(self, selected: Callable[[str, str, int, int], bool]) -> None:
+        with self._lock:
+            runs = [run for key, run in self._active.items() if selected(*key)]
+            for key in [key for key in self._unreported if selected(*key)]:
+                del self._unreported[key]
         for run in runs:
+            if run.stopped:
+                continue
             run.stopped = True
             if run.process is not None and run.process.poll() is None:
-                threading.Thread(target=self._kill, args=(run.process,), daemon=True).start()
+                threading.Thread(target=self._kill, args=(run,), daemon=True).start()
 
     def running(self, study: str | None = None) -> int:
         """How many attempts (of one study, or of all) have not ended yet."""
@@ -271,7 +318,7 @@ class LocalExecutor:
         self._closed = True
         with self._lock:
             runs = list(self._active.values())
-        threads = [threading.Thread(target=self._kill, args=(run.process,))
+        threads = [threading.Thread(target=self._kill, args=(run,))
                    for run in runs if run.process is not None and not run.done.is_set()]
         for thread in threads:
             thread.start()
@@ -279,6 +326,8 @@ class LocalExecutor:
             thread.join()
         for run in runs:
             run.done.wait(timeout=self._kill_grace + 2)
+        for sweeper in self._sweepers:
+            sweeper.join(timeout=self._kill_grace + 2)
         self._owners.release()
 
     def output(self, launch: TrialLaunch) -> Iterator[str]:

@@ -12,17 +12,23 @@ import os
 from pathlib import Path
 
 
+def _stat(pid: int) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name (state first), if readable."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
 def identity(pid: int) -> str:
     """``pid:start time``: unlike a bare pid, never the identity of a later process."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return str(pid)
-    return f"{pid}:{stat.rsplit(')', 1)[1].split()[19]}"
+    fields = _stat(pid)
+    return str(pid) if fields is None else f"{pid}:{fields[19]}"
 
 
 def alive(owner: str) -> bool:
-    """Whether the process with this identity still runs."""
+    """Whether the process with this identity still runs (a zombie, dead but not yet reaped by
+    its parent, does not)."""
     pid = int(owner.split(":")[0])
     try:
         os.kill(pid, 0)
@@ -30,7 +36,8 @@ def alive(owner: str) -> bool:
         return False
     except PermissionError:
         pass
-    return identity(pid) == owner
+    fields = _stat(pid)
+    return identity(pid) == owner and (fields is None or fields[0] != "Z")
 
 
 class Owners:
@@ -57,6 +64,14 @@ class Owners:
         except FileNotFoundError:
             return False
         return owner != self.identity and alive(owner)
+
+    def abandoned(self, owner_path: Path) -> bool:
+        """Whether another process claimed the attempt and died since (its processes may live on)."""
+        try:
+            owner = owner_path.read_text()
+        except FileNotFoundError:
+            return False
+        return owner != self.identity and not alive(owner)
 
     def release(self) -> None:
         """Remove this process's identity file; the claims linked to it keep their content."""

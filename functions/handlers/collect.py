@@ -2,7 +2,8 @@
 
 Going on means: retry a preempted attempt, end the study when a stop rule fires, or suggest
 the trials that fill the freed slots. A finished event for a trial that already ended, or for
-an attempt that was superseded, changes nothing.
+an attempt that was superseded, changes nothing. An accepted end stops the attempt's process or
+Job if it still runs.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ import math
 from dataclasses import replace
 
 from functions.core.events import Event, trial_suggested
+from functions.core.ports import TrialLaunch
 from functions.core.records import COMPLETE, FAIL, WAITING, StudyRecord
-from functions.handlers.base import Deps, go_on, record_output, tell
+from functions.handlers.base import Deps, go_on, record_output, tell, trial_launch
 
 
 def handle(event: Event, deps: Deps) -> list[Event]:
@@ -22,6 +24,7 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     trial = store.get_trial(record.name, data["trial"])
     if not record.owns(data) or trial is None or trial.finished or trial.attempt != data["attempt"]:
         return []
+    _stop_if_running(deps, trial_launch(record, trial))
     if data["outcome"] == "preempted" and trial.attempt < record.spec.trial_template.max_attempts \
             and not record.terminal:
         store.update_trial(record.name, trial.number, attempt=trial.attempt + 1, state=WAITING,
@@ -34,6 +37,14 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     store.update_trial(record.name, trial.number, **outcome)
     tell(record, deps, trial.number, state, values)
     return go_on(record, deps, replace(trial, **outcome))
+
+
+def _stop_if_running(deps: Deps, launch: TrialLaunch) -> None:
+    """An accepted end is the attempt's end: if its process or Job still runs (the end was
+    reported early, or forged), stop it, so nothing runs on under a trial marked finished. An
+    executor that learns ends by asking answers ``poll`` for an attempt that ended."""
+    if deps.executor.poll(launch) is None:
+        deps.executor.stop(launch)
 
 
 def _history(earlier: str, latest: str) -> str:

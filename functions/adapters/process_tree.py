@@ -1,0 +1,151 @@
+"""Every process a trial attempt started, found and ended, wherever it went (Linux).
+
+A trial's main process leads its own session, and its environment carries a marker,
+``KATUNA_ATTEMPT_ID=<study uid>/<trial number>/<attempt>``, that every descendant inherits. A
+descendant is found by its session (or process group), or by the marker read from
+``/proc/<pid>/environ`` when it left the session (``setsid``), so neither a background child
+that outlives the main process nor a new session escapes. Only a process that both leaves the
+session and clears its environment is not found.
+
+The service makes itself a child subreaper (``prctl(PR_SET_CHILD_SUBREAPER)``): orphaned
+descendants of its trials become its children rather than init's, so they stay visible to it
+and it reaps them once they are killed. On systems without ``/proc`` or ``prctl`` only the
+session is signalled, and :func:`become_subreaper` says so.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+MARKER = "KATUNA_ATTEMPT_ID"
+"""The environment variable naming the attempt a process belongs to."""
+
+PR_SET_CHILD_SUBREAPER = 36
+PROC = Path("/proc")
+KILL_ROUNDS = 50
+"""SIGKILL rounds at most, for descendants still forking while they are killed."""
+
+log = logging.getLogger("katuna.executor")
+
+
+def marker(uid: str, number: int, attempt: int) -> str:
+    """The marker of one attempt of one trial of one study."""
+    return f"{uid}/{number}/{attempt}"
+
+
+def become_subreaper() -> bool:
+    """Make this process adopt its orphaned descendants; whether that worked."""
+    if not sys.platform.startswith("linux"):
+        log.warning("trial processes that leave their session are not contained on %s: "
+                    "only Linux offers a child subreaper and /proc", sys.platform)
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+    except (OSError, AttributeError) as exc:
+        log.warning("could not make this process a child subreaper (%s): orphaned trial processes "
+                    "are still found and killed, but not reaped here", exc)
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class Process:
+    """What ``/proc`` says about one process."""
+
+    pid: int
+    parent: int
+    group: int
+    session: int
+    zombie: bool
+    marker: str | None
+
+
+def _read(pid: int) -> Process | None:
+    """The process, or None if it is gone (its marker None if its environment is not readable)."""
+    try:
+        stat = (PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    try:
+        environ = (PROC / str(pid) / "environ").read_bytes()
+    except OSError:
+        environ = b""
+    prefix = MARKER.encode() + b"="
+    found = next((item[len(prefix):].decode(errors="replace") for item in environ.split(b"\0")
+                  if item.startswith(prefix)), None)
+    return Process(pid, int(fields[1]), int(fields[2]), int(fields[3]), fields[0] == "Z", found)
+
+
+def processes() -> list[Process]:
+    """Every process this one may see, itself excepted (none where there is no ``/proc``)."""
+    if not PROC.is_dir():
+        return []
+    me = os.getpid()
+    pids = (int(entry.name) for entry in PROC.iterdir() if entry.name.isdigit() and entry.name != str(me))
+    return [p for p in map(_read, pids) if p is not None]
+
+
+def _members(snapshot: Iterable[Process], leader: int | None, markers: Callable[[str], bool]) -> list[Process]:
+    return [p for p in snapshot if not p.zombie and (
+        (leader is not None and leader in (p.session, p.group)) or (p.marker is not None and markers(p.marker)))]
+
+
+def members(leader: int | None, markers: Callable[[str], bool]) -> list[Process]:
+    """The live processes of a trial attempt: in the session or group ``leader`` leads, or
+    carrying a marker that ``markers`` accepts."""
+    return _members(processes(), leader, markers)
+
+
+def _signal(pids: Iterable[int], sig: signal.Signals) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def end(leader: int | None, markers: Callable[[str], bool], grace: float, keep: Iterable[int] = ()) -> None:
+    """End every process of the attempt: SIGTERM, then SIGKILL to whatever is left after
+    ``grace`` seconds (and to whatever it forked meanwhile), then reap those that are children
+    of this process. ``keep`` are children whose exit status someone else waits for."""
+    snapshot = processes()
+    found = _members(snapshot, leader, markers)
+    seen = {p.pid for p in found}
+    if found:
+        _signal(seen, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while found and time.monotonic() < deadline:
+            time.sleep(0.02)
+            found = members(leader, markers)
+        for _ in range(KILL_ROUNDS):
+            if not found:
+                break
+            seen.update(p.pid for p in found)
+            _signal((p.pid for p in found), signal.SIGKILL)
+            time.sleep(0.01)
+            found = members(leader, markers)
+        snapshot = processes()
+    _reap(snapshot, lambda p: p.pid in seen or (leader is not None and p.session == leader), keep)
+
+
+def _reap(snapshot: Iterable[Process], belongs: Callable[[Process], bool], keep: Iterable[int]) -> None:
+    """Collect the exit status of this process's dead children that ``belongs`` accepts (orphans
+    adopted as a subreaper), never of those in ``keep``."""
+    me, kept = os.getpid(), set(keep)
+    for process in snapshot:
+        if process.zombie and process.parent == me and process.pid not in kept and belongs(process):
+            try:
+                os.waitpid(process.pid, os.WNOHANG)
+            except ChildProcessError:
+                pass

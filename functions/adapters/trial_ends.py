@@ -1,0 +1,49 @@
+"""A local attempt's end as a ``trial.finished`` event, and its publication, tried again while
+publishing fails (a full disk, a database locked for longer than its busy timeout)."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable, Iterable
+
+from functions.core.events import Event, trial_finished
+from functions.core.ports import TrialLaunch
+
+PREEMPTION_SIGNALS = {signal.SIGKILL, signal.SIGTERM, signal.SIGHUP, signal.SIGINT}
+"""Signals from outside that end an attempt the way a preemption does."""
+
+PUBLISH_DELAYS = (0.1, 0.3, 1.0, 3.0, 5.0)
+"""Seconds to wait before each new try of publishing an attempt's end, while publishing fails."""
+
+
+def finished_event(launch: TrialLaunch, code: int, timed_out: bool) -> Event:
+    """The end of an attempt whose main process exited with ``code`` (negative: a signal)."""
+    ids = launch.study, launch.uid, launch.number, launch.attempt
+    if timed_out:
+        return trial_finished(*ids, outcome="timeout", exit_code=code,
+                              message=f"ran past its timeout of {launch.timeout:g}s")
+    if code < 0 and -code in PREEMPTION_SIGNALS:
+        name = signal.Signals(-code).name
+        return trial_finished(*ids, outcome="preempted", exit_code=code, message=f"killed by {name} from outside")
+    if code < 0:
+        return trial_finished(*ids, outcome="exited", exit_code=code, message=f"died of {signal.Signals(-code).name}")
+    return trial_finished(*ids, outcome="exited", exit_code=code)
+
+
+def publish_with_retries(publish: Callable[[Event], None], event: Event, delays: Iterable[float],
+                         give_up: Callable[[], bool]) -> Exception | None:
+    """Publish ``event``, waiting each of ``delays`` before trying again while it fails, unless
+    ``give_up()`` says to stop (a shutdown must not wait); the last error, or None once sent."""
+    error: Exception | None = None
+    for delay in (0.0, *delays):
+        if error is not None:
+            if give_up():
+                return error
+            time.sleep(delay)
+        try:
+            publish(event)
+            return None
+        except Exception as exc:
+            error = exc
+    return error

@@ -1,0 +1,250 @@
+"""Nothing a trial starts outlives it: background children, children in a new session and
+children that ignore SIGTERM all end with their attempt, whether it exits, times out, is
+stopped, is ended by an event, belongs to a deleted study, or was left by a killed service."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import study_definition
+from http_helpers import KATUNA, Service
+
+from functions.adapters import cloudevents_http
+from functions.adapters.local_executor import LocalExecutor
+from functions.adapters.sqlite_store import SqliteStore
+from functions.core.events import trial_finished
+from functions.core.ports import TrialLaunch
+
+FAMILY = Path(__file__).resolve().parent / "trials" / "family.py"
+TOKEN = "containment-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def alive(pid: int) -> bool:
+    """Whether the process runs (a zombie does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def pids(folder: Path, pattern: str = "pids.*") -> list[int]:
+    return [int(pid) for path in folder.glob(pattern) for pid in path.read_text().split()]
+
+
+def eventually(condition: Callable[[], object], timeout: float = 20, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout}s: {what}")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def family(tmp_path: Path) -> Iterator[Path]:
+    """A folder the trials write their pids to; whatever survives a failed test is killed."""
+    folder = tmp_path / "family"
+    folder.mkdir()
+    yield folder
+    for pid in pids(folder):
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, os.WNOHANG)
+        except (ProcessLookupError, ChildProcessError, PermissionError):
+            pass
+
+
+def family_argv(folder: Path, *flags: str) -> list[str]:
+    return [sys.executable, str(FAMILY), "--dir", str(folder), *flags]
+
+
+def launch_of(folder: Path, argv: list[str], timeout: float | None = None) -> TrialLaunch:
+    return TrialLaunch(study="kin", uid="u1", number=0, attempt=1, job_name="kin-0-1", argv=argv,
+                       env={"KATUNA_TRIAL": "0", "KATUNA_ATTEMPT": "1"}, working_dir=str(folder), timeout=timeout)
+
+
+def survivors(folder: Path) -> list[int]:
+    return [pid for pid in pids(folder) if alive(pid)]
+
+
+def test_background_children_are_killed_before_a_trial_that_exits_is_reported(family: Path):
+    reported = []
+    executor = LocalExecutor(family / "logs", lambda event: reported.append((event, survivors(family))),
+                             kill_grace=0.5)
+    executor.launch(launch_of(family, family_argv(family, "--ignore-term")))
+    eventually(lambda: reported, what="the end is reported")
+    event, alive_then = reported[0]
+    assert (event.data["outcome"], event.data["exitCode"]) == ("exited", 0)
+    assert len(pids(family)) == 3, "the trial, its background child and its child in a new session"
+    assert alive_then == [], "its children (one in a new session, both ignoring SIGTERM) end before its end is told"
+    executor.shutdown()
+
+
+def test_a_timed_out_trial_ends_with_every_descendant(family: Path):
+    reported = []
+    executor = LocalExecutor(family / "logs", reported.append, kill_grace=0.5)
+    executor.launch(launch_of(family, family_argv(family, "--ignore-term", "--hold", "300"), timeout=1))
+    eventually(lambda: reported, what="the timeout is reported")
+    assert reported[0].data["outcome"] == "timeout"
+    assert survivors(family) == []
+    executor.shutdown()
+
+
+def test_a_stop_kills_a_trial_whose_processes_ignore_sigterm_and_leave_the_session(family: Path):
+    reported = []
+    executor = LocalExecutor(family / "logs", reported.append, kill_grace=0.5)
+    launch = launch_of(family, family_argv(family, "--ignore-term", "--hold", "300"))
+    executor.launch(launch)
+    eventually(lambda: (family / "pids.0.1").exists(), what="the trial starts its children")
+    executor.stop(launch)
+    eventually(lambda: executor.running() == 0, what="the attempt ends")
+    assert survivors(family) == []
+    assert reported == [], "an end katuna caused is not reported"
+    executor.shutdown()
+
+
+def killed_run(tmp_path: Path, family: Path) -> tuple[list[str], list[int]]:
+    """A ``katuna run`` killed with SIGKILL while its trial runs: its command, and the pids
+    of the trial processes it left behind."""
+    definition = {
+        "name": "stale", "objective": {"metric": "loss", "direction": "minimize"},
+        "parameters": [{"name": "x", "type": "float", "min": 0.0, "max": 1.0}],
+        "maxTrials": 1, "parallelism": 1,
+        "trialTemplate": {"command": family_argv(family, "--hold-first", "300"), "env": {"X": "${trialParameters.x}"}},
+    }
+    study = tmp_path / "study.yaml"
+    study.write_text(yaml.safe_dump(definition))
+    command = [KATUNA, "run", str(study), "--db", str(tmp_path / "katuna.db")]
+    first = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        eventually(lambda: (family / "pids.0.1").exists(), what="the first attempt starts its children")
+    finally:
+        first.kill()
+        first.wait()
+    stale = pids(family, "pids.0.1")
+    assert all(alive(pid) for pid in stale), "the killed service's trial processes run on, for now"
+    return command, stale
+
+
+def test_a_service_killed_with_sigkill_has_its_stale_attempt_killed_before_the_trial_runs_again(
+        tmp_path: Path, family: Path):
+    command, stale = killed_run(tmp_path, family)
+    second = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert (family / "alive-at-start.0.2").read_text() == "", "no process of the first attempt ran beside the second"
+    assert [pid for pid in stale if alive(pid)] == []
+
+
+def test_stopping_a_study_kills_the_trial_processes_a_killed_service_left(tmp_path: Path, family: Path):
+    _, stale = killed_run(tmp_path, family)
+    stop = subprocess.run([KATUNA, "stop", "stale", "--db", str(tmp_path / "katuna.db")], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert stop.returncode == 0, stop.stdout + stop.stderr
+    assert [pid for pid in stale if alive(pid)] == []
+
+
+def study_of(name: str, family: Path, **overrides) -> str:
+    return json.dumps({
+        "name": name, "objective": {"metric": "loss", "direction": "minimize"},
+        "parameters": [{"name": "x", "type": "float", "min": 0.0, "max": 1.0}],
+        "maxTrials": 1, "parallelism": 1,
+        "trialTemplate": {"command": family_argv(family, "--ignore-term", "--hold", "300"),
+                          "env": {"X": "${trialParameters.x}"}, "workingDir": str(family)},
+        **overrides,
+    })
+
+
+def submit(service: Service, body: str) -> dict:
+    status, _, answer = service.request("POST", "/studies", body, {"Content-Type": "application/json", **AUTH})
+    assert status == 201, answer
+    return json.loads(answer)
+
+
+def test_deleting_a_study_kills_its_trials_run_by_another_service_process(tmp_path: Path, family: Path):
+    runner = Service(tmp_path, workers=2, KATUNA_API_TOKEN=TOKEN)
+    other = None
+    try:
+        submit(runner, study_of("doomed", family))
+        eventually(lambda: (family / "pids.0.1").exists(), what="the trial starts its children")
+        other = Service(tmp_path, workers=1, KATUNA_API_TOKEN=TOKEN)
+        status, _, body = other.request("DELETE", "/studies/doomed", headers=AUTH)
+        assert status == 204, body
+        eventually(lambda: survivors(family) == [], what="every process of the deleted study's trial ends")
+    finally:
+        for service in (other, runner):
+            if service is not None:
+                service.close()
+
+
+def test_a_service_and_its_workers_killed_with_sigkill_have_their_stale_attempt_killed_on_restart(
+        tmp_path: Path, family: Path):
+    service = Service(tmp_path, workers=2, KATUNA_API_TOKEN=TOKEN)
+    try:
+        submit(service, study_of("crashed", family, trialTemplate={
+            "command": family_argv(family, "--hold-first", "300"), "env": {"X": "${trialParameters.x}"}}))
+        eventually(lambda: (family / "pids.0.1").exists(), what="the first attempt starts its children")
+        workers = [int(pid) for pid in Path(f"/proc/{service.process.pid}/task/{service.process.pid}/children")
+                   .read_text().split()]
+        for pid in [service.process.pid, *workers]:
+            os.kill(pid, signal.SIGKILL)
+        service.process.wait()
+    finally:
+        service.close()
+    stale = pids(family, "pids.0.1")
+    assert all(alive(pid) for pid in stale), "the killed service's trial processes run on, for now"
+    restarted = Service(tmp_path, workers=2, KATUNA_API_TOKEN=TOKEN)
+    try:
+        eventually(lambda: (family / "pids.0.2").exists(), what="the trial runs again")
+        assert (family / "alive-at-start.0.2").read_text() == "", "no process of the first attempt ran beside the second"
+        assert [pid for pid in stale if alive(pid)] == []
+    finally:
+        restarted.close()
+
+
+def test_an_accepted_trial_finished_event_kills_the_attempt_it_ends(tmp_path: Path, family: Path):
+    service = Service(tmp_path, workers=2, KATUNA_API_TOKEN=TOKEN)
+    try:
+        submit(service, study_of("forged", family))
+        eventually(lambda: (family / "pids.0.1").exists(), what="the trial starts its children")
+        store = SqliteStore(tmp_path / "katuna.db")
+        uid = store.get_study("forged").uid
+        store.close()
+        headers, body = cloudevents_http.to_http(trial_finished("forged", uid, 0, 1, "exited", exit_code=0))
+        status, _, answer = service.request("POST", "/", body, {**headers, **AUTH})
+        assert status == 202, answer
+        trial = service.json("GET", "/studies/forged/trials/0", headers=AUTH)[1]
+        assert trial["state"] in ("COMPLETE", "FAIL"), trial
+        eventually(lambda: survivors(family) == [], what="no process runs on under a finished trial")
+    finally:
+        service.close()
+
+
+def test_an_accepted_trial_finished_event_deletes_the_job_it_ends(kube, tmp_path: Path):
+    service = Service(tmp_path, workers=1, KATUNA_API_TOKEN=TOKEN, KATUNA_EXECUTOR="kubernetes",
+                      KATUNA_K8S_API=kube.url, KATUNA_K8S_NAMESPACE="forged")
+    try:
+        definition = study_definition(name="forged-job", mode="hang", maxTrials=1, parallelism=1)
+        definition["trialTemplate"]["image"] = "python:3.12"
+        submit(service, json.dumps(definition))
+        eventually(lambda: ("forged", "forged-job-0") in kube.jobs, what="the trial's Job is created")
+        store = SqliteStore(tmp_path / "katuna.db")
+        uid = store.get_study("forged-job").uid
+        store.close()
+        headers, body = cloudevents_http.to_http(trial_finished("forged-job", uid, 0, 1, "exited", exit_code=0))
+        status, _, answer = service.request("POST", "/", body, {**headers, **AUTH})
+        assert status == 202, answer
+        assert ("forged", "forged-job-0") not in kube.jobs, "the Job of an attempt marked finished is deleted"
+        assert [(name, policy) for _, name, policy in kube.deleted if name == "forged-job-0"] == \
+            [("forged-job-0", "Background")]
+    finally:
+        service.close()

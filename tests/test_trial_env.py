@@ -1,0 +1,66 @@
+"""A trial sees a minimal environment: nothing of the service's secrets or settings."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from http_helpers import KATUNA
+
+from functions.adapters.trial_env import trial_environment
+from functions.settings import Settings
+
+DUMP = "import json, os, sys; open(sys.argv[1], 'w').write(json.dumps(dict(os.environ))); print('loss=1')"
+
+SERVICE_ONLY = {
+    "KATUNA_API_TOKEN": "the-admin-token", "KATUNA_BUSY_TIMEOUT": "31", "AWS_SECRET_ACCESS_KEY": "aws-secret",
+    "AWS_ACCESS_KEY_ID": "aws-id", "GOOGLE_APPLICATION_CREDENTIALS": "/secret/key.json", "DATABASE_PASSWORD": "pw",
+}
+
+
+def test_a_trial_gets_only_the_documented_variables(tmp_path: Path):
+    seen = tmp_path / "env.json"
+    definition = {
+        "name": "env", "objective": {"metric": "loss", "direction": "minimize"},
+        "parameters": [{"name": "x", "type": "float", "min": 0.0, "max": 1.0}],
+        "maxTrials": 1, "parallelism": 1,
+        "trialTemplate": {"command": [sys.executable, "-c", DUMP, str(seen)],
+                          "env": {"STUDY_SETTING": "${trialParameters.x}"}},
+    }
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(definition))
+    environ = {**os.environ, **SERVICE_ONLY, "CUDA_VISIBLE_DEVICES": "1", "KATUNA_TRIAL_ENV": "CUDA_VISIBLE_DEVICES",
+               "LANG": "C.UTF-8", "TZ": "UTC", "HOME": str(tmp_path)}
+    done = subprocess.run([KATUNA, "run", "study.yaml", "--db", "katuna.db"], cwd=tmp_path, env=environ,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    env = json.loads(seen.read_text())
+    assert not set(SERVICE_ONLY) & set(env), "no secret or setting of the service reaches a trial"
+    katuna = {"KATUNA_STUDY", "KATUNA_STUDY_UID", "KATUNA_TRIAL", "KATUNA_ATTEMPT", "KATUNA_OBJECTIVE",
+              "KATUNA_ATTEMPT_ID"}
+    documented = {"PATH", "HOME", "USER", "LOGNAME", "LANG", "TZ", "TMPDIR", "PYTHONUNBUFFERED",
+                  "CUDA_VISIBLE_DEVICES", "STUDY_SETTING"} | katuna
+    assert {name for name in env if not name.startswith("LC_")} <= documented
+    assert katuna <= set(env)
+    assert (env["CUDA_VISIBLE_DEVICES"], env["LANG"], env["TZ"], env["HOME"]) == ("1", "C.UTF-8", "UTC", str(tmp_path))
+    assert env["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent), "the service's Python comes first"
+    assert env["PYTHONUNBUFFERED"] == "1" and float(env["STUDY_SETTING"]) <= 1.0
+    assert env["KATUNA_ATTEMPT_ID"] == f"{env['KATUNA_STUDY_UID']}/0/1"
+
+
+def test_the_api_token_can_never_be_passed_through():
+    with pytest.raises(ValueError, match="KATUNA_TRIAL_ENV.*KATUNA_API_TOKEN"):
+        Settings.from_env({"KATUNA_TRIAL_ENV": "CUDA_VISIBLE_DEVICES,KATUNA_API_TOKEN"})
+    env = trial_environment({"KATUNA_API_TOKEN": "t", "PATH": "/bin"}, ["KATUNA_API_TOKEN"], {}, ("M", "m"))
+    assert "KATUNA_API_TOKEN" not in env
+
+
+def test_a_study_cannot_take_over_the_attempt_marker():
+    env = trial_environment({"PATH": "/bin"}, [], {"KATUNA_ATTEMPT_ID": "someone-else/0/1"},
+                            ("KATUNA_ATTEMPT_ID", "u/0/1"))
+    assert env["KATUNA_ATTEMPT_ID"] == "u/0/1"
