@@ -54,6 +54,18 @@ class Settings:
     ``KATUNA_GKE_CLUSTER`` (and ``KATUNA_GKE_ENDPOINT`` to reach another API endpoint); or EKS
     with ``KATUNA_EKS_CLUSTER``, ``KATUNA_EKS_SUBNETS`` (comma-separated), ``KATUNA_EKS_NODE_ROLE``
     (an IAM role ARN) and ``KATUNA_EKS_REGION`` (else the AWS configuration's region).
+
+    Who may reach the HTTP service (:mod:`functions.adapters.web.guard`): ``KATUNA_ALLOWED_HOSTS``,
+    comma-separated host names (no port) served besides the loopback names ``localhost``,
+    ``127.0.0.1`` and ``[::1]``; ``*.example.org`` allows every subdomain (unset: loopback names
+    only, against DNS rebinding; naming other hosts needs ``KATUNA_API_TOKEN``).
+    ``KATUNA_SESSION_TTL`` seconds a dashboard login lasts (43200, 12 hours).
+    ``KATUNA_OIDC_AUDIENCE``: the event paths then also take Knative Eventing's OIDC delivery
+    tokens issued for this audience (the Trigger's ``subscriber.audience``), signed by a key of
+    ``KATUNA_OIDC_ISSUER_URL`` (the Kubernetes API server, ``https://kubernetes.default.svc``:
+    its ``/.well-known/openid-configuration`` names the issuer, ``/openid/v1/jwks`` holds the keys).
+    ``KATUNA_MAX_DEAD_LETTERS`` dead letters kept, the oldest dropped first (1000), each at most
+    ``KATUNA_MAX_BODY`` bytes.
     """
 
     db: Path = Path("katuna.db")
@@ -81,6 +93,11 @@ class Settings:
     eks_subnets: tuple[str, ...] = ()
     eks_node_role: str | None = None
     eks_region: str | None = None
+    allowed_hosts: tuple[str, ...] = ()
+    session_ttl: float = 12 * 3600.0
+    oidc_audience: str | None = None
+    oidc_issuer_url: str = "https://kubernetes.default.svc"
+    max_dead_letters: int = 1000
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -96,6 +113,9 @@ class Settings:
             **{f"gke_{key}": (f"GKE_{key.upper()}", str) for key in ("project", "location", "cluster", "endpoint")},
             "eks_cluster": ("EKS_CLUSTER", str), "eks_node_role": ("EKS_NODE_ROLE", str),
             "eks_region": ("EKS_REGION", str), "eks_subnets": ("EKS_SUBNETS", _list),
+            "allowed_hosts": ("ALLOWED_HOSTS", _list), "session_ttl": ("SESSION_TTL", float),
+            "oidc_audience": ("OIDC_AUDIENCE", str), "oidc_issuer_url": ("OIDC_ISSUER_URL", str),
+            "max_dead_letters": ("MAX_DEAD_LETTERS", int),
         }
         values = {field: kind(env[PREFIX + name]) for field, (name, kind) in read.items() if env.get(PREFIX + name)}
         if env.get("K_SINK"):
@@ -106,7 +126,14 @@ class Settings:
         if settings.executor not in ("local", "kubernetes"):
             raise ValueError(f"{PREFIX}EXECUTOR: expected local or kubernetes, got {settings.executor!r}")
         settings._check_node_pools()
+        settings._check_limits()
         return settings
+
+    def _check_limits(self) -> None:
+        if self.session_ttl <= 0:
+            raise ValueError(f"{PREFIX}SESSION_TTL: expected a positive number of seconds, got {self.session_ttl}")
+        if self.max_dead_letters < 1:
+            raise ValueError(f"{PREFIX}MAX_DEAD_LETTERS: expected at least 1, got {self.max_dead_letters}")
 
     def _check_node_pools(self) -> None:
         if self.gke_cluster and self.eks_cluster:
