@@ -10,6 +10,7 @@ answer instead of a broken pipe.
 
 from __future__ import annotations
 
+import time
 from urllib.parse import urlsplit
 
 from flask import Request, Response, jsonify
@@ -22,6 +23,10 @@ STRUCTURED_EVENT_TYPE = "application/cloudevents+json"
 DRAIN_LIMIT = 64 << 20
 """The most body bytes read and discarded before a refusal; a larger body is cut off."""
 DRAIN_CHUNK = 64 * 1024
+LINGER_READ_SECONDS = 2.0
+"""How long draining waits for more of the body before giving up (nginx's lingering_timeout)."""
+LINGER_SECONDS = 15.0
+"""How long draining may take in all (nginx's lingering_time)."""
 
 
 def host_name(host: str) -> str:
@@ -93,20 +98,28 @@ def _has_body(request: Request) -> bool:
 
 
 def drain(request: Request) -> None:
-    """Read and discard what is left of the body (up to ``DRAIN_LIMIT`` bytes), so that closing
-    the connection after the answer does not reset it under a client still sending."""
+    """Read and discard what is left of the body (up to ``DRAIN_LIMIT`` bytes, while it keeps
+    coming), so that closing the connection after the answer does not reset it under a client
+    still sending."""
     if not _has_body(request):
         return
     stream = request.environ.get("wsgi.input")
-    remaining = DRAIN_LIMIT
+    sock = request.environ.get("gunicorn.socket")
+    previous = sock.gettimeout() if sock is not None else None
+    remaining, deadline = DRAIN_LIMIT, time.monotonic() + LINGER_SECONDS
     try:
-        while remaining > 0:
+        if sock is not None:
+            sock.settimeout(LINGER_READ_SECONDS)
+        while remaining > 0 and time.monotonic() < deadline:
             chunk = stream.read(min(DRAIN_CHUNK, remaining))
             if not chunk:
                 return
             remaining -= len(chunk)
     except (OSError, ValueError):
         return
+    finally:
+        if sock is not None:
+            sock.settimeout(previous)
 
 
 def refusal(request: Request, status: int, error: str, message: str) -> Response:
