@@ -93,7 +93,7 @@ def test_the_container_entry_point_refuses_other_hosts_without_a_token(tmp_path:
 
 def test_a_body_over_the_limit_reaches_the_client_as_a_413(service: Service):
     connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=30)
-    body = b"# " + b"x" * (1 << 20)
+    body = b"# " + b"x" * (16 << 20)
     connection.request("POST", "/studies", body=body, headers={"Content-Type": "application/yaml"})
     response = connection.getresponse()
     assert response.status == 413
