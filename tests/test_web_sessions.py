@@ -15,6 +15,10 @@ import pytest
 from conftest import study_definition
 from http_helpers import Service
 
+from functions.adapters.web import create_app
+from functions.runtime import Runtime
+from functions.settings import Settings
+
 TOKEN = "sessions-token-0123456789"
 
 
@@ -120,3 +124,19 @@ def test_a_session_expires(tmp_path):
         assert service.request("GET", "/studies", headers=jar)[0] == 401
     finally:
         service.close()
+
+
+def test_over_https_the_cookie_has_the_host_prefix(tmp_path):
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db", api_token=TOKEN))
+    app = create_app(runtime)
+    try:
+        client = app.test_client()
+        answer = client.post("/ui/login", data={"token": TOKEN}, base_url="https://127.0.0.1")
+        cookie = answer.headers["Set-Cookie"]
+        assert cookie.startswith("__Host-katuna_session=") and "Secure" in cookie and "Domain" not in cookie
+        session = cookie.split(";")[0].partition("=")[2]
+        client.set_cookie("__Host-katuna_session", session, domain="127.0.0.1")
+        assert client.get("/studies", base_url="https://127.0.0.1").status_code == 200
+        assert client.get("/studies", base_url="http://127.0.0.1").status_code == 401, "not the plain cookie"
+    finally:
+        runtime.close()
