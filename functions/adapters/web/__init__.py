@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import Flask, current_app, g, jsonify, redirect, request, url_for
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
@@ -18,6 +20,7 @@ from functions.runtime import Runtime
 from functions.settings import Settings
 
 OPEN_PATHS = ("/healthz", "/readyz")
+log = logging.getLogger("katuna.web")
 
 
 def create_app(runtime: Runtime) -> Flask:
@@ -27,6 +30,9 @@ def create_app(runtime: Runtime) -> Flask:
     app.extensions["katuna"] = runtime
     if runtime.settings.oidc_audience:
         app.extensions["katuna_oidc"] = Verifier(runtime.settings.oidc_audience, runtime.settings.oidc_issuer_url)
+    elif runtime.settings.events == "reply":
+        log.warning("the event paths take any sender: set KATUNA_OIDC_AUDIENCE when the cluster enables "
+                    "Knative Eventing's authentication-oidc, and keep the service cluster-local")
     app.register_blueprint(api.blueprint)
     app.register_blueprint(functions_ce.blueprint)
     app.register_blueprint(ui.blueprint)
