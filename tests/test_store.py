@@ -165,6 +165,7 @@ def test_a_database_from_before_trial_counts_gets_them_on_opening(tmp_path: Path
         old.db.execute(f"DROP TRIGGER {trigger}")
     old.db.execute("DROP TABLE trial_counts")
     old.db.execute("DROP TABLE optuna_snapshot")
+    old.db.execute("DROP TABLE sessions")
     old.db.execute("PRAGMA user_version = 4")
     old.close()
     reopened = SqliteStore(tmp_path / "k.db")
