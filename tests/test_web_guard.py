@@ -101,6 +101,16 @@ def test_a_body_over_the_limit_reaches_the_client_as_a_413(service: Service):
     connection.close()
 
 
+def test_a_chunked_body_is_read_whole_and_held_to_the_same_limit(service: Service):
+    for chunks, expected in (([_study_json("chunked").encode()], 201), ([b"x" * 65536] * 64, 413)):
+        connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=30)
+        connection.request("POST", "/studies", body=iter(chunks), headers={"Content-Type": "application/json"},
+                           encode_chunked=True)
+        assert connection.getresponse().status == expected
+        connection.close()
+    assert "chunked" in _studies(service)
+
+
 def test_a_refused_body_is_read_before_the_answer(service: Service):
     connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=30)
     connection.request("POST", "/studies", body=b"x" * 60000, headers={"Content-Type": "text/plain"})

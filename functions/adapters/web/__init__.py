@@ -68,7 +68,7 @@ def _guard():
         return guard.refusal(request, 400, "host_not_allowed",
                              f"Host {request.host!r} is not served here: add its name to KATUNA_ALLOWED_HOSTS "
                              "(comma-separated; loopback names are always served)")
-    if (request.content_length or 0) > settings.max_body:
+    if not guard.buffer_chunked(request.environ, settings.max_body) or (request.content_length or 0) > settings.max_body:
         return guard.refusal(request, 413, "request_entity_too_large", _too_large(settings.max_body))
     event_path = functions_ce.is_event_path(path)
     if request.method in guard.WRITE_METHODS:

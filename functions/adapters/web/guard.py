@@ -10,6 +10,7 @@ answer instead of a broken pipe.
 
 from __future__ import annotations
 
+import io
 import time
 from urllib.parse import urlsplit
 
@@ -95,6 +96,25 @@ def content_type_problem(request: Request, kind: str) -> str | None:
 
 def _has_body(request: Request) -> bool:
     return bool(request.content_length) or "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+
+
+def buffer_chunked(environ: dict, limit: int) -> bool:
+    """Read a chunked body (one without Content-Length) into memory, so that it is served like
+    any other; False, with the body left unread, once it passes ``limit`` bytes."""
+    if "chunked" not in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+        return True
+    stream, body = environ["wsgi.input"], bytearray()
+    while len(body) <= limit:
+        chunk = stream.read(min(DRAIN_CHUNK, limit + 1 - len(body)))
+        if not chunk:
+            break
+        body += chunk
+    if len(body) > limit:
+        return False
+    environ.pop("HTTP_TRANSFER_ENCODING")
+    environ["CONTENT_LENGTH"] = str(len(body))
+    environ["wsgi.input"] = io.BytesIO(bytes(body))
+    return True
 
 
 def drain(request: Request) -> None:
