@@ -282,10 +282,18 @@ def render(file: str, assignments: tuple[str, ...]) -> None:
 @click.option("--executor", type=click.Choice(["local", "kubernetes"]), default=None,
               help="Where trials run: processes here, or Jobs on Kubernetes (default: $KATUNA_EXECUTOR or local).")
 def serve(db: str | None, host: str, port: int, workers: int, executor: str | None) -> None:
-    """Serve the HTTP API and the event functions with gunicorn."""
+    """Serve the HTTP API and the event functions with gunicorn.
+
+    Without KATUNA_API_TOKEN it listens on loopback only and answers loopback Host names only;
+    another address, or KATUNA_ALLOWED_HOSTS, needs the token.
+    """
+    from functions.adapters.web.guard import exposure_problem
     from functions.adapters.web.server import Server
 
     settings = _settings(db)
+    problem = exposure_problem(settings.allowed_hosts, settings.api_token, bind=host)
+    if problem:
+        _fail(problem, 2)
     if executor:
         settings = replace(settings, executor=executor)
     SqliteStore(settings.db).close()

@@ -37,7 +37,7 @@ class Settings:
 
     ``KATUNA_DB`` (default ``./katuna.db``); ``KATUNA_LOG_DIR`` (default ``<db stem>-logs``
     beside the database); ``KATUNA_BUSY_TIMEOUT`` seconds (30); ``KATUNA_API_TOKEN`` (unset: the
-    API is open); ``KATUNA_MAX_BODY`` bytes of a request body (1 MiB); ``KATUNA_MAX_LOG`` characters of a
+    service is open, but listens on and answers loopback only); ``KATUNA_MAX_BODY`` bytes of a request body (1 MiB); ``KATUNA_MAX_LOG`` characters of a
     trial log served by the API (8 Mi: the first and the last halves, with a note between); ``KATUNA_WORKDIR``, the
     directory that relative trial working directories of POSTed studies start from (the current
     one); ``KATUNA_EVENTS``: ``queue`` (emitted events go to the database queue that the
@@ -57,6 +57,18 @@ class Settings:
     ``KATUNA_TRIAL_ENV`` (comma-separated names, none by default): variables of the service's
     environment that local trial processes get besides their minimal one (say
     ``CUDA_VISIBLE_DEVICES``); ``KATUNA_API_TOKEN`` is refused.
+
+    Who may reach the HTTP service (:mod:`functions.adapters.web.guard`): ``KATUNA_ALLOWED_HOSTS``,
+    comma-separated host names (no port) served besides the loopback names ``localhost``,
+    ``127.0.0.1`` and ``[::1]``; ``*.example.org`` allows every subdomain (unset: loopback names
+    only, against DNS rebinding; naming other hosts needs ``KATUNA_API_TOKEN``).
+    ``KATUNA_SESSION_TTL`` seconds a dashboard login lasts (43200, 12 hours).
+    ``KATUNA_OIDC_AUDIENCE``: the event paths then also take Knative Eventing's OIDC delivery
+    tokens issued for this audience (the Trigger's ``subscriber.audience``), signed by a key of
+    ``KATUNA_OIDC_ISSUER_URL`` (the Kubernetes API server, ``https://kubernetes.default.svc``:
+    its ``/.well-known/openid-configuration`` names the issuer, ``/openid/v1/jwks`` holds the keys).
+    ``KATUNA_MAX_DEAD_LETTERS`` dead letters kept, the oldest dropped first (1000), each at most
+    ``KATUNA_MAX_BODY`` bytes.
     """
 
     db: Path = Path("katuna.db")
@@ -85,6 +97,11 @@ class Settings:
     eks_node_role: str | None = None
     eks_region: str | None = None
     trial_env: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = ()
+    session_ttl: float = 12 * 3600.0
+    oidc_audience: str | None = None
+    oidc_issuer_url: str = "https://kubernetes.default.svc"
+    max_dead_letters: int = 1000
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -101,6 +118,9 @@ class Settings:
             "eks_cluster": ("EKS_CLUSTER", str), "eks_node_role": ("EKS_NODE_ROLE", str),
             "eks_region": ("EKS_REGION", str), "eks_subnets": ("EKS_SUBNETS", _list),
             "trial_env": ("TRIAL_ENV", _list),
+            "allowed_hosts": ("ALLOWED_HOSTS", _list), "session_ttl": ("SESSION_TTL", float),
+            "oidc_audience": ("OIDC_AUDIENCE", str), "oidc_issuer_url": ("OIDC_ISSUER_URL", str),
+            "max_dead_letters": ("MAX_DEAD_LETTERS", int),
         }
         values = {field: kind(env[PREFIX + name]) for field, (name, kind) in read.items() if env.get(PREFIX + name)}
         if env.get("K_SINK"):
@@ -113,7 +133,14 @@ class Settings:
         settings._check_node_pools()
         if f"{PREFIX}API_TOKEN" in settings.trial_env:
             raise ValueError(f"{PREFIX}TRIAL_ENV: trials may never get {PREFIX}API_TOKEN; remove it from the list")
+        settings._check_limits()
         return settings
+
+    def _check_limits(self) -> None:
+        if self.session_ttl <= 0:
+            raise ValueError(f"{PREFIX}SESSION_TTL: expected a positive number of seconds, got {self.session_ttl}")
+        if self.max_dead_letters < 1:
+            raise ValueError(f"{PREFIX}MAX_DEAD_LETTERS: expected at least 1, got {self.max_dead_letters}")
 
     def _check_node_pools(self) -> None:
         if self.gke_cluster and self.eks_cluster:

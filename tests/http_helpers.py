@@ -23,17 +23,35 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def serve_command(workdir: Path, port: int, workers: int = 1, host: str | None = None) -> list[str]:
+    """The ``katuna serve`` command line for a database in ``workdir``."""
+    command = [KATUNA, "serve", "--db", str(workdir / "katuna.db"), "--port", str(port), "--workers", str(workers)]
+    return command + (["--host", host] if host else [])
+
+
+def refused_start(workdir: Path, host: str | None = None, **env: str) -> subprocess.CompletedProcess:
+    """A ``katuna serve`` expected not to start: its exit status and output (it is killed if it
+    does start)."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("KATUNA_")}
+    try:
+        return subprocess.run(serve_command(workdir, free_port(), 1, host), cwd=workdir, capture_output=True,
+                              text=True, timeout=20, env={**environ, **env})
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError("katuna serve started where it should have refused to") from exc
+
+
 class Service:
     """``katuna serve`` in a subprocess; requests as (status, headers, body)."""
 
-    def __init__(self, workdir: Path, workers: int = 2, port: int | None = None, **env: str) -> None:
+    def __init__(self, workdir: Path, workers: int = 2, port: int | None = None, host: str | None = None,
+                 **env: str) -> None:
         self.port = port or free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.workdir = workdir
         self.log = (workdir / "serve.log").open("w")
         self.process = subprocess.Popen(
-            [KATUNA, "serve", "--db", str(workdir / "katuna.db"), "--port", str(self.port), "--workers", str(workers)],
-            cwd=workdir, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **env})
+            serve_command(workdir, self.port, workers, host), cwd=workdir, stdout=self.log, stderr=subprocess.STDOUT,
+            env={**os.environ, **env})
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:

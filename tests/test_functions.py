@@ -76,7 +76,8 @@ def test_bad_events_are_permanent_errors_and_change_nothing(cluster):
     service.request("POST", "/studies", json.dumps(definition), {"Content-Type": "application/json"})
     before = service.json("GET", "/studies")[1]
 
-    assert service.request("POST", "/", b"not an event", {"Content-Type": "text/plain"})[0] == 400
+    assert service.request("POST", "/", b"not an event", {"Content-Type": "text/plain"})[0] == 415
+    assert service.request("POST", "/", b"not an event", {"Content-Type": "application/cloudevents+json"})[0] == 400
 
     def send(path: str, event_type: str, data: dict) -> int:
         event = CloudEvent(attributes={"type": event_type, "source": "/test", "datacontenttype": "application/json"},
@@ -87,7 +88,8 @@ def test_bad_events_are_permanent_errors_and_change_nothing(cluster):
     assert send("/", "com.example.unknown", {"study": "calm"}) == 422
     assert send("/functions/spawn", "dev.katuna.study.created", {"study": "calm"}) == 422
     assert send("/functions/nope", "dev.katuna.study.created", {"study": "calm"}) == 422
-    assert send("/functions/suggest", "dev.katuna.study.created", {"study": "missing", "uid": "x"}) == 422
+    assert send("/functions/suggest", "dev.katuna.study.created", {"study": "missing", "uid": "x"}) == 202
+    assert send("/functions/suggest", "dev.katuna.study.created", {"study": "calm", "uid": "x"}) == 202
     assert send("/functions/suggest", "dev.katuna.study.created", {"no": "study"}) == 400
     assert service.json("GET", "/studies")[1] == before
 

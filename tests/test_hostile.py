@@ -296,7 +296,7 @@ def _finished(**changes) -> dict:
 
 # (case id, path, (body, headers), expected status, a word the answer must contain)
 EVENTS: list[tuple[str, str, tuple[bytes, dict[str, str]], int, str]] = [
-    ("no-ce-headers", "/", (b"{}", {"Content-Type": "application/json"}), 400, "CloudEvent"),
+    ("no-ce-headers", "/", (b"{}", {"Content-Type": "application/json"}), 415, "CloudEvent"),
     ("data-not-json", "/", _ce(FINISHED, b"\xff\xfe not json"), 400, "JSON data"),
     ("data-a-list", "/", _ce(FINISHED, [1, 2]), 400, "study"),
     ("structured-garbage", "/", (b'{"specversion": "1.0", "type": 5',

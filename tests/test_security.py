@@ -132,6 +132,16 @@ def test_the_service_container_runs_as_non_root_on_a_read_only_root_file_system(
         assert any(config[setting].startswith(path + "/") for path in writable), f"{setting} is on the read-only root"
 
 
+def test_the_service_answers_its_cluster_names_and_cannot_start_without_its_token():
+    service = next(d for d in _docs(KNATIVE / "service.yaml") if d["kind"] == "Service")
+    env = {e["name"]: e for e in service["spec"]["template"]["spec"]["containers"][0]["env"]}
+    namespace = next(d for d in _docs(KNATIVE / "namespace.yaml") if d["kind"] == "Namespace")["metadata"]["name"]
+    name = service["metadata"]["name"]
+    allowed = env["KATUNA_ALLOWED_HOSTS"]["value"].split(",")
+    assert {f"{name}.{namespace}.svc.cluster.local", f"{name}.{namespace}.svc"} <= set(allowed)
+    assert env["KATUNA_API_TOKEN"]["valueFrom"]["secretKeyRef"].get("optional", False) is False
+
+
 def test_the_image_drops_root_before_it_runs_anything():
     lines = [line.strip() for line in (KNATIVE / "Dockerfile").read_text().splitlines()]
     users = [i for i, line in enumerate(lines) if line.startswith("USER ")]

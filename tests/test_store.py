@@ -167,6 +167,7 @@ def test_a_database_from_before_trial_counts_gets_them_on_opening(tmp_path: Path
     old.db.execute("DROP TABLE optuna_snapshot")
     for column in ("spec_version", "failures"):
         old.db.execute(f"ALTER TABLE studies DROP COLUMN {column}")
+    old.db.execute("DROP TABLE sessions")
     old.db.execute("PRAGMA user_version = 4")
     old.close()
     reopened = SqliteStore(tmp_path / "k.db")

@@ -99,6 +99,13 @@ def _migrate_6(db: sqlite_utils.Database) -> None:
                "optuna_version TEXT NOT NULL, body BLOB NOT NULL)")
 
 
+def _migrate_7(db: sqlite_utils.Database) -> None:
+    """Dashboard sessions, shared by every worker: a random id, its CSRF token, the Host it was
+    issued for, and when it expires."""
+    db["sessions"].create({"id": str, "csrf": str, "host": str, "expires_at": float}, pk="id")
+    db["sessions"].create_index(["expires_at"])
+
+
 def _migrate_8(db: sqlite_utils.Database) -> None:
     """The stored spec's shape (:data:`functions.core.stored.SPEC_VERSION`; empty on older rows),
     and how many deliveries of the study's events failed (see :meth:`SqliteStore.count_failure`)."""
@@ -106,7 +113,7 @@ def _migrate_8(db: sqlite_utils.Database) -> None:
     db["studies"].add_column("failures", int, not_null_default=0)
 
 
-MIGRATIONS = (_migrate_1, _migrate_2, _migrate_3, _migrate_4, _migrate_5, _migrate_6, _migrate_8)
+MIGRATIONS = (_migrate_1, _migrate_2, _migrate_3, _migrate_4, _migrate_5, _migrate_6, _migrate_7, _migrate_8)
 
 
 def _dumps(value: Any) -> str:
@@ -465,14 +472,34 @@ class SqliteStore:
 
     # dead letters
 
-    def add_dead_letter(self, event: Event, reason: str) -> None:
-        self.db.execute(
-            "INSERT INTO dead_letters (event_id, type, event, reason, received_at) VALUES (?, ?, ?, ?, ?)",
-            [event.id, event.type, _dumps(event.to_dict()), reason, time.time()])
+    def add_dead_letter(self, event: Event, reason: str, keep: int = 1000) -> None:
+        """Record a dead letter, keeping the newest ``keep``: older ones are dropped."""
+        with self.transaction():
+            cursor = self.db.execute(
+                "INSERT INTO dead_letters (event_id, type, event, reason, received_at) VALUES (?, ?, ?, ?, ?)",
+                [event.id, event.type, _dumps(event.to_dict()), reason, time.time()])
+            self.db.execute("DELETE FROM dead_letters WHERE id <= ?", [cursor.lastrowid - keep])
 
     def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
         rows = self.db.query("SELECT * FROM dead_letters ORDER BY id DESC LIMIT ?", [limit])
         return [{"event": _loads(r["event"]), "reason": r["reason"], "receivedAt": r["received_at"]} for r in rows]
+
+    # dashboard sessions
+
+    def add_session(self, session_id: str, csrf: str, host: str, expires_at: float) -> None:
+        with self.transaction():
+            self.db.execute("DELETE FROM sessions WHERE expires_at <= ?", [time.time()])
+            self.db.execute("INSERT INTO sessions (id, csrf, host, expires_at) VALUES (?, ?, ?, ?)",
+                            [session_id, csrf, host, expires_at])
+
+    def session(self, session_id: str) -> dict[str, Any] | None:
+        """The unexpired session ``session_id`` (its csrf, host and expires_at), or None."""
+        row = self.db.execute("SELECT csrf, host, expires_at FROM sessions WHERE id = ? AND expires_at > ?",
+                              [session_id, time.time()]).fetchone()
+        return None if row is None else {"csrf": row[0], "host": row[1], "expires_at": row[2]}
+
+    def delete_session(self, session_id: str) -> None:
+        self.db.execute("DELETE FROM sessions WHERE id = ?", [session_id])
 
     # processed events
 

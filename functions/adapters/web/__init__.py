@@ -6,17 +6,21 @@
 
 from __future__ import annotations
 
-from flask import Flask, current_app, jsonify, redirect, request, url_for
+import logging
+
+from flask import Flask, current_app, g, jsonify, redirect, request, url_for
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from functions.adapters.web import api, functions_ce, ui
-from functions.adapters.web.auth import authorized
+from functions.adapters.web import api, functions_ce, guard, ui
+from functions.adapters.web.auth import bearer, csrf_matches, current_session, has_token
 from functions.adapters.web.errors import error_response
+from functions.adapters.web.oidc import Verifier
 from functions.core.errors import KatunaError
 from functions.runtime import Runtime
 from functions.settings import Settings
 
 OPEN_PATHS = ("/healthz", "/readyz")
+log = logging.getLogger("katuna.web")
 
 
 def create_app(runtime: Runtime) -> Flask:
@@ -24,10 +28,15 @@ def create_app(runtime: Runtime) -> Flask:
     app = Flask("katuna")
     app.config["MAX_CONTENT_LENGTH"] = runtime.settings.max_body
     app.extensions["katuna"] = runtime
+    if runtime.settings.oidc_audience:
+        app.extensions["katuna_oidc"] = Verifier(runtime.settings.oidc_audience, runtime.settings.oidc_issuer_url)
+    elif runtime.settings.events == "reply":
+        log.warning("the event paths take any sender: set KATUNA_OIDC_AUDIENCE when the cluster enables "
+                    "Knative Eventing's authentication-oidc, and keep the service cluster-local")
     app.register_blueprint(api.blueprint)
     app.register_blueprint(functions_ce.blueprint)
     app.register_blueprint(ui.blueprint)
-    app.before_request(_authorize)
+    app.before_request(_guard)
     app.register_error_handler(KatunaError, error_response)
     app.register_error_handler(HTTPException, _http_error)
     runtime.start()
@@ -35,36 +44,93 @@ def create_app(runtime: Runtime) -> Flask:
 
 
 def from_environment() -> Flask:
-    """The application configured from the environment (gunicorn's entry point in a container)."""
-    return create_app(Runtime(Settings.from_env()))
+    """The application configured from the environment (gunicorn's entry point in a container).
 
-
-def _authorize():
-    """With ``KATUNA_API_TOKEN`` set, the API needs ``Authorization: Bearer <token>`` (or the
-    dashboard's session cookie); dashboard pages send a browser without either to the login form.
-
-    Health checks and the CloudEvent functions stay open: probes and the Knative broker carry
-    no token (deploy the functions cluster-local).
+    Without ``KATUNA_API_TOKEN`` it serves loopback Host names only; naming other hosts in
+    ``KATUNA_ALLOWED_HOSTS`` without a token is refused (the worker does not boot), so a
+    container never serves writes to the network unauthenticated.
     """
-    token = current_app.extensions["katuna"].settings.api_token
+    settings = Settings.from_env()
+    problem = guard.exposure_problem(settings.allowed_hosts, settings.api_token)
+    if problem:
+        raise SystemExit(problem)
+    return create_app(Runtime(settings))
+
+
+def _guard():
+    """Every request but the health probes: an allowed Host, a body within the limit, then
+    for writes an accepted content type and no cross-site Origin, then a known caller."""
+    settings = current_app.extensions["katuna"].settings
     path = request.path
-    if not token or path in OPEN_PATHS or functions_ce.is_event_path(path) or ui.is_open_path(path):
+    if path in OPEN_PATHS:
         return None
-    if authorized(request, token):
+    if not guard.host_allowed(request.host, settings.allowed_hosts):
+        return guard.refusal(request, 400, "host_not_allowed",
+                             f"Host {request.host!r} is not served here: add its name to KATUNA_ALLOWED_HOSTS "
+                             "(comma-separated; loopback names are always served)")
+    if not guard.buffer_chunked(request.environ, settings.max_body) or (request.content_length or 0) > settings.max_body:
+        return guard.refusal(request, 413, "request_entity_too_large", _too_large(settings.max_body))
+    event_path = functions_ce.is_event_path(path)
+    if request.method in guard.WRITE_METHODS:
+        kind = "event" if event_path else "form" if ui.is_form_path(path) else "api"
+        problem = guard.content_type_problem(request, kind)
+        if problem:
+            return guard.refusal(request, 415, "unsupported_media_type", problem)
+        if guard.same_origin(request) is False:
+            return guard.refusal(request, 403, "cross_origin",
+                                 "writes from another site are refused: send them from this service's own pages "
+                                 "or from a script with Authorization: Bearer <KATUNA_API_TOKEN>")
+    if event_path:
+        return None if _event_sender_known(settings) else _unauthorized()
+    return _check_caller(settings, path)
+
+
+def _event_sender_known(settings: Settings) -> bool:
+    """The event paths take the API token, or Knative's OIDC delivery token when
+    ``KATUNA_OIDC_AUDIENCE`` is set; behind a broker without OIDC (``KATUNA_EVENTS=reply``)
+    they rely on the service being cluster-local."""
+    if settings.api_token and has_token(request, settings.api_token):
+        return True
+    verifier: Verifier | None = current_app.extensions.get("katuna_oidc")
+    if verifier is not None:
+        given = bearer(request)
+        return given is not None and verifier.verify(given)
+    return settings.events == "reply" or not settings.api_token
+
+
+def _check_caller(settings: Settings, path: str):
+    """With ``KATUNA_API_TOKEN`` set, the bearer token, or a dashboard session whose writes
+    come from this origin with the session's CSRF token; pages send a browser to the login."""
+    token = settings.api_token
+    if not token or ui.is_open_path(path) or has_token(request, token):
         return None
-    if ui.is_page(path):
+    session = current_session(request, current_app.extensions["katuna"].store())
+    if session is not None:
+        g.katuna_session = session
+        if request.method in guard.WRITE_METHODS and not (guard.same_origin(request) and csrf_matches(request, session)):
+            return guard.refusal(request, 403, "csrf",
+                                 "a write with the dashboard's session needs a same-origin request carrying the "
+                                 "page's CSRF token (X-CSRF-Token)")
+        return None
+    if ui.is_page(path) and request.method == "GET":
         return redirect(url_for("ui.login", next=request.full_path.rstrip("?")))
-    response = jsonify(error="unauthorized", message="send Authorization: Bearer <KATUNA_API_TOKEN>")
-    response.status_code = 401
+    return _unauthorized()
+
+
+def _unauthorized():
+    response = guard.refusal(request, 401, "unauthorized", "send Authorization: Bearer <KATUNA_API_TOKEN>")
     response.headers["WWW-Authenticate"] = 'Bearer realm="katuna"'
     return response
 
 
+def _too_large(limit: int) -> str:
+    return f"the request body is too large: at most {limit} bytes (KATUNA_MAX_BODY) are accepted"
+
+
 def _http_error(exc: HTTPException):
-    message = exc.description
+    error = (exc.name or "error").lower().replace(" ", "_")
     if isinstance(exc, RequestEntityTooLarge):
-        limit = current_app.extensions["katuna"].settings.max_body
-        message = f"the request body is too large: at most {limit} bytes (KATUNA_MAX_BODY) are accepted"
-    response = jsonify(error=(exc.name or "error").lower().replace(" ", "_"), message=message)
+        return guard.refusal(request, 413, error, _too_large(current_app.extensions["katuna"].settings.max_body))
+    response = jsonify(error=error, message=exc.description)
     response.status_code = exc.code or 500
     return response

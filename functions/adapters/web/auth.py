@@ -1,34 +1,81 @@
 """Who may use the service when ``KATUNA_API_TOKEN`` is set.
 
-The API takes ``Authorization: Bearer <token>``; the dashboard's login form trades the token
-for an HttpOnly, SameSite=Strict cookie holding a value derived from it (never the token
-itself, and never a token in a URL), which the dashboard's own fetches to the API carry too.
+Scripts send ``Authorization: Bearer <token>``. The dashboard's login form trades the token for
+a session: a random id in an HttpOnly, SameSite=Strict cookie (``__Host-`` prefixed over HTTPS),
+kept in the database so every worker knows it, bound to the Host (with port) it was issued for,
+expiring after ``KATUNA_SESSION_TTL`` and ended by logging out. Each session has its own CSRF
+token, which the dashboard's forms and fetches send with every write.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
+import secrets
+import time
+from dataclasses import dataclass
 
-from flask import Request
+from flask import Request, Response
+
+from functions.adapters.sqlite_store import SqliteStore
 
 COOKIE = "katuna_session"
-COOKIE_MAX_AGE = 7 * 24 * 3600
+SECURE_COOKIE = "__Host-katuna_session"
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf"
 
 
-def session_value(token: str) -> str:
-    """The cookie value for ``token``: the same in every worker, useless as a bearer token."""
-    return hmac.new(token.encode(), b"katuna dashboard session", hashlib.sha256).hexdigest()
+@dataclass(frozen=True)
+class Session:
+    id: str
+    csrf: str
 
 
 def token_matches(given: str, token: str) -> bool:
     return hmac.compare_digest(given.encode(), token.encode())
 
 
-def authorized(request: Request, token: str) -> bool:
-    """Whether the request carries the bearer token or the dashboard's session cookie."""
+def bearer(request: Request) -> str | None:
+    """The bearer credential the request carries, if any."""
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and token_matches(given, token):
-        return True
-    cookie = request.cookies.get(COOKIE, "")
-    return bool(cookie) and token_matches(cookie, session_value(token))
+    return given.strip() if scheme.lower() == "bearer" and given.strip() else None
+
+
+def has_token(request: Request, token: str) -> bool:
+    given = bearer(request)
+    return given is not None and token_matches(given, token)
+
+
+def cookie_name(request: Request) -> str:
+    return SECURE_COOKIE if request.is_secure else COOKIE
+
+
+def current_session(request: Request, store: SqliteStore) -> Session | None:
+    """The request's unexpired session, if it was issued for this very Host."""
+    session_id = request.cookies.get(cookie_name(request), "")
+    if not session_id:
+        return None
+    row = store.session(session_id)
+    if row is None or not hmac.compare_digest(row["host"], request.host.lower()):
+        return None
+    return Session(session_id, row["csrf"])
+
+
+def csrf_matches(request: Request, session: Session) -> bool:
+    given = request.headers.get(CSRF_HEADER) or request.form.get(CSRF_FIELD, "")
+    return bool(given) and token_matches(given, session.csrf)
+
+
+def start_session(request: Request, response: Response, store: SqliteStore, ttl: float) -> None:
+    """A new session for this Host, set as the response's cookie."""
+    session_id = secrets.token_urlsafe(32)
+    store.add_session(session_id, secrets.token_urlsafe(32), request.host.lower(), time.time() + ttl)
+    response.set_cookie(cookie_name(request), session_id, max_age=int(ttl), httponly=True, samesite="Strict",
+                        secure=request.is_secure, path="/")
+
+
+def end_session(request: Request, response: Response, store: SqliteStore) -> None:
+    """Revoke the request's session (whatever Host it names) and clear its cookie."""
+    session_id = request.cookies.get(cookie_name(request), "")
+    if session_id:
+        store.delete_session(session_id)
+    response.delete_cookie(cookie_name(request), path="/", secure=request.is_secure, httponly=True, samesite="Strict")

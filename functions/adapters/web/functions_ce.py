@@ -14,7 +14,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from functions.adapters import cloudevents_http
 from functions.adapters.web.errors import error_response
-from functions.core.errors import KatunaError
+from functions.core.errors import KatunaError, StudyNotFound
 from functions.core.events import Event
 from functions.runtime import Runtime
 
@@ -23,7 +23,7 @@ log = logging.getLogger("katuna.functions")
 
 
 def is_event_path(path: str) -> bool:
-    """Paths the broker posts to: open even when the API needs a token."""
+    """Paths the broker posts to: they take the token, or Knative's OIDC delivery token."""
     return path == "/" or path.startswith("/functions/") or (path == "/dead-letters" and request.method == "POST")
 
 
@@ -38,11 +38,17 @@ def one_function(function: str):
 
 
 def _handle(function: str | None):
+    """Run the event; an event for a study that does not exist (or no longer does) is done, and
+    answered as one that changed nothing, so the answer never tells whether a study name exists."""
     runtime: Runtime = current_app.extensions["katuna"]
     try:
         event = cloudevents_http.from_http(request.headers, request.get_data())
         dispatcher = runtime.dispatcher()
-        emitted = dispatcher.deliver(event) if function is None else dispatcher.deliver_to(function, event)
+        try:
+            emitted = dispatcher.deliver(event) if function is None else dispatcher.deliver_to(function, event)
+        except StudyNotFound as exc:
+            log.info("dropped %s (%s): %s", event.type, event.id, exc)
+            emitted = []
         return _emit(runtime, emitted)
     except KatunaError as exc:
         return error_response(exc, resource=False)
@@ -50,15 +56,16 @@ def _handle(function: str | None):
 
 @blueprint.post("/dead-letters")
 def dead_letter():
-    """Where the broker sends an event whose delivery failed for good: kept, logged, and its
-    study failed with the reason."""
+    """Where the broker sends an event whose delivery failed for good: kept (the newest
+    ``KATUNA_MAX_DEAD_LETTERS``, each within ``KATUNA_MAX_BODY``), logged, and its study failed
+    with the reason."""
     runtime: Runtime = current_app.extensions["katuna"]
     try:
         event, reason = cloudevents_http.dead_letter(request.headers, request.get_data())
         runtime.fail_dead_letter(event, reason)
     except KatunaError as exc:
         return error_response(exc, resource=False)
-    runtime.store().add_dead_letter(event, reason)
+    runtime.store().add_dead_letter(event, reason, keep=runtime.settings.max_dead_letters)
     log.error("dead letter %s (%s): %s", event.type, event.id, reason)
     return jsonify(recorded=event.id), 202
 

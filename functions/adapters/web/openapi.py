@@ -75,6 +75,7 @@ def _study_paths() -> dict[str, Any]:
                                    "200": _json("Submitted", "the identical study exists already"),
                                    "400": _error("not YAML or JSON"), "401": _UNAUTHORIZED,
                                    "409": _error("another definition uses the name"),
+                                   "403": _error("from another origin, or a session write without its CSRF token"),
                                    "413": _error("body too large"), "415": _error("not YAML or JSON"),
                                    "422": _error("invalid: every problem, with its field path")}},
             "get": {"summary": "List studies", "operationId": "listStudies", "responses": {
@@ -112,12 +113,18 @@ def _study_paths() -> dict[str, Any]:
 
 def _event_operation(summary: str, operation: str) -> dict[str, Any]:
     return {"summary": summary, "operationId": operation,
-            "description": "A CloudEvent in binary or structured mode. Event types: " + ", ".join(sorted(ROUTES)),
+            "description": ("A CloudEvent in binary mode (ce-* headers) or structured mode "
+                            "(application/cloudevents+json), with the API token or, with KATUNA_OIDC_AUDIENCE, "
+                            "Knative Eventing's OIDC delivery token. An event for a study that does not exist "
+                            "changes nothing and is answered like any event that changes nothing. Event types: "
+                            + ", ".join(sorted(ROUTES))),
             "requestBody": {"required": True, "content": {"application/cloudevents+json": {"schema": {"type": "object"}},
                                                           "application/json": {"schema": {"type": "object"}}}},
             "responses": {"200": {"description": "handled; the one emitted event is the reply (reply mode)"},
                           "202": {"description": "handled; emitted events were queued or sent to K_SINK"},
-                          "400": _error("not a CloudEvent"), "422": _error("permanently unprocessable"),
+                          "400": _error("not a CloudEvent"), "401": _UNAUTHORIZED,
+                          "415": _error("neither binary nor structured mode"),
+                          "422": _error("permanently unprocessable"),
                           "503": _error("temporarily unavailable; retry after Retry-After seconds")}}
 
 
@@ -133,7 +140,9 @@ def document() -> dict[str, Any]:
     paths["/dead-letters"] = {
         "post": {**_event_operation("Keep an event the broker could not deliver (its dead-letter sink)",
                                     "deadLetter"),
-                 "responses": {"202": {"description": "kept"}, "400": _error("not a CloudEvent")}},
+                 "responses": {"202": {"description": "kept (the newest KATUNA_MAX_DEAD_LETTERS)"},
+                               "400": _error("not a CloudEvent"), "401": _UNAUTHORIZED,
+                               "413": _error("body too large")}},
         "get": {"summary": "The latest dead letters, newest first", "operationId": "listDeadLetters",
                 "responses": {"200": {"description": "dead letters", "content": {"application/json": {
                     "schema": {"type": "array", "items": {"type": "object"}}}}}, "401": _UNAUTHORIZED}}}

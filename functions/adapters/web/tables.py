@@ -17,6 +17,10 @@ from functions.core.spec import Study
 STATES = ACTIVE_STATES + FINISHED_STATES
 PAGE_SIZES = (25, 50, 100, 500)
 CSV_CHUNK = 64 * 1024
+LARGEST_OFFSET = (1 << 63) - 1
+"""SQLite's largest integer: no page may start beyond it."""
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""What makes a spreadsheet read a cell as a formula (OWASP's CSV injection list)."""
 
 
 @dataclass(frozen=True)
@@ -64,7 +68,9 @@ def parse_query(spec: Study, args: Mapping[str, str], paged: bool = True) -> Tri
     size = _int(args, "size", 50)
     if size not in PAGE_SIZES:
         raise MalformedRequest(f"size: expected one of {', '.join(map(str, PAGE_SIZES))}, got {size}")
-    page = max(_int(args, "page", 1), 1)
+    page = _int(args, "page", 1)
+    if not 1 <= page <= LARGEST_OFFSET // size:
+        raise MalformedRequest(f"page: expected a whole number from 1 to {LARGEST_OFFSET // size}, got {page}")
     return TrialQuery(states=states, ranges=tuple(ranges), sort=sort, descending=args.get("desc") in ("1", "true"),
                       offset=(page - 1) * size if paged else 0, limit=size if paged else None)
 
@@ -133,7 +139,7 @@ def csv_rows(spec: Study, trials: Iterable[TrialRecord]) -> Iterator[str]:
         writer.writerow([trial.number, trial.state, *[_csv(trial.metrics.get(m)) for m in metrics],
                          *[_csv(trial.params.get(p)) for p in params], trial.attempt, timestamp(trial.started_at),
                          timestamp(trial.finished_at), _csv(duration(trial.started_at, trial.finished_at)),
-                         summary(trial.reason)])
+                         _csv(summary(trial.reason))])
         if buffer.tell() > CSV_CHUNK:
             yield buffer.getvalue()
             buffer.seek(0)
@@ -142,4 +148,9 @@ def csv_rows(spec: Study, trials: Iterable[TrialRecord]) -> Iterator[str]:
 
 
 def _csv(value: Any) -> Any:
-    return "" if value is None else value
+    """A cell's value; text a spreadsheet would run as a formula gets a leading ``'``."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value

@@ -20,6 +20,7 @@ from flask import (
     Blueprint,
     Response,
     current_app,
+    g,
     jsonify,
     redirect,
     render_template,
@@ -31,7 +32,7 @@ from flask import (
 
 from functions.adapters.web import tables
 from functions.adapters.web.api import find_trial
-from functions.adapters.web.auth import COOKIE, COOKIE_MAX_AGE, session_value, token_matches
+from functions.adapters.web.auth import end_session, start_session, token_matches
 from functions.adapters.web.errors import error_response, status_of
 from functions.core.errors import KatunaError
 from functions.core.records import ACTIVE_STATES, TrialQuery
@@ -80,6 +81,11 @@ def is_open_path(path: str) -> bool:
     return path in ("/ui/login",) or path.startswith(("/ui/static/", "/ui/vendor/"))
 
 
+def is_form_path(path: str) -> bool:
+    """Paths the dashboard posts HTML forms to (the only writes that take form bodies)."""
+    return path in ("/ui/login", "/ui/logout")
+
+
 def is_page(path: str) -> bool:
     """Whether ``path`` is a dashboard page (answered with HTML, a login redirect when needed)."""
     return (path == "/ui" or path.startswith("/ui/")) and "/plots/" not in path and not path.endswith(DATA_SUFFIXES)
@@ -94,6 +100,13 @@ def _error(exc: KatunaError):
     if not is_page(request.path):
         return error_response(exc)
     return render_template("error.html", message=str(exc)), status_of(exc)
+
+
+@blueprint.app_context_processor
+def _csrf_token() -> dict:
+    """The session's CSRF token for the page's forms and scripts (None without a session)."""
+    session = g.get("katuna_session")
+    return {"csrf_token": session.csrf if session else None}
 
 
 @blueprint.app_template_filter("when")
@@ -265,7 +278,7 @@ def new_study():
 
 @blueprint.route("/login", methods=["GET", "POST"])
 def login():
-    """The token, typed into a form, becomes an HttpOnly SameSite=Strict session cookie."""
+    """The token, typed into a form, starts a session (:mod:`functions.adapters.web.auth`)."""
     token = _runtime().settings.api_token
     target = _safe_next(request.values.get("next", ""))
     if not token:
@@ -275,15 +288,15 @@ def login():
     if not token_matches(request.form.get("token", ""), token):
         return render_template("login.html", next=target, failed=True), 401
     response = redirect(target)
-    response.set_cookie(COOKIE, session_value(token), max_age=COOKIE_MAX_AGE, httponly=True, samesite="Strict",
-                        secure=request.is_secure, path="/")
+    start_session(request, response, _runtime().store(), _runtime().settings.session_ttl)
     return response
 
 
 @blueprint.post("/logout")
 def logout():
+    """End the session: its id is revoked in the database, so a copy of the cookie is useless too."""
     response = redirect(url_for("ui.login"))
-    response.delete_cookie(COOKIE, path="/")
+    end_session(request, response, _runtime().store())
     return response
 
 

@@ -7,6 +7,12 @@ const katuna = (() => {
   const LOG_POLL_MS = 1000;
   const STUDY_REFRESH_MS = 5000;
 
+  // Writes carry the session's CSRF token (from the page's meta tag) and a JSON content type.
+  function writeHeaders(type = "application/json") {
+    const meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? {"Content-Type": type, "X-CSRF-Token": meta.content} : {"Content-Type": type};
+  }
+
   async function getJSON(url) {
     const response = await fetch(url, {credentials: "same-origin", headers: {Accept: "application/json"}});
     if (!response.ok) throw new Error(`${response.status} ${response.statusText}`);
@@ -53,7 +59,7 @@ const katuna = (() => {
     if (stop) {
       stop.addEventListener("click", async () => {
         if (!confirm("Stop this study? Running trials are stopped.")) return;
-        await fetch(stop.dataset.url, {method: "POST", credentials: "same-origin"});
+        await fetch(stop.dataset.url, {method: "POST", credentials: "same-origin", headers: writeHeaders()});
         location.reload();
       });
     }
@@ -185,7 +191,7 @@ const katuna = (() => {
       const trimmed = text.value.trim();
       const type = trimmed.startsWith("{") ? "application/json" : "application/yaml";
       const response = await fetch(form.dataset.api, {
-        method: "POST", credentials: "same-origin", headers: {"Content-Type": type}, body: text.value,
+        method: "POST", credentials: "same-origin", headers: writeHeaders(type), body: text.value,
       });
       const body = await response.json().catch(() => ({message: response.statusText}));
       if (response.ok) {

@@ -1,0 +1,151 @@
+"""What a request must show before any route sees it: an allowed Host, a body within the limit,
+a content type that no cross-site form or no-cors fetch can send, a same-origin Origin for
+writes, and a caller the service knows.
+
+A study is a command, so a write is code execution: a page on another site (or a host name
+rebound to the loopback address) must not be able to make one. Every refusal first reads and
+discards the request body up to a bound, as nginx's lingering close does, so the client sees the
+answer instead of a broken pipe.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from urllib.parse import urlsplit
+
+from flask import Request, Response, jsonify
+
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+STUDY_TYPES = ("application/json", "application/yaml", "application/x-yaml")
+FORM_TYPES = ("application/x-www-form-urlencoded",)
+STRUCTURED_EVENT_TYPE = "application/cloudevents+json"
+DRAIN_LIMIT = 64 << 20
+"""The most body bytes read and discarded before a refusal; a larger body is cut off."""
+DRAIN_CHUNK = 64 * 1024
+LINGER_READ_SECONDS = 2.0
+"""How long draining waits for more of the body before giving up (nginx's lingering_timeout)."""
+LINGER_SECONDS = 15.0
+"""How long draining may take in all (nginx's lingering_time)."""
+
+
+def host_name(host: str) -> str:
+    """The name in a ``Host`` header, lowercased, without its port (``[::1]:80`` is ``::1``)."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    return host.rpartition(":")[0] if host.count(":") == 1 else host
+
+
+def is_loopback(name: str) -> bool:
+    return host_name(name) in LOOPBACK_NAMES or host_name(name).startswith("127.")
+
+
+def host_allowed(host: str, allowed: tuple[str, ...]) -> bool:
+    """Whether ``host`` names this service: a loopback name, or one of ``allowed`` (where
+    ``*.example.org`` stands for every subdomain of example.org)."""
+    name = host_name(host)
+    if not name or name in LOOPBACK_NAMES:
+        return bool(name)
+    for pattern in (p.lower() for p in allowed):
+        if name == pattern or (pattern.startswith("*.") and name.endswith(pattern[1:])):
+            return True
+    return False
+
+
+def exposure_problem(allowed_hosts: tuple[str, ...], api_token: str | None, bind: str | None = None) -> str | None:
+    """Why serving this way would let anyone reach the API unauthenticated, or None."""
+    if api_token:
+        return None
+    if bind is not None and not is_loopback(bind):
+        return (f"refusing to listen on {bind} without an API token: anyone who can reach it could run "
+                "commands here. Set KATUNA_API_TOKEN (e.g. export KATUNA_API_TOKEN=$(openssl rand -hex 32)) "
+                "or listen on 127.0.0.1")
+    if allowed_hosts:
+        return ("KATUNA_ALLOWED_HOSTS names hosts other than loopback, but no KATUNA_API_TOKEN is set: "
+                "anyone who can reach the service could run commands. Set KATUNA_API_TOKEN")
+    return None
+
+
+def same_origin(request: Request) -> bool | None:
+    """True when the browser says the request comes from this origin, False when it says
+    otherwise, None when it says nothing (a script, not a browser)."""
+    origin = request.headers.get("Origin")
+    if origin is not None:
+        return urlsplit(origin).netloc.lower() == request.host.lower() and origin != "null"
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None:
+        return site == "same-origin"
+    return None
+
+
+def content_type_problem(request: Request, kind: str) -> str | None:
+    """Why a write's content type is refused, or None. ``kind`` is ``event``, ``form`` or ``api``."""
+    mimetype = request.mimetype
+    if kind == "event":
+        if mimetype == STRUCTURED_EVENT_TYPE or "ce-specversion" in request.headers:
+            return None
+        return (f"send a CloudEvent: structured mode as {STRUCTURED_EVENT_TYPE}, or binary mode with "
+                f"ce-specversion, ce-type, ce-source and ce-id headers (got {mimetype or 'no content type'})")
+    accepted = FORM_TYPES if kind == "form" else STUDY_TYPES
+    if mimetype in accepted or (not mimetype and not _has_body(request)):
+        return None
+    return f"send the body as one of {', '.join(accepted)}, not {mimetype or 'no content type'}"
+
+
+def _has_body(request: Request) -> bool:
+    return bool(request.content_length) or "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+
+
+def buffer_chunked(environ: dict, limit: int) -> bool:
+    """Read a chunked body (one without Content-Length) into memory, so that it is served like
+    any other; False, with the body left unread, once it passes ``limit`` bytes."""
+    if "chunked" not in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+        return True
+    stream, body = environ["wsgi.input"], bytearray()
+    while len(body) <= limit:
+        chunk = stream.read(min(DRAIN_CHUNK, limit + 1 - len(body)))
+        if not chunk:
+            break
+        body += chunk
+    if len(body) > limit:
+        return False
+    environ.pop("HTTP_TRANSFER_ENCODING")
+    environ["CONTENT_LENGTH"] = str(len(body))
+    environ["wsgi.input"] = io.BytesIO(bytes(body))
+    return True
+
+
+def drain(request: Request) -> None:
+    """Read and discard what is left of the body (up to ``DRAIN_LIMIT`` bytes, while it keeps
+    coming), so that closing the connection after the answer does not reset it under a client
+    still sending."""
+    if not _has_body(request):
+        return
+    stream = request.environ.get("wsgi.input")
+    sock = request.environ.get("gunicorn.socket")
+    previous = sock.gettimeout() if sock is not None else None
+    remaining, deadline = DRAIN_LIMIT, time.monotonic() + LINGER_SECONDS
+    try:
+        if sock is not None:
+            sock.settimeout(LINGER_READ_SECONDS)
+        while remaining > 0 and time.monotonic() < deadline:
+            chunk = stream.read(min(DRAIN_CHUNK, remaining))
+            if not chunk:
+                return
+            remaining -= len(chunk)
+    except (OSError, ValueError):
+        return
+    finally:
+        if sock is not None:
+            sock.settimeout(previous)
+
+
+def refusal(request: Request, status: int, error: str, message: str) -> Response:
+    """A JSON refusal, sent after the body was drained; the connection closes after it."""
+    drain(request)
+    response = jsonify(error=error, message=message)
+    response.status_code = status
+    response.headers["Connection"] = "close"
+    return response

@@ -1,0 +1,79 @@
+"""Knative Eventing's OIDC delivery tokens, verified (the only module using PyJWT).
+
+With the ``authentication-oidc`` feature on, a broker delivering to a Trigger's subscriber sends
+``Authorization: Bearer <JWT>``: a Kubernetes service-account token whose audience is the
+subscriber's (``subscriber.audience``, here ``KATUNA_OIDC_AUDIENCE``), signed by the cluster's
+service-account issuer. The issuer and its keys come from the API server
+(``KATUNA_OIDC_ISSUER_URL``): ``/.well-known/openid-configuration`` and ``/openid/v1/jwks``,
+read with the pod's CA and service-account token when it has them. Only RS256 and ES256
+signatures are accepted; ``exp`` and ``aud`` are required, ``nbf`` honoured.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import ssl
+import threading
+import urllib.request
+from pathlib import Path
+
+import jwt
+
+from functions.core.errors import TemporaryError
+
+ALGORITHMS = ["RS256", "ES256"]
+SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+TIMEOUT_SECONDS = 10
+LEEWAY_SECONDS = 30
+log = logging.getLogger("katuna.oidc")
+
+
+class Verifier:
+    """Checks delivery tokens for one audience against one issuer's published keys."""
+
+    def __init__(self, audience: str, issuer_url: str, service_account: Path = SERVICE_ACCOUNT) -> None:
+        self.audience = audience
+        self.base = issuer_url.rstrip("/")
+        self._service_account = service_account
+        self._issuer: str | None = None
+        self._keys: jwt.PyJWKClient | None = None
+        self._lock = threading.Lock()
+
+    def _headers(self) -> dict[str, str]:
+        token = self._service_account / "token"
+        return {"Authorization": f"Bearer {token.read_text().strip()}"} if token.is_file() else {}
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        ca = self._service_account / "ca.crt"
+        return ssl.create_default_context(cafile=str(ca)) if ca.is_file() else None
+
+    def _discover(self) -> tuple[str, jwt.PyJWKClient]:
+        with self._lock:
+            if self._issuer is None or self._keys is None:
+                request = urllib.request.Request(self.base + "/.well-known/openid-configuration",
+                                                 headers=self._headers())
+                with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS, context=self._ssl_context()) as answer:
+                    self._issuer = json.load(answer)["issuer"]
+                self._keys = jwt.PyJWKClient(self.base + "/openid/v1/jwks", headers=self._headers(),
+                                             timeout=TIMEOUT_SECONDS, ssl_context=self._ssl_context())
+            return self._issuer, self._keys
+
+    def verify(self, token: str) -> bool:
+        """Whether ``token`` is a valid delivery token for this service; ``TemporaryError``
+        when the issuer cannot be asked (the broker retries)."""
+        try:
+            issuer, keys = self._discover()
+            key = keys.get_signing_key_from_jwt(token)
+        except (jwt.PyJWKClientConnectionError, OSError) as exc:
+            raise TemporaryError(f"could not read the token issuer's keys from {self.base}: {exc}") from exc
+        except (jwt.PyJWTError, ValueError, KeyError) as exc:
+            log.warning("refused an event delivery token: %s", exc)
+            return False
+        try:
+            jwt.decode(token, key, algorithms=ALGORITHMS, audience=self.audience, issuer=issuer,
+                       leeway=LEEWAY_SECONDS, options={"require": ["exp", "aud", "iss"]})
+            return True
+        except jwt.PyJWTError as exc:
+            log.warning("refused an event delivery token: %s", exc)
+            return False

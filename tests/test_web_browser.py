@@ -1,0 +1,122 @@
+"""Chromium against a real ``katuna serve``: a page on another port of the same host tries to
+create a study (a no-cors fetch with a JSON blob, a ``<form enctype=text/plain>``), with and
+without a logged-in dashboard session; the dashboard itself keeps working with its CSRF token."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import yaml
+from browser import chromium
+from conftest import study_definition
+from http_helpers import Service
+from playwright.sync_api import Browser, expect
+
+TOKEN = "browser-token-0123456789"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with chromium() as launched:
+        yield launched
+
+
+class AttackPage:
+    """A loopback page on its own port that posts a study to ``target`` as soon as it loads."""
+
+    def __init__(self, target: str, name: str) -> None:
+        study = json.dumps(study_definition(name=name, maxTrials=1, parallelism=1))
+        html = f"""<!doctype html><title>attack</title>
+<form id="f" method="post" action="{target}/studies" enctype="text/plain">
+<input name='{study[:-1]}, "x": "' value='"}}'></form>
+<script>
+const study = {json.dumps(study)};
+fetch("{target}/studies", {{method: "POST", mode: "no-cors", credentials: "include",
+  body: new Blob([study], {{type: "application/json"}})}})
+  .catch(() => null)
+  .then(() => fetch("{target}/studies", {{method: "POST", mode: "no-cors", credentials: "include", body: study}}))
+  .catch(() => null)
+  .then(() => document.getElementById("f").submit());
+</script>""".encode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(html)))
+                self.end_headers()
+                self.wfile.write(html)
+
+            def log_message(self, *args) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def _attack(browser: Browser, service: Service, name: str, login: bool) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    if login:
+        page.goto(service.base + "/ui/login")
+        page.fill("#token", TOKEN)
+        page.click("#login button")
+        page.wait_for_url(service.base + "/ui/")
+    attacker = AttackPage(service.base, name)
+    try:
+        page.goto(attacker.url)
+        page.wait_for_url(service.base + "/studies")
+        assert page.locator("body").inner_text()
+    finally:
+        attacker.close()
+        context.close()
+
+
+def test_a_page_on_another_port_cannot_create_a_study(tmp_path, browser: Browser):
+    open_service = Service(tmp_path, workers=1)
+    try:
+        _attack(browser, open_service, "drive-by-open", login=False)
+        assert open_service.json("GET", "/studies")[1] == []
+    finally:
+        open_service.close()
+
+
+def test_a_page_on_another_port_cannot_ride_the_dashboard_session(tmp_path, browser: Browser):
+    guarded = Service(tmp_path, workers=1, KATUNA_API_TOKEN=TOKEN)
+    try:
+        _attack(browser, guarded, "drive-by-session", login=True)
+        assert guarded.json("GET", "/studies", headers={"Authorization": f"Bearer {TOKEN}"})[1] == []
+    finally:
+        guarded.close()
+
+
+def test_the_dashboard_submits_stops_and_logs_out_with_its_csrf_token(tmp_path, browser: Browser):
+    guarded = Service(tmp_path, workers=2, KATUNA_API_TOKEN=TOKEN)
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(guarded.base + "/ui/new")
+        page.fill("#token", TOKEN)
+        page.click("#login button")
+        page.fill("#study-text", yaml.safe_dump(study_definition(name="from-form", mode="hang", maxTrials=2),
+                                                sort_keys=False))
+        page.click("#submit-study")
+        page.wait_for_url(guarded.base + "/ui/studies/from-form")
+        page.on("dialog", lambda dialog: dialog.accept())
+        page.click("#stop-study")
+        expect(page.locator("#study-status")).to_have_text("stopped")
+        cookie = next(c for c in context.cookies() if c["name"] == "katuna_session")
+        page.click("text=Log out")
+        page.wait_for_url(guarded.base + "/ui/login")
+        replayed = {"Cookie": f"katuna_session={cookie['value']}"}
+        assert guarded.request("GET", "/studies", headers=replayed)[0] == 401
+    finally:
+        context.close()
+        guarded.close()

@@ -1,0 +1,187 @@
+"""The event paths of a real ``katuna serve``: the token outside Knative, Knative Eventing's OIDC
+delivery tokens (checked against a loopback issuer with a key made here), capped dead letters,
+and answers that do not tell whether a study exists."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import jwt
+import pytest
+from cloudevents.core.bindings import http as ce_http
+from cloudevents.core.v1.event import CloudEvent
+from conftest import study_definition
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from http_helpers import Service
+
+TOKEN = "events-token-0123456789"
+AUDIENCE = "katuna-functions"
+ISSUER = "https://kubernetes.default.svc.cluster.local"
+
+
+def _event(event_type: str, data: dict, **attributes: str) -> tuple[bytes, dict[str, str]]:
+    event = CloudEvent(attributes={"type": event_type, "source": "/test", "datacontenttype": "application/json",
+                                   **attributes}, data=data)
+    message = ce_http.to_binary_event(event)
+    return message.body, dict(message.headers)
+
+
+def completed(study: str, uid: str = "no-such-uid") -> tuple[bytes, dict[str, str]]:
+    return _event("dev.katuna.study.completed", {"study": study, "uid": uid, "status": "stopped", "reason": "x"})
+
+
+def finished(study: str) -> tuple[bytes, dict[str, str]]:
+    return _event("dev.katuna.trial.finished", {"study": study, "uid": "no-such-uid", "trial": 7, "attempt": 1,
+                                                "outcome": "exited", "exitCode": 0, "message": ""})
+
+
+@pytest.fixture(scope="module")
+def queued(tmp_path_factory):
+    service = Service(tmp_path_factory.mktemp("queued"), workers=1, KATUNA_API_TOKEN=TOKEN,
+                      KATUNA_MAX_DEAD_LETTERS="3", KATUNA_MAX_BODY="8192")
+    yield service
+    service.close()
+
+
+def _post(service: Service, path: str, message: tuple[bytes, dict[str, str]], **headers: str):
+    body, message_headers = message
+    status, _, answer = service.request("POST", path, body, {**message_headers, **headers})
+    return status, json.loads(answer) if answer else None
+
+
+BEARER = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.mark.parametrize("path", ["/", "/functions/provision", "/dead-letters"])
+def test_outside_knative_the_event_paths_need_the_token(queued: Service, path: str):
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"}):
+        assert _post(queued, path, completed("any"), **headers)[0] == 401, headers
+    assert queued.request("GET", "/dead-letters")[0] == 401
+    assert _post(queued, path, completed("any"), **BEARER)[0] in (202, 200)
+
+
+def test_dead_letters_are_capped_oldest_first_and_bounded_in_size(queued: Service):
+    for number in range(5):
+        status, _ = _post(queued, "/dead-letters", _event("dev.katuna.trial.finished", {"study": "s", "n": number},
+                                                          id=f"lost-{number}"), **BEARER)
+        assert status == 202
+    status, _, body = queued.request("GET", "/dead-letters", headers=BEARER)
+    assert [d["event"]["id"] for d in json.loads(body)] == ["lost-4", "lost-3", "lost-2"]
+    big = _event("dev.katuna.trial.finished", {"study": "s", "pad": "x" * 10000}, id="too-big")
+    assert _post(queued, "/dead-letters", big, **BEARER)[0] == 413
+    assert "too-big" not in queued.request("GET", "/dead-letters", headers=BEARER)[2].decode()
+
+
+def test_an_event_answer_does_not_tell_whether_a_study_exists(queued: Service):
+    definition = json.dumps(study_definition(name="known", maxTrials=1, parallelism=1))
+    assert queued.request("POST", "/studies", definition, {"Content-Type": "application/json", **BEARER})[0] == 201
+    for make in (completed, finished):
+        for path in ("/", "/functions/collect" if make is finished else "/functions/provision"):
+            known = _post(queued, path, make("known"), **BEARER)
+            unknown = _post(queued, path, make("never-created"), **BEARER)
+            assert known == unknown, (make.__name__, path)
+
+
+class Issuer:
+    """A loopback stand-in for the API server's service-account issuer: OIDC discovery and JWKS."""
+
+    def __init__(self, keys: list[dict]) -> None:
+        issuer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+                documents = {"/.well-known/openid-configuration": {"issuer": ISSUER, "jwks_uri": issuer.url + "/openid/v1/jwks"},
+                             "/openid/v1/jwks": {"keys": keys}}
+                body = json.dumps(documents.get(self.path, {})).encode()
+                self.send_response(200 if self.path in documents else 404)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+EC_KEY = ec.generate_private_key(ec.SECP256R1())
+OTHER_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def _jwk(key, kid: str, algorithm) -> dict:
+    return {**algorithm.to_jwk(key.public_key(), as_dict=True), "kid": kid, "use": "sig"}
+
+
+@pytest.fixture(scope="module")
+def knative(tmp_path_factory):
+    issuer = Issuer([_jwk(RSA_KEY, "rsa", jwt.algorithms.RSAAlgorithm), _jwk(EC_KEY, "ec", jwt.algorithms.ECAlgorithm)])
+    service = Service(tmp_path_factory.mktemp("knative"), workers=1, KATUNA_EVENTS="reply", KATUNA_API_TOKEN=TOKEN,
+                      KATUNA_OIDC_AUDIENCE=AUDIENCE, KATUNA_OIDC_ISSUER_URL=issuer.url)
+    yield service
+    service.close()
+    issuer.close()
+
+
+def _claims(**changes) -> dict:
+    now = int(time.time())
+    return {"iss": ISSUER, "aud": AUDIENCE, "sub": "system:serviceaccount:katuna:broker", "iat": now,
+            "nbf": now, "exp": now + 600, **changes}
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unsigned(header: dict, claims: dict, sign=None) -> str:
+    signing_input = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}"
+    return signing_input + "." + (_b64(sign(signing_input.encode())) if sign else "")
+
+
+def _hs256_with_public_key(claims: dict) -> str:
+    public = RSA_KEY.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return _unsigned({"alg": "HS256", "typ": "JWT", "kid": "rsa"}, claims,
+                     lambda data: hmac.new(public, data, hashlib.sha256).digest())
+
+
+def test_a_delivery_token_for_this_audience_is_accepted(knative: Service):
+    for token in (jwt.encode(_claims(), RSA_KEY, "RS256", headers={"kid": "rsa"}),
+                  jwt.encode(_claims(), EC_KEY, "ES256", headers={"kid": "ec"})):
+        assert _post(knative, "/functions/provision", completed("any"), Authorization=f"Bearer {token}")[0] == 202
+
+
+@pytest.mark.parametrize("case", ["none", "garbage", "wrong-audience", "expired", "not-yet-valid", "wrong-issuer",
+                                  "bad-signature", "alg-none", "hs256-public-key", "no-expiry"])
+def test_a_bad_delivery_token_is_refused(knative: Service, case: str):
+    tokens = {
+        "none": None, "garbage": "not.a.jwt",
+        "wrong-audience": jwt.encode(_claims(aud="another-service"), RSA_KEY, "RS256", headers={"kid": "rsa"}),
+        "expired": jwt.encode(_claims(exp=int(time.time()) - 3600), RSA_KEY, "RS256", headers={"kid": "rsa"}),
+        "not-yet-valid": jwt.encode(_claims(nbf=int(time.time()) + 3600), RSA_KEY, "RS256", headers={"kid": "rsa"}),
+        "wrong-issuer": jwt.encode(_claims(iss="https://attacker.example"), RSA_KEY, "RS256", headers={"kid": "rsa"}),
+        "bad-signature": jwt.encode(_claims(), OTHER_KEY, "RS256", headers={"kid": "rsa"}),
+        "alg-none": _unsigned({"alg": "none", "typ": "JWT", "kid": "rsa"}, _claims()),
+        "hs256-public-key": _hs256_with_public_key(_claims()),
+        "no-expiry": jwt.encode({k: v for k, v in _claims().items() if k != "exp"}, RSA_KEY, "RS256",
+                                headers={"kid": "rsa"}),
+    }
+    headers = {"Authorization": f"Bearer {tokens[case]}"} if tokens[case] else {}
+    for path in ("/", "/functions/provision"):
+        assert _post(knative, path, completed("any"), **headers)[0] == 401, (case, path)
+
+
+def test_the_api_token_still_reaches_the_event_paths_beside_oidc(knative: Service):
+    assert _post(knative, "/functions/provision", completed("any"), **BEARER)[0] == 202

@@ -1,0 +1,147 @@
+"""A real ``katuna serve`` without a token, attacked as a web page in the user's browser would:
+cross-site writes, rebound host names, bodies over the limit, huge numbers; and the CSV export
+opened in a spreadsheet."""
+
+from __future__ import annotations
+
+import csv
+import http.client
+import io
+import json
+from pathlib import Path
+
+import pytest
+from conftest import study_definition
+from http_helpers import Service, refused_start
+
+from functions.adapters.web import from_environment, tables
+from functions.core.records import TrialRecord
+from functions.core.validate import parse_study
+
+HUGE = str(1 << 64)
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    service = Service(tmp_path_factory.mktemp("guard"), workers=1, KATUNA_MAX_BODY="65536")
+    yield service
+    service.close()
+
+
+def _studies(service: Service) -> list[str]:
+    return [s["name"] for s in service.json("GET", "/studies")[1]]
+
+
+def _study_json(name: str) -> str:
+    return json.dumps(study_definition(name=name, maxTrials=1, parallelism=1))
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded",
+                                          "multipart/form-data; boundary=x", "text/yaml"])
+def test_a_study_in_a_type_a_cross_site_form_can_send_is_refused(service: Service, content_type: str):
+    status, _, body = service.request("POST", "/studies", _study_json("plain"), {"Content-Type": content_type})
+    assert status == 415
+    assert "application/json" in json.loads(body)["message"]
+    assert "plain" not in _studies(service)
+
+
+def test_a_host_that_is_not_allowed_is_refused_with_how_to_allow_it(service: Service):
+    for method, path, body in (("POST", "/studies", _study_json("rebound")), ("GET", "/studies", None),
+                               ("GET", "/ui/", None)):
+        headers = {"Host": f"attacker.example:{service.port}", "Content-Type": "application/json"}
+        status, _, answer = service.request(method, path, body, headers)
+        assert status == 400, (method, path)
+        assert "KATUNA_ALLOWED_HOSTS" in json.loads(answer)["message"]
+    assert "rebound" not in _studies(service)
+    assert service.request("GET", "/healthz", headers={"Host": "10.1.2.3:8080"})[0] == 200, "kubelet probes"
+    for host in (f"localhost:{service.port}", f"[::1]:{service.port}", "127.0.0.1"):
+        assert service.request("GET", "/studies", headers={"Host": host})[0] == 200, host
+
+
+@pytest.mark.parametrize("headers", [{"Origin": "http://attacker.example"}, {"Origin": "null"},
+                                     {"Origin": "http://127.0.0.1:1"}, {"Sec-Fetch-Site": "cross-site"},
+                                     {"Sec-Fetch-Site": "same-site"}], ids=str)
+def test_a_write_from_another_origin_is_refused_without_a_token(service: Service, headers: dict[str, str]):
+    status, _, body = service.request("POST", "/studies", _study_json("drive-by"),
+                                      {"Content-Type": "application/json", **headers})
+    assert status == 403, json.loads(body)
+    assert "drive-by" not in _studies(service)
+
+
+def test_a_write_from_the_dashboard_origin_or_a_script_is_served(service: Service):
+    same = {"Content-Type": "application/json", "Origin": service.base}
+    assert service.request("POST", "/studies", _study_json("from-page"), same)[0] == 201
+    assert service.request("POST", "/studies", _study_json("from-script"), {"Content-Type": "application/json"})[0] == 201
+    fetched = {"Content-Type": "application/yaml", "Sec-Fetch-Site": "same-origin"}
+    assert service.request("POST", "/studies/from-page/stop", None, fetched)[0] == 200
+
+
+@pytest.mark.parametrize("host, env", [("0.0.0.0", {}), ("192.0.2.1", {}), (None, {"KATUNA_ALLOWED_HOSTS": "katuna.example"})])
+def test_serve_refuses_to_expose_the_api_without_a_token(tmp_path: Path, host, env):
+    done = refused_start(tmp_path, host=host, **env)
+    assert done.returncode == 2, done.stderr
+    assert "KATUNA_API_TOKEN" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_container_entry_point_refuses_other_hosts_without_a_token(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("KATUNA_DB", str(tmp_path / "katuna.db"))
+    monkeypatch.setenv("KATUNA_ALLOWED_HOSTS", "katuna.katuna.svc")
+    monkeypatch.delenv("KATUNA_API_TOKEN", raising=False)
+    with pytest.raises(SystemExit, match="KATUNA_API_TOKEN"):
+        from_environment()
+
+
+def test_a_body_over_the_limit_reaches_the_client_as_a_413(service: Service):
+    connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=30)
+    body = b"# " + b"x" * (16 << 20)
+    connection.request("POST", "/studies", body=body, headers={"Content-Type": "application/yaml"})
+    response = connection.getresponse()
+    assert response.status == 413
+    assert "KATUNA_MAX_BODY" in json.loads(response.read())["message"]
+    connection.close()
+
+
+def test_a_chunked_body_is_read_whole_and_held_to_the_same_limit(service: Service):
+    for chunks, expected in (([_study_json("chunked").encode()], 201), ([b"x" * 65536] * 64, 413)):
+        connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=30)
+        connection.request("POST", "/studies", body=iter(chunks), headers={"Content-Type": "application/json"},
+                           encode_chunked=True)
+        assert connection.getresponse().status == expected
+        connection.close()
+    assert "chunked" in _studies(service)
+
+
+def test_a_refused_body_is_read_before_the_answer(service: Service):
+    connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=30)
+    connection.request("POST", "/studies", body=b"x" * 60000, headers={"Content-Type": "text/plain"})
+    response = connection.getresponse()
+    assert response.status == 415 and json.loads(response.read())["error"] == "unsupported_media_type"
+    connection.close()
+
+
+def test_huge_or_negative_trial_numbers_and_pages_are_clean_4xx(service: Service):
+    assert service.request("POST", "/studies", _study_json("numbers"), {"Content-Type": "application/json"})[0] == 201
+    for path in (f"/studies/numbers/trials/{HUGE}", f"/studies/numbers/trials/{HUGE}/logs",
+                 f"/ui/studies/numbers/trials/{HUGE}", f"/ui/studies/numbers/trials/{HUGE}/log",
+                 "/studies/numbers/trials/-1"):
+        assert service.request("GET", path)[0] == 404, path
+    for page in (HUGE, str((1 << 63) // 50 + 1), "-1", "0"):
+        for path in ("/ui/studies/numbers/trials", "/ui/studies/numbers/trials.csv"):
+            status, _, body = service.request("GET", f"{path}?page={page}")
+            assert status == 400 and b"page" in body, (path, page)
+    assert service.request("GET", "/ui/studies/numbers/trials?page=1")[0] == 200
+
+
+def test_csv_export_neutralises_spreadsheet_formulas():
+    definition = study_definition(name="sheet", parameters=[
+        {"name": "c", "type": "categorical", "values": ["=HYPERLINK(\"http://x\")", "+1", "-1", "@SUM(A1)", "\tx",
+                                                        "\rx", "plain"]}])
+    definition["trialTemplate"]["command"][3] = "${trialParameters.c}"
+    spec = parse_study(definition)
+    trials = [TrialRecord(study="sheet", number=n, state="FAILED", params={"c": value}, reason="=cmd|' /C calc'!A0")
+              for n, value in enumerate(spec.parameters[0].values)]
+    rows = list(csv.reader(io.StringIO("".join(tables.csv_rows(spec, trials)))))[1:]
+    header = next(csv.reader(io.StringIO(next(tables.csv_rows(spec, [])))))
+    cells = [row[header.index("c")] for row in rows]
+    assert cells == ["'=HYPERLINK(\"http://x\")", "'+1", "'-1", "'@SUM(A1)", "'\tx", "'\rx", "plain"]
+    assert {row[header.index("reason")] for row in rows} == {"'=cmd|' /C calc'!A0"}

@@ -1,0 +1,142 @@
+"""Dashboard sessions on a real ``katuna serve`` with a token: random, shared by the workers,
+bound to their Host, needing a same-origin CSRF-carrying request for writes, ended by logout,
+expiring; bearer-token scripts unaffected."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import time
+import urllib.parse
+from http.cookies import SimpleCookie
+
+import pytest
+from conftest import study_definition
+from http_helpers import Service
+
+from functions.adapters.web import create_app
+from functions.runtime import Runtime
+from functions.settings import Settings
+
+TOKEN = "sessions-token-0123456789"
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory):
+    service = Service(tmp_path_factory.mktemp("sessions"), workers=2, KATUNA_API_TOKEN=TOKEN,
+                      KATUNA_ALLOWED_HOSTS="katuna.example")
+    yield service
+    service.close()
+
+
+def unfollowed(service: Service, method: str, path: str, body: str, headers: dict[str, str]):
+    """A request whose redirect is not followed: its status and headers."""
+    connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=30)
+    try:
+        connection.request(method, path, body=body, headers=headers)
+        response = connection.getresponse()
+        response.read()
+        return response.status, response.headers
+    finally:
+        connection.close()
+
+
+def login(service: Service) -> tuple[str, dict[str, str]]:
+    """Log in through the form: the session cookie's value, and its attributes."""
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    status, answer = unfollowed(service, "POST", "/ui/login", urllib.parse.urlencode({"token": TOKEN}), headers)
+    assert status == 302
+    morsel = next(iter(SimpleCookie(answer["Set-Cookie"]).values()))
+    return morsel.value, {k: v for k, v in morsel.items() if v}
+
+
+def csrf_of(service: Service, cookie: str) -> str:
+    _, _, page = service.request("GET", "/ui/", headers={"Cookie": f"katuna_session={cookie}"})
+    return re.search(rb'<meta name="csrf-token" content="([^"]+)">', page).group(1).decode()
+
+
+def _write(service: Service, cookie: str, name: str, **headers: str) -> int:
+    body = json.dumps(study_definition(name=name, maxTrials=1, parallelism=1))
+    return service.request("POST", "/studies", body, {"Content-Type": "application/json",
+                                                      "Cookie": f"katuna_session={cookie}", **headers})[0]
+
+
+def test_a_session_is_random_strict_and_known_to_every_worker(guarded: Service):
+    first, attributes = login(guarded)
+    second, _ = login(guarded)
+    assert first != second and TOKEN not in first
+    assert attributes["httponly"] and attributes["samesite"] == "Strict" and attributes["path"] == "/"
+    for _ in range(8):
+        assert guarded.request("GET", "/studies", headers={"Cookie": f"katuna_session={first}"})[0] == 200
+    assert guarded.request("GET", "/studies", headers={"Cookie": "katuna_session=forged"})[0] == 401
+
+
+def test_a_cookie_write_needs_the_same_origin_and_the_csrf_token(guarded: Service):
+    cookie, _ = login(guarded)
+    csrf = csrf_of(guarded, cookie)
+    assert _write(guarded, cookie, "no-origin", **{"X-CSRF-Token": csrf}) == 403
+    assert _write(guarded, cookie, "no-csrf", Origin=guarded.base) == 403
+    assert _write(guarded, cookie, "wrong-csrf", Origin=guarded.base, **{"X-CSRF-Token": "x" * 43}) == 403
+    other_port = f"http://127.0.0.1:{guarded.port + 1}"
+    assert _write(guarded, cookie, "other-port", Origin=other_port, **{"X-CSRF-Token": csrf}) == 403
+    names = [s["name"] for s in guarded.json("GET", "/studies", headers={"Authorization": f"Bearer {TOKEN}"})[1]]
+    assert not {"no-origin", "no-csrf", "wrong-csrf", "other-port"} & set(names)
+    assert _write(guarded, cookie, "from-dashboard", Origin=guarded.base, **{"X-CSRF-Token": csrf}) == 201
+    assert _write(guarded, cookie, "from-fetch", **{"Sec-Fetch-Site": "same-origin", "X-CSRF-Token": csrf}) == 201
+
+
+def test_a_bearer_token_write_needs_no_origin_or_csrf(guarded: Service):
+    body = json.dumps(study_definition(name="from-script", maxTrials=1, parallelism=1))
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"}
+    assert guarded.request("POST", "/studies", body, headers)[0] == 201
+    assert guarded.request("POST", "/studies", body, {**headers, "Host": "katuna.example"})[0] == 200
+
+
+def test_a_session_works_only_on_the_host_it_was_issued_for(guarded: Service):
+    cookie, _ = login(guarded)
+    jar = {"Cookie": f"katuna_session={cookie}"}
+    assert guarded.request("GET", "/studies", headers=jar)[0] == 200
+    for host in (f"localhost:{guarded.port}", f"127.0.0.1:{guarded.port + 1}", "katuna.example"):
+        assert guarded.request("GET", "/studies", headers={**jar, "Host": host})[0] == 401, host
+
+
+def test_logout_revokes_the_session_everywhere(guarded: Service):
+    cookie, _ = login(guarded)
+    jar = {"Cookie": f"katuna_session={cookie}"}
+    form = {"Content-Type": "application/x-www-form-urlencoded", **jar, "Origin": guarded.base}
+    assert guarded.request("POST", "/ui/logout", "csrf=wrong", form)[0] == 403
+    status, answer = unfollowed(guarded, "POST", "/ui/logout", urllib.parse.urlencode({"csrf": csrf_of(guarded, cookie)}),
+                                form)
+    assert status == 302 and "katuna_session=;" in answer["Set-Cookie"]
+    for _ in range(4):
+        assert guarded.request("GET", "/studies", headers=jar)[0] == 401, "a copy of the cookie is revoked too"
+
+
+def test_a_session_expires(tmp_path):
+    service = Service(tmp_path, workers=1, KATUNA_API_TOKEN=TOKEN, KATUNA_SESSION_TTL="1")
+    try:
+        cookie, attributes = login(service)
+        assert attributes["max-age"] == "1"
+        jar = {"Cookie": f"katuna_session={cookie}"}
+        assert service.request("GET", "/studies", headers=jar)[0] == 200
+        time.sleep(1.5)
+        assert service.request("GET", "/studies", headers=jar)[0] == 401
+    finally:
+        service.close()
+
+
+def test_over_https_the_cookie_has_the_host_prefix(tmp_path):
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db", api_token=TOKEN))
+    app = create_app(runtime)
+    try:
+        client = app.test_client()
+        answer = client.post("/ui/login", data={"token": TOKEN}, base_url="https://127.0.0.1")
+        cookie = answer.headers["Set-Cookie"]
+        assert cookie.startswith("__Host-katuna_session=") and "Secure" in cookie and "Domain" not in cookie
+        session = cookie.split(";")[0].partition("=")[2]
+        client.set_cookie("__Host-katuna_session", session, domain="127.0.0.1")
+        assert client.get("/studies", base_url="https://127.0.0.1").status_code == 200
+        assert client.get("/studies", base_url="http://127.0.0.1").status_code == 401, "not the plain cookie"
+    finally:
+        runtime.close()
