@@ -155,3 +155,10 @@ def test_the_image_runs_the_app_factory():
     assert callable(getattr(web, entry))
     assert "requirements.lock" in dockerfile
     assert "COPY infra ./infra" in dockerfile, "the node-pool adapters ship with the service"
+
+
+def test_every_trigger_names_the_oidc_audience_the_service_verifies():
+    triggers = [d["spec"] for _, d in manifests() if d["kind"] == "Trigger"]
+    audiences = {t["subscriber"].get("audience") for t in triggers}
+    audiences |= {t["delivery"]["deadLetterSink"].get("audience") for t in triggers}
+    assert audiences == {"katuna"}
