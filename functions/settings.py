@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from functions.core.cluster import Cluster
+from functions.core.limits import Limits
 
 PREFIX = "KATUNA_"
 
@@ -29,6 +30,23 @@ def _pairs(text: str) -> tuple[tuple[str, str], ...]:
 
 def _list(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _limits(env: Mapping[str, str]) -> Limits:
+    """The study limits, each default replaced by its ``KATUNA_MAX_<FIELD>`` variable where set."""
+    overrides = {}
+    for item in fields(Limits):
+        name = f"{PREFIX}MAX_{item.name.upper()}"
+        if env.get(name):
+            kind = float if isinstance(item.default, float) else int
+            try:
+                value = kind(env[name])
+            except ValueError:
+                value = 0
+            if not value > 0:
+                raise ValueError(f"{name}: expected a positive {'number' if kind is float else 'integer'}, got {env[name]!r}")
+            overrides[item.name] = value
+    return Limits(**overrides)
 
 
 @dataclass(frozen=True)
@@ -54,6 +72,16 @@ class Settings:
     ``KATUNA_GKE_CLUSTER`` (and ``KATUNA_GKE_ENDPOINT`` to reach another API endpoint); or EKS
     with ``KATUNA_EKS_CLUSTER``, ``KATUNA_EKS_SUBNETS`` (comma-separated), ``KATUNA_EKS_NODE_ROLE``
     (an IAM role ARN) and ``KATUNA_EKS_REGION`` (else the AWS configuration's region).
+
+    Bounds on what one submitted study may ask (:class:`functions.core.limits.Limits`), each
+    a positive number: ``KATUNA_MAX_PARALLELISM`` trials at once (1,000); ``KATUNA_MAX_TRIALS``,
+    the largest ``maxTrials`` and ``maxFailedTrials`` (1,000,000); ``KATUNA_MAX_GRID`` points of
+    a grid search (100,000); ``KATUNA_MAX_PARAMETERS`` per study (256); ``KATUNA_MAX_VALUES`` of
+    one categorical or discrete parameter (10,000); ``KATUNA_MAX_DURATION`` seconds of a
+    ``timeBudget`` or trial ``timeout`` (31,622,400: 366 days); ``KATUNA_MAX_ATTEMPTS``, the
+    largest ``trialTemplate.maxAttempts`` (100); ``KATUNA_MAX_SETTING``, the largest integer
+    sampler or pruner setting (100,000); ``KATUNA_MAX_TEXT`` characters of a metric filter or a
+    name (4,096).
     """
 
     db: Path = Path("katuna.db")
@@ -81,6 +109,7 @@ class Settings:
     eks_subnets: tuple[str, ...] = ()
     eks_node_role: str | None = None
     eks_region: str | None = None
+    limits: Limits = Limits()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -100,6 +129,7 @@ class Settings:
         values = {field: kind(env[PREFIX + name]) for field, (name, kind) in read.items() if env.get(PREFIX + name)}
         if env.get("K_SINK"):
             values["sink"] = env["K_SINK"]
+        values["limits"] = _limits(env)
         settings = cls(**values)
         if settings.events not in ("queue", "reply"):
             raise ValueError(f"{PREFIX}EVENTS: expected queue or reply, got {settings.events!r}")

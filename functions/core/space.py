@@ -34,13 +34,30 @@ def distributions(parameters: tuple[Parameter, ...]) -> dict[str, BaseDistributi
     return {p.name: distribution(p) for p in parameters}
 
 
+GRID_COUNT_CAP = 2**63
+"""What :func:`grid_count` answers for a range of more steps than that (or than floats hold)."""
+
+
+def grid_count(parameter: Parameter) -> int:
+    """How many values a grid search visits for one parameter, counted by division, never listed;
+    at most :data:`GRID_COUNT_CAP`."""
+    if parameter.type in ("categorical", "discrete"):
+        return len(parameter.values)
+    step = parameter.step or 1
+    if parameter.type == "int":
+        return min((int(parameter.high) - int(parameter.low)) // int(step) + 1, GRID_COUNT_CAP)
+    steps = (parameter.high - parameter.low) / step
+    if not steps < GRID_COUNT_CAP:
+        return GRID_COUNT_CAP
+    return int(round(steps, 9)) + 1
+
+
 def grid_values(parameter: Parameter) -> list[Any]:
     """Every value a grid search visits for one parameter."""
     if parameter.type in ("categorical", "discrete"):
         return list(parameter.values)
     step = parameter.step or 1
-    count = int(round((parameter.high - parameter.low) / step, 9)) + 1
-    values = [parameter.low + i * step for i in range(count)]
+    values = [parameter.low + i * step for i in range(grid_count(parameter))]
     if parameter.type == "int":
         return [int(v) for v in values]
     return [round(float(v), 12) for v in values]
