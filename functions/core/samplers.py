@@ -218,6 +218,7 @@ def build_sampler(
         kwargs["search_space"] = {p.name: grid_values(p) for p in parameters}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        warnings.simplefilter("ignore", FutureWarning)  # Katib's settings include ones Optuna deprecates (gamma)
         return kind.factory(**kwargs)
 
 
