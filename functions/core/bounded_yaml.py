@@ -11,6 +11,7 @@ and where it is: YAML's last-wins would silently drop the first value.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -72,6 +73,11 @@ class _BoundedLoader(yaml.SafeLoader):
                 where = "".join(self._path).lstrip(".")
                 raise DuplicateKey(f"{where}.{key.value}" if where else key.value, key.value)
             seen.add((key.tag, key.value))
+
+
+_BoundedLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"[-+]?[0-9]+(?:\.[0-9]*)?[eE][-+]?[0-9]+\Z"), list("-+0123456789"))
+"""JSON's (and YAML 1.2's) exponent numbers, ``1e-12``, ``-1e+308``: YAML 1.1 reads them as strings."""
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:
