@@ -57,8 +57,8 @@ def create_study():
                            message=f"send the study as one of {', '.join(STUDY_TYPES)}, not {mimetype}")
         response.status_code = 415
         return response
-    spec, definition = load_study(request.get_data(as_text=True))
     runtime = _runtime()
+    spec, definition = load_study(request.get_data(as_text=True), limits=runtime.settings.limits)
     record, created = runtime.submit(spec, definition)
     body = {"name": record.name, "status": record.status, "links": _links(record.name)}
     response = jsonify(body)
