@@ -152,6 +152,11 @@ def test_a_filter_is_matched_in_linear_time():
     assert parse_text([line], ["loss"], spec.metrics_collector.filters) == []
 
 
+def test_a_metric_name_past_the_text_limit_is_refused():
+    definition = study_definition(objective={"metric": "loss" * 1_025, "direction": "minimize"})
+    assert "objective: expected at most 4,096 (set by KATUNA_MAX_TEXT), got 4,100" in problems(definition)
+
+
 def test_a_filter_past_the_text_limit_is_refused():
     definition = study_definition(metricsCollector={"filters": ["([a-z]+)=(\\d+)" + "x" * 5_000]})
     assert any(p.startswith("metricsCollector.filters[0]: expected at most 4,096 characters") for p in problems(definition))

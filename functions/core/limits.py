@@ -73,6 +73,7 @@ def over_limits(study: Study, limits: Limits) -> list[Problem]:
     ]
     checks += [(f"parameters[{i}].values", len(p.values), limits.values, "VALUES")
                for i, p in enumerate(study.parameters)]
+    checks += [("objective", len(metric), limits.text, "TEXT") for metric in study.metric_names]
     return [Problem(path, f"expected at most {bound:,} (set by {PREFIX}MAX_{variable}), got {value:,}")
             for path, value, bound, variable in checks if value is not None and value > bound]
 
