@@ -170,6 +170,8 @@ STUDIES: list[tuple[str, dict, str]] = [
      "parameters[0].values"),
     ("grid-of-10e12-points", _mutated(lambda d: d.update(algorithm={"name": "grid"}, parameters=[
         {"name": "x", "type": "float", "min": 0.0, "max": 1.0, "step": 1e-12}])), "parameters"),
+    ("float-step-too-fine", _mutated(lambda d: d["parameters"][0].update(min=0.0, max=1e20, step=1e-10)),
+     "parameters[0].step"),
     ("float-bounds-1e308", _mutated(lambda d: d["parameters"][0].update(min=-1e308, max=1e308)), "parameters[0].max"),
     ("filter-backreference", _mutated(_set("metricsCollector", {"filters": [r"(\w+)=(\d+)\1"]})),
      "metricsCollector.filters[0]"),

@@ -110,7 +110,7 @@ def test_a_grid_is_counted_without_being_listed():
 @pytest.mark.parametrize("parameters, points", [
     ([{"name": "x", "type": "int", "min": 0, "max": 10**6 - 1}] * 1 + [
       {"name": "y", "type": "int", "min": 0, "max": 10**6 - 1}], "1,000,000,000,000"),
-    ([{"name": "x", "type": "float", "min": -1e300, "max": 1e300, "step": 1e-300}], "9,223,372,036,854,775,808"),
+    ([{"name": "x", "type": "float", "min": 0.0, "max": 1e20, "step": 1.0}], "100,000,000,000,000,000,001"),
 ])
 def test_a_grid_past_the_limit_is_refused_without_being_listed(parameters: list, points: str):
     found = problems(grid(*parameters))
@@ -130,6 +130,13 @@ def test_a_float_range_wider_than_a_float_is_refused():
     found = problems(definition)
     assert len(found) == 1 and found[0].startswith("parameters[0].max: the range from min (-1e+308) to max (1e+308) "
                                                    "is wider than a float can hold"), found
+
+
+def test_a_float_step_too_fine_for_optuna_is_refused_naming_it():
+    definition = study_definition()
+    definition["parameters"][0].update(min=0.0, max=1e20, step=1e-10)
+    found = problems(definition)
+    assert len(found) == 1 and found[0].startswith("parameters[0].step: Optuna cannot sample this range"), found
 
 
 @pytest.mark.parametrize("algorithm", ["random", "tpe", "cmaes", "qmc"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import optuna
@@ -29,27 +30,39 @@ def distribution(parameter: Parameter) -> BaseDistribution:
     return CategoricalDistribution(parameter.values)
 
 
+def distribution_problems(parameters: tuple[Parameter, ...]) -> list[Problem]:
+    """A problem for each parameter Optuna cannot make a distribution of (a float step so fine
+    that the range holds more steps than Optuna's decimal arithmetic can count)."""
+    problems = []
+    for i, parameter in enumerate(parameters):
+        try:
+            distribution(parameter)
+        except ArithmeticError:
+            problems.append(Problem(f"parameters[{i}].step", f"Optuna cannot sample this range: it holds too many "
+                                    f"steps of {parameter.step}; expected a coarser step or a narrower range"))
+        except ValueError as exc:
+            problems.append(Problem(f"parameters[{i}]", f"Optuna cannot sample this range: {exc}"))
+    return problems
+
+
 def distributions(parameters: tuple[Parameter, ...]) -> dict[str, BaseDistribution]:
     """The whole space, keyed by parameter name, for ``Study.ask``."""
     return {p.name: distribution(p) for p in parameters}
 
 
-GRID_COUNT_CAP = 2**63
-"""What :func:`grid_count` answers for a range of more steps than that (or than floats hold)."""
+GRID_COUNT_CAP = 2**1024
+"""What :func:`grid_count` answers for a range of more steps than a float holds."""
 
 
 def grid_count(parameter: Parameter) -> int:
-    """How many values a grid search visits for one parameter, counted by division, never listed;
-    at most :data:`GRID_COUNT_CAP`."""
+    """How many values a grid search visits for one parameter, counted by division, never listed."""
     if parameter.type in ("categorical", "discrete"):
         return len(parameter.values)
     step = parameter.step or 1
     if parameter.type == "int":
-        return min((int(parameter.high) - int(parameter.low)) // int(step) + 1, GRID_COUNT_CAP)
+        return (int(parameter.high) - int(parameter.low)) // int(step) + 1
     steps = (parameter.high - parameter.low) / step
-    if not steps < GRID_COUNT_CAP:
-        return GRID_COUNT_CAP
-    return int(round(steps, 9)) + 1
+    return int(round(steps, 9)) + 1 if math.isfinite(steps) else GRID_COUNT_CAP
 
 
 def grid_values(parameter: Parameter) -> list[Any]:

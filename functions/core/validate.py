@@ -21,6 +21,7 @@ from functions.core.nodepool import parse_node_pool
 from functions.core.pruners import parse_early_stopping
 from functions.core.reader import Reader, is_number, join, kind_of
 from functions.core.samplers import check_algorithm, check_sampler, convert_settings
+from functions.core.space import distribution_problems
 from functions.core.spec import (
     MAXIMIZE,
     MINIMIZE,
@@ -99,7 +100,8 @@ def parse_study(data: Any, limits: Limits = DEFAULTS) -> Study:
         warm_start=warm_start,
         node_pool=node_pool,
     )
-    problems = over_limits(study, limits) or check_algorithm(algorithm, parameters, len(objectives), limits)
+    problems = over_limits(study, limits) or distribution_problems(parameters)
+    problems = problems or check_algorithm(algorithm, parameters, len(objectives), limits)
     problems = problems or check_sampler(algorithm, parameters, len(objectives))
     if problems:
         raise InvalidStudy(problems)
