@@ -77,7 +77,7 @@ def run(file: str, db: str | None) -> None:
     """Run the study in FILE to completion (resuming it if it was interrupted)."""
     path = Path(file)
     try:
-        spec, definition = load_study(path.read_text(), _read)
+        spec, definition = load_study(path.read_text(), _read, Settings.from_env().limits)
     except InvalidStudy as exc:
         _problems(file, exc)
     embedded = Embedded(_settings(db))
@@ -242,7 +242,7 @@ def best(name: str, db: str | None, as_json: bool) -> None:
 def convert(file: str) -> None:
     """Print the native study equivalent of FILE (a Katib Experiment, or a native study)."""
     try:
-        spec, _ = load_study(Path(file).read_text(), _read)
+        spec, _ = load_study(Path(file).read_text(), _read, Settings.from_env().limits)
     except InvalidStudy as exc:
         _problems(file, exc)
     click.echo(yaml.safe_dump(spec.to_dict(), sort_keys=False), nl=False)
@@ -262,7 +262,7 @@ def _problems(file: str, exc: InvalidStudy) -> None:
 def render(file: str, assignments: tuple[str, ...]) -> None:
     """Print the Kubernetes Job of a trial of the study in FILE (no cluster needed)."""
     try:
-        spec, definition = load_study(Path(file).read_text(), _read)
+        spec, definition = load_study(Path(file).read_text(), _read, Settings.from_env().limits)
         params = parse_assignments(spec.parameters, list(assignments)) if assignments else first_suggestion(spec)
         record = StudyRecord(spec, definition, str(Path.cwd()), uid="render")
         launch = trial_launch(record, TrialRecord(spec.name, 0, params))

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from functions.core.cluster import Cluster
+from functions.core.limits import Limits
 
 PREFIX = "KATUNA_"
 
@@ -29,6 +30,23 @@ def _pairs(text: str) -> tuple[tuple[str, str], ...]:
 
 def _list(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _limits(env: Mapping[str, str]) -> Limits:
+    """The study limits, each default replaced by its ``KATUNA_MAX_<FIELD>`` variable where set."""
+    overrides = {}
+    for item in fields(Limits):
+        name = f"{PREFIX}MAX_{item.name.upper()}"
+        if env.get(name):
+            kind = float if isinstance(item.default, float) else int
+            try:
+                value = kind(env[name])
+            except ValueError:
+                value = 0
+            if not value > 0:
+                raise ValueError(f"{name}: expected a positive {'number' if kind is float else 'integer'}, got {env[name]!r}")
+            overrides[item.name] = value
+    return Limits(**overrides)
 
 
 @dataclass(frozen=True)
@@ -69,6 +87,16 @@ class Settings:
     its ``/.well-known/openid-configuration`` names the issuer, ``/openid/v1/jwks`` holds the keys).
     ``KATUNA_MAX_DEAD_LETTERS`` dead letters kept, the oldest dropped first (1000), each at most
     ``KATUNA_MAX_BODY`` bytes.
+
+    Bounds on what one submitted study may ask (:class:`functions.core.limits.Limits`), each
+    a positive number: ``KATUNA_MAX_PARALLELISM`` trials at once (1,000); ``KATUNA_MAX_TRIALS``,
+    the largest ``maxTrials`` and ``maxFailedTrials`` (1,000,000); ``KATUNA_MAX_GRID`` points of
+    a grid search (100,000); ``KATUNA_MAX_PARAMETERS`` per study (256); ``KATUNA_MAX_VALUES`` of
+    one categorical or discrete parameter (10,000); ``KATUNA_MAX_DURATION`` seconds of a
+    ``timeBudget`` or trial ``timeout`` (31,622,400: 366 days); ``KATUNA_MAX_ATTEMPTS``, the
+    largest ``trialTemplate.maxAttempts`` (100); ``KATUNA_MAX_SETTING``, the largest integer
+    sampler or pruner setting (100,000); ``KATUNA_MAX_TEXT`` characters of a metric filter or a
+    name (4,096).
     """
 
     db: Path = Path("katuna.db")
@@ -102,6 +130,7 @@ class Settings:
     oidc_audience: str | None = None
     oidc_issuer_url: str = "https://kubernetes.default.svc"
     max_dead_letters: int = 1000
+    limits: Limits = Limits()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -125,6 +154,7 @@ class Settings:
         values = {field: kind(env[PREFIX + name]) for field, (name, kind) in read.items() if env.get(PREFIX + name)}
         if env.get("K_SINK"):
             values["sink"] = env["K_SINK"]
+        values["limits"] = _limits(env)
         settings = cls(**values)
         if settings.events not in ("queue", "reply"):
             raise ValueError(f"{PREFIX}EVENTS: expected queue or reply, got {settings.events!r}")
@@ -133,10 +163,10 @@ class Settings:
         settings._check_node_pools()
         if f"{PREFIX}API_TOKEN" in settings.trial_env:
             raise ValueError(f"{PREFIX}TRIAL_ENV: trials may never get {PREFIX}API_TOKEN; remove it from the list")
-        settings._check_limits()
+        settings._check_sessions_and_dead_letters()
         return settings
 
-    def _check_limits(self) -> None:
+    def _check_sessions_and_dead_letters(self) -> None:
         if self.session_ttl <= 0:
             raise ValueError(f"{PREFIX}SESSION_TTL: expected a positive number of seconds, got {self.session_ttl}")
         if self.max_dead_letters < 1:

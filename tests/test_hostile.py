@@ -150,6 +150,63 @@ STUDIES: list[tuple[str, dict, str]] = [
     ("katib-algorithm-unknown", _katib("spec.algorithm.algorithmName", "darts-by-hand"), "algorithm"),
     ("katib-min-above-max", _katib("spec.parameters.0.feasibleSpace.max", "-1"), "max"),
     ("katib-count-string", _katib("spec.maxTrialCount", "many"), "maxTrials"),
+    # names are matched whole: a trailing newline is not part of a name
+    ("name-trailing-newline", _mutated(_set("name", "hostile\n")), "name"),
+    ("parameter-name-trailing-newline", _mutated(_set("parameters.0.name", "x\n")), "parameters[0].name"),
+    ("env-name-trailing-newline", _mutated(_set("trialTemplate.env", {"X\n": "a"})), "trialTemplate.env.X"),
+    # what one accepted study may cost: each bound names the field (and the limit, see BOUNDS)
+    ("parallelism-past-the-limit", _mutated(lambda d: d.update(parallelism=1_001, maxTrials=2_000)), "parallelism"),
+    ("maxTrials-a-billion", _mutated(_set("maxTrials", 10**9)), "maxTrials"),
+    ("maxTrials-10e30", _mutated(_set("maxTrials", 10**30)), "maxTrials"),
+    ("maxTrials-a-float-billion", _mutated(_set("maxTrials", 1e9)), "maxTrials"),
+    ("maxFailedTrials-past-the-limit", _mutated(_set("maxFailedTrials", 10**7)), "maxFailedTrials"),
+    ("timeBudget-past-the-limit", _mutated(_set("timeBudget", "1000d")), "timeBudget"),
+    ("timeout-past-the-limit", _mutated(_set("trialTemplate.timeout", "1000d")), "trialTemplate.timeout"),
+    ("maxAttempts-past-the-limit", _mutated(_set("trialTemplate.maxAttempts", 10**6)), "trialTemplate.maxAttempts"),
+    ("parameters-past-the-limit", _mutated(_set("parameters", [{"name": f"p{i}", "type": "float", "min": 0, "max": 1}
+                                                              for i in range(257)])), "parameters"),
+    ("categorical-values-past-the-limit", _mutated(_set("parameters.0", {"name": "x", "type": "categorical",
+                                                                         "values": list(range(10_001))})),
+     "parameters[0].values"),
+    ("grid-of-10e12-points", _mutated(lambda d: d.update(algorithm={"name": "grid"}, parameters=[
+        {"name": "x", "type": "float", "min": 0.0, "max": 1.0, "step": 1e-12}])), "parameters"),
+    ("float-step-too-fine", _mutated(lambda d: d["parameters"][0].update(min=0.0, max=1e20, step=1e-10)),
+     "parameters[0].step"),
+    ("float-bounds-1e308", _mutated(lambda d: d["parameters"][0].update(min=-1e308, max=1e308)), "parameters[0].max"),
+    ("filter-backreference", _mutated(_set("metricsCollector", {"filters": [r"(\w+)=(\d+)\1"]})),
+     "metricsCollector.filters[0]"),
+    ("filter-lookahead", _mutated(_set("metricsCollector", {"filters": [r"(\w+)=(?=(a+)+$)(\d+)"]})),
+     "metricsCollector.filters[0]"),
+    # settings are converted to the types the sampler takes, and the sampler built once
+    ("setting-not-an-integer", _mutated(_set("algorithm", {"name": "tpe", "settings": {"n_startup_trials": "abc"}})),
+     "algorithm.settings.n_startup_trials"),
+    ("setting-refused-by-the-sampler", _mutated(_set("algorithm", {"name": "cmaes", "settings": {"popsize": -4}})),
+     "algorithm.settings.popsize"),
+    ("tpe-gamma-out-of-range", _mutated(_set("algorithm", {"name": "tpe", "settings": {"gamma": 5}})),
+     "algorithm.settings.gamma"),
+    ("pruner-setting-not-an-integer", _mutated(_set("earlyStopping", {"algorithm": "median", "settings": {
+        "n_warmup_steps": "abc"}})), "earlyStopping.settings.n_warmup_steps"),
+    ("pruner-setting-refused", _mutated(_set("earlyStopping", {"algorithm": "percentile", "settings": {
+        "percentile": 150}})), "earlyStopping.settings.percentile"),
+    ("katib-maxFailedTrialCount-above-maxTrialCount", _katib("spec.maxFailedTrialCount", 3),
+     "spec.maxFailedTrialCount"),
+    ("katib-parallelTrialCount-above-maxTrialCount", _katib("spec.parallelTrialCount", 3), "spec.parallelTrialCount"),
+    ("katib-metricsFormat-backreference", _katib("spec.metricsCollectorSpec", {"source": {"filter": {
+        "metricsFormat": [r"(\w+)=(\d+)\1"]}}}), "metricsCollector.filters[0]"),
+    ("katib-gamma-not-a-number", _katib("spec.algorithm", {"algorithmName": "tpe", "algorithmSettings": [
+        {"name": "gamma", "value": "a quarter"}]}), "algorithm.settings.gamma"),
+]
+
+# (case id, definition, field path, the limit the message must state)
+BOUNDS: list[tuple[str, dict, str, str]] = [
+    ("parallelism", _mutated(lambda d: d.update(parallelism=1_001, maxTrials=2_000)), "parallelism",
+     "at most 1,000 (set by KATUNA_MAX_PARALLELISM)"),
+    ("maxTrials", _mutated(_set("maxTrials", 10**9)), "maxTrials", "at most 1,000,000 (set by KATUNA_MAX_TRIALS)"),
+    ("maxTrials-beyond-exact-floats", _mutated(_set("maxTrials", 10**30)), "maxTrials", "at most 2**53"),
+    ("grid", _mutated(lambda d: d.update(algorithm={"name": "grid"}, parameters=[
+        {"name": "x", "type": "float", "min": 0.0, "max": 1.0, "step": 1e-12}])), "parameters",
+     "at most 100,000 (KATUNA_MAX_GRID)"),
+    ("timeBudget", _mutated(_set("timeBudget", "1000d")), "timeBudget", "at most 31,622,400.0 (set by KATUNA_MAX_DURATION)"),
 ]
 
 BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
@@ -186,6 +243,12 @@ TEXTS: list[tuple[str, str, bytes, int, str]] = [
     ("non-utf8-bytes", "application/yaml", _VALID_YAML.encode().replace(b"hostile", b"host\xff\xfeile"), 422, "name"),
     ("latin1-body", "application/yaml", "name: h\u00f6stile\n".encode("latin-1"), 422, "name"),
     ("xml", "application/xml", b"<study name='hostile'/>", 415, "application/json"),
+    ("yaml-duplicate-key", "application/yaml", (_VALID_YAML + "name: other\n").encode(), 400,
+     "duplicate key 'name'"),
+    ("json-duplicate-key", "application/json", json.dumps(study_definition(name="hostile")).replace(
+        '"maxTrials": 4', '"maxTrials": 4, "maxTrials": 400').encode(), 400, "duplicate key 'maxTrials'"),
+    ("json-duplicate-nested-key", "application/json", json.dumps(study_definition(name="hostile")).replace(
+        '"type": "float"', '"type": "float", "type": "int"').encode(), 400, '"path": "parameters[0].type"'),
 ]
 
 MAX_BODY = 1 << 20
@@ -242,6 +305,15 @@ def test_a_bad_study_is_refused_naming_its_field(service: Service, target: dict,
         assert status == 422, (case, answer)
         paths = [p["path"] for p in answer["problems"]]
         assert any(field in p for p in paths), (case, answer)
+    assert _snapshot(service) == target
+
+
+@pytest.mark.parametrize("case, definition, field, limit", BOUNDS, ids=[c[0] for c in BOUNDS])
+def test_a_study_past_a_bound_is_refused_naming_the_limit(service: Service, target: dict, case: str,
+                                                          definition: dict, field: str, limit: str):
+    status, answer = _post(service, "/studies", json.dumps(definition).encode(), {"Content-Type": "application/json"})
+    assert status == 422, (case, answer)
+    assert any(p["path"] == field and limit in p["message"] for p in answer["problems"]), (case, answer)
     assert _snapshot(service) == target
 
 

@@ -162,3 +162,38 @@ def test_a_grid_experiment_runs_its_whole_grid_once(embedded, tmp_path: Path):
     record = embedded.run("katib-exp")
     assert record.reason == "search space exhausted after 5 trials"
     assert sorted(t.params["x"] for t in embedded.store.trials("katib-exp")) == [-2.0, -1.0, 0.0, 1.0, 2.0]
+
+
+def test_the_default_parallel_trial_count_never_exceeds_the_max_trial_count():
+    doc = experiment(maxTrialCount=2)
+    del doc["spec"]["parallelTrialCount"], doc["spec"]["maxFailedTrialCount"]
+    spec, _ = load_study(yaml.safe_dump(doc))
+    assert spec.parallelism == 2
+
+
+@pytest.mark.parametrize("field", ["maxFailedTrialCount", "parallelTrialCount"])
+def test_a_count_above_the_max_trial_count_is_refused_as_katib_refuses_it(field: str):
+    with pytest.raises(InvalidStudy) as caught:
+        load_study(yaml.safe_dump(experiment(**{field: 5})))
+    assert [str(p) for p in caught.value.problems] == [f"spec.{field}: expected at most spec.maxTrialCount (4), got 5"]
+
+
+def test_a_metrics_format_that_re2_cannot_compile_is_refused():
+    doc = experiment(metricsCollectorSpec={"source": {"filter": {"metricsFormat": [r"(\w+)=(\d+)(?=x)"]}}})
+    with pytest.raises(InvalidStudy) as caught:
+        load_study(yaml.safe_dump(doc))
+    assert caught.value.problems[0].path == "metricsCollector.filters[0]"
+    assert "invalid perl operator: (?=" in caught.value.problems[0].message
+
+
+@pytest.mark.timeout(120)
+def test_tpe_settings_given_as_strings_run_past_the_startup_trials(embedded, tmp_path: Path):
+    """Katib gives ``gamma: "0.25"`` (hyperopt's fraction): it must reach TPE as a rule it can call."""
+    doc = experiment(algorithm={"algorithmName": "tpe", "algorithmSettings": [
+        {"name": "gamma", "value": "0.25"}, {"name": "n_startup_trials", "value": "2"},
+        {"name": "random_state", "value": "5"}]}, parallelTrialCount=1, maxTrialCount=4)
+    spec, definition = load_study(yaml.safe_dump(doc))
+    assert dict(spec.algorithm.settings) == {"gamma": 0.25, "n_startup_trials": 2}
+    embedded.submit(spec, definition, tmp_path)
+    assert embedded.run("katib-exp").status == "completed"
+    assert [t.state for t in embedded.store.trials("katib-exp")] == ["COMPLETE"] * 4

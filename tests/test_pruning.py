@@ -70,3 +70,24 @@ def test_pruning_on_real_learning_curves_saves_epochs(embedded, tmp_path: Path):
     assert all(int(t.reason.split("step ")[1].split(" ")[0]) < 10 for t in pruned)
     assert all(epochs[t.number] == 10 for t in trials if t.state == "COMPLETE")
     assert sum(epochs.values()) < 10 * len(trials), "stopped trials ran fewer epochs"
+
+
+def test_early_stopping_settings_are_converted_and_the_pruner_built_at_submission():
+    spec = parse_study(study_definition(earlyStopping={"algorithm": "asha", "settings": {
+        "min_resource": "2", "reduction_factor": "3"}}))
+    assert dict(spec.early_stopping.settings) == {"min_resource": 2, "reduction_factor": 3}
+    spec = parse_study(study_definition(earlyStopping={"algorithm": "asha", "settings": {"min_resource": "auto"}}))
+    assert dict(spec.early_stopping.settings) == {"min_resource": "auto"}
+    cases = [
+        ({"algorithm": "median", "settings": {"n_warmup_steps": "abc"}},
+         "earlyStopping.settings.n_warmup_steps: expected an integer, got 'abc'"),
+        ({"algorithm": "median", "settings": {"n_startup_trials": -1}},
+         "earlyStopping.settings.n_startup_trials: not accepted by Optuna"),
+        ({"algorithm": "percentile", "settings": {}}, "earlyStopping.settings.percentile: not accepted by Optuna"),
+        ({"algorithm": "percentile", "settings": {"percentile": 150}},
+         "earlyStopping.settings.percentile: not accepted by Optuna"),
+    ]
+    for early_stopping, expected in cases:
+        with pytest.raises(InvalidStudy) as caught:
+            parse_study(study_definition(earlyStopping=early_stopping))
+        assert any(str(p).startswith(expected) for p in caught.value.problems), (early_stopping, caught.value)

@@ -108,3 +108,49 @@ def test_a_reused_sampler_suggests_what_a_new_one_would(algorithm: str):
         again = study.ask(space)
         study.tell(again, state=optuna.trial.TrialState.FAIL)
         assert again.params == trial.params
+
+
+def _settings_problems(algorithm: dict) -> list[str]:
+    with pytest.raises(InvalidStudy) as caught:
+        parse_study(study_definition(algorithm=algorithm))
+    return [str(p) for p in caught.value.problems]
+
+
+def test_a_setting_that_does_not_convert_is_refused_naming_it_and_its_type():
+    assert _settings_problems({"name": "tpe", "settings": {"n_startup_trials": "abc"}}) == [
+        "algorithm.settings.n_startup_trials: expected an integer, got 'abc'"]
+    assert _settings_problems({"name": "tpe", "settings": {"consider_prior": "perhaps"}}) == [
+        "algorithm.settings.consider_prior: expected true or false or null, got 'perhaps'"]
+    assert _settings_problems({"name": "tpe", "settings": {"n_ei_candidates": 10**9}}) == [
+        "algorithm.settings.n_ei_candidates: expected an integer of at most 100,000 in magnitude, got 1000000000"]
+
+
+def test_settings_given_as_strings_become_the_types_the_sampler_takes():
+    spec = parse_study(study_definition(algorithm={"name": "tpe", "settings": {
+        "n_startup_trials": "2", "gamma": "0.25", "consider_prior": "True", "prior_weight": "1"}}))
+    assert dict(spec.algorithm.settings) == {"n_startup_trials": 2, "gamma": 0.25, "consider_prior": True,
+                                             "prior_weight": 1.0}
+    assert parse_study(spec.to_dict()) == spec
+
+
+def test_tpe_gamma_is_the_fraction_of_trials_taken_as_good():
+    spec = parse_study(study_definition(algorithm={"name": "tpe", "seed": 3, "settings": {
+        "n_startup_trials": 2, "gamma": 0.25}}))
+    study = optuna.create_study(sampler=build_sampler(spec.algorithm, spec.parameters, 0))
+    for number in range(6):
+        trial = study.ask({"x": distribution(spec.parameters[0])})
+        study.tell(trial, float(number))
+    assert _settings_problems({"name": "tpe", "settings": {"gamma": 2}}) == [
+        "algorithm.settings.gamma: expected a number in (0, 1]: the fraction of trials taken as good, got 2.0"]
+
+
+def test_a_setting_the_sampler_refuses_is_a_problem_of_the_submission():
+    found = _settings_problems({"name": "cmaes", "settings": {"popsize": -4}})
+    assert len(found) == 1 and found[0].startswith("algorithm.settings.popsize: not accepted by Optuna: popsize"), found
+    found = _settings_problems({"name": "nsga2", "settings": {"population_size": 1}})
+    assert found[0].startswith("algorithm.settings.population_size: not accepted by Optuna"), found
+
+
+def test_settings_that_take_code_cannot_be_given():
+    found = _settings_problems({"name": "tpe", "settings": {"weights": "lambda n: n"}})
+    assert found[0].startswith("algorithm.settings.weights: not a setting of 'tpe'"), found

@@ -106,3 +106,22 @@ def test_studyjob_problems_name_their_fields():
     assert found["spec.suggestionSpec.suggestionAlgorithm"].startswith("'hyperband' is not supported")
     assert found["spec.colour"] == "unknown field"
     assert found["spec.workerSpec.goTemplate.rawTemplate"] == "cannot be rendered: unknown field .Missing"
+
+
+def test_a_single_request_studyjob_runs_one_trial_at_a_time():
+    doc = studyjob(requestcount=1)
+    del doc["spec"]["suggestionSpec"]["requestNumber"]
+    spec, _ = load_study(yaml.safe_dump(doc))
+    assert (spec.parallelism, spec.max_trials) == (1, 1)
+
+
+def test_studyjob_settings_are_converted_or_refused_naming_them():
+    doc = studyjob()
+    doc["spec"]["suggestionSpec"].update(suggestionAlgorithm="tpe", suggestionParameters=[
+        {"name": "n_startup_trials", "value": "abc"}])
+    with pytest.raises(InvalidStudy) as caught:
+        load_study(yaml.safe_dump(doc))
+    assert [str(p) for p in caught.value.problems] == ["algorithm.settings.n_startup_trials: expected an integer, got 'abc'"]
+    doc["spec"]["suggestionSpec"]["suggestionParameters"] = [{"name": "gamma", "value": "0.25"}]
+    spec, _ = load_study(yaml.safe_dump(doc))
+    assert dict(spec.algorithm.settings) == {"gamma": 0.25}

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from conftest import study_definition
 
-from functions.core.errors import InvalidStudy
+from functions.core.errors import InvalidStudy, KatunaError
 from functions.core.formats import load_study
 from functions.core.validate import parse_study
 
@@ -135,3 +136,44 @@ def test_json_is_accepted_too():
 
     spec, definition = load_study(json.dumps(study_definition()))
     assert spec.name == "demo" and definition["maxTrials"] == 4
+
+
+@pytest.mark.parametrize("field, value, path", [
+    ("name", "demo\n", "name"),
+    ("parameter", "x\n", "parameters[0].name"),
+    ("metric", "loss\n", "objective"),
+    ("env", "HOME\n", "trialTemplate.env.HOME\n"),
+])
+def test_names_with_a_trailing_newline_are_refused(field: str, value: str, path: str):
+    definition = study_definition()
+    if field == "name":
+        definition["name"] = value
+    elif field == "parameter":
+        definition["parameters"][0]["name"] = value
+        definition["trialTemplate"]["command"][3] = f"${{trialParameters.{value}}}"
+    elif field == "metric":
+        definition["objective"]["metric"] = value
+    else:
+        definition["trialTemplate"]["env"] = {value: "x"}
+    assert any(p.startswith(f"{path}: expected") or p.startswith(f"{path}: metric name") for p in problems(definition)), \
+        problems(definition)
+
+
+@pytest.mark.parametrize("text, path, key", [
+    ("name: a\nobjective: {metric: loss, direction: minimize}\nname: b\n", "name", "name"),
+    ("name: a\nparameters:\n  - {name: x, type: float, min: 0, max: 1, min: 2}\n", "parameters[0].min", "min"),
+    ('{"name": "a", "trialTemplate": {"env": {"A": "1", "A": "2"}}}', "trialTemplate.env.A", "A"),
+])
+def test_a_key_given_twice_is_refused_naming_it_and_where(text: str, path: str, key: str):
+    with pytest.raises(KatunaError) as caught:
+        load_study(text)
+    assert [str(p) for p in caught.value.problems] == [f"{path}: duplicate key {key!r}; each key may appear once"]
+
+
+def test_a_warm_start_file_with_a_key_given_twice_is_refused(tmp_path: Path):
+    (tmp_path / "results.json").write_text('[{"params": {"x": 1.0, "x": 2.0}, "values": [1.0]}]')
+    definition = study_definition(warmStart={"file": str(tmp_path / "results.json")})
+    with pytest.raises(InvalidStudy) as caught:
+        load_study(json.dumps(definition), read_file=lambda path: Path(path).read_text())
+    assert "duplicate key 'x'" in str(caught.value.problems[0])
+    assert caught.value.problems[0].path == "warmStart.file"

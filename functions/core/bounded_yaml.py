@@ -5,11 +5,13 @@
 which any later walk over the data visits) and recurses once per nesting level (a deeply
 nested document ends in ``RecursionError``). This loader counts the nodes a document stands
 for, aliases expanded, and its nesting depth while composing, and refuses either past a bound
-long before the cost shows.
+long before the cost shows. A key given twice in one mapping is refused too, naming the key
+and where it is: YAML's last-wins would silently drop the first value.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -25,26 +27,57 @@ class DocumentTooLarge(yaml.YAMLError):
     """The document stands for too many nodes, or nests too deeply."""
 
 
+class DuplicateKey(yaml.YAMLError):
+    """A mapping holds the same key twice; ``path`` is where the second one is."""
+
+    def __init__(self, path: str, key: str) -> None:
+        super().__init__(f"{path}: duplicate key {key!r}; each key may appear once in a mapping")
+        self.path = path
+        self.key = key
+
+
 class _BoundedLoader(yaml.SafeLoader):
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._depth = 0
         self._weights: dict[int, int] = {}
+        self._path: list[str] = []
 
     def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node:
         self._depth += 1
         if self._depth > MAX_DEPTH:
             raise DocumentTooLarge(f"nested deeper than {MAX_DEPTH} levels")
+        self._path.append(f"[{index}]" if isinstance(index, int) else
+                          f".{index.value}" if isinstance(index, yaml.ScalarNode) else "")
         try:
             node = super().compose_node(parent, index)
+            if isinstance(node, yaml.MappingNode):
+                self._check_keys(node)
         finally:
             self._depth -= 1
+            self._path.pop()
         weight = self._weights.get(id(node))
         if weight is None:
             weight = self._weights[id(node)] = 1 + sum(self._weights.get(id(child), 1) for child in _children(node))
         if weight > MAX_NODES:
             raise DocumentTooLarge(f"stands for more than {MAX_NODES} values once its aliases are expanded")
         return node
+
+
+    def _check_keys(self, node: yaml.MappingNode) -> None:
+        seen = set()
+        for key, _ in node.value:
+            if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
+                continue
+            if (key.tag, key.value) in seen:
+                where = "".join(self._path).lstrip(".")
+                raise DuplicateKey(f"{where}.{key.value}" if where else key.value, key.value)
+            seen.add((key.tag, key.value))
+
+
+_BoundedLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"[-+]?[0-9]+(?:\.[0-9]*)?[eE][-+]?[0-9]+\Z"), list("-+0123456789"))
+"""JSON's (and YAML 1.2's) exponent numbers, ``1e-12``, ``-1e+308``: YAML 1.1 reads them as strings."""
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:

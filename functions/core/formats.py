@@ -13,6 +13,7 @@ import yaml
 
 from functions.core import bounded_yaml, katib, resources, studyjob
 from functions.core.errors import InvalidStudy, Problem, UnparseableStudy
+from functions.core.limits import DEFAULTS, Limits
 from functions.core.spec import Study
 from functions.core.validate import parse_study
 
@@ -21,6 +22,8 @@ def parse_text(text: str) -> dict[str, Any]:
     """The definition in ``text`` (YAML, of which JSON is a subset) as a mapping."""
     try:
         data = bounded_yaml.load(text)
+    except bounded_yaml.DuplicateKey as exc:
+        raise UnparseableStudy([Problem(exc.path, f"duplicate key {exc.key!r}; each key may appear once")]) from exc
     except yaml.YAMLError as exc:
         raise UnparseableStudy([Problem("", f"not valid YAML or JSON: {exc}")]) from exc
     if not isinstance(data, dict):
@@ -51,23 +54,26 @@ def _translated(translate: Callable[[dict[str, Any]], dict[str, Any]], definitio
                                             f"({type(exc).__name__}: {exc})")]) from exc
 
 
-def load_study(text: str, read_file: Callable[[str], str] | None = None) -> tuple[Study, dict[str, Any]]:
+def load_study(text: str, read_file: Callable[[str], str] | None = None,
+               limits: Limits = DEFAULTS) -> tuple[Study, dict[str, Any]]:
     """The validated study in ``text``, and the definition as submitted.
 
     ``read_file`` reads the file a ``warmStart.file`` names (the CLI's reader); without one, a
-    file is a problem: a service cannot read the submitter's files.
+    file is a problem: a service cannot read the submitter's files. ``limits`` bound what the
+    study may ask of the service.
     """
-    return load_definition(parse_text(text), read_file)
+    return load_definition(parse_text(text), read_file, limits)
 
 
-def load_definition(definition: dict[str, Any], read_file: Callable[[str], str] | None = None) -> tuple[Study, dict[str, Any]]:
+def load_definition(definition: dict[str, Any], read_file: Callable[[str], str] | None = None,
+                    limits: Limits = DEFAULTS) -> tuple[Study, dict[str, Any]]:
     """The validated study a parsed definition (native, Katib Experiment, StudyJob or resource) stands for,
     and the definition itself."""
     study = native(definition)
     warm = study.get("warmStart")
     if isinstance(warm, dict) and "file" in warm:
         study = {**study, "warmStart": _inline(warm, read_file)}
-    return parse_study(study), definition
+    return parse_study(study, limits), definition
 
 
 def _inline(warm: dict[str, Any], read_file: Callable[[str], str] | None) -> dict[str, Any]:
@@ -85,7 +91,18 @@ def _inline(warm: dict[str, Any], read_file: Callable[[str], str] | None) -> dic
         rows = list(csv.DictReader(io.StringIO(text)))
         return {**rest, "trials": [*rest.get("trials", []), *({"csv": row} for row in rows)]}
     try:
-        trials = json.loads(text)
+        trials = json.loads(text, object_pairs_hook=_unique_keys)
     except ValueError as exc:
         raise InvalidStudy([Problem("warmStart.file", f"{path} is not JSON: {exc}")]) from exc
     return {**rest, "trials": [*rest.get("trials", []), *(trials if isinstance(trials, list) else [trials])]}
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object as a dict; ``ValueError`` naming a key given twice (JSON's last-wins would
+    silently drop the first value)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key!r}; each key may appear once in an object")
+        out[key] = value
+    return out

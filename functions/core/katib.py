@@ -17,7 +17,7 @@ from functions.core.errors import InvalidStudy, Problem
 API_VERSION = "kubeflow.org/v1beta1"
 ALGORITHMS = {"random": "random", "grid": "grid", "tpe": "tpe", "multivariate-tpe": "multivariate-tpe",
               "cmaes": "cmaes", "sobol": "sobol", "bayesianoptimization": "gp", "hyperband": "random"}
-SETTINGS = {"random_state": "seed", "sigma": "sigma0"}
+SETTINGS = {"random_state": "seed", "sigma": "sigma0", "n_EI_candidates": "n_ei_candidates"}
 JOB_SUCCESS = 'status.conditions.#(type=="Complete")#|#(status=="True")#'
 JOB_FAILURE = 'status.conditions.#(type=="Failed")#|#(status=="True")#'
 _SPEC = {"objective", "algorithm", "parallelTrialCount", "maxTrialCount", "maxFailedTrialCount", "parameters",
@@ -41,7 +41,7 @@ def from_experiment(data: Mapping[str, Any]) -> dict[str, Any]:
         "objective": _objective(spec.get("objective") or {}, problems),
         "parameters": [_parameter(p, f"spec.parameters[{i}]", problems) for i, p in enumerate(spec.get("parameters") or [])],
         "algorithm": _algorithm(spec.get("algorithm") or {}, problems),
-        "parallelism": spec.get("parallelTrialCount", 3),
+        "parallelism": _parallelism(spec, problems),
         "trialTemplate": _trial_template(spec.get("trialTemplate") or {}, spec.get("parameters") or [], problems),
     }
     for katib, ours in (("maxTrialCount", "maxTrials"), ("maxFailedTrialCount", "maxFailedTrials")):
@@ -59,6 +59,22 @@ def from_experiment(data: Mapping[str, Any]) -> dict[str, Any]:
     if problems:
         raise InvalidStudy(problems)
     return native
+
+
+def _parallelism(spec: Mapping[str, Any], problems: list[Problem]) -> Any:
+    """``parallelTrialCount``, by default 3 but never above ``maxTrialCount``; as Katib's webhook
+    does, neither it nor ``maxFailedTrialCount`` may exceed ``maxTrialCount``."""
+    limit = spec.get("maxTrialCount")
+    if not _is_count(limit):
+        return spec.get("parallelTrialCount", 3)
+    for key in ("parallelTrialCount", "maxFailedTrialCount"):
+        if _is_count(spec.get(key)) and spec[key] > limit:
+            problems.append(Problem(f"spec.{key}", f"expected at most spec.maxTrialCount ({limit}), got {spec[key]}"))
+    return spec.get("parallelTrialCount", min(3, limit) if limit >= 1 else 3)
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _objective(objective: Mapping[str, Any], problems: list[Problem]) -> dict[str, Any]:

@@ -4,17 +4,23 @@ Text lines follow Katib's default rule: ``name=value`` pairs matched by
 :data:`KATIB_DEFAULT_FILTER`, names compared exactly, an optional leading RFC 3339
 timestamp. A ``step`` or ``epoch`` key on the same line marks the other values as
 intermediate values of that step. JSON lines hold one object per line.
+
+Filters are regular expressions in RE2's syntax, matched by RE2, as Katib's collector (in Go)
+matches them: matching takes time linear in the line, whatever the pattern, so no filter can
+make a worker spin on one line of output.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
-import re
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+
+import re2
 
 KATIB_DEFAULT_FILTER = r"([\w|-]+)\s*=\s*([+-]?\d*(\.\d+)?([Ee][+-]?\d+)?)"
 STEP_KEYS = ("step", "epoch")
@@ -30,14 +36,26 @@ class Observation:
     timestamp: str | None = None
 
 
-def check_filter(pattern: object) -> str | None:
+@functools.lru_cache(maxsize=256)
+def compile_filter(pattern: str) -> re2._Regexp:
+    """``pattern`` compiled by RE2 (``re2.error`` when RE2 refuses it), errors kept off the log."""
+    options = re2.Options()
+    options.log_errors = False
+    return re2.compile(pattern, options)
+
+
+def check_filter(pattern: object, max_length: int = 4_096) -> str | None:
     """Why ``pattern`` cannot serve as a metric filter, or None when it can."""
     if not isinstance(pattern, str):
         return "expected a regular expression string"
+    if len(pattern) > max_length:
+        return f"expected at most {max_length:,} characters, got {len(pattern):,}"
     try:
-        compiled = re.compile(pattern)
-    except re.error as exc:
-        return f"not a valid regular expression: {exc}"
+        compiled = compile_filter(pattern)
+    except re2.error as exc:
+        reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        return (f"not a valid regular expression in RE2's syntax (Katib's, as in Go: no backreferences or "
+                f"lookaround): {reason}")
     if compiled.groups < 2:
         return "expected at least two groups: the metric name, then its value"
     return None
@@ -74,7 +92,7 @@ def parse_text(
 ) -> list[Observation]:
     """Observations of ``metrics`` found in text output lines."""
     wanted = set(metrics)
-    patterns = [re.compile(f) for f in (list(filters) or [KATIB_DEFAULT_FILTER])]
+    patterns = [compile_filter(f) for f in (list(filters) or [KATIB_DEFAULT_FILTER])]
     observations: list[Observation] = []
     for raw in lines:
         if not any(name in raw for name in wanted):
@@ -83,9 +101,9 @@ def parse_text(
         pairs: list[tuple[str, float]] = []
         for pattern in patterns:
             for match in pattern.finditer(line):
-                value = _as_float(match.group(2).strip())
+                value = _as_float((match.group(2) or "").strip())
                 if value is not None:
-                    pairs.append((match.group(1).strip(), value))
+                    pairs.append(((match.group(1) or "").strip(), value))
         step = _step(dict(pairs))
         observations.extend(
             Observation(name, value, step, timestamp) for name, value in pairs if name in wanted

@@ -26,10 +26,10 @@ CAPACITIES = (SPOT, PREEMPTIBLE, ON_DEMAND)
 POOL_LABEL = "katuna.dev/pool"
 SELECTOR_KEYS = {GKE: "cloud.google.com/gke-nodepool", EKS: "eks.amazonaws.com/nodegroup"}
 DEFAULT_MACHINE = {GKE: ("e2-standard-4",), EKS: ("m5.xlarge", "m5a.xlarge", "m6i.xlarge")}
-GKE_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$")
-EKS_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
-LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
-LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+GKE_NAME = re.compile(r"[a-z]([-a-z0-9]{0,38}[a-z0-9])?")
+EKS_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
+LABEL_KEY = re.compile(r"([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
+LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
 _FIELDS = {"name", "provider", "capacity", "machineType", "instanceTypes", "maxNodes", "diskSizeGb",
            "accelerators", "labels", "shared"}
 
@@ -138,10 +138,10 @@ def parse_node_pool(r: Reader, data: Any, study: str | None, parallelism: int | 
 
 def _check_provider_fields(r: Reader, path: str, provider: str, name: str, capacity: str,
                            accelerators: tuple[tuple[str, int], ...]) -> None:
-    if provider == GKE and not GKE_NAME.match(name):
+    if provider == GKE and not GKE_NAME.fullmatch(name):
         r.fail(join(path, "name"), "expected a GKE node pool name: lower-case letters, digits and '-', "
                                    "starting with a letter, at most 40 characters")
-    if provider == EKS and not EKS_NAME.match(name):
+    if provider == EKS and not EKS_NAME.fullmatch(name):
         r.fail(join(path, "name"), "expected an EKS node group name: letters, digits, '-' and '_', at most 63")
     if provider == EKS and capacity == PREEMPTIBLE:
         r.fail(join(path, "capacity"), "preemptible is GKE's; EKS offers spot or on-demand")
@@ -173,9 +173,9 @@ def _labels(r: Reader, item: Mapping[str, Any], path: str) -> tuple[tuple[str, s
     out = []
     for key, value in raw.items():
         where = f"{path}.labels.{key}"
-        if not isinstance(key, str) or not LABEL_KEY.match(key):
+        if not isinstance(key, str) or not LABEL_KEY.fullmatch(key):
             r.fail(where, "expected a Kubernetes label key (an optional DNS prefix and '/', then a name)")
-        elif not isinstance(value, str) or not LABEL_VALUE.match(value):
+        elif not isinstance(value, str) or not LABEL_VALUE.fullmatch(value):
             r.fail(where, "expected a label value: a string of at most 63 letters, digits, '-', '_' or '.'")
         else:
             out.append((key, value))

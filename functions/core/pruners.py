@@ -7,14 +7,15 @@ would.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import optuna
 
+from functions.core.limits import DEFAULTS, Limits
 from functions.core.reader import Reader, join
+from functions.core.typed_settings import convert_all, culprit, plain_settings
 
 REGISTRY: dict[str, Callable[..., optuna.pruners.BasePruner]] = {
     "median": optuna.pruners.MedianPruner,
@@ -41,10 +42,13 @@ class EarlyStopping:
         return out
 
 
-def parse_early_stopping(r: Reader, data: Any, n_objectives: int) -> EarlyStopping | None:
-    """The ``earlyStopping`` section, or None; problems go to ``r``."""
+def parse_early_stopping(r: Reader, data: Any, n_objectives: int, limits: Limits = DEFAULTS) -> EarlyStopping | None:
+    """The ``earlyStopping`` section, its settings converted to the types the pruner takes, or
+    None; problems go to ``r``. The pruner is built once here, so that settings it refuses are
+    problems of the submission."""
     if data is None:
         return None
+    before = len(r.problems)
     item = r.mapping(data, PATH, {"algorithm", "settings", "patience"})
     algorithm = r.get(item, "algorithm", PATH, "str", required=True)
     settings: Mapping[str, Any] = r.get(item, "settings", PATH, "mapping") or {}
@@ -52,15 +56,24 @@ def parse_early_stopping(r: Reader, data: Any, n_objectives: int) -> EarlyStoppi
     if algorithm is not None and algorithm not in REGISTRY:
         r.fail(join(PATH, "algorithm"), f"unknown algorithm {algorithm!r}; expected one of {', '.join(REGISTRY)}")
     elif algorithm is not None:
-        accepted = set(inspect.signature(REGISTRY[algorithm]).parameters)
+        accepted = plain_settings(REGISTRY[algorithm], set())
         for key in settings:
             if key not in accepted:
                 r.fail(f"{PATH}.settings.{key}", f"not a setting of {algorithm!r}; expected one of: {', '.join(sorted(accepted))}")
-    if patience is not None and patience < 0:
-        r.fail(join(PATH, "patience"), "expected an integer >= 0")
+        settings, wrong = convert_all({k: v for k, v in settings.items() if k in accepted}, accepted,
+                                      f"{PATH}.settings", limits.setting)
+        r.problems.extend(wrong)
+    if patience is not None and not 0 <= patience <= limits.setting:
+        r.fail(join(PATH, "patience"), f"expected an integer from 0 to {limits.setting:,}")
     if n_objectives > 1:
         r.fail(PATH, "early stopping needs a single objective")
-    return EarlyStopping(algorithm or "median", tuple(sorted(settings.items())), patience)
+    early_stopping = EarlyStopping(algorithm or "median", tuple(sorted(settings.items())), patience)
+    if algorithm in REGISTRY and len(r.problems) == before:
+        try:
+            build_pruner(early_stopping)
+        except (TypeError, ValueError) as exc:
+            r.problems.append(culprit(exc, plain_settings(REGISTRY[algorithm], set()), f"{PATH}.settings"))
+    return early_stopping
 
 
 def build_pruner(early_stopping: EarlyStopping) -> optuna.pruners.BasePruner:

@@ -8,6 +8,7 @@ from typing import Any
 
 from functions.core.durations import parse_duration
 from functions.core.errors import Problem
+from functions.core.limits import MAX_EXACT_INT
 
 
 class Reader:
@@ -39,6 +40,9 @@ class Reader:
         value = data[key]
         if not _CHECKS[kind](value):
             self.fail(where, f"expected {_EXPECTED[kind]}, got {kind_of(value)} {value!r}")
+            return None
+        if kind == "int" and abs(value) > MAX_EXACT_INT:
+            self.fail(where, f"expected an integer of at most 2**53 in magnitude, got {value:.3g}")
             return None
         return value
 

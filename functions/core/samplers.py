@@ -14,22 +14,27 @@ the suggestions of a sampler built with that seed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import inspect
+import logging
 import math
+import threading
 import warnings
 import weakref
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 import optuna
 from optuna.samplers._lazy_random_state import LazyRandomState
 
 from functions.core.errors import Problem
-from functions.core.space import grid_values, sample
+from functions.core.limits import DEFAULTS, Limits
+from functions.core.space import grid_count, grid_values, sample
 from functions.core.spec import Algorithm, Parameter, Study
+from functions.core.typed_settings import convert_all, culprit, plain_settings
 
 
 @dataclass(frozen=True)
@@ -71,27 +76,72 @@ def trial_seed(study_seed: int | None, trial_number: int) -> int | None:
     return int.from_bytes(digest[:4], "big")
 
 
-def _accepted_settings(kind: SamplerKind) -> set[str]:
-    names = set(inspect.signature(kind.factory).parameters)
-    return names - _NOT_SETTINGS - set(kind.fixed)
+@dataclass(frozen=True)
+class HyperoptGamma:
+    """TPE's ``gamma`` given as a number, as Katib's TPE (hyperopt) takes it: the trials counted
+    as good are ``ceil(fraction * sqrt(n))`` of the ``n`` finished, at most 25."""
+
+    fraction: float
+
+    def __call__(self, n: int) -> int:
+        return min(math.ceil(self.fraction * math.sqrt(n)), 25)
 
 
-def check_algorithm(
-    algorithm: Algorithm, parameters: tuple[Parameter, ...], n_objectives: int
-) -> list[Problem]:
-    """Every reason this algorithm cannot run this search space."""
+def _gamma(value: Any, path: str) -> list[Problem]:
+    if not 0 < value <= 1:
+        return [Problem(path, f"expected a number in (0, 1]: the fraction of trials taken as good, got {value!r}")]
+    return []
+
+
+def _x0(value: Any, path: str) -> list[Problem]:
+    return [] if isinstance(value, Mapping) else [Problem(path, f"expected a mapping of parameter names to values, got {value!r}")]
+
+
+STRUCTURED: dict[str, tuple[tuple[str, ...], Callable[[Any, str], list[Problem]]]] = {
+    "gamma": (("float",), _gamma), "x0": ((), _x0)}
+"""Settings that are not plain values in Optuna (a callable, a mapping): the plain type each is
+given as in a study, and its check."""
+
+CHECK_TRIALS = 12
+"""Trials of an empty study the sampler is asked for at submission: past the default startup
+trials of TPE and CMA-ES, where settings they refuse first show."""
+
+
+def _accepted_settings(kind: SamplerKind) -> dict[str, tuple[str, ...]]:
+    """The settings a study may give, with the plain types each converts to (none: structured)."""
+    excluded = _NOT_SETTINGS | set(kind.fixed)
+    names = set(inspect.signature(kind.factory).parameters) - excluded
+    plain = plain_settings(kind.factory, excluded)
+    return {name: plain[name] if name in plain else STRUCTURED[name][0]
+            for name in names if name in plain or name in STRUCTURED}
+
+
+def convert_settings(algorithm: Algorithm, max_int: int) -> tuple[Algorithm, list[Problem]]:
+    """The algorithm with each setting converted to the type its sampler takes (Katib's strings
+    included), and a problem for each unknown setting or value that does not convert."""
     kind = REGISTRY.get(algorithm.name)
     if kind is None:
         known = ", ".join(sorted(REGISTRY))
-        return [Problem("algorithm.name", f"unknown algorithm {algorithm.name!r}; expected one of {known}")]
-    problems = []
+        return algorithm, [Problem("algorithm.name", f"unknown algorithm {algorithm.name!r}; expected one of {known}")]
     accepted = _accepted_settings(kind)
-    for key, _ in algorithm.settings:
-        if key not in accepted:
-            expected = ", ".join(sorted(accepted)) or "none"
-            problems.append(
-                Problem(f"algorithm.settings.{key}", f"not a setting of {algorithm.name!r}; expected one of: {expected}")
-            )
+    given = dict(algorithm.settings)
+    problems = [Problem(f"algorithm.settings.{key}",
+                        f"not a setting of {algorithm.name!r}; expected one of: {', '.join(sorted(accepted)) or 'none'}")
+                for key in given if key not in accepted]
+    converted, wrong = convert_all({k: v for k, v in given.items() if k in accepted}, accepted,
+                                   "algorithm.settings", max_int)
+    for key, value in converted.items():
+        if key in STRUCTURED:
+            wrong.extend(STRUCTURED[key][1](value, f"algorithm.settings.{key}"))
+    return replace(algorithm, settings=tuple(sorted(converted.items()))), problems + wrong
+
+
+def check_algorithm(
+    algorithm: Algorithm, parameters: tuple[Parameter, ...], n_objectives: int, limits: Limits = DEFAULTS
+) -> list[Problem]:
+    """Every reason this algorithm (its settings converted) cannot run this search space."""
+    kind = REGISTRY[algorithm.name]
+    problems = []
     if n_objectives > 1 and not kind.multi_objective:
         problems.append(Problem("algorithm.name", f"{algorithm.name!r} supports a single objective only"))
     if kind.requires and importlib.util.find_spec(kind.requires) is None:
@@ -106,12 +156,50 @@ def check_algorithm(
             for i, p in enumerate(parameters)
             if p.type == "float" and p.step is None
         )
+        if not problems and grid_size(parameters) > limits.grid:
+            problems.append(Problem("parameters", f"the grid has {grid_size(parameters):,} points; expected at most "
+                                                  f"{limits.grid:,} (KATUNA_MAX_GRID)"))
     return problems
 
 
+def check_sampler(algorithm: Algorithm, parameters: tuple[Parameter, ...], n_objectives: int) -> list[Problem]:
+    """Build a sampler given settings and run it through :data:`CHECK_TRIALS` trials of an
+    empty in-memory study, so that a setting it refuses is a problem of the submission, not an
+    error of every later suggestion. (Without settings, Optuna's defaults need no check.)"""
+    if not algorithm.settings:
+        return []
+    directions = ["minimize"] * n_objectives
+    try:
+        with _quiet_optuna():
+            study = optuna.create_study(directions=directions, sampler=build_sampler(algorithm, parameters, 0))
+            for number in range(CHECK_TRIALS):
+                study.tell(sample(study, parameters), [float(number % 4)] * n_objectives)
+    except Exception as exc:  # noqa: BLE001 - whatever Optuna raises, the settings are what it refuses
+        return [culprit(exc, dict(algorithm.settings), "algorithm.settings")]
+    return []
+
+
+_QUIET = threading.Lock()
+
+
+@contextlib.contextmanager
+def _quiet_optuna() -> Iterator[None]:
+    """Optuna's warnings and log lines held back while a throw-away study is checked (one check
+    at a time, so that the log level is always restored to what it was)."""
+    logger = logging.getLogger("optuna")
+    with _QUIET, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        level = logger.level
+        logger.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            logger.setLevel(level)
+
+
 def grid_size(parameters: tuple[Parameter, ...]) -> int:
-    """How many points a grid over these parameters has."""
-    return math.prod(len(grid_values(p)) for p in parameters)
+    """How many points a grid over these parameters has, counted without listing them."""
+    return math.prod(grid_count(p) for p in parameters)
 
 
 def build_sampler(
@@ -120,6 +208,8 @@ def build_sampler(
     """The sampler that suggests trial ``trial_number``; its state comes from the storage."""
     kind = REGISTRY[algorithm.name]
     kwargs: dict[str, Any] = {**kind.fixed, **dict(algorithm.settings)}
+    if isinstance(kwargs.get("gamma"), (int, float)):
+        kwargs["gamma"] = HyperoptGamma(kwargs["gamma"])
     if kind.seed_per_study:
         kwargs["seed"] = algorithm.seed or 0
     else:
@@ -128,6 +218,7 @@ def build_sampler(
         kwargs["search_space"] = {p.name: grid_values(p) for p in parameters}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        warnings.simplefilter("ignore", FutureWarning)  # Katib's settings include ones Optuna deprecates (gamma)
         return kind.factory(**kwargs)
 
 

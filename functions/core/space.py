@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import optuna
@@ -29,9 +30,39 @@ def distribution(parameter: Parameter) -> BaseDistribution:
     return CategoricalDistribution(parameter.values)
 
 
+def distribution_problems(parameters: tuple[Parameter, ...]) -> list[Problem]:
+    """A problem for each parameter Optuna cannot make a distribution of (a float step so fine
+    that the range holds more steps than Optuna's decimal arithmetic can count)."""
+    problems = []
+    for i, parameter in enumerate(parameters):
+        try:
+            distribution(parameter)
+        except ArithmeticError:
+            problems.append(Problem(f"parameters[{i}].step", f"Optuna cannot sample this range: it holds too many "
+                                    f"steps of {parameter.step}; expected a coarser step or a narrower range"))
+        except ValueError as exc:
+            problems.append(Problem(f"parameters[{i}]", f"Optuna cannot sample this range: {exc}"))
+    return problems
+
+
 def distributions(parameters: tuple[Parameter, ...]) -> dict[str, BaseDistribution]:
     """The whole space, keyed by parameter name, for ``Study.ask``."""
     return {p.name: distribution(p) for p in parameters}
+
+
+GRID_COUNT_CAP = 2**1024
+"""What :func:`grid_count` answers for a range of more steps than a float holds."""
+
+
+def grid_count(parameter: Parameter) -> int:
+    """How many values a grid search visits for one parameter, counted by division, never listed."""
+    if parameter.type in ("categorical", "discrete"):
+        return len(parameter.values)
+    step = parameter.step or 1
+    if parameter.type == "int":
+        return (int(parameter.high) - int(parameter.low)) // int(step) + 1
+    steps = (parameter.high - parameter.low) / step
+    return int(round(steps, 9)) + 1 if math.isfinite(steps) else GRID_COUNT_CAP
 
 
 def grid_values(parameter: Parameter) -> list[Any]:
@@ -39,8 +70,7 @@ def grid_values(parameter: Parameter) -> list[Any]:
     if parameter.type in ("categorical", "discrete"):
         return list(parameter.values)
     step = parameter.step or 1
-    count = int(round((parameter.high - parameter.low) / step, 9)) + 1
-    values = [parameter.low + i * step for i in range(count)]
+    values = [parameter.low + i * step for i in range(grid_count(parameter))]
     if parameter.type == "int":
         return [int(v) for v in values]
     return [round(float(v), 12) for v in values]

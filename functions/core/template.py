@@ -19,7 +19,7 @@ from typing import Any
 PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
 _PREFIX = "trialParameters."
 TRIAL_NAME = "trialSpec.Name"
-_SPEC_FIELD = re.compile(r"^trialSpec\.(Name|Namespace|Kind|APIVersion|Labels\[[^\]]+\]|Annotations\[[^\]]+\])$")
+_SPEC_FIELD = re.compile(r"trialSpec\.(Name|Namespace|Kind|APIVersion|Labels\[[^\]]+\]|Annotations\[[^\]]+\])")
 
 
 def referenced_parameters(text: str, spec_fields: bool = False) -> tuple[list[str], list[str]]:
@@ -31,7 +31,7 @@ def referenced_parameters(text: str, spec_fields: bool = False) -> tuple[list[st
         inner = match.group(1)
         if inner.startswith(_PREFIX) and len(inner) > len(_PREFIX):
             names.append(inner[len(_PREFIX):])
-        elif inner != TRIAL_NAME and not (spec_fields and _SPEC_FIELD.match(inner)):
+        elif inner != TRIAL_NAME and not (spec_fields and _SPEC_FIELD.fullmatch(inner)):
             unknown.append(match.group(0))
     return names, unknown
 

@@ -6,20 +6,22 @@ fields are problems too, so a misspelt key is caught instead of silently ignored
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
 from functions.core import template
-from functions.core import trial_spec as trial_spec_module
 from functions.core.cluster import parse_cluster
 from functions.core.errors import InvalidStudy, Problem
+from functions.core.limits import DEFAULTS, MAX_SEED, Limits, over_limits
 from functions.core.metrics import check_filter
 from functions.core.nodepool import parse_node_pool
 from functions.core.pruners import parse_early_stopping
 from functions.core.reader import Reader, is_number, join, kind_of
-from functions.core.samplers import check_algorithm
+from functions.core.samplers import check_algorithm, check_sampler, convert_settings
+from functions.core.space import distribution_problems
 from functions.core.spec import (
     MAXIMIZE,
     MINIMIZE,
@@ -29,14 +31,15 @@ from functions.core.spec import (
     Objective,
     Parameter,
     Study,
-    TrialTemplate,
 )
+from functions.core.trial_template import parse_trial_template
 from functions.core.warm import parse_warm_start
 
-DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-METRIC_NAME = re.compile(r"^[\w|-]+$")
-PARAMETER_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Names are matched whole (``fullmatch``): ``$`` with ``match`` would also accept a trailing newline.
+DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+METRIC_NAME = re.compile(r"[\w|-]+", re.ASCII)
+"""What Katib's default filter (RE2, whose ``\\w`` is ASCII) reads as a metric name."""
+PARAMETER_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 
 _TOP = {
     "name", "objective", "parameters", "algorithm", "parallelism", "maxTrials",
@@ -45,42 +48,41 @@ _TOP = {
 }
 
 
-def parse_study(data: Any) -> Study:
-    """A validated :class:`Study` from the native format, or :class:`InvalidStudy` listing every problem."""
+def parse_study(data: Any, limits: Limits = DEFAULTS) -> Study:
+    """A validated :class:`Study` from the native format, or :class:`InvalidStudy` listing every
+    problem; ``limits`` bound what the study may ask of the service."""
     r = Reader()
     top = r.mapping(data, "", _TOP)
     if not isinstance(data, Mapping):
         raise InvalidStudy(r.problems or [Problem("", "expected a mapping: the study definition")])
     name = r.get(top, "name", "", "str", required=True)
-    if name is not None and (len(name) > 63 or not DNS1123_LABEL.match(name)):
+    if name is not None and (len(name) > 63 or not DNS1123_LABEL.fullmatch(name)):
         r.fail("name", "expected a DNS-1123 label: lower-case letters, digits and '-', starting and ending alphanumeric, at most 63 characters")
     objectives, additional, strategies = _objective(r, top.get("objective"))
-    parameters = _parameters(r, top.get("parameters"))
-    algorithm = _algorithm(r, top.get("algorithm"))
+    parameters = _parameters(r, top.get("parameters"), limits)
+    algorithm = _algorithm(r, top.get("algorithm"), limits)
     parallelism = r.get(top, "parallelism", "", "int")
     max_trials = r.get(top, "maxTrials", "", "int")
     max_failed = r.get(top, "maxFailedTrials", "", "int")
     time_budget = r.duration(top, "timeBudget", "")
-    trial_template = _trial_template(r, top.get("trialTemplate"), _names(top.get("parameters")))
-    collector = _collector(r, top.get("metricsCollector"))
+    trial_template = parse_trial_template(r, top.get("trialTemplate"), _names(top.get("parameters")))
+    collector = _collector(r, top.get("metricsCollector"), limits)
     cluster = parse_cluster(r, top.get("kubernetes"))
-    early_stopping = parse_early_stopping(r, top.get("earlyStopping"), len(objectives))
+    early_stopping = parse_early_stopping(r, top.get("earlyStopping"), len(objectives), limits)
     warm_start = parse_warm_start(r, top.get("warmStart"), parameters, [o.metric for o in objectives])
     node_pool = parse_node_pool(r, top.get("nodePool"), name, parallelism)
     if early_stopping is not None and collector.kind != "stdout":
         r.fail("earlyStopping", "intermediate values are read from the trial's output: use the stdout collector")
     _check_counts(r, parallelism, max_trials, max_failed)
-    if max_trials is None and time_budget is None and not any(o.goal is not None for o in objectives) and algorithm.name != "grid":
+    if "maxTrials" not in top and time_budget is None and not any(o.goal is not None for o in objectives) and algorithm.name != "grid":
         r.fail("maxTrials", "required unless timeBudget, an objective goal or the grid algorithm ends the study")
     if objectives and not collector.filters:
         for metric in [o.metric for o in objectives] + list(additional):
-            if not METRIC_NAME.match(metric):
+            if not METRIC_NAME.fullmatch(metric):
                 r.fail("objective", f"metric name {metric!r} cannot be matched by the default metric filter: use letters, digits, '_', '-' or '|'")
-    if not r.problems and parameters:
-        r.problems.extend(check_algorithm(algorithm, parameters, len(objectives)))
     if r.problems:
         raise InvalidStudy(r.problems)
-    return Study(
+    study = Study(
         name=name,
         objectives=objectives,
         parameters=parameters,
@@ -88,7 +90,7 @@ def parse_study(data: Any) -> Study:
         additional_metrics=additional,
         strategies=strategies,
         algorithm=algorithm,
-        parallelism=parallelism if parallelism is not None else 3,
+        parallelism=parallelism if parallelism is not None else min(3, max_trials or 3),
         max_trials=max_trials,
         max_failed_trials=max_failed,
         time_budget=time_budget,
@@ -98,6 +100,12 @@ def parse_study(data: Any) -> Study:
         warm_start=warm_start,
         node_pool=node_pool,
     )
+    problems = over_limits(study, limits) or distribution_problems(parameters)
+    problems = problems or check_algorithm(algorithm, parameters, len(objectives), limits)
+    problems = problems or check_sampler(algorithm, parameters, len(objectives))
+    if problems:
+        raise InvalidStudy(problems)
+    return study
 
 
 def _check_counts(r: Reader, parallelism: int | None, max_trials: int | None, max_failed: int | None) -> None:
@@ -156,11 +164,14 @@ def _one_objective(r: Reader, data: Any, path: str, name_key: str) -> Objective 
     return Objective(metric, direction, float(goal) if goal is not None else None)
 
 
-def _parameters(r: Reader, data: Any) -> tuple[Parameter, ...]:
+def _parameters(r: Reader, data: Any, limits: Limits) -> tuple[Parameter, ...]:
     if not isinstance(data, list) or not data:
         r.fail("parameters", "required; expected a non-empty list of parameters")
         return ()
-    parameters = [_parameter(r, item, f"parameters[{i}]") for i, item in enumerate(data)]
+    if len(data) > limits.parameters:
+        r.fail("parameters", f"expected at most {limits.parameters:,} (set by KATUNA_MAX_PARAMETERS), got {len(data):,}")
+        return ()
+    parameters = [_parameter(r, item, f"parameters[{i}]", limits) for i, item in enumerate(data)]
     names = _names(data)
     for dup in sorted({n for n in names if n is not None and names.count(n) > 1}):
         r.fail("parameters", f"parameter {dup!r} is defined more than once")
@@ -191,12 +202,12 @@ def _names(data: Any) -> list[str | None]:
             for item in data]
 
 
-def _parameter(r: Reader, data: Any, path: str) -> Parameter | None:
+def _parameter(r: Reader, data: Any, path: str, limits: Limits) -> Parameter | None:
     item = r.mapping(data, path, {"name", "type", "min", "max", "step", "log", "values", "when"})
     name = r.get(item, "name", path, "str", required=True)
     kind = r.get(item, "type", path, "str", required=True)
-    if name is not None and not PARAMETER_NAME.match(name):
-        r.fail(join(path, "name"), "expected letters, digits, '_', '.' or '-'")
+    if name is not None and not (PARAMETER_NAME.fullmatch(name) and len(name) <= limits.text):
+        r.fail(join(path, "name"), f"expected letters, digits, '_', '.' or '-', at most {limits.text:,} characters")
     parameter = None
     if kind in ("int", "float"):
         parameter = _range_parameter(r, item, path, name, kind)
@@ -219,6 +230,9 @@ def _range_parameter(r: Reader, item: Mapping[str, Any], path: str, name: str | 
         r.fail(join(path, "values"), f"not used by {kind} parameters; use min and max")
     if low is not None and high is not None and low > high:
         r.fail(join(path, "max"), f"expected >= min ({low}), got {high}")
+    elif low is not None and high is not None and not math.isfinite(float(high) - float(low)):
+        r.fail(join(path, "max"), f"the range from min ({low}) to max ({high}) is wider than a float can hold; "
+                                  "expected max - min below 1.7e308")
     if step is not None and step <= 0:
         r.fail(join(path, "step"), "expected a positive step")
     if log and low is not None and low <= 0:
@@ -249,89 +263,20 @@ def _list_parameter(r: Reader, item: Mapping[str, Any], path: str, name: str | N
     return Parameter(name, kind, values=tuple(values)) if name else None
 
 
-def _algorithm(r: Reader, data: Any) -> Algorithm:
+def _algorithm(r: Reader, data: Any, limits: Limits) -> Algorithm:
+    """The sampler, its settings converted to the types it takes (Katib gives strings)."""
     item = r.mapping(data, "algorithm", {"name", "settings", "seed"})
     name = r.get(item, "name", "algorithm", "str") or "tpe"
     settings = r.get(item, "settings", "algorithm", "mapping") or {}
     seed = r.get(item, "seed", "algorithm", "int")
-    return Algorithm(name, tuple(sorted(settings.items())), seed)
+    if seed is not None and not 0 <= seed <= MAX_SEED:
+        r.fail("algorithm.seed", f"expected an integer from 0 to {MAX_SEED}, got {seed}")
+    algorithm, problems = convert_settings(Algorithm(name, tuple(settings.items()), seed), limits.setting)
+    r.problems.extend(problems)
+    return algorithm
 
 
-def _trial_template(r: Reader, data: Any, parameters: list[str | None]) -> TrialTemplate:
-    path = "trialTemplate"
-    if data is None:
-        r.fail(path, "required; expected a mapping with command")
-    item = r.mapping(data, path, {"command", "env", "workingDir", "timeout", "image", "resources", "maxAttempts",
-                                  "trialSpec", "primaryContainerName"})
-    trial_spec = item.get("trialSpec")
-    primary = r.get(item, "primaryContainerName", path, "str")
-    if (trial_spec is None) == ("command" not in item):
-        r.fail(path, "expected either command or trialSpec")
-    command = _command(r, item, path) if trial_spec is None else ()
-    spec_names = trial_spec_module.check(r, trial_spec, primary) if trial_spec is not None else []
-    env = _string_map(r, item, "env", path, key_pattern=ENV_NAME)
-    resources = _string_map(r, item, "resources", path, key_pattern=None)
-    working_dir = r.get(item, "workingDir", path, "str")
-    timeout = r.duration(item, "timeout", path)
-    image = r.get(item, "image", path, "str")
-    max_attempts = r.get(item, "maxAttempts", path, "int")
-    if max_attempts is not None and max_attempts < 1:
-        r.fail(join(path, "maxAttempts"), "expected an integer >= 1")
-    _check_placeholders(r, command, env, parameters, spec_names)
-    return TrialTemplate(command, env, working_dir, timeout, image, resources, max_attempts or 5,
-                         trial_spec, primary)
-
-
-def _command(r: Reader, item: Mapping[str, Any], path: str) -> tuple[str, ...]:
-    raw = r.get(item, "command", path, "list", required=True) or []
-    if "command" in item and isinstance(item["command"], list) and not raw:
-        r.fail(join(path, "command"), "expected a non-empty argv list")
-    command = []
-    for i, arg in enumerate(raw):
-        if isinstance(arg, bool) or not isinstance(arg, (str, int, float)):
-            r.fail(f"{path}.command[{i}]", f"expected a string, got {kind_of(arg)}")
-        else:
-            command.append(str(arg))
-    return tuple(command)
-
-
-def _string_map(r: Reader, item: Mapping[str, Any], key: str, path: str, key_pattern: re.Pattern[str] | None) -> tuple[tuple[str, str], ...]:
-    raw = r.get(item, key, path, "mapping") or {}
-    out = []
-    for name, value in raw.items():
-        where = f"{path}.{key}.{name}"
-        if key_pattern is not None and not (isinstance(name, str) and key_pattern.match(name)):
-            r.fail(where, "expected a variable name: letters, digits and '_', not starting with a digit")
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            r.fail(where, f"expected a string or number, got {kind_of(value)}")
-            continue
-        out.append((str(name), str(value)))
-    return tuple(sorted(out))
-
-
-def _check_placeholders(r: Reader, command: tuple[str, ...], env: tuple[tuple[str, str], ...],
-                        parameters: list[str | None], spec_names: list[str]) -> None:
-    known = {name for name in parameters if name is not None}
-    used: set[str] = set(spec_names)
-    for name in sorted(set(spec_names) - known):
-        r.fail("trialTemplate.trialSpec", f"${{trialParameters.{name}}} names no parameter; expected one of "
-                                          f"{', '.join(sorted(known)) or 'none'}")
-    fields = [(f"trialTemplate.command[{i}]", arg) for i, arg in enumerate(command)]
-    fields += [(f"trialTemplate.env.{k}", v) for k, v in env]
-    for where, text in fields:
-        names, unknown = template.referenced_parameters(text)
-        for placeholder in unknown:
-            r.fail(where, f"unknown placeholder {placeholder}; expected ${{trialParameters.<name>}} or ${{trialSpec.Name}}")
-        for name in names:
-            if name not in known:
-                r.fail(where, f"${{trialParameters.{name}}} names no parameter; expected one of {', '.join(sorted(known)) or 'none'}")
-            used.add(name)
-    for i, name in enumerate(parameters):
-        if name is not None and name not in used:
-            r.fail(f"parameters[{i}]", f"{name!r} is not used by trialTemplate: reference it as ${{trialParameters.{name}}} in command or env")
-
-
-def _collector(r: Reader, data: Any) -> MetricsCollector:
+def _collector(r: Reader, data: Any, limits: Limits) -> MetricsCollector:
     path = "metricsCollector"
     item = r.mapping(data, path, {"kind", "path", "format", "filters"})
     kind = r.get(item, "kind", path, "str") or "stdout"
@@ -350,7 +295,7 @@ def _collector(r: Reader, data: Any) -> MetricsCollector:
         for placeholder in template.referenced_parameters(file_path)[1]:
             r.fail(join(path, "path"), f"unknown placeholder {placeholder}; only ${{trialSpec.Name}} is known here")
     for i, pattern in enumerate(filters):
-        message = check_filter(pattern)
+        message = check_filter(pattern, limits.text)
         if message:
             r.fail(f"{path}.filters[{i}]", message)
     return MetricsCollector(kind, file_path, fmt, tuple(filters))

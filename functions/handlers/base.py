@@ -19,6 +19,7 @@ from optuna.trial import TrialState
 
 from functions.core import template, trial_spec
 from functions.core.events import STUDY_CREATED, Event, derived_id, study_completed, trial_suggested
+from functions.core.limits import DEFAULTS, Limits
 from functions.core.metrics import Summary, parse_json_lines, parse_text
 from functions.core.naming import job_name
 from functions.core.ports import Clock, Executor, NodePools, Progress, Resources, Store, TrialLaunch
@@ -43,6 +44,8 @@ class Deps:
     """Study resources on Kubernetes, where the service watches them."""
     workdir: str = "."
     """Where relative trial working directories of submitted studies start."""
+    limits: Limits = DEFAULTS
+    """What a submitted study may ask of the service."""
 
 
 def store_study(deps: Deps, spec: Study, definition: dict[str, Any],

@@ -86,7 +86,7 @@ def _create(deps: Deps, ref: Ref, current: Mapping[str, Any]) -> list[Event]:
     """Submit the resource's study, as ``POST /studies`` would."""
     uid, generation = current["metadata"]["uid"], current["metadata"].get("generation") or 1
     try:
-        spec, submitted = load_definition(definition(current))
+        spec, submitted = load_definition(definition(current), limits=deps.limits)
     except InvalidStudy as exc:
         _fail(deps, ref, uid, generation, "InvalidSpec", spec_paths(ref.kind, exc.problems))
         return []
@@ -109,7 +109,7 @@ def _edit(deps: Deps, stored: StudyRecord, origin: Origin, current: Mapping[str,
             raise _Refusal(f"{', '.join(refused)} cannot change while the study runs (only "
                            f"{', '.join(f'spec.{f}' for f in EDITABLE[kind])} can); delete and re-apply the "
                            "resource to change the rest")
-        spec, submitted = load_definition(edited)
+        spec, submitted = load_definition(edited, limits=deps.limits)
     except InvalidStudy as exc:
         problems = "; ".join(str(p) for p in spec_paths(kind, exc.problems))
         return _refuse(deps, stored, origin, generation, f"the edit is invalid: {problems}")

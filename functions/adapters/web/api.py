@@ -53,8 +53,8 @@ def openapi():
 def create_study():
     """Submit a study (YAML or JSON; the content type is checked with every write): 201 when
     new, 200 when the identical one exists."""
-    spec, definition = load_study(request.get_data(as_text=True))
     runtime = _runtime()
+    spec, definition = load_study(request.get_data(as_text=True), limits=runtime.settings.limits)
     record, created = runtime.submit(spec, definition)
     body = {"name": record.name, "status": record.status, "links": _links(record.name)}
     response = jsonify(body)

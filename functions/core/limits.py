@@ -1,0 +1,82 @@
+"""Upper bounds on what one accepted study may ask of the service.
+
+A study is checked against these at submission, so that no single request can occupy the
+service: a count that keeps a write transaction busy for minutes, a grid that Optuna's
+``GridSampler`` materialises point by point, a number too large for the float arithmetic of
+the samplers. Each bound has a documented default; ``functions.settings.Settings.limits``
+reads overrides from ``KATUNA_MAX_*`` variables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from functions.core.errors import Problem
+
+if TYPE_CHECKING:
+    from functions.core.spec import Study
+
+PREFIX = "KATUNA_"
+
+MAX_EXACT_INT = 2**53
+"""Integers of larger magnitude lose precision as floats, which Optuna turns them into."""
+
+MAX_SEED = 2**32 - 1
+"""NumPy's random states take seeds in ``[0, 2**32)``."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds checked at submission; each is refused with a message naming the field and the limit."""
+
+    parallelism: int = 1_000
+    """Trials of one study running at once (``parallelism``, Katib's ``parallelTrialCount``)."""
+
+    trials: int = 1_000_000
+    """``maxTrials`` and ``maxFailedTrials``."""
+
+    grid: int = 100_000
+    """Points of a grid search: the product of the parameters' value counts."""
+
+    parameters: int = 256
+    """Parameters of one study."""
+
+    values: int = 10_000
+    """Values of one categorical or discrete parameter."""
+
+    duration: float = 366 * 24 * 3600.0
+    """Seconds of ``timeBudget`` and of a trial's ``timeout``."""
+
+    attempts: int = 100
+    """``trialTemplate.maxAttempts``: runs of one trial whose attempts are preempted."""
+
+    setting: int = 100_000
+    """An integer sampler or pruner setting (candidates, population size, startup trials)."""
+
+    text: int = 4_096
+    """Characters of a metric filter or of a name (metric, parameter, environment variable)."""
+
+
+def over_limits(study: Study, limits: Limits) -> list[Problem]:
+    """A problem for each field of ``study`` past its bound, naming the field, the bound and
+    the ``KATUNA_MAX_*`` variable that sets it."""
+    template = study.trial_template
+    checks = [
+        ("parallelism", study.parallelism, limits.parallelism, "PARALLELISM"),
+        ("maxTrials", study.max_trials, limits.trials, "TRIALS"),
+        ("maxFailedTrials", study.max_failed_trials, limits.trials, "TRIALS"),
+        ("timeBudget", study.time_budget, limits.duration, "DURATION"),
+        ("trialTemplate.timeout", template.timeout, limits.duration, "DURATION"),
+        ("trialTemplate.maxAttempts", template.max_attempts, limits.attempts, "ATTEMPTS"),
+        ("parameters", len(study.parameters), limits.parameters, "PARAMETERS"),
+    ]
+    checks += [(f"parameters[{i}].values", len(p.values), limits.values, "VALUES")
+               for i, p in enumerate(study.parameters)]
+    checks += [("objective", len(metric), limits.text, "TEXT") for metric in study.metric_names]
+    return [Problem(path, f"expected at most {bound:,} (set by {PREFIX}MAX_{variable}), got {value:,}")
+            for path, value, bound, variable in checks if value is not None and value > bound]
+
+
+DEFAULTS = Limits()
+"""The documented defaults, for callers that are given no limits."""

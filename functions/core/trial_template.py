@@ -1,0 +1,93 @@
+"""A study's ``trialTemplate``: the argv (or Katib-style ``trialSpec``) a trial runs, its
+environment and limits, and the placeholders they reference, every one checked against the
+study's parameters."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from functions.core import template
+from functions.core import trial_spec as trial_spec_module
+from functions.core.reader import Reader, join, kind_of
+from functions.core.spec import TrialTemplate
+
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+"""Matched whole (``fullmatch``): a ``$`` would also accept a trailing newline."""
+
+
+def parse_trial_template(r: Reader, data: Any, parameters: list[str | None]) -> TrialTemplate:
+    """The ``trialTemplate`` section; problems go to ``r``. ``parameters`` are the study's
+    parameter names by position (None where one has no usable name)."""
+    path = "trialTemplate"
+    if data is None:
+        r.fail(path, "required; expected a mapping with command")
+    item = r.mapping(data, path, {"command", "env", "workingDir", "timeout", "image", "resources", "maxAttempts",
+                                  "trialSpec", "primaryContainerName"})
+    trial_spec = item.get("trialSpec")
+    primary = r.get(item, "primaryContainerName", path, "str")
+    if (trial_spec is None) == ("command" not in item):
+        r.fail(path, "expected either command or trialSpec")
+    command = _command(r, item, path) if trial_spec is None else ()
+    spec_names = trial_spec_module.check(r, trial_spec, primary) if trial_spec is not None else []
+    env = _string_map(r, item, "env", path, key_pattern=ENV_NAME)
+    resources = _string_map(r, item, "resources", path, key_pattern=None)
+    working_dir = r.get(item, "workingDir", path, "str")
+    timeout = r.duration(item, "timeout", path)
+    image = r.get(item, "image", path, "str")
+    max_attempts = r.get(item, "maxAttempts", path, "int")
+    if max_attempts is not None and max_attempts < 1:
+        r.fail(join(path, "maxAttempts"), "expected an integer >= 1")
+    _check_placeholders(r, command, env, parameters, spec_names)
+    return TrialTemplate(command, env, working_dir, timeout, image, resources, max_attempts or 5,
+                         trial_spec, primary)
+
+
+def _command(r: Reader, item: Mapping[str, Any], path: str) -> tuple[str, ...]:
+    raw = r.get(item, "command", path, "list", required=True) or []
+    if "command" in item and isinstance(item["command"], list) and not raw:
+        r.fail(join(path, "command"), "expected a non-empty argv list")
+    command = []
+    for i, arg in enumerate(raw):
+        if isinstance(arg, bool) or not isinstance(arg, (str, int, float)):
+            r.fail(f"{path}.command[{i}]", f"expected a string, got {kind_of(arg)}")
+        else:
+            command.append(str(arg))
+    return tuple(command)
+
+
+def _string_map(r: Reader, item: Mapping[str, Any], key: str, path: str, key_pattern: re.Pattern[str] | None) -> tuple[tuple[str, str], ...]:
+    raw = r.get(item, key, path, "mapping") or {}
+    out = []
+    for name, value in raw.items():
+        where = f"{path}.{key}.{name}"
+        if key_pattern is not None and not (isinstance(name, str) and key_pattern.fullmatch(name)):
+            r.fail(where, "expected a variable name: letters, digits and '_', not starting with a digit")
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            r.fail(where, f"expected a string or number, got {kind_of(value)}")
+            continue
+        out.append((str(name), str(value)))
+    return tuple(sorted(out))
+
+
+def _check_placeholders(r: Reader, command: tuple[str, ...], env: tuple[tuple[str, str], ...],
+                        parameters: list[str | None], spec_names: list[str]) -> None:
+    known = {name for name in parameters if name is not None}
+    used: set[str] = set(spec_names)
+    for name in sorted(set(spec_names) - known):
+        r.fail("trialTemplate.trialSpec", f"${{trialParameters.{name}}} names no parameter; expected one of "
+                                          f"{', '.join(sorted(known)) or 'none'}")
+    fields = [(f"trialTemplate.command[{i}]", arg) for i, arg in enumerate(command)]
+    fields += [(f"trialTemplate.env.{k}", v) for k, v in env]
+    for where, text in fields:
+        names, unknown = template.referenced_parameters(text)
+        for placeholder in unknown:
+            r.fail(where, f"unknown placeholder {placeholder}; expected ${{trialParameters.<name>}} or ${{trialSpec.Name}}")
+        for name in names:
+            if name not in known:
+                r.fail(where, f"${{trialParameters.{name}}} names no parameter; expected one of {', '.join(sorted(known)) or 'none'}")
+            used.add(name)
+    for i, name in enumerate(parameters):
+        if name is not None and name not in used:
+            r.fail(f"parameters[{i}]", f"{name!r} is not used by trialTemplate: reference it as ${{trialParameters.{name}}} in command or env")

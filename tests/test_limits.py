@@ -1,0 +1,187 @@
+"""What one accepted study may ask of the service: bounded at submission, each bound a clear
+problem naming the field and the limit, the limits configurable through ``KATUNA_MAX_*``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import optuna
+import pytest
+from conftest import study_definition
+from http_helpers import Service
+
+from functions.core.errors import InvalidStudy
+from functions.core.limits import DEFAULTS, Limits
+from functions.core.metrics import parse_text
+from functions.core.samplers import build_sampler, grid_size
+from functions.core.space import sample
+from functions.core.validate import parse_study
+from functions.settings import Settings
+
+
+def problems(definition: dict, limits: Limits = DEFAULTS) -> list[str]:
+    with pytest.raises(InvalidStudy) as caught:
+        parse_study(definition, limits)
+    return [str(p) for p in caught.value.problems]
+
+
+def without_parallelism(**overrides) -> dict:
+    definition = study_definition(**overrides)
+    del definition["parallelism"]
+    return definition
+
+
+@pytest.mark.parametrize("max_trials, parallelism", [(1, 1), (2, 2), (3, 3), (50, 3)])
+def test_the_default_parallelism_never_exceeds_max_trials(max_trials: int, parallelism: int):
+    assert parse_study(without_parallelism(maxTrials=max_trials)).parallelism == parallelism
+
+
+def test_a_single_trial_study_without_parallelism_runs(embedded, tmp_path: Path):
+    spec = parse_study(without_parallelism(name="single", maxTrials=1))
+    embedded.submit(spec, spec.to_dict(), tmp_path)
+    assert embedded.run("single").status == "completed"
+    assert [t.state for t in embedded.store.trials("single")] == ["COMPLETE"]
+
+
+@pytest.mark.parametrize("field, value, expected", [
+    ("parallelism", 1_001, "parallelism: expected at most 1,000 (set by KATUNA_MAX_PARALLELISM), got 1,001"),
+    ("maxTrials", 1_000_001, "maxTrials: expected at most 1,000,000 (set by KATUNA_MAX_TRIALS), got 1,000,001"),
+    ("maxFailedTrials", 10**9, "maxFailedTrials: expected at most 1,000,000 (set by KATUNA_MAX_TRIALS)"),
+    ("maxTrials", 10**30, "maxTrials: expected an integer of at most 2**53 in magnitude, got 1e+30"),
+    ("maxTrials", 1e9, "maxTrials: expected an integer, got a number 1000000000.0"),
+    ("timeBudget", "400d", "timeBudget: expected at most 31,622,400.0 (set by KATUNA_MAX_DURATION)"),
+])
+def test_counts_and_durations_past_their_bound_are_refused_naming_the_limit(field: str, value, expected: str):
+    definition = study_definition(maxTrials=2_000_000, parallelism=1)
+    definition[field] = value
+    assert any(p.startswith(expected) for p in problems(definition)), problems(definition)
+
+
+def test_values_at_the_bounds_are_accepted():
+    limits = Limits()
+    definition = study_definition(parallelism=limits.parallelism, maxTrials=limits.trials,
+                                  maxFailedTrials=limits.trials, timeBudget=limits.duration)
+    definition["trialTemplate"].update(timeout=limits.duration, maxAttempts=limits.attempts)
+    spec = parse_study(definition)
+    assert (spec.parallelism, spec.max_trials, spec.trial_template.max_attempts) == (1_000, 1_000_000, 100)
+
+
+def test_template_fields_past_their_bound_are_refused():
+    definition = study_definition()
+    definition["trialTemplate"].update(timeout="367d", maxAttempts=10**6)
+    found = problems(definition)
+    assert any(p.startswith("trialTemplate.timeout: expected at most 31,622,400.0") for p in found), found
+    assert any(p.startswith("trialTemplate.maxAttempts: expected at most 100 (set by KATUNA_MAX_ATTEMPTS)")
+               for p in found), found
+
+
+def test_the_number_of_parameters_and_of_values_is_bounded():
+    limits = Limits(parameters=2, values=3)
+    definition = study_definition(parameters=[{"name": f"p{i}", "type": "float", "min": 0, "max": 1} for i in range(3)])
+    assert "parameters: expected at most 2 (set by KATUNA_MAX_PARAMETERS), got 3" in problems(definition, limits)
+    definition = study_definition(parameters=[{"name": "x", "type": "categorical", "values": list("abcd")}])
+    assert "parameters[0].values: expected at most 3 (set by KATUNA_MAX_VALUES), got 4" in problems(definition, limits)
+
+
+def test_configured_limits_come_from_the_environment():
+    settings = Settings.from_env({"KATUNA_MAX_PARALLELISM": "4", "KATUNA_MAX_TRIALS": "10", "KATUNA_MAX_GRID": "7",
+                                  "KATUNA_MAX_DURATION": "60.5"})
+    assert settings.limits == Limits(parallelism=4, trials=10, grid=7, duration=60.5)
+    assert Settings.from_env({}).limits == Limits()
+    for bad in ("0", "-3", "many", "1.5"):
+        with pytest.raises(ValueError, match="KATUNA_MAX_GRID: expected a positive integer"):
+            Settings.from_env({"KATUNA_MAX_GRID": bad})
+
+
+def grid(*parameters: dict) -> dict:
+    definition = study_definition(algorithm={"name": "grid"}, parameters=list(parameters))
+    definition["trialTemplate"]["command"] += [f"${{trialParameters.{p['name']}}}" for p in parameters]
+    return definition
+
+
+def test_a_grid_is_counted_without_being_listed():
+    spec = parse_study(grid({"name": "x", "type": "float", "min": 0.0, "max": 1.0, "step": 0.25},
+                            {"name": "n", "type": "int", "min": 1, "max": 100, "step": 3},
+                            {"name": "c", "type": "categorical", "values": ["a", "b"]}))
+    assert grid_size(spec.parameters) == 5 * 34 * 2
+
+
+@pytest.mark.parametrize("parameters, points", [
+    ([{"name": "x", "type": "int", "min": 0, "max": 10**6 - 1}] * 1 + [
+      {"name": "y", "type": "int", "min": 0, "max": 10**6 - 1}], "1,000,000,000,000"),
+    ([{"name": "x", "type": "float", "min": 0.0, "max": 1e20, "step": 1.0}], "100,000,000,000,000,000,001"),
+])
+def test_a_grid_past_the_limit_is_refused_without_being_listed(parameters: list, points: str):
+    found = problems(grid(*parameters))
+    assert found == [f"parameters: the grid has {points} points; expected at most 100,000 (KATUNA_MAX_GRID)"]
+
+
+def test_a_grid_at_the_limit_is_accepted():
+    spec = parse_study(grid({"name": "x", "type": "int", "min": 1, "max": 10}), Limits(grid=10))
+    assert grid_size(spec.parameters) == 10
+    with pytest.raises(InvalidStudy, match="the grid has 10 points; expected at most 9"):
+        parse_study(grid({"name": "x", "type": "int", "min": 1, "max": 10}), Limits(grid=9))
+
+
+def test_a_float_range_wider_than_a_float_is_refused():
+    definition = study_definition()
+    definition["parameters"][0].update(min=-1e308, max=1e308)
+    found = problems(definition)
+    assert len(found) == 1 and found[0].startswith("parameters[0].max: the range from min (-1e+308) to max (1e+308) "
+                                                   "is wider than a float can hold"), found
+
+
+def test_a_float_step_too_fine_for_optuna_is_refused_naming_it():
+    definition = study_definition()
+    definition["parameters"][0].update(min=0.0, max=1e20, step=1e-10)
+    found = problems(definition)
+    assert len(found) == 1 and found[0].startswith("parameters[0].step: Optuna cannot sample this range"), found
+
+
+@pytest.mark.parametrize("algorithm", ["random", "tpe", "cmaes", "qmc"])
+def test_the_widest_accepted_float_range_is_sampled(algorithm: str):
+    definition = study_definition(algorithm={"name": algorithm, "seed": 1})
+    definition["parameters"][0].update(min=-8e307, max=8e307)
+    spec = parse_study(definition)
+    study = optuna.create_study(sampler=build_sampler(spec.algorithm, spec.parameters, 0))
+    for number in range(12):
+        trial = sample(study, spec.parameters)
+        assert -8e307 <= trial.params["x"] <= 8e307
+        study.tell(trial, float(number))
+
+
+def test_a_filter_is_matched_in_linear_time():
+    """``(a|a)*`` backtracks exponentially in Python's engine; RE2 answers at once."""
+    definition = study_definition(metricsCollector={"filters": [r"(loss)=((a|a)*c)"]})
+    spec = parse_study(definition)
+    line = "loss=" + "a" * 50_000 + "\n"
+    assert parse_text([line], ["loss"], spec.metrics_collector.filters) == []
+
+
+def test_a_metric_name_past_the_text_limit_is_refused():
+    definition = study_definition(objective={"metric": "loss" * 1_025, "direction": "minimize"})
+    assert "objective: expected at most 4,096 (set by KATUNA_MAX_TEXT), got 4,100" in problems(definition)
+
+
+def test_a_filter_past_the_text_limit_is_refused():
+    definition = study_definition(metricsCollector={"filters": ["([a-z]+)=(\\d+)" + "x" * 5_000]})
+    assert any(p.startswith("metricsCollector.filters[0]: expected at most 4,096 characters") for p in problems(definition))
+
+
+def test_a_service_refuses_past_its_configured_limits_and_stores_nothing(tmp_path: Path):
+    service = Service(tmp_path, workers=1, KATUNA_MAX_PARALLELISM="2", KATUNA_MAX_GRID="3")
+    try:
+        over = study_definition(name="over", parallelism=3, maxTrials=5)
+        status, answer = service.json("POST", "/studies", body=json.dumps(over),
+                                      headers={"Content-Type": "application/json"})
+        assert status == 422, answer
+        assert answer["problems"] == [{"path": "parallelism", "message":
+                                       "expected at most 2 (set by KATUNA_MAX_PARALLELISM), got 3"}]
+        wide = grid({"name": "x", "type": "int", "min": 1, "max": 4})
+        status, answer = service.json("POST", "/studies", body=json.dumps(wide),
+                                      headers={"Content-Type": "application/json"})
+        assert status == 422 and "expected at most 3 (KATUNA_MAX_GRID)" in answer["problems"][0]["message"]
+        assert service.json("GET", "/studies")[1] == []
+    finally:
+        service.close()
