@@ -22,7 +22,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections import Counter
+from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -68,14 +68,16 @@ class HeldExecutor:
 
 
 def prepare(settings: Settings, trials: int, base_dir: Path) -> StudyRecord:
-    """The study, with all ``trials`` suggested and running."""
+    """The study, with all ``trials`` suggested and running (over as many events as the
+    suggest handler takes to fill that many slots)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = definition(NAME, trials, "random", parallelism=trials)
     store = SqliteStore(settings.db)
     record = store.add_study(StudyRecord(parse_study(study), study, str(base_dir), "uid-burst", created_at=time.time()))
     dispatcher = Dispatcher(Deps(store, HeldExecutor(settings.logs), time.time))
-    for event in dispatcher.deliver(study_created(NAME, record.uid)):
-        dispatcher.deliver(event)
+    pending = deque([study_created(NAME, record.uid)])
+    while pending:
+        pending.extend(dispatcher.deliver(pending.popleft()))
     running = store.count_trials(NAME).running
     store.close()
     assert running == trials, f"{running} of {trials} trials running"
