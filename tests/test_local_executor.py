@@ -141,3 +141,16 @@ def test_an_owner_that_died_but_is_not_yet_reaped_owns_nothing(tmp_path: Path):
     finally:
         owner.kill()
         owner.wait()
+
+
+def test_trial_logs_are_private_to_the_service_user(embedded, tmp_path: Path):
+    definition = study_definition(name="private", maxTrials=2)
+    embedded.submit(parse_study(definition), definition, tmp_path)
+    embedded.run("private")
+    logs = embedded.settings.logs
+    assert sorted(logs.rglob("*.log"))
+    for path in [logs, *logs.rglob("*")]:
+        if path.is_dir():
+            assert path.stat().st_mode & 0o077 == 0, path
+        elif path.suffix == ".log":
+            assert path.stat().st_mode & 0o077 == 0, path

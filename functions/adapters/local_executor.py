@@ -169,9 +169,14 @@ class LocalExecutor:
         return partial(self._watch, run, log if launch.progress else None)
 
     def _open_log(self, launch: TrialLaunch) -> BinaryIO:
+        """The attempt's log, new and readable by the service's user only (a trial's output may
+        hold what its author would not show other users of the machine), in new folders only
+        that user can enter; folders that exist keep their permissions."""
         path = self.log_path(launch.study, launch.number, launch.attempt)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return path.open("wb")
+        for folder in reversed((path.parent, *path.parent.parents)):
+            if not folder.exists():
+                folder.mkdir(mode=0o700, exist_ok=True)
+        return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
 
     def _failed_to_start(self, run: _Run, message: str) -> None:
         """Report from a worker thread: the caller may hold a transaction that publishing waits on."""

@@ -81,7 +81,7 @@ class Owners:
     def _identity_file(self) -> Path:
         """The file every claim of this process links to, made at first use."""
         if self._file is None:
-            self._folder.mkdir(parents=True, exist_ok=True)
+            self._folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             path = self._folder / self.identity.replace(":", "-")
             path.write_text(self.identity)
             self._file = path
