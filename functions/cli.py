@@ -18,15 +18,18 @@ from rich.table import Table
 
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.cluster import render_job
-from functions.core.errors import InvalidStudy, KatunaError, StudyConflict
-from functions.core.formats import load_study
+from functions.core.errors import InvalidStudy, KatunaError, StorageUnavailable, StudyConflict, UnreadableFile
+from functions.core.formats import load_definition, parse_text
 from functions.core.records import StudyRecord, TrialRecord
 from functions.core.samplers import first_suggestion
 from functions.core.space import parse_assignments
+from functions.core.spec import Study
 from functions.embedded import Embedded
 from functions.handlers.base import trial_launch
 from functions.progress import StudyProgress
 from functions.settings import Settings
+from functions.terminal import markup, printable, text
+from functions.userfiles import read_text
 from functions.views import best_trials, study_view, trial_view
 
 console = Console()
@@ -37,9 +40,10 @@ db_option = click.option("--db", type=click.Path(dir_okay=False), default=None,
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 
 
-def _read(path: str) -> str:
-    """A file a study names (warm-start results), relative to the current directory."""
-    return Path(path).read_text()
+STUDY_FIELDS = {"objective", "parameters", "trialTemplate", "algorithm", "maxTrials", "parallelism",
+                "metricsCollector", "earlyStopping", "warmStart", "timeBudget", "apiVersion", "kind"}
+"""Fields of which a document given as a study holds at least one (``name`` alone does not count):
+a document with none is not a study, and its keys are not echoed back as unknown fields."""
 
 
 def _settings(db: str | None) -> Settings:
@@ -56,15 +60,42 @@ def _store(db: str | None) -> Iterator[SqliteStore]:
 
 
 def _fail(message: str, code: int = 1) -> None:
-    errors.print(f"[red]error:[/red] {message}", highlight=False)
+    errors.print(f"[red]error:[/red] {markup(message)}", highlight=False, soft_wrap=True)
     sys.exit(code)
+
+
+def _load(file: str, settings: Settings) -> tuple[Study, dict[str, Any]]:
+    """The study in FILE (the warm-start file it names read the same way, relative to the
+    current directory); exit 2 with the problems when it is not a valid study."""
+    def read(path: str) -> str:
+        return read_text(path, settings.max_body)
+
+    try:
+        definition = parse_text(read(file))
+        if not STUDY_FIELDS & definition.keys():
+            _fail(f"{file} is not a study: expected a YAML or JSON mapping with a study's fields "
+                  "(name, objective, parameters, trialTemplate, ...), a Katib Experiment or a StudyJob", 2)
+        return load_definition(definition, read, settings.limits)
+    except InvalidStudy as exc:
+        _problems(file, exc)
 
 
 def _print_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, default=str))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """katuna's commands; a file that cannot be read or a database that cannot be used ends
+    any of them with exit 2 and a one-line message instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (UnreadableFile, StorageUnavailable) as exc:
+            _fail(str(exc), 2)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="katuna")
 def main() -> None:
     """Hyperparameter tuning as event-driven functions."""
@@ -75,12 +106,9 @@ def main() -> None:
 @db_option
 def run(file: str, db: str | None) -> None:
     """Run the study in FILE to completion (resuming it if it was interrupted)."""
-    path = Path(file)
-    try:
-        spec, definition = load_study(path.read_text(), _read, Settings.from_env().limits)
-    except InvalidStudy as exc:
-        _problems(file, exc)
-    embedded = Embedded(_settings(db))
+    settings = _settings(db)
+    spec, definition = _load(file, settings)
+    embedded = Embedded(settings)
     try:
         record = embedded.submit(spec, definition, Path.cwd())
     except InvalidStudy as exc:
@@ -90,7 +118,8 @@ def run(file: str, db: str | None) -> None:
         embedded.close()
         _fail(str(exc), 2)
     if record.terminal:
-        console.print(f"Study [bold]{spec.name}[/bold] already {record.status}: {record.reason}. Nothing to run.")
+        console.print(f"Study [bold]{markup(spec.name)}[/bold] already {record.status}: {markup(record.reason)}. "
+                      "Nothing to run.")
         _print_result(embedded.store, record, embedded.settings)
         embedded.close()
         return
@@ -99,7 +128,8 @@ def run(file: str, db: str | None) -> None:
             record = embedded.run(spec.name, on_tick=progress.update)
     except KeyboardInterrupt:
         embedded.close()
-        errors.print(f"\nInterrupted: running trials were stopped. Run the same command again to resume {spec.name!r}.")
+        errors.print(f"\nInterrupted: running trials were stopped. Run the same command again to resume "
+                     f"{markup(repr(spec.name))}.")
         sys.exit(130)
     _print_result(embedded.store, record, embedded.settings)
     embedded.close()
@@ -108,10 +138,10 @@ def run(file: str, db: str | None) -> None:
 
 def _print_result(store: SqliteStore, record: StudyRecord, settings: Settings) -> None:
     view = study_view(store, record)
-    console.print(f"Study [bold]{record.name}[/bold]: {record.status} ({record.reason})")
+    console.print(f"Study [bold]{markup(record.name)}[/bold]: {record.status} ({markup(record.reason)})")
     _trial_table(record, best_trials(store, record, limit=5), title="Best trials")
-    console.print(f"Results: {settings.db.resolve()} (study {record.name!r})", highlight=False)
-    console.print(f"Logs:    {settings.logs.resolve() / record.name}", highlight=False)
+    console.print(f"Results: {markup(settings.db.resolve())} (study {markup(repr(record.name))})", highlight=False)
+    console.print(f"Logs:    {markup(settings.logs.resolve() / record.name)}", highlight=False)
     console.print(f"Trials: {view['trials']} ({view['counts']['complete']} complete, "
                   f"{view['counts']['failed']} failed, {view['counts']['pruned']} pruned)")
 
@@ -125,9 +155,9 @@ def _trial_table(record: StudyRecord, trials: list, title: str | None = None) ->
     if with_state:
         table.add_column("state")
     for objective in spec.objectives:
-        table.add_column(objective.metric, justify="right")
+        table.add_column(text(objective.metric), justify="right")
     for parameter in spec.parameters:
-        table.add_column(parameter.name, overflow="fold")
+        table.add_column(text(parameter.name), overflow="fold")
     if with_reason:
         table.add_column("reason", overflow="fold", max_width=50)
     for trial in trials:
@@ -137,7 +167,7 @@ def _trial_table(record: StudyRecord, trials: list, title: str | None = None) ->
                *[_short(trial.params.get(p.name)) for p in spec.parameters]]
         if with_reason:
             row.append(trial.reason.splitlines()[0] if trial.reason else "")
-        table.add_row(*row)
+        table.add_row(*map(text, row))
     console.print(table)
 
 
@@ -161,7 +191,8 @@ def studies(db: str | None, as_json: bool) -> None:
     for view in views:
         best = view["best"]
         shown = f"{best['value']:.6g}" if isinstance(best, dict) else (f"{len(best)} on the front" if best else "")
-        table.add_row(view["name"], view["status"], view["algorithm"], str(view["trials"]), shown, view["reason"] or "")
+        table.add_row(*map(text, (view["name"], view["status"], view["algorithm"], view["trials"], shown,
+                                  view["reason"] or "")))
     console.print(table)
 
 
@@ -188,20 +219,20 @@ def show(name: str, db: str | None, as_json: bool) -> None:
         _print_json(view)
         return
     counts = view["counts"]
-    console.print(f"[bold]{name}[/bold]  status: {view['status']}  reason: {view['reason'] or '-'}")
-    console.print(f"algorithm: {view['algorithm']}  trials: {view['trials']}/{view['maxTrials'] or '-'} "
+    console.print(f"[bold]{markup(name)}[/bold]  status: {view['status']}  reason: {markup(view['reason'] or '-')}")
+    console.print(f"algorithm: {markup(view['algorithm'])}  trials: {view['trials']}/{view['maxTrials'] or '-'} "
                   f"(complete {counts['complete']}, failed {counts['failed']}, pruned {counts['pruned']}, "
                   f"running {counts['running']}, waiting {counts['waiting']})")
     best = view["best"]
     if isinstance(best, dict):
-        console.print(f"best: trial {best['number']} value {best['value']:.6g} params {best['params']}")
+        console.print(f"best: trial {best['number']} value {best['value']:.6g} params {markup(best['params'])}")
     pool = view["nodePool"]
     if pool:
-        console.print(f"node pool: {pool['pool']} ({pool['provider']}, {pool['capacity']}, "
-                      f"{', '.join(pool['machineTypes'])}, up to {pool['maxNodes']} nodes) {pool['phase']}"
-                      f"{' and deleted' if pool['deleted'] else ''}: {pool['hours']:.2f} h, "
-                      f"at most {pool['maxNodeHours']:.2f} node-hours"
-                      + (f"; {pool['message']}" if pool["message"] else ""), highlight=False)
+        console.print(text(f"node pool: {pool['pool']} ({pool['provider']}, {pool['capacity']}, "
+                           f"{', '.join(pool['machineTypes'])}, up to {pool['maxNodes']} nodes) {pool['phase']}"
+                           f"{' and deleted' if pool['deleted'] else ''}: {pool['hours']:.2f} h, "
+                           f"at most {pool['maxNodeHours']:.2f} node-hours"
+                           + (f"; {pool['message']}" if pool["message"] else "")), highlight=False)
 
 
 @main.command()
@@ -241,18 +272,24 @@ def best(name: str, db: str | None, as_json: bool) -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 def convert(file: str) -> None:
     """Print the native study equivalent of FILE (a Katib Experiment, or a native study)."""
-    try:
-        spec, _ = load_study(Path(file).read_text(), _read, Settings.from_env().limits)
-    except InvalidStudy as exc:
-        _problems(file, exc)
+    spec, _ = _load(file, Settings.from_env())
     click.echo(yaml.safe_dump(spec.to_dict(), sort_keys=False), nl=False)
 
 
 def _problems(file: str, exc: InvalidStudy) -> None:
-    errors.print(f"[red]error:[/red] {file} is not a valid study:", highlight=False)
-    for problem in exc.problems:
-        errors.print(f"  - {problem}", highlight=False, markup=False)
+    errors.print(f"[red]error:[/red] {markup(file)} is not a valid study:", highlight=False)
+    for problem in _unparseable(exc) or exc.problems:
+        errors.print(f"  - {printable(problem)}", highlight=False, markup=False)
     sys.exit(2)
+
+
+def _unparseable(exc: InvalidStudy) -> list[str]:
+    """Where the YAML parser stopped, without the excerpt of the file its message quotes."""
+    cause = exc.__cause__
+    if not isinstance(cause, yaml.MarkedYAMLError) or cause.problem_mark is None:
+        return []
+    mark = cause.problem_mark
+    return [f"not valid YAML or JSON: {cause.problem} (line {mark.line + 1}, column {mark.column + 1})"]
 
 
 @main.command()
@@ -261,12 +298,13 @@ def _problems(file: str, exc: InvalidStudy) -> None:
               help="Parameter values (repeat for each); default: the sampler's first suggestion.")
 def render(file: str, assignments: tuple[str, ...]) -> None:
     """Print the Kubernetes Job of a trial of the study in FILE (no cluster needed)."""
+    settings = Settings.from_env()
+    spec, definition = _load(file, settings)
     try:
-        spec, definition = load_study(Path(file).read_text(), _read, Settings.from_env().limits)
         params = parse_assignments(spec.parameters, list(assignments)) if assignments else first_suggestion(spec)
         record = StudyRecord(spec, definition, str(Path.cwd()), uid="render")
         launch = trial_launch(record, TrialRecord(spec.name, 0, params))
-        job = render_job(launch, Settings.from_env().cluster_defaults())
+        job = render_job(launch, settings.cluster_defaults())
     except InvalidStudy as exc:
         _problems(file, exc)
     except KatunaError as exc:
@@ -309,10 +347,10 @@ def stop(name: str, db: str | None) -> None:
     try:
         record = embedded.store.get_study(name)
         if record.terminal:
-            console.print(f"Study {name!r} already {record.status}: {record.reason}")
+            console.print(f"Study {markup(repr(name))} already {record.status}: {markup(record.reason)}")
             return
         embedded.stop(name)
-        console.print(f"Study {name!r} stopped.")
+        console.print(f"Study {markup(repr(name))} stopped.")
     except KatunaError as exc:
         _fail(str(exc))
     finally:
@@ -337,7 +375,7 @@ def optuna_dashboard(db: str | None, host: str, port: int) -> None:
     except ImportError:
         _fail("optuna-dashboard is not installed: pip install 'katuna[dashboard]'")
     store = SqliteStore(path)
-    console.print(f"optuna-dashboard on http://{host}:{port}/ for {path.resolve()}", highlight=False)
+    console.print(f"optuna-dashboard on http://{markup(host)}:{port}/ for {markup(path.resolve())}", highlight=False)
     try:
         run_server(store.optuna_storage(), host=host, port=port)
     finally:
