@@ -12,11 +12,10 @@ from typing import Any
 
 import click
 import yaml
-from rich import box
 from rich.console import Console
-from rich.table import Table
 
 from functions.adapters.sqlite_store import SqliteStore
+from functions.cli_output import print_result, print_study, studies_table, trial_table
 from functions.core.cluster import render_job
 from functions.core.errors import InvalidStudy, KatunaError, StorageUnavailable, StudyConflict, UnreadableFile
 from functions.core.formats import load_definition, parse_text
@@ -28,7 +27,7 @@ from functions.embedded import Embedded
 from functions.handlers.base import trial_launch
 from functions.progress import StudyProgress
 from functions.settings import Settings
-from functions.terminal import markup, printable, text
+from functions.terminal import markup, printable
 from functions.userfiles import read_text
 from functions.views import best_trials, study_view, trial_view
 
@@ -120,7 +119,7 @@ def run(file: str, db: str | None) -> None:
     if record.terminal:
         console.print(f"Study [bold]{markup(spec.name)}[/bold] already {record.status}: {markup(record.reason)}. "
                       "Nothing to run.")
-        _print_result(embedded.store, record, embedded.settings)
+        print_result(console, embedded.store, record, embedded.settings)
         embedded.close()
         return
     try:
@@ -131,48 +130,9 @@ def run(file: str, db: str | None) -> None:
         errors.print(f"\nInterrupted: running trials were stopped. Run the same command again to resume "
                      f"{markup(repr(spec.name))}.")
         sys.exit(130)
-    _print_result(embedded.store, record, embedded.settings)
+    print_result(console, embedded.store, record, embedded.settings)
     embedded.close()
     sys.exit(0 if record.status == "completed" else 1)
-
-
-def _print_result(store: SqliteStore, record: StudyRecord, settings: Settings) -> None:
-    view = study_view(store, record)
-    console.print(f"Study [bold]{markup(record.name)}[/bold]: {record.status} ({markup(record.reason)})")
-    _trial_table(record, best_trials(store, record, limit=5), title="Best trials")
-    console.print(f"Results: {markup(settings.db.resolve())} (study {markup(repr(record.name))})", highlight=False)
-    console.print(f"Logs:    {markup(settings.logs.resolve() / record.name)}", highlight=False)
-    console.print(f"Trials: {view['trials']} ({view['counts']['complete']} complete, "
-                  f"{view['counts']['failed']} failed, {view['counts']['pruned']} pruned)")
-
-
-def _trial_table(record: StudyRecord, trials: list, title: str | None = None) -> None:
-    spec = record.spec
-    with_reason = any(t.reason for t in trials)
-    with_state = title is None
-    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("trial", justify="right")
-    if with_state:
-        table.add_column("state")
-    for objective in spec.objectives:
-        table.add_column(text(objective.metric), justify="right")
-    for parameter in spec.parameters:
-        table.add_column(text(parameter.name), overflow="fold")
-    if with_reason:
-        table.add_column("reason", overflow="fold", max_width=50)
-    for trial in trials:
-        values = trial.values or [None] * len(spec.objectives)
-        row = [str(trial.number), *([trial.state] if with_state else []),
-               *["" if v is None else f"{v:.6g}" for v in values],
-               *[_short(trial.params.get(p.name)) for p in spec.parameters]]
-        if with_reason:
-            row.append(trial.reason.splitlines()[0] if trial.reason else "")
-        table.add_row(*map(text, row))
-    console.print(table)
-
-
-def _short(value: Any) -> str:
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
 @main.command()
@@ -185,15 +145,7 @@ def studies(db: str | None, as_json: bool) -> None:
     if as_json:
         _print_json(views)
         return
-    table = Table()
-    for column in ("name", "status", "algorithm", "trials", "best", "reason"):
-        table.add_column(column)
-    for view in views:
-        best = view["best"]
-        shown = f"{best['value']:.6g}" if isinstance(best, dict) else (f"{len(best)} on the front" if best else "")
-        table.add_row(*map(text, (view["name"], view["status"], view["algorithm"], view["trials"], shown,
-                                  view["reason"] or "")))
-    console.print(table)
+    console.print(studies_table(views))
 
 
 def _with_study(db: str | None, name: str) -> tuple[SqliteStore, StudyRecord]:
@@ -218,21 +170,7 @@ def show(name: str, db: str | None, as_json: bool) -> None:
     if as_json:
         _print_json(view)
         return
-    counts = view["counts"]
-    console.print(f"[bold]{markup(name)}[/bold]  status: {view['status']}  reason: {markup(view['reason'] or '-')}")
-    console.print(f"algorithm: {markup(view['algorithm'])}  trials: {view['trials']}/{view['maxTrials'] or '-'} "
-                  f"(complete {counts['complete']}, failed {counts['failed']}, pruned {counts['pruned']}, "
-                  f"running {counts['running']}, waiting {counts['waiting']})")
-    best = view["best"]
-    if isinstance(best, dict):
-        console.print(f"best: trial {best['number']} value {best['value']:.6g} params {markup(best['params'])}")
-    pool = view["nodePool"]
-    if pool:
-        console.print(text(f"node pool: {pool['pool']} ({pool['provider']}, {pool['capacity']}, "
-                           f"{', '.join(pool['machineTypes'])}, up to {pool['maxNodes']} nodes) {pool['phase']}"
-                           f"{' and deleted' if pool['deleted'] else ''}: {pool['hours']:.2f} h, "
-                           f"at most {pool['maxNodeHours']:.2f} node-hours"
-                           + (f"; {pool['message']}" if pool["message"] else "")), highlight=False)
+    print_study(console, view)
 
 
 @main.command()
@@ -247,7 +185,7 @@ def trials(name: str, db: str | None, as_json: bool) -> None:
     if as_json:
         _print_json([trial_view(t) for t in rows])
         return
-    _trial_table(record, rows)
+    console.print(trial_table(record, rows))
 
 
 @main.command()
@@ -265,7 +203,7 @@ def best(name: str, db: str | None, as_json: bool) -> None:
         return
     if not found:
         _fail(f"study {name!r} has no completed trial yet")
-    _trial_table(record, found, title="Pareto front" if record.spec.multi_objective else "Best trial")
+    console.print(trial_table(record, found, title="Pareto front" if record.spec.multi_objective else "Best trial"))
 
 
 @main.command()
