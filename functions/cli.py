@@ -12,21 +12,23 @@ from typing import Any
 
 import click
 import yaml
-from rich import box
 from rich.console import Console
-from rich.table import Table
 
 from functions.adapters.sqlite_store import SqliteStore
+from functions.cli_output import print_result, print_study, studies_table, trial_table
 from functions.core.cluster import render_job
-from functions.core.errors import InvalidStudy, KatunaError, StudyConflict
-from functions.core.formats import load_study
+from functions.core.errors import InvalidStudy, KatunaError, StorageUnavailable, StudyConflict, UnreadableFile
+from functions.core.formats import load_definition, parse_text
 from functions.core.records import StudyRecord, TrialRecord
 from functions.core.samplers import first_suggestion
 from functions.core.space import parse_assignments
+from functions.core.spec import Study
 from functions.embedded import Embedded
 from functions.handlers.base import trial_launch
 from functions.progress import StudyProgress
 from functions.settings import Settings
+from functions.terminal import markup, printable
+from functions.userfiles import read_text
 from functions.views import best_trials, study_view, trial_view
 
 console = Console()
@@ -37,9 +39,10 @@ db_option = click.option("--db", type=click.Path(dir_okay=False), default=None,
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 
 
-def _read(path: str) -> str:
-    """A file a study names (warm-start results), relative to the current directory."""
-    return Path(path).read_text()
+STUDY_FIELDS = {"objective", "parameters", "trialTemplate", "algorithm", "maxTrials", "parallelism",
+                "metricsCollector", "earlyStopping", "warmStart", "timeBudget", "apiVersion", "kind"}
+"""Fields of which a document given as a study holds at least one (``name`` alone does not count):
+a document with none is not a study, and its keys are not echoed back as unknown fields."""
 
 
 def _settings(db: str | None) -> Settings:
@@ -56,15 +59,42 @@ def _store(db: str | None) -> Iterator[SqliteStore]:
 
 
 def _fail(message: str, code: int = 1) -> None:
-    errors.print(f"[red]error:[/red] {message}", highlight=False)
+    errors.print(f"[red]error:[/red] {markup(message)}", highlight=False, soft_wrap=True)
     sys.exit(code)
+
+
+def _load(file: str, settings: Settings) -> tuple[Study, dict[str, Any]]:
+    """The study in FILE (the warm-start file it names read the same way, relative to the
+    current directory); exit 2 with the problems when it is not a valid study."""
+    def read(path: str) -> str:
+        return read_text(path, settings.max_body)
+
+    try:
+        definition = parse_text(read(file))
+        if not STUDY_FIELDS & definition.keys():
+            _fail(f"{file} is not a study: expected a YAML or JSON mapping with a study's fields "
+                  "(name, objective, parameters, trialTemplate, ...), a Katib Experiment or a StudyJob", 2)
+        return load_definition(definition, read, settings.limits)
+    except InvalidStudy as exc:
+        _problems(file, exc)
 
 
 def _print_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, default=str))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """katuna's commands; a file that cannot be read or a database that cannot be used ends
+    any of them with exit 2 and a one-line message instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (UnreadableFile, StorageUnavailable) as exc:
+            _fail(str(exc), 2)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="katuna")
 def main() -> None:
     """Hyperparameter tuning as event-driven functions."""
@@ -75,12 +105,9 @@ def main() -> None:
 @db_option
 def run(file: str, db: str | None) -> None:
     """Run the study in FILE to completion (resuming it if it was interrupted)."""
-    path = Path(file)
-    try:
-        spec, definition = load_study(path.read_text(), _read, Settings.from_env().limits)
-    except InvalidStudy as exc:
-        _problems(file, exc)
-    embedded = Embedded(_settings(db))
+    settings = _settings(db)
+    spec, definition = _load(file, settings)
+    embedded = Embedded(settings)
     try:
         record = embedded.submit(spec, definition, Path.cwd())
     except InvalidStudy as exc:
@@ -90,8 +117,9 @@ def run(file: str, db: str | None) -> None:
         embedded.close()
         _fail(str(exc), 2)
     if record.terminal:
-        console.print(f"Study [bold]{spec.name}[/bold] already {record.status}: {record.reason}. Nothing to run.")
-        _print_result(embedded.store, record, embedded.settings)
+        console.print(f"Study [bold]{markup(spec.name)}[/bold] already {record.status}: {markup(record.reason)}. "
+                      "Nothing to run.")
+        print_result(console, embedded.store, record, embedded.settings)
         embedded.close()
         return
     try:
@@ -99,50 +127,12 @@ def run(file: str, db: str | None) -> None:
             record = embedded.run(spec.name, on_tick=progress.update)
     except KeyboardInterrupt:
         embedded.close()
-        errors.print(f"\nInterrupted: running trials were stopped. Run the same command again to resume {spec.name!r}.")
+        errors.print(f"\nInterrupted: running trials were stopped. Run the same command again to resume "
+                     f"{markup(repr(spec.name))}.")
         sys.exit(130)
-    _print_result(embedded.store, record, embedded.settings)
+    print_result(console, embedded.store, record, embedded.settings)
     embedded.close()
     sys.exit(0 if record.status == "completed" else 1)
-
-
-def _print_result(store: SqliteStore, record: StudyRecord, settings: Settings) -> None:
-    view = study_view(store, record)
-    console.print(f"Study [bold]{record.name}[/bold]: {record.status} ({record.reason})")
-    _trial_table(record, best_trials(store, record, limit=5), title="Best trials")
-    console.print(f"Results: {settings.db.resolve()} (study {record.name!r})", highlight=False)
-    console.print(f"Logs:    {settings.logs.resolve() / record.name}", highlight=False)
-    console.print(f"Trials: {view['trials']} ({view['counts']['complete']} complete, "
-                  f"{view['counts']['failed']} failed, {view['counts']['pruned']} pruned)")
-
-
-def _trial_table(record: StudyRecord, trials: list, title: str | None = None) -> None:
-    spec = record.spec
-    with_reason = any(t.reason for t in trials)
-    with_state = title is None
-    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("trial", justify="right")
-    if with_state:
-        table.add_column("state")
-    for objective in spec.objectives:
-        table.add_column(objective.metric, justify="right")
-    for parameter in spec.parameters:
-        table.add_column(parameter.name, overflow="fold")
-    if with_reason:
-        table.add_column("reason", overflow="fold", max_width=50)
-    for trial in trials:
-        values = trial.values or [None] * len(spec.objectives)
-        row = [str(trial.number), *([trial.state] if with_state else []),
-               *["" if v is None else f"{v:.6g}" for v in values],
-               *[_short(trial.params.get(p.name)) for p in spec.parameters]]
-        if with_reason:
-            row.append(trial.reason.splitlines()[0] if trial.reason else "")
-        table.add_row(*row)
-    console.print(table)
-
-
-def _short(value: Any) -> str:
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
 @main.command()
@@ -155,14 +145,7 @@ def studies(db: str | None, as_json: bool) -> None:
     if as_json:
         _print_json(views)
         return
-    table = Table()
-    for column in ("name", "status", "algorithm", "trials", "best", "reason"):
-        table.add_column(column)
-    for view in views:
-        best = view["best"]
-        shown = f"{best['value']:.6g}" if isinstance(best, dict) else (f"{len(best)} on the front" if best else "")
-        table.add_row(view["name"], view["status"], view["algorithm"], str(view["trials"]), shown, view["reason"] or "")
-    console.print(table)
+    console.print(studies_table(views))
 
 
 def _with_study(db: str | None, name: str) -> tuple[SqliteStore, StudyRecord]:
@@ -187,21 +170,7 @@ def show(name: str, db: str | None, as_json: bool) -> None:
     if as_json:
         _print_json(view)
         return
-    counts = view["counts"]
-    console.print(f"[bold]{name}[/bold]  status: {view['status']}  reason: {view['reason'] or '-'}")
-    console.print(f"algorithm: {view['algorithm']}  trials: {view['trials']}/{view['maxTrials'] or '-'} "
-                  f"(complete {counts['complete']}, failed {counts['failed']}, pruned {counts['pruned']}, "
-                  f"running {counts['running']}, waiting {counts['waiting']})")
-    best = view["best"]
-    if isinstance(best, dict):
-        console.print(f"best: trial {best['number']} value {best['value']:.6g} params {best['params']}")
-    pool = view["nodePool"]
-    if pool:
-        console.print(f"node pool: {pool['pool']} ({pool['provider']}, {pool['capacity']}, "
-                      f"{', '.join(pool['machineTypes'])}, up to {pool['maxNodes']} nodes) {pool['phase']}"
-                      f"{' and deleted' if pool['deleted'] else ''}: {pool['hours']:.2f} h, "
-                      f"at most {pool['maxNodeHours']:.2f} node-hours"
-                      + (f"; {pool['message']}" if pool["message"] else ""), highlight=False)
+    print_study(console, view)
 
 
 @main.command()
@@ -216,7 +185,7 @@ def trials(name: str, db: str | None, as_json: bool) -> None:
     if as_json:
         _print_json([trial_view(t) for t in rows])
         return
-    _trial_table(record, rows)
+    console.print(trial_table(record, rows))
 
 
 @main.command()
@@ -234,25 +203,31 @@ def best(name: str, db: str | None, as_json: bool) -> None:
         return
     if not found:
         _fail(f"study {name!r} has no completed trial yet")
-    _trial_table(record, found, title="Pareto front" if record.spec.multi_objective else "Best trial")
+    console.print(trial_table(record, found, title="Pareto front" if record.spec.multi_objective else "Best trial"))
 
 
 @main.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 def convert(file: str) -> None:
     """Print the native study equivalent of FILE (a Katib Experiment, or a native study)."""
-    try:
-        spec, _ = load_study(Path(file).read_text(), _read, Settings.from_env().limits)
-    except InvalidStudy as exc:
-        _problems(file, exc)
+    spec, _ = _load(file, Settings.from_env())
     click.echo(yaml.safe_dump(spec.to_dict(), sort_keys=False), nl=False)
 
 
 def _problems(file: str, exc: InvalidStudy) -> None:
-    errors.print(f"[red]error:[/red] {file} is not a valid study:", highlight=False)
-    for problem in exc.problems:
-        errors.print(f"  - {problem}", highlight=False, markup=False)
+    errors.print(f"[red]error:[/red] {markup(file)} is not a valid study:", highlight=False)
+    for problem in _unparseable(exc) or exc.problems:
+        errors.print(f"  - {printable(problem)}", highlight=False, markup=False)
     sys.exit(2)
+
+
+def _unparseable(exc: InvalidStudy) -> list[str]:
+    """Where the YAML parser stopped, without the excerpt of the file its message quotes."""
+    cause = exc.__cause__
+    if not isinstance(cause, yaml.MarkedYAMLError) or cause.problem_mark is None:
+        return []
+    mark = cause.problem_mark
+    return [f"not valid YAML or JSON: {cause.problem} (line {mark.line + 1}, column {mark.column + 1})"]
 
 
 @main.command()
@@ -261,12 +236,13 @@ def _problems(file: str, exc: InvalidStudy) -> None:
               help="Parameter values (repeat for each); default: the sampler's first suggestion.")
 def render(file: str, assignments: tuple[str, ...]) -> None:
     """Print the Kubernetes Job of a trial of the study in FILE (no cluster needed)."""
+    settings = Settings.from_env()
+    spec, definition = _load(file, settings)
     try:
-        spec, definition = load_study(Path(file).read_text(), _read, Settings.from_env().limits)
         params = parse_assignments(spec.parameters, list(assignments)) if assignments else first_suggestion(spec)
         record = StudyRecord(spec, definition, str(Path.cwd()), uid="render")
         launch = trial_launch(record, TrialRecord(spec.name, 0, params))
-        job = render_job(launch, Settings.from_env().cluster_defaults())
+        job = render_job(launch, settings.cluster_defaults())
     except InvalidStudy as exc:
         _problems(file, exc)
     except KatunaError as exc:
@@ -309,10 +285,10 @@ def stop(name: str, db: str | None) -> None:
     try:
         record = embedded.store.get_study(name)
         if record.terminal:
-            console.print(f"Study {name!r} already {record.status}: {record.reason}")
+            console.print(f"Study {markup(repr(name))} already {record.status}: {markup(record.reason)}")
             return
         embedded.stop(name)
-        console.print(f"Study {name!r} stopped.")
+        console.print(f"Study {markup(repr(name))} stopped.")
     except KatunaError as exc:
         _fail(str(exc))
     finally:
@@ -337,7 +313,7 @@ def optuna_dashboard(db: str | None, host: str, port: int) -> None:
     except ImportError:
         _fail("optuna-dashboard is not installed: pip install 'katuna[dashboard]'")
     store = SqliteStore(path)
-    console.print(f"optuna-dashboard on http://{host}:{port}/ for {path.resolve()}", highlight=False)
+    console.print(f"optuna-dashboard on http://{markup(host)}:{port}/ for {markup(path.resolve())}", highlight=False)
     try:
         run_server(store.optuna_storage(), host=host, port=port)
     finally:

@@ -1,4 +1,7 @@
-"""The live progress display of ``katuna run``: trials done, failed, running, best, elapsed."""
+"""The live progress display of ``katuna run``: trials done, failed, running, best, elapsed.
+
+The study's name and the metric's name are shown escaped: rich renders these columns as markup.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 
 from functions.core.ports import Store
 from functions.core.spec import Study
+from functions.terminal import markup
 
 
 class StudyProgress:
@@ -20,7 +24,7 @@ class StudyProgress:
             TextColumn("{task.fields[counts]}"), TextColumn("{task.fields[best]}"), TimeElapsedColumn(),
             console=console,
         )
-        self._task = self._progress.add_task(spec.name, total=spec.max_trials, counts="", best="")
+        self._task = self._progress.add_task(markup(spec.name), total=spec.max_trials, counts="", best="")
 
     def __enter__(self) -> StudyProgress:
         self._progress.start()
@@ -38,5 +42,5 @@ class StudyProgress:
         if not self._spec.multi_objective:
             top = self._store.best_trials(self._spec.name, 1)
             if top:
-                best = f"best {self._spec.objectives[0].metric}={top[0].values[0]:.6g}"
+                best = markup(f"best {self._spec.objectives[0].metric}={top[0].values[0]:.6g}")
         self._progress.update(self._task, completed=counts.finished, counts=text, best=best)

@@ -94,6 +94,13 @@ def test_reliability(tmp_path: Path):
     assert number(found["load_requests_per_second"]) > 0
     assert number(found["peak_rss_loud_mb"]) > 0 and number(found["peak_rss_quiet_mb"]) > 0
     assert result["events"] == 60
+    assert number(found["flood_study_seconds_alone"]) > 0 and number(found["flood_study_seconds_under_flood"]) > 0
+    assert all(number(found[f"healthz_{p}_ms"]) > 0 for p in ("p50", "p95", "p99", "max"))
+    statuses = result["flood"]["statuses"]
+    assert {"text_plain", "no_token", "oversize", "forged_event", "bad_study"} <= set(statuses)
+    assert int(found["flood_requests"]) == sum(sum(by_status.values()) for by_status in statuses.values())
+    assert found["flood_accepted"] == "0", statuses
+    assert not any(int(status) >= 500 for by_status in statuses.values() for status in by_status), statuses
 
 
 @pytest.mark.parametrize("script", sorted(p.name for p in BENCHMARKS.glob("*.py")

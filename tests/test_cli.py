@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import sqlite3
+import stat
 import subprocess
 import sys
 import time
@@ -13,6 +14,10 @@ from pathlib import Path
 
 import yaml
 from conftest import study_definition
+
+from functions.adapters.sqlite_store import SqliteStore
+from functions.core.records import StudyRecord
+from functions.core.validate import parse_study
 
 KATUNA = [str(Path(sys.executable).with_name("katuna"))]
 
@@ -126,6 +131,21 @@ def test_stop_from_another_process_ends_a_running_study(tmp_path: Path):
     assert {t["state"] for t in _trials(db)} == {"PRUNED"}
 
 
+def test_the_database_is_private_to_its_owner_in_new_folders_only_it_can_enter(tmp_path: Path):
+    tmp_path.chmod(0o755)
+    study = write_study(tmp_path / "study.yaml", study_definition(maxTrials=1, parallelism=1))
+    db = tmp_path / "new" / "folder" / "katuna.db"
+    katuna("run", str(study), "--db", str(db), cwd=tmp_path)
+    assert [_mode(p) for p in (tmp_path / "new", tmp_path / "new" / "folder", db)] == [0o700, 0o700, 0o600]
+    assert _mode(tmp_path) == 0o755, "a folder that already exists keeps its permissions"
+    store = SqliteStore(db)
+    try:
+        store.add_study(StudyRecord(parse_study(study_definition(name="other")), {}, str(tmp_path), uid="other"))
+        assert {_mode(Path(f"{db}{suffix}")) for suffix in ("-wal", "-shm")} == {0o600}
+    finally:
+        store.close()
+
+
 def test_commands_on_an_unknown_study_say_so(tmp_path: Path):
     result = katuna("show", "nope", cwd=tmp_path, check=False)
     assert result.returncode == 1
@@ -143,6 +163,10 @@ def _trials(db: Path) -> list[dict]:
         return []
     finally:
         conn.close()
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
 
 
 def _complete(db: Path) -> int:

@@ -8,14 +8,16 @@ record, so a handler's effects land together or not at all.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import functools
 import itertools
 import json
 import math
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,14 @@ import sqlite_utils
 
 from functions.adapters.sqlite_journal import SNAPSHOT_TABLE, KatunaJournalStorage, SqliteJournalBackend
 from functions.adapters.sqlite_journal import TABLE as JOURNAL_TABLE
-from functions.core.errors import StudyConflict, StudyNotFound, TemporaryError
+from functions.core.errors import (
+    KatunaError,
+    StorageFull,
+    StorageUnavailable,
+    StudyConflict,
+    StudyNotFound,
+    TemporaryError,
+)
 from functions.core.events import Event
 from functions.core.metrics import Observation
 from functions.core.records import FAILED, TERMINAL_STATUSES, Counts, PoolUse, StudyRecord, TrialQuery, TrialRecord
@@ -170,22 +179,61 @@ def _trial_field(field: str) -> tuple[str, list[str]]:
     raise ValueError(f"unknown trial field {field!r}")
 
 
-def _temporary(exc: sqlite3.OperationalError) -> TemporaryError:
-    """The database failed (locked, full, unreadable): the store's fault, not a study's, so
-    callers retry instead of failing the study they were working on."""
-    if "disk is full" in str(exc):
-        return TemporaryError("the disk holding the database is full; free space, then retry")
-    return TemporaryError(f"the database failed ({exc}); retry later")
+def _create_private(path: Path) -> None:
+    """Creates the database file readable and writable by its owner only (SQLite gives the
+    ``-wal`` and ``-shm`` files the database file's mode), in new folders only the owner can
+    enter. Folders and a database file that already exist keep the permissions they have."""
+    for folder in reversed(path.parents):
+        if not folder.exists():
+            folder.mkdir(mode=0o700, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+
+
+_UNWRITABLE = {sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM, sqlite3.SQLITE_IOERR,
+               sqlite3.SQLITE_AUTH, sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT}
+"""SQLite's primary result codes for a database that cannot be opened or written at all."""
+
+
+def _full(path: Path) -> str:
+    return f"the disk holding the database {path} is full; writes succeed again once space is freed there"
+
+
+def _no_space(path: Path) -> bool:
+    """Whether the file system holding ``path`` has no block left: SQLite reports a full disk as
+    an I/O error when it cannot size its ``-shm`` file."""
+    try:
+        return os.statvfs(path.parent).f_bavail == 0
+    except OSError:
+        return False
+
+
+def _storage_error(exc: sqlite3.Error, path: Path) -> KatunaError | None:
+    """The katuna error for a failure of the database itself (locked, full, read-only,
+    unreadable), or None for any other error (a statement katuna got wrong)."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    if code == sqlite3.SQLITE_FULL or (code in _UNWRITABLE and _no_space(path)):
+        return StorageFull(_full(path))
+    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return TemporaryError("the database is busy: another writer held it past the busy timeout "
+                              "(KATUNA_BUSY_TIMEOUT); retry later")
+    if code in _UNWRITABLE:
+        return StorageUnavailable(f"cannot use the database {path} ({exc}); katuna needs to read and write "
+                                  "the file and to create files beside it (its -wal and -shm)")
+    if isinstance(exc, sqlite3.OperationalError):
+        return TemporaryError(f"the database failed ({exc}); retry later")
+    return None
 
 
 def _reading(method: Callable[..., Any]) -> Callable[..., Any]:
-    """A read outside a transaction, whose database failures pass as ``TemporaryError`` too."""
+    """A read outside a transaction, whose database failures pass as katuna's errors too: the
+    store's fault, not a study's, so callers retry instead of failing the study they work on."""
     @functools.wraps(method)
-    def read(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return method(*args, **kwargs)
-        except sqlite3.OperationalError as exc:
-            raise _temporary(exc) from exc
+    def read(self: SqliteStore, *args: Any, **kwargs: Any) -> Any:
+        with self._translated():
+            return method(self, *args, **kwargs)
     return read
 
 
@@ -194,18 +242,27 @@ class SqliteStore:
 
     def __init__(self, path: str | Path, busy_timeout: float = 30.0) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA recursive_triggers=ON")
+        with self._translated():
+            _create_private(self.path)
+            conn = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute("PRAGMA recursive_triggers=ON")
+            except sqlite3.Error:
+                conn.close()
+                raise
         self.db = sqlite_utils.Database(conn)
         self._optuna: KatunaJournalStorage | None = None
         self._transactions = itertools.count(1)
         self._writing: int | None = None
         """The write transaction this connection holds, numbered; None outside one."""
         self._studies: dict[tuple[str, int], optuna.Study] = {}
-        self._migrate()
+        try:
+            self._migrate()
+        except KatunaError:
+            conn.close()
+            raise
 
     def close(self) -> None:
         self.db.close()
@@ -223,27 +280,45 @@ class SqliteStore:
         if conn.in_transaction:
             yield
             return
-        try:
+        with self._translated():
             conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            raise TemporaryError("the database is busy: another writer held it past the busy timeout "
-                                 "(KATUNA_BUSY_TIMEOUT); retry later") from exc
-        self._writing = next(self._transactions)
-        try:
+            self._writing = next(self._transactions)
             try:
                 yield
                 if self._optuna is not None:
                     self._optuna.snapshot_if_due()
-            except sqlite3.OperationalError as exc:
-                raise _temporary(exc) from exc
-        except BaseException:
-            self._writing = None
-            conn.execute("ROLLBACK")
-            self._optuna = None
-            self._studies.clear()
-            raise
-        self._writing = None
-        conn.execute("COMMIT")
+                conn.execute("COMMIT")
+            except BaseException:
+                self._abandon()
+                raise
+            finally:
+                self._writing = None
+
+    def _abandon(self) -> None:
+        """Rolls back a failed transaction (SQLite may have rolled it back already, as it does on
+        a full disk) and forgets Optuna's state read inside it."""
+        if self.db.conn.in_transaction:
+            with suppress(sqlite3.Error):
+                self.db.conn.execute("ROLLBACK")
+        self._optuna = None
+        self._studies.clear()
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        """SQLite's and the file system's storage failures as katuna's errors, all temporary for
+        the service (503) and a clear message for the CLI; any other error passes unchanged."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            translated = _storage_error(exc, self.path)
+            if translated is None:
+                raise
+            raise translated from exc
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise StorageFull(_full(self.path)) from exc
+            raise StorageUnavailable(f"cannot create the database {self.path}: {exc.strerror or exc}; "
+                                     "katuna needs write access to its folder") from exc
 
     def optuna_storage(self) -> KatunaJournalStorage:
         if self._optuna is None:

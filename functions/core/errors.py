@@ -8,7 +8,10 @@
         ``StudyConflict``    another definition already uses the name
         ``StudyNotFound``    no study by that name
         ``NodePoolFailed``   the cloud refused a node-pool request (``functions.core.nodepool``)
+        ``UnreadableFile``   a file given to the CLI is not a readable, small, UTF-8 regular file
     ``TemporaryError`` (retrying later may help; HTTP 503)
+        ``StorageUnavailable``  the database cannot be opened or written (read-only, missing rights)
+            ``StorageFull``     the disk holding the database is full
 """
 
 from __future__ import annotations
@@ -66,3 +69,17 @@ class StudyConflict(PermanentError):
 
 class StudyNotFound(PermanentError):
     """No study is stored under the given name."""
+
+
+class UnreadableFile(PermanentError):
+    """A file given to the CLI is not something katuna reads: not a regular file, too large,
+    or not UTF-8 text. The message names the file and what was expected, never its content."""
+
+
+class StorageUnavailable(TemporaryError):
+    """The database cannot be opened or written: a read-only directory or file, missing rights,
+    an I/O error. Temporary for the service (an operator can fix it while it runs)."""
+
+
+class StorageFull(StorageUnavailable):
+    """The disk holding the database is full; writes succeed again once space is freed."""

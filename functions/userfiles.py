@@ -1,0 +1,42 @@
+"""Files the CLI is given (a study, the warm-start results a study names), read one safe way.
+
+Only a regular file is read, a symbolic link to one included: a FIFO, a device such as
+``/dev/zero``, a socket or a directory is refused without blocking (the file is opened
+non-blocking and checked with ``fstat`` before any read). At most ``limit`` bytes are read
+(``KATUNA_MAX_BODY``, the size the service accepts as a request body), and the bytes must be
+UTF-8. A failure names the file and what was expected; it never quotes the file's content.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from functions.core.errors import UnreadableFile
+
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def read_text(path: str, limit: int) -> str:
+    """The UTF-8 text of the regular file at ``path``, at most ``limit`` bytes long."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise UnreadableFile(f"cannot open {path}: {exc.strerror or exc}") from exc
+    with os.fdopen(fd, "rb") as file:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+            raise UnreadableFile(f"{path} is {kind}; expected a regular file")
+        try:
+            data = file.read(limit + 1)
+        except OSError as exc:
+            raise UnreadableFile(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if len(data) > limit:
+        raise UnreadableFile(f"{path} is larger than {limit} bytes (KATUNA_MAX_BODY); expected a smaller file")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UnreadableFile(f"{path} is not UTF-8 text (byte {exc.start} cannot be decoded); "
+                             "expected a YAML, JSON or CSV text file") from exc

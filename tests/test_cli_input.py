@@ -1,0 +1,122 @@
+"""What the CLI is given and what it prints, from a hostile point of view: files that are not
+study files (binary, invalid UTF-8, devices, FIFOs, symlinks to them, huge files, secrets that
+are not studies) and values that look like terminal markup or control sequences."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import study_definition
+from test_cli import katuna
+
+SECRET = "hunter2-secret-value"
+
+
+def _binary(path: Path) -> None:
+    path.write_bytes(bytes(range(256)) * 8)
+
+
+def _invalid_utf8(path: Path) -> None:
+    path.write_bytes(b"name: demo\ndescription: caf\xe9 " + SECRET.encode() + b"\n")
+
+
+def _device(path: Path) -> None:
+    path.symlink_to("/dev/zero")
+
+
+def _fifo(path: Path) -> None:
+    os.mkfifo(path)
+
+
+def _symlink_to_fifo(path: Path) -> None:
+    os.mkfifo(path.with_suffix(".fifo"))
+    path.symlink_to(path.with_suffix(".fifo").name)
+
+
+def _huge(path: Path) -> None:
+    path.write_text(yaml.safe_dump(study_definition()) + f"# {SECRET}\n" + "#" * (1 << 20) + "\n")
+
+
+FILES = {
+    "binary": (_binary, "is not UTF-8 text (byte 128 cannot be decoded); expected a YAML, JSON or CSV text file"),
+    "invalid-utf8": (_invalid_utf8, "is not UTF-8 text (byte 27 cannot be decoded); expected a YAML, JSON or CSV text file"),
+    "device": (_device, "is a character device; expected a regular file"),
+    "fifo": (_fifo, "is a FIFO; expected a regular file"),
+    "symlink-to-fifo": (_symlink_to_fifo, "is a FIFO; expected a regular file"),
+    "huge": (_huge, "is larger than 1048576 bytes (KATUNA_MAX_BODY); expected a smaller file"),
+}
+
+
+def _one_line_error(stderr: str) -> str:
+    assert "Traceback" not in stderr and SECRET not in stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("command", ["run", "convert", "render"])
+@pytest.mark.parametrize("kind", sorted(FILES))
+def test_a_file_that_is_not_a_small_utf8_regular_file_exits_2_naming_it(tmp_path: Path, kind: str, command: str):
+    make, expected = FILES[kind]
+    make(tmp_path / "study.yaml")
+    result = katuna(command, "study.yaml", cwd=tmp_path, check=False)
+    assert result.returncode == 2
+    assert _one_line_error(result.stderr) == f"error: study.yaml {expected}"
+    assert SECRET not in result.stdout
+    assert not (tmp_path / "katuna.db").exists()
+
+
+@pytest.mark.parametrize("kind", ["binary", "fifo", "device"])
+def test_a_warm_start_file_is_read_the_same_way(tmp_path: Path, kind: str):
+    make, expected = FILES[kind]
+    make(tmp_path / "known.csv")
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(study_definition(warmStart={"file": "known.csv"})))
+    result = katuna("run", "study.yaml", cwd=tmp_path, check=False)
+    assert result.returncode == 2
+    assert _one_line_error(result.stderr) == f"error: known.csv {expected}"
+
+
+def test_a_document_that_is_not_a_study_is_not_echoed_back(tmp_path: Path):
+    (tmp_path / "credentials.yaml").write_text(f"AWS_SECRET_ACCESS_KEY_{SECRET}: x\ntoken: {SECRET}\n")
+    result = katuna("run", "credentials.yaml", cwd=tmp_path, check=False)
+    assert result.returncode == 2
+    assert _one_line_error(result.stderr).startswith("error: credentials.yaml is not a study: expected a YAML or JSON")
+
+
+def test_a_yaml_error_says_where_without_quoting_the_file(tmp_path: Path):
+    (tmp_path / "study.yaml").write_text(f'name: demo\npassword: "{SECRET}\n  more: [1\n')
+    result = katuna("convert", "study.yaml", cwd=tmp_path, check=False)
+    assert result.returncode == 2
+    assert "not valid YAML or JSON: found unexpected end of stream (line 4, column 1)" in result.stderr
+    assert SECRET not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_symlink_to_a_study_file_is_read(tmp_path: Path):
+    (tmp_path / "real.yaml").write_text(yaml.safe_dump(study_definition()))
+    (tmp_path / "study.yaml").symlink_to("real.yaml")
+    assert yaml.safe_load(katuna("convert", "study.yaml", cwd=tmp_path).stdout)["name"] == "demo"
+
+
+MARKUP = ["[/x]", "[link=https://attacker.invalid]click[/link]", "[bold red]loud", "\x1b]8;;https://attacker.invalid\x07x",
+          "\x1b[2J\u202eevil"]
+
+
+def test_values_are_printed_as_they_are_never_as_markup_or_control_sequences(tmp_path: Path):
+    definition = study_definition(maxTrials=len(MARKUP), parallelism=1,
+                                  algorithm={"name": "grid"}, parameters=[
+                                      {"name": "x", "type": "discrete", "values": [1.0]},
+                                      {"name": "tag", "type": "categorical", "values": MARKUP}])
+    definition["trialTemplate"]["env"] = {"TAG": "${trialParameters.tag}"}
+    (tmp_path / "study.json").write_text(json.dumps(definition))
+    ran = katuna("run", "study.json", cwd=tmp_path)
+    shown = [katuna(*command, cwd=tmp_path).stdout
+             for command in (["trials", "demo"], ["best", "demo"], ["show", "demo"], ["studies"])]
+    for output in (ran.stdout, *shown):
+        assert "\x1b" not in output and "\u202e" not in output
+    for value in ("[/x]", "[link=https://attacker.invalid]click[/link]", "[bold red]loud",
+                  "\\x1b]8;;https://attacker.invalid\\x07x", "\\x1b[2J\\u202eevil"):
+        assert value in shown[0], f"{value!r} is shown as it is"
