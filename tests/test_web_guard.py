@@ -8,13 +8,16 @@ import csv
 import http.client
 import io
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from conftest import study_definition
-from http_helpers import Service, refused_start
+from http_helpers import Service, free_port, refused_start
 
-from functions.adapters.web import from_environment, tables
+from functions.adapters.web import tables
 from functions.core.records import TrialRecord
 from functions.core.validate import parse_study
 
@@ -83,12 +86,18 @@ def test_serve_refuses_to_expose_the_api_without_a_token(tmp_path: Path, host, e
     assert "KATUNA_API_TOKEN" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_the_container_entry_point_refuses_other_hosts_without_a_token(tmp_path: Path, monkeypatch):
-    monkeypatch.setenv("KATUNA_DB", str(tmp_path / "katuna.db"))
-    monkeypatch.setenv("KATUNA_ALLOWED_HOSTS", "katuna.katuna.svc")
-    monkeypatch.delenv("KATUNA_API_TOKEN", raising=False)
-    with pytest.raises(SystemExit, match="KATUNA_API_TOKEN"):
-        from_environment()
+def test_the_container_entry_point_refuses_other_hosts_without_a_token(tmp_path: Path):
+    """gunicorn as the image runs it: the worker fails to boot and gunicorn stops, saying why,
+    instead of restarting the worker for ever."""
+    env = {k: v for k, v in os.environ.items() if k != "KATUNA_API_TOKEN"}
+    env.update(KATUNA_DB=str(tmp_path / "katuna.db"), KATUNA_ALLOWED_HOSTS="katuna.katuna.svc")
+    gunicorn = str(Path(sys.executable).with_name("gunicorn"))
+    done = subprocess.run([gunicorn, "--bind", f"127.0.0.1:{free_port()}", "--workers", "1",
+                           "functions.adapters.web:from_environment()"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert "KATUNA_API_TOKEN" in done.stderr
+    assert done.stderr.count("Booting worker") == 1
 
 
 def test_a_body_over_the_limit_reaches_the_client_as_a_413(service: Service):

@@ -47,13 +47,14 @@ def from_environment() -> Flask:
     """The application configured from the environment (gunicorn's entry point in a container).
 
     Without ``KATUNA_API_TOKEN`` it serves loopback Host names only; naming other hosts in
-    ``KATUNA_ALLOWED_HOSTS`` without a token is refused (the worker does not boot), so a
-    container never serves writes to the network unauthenticated.
+    ``KATUNA_ALLOWED_HOSTS`` without a token is a ``ValueError``: the worker fails to boot, and
+    gunicorn then stops instead of restarting it, so a container never serves writes to the
+    network unauthenticated.
     """
     settings = Settings.from_env()
     problem = guard.exposure_problem(settings.allowed_hosts, settings.api_token)
     if problem:
-        raise SystemExit(problem)
+        raise ValueError(problem)
     return create_app(Runtime(settings))
 
 
