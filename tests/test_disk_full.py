@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -137,3 +138,32 @@ def test_a_read_only_database_file_gives_a_clear_message_and_exit_2(tmp_path: Pa
     assert done.returncode == 2, done.stdout + done.stderr
     assert f"cannot use the database {db}" in done.stderr and "Traceback" not in done.stderr
     assert os.stat(db).st_size > 0
+
+
+def test_katuna_run_waits_out_a_disk_that_fills_mid_study_and_completes_every_trial(tmp_path: Path, mounts: None):
+    """The disk fills while trials run and stays full past every back-off of a handler's
+    retries: their ends wait, and once space is freed the study completes with each trial
+    (those that ran meanwhile may fail: their own output could not be written)."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    definition = study_definition(name="filled", maxTrials=6, parallelism=2)
+    definition["trialTemplate"]["command"] += ["--sleep", "1"]
+    (tmp_path / "study.yaml").write_text(json.dumps(definition))
+    command = [KATUNA, "run", "study.yaml", "--db", str(folder / "katuna.db")]
+    process = subprocess.Popen(_private_mount(folder, "size=8m", command), cwd=tmp_path,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        seen = Path(f"/proc/{process.pid}/root") / str(folder).lstrip("/")
+        deadline = time.monotonic() + 30
+        while not list((seen / "katuna-logs").rglob("*.log")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        filler = _fill(seen)
+        time.sleep(12)
+        assert process.poll() is None, "katuna run went on while nothing could be stored"
+        filler.unlink()
+        output, _ = process.communicate(timeout=90)
+    finally:
+        process.kill()
+    assert process.returncode == 0, output
+    assert "Study filled: completed (max trials reached (6))" in output
+    assert re.search(r"Trials: 6 \((\d) complete, (\d) failed, 0 pruned\)", output), output

@@ -6,9 +6,11 @@ memory for ``katuna run``, in the database for ``katuna serve`` (see
 :mod:`functions.adapters.sqlite_queue`), where every worker takes from it. The events a handler emits are delivered before the events already waiting, so a chain
 runs to its end (a finished trial's slot is refilled at once) before the next chain moves;
 Knative promises no order at all, and the handlers need none. A handler that fails with a
-temporary error, or unexpectedly, is retried with back-off; a permanent error is reported and
-the event dropped, as a dead-letter sink would. Either way the dispatcher has counted the
-failure against the study, which fails after a bounded count
+temporary error (a full disk, a busy database) is retried with back-off for as long as the
+error lasts: a local trial's end that is dropped would be reported by nothing else. One that
+fails unexpectedly is retried :data:`MAX_DELIVERIES` times; a permanent error is reported and
+the event dropped, as a dead-letter sink would. The dispatcher has counted an unexpected or
+permanent failure against the study, which fails after a bounded count
 (:mod:`functions.handlers.failures`). A failing tick is logged and tried again at the next:
 nothing one study does stops the loop.
 """
@@ -32,6 +34,10 @@ from functions.dispatch import Dispatcher
 log = logging.getLogger("katuna.broker")
 
 MAX_DELIVERIES = 5
+"""Deliveries of an event whose handler fails unexpectedly, before it is dropped."""
+
+MAX_BACKOFF = 30.0
+"""Seconds at most between two deliveries of an event whose handler keeps failing."""
 
 
 @dataclass(frozen=True)
@@ -184,17 +190,18 @@ class LocalBroker:
             return
         except Exception as exc:
             log.exception("unexpected failure handling %s (%s)", delivery.event.type, delivery.event.id)
-            self._failed(delivery, TemporaryError(f"unexpected {type(exc).__name__}: {exc}"))
+            self._failed(delivery, TemporaryError(f"unexpected {type(exc).__name__}: {exc}"), bounded=True)
             return
         for event in emitted:
             self.events.put(event, follow_up=True)
         self.events.done(delivery)
 
-    def _failed(self, delivery: Delivery, exc: KatunaError) -> None:
-        """Retry with back-off while the error may pass, else drop the event (as a dead letter)."""
+    def _failed(self, delivery: Delivery, exc: KatunaError, bounded: bool = False) -> None:
+        """Retry with back-off while the error may pass (``bounded``: at most
+        :data:`MAX_DELIVERIES` times), else drop the event (as a dead letter)."""
         event = delivery.event
-        if exc.retryable and delivery.attempt < MAX_DELIVERIES:
-            delay = self._backoff * 2 ** (delivery.attempt - 1)
+        if exc.retryable and not (bounded and delivery.attempt >= MAX_DELIVERIES):
+            delay = min(MAX_BACKOFF, self._backoff * 2 ** min(delivery.attempt - 1, 16))
             log.warning("retrying %s (%s) in %.1fs: %s", event.type, event.id, delay, exc)
             self.events.retry(delivery, delay)
             return

@@ -21,6 +21,7 @@ log an ``.owner`` file names the process that runs the attempt (see
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
@@ -37,6 +38,7 @@ from functions.adapters.owners import Owners
 from functions.adapters.trial_ends import PUBLISH_DELAYS, finished_event, publish_with_retries
 from functions.adapters.trial_env import trial_environment
 from functions.adapters.workers import Workers
+from functions.core.errors import StorageFull
 from functions.core.events import Event, trial_finished, trial_progress
 from functions.core.lines import bounded_lines
 from functions.core.metrics import parse_json_lines, parse_text
@@ -173,10 +175,16 @@ class LocalExecutor:
         hold what its author would not show other users of the machine), in new folders only
         that user can enter; folders that exist keep their permissions."""
         path = self.log_path(launch.study, launch.number, launch.attempt)
-        for folder in reversed((path.parent, *path.parent.parents)):
-            if not folder.exists():
-                folder.mkdir(mode=0o700, exist_ok=True)
-        return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
+        try:
+            for folder in reversed((path.parent, *path.parent.parents)):
+                if not folder.exists():
+                    folder.mkdir(mode=0o700, exist_ok=True)
+            return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise StorageFull(f"the disk holding the trial logs {self.log_dir} is full; "
+                                  "trials start again once space is freed there") from exc
+            raise
 
     def _failed_to_start(self, run: _Run, message: str) -> None:
         """Report from a worker thread: the caller may hold a transaction that publishing waits on."""
