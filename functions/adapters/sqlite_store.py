@@ -567,6 +567,7 @@ class SqliteStore:
             self.db.execute("INSERT INTO sessions (id, csrf, host, expires_at) VALUES (?, ?, ?, ?)",
                             [session_id, csrf, host, expires_at])
 
+    @_reading
     def session(self, session_id: str) -> dict[str, Any] | None:
         """The unexpired session ``session_id`` (its csrf, host and expires_at), or None."""
         row = self.db.execute("SELECT csrf, host, expires_at FROM sessions WHERE id = ? AND expires_at > ?",
@@ -574,7 +575,8 @@ class SqliteStore:
         return None if row is None else {"csrf": row[0], "host": row[1], "expires_at": row[2]}
 
     def delete_session(self, session_id: str) -> None:
-        self.db.execute("DELETE FROM sessions WHERE id = ?", [session_id])
+        with self.transaction():
+            self.db.execute("DELETE FROM sessions WHERE id = ?", [session_id])
 
     # processed events
 
