@@ -1,0 +1,343 @@
+"""The pages under docs/ are checked where they show code: each block, found by its heading, is
+run or validated, and every link between pages leads to a file and heading that exist."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+from doc_blocks import ROOT, anchor, block, command_lines, headings, local_links
+
+from functions.cli import main
+from functions.core.formats import load_study
+from functions.core.metrics import parse_text
+
+KATUNA = str(Path(sys.executable).with_name("katuna"))
+PAGES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md")) + [
+    "README.md",
+    "CONTRIBUTING.md",
+    "CHANGELOG.md",
+]
+
+
+def _study_format_example() -> str:
+    return block("docs/study-format.md", "The study format", "yaml")
+
+
+def _assert_cli_usage(lines: list[list[str]]) -> None:
+    """Each ``katuna`` command exists and takes the options written after it."""
+    assert lines
+    for words in lines:
+        result = CliRunner().invoke(main, [words[1], "--help"])
+        assert result.exit_code == 0, result.output
+        for option in re.findall(r"--[a-z-]+", " ".join(words)):
+            assert option in result.output, f"{option} of katuna {words[1]}"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_link_leads_to_a_file_and_heading_that_exist(page: str):
+    for link in local_links(page):
+        target, _, fragment = link.partition("#")
+        path = (ROOT / page).parent / target if target else ROOT / page
+        assert path.exists(), f"{page}: {link}"
+        if fragment and path.suffix == ".md":
+            assert fragment in {anchor(h) for h in headings(str(path.resolve().relative_to(ROOT)))}, f"{page}: {link}"
+
+
+def test_every_page_but_the_readme_is_linked_from_the_readme():
+    linked = {link.split("#")[0] for link in local_links("README.md")}
+    assert {p for p in PAGES if p.startswith("docs/")} <= linked
+
+
+# docs/study-format.md
+
+
+def test_the_study_format_example_is_a_valid_study():
+    spec, definition = load_study(_study_format_example())
+    assert spec.name == "digits-mlp"
+    assert set(definition) == {
+        "name",
+        "objective",
+        "parameters",
+        "algorithm",
+        "parallelism",
+        "maxTrials",
+        "maxFailedTrials",
+        "timeBudget",
+        "trialTemplate",
+        "metricsCollector",
+    }
+
+
+def test_the_early_stopping_example_is_valid():
+    section = block("docs/study-format.md", "Early stopping", "yaml")
+    spec, _ = load_study(_study_format_example() + section)
+    assert spec.early_stopping.algorithm == "median" and spec.early_stopping.patience == 2
+
+
+# docs/kubernetes.md
+
+
+def test_the_node_pool_example_is_valid():
+    section = block("docs/kubernetes.md", "Node pools on GKE and EKS", "yaml")
+    spec, _ = load_study(_study_format_example() + section)
+    pool = spec.node_pool
+    assert (pool.provider, pool.capacity, pool.machine_types, pool.max_nodes) == ("gke", "spot", ("n2-standard-8",), 8)
+    assert dict(spec.trial_cluster.node_selector) == {"cloud.google.com/gke-nodepool": "katuna-digits"}
+
+
+def test_every_provisioning_command_uses_flags_the_script_has():
+    from infra.provision import main as provision
+
+    lines = [
+        line.split()
+        for line in block("docs/kubernetes.md", "The provisioning script", "sh").splitlines()
+        if line.startswith("python -m infra.provision ")
+    ]
+    assert {tuple(words[3:5]) for words in lines} >= {("gke", "up"), ("gke", "status"), ("eks", "up"), ("eks", "down")}
+    for words in lines:
+        result = CliRunner().invoke(provision, [*words[3:5], "--help"])
+        assert result.exit_code == 0, result.output
+        for option in re.findall(r"--[a-z-]+", " ".join(words)):
+            assert option in result.output, f"{option} of {' '.join(words[3:5])}"
+
+
+# docs/api.md
+
+
+def test_every_endpoint_on_the_api_page_is_in_the_openapi_document():
+    from functions.adapters.web.openapi import document
+
+    paths = document()["paths"]
+    table = "\n".join(line for line in (ROOT / "docs/api.md").read_text().splitlines() if line.startswith("| `"))
+    rows = re.findall(r"`(GET|POST|DELETE) (/[^`\[]*)", table)
+    assert len(rows) >= 15
+    for method, path in rows:
+        path = path.replace("{n}", "{number}")  # the page's short name for a trial's number
+        assert method.lower() in paths.get(path, {}), f"{method} {path}"
+    for line in block("docs/api.md", "The HTTP API and CloudEvent functions", "sh").splitlines():
+        if line.startswith("curl "):
+            method = re.search(r"-X (\w+)", line)
+            path = re.sub(
+                r"/quickstart\b",
+                "/{name}",
+                re.sub(r"/trials/\d+", "/trials/{number}", line.split("localhost:8080")[1].split()[0]),
+            )
+            assert (method.group(1) if method else ("POST" if "--data" in line else "GET")).lower() in paths[path], line
+            if "@" in line:
+                assert (ROOT / line.split("@")[1].split()[0]).is_file(), line
+
+
+def test_every_function_the_api_page_names_is_a_handler():
+    text = (ROOT / "docs/api.md").read_text()
+    names = re.search(r"POST /functions/\{([a-z]+,[a-z,]+)\}", text).group(1).split(",")
+    assert len(names) == 9
+    assert all((ROOT / f"functions/handlers/{name}.py").is_file() for name in names), names
+
+
+def test_the_serve_command_on_the_api_page_exists():
+    _assert_cli_usage(command_lines(block("docs/api.md", "The HTTP API and CloudEvent functions", "sh"), "katuna"))
+
+
+# docs/dashboard.md
+
+
+def test_the_optuna_dashboard_commands_exist():
+    text = block("docs/dashboard.md", "optuna-dashboard", "sh")
+    _assert_cli_usage(command_lines(text, "katuna"))
+    extra = re.search(r"'katuna\[(\w+)\]'", text).group(1)
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert any(requirement.startswith("optuna-dashboard") for requirement in extras[extra])
+
+
+# docs/knative.md
+
+
+def test_the_knative_install_commands_name_files_and_secrets_that_exist():
+    text = block("docs/knative.md", "Install", "sh")
+    dockerfile = re.search(r"docker build -f (\S+)", text).group(1)
+    assert (ROOT / dockerfile).is_file()
+    assert "kubectl apply -k knative/" in text and (ROOT / "knative/kustomization.yaml").is_file()
+    secret = re.search(r"create secret generic (\S+)", text).group(1)
+    assert secret in (ROOT / "knative/service.yaml").read_text()
+
+
+def test_the_kubectl_example_applies_a_study_resource_the_cli_reads():
+    text = block("docs/knative.md", "Run a study with kubectl", "sh")
+    files = set(re.findall(r"-f (examples/\S+)", text))
+    assert files == {"examples/digits-study.yaml"}
+    resource = yaml.safe_load((ROOT / "examples/digits-study.yaml").read_text())
+    assert (resource["apiVersion"], resource["kind"], resource["metadata"]["name"]) == (
+        "katuna.dev/v1",
+        "Study",
+        "digits",
+    )
+    assert "-n katuna" in text
+    converted = CliRunner().invoke(main, ["convert", str(ROOT / "examples/digits-study.yaml")])
+    assert converted.exit_code == 0, converted.output
+    assert load_study(converted.output)[0].name == "digits"
+
+
+# docs/katib.md
+
+
+@pytest.mark.parametrize("example", ["examples/katib-experiment.yaml", "examples/studyjob.yaml"])
+def test_the_katib_examples_convert_to_valid_studies(example: str):
+    assert example in local_links("docs/katib.md") or f"../{example}" in local_links("docs/katib.md")
+    converted = CliRunner().invoke(main, ["convert", str(ROOT / example)])
+    assert converted.exit_code == 0, converted.output
+    load_study(converted.output)
+
+
+# docs/architecture.md
+
+
+def test_optuna_reads_a_study_as_the_architecture_page_shows(tmp_path: Path):
+    study = {
+        "name": "quickstart",
+        "objective": {"metric": "accuracy", "direction": "maximize"},
+        "parameters": [{"name": "x", "type": "float", "min": 0.0, "max": 1.0}],
+        "maxTrials": 1,
+        "parallelism": 1,
+        "trialTemplate": {"command": ["python", "-c", "print('accuracy=0.5')", "${trialParameters.x}"]},
+    }
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(study))
+    run = subprocess.run([KATUNA, "run", "study.yaml"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stdout + run.stderr
+    code = block("docs/architecture.md", "Reading a study with Optuna", "python")
+    read = subprocess.run(
+        [sys.executable, "-c", code + "print(study.best_value, len(study.trials))"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert read.returncode == 0, read.stderr
+    assert read.stdout.split() == ["0.5", "1"]
+
+
+# docs/performance.md
+
+
+def test_the_benchmarks_on_the_performance_page_are_the_ones_make_bench_runs():
+    text = (ROOT / "docs/performance.md").read_text()
+    named = set(re.findall(r"benchmarks/(\w+)\.py", text))
+    makefile = (ROOT / "Makefile").read_text()
+    assert named == set(re.search(r"^BENCHMARKS := (.+)$", makefile, flags=re.M).group(1).split())
+    assert all((ROOT / f"benchmarks/{name}.py").is_file() for name in named)
+    commands = block("docs/performance.md", "Running the benchmarks", "sh")
+    assert re.search(r"^bench:", makefile, flags=re.M) and "make bench" in commands
+    for script in set(re.findall(r"(benchmarks/\w+\.py) --quick", commands)):
+        usage = subprocess.run(
+            [sys.executable, str(ROOT / script), "--help"], capture_output=True, text=True, timeout=60
+        )
+        assert usage.returncode == 0 and "--quick" in usage.stdout, usage.stderr
+
+
+# docs/reliability.md
+
+
+def test_every_suite_the_reliability_page_runs_exists():
+    text = block("docs/reliability.md", "Reliability: what katuna was put through, and what held", "sh")
+    files = re.findall(r"tests/test_\w+\.py", text)
+    assert len(files) >= 10
+    assert all((ROOT / f).is_file() for f in files), files
+
+
+# docs/trials.md
+
+
+def test_the_text_metric_line_is_read_as_katuna_reads_output():
+    line = block("docs/trials.md", "Text lines on standard output", "text")
+    observations = parse_text(line.splitlines(), ["accuracy", "loss"])
+    assert {(o.metric, o.value, o.step) for o in observations} == {("accuracy", 0.9422, 3), ("loss", 0.1873, 3)}
+
+
+def test_the_commands_to_run_a_trial_locally_exist():
+    text = block("docs/trials.md", "Run it locally first", "sh")
+    lines = command_lines(text, "katuna")
+    _assert_cli_usage(lines)
+    for words in lines:
+        for word in words:
+            if word.endswith(".yaml"):
+                assert (ROOT / word).is_file(), word
+
+
+def test_the_trial_image_runs_its_script_as_a_non_root_user_on_a_slim_python():
+    build = block("docs/trials.md", "Build and push the image", "sh")
+    dockerfile = re.search(r"docker build -f (\S+) -t (\S+) \.$", build, flags=re.M)
+    assert dockerfile and f"docker push {dockerfile.group(2)}" in build
+    instructions = [line.split(None, 1) for line in _dockerfile_lines(ROOT / dockerfile.group(1))]
+    assert instructions[0][0] == "FROM" and re.fullmatch(r"python:3\.\d+-slim", instructions[0][1])
+    user = [args for op, args in instructions if op == "USER"]
+    assert user and user[-1].split(":")[0] not in {"0", "root"}
+    copied = [args.split() for op, args in instructions if op == "COPY"]
+    assert copied and all((ROOT / source).is_file() for args in copied for source in args[:-1])
+    workdir = [args for op, args in instructions if op == "WORKDIR"][-1]
+    study = yaml.safe_load((ROOT / "examples/trial-image/study.yaml").read_text())
+    script = study["trialTemplate"]["command"][1]
+    assert any(f"{workdir}/{Path(script).parent}/" == args[-1] for args in copied), "the script keeps its path"
+    assert study["trialTemplate"]["image"] == dockerfile.group(2)
+
+
+def test_the_trial_image_study_renders_the_job_of_its_image():
+    rendered = CliRunner().invoke(
+        main,
+        ["render", str(ROOT / "examples/trial-image/study.yaml"), "--params", "alpha=0.001", "--params", "lr=0.05"],
+    )
+    assert rendered.exit_code == 0, rendered.output
+    job = yaml.safe_load(rendered.output[rendered.output.index("apiVersion") :])
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "REGISTRY/digits-trial:1"
+    assert container["command"][:4] == ["python", "examples/trial-image/train.py", "--alpha=0.001", "--lr=0.05"]
+
+
+def test_the_trial_image_script_runs_as_a_trial_reporting_json_lines_to_a_file(tmp_path: Path):
+    (tmp_path / "examples").symlink_to(ROOT / "examples")
+    study = yaml.safe_load((ROOT / "examples/trial-image/study.yaml").read_text())
+    template = study["trialTemplate"]
+    template["command"] = [
+        *template["command"][:4],
+        "--epochs=2",
+        "--format=json",
+        "--metrics-file=metrics-${trialSpec.Name}.jsonl",
+    ]
+    study.update(yaml.safe_load(block("docs/trials.md", "A file", "yaml")), maxTrials=1, parallelism=1)
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(study))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KATUNA_")}
+    run = subprocess.run(
+        [KATUNA, "run", "study.yaml", "--db", "k.db"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert (tmp_path / "metrics-digits-sgd-0.jsonl").read_text().count("\n") == 2
+    trials = json.loads(
+        subprocess.run(
+            [KATUNA, "trials", "digits-sgd", "--db", "k.db", "--json"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        ).stdout
+    )
+    assert [t["state"] for t in trials] == ["COMPLETE"]
+    assert 0.5 < trials[0]["metrics"]["accuracy"] <= 1.0 and trials[0]["metrics"]["loss"] > 0
+
+
+def _dockerfile_lines(path: Path) -> list[str]:
+    """A Dockerfile's instructions, continuation lines joined, comments left out."""
+    text = re.sub(r"\\\n\s*", " ", path.read_text())
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
