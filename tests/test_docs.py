@@ -163,8 +163,9 @@ def test_the_optuna_dashboard_commands_exist():
 
 def test_the_knative_install_commands_name_files_and_secrets_that_exist():
     text = block("docs/knative.md", "Install", "sh")
-    dockerfile = re.search(r"docker build -f (\S+)", text).group(1)
+    dockerfile, version = re.search(r"docker build -f (\S+) -t \S+:(\S+) \.", text).groups()
     assert (ROOT / dockerfile).is_file()
+    assert version == tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
     assert "kubectl apply -k knative/" in text and (ROOT / "knative/kustomization.yaml").is_file()
     secret = re.search(r"create secret generic (\S+)", text).group(1)
     assert secret in (ROOT / "knative/service.yaml").read_text()
