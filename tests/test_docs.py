@@ -282,6 +282,8 @@ def test_the_trial_image_runs_its_script_as_a_non_root_user_on_a_slim_python():
     assert user and user[-1].split(":")[0] not in {"0", "root"}
     copied = [args.split() for op, args in instructions if op == "COPY"]
     assert copied and all((ROOT / source).is_file() for args in copied for source in args[:-1])
+    ignore = _dockerfile_lines(ROOT / (dockerfile.group(1) + ".dockerignore"))
+    assert ignore[0] == "*" and sorted(ignore[1:]) == sorted(f"!{source}" for args in copied for source in args[:-1])
     workdir = [args for op, args in instructions if op == "WORKDIR"][-1]
     study = yaml.safe_load((ROOT / "examples/trial-image/study.yaml").read_text())
     script = study["trialTemplate"]["command"][1]
