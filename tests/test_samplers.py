@@ -52,8 +52,9 @@ def drive_with_fresh_state(tmp_path: Path, definition: dict) -> list[dict]:
         reported: list = []
         runner.broker.publish = reported.append
         pending += runner.dispatcher.deliver(event)
+        launched = runner.executor.running() > 0
         deadline = time.monotonic() + 30
-        while runner.executor.running() and time.monotonic() < deadline:
+        while launched and not reported and time.monotonic() < deadline:
             time.sleep(0.01)
         pending += reported
         trials = runner.store.trials(definition["name"])

@@ -111,7 +111,7 @@ def test_the_dashboard_submits_stops_and_logs_out_with_its_csrf_token(tmp_path, 
         page.wait_for_url(guarded.base + "/ui/studies/from-form")
         page.on("dialog", lambda dialog: dialog.accept())
         page.click("#stop-study")
-        expect(page.locator("#study-status")).to_have_text("stopped")
+        expect(page.locator("#study-status")).to_have_text("stopped", timeout=20_000)
         cookie = next(c for c in context.cookies() if c["name"] == "katuna_session")
         page.click("text=Log out")
         page.wait_for_url(guarded.base + "/ui/login")

@@ -19,8 +19,10 @@ args = parser.parse_args()
 pid_dir = os.environ.get("PID_DIR")
 if pid_dir:
     name = f"{os.environ['KATUNA_TRIAL']}.{os.environ['KATUNA_ATTEMPT']}.pid"
-    with open(os.path.join(pid_dir, name), "w") as handle:
+    draft = os.path.join(pid_dir, f".{name}.draft")
+    with open(draft, "w") as handle:
         handle.write(str(os.getpid()))
+    os.replace(draft, os.path.join(pid_dir, name))  # a reader never sees a half-written file
 
 loss = (args.x - 2) ** 2 + args.y ** 2
 if args.mode == "crash":
