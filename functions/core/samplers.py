@@ -32,8 +32,9 @@ from optuna.samplers._lazy_random_state import LazyRandomState
 
 from functions.core.errors import Problem
 from functions.core.limits import DEFAULTS, Limits
+from functions.core.parameters import FloatParameter, Parameter
 from functions.core.space import grid_count, grid_values, sample
-from functions.core.spec import Algorithm, Parameter, Study
+from functions.core.spec import Algorithm, Study
 from functions.core.typed_settings import convert_all, culprit, plain_settings
 
 
@@ -154,7 +155,7 @@ def check_algorithm(
         problems.extend(
             Problem(f"parameters[{i}]", "grid needs a finite set of values: give float parameters a step")
             for i, p in enumerate(parameters)
-            if p.type == "float" and p.step is None
+            if isinstance(p, FloatParameter) and p.step is None
         )
         if not problems and grid_size(parameters) > limits.grid:
             problems.append(Problem("parameters", f"the grid has {grid_size(parameters):,} points; expected at most "
