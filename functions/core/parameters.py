@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeAlias
 
-Condition = tuple[tuple[str, tuple[Any, ...]], ...]
+Condition: TypeAlias = tuple[tuple[str, tuple[Any, ...]], ...]
 """A parameter's ``when``: for each named earlier parameter, the values under which it exists."""
 
 
@@ -19,6 +19,8 @@ Condition = tuple[tuple[str, tuple[Any, ...]], ...]
 class _Dimension:
     """What every parameter has: a name and the conditions under which it exists."""
 
+    type: ClassVar[str]
+    """The kind's name in the study format: ``int``, ``float``, ``categorical`` or ``discrete``."""
     name: str
     when: Condition = field(default=(), kw_only=True)
 
@@ -26,8 +28,9 @@ class _Dimension:
         """Whether the parameter applies, given the values chosen before it."""
         return all(name in params and params[name] in values for name, values in self.when)
 
-    def _head(self, kind: str) -> dict[str, Any]:
-        out: dict[str, Any] = {"name": self.name, "type": kind}
+    def _head(self) -> dict[str, Any]:
+        """The fields every kind stores: name, type and conditions."""
+        out: dict[str, Any] = {"name": self.name, "type": self.type}
         if self.when:
             out["when"] = {name: list(values) for name, values in self.when}
         return out
@@ -44,7 +47,7 @@ class IntParameter(_Dimension):
     log: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        out = self._head(self.type) | {"min": self.low, "max": self.high}
+        out = self._head() | {"min": self.low, "max": self.high}
         if self.step != 1:
             out["step"] = self.step
         if self.log:
@@ -63,7 +66,7 @@ class FloatParameter(_Dimension):
     log: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        out = self._head(self.type) | {"min": self.low, "max": self.high}
+        out = self._head() | {"min": self.low, "max": self.high}
         if self.step is not None:
             out["step"] = self.step
         if self.log:
@@ -79,7 +82,7 @@ class CategoricalParameter(_Dimension):
     values: tuple[Any, ...]
 
     def to_dict(self) -> dict[str, Any]:
-        return self._head(self.type) | {"values": list(self.values)}
+        return self._head() | {"values": list(self.values)}
 
 
 @dataclass(frozen=True)
@@ -90,11 +93,9 @@ class DiscreteParameter(_Dimension):
     values: tuple[float, ...]
 
     def to_dict(self) -> dict[str, Any]:
-        return self._head(self.type) | {"values": list(self.values)}
+        return self._head() | {"values": list(self.values)}
 
 
-RangeParameter: TypeAlias = IntParameter | FloatParameter
-"""A parameter given by bounds."""
 ChoiceParameter: TypeAlias = CategoricalParameter | DiscreteParameter
 """A parameter given by the list of its values."""
 Parameter: TypeAlias = IntParameter | FloatParameter | CategoricalParameter | DiscreteParameter

@@ -14,7 +14,7 @@ from optuna.distributions import (
 )
 
 from functions.core.errors import InvalidStudy, Problem
-from functions.core.parameters import CategoricalParameter, DiscreteParameter, FloatParameter, IntParameter, Parameter
+from functions.core.parameters import ChoiceParameter, FloatParameter, IntParameter, Parameter
 
 
 def distribution(parameter: Parameter) -> BaseDistribution:
@@ -53,7 +53,7 @@ GRID_COUNT_CAP = 2**1024
 
 def grid_count(parameter: Parameter) -> int:
     """How many values a grid search visits for one parameter, counted by division, never listed."""
-    if isinstance(parameter, CategoricalParameter | DiscreteParameter):
+    if isinstance(parameter, ChoiceParameter):
         return len(parameter.values)
     if isinstance(parameter, IntParameter):
         return (parameter.high - parameter.low) // parameter.step + 1
@@ -63,7 +63,7 @@ def grid_count(parameter: Parameter) -> int:
 
 def grid_values(parameter: Parameter) -> list[Any]:
     """Every value a grid search visits for one parameter."""
-    if isinstance(parameter, CategoricalParameter | DiscreteParameter):
+    if isinstance(parameter, ChoiceParameter):
         return list(parameter.values)
     if isinstance(parameter, IntParameter):
         return list(range(parameter.low, parameter.high + 1, parameter.step))
@@ -93,7 +93,7 @@ def parse_assignments(parameters: tuple[Parameter, ...], assignments: list[str])
 
 
 def _value(parameter: Parameter, raw: str) -> Any:
-    if isinstance(parameter, CategoricalParameter | DiscreteParameter):
+    if isinstance(parameter, ChoiceParameter):
         for choice in parameter.values:
             if str(choice) == raw:
                 return choice

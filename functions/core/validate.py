@@ -18,7 +18,14 @@ from functions.core.errors import InvalidStudy, Problem
 from functions.core.limits import DEFAULTS, MAX_SEED, Limits, over_limits
 from functions.core.metrics import check_filter
 from functions.core.nodepool import parse_node_pool
-from functions.core.parameters import CategoricalParameter, DiscreteParameter, FloatParameter, IntParameter, Parameter
+from functions.core.parameters import (
+    CategoricalParameter,
+    ChoiceParameter,
+    DiscreteParameter,
+    FloatParameter,
+    IntParameter,
+    Parameter,
+)
 from functions.core.pruners import parse_early_stopping
 from functions.core.reader import Reader, is_number, join, kind_of
 from functions.core.samplers import check_algorithm, check_sampler, convert_settings
@@ -178,7 +185,7 @@ def _check_conditions(r: Reader, parameters: list[Parameter | None]) -> None:
         for name, values in parameter.when if parameter else ():
             parent = earlier.get(name)
             where = f"parameters[{i}].when.{name}"
-            if not isinstance(parent, CategoricalParameter | DiscreteParameter):
+            if not isinstance(parent, ChoiceParameter):
                 r.fail(where, "expected a categorical or discrete parameter defined before this one")
             elif any(v not in parent.values for v in values):
                 r.fail(where, f"expected values among {', '.join(map(str, parent.values))}")

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from functions.core.parameters import CategoricalParameter, DiscreteParameter, IntParameter, Parameter
+from functions.core.parameters import ChoiceParameter, IntParameter, Parameter
 from functions.core.reader import Reader, join
 from functions.core.space import distribution
 
@@ -68,7 +68,7 @@ def _from_row(raw: Mapping[str, Any], parameters: Sequence[Parameter], objective
 
 
 def _typed(parameter: Parameter, cell: str) -> Any:
-    if isinstance(parameter, CategoricalParameter | DiscreteParameter):
+    if isinstance(parameter, ChoiceParameter):
         return next((v for v in parameter.values if str(v) == cell), cell)
     number = _number(cell)
     whole = isinstance(parameter, IntParameter) and number is not None and number.is_integer()
