@@ -35,6 +35,15 @@ class _Dimension:
             out["when"] = {name: list(values) for name, values in self.when}
         return out
 
+    def _range(self, low: float, high: float, step: float | None, log: bool) -> dict[str, Any]:
+        """The stored fields of a parameter given by bounds (``step`` None: the kind's default)."""
+        out = self._head() | {"min": low, "max": high}
+        if step is not None:
+            out["step"] = step
+        if log:
+            out["log"] = True
+        return out
+
 
 @dataclass(frozen=True)
 class IntParameter(_Dimension):
@@ -47,12 +56,7 @@ class IntParameter(_Dimension):
     log: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        out = self._head() | {"min": self.low, "max": self.high}
-        if self.step != 1:
-            out["step"] = self.step
-        if self.log:
-            out["log"] = True
-        return out
+        return self._range(self.low, self.high, None if self.step == 1 else self.step, self.log)
 
 
 @dataclass(frozen=True)
@@ -66,12 +70,7 @@ class FloatParameter(_Dimension):
     log: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        out = self._head() | {"min": self.low, "max": self.high}
-        if self.step is not None:
-            out["step"] = self.step
-        if self.log:
-            out["log"] = True
-        return out
+        return self._range(self.low, self.high, self.step, self.log)
 
 
 @dataclass(frozen=True)
