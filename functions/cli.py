@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 import yaml
@@ -58,7 +58,7 @@ def _store(db: str | None) -> Iterator[SqliteStore]:
         store.close()
 
 
-def _fail(message: str, code: int = 1) -> None:
+def _fail(message: str, code: int = 1) -> NoReturn:
     errors.print(f"[red]error:[/red] {markup(message)}", highlight=False, soft_wrap=True)
     sys.exit(code)
 
@@ -214,7 +214,7 @@ def convert(file: str) -> None:
     click.echo(yaml.safe_dump(spec.to_dict(), sort_keys=False), nl=False)
 
 
-def _problems(file: str, exc: InvalidStudy) -> None:
+def _problems(file: str, exc: InvalidStudy) -> NoReturn:
     errors.print(f"[red]error:[/red] {markup(file)} is not a valid study:", highlight=False)
     for problem in _unparseable(exc) or exc.problems:
         errors.print(f"  - {printable(problem)}", highlight=False, markup=False)

@@ -80,7 +80,7 @@ def trial_table(record: StudyRecord, trials: list[TrialRecord], title: str | Non
     if with_reason:
         table.add_column("reason", overflow="fold", max_width=50)
     for trial in trials:
-        values = trial.values or [None] * len(spec.objectives)
+        values: list[float | None] = [*trial.values] if trial.values else [None] * len(spec.objectives)
         row = [str(trial.number), *([trial.state] if with_state else []),
                *["" if v is None else f"{v:.6g}" for v in values],
                *[_short(trial.params.get(p.name)) for p in spec.parameters]]

@@ -41,6 +41,6 @@ class StudyProgress:
         best = ""
         if not self._spec.multi_objective:
             top = self._store.best_trials(self._spec.name, 1)
-            if top:
+            if top and top[0].values:
                 best = markup(f"best {self._spec.objectives[0].metric}={top[0].values[0]:.6g}")
         self._progress.update(self._task, completed=counts.finished, counts=text, best=best)

@@ -7,9 +7,10 @@ and sink bindings.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import Any
 
 from functions.core.cluster import Cluster
 from functions.core.limits import Limits
@@ -34,7 +35,7 @@ def _list(text: str) -> tuple[str, ...]:
 
 def _limits(env: Mapping[str, str]) -> Limits:
     """The study limits, each default replaced by its ``KATUNA_MAX_<FIELD>`` variable where set."""
-    overrides = {}
+    overrides: dict[str, Any] = {}
     for item in fields(Limits):
         name = f"{PREFIX}MAX_{item.name.upper()}"
         if env.get(name):
@@ -135,7 +136,7 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
-        read = {
+        read: dict[str, tuple[str, Callable[[str], Any]]] = {
             "db": ("DB", Path), "log_dir": ("LOG_DIR", Path), "busy_timeout": ("BUSY_TIMEOUT", float),
             "api_token": ("API_TOKEN", str), "max_body": ("MAX_BODY", int), "max_log": ("MAX_LOG", int), "workdir": ("WORKDIR", Path),
             "events": ("EVENTS", str), "k8s_namespace": ("K8S_NAMESPACE", str),

@@ -34,12 +34,13 @@ def _dominates(a: list[float], b: list[float], signs: list[int]) -> bool:
 def pareto_front(spec: Study, trials: list[TrialRecord]) -> list[TrialRecord]:
     """Completed trials that no other completed trial beats on every objective."""
     signs = [1 if o.direction == MINIMIZE else -1 for o in spec.objectives]
-    done = sorted((t for t in trials if t.state == COMPLETE and t.values), key=lambda t: [s * v for s, v in zip(signs, t.values)])
-    front: list[TrialRecord] = []
-    for trial in done:
-        if not any(_dominates(f.values, trial.values, signs) for f in front):
-            front.append(trial)
-    return front
+    scored = sorted(((t.values, t) for t in trials if t.state == COMPLETE and t.values),
+                    key=lambda pair: [s * v for s, v in zip(signs, pair[0])])
+    front: list[tuple[list[float], TrialRecord]] = []
+    for values, trial in scored:
+        if not any(_dominates(best, values, signs) for best, _ in front):
+            front.append((values, trial))
+    return [trial for _, trial in front]
 
 
 def best_trials(store: Store, record: StudyRecord, limit: int = 1) -> list[TrialRecord]:

@@ -99,7 +99,8 @@ class Watcher:
         if not isinstance(self._executor, LocalExecutor) or now - self._strays_checked < STRAYS_EVERY:
             return
         self._strays_checked = now
-        store, studies, active = self._deps.store, {}, {}
+        store, active = self._deps.store, {}
+        studies: dict[str, StudyRecord | None] = {}
 
         def stray(study: str, uid: str, number: int, attempt: int) -> bool:
             if study not in studies:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import click
@@ -47,7 +47,7 @@ def _pool(section: dict[str, Any], name_flag: str) -> NodePool:
     """The pool the flags describe, checked by the same rules as a study's ``nodePool``."""
     reader = Reader()
     pool = parse_node_pool(reader, {k: v for k, v in section.items() if v not in (None, {}, [])}, None, None)
-    if reader.problems:
+    if reader.problems or pool is None:
         flags = FLAGS | {"name": name_flag}
         raise click.UsageError("; ".join(f"{flags.get(p.path.split('.')[1], p.path)}: {p.message}"
                                          for p in reader.problems))
@@ -172,7 +172,7 @@ def eks_options(command: Callable) -> Callable:
     return command
 
 
-def _eks(cluster: str, subnets: list[str] = (), node_role: str | None = None) -> tuple[Any, Any, Any]:
+def _eks(cluster: str, subnets: Sequence[str] = (), node_role: str | None = None) -> tuple[Any, Any, Any]:
     from infra import eks
 
     where = eks.EksCluster(cluster, tuple(subnets), node_role)

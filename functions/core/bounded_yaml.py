@@ -43,19 +43,23 @@ class _BoundedLoader(yaml.SafeLoader):
         self._weights: dict[int, int] = {}
         self._path: list[str] = []
 
-    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node:
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+        """The node at ``index`` of ``parent``: a position in a sequence, or the key node of a
+        mapping value (PyYAML passes either; its stubs say ``int``)."""
         self._depth += 1
         if self._depth > MAX_DEPTH:
             raise DocumentTooLarge(f"nested deeper than {MAX_DEPTH} levels")
         self._path.append(f"[{index}]" if isinstance(index, int) else
                           f".{index.value}" if isinstance(index, yaml.ScalarNode) else "")
         try:
-            node = super().compose_node(parent, index)
+            node = super().compose_node(parent, index)  # type: ignore[arg-type]  # a key node, as PyYAML passes it
             if isinstance(node, yaml.MappingNode):
                 self._check_keys(node)
         finally:
             self._depth -= 1
             self._path.pop()
+        if node is None:
+            return None
         weight = self._weights.get(id(node))
         if weight is None:
             weight = self._weights[id(node)] = 1 + sum(self._weights.get(id(child), 1) for child in _children(node))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 from functions.core import template
 from functions.core.errors import InvalidStudy, Problem
@@ -73,7 +73,7 @@ def _parallelism(spec: Mapping[str, Any], problems: list[Problem]) -> Any:
     return spec.get("parallelTrialCount", min(3, limit) if limit >= 1 else 3)
 
 
-def _is_count(value: Any) -> bool:
+def _is_count(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -100,7 +100,7 @@ def _number(text: Any, kind: str, path: str, problems: list[Problem]) -> float |
 
 def _parameter(parameter: Mapping[str, Any], path: str, problems: list[Problem]) -> dict[str, Any]:
     kind = {"int": "int", "double": "float", "categorical": "categorical", "discrete": "discrete"}.get(
-        parameter.get("parameterType"))
+        str(parameter.get("parameterType")))
     out: dict[str, Any] = {"name": parameter.get("name"), "type": kind}
     if kind is None:
         problems.append(Problem(f"{path}.parameterType", "expected int, double, categorical or discrete"))

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from functions.core.errors import Problem
+from functions.core.parameters import ChoiceParameter
 
 if TYPE_CHECKING:
     from functions.core.spec import Study
@@ -72,7 +73,7 @@ def over_limits(study: Study, limits: Limits) -> list[Problem]:
         ("parameters", len(study.parameters), limits.parameters, "PARAMETERS"),
     ]
     checks += [(f"parameters[{i}].values", len(p.values), limits.values, "VALUES")
-               for i, p in enumerate(study.parameters)]
+               for i, p in enumerate(study.parameters) if isinstance(p, ChoiceParameter)]
     checks += [("objective", len(metric), limits.text, "TEXT") for metric in study.metric_names]
     return [Problem(path, f"expected at most {bound:,} (set by {PREFIX}MAX_{variable}), got {value:,}")
             for path, value, bound, variable in checks if value is not None and value > bound]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import codecs
 import re
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 
 MAX_LINE = 64 * 1024
 """Characters of one line; a longer line arrives in pieces of at most this size."""
@@ -32,7 +32,7 @@ def bounded_lines(chunks: Iterable[bytes], max_line: int = MAX_LINE) -> Iterator
         yield pending[:-1] + "\n" if pending.endswith("\r") else pending
 
 
-def _complete_lines(text: str, max_line: int) -> Iterator[str]:
+def _complete_lines(text: str, max_line: int) -> Generator[str, None, str]:
     """Yield the complete (or overlong) lines of ``text``; return the unfinished rest."""
     start = 0
     while True:

@@ -122,13 +122,14 @@ def parse_json_lines(lines: Iterable[str], metrics: Iterable[str]) -> list[Obser
             continue
         if not isinstance(record, dict):
             continue
-        values = {k: _as_float(v) for k, v in record.items() if not isinstance(v, bool)}
-        step = _step({k: v for k, v in values.items() if v is not None})
+        numbers = {k: _as_float(v) for k, v in record.items() if not isinstance(v, bool)}
+        values = {k: v for k, v in numbers.items() if v is not None}
+        step = _step(values)
         timestamp = record.get("timestamp")
         observations.extend(
             Observation(name, values[name], step, timestamp if isinstance(timestamp, str) else None)
             for name in record
-            if name in wanted and values.get(name) is not None
+            if name in wanted and name in values
         )
     return observations
 

@@ -29,11 +29,13 @@ from typing import Any
 
 import optuna
 from optuna.samplers._lazy_random_state import LazyRandomState
+from optuna.study import StudyDirection
 
 from functions.core.errors import Problem
 from functions.core.limits import DEFAULTS, Limits
+from functions.core.parameters import FloatParameter, Parameter
 from functions.core.space import grid_count, grid_values, sample
-from functions.core.spec import Algorithm, Parameter, Study
+from functions.core.spec import Algorithm, Study
 from functions.core.typed_settings import convert_all, culprit, plain_settings
 
 
@@ -154,7 +156,7 @@ def check_algorithm(
         problems.extend(
             Problem(f"parameters[{i}]", "grid needs a finite set of values: give float parameters a step")
             for i, p in enumerate(parameters)
-            if p.type == "float" and p.step is None
+            if isinstance(p, FloatParameter) and p.step is None
         )
         if not problems and grid_size(parameters) > limits.grid:
             problems.append(Problem("parameters", f"the grid has {grid_size(parameters):,} points; expected at most "
@@ -168,7 +170,7 @@ def check_sampler(algorithm: Algorithm, parameters: tuple[Parameter, ...], n_obj
     error of every later suggestion. (Without settings, Optuna's defaults need no check.)"""
     if not algorithm.settings:
         return []
-    directions = ["minimize"] * n_objectives
+    directions = [StudyDirection.MINIMIZE] * n_objectives
     try:
         with _quiet_optuna():
             study = optuna.create_study(directions=directions, sampler=build_sampler(algorithm, parameters, 0))
@@ -237,8 +239,9 @@ def sampler_for(
     (an unseeded one goes on drawing from the same random states)."""
     kind = REGISTRY[algorithm.name]
     if current is not None and kind.reusable and _BUILT_FOR.get(current) == (algorithm, parameters):
-        if algorithm.seed is not None:
-            _reseed(current, trial_seed(algorithm.seed, trial_number))
+        seed = trial_seed(algorithm.seed, trial_number)
+        if seed is not None:
+            _reseed(current, seed)
         return current
     sampler = build_sampler(algorithm, parameters, trial_number)
     _BUILT_FOR[sampler] = (algorithm, parameters)
@@ -257,6 +260,6 @@ def _reseed(sampler: optuna.samplers.BaseSampler, seed: int) -> None:
 
 def first_suggestion(spec: Study) -> dict[str, Any]:
     """The parameters the study's sampler suggests first, from an empty in-memory study."""
-    study = optuna.create_study(directions=[o.direction for o in spec.objectives],
+    study = optuna.create_study(directions=[StudyDirection[o.direction.upper()] for o in spec.objectives],
                                 sampler=build_sampler(spec.algorithm, spec.parameters, 0))
     return dict(sample(study, spec.parameters).params)

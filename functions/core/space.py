@@ -14,19 +14,15 @@ from optuna.distributions import (
 )
 
 from functions.core.errors import InvalidStudy, Problem
-from functions.core.spec import Parameter
+from functions.core.parameters import ChoiceParameter, FloatParameter, IntParameter, Parameter
 
 
 def distribution(parameter: Parameter) -> BaseDistribution:
     """The Optuna distribution of one parameter."""
-    if parameter.type == "int":
-        return IntDistribution(
-            int(parameter.low), int(parameter.high), log=parameter.log, step=int(parameter.step or 1)
-        )
-    if parameter.type == "float":
-        return FloatDistribution(
-            float(parameter.low), float(parameter.high), log=parameter.log, step=parameter.step
-        )
+    if isinstance(parameter, IntParameter):
+        return IntDistribution(parameter.low, parameter.high, log=parameter.log, step=parameter.step)
+    if isinstance(parameter, FloatParameter):
+        return FloatDistribution(parameter.low, parameter.high, log=parameter.log, step=parameter.step)
     return CategoricalDistribution(parameter.values)
 
 
@@ -38,8 +34,9 @@ def distribution_problems(parameters: tuple[Parameter, ...]) -> list[Problem]:
         try:
             distribution(parameter)
         except ArithmeticError:
+            step = parameter.step if isinstance(parameter, FloatParameter) else None
             problems.append(Problem(f"parameters[{i}].step", f"Optuna cannot sample this range: it holds too many "
-                                    f"steps of {parameter.step}; expected a coarser step or a narrower range"))
+                                    f"steps of {step}; expected a coarser step or a narrower range"))
         except ValueError as exc:
             problems.append(Problem(f"parameters[{i}]", f"Optuna cannot sample this range: {exc}"))
     return problems
@@ -56,24 +53,22 @@ GRID_COUNT_CAP = 2**1024
 
 def grid_count(parameter: Parameter) -> int:
     """How many values a grid search visits for one parameter, counted by division, never listed."""
-    if parameter.type in ("categorical", "discrete"):
+    if isinstance(parameter, ChoiceParameter):
         return len(parameter.values)
-    step = parameter.step or 1
-    if parameter.type == "int":
-        return (int(parameter.high) - int(parameter.low)) // int(step) + 1
-    steps = (parameter.high - parameter.low) / step
+    if isinstance(parameter, IntParameter):
+        return (parameter.high - parameter.low) // parameter.step + 1
+    steps = (parameter.high - parameter.low) / (parameter.step or 1)
     return int(round(steps, 9)) + 1 if math.isfinite(steps) else GRID_COUNT_CAP
 
 
 def grid_values(parameter: Parameter) -> list[Any]:
     """Every value a grid search visits for one parameter."""
-    if parameter.type in ("categorical", "discrete"):
+    if isinstance(parameter, ChoiceParameter):
         return list(parameter.values)
+    if isinstance(parameter, IntParameter):
+        return list(range(parameter.low, parameter.high + 1, parameter.step))
     step = parameter.step or 1
-    values = [parameter.low + i * step for i in range(grid_count(parameter))]
-    if parameter.type == "int":
-        return [int(v) for v in values]
-    return [round(float(v), 12) for v in values]
+    return [round(float(parameter.low + i * step), 12) for i in range(grid_count(parameter))]
 
 
 def parse_assignments(parameters: tuple[Parameter, ...], assignments: list[str]) -> dict[str, Any]:
@@ -98,15 +93,17 @@ def parse_assignments(parameters: tuple[Parameter, ...], assignments: list[str])
 
 
 def _value(parameter: Parameter, raw: str) -> Any:
-    if parameter.type in ("categorical", "discrete"):
+    if isinstance(parameter, ChoiceParameter):
         for choice in parameter.values:
             if str(choice) == raw:
                 return choice
         raise ValueError(f"expected one of {', '.join(map(str, parameter.values))}, got {raw!r}")
-    value = int(raw) if parameter.type == "int" else float(raw)
-    if not distribution(parameter)._contains(distribution(parameter).to_internal_repr(value)):
+    value = int(raw) if isinstance(parameter, IntParameter) else float(raw)
+    space = distribution(parameter)
+    if not space._contains(space.to_internal_repr(value)):
+        step = parameter.step if isinstance(parameter, FloatParameter) or parameter.step != 1 else None
         raise ValueError(f"expected a value in [{parameter.low}, {parameter.high}]"
-                         + (f" on the step {parameter.step}" if parameter.step else "") + f", got {raw}")
+                         + (f" on the step {step}" if step else "") + f", got {raw}")
     return value
 
 
@@ -127,10 +124,8 @@ def sample(study: optuna.Study, parameters: tuple[Parameter, ...]) -> optuna.tri
 
 
 def _suggest(trial: optuna.trial.Trial, parameter: Parameter) -> Any:
-    if parameter.type == "int":
-        return trial.suggest_int(parameter.name, int(parameter.low), int(parameter.high),
-                                 step=int(parameter.step or 1), log=parameter.log)
-    if parameter.type == "float":
-        return trial.suggest_float(parameter.name, float(parameter.low), float(parameter.high),
-                                   step=parameter.step, log=parameter.log)
+    if isinstance(parameter, IntParameter):
+        return trial.suggest_int(parameter.name, parameter.low, parameter.high, step=parameter.step, log=parameter.log)
+    if isinstance(parameter, FloatParameter):
+        return trial.suggest_float(parameter.name, parameter.low, parameter.high, step=parameter.step, log=parameter.log)
     return trial.suggest_categorical(parameter.name, list(parameter.values))

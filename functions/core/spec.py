@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from functions.core.cluster import Cluster
 from functions.core.nodepool import NodePool, place_trials
+from functions.core.parameters import Parameter
 from functions.core.pruners import EarlyStopping
 
 if TYPE_CHECKING:
@@ -35,39 +36,6 @@ class Objective:
         if self.goal is None:
             return False
         return value <= self.goal if self.direction == MINIMIZE else value >= self.goal
-
-
-@dataclass(frozen=True)
-class Parameter:
-    """One dimension of the search space."""
-
-    name: str
-    type: str
-    low: float | int | None = None
-    high: float | int | None = None
-    step: float | int | None = None
-    log: bool = False
-    values: tuple[Any, ...] = ()
-    when: tuple[tuple[str, tuple[Any, ...]], ...] = ()
-    """Conditions: the parameter exists only where each named parameter has one of the values."""
-
-    def active(self, params: Mapping[str, Any]) -> bool:
-        """Whether the parameter applies, given the values chosen before it."""
-        return all(name in params and params[name] in values for name, values in self.when)
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"name": self.name, "type": self.type}
-        if self.when:
-            out["when"] = {name: list(values) for name, values in self.when}
-        if self.type in ("int", "float"):
-            out.update(min=self.low, max=self.high)
-            if self.step is not None:
-                out["step"] = self.step
-            if self.log:
-                out["log"] = True
-        else:
-            out["values"] = list(self.values)
-        return out
 
 
 @dataclass(frozen=True)

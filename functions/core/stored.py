@@ -17,8 +17,9 @@ from typing import Any
 from functions.core.cluster import TRIAL_TAINT, Cluster
 from functions.core.errors import PermanentError
 from functions.core.nodepool import GKE, NodePool
+from functions.core.parameters import CategoricalParameter, DiscreteParameter, FloatParameter, IntParameter, Parameter
 from functions.core.pruners import EarlyStopping
-from functions.core.spec import Algorithm, MetricsCollector, Objective, Parameter, Study, TrialTemplate
+from functions.core.spec import Algorithm, MetricsCollector, Objective, Study, TrialTemplate
 from functions.core.warm import KnownResult, WarmStart
 
 SPEC_VERSION = 1
@@ -79,10 +80,13 @@ def _study(data: Mapping[str, Any]) -> Study:
 
 def _parameter(data: Mapping[str, Any]) -> Parameter:
     when = tuple((name, tuple(values)) for name, values in (data.get("when") or {}).items())
-    if data["type"] in ("int", "float"):
-        return Parameter(data["name"], data["type"], data.get("min"), data.get("max"), data.get("step"),
-                         bool(data.get("log", False)), when=when)
-    return Parameter(data["name"], data["type"], values=tuple(data.get("values", ())), when=when)
+    kind, name, log = data["type"], data["name"], bool(data.get("log", False))
+    if kind == "int":
+        return IntParameter(name, data["min"], data["max"], data.get("step") or 1, log, when=when)
+    if kind == "float":
+        return FloatParameter(name, data["min"], data["max"], data.get("step"), log, when=when)
+    values = tuple(data.get("values", ()))
+    return DiscreteParameter(name, values, when=when) if kind == "discrete" else CategoricalParameter(name, values, when=when)
 
 
 def _algorithm(data: Mapping[str, Any]) -> Algorithm:

@@ -160,7 +160,7 @@ def _algorithm(name: str, settings: list[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def _parameter(config: Mapping[str, Any], path: str, problems: list[Problem]) -> dict[str, Any]:
-    kind = {"int": "int", "double": "float", "categorical": "categorical"}.get(config.get("parametertype"))
+    kind = {"int": "int", "double": "float", "categorical": "categorical"}.get(str(config.get("parametertype")))
     feasible = config.get("feasible") or {}
     out: dict[str, Any] = {"name": config.get("name"), "type": kind}
     if kind is None:
@@ -169,10 +169,11 @@ def _parameter(config: Mapping[str, Any], path: str, problems: list[Problem]) ->
         out["values"] = list(feasible.get("list") or [])
     else:
         for key in ("min", "max"):
+            bound: Any = feasible.get(key)  # whatever the document holds; int() and float() refuse the rest
             try:
-                out[key] = int(feasible.get(key)) if kind == "int" else float(feasible.get(key))
+                out[key] = int(bound) if kind == "int" else float(bound)
             except (TypeError, ValueError):
-                problems.append(Problem(f"{path}.feasible.{key}", f"expected a number, got {feasible.get(key)!r}"))
+                problems.append(Problem(f"{path}.feasible.{key}", f"expected a number, got {bound!r}"))
     return out
 
 

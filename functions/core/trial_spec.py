@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from functions.core import template
+from functions.core.errors import InvalidStudy, Problem
 from functions.core.reader import Reader
 
 PATH = "trialTemplate.trialSpec"
@@ -26,17 +27,18 @@ def check(r: Reader, trial_spec: Any, primary: str | None) -> list[str]:
     if trial_spec.get("apiVersion") != "batch/v1" or trial_spec.get("kind") != "Job":
         r.fail(PATH, "expected apiVersion batch/v1 and kind Job")
     containers = _containers(trial_spec)
+    container = primary_container(trial_spec, primary)
     if not containers:
         r.fail(f"{PATH}.spec.template.spec.containers", "expected at least one container")
-    elif primary_container(trial_spec, primary) is None:
-        names = ", ".join(str(c.get("name")) for c in containers)
-        r.fail("trialTemplate.primaryContainerName", f"names no container; expected one of {names}")
-    elif not (primary_container(trial_spec, primary).get("command") or primary_container(trial_spec, primary).get("args")):
+    elif container is None:
+        listed = ", ".join(str(c.get("name")) for c in containers)
+        r.fail("trialTemplate.primaryContainerName", f"names no container; expected one of {listed}")
+    elif not (container.get("command") or container.get("args")):
         r.fail(f"{PATH}.spec.template.spec.containers", "the primary container needs a command or args")
     restart = pod_spec(trial_spec).get("restartPolicy")
     if restart not in (None, "Never"):
         r.fail(f"{PATH}.spec.template.spec.restartPolicy", f"expected Never (a retried pod is a new pod), got {restart!r}")
-    used = []
+    used: list[str] = []
     for where, text in template.strings(trial_spec, PATH):
         names, unknown = template.referenced_parameters(text, spec_fields=True)
         used += names
@@ -106,5 +108,7 @@ def render(trial_spec: Mapping[str, Any], primary: str | None, params: Mapping[s
         elif key == "restartPolicy" or key not in pod:
             pod[key] = value
     container = primary_container(job, primary)
+    if not isinstance(container, dict):
+        raise InvalidStudy([Problem("trialTemplate.primaryContainerName", "names no container of the trialSpec")])
     container["env"] = [*(container.get("env") or []), *({"name": k, "value": v} for k, v in sorted(env.items()))]
     return job

@@ -88,6 +88,7 @@ def _check_placeholders(r: Reader, command: tuple[str, ...], env: tuple[tuple[st
             if name not in known:
                 r.fail(where, f"${{trialParameters.{name}}} names no parameter; expected one of {', '.join(sorted(known)) or 'none'}")
             used.add(name)
-    for i, name in enumerate(parameters):
-        if name is not None and name not in used:
-            r.fail(f"parameters[{i}]", f"{name!r} is not used by trialTemplate: reference it as ${{trialParameters.{name}}} in command or env")
+    for i, declared in enumerate(parameters):
+        if declared is not None and declared not in used:
+            r.fail(f"parameters[{i}]", f"{declared!r} is not used by trialTemplate: "
+                                       f"reference it as ${{trialParameters.{declared}}} in command or env")

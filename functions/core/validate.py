@@ -18,20 +18,19 @@ from functions.core.errors import InvalidStudy, Problem
 from functions.core.limits import DEFAULTS, MAX_SEED, Limits, over_limits
 from functions.core.metrics import check_filter
 from functions.core.nodepool import parse_node_pool
+from functions.core.parameters import (
+    CategoricalParameter,
+    ChoiceParameter,
+    DiscreteParameter,
+    FloatParameter,
+    IntParameter,
+    Parameter,
+)
 from functions.core.pruners import parse_early_stopping
 from functions.core.reader import Reader, is_number, join, kind_of
 from functions.core.samplers import check_algorithm, check_sampler, convert_settings
 from functions.core.space import distribution_problems
-from functions.core.spec import (
-    MAXIMIZE,
-    MINIMIZE,
-    STRATEGIES,
-    Algorithm,
-    MetricsCollector,
-    Objective,
-    Parameter,
-    Study,
-)
+from functions.core.spec import MAXIMIZE, MINIMIZE, STRATEGIES, Algorithm, MetricsCollector, Objective, Study
 from functions.core.trial_template import parse_trial_template
 from functions.core.warm import parse_warm_start
 
@@ -186,7 +185,7 @@ def _check_conditions(r: Reader, parameters: list[Parameter | None]) -> None:
         for name, values in parameter.when if parameter else ():
             parent = earlier.get(name)
             where = f"parameters[{i}].when.{name}"
-            if parent is None or parent.type not in ("categorical", "discrete"):
+            if not isinstance(parent, ChoiceParameter):
                 r.fail(where, "expected a categorical or discrete parameter defined before this one")
             elif any(v not in parent.values for v in values):
                 r.fail(where, f"expected values among {', '.join(map(str, parent.values))}")
@@ -239,9 +238,11 @@ def _range_parameter(r: Reader, item: Mapping[str, Any], path: str, name: str | 
         r.fail(join(path, "min"), "expected > 0 on a log scale")
     if log and step is not None and (kind == "float" or step != 1):
         r.fail(join(path, "step"), "a log-scale parameter takes no step (an int one only step 1)")
-    if None in (name, low, high):
+    if name is None or low is None or high is None:
         return None
-    return Parameter(name, kind, low, high, step, log)
+    if kind == "int":
+        return IntParameter(name, low, high, 1 if step is None else step, log)
+    return FloatParameter(name, low, high, step, log)
 
 
 def _list_parameter(r: Reader, item: Mapping[str, Any], path: str, name: str | None, kind: str) -> Parameter | None:
@@ -260,7 +261,9 @@ def _list_parameter(r: Reader, item: Mapping[str, Any], path: str, name: str | N
             r.fail(f"{path}.values[{i}]", f"expected {expected}, got {kind_of(value)}")
     if len({repr(v) for v in values}) != len(values):
         r.fail(join(path, "values"), "expected distinct values")
-    return Parameter(name, kind, values=tuple(values)) if name else None
+    if not name:
+        return None
+    return DiscreteParameter(name, tuple(values)) if kind == "discrete" else CategoricalParameter(name, tuple(values))
 
 
 def _algorithm(r: Reader, data: Any, limits: Limits) -> Algorithm:

@@ -12,9 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from functions.core.parameters import ChoiceParameter, IntParameter, Parameter
 from functions.core.reader import Reader, join
 from functions.core.space import distribution
-from functions.core.spec import Parameter
 
 PATH = "warmStart"
 
@@ -68,10 +68,11 @@ def _from_row(raw: Mapping[str, Any], parameters: Sequence[Parameter], objective
 
 
 def _typed(parameter: Parameter, cell: str) -> Any:
-    if parameter.type in ("categorical", "discrete"):
+    if isinstance(parameter, ChoiceParameter):
         return next((v for v in parameter.values if str(v) == cell), cell)
     number = _number(cell)
-    return int(number) if parameter.type == "int" and number is not None and number == int(number) else number
+    whole = isinstance(parameter, IntParameter) and number is not None and number.is_integer()
+    return int(number) if whole and number is not None else number
 
 
 def _number(cell: Any) -> float | None:

@@ -232,7 +232,7 @@ def _observations(record: StudyRecord, trial: TrialRecord, deps: Deps) -> tuple[
                         f"{line[:TAIL_LINE_CHARS]} [katuna: {len(line) - TAIL_LINE_CHARS} more characters cut]")
             yield line
 
-    if collector.kind == "file":
+    if collector.kind == "file" and collector.path is not None:
         deque(output(), maxlen=0)
         lines = deps.executor.read_file(launch, template.substitute(collector.path, trial.params, launch.job_name))
     else:

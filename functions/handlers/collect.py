@@ -9,7 +9,9 @@ Job if it still runs.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any
 
 from functions.core.events import Event, trial_suggested
 from functions.core.ports import TrialLaunch
@@ -32,7 +34,7 @@ def handle(event: Event, deps: Deps) -> list[Event]:
         return [trial_suggested(record.name, record.uid, trial.number, trial.attempt + 1)]
     metrics, tail = record_output(record, trial, deps)
     state, values, reason = _verdict(record, data, metrics, tail)
-    outcome = {"state": state, "values": values, "metrics": metrics, "reason": _history(trial.reason, reason),
+    outcome: dict[str, Any] = {"state": state, "values": values, "metrics": metrics, "reason": _history(trial.reason, reason),
                "exit_code": data.get("exitCode"), "finished_at": deps.clock()}
     store.update_trial(record.name, trial.number, **outcome)
     tell(record, deps, trial.number, state, values)
@@ -52,7 +54,7 @@ def _history(earlier: str, latest: str) -> str:
     return "\n".join(part for part in (latest, earlier) if part)
 
 
-def _verdict(record: StudyRecord, data: dict, metrics: dict[str, float], tail: list[str]) -> tuple[str, list[float] | None, str]:
+def _verdict(record: StudyRecord, data: Mapping[str, Any], metrics: dict[str, float], tail: list[str]) -> tuple[str, list[float] | None, str]:
     """The trial's final state, objective values and reason."""
     last = "\n".join(tail) or "(no output)"
     outcome, code = data["outcome"], data.get("exitCode")

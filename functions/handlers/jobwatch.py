@@ -8,6 +8,9 @@ the executor reads the Job and its pods again rather than trusting the event's c
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from functions.core.cluster import ATTEMPT_LABEL, STUDY_LABEL, TRIAL_LABEL, UID_LABEL
 from functions.core.errors import StudyNotFound
 from functions.core.events import Event
@@ -31,7 +34,7 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     return [finished] if finished is not None else []
 
 
-def _labels(job: dict) -> dict | None:
+def _labels(job: Mapping[str, Any]) -> dict[str, Any] | None:
     """The Job's labels when they name a trial attempt of katuna's; None for any other object."""
     metadata = job.get("metadata")
     labels = metadata.get("labels") if isinstance(metadata, dict) else None

@@ -57,22 +57,24 @@ def reconcile(deps: Deps) -> list[Event]:
     """Move every pool use that waits on the cloud, or on its study's end, one step on; and
     provision the pool of a running study whose ``study.created`` never got that far."""
     events: list[Event] = []
-    for record in _unprovisioned(deps.store):
-        events += _provision(record, record.spec.node_pool, deps)
+    for record, pool in _unprovisioned(deps.store):
+        events += _provision(record, pool, deps)
     for use in deps.store.pool_uses((CREATING, READY, RELEASING)):
+        owner: StudyRecord | None
         try:
-            record = deps.store.get_study(use.study)
+            owner = deps.store.get_study(use.study)
         except StudyNotFound:
-            record = None
-        if record is not None and record.uid != use.uid:
-            record = None
-        if use.operation or record is None or record.terminal:
-            events += _advance(use, record, deps)
+            owner = None
+        if owner is not None and owner.uid != use.uid:
+            owner = None
+        if use.operation or owner is None or owner.terminal:
+            events += _advance(use, owner, deps)
     return events
 
 
-def _unprovisioned(store: Store) -> list[StudyRecord]:
-    return [record for record in store.list_studies()
+def _unprovisioned(store: Store) -> list[tuple[StudyRecord, NodePool]]:
+    """Running studies with a node pool that was never asked for, each with its pool."""
+    return [(record, record.spec.node_pool) for record in store.list_studies()
             if record.spec.node_pool is not None and not record.terminal and store.pool_use(record.uid) is None]
 
 

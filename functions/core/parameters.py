@@ -1,0 +1,101 @@
+"""The search space's dimensions: integer, real, categorical and discrete parameters.
+
+Each kind is its own class with the fields it has (an int parameter's bounds are ints, a
+categorical one has values and no bounds); code that reads a parameter dispatches on its class.
+``to_dict`` gives the stored, native form, which :mod:`functions.core.stored` reads back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeAlias
+
+Condition: TypeAlias = tuple[tuple[str, tuple[Any, ...]], ...]
+"""A parameter's ``when``: for each named earlier parameter, the values under which it exists."""
+
+
+@dataclass(frozen=True)
+class _Dimension:
+    """What every parameter has: a name and the conditions under which it exists."""
+
+    type: ClassVar[str]
+    """The kind's name in the study format: ``int``, ``float``, ``categorical`` or ``discrete``."""
+    name: str
+    when: Condition = field(default=(), kw_only=True)
+
+    def active(self, params: Mapping[str, Any]) -> bool:
+        """Whether the parameter applies, given the values chosen before it."""
+        return all(name in params and params[name] in values for name, values in self.when)
+
+    def _head(self) -> dict[str, Any]:
+        """The fields every kind stores: name, type and conditions."""
+        out: dict[str, Any] = {"name": self.name, "type": self.type}
+        if self.when:
+            out["when"] = {name: list(values) for name, values in self.when}
+        return out
+
+    def _range(self, low: float, high: float, step: float | None, log: bool) -> dict[str, Any]:
+        """The stored fields of a parameter given by bounds (``step`` None: the kind's default)."""
+        out = self._head() | {"min": low, "max": high}
+        if step is not None:
+            out["step"] = step
+        if log:
+            out["log"] = True
+        return out
+
+
+@dataclass(frozen=True)
+class IntParameter(_Dimension):
+    """Integers from ``low`` to ``high`` (inclusive) on ``step``, optionally on a log scale."""
+
+    type: ClassVar[str] = "int"
+    low: int
+    high: int
+    step: int = 1
+    log: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return self._range(self.low, self.high, None if self.step == 1 else self.step, self.log)
+
+
+@dataclass(frozen=True)
+class FloatParameter(_Dimension):
+    """Real numbers from ``low`` to ``high``: continuous, on ``step``, or on a log scale."""
+
+    type: ClassVar[str] = "float"
+    low: float
+    high: float
+    step: float | None = None
+    log: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return self._range(self.low, self.high, self.step, self.log)
+
+
+@dataclass(frozen=True)
+class CategoricalParameter(_Dimension):
+    """One of a list of values (strings, numbers, booleans or null), unordered."""
+
+    type: ClassVar[str] = "categorical"
+    values: tuple[Any, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return self._head() | {"values": list(self.values)}
+
+
+@dataclass(frozen=True)
+class DiscreteParameter(_Dimension):
+    """One of a list of numbers (Katib's ``discrete``)."""
+
+    type: ClassVar[str] = "discrete"
+    values: tuple[float, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return self._head() | {"values": list(self.values)}
+
+
+ChoiceParameter: TypeAlias = CategoricalParameter | DiscreteParameter
+"""A parameter given by the list of its values."""
+Parameter: TypeAlias = IntParameter | FloatParameter | CategoricalParameter | DiscreteParameter
+"""One dimension of the search space; code that reads one dispatches on its class."""
