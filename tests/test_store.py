@@ -165,8 +165,9 @@ def test_a_database_from_before_trial_counts_gets_them_on_opening(tmp_path: Path
         old.db.execute(f"DROP TRIGGER {trigger}")
     old.db.execute("DROP TABLE trial_counts")
     old.db.execute("DROP TABLE optuna_snapshot")
-    for column in ("spec_version", "failures"):
+    for column in ("spec_version", "failures", "seed", "katuna_version", "optuna_version"):
         old.db.execute(f"ALTER TABLE studies DROP COLUMN {column}")
+    old.db.execute("ALTER TABLE trials DROP COLUMN image_digest")
     old.db.execute("DROP TABLE sessions")
     old.db.execute("PRAGMA user_version = 4")
     old.close()
