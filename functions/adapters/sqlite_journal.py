@@ -92,8 +92,8 @@ class SqliteJournalBackend(BaseJournalBackend):
         return {"path": self._conn.execute("PRAGMA database_list").fetchone()[2]}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(sqlite3.connect(state["path"], timeout=30.0, isolation_level=None,
-                                      check_same_thread=False))
+        conn = sqlite3.connect(state["path"], timeout=30.0, isolation_level=None, check_same_thread=False)
+        SqliteJournalBackend.__init__(self, conn)
 
     def snapshot(self) -> tuple[int, bytes | None]:
         """The latest snapshot's log number and body; no body when there is none, or when a
