@@ -30,6 +30,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from optuna.study import StudyDirection
 from optuna.testing.pytest_storages import StorageTestCase
 
 from functions.adapters.sqlite_store import SqliteStore
@@ -45,6 +46,15 @@ def storage(tmp_path: Path):
 
 class TestKatunaJournalStorage(StorageTestCase):
     """Every storage behaviour Optuna checks, on katuna's journal storage."""
+
+    def test_a_deleted_studys_id_is_never_given_again(self, storage):
+        """What Optuna's own subclass adds for its journal storages (RDB storages reuse ids)."""
+        kept = storage.create_new_study(directions=[StudyDirection.MINIMIZE])
+        deleted = storage.create_new_study(directions=[StudyDirection.MINIMIZE])
+        storage.delete_study(deleted)
+        created = storage.create_new_study(directions=[StudyDirection.MINIMIZE])
+        assert len({kept, deleted, created}) == 3
+        assert {storage.get_study_id_from_name(s.study_name) for s in storage.get_all_studies()} == {kept, created}
 
 
 def _ask_once(path: str) -> float:
