@@ -38,6 +38,10 @@ def print_study(console: Console, view: dict[str, Any]) -> None:
     console.print(f"algorithm: {markup(view['algorithm'])}  trials: {view['trials']}/{view['maxTrials'] or '-'} "
                   f"(complete {counts['complete']}, failed {counts['failed']}, pruned {counts['pruned']}, "
                   f"running {counts['running']}, waiting {counts['waiting']})")
+    made = view["reproducibility"]
+    if made["seed"] is not None:
+        console.print(f"seed: {made['seed']}  katuna {markup(made['katunaVersion'])}  "
+                      f"optuna {markup(made['optunaVersion'])}", highlight=False)
     best = view["best"]
     if isinstance(best, dict):
         console.print(f"best: trial {best['number']} value {best['value']:.6g} params {markup(best['params'])}")

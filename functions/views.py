@@ -23,6 +23,7 @@ def trial_view(trial: TrialRecord) -> dict[str, Any]:
         "exitCode": trial.exit_code,
         "startedAt": trial.started_at,
         "finishedAt": trial.finished_at,
+        "imageDigest": trial.image_digest,
     }
 
 
@@ -70,6 +71,8 @@ def study_view(store: Store, record: StudyRecord) -> dict[str, Any]:
         "completedAt": record.completed_at,
         "nodePool": _node_pool(store, record),
         "resource": _resource(record),
+        "reproducibility": {"seed": record.seed, "katunaVersion": record.katuna_version,
+                            "optunaVersion": record.optuna_version},
     }
 
 

@@ -8,6 +8,7 @@ come from the trial itself (tests/trials/objective.py --mode) and from ``preempt
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import subprocess
@@ -53,6 +54,11 @@ def _status(code: int, reason: str, message: str) -> dict:
     return {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code, "reason": reason,
             "message": message}
 
+
+
+def image_id(image: str) -> str:
+    """The ``imageID`` the kubelet reports for a container of ``image``: the image by its digest."""
+    return f"docker.io/library/{image}@sha256:{hashlib.sha256(image.encode()).hexdigest()}"
 
 class KubeStub:
     def __init__(self) -> None:
@@ -231,6 +237,7 @@ class KubeStub:
             pod_name = f"{name}-pod{index}"
             pod = {"metadata": {"name": pod_name, "namespace": namespace,
                                 "labels": {**job["spec"]["template"]["metadata"]["labels"], "job-name": name}},
+                   "spec": {"containers": [{"name": "trial", "image": container["image"]}]},
                    "status": {"phase": "Running", "conditions": []}}
             with self.lock:
                 self.pods[(namespace, pod_name)] = pod
@@ -280,10 +287,11 @@ class KubeStub:
             return
 
     def _finish(self, namespace, name, pod, output, code, condition, reason, message) -> None:
+        image = pod["spec"]["containers"][0]["image"]
         with self.lock:
             self.logs[(namespace, pod["metadata"]["name"])] = output
             pod["status"].update(phase="Succeeded" if code == 0 else "Failed", containerStatuses=[
-                {"name": "trial", "ready": False, "restartCount": 0, "image": "x", "imageID": "x",
+                {"name": "trial", "ready": False, "restartCount": 0, "image": image, "imageID": image_id(image),
                  "state": {"terminated": {"exitCode": code, "reason": "Completed" if code == 0 else "Error"}}}])
             job = self.jobs.get((namespace, name))
             if job is None:

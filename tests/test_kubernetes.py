@@ -12,7 +12,7 @@ from cloudevents.core.bindings import http as ce_http
 from cloudevents.core.v1.event import CloudEvent
 from conftest import study_definition
 from http_helpers import Service, Sink
-from kube_stub import KubeStub
+from kube_stub import KubeStub, image_id
 
 
 def job_study(name: str, mode: str = "ok", **overrides) -> dict:
@@ -48,6 +48,8 @@ def test_a_study_runs_as_jobs_and_reads_their_pod_logs(service: Service, kube: K
     assert all(kube.jobs[("trials", n)]["metadata"]["labels"]["katuna.dev/study"] == "jobs" for n in created)
     for trial in trials(service, "jobs"):
         assert trial["value"] == pytest.approx((trial["params"]["x"] - 2) ** 2, abs=1e-5)
+        assert trial["imageDigest"] == image_id("python:3.12"), "the image as the cluster ran it"
+    assert study["reproducibility"]["seed"] == 1
     _, _, logs = service.request("GET", "/studies/jobs/trials/0/logs")
     assert logs.decode().splitlines()[0].startswith("epoch=1 loss=")
 

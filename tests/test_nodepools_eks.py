@@ -1,5 +1,6 @@
 """The EKS adapter: boto3 against moto, and botocore's Stubber for what moto does not model
-(CREATING and DELETING states, a failed creation, throttling)."""
+(CREATING and DELETING states, a failed creation, throttling). What every cloud's node pools
+do is checked by the contract in tests/test_conformance_nodepools.py."""
 
 from __future__ import annotations
 
@@ -91,39 +92,6 @@ def test_once_active_its_auto_scaling_group_is_tagged_for_scale_up_from_zero(poo
         f"{TEMPLATE}/label/eks.amazonaws.com/capacityType": "SPOT",
         f"{TEMPLATE}/taint/katuna.dev/trial": "true:NoSchedule",
     }
-
-
-def test_ensuring_again_is_success_and_a_larger_study_raises_the_maximum(pools):
-    pools.ensure(spot_pool())
-    autoscaling_group_of(pools)
-    assert pools.ensure(spot_pool()) == PoolChange()
-    assert pools.ensure(spot_pool(max_nodes=10)) == PoolChange("update:katuna-digits")
-    assert group(pools)["scalingConfig"]["maxSize"] == 10
-    assert pools.check("update:katuna-digits") == OperationStatus(True)
-
-
-def test_scale_back_lowers_the_minimum_to_zero_and_keeps_the_maximum(pools):
-    pools.ensure(spot_pool())
-    assert pools.scale_back(spot_pool()) == PoolChange()
-    pools.eks.update_nodegroup_config(clusterName="tuning", nodegroupName="katuna-digits",
-                                      scalingConfig={"minSize": 2, "maxSize": 6, "desiredSize": 2})
-    assert pools.scale_back(spot_pool()) == PoolChange("update:katuna-digits")
-    assert group(pools)["scalingConfig"]["minSize"] == 0 and group(pools)["scalingConfig"]["maxSize"] == 6
-
-
-def test_delete_and_delete_again(pools):
-    pools.ensure(spot_pool())
-    assert pools.delete("katuna-digits") == PoolChange("delete:katuna-digits")
-    assert pools.check("delete:katuna-digits") == OperationStatus(True)
-    assert pools.describe("katuna-digits") is None
-    assert pools.delete("katuna-digits") == PoolChange()
-
-
-def test_describe_reports_state_and_limits(pools):
-    pools.ensure(spot_pool())
-    status = pools.describe("katuna-digits")
-    assert status.to_dict() == {"pool": "katuna-digits", "state": "ACTIVE", "minNodes": 0, "maxNodes": 6,
-                                "capacity": "spot", "machineTypes": ["m5.xlarge", "m5a.xlarge"]}
 
 
 def _described(status: str, **extra) -> dict:

@@ -1,4 +1,5 @@
-"""The SQLite store: one transaction for katuna's rows and Optuna's journal."""
+"""The SQLite store: what is particular to it (its schema's migrations, Optuna's journal and its
+snapshots). What every store does is checked by the contract in tests/test_conformance_store.py."""
 
 from __future__ import annotations
 
@@ -9,10 +10,7 @@ import pytest
 from conftest import study_definition
 
 from functions.adapters.sqlite_store import SqliteStore
-from functions.core.errors import StudyConflict, StudyNotFound
-from functions.core.events import study_created
-from functions.core.metrics import Observation
-from functions.core.records import StudyRecord, TrialQuery, TrialRecord
+from functions.core.records import StudyRecord, TrialRecord
 from functions.core.validate import parse_study
 
 
@@ -28,134 +26,6 @@ def store(tmp_path: Path):
     s.close()
 
 
-def test_adding_the_same_definition_twice_is_idempotent_and_a_different_one_conflicts(store):
-    first = store.add_study(record())
-    assert store.add_study(record()) == first
-    with pytest.raises(StudyConflict, match="already exists with a different definition"):
-        store.add_study(record(maxTrials=9))
-    assert store.get_study("demo").spec.max_trials == 4
-    with pytest.raises(StudyNotFound):
-        store.get_study("other")
-
-
-def test_a_failed_transaction_rolls_back_katunas_rows_and_optunas_journal(store):
-    store.add_study(record())
-    storage = store.optuna_storage()
-    study = optuna.create_study(storage=storage, study_name="demo")
-    with pytest.raises(RuntimeError):
-        with store.transaction():
-            trial = study.ask()
-            store.add_trial(TrialRecord("demo", trial.number, {"x": 1.0}))
-            raise RuntimeError("crash after the writes, before the commit")
-    assert store.trials("demo") == []
-    fresh = optuna.load_study(study_name="demo", storage=store.optuna_storage())
-    assert fresh.trials == []
-    with store.transaction():
-        trial = fresh.ask()
-    assert trial.number == 0, "the rolled-back trial left no gap"
-
-
-def test_two_connections_see_each_others_commits(tmp_path: Path, store):
-    store.add_study(record())
-    other = SqliteStore(tmp_path / "k.db")
-    try:
-        study = optuna.create_study(storage=store.optuna_storage(), study_name="demo")
-        with store.transaction():
-            number = study.ask().number
-            store.add_trial(TrialRecord("demo", number, {"x": 2.0}, "RUNNING"))
-        seen = optuna.load_study(study_name="demo", storage=other.optuna_storage())
-        with other.transaction():
-            seen.tell(number, 1.5)
-            other.update_trial("demo", number, state="COMPLETE", values=[1.5])
-        assert optuna.load_study(study_name="demo", storage=store.optuna_storage()).trials[0].value == 1.5
-        assert store.get_trial("demo", number).values == [1.5]
-    finally:
-        other.close()
-
-
-def test_counts_best_and_observations(store):
-    store.add_study(record())
-    for number, (state, value) in enumerate([("COMPLETE", 3.0), ("COMPLETE", 1.0), ("FAIL", None), ("RUNNING", None)]):
-        store.add_trial(TrialRecord("demo", number, {"x": number}, state, values=None if value is None else [value]))
-    counts = store.count_trials("demo")
-    assert (counts.complete, counts.failed, counts.running, counts.created) == (2, 1, 1, 4)
-    assert [t.number for t in store.best_trials("demo", 5)] == [1, 0]
-    store.add_observations("demo", 0, 1, [Observation("loss", 3.5, 1), Observation("loss", 3.0)])
-    store.add_observations("demo", 0, 1, [Observation("loss", 3.0)])
-    assert store.observations("demo", 0) == [Observation("loss", 3.0)]
-
-
-def test_processed_events_keep_what_was_emitted(store):
-    assert store.processed("e1", "suggest") is None
-    emitted = [study_created("demo", "uid-1")]
-    store.record_processed("e1", "suggest", emitted)
-    assert store.processed("e1", "suggest") == emitted
-    assert store.processed("e1", "collect") is None
-
-
-def test_reopening_keeps_everything(tmp_path: Path):
-    path = tmp_path / "k.db"
-    first = SqliteStore(path)
-    first.add_study(record())
-    first.close()
-    again = SqliteStore(path)
-    assert again.get_study("demo").spec == record().spec
-    again.close()
-
-
-def test_a_trial_query_filters_sorts_and_pages_in_sql(store):
-    store.add_study(record())
-    for number in range(30):
-        failed = number % 3 == 0
-        metrics = {"loss": float("nan")} if number == 3 else {} if failed else {"loss": 100.0 - number}
-        store.add_trial(TrialRecord("demo", number, {"x": number / 10}, "FAIL" if failed else "COMPLETE",
-                                    values=None if failed else [100.0 - number], metrics=metrics,
-                                    started_at=0.0, finished_at=float(number % 7)))
-    page, total = store.query_trials("demo", TrialQuery(sort="metric:loss", offset=0, limit=5))
-    assert total == 30 and [t.number for t in page] == [29, 28, 26, 25, 23]
-    page, total = store.query_trials("demo", TrialQuery(sort="metric:loss", descending=True, offset=15, limit=10))
-    assert [t.number for t in page] == [23, 25, 26, 28, 29, 27, 24, 21, 18, 15], "trials without the field come last"
-    assert total == 30
-
-    page, total = store.query_trials("demo", TrialQuery(states=("COMPLETE",), ranges=(("param:x", 1.0, 2.0),),
-                                                        sort="duration", limit=None))
-    assert total == 8 and {t.number for t in page} == {10, 11, 13, 14, 16, 17, 19, 20}
-    assert [t.finished_at for t in page] == sorted(t.finished_at for t in page)
-    _, total = store.query_trials("demo", TrialQuery(ranges=(("metric:loss", None, 80.0),)))
-    assert total == 7, "NaN metrics and missing ones fall outside every range"
-    with pytest.raises(ValueError, match="unknown trial field 'bogus'"):
-        store.query_trials("demo", TrialQuery(sort="bogus"))
-
-
-def test_trial_counts_follow_every_insert_replace_update_delete_and_rollback(store):
-    store.add_study(record())
-    store.add_study(record(name="other"))
-
-    def grouped(study: str) -> dict[str, int]:
-        rows = store.db.execute("SELECT state, count(*) FROM trials WHERE study = ? GROUP BY state", [study])
-        return dict(rows.fetchall())
-
-    def counted(study: str) -> dict[str, int]:
-        c = store.count_trials(study)
-        return {k: v for k, v in {"WAITING": c.waiting, "RUNNING": c.running, "COMPLETE": c.complete,
-                                  "FAIL": c.failed, "PRUNED": c.pruned}.items() if v}
-
-    for n in range(5):
-        store.add_trial(TrialRecord("demo", n, {"x": n}, "WAITING"))
-    store.add_trial(TrialRecord("other", 0, {"x": 0}, "RUNNING"))
-    store.add_trial(TrialRecord("demo", 1, {"x": 1}, "RUNNING"))
-    store.update_trial("demo", 2, state="COMPLETE", values=[1.0])
-    store.update_trial("demo", 2, reason="no change of state")
-    store.update_trial("demo", 3, state="FAIL")
-    with pytest.raises(RuntimeError), store.transaction():
-        store.update_trial("demo", 4, state="PRUNED")
-        raise RuntimeError("rolled back")
-    assert counted("demo") == grouped("demo") == {"WAITING": 2, "RUNNING": 1, "COMPLETE": 1, "FAIL": 1}
-    assert counted("other") == grouped("other") == {"RUNNING": 1}
-    store.delete_study("demo")
-    assert counted("demo") == {} and counted("other") == {"RUNNING": 1}
-
-
 def test_a_database_from_before_trial_counts_gets_them_on_opening(tmp_path: Path):
     old = SqliteStore(tmp_path / "k.db")
     old.add_study(record())
@@ -165,8 +35,9 @@ def test_a_database_from_before_trial_counts_gets_them_on_opening(tmp_path: Path
         old.db.execute(f"DROP TRIGGER {trigger}")
     old.db.execute("DROP TABLE trial_counts")
     old.db.execute("DROP TABLE optuna_snapshot")
-    for column in ("spec_version", "failures"):
+    for column in ("spec_version", "failures", "seed", "katuna_version", "optuna_version"):
         old.db.execute(f"ALTER TABLE studies DROP COLUMN {column}")
+    old.db.execute("ALTER TABLE trials DROP COLUMN image_digest")
     old.db.execute("DROP TABLE sessions")
     old.db.execute("PRAGMA user_version = 4")
     old.close()

@@ -112,6 +112,7 @@ class KubernetesExecutor:
         return 0
 
     def poll(self, launch: TrialLaunch) -> Event | None:
+        """The attempt's end, read from its Job and pods, with the image digest its pod reports."""
         job = self._job(launch)
         ids = (launch.study, launch.uid, launch.number, launch.attempt)
         if job is None:
@@ -119,16 +120,19 @@ class KubernetesExecutor:
         condition = _final_condition(job)
         if condition is None:
             return None
-        if condition.type == "Complete":
-            return trial_finished(*ids, outcome="exited", exit_code=0)
         pods = self._pods(launch)
+        image_id = _image_id(pods)
+        if condition.type == "Complete":
+            return trial_finished(*ids, outcome="exited", exit_code=0, image_id=image_id)
         if condition.reason == "DeadlineExceeded":
-            return trial_finished(*ids, outcome="timeout", message=f"ran past its timeout ({condition.message})")
+            return trial_finished(*ids, outcome="timeout", message=f"ran past its timeout ({condition.message})",
+                                  image_id=image_id)
         if pods and all(_disrupted(p) for p in pods):
             return trial_finished(*ids, outcome="preempted", message="every pod of its Job was disrupted")
         code, reason = _exit(pods)
         return trial_finished(*ids, outcome="exited", exit_code=code if code else 1,
-                              message=f"Job failed: {condition.reason}: {condition.message}; {reason}")
+                              message=f"Job failed: {condition.reason}: {condition.message}; {reason}",
+                              image_id=image_id)
 
     def _pods(self, launch: TrialLaunch) -> list[Any]:
         try:
@@ -203,6 +207,16 @@ def _final_condition(job: Any) -> Any | None:
 
 def _disrupted(pod: Any) -> bool:
     return any(c.type == "DisruptionTarget" and c.status == "True" for c in (pod.status.conditions or []))
+
+
+def _image_id(pods: list[Any]) -> str | None:
+    """The trial container's image as the kubelet resolved it (``imageID``: the digest), from
+    the latest pod that reports one."""
+    for pod in reversed(pods):
+        for status in pod.status.container_statuses or []:
+            if status.name == "trial" and status.image_id:
+                return status.image_id
+    return None
 
 
 def _exit(pods: list[Any]) -> tuple[int | None, str]:

@@ -33,6 +33,10 @@ SNAPSHOT_GROWTH = 1.25
 """How much the journal grows between two snapshots."""
 
 
+def _outside_transactions() -> int | None:
+    return None
+
+
 class SqliteJournalBackend(BaseJournalBackend):
     """Log number ``n`` is row ``n + 1``; rows are never deleted, so numbers have no gaps.
 
@@ -42,9 +46,11 @@ class SqliteJournalBackend(BaseJournalBackend):
     ``writing`` names the write transaction the connection holds now (None outside one).
     """
 
-    def __init__(self, conn: sqlite3.Connection, writing: Callable[[], int | None] = lambda: None) -> None:
+    def __init__(self, conn: sqlite3.Connection, writing: Callable[[], int | None] = _outside_transactions) -> None:
         self._conn = conn
         self._writing = writing
+        self.waiting_records = 0
+        """How many records read so far put a trial in the ``WAITING`` state (an enqueued trial)."""
         self._known_in: int | None = None
         """The write transaction in which ``_end`` and ``_fresh`` hold."""
         self._end = 0
@@ -64,7 +70,12 @@ class SqliteJournalBackend(BaseJournalBackend):
             bodies = [body for (body,) in rows]
             self._known_in, self._end = transaction, log_number_from + len(bodies)
         self._fresh = []
-        return (json.loads(body) for body in bodies)
+        return (self._noted(json.loads(body)) for body in bodies)
+
+    def _noted(self, log: dict[str, Any]) -> dict[str, Any]:
+        if log.get("state") == TrialState.WAITING.value:
+            self.waiting_records += 1
+        return log
 
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
         bodies = [json.dumps(log) for log in logs]
@@ -74,6 +85,15 @@ class SqliteJournalBackend(BaseJournalBackend):
             self._fresh += bodies
         else:
             self._known_in = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """A pickled backend is the database's path: a copy opens its own connection, outside
+        the original's transactions (Optuna pickles storages to hand them to other processes)."""
+        return {"path": self._conn.execute("PRAGMA database_list").fetchone()[2]}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        conn = sqlite3.connect(state["path"], timeout=30.0, isolation_level=None, check_same_thread=False)
+        SqliteJournalBackend.__init__(self, conn)
 
     def snapshot(self) -> tuple[int, bytes | None]:
         """The latest snapshot's log number and body; no body when there is none, or when a
@@ -112,21 +132,40 @@ class KatunaJournalStorage(JournalStorage):
     """Optuna's journal storage, started from katuna's snapshot, minus one scan of every trial per ask.
 
     ``Study.ask`` first looks for an enqueued (``WAITING``) trial among all the study's trials,
-    which costs time in proportion to the study's size on every ask. katuna never enqueues
-    trials in Optuna (its waiting trials live in its own table, and warm-start results are
-    added finished), so that question has an answer known in advance.
+    which costs time in proportion to the study's size on every ask. katuna itself never
+    enqueues trials in Optuna (its waiting trials live in its own table), so the answer is
+    almost always "none": once a scan of a study finds no waiting trial, the answer stands
+    until the journal brings a record that makes a trial wait (``Study.enqueue_trial``, from
+    this process or another).
     """
 
     def __init__(self, backend: SqliteJournalBackend) -> None:
         self._snapshot_at, snapshot = backend.snapshot()
         super().__init__(_SnapshotLoader(backend, snapshot))
         self._backend = backend
+        self._none_waiting: dict[int, int] = {}
+        """Per study id, the backend's ``waiting_records`` when a scan last found no waiting trial."""
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """A copy replays the journal from its start, so it knows nothing of waiting trials yet."""
+        super().__setstate__(state)
+        self._none_waiting = {}
 
     def get_all_trials(self, study_id: int, deepcopy: bool = True,
                        states: Container[TrialState] | None = None) -> list[FrozenTrial]:
         if states is not None and tuple(states) == (TrialState.WAITING,):
-            return []
+            return self._waiting_trials(study_id, deepcopy)
         return super().get_all_trials(study_id, deepcopy, states)
+
+    def _waiting_trials(self, study_id: int, deepcopy: bool) -> list[FrozenTrial]:
+        self.get_study_directions(study_id)  # reads the journal's new records, in constant time
+        seen = self._backend.waiting_records
+        if self._none_waiting.get(study_id) == seen:
+            return []
+        waiting = super().get_all_trials(study_id, deepcopy, (TrialState.WAITING,))
+        if not waiting:
+            self._none_waiting[study_id] = seen
+        return waiting
 
     def snapshot_if_due(self) -> None:
         """Save the replayed state when the journal has grown enough since the last snapshot;

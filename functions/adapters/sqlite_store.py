@@ -122,7 +122,17 @@ def _migrate_8(db: sqlite_utils.Database) -> None:
     db["studies"].add_column("failures", int, not_null_default=0)
 
 
-MIGRATIONS = (_migrate_1, _migrate_2, _migrate_3, _migrate_4, _migrate_5, _migrate_6, _migrate_7, _migrate_8)
+def _migrate_9(db: sqlite_utils.Database) -> None:
+    """What makes a study reproducible (the seed it runs with, the katuna and Optuna versions
+    that started it; empty on older rows), and the image each trial ran as the cluster reports it."""
+    db["studies"].add_column("seed", int)
+    db["studies"].add_column("katuna_version", str)
+    db["studies"].add_column("optuna_version", str)
+    db["trials"].add_column("image_digest", str)
+
+
+MIGRATIONS = (_migrate_1, _migrate_2, _migrate_3, _migrate_4, _migrate_5, _migrate_6, _migrate_7, _migrate_8,
+              _migrate_9)
 
 
 def _dumps(value: Any) -> str:
@@ -365,6 +375,7 @@ class SqliteStore:
                 "normalized": _dumps(record.spec.to_dict()), "spec_version": SPEC_VERSION, "base_dir": record.base_dir,
                 "status": record.status, "reason": record.reason, "created_at": record.created_at,
                 "origin": _dumps(record.origin) if record.origin is not None else None,
+                "seed": record.seed, "katuna_version": record.katuna_version, "optuna_version": record.optuna_version,
             })
         return record
 
@@ -393,7 +404,8 @@ class SqliteStore:
             spec=spec, definition=_definition(row["definition"]),
             base_dir=row["base_dir"], uid=row["uid"], status=status, reason=reason,
             created_at=row["created_at"], started_at=row["started_at"], completed_at=row["completed_at"],
-            origin=_origin(row["origin"]),
+            origin=_origin(row["origin"]), seed=row["seed"], katuna_version=row["katuna_version"],
+            optuna_version=row["optuna_version"],
         )
 
     @_reading

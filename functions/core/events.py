@@ -91,13 +91,18 @@ def trial_suggested(study: str, uid: str, number: int, attempt: int) -> Event:
 
 
 def trial_finished(
-    study: str, uid: str, number: int, attempt: int, outcome: str, exit_code: int | None = None, message: str = ""
+    study: str, uid: str, number: int, attempt: int, outcome: str, exit_code: int | None = None, message: str = "",
+    image_id: str | None = None,
 ) -> Event:
-    """A trial attempt ended. ``outcome``: exited, timeout, error (could not start), preempted."""
+    """A trial attempt ended. ``outcome``: exited, timeout, error (could not start), preempted;
+    ``image_id`` is the image the cluster ran, with its digest, where it reports one."""
+    data = {"study": study, "uid": uid, "trial": number, "attempt": attempt, "outcome": outcome,
+            "exitCode": exit_code, "message": message}
+    if image_id:
+        data["imageID"] = image_id
     return Event(
         TRIAL_FINISHED,
-        {"study": study, "uid": uid, "trial": number, "attempt": attempt, "outcome": outcome,
-         "exitCode": exit_code, "message": message},
+        data,
         id=derived_id("finished", uid, number, attempt),
         subject=f"{study}/{number}",
     )

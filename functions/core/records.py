@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from functions.core.spec import Study
+from functions.core.spec import Algorithm, Study
 
 WAITING, RUNNING, COMPLETE, FAIL, PRUNED = "WAITING", "RUNNING", "COMPLETE", "FAIL", "PRUNED"
 ACTIVE_STATES = (WAITING, RUNNING)
@@ -32,10 +32,26 @@ class StudyRecord:
     origin: Mapping[str, Any] | None = None
     """The Kubernetes resource the study came from (:class:`functions.core.resources.Origin` as a
     dict), or None for a study submitted over HTTP or the CLI."""
+    seed: int | None = None
+    """The sampler seed the study runs with: the definition's, or one chosen when the study
+    started (:func:`functions.core.reproducible.seed_for`); None for studies stored before
+    katuna recorded it."""
+    katuna_version: str | None = None
+    """The katuna release that started the study."""
+    optuna_version: str | None = None
+    """The Optuna release that started the study."""
 
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @property
+    def algorithm(self) -> Algorithm:
+        """The study's sampler, with the seed it actually runs with."""
+        algorithm = self.spec.algorithm
+        if algorithm.seed is None and self.seed is not None:
+            return replace(algorithm, seed=self.seed)
+        return algorithm
 
     @property
     def terminal(self) -> bool:
@@ -62,6 +78,8 @@ class TrialRecord:
     created_at: float = 0.0
     started_at: float | None = None
     finished_at: float | None = None
+    image_digest: str | None = None
+    """The trial image as the cluster ran it (a pod's ``imageID``, with its digest), where it says."""
 
     @property
     def finished(self) -> bool:

@@ -70,7 +70,7 @@ def optuna_study(record: StudyRecord, deps: Deps, trial_number: int | None = Non
     spec = record.spec
     study = deps.store.optuna_study(spec.name, [o.direction for o in spec.objectives])
     if trial_number is not None:
-        study.sampler = sampler_for(study.sampler, spec.algorithm, spec.parameters, trial_number)
+        study.sampler = sampler_for(study.sampler, record.algorithm, spec.parameters, trial_number)
     return study
 
 
@@ -130,7 +130,7 @@ def ask_trials(record: StudyRecord, deps: Deps, counts: Counts | None = None) ->
     events = []
     for offset in range(asked):
         if offset:
-            study.sampler = sampler_for(study.sampler, spec.algorithm, spec.parameters, counts.created + offset)
+            study.sampler = sampler_for(study.sampler, record.algorithm, spec.parameters, counts.created + offset)
         trial = sample(study, spec.parameters)
         deps.store.add_trial(
             TrialRecord(spec.name, trial.number, dict(trial.params), WAITING, created_at=deps.clock())

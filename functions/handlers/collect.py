@@ -18,6 +18,9 @@ from functions.core.ports import TrialLaunch
 from functions.core.records import COMPLETE, FAIL, WAITING, StudyRecord
 from functions.handlers.base import Deps, go_on, record_output, tell, trial_launch
 
+IMAGE_ID_CHARS = 512
+"""An image reference with its digest is well under this; anything longer is cut."""
+
 
 def handle(event: Event, deps: Deps) -> list[Event]:
     store = deps.store
@@ -35,7 +38,8 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     metrics, tail = record_output(record, trial, deps)
     state, values, reason = _verdict(record, data, metrics, tail)
     outcome: dict[str, Any] = {"state": state, "values": values, "metrics": metrics, "reason": _history(trial.reason, reason),
-               "exit_code": data.get("exitCode"), "finished_at": deps.clock()}
+               "exit_code": data.get("exitCode"), "finished_at": deps.clock(),
+               "image_digest": _image_digest(data)}
     store.update_trial(record.name, trial.number, **outcome)
     tell(record, deps, trial.number, state, values)
     return go_on(record, deps, replace(trial, **outcome))
@@ -47,6 +51,12 @@ def _stop_if_running(deps: Deps, launch: TrialLaunch) -> None:
     executor that learns ends by asking answers ``poll`` for an attempt that ended."""
     if deps.executor.poll(launch) is None:
         deps.executor.stop(launch)
+
+
+def _image_digest(data: Mapping[str, Any]) -> str | None:
+    """The image the cluster ran, as its executor reported it (a string, bounded), else None."""
+    image = data.get("imageID")
+    return image[:IMAGE_ID_CHARS] if isinstance(image, str) and image else None
 
 
 def _history(earlier: str, latest: str) -> str:

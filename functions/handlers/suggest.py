@@ -2,13 +2,15 @@
 
 Every delivery reconciles, so a duplicate is harmless and a re-run resumes: attempts whose run
 the executor no longer has are given a fresh attempt, then free parallel slots get new trials.
-A continuation (sent when one event could not ask for every free slot) only asks.
+A continuation (sent when one event could not ask for every free slot) only asks. A study's
+first delivery also records what makes it reproducible (:mod:`functions.core.reproducible`).
 """
 
 from __future__ import annotations
 
 from functions.core.events import Event, trial_suggested
 from functions.core.records import ACTIVE_STATES, RUNNING, WAITING, StudyRecord
+from functions.core.reproducible import provenance
 from functions.handlers.base import CONTINUED, Deps, ask_trials, check_stop, complete, trial_launch, warm_start
 
 
@@ -18,7 +20,7 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     if record.terminal or not record.owns(event.data):
         return []
     if record.started_at is None:
-        store.update_study(record.name, started_at=deps.clock())
+        store.update_study(record.name, started_at=deps.clock(), **provenance(record))
         record = store.get_study(record.name)
         warm_start(record, deps)
     events = [] if CONTINUED in event.data else _resume(record, deps)

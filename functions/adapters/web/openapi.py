@@ -38,6 +38,8 @@ _SCHEMAS: dict[str, Any] = {
                   "reason": {"type": ["string", "null"]},
                   "attempt": {"type": "integer"}, "exitCode": {"type": ["integer", "null"]},
                   "startedAt": {"type": ["number", "null"]}, "finishedAt": {"type": ["number", "null"]},
+                  "imageDigest": {"type": ["string", "null"],
+                                  "description": "the image the cluster ran, with its digest, where it reports one"},
                   "observations": {"type": "array", "items": {"type": "object"}}}},
     "Study": {"type": "object", "required": ["name", "status", "trials", "counts", "best"], "properties": {
         "name": {"type": "string"}, "status": {"enum": [STUDY_RUNNING, *TERMINAL_STATUSES]},
@@ -47,6 +49,12 @@ _SCHEMAS: dict[str, Any] = {
                            {"type": "array", "items": {"$ref": "#/components/schemas/Trial"}}]},
         "nodePool": {"oneOf": [{"$ref": "#/components/schemas/NodePoolUse"}, {"type": "null"}]},
         "definition": {"type": "object"}, "links": {"type": "object"},
+        "reproducibility": {"type": "object", "description": "the sampler seed the study runs with (chosen at "
+                            "its start when the definition gives none) and the katuna and Optuna versions that "
+                            "started it; null fields for a study that has not started",
+                            "properties": {"seed": {"type": ["integer", "null"]},
+                                           "katunaVersion": {"type": ["string", "null"]},
+                                           "optunaVersion": {"type": ["string", "null"]}}},
         "resource": {"description": "the Kubernetes resource (kind, namespace, name) that manages the study",
                      "oneOf": [{"type": "null"}, {"type": "object", "properties": {
                          "kind": {"type": "string"}, "namespace": {"type": "string"}, "name": {"type": "string"}}}]}}},

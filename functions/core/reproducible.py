@@ -1,0 +1,39 @@
+"""What a study records so that it can be run again with the same results.
+
+A study without a seed in its definition still runs seeded: its seed is chosen when it starts,
+from its uid (random for every study, fixed for this one), and stored with the versions of
+katuna and Optuna that started it. Submitting the definition again with ``algorithm.seed`` set
+to that seed repeats the study's suggestions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from importlib import metadata
+from typing import Any
+
+import optuna
+
+from functions.core.limits import MAX_SEED
+from functions.core.records import StudyRecord
+
+
+def seed_for(record: StudyRecord) -> int:
+    """The seed the study runs with: its definition's, else one derived from its uid."""
+    if record.spec.algorithm.seed is not None:
+        return record.spec.algorithm.seed
+    digest = hashlib.sha256(f"seed:{record.uid}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") % (MAX_SEED + 1)
+
+
+def katuna_version() -> str:
+    """The installed katuna release (``unknown`` when run from a tree that is not installed)."""
+    try:
+        return metadata.version("katuna")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def provenance(record: StudyRecord) -> dict[str, Any]:
+    """The study fields to store when it starts: its seed and the software that runs it."""
+    return {"seed": seed_for(record), "katuna_version": katuna_version(), "optuna_version": optuna.__version__}

@@ -1,0 +1,136 @@
+"""The ``Executor`` port's contract, run against every executor.
+
+:class:`ExecutorContract` states what any executor does; each implementation gets a subclass
+that provides an ``executor`` fixture and says how an end reaches katuna (reported as it
+happens, or learnt by asking). A new executor comes with its tests ready: subclass the contract.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kube_stub import KubeStub
+
+from functions.adapters.kubernetes_executor import KubernetesExecutor, api_client
+from functions.adapters.local_executor import LocalExecutor
+from functions.core.cluster import Cluster
+from functions.core.events import TRIAL_FINISHED, Event
+from functions.core.ports import Executor, TrialLaunch
+
+ENDS_WITHIN = 30.0
+_studies = itertools.count()
+
+
+def python(code: str) -> list[str]:
+    return [sys.executable, "-c", code]
+
+
+class ExecutorContract:
+    """What every executor does. Subclasses provide the ``executor`` fixture and :meth:`end_of`."""
+
+    image: str | None = None
+
+    def end_of(self, executor: Executor, launch: TrialLaunch) -> Event:
+        """The ``trial.finished`` of the attempt, once it has ended (waits for it)."""
+        raise NotImplementedError
+
+    def attempt(self, tmp_path: Path, argv: list[str], number: int = 0) -> TrialLaunch:
+        study = f"contract-{next(_studies)}"
+        return TrialLaunch(study=study, uid=f"{study}-uid", number=number, attempt=1, job_name=f"{study}-{number}",
+                           argv=argv, env={}, working_dir=str(tmp_path), timeout=None, image=self.image)
+
+    def test_an_attempt_runs_and_its_end_carries_the_exit_code_and_output(self, executor: Executor, tmp_path: Path):
+        launch = self.attempt(tmp_path, python("print('loss=0.5', flush=True)"))
+        executor.launch(launch)
+        end = self.end_of(executor, launch)
+        assert end.type == TRIAL_FINISHED
+        assert {k: end.data[k] for k in ("study", "uid", "trial", "attempt", "outcome", "exitCode")} == {
+            "study": launch.study, "uid": launch.uid, "trial": 0, "attempt": 1, "outcome": "exited", "exitCode": 0}
+        assert "loss=0.5" in lines(executor.output(launch))
+
+    def test_a_failing_attempt_ends_with_its_exit_code(self, executor: Executor, tmp_path: Path):
+        launch = self.attempt(tmp_path, python("import sys; sys.exit(3)"))
+        executor.launch(launch)
+        end = self.end_of(executor, launch)
+        assert (end.data["outcome"], end.data["exitCode"]) == ("exited", 3)
+
+    def test_an_attempt_exists_once_launched(self, executor: Executor, tmp_path: Path):
+        launch = self.attempt(tmp_path, python("pass"))
+        assert not executor.exists(launch)
+        executor.launch(launch)
+        assert executor.exists(launch)
+        self.end_of(executor, launch)
+        assert executor.running(launch.study) == 0
+
+    def test_launching_an_attempt_again_starts_no_second_run(self, executor: Executor, tmp_path: Path):
+        runs = tmp_path / "runs.txt"
+        launch = self.attempt(tmp_path, python(f"open({str(runs)!r}, 'a').write('ran\\n')"))
+        executor.launch(launch)
+        executor.launch(launch)
+        self.end_of(executor, launch)
+        assert runs.read_text() == "ran\n"
+
+    def test_stopping_a_trial_stops_its_running_attempt(self, executor: Executor, tmp_path: Path):
+        started, finished = tmp_path / "started", tmp_path / "finished"
+        launch = self.attempt(tmp_path, python(f"import time; open({str(started)!r}, 'w').close(); time.sleep(1.5); "
+                                               f"open({str(finished)!r}, 'w').close()"))
+        executor.launch(launch)
+        _until(started.exists)
+        executor.stop(launch)
+        time.sleep(2.0)
+        assert not finished.exists(), "the attempt was stopped before it finished its work"
+
+    def test_a_file_the_attempt_did_not_write_has_no_lines(self, executor: Executor, tmp_path: Path):
+        launch = self.attempt(tmp_path, python("pass"))
+        executor.launch(launch)
+        self.end_of(executor, launch)
+        assert list(executor.read_file(launch, "metrics.txt")) == []
+
+
+def lines(output: Iterator[str]) -> list[str]:
+    """An attempt's output lines without their line endings (executors may keep them)."""
+    return [line.rstrip("\r\n") for line in output]
+
+
+def _until(condition, timeout: float = ENDS_WITHIN) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+class TestLocalExecutor(ExecutorContract):
+    """Trials as local processes; ends are published as they happen."""
+
+    @pytest.fixture
+    def executor(self, tmp_path: Path):
+        self.published: list[Event] = []
+        local = LocalExecutor(tmp_path / "logs", publish=self.published.append, kill_grace=0.5)
+        yield local
+        local.shutdown()
+
+    def end_of(self, executor: Executor, launch: TrialLaunch) -> Event:
+        def ended() -> list[Event]:
+            return [e for e in self.published if (e.data["study"], e.data["trial"]) == (launch.study, launch.number)]
+        _until(ended)
+        return ended()[0]
+
+
+class TestKubernetesExecutor(ExecutorContract):
+    """Trials as Jobs on a loopback Kubernetes API; ends are learnt by polling the Job."""
+
+    image = "python:3.12"
+
+    @pytest.fixture
+    def executor(self, kube: KubeStub):
+        return KubernetesExecutor(Cluster(namespace="contract"), api_client(kube.url))
+
+    def end_of(self, executor: Executor, launch: TrialLaunch) -> Event:
+        ends: list[Event] = []
+        _until(lambda: ends.append(executor.poll(launch)) or ends[-1] is not None)
+        return ends[-1]

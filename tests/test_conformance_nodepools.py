@@ -1,0 +1,148 @@
+"""The ``NodePools`` port's contract, run against every cloud's node pools.
+
+:class:`NodePoolsContract` states what node pools do in any cloud; each cloud gets a subclass
+that provides a ``pools`` fixture on a fake of its API and the few hooks that play the cloud's
+part (finishing an operation, changing a pool behind katuna's back). A new cloud comes with its
+tests ready: subclass the contract. Each cloud's own requests are checked in its own module
+(tests/test_nodepools_gke.py, tests/test_nodepools_eks.py).
+"""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+from gke_stub import GkeStub
+from moto import mock_aws
+
+from functions.core.nodepool import SPOT, NodePool, PoolChange
+from functions.core.ports import NodePools
+from infra import eks, gke
+
+NAME = "katuna-digits"
+OPERATION_CHECKS = 10
+
+
+class NodePoolsContract:
+    """What node pools do in every cloud. Subclasses provide ``pools`` and the hooks below."""
+
+    provider: str
+    machine_types: tuple[str, ...]
+
+    def pool(self, **overrides) -> NodePool:
+        fields = dict(name=NAME, provider=self.provider, capacity=SPOT, machine_types=self.machine_types,
+                      max_nodes=5, labels=(("team", "vision"),))
+        return NodePool(**(fields | overrides))
+
+    def settle(self, pools: NodePools, change: PoolChange) -> None:
+        """Let the cloud finish the change's operation, and check it until it is done."""
+        if change.operation is None:
+            return
+        for _ in range(OPERATION_CHECKS):
+            status = pools.check(change.operation)
+            if status.done:
+                assert status.error is None, status.error
+                return
+        raise AssertionError(f"operation {change.operation} never finished")
+
+    def set_minimum(self, pools: NodePools, nodes: int) -> None:
+        """Raise the pool's autoscaling minimum outside katuna, as an operator might."""
+        raise NotImplementedError
+
+    def test_the_pools_are_of_their_provider(self, pools: NodePools):
+        assert pools.provider == self.provider
+
+    def test_a_missing_pool_is_described_as_none(self, pools: NodePools):
+        assert pools.describe(NAME) is None
+
+    def test_ensure_creates_a_pool_that_scales_from_zero_to_its_maximum(self, pools: NodePools):
+        change = pools.ensure(self.pool())
+        assert change.created and change.operation
+        self.settle(pools, change)
+        status = pools.describe(NAME)
+        assert (status.name, status.min_nodes, status.max_nodes) == (NAME, 0, 5)
+        assert (status.capacity, status.machine_types) == (SPOT, self.machine_types)
+
+    def test_ensuring_an_existing_pool_is_success_and_changes_nothing(self, pools: NodePools):
+        self.settle(pools, pools.ensure(self.pool()))
+        before = pools.describe(NAME)
+        assert pools.ensure(self.pool()) == PoolChange()
+        assert pools.describe(NAME) == before
+
+    def test_a_larger_maximum_raises_it_and_keeps_the_minimum(self, pools: NodePools):
+        self.settle(pools, pools.ensure(self.pool()))
+        self.set_minimum(pools, 1)
+        change = pools.ensure(self.pool(max_nodes=12))
+        assert not change.created and change.operation
+        self.settle(pools, change)
+        status = pools.describe(NAME)
+        assert (status.min_nodes, status.max_nodes) == (1, 12)
+
+    def test_scale_back_lowers_the_minimum_to_zero_only_when_needed_and_keeps_the_maximum(self, pools: NodePools):
+        self.settle(pools, pools.ensure(self.pool()))
+        assert pools.scale_back(self.pool()) == PoolChange()
+        self.set_minimum(pools, 2)
+        self.settle(pools, pools.scale_back(self.pool()))
+        status = pools.describe(NAME)
+        assert (status.min_nodes, status.max_nodes) == (0, 5)
+
+    def test_a_deleted_pool_is_gone_and_deleting_it_again_is_success(self, pools: NodePools):
+        self.settle(pools, pools.ensure(self.pool()))
+        change = pools.delete(NAME)
+        assert change.operation
+        self.settle(pools, change)
+        assert pools.describe(NAME) is None
+        assert pools.delete(NAME) == PoolChange()
+
+
+class TestGkeNodePools(NodePoolsContract):
+    """GKE through the real google-cloud-container client, on a loopback GKE API."""
+
+    provider = "gke"
+    machine_types = ("n2-standard-8",)
+
+    @pytest.fixture
+    def pools(self, gke_api: GkeStub) -> gke.GkeNodePools:
+        self.api = gke_api
+        return gke.GkeNodePools(gke.GkeCluster("proj", "europe-west4", "tuning"), gke.client(gke_api.url))
+
+    def set_minimum(self, pools: NodePools, nodes: int) -> None:
+        self.api.pools[NAME]["autoscaling"]["totalMinNodeCount"] = nodes
+
+
+class TestEksNodePools(NodePoolsContract):
+    """EKS through boto3, on moto's AWS."""
+
+    provider = "eks"
+    machine_types = ("m5.xlarge", "m5a.xlarge")
+    region = "eu-west-1"
+
+    @pytest.fixture
+    def pools(self, monkeypatch) -> eks.EksNodePools:
+        for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                           "AWS_DEFAULT_REGION": self.region}.items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+        role, subnets = "arn:aws:iam::123456789012:role/katuna-nodes", ("subnet-0a1b2c3d",)
+        with mock_aws():
+            boto3.client("eks", region_name=self.region).create_cluster(
+                name="tuning", roleArn=role, resourcesVpcConfig={"subnetIds": list(subnets)})
+            yield eks.EksNodePools(eks.EksCluster("tuning", subnets, role), *eks.clients(self.region))
+
+    def settle(self, pools: NodePools, change: PoolChange) -> None:
+        """moto names a new node group's Auto Scaling group but creates none: create it, as EKS would."""
+        if change.created:
+            self._create_autoscaling_group(pools)
+        super().settle(pools, change)
+
+    def _create_autoscaling_group(self, pools: eks.EksNodePools) -> None:
+        group = pools.eks.describe_nodegroup(clusterName="tuning", nodegroupName=NAME)["nodegroup"]
+        pools.autoscaling.create_launch_configuration(LaunchConfigurationName="lc", ImageId="ami-12c6146b",
+                                                      InstanceType=self.machine_types[0])
+        pools.autoscaling.create_auto_scaling_group(
+            AutoScalingGroupName=group["resources"]["autoScalingGroups"][0]["name"], LaunchConfigurationName="lc",
+            MinSize=0, MaxSize=5, AvailabilityZones=[f"{self.region}a"])
+
+    def set_minimum(self, pools: NodePools, nodes: int) -> None:
+        scaling = pools.eks.describe_nodegroup(clusterName="tuning", nodegroupName=NAME)["nodegroup"]["scalingConfig"]
+        pools.eks.update_nodegroup_config(clusterName="tuning", nodegroupName=NAME,
+                                          scalingConfig={**scaling, "minSize": nodes, "desiredSize": nodes})

@@ -1,0 +1,230 @@
+"""The ``Store`` port's contract, run against every store.
+
+:class:`StoreContract` states what any store does, through the port alone; each implementation
+gets a subclass that provides a ``store`` fixture and :meth:`StoreContract.open_again` (another
+store on the same data: another connection, or the store after a restart). A new store (a
+server database, say) comes with its tests ready: subclass the contract. What is particular to
+one store (the SQLite schema's migrations, the journal's snapshots) is tested in its own module,
+and Optuna's storage test suite runs against katuna's Optuna storage in
+tests/test_conformance_optuna_storage.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+from conftest import study_definition
+
+from functions.adapters.sqlite_store import SqliteStore
+from functions.core.errors import StudyConflict, StudyNotFound
+from functions.core.events import study_created
+from functions.core.metrics import Observation
+from functions.core.ports import Store
+from functions.core.records import READY, RELEASED, PoolUse, StudyRecord, TrialQuery, TrialRecord
+from functions.core.validate import parse_study
+
+
+def record(**overrides) -> StudyRecord:
+    definition = study_definition(**overrides)
+    return StudyRecord(parse_study(definition), definition, "/tmp", f"uid-{definition['name']}", created_at=1.0)
+
+
+def by_state(store: Store, study: str) -> dict[str, int]:
+    """The study's counts as the store keeps them, by state name, states with none left out."""
+    c = store.count_trials(study)
+    counts = {"WAITING": c.waiting, "RUNNING": c.running, "COMPLETE": c.complete, "FAIL": c.failed, "PRUNED": c.pruned}
+    return {state: n for state, n in counts.items() if n}
+
+
+def listed_by_state(store: Store, study: str) -> dict[str, int]:
+    """The study's counts as its listed trials give them."""
+    counts: dict[str, int] = {}
+    for trial in store.trials(study):
+        counts[trial.state] = counts.get(trial.state, 0) + 1
+    return counts
+
+
+class StoreContract:
+    """What every store does. Subclasses provide the ``store`` fixture and :meth:`open_again`."""
+
+    def open_again(self, store: Store) -> Store:
+        """Another store on the same data (the caller closes it)."""
+        raise NotImplementedError
+
+    def close(self, store: Store) -> None:
+        """Let go of a store from :meth:`open_again`."""
+
+    def test_adding_the_same_definition_twice_is_idempotent_and_a_different_one_conflicts(self, store: Store):
+        first = store.add_study(record())
+        assert store.add_study(record()) == first
+        with pytest.raises(StudyConflict, match="already exists with a different definition"):
+            store.add_study(record(maxTrials=9))
+        assert store.get_study("demo").spec.max_trials == 4
+        with pytest.raises(StudyNotFound):
+            store.get_study("other")
+
+    def test_a_failed_transaction_rolls_back_katunas_rows_and_optunas_state(self, store: Store):
+        store.add_study(record())
+        study = optuna.create_study(storage=store.optuna_storage(), study_name="demo")
+        with pytest.raises(RuntimeError), store.transaction():
+            trial = study.ask()
+            store.add_trial(TrialRecord("demo", trial.number, {"x": 1.0}))
+            raise RuntimeError("crash after the writes, before the commit")
+        assert store.trials("demo") == []
+        fresh = optuna.load_study(study_name="demo", storage=store.optuna_storage())
+        assert fresh.trials == []
+        with store.transaction():
+            trial = fresh.ask()
+        assert trial.number == 0, "the rolled-back trial left no gap"
+
+    def test_two_stores_on_the_same_data_see_each_others_commits(self, store: Store):
+        store.add_study(record())
+        other = self.open_again(store)
+        try:
+            study = optuna.create_study(storage=store.optuna_storage(), study_name="demo")
+            with store.transaction():
+                number = study.ask().number
+                store.add_trial(TrialRecord("demo", number, {"x": 2.0}, "RUNNING"))
+            seen = optuna.load_study(study_name="demo", storage=other.optuna_storage())
+            with other.transaction():
+                seen.tell(number, 1.5)
+                other.update_trial("demo", number, state="COMPLETE", values=[1.5])
+            assert optuna.load_study(study_name="demo", storage=store.optuna_storage()).trials[0].value == 1.5
+            assert store.get_trial("demo", number).values == [1.5]
+        finally:
+            self.close(other)
+
+    def test_what_was_stored_is_there_when_opened_again(self, store: Store):
+        store.add_study(record())
+        store.update_study("demo", seed=7, katuna_version="1.2.3", optuna_version="5.0.0")
+        store.add_trial(TrialRecord("demo", 0, {"x": 1.0}, "RUNNING"))
+        store.update_trial("demo", 0, image_digest="python@sha256:00ff")
+        again = self.open_again(store)
+        try:
+            found = again.get_study("demo")
+            assert found.spec == record().spec
+            assert (found.seed, found.katuna_version, found.optuna_version) == (7, "1.2.3", "5.0.0")
+            assert again.get_trial("demo", 0).image_digest == "python@sha256:00ff"
+        finally:
+            self.close(again)
+
+    def test_studies_are_listed_updated_and_deleted_with_their_trials_and_optunas_twin(self, store: Store):
+        store.add_study(record())
+        store.add_study(record(name="other"))
+        store.optuna_study("demo", ["minimize"])
+        store.add_trial(TrialRecord("demo", 0, {"x": 1.0}, "COMPLETE", values=[1.0]))
+        store.add_observations("demo", 0, 1, [Observation("loss", 1.0)])
+        store.update_study("demo", status="completed", reason="max trials reached")
+        assert [(s.name, s.status) for s in store.list_studies()] == [("demo", "completed"), ("other", "running")]
+        store.delete_study("demo")
+        with pytest.raises(StudyNotFound):
+            store.get_study("demo")
+        assert store.trials("demo") == [] and store.observations("demo", 0) == []
+        assert [s.study_name for s in optuna.get_all_study_summaries(store.optuna_storage())] == []
+        assert [s.name for s in store.list_studies()] == ["other"]
+
+    def test_failures_are_counted_per_study_of_that_uid(self, store: Store):
+        store.add_study(record())
+        assert [store.count_failure("demo", "uid-demo") for _ in range(2)] == [1, 2]
+        assert store.count_failure("demo", "an-earlier-uid") is None
+        assert store.count_failure("absent", "uid-demo") is None
+
+    def test_counts_best_and_observations(self, store: Store):
+        store.add_study(record())
+        for number, (state, value) in enumerate([("COMPLETE", 3.0), ("COMPLETE", 1.0), ("FAIL", None),
+                                                 ("RUNNING", None)]):
+            store.add_trial(TrialRecord("demo", number, {"x": number}, state,
+                                        values=None if value is None else [value]))
+        counts = store.count_trials("demo")
+        assert (counts.complete, counts.failed, counts.running, counts.created) == (2, 1, 1, 4)
+        assert [t.number for t in store.best_trials("demo", 5)] == [1, 0]
+        assert [t.number for t in store.trials("demo", ("FAIL", "RUNNING"))] == [2, 3]
+        store.add_observations("demo", 0, 1, [Observation("loss", 3.5, 1), Observation("loss", 3.0)])
+        store.add_observations("demo", 0, 1, [Observation("loss", 3.0)])
+        assert store.observations("demo", 0) == [Observation("loss", 3.0)]
+
+    def test_processed_events_keep_what_was_emitted(self, store: Store):
+        assert store.processed("e1", "suggest") is None
+        emitted = [study_created("demo", "uid-1")]
+        store.record_processed("e1", "suggest", emitted)
+        assert store.processed("e1", "suggest") == emitted
+        assert store.processed("e1", "collect") is None
+
+    def test_dead_letters_are_kept_newest_first_with_why(self, store: Store):
+        for n in range(3):
+            store.add_dead_letter(study_created(f"s{n}", f"uid-{n}"), f"reason {n}")
+        letters = store.dead_letters(limit=2)
+        assert [(d["event"]["data"]["study"], d["reason"]) for d in letters] == [("s2", "reason 2"), ("s1", "reason 1")]
+
+    def test_a_pool_use_is_replaced_by_its_later_version_and_found_by_phase_and_pool(self, store: Store):
+        use = PoolUse("uid-a", "a", "katuna-digits", "gke", "spot", ("n2-standard-8",), 5, shared=False)
+        store.save_pool_use(use)
+        store.save_pool_use(PoolUse("uid-b", "b", "katuna-text", "eks", "spot", ("m5.xlarge",), 3, shared=True,
+                                    phase=RELEASED))
+        assert store.pool_use("uid-a") == use and store.pool_use("absent") is None
+        ready = PoolUse(**{**use.__dict__, "phase": READY, "ready_at": 5.0})
+        store.save_pool_use(ready)
+        assert store.pool_use("uid-a") == ready
+        assert store.pool_uses((READY,)) == [ready]
+        assert [u.uid for u in store.pool_uses(pool="katuna-text")] == ["uid-b"]
+        assert {u.uid for u in store.pool_uses()} == {"uid-a", "uid-b"}
+
+    def test_a_trial_query_filters_sorts_and_pages(self, store: Store):
+        store.add_study(record())
+        for number in range(30):
+            failed = number % 3 == 0
+            metrics = {"loss": float("nan")} if number == 3 else {} if failed else {"loss": 100.0 - number}
+            store.add_trial(TrialRecord("demo", number, {"x": number / 10}, "FAIL" if failed else "COMPLETE",
+                                        values=None if failed else [100.0 - number], metrics=metrics,
+                                        started_at=0.0, finished_at=float(number % 7)))
+        page, total = store.query_trials("demo", TrialQuery(sort="metric:loss", offset=0, limit=5))
+        assert total == 30 and [t.number for t in page] == [29, 28, 26, 25, 23]
+        page, total = store.query_trials("demo", TrialQuery(sort="metric:loss", descending=True, offset=15, limit=10))
+        assert [t.number for t in page] == [23, 25, 26, 28, 29, 27, 24, 21, 18, 15], "trials without the field last"
+        assert total == 30
+
+        page, total = store.query_trials("demo", TrialQuery(states=("COMPLETE",), ranges=(("param:x", 1.0, 2.0),),
+                                                            sort="duration", limit=None))
+        assert total == 8 and {t.number for t in page} == {10, 11, 13, 14, 16, 17, 19, 20}
+        assert [t.finished_at for t in page] == sorted(t.finished_at for t in page)
+        _, total = store.query_trials("demo", TrialQuery(ranges=(("metric:loss", None, 80.0),)))
+        assert total == 7, "NaN metrics and missing ones fall outside every range"
+        with pytest.raises(ValueError, match="unknown trial field 'bogus'"):
+            store.query_trials("demo", TrialQuery(sort="bogus"))
+
+    def test_trial_counts_follow_every_insert_replace_update_delete_and_rollback(self, store: Store):
+        store.add_study(record())
+        store.add_study(record(name="other"))
+        for n in range(5):
+            store.add_trial(TrialRecord("demo", n, {"x": n}, "WAITING"))
+        store.add_trial(TrialRecord("other", 0, {"x": 0}, "RUNNING"))
+        store.add_trial(TrialRecord("demo", 1, {"x": 1}, "RUNNING"))
+        store.update_trial("demo", 2, state="COMPLETE", values=[1.0])
+        store.update_trial("demo", 2, reason="no change of state")
+        store.update_trial("demo", 3, state="FAIL")
+        with pytest.raises(RuntimeError), store.transaction():
+            store.update_trial("demo", 4, state="PRUNED")
+            raise RuntimeError("rolled back")
+        assert by_state(store, "demo") == listed_by_state(store, "demo") == {
+            "WAITING": 2, "RUNNING": 1, "COMPLETE": 1, "FAIL": 1}
+        assert by_state(store, "other") == listed_by_state(store, "other") == {"RUNNING": 1}
+        store.delete_study("demo")
+        assert by_state(store, "demo") == {} and by_state(store, "other") == {"RUNNING": 1}
+
+
+class TestSqliteStore(StoreContract):
+    """katuna's SQLite store, on a file in a temporary folder."""
+
+    @pytest.fixture
+    def store(self, tmp_path: Path):
+        opened = SqliteStore(tmp_path / "katuna.db")
+        yield opened
+        opened.close()
+
+    def open_again(self, store: Store) -> Store:
+        return SqliteStore(store.path)
+
+    def close(self, store: Store) -> None:
+        store.close()

@@ -1,0 +1,64 @@
+"""A study records what makes it reproducible: the seed it ran with, and the software versions."""
+
+from __future__ import annotations
+
+import json
+from importlib import metadata
+from pathlib import Path
+
+import optuna
+import sqlite_utils
+from conftest import study_definition
+from test_cli import katuna, write_study
+
+from functions.adapters.sqlite_store import MIGRATIONS, SqliteStore
+from functions.core.records import StudyRecord, TrialRecord
+from functions.core.validate import parse_study
+
+
+def test_an_unseeded_study_records_its_seed_and_a_rerun_with_that_seed_repeats_it(tmp_path: Path):
+    first, again = tmp_path / "first", tmp_path / "again"
+    first.mkdir(), again.mkdir()
+    definition = study_definition(maxTrials=3, parallelism=1, algorithm={"name": "random"})
+    katuna("run", str(write_study(first / "study.yaml", definition)), cwd=first)
+
+    made = json.loads(katuna("show", "demo", "--json", cwd=first).stdout)["reproducibility"]
+    assert isinstance(made["seed"], int)
+    assert (made["katunaVersion"], made["optunaVersion"]) == (metadata.version("katuna"), optuna.__version__)
+    assert f"seed: {made['seed']}" in katuna("show", "demo", cwd=first).stdout
+
+    seeded = study_definition(maxTrials=3, parallelism=1, algorithm={"name": "random", "seed": made["seed"]})
+    katuna("run", str(write_study(again / "study.yaml", seeded)), cwd=again)
+    params = [json.loads(katuna("trials", "demo", "--json", cwd=folder).stdout) for folder in (first, again)]
+    assert [t["params"] for t in params[0]] == [t["params"] for t in params[1]]
+
+
+def test_a_database_from_before_the_records_keeps_loading(tmp_path: Path):
+    path = tmp_path / "katuna.db"
+    store = SqliteStore(path)
+    store.add_study(_record())
+    store.add_trial(TrialRecord("demo", 0, {"x": 1.0}, "COMPLETE", values=[1.0]))
+    store.close()
+    _downgrade(path)
+
+    reopened = SqliteStore(path)
+    record = reopened.get_study("demo")
+    assert (record.seed, record.katuna_version, record.optuna_version) == (None, None, None)
+    assert record.algorithm == record.spec.algorithm
+    assert reopened.get_trial("demo", 0).image_digest is None
+    reopened.close()
+
+
+def _record() -> StudyRecord:
+    definition = study_definition(algorithm={"name": "random"})
+    return StudyRecord(parse_study(definition), definition, str(Path.cwd()), "uid-1")
+
+
+def _downgrade(path: Path) -> None:
+    """The database as the release before these records left it: the schema before the last migration."""
+    db = sqlite_utils.Database(path)
+    for column in ("seed", "katuna_version", "optuna_version"):
+        db.execute(f"ALTER TABLE studies DROP COLUMN {column}")
+    db.execute("ALTER TABLE trials DROP COLUMN image_digest")
+    db.execute(f"PRAGMA user_version = {len(MIGRATIONS) - 1}")
+    db.close()
