@@ -16,15 +16,15 @@ from rich.console import Console
 
 from functions.adapters.sqlite_store import SqliteStore
 from functions.cli_output import print_result, print_study, studies_table, trial_table
-from functions.core.cluster import render_job
 from functions.core.errors import InvalidStudy, KatunaError, StorageUnavailable, StudyConflict, UnreadableFile
 from functions.core.formats import load_definition, parse_text
+from functions.core.job import render_job
+from functions.core.launch import trial_launch
 from functions.core.records import StudyRecord, TrialRecord
 from functions.core.samplers import first_suggestion
 from functions.core.space import parse_assignments
 from functions.core.spec import Study
 from functions.embedded import Embedded
-from functions.handlers.base import trial_launch
 from functions.progress import StudyProgress
 from functions.settings import Settings
 from functions.terminal import markup, printable

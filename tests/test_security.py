@@ -13,8 +13,8 @@ import yaml
 from http_helpers import Service
 
 from functions.adapters.web.openapi import document
-from functions.core.cluster import render_job
-from functions.core.ports import TrialLaunch
+from functions.core.job import render_job
+from functions.core.launch import TrialLaunch
 from functions.core.resources import GROUP, PLURALS
 
 ROOT = Path(__file__).parent.parent

@@ -12,9 +12,9 @@ import math
 from dataclasses import replace
 
 from functions.core.events import Event, trial_suggested
-from functions.core.ports import TrialLaunch
+from functions.core.launch import TrialLaunch, trial_launch
 from functions.core.records import COMPLETE, FAIL, WAITING, StudyRecord
-from functions.handlers.base import Deps, go_on, record_output, tell, trial_launch
+from functions.handlers.base import Deps, go_on, record_output, tell
 
 
 def handle(event: Event, deps: Deps) -> list[Event]:

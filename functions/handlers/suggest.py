@@ -8,8 +8,9 @@ A continuation (sent when one event could not ask for every free slot) only asks
 from __future__ import annotations
 
 from functions.core.events import Event, trial_suggested
+from functions.core.launch import trial_launch
 from functions.core.records import ACTIVE_STATES, RUNNING, WAITING, StudyRecord
-from functions.handlers.base import CONTINUED, Deps, ask_trials, check_stop, complete, trial_launch, warm_start
+from functions.handlers.base import CONTINUED, Deps, ask_trials, check_stop, complete, warm_start
 
 
 def handle(event: Event, deps: Deps) -> list[Event]:

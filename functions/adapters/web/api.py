@@ -10,8 +10,8 @@ from functions.adapters.web.openapi import document
 from functions.core.errors import StudyNotFound
 from functions.core.events import study_completed
 from functions.core.formats import load_study
+from functions.core.launch import trial_launch
 from functions.core.lines import capped
-from functions.handlers.base import trial_launch
 from functions.runtime import Runtime
 from functions.views import study_view, trial_view
 

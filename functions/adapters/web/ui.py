@@ -35,8 +35,8 @@ from functions.adapters.web.api import find_trial
 from functions.adapters.web.auth import end_session, start_session, token_matches
 from functions.adapters.web.errors import error_response, status_of
 from functions.core.errors import KatunaError
+from functions.core.launch import trial_launch
 from functions.core.records import ACTIVE_STATES, TrialQuery
-from functions.handlers.base import trial_launch
 from functions.runtime import Runtime
 from functions.views import best_trials, study_view, trial_view
 
