@@ -1,11 +1,14 @@
-"""The layers hold: a pure core, handlers behind ports, each vendor SDK in one adapter."""
+"""The layers hold: a pure core, handlers behind ports, arrows that point one way, each vendor SDK in one adapter."""
 
 from __future__ import annotations
 
 import ast
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
+
+import grimp
 
 ROOT = Path(__file__).parent.parent
 VENDORS = {
@@ -23,6 +26,64 @@ def test_import_contracts_hold():
     result = subprocess.run([str(Path(sys.executable).with_name("lint-imports"))], cwd=ROOT,
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _contracts() -> list[dict]:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+
+
+def _layered_modules() -> set[str]:
+    [layers] = [c for c in _contracts() if c["type"] == "layers"]
+    return {name.strip() for layer in layers["layers"] for name in layer.replace(":", "|").split("|")}
+
+
+def test_every_module_has_a_layer():
+    """A new top-level module must be placed in the layers; one inside a layered package is
+    checked as part of it."""
+    layered = _layered_modules()
+    for package in ("functions", "infra"):
+        for path in (ROOT / package).iterdir():
+            if path.name.startswith(("_", ".")) and path.name != "__main__.py":
+                continue
+            if path.suffix == ".py" or (path / "__init__.py").exists() or any(path.glob("*.py")):
+                module = f"{package}.{path.stem}"
+                assert module in layered, f"{module} is in no layer of the import contracts"
+
+
+def test_internal_arrows_are_checked_by_layers_not_hand_lists():
+    """Forbidden contracts name external packages only: the arrows between katuna's own modules
+    come from the layers and independence contracts, so a new module needs no new entry."""
+    kinds = {c["type"] for c in _contracts()}
+    assert {"layers", "independence"} <= kinds
+    for contract in _contracts():
+        if contract["type"] == "forbidden":
+            internal = [m for m in contract["forbidden_modules"] if m.split(".")[0] in ("functions", "infra")]
+            assert internal == [], f"{contract['name']}: {internal}"
+
+
+def _core_cycles() -> list[set[str]]:
+    """The strongly connected groups of core modules (imports for type checking included)."""
+    graph = grimp.build_graph("functions", cache_dir=None)
+    core = {m for m in graph.modules if m.startswith("functions.core.")}
+    edges = {m: graph.find_modules_directly_imported_by(m) & core for m in core}
+    reach = {}
+    for start in core:
+        seen, todo = set(), [start]
+        while todo:
+            for nxt in edges[todo.pop()] - seen:
+                seen.add(nxt)
+                todo.append(nxt)
+        reach[start] = seen
+    return [{m for m in core if m in reach[start] and start in reach[m]} | {start}
+            for start in core if start in reach[start]]
+
+
+def test_the_ports_and_the_values_they_carry_are_in_no_import_cycle():
+    """The port protocols import the value types; nothing they import leads back to them."""
+    apart = {"functions.core.ports", "functions.core.launch", "functions.core.job", "functions.core.application",
+             "functions.core.events", "functions.core.records", "functions.core.optuna_compat"}
+    in_cycles = set().union(*_core_cycles()) if _core_cycles() else set()
+    assert apart & in_cycles == set()
 
 
 def test_lint_is_clean():

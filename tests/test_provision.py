@@ -20,12 +20,12 @@ from functions.core.job import render_job
 from functions.core.launch import trial_launch
 from functions.core.records import StudyRecord, TrialRecord
 from functions.core.validate import parse_study
+from functions.core.views import study_view
 from functions.dispatch import Dispatcher
 from functions.handlers import Deps
 from functions.handlers.provision import waiting_on_pools
 from functions.pools import check_node_pool
 from functions.settings import Settings
-from functions.views import study_view
 from infra import gke
 
 
