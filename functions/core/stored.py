@@ -18,8 +18,16 @@ from functions.core.cluster import TRIAL_TAINT, Cluster
 from functions.core.errors import PermanentError
 from functions.core.nodepool import GKE, NodePool
 from functions.core.pruners import EarlyStopping
-from functions.core.spec import Algorithm, MetricsCollector, Objective, Parameter, Study, TrialTemplate
-from functions.core.warm import KnownResult, WarmStart
+from functions.core.spec import (
+    Algorithm,
+    KnownResult,
+    MetricsCollector,
+    Objective,
+    Parameter,
+    Study,
+    TrialTemplate,
+    WarmStart,
+)
 
 SPEC_VERSION = 1
 """The shape of the stored spec: version 1 is ``Study.to_dict()``; raise it when that changes,

@@ -26,9 +26,9 @@ from functions.core.ports import Clock, Executor, NodePools, Resources, Store
 from functions.core.records import COMPLETE, WAITING, Counts, StudyRecord, TrialRecord
 from functions.core.samplers import grid_size, sampler_for
 from functions.core.space import distribution, sample
-from functions.core.spec import Study
+from functions.core.spec import KnownResult, Study
 from functions.core.stop import Decision, decide, trials_to_ask
-from functions.core.warm import KnownResult, fits
+from functions.core.warm import fits
 
 
 @dataclass(frozen=True)
