@@ -7,6 +7,7 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
+from typing import Protocol
 
 import grimp
 
@@ -93,6 +94,29 @@ def test_the_cycle_check_finds_a_cycle_through_an_import_for_type_checking(tmp_p
     (package / "alone.py").write_text("from circle import values\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     assert _cycles("circle") == [["circle.ports", "circle.values"]]
+
+
+def _members(protocol: type) -> set[str]:
+    return {name for cls in protocol.__mro__ if getattr(cls, "_is_protocol", False) and cls is not Protocol
+            for name in vars(cls) if not name.startswith("_")}
+
+
+def test_the_runtime_offers_what_the_driving_adapters_ask_of_the_application(tmp_path):
+    """The web adapter and the broker know the runtime, its store, settings and dispatcher only
+    through :mod:`functions.core.application`; each offers every member the interface names."""
+    from functions.core.application import Application, Delivers, DispatchesFunctions, ServiceSettings, ServiceStore
+    from functions.runtime import Runtime
+    from functions.settings import Settings
+
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
+    try:
+        offered = [(Application, runtime), (ServiceStore, runtime.store()), (ServiceSettings, runtime.settings),
+                   (DispatchesFunctions, runtime.dispatcher()), (Delivers, runtime.dispatcher())]
+        for interface, implementation in offered:
+            missing = sorted(name for name in _members(interface) if not hasattr(implementation, name))
+            assert missing == [], f"{type(implementation).__name__} lacks {missing} of {interface.__name__}"
+    finally:
+        runtime.close()
 
 
 def test_lint_is_clean():
