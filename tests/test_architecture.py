@@ -90,7 +90,8 @@ def test_the_cycle_check_finds_a_cycle_through_an_import_for_type_checking(tmp_p
     package.mkdir()
     (package / "__init__.py").write_text("")
     (package / "ports.py").write_text("from circle.values import Launch\n")
-    (package / "values.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from circle import ports\n")
+    (package / "values.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from circle import ports\n"
+                                       "class Launch:\n    ...\n")
     (package / "alone.py").write_text("from circle import values\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     assert _cycles("circle") == [["circle.ports", "circle.values"]]
