@@ -5,7 +5,9 @@ An Optuna release that changes any of it fails here first.
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -123,3 +125,35 @@ def test_the_parallel_coordinate_data_has_the_fields_the_chart_draws():
 def test_the_color_scale_is_a_list_of_colors():
     colors = list(color_scale())
     assert len(colors) >= 2 and all(isinstance(c, str) and c.startswith("rgb") for c in colors)
+
+
+ROOT = Path(__file__).parent.parent
+COMPAT = ROOT / "functions" / "core" / "optuna_compat.py"
+
+
+def _private_optuna_imports(path: Path) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "optuna":
+            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names if alias.name.split(".")[0] == "optuna"]
+        else:
+            continue
+        found += [name for name in names if any(part.startswith("_") for part in name.split("."))]
+    return found
+
+
+def test_only_the_compatibility_module_imports_optuna_internals():
+    users = {str(path.relative_to(ROOT)): _private_optuna_imports(path)
+             for folder in ("functions", "infra") for path in (ROOT / folder).rglob("*.py")}
+    assert {path for path, names in users.items() if names} == {str(COMPAT.relative_to(ROOT))}
+
+
+def test_the_internals_check_sees_a_private_module_and_a_private_name(tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text("from optuna.samplers._lazy_random_state import LazyRandomState\n"
+                      "from optuna.visualization import _get_info\nfrom optuna.trial import TrialState\n")
+    assert _private_optuna_imports(module) == [
+        "optuna.samplers._lazy_random_state", "optuna.samplers._lazy_random_state.LazyRandomState",
+        "optuna.visualization._get_info"]
