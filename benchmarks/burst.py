@@ -33,7 +33,7 @@ from instant import definition, sphere
 from functions.adapters.cloudevents_http import to_http
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.events import Event, study_created, trial_finished
-from functions.core.ports import TrialLaunch
+from functions.core.launch import TrialLaunch
 from functions.core.records import StudyRecord
 from functions.core.validate import parse_study
 from functions.dispatch import Dispatcher

@@ -19,7 +19,7 @@ import optuna
 from functions.adapters.broker import LocalBroker
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.events import Event, study_created, trial_finished
-from functions.core.ports import TrialLaunch
+from functions.core.launch import TrialLaunch
 from functions.core.records import StudyRecord
 from functions.core.validate import parse_study
 from functions.dispatch import Dispatcher

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -16,20 +17,20 @@ from rich.console import Console
 
 from functions.adapters.sqlite_store import SqliteStore
 from functions.cli_output import print_result, print_study, studies_table, trial_table
-from functions.core.cluster import render_job
 from functions.core.errors import InvalidStudy, KatunaError, StorageUnavailable, StudyConflict, UnreadableFile
 from functions.core.formats import load_definition, parse_text
+from functions.core.job import render_job
+from functions.core.launch import trial_launch
 from functions.core.records import StudyRecord, TrialRecord
 from functions.core.samplers import first_suggestion
 from functions.core.space import parse_assignments
 from functions.core.spec import Study
+from functions.core.views import best_trials, study_view, trial_view
 from functions.embedded import Embedded
-from functions.handlers.base import trial_launch
 from functions.progress import StudyProgress
 from functions.settings import Settings
 from functions.terminal import markup, printable
 from functions.userfiles import read_text
-from functions.views import best_trials, study_view, trial_view
 
 console = Console()
 errors = Console(stderr=True)
@@ -265,6 +266,7 @@ def serve(db: str | None, host: str, port: int, workers: int, executor: str | No
     """
     from functions.adapters.web.guard import exposure_problem
     from functions.adapters.web.server import Server
+    from functions.runtime import service_app
 
     settings = _settings(db)
     problem = exposure_problem(settings.allowed_hosts, settings.api_token, bind=host)
@@ -273,7 +275,7 @@ def serve(db: str | None, host: str, port: int, workers: int, executor: str | No
     if executor:
         settings = replace(settings, executor=executor)
     SqliteStore(settings.db).close()
-    Server(settings, host, port, workers).run()
+    Server(partial(service_app, settings), host, port, workers).run()
 
 
 @main.command()

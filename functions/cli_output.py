@@ -14,9 +14,9 @@ from rich.table import Table
 
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.records import StudyRecord, TrialRecord
+from functions.core.views import best_trials, study_view
 from functions.settings import Settings
 from functions.terminal import markup, text
-from functions.views import best_trials, study_view
 
 
 def print_result(console: Console, store: SqliteStore, record: StudyRecord, settings: Settings) -> None:

@@ -2,7 +2,8 @@
 
 Each thread gets its own store connection; the executor and the database event queue are
 shared. A broker thread takes events from the queue (so do the other workers' brokers) and a
-watcher nudges studies that nothing else would move.
+watcher nudges studies that nothing else would move. The web adapter sees the runtime only as
+a :class:`functions.core.application.Application`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
+from wsgiref.types import WSGIApplication
 
 import optuna
 
@@ -20,6 +22,7 @@ from functions.adapters.broker import LocalBroker
 from functions.adapters.local_executor import LocalExecutor
 from functions.adapters.sqlite_queue import SqliteQueue
 from functions.adapters.sqlite_store import SqliteStore
+from functions.adapters.web import create_app, guard
 from functions.core.errors import TemporaryError
 from functions.core.events import Event, study_created
 from functions.core.ports import Executor
@@ -106,9 +109,12 @@ class Runtime:
             self._thread = threading.Thread(target=self._serve_events, name="katuna-broker", daemon=True)
             self._thread.start()
 
-    @property
-    def healthy(self) -> bool:
-        return self.settings.events == "reply" or (self._thread is not None and self._thread.is_alive())
+    def not_ready(self) -> str | None:
+        """Why this process cannot serve yet, or None; raises when the database cannot be read."""
+        self.store().db.execute("SELECT 1")
+        if self.settings.events == "queue" and (self._thread is None or not self._thread.is_alive()):
+            return "the event broker thread is not running"
+        return None
 
     def _serve_events(self) -> None:
         """Deliver events until closed; whatever breaks the loop (the database, say) is logged
@@ -145,6 +151,26 @@ class Runtime:
         if isinstance(self.executor, LocalExecutor):
             self.executor.shutdown()
         self.queue.close()
+
+
+def service_app(settings: Settings) -> WSGIApplication:
+    """The HTTP service over a new runtime: what each gunicorn worker serves (built after the fork)."""
+    return create_app(Runtime(settings))
+
+
+def from_environment() -> WSGIApplication:
+    """The HTTP service configured from the environment (gunicorn's entry point in a container).
+
+    Without ``KATUNA_API_TOKEN`` it serves loopback Host names only; naming other hosts in
+    ``KATUNA_ALLOWED_HOSTS`` without a token is a ``ValueError``: the worker fails to boot, and
+    gunicorn then stops instead of restarting it, so a container never serves writes to the
+    network unauthenticated.
+    """
+    settings = Settings.from_env()
+    problem = guard.exposure_problem(settings.allowed_hosts, settings.api_token)
+    if problem:
+        raise ValueError(problem)
+    return service_app(settings)
 
 
 class ClusterResources:

@@ -15,9 +15,10 @@ from functions.adapters.broker import EventQueue
 from functions.adapters.local_executor import LocalExecutor
 from functions.core.errors import StudyNotFound
 from functions.core.events import pool_check, study_completed, study_created
+from functions.core.launch import trial_launch
 from functions.core.records import ACTIVE_STATES, RUNNING, StudyRecord
 from functions.handlers import Deps
-from functions.handlers.base import check_stop, trial_launch
+from functions.handlers.base import check_stop
 from functions.handlers.failures import count_failure, temporary
 from functions.handlers.provision import waiting_on_pools
 

@@ -1,11 +1,15 @@
-"""The layers hold: a pure core, handlers behind ports, each vendor SDK in one adapter."""
+"""The layers hold: a pure core, handlers behind ports, arrows that point one way, each vendor SDK in one adapter."""
 
 from __future__ import annotations
 
 import ast
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
+from typing import Protocol
+
+import grimp
 
 ROOT = Path(__file__).parent.parent
 VENDORS = {
@@ -23,6 +27,97 @@ def test_import_contracts_hold():
     result = subprocess.run([str(Path(sys.executable).with_name("lint-imports"))], cwd=ROOT,
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _contracts() -> list[dict]:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+
+
+def _layered_modules() -> set[str]:
+    [layers] = [c for c in _contracts() if c["type"] == "layers"]
+    return {name.strip() for layer in layers["layers"] for name in layer.replace(":", "|").split("|")}
+
+
+def test_every_module_has_a_layer():
+    """A new top-level module must be placed in the layers; one inside a layered package is
+    checked as part of it."""
+    layered = _layered_modules()
+    for package in ("functions", "infra"):
+        for path in (ROOT / package).iterdir():
+            if path.name.startswith(("_", ".")) and path.name != "__main__.py":
+                continue
+            if path.suffix == ".py" or (path / "__init__.py").exists() or any(path.glob("*.py")):
+                module = f"{package}.{path.stem}"
+                assert module in layered, f"{module} is in no layer of the import contracts"
+
+
+def test_internal_arrows_are_checked_by_layers_not_hand_lists():
+    """Forbidden contracts name external packages only: the arrows between katuna's own modules
+    come from the layers and independence contracts, so a new module needs no new entry."""
+    kinds = {c["type"] for c in _contracts()}
+    assert {"layers", "independence"} <= kinds
+    for contract in _contracts():
+        if contract["type"] == "forbidden":
+            internal = [m for m in contract["forbidden_modules"] if m.split(".")[0] in ("functions", "infra")]
+            assert internal == [], f"{contract['name']}: {internal}"
+
+
+def _cycles(package: str) -> list[list[str]]:
+    """Modules of ``package`` that import one another in a circle (through imports for type
+    checking too: they tie the modules together for a reader and a type checker alike)."""
+    graph = grimp.build_graph(package.split(".")[0], cache_dir=None)
+    modules = {m for m in graph.modules if m.startswith(package + ".")}
+    edges = {m: graph.find_modules_directly_imported_by(m) & modules for m in modules}
+    reach = {}
+    for start in modules:
+        seen, todo = set(), [start]
+        while todo:
+            for nxt in edges[todo.pop()] - seen:
+                seen.add(nxt)
+                todo.append(nxt)
+        reach[start] = seen
+    groups = {frozenset(m for m in reach[start] if start in reach[m]) for start in modules if start in reach[start]}
+    return sorted(sorted(group) for group in groups)
+
+
+def test_the_core_has_no_import_cycle():
+    """Value types (studies, trial attempts, records) sit below the port protocols that carry them."""
+    assert _cycles("functions.core") == []
+
+
+def test_the_cycle_check_finds_a_cycle_through_an_import_for_type_checking(tmp_path, monkeypatch):
+    package = tmp_path / "circle"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "ports.py").write_text("from circle.values import Launch\n")
+    (package / "values.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from circle import ports\n"
+                                       "class Launch:\n    ...\n")
+    (package / "alone.py").write_text("from circle import values\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert _cycles("circle") == [["circle.ports", "circle.values"]]
+
+
+def _members(protocol: type) -> set[str]:
+    return {name for cls in protocol.__mro__ if getattr(cls, "_is_protocol", False) and cls is not Protocol
+            for name in vars(cls) if not name.startswith("_")}
+
+
+def test_the_runtime_offers_what_the_driving_adapters_ask_of_the_application(tmp_path):
+    """The web adapter and the broker know the runtime, its store, settings and dispatcher only
+    through :mod:`functions.core.application`; each offers every member the interface names."""
+    from functions.core.application import Application, Delivers, DispatchesFunctions, ServiceSettings, ServiceStore
+    from functions.runtime import Runtime
+    from functions.settings import Settings
+
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
+    try:
+        offered = [(Application, runtime), (ServiceStore, runtime.store()), (ServiceSettings, runtime.settings),
+                   (DispatchesFunctions, runtime.dispatcher()), (Delivers, runtime.dispatcher())]
+        for interface, implementation in offered:
+            missing = sorted(name for name in _members(interface) if not hasattr(implementation, name))
+            assert missing == [], f"{type(implementation).__name__} lacks {missing} of {interface.__name__}"
+    finally:
+        runtime.close()
 
 
 def test_lint_is_clean():

@@ -22,7 +22,7 @@ from functions.adapters import cloudevents_http
 from functions.adapters.local_executor import LocalExecutor
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.events import trial_finished
-from functions.core.ports import TrialLaunch
+from functions.core.launch import TrialLaunch
 
 FAMILY = Path(__file__).resolve().parent / "trials" / "family.py"
 TOKEN = "containment-token"

@@ -162,7 +162,7 @@ def test_a_redelivered_event_re_emits_what_it_emitted_the_first_time(embedded, t
 
 
 def test_an_attempt_launched_by_a_delivery_whose_record_was_lost_still_ends_its_trial(embedded, tmp_path: Path):
-    from functions.handlers.base import trial_launch
+    from functions.core.launch import trial_launch
 
     definition = study_definition(maxTrials=2, parallelism=2)
     record = embedded.submit(parse_study(definition), definition, tmp_path)

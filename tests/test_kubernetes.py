@@ -158,11 +158,11 @@ def test_a_job_created_by_a_spawn_whose_record_was_lost_still_ends_its_trial(kub
     from functions.adapters.sqlite_store import SqliteStore
     from functions.core.cluster import Cluster
     from functions.core.events import Event, study_created
+    from functions.core.launch import trial_launch
     from functions.core.records import StudyRecord
     from functions.core.validate import parse_study
     from functions.dispatch import Dispatcher
     from functions.handlers import Deps
-    from functions.handlers.base import trial_launch
 
     store = SqliteStore(tmp_path / "k.db")
     executor = KubernetesExecutor(Cluster(namespace="lost"), api_client(kube.url))

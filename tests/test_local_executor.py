@@ -19,7 +19,7 @@ from functions.adapters.local_executor import LocalExecutor
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.errors import TemporaryError
 from functions.core.events import TRIAL_FINISHED, study_created
-from functions.core.ports import TrialLaunch
+from functions.core.launch import TrialLaunch
 from functions.core.validate import parse_study
 from functions.dispatch import Dispatcher
 from functions.handlers import Deps
@@ -38,7 +38,7 @@ OWNER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
     from functions.adapters.local_executor import LocalExecutor
-    from functions.core.ports import TrialLaunch
+    from functions.core.launch import TrialLaunch
     executor = LocalExecutor(Path(sys.argv[1]), publish=lambda event: None)
     executor.launch(TrialLaunch(study="demo", uid="u1", number=0, attempt=1, job_name="demo-0-1",
                                 argv=[sys.executable, "-c", "import time; time.sleep(5)"], env={},

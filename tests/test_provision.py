@@ -14,18 +14,18 @@ from gke_stub import GkeStub
 from functions.adapters.local_executor import LocalExecutor
 from functions.adapters.sqlite_store import SqliteStore
 from functions.cli import main
-from functions.core.cluster import render_job
 from functions.core.errors import InvalidStudy, TemporaryError
 from functions.core.events import Event, pool_check, study_completed, study_created
+from functions.core.job import render_job
+from functions.core.launch import trial_launch
 from functions.core.records import StudyRecord, TrialRecord
 from functions.core.validate import parse_study
+from functions.core.views import study_view
 from functions.dispatch import Dispatcher
 from functions.handlers import Deps
-from functions.handlers.base import trial_launch
 from functions.handlers.provision import waiting_on_pools
 from functions.pools import check_node_pool
 from functions.settings import Settings
-from functions.views import study_view
 from infra import gke
 
 

@@ -11,10 +11,11 @@ import yaml
 from conftest import study_definition
 from http_helpers import KATUNA
 
-from functions.core.cluster import STUDY_LABEL, Cluster, NotRenderable, render_job
+from functions.core.cluster import STUDY_LABEL, Cluster
+from functions.core.job import NotRenderable, render_job
+from functions.core.launch import trial_launch
 from functions.core.records import StudyRecord, TrialRecord
 from functions.core.validate import parse_study
-from functions.handlers.base import trial_launch
 
 HOSTILE = ["it's: \"quoted\"", "line one\nline two: {x: 1}", "${trialParameters.x}", "- [a, b]\n---\nkind: Pod",
            "$(rm -rf /)", "' ; echo pwned #"]

@@ -13,8 +13,8 @@ import yaml
 from http_helpers import Service
 
 from functions.adapters.web.openapi import document
-from functions.core.cluster import render_job
-from functions.core.ports import TrialLaunch
+from functions.core.job import render_job
+from functions.core.launch import TrialLaunch
 from functions.core.resources import GROUP, PLURALS
 
 ROOT = Path(__file__).parent.parent
@@ -249,12 +249,12 @@ def test_nothing_is_unpickled_evaluated_or_run_through_a_shell(path: Path):
         assert "import pickle" not in path.read_text() and "from pickle" not in path.read_text()
 
 
-PICKLES_ITS_OWN_STATE = FUNCTIONS / "adapters" / "sqlite_journal.py"
+PICKLES_ITS_OWN_STATE = FUNCTIONS / "core" / "optuna_compat.py"
 """Pickles Optuna's replayed state into a snapshot row of katuna's own database; only Optuna's
 ``restore_replay_result`` reads it back, from that row, never from the network."""
 
 
 def test_only_the_journal_pickles_and_only_its_own_state():
     source = PICKLES_ITS_OWN_STATE.read_text()
-    assert "pickle.dumps(self._replay_result)" in source and source.count("pickle.") == 1
+    assert "pickle.dumps(storage._replay_result)" in source and source.count("pickle.") == 1
 

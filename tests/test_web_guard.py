@@ -93,7 +93,7 @@ def test_the_container_entry_point_refuses_other_hosts_without_a_token(tmp_path:
     env.update(KATUNA_DB=str(tmp_path / "katuna.db"), KATUNA_ALLOWED_HOSTS="katuna.katuna.svc")
     gunicorn = str(Path(sys.executable).with_name("gunicorn"))
     done = subprocess.run([gunicorn, "--bind", f"127.0.0.1:{free_port()}", "--workers", "1",
-                           "functions.adapters.web:from_environment()"],
+                           "functions.runtime:from_environment()"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode != 0
     assert "KATUNA_API_TOKEN" in done.stderr

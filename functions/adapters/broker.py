@@ -27,9 +27,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from functions.core.application import Delivers
 from functions.core.errors import KatunaError, TemporaryError
 from functions.core.events import Event
-from functions.dispatch import Dispatcher
 
 log = logging.getLogger("katuna.broker")
 
@@ -130,9 +130,10 @@ class MemoryQueue:
 
 
 class LocalBroker:
-    """A queue in front of a :class:`Dispatcher`; events are handled one at a time."""
+    """A queue in front of a dispatcher (:class:`functions.dispatch.Dispatcher`, handed in by
+    the composition root); events are handled one at a time."""
 
-    def __init__(self, dispatcher: Dispatcher, events: EventQueue | None = None, backoff: float = 0.5) -> None:
+    def __init__(self, dispatcher: Delivers, events: EventQueue | None = None, backoff: float = 0.5) -> None:
         self._dispatcher = dispatcher
         self.events = events if events is not None else MemoryQueue()
         self._backoff = backoff

@@ -17,11 +17,12 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from urllib3.exceptions import HTTPError
 
-from functions.core.cluster import STUDY_LABEL, TRIAL_LABEL, Cluster, render_job
+from functions.core.cluster import STUDY_LABEL, TRIAL_LABEL, Cluster
 from functions.core.errors import PermanentError, TemporaryError
 from functions.core.events import Event, trial_finished
+from functions.core.job import render_job
+from functions.core.launch import TrialLaunch
 from functions.core.lines import bounded_lines
-from functions.core.ports import TrialLaunch
 from functions.core.resources import GROUP, VERSION, Ref
 
 CHUNK = 64 * 1024

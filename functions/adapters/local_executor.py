@@ -40,9 +40,9 @@ from functions.adapters.trial_env import trial_environment
 from functions.adapters.workers import Workers
 from functions.core.errors import StorageFull
 from functions.core.events import Event, trial_finished, trial_progress
+from functions.core.launch import TrialLaunch
 from functions.core.lines import bounded_lines
 from functions.core.metrics import parse_json_lines, parse_text
-from functions.core.ports import TrialLaunch
 
 CHUNK = 64 * 1024
 """Bytes read at a time from a trial's output."""

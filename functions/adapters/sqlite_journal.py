@@ -14,7 +14,6 @@ snapshot always matches committed records and its amortized cost per record stay
 from __future__ import annotations
 
 import json
-import pickle
 import sqlite3
 from collections.abc import Callable, Container, Iterator
 from typing import Any
@@ -22,8 +21,9 @@ from typing import Any
 import optuna
 from optuna.storages import JournalStorage
 from optuna.storages.journal import BaseJournalBackend
-from optuna.storages.journal._base import BaseJournalSnapshot
 from optuna.trial import FrozenTrial, TrialState
+
+from functions.core.optuna_compat import BaseJournalSnapshot, journal_position, journal_snapshot
 
 TABLE = "optuna_journal"
 SNAPSHOT_TABLE = "optuna_snapshot"
@@ -170,8 +170,7 @@ class KatunaJournalStorage(JournalStorage):
     def snapshot_if_due(self) -> None:
         """Save the replayed state when the journal has grown enough since the last snapshot;
         called inside the transaction that wrote the records, just before it commits."""
-        replayed = self._replay_result.log_number_read
-        if replayed >= max(SNAPSHOT_FROM, SNAPSHOT_GROWTH * self._snapshot_at):
-            with self._thread_lock:
-                self._backend.save_snapshot(replayed, pickle.dumps(self._replay_result))
+        if journal_position(self) >= max(SNAPSHOT_FROM, SNAPSHOT_GROWTH * self._snapshot_at):
+            replayed, body = journal_snapshot(self)
+            self._backend.save_snapshot(replayed, body)
             self._snapshot_at = replayed

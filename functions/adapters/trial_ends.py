@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from functions.core.events import Event, trial_finished
-from functions.core.ports import TrialLaunch
+from functions.core.launch import TrialLaunch
 
 PREEMPTION_SIGNALS = {signal.SIGKILL, signal.SIGTERM, signal.SIGHUP, signal.SIGINT}
 """Signals from outside that end an attempt the way a preemption does."""

@@ -7,18 +7,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import optuna
 
 from functions.core.events import Event
+from functions.core.launch import TrialLaunch
 from functions.core.metrics import Observation
 from functions.core.nodepool import NodePool, OperationStatus, PoolChange, PoolStatus
 from functions.core.records import Counts, PoolUse, StudyRecord, TrialQuery, TrialRecord
 
 if TYPE_CHECKING:
-    from functions.core.cluster import Cluster
     from functions.core.resources import Ref
 
 
@@ -94,40 +93,6 @@ class Store(Protocol):
 
     def pool_uses(self, phases: Sequence[str] = (), pool: str | None = None) -> list[PoolUse]:
         """Node-pool uses in the given phases (all if none), of one pool if named."""
-
-
-@dataclass(frozen=True)
-class TrialLaunch:
-    """Everything an executor needs to start one attempt of one trial."""
-
-    study: str
-    uid: str
-    number: int
-    attempt: int
-    job_name: str
-    argv: list[str]
-    env: dict[str, str]
-    working_dir: str
-    timeout: float | None
-    image: str | None = None
-    resources: dict[str, str] | None = None
-    cluster: Cluster | None = None
-    container_working_dir: str | None = None
-    """The working directory as the study gives it, for a container (the image's own if unset)."""
-    params: Mapping[str, Any] | None = None
-    trial_spec: Mapping[str, Any] | None = None
-    primary_container: str | None = None
-    progress: Progress | None = None
-    """Set when intermediate values matter (early stopping): how to find them in the output."""
-
-
-@dataclass(frozen=True)
-class Progress:
-    """The objective's intermediate values: which metric, read by which filters and format."""
-
-    metric: str
-    filters: tuple[str, ...] = ()
-    format: str = "text"
 
 
 class Executor(Protocol):

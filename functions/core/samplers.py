@@ -28,11 +28,11 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import optuna
-from optuna.samplers._lazy_random_state import LazyRandomState
 from optuna.study import StudyDirection
 
 from functions.core.errors import Problem
 from functions.core.limits import DEFAULTS, Limits
+from functions.core.optuna_compat import reseed
 from functions.core.parameters import FloatParameter, Parameter
 from functions.core.space import grid_count, grid_values, sample
 from functions.core.spec import Algorithm, Study
@@ -241,21 +241,11 @@ def sampler_for(
     if current is not None and kind.reusable and _BUILT_FOR.get(current) == (algorithm, parameters):
         seed = trial_seed(algorithm.seed, trial_number)
         if seed is not None:
-            _reseed(current, seed)
+            reseed(current, seed)
         return current
     sampler = build_sampler(algorithm, parameters, trial_number)
     _BUILT_FOR[sampler] = (algorithm, parameters)
     return sampler
-
-
-def _reseed(sampler: optuna.samplers.BaseSampler, seed: int) -> None:
-    """Seed every random state of ``sampler`` and of the samplers it delegates to, in place
-    (which is cheap, unlike making a new one), as its constructor would with ``seed``."""
-    for value in vars(sampler).values():
-        if isinstance(value, LazyRandomState):
-            value.rng.seed(seed)
-        elif isinstance(value, optuna.samplers.BaseSampler):
-            _reseed(value, seed)
 
 
 def first_suggestion(spec: Study) -> dict[str, Any]:

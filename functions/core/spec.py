@@ -8,19 +8,41 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from functions.core.cluster import Cluster
 from functions.core.nodepool import NodePool, place_trials
 from functions.core.parameters import Parameter
 from functions.core.pruners import EarlyStopping
 
-if TYPE_CHECKING:
-    from functions.core.warm import WarmStart
-
 MINIMIZE = "minimize"
 MAXIMIZE = "maximize"
 STRATEGIES = ("min", "max", "latest")
+
+
+@dataclass(frozen=True)
+class KnownResult:
+    """A result known before the study began: parameters and their objective values."""
+
+    params: Mapping[str, Any]
+    values: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class WarmStart:
+    """Results the sampler learns from before the first trial (:mod:`functions.core.warm`
+    parses them): inline ``trials``, or those of an earlier ``study`` in the same database."""
+
+    study: str | None = None
+    trials: tuple[KnownResult, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.study:
+            out["study"] = self.study
+        if self.trials:
+            out["trials"] = [{"params": dict(t.params), "values": list(t.values)} for t in self.trials]
+        return out
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,15 @@ from functions.core.errors import PermanentError
 from functions.core.nodepool import GKE, NodePool
 from functions.core.parameters import CategoricalParameter, DiscreteParameter, FloatParameter, IntParameter, Parameter
 from functions.core.pruners import EarlyStopping
-from functions.core.spec import Algorithm, MetricsCollector, Objective, Study, TrialTemplate
-from functions.core.warm import KnownResult, WarmStart
+from functions.core.spec import (
+    Algorithm,
+    KnownResult,
+    MetricsCollector,
+    Objective,
+    Study,
+    TrialTemplate,
+    WarmStart,
+)
 
 SPEC_VERSION = 1
 """The shape of the stored spec: version 1 is ``Study.to_dict()``; raise it when that changes,

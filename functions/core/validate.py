@@ -15,7 +15,7 @@ from typing import Any
 from functions.core import template
 from functions.core.cluster import parse_cluster
 from functions.core.errors import InvalidStudy, Problem
-from functions.core.limits import DEFAULTS, MAX_SEED, Limits, over_limits
+from functions.core.limits import DEFAULTS, MAX_SEED, Limits
 from functions.core.metrics import check_filter
 from functions.core.nodepool import parse_node_pool
 from functions.core.parameters import (
@@ -31,6 +31,7 @@ from functions.core.reader import Reader, is_number, join, kind_of
 from functions.core.samplers import check_algorithm, check_sampler, convert_settings
 from functions.core.space import distribution_problems
 from functions.core.spec import MAXIMIZE, MINIMIZE, STRATEGIES, Algorithm, MetricsCollector, Objective, Study
+from functions.core.study_limits import over_limits
 from functions.core.trial_template import parse_trial_template
 from functions.core.warm import parse_warm_start
 

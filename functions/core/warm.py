@@ -9,34 +9,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from functions.core.parameters import ChoiceParameter, IntParameter, Parameter
 from functions.core.reader import Reader, join
 from functions.core.space import distribution
+from functions.core.spec import KnownResult, WarmStart
 
 PATH = "warmStart"
-
-
-@dataclass(frozen=True)
-class KnownResult:
-    params: Mapping[str, Any]
-    values: tuple[float, ...]
-
-
-@dataclass(frozen=True)
-class WarmStart:
-    study: str | None = None
-    trials: tuple[KnownResult, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        if self.study:
-            out["study"] = self.study
-        if self.trials:
-            out["trials"] = [{"params": dict(t.params), "values": list(t.values)} for t in self.trials]
-        return out
 
 
 def fits(parameters: Sequence[Parameter], params: Mapping[str, Any]) -> bool:

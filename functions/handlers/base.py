@@ -17,18 +17,18 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from functions.core import template, trial_spec
+from functions.core import template
 from functions.core.events import STUDY_CREATED, Event, derived_id, study_completed, trial_suggested
+from functions.core.launch import trial_launch
 from functions.core.limits import DEFAULTS, Limits
 from functions.core.metrics import Summary, parse_json_lines, parse_text
-from functions.core.naming import job_name
-from functions.core.ports import Clock, Executor, NodePools, Progress, Resources, Store, TrialLaunch
+from functions.core.ports import Clock, Executor, NodePools, Resources, Store
 from functions.core.records import COMPLETE, WAITING, Counts, StudyRecord, TrialRecord
 from functions.core.samplers import grid_size, sampler_for
 from functions.core.space import distribution, sample
-from functions.core.spec import Study
+from functions.core.spec import KnownResult, Study
 from functions.core.stop import Decision, decide, trials_to_ask
-from functions.core.warm import KnownResult, fits
+from functions.core.warm import fits
 
 
 @dataclass(frozen=True)
@@ -149,44 +149,6 @@ def tell(record: StudyRecord, deps: Deps, number: int, state: str, values: list[
     except RuntimeError as exc:
         if "Study.stop" not in str(exc):
             raise
-
-
-def trial_launch(record: StudyRecord, trial: TrialRecord) -> TrialLaunch:
-    """The attempt to run for a trial, from the study's trial template."""
-    spec = record.spec
-    tmpl = spec.trial_template
-    name = job_name(spec.name, trial.number, trial.attempt)
-    if tmpl.trial_spec is not None:
-        argv, env = trial_spec.local_process(tmpl.trial_spec, tmpl.primary_container, trial.params, name)
-    else:
-        argv, env = template.render_command(tmpl.command, trial.params, name), {}
-    env.update(template.render_env(tmpl.env, trial.params, name))
-    env.update(KATUNA_STUDY=spec.name, KATUNA_STUDY_UID=record.uid, KATUNA_TRIAL=str(trial.number),
-               KATUNA_ATTEMPT=str(trial.attempt), KATUNA_OBJECTIVE=spec.objectives[0].metric if spec.objectives else "")
-    return TrialLaunch(
-        study=spec.name,
-        uid=record.uid,
-        number=trial.number,
-        attempt=trial.attempt,
-        job_name=name,
-        argv=argv,
-        env=env,
-        working_dir=os.path.normpath(os.path.join(record.base_dir, tmpl.working_dir or ".")),
-        timeout=tmpl.timeout,
-        image=tmpl.image,
-        resources=dict(tmpl.resources),
-        cluster=spec.trial_cluster,
-        container_working_dir=tmpl.working_dir,
-        params=dict(trial.params),
-        trial_spec=tmpl.trial_spec,
-        primary_container=tmpl.primary_container,
-        progress=_progress(record) if spec.early_stopping else None,
-    )
-
-
-def _progress(record: StudyRecord) -> Progress:
-    collector = record.spec.metrics_collector
-    return Progress(record.spec.objectives[0].metric, collector.filters, collector.format)
 
 
 def check_stop(record: StudyRecord, deps: Deps, finished: TrialRecord | None = None,

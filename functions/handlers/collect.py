@@ -14,9 +14,9 @@ from dataclasses import replace
 from typing import Any
 
 from functions.core.events import Event, trial_suggested
-from functions.core.ports import TrialLaunch
+from functions.core.launch import TrialLaunch, trial_launch
 from functions.core.records import COMPLETE, FAIL, WAITING, StudyRecord
-from functions.handlers.base import Deps, go_on, record_output, tell, trial_launch
+from functions.handlers.base import Deps, go_on, record_output, tell
 
 IMAGE_ID_CHARS = 512
 """An image reference with its digest is well under this; anything longer is cut."""

@@ -14,8 +14,9 @@ from typing import Any
 from functions.core.cluster import ATTEMPT_LABEL, STUDY_LABEL, TRIAL_LABEL, UID_LABEL
 from functions.core.errors import StudyNotFound
 from functions.core.events import Event
+from functions.core.launch import trial_launch
 from functions.core.records import RUNNING
-from functions.handlers.base import Deps, trial_launch
+from functions.handlers.base import Deps
 
 
 def handle(event: Event, deps: Deps) -> list[Event]:

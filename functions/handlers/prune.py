@@ -10,9 +10,10 @@ from __future__ import annotations
 import math
 
 from functions.core.events import Event
+from functions.core.launch import trial_launch
 from functions.core.pruners import build_pruner
 from functions.core.records import PRUNED, RUNNING
-from functions.handlers.base import Deps, go_on, optuna_study, record_output, tell, trial_launch
+from functions.handlers.base import Deps, go_on, optuna_study, record_output, tell
 
 
 def handle(event: Event, deps: Deps) -> list[Event]:

@@ -18,6 +18,7 @@ from typing import Any
 from functions.core.errors import InvalidStudy, Problem, StudyNotFound
 from functions.core.events import Event, study_created
 from functions.core.formats import load_definition
+from functions.core.launch import trial_launch
 from functions.core.records import ACTIVE_STATES, STOPPED, StudyRecord
 from functions.core.resources import (
     DELETED,
@@ -32,7 +33,7 @@ from functions.core.resources import (
     spec_paths,
 )
 from functions.core.stop import Decision
-from functions.handlers.base import Deps, complete, go_on, store_study, trial_launch
+from functions.handlers.base import Deps, complete, go_on, store_study
 from functions.handlers.writeback import report
 
 

@@ -8,8 +8,9 @@ same transaction, so the launch waits for nothing else.
 from __future__ import annotations
 
 from functions.core.events import Event
+from functions.core.launch import trial_launch
 from functions.core.records import RUNNING
-from functions.handlers.base import Deps, trial_launch
+from functions.handlers.base import Deps
 
 
 def handle(event: Event, deps: Deps) -> list[Event]:

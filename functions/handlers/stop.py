@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from functions.core.events import Event
+from functions.core.launch import trial_launch
 from functions.core.records import ACTIVE_STATES, PRUNED
-from functions.handlers.base import Deps, tell, trial_launch
+from functions.handlers.base import Deps, tell
 
 
 def handle(event: Event, deps: Deps) -> list[Event]:

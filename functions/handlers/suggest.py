@@ -9,9 +9,10 @@ first delivery also records what makes it reproducible (:mod:`functions.core.rep
 from __future__ import annotations
 
 from functions.core.events import Event, trial_suggested
+from functions.core.launch import trial_launch
 from functions.core.records import ACTIVE_STATES, RUNNING, WAITING, StudyRecord
 from functions.core.reproducible import provenance
-from functions.handlers.base import CONTINUED, Deps, ask_trials, check_stop, complete, trial_launch, warm_start
+from functions.handlers.base import CONTINUED, Deps, ask_trials, check_stop, complete, warm_start
 
 
 def handle(event: Event, deps: Deps) -> list[Event]:

@@ -1,7 +1,7 @@
 """The HTTP service: the study API, the CloudEvent functions, health, and the OpenAPI document.
 
-``create_app`` is a Flask app factory over a :class:`functions.runtime.Runtime`;
-``from_environment`` builds both from ``KATUNA_*`` settings, for gunicorn in a container.
+``create_app`` is a Flask app factory over an :class:`functions.core.application.Application`,
+which the composition root (:mod:`functions.runtime`) builds and hands in.
 """
 
 from __future__ import annotations
@@ -15,15 +15,14 @@ from functions.adapters.web import api, functions_ce, guard, ui
 from functions.adapters.web.auth import bearer, csrf_matches, current_session, has_token
 from functions.adapters.web.errors import error_response
 from functions.adapters.web.oidc import Verifier
+from functions.core.application import Application, ServiceSettings
 from functions.core.errors import KatunaError
-from functions.runtime import Runtime
-from functions.settings import Settings
 
 OPEN_PATHS = ("/healthz", "/readyz")
 log = logging.getLogger("katuna.web")
 
 
-def create_app(runtime: Runtime) -> Flask:
+def create_app(runtime: Application) -> Flask:
     """The WSGI application over ``runtime`` (whose broker thread it starts)."""
     app = Flask("katuna")
     app.config["MAX_CONTENT_LENGTH"] = runtime.settings.max_body
@@ -41,21 +40,6 @@ def create_app(runtime: Runtime) -> Flask:
     app.register_error_handler(HTTPException, _http_error)
     runtime.start()
     return app
-
-
-def from_environment() -> Flask:
-    """The application configured from the environment (gunicorn's entry point in a container).
-
-    Without ``KATUNA_API_TOKEN`` it serves loopback Host names only; naming other hosts in
-    ``KATUNA_ALLOWED_HOSTS`` without a token is a ``ValueError``: the worker fails to boot, and
-    gunicorn then stops instead of restarting it, so a container never serves writes to the
-    network unauthenticated.
-    """
-    settings = Settings.from_env()
-    problem = guard.exposure_problem(settings.allowed_hosts, settings.api_token)
-    if problem:
-        raise ValueError(problem)
-    return create_app(Runtime(settings))
 
 
 def _guard():
@@ -86,7 +70,7 @@ def _guard():
     return _check_caller(settings, path)
 
 
-def _event_sender_known(settings: Settings) -> bool:
+def _event_sender_known(settings: ServiceSettings) -> bool:
     """The event paths take the API token, or Knative's OIDC delivery token when
     ``KATUNA_OIDC_AUDIENCE`` is set; behind a broker without OIDC (``KATUNA_EVENTS=reply``)
     they rely on the service being cluster-local."""
@@ -99,7 +83,7 @@ def _event_sender_known(settings: Settings) -> bool:
     return settings.events == "reply" or not settings.api_token
 
 
-def _check_caller(settings: Settings, path: str):
+def _check_caller(settings: ServiceSettings, path: str):
     """With ``KATUNA_API_TOKEN`` set, the bearer token, or a dashboard session whose writes
     come from this origin with the session's CSRF token; pages send a browser to the login."""
     token = settings.api_token

@@ -7,13 +7,13 @@ from dataclasses import replace
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context, url_for
 
 from functions.adapters.web.openapi import document
+from functions.core.application import Application
 from functions.core.errors import StudyNotFound
 from functions.core.events import study_completed
 from functions.core.formats import load_study
+from functions.core.launch import trial_launch
 from functions.core.lines import capped
-from functions.handlers.base import trial_launch
-from functions.runtime import Runtime
-from functions.views import study_view, trial_view
+from functions.core.views import study_view, trial_view
 
 blueprint = Blueprint("api", __name__)
 
@@ -21,7 +21,7 @@ LARGEST_TRIAL_NUMBER = (1 << 63) - 1
 """SQLite's largest integer: a larger number names no trial."""
 
 
-def _runtime() -> Runtime:
+def _runtime() -> Application:
     return current_app.extensions["katuna"]
 
 
@@ -37,10 +37,9 @@ def healthz():
 
 @blueprint.get("/readyz")
 def readyz():
-    runtime = _runtime()
-    runtime.store().db.execute("SELECT 1")
-    if not runtime.healthy:
-        return jsonify(status="not ready", message="the event broker thread is not running"), 503
+    reason = _runtime().not_ready()
+    if reason:
+        return jsonify(status="not ready", message=reason), 503
     return jsonify(status="ready")
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from flask import Request, Response
 
-from functions.adapters.sqlite_store import SqliteStore
+from functions.core.application import ServiceStore
 
 COOKIE = "katuna_session"
 SECURE_COOKIE = "__Host-katuna_session"
@@ -49,7 +49,7 @@ def cookie_name(request: Request) -> str:
     return SECURE_COOKIE if request.is_secure else COOKIE
 
 
-def current_session(request: Request, store: SqliteStore) -> Session | None:
+def current_session(request: Request, store: ServiceStore) -> Session | None:
     """The request's unexpired session, if it was issued for this very Host."""
     session_id = request.cookies.get(cookie_name(request), "")
     if not session_id:
@@ -65,7 +65,7 @@ def csrf_matches(request: Request, session: Session) -> bool:
     return bool(given) and token_matches(given, session.csrf)
 
 
-def start_session(request: Request, response: Response, store: SqliteStore, ttl: float) -> None:
+def start_session(request: Request, response: Response, store: ServiceStore, ttl: float) -> None:
     """A new session for this Host, set as the response's cookie."""
     session_id = secrets.token_urlsafe(32)
     store.add_session(session_id, secrets.token_urlsafe(32), request.host.lower(), time.time() + ttl)
@@ -73,7 +73,7 @@ def start_session(request: Request, response: Response, store: SqliteStore, ttl:
                         secure=request.is_secure, path="/")
 
 
-def end_session(request: Request, response: Response, store: SqliteStore) -> None:
+def end_session(request: Request, response: Response, store: ServiceStore) -> None:
     """Revoke the request's session (whatever Host it names) and clear its cookie."""
     session_id = request.cookies.get(cookie_name(request), "")
     if session_id:

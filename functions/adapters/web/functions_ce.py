@@ -14,9 +14,9 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from functions.adapters import cloudevents_http
 from functions.adapters.web.errors import error_response
+from functions.core.application import Application
 from functions.core.errors import KatunaError, StudyNotFound
 from functions.core.events import Event
-from functions.runtime import Runtime
 
 blueprint = Blueprint("functions", __name__)
 log = logging.getLogger("katuna.functions")
@@ -40,7 +40,7 @@ def one_function(function: str):
 def _handle(function: str | None):
     """Run the event; an event for a study that does not exist (or no longer does) is done, and
     answered as one that changed nothing, so the answer never tells whether a study name exists."""
-    runtime: Runtime = current_app.extensions["katuna"]
+    runtime: Application = current_app.extensions["katuna"]
     try:
         event = cloudevents_http.from_http(request.headers, request.get_data())
         dispatcher = runtime.dispatcher()
@@ -59,7 +59,7 @@ def dead_letter():
     """Where the broker sends an event whose delivery failed for good: kept (the newest
     ``KATUNA_MAX_DEAD_LETTERS``, each within ``KATUNA_MAX_BODY``), logged, and its study failed
     with the reason."""
-    runtime: Runtime = current_app.extensions["katuna"]
+    runtime: Application = current_app.extensions["katuna"]
     try:
         event, reason = cloudevents_http.dead_letter(request.headers, request.get_data())
         runtime.fail_dead_letter(event, reason)
@@ -75,7 +75,7 @@ def list_dead_letters():
     return jsonify(current_app.extensions["katuna"].store().dead_letters())
 
 
-def _emit(runtime: Runtime, emitted: list[Event]):
+def _emit(runtime: Application, emitted: list[Event]):
     if runtime.settings.events == "reply" and len(emitted) == 1:
         headers, body = cloudevents_http.to_http(emitted[0])
         return Response(body, status=200, headers=headers)

@@ -15,9 +15,8 @@ from typing import Any
 import optuna
 from optuna import visualization as vis
 from optuna.trial import FrozenTrial
-from optuna.visualization._parallel_coordinate import _get_parallel_coordinate_info
-from optuna.visualization._utils import COLOR_SCALE
 
+from functions.core.optuna_compat import color_scale, parallel_coordinate_info
 from functions.core.records import StudyRecord
 
 KINDS = ("history", "parallel", "slice", "contour", "importance", "intermediate", "pareto")
@@ -129,13 +128,14 @@ def _parallel_coordinates(study: optuna.Study, **target) -> dict[str, Any]:
     with thousands of trials; the data it prepares is the same either way. The figure is plain
     plotly JSON: plotly's Python-side validation of 10,000-value arrays would take seconds.
     """
-    info = _get_parallel_coordinate_info(study, None, target.get("target"), target["target_name"])
+    info = parallel_coordinate_info(study, target.get("target"), target["target_name"])
     dimensions = [
         {"label": d.label, "values": list(d.values), "range": list(d.range)}
         | ({"tickvals": list(d.tickvals), "ticktext": list(d.ticktext)} if d.tickvals else {})
         for d in info.dims_objectives + info.dims_params
     ]
-    scale = [[i / (len(COLOR_SCALE) - 1), color] for i, color in enumerate(COLOR_SCALE)]
+    colors = color_scale()
+    scale = [[i / (len(colors) - 1), color] for i, color in enumerate(colors)]
     line = {"color": list(info.color_values), "colorscale": scale, "reversescale": info.reverse_scale,
             "showscale": True, "colorbar": {"title": {"text": info.colorbar_title}}}
     return {"data": [{"type": "parcoords", "dimensions": dimensions, "line": line}]}

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from flask import Flask
 from gunicorn.app.base import BaseApplication
-
-from functions.adapters.web import create_app
-from functions.runtime import Runtime
-from functions.settings import Settings
 
 
 def _worker_exit(server: Any, worker: Any) -> None:
@@ -21,8 +19,9 @@ def _worker_exit(server: Any, worker: Any) -> None:
 class Server(BaseApplication):
     """gunicorn configured in code; the app is built in each worker, after the fork."""
 
-    def __init__(self, settings: Settings, host: str, port: int, workers: int) -> None:
-        self.settings = settings
+    def __init__(self, build: Callable[[], Flask], host: str, port: int, workers: int) -> None:
+        """``build`` makes the app a worker serves; it runs in each worker, after the fork."""
+        self.build = build
         self.options = {"bind": f"{host}:{port}", "workers": workers, "worker_class": "sync",
                         "timeout": 60, "graceful_timeout": 10, "accesslog": "-", "worker_exit": _worker_exit}
         super().__init__()
@@ -32,4 +31,4 @@ class Server(BaseApplication):
             self.cfg.set(key, value)
 
     def load(self):
-        return create_app(Runtime(self.settings))
+        return self.build()

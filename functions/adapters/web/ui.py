@@ -34,11 +34,11 @@ from functions.adapters.web import tables
 from functions.adapters.web.api import find_trial
 from functions.adapters.web.auth import end_session, start_session, token_matches
 from functions.adapters.web.errors import error_response, status_of
+from functions.core.application import Application
 from functions.core.errors import KatunaError
+from functions.core.launch import trial_launch
 from functions.core.records import ACTIVE_STATES, TrialQuery
-from functions.handlers.base import trial_launch
-from functions.runtime import Runtime
-from functions.views import best_trials, study_view, trial_view
+from functions.core.views import best_trials, study_view, trial_view
 
 blueprint = Blueprint("ui", __name__, url_prefix="/ui", static_folder="static", template_folder="templates")
 
@@ -91,7 +91,7 @@ def is_page(path: str) -> bool:
     return (path == "/ui" or path.startswith("/ui/")) and "/plots/" not in path and not path.endswith(DATA_SUFFIXES)
 
 
-def _runtime() -> Runtime:
+def _runtime() -> Application:
     return current_app.extensions["katuna"]
 
 

@@ -1,0 +1,126 @@
+"""What the driving adapters (the HTTP service, the broker) need from the application.
+
+The composition root (:mod:`functions.runtime`, :mod:`functions.embedded`) builds the
+dispatcher, the store and the settings, and hands them to the driving adapters through these
+Protocols. The adapters import only this module and the rest of the core, never the modules
+that build them, so every arrow between the layers points one way: composition root, then
+adapters, then handlers, then the core.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from functions.core.events import Event
+from functions.core.limits import Limits
+from functions.core.ports import Executor, Store
+from functions.core.records import StudyRecord
+from functions.core.spec import Study
+
+
+class Delivers(Protocol):
+    """Runs the handlers an event is routed to (``functions.dispatch.Dispatcher``)."""
+
+    def deliver(self, event: Event) -> list[Event]:
+        """The events to emit after handling ``event``; safe to call twice with one event."""
+
+
+class DispatchesFunctions(Delivers, Protocol):
+    """Also runs one named function, as a Knative Trigger addresses it."""
+
+    def deliver_to(self, function: str, event: Event) -> list[Event]:
+        """The events to emit after the function ``function`` handles ``event``."""
+
+
+class ServiceSettings(Protocol):
+    """The settings the HTTP service reads (``functions.settings.Settings`` documents each)."""
+
+    @property
+    def max_body(self) -> int: ...
+
+    @property
+    def max_log(self) -> int: ...
+
+    @property
+    def max_dead_letters(self) -> int: ...
+
+    @property
+    def allowed_hosts(self) -> tuple[str, ...]: ...
+
+    @property
+    def api_token(self) -> str | None: ...
+
+    @property
+    def session_ttl(self) -> float: ...
+
+    @property
+    def oidc_audience(self) -> str | None: ...
+
+    @property
+    def oidc_issuer_url(self) -> str: ...
+
+    @property
+    def events(self) -> str: ...
+
+    @property
+    def limits(self) -> Limits: ...
+
+
+class ServiceStore(Store, Protocol):
+    """The store as the HTTP service uses it: the port, plus dashboard sessions, bounded dead
+    letters and what identifies a version of the stored Optuna state."""
+
+    @property
+    def path(self) -> Path: ...
+
+    def optuna_version(self) -> int:
+        """A number that changes whenever Optuna's state in the store changes."""
+
+    def add_dead_letter(self, event: Event, reason: str, keep: int = 1000) -> None:
+        """Keep an event that could not be delivered, with why; only the newest ``keep``."""
+
+    def add_session(self, session_id: str, csrf: str, host: str, expires_at: float) -> None: ...
+
+    def session(self, session_id: str) -> dict[str, Any] | None: ...
+
+    def delete_session(self, session_id: str) -> None: ...
+
+
+class Application(Protocol):
+    """One service process as the HTTP service sees it."""
+
+    @property
+    def settings(self) -> ServiceSettings: ...
+
+    @property
+    def clock(self) -> Callable[[], float]: ...
+
+    @property
+    def executor(self) -> Executor:
+        """Runs the trials: the web reads their output through it."""
+
+    def store(self) -> ServiceStore:
+        """This thread's store."""
+
+    def dispatcher(self) -> DispatchesFunctions:
+        """Runs handlers with this thread's store."""
+
+    def submit(self, spec: Study, definition: dict[str, Any]) -> tuple[StudyRecord, bool]:
+        """Store a study and start it: the stored record, and whether it is new."""
+
+    def publish(self, event: Event) -> None:
+        """Send an event on, to be delivered later."""
+
+    def fail_dead_letter(self, event: Event, reason: str) -> None:
+        """Fail the study a dead letter names, with the reason its delivery gave up."""
+
+    def not_ready(self) -> str | None:
+        """Why the process cannot serve yet (None when it can); raises when the store is down."""
+
+    def start(self) -> None:
+        """Start delivering queued events."""
+
+    def close(self) -> None:
+        """Stop delivering events and the process's own trials."""

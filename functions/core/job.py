@@ -1,0 +1,96 @@
+"""The Kubernetes Job of one trial attempt, rendered as a structure.
+
+Parameter values are substituted into each string field on its own (see
+:mod:`functions.core.template`), so a value holding quotes, colons, newlines or YAML syntax stays
+one string and cannot change the Job's shape.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from functions.core import trial_spec
+from functions.core.cluster import ATTEMPT_LABEL, STUDY_LABEL, TRIAL_LABEL, UID_LABEL, Cluster
+from functions.core.errors import PermanentError
+from functions.core.launch import TrialLaunch
+
+CONTAINER = "trial"
+EXTENDED_RESOURCES = {"gpu": "nvidia.com/gpu"}
+
+
+NO_DEFAULTS = Cluster()
+"""No service defaults: the study's own ``kubernetes`` section, or Kubernetes' defaults."""
+
+
+class NotRenderable(PermanentError):
+    """The study lacks what a trial needs to run on Kubernetes (an image, for one)."""
+
+
+CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "privileged": False, "capabilities": {"drop": ["ALL"]}}
+"""What a trial container may not do; the user the image names runs it (images often run as root)."""
+
+POD_SECURITY = {"seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def labels(launch: TrialLaunch) -> dict[str, str]:
+    return {STUDY_LABEL: launch.study, UID_LABEL: launch.uid, TRIAL_LABEL: str(launch.number),
+            ATTEMPT_LABEL: str(launch.attempt), "app.kubernetes.io/managed-by": "katuna"}
+
+
+def _resources(resources: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    requests = {EXTENDED_RESOURCES.get(k, k): v for k, v in resources.items()}
+    limits = {k: v for k, v in requests.items() if k not in ("cpu", "ephemeral-storage")}
+    return {key: value for key, value in (("requests", requests), ("limits", limits)) if value}
+
+
+def render_job(request: TrialLaunch, defaults: Cluster = NO_DEFAULTS) -> dict[str, Any]:
+    """The ``batch/v1`` Job that runs one trial attempt; ``defaults`` fill what the study leaves out."""
+    if request.trial_spec is None and not request.image:
+        raise NotRenderable("trialTemplate.image: required to run trials on Kubernetes")
+    cluster = (request.cluster or Cluster()).with_defaults(defaults)
+    name = request.job_name
+    job_labels = labels(request)
+    container: dict[str, Any] = {
+        "name": CONTAINER,
+        "image": request.image,
+        "command": list(request.argv),
+        "env": [{"name": k, "value": v} for k, v in sorted(request.env.items())],
+        "securityContext": copy.deepcopy(CONTAINER_SECURITY),
+    }
+    resources = request.resources or dict(cluster.default_resources)
+    if resources:
+        container["resources"] = _resources(resources)
+    if request.container_working_dir:
+        container["workingDir"] = request.container_working_dir
+    account = cluster.service_account or (trial_spec.pod_spec(request.trial_spec).get("serviceAccountName")
+                                           if request.trial_spec is not None else None)
+    pod: dict[str, Any] = {"restartPolicy": "Never", "containers": [container],
+                           "securityContext": copy.deepcopy(POD_SECURITY), "automountServiceAccountToken": bool(account)}
+    if cluster.service_account:
+        pod["serviceAccountName"] = cluster.service_account
+    if cluster.image_pull_secrets:
+        pod["imagePullSecrets"] = [{"name": s} for s in cluster.image_pull_secrets]
+    if cluster.node_selector:
+        pod["nodeSelector"] = dict(cluster.node_selector)
+    if cluster.tolerations:
+        pod["tolerations"] = [dict(t) for t in cluster.tolerations]
+    spec: dict[str, Any] = {
+        "backoffLimit": cluster.backoff_limit,
+        "podFailurePolicy": {"rules": [
+            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+        ]},
+        "ttlSecondsAfterFinished": cluster.ttl_seconds_after_finished,
+        "template": {"metadata": {"labels": dict(job_labels)}, "spec": pod},
+    }
+    if request.timeout:
+        spec["activeDeadlineSeconds"] = math.ceil(request.timeout)
+    metadata = {"name": name, "namespace": cluster.namespace, "labels": job_labels}
+    if request.trial_spec is not None:
+        katuna_env = {k: v for k, v in request.env.items() if k.startswith("KATUNA_")}
+        del spec["template"]["spec"]["containers"]
+        return trial_spec.render(request.trial_spec, request.primary_container, request.params or {},
+                                 metadata, spec, katuna_env)
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": spec}

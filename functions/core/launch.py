@@ -1,0 +1,89 @@
+"""One attempt of one trial as an executor runs it: the value that crosses from the handlers to
+the executors, and how a study's trial template makes it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from functions.core import template, trial_spec
+from functions.core.naming import job_name
+from functions.core.records import StudyRecord, TrialRecord
+
+if TYPE_CHECKING:
+    from functions.core.cluster import Cluster
+
+
+@dataclass(frozen=True)
+class TrialLaunch:
+    """Everything an executor needs to start one attempt of one trial."""
+
+    study: str
+    uid: str
+    number: int
+    attempt: int
+    job_name: str
+    argv: list[str]
+    env: dict[str, str]
+    working_dir: str
+    timeout: float | None
+    image: str | None = None
+    resources: dict[str, str] | None = None
+    cluster: Cluster | None = None
+    container_working_dir: str | None = None
+    """The working directory as the study gives it, for a container (the image's own if unset)."""
+    params: Mapping[str, Any] | None = None
+    trial_spec: Mapping[str, Any] | None = None
+    primary_container: str | None = None
+    progress: Progress | None = None
+    """Set when intermediate values matter (early stopping): how to find them in the output."""
+
+
+@dataclass(frozen=True)
+class Progress:
+    """The objective's intermediate values: which metric, read by which filters and format."""
+
+    metric: str
+    filters: tuple[str, ...] = ()
+    format: str = "text"
+
+
+def trial_launch(record: StudyRecord, trial: TrialRecord) -> TrialLaunch:
+    """The attempt to run for a trial, from the study's trial template."""
+    spec = record.spec
+    tmpl = spec.trial_template
+    name = job_name(spec.name, trial.number, trial.attempt)
+    if tmpl.trial_spec is not None:
+        argv, env = trial_spec.local_process(tmpl.trial_spec, tmpl.primary_container, trial.params, name)
+    else:
+        argv, env = template.render_command(tmpl.command, trial.params, name), {}
+    env.update(template.render_env(tmpl.env, trial.params, name))
+    env.update(KATUNA_STUDY=spec.name, KATUNA_STUDY_UID=record.uid, KATUNA_TRIAL=str(trial.number),
+               KATUNA_ATTEMPT=str(trial.attempt), KATUNA_OBJECTIVE=spec.objectives[0].metric if spec.objectives else "")
+    return TrialLaunch(
+        study=spec.name,
+        uid=record.uid,
+        number=trial.number,
+        attempt=trial.attempt,
+        job_name=name,
+        argv=argv,
+        env=env,
+        working_dir=os.path.normpath(os.path.join(record.base_dir, tmpl.working_dir or ".")),
+        timeout=tmpl.timeout,
+        image=tmpl.image,
+        resources=dict(tmpl.resources),
+        cluster=spec.trial_cluster,
+        container_working_dir=tmpl.working_dir,
+        params=dict(trial.params),
+        trial_spec=tmpl.trial_spec,
+        primary_container=tmpl.primary_container,
+        progress=_progress(record) if spec.early_stopping else None,
+    )
+
+
+def _progress(record: StudyRecord) -> Progress:
+    collector = record.spec.metrics_collector
+    return Progress(record.spec.objectives[0].metric, collector.filters, collector.format)

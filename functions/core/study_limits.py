@@ -1,0 +1,28 @@
+"""A study's fields against the service's limits (:class:`functions.core.limits.Limits`)."""
+
+from __future__ import annotations
+
+from functions.core.errors import Problem
+from functions.core.limits import PREFIX, Limits
+from functions.core.parameters import ChoiceParameter
+from functions.core.spec import Study
+
+
+def over_limits(study: Study, limits: Limits) -> list[Problem]:
+    """A problem for each field of ``study`` past its bound, naming the field, the bound and
+    the ``KATUNA_MAX_*`` variable that sets it."""
+    template = study.trial_template
+    checks = [
+        ("parallelism", study.parallelism, limits.parallelism, "PARALLELISM"),
+        ("maxTrials", study.max_trials, limits.trials, "TRIALS"),
+        ("maxFailedTrials", study.max_failed_trials, limits.trials, "TRIALS"),
+        ("timeBudget", study.time_budget, limits.duration, "DURATION"),
+        ("trialTemplate.timeout", template.timeout, limits.duration, "DURATION"),
+        ("trialTemplate.maxAttempts", template.max_attempts, limits.attempts, "ATTEMPTS"),
+        ("parameters", len(study.parameters), limits.parameters, "PARAMETERS"),
+    ]
+    checks += [(f"parameters[{i}].values", len(p.values), limits.values, "VALUES")
+               for i, p in enumerate(study.parameters) if isinstance(p, ChoiceParameter)]
+    checks += [("objective", len(metric), limits.text, "TEXT") for metric in study.metric_names]
+    return [Problem(path, f"expected at most {bound:,} (set by {PREFIX}MAX_{variable}), got {value:,}")
+            for path, value, bound, variable in checks if value is not None and value > bound]

@@ -1,0 +1,159 @@
+"""The behaviour katuna relies on in Optuna's private API (:mod:`functions.core.optuna_compat`).
+
+An Optuna release that changes any of it fails here first.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+from optuna.storages import JournalStorage
+from optuna.storages.journal import BaseJournalBackend
+
+from functions.core.optuna_compat import (
+    BaseJournalSnapshot,
+    color_scale,
+    journal_position,
+    journal_snapshot,
+    parallel_coordinate_info,
+    reseed,
+)
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _suggestions(sampler: optuna.samplers.BaseSampler, trials: int = 12) -> list[tuple[float, str]]:
+    study = optuna.create_study(sampler=sampler)
+    suggested = []
+    for _ in range(trials):
+        trial = study.ask()
+        x, kind = trial.suggest_float("x", 0.0, 1.0), trial.suggest_categorical("kind", ["a", "b", "c"])
+        study.tell(trial, x)
+        suggested.append((x, kind))
+    return suggested
+
+
+@pytest.mark.parametrize("make", [
+    lambda seed: optuna.samplers.RandomSampler(seed=seed),
+    lambda seed: optuna.samplers.TPESampler(seed=seed, n_startup_trials=4),
+], ids=["random", "tpe-and-its-startup-sampler"])
+def test_a_reseeded_sampler_suggests_what_a_new_one_with_that_seed_would(make):
+    reused = make(1)
+    _suggestions(reused, trials=3)
+    reseed(reused, 7)
+    assert _suggestions(reused) == _suggestions(make(7))
+
+
+def test_reseeding_changes_what_a_sampler_suggests():
+    sampler = optuna.samplers.RandomSampler(seed=1)
+    reseed(sampler, 2)
+    assert _suggestions(sampler) != _suggestions(optuna.samplers.RandomSampler(seed=1))
+
+
+class _MemoryJournal(BaseJournalBackend, BaseJournalSnapshot):
+    """A journal in a list, with one snapshot slot; remembers where reads started."""
+
+    def __init__(self, logs: list[dict[str, Any]] | None = None, snapshot: bytes | None = None) -> None:
+        self.logs = logs if logs is not None else []
+        self.snapshot = snapshot
+        self.reads_from: list[int] = []
+
+    def read_logs(self, log_number_from: int) -> Iterator[dict[str, Any]]:
+        self.reads_from.append(log_number_from)
+        return iter(self.logs[log_number_from:])
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        self.logs.extend(logs)
+
+    def load_snapshot(self) -> bytes | None:
+        return self.snapshot
+
+    def save_snapshot(self, snapshot: bytes) -> None:
+        """Optuna's own schedule is not followed."""
+
+
+def _journal_study(trials: int) -> tuple[JournalStorage, _MemoryJournal]:
+    backend = _MemoryJournal()
+    storage = JournalStorage(backend)
+    study = optuna.create_study(study_name="pinned", storage=storage, sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=trials)
+    return storage, backend
+
+
+def test_the_journal_position_counts_the_records_replayed():
+    storage, backend = _journal_study(3)
+    storage.get_all_studies()
+    assert journal_position(storage) == len(backend.logs) > 0
+
+
+def test_a_storage_started_from_a_snapshot_replays_only_the_records_after_it():
+    storage, backend = _journal_study(3)
+    position, body = journal_snapshot(storage)
+    assert position == len(backend.logs)
+    optuna.load_study(study_name="pinned", storage=storage).optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+
+    restored_backend = _MemoryJournal(backend.logs, snapshot=body)
+    restored = JournalStorage(restored_backend)
+    study = optuna.load_study(study_name="pinned", storage=restored)
+    assert [t.number for t in study.trials] == [0, 1, 2, 3, 4]
+    assert study.trials[4].params == optuna.load_study(study_name="pinned", storage=storage).trials[4].params
+    assert min(restored_backend.reads_from) == position
+    assert journal_position(restored) == len(backend.logs)
+
+
+def test_the_parallel_coordinate_data_has_the_fields_the_chart_draws():
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(lambda t: t.suggest_float("lr", 1e-4, 1e-1, log=True) * len(t.suggest_categorical("opt", ["a", "bb"])),
+                   n_trials=6)
+    info = parallel_coordinate_info(study, None, "loss")
+    assert [d.label for d in info.dims_objectives] == ["loss"]
+    params = {d.label: d for d in info.dims_params}
+    assert set(params) == {"lr", "opt"}
+    for dimension in info.dims_objectives + info.dims_params:
+        assert len(dimension.values) == 6 and len(dimension.range) == 2
+    assert params["opt"].tickvals and set(params["opt"].ticktext) == {"a", "bb"}
+    assert params["lr"].tickvals and params["lr"].range[0] < 0  # a log axis is drawn in log10 units
+    assert len(info.color_values) == 6
+    assert isinstance(info.reverse_scale, bool) and info.colorbar_title == "loss"
+
+
+def test_the_color_scale_is_a_list_of_colors():
+    colors = list(color_scale())
+    assert len(colors) >= 2 and all(isinstance(c, str) and c.startswith("rgb") for c in colors)
+
+
+ROOT = Path(__file__).parent.parent
+COMPAT = ROOT / "functions" / "core" / "optuna_compat.py"
+
+
+def _private_optuna_imports(path: Path) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "optuna":
+            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names if alias.name.split(".")[0] == "optuna"]
+        else:
+            continue
+        found += [name for name in names if any(part.startswith("_") for part in name.split("."))]
+    return found
+
+
+def test_only_the_compatibility_module_imports_optuna_internals():
+    users = {str(path.relative_to(ROOT)): _private_optuna_imports(path)
+             for folder in ("functions", "infra") for path in (ROOT / folder).rglob("*.py")}
+    assert {path for path, names in users.items() if names} == {str(COMPAT.relative_to(ROOT))}
+
+
+def test_the_internals_check_sees_a_private_module_and_a_private_name(tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text("from optuna.samplers._lazy_random_state import LazyRandomState\n"
+                      "from optuna.visualization import _get_info\nfrom optuna.trial import TrialState\n")
+    assert _private_optuna_imports(module) == [
+        "optuna.samplers._lazy_random_state", "optuna.samplers._lazy_random_state.LazyRandomState",
+        "optuna.visualization._get_info"]
