@@ -1,7 +1,8 @@
 """Debian's Chromium driven by Playwright, headless, with screenshots kept as test artifacts.
 
-``make test`` installs Chromium when it is missing (Playwright's own browser downloads are not
-used). Screenshots go to ``$KATUNA_TEST_ARTIFACTS`` or ``tests/artifacts/``.
+``make test`` installs Chromium when it is missing and it can (as root, with apt); otherwise the
+tests marked ``browser`` skip, saying how to get it. Playwright's own browser downloads are not
+used. Screenshots go to ``$KATUNA_TEST_ARTIFACTS`` or ``tests/artifacts/``.
 """
 
 from __future__ import annotations
@@ -12,16 +13,28 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-def chromium_path() -> str:
-    path = os.environ.get("KATUNA_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(path).exists():
-        raise RuntimeError("Chromium is missing: `make test` installs it (apt-get install chromium)")
+MISSING = ("Chromium is not installed, so the browser tests are skipped: install it with "
+           "`apt-get install chromium` (or `make chromium`) as root, or set KATUNA_CHROMIUM to a Chromium binary")
+
+
+def chromium_path() -> str | None:
+    """Chromium's executable (``$KATUNA_CHROMIUM``, else ``chromium`` on the PATH); None when missing."""
+    path = os.environ.get("KATUNA_CHROMIUM") or shutil.which("chromium")
+    return path if path and Path(path).is_file() else None
+
+
+def require_chromium() -> str:
+    """Chromium's executable, or skip the calling test with how to install it."""
+    path = chromium_path()
+    if path is None:
+        pytest.skip(MISSING)
     return path
 
 
@@ -34,7 +47,7 @@ def artifacts() -> Path:
 @contextmanager
 def chromium() -> Iterator[Browser]:
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True)
+        browser = playwright.chromium.launch(executable_path=require_chromium(), args=CHROMIUM_ARGS, headless=True)
         try:
             yield browser
         finally:

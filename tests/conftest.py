@@ -1,4 +1,5 @@
-"""Shared fixtures: study definitions around a real trial script, and an embedded runner."""
+"""Shared fixtures: study definitions around a real trial script, and an embedded runner; tests
+marked ``browser`` skip before any of their fixtures start when Chromium is missing."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from browser import MISSING, chromium_path
 from gke_stub import GkeStub
 from kube_stub import KubeStub
 
@@ -16,6 +18,13 @@ from functions.embedded import Embedded
 from functions.settings import Settings
 
 TRIAL = Path(__file__).parent / "trials" / "objective.py"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Skip a ``browser`` test up front when Chromium is missing, so no service starts for it."""
+    if item.get_closest_marker("browser") and chromium_path() is None:
+        pytest.skip(MISSING)
 
 
 def study_definition(name: str = "demo", mode: str = "ok", **overrides: Any) -> dict[str, Any]:

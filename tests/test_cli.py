@@ -12,12 +12,15 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 from conftest import study_definition
 
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.records import StudyRecord
 from functions.core.validate import parse_study
+
+pytestmark = pytest.mark.slow
 
 KATUNA = [str(Path(sys.executable).with_name("katuna"))]
 

@@ -13,6 +13,8 @@ import yaml
 from conftest import study_definition
 from test_cli import katuna
 
+pytestmark = pytest.mark.slow
+
 SECRET = "hunter2-secret-value"
 
 

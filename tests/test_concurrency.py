@@ -28,6 +28,8 @@ from http_helpers import Service
 from functions.adapters.cloudevents_http import to_http
 from functions.core.events import trial_finished
 
+pytestmark = pytest.mark.slow
+
 EVENTS = int(os.environ.get("KATUNA_LOAD_EVENTS", "1000"))
 STUDIES = int(os.environ.get("KATUNA_LOAD_STUDIES", "50"))
 SETTLED = 3

@@ -24,6 +24,8 @@ from functions.adapters.sqlite_store import SqliteStore
 from functions.core.events import trial_finished
 from functions.core.launch import TrialLaunch
 
+pytestmark = pytest.mark.slow
+
 FAMILY = Path(__file__).resolve().parent / "trials" / "family.py"
 TOKEN = "containment-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

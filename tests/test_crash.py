@@ -28,6 +28,8 @@ from functions.embedded import Embedded
 from functions.handlers import Deps
 from functions.settings import Settings
 
+pytestmark = pytest.mark.slow
+
 TRIALS = 3
 
 

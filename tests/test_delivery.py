@@ -103,6 +103,7 @@ def _assert_same_study(runner: Embedded, expected: list[tuple]) -> None:
     assert (study.best_trial.number, study.best_value) == (best[0], best[3][0])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", SEEDS)
 def test_duplicated_and_shuffled_delivery_matches_exactly_once(tmp_path: Path, seed: int, exactly_once):
     chaos = _submit(tmp_path)
@@ -134,6 +135,7 @@ class JobSource:
         return events
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", SEEDS[:6])
 def test_duplicated_and_shuffled_job_events_create_each_job_once(tmp_path: Path, seed: int, exactly_once,
                                                                  kube: KubeStub):

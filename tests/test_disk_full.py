@@ -21,6 +21,8 @@ import pytest
 from conftest import study_definition
 from http_helpers import KATUNA, free_port
 
+pytestmark = pytest.mark.slow
+
 
 def _private_mount(folder: Path, options: str, command: list[str]) -> list[str]:
     """``command`` run with a tmpfs (mount ``options``) on ``folder``, seen by it alone."""

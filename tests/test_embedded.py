@@ -6,6 +6,7 @@ import math
 import os
 from pathlib import Path
 
+import pytest
 from conftest import run_study, study_definition
 
 from functions.core.events import study_completed
@@ -42,6 +43,7 @@ def test_the_sampler_hears_every_result(embedded, tmp_path: Path):
     assert creations == 1, "the journal records the study's creation once, not once per event"
 
 
+@pytest.mark.slow
 def test_a_time_budget_ends_the_study_and_kills_its_trials(embedded, tmp_path: Path):
     definition = study_definition(mode="hang", timeBudget=1.5, maxTrials=10)
     definition["trialTemplate"]["env"] = {"PID_DIR": str(tmp_path)}

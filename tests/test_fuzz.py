@@ -13,6 +13,7 @@ import os
 import re
 
 import optuna
+import pytest
 from conftest import study_definition
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -81,12 +82,14 @@ def _accepted_or_refused(data) -> Study | None:
     return study
 
 
+@pytest.mark.slow
 @FUZZ
 @given(values)
 def test_any_data_is_a_study_or_a_validation_error(data):
     _accepted_or_refused(data)
 
 
+@pytest.mark.slow
 @FUZZ
 @given(mutated_definitions())
 def test_a_mutated_definition_is_a_valid_study_or_a_validation_error(definition):
@@ -118,6 +121,7 @@ def test_event_data_checks_name_each_bad_field_and_never_raise(event_type, data)
         assert re.match(r"^data\.\w+: ", problem)
 
 
+@pytest.mark.slow
 @FUZZ
 @given(st.lists(st.one_of(st.text(max_size=200), st.from_regex(r"[\w|-]{1,8} ?= ?[-+.eE0-9nainf]{0,12}")),
                 max_size=20), st.lists(st.from_regex(r"[\w|-]{1,12}", fullmatch=True),
@@ -168,6 +172,7 @@ def bounded_definitions(draw):
     return definition
 
 
+@pytest.mark.slow
 @FUZZ
 @given(bounded_definitions())
 def test_a_study_is_accepted_exactly_within_the_limits(definition):
@@ -185,6 +190,7 @@ def test_a_study_is_accepted_exactly_within_the_limits(definition):
         assert grid_size(study.parameters) <= LIMITS.grid
 
 
+@pytest.mark.slow
 @FUZZ
 @given(st.sampled_from(["tpe", "cmaes", "random", "nsga2", "qmc"]), st.dictionaries(
     st.sampled_from(["n_startup_trials", "n_ei_candidates", "gamma", "prior_weight", "consider_prior", "popsize",

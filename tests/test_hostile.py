@@ -22,6 +22,8 @@ import yaml
 from conftest import study_definition
 from http_helpers import Service
 
+pytestmark = pytest.mark.slow
+
 REQUEST_TIMEOUT = 5.0
 """Seconds a hostile request may take before the test fails (answers take milliseconds)."""
 

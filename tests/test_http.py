@@ -13,6 +13,8 @@ from conftest import study_definition
 from http_helpers import KATUNA, Service
 from openapi_spec_validator import validate
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):

@@ -9,10 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 from http_helpers import KATUNA, Service
 
 from functions.core.metrics import MAX_OBSERVATIONS
+
+pytestmark = pytest.mark.slow
 
 LOUD = Path(__file__).parent / "trials" / "loud.py"
 LONG_LINES, LONG_MB, SHORT_MB = 15, 10, 50

@@ -75,6 +75,7 @@ def test_median_stop_translates_to_the_median_pruner():
     assert dict(spec.early_stopping.settings) == {"n_startup_trials": 2, "n_warmup_steps": 2}
 
 
+@pytest.mark.slow
 def test_hyperband_is_random_search_under_the_hyperband_pruner(embedded, tmp_path: Path):
     doc = experiment(
         algorithm={"algorithmName": "hyperband", "algorithmSettings": [
@@ -137,6 +138,7 @@ def test_katuna_convert_prints_the_native_study(tmp_path: Path):
     assert spec == load_study((ROOT / "examples" / "katib-experiment.yaml").read_text())[0]
 
 
+@pytest.mark.slow
 def test_an_experiment_can_be_posted_to_the_api(tmp_path: Path):
     service = Service(tmp_path, workers=1)
     try:

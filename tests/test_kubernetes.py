@@ -14,6 +14,8 @@ from conftest import study_definition
 from http_helpers import Service, Sink
 from kube_stub import KubeStub, image_id
 
+pytestmark = pytest.mark.slow
+
 
 def job_study(name: str, mode: str = "ok", **overrides) -> dict:
     definition = study_definition(name=name, mode=mode, **overrides)

@@ -169,6 +169,7 @@ def test_a_filter_past_the_text_limit_is_refused():
     assert any(p.startswith("metricsCollector.filters[0]: expected at most 4,096 characters") for p in problems(definition))
 
 
+@pytest.mark.slow
 def test_a_service_refuses_past_its_configured_limits_and_stores_nothing(tmp_path: Path):
     service = Service(tmp_path, workers=1, KATUNA_MAX_PARALLELISM="2", KATUNA_MAX_GRID="3")
     try:

@@ -17,6 +17,8 @@ from functions.adapters import cloudevents_http
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.events import study_completed, study_created
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def clouds(tmp_path_factory: pytest.TempPathFactory):

@@ -60,6 +60,7 @@ def autoscaling_group_of(pools: eks.EksNodePools) -> str:
     return name
 
 
+@pytest.mark.slow
 def test_a_spot_node_group_scales_from_zero_with_labels_taint_and_subnets(aws, pools):
     change = pools.ensure(spot_pool())
     assert change == PoolChange("create:katuna-digits", created=True)

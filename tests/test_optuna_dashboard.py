@@ -7,8 +7,11 @@ import subprocess
 import time
 import urllib.request
 
+import pytest
 from conftest import run_study, study_definition
 from http_helpers import KATUNA, free_port
+
+pytestmark = pytest.mark.slow
 
 
 def get(url: str) -> dict:

@@ -26,6 +26,8 @@ from functions.embedded import Embedded
 from functions.handlers.failures import MAX_FAILURES
 from functions.settings import Settings
 
+pytestmark = pytest.mark.slow
+
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
 RICH = study_definition(

@@ -31,6 +31,8 @@ from functions.embedded import Embedded
 from functions.handlers import Deps
 from functions.settings import Settings
 
+pytestmark = pytest.mark.slow
+
 TRIALS = 12
 RATE = 0.3
 MAX_ATTEMPTS = 5

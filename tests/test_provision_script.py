@@ -15,6 +15,8 @@ import boto3
 import pytest
 from gke_stub import GkeStub
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).parent.parent
 GKE_FLAGS = ["--project", "proj", "--location", "europe-west4", "--cluster", "tuning", "--pool", "trials"]
 EKS_FLAGS = ["--cluster", "tuning", "--nodegroup", "trials"]

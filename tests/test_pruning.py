@@ -10,6 +10,8 @@ from conftest import run_study, study_definition
 from functions.core.errors import InvalidStudy
 from functions.core.validate import parse_study
 
+pytestmark = pytest.mark.slow
+
 
 def curve_study(**early_stopping) -> dict:
     definition = study_definition(mode="curve", maxTrials=10, parallelism=2,

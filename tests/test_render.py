@@ -44,6 +44,7 @@ def validate(tmp_path: Path, job: dict) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tag", HOSTILE)
 def test_hostile_values_stay_single_strings_and_the_job_stays_valid(tmp_path: Path, tag: str):
     job = job_for(k8s_definition(), {"x": 1.5, "tag": tag})
@@ -89,6 +90,7 @@ def test_a_job_needs_an_image():
         job_for(definition, {"x": 0.0, "tag": "a"})
 
 
+@pytest.mark.slow
 def test_katuna_render_prints_a_valid_job_for_the_first_suggestion_or_given_params(tmp_path: Path):
     study = tmp_path / "study.yaml"
     study.write_text(yaml.safe_dump(k8s_definition()))

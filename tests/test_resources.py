@@ -245,6 +245,7 @@ def conditions(status: dict) -> dict[str, dict]:
     return {c["type"]: c for c in status.get("conditions", [])}
 
 
+@pytest.mark.slow
 def test_an_applied_study_runs_and_its_status_follows_it(service: Service, kube: KubeStub):
     obj = kube.apply(study("kst-basic", maxTrials=4))
     assert send(service, "add", obj, event_id="add-kst-basic") == ["dev.katuna.study.created"]
@@ -424,6 +425,7 @@ def test_a_resource_study_and_an_http_study_are_the_same_in_the_store(service: S
     assert trials["twin-http"] == trials["twin-kst"] and len(trials["twin-kst"]) == 3
 
 
+@pytest.mark.slow
 def test_on_the_cluster_deleting_a_study_resource_deletes_its_trial_jobs(kube: KubeStub, tmp_path: Path):
     cluster = Service(tmp_path, workers=1, KATUNA_EXECUTOR="kubernetes", KATUNA_K8S_API=kube.url,
                       KATUNA_K8S_NAMESPACE="katuna")

@@ -62,6 +62,7 @@ def drive_with_fresh_state(tmp_path: Path, definition: dict) -> list[dict]:
     return [t.params for t in trials]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algorithm", sorted(name for name in REGISTRY if name != "gp" or HAS_TORCH))
 def test_sampler_from_fresh_state_is_distinct_and_reproducible(tmp_path: Path, algorithm: str):
     definition = definition_for(algorithm)

@@ -196,6 +196,7 @@ def _operations() -> list[tuple[str, str]]:
             if path not in OPEN and not (path == "/dead-letters" and method == "post")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method, path", _operations(), ids=[f"{m} {p}" for m, p in _operations()])
 def test_every_api_route_needs_the_token_when_one_is_set(locked: Service, method: str, path: str):
     url = path.replace("{name}", "demo").replace("{number}", "0")

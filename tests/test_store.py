@@ -85,6 +85,7 @@ def test_a_fresh_store_starts_from_the_journal_snapshot_and_replays_only_what_ca
     store.close()
 
 
+@pytest.mark.slow
 def test_a_snapshot_taken_in_a_rolled_back_transaction_is_rolled_back_too(tmp_path: Path):
     store = SqliteStore(tmp_path / "k.db")
     with pytest.raises(RuntimeError), store.transaction():

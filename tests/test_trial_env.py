@@ -23,6 +23,7 @@ SERVICE_ONLY = {
 }
 
 
+@pytest.mark.slow
 def test_a_trial_gets_only_the_documented_variables(tmp_path: Path):
     seen = tmp_path / "env.json"
     definition = {

@@ -17,6 +17,8 @@ from http_helpers import Service
 from playwright.sync_api import Browser, Page, expect
 from test_katib import experiment
 
+pytestmark = pytest.mark.browser
+
 TOKEN = "ui-s3cret"
 
 

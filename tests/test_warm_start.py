@@ -45,6 +45,7 @@ def test_known_results_must_fit_the_space():
     assert "warmStart.trials[1]: expected value (or values: a list of 1) with finite numbers" in found
 
 
+@pytest.mark.slow
 def test_the_cli_reads_known_results_from_csv_and_json_files(tmp_path: Path):
     import json
     import subprocess

@@ -15,6 +15,8 @@ from conftest import study_definition
 from http_helpers import Service
 from playwright.sync_api import Browser, expect
 
+pytestmark = pytest.mark.browser
+
 TOKEN = "browser-token-0123456789"
 
 

@@ -21,6 +21,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from http_helpers import Service
 
+pytestmark = pytest.mark.slow
+
 TOKEN = "events-token-0123456789"
 AUDIENCE = "katuna-functions"
 ISSUER = "https://kubernetes.default.svc.cluster.local"

@@ -39,6 +39,7 @@ def _study_json(name: str) -> str:
     return json.dumps(study_definition(name=name, maxTrials=1, parallelism=1))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded",
                                           "multipart/form-data; boundary=x", "text/yaml"])
 def test_a_study_in_a_type_a_cross_site_form_can_send_is_refused(service: Service, content_type: str):
@@ -79,6 +80,7 @@ def test_a_write_from_the_dashboard_origin_or_a_script_is_served(service: Servic
     assert service.request("POST", "/studies/from-page/stop", None, fetched)[0] == 200
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("host, env", [("0.0.0.0", {}), ("192.0.2.1", {}), (None, {"KATUNA_ALLOWED_HOSTS": "katuna.example"})])
 def test_serve_refuses_to_expose_the_api_without_a_token(tmp_path: Path, host, env):
     done = refused_start(tmp_path, host=host, **env)
@@ -86,6 +88,7 @@ def test_serve_refuses_to_expose_the_api_without_a_token(tmp_path: Path, host, e
     assert "KATUNA_API_TOKEN" in done.stderr and "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 def test_the_container_entry_point_refuses_other_hosts_without_a_token(tmp_path: Path):
     """gunicorn as the image runs it: the worker fails to boot and gunicorn stops, saying why,
     instead of restarting the worker for ever."""

@@ -19,6 +19,8 @@ from functions.adapters.web import create_app
 from functions.runtime import Runtime
 from functions.settings import Settings
 
+pytestmark = pytest.mark.slow
+
 TOKEN = "sessions-token-0123456789"
 
 

@@ -21,6 +21,7 @@ log an ``.owner`` file names the process that runs the attempt (see
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -264,10 +265,8 @@ class LocalExecutor:
 
     def _kill(self, run: _Run) -> int:
         """End the attempt's whole process tree: SIGTERM, then SIGKILL after the grace period."""
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(run.process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
         self._contain(run)
         return run.process.wait()
 

@@ -15,6 +15,7 @@ session is signalled, and :func:`become_subreaper` says so.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
@@ -109,10 +110,8 @@ def members(leader: int | None, markers: Callable[[str], bool]) -> list[Process]
 
 def _signal(pids: Iterable[int], sig: signal.Signals) -> None:
     for pid in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
 
 
 def end(leader: int | None, markers: Callable[[str], bool], grace: float, keep: Iterable[int] = ()) -> None:
@@ -145,7 +144,5 @@ def _reap(snapshot: Iterable[Process], belongs: Callable[[Process], bool], keep:
     me, kept = os.getpid(), set(keep)
     for process in snapshot:
         if process.zombie and process.parent == me and process.pid not in kept and belongs(process):
-            try:
+            with contextlib.suppress(ChildProcessError):
                 os.waitpid(process.pid, os.WNOHANG)
-            except ChildProcessError:
-                pass

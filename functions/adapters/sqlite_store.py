@@ -196,10 +196,8 @@ def _create_private(path: Path) -> None:
     for folder in reversed(path.parents):
         if not folder.exists():
             folder.mkdir(mode=0o700, exist_ok=True)
-    try:
+    with suppress(FileExistsError):
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    except FileExistsError:
-        pass
 
 
 _UNWRITABLE = {sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM, sqlite3.SQLITE_IOERR,
@@ -347,10 +345,8 @@ class SqliteStore:
         try:
             study_id = storage.get_study_id_from_name(name)
         except KeyError:
-            try:
+            with suppress(optuna.exceptions.DuplicatedStudyError):
                 optuna.create_study(storage=storage, study_name=name, directions=list(directions))
-            except optuna.exceptions.DuplicatedStudyError:
-                pass
             study_id = storage.get_study_id_from_name(name)
         key = (name, study_id)
         if key not in self._studies:
