@@ -19,14 +19,23 @@ def node_pools(settings: Settings) -> NodePools | None:
     if settings.gke_cluster:
         from infra import gke
 
-        cluster = gke.GkeCluster(settings.gke_project, settings.gke_location, settings.gke_cluster)
-        return gke.GkeNodePools(cluster, gke.client(settings.gke_endpoint))
+        gke_cluster = gke.GkeCluster(_required(settings.gke_project, "KATUNA_GKE_PROJECT"),
+                                     _required(settings.gke_location, "KATUNA_GKE_LOCATION"), settings.gke_cluster)
+        return gke.GkeNodePools(gke_cluster, gke.client(settings.gke_endpoint))
     if settings.eks_cluster:
         from infra import eks
 
-        cluster = eks.EksCluster(settings.eks_cluster, settings.eks_subnets, settings.eks_node_role)
-        return eks.EksNodePools(cluster, *eks.clients(settings.eks_region))
+        eks_cluster = eks.EksCluster(settings.eks_cluster, settings.eks_subnets, settings.eks_node_role)
+        return eks.EksNodePools(eks_cluster, *eks.clients(settings.eks_region))
     return None
+
+
+def _required(value: str | None, variable: str) -> str:
+    """A setting that must accompany the cluster's name: :class:`Settings` refuses to start
+    without it, so this only narrows its type (and names the variable should that ever change)."""
+    if not value:
+        raise ValueError(f"{variable}: required with the cluster it names")
+    return value
 
 
 def check_node_pool(spec: Study, settings: Settings, runs_jobs: bool) -> None:

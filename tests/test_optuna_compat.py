@@ -18,6 +18,7 @@ from optuna.storages.journal import BaseJournalBackend
 from functions.core.optuna_compat import (
     BaseJournalSnapshot,
     color_scale,
+    contains,
     journal_position,
     journal_snapshot,
     parallel_coordinate_info,
@@ -53,6 +54,23 @@ def test_reseeding_changes_what_a_sampler_suggests():
     sampler = optuna.samplers.RandomSampler(seed=1)
     reseed(sampler, 2)
     assert _suggestions(sampler) != _suggestions(optuna.samplers.RandomSampler(seed=1))
+
+
+@pytest.mark.parametrize(("distribution", "inside", "outside"), [
+    (optuna.distributions.FloatDistribution(-5, 5), [-5, 0.25, 5], [-5.001, 5.5]),
+    (optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True), [1e-4, 0.01], [1e-5, 1.0]),
+    (optuna.distributions.FloatDistribution(0, 1, step=0.25), [0, 0.5, 1], [0.3, 1.25]),
+    (optuna.distributions.IntDistribution(1, 9, step=2), [1, 3, 9], [2, 0, 11]),
+    (optuna.distributions.CategoricalDistribution([16, 32]), [16, 32], []),
+], ids=["float", "log-float", "float-step", "int-step", "choices"])
+def test_contains_says_whether_a_value_is_within_bounds_and_on_the_step(distribution, inside, outside):
+    assert all(contains(distribution, value) for value in inside)
+    assert not any(contains(distribution, value) for value in outside)
+
+
+def test_contains_refuses_a_choice_the_distribution_lacks():
+    with pytest.raises(ValueError):
+        contains(optuna.distributions.CategoricalDistribution(["relu", "tanh"]), "gelu")
 
 
 class _MemoryJournal(BaseJournalBackend, BaseJournalSnapshot):
@@ -157,3 +175,41 @@ def test_the_internals_check_sees_a_private_module_and_a_private_name(tmp_path):
     assert _private_optuna_imports(module) == [
         "optuna.samplers._lazy_random_state", "optuna.samplers._lazy_random_state.LazyRandomState",
         "optuna.visualization._get_info"]
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def _optuna_private_attributes() -> set[str]:
+    """The private attributes of Optuna's public classes, and of a live journal storage, study,
+    sampler and trial (whose private state is set in their constructors)."""
+    modules = (optuna, optuna.distributions, optuna.samplers, optuna.storages, optuna.storages.journal,
+               optuna.trial, optuna.study, optuna.pruners)
+    classes = {value for module in modules for value in vars(module).values()
+               if isinstance(value, type) and value.__module__.startswith("optuna")}
+    storage, _ = _journal_study(1)
+    study = optuna.load_study(study_name="pinned", storage=storage)
+    live = (storage, study, study.sampler, study.trials[0])
+    return ({name for cls in classes for name in dir(cls) if _private(name)}
+            | {name for obj in live for name in vars(obj) if _private(name)})
+
+
+def _private_attribute_uses(path: Path, private: set[str]) -> list[str]:
+    """Uses of those attributes on anything but the module's own ``self`` or ``cls``."""
+    return [ast.unparse(node) for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Attribute) and node.attr in private
+            and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))]
+
+
+def test_only_the_compatibility_module_reaches_into_optuna_objects():
+    private = _optuna_private_attributes()
+    users = {str(path.relative_to(ROOT)): _private_attribute_uses(path, private)
+             for folder in ("functions", "infra") for path in (ROOT / folder).rglob("*.py") if path != COMPAT}
+    assert {path: uses for path, uses in users.items() if uses} == {}
+
+
+def test_the_attribute_check_sees_a_private_method_of_a_distribution(tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text("def fits(dist, value):\n    return dist._contains(value) and dist.single()\n")
+    assert _private_attribute_uses(module, _optuna_private_attributes()) == ["dist._contains"]

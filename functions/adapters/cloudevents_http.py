@@ -10,6 +10,7 @@ import urllib.request
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
+from cloudevents.core.base import BaseCloudEvent
 from cloudevents.core.bindings import http as ce_http
 from cloudevents.core.exceptions import BaseCloudEventException
 from cloudevents.core.v1.event import CloudEvent
@@ -24,7 +25,7 @@ class MalformedEvent(MalformedRequest):
     """The request is not a CloudEvent, or its data is not the JSON object katuna expects."""
 
 
-def _parse(headers: Mapping[str, str], body: bytes) -> CloudEvent:
+def _parse(headers: Mapping[str, str], body: bytes) -> BaseCloudEvent:
     message = ce_http.HTTPMessage(headers={k.lower(): v for k, v in headers.items()}, body=body)
     try:
         return ce_http.from_http_event(message)
@@ -46,7 +47,7 @@ def from_http(headers: Mapping[str, str], body: bytes) -> Event:
     return _to_event(_parse(headers, body))
 
 
-def _to_event(cloud_event: CloudEvent, strict: bool = True) -> Event:
+def _to_event(cloud_event: BaseCloudEvent, strict: bool = True) -> Event:
     data = cloud_event.get_data()
     if not strict:
         data = data if isinstance(data, dict) else {"raw": data.decode(errors="replace") if isinstance(data, bytes) else data}

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
+from urllib3 import BaseHTTPResponse
 from urllib3.exceptions import HTTPError
 
 from functions.core.cluster import STUDY_LABEL, TRIAL_LABEL, Cluster
@@ -72,7 +73,8 @@ class KubernetesExecutor:
         self._core = client.CoreV1Api(api)
 
     def _namespace(self, launch: TrialLaunch) -> str:
-        return (launch.cluster or Cluster()).with_defaults(self._defaults).namespace
+        """The launch's namespace, else the configured one, else Kubernetes' own default."""
+        return (launch.cluster or Cluster()).with_defaults(self._defaults).namespace or "default"
 
     def launch(self, launch: TrialLaunch) -> None:
         """Create the Job; trials of studies with early stopping learn where to report progress."""
@@ -80,7 +82,8 @@ class KubernetesExecutor:
             launch = replace(launch, env={**launch.env, "KATUNA_REPORT_URL": self._report_url})
         job = render_job(launch, self._defaults)
         try:
-            self._batch.create_namespaced_job(self._namespace(launch), job)
+            # The client sends a plain dict as it is; the Job is rendered as one by the pure core.
+            self._batch.create_namespaced_job(self._namespace(launch), cast(client.V1Job, job))
         except ApiException as exc:
             if exc.status != 409:
                 raise _translate(exc, f"create Job {launch.job_name}") from exc
@@ -99,9 +102,10 @@ class KubernetesExecutor:
         namespace = self._namespace(launch)
         selector = f"{STUDY_LABEL}={launch.study},{TRIAL_LABEL}={launch.number}"
         try:
-            for job in self._batch.list_namespaced_job(namespace, label_selector=selector).items:
+            jobs = self._batch.list_namespaced_job(namespace, label_selector=selector).items
+            for name in [job.metadata.name for job in jobs if job.metadata and job.metadata.name]:
                 try:
-                    self._batch.delete_namespaced_job(job.metadata.name, namespace, propagation_policy="Background")
+                    self._batch.delete_namespaced_job(name, namespace, propagation_policy="Background")
                 except ApiException as exc:
                     if exc.status != 404:
                         raise
@@ -148,8 +152,9 @@ class KubernetesExecutor:
         namespace = self._namespace(launch)
         for pod in self._pods(launch):
             try:
-                response = self._core.read_namespaced_pod_log(pod.metadata.name, namespace, container="trial",
-                                                              _preload_content=False)
+                # Unread (_preload_content=False), the log comes back as urllib3's response, not a str.
+                response = cast(BaseHTTPResponse, self._core.read_namespaced_pod_log(
+                    pod.metadata.name, namespace, container="trial", _preload_content=False))
                 try:
                     yield from bounded_lines(response.stream(CHUNK))
                 finally:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import logging
 import os
 import signal
@@ -32,7 +33,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from functions.adapters import process_tree
 from functions.adapters.owners import Owners
@@ -41,7 +42,7 @@ from functions.adapters.trial_env import trial_environment
 from functions.adapters.workers import Workers
 from functions.core.errors import StorageFull
 from functions.core.events import Event, trial_finished, trial_progress
-from functions.core.launch import TrialLaunch
+from functions.core.launch import Progress, TrialLaunch
 from functions.core.lines import bounded_lines
 from functions.core.metrics import parse_json_lines, parse_text
 
@@ -61,6 +62,13 @@ class _Run:
     timed_out: bool = False
     done: threading.Event = field(default_factory=threading.Event)
     streamer: threading.Thread | None = None
+
+    @property
+    def started(self) -> subprocess.Popen[bytes]:
+        """The attempt's process: asked for only once :meth:`LocalExecutor._start` has started it."""
+        if self.process is None:
+            raise RuntimeError(f"trial {self.launch.number} attempt {self.launch.attempt} has not started")
+        return self.process
 
     @property
     def marker(self) -> str:
@@ -194,21 +202,24 @@ class LocalExecutor:
 
     def _watch(self, run: _Run, log: BinaryIO | None) -> None:
         """Stream the output (when progress is reported) and wait for the process to end."""
-        if log is not None:
-            run.streamer = threading.Thread(target=self._stream, args=(run, log), daemon=True)
+        progress = run.launch.progress
+        if log is not None and progress is not None:
+            run.streamer = threading.Thread(target=self._stream, args=(run, log, progress), daemon=True)
             run.streamer.start()
         if run.stopped or self._closed:
             self._kill(run)
         self._wait(run)
 
-    def _stream(self, run: _Run, log: BinaryIO) -> None:
+    def _stream(self, run: _Run, log: BinaryIO, progress: Progress) -> None:
         """Copy the output to the log, and report each new step of the objective as it appears."""
-        launch, progress = run.launch, run.launch.progress
+        launch = run.launch
+        # Started with stdout=PIPE and the default buffering: a buffered reader, which has read1.
+        output = cast(io.BufferedReader, run.started.stdout)
         parse = parse_json_lines if progress.format == "json" else partial(parse_text, filters=progress.filters)
         reported: set[int] = set()
 
         def chunks() -> Iterator[bytes]:
-            for chunk in iter(partial(run.process.stdout.read1, CHUNK), b""):
+            for chunk in iter(partial(output.read1, CHUNK), b""):
                 log.write(chunk)
                 log.flush()
                 yield chunk
@@ -229,7 +240,7 @@ class LocalExecutor:
 
     def _wait(self, run: _Run) -> None:
         """Wait for the main process, end whatever it left behind, then report the end."""
-        process, timeout = run.process, run.launch.timeout
+        process, timeout = run.started, run.launch.timeout
         try:
             code = process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -261,14 +272,14 @@ class LocalExecutor:
 
     def _contain(self, run: _Run) -> None:
         """End every process of the attempt that is still alive, and reap those adopted here."""
-        process_tree.end(run.process.pid, run.marker.__eq__, self._kill_grace, keep=self._leaders())
+        process_tree.end(run.started.pid, run.marker.__eq__, self._kill_grace, keep=self._leaders())
 
     def _kill(self, run: _Run) -> int:
         """End the attempt's whole process tree: SIGTERM, then SIGKILL after the grace period."""
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(run.process.pid, signal.SIGTERM)
+            os.killpg(run.started.pid, signal.SIGTERM)
         self._contain(run)
-        return run.process.wait()
+        return run.started.wait()
 
     def _leaders(self) -> set[int]:
         """The main processes of attempts, whose exit status their own threads wait for."""

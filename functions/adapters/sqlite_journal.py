@@ -139,6 +139,9 @@ class KatunaJournalStorage(JournalStorage):
     this process or another).
     """
 
+    _backend: SqliteJournalBackend
+    """Optuna's storage reads and appends through it; the snapshot loader only serves the start."""
+
     def __init__(self, backend: SqliteJournalBackend) -> None:
         self._snapshot_at, snapshot = backend.snapshot()
         super().__init__(_SnapshotLoader(backend, snapshot))
@@ -153,7 +156,7 @@ class KatunaJournalStorage(JournalStorage):
 
     def get_all_trials(self, study_id: int, deepcopy: bool = True,
                        states: Container[TrialState] | None = None) -> list[FrozenTrial]:
-        if states is not None and tuple(states) == (TrialState.WAITING,):
+        if states is not None and all((state in states) == (state == TrialState.WAITING) for state in TrialState):
             return self._waiting_trials(study_id, deepcopy)
         return super().get_all_trials(study_id, deepcopy, states)
 

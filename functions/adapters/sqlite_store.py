@@ -43,25 +43,25 @@ from functions.core.stored import SPEC_VERSION, UnreadableSpec, study_from_dict,
 
 
 def _migrate_1(db: sqlite_utils.Database) -> None:
-    db["studies"].create(
+    db.table("studies").create(
         {"name": str, "uid": str, "definition": str, "normalized": str, "base_dir": str, "status": str,
          "reason": str, "created_at": float, "started_at": float, "completed_at": float},
         pk="name",
     )
-    db["trials"].create(
+    db.table("trials").create(
         {"study": str, "number": int, "params": str, "state": str, "attempt": int, "value": float,
          "trial_values": str, "metrics": str, "reason": str, "exit_code": int,
          "created_at": float, "started_at": float, "finished_at": float},
         pk=("study", "number"),
     )
-    db["trials"].create_index(["study", "state"])
-    db["trials"].create_index(["study", "value"])
-    db["observations"].create(
+    db.table("trials").create_index(["study", "state"])
+    db.table("trials").create_index(["study", "value"])
+    db.table("observations").create(
         {"study": str, "trial": int, "attempt": int, "seq": int, "metric": str, "value": float,
          "step": int, "timestamp": str},
         pk=("study", "trial", "attempt", "seq"),
     )
-    db["processed_events"].create(
+    db.table("processed_events").create(
         {"event_id": str, "handler": str, "emitted": str, "processed_at": float},
         pk=("event_id", "handler"),
     )
@@ -69,23 +69,23 @@ def _migrate_1(db: sqlite_utils.Database) -> None:
 
 
 def _migrate_2(db: sqlite_utils.Database) -> None:
-    db["dead_letters"].create(
+    db.table("dead_letters").create(
         {"id": int, "event_id": str, "type": str, "event": str, "reason": str, "received_at": float}, pk="id")
 
 
 def _migrate_3(db: sqlite_utils.Database) -> None:
-    db["node_pools"].create(
+    db.table("node_pools").create(
         {"uid": str, "study": str, "pool": str, "provider": str, "capacity": str, "machine_types": str,
          "max_nodes": int, "shared": int, "phase": str, "operation": str, "created": int, "deleted": int,
          "message": str, "requested_at": float, "ready_at": float, "released_at": float},
         pk="uid",
     )
-    db["node_pools"].create_index(["phase"])
-    db["node_pools"].create_index(["pool"])
+    db.table("node_pools").create_index(["phase"])
+    db.table("node_pools").create_index(["pool"])
 
 
 def _migrate_4(db: sqlite_utils.Database) -> None:
-    db["studies"].add_column("origin", str)
+    db.table("studies").add_column("origin", str)
 
 
 def _migrate_5(db: sqlite_utils.Database) -> None:
@@ -111,24 +111,24 @@ def _migrate_6(db: sqlite_utils.Database) -> None:
 def _migrate_7(db: sqlite_utils.Database) -> None:
     """Dashboard sessions, shared by every worker: a random id, its CSRF token, the Host it was
     issued for, and when it expires."""
-    db["sessions"].create({"id": str, "csrf": str, "host": str, "expires_at": float}, pk="id")
-    db["sessions"].create_index(["expires_at"])
+    db.table("sessions").create({"id": str, "csrf": str, "host": str, "expires_at": float}, pk="id")
+    db.table("sessions").create_index(["expires_at"])
 
 
 def _migrate_8(db: sqlite_utils.Database) -> None:
     """The stored spec's shape (:data:`functions.core.stored.SPEC_VERSION`; empty on older rows),
     and how many deliveries of the study's events failed (see :meth:`SqliteStore.count_failure`)."""
-    db["studies"].add_column("spec_version", int)
-    db["studies"].add_column("failures", int, not_null_default=0)
+    db.table("studies").add_column("spec_version", int)
+    db.table("studies").add_column("failures", int, not_null_default=0)
 
 
 def _migrate_9(db: sqlite_utils.Database) -> None:
     """What makes a study reproducible (the seed it runs with, the katuna and Optuna versions
     that started it; empty on older rows), and the image each trial ran as the cluster reports it."""
-    db["studies"].add_column("seed", int)
-    db["studies"].add_column("katuna_version", str)
-    db["studies"].add_column("optuna_version", str)
-    db["trials"].add_column("image_digest", str)
+    db.table("studies").add_column("seed", int)
+    db.table("studies").add_column("katuna_version", str)
+    db.table("studies").add_column("optuna_version", str)
+    db.table("trials").add_column("image_digest", str)
 
 
 MIGRATIONS = (_migrate_1, _migrate_2, _migrate_3, _migrate_4, _migrate_5, _migrate_6, _migrate_7, _migrate_8,
@@ -346,7 +346,8 @@ class SqliteStore:
             study_id = storage.get_study_id_from_name(name)
         except KeyError:
             with suppress(optuna.exceptions.DuplicatedStudyError):
-                optuna.create_study(storage=storage, study_name=name, directions=list(directions))
+                optuna.create_study(storage=storage, study_name=name,
+                                    directions=[optuna.study.StudyDirection[d.upper()] for d in directions])
             study_id = storage.get_study_id_from_name(name)
         key = (name, study_id)
         if key not in self._studies:
@@ -366,7 +367,7 @@ class SqliteStore:
                         "choose another name or another database"
                     )
                 return existing
-            self.db["studies"].insert({
+            self.db.table("studies").insert({
                 "name": record.name, "uid": record.uid, "definition": _dumps(record.definition),
                 "normalized": _dumps(record.spec.to_dict()), "spec_version": SPEC_VERSION, "base_dir": record.base_dir,
                 "status": record.status, "reason": record.reason, "created_at": record.created_at,
@@ -495,7 +496,8 @@ class SqliteStore:
 
     def query_trials(self, study: str, query: TrialQuery) -> tuple[list[TrialRecord], int]:
         """Filtering, ordering and paging all happen in SQL, so a page costs the same at any size."""
-        where, args = ["study = ?"], [study]
+        where: list[str] = ["study = ?"]
+        args: list[Any] = [study]
         if query.states:
             where.append(f"state IN ({', '.join('?' * len(query.states))})")
             args += list(query.states)
@@ -561,7 +563,9 @@ class SqliteStore:
             cursor = self.db.execute(
                 "INSERT INTO dead_letters (event_id, type, event, reason, received_at) VALUES (?, ?, ?, ?, ?)",
                 [event.id, event.type, _dumps(event.to_dict()), reason, time.time()])
-            self.db.execute("DELETE FROM dead_letters WHERE id <= ?", [cursor.lastrowid - keep])
+            newest = cursor.lastrowid
+            if newest is not None:
+                self.db.execute("DELETE FROM dead_letters WHERE id <= ?", [newest - keep])
 
     def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
         rows = self.db.query("SELECT * FROM dead_letters ORDER BY id DESC LIMIT ?", [limit])

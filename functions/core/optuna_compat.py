@@ -1,7 +1,7 @@
 """Every use of Optuna's private API, in one place.
 
-katuna leans on a few Optuna internals that no public API offers: the random states inside
-samplers (reseeded in place, far cheaper than building a sampler per trial), the journal
+katuna leans on a few Optuna internals that no public API offers: whether a value lies in a
+distribution (within its bounds and on its step), the random states inside samplers (reseeded in place, far cheaper than building a sampler per trial), the journal
 storage's replayed state (snapshotted so a fresh process need not replay the whole journal),
 and the data Optuna prepares for its parallel-coordinate chart. An Optuna release may change
 any of them without notice; ``tests/test_optuna_compat.py`` pins the behaviour relied on here,
@@ -21,8 +21,15 @@ from optuna.samplers._lazy_random_state import LazyRandomState
 from optuna.storages import JournalStorage
 from optuna.storages.journal._base import BaseJournalSnapshot
 
-__all__ = ["BaseJournalSnapshot", "color_scale", "journal_position", "journal_snapshot", "parallel_coordinate_info",
-           "reseed"]
+__all__ = ["BaseJournalSnapshot", "color_scale", "contains", "journal_position", "journal_snapshot",
+           "parallel_coordinate_info", "reseed"]
+
+
+def contains(distribution: optuna.distributions.BaseDistribution, value: Any) -> bool:
+    """Whether ``value``, as a trial's parameter holds it, is a point of ``distribution``: within
+    its bounds and on its step, or one of its choices. A value of the wrong kind (a string for
+    a number, a choice the distribution lacks) raises ``ValueError`` or ``TypeError``."""
+    return distribution._contains(distribution.to_internal_repr(value))
 
 
 def reseed(sampler: optuna.samplers.BaseSampler, seed: int) -> None:

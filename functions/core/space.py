@@ -14,6 +14,7 @@ from optuna.distributions import (
 )
 
 from functions.core.errors import InvalidStudy, Problem
+from functions.core.optuna_compat import contains
 from functions.core.parameters import ChoiceParameter, FloatParameter, IntParameter, Parameter
 
 
@@ -99,8 +100,7 @@ def _value(parameter: Parameter, raw: str) -> Any:
                 return choice
         raise ValueError(f"expected one of {', '.join(map(str, parameter.values))}, got {raw!r}")
     value = int(raw) if isinstance(parameter, IntParameter) else float(raw)
-    space = distribution(parameter)
-    if not space._contains(space.to_internal_repr(value)):
+    if not contains(distribution(parameter), value):
         step = parameter.step if isinstance(parameter, FloatParameter) or parameter.step != 1 else None
         raise ValueError(f"expected a value in [{parameter.low}, {parameter.high}]"
                          + (f" on the step {step}" if step else "") + f", got {raw}")

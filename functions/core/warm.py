@@ -11,6 +11,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from functions.core.optuna_compat import contains
 from functions.core.parameters import ChoiceParameter, IntParameter, Parameter
 from functions.core.reader import Reader, join
 from functions.core.space import distribution
@@ -25,9 +26,8 @@ def fits(parameters: Sequence[Parameter], params: Mapping[str, Any]) -> bool:
     if set(params) != {p.name for p in active}:
         return False
     for parameter in active:
-        dist = distribution(parameter)
         try:
-            if not dist._contains(dist.to_internal_repr(params[parameter.name])):
+            if not contains(distribution(parameter), params[parameter.name]):
                 return False
         except (ValueError, TypeError):
             return False

@@ -14,7 +14,8 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from flask import Request, Response
+from flask import Request
+from werkzeug.wrappers import Response
 
 from functions.core.application import ServiceStore
 

@@ -42,7 +42,7 @@ def _handle(function: str | None):
     answered as one that changed nothing, so the answer never tells whether a study name exists."""
     runtime: Application = current_app.extensions["katuna"]
     try:
-        event = cloudevents_http.from_http(request.headers, request.get_data())
+        event = cloudevents_http.from_http(dict(request.headers), request.get_data())
         dispatcher = runtime.dispatcher()
         try:
             emitted = dispatcher.deliver(event) if function is None else dispatcher.deliver_to(function, event)
@@ -61,7 +61,7 @@ def dead_letter():
     with the reason."""
     runtime: Application = current_app.extensions["katuna"]
     try:
-        event, reason = cloudevents_http.dead_letter(request.headers, request.get_data())
+        event, reason = cloudevents_http.dead_letter(dict(request.headers), request.get_data())
         runtime.fail_dead_letter(event, reason)
     except KatunaError as exc:
         return error_response(exc, resource=False)

@@ -123,7 +123,7 @@ def drain(request: Request) -> None:
     still sending."""
     if not _has_body(request):
         return
-    stream = request.environ.get("wsgi.input")
+    stream = request.environ["wsgi.input"]  # every WSGI server provides it
     sock = request.environ.get("gunicorn.socket")
     previous = sock.gettimeout() if sock is not None else None
     remaining, deadline = DRAIN_LIMIT, time.monotonic() + LINGER_SECONDS

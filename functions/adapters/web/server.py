@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from wsgiref.types import WSGIApplication
 
-from flask import Flask
 from gunicorn.app.base import BaseApplication
 
 
@@ -19,7 +19,7 @@ def _worker_exit(server: Any, worker: Any) -> None:
 class Server(BaseApplication):
     """gunicorn configured in code; the app is built in each worker, after the fork."""
 
-    def __init__(self, build: Callable[[], Flask], host: str, port: int, workers: int) -> None:
+    def __init__(self, build: Callable[[], WSGIApplication], host: str, port: int, workers: int) -> None:
         """``build`` makes the app a worker serves; it runs in each worker, after the fork."""
         self.build = build
         self.options = {"bind": f"{host}:{port}", "workers": workers, "worker_class": "sync",
@@ -30,5 +30,5 @@ class Server(BaseApplication):
         for key, value in self.options.items():
             self.cfg.set(key, value)
 
-    def load(self):
+    def load(self) -> WSGIApplication:
         return self.build()

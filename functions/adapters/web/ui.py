@@ -187,9 +187,10 @@ def trials(name: str):
     record = store.get_study(name)
     query = tables.parse_query(record.spec, request.args)
     rows, total = store.query_trials(name, query)
-    pages = max((total + query.limit - 1) // query.limit, 1)
+    size = query.limit or max(total, 1)  # an unpaged query is one page holding every row
+    pages = max((total + size - 1) // size, 1)
     return render_template("trials.html", study=study_view(store, record), spec=record.spec, rows=rows, total=total,
-                           query=query, page=query.offset // query.limit + 1, pages=pages,
+                           query=query, page=query.offset // size + 1, pages=pages,
                            columns=tables.columns(record.spec), states=tables.STATES, sizes=tables.PAGE_SIZES,
                            cell=tables.cell, summary=tables.summary, link=_table_link)
 
