@@ -49,12 +49,18 @@ OWNER = textwrap.dedent("""
 """)
 
 
-def test_an_attempt_owned_by_a_live_process_exists_and_stops_existing_when_that_process_dies(tmp_path: Path):
-    logs = tmp_path / "logs"
+def start_owner(logs: Path) -> subprocess.Popen[str]:
+    """Another process that runs attempt 1 of trial 0 of ``demo``, logging to ``logs``."""
     owner = subprocess.Popen([sys.executable, "-c", OWNER, str(logs)], cwd=ROOT, stdout=subprocess.PIPE, text=True,
                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert owner.stdout is not None and owner.stdout.readline().strip() == "launched"
+    return owner
+
+
+def test_an_attempt_owned_by_a_live_process_exists_and_stops_existing_when_that_process_dies(tmp_path: Path):
+    logs = tmp_path / "logs"
+    owner = start_owner(logs)
     try:
-        assert owner.stdout.readline().strip() == "launched"
         here = LocalExecutor(logs, publish=lambda event: None)
         launch = attempt(tmp_path, [sys.executable, "-c", "pass"])
         claim = logs / "demo" / "0.1.owner"
@@ -131,10 +137,8 @@ def test_an_end_never_published_is_found_by_the_watcher_and_the_study_completes(
 
 def test_an_owner_that_died_but_is_not_yet_reaped_owns_nothing(tmp_path: Path):
     logs = tmp_path / "logs"
-    owner = subprocess.Popen([sys.executable, "-c", OWNER, str(logs)], cwd=ROOT, stdout=subprocess.PIPE, text=True,
-                             env={**os.environ, "PYTHONPATH": str(ROOT)})
+    owner = start_owner(logs)
     try:
-        assert owner.stdout.readline().strip() == "launched"
         here = LocalExecutor(logs, publish=lambda event: None)
         launch = attempt(tmp_path, [sys.executable, "-c", "pass"])
         os.kill(owner.pid, signal.SIGKILL)
