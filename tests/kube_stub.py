@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import re
 import subprocess
 import threading
@@ -24,6 +25,11 @@ MAX_PODS = 20
 JOBS = re.compile(r"^/apis/batch/v1/namespaces/([^/]+)/jobs(?:/([^/]+))?$")
 PODS = re.compile(r"^/api/v1/namespaces/([^/]+)/pods(?:/([^/]+))?(/log)?$")
 CUSTOM = re.compile(r"^/apis/(katuna\.dev/v1)/namespaces/([^/]+)/([^/]+)/([^/]+)(/status)?$")
+
+
+def _suffix() -> str:
+    """The random five characters the Job controller appends to a pod's name."""
+    return "".join(random.choices("bcdfghjklmnpqrstvwxz2456789", k=5))
 
 
 def _now() -> str:
@@ -72,7 +78,8 @@ class KubeStub:
         self.preempt_first_pod = False
         self.disrupt: Callable[[str, int], float | None] | None = None
         """``(job name, pod index)`` to seconds after which the pod is preempted, or None."""
-        self.disrupted: list[str] = []
+        self.disrupted: list[tuple[str, int]] = []
+        """(Job, pod index) of every pod the storm disrupted."""
         self.processes: list[subprocess.Popen] = []
         self.resources: dict[tuple[str, str, str], dict] = {}
         self.status_writes: list[tuple[str, str, dict]] = []
@@ -106,7 +113,7 @@ class KubeStub:
                     self._send(*stub.get_jobs(match.group(1), match.group(2), query.get("labelSelector")))
                 elif match := PODS.match(url.path):
                     self._send(*stub.get_pods(match.group(1), match.group(2), bool(match.group(3)),
-                                              query.get("labelSelector")))
+                                              query.get("labelSelector"), query.get("container")))
                 else:
                     self._send(404, _status(404, "NotFound", url.path))
 
@@ -206,9 +213,21 @@ class KubeStub:
             items = [j for (ns, _), j in self.jobs.items() if ns == namespace and _matches(j["metadata"]["labels"], selector)]
         return 200, {"kind": "JobList", "apiVersion": "batch/v1", "metadata": {}, "items": items}
 
-    def get_pods(self, namespace: str, name: str | None, log: bool, selector: str | None) -> tuple[int, dict | str]:
+    def get_pods(self, namespace: str, name: str | None, log: bool, selector: str | None,
+                 container: str | None = None) -> tuple[int, dict | str]:
+        """Pods, or one pod's log: as the API server, a log names one of the pod's containers
+        (400 otherwise), and a pod that is gone has none (404)."""
         with self.lock:
             if name and log:
+                pod = self.pods.get((namespace, name))
+                if pod is None:
+                    return 404, _status(404, "NotFound", f'pods "{name}" not found')
+                names = [c["name"] for c in pod["spec"]["containers"]]
+                if container is not None and container not in names:
+                    return 400, _status(400, "BadRequest", f"container {container} is not valid for pod {name}")
+                if container is None and len(names) > 1:
+                    return 400, _status(400, "BadRequest", f"a container name must be specified for pod {name}, "
+                                                           f"choose one of: [{' '.join(names)}]")
                 return 200, self.logs.get((namespace, name), "")
             items = [p for (ns, _), p in self.pods.items() if ns == namespace and _matches(p["metadata"]["labels"], selector)]
         return 200, {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items}
@@ -229,15 +248,16 @@ class KubeStub:
     def _run_job(self, namespace: str, job: dict) -> None:
         """Play kubelet and Job controller for one Job."""
         name = job["metadata"]["name"]
-        container = job["spec"]["template"]["spec"]["containers"][0]
+        containers = job["spec"]["template"]["spec"]["containers"]
+        container = containers[0]
         deadline = job["spec"].get("activeDeadlineSeconds")
         env = {e["name"]: e["value"] for e in container.get("env", [])}
         started = time.monotonic()
         for index in range(MAX_PODS):
-            pod_name = f"{name}-pod{index}"
-            pod = {"metadata": {"name": pod_name, "namespace": namespace,
+            pod_name = f"{name}-{_suffix()}"
+            pod = {"metadata": {"name": pod_name, "namespace": namespace, "creationTimestamp": _now(),
                                 "labels": {**job["spec"]["template"]["metadata"]["labels"], "job-name": name}},
-                   "spec": {"containers": [{"name": "trial", "image": container["image"]}]},
+                   "spec": {"containers": [{"name": c["name"], "image": c.get("image")} for c in containers]},
                    "status": {"phase": "Running", "conditions": []}}
             with self.lock:
                 self.pods[(namespace, pod_name)] = pod
@@ -264,7 +284,7 @@ class KubeStub:
                         process.kill()
                         process.communicate()
                         with self.lock:
-                            self.disrupted.append(pod_name)
+                            self.disrupted.append((name, index))
                         pod["status"].update(phase="Failed", conditions=[
                             {"type": "DisruptionTarget", "status": "True", "reason": "PreemptionByScheduler"}])
                         continue
@@ -288,10 +308,11 @@ class KubeStub:
 
     def _finish(self, namespace, name, pod, output, code, condition, reason, message) -> None:
         image = pod["spec"]["containers"][0]["image"]
+        container = pod["spec"]["containers"][0]["name"]
         with self.lock:
             self.logs[(namespace, pod["metadata"]["name"])] = output
             pod["status"].update(phase="Succeeded" if code == 0 else "Failed", containerStatuses=[
-                {"name": "trial", "ready": False, "restartCount": 0, "image": image, "imageID": image_id(image),
+                {"name": container, "ready": False, "restartCount": 0, "image": image, "imageID": image_id(image),
                  "state": {"terminated": {"exitCode": code, "reason": "Completed" if code == 0 else "Error"}}}])
             job = self.jobs.get((namespace, name))
             if job is None:

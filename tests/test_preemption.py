@@ -166,6 +166,6 @@ def test_a_storm_of_pod_disruptions_replaces_pods_inside_each_job(kube: KubeStub
     finally:
         runner.close()
     assert [(t.state, t.attempt) for t in trials] == [("COMPLETE", 1)] * 8, "a disrupted pod is no new attempt"
-    expected = sorted(f"podstorm-{n}-pod{i}" for n in range(8) for i in range(expected_attempts(seed, n) - 1))
+    expected = sorted((f"podstorm-{n}", i) for n in range(8) for i in range(expected_attempts(seed, n) - 1))
     assert sorted(kube.disrupted) == expected and len(expected) >= 2, "the storm preempted pods"
     assert sorted(kube.create_requests) == [("storm", f"podstorm-{n}") for n in range(8)]

@@ -9,6 +9,7 @@ delivers, and from the watcher's reconcile pass, so a lost event cannot leave a 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from typing import Any, cast
@@ -21,10 +22,12 @@ from urllib3.exceptions import HTTPError
 from functions.core.cluster import STUDY_LABEL, TRIAL_LABEL, Cluster
 from functions.core.errors import PermanentError, TemporaryError
 from functions.core.events import Event, trial_finished
-from functions.core.job import render_job
+from functions.core.job import primary_container_name, render_job
 from functions.core.launch import TrialLaunch
 from functions.core.lines import bounded_lines
 from functions.core.resources import GROUP, VERSION, Ref
+
+log = logging.getLogger("katuna.kubernetes")
 
 CHUNK = 64 * 1024
 """Bytes of a pod log read at a time."""
@@ -126,7 +129,7 @@ class KubernetesExecutor:
         if condition is None:
             return None
         pods = self._pods(launch)
-        image_id = _image_id(pods)
+        image_id = _image_id(pods, primary_container_name(launch))
         if condition.type == "Complete":
             return trial_finished(*ids, outcome="exited", exit_code=0, image_id=image_id)
         if condition.reason == "DeadlineExceeded":
@@ -144,23 +147,31 @@ class KubernetesExecutor:
             pods = self._core.list_namespaced_pod(self._namespace(launch), label_selector=f"job-name={launch.job_name}")
         except (ApiException, HTTPError) as exc:
             raise _translate(exc, f"list the pods of Job {launch.job_name}") from exc
-        return sorted(pods.items, key=lambda p: p.metadata.name)
+        return sorted(pods.items, key=_oldest_first)
 
     def output(self, launch: TrialLaunch) -> Iterator[str]:
-        """Every pod's log of the attempt's Job, oldest pod first, streamed: a log of any size is
-        read in bounded memory."""
-        namespace = self._namespace(launch)
+        """Every pod's log of the attempt's Job, oldest pod first, from the trial's container,
+        streamed: a log of any size is read in bounded memory. A pod whose container never
+        started, or that is gone with its node, has no log."""
+        namespace, container = self._namespace(launch), primary_container_name(launch)
         for pod in self._pods(launch):
             try:
                 # Unread (_preload_content=False), the log comes back as urllib3's response, not a str.
                 response = cast(BaseHTTPResponse, self._core.read_namespaced_pod_log(
-                    pod.metadata.name, namespace, container="trial", _preload_content=False))
-                try:
-                    yield from bounded_lines(response.stream(CHUNK))
-                finally:
-                    response.release_conn()
-            except (ApiException, HTTPError) as exc:
+                    pod.metadata.name, namespace, container=container, _preload_content=False))
+            except ApiException as exc:
+                if exc.status in (400, 404):
+                    log.warning("no log from pod %s (container %s): %s", pod.metadata.name, container, exc.reason)
+                    continue
                 raise _translate(exc, f"read the log of pod {pod.metadata.name}") from exc
+            except HTTPError as exc:
+                raise _translate(exc, f"read the log of pod {pod.metadata.name}") from exc
+            try:
+                yield from bounded_lines(response.stream(CHUNK))
+            except HTTPError as exc:
+                raise _translate(exc, f"read the log of pod {pod.metadata.name}") from exc
+            finally:
+                response.release_conn()
 
     def read_file(self, launch: TrialLaunch, path: str) -> Iterator[str]:
         """Files inside a trial's pod are out of reach; the file collector is for local trials."""
@@ -215,12 +226,20 @@ def _disrupted(pod: Any) -> bool:
     return any(c.type == "DisruptionTarget" and c.status == "True" for c in (pod.status.conditions or []))
 
 
-def _image_id(pods: list[Any]) -> str | None:
+def _oldest_first(pod: Any) -> tuple[str, bool, str]:
+    """By creation time (whole seconds), a disrupted pod before its replacement created in the
+    same second, then by name (real pod names end in random characters)."""
+    created = pod.metadata.creation_timestamp
+    stamp = created.isoformat() if hasattr(created, "isoformat") else str(created or "")
+    return stamp, not _disrupted(pod), pod.metadata.name
+
+
+def _image_id(pods: list[Any], container: str) -> str | None:
     """The trial container's image as the kubelet resolved it (``imageID``: the digest), from
     the latest pod that reports one."""
     for pod in reversed(pods):
         for status in pod.status.container_statuses or []:
-            if status.name == "trial" and status.image_id:
+            if status.name == container and status.image_id:
                 return status.image_id
     return None
 

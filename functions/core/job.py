@@ -25,6 +25,15 @@ NO_DEFAULTS = Cluster()
 """No service defaults: the study's own ``kubernetes`` section, or Kubernetes' defaults."""
 
 
+def primary_container_name(launch: TrialLaunch) -> str:
+    """The container whose output is the trial's: ``trial`` in a Job katuna renders; in a
+    ``trialSpec``, the one ``primaryContainerName`` names, else its first, under its own name."""
+    if launch.trial_spec is None:
+        return CONTAINER
+    container = trial_spec.primary_container(launch.trial_spec, launch.primary_container) or {}
+    return str(container.get("name") or CONTAINER)
+
+
 class NotRenderable(PermanentError):
     """The study lacks what a trial needs to run on Kubernetes (an image, for one)."""
 
