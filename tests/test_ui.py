@@ -156,6 +156,7 @@ def test_trial_table_sorts_filters_pages_and_exports(service: Service, page: Pag
     expect(page.locator("#trials-table tbody tr")).to_have_count(12)
 
     page.locator('th[data-field="metric:loss"] a').click()
+    expect(page.locator('th[data-field="metric:loss"]')).to_have_attribute("aria-sort", "ascending")
     losses = [float(v) for v in page.locator('td[data-field="metric:loss"]').all_inner_texts() if v]
     assert losses == sorted(losses) and len(losses) == sum(t["state"] == "COMPLETE" for t in trials)
     page.locator('th[data-field="metric:loss"] a').click()
@@ -166,6 +167,7 @@ def test_trial_table_sorts_filters_pages_and_exports(service: Service, page: Pag
 
     page.locator('input[name="state"][value="FAIL"]').check()
     page.locator("#apply-filters").click()
+    page.wait_for_url("**state=FAIL**")
     failed = sorted(t["number"] for t in trials if t["state"] == "FAIL")
     numbers = page.locator("#trials-table tbody tr").evaluate_all("rows => rows.map(r => +r.dataset.number)")
     assert sorted(numbers) == failed
@@ -175,9 +177,11 @@ def test_trial_table_sorts_filters_pages_and_exports(service: Service, page: Pag
     page.locator(".range select").last.select_option("param:x")
     page.locator('.range input[name="min"]').last.fill("0")
     page.locator("#apply-filters").click()
+    page.wait_for_url("**param%3Ax**")
     page.locator(".range select").last.select_option("param:y")
     page.locator('.range input[name="max"]').last.fill("0")
     page.locator("#apply-filters").click()
+    page.wait_for_url("**param%3Ay**")
     expected = sorted(t["number"] for t in trials if t["params"]["x"] >= 0 and t["params"]["y"] <= 0)
     numbers = page.locator("#trials-table tbody tr").evaluate_all("rows => rows.map(r => +r.dataset.number)")
     assert sorted(numbers) == expected
