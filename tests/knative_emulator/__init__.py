@@ -1,0 +1,87 @@
+"""Knative Eventing on loopback, for ``katuna serve`` in reply mode.
+
+:class:`KnativeCluster` wires the parts as ``knative/`` deploys them: the Broker and its
+Triggers (:mod:`.broker`), the PingSource and the ApiServerSources (:mod:`.sources`) watching
+a Kubernetes API (the loopback stand-in), faults on the sources' sends (:mod:`.faults`), and
+the service as a process that can be killed and started again (:mod:`.service`).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import yaml
+from http_helpers import free_port
+
+from .broker import Broker
+from .faults import Faults
+from .service import KatunaProcess
+from .sources import ApiServerSource, PingSource
+
+MANIFESTS = Path(__file__).resolve().parents[2] / "knative"
+SERVICE_REF = "serving.knative.dev/v1/Service/katuna"
+
+
+def manifests(kind: str) -> list[dict[str, Any]]:
+    return [doc for path in sorted(MANIFESTS.glob("*.yaml")) for doc in yaml.safe_load_all(path.read_text())
+            if doc and doc.get("kind") == kind]
+
+
+class KnativeCluster:
+    """The service behind the broker, fed by the sources; ``token`` guards the service, and the
+    broker delivers with it."""
+
+    def __init__(self, workdir: Path, kube_api: str, *, faults: Faults | None = None, ping_interval: float = 1.0,
+                 token: str = secrets.token_urlsafe(16), namespace: str = "katuna", workers: int = 2, **env: str) -> None:
+        self.token, self.faults = token, faults or Faults()
+        port = free_port()
+        self.broker = Broker(MANIFESTS, {SERVICE_REF: f"http://127.0.0.1:{port}"}, token=token, workers=24)
+        self.service = KatunaProcess(
+            workdir, workers=workers, port=port, KATUNA_EVENTS="reply", K_SINK=self.broker.url,
+            KATUNA_EXECUTOR="kubernetes", KATUNA_K8S_API=kube_api, KATUNA_K8S_NAMESPACE=namespace,
+            KATUNA_API_TOKEN=token, KATUNA_REPORT_URL=self.broker.url, **env)
+        self.sources = [ApiServerSource(doc, kube_api, self.broker.url, self.faults, namespace)
+                        for doc in manifests("ApiServerSource")]
+        self.ping = PingSource(manifests("PingSource")[0], self.broker.url, self.faults, ping_interval, namespace)
+
+    def api(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        """The service's HTTP API with the token: status and JSON answer."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.service.url + path, data=data, method=method, headers={
+            "Authorization": f"Bearer {self.token}", "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"null")
+
+    def wait_for(self, study: str, timeout: float, statuses: tuple[str, ...] = ("completed", "failed", "stopped")) -> dict:
+        """The study once it has ended (its record as the API shows it)."""
+        deadline = time.monotonic() + timeout
+        found: Any = None
+        while time.monotonic() < deadline:
+            try:
+                status, found = self.api("GET", f"/studies/{study}")
+            except OSError:
+                status = 0
+            if status == 200 and found["status"] in statuses:
+                return found
+            time.sleep(0.25)
+        raise AssertionError(f"study {study} did not end within {timeout} s: {found}\n{self.service.log()[-4000:]}")
+
+    def events_sent(self) -> int:
+        """Events the broker took in (sources, replies and the service's K_SINK posts)."""
+        return sum(self.broker.received.values())
+
+    def close(self) -> None:
+        self.ping.close()
+        for source in self.sources:
+            source.close()
+        self.service.close()
+        self.broker.close()

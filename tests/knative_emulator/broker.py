@@ -1,0 +1,267 @@
+"""A Knative Broker on loopback: an HTTP ingress, the Triggers of ``knative/``, and their delivery.
+
+The ingress takes CloudEvents in binary or structured mode (through the CloudEvents SDK),
+answers 202, and stamps ``knativearrivaltime`` as the real ingress does. Each Trigger whose
+filter passes gets its own copy, sent in binary mode to its subscriber with the Trigger's
+``delivery`` (the Broker's where the Trigger has none): retries with back-off, then the
+dead-letter sink. A CloudEvent in a subscriber's 2xx answer is a reply: it re-enters the
+broker through the ingress, as the broker's filter component does.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import yaml
+from cloudevents.core.base import BaseCloudEvent
+from cloudevents.core.bindings import http as ce_http
+from cloudevents.core.v1.event import CloudEvent
+
+from .delivery import NO_ANSWER, Delivery, error_data, retried
+from .filters import Filter, delivered, trigger_filter
+
+REQUEST_TIMEOUT = 60.0
+
+
+def attributes_of(event: BaseCloudEvent) -> dict[str, str]:
+    """Context attributes and extensions as the strings filters compare."""
+    return {name: value.isoformat() if isinstance(value, datetime) else str(value)
+            for name, value in event.get_attributes().items() if value is not None}
+
+
+def with_extensions(event: BaseCloudEvent, **extensions: Any) -> CloudEvent:
+    return CloudEvent(attributes={**event.get_attributes(), **extensions}, data=event.get_data())
+
+
+def parse(headers: Mapping[str, str], body: bytes) -> BaseCloudEvent:
+    """The CloudEvent of an HTTP message (binary or structured mode)."""
+    return ce_http.from_http_event(ce_http.HTTPMessage(headers={k.lower(): v for k, v in headers.items()}, body=body))
+
+
+def post(url: str, event: BaseCloudEvent, token: str | None) -> tuple[int | None, Mapping[str, str], bytes]:
+    """POST an event in binary mode: the answer's status (None when there was none), headers, body."""
+    message = ce_http.to_binary_event(event)
+    headers = dict(message.headers)
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, data=message.body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+    except OSError:
+        return None, {}, b""
+
+
+@dataclass(frozen=True)
+class Trigger:
+    name: str
+    check: Filter
+    subscriber: str
+    delivery: Delivery
+    dead_letter: str | None
+
+
+@dataclass
+class Attempt:
+    """One POST to a subscriber or a dead-letter sink, as the emulator records it."""
+
+    trigger: str
+    event_type: str
+    event_id: str
+    url: str
+    status: int | None
+    at: float = field(default_factory=time.monotonic)
+
+
+class Addresses:
+    """Where a ``ref`` (plus relative ``uri``) points: refs are looked up by ``apiVersion/kind/name``."""
+
+    def __init__(self, refs: Mapping[str, str]) -> None:
+        self.refs = dict(refs)
+
+    def resolve(self, destination: Mapping[str, Any], where: str) -> str:
+        ref, uri = destination.get("ref"), destination.get("uri", "")
+        if ref is None:
+            if not uri.startswith("http"):
+                raise ValueError(f"{where}: a destination without ref needs an absolute uri")
+            return uri
+        key = f"{ref['apiVersion']}/{ref['kind']}/{ref['name']}"
+        if key not in self.refs:
+            raise ValueError(f"{where}: no address for {key} (known: {sorted(self.refs)})")
+        return self.refs[key].rstrip("/") + uri
+
+
+def load_triggers(manifests: Path, broker_name: str, addresses: Addresses) -> list[Trigger]:
+    """The Triggers of ``broker_name`` in ``manifests``; the Broker's delivery is their default."""
+    docs = [doc for path in sorted(manifests.glob("*.yaml")) for doc in yaml.safe_load_all(path.read_text()) if doc]
+    brokers = [d for d in docs if d.get("kind") == "Broker" and d["metadata"]["name"] == broker_name]
+    if len(brokers) != 1:
+        raise ValueError(f"expected one Broker named {broker_name!r} in {manifests}")
+    default = brokers[0].get("spec", {}).get("delivery")
+    triggers = []
+    for doc in (d for d in docs if d.get("kind") == "Trigger" and d["spec"]["broker"] == broker_name):
+        name, spec = doc["metadata"]["name"], doc["spec"]
+        delivery = Delivery.from_spec(spec.get("delivery") or default)
+        sink = delivery.dead_letter
+        triggers.append(Trigger(name, trigger_filter(spec), addresses.resolve(spec["subscriber"], name), delivery,
+                                None if sink is None else addresses.resolve(sink, f"{name} deadLetterSink")))
+    return triggers
+
+
+class _Schedule:
+    """Tasks due at a monotonic time, run by a few worker threads."""
+
+    def __init__(self, workers: int) -> None:
+        self._heap: list[tuple[float, int, Callable[[], None]]] = []
+        self._order = itertools.count()
+        self._ready = threading.Condition()
+        self._closed = False
+        self.busy = 0
+        self._threads = [threading.Thread(target=self._work, daemon=True) for _ in range(workers)]
+        for thread in self._threads:
+            thread.start()
+
+    def at(self, delay: float, task: Callable[[], None]) -> None:
+        with self._ready:
+            heapq.heappush(self._heap, (time.monotonic() + delay, next(self._order), task))
+            self._ready.notify()
+
+    def idle(self) -> bool:
+        with self._ready:
+            return not self._heap and self.busy == 0
+
+    def _work(self) -> None:
+        while True:
+            with self._ready:
+                while not self._closed and (not self._heap or self._heap[0][0] > time.monotonic()):
+                    self._ready.wait(None if not self._heap else self._heap[0][0] - time.monotonic())
+                if self._closed:
+                    return
+                _, _, task = heapq.heappop(self._heap)
+                self.busy += 1
+            try:
+                task()
+            finally:
+                with self._ready:
+                    self.busy -= 1
+
+    def close(self) -> None:
+        with self._ready:
+            self._closed = True
+            self._ready.notify_all()
+
+
+class Broker:
+    """The broker ``name`` of ``manifests``, delivering to the addresses given for its refs.
+
+    ``token`` goes with every delivery as a bearer token. ``received`` counts the events the
+    ingress took by type; ``attempts`` records every delivery attempt; ``dead_letters`` the
+    events given up on (with their ``knativeerror*`` extensions).
+    """
+
+    def __init__(self, manifests: Path, refs: Mapping[str, str], name: str = "katuna", token: str | None = None,
+                 workers: int = 16) -> None:
+        self.triggers = load_triggers(manifests, name, Addresses(refs))
+        self.token = token
+        self.received: Counter[str] = Counter()
+        self.attempts: list[Attempt] = []
+        self.dead_letters: list[BaseCloudEvent] = []
+        self.replies = 0
+        self._lock = threading.Lock()
+        self._schedule = _Schedule(workers)
+        broker = self
+
+        class Ingress(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                try:
+                    event = parse(dict(self.headers), body)
+                except Exception as exc:  # the SDK raises several kinds for a malformed event
+                    self._answer(400, str(exc).encode())
+                    return
+                broker.publish(event)
+                self._answer(202, b"")
+
+            def _answer(self, code: int, body: bytes) -> None:
+                self.send_response(code)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                return
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Ingress)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def publish(self, event: BaseCloudEvent) -> None:
+        """Take an event in (as the ingress does) and start its deliveries."""
+        event = with_extensions(event, knativearrivaltime=datetime.now(UTC).isoformat())
+        attributes = attributes_of(event)
+        with self._lock:
+            self.received[event.get_type()] += 1
+        for trigger in self.triggers:
+            if delivered(trigger.check, attributes):
+                self._schedule.at(0, lambda t=trigger: self._deliver(t, event, 0))
+
+    def _deliver(self, trigger: Trigger, event: BaseCloudEvent, retry_number: int) -> None:
+        status, headers, body = self._attempt(trigger.name, trigger.subscriber, event)
+        if status is not None and 200 <= status < 300:
+            self._take_reply(headers, body)
+        elif retried(status) and retry_number < trigger.delivery.retry:
+            self._schedule.at(trigger.delivery.backoff(retry_number),
+                              lambda: self._deliver(trigger, event, retry_number + 1))
+        elif trigger.dead_letter is not None:
+            letter = with_extensions(event, knativeerrordest=trigger.subscriber,
+                                     knativeerrorcode=NO_ANSWER if status is None else status,
+                                     knativeerrordata=error_data(body))
+            self._dead_letter(trigger, letter, 0)
+
+    def _dead_letter(self, trigger: Trigger, letter: CloudEvent, retry_number: int) -> None:
+        assert trigger.dead_letter is not None
+        status, _, _ = self._attempt(trigger.name, trigger.dead_letter, letter)
+        if status is not None and 200 <= status < 300:
+            with self._lock:
+                self.dead_letters.append(letter)
+        elif retried(status) and retry_number < trigger.delivery.retry:
+            self._schedule.at(trigger.delivery.backoff(retry_number),
+                              lambda: self._dead_letter(trigger, letter, retry_number + 1))
+
+    def _attempt(self, trigger: str, url: str, event: BaseCloudEvent) -> tuple[int | None, Mapping[str, str], bytes]:
+        status, headers, body = post(url, event, self.token)
+        with self._lock:
+            self.attempts.append(Attempt(trigger, event.get_type(), event.get_id(), url, status))
+        return status, headers, body
+
+    def _take_reply(self, headers: Mapping[str, str], body: bytes) -> None:
+        lowered = {k.lower(): v for k, v in headers.items()}
+        if "ce-type" not in lowered and not lowered.get("content-type", "").startswith("application/cloudevents"):
+            return
+        with self._lock:
+            self.replies += 1
+        self.publish(parse(lowered, body))
+
+    def idle(self) -> bool:
+        """Whether no delivery is running or waiting for its retry."""
+        return self._schedule.idle()
+
+    def close(self) -> None:
+        self._schedule.close()
+        self._server.shutdown()
+        self._server.server_close()

@@ -1,0 +1,213 @@
+"""Knative's event sources of ``knative/``: a PingSource's ticks and an ApiServerSource's
+changes, sent to a broker's ingress over HTTP with faults injected.
+
+The ApiServerSource (mode ``Resource``) lists and watches each of its resources in its own
+namespace, as client-go's reflector does, and sends every watched change as
+``dev.knative.apiserver.resource.{add,update,delete}`` carrying the object, with the extension
+attributes ``kind``, ``apiversion``, ``name`` and ``namespace`` and the object's path as
+``subject``. Like the real adapter, whose store ignores ``Replace``, it sends nothing for what
+a list returns: objects that exist when it starts, and changes made while a watch was gone
+(410 Gone, then a relist), are never sent.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from cloudevents.core.v1.event import CloudEvent
+
+from .broker import post
+from .faults import Faults
+
+API_SERVER = "https://10.96.0.1:443"
+"""The source the ApiServerSource adapter names: the API server it watches."""
+
+PLURALS = {("batch/v1", "Job"): "jobs", ("katuna.dev/v1", "Study"): "studies",
+           ("katuna.dev/v1", "Experiment"): "experiments"}
+POLL_INTERVAL = 0.3
+WATCH_SECONDS = 5
+"""How long one watch request lasts before the reflector watches again (client-go: minutes)."""
+CHANGES = {"ADDED": "add", "MODIFIED": "update", "DELETED": "delete"}
+
+
+def _send(ingress: str, event: CloudEvent, faults: Faults) -> None:
+    for _ in range(faults.copies()):
+        post(ingress, event, None)
+
+
+class PingSource:
+    """Ticks of a PingSource manifest every ``interval`` seconds (instead of its cron schedule)."""
+
+    def __init__(self, manifest: Mapping[str, Any], ingress: str, faults: Faults, interval: float,
+                 namespace: str = "katuna") -> None:
+        spec = manifest["spec"]
+        unknown = set(spec) - {"schedule", "contentType", "data", "sink"}
+        if unknown:
+            raise ValueError(f"PingSource spec: {sorted(unknown)} not emulated")
+        self.source = f"/apis/v1/namespaces/{namespace}/pingsources/{manifest['metadata']['name']}"
+        self.data = spec.get("data", "").encode()
+        self.content_type = spec.get("contentType", "text/plain")
+        self.ingress, self.faults, self.interval = ingress, faults, interval
+        self.ticks = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def tick(self) -> CloudEvent:
+        return CloudEvent(attributes={"type": "dev.knative.sources.ping", "source": self.source,
+                                      "id": str(uuid.uuid4()), "time": datetime.now(UTC),
+                                      "datacontenttype": self.content_type}, data=self.data)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.ticks += 1
+            _send(self.ingress, self.tick(), self.faults)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+class Gone(Exception):
+    """The watch's resourceVersion is too old (410): the reflector must list again."""
+
+
+class ApiServerSource:
+    """An ApiServerSource manifest's resources, watched on ``api`` in ``namespace``."""
+
+    def __init__(self, manifest: Mapping[str, Any], api: str, ingress: str, faults: Faults,
+                 namespace: str = "katuna") -> None:
+        spec = manifest["spec"]
+        if spec.get("mode") != "Resource":
+            raise ValueError("ApiServerSource: only mode Resource is emulated")
+        unknown = set(spec) - {"mode", "serviceAccountName", "resources", "sink"}
+        if unknown:
+            raise ValueError(f"ApiServerSource spec: {sorted(unknown)} not emulated")
+        self.api, self.ingress, self.faults, self.namespace = api.rstrip("/"), ingress, faults, namespace
+        self.sent = 0
+        self.relists = 0
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._reflect, args=(resource,), daemon=True)
+                         for resource in spec["resources"]]
+        for thread in self._threads:
+            thread.start()
+
+    def _path(self, resource: Mapping[str, Any]) -> str:
+        key = (resource["apiVersion"], resource["kind"])
+        if key not in PLURALS:
+            raise ValueError(f"ApiServerSource: resource {key} not emulated")
+        group = "/api/v1" if "/" not in key[0] else f"/apis/{key[0]}"
+        return f"{self.api}{group}/namespaces/{self.namespace}/{PLURALS[key]}"
+
+    @staticmethod
+    def _selector(resource: Mapping[str, Any]) -> str:
+        """A label selector as the query string writes it (``matchLabels`` and ``Exists``)."""
+        selector = resource.get("selector") or {}
+        unknown = set(selector) - {"matchLabels", "matchExpressions"}
+        terms = [f"{k}={v}" for k, v in (selector.get("matchLabels") or {}).items()]
+        for expression in selector.get("matchExpressions") or []:
+            if expression["operator"] != "Exists" or unknown:
+                raise ValueError(f"ApiServerSource selector {selector} not emulated")
+            terms.append(expression["key"])
+        return ",".join(terms)
+
+    def _reflect(self, resource: Mapping[str, Any]) -> None:
+        """List, then watch from the list's resourceVersion; on 410 list again (and send nothing
+        for what changed meanwhile); on a closed watch, watch again from the last version seen."""
+        path, selector = self._path(resource), self._selector(resource)
+        version: str | None = None
+        while not self._stop.is_set():
+            try:
+                if version is None:
+                    version = self._list(path, selector)
+                if version == "":
+                    self._poll(resource, path, selector)
+                    continue
+                for change, obj in self._watch(path, selector, version):
+                    version = obj.get("metadata", {}).get("resourceVersion") or version
+                    if change in CHANGES:
+                        self._emit(resource, CHANGES[change], obj)
+            except Gone:
+                self.relists += 1
+                version = None
+            except (OSError, urllib.error.URLError, ValueError):
+                self._stop.wait(0.2)
+
+    def _get(self, url: str, timeout: float) -> Any:
+        return urllib.request.urlopen(urllib.request.Request(url), timeout=timeout)
+
+    def _items(self, path: str, selector: str) -> dict:
+        query = urllib.parse.urlencode({"labelSelector": selector} if selector else {})
+        with self._get(f"{path}?{query}", 30) as response:
+            return json.loads(response.read())
+
+    def _list(self, path: str, selector: str) -> str:
+        """The list's resourceVersion ("" from an API that versions nothing, so cannot watch)."""
+        return self._items(path, selector)["metadata"].get("resourceVersion") or ""
+
+    def _poll(self, resource: Mapping[str, Any], path: str, selector: str) -> None:
+        """Where the API cannot watch: changes between successive lists, sent as a watch would."""
+        keys = [term for term in selector.split(",") if term and "=" not in term]
+        seen: dict[str, str] = {}
+        while not self._stop.wait(POLL_INTERVAL):
+            listed = {item["metadata"]["name"]: item for item in self._items(path, "")["items"]
+                      if all(key in (item["metadata"].get("labels") or {}) for key in keys)}
+            for name, item in listed.items():
+                text = json.dumps(item, sort_keys=True)
+                if seen.get(name) != text:
+                    self._emit(resource, "update" if name in seen else "add", json.loads(text))
+                    seen[name] = text
+            for name in set(seen) - set(listed):
+                gone = json.loads(seen.pop(name))
+                self._emit(resource, "delete", gone)
+
+    def _watch(self, path: str, selector: str, version: str) -> Iterator[tuple[str, dict]]:
+        query = {"watch": "true", "resourceVersion": version, "allowWatchBookmarks": "true", "timeoutSeconds": str(WATCH_SECONDS)}
+        if selector:
+            query["labelSelector"] = selector
+        try:
+            response = self._get(f"{path}?{urllib.parse.urlencode(query)}", 60)
+        except urllib.error.HTTPError as error:
+            if error.code == 410:
+                raise Gone() from error
+            raise
+        with response:
+            for line in response:
+                if self._stop.is_set():
+                    return
+                if not line.strip():
+                    continue
+                item = json.loads(line)
+                if item["type"] == "ERROR":
+                    if item["object"].get("code") == 410:
+                        raise Gone()
+                    raise ValueError(f"watch error: {item['object']}")
+                yield item["type"], item["object"]
+
+    def _emit(self, resource: Mapping[str, Any], change: str, obj: dict) -> None:
+        obj.setdefault("apiVersion", resource["apiVersion"])
+        obj.setdefault("kind", resource["kind"])
+        metadata = obj["metadata"]
+        plural = PLURALS[(resource["apiVersion"], resource["kind"])]
+        group = "/api/v1" if "/" not in resource["apiVersion"] else f"/apis/{resource['apiVersion']}"
+        event = CloudEvent(attributes={
+            "type": f"dev.knative.apiserver.resource.{change}", "source": API_SERVER,
+            "id": str(uuid.uuid4()), "time": datetime.now(UTC), "datacontenttype": "application/json",
+            "subject": f"{group}/namespaces/{metadata['namespace']}/{plural}/{metadata['name']}",
+            "kind": obj["kind"], "apiversion": obj["apiVersion"], "name": metadata["name"],
+            "namespace": metadata["namespace"]}, data=obj)
+        self.sent += 1
+        _send(self.ingress, event, self.faults)
+
+    def close(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=WATCH_SECONDS + 5)
