@@ -38,8 +38,8 @@ class KnativeCluster:
     broker delivers with it."""
 
     def __init__(self, workdir: Path, kube_api: str, *, faults: Faults | None = None, ping_interval: float = 1.0,
-                 token: str = secrets.token_urlsafe(16), namespace: str = "katuna", workers: int = 2, **env: str) -> None:
-        self.token, self.faults = token, faults or Faults()
+                 token: str | None = None, namespace: str = "katuna", workers: int = 2, **env: str) -> None:
+        self.token, self.faults = token or secrets.token_urlsafe(16), faults or Faults()
         port = free_port()
         self.broker = Broker(MANIFESTS, {SERVICE_REF: f"http://127.0.0.1:{port}"}, token=token, workers=24)
         self.service = KatunaProcess(
