@@ -84,9 +84,17 @@ class Autoscaler:
         return booting
 
     def _scale_up(self, cluster, pools: dict[str, NodePool], now: float, counts: dict[str, int]) -> None:
+        """Room for each unschedulable pod: on a node that registered since the scheduler's
+        pass, on a booting node, else on a new node of the first pool whose template fits it."""
         promised = {id(p) for b in self.booting.values() for p in b.planned}
-        for pod in _unschedulable(cluster.pods.values()):
+        pods = list(cluster.pods.values())
+        landing = {name: active_on(pods, name) for name in cluster.nodes}
+        for pod in _unschedulable(pods):
             if id(pod) in promised:
+                continue
+            ready = next((n for n, bound in landing.items() if misfit(pod, cluster.nodes[n], bound) is None), None)
+            if ready is not None:
+                landing[ready].append(pod)
                 continue
             room = next((b for n, b in self.booting.items() if misfit(pod, template(b.pool, n), b.planned) is None),
                         None)
