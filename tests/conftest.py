@@ -68,9 +68,11 @@ def gke_api():
 
 
 @pytest.fixture(scope="module")
-def kube():
-    """A loopback Kubernetes API shared by a module's tests."""
-    stub = KubeStub()
+def kube(request: pytest.FixtureRequest):
+    """A loopback Kubernetes API shared by a module's tests. Besides ``default`` and ``katuna``,
+    the namespaces a module lists in ``KUBE_NAMESPACES`` exist, with katuna's Role bound in each
+    (as an operator binds it where trials run)."""
+    stub = KubeStub(namespaces=getattr(request.module, "KUBE_NAMESPACES", ()))
     yield stub
     stub.close()
 

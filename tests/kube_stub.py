@@ -1,322 +1,396 @@
-"""A small stateful Kubernetes API on loopback: the Job, Pod and log endpoints katuna uses, and
-custom resources (read, and their status subresource merge-patched).
+"""A stateful Kubernetes API on loopback, as strict as a real cluster for every call katuna
+makes: Jobs, their pods and logs, study resources and their status, nodes, namespaces and
+watches; with RBAC from ``knative/`` and the controllers behind them (tests/kube_standin/).
 
-Its "controller" runs each created Job's container command as a local process, as a kubelet
-would run it in a pod, and reports the outcome in the Job's and the pod's status. Scenarios
-come from the trial itself (tests/trials/objective.py --mode) and from ``preempt_first_pod``.
+Objects live in namespaces that exist (``default`` and ``katuna``, plus the ones a test asks
+for, where the manifests' Roles are bound as well). Pods wait for a node they fit: by default
+one static node with ample room, else nodes an autoscaler adds to the pools a provider
+reports. Scenarios come from the trial itself (tests/trials/objective.py --mode), from
+``preempt_first_pod``/``disrupt``, and from :meth:`KubeStub.preempt_node`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import random
-import re
-import subprocess
 import threading
 import time
-from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlparse
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from http.server import ThreadingHTTPServer
 
-MAX_PODS = 20
-"""Pods one Job may run (disrupted pods are replaced: podFailurePolicy ignores DisruptionTarget)."""
+from kube_standin.autoscaler import Autoscaler
+from kube_standin.history import Change, History
+from kube_standin.jobs import JobController, owned_pods
+from kube_standin.kubelet import Kubelets, image_id
+from kube_standin.nodes import STATIC_ALLOCATABLE, STATIC_NODE, NodePool, node
+from kube_standin.objects import DNS_SUBDOMAIN, invalid, matches, merge, not_found, now, snapshot, status
+from kube_standin.rbac import Authorizer, kustomization_objects
+from kube_standin.server import KINDS, Call, handler
 
-JOBS = re.compile(r"^/apis/batch/v1/namespaces/([^/]+)/jobs(?:/([^/]+))?$")
-PODS = re.compile(r"^/api/v1/namespaces/([^/]+)/pods(?:/([^/]+))?(/log)?$")
-CUSTOM = re.compile(r"^/apis/(katuna\.dev/v1)/namespaces/([^/]+)/([^/]+)/([^/]+)(/status)?$")
+__all__ = ["KubeStub", "NodePool", "image_id"]
 
+TICK_SECONDS = 0.02
+"""How often the controllers pass over the cluster."""
+PLURALS = {"Study": "studies", "Experiment": "experiments"}
 
-def _suffix() -> str:
-    """The random five characters the Job controller appends to a pod's name."""
-    return "".join(random.choices("bcdfghjklmnpqrstvwxz2456789", k=5))
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-def _matches(labels: dict, selector: str) -> bool:
-    for term in filter(None, (selector or "").split(",")):
-        key, _, value = term.partition("=")
-        if labels.get(key) != value:
-            return False
-    return True
-
-
-def _merge(target: dict, patch: dict) -> dict:
-    """RFC 7386 JSON merge patch."""
-    for key, value in patch.items():
-        if value is None:
-            target.pop(key, None)
-        elif isinstance(value, dict) and isinstance(target.get(key), dict):
-            _merge(target[key], value)
-        else:
-            target[key] = value
-    return target
-
-
-def _status(code: int, reason: str, message: str) -> dict:
-    return {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code, "reason": reason,
-            "message": message}
-
-
-
-def image_id(image: str) -> str:
-    """The ``imageID`` the kubelet reports for a container of ``image``: the image by its digest."""
-    return f"docker.io/library/{image}@sha256:{hashlib.sha256(image.encode()).hexdigest()}"
 
 class KubeStub:
-    def __init__(self) -> None:
+    def __init__(self, namespaces: Iterable[str] = (), pools: Callable[[], Iterable[NodePool]] | None = None,
+                 boot_seconds: float = 0.5, idle_seconds: float = 2.0, history: int = 1000) -> None:
+        """``namespaces`` exist besides ``default`` and ``katuna``, katuna's Role bound in each;
+        ``pools`` (a provider of :class:`NodePool`) replaces the static node with an autoscaler
+        whose nodes boot in ``boot_seconds`` and go after ``idle_seconds`` without pods;
+        ``history`` changes are kept for watches."""
+        self.lock = threading.RLock()
+        self.history = History(self.lock, history)
+        self.authorizer = Authorizer(kustomization_objects())
+        self.namespaces: dict[str, dict] = {}
         self.jobs: dict[tuple[str, str], dict] = {}
         self.pods: dict[tuple[str, str], dict] = {}
+        self.nodes: dict[str, dict] = {}
         self.logs: dict[tuple[str, str], str] = {}
+        self.resources: dict[tuple[str, str, str], dict] = {}
         self.deleted: list[tuple[str, str, str | None]] = []
         self.created: list[str] = []
         self.create_requests: list[tuple[str, str]] = []
         self.created_jobs: dict[str, dict] = {}
+        self.status_writes: list[tuple[str, str, dict]] = []
+        self.processes: list = []
         self.preempt_first_pod = False
         self.disrupt: Callable[[str, int], float | None] | None = None
         """``(job name, pod index)`` to seconds after which the pod is preempted, or None."""
         self.disrupted: list[tuple[str, int]] = []
-        """(Job, pod index) of every pod the storm disrupted."""
-        self.processes: list[subprocess.Popen] = []
-        self.resources: dict[tuple[str, str, str], dict] = {}
-        self.status_writes: list[tuple[str, str, dict]] = []
-        self.versions = 0
-        self.lock = threading.Lock()
-        stub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                return
-
-            def _send(self, code: int, body: dict | str) -> None:
-                data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "text/plain" if isinstance(body, str) else "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_POST(self) -> None:  # noqa: N802
-                match = JOBS.match(urlparse(self.path).path)
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                self._send(*stub.create_job(match.group(1), body))
-
-            def do_GET(self) -> None:  # noqa: N802
-                url = urlparse(self.path)
-                query = {k: v[0] for k, v in parse_qs(url.query).items()}
-                if match := CUSTOM.match(url.path):
-                    self._send(*stub.get_resource(match.group(3), match.group(2), match.group(4)))
-                elif match := JOBS.match(url.path):
-                    self._send(*stub.get_jobs(match.group(1), match.group(2), query.get("labelSelector")))
-                elif match := PODS.match(url.path):
-                    self._send(*stub.get_pods(match.group(1), match.group(2), bool(match.group(3)),
-                                              query.get("labelSelector"), query.get("container")))
-                else:
-                    self._send(404, _status(404, "NotFound", url.path))
-
-            def do_PATCH(self) -> None:  # noqa: N802
-                match = CUSTOM.match(urlparse(self.path).path)
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                if not match or not match.group(5):
-                    self._send(404, _status(404, "NotFound", self.path))
-                elif self.headers["Content-Type"] != "application/merge-patch+json":
-                    self._send(415, _status(415, "UnsupportedMediaType", self.headers["Content-Type"]))
-                else:
-                    self._send(*stub.patch_status(match.group(3), match.group(2), match.group(4), body))
-
-            def do_DELETE(self) -> None:  # noqa: N802
-                url = urlparse(self.path)
-                length = int(self.headers.get("Content-Length") or 0)
-                options = json.loads(self.rfile.read(length)) if length else {}
-                policy = options.get("propagationPolicy") or parse_qs(url.query).get("propagationPolicy", [None])[0]
-                match = JOBS.match(url.path)
-                self._send(*stub.delete_job(match.group(1), match.group(2), policy))
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        """(Job, pod index) of every pod the ``disrupt`` scenario preempted."""
+        self.bookmark_seconds = 1.0
+        self.pod_index: dict[str, int] = {}
+        self.job_controller = JobController()
+        self.kubelets = Kubelets(self._disruption)
+        self.autoscaler = Autoscaler(pools, boot_seconds, idle_seconds) if pools is not None else None
+        for name in ("default", "katuna", *namespaces):
+            self.add_namespace(name)
+        if pools is None:
+            self.add_node(node(STATIC_NODE, {}, (), STATIC_ALLOCATABLE))
+        self._running = True
+        threading.Thread(target=self._control_loop, daemon=True).start()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler(self))
+        self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self) -> None:
+        self._running = False
+        self.history.close()
+        with self.lock:
+            for pod in list(self.pods.values()):
+                self.kubelets.stop(pod)
         for process in self.processes:
             if process.poll() is None:
                 process.kill()
         self.server.shutdown()
 
+    # settings a test may change while the cluster runs
+
+    @property
+    def image_pull_seconds(self) -> float:
+        return self.kubelets.image_pull_seconds
+
+    @image_pull_seconds.setter
+    def image_pull_seconds(self, seconds: float) -> None:
+        self.kubelets.image_pull_seconds = seconds
+
+    @property
+    def pod_gc_seconds(self) -> float | None:
+        return self.kubelets.pod_gc_seconds
+
+    @pod_gc_seconds.setter
+    def pod_gc_seconds(self, seconds: float | None) -> None:
+        """Terminated pods are deleted this long after they end (None: kept, as below the
+        real PodGC's threshold)."""
+        self.kubelets.pod_gc_seconds = seconds
+
+    # what tests do as a cluster admin (kubectl)
+
+    def add_namespace(self, name: str, grant: bool = True) -> None:
+        """Create a namespace; ``grant`` binds the manifests' Roles there too (how an operator
+        lets katuna run trials in another namespace)."""
+        with self.lock:
+            if name not in self.namespaces:
+                self.namespaces[name] = {"apiVersion": "v1", "kind": "Namespace", "status": {"phase": "Active"},
+                                         "metadata": {"name": name, "uid": str(uuid.uuid4()),
+                                                      "creationTimestamp": now()}}
+                self.history.record("ADDED", "namespaces", self.namespaces[name])
+                if grant and name != "katuna":
+                    self.authorizer.grant_in(name)
+
+    def add_node(self, obj: dict) -> None:
+        with self.lock:
+            self.nodes[obj["metadata"]["name"]] = obj
+            self.history.record("ADDED", "nodes", obj)
+
+    def remove_node(self, name: str, reason: str = "TerminationByKubelet") -> None:
+        """The node goes away (a preemption, a scale-down): its running pods are disrupted with
+        ``reason`` and fail; the pod GC removes them."""
+        with self.lock:
+            obj = self.nodes.pop(name, None)
+            if obj is None:
+                return
+            for pod in [p for p in self.pods.values() if p["spec"].get("nodeName") == name]:
+                if pod["status"].get("phase") not in ("Succeeded", "Failed"):
+                    self.kubelets.disrupt(self, pod, reason)
+            self.history.record("DELETED", "nodes", obj)
+
+    preempt_node = remove_node
+
+    def preempt_pod(self, namespace: str, name: str, reason: str = "PreemptionByScheduler") -> None:
+        with self.lock:
+            self.kubelets.disrupt(self, self.pods[(namespace, name)], reason)
+
+    def peak_nodes(self, pool: str | None = None) -> int:
+        return self.autoscaler.peak(pool) if self.autoscaler else len(self.nodes)
+
+    @property
+    def timeline(self) -> list[tuple[float, dict[str, int]]]:
+        """(seconds since start, Ready nodes per pool) at every change of the autoscaled pools."""
+        return list(self.autoscaler.timeline) if self.autoscaler else []
+
+    def changes_since(self, version: int, resource: str | None = None) -> list[Change]:
+        """The changes after ``version`` (kept ones; :class:`kube_standin.history.Gone` when older)."""
+        with self.lock:
+            return self.history.since(version, resource)
+
     # custom resources: tests play kubectl through apply/delete, katuna reads and patches status
 
     def apply(self, obj: dict) -> dict:
         """Create the resource, or change its spec (a new generation when the spec changes)."""
-        plural = {"Study": "studies", "Experiment": "experiments"}[obj["kind"]]
+        plural = PLURALS[obj["kind"]]
         metadata = obj["metadata"]
         key = (plural, metadata.get("namespace", "default"), metadata["name"])
         with self.lock:
-            self.versions += 1
+            if key[1] not in self.namespaces:
+                raise LookupError(f'namespaces "{key[1]}" not found')
             current = self.resources.get(key)
             if current is None:
                 current = self.resources[key] = {
                     "apiVersion": obj["apiVersion"], "kind": obj["kind"], "spec": obj["spec"],
-                    "metadata": {**metadata, "namespace": key[1], "uid": f"uid-{self.versions}", "generation": 1,
-                                 "creationTimestamp": _now()}}
+                    "metadata": {**metadata, "namespace": key[1], "uid": str(uuid.uuid4()), "generation": 1,
+                                 "creationTimestamp": now()}}
+                self.history.record("ADDED", plural, current)
             elif current["spec"] != obj["spec"]:
                 current["spec"] = obj["spec"]
                 current["metadata"]["generation"] += 1
-            current["metadata"]["resourceVersion"] = str(self.versions)
-            return json.loads(json.dumps(current))
+                self.history.record("MODIFIED", plural, current)
+            return snapshot(current)
 
     def delete(self, kind: str, namespace: str, name: str) -> dict:
-        plural = {"Study": "studies", "Experiment": "experiments"}[kind]
+        plural = PLURALS[kind]
         with self.lock:
-            return self.resources.pop((plural, namespace, name))
+            obj = self.resources.pop((plural, namespace, name))
+            self.history.record("DELETED", plural, obj)
+            return obj
 
     def get_resource(self, plural: str, namespace: str, name: str) -> tuple[int, dict]:
         with self.lock:
             obj = self.resources.get((plural, namespace, name))
-            return (200, obj) if obj else (404, _status(404, "NotFound", f'{plural} "{name}" not found'))
+            return (200, snapshot(obj)) if obj else not_found(f"{plural}.katuna.dev", name)
 
     def patch_status(self, plural: str, namespace: str, name: str, patch: dict) -> tuple[int, dict]:
         """Only ``status`` changes; a uid in the patch that is not the object's is refused."""
         with self.lock:
             obj = self.resources.get((plural, namespace, name))
             if obj is None:
-                return 404, _status(404, "NotFound", f'{plural} "{name}" not found')
+                return not_found(f"{plural}.katuna.dev", name)
             uid = (patch.get("metadata") or {}).get("uid")
             if uid is not None and uid != obj["metadata"]["uid"]:
-                return 422, _status(422, "Invalid", f"metadata.uid: Invalid value: {uid!r}: field is immutable")
-            _merge(obj.setdefault("status", {}), patch.get("status") or {})
-            self.versions += 1
-            obj["metadata"]["resourceVersion"] = str(self.versions)
-            self.status_writes.append((plural, name, json.loads(json.dumps(obj["status"]))))
-            return 200, obj
+                return 422, status(422, "Invalid", f"metadata.uid: Invalid value: {uid!r}: field is immutable")
+            merge(obj.setdefault("status", {}), patch.get("status") or {})
+            self.history.record("MODIFIED", plural, obj)
+            self.status_writes.append((plural, name, snapshot(obj["status"])))
+            return 200, snapshot(obj)
 
-    def create_job(self, namespace: str, job: dict) -> tuple[int, dict]:
-        name = job["metadata"]["name"]
-        with self.lock:
-            self.create_requests.append((namespace, name))
-            if (namespace, name) in self.jobs:
-                return 409, _status(409, "AlreadyExists", f'jobs.batch "{name}" already exists')
-            job.setdefault("status", {})
-            job["metadata"].update(uid=name, creationTimestamp=_now(), namespace=namespace)
-            self.jobs[(namespace, name)] = job
-            self.created.append(name)
-            self.created_jobs[name] = job
-        threading.Thread(target=self._run_job, args=(namespace, job), daemon=True).start()
-        return 201, job
+    # what katuna calls, through the HTTP API
 
-    def get_jobs(self, namespace: str, name: str | None, selector: str | None) -> tuple[int, dict]:
+    def serve(self, call: Call) -> tuple[int, dict | str]:
+        """Answer a non-watch request (already authorized)."""
+        if call.resource == "jobs" and call.method == "POST":
+            return self.create_job(call.namespace or "", call.body or {})
+        if call.resource == "jobs" and call.method == "DELETE":
+            options = call.body or {}
+            return self.delete_job(call.namespace or "", call.name or "",
+                                   options.get("propagationPolicy") or call.query.get("propagationPolicy"))
+        if call.subresource == "log" and call.method == "GET":
+            return self.read_log(call.namespace or "", call.name or "", call.query.get("container"))
+        if call.subresource == "status" and call.method == "PATCH":
+            if call.content_type != "application/merge-patch+json":
+                return 415, status(415, "UnsupportedMediaType", "the body of the request was in an unknown format "
+                                                                 "- accepted media types include: "
+                                                                 "application/merge-patch+json")
+            return self.patch_status(call.resource, call.namespace or "", call.name or "", call.body or {})
+        if call.method == "GET" and not call.subresource:
+            return self.read(call.resource, call.namespace, call.name, call.query.get("labelSelector"))
+        return 405, status(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+
+    def _table(self, resource: str) -> dict:
+        return {"jobs": self.jobs, "pods": self.pods, "nodes": self.nodes, "namespaces": self.namespaces}[resource]
+
+    def _objects(self, resource: str, namespace: str | None) -> list[dict]:
+        if resource in PLURALS.values():
+            return [o for (plural, ns, _), o in self.resources.items() if plural == resource and namespace in (None, ns)]
+        return [o for o in self._table(resource).values() if namespace in (None, o["metadata"].get("namespace"))]
+
+    def read(self, resource: str, namespace: str | None, name: str | None, selector: str | None) -> tuple[int, dict]:
+        """One object (404 when it is not there) or a list carrying the current resourceVersion."""
+        kind = KINDS[("katuna.dev" if resource in PLURALS.values() else "batch" if resource == "jobs" else "",
+                      resource)]
         with self.lock:
             if name:
-                job = self.jobs.get((namespace, name))
-                return (200, job) if job else (404, _status(404, "NotFound", f'jobs.batch "{name}" not found'))
-            items = [j for (ns, _), j in self.jobs.items() if ns == namespace and _matches(j["metadata"]["labels"], selector)]
-        return 200, {"kind": "JobList", "apiVersion": "batch/v1", "metadata": {}, "items": items}
+                found = [o for o in self._objects(resource, namespace) if o["metadata"]["name"] == name]
+                group = kind.api_version.rpartition("/")[0]
+                return (200, snapshot(found[0])) if found else not_found(f"{resource}.{group}".rstrip("."), name)
+            items = [snapshot(o) for o in self._objects(resource, namespace)
+                     if matches(o["metadata"].get("labels") or {}, selector)]
+            return 200, {"kind": f"{kind.kind}List", "apiVersion": kind.api_version,
+                         "metadata": {"resourceVersion": str(self.history.version)}, "items": items}
+
+    def get_jobs(self, namespace: str, name: str | None, selector: str | None) -> tuple[int, dict]:
+        return self.read("jobs", namespace, name, selector)
 
     def get_pods(self, namespace: str, name: str | None, log: bool, selector: str | None,
                  container: str | None = None) -> tuple[int, dict | str]:
-        """Pods, or one pod's log: as the API server, a log names one of the pod's containers
-        (400 otherwise), and a pod that is gone has none (404)."""
+        return self.read_log(namespace, name or "", container) if log else self.read("pods", namespace, name, selector)
+
+    def watch(self, call: Call, until: float, bookmarks: float | None) -> Iterator[dict]:
+        """Watch events of ``call``'s resource: ADDED for what exists when no version is given,
+        then every change after the version, in order."""
+        selector = call.query.get("labelSelector")
+        version = call.query.get("resourceVersion") or "0"
         with self.lock:
-            if name and log:
-                pod = self.pods.get((namespace, name))
-                if pod is None:
-                    return 404, _status(404, "NotFound", f'pods "{name}" not found')
-                names = [c["name"] for c in pod["spec"]["containers"]]
-                if container is not None and container not in names:
-                    return 400, _status(400, "BadRequest", f"container {container} is not valid for pod {name}")
-                if container is None and len(names) > 1:
-                    return 400, _status(400, "BadRequest", f"a container name must be specified for pod {name}, "
-                                                           f"choose one of: [{' '.join(names)}]")
-                return 200, self.logs.get((namespace, name), "")
-            items = [p for (ns, _), p in self.pods.items() if ns == namespace and _matches(p["metadata"]["labels"], selector)]
-        return 200, {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items}
+            if version == "0":
+                start = self.history.version
+                current = [{"type": "ADDED", "object": snapshot(o)} for o in self._objects(call.resource, call.namespace)
+                           if matches(o["metadata"].get("labels") or {}, selector)]
+            else:
+                start, current = int(version), []
+                self.history.since(start)
+        yield from current
+        yield from self.history.follow(start, call.resource, call.namespace, selector, until, bookmarks)
+
+    def read_log(self, namespace: str, name: str, container: str | None) -> tuple[int, dict | str]:
+        """A pod's log: as the API server, a log names one of the pod's containers (400 otherwise),
+        a pod not yet bound or a container not yet started has none (400), a pod that is gone
+        has none (404)."""
+        with self.lock:
+            pod = self.pods.get((namespace, name))
+            if pod is None:
+                return not_found("pods", name)
+            names = [c["name"] for c in pod["spec"]["containers"]]
+            if container is not None and container not in names:
+                return 400, status(400, "BadRequest", f"container {container} is not valid for pod {name}")
+            if container is None and len(names) > 1:
+                return 400, status(400, "BadRequest", f"a container name must be specified for pod {name}, "
+                                                      f"choose one of: [{' '.join(names)}]")
+            container = container or names[0]
+            if not pod["spec"].get("nodeName"):
+                return 400, status(400, "BadRequest", f"pod {name} does not have a host assigned")
+            state = next((s["state"] for s in pod["status"].get("containerStatuses", []) if s["name"] == container),
+                         {"waiting": {"reason": "ContainerCreating"}})
+            if "waiting" in state:
+                return 400, status(400, "BadRequest", f'container "{container}" in pod "{name}" is waiting to start: '
+                                                      f'{state["waiting"]["reason"]}')
+            return 200, self.logs.get((namespace, name)) or self.kubelets.log_of(pod)
+
+    def create_job(self, namespace: str, job: dict) -> tuple[int, dict]:
+        name = job.get("metadata", {}).get("name", "")
+        with self.lock:
+            self.create_requests.append((namespace, name))
+            if namespace not in self.namespaces:
+                return not_found("namespaces", namespace)
+            problems = _job_problems(job)
+            if problems:
+                return invalid("Job", "jobs.batch", name, problems)
+            if (namespace, name) in self.jobs:
+                return 409, status(409, "AlreadyExists", f'jobs.batch "{name}" already exists',
+                                   {"name": name, "group": "batch", "kind": "jobs"})
+            job = snapshot(job)
+            job["status"] = {}
+            job["metadata"].update(uid=str(uuid.uuid4()), creationTimestamp=now(), namespace=namespace, generation=1)
+            self.jobs[(namespace, name)] = job
+            self.created.append(name)
+            self.created_jobs[name] = job
+            self.history.record("ADDED", "jobs", job)
+            return 201, snapshot(job)
 
     def delete_job(self, namespace: str, name: str, policy: str | None) -> tuple[int, dict]:
+        """Delete a Job; its pods go with ``Background``/``Foreground`` and stay (orphaned) with
+        the default ``Orphan`` of ``batch/v1`` Jobs."""
+        with self.lock:
+            self.deleted.append((namespace, name, policy))
+            return self.remove_job(namespace, name, policy)
+
+    def remove_job(self, namespace: str, name: str, policy: str | None) -> tuple[int, dict]:
         with self.lock:
             job = self.jobs.pop((namespace, name), None)
-            self.deleted.append((namespace, name, policy))
             if job is None:
-                return 404, _status(404, "NotFound", f'jobs.batch "{name}" not found')
-            for key in [k for k, p in self.pods.items() if p["metadata"]["labels"]["job-name"] == name]:
-                self.pods.pop(key)
-        for process in self.processes:
-            if getattr(process, "job", None) == name and process.poll() is None:
-                process.kill()
-        return 200, {"kind": "Status", "apiVersion": "v1", "status": "Success"}
-
-    def _run_job(self, namespace: str, job: dict) -> None:
-        """Play kubelet and Job controller for one Job."""
-        name = job["metadata"]["name"]
-        containers = job["spec"]["template"]["spec"]["containers"]
-        container = containers[0]
-        deadline = job["spec"].get("activeDeadlineSeconds")
-        env = {e["name"]: e["value"] for e in container.get("env", [])}
-        started = time.monotonic()
-        for index in range(MAX_PODS):
-            pod_name = f"{name}-{_suffix()}"
-            pod = {"metadata": {"name": pod_name, "namespace": namespace, "creationTimestamp": _now(),
-                                "labels": {**job["spec"]["template"]["metadata"]["labels"], "job-name": name}},
-                   "spec": {"containers": [{"name": c["name"], "image": c.get("image")} for c in containers]},
-                   "status": {"phase": "Running", "conditions": []}}
-            with self.lock:
-                self.pods[(namespace, pod_name)] = pod
-            import os
-
-            process = subprocess.Popen(container["command"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                       env={**os.environ, **env}, text=True)
-            process.job = name
-            self.processes.append(process)
-            if self.preempt_first_pod and index == 0:
-                time.sleep(0.2)
-                process.kill()
-                process.communicate()
-                pod["status"].update(phase="Failed", conditions=[
-                    {"type": "DisruptionTarget", "status": "True", "reason": "PreemptionByScheduler"}])
-                continue
-            disruption = self.disrupt(name, index) if self.disrupt is not None else None
-            try:
-                remaining = None if deadline is None else max(0.0, deadline - (time.monotonic() - started))
-                if disruption is not None and (remaining is None or disruption < remaining):
-                    try:
-                        output, _ = process.communicate(timeout=disruption)
-                    except subprocess.TimeoutExpired:
-                        process.kill()
-                        process.communicate()
-                        with self.lock:
-                            self.disrupted.append((name, index))
-                        pod["status"].update(phase="Failed", conditions=[
-                            {"type": "DisruptionTarget", "status": "True", "reason": "PreemptionByScheduler"}])
-                        continue
+                return not_found("jobs.batch", name)
+            for pod in owned_pods(self, job):
+                if policy in ("Background", "Foreground"):
+                    self.delete_pod(pod)
                 else:
-                    output, _ = process.communicate(timeout=remaining)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                output, _ = process.communicate()
-                self._finish(namespace, name, pod, output, 137, "Failed", "DeadlineExceeded",
-                             "Job was active longer than specified deadline")
-                return
-            code = process.returncode
-            if (namespace, name) not in self.jobs:
-                return
-            if code == 0:
-                self._finish(namespace, name, pod, output, 0, "Complete", None, None)
-            else:
-                self._finish(namespace, name, pod, output, code, "Failed", "BackoffLimitExceeded",
-                             "Job has reached the specified backoff limit")
-            return
+                    pod["metadata"]["ownerReferences"] = []
+                    self.history.record("MODIFIED", "pods", pod)
+            self.history.record("DELETED", "jobs", job)
+            return 200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                         "details": {"name": name, "group": "batch", "kind": "jobs", "uid": job["metadata"]["uid"]}}
 
-    def _finish(self, namespace, name, pod, output, code, condition, reason, message) -> None:
-        image = pod["spec"]["containers"][0]["image"]
-        container = pod["spec"]["containers"][0]["name"]
-        with self.lock:
-            self.logs[(namespace, pod["metadata"]["name"])] = output
-            pod["status"].update(phase="Succeeded" if code == 0 else "Failed", containerStatuses=[
-                {"name": container, "ready": False, "restartCount": 0, "image": image, "imageID": image_id(image),
-                 "state": {"terminated": {"exitCode": code, "reason": "Completed" if code == 0 else "Error"}}}])
-            job = self.jobs.get((namespace, name))
-            if job is None:
-                return
-            job["status"] = {"conditions": [{"type": condition, "status": "True", "reason": reason,
-                                             "message": message, "lastTransitionTime": _now()}],
-                             "succeeded" if code == 0 else "failed": 1}
+    # the controllers' side
+
+    def add_pod(self, pod: dict, index: int) -> dict:
+        pod["metadata"].update(uid=str(uuid.uuid4()), creationTimestamp=now())
+        self.pods[(pod["metadata"]["namespace"], pod["metadata"]["name"])] = pod
+        self.pod_index[pod["metadata"]["uid"]] = index
+        self.history.record("ADDED", "pods", pod)
+        return pod
+
+    def delete_pod(self, pod: dict) -> None:
+        key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
+        if self.pods.pop(key, None) is not None:
+            self.kubelets.stop(pod)
+            self.logs.pop(key, None)
+            self.history.record("DELETED", "pods", pod)
+
+    def modified(self, resource: str, obj: dict) -> None:
+        self.history.record("MODIFIED", resource, obj)
+
+    def _disruption(self, job: str, index: int) -> tuple[float, bool] | None:
+        if self.preempt_first_pod and index == 0:
+            return 0.0, False
+        seconds = self.disrupt(job, index) if self.disrupt is not None else None
+        return None if seconds is None else (seconds, True)
+
+    def _control_loop(self) -> None:
+        while self._running:
+            with self.lock:
+                self.job_controller.step(self)
+                self.kubelets.step(self)
+                if self.autoscaler is not None:
+                    self.autoscaler.step(self)
+            time.sleep(TICK_SECONDS)
+
+
+def _job_problems(job: dict) -> list[tuple[str, str]]:
+    """What the API server's Job validation refuses, of what katuna could send wrong."""
+    problems = []
+    name = job.get("metadata", {}).get("name", "")
+    if not DNS_SUBDOMAIN.match(name or ""):
+        problems.append(("metadata.name", f"Invalid value: {json.dumps(name)}: a lowercase RFC 1123 subdomain must "
+                                          "consist of lower case alphanumeric characters, '-' or '.'"))
+    elif len(name) > 63:
+        problems.append(("metadata.name", f"Invalid value: {json.dumps(name)}: must be no more than 63 characters"))
+    pod = (job.get("spec", {}).get("template") or {}).get("spec") or {}
+    if pod.get("restartPolicy") not in ("Never", "OnFailure"):
+        problems.append(("spec.template.spec.restartPolicy", f"Unsupported value: {json.dumps(pod.get('restartPolicy'))}"
+                                                              ': supported values: "OnFailure", "Never"'))
+    if not pod.get("containers"):
+        problems.append(("spec.template.spec.containers", "Required value"))
+    if job.get("metadata", {}).get("resourceVersion"):
+        problems.append(("metadata.resourceVersion", "resourceVersion should not be set on objects to be created"))
+    return problems

@@ -23,6 +23,7 @@ from functions.core.events import TRIAL_FINISHED, Event
 from functions.core.ports import Executor, TrialLaunch
 
 ENDS_WITHIN = 30.0
+KUBE_NAMESPACES = ("contract",)
 _studies = itertools.count()
 
 

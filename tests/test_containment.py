@@ -25,6 +25,7 @@ from functions.core.events import trial_finished
 from functions.core.launch import TrialLaunch
 
 pytestmark = pytest.mark.slow
+KUBE_NAMESPACES = ("forged",)
 
 FAMILY = Path(__file__).resolve().parent / "trials" / "family.py"
 TOKEN = "containment-token"

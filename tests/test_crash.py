@@ -188,6 +188,7 @@ def test_a_crash_after_a_job_create_and_before_its_record_creates_no_second_job(
 
     runner = _submit(tmp_path)
     namespace = f"crash-{n}"
+    kube.add_namespace(namespace)
     executor = CrashAfter(KubernetesExecutor(Cluster(namespace=namespace), api_client(kube.url)), "launch", n)
     delivery = CrashingDelivery(runner, n, Dispatcher(Deps(runner.store, executor, time.time)), executor,
                                 JobSource(kube, random.Random(n)))

@@ -141,6 +141,7 @@ def test_duplicated_and_shuffled_job_events_create_each_job_once(tmp_path: Path,
                                                                  kube: KubeStub):
     chaos = _submit(tmp_path)
     namespace = f"chaos-{seed}"
+    kube.add_namespace(namespace)
     executor = KubernetesExecutor(Cluster(namespace=namespace), api_client(kube.url))
     dispatcher = Dispatcher(Deps(chaos.store, executor, time.time))
     try:

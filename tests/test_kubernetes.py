@@ -16,6 +16,9 @@ from kube_stub import KubeStub, image_id
 
 pytestmark = pytest.mark.slow
 
+KUBE_NAMESPACES = ("trials", "events", "lost", "pruning")
+"""Where these tests run trials, katuna's Role bound in each."""
+
 
 def job_study(name: str, mode: str = "ok", **overrides) -> dict:
     definition = study_definition(name=name, mode=mode, **overrides)

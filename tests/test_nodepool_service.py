@@ -11,6 +11,7 @@ import yaml
 from conftest import study_definition
 from gke_stub import GkeStub
 from http_helpers import Service
+from kube_standin.clouds import gke_pools
 from kube_stub import KubeStub
 
 from functions.adapters import cloudevents_http
@@ -22,7 +23,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def clouds(tmp_path_factory: pytest.TempPathFactory):
-    kube, gke = KubeStub(), GkeStub()
+    gke = GkeStub()
+    kube = KubeStub(namespaces=("pools",), pools=gke_pools(gke.pools), boot_seconds=0.2, idle_seconds=5)
     gke.polls = 1
     service = Service(tmp_path_factory.mktemp("pools"), workers=1, KATUNA_EXECUTOR="kubernetes",
                       KATUNA_K8S_API=kube.url,

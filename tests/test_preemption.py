@@ -129,7 +129,7 @@ def test_a_storm_of_sigkills_is_retried_and_never_counted_as_failure(embedded, t
 
 @pytest.fixture()
 def kube():
-    stub = KubeStub()
+    stub = KubeStub(namespaces=("storm",))
     yield stub
     stub.close()
 

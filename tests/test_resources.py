@@ -27,6 +27,8 @@ from functions.core.validate import _TOP, parse_study
 
 ROOT = Path(__file__).parent.parent
 EXAMPLES = ROOT / "examples"
+KUBE_NAMESPACES = ("team", "other")
+"""Where these tests apply study resources, katuna's Role bound in each."""
 CRDS = {doc["spec"]["names"]["kind"]: doc for doc in yaml.safe_load_all((ROOT / "knative" / "crds.yaml").read_text())}
 
 

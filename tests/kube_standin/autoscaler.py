@@ -1,0 +1,136 @@
+"""A cluster autoscaler over the pools a provider reports (a cloud stand-in, or a test).
+
+It adds a node to a pool when a pod the scheduler found no room for would fit the pool's node
+template and the pool is below its maximum; the node registers Ready after ``boot_seconds``
+(the VM's boot and the kubelet's registration). A node running no pod for ``idle_seconds`` is
+removed while its pool is above its minimum. Nodes of a pool the provider no longer reports
+are drained, their pods disrupted. Pods already promised a booting node do not ask for another,
+as the real autoscaler's binpacking estimate.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from kube_standin.nodes import NodePool, pool_of, template
+from kube_standin.objects import suffix
+from kube_standin.scheduling import TERMINATED, active_on, misfit
+
+
+@dataclass
+class Booting:
+    """A node on its way: its pool, when it registers, the pods it is meant for."""
+
+    pool: NodePool
+    ready_at: float
+    planned: list[dict] = field(default_factory=list)
+
+
+class Autoscaler:
+    def __init__(self, pools: Callable[[], Iterable[NodePool]], boot_seconds: float = 0.5,
+                 idle_seconds: float = 2.0) -> None:
+        self.pools = pools
+        self.boot_seconds = boot_seconds
+        self.idle_seconds = idle_seconds
+        self.booting: dict[str, Booting] = {}
+        self.idle_since: dict[str, float] = {}
+        self.started = time.monotonic()
+        self.timeline: list[tuple[float, dict[str, int]]] = []
+        """(seconds since start, Ready nodes per pool) at every change."""
+
+    def peak(self, pool: str | None = None) -> int:
+        """The most Ready nodes seen at once, in ``pool`` or in all pools."""
+        return max((counts.get(pool, 0) if pool else sum(counts.values()) for _, counts in self.timeline), default=0)
+
+    def step(self, cluster) -> None:
+        """One pass over the cluster (its lock held)."""
+        pools = {pool.name: pool for pool in self.pools()}
+        now = time.monotonic()
+        self._drain_gone(cluster, pools)
+        self._register(cluster, pools, now)
+        counts = self._counts(cluster, pools)
+        for pool in pools.values():
+            while counts[pool.name] < pool.min_nodes:
+                self._boot(pool, now, counts)
+        self._scale_up(cluster, pools, now, counts)
+        self._scale_down(cluster, pools, now, counts)
+        self._record(cluster, pools, now)
+
+    def _counts(self, cluster, pools: dict[str, NodePool]) -> dict[str, int]:
+        counts = dict.fromkeys(pools, 0)
+        for node in cluster.nodes.values():
+            if pool_of(node) in counts:
+                counts[pool_of(node)] += 1
+        for booting in self.booting.values():
+            counts[booting.pool.name] = counts.get(booting.pool.name, 0) + 1
+        return counts
+
+    def _drain_gone(self, cluster, pools: dict[str, NodePool]) -> None:
+        for name in [n for n, node in cluster.nodes.items() if pool_of(node) and pool_of(node) not in pools]:
+            cluster.remove_node(name, reason="DeletionByTaintManager")
+        self.booting = {n: b for n, b in self.booting.items() if b.pool.name in pools}
+
+    def _register(self, cluster, pools: dict[str, NodePool], now: float) -> None:
+        for name, booting in list(self.booting.items()):
+            if now >= booting.ready_at:
+                del self.booting[name]
+                cluster.add_node(template(booting.pool, name))
+
+    def _boot(self, pool: NodePool, now: float, counts: dict[str, int]) -> Booting:
+        booting = self.booting[f"{pool.name}-{suffix()}"] = Booting(pool, now + self.boot_seconds)
+        counts[pool.name] += 1
+        return booting
+
+    def _scale_up(self, cluster, pools: dict[str, NodePool], now: float, counts: dict[str, int]) -> None:
+        """Room for each unschedulable pod: on a node that registered since the scheduler's
+        pass, on a booting node, else on a new node of the first pool whose template fits it."""
+        promised = {id(p) for b in self.booting.values() for p in b.planned}
+        pods = list(cluster.pods.values())
+        landing = {name: active_on(pods, name) for name in cluster.nodes}
+        for pod in _unschedulable(pods):
+            if id(pod) in promised:
+                continue
+            ready = next((n for n, bound in landing.items() if misfit(pod, cluster.nodes[n], bound) is None), None)
+            if ready is not None:
+                landing[ready].append(pod)
+                continue
+            room = next((b for n, b in self.booting.items() if misfit(pod, template(b.pool, n), b.planned) is None),
+                        None)
+            if room is not None:
+                room.planned.append(pod)
+                continue
+            for pool in sorted(pools.values(), key=lambda p: p.name):
+                if counts[pool.name] < pool.max_nodes and misfit(pod, template(pool, "new"), []) is None:
+                    self._boot(pool, now, counts).planned.append(pod)
+                    break
+
+    def _scale_down(self, cluster, pools: dict[str, NodePool], now: float, counts: dict[str, int]) -> None:
+        pods = list(cluster.pods.values())
+        for name, node in list(cluster.nodes.items()):
+            pool = pools.get(pool_of(node) or "")
+            if pool is None or active_on(pods, name):
+                self.idle_since.pop(name, None)
+                continue
+            idle = self.idle_since.setdefault(name, now)
+            if now - idle >= self.idle_seconds and counts[pool.name] > pool.min_nodes:
+                cluster.remove_node(name, reason="DeletionByTaintManager")
+                self.idle_since.pop(name, None)
+                counts[pool.name] -= 1
+
+    def _record(self, cluster, pools: dict[str, NodePool], now: float) -> None:
+        ready = dict.fromkeys(pools, 0)
+        for node in cluster.nodes.values():
+            if pool_of(node) in ready:
+                ready[pool_of(node)] += 1
+        if not self.timeline or self.timeline[-1][1] != ready:
+            self.timeline.append((now - self.started, ready))
+
+
+def _unschedulable(pods: Iterable[dict]) -> list[dict]:
+    """Pods the scheduler marked Unschedulable, oldest first."""
+    return sorted((p for p in pods if not p["spec"].get("nodeName") and p["status"].get("phase") not in TERMINATED
+                   and any(c["type"] == "PodScheduled" and c.get("reason") == "Unschedulable"
+                           for c in p["status"].get("conditions", []))),
+                  key=lambda p: p["metadata"]["creationTimestamp"])

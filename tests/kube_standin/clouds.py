@@ -1,0 +1,49 @@
+"""Node pools as a cloud describes them, for the autoscaler: GKE's ``NodePool`` resources (the
+REST form the GKE stand-in keeps) turned into :class:`NodePool` templates with the labels and
+taints GKE puts on their nodes."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+
+from kube_standin.nodes import NodePool
+
+MACHINE = re.compile(r"^[a-z0-9]+-(standard|highmem|highcpu)-(\d+)$")
+GIB_PER_CPU = {"standard": 4, "highmem": 8, "highcpu": 1}
+SERVING = ("RUNNING", "RECONCILING")
+"""Pool states in which GKE's autoscaler adds and removes nodes."""
+EFFECTS = {"NO_SCHEDULE": "NoSchedule", "PREFER_NO_SCHEDULE": "PreferNoSchedule", "NO_EXECUTE": "NoExecute",
+           1: "NoSchedule", 2: "PreferNoSchedule", 3: "NoExecute"}
+"""Taint effects by name, or by number when the REST transport sends an enum as one."""
+
+
+def gke_allocatable(machine_type: str) -> dict[str, str]:
+    """What a node of ``machine_type`` offers pods: its cpus and most of its memory (GKE keeps
+    some for the system), 110 pods."""
+    found = MACHINE.match(machine_type or "e2-standard-4") or MACHINE.match("e2-standard-4")
+    cpus = int(found.group(2))
+    memory = cpus * GIB_PER_CPU[found.group(1)] * 1024 * 85 // 100
+    return {"cpu": str(cpus), "memory": f"{memory}Mi", "pods": "110"}
+
+
+def gke_pool(pool: Mapping) -> NodePool:
+    """The autoscaler's view of one GKE node pool."""
+    config = pool.get("config") or {}
+    autoscaling = pool.get("autoscaling") or {}
+    labels = {**(config.get("labels") or {}), "cloud.google.com/gke-nodepool": pool["name"]}
+    if config.get("spot"):
+        labels["cloud.google.com/gke-spot"] = "true"
+    if config.get("preemptible"):
+        labels["cloud.google.com/gke-preemptible"] = "true"
+    taints = tuple({"key": t["key"], "value": t.get("value", ""), "effect": EFFECTS.get(t.get("effect"), t.get("effect"))}
+                   for t in config.get("taints") or [])
+    return NodePool(pool["name"], int(autoscaling.get("totalMinNodeCount", autoscaling.get("minNodeCount", 0)) or 0),
+                    int(autoscaling.get("totalMaxNodeCount", autoscaling.get("maxNodeCount",
+                                                                           pool.get("initialNodeCount", 0))) or 0),
+                    labels, taints, gke_allocatable(config.get("machineType", "")))
+
+
+def gke_pools(pools: Mapping[str, Mapping]) -> Callable[[], list[NodePool]]:
+    """A provider reading a GKE stand-in's pools (``GkeStub.pools``) on each autoscaler pass."""
+    return lambda: [gke_pool(p) for p in list(pools.values()) if p.get("status") in SERVING]

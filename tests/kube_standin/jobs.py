@@ -1,0 +1,192 @@
+"""The Job controller and the TTL-after-finished controller, for what katuna reads of a Job.
+
+A Job gets ``status.startTime`` at its first sync; ``activeDeadlineSeconds`` counts from it,
+Pending time included: past it the active pods are deleted and the Job fails with
+``DeadlineExceeded``. A failed pod is judged by ``podFailurePolicy`` (``Ignore`` does not count
+it and a replacement pod is made; ``FailJob`` fails the Job; otherwise it counts); more counted
+failures than ``backoffLimit`` fail the Job with ``BackoffLimitExceeded``. Pods are named
+``<job>-<5 random characters>``. A finished Job gets ``SuccessCriteriaMet``/``Complete`` or
+``FailureTarget``/``Failed``; ``ttlSecondsAfterFinished`` later it is deleted with its pods.
+"""
+
+from __future__ import annotations
+
+import time
+from calendar import timegm
+
+from kube_standin.objects import now, snapshot, suffix
+from kube_standin.scheduling import requests
+
+MAX_PODS = 20
+"""Pods one Job may make at most (disrupted pods are replaced while podFailurePolicy ignores them)."""
+
+
+def _seconds(stamp: str) -> float:
+    return float(timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")))
+
+
+def new_pod(job: dict) -> dict:
+    """A pod of ``job`` from its template, as the Job controller creates it."""
+    template = snapshot(job["spec"]["template"])
+    meta = job["metadata"]
+    labels = {**(template.get("metadata") or {}).get("labels", {}), "controller-uid": meta["uid"],
+              "job-name": meta["name"], "batch.kubernetes.io/controller-uid": meta["uid"],
+              "batch.kubernetes.io/job-name": meta["name"]}
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": f"{meta['name']}-{suffix()}", "namespace": meta["namespace"], "labels": labels,
+                         "annotations": (template.get("metadata") or {}).get("annotations", {}),
+                         "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": meta["name"],
+                                              "uid": meta["uid"], "controller": True,
+                                              "blockOwnerDeletion": True}]},
+            "spec": {**template["spec"], "schedulerName": "default-scheduler"},
+            "status": {"phase": "Pending", "qosClass": "Burstable" if requests({"spec": template["spec"]}) else "BestEffort"}}
+
+
+def owned_pods(cluster, job: dict) -> list[dict]:
+    uid = job["metadata"]["uid"]
+    return sorted((p for p in cluster.pods.values()
+                   if any(o.get("uid") == uid for o in p["metadata"].get("ownerReferences", []))),
+                  key=lambda p: p["metadata"]["creationTimestamp"])
+
+
+def _failure_action(job: dict, pod: dict) -> tuple[str, str | None]:
+    """``(action, message)`` of the first podFailurePolicy rule matching the failed ``pod``."""
+    for index, rule in enumerate((job["spec"].get("podFailurePolicy") or {}).get("rules", [])):
+        if _rule_matches(rule, pod):
+            container = _terminated(pod)
+            message = (f"Container {container[0]} for pod {pod['metadata']['namespace']}/{pod['metadata']['name']} "
+                       f"failed with exit code {container[1]} matching {rule['action']} rule at index {index}"
+                       if container else None)
+            return rule["action"], message
+    return "Count", None
+
+
+def _rule_matches(rule: dict, pod: dict) -> bool:
+    if "onPodConditions" in rule:
+        have = {(c["type"], c["status"]) for c in pod["status"].get("conditions", [])}
+        return any((p["type"], p.get("status", "True")) in have for p in rule["onPodConditions"])
+    codes = rule.get("onExitCodes")
+    if not codes:
+        return False
+    for status in pod["status"].get("containerStatuses", []):
+        terminated = status.get("state", {}).get("terminated")
+        if terminated is None or terminated["exitCode"] == 0:
+            continue
+        if codes.get("containerName") not in (None, status["name"]):
+            continue
+        if (terminated["exitCode"] in codes["values"]) == (codes["operator"] == "In"):
+            return True
+    return False
+
+
+def _terminated(pod: dict) -> tuple[str, int] | None:
+    for status in pod["status"].get("containerStatuses", []):
+        terminated = status.get("state", {}).get("terminated")
+        if terminated and terminated["exitCode"] != 0:
+            return status["name"], terminated["exitCode"]
+    return None
+
+
+def _finished(job: dict) -> bool:
+    return any(c["type"] in ("Complete", "Failed") and c["status"] == "True"
+               for c in job["status"].get("conditions", []))
+
+
+class JobController:
+    def __init__(self) -> None:
+        self.pods_made: dict[str, int] = {}
+        """Pods made per Job uid: the index a disruption scenario names a pod by."""
+        self.started: dict[str, float] = {}
+        self.counted: dict[str, dict[str, set[str]]] = {}
+        """Per Job uid, the uids of its pods counted ``failed`` and ``succeeded`` (pods may be gone)."""
+
+    def step(self, cluster) -> None:
+        """One sync of every Job (the cluster's lock held)."""
+        for job in list(cluster.jobs.values()):
+            if _finished(job):
+                self._expire(cluster, job)
+            else:
+                self._sync(cluster, job)
+
+    def _sync(self, cluster, job: dict) -> None:
+        status, uid = job["status"], job["metadata"]["uid"]
+        before = snapshot(status)
+        status.setdefault("startTime", now())
+        started = self.started.setdefault(uid, time.time())
+        counted = self.counted.setdefault(uid, {"failed": set(), "succeeded": set()})
+        pods = owned_pods(cluster, job)
+        active = [p for p in pods if p["status"].get("phase") not in ("Succeeded", "Failed")]
+        fail_job = None
+        for pod in pods:
+            if pod["status"].get("phase") == "Succeeded":
+                counted["succeeded"].add(pod["metadata"]["uid"])
+            elif pod["status"].get("phase") == "Failed":
+                action, message = _failure_action(job, pod)
+                if action != "Ignore":
+                    counted["failed"].add(pod["metadata"]["uid"])
+                fail_job = message if action == "FailJob" else fail_job
+        failed, succeeded = len(counted["failed"]), len(counted["succeeded"])
+        deadline = job["spec"].get("activeDeadlineSeconds")
+        if deadline is not None and time.time() - started >= deadline:
+            self._fail(cluster, job, active, counted, "DeadlineExceeded", "Job was active longer than specified deadline")
+        elif fail_job is not None:
+            self._fail(cluster, job, active, counted, "PodFailurePolicy", fail_job)
+        elif failed > job["spec"].get("backoffLimit", 6):
+            self._fail(cluster, job, active, counted, "BackoffLimitExceeded",
+                       "Job has reached the specified backoff limit")
+        elif succeeded >= job["spec"].get("completions", 1):
+            _counts(status, active=0, ready=0, succeeded=succeeded, failed=failed)
+            status["completionTime"] = now()
+            _conditions(job, ("SuccessCriteriaMet", "Complete"), "CompletionsReached",
+                        "Reached expected number of succeeded pods")
+        else:
+            self._replace(cluster, job, active, succeeded)
+            _counts(status, active=len(active), succeeded=succeeded, failed=failed,
+                    ready=sum(p["status"].get("phase") == "Running" for p in active))
+        if status != before:
+            cluster.modified("jobs", job)
+
+    def _replace(self, cluster, job: dict, active: list[dict], succeeded: int) -> None:
+        """Make pods up to the Job's parallelism (what is left of its completions)."""
+        uid = job["metadata"]["uid"]
+        wanted = min(job["spec"].get("parallelism", 1), job["spec"].get("completions", 1) - succeeded)
+        while len(active) < wanted and self.pods_made.get(uid, 0) < MAX_PODS:
+            active.append(cluster.add_pod(new_pod(job), self.pods_made.get(uid, 0)))
+            self.pods_made[uid] = self.pods_made.get(uid, 0) + 1
+
+    @staticmethod
+    def _fail(cluster, job: dict, active: list[dict], counted: dict[str, set[str]], reason: str,
+              message: str) -> None:
+        """Delete the active pods (they count as failed) and fail the Job."""
+        for pod in active:
+            counted["failed"].add(pod["metadata"]["uid"])
+            cluster.delete_pod(pod)
+        _counts(job["status"], active=0, ready=0, failed=len(counted["failed"]), succeeded=len(counted["succeeded"]))
+        _conditions(job, ("FailureTarget", "Failed"), reason, message)
+
+    @staticmethod
+    def _expire(cluster, job: dict) -> None:
+        ttl = job["spec"].get("ttlSecondsAfterFinished")
+        if ttl is None:
+            return
+        finished = next(c["lastTransitionTime"] for c in job["status"]["conditions"]
+                        if c["type"] in ("Complete", "Failed"))
+        if time.time() - _seconds(finished) >= ttl:
+            cluster.remove_job(job["metadata"]["namespace"], job["metadata"]["name"], "Foreground")
+
+
+def _counts(status: dict, **counts: int) -> None:
+    """Set each count, leaving zero ones out as the API's ``omitempty`` does."""
+    for key, value in counts.items():
+        if value:
+            status[key] = value
+        else:
+            status.pop(key, None)
+
+
+def _conditions(job: dict, types: tuple[str, str], reason: str, message: str) -> None:
+    stamp = now()
+    job["status"]["conditions"] = [
+        *job["status"].get("conditions", []),
+        *({"type": t, "status": "True", "reason": reason, "message": message, "lastProbeTime": stamp,
+           "lastTransitionTime": stamp} for t in types)]

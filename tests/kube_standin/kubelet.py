@@ -1,0 +1,191 @@
+"""The scheduler's binding, the kubelets and the pod garbage collector.
+
+A Pending pod is bound to the first Ready node it fits, else marked ``PodScheduled=False``
+(``Unschedulable``, with the scheduler's summary). A bound pod's container waits in
+``ContainerCreating`` for ``image_pull_seconds``, then its command runs as a local process whose
+output is the container's log; its exit ends the pod. A disruption (a scenario's, or the node
+going away) kills the process and fails the pod with the ``DisruptionTarget`` condition.
+Terminated pods are deleted ``pod_gc_seconds`` after they end, pods whose node is gone at once;
+a deleted pod's log is gone with it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from kube_standin.objects import now
+from kube_standin.scheduling import TERMINATED, active_on, misfit, unschedulable_message
+
+DISRUPTION_MESSAGES = {
+    "PreemptionByScheduler": "default-scheduler: preempting to accommodate a higher priority pod",
+    "DeletionByTaintManager": "Taint manager: deleting due to NoExecute taint",
+    "TerminationByKubelet": "Pod was terminated in response to imminent node shutdown.",
+    "EvictionByEvictionAPI": "Eviction API: evicting",
+}
+
+
+def image_id(image: str) -> str:
+    """The ``imageID`` the kubelet reports for a container of ``image``: the image by its digest."""
+    return f"docker.io/library/{image}@sha256:{hashlib.sha256(image.encode()).hexdigest()}"
+
+
+@dataclass
+class Run:
+    """A pod's container on its kubelet."""
+
+    pod: dict
+    index: int
+    creating_since: float
+    process: subprocess.Popen | None = None
+    log: Path | None = None
+    started_at: str = ""
+    disrupt_at: float | None = None
+    scenario: bool = False
+    """Whether the disruption comes from the stand-in's ``disrupt`` scenario."""
+
+
+class Kubelets:
+    def __init__(self, disruption: Callable[[str, int], tuple[float, bool] | None]) -> None:
+        self.disruption = disruption
+        """``(job, pod index)`` to ``(seconds after the container starts at which it is preempted,
+        whether to record it in the cluster's ``disrupted``)``, or None."""
+        self.image_pull_seconds = 0.0
+        self.pod_gc_seconds: float | None = None
+        self.runs: dict[str, Run] = {}
+        """By pod uid."""
+        self.finished_at: dict[str, float] = {}
+        self.logs_dir = Path(tempfile.mkdtemp(prefix="kube-standin-"))
+
+    def step(self, cluster) -> None:
+        """One pass of the scheduler, every kubelet and the pod GC (the cluster's lock held)."""
+        for pod in list(cluster.pods.values()):
+            phase = pod["status"].get("phase")
+            if phase in TERMINATED:
+                self._collect(cluster, pod)
+            elif not pod["spec"].get("nodeName"):
+                self._schedule(cluster, pod)
+            else:
+                self._run(cluster, pod)
+
+    def _schedule(self, cluster, pod: dict) -> None:
+        pods = list(cluster.pods.values())
+        reasons = []
+        for name, node in cluster.nodes.items():
+            why = misfit(pod, node, active_on(pods, name))
+            if why is None:
+                pod["spec"]["nodeName"] = name
+                _condition(pod, "PodScheduled", "True")
+                cluster.modified("pods", pod)
+                return
+            reasons.append(why)
+        message = unschedulable_message(reasons, len(cluster.nodes))
+        scheduled = next((c for c in pod["status"].get("conditions", []) if c["type"] == "PodScheduled"), None)
+        if scheduled is None or scheduled.get("message") != message:
+            _condition(pod, "PodScheduled", "False", "Unschedulable", message)
+            cluster.modified("pods", pod)
+
+    def _run(self, cluster, pod: dict) -> None:
+        uid = pod["metadata"]["uid"]
+        run = self.runs.get(uid)
+        if run is None:
+            run = self.runs[uid] = Run(pod, cluster.pod_index.get(uid, 0), time.monotonic())
+            _statuses(pod, {"waiting": {"reason": "ContainerCreating"}}, ready=False)
+            cluster.modified("pods", pod)
+        elif run.process is None:
+            if time.monotonic() - run.creating_since >= self.image_pull_seconds:
+                self._start(cluster, pod, run)
+        elif run.process.poll() is not None:
+            code = run.process.returncode
+            self._end(cluster, pod, run, "Succeeded" if code == 0 else "Failed", code,
+                      "Completed" if code == 0 else "Error")
+        elif run.disrupt_at is not None and time.monotonic() >= run.disrupt_at:
+            if run.scenario:
+                cluster.disrupted.append((pod["metadata"]["labels"]["job-name"], run.index))
+            self.disrupt(cluster, pod, "PreemptionByScheduler")
+
+    def _start(self, cluster, pod: dict, run: Run) -> None:
+        container = pod["spec"]["containers"][0]
+        env = {e["name"]: e.get("value", "") for e in container.get("env", [])}
+        run.log = self.logs_dir / f"{pod['metadata']['namespace']}.{pod['metadata']['name']}.log"
+        with run.log.open("w") as out:
+            run.process = subprocess.Popen([*container.get("command", []), *container.get("args", [])], stdout=out,
+                                           stderr=subprocess.STDOUT, env={**os.environ, **env})
+        run.process.job = pod["metadata"]["labels"].get("job-name")  # type: ignore[attr-defined]
+        cluster.processes.append(run.process)
+        run.started_at = now()
+        disruption = self.disruption(pod["metadata"]["labels"].get("job-name", ""), run.index)
+        if disruption is not None:
+            run.disrupt_at, run.scenario = time.monotonic() + disruption[0], disruption[1]
+        pod["status"].update(phase="Running", startTime=pod["status"].get("startTime") or run.started_at)
+        _statuses(pod, {"running": {"startedAt": run.started_at}}, ready=True)
+        for kind in ("Initialized", "ContainersReady", "Ready"):
+            _condition(pod, kind, "True")
+        cluster.modified("pods", pod)
+
+    def disrupt(self, cluster, pod: dict, reason: str) -> None:
+        """Kill the pod's container and fail the pod with the ``DisruptionTarget`` condition."""
+        _condition(pod, "DisruptionTarget", "True", reason, DISRUPTION_MESSAGES.get(reason, reason))
+        run = self.runs.get(pod["metadata"]["uid"])
+        if run is not None and run.process is not None:
+            run.process.kill()
+            run.process.wait()
+            self._end(cluster, pod, run, "Failed", 137, "Error")
+        else:
+            pod["status"]["phase"] = "Failed"
+            self.finished_at[pod["metadata"]["uid"]] = time.monotonic()
+            cluster.modified("pods", pod)
+
+    def _end(self, cluster, pod: dict, run: Run, phase: str, code: int, reason: str) -> None:
+        key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
+        cluster.logs[key] = run.log.read_text(errors="replace") if run.log else ""
+        pod["status"]["phase"] = phase
+        _statuses(pod, {"terminated": {"exitCode": code, "reason": reason, "startedAt": run.started_at,
+                                       "finishedAt": now()}}, ready=False)
+        for kind in ("ContainersReady", "Ready"):
+            _condition(pod, kind, "False", "PodCompleted")
+        self.finished_at[pod["metadata"]["uid"]] = time.monotonic()
+        cluster.modified("pods", pod)
+
+    def stop(self, pod: dict) -> None:
+        """The pod is deleted: its container is killed and its log goes."""
+        run = self.runs.pop(pod["metadata"]["uid"], None)
+        self.finished_at.pop(pod["metadata"]["uid"], None)
+        if run is not None and run.process is not None and run.process.poll() is None:
+            run.process.kill()
+            run.process.wait()
+        if run is not None and run.log is not None:
+            run.log.unlink(missing_ok=True)
+
+    def _collect(self, cluster, pod: dict) -> None:
+        """Pod GC: a terminated pod goes ``pod_gc_seconds`` after it ended; one whose node is gone, at once."""
+        ended = self.finished_at.setdefault(pod["metadata"]["uid"], time.monotonic())
+        node = pod["spec"].get("nodeName")
+        orphan = node is not None and node not in cluster.nodes
+        if orphan or (self.pod_gc_seconds is not None and time.monotonic() - ended >= self.pod_gc_seconds):
+            cluster.delete_pod(pod)
+
+    def log_of(self, pod: dict) -> str:
+        run = self.runs.get(pod["metadata"]["uid"])
+        return run.log.read_text(errors="replace") if run is not None and run.log is not None and run.log.exists() else ""
+
+
+def _condition(pod: dict, kind: str, value: str, reason: str | None = None, message: str | None = None) -> None:
+    conditions = [c for c in pod["status"].get("conditions", []) if c["type"] != kind]
+    condition = {"type": kind, "status": value, "lastProbeTime": None, "lastTransitionTime": now()}
+    condition.update({k: v for k, v in (("reason", reason), ("message", message)) if v})
+    pod["status"]["conditions"] = [*conditions, condition]
+
+
+def _statuses(pod: dict, state: dict, ready: bool) -> None:
+    """Every container's status in ``state`` (the first container runs the command)."""
+    pod["status"]["containerStatuses"] = [
+        {"name": c["name"], "ready": ready, "restartCount": 0, "image": c.get("image", ""),
+         "imageID": image_id(c.get("image", "")) if "waiting" not in state else "", "started": "running" in state,
+         "state": state} for c in pod["spec"]["containers"]]

@@ -1,0 +1,50 @@
+"""Nodes and node pools: what a node looks like when its kubelet registers, and the template
+the cluster autoscaler reasons with for a pool."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from kube_standin.objects import now
+
+STATIC_NODE = "node-static"
+STATIC_ALLOCATABLE = {"cpu": "64", "memory": "256Gi", "pods": "1000", "ephemeral-storage": "1Ti"}
+"""The always-ready node of a stand-in given no pools: room for every test's trials."""
+DEFAULT_ALLOCATABLE = {"cpu": "4", "memory": "16Gi", "pods": "110"}
+
+
+@dataclass(frozen=True)
+class NodePool:
+    """A pool the autoscaler may grow and shrink, as a cloud's node group describes it."""
+
+    name: str
+    min_nodes: int = 0
+    max_nodes: int = 1
+    labels: dict[str, str] = field(default_factory=dict)
+    taints: tuple[dict, ...] = ()
+    """``{"key", "value", "effect"}`` as on a Node (``NoSchedule``)."""
+    allocatable: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_ALLOCATABLE))
+
+
+def node(name: str, labels: dict[str, str], taints: list[dict] | tuple[dict, ...],
+         allocatable: dict[str, str], pool: str | None = None) -> dict:
+    """A Ready Node object as a kubelet registers it."""
+    return {
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": name, "uid": f"node-{name}", "creationTimestamp": now(),
+                     "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", **labels},
+                     **({"annotations": {"katuna.test/pool": pool}} if pool else {})},
+        "spec": {"taints": [dict(t) for t in taints]} if taints else {},
+        "status": {"capacity": dict(allocatable), "allocatable": dict(allocatable),
+                   "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                                   "message": "kubelet is posting ready status", "lastTransitionTime": now()}]},
+    }
+
+
+def template(pool: NodePool, name: str) -> dict:
+    """The node the pool would add, which the autoscaler checks a pending pod against."""
+    return node(name, pool.labels, pool.taints, pool.allocatable, pool=pool.name)
+
+
+def pool_of(node_obj: dict) -> str | None:
+    return (node_obj["metadata"].get("annotations") or {}).get("katuna.test/pool")

@@ -1,0 +1,104 @@
+"""Small pieces every part of the stand-in shares: timestamps, Status bodies, label selectors,
+merge patches, resource quantities."""
+
+from __future__ import annotations
+
+import copy
+import random
+import re
+import time
+from decimal import Decimal
+from typing import Any
+
+SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+"""The characters Kubernetes' name generator uses (no vowels, no look-alikes)."""
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+SUFFIXES = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
+            "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": 1,
+            "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18}
+QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$")
+
+
+def suffix() -> str:
+    """The random five characters the Job controller appends to a pod's name."""
+    return "".join(random.choices(SUFFIX_ALPHABET, k=5))
+
+
+def now() -> str:
+    """A timestamp as the API server writes one (RFC 3339, whole seconds, UTC)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def snapshot(obj: Any) -> Any:
+    """A copy nobody else holds, as the API server serialises an object into each answer."""
+    return copy.deepcopy(obj)
+
+
+def status(code: int, reason: str, message: str, details: dict | None = None) -> dict:
+    """A ``metav1.Status`` failure body."""
+    body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message,
+            "reason": reason, "code": code}
+    if details:
+        body["details"] = details
+    return body
+
+
+def not_found(qualified: str, name: str) -> tuple[int, dict]:
+    """404 as the API server words it: ``jobs.batch "x" not found``."""
+    kind = qualified.split(".", 1)
+    group = kind[1] if len(kind) > 1 else ""
+    return 404, status(404, "NotFound", f'{qualified} "{name}" not found', {"name": name, "group": group,
+                                                                              "kind": kind[0]})
+
+
+def invalid(kind: str, qualified: str, name: str, causes: list[tuple[str, str]]) -> tuple[int, dict]:
+    """422 Invalid, listing each ``(field, message)``."""
+    text = "; ".join(f"{field}: {message}" for field, message in causes)
+    group = qualified.split(".", 1)[1] if "." in qualified else ""
+    return 422, status(422, "Invalid", f'{kind}.{group} "{name}" is invalid: {text}' if group
+                       else f'{kind} "{name}" is invalid: {text}',
+                       {"name": name, "group": group, "kind": kind,
+                        "causes": [{"reason": "FieldValueInvalid", "message": m, "field": f} for f, m in causes]})
+
+
+def matches(labels: dict, selector: str | None) -> bool:
+    """Whether ``labels`` satisfy an equality-based label selector (``a=b,c!=d,e``, ``!f``)."""
+    for term in filter(None, (selector or "").split(",")):
+        term = term.strip()
+        if "!=" in term:
+            key, value = term.split("!=", 1)
+            if labels.get(key.strip()) == value.strip():
+                return False
+        elif "=" in term:
+            key, value = term.split("==", 1) if "==" in term else term.split("=", 1)
+            if labels.get(key.strip()) != value.strip():
+                return False
+        elif term.startswith("!"):
+            if term[1:] in labels:
+                return False
+        elif term not in labels:
+            return False
+    return True
+
+
+def merge(target: dict, patch: dict) -> dict:
+    """RFC 7386 JSON merge patch."""
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        elif isinstance(value, dict) and isinstance(target.get(key), dict):
+            merge(target[key], value)
+        else:
+            target[key] = copy.deepcopy(value)
+    return target
+
+
+def quantity(text: str | int | float) -> Decimal:
+    """A resource quantity (``500m``, ``2Gi``, ``1.5``) as a number of base units."""
+    found = QUANTITY.match(str(text).strip())
+    if not found:
+        raise ValueError(f"quantities must match the regular expression {QUANTITY.pattern!r}: {text!r}")
+    return Decimal(found.group(1)) * Decimal(SUFFIXES[found.group(2) or ""])

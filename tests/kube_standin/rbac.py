@@ -1,0 +1,133 @@
+"""Role-based access control as the API server's RBAC authorizer decides it, from the Roles,
+ClusterRoles and their bindings in the repository's Kustomization (``knative/``).
+
+A request is allowed when a rule bound to its user (directly, or through a ServiceAccount
+subject) names its verb, API group and resource (``pods/log`` for a subresource), in the
+request's namespace for a Role, anywhere for a ClusterRole. Everything else is 403 Forbidden
+with the API server's wording.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from kube_standin.objects import status
+
+MANIFESTS = Path(__file__).resolve().parents[2] / "knative"
+SERVICE_ACCOUNT_USER = "system:serviceaccount:{namespace}:{name}"
+RBAC_KINDS = ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")
+
+
+@dataclass(frozen=True)
+class Request:
+    """What the authorizer sees of a resource request."""
+
+    user: str
+    verb: str
+    group: str
+    resource: str
+    subresource: str = ""
+    namespace: str = ""
+    name: str = ""
+
+    @property
+    def qualified(self) -> str:
+        """The resource as errors name it: ``jobs.batch``, ``pods``."""
+        return f"{self.resource}.{self.group}" if self.group else self.resource
+
+
+def kustomization_objects(directory: Path = MANIFESTS) -> list[dict]:
+    """The RBAC objects of a Kustomization, in the namespace it sets (as ``kubectl apply -k``)."""
+    kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text())
+    namespace = kustomization.get("namespace", "default")
+    objects = []
+    for resource in kustomization.get("resources", []):
+        for obj in yaml.safe_load_all((directory / resource).read_text()):
+            if obj and obj.get("kind") in RBAC_KINDS:
+                objects.append(_in_namespace(obj, namespace))
+    return objects
+
+
+def _in_namespace(obj: dict, namespace: str) -> dict:
+    """``obj`` as Kustomize's namespace transformer leaves it: namespaced kinds and ServiceAccount
+    subjects without a namespace get the Kustomization's."""
+    obj = copy.deepcopy(obj)
+    if obj["kind"] in ("Role", "RoleBinding"):
+        obj["metadata"]["namespace"] = namespace
+    for subject in obj.get("subjects", []):
+        if subject.get("kind") == "ServiceAccount":
+            subject.setdefault("namespace", namespace)
+    return obj
+
+
+class Authorizer:
+    """The RBAC objects in force and the decisions they make."""
+
+    def __init__(self, objects: list[dict]) -> None:
+        self.objects = [copy.deepcopy(o) for o in objects]
+
+    def grant_in(self, namespace: str, source_namespace: str = "katuna") -> None:
+        """Apply the Roles and RoleBindings of ``source_namespace`` in ``namespace`` as well (their
+        subjects unchanged): how an operator lets katuna run trials in another namespace."""
+        for obj in [o for o in self.objects if o["kind"] in ("Role", "RoleBinding")
+                    and o["metadata"].get("namespace") == source_namespace]:
+            copied = copy.deepcopy(obj)
+            copied["metadata"]["namespace"] = namespace
+            self.objects.append(copied)
+
+    def allows(self, request: Request) -> bool:
+        return any(self._rule_allows(rule, request) for rule in self._rules_of(request))
+
+    def _rules_of(self, request: Request):
+        for binding in self.objects:
+            if binding["kind"] not in ("RoleBinding", "ClusterRoleBinding"):
+                continue
+            if not any(_names(subject, request.user) for subject in binding.get("subjects", [])):
+                continue
+            scope = binding["metadata"].get("namespace") if binding["kind"] == "RoleBinding" else None
+            if scope is not None and scope != request.namespace:
+                continue
+            yield from self._role(binding["roleRef"], scope)
+
+    def _role(self, ref: dict, namespace: str | None) -> list[dict]:
+        for role in self.objects:
+            if role["kind"] != ref["kind"] or role["metadata"]["name"] != ref["name"]:
+                continue
+            if role["kind"] == "Role" and role["metadata"].get("namespace") != namespace:
+                continue
+            return role.get("rules", [])
+        return []
+
+    @staticmethod
+    def _rule_allows(rule: dict, request: Request) -> bool:
+        resource = f"{request.resource}/{request.subresource}" if request.subresource else request.resource
+        resources = rule.get("resources", [])
+        return ((request.verb in rule.get("verbs", []) or "*" in rule.get("verbs", []))
+                and (request.group in rule.get("apiGroups", []) or "*" in rule.get("apiGroups", []))
+                and (resource in resources or "*" in resources
+                     or (request.subresource and f"{request.resource}/*" in resources))
+                and (not rule.get("resourceNames") or request.name in rule["resourceNames"]))
+
+
+def _names(subject: dict, user: str) -> bool:
+    if subject.get("kind") == "ServiceAccount":
+        return user == SERVICE_ACCOUNT_USER.format(namespace=subject.get("namespace", ""), name=subject["name"])
+    if subject.get("kind") == "User":
+        return user == subject["name"]
+    return subject.get("kind") == "Group" and subject["name"] == "system:authenticated"
+
+
+def forbidden(request: Request) -> tuple[int, dict]:
+    """403 worded as the API server's ``forbiddenMessage``."""
+    resource = f"{request.resource}/{request.subresource}" if request.subresource else request.resource
+    where = f'in the namespace "{request.namespace}"' if request.namespace else "at the cluster scope"
+    reason = (f'User "{request.user}" cannot {request.verb} resource "{resource}" in API group '
+              f'"{request.group}" {where}')
+    subject = f'{request.qualified} "{request.name}"' if request.name else request.qualified
+    return 403, status(403, "Forbidden", f"{subject} is forbidden: {reason}",
+                       {"name": request.name, "group": request.group, "kind": request.resource}
+                       if request.name else {"group": request.group, "kind": request.resource})

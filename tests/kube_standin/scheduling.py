@@ -1,0 +1,78 @@
+"""Which node a pod fits, as kube-scheduler's filters decide: the node is Ready, its labels
+satisfy the pod's ``nodeSelector``, the pod tolerates each NoSchedule/NoExecute taint, and the
+node's allocatable cpu, memory and extended resources hold the pod's requests on top of those
+of the pods already bound there, as does its pod limit. A BestEffort pod (no requests) counts
+only against the pod limit."""
+
+from __future__ import annotations
+
+from collections import Counter
+from decimal import Decimal
+
+from kube_standin.objects import quantity
+
+TERMINATED = ("Succeeded", "Failed")
+
+
+def requests(pod: dict) -> dict[str, Decimal]:
+    """The pod's resource requests summed over its containers (limits stand for absent requests,
+    as defaulting does)."""
+    total: Counter = Counter()
+    for container in pod["spec"].get("containers", []):
+        resources = container.get("resources") or {}
+        asked = {**(resources.get("limits") or {}), **(resources.get("requests") or {})}
+        for name, value in asked.items():
+            total[name] += quantity(value)
+    return dict(total)
+
+
+def tolerates(tolerations: list[dict], taint: dict) -> bool:
+    """Whether one of ``tolerations`` matches ``taint`` (the API's matching rules)."""
+    for toleration in tolerations or []:
+        if toleration.get("effect") and toleration["effect"] != taint.get("effect"):
+            continue
+        if toleration.get("operator", "Equal") == "Exists":
+            if not toleration.get("key") or toleration["key"] == taint["key"]:
+                return True
+        elif toleration.get("key") == taint["key"] and (toleration.get("value") or "") == (taint.get("value") or ""):
+            return True
+    return False
+
+
+def ready(node: dict) -> bool:
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"].get("conditions", []))
+
+
+def misfit(pod: dict, node: dict, bound: list[dict]) -> str | None:
+    """Why ``pod`` does not fit ``node`` next to the pods ``bound`` to it, as the scheduler's
+    summary words it; None when it fits."""
+    if not ready(node) or node["spec"].get("unschedulable"):
+        return "node(s) were unschedulable" if ready(node) else "node(s) were not ready"
+    labels = node["metadata"].get("labels") or {}
+    if any(labels.get(k) != v for k, v in (pod["spec"].get("nodeSelector") or {}).items()):
+        return "node(s) didn't match Pod's node affinity/selector"
+    for taint in node["spec"].get("taints") or []:
+        if taint.get("effect") in ("NoSchedule", "NoExecute") and not tolerates(pod["spec"].get("tolerations"), taint):
+            return f"node(s) had untolerated taint {{{taint['key']}: {taint.get('value', '')}}}"
+    allocatable = {k: quantity(v) for k, v in node["status"]["allocatable"].items()}
+    if len(bound) + 1 > allocatable.get("pods", Decimal(110)):
+        return "Too many pods"
+    used: Counter = Counter()
+    for other in bound:
+        used.update(requests(other))
+    for name, amount in requests(pod).items():
+        if used[name] + amount > allocatable.get(name, Decimal(0)):
+            return f"Insufficient {name}"
+    return None
+
+
+def unschedulable_message(reasons: list[str], nodes: int) -> str:
+    """``0/3 nodes are available: 1 Insufficient cpu, 2 node(s) didn't match ...``."""
+    counts = Counter(reasons)
+    summary = ", ".join(f"{n} {reason}" for reason, n in sorted(counts.items()))
+    return f"0/{nodes} nodes are available: {summary}." if nodes else "no nodes available to schedule pods"
+
+
+def active_on(pods: list[dict], node_name: str) -> list[dict]:
+    """The pods bound to ``node_name`` that still hold its resources."""
+    return [p for p in pods if p["spec"].get("nodeName") == node_name and p["status"].get("phase") not in TERMINATED]

@@ -1,0 +1,134 @@
+"""The HTTP face of the stand-in: paths parsed as the API server parses them, each request
+authorized as its user (the bearer token names it; katuna's ServiceAccount without one), then
+served by the cluster; watches stream one JSON event a line."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler
+from urllib.parse import parse_qs, urlparse
+
+from kube_standin.history import Gone
+from kube_standin.objects import status
+from kube_standin.rbac import Request, forbidden
+
+KATUNA_USER = "system:serviceaccount:katuna:katuna"
+"""Who a request without a bearer token is: katuna's ServiceAccount, as in its pod."""
+
+PATH = re.compile(r"^/(?:api/(v1)|apis/([^/]+)/([^/]+))(?:/namespaces/([^/]+))?/([^/]+)(?:/([^/]+))?(?:/([^/]+))?$")
+
+
+@dataclass(frozen=True)
+class Kind:
+    kind: str
+    api_version: str
+    namespaced: bool = True
+
+
+KINDS = {
+    ("batch", "jobs"): Kind("Job", "batch/v1"),
+    ("", "pods"): Kind("Pod", "v1"),
+    ("", "nodes"): Kind("Node", "v1", namespaced=False),
+    ("", "namespaces"): Kind("Namespace", "v1", namespaced=False),
+    ("katuna.dev", "studies"): Kind("Study", "katuna.dev/v1"),
+    ("katuna.dev", "experiments"): Kind("Experiment", "katuna.dev/v1"),
+}
+
+
+@dataclass(frozen=True)
+class Call:
+    """One parsed request."""
+
+    method: str
+    group: str
+    namespace: str | None
+    resource: str
+    name: str | None
+    subresource: str
+    query: dict[str, str]
+    body: dict | None
+    content_type: str
+
+    @property
+    def watch(self) -> bool:
+        return self.query.get("watch") in ("true", "1")
+
+    def verb(self) -> str:
+        if self.method == "GET":
+            return "watch" if self.watch else ("get" if self.name else "list")
+        return {"POST": "create", "PUT": "update", "PATCH": "patch",
+                "DELETE": "delete" if self.name else "deletecollection"}[self.method]
+
+
+def parse(method: str, raw_path: str, body: dict | None, content_type: str) -> Call | None:
+    url = urlparse(raw_path)
+    found = PATH.match(url.path)
+    if not found:
+        return None
+    _, group, _, namespace, resource, name, subresource = found.groups()
+    if resource == "namespaces" and namespace is not None and name is None:
+        namespace, name = None, namespace
+    query = {k: v[0] for k, v in parse_qs(url.query).items()}
+    return Call(method, group or "", namespace, resource, name, subresource or "", query, body, content_type)
+
+
+def handler(cluster) -> type[BaseHTTPRequestHandler]:
+    """A request handler class serving ``cluster``."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            return
+
+        def _send(self, code: int, body: dict | str) -> None:
+            data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "text/plain" if isinstance(body, str) else "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _user(self) -> str:
+            token = self.headers.get("Authorization", "")
+            return token[len("Bearer "):] if token.startswith("Bearer ") else KATUNA_USER
+
+        def _handle(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = json.loads(self.rfile.read(length)) if length else None
+            call = parse(self.command, self.path, body, self.headers.get("Content-Type", ""))
+            if call is None or (call.group, call.resource) not in KINDS:
+                self._send(404, status(404, "NotFound", "the server could not find the requested resource"))
+                return
+            request = Request(self._user(), call.verb(), call.group, call.resource, call.subresource,
+                              call.namespace or "", call.name or "")
+            if not cluster.authorizer.allows(request):
+                self._send(*forbidden(request))
+            elif call.watch:
+                self._watch(call)
+            else:
+                self._send(*cluster.serve(call))
+
+        do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = _handle  # noqa: N815
+
+        def _watch(self, call: Call) -> None:
+            kind = KINDS[(call.group, call.resource)]
+            timeout = float(call.query.get("timeoutSeconds") or 60)
+            bookmarks = cluster.bookmark_seconds if call.query.get("allowWatchBookmarks") in ("true", "1") else None
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            try:
+                for event in cluster.watch(call, time.monotonic() + timeout, bookmarks):
+                    if event["type"] == "BOOKMARK":
+                        event["object"].update(kind=kind.kind, apiVersion=kind.api_version)
+                    self.wfile.write(json.dumps(event).encode() + b"\n")
+                    self.wfile.flush()
+            except Gone as gone:
+                self.wfile.write(json.dumps({"type": "ERROR", "object": gone.status()}).encode() + b"\n")
+            except (BrokenPipeError, ConnectionResetError):
+                return
+            self.close_connection = True
+
+    return Handler
