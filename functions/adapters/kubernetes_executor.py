@@ -199,20 +199,30 @@ class KubernetesResources:
                                                                           ref.name), f"read {ref}")
 
     def write_status(self, ref: Ref, uid: str, status: Mapping[str, Any]) -> bool:
-        """A merge patch of the status subresource. The uid in it makes the API refuse (422,
-        ``metadata.uid`` is immutable) a resource of the same name that is not the one the status
-        is about."""
-        body = {"metadata": {"uid": uid}, "status": dict(status)}
+        """Replace the status subresource, guarded by the resource's uid: a JSON patch whose first
+        operation tests ``/metadata/uid``, so the API refuses the whole patch (422) for a resource
+        deleted and made again under the same name. (A merge patch cannot guard: the status
+        subresource ignores ``metadata`` in it.) Keys whose value is None are left out. False
+        when the resource is gone or is another one of the same name."""
+        patch = [{"op": "test", "path": "/metadata/uid", "value": uid},
+                 {"op": "add", "path": "/status", "value": {k: v for k, v in status.items() if v is not None}}]
         try:
             self._objects().patch_namespaced_custom_object_status(
-                GROUP, VERSION, ref.namespace, ref.plural, ref.name, body, _content_type="application/merge-patch+json")
+                GROUP, VERSION, ref.namespace, ref.plural, ref.name, patch, _content_type="application/json-patch+json")
         except ApiException as exc:
-            if exc.status == 404 or (exc.status == 422 and "metadata.uid" in str(exc.body)):
+            if exc.status == 404 or (exc.status == 422 and not self._is(ref, uid)):
                 return False
             raise _translate(exc, f"write the status of {ref}") from exc
         except HTTPError as exc:
             raise _translate(exc, f"write the status of {ref}") from exc
         return True
+
+    def _is(self, ref: Ref, uid: str) -> bool:
+        """Whether the resource at ``ref`` is the one with ``uid``: the API's answer to a failed
+        ``test`` operation (422, "the server rejected our request due to an error in our
+        request") does not say which operation failed."""
+        current = self.get(ref)
+        return current is not None and (current.get("metadata") or {}).get("uid") == uid
 
 
 def _final_condition(job: Any) -> Any | None:
