@@ -70,6 +70,21 @@ def _status(code: int, reason: str, message: str) -> dict:
 
 
 
+def _container_status(container: dict, state: dict) -> dict:
+    """A container's status as the kubelet reports it, in ``state`` (running, with its start)."""
+    image = container.get("image")
+    return {"name": container["name"], "ready": "running" in state, "restartCount": 0, "image": image,
+            "imageID": image_id(image or ""), "state": state}
+
+
+def _killed(pod: dict) -> list[dict]:
+    """The container statuses of a pod whose containers were killed (137) where they ran."""
+    now = _now()
+    return [{**status, "ready": False, "state": {"terminated": {
+        "exitCode": 137, "reason": "Error", "startedAt": status["state"]["running"]["startedAt"], "finishedAt": now}}}
+        for status in pod["status"]["containerStatuses"]]
+
+
 def image_id(image: str) -> str:
     """The ``imageID`` the kubelet reports for a container of ``image``: the image by its digest."""
     return f"docker.io/library/{image}@sha256:{hashlib.sha256(image.encode()).hexdigest()}"
@@ -285,7 +300,8 @@ class KubeStub:
             pod = {"metadata": {"name": pod_name, "namespace": namespace, "creationTimestamp": _now(),
                                 "labels": {**job["spec"]["template"]["metadata"]["labels"], "job-name": name}},
                    "spec": {"containers": [{"name": c["name"], "image": c.get("image")} for c in containers]},
-                   "status": {"phase": "Running", "conditions": []}}
+                   "status": {"phase": "Running", "conditions": [], "containerStatuses": [
+                       _container_status(c, {"running": {"startedAt": _now()}}) for c in containers]}}
             with self.lock:
                 self.pods[(namespace, pod_name)] = pod
             import os
@@ -298,7 +314,7 @@ class KubeStub:
                 time.sleep(0.2)
                 process.kill()
                 process.communicate()
-                pod["status"].update(phase="Failed", conditions=[
+                pod["status"].update(phase="Failed", containerStatuses=_killed(pod), conditions=[
                     {"type": "DisruptionTarget", "status": "True", "reason": "PreemptionByScheduler"}])
                 continue
             disruption = self.disrupt(name, index) if self.disrupt is not None else None
@@ -312,7 +328,7 @@ class KubeStub:
                         process.communicate()
                         with self.lock:
                             self.disrupted.append((name, index))
-                        pod["status"].update(phase="Failed", conditions=[
+                        pod["status"].update(phase="Failed", containerStatuses=_killed(pod), conditions=[
                             {"type": "DisruptionTarget", "status": "True", "reason": "PreemptionByScheduler"}])
                         continue
                 else:
@@ -338,9 +354,11 @@ class KubeStub:
         container = pod["spec"]["containers"][0]["name"]
         with self.lock:
             self.logs[(namespace, pod["metadata"]["name"])] = output
+            started = pod["status"]["containerStatuses"][0]["state"]["running"]["startedAt"]
             pod["status"].update(phase="Succeeded" if code == 0 else "Failed", containerStatuses=[
                 {"name": container, "ready": False, "restartCount": 0, "image": image, "imageID": image_id(image),
-                 "state": {"terminated": {"exitCode": code, "reason": "Completed" if code == 0 else "Error"}}}])
+                 "state": {"terminated": {"exitCode": code, "reason": "Completed" if code == 0 else "Error",
+                                          "startedAt": started, "finishedAt": _now()}}}])
             job = self.jobs.get((namespace, name))
             if job is None:
                 return
