@@ -18,6 +18,9 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from http.server import ThreadingHTTPServer
 
+import jsonpatch
+import jsonpointer
+
 from kube_standin.autoscaler import Autoscaler
 from kube_standin.history import Change, History
 from kube_standin.jobs import JobController, owned_pods
@@ -29,6 +32,9 @@ from kube_standin.server import KINDS, Call, handler
 
 __all__ = ["KubeStub", "NodePool", "image_id"]
 
+JSON_PATCH = "application/json-patch+json"
+PATCHES = {"application/merge-patch+json", JSON_PATCH}
+"""Patch types a custom resource's status takes here (the API also takes apply patches)."""
 TICK_SECONDS = 0.02
 """How often the controllers pass over the cluster."""
 PLURALS = {"Study": "studies", "Experiment": "experiments"}
@@ -193,18 +199,35 @@ class KubeStub:
             obj = self.resources.get((plural, namespace, name))
             return (200, snapshot(obj)) if obj else not_found(f"{plural}.katuna.dev", name)
 
-    def patch_status(self, plural: str, namespace: str, name: str, patch: dict) -> tuple[int, dict]:
-        """Only ``status`` changes; a uid in the patch that is not the object's is refused."""
+    def patch_status(self, plural: str, namespace: str, name: str, patch: object,
+                     content_type: str = "application/merge-patch+json") -> tuple[int, dict]:
+        """As the status subresource of a custom resource: the patch (merge, or JSON patch with
+        ``test`` operations) applies to the whole object, then only its ``status`` is kept, so
+        ``metadata`` in a merge patch changes nothing. A JSON patch that fails (a ``test`` that
+        does not hold, a path that is not there) is refused whole with the API's 422, which
+        does not say why; a ``resourceVersion`` other than the object's is a 409 conflict."""
         with self.lock:
             obj = self.resources.get((plural, namespace, name))
             if obj is None:
                 return not_found(f"{plural}.katuna.dev", name)
-            uid = (patch.get("metadata") or {}).get("uid")
-            if uid is not None and uid != obj["metadata"]["uid"]:
-                return 422, status(422, "Invalid", f"metadata.uid: Invalid value: {uid!r}: field is immutable")
-            merge(obj.setdefault("status", {}), patch.get("status") or {})
+            if content_type == JSON_PATCH and not isinstance(patch, list):
+                return 400, status(400, "BadRequest", "json: cannot unmarshal object into Go value of type jsonpatch.Patch")
+            try:
+                patched = (jsonpatch.apply_patch(obj, patch) if content_type == JSON_PATCH
+                           else merge(snapshot(obj), patch))
+            except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException):
+                return 422, {**status(422, "Invalid", "the server rejected our request due to an error in our request"),
+                             "details": {}}
+            if (patched.get("metadata") or {}).get("resourceVersion") != obj["metadata"]["resourceVersion"]:
+                return 409, status(409, "Conflict", f'Operation cannot be fulfilled on {plural}.katuna.dev "{name}": '
+                                                    "the object has been modified; please apply your changes to the "
+                                                    "latest version and try again")
+            if "status" in patched:
+                obj["status"] = patched["status"]
+            else:
+                obj.pop("status", None)
             self.history.record("MODIFIED", plural, obj)
-            self.status_writes.append((plural, name, snapshot(obj["status"])))
+            self.status_writes.append((plural, name, snapshot(obj.get("status") or {})))
             return 200, snapshot(obj)
 
     # what katuna calls, through the HTTP API
@@ -220,11 +243,12 @@ class KubeStub:
         if call.subresource == "log" and call.method == "GET":
             return self.read_log(call.namespace or "", call.name or "", call.query.get("container"))
         if call.subresource == "status" and call.method == "PATCH":
-            if call.content_type != "application/merge-patch+json":
+            if call.content_type not in PATCHES:
                 return 415, status(415, "UnsupportedMediaType", "the body of the request was in an unknown format "
                                                                  "- accepted media types include: "
-                                                                 "application/merge-patch+json")
-            return self.patch_status(call.resource, call.namespace or "", call.name or "", call.body or {})
+                                                                 + ", ".join(sorted(PATCHES)))
+            return self.patch_status(call.resource, call.namespace or "", call.name or "", call.body or {},
+                                     call.content_type)
         if call.method == "GET" and not call.subresource:
             return self.read(call.resource, call.namespace, call.name, call.query.get("labelSelector"))
         return 405, status(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")

@@ -60,14 +60,16 @@ def test_the_job_carries_what_a_trial_needs_on_a_spot_pool(tmp_path: Path):
     definition = k8s_definition()
     definition["kubernetes"] = {"nodeSelector": {"cloud.google.com/gke-spot": "true"}, "serviceAccountName": "trainer"}
     job = job_for(definition, {"x": -2.0, "tag": HOSTILE[0]}, attempt=2,
-                  defaults=Cluster(namespace="tuning", image_pull_secrets=("regcred",), ttl_seconds_after_finished=600))
+                  defaults=Cluster(namespace="tuning", image_pull_secrets=("regcred",), ttl_seconds_after_finished=600,
+                                   start_allowance=300))
     validate(tmp_path, job)
     assert job["metadata"]["name"] == "render-7-a2"
     assert job["metadata"]["namespace"] == "tuning"
     assert job["metadata"]["labels"][STUDY_LABEL] == "render"
     assert job["metadata"]["labels"]["katuna.dev/trial"] == "7"
     spec = job["spec"]
-    assert spec["backoffLimit"] == 0 and spec["activeDeadlineSeconds"] == 90 and spec["ttlSecondsAfterFinished"] == 600
+    assert spec["backoffLimit"] == 0 and spec["ttlSecondsAfterFinished"] == 600
+    assert spec["activeDeadlineSeconds"] == 90 + 300, "a backstop: the timeout plus the start allowance"
     assert spec["podFailurePolicy"]["rules"][0] == {
         "action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}
     pod = spec["template"]["spec"]
@@ -181,7 +183,7 @@ def test_service_defaults_fill_what_the_study_leaves_out(tmp_path: Path):
 
     settings = Settings.from_env({"KATUNA_K8S_NAMESPACE": "ml", "KATUNA_K8S_SERVICE_ACCOUNT": "runner",
                                   "KATUNA_K8S_IMAGE_PULL_SECRETS": "a,b", "KATUNA_K8S_TTL_SECONDS": "60",
-                                  "KATUNA_K8S_DEFAULT_RESOURCES": "cpu=2,memory=4Gi"})
+                                  "KATUNA_K8S_DEFAULT_RESOURCES": "cpu=2,memory=4Gi", "KATUNA_K8S_START_ALLOWANCE": "120"})
     definition = k8s_definition()
     del definition["trialTemplate"]["resources"]
     job = job_for(definition, {"x": 0.0, "tag": "$(rm -rf /)"}, defaults=settings.cluster_defaults())
@@ -189,7 +191,11 @@ def test_service_defaults_fill_what_the_study_leaves_out(tmp_path: Path):
     pod = job["spec"]["template"]["spec"]
     assert (job["metadata"]["namespace"], pod["serviceAccountName"], job["spec"]["ttlSecondsAfterFinished"]) == (
         "ml", "runner", 60)
+    assert job["spec"]["activeDeadlineSeconds"] == 90 + 120
+    assert job_for(k8s_definition(), {"x": 0.0, "tag": "a"})["spec"]["activeDeadlineSeconds"] == 90 + 3600
     assert pod["imagePullSecrets"] == [{"name": "a"}, {"name": "b"}]
     assert pod["containers"][0]["resources"] == {"requests": {"cpu": "2", "memory": "4Gi"}, "limits": {"memory": "4Gi"}}
     with pytest.raises(ValueError, match="KATUNA_K8S_DEFAULT_RESOURCES: expected name=quantity items, got 'cpu'"):
         Settings.from_env({"KATUNA_K8S_DEFAULT_RESOURCES": "cpu"})
+    with pytest.raises(ValueError, match="KATUNA_K8S_START_ALLOWANCE: expected seconds >= 0, got -1"):
+        Settings.from_env({"KATUNA_K8S_START_ALLOWANCE": "-1"})

@@ -447,3 +447,48 @@ def test_on_the_cluster_deleting_a_study_resource_deletes_its_trial_jobs(kube: K
         assert not [key for key in kube.jobs if key[1].startswith("kst-jobs-")]
     finally:
         cluster.close()
+
+
+# the uid guard on status writes
+
+
+def test_a_merge_patch_of_the_status_ignores_metadata_as_the_api_does(kube: KubeStub):
+    from kubernetes import client
+
+    from functions.adapters.kubernetes_executor import api_client
+
+    obj = kube.apply(study("kst-merge"))
+    api = client.CustomObjectsApi(api_client(kube.url))
+    api.patch_namespaced_custom_object_status("katuna.dev", "v1", "team", "studies", "kst-merge",
+                                              {"metadata": {"uid": "someone-else"}, "status": {"phase": "Running"}},
+                                              _content_type="application/merge-patch+json")
+    current = kube.resources[("studies", "team", "kst-merge")]
+    assert (current["metadata"]["uid"], current["status"]) == (obj["metadata"]["uid"], {"phase": "Running"})
+
+
+def test_a_status_never_reaches_a_resource_made_again_under_the_same_name(kube: KubeStub):
+    from functions.adapters.kubernetes_executor import KubernetesResources, api_client
+
+    target = KubernetesResources(lambda: api_client(kube.url))
+    old = kube.apply(study("kst-guard"))
+    ref = resources.ref_of(old)
+    assert target.write_status(ref, old["metadata"]["uid"], {"phase": "Running", "problems": None}) is True
+    assert status_of(kube, old) == {"phase": "Running"}, "written whole, None left out"
+    kube.delete("Study", "team", "kst-guard")
+    assert target.write_status(ref, old["metadata"]["uid"], {"phase": "Succeeded"}) is False, "gone"
+    new = kube.apply(study("kst-guard", maxTrials=2))
+    assert target.write_status(ref, old["metadata"]["uid"], {"phase": "Succeeded"}) is False, "another resource"
+    assert status_of(kube, new) == {}
+    assert target.write_status(ref, new["metadata"]["uid"], {"phase": "Created"}) is True
+    assert status_of(kube, new) == {"phase": "Created"}
+
+
+def test_a_study_whose_resource_was_made_again_unseen_never_writes_its_status_there(service: Service, kube: KubeStub):
+    old = kube.apply(study("kst-again", mode="hang", maxTrials=1, parallelism=1))
+    assert send(service, "add", old) == ["dev.katuna.study.created"]
+    wait_trials(service, "kst-again", 1)
+    kube.delete("Study", "team", "kst-again")
+    new = kube.apply(study("kst-again", maxTrials=3))  # the delete and add events are lost
+    service.json("POST", "/studies/kst-again/stop")
+    assert service.wait_for("kst-again", timeout=10)["status"] == "stopped"
+    assert status_of(kube, new) == {}, "the old study's status never lands on the new resource"

@@ -13,7 +13,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from functions.core import trial_spec
-from functions.core.cluster import ATTEMPT_LABEL, STUDY_LABEL, TRIAL_LABEL, UID_LABEL, Cluster
+from functions.core.cluster import (
+    ATTEMPT_LABEL,
+    START_ALLOWANCE,
+    STUDY_LABEL,
+    TRIAL_LABEL,
+    UID_LABEL,
+    Cluster,
+)
 from functions.core.errors import PermanentError
 from functions.core.launch import TrialLaunch
 
@@ -53,6 +60,12 @@ def _resources(resources: Mapping[str, str]) -> dict[str, dict[str, str]]:
     requests = {EXTENDED_RESOURCES.get(k, k): v for k, v in resources.items()}
     limits = {k: v for k, v in requests.items() if k not in ("cpu", "ephemeral-storage")}
     return {key: value for key, value in (("requests", requests), ("limits", limits)) if value}
+
+
+def job_deadline(timeout: float, cluster: Cluster) -> int:
+    """The Job's ``activeDeadlineSeconds``: a backstop of the trial's timeout plus the start
+    allowance, since the deadline counts from the Job's start, Pending time included."""
+    return math.ceil(timeout) + (cluster.start_allowance if cluster.start_allowance is not None else START_ALLOWANCE)
 
 
 def render_job(request: TrialLaunch, defaults: Cluster = NO_DEFAULTS) -> dict[str, Any]:
@@ -95,7 +108,7 @@ def render_job(request: TrialLaunch, defaults: Cluster = NO_DEFAULTS) -> dict[st
         "template": {"metadata": {"labels": dict(job_labels)}, "spec": pod},
     }
     if request.timeout:
-        spec["activeDeadlineSeconds"] = math.ceil(request.timeout)
+        spec["activeDeadlineSeconds"] = job_deadline(request.timeout, cluster)
     metadata = {"name": name, "namespace": cluster.namespace, "labels": job_labels}
     if request.trial_spec is not None:
         katuna_env = {k: v for k, v in request.env.items() if k.startswith("KATUNA_")}

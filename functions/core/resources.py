@@ -160,7 +160,7 @@ def study_status(record: StudyRecord, counts: Counts, best: TrialRecord | None, 
         "progress": f"{counts.finished}/{spec.max_trials if spec.max_trials is not None else '-'}",
         "problems": None,
     }
-    """Written as a merge patch: None removes what an earlier refusal left."""
+    """None: left out, so nothing an earlier refusal wrote stays."""
     if record.completed_at is not None:
         status["completionTime"] = timestamp(record.completed_at)
     if best is not None and best.values:
