@@ -208,10 +208,60 @@ def test_the_ping_source_sends_an_empty_object_as_knative_does():
     try:
         tick = ce_http.to_binary_event(ping.tick())
         assert tick.headers["ce-type"] == "dev.knative.sources.ping"
-        assert tick.headers["ce-source"] == "/apis/v1/namespaces/katuna/pingsources/katuna-nodepool-check"
+        name = manifests("PingSource")[0]["metadata"]["name"]
+        assert tick.headers["ce-source"] == f"/apis/v1/namespaces/katuna/pingsources/{name}"
         assert (tick.headers["content-type"], tick.body) == ("application/json", b"{}")
     finally:
         ping.close()
+
+
+def _wait(condition, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the condition did not come true in time"
+        time.sleep(0.05)
+
+
+def _study(name: str) -> dict:
+    spec = study_definition(name=name)
+    del spec["name"]
+    return {"apiVersion": "katuna.dev/v1", "kind": "Study", "metadata": {"name": name, "namespace": "katuna"},
+            "spec": spec}
+
+
+def test_the_api_server_source_sends_watched_changes_and_drops_what_a_relist_skips(tmp_path: Path):
+    from knative_emulator.faults import Faults
+    from knative_emulator.sources import ApiServerSource
+
+    kube = KubeStub(history=10)
+    ingress = Subscriber([202])
+    kube.apply(_study("before"))
+    manifest = next(d for d in manifests("ApiServerSource") if d["spec"]["resources"][0]["kind"] == "Study")
+    source = ApiServerSource(manifest, kube.url, ingress.url + "/", Faults())
+    try:
+        _wait(lambda: source.watching == len(manifest["spec"]["resources"]))
+        kube.apply(_study("seen"))
+        headers = ingress.wait(1)[0][2]
+        assert (headers["ce-type"], headers["ce-kind"], headers["ce-apiversion"], headers["ce-name"],
+                headers["ce-namespace"], headers["ce-subject"]) == (
+            "dev.knative.apiserver.resource.add", "Study", "katuna.dev/v1", "seen", "katuna",
+            "/apis/katuna.dev/v1/namespaces/katuna/studies/seen")
+        source.pause()
+        _wait(lambda: source.watching == 0)
+        for number in range(12):
+            kube.apply(_study(f"gap-{number}"))
+        kube.delete("Study", "katuna", "seen")
+        source.resume()
+        _wait(lambda: source.relists >= 1)
+        kube.apply(_study("after"))
+        ingress.wait(2)
+        time.sleep(0.5)
+        sent = [(r[2]["ce-type"].rsplit(".", 1)[1], r[2]["ce-name"]) for r in ingress.received]
+        assert sent == [("add", "seen"), ("add", "after")], "nothing from before the start or from the gap"
+    finally:
+        source.close()
+        ingress.close()
+        kube.close()
 
 
 @pytest.mark.slow

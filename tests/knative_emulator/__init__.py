@@ -41,11 +41,11 @@ class KnativeCluster:
                  token: str | None = None, namespace: str = "katuna", workers: int = 2, **env: str) -> None:
         self.token, self.faults = token or secrets.token_urlsafe(16), faults or Faults()
         port = free_port()
-        self.broker = Broker(MANIFESTS, {SERVICE_REF: f"http://127.0.0.1:{port}"}, token=token, workers=24)
+        self.broker = Broker(MANIFESTS, {SERVICE_REF: f"http://127.0.0.1:{port}"}, token=self.token, workers=24)
         self.service = KatunaProcess(
             workdir, workers=workers, port=port, KATUNA_EVENTS="reply", K_SINK=self.broker.url,
             KATUNA_EXECUTOR="kubernetes", KATUNA_K8S_API=kube_api, KATUNA_K8S_NAMESPACE=namespace,
-            KATUNA_API_TOKEN=token, KATUNA_REPORT_URL=self.broker.url, **env)
+            KATUNA_API_TOKEN=self.token, KATUNA_REPORT_URL=self.broker.url, **env)
         self.sources = [ApiServerSource(doc, kube_api, self.broker.url, self.faults, namespace)
                         for doc in manifests("ApiServerSource")]
         self.ping = PingSource(manifests("PingSource")[0], self.broker.url, self.faults, ping_interval, namespace)

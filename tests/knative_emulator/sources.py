@@ -32,7 +32,6 @@ API_SERVER = "https://10.96.0.1:443"
 
 PLURALS = {("batch/v1", "Job"): "jobs", ("katuna.dev/v1", "Study"): "studies",
            ("katuna.dev/v1", "Experiment"): "experiments"}
-POLL_INTERVAL = 0.3
 WATCH_SECONDS = 5
 """How long one watch request lasts before the reflector watches again (client-go: minutes)."""
 CHANGES = {"ADDED": "add", "MODIFIED": "update", "DELETED": "delete"}
@@ -92,9 +91,18 @@ class ApiServerSource:
         if unknown:
             raise ValueError(f"ApiServerSource spec: {sorted(unknown)} not emulated")
         self.api, self.ingress, self.faults, self.namespace = api.rstrip("/"), ingress, faults, namespace
+        self.user = f"system:serviceaccount:{namespace}:{spec['serviceAccountName']}"
+        """Who the source is to the API server (the stand-in takes the user name as the bearer token)."""
         self.sent = 0
+        self.lists = 0
+        """Lists made (one per resource at the start, one more after each 410)."""
         self.relists = 0
+        self.watching = 0
+        """Watches open now."""
+        self._counting = threading.Lock()
         self._stop = threading.Event()
+        self._running = threading.Event()
+        self._running.set()
         self._threads = [threading.Thread(target=self._reflect, args=(resource,), daemon=True)
                          for resource in spec["resources"]]
         for thread in self._threads:
@@ -111,13 +119,11 @@ class ApiServerSource:
     def _selector(resource: Mapping[str, Any]) -> str:
         """A label selector as the query string writes it (``matchLabels`` and ``Exists``)."""
         selector = resource.get("selector") or {}
-        unknown = set(selector) - {"matchLabels", "matchExpressions"}
+        expressions = selector.get("matchExpressions") or []
+        if set(selector) - {"matchLabels", "matchExpressions"} or any(e["operator"] != "Exists" for e in expressions):
+            raise ValueError(f"ApiServerSource selector {selector} not emulated")
         terms = [f"{k}={v}" for k, v in (selector.get("matchLabels") or {}).items()]
-        for expression in selector.get("matchExpressions") or []:
-            if expression["operator"] != "Exists" or unknown:
-                raise ValueError(f"ApiServerSource selector {selector} not emulated")
-            terms.append(expression["key"])
-        return ",".join(terms)
+        return ",".join(terms + [expression["key"] for expression in expressions])
 
     def _reflect(self, resource: Mapping[str, Any]) -> None:
         """List, then watch from the list's resourceVersion; on 410 list again (and send nothing
@@ -128,9 +134,7 @@ class ApiServerSource:
             try:
                 if version is None:
                     version = self._list(path, selector)
-                if version == "":
-                    self._poll(resource, path, selector)
-                    continue
+                self._running.wait()
                 for change, obj in self._watch(path, selector, version):
                     version = obj.get("metadata", {}).get("resourceVersion") or version
                     if change in CHANGES:
@@ -142,32 +146,17 @@ class ApiServerSource:
                 self._stop.wait(0.2)
 
     def _get(self, url: str, timeout: float) -> Any:
-        return urllib.request.urlopen(urllib.request.Request(url), timeout=timeout)
-
-    def _items(self, path: str, selector: str) -> dict:
-        query = urllib.parse.urlencode({"labelSelector": selector} if selector else {})
-        with self._get(f"{path}?{query}", 30) as response:
-            return json.loads(response.read())
+        request = urllib.request.Request(url, headers={"Authorization": f"Bearer {self.user}"})
+        return urllib.request.urlopen(request, timeout=timeout)
 
     def _list(self, path: str, selector: str) -> str:
-        """The list's resourceVersion ("" from an API that versions nothing, so cannot watch)."""
-        return self._items(path, selector)["metadata"].get("resourceVersion") or ""
-
-    def _poll(self, resource: Mapping[str, Any], path: str, selector: str) -> None:
-        """Where the API cannot watch: changes between successive lists, sent as a watch would."""
-        keys = [term for term in selector.split(",") if term and "=" not in term]
-        seen: dict[str, str] = {}
-        while not self._stop.wait(POLL_INTERVAL):
-            listed = {item["metadata"]["name"]: item for item in self._items(path, "")["items"]
-                      if all(key in (item["metadata"].get("labels") or {}) for key in keys)}
-            for name, item in listed.items():
-                text = json.dumps(item, sort_keys=True)
-                if seen.get(name) != text:
-                    self._emit(resource, "update" if name in seen else "add", json.loads(text))
-                    seen[name] = text
-            for name in set(seen) - set(listed):
-                gone = json.loads(seen.pop(name))
-                self._emit(resource, "delete", gone)
+        """The resourceVersion of a list (whose items, as the adapter's store ignores them, send nothing)."""
+        query = urllib.parse.urlencode({"labelSelector": selector} if selector else {})
+        with self._get(f"{path}?{query}", 30) as response:
+            version = json.loads(response.read())["metadata"]["resourceVersion"]
+        with self._counting:
+            self.lists += 1
+        return version
 
     def _watch(self, path: str, selector: str, version: str) -> Iterator[tuple[str, dict]]:
         query = {"watch": "true", "resourceVersion": version, "allowWatchBookmarks": "true", "timeoutSeconds": str(WATCH_SECONDS)}
@@ -179,9 +168,18 @@ class ApiServerSource:
             if error.code == 410:
                 raise Gone() from error
             raise
+        with self._counting:
+            self.watching += 1
+        try:
+            yield from self._lines(response)
+        finally:
+            with self._counting:
+                self.watching -= 1
+
+    def _lines(self, response: Any) -> Iterator[tuple[str, dict]]:
         with response:
             for line in response:
-                if self._stop.is_set():
+                if self._stop.is_set() or not self._running.is_set():
                     return
                 if not line.strip():
                     continue
@@ -207,7 +205,17 @@ class ApiServerSource:
         self.sent += 1
         _send(self.ingress, event, self.faults)
 
+    def pause(self) -> None:
+        """Cut the source off the API server (its watches end at their next line, a bookmark at
+        the latest), as a network partition or a restart of the adapter's pod would."""
+        self._running.clear()
+
+    def resume(self) -> None:
+        """Watch again from the last version seen (410 Gone if the API no longer keeps it)."""
+        self._running.set()
+
     def close(self) -> None:
         self._stop.set()
+        self._running.set()
         for thread in self._threads:
             thread.join(timeout=WATCH_SECONDS + 5)
