@@ -11,6 +11,7 @@ reports. Scenarios come from the trial itself (tests/trials/objective.py --mode)
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
@@ -226,7 +227,8 @@ class KubeStub:
                                                                  "application/merge-patch+json")
             return self.patch_status(call.resource, call.namespace or "", call.name or "", call.body or {})
         if call.method == "GET" and not call.subresource:
-            return self.read(call.resource, call.namespace, call.name, call.query.get("labelSelector"))
+            return self.read(call.resource, call.namespace, call.name, call.query.get("labelSelector"),
+                             call.query.get("limit"), call.query.get("continue"))
         return 405, status(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
 
     def _table(self, resource: str) -> dict:
@@ -237,8 +239,10 @@ class KubeStub:
             return [o for (plural, ns, _), o in self.resources.items() if plural == resource and namespace in (None, ns)]
         return [o for o in self._table(resource).values() if namespace in (None, o["metadata"].get("namespace"))]
 
-    def read(self, resource: str, namespace: str | None, name: str | None, selector: str | None) -> tuple[int, dict]:
-        """One object (404 when it is not there) or a list carrying the current resourceVersion."""
+    def read(self, resource: str, namespace: str | None, name: str | None, selector: str | None,
+             limit: str | None = None, token: str | None = None) -> tuple[int, dict]:
+        """One object (404 when it is not there), or a list by namespace and name carrying the
+        current resourceVersion, ``limit`` at a time with a ``continue`` token for the rest."""
         kind = KINDS[("katuna.dev" if resource in PLURALS.values() else "batch" if resource == "jobs" else "",
                       resource)]
         with self.lock:
@@ -246,10 +250,20 @@ class KubeStub:
                 found = [o for o in self._objects(resource, namespace) if o["metadata"]["name"] == name]
                 group = kind.api_version.rpartition("/")[0]
                 return (200, snapshot(found[0])) if found else not_found(f"{resource}.{group}".rstrip("."), name)
-            items = [snapshot(o) for o in self._objects(resource, namespace)
-                     if matches(o["metadata"].get("labels") or {}, selector)]
-            return 200, {"kind": f"{kind.kind}List", "apiVersion": kind.api_version,
-                         "metadata": {"resourceVersion": str(self.history.version)}, "items": items}
+            items = sorted((o for o in self._objects(resource, namespace)
+                            if matches(o["metadata"].get("labels") or {}, selector)), key=_key)
+            metadata = {"resourceVersion": str(self.history.version)}
+            if token:
+                after = _continue_from(token)
+                if after is None:
+                    return 400, status(400, "BadRequest", "continue key is not valid: incorrect encoded start "
+                                                          "resourceVersion (version meta.k8s.io/v1)")
+                items = [o for o in items if _key(o) > after]
+            if limit and 0 < int(limit) < len(items):
+                items = items[:int(limit)]
+                metadata["continue"] = _continue_token(_key(items[-1]), self.history.version)
+            return 200, {"kind": f"{kind.kind}List", "apiVersion": kind.api_version, "metadata": metadata,
+                         "items": [snapshot(o) for o in items]}
 
     def get_jobs(self, namespace: str, name: str | None, selector: str | None) -> tuple[int, dict]:
         return self.read("jobs", namespace, name, selector)
@@ -374,6 +388,26 @@ class KubeStub:
                 if self.autoscaler is not None:
                     self.autoscaler.step(self)
             time.sleep(TICK_SECONDS)
+
+
+def _key(obj: dict) -> tuple[str, str]:
+    """Where an object sits in the store's order: by namespace, then name."""
+    return obj["metadata"].get("namespace", ""), obj["metadata"]["name"]
+
+
+def _continue_token(after: tuple[str, str], version: int) -> str:
+    """An opaque token for the rest of a list, as the API server's (base64 of JSON)."""
+    return base64.urlsafe_b64encode(json.dumps({"v": "meta.k8s.io/v1", "rv": version,
+                                                "start": "/".join(after)}).encode()).decode()
+
+
+def _continue_from(token: str) -> tuple[str, str] | None:
+    try:
+        start = json.loads(base64.urlsafe_b64decode(token.encode()))["start"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    namespace, _, name = start.partition("/")
+    return namespace, name
 
 
 def _job_problems(job: dict) -> list[tuple[str, str]]:

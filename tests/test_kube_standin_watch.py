@@ -95,3 +95,18 @@ def test_a_watch_is_authorized_like_any_request(kube: KubeStub):
     with pytest.raises(ApiException) as refused:
         next(watch.Watch().stream(katuna.list_namespaced_job, "katuna", timeout_seconds=1))
     assert refused.value.status == 403
+
+
+def test_a_list_comes_a_page_at_a_time_and_refuses_a_token_it_did_not_issue(kube: KubeStub):
+    for name in ("c", "a", "b"):
+        kube.apply({"apiVersion": "katuna.dev/v1", "kind": "Study", "metadata": {"name": name, "namespace": "katuna"},
+                    "spec": {"name": name}})
+    objects = client.CustomObjectsApi(api(kube, STUDIES_SOURCE))
+    first = objects.list_namespaced_custom_object("katuna.dev", "v1", "katuna", "studies", limit=2)
+    rest = objects.list_namespaced_custom_object("katuna.dev", "v1", "katuna", "studies", limit=2,
+                                                 _continue=first["metadata"]["continue"])
+    assert [o["metadata"]["name"] for o in first["items"] + rest["items"]] == ["a", "b", "c"]
+    assert "continue" not in rest["metadata"]
+    with pytest.raises(ApiException) as refused:
+        objects.list_namespaced_custom_object("katuna.dev", "v1", "katuna", "studies", _continue="after:b")
+    assert refused.value.status == 400
