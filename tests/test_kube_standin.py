@@ -136,6 +136,7 @@ def test_a_pod_stays_pending_until_a_node_it_fits_is_ready(pools):
     eventually(lambda: kube.timeline[-1][1] == {"spot": 0}, "the idle node is removed")
 
 
+@pytest.mark.slow
 def test_the_autoscaler_adds_nodes_for_pods_that_do_not_fit_up_to_the_pools_maximum(pools):
     kube, offered = pools
     offered.append(POOL)

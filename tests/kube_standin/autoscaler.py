@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from kube_standin.nodes import NodePool, pool_of, template
 from kube_standin.objects import suffix
-from kube_standin.scheduling import TERMINATED, active_on, misfit
+from kube_standin.scheduling import TERMINATED, active_on, bound_by_node, misfit
 
 
 @dataclass
@@ -88,7 +88,8 @@ class Autoscaler:
         pass, on a booting node, else on a new node of the first pool whose template fits it."""
         promised = {id(p) for b in self.booting.values() for p in b.planned}
         pods = list(cluster.pods.values())
-        landing = {name: active_on(pods, name) for name in cluster.nodes}
+        landing = bound_by_node(pods, list(cluster.nodes))
+        templates = {p.name: template(p, "new") for p in [*pools.values(), *(b.pool for b in self.booting.values())]}
         for pod in _unschedulable(pods):
             if id(pod) in promised:
                 continue
@@ -96,13 +97,13 @@ class Autoscaler:
             if ready is not None:
                 landing[ready].append(pod)
                 continue
-            room = next((b for n, b in self.booting.items() if misfit(pod, template(b.pool, n), b.planned) is None),
+            room = next((b for b in self.booting.values() if misfit(pod, templates[b.pool.name], b.planned) is None),
                         None)
             if room is not None:
                 room.planned.append(pod)
                 continue
             for pool in sorted(pools.values(), key=lambda p: p.name):
-                if counts[pool.name] < pool.max_nodes and misfit(pod, template(pool, "new"), []) is None:
+                if counts[pool.name] < pool.max_nodes and misfit(pod, templates[pool.name], []) is None:
                     self._boot(pool, now, counts).planned.append(pod)
                     break
 
