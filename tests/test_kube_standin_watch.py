@@ -110,3 +110,12 @@ def test_a_list_comes_a_page_at_a_time_and_refuses_a_token_it_did_not_issue(kube
     with pytest.raises(ApiException) as refused:
         objects.list_namespaced_custom_object("katuna.dev", "v1", "katuna", "studies", _continue="after:b")
     assert refused.value.status == 400
+
+
+def test_a_python_side_watch_follows_the_same_changes(kube: KubeStub):
+    version = kube.history.version
+    kube.create_job("katuna", job("followed"))
+    events = kube.follow("jobs", version, seconds=30)
+    added = next(events)
+    assert (added["type"], added["object"]["metadata"]["name"]) == ("ADDED", "followed")
+    assert next(events)["object"]["status"].get("startTime"), "the Job controller's first sync"
