@@ -86,6 +86,7 @@ class KubeStub(ApiServer):
             if process.poll() is None:
                 process.kill()
         self.server.shutdown()
+        self.server.server_close()
 
     # settings a test may change while the cluster runs
 
@@ -239,9 +240,10 @@ class KubeStub(ApiServer):
 
     def _control_loop(self) -> None:
         while self._running:
+            pools = self.autoscaler.scan() if self.autoscaler is not None else {}
             with self.lock:
                 self.job_controller.step(self)
                 self.kubelets.step(self)
                 if self.autoscaler is not None:
-                    self.autoscaler.step(self)
+                    self.autoscaler.step(self, pools)
             time.sleep(TICK_SECONDS)

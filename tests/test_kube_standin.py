@@ -9,11 +9,17 @@ import sys
 import time
 from collections.abc import Callable
 
+import boto3
 import pytest
+from kube_standin.clouds import eks_pools
 from kube_standin.nodes import NodePool
 from kube_stub import KubeStub
 from kubernetes import client
 from kubernetes.client.rest import ApiException
+from moto import mock_aws
+
+from functions.core.nodepool import NodePool as PoolSpec
+from infra import eks
 
 KATUNA = "system:serviceaccount:katuna:katuna"
 JOBS_SOURCE = "system:serviceaccount:katuna:katuna-jobs-source"
@@ -219,3 +225,32 @@ def test_a_container_that_has_not_started_has_no_log(static: KubeStub):
     name = pod["metadata"]["name"]
     refused = refusal(lambda: client.CoreV1Api(api(static)).read_namespaced_pod_log(name, "katuna", container="trial"))
     assert refused == (400, f'container "trial" in pod "{name}" is waiting to start: ContainerCreating')
+
+
+@pytest.mark.slow
+def test_the_autoscaler_grows_an_eks_node_group_as_moto_describes_it(monkeypatch):
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    cluster = eks.EksCluster("tuning", ("subnet-0a1b2c3d",), "arn:aws:iam::123456789012:role/nodes")
+    with mock_aws():
+        groups = boto3.client("eks", region_name="eu-west-1")
+        groups.create_cluster(name="tuning", roleArn=cluster.node_role, resourcesVpcConfig={"subnetIds": ["s"]})
+        groups.create_nodegroup(**eks.create_request(cluster, PoolSpec(
+            name="katuna-spot", provider="eks", capacity="spot", machine_types=("m5.xlarge",), max_nodes=2)))
+        kube = KubeStub(pools=eks_pools(lambda: [
+            groups.describe_nodegroup(clusterName="tuning", nodegroupName=name)["nodegroup"]
+            for name in groups.list_nodegroups(clusterName="tuning")["nodegroups"]]), boot_seconds=0.2)
+        try:
+            spot = job("eks", cpu="3")
+            spot["spec"]["template"]["spec"].update(
+                nodeSelector={"eks.amazonaws.com/capacityType": "SPOT"},
+                tolerations=[{**TRIAL_TAINT, "operator": "Equal"}])
+            client.BatchV1Api(api(kube)).create_namespaced_job("katuna", spot)
+            ended = eventually(lambda: condition(kube, "eks"), "the Job ends on a node of the group")
+            assert ended["type"] == "Complete" and kube.peak_nodes("katuna-spot") == 1
+            node = next(iter(kube.nodes.values()))
+            assert node["metadata"]["labels"]["eks.amazonaws.com/nodegroup"] == "katuna-spot"
+            assert node["status"]["allocatable"]["pods"] == "58"
+        finally:
+            kube.close()

@@ -37,6 +37,9 @@ class Autoscaler:
         self.booting: dict[str, Booting] = {}
         self.idle_since: dict[str, float] = {}
         self.started = time.monotonic()
+        self.scan_seconds = 0.1
+        self.scanned_at = float("-inf")
+        self.known: dict[str, NodePool] = {}
         self.timeline: list[tuple[float, dict[str, int]]] = []
         """(seconds since start, Ready nodes per pool) at every change."""
 
@@ -44,9 +47,16 @@ class Autoscaler:
         """The most Ready nodes seen at once, in ``pool`` or in all pools."""
         return max((counts.get(pool, 0) if pool else sum(counts.values()) for _, counts in self.timeline), default=0)
 
-    def step(self, cluster) -> None:
-        """One pass over the cluster (its lock held)."""
-        pools = {pool.name: pool for pool in self.pools()}
+    def scan(self) -> dict[str, NodePool]:
+        """The pools as the provider reports them now, asked at most every ``scan_seconds``
+        (a cloud's API is slow; call this without the cluster's lock)."""
+        if time.monotonic() - self.scanned_at >= self.scan_seconds:
+            self.known = {pool.name: pool for pool in self.pools()}
+            self.scanned_at = time.monotonic()
+        return self.known
+
+    def step(self, cluster, pools: dict[str, NodePool]) -> None:
+        """One pass over the cluster (its lock held) with the pools of the last scan."""
         now = time.monotonic()
         self._drain_gone(cluster, pools)
         self._register(cluster, pools, now)
