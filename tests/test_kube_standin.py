@@ -254,3 +254,18 @@ def test_the_autoscaler_grows_an_eks_node_group_as_moto_describes_it(monkeypatch
             assert node["status"]["allocatable"]["pods"] == "58"
         finally:
             kube.close()
+
+
+def test_a_job_the_api_server_would_not_accept_is_refused_naming_the_field(static: KubeStub):
+    batch = client.BatchV1Api(api(static))
+    unreadable = job("gb")
+    unreadable["spec"]["template"]["spec"]["containers"][0]["resources"] = {"requests": {"memory": "2GB"}}
+    status, message = refusal(lambda: batch.create_namespaced_job("katuna", unreadable))
+    assert status == 400 and message.startswith('Job in version "v1" cannot be handled as a Job: quantities must')
+    gpu = job("gpu")
+    gpu["spec"]["template"]["spec"]["containers"][0]["resources"] = {"requests": {"nvidia.com/gpu": "1"}}
+    status, message = refusal(lambda: batch.create_namespaced_job("katuna", gpu))
+    assert status == 422 and "spec.template.spec.containers[0].resources.requests[nvidia.com/gpu]" in message
+    status, message = refusal(lambda: batch.create_namespaced_job("katuna", job("x" * 64)))
+    assert status == 422 and "metadata.name" in message and "no more than 63 characters" in message
+    assert not static.jobs, "nothing refused is stored"

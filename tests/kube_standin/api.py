@@ -9,8 +9,9 @@ import uuid
 from collections.abc import Iterator
 
 from kube_standin.jobs import owned_pods
-from kube_standin.objects import DNS_SUBDOMAIN, invalid, matches, not_found, now, snapshot, status
+from kube_standin.objects import invalid, matches, not_found, now, snapshot, status
 from kube_standin.server import KINDS, Call
+from kube_standin.validation import defaulted, job_problems, undecodable
 
 PLURALS = {"Study": "studies", "Experiment": "experiments"}
 
@@ -126,13 +127,16 @@ class ApiServer:
             self.create_requests.append((namespace, name))
             if namespace not in self.namespaces:
                 return not_found("namespaces", namespace)
-            problems = _job_problems(job)
+            unreadable = undecodable(job)
+            if unreadable:
+                return 400, status(400, "BadRequest", f'Job in version "v1" cannot be handled as a Job: {unreadable}')
+            problems = job_problems(job)
             if problems:
                 return invalid("Job", "jobs.batch", name, problems)
             if (namespace, name) in self.jobs:
                 return 409, status(409, "AlreadyExists", f'jobs.batch "{name}" already exists',
                                    {"name": name, "group": "batch", "kind": "jobs"})
-            job = _defaulted(snapshot(job), str(uuid.uuid4()))
+            job = defaulted(snapshot(job), str(uuid.uuid4()))
             job["metadata"].update(creationTimestamp=now(), namespace=namespace, generation=1)
             self.jobs[(namespace, name)] = job
             self.created.append(name)
@@ -181,41 +185,3 @@ def _continue_from(token: str) -> tuple[str, str] | None:
         return None
     namespace, _, name = start.partition("/")
     return namespace, name
-
-
-def _defaulted(job: dict, uid: str) -> dict:
-    """The Job as the API server stores it: defaults filled in, a selector on its uid, and the
-    labels that select its pods on the template."""
-    spec = job["spec"]
-    for key, value in (("parallelism", 1), ("completions", 1), ("backoffLimit", 6), ("suspend", False),
-                       ("completionMode", "NonIndexed"), ("manualSelector", False),
-                       ("podReplacementPolicy", "Failed" if spec.get("podFailurePolicy") else "TerminatingOrFailed")):
-        spec.setdefault(key, value)
-    job["metadata"]["uid"] = uid
-    labels = {"batch.kubernetes.io/controller-uid": uid, "batch.kubernetes.io/job-name": job["metadata"]["name"],
-              "controller-uid": uid, "job-name": job["metadata"]["name"]}
-    spec["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
-    template = spec["template"].setdefault("metadata", {})
-    template["labels"] = {**(template.get("labels") or {}), **labels}
-    job["status"] = {}
-    return job
-
-
-def _job_problems(job: dict) -> list[tuple[str, str]]:
-    """What the API server's Job validation refuses, of what katuna could send wrong."""
-    problems = []
-    name = job.get("metadata", {}).get("name", "")
-    if not DNS_SUBDOMAIN.match(name or ""):
-        problems.append(("metadata.name", f"Invalid value: {json.dumps(name)}: a lowercase RFC 1123 subdomain must "
-                                          "consist of lower case alphanumeric characters, '-' or '.'"))
-    elif len(name) > 63:
-        problems.append(("metadata.name", f"Invalid value: {json.dumps(name)}: must be no more than 63 characters"))
-    pod = (job.get("spec", {}).get("template") or {}).get("spec") or {}
-    if pod.get("restartPolicy") not in ("Never", "OnFailure"):
-        problems.append(("spec.template.spec.restartPolicy", f"Unsupported value: {json.dumps(pod.get('restartPolicy'))}"
-                                                              ': supported values: "OnFailure", "Never"'))
-    if not pod.get("containers"):
-        problems.append(("spec.template.spec.containers", "Required value"))
-    if job.get("metadata", {}).get("resourceVersion"):
-        problems.append(("metadata.resourceVersion", "resourceVersion should not be set on objects to be created"))
-    return problems
