@@ -11,6 +11,7 @@ reports. Scenarios come from the trial itself (tests/trials/objective.py --mode)
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 import uuid
@@ -34,6 +35,8 @@ TICK_SECONDS = 0.02
 
 
 class KubeStub(ApiServer):
+    """The cluster: its objects, the controllers that move them, and the HTTP server at ``url``."""
+
     def __init__(self, namespaces: Iterable[str] = (), pools: Callable[[], Iterable[NodePool]] | None = None,
                  boot_seconds: float = 0.5, idle_seconds: float = 2.0, history: int = 1000) -> None:
         """``namespaces`` exist besides ``default`` and ``katuna``, katuna's Role bound in each;
@@ -70,7 +73,8 @@ class KubeStub(ApiServer):
         if pools is None:
             self.add_node(node(STATIC_NODE, {}, (), STATIC_ALLOCATABLE))
         self._running = True
-        threading.Thread(target=self._control_loop, daemon=True).start()
+        self._controllers = threading.Thread(target=self._control_loop, daemon=True)
+        self._controllers.start()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler(self))
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
@@ -78,6 +82,7 @@ class KubeStub(ApiServer):
 
     def close(self) -> None:
         self._running = False
+        self._controllers.join(timeout=10)
         self.history.close()
         with self.lock:
             for pod in list(self.pods.values()):
@@ -87,6 +92,7 @@ class KubeStub(ApiServer):
                 process.kill()
         self.server.shutdown()
         self.server.server_close()
+        shutil.rmtree(self.kubelets.logs_dir, ignore_errors=True)
 
     # settings a test may change while the cluster runs
 
