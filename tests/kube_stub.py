@@ -11,7 +11,7 @@ reports. Scenarios come from the trial itself (tests/trials/objective.py --mode)
 
 from __future__ import annotations
 
-import json
+import shutil
 import threading
 import time
 import uuid
@@ -21,26 +21,25 @@ from http.server import ThreadingHTTPServer
 import jsonpatch
 import jsonpointer
 
+from kube_standin.api import JSON_PATCH, MERGE_PATCH, PLURALS, ApiServer
 from kube_standin.autoscaler import Autoscaler
 from kube_standin.history import Change, History
-from kube_standin.jobs import JobController, owned_pods
+from kube_standin.jobs import JobController
 from kube_standin.kubelet import Kubelets, image_id
 from kube_standin.nodes import STATIC_ALLOCATABLE, STATIC_NODE, NodePool, node
-from kube_standin.objects import DNS_SUBDOMAIN, invalid, matches, merge, not_found, now, snapshot, status
+from kube_standin.objects import merge, not_found, now, snapshot, status
 from kube_standin.rbac import Authorizer, kustomization_objects
-from kube_standin.server import KINDS, Call, handler
+from kube_standin.server import handler
 
 __all__ = ["KubeStub", "NodePool", "image_id"]
 
-JSON_PATCH = "application/json-patch+json"
-PATCHES = {"application/merge-patch+json", JSON_PATCH}
-"""Patch types a custom resource's status takes here (the API also takes apply patches)."""
 TICK_SECONDS = 0.02
 """How often the controllers pass over the cluster."""
-PLURALS = {"Study": "studies", "Experiment": "experiments"}
 
 
-class KubeStub:
+class KubeStub(ApiServer):
+    """The cluster: its objects, the controllers that move them, and the HTTP server at ``url``."""
+
     def __init__(self, namespaces: Iterable[str] = (), pools: Callable[[], Iterable[NodePool]] | None = None,
                  boot_seconds: float = 0.5, idle_seconds: float = 2.0, history: int = 1000) -> None:
         """``namespaces`` exist besides ``default`` and ``katuna``, katuna's Role bound in each;
@@ -77,7 +76,8 @@ class KubeStub:
         if pools is None:
             self.add_node(node(STATIC_NODE, {}, (), STATIC_ALLOCATABLE))
         self._running = True
-        threading.Thread(target=self._control_loop, daemon=True).start()
+        self._controllers = threading.Thread(target=self._control_loop, daemon=True)
+        self._controllers.start()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler(self))
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
@@ -85,6 +85,7 @@ class KubeStub:
 
     def close(self) -> None:
         self._running = False
+        self._controllers.join(timeout=10)
         self.history.close()
         with self.lock:
             for pod in list(self.pods.values()):
@@ -93,6 +94,8 @@ class KubeStub:
             if process.poll() is None:
                 process.kill()
         self.server.shutdown()
+        self.server.server_close()
+        shutil.rmtree(self.kubelets.logs_dir, ignore_errors=True)
 
     # settings a test may change while the cluster runs
 
@@ -159,6 +162,12 @@ class KubeStub:
         """(seconds since start, Ready nodes per pool) at every change of the autoscaled pools."""
         return list(self.autoscaler.timeline) if self.autoscaler else []
 
+    def follow(self, resource: str, version: int, seconds: float, namespace: str | None = None,
+               selector: str | None = None) -> Iterator[dict]:
+        """Watch events of ``resource`` after ``version`` for ``seconds``, as a watch over HTTP
+        streams them (:class:`kube_standin.history.Gone` when ``version`` is too old)."""
+        return self.history.follow(version, resource, namespace, selector, time.monotonic() + seconds)
+
     def changes_since(self, version: int, resource: str | None = None) -> list[Change]:
         """The changes after ``version`` (kept ones; :class:`kube_standin.history.Gone` when older)."""
         with self.lock:
@@ -200,7 +209,7 @@ class KubeStub:
             return (200, snapshot(obj)) if obj else not_found(f"{plural}.katuna.dev", name)
 
     def patch_status(self, plural: str, namespace: str, name: str, patch: object,
-                     content_type: str = "application/merge-patch+json") -> tuple[int, dict]:
+                     content_type: str = MERGE_PATCH) -> tuple[int, dict]:
         """As the status subresource of a custom resource: the patch (merge, or JSON patch with
         ``test`` operations) applies to the whole object, then only its ``status`` is kept, so
         ``metadata`` in a merge patch changes nothing. A JSON patch that fails (a ``test`` that
@@ -230,141 +239,6 @@ class KubeStub:
             self.status_writes.append((plural, name, snapshot(obj.get("status") or {})))
             return 200, snapshot(obj)
 
-    # what katuna calls, through the HTTP API
-
-    def serve(self, call: Call) -> tuple[int, dict | str]:
-        """Answer a non-watch request (already authorized)."""
-        if call.resource == "jobs" and call.method == "POST":
-            return self.create_job(call.namespace or "", call.body or {})
-        if call.resource == "jobs" and call.method == "DELETE":
-            options = call.body or {}
-            return self.delete_job(call.namespace or "", call.name or "",
-                                   options.get("propagationPolicy") or call.query.get("propagationPolicy"))
-        if call.subresource == "log" and call.method == "GET":
-            return self.read_log(call.namespace or "", call.name or "", call.query.get("container"))
-        if call.subresource == "status" and call.method == "PATCH":
-            if call.content_type not in PATCHES:
-                return 415, status(415, "UnsupportedMediaType", "the body of the request was in an unknown format "
-                                                                 "- accepted media types include: "
-                                                                 + ", ".join(sorted(PATCHES)))
-            return self.patch_status(call.resource, call.namespace or "", call.name or "", call.body or {},
-                                     call.content_type)
-        if call.method == "GET" and not call.subresource:
-            return self.read(call.resource, call.namespace, call.name, call.query.get("labelSelector"))
-        return 405, status(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
-
-    def _table(self, resource: str) -> dict:
-        return {"jobs": self.jobs, "pods": self.pods, "nodes": self.nodes, "namespaces": self.namespaces}[resource]
-
-    def _objects(self, resource: str, namespace: str | None) -> list[dict]:
-        if resource in PLURALS.values():
-            return [o for (plural, ns, _), o in self.resources.items() if plural == resource and namespace in (None, ns)]
-        return [o for o in self._table(resource).values() if namespace in (None, o["metadata"].get("namespace"))]
-
-    def read(self, resource: str, namespace: str | None, name: str | None, selector: str | None) -> tuple[int, dict]:
-        """One object (404 when it is not there) or a list carrying the current resourceVersion."""
-        kind = KINDS[("katuna.dev" if resource in PLURALS.values() else "batch" if resource == "jobs" else "",
-                      resource)]
-        with self.lock:
-            if name:
-                found = [o for o in self._objects(resource, namespace) if o["metadata"]["name"] == name]
-                group = kind.api_version.rpartition("/")[0]
-                return (200, snapshot(found[0])) if found else not_found(f"{resource}.{group}".rstrip("."), name)
-            items = [snapshot(o) for o in self._objects(resource, namespace)
-                     if matches(o["metadata"].get("labels") or {}, selector)]
-            return 200, {"kind": f"{kind.kind}List", "apiVersion": kind.api_version,
-                         "metadata": {"resourceVersion": str(self.history.version)}, "items": items}
-
-    def get_jobs(self, namespace: str, name: str | None, selector: str | None) -> tuple[int, dict]:
-        return self.read("jobs", namespace, name, selector)
-
-    def get_pods(self, namespace: str, name: str | None, log: bool, selector: str | None,
-                 container: str | None = None) -> tuple[int, dict | str]:
-        return self.read_log(namespace, name or "", container) if log else self.read("pods", namespace, name, selector)
-
-    def watch(self, call: Call, until: float, bookmarks: float | None) -> Iterator[dict]:
-        """Watch events of ``call``'s resource: ADDED for what exists when no version is given,
-        then every change after the version, in order."""
-        selector = call.query.get("labelSelector")
-        version = call.query.get("resourceVersion") or "0"
-        with self.lock:
-            if version == "0":
-                start = self.history.version
-                current = [{"type": "ADDED", "object": snapshot(o)} for o in self._objects(call.resource, call.namespace)
-                           if matches(o["metadata"].get("labels") or {}, selector)]
-            else:
-                start, current = int(version), []
-                self.history.since(start)
-        yield from current
-        yield from self.history.follow(start, call.resource, call.namespace, selector, until, bookmarks)
-
-    def read_log(self, namespace: str, name: str, container: str | None) -> tuple[int, dict | str]:
-        """A pod's log: as the API server, a log names one of the pod's containers (400 otherwise),
-        a pod not yet bound or a container not yet started has none (400), a pod that is gone
-        has none (404)."""
-        with self.lock:
-            pod = self.pods.get((namespace, name))
-            if pod is None:
-                return not_found("pods", name)
-            names = [c["name"] for c in pod["spec"]["containers"]]
-            if container is not None and container not in names:
-                return 400, status(400, "BadRequest", f"container {container} is not valid for pod {name}")
-            if container is None and len(names) > 1:
-                return 400, status(400, "BadRequest", f"a container name must be specified for pod {name}, "
-                                                      f"choose one of: [{' '.join(names)}]")
-            container = container or names[0]
-            if not pod["spec"].get("nodeName"):
-                return 400, status(400, "BadRequest", f"pod {name} does not have a host assigned")
-            state = next((s["state"] for s in pod["status"].get("containerStatuses", []) if s["name"] == container),
-                         {"waiting": {"reason": "ContainerCreating"}})
-            if "waiting" in state:
-                return 400, status(400, "BadRequest", f'container "{container}" in pod "{name}" is waiting to start: '
-                                                      f'{state["waiting"]["reason"]}')
-            return 200, self.logs.get((namespace, name)) or self.kubelets.log_of(pod)
-
-    def create_job(self, namespace: str, job: dict) -> tuple[int, dict]:
-        name = job.get("metadata", {}).get("name", "")
-        with self.lock:
-            self.create_requests.append((namespace, name))
-            if namespace not in self.namespaces:
-                return not_found("namespaces", namespace)
-            problems = _job_problems(job)
-            if problems:
-                return invalid("Job", "jobs.batch", name, problems)
-            if (namespace, name) in self.jobs:
-                return 409, status(409, "AlreadyExists", f'jobs.batch "{name}" already exists',
-                                   {"name": name, "group": "batch", "kind": "jobs"})
-            job = snapshot(job)
-            job["status"] = {}
-            job["metadata"].update(uid=str(uuid.uuid4()), creationTimestamp=now(), namespace=namespace, generation=1)
-            self.jobs[(namespace, name)] = job
-            self.created.append(name)
-            self.created_jobs[name] = job
-            self.history.record("ADDED", "jobs", job)
-            return 201, snapshot(job)
-
-    def delete_job(self, namespace: str, name: str, policy: str | None) -> tuple[int, dict]:
-        """Delete a Job; its pods go with ``Background``/``Foreground`` and stay (orphaned) with
-        the default ``Orphan`` of ``batch/v1`` Jobs."""
-        with self.lock:
-            self.deleted.append((namespace, name, policy))
-            return self.remove_job(namespace, name, policy)
-
-    def remove_job(self, namespace: str, name: str, policy: str | None) -> tuple[int, dict]:
-        with self.lock:
-            job = self.jobs.pop((namespace, name), None)
-            if job is None:
-                return not_found("jobs.batch", name)
-            for pod in owned_pods(self, job):
-                if policy in ("Background", "Foreground"):
-                    self.delete_pod(pod)
-                else:
-                    pod["metadata"]["ownerReferences"] = []
-                    self.history.record("MODIFIED", "pods", pod)
-            self.history.record("DELETED", "jobs", job)
-            return 200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-                         "details": {"name": name, "group": "batch", "kind": "jobs", "uid": job["metadata"]["uid"]}}
-
     # the controllers' side
 
     def add_pod(self, pod: dict, index: int) -> dict:
@@ -392,29 +266,10 @@ class KubeStub:
 
     def _control_loop(self) -> None:
         while self._running:
+            pools = self.autoscaler.scan() if self.autoscaler is not None else {}
             with self.lock:
                 self.job_controller.step(self)
                 self.kubelets.step(self)
                 if self.autoscaler is not None:
-                    self.autoscaler.step(self)
+                    self.autoscaler.step(self, pools)
             time.sleep(TICK_SECONDS)
-
-
-def _job_problems(job: dict) -> list[tuple[str, str]]:
-    """What the API server's Job validation refuses, of what katuna could send wrong."""
-    problems = []
-    name = job.get("metadata", {}).get("name", "")
-    if not DNS_SUBDOMAIN.match(name or ""):
-        problems.append(("metadata.name", f"Invalid value: {json.dumps(name)}: a lowercase RFC 1123 subdomain must "
-                                          "consist of lower case alphanumeric characters, '-' or '.'"))
-    elif len(name) > 63:
-        problems.append(("metadata.name", f"Invalid value: {json.dumps(name)}: must be no more than 63 characters"))
-    pod = (job.get("spec", {}).get("template") or {}).get("spec") or {}
-    if pod.get("restartPolicy") not in ("Never", "OnFailure"):
-        problems.append(("spec.template.spec.restartPolicy", f"Unsupported value: {json.dumps(pod.get('restartPolicy'))}"
-                                                              ': supported values: "OnFailure", "Never"'))
-    if not pod.get("containers"):
-        problems.append(("spec.template.spec.containers", "Required value"))
-    if job.get("metadata", {}).get("resourceVersion"):
-        problems.append(("metadata.resourceVersion", "resourceVersion should not be set on objects to be created"))
-    return problems

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from kube_standin.nodes import NodePool, pool_of, template
 from kube_standin.objects import suffix
-from kube_standin.scheduling import TERMINATED, active_on, misfit
+from kube_standin.scheduling import TERMINATED, active_on, bound_by_node, misfit
 
 
 @dataclass
@@ -37,6 +37,9 @@ class Autoscaler:
         self.booting: dict[str, Booting] = {}
         self.idle_since: dict[str, float] = {}
         self.started = time.monotonic()
+        self.scan_seconds = 0.1
+        self.scanned_at = float("-inf")
+        self.known: dict[str, NodePool] = {}
         self.timeline: list[tuple[float, dict[str, int]]] = []
         """(seconds since start, Ready nodes per pool) at every change."""
 
@@ -44,9 +47,16 @@ class Autoscaler:
         """The most Ready nodes seen at once, in ``pool`` or in all pools."""
         return max((counts.get(pool, 0) if pool else sum(counts.values()) for _, counts in self.timeline), default=0)
 
-    def step(self, cluster) -> None:
-        """One pass over the cluster (its lock held)."""
-        pools = {pool.name: pool for pool in self.pools()}
+    def scan(self) -> dict[str, NodePool]:
+        """The pools as the provider reports them now, asked at most every ``scan_seconds``
+        (a cloud's API is slow; call this without the cluster's lock)."""
+        if time.monotonic() - self.scanned_at >= self.scan_seconds:
+            self.known = {pool.name: pool for pool in self.pools()}
+            self.scanned_at = time.monotonic()
+        return self.known
+
+    def step(self, cluster, pools: dict[str, NodePool]) -> None:
+        """One pass over the cluster (its lock held) with the pools of the last scan."""
         now = time.monotonic()
         self._drain_gone(cluster, pools)
         self._register(cluster, pools, now)
@@ -88,7 +98,8 @@ class Autoscaler:
         pass, on a booting node, else on a new node of the first pool whose template fits it."""
         promised = {id(p) for b in self.booting.values() for p in b.planned}
         pods = list(cluster.pods.values())
-        landing = {name: active_on(pods, name) for name in cluster.nodes}
+        landing = bound_by_node(pods, list(cluster.nodes))
+        templates = {p.name: template(p, "new") for p in [*pools.values(), *(b.pool for b in self.booting.values())]}
         for pod in _unschedulable(pods):
             if id(pod) in promised:
                 continue
@@ -96,13 +107,13 @@ class Autoscaler:
             if ready is not None:
                 landing[ready].append(pod)
                 continue
-            room = next((b for n, b in self.booting.items() if misfit(pod, template(b.pool, n), b.planned) is None),
+            room = next((b for b in self.booting.values() if misfit(pod, templates[b.pool.name], b.planned) is None),
                         None)
             if room is not None:
                 room.planned.append(pod)
                 continue
             for pool in sorted(pools.values(), key=lambda p: p.name):
-                if counts[pool.name] < pool.max_nodes and misfit(pod, template(pool, "new"), []) is None:
+                if counts[pool.name] < pool.max_nodes and misfit(pod, templates[pool.name], []) is None:
                     self._boot(pool, now, counts).planned.append(pod)
                     break
 

@@ -1,11 +1,11 @@
 """Node pools as a cloud describes them, for the autoscaler: GKE's ``NodePool`` resources (the
-REST form the GKE stand-in keeps) turned into :class:`NodePool` templates with the labels and
-taints GKE puts on their nodes."""
+REST form the GKE stand-in keeps) and EKS managed node groups turned into :class:`NodePool`
+templates with the labels and taints each cloud puts on their nodes."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from kube_standin.nodes import NodePool
 
@@ -47,3 +47,34 @@ def gke_pool(pool: Mapping) -> NodePool:
 def gke_pools(pools: Mapping[str, Mapping]) -> Callable[[], list[NodePool]]:
     """A provider reading a GKE stand-in's pools (``GkeStub.pools``) on each autoscaler pass."""
     return lambda: [gke_pool(p) for p in list(pools.values()) if p.get("status") in SERVING]
+
+
+EC2_SIZE = re.compile(r"^([a-z]+)\d[a-z]*\.(\d*)(x?large|medium)$")
+EC2_GIB_PER_CPU = {"c": 2, "m": 4, "r": 8, "t": 4, "g": 4, "p": 8}
+EC2_MAX_PODS = {"medium": 17, "large": 29, "xlarge": 58, "2xlarge": 58}
+"""Pods per node by size, as the VPC CNI's ENI limits allow (larger sizes: 58 and up)."""
+
+
+def eks_allocatable(instance_type: str) -> dict[str, str]:
+    """What a node of ``instance_type`` offers pods (the first of a node group's types)."""
+    found = EC2_SIZE.match(instance_type or "m5.xlarge") or EC2_SIZE.match("m5.xlarge")
+    family, times, size = found.group(1), int(found.group(2) or 1), found.group(3)
+    cpus = {"medium": 2, "large": 2}.get(size, 4 * times)
+    memory = cpus * EC2_GIB_PER_CPU.get(family[0], 4) * 1024 * 85 // 100
+    return {"cpu": str(cpus), "memory": f"{memory}Mi", "pods": str(EC2_MAX_PODS.get(found.group(2) + size, 110))}
+
+
+def eks_pool(nodegroup: Mapping) -> NodePool:
+    """The autoscaler's view of one EKS managed node group (``describe_nodegroup``'s form)."""
+    scaling = nodegroup.get("scalingConfig") or {}
+    labels = {**(nodegroup.get("labels") or {}), "eks.amazonaws.com/nodegroup": nodegroup["nodegroupName"],
+              "eks.amazonaws.com/capacityType": nodegroup.get("capacityType", "ON_DEMAND")}
+    taints = tuple({"key": t["key"], "value": t.get("value", ""), "effect": EFFECTS.get(t.get("effect"), t.get("effect"))}
+                   for t in nodegroup.get("taints") or [])
+    return NodePool(nodegroup["nodegroupName"], int(scaling.get("minSize", 0)), int(scaling.get("maxSize", 1)), labels,
+                    taints, eks_allocatable((nodegroup.get("instanceTypes") or ["m5.xlarge"])[0]))
+
+
+def eks_pools(nodegroups: Callable[[], Iterable[Mapping]]) -> Callable[[], list[NodePool]]:
+    """A provider over the ACTIVE node groups ``nodegroups`` returns (moto's, through boto3)."""
+    return lambda: [eks_pool(g) for g in nodegroups() if g.get("status", "ACTIVE") in ("ACTIVE", "UPDATING")]

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kube_standin.objects import now
-from kube_standin.scheduling import TERMINATED, active_on, misfit, unschedulable_message
+from kube_standin.scheduling import TERMINATED, bound_by_node, misfit, unschedulable_message
 
 DISRUPTION_MESSAGES = {
     "PreemptionByScheduler": "default-scheduler: preempting to accommodate a higher priority pod",
@@ -61,30 +61,41 @@ class Kubelets:
         self.runs: dict[str, Run] = {}
         """By pod uid."""
         self.finished_at: dict[str, float] = {}
+        self.tried: dict[str, tuple] = {}
+        """By pod uid, the cluster's state (nodes, pods bound) when the pod last found no node."""
         self.logs_dir = Path(tempfile.mkdtemp(prefix="kube-standin-"))
 
     def step(self, cluster) -> None:
         """One pass of the scheduler, every kubelet and the pod GC (the cluster's lock held)."""
-        for pod in list(cluster.pods.values()):
+        pods = list(cluster.pods.values())
+        bound = bound_by_node(pods, list(cluster.nodes))
+        state = (tuple(bound), frozenset(p["metadata"]["uid"] for on in bound.values() for p in on))
+        for pod in pods:
             phase = pod["status"].get("phase")
             if phase in TERMINATED:
                 self._collect(cluster, pod)
             elif not pod["spec"].get("nodeName"):
-                self._schedule(cluster, pod)
+                self._schedule(cluster, pod, bound, state)
             else:
                 self._run(cluster, pod)
 
-    def _schedule(self, cluster, pod: dict) -> None:
-        pods = list(cluster.pods.values())
+    def _schedule(self, cluster, pod: dict, bound: dict[str, list[dict]], state: tuple) -> None:
+        """Bind the pod to the first node it fits; a pod found unschedulable is tried again only
+        once the nodes or what runs on them changed."""
+        if self.tried.get(pod["metadata"]["uid"]) == state:
+            return
         reasons = []
         for name, node in cluster.nodes.items():
-            why = misfit(pod, node, active_on(pods, name))
+            why = misfit(pod, node, bound[name])
             if why is None:
                 pod["spec"]["nodeName"] = name
+                bound[name].append(pod)
+                self.tried.pop(pod["metadata"]["uid"], None)
                 _condition(pod, "PodScheduled", "True")
                 cluster.modified("pods", pod)
                 return
             reasons.append(why)
+        self.tried[pod["metadata"]["uid"]] = state
         message = unschedulable_message(reasons, len(cluster.nodes))
         scheduled = next((c for c in pod["status"].get("conditions", []) if c["type"] == "PodScheduled"), None)
         if scheduled is None or scheduled.get("message") != message:
@@ -156,6 +167,7 @@ class Kubelets:
     def stop(self, pod: dict) -> None:
         """The pod is deleted: its container is killed and its log goes."""
         run = self.runs.pop(pod["metadata"]["uid"], None)
+        self.tried.pop(pod["metadata"]["uid"], None)
         self.finished_at.pop(pod["metadata"]["uid"], None)
         if run is not None and run.process is not None and run.process.poll() is None:
             run.process.kill()

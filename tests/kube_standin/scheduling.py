@@ -12,17 +12,24 @@ from decimal import Decimal
 from kube_standin.objects import quantity
 
 TERMINATED = ("Succeeded", "Failed")
+_REQUESTS: dict[str, dict[str, Decimal]] = {}
+"""Requests by pod uid: a pod's spec never changes, and the scheduler asks often."""
 
 
 def requests(pod: dict) -> dict[str, Decimal]:
     """The pod's resource requests summed over its containers (limits stand for absent requests,
     as defaulting does)."""
+    uid = pod["metadata"].get("uid") if "metadata" in pod else None
+    if uid is not None and uid in _REQUESTS:
+        return _REQUESTS[uid]
     total: Counter = Counter()
     for container in pod["spec"].get("containers", []):
         resources = container.get("resources") or {}
         asked = {**(resources.get("limits") or {}), **(resources.get("requests") or {})}
         for name, value in asked.items():
             total[name] += quantity(value)
+    if uid is not None:
+        _REQUESTS[uid] = dict(total)
     return dict(total)
 
 
@@ -76,3 +83,13 @@ def unschedulable_message(reasons: list[str], nodes: int) -> str:
 def active_on(pods: list[dict], node_name: str) -> list[dict]:
     """The pods bound to ``node_name`` that still hold its resources."""
     return [p for p in pods if p["spec"].get("nodeName") == node_name and p["status"].get("phase") not in TERMINATED]
+
+
+def bound_by_node(pods: list[dict], nodes: list[str]) -> dict[str, list[dict]]:
+    """For each of ``nodes``, the pods bound to it that still hold its resources."""
+    bound: dict[str, list[dict]] = {name: [] for name in nodes}
+    for pod in pods:
+        node = pod["spec"].get("nodeName")
+        if node in bound and pod["status"].get("phase") not in TERMINATED:
+            bound[node].append(pod)
+    return bound

@@ -79,6 +79,9 @@ def handler(cluster) -> type[BaseHTTPRequestHandler]:
     """A request handler class serving ``cluster``."""
 
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        """Kept-alive connections, and chunked watch streams a client reads event by event."""
+
         def log_message(self, *args) -> None:
             return
 
@@ -118,17 +121,22 @@ def handler(cluster) -> type[BaseHTTPRequestHandler]:
             bookmarks = cluster.bookmark_seconds if call.query.get("allowWatchBookmarks") in ("true", "1") else None
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
+            self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
             try:
-                for event in cluster.watch(call, time.monotonic() + timeout, bookmarks):
-                    if event["type"] == "BOOKMARK":
-                        event["object"].update(kind=kind.kind, apiVersion=kind.api_version)
-                    self.wfile.write(json.dumps(event).encode() + b"\n")
-                    self.wfile.flush()
-            except Gone as gone:
-                self.wfile.write(json.dumps({"type": "ERROR", "object": gone.status()}).encode() + b"\n")
+                try:
+                    for event in cluster.watch(call, time.monotonic() + timeout, bookmarks):
+                        if event["type"] == "BOOKMARK":
+                            event["object"].update(kind=kind.kind, apiVersion=kind.api_version)
+                        self._chunk(json.dumps(event).encode() + b"\n")
+                except Gone as gone:
+                    self._chunk(json.dumps({"type": "ERROR", "object": gone.status()}).encode() + b"\n")
+                self._chunk(b"")
             except (BrokenPipeError, ConnectionResetError):
-                return
-            self.close_connection = True
+                self.close_connection = True
+
+        def _chunk(self, data: bytes) -> None:
+            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            self.wfile.flush()
 
     return Handler

@@ -1,0 +1,191 @@
+"""The API server's side of the stand-in: answers to the requests katuna makes (already
+authorized), with the API server's defaulting, validation, paging and wording."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Iterator
+
+from kube_standin.jobs import owned_pods
+from kube_standin.objects import invalid, matches, not_found, now, snapshot, status
+from kube_standin.server import KINDS, Call
+from kube_standin.validation import defaulted, job_problems, undecodable
+
+PLURALS = {"Study": "studies", "Experiment": "experiments"}
+MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+"""The patch types a custom resource's status takes here (the API also takes apply patches)."""
+
+
+class ApiServer:
+    """Request handling over the cluster's objects (a mixin of :class:`kube_stub.KubeStub`)."""
+
+    def serve(self, call: Call) -> tuple[int, dict | str]:
+        """Answer a non-watch request (already authorized)."""
+        if call.resource == "jobs" and call.method == "POST":
+            return self.create_job(call.namespace or "", call.body or {})
+        if call.resource == "jobs" and call.method == "DELETE":
+            options = call.body or {}
+            return self.delete_job(call.namespace or "", call.name or "",
+                                   options.get("propagationPolicy") or call.query.get("propagationPolicy"))
+        if call.subresource == "log" and call.method == "GET":
+            return self.read_log(call.namespace or "", call.name or "", call.query.get("container"))
+        if call.subresource == "status" and call.method == "PATCH":
+            if call.content_type not in (MERGE_PATCH, JSON_PATCH):
+                return 415, status(415, "UnsupportedMediaType", "the body of the request was in an unknown format "
+                                                                 f"- accepted media types include: {JSON_PATCH}, "
+                                                                 f"{MERGE_PATCH}")
+            return self.patch_status(call.resource, call.namespace or "", call.name or "", call.body or {},
+                                     call.content_type)
+        if call.method == "GET" and not call.subresource:
+            return self.read(call.resource, call.namespace, call.name, call.query.get("labelSelector"),
+                             call.query.get("limit"), call.query.get("continue"))
+        return 405, status(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+
+    def _table(self, resource: str) -> dict:
+        return {"jobs": self.jobs, "pods": self.pods, "nodes": self.nodes, "namespaces": self.namespaces}[resource]
+
+    def _objects(self, resource: str, namespace: str | None) -> list[dict]:
+        if resource in PLURALS.values():
+            return [o for (plural, ns, _), o in self.resources.items() if plural == resource and namespace in (None, ns)]
+        return [o for o in self._table(resource).values() if namespace in (None, o["metadata"].get("namespace"))]
+
+    def read(self, resource: str, namespace: str | None, name: str | None, selector: str | None,
+             limit: str | None = None, token: str | None = None) -> tuple[int, dict]:
+        """One object (404 when it is not there), or a list by namespace and name carrying the
+        current resourceVersion, ``limit`` at a time with a ``continue`` token for the rest."""
+        kind = KINDS[("katuna.dev" if resource in PLURALS.values() else "batch" if resource == "jobs" else "",
+                      resource)]
+        with self.lock:
+            if name:
+                found = [o for o in self._objects(resource, namespace) if o["metadata"]["name"] == name]
+                group = kind.api_version.rpartition("/")[0]
+                return (200, snapshot(found[0])) if found else not_found(f"{resource}.{group}".rstrip("."), name)
+            items = sorted((o for o in self._objects(resource, namespace)
+                            if matches(o["metadata"].get("labels") or {}, selector)), key=_key)
+            metadata = {"resourceVersion": str(self.history.version)}
+            if token:
+                after = _continue_from(token)
+                if after is None:
+                    return 400, status(400, "BadRequest", "continue key is not valid: incorrect encoded start "
+                                                          "resourceVersion (version meta.k8s.io/v1)")
+                items = [o for o in items if _key(o) > after]
+            if limit and 0 < int(limit) < len(items):
+                items = items[:int(limit)]
+                metadata["continue"] = _continue_token(_key(items[-1]), self.history.version)
+            return 200, {"kind": f"{kind.kind}List", "apiVersion": kind.api_version, "metadata": metadata,
+                         "items": [snapshot(o) for o in items]}
+
+    def get_jobs(self, namespace: str, name: str | None, selector: str | None) -> tuple[int, dict]:
+        return self.read("jobs", namespace, name, selector)
+
+    def get_pods(self, namespace: str, name: str | None, log: bool, selector: str | None,
+                 container: str | None = None) -> tuple[int, dict | str]:
+        return self.read_log(namespace, name or "", container) if log else self.read("pods", namespace, name, selector)
+
+    def watch(self, call: Call, until: float, bookmarks: float | None) -> Iterator[dict]:
+        """Watch events of ``call``'s resource: ADDED for what exists when no version is given,
+        then every change after the version, in order."""
+        selector = call.query.get("labelSelector")
+        version = call.query.get("resourceVersion") or "0"
+        with self.lock:
+            if version == "0":
+                start = self.history.version
+                current = [{"type": "ADDED", "object": snapshot(o)} for o in self._objects(call.resource, call.namespace)
+                           if matches(o["metadata"].get("labels") or {}, selector)]
+            else:
+                start, current = int(version), []
+                self.history.since(start)
+        yield from current
+        yield from self.history.follow(start, call.resource, call.namespace, selector, until, bookmarks)
+
+    def read_log(self, namespace: str, name: str, container: str | None) -> tuple[int, dict | str]:
+        """A pod's log: as the API server, a log names one of the pod's containers (400 otherwise),
+        a pod not yet bound or a container not yet started has none (400), a pod that is gone
+        has none (404)."""
+        with self.lock:
+            pod = self.pods.get((namespace, name))
+            if pod is None:
+                return not_found("pods", name)
+            names = [c["name"] for c in pod["spec"]["containers"]]
+            if container is not None and container not in names:
+                return 400, status(400, "BadRequest", f"container {container} is not valid for pod {name}")
+            if container is None and len(names) > 1:
+                return 400, status(400, "BadRequest", f"a container name must be specified for pod {name}, "
+                                                      f"choose one of: [{' '.join(names)}]")
+            container = container or names[0]
+            if not pod["spec"].get("nodeName"):
+                return 400, status(400, "BadRequest", f"pod {name} does not have a host assigned")
+            state = next((s["state"] for s in pod["status"].get("containerStatuses", []) if s["name"] == container),
+                         {"waiting": {"reason": "ContainerCreating"}})
+            if "waiting" in state:
+                return 400, status(400, "BadRequest", f'container "{container}" in pod "{name}" is waiting to start: '
+                                                      f'{state["waiting"]["reason"]}')
+            return 200, self.logs.get((namespace, name)) or self.kubelets.log_of(pod)
+
+    def create_job(self, namespace: str, job: dict) -> tuple[int, dict]:
+        name = job.get("metadata", {}).get("name", "")
+        with self.lock:
+            self.create_requests.append((namespace, name))
+            if namespace not in self.namespaces:
+                return not_found("namespaces", namespace)
+            unreadable = undecodable(job)
+            if unreadable:
+                return 400, status(400, "BadRequest", f'Job in version "v1" cannot be handled as a Job: {unreadable}')
+            problems = job_problems(job)
+            if problems:
+                return invalid("Job", "jobs.batch", name, problems)
+            if (namespace, name) in self.jobs:
+                return 409, status(409, "AlreadyExists", f'jobs.batch "{name}" already exists',
+                                   {"name": name, "group": "batch", "kind": "jobs"})
+            job = defaulted(snapshot(job), str(uuid.uuid4()))
+            job["metadata"].update(creationTimestamp=now(), namespace=namespace, generation=1)
+            self.jobs[(namespace, name)] = job
+            self.created.append(name)
+            self.created_jobs[name] = job
+            self.history.record("ADDED", "jobs", job)
+            return 201, snapshot(job)
+
+    def delete_job(self, namespace: str, name: str, policy: str | None) -> tuple[int, dict]:
+        """Delete a Job; its pods go with ``Background``/``Foreground`` and stay (orphaned) with
+        the default ``Orphan`` of ``batch/v1`` Jobs."""
+        with self.lock:
+            self.deleted.append((namespace, name, policy))
+            return self.remove_job(namespace, name, policy)
+
+    def remove_job(self, namespace: str, name: str, policy: str | None) -> tuple[int, dict]:
+        with self.lock:
+            job = self.jobs.pop((namespace, name), None)
+            if job is None:
+                return not_found("jobs.batch", name)
+            for pod in owned_pods(self, job):
+                if policy in ("Background", "Foreground"):
+                    self.delete_pod(pod)
+                else:
+                    pod["metadata"]["ownerReferences"] = []
+                    self.history.record("MODIFIED", "pods", pod)
+            self.history.record("DELETED", "jobs", job)
+            return 200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                         "details": {"name": name, "group": "batch", "kind": "jobs", "uid": job["metadata"]["uid"]}}
+
+
+def _key(obj: dict) -> tuple[str, str]:
+    """Where an object sits in the store's order: by namespace, then name."""
+    return obj["metadata"].get("namespace", ""), obj["metadata"]["name"]
+
+
+def _continue_token(after: tuple[str, str], version: int) -> str:
+    """An opaque token for the rest of a list, as the API server's (base64 of JSON)."""
+    return base64.urlsafe_b64encode(json.dumps({"v": "meta.k8s.io/v1", "rv": version,
+                                                "start": "/".join(after)}).encode()).decode()
+
+
+def _continue_from(token: str) -> tuple[str, str] | None:
+    try:
+        start = json.loads(base64.urlsafe_b64decode(token.encode()))["start"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    namespace, _, name = start.partition("/")
+    return namespace, name

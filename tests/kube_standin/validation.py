@@ -1,0 +1,90 @@
+"""What the API server does to a Job before storing it: decoding (a malformed quantity cannot
+be read: 400), validation of what katuna could send wrong (422, field by field), and defaulting."""
+
+from __future__ import annotations
+
+import json
+
+from kube_standin.objects import DNS_LABEL, DNS_SUBDOMAIN, QUANTITY, quantity
+
+DECODE_QUANTITY = "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
+NON_NEGATIVE = ("parallelism", "completions", "activeDeadlineSeconds", "backoffLimit", "ttlSecondsAfterFinished")
+
+
+def undecodable(job: dict) -> str | None:
+    """Why the body cannot be decoded as a Job: a resource quantity that is no quantity."""
+    for container in ((job.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or []:
+        for kind in ("requests", "limits"):
+            for value in ((container.get("resources") or {}).get(kind) or {}).values():
+                if not QUANTITY.match(str(value)):
+                    return DECODE_QUANTITY
+    return None
+
+
+def defaulted(job: dict, uid: str) -> dict:
+    """The Job as the API server stores it: defaults filled in, a selector on its uid, and the
+    labels that select its pods on the template."""
+    spec = job["spec"]
+    for key, value in (("parallelism", 1), ("completions", 1), ("backoffLimit", 6), ("suspend", False),
+                       ("completionMode", "NonIndexed"), ("manualSelector", False),
+                       ("podReplacementPolicy", "Failed" if spec.get("podFailurePolicy") else "TerminatingOrFailed")):
+        spec.setdefault(key, value)
+    job["metadata"]["uid"] = uid
+    labels = {"batch.kubernetes.io/controller-uid": uid, "batch.kubernetes.io/job-name": job["metadata"]["name"],
+              "controller-uid": uid, "job-name": job["metadata"]["name"]}
+    spec["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
+    template = spec["template"].setdefault("metadata", {})
+    template["labels"] = {**(template.get("labels") or {}), **labels}
+    job["status"] = {}
+    return job
+
+
+def job_problems(job: dict) -> list[tuple[str, str]]:
+    """What the API server's Job validation refuses, of what katuna could send wrong."""
+    problems = []
+    name = job.get("metadata", {}).get("name", "")
+    if not DNS_SUBDOMAIN.match(name or ""):
+        problems.append(("metadata.name", f"Invalid value: {json.dumps(name)}: a lowercase RFC 1123 subdomain must "
+                                          "consist of lower case alphanumeric characters, '-' or '.'"))
+    elif len(name) > 63:
+        problems.append(("metadata.name", f"Invalid value: {json.dumps(name)}: must be no more than 63 characters"))
+    pod = (job.get("spec", {}).get("template") or {}).get("spec") or {}
+    if pod.get("restartPolicy") not in ("Never", "OnFailure"):
+        problems.append(("spec.template.spec.restartPolicy", f"Unsupported value: {json.dumps(pod.get('restartPolicy'))}"
+                                                              ': supported values: "OnFailure", "Never"'))
+    if job.get("spec", {}).get("podFailurePolicy") and pod.get("restartPolicy") != "Never":
+        problems.append(("spec.template.spec.restartPolicy", f"Unsupported value: {json.dumps(pod.get('restartPolicy'))}"
+                                                              ': supported values: "Never"'))
+    for field in NON_NEGATIVE:
+        value = job.get("spec", {}).get(field)
+        if value is not None and value < 0:
+            problems.append((f"spec.{field}", f"Invalid value: {value}: must be greater than or equal to 0"))
+    if not pod.get("containers"):
+        problems.append(("spec.template.spec.containers", "Required value"))
+    for index, container in enumerate(pod.get("containers") or []):
+        problems += _container_problems(f"spec.template.spec.containers[{index}]", container)
+    if job.get("metadata", {}).get("resourceVersion"):
+        problems.append(("metadata.resourceVersion", "resourceVersion should not be set on objects to be created"))
+    return problems
+
+
+def _container_problems(path: str, container: dict) -> list[tuple[str, str]]:
+    """A container's name, and requests no greater than limits (equal, for extended resources
+    such as ``nvidia.com/gpu``, which cannot be overcommitted)."""
+    problems = []
+    if not DNS_LABEL.match(container.get("name") or ""):
+        problems.append((f"{path}.name", f"Invalid value: {json.dumps(container.get('name'))}: a lowercase RFC 1123 "
+                                         "label must consist of lower case alphanumeric characters or '-'"))
+    resources = container.get("resources") or {}
+    requests, limits = resources.get("requests") or {}, resources.get("limits") or {}
+    for name, value in requests.items():
+        extended = "/" in name and not name.startswith("kubernetes.io/")
+        if extended and (name not in limits or quantity(limits[name]) != quantity(value)):
+            problems.append((f"{path}.resources.requests[{name}]",
+                             f"Invalid value: {json.dumps(value)}: must be equal to {name} limit"
+                             + ("" if name in limits else " of 0")))
+        elif name in limits and quantity(value) > quantity(limits[name]):
+            problems.append((f"{path}.resources.requests",
+                             f"Invalid value: {json.dumps(value)}: must be less than or equal to {name} limit of "
+                             f"{limits[name]}"))
+    return problems

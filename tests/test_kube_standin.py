@@ -1,0 +1,271 @@
+"""The loopback Kubernetes API refuses what a real API server refuses and its controllers act as
+a cluster's do, seen through the real ``kubernetes`` client: namespaces and RBAC from
+``knative/``, the scheduler and autoscaler, preemption and pod GC, the Job controller."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+
+import boto3
+import pytest
+from kube_standin.clouds import eks_pools
+from kube_standin.nodes import NodePool
+from kube_stub import KubeStub
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+from moto import mock_aws
+
+from functions.core.nodepool import NodePool as PoolSpec
+from infra import eks
+
+KATUNA = "system:serviceaccount:katuna:katuna"
+JOBS_SOURCE = "system:serviceaccount:katuna:katuna-jobs-source"
+TRIAL_TAINT = {"key": "katuna.dev/trial", "value": "true", "effect": "NoSchedule"}
+POOL = NodePool("spot", 0, 2, {"pool": "spot"}, (TRIAL_TAINT,), {"cpu": "1", "memory": "4Gi", "pods": "110"})
+
+
+def api(kube: KubeStub, user: str | None = None) -> client.ApiClient:
+    """A client as ``user`` (its bearer token names it), else as katuna's ServiceAccount."""
+    configuration = client.Configuration()
+    configuration.host = kube.url
+    if user:
+        configuration.api_key = {"authorization": user}
+        configuration.api_key_prefix = {"authorization": "Bearer"}
+    return client.ApiClient(configuration)
+
+
+def job(name: str, code: str = "print('done')", cpu: str | None = None, pool: bool = False, **spec) -> dict:
+    """A Job as katuna renders one: one container running ``code``, disruptions ignored."""
+    container = {"name": "trial", "image": "python:3.12", "command": [sys.executable, "-c", code]}
+    if cpu:
+        container["resources"] = {"requests": {"cpu": cpu}}
+    pod: dict = {"restartPolicy": "Never", "containers": [container]}
+    if pool:
+        pod.update(nodeSelector={"pool": "spot"}, tolerations=[{**TRIAL_TAINT, "operator": "Equal"}])
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
+            "spec": {"backoffLimit": 0, "template": {"metadata": {"labels": {"app": "t"}}, "spec": pod},
+                     "podFailurePolicy": {"rules": [{"action": "Ignore",
+                                                     "onPodConditions": [{"type": "DisruptionTarget"}]}]},
+                     **spec}}
+
+
+def eventually(check: Callable[[], object], what: str, timeout: float = 30) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := check():
+            return result
+        time.sleep(0.05)
+    raise AssertionError(f"not within {timeout} s: {what}")
+
+
+def condition(kube: KubeStub, name: str, namespace: str = "katuna") -> dict | None:
+    status = kube.jobs.get((namespace, name), {}).get("status", {})
+    return next((c for c in status.get("conditions", []) if c["type"] in ("Complete", "Failed")), None)
+
+
+def pods_of(kube: KubeStub, name: str) -> list[dict]:
+    with kube.lock:
+        return [p for p in kube.pods.values() if p["metadata"]["labels"].get("job-name") == name]
+
+
+@pytest.fixture()
+def static():
+    stub = KubeStub()
+    yield stub
+    stub.close()
+
+
+@pytest.fixture()
+def pools():
+    offered: list[NodePool] = []
+    stub = KubeStub(pools=lambda: list(offered), boot_seconds=0.2, idle_seconds=0.5)
+    yield stub, offered
+    stub.close()
+
+
+def refusal(call: Callable[[], object]) -> tuple[int, str]:
+    """The status and message of the API's refusal of ``call``."""
+    with pytest.raises(ApiException) as raised:
+        call()
+    return raised.value.status, json.loads(raised.value.body)["message"]
+
+
+def test_a_job_in_a_namespace_that_does_not_exist_is_not_found(static: KubeStub):
+    static.authorizer.grant_in("ghost")
+    refused = refusal(lambda: client.BatchV1Api(api(static)).create_namespaced_job("ghost", job("j")))
+    assert refused == (404, 'namespaces "ghost" not found')
+
+
+def test_katuna_may_only_do_what_the_manifests_grant_it(static: KubeStub):
+    static.add_namespace("elsewhere", grant=False)
+    batch, core = client.BatchV1Api(api(static)), client.CoreV1Api(api(static))
+    refused = refusal(lambda: batch.create_namespaced_job("elsewhere", job("j")))
+    assert refused == (403, 'jobs.batch is forbidden: User "system:serviceaccount:katuna:katuna" cannot create '
+                       'resource "jobs" in API group "batch" in the namespace "elsewhere"')
+    refused = refusal(lambda: core.delete_namespaced_pod("p", "katuna"))
+    assert refused == (403, f'pods "p" is forbidden: User "{KATUNA}" cannot delete resource "pods" in API group "" '
+                       'in the namespace "katuna"')
+    assert refusal(lambda: core.list_node()) == (
+        403, f'nodes is forbidden: User "{KATUNA}" cannot list resource "nodes" in API group "" at the cluster scope')
+    custom = client.CustomObjectsApi(api(static))
+    refused = refusal(lambda: custom.patch_namespaced_custom_object("katuna.dev", "v1", "katuna", "studies", "s",
+                                                                    {"spec": {}}))
+    assert refused[0] == 403 and 'cannot patch resource "studies" in API group "katuna.dev"' in refused[1]
+    batch.create_namespaced_job("katuna", job("granted"))
+    assert core.list_namespaced_pod("katuna", label_selector="job-name=granted").metadata.resource_version
+
+
+def test_a_bearer_token_names_another_account_with_its_own_grants(static: KubeStub):
+    source = client.BatchV1Api(api(static, JOBS_SOURCE))
+    assert source.list_namespaced_job("katuna").items == []
+    refused = refusal(lambda: source.create_namespaced_job("katuna", job("j")))
+    assert refused == (403, f'jobs.batch is forbidden: User "{JOBS_SOURCE}" cannot create resource "jobs" in API '
+                       'group "batch" in the namespace "katuna"')
+
+
+def test_a_pod_stays_pending_until_a_node_it_fits_is_ready(pools):
+    kube, offered = pools
+    client.BatchV1Api(api(kube)).create_namespaced_job("katuna", job("wait", cpu="500m", pool=True))
+    pod = eventually(lambda: next((p for p in pods_of(kube, "wait")
+                                   if p["status"].get("conditions")), None), "the scheduler's verdict")
+    assert pod["metadata"]["name"].startswith("wait-") and len(pod["metadata"]["name"]) == len("wait-") + 5
+    assert pod["status"]["phase"] == "Pending" and pod["status"]["conditions"][0]["reason"] == "Unschedulable"
+    refused = refusal(lambda: client.CoreV1Api(api(kube)).read_namespaced_pod_log(pod["metadata"]["name"], "katuna",
+                                                                                  container="trial"))
+    assert refused == (400, f"pod {pod['metadata']['name']} does not have a host assigned")
+    offered.append(POOL)
+    eventually(lambda: condition(kube, "wait"), "the Job ends on the node the autoscaler adds")
+    assert condition(kube, "wait")["type"] == "Complete" and kube.peak_nodes("spot") == 1
+    eventually(lambda: kube.timeline[-1][1] == {"spot": 0}, "the idle node is removed")
+
+
+@pytest.mark.slow
+def test_the_autoscaler_adds_nodes_for_pods_that_do_not_fit_up_to_the_pools_maximum(pools):
+    kube, offered = pools
+    offered.append(POOL)
+    batch = client.BatchV1Api(api(kube))
+    for n in range(3):
+        batch.create_namespaced_job("katuna", job(f"fill-{n}", "import time; time.sleep(1)", cpu="1", pool=True))
+    eventually(lambda: all(condition(kube, f"fill-{n}") for n in range(3)), "every Job ends")
+    assert [condition(kube, f"fill-{n}")["type"] for n in range(3)] == ["Complete"] * 3
+    assert kube.peak_nodes("spot") == 2, "one pod a node (cpu), never above the maximum"
+    eventually(lambda: kube.timeline[-1][1] == {"spot": 0}, "idle nodes are removed down to the minimum")
+
+
+def test_best_effort_pods_count_only_against_the_pod_limit(pools):
+    kube, offered = pools
+    offered.append(NodePool("small", 0, 1, {"pool": "spot"}, (TRIAL_TAINT,), {"cpu": "1", "pods": "2"}))
+    batch = client.BatchV1Api(api(kube))
+    for n in range(3):
+        batch.create_namespaced_job("katuna", job(f"be-{n}", "import time; time.sleep(30)", pool=True))
+    eventually(lambda: sum(p["status"]["phase"] == "Running" for n in range(3) for p in pods_of(kube, f"be-{n}")) == 2,
+               "two pods run on the node, BestEffort as they are")
+    waiting = [p for n in range(3) for p in pods_of(kube, f"be-{n}") if not p["spec"].get("nodeName")]
+    assert len(waiting) == 1 and "1 Too many pods" in waiting[0]["status"]["conditions"][0]["message"]
+    assert kube.peak_nodes("small") == 1, "the pool's maximum holds"
+
+
+def test_a_preempted_node_fails_its_pods_as_disrupted_and_the_job_replaces_them(pools):
+    kube, offered = pools
+    offered.append(POOL)
+    kube.pod_gc_seconds = 60
+    client.BatchV1Api(api(kube)).create_namespaced_job("katuna", job("spot", "import time; time.sleep(1.5)", pool=True))
+    first = eventually(lambda: next((p for p in pods_of(kube, "spot") if p["status"]["phase"] == "Running"), None),
+                       "the pod runs")
+    kube.preempt_node(first["spec"]["nodeName"], reason="TerminationByKubelet")
+    assert first["status"]["phase"] == "Failed"
+    assert {"type": "DisruptionTarget", "status": "True", "reason": "TerminationByKubelet"}.items() <= \
+        next(c for c in first["status"]["conditions"] if c["type"] == "DisruptionTarget").items()
+    eventually(lambda: (condition(kube, "spot") or {}).get("type") == "Complete", "the replacement pod completes")
+    assert (kube.jobs[("katuna", "spot")]["status"].get("failed"), kube.peak_nodes("spot")) == (None, 1)
+    assert ("katuna", first["metadata"]["name"]) not in kube.pods, "a pod whose node is gone is collected"
+    name = first["metadata"]["name"]
+    assert refusal(lambda: client.CoreV1Api(api(kube)).read_namespaced_pod_log(name, "katuna")) == (
+        404, f'pods "{name}" not found')
+
+
+def test_terminated_pods_are_collected_after_a_while_and_the_ttl_deletes_the_job(static: KubeStub):
+    static.pod_gc_seconds = 0.3
+    client.BatchV1Api(api(static)).create_namespaced_job("katuna", job("gc"))
+    eventually(lambda: condition(static, "gc"), "the Job completes")
+    eventually(lambda: not pods_of(static, "gc"), "the pod is collected")
+    client.BatchV1Api(api(static)).create_namespaced_job("katuna", job("ttl", ttlSecondsAfterFinished=1))
+    eventually(lambda: ("katuna", "ttl") not in static.jobs, "the TTL deletes the Job")
+    assert not pods_of(static, "ttl")
+
+
+def test_the_deadline_counts_from_the_jobs_start_pending_time_included(pools):
+    kube, _ = pools
+    client.BatchV1Api(api(kube)).create_namespaced_job("katuna", job("late", pool=True, activeDeadlineSeconds=1))
+    ended = eventually(lambda: condition(kube, "late"), "the deadline passes while the pod is pending")
+    assert (ended["type"], ended["reason"]) == ("Failed", "DeadlineExceeded")
+    assert kube.jobs[("katuna", "late")]["status"]["startTime"] and not pods_of(kube, "late")
+
+
+def test_failures_beyond_the_backoff_limit_fail_the_job(static: KubeStub):
+    client.BatchV1Api(api(static)).create_namespaced_job("katuna", job("crash", "raise SystemExit(3)",
+                                                                       backoffLimit=1))
+    ended = eventually(lambda: condition(static, "crash"), "the Job fails")
+    assert (ended["type"], ended["reason"]) == ("Failed", "BackoffLimitExceeded")
+    assert static.jobs[("katuna", "crash")]["status"]["failed"] == 2
+    terminated = [p["status"]["containerStatuses"][0]["state"]["terminated"] for p in pods_of(static, "crash")]
+    assert [(t["exitCode"], t["reason"]) for t in terminated] == [(3, "Error")] * 2
+    assert all(t["startedAt"] <= t["finishedAt"] for t in terminated)
+
+
+def test_a_container_that_has_not_started_has_no_log(static: KubeStub):
+    static.image_pull_seconds = 60
+    client.BatchV1Api(api(static)).create_namespaced_job("katuna", job("pull"))
+    pod = eventually(lambda: next((p for p in pods_of(static, "pull") if p["status"].get("containerStatuses")), None),
+                     "the kubelet creates the container")
+    assert pod["status"]["containerStatuses"][0]["state"] == {"waiting": {"reason": "ContainerCreating"}}
+    name = pod["metadata"]["name"]
+    refused = refusal(lambda: client.CoreV1Api(api(static)).read_namespaced_pod_log(name, "katuna", container="trial"))
+    assert refused == (400, f'container "trial" in pod "{name}" is waiting to start: ContainerCreating')
+
+
+@pytest.mark.slow
+def test_the_autoscaler_grows_an_eks_node_group_as_moto_describes_it(monkeypatch):
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    cluster = eks.EksCluster("tuning", ("subnet-0a1b2c3d",), "arn:aws:iam::123456789012:role/nodes")
+    with mock_aws():
+        groups = boto3.client("eks", region_name="eu-west-1")
+        groups.create_cluster(name="tuning", roleArn=cluster.node_role, resourcesVpcConfig={"subnetIds": ["s"]})
+        groups.create_nodegroup(**eks.create_request(cluster, PoolSpec(
+            name="katuna-spot", provider="eks", capacity="spot", machine_types=("m5.xlarge",), max_nodes=2)))
+        kube = KubeStub(pools=eks_pools(lambda: [
+            groups.describe_nodegroup(clusterName="tuning", nodegroupName=name)["nodegroup"]
+            for name in groups.list_nodegroups(clusterName="tuning")["nodegroups"]]), boot_seconds=0.2)
+        try:
+            spot = job("eks", cpu="3")
+            spot["spec"]["template"]["spec"].update(
+                nodeSelector={"eks.amazonaws.com/capacityType": "SPOT"},
+                tolerations=[{**TRIAL_TAINT, "operator": "Equal"}])
+            client.BatchV1Api(api(kube)).create_namespaced_job("katuna", spot)
+            ended = eventually(lambda: condition(kube, "eks"), "the Job ends on a node of the group")
+            assert ended["type"] == "Complete" and kube.peak_nodes("katuna-spot") == 1
+            node = next(iter(kube.nodes.values()))
+            assert node["metadata"]["labels"]["eks.amazonaws.com/nodegroup"] == "katuna-spot"
+            assert node["status"]["allocatable"]["pods"] == "58"
+        finally:
+            kube.close()
+
+
+def test_a_job_the_api_server_would_not_accept_is_refused_naming_the_field(static: KubeStub):
+    batch = client.BatchV1Api(api(static))
+    unreadable = job("gb")
+    unreadable["spec"]["template"]["spec"]["containers"][0]["resources"] = {"requests": {"memory": "2GB"}}
+    status, message = refusal(lambda: batch.create_namespaced_job("katuna", unreadable))
+    assert status == 400 and message.startswith('Job in version "v1" cannot be handled as a Job: quantities must')
+    gpu = job("gpu")
+    gpu["spec"]["template"]["spec"]["containers"][0]["resources"] = {"requests": {"nvidia.com/gpu": "1"}}
+    status, message = refusal(lambda: batch.create_namespaced_job("katuna", gpu))
+    assert status == 422 and "spec.template.spec.containers[0].resources.requests[nvidia.com/gpu]" in message
+    status, message = refusal(lambda: batch.create_namespaced_job("katuna", job("x" * 64)))
+    assert status == 422 and "metadata.name" in message and "no more than 63 characters" in message
+    assert not static.jobs, "nothing refused is stored"
