@@ -53,7 +53,7 @@ class Broker:
 
     def __init__(self, service: Service, sink: Sink) -> None:
         self.service, self.sink = service, sink
-        self.taken = 0
+        self.taken = len(sink.received)
         self.lock = threading.Lock()
 
     def post(self, event: BaseCloudEvent, function: str) -> list[BaseCloudEvent]:
@@ -189,6 +189,21 @@ def test_a_time_budget_ends_a_study_on_a_tick_and_a_study_waiting_on_its_jobs_is
     assert record["status"] == "failed" and "time budget of 1s used" in record["reason"]
     assert [t["state"] for t in trials(service, "rc-budget")] == ["PRUNED"]
     assert ("katuna", "rc-budget-0") not in kube.jobs, "its Job was deleted"
+
+
+def test_a_study_whose_start_was_lost_resumes_on_a_tick_with_one_id_per_stall(
+        service: Service, broker: Broker, kube: KubeStub):
+    submit(service, "rc-stalled", maxTrials=1, parallelism=1)
+    lost = [e for e in broker.run([], lost=lambda e: e.get_type() == CREATED) if about(e, "rc-stalled")]
+    assert [e.get_type() for e in lost] == [CREATED] and study(service, "rc-stalled")["startedAt"] is None
+    ticks = [[e for e in broker.run([ping()], lost=lambda e: e.get_type() == CREATED) if about(e, "rc-stalled")]
+             for _ in range(2)]
+    assert [[e.get_type() for e in tick] for tick in ticks] == [[CREATED], [CREATED]]
+    assert ticks[0][0].get_id() == ticks[1][0].get_id(), "the same stall, the same resume"
+    broker.run(ticks[0])
+    wait_until(lambda: job_ended(kube, "rc-stalled-0"), "the trial's Job end")
+    broker.run([ping()])
+    assert study(service, "rc-stalled")["status"] == "completed"
 
 
 def resource(name: str, **overrides) -> dict:
