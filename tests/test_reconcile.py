@@ -21,8 +21,11 @@ from conftest import study_definition
 from http_helpers import Service, Sink
 from kube_stub import KubeStub
 
+from functions.adapters.kubernetes_executor import LIST_PAGE
 from functions.core.events import OBJECTS, ROUTES, derived_id
 from functions.handlers.reconcile import rotated
+from functions.runtime import ClusterResources, watched_namespace
+from functions.settings import Settings
 
 NAMESPACE = "katuna"
 PING = "dev.knative.sources.ping"
@@ -306,3 +309,21 @@ def test_a_tick_looks_at_a_different_slice_each_window_and_at_everything_over_en
     slices = [rotated(items, window, 3)[:3] for window in range(7)]
     assert slices[0] == [0, 1, 2] and slices[1] == [3, 4, 5] and slices[2] == [6, 0, 1]
     assert {i for chosen in slices[:3] for i in chosen} == set(items)
+
+
+def test_resources_are_listed_page_by_page_only_where_there_is_a_cluster(kube: KubeStub):
+    spec = {"objective": {"metric": "loss", "direction": "minimize"}}
+    names = [f"rc-many-{i:03}" for i in range(LIST_PAGE + 1)]
+    for name in names:
+        kube.apply({"apiVersion": "katuna.dev/v1", "kind": "Study", "metadata": {"name": name, "namespace": "rc-many"},
+                    "spec": spec})
+    kube.apply({"apiVersion": "katuna.dev/v1", "kind": "Experiment",
+                "metadata": {"name": "rc-katib", "namespace": "rc-many"}, "spec": spec})
+    listed = ClusterResources(kube.url, "rc-many").list("rc-many")
+    assert sorted((o["kind"], o["metadata"]["name"]) for o in listed) == \
+        [("Experiment", "rc-katib")] + [("Study", name) for name in names]
+    assert all(o["apiVersion"] == "katuna.dev/v1" for o in listed)
+    assert watched_namespace(Settings()) is None, "no API address and not in a cluster: nothing is listed"
+    assert watched_namespace(Settings(k8s_api=kube.url)) == "default"
+    in_a_pod = Settings.from_env({"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KATUNA_K8S_NAMESPACE": "katuna"})
+    assert watched_namespace(in_a_pod) == "katuna"
