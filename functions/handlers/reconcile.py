@@ -2,7 +2,8 @@
 
 On Knative a PingSource sends ``dev.knative.sources.ping`` once a minute and this function
 takes it; in queue mode the watcher (:mod:`functions.watch`) runs the same functions every
-few seconds, so the two cannot drift. Events get lost on a cluster (an ApiServerSource drops
+few seconds, so the two cannot drift (the ticks the watcher sends while node pools wait reach
+this function too, which sends nothing new: each event below is named by its fact). Events get lost on a cluster (an ApiServerSource drops
 changes after a relist or a failed send; a Trigger gives up after its retries), so nothing may
 wait on one. A tick compares what the store believes with what the executor and the cluster
 say, and sends the event that was missing:
