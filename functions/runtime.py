@@ -76,7 +76,8 @@ class Runtime:
     def deps(self) -> Deps:
         """The ports, with this thread's store."""
         return Deps(self.store(), self.executor, self.clock, node_pools=self.node_pools, resources=self.resources,
-                    workdir=str(self.settings.workdir.resolve()), limits=self.settings.limits)
+                    workdir=str(self.settings.workdir.resolve()), limits=self.settings.limits,
+                    trial_defaults=self.settings.cluster_defaults())
 
     def dispatcher(self) -> Dispatcher:
         return Dispatcher(self.deps())

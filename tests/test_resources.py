@@ -490,3 +490,13 @@ def test_a_study_whose_resource_was_made_again_unseen_never_writes_its_status_th
     service.json("POST", "/studies/kst-again/stop")
     assert service.wait_for("kst-again", timeout=10)["status"] == "stopped"
     assert status_of(kube, new) == {}, "the old study's status never lands on the new resource"
+
+
+def test_a_resource_asking_for_a_pool_without_requests_is_refused_naming_the_field(service: Service, kube: KubeStub):
+    obj = kube.apply(study("kst-unsized", nodePool={"provider": "gke"}))
+    assert send(service, "add", obj) == []
+    status = status_of(kube, obj)
+    assert status["phase"] == "Failed" and conditions(status)["Failed"]["reason"] == "InvalidSpec"
+    assert [p["field"] for p in status["problems"]] == ["spec.trialTemplate.resources"]
+    assert "KATUNA_K8S_DEFAULT_RESOURCES" in status["problems"][0]["message"]
+    assert service.request("GET", "/studies/kst-unsized")[0] == 404

@@ -18,6 +18,7 @@ from typing import Any
 from functions.core.errors import InvalidStudy, Problem, StudyNotFound
 from functions.core.events import Event, study_created
 from functions.core.formats import load_definition
+from functions.core.job import missing_requests
 from functions.core.launch import trial_launch
 from functions.core.records import ACTIVE_STATES, STOPPED, StudyRecord
 from functions.core.resources import (
@@ -88,6 +89,9 @@ def _create(deps: Deps, ref: Ref, current: Mapping[str, Any]) -> list[Event]:
     uid, generation = current["metadata"]["uid"], current["metadata"].get("generation") or 1
     try:
         spec, submitted = load_definition(definition(current), limits=deps.limits)
+        unsized = missing_requests(spec, deps.trial_defaults)
+        if unsized is not None:
+            raise InvalidStudy([unsized])
     except InvalidStudy as exc:
         _fail(deps, ref, uid, generation, "InvalidSpec", spec_paths(ref.kind, exc.problems))
         return []
