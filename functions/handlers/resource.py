@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from functions.core import katib
 from functions.core.errors import InvalidStudy, Problem, StudyNotFound
 from functions.core.events import Event, study_created
 from functions.core.formats import load_definition
@@ -107,6 +108,9 @@ def _edit(deps: Deps, stored: StudyRecord, origin: Origin, current: Mapping[str,
     try:
         edited = definition(current)
         refused = refused_fields(kind, stored.definition, edited)
+        pools = [katib.annotated_pool(d.get("metadata") or {}) for d in (stored.definition, edited)]
+        if pools[0] != pools[1]:
+            refused.append(katib.ANNOTATION_FIELD)
         if stored.terminal:
             raise _Refusal(f"the study has ended ({stored.status}: {stored.reason}); delete and re-apply the "
                            "resource to run it again")
