@@ -261,3 +261,15 @@ def test_a_node_pool_given_twice_is_refused():
         load_study(yaml.safe_dump(doc))
     assert [p.path for p in caught.value.problems] == ["nodePool"]
     assert ANNOTATION in caught.value.problems[0].message
+
+
+def test_the_node_pool_annotation_on_the_katib_page_is_valid():
+    from doc_blocks import block
+
+    from functions.core import resources
+    from functions.core.formats import load_definition
+
+    shown = yaml.safe_load(block("docs/katib.md", "A node pool for an Experiment", "yaml"))
+    annotation = shown["metadata"]["annotations"]["katuna.dev/node-pool"]
+    spec, _ = load_definition(resources.definition(as_resource(experiment(), annotation)))
+    assert (spec.node_pool.provider, spec.node_pool.capacity, spec.node_pool.max_nodes) == ("gke", "spot", 100)
