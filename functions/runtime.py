@@ -63,7 +63,7 @@ class Runtime:
             from functions.adapters.kubernetes_executor import KubernetesExecutor, api_client
 
             return KubernetesExecutor(self.settings.cluster_defaults(), api_client(self.settings.k8s_api),
-                                      self.settings.report_url)
+                                      self.settings.report_url, clock=self.clock)
         return LocalExecutor(self.settings.logs, self.publish, pass_env=self.settings.trial_env)
 
     def store(self) -> SqliteStore:
