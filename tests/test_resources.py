@@ -492,3 +492,60 @@ def test_a_study_whose_resource_was_made_again_unseen_never_writes_its_status_th
     service.json("POST", "/studies/kst-again/stop")
     assert service.wait_for("kst-again", timeout=10)["status"] == "stopped"
     assert status_of(kube, new) == {}, "the old study's status never lands on the new resource"
+
+
+def test_a_resource_asking_for_a_pool_without_requests_is_refused_naming_the_field(service: Service, kube: KubeStub):
+    obj = kube.apply(study("kst-unsized", nodePool={"provider": "gke"}))
+    assert send(service, "add", obj) == []
+    status = status_of(kube, obj)
+    assert status["phase"] == "Failed" and conditions(status)["Failed"]["reason"] == "InvalidSpec"
+    assert [p["field"] for p in status["problems"]] == ["spec.trialTemplate.resources"]
+    assert "KATUNA_K8S_DEFAULT_RESOURCES" in status["problems"][0]["message"]
+    assert service.request("GET", "/studies/kst-unsized")[0] == 404
+
+
+def katib_resource(name: str, mode: str = "ok", **spec) -> dict:
+    katib = as_experiment(EXAMPLES / "katib-experiment.yaml")
+    katib["metadata"] = {"name": name, "namespace": "team"}
+    container = katib["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]
+    container["command"] = study_definition(mode=mode)["trialTemplate"]["command"][:2] + [
+        "--x=${trialParameters.learningRate}", "--mode", mode]
+    katib["spec"]["objective"].update(type="minimize", objectiveMetricName="loss", additionalMetricNames=[])
+    katib["spec"]["objective"].pop("goal")
+    katib["spec"].update({"maxTrialCount": 3, "parallelTrialCount": 1, "parameters": katib["spec"]["parameters"][:1],
+                          **spec})
+    katib["spec"]["trialTemplate"]["trialParameters"] = katib["spec"]["trialTemplate"]["trialParameters"][:1]
+    return katib
+
+
+def annotate(kube: KubeStub, obj: dict, pool: dict) -> dict:
+    """Set the node-pool annotation (metadata changes leave the generation as it is)."""
+    with kube.lock:
+        current = kube.resources[("experiments", obj["metadata"]["namespace"], obj["metadata"]["name"])]
+        current["metadata"].setdefault("annotations", {})["katuna.dev/node-pool"] = json.dumps(pool)
+        return copy.deepcopy(current)
+
+
+def test_an_experiment_resource_names_its_node_pool_annotation_in_problems(service: Service, kube: KubeStub):
+    resource = katib_resource("kst-pool-bad")
+    resource["metadata"]["annotations"] = {"katuna.dev/node-pool": json.dumps({"provider": "gke", "maxNodes": 0})}
+    check(resource)
+    obj = kube.apply(resource)
+    assert send(service, "add", obj) == []
+    fields = [p["field"] for p in status_of(kube, obj)["problems"]]
+    assert fields == ['metadata.annotations["katuna.dev/node-pool"].maxNodes']
+
+
+def test_a_running_experiment_refuses_a_changed_node_pool_annotation(service: Service, kube: KubeStub):
+    obj = kube.apply(katib_resource("kst-pool-edit", mode="hang"))
+    assert send(service, "add", obj) == ["dev.katuna.study.created"]
+    wait_trials(service, "kst-pool-edit", 1)
+    annotate(kube, obj, {"provider": "gke"})
+    edited = kube.apply(katib_resource("kst-pool-edit", mode="hang", maxTrialCount=2))
+    assert send(service, "update", edited) == []
+    condition = conditions(status_of(kube, edited))["UpdateRefused"]
+    assert 'metadata.annotations["katuna.dev/node-pool"] cannot change while the study runs' in condition["message"]
+    assert service.json("GET", "/studies/kst-pool-edit")[1]["nodePool"] is None
+    kube.delete("Experiment", "team", "kst-pool-edit")
+    send(service, "delete", edited)
+    assert service.wait_for("kst-pool-edit", timeout=10)["status"] == "stopped"

@@ -87,7 +87,7 @@ def definition(obj: Mapping[str, Any]) -> dict[str, Any]:
         raise InvalidStudy([Problem("spec", "required; expected a mapping")])
     if obj["kind"] == "Experiment":
         return {"apiVersion": katib.API_VERSION, "kind": "Experiment",
-                "metadata": {"name": metadata.get("name"), "namespace": metadata.get("namespace")}, "spec": dict(spec)}
+                "metadata": katib.document_metadata(metadata), "spec": dict(spec)}
     if spec.get("name") not in (None, metadata.get("name")):
         raise InvalidStudy([Problem("spec.name", f"expected the resource's name {metadata.get('name')!r} or nothing, "
                                                  f"got {spec['name']!r}")])
