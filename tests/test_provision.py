@@ -18,7 +18,7 @@ from functions.core.errors import InvalidStudy, TemporaryError
 from functions.core.events import Event, pool_check, study_completed, study_created
 from functions.core.job import render_job
 from functions.core.launch import trial_launch
-from functions.core.records import StudyRecord, TrialRecord
+from functions.core.records import PoolUse, StudyRecord, TrialRecord
 from functions.core.validate import parse_study
 from functions.core.views import study_view
 from functions.dispatch import Dispatcher
@@ -438,3 +438,17 @@ def test_a_tick_with_the_cluster_busy_leaves_that_pool_for_the_next_tick(world, 
     gke_api.advance(600)
     deliver_twice(dispatcher, pool_check())
     assert store.pool_use("u2").phase == "ready"
+
+
+def test_pool_uses_stored_before_ownership_was_recorded_keep_only_own_pools_deletable(tmp_path: Path):
+    store = SqliteStore(tmp_path / "old.db")
+    for uid, created in (("u1", True), ("u2", False)):
+        store.save_pool_use(PoolUse(uid, f"s-{uid}", f"pool-{uid}", "gke", "spot", ("n2-standard-4",), 3, False,
+                                    phase="ready", created=created))
+    for column in ("owned", "adopted"):
+        store.db.execute(f"ALTER TABLE node_pools DROP COLUMN {column}")
+    store.db.execute("PRAGMA user_version = 9")
+    store.close()
+    reopened = SqliteStore(tmp_path / "old.db")
+    assert [(u.uid, u.owned, u.adopted) for u in reopened.pool_uses()] == [("u1", True, None), ("u2", False, None)]
+    reopened.close()
