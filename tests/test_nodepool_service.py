@@ -23,9 +23,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def clouds(tmp_path_factory: pytest.TempPathFactory):
-    gke = GkeStub()
+    gke = GkeStub(speed=100.0)
     kube = KubeStub(namespaces=("pools",), pools=gke_pools(gke.pools), boot_seconds=0.2, idle_seconds=5)
-    gke.polls = 1
     service = Service(tmp_path_factory.mktemp("pools"), workers=1, KATUNA_EXECUTOR="kubernetes",
                       KATUNA_K8S_API=kube.url,
                       KATUNA_K8S_NAMESPACE="pools", KATUNA_GKE_PROJECT="proj", KATUNA_GKE_LOCATION="europe-west4",

@@ -138,11 +138,11 @@ def _provision(record: StudyRecord, pool: NodePool, deps: Deps) -> list[Event]:
 def _whose(use: PoolUse, change: PoolChange, store: Store) -> PoolUse:
     """The use with the pool's owner as the cloud reports it. An adopted pool keeps the settings
     the first study still using it found, not those an earlier study's change left."""
-    adopted = use.adopted or change.adopted
-    if adopted is not None:
+    adopted = use.adopted
+    if adopted is None and change.adopted is not None:
         earlier = [other.adopted for other in store.pool_uses((CREATING, READY, RELEASING), pool=use.pool)
                    if other.uid != use.uid and other.provider == use.provider and other.adopted is not None]
-        adopted = earlier[0] if earlier and use.adopted is None else adopted
+        adopted = earlier[0] if earlier else change.adopted
     return replace(use, operation=change.operation, created=use.created or change.created,
                    owned=use.owned or change.owned, adopted=adopted)
 
