@@ -15,7 +15,6 @@ import random
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,8 +24,7 @@ import pytest
 from gke_stub import GkeStub
 from knative_emulator import KnativeCluster
 from knative_emulator.faults import Faults
-from kube_standin.clouds import gke_pools
-from kube_standin.nodes import NodePool
+from kube_standin.clouds import eks_pools, gke_pools
 from kube_stub import KubeStub
 
 pytestmark = pytest.mark.slow
@@ -37,15 +35,15 @@ SEED = 16
 NAMESPACE = "katuna"
 TRIAL_CODE = "import sys, time; time.sleep(2); x = float(sys.argv[1]); print(f'loss={(x - 2) ** 2}')"
 """A trial as cheap as a trial gets, long enough for a preemption to hit it."""
-IDLE_SECONDS = 30
+IDLE_SECONDS = 60
 """How long a node stays without pods before the autoscaler removes it (its pods' logs go with
 it). The stand-in boots nodes a hundred times faster than a cloud, but katuna's events take the
 time they take: this keeps scale-down well behind a trial's collection, as the real autoscaler's
 ten minutes keep it behind a one-minute reconcile tick."""
+PING_SECONDS = 5.0
+"""The PingSource's period (a minute on a cluster, where trials last minutes to hours)."""
 REGION = "eu-west-1"
 ROLE = "arn:aws:iam::123456789012:role/katuna-nodes"
-EKS_ALLOCATABLE = {"cpu": "4", "memory": "14Gi", "pods": "58"}
-"""What an m5.xlarge offers pods."""
 
 
 def experiment(node_pool: dict) -> dict:
@@ -85,7 +83,7 @@ def run_seed(tmp_path: Path, kube: KubeStub, pool: str, node_pool: dict, release
     chosen = preempting(kube)
     faults = Faults(SEED, lost=0.05, twice=0.05)
     started = time.monotonic()
-    cluster = KnativeCluster(tmp_path, kube.url, faults=faults, ping_interval=1.0, **env)
+    cluster = KnativeCluster(tmp_path, kube.url, faults=faults, ping_interval=PING_SECONDS, **env)
     try:
         kube.apply(experiment(node_pool))
         _wait(lambda: _complete(cluster) >= TRIALS // 3, 120, "a third of the trials to finish")
@@ -173,39 +171,10 @@ def _accepts(port: int) -> bool:
         return False
 
 
-class EksNodeGroups:
-    """What a cluster autoscaler reads of EKS managed node groups (from moto), refreshed in the
-    background: the autoscaler asks on every pass and must not wait on HTTP."""
-
-    def __init__(self, env: dict[str, str], cluster: str) -> None:
-        self.eks = boto3.client("eks", endpoint_url=env["AWS_ENDPOINT_URL"], region_name=REGION,
-                                aws_access_key_id="testing", aws_secret_access_key="testing")
-        self.cluster = cluster
-        self.pools: list[NodePool] = []
-        self.names: set[str] = set()
-        self._stop = threading.Event()
-        threading.Thread(target=self._refresh, daemon=True).start()
-
-    def _refresh(self) -> None:
-        while not self._stop.wait(0.3):
-            names = self.eks.list_nodegroups(clusterName=self.cluster)["nodegroups"]
-            groups = [self.eks.describe_nodegroup(clusterName=self.cluster, nodegroupName=n)["nodegroup"] for n in names]
-            self.pools = [self._pool(g) for g in groups if g["status"] == "ACTIVE"]
-            self.names = set(names)
-
-    @staticmethod
-    def _pool(group: dict) -> NodePool:
-        effects = {"NO_SCHEDULE": "NoSchedule", "PREFER_NO_SCHEDULE": "PreferNoSchedule", "NO_EXECUTE": "NoExecute"}
-        labels = {**group.get("labels", {}), "eks.amazonaws.com/nodegroup": group["nodegroupName"],
-                  "eks.amazonaws.com/capacityType": group.get("capacityType", "ON_DEMAND")}
-        taints = tuple({"key": t["key"], "value": t.get("value", ""), "effect": effects[t["effect"]]}
-                       for t in group.get("taints", []))
-        scaling = group["scalingConfig"]
-        return NodePool(group["nodegroupName"], scaling["minSize"], scaling["maxSize"], labels, taints,
-                        dict(EKS_ALLOCATABLE))
-
-    def close(self) -> None:
-        self._stop.set()
+def node_groups(eks, cluster: str) -> Callable[[], list[dict]]:
+    """The cluster's node groups as the cluster autoscaler reads them (moto's, through boto3)."""
+    return lambda: [eks.describe_nodegroup(clusterName=cluster, nodegroupName=name)["nodegroup"]
+                    for name in eks.list_nodegroups(clusterName=cluster)["nodegroups"]]
 
 
 def test_the_seed_study_on_an_eks_spot_node_group(tmp_path: Path, moto_server: dict[str, str]):
@@ -213,14 +182,12 @@ def test_the_seed_study_on_an_eks_spot_node_group(tmp_path: Path, moto_server: d
                        aws_access_key_id="testing", aws_secret_access_key="testing")
     subnets = ("subnet-0a1b2c3d", "subnet-4e5f6a7b")
     eks.create_cluster(name="tuning", roleArn=ROLE, resourcesVpcConfig={"subnetIds": list(subnets)})
-    groups = EksNodeGroups(moto_server, "tuning")
-    kube = KubeStub(pools=lambda: groups.pools, boot_seconds=0.5, idle_seconds=IDLE_SECONDS)
+    kube = KubeStub(pools=eks_pools(node_groups(eks, "tuning")), boot_seconds=0.5, idle_seconds=IDLE_SECONDS)
     try:
         run_seed(tmp_path, kube, "katuna-seed",
                  {"provider": "eks", "capacity": "spot", "instanceTypes": ["m5.xlarge"], "maxNodes": TRIALS},
-                 lambda: "katuna-seed" not in groups.names,
+                 lambda: "katuna-seed" not in eks.list_nodegroups(clusterName="tuning")["nodegroups"],
                  KATUNA_EKS_CLUSTER="tuning", KATUNA_EKS_SUBNETS=",".join(subnets), KATUNA_EKS_NODE_ROLE=ROLE,
                  KATUNA_EKS_REGION=REGION, **moto_server)
     finally:
         kube.close()
-        groups.close()
