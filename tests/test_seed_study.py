@@ -103,8 +103,9 @@ def run_seed(tmp_path: Path, kube: KubeStub, pool: str, node_pool: dict, release
         assert {job for job, _ in kube.disrupted} == chosen, "every chosen pod was preempted"
         assert figures["peak nodes"] > 1 and not cluster.broker.dead_letters
         assert faults.counts["lost"] and faults.counts["twice"], "faults were injected"
+        _wait(lambda: _condition(kube, "Succeeded"), 60, "the Experiment's status to say it succeeded")
         status = kube.resources[("experiments", NAMESPACE, "seed")]["status"]
-        succeeded = next(c for c in status["conditions"] if c["type"] == "Succeeded")
+        succeeded = _condition(kube, "Succeeded")
         assert (succeeded["status"], succeeded["reason"]) == ("True", "ExperimentMaxTrialsReached")
         assert (status["trials"], status["trialsSucceeded"], status.get("trialsFailed", 0)) == (TRIALS, TRIALS, 0)
         return figures
@@ -118,6 +119,11 @@ def _complete(cluster: KnativeCluster) -> int:
     except OSError:
         return 0
     return study["counts"]["complete"] if status == 200 else 0
+
+
+def _condition(kube: KubeStub, kind: str) -> dict | None:
+    status = kube.resources[("experiments", NAMESPACE, "seed")].get("status") or {}
+    return next((c for c in status.get("conditions", []) if c["type"] == kind and c["status"] == "True"), None)
 
 
 def _pool_of(node: dict) -> str | None:
@@ -171,10 +177,34 @@ def _accepts(port: int) -> bool:
         return False
 
 
-def node_groups(eks, cluster: str) -> Callable[[], list[dict]]:
-    """The cluster's node groups as the cluster autoscaler reads them (moto's, through boto3)."""
-    return lambda: [eks.describe_nodegroup(clusterName=cluster, nodegroupName=name)["nodegroup"]
-                    for name in eks.list_nodegroups(clusterName=cluster)["nodegroups"]]
+def node_groups(env: dict[str, str], cluster: str) -> Callable[[], list[dict]]:
+    """The cluster's node groups as the cluster autoscaler reads them (moto's, through boto3).
+
+    EKS makes each managed node group's Auto Scaling group; moto only names it, so it is made
+    here when the group first shows (katuna tags it for scale-up from zero)."""
+    eks, autoscaling = (boto3.client(name, endpoint_url=env["AWS_ENDPOINT_URL"], region_name=REGION,
+                                     aws_access_key_id="testing", aws_secret_access_key="testing")
+                        for name in ("eks", "autoscaling"))
+    made: set[str] = set()
+
+    def describe() -> list[dict]:
+        groups = [eks.describe_nodegroup(clusterName=cluster, nodegroupName=name)["nodegroup"]
+                  for name in eks.list_nodegroups(clusterName=cluster)["nodegroups"]]
+        for group in groups:
+            for asg in group.get("resources", {}).get("autoScalingGroups", []):
+                if asg["name"] not in made:
+                    _make_auto_scaling_group(autoscaling, asg["name"], group["scalingConfig"]["maxSize"])
+                    made.add(asg["name"])
+        return groups
+
+    return describe
+
+
+def _make_auto_scaling_group(autoscaling, name: str, max_size: int) -> None:
+    autoscaling.create_launch_configuration(LaunchConfigurationName=name, ImageId="ami-12c6146b",
+                                            InstanceType="m5.xlarge")
+    autoscaling.create_auto_scaling_group(AutoScalingGroupName=name, LaunchConfigurationName=name, MinSize=0,
+                                          MaxSize=max_size, AvailabilityZones=[f"{REGION}a"])
 
 
 def test_the_seed_study_on_an_eks_spot_node_group(tmp_path: Path, moto_server: dict[str, str]):
@@ -182,7 +212,7 @@ def test_the_seed_study_on_an_eks_spot_node_group(tmp_path: Path, moto_server: d
                        aws_access_key_id="testing", aws_secret_access_key="testing")
     subnets = ("subnet-0a1b2c3d", "subnet-4e5f6a7b")
     eks.create_cluster(name="tuning", roleArn=ROLE, resourcesVpcConfig={"subnetIds": list(subnets)})
-    kube = KubeStub(pools=eks_pools(node_groups(eks, "tuning")), boot_seconds=0.5, idle_seconds=IDLE_SECONDS)
+    kube = KubeStub(pools=eks_pools(node_groups(moto_server, "tuning")), boot_seconds=0.5, idle_seconds=IDLE_SECONDS)
     try:
         run_seed(tmp_path, kube, "katuna-seed",
                  {"provider": "eks", "capacity": "spot", "instanceTypes": ["m5.xlarge"], "maxNodes": TRIALS},

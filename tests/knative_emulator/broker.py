@@ -165,6 +165,15 @@ class _Schedule:
             self._ready.notify_all()
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """An HTTP server that takes a sender dying mid-request (a killed service) in its stride."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        return
+
+
 class Broker:
     """The broker ``name`` of ``manifests``, delivering to the addresses given for its refs.
 
@@ -205,8 +214,7 @@ class Broker:
             def log_message(self, *args) -> None:
                 return
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Ingress)
-        self._server.daemon_threads = True
+        self._server = _QuietServer(("127.0.0.1", 0), Ingress)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}/"
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
