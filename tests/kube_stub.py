@@ -38,7 +38,7 @@ class KubeStub(ApiServer):
     """The cluster: its objects, the controllers that move them, and the HTTP server at ``url``."""
 
     def __init__(self, namespaces: Iterable[str] = (), pools: Callable[[], Iterable[NodePool]] | None = None,
-                 boot_seconds: float = 0.5, idle_seconds: float = 2.0, history: int = 1000) -> None:
+                 boot_seconds: float = 0.5, idle_seconds: float = 2.0, history: int = 10000) -> None:
         """``namespaces`` exist besides ``default`` and ``katuna``, katuna's Role bound in each;
         ``pools`` (a provider of :class:`NodePool`) replaces the static node with an autoscaler
         whose nodes boot in ``boot_seconds`` and go after ``idle_seconds`` without pods;
