@@ -105,6 +105,15 @@ class KubeStub(ApiServer):
         self.kubelets.image_pull_seconds = seconds
 
     @property
+    def backoff_seconds(self) -> float:
+        return self.job_controller.backoff_seconds
+
+    @backoff_seconds.setter
+    def backoff_seconds(self, seconds: float) -> None:
+        """The Job controller's first back-off before it replaces a failed pod (0: at once)."""
+        self.job_controller.backoff_seconds = seconds
+
+    @property
     def pod_gc_seconds(self) -> float | None:
         return self.kubelets.pod_gc_seconds
 
