@@ -68,7 +68,7 @@ class Settings:
     ``KATUNA_EXECUTOR``: ``local`` (trials are processes here) or ``kubernetes`` (trials are
     Jobs; the API from in-cluster configuration, the kubeconfig, or ``KATUNA_K8S_API``);
     ``KATUNA_REPORT_URL``, where trial Jobs of studies with early stopping post their progress
-    (:mod:`functions.reporter`; in Knative, the broker's ingress). Node pools for studies with a
+    (:mod:`functions.reporter`; unset: ``K_SINK``, the broker that a SinkBinding names). Node pools for studies with a
     ``nodePool``, in one cloud: GKE with ``KATUNA_GKE_PROJECT``, ``KATUNA_GKE_LOCATION``,
     ``KATUNA_GKE_CLUSTER`` (and ``KATUNA_GKE_ENDPOINT`` to reach another API endpoint); or EKS
     with ``KATUNA_EKS_CLUSTER``, ``KATUNA_EKS_SUBNETS`` (comma-separated), ``KATUNA_EKS_NODE_ROLE``
@@ -155,6 +155,7 @@ class Settings:
         values = {field: kind(env[PREFIX + name]) for field, (name, kind) in read.items() if env.get(PREFIX + name)}
         if env.get("K_SINK"):
             values["sink"] = env["K_SINK"]
+            values.setdefault("report_url", env["K_SINK"])
         values["limits"] = _limits(env)
         settings = cls(**values)
         if settings.events not in ("queue", "reply"):
