@@ -215,3 +215,12 @@ def test_the_image_installs_the_deploy_lock_compiles_byte_code_and_runs_without_
     help_text = subprocess.run([str(Path(sys.executable).with_name("gunicorn")), "--help"],
                                capture_output=True, text=True, check=True).stdout
     assert all(option in help_text for option in command if option.startswith("--"))
+
+
+def test_the_build_context_holds_what_the_image_copies_and_no_virtualenv():
+    lines = (KNATIVE / "Dockerfile.dockerignore").read_text().splitlines()
+    entries = [line for line in lines if line.strip() and not line.startswith("#")]
+    copied = {source for line in (KNATIVE / "Dockerfile").read_text().splitlines() if line.startswith("COPY ")
+              for source in line.split()[1:-1]}
+    assert entries[0] == "*"
+    assert {entry[1:] for entry in entries if entry.startswith("!")} == copied
