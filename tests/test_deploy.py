@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import yaml
+from doc_blocks import block
 
 from functions.settings import Settings
 
@@ -224,3 +225,18 @@ def test_the_build_context_holds_what_the_image_copies_and_no_virtualenv():
               for source in line.split()[1:-1]}
     assert entries[0] == "*"
     assert {entry[1:] for entry in entries if entry.startswith("!")} == copied
+
+
+def test_the_docs_merge_the_shipped_flags_into_knatives_configmap_and_explain_each():
+    command = block("docs/knative.md", "Deploy on Knative", "sh")
+    assert "kubectl patch configmap config-features -n knative-serving --type merge" in command
+    path = re.search(r"--patch-file (\S+)", command).group(1)
+    assert (ROOT / path).resolve() == FEATURES.resolve()
+    page = (ROOT / "docs" / "knative.md").read_text()
+    assert all(f"`{flag}`" in page for flag in yaml.safe_load(FEATURES.read_text())["data"])
+
+
+def test_the_docs_name_the_base_image_digest_the_dockerfile_pins():
+    pinned = re.search(r"^ARG BASE_IMAGE=(\S+)$", (KNATIVE / "Dockerfile").read_text(), re.MULTILINE).group(1)
+    assert f"`{pinned}`" in (ROOT / "docs" / "knative.md").read_text()
+    assert pinned.split("@")[0] in block("docs/knative.md", "The image", "sh")

@@ -18,6 +18,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+from doc_blocks import block
 from test_knative import crd_schema, strict
 
 KNATIVE = Path(__file__).parent.parent / "knative"
@@ -158,3 +159,11 @@ def test_the_knative_serving_flags_stay_out_of_the_katuna_namespace():
     features = yaml.safe_load((KNATIVE / "knative-serving" / "config-features.yaml").read_text())
     assert (features["kind"], features["metadata"]) == ("ConfigMap", {"name": "config-features",
                                                                        "namespace": "knative-serving"})
+
+
+def test_the_documented_storage_class_patch_sets_the_claims_class(tmp_path):
+    [patch] = yaml.safe_load(block("docs/knative.md", "Storage", "yaml"))["patches"]
+    objects = render(KNATIVE)
+    _patch(objects, patch)
+    validate(objects, tmp_path)
+    assert claim(objects)["spec"]["storageClassName"] == "premium-rwo"
