@@ -96,10 +96,12 @@ def test_the_shipped_flags_are_a_valid_configmap():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_a_fresh_volume_is_made_writable_by_the_pods_group():
+def test_a_fresh_volume_is_made_writable_by_the_pods_group_the_images_user_belongs_to():
     spec = pod_spec()
     user = spec["containers"][0]["securityContext"]["runAsUser"]
     assert spec["securityContext"]["fsGroup"] == spec["securityContext"]["runAsGroup"] == user == 10001
+    image_user = re.search(r"^USER (\d+):(\d+)$", (KNATIVE / "Dockerfile").read_text(), re.MULTILINE).groups()
+    assert image_user == (str(user), str(spec["securityContext"]["runAsGroup"]))
 
 
 def test_a_rollout_keeps_one_writer_host_for_the_read_write_once_volume():
