@@ -17,13 +17,15 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import yaml
 from cloudevents.core.bindings import http as ce_http
 from cloudevents.core.v1.event import CloudEvent
 from conftest import study_definition
+from doc_blocks import ROOT, block
 from http_helpers import Service, free_port
 from prometheus_client.parser import text_string_to_metric_families
 
-from functions.adapters.web import create_app
+from functions.adapters.web import METRICS_PATH, create_app
 from functions.core.errors import StudyNotFound
 from functions.core.events import Event, study_created, trial_finished
 from functions.core.validate import parse_study
@@ -285,3 +287,15 @@ def test_katuna_serve_keeps_its_workers_counts_in_a_private_directory_it_removes
     finally:
         service.close()
     assert not folder.exists()
+
+
+def test_the_pod_monitor_on_the_knative_page_scrapes_the_service_s_pod_with_a_token():
+    monitor = yaml.safe_load(block("docs/knative.md", "Operations: metrics", "yaml"))
+    service = yaml.safe_load((ROOT / "knative/service.yaml").read_text())
+    namespace = yaml.safe_load((ROOT / "knative/kustomization.yaml").read_text())["namespace"]
+    assert monitor["metadata"]["namespace"] == namespace
+    assert monitor["spec"]["selector"]["matchLabels"] == {"serving.knative.dev/service": service["metadata"]["name"]}
+    [endpoint] = monitor["spec"]["podMetricsEndpoints"]
+    assert endpoint["port"] == "user-port", "the name Knative gives the user container's port"
+    assert endpoint["path"] == METRICS_PATH
+    assert endpoint["authorization"]["type"] == "Bearer"
