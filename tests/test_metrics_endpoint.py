@@ -28,6 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from functions.adapters.web import METRICS_PATH, create_app
 from functions.core.errors import StudyNotFound
 from functions.core.events import Event, study_created, trial_finished
+from functions.core.records import READY, RELEASED, PoolUse
 from functions.core.validate import parse_study
 from functions.dispatch import Dispatcher, MalformedEventData, UnknownEventType
 from functions.runtime import Runtime
@@ -287,6 +288,40 @@ def test_katuna_serve_keeps_its_workers_counts_in_a_private_directory_it_removes
     finally:
         service.close()
     assert not folder.exists()
+
+
+def _gauges(runtime: Runtime) -> dict[str, dict[tuple, float]]:
+    """Each gauge's values by label values, as ``runtime`` exposes them now."""
+    text = runtime.metrics("")[0].decode()
+    return {family.name: {tuple(s.labels.values()): s.value for s in family.samples}
+            for family in text_string_to_metric_families(text) if family.type == "gauge"}
+
+
+def test_node_pool_uses_by_phase_and_pending_operations_come_from_the_store(tmp_path):
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
+    try:
+        store = runtime.store()
+        use = PoolUse("uid-a", "a", "katuna-a", "gke", "spot", ("n2-standard-8",), 5, shared=False, operation="op-1")
+        with store.transaction():
+            store.save_pool_use(use)
+            store.save_pool_use(PoolUse(**{**use.__dict__, "uid": "uid-b", "phase": READY, "operation": None}))
+            store.save_pool_use(PoolUse(**{**use.__dict__, "uid": "uid-c", "phase": RELEASED, "operation": "op-2"}))
+        gauges = _gauges(runtime)
+        assert gauges["katuna_node_pool_uses"] == {("creating",): 1, ("ready",): 1, ("releasing",): 0,
+                                                   ("released",): 1, ("failed",): 0}
+        assert gauges["katuna_node_pool_operations_pending"] == {(): 2}
+    finally:
+        runtime.close()
+
+
+def test_the_queue_depth_counts_the_events_waiting(tmp_path):
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
+    try:
+        for number in range(3):
+            runtime.publish(study_created(f"waiting-{number}", "uid"))
+        assert _gauges(runtime)["katuna_queue_depth"] == {(): 3}
+    finally:
+        runtime.close()
 
 
 def test_the_pod_monitor_on_the_knative_page_scrapes_the_service_s_pod_with_a_token():
