@@ -88,6 +88,8 @@ class Settings:
     its ``/.well-known/openid-configuration`` names the issuer, ``/openid/v1/jwks`` holds the keys).
     ``KATUNA_METRICS_TOKEN`` (unset): a bearer token that reaches ``GET /metrics`` only, for a
     Prometheus scrape (the API token reaches it too; with neither set, loopback Hosts only).
+    ``PROMETHEUS_MULTIPROC_DIR`` (prometheus-client's own variable, not a setting): where gunicorn
+    workers keep their counts; ``katuna serve`` empties it of an earlier run's counts, or makes one.
     ``KATUNA_MAX_DEAD_LETTERS`` dead letters kept, the oldest dropped first (1000), each at most
     ``KATUNA_MAX_BODY`` bytes.
 

@@ -22,7 +22,7 @@ from cloudevents.core.bindings import http as ce_http
 from cloudevents.core.v1.event import CloudEvent
 from conftest import study_definition
 from doc_blocks import ROOT, block
-from http_helpers import Service, free_port
+from http_helpers import Service, free_port, refused_start
 from prometheus_client.parser import text_string_to_metric_families
 
 from functions.adapters.web import METRICS_PATH, create_app
@@ -334,3 +334,14 @@ def test_the_pod_monitor_on_the_knative_page_scrapes_the_service_s_pod_with_a_to
     assert endpoint["port"] == "user-port", "the name Knative gives the user container's port"
     assert endpoint["path"] == METRICS_PATH
     assert endpoint["authorization"]["type"] == "Bearer"
+
+
+@pytest.mark.slow
+def test_a_metrics_directory_that_holds_other_databases_is_refused(tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "katuna.db").write_bytes(b"a database")
+    done = refused_start(tmp_path, PROMETHEUS_MULTIPROC_DIR=str(folder))
+    assert done.returncode != 0
+    assert "PROMETHEUS_MULTIPROC_DIR" in done.stderr and "katuna.db" in done.stderr
+    assert (folder / "katuna.db").read_bytes() == b"a database"

@@ -8,6 +8,7 @@ emptied of an earlier run's counts, or else a private one made for this run and 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -26,17 +27,29 @@ def _worker_exit(server: Any, worker: Any) -> None:
 
 
 METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+"""prometheus_client's variable (:mod:`functions.adapters.prometheus`, which this module must not
+import: the master would choose prometheus_client's mode before the variable is set)."""
+
+METRICS_FILE = re.compile(r"(counter|histogram|summary|gauge_[a-z]+)_\d+\.db")
+"""The files prometheus_client keeps a process's values in (``counter_<pid>.db``, ...)."""
 
 
 def metrics_dir() -> tuple[Path, bool]:
     """Set up the directory the workers keep their metrics in, before they start: the one
     ``PROMETHEUS_MULTIPROC_DIR`` names, emptied of an earlier run's counts, or a new private one
-    (then True: it is this run's to remove)."""
+    (then True: it is this run's to remove). A named directory holding other ``.db`` files (the
+    database, say) is refused: prometheus_client reads every one as metrics."""
     named = os.environ.get(METRICS_DIR)
     if named:
-        for stale in Path(named).glob("*.db"):
+        folder = Path(named)
+        folder.mkdir(parents=True, exist_ok=True)
+        others = sorted(f.name for f in folder.glob("*.db") if not METRICS_FILE.fullmatch(f.name))
+        if others:
+            raise ValueError(f"{METRICS_DIR}={named} holds other .db files ({', '.join(others)}), which "
+                             "prometheus_client would read as metrics: name a directory of its own")
+        for stale in folder.glob("*.db"):
             stale.unlink()
-        return Path(named), False
+        return folder, False
     made = Path(tempfile.mkdtemp(prefix="katuna-metrics-"))
     os.environ[METRICS_DIR] = str(made)
     return made, True
