@@ -58,9 +58,9 @@ class Runtime:
         self.executor = self._executor()
         self.node_pools = node_pools(settings)
         self.resources = ClusterResources(settings.k8s_api)
-        self._metrics = self._service_metrics()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._metrics = self._service_metrics()
 
     def _executor(self) -> Executor:
         if self.settings.executor == "kubernetes":
