@@ -67,7 +67,7 @@ class Runtime:
             from functions.adapters.kubernetes_executor import KubernetesExecutor, api_client
 
             return KubernetesExecutor(self.settings.cluster_defaults(), api_client(self.settings.k8s_api),
-                                      self.settings.report_url)
+                                      self.settings.report_url, clock=self.clock)
         return LocalExecutor(self.settings.logs, self.publish, pass_env=self.settings.trial_env)
 
     def _service_metrics(self) -> ServiceMetrics:
@@ -91,7 +91,8 @@ class Runtime:
     def deps(self) -> Deps:
         """The ports, with this thread's store."""
         return Deps(self.store(), self.executor, self.clock, node_pools=self.node_pools, resources=self.resources,
-                    workdir=str(self.settings.workdir.resolve()), limits=self.settings.limits)
+                    workdir=str(self.settings.workdir.resolve()), limits=self.settings.limits,
+                    trial_defaults=self.settings.cluster_defaults())
 
     def dispatcher(self) -> Dispatcher:
         return Dispatcher(self.deps(), observer=self._metrics.events)

@@ -64,7 +64,10 @@ class Settings:
     ``K_SINK`` for more than one). Trial Jobs: ``KATUNA_K8S_NAMESPACE``,
     ``KATUNA_K8S_SERVICE_ACCOUNT``, ``KATUNA_K8S_IMAGE_PULL_SECRETS`` (comma-separated) and
     ``KATUNA_K8S_TTL_SECONDS``, ``KATUNA_K8S_DEFAULT_RESOURCES`` (``cpu=1,memory=2Gi``), each
-    the default for studies that do not set it;
+    the default for studies that do not set it; ``KATUNA_K8S_START_ALLOWANCE`` seconds (3600) a
+    trial's Job may spend beyond the trial's timeout waiting for a node, pulling its image or
+    losing runs to preemption (its ``activeDeadlineSeconds`` is the timeout plus this; the
+    timeout itself counts from the trial container's start);
     ``KATUNA_EXECUTOR``: ``local`` (trials are processes here) or ``kubernetes`` (trials are
     Jobs; the API from in-cluster configuration, the kubeconfig, or ``KATUNA_K8S_API``);
     ``KATUNA_REPORT_URL``, where trial Jobs of studies with early stopping post their progress
@@ -119,6 +122,7 @@ class Settings:
     k8s_image_pull_secrets: tuple[str, ...] = ()
     k8s_ttl_seconds: int | None = None
     k8s_default_resources: tuple[tuple[str, str], ...] = ()
+    k8s_start_allowance: int | None = None
     executor: str = "local"
     k8s_api: str | None = None
     report_url: str | None = None
@@ -149,6 +153,7 @@ class Settings:
             "k8s_image_pull_secrets": ("K8S_IMAGE_PULL_SECRETS", lambda v: tuple(s for s in v.split(",") if s)),
             "executor": ("EXECUTOR", str), "k8s_api": ("K8S_API", str), "report_url": ("REPORT_URL", str),
             "k8s_default_resources": ("K8S_DEFAULT_RESOURCES", _pairs),
+            "k8s_start_allowance": ("K8S_START_ALLOWANCE", int),
             **{f"gke_{key}": (f"GKE_{key.upper()}", str) for key in ("project", "location", "cluster", "endpoint")},
             "eks_cluster": ("EKS_CLUSTER", str), "eks_node_role": ("EKS_NODE_ROLE", str),
             "eks_region": ("EKS_REGION", str), "eks_subnets": ("EKS_SUBNETS", _list),
@@ -172,6 +177,8 @@ class Settings:
         if f"{PREFIX}API_TOKEN" in settings.trial_env:
             raise ValueError(f"{PREFIX}TRIAL_ENV: trials may never get {PREFIX}API_TOKEN; remove it from the list")
         settings._check_sessions_and_dead_letters()
+        if settings.k8s_start_allowance is not None and settings.k8s_start_allowance < 0:
+            raise ValueError(f"{PREFIX}K8S_START_ALLOWANCE: expected seconds >= 0, got {settings.k8s_start_allowance}")
         return settings
 
     def _check_sessions_and_dead_letters(self) -> None:
@@ -202,7 +209,7 @@ class Settings:
         """What trial Jobs use where a study's ``kubernetes`` section says nothing."""
         return Cluster(namespace=self.k8s_namespace, service_account=self.k8s_service_account,
                        image_pull_secrets=self.k8s_image_pull_secrets, ttl_seconds_after_finished=self.k8s_ttl_seconds,
-                       default_resources=self.k8s_default_resources)
+                       default_resources=self.k8s_default_resources, start_allowance=self.k8s_start_allowance)
 
     @property
     def logs(self) -> Path:

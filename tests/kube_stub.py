@@ -8,6 +8,7 @@ come from the trial itself (tests/trials/objective.py --mode) and from ``preempt
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import random
@@ -19,12 +20,19 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
+import jsonpatch
+import jsonpointer
+
 MAX_PODS = 20
 """Pods one Job may run (disrupted pods are replaced: podFailurePolicy ignores DisruptionTarget)."""
 
 JOBS = re.compile(r"^/apis/batch/v1/namespaces/([^/]+)/jobs(?:/([^/]+))?$")
 PODS = re.compile(r"^/api/v1/namespaces/([^/]+)/pods(?:/([^/]+))?(/log)?$")
 CUSTOM = re.compile(r"^/apis/(katuna\.dev/v1)/namespaces/([^/]+)/([^/]+)/([^/]+)(/status)?$")
+GROUP = "katuna.dev"
+JSON_PATCH = "application/json-patch+json"
+PATCHES = {"application/merge-patch+json", JSON_PATCH}
+"""Patch types a custom resource's status takes here (the API also takes apply patches)."""
 
 
 def _suffix() -> str:
@@ -60,6 +68,21 @@ def _status(code: int, reason: str, message: str) -> dict:
     return {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code, "reason": reason,
             "message": message}
 
+
+
+def _container_status(container: dict, state: dict) -> dict:
+    """A container's status as the kubelet reports it, in ``state`` (running, with its start)."""
+    image = container.get("image")
+    return {"name": container["name"], "ready": "running" in state, "restartCount": 0, "image": image,
+            "imageID": image_id(image or ""), "state": state}
+
+
+def _killed(pod: dict) -> list[dict]:
+    """The container statuses of a pod whose containers were killed (137) where they ran."""
+    now = _now()
+    return [{**status, "ready": False, "state": {"terminated": {
+        "exitCode": 137, "reason": "Error", "startedAt": status["state"]["running"]["startedAt"], "finishedAt": now}}}
+        for status in pod["status"]["containerStatuses"]]
 
 
 def image_id(image: str) -> str:
@@ -122,10 +145,11 @@ class KubeStub:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 if not match or not match.group(5):
                     self._send(404, _status(404, "NotFound", self.path))
-                elif self.headers["Content-Type"] != "application/merge-patch+json":
+                elif self.headers["Content-Type"] not in PATCHES:
                     self._send(415, _status(415, "UnsupportedMediaType", self.headers["Content-Type"]))
                 else:
-                    self._send(*stub.patch_status(match.group(3), match.group(2), match.group(4), body))
+                    self._send(*stub.patch_status(match.group(3), match.group(2), match.group(4), body,
+                                                  self.headers["Content-Type"]))
 
             def do_DELETE(self) -> None:  # noqa: N802
                 url = urlparse(self.path)
@@ -176,19 +200,37 @@ class KubeStub:
             obj = self.resources.get((plural, namespace, name))
             return (200, obj) if obj else (404, _status(404, "NotFound", f'{plural} "{name}" not found'))
 
-    def patch_status(self, plural: str, namespace: str, name: str, patch: dict) -> tuple[int, dict]:
-        """Only ``status`` changes; a uid in the patch that is not the object's is refused."""
+    def patch_status(self, plural: str, namespace: str, name: str, patch: object,
+                     content_type: str = "application/merge-patch+json") -> tuple[int, dict]:
+        """As the status subresource of a custom resource: the patch (merge, or JSON patch with
+        ``test`` operations) applies to the whole object, then only its ``status`` is kept, so
+        ``metadata`` in a merge patch changes nothing. A JSON patch that fails (a ``test`` that
+        does not hold, a path that is not there) is refused whole with the API's 422, which
+        does not say why; a ``resourceVersion`` other than the object's is a 409 conflict."""
         with self.lock:
             obj = self.resources.get((plural, namespace, name))
             if obj is None:
                 return 404, _status(404, "NotFound", f'{plural} "{name}" not found')
-            uid = (patch.get("metadata") or {}).get("uid")
-            if uid is not None and uid != obj["metadata"]["uid"]:
-                return 422, _status(422, "Invalid", f"metadata.uid: Invalid value: {uid!r}: field is immutable")
-            _merge(obj.setdefault("status", {}), patch.get("status") or {})
+            if content_type == JSON_PATCH and not isinstance(patch, list):
+                return 400, _status(400, "BadRequest", "json: cannot unmarshal object into Go value of type jsonpatch.Patch")
+            try:
+                patched = (jsonpatch.apply_patch(obj, patch) if content_type == JSON_PATCH
+                           else _merge(copy.deepcopy(obj), patch))
+            except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException):
+                return 422, {**_status(422, "Invalid", "the server rejected our request due to an error in our request"),
+                             "details": {}}
+            version = (patched.get("metadata") or {}).get("resourceVersion")
+            if version != obj["metadata"]["resourceVersion"]:
+                return 409, _status(409, "Conflict", f'Operation cannot be fulfilled on {plural}.{GROUP} "{name}": the '
+                                                     "object has been modified; please apply your changes to the latest "
+                                                     "version and try again")
+            if "status" in patched:
+                obj["status"] = patched["status"]
+            else:
+                obj.pop("status", None)
             self.versions += 1
             obj["metadata"]["resourceVersion"] = str(self.versions)
-            self.status_writes.append((plural, name, json.loads(json.dumps(obj["status"]))))
+            self.status_writes.append((plural, name, json.loads(json.dumps(obj.get("status") or {}))))
             return 200, obj
 
     def create_job(self, namespace: str, job: dict) -> tuple[int, dict]:
@@ -258,7 +300,8 @@ class KubeStub:
             pod = {"metadata": {"name": pod_name, "namespace": namespace, "creationTimestamp": _now(),
                                 "labels": {**job["spec"]["template"]["metadata"]["labels"], "job-name": name}},
                    "spec": {"containers": [{"name": c["name"], "image": c.get("image")} for c in containers]},
-                   "status": {"phase": "Running", "conditions": []}}
+                   "status": {"phase": "Running", "conditions": [], "containerStatuses": [
+                       _container_status(c, {"running": {"startedAt": _now()}}) for c in containers]}}
             with self.lock:
                 self.pods[(namespace, pod_name)] = pod
             import os
@@ -271,7 +314,7 @@ class KubeStub:
                 time.sleep(0.2)
                 process.kill()
                 process.communicate()
-                pod["status"].update(phase="Failed", conditions=[
+                pod["status"].update(phase="Failed", containerStatuses=_killed(pod), conditions=[
                     {"type": "DisruptionTarget", "status": "True", "reason": "PreemptionByScheduler"}])
                 continue
             disruption = self.disrupt(name, index) if self.disrupt is not None else None
@@ -285,7 +328,7 @@ class KubeStub:
                         process.communicate()
                         with self.lock:
                             self.disrupted.append((name, index))
-                        pod["status"].update(phase="Failed", conditions=[
+                        pod["status"].update(phase="Failed", containerStatuses=_killed(pod), conditions=[
                             {"type": "DisruptionTarget", "status": "True", "reason": "PreemptionByScheduler"}])
                         continue
                 else:
@@ -311,9 +354,11 @@ class KubeStub:
         container = pod["spec"]["containers"][0]["name"]
         with self.lock:
             self.logs[(namespace, pod["metadata"]["name"])] = output
+            started = pod["status"]["containerStatuses"][0]["state"]["running"]["startedAt"]
             pod["status"].update(phase="Succeeded" if code == 0 else "Failed", containerStatuses=[
                 {"name": container, "ready": False, "restartCount": 0, "image": image, "imageID": image_id(image),
-                 "state": {"terminated": {"exitCode": code, "reason": "Completed" if code == 0 else "Error"}}}])
+                 "state": {"terminated": {"exitCode": code, "reason": "Completed" if code == 0 else "Error",
+                                          "startedAt": started, "finishedAt": _now()}}}])
             job = self.jobs.get((namespace, name))
             if job is None:
                 return

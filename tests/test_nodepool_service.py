@@ -27,7 +27,7 @@ def clouds(tmp_path_factory: pytest.TempPathFactory):
     service = Service(tmp_path_factory.mktemp("pools"), workers=1, KATUNA_EXECUTOR="kubernetes",
                       KATUNA_K8S_API=kube.url,
                       KATUNA_K8S_NAMESPACE="pools", KATUNA_GKE_PROJECT="proj", KATUNA_GKE_LOCATION="europe-west4",
-                      KATUNA_GKE_CLUSTER="tuning", KATUNA_GKE_ENDPOINT=gke.url)
+                      KATUNA_GKE_CLUSTER="tuning", KATUNA_GKE_ENDPOINT=gke.url, KATUNA_K8S_DEFAULT_RESOURCES="cpu=100m")
     yield service, kube, gke
     service.close()
     gke.close()

@@ -215,7 +215,8 @@ def test_a_study_asking_for_a_pool_nobody_provides_is_refused_naming_the_field()
     with pytest.raises(InvalidStudy) as local:
         check_node_pool(spec, Settings(gke_project="p", gke_location="l", gke_cluster="c"), runs_jobs=False)
     assert local.value.problems[0].path == "nodePool"
-    check_node_pool(spec, Settings(gke_project="p", gke_location="l", gke_cluster="c"), runs_jobs=True)
+    check_node_pool(spec, Settings(gke_project="p", gke_location="l", gke_cluster="c",
+                                   k8s_default_resources=(("cpu", "1"),)), runs_jobs=True)
     check_node_pool(parse_study(study_definition()), Settings(), runs_jobs=False)
 
 

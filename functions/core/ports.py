@@ -155,8 +155,8 @@ class Resources(Protocol):
         """The resource as the API holds it now, or None when there is none."""
 
     def write_status(self, ref: Ref, uid: str, status: Mapping[str, Any]) -> bool:
-        """Merge ``status`` into the status of the resource with this ``uid``; False when that
-        resource is gone (deleted, or replaced by another of the same name)."""
+        """Write ``status`` (whole; None values left out) as the status of the resource with this
+        ``uid``; False when that resource is gone (deleted, or replaced by another of the same name)."""
 
 
 Clock = Callable[[], float]
