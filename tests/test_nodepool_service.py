@@ -22,8 +22,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def clouds(tmp_path_factory: pytest.TempPathFactory):
-    kube, gke = KubeStub(), GkeStub()
-    gke.polls = 1
+    kube, gke = KubeStub(), GkeStub(speed=100.0)
     service = Service(tmp_path_factory.mktemp("pools"), workers=1, KATUNA_EXECUTOR="kubernetes",
                       KATUNA_K8S_API=kube.url,
                       KATUNA_K8S_NAMESPACE="pools", KATUNA_GKE_PROJECT="proj", KATUNA_GKE_LOCATION="europe-west4",

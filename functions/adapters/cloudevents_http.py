@@ -16,7 +16,7 @@ from cloudevents.core.exceptions import BaseCloudEventException
 from cloudevents.core.v1.event import CloudEvent
 
 from functions.core.errors import MalformedRequest, TemporaryError
-from functions.core.events import APISERVER_EVENTS, Event
+from functions.core.events import APISERVER_EVENTS, POOL_CHECK, Event
 
 SEND_TIMEOUT_SECONDS = 10
 
@@ -54,6 +54,10 @@ def _to_event(cloud_event: BaseCloudEvent, strict: bool = True) -> Event:
     elif cloud_event.get_type() in APISERVER_EVENTS:
         if not isinstance(data, dict):
             raise MalformedEvent("expected the Kubernetes object as JSON data")
+    elif cloud_event.get_type() == POOL_CHECK:
+        data = {} if data is None else data
+        if not isinstance(data, dict):
+            raise MalformedEvent("expected a PingSource tick's data as a JSON object, such as {}")
     elif not isinstance(data, dict) or not isinstance(data.get("study"), str):
         raise MalformedEvent("expected JSON data with the study's name in 'study'")
     time = cloud_event.get_time() or datetime.now(UTC)

@@ -140,8 +140,17 @@ def _migrate_9(db: sqlite_utils.Database) -> None:
     db.table("trials").add_column("image_digest", str)
 
 
+def _migrate_10(db: sqlite_utils.Database) -> None:
+    """Whose node pool a pool use is on: katuna's own (``owned``, true where the study created
+    it), or one adopted, with its autoscaling settings as found (JSON). Older rows that found a
+    pool are neither, so that pool is never deleted."""
+    db.table("node_pools").add_column("owned", int, not_null_default=0)
+    db.table("node_pools").add_column("adopted", str)
+    db.execute("UPDATE node_pools SET owned = created")
+
+
 MIGRATIONS = (_migrate_1, _migrate_2, _migrate_3, _migrate_4, _migrate_5, _migrate_6, _migrate_7, _migrate_8,
-              _migrate_9)
+              _migrate_9, _migrate_10)
 
 
 def _dumps(value: Any) -> str:
@@ -634,6 +643,7 @@ class SqliteStore:
     def save_pool_use(self, use: PoolUse) -> None:
         row = dataclasses.asdict(use)
         row["machine_types"] = _dumps(list(use.machine_types))
+        row["adopted"] = None if use.adopted is None else _dumps(dict(use.adopted))
         columns = ", ".join(f"[{column}]" for column in row)
         self.db.execute(f"INSERT OR REPLACE INTO node_pools ({columns}) VALUES ({', '.join('?' * len(row))})",
                         list(row.values()))
@@ -652,5 +662,6 @@ class SqliteStore:
     def _pool_use(row: dict[str, Any]) -> PoolUse:
         fields = dict(row)
         fields.update(machine_types=tuple(_loads(row["machine_types"]) or ()), shared=bool(row["shared"]),
-                      created=bool(row["created"]), deleted=bool(row["deleted"]), message=row["message"] or "")
+                      created=bool(row["created"]), owned=bool(row["owned"]), adopted=_loads(row["adopted"]),
+                      deleted=bool(row["deleted"]), message=row["message"] or "")
         return PoolUse(**fields)

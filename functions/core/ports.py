@@ -131,12 +131,15 @@ class NodePools(Protocol):
 
     provider: str
 
-    def ensure(self, pool: NodePool) -> PoolChange:
-        """Create the pool if it is missing; raise its autoscaling maximum if it is lower than
-        ``pool.max_nodes``. A pool that exists already is success."""
+    def ensure(self, pool: NodePool, owner: str | None = None) -> PoolChange:
+        """Create the pool if it is missing (labelled with ``owner``, a study uid, when given);
+        raise its autoscaling maximum if it is lower than ``pool.max_nodes``. A pool that exists
+        already is success once it passes :func:`functions.core.nodepool.adoption_problem`
+        (``NodePoolFailed`` with that problem otherwise)."""
 
-    def scale_back(self, pool: NodePool) -> PoolChange:
-        """Let the pool's autoscaler go down to 0 nodes (its minimum becomes 0)."""
+    def scale_back(self, pool: NodePool, adopted: Mapping[str, Any] | None = None) -> PoolChange:
+        """Give an adopted pool back its autoscaling settings as found (``adopted``, from
+        :class:`PoolChange`); without them, let the autoscaler go down to 0 nodes (minimum 0)."""
 
     def delete(self, name: str) -> PoolChange:
         """Delete the pool; deleting one that is absent is success."""

@@ -64,7 +64,8 @@ _SCHEMAS: dict[str, Any] = {
         "capacity": {"enum": ["spot", "preemptible", "on-demand"]},
         "machineTypes": {"type": "array", "items": {"type": "string"}}, "maxNodes": {"type": "integer"},
         "shared": {"type": "boolean"}, "phase": {"enum": ["creating", "ready", "releasing", "released", "failed"]},
-        "created": {"type": "boolean"}, "deleted": {"type": "boolean"}, "message": {"type": ["string", "null"]},
+        "created": {"type": "boolean"}, "owned": {"type": "boolean"}, "adopted": {"type": "boolean"},
+        "deleted": {"type": "boolean"}, "message": {"type": ["string", "null"]},
         "requestedAt": {"type": "number"}, "readyAt": {"type": ["number", "null"]},
         "releasedAt": {"type": ["number", "null"]}, "hours": {"type": "number"}, "maxNodeHours": {"type": "number"}}},
     "Submitted": {"type": "object", "required": ["name", "status", "links"], "properties": {
