@@ -3,7 +3,8 @@
 Each handler runs in one store transaction with the record of its processing, which also keeps
 the events it emitted. A redelivered event is answered from that record: nothing changes twice,
 and the emitted events go out again, so a crash between commit and emit loses nothing.
-Handlers that change no state and emit nothing (``UNRECORDED``) need neither, and run bare.
+Handlers that change no state (``UNRECORDED``: they emit nothing, or only events named by the
+facts they found) need neither, and run bare.
 
 A recorded handler that fails with anything but a temporary error counts a failure against the
 event's study (:mod:`functions.handlers.failures`); the failure that ends the study is answered

@@ -57,7 +57,7 @@ class Runtime:
         self.queue = SqliteQueue(settings.db, settings.busy_timeout)
         self.executor = self._executor()
         self.node_pools = node_pools(settings)
-        self.resources = ClusterResources(settings.k8s_api)
+        self.resources = ClusterResources(settings.k8s_api, watched_namespace(settings))
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._metrics = self._service_metrics()
@@ -189,14 +189,24 @@ def from_environment() -> WSGIApplication:
     return service_app(settings)
 
 
+def watched_namespace(settings: Settings) -> str | None:
+    """Where the study resources this service reconciles live: the trial Jobs' namespace
+    (``KATUNA_K8S_NAMESPACE``, else ``default``); None where there is no cluster to ask (no
+    ``KATUNA_K8S_API`` and not running in a cluster: a kubeconfig on a laptop is not asked)."""
+    if not (settings.k8s_api or settings.in_cluster):
+        return None
+    return settings.k8s_namespace or "default"
+
+
 class ClusterResources:
     """Study resources on the cluster's API (:class:`functions.core.ports.Resources`), with the
     Kubernetes client imported and connected at first use: only a cluster sends their events,
     and a service without one should not pay for the import."""
 
-    def __init__(self, host: str | None) -> None:
+    def __init__(self, host: str | None, namespace: str | None = None) -> None:
         self._host = host
         self._resources: Any = None
+        self.namespace = namespace
 
     def _target(self) -> Any:
         if self._resources is None:
@@ -210,3 +220,6 @@ class ClusterResources:
 
     def write_status(self, ref: Ref, uid: str, status: Mapping[str, Any]) -> bool:
         return self._target().write_status(ref, uid, status)
+
+    def list(self, namespace: str) -> list[Mapping[str, Any]]:
+        return self._target().list(namespace)

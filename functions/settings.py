@@ -1,7 +1,7 @@
 """Settings, read once from the environment into a frozen object (never at import time).
 
 Every variable has the ``KATUNA_`` prefix, except ``K_SINK``, which Knative sets for sources
-and sink bindings.
+and sink bindings, and ``KUBERNETES_SERVICE_HOST``, which Kubernetes sets in every pod.
 """
 
 from __future__ import annotations
@@ -94,7 +94,9 @@ class Settings:
     ``PROMETHEUS_MULTIPROC_DIR`` (prometheus-client's own variable, not a setting): where gunicorn
     workers keep their counts; ``katuna serve`` empties it of an earlier run's counts, or makes one.
     ``KATUNA_MAX_DEAD_LETTERS`` dead letters kept, the oldest dropped first (1000), each at most
-    ``KATUNA_MAX_BODY`` bytes.
+    ``KATUNA_MAX_BODY`` bytes. ``KUBERNETES_SERVICE_HOST`` (set by Kubernetes in every pod) tells
+    that the service runs in a cluster: its reconcile pass then compares the study resources of
+    ``KATUNA_K8S_NAMESPACE`` with the stored studies, as it does wherever ``KATUNA_K8S_API`` is set.
 
     Bounds on what one submitted study may ask (:class:`functions.core.limits.Limits`), each
     a positive number: ``KATUNA_MAX_PARALLELISM`` trials at once (1,000); ``KATUNA_MAX_TRIALS``,
@@ -140,6 +142,7 @@ class Settings:
     oidc_audience: str | None = None
     oidc_issuer_url: str = "https://kubernetes.default.svc"
     max_dead_letters: int = 1000
+    in_cluster: bool = False
     limits: Limits = Limits()
 
     @classmethod
@@ -167,6 +170,7 @@ class Settings:
         if env.get("K_SINK"):
             values["sink"] = env["K_SINK"]
             values.setdefault("report_url", env["K_SINK"])
+        values["in_cluster"] = bool(env.get("KUBERNETES_SERVICE_HOST"))
         values["limits"] = _limits(env)
         settings = cls(**values)
         if settings.events not in ("queue", "reply"):

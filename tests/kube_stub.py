@@ -33,6 +33,7 @@ GROUP = "katuna.dev"
 JSON_PATCH = "application/json-patch+json"
 PATCHES = {"application/merge-patch+json", JSON_PATCH}
 """Patch types a custom resource's status takes here (the API also takes apply patches)."""
+CUSTOM_LIST = re.compile(r"^/apis/katuna\.dev/v1/namespaces/([^/]+)/([^/]+)$")
 
 
 def _suffix() -> str:
@@ -132,6 +133,9 @@ class KubeStub:
                 query = {k: v[0] for k, v in parse_qs(url.query).items()}
                 if match := CUSTOM.match(url.path):
                     self._send(*stub.get_resource(match.group(3), match.group(2), match.group(4)))
+                elif match := CUSTOM_LIST.match(url.path):
+                    self._send(*stub.list_resources(match.group(2), match.group(1), query.get("limit"),
+                                                    query.get("continue")))
                 elif match := JOBS.match(url.path):
                     self._send(*stub.get_jobs(match.group(1), match.group(2), query.get("labelSelector")))
                 elif match := PODS.match(url.path):
@@ -199,6 +203,28 @@ class KubeStub:
         with self.lock:
             obj = self.resources.get((plural, namespace, name))
             return (200, obj) if obj else (404, _status(404, "NotFound", f'{plural} "{name}" not found'))
+
+    def list_resources(self, plural: str, namespace: str, limit: str | None, token: str | None) -> tuple[int, dict]:
+        """A namespace's resources of one kind, by name, ``limit`` at a time: as the API server, the
+        list names what comes next in ``metadata.continue``, refuses a continue token it did not
+        issue (400) and knows no kind it has no definition for (404)."""
+        if plural not in ("studies", "experiments"):
+            return 404, _status(404, "NotFound", "the server could not find the requested resource")
+        with self.lock:
+            names = sorted(n for (p, ns, n) in self.resources if (p, ns) == (plural, namespace))
+            start = 0
+            if token:
+                if not token.startswith("after:"):
+                    return 400, _status(400, "BadRequest", "continue key is not valid: incorrect encoded start resourceVersion")
+                start = sum(1 for n in names if n <= token[len("after:"):])
+            size = int(limit) if limit and int(limit) > 0 else len(names)
+            page = names[start:start + size]
+            metadata = {"resourceVersion": str(self.versions)}
+            if start + size < len(names):
+                metadata["continue"] = f"after:{page[-1]}"
+            items = [json.loads(json.dumps(self.resources[(plural, namespace, n)])) for n in page]
+        return 200, {"apiVersion": "katuna.dev/v1", "kind": "StudyList" if plural == "studies" else "ExperimentList",
+                     "metadata": metadata, "items": items}
 
     def patch_status(self, plural: str, namespace: str, name: str, patch: object,
                      content_type: str = "application/merge-patch+json") -> tuple[int, dict]:

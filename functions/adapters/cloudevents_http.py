@@ -9,6 +9,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 from cloudevents.core.base import BaseCloudEvent
 from cloudevents.core.bindings import http as ce_http
@@ -71,8 +72,19 @@ def to_http(event: Event) -> tuple[dict[str, str], bytes]:
                   "time": datetime.fromisoformat(event.time), "datacontenttype": "application/json"}
     if event.subject:
         attributes["subject"] = event.subject
+    if event.type in APISERVER_EVENTS:
+        attributes.update(_object_attributes(event.data))
     message = ce_http.to_binary_event(CloudEvent(attributes=attributes, data=dict(event.data)))
     return message.headers, message.body
+
+
+def _object_attributes(obj: Mapping[str, Any]) -> dict[str, str]:
+    """The extension attributes an ApiServerSource sets on an event about ``obj``, which its
+    Triggers filter on: ``apiversion``, ``kind``, ``name`` and ``namespace``."""
+    metadata = obj.get("metadata") or {}
+    found = {"apiversion": obj.get("apiVersion"), "kind": obj.get("kind"), "name": metadata.get("name"),
+             "namespace": metadata.get("namespace")}
+    return {key: value for key, value in found.items() if isinstance(value, str) and value}
 
 
 def send(url: str, event: Event) -> None:

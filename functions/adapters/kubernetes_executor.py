@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
+from functools import partial
 from typing import Any, cast
 
 from kubernetes import client, config
@@ -26,7 +27,7 @@ from functions.core.events import Event, trial_finished
 from functions.core.job import primary_container_name, render_job
 from functions.core.launch import TrialLaunch
 from functions.core.lines import bounded_lines
-from functions.core.resources import GROUP, VERSION, Ref
+from functions.core.resources import GROUP, PLURALS, VERSION, Ref
 
 log = logging.getLogger("katuna.kubernetes")
 
@@ -34,6 +35,9 @@ CHUNK = 64 * 1024
 """Bytes of a pod log read at a time."""
 
 RETRYABLE = {408, 409, 429, 500, 502, 503, 504}
+
+LIST_PAGE = 500
+"""Study resources asked for in one list request (the API's ``limit``; ``continue`` asks for more)."""
 
 
 def api_client(host: str | None = None) -> client.ApiClient:
@@ -255,6 +259,29 @@ class KubernetesResources:
         request") does not say which operation failed."""
         current = self.get(ref)
         return current is not None and (current.get("metadata") or {}).get("uid") == uid
+
+    def list(self, namespace: str) -> list[Mapping[str, Any]]:
+        """Every Study and Experiment in ``namespace``, read page by page (each item with its
+        ``apiVersion`` and ``kind``); none of a kind whose definition is not installed (404)."""
+        found: list[Mapping[str, Any]] = []
+        for kind, plural in PLURALS.items():
+            token = ""
+            while True:
+                page = _read(partial(self._page, namespace, plural, token), f"list the {plural} in namespace {namespace}")
+                if page is None:
+                    break
+                found += [{**item, "apiVersion": f"{GROUP}/{VERSION}", "kind": kind} for item in page.get("items") or []]
+                token = (page.get("metadata") or {}).get("continue") or ""
+                if not token:
+                    break
+        return found
+
+    def _page(self, namespace: str, plural: str, token: str) -> Any:
+        """One page of a list, from where ``token`` (the last page's ``continue``) left off."""
+        if token:
+            return self._objects().list_namespaced_custom_object(GROUP, VERSION, namespace, plural, limit=LIST_PAGE,
+                                                                 _continue=token)
+        return self._objects().list_namespaced_custom_object(GROUP, VERSION, namespace, plural, limit=LIST_PAGE)
 
 
 def _final_condition(job: Any) -> Any | None:

@@ -152,7 +152,11 @@ class NodePools(Protocol):
 
 
 class Resources(Protocol):
-    """Study resources on a Kubernetes API: read them, write their status."""
+    """Study resources on a Kubernetes API: read and list them, write their status."""
+
+    namespace: str | None
+    """The namespace whose study resources the service watches; None where there is no cluster
+    to ask (no API address configured, and not running in one)."""
 
     def get(self, ref: Ref) -> Mapping[str, Any] | None:
         """The resource as the API holds it now, or None when there is none."""
@@ -160,6 +164,10 @@ class Resources(Protocol):
     def write_status(self, ref: Ref, uid: str, status: Mapping[str, Any]) -> bool:
         """Write ``status`` (whole; None values left out) as the status of the resource with this
         ``uid``; False when that resource is gone (deleted, or replaced by another of the same name)."""
+
+    def list(self, namespace: str) -> list[Mapping[str, Any]]:
+        """Every study resource (Study and Experiment) in ``namespace`` as the API holds them
+        now, each with its ``apiVersion`` and ``kind``."""
 
 
 Clock = Callable[[], float]
