@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -202,7 +203,10 @@ def test_the_deploy_lock_holds_the_service_and_cloud_clients_without_test_or_ben
     deploy, full = pins("requirements-deploy.lock"), pins("requirements.lock")
     assert not {"pytest", "moto", "playwright", "matplotlib", "hypothesis", "mypy", "ruff", "scikit-learn",
                 "coco-experiment", "optuna-dashboard", "kubernetes-validate"} & set(deploy)
-    assert {"gunicorn", "optuna", "kubernetes", "google-cloud-container", "boto3"} <= set(deploy)
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    needed = project["dependencies"] + project["optional-dependencies"]["gke"] + project["optional-dependencies"]["eks"]
+    names = {re.match(r"[A-Za-z0-9_.-]+", requirement).group(0).lower().replace("_", "-") for requirement in needed}
+    assert names <= {name.lower().replace("_", "-") for name in deploy}, "every runtime dependency is pinned"
     assert {name: version for name, version in deploy.items() if full.get(name) != version} == {}
 
 
