@@ -6,6 +6,7 @@ With no node-pool settings nothing is built, and a study without ``nodePool`` ru
 from __future__ import annotations
 
 from functions.core.errors import InvalidStudy, Problem
+from functions.core.job import missing_requests
 from functions.core.ports import NodePools
 from functions.core.spec import Study
 from functions.settings import Settings
@@ -49,3 +50,6 @@ def check_node_pool(spec: Study, settings: Settings, runs_jobs: bool) -> None:
     if settings.node_pool_provider != pool.provider:
         raise InvalidStudy([Problem("nodePool.provider", f"no {pool.provider} node pools are configured for this "
                                                          f"service; set {_NEEDS[pool.provider]}")])
+    unsized = missing_requests(spec, settings.cluster_defaults())
+    if unsized is not None:
+        raise InvalidStudy([unsized])

@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from wsgiref.types import WSGIApplication
 
 import optuna
@@ -36,6 +36,9 @@ from functions.pools import check_node_pool, node_pools
 from functions.settings import Settings
 from functions.watch import Watcher
 
+if TYPE_CHECKING:
+    from functions.adapters.prometheus import ServiceMetrics
+
 log = logging.getLogger("katuna.runtime")
 
 RESTART_AFTER = 1.0
@@ -54,17 +57,29 @@ class Runtime:
         self.queue = SqliteQueue(settings.db, settings.busy_timeout)
         self.executor = self._executor()
         self.node_pools = node_pools(settings)
-        self.resources = ClusterResources(settings.k8s_api)
+        self.resources = ClusterResources(settings.k8s_api, watched_namespace(settings))
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._metrics = self._service_metrics()
 
     def _executor(self) -> Executor:
         if self.settings.executor == "kubernetes":
             from functions.adapters.kubernetes_executor import KubernetesExecutor, api_client
 
             return KubernetesExecutor(self.settings.cluster_defaults(), api_client(self.settings.k8s_api),
-                                      self.settings.report_url)
+                                      self.settings.report_url, clock=self.clock)
         return LocalExecutor(self.settings.logs, self.publish, pass_env=self.settings.trial_env)
+
+    def _service_metrics(self) -> ServiceMetrics:
+        """Imported here, in the worker: prometheus_client picks its multiprocess mode when first
+        imported, after ``katuna serve`` has named the directory (:mod:`functions.adapters.prometheus`)."""
+        from functions.adapters.prometheus import ServiceMetrics
+
+        depth = self.queue.depth if self.settings.events == "queue" else None
+        return ServiceMetrics(lambda: self.store().census(), depth)
+
+    def metrics(self, accept: str) -> tuple[bytes, str]:
+        return self._metrics.exposition(accept)
 
     def store(self) -> SqliteStore:
         """This thread's connection to the database."""
@@ -76,10 +91,11 @@ class Runtime:
     def deps(self) -> Deps:
         """The ports, with this thread's store."""
         return Deps(self.store(), self.executor, self.clock, node_pools=self.node_pools, resources=self.resources,
-                    workdir=str(self.settings.workdir.resolve()), limits=self.settings.limits)
+                    workdir=str(self.settings.workdir.resolve()), limits=self.settings.limits,
+                    trial_defaults=self.settings.cluster_defaults())
 
     def dispatcher(self) -> Dispatcher:
-        return Dispatcher(self.deps())
+        return Dispatcher(self.deps(), observer=self._metrics.events)
 
     def submit(self, spec: Study, definition: dict) -> tuple[StudyRecord, bool]:
         """Store a study and start it; the stored record, and whether it is new.
@@ -120,7 +136,7 @@ class Runtime:
         """Deliver events until closed; whatever breaks the loop (the database, say) is logged
         and the loop starts again, so the service never stops delivering for good."""
         deps = self.deps()
-        broker = LocalBroker(Dispatcher(deps), self.queue)
+        broker = LocalBroker(Dispatcher(deps, observer=self._metrics.events), self.queue)
         stop_local = self.executor.stop_study if isinstance(self.executor, LocalExecutor) else (lambda study: None)
         watcher = Watcher(deps, self.queue, self._watched, stop_local)
         while not self._stopping.is_set():
@@ -173,14 +189,24 @@ def from_environment() -> WSGIApplication:
     return service_app(settings)
 
 
+def watched_namespace(settings: Settings) -> str | None:
+    """Where the study resources this service reconciles live: the trial Jobs' namespace
+    (``KATUNA_K8S_NAMESPACE``, else ``default``); None where there is no cluster to ask (no
+    ``KATUNA_K8S_API`` and not running in a cluster: a kubeconfig on a laptop is not asked)."""
+    if not (settings.k8s_api or settings.in_cluster):
+        return None
+    return settings.k8s_namespace or "default"
+
+
 class ClusterResources:
     """Study resources on the cluster's API (:class:`functions.core.ports.Resources`), with the
     Kubernetes client imported and connected at first use: only a cluster sends their events,
     and a service without one should not pay for the import."""
 
-    def __init__(self, host: str | None) -> None:
+    def __init__(self, host: str | None, namespace: str | None = None) -> None:
         self._host = host
         self._resources: Any = None
+        self.namespace = namespace
 
     def _target(self) -> Any:
         if self._resources is None:
@@ -194,3 +220,6 @@ class ClusterResources:
 
     def write_status(self, ref: Ref, uid: str, status: Mapping[str, Any]) -> bool:
         return self._target().write_status(ref, uid, status)
+
+    def list(self, namespace: str) -> list[Mapping[str, Any]]:
+        return self._target().list(namespace)

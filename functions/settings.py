@@ -1,7 +1,7 @@
 """Settings, read once from the environment into a frozen object (never at import time).
 
 Every variable has the ``KATUNA_`` prefix, except ``K_SINK``, which Knative sets for sources
-and sink bindings.
+and sink bindings, and ``KUBERNETES_SERVICE_HOST``, which Kubernetes sets in every pod.
 """
 
 from __future__ import annotations
@@ -64,11 +64,14 @@ class Settings:
     ``K_SINK`` for more than one). Trial Jobs: ``KATUNA_K8S_NAMESPACE``,
     ``KATUNA_K8S_SERVICE_ACCOUNT``, ``KATUNA_K8S_IMAGE_PULL_SECRETS`` (comma-separated) and
     ``KATUNA_K8S_TTL_SECONDS``, ``KATUNA_K8S_DEFAULT_RESOURCES`` (``cpu=1,memory=2Gi``), each
-    the default for studies that do not set it;
+    the default for studies that do not set it; ``KATUNA_K8S_START_ALLOWANCE`` seconds (3600) a
+    trial's Job may spend beyond the trial's timeout waiting for a node, pulling its image or
+    losing runs to preemption (its ``activeDeadlineSeconds`` is the timeout plus this; the
+    timeout itself counts from the trial container's start);
     ``KATUNA_EXECUTOR``: ``local`` (trials are processes here) or ``kubernetes`` (trials are
     Jobs; the API from in-cluster configuration, the kubeconfig, or ``KATUNA_K8S_API``);
     ``KATUNA_REPORT_URL``, where trial Jobs of studies with early stopping post their progress
-    (:mod:`functions.reporter`; in Knative, the broker's ingress). Node pools for studies with a
+    (:mod:`functions.reporter`; unset: ``K_SINK``, the broker that a SinkBinding names). Node pools for studies with a
     ``nodePool``, in one cloud: GKE with ``KATUNA_GKE_PROJECT``, ``KATUNA_GKE_LOCATION``,
     ``KATUNA_GKE_CLUSTER`` (and ``KATUNA_GKE_ENDPOINT`` to reach another API endpoint); or EKS
     with ``KATUNA_EKS_CLUSTER``, ``KATUNA_EKS_SUBNETS`` (comma-separated), ``KATUNA_EKS_NODE_ROLE``
@@ -86,8 +89,14 @@ class Settings:
     tokens issued for this audience (the Trigger's ``subscriber.audience``), signed by a key of
     ``KATUNA_OIDC_ISSUER_URL`` (the Kubernetes API server, ``https://kubernetes.default.svc``:
     its ``/.well-known/openid-configuration`` names the issuer, ``/openid/v1/jwks`` holds the keys).
+    ``KATUNA_METRICS_TOKEN`` (unset): a bearer token that reaches ``GET /metrics`` only, for a
+    Prometheus scrape (the API token reaches it too; with neither set, loopback Hosts only).
+    ``PROMETHEUS_MULTIPROC_DIR`` (prometheus-client's own variable, not a setting): where gunicorn
+    workers keep their counts; ``katuna serve`` empties it of an earlier run's counts, or makes one.
     ``KATUNA_MAX_DEAD_LETTERS`` dead letters kept, the oldest dropped first (1000), each at most
-    ``KATUNA_MAX_BODY`` bytes.
+    ``KATUNA_MAX_BODY`` bytes. ``KUBERNETES_SERVICE_HOST`` (set by Kubernetes in every pod) tells
+    that the service runs in a cluster: its reconcile pass then compares the study resources of
+    ``KATUNA_K8S_NAMESPACE`` with the stored studies, as it does wherever ``KATUNA_K8S_API`` is set.
 
     Bounds on what one submitted study may ask (:class:`functions.core.limits.Limits`), each
     a positive number: ``KATUNA_MAX_PARALLELISM`` trials at once (1,000); ``KATUNA_MAX_TRIALS``,
@@ -104,6 +113,7 @@ class Settings:
     log_dir: Path | None = None
     busy_timeout: float = 30.0
     api_token: str | None = None
+    metrics_token: str | None = None
     max_body: int = 1 << 20
     max_log: int = 8 << 20
     workdir: Path = Path(".")
@@ -114,6 +124,7 @@ class Settings:
     k8s_image_pull_secrets: tuple[str, ...] = ()
     k8s_ttl_seconds: int | None = None
     k8s_default_resources: tuple[tuple[str, str], ...] = ()
+    k8s_start_allowance: int | None = None
     executor: str = "local"
     k8s_api: str | None = None
     report_url: str | None = None
@@ -131,6 +142,7 @@ class Settings:
     oidc_audience: str | None = None
     oidc_issuer_url: str = "https://kubernetes.default.svc"
     max_dead_letters: int = 1000
+    in_cluster: bool = False
     limits: Limits = Limits()
 
     @classmethod
@@ -144,6 +156,7 @@ class Settings:
             "k8s_image_pull_secrets": ("K8S_IMAGE_PULL_SECRETS", lambda v: tuple(s for s in v.split(",") if s)),
             "executor": ("EXECUTOR", str), "k8s_api": ("K8S_API", str), "report_url": ("REPORT_URL", str),
             "k8s_default_resources": ("K8S_DEFAULT_RESOURCES", _pairs),
+            "k8s_start_allowance": ("K8S_START_ALLOWANCE", int),
             **{f"gke_{key}": (f"GKE_{key.upper()}", str) for key in ("project", "location", "cluster", "endpoint")},
             "eks_cluster": ("EKS_CLUSTER", str), "eks_node_role": ("EKS_NODE_ROLE", str),
             "eks_region": ("EKS_REGION", str), "eks_subnets": ("EKS_SUBNETS", _list),
@@ -151,10 +164,13 @@ class Settings:
             "allowed_hosts": ("ALLOWED_HOSTS", _list), "session_ttl": ("SESSION_TTL", float),
             "oidc_audience": ("OIDC_AUDIENCE", str), "oidc_issuer_url": ("OIDC_ISSUER_URL", str),
             "max_dead_letters": ("MAX_DEAD_LETTERS", int),
+            "metrics_token": ("METRICS_TOKEN", str),
         }
         values = {field: kind(env[PREFIX + name]) for field, (name, kind) in read.items() if env.get(PREFIX + name)}
         if env.get("K_SINK"):
             values["sink"] = env["K_SINK"]
+            values.setdefault("report_url", env["K_SINK"])
+        values["in_cluster"] = bool(env.get("KUBERNETES_SERVICE_HOST"))
         values["limits"] = _limits(env)
         settings = cls(**values)
         if settings.events not in ("queue", "reply"):
@@ -165,6 +181,8 @@ class Settings:
         if f"{PREFIX}API_TOKEN" in settings.trial_env:
             raise ValueError(f"{PREFIX}TRIAL_ENV: trials may never get {PREFIX}API_TOKEN; remove it from the list")
         settings._check_sessions_and_dead_letters()
+        if settings.k8s_start_allowance is not None and settings.k8s_start_allowance < 0:
+            raise ValueError(f"{PREFIX}K8S_START_ALLOWANCE: expected seconds >= 0, got {settings.k8s_start_allowance}")
         return settings
 
     def _check_sessions_and_dead_letters(self) -> None:
@@ -195,7 +213,7 @@ class Settings:
         """What trial Jobs use where a study's ``kubernetes`` section says nothing."""
         return Cluster(namespace=self.k8s_namespace, service_account=self.k8s_service_account,
                        image_pull_secrets=self.k8s_image_pull_secrets, ttl_seconds_after_finished=self.k8s_ttl_seconds,
-                       default_resources=self.k8s_default_resources)
+                       default_resources=self.k8s_default_resources, start_allowance=self.k8s_start_allowance)
 
     @property
     def logs(self) -> Path:

@@ -1,8 +1,9 @@
 """What no event announces: a stop from another process, a time budget running out, a lost event,
-a trial Job that ended while nobody was told.
+a trial Job that ended while nobody was told, a study resource whose event never came.
 
-A broker's loop calls :meth:`Watcher.tick` a few times a second. It only publishes events and
-stops local processes; every decision is still made by the handlers.
+A broker's loop calls :meth:`Watcher.tick` a few times a second. It runs the reconcile of
+:mod:`functions.handlers.reconcile` (the one a Knative PingSource's tick runs) and stops local
+processes; it only publishes events, and every decision is still made by the handlers.
 """
 
 from __future__ import annotations
@@ -10,17 +11,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 
 from functions.adapters.broker import EventQueue
 from functions.adapters.local_executor import LocalExecutor
 from functions.core.errors import StudyNotFound
-from functions.core.events import pool_check, study_completed, study_created
-from functions.core.launch import trial_launch
-from functions.core.records import ACTIVE_STATES, RUNNING, StudyRecord
+from functions.core.events import Event, pool_check
+from functions.core.records import ACTIVE_STATES, StudyRecord
 from functions.handlers import Deps
-from functions.handlers.base import check_stop
-from functions.handlers.failures import count_failure, temporary
 from functions.handlers.provision import waiting_on_pools
+from functions.handlers.reconcile import Budget, guarded, reconcile_study, resource_events
 
 log = logging.getLogger("katuna.watch")
 
@@ -35,6 +35,10 @@ STRAYS_EVERY = 1.0
 
 POOL_CHECK_EVERY = 3.0
 """Seconds between checks of pending node-pool operations (a Knative PingSource's job in the cluster)."""
+
+RESOURCES_EVERY = 60.0
+"""Seconds between comparisons of the study resources on the cluster with the stored studies
+(as often as the Knative PingSource ticks; the first at the first tick)."""
 
 
 class Watcher:
@@ -57,31 +61,24 @@ class Watcher:
         self._polled: dict[str, float] = {}
         self._pools_checked = 0.0
         self._strays_checked = 0.0
+        self._resources_checked: float | None = None
+        self._ticks = 0
 
     def tick(self) -> None:
+        self._ticks += 1
         self._check_pools()
         self._stop_strays()
+        self._check_resources()
+        budget = Budget()
         for record in self._select():
-            try:
-                self._watch(record)
-            except Exception as exc:
-                if temporary(exc):
-                    log.warning("watching study %s: %s", record.name, exc)
-                    continue
-                for event in count_failure(self._deps, record.name, record.uid, "watching", exc) or ():
-                    self._events.put(event)
+            if record.terminal:
+                self._stop_local(record.name)
+            for event in guarded(self._deps, record, partial(self._reconcile, record, budget)):
+                self._events.put(event)
 
-    def _watch(self, record: StudyRecord) -> None:
-        """Look at one study; a failure here is that study's (see :mod:`functions.handlers.failures`)."""
-        if record.terminal:
-            self._stop_local(record.name)
-            return
-        self._poll(record)
-        decision = check_stop(record, self._deps)
-        if decision is not None:
-            self._events.put(study_completed(record.name, record.uid, decision.status, decision.reason))
-        elif self._stalled(record):
-            self._events.put(study_created(record.name, record.uid))
+    def _reconcile(self, record: StudyRecord, budget: Budget) -> list[Event]:
+        return reconcile_study(record, self._deps, budget, partial(self._settled, record),
+                               poll=self._poll_due(record), window=self._ticks)
 
     def _check_pools(self) -> None:
         """Ask for a node-pool check now and then while a pool waits on the cloud or on a release."""
@@ -92,6 +89,16 @@ class Watcher:
         if waiting_on_pools(self._deps.store):
             self._events.put(pool_check())
 
+    def _check_resources(self) -> None:
+        """Now and then, the events of study resources whose own never came (none without a cluster)."""
+        now = time.monotonic()
+        resources = self._deps.resources
+        if resources is None or resources.namespace is None or (
+                self._resources_checked is not None and now - self._resources_checked < RESOURCES_EVERY):
+            return
+        self._resources_checked = now
+        for event in resource_events(self._deps, self._deps.store.list_studies()):
+            self._events.put(event)
     def _stop_strays(self) -> None:
         """Stop the attempts running here that the store no longer wants: of a study deleted or
         made again under its name, of a study that ended, or of a trial that ended or moved on
@@ -120,22 +127,18 @@ class Watcher:
         if strays:
             self._executor.stop_attempts(lambda *key: key in strays)
 
-    def _poll(self, record: StudyRecord) -> None:
-        """Report attempts that ended without a word (a lost Job event, say)."""
+    def _poll_due(self, record: StudyRecord) -> bool:
+        """Whether to ask the executor about the study's running attempts now (a lost Job event, say)."""
         now = time.monotonic()
         if now - self._polled.get(record.name, 0.0) < POLL_EVERY:
-            return
+            return False
         self._polled[record.name] = now
-        for trial in self._deps.store.trials(record.name, (RUNNING,)):
-            finished = self._executor.poll(trial_launch(record, trial))
-            if finished is not None:
-                self._events.put(finished)
+        return True
 
-    def _stalled(self, record: StudyRecord) -> bool:
-        """Nothing queued and no attempt alive anywhere: nothing happens unless nudged."""
-        busy = self._events.pending(record.name) or any(
-            self._executor.exists(trial_launch(record, t)) for t in self._deps.store.trials(record.name, (RUNNING,))
-        )
+    def _settled(self, record: StudyRecord, alive: Callable[[], bool]) -> bool:
+        """Nothing queued and no attempt alive anywhere, for :data:`RECONCILE_AFTER` seconds:
+        nothing happens unless nudged."""
+        busy = self._events.pending(record.name) or alive()
         now = time.monotonic()
         since = self._quiet_since.setdefault(record.name, now)
         if busy or now - since < RECONCILE_AFTER:

@@ -6,14 +6,20 @@ create. Node groups have no operation ids: a pending change is ``create:``, ``up
 ``delete:`` and the group's name, checked against the group's status. Tags given to
 ``create_nodegroup`` never reach its Auto Scaling group, so once the group is active katuna
 tags the group with cluster-autoscaler's node-template labels and taint: that is how the
-autoscaler knows a group of 0 nodes would fit a pending trial.
+autoscaler knows a group of 0 nodes would fit a pending trial. A create's or an update's check
+is done only once those tags are written, so a tick that finds the group active writes them.
+
+A group katuna creates for a study carries the study's uid as a tag
+(:data:`functions.core.nodepool.OWNER_KEY`); any other group found is adopted, and its scaling
+limits as found are what :meth:`EksNodePools.scale_back` gives back.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 import boto3
@@ -25,12 +31,15 @@ from functions.core.errors import TemporaryError
 from functions.core.nodepool import (
     EKS,
     ON_DEMAND,
+    OWNER_KEY,
     SPOT,
     NodePool,
     NodePoolFailed,
     OperationStatus,
     PoolChange,
     PoolStatus,
+    adoption_problem,
+    owner_value,
 )
 
 TEMPLATE = "k8s.io/cluster-autoscaler/node-template"
@@ -53,8 +62,9 @@ def _token(request: dict[str, Any]) -> str:
     return str(uuid.uuid5(_TOKEN, json.dumps(request, sort_keys=True)))
 
 
-def create_request(cluster: EksCluster, pool: NodePool) -> dict[str, Any]:
-    """``create_nodegroup``: 0 nodes at first, scaling 0..max, tainted for trials only."""
+def create_request(cluster: EksCluster, pool: NodePool, owner: str | None = None) -> dict[str, Any]:
+    """``create_nodegroup``: 0 nodes at first, scaling 0..max, tainted for trials only; tagged
+    with the uid of the study it is made for, if any."""
     request: dict[str, Any] = {
         "clusterName": cluster.name,
         "nodegroupName": pool.name,
@@ -67,16 +77,22 @@ def create_request(cluster: EksCluster, pool: NodePool) -> dict[str, Any]:
         "taints": [{"key": TRIAL_TAINT["key"], "value": TRIAL_TAINT["value"], "effect": "NO_SCHEDULE"}],
         "tags": {"app.kubernetes.io/managed-by": "katuna", "katuna.dev/pool": pool.name},
     }
+    if owner is not None:
+        request["tags"][OWNER_KEY] = owner_value(owner)
     if pool.disk_size_gb is not None:
         request["diskSize"] = pool.disk_size_gb
     request["clientRequestToken"] = _token(request)
     return request
 
 
-def scaling_request(cluster: EksCluster, name: str, min_size: int, max_size: int) -> dict[str, Any]:
-    """``update_nodegroup_config`` of the scaling limits only (the autoscaler owns the desired size)."""
-    request = {"clusterName": cluster.name, "nodegroupName": name,
-               "scalingConfig": {"minSize": min_size, "maxSize": max_size}}
+def scaling_request(cluster: EksCluster, name: str, min_size: int, max_size: int,
+                    desired: int | None = None) -> dict[str, Any]:
+    """``update_nodegroup_config`` of the scaling limits (the autoscaler owns the desired size;
+    it is sent only when the group's current one falls outside the new limits, which EKS refuses)."""
+    scaling = {"minSize": min_size, "maxSize": max_size}
+    if desired is not None and not min_size <= desired <= max_size:
+        scaling["desiredSize"] = min(max(desired, min_size), max_size)
+    request = {"clusterName": cluster.name, "nodegroupName": name, "scalingConfig": scaling}
     return {**request, "clientRequestToken": _token(request)}
 
 
@@ -144,13 +160,13 @@ class EksNodePools:
         found = self._call("describe_nodegroup", name_request(self.cluster, name), absent_ok=True)
         return found["nodegroup"] if found else None
 
-    def ensure(self, pool: NodePool) -> PoolChange:
+    def ensure(self, pool: NodePool, owner: str | None = None) -> PoolChange:
         if not self.cluster.subnets or not self.cluster.node_role:
             raise NodePoolFailed("EKS node groups need subnets and a node role (KATUNA_EKS_SUBNETS, "
                                  "KATUNA_EKS_NODE_ROLE)")
         try:
-            self.eks.create_nodegroup(**create_request(self.cluster, pool))
-            return PoolChange("create:" + pool.name, created=True)
+            self.eks.create_nodegroup(**create_request(self.cluster, pool, owner))
+            return PoolChange("create:" + pool.name, created=True, owned=owner is not None)
         except ClientError as exc:
             if _code(exc) != "ResourceInUseException":
                 raise _translate(exc) from exc
@@ -160,26 +176,31 @@ class EksNodePools:
         if group is None:
             raise TemporaryError(f"EKS: node group {pool.name} exists and is gone again; try again")
         status = group["status"]
-        if status == "CREATING":
-            return PoolChange("create:" + pool.name)
         if status in ("DELETING", "UPDATING"):
             raise TemporaryError(f"EKS: node group {pool.name} is {status.lower()}; try again when it is done")
         if status == "CREATE_FAILED":
             raise NodePoolFailed(f"EKS node group {pool.name} failed to create: {_issues(group)}")
+        whose = _whose(pool, group, owner)
+        if status == "CREATING":
+            return replace(whose, operation="create:" + pool.name)
         scaling = group["scalingConfig"]
         if scaling["maxSize"] >= pool.max_nodes:
             self._tag(group, pool)
-            return PoolChange()
+            return whose
         self._call("update_nodegroup_config", scaling_request(self.cluster, pool.name, scaling["minSize"],
                                                               pool.max_nodes))
-        return PoolChange("update:" + pool.name)
+        return replace(whose, operation="update:" + pool.name)
 
-    def scale_back(self, pool: NodePool) -> PoolChange:
+    def scale_back(self, pool: NodePool, adopted: Mapping[str, Any] | None = None) -> PoolChange:
         group = self._group(pool.name)
-        if group is None or group["scalingConfig"]["minSize"] == 0:
+        if group is None:
             return PoolChange()
-        self._call("update_nodegroup_config", scaling_request(self.cluster, pool.name, 0,
-                                                              group["scalingConfig"]["maxSize"]))
+        scaling = group["scalingConfig"]
+        low, high = (adopted["minSize"], adopted["maxSize"]) if adopted is not None else (0, scaling["maxSize"])
+        if (scaling["minSize"], scaling["maxSize"]) == (low, high):
+            return PoolChange()
+        self._call("update_nodegroup_config",
+                   scaling_request(self.cluster, pool.name, low, high, scaling.get("desiredSize")))
         return PoolChange("update:" + pool.name)
 
     def delete(self, name: str) -> PoolChange:
@@ -200,14 +221,14 @@ class EksNodePools:
             return OperationStatus(True, f"node group {name} failed to create: {_issues(group)}")
         if group["status"] in ("CREATING", "UPDATING"):
             return OperationStatus(False)
-        self._tag(group, _pool_of(group))
-        return OperationStatus(True)
+        return OperationStatus(self._tag(group, _pool_of(group)))
 
-    def _tag(self, group: dict[str, Any], pool: NodePool) -> None:
-        """Tag the group's Auto Scaling groups for scale-up from zero, where a tag is missing."""
+    def _tag(self, group: dict[str, Any], pool: NodePool) -> bool:
+        """Tag the group's Auto Scaling groups for scale-up from zero, where a tag is missing;
+        False while the group names no Auto Scaling group or one is not there yet."""
         names = [asg["name"] for asg in group.get("resources", {}).get("autoScalingGroups", [])]
         if not names:
-            return
+            return False
         try:
             found = self.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=names)["AutoScalingGroups"]
             capacity_type = group.get("capacityType", "ON_DEMAND")
@@ -220,6 +241,7 @@ class EksNodePools:
                 self.autoscaling.create_or_update_tags(Tags=missing)
         except (ClientError, BotoCoreError, ResponseParserError) as exc:
             raise _translate(exc) from exc
+        return len(found) == len(names)
 
     def wait(self, operation: str, delay: int = 30, attempts: int = 60) -> OperationStatus:
         """Block until a change is done, with boto3's waiters (for the provisioning script)."""
@@ -233,12 +255,32 @@ class EksNodePools:
 
     def describe(self, name: str) -> PoolStatus | None:
         group = self._group(name)
-        if group is None:
-            return None
-        scaling = group.get("scalingConfig", {})
-        capacity = SPOT if group.get("capacityType") == "SPOT" else ON_DEMAND
-        return PoolStatus(name, group["status"], scaling.get("minSize", 0), scaling.get("maxSize", 0), capacity,
-                          tuple(group.get("instanceTypes") or ()))
+        return None if group is None else _status(group)
+
+
+def _status(group: dict[str, Any]) -> PoolStatus:
+    """The group as katuna judges it: state, limits, capacity, taint, and who made it."""
+    scaling = group.get("scalingConfig", {})
+    capacity = SPOT if group.get("capacityType") == "SPOT" else ON_DEMAND
+    tainted = {"key": TRIAL_TAINT["key"], "value": TRIAL_TAINT["value"], "effect": "NO_SCHEDULE"} in (
+        group.get("taints") or [])
+    return PoolStatus(group["nodegroupName"], group["status"], scaling.get("minSize", 0), scaling.get("maxSize", 0),
+                      capacity, tuple(group.get("instanceTypes") or ()), tainted=tainted,
+                      owner=(group.get("tags") or {}).get(OWNER_KEY))
+
+
+def _whose(pool: NodePool, group: dict[str, Any], owner: str | None) -> PoolChange:
+    """Whose group an existing one is: the study's own (its earlier create went through),
+    katuna's for another study, or one to adopt (refused, naming the field, if it cannot serve)."""
+    found = _status(group)
+    if owner is not None and found.owner == owner_value(owner):
+        return PoolChange(created=True, owned=True)
+    problem = adoption_problem(pool, found)
+    if problem is not None:
+        raise NodePoolFailed(problem)
+    if found.owner is not None:
+        return PoolChange(owned=True)
+    return PoolChange(adopted={"minSize": found.min_nodes, "maxSize": found.max_nodes})
 
 
 def _issues(group: dict[str, Any]) -> str:

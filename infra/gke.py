@@ -3,13 +3,17 @@
 Requests are built as plain dicts by pure functions (what ``--dry-run`` prints is what is
 sent). Long-running changes return the operation's full name
 (``projects/P/locations/L/operations/ID``: GKE answers with the id only) to check later.
+A pool katuna creates for a study carries the study's uid as a resource label
+(:data:`functions.core.nodepool.OWNER_KEY`); any other pool found is adopted, and its
+autoscaling settings as found are what :meth:`GkeNodePools.scale_back` gives back.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 from google.api_core import exceptions as google_errors
@@ -23,6 +27,7 @@ from functions.core.errors import TemporaryError
 from functions.core.nodepool import (
     GKE,
     ON_DEMAND,
+    OWNER_KEY,
     PREEMPTIBLE,
     SPOT,
     NodePool,
@@ -30,6 +35,8 @@ from functions.core.nodepool import (
     OperationStatus,
     PoolChange,
     PoolStatus,
+    adoption_problem,
+    owner_value,
 )
 
 POOL_TOKEN = "pool:"
@@ -64,8 +71,9 @@ def autoscaling(pool: NodePool, max_nodes: int, min_nodes: int = 0) -> dict[str,
             "location_policy": "BALANCED" if pool.capacity == ON_DEMAND else "ANY"}
 
 
-def create_request(cluster: GkeCluster, pool: NodePool) -> dict[str, Any]:
-    """``create_node_pool``: no nodes at first, autoscaling 0..max, tainted for trials only."""
+def create_request(cluster: GkeCluster, pool: NodePool, owner: str | None = None) -> dict[str, Any]:
+    """``create_node_pool``: no nodes at first, autoscaling 0..max, tainted for trials only;
+    labelled with the uid of the study it is made for, if any."""
     config: dict[str, Any] = {
         "machine_type": pool.machine_types[0],
         "labels": pool.node_labels,
@@ -76,6 +84,8 @@ def create_request(cluster: GkeCluster, pool: NodePool) -> dict[str, Any]:
         config["spot"] = True
     elif pool.capacity == PREEMPTIBLE:
         config["preemptible"] = True
+    if owner is not None:
+        config["resource_labels"] = {OWNER_KEY: owner_value(owner)}
     if pool.disk_size_gb is not None:
         config["disk_size_gb"] = pool.disk_size_gb
     if pool.accelerators:
@@ -170,10 +180,10 @@ class GkeNodePools:
         except (google_errors.GoogleAPICallError, google_errors.RetryError, OSError) as exc:
             raise _translate(exc) from exc
 
-    def ensure(self, pool: NodePool) -> PoolChange:
+    def ensure(self, pool: NodePool, owner: str | None = None) -> PoolChange:
         try:
-            operation = self.api.create_node_pool(request=create_request(self.cluster, pool))
-            return PoolChange(self.cluster.operation_path(operation.name), created=True)
+            operation = self.api.create_node_pool(request=create_request(self.cluster, pool, owner))
+            return PoolChange(self.cluster.operation_path(operation.name), created=True, owned=owner is not None)
         except (google_errors.Conflict, google_errors.AlreadyExists):
             pass
         except (google_errors.GoogleAPICallError, google_errors.RetryError, OSError) as exc:
@@ -181,22 +191,30 @@ class GkeNodePools:
         current = self._get(pool.name)
         if current is None:
             raise TemporaryError(f"GKE: node pool {pool.name} exists and is gone again; try again")
-        state = container_v1.NodePool.Status(current.status).name
-        if state == "STOPPING":
+        found = _status(current)
+        if found.state == "STOPPING":
             raise TemporaryError(f"GKE: node pool {pool.name} is being deleted; try again when it is gone")
-        if state == "ERROR":
+        if found.state == "ERROR":
             raise NodePoolFailed(f"GKE node pool {pool.name} is in error: {current.status_message or 'no message'}")
-        if state in _PENDING:
-            return PoolChange(POOL_TOKEN + pool.name)
-        limits = _limits(current)
-        if current.autoscaling.enabled and limits[1] >= pool.max_nodes:
-            return PoolChange()
-        return self._operation(self._call("set_node_pool_autoscaling",
-                                          autoscaling_request(self.cluster, pool, pool.max_nodes, limits[0])))
+        whose = _whose(pool, found, current, owner)
+        if found.state in _PENDING:
+            return replace(whose, operation=POOL_TOKEN + pool.name)
+        if found.autoscaling and found.max_nodes >= pool.max_nodes:
+            return whose
+        raised = self._call("set_node_pool_autoscaling",
+                            autoscaling_request(self.cluster, pool, pool.max_nodes, found.min_nodes))
+        return replace(whose, operation=self.cluster.operation_path(raised.name))
 
-    def scale_back(self, pool: NodePool) -> PoolChange:
+    def scale_back(self, pool: NodePool, adopted: Mapping[str, Any] | None = None) -> PoolChange:
         current = self._get(pool.name)
-        if current is None or (current.autoscaling.enabled and _limits(current)[0] == 0):
+        if current is None:
+            return PoolChange()
+        if adopted is not None:
+            if _autoscaling(current) == dict(adopted):
+                return PoolChange()
+            return self._operation(self._call("set_node_pool_autoscaling", {
+                "name": self.cluster.pool_path(pool.name), "autoscaling": dict(adopted)}))
+        if current.autoscaling.enabled and _limits(current)[0] == 0:
             return PoolChange()
         limit = max(_limits(current)[1], 1)
         return self._operation(self._call("set_node_pool_autoscaling",
@@ -236,13 +254,40 @@ class GkeNodePools:
 
     def describe(self, name: str) -> PoolStatus | None:
         current = self._get(name)
-        if current is None:
-            return None
-        config = current.config
-        capacity = SPOT if config.spot else PREEMPTIBLE if config.preemptible else ON_DEMAND
-        low, high = _limits(current)
-        return PoolStatus(name, container_v1.NodePool.Status(current.status).name, low, high, capacity,
-                          (config.machine_type,) if config.machine_type else ())
+        return None if current is None else _status(current)
+
+
+def _status(current: container_v1.NodePool) -> PoolStatus:
+    """The pool as katuna judges it: state, limits, capacity, taint, and who made it."""
+    config = current.config
+    capacity = SPOT if config.spot else PREEMPTIBLE if config.preemptible else ON_DEMAND
+    low, high = _limits(current)
+    tainted = any(taint.key == TRIAL_TAINT["key"] and taint.value == TRIAL_TAINT["value"]
+                  and container_v1.NodeTaint.Effect(taint.effect).name == "NO_SCHEDULE" for taint in config.taints)
+    return PoolStatus(current.name, container_v1.NodePool.Status(current.status).name, low, high, capacity,
+                      (config.machine_type,) if config.machine_type else (), tainted=tainted,
+                      autoscaling=current.autoscaling.enabled, owner=config.resource_labels.get(OWNER_KEY))
+
+
+def _whose(pool: NodePool, found: PoolStatus, current: container_v1.NodePool, owner: str | None) -> PoolChange:
+    """Whose pool an existing one is: the study's own (its earlier create went through), katuna's
+    for another study, or one to adopt (refused, naming the field, if it cannot serve the study)."""
+    if owner is not None and found.owner == owner_value(owner):
+        return PoolChange(created=True, owned=True)
+    problem = adoption_problem(pool, found)
+    if problem is not None:
+        raise NodePoolFailed(problem)
+    if found.owner is not None:
+        return PoolChange(owned=True)
+    return PoolChange(adopted=_autoscaling(current))
+
+
+def _autoscaling(current: container_v1.NodePool) -> dict[str, Any]:
+    """The pool's autoscaling settings as a request would set them again (defaults left out)."""
+    settings = container_v1.NodePoolAutoscaling.to_dict(current.autoscaling, preserving_proto_field_name=True,
+                                                        use_integers_for_enums=False)
+    return {key: value for key, value in settings.items()
+            if value and value != "LOCATION_POLICY_UNSPECIFIED" and key != "autoprovisioned"}
 
 
 def _limits(pool: container_v1.NodePool) -> tuple[int, int]:

@@ -1,10 +1,18 @@
 """A small stateful GKE API (container v1, REST) on loopback: the node-pool and operation
-endpoints katuna uses.
+endpoints katuna uses, as strict as GKE on the fields katuna sends.
 
-It records every request, keeps node pools and long-running operations, answers a duplicate
-create with 409 ``ALREADY_EXISTS`` and a missing pool with 404 ``NOT_FOUND``, and can be told to
-make operations take a few polls (``polls``), to fail the next operation with a message
-(``fail_next``), or to refuse the next request with an error (``refuse_next``).
+Operations run on the stand-in's own clock, not on polls: a create takes
+``seconds["CREATE_NODE_POOL"]`` of stand-in time (configurable), and stand-in time moves by
+:meth:`GkeStub.advance` and, if ``speed`` is set, by real time times ``speed``. While one
+operation runs, any other change to the cluster is refused with 400 ``FAILED_PRECONDITION``, as
+GKE does. Requests GKE would refuse (a pool name it does not accept, autoscaling limits out of
+order or both per-zone and pool-wide, an unknown machine type, spot and preemptible together,
+resource labels GCE refuses, an initial node count above the maximum) get 400
+``INVALID_ARGUMENT``; a duplicate create 409 ``ALREADY_EXISTS``; a missing pool 404 ``NOT_FOUND``.
+
+Tests can fail the next operation with a message (``fail_next``) or refuse the next request
+(``refuse_next``); every request is recorded. :meth:`pool_bounds`, :meth:`node_count` and
+:meth:`set_node_count` are what a simulated cluster autoscaler reads and does.
 """
 
 from __future__ import annotations
@@ -12,7 +20,10 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, NamedTuple
 
 CLUSTER = r"/v1/projects/([^/]+)/locations/([^/]+)/clusters/([^/]+)"
 POOLS = re.compile(CLUSTER + r"/nodePools$")
@@ -20,17 +31,48 @@ POOL = re.compile(CLUSTER + r"/nodePools/([^/:]+)(:setAutoscaling)?$")
 OPERATION = re.compile(r"/v1/projects/([^/]+)/locations/([^/]+)/operations/([^/]+)$")
 STATUS = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 404: "NOT_FOUND", 409: "ALREADY_EXISTS",
           429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
+POOL_NAME = re.compile(r"[a-z]([-a-z0-9]{0,38}[a-z0-9])?")
+MACHINE_TYPE = re.compile(r"(e2|n1|n2|n2d|n4|c2|c2d|c3|c3d|c4|t2a|t2d|a2|a3|g2)-"
+                          r"(standard|highmem|highcpu|highgpu|megagpu|ultragpu|micro|small|medium)(-\d+g?)?")
+GCE_LABEL_KEY = re.compile(r"[a-z][a-z0-9_-]{0,62}")
+GCE_LABEL_VALUE = re.compile(r"[a-z0-9_-]{0,63}")
+TAINT_EFFECTS = {"NO_SCHEDULE": "NoSchedule", "PREFER_NO_SCHEDULE": "PreferNoSchedule", "NO_EXECUTE": "NoExecute",
+                 1: "NoSchedule", 2: "PreferNoSchedule", 3: "NoExecute"}
+DOING = {"CREATE_NODE_POOL": "creating a node pool", "DELETE_NODE_POOL": "deleting a node pool",
+         "UPDATE_CLUSTER": "updating cluster"}
+DEFAULT_SECONDS = {"CREATE_NODE_POOL": 90.0, "DELETE_NODE_POOL": 60.0, "UPDATE_CLUSTER": 10.0}
+
+
+class Refused(Exception):
+    """A request GKE answers with an error."""
+
+    def __init__(self, code: int, message: str, status: str | None = None) -> None:
+        super().__init__(message)
+        self.answer = GkeStub.error(code, message, status)
+
+
+class PoolBounds(NamedTuple):
+    """What a cluster autoscaler reads of a pool: its limits and what its nodes would carry."""
+
+    min_nodes: int
+    max_nodes: int
+    labels: dict[str, str]
+    taints: list[dict[str, str]]
 
 
 class GkeStub:
-    def __init__(self) -> None:
+    def __init__(self, seconds: Mapping[str, float] | None = None, speed: float = 0.0) -> None:
         self.pools: dict[str, dict] = {}
         self.operations: dict[str, dict] = {}
         self.requests: list[tuple[str, str, dict | None]] = []
-        self.polls = 0
+        self.seconds = {**DEFAULT_SECONDS, **(seconds or {})}
+        self.speed = speed
         self.fail_next: str | None = None
         self.refuse_next: tuple[int, str] | tuple[int, str, str] | None = None
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
+        self._offset = 0.0
+        self._started = time.monotonic()
+        self._nodes: dict[str, int] = {}
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -68,6 +110,61 @@ class GkeStub:
         self.server.shutdown()
         self.server.server_close()
 
+    # the stand-in's clock
+
+    def now(self) -> float:
+        """Stand-in seconds since it started."""
+        return self._offset + (time.monotonic() - self._started) * self.speed
+
+    def advance(self, seconds: float) -> None:
+        """Move the stand-in's clock on; operations due by then finish."""
+        with self.lock:
+            self._offset += seconds
+            self._settle()
+
+    # what a cluster autoscaler sees and does
+
+    def pool_bounds(self, name: str) -> PoolBounds | None:
+        """A running pool's autoscaling limits (pool-wide; per-zone ones count as one zone's),
+        and the labels and taints its nodes get; None while it is absent or not running."""
+        with self.lock:
+            self._settle()
+            pool = self.pools.get(name)
+            if pool is None or pool["status"] != "RUNNING":
+                return None
+            scaling, config = pool.get("autoscaling") or {}, pool.get("config") or {}
+            if not scaling.get("enabled"):
+                fixed = self._nodes.get(name, int(pool.get("initialNodeCount", 0)))
+                low, high = fixed, fixed
+            elif scaling.get("totalMaxNodeCount"):
+                low, high = int(scaling.get("totalMinNodeCount", 0)), int(scaling["totalMaxNodeCount"])
+            else:
+                low, high = int(scaling.get("minNodeCount", 0)), int(scaling.get("maxNodeCount", 0))
+            labels = {**config.get("labels", {}), "cloud.google.com/gke-nodepool": name}
+            if config.get("spot"):
+                labels["cloud.google.com/gke-spot"] = "true"
+            if config.get("preemptible"):
+                labels["cloud.google.com/gke-preemptible"] = "true"
+            taints = [{"key": t["key"], "value": t.get("value", ""), "effect": TAINT_EFFECTS[t["effect"]]}
+                      for t in config.get("taints", [])]
+            return PoolBounds(low, high, labels, taints)
+
+    def node_count(self, name: str) -> int:
+        """How many nodes the pool has now."""
+        with self.lock:
+            pool = self.pools.get(name, {})
+            return self._nodes.get(name, int(pool.get("initialNodeCount", 0)))
+
+    def set_node_count(self, name: str, nodes: int) -> None:
+        """Resize a running pool within its limits, as the cluster autoscaler does."""
+        bounds = self.pool_bounds(name)
+        if bounds is None or not bounds.min_nodes <= nodes <= bounds.max_nodes:
+            raise ValueError(f"pool {name} cannot have {nodes} nodes: {bounds}")
+        with self.lock:
+            self._nodes[name] = nodes
+
+    # requests
+
     def calls(self, method: str | None = None, suffix: str = "") -> list[tuple[str, str, dict | None]]:
         """Recorded requests, of one method and path ending, without the operation polls."""
         return [r for r in self.requests if (method is None or r[0] == method) and r[1].endswith(suffix)
@@ -77,48 +174,68 @@ class GkeStub:
     def error(code: int, message: str, status: str | None = None) -> tuple[int, dict]:
         return code, {"error": {"code": code, "message": message, "status": status or STATUS.get(code, "UNKNOWN")}}
 
-    def _operation(self, project: str, location: str, kind: str, pool: str, on_done: str) -> tuple[int, dict]:
-        number = f"operation-{len(self.operations) + 1}"
-        error, self.fail_next = self.fail_next, None
-        self.operations[number] = {"name": number, "operationType": kind, "status": "RUNNING", "pool": pool,
-                                   "polls": self.polls, "error": error, "on_done": on_done,
-                                   "selfLink": f"projects/{project}/locations/{location}/operations/{number}"}
-        return 200, {"name": number, "operationType": kind, "status": "RUNNING"}
-
     def route(self, method: str, path: str, body: dict | None) -> tuple[int, dict]:
+        self._settle()
         if self.refuse_next is not None and "/operations/" not in path:
             refusal, self.refuse_next = self.refuse_next, None
             return self.error(*refusal)
+        try:
+            return self._route(method, path, body or {})
+        except Refused as refused:
+            return refused.answer
+
+    def _route(self, method: str, path: str, body: dict) -> tuple[int, dict]:
         if (match := POOLS.match(path)) and method == "POST":
-            pool = body["nodePool"]
+            pool = body.get("nodePool", {})
+            check_pool(pool)
             if pool["name"] in self.pools:
                 return self.error(409, f"Already exists: {path}/{pool['name']}.")
+            self._idle(match[3])
             self.pools[pool["name"]] = {**pool, "status": "PROVISIONING"}
-            return self._operation(match[1], match[2], "CREATE_NODE_POOL", pool["name"], "RUNNING")
+            self._nodes[pool["name"]] = int(pool.get("initialNodeCount", 0))
+            return self._operation(match, "CREATE_NODE_POOL", pool["name"], "RUNNING")
         if match := POOL.match(path):
             name = match[4]
             if name not in self.pools:
                 return self.error(404, f"Not found: {path}.")
             if method == "GET":
                 return 200, self.pools[name]
+            self._idle(match[3])
             if method == "DELETE":
                 self.pools[name]["status"] = "STOPPING"
-                return self._operation(match[1], match[2], "DELETE_NODE_POOL", name, "deleted")
-            if match[5]:
-                self.pools[name]["autoscaling"] = body["autoscaling"]
+                return self._operation(match, "DELETE_NODE_POOL", name, "deleted")
+            if match[5] and method == "POST":
+                check_autoscaling(body.get("autoscaling", {}), "autoscaling")
+                self.pools[name]["autoscaling"] = body.get("autoscaling", {})
                 self.pools[name]["status"] = "RECONCILING"
-                return self._operation(match[1], match[2], "SET_NODE_POOL_SIZE", name, "RUNNING")
+                return self._operation(match, "UPDATE_CLUSTER", name, "RUNNING")
         if (match := OPERATION.match(path)) and method == "GET":
             return self._poll(match[3])
         return self.error(404, f"no route for {method} {path}")
 
-    def _poll(self, number: str) -> tuple[int, dict]:
-        operation = self.operations.get(number)
-        if operation is None:
-            return self.error(404, f"operation {number} not found")
-        if operation["polls"] > 0:
-            operation["polls"] -= 1
-        elif operation["status"] != "DONE":
+    def _idle(self, cluster: str) -> None:
+        """Refuse a change while another operation runs on the cluster, as GKE does."""
+        for number, operation in self.operations.items():
+            if operation["status"] == "RUNNING" and operation["cluster"] == cluster:
+                raise Refused(400, f"Operation {number} is currently {DOING[operation['operationType']]} for "
+                                   f"cluster {cluster}. Please wait and try again once it is done.",
+                              "FAILED_PRECONDITION")
+
+    def _operation(self, match: re.Match, kind: str, pool: str, on_done: str) -> tuple[int, dict]:
+        number = f"operation-{len(self.operations) + 1}"
+        error, self.fail_next = self.fail_next, None
+        self.operations[number] = {
+            "name": number, "operationType": kind, "status": "RUNNING", "pool": pool, "cluster": match[3],
+            "due": self.now() + self.seconds[kind], "error": error, "on_done": on_done,
+            "selfLink": f"projects/{match[1]}/locations/{match[2]}/operations/{number}"}
+        return 200, {"name": number, "operationType": kind, "status": "RUNNING"}
+
+    def _settle(self) -> None:
+        """Finish every operation whose time has come, in the order they started."""
+        now = self.now()
+        for operation in self.operations.values():
+            if operation["status"] != "RUNNING" or operation["due"] > now:
+                continue
             operation["status"] = "DONE"
             pool = operation["pool"]
             if operation["error"]:
@@ -126,9 +243,64 @@ class GkeStub:
                     self.pools[pool]["status"] = "ERROR"
             elif operation["on_done"] == "deleted":
                 self.pools.pop(pool, None)
+                self._nodes.pop(pool, None)
             elif pool in self.pools:
                 self.pools[pool]["status"] = operation["on_done"]
+
+    def _poll(self, number: str) -> tuple[int, dict]:
+        operation = self.operations.get(number)
+        if operation is None:
+            return self.error(404, f"operation {number} not found")
         answer = {k: operation[k] for k in ("name", "operationType", "status", "selfLink")}
         if operation["status"] == "DONE" and operation["error"]:
             answer["error"] = {"code": 8, "message": operation["error"]}
         return 200, answer
+
+
+def invalid(field: str, value: Any, expected: str) -> Refused:
+    return Refused(400, f"Invalid value for field \"{field}\": {json.dumps(value)}. {expected}")
+
+
+def check_pool(pool: dict) -> None:
+    """What GKE validates in a node pool it is asked to create."""
+    name = pool.get("name", "")
+    if not POOL_NAME.fullmatch(name):
+        raise invalid("node_pool.name", name, "Must be a match of regex '(?:[a-z](?:[-a-z0-9]{0,38}[a-z0-9])?)' "
+                      "(only lowercase alphanumerics and '-' allowed, must start with a letter and end with an "
+                      "alphanumeric, and must be no longer than 40 characters).")
+    config = pool.get("config", {})
+    machine = config.get("machineType", "e2-medium")
+    if not MACHINE_TYPE.fullmatch(machine):
+        raise Refused(400, f"Invalid machine type {machine}: the machine type does not exist in this location.")
+    if config.get("spot") and config.get("preemptible"):
+        raise Refused(400, "Spot VMs and preemptible VMs cannot both be enabled on a node pool.")
+    for key, value in config.get("resourceLabels", {}).items():
+        if not GCE_LABEL_KEY.fullmatch(key) or not GCE_LABEL_VALUE.fullmatch(value):
+            raise invalid(f"node_pool.config.resource_labels[{key}]", value,
+                          "Label keys and values may hold lowercase letters, digits, '_' and '-' (at most 63).")
+    for taint in config.get("taints", []):
+        if taint.get("effect") not in TAINT_EFFECTS or not taint.get("key"):
+            raise invalid("node_pool.config.taints", taint, "A taint needs a key and an effect.")
+    scaling = pool.get("autoscaling", {})
+    check_autoscaling(scaling, "node_pool.autoscaling")
+    initial = int(pool.get("initialNodeCount", 0))
+    if initial < 0:
+        raise invalid("node_pool.initial_node_count", initial, "Must be >= 0.")
+    if scaling.get("enabled") and initial > int(scaling.get("maxNodeCount") or scaling.get("totalMaxNodeCount", 0)):
+        raise invalid("node_pool.initial_node_count", initial, "Must not exceed the autoscaling maximum.")
+
+
+def check_autoscaling(scaling: dict, field: str) -> None:
+    """Autoscaling limits: per-zone or pool-wide, never both; minimum at most maximum; a maximum."""
+    if not scaling.get("enabled"):
+        return
+    zone = int(scaling.get("minNodeCount", 0)), int(scaling.get("maxNodeCount", 0))
+    total = int(scaling.get("totalMinNodeCount", 0)), int(scaling.get("totalMaxNodeCount", 0))
+    if any(zone) and any(total):
+        raise Refused(400, f"{field}: per-zone limits (min_node_count, max_node_count) and total limits "
+                           "(total_min_node_count, total_max_node_count) cannot be used together.")
+    if not zone[1] and not total[1]:
+        raise Refused(400, f"{field}.max_node_count and {field}.total_max_node_count cannot be both set to zero.")
+    for low, high, names in ((*zone, "min_node_count"), (*total, "total_min_node_count")):
+        if low < 0 or (high and low > high):
+            raise invalid(f"{field}.{names}", low, "Must be >= 0 and <= the maximum node count.")

@@ -18,6 +18,8 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from http.server import ThreadingHTTPServer
 
+import jsonpatch
+import jsonpointer
 from kube_standin.api import PLURALS, ApiServer
 from kube_standin.autoscaler import Autoscaler
 from kube_standin.history import Change, History
@@ -30,6 +32,7 @@ from kube_standin.server import handler
 
 __all__ = ["KubeStub", "NodePool", "image_id"]
 
+JSON_PATCH = "application/json-patch+json"
 TICK_SECONDS = 0.02
 """How often the controllers pass over the cluster."""
 
@@ -38,11 +41,13 @@ class KubeStub(ApiServer):
     """The cluster: its objects, the controllers that move them, and the HTTP server at ``url``."""
 
     def __init__(self, namespaces: Iterable[str] = (), pools: Callable[[], Iterable[NodePool]] | None = None,
-                 boot_seconds: float = 0.5, idle_seconds: float = 2.0, history: int = 10000) -> None:
+                 boot_seconds: float = 0.5, idle_seconds: float = 2.0, history: int = 10000,
+                 resize: Callable[[str, int], None] | None = None) -> None:
         """``namespaces`` exist besides ``default`` and ``katuna``, katuna's Role bound in each;
         ``pools`` (a provider of :class:`NodePool`) replaces the static node with an autoscaler
-        whose nodes boot in ``boot_seconds`` and go after ``idle_seconds`` without pods;
-        ``history`` changes are kept for watches."""
+        whose nodes boot in ``boot_seconds`` and go after ``idle_seconds`` without pods, and
+        which tells ``resize`` each pool's new node count; ``history`` changes are kept for
+        watches."""
         self.lock = threading.RLock()
         self.history = History(self.lock, history)
         self.authorizer = Authorizer(kustomization_objects())
@@ -67,7 +72,7 @@ class KubeStub(ApiServer):
         self.pod_index: dict[str, int] = {}
         self.job_controller = JobController()
         self.kubelets = Kubelets(self._disruption)
-        self.autoscaler = Autoscaler(pools, boot_seconds, idle_seconds) if pools is not None else None
+        self.autoscaler = Autoscaler(pools, boot_seconds, idle_seconds, resize) if pools is not None else None
         for name in ("default", "katuna", *namespaces):
             self.add_namespace(name)
         if pools is None:
@@ -214,18 +219,36 @@ class KubeStub(ApiServer):
             obj = self.resources.get((plural, namespace, name))
             return (200, snapshot(obj)) if obj else not_found(f"{plural}.katuna.dev", name)
 
-    def patch_status(self, plural: str, namespace: str, name: str, patch: dict) -> tuple[int, dict]:
-        """Only ``status`` changes; a uid in the patch that is not the object's is refused."""
+    def patch_status(self, plural: str, namespace: str, name: str, patch: object,
+                     content_type: str = "application/merge-patch+json") -> tuple[int, dict]:
+        """As the status subresource of a custom resource: the patch (merge, or JSON patch with
+        ``test`` operations) applies to the whole object, then only its ``status`` is kept, so
+        ``metadata`` in a merge patch changes nothing. A JSON patch that fails (a ``test`` that
+        does not hold, a path that is not there) is refused whole with the API's 422, which
+        does not say why; a ``resourceVersion`` other than the object's is a 409 conflict."""
         with self.lock:
             obj = self.resources.get((plural, namespace, name))
             if obj is None:
                 return not_found(f"{plural}.katuna.dev", name)
-            uid = (patch.get("metadata") or {}).get("uid")
-            if uid is not None and uid != obj["metadata"]["uid"]:
-                return 422, status(422, "Invalid", f"metadata.uid: Invalid value: {uid!r}: field is immutable")
-            merge(obj.setdefault("status", {}), patch.get("status") or {})
+            if content_type == JSON_PATCH and not isinstance(patch, list):
+                return 400, status(400, "BadRequest", "json: cannot unmarshal object into Go value of type jsonpatch.Patch")
+            try:
+                patched = (jsonpatch.apply_patch(obj, patch) if content_type == JSON_PATCH
+                           else merge(snapshot(obj), patch))
+            except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException):
+                return 422, {**status(422, "Invalid", "the server rejected our request due to an error in our request"),
+                             "details": {}}
+            version = (patched.get("metadata") or {}).get("resourceVersion")
+            if version != obj["metadata"]["resourceVersion"]:
+                return 409, status(409, "Conflict", f'Operation cannot be fulfilled on {plural}.katuna.dev "{name}": the '
+                                                    "object has been modified; please apply your changes to the latest "
+                                                    "version and try again")
+            if "status" in patched:
+                obj["status"] = patched["status"]
+            else:
+                obj.pop("status", None)
             self.history.record("MODIFIED", plural, obj)
-            self.status_writes.append((plural, name, snapshot(obj["status"])))
+            self.status_writes.append((plural, name, snapshot(obj.get("status") or {})))
             return 200, snapshot(obj)
 
     # the controllers' side

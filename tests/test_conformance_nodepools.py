@@ -14,11 +14,12 @@ import pytest
 from gke_stub import GkeStub
 from moto import mock_aws
 
-from functions.core.nodepool import SPOT, NodePool, PoolChange
+from functions.core.nodepool import ON_DEMAND, SPOT, NodePool, NodePoolFailed, PoolChange
 from functions.core.ports import NodePools
 from infra import eks, gke
 
 NAME = "katuna-digits"
+UID = "5e0f9b2c7d41"
 OPERATION_CHECKS = 10
 
 
@@ -33,10 +34,14 @@ class NodePoolsContract:
                       max_nodes=5, labels=(("team", "vision"),))
         return NodePool(**(fields | overrides))
 
+    def finish(self) -> None:
+        """Let the cloud's pending operations finish."""
+
     def settle(self, pools: NodePools, change: PoolChange) -> None:
         """Let the cloud finish the change's operation, and check it until it is done."""
         if change.operation is None:
             return
+        self.finish()
         for _ in range(OPERATION_CHECKS):
             status = pools.check(change.operation)
             if status.done:
@@ -48,6 +53,10 @@ class NodePoolsContract:
         """Raise the pool's autoscaling minimum outside katuna, as an operator might."""
         raise NotImplementedError
 
+    def make_by_hand(self, pools: NodePools, tainted: bool, capacity: str = SPOT, max_nodes: int = 3) -> None:
+        """Create pool NAME outside katuna, autoscaling 1..``max_nodes``, as an operator might."""
+        raise NotImplementedError
+
     def test_the_pools_are_of_their_provider(self, pools: NodePools):
         assert pools.provider == self.provider
 
@@ -55,18 +64,41 @@ class NodePoolsContract:
         assert pools.describe(NAME) is None
 
     def test_ensure_creates_a_pool_that_scales_from_zero_to_its_maximum(self, pools: NodePools):
-        change = pools.ensure(self.pool())
-        assert change.created and change.operation
+        change = pools.ensure(self.pool(), owner=UID)
+        assert change.created and change.owned and change.operation and change.adopted is None
         self.settle(pools, change)
         status = pools.describe(NAME)
         assert (status.name, status.min_nodes, status.max_nodes) == (NAME, 0, 5)
         assert (status.capacity, status.machine_types) == (SPOT, self.machine_types)
 
     def test_ensuring_an_existing_pool_is_success_and_changes_nothing(self, pools: NodePools):
-        self.settle(pools, pools.ensure(self.pool()))
+        self.settle(pools, pools.ensure(self.pool(), owner=UID))
         before = pools.describe(NAME)
-        assert pools.ensure(self.pool()) == PoolChange()
+        assert pools.ensure(self.pool(), owner=UID) == PoolChange(created=True, owned=True), "its own create"
+        assert pools.ensure(self.pool(), owner="another") == PoolChange(owned=True), "katuna's, for another study"
         assert pools.describe(NAME) == before
+
+    def test_a_pool_made_by_hand_is_adopted_and_given_back_its_limits(self, pools: NodePools):
+        self.make_by_hand(pools, tainted=True)
+        change = pools.ensure(self.pool(max_nodes=8), owner=UID)
+        assert not change.created and not change.owned and change.adopted is not None
+        self.settle(pools, change)
+        assert (pools.describe(NAME).min_nodes, pools.describe(NAME).max_nodes) == (1, 8)
+        self.settle(pools, pools.scale_back(self.pool(), change.adopted))
+        assert (pools.describe(NAME).min_nodes, pools.describe(NAME).max_nodes) == (1, 3)
+        assert pools.scale_back(self.pool(), change.adopted) == PoolChange(), "given back once"
+
+    def test_a_pool_without_the_trial_taint_is_not_adopted(self, pools: NodePools):
+        self.make_by_hand(pools, tainted=False)
+        with pytest.raises(NodePoolFailed, match="nodePool.name: node pool katuna-digits exists without the taint "
+                                                 "katuna.dev/trial=true:NoSchedule"):
+            pools.ensure(self.pool(max_nodes=8), owner=UID)
+        assert pools.describe(NAME).max_nodes == 3, "left as it was"
+
+    def test_a_pool_of_other_capacity_is_not_adopted(self, pools: NodePools):
+        self.make_by_hand(pools, tainted=True, capacity=ON_DEMAND)
+        with pytest.raises(NodePoolFailed, match="nodePool.capacity: .* on-demand capacity; the study asks for spot"):
+            pools.ensure(self.pool(), owner=UID)
 
     def test_a_larger_maximum_raises_it_and_keeps_the_minimum(self, pools: NodePools):
         self.settle(pools, pools.ensure(self.pool()))
@@ -105,8 +137,19 @@ class TestGkeNodePools(NodePoolsContract):
         self.api = gke_api
         return gke.GkeNodePools(gke.GkeCluster("proj", "europe-west4", "tuning"), gke.client(gke_api.url))
 
+    def finish(self) -> None:
+        self.api.advance(600)
+
     def set_minimum(self, pools: NodePools, nodes: int) -> None:
         self.api.pools[NAME]["autoscaling"]["totalMinNodeCount"] = nodes
+
+    def make_by_hand(self, pools: NodePools, tainted: bool, capacity: str = SPOT, max_nodes: int = 3) -> None:
+        request = gke.create_request(pools.cluster, self.pool(capacity=capacity, max_nodes=max_nodes))
+        request["node_pool"]["autoscaling"]["total_min_node_count"] = 1
+        if not tainted:
+            del request["node_pool"]["config"]["taints"]
+        pools.api.create_node_pool(request=request)
+        self.finish()
 
 
 class TestEksNodePools(NodePoolsContract):
@@ -141,6 +184,14 @@ class TestEksNodePools(NodePoolsContract):
         pools.autoscaling.create_auto_scaling_group(
             AutoScalingGroupName=group["resources"]["autoScalingGroups"][0]["name"], LaunchConfigurationName="lc",
             MinSize=0, MaxSize=5, AvailabilityZones=[f"{self.region}a"])
+
+    def make_by_hand(self, pools: NodePools, tainted: bool, capacity: str = SPOT, max_nodes: int = 3) -> None:
+        request = eks.create_request(pools.cluster, self.pool(capacity=capacity, max_nodes=max_nodes))
+        request["scalingConfig"] = {"minSize": 1, "maxSize": max_nodes, "desiredSize": 1}
+        if not tainted:
+            del request["taints"]
+        pools.eks.create_nodegroup(**request)
+        self._create_autoscaling_group(pools)
 
     def set_minimum(self, pools: NodePools, nodes: int) -> None:
         scaling = pools.eks.describe_nodegroup(clusterName="tuning", nodegroupName=NAME)["nodegroup"]["scalingConfig"]

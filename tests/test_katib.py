@@ -199,3 +199,77 @@ def test_tpe_settings_given_as_strings_run_past_the_startup_trials(embedded, tmp
     embedded.submit(spec, definition, tmp_path)
     assert embedded.run("katib-exp").status == "completed"
     assert [t.state for t in embedded.store.trials("katib-exp")] == ["COMPLETE"] * 4
+
+
+POOL = {"provider": "gke", "capacity": "spot", "maxNodes": 100, "machineType": "e2-standard-4"}
+ANNOTATION = 'metadata.annotations["katuna.dev/node-pool"]'
+
+
+def as_resource(doc: dict, annotation: str | None) -> dict:
+    """The Experiment as a ``katuna.dev/v1`` resource, its node pool (if any) in the annotation."""
+    resource = {**copy.deepcopy(doc), "apiVersion": "katuna.dev/v1"}
+    annotations = {"kubectl.kubernetes.io/last-applied-configuration": json.dumps(doc)}
+    if annotation is not None:
+        annotations["katuna.dev/node-pool"] = annotation
+    resource["metadata"]["annotations"] = annotations
+    return resource
+
+
+def test_an_experiment_document_asks_for_a_node_pool_beside_its_spec():
+    spec, _ = load_study(yaml.safe_dump({**experiment(), "nodePool": POOL}))
+    assert (spec.node_pool.provider, spec.node_pool.max_nodes, spec.node_pool.name) == ("gke", 100, "katuna-katib-exp")
+    assert dict(spec.trial_cluster.node_selector) == {"cloud.google.com/gke-nodepool": "katuna-katib-exp"}
+    with pytest.raises(InvalidStudy) as caught:
+        load_study(yaml.safe_dump({**experiment(), "nodePool": {**POOL, "maxNodes": 0}}))
+    assert [p.path for p in caught.value.problems] == ["nodePool.maxNodes"]
+
+
+@pytest.mark.parametrize("text", [json.dumps(POOL), yaml.safe_dump(POOL)], ids=["json", "yaml"])
+def test_an_experiment_resource_asks_for_a_node_pool_in_an_annotation(text: str):
+    from functions.core import resources
+    from functions.core.formats import load_definition
+
+    definition = resources.definition(as_resource(experiment(), text))
+    assert definition["metadata"]["annotations"] == {"katuna.dev/node-pool": text}, "only katuna's annotation is kept"
+    spec, _ = load_definition(definition)
+    assert spec == load_study(yaml.safe_dump({**experiment(), "nodePool": POOL}))[0]
+
+
+BAD_ANNOTATIONS = {
+    "fields": (json.dumps({**POOL, "maxNodes": 0, "colour": "blue"}),
+               [f"{ANNOTATION}.colour", f"{ANNOTATION}.maxNodes"]),
+    "not yaml": ("{provider: [gke", [ANNOTATION]),
+    "not a mapping": ("gke", [ANNOTATION]),
+}
+
+
+@pytest.mark.parametrize("text,paths", BAD_ANNOTATIONS.values(), ids=BAD_ANNOTATIONS.keys())
+def test_a_bad_node_pool_annotation_is_refused_naming_its_fields(text: str, paths: list[str]):
+    from functions.core import resources
+    from functions.core.formats import load_definition
+
+    with pytest.raises(InvalidStudy) as caught:
+        load_definition(resources.definition(as_resource(experiment(), text)))
+    assert sorted(p.path for p in caught.value.problems) == paths
+    assert all("nodePool block" in p.message for p in caught.value.problems if p.path == ANNOTATION)
+
+
+def test_a_node_pool_given_twice_is_refused():
+    doc = {**experiment(), "nodePool": POOL, "metadata": {"name": "katib-exp",
+                                                          "annotations": {"katuna.dev/node-pool": json.dumps(POOL)}}}
+    with pytest.raises(InvalidStudy) as caught:
+        load_study(yaml.safe_dump(doc))
+    assert [p.path for p in caught.value.problems] == ["nodePool"]
+    assert ANNOTATION in caught.value.problems[0].message
+
+
+def test_the_node_pool_annotation_on_the_katib_page_is_valid():
+    from doc_blocks import block
+
+    from functions.core import resources
+    from functions.core.formats import load_definition
+
+    shown = yaml.safe_load(block("docs/katib.md", "A node pool for an Experiment", "yaml"))
+    annotation = shown["metadata"]["annotations"]["katuna.dev/node-pool"]
+    spec, _ = load_definition(resources.definition(as_resource(experiment(), annotation)))
+    assert (spec.node_pool.provider, spec.node_pool.capacity, spec.node_pool.max_nodes) == ("gke", "spot", 100)

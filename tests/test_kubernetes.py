@@ -16,7 +16,7 @@ from kube_stub import KubeStub, image_id
 
 pytestmark = pytest.mark.slow
 
-KUBE_NAMESPACES = ("trials", "events", "lost", "pruning")
+KUBE_NAMESPACES = ("trials", "events", "lost", "pruning", "clock", "backstop")
 """Where these tests run trials, katuna's Role bound in each."""
 
 
@@ -86,13 +86,90 @@ def test_a_failed_job_fails_its_trial_with_the_exit_code(service: Service):
     assert "BackoffLimitExceeded" in trial["reason"] and "about to fail" in trial["reason"]
 
 
-def test_a_job_past_its_deadline_times_out(service: Service):
+def test_a_trial_past_its_timeout_fails_and_its_job_is_deleted(service: Service, kube: KubeStub):
+    """The timeout counts from the container's start; the Job's own deadline is a backstop."""
     definition = job_study("job-deadline", mode="hang", maxTrials=1, parallelism=1)
     definition["trialTemplate"]["timeout"] = 1
     submit(service, definition)
     service.wait_for("job-deadline")
     trial = trials(service, "job-deadline")[0]
-    assert trial["state"] == "FAIL" and trial["reason"].startswith("timed out")
+    assert trial["state"] == "FAIL" and trial["reason"].startswith("timed out: ran past its timeout of 1s")
+    assert kube.created_jobs["job-deadline-0"]["spec"]["activeDeadlineSeconds"] == 1 + 3600
+    assert ("trials", "job-deadline-0", "Background") in kube.deleted, "deleted with its pods"
+    assert ("trials", "job-deadline-0") not in kube.jobs
+
+
+def test_a_timeout_counts_from_the_start_of_the_current_pods_container(kube: KubeStub):
+    """Time a trial waited, or ran in a pod that was preempted, is not its own: the replacement
+    pod's container starts a fresh timeout, and a container not started yet has none running."""
+    from functions.adapters.kubernetes_executor import KubernetesExecutor, api_client
+    from functions.core.cluster import Cluster
+    from functions.core.launch import TrialLaunch
+
+    now = [0.0]
+    executor = KubernetesExecutor(Cluster(namespace="clock"), api_client(kube.url), clock=lambda: now[0])
+    command = study_definition(mode="hang")["trialTemplate"]["command"]
+    launch = TrialLaunch("clocked", "u1", 0, 1, "clocked-0", [c.replace("${trialParameters.x}", "1") for c in command],
+                         {}, ".", timeout=100, image="python:3.12")
+    kube.disrupt = lambda job, index: 1.2 if (job, index) == ("clocked-0", 0) else None
+    try:
+        executor.launch(launch)
+        pods = _wait_pods(kube, "clocked-0", 2)
+    finally:
+        kube.disrupt = None
+    first, current = (_started(p) for p in pods)
+    now[0] = first + 100.5
+    assert executor.poll(launch) is None, "the preempted pod's run does not count"
+    now[0] = current + 99
+    assert executor.poll(launch) is None
+    now[0] = current + 100
+    finished = executor.poll(launch)
+    assert finished is not None and finished.data["outcome"] == "timeout"
+    assert finished.data["message"] == "ran past its timeout of 100s: its container started 100s ago"
+    with kube.lock:
+        pods[1]["status"]["containerStatuses"][0]["state"] = {"waiting": {"reason": "ContainerCreating"}}
+    now[0] = current + 10_000
+    assert executor.poll(launch) is None, "a container not started yet has not run past anything"
+    executor.stop(launch)
+
+
+def test_a_job_past_its_backstop_deadline_times_out_naming_it(kube: KubeStub):
+    from functions.adapters.kubernetes_executor import KubernetesExecutor, api_client
+    from functions.core.cluster import Cluster
+    from functions.core.launch import TrialLaunch
+
+    executor = KubernetesExecutor(Cluster(namespace="backstop", start_allowance=0), api_client(kube.url),
+                                  clock=lambda: 0.0)
+    command = [c.replace("${trialParameters.x}", "1") for c in study_definition(mode="hang")["trialTemplate"]["command"]]
+    launch = TrialLaunch("backstop", "u1", 0, 1, "backstop-0", command, {}, ".", timeout=1, image="python:3.12")
+    executor.launch(launch)
+    deadline = time.monotonic() + 20
+    while not kube.jobs[("backstop", "backstop-0")]["status"].get("conditions") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    finished = executor.poll(launch)
+    assert finished is not None and finished.data["outcome"] == "timeout"
+    assert finished.data["message"].startswith("its Job ran past its deadline (1s from the Job's start: the trial's "
+                                               "timeout plus the start allowance")
+
+
+def _wait_pods(kube: KubeStub, job: str, count: int) -> list[dict]:
+    """The Job's pods, oldest first, once ``count`` of them run or ran."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with kube.lock:
+            pods = [p for p in kube.pods.values() if p["metadata"]["labels"]["job-name"] == job]
+            if len(pods) >= count and "running" in pods[-1]["status"]["containerStatuses"][0]["state"]:
+                return pods
+        time.sleep(0.05)
+    raise AssertionError(f"{job} never had {count} pods")
+
+
+def _started(pod: dict) -> float:
+    from datetime import datetime
+
+    state = pod["status"]["containerStatuses"][0]["state"]
+    stamp = (state.get("running") or state.get("terminated"))["startedAt"]
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
 def test_a_preempted_pod_is_replaced_inside_its_job_and_not_failed(service: Service, kube: KubeStub):

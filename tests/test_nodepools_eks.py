@@ -62,9 +62,10 @@ def autoscaling_group_of(pools: eks.EksNodePools) -> str:
 
 @pytest.mark.slow
 def test_a_spot_node_group_scales_from_zero_with_labels_taint_and_subnets(aws, pools):
-    change = pools.ensure(spot_pool())
-    assert change == PoolChange("create:katuna-digits", created=True)
+    change = pools.ensure(spot_pool(), owner="5e0f9b2c7d41")
+    assert change == PoolChange("create:katuna-digits", created=True, owned=True)
     found = group(pools)
+    assert found["tags"]["katuna-study-uid"] == "5e0f9b2c7d41", "the study whose request created it"
     assert found["capacityType"] == "SPOT"
     assert found["scalingConfig"] == {"minSize": 0, "maxSize": 6, "desiredSize": 0}
     assert found["instanceTypes"] == ["m5.xlarge", "m5a.xlarge"] and found["diskSize"] == 80
@@ -82,6 +83,7 @@ def test_the_request_is_pure_with_a_token_derived_from_it(aws):
 
 def test_once_active_its_auto_scaling_group_is_tagged_for_scale_up_from_zero(pools):
     pools.ensure(spot_pool())
+    assert pools.check("create:katuna-digits") == OperationStatus(False), "pending until its group is there to tag"
     asg = autoscaling_group_of(pools)
     assert pools.check("create:katuna-digits") == OperationStatus(True)
     tags = {t["Key"]: t["Value"] for t in pools.autoscaling.describe_tags(
@@ -124,9 +126,11 @@ def test_creating_and_deleting_states_are_pending(cluster):
 def test_a_node_group_found_creating_is_waited_for(cluster):
     pools, stubber = stubbed(cluster)
     stubber.add_client_error("create_nodegroup", "ResourceInUseException", "NodeGroup already exists", 409)
-    stubber.add_response("describe_nodegroup", _described("CREATING"), NAMES)
+    stubber.add_response("describe_nodegroup", _described("CREATING", tags={"katuna-study-uid": "5e0f9b2c7d41"}),
+                         NAMES)
     with stubber:
-        assert pools.ensure(spot_pool()) == PoolChange("create:katuna-digits")
+        assert pools.ensure(spot_pool(), owner="5e0f9b2c7d41") == PoolChange(
+            "create:katuna-digits", created=True, owned=True), "its own earlier create went through"
 
 
 def test_a_failed_creation_reports_the_health_issues(cluster):
@@ -151,3 +155,30 @@ def test_throttling_is_temporary_and_refusals_permanent(cluster, code, status, e
     stubber.add_client_error("create_nodegroup", code, f"{code} happened", status)
     with stubber, pytest.raises(error, match=f"{code} happened"):
         pools.ensure(spot_pool())
+
+
+def test_limits_given_back_move_the_desired_size_only_when_it_falls_outside_them(aws):
+    inside = eks.scaling_request(aws, "trials", 1, 3, desired=2)["scalingConfig"]
+    below = eks.scaling_request(aws, "trials", 1, 3, desired=0)["scalingConfig"]
+    assert inside == {"minSize": 1, "maxSize": 3}, "the autoscaler owns the desired size"
+    assert below == {"minSize": 1, "maxSize": 3, "desiredSize": 1}, "EKS refuses a desired size below the minimum"
+
+
+def test_an_adopted_group_gets_its_limits_back_with_a_desired_size_eks_accepts(pools):
+    pools.eks.create_nodegroup(**{**eks.create_request(pools.cluster, spot_pool(max_nodes=3)),
+                                  "scalingConfig": {"minSize": 1, "maxSize": 3, "desiredSize": 1}})
+    change = pools.ensure(spot_pool(), owner="5e0f9b2c7d41")
+    assert change == PoolChange("update:katuna-digits", adopted={"minSize": 1, "maxSize": 3})
+    pools.eks.update_nodegroup_config(clusterName="tuning", nodegroupName="katuna-digits",
+                                      scalingConfig={"minSize": 0, "maxSize": 6, "desiredSize": 0})
+    assert pools.scale_back(spot_pool(), change.adopted) == PoolChange("update:katuna-digits")
+    assert group(pools)["scalingConfig"] == {"minSize": 1, "maxSize": 3, "desiredSize": 1}
+
+
+def test_a_group_launching_instance_types_the_study_does_not_accept_is_not_adopted(pools):
+    pools.eks.create_nodegroup(**{**eks.create_request(pools.cluster, spot_pool()),
+                                  "instanceTypes": ["m5.xlarge", "c5.large"]})
+    with pytest.raises(NodePoolFailed, match="nodePool.instanceTypes: node pool katuna-digits exists with "
+                                             "instance types m5.xlarge, c5.large; the study accepts m5.xlarge, "
+                                             "m5a.xlarge"):
+        pools.ensure(spot_pool(), owner="5e0f9b2c7d41")

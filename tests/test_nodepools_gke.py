@@ -3,6 +3,8 @@ What every cloud's node pools do is checked by the contract in tests/test_confor
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from gke_stub import GkeStub
 
@@ -19,6 +21,12 @@ ANY, BALANCED, NO_SCHEDULE = 2, 1, 1
 @pytest.fixture
 def pools(gke_api: GkeStub) -> gke.GkeNodePools:
     return gke.GkeNodePools(CLUSTER, gke.client(gke_api.url))
+
+
+def settled(gke_api: GkeStub, pools: gke.GkeNodePools, change: PoolChange) -> OperationStatus:
+    """The change's operation once the stand-in's clock has moved past it."""
+    gke_api.advance(600)
+    return pools.check(change.operation)
 
 
 def spot_pool(**overrides) -> NodePool:
@@ -69,14 +77,14 @@ def test_on_demand_capacity_is_balanced_across_zones(gke_api: GkeStub, pools: gk
 
 
 def test_ensuring_an_existing_pool_is_success_and_changes_nothing(gke_api: GkeStub, pools: gke.GkeNodePools):
-    assert pools.check(pools.ensure(spot_pool()).operation) == OperationStatus(True)
+    assert settled(gke_api, pools, pools.ensure(spot_pool(), owner="u1")) == OperationStatus(True)
     gke_api.requests.clear()
-    assert pools.ensure(spot_pool()) == PoolChange()
+    assert pools.ensure(spot_pool(), owner="u1") == PoolChange(created=True, owned=True)
     assert [(m, p.rsplit("/", 1)[1]) for m, p, _ in gke_api.calls()] == [("POST", "nodePools"), ("GET", "katuna-digits")]
 
 
 def test_a_study_needing_more_nodes_raises_the_maximum_and_keeps_the_minimum(gke_api: GkeStub, pools: gke.GkeNodePools):
-    pools.check(pools.ensure(spot_pool()).operation)
+    settled(gke_api, pools, pools.ensure(spot_pool()))
     gke_api.pools["katuna-digits"]["autoscaling"]["totalMinNodeCount"] = 1
     change = pools.ensure(spot_pool(max_nodes=12))
     assert change.operation == OPERATIONS + "operation-2" and not change.created
@@ -84,27 +92,41 @@ def test_a_study_needing_more_nodes_raises_the_maximum_and_keeps_the_minimum(gke
         "enabled": True, "totalMinNodeCount": 1, "totalMaxNodeCount": 12, "locationPolicy": ANY}}
 
 
-def test_an_operation_is_pending_until_done(gke_api: GkeStub, pools: gke.GkeNodePools):
-    gke_api.polls = 2
+def test_an_operation_is_pending_until_its_time_has_passed_on_the_stand_ins_clock(gke_api, pools):
+    gke_api.seconds["CREATE_NODE_POOL"] = 120
     operation = pools.ensure(spot_pool()).operation
-    assert [pools.check(operation).done for _ in range(3)] == [False, False, True]
+    assert [pools.check(operation).done for _ in range(5)] == [False] * 5, "polling does not make it finish"
+    assert pools.describe("katuna-digits").state == "PROVISIONING"
+    gke_api.advance(119)
+    assert not pools.check(operation).done
+    gke_api.advance(1)
+    assert pools.check(operation) == OperationStatus(True)
     assert gke_api.requests[-1][1] == "/v1/" + OPERATIONS + "operation-1"
     assert pools.describe("katuna-digits").state == "RUNNING"
 
 
+def test_a_sped_up_clock_finishes_operations_in_real_time(gke_api: GkeStub, pools: gke.GkeNodePools):
+    gke_api.speed = 1000.0
+    operation = pools.ensure(spot_pool()).operation
+    deadline = time.monotonic() + 30
+    while not pools.check(operation).done:
+        assert time.monotonic() < deadline, "90 stand-in seconds never passed"
+        time.sleep(0.05)
+    assert pools.describe("katuna-digits").state == "RUNNING"
+
+
 def test_a_pool_found_provisioning_is_waited_for_through_its_status(gke_api: GkeStub, pools: gke.GkeNodePools):
-    gke_api.polls = 1
-    pools.ensure(spot_pool())
-    change = pools.ensure(spot_pool())
-    assert change == PoolChange("pool:katuna-digits")
+    pools.ensure(spot_pool(), owner="u1")
+    change = pools.ensure(spot_pool(), owner="u1")
+    assert change == PoolChange("pool:katuna-digits", created=True, owned=True), "its own earlier create"
     assert not pools.check(change.operation).done
-    gke_api.pools["katuna-digits"]["status"] = "RUNNING"
+    gke_api.advance(600)
     assert pools.check(change.operation) == OperationStatus(True)
 
 
 def test_a_failed_operation_reports_the_clouds_message(gke_api: GkeStub, pools: gke.GkeNodePools):
     gke_api.fail_next = "Insufficient regional quota to satisfy request: resource \"CPUS\""
-    status = pools.check(pools.ensure(spot_pool()).operation)
+    status = settled(gke_api, pools, pools.ensure(spot_pool()))
     assert status == OperationStatus(True, "Insufficient regional quota to satisfy request: resource \"CPUS\"")
 
 
@@ -128,18 +150,18 @@ def test_a_cluster_busy_with_another_operation_is_temporary(gke_api: GkeStub, po
 
 
 def test_scale_back_lowers_the_minimum_to_zero_only_when_needed(gke_api: GkeStub, pools: gke.GkeNodePools):
-    pools.check(pools.ensure(spot_pool()).operation)
+    settled(gke_api, pools, pools.ensure(spot_pool()))
     assert pools.scale_back(spot_pool()) == PoolChange()
     gke_api.pools["katuna-digits"]["autoscaling"]["totalMinNodeCount"] = 2
     change = pools.scale_back(spot_pool())
-    assert pools.check(change.operation).done
+    assert settled(gke_api, pools, change).done
     assert gke_api.calls("POST", ":setAutoscaling")[-1][2]["autoscaling"] == {
         "enabled": True, "totalMaxNodeCount": 5, "locationPolicy": ANY}
     assert pools.describe("katuna-digits").min_nodes == 0
 
 
 def test_deleting_sends_a_delete_and_returns_its_operation(gke_api, pools):
-    pools.check(pools.ensure(spot_pool()).operation)
+    settled(gke_api, pools, pools.ensure(spot_pool()))
     change = pools.delete("katuna-digits")
     assert change.operation == OPERATIONS + "operation-2"
     assert gke_api.calls("DELETE")[-1][1] == POOLS_PATH + "/katuna-digits"
@@ -152,7 +174,7 @@ def test_an_unreachable_api_is_temporary(gke_api: GkeStub):
 
 
 def test_an_existing_pool_in_error_is_a_refusal_and_one_being_deleted_a_wait(gke_api: GkeStub, pools: gke.GkeNodePools):
-    pools.check(pools.ensure(spot_pool()).operation)
+    settled(gke_api, pools, pools.ensure(spot_pool()))
     gke_api.pools["katuna-digits"].update(status="ERROR",
                                        statusMessage="Instances failed to start: ZONE_RESOURCE_POOL_EXHAUSTED")
     with pytest.raises(NodePoolFailed, match="is in error: Instances failed to start"):

@@ -18,7 +18,7 @@ from functions.core.errors import InvalidStudy, TemporaryError
 from functions.core.events import Event, pool_check, study_completed, study_created
 from functions.core.job import render_job
 from functions.core.launch import trial_launch
-from functions.core.records import StudyRecord, TrialRecord
+from functions.core.records import PoolUse, StudyRecord, TrialRecord
 from functions.core.validate import parse_study
 from functions.core.views import study_view
 from functions.dispatch import Dispatcher
@@ -78,15 +78,17 @@ def end(dispatcher: Dispatcher, store: SqliteStore, name: str, status: str = "co
 def test_a_study_creates_its_own_pool_and_deletes_it_after(world, gke_api: GkeStub):
     dispatcher, store, clock = world
     submit(store, pool_study("own"), "u1")
-    gke_api.polls = 1
     assert deliver_twice(dispatcher, created("own", "u1")) == []
-    gke_api.polls = 0
     assert deliver_twice(dispatcher, created("own", "u1")) == [], "a new study.created only checks"
     assert [m for m, _, _ in gke_api.calls()] == ["POST"], "created once"
     assert store.pool_use("u1").phase == "creating"
     body = gke_api.calls("POST")[0][2]["nodePool"]
     assert body["name"] == "katuna-own" and body["autoscaling"]["totalMaxNodeCount"] == 4
+    assert body["config"]["resourceLabels"] == {"katuna-study-uid": "u1"}
     clock.now += 60
+    deliver_twice(dispatcher, pool_check())
+    assert store.pool_use("u1").phase == "creating", "GKE takes its time"
+    gke_api.advance(600)
     deliver_twice(dispatcher, pool_check())
     use = store.pool_use("u1")
     assert (use.phase, use.ready_at, use.operation) == ("ready", clock.now, None)
@@ -94,11 +96,13 @@ def test_a_study_creates_its_own_pool_and_deletes_it_after(world, gke_api: GkeSt
     assert end(dispatcher, store, "own") == []
     assert store.pool_use("u1").phase == "releasing" and [m for m, _, _ in gke_api.calls("DELETE")] == ["DELETE"]
     clock.now += 120
+    gke_api.advance(600)
     deliver_twice(dispatcher, pool_check())
     summary = study_view(store, store.get_study("own"))["nodePool"]
     assert summary | {"hours": None, "maxNodeHours": None} == {
         "pool": "katuna-own", "provider": "gke", "capacity": "spot", "machineTypes": ["n2-standard-4"],
-        "maxNodes": 4, "shared": False, "phase": "released", "created": True, "deleted": True, "message": None,
+        "maxNodes": 4, "shared": False, "phase": "released", "created": True, "owned": True, "adopted": False,
+        "deleted": True, "message": None,
         "requestedAt": 1_000_000.0, "readyAt": 1_000_060.0, "releasedAt": 1_003_780.0,
         "hours": None, "maxNodeHours": None}
     assert summary["hours"] == pytest.approx(3780 / 3600, abs=1e-3)
@@ -115,9 +119,11 @@ def test_a_shared_pool_is_only_scaled_back(world, gke_api: GkeStub):
     dispatcher, store, _ = world
     submit(store, pool_study("shared-a", name="trials", shared=True), "u1")
     deliver_twice(dispatcher, created("shared-a", "u1"))
+    gke_api.advance(600)
     deliver_twice(dispatcher, pool_check())
     gke_api.pools["trials"]["autoscaling"]["totalMinNodeCount"] = 2
     end(dispatcher, store, "shared-a")
+    gke_api.advance(600)
     deliver_twice(dispatcher, pool_check())
     assert gke_api.calls("DELETE") == []
     assert gke_api.calls("POST", ":setAutoscaling")[0][2]["autoscaling"] == {
@@ -129,14 +135,19 @@ def test_an_own_pool_another_running_study_uses_is_kept_until_the_last_one_ends(
     dispatcher, store, _ = world
     submit(store, pool_study("first", name="trials"), "u1")
     deliver_twice(dispatcher, created("first", "u1"))
+    gke_api.advance(600)
     deliver_twice(dispatcher, pool_check())
     submit(store, pool_study("second", name="trials", maxNodes=6), "u2")
     deliver_twice(dispatcher, created("second", "u2"))
     assert gke_api.calls("POST", ":setAutoscaling")[0][2]["autoscaling"]["totalMaxNodeCount"] == 6, "raised"
+    use = store.pool_use("u2")
+    assert (use.created, use.owned, use.adopted) == (False, True, None), "katuna's pool, made for another study"
+    gke_api.advance(600)
     deliver_twice(dispatcher, pool_check())
     end(dispatcher, store, "first")
     assert gke_api.calls("DELETE") == [] and store.pool_use("u1").phase == "released"
     end(dispatcher, store, "second")
+    gke_api.advance(600)
     deliver_twice(dispatcher, pool_check())
     assert len(gke_api.calls("DELETE")) == 1 and store.pool_use("u2").deleted and gke_api.pools == {}
 
@@ -161,6 +172,7 @@ def test_a_failed_operation_fails_the_study(world, gke_api: GkeStub):
     submit(store, pool_study("no-quota"), "u1")
     gke_api.fail_next = "Insufficient regional quota to satisfy request: resource \"CPUS\""
     deliver_twice(dispatcher, created("no-quota", "u1"))
+    gke_api.advance(600)
     emitted = deliver_twice(dispatcher, pool_check())
     assert [e.type for e in emitted] == ["dev.katuna.study.completed"]
     record = store.get_study("no-quota")
@@ -184,11 +196,12 @@ def test_throttling_is_retried_and_leaves_nothing_stored(world, gke_api: GkeStub
 def test_a_study_ending_while_its_pool_is_created_releases_it_once_created(world, gke_api: GkeStub):
     dispatcher, store, _ = world
     submit(store, pool_study("quick"), "u1")
-    gke_api.polls = 2
     deliver_twice(dispatcher, created("quick", "u1"))
     end(dispatcher, store, "quick", "stopped")
     assert gke_api.calls("DELETE") == [] and store.pool_use("u1").phase == "creating"
     deliver_twice(dispatcher, pool_check())
+    assert gke_api.calls("DELETE") == [] and store.pool_use("u1").phase == "creating"
+    gke_api.advance(600)
     deliver_twice(dispatcher, pool_check())
     assert store.pool_use("u1").phase == "releasing" and len(gke_api.calls("DELETE")) == 1
 
@@ -215,7 +228,8 @@ def test_a_study_asking_for_a_pool_nobody_provides_is_refused_naming_the_field()
     with pytest.raises(InvalidStudy) as local:
         check_node_pool(spec, Settings(gke_project="p", gke_location="l", gke_cluster="c"), runs_jobs=False)
     assert local.value.problems[0].path == "nodePool"
-    check_node_pool(spec, Settings(gke_project="p", gke_location="l", gke_cluster="c"), runs_jobs=True)
+    check_node_pool(spec, Settings(gke_project="p", gke_location="l", gke_cluster="c",
+                                   k8s_default_resources=(("cpu", "1"),)), runs_jobs=True)
     check_node_pool(parse_study(study_definition()), Settings(), runs_jobs=False)
 
 
@@ -261,6 +275,8 @@ def test_a_running_study_whose_provisioning_was_lost_gets_its_pool_on_the_next_t
         dispatcher.deliver_to("provision", created("lost", "u1"))
     assert waiting_on_pools(store)
     deliver_twice(dispatcher, pool_check())
+    gke_api.advance(600)
+    deliver_twice(dispatcher, pool_check())
     assert store.pool_use("u1").phase == "ready" and len(gke_api.calls("POST", "/nodePools")) == 2, "refused, then created"
     assert not waiting_on_pools(store)
 
@@ -284,12 +300,12 @@ def test_a_pool_found_while_another_study_creates_it_gets_the_larger_maximum_onc
     dispatcher, store, _ = world
     submit(store, pool_study("early", name="trials", shared=True), "u1")
     submit(store, pool_study("late", name="trials", shared=True, maxNodes=9), "u2")
-    gke_api.polls = 1
     deliver_twice(dispatcher, created("early", "u1"))
     deliver_twice(dispatcher, created("late", "u2"))
     assert store.pool_use("u2").operation == "pool:trials" and not store.pool_use("u2").created
-    gke_api.polls = 0
+    assert store.pool_use("u2").owned, "made by katuna, for the other study"
     for _ in range(3):
+        gke_api.advance(600)
         deliver_twice(dispatcher, pool_check())
     assert gke_api.calls("POST", ":setAutoscaling")[0][2]["autoscaling"]["totalMaxNodeCount"] == 9
     assert store.pool_use("u1").phase == store.pool_use("u2").phase == "ready"
@@ -307,3 +323,133 @@ def test_node_pool_settings_are_checked_once_at_start():
                              "KATUNA_EKS_NODE_ROLE": "arn:aws:iam::1:role/n"})
     assert (eks.node_pool_provider, eks.eks_subnets) == ("eks", ("subnet-a", "subnet-b"))
     assert Settings.from_env({}).node_pool_provider is None
+
+
+def made_by_hand(gke_api: GkeStub, name: str, tainted: bool = True, machine: str = "n2-standard-4") -> None:
+    """A pool that was there before katuna: autoscaling 1..3, made by an operator."""
+    pool = parse_study(pool_study("by-hand", name=name, machineType=machine, maxNodes=3)).node_pool
+    request = gke.create_request(gke.GkeCluster("proj", "europe-west4", "tuning"), pool)
+    request["node_pool"]["autoscaling"]["total_min_node_count"] = 1
+    if not tainted:
+        del request["node_pool"]["config"]["taints"]
+    gke.client(gke_api.url).create_node_pool(request=request)
+    gke_api.advance(600)
+    gke_api.requests.clear()
+
+
+def limits(gke_api: GkeStub, name: str) -> tuple[int, int]:
+    scaling = gke_api.pools[name]["autoscaling"]
+    return scaling.get("totalMinNodeCount", 0), scaling["totalMaxNodeCount"]
+
+
+def test_a_pool_katuna_did_not_create_is_never_deleted_and_gets_its_limits_back(world, gke_api: GkeStub):
+    dispatcher, store, _ = world
+    made_by_hand(gke_api, "trials")
+    submit(store, pool_study("adopting", name="trials", maxNodes=6), "u1")
+    deliver_twice(dispatcher, created("adopting", "u1"))
+    assert limits(gke_api, "trials") == (1, 6), "the maximum raised for the study, the minimum kept"
+    gke_api.advance(600)
+    deliver_twice(dispatcher, pool_check())
+    assert store.pool_use("u1").phase == "ready"
+    end(dispatcher, store, "adopting")
+    gke_api.advance(600)
+    deliver_twice(dispatcher, pool_check())
+    assert gke_api.calls("DELETE") == [] and limits(gke_api, "trials") == (1, 3), "given back as found"
+    summary = study_view(store, store.get_study("adopting"))["nodePool"]
+    assert (summary["phase"], summary["created"], summary["owned"], summary["adopted"], summary["deleted"]) == (
+        "released", False, False, True, False)
+
+
+def test_a_pool_adopted_by_two_studies_gets_back_the_limits_the_first_one_found(world, gke_api: GkeStub):
+    dispatcher, store, _ = world
+    made_by_hand(gke_api, "trials")
+    submit(store, pool_study("one", name="trials", maxNodes=6), "u1")
+    deliver_twice(dispatcher, created("one", "u1"))
+    gke_api.advance(600)
+    submit(store, pool_study("two", name="trials", maxNodes=6), "u2")
+    deliver_twice(dispatcher, created("two", "u2"))
+    deliver_twice(dispatcher, pool_check())
+    end(dispatcher, store, "one")
+    assert limits(gke_api, "trials") == (1, 6), "left to the study still using it"
+    end(dispatcher, store, "two")
+    gke_api.advance(600)
+    deliver_twice(dispatcher, pool_check())
+    assert gke_api.calls("DELETE") == [] and limits(gke_api, "trials") == (1, 3)
+
+
+def test_a_pool_without_the_trial_taint_fails_the_study_naming_the_field_and_is_left_alone(world, gke_api):
+    dispatcher, store, _ = world
+    made_by_hand(gke_api, "default-pool", tainted=False)
+    before = dict(gke_api.pools["default-pool"])
+    submit(store, pool_study("on-default", name="default-pool"), "u1")
+    emitted = deliver_twice(dispatcher, created("on-default", "u1"))
+    record = store.get_study("on-default")
+    assert record.status == "failed"
+    assert record.reason.startswith("node pool default-pool: nodePool.name: node pool default-pool exists without "
+                                    "the taint katuna.dev/trial=true:NoSchedule")
+    deliver_twice(dispatcher, emitted[0])
+    deliver_twice(dispatcher, pool_check())
+    assert [m for m, _, _ in gke_api.calls() if m != "GET"] == ["POST"], "only the create, answered 409"
+    assert gke_api.pools["default-pool"] == before
+
+
+def test_a_pool_of_another_machine_type_fails_the_study_naming_the_field(world, gke_api: GkeStub):
+    dispatcher, store, _ = world
+    made_by_hand(gke_api, "trials", machine="e2-standard-8")
+    submit(store, pool_study("mismatch", name="trials"), "u1")
+    deliver_twice(dispatcher, created("mismatch", "u1"))
+    assert store.get_study("mismatch").reason == (
+        "node pool trials: nodePool.machineType: node pool trials exists with machine type e2-standard-8; "
+        "the study asks for n2-standard-4")
+
+
+def test_a_create_answered_exists_by_the_studys_own_earlier_create_is_still_its_own(world, gke_api: GkeStub):
+    dispatcher, store, _ = world
+    submit(store, pool_study("lost-answer"), "u1")
+    pools = gke.GkeNodePools(gke.GkeCluster("proj", "europe-west4", "tuning"), gke.client(gke_api.url))
+    pools.ensure(store.get_study("lost-answer").spec.node_pool, owner="u1")
+    deliver_twice(dispatcher, created("lost-answer", "u1"))
+    use = store.pool_use("u1")
+    assert (use.created, use.owned, use.operation) == (True, True, "pool:katuna-lost-answer")
+    gke_api.advance(600)
+    deliver_twice(dispatcher, pool_check())
+    end(dispatcher, store, "lost-answer")
+    gke_api.advance(600)
+    deliver_twice(dispatcher, pool_check())
+    assert store.pool_use("u1").deleted and gke_api.pools == {}
+
+
+def test_a_tick_with_the_cluster_busy_leaves_that_pool_for_the_next_tick(world, gke_api: GkeStub):
+    dispatcher, store, _ = world
+    submit(store, pool_study("busy-a"), "u1")
+    deliver_twice(dispatcher, created("busy-a", "u1"))
+    gke_api.advance(600)
+    deliver_twice(dispatcher, pool_check())
+    submit(store, pool_study("busy-b"), "u2")
+    gke_api.refuse_next = (503, "backend unavailable")
+    with pytest.raises(TemporaryError):
+        dispatcher.deliver_to("provision", created("busy-b", "u2"))
+    end(dispatcher, store, "busy-a")
+    assert store.pool_use("u1").phase == "releasing", "its pool's deletion runs on the cluster"
+    deliver_twice(dispatcher, pool_check())
+    assert store.pool_use("u2") is None, "the cluster is busy: asked again on the next tick"
+    gke_api.advance(600)
+    deliver_twice(dispatcher, pool_check())
+    assert store.pool_use("u1").phase == "released" and store.pool_use("u2").phase == "creating"
+    gke_api.advance(600)
+    deliver_twice(dispatcher, pool_check())
+    assert store.pool_use("u2").phase == "ready"
+
+
+def test_pool_uses_stored_before_ownership_was_recorded_keep_only_own_pools_deletable(tmp_path: Path):
+    store = SqliteStore(tmp_path / "old.db")
+    for uid, created in (("u1", True), ("u2", False)):
+        store.save_pool_use(PoolUse(uid, f"s-{uid}", f"pool-{uid}", "gke", "spot", ("n2-standard-4",), 3, False,
+                                    phase="ready", created=created))
+    for column in ("owned", "adopted"):
+        store.db.execute(f"ALTER TABLE node_pools DROP COLUMN {column}")
+    store.db.execute("PRAGMA user_version = 9")
+    store.close()
+    reopened = SqliteStore(tmp_path / "old.db")
+    assert [(u.uid, u.owned, u.adopted) for u in reopened.pool_uses()] == [("u1", True, None), ("u2", False, None)]
+    reopened.close()

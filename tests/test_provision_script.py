@@ -53,6 +53,7 @@ def test_gke_dry_run_prints_the_exact_request_and_calls_nothing(gke_api: GkeStub
 
 
 def test_gke_up_twice_changes_nothing_the_second_time_then_status_and_down(gke_api: GkeStub):
+    gke_api.speed = 1e6  # the script waits in real time: GKE's minutes pass in a blink
     flags = [*GKE_FLAGS, "--endpoint", gke_api.url]
     first = provision("gke", "up", *flags, "--max-nodes", "4", "--spot")
     assert first.returncode == 0, first.stderr
@@ -72,6 +73,7 @@ def test_gke_up_twice_changes_nothing_the_second_time_then_status_and_down(gke_a
 
 
 def test_gke_up_reports_a_failed_operation_and_a_refusal(gke_api: GkeStub):
+    gke_api.speed = 1e6
     gke_api.fail_next = "Insufficient regional quota to satisfy request: resource \"CPUS\""
     failed = provision("gke", "up", *GKE_FLAGS, "--endpoint", gke_api.url)
     assert failed.returncode == 1 and "Insufficient regional quota" in failed.stderr

@@ -60,14 +60,16 @@ def test_the_job_carries_what_a_trial_needs_on_a_spot_pool(tmp_path: Path):
     definition = k8s_definition()
     definition["kubernetes"] = {"nodeSelector": {"cloud.google.com/gke-spot": "true"}, "serviceAccountName": "trainer"}
     job = job_for(definition, {"x": -2.0, "tag": HOSTILE[0]}, attempt=2,
-                  defaults=Cluster(namespace="tuning", image_pull_secrets=("regcred",), ttl_seconds_after_finished=600))
+                  defaults=Cluster(namespace="tuning", image_pull_secrets=("regcred",), ttl_seconds_after_finished=600,
+                                   start_allowance=300))
     validate(tmp_path, job)
     assert job["metadata"]["name"] == "render-7-a2"
     assert job["metadata"]["namespace"] == "tuning"
     assert job["metadata"]["labels"][STUDY_LABEL] == "render"
     assert job["metadata"]["labels"]["katuna.dev/trial"] == "7"
     spec = job["spec"]
-    assert spec["backoffLimit"] == 0 and spec["activeDeadlineSeconds"] == 90 and spec["ttlSecondsAfterFinished"] == 600
+    assert spec["backoffLimit"] == 0 and spec["ttlSecondsAfterFinished"] == 600
+    assert spec["activeDeadlineSeconds"] == 90 + 300, "a backstop: the timeout plus the start allowance"
     assert spec["podFailurePolicy"]["rules"][0] == {
         "action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}
     pod = spec["template"]["spec"]
@@ -181,7 +183,7 @@ def test_service_defaults_fill_what_the_study_leaves_out(tmp_path: Path):
 
     settings = Settings.from_env({"KATUNA_K8S_NAMESPACE": "ml", "KATUNA_K8S_SERVICE_ACCOUNT": "runner",
                                   "KATUNA_K8S_IMAGE_PULL_SECRETS": "a,b", "KATUNA_K8S_TTL_SECONDS": "60",
-                                  "KATUNA_K8S_DEFAULT_RESOURCES": "cpu=2,memory=4Gi"})
+                                  "KATUNA_K8S_DEFAULT_RESOURCES": "cpu=2,memory=4Gi", "KATUNA_K8S_START_ALLOWANCE": "120"})
     definition = k8s_definition()
     del definition["trialTemplate"]["resources"]
     job = job_for(definition, {"x": 0.0, "tag": "$(rm -rf /)"}, defaults=settings.cluster_defaults())
@@ -189,7 +191,79 @@ def test_service_defaults_fill_what_the_study_leaves_out(tmp_path: Path):
     pod = job["spec"]["template"]["spec"]
     assert (job["metadata"]["namespace"], pod["serviceAccountName"], job["spec"]["ttlSecondsAfterFinished"]) == (
         "ml", "runner", 60)
+    assert job["spec"]["activeDeadlineSeconds"] == 90 + 120
+    assert job_for(k8s_definition(), {"x": 0.0, "tag": "a"})["spec"]["activeDeadlineSeconds"] == 90 + 3600
     assert pod["imagePullSecrets"] == [{"name": "a"}, {"name": "b"}]
     assert pod["containers"][0]["resources"] == {"requests": {"cpu": "2", "memory": "4Gi"}, "limits": {"memory": "4Gi"}}
     with pytest.raises(ValueError, match="KATUNA_K8S_DEFAULT_RESOURCES: expected name=quantity items, got 'cpu'"):
         Settings.from_env({"KATUNA_K8S_DEFAULT_RESOURCES": "cpu"})
+    with pytest.raises(ValueError, match="KATUNA_K8S_START_ALLOWANCE: expected seconds >= 0, got -1"):
+        Settings.from_env({"KATUNA_K8S_START_ALLOWANCE": "-1"})
+
+
+def _trial_spec(resources: dict | None = None) -> dict:
+    container = {"name": "training", "image": "python:3.12", "command": ["python", "-c", "${trialParameters.x}"]}
+    if resources is not None:
+        container["resources"] = resources
+    return {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {"containers": [
+        container, {"name": "sidecar", "image": "busybox", "command": ["sleep", "1"]}]}}}}
+
+
+def spec_study(resources: dict | None = None, **overrides) -> dict:
+    definition = study_definition(name="render", **overrides)
+    definition["trialTemplate"] = {"trialSpec": _trial_spec(resources)}
+    return definition
+
+
+def test_the_shipped_configuration_gives_every_trial_pod_requests():
+    from functions.settings import Settings
+
+    config = yaml.safe_load((Path(__file__).parent.parent / "knative" / "config.yaml").read_text())
+    defaults = Settings.from_env(config["data"]).cluster_defaults()
+    definition = k8s_definition()
+    del definition["trialTemplate"]["resources"]
+    container = job_for(definition, {"x": 0.0, "tag": "a"}, defaults=defaults)["spec"]["template"]["spec"]["containers"][0]
+    assert {"cpu", "memory"} <= set(container["resources"]["requests"]), "never BestEffort"
+    spec_job = job_for(spec_study(), {"x": 0.0}, defaults=defaults)
+    primary, sidecar = spec_job["spec"]["template"]["spec"]["containers"]
+    assert primary["resources"] == container["resources"] and "resources" not in sidecar
+
+
+def test_defaults_fill_what_a_template_leaves_unsized_and_never_override_its_own():
+    defaults = Cluster(default_resources=(("cpu", "1"), ("memory", "2Gi")))
+    gpu_only = k8s_definition()
+    gpu_only["trialTemplate"]["resources"] = {"gpu": "1"}
+    container = job_for(gpu_only, {"x": 0.0, "tag": "a"}, defaults=defaults)["spec"]["template"]["spec"]["containers"][0]
+    assert container["resources"] == {"requests": {"cpu": "1", "memory": "2Gi", "nvidia.com/gpu": "1"},
+                                      "limits": {"memory": "2Gi", "nvidia.com/gpu": "1"}}
+    cpu_only = k8s_definition()
+    cpu_only["trialTemplate"]["resources"] = {"cpu": "4"}
+    container = job_for(cpu_only, {"x": 0.0, "tag": "a"}, defaults=defaults)["spec"]["template"]["spec"]["containers"][0]
+    assert container["resources"] == {"requests": {"cpu": "4"}}
+    own = {"requests": {"memory": "8Gi"}}
+    primary = job_for(spec_study(own), {"x": 0.0}, defaults=defaults)["spec"]["template"]["spec"]["containers"][0]
+    assert primary["resources"] == own, "a trialSpec container's own requests count as the trial's"
+
+
+def test_a_study_with_a_node_pool_needs_requests_from_itself_or_the_service():
+    from functions.core.errors import InvalidStudy
+    from functions.pools import check_node_pool
+    from functions.settings import Settings
+
+    gke = {"gke_project": "p", "gke_location": "l", "gke_cluster": "c"}
+    pool = {"provider": "gke"}
+    unsized = parse_study(study_definition(nodePool=pool))
+    with pytest.raises(InvalidStudy) as refused:
+        check_node_pool(unsized, Settings(**gke), runs_jobs=True)
+    problem = refused.value.problems[0]
+    assert problem.path == "trialTemplate.resources"
+    assert "cpu or memory" in problem.message and "KATUNA_K8S_DEFAULT_RESOURCES" in problem.message
+    check_node_pool(unsized, Settings(**gke, k8s_default_resources=(("memory", "1Gi"),)), runs_jobs=True)
+    sized = study_definition(nodePool=pool)
+    sized["trialTemplate"]["resources"] = {"cpu": "500m"}
+    check_node_pool(parse_study(sized), Settings(**gke), runs_jobs=True)
+    check_node_pool(parse_study(spec_study({"limits": {"memory": "1Gi"}}, nodePool=pool)), Settings(**gke),
+                    runs_jobs=True)
+    with pytest.raises(InvalidStudy, match="trialTemplate.resources"):
+        check_node_pool(parse_study(spec_study({"limits": {"nvidia.com/gpu": "1"}}, nodePool=pool)), Settings(**gke),
+                        runs_jobs=True)

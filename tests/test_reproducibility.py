@@ -11,7 +11,7 @@ import sqlite_utils
 from conftest import study_definition
 from test_cli import katuna, write_study
 
-from functions.adapters.sqlite_store import MIGRATIONS, SqliteStore
+from functions.adapters.sqlite_store import SqliteStore
 from functions.core.records import StudyRecord, TrialRecord
 from functions.core.validate import parse_study
 
@@ -55,10 +55,12 @@ def _record() -> StudyRecord:
 
 
 def _downgrade(path: Path) -> None:
-    """The database as the release before these records left it: the schema before the last migration."""
+    """The database as the release before these records left it: the schema before the ninth migration."""
     db = sqlite_utils.Database(path)
     for column in ("seed", "katuna_version", "optuna_version"):
         db.execute(f"ALTER TABLE studies DROP COLUMN {column}")
     db.execute("ALTER TABLE trials DROP COLUMN image_digest")
-    db.execute(f"PRAGMA user_version = {len(MIGRATIONS) - 1}")
+    for column in ("owned", "adopted"):  # the tenth migration's, which follows
+        db.execute(f"ALTER TABLE node_pools DROP COLUMN {column}")
+    db.execute("PRAGMA user_version = 8")
     db.close()

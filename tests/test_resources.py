@@ -447,3 +447,105 @@ def test_on_the_cluster_deleting_a_study_resource_deletes_its_trial_jobs(kube: K
         assert not [key for key in kube.jobs if key[1].startswith("kst-jobs-")]
     finally:
         cluster.close()
+
+
+# the uid guard on status writes
+
+
+def test_a_merge_patch_of_the_status_ignores_metadata_as_the_api_does(kube: KubeStub):
+    from kubernetes import client
+
+    from functions.adapters.kubernetes_executor import api_client
+
+    obj = kube.apply(study("kst-merge"))
+    api = client.CustomObjectsApi(api_client(kube.url))
+    api.patch_namespaced_custom_object_status("katuna.dev", "v1", "team", "studies", "kst-merge",
+                                              {"metadata": {"uid": "someone-else"}, "status": {"phase": "Running"}},
+                                              _content_type="application/merge-patch+json")
+    current = kube.resources[("studies", "team", "kst-merge")]
+    assert (current["metadata"]["uid"], current["status"]) == (obj["metadata"]["uid"], {"phase": "Running"})
+
+
+def test_a_status_never_reaches_a_resource_made_again_under_the_same_name(kube: KubeStub):
+    from functions.adapters.kubernetes_executor import KubernetesResources, api_client
+
+    target = KubernetesResources(lambda: api_client(kube.url))
+    old = kube.apply(study("kst-guard"))
+    ref = resources.ref_of(old)
+    assert target.write_status(ref, old["metadata"]["uid"], {"phase": "Running", "problems": None}) is True
+    assert status_of(kube, old) == {"phase": "Running"}, "written whole, None left out"
+    kube.delete("Study", "team", "kst-guard")
+    assert target.write_status(ref, old["metadata"]["uid"], {"phase": "Succeeded"}) is False, "gone"
+    new = kube.apply(study("kst-guard", maxTrials=2))
+    assert target.write_status(ref, old["metadata"]["uid"], {"phase": "Succeeded"}) is False, "another resource"
+    assert status_of(kube, new) == {}
+    assert target.write_status(ref, new["metadata"]["uid"], {"phase": "Created"}) is True
+    assert status_of(kube, new) == {"phase": "Created"}
+
+
+def test_a_study_whose_resource_was_made_again_unseen_never_writes_its_status_there(service: Service, kube: KubeStub):
+    old = kube.apply(study("kst-again", mode="hang", maxTrials=1, parallelism=1))
+    assert send(service, "add", old) == ["dev.katuna.study.created"]
+    wait_trials(service, "kst-again", 1)
+    kube.delete("Study", "team", "kst-again")
+    new = kube.apply(study("kst-again", maxTrials=3))  # the delete and add events are lost
+    service.json("POST", "/studies/kst-again/stop")
+    assert service.wait_for("kst-again", timeout=10)["status"] == "stopped"
+    assert status_of(kube, new) == {}, "the old study's status never lands on the new resource"
+
+
+def test_a_resource_asking_for_a_pool_without_requests_is_refused_naming_the_field(service: Service, kube: KubeStub):
+    obj = kube.apply(study("kst-unsized", nodePool={"provider": "gke"}))
+    assert send(service, "add", obj) == []
+    status = status_of(kube, obj)
+    assert status["phase"] == "Failed" and conditions(status)["Failed"]["reason"] == "InvalidSpec"
+    assert [p["field"] for p in status["problems"]] == ["spec.trialTemplate.resources"]
+    assert "KATUNA_K8S_DEFAULT_RESOURCES" in status["problems"][0]["message"]
+    assert service.request("GET", "/studies/kst-unsized")[0] == 404
+
+
+def katib_resource(name: str, mode: str = "ok", **spec) -> dict:
+    katib = as_experiment(EXAMPLES / "katib-experiment.yaml")
+    katib["metadata"] = {"name": name, "namespace": "team"}
+    container = katib["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]
+    container["command"] = study_definition(mode=mode)["trialTemplate"]["command"][:2] + [
+        "--x=${trialParameters.learningRate}", "--mode", mode]
+    katib["spec"]["objective"].update(type="minimize", objectiveMetricName="loss", additionalMetricNames=[])
+    katib["spec"]["objective"].pop("goal")
+    katib["spec"].update({"maxTrialCount": 3, "parallelTrialCount": 1, "parameters": katib["spec"]["parameters"][:1],
+                          **spec})
+    katib["spec"]["trialTemplate"]["trialParameters"] = katib["spec"]["trialTemplate"]["trialParameters"][:1]
+    return katib
+
+
+def annotate(kube: KubeStub, obj: dict, pool: dict) -> dict:
+    """Set the node-pool annotation (metadata changes leave the generation as it is)."""
+    with kube.lock:
+        current = kube.resources[("experiments", obj["metadata"]["namespace"], obj["metadata"]["name"])]
+        current["metadata"].setdefault("annotations", {})["katuna.dev/node-pool"] = json.dumps(pool)
+        return copy.deepcopy(current)
+
+
+def test_an_experiment_resource_names_its_node_pool_annotation_in_problems(service: Service, kube: KubeStub):
+    resource = katib_resource("kst-pool-bad")
+    resource["metadata"]["annotations"] = {"katuna.dev/node-pool": json.dumps({"provider": "gke", "maxNodes": 0})}
+    check(resource)
+    obj = kube.apply(resource)
+    assert send(service, "add", obj) == []
+    fields = [p["field"] for p in status_of(kube, obj)["problems"]]
+    assert fields == ['metadata.annotations["katuna.dev/node-pool"].maxNodes']
+
+
+def test_a_running_experiment_refuses_a_changed_node_pool_annotation(service: Service, kube: KubeStub):
+    obj = kube.apply(katib_resource("kst-pool-edit", mode="hang"))
+    assert send(service, "add", obj) == ["dev.katuna.study.created"]
+    wait_trials(service, "kst-pool-edit", 1)
+    annotate(kube, obj, {"provider": "gke"})
+    edited = kube.apply(katib_resource("kst-pool-edit", mode="hang", maxTrialCount=2))
+    assert send(service, "update", edited) == []
+    condition = conditions(status_of(kube, edited))["UpdateRefused"]
+    assert 'metadata.annotations["katuna.dev/node-pool"] cannot change while the study runs' in condition["message"]
+    assert service.json("GET", "/studies/kst-pool-edit")[1]["nodePool"] is None
+    kube.delete("Experiment", "team", "kst-pool-edit")
+    send(service, "delete", edited)
+    assert service.wait_for("kst-pool-edit", timeout=10)["status"] == "stopped"

@@ -21,7 +21,7 @@ ROOT = Path(__file__).parent.parent
 KNATIVE = ROOT / "knative"
 FUNCTIONS = ROOT / "functions"
 API_GROUPS = {"BatchV1Api": "batch", "CoreV1Api": ""}
-CUSTOM_OBJECT_CALLS = {"get_namespaced_custom_object": ("", "get"),
+CUSTOM_OBJECT_CALLS = {"get_namespaced_custom_object": ("", "get"), "list_namespaced_custom_object": ("", "list"),
                        "patch_namespaced_custom_object_status": ("/status", "patch")}
 VERBS = {"create": "create", "read": "get", "list": "list", "delete": "delete", "patch": "patch",
          "replace": "update", "watch": "watch"}

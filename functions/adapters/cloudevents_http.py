@@ -9,6 +9,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 from cloudevents.core.base import BaseCloudEvent
 from cloudevents.core.bindings import http as ce_http
@@ -16,7 +17,7 @@ from cloudevents.core.exceptions import BaseCloudEventException
 from cloudevents.core.v1.event import CloudEvent
 
 from functions.core.errors import MalformedRequest, TemporaryError
-from functions.core.events import APISERVER_EVENTS, Event
+from functions.core.events import APISERVER_EVENTS, POOL_CHECK, Event
 
 SEND_TIMEOUT_SECONDS = 10
 
@@ -54,6 +55,10 @@ def _to_event(cloud_event: BaseCloudEvent, strict: bool = True) -> Event:
     elif cloud_event.get_type() in APISERVER_EVENTS:
         if not isinstance(data, dict):
             raise MalformedEvent("expected the Kubernetes object as JSON data")
+    elif cloud_event.get_type() == POOL_CHECK:
+        data = {} if data is None else data
+        if not isinstance(data, dict):
+            raise MalformedEvent("expected a PingSource tick's data as a JSON object, such as {}")
     elif not isinstance(data, dict) or not isinstance(data.get("study"), str):
         raise MalformedEvent("expected JSON data with the study's name in 'study'")
     time = cloud_event.get_time() or datetime.now(UTC)
@@ -67,8 +72,19 @@ def to_http(event: Event) -> tuple[dict[str, str], bytes]:
                   "time": datetime.fromisoformat(event.time), "datacontenttype": "application/json"}
     if event.subject:
         attributes["subject"] = event.subject
+    if event.type in APISERVER_EVENTS:
+        attributes.update(_object_attributes(event.data))
     message = ce_http.to_binary_event(CloudEvent(attributes=attributes, data=dict(event.data)))
     return message.headers, message.body
+
+
+def _object_attributes(obj: Mapping[str, Any]) -> dict[str, str]:
+    """The extension attributes an ApiServerSource sets on an event about ``obj``, which its
+    Triggers filter on: ``apiversion``, ``kind``, ``name`` and ``namespace``."""
+    metadata = obj.get("metadata") or {}
+    found = {"apiversion": obj.get("apiVersion"), "kind": obj.get("kind"), "name": metadata.get("name"),
+             "namespace": metadata.get("namespace")}
+    return {key: value for key, value in found.items() if isinstance(value, str) and value}
 
 
 def send(url: str, event: Event) -> None:

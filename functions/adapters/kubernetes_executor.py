@@ -10,8 +10,10 @@ delivers, and from the watcher's reconcile pass, so a lost event cannot leave a 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
+from functools import partial
 from typing import Any, cast
 
 from kubernetes import client, config
@@ -25,7 +27,7 @@ from functions.core.events import Event, trial_finished
 from functions.core.job import primary_container_name, render_job
 from functions.core.launch import TrialLaunch
 from functions.core.lines import bounded_lines
-from functions.core.resources import GROUP, VERSION, Ref
+from functions.core.resources import GROUP, PLURALS, VERSION, Ref
 
 log = logging.getLogger("katuna.kubernetes")
 
@@ -33,6 +35,9 @@ CHUNK = 64 * 1024
 """Bytes of a pod log read at a time."""
 
 RETRYABLE = {408, 409, 429, 500, 502, 503, 504}
+
+LIST_PAGE = 500
+"""Study resources asked for in one list request (the API's ``limit``; ``continue`` asks for more)."""
 
 
 def api_client(host: str | None = None) -> client.ApiClient:
@@ -69,9 +74,11 @@ def _read(read: Callable[[], Any], doing: str) -> Any | None:
 class KubernetesExecutor:
     """Implements :class:`functions.core.ports.Executor` with Jobs."""
 
-    def __init__(self, defaults: Cluster, api: client.ApiClient, report_url: str | None = None) -> None:
+    def __init__(self, defaults: Cluster, api: client.ApiClient, report_url: str | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self._defaults = defaults
         self._report_url = report_url
+        self._clock = clock
         self._batch = client.BatchV1Api(api)
         self._core = client.CoreV1Api(api)
 
@@ -120,27 +127,56 @@ class KubernetesExecutor:
         return 0
 
     def poll(self, launch: TrialLaunch) -> Event | None:
-        """The attempt's end, read from its Job and pods, with the image digest its pod reports."""
+        """The attempt's end, read from its Job and pods, with the image digest its pod reports.
+
+        A trial's timeout counts from the start of its container in the Job's current pod (the
+        latest one not disrupted): a running trial past it is reported as timed out (the
+        ``trial.finished`` handler reads its log, then deletes the Job). A preempted pod's
+        replacement starts a fresh timeout. The Job's own deadline is only a backstop (the
+        timeout plus the start allowance, see :func:`functions.core.job.job_deadline`).
+        """
         job = self._job(launch)
         ids = (launch.study, launch.uid, launch.number, launch.attempt)
         if job is None:
             return trial_finished(*ids, outcome="preempted", message=f"Job {launch.job_name} disappeared")
         condition = _final_condition(job)
         if condition is None:
-            return None
+            return self._timed_out(launch, job)
         pods = self._pods(launch)
         image_id = _image_id(pods, primary_container_name(launch))
         if condition.type == "Complete":
             return trial_finished(*ids, outcome="exited", exit_code=0, image_id=image_id)
         if condition.reason == "DeadlineExceeded":
-            return trial_finished(*ids, outcome="timeout", message=f"ran past its timeout ({condition.message})",
-                                  image_id=image_id)
+            deadline = job.spec.active_deadline_seconds if job.spec else None
+            return trial_finished(*ids, outcome="timeout", image_id=image_id, message=(
+                f"its Job ran past its deadline ({deadline}s from the Job's start: the trial's timeout plus "
+                f"the start allowance for waiting for a node, pulling the image and runs lost to preemption; "
+                f"{condition.message})"))
         if pods and all(_disrupted(p) for p in pods):
             return trial_finished(*ids, outcome="preempted", message="every pod of its Job was disrupted")
         code, reason = _exit(pods)
         return trial_finished(*ids, outcome="exited", exit_code=code if code else 1,
                               message=f"Job failed: {condition.reason}: {condition.message}; {reason}",
                               image_id=image_id)
+
+    def _timed_out(self, launch: TrialLaunch, job: Any) -> Event | None:
+        """The ``timeout`` end of a running attempt whose container has run past the trial's
+        timeout, else None. No pod is read while the Job itself is younger than the timeout."""
+        if not launch.timeout:
+            return None
+        now = self._clock()
+        created = job.metadata.creation_timestamp if job.metadata else None
+        if created is not None and now - created.timestamp() < launch.timeout:
+            return None
+        pods = self._pods(launch)
+        container = primary_container_name(launch)
+        started, ended = _current_run(pods, container)
+        if started is None or min(ended or now, now) - started < launch.timeout:
+            return None
+        return trial_finished(launch.study, launch.uid, launch.number, launch.attempt, outcome="timeout",
+                              image_id=_image_id(pods, container), message=(
+                                  f"ran past its timeout of {launch.timeout:g}s: its container started "
+                                  f"{now - started:.0f}s ago"))
 
     def _pods(self, launch: TrialLaunch) -> list[Any]:
         try:
@@ -199,20 +235,53 @@ class KubernetesResources:
                                                                           ref.name), f"read {ref}")
 
     def write_status(self, ref: Ref, uid: str, status: Mapping[str, Any]) -> bool:
-        """A merge patch of the status subresource. The uid in it makes the API refuse (422,
-        ``metadata.uid`` is immutable) a resource of the same name that is not the one the status
-        is about."""
-        body = {"metadata": {"uid": uid}, "status": dict(status)}
+        """Replace the status subresource, guarded by the resource's uid: a JSON patch whose first
+        operation tests ``/metadata/uid``, so the API refuses the whole patch (422) for a resource
+        deleted and made again under the same name. (A merge patch cannot guard: the status
+        subresource ignores ``metadata`` in it.) Keys whose value is None are left out. False
+        when the resource is gone or is another one of the same name."""
+        patch: list[dict[str, Any]] = [{"op": "test", "path": "/metadata/uid", "value": uid},
+                 {"op": "add", "path": "/status", "value": {k: v for k, v in status.items() if v is not None}}]
         try:
             self._objects().patch_namespaced_custom_object_status(
-                GROUP, VERSION, ref.namespace, ref.plural, ref.name, body, _content_type="application/merge-patch+json")
+                GROUP, VERSION, ref.namespace, ref.plural, ref.name, patch, _content_type="application/json-patch+json")
         except ApiException as exc:
-            if exc.status == 404 or (exc.status == 422 and "metadata.uid" in str(exc.body)):
+            if exc.status == 404 or (exc.status == 422 and not self._is(ref, uid)):
                 return False
             raise _translate(exc, f"write the status of {ref}") from exc
         except HTTPError as exc:
             raise _translate(exc, f"write the status of {ref}") from exc
         return True
+
+    def _is(self, ref: Ref, uid: str) -> bool:
+        """Whether the resource at ``ref`` is the one with ``uid``: the API's answer to a failed
+        ``test`` operation (422, "the server rejected our request due to an error in our
+        request") does not say which operation failed."""
+        current = self.get(ref)
+        return current is not None and (current.get("metadata") or {}).get("uid") == uid
+
+    def list(self, namespace: str) -> list[Mapping[str, Any]]:
+        """Every Study and Experiment in ``namespace``, read page by page (each item with its
+        ``apiVersion`` and ``kind``); none of a kind whose definition is not installed (404)."""
+        found: list[Mapping[str, Any]] = []
+        for kind, plural in PLURALS.items():
+            token = ""
+            while True:
+                page = _read(partial(self._page, namespace, plural, token), f"list the {plural} in namespace {namespace}")
+                if page is None:
+                    break
+                found += [{**item, "apiVersion": f"{GROUP}/{VERSION}", "kind": kind} for item in page.get("items") or []]
+                token = (page.get("metadata") or {}).get("continue") or ""
+                if not token:
+                    break
+        return found
+
+    def _page(self, namespace: str, plural: str, token: str) -> Any:
+        """One page of a list, from where ``token`` (the last page's ``continue``) left off."""
+        if token:
+            return self._objects().list_namespaced_custom_object(GROUP, VERSION, namespace, plural, limit=LIST_PAGE,
+                                                                 _continue=token)
+        return self._objects().list_namespaced_custom_object(GROUP, VERSION, namespace, plural, limit=LIST_PAGE)
 
 
 def _final_condition(job: Any) -> Any | None:
@@ -232,6 +301,23 @@ def _oldest_first(pod: Any) -> tuple[str, bool, str]:
     created = pod.metadata.creation_timestamp
     stamp = created.isoformat() if hasattr(created, "isoformat") else str(created or "")
     return stamp, not _disrupted(pod), pod.metadata.name
+
+
+def _current_run(pods: list[Any], container: str) -> tuple[float | None, float | None]:
+    """When the trial's container in the current pod (the latest one not disrupted) started
+    and, if it has, ended (seconds since the epoch); None for a container not started yet."""
+    current = next((pod for pod in reversed(pods) if not _disrupted(pod)), None)
+    statuses = (current.status.container_statuses or []) if current is not None and current.status else []
+    for status in statuses:
+        if status.name != container or status.state is None:
+            continue
+        running, terminated = status.state.running, status.state.terminated
+        if running is not None and running.started_at is not None:
+            return running.started_at.timestamp(), None
+        if terminated is not None and terminated.started_at is not None:
+            ended = terminated.finished_at.timestamp() if terminated.finished_at is not None else None
+            return terminated.started_at.timestamp(), ended
+    return None, None
 
 
 def _image_id(pods: list[Any], container: str) -> str | None:

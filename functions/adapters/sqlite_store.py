@@ -37,7 +37,16 @@ from functions.core.errors import (
 )
 from functions.core.events import Event
 from functions.core.metrics import Observation
-from functions.core.records import FAILED, TERMINAL_STATUSES, Counts, PoolUse, StudyRecord, TrialQuery, TrialRecord
+from functions.core.records import (
+    FAILED,
+    TERMINAL_STATUSES,
+    Census,
+    Counts,
+    PoolUse,
+    StudyRecord,
+    TrialQuery,
+    TrialRecord,
+)
 from functions.core.spec import MINIMIZE, Study
 from functions.core.stored import SPEC_VERSION, UnreadableSpec, study_from_dict, unreadable_study
 
@@ -131,8 +140,17 @@ def _migrate_9(db: sqlite_utils.Database) -> None:
     db.table("trials").add_column("image_digest", str)
 
 
+def _migrate_10(db: sqlite_utils.Database) -> None:
+    """Whose node pool a pool use is on: katuna's own (``owned``, true where the study created
+    it), or one adopted, with its autoscaling settings as found (JSON). Older rows that found a
+    pool are neither, so that pool is never deleted."""
+    db.table("node_pools").add_column("owned", int, not_null_default=0)
+    db.table("node_pools").add_column("adopted", str)
+    db.execute("UPDATE node_pools SET owned = created")
+
+
 MIGRATIONS = (_migrate_1, _migrate_2, _migrate_3, _migrate_4, _migrate_5, _migrate_6, _migrate_7, _migrate_8,
-              _migrate_9)
+              _migrate_9, _migrate_10)
 
 
 def _dumps(value: Any) -> str:
@@ -187,6 +205,12 @@ def _trial_field(field: str) -> tuple[str, list[str]]:
     if field in _TRIAL_COLUMNS:
         return _TRIAL_COLUMNS[field], []
     raise ValueError(f"unknown trial field {field!r}")
+
+
+def _counts(by_state: dict[str, int]) -> Counts:
+    return Counts(waiting=by_state.get("WAITING", 0), running=by_state.get("RUNNING", 0),
+                  complete=by_state.get("COMPLETE", 0), failed=by_state.get("FAIL", 0),
+                  pruned=by_state.get("PRUNED", 0))
 
 
 def _create_private(path: Path) -> None:
@@ -522,10 +546,17 @@ class SqliteStore:
     @_reading
     def count_trials(self, study: str) -> Counts:
         rows = self.db.execute("SELECT state, n FROM trial_counts WHERE study = ?", [study]).fetchall()
-        by_state = dict(rows)
-        return Counts(waiting=by_state.get("WAITING", 0), running=by_state.get("RUNNING", 0),
-                      complete=by_state.get("COMPLETE", 0), failed=by_state.get("FAIL", 0),
-                      pruned=by_state.get("PRUNED", 0))
+        return _counts(dict(rows))
+
+    @_reading
+    def census(self) -> Census:
+        """Counts across studies, each one grouped query (trials from the kept per-study counts)."""
+        studies = dict(self.db.execute("SELECT status, count(*) FROM studies GROUP BY status").fetchall())
+        trials = dict(self.db.execute("SELECT state, sum(n) FROM trial_counts GROUP BY state").fetchall())
+        pools = dict(self.db.execute("SELECT phase, count(*) FROM node_pools GROUP BY phase").fetchall())
+        operations = self.db.execute("SELECT count(*) FROM node_pools WHERE operation IS NOT NULL "
+                                     "AND operation != ''").fetchone()[0]
+        return Census(studies, _counts(trials), pools, operations)
 
     def best_trials(self, study: str, limit: int) -> list[TrialRecord]:
         spec = self.get_study(study).spec
@@ -612,6 +643,7 @@ class SqliteStore:
     def save_pool_use(self, use: PoolUse) -> None:
         row = dataclasses.asdict(use)
         row["machine_types"] = _dumps(list(use.machine_types))
+        row["adopted"] = None if use.adopted is None else _dumps(dict(use.adopted))
         columns = ", ".join(f"[{column}]" for column in row)
         self.db.execute(f"INSERT OR REPLACE INTO node_pools ({columns}) VALUES ({', '.join('?' * len(row))})",
                         list(row.values()))
@@ -630,5 +662,6 @@ class SqliteStore:
     def _pool_use(row: dict[str, Any]) -> PoolUse:
         fields = dict(row)
         fields.update(machine_types=tuple(_loads(row["machine_types"]) or ()), shared=bool(row["shared"]),
-                      created=bool(row["created"]), deleted=bool(row["deleted"]), message=row["message"] or "")
+                      created=bool(row["created"]), owned=bool(row["owned"]), adopted=_loads(row["adopted"]),
+                      deleted=bool(row["deleted"]), message=row["message"] or "")
         return PoolUse(**fields)

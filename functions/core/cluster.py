@@ -16,6 +16,8 @@ TRIAL_LABEL = "katuna.dev/trial"
 ATTEMPT_LABEL = "katuna.dev/attempt"
 UID_LABEL = "katuna.dev/uid"
 TRIAL_TAINT = {"key": "katuna.dev/trial", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
+START_ALLOWANCE = 3600
+"""Seconds, by default, that a trial's Job may spend beyond its timeout (see :attr:`Cluster.start_allowance`)."""
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,11 @@ class Cluster:
     tolerations: tuple[Mapping[str, Any], ...] = (TRIAL_TAINT,)
     default_resources: tuple[tuple[str, str], ...] = ()
     """Container resources of trials whose template names none (from the service's settings)."""
+    start_allowance: int | None = None
+    """Seconds a trial's Job may spend not running its trial (waiting for a node, pulling the
+    image, runs lost to preemption) on top of its timeout: the Job's ``activeDeadlineSeconds``
+    is the timeout plus this, a backstop. The timeout itself counts from the start of the trial's
+    container (the executor measures it), so waiting for a node never times a trial out."""
 
     def with_defaults(self, defaults: Cluster) -> Cluster:
         return replace(
@@ -40,6 +47,7 @@ class Cluster:
             image_pull_secrets=self.image_pull_secrets or defaults.image_pull_secrets,
             ttl_seconds_after_finished=_first(self.ttl_seconds_after_finished, defaults.ttl_seconds_after_finished, 3600),
             default_resources=self.default_resources or defaults.default_resources,
+            start_allowance=_first(self.start_allowance, defaults.start_allowance, START_ALLOWANCE),
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -22,8 +22,9 @@ TRIAL_FINISHED = "dev.katuna.trial.finished"
 TRIAL_PROGRESS = "dev.katuna.trial.progress"
 STUDY_COMPLETED = "dev.katuna.study.completed"
 POOL_CHECK = "dev.knative.sources.ping"
-"""A tick that makes pending node-pool operations be checked again: a Knative PingSource's
-event in the cluster, the watcher's in the embedded broker. Its data may name a study."""
+"""The tick: a Knative PingSource's event in the cluster (once a minute, data ``{}``), the
+watcher's in queue mode while node pools wait. ``provision`` checks pending node-pool
+operations on it; ``reconcile`` repairs what lost events left behind."""
 APISERVER_EVENTS = tuple(f"dev.knative.apiserver.resource.{change}" for change in ("add", "update", "delete"))
 """What a Knative ApiServerSource in Resource mode sends: katuna's trial Jobs, and the study
 resources (``katuna.dev/v1`` Study and Experiment) users apply."""
@@ -34,7 +35,7 @@ ROUTES: Mapping[str, tuple[str, ...]] = {
     TRIAL_FINISHED: ("collect",),
     TRIAL_PROGRESS: ("prune",),
     STUDY_COMPLETED: ("stop", "provision", "writeback"),
-    POOL_CHECK: ("provision",),
+    POOL_CHECK: ("provision", "reconcile"),
     **{apiserver_event: ("jobwatch", "resource") for apiserver_event in APISERVER_EVENTS},
 }
 """Event type to the handlers (modules of ``functions.handlers``) that receive it."""
@@ -130,6 +131,28 @@ def study_completed(study: str, uid: str, status: str, reason: str) -> Event:
 def pool_check() -> Event:
     """Check pending node-pool operations again (a fresh id: every tick is a new question)."""
     return Event(POOL_CHECK, {})
+
+
+def study_stalled(study: str, uid: str, state: object) -> Event:
+    """Resume a study that nothing moves on: a ``study.created`` whose id follows from the
+    study's ``state`` (its trial counts and active attempts), so every tick that finds the same
+    stall sends the same event, and a redelivery of it sends again what its handling emitted."""
+    return Event(STUDY_CREATED, {"study": study, "uid": uid}, id=derived_id("stalled", uid, state), subject=study)
+
+
+def resource_changed(change: str, obj: Mapping[str, Any]) -> Event:
+    """The ApiServerSource event of a study resource's ``change`` (``add``, ``update`` or
+    ``delete``) whose own event was lost: the object's kind, apiVersion and identity (the
+    ``resource`` function reads the rest from the API); its id follows from the resource's uid,
+    generation and the change, so ticks that find the same change send the same event."""
+    metadata = obj.get("metadata") or {}
+    identity = {key: metadata[key] for key in ("name", "namespace", "uid", "generation") if key in metadata}
+    return Event(
+        f"dev.knative.apiserver.resource.{change}",
+        {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "metadata": identity},
+        id=derived_id("resource", change, identity.get("uid"), identity.get("generation")),
+        subject=f"{obj['kind']}/{identity.get('namespace')}/{identity.get('name')}",
+    )
 
 
 def _is_int(value: Any) -> bool:

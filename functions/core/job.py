@@ -13,12 +13,21 @@ from collections.abc import Mapping
 from typing import Any
 
 from functions.core import trial_spec
-from functions.core.cluster import ATTEMPT_LABEL, STUDY_LABEL, TRIAL_LABEL, UID_LABEL, Cluster
-from functions.core.errors import PermanentError
+from functions.core.cluster import (
+    ATTEMPT_LABEL,
+    START_ALLOWANCE,
+    STUDY_LABEL,
+    TRIAL_LABEL,
+    UID_LABEL,
+    Cluster,
+)
+from functions.core.errors import PermanentError, Problem
 from functions.core.launch import TrialLaunch
+from functions.core.spec import Study
 
 CONTAINER = "trial"
 EXTENDED_RESOURCES = {"gpu": "nvidia.com/gpu"}
+SIZED = frozenset({"cpu", "memory"})
 
 
 NO_DEFAULTS = Cluster()
@@ -55,6 +64,38 @@ def _resources(resources: Mapping[str, str]) -> dict[str, dict[str, str]]:
     return {key: value for key, value in (("requests", requests), ("limits", limits)) if value}
 
 
+def _sized(resources: Mapping[str, Any]) -> bool:
+    """Whether ``resources`` name cpu or memory: what keeps a pod out of the BestEffort class,
+    and what the cluster autoscaler sizes nodes by."""
+    return bool(SIZED & set(resources))
+
+
+def trial_resources(template: Mapping[str, str], defaults: Cluster) -> dict[str, str]:
+    """A trial container's resources: the template's, with the service's default resources
+    added when the template names neither cpu nor memory (a pod without them is BestEffort)."""
+    return dict(template) if _sized(template) else {**dict(defaults.default_resources), **template}
+
+
+def missing_requests(spec: Study, defaults: Cluster) -> Problem | None:
+    """A study with a ``nodePool`` whose trials would request no cpu or memory: the scheduler
+    would pack its BestEffort pods onto one node, and the pool's autoscaler would never grow."""
+    template = spec.trial_template
+    if spec.node_pool is None or _sized(trial_resources(dict(template.resources), defaults)):
+        return None
+    if template.trial_spec is not None and trial_spec.requests_resources(template.trial_spec, SIZED):
+        return None
+    return Problem("trialTemplate.resources", "a study with a nodePool needs cpu or memory requests for its trials "
+                   "(the pool's autoscaler sizes nodes by them); expected trialTemplate.resources with cpu or memory "
+                   "(or resources.requests in the trialSpec's containers), or a service default in "
+                   "KATUNA_K8S_DEFAULT_RESOURCES")
+
+
+def job_deadline(timeout: float, cluster: Cluster) -> int:
+    """The Job's ``activeDeadlineSeconds``: a backstop of the trial's timeout plus the start
+    allowance, since the deadline counts from the Job's start, Pending time included."""
+    return math.ceil(timeout) + (cluster.start_allowance if cluster.start_allowance is not None else START_ALLOWANCE)
+
+
 def render_job(request: TrialLaunch, defaults: Cluster = NO_DEFAULTS) -> dict[str, Any]:
     """The ``batch/v1`` Job that runs one trial attempt; ``defaults`` fill what the study leaves out."""
     if request.trial_spec is None and not request.image:
@@ -69,7 +110,7 @@ def render_job(request: TrialLaunch, defaults: Cluster = NO_DEFAULTS) -> dict[st
         "env": [{"name": k, "value": v} for k, v in sorted(request.env.items())],
         "securityContext": copy.deepcopy(CONTAINER_SECURITY),
     }
-    resources = request.resources or dict(cluster.default_resources)
+    resources = trial_resources(request.resources or {}, cluster)
     if resources:
         container["resources"] = _resources(resources)
     if request.container_working_dir:
@@ -95,11 +136,12 @@ def render_job(request: TrialLaunch, defaults: Cluster = NO_DEFAULTS) -> dict[st
         "template": {"metadata": {"labels": dict(job_labels)}, "spec": pod},
     }
     if request.timeout:
-        spec["activeDeadlineSeconds"] = math.ceil(request.timeout)
+        spec["activeDeadlineSeconds"] = job_deadline(request.timeout, cluster)
     metadata = {"name": name, "namespace": cluster.namespace, "labels": job_labels}
     if request.trial_spec is not None:
         katuna_env = {k: v for k, v in request.env.items() if k.startswith("KATUNA_")}
         del spec["template"]["spec"]["containers"]
+        sized = trial_spec.requests_resources(request.trial_spec, SIZED)
         return trial_spec.render(request.trial_spec, request.primary_container, request.params or {},
-                                 metadata, spec, katuna_env)
+                                 metadata, spec, katuna_env, {} if sized else container.get("resources", {}))
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": spec}

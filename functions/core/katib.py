@@ -11,8 +11,12 @@ import math
 from collections.abc import Mapping
 from typing import Any, TypeGuard
 
-from functions.core import template
+import yaml
+
+from functions.core import bounded_yaml, template
 from functions.core.errors import InvalidStudy, Problem
+from functions.core.nodepool import parse_node_pool
+from functions.core.reader import Reader
 
 API_VERSION = "kubeflow.org/v1beta1"
 ALGORITHMS = {"random": "random", "grid": "grid", "tpe": "tpe", "multivariate-tpe": "multivariate-tpe",
@@ -24,8 +28,30 @@ _SPEC = {"objective", "algorithm", "parallelTrialCount", "maxTrialCount", "maxFa
          "trialTemplate", "metricsCollectorSpec", "earlyStopping", "resumePolicy"}
 
 
+NODE_POOL_ANNOTATION = "katuna.dev/node-pool"
+"""The annotation of an Experiment resource that holds its ``nodePool`` block (the Experiment's
+schema has no place for one), as JSON or YAML."""
+ANNOTATION_FIELD = f'metadata.annotations["{NODE_POOL_ANNOTATION}"]'
+
+
 def is_experiment(data: Mapping[str, Any]) -> bool:
     return data.get("apiVersion") == API_VERSION and data.get("kind") == "Experiment"
+
+
+def document_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """The metadata of an Experiment that katuna reads: name, namespace and katuna's own
+    annotation (not the others: kubectl's copy of the last applied object, say)."""
+    out = {"name": metadata.get("name"), "namespace": metadata.get("namespace")}
+    annotated = annotated_pool(metadata)
+    if annotated is not None:
+        out["annotations"] = {NODE_POOL_ANNOTATION: annotated}
+    return out
+
+
+def annotated_pool(metadata: Mapping[str, Any]) -> Any:
+    """The raw value of the node-pool annotation, or None."""
+    annotations = metadata.get("annotations")
+    return annotations.get(NODE_POOL_ANNOTATION) if isinstance(annotations, Mapping) else None
 
 
 def from_experiment(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -51,6 +77,9 @@ def from_experiment(data: Mapping[str, Any]) -> dict[str, Any]:
         native["earlyStopping"] = _early_stopping(spec["earlyStopping"], problems)
     if (spec.get("algorithm") or {}).get("algorithmName") == "hyperband":
         _hyperband(native, problems)
+    pool = _node_pool(data, native["parallelism"], problems)
+    if pool is not None:
+        native["nodePool"] = pool
     collector = _collector(spec.get("metricsCollectorSpec") or {}, problems)
     if collector:
         native["metricsCollector"] = collector
@@ -221,3 +250,38 @@ def _collector(spec: Mapping[str, Any], problems: list[Problem]) -> dict[str, An
                 **({"filters": filters} if filters else {})}
     problems.append(Problem("spec.metricsCollectorSpec.collector.kind", f"{kind} is not supported; expected StdOut or File"))
     return None
+
+
+def _node_pool(data: Mapping[str, Any], parallelism: Any, problems: list[Problem]) -> Any:
+    """The Experiment's ``nodePool`` block: beside its spec in a document, or (in a resource,
+    whose schema has no place for it) in the ``katuna.dev/node-pool`` annotation, checked here
+    so that problems name the annotation's fields."""
+    metadata = data.get("metadata") or {}
+    raw, given = annotated_pool(metadata), data.get("nodePool")
+    if raw is None:
+        return given
+    if given is not None:
+        problems.append(Problem("nodePool", f"given twice, here and in {ANNOTATION_FIELD}; keep one"))
+        return None
+    block = _annotation_block(raw, problems)
+    if block is not None:
+        r = Reader()
+        parse_node_pool(r, block, metadata.get("name"), parallelism if _is_count(parallelism) else None)
+        problems += [Problem(ANNOTATION_FIELD + p.path.removeprefix("nodePool"), p.message) for p in r.problems]
+    return block
+
+
+def _annotation_block(raw: Any, problems: list[Problem]) -> Mapping[str, Any] | None:
+    expected = "expected the nodePool block (provider, machineType or instanceTypes, maxNodes, ...) as JSON or YAML"
+    if not isinstance(raw, str):
+        problems.append(Problem(ANNOTATION_FIELD, f"{expected}, in a string"))
+        return None
+    try:
+        block = bounded_yaml.load(raw)
+    except yaml.YAMLError as exc:
+        problems.append(Problem(ANNOTATION_FIELD, f"{expected}: {exc}"))
+        return None
+    if not isinstance(block, Mapping):
+        problems.append(Problem(ANNOTATION_FIELD, f"{expected}, a mapping"))
+        return None
+    return block

@@ -5,6 +5,14 @@ A study may ask for an autoscaling pool of spot (or preemptible, or on-demand) m
 or EKS. The pool scales from 0 to ``maxNodes`` while trials wait for room and back to 0 when
 they are gone; it is tainted ``katuna.dev/trial=true:NoSchedule`` so nothing else lands on it,
 and trial Jobs select it by its name and tolerate the taint.
+
+A pool katuna creates for a study carries that study's uid (a GKE resource label, an EKS tag,
+:data:`OWNER_KEY`): katuna may delete it once no study uses it, and a create answered "already
+exists" by the pool its own earlier create made is still the study's. A pool that was there
+before (``default-pool``, one made by hand or by ``python -m infra.provision``) is *adopted*:
+it must carry the trial taint and the capacity and machine types the study asks for
+(:func:`adoption_problem`), its maximum is raised if the study needs more, and when the last
+study using it ends its autoscaling limits are given back as they were found; it is never deleted.
 """
 
 from __future__ import annotations
@@ -30,6 +38,8 @@ GKE_NAME = re.compile(r"[a-z]([-a-z0-9]{0,38}[a-z0-9])?")
 EKS_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
 LABEL_KEY = re.compile(r"([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
 LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
+OWNER_KEY = "katuna-study-uid"
+"""The label (GKE ``resourceLabels``) or tag (EKS) naming the study whose request created a pool."""
 _FIELDS = {"name", "provider", "capacity", "machineType", "instanceTypes", "maxNodes", "diskSizeGb",
            "accelerators", "labels", "shared"}
 
@@ -79,6 +89,12 @@ class NodePool:
         if self.labels:
             out["labels"] = dict(self.labels)
         return out
+
+
+def owner_value(uid: str) -> str:
+    """A study uid as a label value every cloud accepts (GCE allows lower-case letters, digits,
+    '_' and '-', at most 63 characters)."""
+    return re.sub(r"[^a-z0-9_-]", "_", uid.lower())[:63]
 
 
 def default_pool_name(study: str) -> str:
@@ -199,10 +215,18 @@ def _accelerators(r: Reader, item: Mapping[str, Any], path: str) -> tuple[tuple[
 @dataclass(frozen=True)
 class PoolChange:
     """What a node-pool request started: an operation to check later (None when nothing is
-    pending), and whether the pool had to be created."""
+    pending), and whose pool it is.
+
+    ``created``: this study's request made the pool (a create answered "already exists" by the
+    pool this study's earlier create made counts). ``owned``: katuna made it, for this study or
+    another. ``adopted``: the pool was not katuna's; its autoscaling settings as found, in the
+    provider's own terms, to give back once no study uses it.
+    """
 
     operation: str | None = None
     created: bool = False
+    owned: bool = False
+    adopted: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -223,7 +247,34 @@ class PoolStatus:
     max_nodes: int
     capacity: str
     machine_types: tuple[str, ...] = ()
+    tainted: bool = True
+    """Whether the pool's nodes carry the taint trials tolerate (``katuna.dev/trial=true:NoSchedule``)."""
+    autoscaling: bool = True
+    owner: str | None = None
+    """The :data:`OWNER_KEY` value of a pool katuna created, None for any other pool."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"pool": self.name, "state": self.state, "minNodes": self.min_nodes, "maxNodes": self.max_nodes,
                 "capacity": self.capacity, "machineTypes": list(self.machine_types)}
+
+
+def adoption_problem(pool: NodePool, found: PoolStatus) -> str | None:
+    """Why a pool that exists cannot serve the study asking for ``pool``, naming the field to
+    change; None when it can. A pool without the trial taint runs other workloads, so katuna
+    leaves it alone; one of another capacity or machine type would run trials on machines the
+    study did not ask for; one without autoscaling never grows or shrinks for trials."""
+    where = f"node pool {pool.name} exists"
+    if not found.tainted:
+        return (f"nodePool.name: {where} without the taint {TRIAL_TAINT['key']}={TRIAL_TAINT['value']}:NoSchedule "
+                "that keeps other workloads off trial nodes; taint it, or name a pool katuna creates for the study")
+    if found.capacity != pool.capacity:
+        return f"nodePool.capacity: {where} with {found.capacity} capacity; the study asks for {pool.capacity}"
+    if pool.provider == GKE and found.machine_types != pool.machine_types[:1]:
+        return (f"nodePool.machineType: {where} with machine type {', '.join(found.machine_types) or 'unknown'}; "
+                f"the study asks for {pool.machine_types[0]}")
+    if pool.provider == EKS and not set(found.machine_types) <= set(pool.machine_types):
+        return (f"nodePool.instanceTypes: {where} with instance types {', '.join(found.machine_types)}; the study "
+                f"accepts {', '.join(pool.machine_types)}")
+    if not found.autoscaling:
+        return f"nodePool.name: {where} without autoscaling; enable it, or name a pool katuna creates for the study"
+    return None

@@ -131,12 +131,15 @@ class NodePools(Protocol):
 
     provider: str
 
-    def ensure(self, pool: NodePool) -> PoolChange:
-        """Create the pool if it is missing; raise its autoscaling maximum if it is lower than
-        ``pool.max_nodes``. A pool that exists already is success."""
+    def ensure(self, pool: NodePool, owner: str | None = None) -> PoolChange:
+        """Create the pool if it is missing (labelled with ``owner``, a study uid, when given);
+        raise its autoscaling maximum if it is lower than ``pool.max_nodes``. A pool that exists
+        already is success once it passes :func:`functions.core.nodepool.adoption_problem`
+        (``NodePoolFailed`` with that problem otherwise)."""
 
-    def scale_back(self, pool: NodePool) -> PoolChange:
-        """Let the pool's autoscaler go down to 0 nodes (its minimum becomes 0)."""
+    def scale_back(self, pool: NodePool, adopted: Mapping[str, Any] | None = None) -> PoolChange:
+        """Give an adopted pool back its autoscaling settings as found (``adopted``, from
+        :class:`PoolChange`); without them, let the autoscaler go down to 0 nodes (minimum 0)."""
 
     def delete(self, name: str) -> PoolChange:
         """Delete the pool; deleting one that is absent is success."""
@@ -149,14 +152,22 @@ class NodePools(Protocol):
 
 
 class Resources(Protocol):
-    """Study resources on a Kubernetes API: read them, write their status."""
+    """Study resources on a Kubernetes API: read and list them, write their status."""
+
+    namespace: str | None
+    """The namespace whose study resources the service watches; None where there is no cluster
+    to ask (no API address configured, and not running in one)."""
 
     def get(self, ref: Ref) -> Mapping[str, Any] | None:
         """The resource as the API holds it now, or None when there is none."""
 
     def write_status(self, ref: Ref, uid: str, status: Mapping[str, Any]) -> bool:
-        """Merge ``status`` into the status of the resource with this ``uid``; False when that
-        resource is gone (deleted, or replaced by another of the same name)."""
+        """Write ``status`` (whole; None values left out) as the status of the resource with this
+        ``uid``; False when that resource is gone (deleted, or replaced by another of the same name)."""
+
+    def list(self, namespace: str) -> list[Mapping[str, Any]]:
+        """Every study resource (Study and Experiment) in ``namespace`` as the API holds them
+        now, each with its ``apiVersion`` and ``kind``."""
 
 
 Clock = Callable[[], float]

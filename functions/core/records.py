@@ -130,6 +130,12 @@ class PoolUse:
     operation: str | None = None
     created: bool = False
     """Whether this study's request created the pool (rather than finding it)."""
+    owned: bool = False
+    """Whether katuna created the pool (for this study or another): only such a pool is ever
+    deleted, once it is not ``shared`` and no running study uses it."""
+    adopted: Mapping[str, Any] | None = None
+    """A pool katuna did not create: its autoscaling settings as first found (provider's terms),
+    given back when the last study using it ends."""
     deleted: bool = False
     message: str = ""
     requested_at: float = 0.0
@@ -142,9 +148,21 @@ class PoolUse:
         hours = max(0.0, end - self.requested_at) / 3600
         return {"pool": self.pool, "provider": self.provider, "capacity": self.capacity,
                 "machineTypes": list(self.machine_types), "maxNodes": self.max_nodes, "shared": self.shared,
-                "phase": self.phase, "created": self.created, "deleted": self.deleted, "message": self.message or None,
+                "phase": self.phase, "created": self.created, "owned": self.owned,
+                "adopted": self.adopted is not None, "deleted": self.deleted, "message": self.message or None,
                 "requestedAt": self.requested_at, "readyAt": self.ready_at, "releasedAt": self.released_at,
                 "hours": round(hours, 4), "maxNodeHours": round(hours * self.max_nodes, 4)}
+
+
+@dataclass(frozen=True)
+class Census:
+    """What the store holds, across studies: studies by status, trials by state, node-pool uses
+    by phase, and how many of those uses wait on a cloud operation."""
+
+    studies: Mapping[str, int]
+    trials: Counts
+    pool_uses: Mapping[str, int]
+    pool_operations: int
 
 
 SORT_COLUMNS = ("number", "state", "value", "startedAt", "finishedAt", "duration")

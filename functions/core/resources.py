@@ -87,7 +87,7 @@ def definition(obj: Mapping[str, Any]) -> dict[str, Any]:
         raise InvalidStudy([Problem("spec", "required; expected a mapping")])
     if obj["kind"] == "Experiment":
         return {"apiVersion": katib.API_VERSION, "kind": "Experiment",
-                "metadata": {"name": metadata.get("name"), "namespace": metadata.get("namespace")}, "spec": dict(spec)}
+                "metadata": katib.document_metadata(metadata), "spec": dict(spec)}
     if spec.get("name") not in (None, metadata.get("name")):
         raise InvalidStudy([Problem("spec.name", f"expected the resource's name {metadata.get('name')!r} or nothing, "
                                                  f"got {spec['name']!r}")])
@@ -160,7 +160,7 @@ def study_status(record: StudyRecord, counts: Counts, best: TrialRecord | None, 
         "progress": f"{counts.finished}/{spec.max_trials if spec.max_trials is not None else '-'}",
         "problems": None,
     }
-    """Written as a merge patch: None removes what an earlier refusal left."""
+    """None: left out, so nothing an earlier refusal wrote stays."""
     if record.completed_at is not None:
         status["completionTime"] = timestamp(record.completed_at)
     if best is not None and best.values:

@@ -80,11 +80,25 @@ def local_process(trial_spec: Mapping[str, Any], primary: str | None, params: Ma
     return argv, env
 
 
+def requests_resources(trial_spec: Mapping[str, Any], names: frozenset[str]) -> bool:
+    """Whether a container of the template requests (or limits, which implies a request) one of
+    the resources ``names``."""
+    for container in _containers(trial_spec):
+        resources = container.get("resources")
+        for kind in ("requests", "limits"):
+            given = resources.get(kind) if isinstance(resources, Mapping) else None
+            if isinstance(given, Mapping) and names & set(given):
+                return True
+    return False
+
+
 def render(trial_spec: Mapping[str, Any], primary: str | None, params: Mapping[str, Any],
-           metadata: Mapping[str, Any], required: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+           metadata: Mapping[str, Any], required: Mapping[str, Any], env: Mapping[str, str],
+           resources: Mapping[str, Mapping[str, str]]) -> dict[str, Any]:
     """The Job from the template: ``metadata`` (name, namespace, labels) and the ``required``
     Job spec fields of katuna win; katuna's node selector and tolerations (a node pool's, say)
-    are added to the template's; ``env`` is added to the primary container."""
+    are added to the template's; ``env`` is added to the primary container, and ``resources``
+    (requests and limits) where it names none of them."""
     given = trial_spec.get("metadata") or {}
     labels = {**(given.get("labels") or {}), **metadata["labels"]}
     context = template.spec_context(metadata["name"], metadata["namespace"], labels=labels,
@@ -111,4 +125,8 @@ def render(trial_spec: Mapping[str, Any], primary: str | None, params: Mapping[s
     if not isinstance(container, dict):
         raise InvalidStudy([Problem("trialTemplate.primaryContainerName", "names no container of the trialSpec")])
     container["env"] = [*(container.get("env") or []), *({"name": k, "value": v} for k, v in sorted(env.items()))]
+    if resources:
+        own = container.setdefault("resources", {})
+        for kind, values in resources.items():
+            own[kind] = {**values, **(own.get(kind) or {})}
     return job

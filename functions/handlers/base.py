@@ -18,6 +18,7 @@ import optuna
 from optuna.trial import TrialState
 
 from functions.core import template
+from functions.core.cluster import Cluster
 from functions.core.events import STUDY_CREATED, Event, derived_id, study_completed, trial_suggested
 from functions.core.launch import trial_launch
 from functions.core.limits import DEFAULTS, Limits
@@ -46,6 +47,8 @@ class Deps:
     """Where relative trial working directories of submitted studies start."""
     limits: Limits = DEFAULTS
     """What a submitted study may ask of the service."""
+    trial_defaults: Cluster = Cluster()
+    """What trial Jobs get where a study says nothing (the service's settings)."""
 
 
 def store_study(deps: Deps, spec: Study, definition: dict[str, Any],

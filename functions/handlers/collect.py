@@ -3,7 +3,8 @@
 Going on means: retry a preempted attempt, end the study when a stop rule fires, or suggest
 the trials that fill the freed slots. A finished event for a trial that already ended, or for
 an attempt that was superseded, changes nothing. An accepted end stops the attempt's process or
-Job if it still runs.
+Job if it still runs; a trial past its timeout (which an executor may report while it still
+runs) is stopped once its output is read.
 """
 
 from __future__ import annotations
@@ -29,13 +30,17 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     trial = store.get_trial(record.name, data["trial"])
     if not record.owns(data) or trial is None or trial.finished or trial.attempt != data["attempt"]:
         return []
-    _stop_if_running(deps, trial_launch(record, trial))
+    launch = trial_launch(record, trial)
+    if data["outcome"] != "timeout":
+        _stop_if_running(deps, launch)
     if data["outcome"] == "preempted" and trial.attempt < record.spec.trial_template.max_attempts \
             and not record.terminal:
         store.update_trial(record.name, trial.number, attempt=trial.attempt + 1, state=WAITING,
                            reason=_history(trial.reason, f"attempt {trial.attempt} preempted: {data['message']}"))
         return [trial_suggested(record.name, record.uid, trial.number, trial.attempt + 1)]
     metrics, tail = record_output(record, trial, deps)
+    if data["outcome"] == "timeout":
+        deps.executor.stop(launch)
     state, values, reason = _verdict(record, data, metrics, tail)
     outcome: dict[str, Any] = {"state": state, "values": values, "metrics": metrics, "reason": _history(trial.reason, reason),
                "exit_code": data.get("exitCode"), "finished_at": deps.clock(),

@@ -5,14 +5,22 @@ No request waits for the cloud: a change that takes minutes is stored as an oper
 study's pool use and checked on later events. Every step is safe to repeat: a pool that exists
 is success, an absent pool deleted is success, and a pool use in progress is only checked.
 A permanent refusal from the cloud (machine type, quota, permission) fails the study with the
-cloud's message; throttling and server errors raise ``TemporaryError``, so the event is retried.
+cloud's message; throttling and server errors raise ``TemporaryError``, so the event is retried
+(on a tick, a pool use the cloud cannot serve now is left for the next tick).
+
+katuna deletes only the pools it created (:attr:`PoolUse.owned`), once they are not shared and
+no running study uses them. A pool it found is adopted when it can serve the study
+(:func:`functions.core.nodepool.adoption_problem`; otherwise the study fails naming the field),
+and the last study using it gives it back its autoscaling settings as first found.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
-from functions.core.errors import PermanentError, StudyNotFound
+from functions.core.errors import PermanentError, StudyNotFound, TemporaryError
 from functions.core.events import POOL_CHECK, STUDY_CREATED, Event
 from functions.core.nodepool import NodePool, NodePoolFailed, PoolChange
 from functions.core.ports import NodePools, Store
@@ -58,7 +66,7 @@ def reconcile(deps: Deps) -> list[Event]:
     provision the pool of a running study whose ``study.created`` never got that far."""
     events: list[Event] = []
     for record, pool in _unprovisioned(deps.store):
-        events += _provision(record, pool, deps)
+        events += _on_tick(_provision, record, pool, deps)
     for use in deps.store.pool_uses((CREATING, READY, RELEASING)):
         owner: StudyRecord | None
         try:
@@ -68,8 +76,17 @@ def reconcile(deps: Deps) -> list[Event]:
         if owner is not None and owner.uid != use.uid:
             owner = None
         if use.operation or owner is None or owner.terminal:
-            events += _advance(use, owner, deps)
+            events += _on_tick(_advance, use, owner, deps)
     return events
+
+
+def _on_tick(step: Callable[..., list[Event]], *args: Any) -> list[Event]:
+    """One pool's step on a tick: a cloud busy or unreachable now leaves that pool for the next
+    tick rather than undoing the steps of the others (their cloud changes are made already)."""
+    try:
+        return step(*args)
+    except TemporaryError:
+        return []
 
 
 def _unprovisioned(store: Store) -> list[tuple[StudyRecord, NodePool]]:
@@ -107,15 +124,27 @@ def _provision(record: StudyRecord, pool: NodePool, deps: Deps) -> list[Event]:
                   capacity=pool.capacity, machine_types=pool.machine_types, max_nodes=pool.max_nodes,
                   shared=pool.shared, requested_at=deps.clock())
     try:
-        change = _pools(deps, pool).ensure(pool)
+        change = _pools(deps, pool).ensure(pool, owner=record.uid)
     except PermanentError as exc:
         deps.store.save_pool_use(replace(use, phase=POOL_FAILED, message=str(exc)))
         return complete(record, deps, Decision(FAILED, f"node pool {pool.name}: {exc}"))
-    use = replace(use, operation=change.operation, created=change.created)
+    use = _whose(use, change, deps.store)
     if change.operation is None:
         use = replace(use, phase=READY, ready_at=deps.clock())
     deps.store.save_pool_use(use)
     return []
+
+
+def _whose(use: PoolUse, change: PoolChange, store: Store) -> PoolUse:
+    """The use with the pool's owner as the cloud reports it. An adopted pool keeps the settings
+    the first study still using it found, not those an earlier study's change left."""
+    adopted = use.adopted
+    if adopted is None and change.adopted is not None:
+        earlier = [other.adopted for other in store.pool_uses((CREATING, READY, RELEASING), pool=use.pool)
+                   if other.uid != use.uid and other.provider == use.provider and other.adopted is not None]
+        adopted = earlier[0] if earlier else change.adopted
+    return replace(use, operation=change.operation, created=use.created or change.created,
+                   owned=use.owned or change.owned, adopted=adopted)
 
 
 def _advance(use: PoolUse, record: StudyRecord | None, deps: Deps) -> list[Event]:
@@ -148,15 +177,16 @@ def _ensure_found(use: PoolUse, pool: NodePool, record: StudyRecord | None, deps
     """A pool found, not created: once its own change is done, ensure it again, since it may
     still need the larger maximum this study asks for."""
     try:
-        change = _pools(deps, pool).ensure(pool)
+        change = _pools(deps, pool).ensure(pool, owner=use.uid)
     except PermanentError as exc:
         use = replace(use, phase=POOL_FAILED, operation=None, message=str(exc))
         if record is None or record.terminal:
             return use, []
         return use, complete(record, deps, Decision(FAILED, f"node pool {pool.name}: {exc}"))
+    use = _whose(use, change, deps.store)
     if change.operation is not None:
-        return replace(use, operation=change.operation), []
-    return replace(use, phase=READY, operation=None, ready_at=deps.clock()), []
+        return use, []
+    return replace(use, phase=READY, ready_at=deps.clock()), []
 
 
 def _pool_of(use: PoolUse, record: StudyRecord | None) -> NodePool:
@@ -167,14 +197,19 @@ def _pool_of(use: PoolUse, record: StudyRecord | None) -> NodePool:
 
 
 def _release(use: PoolUse, pool: NodePool, deps: Deps) -> PoolUse:
-    """Delete a pool of the study's own that nobody else uses (one whose creation failed only if
-    this study created it); scale any other back to 0."""
-    deleting = not use.shared and not _used_by_others(use, deps)
+    """Delete a pool katuna created that is not shared and nobody else uses (one whose creation
+    failed only if this study created it); give an adopted pool nobody else uses its settings
+    back; scale any other back to a minimum of 0."""
+    others = _used_by_others(use, deps)
+    deleting = use.owned and not use.shared and not others
     if use.phase == POOL_FAILED and not (deleting and use.created):
         return replace(use, released_at=deps.clock())
+    if others and use.adopted is not None:
+        return replace(use, phase=RELEASED, operation=None, released_at=deps.clock())
     pools = _pools(deps, pool)
     try:
-        change: PoolChange = pools.delete(pool.name) if deleting else pools.scale_back(pool)
+        change: PoolChange = (pools.delete(pool.name) if deleting
+                              else pools.scale_back(pool, None if others else use.adopted))
     except NodePoolFailed as exc:
         return replace(use, phase=POOL_FAILED, message=f"releasing the pool: {exc}", released_at=deps.clock())
     use = replace(use, deleted=deleting)

@@ -15,9 +15,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from functions.core import katib
 from functions.core.errors import InvalidStudy, Problem, StudyNotFound
 from functions.core.events import Event, study_created
 from functions.core.formats import load_definition
+from functions.core.job import missing_requests
 from functions.core.launch import trial_launch
 from functions.core.records import ACTIVE_STATES, STOPPED, StudyRecord
 from functions.core.resources import (
@@ -88,6 +90,9 @@ def _create(deps: Deps, ref: Ref, current: Mapping[str, Any]) -> list[Event]:
     uid, generation = current["metadata"]["uid"], current["metadata"].get("generation") or 1
     try:
         spec, submitted = load_definition(definition(current), limits=deps.limits)
+        unsized = missing_requests(spec, deps.trial_defaults)
+        if unsized is not None:
+            raise InvalidStudy([unsized])
     except InvalidStudy as exc:
         _fail(deps, ref, uid, generation, "InvalidSpec", spec_paths(ref.kind, exc.problems))
         return []
@@ -103,6 +108,9 @@ def _edit(deps: Deps, stored: StudyRecord, origin: Origin, current: Mapping[str,
     try:
         edited = definition(current)
         refused = refused_fields(kind, stored.definition, edited)
+        pools = [katib.annotated_pool(d.get("metadata") or {}) for d in (stored.definition, edited)]
+        if pools[0] != pools[1]:
+            refused.append(katib.ANNOTATION_FIELD)
         if stored.terminal:
             raise _Refusal(f"the study has ended ({stored.status}: {stored.reason}); delete and re-apply the "
                            "resource to run it again")

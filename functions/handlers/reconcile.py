@@ -1,0 +1,217 @@
+"""The tick: what lost events left behind, found and moved on.
+
+On Knative a PingSource sends ``dev.knative.sources.ping`` once a minute and this function
+takes it; in queue mode the watcher (:mod:`functions.watch`) runs the same functions every
+few seconds, so the two cannot drift (the ticks the watcher sends while node pools wait reach
+this function too, which sends nothing new: each event below is named by its fact). Events get lost on a cluster (an ApiServerSource drops
+changes after a relist or a failed send; a Trigger gives up after its retries), so nothing may
+wait on one. A tick compares what the store believes with what the executor and the cluster
+say, and sends the event that was missing:
+
+1. a running attempt whose Job ended or vanished: its ``trial.finished``;
+2. node-pool operations: the ``provision`` function takes the same tick;
+3. a stop rule that fires with no event to check it (a ``timeBudget`` running out):
+   ``study.completed``; a study that ended with trials never stopped: its ``study.completed``
+   again;
+4. a stalled study (free slots, trials left, no attempt alive): a ``study.created`` that
+   resumes it; a study whose Jobs wait for a node is not stalled, its Jobs exist;
+5. a study resource the store does not know (or knows under another uid, or at an older
+   generation): the ApiServerSource event its change would have sent; a running study whose
+   resource is gone: the resource's delete event. Skipped where there is no cluster.
+
+A tick only reads and sends; the handlers do the work, each once: every event it sends has an
+id derived from the fact it stands for, so two ticks at once, or a tick racing the event it
+stands in for, change nothing twice. A tick is bounded: :data:`MAX_STUDIES` studies and
+:data:`MAX_ATTEMPTS` attempts looked at, a different slice of each every minute when there are
+more.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import partial
+from typing import Any, TypeVar
+
+from functions.core.errors import KatunaError
+from functions.core.events import Event, resource_changed, study_completed, study_stalled
+from functions.core.launch import trial_launch
+from functions.core.records import ACTIVE_STATES, RUNNING, StudyRecord, TrialRecord
+from functions.core.resources import API_VERSION, Origin, is_resource, ref_of
+from functions.handlers.base import Deps, check_stop
+from functions.handlers.failures import count_failure, temporary
+
+log = logging.getLogger("katuna.reconcile")
+
+MAX_STUDIES = 100
+"""Studies one tick looks at: the running ones first, then those that ended most recently."""
+
+MAX_ATTEMPTS = 200
+"""Running attempts one tick asks the executor about (each a Job read on a cluster)."""
+
+MAX_RESOURCE_EVENTS = 100
+"""Resource events one tick sends; the rest wait for the next tick."""
+
+SLICE_EVERY = 60.0
+"""Seconds each slice of studies and attempts is looked at before the next (a PingSource's period)."""
+
+T = TypeVar("T")
+
+
+class Budget:
+    """How many more attempts a tick may ask the executor about."""
+
+    def __init__(self, size: int = MAX_ATTEMPTS) -> None:
+        self.left = size
+
+    def take(self) -> bool:
+        if self.left <= 0:
+            return False
+        self.left -= 1
+        return True
+
+
+Settled = Callable[[Callable[[], bool]], bool]
+"""Whether a study may be nudged, given a way to ask whether any of its attempts is alive."""
+
+
+def handle(event: Event, deps: Deps) -> list[Event]:
+    """The tick: the events that move on every study the slice holds, and the resources'."""
+    studies = deps.store.list_studies()
+    window = int(deps.clock() // SLICE_EVERY)
+    budget = Budget()
+    events: list[Event] = []
+    for record in _slice(studies, window):
+        events += guarded(deps, record, partial(reconcile_study, record, deps, budget, window=window))
+    return events + resource_events(deps, studies)
+
+
+def _slice(studies: Sequence[StudyRecord], window: int) -> list[StudyRecord]:
+    """The studies this tick looks at: running ones (a rotating slice when there are more than
+    :data:`MAX_STUDIES`), then, while room is left, the latest to end."""
+    running = [r for r in studies if not r.terminal]
+    ended = sorted((r for r in studies if r.terminal), key=lambda r: r.completed_at or 0.0, reverse=True)
+    return (rotated(running, window, MAX_STUDIES) + ended)[:MAX_STUDIES]
+
+
+def rotated(items: Sequence[T], window: int, size: int) -> list[T]:
+    """``items`` starting at the ``window``-th slice of ``size``: all of them over enough windows."""
+    if len(items) <= size:
+        return list(items)
+    start = (window * size) % len(items)
+    return list(items[start:]) + list(items[:start])
+
+
+def guarded(deps: Deps, record: StudyRecord, work: Callable[[], list[Event]]) -> list[Event]:
+    """The events of ``work`` on a study's behalf. A temporary failure is logged (the next tick
+    tries again); any other counts against the study (:mod:`functions.handlers.failures`)."""
+    try:
+        return work()
+    except Exception as exc:
+        if temporary(exc):
+            log.warning("reconciling study %s: %s", record.name, exc)
+            return []
+        return count_failure(deps, record.name, record.uid, "reconciling", exc) or []
+
+
+def nothing_alive(alive: Callable[[], bool]) -> bool:
+    """A tick's rule: a study is stalled when no attempt of it is alive."""
+    return not alive()
+
+
+def reconcile_study(record: StudyRecord, deps: Deps, budget: Budget, settled: Settled = nothing_alive,
+                    poll: bool = True, window: int = 0) -> list[Event]:
+    """The events that move one study on where no event did (steps 1, 3 and 4 above).
+
+    ``settled`` says whether the study may be nudged (the watcher also waits for its queue to
+    be empty); ``poll`` whether to ask about its running attempts now.
+    """
+    if record.terminal:
+        return _unstopped(record, deps) if settled(lambda: False) else []
+    running = deps.store.trials(record.name, (RUNNING,))
+    ended = _ended(record, deps, rotated(running, window, budget.left), budget) if poll else []
+    decision = check_stop(record, deps)
+    if decision is not None:
+        return [*ended, study_completed(record.name, record.uid, decision.status, decision.reason)]
+    if ended:
+        return ended
+    if settled(lambda: _alive(record, deps, running, budget)):
+        return [_stalled(record, deps)]
+    return []
+
+
+def _ended(record: StudyRecord, deps: Deps, running: Iterable[TrialRecord], budget: Budget) -> list[Event]:
+    """The ``trial.finished`` of each running attempt that ended without a word."""
+    events = []
+    for trial in running:
+        if not budget.take():
+            break
+        finished = deps.executor.poll(trial_launch(record, trial))
+        if finished is not None:
+            events.append(finished)
+    return events
+
+
+def _alive(record: StudyRecord, deps: Deps, running: Iterable[TrialRecord], budget: Budget) -> bool:
+    """Whether an attempt of the study still runs (or waits for a node); when the budget runs
+    out before one is found, it is taken to be alive: the study is looked at again later."""
+    return any(not budget.take() or deps.executor.exists(trial_launch(record, trial)) for trial in running)
+
+
+def _stalled(record: StudyRecord, deps: Deps) -> Event:
+    """The ``study.created`` that resumes a stalled study, named by the state it found."""
+    active = sorted((t.number, t.attempt, t.state) for t in deps.store.trials(record.name, ACTIVE_STATES))
+    return study_stalled(record.name, record.uid, (deps.store.count_trials(record.name), active))
+
+
+def _unstopped(record: StudyRecord, deps: Deps) -> list[Event]:
+    """An ended study whose trials are still active never had its ``study.completed``
+    handled: send it again (its id is the study's, so a handled one changes nothing)."""
+    if deps.store.count_trials(record.name).active == 0:
+        return []
+    return [study_completed(record.name, record.uid, record.status, record.reason)]
+
+
+def resource_events(deps: Deps, studies: Sequence[StudyRecord]) -> list[Event]:
+    """Step 5: the events of study resources whose own were lost, at most
+    :data:`MAX_RESOURCE_EVENTS`; none where there is no cluster to ask, or it cannot be asked now."""
+    resources = deps.resources
+    namespace = resources.namespace if resources is not None else None
+    if resources is None or namespace is None:
+        return []
+    try:
+        listed = {ref_of(obj): obj for obj in resources.list(namespace) if is_resource(obj)}
+    except KatunaError as exc:
+        log.warning("listing the study resources in %s: %s", namespace, exc)
+        return []
+    stored = {record.name: record for record in studies}
+    events = [resource_changed("add", obj) for ref, obj in listed.items() if not _known(obj, stored.get(ref.name))]
+    for record in studies:
+        origin = _origin(record)
+        if origin is not None and origin.ref.namespace == namespace and not record.terminal and origin.ref not in listed:
+            events.append(resource_changed("delete", _skeleton(origin)))
+    return events[:MAX_RESOURCE_EVENTS]
+
+
+def _known(obj: Mapping[str, Any], stored: StudyRecord | None) -> bool:
+    """Whether katuna has handled the resource as it is now: its study is stored from this uid
+    at this generation, or its status reports this generation refused."""
+    metadata = obj["metadata"]
+    generation = metadata.get("generation") or 1
+    status = obj.get("status") or {}
+    if status.get("phase") == "Failed" and status.get("observedGeneration") == generation:
+        return True
+    origin = _origin(stored) if stored is not None else None
+    return origin is not None and origin.ref == ref_of(obj) and origin.uid == metadata.get("uid") \
+        and origin.generation >= generation
+
+
+def _origin(record: StudyRecord) -> Origin | None:
+    return Origin.from_dict(record.origin) if record.origin is not None else None
+
+
+def _skeleton(origin: Origin) -> dict[str, Any]:
+    """The resource a study came from, as far as the store knows it."""
+    ref = origin.ref
+    return {"apiVersion": API_VERSION, "kind": ref.kind,
+            "metadata": {"name": ref.name, "namespace": ref.namespace, "uid": origin.uid, "generation": origin.generation}}

@@ -1,0 +1,97 @@
+"""The loopback GKE API refuses what GKE refuses, through the real google-cloud-container client:
+the requests below are each one field away from one katuna sends, and GKE answers them 400."""
+
+from __future__ import annotations
+
+import pytest
+from gke_stub import GkeStub, PoolBounds
+from google.api_core import exceptions as google_errors
+
+from functions.core.errors import TemporaryError
+from functions.core.nodepool import NodePool
+from infra import gke
+
+CLUSTER = gke.GkeCluster("proj", "europe-west4", "tuning")
+
+
+@pytest.fixture
+def api(gke_api: GkeStub):
+    return gke.client(gke_api.url)
+
+
+def request(**changes) -> dict:
+    """A create request as katuna sends it, with ``changes`` made to its node pool."""
+    pool = NodePool("trials", "gke", "spot", ("n2-standard-4",), max_nodes=4)
+    body = gke.create_request(CLUSTER, pool, owner="0f3c2a9e41b7")
+    for path, value in changes.items():
+        *parents, leaf = path.split("__")
+        target = body["node_pool"]
+        for key in parents:
+            target = target[key]
+        target[leaf] = value
+    return body
+
+
+def refused(api, body: dict) -> str:
+    with pytest.raises(google_errors.BadRequest) as error:
+        api.create_node_pool(request=body)
+    return error.value.message
+
+
+def test_katunas_own_request_is_accepted(api, gke_api: GkeStub):
+    api.create_node_pool(request=request())
+    assert gke_api.pools["trials"]["config"]["resourceLabels"] == {"katuna-study-uid": "0f3c2a9e41b7"}
+
+
+@pytest.mark.parametrize("name", ["Trials", "1trials", "trials-", "trials_spot", "t" * 41])
+def test_a_pool_name_gke_does_not_accept_is_refused(api, gke_api: GkeStub, name: str):
+    assert "Must be a match of regex" in refused(api, request(name=name))
+    assert gke_api.pools == {}
+
+
+@pytest.mark.parametrize("changes,words", [
+    ({"autoscaling__total_min_node_count": 5}, "total_min_node_count"),
+    ({"autoscaling__min_node_count": 1, "autoscaling__max_node_count": 3}, "cannot be used together"),
+    ({"autoscaling__total_max_node_count": 0}, "cannot be both set to zero"),
+    ({"initial_node_count": 9}, "initial_node_count"),
+    ({"config__machine_type": "n9-huge"}, "Invalid machine type n9-huge"),
+    ({"config__preemptible": True}, "cannot both be enabled"),
+    ({"config__resource_labels": {"katuna-study-uid": "Study/One"}}, "resource_labels"),
+])
+def test_inconsistent_pools_are_refused(api, gke_api: GkeStub, changes: dict, words: str):
+    assert words in refused(api, request(**changes))
+    assert gke_api.pools == {}
+
+
+def test_autoscaling_limits_out_of_order_are_refused(api, gke_api: GkeStub):
+    api.create_node_pool(request=request())
+    gke_api.advance(600)
+    with pytest.raises(google_errors.BadRequest, match="total_min_node_count"):
+        api.set_node_pool_autoscaling(request={"name": CLUSTER.pool_path("trials"), "autoscaling": {
+            "enabled": True, "total_min_node_count": 6, "total_max_node_count": 2}})
+
+
+def test_a_second_change_while_an_operation_runs_is_a_failed_precondition_katuna_retries(api, gke_api: GkeStub):
+    api.create_node_pool(request=request())
+    with pytest.raises(google_errors.BadRequest) as busy:
+        api.create_node_pool(request=request(name="other"))
+    assert busy.value.message.endswith(": Operation operation-1 is currently creating a node pool for cluster tuning. "
+                                       "Please wait and try again once it is done.")
+    pools = gke.GkeNodePools(CLUSTER, api)
+    with pytest.raises(TemporaryError, match="currently creating a node pool"):
+        pools.delete("trials")
+    gke_api.advance(90)
+    assert pools.delete("trials").operation, "once the create is done, the delete is taken"
+
+
+def test_the_pool_bounds_are_what_a_cluster_autoscaler_needs(api, gke_api: GkeStub):
+    api.create_node_pool(request=request(config__labels={"team": "vision"}))
+    assert gke_api.pool_bounds("trials") is None, "a provisioning pool is not scaled"
+    gke_api.advance(90)
+    assert gke_api.pool_bounds("trials") == PoolBounds(
+        0, 4, {"team": "vision", "cloud.google.com/gke-nodepool": "trials", "cloud.google.com/gke-spot": "true"},
+        [{"key": "katuna.dev/trial", "value": "true", "effect": "NoSchedule"}])
+    gke_api.set_node_count("trials", 3)
+    assert gke_api.node_count("trials") == 3
+    with pytest.raises(ValueError, match="cannot have 5 nodes"):
+        gke_api.set_node_count("trials", 5)

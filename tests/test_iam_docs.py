@@ -1,0 +1,76 @@
+"""The IAM that docs/kubernetes.md asks for names every cloud API call infra/ makes, and the
+EKS policy allows those calls and no others: the list is read from the adapters' code."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+
+from doc_blocks import ROOT, block
+
+PAGE = "docs/kubernetes.md"
+CLIENTS = {"gke.py": {"api": "container", "_call": "container"},
+           "eks.py": {"eks": "eks", "autoscaling": "autoscaling", "_call": "eks"}}
+"""For each adapter, the attribute of ``self`` that holds a client (or the helper that calls
+one by name) and the cloud service it speaks to."""
+NOT_CALLS = {"get_waiter"}
+EXTRA_EKS = {"iam:PassRole", "eks:TagResource"}
+"""Allowed besides the calls: passing the node role to EKS, and tagging on create."""
+
+
+def calls() -> dict[str, set[str]]:
+    """The API methods each service is called with, from the adapters' source."""
+    found: dict[str, set[str]] = {}
+    for module, clients in CLIENTS.items():
+        for node in ast.walk(ast.parse((ROOT / "infra" / module).read_text())):
+            if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
+                continue
+            target = node.func.value
+            if node.func.attr == "_call" and node.args and isinstance(node.args[0], ast.Constant):
+                found.setdefault(clients["_call"], set()).add(node.args[0].value)
+            elif (isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name)
+                  and target.value.id == "self" and target.attr in clients and node.func.attr not in NOT_CALLS):
+                found.setdefault(clients[target.attr], set()).add(node.func.attr)
+    return found
+
+
+def action(service: str, method: str) -> str:
+    """boto3's method as an IAM action: ``create_or_update_tags`` is ``CreateOrUpdateTags``."""
+    return f"{service}:" + "".join(part.capitalize() for part in method.split("_"))
+
+
+def test_the_calls_are_read_from_the_code():
+    found = calls()
+    assert {"create_node_pool", "set_node_pool_autoscaling", "get_operation"} <= found["container"]
+    assert {"create_nodegroup", "update_nodegroup_config"} <= found["eks"]
+    assert found["autoscaling"] == {"describe_auto_scaling_groups", "create_or_update_tags"}
+
+
+def test_the_gke_table_names_every_call_and_nothing_else():
+    section = (ROOT / PAGE).read_text().split("### IAM on GKE")[1].split("###")[0]
+    listed = set(re.findall(r"^\| `([a-z_]+)` \|", section, flags=re.MULTILINE))
+    assert listed == calls()["container"]
+
+
+def test_the_eks_policy_allows_exactly_the_calls_katuna_makes():
+    policy = json.loads(block(PAGE, "IAM on EKS", "json"))
+    allowed = set()
+    for statement in policy["Statement"]:
+        actions = statement["Action"]
+        allowed |= {actions} if isinstance(actions, str) else set(actions)
+    found = calls()
+    made = {action(service, method) for service in ("eks", "autoscaling") for method in found[service]}
+    assert allowed == made | EXTRA_EKS
+
+
+def test_the_identities_are_shown_with_their_annotations():
+    gke, eks = block(PAGE, "IAM on GKE", "yaml"), block(PAGE, "IAM on EKS", "yaml")
+    assert "iam.gke.io/gcp-service-account: katuna@PROJECT_ID.iam.gserviceaccount.com" in gke
+    assert "eks.amazonaws.com/role-arn:" in eks
+    commands = block(PAGE, "IAM on GKE", "sh")
+    for role in ("roles/container.clusterAdmin", "roles/iam.serviceAccountUser", "roles/iam.workloadIdentityUser"):
+        assert role in commands
+    assert "svc.id.goog[katuna/katuna]" in commands
+    text = (ROOT / PAGE).read_text()
+    assert "eks:DescribeNodegroup" in text.split("cluster-autoscaler, installed")[1], "the autoscaler's own need"

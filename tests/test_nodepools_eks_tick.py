@@ -1,0 +1,158 @@
+"""An EKS study's node group gets cluster-autoscaler's scale-from-zero tags on its Auto Scaling
+group once it is active, from the tick: a PingSource event (``dev.knative.sources.ping``, data
+``{}``) posted to ``katuna serve`` in reply mode, and the service's own tick in queue mode.
+
+A real ``katuna serve`` talks to moto's server mode through boto3 (``AWS_ENDPOINT_URL``). moto
+names a node group's Auto Scaling group but creates none, so the test creates it, as EKS would.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import boto3
+import pytest
+import yaml
+from conftest import study_definition
+from http_helpers import Service, Sink, free_port
+from kube_stub import KubeStub
+
+from functions.adapters import cloudevents_http
+from functions.adapters.sqlite_store import SqliteStore
+from functions.core.events import Event, study_created
+
+pytestmark = pytest.mark.slow
+
+REGION = "eu-west-1"
+ROLE = "arn:aws:iam::123456789012:role/katuna-nodes"
+TEMPLATE = "k8s.io/cluster-autoscaler/node-template"
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION}
+
+
+@pytest.fixture(scope="module")
+def aws():
+    """moto's server mode, with an EKS cluster: the environment that reaches it."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-p", str(port)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    env = {**CREDENTIALS, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
+    wait_until(lambda: _listening(port) or server.poll() is not None, "moto server to start")
+    client("eks", env).create_cluster(name="tuning", roleArn=ROLE, resourcesVpcConfig={"subnetIds": ["subnet-1"]})
+    yield env
+    server.terminate()
+    server.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def kube():
+    stub = KubeStub(namespaces=("pools",))
+    yield stub
+    stub.close()
+
+
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def wait_until(condition: Callable[[], object], what: str, timeout: float = 60):
+    deadline = time.monotonic() + timeout
+    while not (result := condition()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+    return result
+
+
+def client(service: str, env: dict[str, str]):
+    return boto3.client(service, endpoint_url=env["AWS_ENDPOINT_URL"], region_name=REGION,
+                        aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+def serve(workdir: Path, kube: KubeStub, aws: dict[str, str], **env: str) -> Service:
+    return Service(workdir, workers=1, KATUNA_EXECUTOR="kubernetes", KATUNA_K8S_API=kube.url,
+                   KATUNA_K8S_NAMESPACE="pools", KATUNA_EKS_CLUSTER="tuning", KATUNA_EKS_SUBNETS="subnet-1",
+                   KATUNA_EKS_NODE_ROLE=ROLE, KATUNA_EKS_REGION=REGION, **aws, **env)
+
+
+def submit(service: Service, name: str) -> None:
+    definition = study_definition(name=name, maxTrials=2, parallelism=1)
+    definition["trialTemplate"]["image"] = "python:3.12"
+    definition["nodePool"] = {"provider": "eks", "instanceTypes": ["m5.xlarge"], "maxNodes": 3,
+                              "labels": {"team": "vision"}}
+    status, _, body = service.request("POST", "/studies", yaml.safe_dump(definition),
+                                      {"Content-Type": "application/yaml"})
+    assert status == 201, body
+
+
+def autoscaling_group_as_eks_would(aws: dict[str, str], group: str) -> str:
+    """The Auto Scaling group the node group's resources name, created as EKS would."""
+    eks, autoscaling = client("eks", aws), client("autoscaling", aws)
+    described = eks.describe_nodegroup(clusterName="tuning", nodegroupName=group)["nodegroup"]
+    name = described["resources"]["autoScalingGroups"][0]["name"]
+    autoscaling.create_launch_configuration(LaunchConfigurationName=f"lc-{group}", ImageId="ami-12c6146b",
+                                            InstanceType="m5.xlarge")
+    autoscaling.create_auto_scaling_group(AutoScalingGroupName=name, LaunchConfigurationName=f"lc-{group}",
+                                          MinSize=0, MaxSize=3, AvailabilityZones=[f"{REGION}a"])
+    return name
+
+
+def template_tags(aws: dict[str, str], asg: str) -> dict[str, str]:
+    found = client("autoscaling", aws).describe_tags(Filters=[{"Name": "auto-scaling-group", "Values": [asg]}])
+    return {t["Key"]: t["Value"] for t in found["Tags"] if t["Key"].startswith(TEMPLATE)}
+
+
+def expected_tags(group: str) -> dict[str, str]:
+    return {f"{TEMPLATE}/label/team": "vision", f"{TEMPLATE}/label/katuna.dev/pool": group,
+            f"{TEMPLATE}/label/eks.amazonaws.com/nodegroup": group,
+            f"{TEMPLATE}/label/eks.amazonaws.com/capacityType": "SPOT",
+            f"{TEMPLATE}/taint/katuna.dev/trial": "true:NoSchedule"}
+
+
+def post(service: Service, event: Event) -> int:
+    headers, body = cloudevents_http.to_http(event)
+    return service.request("POST", "/functions/provision", body, headers)[0]
+
+
+def test_a_pingsource_tick_tags_the_active_node_groups_auto_scaling_group(tmp_path: Path, kube, aws):
+    sink = Sink()
+    service = serve(tmp_path, kube, aws, KATUNA_EVENTS="reply", K_SINK=sink.url)
+    try:
+        submit(service, "pinged")
+        store = SqliteStore(tmp_path / "katuna.db")
+        uid = store.get_study("pinged").uid
+        assert post(service, study_created("pinged", uid)) < 300
+        assert store.pool_use(uid).operation == "create:katuna-pinged"
+        asg = autoscaling_group_as_eks_would(aws, "katuna-pinged")
+        assert template_tags(aws, asg) == {}, "nothing tags it before a tick"
+        tick = Event("dev.knative.sources.ping", {},
+                     source="/apis/v1/namespaces/katuna/pingsources/katuna-nodepool-check")
+        assert post(service, tick) < 300
+        assert template_tags(aws, asg) == expected_tags("katuna-pinged")
+        use = store.pool_use(uid)
+        assert (use.phase, use.operation, use.created, use.owned) == ("ready", None, True, True)
+        store.close()
+    finally:
+        service.close()
+        sink.close()
+
+
+def test_the_services_own_tick_tags_it_in_queue_mode(tmp_path: Path, kube, aws):
+    service = serve(tmp_path, kube, aws)
+    try:
+        submit(service, "queued")
+        eks = client("eks", aws)
+        wait_until(lambda: "katuna-queued" in eks.list_nodegroups(clusterName="tuning")["nodegroups"],
+                   "the node group")
+        asg = autoscaling_group_as_eks_would(aws, "katuna-queued")
+        wait_until(lambda: template_tags(aws, asg) == expected_tags("katuna-queued"), "the tick to tag it")
+    finally:
+        service.close()
+

@@ -1,0 +1,331 @@
+"""The tick repairs what lost events left behind: a real ``katuna serve`` in reply mode running
+trial Jobs on the loopback Kubernetes API, fed PingSource ticks (``{}``, through the CloudEvents
+SDK) and the events it sends, as a Knative broker would deliver them (the routing table's
+Triggers, replies and ``K_SINK``); and the same reconcile run by the watcher in queue mode."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import pytest
+from cloudevents.core.base import BaseCloudEvent
+from cloudevents.core.bindings import http as ce_http
+from cloudevents.core.v1.event import CloudEvent
+from conftest import study_definition
+from http_helpers import Service, Sink
+from kube_stub import KubeStub
+
+from functions.adapters.kubernetes_executor import LIST_PAGE
+from functions.core.events import OBJECTS, ROUTES, derived_id
+from functions.handlers.reconcile import rotated
+from functions.runtime import ClusterResources, watched_namespace
+from functions.settings import Settings
+
+NAMESPACE = "katuna"
+KUBE_NAMESPACES = ("rc-queue", "rc-many")
+"""Other namespaces these tests apply study resources in, katuna's Role bound in each."""
+PING = "dev.knative.sources.ping"
+FINISHED = "dev.katuna.trial.finished"
+COMPLETED = "dev.katuna.study.completed"
+CREATED = "dev.katuna.study.created"
+
+
+def parse(headers: dict[str, str], body: bytes) -> BaseCloudEvent:
+    return ce_http.from_http_event(ce_http.HTTPMessage(headers={k.lower(): v for k, v in headers.items()}, body=body))
+
+
+def ping() -> CloudEvent:
+    """A tick as a PingSource sends it: its ``data`` (``{}``) as JSON, a fresh id."""
+    return CloudEvent(attributes={"type": PING, "source": f"/apis/v1/namespaces/{NAMESPACE}/pingsources/katuna-tick",
+                                  "datacontenttype": "application/json"}, data={})
+
+
+def about(event: BaseCloudEvent, study: str) -> bool:
+    data = event.get_data()
+    return isinstance(data, dict) and study in (data.get("study"), (data.get("metadata") or {}).get("name"))
+
+
+class Broker:
+    """Plays the Knative broker: delivers each event to the functions whose Triggers match it
+    (type, and ``apiversion`` for ApiServerSource events), then what they reply and send to
+    ``K_SINK``, until nothing is left."""
+
+    def __init__(self, service: Service, sink: Sink) -> None:
+        self.service, self.sink = service, sink
+        self.taken = len(sink.received)
+
+    def post(self, event: BaseCloudEvent, function: str) -> list[BaseCloudEvent]:
+        """Deliver to one function: its reply and what it sent to ``K_SINK``, in that order."""
+        message = ce_http.to_binary_event(event)
+        status, headers, body = self.service.request("POST", f"/functions/{function}", message.body, message.headers)
+        assert status in (200, 202), (function, status, body)
+        if status == 200:
+            return [parse(headers, body)]
+        return self._sent(len(json.loads(body)["emitted"]))
+
+    def _sent(self, count: int) -> list[BaseCloudEvent]:
+        start, self.taken = self.taken, self.taken + count
+        received = self.sink.wait(self.taken)
+        return [parse(*message) for message in received[start:self.taken]]
+
+    def pending(self) -> list[BaseCloudEvent]:
+        """What the service sent to ``K_SINK`` outside a delivery (a submitted study's start)."""
+        return self._sent(len(self.sink.received) - self.taken)
+
+    def run(self, events: Iterable[BaseCloudEvent], lost: Callable[[BaseCloudEvent], bool] = lambda e: False) -> list[BaseCloudEvent]:
+        """Deliver ``events`` and every event that follows from them; all of them, in order."""
+        queue, seen = deque([*self.pending(), *events]), []
+        while queue:
+            event = queue.popleft()
+            seen.append(event)
+            if lost(event):
+                continue
+            for function in ROUTES[event.get_type()]:
+                if OBJECTS.get(function, event.get_extension("apiversion")) == event.get_extension("apiversion"):
+                    queue.extend(self.post(event, function))
+        return seen
+
+
+@pytest.fixture(scope="module")
+def sink():
+    running = Sink()
+    yield running
+    running.close()
+
+
+@pytest.fixture(scope="module")
+def service(kube: KubeStub, sink: Sink, tmp_path_factory):
+    running = Service(tmp_path_factory.mktemp("reconcile"), workers=1, KATUNA_EVENTS="reply", K_SINK=sink.url,
+                      KATUNA_EXECUTOR="kubernetes", KATUNA_K8S_API=kube.url, KATUNA_K8S_NAMESPACE=NAMESPACE)
+    yield running
+    running.close()
+
+
+@pytest.fixture
+def broker(service: Service, sink: Sink) -> Broker:
+    return Broker(service, sink)
+
+
+def definition(name: str, **overrides) -> dict:
+    native = study_definition(name=name, **overrides)
+    native["trialTemplate"]["image"] = "python:3.12"
+    return native
+
+
+def submit(service: Service, name: str, **overrides) -> str:
+    """POST the study (its start goes to ``K_SINK``); its uid."""
+    status, _, body = service.request("POST", "/studies", json.dumps(definition(name, **overrides)),
+                                      {"Content-Type": "application/json"})
+    assert status == 201, body
+    with sqlite3.connect(service.workdir / "katuna.db") as db:
+        return db.execute("SELECT uid FROM studies WHERE name = ?", [name]).fetchone()[0]
+
+
+def wait_until(condition: Callable[[], object], what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} never happened")
+        time.sleep(0.1)
+
+
+def job_ended(kube: KubeStub, name: str) -> bool:
+    job = kube.jobs.get((NAMESPACE, name))
+    return job is not None and any(c["type"] in ("Complete", "Failed") for c in job["status"].get("conditions", []))
+
+
+def study(service: Service, name: str) -> dict:
+    return service.json("GET", f"/studies/{name}")[1]
+
+
+def trials(service: Service, name: str) -> list[dict]:
+    return service.json("GET", f"/studies/{name}/trials")[1]
+
+
+def handled(service: Service, handler: str, event_id: str) -> int:
+    with sqlite3.connect(service.workdir / "katuna.db") as db:
+        return db.execute("SELECT count(*) FROM processed_events WHERE handler = ? AND event_id = ?",
+                          [handler, event_id]).fetchone()[0]
+
+
+def answer(service: Service, event: BaseCloudEvent, function: str) -> tuple[list[str], list[BaseCloudEvent]]:
+    """Deliver to one function: the ids of the events it emitted, and its reply (the others went
+    to ``K_SINK``)."""
+    message = ce_http.to_binary_event(event)
+    status, headers, body = service.request("POST", f"/functions/{function}", message.body, message.headers)
+    if status == 200:
+        reply = parse(headers, body)
+        return [reply.get_id()], [reply]
+    assert status == 202, body
+    return [e["id"] for e in json.loads(body)["emitted"]], []
+
+
+def job_event(kube: KubeStub, name: str) -> CloudEvent:
+    """The update an ApiServerSource sends about a trial Job as the API holds it now."""
+    job = {"apiVersion": "batch/v1", "kind": "Job", **kube.jobs[(NAMESPACE, name)]}
+    return CloudEvent(attributes={"type": "dev.knative.apiserver.resource.update", "source": "https://10.96.0.1:443",
+                                  "datacontenttype": "application/json", "kind": "Job", "apiversion": "batch/v1",
+                                  "name": name, "namespace": NAMESPACE}, data=job)
+
+
+def test_a_pingsource_tick_with_empty_data_is_taken_by_every_function_it_is_routed_to(service: Service):
+    message = ce_http.to_binary_event(ping())
+    status, _, body = service.request("POST", "/", message.body, message.headers)
+    assert status in (200, 202), body
+    assert ROUTES[PING] == ("provision", "reconcile")
+
+
+def test_a_trial_whose_job_ended_unannounced_ends_on_the_next_tick(service: Service, broker: Broker, kube: KubeStub):
+    uid = submit(service, "rc-lost", maxTrials=1, parallelism=1)
+    broker.run([])
+    wait_until(lambda: job_ended(kube, "rc-lost-0"), "the Job's end")
+    assert trials(service, "rc-lost")[0]["state"] == "RUNNING", "no ApiServerSource event told of the Job's end"
+    seen = broker.run([ping()])
+    finished = [e for e in seen if e.get_type() == FINISHED and about(e, "rc-lost")]
+    assert [e.get_id() for e in finished] == [derived_id("finished", uid, 0, 1)]
+    assert study(service, "rc-lost")["status"] == "completed"
+    trial = trials(service, "rc-lost")[0]
+    assert trial["state"] == "COMPLETE" and trial["value"] is not None
+    assert not [e for e in broker.run([ping()]) if about(e, "rc-lost")], "an ended study is left alone"
+
+
+def test_a_time_budget_ends_a_study_on_a_tick_and_a_study_waiting_on_its_jobs_is_not_stalled(
+        service: Service, broker: Broker, kube: KubeStub):
+    submit(service, "rc-budget", mode="hang", timeBudget=1, maxTrials=5, parallelism=1)
+    broker.run([])
+    wait_until(lambda: ("katuna", "rc-budget-0") in kube.jobs, "the trial's Job")
+    started = study(service, "rc-budget")["startedAt"]
+    early = [e for e in broker.run([ping()]) if about(e, "rc-budget")]
+    if time.time() - started < 1:
+        assert early == [], "a study whose Job runs is neither stalled nor over its budget"
+    ended: list[BaseCloudEvent] = []
+    wait_until(lambda: ended.extend(e for e in broker.run([ping()]) if about(e, "rc-budget")) or ended,
+               "the study's end on a tick")
+    assert [e.get_type() for e in ended if e.get_type() == COMPLETED] == [COMPLETED]
+    record = study(service, "rc-budget")
+    assert record["status"] == "failed" and "time budget of 1s used" in record["reason"]
+    assert [t["state"] for t in trials(service, "rc-budget")] == ["PRUNED"]
+    assert ("katuna", "rc-budget-0") not in kube.jobs, "its Job was deleted"
+
+
+def test_a_study_whose_start_was_lost_resumes_on_a_tick_with_one_id_per_stall(
+        service: Service, broker: Broker, kube: KubeStub):
+    submit(service, "rc-stalled", maxTrials=1, parallelism=1)
+    lost = [e for e in broker.run([], lost=lambda e: e.get_type() == CREATED) if about(e, "rc-stalled")]
+    assert [e.get_type() for e in lost] == [CREATED] and study(service, "rc-stalled")["startedAt"] is None
+    ticks = [[e for e in broker.run([ping()], lost=lambda e: e.get_type() == CREATED) if about(e, "rc-stalled")]
+             for _ in range(2)]
+    assert [[e.get_type() for e in tick] for tick in ticks] == [[CREATED], [CREATED]]
+    assert ticks[0][0].get_id() == ticks[1][0].get_id(), "the same stall, the same resume"
+    broker.run(ticks[0])
+    wait_until(lambda: job_ended(kube, "rc-stalled-0"), "the trial's Job end")
+    broker.run([ping()])
+    assert study(service, "rc-stalled")["status"] == "completed"
+
+
+def resource(name: str, **overrides) -> dict:
+    native = definition(name, **overrides)
+    del native["name"]
+    return {"apiVersion": "katuna.dev/v1", "kind": "Study", "metadata": {"name": name, "namespace": NAMESPACE},
+            "spec": native}
+
+
+def test_a_resource_applied_unannounced_starts_on_a_tick_and_stops_when_deleted_unannounced(
+        service: Service, broker: Broker, kube: KubeStub):
+    obj = kube.apply(resource("rc-kst", mode="hang", maxTrials=2, parallelism=1))
+    seen = broker.run([ping()])
+    added = [e for e in seen if e.get_type() == "dev.knative.apiserver.resource.add" and about(e, "rc-kst")]
+    assert [(e.get_extension("apiversion"), e.get_extension("kind"), e.get_extension("namespace")) for e in added] \
+        == [("katuna.dev/v1", "Study", NAMESPACE)], "routed by the Triggers that take study resources"
+    record = study(service, "rc-kst")
+    assert record["status"] == "running" and record["resource"] == {"kind": "Study", "namespace": NAMESPACE,
+                                                                    "name": "rc-kst"}
+    wait_until(lambda: ("katuna", "rc-kst-0") in kube.jobs, "the trial's Job")
+    assert not [e for e in broker.run([ping()]) if about(e, "rc-kst")], "a resource handled is not sent again"
+    assert kube.resources[("studies", NAMESPACE, "rc-kst")]["status"]["phase"] == "Running"
+
+    kube.delete("Study", NAMESPACE, "rc-kst")
+    seen = broker.run([ping()])
+    assert [e.get_type() for e in seen if about(e, "rc-kst")][:2] == ["dev.knative.apiserver.resource.delete", COMPLETED]
+    record = study(service, "rc-kst")
+    assert (record["status"], record["reason"]) == ("stopped", "stopped: its resource was deleted")
+    assert ("katuna", "rc-kst-0") not in kube.jobs
+    assert obj["metadata"]["uid"] not in json.dumps([e.get_data() for e in broker.run([ping()])])
+
+
+def test_two_ticks_at_once_send_each_fact_with_one_id_and_change_nothing_twice(
+        service: Service, broker: Broker, kube: KubeStub):
+    uid = submit(service, "rc-twice", maxTrials=2, parallelism=2)
+    broker.run([])
+    wait_until(lambda: job_ended(kube, "rc-twice-0") and job_ended(kube, "rc-twice-1"), "both Jobs' ends")
+    first = ping()
+    deliveries = [(first, "reconcile"), (first, "reconcile"), (ping(), "reconcile"), (job_event(kube, "rc-twice-0"), "jobwatch")]
+    answers: list[tuple[list[str], list[BaseCloudEvent]]] = [([], [])] * len(deliveries)
+
+    def deliver(index: int) -> None:
+        answers[index] = answer(service, *deliveries[index])
+
+    threads = [threading.Thread(target=deliver, args=(i,)) for i in range(len(deliveries))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    facts = [derived_id("finished", uid, number, 1) for number in (0, 1)]
+    ids = [sorted(i for i in emitted if i in facts) for emitted, _ in answers]
+    assert ids == [sorted(facts)] * 3 + [facts[:1]], "each tick, and the Job's own event, send each fact with one id"
+
+    seen = broker.run([e for _, replies in answers for e in replies])
+    assert study(service, "rc-twice")["status"] == "completed"
+    assert sorted(t["state"] for t in trials(service, "rc-twice")) == ["COMPLETE", "COMPLETE"]
+    assert [handled(service, "collect", fact) for fact in facts] == [1, 1]
+    completed = {e.get_id() for e in seen if e.get_type() == COMPLETED and about(e, "rc-twice")}
+    assert len(completed) == 1 and handled(service, "stop", completed.pop()) == 1
+    assert sorted(name for _, name in kube.create_requests if name.startswith("rc-twice")) == ["rc-twice-0", "rc-twice-1"]
+
+
+@pytest.mark.slow
+def test_in_queue_mode_the_watcher_starts_a_resource_applied_while_the_service_was_down(
+        kube: KubeStub, tmp_path: Path):
+    obj = resource("rc-queued", maxTrials=2, parallelism=2)
+    obj["metadata"]["namespace"] = "rc-queue"
+    del obj["spec"]["trialTemplate"]["image"]
+    kube.apply(obj)
+    running = Service(tmp_path, workers=1, KATUNA_K8S_API=kube.url, KATUNA_K8S_NAMESPACE="rc-queue")
+    try:
+        assert running.wait_for("rc-queued")["status"] == "completed"
+        wait_until(lambda: (kube.resources[("studies", "rc-queue", "rc-queued")].get("status") or {}).get("phase")
+                   == "Succeeded", "the resource's status")
+    finally:
+        running.close()
+
+
+def test_a_tick_looks_at_a_different_slice_each_window_and_at_everything_over_enough_of_them():
+    items = list(range(7))
+    assert rotated(items, 5, 10) == items
+    slices = [rotated(items, window, 3)[:3] for window in range(7)]
+    assert slices[0] == [0, 1, 2] and slices[1] == [3, 4, 5] and slices[2] == [6, 0, 1]
+    assert {i for chosen in slices[:3] for i in chosen} == set(items)
+
+
+def test_resources_are_listed_page_by_page_only_where_there_is_a_cluster(kube: KubeStub):
+    spec = {"objective": {"metric": "loss", "direction": "minimize"}}
+    names = [f"rc-many-{i:03}" for i in range(LIST_PAGE + 1)]
+    for name in names:
+        kube.apply({"apiVersion": "katuna.dev/v1", "kind": "Study", "metadata": {"name": name, "namespace": "rc-many"},
+                    "spec": spec})
+    kube.apply({"apiVersion": "katuna.dev/v1", "kind": "Experiment",
+                "metadata": {"name": "rc-katib", "namespace": "rc-many"}, "spec": spec})
+    listed = ClusterResources(kube.url, "rc-many").list("rc-many")
+    assert sorted((o["kind"], o["metadata"]["name"]) for o in listed) == \
+        [("Experiment", "rc-katib")] + [("Study", name) for name in names]
+    assert all(o["apiVersion"] == "katuna.dev/v1" for o in listed)
+    assert watched_namespace(Settings()) is None, "no API address and not in a cluster: nothing is listed"
+    assert watched_namespace(Settings(k8s_api=kube.url)) == "default"
+    in_a_pod = Settings.from_env({"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KATUNA_K8S_NAMESPACE": "katuna"})
+    assert watched_namespace(in_a_pod) == "katuna"
