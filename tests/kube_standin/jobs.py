@@ -3,9 +3,9 @@
 A Job gets ``status.startTime`` at its first sync; ``activeDeadlineSeconds`` counts from it,
 Pending time included: past it the active pods are deleted and the Job fails with
 ``DeadlineExceeded``. A failed pod is judged by ``podFailurePolicy`` (``Ignore`` does not count
-it and a replacement pod is made; ``FailJob`` fails the Job; otherwise it counts); more counted
-failures than ``backoffLimit`` fail the Job with ``BackoffLimitExceeded``. Pods are named
-``<job>-<5 random characters>``. A finished Job gets ``SuccessCriteriaMet``/``Complete`` or
+it and a replacement pod is made, after the back-off if one is set; ``FailJob`` fails the Job;
+otherwise it counts); more counted failures than ``backoffLimit`` fail the Job with
+``BackoffLimitExceeded``. Pods are named ``<job>-<5 random characters>``. A finished Job gets ``SuccessCriteriaMet``/``Complete`` or
 ``FailureTarget``/``Failed``; ``ttlSecondsAfterFinished`` later it is deleted with its pods.
 """
 
