@@ -46,10 +46,14 @@ BENCHMARKS := overhead handler_latency burst search_quality pruning scale ui_ren
 bench: $(STAMP)
 	for b in $(BENCHMARKS); do $(PY) benchmarks/$$b.py || exit 1; done
 
-# Re-resolve the pinned dependency set after changing pyproject.toml.
+# Re-resolve the pinned dependency set after changing pyproject.toml. The service image installs
+# requirements-deploy.lock: the runtime dependencies and both clouds' extras, at the versions of
+# requirements.lock (no test, benchmark or example packages).
 lock: $(STAMP)
 	$(VENV)/bin/uv pip compile pyproject.toml --extra test --extra gke --extra eks --extra examples --extra bench \
 		-p 3.11 --quiet -o requirements.lock
+	$(VENV)/bin/uv pip compile pyproject.toml --extra gke --extra eks -c requirements.lock \
+		-p 3.11 --quiet -o requirements-deploy.lock
 
 clean:
 	rm -rf $(VENV) katuna.db katuna.db-* katuna-logs

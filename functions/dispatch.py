@@ -9,16 +9,50 @@ facts they found) need neither, and run bare.
 A recorded handler that fails with anything but a temporary error counts a failure against the
 event's study (:mod:`functions.handlers.failures`); the failure that ends the study is answered
 with the study's ``study.completed`` instead of the error.
+
+Each handling is reported to an :class:`Observer` (the service's metrics): the event's type, the
+handler, the outcome (:data:`OUTCOMES`) and how long it took.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
+from typing import Protocol
 
-from functions.core.errors import MalformedRequest, PermanentError
+from functions.core.errors import MalformedRequest, PermanentError, StudyNotFound
 from functions.core.events import OBJECTS, ROUTES, Event, data_problems
 from functions.handlers import HANDLERS, UNRECORDED, Deps, Handler
 from functions.handlers.failures import count_failure, fail_study, temporary
+
+OK, DUPLICATE, DROPPED, TEMPORARY_ERROR, PERMANENT_ERROR = (
+    "ok", "duplicate", "dropped", "temporary_error", "permanent_error")
+OUTCOMES = (OK, DUPLICATE, DROPPED, TEMPORARY_ERROR, PERMANENT_ERROR)
+"""How a handling ended: the handler's effects committed (``ok``); a redelivered event answered
+from its record (``duplicate``); the event's study is gone, so there was nothing to do
+(``dropped``); a failure that retrying may cure (``temporary_error``, answered 503); any other
+failure (``permanent_error``), an event refused before any handler ran included."""
+
+NO_HANDLER = "none"
+"""The handler reported for an event refused before any handler ran (malformed, unknown type
+or function)."""
+
+UNKNOWN_TYPE = "unknown"
+"""The type reported for an event whose type nothing handles: a sender picks the type, and
+every value would make a series of its own."""
+
+
+class Observer(Protocol):
+    """Told of every handling, as it ends."""
+
+    def handled(self, event_type: str, handler: str, outcome: str, seconds: float) -> None: ...
+
+
+class Unobserved:
+    """An observer that keeps nothing (``katuna run`` keeps no metrics)."""
+
+    def handled(self, event_type: str, handler: str, outcome: str, seconds: float) -> None:
+        return None
 
 
 class UnknownEventType(PermanentError):
@@ -43,8 +77,10 @@ class Dispatcher:
         routes: Mapping[str, tuple[str, ...]] = ROUTES,
         objects: Mapping[str, str] = OBJECTS,
         unrecorded: frozenset[str] = UNRECORDED,
+        observer: Observer | None = None,
     ) -> None:
         self.deps = deps
+        self._observer = observer if observer is not None else Unobserved()
         self._handlers = handlers
         self._unrecorded = unrecorded
         self._routes = routes
@@ -55,8 +91,9 @@ class Dispatcher:
         names = self._routes.get(event.type)
         if names is None:
             known = ", ".join(sorted(self._routes))
+            self._refused(event)
             raise UnknownEventType(f"unknown event type {event.type!r}; expected one of {known}")
-        _check(event)
+        self._check(event)
         emitted: list[Event] = []
         for name in names:
             if self._takes(name, event):
@@ -66,10 +103,12 @@ class Dispatcher:
     def deliver_to(self, function: str, event: Event) -> list[Event]:
         """The events to emit after one function handles ``event`` (a Trigger's subscriber)."""
         if function not in self._handlers:
+            self._refused(event)
             raise UnknownFunction(f"no function named {function!r}; expected one of {', '.join(sorted(self._handlers))}")
         if function not in self._routes.get(event.type, ()):
+            self._refused(event)
             raise UnknownFunction(f"function {function!r} does not handle events of type {event.type!r}")
-        _check(event)
+        self._check(event)
         return self._run(function, event) if self._takes(function, event) else []
 
     def _takes(self, name: str, event: Event) -> bool:
@@ -79,22 +118,47 @@ class Dispatcher:
         return wanted is None or event.data.get("apiVersion") == wanted
 
     def _run(self, name: str, event: Event) -> list[Event]:
-        if name in self._unrecorded:
-            return self._handlers[name](event, self.deps)
-        store = self.deps.store
+        started = time.perf_counter()
+        run = self._unrecorded_run if name in self._unrecorded else self._recorded_run
         try:
-            with store.transaction():
-                done = store.processed(event.id, name)
-                if done is not None:
-                    return done
-                emitted = self._handlers[name](event, self.deps)
-                store.record_processed(event.id, name, emitted)
+            emitted, outcome = run(name, event)
         except Exception as exc:
+            self._observe(event.type, name, _failure(exc), started)
+            if name in self._unrecorded:
+                raise
             ended = None if temporary(exc) else self._count_failure(name, event, exc)
             if ended is None:
                 raise
             return ended
+        self._observe(event.type, name, outcome, started)
         return emitted
+
+    def _unrecorded_run(self, name: str, event: Event) -> tuple[list[Event], str]:
+        return self._handlers[name](event, self.deps), OK
+
+    def _recorded_run(self, name: str, event: Event) -> tuple[list[Event], str]:
+        store = self.deps.store
+        with store.transaction():
+            done = store.processed(event.id, name)
+            if done is not None:
+                return done, DUPLICATE
+            emitted = self._handlers[name](event, self.deps)
+            store.record_processed(event.id, name, emitted)
+        return emitted, OK
+
+    def _observe(self, event_type: str, handler: str, outcome: str, started: float) -> None:
+        self._observer.handled(event_type, handler, outcome, time.perf_counter() - started)
+
+    def _refused(self, event: Event) -> None:
+        """Report an event refused before any handler ran."""
+        event_type = event.type if event.type in self._routes else UNKNOWN_TYPE
+        self._observer.handled(event_type, NO_HANDLER, PERMANENT_ERROR, 0.0)
+
+    def _check(self, event: Event) -> None:
+        problems = data_problems(event.type, event.data)
+        if problems:
+            self._refused(event)
+            raise MalformedEventData(f"malformed {event.type} event {event.id}: {'; '.join(problems)}")
 
     def _count_failure(self, name: str, event: Event, exc: Exception) -> list[Event] | None:
         study, uid = event.data.get("study"), event.data.get("uid")
@@ -107,7 +171,8 @@ class Dispatcher:
         return fail_study(self.deps, study, uid, reason)
 
 
-def _check(event: Event) -> None:
-    problems = data_problems(event.type, event.data)
-    if problems:
-        raise MalformedEventData(f"malformed {event.type} event {event.id}: {'; '.join(problems)}")
+def _failure(exc: BaseException) -> str:
+    """The outcome a handler's exception stands for."""
+    if isinstance(exc, StudyNotFound):
+        return DROPPED
+    return TEMPORARY_ERROR if temporary(exc) else PERMANENT_ERROR

@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from wsgiref.types import WSGIApplication
 
 import optuna
@@ -36,6 +36,9 @@ from functions.pools import check_node_pool, node_pools
 from functions.settings import Settings
 from functions.watch import Watcher
 
+if TYPE_CHECKING:
+    from functions.adapters.prometheus import ServiceMetrics
+
 log = logging.getLogger("katuna.runtime")
 
 RESTART_AFTER = 1.0
@@ -57,6 +60,7 @@ class Runtime:
         self.resources = ClusterResources(settings.k8s_api, watched_namespace(settings))
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._metrics = self._service_metrics()
 
     def _executor(self) -> Executor:
         if self.settings.executor == "kubernetes":
@@ -65,6 +69,17 @@ class Runtime:
             return KubernetesExecutor(self.settings.cluster_defaults(), api_client(self.settings.k8s_api),
                                       self.settings.report_url, clock=self.clock)
         return LocalExecutor(self.settings.logs, self.publish, pass_env=self.settings.trial_env)
+
+    def _service_metrics(self) -> ServiceMetrics:
+        """Imported here, in the worker: prometheus_client picks its multiprocess mode when first
+        imported, after ``katuna serve`` has named the directory (:mod:`functions.adapters.prometheus`)."""
+        from functions.adapters.prometheus import ServiceMetrics
+
+        depth = self.queue.depth if self.settings.events == "queue" else None
+        return ServiceMetrics(lambda: self.store().census(), depth)
+
+    def metrics(self, accept: str) -> tuple[bytes, str]:
+        return self._metrics.exposition(accept)
 
     def store(self) -> SqliteStore:
         """This thread's connection to the database."""
@@ -80,7 +95,7 @@ class Runtime:
                     trial_defaults=self.settings.cluster_defaults())
 
     def dispatcher(self) -> Dispatcher:
-        return Dispatcher(self.deps())
+        return Dispatcher(self.deps(), observer=self._metrics.events)
 
     def submit(self, spec: Study, definition: dict) -> tuple[StudyRecord, bool]:
         """Store a study and start it; the stored record, and whether it is new.
@@ -121,7 +136,7 @@ class Runtime:
         """Deliver events until closed; whatever breaks the loop (the database, say) is logged
         and the loop starts again, so the service never stops delivering for good."""
         deps = self.deps()
-        broker = LocalBroker(Dispatcher(deps), self.queue)
+        broker = LocalBroker(Dispatcher(deps, observer=self._metrics.events), self.queue)
         stop_local = self.executor.stop_study if isinstance(self.executor, LocalExecutor) else (lambda study: None)
         watcher = Watcher(deps, self.queue, self._watched, stop_local)
         while not self._stopping.is_set():

@@ -71,7 +71,7 @@ class Settings:
     ``KATUNA_EXECUTOR``: ``local`` (trials are processes here) or ``kubernetes`` (trials are
     Jobs; the API from in-cluster configuration, the kubeconfig, or ``KATUNA_K8S_API``);
     ``KATUNA_REPORT_URL``, where trial Jobs of studies with early stopping post their progress
-    (:mod:`functions.reporter`; in Knative, the broker's ingress). Node pools for studies with a
+    (:mod:`functions.reporter`; unset: ``K_SINK``, the broker that a SinkBinding names). Node pools for studies with a
     ``nodePool``, in one cloud: GKE with ``KATUNA_GKE_PROJECT``, ``KATUNA_GKE_LOCATION``,
     ``KATUNA_GKE_CLUSTER`` (and ``KATUNA_GKE_ENDPOINT`` to reach another API endpoint); or EKS
     with ``KATUNA_EKS_CLUSTER``, ``KATUNA_EKS_SUBNETS`` (comma-separated), ``KATUNA_EKS_NODE_ROLE``
@@ -89,6 +89,10 @@ class Settings:
     tokens issued for this audience (the Trigger's ``subscriber.audience``), signed by a key of
     ``KATUNA_OIDC_ISSUER_URL`` (the Kubernetes API server, ``https://kubernetes.default.svc``:
     its ``/.well-known/openid-configuration`` names the issuer, ``/openid/v1/jwks`` holds the keys).
+    ``KATUNA_METRICS_TOKEN`` (unset): a bearer token that reaches ``GET /metrics`` only, for a
+    Prometheus scrape (the API token reaches it too; with neither set, loopback Hosts only).
+    ``PROMETHEUS_MULTIPROC_DIR`` (prometheus-client's own variable, not a setting): where gunicorn
+    workers keep their counts; ``katuna serve`` empties it of an earlier run's counts, or makes one.
     ``KATUNA_MAX_DEAD_LETTERS`` dead letters kept, the oldest dropped first (1000), each at most
     ``KATUNA_MAX_BODY`` bytes. ``KUBERNETES_SERVICE_HOST`` (set by Kubernetes in every pod) tells
     that the service runs in a cluster: its reconcile pass then compares the study resources of
@@ -109,6 +113,7 @@ class Settings:
     log_dir: Path | None = None
     busy_timeout: float = 30.0
     api_token: str | None = None
+    metrics_token: str | None = None
     max_body: int = 1 << 20
     max_log: int = 8 << 20
     workdir: Path = Path(".")
@@ -159,10 +164,12 @@ class Settings:
             "allowed_hosts": ("ALLOWED_HOSTS", _list), "session_ttl": ("SESSION_TTL", float),
             "oidc_audience": ("OIDC_AUDIENCE", str), "oidc_issuer_url": ("OIDC_ISSUER_URL", str),
             "max_dead_letters": ("MAX_DEAD_LETTERS", int),
+            "metrics_token": ("METRICS_TOKEN", str),
         }
         values = {field: kind(env[PREFIX + name]) for field, (name, kind) in read.items() if env.get(PREFIX + name)}
         if env.get("K_SINK"):
             values["sink"] = env["K_SINK"]
+            values.setdefault("report_url", env["K_SINK"])
         values["in_cluster"] = bool(env.get("KUBERNETES_SERVICE_HOST"))
         values["limits"] = _limits(env)
         settings = cls(**values)

@@ -20,8 +20,7 @@ from http.server import ThreadingHTTPServer
 
 import jsonpatch
 import jsonpointer
-
-from kube_standin.api import JSON_PATCH, MERGE_PATCH, PLURALS, ApiServer
+from kube_standin.api import PLURALS, ApiServer
 from kube_standin.autoscaler import Autoscaler
 from kube_standin.history import Change, History
 from kube_standin.jobs import JobController
@@ -33,6 +32,7 @@ from kube_standin.server import handler
 
 __all__ = ["KubeStub", "NodePool", "image_id"]
 
+JSON_PATCH = "application/json-patch+json"
 TICK_SECONDS = 0.02
 """How often the controllers pass over the cluster."""
 
@@ -41,11 +41,13 @@ class KubeStub(ApiServer):
     """The cluster: its objects, the controllers that move them, and the HTTP server at ``url``."""
 
     def __init__(self, namespaces: Iterable[str] = (), pools: Callable[[], Iterable[NodePool]] | None = None,
-                 boot_seconds: float = 0.5, idle_seconds: float = 2.0, history: int = 1000) -> None:
+                 boot_seconds: float = 0.5, idle_seconds: float = 2.0, history: int = 10000,
+                 resize: Callable[[str, int], None] | None = None) -> None:
         """``namespaces`` exist besides ``default`` and ``katuna``, katuna's Role bound in each;
         ``pools`` (a provider of :class:`NodePool`) replaces the static node with an autoscaler
-        whose nodes boot in ``boot_seconds`` and go after ``idle_seconds`` without pods;
-        ``history`` changes are kept for watches."""
+        whose nodes boot in ``boot_seconds`` and go after ``idle_seconds`` without pods, and
+        which tells ``resize`` each pool's new node count; ``history`` changes are kept for
+        watches."""
         self.lock = threading.RLock()
         self.history = History(self.lock, history)
         self.authorizer = Authorizer(kustomization_objects())
@@ -70,7 +72,7 @@ class KubeStub(ApiServer):
         self.pod_index: dict[str, int] = {}
         self.job_controller = JobController()
         self.kubelets = Kubelets(self._disruption)
-        self.autoscaler = Autoscaler(pools, boot_seconds, idle_seconds) if pools is not None else None
+        self.autoscaler = Autoscaler(pools, boot_seconds, idle_seconds, resize) if pools is not None else None
         for name in ("default", "katuna", *namespaces):
             self.add_namespace(name)
         if pools is None:
@@ -106,6 +108,15 @@ class KubeStub(ApiServer):
     @image_pull_seconds.setter
     def image_pull_seconds(self, seconds: float) -> None:
         self.kubelets.image_pull_seconds = seconds
+
+    @property
+    def backoff_seconds(self) -> float:
+        return self.job_controller.backoff_seconds
+
+    @backoff_seconds.setter
+    def backoff_seconds(self, seconds: float) -> None:
+        """The Job controller's first back-off before it replaces a failed pod (0: at once)."""
+        self.job_controller.backoff_seconds = seconds
 
     @property
     def pod_gc_seconds(self) -> float | None:
@@ -209,7 +220,7 @@ class KubeStub(ApiServer):
             return (200, snapshot(obj)) if obj else not_found(f"{plural}.katuna.dev", name)
 
     def patch_status(self, plural: str, namespace: str, name: str, patch: object,
-                     content_type: str = MERGE_PATCH) -> tuple[int, dict]:
+                     content_type: str = "application/merge-patch+json") -> tuple[int, dict]:
         """As the status subresource of a custom resource: the patch (merge, or JSON patch with
         ``test`` operations) applies to the whole object, then only its ``status`` is kept, so
         ``metadata`` in a merge patch changes nothing. A JSON patch that fails (a ``test`` that
@@ -227,10 +238,11 @@ class KubeStub(ApiServer):
             except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException):
                 return 422, {**status(422, "Invalid", "the server rejected our request due to an error in our request"),
                              "details": {}}
-            if (patched.get("metadata") or {}).get("resourceVersion") != obj["metadata"]["resourceVersion"]:
-                return 409, status(409, "Conflict", f'Operation cannot be fulfilled on {plural}.katuna.dev "{name}": '
-                                                    "the object has been modified; please apply your changes to the "
-                                                    "latest version and try again")
+            version = (patched.get("metadata") or {}).get("resourceVersion")
+            if version != obj["metadata"]["resourceVersion"]:
+                return 409, status(409, "Conflict", f'Operation cannot be fulfilled on {plural}.katuna.dev "{name}": the '
+                                                    "object has been modified; please apply your changes to the latest "
+                                                    "version and try again")
             if "status" in patched:
                 obj["status"] = patched["status"]
             else:

@@ -20,6 +20,7 @@ VENDORS = {
     "google": "infra/gke.py",
     "boto3": "infra/eks.py",
     "botocore": "infra/eks.py",
+    "prometheus_client": "functions/adapters/prometheus.py",
 }
 
 

@@ -153,7 +153,7 @@ def test_the_image_runs_the_app_factory():
     dockerfile = (KNATIVE / "Dockerfile").read_text()
     module, entry = re.search(r'"(functions[\w.]*):(\w+)\(\)"', dockerfile).groups()
     assert callable(getattr(importlib.import_module(module), entry))
-    assert "requirements.lock" in dockerfile
+    assert "requirements-deploy.lock" in dockerfile
     assert "COPY infra ./infra" in dockerfile, "the node-pool adapters ship with the service"
 
 

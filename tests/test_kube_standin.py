@@ -269,3 +269,13 @@ def test_a_job_the_api_server_would_not_accept_is_refused_naming_the_field(stati
     status, message = refusal(lambda: batch.create_namespaced_job("katuna", job("x" * 64)))
     assert status == 422 and "metadata.name" in message and "no more than 63 characters" in message
     assert not static.jobs, "nothing refused is stored"
+
+
+def test_a_failed_pod_is_replaced_after_the_controllers_back_off(static: KubeStub):
+    static.backoff_seconds = 2
+    version = static.history.version
+    client.BatchV1Api(api(static)).create_namespaced_job("katuna", job("retry", "raise SystemExit(1)", backoffLimit=1))
+    eventually(lambda: condition(static, "retry"), "the Job fails after its second pod")
+    pods = [c.object for c in static.changes_since(version, "pods") if c.type == "ADDED"]
+    first_failed = pods_of(static, "retry")[0]["status"]["containerStatuses"][0]["state"]["terminated"]["finishedAt"]
+    assert len(pods) == 2 and pods[1]["metadata"]["creationTimestamp"] > first_failed, "not at once"

@@ -16,7 +16,7 @@ from kube_stub import KubeStub, image_id
 
 pytestmark = pytest.mark.slow
 
-KUBE_NAMESPACES = ("trials", "events", "lost", "pruning")
+KUBE_NAMESPACES = ("trials", "events", "lost", "pruning", "clock", "backstop")
 """Where these tests run trials, katuna's Role bound in each."""
 
 

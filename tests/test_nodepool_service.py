@@ -11,7 +11,7 @@ import yaml
 from conftest import study_definition
 from gke_stub import GkeStub
 from http_helpers import Service
-from kube_standin.clouds import gke_pools
+from kube_standin.clouds import gke_pools, gke_resize
 from kube_stub import KubeStub
 
 from functions.adapters import cloudevents_http
@@ -24,7 +24,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def clouds(tmp_path_factory: pytest.TempPathFactory):
     gke = GkeStub(speed=100.0)
-    kube = KubeStub(namespaces=("pools",), pools=gke_pools(gke.pools), boot_seconds=0.2, idle_seconds=5)
+    kube = KubeStub(namespaces=("pools",), pools=gke_pools(gke), resize=gke_resize(gke), boot_seconds=0.2,
+                    idle_seconds=5)
     service = Service(tmp_path_factory.mktemp("pools"), workers=1, KATUNA_EXECUTOR="kubernetes",
                       KATUNA_K8S_API=kube.url,
                       KATUNA_K8S_NAMESPACE="pools", KATUNA_GKE_PROJECT="proj", KATUNA_GKE_LOCATION="europe-west4",

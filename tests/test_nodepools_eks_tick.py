@@ -50,7 +50,7 @@ def aws():
 
 @pytest.fixture(scope="module")
 def kube():
-    stub = KubeStub()
+    stub = KubeStub(namespaces=("pools",))
     yield stub
     stub.close()
 
@@ -79,7 +79,8 @@ def client(service: str, env: dict[str, str]):
 def serve(workdir: Path, kube: KubeStub, aws: dict[str, str], **env: str) -> Service:
     return Service(workdir, workers=1, KATUNA_EXECUTOR="kubernetes", KATUNA_K8S_API=kube.url,
                    KATUNA_K8S_NAMESPACE="pools", KATUNA_EKS_CLUSTER="tuning", KATUNA_EKS_SUBNETS="subnet-1",
-                   KATUNA_EKS_NODE_ROLE=ROLE, KATUNA_EKS_REGION=REGION, **aws, **env)
+                   KATUNA_EKS_NODE_ROLE=ROLE, KATUNA_EKS_REGION=REGION, KATUNA_K8S_DEFAULT_RESOURCES="cpu=100m",
+                   **aws, **env)
 
 
 def submit(service: Service, name: str) -> None:

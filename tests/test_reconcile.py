@@ -28,6 +28,8 @@ from functions.runtime import ClusterResources, watched_namespace
 from functions.settings import Settings
 
 NAMESPACE = "katuna"
+KUBE_NAMESPACES = ("rc-queue", "rc-many")
+"""Other namespaces these tests apply study resources in, katuna's Role bound in each."""
 PING = "dev.knative.sources.ping"
 FINISHED = "dev.katuna.trial.finished"
 COMPLETED = "dev.katuna.study.completed"

@@ -438,7 +438,7 @@ def test_on_the_cluster_deleting_a_study_resource_deletes_its_trial_jobs(kube: K
         assert send(cluster, "add", obj) == ["dev.katuna.study.created"]
         wait_trials(cluster, "kst-jobs", 2)
         assert sorted(n for n in kube.created if n.startswith("kst-jobs-")) == ["kst-jobs-0", "kst-jobs-1"]
-        assert wait_status(kube, obj, lambda s: s.get("phase") == "Running")["trialsRunning"] == 2
+        wait_status(kube, obj, lambda s: s.get("phase") == "Running" and s.get("trialsRunning") == 2)
         kube.delete("Study", "katuna", "kst-jobs")
         assert send(cluster, "delete", obj) == ["dev.katuna.study.completed"]
         assert cluster.wait_for("kst-jobs", timeout=10)["status"] == "stopped"

@@ -253,6 +253,13 @@ class KubernetesResources:
             raise _translate(exc, f"write the status of {ref}") from exc
         return True
 
+    def _is(self, ref: Ref, uid: str) -> bool:
+        """Whether the resource at ``ref`` is the one with ``uid``: the API's answer to a failed
+        ``test`` operation (422, "the server rejected our request due to an error in our
+        request") does not say which operation failed."""
+        current = self.get(ref)
+        return current is not None and (current.get("metadata") or {}).get("uid") == uid
+
     def list(self, namespace: str) -> list[Mapping[str, Any]]:
         """Every Study and Experiment in ``namespace``, read page by page (each item with its
         ``apiVersion`` and ``kind``); none of a kind whose definition is not installed (404)."""
@@ -275,13 +282,6 @@ class KubernetesResources:
             return self._objects().list_namespaced_custom_object(GROUP, VERSION, namespace, plural, limit=LIST_PAGE,
                                                                  _continue=token)
         return self._objects().list_namespaced_custom_object(GROUP, VERSION, namespace, plural, limit=LIST_PAGE)
-
-    def _is(self, ref: Ref, uid: str) -> bool:
-        """Whether the resource at ``ref`` is the one with ``uid``: the API's answer to a failed
-        ``test`` operation (422, "the server rejected our request due to an error in our
-        request") does not say which operation failed."""
-        current = self.get(ref)
-        return current is not None and (current.get("metadata") or {}).get("uid") == uid
 
 
 def _final_condition(job: Any) -> Any | None:

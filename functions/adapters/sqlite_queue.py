@@ -122,6 +122,11 @@ class SqliteQueue:
         with self._lock:
             return self._conn.execute(f"SELECT 1 FROM {TABLE} LIMIT 1").fetchone() is None
 
+    def depth(self) -> int:
+        """How many events wait in the queue or are being handled."""
+        with self._lock:
+            return self._conn.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0]
+
     def pending(self, study: str) -> bool:
         """Whether any event about ``study`` is waiting or being handled."""
         with self._lock:

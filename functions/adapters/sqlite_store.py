@@ -37,7 +37,16 @@ from functions.core.errors import (
 )
 from functions.core.events import Event
 from functions.core.metrics import Observation
-from functions.core.records import FAILED, TERMINAL_STATUSES, Counts, PoolUse, StudyRecord, TrialQuery, TrialRecord
+from functions.core.records import (
+    FAILED,
+    TERMINAL_STATUSES,
+    Census,
+    Counts,
+    PoolUse,
+    StudyRecord,
+    TrialQuery,
+    TrialRecord,
+)
 from functions.core.spec import MINIMIZE, Study
 from functions.core.stored import SPEC_VERSION, UnreadableSpec, study_from_dict, unreadable_study
 
@@ -196,6 +205,12 @@ def _trial_field(field: str) -> tuple[str, list[str]]:
     if field in _TRIAL_COLUMNS:
         return _TRIAL_COLUMNS[field], []
     raise ValueError(f"unknown trial field {field!r}")
+
+
+def _counts(by_state: dict[str, int]) -> Counts:
+    return Counts(waiting=by_state.get("WAITING", 0), running=by_state.get("RUNNING", 0),
+                  complete=by_state.get("COMPLETE", 0), failed=by_state.get("FAIL", 0),
+                  pruned=by_state.get("PRUNED", 0))
 
 
 def _create_private(path: Path) -> None:
@@ -531,10 +546,17 @@ class SqliteStore:
     @_reading
     def count_trials(self, study: str) -> Counts:
         rows = self.db.execute("SELECT state, n FROM trial_counts WHERE study = ?", [study]).fetchall()
-        by_state = dict(rows)
-        return Counts(waiting=by_state.get("WAITING", 0), running=by_state.get("RUNNING", 0),
-                      complete=by_state.get("COMPLETE", 0), failed=by_state.get("FAIL", 0),
-                      pruned=by_state.get("PRUNED", 0))
+        return _counts(dict(rows))
+
+    @_reading
+    def census(self) -> Census:
+        """Counts across studies, each one grouped query (trials from the kept per-study counts)."""
+        studies = dict(self.db.execute("SELECT status, count(*) FROM studies GROUP BY status").fetchall())
+        trials = dict(self.db.execute("SELECT state, sum(n) FROM trial_counts GROUP BY state").fetchall())
+        pools = dict(self.db.execute("SELECT phase, count(*) FROM node_pools GROUP BY phase").fetchall())
+        operations = self.db.execute("SELECT count(*) FROM node_pools WHERE operation IS NOT NULL "
+                                     "AND operation != ''").fetchone()[0]
+        return Census(studies, _counts(trials), pools, operations)
 
     def best_trials(self, study: str, limit: int) -> list[TrialRecord]:
         spec = self.get_study(study).spec

@@ -53,6 +53,9 @@ class ServiceSettings(Protocol):
     def api_token(self) -> str | None: ...
 
     @property
+    def metrics_token(self) -> str | None: ...
+
+    @property
     def session_ttl(self) -> float: ...
 
     @property
@@ -115,6 +118,9 @@ class Application(Protocol):
 
     def fail_dead_letter(self, event: Event, reason: str) -> None:
         """Fail the study a dead letter names, with the reason its delivery gave up."""
+
+    def metrics(self, accept: str) -> tuple[bytes, str]:
+        """The service's metrics in the Prometheus format ``accept`` asks for, and its content type."""
 
     def not_ready(self) -> str | None:
         """Why the process cannot serve yet (None when it can); raises when the store is down."""

@@ -154,6 +154,17 @@ class PoolUse:
                 "hours": round(hours, 4), "maxNodeHours": round(hours * self.max_nodes, 4)}
 
 
+@dataclass(frozen=True)
+class Census:
+    """What the store holds, across studies: studies by status, trials by state, node-pool uses
+    by phase, and how many of those uses wait on a cloud operation."""
+
+    studies: Mapping[str, int]
+    trials: Counts
+    pool_uses: Mapping[str, int]
+    pool_operations: int
+
+
 SORT_COLUMNS = ("number", "state", "value", "startedAt", "finishedAt", "duration")
 """Trial fields a query sorts or filters by, besides ``param:<name>`` and ``metric:<name>``."""
 

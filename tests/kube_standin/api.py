@@ -14,9 +14,8 @@ from kube_standin.server import KINDS, Call
 from kube_standin.validation import defaulted, job_problems, undecodable
 
 PLURALS = {"Study": "studies", "Experiment": "experiments"}
-MERGE_PATCH = "application/merge-patch+json"
-JSON_PATCH = "application/json-patch+json"
-"""The patch types a custom resource's status takes here (the API also takes apply patches)."""
+STATUS_PATCHES = ("application/json-patch+json", "application/merge-patch+json")
+"""Patch types a custom resource's status takes here (the API also takes apply patches)."""
 
 
 class ApiServer:
@@ -33,11 +32,11 @@ class ApiServer:
         if call.subresource == "log" and call.method == "GET":
             return self.read_log(call.namespace or "", call.name or "", call.query.get("container"))
         if call.subresource == "status" and call.method == "PATCH":
-            if call.content_type not in (MERGE_PATCH, JSON_PATCH):
+            if call.content_type not in STATUS_PATCHES:
                 return 415, status(415, "UnsupportedMediaType", "the body of the request was in an unknown format "
-                                                                 f"- accepted media types include: {JSON_PATCH}, "
-                                                                 f"{MERGE_PATCH}")
-            return self.patch_status(call.resource, call.namespace or "", call.name or "", call.body or {},
+                                                                 "- accepted media types include: "
+                                                                 + ", ".join(sorted(STATUS_PATCHES)))
+            return self.patch_status(call.resource, call.namespace or "", call.name or "", call.body,
                                      call.content_type)
         if call.method == "GET" and not call.subresource:
             return self.read(call.resource, call.namespace, call.name, call.query.get("labelSelector"),

@@ -30,8 +30,10 @@ class Booting:
 
 class Autoscaler:
     def __init__(self, pools: Callable[[], Iterable[NodePool]], boot_seconds: float = 0.5,
-                 idle_seconds: float = 2.0) -> None:
+                 idle_seconds: float = 2.0, resize: Callable[[str, int], None] | None = None) -> None:
         self.pools = pools
+        self.resize = resize
+        """Told ``(pool, nodes)`` when a pool's node count changes, as a cloud learns it."""
         self.boot_seconds = boot_seconds
         self.idle_seconds = idle_seconds
         self.booting: dict[str, Booting] = {}
@@ -136,7 +138,11 @@ class Autoscaler:
             if pool_of(node) in ready:
                 ready[pool_of(node)] += 1
         if not self.timeline or self.timeline[-1][1] != ready:
+            before = self.timeline[-1][1] if self.timeline else {}
             self.timeline.append((now - self.started, ready))
+            for name, count in ready.items():
+                if self.resize is not None and before.get(name) != count:
+                    self.resize(name, count)
 
 
 def _unschedulable(pods: Iterable[dict]) -> list[dict]:

@@ -11,8 +11,6 @@ from kube_standin.nodes import NodePool
 
 MACHINE = re.compile(r"^[a-z0-9]+-(standard|highmem|highcpu)-(\d+)$")
 GIB_PER_CPU = {"standard": 4, "highmem": 8, "highcpu": 1}
-SERVING = ("RUNNING", "RECONCILING")
-"""Pool states in which GKE's autoscaler adds and removes nodes."""
 EFFECTS = {"NO_SCHEDULE": "NoSchedule", "PREFER_NO_SCHEDULE": "PreferNoSchedule", "NO_EXECUTE": "NoExecute",
            1: "NoSchedule", 2: "PreferNoSchedule", 3: "NoExecute"}
 """Taint effects by name, or by number when the REST transport sends an enum as one."""
@@ -27,26 +25,33 @@ def gke_allocatable(machine_type: str) -> dict[str, str]:
     return {"cpu": str(cpus), "memory": f"{memory}Mi", "pods": "110"}
 
 
-def gke_pool(pool: Mapping) -> NodePool:
-    """The autoscaler's view of one GKE node pool."""
-    config = pool.get("config") or {}
-    autoscaling = pool.get("autoscaling") or {}
-    labels = {**(config.get("labels") or {}), "cloud.google.com/gke-nodepool": pool["name"]}
-    if config.get("spot"):
-        labels["cloud.google.com/gke-spot"] = "true"
-    if config.get("preemptible"):
-        labels["cloud.google.com/gke-preemptible"] = "true"
-    taints = tuple({"key": t["key"], "value": t.get("value", ""), "effect": EFFECTS.get(t.get("effect"), t.get("effect"))}
-                   for t in config.get("taints") or [])
-    return NodePool(pool["name"], int(autoscaling.get("totalMinNodeCount", autoscaling.get("minNodeCount", 0)) or 0),
-                    int(autoscaling.get("totalMaxNodeCount", autoscaling.get("maxNodeCount",
-                                                                           pool.get("initialNodeCount", 0))) or 0),
-                    labels, taints, gke_allocatable(config.get("machineType", "")))
+def gke_pools(gke) -> Callable[[], list[NodePool]]:
+    """A provider over a GKE stand-in's running pools, with the limits, labels and taints its
+    autoscaler interface reports (``GkeStub.pool_bounds``)."""
+
+    def pools() -> list[NodePool]:
+        found = []
+        for name, pool in list(gke.pools.items()):
+            bounds = gke.pool_bounds(name)
+            if bounds is not None:
+                found.append(NodePool(name, bounds.min_nodes, bounds.max_nodes, dict(bounds.labels),
+                                      tuple(bounds.taints),
+                                      gke_allocatable((pool.get("config") or {}).get("machineType", ""))))
+        return found
+
+    return pools
 
 
-def gke_pools(pools: Mapping[str, Mapping]) -> Callable[[], list[NodePool]]:
-    """A provider reading a GKE stand-in's pools (``GkeStub.pools``) on each autoscaler pass."""
-    return lambda: [gke_pool(p) for p in list(pools.values()) if p.get("status") in SERVING]
+def gke_resize(gke) -> Callable[[str, int], None]:
+    """Tell the GKE stand-in how many nodes a pool has, as GKE's autoscaler resizes it."""
+
+    def resize(name: str, nodes: int) -> None:
+        try:
+            gke.set_node_count(name, nodes)
+        except ValueError:
+            return
+
+    return resize
 
 
 EC2_SIZE = re.compile(r"^([a-z]+)\d[a-z]*\.(\d*)(x?large|medium)$")

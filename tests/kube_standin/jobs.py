@@ -3,9 +3,9 @@
 A Job gets ``status.startTime`` at its first sync; ``activeDeadlineSeconds`` counts from it,
 Pending time included: past it the active pods are deleted and the Job fails with
 ``DeadlineExceeded``. A failed pod is judged by ``podFailurePolicy`` (``Ignore`` does not count
-it and a replacement pod is made; ``FailJob`` fails the Job; otherwise it counts); more counted
-failures than ``backoffLimit`` fail the Job with ``BackoffLimitExceeded``. Pods are named
-``<job>-<5 random characters>``. A finished Job gets ``SuccessCriteriaMet``/``Complete`` or
+it and a replacement pod is made, after the back-off if one is set; ``FailJob`` fails the Job;
+otherwise it counts); more counted failures than ``backoffLimit`` fail the Job with
+``BackoffLimitExceeded``. Pods are named ``<job>-<5 random characters>``. A finished Job gets ``SuccessCriteriaMet``/``Complete`` or
 ``FailureTarget``/``Failed``; ``ttlSecondsAfterFinished`` later it is deleted with its pods.
 """
 
@@ -99,6 +99,11 @@ class JobController:
         self.started: dict[str, float] = {}
         self.counted: dict[str, dict[str, set[str]]] = {}
         """Per Job uid, the uids of its pods counted ``failed`` and ``succeeded`` (pods may be gone)."""
+        self.backoff_seconds = 0.0
+        """The first delay before a failed pod is replaced, doubled with each failure up to six
+        minutes (the real controller's is 10 s; ignored failures such as preemptions count too)."""
+        self.failures: dict[str, tuple[set[str], float]] = {}
+        """Per Job uid, its failed pods (counted or ignored) and when the last one was seen."""
 
     def step(self, cluster) -> None:
         """One sync of every Job (the cluster's lock held)."""
@@ -121,6 +126,7 @@ class JobController:
             if pod["status"].get("phase") == "Succeeded":
                 counted["succeeded"].add(pod["metadata"]["uid"])
             elif pod["status"].get("phase") == "Failed":
+                self._failed(uid, pod)
                 action, message = _failure_action(job, pod)
                 if action != "Ignore":
                     counted["failed"].add(pod["metadata"]["uid"])
@@ -146,9 +152,22 @@ class JobController:
         if status != before:
             cluster.modified("jobs", job)
 
+    def _failed(self, uid: str, pod: dict) -> None:
+        failed = self.failures.get(uid, (set(), 0.0))[0]
+        if pod["metadata"]["uid"] not in failed:
+            self.failures[uid] = (failed | {pod["metadata"]["uid"]}, time.monotonic())
+
+    def _backing_off(self, uid: str) -> bool:
+        failed, last = self.failures.get(uid, (set(), 0.0))
+        delay = min(self.backoff_seconds * 2 ** (len(failed) - 1), 360.0) if failed else 0.0
+        return time.monotonic() - last < delay
+
     def _replace(self, cluster, job: dict, active: list[dict], succeeded: int) -> None:
-        """Make pods up to the Job's parallelism (what is left of its completions)."""
+        """Make pods up to the Job's parallelism (what is left of its completions), once the
+        back-off after the last failure has passed."""
         uid = job["metadata"]["uid"]
+        if self._backing_off(uid):
+            return
         wanted = min(job["spec"].get("parallelism", 1), job["spec"].get("completions", 1) - succeeded)
         while len(active) < wanted and self.pods_made.get(uid, 0) < MAX_PODS:
             active.append(cluster.add_pod(new_pod(job), self.pods_made.get(uid, 0)))

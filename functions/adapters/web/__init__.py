@@ -1,4 +1,4 @@
-"""The HTTP service: the study API, the CloudEvent functions, health, and the OpenAPI document.
+"""The HTTP service: the study API, the CloudEvent functions, health, metrics, and the OpenAPI document.
 
 ``create_app`` is a Flask app factory over an :class:`functions.core.application.Application`,
 which the composition root (:mod:`functions.runtime`) builds and hands in.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, current_app, g, jsonify, redirect, request, url_for
+from flask import Flask, Response, current_app, g, jsonify, redirect, request, url_for
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from functions.adapters.web import api, functions_ce, guard, ui
@@ -19,6 +19,7 @@ from functions.core.application import Application, ServiceSettings
 from functions.core.errors import KatunaError
 
 OPEN_PATHS = ("/healthz", "/readyz")
+METRICS_PATH = "/metrics"
 log = logging.getLogger("katuna.web")
 
 
@@ -35,6 +36,7 @@ def create_app(runtime: Application) -> Flask:
     app.register_blueprint(api.blueprint)
     app.register_blueprint(functions_ce.blueprint)
     app.register_blueprint(ui.blueprint)
+    app.add_url_rule(METRICS_PATH, "metrics", _metrics)
     app.before_request(_guard)
     app.register_error_handler(KatunaError, error_response)
     app.register_error_handler(HTTPException, _http_error)
@@ -49,10 +51,10 @@ def _guard():
     path = request.path
     if path in OPEN_PATHS:
         return None
+    if path == METRICS_PATH:
+        return _check_scraper(settings)
     if not guard.host_allowed(request.host, settings.allowed_hosts):
-        return guard.refusal(request, 400, "host_not_allowed",
-                             f"Host {request.host!r} is not served here: add its name to KATUNA_ALLOWED_HOSTS "
-                             "(comma-separated; loopback names are always served)")
+        return _host_refused()
     if not guard.buffer_chunked(request.environ, settings.max_body) or (request.content_length or 0) > settings.max_body:
         return guard.refusal(request, 413, "request_entity_too_large", _too_large(settings.max_body))
     event_path = functions_ce.is_event_path(path)
@@ -68,6 +70,30 @@ def _guard():
     if event_path:
         return None if _event_sender_known(settings) else _unauthorized()
     return _check_caller(settings, path)
+
+
+def _metrics():
+    """The service's metrics for Prometheus: the text format, or OpenMetrics when asked."""
+    body, content_type = current_app.extensions["katuna"].metrics(request.headers.get("Accept", ""))
+    return Response(body, content_type=content_type)
+
+
+def _host_refused():
+    return guard.refusal(request, 400, "host_not_allowed",
+                         f"Host {request.host!r} is not served here: add its name to KATUNA_ALLOWED_HOSTS "
+                         "(comma-separated; loopback names are always served)")
+
+
+def _check_scraper(settings: ServiceSettings):
+    """``/metrics`` takes ``KATUNA_METRICS_TOKEN`` (which reaches nothing else) or the API token,
+    whatever the Host: Prometheus scraping a pod names the pod's address. With neither token
+    set it is served like every other read, to loopback Host names only."""
+    tokens = [token for token in (settings.metrics_token, settings.api_token) if token]
+    if not tokens:
+        return None if guard.host_allowed(request.host, settings.allowed_hosts) else _host_refused()
+    if any(has_token(request, token) for token in tokens):
+        return None
+    return _unauthorized("send Authorization: Bearer <KATUNA_METRICS_TOKEN> (or <KATUNA_API_TOKEN>)")
 
 
 def _event_sender_known(settings: ServiceSettings) -> bool:
@@ -102,8 +128,8 @@ def _check_caller(settings: ServiceSettings, path: str):
     return _unauthorized()
 
 
-def _unauthorized():
-    response = guard.refusal(request, 401, "unauthorized", "send Authorization: Bearer <KATUNA_API_TOKEN>")
+def _unauthorized(message: str = "send Authorization: Bearer <KATUNA_API_TOKEN>"):
+    response = guard.refusal(request, 401, "unauthorized", message)
     response.headers["WWW-Authenticate"] = 'Bearer realm="katuna"'
     return response
 

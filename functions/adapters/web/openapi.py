@@ -137,6 +137,24 @@ def _event_operation(summary: str, operation: str) -> dict[str, Any]:
                           "503": _error("temporarily unavailable; retry after Retry-After seconds")}}
 
 
+def _metrics_path() -> dict[str, Any]:
+    text = {"schema": {"type": "string"}}
+    return {"get": {
+        "summary": "The service's metrics for Prometheus", "operationId": "metrics",
+        "description": ("Prometheus's text format (version 0.0.4), or OpenMetrics when the Accept header asks for "
+                        "it; every name starts with katuna_. Event handlings by type, handler and outcome, handler "
+                        "latency, studies by status, trials by state, node-pool uses by phase and (queue mode) the "
+                        "events waiting. Takes KATUNA_METRICS_TOKEN or the API token from any Host; with neither "
+                        "set, loopback Host names only."),
+        "security": [{"bearer": []}],
+        "responses": {"200": {"description": "the metrics", "content": {
+                          "text/plain; version=0.0.4": text, "application/openmetrics-text; version=1.0.0": text}},
+                      "400": _error("a Host that is not served (no token set)"),
+                      "401": _error("missing or wrong bearer token (when KATUNA_METRICS_TOKEN or "
+                                    "KATUNA_API_TOKEN is set)"),
+                      "503": _error("the store cannot be read now")}}}
+
+
 def document() -> dict[str, Any]:
     """The whole document."""
     paths = _study_paths()
@@ -155,6 +173,7 @@ def document() -> dict[str, Any]:
         "get": {"summary": "The latest dead letters, newest first", "operationId": "listDeadLetters",
                 "responses": {"200": {"description": "dead letters", "content": {"application/json": {
                     "schema": {"type": "array", "items": {"type": "object"}}}}}, "401": _UNAUTHORIZED}}}
+    paths["/metrics"] = _metrics_path()
     for path, operation in (("/healthz", "healthz"), ("/readyz", "readyz"), ("/openapi.json", "openapi")):
         paths[path] = {"get": {"summary": operation, "operationId": operation,
                                "responses": {"200": {"description": "ok"}, "503": {"description": "not ready"}}}}

@@ -1,8 +1,18 @@
-"""``katuna serve``: gunicorn running the app, each worker with its own runtime."""
+"""``katuna serve``: gunicorn running the app, each worker with its own runtime.
+
+The workers count the events they handle in ``PROMETHEUS_MULTIPROC_DIR``, so that a scrape of
+any one reports them all (:mod:`functions.adapters.prometheus`): the directory named there,
+emptied of an earlier run's counts, or else a private one made for this run and removed after.
+"""
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from wsgiref.types import WSGIApplication
 
@@ -16,15 +26,51 @@ def _worker_exit(server: Any, worker: Any) -> None:
         runtime.close()
 
 
+METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+"""prometheus_client's variable (:mod:`functions.adapters.prometheus`, which this module must not
+import: the master would choose prometheus_client's mode before the variable is set)."""
+
+METRICS_FILE = re.compile(r"(counter|histogram|summary|gauge_[a-z]+)_\d+\.db")
+"""The files prometheus_client keeps a process's values in (``counter_<pid>.db``, ...)."""
+
+
+def metrics_dir() -> tuple[Path, bool]:
+    """Set up the directory the workers keep their metrics in, before they start: the one
+    ``PROMETHEUS_MULTIPROC_DIR`` names, emptied of an earlier run's counts, or a new private one
+    (then True: it is this run's to remove). A named directory holding other ``.db`` files (the
+    database, say) is refused: prometheus_client reads every one as metrics."""
+    named = os.environ.get(METRICS_DIR)
+    if named:
+        folder = Path(named)
+        folder.mkdir(parents=True, exist_ok=True)
+        others = sorted(f.name for f in folder.glob("*.db") if not METRICS_FILE.fullmatch(f.name))
+        if others:
+            raise ValueError(f"{METRICS_DIR}={named} holds other .db files ({', '.join(others)}), which "
+                             "prometheus_client would read as metrics: name a directory of its own")
+        for stale in folder.glob("*.db"):
+            stale.unlink()
+        return folder, False
+    made = Path(tempfile.mkdtemp(prefix="katuna-metrics-"))
+    os.environ[METRICS_DIR] = str(made)
+    return made, True
+
+
 class Server(BaseApplication):
     """gunicorn configured in code; the app is built in each worker, after the fork."""
 
     def __init__(self, build: Callable[[], WSGIApplication], host: str, port: int, workers: int) -> None:
         """``build`` makes the app a worker serves; it runs in each worker, after the fork."""
         self.build = build
+        self.metrics_dir, self._made_metrics_dir = metrics_dir()
         self.options = {"bind": f"{host}:{port}", "workers": workers, "worker_class": "sync",
-                        "timeout": 60, "graceful_timeout": 10, "accesslog": "-", "worker_exit": _worker_exit}
+                        "timeout": 60, "graceful_timeout": 10, "accesslog": "-", "worker_exit": _worker_exit,
+                        "on_exit": self._on_exit}
         super().__init__()
+
+    def _on_exit(self, server: Any) -> None:
+        """In the arbiter, once every worker is gone: remove the metrics directory made for this run."""
+        if self._made_metrics_dir:
+            shutil.rmtree(self.metrics_dir, ignore_errors=True)
 
     def load_config(self) -> None:
         for key, value in self.options.items():

@@ -1,0 +1,169 @@
+"""What ``kubectl apply -k knative/`` installs, with and without the EKS storage component.
+
+kustomize itself is not installed here, so :func:`render` is a small renderer of exactly the
+kustomize features the manifests use (resources, components, JSON 6902 patches with a target,
+the namespace) that refuses anything else, and the kustomize rule that a kustomization may not
+load a folder that contains it (an overlay inside ``knative/`` cannot build on ``knative/``).
+The rendered objects are then validated as in ``test_knative.py``.
+"""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+from doc_blocks import block
+from test_knative import crd_schema, strict
+
+KNATIVE = Path(__file__).parent.parent / "knative"
+
+KINDS = {"Kustomization": ("kustomize.config.k8s.io/v1beta1", {"namespace", "resources", "components"}),
+         "Component": ("kustomize.config.k8s.io/v1alpha1", {"resources", "patches"})}
+"""Each kind of kustomization the renderer takes: its apiVersion and the fields it may use."""
+
+CLUSTER_SCOPED = {"Namespace", "CustomResourceDefinition", "StorageClass", "ClusterRole", "ClusterRoleBinding"}
+
+
+class Unsupported(Exception):
+    """A kustomization uses something this renderer does not model (kustomize might take it)."""
+
+
+def render(folder: Path, kind: str = "Kustomization", components: tuple[str, ...] = ()) -> list[dict]:
+    """The objects the kustomization in ``folder`` makes; ``components`` are added as a user's
+    ``components:`` list would add them."""
+    spec = yaml.safe_load((folder / "kustomization.yaml").read_text())
+    api_version, allowed = KINDS[kind]
+    if spec.get("kind", "Kustomization") != kind or spec.get("apiVersion") != api_version:
+        raise Unsupported(f"{folder}: expected a {kind} of {api_version}")
+    unknown = set(spec) - allowed - {"apiVersion", "kind"}
+    if unknown:
+        raise Unsupported(f"{folder}: fields {sorted(unknown)} are not modelled")
+    objects = [doc for entry in spec.get("resources", []) for doc in _load(folder, entry)]
+    for entry in [*spec.get("components", []), *components]:
+        component = _inside(folder, entry)
+        added = render(component, "Component")
+        objects += added
+        for patch in yaml.safe_load((component / "kustomization.yaml").read_text()).get("patches", []):
+            _patch(objects, patch)
+    if spec.get("namespace"):
+        for doc in objects:
+            if doc["kind"] not in CLUSTER_SCOPED:
+                doc["metadata"]["namespace"] = spec["namespace"]
+    return objects
+
+
+def _inside(folder: Path, entry: str) -> Path:
+    """The folder ``entry`` names, refused as kustomize refuses a root containing the current one."""
+    target = (folder / entry).resolve()
+    if folder.resolve().is_relative_to(target):
+        raise Unsupported(f"cycle detected: candidate root {target} contains visited root {folder.resolve()}")
+    return target
+
+
+def _load(folder: Path, entry: str) -> list[dict]:
+    path = (folder / entry).resolve()
+    if not path.is_relative_to(folder.resolve()):
+        raise Unsupported(f"file {path} is not in or below {folder.resolve()}")
+    if path.is_dir():
+        raise Unsupported(f"{path}: only files are modelled as resources")
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+def _patch(objects: list[dict], patch: dict[str, Any]) -> None:
+    """A JSON 6902 patch (``add`` and ``replace`` only) on the objects its target names."""
+    if set(patch) != {"target", "patch"} or not set(patch["target"]) <= {"kind", "name"}:
+        raise Unsupported(f"patch {patch}: only an inline JSON 6902 patch with a kind/name target is modelled")
+    matched = [doc for doc in objects if all(_field(doc, key) == value for key, value in patch["target"].items())]
+    if not matched:
+        raise Unsupported(f"patch target {patch['target']} matches no object")
+    for operation in yaml.safe_load(patch["patch"]):
+        if operation["op"] not in ("add", "replace"):
+            raise Unsupported(f"JSON patch op {operation['op']!r}")
+        for doc in matched:
+            *parents, last = operation["path"].strip("/").split("/")
+            node = doc
+            for key in parents:
+                node = node[key]
+            if operation["op"] == "replace" and last not in node:
+                raise Unsupported(f"replace of missing {operation['path']}")
+            node[last] = copy.deepcopy(operation["value"])
+
+
+def _field(doc: dict, key: str) -> str:
+    return doc["kind"] if key == "kind" else doc["metadata"][key]
+
+
+def validate(objects: list[dict], tmp_path: Path) -> None:
+    """Knative objects against their strict CRD schemas, the rest with kubernetes-validate."""
+    core = [doc for doc in objects if "knative.dev" not in doc["apiVersion"]]
+    for doc in objects:
+        if "knative.dev" in doc["apiVersion"]:
+            jsonschema.validate(doc, strict(crd_schema(doc["apiVersion"], doc["kind"])))
+    files = []
+    for number, doc in enumerate(core):
+        files.append(tmp_path / f"{number}.yaml")
+        files[-1].write_text(yaml.safe_dump(doc))
+    result = subprocess.run([sys.executable, "-m", "kubernetes_validate", "--strict", "-k", "1.33.0", *map(str, files)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def claim(objects: list[dict]) -> dict:
+    return next(doc for doc in objects if doc["kind"] == "PersistentVolumeClaim")
+
+
+def test_the_base_uses_the_clusters_default_storage_class(tmp_path):
+    objects = render(KNATIVE)
+    validate(objects, tmp_path)
+    assert "storageClassName" not in claim(objects)["spec"]
+    assert not [doc for doc in objects if doc["kind"] == "StorageClass"]
+    assert {doc["metadata"].get("namespace") for doc in objects if doc["kind"] not in CLUSTER_SCOPED} == {"katuna"}
+
+
+def test_the_eks_component_gives_the_claim_a_gp3_class_of_the_ebs_csi_driver(tmp_path):
+    objects = render(KNATIVE, components=("eks",))
+    validate(objects, tmp_path)
+    [storage_class] = [doc for doc in objects if doc["kind"] == "StorageClass"]
+    assert claim(objects)["spec"]["storageClassName"] == storage_class["metadata"]["name"]
+    assert storage_class["provisioner"] == "ebs.csi.aws.com" and storage_class["parameters"]["type"] == "gp3"
+    assert storage_class["volumeBindingMode"] == "WaitForFirstConsumer"
+    assert "namespace" not in storage_class["metadata"]
+
+
+def test_an_overlay_inside_knative_could_not_build_on_it(tmp_path):
+    """Why the storage class is a component: kustomize refuses a base that contains the overlay."""
+    with pytest.raises(Unsupported, match="cycle detected"):
+        _inside(KNATIVE / "eks", "..")
+
+
+def test_the_renderer_refuses_what_it_does_not_model(tmp_path):
+    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump(
+        {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "namePrefix": "x-"}))
+    with pytest.raises(Unsupported, match="namePrefix"):
+        render(tmp_path)
+    objects = [{"kind": "PersistentVolumeClaim", "metadata": {"name": "katuna-data"}, "spec": {}}]
+    with pytest.raises(Unsupported, match="matches no object"):
+        _patch(objects, {"target": {"kind": "PersistentVolumeClaim", "name": "katuna-dta"}, "patch": "[]"})
+
+
+def test_the_knative_serving_flags_stay_out_of_the_katuna_namespace():
+    """The feature flags live in Knative's namespace, which the kustomization's namespace would rewrite."""
+    listed = yaml.safe_load((KNATIVE / "kustomization.yaml").read_text())["resources"]
+    assert not [entry for entry in listed if "knative-serving" in entry]
+    features = yaml.safe_load((KNATIVE / "knative-serving" / "config-features.yaml").read_text())
+    assert (features["kind"], features["metadata"]) == ("ConfigMap", {"name": "config-features",
+                                                                       "namespace": "knative-serving"})
+
+
+def test_the_documented_storage_class_patch_sets_the_claims_class(tmp_path):
+    [patch] = yaml.safe_load(block("docs/knative.md", "Storage", "yaml"))["patches"]
+    objects = render(KNATIVE)
+    _patch(objects, patch)
+    validate(objects, tmp_path)
+    assert claim(objects)["spec"]["storageClassName"] == "premium-rwo"

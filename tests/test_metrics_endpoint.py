@@ -1,0 +1,347 @@
+"""``GET /metrics``: Prometheus's exposition of what the service handled and what its store holds.
+
+A real ``katuna serve`` with two workers runs a small study; each scrape, whichever worker
+answers it, counts every handling of both (prometheus_client's multiprocess mode in a directory
+emptied at start). The access policy, the formats and the dispatcher's outcomes are checked on
+the app and the dispatcher directly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+from cloudevents.core.bindings import http as ce_http
+from cloudevents.core.v1.event import CloudEvent
+from conftest import study_definition
+from doc_blocks import ROOT, block
+from http_helpers import Service, free_port, refused_start
+from prometheus_client.parser import text_string_to_metric_families
+
+from functions.adapters.web import METRICS_PATH, create_app
+from functions.core.errors import StudyNotFound
+from functions.core.events import Event, study_created, trial_finished
+from functions.core.records import READY, RELEASED, PoolUse
+from functions.core.validate import parse_study
+from functions.dispatch import Dispatcher, MalformedEventData, UnknownEventType
+from functions.runtime import Runtime
+from functions.settings import Settings
+
+STUDY = "measured"
+TRIALS = 4
+HANDLED = "katuna_events_handled"
+
+
+def scrape(service: Service) -> dict[str, list]:
+    """The samples of each metric family, by family name."""
+    status, headers, body = service.request("GET", "/metrics")
+    assert status == 200, body
+    assert headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    return {family.name: family.samples for family in text_string_to_metric_families(body.decode())}
+
+
+def handled(families: dict[str, list]) -> Counter:
+    """Handlings by (event type, handler, outcome)."""
+    return Counter({(s.labels["type"], s.labels["handler"], s.labels["outcome"]): s.value
+                    for s in families.get(HANDLED, []) if s.name == f"{HANDLED}_total"})
+
+
+def by_label(families: dict[str, list], name: str, label: str) -> dict[str, float]:
+    return {s.labels[label]: s.value for s in families[name]}
+
+
+def _event(event_type: str, data: dict) -> tuple[bytes, dict[str, str]]:
+    event = CloudEvent(attributes={"type": event_type, "source": "/test", "datacontenttype": "application/json"},
+                       data=data)
+    message = ce_http.to_binary_event(event)
+    return message.body, dict(message.headers)
+
+
+def _post(service: Service, path: str, message: tuple[bytes, dict[str, str]]) -> int:
+    body, headers = message
+    return service.request("POST", path, body, headers)[0]
+
+
+def _stale_counts(folder: Path) -> None:
+    """What an earlier run of the service left in its metrics directory: 1000 handlings."""
+    code = ("from prometheus_client import Counter\n"
+            "Counter('katuna_events_handled', '', ['type', 'handler', 'outcome'])"
+            ".labels('dev.katuna.trial.finished', 'collect', 'ok').inc(1000)\n")
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(folder)})
+
+
+def _worker_pids(service: Service) -> set[int]:
+    children = Path(f"/proc/{service.process.pid}/task/{service.process.pid}/children").read_text()
+    return {int(pid) for pid in children.split()}
+
+
+def _counting_pids(folder: Path) -> set[int]:
+    return {int(path.stem.rpartition("_")[2]) for path in folder.glob("counter_*.db")}
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """Two workers that ran a study to its end; their metrics directory; the Kubernetes API is
+    a closed port, so a study resource's event fails for now."""
+    workdir = tmp_path_factory.mktemp("metrics")
+    folder = workdir / "prometheus"
+    folder.mkdir()
+    _stale_counts(folder)
+    service = Service(workdir, workers=2, PROMETHEUS_MULTIPROC_DIR=str(folder),
+                      KATUNA_K8S_API=f"http://127.0.0.1:{free_port()}")
+    try:
+        definition = json.dumps(study_definition(name=STUDY, maxTrials=TRIALS, parallelism=2))
+        assert service.request("POST", "/studies", definition, {"Content-Type": "application/json"})[0] == 201
+        service.wait_for(STUDY)
+        yield service, folder
+    finally:
+        service.close()
+
+
+def _settled(service: Service, timeout: float = 60) -> dict[str, list]:
+    """A scrape once the study's end has been handled and no event waits."""
+    deadline = time.monotonic() + timeout
+    while True:
+        families = scrape(service)
+        done = handled(families)[("dev.katuna.study.completed", "writeback", "ok")] == 1
+        if done and families["katuna_queue_depth"][0].value == 0:
+            return families
+        assert time.monotonic() < deadline, families
+        time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_a_scrape_counts_each_handling_of_a_study_by_type_handler_and_outcome(served):
+    service, _ = served
+    counts = handled(_settled(service))
+    assert {key: n for key, n in counts.items() if key[2] == "ok"} == {
+        ("dev.katuna.study.created", "provision", "ok"): 1,
+        ("dev.katuna.study.created", "suggest", "ok"): 1,
+        ("dev.katuna.trial.suggested", "spawn", "ok"): TRIALS,
+        ("dev.katuna.trial.suggested", "writeback", "ok"): TRIALS,
+        ("dev.katuna.trial.finished", "collect", "ok"): TRIALS,
+        ("dev.katuna.study.completed", "stop", "ok"): 1,
+        ("dev.katuna.study.completed", "provision", "ok"): 1,
+        ("dev.katuna.study.completed", "writeback", "ok"): 1,
+    }, "the earlier run's counts are gone"
+
+
+@pytest.mark.slow
+def test_the_latency_histogram_counts_every_handling_of_each_handler(served):
+    service, _ = served
+    families = _settled(service)
+    per_handler: Counter = Counter()
+    for (_, handler, _), n in handled(families).items():
+        per_handler[handler] += n
+    latency = families["katuna_handler_duration_seconds"]
+    counted = {s.labels["handler"]: s.value for s in latency if s.name.endswith("_count")}
+    assert counted == dict(per_handler)
+    slowest = {s.labels["handler"]: s.value for s in latency if s.name.endswith("_bucket") and s.labels["le"] == "+Inf"}
+    assert slowest == counted
+
+
+@pytest.mark.slow
+def test_trials_and_studies_by_state_are_what_the_api_says(served):
+    service, _ = served
+    families = _settled(service)
+    status, study = service.json("GET", f"/studies/{STUDY}")
+    assert status == 200
+    assert by_label(families, "katuna_trials", "state") == {state: float(n) for state, n in study["counts"].items()}
+    assert by_label(families, "katuna_studies", "status") == {"running": 0, "completed": 1, "failed": 0, "stopped": 0}
+    assert by_label(families, "katuna_node_pool_uses", "phase") == dict.fromkeys(
+        ("creating", "ready", "releasing", "released", "failed"), 0)
+    assert families["katuna_node_pool_operations_pending"][0].value == 0
+
+
+@pytest.mark.slow
+def test_every_scrape_adds_up_the_handlings_of_both_workers(served):
+    service, folder = served
+    workers = _worker_pids(service)
+    assert len(workers) == 2
+    malformed = _event("dev.katuna.trial.finished", {"study": STUDY})
+    posted, deadline = 0, time.monotonic() + 60
+    while not workers <= _counting_pids(folder):
+        assert time.monotonic() < deadline, f"one worker took every request: {_counting_pids(folder)} of {workers}"
+        assert _post(service, "/", malformed) == 400
+        posted += 1
+    assert _counting_pids(folder) == workers, "the earlier run's file was removed"
+    for _ in range(6):
+        refused = handled(scrape(service))[("dev.katuna.trial.finished", "none", "permanent_error")]
+        assert refused == posted
+
+
+@pytest.mark.slow
+def test_a_temporary_failure_is_counted_as_such(served):
+    service, _ = served
+    resource = {"apiVersion": "katuna.dev/v1", "kind": "Study", "metadata": {"name": "from-the-cluster",
+                                                                                "namespace": "default"}}
+    assert _post(service, "/", _event("dev.knative.apiserver.resource.add", resource)) == 503
+    counts = handled(scrape(service))
+    assert counts[("dev.knative.apiserver.resource.add", "resource", "temporary_error")] == 1
+    assert counts[("dev.knative.apiserver.resource.add", "jobwatch", "temporary_error")] == 0, "not its object"
+
+
+@pytest.mark.slow
+def test_an_event_of_a_study_that_is_gone_is_counted_as_dropped(served):
+    service, _ = served
+    gone = trial_finished("never-created", "no-such-uid", 0, 1, "exited", 0)
+    assert _post(service, "/functions/collect", _event(gone.type, dict(gone.data))) == 202
+    assert handled(scrape(service))[("dev.katuna.trial.finished", "collect", "dropped")] == 1
+
+
+class Recorder:
+    """An observer that keeps what it is told."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str, str]] = []
+
+    def handled(self, event_type: str, handler: str, outcome: str, seconds: float) -> None:
+        assert seconds >= 0
+        self.seen.append((event_type, handler, outcome))
+
+
+def test_the_dispatcher_reports_each_handling_and_its_outcome(embedded, tmp_path):
+    definition = study_definition(name="observed", maxTrials=1, parallelism=1)
+    record = embedded.submit(parse_study(definition), definition, tmp_path)
+    recorder = Recorder()
+    dispatcher = Dispatcher(embedded.deps, observer=recorder)
+    created = study_created(record.name, record.uid)
+    dispatcher.deliver(created)
+    dispatcher.deliver(created)
+    with pytest.raises(StudyNotFound):
+        dispatcher.deliver(trial_finished("gone", "no-uid", 0, 1, "exited", 0))
+    with pytest.raises(UnknownEventType):
+        dispatcher.deliver(Event("dev.example.unheard.of", {}))
+    with pytest.raises(MalformedEventData):
+        dispatcher.deliver(Event("dev.katuna.trial.finished", {"study": "observed"}))
+    assert recorder.seen == [
+        ("dev.katuna.study.created", "provision", "ok"), ("dev.katuna.study.created", "suggest", "ok"),
+        ("dev.katuna.study.created", "provision", "duplicate"), ("dev.katuna.study.created", "suggest", "duplicate"),
+        ("dev.katuna.trial.finished", "collect", "dropped"),
+        ("unknown", "none", "permanent_error"), ("dev.katuna.trial.finished", "none", "permanent_error"),
+    ]
+
+
+def _app(tmp_path: Path, **settings):
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db", **settings))
+    return runtime, create_app(runtime).test_client()
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_with_a_metrics_token_a_scrape_from_any_host_needs_it_or_the_api_token(tmp_path):
+    runtime, client = _app(tmp_path, api_token="api-token-0123456789", metrics_token="metrics-token-0123456789",
+                           allowed_hosts=("katuna.example.org",))
+    try:
+        pod = "http://10.12.0.7:8080"
+        assert client.get("/metrics", base_url=pod).status_code == 401
+        assert client.get("/metrics", base_url=pod, headers=_bearer("wrong")).status_code == 401
+        assert client.get("/metrics", base_url=pod, headers=_bearer("metrics-token-0123456789")).status_code == 200
+        assert client.get("/metrics", base_url=pod, headers=_bearer("api-token-0123456789")).status_code == 200
+        studies = client.get("/studies", base_url="http://katuna.example.org", headers=_bearer("metrics-token-0123456789"))
+        assert studies.status_code == 401, "the metrics token reaches /metrics only"
+    finally:
+        runtime.close()
+
+
+def test_without_a_token_metrics_are_served_to_loopback_host_names_only(tmp_path):
+    runtime, client = _app(tmp_path)
+    try:
+        assert client.get("/metrics", base_url="http://127.0.0.1:8080").status_code == 200
+        refused = client.get("/metrics", base_url="http://attacker.example:8080")
+        assert refused.status_code == 400 and refused.json["error"] == "host_not_allowed"
+    finally:
+        runtime.close()
+
+
+def test_openmetrics_when_asked_and_no_queue_depth_behind_a_broker(tmp_path):
+    runtime, client = _app(tmp_path, events="reply")
+    try:
+        answer = client.get("/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"})
+        assert answer.status_code == 200
+        assert answer.content_type.startswith("application/openmetrics-text; version=1.0.0")
+        assert answer.text.endswith("# EOF\n")
+        names = {family.name for family in text_string_to_metric_families(client.get("/metrics").text)}
+        assert {"katuna_trials", "katuna_studies", "katuna_node_pool_uses"} <= names
+        assert "katuna_queue_depth" not in names
+    finally:
+        runtime.close()
+
+
+@pytest.mark.slow
+def test_katuna_serve_keeps_its_workers_counts_in_a_private_directory_it_removes(tmp_path):
+    service = Service(tmp_path, workers=2, TMPDIR=str(tmp_path))
+    try:
+        [folder] = tmp_path.glob("katuna-metrics-*")
+        assert folder.stat().st_mode & 0o777 == 0o700
+        assert _post(service, "/", _event("dev.katuna.trial.finished", {"study": "any"})) == 400
+        assert handled(scrape(service))[("dev.katuna.trial.finished", "none", "permanent_error")] == 1
+    finally:
+        service.close()
+    assert not folder.exists()
+
+
+def _gauges(runtime: Runtime) -> dict[str, dict[tuple, float]]:
+    """Each gauge's values by label values, as ``runtime`` exposes them now."""
+    text = runtime.metrics("")[0].decode()
+    return {family.name: {tuple(s.labels.values()): s.value for s in family.samples}
+            for family in text_string_to_metric_families(text) if family.type == "gauge"}
+
+
+def test_node_pool_uses_by_phase_and_pending_operations_come_from_the_store(tmp_path):
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
+    try:
+        store = runtime.store()
+        use = PoolUse("uid-a", "a", "katuna-a", "gke", "spot", ("n2-standard-8",), 5, shared=False, operation="op-1")
+        with store.transaction():
+            store.save_pool_use(use)
+            store.save_pool_use(PoolUse(**{**use.__dict__, "uid": "uid-b", "phase": READY, "operation": None}))
+            store.save_pool_use(PoolUse(**{**use.__dict__, "uid": "uid-c", "phase": RELEASED, "operation": "op-2"}))
+        gauges = _gauges(runtime)
+        assert gauges["katuna_node_pool_uses"] == {("creating",): 1, ("ready",): 1, ("releasing",): 0,
+                                                   ("released",): 1, ("failed",): 0}
+        assert gauges["katuna_node_pool_operations_pending"] == {(): 2}
+    finally:
+        runtime.close()
+
+
+def test_the_queue_depth_counts_the_events_waiting(tmp_path):
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
+    try:
+        for number in range(3):
+            runtime.publish(study_created(f"waiting-{number}", "uid"))
+        assert _gauges(runtime)["katuna_queue_depth"] == {(): 3}
+    finally:
+        runtime.close()
+
+
+def test_the_pod_monitor_on_the_knative_page_scrapes_the_service_s_pod_with_a_token():
+    monitor = yaml.safe_load(block("docs/knative.md", "Operations: metrics", "yaml"))
+    service = yaml.safe_load((ROOT / "knative/service.yaml").read_text())
+    namespace = yaml.safe_load((ROOT / "knative/kustomization.yaml").read_text())["namespace"]
+    assert monitor["metadata"]["namespace"] == namespace
+    assert monitor["spec"]["selector"]["matchLabels"] == {"serving.knative.dev/service": service["metadata"]["name"]}
+    [endpoint] = monitor["spec"]["podMetricsEndpoints"]
+    assert endpoint["port"] == "user-port", "the name Knative gives the user container's port"
+    assert endpoint["path"] == METRICS_PATH
+    assert endpoint["authorization"]["type"] == "Bearer"
+
+
+@pytest.mark.slow
+def test_a_metrics_directory_that_holds_other_databases_is_refused(tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "katuna.db").write_bytes(b"a database")
+    done = refused_start(tmp_path, PROMETHEUS_MULTIPROC_DIR=str(folder))
+    assert done.returncode != 0
+    assert "PROMETHEUS_MULTIPROC_DIR" in done.stderr and "katuna.db" in done.stderr
+    assert (folder / "katuna.db").read_bytes() == b"a database"
