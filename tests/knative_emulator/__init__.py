@@ -1,7 +1,7 @@
 """Knative Eventing on loopback, for ``katuna serve`` in reply mode.
 
 :class:`KnativeCluster` wires the parts as ``knative/`` deploys them: the Broker and its
-Triggers (:mod:`.broker`), the PingSource and the ApiServerSources (:mod:`.sources`) watching
+Triggers (:mod:`.broker`), ``K_SINK`` as the SinkBinding injects it, the PingSource and the ApiServerSources (:mod:`.sources`) watching
 a Kubernetes API (the loopback stand-in), faults on the sources' sends (:mod:`.faults`), and
 the service as a process that can be killed and started again (:mod:`.service`).
 """
@@ -33,6 +33,15 @@ def manifests(kind: str) -> list[dict[str, Any]]:
             if doc and doc.get("kind") == kind]
 
 
+def sink_of_service(broker_url: str) -> str:
+    """``K_SINK`` as the SinkBinding of ``knative/`` injects it into the katuna Service's pods:
+    the address of the Broker it names (refused loudly if it names anything else)."""
+    bindings = [b for b in manifests("SinkBinding") if b["spec"]["subject"].get("name") == "katuna"]
+    if len(bindings) != 1 or bindings[0]["spec"]["sink"].get("ref", {}).get("kind") != "Broker":
+        raise ValueError("expected one SinkBinding of the katuna Service to the katuna Broker")
+    return broker_url
+
+
 class KnativeCluster:
     """The service behind the broker, fed by the sources; ``token`` guards the service, and the
     broker delivers with it."""
@@ -43,9 +52,9 @@ class KnativeCluster:
         port = free_port()
         self.broker = Broker(MANIFESTS, {SERVICE_REF: f"http://127.0.0.1:{port}"}, token=self.token, workers=24)
         self.service = KatunaProcess(
-            workdir, workers=workers, port=port, KATUNA_EVENTS="reply", K_SINK=self.broker.url,
+            workdir, workers=workers, port=port, KATUNA_EVENTS="reply", K_SINK=sink_of_service(self.broker.url),
             KATUNA_EXECUTOR="kubernetes", KATUNA_K8S_API=kube_api, KATUNA_K8S_NAMESPACE=namespace,
-            KATUNA_API_TOKEN=self.token, KATUNA_REPORT_URL=self.broker.url, **env)
+            KATUNA_API_TOKEN=self.token, **env)
         self.sources = [ApiServerSource(doc, kube_api, self.broker.url, self.faults, namespace)
                         for doc in manifests("ApiServerSource")]
         self.ping = PingSource(manifests("PingSource")[0], self.broker.url, self.faults, ping_interval, namespace)
