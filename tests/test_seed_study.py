@@ -24,7 +24,7 @@ import pytest
 from gke_stub import GkeStub
 from knative_emulator import KnativeCluster
 from knative_emulator.faults import Faults
-from kube_standin.clouds import eks_pools, gke_pools
+from kube_standin.clouds import eks_pools, gke_pools, gke_resize
 from kube_stub import KubeStub
 
 pytestmark = pytest.mark.slow
@@ -140,7 +140,7 @@ def _wait(condition: Callable[[], object], timeout: float, what: str) -> None:
 
 def test_the_seed_study_on_a_gke_preemptible_pool(tmp_path: Path):
     gke = GkeStub(speed=60)
-    kube = KubeStub(pools=gke_pools(gke.pools), boot_seconds=0.5, idle_seconds=IDLE_SECONDS)
+    kube = KubeStub(pools=gke_pools(gke), resize=gke_resize(gke), boot_seconds=0.5, idle_seconds=IDLE_SECONDS)
     try:
         run_seed(tmp_path, kube, "katuna-seed",
                  {"provider": "gke", "capacity": "preemptible", "machineType": "e2-standard-4", "maxNodes": TRIALS},
