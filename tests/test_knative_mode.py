@@ -229,6 +229,7 @@ def _study(name: str) -> dict:
             "spec": spec}
 
 
+@pytest.mark.slow
 def test_the_api_server_source_sends_watched_changes_and_drops_what_a_relist_skips(tmp_path: Path):
     from knative_emulator.faults import Faults
     from knative_emulator.sources import ApiServerSource
