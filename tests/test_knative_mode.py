@@ -7,6 +7,8 @@ from __future__ import annotations
 import base64
 import threading
 import time
+import urllib.error
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -24,10 +26,12 @@ SERVICE_REF = "serving.knative.dev/v1/Service/katuna"
 
 
 class Subscriber:
-    """A loopback subscriber answering each POST with the next of ``answers`` (then the last one)."""
+    """A loopback subscriber answering each POST with the next of ``answers`` (then the last one);
+    ``reply`` maps an event type to the CloudEvent to answer it with (binary mode)."""
 
-    def __init__(self, answers: list[int]) -> None:
+    def __init__(self, answers: list[int], reply: dict[str, CloudEvent] | None = None) -> None:
         self.answers = answers
+        self.reply = reply or {}
         self.received: list[tuple[float, str, dict[str, str], bytes]] = []
         self.arrived = threading.Condition()
         subscriber = self
@@ -41,6 +45,12 @@ class Subscriber:
                     subscriber.arrived.notify_all()
                 self.send_response(code)
                 payload = b'{"error": "refused"}' if code >= 300 else b""
+                answer = subscriber.reply.get(self.headers.get("ce-type", ""))
+                if answer is not None:
+                    message = ce_http.to_binary_event(answer)
+                    payload = message.body
+                    for name, value in message.headers.items():
+                        self.send_header(name, value)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
@@ -135,14 +145,22 @@ def test_which_answers_knative_retries(tmp_path: Path, code: int, attempts: int)
         subscriber.close()
 
 
-def test_a_reply_re_enters_the_broker_and_a_success_is_not_retried(tmp_path: Path):
-    subscriber = Subscriber([200])
+def test_a_structured_event_is_delivered_and_its_reply_re_enters_the_broker_once(tmp_path: Path):
+    subscriber = Subscriber([200], reply={"test.first": event("test.reply")})
     broker = Broker(one_trigger(tmp_path, "    retry: 3", "- prefix:\n        type: test."), {SERVICE_REF: subscriber.url})
     try:
-        post(broker.url, event("test.first"), None)
-        subscriber.wait(1)
+        structured = ce_http.to_structured_event(event("test.first"))
+        request = urllib.request.Request(broker.url, data=structured.body, headers=structured.headers, method="POST")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 202
+        received = subscriber.wait(2)
         time.sleep(0.3)
-        assert len(subscriber.received) == 1 and broker.received == {"test.first": 1}
+        assert [r[2]["ce-type"] for r in subscriber.received] == ["test.first", "test.reply"], "each once, in binary mode"
+        assert received[0][2]["ce-knativearrivaltime"], "stamped by the ingress"
+        assert broker.received == {"test.first": 1, "test.reply": 1} and broker.replies == 1
+        bad = urllib.request.Request(broker.url, data=b"{}", headers={"Content-Type": "application/json"}, method="POST")
+        with pytest.raises(urllib.error.HTTPError, match="400"):
+            urllib.request.urlopen(bad, timeout=10)
     finally:
         broker.close()
         subscriber.close()
