@@ -90,7 +90,7 @@ def run_seed(tmp_path: Path, kube: KubeStub, pool: str, node_pool: dict, release
         cluster.service.restart()
         study = cluster.wait_for("seed", timeout=240)
         wall = time.monotonic() - started
-        trials = cluster.api("GET", "/studies/seed/trials?limit=1000")[1]
+        trials = cluster.api("GET", "/studies/seed/trials")[1]
         _wait(released, 120, "the pool to be released")
         _wait(lambda: not [n for n in kube.nodes.values() if _pool_of(n) == pool], 60, "the pool's nodes to go")
         figures = {"wall seconds": round(wall, 1), "events per trial": round(cluster.events_sent() / TRIALS, 1),
@@ -103,6 +103,7 @@ def run_seed(tmp_path: Path, kube: KubeStub, pool: str, node_pool: dict, release
         assert {job for job, _ in kube.disrupted} == chosen, "every chosen pod was preempted"
         assert figures["peak nodes"] > 1 and not cluster.broker.dead_letters
         assert faults.counts["lost"] and faults.counts["twice"], "faults were injected"
+        assert cluster.service.starts == 2, "the service was killed and started again once"
         _wait(lambda: _condition(kube, "Succeeded"), 60, "the Experiment's status to say it succeeded")
         status = kube.resources[("experiments", NAMESPACE, "seed")]["status"]
         succeeded = _condition(kube, "Succeeded")
