@@ -20,15 +20,16 @@ $(STAMP): requirements.lock pyproject.toml
 run: $(STAMP)
 	$(VENV)/bin/katuna run examples/quickstart.yaml
 
+# Two workers (pytest-xdist): most tests wait on real processes, so two share two cores well.
 test: $(STAMP) chromium
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --maxprocesses 2
 
 # Everything but the tests marked slow or browser; `make test` still runs them all.
 check: $(STAMP)
 	$(VENV)/bin/ruff check functions tests infra benchmarks examples
 	$(VENV)/bin/lint-imports
 	$(PY) -m mypy
-	$(PY) -m pytest -q -m "not slow and not browser"
+	$(PY) -m pytest -q -n auto --maxprocesses 2 -m "not slow and not browser"
 
 # The dashboard's browser tests drive Debian's Chromium (Playwright's own browser downloads are not used).
 # Installed when it can be (as root, with apt); otherwise those tests skip, saying how to get it.

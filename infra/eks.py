@@ -38,7 +38,7 @@ from functions.core.nodepool import (
     OperationStatus,
     PoolChange,
     PoolStatus,
-    adoption_problem,
+    claim,
     owner_value,
 )
 
@@ -180,7 +180,8 @@ class EksNodePools:
             raise TemporaryError(f"EKS: node group {pool.name} is {status.lower()}; try again when it is done")
         if status == "CREATE_FAILED":
             raise NodePoolFailed(f"EKS node group {pool.name} failed to create: {_issues(group)}")
-        whose = _whose(pool, group, owner)
+        found = _status(group)
+        whose = claim(pool, found, owner, {"minSize": found.min_nodes, "maxSize": found.max_nodes})
         if status == "CREATING":
             return replace(whose, operation="create:" + pool.name)
         scaling = group["scalingConfig"]
@@ -267,20 +268,6 @@ def _status(group: dict[str, Any]) -> PoolStatus:
     return PoolStatus(group["nodegroupName"], group["status"], scaling.get("minSize", 0), scaling.get("maxSize", 0),
                       capacity, tuple(group.get("instanceTypes") or ()), tainted=tainted,
                       owner=(group.get("tags") or {}).get(OWNER_KEY))
-
-
-def _whose(pool: NodePool, group: dict[str, Any], owner: str | None) -> PoolChange:
-    """Whose group an existing one is: the study's own (its earlier create went through),
-    katuna's for another study, or one to adopt (refused, naming the field, if it cannot serve)."""
-    found = _status(group)
-    if owner is not None and found.owner == owner_value(owner):
-        return PoolChange(created=True, owned=True)
-    problem = adoption_problem(pool, found)
-    if problem is not None:
-        raise NodePoolFailed(problem)
-    if found.owner is not None:
-        return PoolChange(owned=True)
-    return PoolChange(adopted={"minSize": found.min_nodes, "maxSize": found.max_nodes})
 
 
 def _issues(group: dict[str, Any]) -> str:

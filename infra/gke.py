@@ -35,7 +35,7 @@ from functions.core.nodepool import (
     OperationStatus,
     PoolChange,
     PoolStatus,
-    adoption_problem,
+    claim,
     owner_value,
 )
 
@@ -196,7 +196,7 @@ class GkeNodePools:
             raise TemporaryError(f"GKE: node pool {pool.name} is being deleted; try again when it is gone")
         if found.state == "ERROR":
             raise NodePoolFailed(f"GKE node pool {pool.name} is in error: {current.status_message or 'no message'}")
-        whose = _whose(pool, found, current, owner)
+        whose = claim(pool, found, owner, _autoscaling(current))
         if found.state in _PENDING:
             return replace(whose, operation=POOL_TOKEN + pool.name)
         if found.autoscaling and found.max_nodes >= pool.max_nodes:
@@ -267,19 +267,6 @@ def _status(current: container_v1.NodePool) -> PoolStatus:
     return PoolStatus(current.name, container_v1.NodePool.Status(current.status).name, low, high, capacity,
                       (config.machine_type,) if config.machine_type else (), tainted=tainted,
                       autoscaling=current.autoscaling.enabled, owner=config.resource_labels.get(OWNER_KEY))
-
-
-def _whose(pool: NodePool, found: PoolStatus, current: container_v1.NodePool, owner: str | None) -> PoolChange:
-    """Whose pool an existing one is: the study's own (its earlier create went through), katuna's
-    for another study, or one to adopt (refused, naming the field, if it cannot serve the study)."""
-    if owner is not None and found.owner == owner_value(owner):
-        return PoolChange(created=True, owned=True)
-    problem = adoption_problem(pool, found)
-    if problem is not None:
-        raise NodePoolFailed(problem)
-    if found.owner is not None:
-        return PoolChange(owned=True)
-    return PoolChange(adopted=_autoscaling(current))
 
 
 def _autoscaling(current: container_v1.NodePool) -> dict[str, Any]:

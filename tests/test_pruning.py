@@ -69,7 +69,8 @@ def test_pruning_on_real_learning_curves_saves_epochs(embedded, tmp_path: Path):
               for t in trials}
     pruned = [t for t in trials if t.state == "PRUNED"]
     assert pruned, "the median rule stopped some trials"
-    assert all(int(t.reason.split("step ")[1].split(" ")[0]) < 10 for t in pruned)
+    stopped_at = [int(t.reason.split("step ")[1].split(" ")[0]) for t in pruned]
+    assert min(stopped_at) < 10 and max(stopped_at) <= 10, "stopped mid-run (a last report may still be judged)"
     assert all(epochs[t.number] == 10 for t in trials if t.state == "COMPLETE")
     assert sum(epochs.values()) < 10 * len(trials), "stopped trials ran fewer epochs"
 

@@ -101,7 +101,7 @@ def _env_entries(node):
 
 
 def test_no_manifest_holds_a_secret_value():
-    for path in [*KNATIVE.iterdir(), *(ROOT / "examples").rglob("*.yaml")]:
+    for path in [*(p for p in KNATIVE.rglob("*") if p.is_file()), *(ROOT / "examples").rglob("*.yaml")]:
         text = path.read_text()
         for pattern in SECRET_PATTERNS:
             assert not pattern.search(text), f"{path.name}: looks like a credential"
@@ -146,8 +146,9 @@ def test_the_image_drops_root_before_it_runs_anything():
     lines = [line.strip() for line in (KNATIVE / "Dockerfile").read_text().splitlines()]
     users = [i for i, line in enumerate(lines) if line.startswith("USER ")]
     assert users, "the image names a user"
-    user = lines[users[-1]].split()[1]
+    user, _, group = lines[users[-1]].split()[1].partition(":")
     assert user.isdigit() and int(user) != 0, "a numeric non-root uid (runAsNonRoot can check it)"
+    assert not group or group.isdigit(), "a numeric group"
     assert not [line for line in lines[users[-1]:] if line.startswith("RUN ")]
     command = " ".join(lines[next(i for i, line in enumerate(lines) if line.startswith("CMD")):])
     assert '"--worker-tmp-dir", "/dev/shm"' in command, "gunicorn's heartbeat files off the read-only root"

@@ -11,7 +11,7 @@ A pool katuna creates for a study carries that study's uid (a GKE resource label
 exists" by the pool its own earlier create made is still the study's. A pool that was there
 before (``default-pool``, one made by hand or by ``python -m infra.provision``) is *adopted*:
 it must carry the trial taint and the capacity and machine types the study asks for
-(:func:`adoption_problem`), its maximum is raised if the study needs more, and when the last
+(:func:`claim`), its maximum is raised if the study needs more, and when the last
 study using it ends its autoscaling limits are given back as they were found; it is never deleted.
 """
 
@@ -278,3 +278,17 @@ def adoption_problem(pool: NodePool, found: PoolStatus) -> str | None:
     if not found.autoscaling:
         return f"nodePool.name: {where} without autoscaling; enable it, or name a pool katuna creates for the study"
     return None
+
+
+def claim(pool: NodePool, found: PoolStatus, owner: str | None, limits: Mapping[str, Any]) -> PoolChange:
+    """Whose an existing pool is: the study's own (its earlier create went through), katuna's
+    for another study, or one to adopt, whose autoscaling ``limits`` are given back when the last
+    study using it ends; raises :class:`NodePoolFailed`, naming the field, when it cannot serve."""
+    if owner is not None and found.owner == owner_value(owner):
+        return PoolChange(created=True, owned=True)
+    problem = adoption_problem(pool, found)
+    if problem is not None:
+        raise NodePoolFailed(problem)
+    if found.owner is not None:
+        return PoolChange(owned=True)
+    return PoolChange(adopted=dict(limits))

@@ -134,7 +134,7 @@ class NodePools(Protocol):
     def ensure(self, pool: NodePool, owner: str | None = None) -> PoolChange:
         """Create the pool if it is missing (labelled with ``owner``, a study uid, when given);
         raise its autoscaling maximum if it is lower than ``pool.max_nodes``. A pool that exists
-        already is success once it passes :func:`functions.core.nodepool.adoption_problem`
+        already is success once it passes :func:`functions.core.nodepool.claim`
         (``NodePoolFailed`` with that problem otherwise)."""
 
     def scale_back(self, pool: NodePool, adopted: Mapping[str, Any] | None = None) -> PoolChange:

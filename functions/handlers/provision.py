@@ -10,7 +10,7 @@ cloud's message; throttling and server errors raise ``TemporaryError``, so the e
 
 katuna deletes only the pools it created (:attr:`PoolUse.owned`), once they are not shared and
 no running study uses them. A pool it found is adopted when it can serve the study
-(:func:`functions.core.nodepool.adoption_problem`; otherwise the study fails naming the field),
+(:func:`functions.core.nodepool.claim`; otherwise the study fails naming the field),
 and the last study using it gives it back its autoscaling settings as first found.
 """
 
