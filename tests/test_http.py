@@ -174,3 +174,19 @@ def test_four_workers_share_one_database_without_losing_or_repeating_anything(tm
         assert "Traceback" not in (tmp_path / "serve.log").read_text()
     finally:
         service.close()
+
+
+def test_services_side_by_side_leave_no_control_socket_in_the_home_directory(tmp_path: Path):
+    """gunicorn's control socket has one default path per user; two services would share it."""
+    home = tmp_path / "home"
+    home.mkdir()
+    services = []
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        services.append(Service(tmp_path / name, workers=1, HOME=str(home)))
+    try:
+        assert all(service.request("GET", "/readyz")[0] == 200 for service in services)
+        assert list(home.iterdir()) == []
+    finally:
+        for service in services:
+            service.close()

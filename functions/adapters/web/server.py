@@ -59,12 +59,14 @@ class Server(BaseApplication):
     """gunicorn configured in code; the app is built in each worker, after the fork."""
 
     def __init__(self, build: Callable[[], WSGIApplication], host: str, port: int, workers: int) -> None:
-        """``build`` makes the app a worker serves; it runs in each worker, after the fork."""
+        """``build`` makes the app a worker serves; it runs in each worker, after the fork. No
+        control socket: its one default path in the home directory would be shared by every
+        ``katuna serve`` of the user, and nothing here uses it."""
         self.build = build
         self.metrics_dir, self._made_metrics_dir = metrics_dir()
         self.options = {"bind": f"{host}:{port}", "workers": workers, "worker_class": "sync",
                         "timeout": 60, "graceful_timeout": 10, "accesslog": "-", "worker_exit": _worker_exit,
-                        "on_exit": self._on_exit}
+                        "on_exit": self._on_exit, "control_socket_disable": True}
         super().__init__()
 
     def _on_exit(self, server: Any) -> None:
