@@ -47,7 +47,7 @@ ROLE = "arn:aws:iam::123456789012:role/katuna-nodes"
 
 
 def experiment(node_pool: dict) -> dict:
-    """The seed's Experiment: Katib's v1beta1 spec, the pool asked for by annotation."""
+    """The reference Experiment: Katib's v1beta1 spec, the pool asked for by annotation."""
     return {
         "apiVersion": "katuna.dev/v1", "kind": "Experiment",
         "metadata": {"name": "seed", "namespace": NAMESPACE,
