@@ -144,6 +144,10 @@ class KubernetesExecutor:
             return self._timed_out(launch, job)
         pods = self._pods(launch)
         image_id = _image_id(pods, primary_container_name(launch))
+        if condition.reason != "DeadlineExceeded" and not any(_ran(p) for p in pods):
+            return trial_finished(*ids, outcome="preempted", message="every pod of its Job was disrupted" if pods else (
+                f"the pods of Job {launch.job_name} are gone, and their logs with them (their node was removed "
+                "before the end was read): the run is lost, not failed"))
         if condition.type == "Complete":
             return trial_finished(*ids, outcome="exited", exit_code=0, image_id=image_id)
         if condition.reason == "DeadlineExceeded":
@@ -152,8 +156,6 @@ class KubernetesExecutor:
                 f"its Job ran past its deadline ({deadline}s from the Job's start: the trial's timeout plus "
                 f"the start allowance for waiting for a node, pulling the image and runs lost to preemption; "
                 f"{condition.message})"))
-        if pods and all(_disrupted(p) for p in pods):
-            return trial_finished(*ids, outcome="preempted", message="every pod of its Job was disrupted")
         code, reason = _exit(pods)
         return trial_finished(*ids, outcome="exited", exit_code=code if code else 1,
                               message=f"Job failed: {condition.reason}: {condition.message}; {reason}",
@@ -289,6 +291,14 @@ def _final_condition(job: Any) -> Any | None:
         if condition.type in ("Complete", "Failed") and condition.status == "True":
             return condition
     return None
+
+
+def _ran(pod: Any) -> bool:
+    """Whether the pod ran its containers to an end of their own (not disrupted), so its log
+    holds the attempt's output."""
+    return not _disrupted(pod) and any(
+        status.state is not None and status.state.terminated is not None
+        for status in (pod.status.container_statuses or []))
 
 
 def _disrupted(pod: Any) -> bool:
