@@ -157,6 +157,7 @@ def test_a_finished_job_whose_pods_are_gone_is_a_lost_run_not_a_failure(kube: Ku
     it: the attempt's metrics are unknowable, so it is run again rather than failed."""
     from functions.adapters.kubernetes_executor import KubernetesExecutor, api_client
     from functions.core.cluster import Cluster
+    from functions.core.errors import OutputLost
     from functions.core.launch import TrialLaunch
 
     executor = KubernetesExecutor(Cluster(namespace="gone"), api_client(kube.url))
@@ -167,12 +168,15 @@ def test_a_finished_job_whose_pods_are_gone_is_a_lost_run_not_a_failure(kube: Ku
     while executor.poll(launch) is None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert executor.poll(launch).data["outcome"] == "exited", "read while its pod is there"
+    assert any(line.startswith("epoch=1 loss=") for line in executor.output(launch))
     with kube.lock:
         for pod in [p for p in kube.pods.values() if p["metadata"]["labels"]["job-name"] == "gone-0"]:
             kube.delete_pod(pod)
     finished = executor.poll(launch)
     assert (finished.data["outcome"], finished.data["exitCode"]) == ("preempted", None)
     assert "are gone, and their logs with them" in finished.data["message"]
+    with pytest.raises(OutputLost, match="no log of Job gone-0's last run is left"):
+        list(executor.output(launch))
     executor.stop(launch)
 
 

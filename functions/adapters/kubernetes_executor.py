@@ -22,7 +22,7 @@ from urllib3 import BaseHTTPResponse
 from urllib3.exceptions import HTTPError
 
 from functions.core.cluster import STUDY_LABEL, TRIAL_LABEL, Cluster
-from functions.core.errors import PermanentError, TemporaryError
+from functions.core.errors import OutputLost, PermanentError, TemporaryError
 from functions.core.events import Event, trial_finished
 from functions.core.job import primary_container_name, render_job
 from functions.core.launch import TrialLaunch
@@ -190,9 +190,11 @@ class KubernetesExecutor:
     def output(self, launch: TrialLaunch) -> Iterator[str]:
         """Every pod's log of the attempt's Job, oldest pod first, from the trial's container,
         streamed: a log of any size is read in bounded memory. A pod whose container never
-        started, or that is gone with its node, has no log."""
+        started, or that is gone with its node, has no log; when no pod that ran to its end
+        (and none still running) has one, the output is lost (:class:`OutputLost`)."""
         namespace, container = self._namespace(launch), primary_container_name(launch)
-        for pod in self._pods(launch):
+        pods, read = self._pods(launch), False
+        for pod in pods:
             try:
                 # Unread (_preload_content=False), the log comes back as urllib3's response, not a str.
                 response = cast(BaseHTTPResponse, self._core.read_namespaced_pod_log(
@@ -204,12 +206,16 @@ class KubernetesExecutor:
                 raise _translate(exc, f"read the log of pod {pod.metadata.name}") from exc
             except HTTPError as exc:
                 raise _translate(exc, f"read the log of pod {pod.metadata.name}") from exc
+            read = read or not _disrupted(pod)
             try:
                 yield from bounded_lines(response.stream(CHUNK))
             except HTTPError as exc:
                 raise _translate(exc, f"read the log of pod {pod.metadata.name}") from exc
             finally:
                 response.release_conn()
+        if not read:
+            raise OutputLost(f"no log of Job {launch.job_name}'s last run is left: its pods are gone with their "
+                             "node, or were never scheduled")
 
     def read_file(self, launch: TrialLaunch, path: str) -> Iterator[str]:
         """Files inside a trial's pod are out of reach; the file collector is for local trials."""
