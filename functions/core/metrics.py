@@ -159,19 +159,26 @@ def parse_json_lines(lines: Iterable[str], metrics: Iterable[str]) -> list[Obser
 
 class StepCounter:
     """The steps of one metric's reports, as Katib counts them: each report is a step (1, 2,
-    ...), so output with no ``step`` or ``epoch`` key still has intermediate values; a report
-    that names its step keeps it."""
+    ...), so output with no ``step`` or ``epoch`` key still has intermediate values. Once a
+    report names its step, steps are the ones named, and a report naming none (a final value
+    printed after the last epoch) is no step."""
 
     def __init__(self, metric: str) -> None:
         self.metric = metric
         self.reports = 0
+        self.named = False
 
     def steps(self, observations: Iterable[Observation]) -> Iterator[tuple[int, float]]:
-        """``(step, value)`` of each report of the metric among ``observations``."""
+        """``(step, value)`` of each report of the metric among ``observations`` that is a step."""
         for observation in observations:
-            if observation.metric == self.metric:
-                self.reports += 1
-                yield (self.reports if observation.step is None else observation.step), observation.value
+            if observation.metric != self.metric:
+                continue
+            self.reports += 1
+            self.named = self.named or observation.step is not None
+            if observation.step is not None:
+                yield observation.step, observation.value
+            elif not self.named:
+                yield self.reports, observation.value
 
 
 MAX_OBSERVATIONS = 10_000
