@@ -1,5 +1,6 @@
-"""Katib's medianstop rule: each report of the objective a step, a trial judged at its
-``start_step``-th report against the mean of completed trials' early averages."""
+"""Katib's early stopping with trials that print as Katib's images do (each report of the
+objective a step): the medianstop rule, a trial judged at its ``start_step``-th report against
+the mean of completed trials' early averages; and Hyperband, whose budgets are the reports."""
 
 from __future__ import annotations
 
@@ -76,25 +77,35 @@ def test_no_rule_until_min_trials_required_trials_completed_before_the_trial_sta
         "a stopped trial is no completed trial"
 
 
-def test_katib_settings_are_checked_as_katibs_service_checks_them():
-    def experiment(*settings: tuple[str, str]) -> str:
-        return yaml.safe_dump({
-            "apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment", "metadata": {"name": "ms"},
-            "spec": {"objective": {"type": "minimize", "objectiveMetricName": "loss"}, "maxTrialCount": 4,
-                     "parameters": [{"name": "x", "parameterType": "double", "feasibleSpace": {"min": "0", "max": "4"}}],
-                     "earlyStopping": {"algorithmName": "medianstop", "algorithmSettings": [
-                         {"name": name, "value": value} for name, value in settings]},
-                     "trialTemplate": {"trialParameters": [{"name": "x", "reference": "x"}], "trialSpec": {
-                         "apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {
-                             "restartPolicy": "Never", "containers": [{"name": "training-container", "image": "python",
-                                                                       "command": ["echo", "${trialParameters.x}"]}]}}}}}}})
+def experiment(parameters: tuple[dict, ...] = (), command: tuple[str, ...] = (), **spec: object) -> str:
+    """A Katib Experiment whose trial is ``tests/trials/katib_style.py``."""
+    return yaml.safe_dump({
+        "apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment", "metadata": {"name": "katib-style"},
+        "spec": {"objective": {"type": "minimize", "objectiveMetricName": "loss"}, "maxTrialCount": 4,
+                 "parameters": [{"name": "x", "parameterType": "double", "feasibleSpace": {"min": "-2", "max": "6"}},
+                                *parameters],
+                 "trialTemplate": {
+                     "primaryContainerName": "training-container",
+                     "trialParameters": [{"name": p["name"], "reference": p["name"]}
+                                         for p in [{"name": "x"}, *parameters]],
+                     "trialSpec": {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {
+                         "restartPolicy": "Never", "containers": [{
+                             "name": "training-container", "image": "python",
+                             "command": [sys.executable, str(KATIB_STYLE), "--x=${trialParameters.x}", *command]}]}}}}},
+                 **spec}})
 
-    spec, _ = load_study(experiment())
+
+def test_katib_settings_are_checked_as_katibs_service_checks_them():
+    def medianstop(*settings: tuple[str, str]) -> str:
+        return experiment(earlyStopping={"algorithmName": "medianstop", "algorithmSettings": [
+            {"name": name, "value": value} for name, value in settings]})
+
+    spec, _ = load_study(medianstop())
     assert (spec.early_stopping.algorithm, dict(spec.early_stopping.settings)) == ("medianstop", {})
     assert isinstance(optuna_pruner(spec), MedianStop)
     assert (optuna_pruner(spec).min_trials_required, optuna_pruner(spec).start_step) == (3, 4)
     with pytest.raises(InvalidStudy) as caught:
-        load_study(experiment(("start_step", "0"), ("min_trials_required", "two"), ("patience", "3")))
+        load_study(medianstop(("start_step", "0"), ("min_trials_required", "two"), ("patience", "3")))
     messages = {p.path: p.message for p in caught.value.problems}
     assert messages["spec.earlyStopping.algorithmSettings[0].value"] == "start_step must be an integer of at least 1, got '0'"
     assert messages["spec.earlyStopping.algorithmSettings[1].value"].startswith("min_trials_required must be an integer")
@@ -148,3 +159,25 @@ def test_trials_printing_as_katibs_images_do_are_stopped_by_katibs_rule(embedded
         if trial.state == "PRUNED":
             assert trial.reason.startswith("pruned at step 2 by the medianstop rule (loss=")
             assert len(embedded.store.observations("demo", trial.number)) == 2
+
+
+@pytest.mark.slow
+def test_hyperband_stops_trials_printing_as_katibs_images_do(embedded, tmp_path: Path):
+    """Katib's Hyperband: every configuration gets the most resource (``r_l`` epochs) and
+    Hyperband's rule stops the unpromising ones at its rungs, each report an epoch."""
+    spec, definition = load_study(experiment(
+        parameters=({"name": "epochs", "parameterType": "int", "feasibleSpace": {"min": "1", "max": "4"}},),
+        command=("--epochs=${trialParameters.epochs}", "--sleep=0.4"),
+        algorithm={"algorithmName": "hyperband", "algorithmSettings": [
+            {"name": "resource_name", "value": "epochs"}, {"name": "eta", "value": "2"}, {"name": "r_l", "value": "4"},
+            {"name": "random_state", "value": "5"}]},
+        parallelTrialCount=2, maxTrialCount=8))
+    embedded.submit(spec, definition, tmp_path)
+    assert embedded.run("katib-style").status == "completed"
+    trials = embedded.store.trials("katib-style")
+    assert {t.params["epochs"] for t in trials} == {4}
+    pruned = [t for t in trials if t.state == "PRUNED"]
+    assert pruned and all("by the hyperband rule (loss=" in t.reason for t in pruned)
+    steps = [int(t.reason.split("step ")[1].split(" ")[0]) for t in pruned]
+    assert all(1 <= step <= 4 for step in steps)
+    assert min(steps) < 4, "some trial was stopped before its last epoch"
