@@ -21,6 +21,7 @@ from kubernetes.client.rest import ApiException
 from urllib3 import BaseHTTPResponse
 from urllib3.exceptions import HTTPError
 
+from functions.core import file_collector
 from functions.core.cluster import STUDY_LABEL, TRIAL_LABEL, Cluster
 from functions.core.errors import PermanentError, TemporaryError
 from functions.core.events import Event, trial_finished
@@ -91,6 +92,8 @@ class KubernetesExecutor:
         if launch.progress is not None and self._report_url:
             launch = replace(launch, env={**launch.env, "KATUNA_REPORT_URL": self._report_url})
         job = render_job(launch, self._defaults)
+        if launch.metrics_file is not None:
+            job = file_collector.wrap(job, primary_container_name(launch), launch.metrics_file)
         try:
             # The client sends a plain dict as it is; the Job is rendered as one by the pure core.
             self._batch.create_namespaced_job(self._namespace(launch), cast(client.V1Job, job))
@@ -210,8 +213,8 @@ class KubernetesExecutor:
                 response.release_conn()
 
     def read_file(self, launch: TrialLaunch, path: str) -> Iterator[str]:
-        """Files inside a trial's pod are out of reach; the file collector is for local trials."""
-        return iter(())
+        """The metrics file's lines, as the wrapped trial container copied them to its log."""
+        return file_collector.file_lines(self.output(launch))
 
 
 class KubernetesResources:
