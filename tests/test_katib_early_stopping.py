@@ -149,7 +149,7 @@ def test_trials_printing_as_katibs_images_do_are_stopped_by_katibs_rule(embedded
                                   earlyStopping={"algorithm": "medianstop",
                                                  "settings": {"min_trials_required": 2, "start_step": 2}})
     definition["trialTemplate"]["command"] = [sys.executable, str(KATIB_STYLE), "--x", "${trialParameters.x}",
-                                              "--epochs", "4", "--hold-after", "2", "--hold", "2"]
+                                              "--epochs", "3", "--hold-after", "2", "--hold", "3"]
     run_study(embedded, definition, tmp_path)
     trials = sorted(embedded.store.trials("demo"), key=lambda t: t.number)
     states = [t.state for t in trials]
