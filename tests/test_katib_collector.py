@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import math
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import run_study, study_definition
+from http_helpers import KATUNA
 
 from functions.core.lines import bounded_lines
 from functions.core.metrics import Observation, json_timestamp, parse_json_lines, parse_text, reduce
@@ -79,3 +81,24 @@ def test_a_file_without_the_objective_leaves_the_trial_without_metrics(embedded,
     trial = embedded.store.trials("demo")[0]
     assert trial.state == "FAIL"
     assert trial.reason.startswith("metrics unavailable: objective 'accuracy' never reported")
+
+
+@pytest.mark.slow
+def test_katuna_render_shows_the_wrapped_container_and_the_job_is_valid(tmp_path: Path):
+    """``katuna render`` prints the Job as the cluster gets it: the File collector's wrapper
+    around the command, and an emptyDir at the metrics file's folder, valid for Kubernetes."""
+    definition = study_definition(metricsCollector={"kind": "file", "path": "/var/log/katib/${trialSpec.Name}.log"})
+    definition["trialTemplate"]["image"] = "python:3.12"
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(definition))
+    done = subprocess.run([KATUNA, "render", "study.yaml", "--params", "x=1.5"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    job = yaml.safe_load(done.stdout)
+    pod = job["spec"]["template"]["spec"]
+    command = pod["containers"][0]["command"]
+    assert command[:2] == ["sh", "-c"] and command[3:5] == ["katuna-metrics-file", "/var/log/katib/demo-0.log"]
+    assert command[5:] == definition["trialTemplate"]["command"][:2] + ["--x", "1.5", "--mode", "ok"]
+    assert pod["containers"][0]["volumeMounts"] == [{"name": "katuna-metrics-file", "mountPath": "/var/log/katib"}]
+    checked = subprocess.run([sys.executable, "-m", "kubernetes_validate", "--strict", "-k", "1.33.0", "-"],
+                             input=done.stdout, capture_output=True, text=True, timeout=120)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
