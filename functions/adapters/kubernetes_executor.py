@@ -21,10 +21,11 @@ from kubernetes.client.rest import ApiException
 from urllib3 import BaseHTTPResponse
 from urllib3.exceptions import HTTPError
 
+from functions.core import file_collector
 from functions.core.cluster import STUDY_LABEL, TRIAL_LABEL, Cluster
 from functions.core.errors import OutputLost, PermanentError, TemporaryError
 from functions.core.events import Event, trial_finished
-from functions.core.job import primary_container_name, render_job
+from functions.core.job import primary_container_name, render_trial
 from functions.core.launch import TrialLaunch
 from functions.core.lines import bounded_lines
 from functions.core.resources import GROUP, PLURALS, VERSION, Ref
@@ -90,7 +91,7 @@ class KubernetesExecutor:
         """Create the Job; trials of studies with early stopping learn where to report progress."""
         if launch.progress is not None and self._report_url:
             launch = replace(launch, env={**launch.env, "KATUNA_REPORT_URL": self._report_url})
-        job = render_job(launch, self._defaults)
+        job = render_trial(launch, self._defaults)
         try:
             # The client sends a plain dict as it is; the Job is rendered as one by the pure core.
             self._batch.create_namespaced_job(self._namespace(launch), cast(client.V1Job, job))
@@ -218,8 +219,8 @@ class KubernetesExecutor:
                              "node, or were never scheduled")
 
     def read_file(self, launch: TrialLaunch, path: str) -> Iterator[str]:
-        """Files inside a trial's pod are out of reach; the file collector is for local trials."""
-        return iter(())
+        """The metrics file's lines, as the wrapped trial container copied them to its log."""
+        return file_collector.file_lines(self.output(launch))
 
 
 class KubernetesResources:

@@ -19,6 +19,7 @@ from functions.core.events import Event, trial_suggested
 from functions.core.launch import TrialLaunch, trial_launch
 from functions.core.records import COMPLETE, FAIL, WAITING, StudyRecord, TrialRecord
 from functions.handlers.base import Deps, go_on, record_output, tell
+from functions.handlers.prune import record_curve
 
 IMAGE_ID_CHARS = 512
 """An image reference with its digest is well under this; anything longer is cut."""
@@ -50,6 +51,8 @@ def handle(event: Event, deps: Deps) -> list[Event]:
                "exit_code": data.get("exitCode"), "finished_at": deps.clock(),
                "image_digest": _image_digest(data)}
     store.update_trial(record.name, trial.number, **outcome)
+    if state == COMPLETE and record.spec.early_stopping is not None:
+        record_curve(record, trial.number, deps)
     tell(record, deps, trial.number, state, values)
     return go_on(record, deps, replace(trial, **outcome))
 
