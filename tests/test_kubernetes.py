@@ -159,6 +159,7 @@ def test_a_finished_job_whose_pods_are_gone_is_a_lost_run_not_a_failure(kube: Ku
     from functions.core.cluster import Cluster
     from functions.core.errors import OutputLost
     from functions.core.launch import TrialLaunch
+    from functions.core.lines import what_is_left
 
     executor = KubernetesExecutor(Cluster(namespace="gone"), api_client(kube.url))
     command = [c.replace("${trialParameters.x}", "1") for c in study_definition()["trialTemplate"]["command"]]
@@ -177,6 +178,7 @@ def test_a_finished_job_whose_pods_are_gone_is_a_lost_run_not_a_failure(kube: Ku
     assert "are gone, and their logs with them" in finished.data["message"]
     with pytest.raises(OutputLost, match="no log of Job gone-0's last run is left"):
         list(executor.output(launch))
+    assert list(what_is_left(executor.output(launch))) == [], "a log view shows what is left: nothing"
     executor.stop(launch)
 
 
@@ -330,7 +332,7 @@ def test_trial_jobs_report_progress_and_the_pruner_deletes_the_losers(kube: Kube
         service.wait_for("job-prune", timeout=120)
         states = {t["number"]: (t["state"], t["reason"]) for t in trials(service, "job-prune")}
         pruned = [n for n, (state, _) in states.items() if state == "PRUNED"]
-        assert pruned and all(states[n][1].startswith("pruned at step") for n in pruned)
+        assert pruned and all(states[n][1].startswith("pruned at step") for n in pruned), states
         deleted = {name for ns, name, policy in kube.deleted if ns == "pruning" and policy == "Background"}
         assert {f"job-prune-{n}" for n in pruned} <= deleted
         env = {e["name"]: e["value"] for e in kube.created_jobs["job-prune-0"]["spec"]["template"]["spec"]

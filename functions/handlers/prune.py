@@ -2,7 +2,8 @@
 
 The value goes into Optuna's storage as the trial's intermediate value at that step; the
 pruner, rebuilt like the sampler, decides from the storage. A pruned trial's processes (or Job)
-are stopped, it is recorded as pruned at that step, and its slot is filled. A trial that
+are stopped, it is recorded as pruned at that step (with the metrics its output still holds:
+none when its pods went with the Job), and its slot is filled. A trial that
 completes gets the rest of its curve from its output (:func:`record_curve`).
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+from functions.core.errors import OutputLost
 from functions.core.events import Event
 from functions.core.launch import trial_launch
 from functions.core.metrics import StepCounter
@@ -34,7 +36,10 @@ def handle(event: Event, deps: Deps) -> list[Event]:
         return []
     launch = trial_launch(record, trial)
     deps.executor.stop(launch)
-    metrics, _ = record_output(record, trial, deps)
+    try:
+        metrics, _ = record_output(record, trial, deps)
+    except OutputLost:
+        metrics = {}
     metric = record.spec.objectives[0].metric
     outcome = {"state": PRUNED, "metrics": metrics, "finished_at": deps.clock(),
                "reason": f"pruned at step {data['step']} by the {early_stopping.algorithm} rule "
