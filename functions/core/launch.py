@@ -40,6 +40,8 @@ class TrialLaunch:
     primary_container: str | None = None
     progress: Progress | None = None
     """Set when intermediate values matter (early stopping): how to find them in the output."""
+    retain: bool = False
+    """Keep the finished attempt's Job: no ``ttlSecondsAfterFinished``."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,7 @@ def trial_launch(record: StudyRecord, trial: TrialRecord) -> TrialLaunch:
         trial_spec=tmpl.trial_spec,
         primary_container=tmpl.primary_container,
         progress=_progress(record) if spec.early_stopping else None,
+        retain=tmpl.retain,
     )
 
 
