@@ -59,7 +59,8 @@ def trial_launch(record: StudyRecord, trial: TrialRecord) -> TrialLaunch:
     tmpl = spec.trial_template
     name = job_name(spec.name, trial.number, trial.attempt)
     if tmpl.trial_spec is not None:
-        argv, env = trial_spec.local_process(tmpl.trial_spec, tmpl.primary_container, trial.params, name)
+        argv, env = trial_spec.local_process(tmpl.trial_spec, tmpl.primary_container, trial.params, name,
+                                             spec.trial_cluster.namespace)
     else:
         argv, env = template.render_command(tmpl.command, trial.params, name), {}
     env.update(template.render_env(tmpl.env, trial.params, name))
