@@ -1,8 +1,10 @@
 """Katib ``kubeflow.org/v1beta1`` Experiments, translated to katuna's native study format.
 
-The translation is structural: field by field, with Katib's defaults and validation rules, and
-every field katuna cannot honour reported as a problem (never dropped). The result is a native
-definition, validated like any other.
+The translation is structural: field by field, with Katib's defaults and its webhook's
+validation rules, and every field katuna cannot honour reported as a problem (never dropped).
+The result is a native definition, validated like any other; every problem, of the translation
+or of the native study, is reported at once with the Experiment's path (:mod:`katib_paths`).
+Values reach trials as the Experiment wrote them: a discrete ``"16"`` stays ``16``.
 """
 
 from __future__ import annotations
@@ -177,8 +179,8 @@ def _parameter(parameter: Mapping[str, Any], path: str, problems: list[Problem])
         problems.append(Problem(where, "required"))
         return out
     if kind in ("categorical", "discrete"):
-        problems += [Problem(where, f"feasibleSpace.min, .max and .step are not supported for parameterType {kind}")
-                     for _ in [1] if {"min", "max", "step"} & set(space)]
+        if {"min", "max", "step"} & set(space):
+            problems.append(Problem(where, f"feasibleSpace.min, .max and .step are not supported for parameterType {kind}"))
         values = list(space.get("list") or [])
         out["values"] = values if kind == "categorical" else [_discrete(v, f"{where}.list[{i}]", problems)
                                                               for i, v in enumerate(values)]
