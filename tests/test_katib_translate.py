@@ -118,6 +118,8 @@ WEBHOOK_RULES = {
         parameterType="categorical", feasibleSpace={"list": ["1"], "min": "0"}), "spec.parameters[0].feasibleSpace"),
     "objective among additional metrics": (lambda s: s["objective"].update(additionalMetricNames=["loss"]),
                                            "spec.objective.additionalMetricNames"),
+    "cmaes in one dimension": (lambda s: s["algorithm"].update(algorithmName="cmaes", algorithmSettings=[]),
+                               "spec.algorithm.algorithmName"),
     "no algorithm name": (lambda s: s["algorithm"].pop("algorithmName"), "spec.algorithm.algorithmName"),
     "no primary container": (lambda s: s["trialTemplate"].pop("primaryContainerName"),
                              "spec.trialTemplate.primaryContainerName"),

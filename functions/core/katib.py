@@ -79,6 +79,10 @@ def from_experiment(data: Mapping[str, Any]) -> dict[str, Any]:
         native["earlyStopping"] = _early_stopping(spec["earlyStopping"], problems)
     if (spec.get("algorithm") or {}).get("algorithmName") == "hyperband":
         _hyperband(native, problems)
+    if (spec.get("algorithm") or {}).get("algorithmName") == "cmaes" and \
+            sum(p.get("type") in ("int", "float") for p in native["parameters"]) < 2:
+        problems.append(Problem("spec.algorithm.algorithmName", "cmaes needs two or more int or double parameters, "
+                                                                "as Katib's CMA-ES services do"))
     pool = _node_pool(data, native["parallelism"], problems)
     if pool is not None:
         native["nodePool"] = pool
