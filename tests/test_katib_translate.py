@@ -13,7 +13,7 @@ import yaml
 from http_helpers import KATUNA
 from test_katib import experiment
 
-from functions.core import template
+from functions.core import katib, template
 from functions.core.cluster import Cluster
 from functions.core.errors import InvalidStudy
 from functions.core.formats import load_study
@@ -189,10 +189,9 @@ def test_katib_settings_become_optuna_settings_of_the_same_meaning(algorithm, se
 
 
 def test_bayesian_optimisation_settings_map_to_the_gp_sampler():
-    pytest.importorskip("torch")
-    spec, _ = load_study(yaml.safe_dump(_with_settings("bayesianoptimization", {
-        "base_estimator": "GP", "n_initial_points": "4", "acq_func": "EI", "acq_optimizer": "auto"})))
-    assert (spec.algorithm.name, dict(spec.algorithm.settings)) == ("gp", {"n_startup_trials": 4})
+    native = katib.from_experiment(_with_settings("bayesianoptimization", {
+        "base_estimator": "GP", "n_initial_points": "4", "acq_func": "EI", "acq_optimizer": "auto", "random_state": "7"}))
+    assert native["algorithm"] == {"name": "gp", "settings": {"n_startup_trials": 4}, "seed": 7}
 
 
 REFUSED = {
