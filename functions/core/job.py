@@ -132,7 +132,7 @@ def render_job(request: TrialLaunch, defaults: Cluster = NO_DEFAULTS) -> dict[st
         "podFailurePolicy": {"rules": [
             {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
         ]},
-        "ttlSecondsAfterFinished": cluster.ttl_seconds_after_finished,
+        "ttlSecondsAfterFinished": None if request.retain else cluster.ttl_seconds_after_finished,
         "template": {"metadata": {"labels": dict(job_labels)}, "spec": pod},
     }
     if request.timeout:

@@ -42,6 +42,8 @@ class TrialLaunch:
     """Set when intermediate values matter (early stopping): how to find them in the output."""
     metrics_file: str | None = None
     """The File collector's path, placeholders filled: where a cluster trial's wrapper reads."""
+    retain: bool = False
+    """Keep the finished attempt's Job: no ``ttlSecondsAfterFinished``."""
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,8 @@ def trial_launch(record: StudyRecord, trial: TrialRecord) -> TrialLaunch:
     tmpl = spec.trial_template
     name = job_name(spec.name, trial.number, trial.attempt)
     if tmpl.trial_spec is not None:
-        argv, env = trial_spec.local_process(tmpl.trial_spec, tmpl.primary_container, trial.params, name)
+        argv, env = trial_spec.local_process(tmpl.trial_spec, tmpl.primary_container, trial.params, name,
+                                             spec.trial_cluster.namespace)
     else:
         argv, env = template.render_command(tmpl.command, trial.params, name), {}
     env.update(template.render_env(tmpl.env, trial.params, name))
@@ -84,6 +87,7 @@ def trial_launch(record: StudyRecord, trial: TrialRecord) -> TrialLaunch:
         primary_container=tmpl.primary_container,
         progress=_progress(record) if spec.early_stopping else None,
         metrics_file=_metrics_file(record, trial, name),
+        retain=tmpl.retain,
     )
 
 

@@ -93,6 +93,11 @@ class TrialTemplate:
     max_attempts: int = 5
     trial_spec: Mapping[str, Any] | None = None
     primary_container: str | None = None
+    primary_pod_labels: tuple[tuple[str, str], ...] = ()
+    """The labels of the trial's pods whose primary container holds its metrics (Katib's
+    ``primaryPodLabels``); none: every pod of the trial."""
+    retain: bool = False
+    """Keep the finished trial's workload on the cluster (no TTL, never deleted)."""
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"maxAttempts": self.max_attempts}
@@ -102,6 +107,10 @@ class TrialTemplate:
             out["trialSpec"] = self.trial_spec
         if self.primary_container:
             out["primaryContainerName"] = self.primary_container
+        if self.primary_pod_labels:
+            out["primaryPodLabels"] = dict(self.primary_pod_labels)
+        if self.retain:
+            out["retain"] = True
         optional = {
             "env": dict(self.env),
             "workingDir": self.working_dir,

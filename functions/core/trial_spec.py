@@ -70,9 +70,10 @@ def primary_container(trial_spec: Mapping[str, Any], name: str | None) -> Mappin
 
 
 def local_process(trial_spec: Mapping[str, Any], primary: str | None, params: Mapping[str, Any],
-                  name: str) -> tuple[list[str], dict[str, str]]:
-    """The argv and extra environment of the primary container, to run as a local process."""
-    context = template.spec_context(name, labels=(trial_spec.get("metadata") or {}).get("labels"),
+                  name: str, namespace: str | None = None) -> tuple[list[str], dict[str, str]]:
+    """The argv and extra environment of the primary container, to run as a local process
+    (``${trialSpec.Namespace}`` is the study's namespace)."""
+    context = template.spec_context(name, namespace, labels=(trial_spec.get("metadata") or {}).get("labels"),
                                     annotations=(trial_spec.get("metadata") or {}).get("annotations"))
     container = template.substitute_tree(primary_container(trial_spec, primary), params, context)
     argv = [str(a) for a in (container.get("command") or []) + (container.get("args") or [])]

@@ -24,7 +24,7 @@ def parse_trial_template(r: Reader, data: Any, parameters: list[str | None]) -> 
     if data is None:
         r.fail(path, "required; expected a mapping with command")
     item = r.mapping(data, path, {"command", "env", "workingDir", "timeout", "image", "resources", "maxAttempts",
-                                  "trialSpec", "primaryContainerName"})
+                                  "trialSpec", "primaryContainerName", "primaryPodLabels", "retain"})
     trial_spec = item.get("trialSpec")
     primary = r.get(item, "primaryContainerName", path, "str")
     if (trial_spec is None) == ("command" not in item):
@@ -40,8 +40,12 @@ def parse_trial_template(r: Reader, data: Any, parameters: list[str | None]) -> 
     if max_attempts is not None and max_attempts < 1:
         r.fail(join(path, "maxAttempts"), "expected an integer >= 1")
     _check_placeholders(r, command, env, parameters, spec_names)
+    pod_labels = _string_map(r, item, "primaryPodLabels", path, key_pattern=None)
+    if pod_labels and trial_spec is None:
+        r.fail(join(path, "primaryPodLabels"), "only used with a trialSpec, whose pods it selects")
+    retain = bool(r.get(item, "retain", path, "bool"))
     return TrialTemplate(command, env, working_dir, timeout, image, resources, max_attempts or 5,
-                         trial_spec, primary)
+                         trial_spec, primary, pod_labels, retain)
 
 
 def _command(r: Reader, item: Mapping[str, Any], path: str) -> tuple[str, ...]:
