@@ -82,6 +82,7 @@ def experiment(parameters: tuple[dict, ...] = (), command: tuple[str, ...] = (),
     return yaml.safe_dump({
         "apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment", "metadata": {"name": "katib-style"},
         "spec": {"objective": {"type": "minimize", "objectiveMetricName": "loss"}, "maxTrialCount": 4,
+                 "algorithm": {"algorithmName": "random"},
                  "parameters": [{"name": "x", "parameterType": "double", "feasibleSpace": {"min": "-2", "max": "6"}},
                                 *parameters],
                  "trialTemplate": {
