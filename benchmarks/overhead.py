@@ -87,16 +87,12 @@ def run_optuna(trials: int, journal: Path | None = None) -> None:
     study.optimize(objective, n_trials=trials, n_jobs=2)
 
 
-def ray_timed(trials: int, variant: str, workdir: Path) -> tuple[float, float]:
-    """Ray Tune's ``Tuner.fit`` wall seconds and its ``ray.init`` seconds (Ray runs in its own process)."""
-    return peers.run_ray(trials, variant, workdir)
-
-
 def peer_tuners(trials: int, ray_trials: int, workdir: Path) -> dict[str, tuple]:
-    """The peers' runs of one round: Optuna on its RDB storage and, when asked, Ray Tune twice."""
+    """The peers' runs of one round: Optuna on its RDB storage and, when asked, Ray Tune twice (in
+    its own process, which reports ``Tuner.fit``'s wall seconds and ``ray.init``'s)."""
     tuners: dict[str, tuple] = {"optuna+rdb": (timed, peers.run_optuna_rdb, trials, workdir / "optuna.db")}
     if ray_trials:
-        tuners.update({f"ray+{variant}": (ray_timed, ray_trials, variant, workdir) for variant in peers.RAY_VARIANTS})
+        tuners.update({f"ray+{variant}": (peers.run_ray, ray_trials, variant, workdir) for variant in peers.RAY_VARIANTS})
     return tuners
 
 
@@ -145,11 +141,11 @@ def report_peers(runs: dict[str, list[tuple[float, float]]], trials: int, ray_tr
         print("Ray Tune: not installed in this interpreter (or --ray off); `make bench-peers` runs it")
         return figures
     print(f"Ray Tune, {ray_trials} trials a run, 2 at a time; wall of Tuner.fit, ray.init apart:")
-    print(f"{'tuner':<15} {'wall s':>8} {'per trial ms':>13} {'ray.init s':>11}")
+    print(f"{'tuner':<15} {'wall s':>8} {'ms a trial':>13} {'ray.init s':>11}")
     for variant in peers.RAY_VARIANTS:
         name = f"ray+{variant}"
         wall, init = (statistics.median(w for w, _ in runs[name]), statistics.median(i for _, i in runs[name]))
-        print(f"{name:<15} {wall:8.2f} {wall / ray_trials * 2000:13.1f} {init:11.2f}")
+        print(f"{name:<15} {wall:8.2f} {wall / ray_trials * 1000:13.1f} {init:11.2f}")
         prefix = "ray" if variant == "tuned" else f"ray_{variant}"
         figures[f"{prefix}_wall_ms_per_trial"] = wall / ray_trials * 1000
         figures[f"{prefix}_init_s"] = init
