@@ -5,6 +5,7 @@ No timing is asserted here: the targets live in the scripts' own output.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import subprocess
@@ -24,9 +25,9 @@ def figures(stdout: str) -> dict[str, str]:
     return dict(re.findall(r"^(\w+)=(\S+)$", stdout, re.MULTILINE))
 
 
-def run(script: str, tmp_path: Path, *extra: str) -> tuple[dict[str, str], dict]:
+def run(script: str, tmp_path: Path, *extra: str, timeout: float = 240) -> tuple[dict[str, str], dict]:
     done = subprocess.run([sys.executable, str(BENCHMARKS / script), "--quick", "--out", str(tmp_path), *extra],
-                          capture_output=True, text=True, timeout=240, cwd=tmp_path)
+                          capture_output=True, text=True, timeout=timeout, cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     name = script.removesuffix(".py")
     assert (tmp_path / f"{name}.png").stat().st_size > 1000
@@ -39,10 +40,55 @@ def number(value: str) -> float:
 
 
 def test_overhead(tmp_path: Path):
-    found, result = run("overhead.py", tmp_path)
+    found, result = run("overhead.py", tmp_path, "--ray", "off")
     assert number(found["overhead_ratio"]) > 0 and number(found["overhead_ratio_vs_persistent"]) > 0
     assert number(found["katuna_cpu_ms_per_trial"]) > 0
-    assert result["trials"] == 10
+    assert number(found["optuna_rdb_ratio"]) > 0 and number(found["optuna_rdb_wall_s"]) > 0
+    assert list(found)[-1] == "overhead_ratio", "the headline figure stays the last line"
+    assert result["trials"] == 10 and len(result["runs"]["optuna+rdb"]) == 1
+    assert result["ray_trials"] == 0 and not any(name.startswith("ray") for name in found)
+
+
+def load_peers():
+    """benchmarks/peers.py as a module (the benchmarks are scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location("peers", BENCHMARKS / "peers.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_peers(tmp_path: Path):
+    """The Optuna RDB peer leaves a study that optuna-dashboard could open: every trial complete."""
+    import optuna
+
+    database = tmp_path / "optuna.db"
+    load_peers().run_optuna_rdb(3, database)
+    storage = optuna.storages.RDBStorage(f"sqlite:///{database}")
+    [summary] = optuna.get_all_study_summaries(storage)
+    trials = optuna.load_study(study_name=summary.study_name, storage=storage).get_trials()
+    assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 3
+    assert all(t.value == (t.params["x"] - 2) ** 2 for t in trials), "the loss the trial process printed"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ray") is not None, reason="Ray Tune is installed here")
+def test_overhead_refuses_ray_when_it_is_not_installed(tmp_path: Path):
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "overhead.py"), "--quick", "--ray", "on",
+                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert done.returncode == 2 and "make bench-peers" in done.stderr, done.stderr
+    assert not (tmp_path / "overhead.json").exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None,
+                    reason="Ray Tune is not in requirements.lock (it is large); `make bench-peers` installs it "
+                           "into .venv-peers, where this test runs")
+@pytest.mark.timeout(900)  # two Ray clusters started and stopped: minutes on a loaded machine
+def test_overhead_beside_ray_tune(tmp_path: Path):
+    found, result = run("overhead.py", tmp_path, "--ray", "on", timeout=840)
+    assert result["ray_trials"] == 4
+    for prefix in ("ray", "ray_default"):
+        assert number(found[f"{prefix}_ratio"]) > 0 and number(found[f"{prefix}_wall_ms_per_trial"]) > 0
+        assert number(found[f"{prefix}_init_s"]) > 0
+    assert len(result["runs"]["ray+tuned"]) == len(result["runs"]["ray+default"]) == 1
 
 
 def test_handler_latency(tmp_path: Path):
