@@ -214,8 +214,8 @@ def _discrete(value: Any, path: str, problems: list[Problem]) -> Any:
 
 
 def _algorithm(algorithm: Mapping[str, Any], problems: list[Problem]) -> dict[str, Any]:
-    """The sampler, with each Katib setting in Optuna's terms (hyperband's kept as given: they
-    are translated with the search space)."""
+    """The sampler, with each Katib setting in Optuna's terms (hyperband's kept as given, but
+    ``random_state``, the seed of every algorithm: they are translated with the search space)."""
     name = algorithm.get("algorithmName")
     path = "spec.algorithm"
     if not name:
@@ -226,6 +226,11 @@ def _algorithm(algorithm: Mapping[str, Any], problems: list[Problem]) -> dict[st
     out: dict[str, Any] = {"name": ALGORITHMS.get(str(name), name or "random"), "settings": {}}
     if name == "hyperband":
         out["settings"] = {s.get("name"): typed_setting(s.get("value")) for s in given}
+        seed = out["settings"].pop("random_state", None)
+        if isinstance(seed, int):
+            out["seed"] = seed
+        elif seed is not None:
+            problems.append(Problem(f"{path}.algorithmSettings", f"random_state must be an integer, got {seed!r}"))
     elif name in ALGORITHMS:
         settings, seed, wrong = katib_algorithms.translate(name, given, f"{path}.algorithmSettings")
         problems += wrong
