@@ -16,6 +16,7 @@ from http_helpers import Service
 from kube_standin import katib_api
 from kube_stub import KubeStub
 from kubeflow.katib import KatibClient, search
+from kubeflow.katib.api_client import ApiClient as KatibApiClient
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 from test_studyjob import studyjob
@@ -57,7 +58,8 @@ def configuration(kube: KubeStub, user: str = USER) -> client.Configuration:
 
 class ModelBodies(client.CustomObjectsApi):
     """The custom objects API as ``kubernetes`` < 37 offered it to Katib's SDK: a model object
-    as a request body is serialised (``sanitize_for_serialization``) rather than refused.
+    as a request body is serialised by its own ``attribute_map`` (the SDK's ``ApiClient``
+    does exactly that) rather than refused.
 
     ``kubeflow-katib`` 0.19 hands ``create_namespaced_custom_object`` a ``V1beta1Experiment``
     (``tune()`` always does); ``kubernetes`` 37, which katuna pins and which the SDK's own
@@ -67,7 +69,7 @@ class ModelBodies(client.CustomObjectsApi):
     """
 
     def create_namespaced_custom_object(self, group, version, namespace, plural, body, **kwargs):
-        body = self.api_client.sanitize_for_serialization(body)
+        body = KatibApiClient().sanitize_for_serialization(body)
         return super().create_namespaced_custom_object(group, version, namespace, plural, body, **kwargs)
 
 
