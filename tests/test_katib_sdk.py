@@ -6,6 +6,7 @@ applied, shown and deleted as kubectl does."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -73,9 +74,25 @@ class ModelBodies(client.CustomObjectsApi):
         return super().create_namespaced_custom_object(group, version, namespace, plural, body, **kwargs)
 
 
+class TypeNames(KatibApiClient):
+    """The SDK's deserialiser reading ``kubernetes`` 37's model type names: the SDK's models hold
+    ``kubernetes`` models (``V1ObjectMeta``), whose ``openapi_types`` now say ``Dict[str, str]``
+    and ``List[...]`` where the SDK's reader knows ``dict(str, str)`` and ``list[...]``; it fails
+    on any object with labels (every Trial Katib makes has them) whatever the cluster."""
+
+    def _ApiClient__deserialize(self, data, klass):  # noqa: N802 - the name-mangled method it replaces
+        if isinstance(klass, str):
+            klass = re.sub(r"^Dict\[(\w+), (.*)\]$", r"dict(\1, \2)", re.sub(r"^List\[(.*)\]$", r"list[\1]", klass))
+        return super()._ApiClient__deserialize(data, klass)
+
+
 def katib(kube: KubeStub) -> KatibClient:
+    """Katib's client for the SDK's user, with the two shims that let ``kubeflow-katib`` 0.19 run
+    on ``kubernetes`` 37 (:class:`ModelBodies`, :class:`TypeNames`); katuna sees the requests
+    the SDK makes with an older ``kubernetes``."""
     sdk = KatibClient(client_configuration=configuration(kube), namespace=TEAM)
     sdk.custom_api = ModelBodies(sdk.custom_api.api_client)
+    sdk.api_client = TypeNames()
     return sdk
 
 
@@ -145,7 +162,7 @@ def test_an_invalid_experiment_fails_with_every_problem_in_its_conditions(kube: 
     failed = sdk.wait_for_experiment_condition("sdk-broken", expected_condition="Failed", timeout=60,
                                                polling_interval=1)
     message = failed.status.conditions[-1].message
-    assert "spec.objective.type" in message
+    assert "maximise" in message and "minimize or maximize" in message
     sdk.delete_experiment("sdk-broken")
 
 
@@ -178,6 +195,7 @@ def test_the_api_refuses_a_taken_name_and_a_name_it_cannot_hold(kube: KubeStub):
     assert gone.value.status == 404
 
 
+@pytest.mark.slow
 def test_katib_kinds_are_ignored_where_the_overlay_is_not_enabled(tmp_path: Path):
     kube = KubeStub(namespaces=(TEAM,))
     katib_api.install(kube)
@@ -197,10 +215,12 @@ def test_katib_kinds_are_ignored_where_the_overlay_is_not_enabled(tmp_path: Path
 @pytest.mark.slow
 def test_a_studyjob_is_applied_shown_and_deleted_as_kubectl_does(kube: KubeStub, service: Service):
     job = studyjob(studyName="sdk-sj", requestcount=1)
+    template = job["spec"]["workerSpec"]["goTemplate"]
+    template["rawTemplate"] = template["rawTemplate"].replace("- name: {{.WorkerID}}", "- name: worker")
     job["metadata"] = {"name": "sdk-sj", "namespace": TEAM}
     kube.apply(job)
     done = service.wait_for("sdk-sj", timeout=90)
-    assert done["status"] == "completed"
+    assert done["status"] == "completed", done
     shown = wait_until(lambda: kube.get_resource("studyjobs.kubeflow.org", TEAM, "sdk-sj")[1].get("status", {})
                        .get("phase") == "Succeeded" and kube.get_resource("studyjobs.kubeflow.org", TEAM, "sdk-sj")[1],
                        "the StudyJob's status")
