@@ -225,7 +225,7 @@ class ClusterResources:
     def list(self, namespace: str) -> list[Mapping[str, Any]]:
         return self._target().list(namespace)
 
-    def list_katib(self) -> list[Mapping[str, Any]]:
+    def list_katib(self) -> Sequence[Mapping[str, Any]]:
         return self._target().list_katib() if self.katib_api else []
 
     def put_trials(self, owner: Ref, trials: Sequence[Mapping[str, Any]]) -> None:

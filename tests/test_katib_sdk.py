@@ -23,6 +23,7 @@ from kubernetes.client.rest import ApiException
 from test_studyjob import studyjob
 
 from functions.core import resources
+from functions.core.events import APISERVER_EVENTS, OVERLAY_OBJECTS
 from functions.core.katib_trials import EXPERIMENT_LABEL
 
 ROOT = Path(__file__).parent.parent
@@ -273,3 +274,21 @@ def printer_columns(resource: str) -> dict[str, str]:
     crds = yaml.safe_load_all((ROOT / "knative" / "katib-api" / "crds.yaml").read_text())
     crd = next(c for c in crds if c and c["spec"]["names"]["plural"] == plural)
     return {c["name"]: c["jsonPath"] for c in crd["spec"]["versions"][0]["additionalPrinterColumns"]}
+
+
+def test_the_overlay_builds_and_routes_katibs_kinds_to_the_resource_function():
+    from test_deploy_kustomize import KNATIVE, render
+
+    objects = render(KNATIVE, components=("katib-api",))
+    sources = [o for o in objects if o["kind"] == "ApiServerSource" and o["metadata"]["name"] == "katuna-katib"]
+    assert [sorted(r["apiVersion"] for r in s["spec"]["resources"]) for s in sources] == \
+        [sorted(OVERLAY_OBJECTS["resource"])]
+    assert sources[0]["spec"]["namespaceSelector"] == {}, "Experiments of every namespace"
+    routed = {(t["spec"]["filters"][0]["exact"]["type"], t["spec"]["filters"][0]["exact"]["apiversion"])
+              for t in objects if t["kind"] == "Trigger" and t["spec"]["subscriber"]["uri"] == "/functions/resource"}
+    assert {(e, v) for e in APISERVER_EVENTS for v in OVERLAY_OBJECTS["resource"]} <= routed
+    [service] = [o for o in objects if o["kind"] == "Service" and o["apiVersion"].startswith("serving.knative.dev")]
+    env = {e["name"]: e.get("value") for e in service["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["KATUNA_KATIB_API"] == "true"
+    crds = {o["metadata"]["name"] for o in objects if o["kind"] == "CustomResourceDefinition"}
+    assert {"experiments.kubeflow.org", "trials.kubeflow.org", "studyjobs.kubeflow.org"} <= crds

@@ -286,12 +286,12 @@ class KubernetesResources:
         return self._objects().list_namespaced_custom_object(GROUP, VERSION, namespace, plural, limit=LIST_PAGE)
 
 
-    def list_katib(self) -> list[Mapping[str, Any]]:
+    def list_katib(self) -> Sequence[Mapping[str, Any]]:
         """Every Katib Experiment and StudyJob in every namespace the service may list (one
         request per kind; none of a kind whose definition is not installed)."""
-        if not self.katib_api:
-            return []
         found: list[Mapping[str, Any]] = []
+        if not self.katib_api:
+            return found
         for api_version in KATIB_API_VERSIONS:
             group, _, version = api_version.partition("/")
             for kind in KINDS[api_version]:

@@ -172,7 +172,7 @@ class Resources(Protocol):
     katib_api: bool
     """Whether Katib's own kinds (``kubeflow.org``, served by the overlay) are watched too."""
 
-    def list_katib(self) -> list[Mapping[str, Any]]:
+    def list_katib(self) -> Sequence[Mapping[str, Any]]:
         """Every Katib Experiment and StudyJob in every namespace (none where ``katib_api`` is off)."""
 
     def put_trials(self, owner: Ref, trials: Sequence[Mapping[str, Any]]) -> None:

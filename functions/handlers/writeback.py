@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from functions.core.errors import StudyNotFound
 from functions.core.events import Event
-from functions.core.records import StudyRecord
 from functions.core.katib_trials import trial_resource, trial_status
+from functions.core.records import StudyRecord
 from functions.core.resources import Origin, study_status
 from functions.handlers.base import Deps
 

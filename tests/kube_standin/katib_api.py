@@ -17,6 +17,7 @@ import uuid
 from dataclasses import replace
 
 import yaml
+
 from kube_standin.objects import DNS_SUBDOMAIN, invalid, not_found, now, snapshot, status, suffix
 from kube_standin.rbac import MANIFESTS, RBAC_KINDS, _in_namespace
 from kube_standin.server import Call, Kind
