@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from wsgiref.types import WSGIApplication
 
@@ -57,7 +57,7 @@ class Runtime:
         self.queue = SqliteQueue(settings.db, settings.busy_timeout)
         self.executor = self._executor()
         self.node_pools = node_pools(settings)
-        self.resources = ClusterResources(settings.k8s_api, watched_namespace(settings))
+        self.resources = ClusterResources(settings.k8s_api, watched_namespace(settings), settings.katib_api)
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._metrics = self._service_metrics()
@@ -203,16 +203,17 @@ class ClusterResources:
     Kubernetes client imported and connected at first use: only a cluster sends their events,
     and a service without one should not pay for the import."""
 
-    def __init__(self, host: str | None, namespace: str | None = None) -> None:
+    def __init__(self, host: str | None, namespace: str | None = None, katib_api: bool = False) -> None:
         self._host = host
         self._resources: Any = None
         self.namespace = namespace
+        self.katib_api = katib_api
 
     def _target(self) -> Any:
         if self._resources is None:
             from functions.adapters.kubernetes_executor import KubernetesResources, api_client
 
-            self._resources = KubernetesResources(lambda: api_client(self._host))
+            self._resources = KubernetesResources(lambda: api_client(self._host), self.katib_api)
         return self._resources
 
     def get(self, ref: Ref) -> Mapping[str, Any] | None:
@@ -223,3 +224,9 @@ class ClusterResources:
 
     def list(self, namespace: str) -> list[Mapping[str, Any]]:
         return self._target().list(namespace)
+
+    def list_katib(self) -> Sequence[Mapping[str, Any]]:
+        return self._target().list_katib() if self.katib_api else []
+
+    def put_trials(self, owner: Ref, trials: Sequence[Mapping[str, Any]]) -> None:
+        self._target().put_trials(owner, trials)

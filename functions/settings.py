@@ -29,6 +29,14 @@ def _pairs(text: str) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+def _flag(value: str) -> bool:
+    """A yes/no setting: ``true``/``1``/``yes`` or ``false``/``0``/``no``."""
+    lowered = value.strip().lower()
+    if lowered not in ("true", "1", "yes", "false", "0", "no"):
+        raise ValueError(f"expected true or false, got {value!r}")
+    return lowered in ("true", "1", "yes")
+
+
 def _list(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
@@ -97,6 +105,10 @@ class Settings:
     ``KATUNA_MAX_BODY`` bytes. ``KUBERNETES_SERVICE_HOST`` (set by Kubernetes in every pod) tells
     that the service runs in a cluster: its reconcile pass then compares the study resources of
     ``KATUNA_K8S_NAMESPACE`` with the stored studies, as it does wherever ``KATUNA_K8S_API`` is set.
+    ``KATUNA_KATIB_API`` (false): ``true`` where the overlay ``knative/katib-api`` serves Katib's
+    own kinds (``kubeflow.org/v1beta1`` Experiment, ``kubeflow.org/v1alpha1`` StudyJob): the
+    reconcile pass then also takes those of every namespace, runs their trials in their
+    namespace, and keeps their status and Katib Trial resources up to date.
 
     Bounds on what one submitted study may ask (:class:`functions.core.limits.Limits`), each
     a positive number: ``KATUNA_MAX_PARALLELISM`` trials at once (1,000); ``KATUNA_MAX_TRIALS``,
@@ -143,6 +155,7 @@ class Settings:
     oidc_issuer_url: str = "https://kubernetes.default.svc"
     max_dead_letters: int = 1000
     in_cluster: bool = False
+    katib_api: bool = False
     limits: Limits = Limits()
 
     @classmethod
@@ -165,6 +178,7 @@ class Settings:
             "oidc_audience": ("OIDC_AUDIENCE", str), "oidc_issuer_url": ("OIDC_ISSUER_URL", str),
             "max_dead_letters": ("MAX_DEAD_LETTERS", int),
             "metrics_token": ("METRICS_TOKEN", str),
+            "katib_api": ("KATIB_API", _flag),
         }
         values = {field: kind(env[PREFIX + name]) for field, (name, kind) in read.items() if env.get(PREFIX + name)}
         if env.get("K_SINK"):

@@ -40,6 +40,11 @@ RESOURCES_EVERY = 60.0
 """Seconds between comparisons of the study resources on the cluster with the stored studies
 (as often as the Knative PingSource ticks; the first at the first tick)."""
 
+KATIB_RESOURCES_EVERY = 2.0
+"""The same where Katib's kinds are watched (``KATUNA_KATIB_API``): in queue mode no
+ApiServerSource tells of a new Experiment, and Katib's SDK expects its first condition within
+seconds (a list per kind each time)."""
+
 
 class Watcher:
     """Watches the studies ``select`` returns, on behalf of one executor and one queue.
@@ -93,8 +98,9 @@ class Watcher:
         """Now and then, the events of study resources whose own never came (none without a cluster)."""
         now = time.monotonic()
         resources = self._deps.resources
+        every = KATIB_RESOURCES_EVERY if resources is not None and resources.katib_api else RESOURCES_EVERY
         if resources is None or resources.namespace is None or (
-                self._resources_checked is not None and now - self._resources_checked < RESOURCES_EVERY):
+                self._resources_checked is not None and now - self._resources_checked < every):
             return
         self._resources_checked = now
         for event in resource_events(self._deps, self._deps.store.list_studies()):

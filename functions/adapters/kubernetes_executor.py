@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from functools import partial
 from typing import Any, cast
@@ -28,7 +28,7 @@ from functions.core.events import Event, trial_finished
 from functions.core.job import primary_container_name, render_trial
 from functions.core.launch import TrialLaunch
 from functions.core.lines import bounded_lines
-from functions.core.resources import GROUP, PLURALS, VERSION, Ref
+from functions.core.resources import GROUP, KATIB_API_VERSIONS, KINDS, PLURALS, VERSION, Ref
 
 log = logging.getLogger("katuna.kubernetes")
 
@@ -227,9 +227,10 @@ class KubernetesResources:
     """Implements :class:`functions.core.ports.Resources` with the custom objects API; the
     client is made at first use."""
 
-    def __init__(self, connect: Callable[[], client.ApiClient]) -> None:
+    def __init__(self, connect: Callable[[], client.ApiClient], katib_api: bool = False) -> None:
         self._connect = connect
         self._api: client.CustomObjectsApi | None = None
+        self.katib_api = katib_api
 
     def _objects(self) -> client.CustomObjectsApi:
         if self._api is None:
@@ -240,8 +241,8 @@ class KubernetesResources:
         return self._api
 
     def get(self, ref: Ref) -> Mapping[str, Any] | None:
-        return _read(lambda: self._objects().get_namespaced_custom_object(GROUP, VERSION, ref.namespace, ref.plural,
-                                                                          ref.name), f"read {ref}")
+        return _read(lambda: self._objects().get_namespaced_custom_object(ref.group, ref.version, ref.namespace,
+                                                                          ref.plural, ref.name), f"read {ref}")
 
     def write_status(self, ref: Ref, uid: str, status: Mapping[str, Any]) -> bool:
         """Replace the status subresource, guarded by the resource's uid: a JSON patch whose first
@@ -253,7 +254,8 @@ class KubernetesResources:
                  {"op": "add", "path": "/status", "value": {k: v for k, v in status.items() if v is not None}}]
         try:
             self._objects().patch_namespaced_custom_object_status(
-                GROUP, VERSION, ref.namespace, ref.plural, ref.name, patch, _content_type="application/json-patch+json")
+                ref.group, ref.version, ref.namespace, ref.plural, ref.name, patch,
+                _content_type="application/json-patch+json")
         except ApiException as exc:
             if exc.status == 404 or (exc.status == 422 and not self._is(ref, uid)):
                 return False
@@ -291,6 +293,45 @@ class KubernetesResources:
             return self._objects().list_namespaced_custom_object(GROUP, VERSION, namespace, plural, limit=LIST_PAGE,
                                                                  _continue=token)
         return self._objects().list_namespaced_custom_object(GROUP, VERSION, namespace, plural, limit=LIST_PAGE)
+
+
+    def list_katib(self) -> Sequence[Mapping[str, Any]]:
+        """Every Katib Experiment and StudyJob in every namespace the service may list (one
+        request per kind; none of a kind whose definition is not installed)."""
+        found: list[Mapping[str, Any]] = []
+        if not self.katib_api:
+            return found
+        for api_version in KATIB_API_VERSIONS:
+            group, _, version = api_version.partition("/")
+            for kind in KINDS[api_version]:
+                page = _read(partial(self._objects().list_cluster_custom_object, group, version, PLURALS[kind]),
+                             f"list the {PLURALS[kind]}.{group}")
+                found += [{**item, "apiVersion": api_version, "kind": kind} for item in (page or {}).get("items") or []]
+        return found
+
+    def put_trials(self, owner: Ref, trials: Sequence[Mapping[str, Any]]) -> None:
+        """Create the missing Trials of the Experiment at ``owner``, then write each status that
+        differs from the API's (one list, then only the writes that change something)."""
+        api = self._objects()
+        group, version = owner.group, owner.version
+        listed = _read(partial(api.list_namespaced_custom_object, group, version, owner.namespace, "trials",
+                               label_selector=f"katib.kubeflow.org/experiment={owner.name}"), f"list the trials of {owner}")
+        current = {item["metadata"]["name"]: item for item in (listed or {}).get("items") or []}
+        for trial in trials:
+            name = trial["metadata"]["name"]
+            body = {k: v for k, v in trial.items() if k != "status"}
+            try:
+                if name not in current:
+                    current[name] = api.create_namespaced_custom_object(group, version, owner.namespace, "trials", body)
+                if current[name].get("status") != trial["status"]:
+                    api.patch_namespaced_custom_object_status(group, version, owner.namespace, "trials", name,
+                                                              {"status": trial["status"]},
+                                                              _content_type="application/merge-patch+json")
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise _translate(exc, f"write the Trial {name} of {owner}") from exc
+            except HTTPError as exc:
+                raise _translate(exc, f"write the Trial {name} of {owner}") from exc
 
 
 def _final_condition(job: Any) -> Any | None:

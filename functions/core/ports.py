@@ -169,5 +169,16 @@ class Resources(Protocol):
         """Every study resource (Study and Experiment) in ``namespace`` as the API holds them
         now, each with its ``apiVersion`` and ``kind``."""
 
+    katib_api: bool
+    """Whether Katib's own kinds (``kubeflow.org``, served by the overlay) are watched too."""
+
+    def list_katib(self) -> Sequence[Mapping[str, Any]]:
+        """Every Katib Experiment and StudyJob in every namespace (none where ``katib_api`` is off)."""
+
+    def put_trials(self, owner: Ref, trials: Sequence[Mapping[str, Any]]) -> None:
+        """Make the Katib Trial resources of the Experiment at ``owner`` what ``trials`` say
+        (each a resource with its ``status``): create the missing ones, write the status of
+        those whose status differs."""
+
 
 Clock = Callable[[], float]

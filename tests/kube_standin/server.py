@@ -36,6 +36,7 @@ KINDS = {
     ("katuna.dev", "studies"): Kind("Study", "katuna.dev/v1"),
     ("katuna.dev", "experiments"): Kind("Experiment", "katuna.dev/v1"),
 }
+"""Katib's kinds join these where the overlay is installed (:mod:`kube_standin.katib_api`)."""
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ def handler(cluster) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             body = json.loads(self.rfile.read(length)) if length else None
             call = parse(self.command, self.path, body, self.headers.get("Content-Type", ""))
-            if call is None or (call.group, call.resource) not in KINDS:
+            if call is None or (call.group, call.resource) not in cluster.kinds:
                 self._send(404, status(404, "NotFound", "the server could not find the requested resource"))
                 return
             request = Request(self._user(), call.verb(), call.group, call.resource, call.subresource,
@@ -116,7 +117,7 @@ def handler(cluster) -> type[BaseHTTPRequestHandler]:
         do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = _handle  # noqa: N815
 
         def _watch(self, call: Call) -> None:
-            kind = KINDS[(call.group, call.resource)]
+            kind = cluster.kinds[(call.group, call.resource)]
             timeout = float(call.query.get("timeoutSeconds") or 60)
             bookmarks = cluster.bookmark_seconds if call.query.get("allowWatchBookmarks") in ("true", "1") else None
             self.send_response(200)
