@@ -23,8 +23,8 @@ from functions.handlers.base import Deps
 log = logging.getLogger("katuna.nodes")
 
 
-def _due(use: PoolUse, now: float) -> bool:
-    return use.watching() and (use.looked_at is None or now - use.looked_at >= LOOK_EVERY)
+def _due(use: PoolUse, now: float, every: float = LOOK_EVERY) -> bool:
+    return use.watching() and (use.looked_at is None or now - use.looked_at >= every)
 
 
 def looks_due(deps: Deps) -> bool:
@@ -33,13 +33,14 @@ def looks_due(deps: Deps) -> bool:
     return deps.nodes is not None and any(_due(use, now) for use in deps.store.pool_uses())
 
 
-def look_at_nodes(deps: Deps) -> None:
-    """List the nodes of each pool use that is due, and store what the look found."""
+def look_at_nodes(deps: Deps, every: float = LOOK_EVERY) -> None:
+    """List the nodes of each pool use not looked at for ``every`` seconds, and store what the
+    look found."""
     if deps.nodes is None:
         return
     now = deps.clock()
     for use in deps.store.pool_uses():
-        if not _due(use, now):
+        if not _due(use, now, every):
             continue
         labels = {SELECTOR_KEYS[use.provider]: use.pool}
         try:

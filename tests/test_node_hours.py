@@ -1,0 +1,152 @@
+"""A study's node-hours, measured from its pool's Node objects: the looks, the figure, and where
+a user reads it (``GET /studies/{name}``, ``katuna show``, the dashboard)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from conftest import study_definition
+from kube_stub import KubeStub, NodePool
+
+from functions.adapters.kubernetes_executor import KubernetesExecutor, KubernetesNodes, api_client
+from functions.adapters.sqlite_store import SqliteStore
+from functions.core.cluster import Cluster
+from functions.core.errors import InvalidStudy
+from functions.core.events import pool_check
+from functions.core.node_hours import NodeLife, NodeSeen, node_hours, observe
+from functions.core.records import READY, RELEASED, PoolUse, StudyRecord
+from functions.core.validate import parse_study
+from functions.core.views import study_view
+from functions.dispatch import Dispatcher
+from functions.handlers import Deps
+from functions.handlers.node_hours import look_at_nodes
+
+POOL = "katuna-hours"
+SELECTOR = {"cloud.google.com/gke-nodepool": POOL}
+
+
+def test_a_node_counts_from_its_creation_to_halfway_between_the_looks_around_its_end():
+    lives = observe((), [NodeSeen("a", 100.0), NodeSeen("b", 160.0)], now=200.0)
+    lives = observe(lives, [NodeSeen("b", 160.0)], now=260.0)
+    lives = observe(lives, [NodeSeen("b", 160.0), NodeSeen("c", 250.0)], now=320.0)
+    assert lives == (NodeLife("a", 100.0, 200.0, 260.0), NodeLife("b", 160.0, 320.0), NodeLife("c", 250.0, 320.0))
+    assert node_hours(lives, start=0.0, end=320.0) * 3600 == pytest.approx((230 - 100) + (320 - 160) + (320 - 250))
+    assert node_hours(lives, start=150.0, end=300.0) * 3600 == pytest.approx((230 - 150) + (300 - 160) + (300 - 250))
+
+
+def test_a_name_that_comes_back_is_another_node():
+    lives = observe((), [NodeSeen("a", 100.0)], now=200.0)
+    lives = observe(lives, [NodeSeen("a", 230.0)], now=260.0)
+    assert lives == (NodeLife("a", 100.0, 200.0, 260.0), NodeLife("a", 230.0, 260.0))
+
+
+def test_a_shared_pool_stops_counting_when_the_study_lets_it_go():
+    lives = (NodeLife("a", 0.0, 7200.0),)
+    use = PoolUse("u", "s", POOL, "gke", "spot", ("e2-standard-4",), 3, shared=True, phase=RELEASED,
+                  requested_at=0.0, released_at=3600.0, nodes=lives, looked_at=7200.0)
+    assert use.node_hours(now=7200.0) == pytest.approx(1.0) and not use.watching()
+    assert replace(use, shared=False).node_hours(now=7200.0) == pytest.approx(2.0)
+    assert replace(use, shared=False).watching(), "an own pool is watched until its nodes are gone"
+
+
+def test_a_price_per_node_hour_is_a_number_of_zero_or_more():
+    pool = {"provider": "gke", "maxNodes": 3}
+    assert parse_study(study_definition(nodePool={**pool, "pricePerNodeHour": 0.04})).node_pool.price_per_node_hour \
+        == 0.04
+    with pytest.raises(InvalidStudy, match="nodePool.pricePerNodeHour"):
+        parse_study(study_definition(nodePool={**pool, "pricePerNodeHour": -1}))
+    with pytest.raises(InvalidStudy, match="nodePool.pricePerNodeHour"):
+        parse_study(study_definition(nodePool={**pool, "pricePerNodeHour": "cheap"}))
+
+
+def _job(name: str) -> dict:
+    """A trial Job on the pool: one node's worth of cpu for two seconds."""
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
+            "spec": {"template": {"spec": {
+                "restartPolicy": "Never", "nodeSelector": SELECTOR,
+                "containers": [{"name": "trial", "image": "python:3.12",
+                                "command": [sys.executable, "-c", "import time; time.sleep(2)"],
+                                "resources": {"requests": {"cpu": "3"}}}]}}}}
+
+
+def _wait(condition: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"waited {timeout} s for {what}"
+        time.sleep(0.05)
+
+
+def _ready_seconds(kube: KubeStub) -> float:
+    """The pool's node-seconds as the autoscaler recorded them (Ready nodes over time)."""
+    timeline = kube.timeline
+    return sum(counts.get(POOL, 0) * (later - at) for (at, counts), (later, _) in zip(timeline, timeline[1:]))
+
+
+@pytest.mark.slow
+def test_node_hours_are_the_lifetimes_of_the_nodes_the_autoscaler_made_and_removed(tmp_path: Path):
+    kube = KubeStub(pools=lambda: [NodePool(POOL, 0, 3, dict(SELECTOR))], boot_seconds=0.2, idle_seconds=0.5)
+    store = SqliteStore(tmp_path / "katuna.db")
+    try:
+        api = api_client(kube.url)
+        deps = Deps(store, KubernetesExecutor(Cluster(namespace="katuna"), api), time.time,
+                    nodes=KubernetesNodes(lambda: api))
+        spec = parse_study(study_definition("hours", nodePool={"provider": "gke", "name": POOL, "maxNodes": 3,
+                                                               "pricePerNodeHour": 0.5}))
+        record = store.add_study(StudyRecord(spec, {}, str(tmp_path), "uid-hours", created_at=time.time()))
+        store.save_pool_use(PoolUse(record.uid, "hours", POOL, "gke", "spot", ("e2-standard-4",), 3, shared=False,
+                                    phase=READY, requested_at=time.time(), ready_at=time.time()))
+        for n in range(3):
+            assert kube.create_job("katuna", _job(f"hours-{n}"))[0] == 201
+        _wait(lambda: kube.peak_nodes(POOL) == 3, 30, "three nodes")
+        _wait(lambda: not kube.jobs or all(j["status"].get("succeeded") for j in kube.jobs.values()), 30, "the Jobs")
+        while any(n["metadata"]["labels"].get("cloud.google.com/gke-nodepool") == POOL for n in kube.nodes.values()):
+            look_at_nodes(deps, every=0.0)
+            time.sleep(0.05)
+        look_at_nodes(deps, every=0.0)
+        use = store.pool_use(record.uid)
+        assert [life.gone_seen is not None for life in use.nodes] == [True] * 3, use.nodes
+        measured = use.node_hours(time.time()) * 3600
+        # creationTimestamp has whole seconds, as the API's: each node may read up to 1 s older
+        assert _ready_seconds(kube) - 0.5 <= measured <= _ready_seconds(kube) + 3 * 1.0 + 0.5, measured
+        view = study_view(store, store.get_study("hours"))["nodePool"]
+        assert (view["nodesSeen"], view["nodesRunning"]) == (3, 0)
+        assert view["nodeHours"] == pytest.approx(measured / 3600, abs=1e-4)
+        assert view["cost"] == pytest.approx(view["nodeHours"] * 0.5, abs=1e-4)
+    finally:
+        store.close()
+        kube.close()
+
+
+def test_a_tick_looks_at_the_pool_once_per_look_period(tmp_path: Path):
+    kube = KubeStub(pools=lambda: [NodePool(POOL, 1, 1, dict(SELECTOR))], boot_seconds=0.0)
+    store = SqliteStore(tmp_path / "katuna.db")
+    now = [time.time()]
+    try:
+        api = api_client(kube.url)
+        deps = Deps(store, KubernetesExecutor(Cluster(namespace="katuna"), api), lambda: now[0],
+                    nodes=KubernetesNodes(lambda: api))
+        spec = parse_study(study_definition("tick", nodePool={"provider": "gke", "name": POOL, "maxNodes": 1}))
+        record = store.add_study(StudyRecord(spec, {}, str(tmp_path), "uid-tick", created_at=now[0]))
+        store.save_pool_use(PoolUse(record.uid, "tick", POOL, "gke", "spot", ("e2-standard-4",), 1, shared=False,
+                                    phase=READY, requested_at=now[0] - 60, ready_at=now[0]))
+        _wait(lambda: kube.nodes, 30, "the pool's minimum node")
+        assert study_view(store, record)["nodePool"]["nodeHours"] is None, "not measured before a look"
+        dispatcher = Dispatcher(deps)
+        dispatcher.deliver(pool_check())
+        first = store.pool_use(record.uid)
+        assert len(first.nodes) == 1 and first.looked_at == now[0]
+        now[0] += 10
+        dispatcher.deliver(pool_check())
+        assert store.pool_use(record.uid).looked_at == first.looked_at, "looked again within the period"
+        now[0] += 30
+        dispatcher.deliver(pool_check())
+        assert store.pool_use(record.uid).looked_at == now[0]
+        assert study_view(store, record)["nodePool"]["cost"] is None, "no price given, no cost"
+    finally:
+        store.close()
+        kube.close()
