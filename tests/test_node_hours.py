@@ -150,3 +150,20 @@ def test_a_tick_looks_at_the_pool_once_per_look_period(tmp_path: Path):
     finally:
         store.close()
         kube.close()
+
+
+def test_a_database_from_before_node_hours_opens_with_pool_uses_unmeasured(tmp_path: Path):
+    store = SqliteStore(tmp_path / "old.db")
+    store.save_pool_use(PoolUse("u1", "s", POOL, "gke", "spot", ("e2-standard-4",), 3, False, phase=READY))
+    for column in ("nodes", "looked_at"):
+        store.db.execute(f"ALTER TABLE node_pools DROP COLUMN {column}")
+    store.db.execute("PRAGMA user_version = 10")
+    store.close()
+    reopened = SqliteStore(tmp_path / "old.db")
+    try:
+        use = reopened.pool_use("u1")
+        assert (use.nodes, use.looked_at, use.to_dict(0.0)["nodeHours"]) == ((), None, None)
+        reopened.save_pool_use(replace(use, nodes=(NodeLife("a", 1.0, 2.0),), looked_at=2.0))
+        assert reopened.pool_use("u1").nodes == (NodeLife("a", 1.0, 2.0),)
+    finally:
+        reopened.close()
