@@ -56,6 +56,8 @@ def print_study(console: Console, view: dict[str, Any]) -> None:
             cost = f", cost {pool['cost']:.2f} at {pool['pricePerNodeHour']:g} a node-hour" if pool["cost"] is not None else ""
             console.print(f"node-hours: {pool['nodeHours']:.2f} measured on {pool['nodesSeen']} nodes "
                           f"({pool['nodesRunning']} up){cost}", highlight=False)
+        elif pool["nodesProblem"]:
+            console.print(text(f"node-hours: not measured: {pool['nodesProblem']}"), highlight=False)
 
 
 def studies_table(views: list[dict[str, Any]]) -> Table:

@@ -24,7 +24,7 @@ from functions.core.validate import parse_study
 from functions.core.views import study_view
 from functions.dispatch import Dispatcher
 from functions.handlers import Deps
-from functions.handlers.node_hours import look_at_nodes
+from functions.handlers.node_hours import look_at_nodes, looks_due
 
 POOL = "katuna-hours"
 SELECTOR = {"cloud.google.com/gke-nodepool": POOL}
@@ -49,9 +49,10 @@ def test_a_shared_pool_stops_counting_when_the_study_lets_it_go():
     lives = (NodeLife("a", 0.0, 7200.0),)
     use = PoolUse("u", "s", POOL, "gke", "spot", ("e2-standard-4",), 3, shared=True, phase=RELEASED,
                   requested_at=0.0, released_at=3600.0, nodes=lives, looked_at=7200.0)
-    assert use.node_hours(now=7200.0) == pytest.approx(1.0) and not use.watching()
+    assert use.node_hours(now=7200.0) == pytest.approx(1.0) and not use.watching(now=7200.0)
     assert replace(use, shared=False).node_hours(now=7200.0) == pytest.approx(2.0)
-    assert replace(use, shared=False).watching(), "an own pool is watched until its nodes are gone"
+    assert replace(use, shared=False).watching(now=7100.0), "an own pool is watched until its nodes are gone"
+    assert not replace(use, shared=False).watching(now=7201.0), "but not for ever"
 
 
 def test_a_price_per_node_hour_is_a_number_of_zero_or_more():
@@ -155,7 +156,7 @@ def test_a_tick_looks_at_the_pool_once_per_look_period(tmp_path: Path):
 def test_a_database_from_before_node_hours_opens_with_pool_uses_unmeasured(tmp_path: Path):
     store = SqliteStore(tmp_path / "old.db")
     store.save_pool_use(PoolUse("u1", "s", POOL, "gke", "spot", ("e2-standard-4",), 3, False, phase=READY))
-    for column in ("nodes", "looked_at"):
+    for column in ("nodes", "looked_at", "nodes_problem"):
         store.db.execute(f"ALTER TABLE node_pools DROP COLUMN {column}")
     store.db.execute("PRAGMA user_version = 10")
     store.close()
@@ -167,3 +168,20 @@ def test_a_database_from_before_node_hours_opens_with_pool_uses_unmeasured(tmp_p
         assert reopened.pool_use("u1").nodes == (NodeLife("a", 1.0, 2.0),)
     finally:
         reopened.close()
+
+
+def test_a_look_the_api_does_not_answer_says_why_and_waits_a_period(tmp_path: Path):
+    store = SqliteStore(tmp_path / "katuna.db")
+    try:
+        api = api_client("http://127.0.0.1:9")
+        deps = Deps(store, KubernetesExecutor(Cluster(namespace="katuna"), api), lambda: 1000.0,
+                    nodes=KubernetesNodes(lambda: api))
+        store.save_pool_use(PoolUse("u1", "s", POOL, "gke", "spot", ("e2-standard-4",), 3, False, phase=READY))
+        look_at_nodes(deps)
+        use = store.pool_use("u1")
+        summary = use.to_dict(1000.0)
+        assert summary["nodeHours"] is None and "could not list the nodes labelled" in summary["nodesProblem"]
+        assert use.looked_at == 1000.0
+        assert not looks_due(deps), "asked again only a look period later"
+    finally:
+        store.close()

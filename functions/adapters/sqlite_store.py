@@ -156,9 +156,10 @@ def _migrate_11(db: sqlite_utils.Database) -> None:
 
 def _migrate_12(db: sqlite_utils.Database) -> None:
     """A pool use's nodes as the Kubernetes API listed them (JSON: name, creation, last seen,
-    first found gone) and when they were last listed, for measured node-hours."""
+    first found gone), when they were last asked for, and why that failed, for measured node-hours."""
     db.table("node_pools").add_column("nodes", str)
     db.table("node_pools").add_column("looked_at", float)
+    db.table("node_pools").add_column("nodes_problem", str)
 
 
 MIGRATIONS = (_migrate_1, _migrate_2, _migrate_3, _migrate_4, _migrate_5, _migrate_6, _migrate_7, _migrate_8,
@@ -677,5 +678,6 @@ class SqliteStore:
         fields.update(machine_types=tuple(_loads(row["machine_types"]) or ()), shared=bool(row["shared"]),
                       created=bool(row["created"]), owned=bool(row["owned"]), adopted=_loads(row["adopted"]),
                       deleted=bool(row["deleted"]), message=row["message"] or "",
-                      nodes=tuple(NodeLife.from_dict(life) for life in _loads(row["nodes"]) or ()))
+                      nodes=tuple(NodeLife.from_dict(life) for life in _loads(row["nodes"]) or ()),
+                      nodes_problem=row["nodes_problem"] or "")
         return PoolUse(**fields)

@@ -4,8 +4,8 @@ Each look lists the pool's Node objects by the label its cloud sets to the pool'
 (:data:`functions.core.nodepool.SELECTOR_KEYS`) and stores what it found in the study's pool use
 (:func:`functions.core.node_hours.observe`); a pool is looked at most every
 :data:`functions.core.node_hours.LOOK_EVERY` seconds, from its request until its nodes are gone.
-A look that fails (the API unreachable, or no permission to list nodes) is logged and changes
-nothing: node-hours are a figure for the user, never a reason to fail a study. Looking twice at
+A look that fails (the API unreachable, or no permission to list nodes) is logged and tried
+again a period later: node-hours are a figure for the user, never a reason to fail a study. Looking twice at
 the same moment finds the same nodes, so a redelivered tick changes nothing.
 """
 
@@ -24,7 +24,7 @@ log = logging.getLogger("katuna.nodes")
 
 
 def _due(use: PoolUse, now: float, every: float = LOOK_EVERY) -> bool:
-    return use.watching() and (use.looked_at is None or now - use.looked_at >= every)
+    return use.watching(now) and (use.looked_at is None or now - use.looked_at >= every)
 
 
 def looks_due(deps: Deps) -> bool:
@@ -47,5 +47,6 @@ def look_at_nodes(deps: Deps, every: float = LOOK_EVERY) -> None:
             seen = deps.nodes.list(labels)
         except KatunaError as exc:
             log.warning("looking at the nodes of pool %s: %s", use.pool, exc)
+            deps.store.save_pool_use(replace(use, looked_at=now, nodes_problem=str(exc)))
             continue
-        deps.store.save_pool_use(replace(use, nodes=observe(use.nodes, seen, now), looked_at=now))
+        deps.store.save_pool_use(replace(use, nodes=observe(use.nodes, seen, now), looked_at=now, nodes_problem=""))

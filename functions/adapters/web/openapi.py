@@ -72,6 +72,7 @@ _SCHEMAS: dict[str, Any] = {
                       "(creation to removal, within the study's use of the pool); null until the nodes were listed"},
         "nodesSeen": {"type": "integer"}, "nodesRunning": {"type": "integer"},
         "nodesLookedAt": {"type": ["number", "null"]},
+        "nodesProblem": {"type": ["string", "null"], "description": "why the last look at the nodes failed"},
         "pricePerNodeHour": {"type": ["number", "null"], "description": "the study's nodePool.pricePerNodeHour"},
         "cost": {"type": ["number", "null"], "description": "nodeHours times pricePerNodeHour"}}},
     "Submitted": {"type": "object", "required": ["name", "status", "links"], "properties": {
