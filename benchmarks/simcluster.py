@@ -10,8 +10,9 @@ node is preempted is replaced by its Job on another node (katuna's ``podFailureP
 the disruption) and starts over.
 
 :class:`SimNodePools` and :class:`SimExecutor` put the pool and the trials behind katuna's own
-ports (:class:`functions.core.ports.NodePools` and ``Executor``), so katuna's handlers decide
-when the pool is made, what runs, and when the pool is deleted.
+ports (:class:`functions.core.ports.NodePools`, ``Executor`` and ``Nodes``), so katuna's
+handlers decide when the pool is made, what runs, and when the pool is deleted, and measure the
+study's node-hours from the nodes they list.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 
 from functions.core.events import Event, trial_finished
 from functions.core.launch import TrialLaunch
+from functions.core.node_hours import NodeSeen
 from functions.core.nodepool import NodePool, OperationStatus, PoolChange, PoolStatus
 
 
@@ -282,3 +284,16 @@ class SimNodePools:
         pool = self.cluster.pool
         return PoolStatus(name, "RUNNING", pool.min_nodes, pool.max_nodes, "spot")
 
+
+
+class SimNodes:
+    """Implements :class:`functions.core.ports.Nodes` over the simulated pool: the Node objects
+    of its nodes that registered (a Node exists from its kubelet's registration, so the boot
+    before it is billed but never listed) and are not gone."""
+
+    def __init__(self, cluster: SimCluster) -> None:
+        self.cluster = cluster
+
+    def list(self, labels: Mapping[str, str]) -> list[NodeSeen]:
+        now = self.cluster.now
+        return [NodeSeen(n.name, n.ready_at) for n in self.cluster.pool.live() if n.ready_at <= now]

@@ -116,6 +116,8 @@ def test_cluster_cost(tmp_path: Path):
     for policy in ("spot", "on_demand", "fixed"):
         assert number(found[f"{policy}_makespan_h"]) > 0 and number(found[f"{policy}_node_hours"]) > 0
         assert number(found[f"{policy}_cost_usd"]) > 0
+    assert 0 < number(found["spot_measured_node_hours"]) <= number(found["spot_node_hours"]), \
+        "katuna measures the registered nodes' hours, their boot excluded"
     assert 0 < number(found["cost_ratio_vs_fixed"]) < 1, "spot nodes cost less than on-demand ones left running"
     assert number(found["makespan_ratio_vs_fixed"]) >= 1, "a pool that boots its nodes cannot finish first"
     assert [r["complete"] for r in result["results"]] == [result["trials"]] * 3
