@@ -3,6 +3,9 @@ a user reads it (``GET /studies/{name}``, ``katuna show``, the dashboard)."""
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -185,3 +188,42 @@ def test_a_look_the_api_does_not_answer_says_why_and_waits_a_period(tmp_path: Pa
         assert not looks_due(deps), "asked again only a look period later"
     finally:
         store.close()
+
+
+def _measured_study(db: Path) -> None:
+    """A study whose pool ran two nodes: one for an hour and a half, one still up after an hour."""
+    store = SqliteStore(db)
+    try:
+        spec = parse_study(study_definition("priced", nodePool={"provider": "gke", "name": POOL, "maxNodes": 3,
+                                                                "pricePerNodeHour": 0.04}))
+        start = time.time() - 7200
+        record = store.add_study(StudyRecord(spec, {}, str(db.parent), "uid-priced", created_at=start))
+        lives = (NodeLife("a", start, start + 5400 - 30, start + 5400 + 30), NodeLife("b", start + 3600, time.time()))
+        store.save_pool_use(PoolUse(record.uid, "priced", POOL, "gke", "spot", ("e2-standard-4",), 3, False,
+                                    phase=READY, requested_at=start, ready_at=start, nodes=lives,
+                                    looked_at=time.time()))
+    finally:
+        store.close()
+
+
+def test_katuna_show_the_api_and_the_dashboard_tell_the_measured_node_hours_and_their_cost(tmp_path: Path):
+    from functions.adapters.web import create_app
+    from functions.runtime import Runtime
+    from functions.settings import Settings
+
+    _measured_study(tmp_path / "katuna.db")
+    shown = subprocess.run([sys.executable, "-m", "functions", "show", "priced"], cwd=tmp_path, capture_output=True,
+                           text=True, timeout=120, env={**os.environ, "COLUMNS": "200"})
+    assert re.search(r"node-hours: 2\.5\d measured on 2 nodes \(1 up\), cost 0\.10 at 0\.04 a node-hour", shown.stdout), \
+        shown.stdout + shown.stderr
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
+    try:
+        client = create_app(runtime).test_client()
+        pool = client.get("/studies/priced").get_json()["nodePool"]
+        assert pool["nodeHours"] == pytest.approx(2.5, abs=0.01) and pool["cost"] == pytest.approx(0.1, abs=0.001)
+        assert (pool["nodesSeen"], pool["nodesRunning"], pool["pricePerNodeHour"]) == (2, 1, 0.04)
+        page = client.get("/ui/studies/priced").get_data(as_text=True)
+        assert re.search(r'id="node-hours">2\.5\d* measured on 2 nodes of <code>katuna-hours</code> \(1 up\) · cost '
+                         r"0\.1\d* at 0\.04 a node-hour", page), page[page.find("node-hours") - 200:][:600]
+    finally:
+        runtime.close()
