@@ -95,7 +95,8 @@ class Runtime:
         """The ports, with this thread's store."""
         return Deps(self.store(), self.executor, self.clock, node_pools=self.node_pools, resources=self.resources,
                     workdir=str(self.settings.workdir.resolve()), limits=self.settings.limits,
-                    trial_defaults=self.settings.cluster_defaults(), nodes=self.nodes)
+                    trial_defaults=self.settings.cluster_defaults(), nodes=self.nodes,
+                    node_look_seconds=self.settings.node_look_seconds)
 
     def dispatcher(self) -> Dispatcher:
         return Dispatcher(self.deps(), observer=self._metrics.events)

@@ -98,7 +98,7 @@ def test_node_hours_are_the_lifetimes_of_the_nodes_the_autoscaler_made_and_remov
     try:
         api = api_client(kube.url)
         deps = Deps(store, KubernetesExecutor(Cluster(namespace="katuna"), api), time.time,
-                    nodes=KubernetesNodes(lambda: api))
+                    nodes=KubernetesNodes(lambda: api), node_look_seconds=0.0)
         spec = parse_study(study_definition("hours", nodePool={"provider": "gke", "name": POOL, "maxNodes": 3,
                                                                "pricePerNodeHour": 0.5}))
         record = store.add_study(StudyRecord(spec, {}, str(tmp_path), "uid-hours", created_at=time.time()))
@@ -109,9 +109,9 @@ def test_node_hours_are_the_lifetimes_of_the_nodes_the_autoscaler_made_and_remov
         _wait(lambda: kube.peak_nodes(POOL) == 3, 30, "three nodes")
         _wait(lambda: not kube.jobs or all(j["status"].get("succeeded") for j in kube.jobs.values()), 30, "the Jobs")
         while any(n["metadata"]["labels"].get("cloud.google.com/gke-nodepool") == POOL for n in kube.nodes.values()):
-            look_at_nodes(deps, every=0.0)
+            look_at_nodes(deps)
             time.sleep(0.05)
-        look_at_nodes(deps, every=0.0)
+        look_at_nodes(deps)
         use = store.pool_use(record.uid)
         assert [life.gone_seen is not None for life in use.nodes] == [True] * 3, use.nodes
         measured = use.node_hours(time.time()) * 3600

@@ -3,7 +3,8 @@
 Each look lists the pool's Node objects (by the label its cloud puts on them) and keeps, per
 node, when it was created (its ``creationTimestamp``), when it was last seen, and when it was
 first found gone. A node found gone is counted until halfway between the two looks that bracket
-its end (the looks are a tick apart: a minute on Knative); a node still there, until now. Only
+its end (the looks are a tick apart: a minute on Knative); a node still there, until the last
+look (so the figure moves only when a look finds something). Only
 the time inside the study's use of the pool counts (a shared or adopted pool's nodes may be older
 than the study), and a shared pool's nodes stop counting when the study releases it. These are
 the hours a cloud bills for the pool's machines, whatever ran on them.
@@ -16,7 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 LOOK_EVERY = 30.0
-"""Seconds between two looks at a pool's nodes at most as often (the watcher ticks faster)."""
+"""Seconds between two looks at a pool's nodes, by default (the watcher ticks faster)."""
 
 
 @dataclass(frozen=True)
@@ -42,8 +43,8 @@ class NodeLife:
         return None if self.gone_seen is None else (self.last_seen + self.gone_seen) / 2
 
     def seconds(self, start: float, end: float) -> float:
-        """How long the node ran within ``[start, end]``."""
-        until = min(end, self.ended_at if self.ended_at is not None else end)
+        """How long the node ran within ``[start, end]``, as far as the looks saw."""
+        until = min(end, self.ended_at if self.ended_at is not None else self.last_seen)
         return max(0.0, until - max(start, self.created_at))
 
     def to_dict(self) -> dict[str, Any]:
