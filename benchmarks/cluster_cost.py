@@ -58,6 +58,8 @@ CLOUDS = {
     "gke": {"machine": "e2-standard-4", "on_demand": 0.134, "spot": 0.040, "notice": 30.0},
     "eks": {"machine": "m5.xlarge", "on_demand": 0.192, "spot": 0.076, "notice": 120.0},
 }
+MAX_SIMULATED = 7 * 86400.0
+"""Simulated seconds after which a run that has not ended is an error, not a wait."""
 TICK_SECONDS = 60.0
 """The PingSource's period: provision and reconcile look at the study once a simulated minute."""
 
@@ -118,6 +120,8 @@ class Run:
             self._drain()
             if self._done(record.name) or not self.cluster.advance():
                 return self.store.get_study(record.name)
+            if self.cluster.now - self.cluster.start > MAX_SIMULATED:
+                raise RuntimeError(f"the study did not end in {MAX_SIMULATED / 86400:.0f} simulated days")
 
     def _tick(self) -> None:
         self.queue.append(pool_check())
