@@ -3,11 +3,11 @@
 Each look lists the pool's Node objects by the label its cloud sets to the pool's name
 (:data:`functions.core.nodepool.SELECTOR_KEYS`) and stores what it found in the study's pool use
 (:func:`functions.core.node_hours.observe`); a pool is looked at most every
-``KATUNA_NODE_LOOK_SECONDS`` (30 s), from its request until its nodes are gone.
-A look that fails (the API unreachable, or no permission to list nodes) is logged and tried
-again a period later: node-hours are a figure for the user, never a reason to fail a study. Looking twice at
-the same moment finds the same nodes, so a redelivered tick changes nothing.
-"""
+``KATUNA_NODE_LOOK_SECONDS`` (30 s), from its request until its nodes are gone. A look that
+fails (the API unreachable, or no permission to list nodes) is logged, kept as the reason, and
+tried again a period later: node-hours are a figure for the user, never a reason to fail a
+study. Looking twice at the same moment finds the same nodes, so a redelivered tick changes
+nothing."""
 
 from __future__ import annotations
 
