@@ -67,12 +67,12 @@ def test_an_experiment_runs_locally_as_its_primary_container(embedded, tmp_path:
     assert all(t.values[0] == pytest.approx((t.params["x"] - 2) ** 2, abs=1e-5) for t in trials)
 
 
-def test_median_stop_translates_to_the_median_pruner():
+def test_median_stop_translates_to_katibs_medianstop_rule():
     spec, _ = load_study(yaml.safe_dump(experiment(earlyStopping={
         "algorithmName": "medianstop",
         "algorithmSettings": [{"name": "min_trials_required", "value": "2"}, {"name": "start_step", "value": "3"}]})))
-    assert spec.early_stopping.algorithm == "median"
-    assert dict(spec.early_stopping.settings) == {"n_startup_trials": 2, "n_warmup_steps": 2}
+    assert spec.early_stopping.algorithm == "medianstop"
+    assert dict(spec.early_stopping.settings) == {"min_trials_required": 2, "start_step": 3}
 
 
 @pytest.mark.slow

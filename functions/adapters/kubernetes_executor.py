@@ -21,10 +21,11 @@ from kubernetes.client.rest import ApiException
 from urllib3 import BaseHTTPResponse
 from urllib3.exceptions import HTTPError
 
+from functions.core import file_collector
 from functions.core.cluster import STUDY_LABEL, TRIAL_LABEL, Cluster
-from functions.core.errors import PermanentError, TemporaryError
+from functions.core.errors import OutputLost, PermanentError, TemporaryError
 from functions.core.events import Event, trial_finished
-from functions.core.job import primary_container_name, render_job
+from functions.core.job import primary_container_name, render_trial
 from functions.core.launch import TrialLaunch
 from functions.core.lines import bounded_lines
 from functions.core.node_hours import NodeSeen
@@ -91,7 +92,7 @@ class KubernetesExecutor:
         """Create the Job; trials of studies with early stopping learn where to report progress."""
         if launch.progress is not None and self._report_url:
             launch = replace(launch, env={**launch.env, "KATUNA_REPORT_URL": self._report_url})
-        job = render_job(launch, self._defaults)
+        job = render_trial(launch, self._defaults)
         try:
             # The client sends a plain dict as it is; the Job is rendered as one by the pure core.
             self._batch.create_namespaced_job(self._namespace(launch), cast(client.V1Job, job))
@@ -145,6 +146,10 @@ class KubernetesExecutor:
             return self._timed_out(launch, job)
         pods = self._pods(launch)
         image_id = _image_id(pods, primary_container_name(launch))
+        if condition.reason != "DeadlineExceeded" and not any(_ran(p) for p in pods):
+            return trial_finished(*ids, outcome="preempted", message="every pod of its Job was disrupted" if pods else (
+                f"the pods of Job {launch.job_name} are gone, and their logs with them (their node was removed "
+                "before the end was read): the run is lost, not failed"))
         if condition.type == "Complete":
             return trial_finished(*ids, outcome="exited", exit_code=0, image_id=image_id)
         if condition.reason == "DeadlineExceeded":
@@ -153,8 +158,6 @@ class KubernetesExecutor:
                 f"its Job ran past its deadline ({deadline}s from the Job's start: the trial's timeout plus "
                 f"the start allowance for waiting for a node, pulling the image and runs lost to preemption; "
                 f"{condition.message})"))
-        if pods and all(_disrupted(p) for p in pods):
-            return trial_finished(*ids, outcome="preempted", message="every pod of its Job was disrupted")
         code, reason = _exit(pods)
         return trial_finished(*ids, outcome="exited", exit_code=code if code else 1,
                               message=f"Job failed: {condition.reason}: {condition.message}; {reason}",
@@ -189,9 +192,11 @@ class KubernetesExecutor:
     def output(self, launch: TrialLaunch) -> Iterator[str]:
         """Every pod's log of the attempt's Job, oldest pod first, from the trial's container,
         streamed: a log of any size is read in bounded memory. A pod whose container never
-        started, or that is gone with its node, has no log."""
+        started, or that is gone with its node, has no log; when no pod that ran to its end
+        (and none still running) has one, the output is lost (:class:`OutputLost`)."""
         namespace, container = self._namespace(launch), primary_container_name(launch)
-        for pod in self._pods(launch):
+        pods, read = self._pods(launch), False
+        for pod in pods:
             try:
                 # Unread (_preload_content=False), the log comes back as urllib3's response, not a str.
                 response = cast(BaseHTTPResponse, self._core.read_namespaced_pod_log(
@@ -203,16 +208,20 @@ class KubernetesExecutor:
                 raise _translate(exc, f"read the log of pod {pod.metadata.name}") from exc
             except HTTPError as exc:
                 raise _translate(exc, f"read the log of pod {pod.metadata.name}") from exc
+            read = read or not _disrupted(pod)
             try:
                 yield from bounded_lines(response.stream(CHUNK))
             except HTTPError as exc:
                 raise _translate(exc, f"read the log of pod {pod.metadata.name}") from exc
             finally:
                 response.release_conn()
+        if not read:
+            raise OutputLost(f"no log of Job {launch.job_name}'s last run is left: its pods are gone with their "
+                             "node, or were never scheduled")
 
     def read_file(self, launch: TrialLaunch, path: str) -> Iterator[str]:
-        """Files inside a trial's pod are out of reach; the file collector is for local trials."""
-        return iter(())
+        """The metrics file's lines, as the wrapped trial container copied them to its log."""
+        return file_collector.file_lines(self.output(launch))
 
 
 class KubernetesResources:
@@ -324,6 +333,14 @@ def _final_condition(job: Any) -> Any | None:
         if condition.type in ("Complete", "Failed") and condition.status == "True":
             return condition
     return None
+
+
+def _ran(pod: Any) -> bool:
+    """Whether the pod ran its containers to an end of their own (not disrupted), so its log
+    holds the attempt's output."""
+    return not _disrupted(pod) and any(
+        status.state is not None and status.state.terminated is not None
+        for status in (pod.status.container_statuses or []))
 
 
 def _disrupted(pod: Any) -> bool:

@@ -44,7 +44,7 @@ from functions.core.errors import StorageFull
 from functions.core.events import Event, trial_finished, trial_progress
 from functions.core.launch import Progress, TrialLaunch
 from functions.core.lines import bounded_lines
-from functions.core.metrics import parse_json_lines, parse_text
+from functions.core.metrics import StepCounter, parse_json_lines, parse_text
 
 CHUNK = 64 * 1024
 """Bytes read at a time from a trial's output."""
@@ -211,11 +211,13 @@ class LocalExecutor:
         self._wait(run)
 
     def _stream(self, run: _Run, log: BinaryIO, progress: Progress) -> None:
-        """Copy the output to the log, and report each new step of the objective as it appears."""
+        """Copy the output to the log, and report each new step of the objective as it appears
+        (each report is a step, as Katib counts them, unless the line names its step)."""
         launch = run.launch
         # Started with stdout=PIPE and the default buffering: a buffered reader, which has read1.
         output = cast(io.BufferedReader, run.started.stdout)
         parse = parse_json_lines if progress.format == "json" else partial(parse_text, filters=progress.filters)
+        counter = StepCounter(progress.metric)
         reported: set[int] = set()
 
         def chunks() -> Iterator[bytes]:
@@ -226,10 +228,10 @@ class LocalExecutor:
 
         with log:
             for line in bounded_lines(chunks()):
-                for observation in parse([line], [progress.metric]):
-                    if observation.step is not None and observation.step not in reported and not run.stopped:
-                        reported.add(observation.step)
-                        self._publish_progress(trial_progress(*_ids(launch), observation.step, observation.value))
+                for step, value in counter.steps(parse([line], [progress.metric])):
+                    if step not in reported and not run.stopped:
+                        reported.add(step)
+                        self._publish_progress(trial_progress(*_ids(launch), step, value))
 
     def _publish_progress(self, event: Event) -> None:
         """A step that cannot be reported is skipped: the output must go on being read."""

@@ -24,6 +24,8 @@ ALGORITHMS = {"random": "random", "grid": "grid", "tpe": "tpe", "multivariate-tp
 SETTINGS = {"random_state": "seed", "sigma": "sigma0", "n_EI_candidates": "n_ei_candidates"}
 JOB_SUCCESS = 'status.conditions.#(type=="Complete")#|#(status=="True")#'
 JOB_FAILURE = 'status.conditions.#(type=="Failed")#|#(status=="True")#'
+MEDIANSTOP_SETTINGS = {"min_trials_required": 1, "start_step": 1}
+"""Katib's medianstop settings, each with the least value its service accepts."""
 _SPEC = {"objective", "algorithm", "parallelTrialCount", "maxTrialCount", "maxFailedTrialCount", "parameters",
          "trialTemplate", "metricsCollectorSpec", "earlyStopping", "resumePolicy"}
 
@@ -226,16 +228,25 @@ def _hyperband(native: dict[str, Any], problems: list[Problem]) -> None:
 
 
 def _early_stopping(early: Mapping[str, Any], problems: list[Problem]) -> dict[str, Any]:
-    """Katib's median stop: ``min_trials_required`` completed trials before any stop, and no stop
-    before ``start_step`` intermediate values."""
+    """Katib's median stop, by Katib's own rule (the ``medianstop`` pruner): each report of the
+    objective is a step; settings as Katib's service validates them."""
+    path = "spec.earlyStopping"
     if early.get("algorithmName") != "medianstop":
-        problems.append(Problem("spec.earlyStopping.algorithmName",
-                                f"{early.get('algorithmName')!r} is not supported; expected medianstop"))
-    settings = {s.get("name"): typed_setting(s.get("value")) for s in early.get("algorithmSettings") or []}
-    unknown = set(settings) - {"min_trials_required", "start_step"}
-    problems += [Problem("spec.earlyStopping.algorithmSettings", f"unknown setting {name!r}") for name in sorted(unknown)]
-    return {"algorithm": "median", "settings": {"n_startup_trials": settings.get("min_trials_required", 3),
-                                                "n_warmup_steps": settings.get("start_step", 4) - 1}}
+        problems.append(Problem(f"{path}.algorithmName", f"{early.get('algorithmName')!r} is not supported; expected medianstop"))
+    settings: dict[str, int] = {}
+    for i, setting in enumerate(early.get("algorithmSettings") or []):
+        name, value, where = setting.get("name"), setting.get("value"), f"{path}.algorithmSettings[{i}]"
+        if name not in MEDIANSTOP_SETTINGS:
+            problems.append(Problem(f"{where}.name", f"unknown setting {name!r} for algorithm medianstop; "
+                                                     f"expected one of {', '.join(MEDIANSTOP_SETTINGS)}"))
+            continue
+        least = MEDIANSTOP_SETTINGS[name]
+        number = typed_setting(value)
+        if not _is_count(number) or number < least:
+            problems.append(Problem(f"{where}.value", f"{name} must be an integer of at least {least}, got {value!r}"))
+            continue
+        settings[name] = number
+    return {"algorithm": "medianstop", "settings": settings}
 
 
 def _collector(spec: Mapping[str, Any], problems: list[Problem]) -> dict[str, Any] | None:

@@ -40,6 +40,8 @@ class TrialLaunch:
     primary_container: str | None = None
     progress: Progress | None = None
     """Set when intermediate values matter (early stopping): how to find them in the output."""
+    metrics_file: str | None = None
+    """The File collector's path, placeholders filled: where a cluster trial's wrapper reads."""
 
 
 @dataclass(frozen=True)
@@ -81,9 +83,17 @@ def trial_launch(record: StudyRecord, trial: TrialRecord) -> TrialLaunch:
         trial_spec=tmpl.trial_spec,
         primary_container=tmpl.primary_container,
         progress=_progress(record) if spec.early_stopping else None,
+        metrics_file=_metrics_file(record, trial, name),
     )
 
 
 def _progress(record: StudyRecord) -> Progress:
     collector = record.spec.metrics_collector
     return Progress(record.spec.objectives[0].metric, collector.filters, collector.format)
+
+
+def _metrics_file(record: StudyRecord, trial: TrialRecord, name: str) -> str | None:
+    collector = record.spec.metrics_collector
+    if collector.kind != "file" or collector.path is None:
+        return None
+    return template.substitute(collector.path, trial.params, name)
