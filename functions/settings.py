@@ -14,6 +14,7 @@ from typing import Any
 
 from functions.core.cluster import Cluster
 from functions.core.limits import Limits
+from functions.core.node_hours import LOOK_EVERY
 
 PREFIX = "KATUNA_"
 
@@ -84,6 +85,8 @@ class Settings:
     ``KATUNA_GKE_CLUSTER`` (and ``KATUNA_GKE_ENDPOINT`` to reach another API endpoint); or EKS
     with ``KATUNA_EKS_CLUSTER``, ``KATUNA_EKS_SUBNETS`` (comma-separated), ``KATUNA_EKS_NODE_ROLE``
     (an IAM role ARN) and ``KATUNA_EKS_REGION`` (else the AWS configuration's region).
+    ``KATUNA_NODE_LOOK_SECONDS`` (30): how often at most the nodes of a study's pool are listed
+    for its measured node-hours (:mod:`functions.handlers.node_hours`).
     ``KATUNA_TRIAL_ENV`` (comma-separated names, none by default): variables of the service's
     environment that local trial processes get besides their minimal one (say
     ``CUDA_VISIBLE_DEVICES``); ``KATUNA_API_TOKEN`` is refused.
@@ -157,6 +160,7 @@ class Settings:
     in_cluster: bool = False
     katib_api: bool = False
     limits: Limits = Limits()
+    node_look_seconds: float = LOOK_EVERY
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -179,6 +183,7 @@ class Settings:
             "max_dead_letters": ("MAX_DEAD_LETTERS", int),
             "metrics_token": ("METRICS_TOKEN", str),
             "katib_api": ("KATIB_API", _flag),
+            "node_look_seconds": ("NODE_LOOK_SECONDS", float),
         }
         values = {field: kind(env[PREFIX + name]) for field, (name, kind) in read.items() if env.get(PREFIX + name)}
         if env.get("K_SINK"):
@@ -197,6 +202,9 @@ class Settings:
         settings._check_sessions_and_dead_letters()
         if settings.k8s_start_allowance is not None and settings.k8s_start_allowance < 0:
             raise ValueError(f"{PREFIX}K8S_START_ALLOWANCE: expected seconds >= 0, got {settings.k8s_start_allowance}")
+        if not settings.node_look_seconds > 0:
+            raise ValueError(f"{PREFIX}NODE_LOOK_SECONDS: expected a positive number of seconds, "
+                             f"got {settings.node_look_seconds}")
         return settings
 
     def _check_sessions_and_dead_letters(self) -> None:

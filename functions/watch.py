@@ -19,6 +19,7 @@ from functions.core.errors import StudyNotFound
 from functions.core.events import Event, pool_check
 from functions.core.records import ACTIVE_STATES, StudyRecord
 from functions.handlers import Deps
+from functions.handlers.node_hours import looks_due
 from functions.handlers.provision import waiting_on_pools
 from functions.handlers.reconcile import Budget, guarded, reconcile_study, resource_events
 
@@ -86,12 +87,13 @@ class Watcher:
                                poll=self._poll_due(record), window=self._ticks)
 
     def _check_pools(self) -> None:
-        """Ask for a node-pool check now and then while a pool waits on the cloud or on a release."""
+        """Ask for a node-pool check now and then while a pool waits on the cloud or on a release,
+        or a pool's nodes are due for a look (a study's measured node-hours)."""
         now = time.monotonic()
         if self._deps.node_pools is None or now - self._pools_checked < POOL_CHECK_EVERY:
             return
         self._pools_checked = now
-        if waiting_on_pools(self._deps.store):
+        if waiting_on_pools(self._deps.store) or looks_due(self._deps):
             self._events.put(pool_check())
 
     def _check_resources(self) -> None:

@@ -152,6 +152,18 @@ def test_reliability(tmp_path: Path):
 
 
 @pytest.mark.parametrize("script", sorted(p.name for p in BENCHMARKS.glob("*.py")
-                                          if p.name not in ("instant.py", "report.py", "trivial_trial.py")))
+                                          if p.name not in ("instant.py", "report.py", "simcluster.py", "trivial_trial.py")))
 def test_every_script_is_smoke_tested(script: str):
     assert f"def test_{script.removesuffix('.py')}(" in Path(__file__).read_text()
+
+
+def test_cluster_cost(tmp_path: Path):
+    found, result = run("cluster_cost.py", tmp_path)
+    for policy in ("spot", "on_demand", "fixed"):
+        assert number(found[f"{policy}_makespan_h"]) > 0 and number(found[f"{policy}_node_hours"]) > 0
+        assert number(found[f"{policy}_cost_usd"]) > 0
+    assert 0 < number(found["spot_measured_node_hours"]) <= number(found["spot_node_hours"]), \
+        "katuna measures the registered nodes' hours, their boot excluded"
+    assert 0 < number(found["cost_ratio_vs_fixed"]) < 1, "spot nodes cost less than on-demand ones left running"
+    assert number(found["makespan_ratio_vs_fixed"]) >= 1, "a pool that boots its nodes cannot finish first"
+    assert [r["complete"] for r in result["results"]] == [result["trials"]] * 3

@@ -1,6 +1,6 @@
-"""The executor port on Kubernetes: each trial attempt a ``batch/v1`` Job; and the resources
-port: study resources read, their status written (the only module importing the ``kubernetes``
-client).
+"""The executor port on Kubernetes: each trial attempt a ``batch/v1`` Job; the resources
+port: study resources read, their status written; and the nodes port: a pool's Node objects
+listed (the only module importing the ``kubernetes`` client).
 
 Creating a Job that exists already is success, so a retried launch is harmless. Ends are
 learnt by asking (:meth:`KubernetesExecutor.poll`): from the Job events an ApiServerSource
@@ -28,6 +28,7 @@ from functions.core.events import Event, trial_finished
 from functions.core.job import primary_container_name, render_trial
 from functions.core.launch import TrialLaunch
 from functions.core.lines import bounded_lines
+from functions.core.node_hours import NodeSeen
 from functions.core.resources import GROUP, KATIB_API_VERSIONS, KINDS, PLURALS, VERSION, Ref
 
 log = logging.getLogger("katuna.kubernetes")
@@ -332,6 +333,39 @@ class KubernetesResources:
                     raise _translate(exc, f"write the Trial {name} of {owner}") from exc
             except HTTPError as exc:
                 raise _translate(exc, f"write the Trial {name} of {owner}") from exc
+
+class KubernetesNodes:
+    """Implements :class:`functions.core.ports.Nodes` with the core API's node list (a cluster
+    scope read: katuna's ClusterRole grants ``list nodes``); the client is made at first use."""
+
+    def __init__(self, connect: Callable[[], client.ApiClient]) -> None:
+        self._connect = connect
+        self._api: client.CoreV1Api | None = None
+
+    def _core(self) -> client.CoreV1Api:
+        if self._api is None:
+            try:
+                self._api = client.CoreV1Api(self._connect())
+            except config.ConfigException as exc:
+                raise TemporaryError(f"no Kubernetes API to list nodes: {exc}") from exc
+        return self._api
+
+    def list(self, labels: Mapping[str, str]) -> list[NodeSeen]:
+        """The nodes carrying every one of ``labels``, page by page."""
+        selector = ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
+        found: list[NodeSeen] = []
+        token = ""
+        while True:
+            try:
+                page: Any = (self._core().list_node(label_selector=selector, limit=LIST_PAGE, _continue=token) if token
+                        else self._core().list_node(label_selector=selector, limit=LIST_PAGE))
+            except (ApiException, HTTPError) as exc:
+                raise _translate(exc, f"list the nodes labelled {selector}") from exc
+            found += [NodeSeen(node.metadata.name, node.metadata.creation_timestamp.timestamp())
+                      for node in page.items or []]
+            token = page.metadata._continue or ""
+            if not token:
+                return found
 
 
 def _final_condition(job: Any) -> Any | None:

@@ -23,7 +23,8 @@ from functions.core.events import STUDY_CREATED, Event, derived_id, study_comple
 from functions.core.launch import trial_launch
 from functions.core.limits import DEFAULTS, Limits
 from functions.core.metrics import Summary, parse_json_lines, parse_text
-from functions.core.ports import Clock, Executor, NodePools, Resources, Store
+from functions.core.node_hours import LOOK_EVERY
+from functions.core.ports import Clock, Executor, NodePools, Nodes, Resources, Store
 from functions.core.records import COMPLETE, WAITING, Counts, StudyRecord, TrialRecord
 from functions.core.samplers import grid_size, sampler_for
 from functions.core.space import distribution, sample
@@ -49,6 +50,10 @@ class Deps:
     """What a submitted study may ask of the service."""
     trial_defaults: Cluster = Cluster()
     """What trial Jobs get where a study says nothing (the service's settings)."""
+    nodes: Nodes | None = None
+    """The cluster's Node objects, for a study's measured node-hours; None where no cluster is asked."""
+    node_look_seconds: float = LOOK_EVERY
+    """How often at most a pool's nodes are listed."""
 
 
 def store_study(deps: Deps, spec: Study, definition: dict[str, Any],
