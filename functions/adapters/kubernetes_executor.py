@@ -276,8 +276,8 @@ class KubernetesResources:
         """Every Study and Experiment in ``namespace``, read page by page (each item with its
         ``apiVersion`` and ``kind``); none of a kind whose definition is not installed (404)."""
         found: list[Mapping[str, Any]] = []
-        for kind, plural in PLURALS.items():
-            token = ""
+        for kind in KINDS[f"{GROUP}/{VERSION}"]:
+            plural, token = PLURALS[kind], ""
             while True:
                 page = _read(partial(self._page, namespace, plural, token), f"list the {plural} in namespace {namespace}")
                 if page is None:
