@@ -78,7 +78,9 @@ class Settings:
     (an IAM role ARN) and ``KATUNA_EKS_REGION`` (else the AWS configuration's region).
     ``KATUNA_TRIAL_ENV`` (comma-separated names, none by default): variables of the service's
     environment that local trial processes get besides their minimal one (say
-    ``CUDA_VISIBLE_DEVICES``); ``KATUNA_API_TOKEN`` is refused.
+    ``CUDA_VISIBLE_DEVICES``); ``KATUNA_API_TOKEN`` is refused. ``KATUNA_LOOKAHEAD`` (1): trials
+    ``katuna run`` asks the sampler for ahead of a free slot, while the study's trials run, so a
+    slot that frees is refilled without waiting for the sampler (0: ask only when a slot frees).
 
     Who may reach the HTTP service (:mod:`functions.adapters.web.guard`): ``KATUNA_ALLOWED_HOSTS``,
     comma-separated host names (no port) served besides the loopback names ``localhost``,
@@ -143,6 +145,7 @@ class Settings:
     oidc_issuer_url: str = "https://kubernetes.default.svc"
     max_dead_letters: int = 1000
     in_cluster: bool = False
+    lookahead: int = 1
     limits: Limits = Limits()
 
     @classmethod
@@ -164,7 +167,7 @@ class Settings:
             "allowed_hosts": ("ALLOWED_HOSTS", _list), "session_ttl": ("SESSION_TTL", float),
             "oidc_audience": ("OIDC_AUDIENCE", str), "oidc_issuer_url": ("OIDC_ISSUER_URL", str),
             "max_dead_letters": ("MAX_DEAD_LETTERS", int),
-            "metrics_token": ("METRICS_TOKEN", str),
+            "metrics_token": ("METRICS_TOKEN", str), "lookahead": ("LOOKAHEAD", int),
         }
         values = {field: kind(env[PREFIX + name]) for field, (name, kind) in read.items() if env.get(PREFIX + name)}
         if env.get("K_SINK"):
@@ -181,6 +184,8 @@ class Settings:
         if f"{PREFIX}API_TOKEN" in settings.trial_env:
             raise ValueError(f"{PREFIX}TRIAL_ENV: trials may never get {PREFIX}API_TOKEN; remove it from the list")
         settings._check_sessions_and_dead_letters()
+        if settings.lookahead < 0:
+            raise ValueError(f"{PREFIX}LOOKAHEAD: expected trials >= 0, got {settings.lookahead}")
         if settings.k8s_start_allowance is not None and settings.k8s_start_allowance < 0:
             raise ValueError(f"{PREFIX}K8S_START_ALLOWANCE: expected seconds >= 0, got {settings.k8s_start_allowance}")
         return settings
