@@ -14,7 +14,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from functions.core import katib
 from functions.core.errors import InvalidStudy, Problem
 from functions.core.records import COMPLETED, FAILED, STOPPED, Counts, StudyRecord, TrialRecord
 
@@ -86,6 +85,8 @@ def definition(obj: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(spec, Mapping):
         raise InvalidStudy([Problem("spec", "required; expected a mapping")])
     if obj["kind"] == "Experiment":
+        from functions.core import katib  # only an Experiment needs it (and it needs YAML)
+
         return {"apiVersion": katib.API_VERSION, "kind": "Experiment",
                 "metadata": katib.document_metadata(metadata), "spec": dict(spec)}
     if spec.get("name") not in (None, metadata.get("name")):
