@@ -52,6 +52,7 @@ def test_handler_latency(tmp_path: Path):
     assert number(found["cold_start_s"]) > 0
     assert number(found["cold_ask_s"]) >= number(found["cold_start_s"]), "the next trial is asked for after the launch"
     assert number(found["cold_process_s"]) >= number(found["cold_ask_s"])
+    assert 0 < number(found["cold_start_cpu_s"]) <= number(found["cold_process_cpu_s"])
     assert sorted(result["sizes"], key=int) == ["20", "60"]
     assert result["lookahead"] == 1
 
