@@ -89,7 +89,9 @@ class Settings:
     for its measured node-hours (:mod:`functions.handlers.node_hours`).
     ``KATUNA_TRIAL_ENV`` (comma-separated names, none by default): variables of the service's
     environment that local trial processes get besides their minimal one (say
-    ``CUDA_VISIBLE_DEVICES``); ``KATUNA_API_TOKEN`` is refused.
+    ``CUDA_VISIBLE_DEVICES``); ``KATUNA_API_TOKEN`` is refused. ``KATUNA_LOOKAHEAD`` (1): trials
+    ``katuna run`` asks the sampler for ahead of a free slot, while the study's trials run, so a
+    slot that frees is refilled without waiting for the sampler (0: ask only when a slot frees).
 
     Who may reach the HTTP service (:mod:`functions.adapters.web.guard`): ``KATUNA_ALLOWED_HOSTS``,
     comma-separated host names (no port) served besides the loopback names ``localhost``,
@@ -159,6 +161,7 @@ class Settings:
     max_dead_letters: int = 1000
     in_cluster: bool = False
     katib_api: bool = False
+    lookahead: int = 1
     limits: Limits = Limits()
     node_look_seconds: float = LOOK_EVERY
 
@@ -181,7 +184,7 @@ class Settings:
             "allowed_hosts": ("ALLOWED_HOSTS", _list), "session_ttl": ("SESSION_TTL", float),
             "oidc_audience": ("OIDC_AUDIENCE", str), "oidc_issuer_url": ("OIDC_ISSUER_URL", str),
             "max_dead_letters": ("MAX_DEAD_LETTERS", int),
-            "metrics_token": ("METRICS_TOKEN", str),
+            "metrics_token": ("METRICS_TOKEN", str), "lookahead": ("LOOKAHEAD", int),
             "katib_api": ("KATIB_API", _flag),
             "node_look_seconds": ("NODE_LOOK_SECONDS", float),
         }
@@ -200,6 +203,8 @@ class Settings:
         if f"{PREFIX}API_TOKEN" in settings.trial_env:
             raise ValueError(f"{PREFIX}TRIAL_ENV: trials may never get {PREFIX}API_TOKEN; remove it from the list")
         settings._check_sessions_and_dead_letters()
+        if settings.lookahead < 0:
+            raise ValueError(f"{PREFIX}LOOKAHEAD: expected trials >= 0, got {settings.lookahead}")
         if settings.k8s_start_allowance is not None and settings.k8s_start_allowance < 0:
             raise ValueError(f"{PREFIX}K8S_START_ALLOWANCE: expected seconds >= 0, got {settings.k8s_start_allowance}")
         if not settings.node_look_seconds > 0:

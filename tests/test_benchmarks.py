@@ -96,7 +96,11 @@ def test_handler_latency(tmp_path: Path):
     assert number(found["own_ms_p50_at_60"]) > 0 and number(found["own_ms_p50_at_20"]) > 0
     assert number(found["sampler_ms_p50_at_60"]) > 0
     assert number(found["cold_start_s"]) > 0
+    assert number(found["cold_ask_s"]) >= number(found["cold_start_s"]), "the next trial is asked for after the launch"
+    assert number(found["cold_process_s"]) >= number(found["cold_ask_s"])
+    assert 0 < number(found["cold_start_cpu_s"]) <= number(found["cold_process_cpu_s"])
     assert sorted(result["sizes"], key=int) == ["20", "60"]
+    assert result["lookahead"] == 1
 
 
 def test_scale(tmp_path: Path):
@@ -115,11 +119,12 @@ def test_burst(tmp_path: Path):
 
 def test_search_quality(tmp_path: Path):
     found, result = run("search_quality.py", tmp_path)
-    wins, functions = found["wins_vs_random"].split("/")
-    assert functions == "2" and 0 <= int(wins) <= 2
+    for figure in ("wins_vs_random", "lookahead_wins_vs_random", "lookahead_wins_vs_tpe"):
+        wins, functions = found[figure].split("/")
+        assert functions == "2" and 0 <= int(wins) <= 2
     assert all(0 <= number(found[f"svm_error_{a}"]) < 1 for a in ("tpe", "random", "cmaes"))
     regrets = result["median_regret"]
-    assert all(regrets[f][a] >= 0 for f in regrets for a in ("tpe", "random", "cmaes"))
+    assert all(regrets[f][a] >= 0 for f in regrets for a in ("tpe", "tpe-ahead", "random", "cmaes"))
 
 
 def test_pruning(tmp_path: Path):

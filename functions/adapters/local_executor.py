@@ -62,6 +62,9 @@ class _Run:
     timed_out: bool = False
     done: threading.Event = field(default_factory=threading.Event)
     streamer: threading.Thread | None = None
+    since: float | None = None
+    """A second before the process started, in clock ticks since boot: no process of the
+    attempt is older (:func:`functions.adapters.process_tree.end`)."""
 
     @property
     def started(self) -> subprocess.Popen[bytes]:
@@ -164,6 +167,7 @@ class LocalExecutor:
     def _start(self, run: _Run, log: BinaryIO) -> Callable[[], None]:
         """Start the attempt's process; the job that waits for its end."""
         launch = run.launch
+        run.since = process_tree.boot_ticks() - os.sysconf("SC_CLK_TCK")
         try:
             run.process = subprocess.Popen(
                 launch.argv, cwd=launch.working_dir, stdin=subprocess.DEVNULL,
@@ -274,7 +278,7 @@ class LocalExecutor:
 
     def _contain(self, run: _Run) -> None:
         """End every process of the attempt that is still alive, and reap those adopted here."""
-        process_tree.end(run.started.pid, run.marker.__eq__, self._kill_grace, keep=self._leaders())
+        process_tree.end(run.started.pid, run.marker.__eq__, self._kill_grace, keep=self._leaders(), since=run.since)
 
     def _kill(self, run: _Run) -> int:
         """End the attempt's whole process tree: SIGTERM, then SIGKILL after the grace period."""

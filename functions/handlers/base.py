@@ -10,7 +10,7 @@ import os
 import uuid
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -31,6 +31,7 @@ from functions.core.space import distribution, sample
 from functions.core.spec import KnownResult, Study
 from functions.core.stop import Decision, decide, trials_to_ask
 from functions.core.warm import fits
+from functions.handlers import ahead
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,8 @@ class Deps:
     """The cluster's Node objects, for a study's measured node-hours; None where no cluster is asked."""
     node_look_seconds: float = LOOK_EVERY
     """How often at most a pool's nodes are listed."""
+    lookahead: int = 0
+    """Trials asked for ahead of a free slot (:mod:`functions.handlers.ahead`); 0: none."""
 
 
 def store_study(deps: Deps, spec: Study, definition: dict[str, Any],
@@ -111,9 +114,7 @@ ASKS_PER_EVENT = 16
 transaction, so a study with a large parallelism fills its slots over several events (see
 :func:`continuation`) and no event holds the database's write lock for long."""
 
-CONTINUED = "continued"
-"""The field of a continuation's ``study.created`` data: how many trials the study had when
-it was sent."""
+CONTINUED = ahead.CONTINUED
 
 
 def continuation(record: StudyRecord, created: int) -> Event:
@@ -130,9 +131,9 @@ def ask_trials(record: StudyRecord, deps: Deps, counts: Counts | None = None) ->
     counts, when the caller has them already."""
     spec = record.spec
     counts = deps.store.count_trials(spec.name) if counts is None else counts
-    wanted = trials_to_ask(spec, counts, study_grid_size(record))
+    wanted = trials_to_ask(spec, counts, study_grid_size(record), deps.lookahead)
     if wanted == 0:
-        return []
+        return ahead.release(record, deps, counts) if deps.lookahead else []
     study = optuna_study(record, deps, counts.created)
     asked = min(wanted, ASKS_PER_EVENT)
     events = []
@@ -144,6 +145,8 @@ def ask_trials(record: StudyRecord, deps: Deps, counts: Counts | None = None) ->
             TrialRecord(spec.name, trial.number, dict(trial.params), WAITING, created_at=deps.clock())
         )
         events.append(trial_suggested(spec.name, record.uid, trial.number, 1))
+    if deps.lookahead:
+        events = ahead.release(record, deps, replace(counts, waiting=counts.waiting + asked))
     if wanted > asked:
         events.append(continuation(record, counts.created + asked))
     return events
@@ -226,4 +229,8 @@ def go_on(record: StudyRecord, deps: Deps, ended: TrialRecord | None) -> list[Ev
     decision = check_stop(record, deps, ended, counts)
     if decision is not None:
         return complete(record, deps, decision)
+    if deps.lookahead:
+        released = ahead.release(record, deps, counts)
+        if released:
+            return [*released, ahead.refill(record, counts)]
     return ask_trials(record, deps, counts)
