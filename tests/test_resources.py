@@ -549,3 +549,9 @@ def test_a_running_experiment_refuses_a_changed_node_pool_annotation(service: Se
     kube.delete("Experiment", "team", "kst-pool-edit")
     send(service, "delete", edited)
     assert service.wait_for("kst-pool-edit", timeout=10)["status"] == "stopped"
+
+
+def test_katibs_api_versions_are_the_ones_its_importers_read():
+    from functions.core import katib, resources, studyjob
+
+    assert resources.KATIB_API_VERSIONS == (katib.API_VERSION, studyjob.API_VERSION)

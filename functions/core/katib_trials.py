@@ -12,9 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from functions.core import katib
 from functions.core.records import COMPLETE, FAIL, PRUNED, RUNNING, StudyRecord, TrialRecord
-from functions.core.resources import Origin, timestamp
+from functions.core.resources import KATIB_API_VERSIONS, Origin, timestamp
 
 EXPERIMENT_LABEL = "katib.kubeflow.org/experiment"
 PLURAL = "trials"
@@ -39,7 +38,7 @@ def trial_resource(record: StudyRecord, origin: Origin, trial: TrialRecord) -> d
     spec = record.definition.get("spec") or {}
     ref = origin.ref
     return {
-        "apiVersion": katib.API_VERSION, "kind": "Trial",
+        "apiVersion": KATIB_API_VERSIONS[0], "kind": "Trial",
         "metadata": {
             "name": trial_name(ref.name, trial.number), "namespace": ref.namespace,
             "labels": {EXPERIMENT_LABEL: ref.name},

@@ -16,7 +16,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from functions.core import katib, studyjob
 from functions.core.errors import InvalidStudy, Problem
 from functions.core.records import COMPLETED, FAILED, STOPPED, Counts, StudyRecord, TrialRecord
 
@@ -29,13 +28,15 @@ EDITABLE = {"Study": ("parallelism", "maxTrials", "maxFailedTrials"),
 """The spec fields a running study takes edits of (Katib's editable fields), by kind."""
 
 KATIB_GROUP = "kubeflow.org"
-KINDS = {API_VERSION: ("Study", "Experiment"), katib.API_VERSION: ("Experiment",),
-         studyjob.API_VERSION: ("StudyJob",)}
+KATIB_API_VERSIONS = (f"{KATIB_GROUP}/v1beta1", f"{KATIB_GROUP}/v1alpha1")
+"""Katib's API versions (its Experiment's and its StudyJob's: :mod:`functions.core.katib` and
+:mod:`functions.core.studyjob`, imported only where one is read, as they need YAML), watched
+only where the overlay is enabled (``KATUNA_KATIB_API``)."""
+
+KINDS = {API_VERSION: ("Study", "Experiment"), KATIB_API_VERSIONS[0]: ("Experiment",),
+         KATIB_API_VERSIONS[1]: ("StudyJob",)}
 """The kinds served under each API version: katuna's own, and Katib's (served by the overlay
 ``knative/katib-api`` on clusters that do not run Katib)."""
-
-KATIB_API_VERSIONS = (katib.API_VERSION, studyjob.API_VERSION)
-"""Katib's API versions, watched only where the overlay is enabled (``KATUNA_KATIB_API``)."""
 
 DELETED = "stopped: its resource was deleted"
 
@@ -119,6 +120,8 @@ def definition(obj: Mapping[str, Any]) -> dict[str, Any]:
     spec = obj.get("spec")
     if not isinstance(spec, Mapping):
         raise InvalidStudy([Problem("spec", "required; expected a mapping")])
+    from functions.core import katib, studyjob
+
     if obj["kind"] == "Experiment":
         return {"apiVersion": katib.API_VERSION, "kind": "Experiment",
                 "metadata": katib.document_metadata(metadata), "spec": dict(spec)}
