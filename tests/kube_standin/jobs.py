@@ -14,7 +14,8 @@ from __future__ import annotations
 import time
 from calendar import timegm
 
-from kube_standin.objects import now, snapshot, suffix
+from kube_standin.clock import RealClock
+from kube_standin.objects import snapshot, suffix
 from kube_standin.scheduling import requests
 
 MAX_PODS = 20
@@ -93,7 +94,8 @@ def _finished(job: dict) -> bool:
 
 
 class JobController:
-    def __init__(self) -> None:
+    def __init__(self, clock: RealClock | None = None) -> None:
+        self.clock = clock or RealClock()
         self.pods_made: dict[str, int] = {}
         """Pods made per Job uid: the index a disruption scenario names a pod by."""
         self.started: dict[str, float] = {}
@@ -116,8 +118,8 @@ class JobController:
     def _sync(self, cluster, job: dict) -> None:
         status, uid = job["status"], job["metadata"]["uid"]
         before = snapshot(status)
-        status.setdefault("startTime", now())
-        started = self.started.setdefault(uid, time.time())
+        status.setdefault("startTime", self.clock.stamp())
+        started = self.started.setdefault(uid, self.clock.time())
         counted = self.counted.setdefault(uid, {"failed": set(), "succeeded": set()})
         pods = owned_pods(cluster, job)
         active = [p for p in pods if p["status"].get("phase") not in ("Succeeded", "Failed")]
@@ -133,7 +135,9 @@ class JobController:
                 fail_job = message if action == "FailJob" else fail_job
         failed, succeeded = len(counted["failed"]), len(counted["succeeded"])
         deadline = job["spec"].get("activeDeadlineSeconds")
-        if deadline is not None and time.time() - started >= deadline:
+        if deadline is not None:
+            self.clock.wake_at(started + deadline)
+        if deadline is not None and self.clock.time() - started >= deadline:
             self._fail(cluster, job, active, counted, "DeadlineExceeded", "Job was active longer than specified deadline")
         elif fail_job is not None:
             self._fail(cluster, job, active, counted, "PodFailurePolicy", fail_job)
@@ -142,9 +146,9 @@ class JobController:
                        "Job has reached the specified backoff limit")
         elif succeeded >= job["spec"].get("completions", 1):
             _counts(status, active=0, ready=0, succeeded=succeeded, failed=failed)
-            status["completionTime"] = now()
+            status["completionTime"] = self.clock.stamp()
             _conditions(job, ("SuccessCriteriaMet", "Complete"), "CompletionsReached",
-                        "Reached expected number of succeeded pods")
+                        "Reached expected number of succeeded pods", status["completionTime"])
         else:
             self._replace(cluster, job, active, succeeded)
             _counts(status, active=len(active), succeeded=succeeded, failed=failed,
@@ -155,12 +159,13 @@ class JobController:
     def _failed(self, uid: str, pod: dict) -> None:
         failed = self.failures.get(uid, (set(), 0.0))[0]
         if pod["metadata"]["uid"] not in failed:
-            self.failures[uid] = (failed | {pod["metadata"]["uid"]}, time.monotonic())
+            self.failures[uid] = (failed | {pod["metadata"]["uid"]}, self.clock.monotonic())
 
     def _backing_off(self, uid: str) -> bool:
         failed, last = self.failures.get(uid, (set(), 0.0))
         delay = min(self.backoff_seconds * 2 ** (len(failed) - 1), 360.0) if failed else 0.0
-        return time.monotonic() - last < delay
+        self.clock.wake_at(last + delay)
+        return self.clock.monotonic() - last < delay
 
     def _replace(self, cluster, job: dict, active: list[dict], succeeded: int) -> None:
         """Make pods up to the Job's parallelism (what is left of its completions), once the
@@ -173,24 +178,23 @@ class JobController:
             active.append(cluster.add_pod(new_pod(job), self.pods_made.get(uid, 0)))
             self.pods_made[uid] = self.pods_made.get(uid, 0) + 1
 
-    @staticmethod
-    def _fail(cluster, job: dict, active: list[dict], counted: dict[str, set[str]], reason: str,
+    def _fail(self, cluster, job: dict, active: list[dict], counted: dict[str, set[str]], reason: str,
               message: str) -> None:
         """Delete the active pods (they count as failed) and fail the Job."""
         for pod in active:
             counted["failed"].add(pod["metadata"]["uid"])
             cluster.delete_pod(pod)
         _counts(job["status"], active=0, ready=0, failed=len(counted["failed"]), succeeded=len(counted["succeeded"]))
-        _conditions(job, ("FailureTarget", "Failed"), reason, message)
+        _conditions(job, ("FailureTarget", "Failed"), reason, message, self.clock.stamp())
 
-    @staticmethod
-    def _expire(cluster, job: dict) -> None:
+    def _expire(self, cluster, job: dict) -> None:
         ttl = job["spec"].get("ttlSecondsAfterFinished")
         if ttl is None:
             return
         finished = next(c["lastTransitionTime"] for c in job["status"]["conditions"]
                         if c["type"] in ("Complete", "Failed"))
-        if time.time() - _seconds(finished) >= ttl:
+        self.clock.wake_at(_seconds(finished) + ttl)
+        if self.clock.time() - _seconds(finished) >= ttl:
             cluster.remove_job(job["metadata"]["namespace"], job["metadata"]["name"], "Foreground")
 
 
@@ -203,8 +207,7 @@ def _counts(status: dict, **counts: int) -> None:
             status.pop(key, None)
 
 
-def _conditions(job: dict, types: tuple[str, str], reason: str, message: str) -> None:
-    stamp = now()
+def _conditions(job: dict, types: tuple[str, str], reason: str, message: str, stamp: str) -> None:
     job["status"]["conditions"] = [
         *job["status"].get("conditions", []),
         *({"type": t, "status": "True", "reason": reason, "message": message, "lastProbeTime": stamp,

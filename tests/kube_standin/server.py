@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlparse
@@ -130,7 +129,7 @@ def handler(cluster) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             try:
                 try:
-                    for event in cluster.watch(call, time.monotonic() + timeout, bookmarks):
+                    for event in cluster.watch(call, cluster.clock.monotonic() + timeout, bookmarks):
                         if event["type"] == "BOOKMARK":
                             event["object"].update(kind=kind.kind, apiVersion=kind.api_version)
                         self._chunk(json.dumps(event).encode() + b"\n")
