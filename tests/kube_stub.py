@@ -10,7 +10,7 @@ reports. Scenarios come from the trial itself (tests/trials/objective.py --mode)
 
 Time is the ``clock``'s (:mod:`kube_standin.clock`). On the machine's clock the controllers pass
 over the cluster in a background thread; on a simulated clock nothing moves until the driver
-calls :meth:`KubeStub.step` and advances the clock, and the containers should be simulated too
+calls :meth:`KubeStub.settle` and advances the clock, and the containers should be simulated too
 (``kubelets.containers``, :mod:`kube_standin.containers`).
 """
 
@@ -299,6 +299,16 @@ class KubeStub(ApiServer):
             self.kubelets.step(self)
             if self.autoscaler is not None:
                 self.autoscaler.step(self, pools)
+
+    def settle(self, passes: int = 1000) -> None:
+        """Pass over the cluster until a pass changes nothing (a simulated clock's driver does
+        this at each moment, before it moves the clock on)."""
+        for _ in range(passes):
+            version = self.history.version
+            self.step()
+            if self.history.version == version:
+                return
+        raise RuntimeError(f"the cluster still changes after {passes} passes")
 
     def _control_loop(self) -> None:
         while self._running:
