@@ -21,7 +21,7 @@ from kube_standin.clock import RealClock
 from kube_standin.interruptions import Interruptions
 from kube_standin.nodes import NodePool, pool_of, template
 from kube_standin.objects import suffix
-from kube_standin.scheduling import TERMINATED, active_on, bound_by_node, misfit
+from kube_standin.scheduling import TERMINATED, bound_by_node, misfit
 
 
 @dataclass
@@ -155,10 +155,10 @@ class Autoscaler:
                     break
 
     def _scale_down(self, cluster, pools: dict[str, NodePool], now: float, counts: dict[str, int]) -> None:
-        pods = list(cluster.pods.values())
+        busy = bound_by_node(list(cluster.pods.values()), list(cluster.nodes))
         for name, node in list(cluster.nodes.items()):
             pool = pools.get(pool_of(node) or "")
-            if pool is None or active_on(pods, name):
+            if pool is None or busy[name]:
                 self.idle_since.pop(name, None)
                 continue
             idle = self.idle_since.setdefault(name, now)

@@ -50,6 +50,15 @@ def owned_pods(cluster, job: dict) -> list[dict]:
                   key=lambda p: p["metadata"]["creationTimestamp"])
 
 
+def pods_by_owner(cluster) -> dict[str, list[dict]]:
+    """The pods of each owner's uid, oldest first (one pass over the pods for every Job)."""
+    owned: dict[str, list[dict]] = {}
+    for pod in sorted(cluster.pods.values(), key=lambda p: p["metadata"]["creationTimestamp"]):
+        for owner in pod["metadata"].get("ownerReferences", []):
+            owned.setdefault(owner.get("uid"), []).append(pod)
+    return owned
+
+
 def _failure_action(job: dict, pod: dict) -> tuple[str, str | None]:
     """``(action, message)`` of the first podFailurePolicy rule matching the failed ``pod``."""
     for index, rule in enumerate((job["spec"].get("podFailurePolicy") or {}).get("rules", [])):
@@ -106,22 +115,24 @@ class JobController:
         minutes (the real controller's is 10 s; ignored failures such as preemptions count too)."""
         self.failures: dict[str, tuple[set[str], float]] = {}
         """Per Job uid, its failed pods (counted or ignored) and when the last one was seen."""
+        self.expires: dict[str, float] = {}
+        """Per finished Job's uid with a ``ttlSecondsAfterFinished``, when it is deleted."""
 
     def step(self, cluster) -> None:
         """One sync of every Job (the cluster's lock held)."""
+        owned = pods_by_owner(cluster)
         for job in list(cluster.jobs.values()):
             if _finished(job):
                 self._expire(cluster, job)
             else:
-                self._sync(cluster, job)
+                self._sync(cluster, job, owned.get(job["metadata"]["uid"], []))
 
-    def _sync(self, cluster, job: dict) -> None:
+    def _sync(self, cluster, job: dict, pods: list[dict]) -> None:
         status, uid = job["status"], job["metadata"]["uid"]
         before = snapshot(status)
         status.setdefault("startTime", self.clock.stamp())
         started = self.started.setdefault(uid, self.clock.time())
         counted = self.counted.setdefault(uid, {"failed": set(), "succeeded": set()})
-        pods = owned_pods(cluster, job)
         active = [p for p in pods if p["status"].get("phase") not in ("Succeeded", "Failed")]
         fail_job = None
         for pod in pods:
@@ -191,10 +202,13 @@ class JobController:
         ttl = job["spec"].get("ttlSecondsAfterFinished")
         if ttl is None:
             return
-        finished = next(c["lastTransitionTime"] for c in job["status"]["conditions"]
-                        if c["type"] in ("Complete", "Failed"))
-        self.clock.wake_at(_seconds(finished) + ttl)
-        if self.clock.time() - _seconds(finished) >= ttl:
+        uid = job["metadata"]["uid"]
+        if uid not in self.expires:
+            finished = next(c["lastTransitionTime"] for c in job["status"]["conditions"]
+                            if c["type"] in ("Complete", "Failed"))
+            self.expires[uid] = _seconds(finished) + ttl
+            self.clock.wake_at(self.expires[uid])
+        if self.clock.time() >= self.expires[uid]:
             cluster.remove_job(job["metadata"]["namespace"], job["metadata"]["name"], "Foreground")
 
 
