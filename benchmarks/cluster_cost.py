@@ -55,7 +55,7 @@ import optuna
 import report
 from standins import Cloud, KubeStub, Run, SimulatedClock, SimulatedContainers, make_cloud
 
-from functions.core.cluster import TRIAL_LABEL
+from functions.core.cluster import STUDY_LABEL, TRIAL_LABEL
 from functions.core.errors import TemporaryError
 from functions.core.events import Event, pool_check, study_created
 from functions.core.records import StudyRecord
@@ -70,7 +70,7 @@ NAME = "cluster_cost"
 PRICES = {"gke": {"machine": "e2-standard-4", "on_demand": 0.134, "spot": 0.040},
           "eks": {"machine": "m5.xlarge", "on_demand": 0.192, "spot": 0.076}}
 NAMESPACE = "katuna"
-MAX_SIMULATED = 7 * 86400.0
+MAX_SIMULATED = 86400.0
 """Simulated seconds after which a run that has not ended is an error, not a wait."""
 TICK_SECONDS = 60.0
 """The PingSource's period: provision and reconcile look at the studies once a simulated minute."""
@@ -78,6 +78,8 @@ RETRY_SECONDS = 10.0
 """When an event whose handling failed for now is delivered again (a Trigger's retry)."""
 BOOT_SECONDS = 90.0
 IDLE_SECONDS = 600.0
+SOURCE_CHANGES = {"ADDED": "add", "MODIFIED": "update", "DELETED": "delete"}
+"""The ApiServerSource's event type for each kind of change it watches."""
 
 
 @dataclass(frozen=True)
@@ -170,7 +172,8 @@ class Simulation:
 
     def _sources(self) -> None:
         """The PingSource's tick when due, the ApiServerSource's events of the trial Jobs that
-        changed, and the retries that are due."""
+        changed (those labelled with a study, in katuna's namespace, as its manifest selects), and
+        the retries that are due."""
         if self.clock.now >= self.next_tick:
             self.queue.append(pool_check())
             self.next_tick = self.clock.now + TICK_SECONDS
@@ -179,7 +182,7 @@ class Simulation:
             changes = self.kube.changes_since(self.seen, "jobs")
             self.seen = self.kube.history.version
         for change in changes:
-            if change.namespace == NAMESPACE:
+            if change.namespace == NAMESPACE and STUDY_LABEL in (change.object["metadata"].get("labels") or {}):
                 self.queue.append(Event(f"dev.knative.apiserver.resource.{SOURCE_CHANGES[change.type]}",
                                         change.object))
         due = [event for when, event in self.retries if when <= self.clock.now]
@@ -204,9 +207,6 @@ class Simulation:
         self.runtime.close()
         self.deps.store.close()
         self.kube.close()
-
-
-SOURCE_CHANGES = {"ADDED": "add", "MODIFIED": "update", "DELETED": "delete"}
 
 
 def run_policy(policy: str, cloud_name: str, ref: Reference, rate: float, prices: dict[str, float],

@@ -24,6 +24,11 @@ from kube_standin.objects import suffix
 from kube_standin.scheduling import TERMINATED, bound_by_node, misfit
 
 
+SIMULATED_SCAN_SECONDS = 10.0
+"""How often the pools are asked for on a simulated clock: the real autoscaler's default
+``--scan-interval`` (on the machine's clock the stand-in asks every tenth of a second)."""
+
+
 @dataclass
 class Booting:
     """A node on its way: its pool, when it registers, the pods it is meant for."""
@@ -59,7 +64,7 @@ class Autoscaler:
         self.booting: dict[str, Booting] = {}
         self.idle_since: dict[str, float] = {}
         self.started = self.clock.monotonic()
-        self.scan_seconds = 0.0 if self.clock.simulated else 0.1
+        self.scan_seconds = SIMULATED_SCAN_SECONDS if self.clock.simulated else 0.1
         self.scanned_at = float("-inf")
         self.known: dict[str, NodePool] = {}
         self.timeline: list[tuple[float, dict[str, int]]] = []
@@ -79,6 +84,7 @@ class Autoscaler:
         if self.clock.monotonic() - self.scanned_at >= self.scan_seconds:
             self.known = {pool.name: pool for pool in self.pools()}
             self.scanned_at = self.clock.monotonic()
+            self.clock.wake_at(self.scanned_at + self.scan_seconds)
         return self.known
 
     def node_seconds(self, since: float = float("-inf"), until: float | None = None, pool: str | None = None) -> float:
