@@ -32,8 +32,8 @@ List prices (USD per hour, on-demand and spot): GKE ``e2-standard-4`` in us-cent
 0.040; EKS ``m5.xlarge`` in us-east-1, 0.192 and 0.076 — as published on Google Cloud's VM
 instance pricing page and the Amazon EC2 on-demand and spot pricing pages (2026-11; spot prices
 move, monthly on Google Cloud and continuously on AWS: give today's with ``--spot-price`` and
-``--on-demand-price``). A node boots in 90 s; the autoscaler removes a node idle for 10 minutes
-(its default ``scale-down-unneeded-time``); GKE creates a pool in 90 s and deletes it in 60 s
+``--on-demand-price``). A node boots in 90 s; the autoscaler looks at the pools every 10 s and
+removes a node idle for 10 minutes (its defaults ``scan-interval`` and ``scale-down-unneeded-time``); GKE creates a pool in 90 s and deletes it in 60 s
 (moto's EKS node groups are ready at once).
 """
 
