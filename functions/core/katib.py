@@ -13,7 +13,7 @@ from typing import Any, TypeGuard
 
 import yaml
 
-from functions.core import bounded_yaml, template
+from functions.core import bounded_yaml, template, trial_kinds
 from functions.core.errors import InvalidStudy, Problem
 from functions.core.nodepool import parse_node_pool
 from functions.core.reader import Reader
@@ -183,9 +183,10 @@ def _trial_template(trial: Mapping[str, Any], parameters: list, problems: list[P
             problems.append(Problem(f"{path}.{key}", "a trial template in a ConfigMap is not supported; inline it as trialSpec"))
     if trial.get("retain"):
         problems.append(Problem(f"{path}.retain", "not supported: trial Jobs are removed after ttlSecondsAfterFinished"))
-    for key, default in (("successCondition", JOB_SUCCESS), ("failureCondition", JOB_FAILURE)):
-        if trial.get(key) not in (None, default):
-            problems.append(Problem(f"{path}.{key}", f"only the Job default {default!r} is supported"))
+    for key in ("successCondition", "failureCondition"):
+        why = trial_kinds.check_condition(trial[key]) if isinstance(trial.get(key), str) else None
+        if why is not None:
+            problems.append(Problem(f"{path}.{key}", f"expected a GJSON path katuna evaluates: {why}"))
     references = {}
     for i, item in enumerate(trial.get("trialParameters") or []):
         references[item.get("name")] = item.get("reference")
@@ -197,8 +198,9 @@ def _trial_template(trial: Mapping[str, Any], parameters: list, problems: list[P
     placeholders = {f"trialParameters.{name}": f"${{trialParameters.{ref}}}" for name, ref in references.items()}
     out: dict[str, Any] = {"trialSpec": template.substitute_tree(trial.get("trialSpec"), {}, placeholders,
                                                                  drop_inactive=False)}
-    if trial.get("primaryContainerName"):
-        out["primaryContainerName"] = trial["primaryContainerName"]
+    for key in ("primaryContainerName", "successCondition", "failureCondition", "primaryPodLabels"):
+        if trial.get(key):
+            out[key] = trial[key]
     return out
 
 

@@ -93,6 +93,11 @@ class TrialTemplate:
     max_attempts: int = 5
     trial_spec: Mapping[str, Any] | None = None
     primary_container: str | None = None
+    success_condition: str | None = None
+    """GJSON path into the ``trialSpec`` workload that holds once it succeeded (the kind's default if unset)."""
+    failure_condition: str | None = None
+    primary_pod_labels: tuple[tuple[str, str], ...] = ()
+    """Labels of the pods whose output is the trial's (the kind's default if empty)."""
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"maxAttempts": self.max_attempts}
@@ -102,6 +107,12 @@ class TrialTemplate:
             out["trialSpec"] = self.trial_spec
         if self.primary_container:
             out["primaryContainerName"] = self.primary_container
+        if self.success_condition:
+            out["successCondition"] = self.success_condition
+        if self.failure_condition:
+            out["failureCondition"] = self.failure_condition
+        if self.primary_pod_labels:
+            out["primaryPodLabels"] = dict(self.primary_pod_labels)
         optional = {
             "env": dict(self.env),
             "workingDir": self.working_dir,
