@@ -1,4 +1,5 @@
-"""The executor port on Kubernetes: each trial attempt a ``batch/v1`` Job; and the resources
+"""The executor port on Kubernetes: each trial attempt a ``batch/v1`` Job (or the workload of
+its ``trialSpec``'s kind, see :mod:`functions.adapters.kubernetes_workloads`); and the resources
 port: study resources read, their status written (the only module importing the ``kubernetes``
 client).
 
@@ -21,10 +22,12 @@ from kubernetes.client.rest import ApiException
 from urllib3 import BaseHTTPResponse
 from urllib3.exceptions import HTTPError
 
+from functions.adapters.kubernetes_workloads import Workloads, created_at, pod_selector
+from functions.adapters.kubernetes_workloads import end as workload_end
 from functions.core.cluster import STUDY_LABEL, TRIAL_LABEL, Cluster
 from functions.core.errors import PermanentError, TemporaryError
 from functions.core.events import Event, trial_finished
-from functions.core.job import primary_container_name, render_job
+from functions.core.job import is_job, primary_container_name, render_job
 from functions.core.launch import TrialLaunch
 from functions.core.lines import bounded_lines
 from functions.core.resources import GROUP, PLURALS, VERSION, Ref
@@ -81,6 +84,7 @@ class KubernetesExecutor:
         self._clock = clock
         self._batch = client.BatchV1Api(api)
         self._core = client.CoreV1Api(api)
+        self._workloads = Workloads(api, _translate)
 
     def _namespace(self, launch: TrialLaunch) -> str:
         """The launch's namespace, else the configured one, else Kubernetes' own default."""
@@ -91,6 +95,9 @@ class KubernetesExecutor:
         if launch.progress is not None and self._report_url:
             launch = replace(launch, env={**launch.env, "KATUNA_REPORT_URL": self._report_url})
         job = render_job(launch, self._defaults)
+        if not is_job(launch):
+            self._workloads.create(self._namespace(launch), job)
+            return
         try:
             # The client sends a plain dict as it is; the Job is rendered as one by the pure core.
             self._batch.create_namespaced_job(self._namespace(launch), cast(client.V1Job, job))
@@ -105,11 +112,16 @@ class KubernetesExecutor:
                      f"read Job {launch.job_name}")
 
     def exists(self, launch: TrialLaunch) -> bool:
+        if not is_job(launch):
+            return self._workloads.get(launch, self._namespace(launch)) is not None
         return self._job(launch) is not None
 
     def stop(self, launch: TrialLaunch) -> None:
-        """Delete every Job of the trial, with its pods (``propagationPolicy: Background``)."""
+        """Delete every Job (or workload) of the trial, with its pods (``propagationPolicy: Background``)."""
         namespace = self._namespace(launch)
+        if not is_job(launch):
+            self._workloads.delete_trial(launch, namespace)
+            return
         selector = f"{STUDY_LABEL}={launch.study},{TRIAL_LABEL}={launch.number}"
         try:
             jobs = self._batch.list_namespaced_job(namespace, label_selector=selector).items
@@ -135,13 +147,16 @@ class KubernetesExecutor:
         replacement starts a fresh timeout. The Job's own deadline is only a backstop (the
         timeout plus the start allowance, see :func:`functions.core.job.job_deadline`).
         """
+        if not is_job(launch):
+            return self._poll_workload(launch)
         job = self._job(launch)
         ids = (launch.study, launch.uid, launch.number, launch.attempt)
         if job is None:
             return trial_finished(*ids, outcome="preempted", message=f"Job {launch.job_name} disappeared")
         condition = _final_condition(job)
         if condition is None:
-            return self._timed_out(launch, job)
+            created = job.metadata.creation_timestamp if job.metadata else None
+            return self._timed_out(launch, created.timestamp() if created is not None else None)
         pods = self._pods(launch)
         image_id = _image_id(pods, primary_container_name(launch))
         if condition.type == "Complete":
@@ -159,14 +174,33 @@ class KubernetesExecutor:
                               message=f"Job failed: {condition.reason}: {condition.message}; {reason}",
                               image_id=image_id)
 
-    def _timed_out(self, launch: TrialLaunch, job: Any) -> Event | None:
+    def _poll_workload(self, launch: TrialLaunch) -> Event | None:
+        """The end of an attempt whose workload is another kind than Job: by the study's (else
+        the kind's) success and failure conditions, as Katib reads them; the exit code and image
+        from the primary pods."""
+        ids = (launch.study, launch.uid, launch.number, launch.attempt)
+        workload = self._workloads.get(launch, self._namespace(launch))
+        kind = (launch.trial_spec or {}).get("kind")
+        if workload is None:
+            return trial_finished(*ids, outcome="preempted", message=f"{kind} {launch.job_name} disappeared")
+        ended = workload_end(launch, workload)
+        if ended is None:
+            return self._timed_out(launch, created_at(workload))
+        pods = self._pods(launch)
+        image_id = _image_id(pods, primary_container_name(launch))
+        if ended.succeeded:
+            return trial_finished(*ids, outcome="exited", exit_code=0, image_id=image_id)
+        code, reason = _exit(pods)
+        return trial_finished(*ids, outcome="exited", exit_code=code if code else 1, image_id=image_id,
+                              message=f"{kind} failed: {ended.reason}: {ended.message}; {reason}")
+
+    def _timed_out(self, launch: TrialLaunch, created: float | None) -> Event | None:
         """The ``timeout`` end of a running attempt whose container has run past the trial's
-        timeout, else None. No pod is read while the Job itself is younger than the timeout."""
+        timeout, else None. No pod is read while the workload itself is younger than the timeout."""
         if not launch.timeout:
             return None
         now = self._clock()
-        created = job.metadata.creation_timestamp if job.metadata else None
-        if created is not None and now - created.timestamp() < launch.timeout:
+        if created is not None and now - created < launch.timeout:
             return None
         pods = self._pods(launch)
         container = primary_container_name(launch)
@@ -180,7 +214,8 @@ class KubernetesExecutor:
 
     def _pods(self, launch: TrialLaunch) -> list[Any]:
         try:
-            pods = self._core.list_namespaced_pod(self._namespace(launch), label_selector=f"job-name={launch.job_name}")
+            selector = f"job-name={launch.job_name}" if launch.trial_spec is None else pod_selector(launch)
+            pods = self._core.list_namespaced_pod(self._namespace(launch), label_selector=selector)
         except (ApiException, HTTPError) as exc:
             raise _translate(exc, f"list the pods of Job {launch.job_name}") from exc
         return sorted(pods.items, key=_oldest_first)
