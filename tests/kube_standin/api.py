@@ -23,6 +23,8 @@ class ApiServer:
 
     def serve(self, call: Call) -> tuple[int, dict | str]:
         """Answer a non-watch request (already authorized)."""
+        if (call.group, call.resource) in self.crds:
+            return self.serve_workload(call, call.version)
         if call.resource == "jobs" and call.method == "POST":
             return self.create_job(call.namespace or "", call.body or {})
         if call.resource == "jobs" and call.method == "DELETE":
@@ -47,6 +49,8 @@ class ApiServer:
         return {"jobs": self.jobs, "pods": self.pods, "nodes": self.nodes, "namespaces": self.namespaces}[resource]
 
     def _objects(self, resource: str, namespace: str | None) -> list[dict]:
+        if any(crd.plural == resource for crd in self.crds.values()):
+            return [o for (plural, ns, _), o in self.workloads.items() if plural == resource and namespace in (None, ns)]
         if resource in PLURALS.values():
             return [o for (plural, ns, _), o in self.resources.items() if plural == resource and namespace in (None, ns)]
         return [o for o in self._table(resource).values() if namespace in (None, o["metadata"].get("namespace"))]
@@ -55,8 +59,9 @@ class ApiServer:
              limit: str | None = None, token: str | None = None) -> tuple[int, dict]:
         """One object (404 when it is not there), or a list by namespace and name carrying the
         current resourceVersion, ``limit`` at a time with a ``continue`` token for the rest."""
-        kind = KINDS[("katuna.dev" if resource in PLURALS.values() else "batch" if resource == "jobs" else "",
-                      resource)]
+        crd = next((c for c in self.crds.values() if c.plural == resource), None)
+        kind = crd.as_kind() if crd is not None else KINDS[
+            ("katuna.dev" if resource in PLURALS.values() else "batch" if resource == "jobs" else "", resource)]
         with self.lock:
             if name:
                 found = [o for o in self._objects(resource, namespace) if o["metadata"]["name"] == name]
