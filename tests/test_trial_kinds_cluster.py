@@ -23,7 +23,7 @@ DECOY = [sys.executable, "-c", "print('loss=999')"]
 
 @pytest.fixture(scope="module")
 def service(kube: KubeStub, tmp_path_factory):
-    for operator in ("training-operator", "trainer", "argo", "tekton"):
+    for operator in ("training-operator", "trainer", "jobset", "argo", "tekton"):
         kube.install_operator(operator)
     running = Service(tmp_path_factory.mktemp("kinds"), workers=2, KATUNA_EXECUTOR="kubernetes",
                       KATUNA_K8S_API=kube.url, KATUNA_K8S_NAMESPACE="kinds")
@@ -154,7 +154,6 @@ def test_a_kind_the_cluster_does_not_serve_fails_its_trial_naming_it(service: Se
     status, _, body = service.request("POST", "/studies", yaml.safe_dump(definition),
                                       {"Content-Type": "application/yaml"})
     assert status == 201, body
-    service.wait_for("unserved", timeout=60)
-    [trial] = service.json("GET", "/studies/unserved/trials")[1]
-    assert trial["state"] == "FAIL"
-    assert "404" in trial["reason"] and "is its operator installed" in trial["reason"], trial["reason"]
+    study = service.wait_for("unserved", timeout=60)
+    assert study["status"] == "failed"
+    assert "404" in study["message"] and "is its operator installed" in study["message"], study

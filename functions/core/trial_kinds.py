@@ -24,6 +24,7 @@ JOB_FAILURE = 'status.conditions.#(type=="Failed")#|#(status=="True")#'
 KUBEFLOW_SUCCESS = 'status.conditions.#(type=="Succeeded")#|#(status=="True")#'
 KUBEFLOW_FAILURE = 'status.conditions.#(type=="Failed")#|#(status=="True")#'
 KUBEFLOW_PRIMARY = {"training.kubeflow.org/job-role": "master"}
+MASTER_ROLES = ("master", "chief", "launcher")
 TRAINJOB_PRIMARY = {"jobset.sigs.k8s.io/replicatedjob-name": "node", "batch.kubernetes.io/job-completion-index": "0"}
 JOBSET_SUCCESS = 'status.conditions.#(type=="Completed")#|#(status=="True")#'
 WORKFLOW_SUCCESS = 'status.[@this].#(phase=="Succeeded")#'
@@ -112,7 +113,9 @@ def check_condition(path: str) -> str | None:
 
 def pod_specs(trial_spec: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any], Mapping[str, Any]]]:
     """``(path, pod labels, pod spec)`` of each pod template the workload holds, its primary role
-    first (a Training Operator job's Master, Chief or Launcher). TrainJob, Workflow and PipelineRun
+    first (a Training Operator job's Master, Chief or Launcher), with the labels the kind's
+    controller gives its pods (a role's ``job-role: master`` stands for its first replica's, as a
+    worker 0 is the master without a Master, Chief or Launcher). TrainJob, Workflow and PipelineRun
     describe containers in their own shapes: their pods are made as the operator makes them."""
     spec = trial_spec.get("spec")
     if not isinstance(spec, Mapping):
@@ -123,19 +126,26 @@ def pod_specs(trial_spec: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str,
     elif known.replica_specs:
         roles = spec.get(known.replica_specs)
         if isinstance(roles, Mapping):
-            for role in sorted(roles, key=lambda r: (str(r).lower() not in ("master", "chief", "launcher"), str(r))):
+            masters = any(str(r).lower() in MASTER_ROLES for r in roles)
+            for role in sorted(roles, key=lambda r: (str(r).lower() not in MASTER_ROLES, str(r))):
                 replica = roles[role]
+                own = {"training.kubeflow.org/replica-type": str(role).lower()}
+                if str(role).lower() in MASTER_ROLES or (not masters and str(role).lower() == "worker"):
+                    own.update(KUBEFLOW_PRIMARY)
                 if isinstance(replica, Mapping):
-                    yield from _template(f"spec.{known.replica_specs}.{role}.template", replica.get("template"))
+                    yield from _template(f"spec.{known.replica_specs}.{role}.template", replica.get("template"), own)
     elif known.kind == "JobSet":
         for i, replicated in enumerate(spec.get("replicatedJobs") or []):
             job = replicated.get("template") if isinstance(replicated, Mapping) else None
             if isinstance(job, Mapping) and isinstance(job.get("spec"), Mapping):
-                yield from _template(f"spec.replicatedJobs[{i}].template.spec.template", job["spec"].get("template"))
+                yield from _template(f"spec.replicatedJobs[{i}].template.spec.template", job["spec"].get("template"),
+                                     {"jobset.sigs.k8s.io/replicatedjob-name": str(replicated.get("name"))})
 
 
-def _template(path: str, template: Any) -> Iterator[tuple[str, Mapping[str, Any], Mapping[str, Any]]]:
+def _template(path: str, template: Any,
+              own: Mapping[str, str] | None = None) -> Iterator[tuple[str, Mapping[str, Any], Mapping[str, Any]]]:
+    """A pod template's path, labels (with ``own``, those its controller adds) and pod spec."""
     if isinstance(template, Mapping) and isinstance(template.get("spec"), Mapping):
         metadata = template.get("metadata")
         labels = metadata.get("labels") if isinstance(metadata, Mapping) else None
-        yield path, labels if isinstance(labels, Mapping) else {}, template["spec"]
+        yield path, {**(labels if isinstance(labels, Mapping) else {}), **(own or {})}, template["spec"]

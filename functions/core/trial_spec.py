@@ -80,7 +80,7 @@ def containers(trial_spec: Mapping[str, Any]) -> list[tuple[Mapping[str, Any], s
     spec: Mapping[str, Any] = given if isinstance(given, Mapping) else {}
     tasks = spec.get("pipelineSpec")
     if known is not None and known.kind == "TrainJob" and isinstance(spec.get("trainer"), Mapping):
-        found.append(({}, "node", spec["trainer"]))
+        found.append((trial_kinds.TRAINJOB_PRIMARY, "node", spec["trainer"]))
     elif known is not None and known.kind == "Workflow":
         for item in _listed(spec.get("templates")):
             metadata = item.get("metadata")

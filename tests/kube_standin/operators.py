@@ -6,8 +6,8 @@ conditions of the workload.
   ``<job>-<role>-<index>`` per replica, labelled ``training.kubeflow.org/job-name``,
   ``replica-type`` (the role lower-cased), ``replica-index``, and ``job-role: master`` on the
   master role (Master, Chief or Launcher; without one, worker 0). Conditions ``Created``,
-  ``Running``, then ``Succeeded`` once the master role's pods succeeded (every pod, when the job
-  has no Master, Chief or Launcher) or ``Failed`` once a pod failed; the pods still running are
+  ``Running``, then ``Succeeded`` once the master role's pods succeeded (every worker, when the
+  job has no Master, Chief or Launcher) or ``Failed`` once a pod failed; the pods still running are
   then deleted (``cleanPodPolicy: Running``).
 - JobSet: a Job ``<jobset>-<replicatedJob>-<index>`` per replica, labelled (and its pods)
   ``jobset.sigs.k8s.io/jobset-name``, ``replicatedjob-name`` and ``job-index``; the Job
@@ -103,8 +103,9 @@ class TrainingOperator:
         pods = owned_pods(cluster, job)
         kind, name = job["kind"], job["metadata"]["name"]
         failed = [p for p in pods if p["status"].get("phase") == "Failed"]
-        masters = [p for p in pods if p["metadata"]["labels"].get("training.kubeflow.org/replica-type") in MASTER_ROLES]
-        deciding = masters or pods
+        by_role = {role: [p for p in pods if p["metadata"]["labels"].get("training.kubeflow.org/replica-type") in role]
+                   for role in (MASTER_ROLES, ("worker",))}
+        deciding = by_role[MASTER_ROLES] or by_role[("worker",)] or pods
         if failed:
             role = failed[0]["metadata"]["labels"]["training.kubeflow.org/replica-type"]
             changed = condition(job, "Failed", "True", f"{kind}Failed",
