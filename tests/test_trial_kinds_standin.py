@@ -77,3 +77,26 @@ def test_deleting_a_workload_deletes_its_pods_and_finishes_nothing_twice(cluster
     with pytest.raises(ApiException) as caught:
         api.get_namespaced_custom_object("kubeflow.org", "v1", "default", "pytorchjobs", "p")
     assert caught.value.status == 404 and _message(caught.value) == 'pytorchjobs.kubeflow.org "p" not found'
+
+
+@pytest.mark.parametrize(("code", "exit_code"), [(0, 0), (4, 4)])
+def test_a_job_with_conditions_of_its_own_ends_by_them(cluster: KubeStub, code: int, exit_code: int):
+    """A Katib condition on a Job's counts rather than its conditions: the end is the one the
+    study's GJSON paths read, with the pod's exit code."""
+    from functions.adapters.kubernetes_executor import KubernetesExecutor
+    from functions.core.cluster import Cluster
+    from functions.core.launch import TrialLaunch
+
+    job = {"apiVersion": "batch/v1", "kind": "Job", "spec": {"backoffLimit": 0, "template": {"spec": {
+        "restartPolicy": "Never", "containers": [{"name": "train", "image": "python:3.12",
+                                                  "command": [sys.executable, "-c", f"raise SystemExit({code})"]}]}}}}
+    launch = TrialLaunch("own", "u1", 0, 1, f"own-{code}", [], {}, ".", timeout=None, trial_spec=job,
+                         success_condition="status.[@this].#(succeeded>0)#",
+                         failure_condition="status.[@this].#(failed>0)#")
+    executor = KubernetesExecutor(Cluster(namespace="default"), api_client(cluster.url))
+    executor.launch(launch)
+    deadline, finished = time.monotonic() + 30, None
+    while finished is None and time.monotonic() < deadline:
+        finished = executor.poll(launch)
+        time.sleep(0.05)
+    assert finished is not None and (finished.data["outcome"], finished.data["exitCode"]) == ("exited", exit_code)

@@ -27,7 +27,7 @@ from functions.adapters.kubernetes_workloads import end as workload_end
 from functions.core.cluster import STUDY_LABEL, TRIAL_LABEL, Cluster
 from functions.core.errors import PermanentError, TemporaryError
 from functions.core.events import Event, trial_finished
-from functions.core.job import is_job, primary_container_name, render_job
+from functions.core.job import is_job, own_conditions, primary_container_name, render_job
 from functions.core.launch import TrialLaunch
 from functions.core.lines import bounded_lines
 from functions.core.resources import GROUP, PLURALS, VERSION, Ref
@@ -147,7 +147,7 @@ class KubernetesExecutor:
         replacement starts a fresh timeout. The Job's own deadline is only a backstop (the
         timeout plus the start allowance, see :func:`functions.core.job.job_deadline`).
         """
-        if not is_job(launch):
+        if not is_job(launch) or own_conditions(launch):
             return self._poll_workload(launch)
         job = self._job(launch)
         ids = (launch.study, launch.uid, launch.number, launch.attempt)

@@ -50,6 +50,15 @@ def is_job(launch: TrialLaunch) -> bool:
         launch.trial_spec.get("kind") == "Job"
 
 
+def own_conditions(launch: TrialLaunch) -> bool:
+    """Whether a ``trialSpec`` Job ends by conditions of the study's own rather than Katib's
+    defaults (``Complete`` / ``Failed``), which the Job executor reads directly."""
+    given = (launch.success_condition, launch.failure_condition)
+    return launch.trial_spec is not None and given != (None, None) and given != (
+        trial_kinds.JOB_SUCCESS if launch.success_condition else None,
+        trial_kinds.JOB_FAILURE if launch.failure_condition else None)
+
+
 class NotRenderable(PermanentError):
     """The study lacks what a trial needs to run on Kubernetes (an image, for one)."""
 
