@@ -22,6 +22,14 @@ from kubernetes.client.rest import ApiException
 from urllib3 import BaseHTTPResponse
 from urllib3.exceptions import HTTPError
 
+from functions.adapters.kubernetes_status import (
+    current_run,
+    disrupted,
+    exit_of,
+    final_condition,
+    image_of,
+    oldest_first,
+)
 from functions.adapters.kubernetes_workloads import Workloads, created_at, pod_selector
 from functions.adapters.kubernetes_workloads import end as workload_end
 from functions.core.cluster import STUDY_LABEL, TRIAL_LABEL, Cluster
@@ -153,12 +161,12 @@ class KubernetesExecutor:
         ids = (launch.study, launch.uid, launch.number, launch.attempt)
         if job is None:
             return trial_finished(*ids, outcome="preempted", message=f"Job {launch.job_name} disappeared")
-        condition = _final_condition(job)
+        condition = final_condition(job)
         if condition is None:
             created = job.metadata.creation_timestamp if job.metadata else None
             return self._timed_out(launch, created.timestamp() if created is not None else None)
         pods = self._pods(launch)
-        image_id = _image_id(pods, primary_container_name(launch))
+        image_id = image_of(pods, primary_container_name(launch))
         if condition.type == "Complete":
             return trial_finished(*ids, outcome="exited", exit_code=0, image_id=image_id)
         if condition.reason == "DeadlineExceeded":
@@ -167,9 +175,9 @@ class KubernetesExecutor:
                 f"its Job ran past its deadline ({deadline}s from the Job's start: the trial's timeout plus "
                 f"the start allowance for waiting for a node, pulling the image and runs lost to preemption; "
                 f"{condition.message})"))
-        if pods and all(_disrupted(p) for p in pods):
+        if pods and all(disrupted(p) for p in pods):
             return trial_finished(*ids, outcome="preempted", message="every pod of its Job was disrupted")
-        code, reason = _exit(pods)
+        code, reason = exit_of(pods)
         return trial_finished(*ids, outcome="exited", exit_code=code if code else 1,
                               message=f"Job failed: {condition.reason}: {condition.message}; {reason}",
                               image_id=image_id)
@@ -187,10 +195,10 @@ class KubernetesExecutor:
         if ended is None:
             return self._timed_out(launch, created_at(workload))
         pods = self._pods(launch)
-        image_id = _image_id(pods, primary_container_name(launch))
+        image_id = image_of(pods, primary_container_name(launch))
         if ended.succeeded:
             return trial_finished(*ids, outcome="exited", exit_code=0, image_id=image_id)
-        code, reason = _exit(pods)
+        code, reason = exit_of(pods)
         return trial_finished(*ids, outcome="exited", exit_code=code if code else 1, image_id=image_id,
                               message=f"{kind} failed: {ended.reason}: {ended.message}; {reason}")
 
@@ -204,11 +212,11 @@ class KubernetesExecutor:
             return None
         pods = self._pods(launch)
         container = primary_container_name(launch)
-        started, ended = _current_run(pods, container)
+        started, ended = current_run(pods, container)
         if started is None or min(ended or now, now) - started < launch.timeout:
             return None
         return trial_finished(launch.study, launch.uid, launch.number, launch.attempt, outcome="timeout",
-                              image_id=_image_id(pods, container), message=(
+                              image_id=image_of(pods, container), message=(
                                   f"ran past its timeout of {launch.timeout:g}s: its container started "
                                   f"{now - started:.0f}s ago"))
 
@@ -218,7 +226,7 @@ class KubernetesExecutor:
             pods = self._core.list_namespaced_pod(self._namespace(launch), label_selector=selector)
         except (ApiException, HTTPError) as exc:
             raise _translate(exc, f"list the pods of Job {launch.job_name}") from exc
-        return sorted(pods.items, key=_oldest_first)
+        return sorted(pods.items, key=oldest_first)
 
     def output(self, launch: TrialLaunch) -> Iterator[str]:
         """Every pod's log of the attempt's Job, oldest pod first, from the trial's container,
@@ -317,58 +325,3 @@ class KubernetesResources:
             return self._objects().list_namespaced_custom_object(GROUP, VERSION, namespace, plural, limit=LIST_PAGE,
                                                                  _continue=token)
         return self._objects().list_namespaced_custom_object(GROUP, VERSION, namespace, plural, limit=LIST_PAGE)
-
-
-def _final_condition(job: Any) -> Any | None:
-    for condition in (job.status.conditions or []) if job.status else []:
-        if condition.type in ("Complete", "Failed") and condition.status == "True":
-            return condition
-    return None
-
-
-def _disrupted(pod: Any) -> bool:
-    return any(c.type == "DisruptionTarget" and c.status == "True" for c in (pod.status.conditions or []))
-
-
-def _oldest_first(pod: Any) -> tuple[str, bool, str]:
-    """By creation time (whole seconds), a disrupted pod before its replacement created in the
-    same second, then by name (real pod names end in random characters)."""
-    created = pod.metadata.creation_timestamp
-    stamp = created.isoformat() if hasattr(created, "isoformat") else str(created or "")
-    return stamp, not _disrupted(pod), pod.metadata.name
-
-
-def _current_run(pods: list[Any], container: str) -> tuple[float | None, float | None]:
-    """When the trial's container in the current pod (the latest one not disrupted) started
-    and, if it has, ended (seconds since the epoch); None for a container not started yet."""
-    current = next((pod for pod in reversed(pods) if not _disrupted(pod)), None)
-    statuses = (current.status.container_statuses or []) if current is not None and current.status else []
-    for status in statuses:
-        if status.name != container or status.state is None:
-            continue
-        running, terminated = status.state.running, status.state.terminated
-        if running is not None and running.started_at is not None:
-            return running.started_at.timestamp(), None
-        if terminated is not None and terminated.started_at is not None:
-            ended = terminated.finished_at.timestamp() if terminated.finished_at is not None else None
-            return terminated.started_at.timestamp(), ended
-    return None, None
-
-
-def _image_id(pods: list[Any], container: str) -> str | None:
-    """The trial container's image as the kubelet resolved it (``imageID``: the digest), from
-    the latest pod that reports one."""
-    for pod in reversed(pods):
-        for status in pod.status.container_statuses or []:
-            if status.name == container and status.image_id:
-                return status.image_id
-    return None
-
-
-def _exit(pods: list[Any]) -> tuple[int | None, str]:
-    for pod in reversed(pods):
-        for status in pod.status.container_statuses or []:
-            terminated = status.state.terminated if status.state else None
-            if terminated is not None:
-                return terminated.exit_code, f"container exited with code {terminated.exit_code} ({terminated.reason})"
-    return None, "no container status"
