@@ -81,12 +81,12 @@ def test_a_tfjob_without_a_chief_reads_worker_zero_and_stops_its_parameter_serve
     assert roles == {"tf-0-worker-0": "master", "tf-0-worker-1": None}, "the parameter server was cleaned up"
 
 
-def test_an_mpijob_runs_its_launcher_beside_idle_workers(service: Service, kube: KubeStub):
+def test_an_mpijob_runs_its_launcher_beside_idle_workers_and_reads_it_by_katibs_label(service: Service, kube: KubeStub):
     _run(service, "mpi", {"apiVersion": "kubeflow.org/v1", "kind": "MPIJob", "spec": {"slotsPerWorker": 1,
          "mpiReplicaSpecs": {"Launcher": _replica(1, _container("mpi-launcher", OBJECTIVE)),
                              "Worker": _replica(2, {"name": "mpi-worker", "image": IMAGE})}}},
-         primaryContainerName="mpi-launcher")
-    assert {p["metadata"]["name"] for p in _pods(kube, "training.kubeflow.org/job-name", "mpi-0")} == {"mpi-0-launcher-0"}
+         primaryContainerName="mpi-launcher", primaryPodLabels={"mpi-job-role": "launcher"})
+    assert {p["metadata"]["name"] for p in _pods(kube, "training.kubeflow.org/job-name", "mpi-0")} == {"mpi-0-launcher"}
 
 
 def test_a_trainjob_runs_as_a_jobset_and_reads_node_zero(service: Service, kube: KubeStub):

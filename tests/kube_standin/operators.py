@@ -5,7 +5,8 @@ conditions of the workload.
 - Kubeflow Training Operator (TFJob, PyTorchJob, MPIJob, XGBoostJob, PaddleJob, JAXJob): a pod
   ``<job>-<role>-<index>`` per replica, labelled ``training.kubeflow.org/job-name``,
   ``replica-type`` (the role lower-cased), ``replica-index``, and ``job-role: master`` on the
-  master role (Master, Chief or Launcher; without one, worker 0). Conditions ``Created``,
+  master role (Master, Chief or Launcher; without one, worker 0); an MPIJob's launcher is
+  ``<job>-launcher``, and its pods carry ``mpi-job-name`` and ``mpi-job-role``. Conditions ``Created``,
   ``Running``, then ``Succeeded`` once the master role's pods succeeded (every worker, when the
   job has no Master, Chief or Launcher) or ``Failed`` once a pod failed; the pods still running are
   then deleted (``cleanPodPolicy: Running``).
@@ -96,7 +97,11 @@ class TrainingOperator:
                           "training.kubeflow.org/replica-index": str(index)}
                 if _master_role(list(specs), role, index):
                     labels["training.kubeflow.org/job-role"] = "master"
-                make_pod(cluster, job, f"{name}-{role.lower()}-{index}", replica["template"], labels, index)
+                pod_name = f"{name}-{role.lower()}-{index}"
+                if job["kind"] == "MPIJob":
+                    labels.update({"mpi-job-name": name, "mpi-job-role": role.lower()})
+                    pod_name = f"{name}-launcher" if role.lower() == "launcher" else pod_name
+                make_pod(cluster, job, pod_name, replica["template"], labels, index)
 
     @staticmethod
     def _sync(cluster, job: dict) -> bool:
