@@ -128,15 +128,12 @@ def primary_container_name(trial_spec: Mapping[str, Any], name: str | None,
 
 def local_process(trial_spec: Mapping[str, Any], primary: str | None, params: Mapping[str, Any],
                   name: str, labels: Mapping[str, str] | None = None) -> tuple[list[str], dict[str, str]]:
-    """The argv and extra environment of the primary container, to run as a local process."""
+    """The argv and extra environment of the primary container, to run as a local process (an
+    empty argv where the workload has no container katuna can find, a kind it has no shape of)."""
     context = template.spec_context(name, labels=(trial_spec.get("metadata") or {}).get("labels"),
                                     annotations=(trial_spec.get("metadata") or {}).get("annotations"),
                                     kind=str(trial_spec.get("kind")), api_version=str(trial_spec.get("apiVersion")))
-    found = primary_container(trial_spec, primary, labels)
-    if found is None:
-        raise InvalidStudy([Problem("trialTemplate.primaryContainerName", "names no container of the trialSpec "
-                                    "that could run as a local process")])
-    container = template.substitute_tree(found, params, context)
+    container = template.substitute_tree(primary_container(trial_spec, primary, labels) or {}, params, context)
     argv = [str(a) for a in (container.get("command") or []) + (container.get("args") or [])]
     env = {e["name"]: str(e["value"]) for e in container.get("env") or [] if "value" in e}
     return argv, env
