@@ -62,9 +62,9 @@ def test_a_pytorchjob_runs_master_and_worker_pods_and_reads_the_master(service: 
     _run(service, "torch", {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "spec": {"pytorchReplicaSpecs": {
         "Master": _replica(1, _container("pytorch", OBJECTIVE)),
         "Worker": _replica(2, _container("pytorch", DECOY))}}}, primaryContainerName="pytorch")
-    pods = _pods(kube, "training.kubeflow.org/job-name", "torch-")
-    assert sorted(p["metadata"]["name"] for p in pods if p["metadata"]["name"].startswith("torch-0-")) == [
-        "torch-0-master-0", "torch-0-worker-0", "torch-0-worker-1"]
+    made = {c.object["metadata"]["name"] for c in kube.changes_since(0, "pods") if c.type == "ADDED"}
+    assert sorted(name for name in made if name.startswith("torch-0-")) == [
+        "torch-0-master-0", "torch-0-worker-0", "torch-0-worker-1"], "workers still running at the end are deleted"
     with kube.lock:
         job = kube.workloads[("pytorchjobs", "kinds", "torch-0")]
         types = [(c["type"], c["status"]) for c in job["status"]["conditions"]]
