@@ -158,7 +158,8 @@ def _wait_pods(kube: KubeStub, job: str, count: int) -> list[dict]:
     while time.monotonic() < deadline:
         with kube.lock:
             pods = [p for p in kube.pods.values() if p["metadata"]["labels"]["job-name"] == job]
-            if len(pods) >= count and "running" in pods[-1]["status"]["containerStatuses"][0]["state"]:
+            statuses = pods[-1]["status"].get("containerStatuses") if pods else None
+            if len(pods) >= count and statuses and "running" in statuses[0]["state"]:
                 return pods
         time.sleep(0.05)
     raise AssertionError(f"{job} never had {count} pods")
