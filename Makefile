@@ -8,7 +8,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.katuna-installed
 
-.PHONY: run test check chromium lock bench clean
+.PHONY: run test check chromium lock bench bench-peers clean
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,9 +43,25 @@ chromium:
 	fi
 
 # Every benchmark at full size (tens of minutes on 2 cores); figures land in benchmarks/results/.
-BENCHMARKS := overhead handler_latency burst search_quality pruning scale ui_render reliability
+BENCHMARKS := overhead handler_latency burst search_quality pruning scale ui_render reliability cluster_cost
 bench: $(STAMP)
 	for b in $(BENCHMARKS); do $(PY) benchmarks/$$b.py || exit 1; done
+
+# katuna's overhead beside the tuners a user would pick instead: Optuna on its RDB storage and Ray
+# Tune. Ray is large, so it lives in its own venv (.venv-peers), from benchmarks/requirements-peers.lock
+# (resolved against requirements.lock); requirements.lock and .venv never hold it. Sizes can be
+# given, e.g. `make bench-peers PEERS_ARGS="-n 100 -r 3 --ray-trials 10"`.
+PEERS_VENV ?= .venv-peers
+PEERS_STAMP := $(PEERS_VENV)/.katuna-installed
+PEERS_ARGS ?=
+$(PEERS_STAMP): requirements.lock benchmarks/requirements-peers.lock pyproject.toml | $(STAMP)
+	$(PYTHON) -m venv $(PEERS_VENV)
+	$(VENV)/bin/uv pip sync --quiet -p $(PEERS_VENV)/bin/python requirements.lock benchmarks/requirements-peers.lock
+	$(VENV)/bin/uv pip install --quiet -p $(PEERS_VENV)/bin/python --no-deps -e .
+	touch $(PEERS_STAMP)
+
+bench-peers: $(PEERS_STAMP)
+	$(PEERS_VENV)/bin/python benchmarks/overhead.py --ray on $(PEERS_ARGS)
 
 # Re-resolve the pinned dependency set after changing pyproject.toml. The service image installs
 # requirements-deploy.lock: the runtime dependencies and both clouds' extras, at the versions of
@@ -55,6 +71,8 @@ lock: $(STAMP)
 		-p 3.11 --quiet -o requirements.lock
 	$(VENV)/bin/uv pip compile pyproject.toml --extra gke --extra eks -c requirements.lock \
 		-p 3.11 --quiet -o requirements-deploy.lock
+	$(VENV)/bin/uv pip compile benchmarks/peers.in -c requirements.lock -p 3.11 --quiet \
+		-o benchmarks/requirements-peers.lock
 
 clean:
-	rm -rf $(VENV) katuna.db katuna.db-* katuna-logs
+	rm -rf $(VENV) $(PEERS_VENV) katuna.db katuna.db-* katuna-logs

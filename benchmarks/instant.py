@@ -21,7 +21,6 @@ from functions.adapters.sqlite_store import SqliteStore
 from functions.core.events import Event, study_created, trial_finished
 from functions.core.launch import TrialLaunch
 from functions.core.records import StudyRecord
-from functions.core.validate import parse_study
 from functions.dispatch import Dispatcher
 from functions.handlers import Deps
 
@@ -94,16 +93,18 @@ def definition(name: str, trials: int, algorithm: str = "random", dimensions: in
 class InstantRunner:
     """The embedded wiring (store, dispatcher, in-process broker) around an instant executor."""
 
-    def __init__(self, db: Path, objective: Objective = sphere) -> None:
+    def __init__(self, db: Path, objective: Objective = sphere, lookahead: int = 0) -> None:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.store = SqliteStore(db)
         self.broker: LocalBroker | None = None
         self.executor = InstantExecutor(lambda event: self.broker.publish(event), objective)
-        self.deps = Deps(self.store, self.executor, time.time)
+        self.deps = Deps(self.store, self.executor, time.time, lookahead=lookahead)
         self.dispatcher = Dispatcher(self.deps)
         self.broker = LocalBroker(self.dispatcher)
 
     def submit(self, study: dict[str, Any], base_dir: Path) -> StudyRecord:
+        from functions.core.validate import parse_study  # a process that only handles events needs none
+
         record = StudyRecord(parse_study(study), study, str(base_dir), f"uid-{study['name']}",
                              created_at=time.time())
         return self.store.add_study(record)

@@ -1,11 +1,15 @@
 """Control-plane overhead: katuna's embedded default vs Optuna's own ``study.optimize``.
 
 Both run the same trivial subprocess trial N times with parallelism 2 and the same sampler
-(TPE). Optuna runs twice: with its default in-memory storage (the headline comparison) and
-with a journal file (a storage that, like katuna's, survives the process). Prints a table,
+(TPE). Optuna runs three times: with its default in-memory storage (the headline comparison),
+with a journal file (a storage that, like katuna's, survives the process) and with its RDB
+storage on SQLite (what optuna-dashboard users run). Where Ray Tune is installed
+(``make bench-peers``), Ray Tune runs in the same rounds too, on fewer trials, with its defaults
+and tuned (see ``peers.py``); its figures are per trial. Prints a table,
 writes ``benchmarks/results/overhead.json`` and ``overhead.png``, and ends with ``name=value``
 lines; the last is ``overhead_ratio=<katuna wall / optuna in-memory wall>`` (target <= 1.10),
-the median over rounds of the ratio within a round.
+the median over rounds of the ratio within a round. ``optuna_rdb_ratio``, ``ray_ratio`` and
+``ray_default_ratio`` are katuna's wall time (per trial, for Ray) over each peer's, likewise.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import time
 from pathlib import Path
 
 import optuna
+import peers
 import report
 
 from functions.core.validate import parse_study
@@ -82,16 +87,28 @@ def run_optuna(trials: int, journal: Path | None = None) -> None:
     study.optimize(objective, n_trials=trials, n_jobs=2)
 
 
-def measure(trials: int, rounds: int, workdir: Path | None) -> dict[str, list[tuple[float, float]]]:
-    """Wall and CPU seconds of each tuner, round by round. Each round runs all three back to
-    back, in alternating order, so a machine whose speed drifts slows both sides of a ratio alike."""
-    runs: dict[str, list[tuple[float, float]]] = {"katuna": [], "optuna": [], "optuna+journal": []}
+def peer_tuners(trials: int, ray_trials: int, workdir: Path) -> dict[str, tuple]:
+    """The peers' runs of one round: Optuna on its RDB storage and, when asked, Ray Tune twice (in
+    its own process, which reports ``Tuner.fit``'s wall seconds and ``ray.init``'s)."""
+    tuners: dict[str, tuple] = {"optuna+rdb": (timed, peers.run_optuna_rdb, trials, workdir / "optuna.db")}
+    if ray_trials:
+        tuners.update({f"ray+{variant}": (peers.run_ray, ray_trials, variant, workdir) for variant in peers.RAY_VARIANTS})
+    return tuners
+
+
+def measure(trials: int, rounds: int, workdir: Path | None, ray_trials: int = 0) -> dict[str, list[tuple[float, float]]]:
+    """Wall and CPU seconds of each tuner, round by round (for Ray: wall and ``ray.init`` seconds of
+    ``ray_trials`` trials). Each round runs all of them back to back, in alternating order, so a
+    machine whose speed drifts slows both sides of a ratio alike."""
+    runs: dict[str, list[tuple[float, float]]] = {}
     for number in range(rounds):
         with tempfile.TemporaryDirectory(dir=workdir) as tmp:
-            tuners = {"katuna": (run_katuna, trials, Path(tmp)), "optuna": (run_optuna, trials),
-                      "optuna+journal": (run_optuna, trials, Path(tmp) / "optuna.log")}
+            tuners = {"katuna": (timed, run_katuna, trials, Path(tmp)), "optuna": (timed, run_optuna, trials),
+                      "optuna+journal": (timed, run_optuna, trials, Path(tmp) / "optuna.log"),
+                      **peer_tuners(trials, ray_trials, Path(tmp))}
             for name in list(tuners)[::1 if number % 2 == 0 else -1]:
-                runs[name].append(timed(*tuners[name]))
+                measured, *args = tuners[name]
+                runs.setdefault(name, []).append(measured(*args))
     return runs
 
 
@@ -100,12 +117,52 @@ def paired_ratio(ours: list[tuple[float, float]], theirs: list[tuple[float, floa
     return statistics.median(mine[0] / other[0] for mine, other in zip(ours, theirs))
 
 
+def ray_trials_asked(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """How many trials each Ray Tune run gets: 0 when Ray is off, or not installed and not asked for."""
+    if args.ray == "on" and not peers.ray_installed():
+        parser.error("--ray on: Ray Tune is not installed in this interpreter; `make bench-peers` installs "
+                     "benchmarks/requirements-peers.lock into .venv-peers and runs this benchmark there")
+    if args.ray == "off" or not peers.ray_installed():
+        return 0
+    return 4 if args.quick else args.ray_trials
+
+
+def per_trial_ratio(ours: list[tuple[float, float]], trials: int, theirs: list[tuple[float, float]],
+                    their_trials: int) -> float:
+    """The median over rounds of katuna's wall time per trial over the peer's, within each round."""
+    return statistics.median((mine[0] / trials) / (other[0] / their_trials) for mine, other in zip(ours, theirs))
+
+
+def report_peers(runs: dict[str, list[tuple[float, float]]], trials: int, ray_trials: int) -> dict[str, float]:
+    """Print the peers' table lines and return their ratios (and Ray's figures) by name."""
+    figures = {"optuna_rdb_wall_s": statistics.median(w for w, _ in runs["optuna+rdb"]),
+               "optuna_rdb_ratio": paired_ratio(runs["katuna"], runs["optuna+rdb"])}
+    if not ray_trials:
+        print("Ray Tune: not installed in this interpreter (or --ray off); `make bench-peers` runs it")
+        return figures
+    print(f"Ray Tune, {ray_trials} trials a run, 2 at a time; wall of Tuner.fit, ray.init apart:")
+    print(f"{'tuner':<15} {'wall s':>8} {'ms a trial':>13} {'ray.init s':>11}")
+    for variant in peers.RAY_VARIANTS:
+        name = f"ray+{variant}"
+        wall, init = (statistics.median(w for w, _ in runs[name]), statistics.median(i for _, i in runs[name]))
+        print(f"{name:<15} {wall:8.2f} {wall / ray_trials * 1000:13.1f} {init:11.2f}")
+        prefix = "ray" if variant == "tuned" else f"ray_{variant}"
+        figures[f"{prefix}_wall_ms_per_trial"] = wall / ray_trials * 1000
+        figures[f"{prefix}_init_s"] = init
+        figures[f"{prefix}_ratio"] = per_trial_ratio(runs["katuna"], trials, runs[name], ray_trials)
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("-n", "--trials", type=int, default=200)
     parser.add_argument("-r", "--repeats", type=int, default=9, help="rounds; the median counts")
     parser.add_argument("--quick", action="store_true", help="10 trials, one run of each (a smoke run)")
     parser.add_argument("--out", type=Path, default=None, help="where results go (default benchmarks/results)")
+    parser.add_argument("--ray", choices=["auto", "on", "off"], default="auto",
+                        help="run Ray Tune beside katuna (auto: when installed; `make bench-peers`)")
+    parser.add_argument("--ray-trials", type=int, default=20,
+                        help="trials of each Ray Tune run (Ray costs seconds a trial; --quick: 4)")
     parser.add_argument("--workdir", type=Path, default=None,
                         help="where katuna's database and trial logs go, in a fresh directory per run "
                              "(default: the system's temporary directory)")
@@ -113,22 +170,26 @@ def main() -> None:
     if args.quick:
         args.trials, args.repeats = 10, 1
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    ray_trials = ray_trials_asked(args, parser)
     bare = bare_trial_seconds(3 if args.quick else 20)
-    runs = measure(args.trials, args.repeats, args.workdir)
-    median = {name: (statistics.median(w for w, _ in r), statistics.median(c for _, c in r)) for name, r in runs.items()}
+    runs = measure(args.trials, args.repeats, args.workdir, ray_trials)
+    median = {name: (statistics.median(w for w, _ in r), statistics.median(c for _, c in r))
+              for name, r in runs.items() if not name.startswith("ray+")}
     print(f"{args.trials} trials, parallelism 2, median of {args.repeats} rounds; bare trial process {bare * 1000:.1f} ms")
     print(f"{'tuner':<15} {'wall s':>8} {'per trial ms':>13} {'control-plane CPU/trial ms':>27}")
     for name, (wall, cpu) in median.items():
         print(f"{name:<15} {wall:8.2f} {wall / args.trials * 2000:13.1f} {cpu / args.trials * 1000:27.1f}")
     ratio = paired_ratio(runs["katuna"], runs["optuna"])
     persistent_ratio = paired_ratio(runs["katuna"], runs["optuna+journal"])
+    peer_figures = report_peers(runs, args.trials, ray_trials)
     result = {"trials": args.trials, "repeats": args.repeats, "bare_trial_ms": bare * 1000,
-              "runs": runs, "overhead_ratio": ratio, "overhead_ratio_vs_persistent": persistent_ratio}
+              "runs": runs, "overhead_ratio": ratio, "overhead_ratio_vs_persistent": persistent_ratio,
+              "ray_trials": ray_trials, **peer_figures}
     report.save("overhead", result, args.out)
     fig, ax = report.figure()
     names = list(median)
     ax.bar([n.replace("+", "\n+") for n in names], [median[n][1] / args.trials * 1000 for n in names],
-           color=["tab:blue", "tab:orange", "tab:green"])
+           color=["tab:blue", "tab:orange", "tab:green", "tab:red"])
     for i, n in enumerate(names):
         ax.annotate(f"{median[n][0]:.2f} s wall", (i, median[n][1] / args.trials * 1000), ha="center",
                     va="bottom", fontsize=8)
@@ -142,6 +203,8 @@ def main() -> None:
     print(f"optuna_cpu_ms_per_trial={median['optuna'][1] / args.trials * 1000:.2f}")
     print(f"optuna_journal_wall_s={median['optuna+journal'][0]:.3f}")
     print(f"overhead_ratio_vs_persistent={persistent_ratio:.3f}")
+    for name, value in peer_figures.items():
+        print(f"{name}={value:.3f}")
     print(f"overhead_ratio={ratio:.3f}")
 
 

@@ -19,7 +19,7 @@ from functions.adapters.sqlite_store import SqliteStore
 from functions.cli_output import print_result, print_study, studies_table, trial_table
 from functions.core.errors import InvalidStudy, KatunaError, StorageUnavailable, StudyConflict, UnreadableFile
 from functions.core.formats import load_definition, parse_text
-from functions.core.job import render_job
+from functions.core.job import render_trial
 from functions.core.launch import trial_launch
 from functions.core.records import StudyRecord, TrialRecord
 from functions.core.samplers import first_suggestion
@@ -243,7 +243,7 @@ def render(file: str, assignments: tuple[str, ...]) -> None:
         params = parse_assignments(spec.parameters, list(assignments)) if assignments else first_suggestion(spec)
         record = StudyRecord(spec, definition, str(Path.cwd()), uid="render")
         launch = trial_launch(record, TrialRecord(spec.name, 0, params))
-        job = render_job(launch, settings.cluster_defaults())
+        job = render_trial(launch, settings.cluster_defaults())
     except InvalidStudy as exc:
         _problems(file, exc)
     except KatunaError as exc:

@@ -52,6 +52,12 @@ def print_study(console: Console, view: dict[str, Any]) -> None:
                            f"{' and deleted' if pool['deleted'] else ''}: {pool['hours']:.2f} h, "
                            f"at most {pool['maxNodeHours']:.2f} node-hours"
                            + (f"; {pool['message']}" if pool["message"] else "")), highlight=False)
+        if pool["nodeHours"] is not None:
+            cost = f", cost {pool['cost']:.2f} at {pool['pricePerNodeHour']:g} a node-hour" if pool["cost"] is not None else ""
+            console.print(f"node-hours: {pool['nodeHours']:.2f} measured on {pool['nodesSeen']} nodes "
+                          f"({pool['nodesRunning']} up){cost}", highlight=False)
+        elif pool["nodesProblem"]:
+            console.print(text(f"node-hours: not measured: {pool['nodesProblem']}"), highlight=False)
 
 
 def studies_table(views: list[dict[str, Any]]) -> Table:

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import Protocol
 
 from functions.core.errors import MalformedRequest, PermanentError, StudyNotFound
-from functions.core.events import OBJECTS, ROUTES, Event, data_problems
+from functions.core.events import OBJECTS, OVERLAY_OBJECTS, ROUTES, Event, data_problems
 from functions.handlers import HANDLERS, UNRECORDED, Deps, Handler
 from functions.handlers.failures import count_failure, fail_study, temporary
 
@@ -115,7 +115,7 @@ class Dispatcher:
         """Whether the handler takes the event's object (ApiServerSource events carry Jobs and
         study resources alike); an event not for it is no error, as a Trigger filter drops it."""
         wanted = self._objects.get(name)
-        return wanted is None or event.data.get("apiVersion") == wanted
+        return wanted is None or event.data.get("apiVersion") in (wanted, *OVERLAY_OBJECTS.get(name, ()))
 
     def _run(self, name: str, event: Event) -> list[Event]:
         started = time.perf_counter()

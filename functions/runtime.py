@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from wsgiref.types import WSGIApplication
 
@@ -25,6 +25,7 @@ from functions.adapters.sqlite_store import SqliteStore
 from functions.adapters.web import create_app, guard
 from functions.core.errors import TemporaryError
 from functions.core.events import Event, study_created
+from functions.core.node_hours import NodeSeen
 from functions.core.ports import Executor
 from functions.core.records import StudyRecord
 from functions.core.resources import Ref
@@ -57,7 +58,9 @@ class Runtime:
         self.queue = SqliteQueue(settings.db, settings.busy_timeout)
         self.executor = self._executor()
         self.node_pools = node_pools(settings)
-        self.resources = ClusterResources(settings.k8s_api, watched_namespace(settings))
+        self.resources = ClusterResources(settings.k8s_api, watched_namespace(settings), settings.katib_api)
+        self.nodes = ClusterNodes(settings.k8s_api) if self.node_pools is not None and settings.executor == "kubernetes" \
+            else None
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._metrics = self._service_metrics()
@@ -92,7 +95,8 @@ class Runtime:
         """The ports, with this thread's store."""
         return Deps(self.store(), self.executor, self.clock, node_pools=self.node_pools, resources=self.resources,
                     workdir=str(self.settings.workdir.resolve()), limits=self.settings.limits,
-                    trial_defaults=self.settings.cluster_defaults())
+                    trial_defaults=self.settings.cluster_defaults(), nodes=self.nodes,
+                    node_look_seconds=self.settings.node_look_seconds)
 
     def dispatcher(self) -> Dispatcher:
         return Dispatcher(self.deps(), observer=self._metrics.events)
@@ -203,16 +207,18 @@ class ClusterResources:
     Kubernetes client imported and connected at first use: only a cluster sends their events,
     and a service without one should not pay for the import."""
 
-    def __init__(self, host: str | None, namespace: str | None = None) -> None:
+    def __init__(self, host: str | None, namespace: str | None = None, katib_api: bool = False) -> None:
         self._host = host
         self._resources: Any = None
         self.namespace = namespace
+        self.katib_api = katib_api
 
     def _target(self) -> Any:
         if self._resources is None:
-            from functions.adapters.kubernetes_executor import KubernetesResources, api_client
+            from functions.adapters.kubernetes_executor import api_client
+            from functions.adapters.kubernetes_resources import KubernetesResources
 
-            self._resources = KubernetesResources(lambda: api_client(self._host))
+            self._resources = KubernetesResources(lambda: api_client(self._host), self.katib_api)
         return self._resources
 
     def get(self, ref: Ref) -> Mapping[str, Any] | None:
@@ -223,3 +229,26 @@ class ClusterResources:
 
     def list(self, namespace: str) -> list[Mapping[str, Any]]:
         return self._target().list(namespace)
+
+    def list_katib(self) -> Sequence[Mapping[str, Any]]:
+        return self._target().list_katib() if self.katib_api else []
+
+    def put_trials(self, owner: Ref, trials: Sequence[Mapping[str, Any]]) -> None:
+        self._target().put_trials(owner, trials)
+
+
+class ClusterNodes:
+    """The cluster's Node objects (:class:`functions.core.ports.Nodes`), with the Kubernetes
+    client imported and connected at first use, as :class:`ClusterResources`."""
+
+    def __init__(self, host: str | None) -> None:
+        self._host = host
+        self._nodes: Any = None
+
+    def list(self, labels: Mapping[str, str]) -> list[NodeSeen]:
+        if self._nodes is None:
+            from functions.adapters.kubernetes_executor import api_client
+            from functions.adapters.kubernetes_resources import KubernetesNodes
+
+            self._nodes = KubernetesNodes(lambda: api_client(self._host))
+        return self._nodes.list(labels)

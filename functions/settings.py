@@ -14,6 +14,7 @@ from typing import Any
 
 from functions.core.cluster import Cluster
 from functions.core.limits import Limits
+from functions.core.node_hours import LOOK_EVERY
 
 PREFIX = "KATUNA_"
 
@@ -27,6 +28,14 @@ def _pairs(text: str) -> tuple[tuple[str, str], ...]:
             raise ValueError(f"{PREFIX}K8S_DEFAULT_RESOURCES: expected name=quantity items, got {item!r}")
         pairs.append((key, value))
     return tuple(pairs)
+
+
+def _flag(value: str) -> bool:
+    """A yes/no setting: ``true``/``1``/``yes`` or ``false``/``0``/``no``."""
+    lowered = value.strip().lower()
+    if lowered not in ("true", "1", "yes", "false", "0", "no"):
+        raise ValueError(f"expected true or false, got {value!r}")
+    return lowered in ("true", "1", "yes")
 
 
 def _list(text: str) -> tuple[str, ...]:
@@ -76,9 +85,13 @@ class Settings:
     ``KATUNA_GKE_CLUSTER`` (and ``KATUNA_GKE_ENDPOINT`` to reach another API endpoint); or EKS
     with ``KATUNA_EKS_CLUSTER``, ``KATUNA_EKS_SUBNETS`` (comma-separated), ``KATUNA_EKS_NODE_ROLE``
     (an IAM role ARN) and ``KATUNA_EKS_REGION`` (else the AWS configuration's region).
+    ``KATUNA_NODE_LOOK_SECONDS`` (30): how often at most the nodes of a study's pool are listed
+    for its measured node-hours (:mod:`functions.handlers.node_hours`).
     ``KATUNA_TRIAL_ENV`` (comma-separated names, none by default): variables of the service's
     environment that local trial processes get besides their minimal one (say
-    ``CUDA_VISIBLE_DEVICES``); ``KATUNA_API_TOKEN`` is refused.
+    ``CUDA_VISIBLE_DEVICES``); ``KATUNA_API_TOKEN`` is refused. ``KATUNA_LOOKAHEAD`` (1): trials
+    ``katuna run`` asks the sampler for ahead of a free slot, while the study's trials run, so a
+    slot that frees is refilled without waiting for the sampler (0: ask only when a slot frees).
 
     Who may reach the HTTP service (:mod:`functions.adapters.web.guard`): ``KATUNA_ALLOWED_HOSTS``,
     comma-separated host names (no port) served besides the loopback names ``localhost``,
@@ -97,6 +110,10 @@ class Settings:
     ``KATUNA_MAX_BODY`` bytes. ``KUBERNETES_SERVICE_HOST`` (set by Kubernetes in every pod) tells
     that the service runs in a cluster: its reconcile pass then compares the study resources of
     ``KATUNA_K8S_NAMESPACE`` with the stored studies, as it does wherever ``KATUNA_K8S_API`` is set.
+    ``KATUNA_KATIB_API`` (false): ``true`` where the overlay ``knative/katib-api`` serves Katib's
+    own kinds (``kubeflow.org/v1beta1`` Experiment, ``kubeflow.org/v1alpha1`` StudyJob): the
+    reconcile pass then also takes those of every namespace, runs their trials in their
+    namespace, and keeps their status and Katib Trial resources up to date.
 
     Bounds on what one submitted study may ask (:class:`functions.core.limits.Limits`), each
     a positive number: ``KATUNA_MAX_PARALLELISM`` trials at once (1,000); ``KATUNA_MAX_TRIALS``,
@@ -143,7 +160,10 @@ class Settings:
     oidc_issuer_url: str = "https://kubernetes.default.svc"
     max_dead_letters: int = 1000
     in_cluster: bool = False
+    katib_api: bool = False
+    lookahead: int = 1
     limits: Limits = Limits()
+    node_look_seconds: float = LOOK_EVERY
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -164,7 +184,9 @@ class Settings:
             "allowed_hosts": ("ALLOWED_HOSTS", _list), "session_ttl": ("SESSION_TTL", float),
             "oidc_audience": ("OIDC_AUDIENCE", str), "oidc_issuer_url": ("OIDC_ISSUER_URL", str),
             "max_dead_letters": ("MAX_DEAD_LETTERS", int),
-            "metrics_token": ("METRICS_TOKEN", str),
+            "metrics_token": ("METRICS_TOKEN", str), "lookahead": ("LOOKAHEAD", int),
+            "katib_api": ("KATIB_API", _flag),
+            "node_look_seconds": ("NODE_LOOK_SECONDS", float),
         }
         values = {field: kind(env[PREFIX + name]) for field, (name, kind) in read.items() if env.get(PREFIX + name)}
         if env.get("K_SINK"):
@@ -181,8 +203,13 @@ class Settings:
         if f"{PREFIX}API_TOKEN" in settings.trial_env:
             raise ValueError(f"{PREFIX}TRIAL_ENV: trials may never get {PREFIX}API_TOKEN; remove it from the list")
         settings._check_sessions_and_dead_letters()
+        if settings.lookahead < 0:
+            raise ValueError(f"{PREFIX}LOOKAHEAD: expected trials >= 0, got {settings.lookahead}")
         if settings.k8s_start_allowance is not None and settings.k8s_start_allowance < 0:
             raise ValueError(f"{PREFIX}K8S_START_ALLOWANCE: expected seconds >= 0, got {settings.k8s_start_allowance}")
+        if not settings.node_look_seconds > 0:
+            raise ValueError(f"{PREFIX}NODE_LOOK_SECONDS: expected a positive number of seconds, "
+                             f"got {settings.node_look_seconds}")
         return settings
 
     def _check_sessions_and_dead_letters(self) -> None:

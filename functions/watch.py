@@ -19,6 +19,7 @@ from functions.core.errors import StudyNotFound
 from functions.core.events import Event, pool_check
 from functions.core.records import ACTIVE_STATES, StudyRecord
 from functions.handlers import Deps
+from functions.handlers.node_hours import looks_due
 from functions.handlers.provision import waiting_on_pools
 from functions.handlers.reconcile import Budget, guarded, reconcile_study, resource_events
 
@@ -39,6 +40,11 @@ POOL_CHECK_EVERY = 3.0
 RESOURCES_EVERY = 60.0
 """Seconds between comparisons of the study resources on the cluster with the stored studies
 (as often as the Knative PingSource ticks; the first at the first tick)."""
+
+KATIB_RESOURCES_EVERY = 2.0
+"""The same where Katib's kinds are watched (``KATUNA_KATIB_API``): in queue mode no
+ApiServerSource tells of a new Experiment, and Katib's SDK expects its first condition within
+seconds (a list per kind each time)."""
 
 
 class Watcher:
@@ -81,20 +87,22 @@ class Watcher:
                                poll=self._poll_due(record), window=self._ticks)
 
     def _check_pools(self) -> None:
-        """Ask for a node-pool check now and then while a pool waits on the cloud or on a release."""
+        """Ask for a node-pool check now and then while a pool waits on the cloud or on a release,
+        or a pool's nodes are due for a look (a study's measured node-hours)."""
         now = time.monotonic()
         if self._deps.node_pools is None or now - self._pools_checked < POOL_CHECK_EVERY:
             return
         self._pools_checked = now
-        if waiting_on_pools(self._deps.store):
+        if waiting_on_pools(self._deps.store) or looks_due(self._deps):
             self._events.put(pool_check())
 
     def _check_resources(self) -> None:
         """Now and then, the events of study resources whose own never came (none without a cluster)."""
         now = time.monotonic()
         resources = self._deps.resources
+        every = KATIB_RESOURCES_EVERY if resources is not None and resources.katib_api else RESOURCES_EVERY
         if resources is None or resources.namespace is None or (
-                self._resources_checked is not None and now - self._resources_checked < RESOURCES_EVERY):
+                self._resources_checked is not None and now - self._resources_checked < every):
             return
         self._resources_checked = now
         for event in resource_events(self._deps, self._deps.store.list_studies()):

@@ -20,6 +20,15 @@ from functions.settings import Settings
 TRIAL = Path(__file__).parent / "trials" / "objective.py"
 
 
+LONGEST = ("test_seed_study.py",)
+"""Modules whose tests take minutes: run first, so that with two processes (``make test``) they
+overlap the many short tests instead of finishing alone at the end."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.path.name not in LONGEST)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Skip a ``browser`` test up front when Chromium is missing, so no service starts for it."""

@@ -20,6 +20,7 @@ from http.server import ThreadingHTTPServer
 
 import jsonpatch
 import jsonpointer
+from kube_standin import katib_api
 from kube_standin.api import PLURALS, ApiServer
 from kube_standin.autoscaler import Autoscaler
 from kube_standin.history import Change, History
@@ -30,7 +31,7 @@ from kube_standin.objects import merge, not_found, now, snapshot, status
 from kube_standin.operators import JobSetController, Trainer, TrainingOperator
 from kube_standin.pipelines import Argo, Tekton
 from kube_standin.rbac import MANIFESTS, Authorizer, kustomization_objects
-from kube_standin.server import handler
+from kube_standin.server import KINDS, handler
 from kube_standin.workloads import Workloads
 
 __all__ = ["KubeStub", "NodePool", "image_id"]
@@ -59,6 +60,8 @@ class KubeStub(ApiServer, Workloads):
         self.lock = threading.RLock()
         self.history = History(self.lock, history)
         self.authorizer = Authorizer(kustomization_objects())
+        self.kinds = dict(KINDS)
+        """What the API serves, by (group, plural); :func:`kube_standin.katib_api.install` adds Katib's."""
         self.namespaces: dict[str, dict] = {}
         self.jobs: dict[tuple[str, str], dict] = {}
         self.pods: dict[tuple[str, str], dict] = {}
@@ -208,7 +211,7 @@ class KubeStub(ApiServer, Workloads):
 
     def apply(self, obj: dict) -> dict:
         """Create the resource, or change its spec (a new generation when the spec changes)."""
-        plural = PLURALS[obj["kind"]]
+        plural = katib_api.key_of(obj.get("apiVersion", ""), obj["kind"], PLURALS)
         metadata = obj["metadata"]
         key = (plural, metadata.get("namespace", "default"), metadata["name"])
         with self.lock:
@@ -227,17 +230,18 @@ class KubeStub(ApiServer, Workloads):
                 self.history.record("MODIFIED", plural, current)
             return snapshot(current)
 
-    def delete(self, kind: str, namespace: str, name: str) -> dict:
-        plural = PLURALS[kind]
+    def delete(self, kind: str, namespace: str, name: str, api_version: str = "katuna.dev/v1") -> dict:
+        plural = katib_api.key_of(api_version, kind, PLURALS)
         with self.lock:
             obj = self.resources.pop((plural, namespace, name))
             self.history.record("DELETED", plural, obj)
+            katib_api.collect_owned(self, namespace, obj["metadata"]["uid"])
             return obj
 
     def get_resource(self, plural: str, namespace: str, name: str) -> tuple[int, dict]:
         with self.lock:
             obj = self.resources.get((plural, namespace, name))
-            return (200, snapshot(obj)) if obj else not_found(f"{plural}.katuna.dev", name)
+            return (200, snapshot(obj)) if obj else not_found(katib_api.qualified(plural), name)
 
     def patch_status(self, plural: str, namespace: str, name: str, patch: object,
                      content_type: str = "application/merge-patch+json") -> tuple[int, dict]:
@@ -249,7 +253,7 @@ class KubeStub(ApiServer, Workloads):
         with self.lock:
             obj = self.resources.get((plural, namespace, name))
             if obj is None:
-                return not_found(f"{plural}.katuna.dev", name)
+                return not_found(katib_api.qualified(plural), name)
             if content_type == JSON_PATCH and not isinstance(patch, list):
                 return 400, status(400, "BadRequest", "json: cannot unmarshal object into Go value of type jsonpatch.Patch")
             try:
@@ -260,7 +264,7 @@ class KubeStub(ApiServer, Workloads):
                              "details": {}}
             version = (patched.get("metadata") or {}).get("resourceVersion")
             if version != obj["metadata"]["resourceVersion"]:
-                return 409, status(409, "Conflict", f'Operation cannot be fulfilled on {plural}.katuna.dev "{name}": the '
+                return 409, status(409, "Conflict", f'Operation cannot be fulfilled on {katib_api.qualified(plural)} "{name}": the '
                                                     "object has been modified; please apply your changes to the latest "
                                                     "version and try again")
             if "status" in patched:

@@ -14,7 +14,8 @@ import grimp
 ROOT = Path(__file__).parent.parent
 VENDORS = {
     "sqlite_utils": "functions/adapters/sqlite_store.py",
-    "kubernetes": ("functions/adapters/kubernetes_executor.py", "functions/adapters/kubernetes_workloads.py"),
+    "kubernetes": ("functions/adapters/kubernetes_executor.py", "functions/adapters/kubernetes_resources.py",
+                   "functions/adapters/kubernetes_workloads.py"),
     "cloudevents": "functions/adapters/cloudevents_http.py",
     "flask": None,
     "google": "infra/gke.py",

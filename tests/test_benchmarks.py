@@ -5,6 +5,7 @@ No timing is asserted here: the targets live in the scripts' own output.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import subprocess
@@ -24,9 +25,9 @@ def figures(stdout: str) -> dict[str, str]:
     return dict(re.findall(r"^(\w+)=(\S+)$", stdout, re.MULTILINE))
 
 
-def run(script: str, tmp_path: Path, *extra: str) -> tuple[dict[str, str], dict]:
+def run(script: str, tmp_path: Path, *extra: str, timeout: float = 240) -> tuple[dict[str, str], dict]:
     done = subprocess.run([sys.executable, str(BENCHMARKS / script), "--quick", "--out", str(tmp_path), *extra],
-                          capture_output=True, text=True, timeout=240, cwd=tmp_path)
+                          capture_output=True, text=True, timeout=timeout, cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     name = script.removesuffix(".py")
     assert (tmp_path / f"{name}.png").stat().st_size > 1000
@@ -39,10 +40,55 @@ def number(value: str) -> float:
 
 
 def test_overhead(tmp_path: Path):
-    found, result = run("overhead.py", tmp_path)
+    found, result = run("overhead.py", tmp_path, "--ray", "off")
     assert number(found["overhead_ratio"]) > 0 and number(found["overhead_ratio_vs_persistent"]) > 0
     assert number(found["katuna_cpu_ms_per_trial"]) > 0
-    assert result["trials"] == 10
+    assert number(found["optuna_rdb_ratio"]) > 0 and number(found["optuna_rdb_wall_s"]) > 0
+    assert list(found)[-1] == "overhead_ratio", "the headline figure stays the last line"
+    assert result["trials"] == 10 and len(result["runs"]["optuna+rdb"]) == 1
+    assert result["ray_trials"] == 0 and not any(name.startswith("ray") for name in found)
+
+
+def load_peers():
+    """benchmarks/peers.py as a module (the benchmarks are scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location("peers", BENCHMARKS / "peers.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_peers(tmp_path: Path):
+    """The Optuna RDB peer leaves a study that optuna-dashboard could open: every trial complete."""
+    import optuna
+
+    database = tmp_path / "optuna.db"
+    load_peers().run_optuna_rdb(3, database)
+    storage = optuna.storages.RDBStorage(f"sqlite:///{database}")
+    [summary] = optuna.get_all_study_summaries(storage)
+    trials = optuna.load_study(study_name=summary.study_name, storage=storage).get_trials()
+    assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 3
+    assert all(t.value == (t.params["x"] - 2) ** 2 for t in trials), "the loss the trial process printed"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ray") is not None, reason="Ray Tune is installed here")
+def test_overhead_refuses_ray_when_it_is_not_installed(tmp_path: Path):
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "overhead.py"), "--quick", "--ray", "on",
+                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert done.returncode == 2 and "make bench-peers" in done.stderr, done.stderr
+    assert not (tmp_path / "overhead.json").exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None,
+                    reason="Ray Tune is not in requirements.lock (it is large); `make bench-peers` installs it "
+                           "into .venv-peers, where this test runs")
+@pytest.mark.timeout(900)  # two Ray clusters started and stopped: minutes on a loaded machine
+def test_overhead_beside_ray_tune(tmp_path: Path):
+    found, result = run("overhead.py", tmp_path, "--ray", "on", timeout=840)
+    assert result["ray_trials"] == 4
+    for prefix in ("ray", "ray_default"):
+        assert number(found[f"{prefix}_ratio"]) > 0 and number(found[f"{prefix}_wall_ms_per_trial"]) > 0
+        assert number(found[f"{prefix}_init_s"]) > 0
+    assert len(result["runs"]["ray+tuned"]) == len(result["runs"]["ray+default"]) == 1
 
 
 def test_handler_latency(tmp_path: Path):
@@ -50,7 +96,11 @@ def test_handler_latency(tmp_path: Path):
     assert number(found["own_ms_p50_at_60"]) > 0 and number(found["own_ms_p50_at_20"]) > 0
     assert number(found["sampler_ms_p50_at_60"]) > 0
     assert number(found["cold_start_s"]) > 0
+    assert number(found["cold_ask_s"]) >= number(found["cold_start_s"]), "the next trial is asked for after the launch"
+    assert number(found["cold_process_s"]) >= number(found["cold_ask_s"])
+    assert 0 < number(found["cold_start_cpu_s"]) <= number(found["cold_process_cpu_s"])
     assert sorted(result["sizes"], key=int) == ["20", "60"]
+    assert result["lookahead"] == 1
 
 
 def test_scale(tmp_path: Path):
@@ -69,11 +119,12 @@ def test_burst(tmp_path: Path):
 
 def test_search_quality(tmp_path: Path):
     found, result = run("search_quality.py", tmp_path)
-    wins, functions = found["wins_vs_random"].split("/")
-    assert functions == "2" and 0 <= int(wins) <= 2
+    for figure in ("wins_vs_random", "lookahead_wins_vs_random", "lookahead_wins_vs_tpe"):
+        wins, functions = found[figure].split("/")
+        assert functions == "2" and 0 <= int(wins) <= 2
     assert all(0 <= number(found[f"svm_error_{a}"]) < 1 for a in ("tpe", "random", "cmaes"))
     regrets = result["median_regret"]
-    assert all(regrets[f][a] >= 0 for f in regrets for a in ("tpe", "random", "cmaes"))
+    assert all(regrets[f][a] >= 0 for f in regrets for a in ("tpe", "tpe-ahead", "random", "cmaes"))
 
 
 def test_pruning(tmp_path: Path):
@@ -106,6 +157,18 @@ def test_reliability(tmp_path: Path):
 
 
 @pytest.mark.parametrize("script", sorted(p.name for p in BENCHMARKS.glob("*.py")
-                                          if p.name not in ("instant.py", "report.py", "trivial_trial.py")))
+                                          if p.name not in ("instant.py", "report.py", "simcluster.py", "trivial_trial.py")))
 def test_every_script_is_smoke_tested(script: str):
     assert f"def test_{script.removesuffix('.py')}(" in Path(__file__).read_text()
+
+
+def test_cluster_cost(tmp_path: Path):
+    found, result = run("cluster_cost.py", tmp_path)
+    for policy in ("spot", "on_demand", "fixed"):
+        assert number(found[f"{policy}_makespan_h"]) > 0 and number(found[f"{policy}_node_hours"]) > 0
+        assert number(found[f"{policy}_cost_usd"]) > 0
+    assert 0 < number(found["spot_measured_node_hours"]) <= number(found["spot_node_hours"]), \
+        "katuna measures the registered nodes' hours, their boot excluded"
+    assert 0 < number(found["cost_ratio_vs_fixed"]) < 1, "spot nodes cost less than on-demand ones left running"
+    assert number(found["makespan_ratio_vs_fixed"]) >= 1, "a pool that boots its nodes cannot finish first"
+    assert [r["complete"] for r in result["results"]] == [result["trials"]] * 3

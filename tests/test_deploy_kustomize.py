@@ -9,12 +9,13 @@ The rendered objects are then validated as in ``test_knative.py``.
 
 from __future__ import annotations
 
-import copy
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import jsonpatch
+import jsonpointer
 import jsonschema
 import pytest
 import yaml
@@ -86,13 +87,10 @@ def _patch(objects: list[dict], patch: dict[str, Any]) -> None:
         if operation["op"] not in ("add", "replace"):
             raise Unsupported(f"JSON patch op {operation['op']!r}")
         for doc in matched:
-            *parents, last = operation["path"].strip("/").split("/")
-            node = doc
-            for key in parents:
-                node = node[key]
-            if operation["op"] == "replace" and last not in node:
-                raise Unsupported(f"replace of missing {operation['path']}")
-            node[last] = copy.deepcopy(operation["value"])
+            try:
+                jsonpatch.apply_patch(doc, [operation], in_place=True)
+            except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as exc:
+                raise Unsupported(f"{operation['op']} of missing {operation['path']}: {exc}") from exc
 
 
 def _field(doc: dict, key: str) -> str:

@@ -50,7 +50,9 @@ def test_a_time_budget_ends_the_study_and_kills_its_trials(embedded, tmp_path: P
     record = run_study(embedded, definition, tmp_path)
     assert record.status == "failed"
     assert record.reason == "time budget of 1.5s used; no trial succeeded"
-    assert [t.state for t in embedded.store.trials("demo")] == ["PRUNED", "PRUNED"]
+    trials = embedded.store.trials("demo")
+    assert [t.number for t in trials if t.started_at is not None] == [0, 1]
+    assert {t.state for t in trials} == {"PRUNED"}, "the trial prepared ahead of a free slot ends too"
     for pid_file in tmp_path.glob("*.pid"):
         assert not _alive(int(pid_file.read_text()))
 
@@ -152,8 +154,10 @@ def test_an_explicit_stop_kills_running_trials_and_keeps_them_pruned(embedded, t
     record = embedded.run("demo", on_tick=stop_once_running)
     assert record.status == "stopped"
     trials = embedded.store.trials("demo")
-    assert [t.state for t in trials] == ["PRUNED", "PRUNED"]
+    assert [t.number for t in trials if t.started_at is not None] == [0, 1]
+    assert {t.state for t in trials} == {"PRUNED"}, "the trial prepared ahead of a free slot ends too"
     assert "stopped by user" in trials[0].reason
+    assert trials[-1].reason.startswith("never started: ")
     for pid_file in tmp_path.glob("*.pid"):
         assert not _alive(int(pid_file.read_text()))
 

@@ -151,7 +151,7 @@ STUDIES: list[tuple[str, dict, str]] = [
      "trialTemplate.trialSpec"),
     ("katib-algorithm-unknown", _katib("spec.algorithm.algorithmName", "darts-by-hand"), "algorithm"),
     ("katib-min-above-max", _katib("spec.parameters.0.feasibleSpace.max", "-1"), "max"),
-    ("katib-count-string", _katib("spec.maxTrialCount", "many"), "maxTrials"),
+    ("katib-count-string", _katib("spec.maxTrialCount", "many"), "spec.maxTrialCount"),
     # names are matched whole: a trailing newline is not part of a name
     ("name-trailing-newline", _mutated(_set("name", "hostile\n")), "name"),
     ("parameter-name-trailing-newline", _mutated(_set("parameters.0.name", "x\n")), "parameters[0].name"),
@@ -194,9 +194,9 @@ STUDIES: list[tuple[str, dict, str]] = [
      "spec.maxFailedTrialCount"),
     ("katib-parallelTrialCount-above-maxTrialCount", _katib("spec.parallelTrialCount", 3), "spec.parallelTrialCount"),
     ("katib-metricsFormat-backreference", _katib("spec.metricsCollectorSpec", {"source": {"filter": {
-        "metricsFormat": [r"(\w+)=(\d+)\1"]}}}), "metricsCollector.filters[0]"),
+        "metricsFormat": [r"(\w+)=(\d+)\1"]}}}), "spec.metricsCollectorSpec.source.filter.metricsFormat[0]"),
     ("katib-gamma-not-a-number", _katib("spec.algorithm", {"algorithmName": "tpe", "algorithmSettings": [
-        {"name": "gamma", "value": "a quarter"}]}), "algorithm.settings.gamma"),
+        {"name": "gamma", "value": "a quarter"}]}), "spec.algorithm.algorithmSettings[0].value"),
 ]
 
 # (case id, definition, field path, the limit the message must state)

@@ -108,8 +108,10 @@ def test_katuna_may_only_do_what_the_manifests_grant_it(static: KubeStub):
     refused = refusal(lambda: core.delete_namespaced_pod("p", "katuna"))
     assert refused == (403, f'pods "p" is forbidden: User "{KATUNA}" cannot delete resource "pods" in API group "" '
                        'in the namespace "katuna"')
-    assert refusal(lambda: core.list_node()) == (
-        403, f'nodes is forbidden: User "{KATUNA}" cannot list resource "nodes" in API group "" at the cluster scope')
+    assert refusal(lambda: core.read_node("node-static")) == (
+        403, f'nodes "node-static" is forbidden: User "{KATUNA}" cannot get resource "nodes" in API group "" at the '
+             'cluster scope')
+    assert [n.metadata.name for n in core.list_node().items] == ["node-static"], "listing nodes is granted"
     custom = client.CustomObjectsApi(api(static))
     refused = refusal(lambda: custom.patch_namespaced_custom_object("katuna.dev", "v1", "katuna", "studies", "s",
                                                                     {"spec": {}}))

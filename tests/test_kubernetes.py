@@ -16,7 +16,7 @@ from kube_stub import KubeStub, image_id
 
 pytestmark = pytest.mark.slow
 
-KUBE_NAMESPACES = ("trials", "events", "lost", "pruning", "clock", "backstop")
+KUBE_NAMESPACES = ("trials", "events", "lost", "pruning", "clock", "backstop", "gone")
 """Where these tests run trials, katuna's Role bound in each."""
 
 
@@ -152,13 +152,43 @@ def test_a_job_past_its_backstop_deadline_times_out_naming_it(kube: KubeStub):
                                                "timeout plus the start allowance")
 
 
+def test_a_finished_job_whose_pods_are_gone_is_a_lost_run_not_a_failure(kube: KubeStub):
+    """A node removed (scaled down, preempted) before the end was read takes the pods' logs with
+    it: the attempt's metrics are unknowable, so it is run again rather than failed."""
+    from functions.adapters.kubernetes_executor import KubernetesExecutor, api_client
+    from functions.core.cluster import Cluster
+    from functions.core.errors import OutputLost
+    from functions.core.launch import TrialLaunch
+    from functions.core.lines import what_is_left
+
+    executor = KubernetesExecutor(Cluster(namespace="gone"), api_client(kube.url))
+    command = [c.replace("${trialParameters.x}", "1") for c in study_definition()["trialTemplate"]["command"]]
+    launch = TrialLaunch("gone", "u1", 0, 1, "gone-0", command, {}, ".", timeout=None, image="python:3.12")
+    executor.launch(launch)
+    deadline = time.monotonic() + 20
+    while executor.poll(launch) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert executor.poll(launch).data["outcome"] == "exited", "read while its pod is there"
+    assert any(line.startswith("epoch=1 loss=") for line in executor.output(launch))
+    with kube.lock:
+        for pod in [p for p in kube.pods.values() if p["metadata"]["labels"]["job-name"] == "gone-0"]:
+            kube.delete_pod(pod)
+    finished = executor.poll(launch)
+    assert (finished.data["outcome"], finished.data["exitCode"]) == ("preempted", None)
+    assert "are gone, and their logs with them" in finished.data["message"]
+    with pytest.raises(OutputLost, match="no log of Job gone-0's last run is left"):
+        list(executor.output(launch))
+    assert list(what_is_left(executor.output(launch))) == [], "a log view shows what is left: nothing"
+    executor.stop(launch)
+
+
 def _wait_pods(kube: KubeStub, job: str, count: int) -> list[dict]:
     """The Job's pods, oldest first, once ``count`` of them run or ran."""
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         with kube.lock:
             pods = [p for p in kube.pods.values() if p["metadata"]["labels"]["job-name"] == job]
-            statuses = pods[-1]["status"].get("containerStatuses") if pods else None
+            statuses = pods[-1]["status"].get("containerStatuses") or [] if pods else []
             if len(pods) >= count and statuses and "running" in statuses[0]["state"]:
                 return pods
         time.sleep(0.05)
@@ -302,7 +332,7 @@ def test_trial_jobs_report_progress_and_the_pruner_deletes_the_losers(kube: Kube
         service.wait_for("job-prune", timeout=120)
         states = {t["number"]: (t["state"], t["reason"]) for t in trials(service, "job-prune")}
         pruned = [n for n, (state, _) in states.items() if state == "PRUNED"]
-        assert pruned and all(states[n][1].startswith("pruned at step") for n in pruned)
+        assert pruned and all(states[n][1].startswith("pruned at step") for n in pruned), states
         deleted = {name for ns, name, policy in kube.deleted if ns == "pruning" and policy == "Background"}
         assert {f"job-prune-{n}" for n in pruned} <= deleted
         env = {e["name"]: e["value"] for e in kube.created_jobs["job-prune-0"]["spec"]["template"]["spec"]

@@ -53,3 +53,14 @@ def test_reduction_strategies():
     assert reduce(obs, {"loss": "max"})["loss"] == 0.5
     assert reduce(obs, {"loss": "latest"})["loss"] == 0.3
     assert math.isnan(reduce([Observation("loss", 1.0), Observation("loss", math.nan)], {"loss": "min"})["loss"])
+
+
+def test_each_report_is_a_step_unless_the_output_names_its_steps():
+    from functions.core.metrics import StepCounter
+
+    katib_style = parse_text(["Epoch 1: loss=0.5 acc=0.1", "loss=0.4", "acc=0.2", "loss=0.3"], ["loss", "acc"])
+    assert list(StepCounter("loss").steps(katib_style)) == [(1, 0.5), (2, 0.4), (3, 0.3)]
+    named = parse_text(["epoch=1 loss=0.5", "epoch=2 loss=0.4", "loss=0.35"], ["loss"])
+    assert list(StepCounter("loss").steps(named)) == [(1, 0.5), (2, 0.4)], "a final value after the epochs is no step"
+    counter = StepCounter("loss")
+    assert [list(counter.steps(parse_text([line], ["loss"]))) for line in ("loss=1", "loss=2")] == [[(1, 1.0)], [(2, 2.0)]]

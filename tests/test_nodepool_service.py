@@ -29,7 +29,8 @@ def clouds(tmp_path_factory: pytest.TempPathFactory):
     service = Service(tmp_path_factory.mktemp("pools"), workers=1, KATUNA_EXECUTOR="kubernetes",
                       KATUNA_K8S_API=kube.url,
                       KATUNA_K8S_NAMESPACE="pools", KATUNA_GKE_PROJECT="proj", KATUNA_GKE_LOCATION="europe-west4",
-                      KATUNA_GKE_CLUSTER="tuning", KATUNA_GKE_ENDPOINT=gke.url, KATUNA_K8S_DEFAULT_RESOURCES="cpu=100m")
+                      KATUNA_GKE_CLUSTER="tuning", KATUNA_GKE_ENDPOINT=gke.url, KATUNA_K8S_DEFAULT_RESOURCES="cpu=100m",
+                      KATUNA_NODE_LOOK_SECONDS="0.5")
     yield service, kube, gke
     service.close()
     gke.close()
@@ -51,6 +52,17 @@ def wait_for_pool(service: Service, name: str, phase: str, timeout: float = 30) 
     raise AssertionError(f"the pool of {name} is not {phase}: {pool}")
 
 
+def wait_for_nodes_gone(service: Service, name: str, timeout: float = 60) -> dict:
+    """The study's pool once katuna's looks at its nodes saw some, and saw them all go."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pool = service.json("GET", f"/studies/{name}")[1]["nodePool"]
+        if pool["nodesSeen"] and not pool["nodesRunning"]:
+            return pool
+        time.sleep(0.2)
+    raise AssertionError(f"the nodes of the pool of {name} were not all seen to go: {pool}")
+
+
 def test_a_study_runs_on_its_own_spot_pool_which_is_deleted_after(clouds):
     service, kube, gke = clouds
     definition = study_definition(name="spot", maxTrials=2, parallelism=1)
@@ -61,7 +73,9 @@ def test_a_study_runs_on_its_own_spot_pool_which_is_deleted_after(clouds):
                                       {"Content-Type": "application/yaml"})
     assert status == 201, body
     assert service.wait_for("spot")["status"] == "completed"
-    pool = wait_for_pool(service, "spot", "released")
+    wait_for_pool(service, "spot", "released")
+    pool = wait_for_nodes_gone(service, "spot")
+    assert 0 < pool["nodeHours"] <= pool["nodesSeen"] * (pool["releasedAt"] - pool["requestedAt"]) / 3600, pool
     assert (pool["pool"], pool["capacity"], pool["machineTypes"], pool["deleted"]) == (
         "katuna-spot", "spot", ["n2-standard-4"], True)
     assert pool["requestedAt"] <= pool["readyAt"] <= pool["releasedAt"]

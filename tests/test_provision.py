@@ -104,7 +104,9 @@ def test_a_study_creates_its_own_pool_and_deletes_it_after(world, gke_api: GkeSt
         "maxNodes": 4, "shared": False, "phase": "released", "created": True, "owned": True, "adopted": False,
         "deleted": True, "message": None,
         "requestedAt": 1_000_000.0, "readyAt": 1_000_060.0, "releasedAt": 1_003_780.0,
-        "hours": None, "maxNodeHours": None}
+        "hours": None, "maxNodeHours": None,
+        "nodeHours": None, "nodesSeen": 0, "nodesRunning": 0, "nodesLookedAt": None, "pricePerNodeHour": None,
+        "cost": None, "nodesProblem": None}
     assert summary["hours"] == pytest.approx(3780 / 3600, abs=1e-3)
     assert summary["maxNodeHours"] == pytest.approx(4 * 3780 / 3600, abs=1e-3)
     assert gke_api.pools == {}
@@ -446,7 +448,7 @@ def test_pool_uses_stored_before_ownership_was_recorded_keep_only_own_pools_dele
     for uid, created in (("u1", True), ("u2", False)):
         store.save_pool_use(PoolUse(uid, f"s-{uid}", f"pool-{uid}", "gke", "spot", ("n2-standard-4",), 3, False,
                                     phase="ready", created=created))
-    for column in ("owned", "adopted"):
+    for column in ("owned", "adopted", "nodes", "looked_at", "nodes_problem"):
         store.db.execute(f"ALTER TABLE node_pools DROP COLUMN {column}")
     store.db.execute("PRAGMA user_version = 9")
     store.close()

@@ -60,7 +60,7 @@ def _downgrade(path: Path) -> None:
     for column in ("seed", "katuna_version", "optuna_version"):
         db.execute(f"ALTER TABLE studies DROP COLUMN {column}")
     db.execute("ALTER TABLE trials DROP COLUMN image_digest")
-    for column in ("owned", "adopted"):  # the tenth migration's, which follows
+    for column in ("owned", "adopted", "nodes", "looked_at", "nodes_problem"):  # the migrations that follow
         db.execute(f"ALTER TABLE node_pools DROP COLUMN {column}")
     db.execute("PRAGMA user_version = 8")
     db.close()

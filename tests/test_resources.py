@@ -467,7 +467,8 @@ def test_a_merge_patch_of_the_status_ignores_metadata_as_the_api_does(kube: Kube
 
 
 def test_a_status_never_reaches_a_resource_made_again_under_the_same_name(kube: KubeStub):
-    from functions.adapters.kubernetes_executor import KubernetesResources, api_client
+    from functions.adapters.kubernetes_executor import api_client
+    from functions.adapters.kubernetes_resources import KubernetesResources
 
     target = KubernetesResources(lambda: api_client(kube.url))
     old = kube.apply(study("kst-guard"))
@@ -549,3 +550,9 @@ def test_a_running_experiment_refuses_a_changed_node_pool_annotation(service: Se
     kube.delete("Experiment", "team", "kst-pool-edit")
     send(service, "delete", edited)
     assert service.wait_for("kst-pool-edit", timeout=10)["status"] == "stopped"
+
+
+def test_katibs_api_versions_are_the_ones_its_importers_read():
+    from functions.core import katib, resources, studyjob
+
+    assert resources.KATIB_API_VERSIONS == (katib.API_VERSION, studyjob.API_VERSION)

@@ -13,8 +13,9 @@ from conftest import TRIAL, study_definition
 
 from functions.core.errors import InvalidStudy
 from functions.core.events import study_created
-from functions.core.samplers import REGISTRY, build_sampler, sampler_for, trial_seed
+from functions.core.samplers import REGISTRY, build_sampler, convert_settings, sampler_for, trial_seed
 from functions.core.space import distribution
+from functions.core.spec import Algorithm
 from functions.core.validate import parse_study
 from functions.embedded import Embedded
 from functions.settings import Settings
@@ -156,3 +157,11 @@ def test_a_setting_the_sampler_refuses_is_a_problem_of_the_submission():
 def test_settings_that_take_code_cannot_be_given():
     found = _settings_problems({"name": "tpe", "settings": {"weights": "lambda n: n"}})
     assert found[0].startswith("algorithm.settings.weights: not a setting of 'tpe'"), found
+
+
+def test_a_setting_the_sampler_ignores_is_refused_with_the_reason():
+    """Optuna's CMA-ES still takes ``restart_strategy`` but no longer restarts: a study asking
+    for restarts is told so rather than silently run without them."""
+    _, problems = convert_settings(Algorithm("cmaes", (("restart_strategy", "ipop"),), None), 10**6)
+    assert [p.path for p in problems] == ["algorithm.settings.restart_strategy"]
+    assert "ignores it" in problems[0].message

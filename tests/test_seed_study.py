@@ -97,7 +97,8 @@ def run_seed(tmp_path: Path, kube: KubeStub, pool: str, node_pool: dict, release
                    "peak nodes": kube.autoscaler.peak(pool), "source faults": dict(faults.counts),
                    "dead letters": len(cluster.broker.dead_letters)}
         print(f"\nseed study on {node_pool['provider']}: {figures}")
-        assert study["status"] == "completed", study
+        assert study["status"] == "completed", (study["reason"], [(t["number"], t.get("reason")) for t in trials
+                                                                  if t["state"] != "COMPLETE"][:10])
         assert study["counts"]["complete"] == TRIALS and len(trials) == TRIALS, "exactly maxTrialCount trials"
         assert all(t["state"] == "COMPLETE" for t in trials), [t for t in trials if t["state"] != "COMPLETE"]
         assert {job for job, _ in kube.disrupted} == chosen, "every chosen pod was preempted"

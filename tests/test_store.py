@@ -38,7 +38,7 @@ def test_a_database_from_before_trial_counts_gets_them_on_opening(tmp_path: Path
     for column in ("spec_version", "failures", "seed", "katuna_version", "optuna_version"):
         old.db.execute(f"ALTER TABLE studies DROP COLUMN {column}")
     old.db.execute("ALTER TABLE trials DROP COLUMN image_digest")
-    for column in ("owned", "adopted"):
+    for column in ("owned", "adopted", "nodes", "looked_at", "nodes_problem"):
         old.db.execute(f"ALTER TABLE node_pools DROP COLUMN {column}")
     old.db.execute("DROP TABLE sessions")
     old.db.execute("PRAGMA user_version = 4")

@@ -125,3 +125,14 @@ def test_studyjob_settings_are_converted_or_refused_naming_them():
     doc["spec"]["suggestionSpec"]["suggestionParameters"] = [{"name": "gamma", "value": "0.25"}]
     spec, _ = load_study(yaml.safe_dump(doc))
     assert dict(spec.algorithm.settings) == {"gamma": 0.25}
+
+
+def test_a_template_path_is_refused_saying_where_the_template_goes():
+    """A StudyJob whose worker template lives in Katib's ConfigMap names ``templatePath`` and
+    says what to do, instead of asking for the rawTemplate it never gave."""
+    doc = studyjob(workerSpec={"goTemplate": {"templatePath": "cpuWorkerTemplate.yaml"}})
+    with pytest.raises(InvalidStudy) as caught:
+        load_study(yaml.safe_dump(doc))
+    found = {p.path: p.message for p in caught.value.problems}
+    assert "rawTemplate" in found["spec.workerSpec.goTemplate.templatePath"]
+    assert "spec.workerSpec.goTemplate.rawTemplate" not in found

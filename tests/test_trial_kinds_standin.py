@@ -8,6 +8,7 @@ import sys
 import time
 
 import pytest
+from kube_standin.rbac import MANIFESTS
 from kube_stub import KubeStub
 from kubernetes import client
 from kubernetes.client.rest import ApiException
@@ -38,6 +39,13 @@ def _create(cluster: KubeStub, body: dict) -> dict:
 
 
 def test_a_kind_whose_operator_is_not_installed_is_not_found(cluster: KubeStub):
+    """As the API server authorizes before it routes: refused (403) where not granted, not found
+    (404) where granted but not served."""
+    with pytest.raises(ApiException) as refused:
+        _create(cluster, PYTORCHJOB)
+    assert refused.value.status == 403
+    with cluster.lock:
+        cluster.authorizer.enable(MANIFESTS / "trial-kinds" / "training-operator")
     with pytest.raises(ApiException) as caught:
         _create(cluster, PYTORCHJOB)
     assert caught.value.status == 404 and "the server could not find the requested resource" in caught.value.body

@@ -18,6 +18,14 @@ def disrupted(pod: Any) -> bool:
     return any(c.type == "DisruptionTarget" and c.status == "True" for c in (pod.status.conditions or []))
 
 
+def ran(pod: Any) -> bool:
+    """Whether the pod ran its containers to an end of their own (not disrupted), so its log
+    holds the attempt's output."""
+    return not disrupted(pod) and any(
+        status.state is not None and status.state.terminated is not None
+        for status in (pod.status.container_statuses or []))
+
+
 def oldest_first(pod: Any) -> tuple[str, bool, str]:
     """By creation time (whole seconds), a disrupted pod before its replacement created in the
     same second, then by name (real pod names end in random characters)."""

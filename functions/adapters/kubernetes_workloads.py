@@ -92,7 +92,8 @@ class Workloads:
         except ApiException as exc:
             if exc.status == 404:
                 return None
-            raise self._translate(exc, f"read {plural} {launch.job_name}") from exc
+            raise self._translate(exc, f"read {plural} {launch.job_name} ({plural}.{group}/{version}; "
+                                       "is its operator installed and katuna's Role granted it?)") from exc
         except HTTPError as exc:
             raise self._translate(exc, f"read {plural} {launch.job_name}") from exc
 

@@ -44,7 +44,7 @@ from functions.core.errors import InvalidStudy, Problem, StorageFull
 from functions.core.events import Event, trial_finished, trial_progress
 from functions.core.launch import Progress, TrialLaunch
 from functions.core.lines import bounded_lines
-from functions.core.metrics import parse_json_lines, parse_text
+from functions.core.metrics import StepCounter, parse_json_lines, parse_text
 
 CHUNK = 64 * 1024
 """Bytes read at a time from a trial's output."""
@@ -62,6 +62,9 @@ class _Run:
     timed_out: bool = False
     done: threading.Event = field(default_factory=threading.Event)
     streamer: threading.Thread | None = None
+    since: float | None = None
+    """A second before the process started, in clock ticks since boot: no process of the
+    attempt is older (:func:`functions.adapters.process_tree.end`)."""
 
     @property
     def started(self) -> subprocess.Popen[bytes]:
@@ -167,6 +170,7 @@ class LocalExecutor:
     def _start(self, run: _Run, log: BinaryIO) -> Callable[[], None]:
         """Start the attempt's process; the job that waits for its end."""
         launch = run.launch
+        run.since = process_tree.boot_ticks() - os.sysconf("SC_CLK_TCK")
         try:
             run.process = subprocess.Popen(
                 launch.argv, cwd=launch.working_dir, stdin=subprocess.DEVNULL,
@@ -214,11 +218,13 @@ class LocalExecutor:
         self._wait(run)
 
     def _stream(self, run: _Run, log: BinaryIO, progress: Progress) -> None:
-        """Copy the output to the log, and report each new step of the objective as it appears."""
+        """Copy the output to the log, and report each new step of the objective as it appears
+        (each report is a step, as Katib counts them, unless the line names its step)."""
         launch = run.launch
         # Started with stdout=PIPE and the default buffering: a buffered reader, which has read1.
         output = cast(io.BufferedReader, run.started.stdout)
         parse = parse_json_lines if progress.format == "json" else partial(parse_text, filters=progress.filters)
+        counter = StepCounter(progress.metric)
         reported: set[int] = set()
 
         def chunks() -> Iterator[bytes]:
@@ -229,10 +235,10 @@ class LocalExecutor:
 
         with log:
             for line in bounded_lines(chunks()):
-                for observation in parse([line], [progress.metric]):
-                    if observation.step is not None and observation.step not in reported and not run.stopped:
-                        reported.add(observation.step)
-                        self._publish_progress(trial_progress(*_ids(launch), observation.step, observation.value))
+                for step, value in counter.steps(parse([line], [progress.metric])):
+                    if step not in reported and not run.stopped:
+                        reported.add(step)
+                        self._publish_progress(trial_progress(*_ids(launch), step, value))
 
     def _publish_progress(self, event: Event) -> None:
         """A step that cannot be reported is skipped: the output must go on being read."""
@@ -275,7 +281,7 @@ class LocalExecutor:
 
     def _contain(self, run: _Run) -> None:
         """End every process of the attempt that is still alive, and reap those adopted here."""
-        process_tree.end(run.started.pid, run.marker.__eq__, self._kill_grace, keep=self._leaders())
+        process_tree.end(run.started.pid, run.marker.__eq__, self._kill_grace, keep=self._leaders(), since=run.since)
 
     def _kill(self, run: _Run) -> int:
         """End the attempt's whole process tree: SIGTERM, then SIGKILL after the grace period."""

@@ -71,30 +71,52 @@ class Process:
     marker: str | None
 
 
-def _read(pid: int) -> Process | None:
-    """The process, or None if it is gone (its marker None if its environment is not readable)."""
+def boot_ticks() -> float:
+    """Now, in the clock ticks since boot that ``/proc/<pid>/stat`` gives a process's start in."""
+    return time.clock_gettime(time.CLOCK_BOOTTIME) * os.sysconf("SC_CLK_TCK")
+
+
+def _file(path: str) -> bytes:
+    """A small ``/proc`` file whole (read without the layers of :class:`Path`: a scan reads
+    hundreds of them, on the path from a trial's end to its successor's start)."""
+    handle = os.open(path, os.O_RDONLY)
     try:
-        stat = (PROC / str(pid) / "stat").read_text()
+        chunks = []
+        while chunk := os.read(handle, 65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(handle)
+
+
+def _read(pid: int, since: float | None = None) -> Process | None:
+    """The process, or None if it is gone (its marker None if its environment is not readable,
+    or not read: a process started before ``since``, in clock ticks since boot, carries none)."""
+    try:
+        stat = _file(f"{PROC}/{pid}/stat")
     except OSError:
         return None
-    fields = stat.rsplit(")", 1)[1].split()
-    try:
-        environ = (PROC / str(pid) / "environ").read_bytes()
-    except OSError:
-        environ = b""
-    prefix = MARKER.encode() + b"="
-    found = next((item[len(prefix):].decode(errors="replace") for item in environ.split(b"\0")
-                  if item.startswith(prefix)), None)
-    return Process(pid, int(fields[1]), int(fields[2]), int(fields[3]), fields[0] == "Z", found)
+    fields = stat.rsplit(b")", 1)[1].split()
+    found = None
+    if since is None or int(fields[19]) >= since:
+        try:
+            environ = _file(f"{PROC}/{pid}/environ")
+        except OSError:
+            environ = b""
+        prefix = MARKER.encode() + b"="
+        found = next((item[len(prefix):].decode(errors="replace") for item in environ.split(b"\0")
+                      if item.startswith(prefix)), None)
+    return Process(pid, int(fields[1]), int(fields[2]), int(fields[3]), fields[0] == b"Z", found)
 
 
-def processes() -> list[Process]:
-    """Every process this one may see, itself excepted (none where there is no ``/proc``)."""
+def processes(since: float | None = None) -> list[Process]:
+    """Every process this one may see, itself excepted (none where there is no ``/proc``); the
+    markers of those started before ``since`` (clock ticks since boot) are not read."""
     if not PROC.is_dir():
         return []
-    me = os.getpid()
-    pids = (int(entry.name) for entry in PROC.iterdir() if entry.name.isdigit() and entry.name != str(me))
-    return [p for p in map(_read, pids) if p is not None]
+    me = str(os.getpid())
+    pids = (int(name) for name in os.listdir(PROC) if name.isdigit() and name != me)
+    return [p for p in (_read(pid, since) for pid in pids) if p is not None]
 
 
 def _members(snapshot: Iterable[Process], leader: int | None, markers: Callable[[str], bool]) -> list[Process]:
@@ -102,10 +124,10 @@ def _members(snapshot: Iterable[Process], leader: int | None, markers: Callable[
         (leader is not None and leader in (p.session, p.group)) or (p.marker is not None and markers(p.marker)))]
 
 
-def members(leader: int | None, markers: Callable[[str], bool]) -> list[Process]:
+def members(leader: int | None, markers: Callable[[str], bool], since: float | None = None) -> list[Process]:
     """The live processes of a trial attempt: in the session or group ``leader`` leads, or
-    carrying a marker that ``markers`` accepts."""
-    return _members(processes(), leader, markers)
+    carrying a marker that ``markers`` accepts (none started before ``since`` does)."""
+    return _members(processes(since), leader, markers)
 
 
 def _signal(pids: Iterable[int], sig: signal.Signals) -> None:
@@ -114,11 +136,14 @@ def _signal(pids: Iterable[int], sig: signal.Signals) -> None:
             os.kill(pid, sig)
 
 
-def end(leader: int | None, markers: Callable[[str], bool], grace: float, keep: Iterable[int] = ()) -> None:
+def end(leader: int | None, markers: Callable[[str], bool], grace: float, keep: Iterable[int] = (),
+        since: float | None = None) -> None:
     """End every process of the attempt: SIGTERM, then SIGKILL to whatever is left after
     ``grace`` seconds (and to whatever it forked meanwhile), then reap those that are children
-    of this process. ``keep`` are children whose exit status someone else waits for."""
-    snapshot = processes()
+    of this process. ``keep`` are children whose exit status someone else waits for; ``since``
+    (clock ticks since boot) is when the attempt started, if known: no process started earlier
+    belongs to it, so only the later ones' markers are read."""
+    snapshot = processes(since)
     found = _members(snapshot, leader, markers)
     seen = {p.pid for p in found}
     if found:
@@ -126,15 +151,15 @@ def end(leader: int | None, markers: Callable[[str], bool], grace: float, keep: 
         deadline = time.monotonic() + grace
         while found and time.monotonic() < deadline:
             time.sleep(0.02)
-            found = members(leader, markers)
+            found = members(leader, markers, since)
         for _ in range(KILL_ROUNDS):
             if not found:
                 break
             seen.update(p.pid for p in found)
             _signal((p.pid for p in found), signal.SIGKILL)
             time.sleep(0.01)
-            found = members(leader, markers)
-        snapshot = processes()
+            found = members(leader, markers, since)
+        snapshot = processes(since)
     _reap(snapshot, lambda p: p.pid in seen or (leader is not None and p.session == leader), keep)
 
 

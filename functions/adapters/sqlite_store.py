@@ -37,6 +37,7 @@ from functions.core.errors import (
 )
 from functions.core.events import Event
 from functions.core.metrics import Observation
+from functions.core.node_hours import NodeLife
 from functions.core.records import (
     FAILED,
     TERMINAL_STATUSES,
@@ -149,8 +150,16 @@ def _migrate_10(db: sqlite_utils.Database) -> None:
     db.execute("UPDATE node_pools SET owned = created")
 
 
+def _migrate_11(db: sqlite_utils.Database) -> None:
+    """A pool use's nodes as the Kubernetes API listed them (JSON: name, creation, last seen,
+    first found gone), when they were last asked for, and why that failed, for measured node-hours."""
+    db.table("node_pools").add_column("nodes", str)
+    db.table("node_pools").add_column("looked_at", float)
+    db.table("node_pools").add_column("nodes_problem", str)
+
+
 MIGRATIONS = (_migrate_1, _migrate_2, _migrate_3, _migrate_4, _migrate_5, _migrate_6, _migrate_7, _migrate_8,
-              _migrate_9, _migrate_10)
+              _migrate_9, _migrate_10, _migrate_11)
 
 
 def _dumps(value: Any) -> str:
@@ -644,6 +653,7 @@ class SqliteStore:
         row = dataclasses.asdict(use)
         row["machine_types"] = _dumps(list(use.machine_types))
         row["adopted"] = None if use.adopted is None else _dumps(dict(use.adopted))
+        row["nodes"] = _dumps([life.to_dict() for life in use.nodes])
         columns = ", ".join(f"[{column}]" for column in row)
         self.db.execute(f"INSERT OR REPLACE INTO node_pools ({columns}) VALUES ({', '.join('?' * len(row))})",
                         list(row.values()))
@@ -663,5 +673,7 @@ class SqliteStore:
         fields = dict(row)
         fields.update(machine_types=tuple(_loads(row["machine_types"]) or ()), shared=bool(row["shared"]),
                       created=bool(row["created"]), owned=bool(row["owned"]), adopted=_loads(row["adopted"]),
-                      deleted=bool(row["deleted"]), message=row["message"] or "")
+                      deleted=bool(row["deleted"]), message=row["message"] or "",
+                      nodes=tuple(NodeLife.from_dict(life) for life in _loads(row["nodes"]) or ()),
+                      nodes_problem=row["nodes_problem"] or "")
         return PoolUse(**fields)

@@ -71,6 +71,11 @@ class StudyNotFound(PermanentError):
     """No study is stored under the given name."""
 
 
+class OutputLost(PermanentError):
+    """An attempt ended but its output is gone before it was read (its pods, and their logs,
+    removed with their node): what it measured is unknowable, so the run is lost, not failed."""
+
+
 class UnreadableFile(PermanentError):
     """A file given to the CLI is not something katuna reads: not a regular file, too large,
     or not UTF-8 text. The message names the file and what was expected, never its content."""

@@ -44,6 +44,11 @@ OBJECTS: Mapping[str, str] = {"jobwatch": "batch/v1", "resource": "katuna.dev/v1
 """The ``apiVersion`` of the objects a handler of ApiServerSource events takes; its Triggers
 filter on the ``apiversion`` attribute the source sets, and the dispatcher on the object's."""
 
+OVERLAY_OBJECTS: Mapping[str, tuple[str, ...]] = {"resource": ("kubeflow.org/v1beta1", "kubeflow.org/v1alpha1")}
+"""The ``apiVersion`` of the objects a handler takes besides :data:`OBJECTS` where an overlay's
+ApiServerSource sends them (``knative/katib-api``: Katib's Experiment and StudyJob, with its
+own Triggers)."""
+
 _NAMESPACE = uuid.UUID("7f1d7a52-3b8e-4c55-9a43-5b3f3e2a9c10")
 
 

@@ -73,7 +73,13 @@ def load_definition(definition: dict[str, Any], read_file: Callable[[str], str] 
     warm = study.get("warmStart")
     if isinstance(warm, dict) and "file" in warm:
         study = {**study, "warmStart": _inline(warm, read_file)}
-    return parse_study(study, limits), definition
+    try:
+        return parse_study(study, limits), definition
+    except InvalidStudy as exc:
+        experiment = resources.definition(definition) if resources.is_resource(definition) else definition
+        if katib.is_experiment(experiment):
+            raise InvalidStudy(katib.katib_problems(exc.problems, experiment)) from exc
+        raise
 
 
 def _inline(warm: dict[str, Any], read_file: Callable[[str], str] | None) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from functions.core import trial_kinds, trial_spec
+from functions.core import file_collector, trial_kinds, trial_spec
 from functions.core.cluster import (
     ATTEMPT_LABEL,
     START_ALLOWANCE,
@@ -149,7 +149,7 @@ def render_job(request: TrialLaunch, defaults: Cluster = NO_DEFAULTS) -> dict[st
         "podFailurePolicy": {"rules": [
             {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
         ]},
-        "ttlSecondsAfterFinished": cluster.ttl_seconds_after_finished,
+        "ttlSecondsAfterFinished": None if request.retain else cluster.ttl_seconds_after_finished,
         "template": {"metadata": {"labels": dict(job_labels)}, "spec": pod},
     }
     if request.timeout:
@@ -166,3 +166,12 @@ def render_job(request: TrialLaunch, defaults: Cluster = NO_DEFAULTS) -> dict[st
         return trial_spec.render(request.trial_spec, request.primary_container, request.params or {},
                                  metadata, spec, katuna_env, {} if sized else container.get("resources", {}))
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": spec}
+
+
+def render_trial(request: TrialLaunch, defaults: Cluster = NO_DEFAULTS) -> dict[str, Any]:
+    """The workload of one trial attempt as the cluster gets it: :func:`render_job`, with the
+    primary container wrapped for the File collector when the study has one."""
+    rendered = render_job(request, defaults)
+    if request.metrics_file is None:
+        return rendered
+    return file_collector.wrap(rendered, primary_container_name(request), request.metrics_file)

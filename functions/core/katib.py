@@ -1,37 +1,38 @@
 """Katib ``kubeflow.org/v1beta1`` Experiments, translated to katuna's native study format.
 
-The translation is structural: field by field, with Katib's defaults and validation rules, and
-every field katuna cannot honour reported as a problem (never dropped). The result is a native
-definition, validated like any other.
+The translation is structural: field by field, with Katib's defaults and its webhook's
+validation rules, and every field katuna cannot honour reported as a problem (never dropped).
+The result is a native definition, validated like any other; every problem, of the translation
+or of the native study, is reported at once with the Experiment's path (:mod:`katib_paths`).
+Values reach trials as the Experiment wrote them: a discrete ``"16"`` stays ``16``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, TypeGuard
 
 import yaml
 
-from functions.core import bounded_yaml, template, trial_kinds
+from functions.core import bounded_yaml, katib_algorithms, katib_paths, katib_template, validate
 from functions.core.errors import InvalidStudy, Problem
+from functions.core.katib_paths import ANNOTATION_FIELD, NODE_POOL_ANNOTATION
 from functions.core.nodepool import parse_node_pool
 from functions.core.reader import Reader
 
 API_VERSION = "kubeflow.org/v1beta1"
 ALGORITHMS = {"random": "random", "grid": "grid", "tpe": "tpe", "multivariate-tpe": "multivariate-tpe",
               "cmaes": "cmaes", "sobol": "sobol", "bayesianoptimization": "gp", "hyperband": "random"}
-SETTINGS = {"random_state": "seed", "sigma": "sigma0", "n_EI_candidates": "n_ei_candidates"}
-JOB_SUCCESS = 'status.conditions.#(type=="Complete")#|#(status=="True")#'
-JOB_FAILURE = 'status.conditions.#(type=="Failed")#|#(status=="True")#'
+MEDIANSTOP_SETTINGS = {"min_trials_required": 1, "start_step": 1}
+"""Katib's medianstop settings, each with the least value its service accepts."""
 _SPEC = {"objective", "algorithm", "parallelTrialCount", "maxTrialCount", "maxFailedTrialCount", "parameters",
          "trialTemplate", "metricsCollectorSpec", "earlyStopping", "resumePolicy"}
+_OBJECTIVE = {"type", "goal", "objectiveMetricName", "additionalMetricNames", "metricStrategies"}
+_PARAMETER = {"name", "parameterType", "feasibleSpace"}
+_FEASIBLE_SPACE = {"min", "max", "step", "list", "distribution"}
 
 
-NODE_POOL_ANNOTATION = "katuna.dev/node-pool"
-"""The annotation of an Experiment resource that holds its ``nodePool`` block (the Experiment's
-schema has no place for one), as JSON or YAML."""
-ANNOTATION_FIELD = f'metadata.annotations["{NODE_POOL_ANNOTATION}"]'
 
 
 def is_experiment(data: Mapping[str, Any]) -> bool:
@@ -55,20 +56,23 @@ def annotated_pool(metadata: Mapping[str, Any]) -> Any:
 
 
 def from_experiment(data: Mapping[str, Any]) -> dict[str, Any]:
-    """The native definition of a Katib Experiment, or :class:`InvalidStudy` listing every problem."""
+    """The native definition of a Katib Experiment, or :class:`InvalidStudy` listing every
+    problem with its Experiment path: those of the translation (Katib's webhook rules, fields
+    katuna cannot honour) and those the native study they leave would have."""
     problems: list[Problem] = []
     metadata = data.get("metadata") or {}
     spec = data.get("spec") or {}
     problems += [Problem(f"spec.{key}", "unknown field") for key in spec if key not in _SPEC]
-    if spec.get("resumePolicy") not in (None, "Never", "LongRunning"):
+    if spec.get("resumePolicy") not in (None, "", "Never", "LongRunning"):
         problems.append(Problem("spec.resumePolicy", "expected Never or LongRunning (FromVolume is not supported)"))
+    _name(metadata.get("name"), problems)
     native: dict[str, Any] = {
         "name": metadata.get("name"),
         "objective": _objective(spec.get("objective") or {}, problems),
         "parameters": [_parameter(p, f"spec.parameters[{i}]", problems) for i, p in enumerate(spec.get("parameters") or [])],
         "algorithm": _algorithm(spec.get("algorithm") or {}, problems),
         "parallelism": _parallelism(spec, problems),
-        "trialTemplate": _trial_template(spec.get("trialTemplate") or {}, spec.get("parameters") or [], problems),
+        "trialTemplate": katib_template.translate(spec.get("trialTemplate"), spec.get("parameters") or [], problems),
     }
     for katib, ours in (("maxTrialCount", "maxTrials"), ("maxFailedTrialCount", "maxFailedTrials")):
         if spec.get(katib) is not None:
@@ -77,6 +81,10 @@ def from_experiment(data: Mapping[str, Any]) -> dict[str, Any]:
         native["earlyStopping"] = _early_stopping(spec["earlyStopping"], problems)
     if (spec.get("algorithm") or {}).get("algorithmName") == "hyperband":
         _hyperband(native, problems)
+    if (spec.get("algorithm") or {}).get("algorithmName") == "cmaes" and \
+            sum(p.get("type") in ("int", "float") for p in native["parameters"]) < 2:
+        problems.append(Problem("spec.algorithm.algorithmName", "cmaes needs two or more int or double parameters, "
+                                                                "as Katib's CMA-ES services do"))
     pool = _node_pool(data, native["parallelism"], problems)
     if pool is not None:
         native["nodePool"] = pool
@@ -86,8 +94,30 @@ def from_experiment(data: Mapping[str, Any]) -> dict[str, Any]:
     if metadata.get("namespace"):
         native["kubernetes"] = {"namespace": metadata["namespace"]}
     if problems:
-        raise InvalidStudy(problems)
+        raise InvalidStudy(problems + _native_problems(native, data, problems))
     return native
+
+
+def _native_problems(native: dict[str, Any], data: Mapping[str, Any], found: list[Problem]) -> list[Problem]:
+    """The problems the native study would have besides those already ``found``, so that a
+    translation problem hides none of the others."""
+    try:
+        validate.parse_study(native)
+    except InvalidStudy as exc:
+        return katib_paths.katib_problems(exc.problems, data, already=found)
+    return []
+
+
+def katib_problems(problems: Iterable[Problem], data: Mapping[str, Any]) -> list[Problem]:
+    """The problems of the native study an Experiment translated to, with the Experiment's paths."""
+    return katib_paths.katib_problems(problems, data)
+
+
+def _name(name: Any, problems: list[Problem]) -> None:
+    """Katib's webhook: a name starts with a lower-case letter and has at most 40 characters
+    (its trials' names and labels derive from it)."""
+    if isinstance(name, str) and (len(name) > 40 or not name[:1].islower()):
+        problems.append(Problem("metadata.name", f"expected at most 40 characters starting with a lower-case letter, got {name!r}"))
 
 
 def _parallelism(spec: Mapping[str, Any], problems: list[Problem]) -> Any:
@@ -106,12 +136,23 @@ def _is_count(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _unknown(given: Any, known: set[str], path: str, problems: list[Problem]) -> None:
+    """A problem for each key of ``given`` that Katib's schema has no field for."""
+    if isinstance(given, Mapping):
+        problems += [Problem(f"{path}.{key}", f"unknown field; expected one of {', '.join(sorted(known))}")
+                     for key in given if key not in known]
+
+
 def _objective(objective: Mapping[str, Any], problems: list[Problem]) -> dict[str, Any]:
+    _unknown(objective, _OBJECTIVE, "spec.objective", problems)
     out: dict[str, Any] = {"metric": objective.get("objectiveMetricName"), "direction": objective.get("type")}
     if objective.get("goal") is not None:
         out["goal"] = objective["goal"]
-    if objective.get("additionalMetricNames"):
-        out["additionalMetrics"] = list(objective["additionalMetricNames"])
+    additional = list(objective.get("additionalMetricNames") or [])
+    if additional:
+        out["additionalMetrics"] = additional
+    if objective.get("objectiveMetricName") in additional:
+        problems.append(Problem("spec.objective.additionalMetricNames", "should not contain spec.objective.objectiveMetricName"))
     strategies = {s.get("name"): s.get("value") for s in objective.get("metricStrategies") or []}
     if strategies:
         out["strategies"] = strategies
@@ -128,6 +169,9 @@ def _number(text: Any, kind: str, path: str, problems: list[Problem]) -> float |
 
 
 def _parameter(parameter: Mapping[str, Any], path: str, problems: list[Problem]) -> dict[str, Any]:
+    """One parameter; as Katib's webhook requires, a feasible space with min and max (int,
+    double) or a list and no range (categorical, discrete)."""
+    _unknown(parameter, _PARAMETER, path, problems)
     kind = {"int": "int", "double": "float", "categorical": "categorical", "discrete": "discrete"}.get(
         str(parameter.get("parameterType")))
     out: dict[str, Any] = {"name": parameter.get("name"), "type": kind}
@@ -135,32 +179,64 @@ def _parameter(parameter: Mapping[str, Any], path: str, problems: list[Problem])
         problems.append(Problem(f"{path}.parameterType", "expected int, double, categorical or discrete"))
         return out
     space = parameter.get("feasibleSpace") or {}
-    if kind in ("categorical", "discrete"):
-        values = list(space.get("list") or [])
-        out["values"] = values if kind == "categorical" else [_number(v, "float", f"{path}.feasibleSpace.list", problems) for v in values]
+    where = f"{path}.feasibleSpace"
+    _unknown(space, _FEASIBLE_SPACE, where, problems)
+    if not space:
+        problems.append(Problem(where, "required"))
         return out
-    for katib, ours in (("min", "min"), ("max", "max"), ("step", "step")):
-        if space.get(katib) is not None:
-            out[ours] = _number(space[katib], kind, f"{path}.feasibleSpace.{katib}", problems)
-    distribution = space.get("distribution", "uniform")
+    if kind in ("categorical", "discrete"):
+        if {"min", "max", "step"} & set(space):
+            problems.append(Problem(where, f"feasibleSpace.min, .max and .step are not supported for parameterType {kind}"))
+        values = list(space.get("list") or [])
+        out["values"] = values if kind == "categorical" else [_discrete(v, f"{where}.list[{i}]", problems)
+                                                              for i, v in enumerate(values)]
+        return out
+    if space.get("list"):
+        problems.append(Problem(f"{where}.list", f"not supported for parameterType {parameter.get('parameterType')}"))
+    if space.get("min") is None or space.get("max") is None:
+        problems.append(Problem(f"{where}.max", "feasibleSpace.min and feasibleSpace.max are required"))
+    for key in ("min", "max", "step"):
+        if space.get(key) is not None:
+            out[key] = _number(space[key], kind, f"{where}.{key}", problems)
+    distribution = space.get("distribution") or "uniform"
     if distribution == "logUniform":
         out["log"] = True
     elif distribution != "uniform":
-        problems.append(Problem(f"{path}.feasibleSpace.distribution", f"{distribution} is not supported; expected uniform or logUniform"))
+        problems.append(Problem(f"{where}.distribution", f"{distribution} is not supported; expected uniform or logUniform"))
     return out
 
 
+def _discrete(value: Any, path: str, problems: list[Problem]) -> Any:
+    """A discrete value as the Experiment wrote it (the trial receives ``16``, not ``16.0``),
+    once checked to be a number."""
+    _number(value, "float", path, problems)
+    return value
+
+
 def _algorithm(algorithm: Mapping[str, Any], problems: list[Problem]) -> dict[str, Any]:
-    name = algorithm.get("algorithmName", "random")
-    if name not in ALGORITHMS:
-        problems.append(Problem("spec.algorithm.algorithmName", f"{name!r} is not supported; expected one of {', '.join(ALGORITHMS)}"))
-    out: dict[str, Any] = {"name": ALGORITHMS.get(name, name), "settings": {}}
-    for setting in algorithm.get("algorithmSettings") or []:
-        key, value = setting.get("name"), typed_setting(setting.get("value"))
-        if SETTINGS.get(key) == "seed":
-            out["seed"] = value
-        else:
-            out["settings"][SETTINGS.get(key, key)] = value
+    """The sampler, with each Katib setting in Optuna's terms (hyperband's kept as given, but
+    ``random_state``, the seed of every algorithm: they are translated with the search space)."""
+    name = algorithm.get("algorithmName")
+    path = "spec.algorithm"
+    if not name:
+        problems.append(Problem(f"{path}.algorithmName", f"required; expected one of {', '.join(ALGORITHMS)}"))
+    elif name not in ALGORITHMS:
+        problems.append(Problem(f"{path}.algorithmName", f"{name!r} is not supported; expected one of {', '.join(ALGORITHMS)}"))
+    given = algorithm.get("algorithmSettings") or []
+    out: dict[str, Any] = {"name": ALGORITHMS.get(str(name), name or "random"), "settings": {}}
+    if name == "hyperband":
+        out["settings"] = {s.get("name"): typed_setting(s.get("value")) for s in given}
+        seed = out["settings"].pop("random_state", None)
+        if isinstance(seed, int):
+            out["seed"] = seed
+        elif seed is not None:
+            problems.append(Problem(f"{path}.algorithmSettings", f"random_state must be an integer, got {seed!r}"))
+    elif name in ALGORITHMS:
+        settings, seed, wrong = katib_algorithms.translate(name, given, f"{path}.algorithmSettings")
+        problems += wrong
+        out["settings"] = settings
+        if seed is not None:
+            out["seed"] = seed
     return out
 
 
@@ -174,34 +250,6 @@ def typed_setting(text: Any) -> Any:
         except ValueError:
             continue
     return {"true": True, "false": False}.get(text.lower(), text)
-
-
-def _trial_template(trial: Mapping[str, Any], parameters: list, problems: list[Problem]) -> dict[str, Any]:
-    path = "spec.trialTemplate"
-    for key in ("configMap",):
-        if trial.get(key):
-            problems.append(Problem(f"{path}.{key}", "a trial template in a ConfigMap is not supported; inline it as trialSpec"))
-    if trial.get("retain"):
-        problems.append(Problem(f"{path}.retain", "not supported: trial Jobs are removed after ttlSecondsAfterFinished"))
-    for key in ("successCondition", "failureCondition"):
-        why = trial_kinds.check_condition(trial[key]) if isinstance(trial.get(key), str) else None
-        if why is not None:
-            problems.append(Problem(f"{path}.{key}", f"expected a GJSON path katuna evaluates: {why}"))
-    references = {}
-    for i, item in enumerate(trial.get("trialParameters") or []):
-        references[item.get("name")] = item.get("reference")
-        if item.get("reference") not in {p.get("name") for p in parameters}:
-            problems.append(Problem(f"{path}.trialParameters[{i}].reference", f"names no parameter: {item.get('reference')!r}"))
-    counts = {p.get("name"): list(references.values()).count(p.get("name")) for p in parameters}
-    problems += [Problem(f"{path}.trialParameters", f"parameter {name!r} must be referenced by exactly one trial parameter")
-                 for name, count in counts.items() if count != 1]
-    placeholders = {f"trialParameters.{name}": f"${{trialParameters.{ref}}}" for name, ref in references.items()}
-    out: dict[str, Any] = {"trialSpec": template.substitute_tree(trial.get("trialSpec"), {}, placeholders,
-                                                                 drop_inactive=False)}
-    for key in ("primaryContainerName", "successCondition", "failureCondition", "primaryPodLabels"):
-        if trial.get(key):
-            out[key] = trial[key]
-    return out
 
 
 def _hyperband(native: dict[str, Any], problems: list[Problem]) -> None:
@@ -228,16 +276,25 @@ def _hyperband(native: dict[str, Any], problems: list[Problem]) -> None:
 
 
 def _early_stopping(early: Mapping[str, Any], problems: list[Problem]) -> dict[str, Any]:
-    """Katib's median stop: ``min_trials_required`` completed trials before any stop, and no stop
-    before ``start_step`` intermediate values."""
+    """Katib's median stop, by Katib's own rule (the ``medianstop`` pruner): each report of the
+    objective is a step; settings as Katib's service validates them."""
+    path = "spec.earlyStopping"
     if early.get("algorithmName") != "medianstop":
-        problems.append(Problem("spec.earlyStopping.algorithmName",
-                                f"{early.get('algorithmName')!r} is not supported; expected medianstop"))
-    settings = {s.get("name"): typed_setting(s.get("value")) for s in early.get("algorithmSettings") or []}
-    unknown = set(settings) - {"min_trials_required", "start_step"}
-    problems += [Problem("spec.earlyStopping.algorithmSettings", f"unknown setting {name!r}") for name in sorted(unknown)]
-    return {"algorithm": "median", "settings": {"n_startup_trials": settings.get("min_trials_required", 3),
-                                                "n_warmup_steps": settings.get("start_step", 4) - 1}}
+        problems.append(Problem(f"{path}.algorithmName", f"{early.get('algorithmName')!r} is not supported; expected medianstop"))
+    settings: dict[str, int] = {}
+    for i, setting in enumerate(early.get("algorithmSettings") or []):
+        name, value, where = setting.get("name"), setting.get("value"), f"{path}.algorithmSettings[{i}]"
+        if name not in MEDIANSTOP_SETTINGS:
+            problems.append(Problem(f"{where}.name", f"unknown setting {name!r} for algorithm medianstop; "
+                                                     f"expected one of {', '.join(MEDIANSTOP_SETTINGS)}"))
+            continue
+        least = MEDIANSTOP_SETTINGS[name]
+        number = typed_setting(value)
+        if not _is_count(number) or number < least:
+            problems.append(Problem(f"{where}.value", f"{name} must be an integer of at least {least}, got {value!r}"))
+            continue
+        settings[name] = number
+    return {"algorithm": "medianstop", "settings": settings}
 
 
 def _collector(spec: Mapping[str, Any], problems: list[Problem]) -> dict[str, Any] | None:
@@ -246,8 +303,15 @@ def _collector(spec: Mapping[str, Any], problems: list[Problem]) -> dict[str, An
     filters = list((source.get("filter") or {}).get("metricsFormat") or [])
     if kind == "StdOut":
         return {"kind": "stdout", "filters": filters} if filters else None
+    if (spec.get("collector") or {}).get("customCollector") is not None:
+        problems.append(Problem("spec.metricsCollectorSpec.collector.customCollector",
+                                "a custom collector container is not run by katuna; use the StdOut or File collector"))
     if kind == "File":
         file = source.get("fileSystemPath") or {}
+        if file.get("kind", "File") != "File":
+            problems.append(Problem("spec.metricsCollectorSpec.source.fileSystemPath.kind",
+                                    f"expected File: the File collector reads one file, got {file.get('kind')!r} "
+                                    "(a Directory is read by Katib's TensorFlowEvent collector, which katuna does not run)"))
         return {"kind": "file", "path": file.get("path"), "format": str(file.get("format", "TEXT")).lower(),
                 **({"filters": filters} if filters else {})}
     problems.append(Problem("spec.metricsCollectorSpec.collector.kind", f"{kind} is not supported; expected StdOut or File"))

@@ -43,6 +43,10 @@ class TrialLaunch:
     primary_pod_labels: Mapping[str, str] | None = None
     progress: Progress | None = None
     """Set when intermediate values matter (early stopping): how to find them in the output."""
+    metrics_file: str | None = None
+    """The File collector's path, placeholders filled: where a cluster trial's wrapper reads."""
+    retain: bool = False
+    """Keep the finished attempt's Job: no ``ttlSecondsAfterFinished``."""
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,7 @@ def trial_launch(record: StudyRecord, trial: TrialRecord) -> TrialLaunch:
     name = job_name(spec.name, trial.number, trial.attempt)
     if tmpl.trial_spec is not None:
         argv, env = trial_spec.local_process(tmpl.trial_spec, tmpl.primary_container, trial.params, name,
-                                             dict(tmpl.primary_pod_labels))
+                                             dict(tmpl.primary_pod_labels), spec.trial_cluster.namespace)
     else:
         argv, env = template.render_command(tmpl.command, trial.params, name), {}
     env.update(template.render_env(tmpl.env, trial.params, name))
@@ -88,9 +92,18 @@ def trial_launch(record: StudyRecord, trial: TrialRecord) -> TrialLaunch:
         failure_condition=tmpl.failure_condition,
         primary_pod_labels=dict(tmpl.primary_pod_labels),
         progress=_progress(record) if spec.early_stopping else None,
+        metrics_file=_metrics_file(record, trial, name),
+        retain=tmpl.retain,
     )
 
 
 def _progress(record: StudyRecord) -> Progress:
     collector = record.spec.metrics_collector
     return Progress(record.spec.objectives[0].metric, collector.filters, collector.format)
+
+
+def _metrics_file(record: StudyRecord, trial: TrialRecord, name: str) -> str | None:
+    collector = record.spec.metrics_collector
+    if collector.kind != "file" or collector.path is None:
+        return None
+    return template.substitute(collector.path, trial.params, name)

@@ -13,6 +13,8 @@ import re
 from collections import deque
 from collections.abc import Generator, Iterable, Iterator
 
+from functions.core.errors import OutputLost
+
 MAX_LINE = 64 * 1024
 """Characters of one line; a longer line arrives in pieces of at most this size."""
 
@@ -69,3 +71,12 @@ def capped(lines: Iterable[str], head: int, tail: int) -> Iterator[str]:
         yield (f"[katuna: {skipped_lines} lines ({skipped} characters) left out here; "
                f"the first {shown} and the last {kept_size} characters are shown]\n")
     yield from kept
+
+
+def what_is_left(lines: Iterable[str]) -> Iterator[str]:
+    """The lines, ending quietly where the rest of the output is lost: a view of a trial's log
+    shows what is left (none for a trial whose pods are gone or not yet scheduled)."""
+    try:
+        yield from lines
+    except OutputLost:
+        return

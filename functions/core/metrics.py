@@ -3,7 +3,9 @@
 Text lines follow Katib's default rule: ``name=value`` pairs matched by
 :data:`KATIB_DEFAULT_FILTER`, names compared exactly, an optional leading RFC 3339
 timestamp. A ``step`` or ``epoch`` key on the same line marks the other values as
-intermediate values of that step. JSON lines hold one object per line.
+intermediate values of that step; without one, each report of the objective is a step of its
+own, counted as Katib counts them (:class:`StepCounter`). JSON lines hold one object per line,
+with an optional ``timestamp``: RFC 3339, or seconds since the epoch.
 
 Filters are regular expressions in RE2's syntax, matched by RE2, as Katib's collector (in Go)
 matches them: matching takes time linear in the line, whatever the pattern, so no filter can
@@ -16,14 +18,17 @@ import functools
 import json
 import math
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from decimal import Decimal
 
 import re2
 
 KATIB_DEFAULT_FILTER = r"([\w|-]+)\s*=\s*([+-]?\d*(\.\d+)?([Ee][+-]?\d+)?)"
 STEP_KEYS = ("step", "epoch")
+RFC3339 = re2.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+"""A timestamp as Go's ``time.RFC3339Nano`` layout parses it (what Katib's collector accepts)."""
 
 
 @dataclass(frozen=True)
@@ -61,13 +66,33 @@ def check_filter(pattern: object, max_length: int = 4_096) -> str | None:
     return None
 
 
+def rfc3339(text: str) -> str | None:
+    """``text`` when it is an RFC 3339 timestamp of a real instant, else None."""
+    if not RFC3339.fullmatch(text):
+        return None
+    try:
+        datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return text
+
+
+def json_timestamp(value: object) -> str | None:
+    """A JSON line's ``timestamp`` as RFC 3339: a string as it is when valid, seconds since the
+    epoch (an integer or a decimal) as the instant they name, in UTC; else None."""
+    if isinstance(value, str):
+        return rfc3339(value)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1e11:
+        return None
+    seconds, _, fraction = format(Decimal(repr(value)), "f").partition(".")
+    instant = datetime.fromtimestamp(int(seconds), UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    fraction = fraction.rstrip("0")
+    return f"{instant}.{fraction}Z" if fraction else f"{instant}Z"
+
+
 def _split_timestamp(line: str) -> tuple[str | None, str]:
     head, sep, rest = line.partition(" ")
-    if sep and "T" in head:
-        try:
-            datetime.fromisoformat(head.replace("Z", "+00:00"))
-        except ValueError:
-            return None, line
+    if sep and rfc3339(head):
         return head, rest
     return None, line
 
@@ -125,13 +150,35 @@ def parse_json_lines(lines: Iterable[str], metrics: Iterable[str]) -> list[Obser
         numbers = {k: _as_float(v) for k, v in record.items() if not isinstance(v, bool)}
         values = {k: v for k, v in numbers.items() if v is not None}
         step = _step(values)
-        timestamp = record.get("timestamp")
+        timestamp = json_timestamp(record.get("timestamp"))
         observations.extend(
-            Observation(name, values[name], step, timestamp if isinstance(timestamp, str) else None)
-            for name in record
-            if name in wanted and name in values
+            Observation(name, values[name], step, timestamp) for name in record if name in wanted and name in values
         )
     return observations
+
+
+class StepCounter:
+    """The steps of one metric's reports, as Katib counts them: each report is a step (1, 2,
+    ...), so output with no ``step`` or ``epoch`` key still has intermediate values. Once a
+    report names its step, steps are the ones named, and a report naming none (a final value
+    printed after the last epoch) is no step."""
+
+    def __init__(self, metric: str) -> None:
+        self.metric = metric
+        self.reports = 0
+        self.named = False
+
+    def steps(self, observations: Iterable[Observation]) -> Iterator[tuple[int, float]]:
+        """``(step, value)`` of each report of the metric among ``observations`` that is a step."""
+        for observation in observations:
+            if observation.metric != self.metric:
+                continue
+            self.reports += 1
+            self.named = self.named or observation.step is not None
+            if observation.step is not None:
+                yield observation.step, observation.value
+            elif not self.named:
+                yield self.reports, observation.value
 
 
 MAX_OBSERVATIONS = 10_000

@@ -41,7 +41,7 @@ LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
 OWNER_KEY = "katuna-study-uid"
 """The label (GKE ``resourceLabels``) or tag (EKS) naming the study whose request created a pool."""
 _FIELDS = {"name", "provider", "capacity", "machineType", "instanceTypes", "maxNodes", "diskSizeGb",
-           "accelerators", "labels", "shared"}
+           "accelerators", "labels", "shared", "pricePerNodeHour"}
 
 
 class NodePoolFailed(PermanentError):
@@ -66,6 +66,9 @@ class NodePool:
     accelerators: tuple[tuple[str, int], ...] = ()
     labels: tuple[tuple[str, str], ...] = ()
     shared: bool = False
+    price_per_node_hour: float | None = None
+    """What one node of the pool costs an hour (the user's figure, in their currency), for the
+    cost of a study's measured node-hours; None when not given."""
 
     @property
     def node_labels(self) -> dict[str, str]:
@@ -88,6 +91,8 @@ class NodePool:
             out["accelerators"] = [{"type": t, "count": c} for t, c in self.accelerators]
         if self.labels:
             out["labels"] = dict(self.labels)
+        if self.price_per_node_hour is not None:
+            out["pricePerNodeHour"] = self.price_per_node_hour
         return out
 
 
@@ -135,6 +140,9 @@ def parse_node_pool(r: Reader, data: Any, study: str | None, parallelism: int | 
     capacity = r.get(item, "capacity", path, "str") or SPOT
     max_nodes = r.get(item, "maxNodes", path, "int")
     disk = r.get(item, "diskSizeGb", path, "int")
+    price = r.get(item, "pricePerNodeHour", path, "number")
+    if price is not None and price < 0:
+        r.fail(join(path, "pricePerNodeHour"), "expected a price of 0 or more per node-hour")
     if capacity not in CAPACITIES:
         r.fail(join(path, "capacity"), f"expected spot, preemptible or on-demand, got {capacity!r}")
     if max_nodes is not None and not 1 <= max_nodes <= 1000:
@@ -149,7 +157,7 @@ def parse_node_pool(r: Reader, data: Any, study: str | None, parallelism: int | 
     _check_provider_fields(r, path, provider, name, capacity, accelerators)
     return NodePool(name=name, provider=provider, capacity=capacity, machine_types=machines,
                     max_nodes=max_nodes or parallelism or 3, disk_size_gb=disk, accelerators=accelerators,
-                    labels=labels, shared=shared)
+                    labels=labels, shared=shared, price_per_node_hour=None if price is None else float(price))
 
 
 def _check_provider_fields(r: Reader, path: str, provider: str, name: str, capacity: str,

@@ -86,10 +86,11 @@ class CategoricalParameter(_Dimension):
 
 @dataclass(frozen=True)
 class DiscreteParameter(_Dimension):
-    """One of a list of numbers (Katib's ``discrete``)."""
+    """One of a list of numbers (Katib's ``discrete``); a number given as a string (as Katib lists
+    them) reaches the trial as written."""
 
     type: ClassVar[str] = "discrete"
-    values: tuple[float, ...]
+    values: tuple[float | str, ...]
 
     def to_dict(self) -> dict[str, Any]:
         return self._head() | {"values": list(self.values)}

@@ -14,6 +14,7 @@ import optuna
 from functions.core.events import Event
 from functions.core.launch import TrialLaunch
 from functions.core.metrics import Observation
+from functions.core.node_hours import NodeSeen
 from functions.core.nodepool import NodePool, OperationStatus, PoolChange, PoolStatus
 from functions.core.records import Counts, PoolUse, StudyRecord, TrialQuery, TrialRecord
 
@@ -168,6 +169,25 @@ class Resources(Protocol):
     def list(self, namespace: str) -> list[Mapping[str, Any]]:
         """Every study resource (Study and Experiment) in ``namespace`` as the API holds them
         now, each with its ``apiVersion`` and ``kind``."""
+
+    katib_api: bool
+    """Whether Katib's own kinds (``kubeflow.org``, served by the overlay) are watched too."""
+
+    def list_katib(self) -> Sequence[Mapping[str, Any]]:
+        """Every Katib Experiment and StudyJob in every namespace (none where ``katib_api`` is off)."""
+
+    def put_trials(self, owner: Ref, trials: Sequence[Mapping[str, Any]]) -> None:
+        """Make the Katib Trial resources of the Experiment at ``owner`` what ``trials`` say
+        (each a resource with its ``status``): create the missing ones, write the status of
+        those whose status differs."""
+
+
+class Nodes(Protocol):
+    """The cluster's Node objects, read through the Kubernetes API."""
+
+    def list(self, labels: Mapping[str, str]) -> list[NodeSeen]:
+        """Every node carrying all of ``labels``. Raises ``TemporaryError`` when the API cannot
+        be asked now, ``PermanentError`` when it refuses (no permission to list nodes)."""
 
 
 Clock = Callable[[], float]

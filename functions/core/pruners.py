@@ -2,7 +2,7 @@
 
 The pruner is rebuilt for every event (it is cheap to build); Optuna's pruners keep what they
 need (intermediate values, rung markers) in the storage, so a fresh one decides as a warm one
-would.
+would. ``medianstop`` is Katib's rule (:class:`MedianStop`), beside Optuna's own pruners.
 """
 
 from __future__ import annotations
@@ -12,12 +12,62 @@ from dataclasses import dataclass
 from typing import Any
 
 import optuna
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
 
 from functions.core.limits import DEFAULTS, Limits
 from functions.core.reader import Reader, join
 from functions.core.typed_settings import convert_all, culprit, plain_settings
 
+
+class MedianStop(optuna.pruners.BasePruner):
+    """Katib's median stopping rule, as its early-stopping service and metrics collector apply it.
+
+    Each report of the objective is a step. A trial is judged once, at its ``start_step``-th
+    report: it is stopped when its best value so far is worse than the rule's value, the mean
+    over completed trials of the average of each one's first ``start_step`` reports. Only trials
+    completed before the judged trial started count (Katib gives a trial its rule when it
+    creates it), and there is no rule until ``min_trials_required`` of them have completed.
+    """
+
+    def __init__(self, min_trials_required: int = 3, start_step: int = 4) -> None:
+        if min_trials_required < 1:
+            raise ValueError(f"min_trials_required must be greater than zero, got {min_trials_required}")
+        if start_step < 1:
+            raise ValueError(f"start_step must be at least one, got {start_step}")
+        self.min_trials_required = min_trials_required
+        self.start_step = start_step
+
+    def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
+        reports = trial.intermediate_values
+        if len(reports) != self.start_step:
+            return False
+        rule = self.rule_value(study, trial)
+        if rule is None:
+            return False
+        if study.direction == StudyDirection.MINIMIZE:
+            return min(reports.values()) > rule
+        return max(reports.values()) < rule
+
+    def rule_value(self, study: optuna.Study, trial: FrozenTrial) -> float | None:
+        """The mean of the early averages of the trials completed before ``trial`` started, or
+        None while fewer than ``min_trials_required`` have."""
+        started = trial.datetime_start
+        averages = [self._early_average(t) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                    if t.intermediate_values and started is not None and t.datetime_complete is not None
+                    and t.datetime_complete <= started]
+        if len(averages) < self.min_trials_required:
+            return None
+        return sum(averages) / len(averages)
+
+    def _early_average(self, trial: FrozenTrial) -> float:
+        values = trial.intermediate_values
+        first = [values[step] for step in sorted(values)[:self.start_step]]
+        return sum(first) / len(first)
+
+
 REGISTRY: dict[str, Callable[..., optuna.pruners.BasePruner]] = {
+    "medianstop": MedianStop,
     "median": optuna.pruners.MedianPruner,
     "percentile": optuna.pruners.PercentilePruner,
     "asha": optuna.pruners.SuccessiveHalvingPruner,

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from functions.core.node_hours import NodeLife, node_hours, running
 from functions.core.spec import Algorithm, Study
 
 WAITING, RUNNING, COMPLETE, FAIL, PRUNED = "WAITING", "RUNNING", "COMPLETE", "FAIL", "PRUNED"
@@ -110,6 +111,9 @@ class Counts:
 
 
 CREATING, READY, RELEASING, RELEASED, POOL_FAILED = "creating", "ready", "releasing", "released", "failed"
+WATCH_AFTER_RELEASE = 3600.0
+"""Seconds a released pool's nodes are still looked at: its nodes are gone well within it (the
+autoscaler removes an idle node after 10 minutes, a deleted pool's nodes go in minutes)."""
 POOL_IN_USE = (CREATING, READY)
 
 
@@ -141,9 +145,28 @@ class PoolUse:
     requested_at: float = 0.0
     ready_at: float | None = None
     released_at: float | None = None
+    nodes: tuple[NodeLife, ...] = ()
+    """The pool's nodes as looks at the Kubernetes API found them (:mod:`functions.core.node_hours`)."""
+    looked_at: float | None = None
+    """When the pool's nodes were last asked for."""
+    nodes_problem: str = ""
+    """Why the last look at the nodes failed (no permission to list nodes, say); empty when it did not."""
+
+    def watching(self, now: float) -> bool:
+        """Whether the pool's nodes still count for this study: while it uses the pool, and after,
+        until the nodes of a pool that is not shared are gone (for :data:`WATCH_AFTER_RELEASE` at most)."""
+        if self.released_at is None:
+            return True
+        return not self.shared and running(self.nodes) > 0 and now - self.released_at < WATCH_AFTER_RELEASE
+
+    def node_hours(self, now: float) -> float:
+        """The measured node-hours: the pool's nodes from the pool's request on (a shared pool's
+        until the study released it)."""
+        end = self.released_at if self.shared and self.released_at is not None else now
+        return node_hours(self.nodes, self.requested_at, end)
 
     def to_dict(self, now: float) -> dict[str, Any]:
-        """The summary a user reads: which pool, what capacity, and for how long."""
+        """The summary a user reads: which pool, what capacity, for how long, and how many node-hours."""
         end = self.released_at or now
         hours = max(0.0, end - self.requested_at) / 3600
         return {"pool": self.pool, "provider": self.provider, "capacity": self.capacity,
@@ -151,7 +174,15 @@ class PoolUse:
                 "phase": self.phase, "created": self.created, "owned": self.owned,
                 "adopted": self.adopted is not None, "deleted": self.deleted, "message": self.message or None,
                 "requestedAt": self.requested_at, "readyAt": self.ready_at, "releasedAt": self.released_at,
-                "hours": round(hours, 4), "maxNodeHours": round(hours * self.max_nodes, 4)}
+                "hours": round(hours, 4), "maxNodeHours": round(hours * self.max_nodes, 4),
+                "nodeHours": round(self.node_hours(now), 4) if self._measured else None,
+                "nodesSeen": len(self.nodes), "nodesRunning": running(self.nodes), "nodesLookedAt": self.looked_at,
+                "nodesProblem": self.nodes_problem or None}
+
+    @property
+    def _measured(self) -> bool:
+        """Whether a look at the nodes ever succeeded."""
+        return self.looked_at is not None and (bool(self.nodes) or not self.nodes_problem)
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,12 @@
-"""Studies as Kubernetes custom resources (``katuna.dev/v1`` Study and Experiment): what a
-resource stands for, which edits a running study takes, and the status written back.
+"""Studies as Kubernetes custom resources (``katuna.dev/v1`` Study and Experiment, and with
+the Katib overlay Katib's own ``kubeflow.org/v1beta1`` Experiment and ``kubeflow.org/v1alpha1``
+StudyJob): what a resource stands for, which edits a running study takes, and the status
+written back.
 
 A ``Study``'s ``spec`` is the native study format, an ``Experiment``'s a Katib ``v1beta1``
-Experiment spec; the resource's ``metadata.name`` names the study. The definition a resource
-stands for is exactly what ``POST /studies`` would receive, so both paths validate and store
-the same way.
+Experiment spec, a ``StudyJob``'s a Katib ``v1alpha1`` StudyJob spec; the resource's
+``metadata.name`` names the study. The definition a resource stands for is exactly what
+``POST /studies`` would receive, so both paths validate and store the same way.
 """
 
 from __future__ import annotations
@@ -14,16 +16,27 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from functions.core import katib
 from functions.core.errors import InvalidStudy, Problem
 from functions.core.records import COMPLETED, FAILED, STOPPED, Counts, StudyRecord, TrialRecord
 
 GROUP, VERSION = "katuna.dev", "v1"
 API_VERSION = f"{GROUP}/{VERSION}"
-PLURALS = {"Study": "studies", "Experiment": "experiments"}
+PLURALS = {"Study": "studies", "Experiment": "experiments", "StudyJob": "studyjobs"}
 EDITABLE = {"Study": ("parallelism", "maxTrials", "maxFailedTrials"),
-            "Experiment": ("parallelTrialCount", "maxTrialCount", "maxFailedTrialCount")}
+            "Experiment": ("parallelTrialCount", "maxTrialCount", "maxFailedTrialCount"),
+            "StudyJob": ()}
 """The spec fields a running study takes edits of (Katib's editable fields), by kind."""
+
+KATIB_GROUP = "kubeflow.org"
+KATIB_API_VERSIONS = (f"{KATIB_GROUP}/v1beta1", f"{KATIB_GROUP}/v1alpha1")
+"""Katib's API versions (its Experiment's and its StudyJob's: :mod:`functions.core.katib` and
+:mod:`functions.core.studyjob`, imported only where one is read, as they need YAML), watched
+only where the overlay is enabled (``KATUNA_KATIB_API``)."""
+
+KINDS = {API_VERSION: ("Study", "Experiment"), KATIB_API_VERSIONS[0]: ("Experiment",),
+         KATIB_API_VERSIONS[1]: ("StudyJob",)}
+"""The kinds served under each API version: katuna's own, and Katib's (served by the overlay
+``knative/katib-api`` on clusters that do not run Katib)."""
 
 DELETED = "stopped: its resource was deleted"
 
@@ -35,13 +48,27 @@ class Ref:
     kind: str
     namespace: str
     name: str
+    api_version: str = API_VERSION
 
     @property
     def plural(self) -> str:
         return PLURALS[self.kind]
 
+    @property
+    def group(self) -> str:
+        return self.api_version.partition("/")[0]
+
+    @property
+    def version(self) -> str:
+        return self.api_version.partition("/")[2]
+
+    @property
+    def katib(self) -> bool:
+        """Whether this is one of Katib's own resources (``kubeflow.org``)."""
+        return self.group == KATIB_GROUP
+
     def __str__(self) -> str:
-        return f"{self.kind} {self.namespace}/{self.name}"
+        return f"{self.kind} {self.namespace}/{self.name}" + (f" ({self.group})" if self.katib else "")
 
 
 @dataclass(frozen=True)
@@ -59,24 +86,32 @@ class Origin:
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.ref.kind, "namespace": self.ref.namespace, "name": self.ref.name, "uid": self.uid,
-                "generation": self.generation, "refused": self.refused, "refusedAt": self.refused_at}
+                "generation": self.generation, "refused": self.refused, "refusedAt": self.refused_at,
+                "apiVersion": self.ref.api_version}
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> Origin:
-        return cls(Ref(raw["kind"], raw["namespace"], raw["name"]), raw["uid"], raw["generation"],
-                   raw.get("refused") or "", raw.get("refusedAt"))
+        """An origin as :meth:`to_dict` wrote it (stored before Katib's kinds: ``katuna.dev``)."""
+        ref = Ref(raw["kind"], raw["namespace"], raw["name"], raw.get("apiVersion") or API_VERSION)
+        return cls(ref, raw["uid"], raw["generation"], raw.get("refused") or "", raw.get("refusedAt"))
 
     def handled(self, generation: int, refused: str = "", now: float | None = None) -> Origin:
         return replace(self, generation=generation, refused=refused, refused_at=now if refused else None)
 
 
 def is_resource(obj: Mapping[str, Any]) -> bool:
-    return obj.get("apiVersion") == API_VERSION and obj.get("kind") in PLURALS
+    """Whether ``obj`` is one of katuna's own resources (``katuna.dev``)."""
+    return obj.get("apiVersion") == API_VERSION and obj.get("kind") in KINDS[API_VERSION]
+
+
+def is_study_resource(obj: Mapping[str, Any]) -> bool:
+    """Whether ``obj`` is a resource that stands for a study: katuna's own, or Katib's."""
+    return obj.get("kind") in KINDS.get(obj.get("apiVersion") or "", ())
 
 
 def ref_of(obj: Mapping[str, Any]) -> Ref:
     metadata = obj.get("metadata") or {}
-    return Ref(obj["kind"], metadata.get("namespace") or "default", metadata.get("name") or "")
+    return Ref(obj["kind"], metadata.get("namespace") or "default", metadata.get("name") or "", obj["apiVersion"])
 
 
 def definition(obj: Mapping[str, Any]) -> dict[str, Any]:
@@ -85,9 +120,17 @@ def definition(obj: Mapping[str, Any]) -> dict[str, Any]:
     spec = obj.get("spec")
     if not isinstance(spec, Mapping):
         raise InvalidStudy([Problem("spec", "required; expected a mapping")])
+    from functions.core import katib, studyjob
+
     if obj["kind"] == "Experiment":
         return {"apiVersion": katib.API_VERSION, "kind": "Experiment",
                 "metadata": katib.document_metadata(metadata), "spec": dict(spec)}
+    if obj["kind"] == "StudyJob":
+        if spec.get("studyName") not in (None, metadata.get("name")):
+            raise InvalidStudy([Problem("spec.studyName", f"expected the resource's name {metadata.get('name')!r} or "
+                                                          f"nothing, got {spec['studyName']!r}")])
+        return {"apiVersion": studyjob.API_VERSION, "kind": "StudyJob",
+                "metadata": {"name": metadata.get("name"), "namespace": metadata.get("namespace")}, "spec": dict(spec)}
     if spec.get("name") not in (None, metadata.get("name")):
         raise InvalidStudy([Problem("spec.name", f"expected the resource's name {metadata.get('name')!r} or nothing, "
                                                  f"got {spec['name']!r}")])
@@ -109,7 +152,7 @@ def refused_fields(kind: str, stored: Mapping[str, Any], edited: Mapping[str, An
 
 
 def _raw_spec(kind: str, definition_: Mapping[str, Any]) -> Mapping[str, Any]:
-    if kind == "Experiment":
+    if kind in ("Experiment", "StudyJob"):
         return definition_.get("spec") or {}
     return {k: v for k, v in definition_.items() if k != "name"}
 
@@ -168,7 +211,8 @@ def study_status(record: StudyRecord, counts: Counts, best: TrialRecord | None, 
             "bestTrialName": f"{record.name}-{best.number}", "trialNumber": best.number,
             "objectiveValue": best.values[0],
             "parameterAssignments": [{"name": k, "value": str(v)} for k, v in best.params.items()],
-            "observation": {"metrics": [{"name": k, "value": v} for k, v in best.metrics.items()]},
+            "observation": {"metrics": [{"name": k, "value": v, **({"latest": str(v)} if origin.ref.katib else {})}
+                                        for k, v in best.metrics.items()]},
         }
     return status
 

@@ -68,6 +68,9 @@ REGISTRY: dict[str, SamplerKind] = {
 }
 
 _NOT_SETTINGS = {"seed", "search_space", "independent_sampler", "constraints_func"}
+IGNORED = {"cmaes": {"restart_strategy": "Optuna's CMA-ES sampler ignores it (restarts moved to OptunaHub)",
+                     "inc_popsize": "Optuna's CMA-ES sampler ignores it (restarts moved to OptunaHub)"}}
+"""Settings a sampler still accepts but ignores: refused with the reason, never silently dropped."""
 
 
 def trial_seed(study_seed: int | None, trial_number: int) -> int | None:
@@ -130,6 +133,9 @@ def convert_settings(algorithm: Algorithm, max_int: int) -> tuple[Algorithm, lis
     problems = [Problem(f"algorithm.settings.{key}",
                         f"not a setting of {algorithm.name!r}; expected one of: {', '.join(sorted(accepted)) or 'none'}")
                 for key in given if key not in accepted]
+    ignored = IGNORED.get(algorithm.name, {})
+    problems += [Problem(f"algorithm.settings.{key}", f"not used by {algorithm.name!r}: {ignored[key]}; remove it")
+                 for key in given if key in ignored and given[key] is not None]
     converted, wrong = convert_all({k: v for k, v in given.items() if k in accepted}, accepted,
                                    "algorithm.settings", max_int)
     for key, value in converted.items():

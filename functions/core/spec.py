@@ -97,7 +97,10 @@ class TrialTemplate:
     """GJSON path into the ``trialSpec`` workload that holds once it succeeded (the kind's default if unset)."""
     failure_condition: str | None = None
     primary_pod_labels: tuple[tuple[str, str], ...] = ()
-    """Labels of the pods whose output is the trial's (the kind's default if empty)."""
+    """The labels of the trial's pods whose primary container holds its metrics (Katib's
+    ``primaryPodLabels``); none: the kind's default primary pods."""
+    retain: bool = False
+    """Keep the finished trial's workload on the cluster (no TTL, never deleted)."""
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"maxAttempts": self.max_attempts}
@@ -113,6 +116,8 @@ class TrialTemplate:
             out["failureCondition"] = self.failure_condition
         if self.primary_pod_labels:
             out["primaryPodLabels"] = dict(self.primary_pod_labels)
+        if self.retain:
+            out["retain"] = True
         optional = {
             "env": dict(self.env),
             "workingDir": self.working_dir,

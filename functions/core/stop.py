@@ -65,6 +65,7 @@ def _final(counts: Counts, reason: str) -> Decision:
     return Decision(COMPLETED, reason)
 
 
-def trials_to_ask(study: Study, counts: Counts, grid_size: int | None = None) -> int:
-    """How many new trials to suggest now: free parallel slots within the remaining budget."""
-    return max(0, min(study.parallelism - counts.active, _capacity_left(study, counts, grid_size)))
+def trials_to_ask(study: Study, counts: Counts, grid_size: int | None = None, ahead: int = 0) -> int:
+    """How many new trials to suggest now: free parallel slots, and ``ahead`` trials prepared
+    beyond them, within the remaining budget."""
+    return max(0, min(study.parallelism + ahead - counts.active, _capacity_left(study, counts, grid_size)))

@@ -114,6 +114,7 @@ def _trial_template(data: Mapping[str, Any]) -> TrialTemplate:
         success_condition=data.get("successCondition"),
         failure_condition=data.get("failureCondition"),
         primary_pod_labels=tuple(sorted((data.get("primaryPodLabels") or {}).items())),
+        retain=bool(data.get("retain")),
     )
 
 
@@ -152,4 +153,5 @@ def _node_pool(data: Mapping[str, Any]) -> NodePool:
         max_nodes=data.get("maxNodes", 3), disk_size_gb=data.get("diskSizeGb"),
         accelerators=tuple((a["type"], a["count"]) for a in data.get("accelerators", ())),
         labels=tuple(sorted((data.get("labels") or {}).items())), shared=bool(data.get("shared", False)),
+        price_per_node_hour=data.get("pricePerNodeHour"),
     )

@@ -27,6 +27,11 @@ _SPEC = {"studyName", "owner", "optimizationtype", "objectivevaluename", "optimi
          "metricsnames", "parameterconfigs", "workerSpec", "suggestionSpec", "metricsCollectorSpec"}
 
 
+TEMPLATE_PATH = ("names a template file in Katib's worker-template ConfigMap, which katuna does not read: copy "
+                 "that file's text into spec.workerSpec.goTemplate.rawTemplate (kubectl get configmap "
+                 "worker-template -o yaml shows it) and remove templatePath")
+
+
 def is_studyjob(data: Mapping[str, Any]) -> bool:
     return data.get("apiVersion") == API_VERSION and data.get("kind") == "StudyJob"
 
@@ -179,7 +184,11 @@ def _parameter(config: Mapping[str, Any], path: str, problems: list[Problem]) ->
 
 def _worker(worker: Mapping[str, Any], parameters: list[dict[str, Any]], problems: list[Problem]) -> Any:
     path = "spec.workerSpec.goTemplate.rawTemplate"
-    raw = (worker.get("goTemplate") or {}).get("rawTemplate")
+    go_template = worker.get("goTemplate") or {}
+    raw = go_template.get("rawTemplate")
+    if go_template.get("templatePath") is not None:
+        problems.append(Problem("spec.workerSpec.goTemplate.templatePath", TEMPLATE_PATH))
+        return None
     if not isinstance(raw, str):
         problems.append(Problem(path, "required: the worker Job as a Go template"))
         return None

@@ -19,7 +19,8 @@ from typing import Any
 PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
 _PREFIX = "trialParameters."
 TRIAL_NAME = "trialSpec.Name"
-_SPEC_FIELD = re.compile(r"trialSpec\.(Name|Namespace|Kind|APIVersion|Labels\[[^\]]+\]|Annotations\[[^\]]+\])")
+SPEC_FIELD = re.compile(r"trialSpec\.(Name|Namespace|Kind|APIVersion|Labels\[[^\]]+\]|Annotations\[[^\]]+\])")
+"""A placeholder (without ``${}``) for a field of the trial's own workload."""
 
 
 def referenced_parameters(text: str, spec_fields: bool = False) -> tuple[list[str], list[str]]:
@@ -31,7 +32,7 @@ def referenced_parameters(text: str, spec_fields: bool = False) -> tuple[list[st
         inner = match.group(1)
         if inner.startswith(_PREFIX) and len(inner) > len(_PREFIX):
             names.append(inner[len(_PREFIX):])
-        elif inner != TRIAL_NAME and not (spec_fields and _SPEC_FIELD.fullmatch(inner)):
+        elif inner != TRIAL_NAME and not (spec_fields and SPEC_FIELD.fullmatch(inner)):
             unknown.append(match.group(0))
     return names, unknown
 
@@ -59,10 +60,10 @@ def format_value(value: Any) -> str:
 def spec_context(name: str, namespace: str | None = None, kind: str = "Job", api_version: str = "batch/v1",
                  labels: Mapping[str, str] | None = None,
                  annotations: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The ``${trialSpec.*}`` values of one trial."""
-    context = {"trialSpec.Name": name, "trialSpec.Kind": kind, "trialSpec.APIVersion": api_version}
-    if namespace is not None:
-        context["trialSpec.Namespace"] = namespace
+    """The ``${trialSpec.*}`` values of one trial (a local trial, in no namespace, is in
+    ``default``)."""
+    context = {"trialSpec.Name": name, "trialSpec.Kind": kind, "trialSpec.APIVersion": api_version,
+               "trialSpec.Namespace": namespace or "default"}
     context.update({f"trialSpec.Labels[{k}]": v for k, v in (labels or {}).items()})
     context.update({f"trialSpec.Annotations[{k}]": v for k, v in (annotations or {}).items()})
     return context

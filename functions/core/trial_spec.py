@@ -127,10 +127,12 @@ def primary_container_name(trial_spec: Mapping[str, Any], name: str | None,
 
 
 def local_process(trial_spec: Mapping[str, Any], primary: str | None, params: Mapping[str, Any],
-                  name: str, labels: Mapping[str, str] | None = None) -> tuple[list[str], dict[str, str]]:
+                  name: str, labels: Mapping[str, str] | None = None,
+                  namespace: str | None = None) -> tuple[list[str], dict[str, str]]:
     """The argv and extra environment of the primary container, to run as a local process (an
-    empty argv where the workload has no container katuna can find, a kind it has no shape of)."""
-    context = template.spec_context(name, labels=(trial_spec.get("metadata") or {}).get("labels"),
+    empty argv where the workload has no container katuna can find, a kind it has no shape of;
+    ``${trialSpec.Namespace}`` is the study's namespace)."""
+    context = template.spec_context(name, namespace, labels=(trial_spec.get("metadata") or {}).get("labels"),
                                     annotations=(trial_spec.get("metadata") or {}).get("annotations"),
                                     kind=str(trial_spec.get("kind")), api_version=str(trial_spec.get("apiVersion")))
     container = template.substitute_tree(primary_container(trial_spec, primary, labels) or {}, params, context)

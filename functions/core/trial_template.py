@@ -25,7 +25,7 @@ def parse_trial_template(r: Reader, data: Any, parameters: list[str | None]) -> 
         r.fail(path, "required; expected a mapping with command")
     item = r.mapping(data, path, {"command", "env", "workingDir", "timeout", "image", "resources", "maxAttempts",
                                   "trialSpec", "primaryContainerName", "successCondition", "failureCondition",
-                                  "primaryPodLabels"})
+                                  "primaryPodLabels", "retain"})
     trial_spec = item.get("trialSpec")
     primary = r.get(item, "primaryContainerName", path, "str")
     if (trial_spec is None) == ("command" not in item):
@@ -33,6 +33,8 @@ def parse_trial_template(r: Reader, data: Any, parameters: list[str | None]) -> 
     command = _command(r, item, path) if trial_spec is None else ()
     conditions = _conditions(r, item, path, trial_spec)
     pod_labels = _string_map(r, item, "primaryPodLabels", path, key_pattern=None)
+    if pod_labels and trial_spec is None:
+        r.fail(join(path, "primaryPodLabels"), "only used with a trialSpec, whose pods it selects")
     spec_names = (trial_spec_module.check(r, trial_spec, primary, conditions, dict(pod_labels))
                   if trial_spec is not None else [])
     env = _string_map(r, item, "env", path, key_pattern=ENV_NAME)
@@ -44,8 +46,9 @@ def parse_trial_template(r: Reader, data: Any, parameters: list[str | None]) -> 
     if max_attempts is not None and max_attempts < 1:
         r.fail(join(path, "maxAttempts"), "expected an integer >= 1")
     _check_placeholders(r, command, env, parameters, spec_names)
+    retain = bool(r.get(item, "retain", path, "bool"))
     return TrialTemplate(command, env, working_dir, timeout, image, resources, max_attempts or 5,
-                         trial_spec, primary, *conditions, pod_labels)
+                         trial_spec, primary, *conditions, pod_labels, retain)
 
 
 def _conditions(r: Reader, item: Mapping[str, Any], path: str, trial_spec: Any) -> tuple[str | None, str | None]:

@@ -255,8 +255,8 @@ def _list_parameter(r: Reader, item: Mapping[str, Any], path: str, name: str | N
         return None
     if not values:
         r.fail(join(path, "values"), "expected at least one value")
-    check = is_number if kind == "discrete" else (lambda v: v is None or isinstance(v, (str, int, float, bool)))
-    expected = "a finite number" if kind == "discrete" else "a string, number, boolean or null"
+    check = _is_discrete if kind == "discrete" else (lambda v: v is None or isinstance(v, (str, int, float, bool)))
+    expected = "a finite number (or a string spelling one)" if kind == "discrete" else "a string, number, boolean or null"
     for i, value in enumerate(values):
         if not check(value):
             r.fail(f"{path}.values[{i}]", f"expected {expected}, got {kind_of(value)}")
@@ -265,6 +265,17 @@ def _list_parameter(r: Reader, item: Mapping[str, Any], path: str, name: str | N
     if not name:
         return None
     return DiscreteParameter(name, tuple(values)) if kind == "discrete" else CategoricalParameter(name, tuple(values))
+
+
+def _is_discrete(value: Any) -> bool:
+    """A discrete value: a finite number, or a string spelling one, which the trial receives as
+    written (Katib lists discrete values as strings: ``"16"`` stays ``16``, never ``16.0``)."""
+    if isinstance(value, str):
+        try:
+            return math.isfinite(float(value))
+        except ValueError:
+            return False
+    return is_number(value)
 
 
 def _algorithm(r: Reader, data: Any, limits: Limits) -> Algorithm:

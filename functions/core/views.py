@@ -77,9 +77,17 @@ def study_view(store: Store, record: StudyRecord) -> dict[str, Any]:
 
 
 def _node_pool(store: Store, record: StudyRecord) -> dict[str, Any] | None:
-    """Which pool the trials ran on, with what capacity, and for how long (for node-hours)."""
+    """Which pool the trials ran on, with what capacity, for how long, its measured node-hours,
+    and what they cost at the price the study gives (``nodePool.pricePerNodeHour``)."""
     use = store.pool_use(record.uid)
-    return use.to_dict(time.time()) if use is not None else None
+    if use is None:
+        return None
+    view = use.to_dict(time.time())
+    pool = record.spec.node_pool
+    price = pool.price_per_node_hour if pool is not None else None
+    measured = view["nodeHours"]
+    view.update(pricePerNodeHour=price, cost=None if price is None or measured is None else round(measured * price, 4))
+    return view
 
 
 def _resource(record: StudyRecord) -> dict[str, str] | None:

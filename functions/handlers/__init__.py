@@ -2,26 +2,38 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
+from collections.abc import Callable, Iterator, Mapping
 
 from functions.core.events import Event
-from functions.handlers import collect, jobwatch, provision, prune, reconcile, resource, spawn, stop, suggest, writeback
 from functions.handlers.base import Deps
 
 Handler = Callable[[Event, Deps], list[Event]]
 
-HANDLERS: dict[str, Handler] = {
-    "suggest": suggest.handle,
-    "spawn": spawn.handle,
-    "collect": collect.handle,
-    "stop": stop.handle,
-    "jobwatch": jobwatch.handle,
-    "prune": prune.handle,
-    "provision": provision.handle,
-    "resource": resource.handle,
-    "writeback": writeback.handle,
-    "reconcile": reconcile.handle,
-}
+
+class Registry(Mapping[str, Handler]):
+    """Handler names to their functions, each module imported when it is first asked for: a
+    fresh process that handles one event imports that event's handlers only (a scale-from-zero
+    service pays for every import before its first answer)."""
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self._names = names
+
+    def __getitem__(self, name: str) -> Handler:
+        if name not in self._names:
+            raise KeyError(name)
+        handle: Handler = importlib.import_module(f"{__name__}.{name}").handle
+        return handle
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+HANDLERS: Mapping[str, Handler] = Registry(
+    ("suggest", "spawn", "collect", "stop", "jobwatch", "prune", "provision", "resource", "writeback", "reconcile"))
 
 UNRECORDED: frozenset[str] = frozenset({"writeback", "reconcile"})
 """Handlers that change nothing in the store, whose effect is the same however often it

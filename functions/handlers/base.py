@@ -10,7 +10,7 @@ import os
 import uuid
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -23,13 +23,15 @@ from functions.core.events import STUDY_CREATED, Event, derived_id, study_comple
 from functions.core.launch import trial_launch
 from functions.core.limits import DEFAULTS, Limits
 from functions.core.metrics import Summary, parse_json_lines, parse_text
-from functions.core.ports import Clock, Executor, NodePools, Resources, Store
+from functions.core.node_hours import LOOK_EVERY
+from functions.core.ports import Clock, Executor, NodePools, Nodes, Resources, Store
 from functions.core.records import COMPLETE, WAITING, Counts, StudyRecord, TrialRecord
 from functions.core.samplers import grid_size, sampler_for
 from functions.core.space import distribution, sample
 from functions.core.spec import KnownResult, Study
 from functions.core.stop import Decision, decide, trials_to_ask
 from functions.core.warm import fits
+from functions.handlers import ahead
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,12 @@ class Deps:
     """What a submitted study may ask of the service."""
     trial_defaults: Cluster = Cluster()
     """What trial Jobs get where a study says nothing (the service's settings)."""
+    nodes: Nodes | None = None
+    """The cluster's Node objects, for a study's measured node-hours; None where no cluster is asked."""
+    node_look_seconds: float = LOOK_EVERY
+    """How often at most a pool's nodes are listed."""
+    lookahead: int = 0
+    """Trials asked for ahead of a free slot (:mod:`functions.handlers.ahead`); 0: none."""
 
 
 def store_study(deps: Deps, spec: Study, definition: dict[str, Any],
@@ -106,9 +114,7 @@ ASKS_PER_EVENT = 16
 transaction, so a study with a large parallelism fills its slots over several events (see
 :func:`continuation`) and no event holds the database's write lock for long."""
 
-CONTINUED = "continued"
-"""The field of a continuation's ``study.created`` data: how many trials the study had when
-it was sent."""
+CONTINUED = ahead.CONTINUED
 
 
 def continuation(record: StudyRecord, created: int) -> Event:
@@ -125,9 +131,9 @@ def ask_trials(record: StudyRecord, deps: Deps, counts: Counts | None = None) ->
     counts, when the caller has them already."""
     spec = record.spec
     counts = deps.store.count_trials(spec.name) if counts is None else counts
-    wanted = trials_to_ask(spec, counts, study_grid_size(record))
+    wanted = trials_to_ask(spec, counts, study_grid_size(record), deps.lookahead)
     if wanted == 0:
-        return []
+        return ahead.release(record, deps, counts) if deps.lookahead else []
     study = optuna_study(record, deps, counts.created)
     asked = min(wanted, ASKS_PER_EVENT)
     events = []
@@ -139,6 +145,8 @@ def ask_trials(record: StudyRecord, deps: Deps, counts: Counts | None = None) ->
             TrialRecord(spec.name, trial.number, dict(trial.params), WAITING, created_at=deps.clock())
         )
         events.append(trial_suggested(spec.name, record.uid, trial.number, 1))
+    if deps.lookahead:
+        events = ahead.release(record, deps, replace(counts, waiting=counts.waiting + asked))
     if wanted > asked:
         events.append(continuation(record, counts.created + asked))
     return events
@@ -221,4 +229,8 @@ def go_on(record: StudyRecord, deps: Deps, ended: TrialRecord | None) -> list[Ev
     decision = check_stop(record, deps, ended, counts)
     if decision is not None:
         return complete(record, deps, decision)
+    if deps.lookahead:
+        released = ahead.release(record, deps, counts)
+        if released:
+            return [*released, ahead.refill(record, counts)]
     return ask_trials(record, deps, counts)

@@ -1,7 +1,7 @@
 """``trial.finished``: read the attempt's metrics, store them, tell the sampler, then go on.
 
-Going on means: retry a preempted attempt, end the study when a stop rule fires, or suggest
-the trials that fill the freed slots. A finished event for a trial that already ended, or for
+Going on means: run a preempted attempt again (or one whose output was lost before it was
+read), end the study when a stop rule fires, or suggest the trials that fill the freed slots. A finished event for a trial that already ended, or for
 an attempt that was superseded, changes nothing. An accepted end stops the attempt's process or
 Job if it still runs; a trial past its timeout (which an executor may report while it still
 runs) is stopped once its output is read.
@@ -14,10 +14,12 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from functions.core.errors import OutputLost
 from functions.core.events import Event, trial_suggested
 from functions.core.launch import TrialLaunch, trial_launch
-from functions.core.records import COMPLETE, FAIL, WAITING, StudyRecord
+from functions.core.records import COMPLETE, FAIL, WAITING, StudyRecord, TrialRecord
 from functions.handlers.base import Deps, go_on, record_output, tell
+from functions.handlers.prune import record_curve
 
 IMAGE_ID_CHARS = 512
 """An image reference with its digest is well under this; anything longer is cut."""
@@ -33,12 +35,15 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     launch = trial_launch(record, trial)
     if data["outcome"] != "timeout":
         _stop_if_running(deps, launch)
-    if data["outcome"] == "preempted" and trial.attempt < record.spec.trial_template.max_attempts \
-            and not record.terminal:
-        store.update_trial(record.name, trial.number, attempt=trial.attempt + 1, state=WAITING,
-                           reason=_history(trial.reason, f"attempt {trial.attempt} preempted: {data['message']}"))
-        return [trial_suggested(record.name, record.uid, trial.number, trial.attempt + 1)]
-    metrics, tail = record_output(record, trial, deps)
+    retry = trial.attempt < record.spec.trial_template.max_attempts and not record.terminal
+    if data["outcome"] == "preempted" and retry:
+        return _run_again(record, trial, deps, f"preempted: {data['message']}")
+    try:
+        metrics, tail = record_output(record, trial, deps)
+    except OutputLost as lost:
+        if data["outcome"] == "exited" and not data.get("exitCode") and retry:
+            return _run_again(record, trial, deps, f"lost: {lost}")
+        metrics, tail = {}, [str(lost)]
     if data["outcome"] == "timeout":
         deps.executor.stop(launch)
     state, values, reason = _verdict(record, data, metrics, tail)
@@ -46,8 +51,18 @@ def handle(event: Event, deps: Deps) -> list[Event]:
                "exit_code": data.get("exitCode"), "finished_at": deps.clock(),
                "image_digest": _image_digest(data)}
     store.update_trial(record.name, trial.number, **outcome)
+    if state == COMPLETE and record.spec.early_stopping is not None:
+        record_curve(record, trial.number, deps)
     tell(record, deps, trial.number, state, values)
     return go_on(record, deps, replace(trial, **outcome))
+
+
+def _run_again(record: StudyRecord, trial: TrialRecord, deps: Deps, what: str) -> list[Event]:
+    """The attempt's run did not count (preempted, or its output lost): the same parameters
+    run again as the next attempt, never counted as a failure."""
+    deps.store.update_trial(record.name, trial.number, attempt=trial.attempt + 1, state=WAITING,
+                            reason=_history(trial.reason, f"attempt {trial.attempt} {what}"))
+    return [trial_suggested(record.name, record.uid, trial.number, trial.attempt + 1)]
 
 
 def _stop_if_running(deps: Deps, launch: TrialLaunch) -> None:

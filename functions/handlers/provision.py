@@ -2,8 +2,10 @@
 ``study.completed``, pending cloud operations checked again on each ``POOL_CHECK`` tick.
 
 No request waits for the cloud: a change that takes minutes is stored as an operation in the
-study's pool use and checked on later events. Every step is safe to repeat: a pool that exists
-is success, an absent pool deleted is success, and a pool use in progress is only checked.
+study's pool use and checked on later events. Each tick also looks at the pools' nodes, for
+the studies' measured node-hours (:mod:`functions.handlers.node_hours`). Every step is safe to
+repeat: a pool that exists is success, an absent pool deleted is success, and a pool use in
+progress is only checked.
 A permanent refusal from the cloud (machine type, quota, permission) fails the study with the
 cloud's message; throttling and server errors raise ``TemporaryError``, so the event is retried
 (on a tick, a pool use the cloud cannot serve now is left for the next tick).
@@ -37,6 +39,7 @@ from functions.core.records import (
 )
 from functions.core.stop import Decision
 from functions.handlers.base import Deps, complete
+from functions.handlers.node_hours import look_at_nodes
 
 
 class NoNodePools(PermanentError):
@@ -45,7 +48,9 @@ class NoNodePools(PermanentError):
 
 def handle(event: Event, deps: Deps) -> list[Event]:
     if event.type == POOL_CHECK:
-        return reconcile(deps)
+        events = reconcile(deps)
+        look_at_nodes(deps)
+        return events
     record = deps.store.get_study(event.data["study"])
     pool = record.spec.node_pool
     if not record.owns(event.data) or pool is None:

@@ -17,7 +17,8 @@ say, and sends the event that was missing:
    resumes it; a study whose Jobs wait for a node is not stalled, its Jobs exist;
 5. a study resource the store does not know (or knows under another uid, or at an older
    generation): the ApiServerSource event its change would have sent; a running study whose
-   resource is gone: the resource's delete event. Skipped where there is no cluster.
+   resource is gone: the resource's delete event. Skipped where there is no cluster. Where
+   the Katib overlay is enabled, Katib's own Experiments and StudyJobs of every namespace too.
 
 A tick only reads and sends; the handlers do the work, each once: every event it sends has an
 id derived from the fact it stands for, so two ticks at once, or a tick racing the event it
@@ -37,7 +38,7 @@ from functions.core.errors import KatunaError
 from functions.core.events import Event, resource_changed, study_completed, study_stalled
 from functions.core.launch import trial_launch
 from functions.core.records import ACTIVE_STATES, RUNNING, StudyRecord, TrialRecord
-from functions.core.resources import API_VERSION, Origin, is_resource, ref_of
+from functions.core.resources import Origin, is_study_resource, ref_of
 from functions.handlers.base import Deps, check_stop
 from functions.handlers.failures import count_failure, temporary
 
@@ -180,7 +181,8 @@ def resource_events(deps: Deps, studies: Sequence[StudyRecord]) -> list[Event]:
     if resources is None or namespace is None:
         return []
     try:
-        listed = {ref_of(obj): obj for obj in resources.list(namespace) if is_resource(obj)}
+        found = [*resources.list(namespace), *resources.list_katib()]
+        listed = {ref_of(obj): obj for obj in found if is_study_resource(obj)}
     except KatunaError as exc:
         log.warning("listing the study resources in %s: %s", namespace, exc)
         return []
@@ -188,7 +190,9 @@ def resource_events(deps: Deps, studies: Sequence[StudyRecord]) -> list[Event]:
     events = [resource_changed("add", obj) for ref, obj in listed.items() if not _known(obj, stored.get(ref.name))]
     for record in studies:
         origin = _origin(record)
-        if origin is not None and origin.ref.namespace == namespace and not record.terminal and origin.ref not in listed:
+        watched = resources.katib_api if origin is not None and origin.ref.katib else \
+            origin is not None and origin.ref.namespace == namespace
+        if origin is not None and watched and not record.terminal and origin.ref not in listed:
             events.append(resource_changed("delete", _skeleton(origin)))
     return events[:MAX_RESOURCE_EVENTS]
 
@@ -213,5 +217,5 @@ def _origin(record: StudyRecord) -> Origin | None:
 def _skeleton(origin: Origin) -> dict[str, Any]:
     """The resource a study came from, as far as the store knows it."""
     ref = origin.ref
-    return {"apiVersion": API_VERSION, "kind": ref.kind,
+    return {"apiVersion": ref.api_version, "kind": ref.kind,
             "metadata": {"name": ref.name, "namespace": ref.namespace, "uid": origin.uid, "generation": origin.generation}}

@@ -1,5 +1,6 @@
-"""``dev.knative.apiserver.resource.*`` about a ``katuna.dev/v1`` Study or Experiment: make the
-stored study follow the resource.
+"""``dev.knative.apiserver.resource.*`` about a ``katuna.dev/v1`` Study or Experiment (or, where
+the Katib overlay is enabled, a ``kubeflow.org`` Experiment or StudyJob): make the stored study
+follow the resource.
 
 The event only says which resource changed: the handler reads the resource as the API holds it
 now and reconciles, so duplicates, late updates and a delete overtaking its add all end in the
@@ -29,7 +30,7 @@ from functions.core.resources import (
     Ref,
     definition,
     failed_status,
-    is_resource,
+    is_study_resource,
     ref_of,
     refused_fields,
     spec_paths,
@@ -40,9 +41,11 @@ from functions.handlers.writeback import report
 
 
 def handle(event: Event, deps: Deps) -> list[Event]:
-    if not is_resource(event.data) or deps.resources is None:
+    if not is_study_resource(event.data) or deps.resources is None:
         return []
     ref = ref_of(event.data)
+    if ref.katib and not deps.resources.katib_api:
+        return []
     current = deps.resources.get(ref)
     stored = _stored(deps, ref.name)
     origin = Origin.from_dict(stored.origin) if stored is not None and stored.origin is not None else None

@@ -2,7 +2,9 @@
 
 The trial is marked running even when its attempt exists already (launched by a delivery whose
 record was lost), so the attempt's end is never ignored; it is marked after the launch, in the
-same transaction, so the launch waits for nothing else.
+same transaction, so the launch waits for nothing else. With look-ahead
+(:mod:`functions.handlers.ahead`) a trial is launched only into a free slot; one held back waits,
+prepared, for the next release.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ def handle(event: Event, deps: Deps) -> list[Event]:
         return []
     launch = trial_launch(record, trial)
     if not deps.executor.exists(launch):
+        if deps.lookahead and trial.state != RUNNING and \
+                store.count_trials(study).running >= record.spec.parallelism:
+            return []
         deps.executor.launch(launch)
     if trial.state != RUNNING:
         store.update_trial(study, number, state=RUNNING, started_at=deps.clock())

@@ -19,7 +19,8 @@ def handle(event: Event, deps: Deps) -> list[Event]:
         record = store.get_study(record.name)
     for trial in store.trials(record.name, ACTIVE_STATES):
         deps.executor.stop(trial_launch(record, trial))
+        ended = "stopped" if trial.started_at is not None else "never started"
         store.update_trial(record.name, trial.number, state=PRUNED, finished_at=deps.clock(),
-                           reason=f"stopped: the study ended before the trial did ({record.reason})")
+                           reason=f"{ended}: the study ended before the trial did ({record.reason})")
         tell(record, deps, trial.number, PRUNED)
     return []

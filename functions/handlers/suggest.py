@@ -32,7 +32,8 @@ def handle(event: Event, deps: Deps) -> list[Event]:
 
 
 def _resume(record: StudyRecord, deps: Deps) -> list[Event]:
-    """Suggest the active trials again: a fresh attempt where the executor lost the run."""
+    """Suggest the active trials again: a fresh attempt where the executor lost the run. With
+    look-ahead, waiting trials are released into the free slots by :func:`ask_trials` instead."""
     events = []
     for trial in deps.store.trials(record.name, ACTIVE_STATES):
         if trial.state == RUNNING and not deps.executor.exists(trial_launch(record, trial)):
@@ -40,4 +41,4 @@ def _resume(record: StudyRecord, deps: Deps) -> list[Event]:
             events.append(trial_suggested(record.name, record.uid, trial.number, trial.attempt + 1))
         elif trial.state != RUNNING:
             events.append(trial_suggested(record.name, record.uid, trial.number, trial.attempt))
-    return events
+    return [] if deps.lookahead else events

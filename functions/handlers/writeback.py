@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from functions.core.errors import StudyNotFound
 from functions.core.events import Event
+from functions.core.katib_trials import trial_resource, trial_status
 from functions.core.records import StudyRecord
 from functions.core.resources import Origin, study_status
 from functions.handlers.base import Deps
@@ -34,4 +35,8 @@ def report(record: StudyRecord, deps: Deps) -> None:
     origin = Origin.from_dict(record.origin)
     best = deps.store.best_trials(record.name, 1)
     status = study_status(record, deps.store.count_trials(record.name), best[0] if best else None, origin)
-    deps.resources.write_status(origin.ref, origin.uid, status)
+    if deps.resources.write_status(origin.ref, origin.uid, status) and origin.ref.kind == "Experiment" \
+            and origin.ref.katib:
+        trials = deps.store.trials(record.name)
+        deps.resources.put_trials(origin.ref, [{**trial_resource(record, origin, t), "status": trial_status(t)}
+                                               for t in trials])

@@ -8,6 +8,7 @@ import json
 import uuid
 from collections.abc import Iterator
 
+from kube_standin import katib_api
 from kube_standin.jobs import owned_pods
 from kube_standin.objects import invalid, matches, not_found, now, snapshot, status
 from kube_standin.server import KINDS, Call
@@ -25,6 +26,11 @@ class ApiServer:
         """Answer a non-watch request (already authorized)."""
         if (call.group, call.resource) in self.crds:
             return self.serve_workload(call, call.version)
+        call = katib_api.keyed(call)
+        if self._custom(call.resource) and call.method == "POST" and not call.name:
+            return katib_api.create(self, call.resource, call.namespace or "", call.body)
+        if self._custom(call.resource) and call.method == "DELETE" and call.name and not call.subresource:
+            return katib_api.delete(self, call.resource, call.namespace or "", call.name)
         if call.resource == "jobs" and call.method == "POST":
             return self.create_job(call.namespace or "", call.body or {})
         if call.resource == "jobs" and call.method == "DELETE":
@@ -48,10 +54,15 @@ class ApiServer:
     def _table(self, resource: str) -> dict:
         return {"jobs": self.jobs, "pods": self.pods, "nodes": self.nodes, "namespaces": self.namespaces}[resource]
 
+    @staticmethod
+    def _custom(resource: str) -> bool:
+        """Whether ``resource`` (a stand-in key) is a custom resource: katuna's or Katib's."""
+        return resource in PLURALS.values() or "." in resource
+
     def _objects(self, resource: str, namespace: str | None) -> list[dict]:
         if any(crd.plural == resource for crd in self.crds.values()):
             return [o for (plural, ns, _), o in self.workloads.items() if plural == resource and namespace in (None, ns)]
-        if resource in PLURALS.values():
+        if self._custom(resource):
             return [o for (plural, ns, _), o in self.resources.items() if plural == resource and namespace in (None, ns)]
         return [o for o in self._table(resource).values() if namespace in (None, o["metadata"].get("namespace"))]
 
@@ -60,13 +71,15 @@ class ApiServer:
         """One object (404 when it is not there), or a list by namespace and name carrying the
         current resourceVersion, ``limit`` at a time with a ``continue`` token for the rest."""
         crd = next((c for c in self.crds.values() if c.plural == resource), None)
-        kind = crd.as_kind() if crd is not None else KINDS[
-            ("katuna.dev" if resource in PLURALS.values() else "batch" if resource == "jobs" else "", resource)]
+        kind = crd.as_kind() if crd is not None else (katib_api.kind_of(resource) if "." in resource else
+                KINDS[("katuna.dev" if resource in PLURALS.values() else "batch" if resource == "jobs" else "",
+                       resource)])
         with self.lock:
             if name:
                 found = [o for o in self._objects(resource, namespace) if o["metadata"]["name"] == name]
                 group = kind.api_version.rpartition("/")[0]
-                return (200, snapshot(found[0])) if found else not_found(f"{resource}.{group}".rstrip("."), name)
+                qualified = katib_api.qualified(resource) if "." in resource else f"{resource}.{group}".rstrip(".")
+                return (200, snapshot(found[0])) if found else not_found(qualified, name)
             items = sorted((o for o in self._objects(resource, namespace)
                             if matches(o["metadata"].get("labels") or {}, selector)), key=_key)
             metadata = {"resourceVersion": str(self.history.version)}
@@ -92,6 +105,7 @@ class ApiServer:
     def watch(self, call: Call, until: float, bookmarks: float | None) -> Iterator[dict]:
         """Watch events of ``call``'s resource: ADDED for what exists when no version is given,
         then every change after the version, in order."""
+        call = katib_api.keyed(call)
         selector = call.query.get("labelSelector")
         version = call.query.get("resourceVersion") or "0"
         with self.lock:

@@ -7,6 +7,10 @@ output is the container's log; its exit ends the pod. A disruption (a scenario's
 going away) kills the process and fails the pod with the ``DisruptionTarget`` condition.
 Terminated pods are deleted ``pod_gc_seconds`` after they end, pods whose node is gone at once;
 a deleted pod's log is gone with it.
+
+There are no images: a container's command runs on this machine, and the image's Python
+(``python``, ``python3``, as in the Python images Katib's SDK uses) is the interpreter
+running the tests (:func:`image_interpreter`), with the packages it has.
 """
 
 from __future__ import annotations
@@ -65,6 +69,7 @@ class Kubelets:
         self.tried: dict[str, tuple] = {}
         """By pod uid, the cluster's state (nodes, pods bound) when the pod last found no node."""
         self.logs_dir = Path(tempfile.mkdtemp(prefix="kube-standin-"))
+        self.image_bin = image_interpreter(self.logs_dir / "bin")
 
     def step(self, cluster) -> None:
         """One pass of the scheduler, every kubelet and the pod GC (the cluster's lock held)."""
@@ -128,7 +133,8 @@ class Kubelets:
         run.log = self.logs_dir / f"{pod['metadata']['namespace']}.{pod['metadata']['name']}.log"
         with run.log.open("w") as out:
             run.process = subprocess.Popen(_argv(container), stdout=out, stderr=subprocess.STDOUT,
-                                           env={**os.environ, **env})
+                                           env={**os.environ, "PATH": f"{self.image_bin}{os.pathsep}{os.environ.get('PATH', '')}",
+                                                **env})
         run.process.job = pod["metadata"]["labels"].get("job-name")  # type: ignore[attr-defined]
         cluster.processes.append(run.process)
         run.started_at = now()
@@ -209,3 +215,14 @@ def _statuses(pod: dict, state: dict, ready: bool) -> None:
         {"name": c["name"], "ready": ready, "restartCount": 0, "image": c.get("image", ""),
          "imageID": image_id(c.get("image", "")) if "waiting" not in state else "", "started": "running" in state,
          "state": state} for c in pod["spec"]["containers"]]
+
+
+def image_interpreter(directory: Path) -> Path:
+    """A directory whose ``python`` and ``python3`` are this interpreter: what a container's
+    command finds first on its ``PATH`` in place of the image's Python."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in ("python", "python3"):
+        script = directory / name
+        script.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+        script.chmod(0o755)
+    return directory

@@ -36,6 +36,7 @@ KINDS = {
     ("katuna.dev", "studies"): Kind("Study", "katuna.dev/v1"),
     ("katuna.dev", "experiments"): Kind("Experiment", "katuna.dev/v1"),
 }
+"""Katib's kinds join these where the overlay is installed (:mod:`kube_standin.katib_api`)."""
 
 
 @dataclass(frozen=True)
@@ -103,13 +104,17 @@ def handler(cluster) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             body = json.loads(self.rfile.read(length)) if length else None
             call = parse(self.command, self.path, body, self.headers.get("Content-Type", ""))
-            if call is None or cluster.served(call.group, call.resource) is None:
+            if call is None:
                 self._send(404, status(404, "NotFound", "the server could not find the requested resource"))
                 return
             request = Request(self._user(), call.verb(), call.group, call.resource, call.subresource,
                               call.namespace or "", call.name or "")
             if not cluster.authorizer.allows(request):
                 self._send(*forbidden(request))
+            elif cluster.served(call.group, call.resource) is None:
+                # As the API server: authorization comes before routing, so a kind it does not
+                # serve is refused (403) where not granted, and not found (404) where granted.
+                self._send(404, status(404, "NotFound", "the server could not find the requested resource"))
             elif call.watch:
                 self._watch(call)
             else:

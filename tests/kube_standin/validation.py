@@ -63,6 +63,7 @@ def job_problems(job: dict) -> list[tuple[str, str]]:
         problems.append(("spec.template.spec.containers", "Required value"))
     for index, container in enumerate(pod.get("containers") or []):
         problems += _container_problems(f"spec.template.spec.containers[{index}]", container)
+    problems += _volume_problems(pod)
     if job.get("metadata", {}).get("resourceVersion"):
         problems.append(("metadata.resourceVersion", "resourceVersion should not be set on objects to be created"))
     return problems
@@ -87,4 +88,31 @@ def _container_problems(path: str, container: dict) -> list[tuple[str, str]]:
             problems.append((f"{path}.resources.requests",
                              f"Invalid value: {json.dumps(value)}: must be less than or equal to {name} limit of "
                              f"{limits[name]}"))
+    return problems
+
+
+def _volume_problems(pod: dict) -> list[tuple[str, str]]:
+    """Volumes named once each with one source, and mounts of named volumes at distinct paths."""
+    problems = []
+    names = [v.get("name") for v in pod.get("volumes") or []]
+    for index, volume in enumerate(pod.get("volumes") or []):
+        path = f"spec.template.spec.volumes[{index}]"
+        if not DNS_LABEL.match(volume.get("name") or ""):
+            problems.append((f"{path}.name", f"Invalid value: {json.dumps(volume.get('name'))}: a lowercase RFC 1123 "
+                                             "label must consist of lower case alphanumeric characters or '-'"))
+        elif names.count(volume["name"]) > 1:
+            problems.append((f"{path}.name", f"Duplicate value: {json.dumps(volume['name'])}"))
+        if len([k for k in volume if k != "name"]) != 1:
+            problems.append((path, "Required value: must specify exactly 1 volume type"))
+    for index, container in enumerate(pod.get("containers") or []):
+        seen: set[str] = set()
+        for number, mount in enumerate(container.get("volumeMounts") or []):
+            path = f"spec.template.spec.containers[{index}].volumeMounts[{number}]"
+            if mount.get("name") not in names:
+                problems.append((f"{path}.name", f"Not found: {json.dumps(mount.get('name'))}"))
+            if not mount.get("mountPath"):
+                problems.append((f"{path}.mountPath", "Required value"))
+            elif mount["mountPath"] in seen:
+                problems.append((f"{path}.mountPath", f"Invalid value: {json.dumps(mount['mountPath'])}: must be unique"))
+            seen.add(mount.get("mountPath") or "")
     return problems

@@ -51,14 +51,14 @@ class Workloads:
     """The served kinds and their objects (a mixin of :class:`kube_stub.KubeStub`, under its lock)."""
 
     crds: dict[tuple[str, str], Crd]
+    kinds: dict[tuple[str, str], Kind]
     workloads: dict[tuple[str, str, str], dict]
 
     def served(self, group: str, resource: str) -> Kind | None:
-        """The kind at ``group``/``resource``: a built-in one, or an installed custom resource."""
-        from kube_standin.server import KINDS
-
+        """The kind at ``group``/``resource``: one the API serves of its own or by an installed
+        overlay (``kinds``), or an installed operator's custom resource."""
         crd = self.crds.get((group, resource))
-        return crd.as_kind() if crd is not None else KINDS.get((group, resource))
+        return crd.as_kind() if crd is not None else self.kinds.get((group, resource))
 
     def install(self, operator: str) -> None:
         """Install an operator: its CRDs are served and its controller runs."""

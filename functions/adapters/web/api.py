@@ -12,7 +12,7 @@ from functions.core.errors import StudyNotFound
 from functions.core.events import study_completed
 from functions.core.formats import load_study
 from functions.core.launch import trial_launch
-from functions.core.lines import capped
+from functions.core.lines import capped, what_is_left
 from functions.core.views import study_view, trial_view
 
 blueprint = Blueprint("api", __name__)
@@ -114,7 +114,7 @@ def trial_logs(name: str, number: int):
     attempt = request.args.get("attempt", default=trial.attempt, type=int)
     launch = trial_launch(record, replace(trial, attempt=attempt))
     limit = _runtime().settings.max_log
-    lines = capped(_runtime().executor.output(launch), limit // 2, limit - limit // 2)
+    lines = capped(what_is_left(_runtime().executor.output(launch)), limit // 2, limit - limit // 2)
     return Response(stream_with_context(lines), mimetype="text/plain")
 
 

@@ -67,7 +67,14 @@ _SCHEMAS: dict[str, Any] = {
         "created": {"type": "boolean"}, "owned": {"type": "boolean"}, "adopted": {"type": "boolean"},
         "deleted": {"type": "boolean"}, "message": {"type": ["string", "null"]},
         "requestedAt": {"type": "number"}, "readyAt": {"type": ["number", "null"]},
-        "releasedAt": {"type": ["number", "null"]}, "hours": {"type": "number"}, "maxNodeHours": {"type": "number"}}},
+        "releasedAt": {"type": ["number", "null"]}, "hours": {"type": "number"}, "maxNodeHours": {"type": "number"},
+        "nodeHours": {"type": ["number", "null"], "description": "node-hours measured from the pool's Node objects "
+                      "(creation to removal, within the study's use of the pool); null until the nodes were listed"},
+        "nodesSeen": {"type": "integer"}, "nodesRunning": {"type": "integer"},
+        "nodesLookedAt": {"type": ["number", "null"]},
+        "nodesProblem": {"type": ["string", "null"], "description": "why the last look at the nodes failed"},
+        "pricePerNodeHour": {"type": ["number", "null"], "description": "the study's nodePool.pricePerNodeHour"},
+        "cost": {"type": ["number", "null"], "description": "nodeHours times pricePerNodeHour"}}},
     "Submitted": {"type": "object", "required": ["name", "status", "links"], "properties": {
         "name": {"type": "string"}, "status": {"type": "string"}, "links": {"type": "object"}}},
 }

@@ -37,6 +37,7 @@ from functions.adapters.web.errors import error_response, status_of
 from functions.core.application import Application
 from functions.core.errors import KatunaError
 from functions.core.launch import trial_launch
+from functions.core.lines import what_is_left
 from functions.core.records import ACTIVE_STATES, TrialQuery
 from functions.core.views import best_trials, study_view, trial_view
 
@@ -248,8 +249,8 @@ def trial_log(name: str, number: int):
     offset = request.args.get("offset", 0, type=int)
     skipped = 0
     if offset < 0:
-        offset = skipped = max(sum(len(line) for line in _runtime().executor.output(launch)) - LOG_CHUNK, 0)
-    text, more = _log_slice(_runtime().executor.output(launch), offset, LOG_CHUNK)
+        offset = skipped = max(sum(len(line) for line in what_is_left(_runtime().executor.output(launch))) - LOG_CHUNK, 0)
+    text, more = _log_slice(what_is_left(_runtime().executor.output(launch)), offset, LOG_CHUNK)
     return jsonify(text=text, offset=offset + len(text), more=more, skipped=skipped, attempt=attempt,
                    running=found.state in ACTIVE_STATES)
 

@@ -1,0 +1,112 @@
+"""The File metrics collector on Kubernetes: the metrics file's lines reach katuna in the pod log.
+
+A file inside a trial's pod is out of katuna's reach. As Katib's webhook does for its own
+collector, the primary container's command is wrapped by a small POSIX shell script (so the
+image needs ``sh``, as Katib's wrapped containers do): it runs the command, follows the metrics
+file while the command runs (from its first line, whenever it appears; a last line without its
+line break included) and copies each new line to the container's output behind :data:`MARK`.
+katuna then reads the file's lines from the pod log (:func:`file_lines`) and parses them with
+the study's format and filters, as it parses a local trial's file. The wrapper passes signals
+on to the command and exits with its status. An ``emptyDir`` volume is mounted at the file's
+folder when the path is absolute, as Katib mounts one, so the folder exists and is writable.
+"""
+
+from __future__ import annotations
+
+import copy
+import posixpath
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from functions.core.errors import PermanentError
+
+MARK = "katuna-metrics-file| "
+"""What starts each line of the metrics file as the wrapper copies it to the pod log."""
+
+VOLUME = "katuna-metrics-file"
+
+WRAPPER = r"""file=$1; shift
+(
+  stop=; opened=; pending=
+  trap 'stop=1' USR1
+  while :; do
+    last=$stop
+    if [ -z "$opened" ] && [ -e "$file" ]; then exec 3<"$file" && opened=1; fi
+    if [ -n "$opened" ]; then
+      while IFS= read -r line <&3; do printf 'katuna-metrics-file| %s%s\n' "$pending" "$line"; pending=; done
+      pending=$pending$line
+    fi
+    if [ -n "$last" ]; then break; fi
+    sleep 0.2
+  done
+  if [ -n "$pending" ]; then printf 'katuna-metrics-file| %s\n' "$pending"; fi
+) &
+follower=$!
+"$@" &
+child=$!
+trap 'kill -TERM "$child" 2>/dev/null' TERM INT
+while :; do wait "$child"; code=$?; kill -0 "$child" 2>/dev/null || break; done
+kill -USR1 "$follower"; wait "$follower"
+exit "$code"
+"""
+"""``sh -c WRAPPER katuna-metrics-file PATH COMMAND...``; the follower stops one full read after
+the command ended. Each copied line starts with :data:`MARK`."""
+
+
+class NoCommand(PermanentError):
+    """The primary container has no command to wrap (it runs its image's entrypoint)."""
+
+
+def wrap(manifest: Mapping[str, Any], container: str, path: str) -> dict[str, Any]:
+    """``manifest`` (a Job, or any kind with pod templates) with container ``container`` of
+    each pod template wrapped to copy the metrics file at ``path`` to its output."""
+    wrapped = copy.deepcopy(dict(manifest))
+    found = False
+    for pod in _pod_specs(wrapped):
+        for item in pod.get("containers") or []:
+            if isinstance(item, dict) and item.get("name") == container:
+                _wrap_container(pod, item, path)
+                found = True
+    if not found:
+        raise NoCommand(f"spec.metricsCollectorSpec.collector.kind: the File collector on Kubernetes wraps the "
+                        f"primary container's command, and the trial has no container {container!r}")
+    return wrapped
+
+
+def _wrap_container(pod: dict[str, Any], container: dict[str, Any], path: str) -> None:
+    command = [*(container.get("command") or []), *(container.get("args") or [])]
+    if not container.get("command"):
+        raise NoCommand(f"spec.metricsCollectorSpec.collector.kind: the File collector on Kubernetes wraps the "
+                        f"primary container's command; container {container.get('name')!r} has none (it runs its "
+                        f"image's entrypoint): give it a command")
+    container["command"] = ["sh", "-c", WRAPPER, VOLUME, path, *command]
+    container.pop("args", None)
+    if posixpath.isabs(path) and not _mounted(container, posixpath.dirname(path)):
+        pod["volumes"] = [*(pod.get("volumes") or []), {"name": VOLUME, "emptyDir": {}}]
+        container["volumeMounts"] = [*(container.get("volumeMounts") or []),
+                                     {"name": VOLUME, "mountPath": posixpath.dirname(path)}]
+
+
+def _mounted(container: Mapping[str, Any], folder: str) -> bool:
+    """Whether a volume is mounted at ``folder`` already (the trial brings its own)."""
+    return any(posixpath.normpath(str(m.get("mountPath"))) == posixpath.normpath(folder)
+               for m in container.get("volumeMounts") or [])
+
+
+def _pod_specs(tree: Any) -> Iterator[dict[str, Any]]:
+    """Every pod spec in the manifest: each mapping holding a ``containers`` list."""
+    if isinstance(tree, dict):
+        if isinstance(tree.get("containers"), list):
+            yield tree
+        for value in tree.values():
+            yield from _pod_specs(value)
+    elif isinstance(tree, list):
+        for value in tree:
+            yield from _pod_specs(value)
+
+
+def file_lines(output: Iterable[str]) -> Iterator[str]:
+    """The metrics file's lines among a wrapped container's output lines."""
+    for line in output:
+        if line.startswith(MARK):
+            yield line[len(MARK):]

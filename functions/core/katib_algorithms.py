@@ -1,0 +1,136 @@
+"""Katib's algorithm settings in Optuna's terms.
+
+Katib runs each algorithm in a suggestion service (hyperopt for ``random`` and ``tpe``, Optuna
+for ``multivariate-tpe`` and ``grid``, goptuna for ``cmaes`` and ``sobol``, scikit-optimize for
+``bayesianoptimization``; a deployment may route ``tpe``, ``random`` and ``cmaes`` to the Optuna
+service instead). Each service documents its settings, always given as strings. Every setting
+either becomes the Optuna setting with the same meaning, converted to its type and checked as
+Katib's service checks it, or is refused naming the setting and the algorithm with the reason.
+(``hyperband`` is translated on its own: its settings shape the search, not a sampler.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from functions.core.errors import Problem
+
+SEED = "seed"
+"""The Optuna name that stands for the algorithm's seed (``random_state`` in Katib)."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One Katib setting: the Optuna setting it becomes, and how its text converts (a
+    ``ValueError`` saying what was expected)."""
+
+    optuna: str
+    convert: Callable[[str], Any]
+
+
+def _integer(minimum: int) -> Callable[[str], int]:
+    def convert(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise ValueError(f"expected an integer >= {minimum}, got {value}")
+        return value
+    return convert
+
+
+def _number(check: Callable[[float], bool], expected: str) -> Callable[[str], float]:
+    def convert(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"expected {expected}, got {text!r}") from None
+        if not check(value):
+            raise ValueError(f"expected {expected}, got {value}")
+        return value
+    return convert
+
+
+def _only(accepted: Mapping[str, Any], reason: str) -> Callable[[str], Any]:
+    """A setting whose only values with an Optuna equivalent are ``accepted`` (text to value)."""
+    def convert(text: str) -> Any:
+        if text not in accepted:
+            raise ValueError(f"{text!r} has no equivalent in katuna: {reason}; expected "
+                             f"{' or '.join(map(repr, accepted))}")
+        return accepted[text]
+    return convert
+
+
+RANDOM_STATE = Setting(SEED, _integer(0))
+TPE = {
+    "random_state": RANDOM_STATE,
+    "gamma": Setting("gamma", _number(lambda v: 0 < v < 1, "a number in (0, 1)")),
+    "prior_weight": Setting("prior_weight", _number(lambda v: v > 0, "a number > 0")),
+    "n_EI_candidates": Setting("n_ei_candidates", _integer(1)),
+    "n_ei_candidates": Setting("n_ei_candidates", _integer(1)),
+    "n_startup_trials": Setting("n_startup_trials", _integer(0)),
+}
+CMAES = {
+    "random_state": RANDOM_STATE,
+    "sigma": Setting("sigma0", _number(lambda v: v > 0, "a number > 0")),
+    "restart_strategy": Setting("restart_strategy", _only(
+        {"none": None, "None": None},
+        "Optuna's CMA-ES sampler no longer restarts (ipop and bipop moved to OptunaHub); remove the setting")),
+}
+BAYESIAN = {
+    "random_state": RANDOM_STATE,
+    "n_initial_points": Setting("n_startup_trials", _integer(0)),
+    "base_estimator": Setting("", _only({"GP": None}, "the surrogate is always a Gaussian process")),
+    "acq_func": Setting("", _only({"EI": None}, "the acquisition function is always (log) expected improvement")),
+    "acq_optimizer": Setting("", _only({"auto": None}, "the acquisition is always optimised by katuna's sampler")),
+}
+SETTINGS: dict[str, dict[str, Setting]] = {
+    "random": {"random_state": RANDOM_STATE},
+    "grid": {"random_state": RANDOM_STATE},
+    "sobol": {"random_state": RANDOM_STATE},
+    "tpe": TPE,
+    "multivariate-tpe": TPE,
+    "cmaes": CMAES,
+    "bayesianoptimization": BAYESIAN,
+}
+"""For each Katib algorithm, the settings its suggestion services document."""
+
+
+def translate(algorithm: str, settings: list[Any], path: str) -> tuple[dict[str, Any], Any, list[Problem]]:
+    """Katib's ``algorithmSettings`` of ``algorithm`` as Optuna settings, the seed (or None),
+    and a problem for each setting that has no equivalent or whose value does not convert."""
+    known = SETTINGS.get(algorithm, {})
+    out: dict[str, Any] = {}
+    seed = None
+    problems = []
+    for i, item in enumerate(settings):
+        name, text = (item.get("name"), item.get("value")) if isinstance(item, Mapping) else (None, None)
+        where = f"{path}[{i}]"
+        setting = known.get(name) if isinstance(name, str) else None
+        if setting is None:
+            names = ", ".join(known) or "none"
+            problems.append(Problem(f"{where}.name", f"{name!r} is not a setting of Katib's {algorithm}; expected one of: {names}"))
+            continue
+        try:
+            value = setting.convert(str(text))
+        except ValueError as exc:
+            problems.append(Problem(f"{where}.value", f"{name} of {algorithm}: {exc}"))
+            continue
+        if setting.optuna == SEED:
+            seed = value
+        elif setting.optuna and value is not None:
+            out[setting.optuna] = value
+    return out, seed, problems
+
+
+def setting_index(algorithm: Mapping[str, Any], optuna_name: str) -> int | None:
+    """The position in ``algorithmSettings`` of the Katib setting that became ``optuna_name``."""
+    known = SETTINGS.get(str(algorithm.get("algorithmName", "random")), {})
+    for i, item in enumerate(algorithm.get("algorithmSettings") or []):
+        setting = known.get(str(item.get("name"))) if isinstance(item, Mapping) else None
+        if setting is not None and setting.optuna == optuna_name:
+            return i
+    return None

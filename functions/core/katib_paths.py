@@ -1,0 +1,93 @@
+"""The problems of a translated Katib Experiment, told with the Experiment's own field paths.
+
+An Experiment is validated as the native study it translates to; each problem's native path
+(``parallelism``, ``parameters[1].max``) is mapped back to the field of the Experiment it came
+from (``spec.parallelTrialCount``, ``spec.parameters[1].feasibleSpace.max``), so that a Katib
+user is pointed at what they wrote.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from functions.core import katib_algorithms
+from functions.core.errors import Problem
+
+NODE_POOL_ANNOTATION = "katuna.dev/node-pool"
+"""The annotation of an Experiment resource that holds its ``nodePool`` block (the Experiment's
+schema has no place for one), as JSON or YAML."""
+ANNOTATION_FIELD = f'metadata.annotations["{NODE_POOL_ANNOTATION}"]'
+_PARAMETER_FIELDS = {"type": "parameterType", "min": "feasibleSpace.min", "max": "feasibleSpace.max",
+                     "step": "feasibleSpace.step", "values": "feasibleSpace.list", "log": "feasibleSpace.distribution"}
+_FIXED = {
+    "": "spec", "name": "metadata.name", "kubernetes": "metadata.namespace", "kubernetes.namespace": "metadata.namespace",
+    "parallelism": "spec.parallelTrialCount", "maxTrials": "spec.maxTrialCount",
+    "maxFailedTrials": "spec.maxFailedTrialCount", "parameters": "spec.parameters",
+    "objective": "spec.objective", "objective.metric": "spec.objective.objectiveMetricName",
+    "objective.direction": "spec.objective.type", "objective.goal": "spec.objective.goal",
+    "algorithm": "spec.algorithm", "algorithm.name": "spec.algorithm.algorithmName",
+    "metricsCollector": "spec.metricsCollectorSpec", "metricsCollector.kind": "spec.metricsCollectorSpec.collector.kind",
+    "metricsCollector.path": "spec.metricsCollectorSpec.source.fileSystemPath.path",
+    "metricsCollector.format": "spec.metricsCollectorSpec.source.fileSystemPath.format",
+}
+_PREFIXES = {
+    "objective.additionalMetrics": "spec.objective.additionalMetricNames",
+    "objective.strategies": "spec.objective.metricStrategies",
+    "metricsCollector.filters": "spec.metricsCollectorSpec.source.filter.metricsFormat",
+    "trialTemplate": "spec.trialTemplate", "earlyStopping": "spec.earlyStopping",
+}
+_PARAMETER = re.compile(r"parameters\[(\d+)\](?:\.(\w+))?(.*)")
+
+
+def katib_path(path: str, experiment: Mapping[str, Any]) -> str:
+    """The Experiment field a native problem path stands for (the path itself where it is
+    already the Experiment's: a translation problem, or ``nodePool``)."""
+    annotations = (experiment.get("metadata") or {}).get("annotations")
+    if path.startswith("nodePool") and isinstance(annotations, Mapping) and NODE_POOL_ANNOTATION in annotations:
+        return ANNOTATION_FIELD + path.removeprefix("nodePool")
+    if path in _FIXED:
+        return _FIXED[path]
+    for native, katib in _PREFIXES.items():
+        if path.startswith(native) and path[len(native):][:1] in ("", ".", "["):
+            return katib + path[len(native):]
+    for pattern, mapping in _RULES:
+        match = pattern.fullmatch(path)
+        if match:
+            return mapping(match, experiment)
+    return path
+
+
+def _parameter(match: re.Match[str], experiment: Mapping[str, Any]) -> str:
+    index, field, rest = match.groups()
+    head = f"spec.parameters[{index}]"
+    if field is None:
+        return head + rest
+    return f"{head}.{_PARAMETER_FIELDS.get(field, field)}{rest}"
+
+
+def _setting(match: re.Match[str], experiment: Mapping[str, Any]) -> str:
+    algorithm = (experiment.get("spec") or {}).get("algorithm") or {}
+    index = katib_algorithms.setting_index(algorithm, match.group(1))
+    return "spec.algorithm.algorithmSettings" + (f"[{index}].value" if index is not None else "")
+
+
+_RULES: list[tuple[re.Pattern[str], Callable[[re.Match[str], Mapping[str, Any]], str]]] = [
+    (_PARAMETER, _parameter),
+    (re.compile(r"algorithm\.settings\.(\w+).*"), _setting),
+    (re.compile(r"algorithm\.(seed)"), lambda m, e: _setting(m, e)),
+]
+
+
+def katib_problems(problems: Iterable[Problem], experiment: Mapping[str, Any],
+                   already: Iterable[Problem] = ()) -> list[Problem]:
+    """``problems`` of the native study, with the Experiment's paths, leaving out those about a
+    field (or a field inside one) that ``already`` lists a problem of."""
+    covered = [p.path for p in already]
+    out = []
+    for problem in problems:
+        path = katib_path(problem.path, experiment)
+        if not any(path == c or path.startswith(c + ".") or path.startswith(c + "[") for c in covered):
+            out.append(Problem(path, problem.message))
+    return out

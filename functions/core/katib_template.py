@@ -1,0 +1,112 @@
+"""A Katib Experiment's ``trialTemplate``, translated with Katib's webhook rules.
+
+Katib's ``trialParameters`` name the placeholders of the ``trialSpec``: each refers either to a
+parameter (its value is substituted) or to the trial's own metadata (``${trialSpec.Name}``,
+``${trialSpec.Namespace}``, ``${trialSpec.Labels[key]}``, ...). The translation resolves every
+``${trialParameters.<name>}`` to what it refers to, so the native template names parameters and
+metadata directly.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from functions.core import template, trial_kinds
+from functions.core.errors import Problem
+
+PATH = "spec.trialTemplate"
+FIELDS = {"retain", "trialSpec", "configMap", "trialParameters", "primaryPodLabels", "primaryContainerName",
+          "successCondition", "failureCondition"}
+META_REFERENCE = re.compile(r"\$\{(.*)\}")
+"""A reference to the trial's metadata; its inner part must match :data:`template.SPEC_FIELD`."""
+
+
+def translate(trial: Any, parameters: list[Any], problems: list[Problem]) -> dict[str, Any]:
+    """The native ``trialTemplate``; problems, with Katib's paths, go to ``problems``."""
+    if not isinstance(trial, Mapping) or not trial:
+        problems.append(Problem(PATH, "required; expected trialSpec, trialParameters and primaryContainerName"))
+        return {}
+    problems += [Problem(f"{PATH}.{key}", f"unknown field; expected one of {', '.join(sorted(FIELDS))}")
+                 for key in trial if key not in FIELDS]
+    _source(trial, problems)
+    if not trial.get("primaryContainerName"):
+        problems.append(Problem(f"{PATH}.primaryContainerName", "required: the container whose output holds the metrics"))
+    for key in ("successCondition", "failureCondition"):
+        why = trial_kinds.check_condition(trial[key]) if isinstance(trial.get(key), str) and trial[key] else None
+        if why is not None:
+            problems.append(Problem(f"{PATH}.{key}", f"expected a GJSON path katuna evaluates: {why}"))
+    references = _references(trial, parameters, problems)
+    out: dict[str, Any] = {"trialSpec": template.substitute_tree(trial.get("trialSpec"), {}, references,
+                                                                 drop_inactive=False)}
+    for key in ("primaryContainerName", "successCondition", "failureCondition", "primaryPodLabels", "retain"):
+        if trial.get(key):
+            out[key] = trial[key]
+    return out
+
+
+def _source(trial: Mapping[str, Any], problems: list[Problem]) -> None:
+    """Exactly one source of the trial's workload, and it inline."""
+    if trial.get("trialSpec") is None and trial.get("configMap") is None:
+        problems.append(Problem(f"{PATH}.trialSpec", "required: the trial's workload (or a configMap holding it)"))
+    elif trial.get("trialSpec") is not None and trial.get("configMap") is not None:
+        problems.append(Problem(f"{PATH}.configMap", "only one of spec.trialTemplate.trialSpec or spec.trialTemplate.configMap can be given"))
+    elif trial.get("configMap") is not None:
+        problems.append(Problem(f"{PATH}.configMap", "a trial template held in a ConfigMap is not read by katuna; "
+                                                     "copy the template into spec.trialTemplate.trialSpec"))
+
+
+def _references(trial: Mapping[str, Any], parameters: list[Any], problems: list[Problem]) -> dict[str, str]:
+    """``trialParameters.<name>`` to the placeholder it stands for, checked as Katib's webhook
+    checks them: a name and a reference each, neither given twice, the reference a parameter or
+    the trial's metadata, and every name used in the trialSpec and every use declared."""
+    items = trial.get("trialParameters")
+    if items is None:
+        problems.append(Problem(f"{PATH}.trialParameters", "required: one entry per placeholder of the trialSpec"))
+        items = []
+    parameter_names = {p.get("name") for p in parameters if isinstance(p, Mapping)}
+    used = _used_names(trial.get("trialSpec"))
+    references: dict[str, str] = {}
+    seen: set[Any] = set()
+    for i, item in enumerate(items):
+        where = f"{PATH}.trialParameters[{i}]"
+        name, reference = (item.get("name"), item.get("reference")) if isinstance(item, Mapping) else (None, None)
+        if not name or not reference or not isinstance(name, str) or "{" in name or "}" in name:
+            problems.append(Problem(where, "expected a name (without '{' or '}') and a reference"))
+        elif f"trialParameters.{name}" in references:
+            problems.append(Problem(f"{where}.name", f"{name!r} is given twice"))
+        elif reference in seen:
+            problems.append(Problem(f"{where}.reference", f"{reference!r} is referenced twice"))
+        else:
+            seen.add(reference)
+            placeholder = _placeholder(str(reference), parameter_names, f"{where}.reference", problems)
+            references[f"trialParameters.{name}"] = placeholder
+            if name not in used:
+                problems.append(Problem(f"{where}.name", f"${{trialParameters.{name}}} is not used in spec.trialTemplate.trialSpec"))
+    undeclared = sorted(used - {key.removeprefix("trialParameters.") for key in references}
+                        - {item.get("name") for item in items if isinstance(item, Mapping)})
+    problems += [Problem(f"{PATH}.trialSpec", f"${{trialParameters.{name}}} is not declared in spec.trialTemplate.trialParameters")
+                 for name in undeclared]
+    referenced = set(references.values())
+    problems += [Problem(f"spec.parameters[{i}]", f"{p.get('name')!r} is referenced by no entry of {PATH}.trialParameters")
+                 for i, p in enumerate(parameters)
+                 if isinstance(p, Mapping) and f"${{trialParameters.{p.get('name')}}}" not in referenced]
+    return references
+
+
+def _placeholder(reference: str, parameter_names: set[Any], where: str, problems: list[Problem]) -> str:
+    """What a trial parameter's reference stands for: a parameter's placeholder, or the trial's
+    metadata field as it is (Katib's ``trial-metadata-substitution``)."""
+    meta = META_REFERENCE.fullmatch(reference)
+    if meta and template.SPEC_FIELD.fullmatch(meta.group(1)):
+        return reference
+    if meta or reference not in parameter_names:
+        problems.append(Problem(where, f"names no parameter: {reference!r}; expected a parameter name or one of "
+                                       "${trialSpec.Name|Namespace|Kind|APIVersion|Labels[key]|Annotations[key]}"))
+    return f"${{trialParameters.{reference}}}"
+
+
+def _used_names(trial_spec: Any) -> set[str]:
+    """The ``${trialParameters.<name>}`` names the trialSpec uses."""
+    return {name for _, text in template.strings(trial_spec, "") for name in template.referenced_parameters(text)[0]}

@@ -1,0 +1,74 @@
+"""Katib's ``kubeflow.org/v1beta1`` Trial resources, as katuna keeps them for a study that came
+from a Katib Experiment: one Trial per trial, named as the Experiment's status names the best
+one (``<experiment>-<number>``), labelled ``katib.kubeflow.org/experiment`` (how Katib's SDK
+lists an Experiment's trials), owned by the Experiment (deleted with it), with Katib's
+conditions and observation in its status.
+
+Everything here is computed from the store, so writing the same Trials twice is harmless.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from functions.core.records import COMPLETE, FAIL, PRUNED, RUNNING, StudyRecord, TrialRecord
+from functions.core.resources import KATIB_API_VERSIONS, Origin, timestamp
+
+EXPERIMENT_LABEL = "katib.kubeflow.org/experiment"
+PLURAL = "trials"
+
+_ENDS = {COMPLETE: ("Succeeded", "TrialSucceeded"), FAIL: ("Failed", "TrialFailed"),
+         PRUNED: ("EarlyStopped", "TrialEarlyStopped")}
+"""Katib's final condition (type, reason) for each finished state."""
+
+
+def trial_name(experiment: str, number: int) -> str:
+    return f"{experiment}-{number}"
+
+
+def metrics(values: Mapping[str, float]) -> list[dict[str, Any]]:
+    """Observed metrics in Katib's shape: each metric's value (reduced by the study's rule) as
+    ``latest``, a string as Katib writes it, and as ``value``, a number."""
+    return [{"name": name, "latest": str(value), "value": value} for name, value in values.items()]
+
+
+def trial_resource(record: StudyRecord, origin: Origin, trial: TrialRecord) -> dict[str, Any]:
+    """The Trial resource of ``trial`` (spec and metadata; :func:`trial_status` is its status)."""
+    spec = record.definition.get("spec") or {}
+    ref = origin.ref
+    return {
+        "apiVersion": KATIB_API_VERSIONS[0], "kind": "Trial",
+        "metadata": {
+            "name": trial_name(ref.name, trial.number), "namespace": ref.namespace,
+            "labels": {EXPERIMENT_LABEL: ref.name},
+            "ownerReferences": [{"apiVersion": ref.api_version, "kind": ref.kind, "name": ref.name, "uid": origin.uid,
+                                 "controller": True, "blockOwnerDeletion": True}],
+        },
+        "spec": {
+            "objective": spec.get("objective") or {},
+            "parameterAssignments": [{"name": k, "value": str(v)} for k, v in trial.params.items()],
+            "primaryContainerName": (spec.get("trialTemplate") or {}).get("primaryContainerName"),
+        },
+    }
+
+
+def trial_status(trial: TrialRecord) -> dict[str, Any]:
+    """Katib's Trial status: Created, then Running while it runs, then its end, with the
+    observation of the metrics katuna parsed."""
+    def condition(kind: str, reason: str, when: float | None, status: str = "True") -> dict[str, Any]:
+        return {"type": kind, "status": status, "reason": reason, "message": trial.reason or reason,
+                "lastTransitionTime": timestamp(when), "lastUpdateTime": timestamp(when)}
+
+    conditions = [condition("Created", "TrialCreated", trial.created_at)]
+    if trial.started_at is not None or trial.state == RUNNING:
+        conditions.append(condition("Running", "TrialRunning", trial.started_at or trial.created_at,
+                                    "False" if trial.finished else "True"))
+    status: dict[str, Any] = {"startTime": timestamp(trial.started_at or trial.created_at), "conditions": conditions}
+    if trial.finished:
+        kind, reason = _ENDS[trial.state]
+        conditions.append(condition(kind, reason, trial.finished_at))
+        status["completionTime"] = timestamp(trial.finished_at)
+    if trial.metrics:
+        status["observation"] = {"metrics": metrics(trial.metrics)}
+    return status

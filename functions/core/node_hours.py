@@ -1,0 +1,85 @@
+"""A study's node-hours, measured: the nodes of its pool as the Kubernetes API lists them.
+
+Each look lists the pool's Node objects (by the label its cloud puts on them) and keeps, per
+node, when it was created (its ``creationTimestamp``), when it was last seen, and when it was
+first found gone. A node found gone is counted until halfway between the two looks that bracket
+its end (the looks are a tick apart: a minute on Knative); a node still there, until the last
+look (so the figure moves only when a look finds something). Only
+the time inside the study's use of the pool counts (a shared or adopted pool's nodes may be older
+than the study), and a shared pool's nodes stop counting when the study releases it. These are
+the hours a cloud bills for the pool's machines, whatever ran on them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+LOOK_EVERY = 30.0
+"""Seconds between two looks at a pool's nodes, by default (the watcher ticks faster)."""
+
+
+@dataclass(frozen=True)
+class NodeSeen:
+    """A Node object as listed: its name and when the API created it (epoch seconds)."""
+
+    name: str
+    created_at: float
+
+
+@dataclass(frozen=True)
+class NodeLife:
+    """One node of a pool, as a study's looks saw it."""
+
+    name: str
+    created_at: float
+    last_seen: float
+    gone_seen: float | None = None
+    """The first look that found it gone; None while it is there."""
+
+    @property
+    def ended_at(self) -> float | None:
+        return None if self.gone_seen is None else (self.last_seen + self.gone_seen) / 2
+
+    def seconds(self, start: float, end: float) -> float:
+        """How long the node ran within ``[start, end]``, as far as the looks saw."""
+        until = min(end, self.ended_at if self.ended_at is not None else self.last_seen)
+        return max(0.0, until - max(start, self.created_at))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "createdAt": self.created_at, "lastSeen": self.last_seen,
+                "goneSeen": self.gone_seen}
+
+    @staticmethod
+    def from_dict(data: Mapping[str, Any]) -> NodeLife:
+        return NodeLife(str(data["name"]), float(data["createdAt"]), float(data["lastSeen"]),
+                        None if data.get("goneSeen") is None else float(data["goneSeen"]))
+
+
+def observe(known: Sequence[NodeLife], seen: Iterable[NodeSeen], now: float) -> tuple[NodeLife, ...]:
+    """The nodes after a look at ``now`` that listed ``seen``: new ones added, listed ones seen
+    again, the rest found gone (once; a name that comes back is a new node of that name)."""
+    listed = {node.name: node for node in seen}
+    lives = []
+    for life in known:
+        current = listed.get(life.name)
+        if life.gone_seen is None and current is not None and current.created_at == life.created_at:
+            lives.append(replace(life, last_seen=now))
+            del listed[life.name]
+        elif life.gone_seen is None:
+            lives.append(replace(life, gone_seen=now))
+        else:
+            lives.append(life)
+    lives += [NodeLife(node.name, node.created_at, now) for node in listed.values()]
+    return tuple(lives)
+
+
+def running(lives: Sequence[NodeLife]) -> int:
+    """How many of the nodes the last look found."""
+    return sum(1 for life in lives if life.gone_seen is None)
+
+
+def node_hours(lives: Sequence[NodeLife], start: float, end: float) -> float:
+    """The nodes' hours within ``[start, end]``."""
+    return sum(life.seconds(start, end) for life in lives) / 3600

@@ -1,0 +1,49 @@
+"""Look-ahead: trials asked for before a slot frees, so that a freed slot is refilled at once.
+
+With a look-ahead of L (``Deps.lookahead``), a study holds up to ``parallelism + L`` active
+trials: at most ``parallelism`` run, the others wait, prepared. A prepared trial was asked of
+the sampler while the others ran (TPE's constant liar counts it as running) and is stored
+``WAITING``; it counts against ``maxTrials`` like any trial created. When a trial ends, the
+lowest-numbered waiting trials take the free slots at once, and only then is the sampler asked
+for the trials that top the look-ahead up (a ``study.created`` continuation, delivered after
+the launches), while the released trials run.
+
+The ``spawn`` handler launches a trial only into a free slot, so however events race, no more
+than ``parallelism`` trials run; a trial it held back waits for the next release. Each release
+is a decision of the handling that made it, recorded with it, so its events get fresh ids: a
+redelivered event is answered with the same ones, and a held-back trial is released again
+under a new id. A prepared trial the study no longer needs (a goal reached, a stop) is ended
+with the study's other active trials by the ``stop`` handler.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from functions.core.events import STUDY_CREATED, Event, trial_suggested
+from functions.core.records import WAITING, Counts, StudyRecord
+
+if TYPE_CHECKING:
+    from functions.handlers.base import Deps
+
+CONTINUED = "continued"
+"""The field of a continuation's ``study.created`` data: how many trials the study had when
+it was sent."""
+
+
+def release(record: StudyRecord, deps: Deps, counts: Counts) -> list[Event]:
+    """The ``trial.suggested`` of the lowest-numbered waiting trials that fit the free slots."""
+    free = record.spec.parallelism - counts.running
+    if free <= 0 or counts.waiting == 0:
+        return []
+    waiting = sorted(deps.store.trials(record.name, (WAITING,)), key=lambda trial: trial.number)[:free]
+    return [replace(trial_suggested(record.name, record.uid, trial.number, trial.attempt), id=str(uuid.uuid4()))
+            for trial in waiting]
+
+
+def refill(record: StudyRecord, counts: Counts) -> Event:
+    """The continuation that asks for the trials that top the look-ahead up."""
+    return Event(STUDY_CREATED, {"study": record.name, "uid": record.uid, CONTINUED: counts.created},
+                 subject=record.name)

@@ -1,0 +1,52 @@
+"""On the tick: a look at the nodes of every pool a study uses, for its measured node-hours.
+
+Each look lists the pool's Node objects by the label its cloud sets to the pool's name
+(:data:`functions.core.nodepool.SELECTOR_KEYS`) and stores what it found in the study's pool use
+(:func:`functions.core.node_hours.observe`); a pool is looked at most every
+``KATUNA_NODE_LOOK_SECONDS`` (30 s), from its request until its nodes are gone. A look that
+fails (the API unreachable, or no permission to list nodes) is logged, kept as the reason, and
+tried again a period later: node-hours are a figure for the user, never a reason to fail a
+study. Looking twice at the same moment finds the same nodes, so a redelivered tick changes
+nothing."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+from functions.core.errors import KatunaError
+from functions.core.node_hours import observe
+from functions.core.nodepool import SELECTOR_KEYS
+from functions.core.records import PoolUse
+from functions.handlers.base import Deps
+
+log = logging.getLogger("katuna.nodes")
+
+
+def _due(use: PoolUse, now: float, every: float) -> bool:
+    return use.watching(now) and (use.looked_at is None or now - use.looked_at >= every)
+
+
+def looks_due(deps: Deps) -> bool:
+    """Whether a pool's nodes are due for a look (the watcher then sends a tick)."""
+    now = deps.clock()
+    return deps.nodes is not None and any(_due(use, now, deps.node_look_seconds) for use in deps.store.pool_uses())
+
+
+def look_at_nodes(deps: Deps) -> None:
+    """List the nodes of each pool use not looked at for ``deps.node_look_seconds``, and store
+    what the look found."""
+    if deps.nodes is None:
+        return
+    now = deps.clock()
+    for use in deps.store.pool_uses():
+        if not _due(use, now, deps.node_look_seconds):
+            continue
+        labels = {SELECTOR_KEYS[use.provider]: use.pool}
+        try:
+            seen = deps.nodes.list(labels)
+        except KatunaError as exc:
+            log.warning("looking at the nodes of pool %s: %s", use.pool, exc)
+            deps.store.save_pool_use(replace(use, looked_at=now, nodes_problem=str(exc)))
+            continue
+        deps.store.save_pool_use(replace(use, nodes=observe(use.nodes, seen, now), looked_at=now, nodes_problem=""))

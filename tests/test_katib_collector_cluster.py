@@ -1,0 +1,129 @@
+"""Katib's File collector on Kubernetes: the trial container is wrapped so that its metrics
+file's lines reach the pod log, where katuna reads them (katuna serve with the Kubernetes
+executor, the real client, the loopback API whose kubelet runs the wrapped command)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from http_helpers import Service
+from kube_stub import KubeStub
+
+from functions.core.file_collector import MARK, WRAPPER, NoCommand, file_lines, wrap
+
+pytestmark = pytest.mark.slow
+
+KUBE_NAMESPACES = ("files",)
+DATA = Path(__file__).parent / "data" / "katib_collector"
+KATIB_TEXT = r"{metricName: ([\w|-]+), metricValue: ((-?\d+)(\.\d+)?)}"
+
+
+@pytest.fixture(scope="module")
+def service(kube, tmp_path_factory):
+    running = Service(tmp_path_factory.mktemp("files"), workers=2, KATUNA_EXECUTOR="kubernetes",
+                      KATUNA_K8S_API=kube.url, KATUNA_K8S_NAMESPACE="files")
+    yield running
+    running.close()
+
+
+def experiment(name: str, path: Path, program: str) -> dict:
+    """A Katib Experiment whose trial runs ``program`` and reads its metrics from ``path``."""
+    return {
+        "apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment", "metadata": {"name": name},
+        "spec": {
+            "objective": {"type": "maximize", "objectiveMetricName": "accuracy", "additionalMetricNames": ["loss"]},
+            "algorithm": {"algorithmName": "random"}, "parallelTrialCount": 1, "maxTrialCount": 1,
+            "parameters": [{"name": "lr", "parameterType": "double", "feasibleSpace": {"min": "0.1", "max": "0.2"}}],
+            "metricsCollectorSpec": {
+                "collector": {"kind": "File"},
+                "source": {"fileSystemPath": {"path": str(path), "kind": "File", "format": "TEXT"},
+                           "filter": {"metricsFormat": [KATIB_TEXT]}}},
+            "trialTemplate": {
+                "primaryContainerName": "training-container",
+                "trialParameters": [{"name": "learningRate", "reference": "lr"}],
+                "trialSpec": {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {
+                    "restartPolicy": "Never",
+                    "containers": [{"name": "training-container", "image": "python:3.12",
+                                    "command": [sys.executable, "-c", program],
+                                    "args": ["--lr=${trialParameters.learningRate}"]}]}}}}}}}
+
+
+def test_a_trial_writing_katibs_metrics_file_on_a_cluster_gets_its_metrics(service: Service, kube: KubeStub,
+                                                                          tmp_path: Path):
+    """The file's lines, not the trial's own output, are the metrics; a last line without its
+    line break counts too."""
+    path = tmp_path / "katib" / "metrics.log"
+    program = (f"import os, shutil, sys, time; assert sys.argv[1].startswith('--lr=')\n"
+               f"print('{{metricName: accuracy, metricValue: 999999}}', flush=True)\n"
+               f"os.makedirs({str(path.parent)!r}, exist_ok=True)\n"
+               f"shutil.copy({str(DATA / 'good.log')!r}, {str(path)!r})\n"
+               "time.sleep(0.3)\n")
+    status, _, body = service.request("POST", "/studies", yaml.safe_dump(experiment("file-metrics", path, program)),
+                                      {"Content-Type": "application/yaml"})
+    assert status == 201, body
+    study = service.wait_for("file-metrics", timeout=90)
+    trial = service.json("GET", "/studies/file-metrics/trials")[1][0]
+    assert (study["status"], trial["state"]) == ("completed", "COMPLETE"), trial
+    assert trial["value"] == 888.333, "the file's best accuracy, not the 999999 printed to stdout"
+    assert trial["metrics"] == {"accuracy": 888.333, "loss": 0.8671}
+    job = kube.jobs[("files", "file-metrics-0")]
+    pod = job["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["command"][:2] == ["sh", "-c"] and "args" not in container
+    assert {"name": "katuna-metrics-file", "mountPath": str(path.parent)} in container["volumeMounts"]
+    assert {"name": "katuna-metrics-file", "emptyDir": {}} in pod["volumes"]
+
+
+def test_the_wrapper_copies_the_file_passes_signals_on_and_keeps_the_exit_status(tmp_path: Path):
+    program = ("import sys, time\nprint('plain output', flush=True)\ntime.sleep(0.4)\n"
+               "f = open('m.log', 'w'); f.write('loss=1\\nloss=2\\n'); f.flush(); time.sleep(0.4)\n"
+               "f.write('loss=3\\nlo'); f.flush(); time.sleep(0.4); f.write('ss=4'); f.close(); sys.exit(3)")
+    done = subprocess.run(["sh", "-c", WRAPPER, "katuna-metrics-file", "m.log", sys.executable, "-c", program],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 3
+    assert list(file_lines(done.stdout.splitlines())) == ["loss=1", "loss=2", "loss=3", "loss=4"]
+    assert "plain output" in done.stdout.splitlines()
+    waiting = subprocess.Popen(["sh", "-c", WRAPPER, "katuna-metrics-file", "never.log", sys.executable, "-c",
+                                "print('started', flush=True); import time; time.sleep(60)"],
+                               cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+    assert waiting.stdout.readline() == "started\n"
+    waiting.terminate()
+    assert waiting.wait(timeout=30) == 143, "SIGTERM reached the command"
+    waiting.stdout.close()
+
+
+def test_a_container_without_a_command_is_refused_naming_the_collector():
+    job = {"spec": {"template": {"spec": {"containers": [{"name": "main", "image": "trainer", "args": ["--x"]}]}}}}
+    with pytest.raises(NoCommand, match=r"^spec\.metricsCollectorSpec\.collector\.kind: .* has none"):
+        wrap(job, "main", "/var/log/katib/metrics.log")
+    mounted = {"spec": {"template": {"spec": {"containers": [{
+        "name": "main", "command": ["train"], "volumeMounts": [{"name": "logs", "mountPath": "/var/log/katib/"}]}],
+        "volumes": [{"name": "logs", "emptyDir": {}}]}}}}
+    pod = wrap(mounted, "main", "/var/log/katib/metrics.log")["spec"]["template"]["spec"]
+    assert [v["name"] for v in pod["volumes"]] == ["logs"], "the trial's own volume at that folder is kept"
+    assert MARK.startswith("katuna-metrics-file")
+
+
+def test_the_api_refuses_mounts_of_volumes_the_pod_lacks(kube: KubeStub):
+    from kubernetes import client
+
+    configuration = client.Configuration()
+    configuration.host = kube.url
+    batch = client.BatchV1Api(client.ApiClient(configuration))
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "mounts"}, "spec": {"template": {"spec": {
+        "restartPolicy": "Never", "volumes": [{"name": "logs", "emptyDir": {}}, {"name": "logs", "emptyDir": {}}],
+        "containers": [{"name": "main", "image": "python", "command": ["true"], "volumeMounts": [
+            {"name": "other", "mountPath": "/a"}, {"name": "logs", "mountPath": "/a"}]}]}}}}
+    with pytest.raises(client.ApiException) as refused:
+        batch.create_namespaced_job("files", job)
+    assert refused.value.status == 422
+    causes = {c["field"]: c["message"] for c in json.loads(refused.value.body)["details"]["causes"]}
+    mounts = "spec.template.spec.containers[0].volumeMounts"
+    assert causes["spec.template.spec.volumes[1].name"].startswith("Duplicate value")
+    assert causes[f"{mounts}[0].name"].startswith("Not found")
+    assert causes[f"{mounts}[1].mountPath"].endswith("must be unique")

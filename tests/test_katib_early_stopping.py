@@ -1,0 +1,184 @@
+"""Katib's early stopping with trials that print as Katib's images do (each report of the
+objective a step): the medianstop rule, a trial judged at its ``start_step``-th report against
+the mean of completed trials' early averages; and Hyperband, whose budgets are the reports."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from conftest import run_study, study_definition
+
+from functions.core.errors import InvalidStudy
+from functions.core.formats import load_study
+from functions.core.pruners import MedianStop
+from functions.core.validate import parse_study
+
+KATIB_STYLE = Path(__file__).parent / "trials" / "katib_style.py"
+
+
+def finished(study: optuna.Study, curve: list[float]) -> None:
+    trial = study.ask()
+    for step, value in enumerate(curve, 1):
+        trial.report(value, step)
+    study.tell(trial, curve[-1])
+
+
+def judged(study: optuna.Study, pruner: MedianStop, curve: list[float]) -> list[bool]:
+    """The pruner's answer after each report of a new trial's ``curve``."""
+    trial = study.ask()
+    answers = []
+    for step, value in enumerate(curve, 1):
+        trial.report(value, step)
+        answers.append(pruner.prune(study, frozen(study, trial)))
+    return answers
+
+
+def frozen(study: optuna.Study, trial: optuna.Trial) -> optuna.trial.FrozenTrial:
+    return study.trials[trial.number]
+
+
+def test_a_trial_is_judged_once_at_start_step_by_its_best_value_against_the_mean_of_early_averages():
+    study = optuna.create_study(direction="minimize")
+    finished(study, [4.0, 2.0, 9.0])  # early average over 2 reports: 3.0
+    finished(study, [1.0, 1.0, 0.0])  # 1.0; the rule's value: (3 + 1) / 2 = 2.0
+    pruner = MedianStop(min_trials_required=2, start_step=2)
+    assert judged(study, pruner, [5.0, 2.5, 9.0]) == [False, True, False], "best 2.5 > 2.0, judged at step 2 only"
+    assert judged(study, pruner, [5.0, 2.0, 9.0]) == [False, False, False], "equal is not worse"
+    assert judged(study, pruner, [1.0, 9.0, 9.0]) == [False, False, False], "the best so far counts, not the last"
+
+
+def test_maximizing_trials_are_stopped_below_the_rule():
+    study = optuna.create_study(direction="maximize")
+    finished(study, [0.5])
+    pruner = MedianStop(min_trials_required=1, start_step=1)
+    assert judged(study, pruner, [0.4]) == [True]
+    assert judged(study, pruner, [0.6]) == [False]
+
+
+def test_no_rule_until_min_trials_required_trials_completed_before_the_trial_started():
+    study = optuna.create_study(direction="minimize")
+    finished(study, [1.0])
+    early = study.ask()  # started while one trial had completed
+    time.sleep(0.01)
+    finished(study, [1.0])
+    pruner = MedianStop(min_trials_required=2, start_step=1)
+    early.report(5.0, 1)
+    assert not pruner.prune(study, frozen(study, early))
+    assert judged(study, pruner, [5.0]) == [True]
+    stopped = study.ask()
+    stopped.report(0.1, 1)
+    study.tell(stopped, state=optuna.trial.TrialState.PRUNED)
+    assert MedianStop(min_trials_required=3, start_step=1).rule_value(study, frozen(study, study.ask())) is None, \
+        "a stopped trial is no completed trial"
+
+
+def experiment(parameters: tuple[dict, ...] = (), command: tuple[str, ...] = (), **spec: object) -> str:
+    """A Katib Experiment whose trial is ``tests/trials/katib_style.py``."""
+    return yaml.safe_dump({
+        "apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment", "metadata": {"name": "katib-style"},
+        "spec": {"objective": {"type": "minimize", "objectiveMetricName": "loss"}, "maxTrialCount": 4,
+                 "algorithm": {"algorithmName": "random"},
+                 "parameters": [{"name": "x", "parameterType": "double", "feasibleSpace": {"min": "-2", "max": "6"}},
+                                *parameters],
+                 "trialTemplate": {
+                     "primaryContainerName": "training-container",
+                     "trialParameters": [{"name": p["name"], "reference": p["name"]}
+                                         for p in [{"name": "x"}, *parameters]],
+                     "trialSpec": {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {
+                         "restartPolicy": "Never", "containers": [{
+                             "name": "training-container", "image": "python",
+                             "command": [sys.executable, str(KATIB_STYLE), "--x=${trialParameters.x}", *command]}]}}}}},
+                 **spec}})
+
+
+def test_katib_settings_are_checked_as_katibs_service_checks_them():
+    def medianstop(*settings: tuple[str, str]) -> str:
+        return experiment(earlyStopping={"algorithmName": "medianstop", "algorithmSettings": [
+            {"name": name, "value": value} for name, value in settings]})
+
+    spec, _ = load_study(medianstop())
+    assert (spec.early_stopping.algorithm, dict(spec.early_stopping.settings)) == ("medianstop", {})
+    assert isinstance(optuna_pruner(spec), MedianStop)
+    assert (optuna_pruner(spec).min_trials_required, optuna_pruner(spec).start_step) == (3, 4)
+    with pytest.raises(InvalidStudy) as caught:
+        load_study(medianstop(("start_step", "0"), ("min_trials_required", "two"), ("patience", "3")))
+    messages = {p.path: p.message for p in caught.value.problems}
+    assert messages["spec.earlyStopping.algorithmSettings[0].value"] == "start_step must be an integer of at least 1, got '0'"
+    assert messages["spec.earlyStopping.algorithmSettings[1].value"].startswith("min_trials_required must be an integer")
+    assert messages["spec.earlyStopping.algorithmSettings[2].name"].startswith("unknown setting 'patience' for algorithm medianstop")
+
+
+def optuna_pruner(spec):
+    from functions.core.pruners import build_pruner
+
+    return build_pruner(spec.early_stopping)
+
+
+def test_native_studies_name_the_rule_and_its_settings_are_checked():
+    spec = parse_study(study_definition(earlyStopping={"algorithm": "medianstop",
+                                                       "settings": {"min_trials_required": "2", "start_step": "5"}}))
+    assert dict(spec.early_stopping.settings) == {"min_trials_required": 2, "start_step": 5}
+    with pytest.raises(InvalidStudy) as caught:
+        parse_study(study_definition(earlyStopping={"algorithm": "medianstop", "settings": {"start_step": 0}}))
+    assert str(caught.value.problems[0]).startswith("earlyStopping.settings.start_step: not accepted by Optuna: "
+                                                    "start_step must be at least one")
+
+
+def expected_states(xs: list[float], min_trials: int, start_step: int) -> list[str]:
+    """Katib's verdicts for trials run one after another, each reporting (x-2)^2 + 1/epoch."""
+    averages: list[float] = []
+    states = []
+    for x in xs:
+        curve = [(x - 2) ** 2 + 1 / epoch for epoch in range(1, start_step + 1)]
+        rule = sum(averages) / len(averages) if len(averages) >= min_trials else None
+        if rule is not None and min(curve) > rule:
+            states.append("PRUNED")
+        else:
+            states.append("COMPLETE")
+            averages.append(sum(curve) / len(curve))
+    return states
+
+
+@pytest.mark.slow
+def test_trials_printing_as_katibs_images_do_are_stopped_by_katibs_rule(embedded, tmp_path: Path):
+    definition = study_definition(maxTrials=5, parallelism=1, algorithm={"name": "random", "seed": 7},
+                                  earlyStopping={"algorithm": "medianstop",
+                                                 "settings": {"min_trials_required": 2, "start_step": 2}})
+    definition["trialTemplate"]["command"] = [sys.executable, str(KATIB_STYLE), "--x", "${trialParameters.x}",
+                                              "--epochs", "3", "--hold-after", "2", "--hold", "3"]
+    run_study(embedded, definition, tmp_path)
+    trials = sorted(embedded.store.trials("demo"), key=lambda t: t.number)
+    states = [t.state for t in trials]
+    assert states == expected_states([t.params["x"] for t in trials], 2, 2)
+    assert "PRUNED" in states and states.count("COMPLETE") > 2
+    for trial in trials:
+        if trial.state == "PRUNED":
+            assert trial.reason.startswith("pruned at step 2 by the medianstop rule (loss=")
+            assert len(embedded.store.observations("demo", trial.number)) == 2
+
+
+@pytest.mark.slow
+def test_hyperband_stops_trials_printing_as_katibs_images_do(embedded, tmp_path: Path):
+    """Katib's Hyperband: every configuration gets the most resource (``r_l`` epochs) and
+    Hyperband's rule stops the unpromising ones at its rungs, each report an epoch."""
+    spec, definition = load_study(experiment(
+        parameters=({"name": "epochs", "parameterType": "int", "feasibleSpace": {"min": "1", "max": "4"}},),
+        command=("--epochs=${trialParameters.epochs}", "--sleep=0.4"),
+        algorithm={"algorithmName": "hyperband", "algorithmSettings": [
+            {"name": "resource_name", "value": "epochs"}, {"name": "eta", "value": "2"}, {"name": "r_l", "value": "4"},
+            {"name": "random_state", "value": "5"}]},
+        parallelTrialCount=2, maxTrialCount=8))
+    embedded.submit(spec, definition, tmp_path)
+    assert embedded.run("katib-style").status == "completed"
+    trials = embedded.store.trials("katib-style")
+    assert {t.params["epochs"] for t in trials} == {4}
+    pruned = [t for t in trials if t.state == "PRUNED"]
+    assert pruned and all("by the hyperband rule (loss=" in t.reason for t in pruned)
+    steps = [int(t.reason.split("step ")[1].split(" ")[0]) for t in pruned]
+    assert all(1 <= step <= 4 for step in steps)
+    assert min(steps) < 4, "some trial was stopped before its last epoch"

@@ -1,0 +1,294 @@
+"""Katib's own SDK (``kubeflow-katib``), unchanged, against katuna: the overlay ``knative/katib-api``
+serves Katib's kinds on the loopback Kubernetes API, ``katuna serve`` (queue mode, trials as
+Jobs) takes the Experiments the SDK creates, runs their trials in the Experiment's namespace,
+and keeps the Experiment's status and its Trial resources up to date; a v1alpha1 StudyJob is
+applied, shown and deleted as kubectl does."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from http_helpers import Service
+from kube_standin import katib_api
+from kube_stub import KubeStub
+from kubeflow.katib import KatibClient, search
+from kubeflow.katib.api_client import ApiClient as KatibApiClient
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+from test_studyjob import studyjob
+
+from functions.core import resources
+from functions.core.events import APISERVER_EVENTS, OVERLAY_OBJECTS
+from functions.core.katib_trials import EXPERIMENT_LABEL
+
+ROOT = Path(__file__).parent.parent
+TEAM = "sdk-team"
+"""The namespace the SDK's user works in (Katib's multi-user model: a profile namespace)."""
+USER = "alice"
+
+
+@pytest.fixture(scope="module")
+def kube() -> Iterator[KubeStub]:
+    cluster = KubeStub(namespaces=(TEAM,))
+    katib_api.install(cluster)
+    katib_api.bind(cluster, USER, "katuna-katib-edit", TEAM)
+    yield cluster
+    cluster.close()
+
+
+@pytest.fixture(scope="module")
+def service(kube: KubeStub, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    running = Service(tmp_path_factory.mktemp("katib-sdk"), workers=1, KATUNA_EXECUTOR="kubernetes",
+                      KATUNA_K8S_API=kube.url, KATUNA_K8S_NAMESPACE="katuna", KATUNA_KATIB_API="true")
+    yield running
+    running.close()
+
+
+def configuration(kube: KubeStub, user: str = USER) -> client.Configuration:
+    """The SDK's client configuration: the stand-in's address and the user's bearer token."""
+    config = client.Configuration()
+    config.host = kube.url
+    config.api_key = {"authorization": user}
+    config.api_key_prefix = {"authorization": "Bearer"}
+    return config
+
+
+class ModelBodies(client.CustomObjectsApi):
+    """The custom objects API as ``kubernetes`` < 37 offered it to Katib's SDK: a model object
+    as a request body is serialised by its own ``attribute_map`` (the SDK's ``ApiClient``
+    does exactly that) rather than refused.
+
+    ``kubeflow-katib`` 0.19 hands ``create_namespaced_custom_object`` a ``V1beta1Experiment``
+    (``tune()`` always does); ``kubernetes`` 37, which katuna pins and which the SDK's own
+    requirement (``kubernetes>=27.2.0``) also installs, validates bodies client-side and
+    refuses anything but a dict before sending a byte, against any cluster, Katib's too. This
+    restores the older client's behaviour in the client process; nothing of katuna's changes.
+    """
+
+    def create_namespaced_custom_object(self, group, version, namespace, plural, body, **kwargs):
+        body = KatibApiClient().sanitize_for_serialization(body)
+        return super().create_namespaced_custom_object(group, version, namespace, plural, body, **kwargs)
+
+
+class TypeNames(KatibApiClient):
+    """The SDK's deserialiser reading ``kubernetes`` 37's model type names: the SDK's models hold
+    ``kubernetes`` models (``V1ObjectMeta``), whose ``openapi_types`` now say ``Dict[str, str]``
+    and ``List[...]`` where the SDK's reader knows ``dict(str, str)`` and ``list[...]``; it fails
+    on any object with labels (every Trial Katib makes has them) whatever the cluster."""
+
+    def _ApiClient__deserialize(self, data, klass):  # noqa: N802 - the name-mangled method it replaces
+        if isinstance(klass, str):
+            klass = re.sub(r"^Dict\[(\w+), (.*)\]$", r"dict(\1, \2)", re.sub(r"^List\[(.*)\]$", r"list[\1]", klass))
+        return super()._ApiClient__deserialize(data, klass)
+
+
+def katib(kube: KubeStub) -> KatibClient:
+    """Katib's client for the SDK's user, with the two shims that let ``kubeflow-katib`` 0.19 run
+    on ``kubernetes`` 37 (:class:`ModelBodies`, :class:`TypeNames`); katuna sees the requests
+    the SDK makes with an older ``kubernetes``."""
+    sdk = KatibClient(client_configuration=configuration(kube), namespace=TEAM)
+    sdk.custom_api = ModelBodies(sdk.custom_api.api_client)
+    sdk.api_client = TypeNames()
+    return sdk
+
+
+def wait_until(check: Callable[[], object], what: str, seconds: float = 90.0) -> object:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def objective(parameters):
+    x = float(parameters["x"])
+    print(f"loss={(x - 1.0) ** 2}")
+
+
+@pytest.mark.slow
+def test_tune_runs_its_trials_and_the_sdk_reads_the_result(kube: KubeStub, service: Service):
+    sdk = katib(kube)
+    sdk.tune(name="sdk-tune", objective=objective, parameters={"x": search.double(min=0.0, max=2.0)},
+             objective_metric_name="loss", objective_type="minimize", algorithm_name="random",
+             max_trial_count=3, parallel_trial_count=3, base_image="docker.io/python:3.12")
+    experiment = sdk.wait_for_experiment_condition("sdk-tune", timeout=120, polling_interval=1)
+    assert experiment.status.trials_succeeded == 3
+    types = {c.type: c.status for c in sdk.get_experiment_conditions("sdk-tune")}
+    assert types["Created"] == "True" and types["Succeeded"] == "True"
+
+    best = sdk.get_optimal_hyperparameters("sdk-tune")
+    x = float(best.parameter_assignments[0].value)
+    assert best.parameter_assignments[0].name == "x" and 0.0 <= x <= 2.0
+    assert [m.name for m in best.observation.metrics] == ["loss"]
+    assert float(best.observation.metrics[0].latest) == pytest.approx((x - 1.0) ** 2)
+
+    trials = sdk.list_trials("sdk-tune")
+    assert sorted(t.metadata.name for t in trials) == [f"sdk-tune-{i}" for i in range(3)]
+    assert all(t.metadata.labels[EXPERIMENT_LABEL] == "sdk-tune" for t in trials)
+    assert best.best_trial_name in {t.metadata.name for t in trials}
+    for trial in trials:
+        assert {c.type for c in trial.status.conditions if c.status == "True"} >= {"Created", "Succeeded"}
+        assert trial.status.observation.metrics[0].name == "loss"
+    jobs = [(ns, name) for (ns, name) in kube.jobs if name.startswith("sdk-tune")]
+    assert {ns for ns, _ in jobs} == {TEAM}, "trials run in the Experiment's namespace"
+
+    sdk.delete_experiment("sdk-tune")
+    assert sdk.list_trials("sdk-tune") == [], "the Trials go with their Experiment"
+
+
+@pytest.mark.slow
+def test_deleting_an_experiment_stops_its_study(kube: KubeStub, service: Service):
+    sdk = katib(kube)
+    sdk.create_experiment(experiment("sdk-stop", ["sleep", "60"]))
+    wait_until(lambda: sdk.is_experiment_running("sdk-stop"), "the Experiment to run")
+    sdk.delete_experiment("sdk-stop")
+    stopped = service.wait_for("sdk-stop", timeout=60)
+    assert stopped["status"] == "stopped" and "deleted" in stopped["reason"]
+    with pytest.raises(RuntimeError):
+        sdk.get_experiment("sdk-stop")
+
+
+def test_an_invalid_experiment_fails_with_every_problem_in_its_conditions(kube: KubeStub, service: Service):
+    sdk = katib(kube)
+    broken = experiment("sdk-broken", ["true"])
+    broken["spec"]["objective"]["type"] = "maximise"
+    sdk.create_experiment(broken)
+    failed = sdk.wait_for_experiment_condition("sdk-broken", expected_condition="Failed", timeout=60,
+                                               polling_interval=1)
+    message = failed.status.conditions[-1].message
+    assert "maximise" in message and "minimize or maximize" in message
+    sdk.delete_experiment("sdk-broken")
+
+
+def test_the_sdk_user_needs_the_edit_role_in_the_namespace(kube: KubeStub):
+    outsider = KatibClient(client_configuration=configuration(kube, "mallory"), namespace=TEAM)
+    with pytest.raises(RuntimeError, match="Failed to create"):
+        outsider.create_experiment(experiment("sdk-denied", ["true"]))
+    api = client.CustomObjectsApi(client.ApiClient(configuration(kube, "mallory")))
+    with pytest.raises(ApiException) as refused:
+        api.list_namespaced_custom_object("kubeflow.org", "v1beta1", TEAM, "experiments")
+    assert refused.value.status == 403
+
+
+def test_the_api_refuses_a_taken_name_and_a_name_it_cannot_hold(kube: KubeStub):
+    api = client.CustomObjectsApi(client.ApiClient(configuration(kube)))
+    body = experiment("sdk-twice", ["true"])
+    body["status"] = {"phase": "Succeeded"}
+    created = api.create_namespaced_custom_object("kubeflow.org", "v1beta1", TEAM, "experiments", body)
+    assert "status" not in created, "the status subresource is not written by a create"
+    with pytest.raises(ApiException) as taken:
+        api.create_namespaced_custom_object("kubeflow.org", "v1beta1", TEAM, "experiments", body)
+    assert taken.value.status == 409
+    with pytest.raises(ApiException) as invalid:
+        api.create_namespaced_custom_object("kubeflow.org", "v1beta1", TEAM, "experiments",
+                                            experiment("Not_A_Name", ["true"]))
+    assert invalid.value.status == 422
+    api.delete_namespaced_custom_object("kubeflow.org", "v1beta1", TEAM, "experiments", "sdk-twice")
+    with pytest.raises(ApiException) as gone:
+        api.get_namespaced_custom_object("kubeflow.org", "v1beta1", TEAM, "experiments", "sdk-twice")
+    assert gone.value.status == 404
+
+
+@pytest.mark.slow
+def test_katib_kinds_are_ignored_where_the_overlay_is_not_enabled(tmp_path: Path):
+    kube = KubeStub(namespaces=(TEAM,))
+    katib_api.install(kube)
+    running = Service(tmp_path, workers=1, KATUNA_EXECUTOR="kubernetes", KATUNA_K8S_API=kube.url,
+                      KATUNA_K8S_NAMESPACE=TEAM)
+    try:
+        kube.apply(experiment("sdk-ignored", ["true"]))
+        kube.apply({"apiVersion": "katuna.dev/v1", "kind": "Experiment", "metadata": {"name": "sdk-own", "namespace": TEAM},
+                    "spec": experiment("sdk-own", ["true"])["spec"]})
+        running.wait_for("sdk-own", timeout=60)
+        assert running.request("GET", "/studies/sdk-ignored")[0] == 404
+    finally:
+        running.close()
+        kube.close()
+
+
+@pytest.mark.slow
+def test_a_studyjob_is_applied_shown_and_deleted_as_kubectl_does(kube: KubeStub, service: Service):
+    job = studyjob(studyName="sdk-sj", requestcount=1)
+    template = job["spec"]["workerSpec"]["goTemplate"]
+    template["rawTemplate"] = template["rawTemplate"].replace("- name: {{.WorkerID}}", "- name: worker")
+    job["metadata"] = {"name": "sdk-sj", "namespace": TEAM}
+    kube.apply(job)
+    done = service.wait_for("sdk-sj", timeout=90)
+    assert done["status"] == "completed", done
+    shown = wait_until(lambda: kube.get_resource("studyjobs.kubeflow.org", TEAM, "sdk-sj")[1].get("status", {})
+                       .get("phase") == "Succeeded" and kube.get_resource("studyjobs.kubeflow.org", TEAM, "sdk-sj")[1],
+                       "the StudyJob's status")
+    columns = printer_columns("studyjobs.kubeflow.org")
+    assert shown["status"]["progress"] == "2/2" and columns["Trials"] == ".status.progress"
+    assert columns["Status"] == ".status.phase" and isinstance(shown["status"]["currentOptimalTrial"]["objectiveValue"],
+                                                               float)
+    assert {ns for ns, name in kube.jobs if name.startswith("sdk-sj")} == {TEAM}
+    kube.delete("StudyJob", TEAM, "sdk-sj", api_version="kubeflow.org/v1alpha1")
+    assert service.request("GET", "/studies/sdk-sj")[0] == 200, "an ended study stays, as after kubectl delete"
+
+
+def test_a_kubeflow_ref_round_trips_through_its_stored_origin():
+    ref = resources.Ref("Experiment", TEAM, "x", "kubeflow.org/v1beta1")
+    origin = resources.Origin(ref, "uid-1", 2)
+    assert resources.Origin.from_dict(origin.to_dict()) == origin
+    old = {k: v for k, v in origin.to_dict().items() if k != "apiVersion"}
+    assert resources.Origin.from_dict(old).ref.api_version == resources.API_VERSION, "stored before Katib's kinds"
+    assert (ref.group, ref.version, ref.plural, ref.katib) == ("kubeflow.org", "v1beta1", "experiments", True)
+    assert resources.is_study_resource({"apiVersion": "kubeflow.org/v1alpha1", "kind": "StudyJob"})
+    assert not resources.is_study_resource({"apiVersion": "kubeflow.org/v1beta1", "kind": "Study"})
+    assert not resources.is_resource({"apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment"}), \
+        "a Katib Experiment given as a study definition is a definition, not katuna's resource"
+
+
+def experiment(name: str, command: list[str]) -> dict:
+    """A Katib Experiment as a user writes one, whose trial Job runs ``command``."""
+    return {
+        "apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment", "metadata": {"name": name, "namespace": TEAM},
+        "spec": {
+            "objective": {"type": "minimize", "objectiveMetricName": "loss"},
+            "algorithm": {"algorithmName": "random"},
+            "maxTrialCount": 1, "parallelTrialCount": 1,
+            "parameters": [{"name": "x", "parameterType": "double", "feasibleSpace": {"min": "0", "max": "1"}}],
+            "trialTemplate": {
+                "primaryContainerName": "training-container",
+                "trialParameters": [{"name": "x", "reference": "x"}],
+                "trialSpec": {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {
+                    "restartPolicy": "Never",
+                    "containers": [{"name": "training-container", "image": "docker.io/python:3.12",
+                                    "command": command, "args": ["${trialParameters.x}"]}],
+                }}}},
+            },
+        },
+    }
+
+
+def printer_columns(resource: str) -> dict[str, str]:
+    plural = resource.partition(".")[0]
+    crds = yaml.safe_load_all((ROOT / "knative" / "katib-api" / "crds.yaml").read_text())
+    crd = next(c for c in crds if c and c["spec"]["names"]["plural"] == plural)
+    return {c["name"]: c["jsonPath"] for c in crd["spec"]["versions"][0]["additionalPrinterColumns"]}
+
+
+def test_the_overlay_builds_and_routes_katibs_kinds_to_the_resource_function():
+    from test_deploy_kustomize import KNATIVE, render
+
+    objects = render(KNATIVE, components=("katib-api",))
+    sources = [o for o in objects if o["kind"] == "ApiServerSource" and o["metadata"]["name"] == "katuna-katib"]
+    assert [sorted(r["apiVersion"] for r in s["spec"]["resources"]) for s in sources] == \
+        [sorted(OVERLAY_OBJECTS["resource"])]
+    assert sources[0]["spec"]["namespaceSelector"] == {}, "Experiments of every namespace"
+    routed = {(t["spec"]["filters"][0]["exact"]["type"], t["spec"]["filters"][0]["exact"]["apiversion"])
+              for t in objects if t["kind"] == "Trigger" and t["spec"]["subscriber"]["uri"] == "/functions/resource"}
+    assert {(e, v) for e in APISERVER_EVENTS for v in OVERLAY_OBJECTS["resource"]} <= routed
+    [service] = [o for o in objects if o["kind"] == "Service" and o["apiVersion"].startswith("serving.knative.dev")]
+    env = {e["name"]: e.get("value") for e in service["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["KATUNA_KATIB_API"] == "true"
+    crds = {o["metadata"]["name"] for o in objects if o["kind"] == "CustomResourceDefinition"}
+    assert {"experiments.kubeflow.org", "trials.kubeflow.org", "studyjobs.kubeflow.org"} <= crds

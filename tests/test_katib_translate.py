@@ -1,0 +1,256 @@
+"""Katib Experiments mean what they mean in Katib: values as written, Katib's webhook rules and
+field paths, algorithm settings in Katib's sense, trial metadata and ``retain``."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from http_helpers import KATUNA
+from test_katib import experiment
+
+from functions.core import katib, template
+from functions.core.cluster import Cluster
+from functions.core.errors import InvalidStudy
+from functions.core.formats import load_study
+from functions.core.job import render_job
+from functions.core.launch import TrialLaunch
+
+BATCH = {"name": "batch", "parameterType": "discrete", "feasibleSpace": {"list": ["16", "32", "64"]}}
+
+
+def problems_of(doc: dict) -> dict[str, str]:
+    with pytest.raises(InvalidStudy) as caught:
+        load_study(yaml.safe_dump(doc))
+    return {p.path: p.message for p in caught.value.problems}
+
+
+def with_trial_parameters(doc: dict, parameters: list[dict], args: list[str]) -> dict:
+    """``doc`` whose trial declares ``parameters`` and passes ``args`` after the objective's ``--x``."""
+    doc = copy.deepcopy(doc)
+    doc["spec"]["trialTemplate"]["trialParameters"] += parameters
+    container = doc["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]
+    container["command"] += args
+    return doc
+
+
+# Values as written
+
+
+def test_discrete_values_reach_the_trial_as_the_experiment_wrote_them():
+    doc = experiment(parameters=[experiment()["spec"]["parameters"][0], BATCH])
+    doc = with_trial_parameters(doc, [{"name": "batchSize", "reference": "batch"}], ["--batch=${trialParameters.batchSize}"])
+    spec, _ = load_study(yaml.safe_dump(doc))
+    assert spec.parameters[1].values == ("16", "32", "64")
+    assert template.format_value(spec.parameters[1].values[0]) == "16"
+
+
+def test_a_discrete_value_that_is_not_a_number_is_refused_with_its_path():
+    bad = {"name": "batch", "parameterType": "discrete", "feasibleSpace": {"list": ["16", "many"]}}
+    doc = experiment(parameters=[experiment()["spec"]["parameters"][0], bad])
+    doc = with_trial_parameters(doc, [{"name": "b", "reference": "batch"}], ["${trialParameters.b}"])
+    assert problems_of(doc)["spec.parameters[1].feasibleSpace.list[1]"] == "expected a number, got 'many'"
+
+
+TRIAL_SCRIPT = (
+    "import sys; batch = int(sys.argv[1]); name = sys.argv[2]\n"
+    "open(f'seen-{name}', 'w').write(sys.argv[1] + ' ' + sys.argv[3])\n"
+    "print(f'loss={batch}')\n"
+)
+
+
+@pytest.mark.slow
+def test_katuna_run_passes_discrete_strings_and_trial_metadata_to_the_trial(tmp_path: Path):
+    """A trial that parses ``--batch-size`` as an int runs, and sees its own name and namespace."""
+    doc = experiment(parameters=[BATCH], parallelTrialCount=1, maxTrialCount=3, maxFailedTrialCount=0)
+    doc["spec"]["objective"] = {"type": "minimize", "objectiveMetricName": "loss"}
+    doc["spec"]["trialTemplate"]["trialParameters"] = [
+        {"name": "batchSize", "reference": "batch"}, {"name": "jobName", "reference": "${trialSpec.Name}"},
+        {"name": "where", "reference": "${trialSpec.Namespace}"}]
+    container = doc["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]
+    container["command"] = [sys.executable, "-c", TRIAL_SCRIPT, "${trialParameters.batchSize}",
+                            "${trialParameters.jobName}", "${trialParameters.where}"]
+    (tmp_path / "experiment.yaml").write_text(yaml.safe_dump(doc))
+    run = subprocess.run([KATUNA, "run", "experiment.yaml"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    seen = {path.name.removeprefix("seen-"): path.read_text() for path in tmp_path.glob("seen-*")}
+    assert len(seen) == 3
+    assert all(name.startswith("katib-exp-") for name in seen)
+    assert {text.split()[0] for text in seen.values()} <= {"16", "32", "64"}
+    assert {text.split()[1] for text in seen.values()} == {"kubeflow"}
+
+
+# Every problem at once, with its Experiment path
+
+
+def test_every_problem_is_listed_at_once_with_its_katib_path():
+    doc = experiment(algorithm={"algorithmName": "pbt"}, parallelTrialCount=0,
+                     parameters=[experiment()["spec"]["parameters"][0],
+                                 {"name": "y", "parameterType": "int", "feasibleSpace": {"min": "5", "max": "1"}}])
+    doc["spec"]["objective"]["type"] = "maximise"
+    doc = with_trial_parameters(doc, [{"name": "y", "reference": "y"}], ["--y=${trialParameters.y}"])
+    found = problems_of(doc)
+    assert set(found) >= {"spec.algorithm.algorithmName", "spec.objective.type", "spec.parallelTrialCount",
+                          "spec.parameters[1].feasibleSpace.max"}
+    assert found["spec.objective.type"] == "expected minimize or maximize, got 'maximise'"
+
+
+def test_a_problem_of_the_translated_study_alone_is_told_with_the_katib_path():
+    doc = experiment(maxTrialCount=0)
+    del doc["spec"]["parallelTrialCount"], doc["spec"]["maxFailedTrialCount"]
+    assert problems_of(doc) == {"spec.maxTrialCount": "expected an integer >= 1"}
+
+
+WEBHOOK_RULES = {
+    "unknown objective key": (lambda s: s["objective"].update(colour="blue"), "spec.objective.colour"),
+    "unknown parameter key": (lambda s: s["parameters"][0].update(colour="blue"), "spec.parameters[0].colour"),
+    "unknown feasibleSpace key": (lambda s: s["parameters"][0]["feasibleSpace"].update(colour="blue"),
+                                  "spec.parameters[0].feasibleSpace.colour"),
+    "no feasibleSpace": (lambda s: s["parameters"][0].pop("feasibleSpace"), "spec.parameters[0].feasibleSpace"),
+    "a list for a double": (lambda s: s["parameters"][0]["feasibleSpace"].update(list=["1"]),
+                            "spec.parameters[0].feasibleSpace.list"),
+    "no max": (lambda s: s["parameters"][0]["feasibleSpace"].pop("max"), "spec.parameters[0].feasibleSpace.max"),
+    "a range for a categorical": (lambda s: s["parameters"][0].update(
+        parameterType="categorical", feasibleSpace={"list": ["1"], "min": "0"}), "spec.parameters[0].feasibleSpace"),
+    "objective among additional metrics": (lambda s: s["objective"].update(additionalMetricNames=["loss"]),
+                                           "spec.objective.additionalMetricNames"),
+    "cmaes in one dimension": (lambda s: s["algorithm"].update(algorithmName="cmaes", algorithmSettings=[]),
+                               "spec.algorithm.algorithmName"),
+    "no algorithm name": (lambda s: s["algorithm"].pop("algorithmName"), "spec.algorithm.algorithmName"),
+    "no primary container": (lambda s: s["trialTemplate"].pop("primaryContainerName"),
+                             "spec.trialTemplate.primaryContainerName"),
+    "no trial parameters": (lambda s: s["trialTemplate"].pop("trialParameters"), "spec.trialTemplate.trialParameters"),
+    "a reference to no parameter": (lambda s: s["trialTemplate"]["trialParameters"][0].update(reference="z"),
+                                    "spec.trialTemplate.trialParameters[0].reference"),
+    "a trial parameter never used": (lambda s: s["trialTemplate"]["trialParameters"].append(
+        {"name": "spare", "reference": "${trialSpec.Name}"}), "spec.trialTemplate.trialParameters[1].name"),
+    "a trial parameter given twice": (lambda s: s["trialTemplate"]["trialParameters"].append(
+        {"name": "position", "reference": "${trialSpec.Name}"}), "spec.trialTemplate.trialParameters[1].name"),
+    "a reference given twice": (lambda s: s["trialTemplate"]["trialParameters"].append(
+        {"name": "again", "reference": "x"}), "spec.trialTemplate.trialParameters[1].reference"),
+    "an undeclared placeholder": (lambda s: s["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0][
+        "command"].append("${trialParameters.ghost}"), "spec.trialTemplate.trialSpec"),
+    "an unknown metadata reference": (lambda s: s["trialTemplate"]["trialParameters"].append(
+        {"name": "colour", "reference": "${trialSpec.Colour}"}), "spec.trialTemplate.trialParameters[1].reference"),
+    "a custom collector": (lambda s: s.update(metricsCollectorSpec={"collector": {
+        "kind": "Custom", "customCollector": {"name": "c", "image": "i"}}}),
+                           "spec.metricsCollectorSpec.collector.customCollector"),
+    "a Directory for the File collector": (lambda s: s.update(metricsCollectorSpec={
+        "collector": {"kind": "File"}, "source": {"fileSystemPath": {"path": "/var/log/m", "kind": "Directory"}}}),
+        "spec.metricsCollectorSpec.source.fileSystemPath.kind"),
+}
+
+
+@pytest.mark.parametrize("change,path", WEBHOOK_RULES.values(), ids=WEBHOOK_RULES.keys())
+def test_katibs_webhook_rules_refuse_by_path(change, path: str):
+    doc = experiment()
+    change(doc["spec"])
+    assert path in problems_of(doc)
+
+
+def test_a_name_katib_refuses_is_refused():
+    doc = experiment()
+    doc["metadata"]["name"] = "a" * 41
+    assert "metadata.name" in problems_of(doc)
+
+
+# Algorithm settings in Katib's sense
+
+SETTINGS = {
+    "hyperopt tpe": ("tpe", {"gamma": "0.25", "prior_weight": "1.5", "n_EI_candidates": "12", "random_state": "7"},
+                     {"gamma": 0.25, "prior_weight": 1.5, "n_ei_candidates": 12}),
+    "optuna multivariate-tpe": ("multivariate-tpe", {"n_startup_trials": "3", "n_ei_candidates": "8", "random_state": "7"},
+                                {"n_startup_trials": 3, "n_ei_candidates": 8}),
+    "goptuna cmaes": ("cmaes", {"sigma": "0.5", "random_state": "7", "restart_strategy": "none"}, {"sigma0": 0.5}),
+    "random": ("random", {"random_state": "7"}, {}),
+    "sobol": ("sobol", {"random_state": "7"}, {}),
+    "grid": ("grid", {"random_state": "7"}, {}),
+}
+
+
+def _with_settings(algorithm: str, settings: dict[str, str]) -> dict:
+    second = {"name": "y", "parameterType": "double", "feasibleSpace": {"min": "0", "max": "1", "step": "0.5"}}
+    doc = experiment(algorithm={"algorithmName": algorithm,
+                                "algorithmSettings": [{"name": k, "value": v} for k, v in settings.items()]},
+                     parameters=[{"name": "x", "parameterType": "double",
+                                  "feasibleSpace": {"min": "-4", "max": "4", "step": "1"}}, second])
+    return with_trial_parameters(doc, [{"name": "y", "reference": "y"}], ["--y=${trialParameters.y}"])
+
+
+@pytest.mark.parametrize("algorithm,settings,expected", SETTINGS.values(), ids=SETTINGS.keys())
+def test_katib_settings_become_optuna_settings_of_the_same_meaning(algorithm, settings, expected):
+    spec, _ = load_study(yaml.safe_dump(_with_settings(algorithm, settings)))
+    assert dict(spec.algorithm.settings) == expected
+    assert spec.algorithm.seed == 7
+
+
+def test_bayesian_optimisation_settings_map_to_the_gp_sampler():
+    native = katib.from_experiment(_with_settings("bayesianoptimization", {
+        "base_estimator": "GP", "n_initial_points": "4", "acq_func": "EI", "acq_optimizer": "auto", "random_state": "7"}))
+    assert native["algorithm"] == {"name": "gp", "settings": {"n_startup_trials": 4}, "seed": 7}
+
+
+REFUSED = {
+    "ipop restarts": ("cmaes", "restart_strategy", "ipop", "value", "no longer restarts"),
+    "a forest surrogate": ("bayesianoptimization", "base_estimator", "RF", "value", "Gaussian process"),
+    "hedged acquisition": ("bayesianoptimization", "acq_func", "gp_hedge", "value", "expected improvement"),
+    "gamma out of range": ("tpe", "gamma", "1.5", "value", "expected a number in (0, 1)"),
+    "a word for a count": ("multivariate-tpe", "n_startup_trials", "few", "value", "expected an integer"),
+    "another service's setting": ("random", "gamma", "0.25", "name", "not a setting of Katib's random"),
+}
+
+
+@pytest.mark.parametrize("algorithm,name,value,field,reason", REFUSED.values(), ids=REFUSED.keys())
+def test_a_setting_without_an_equivalent_is_refused_naming_it_and_the_algorithm(algorithm, name, value, field, reason):
+    found = problems_of(_with_settings(algorithm, {name: value}))
+    message = found[f"spec.algorithm.algorithmSettings[0].{field}"]
+    assert reason in message and (name in message or field == "name") and algorithm in message
+
+
+# Fields once dropped
+
+
+def test_primary_pod_labels_are_kept_in_the_translated_study():
+    doc = experiment()
+    doc["spec"]["trialTemplate"]["primaryPodLabels"] = {"training.kubeflow.org/job-role": "master"}
+    spec, _ = load_study(yaml.safe_dump(doc))
+    assert dict(spec.trial_template.primary_pod_labels) == {"training.kubeflow.org/job-role": "master"}
+    assert spec.trial_template.to_dict()["primaryPodLabels"] == {"training.kubeflow.org/job-role": "master"}
+
+
+# Trial metadata and retain
+
+
+def _launch(spec, retain: bool) -> TrialLaunch:
+    tmpl = spec.trial_template
+    return TrialLaunch(study=spec.name, uid="u", number=0, attempt=1, job_name="katib-exp-0-1", argv=[], env={},
+                       working_dir=".", timeout=None, cluster=spec.trial_cluster, params={"x": 1.5},
+                       trial_spec=tmpl.trial_spec, primary_container=tmpl.primary_container, retain=retain)
+
+
+def test_metadata_trial_parameters_become_the_trials_own_fields():
+    doc = with_trial_parameters(experiment(), [
+        {"name": "job", "reference": "${trialSpec.Name}"}, {"name": "ns", "reference": "${trialSpec.Namespace}"},
+        {"name": "kind", "reference": "${trialSpec.Kind}"}, {"name": "api", "reference": "${trialSpec.APIVersion}"},
+        {"name": "team", "reference": "${trialSpec.Labels[team]}"}],
+        ["${trialParameters.job}", "${trialParameters.ns}", "${trialParameters.kind}", "${trialParameters.api}",
+         "${trialParameters.team}"])
+    doc["spec"]["trialTemplate"]["trialSpec"]["metadata"] = {"labels": {"team": "vision"}}
+    spec, _ = load_study(yaml.safe_dump(doc))
+    job = render_job(_launch(spec, retain=False))
+    command = job["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert command[-6:] == ["--x=1.5", "katib-exp-0-1", "kubeflow", "Job", "batch/v1", "vision"]
+
+
+def test_retain_keeps_the_finished_trials_job():
+    doc = experiment()
+    doc["spec"]["trialTemplate"]["retain"] = True
+    spec, _ = load_study(yaml.safe_dump(doc))
+    assert spec.trial_template.retain
+    defaults = Cluster(ttl_seconds_after_finished=600)
+    assert render_job(_launch(spec, retain=False), defaults)["spec"]["ttlSecondsAfterFinished"] == 600
+    assert render_job(_launch(spec, retain=True), defaults)["spec"]["ttlSecondsAfterFinished"] is None

@@ -1,0 +1,91 @@
+"""Look-ahead: a trial asked for while the others run, launched the moment a slot frees."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from conftest import run_study, study_definition
+
+from functions.core.events import STUDY_CREATED, TRIAL_SUGGESTED, study_created, trial_finished, trial_suggested
+from functions.core.validate import parse_study
+from functions.embedded import Embedded
+from functions.settings import Settings
+
+
+def _states(runner: Embedded) -> dict[int, str]:
+    return {t.number: t.state for t in runner.store.trials("demo")}
+
+
+def test_a_study_never_runs_more_than_its_parallelism_nor_creates_more_than_max_trials(embedded, tmp_path: Path):
+    record = run_study(embedded, study_definition(maxTrials=6, parallelism=2), tmp_path)
+    assert record.status == "completed", record.reason
+    trials = embedded.store.trials("demo")
+    assert [(t.number, t.state) for t in trials] == [(n, "COMPLETE") for n in range(6)]
+    for trial in trials:
+        running = [t for t in trials if t.started_at <= trial.started_at < t.finished_at]
+        assert len(running) <= 2, f"{len(running)} trials ran when trial {trial.number} started"
+
+
+def test_a_prepared_trial_waits_for_a_free_slot_and_takes_it_when_a_trial_ends(embedded, tmp_path: Path):
+    definition = study_definition(mode="hang", maxTrials=10, parallelism=2)
+    record = embedded.submit(parse_study(definition), definition, tmp_path)
+    first = embedded.dispatcher.deliver(study_created("demo", record.uid))
+    assert [(e.type, e.data["trial"]) for e in first] == [(TRIAL_SUGGESTED, 0), (TRIAL_SUGGESTED, 1)]
+    assert _states(embedded) == {0: "WAITING", 1: "WAITING", 2: "WAITING"}, "trial 2 is prepared ahead"
+    for event in first:
+        embedded.dispatcher.deliver(event)
+
+    assert embedded.dispatcher.deliver(trial_suggested("demo", record.uid, 2, 1)) == []
+    assert _states(embedded) == {0: "RUNNING", 1: "RUNNING", 2: "WAITING"}, "no free slot: trial 2 is held back"
+    assert embedded.executor.running("demo") == 2
+
+    ended = embedded.dispatcher.deliver(trial_finished("demo", record.uid, 0, 1, outcome="exited", exit_code=0))
+    assert [(e.type, e.data.get("trial")) for e in ended] == [(TRIAL_SUGGESTED, 2), (STUDY_CREATED, None)], \
+        "the prepared trial is released before the sampler is asked again"
+    for event in ended:
+        embedded.dispatcher.deliver(event)
+    assert _states(embedded) == {0: "FAIL", 1: "RUNNING", 2: "RUNNING", 3: "WAITING"}
+    deadline = time.monotonic() + 30
+    while embedded.executor.running("demo") != 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert embedded.executor.running("demo") == 2, "trial 0 is stopped, trials 1 and 2 run"
+
+
+def test_without_look_ahead_only_the_free_slots_are_asked_for(tmp_path: Path):
+    runner = Embedded(Settings(db=tmp_path / "katuna.db", lookahead=0))
+    try:
+        definition = study_definition(maxTrials=10, parallelism=2)
+        record = runner.submit(parse_study(definition), definition, tmp_path)
+        runner.dispatcher.deliver(study_created("demo", record.uid))
+        assert _states(runner) == {0: "WAITING", 1: "WAITING"}
+    finally:
+        runner.close()
+
+
+def test_a_study_stopped_with_a_prepared_trial_resumes_to_exactly_max_trials(tmp_path: Path):
+    definition = study_definition(maxTrials=4, parallelism=2)
+    first = Embedded(Settings(db=tmp_path / "katuna.db"))
+    record = first.submit(parse_study(definition), definition, tmp_path)
+    first.dispatcher.deliver(study_created("demo", record.uid))
+    first.close()
+
+    again = Embedded(Settings(db=tmp_path / "katuna.db"))
+    try:
+        record = again.run("demo")
+        assert record.status == "completed", record.reason
+        assert _states(again) == {n: "COMPLETE" for n in range(4)}
+    finally:
+        again.close()
+
+
+@pytest.mark.parametrize(("value", "expected"), [("0", 0), ("3", 3)])
+def test_the_look_ahead_is_read_from_the_environment(value: str, expected: int):
+    assert Settings.from_env({"KATUNA_LOOKAHEAD": value}).lookahead == expected
+    assert Settings.from_env({}).lookahead == 1
+
+
+def test_a_negative_look_ahead_is_refused():
+    with pytest.raises(ValueError, match="KATUNA_LOOKAHEAD: expected trials >= 0, got -1"):
+        Settings.from_env({"KATUNA_LOOKAHEAD": "-1"})

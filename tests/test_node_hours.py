@@ -1,0 +1,230 @@
+"""A study's node-hours, measured from its pool's Node objects: the looks, the figure, and where
+a user reads it (``GET /studies/{name}``, ``katuna show``, the dashboard)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from conftest import study_definition
+from kube_stub import KubeStub, NodePool
+
+from functions.adapters.kubernetes_executor import KubernetesExecutor, api_client
+from functions.adapters.kubernetes_resources import KubernetesNodes
+from functions.adapters.sqlite_store import SqliteStore
+from functions.core.cluster import Cluster
+from functions.core.errors import InvalidStudy
+from functions.core.events import pool_check
+from functions.core.node_hours import NodeLife, NodeSeen, node_hours, observe
+from functions.core.records import READY, RELEASED, PoolUse, StudyRecord
+from functions.core.validate import parse_study
+from functions.core.views import study_view
+from functions.dispatch import Dispatcher
+from functions.handlers import Deps
+from functions.handlers.node_hours import look_at_nodes, looks_due
+
+POOL = "katuna-hours"
+SELECTOR = {"cloud.google.com/gke-nodepool": POOL}
+
+
+def test_a_node_counts_from_its_creation_to_halfway_between_the_looks_around_its_end():
+    lives = observe((), [NodeSeen("a", 100.0), NodeSeen("b", 160.0)], now=200.0)
+    lives = observe(lives, [NodeSeen("b", 160.0)], now=260.0)
+    lives = observe(lives, [NodeSeen("b", 160.0), NodeSeen("c", 250.0)], now=320.0)
+    assert lives == (NodeLife("a", 100.0, 200.0, 260.0), NodeLife("b", 160.0, 320.0), NodeLife("c", 250.0, 320.0))
+    assert node_hours(lives, start=0.0, end=320.0) * 3600 == pytest.approx((230 - 100) + (320 - 160) + (320 - 250))
+    assert node_hours(lives, start=150.0, end=300.0) * 3600 == pytest.approx((230 - 150) + (300 - 160) + (300 - 250))
+
+
+def test_a_name_that_comes_back_is_another_node():
+    lives = observe((), [NodeSeen("a", 100.0)], now=200.0)
+    lives = observe(lives, [NodeSeen("a", 230.0)], now=260.0)
+    assert lives == (NodeLife("a", 100.0, 200.0, 260.0), NodeLife("a", 230.0, 260.0))
+
+
+def test_a_shared_pool_stops_counting_when_the_study_lets_it_go():
+    lives = (NodeLife("a", 0.0, 7200.0),)
+    use = PoolUse("u", "s", POOL, "gke", "spot", ("e2-standard-4",), 3, shared=True, phase=RELEASED,
+                  requested_at=0.0, released_at=3600.0, nodes=lives, looked_at=7200.0)
+    assert use.node_hours(now=7200.0) == pytest.approx(1.0) and not use.watching(now=7200.0)
+    assert replace(use, shared=False).node_hours(now=7200.0) == pytest.approx(2.0)
+    assert replace(use, shared=False).watching(now=7100.0), "an own pool is watched until its nodes are gone"
+    assert not replace(use, shared=False).watching(now=7201.0), "but not for ever"
+
+
+def test_a_price_per_node_hour_is_a_number_of_zero_or_more():
+    pool = {"provider": "gke", "maxNodes": 3}
+    assert parse_study(study_definition(nodePool={**pool, "pricePerNodeHour": 0.04})).node_pool.price_per_node_hour \
+        == 0.04
+    with pytest.raises(InvalidStudy, match="nodePool.pricePerNodeHour"):
+        parse_study(study_definition(nodePool={**pool, "pricePerNodeHour": -1}))
+    with pytest.raises(InvalidStudy, match="nodePool.pricePerNodeHour"):
+        parse_study(study_definition(nodePool={**pool, "pricePerNodeHour": "cheap"}))
+
+
+def _job(name: str) -> dict:
+    """A trial Job on the pool: one node's worth of cpu for two seconds."""
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
+            "spec": {"template": {"spec": {
+                "restartPolicy": "Never", "nodeSelector": SELECTOR,
+                "containers": [{"name": "trial", "image": "python:3.12",
+                                "command": [sys.executable, "-c", "import time; time.sleep(2)"],
+                                "resources": {"requests": {"cpu": "3"}}}]}}}}
+
+
+def _wait(condition: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"waited {timeout} s for {what}"
+        time.sleep(0.05)
+
+
+def _ready_seconds(kube: KubeStub) -> float:
+    """The pool's node-seconds as the autoscaler recorded them (Ready nodes over time)."""
+    timeline = kube.timeline
+    return sum(counts.get(POOL, 0) * (later - at) for (at, counts), (later, _) in zip(timeline, timeline[1:]))
+
+
+@pytest.mark.slow
+def test_node_hours_are_the_lifetimes_of_the_nodes_the_autoscaler_made_and_removed(tmp_path: Path):
+    kube = KubeStub(pools=lambda: [NodePool(POOL, 0, 3, dict(SELECTOR))], boot_seconds=0.2, idle_seconds=0.5)
+    store = SqliteStore(tmp_path / "katuna.db")
+    try:
+        api = api_client(kube.url)
+        deps = Deps(store, KubernetesExecutor(Cluster(namespace="katuna"), api), time.time,
+                    nodes=KubernetesNodes(lambda: api), node_look_seconds=0.0)
+        spec = parse_study(study_definition("hours", nodePool={"provider": "gke", "name": POOL, "maxNodes": 3,
+                                                               "pricePerNodeHour": 0.5}))
+        record = store.add_study(StudyRecord(spec, {}, str(tmp_path), "uid-hours", created_at=time.time()))
+        store.save_pool_use(PoolUse(record.uid, "hours", POOL, "gke", "spot", ("e2-standard-4",), 3, shared=False,
+                                    phase=READY, requested_at=time.time(), ready_at=time.time()))
+        for n in range(3):
+            assert kube.create_job("katuna", _job(f"hours-{n}"))[0] == 201
+        _wait(lambda: kube.peak_nodes(POOL) == 3, 30, "three nodes")
+        _wait(lambda: not kube.jobs or all(j["status"].get("succeeded") for j in kube.jobs.values()), 30, "the Jobs")
+        while any(n["metadata"]["labels"].get("cloud.google.com/gke-nodepool") == POOL for n in kube.nodes.values()):
+            look_at_nodes(deps)
+            time.sleep(0.05)
+        look_at_nodes(deps)
+        use = store.pool_use(record.uid)
+        assert [life.gone_seen is not None for life in use.nodes] == [True] * 3, use.nodes
+        measured = use.node_hours(time.time()) * 3600
+        # creationTimestamp has whole seconds, as the API's: each node may read up to 1 s older
+        assert _ready_seconds(kube) - 0.5 <= measured <= _ready_seconds(kube) + 3 * 1.0 + 0.5, measured
+        view = study_view(store, store.get_study("hours"))["nodePool"]
+        assert (view["nodesSeen"], view["nodesRunning"]) == (3, 0)
+        assert view["nodeHours"] == pytest.approx(measured / 3600, abs=1e-4)
+        assert view["cost"] == pytest.approx(view["nodeHours"] * 0.5, abs=1e-4)
+    finally:
+        store.close()
+        kube.close()
+
+
+def test_a_tick_looks_at_the_pool_once_per_look_period(tmp_path: Path):
+    kube = KubeStub(pools=lambda: [NodePool(POOL, 1, 1, dict(SELECTOR))], boot_seconds=0.0)
+    store = SqliteStore(tmp_path / "katuna.db")
+    now = [time.time()]
+    try:
+        api = api_client(kube.url)
+        deps = Deps(store, KubernetesExecutor(Cluster(namespace="katuna"), api), lambda: now[0],
+                    nodes=KubernetesNodes(lambda: api))
+        spec = parse_study(study_definition("tick", nodePool={"provider": "gke", "name": POOL, "maxNodes": 1}))
+        record = store.add_study(StudyRecord(spec, {}, str(tmp_path), "uid-tick", created_at=now[0]))
+        store.save_pool_use(PoolUse(record.uid, "tick", POOL, "gke", "spot", ("e2-standard-4",), 1, shared=False,
+                                    phase=READY, requested_at=now[0] - 60, ready_at=now[0]))
+        _wait(lambda: kube.nodes, 30, "the pool's minimum node")
+        assert study_view(store, record)["nodePool"]["nodeHours"] is None, "not measured before a look"
+        dispatcher = Dispatcher(deps)
+        dispatcher.deliver(pool_check())
+        first = store.pool_use(record.uid)
+        assert len(first.nodes) == 1 and first.looked_at == now[0]
+        now[0] += 10
+        dispatcher.deliver(pool_check())
+        assert store.pool_use(record.uid).looked_at == first.looked_at, "looked again within the period"
+        now[0] += 30
+        dispatcher.deliver(pool_check())
+        assert store.pool_use(record.uid).looked_at == now[0]
+        assert study_view(store, record)["nodePool"]["cost"] is None, "no price given, no cost"
+    finally:
+        store.close()
+        kube.close()
+
+
+def test_a_database_from_before_node_hours_opens_with_pool_uses_unmeasured(tmp_path: Path):
+    store = SqliteStore(tmp_path / "old.db")
+    store.save_pool_use(PoolUse("u1", "s", POOL, "gke", "spot", ("e2-standard-4",), 3, False, phase=READY))
+    for column in ("nodes", "looked_at", "nodes_problem"):
+        store.db.execute(f"ALTER TABLE node_pools DROP COLUMN {column}")
+    store.db.execute("PRAGMA user_version = 10")
+    store.close()
+    reopened = SqliteStore(tmp_path / "old.db")
+    try:
+        use = reopened.pool_use("u1")
+        assert (use.nodes, use.looked_at, use.to_dict(0.0)["nodeHours"]) == ((), None, None)
+        reopened.save_pool_use(replace(use, nodes=(NodeLife("a", 1.0, 2.0),), looked_at=2.0))
+        assert reopened.pool_use("u1").nodes == (NodeLife("a", 1.0, 2.0),)
+    finally:
+        reopened.close()
+
+
+def test_a_look_the_api_does_not_answer_says_why_and_waits_a_period(tmp_path: Path):
+    store = SqliteStore(tmp_path / "katuna.db")
+    try:
+        api = api_client("http://127.0.0.1:9")
+        deps = Deps(store, KubernetesExecutor(Cluster(namespace="katuna"), api), lambda: 1000.0,
+                    nodes=KubernetesNodes(lambda: api))
+        store.save_pool_use(PoolUse("u1", "s", POOL, "gke", "spot", ("e2-standard-4",), 3, False, phase=READY))
+        look_at_nodes(deps)
+        use = store.pool_use("u1")
+        summary = use.to_dict(1000.0)
+        assert summary["nodeHours"] is None and "could not list the nodes labelled" in summary["nodesProblem"]
+        assert use.looked_at == 1000.0
+        assert not looks_due(deps), "asked again only a look period later"
+    finally:
+        store.close()
+
+
+def _measured_study(db: Path) -> None:
+    """A study whose pool ran two nodes: one for an hour and a half, one still up after an hour."""
+    store = SqliteStore(db)
+    try:
+        spec = parse_study(study_definition("priced", nodePool={"provider": "gke", "name": POOL, "maxNodes": 3,
+                                                                "pricePerNodeHour": 0.04}))
+        start = time.time() - 7200
+        record = store.add_study(StudyRecord(spec, {}, str(db.parent), "uid-priced", created_at=start))
+        lives = (NodeLife("a", start, start + 5400 - 30, start + 5400 + 30), NodeLife("b", start + 3600, time.time()))
+        store.save_pool_use(PoolUse(record.uid, "priced", POOL, "gke", "spot", ("e2-standard-4",), 3, False,
+                                    phase=READY, requested_at=start, ready_at=start, nodes=lives,
+                                    looked_at=time.time()))
+    finally:
+        store.close()
+
+
+def test_katuna_show_the_api_and_the_dashboard_tell_the_measured_node_hours_and_their_cost(tmp_path: Path):
+    from functions.adapters.web import create_app
+    from functions.runtime import Runtime
+    from functions.settings import Settings
+
+    _measured_study(tmp_path / "katuna.db")
+    shown = subprocess.run([sys.executable, "-m", "functions", "show", "priced"], cwd=tmp_path, capture_output=True,
+                           text=True, timeout=120, env={**os.environ, "COLUMNS": "200"})
+    assert re.search(r"node-hours: 2\.5\d measured on 2 nodes \(1 up\), cost 0\.10 at 0\.04 a node-hour", shown.stdout), \
+        shown.stdout + shown.stderr
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
+    try:
+        client = create_app(runtime).test_client()
+        pool = client.get("/studies/priced").get_json()["nodePool"]
+        assert pool["nodeHours"] == pytest.approx(2.5, abs=0.01) and pool["cost"] == pytest.approx(0.1, abs=0.001)
+        assert (pool["nodesSeen"], pool["nodesRunning"], pool["pricePerNodeHour"]) == (2, 1, 0.04)
+        page = client.get("/ui/studies/priced").get_data(as_text=True)
+        assert re.search(r'id="node-hours">2\.5\d* measured on 2 nodes of <code>katuna-hours</code> \(1 up\) · cost '
+                         r"0\.1\d* at 0\.04 a node-hour", page), page[page.find("node-hours") - 200:][:600]
+    finally:
+        runtime.close()
