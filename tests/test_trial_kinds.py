@@ -9,8 +9,11 @@ import pytest
 import yaml
 from conftest import study_definition
 
-from functions.core import gjson, trial_kinds, trial_spec
+from functions.core import file_collector, gjson, trial_kinds, trial_spec
+from functions.core.cluster import Cluster
 from functions.core.errors import InvalidStudy
+from functions.core.job import render_job
+from functions.core.launch import TrialLaunch
 from functions.core.validate import parse_study
 
 KNATIVE = Path(__file__).parent.parent / "knative"
@@ -140,6 +143,49 @@ def test_the_primary_container_is_found_in_the_primary_pods_of_each_kind():
     assert trial_spec.primary_container_name(tekton, "step-fit", {"tekton.dev/pipelineTask": "train"}) == "step-fit"
     found = _problems(_study(pytorch, primaryContainerName="tensorflow"))
     assert found["trialTemplate.primaryContainerName"] == "names no container; expected one of pytorch"
+
+
+def _rendered(workload: dict, primary: str, retain: bool = False) -> dict:
+    cluster = Cluster(ttl_seconds_after_finished=600, default_resources=(("cpu", "1"), ("memory", "2Gi")),
+                      tolerations=({"key": "spot", "operator": "Exists", "effect": "NoSchedule"},))
+    launch = TrialLaunch(study="kinds", uid="u", number=0, attempt=1, job_name="kinds-0", argv=[], env={},
+                         working_dir=".", timeout=None, cluster=cluster, params={}, trial_spec=workload,
+                         primary_container=primary,
+                         retain=retain)
+    return render_job(launch)
+
+
+def test_every_replica_is_scheduled_and_sized_and_a_finished_workload_kept_as_a_job_is():
+    pytorch = {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "spec": {"pytorchReplicaSpecs": {
+        "Master": {"template": {"spec": {"containers": [{"name": "pytorch", "command": ["train"]}]}}},
+        "Worker": {"replicas": 2, "template": {"spec": {"containers": [{"name": "pytorch", "command": ["w"]},
+                                                                         {"name": "sidecar", "command": ["s"]}]}}}}}}
+    rendered = _rendered(pytorch, "pytorch")
+    for role in ("Master", "Worker"):
+        pod = rendered["spec"]["pytorchReplicaSpecs"][role]["template"]["spec"]
+        assert pod["tolerations"] == [{"key": "spot", "operator": "Exists", "effect": "NoSchedule"}]
+        assert pod["containers"][0]["resources"]["requests"] == {"cpu": "1", "memory": "2Gi"}, role
+    assert "resources" not in rendered["spec"]["pytorchReplicaSpecs"]["Worker"]["template"]["spec"]["containers"][1]
+    assert rendered["spec"]["runPolicy"] == {"ttlSecondsAfterFinished": 600}
+    assert "runPolicy" not in _rendered(pytorch, "pytorch", retain=True)["spec"]
+    workflow = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "spec": {
+        "ttlStrategy": {"secondsAfterSuccess": 60}, "templates": [{"name": "t", "container": {"command": ["x"]}}]}}
+    assert _rendered(workflow, "main")["spec"]["ttlStrategy"] == {"secondsAfterSuccess": 60, "secondsAfterCompletion": 600}
+    tekton = {"apiVersion": "tekton.dev/v1", "kind": "PipelineRun", "spec": {"pipelineSpec": {"tasks": [
+        {"name": "train", "taskSpec": {"steps": [{"name": "fit", "command": ["x"]}]}}]}}}
+    assert set(_rendered(tekton, "step-fit")["spec"]) == {"pipelineSpec"}, "a PipelineRun has no TTL of its own"
+
+
+def test_the_file_collector_wraps_each_replica_and_names_a_kind_it_cannot_wrap():
+    pytorch = {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "spec": {"pytorchReplicaSpecs": {
+        "Master": {"template": {"spec": {"containers": [{"name": "pytorch", "command": ["train"]}]}}}}}}
+    wrapped = file_collector.wrap(_rendered(pytorch, "pytorch"), "pytorch", "/m/metrics.log")
+    pod = wrapped["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]
+    assert pod["containers"][0]["command"][:2] == ["sh", "-c"] and pod["volumes"][0]["emptyDir"] == {}
+    workflow = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "spec": {
+        "templates": [{"name": "t", "container": {"command": ["x"]}}]}}
+    with pytest.raises(file_collector.NoCommand, match="Workflow has no pod template container 'main'"):
+        file_collector.wrap(_rendered(workflow, "main"), "main", "/m/metrics.log")
 
 
 OPERATOR_OF = {"TFJob": "training-operator", "PyTorchJob": "training-operator", "MPIJob": "training-operator",

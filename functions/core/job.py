@@ -162,7 +162,8 @@ def render_job(request: TrialLaunch, defaults: Cluster = NO_DEFAULTS) -> dict[st
         if not is_job(request):
             return trial_spec.render_workload(request.trial_spec, request.primary_container,
                                               request.primary_pod_labels, request.params or {}, metadata, pod,
-                                              katuna_env, {} if sized else container.get("resources", {}))
+                                              katuna_env, {} if sized else container.get("resources", {}),
+                                              spec["ttlSecondsAfterFinished"])
         return trial_spec.render(request.trial_spec, request.primary_container, request.params or {},
                                  metadata, spec, katuna_env, {} if sized else container.get("resources", {}))
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": spec}

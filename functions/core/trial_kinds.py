@@ -48,6 +48,10 @@ class TrialKind:
     primary_pod_labels: Mapping[str, str] = field(default_factory=dict)
     replica_specs: str | None = None
     """For the Training Operator's jobs: the key of ``spec`` that maps each role to its replicas."""
+    ttl: tuple[str, ...] = ()
+    """Where the kind keeps the seconds its controller keeps a finished workload (empty: the
+    kind has no such field, as a TrainJob or a Tekton PipelineRun; a Job's TTL is set with
+    katuna's other Job fields)."""
 
     @property
     def group(self) -> str:
@@ -56,7 +60,8 @@ class TrialKind:
 
 def _training(kind: str, replica_specs: str) -> TrialKind:
     return TrialKind(("kubeflow.org/v1",), kind, kind.lower() + "s", KUBEFLOW_SUCCESS, KUBEFLOW_FAILURE,
-                     "training.kubeflow.org/job-name", KUBEFLOW_PRIMARY, replica_specs)
+                     "training.kubeflow.org/job-name", KUBEFLOW_PRIMARY, replica_specs,
+                     ("spec", "runPolicy", "ttlSecondsAfterFinished"))
 
 
 KINDS: dict[str, TrialKind] = {kind.kind: kind for kind in (
@@ -70,9 +75,9 @@ KINDS: dict[str, TrialKind] = {kind.kind: kind for kind in (
     TrialKind(("trainer.kubeflow.org/v1alpha1",), "TrainJob", "trainjobs", JOB_SUCCESS, JOB_FAILURE,
               "jobset.sigs.k8s.io/jobset-name", TRAINJOB_PRIMARY),
     TrialKind(("jobset.x-k8s.io/v1alpha2",), "JobSet", "jobsets", JOBSET_SUCCESS, JOB_FAILURE,
-              "jobset.sigs.k8s.io/jobset-name"),
+              "jobset.sigs.k8s.io/jobset-name", ttl=("spec", "ttlSecondsAfterFinished")),
     TrialKind(("argoproj.io/v1alpha1",), "Workflow", "workflows", WORKFLOW_SUCCESS, WORKFLOW_FAILURE,
-              "workflows.argoproj.io/workflow"),
+              "workflows.argoproj.io/workflow", ttl=("spec", "ttlStrategy", "secondsAfterCompletion")),
     TrialKind(("tekton.dev/v1", "tekton.dev/v1beta1"), "PipelineRun", "pipelineruns", TEKTON_SUCCESS,
               TEKTON_FAILURE, "tekton.dev/pipelineRun"),
 )}

@@ -195,11 +195,15 @@ def render(trial_spec: Mapping[str, Any], primary: str | None, params: Mapping[s
 
 def render_workload(trial_spec: Mapping[str, Any], primary: str | None, primary_labels: Mapping[str, str] | None,
                     params: Mapping[str, Any], metadata: Mapping[str, Any], pod: Mapping[str, Any],
-                    env: Mapping[str, str], resources: Mapping[str, Mapping[str, str]]) -> dict[str, Any]:
+                    env: Mapping[str, str], resources: Mapping[str, Mapping[str, str]],
+                    ttl: int | None = None) -> dict[str, Any]:
     """A workload of a kind other than Job from the template: katuna's ``metadata`` (name,
     namespace, labels) wins; the node selector and tolerations in ``pod`` are added to every pod
     template (an Argo Workflow takes them for all its pods); ``env`` is added to the primary
-    container, and ``resources`` where it names none. The kind's controller makes the pods."""
+    container, and ``resources`` to every container of the primary's name (each replica's: a
+    worker's pods need requests as the master's do, for the scheduler and the autoscaler) that
+    names none; ``ttl`` goes where the kind keeps one, unless the template sets its own. The
+    kind's controller makes the pods."""
     given = trial_spec.get("metadata") or {}
     labels = {**(given.get("labels") or {}), **metadata["labels"]}
     context = template.spec_context(metadata["name"], metadata["namespace"], str(trial_spec.get("kind")),
@@ -214,9 +218,27 @@ def render_workload(trial_spec: Mapping[str, Any], primary: str | None, primary_
     container = primary_container(workload, primary, primary_labels)
     if isinstance(container, dict):
         container["env"] = [*(container.get("env") or []), *({"name": k, "value": v} for k, v in sorted(env.items()))]
-        if resources and "resources" not in container:
-            container["resources"] = {kind: dict(values) for kind, values in resources.items()}
+    name = primary_container_name(workload, primary, primary_labels)
+    for _, own, each in containers(workload):
+        if resources and own == name and isinstance(each, dict) and "resources" not in each:
+            each["resources"] = {kind: dict(values) for kind, values in resources.items()}
+    _keep_finished_for(workload, ttl)
     return workload
+
+
+def _keep_finished_for(workload: dict[str, Any], ttl: int | None) -> None:
+    """Set the kind's TTL of a finished workload to ``ttl`` where the template sets none."""
+    known = trial_kinds.kind_of(workload)
+    if ttl is None or known is None or not known.ttl:
+        return
+    *parents, last = known.ttl
+    node = workload
+    for key in parents:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            return
+        node = child
+    node.setdefault(last, ttl)
 
 
 def _schedule(spec: dict[str, Any], pod: Mapping[str, Any]) -> None:
