@@ -23,7 +23,6 @@ from kube_standin.nodes import NodePool, pool_of, template
 from kube_standin.objects import suffix
 from kube_standin.scheduling import TERMINATED, bound_by_node, misfit
 
-
 SIMULATED_SCAN_SECONDS = 10.0
 """How often the pools are asked for on a simulated clock: the real autoscaler's default
 ``--scan-interval`` (on the machine's clock the stand-in asks every tenth of a second)."""

@@ -36,8 +36,15 @@ class Processes:
         env = {e["name"]: e.get("value", "") for e in container.get("env", [])}
         path = f"{self.image_bin}{os.pathsep}{os.environ.get('PATH', '')}"
         with log.open("w") as out:
-            return subprocess.Popen([*container.get("command", []), *container.get("args", [])], stdout=out,
-                                    stderr=subprocess.STDOUT, env={**os.environ, "PATH": path, **env})
+            return subprocess.Popen(_argv(container), stdout=out, stderr=subprocess.STDOUT,
+                                    env={**os.environ, "PATH": path, **env})
+
+
+def _argv(container: dict) -> list[str]:
+    """The container's command and args; a container that names neither runs its image's own
+    entrypoint, which the stand-in models as a server that runs until stopped (an MPI worker's sshd)."""
+    argv = [*container.get("command", []), *container.get("args", [])]
+    return argv or [sys.executable, "-c", "import time; time.sleep(86400)"]
 
 
 class Run(NamedTuple):
