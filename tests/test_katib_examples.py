@@ -1,0 +1,311 @@
+"""Katib's own examples: for every Experiment under ``examples/v1beta1/`` of Katib's repository, an
+Experiment of katuna's (``tests/data/katib_examples/``) that uses the same features (algorithm and
+settings, parameter kinds, collector, early stopping, trial kind, conditions, metadata
+placeholders) with a small trial that prints as Katib's images do (``tests/trials/``).
+
+All of them are applied at once, as Katib's ``kubeflow.org/v1beta1`` resources, to the loopback
+Kubernetes API with the ``katib-api`` overlay installed, and one ``katuna serve`` (trials as Jobs)
+takes them: each either runs, with Katib's trials, metrics and status, or fails with a status
+that names the field and says why. The README's table of Katib's examples lists exactly these.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from http_helpers import KATUNA, Service
+from kube_standin import katib_api
+from kube_stub import KubeStub
+from kubernetes import client
+
+from functions.core.katib_trials import EXPERIMENT_LABEL
+
+sys.path.insert(0, str(Path(__file__).parent / "trials"))
+import katib_boost  # noqa: E402 (a trial script, importable for its expected values)
+import katib_mnist  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).parent.parent
+DATA = Path(__file__).parent / "data" / "katib_examples"
+TRIALS = Path(__file__).parent / "trials"
+NAMESPACE = "kubeflow"
+KUBE_NAMESPACES = (NAMESPACE,)
+USER = "katib-user"
+"""Who applies the Experiments: a user with Katib's edit role in the namespace."""
+GP_AVAILABLE = importlib.util.find_spec("torch") is not None
+"""Katib's bayesianoptimization is Optuna's Gaussian-process sampler, which needs torch."""
+
+Metrics = Callable[[dict[str, str]], dict[str, float]]
+"""The metrics Katib's collector reads from a trial's output, from the trial's parameters."""
+
+
+@dataclass(frozen=True)
+class Example:
+    """One of Katib's examples: katuna's counterpart, the features it uses, and what katuna does."""
+
+    file: str
+    features: str
+    refused: tuple[str, str] | None = None
+    """(the field named, words of the reason) when katuna refuses it; None when it runs."""
+    metrics: Metrics | None = None
+    trials: int = 2
+    cli: bool = False
+    """Checked with the command line rather than applied to the cluster."""
+
+
+def _mnist_loss(params: dict[str, str]) -> dict[str, float]:
+    """StdOut with Katib's default filter: the train lines' ``loss=``, reduced by min (the
+    objective's direction); the test line has no ``=`` and is not a metric."""
+    train, _ = katib_mnist.curve(float(params["lr"]), float(params.get("momentum", 0.5)), int(params.get("epochs", 1)))
+    return {"loss": min(train)}
+
+
+def _hyperband_loss(params: dict[str, str]) -> dict[str, float]:
+    train, _ = katib_mnist.curve(float(params["lr"]), float(params["momentum"]), int(params["num-epochs"]))
+    return {"loss": min(train)}
+
+
+def _strategies(params: dict[str, str]) -> dict[str, float]:
+    """``metricStrategies``: loss by min, accuracy by max (not its latest, 0.85)."""
+    return {**_mnist_loss(params), "accuracy": max(katib_mnist.TRAIN_ACCURACY)}
+
+
+def _file_text(params: dict[str, str]) -> dict[str, float]:
+    """The file's test line through the Experiment's filter: accuracy (the objective) by max,
+    loss (an additional metric) by its latest value; the train lines do not match the filter."""
+    _, tests = katib_mnist.curve(float(params["lr"]), float(params["momentum"]), 1)
+    return {"accuracy": max(a for a, _ in tests), "loss": tests[-1][1]}
+
+
+def _file_json(params: dict[str, str]) -> dict[str, float]:
+    """JSON lines, one metric each, over two epochs: accuracy by max, loss latest."""
+    _, tests = katib_mnist.curve(float(params["lr"]), float(params["momentum"]), 2)
+    return {"accuracy": max(round(a, 4) for a, _ in tests), "loss": tests[-1][1]}
+
+
+def _boost(params: dict[str, str]) -> dict[str, float]:
+    accuracy = katib_boost.rounds(float(params["alpha"]), float(params["eta"]), float(params["subsample"]))
+    return {"accuracy": max(accuracy), "time": katib_boost.TIME}
+
+
+NAS = ("spec.nasConfig", "neural architecture search is not supported")
+INVENTORY: dict[str, Example] = {
+    "early-stopping/median-stop.yaml": Example(
+        "median-stop", "random; medianstop (min_trials_required, start_step); double ×2; StdOut", metrics=_mnist_loss,
+        trials=3),
+    "early-stopping/median-stop-with-json-format.yaml": Example(
+        "median-stop-with-json-format", "random; medianstop; double, int; File collector, JSON format",
+        refused=("spec.earlyStopping", "stdout collector")),
+    "fpga/xgboost-example.yaml": Example(
+        "xgb-svhn-fpga", "random; double ×3; additionalMetricNames; one trial at a time; pod template labels",
+        metrics=_boost),
+    "hp-tuning/bayesian-optimization.yaml": Example(
+        "bayesian-optimization", "bayesianoptimization with random_state; double ×2",
+        **({"metrics": _mnist_loss} if GP_AVAILABLE else {"refused": ("spec.algorithm.algorithmName", "torch")})),
+    "hp-tuning/cma-es.yaml": Example(
+        "cmaes", "cmaes with restart_strategy ipop; double ×2",
+        refused=("spec.algorithm.algorithmSettings[0].value", "no longer restarts")),
+    "hp-tuning/grid.yaml": Example("grid", "grid; double ×2 with step", metrics=_mnist_loss),
+    "hp-tuning/hyperband.yaml": Example(
+        "hyperband", "hyperband (resource_name, eta, r_l); double ×2, int resource", metrics=_hyperband_loss),
+    "hp-tuning/hyperopt-distribution.yaml": Example(
+        "hyperopt-distribution", "random; normal, uniform, logUniform, logNormal distributions; double, int",
+        refused=("spec.parameters[0].feasibleSpace.distribution", "normal is not supported")),
+    "hp-tuning/multivariate-tpe.yaml": Example("multivariate-tpe", "multivariate-tpe; double ×2", metrics=_mnist_loss),
+    "hp-tuning/optuna-distribution.yaml": Example(
+        "optuna-distribution", "tpe; uniform and logUniform distributions, a double step; double, int",
+        metrics=_mnist_loss),
+    "hp-tuning/random.yaml": Example("random", "random; double ×2; StdOut", metrics=_mnist_loss),
+    "hp-tuning/simple-pbt.yaml": Example(
+        "simple-pbt", "pbt (suggestion_trial_dir, n_population, truncation_threshold); resumePolicy FromVolume",
+        refused=("spec.algorithm.algorithmName", "population-based training is not supported")),
+    "hp-tuning/sobol.yaml": Example("sobol", "sobol; double ×2", metrics=_mnist_loss),
+    "hp-tuning/tpe.yaml": Example("tpe", "tpe; double ×2", metrics=_mnist_loss),
+    "metrics-collector/custom-metrics-collector.yaml": Example(
+        "custom-metrics-collector", "random; Custom collector (customCollector container)",
+        refused=("spec.metricsCollectorSpec.collector.customCollector", "not run by katuna")),
+    "metrics-collector/file-metrics-collector.yaml": Example(
+        "file-metrics-collector", "random; File collector, TEXT, metricsFormat filter; additionalMetricNames",
+        metrics=_file_text, trials=1),
+    "metrics-collector/file-metrics-collector-with-json-format.yaml": Example(
+        "file-metrics-collector-with-json-format", "random; File collector, JSON format; additionalMetricNames",
+        metrics=_file_json, trials=1),
+    "metrics-collector/metrics-collection-strategy.yaml": Example(
+        "metrics-collection-strategy", "tpe; metricStrategies min and max; additionalMetricNames", metrics=_strategies),
+    "nas/darts-cpu.yaml": Example("darts-cpu", "darts; nasConfig; StdOut filter", refused=NAS),
+    "nas/darts-gpu.yaml": Example("darts-gpu", "darts; nasConfig; StdOut filter", refused=NAS),
+    "nas/enas-cpu.yaml": Example("enas-cpu", "enas; nasConfig", refused=NAS),
+    "nas/enas-gpu.yaml": Example("enas-gpu", "enas; nasConfig", refused=NAS),
+    "resume-experiment/from-volume-resume.yaml": Example(
+        "from-volume-resume", "random; resumePolicy FromVolume", metrics=_mnist_loss),
+    "resume-experiment/long-running-resume.yaml": Example(
+        "long-running-resume", "random; resumePolicy LongRunning", metrics=_mnist_loss),
+    "trial-template/trial-configmap-source.yaml": Example(
+        "trial-configmap-source", "cmaes; int, double, categorical; trial template in a ConfigMap; Job conditions",
+        refused=("spec.trialTemplate.configMap", ""), cli=True),
+    "trial-template/trial-metadata-substitution.yaml": Example(
+        "trial-metadata-substitution", "random; ${trialSpec.Name|Namespace|Kind|APIVersion|Labels[]|Annotations[]}",
+        metrics=_mnist_loss),
+}
+"""Every ``kind: Experiment`` under Katib's ``examples/v1beta1/``, by its path there."""
+
+APPLIED = {path: example for path, example in INVENTORY.items() if not example.cli}
+RUNS = sorted(path for path, example in APPLIED.items() if example.refused is None)
+REFUSED = sorted(path for path, example in APPLIED.items() if example.refused is not None)
+
+
+def experiment(example: Example, workdir: Path) -> dict[str, Any]:
+    """katuna's Experiment for ``example``, its trial scripts found in ``tests/trials`` and its
+    metrics files in a folder of its own (the stand-in's pods share this machine's disk)."""
+    text = (DATA / f"{example.file}.yaml").read_text()
+    text = text.replace("tests/trials/", f"{TRIALS}/").replace("/katib/", f"{workdir / example.file}/")
+    return yaml.safe_load(text)
+
+
+@pytest.fixture(scope="module")
+def kube() -> Iterator[KubeStub]:
+    cluster = KubeStub(namespaces=KUBE_NAMESPACES)
+    katib_api.install(cluster)
+    katib_api.bind(cluster, USER, "katuna-katib-edit", NAMESPACE)
+    yield cluster
+    cluster.close()
+
+
+@pytest.fixture(scope="module")
+def custom(kube: KubeStub) -> client.CustomObjectsApi:
+    configuration = client.Configuration()
+    configuration.host = kube.url
+    configuration.api_key = {"authorization": USER}
+    configuration.api_key_prefix = {"authorization": "Bearer"}
+    return client.CustomObjectsApi(client.ApiClient(configuration))
+
+
+@pytest.fixture(scope="module")
+def finished(kube: KubeStub, custom: client.CustomObjectsApi,
+             tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    """Every applied example's Experiment once it has ended, by its name."""
+    workdir = tmp_path_factory.mktemp("katib-examples")
+    service = Service(workdir, workers=2, KATUNA_EXECUTOR="kubernetes", KATUNA_K8S_API=kube.url,
+                      KATUNA_K8S_NAMESPACE="katuna", KATUNA_KATIB_API="true")
+    try:
+        for example in APPLIED.values():
+            custom.create_namespaced_custom_object("kubeflow.org", "v1beta1", NAMESPACE, "experiments",
+                                                   experiment(example, workdir))
+        return _wait_for_ends(custom, {example.file for example in APPLIED.values()}, service)
+    finally:
+        service.close()
+
+
+def _wait_for_ends(custom: client.CustomObjectsApi, names: set[str], service: Service,
+                   seconds: float = 150.0) -> dict[str, dict[str, Any]]:
+    deadline = time.monotonic() + seconds
+    ended: dict[str, dict[str, Any]] = {}
+    while time.monotonic() < deadline:
+        listed = custom.list_namespaced_custom_object("kubeflow.org", "v1beta1", NAMESPACE, "experiments")["items"]
+        ended = {item["metadata"]["name"]: item for item in listed if _end(item) is not None}
+        if names <= set(ended):
+            return ended
+        time.sleep(0.5)
+    log = (service.workdir / "serve.log").read_text()[-3000:]
+    states = {item["metadata"]["name"]: {k: v for k, v in (item.get("status") or {}).items() if k.startswith("trials")}
+              for item in listed}
+    raise AssertionError(f"still running: {sorted(names - set(ended))}\n{states}\n{log}")
+
+
+def _end(item: dict[str, Any]) -> dict[str, Any] | None:
+    """The Experiment's Succeeded or Failed condition, once it has one."""
+    conditions = (item.get("status") or {}).get("conditions") or []
+    return next((c for c in conditions if c["type"] in ("Succeeded", "Failed") and c["status"] == "True"), None)
+
+
+def trials_of(custom: client.CustomObjectsApi, name: str) -> list[dict[str, Any]]:
+    return custom.list_namespaced_custom_object("kubeflow.org", "v1beta1", NAMESPACE, "trials",
+                                                label_selector=f"{EXPERIMENT_LABEL}={name}")["items"]
+
+
+@pytest.mark.parametrize("path", RUNS)
+def test_an_example_runs_with_katibs_trials_metrics_and_status(path: str, finished: dict, custom):
+    example = INVENTORY[path]
+    status = finished[example.file]["status"]
+    end = _end(finished[example.file]) or {}
+    assert (end.get("type"), end.get("reason")) == ("Succeeded", "ExperimentMaxTrialsReached"), status
+    assert status["trialsSucceeded"] + status.get("trialsEarlyStopped", 0) == example.trials, status
+    trials = trials_of(custom, example.file)
+    assert len(trials) == example.trials
+    assert example.metrics is not None
+    for trial in trials:
+        params = {p["name"]: p["value"] for p in trial["spec"]["parameterAssignments"]}
+        observed = {m["name"]: float(m["latest"]) for m in trial["status"]["observation"]["metrics"]}
+        assert observed == pytest.approx(example.metrics(params)), (trial["metadata"]["name"], params)
+
+
+@pytest.mark.parametrize("path", REFUSED)
+def test_an_example_katuna_cannot_run_fails_naming_the_field_and_why(path: str, finished: dict):
+    example = INVENTORY[path]
+    assert example.refused is not None
+    status = finished[example.file]["status"]
+    assert (_end(finished[example.file]) or {}).get("type") == "Failed" and not status.get("trials"), status
+    field_, why = example.refused
+    problems = {p["field"]: p["message"] for p in status["problems"]}
+    assert field_ in problems, problems
+    assert why in problems[field_], problems[field_]
+
+
+def test_values_reach_the_trials_as_katib_passes_them(finished: dict, custom):
+    """Grid points on their steps; int values as integers; hyperband's resource at r_l."""
+    for trial in trials_of(custom, "grid"):
+        params = {p["name"]: float(p["value"]) for p in trial["spec"]["parameterAssignments"]}
+        assert round((params["lr"] - 0.01) / 0.005, 6).is_integer() and 0.01 <= params["lr"] <= 0.05, params
+        assert round((params["momentum"] - 0.5) / 0.1, 6).is_integer(), params
+    for trial in trials_of(custom, "optuna-distribution"):
+        params = {p["name"]: p["value"] for p in trial["spec"]["parameterAssignments"]}
+        assert re.fullmatch(r"[123]", params["epochs"]) and 32 <= int(params["batch_size"]) <= 64, params
+        assert round((float(params["lr"]) - 1) / 0.1, 6).is_integer(), params
+    assert {p["value"] for trial in trials_of(custom, "hyperband") for p in trial["spec"]["parameterAssignments"]
+            if p["name"] == "num-epochs"} == {"2"}
+
+
+def test_trial_metadata_reaches_the_trial(finished: dict, kube: KubeStub):
+    jobs = {name: job for (ns, name), job in kube.jobs.items()
+            if ns == NAMESPACE and name.startswith("trial-metadata-substitution-")}
+    assert len(jobs) == 2
+    for name, job in jobs.items():
+        env = {e["name"]: e["value"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]
+               if e["name"].startswith("TRIAL_")}
+        assert env == {"TRIAL_NAME": name, "TRIAL_NAMESPACE": NAMESPACE, "TRIAL_KIND": "Job",
+                       "TRIAL_API_VERSION": "batch/v1", "TRIAL_LABEL_CUSTOM": "custom-label",
+                       "TRIAL_ANNOTATION_CUSTOM": "custom-annotation"}
+
+
+def test_a_configmap_template_is_refused_by_the_command_line_naming_the_field(tmp_path: Path):
+    example = INVENTORY["trial-template/trial-configmap-source.yaml"]
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("KATUNA_")}
+    done = subprocess.run([KATUNA, "run", str(DATA / f"{example.file}.yaml"), "--db", str(tmp_path / "k.db")],
+                          capture_output=True, text=True, timeout=120, env=environ)
+    assert done.returncode == 2, done
+    assert "spec.trialTemplate.configMap" in done.stderr
+
+
+def test_the_readme_lists_every_example_and_what_katuna_does_with_it():
+    section = (ROOT / "README.md").read_text().split("## Katib's examples", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|")[1:-1] for line in section.splitlines() if line.startswith("| `")]
+    listed = {cells[0].strip().strip("`"): cells[2].strip() for cells in rows}
+    assert sorted(listed) == sorted(INVENTORY)
+    for path, outcome in listed.items():
+        refused = INVENTORY[path].refused
+        if refused is None:
+            assert outcome.startswith("runs"), (path, outcome)
+        else:
+            assert "refused" in outcome and f"`{refused[0]}`" in outcome, (path, outcome)
