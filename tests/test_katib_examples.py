@@ -29,13 +29,13 @@ from kube_standin import katib_api
 from kube_stub import KubeStub
 from kubernetes import client
 
+from functions.core.errors import InvalidStudy
+from functions.core.formats import load_definition
 from functions.core.katib_trials import EXPERIMENT_LABEL
 
 sys.path.insert(0, str(Path(__file__).parent / "trials"))
 import katib_boost  # noqa: E402 (a trial script, importable for its expected values)
 import katib_mnist  # noqa: E402
-
-pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).parent.parent
 DATA = Path(__file__).parent / "data" / "katib_examples"
@@ -235,6 +235,8 @@ def custom(kube: KubeStub) -> client.CustomObjectsApi:
     return client.CustomObjectsApi(client.ApiClient(configuration))
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(600)  # thirty-odd Experiments and sixty-odd pods: minutes on a loaded machine
 def test_every_example_runs_or_is_refused_as_katib_would(kube: KubeStub, custom: client.CustomObjectsApi,
                                                         tmp_path: Path):
     """All examples at once on one service and one cluster (one test, so that one process runs
@@ -257,7 +259,7 @@ def test_every_example_runs_or_is_refused_as_katib_would(kube: KubeStub, custom:
 
 
 def _wait_for_ends(custom: client.CustomObjectsApi, names: set[str], service: Service,
-                   seconds: float = 240.0) -> dict[str, dict[str, Any]]:
+                   seconds: float = 480.0) -> dict[str, dict[str, Any]]:
     """Every Experiment named, once it has ended, by its name."""
     deadline = time.monotonic() + seconds
     ended: dict[str, dict[str, Any]] = {}
@@ -355,6 +357,20 @@ def _metadata(kube: KubeStub) -> list[str]:
         if env != expected:
             wrong.append(f"trial-metadata-substitution: {name} has {env}")
     return wrong
+
+
+@pytest.mark.parametrize("path", sorted(INVENTORY))
+def test_each_example_is_taken_or_refused_naming_the_field(path: str, tmp_path: Path):
+    """The translation alone, in this process: what the cluster run shows, in milliseconds."""
+    example = INVENTORY[path]
+    if example.refused is None:
+        load_definition(experiment(example, tmp_path))
+        return
+    with pytest.raises(InvalidStudy) as refused:
+        load_definition(experiment(example, tmp_path))
+    field_, why = example.refused
+    problems = {p.path: p.message for p in refused.value.problems}
+    assert field_ in problems and why in problems[field_], problems
 
 
 def test_the_examples_whose_trials_are_not_jobs_are_run_too():
