@@ -168,7 +168,7 @@ INVENTORY: dict[str, Example] = {
         "pytorchjob-mnist", "PyTorchJob, master and worker", metrics=_mnist_loss, operator=True),
     "kubeflow-training-operator/tfjob-mnist-with-summaries.yaml": Example(
         "tfjob-mnist-with-summaries", "TFJob; TensorFlowEvent collector on a Directory; primaryPodLabels",
-        refused=("spec.metricsCollectorSpec.collector.kind", "TensorFlowEvent is not supported"), operator=True),
+        refused=("spec.metricsCollectorSpec.collector.kind", "not from TensorFlow event files"), operator=True),
     "kubeflow-training-operator/xgboostjob-lightgbm.yaml": Example(
         "xgboostjob-lightgbm", "XGBoostJob; metricsFormat filter; metric names with spaces", metrics=_lightgbm,
         operator=True),

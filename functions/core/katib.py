@@ -36,6 +36,13 @@ _REFUSED = {"pbt": "population-based training is not supported: its trials resum
                    "checkpoints, and katuna's trials share none",
             "enas": _NAS, "darts": _NAS}
 """Katib algorithms katuna does not run, each with the reason."""
+_COLLECTORS_REFUSED = {
+    "TensorFlowEvent": "katuna reads metrics from text lines, not from TensorFlow event files",
+    "PrometheusMetric": "katuna reads metrics from text lines, and scrapes no trial",
+    "Custom": "katuna runs no collector container of its own beside a trial",
+    "None": "katuna reads every trial's metrics from its output, and takes no pushed metrics",
+}
+"""Katib metrics collectors katuna does not run, each with the reason."""
 
 
 
@@ -323,7 +330,9 @@ def _collector(spec: Mapping[str, Any], problems: list[Problem]) -> dict[str, An
                                     "(a Directory is read by Katib's TensorFlowEvent collector, which katuna does not run)"))
         return {"kind": "file", "path": file.get("path"), "format": str(file.get("format", "TEXT")).lower(),
                 **({"filters": filters} if filters else {})}
-    problems.append(Problem("spec.metricsCollectorSpec.collector.kind", f"{kind} is not supported; expected StdOut or File"))
+    why = _COLLECTORS_REFUSED.get(str(kind), "katuna reads metrics from text")
+    problems.append(Problem("spec.metricsCollectorSpec.collector.kind",
+                            f"{kind} is not supported: {why}; expected StdOut or File"))
     return None
 
 
