@@ -4,8 +4,8 @@ settings, parameter kinds, collector, early stopping, trial kind, conditions, me
 placeholders) with a small trial that prints as Katib's images do (``tests/trials/``).
 
 All of them are applied at once, as Katib's ``kubeflow.org/v1beta1`` resources, to the loopback
-Kubernetes API with the ``katib-api`` overlay installed, and one ``katuna serve`` (trials as Jobs)
-takes them: each either runs, with Katib's trials, metrics and status, or fails with a status
+Kubernetes API with the ``katib-api`` overlay and the operators installed, and one ``katuna
+serve`` (trials on the cluster) takes them: each either runs, with Katib's trials, metrics and status, or fails with a status
 that names the field and says why. The README's table of Katib's examples lists exactly these.
 """
 
@@ -15,11 +15,11 @@ import importlib.util
 import os
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -33,13 +33,22 @@ from functions.core.errors import InvalidStudy
 from functions.core.formats import load_definition
 from functions.core.katib_trials import EXPERIMENT_LABEL
 
-sys.path.insert(0, str(Path(__file__).parent / "trials"))
-import katib_boost  # noqa: E402 (a trial script, importable for its expected values)
-import katib_mnist  # noqa: E402
-
 ROOT = Path(__file__).parent.parent
 DATA = Path(__file__).parent / "data" / "katib_examples"
 TRIALS = Path(__file__).parent / "trials"
+
+
+def _trial_script(name: str) -> ModuleType:
+    """A trial script of ``tests/trials``, loaded for the values it prints."""
+    spec = importlib.util.spec_from_file_location(name, TRIALS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+katib_boost = _trial_script("katib_boost")
+katib_mnist = _trial_script("katib_mnist")
 NAMESPACE = "kubeflow"
 KUBE_NAMESPACES = (NAMESPACE,)
 USER = "katib-user"
