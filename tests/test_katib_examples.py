@@ -57,8 +57,6 @@ GP_AVAILABLE = importlib.util.find_spec("torch") is not None
 """Katib's bayesianoptimization is Optuna's Gaussian-process sampler, which needs torch."""
 OPERATORS = ("training-operator", "trainer", "jobset", "argo", "tekton")
 """The operators whose workload kinds Katib's examples run as trials."""
-KINDS_SERVED = hasattr(KubeStub, "install_operator")
-"""Whether the loopback API serves the operators' kinds (and katuna creates them as trials)."""
 
 Metrics = Callable[[dict[str, str]], dict[str, float]]
 """The metrics Katib's collector reads from a trial's output, from the trial's parameters."""
@@ -76,8 +74,6 @@ class Example:
     trials: int = 2
     cli: bool = False
     """Checked with the command line rather than applied to the cluster."""
-    operator: bool = False
-    """Its trials are an operator's workload kind, not Jobs."""
 
 
 def _mnist_loss(params: dict[str, str]) -> dict[str, float]:
@@ -135,7 +131,7 @@ NAS = ("spec.nasConfig", "neural architecture search is not supported")
 INVENTORY: dict[str, Example] = {
     "argo/argo-workflow.yaml": Example(
         "katib-argo-workflow", "Argo Workflow; a step's output passed on; primaryPodLabels; GJSON phase conditions; "
-        "retain", metrics=_two_epochs, operator=True),
+        "retain", metrics=_two_epochs),
     "early-stopping/median-stop.yaml": Example(
         "median-stop", "random; medianstop (min_trials_required, start_step); double ×2; StdOut", metrics=_mnist_loss,
         trials=3),
@@ -169,18 +165,17 @@ INVENTORY: dict[str, Example] = {
     "hp-tuning/tpe.yaml": Example("tpe", "tpe; double ×2", metrics=_mnist_loss),
     "kubeflow-trainer/trainjob-pytorch.yaml": Example(
         "torch-distributed-example", "Kubeflow Trainer TrainJob (torch-distributed runtime, two nodes)",
-        metrics=_mnist_loss, operator=True),
+        metrics=_mnist_loss),
     "kubeflow-training-operator/mpijob-horovod.yaml": Example(
         "mpijob-horovod", "MPIJob; primaryPodLabels mpi-job-role; Succeeded/Failed conditions; int with step",
-        metrics=_mpi, operator=True),
+        metrics=_mpi),
     "kubeflow-training-operator/pytorchjob-mnist.yaml": Example(
-        "pytorchjob-mnist", "PyTorchJob, master and worker", metrics=_mnist_loss, operator=True),
+        "pytorchjob-mnist", "PyTorchJob, master and worker", metrics=_mnist_loss),
     "kubeflow-training-operator/tfjob-mnist-with-summaries.yaml": Example(
         "tfjob-mnist-with-summaries", "TFJob; TensorFlowEvent collector on a Directory; primaryPodLabels",
-        refused=("spec.metricsCollectorSpec.collector.kind", "not from TensorFlow event files"), operator=True),
+        refused=("spec.metricsCollectorSpec.collector.kind", "not from TensorFlow event files")),
     "kubeflow-training-operator/xgboostjob-lightgbm.yaml": Example(
-        "xgboostjob-lightgbm", "XGBoostJob; metricsFormat filter; metric names with spaces", metrics=_lightgbm,
-        operator=True),
+        "xgboostjob-lightgbm", "XGBoostJob; metricsFormat filter; metric names with spaces", metrics=_lightgbm),
     "metrics-collector/custom-metrics-collector.yaml": Example(
         "custom-metrics-collector", "random; Custom collector (customCollector container)",
         refused=("spec.metricsCollectorSpec.collector.customCollector", "not run by katuna")),
@@ -202,7 +197,7 @@ INVENTORY: dict[str, Example] = {
         "long-running-resume", "random; resumePolicy LongRunning", metrics=_mnist_loss),
     "tekton/pipeline-run.yaml": Example(
         "tekton-pipeline-run", "Tekton PipelineRun; a task's result passed on; primaryPodLabels; GJSON conditions; "
-        "retain", metrics=_two_epochs, operator=True),
+        "retain", metrics=_two_epochs),
     "trial-template/trial-configmap-source.yaml": Example(
         "trial-configmap-source", "cmaes; int, double, categorical; trial template in a ConfigMap; Job conditions",
         refused=("spec.trialTemplate.configMap", ""), cli=True),
@@ -212,8 +207,7 @@ INVENTORY: dict[str, Example] = {
 }
 """Every ``kind: Experiment`` under Katib's ``examples/v1beta1/``, by its path there."""
 
-APPLIED = {path: example for path, example in INVENTORY.items()
-           if not example.cli and (KINDS_SERVED or not example.operator)}
+APPLIED = {path: example for path, example in INVENTORY.items() if not example.cli}
 
 
 def experiment(example: Example, workdir: Path) -> dict[str, Any]:
@@ -228,7 +222,7 @@ def experiment(example: Example, workdir: Path) -> dict[str, Any]:
 def kube() -> Iterator[KubeStub]:
     cluster = KubeStub(namespaces=KUBE_NAMESPACES)
     katib_api.install(cluster)
-    for operator in OPERATORS if KINDS_SERVED else ():
+    for operator in OPERATORS:
         cluster.install_operator(operator)
     katib_api.bind(cluster, USER, "katuna-katib-edit", NAMESPACE)
     yield cluster
@@ -380,13 +374,6 @@ def test_each_example_is_taken_or_refused_naming_the_field(path: str, tmp_path: 
     field_, why = example.refused
     problems = {p.path: p.message for p in refused.value.problems}
     assert field_ in problems and why in problems[field_], problems
-
-
-def test_the_examples_whose_trials_are_not_jobs_are_run_too():
-    if not KINDS_SERVED:
-        pytest.skip("the loopback API serves no operator's workload kinds: the examples whose trials "
-                    "are not Jobs are left out of the run")
-    assert {path for path, example in INVENTORY.items() if example.operator} <= set(APPLIED)
 
 
 def test_a_configmap_template_is_refused_by_the_command_line_naming_the_field(tmp_path: Path):
