@@ -27,6 +27,7 @@ from functions.core.records import StudyRecord
 from functions.dispatch import Dispatcher
 from functions.handlers import Deps, progress_scan, reconcile
 from functions.handlers.base import store_study
+from functions.settings import Settings
 
 NAMESPACE = "stopping"
 KUBE_NAMESPACES = (NAMESPACE,)
@@ -139,6 +140,14 @@ def test_times_and_stored_cursors_are_read_strictly():
                                               {**cursor.to_dict(), "reports": True})] == [None] * 4
     assert cursor.passes(None) and cursor.passes(Cursor("other", 9, 9, 9)) and not cursor.passes(cursor)
     assert not Cursor(POD, 5, 0, 9).passes(cursor), "an earlier position never replaces a later one"
+
+
+
+def test_the_read_interval_is_a_positive_number_of_seconds():
+    assert Settings.from_env({}).k8s_progress_seconds == 10.0
+    assert Settings.from_env({"KATUNA_K8S_PROGRESS_SECONDS": "2.5"}).k8s_progress_seconds == 2.5
+    with pytest.raises(ValueError, match="^KATUNA_K8S_PROGRESS_SECONDS: expected a positive number of seconds, got 0.0$"):
+        Settings.from_env({"KATUNA_K8S_PROGRESS_SECONDS": "0"})
 
 
 # The loopback API serves a running container's log as the kubelet does.
