@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 from wsgiref.types import WSGIApplication
 
 import optuna
@@ -56,9 +56,9 @@ class Runtime:
         self._local = threading.local()
         self.store()
         self.queue = SqliteQueue(settings.db, settings.busy_timeout)
+        self.logs: RunningLogs | None = None
+        """Where running trials' progress is read from their logs: the trial Jobs' pods."""
         self.executor = self._executor()
-        self.logs = cast(RunningLogs, self.executor) if settings.executor == "kubernetes" else None
-        """Where running trials' progress is read from their logs: the Jobs' pods."""
         self.node_pools = node_pools(settings)
         self.resources = ClusterResources(settings.k8s_api, watched_namespace(settings), settings.katib_api)
         self.nodes = ClusterNodes(settings.k8s_api) if self.node_pools is not None and settings.executor == "kubernetes" \
@@ -71,8 +71,10 @@ class Runtime:
         if self.settings.executor == "kubernetes":
             from functions.adapters.kubernetes_executor import KubernetesExecutor, api_client
 
-            return KubernetesExecutor(self.settings.cluster_defaults(), api_client(self.settings.k8s_api),
-                                      self.settings.report_url, clock=self.clock)
+            executor = KubernetesExecutor(self.settings.cluster_defaults(), api_client(self.settings.k8s_api),
+                                          self.settings.report_url, clock=self.clock)
+            self.logs = executor
+            return executor
         return LocalExecutor(self.settings.logs, self.publish, pass_env=self.settings.trial_env)
 
     def _service_metrics(self) -> ServiceMetrics:

@@ -119,7 +119,8 @@ def _stamped(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
 def reports(launch: TrialLaunch, log: RunningLog, cursor: Cursor | None) -> list[Report]:
     """The reports of the objective in ``log`` past ``cursor`` (all of them, counted from the
     first, when the cursor is of another pod or there is none). A value that is not a number
-    gives no report, though it counts as a step."""
+    gives no report, though it counts as a step. A line written before the line read before it
+    (the runtime writes stdout and stderr apart) counts as written at that line's time."""
     progress = launch.progress
     if progress is None:
         return []
