@@ -168,9 +168,10 @@ def running_pod(kube: KubeStub, name: str, program: str) -> str:
     client.BatchV1Api(client.ApiClient(configuration)).create_namespaced_job(NAMESPACE, job)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        pods = [p for (ns, _), p in list(kube.pods.items()) if ns == NAMESPACE and p["metadata"]["labels"].get("job-name") == name]
-        if pods and pods[0]["status"].get("phase") == "Running" and kube.kubelets.log_of(pods[0]):
-            return pods[0]["metadata"]["name"]
+        with kube.lock:
+            pods = [p for (ns, _), p in kube.pods.items() if ns == NAMESPACE and p["metadata"]["labels"]["job-name"] == name]
+            if pods and pods[0]["status"].get("phase") == "Running" and kube.kubelets.log_of(pods[0]):
+                return pods[0]["metadata"]["name"]
         time.sleep(0.05)
     raise AssertionError(f"Job {name}'s pod printed nothing")
 
