@@ -136,8 +136,7 @@ class Kubelets:
         env = {e["name"]: e.get("value", "") for e in container.get("env", [])}
         run.log = Capture(self.logs_dir / f"{pod['metadata']['namespace']}.{pod['metadata']['name']}.log")
         with run.log.output.open("w") as out:
-            run.process = subprocess.Popen([*container.get("command", []), *container.get("args", [])], stdout=out,
-                                           stderr=subprocess.STDOUT,
+            run.process = subprocess.Popen(_argv(container), stdout=out, stderr=subprocess.STDOUT,
                                            env={**os.environ, "PATH": f"{self.image_bin}{os.pathsep}{os.environ.get('PATH', '')}",
                                                 **env})
         run.process.job = pod["metadata"]["labels"].get("job-name")  # type: ignore[attr-defined]
@@ -205,6 +204,13 @@ class Kubelets:
         if run.process is not None and run.process.poll() is None:
             run.log.read()
         return run.log.lines
+
+
+def _argv(container: dict) -> list[str]:
+    """The container's command and args; a container that names neither runs its image's own
+    entrypoint, which the stand-in models as a server that runs until stopped (an MPI worker's sshd)."""
+    argv = [*container.get("command", []), *container.get("args", [])]
+    return argv or [sys.executable, "-c", "import time; time.sleep(86400)"]
 
 
 def _condition(pod: dict, kind: str, value: str, reason: str | None = None, message: str | None = None) -> None:
