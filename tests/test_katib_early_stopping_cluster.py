@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -228,15 +229,9 @@ def steps(events: list[Event]) -> list[tuple[int, int, float]]:
 @pytest.mark.slow
 def test_the_scan_sends_each_report_once_handled_and_reads_a_slice_of_the_logs_at_a_time(
         kube: KubeStub, tmp_path, monkeypatch: pytest.MonkeyPatch):
-    executor = KubernetesExecutor(Cluster(namespace=NAMESPACE), api_client(kube.url))
-    deps = Deps(SqliteStore(tmp_path / "katuna.db"), executor, time.time, logs=executor, workdir=str(tmp_path))
-    spec, definition = load_study(yaml.safe_dump(experiment(
-        "scanned", WAITING.replace("FLAGS", repr(str(tmp_path))), parallel=2, min_trials=3)))
-    record, _ = store_study(deps, spec, definition)
+    deps, record = started(kube, tmp_path, experiment(
+        "scanned", WAITING.replace("FLAGS", repr(str(tmp_path))), parallel=2, min_trials=3))
     dispatcher = Dispatcher(deps)
-    pending = [study_created(record.name, record.uid)]
-    while pending:
-        pending = [emitted for event in pending for emitted in dispatcher.deliver(event)]
     try:
         first = scanned(deps, record, 4)
         assert steps(first) == [(0, 1, 5.0), (0, 2, 4.0), (1, 1, 5.0), (1, 2, 4.0)]
@@ -256,5 +251,46 @@ def test_the_scan_sends_each_report_once_handled_and_reads_a_slice_of_the_logs_a
         assert steps(progress_scan.scan(deps, [record], 0)) == [(0, 3, 3.0)], "one log a scan: trial 0's"
         assert steps(progress_scan.scan(deps, [record], 1)) == [(1, 3, 3.0)], "the next window's slice: trial 1's"
     finally:
-        for trial in deps.store.trials("scanned"):
-            executor.stop(trial_launch(record, trial))
+        stop(deps, record)
+
+
+def started(kube: KubeStub, tmp_path: Path, experiment: dict) -> tuple[Deps, StudyRecord]:
+    """The handlers' ports over a fresh store and the loopback API, with the Experiment's first
+    trials launched."""
+    executor = KubernetesExecutor(Cluster(namespace=NAMESPACE), api_client(kube.url))
+    deps = Deps(SqliteStore(tmp_path / "katuna.db"), executor, time.time, logs=executor, workdir=str(tmp_path))
+    spec, definition = load_study(yaml.safe_dump(experiment))
+    record, _ = store_study(deps, spec, definition)
+    pending = [study_created(record.name, record.uid)]
+    while pending:
+        pending = [emitted for event in pending for emitted in Dispatcher(deps).deliver(event)]
+    return deps, record
+
+
+def stop(deps: Deps, record: StudyRecord) -> None:
+    for trial in deps.store.trials(record.name):
+        deps.executor.stop(trial_launch(record, trial))
+
+
+MASTER = "import time\nprint('loss=5', flush=True)\nprint('loss=4', flush=True)\ntime.sleep(60)"
+WORKER = "import time\nprint('loss=999', flush=True)\ntime.sleep(60)"
+
+
+@pytest.mark.slow
+def test_a_pytorchjobs_progress_is_read_from_its_master_pod(kube: KubeStub, tmp_path):
+    """Any kind of trial: the log read is the primary container's in the pod the kind's
+    primary labels select (a PyTorchJob's master), not a worker's."""
+    kube.install_operator("training-operator")
+    replica = {"replicas": 1, "restartPolicy": "OnFailure"}
+    torch = {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "spec": {"pytorchReplicaSpecs": {
+        role: {**replica, "template": {"spec": {"containers": [
+            {"name": "pytorch", "image": "python:3.12",
+             "command": [sys.executable, "-c", program, "--lr=${trialParameters.learningRate}"]}]}}}
+        for role, program in (("Master", MASTER), ("Worker", WORKER))}}}
+    definition = experiment("torch-progress", parallel=1, min_trials=3)
+    definition["spec"]["trialTemplate"].update(primaryContainerName="pytorch", trialSpec=torch)
+    deps, record = started(kube, tmp_path, definition)
+    try:
+        assert steps(scanned(deps, record, 2)) == [(0, 1, 5.0), (0, 2, 4.0)]
+    finally:
+        stop(deps, record)
