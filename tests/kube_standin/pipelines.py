@@ -24,6 +24,7 @@ import re
 import tempfile
 from pathlib import Path
 
+from kube_standin import logs
 from kube_standin.operators import make_pod
 
 ARGO_PLACEHOLDER = re.compile(r"\{\{\s*([^}]+?)\s*\}\}")
@@ -32,7 +33,7 @@ TEKTON_PLACEHOLDER = re.compile(r"\$\(([^)]+)\)")
 
 def _output(cluster, pod: dict) -> str:
     key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
-    return (cluster.logs.get(key) or cluster.kubelets.log_of(pod)).strip()
+    return logs.serve(cluster.logs.get(key) or cluster.kubelets.log_of(pod), {}, cluster.clock.time()).strip()
 
 
 def _substitute(pattern: re.Pattern[str], value, known: dict[str, str]):
