@@ -15,6 +15,8 @@ import pytest
 import yaml
 from conftest import TRIAL
 from http_helpers import Service
+from kube_standin import katib_api
+from kube_standin.server import KATUNA_USER
 from kube_stub import KubeStub
 from test_resources import send, status_of, wait_status
 from test_studyjob import TEMPLATE, studyjob
@@ -189,3 +191,18 @@ def test_without_a_cluster_the_cli_refuses_a_configmap_template_saying_why(tmp_p
     assert converted.returncode == 2
     assert f"spec.trialTemplate.configMap: {NO_CLUSTER}" in " ".join(converted.stderr.split())
     assert sum(line.startswith("  - ") for line in converted.stderr.splitlines()) == 1, "the one problem, no noise"
+
+
+def test_the_trial_templates_role_bound_in_a_namespace_lets_katuna_read_its_templates():
+    kube = KubeStub()
+    try:
+        kube.add_namespace("kubeflow", grant=False)
+        kube.create_config_map("kubeflow", "trial-templates", {"job.yaml": JOB_TEMPLATE})
+        wrong = experiment("cm-kubeflow", configMapNamespace="kubeflow", configMapName="trial-templates")
+        assert "spec.trialTemplate.configMap.configMapNamespace" in problems_of(wrong, kube)
+        katib_api.install(kube)
+        katib_api.bind(kube, KATUNA_USER, "katuna-trial-templates", "kubeflow")
+        _, stored = load(wrong, templates(kube))
+        assert stored["spec"]["trialTemplate"]["trialSpec"]["kind"] == "Job"
+    finally:
+        kube.close()
