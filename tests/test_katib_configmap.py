@@ -66,14 +66,15 @@ def cluster(kube: KubeStub) -> KubeStub:
     kube.add_namespace(CLOSED, grant=False)
     kube.create_config_map(CLOSED, "templates", {"job.yaml": JOB_TEMPLATE})
     kube.create_config_map("katuna", "worker-template", {"cpuWorkerTemplate.yaml": TEMPLATE.replace(
-        "PYTHON", sys.executable).replace("TRIAL", str(TRIAL))})
+        "PYTHON", sys.executable).replace("TRIAL", str(TRIAL)).replace("- name: {{.WorkerID}}", "- name: worker")})
+    katib_api.install(kube)
     return kube
 
 
 @pytest.fixture(scope="module")
 def service(cluster: KubeStub, tmp_path_factory: pytest.TempPathFactory):
     running = Service(tmp_path_factory.mktemp("configmap"), workers=1, KATUNA_EXECUTOR="kubernetes",
-                      KATUNA_K8S_API=cluster.url, KATUNA_K8S_NAMESPACE="katuna")
+                      KATUNA_K8S_API=cluster.url, KATUNA_K8S_NAMESPACE="katuna", KATUNA_KATIB_API="true")
     yield running
     running.close()
 
@@ -89,11 +90,10 @@ def problems_of(definition: dict, kube: KubeStub) -> dict[str, str]:
     return {p.path: p.message for p in caught.value.problems}
 
 
-def test_an_experiment_resource_runs_the_template_its_configmap_holds(service: Service, cluster: KubeStub):
-    obj = cluster.apply(experiment("cm-resource", api_version="katuna.dev/v1"))
+def test_a_katib_experiment_resource_runs_the_template_its_configmap_holds(service: Service, cluster: KubeStub):
+    obj = cluster.apply(experiment("cm-resource"))
     assert send(service, "add", obj) == ["dev.katuna.study.created"]
-    status = wait_status(cluster, obj, lambda s: s.get("phase") == "Succeeded", timeout=90)
-    assert status["progress"] == "2/2"
+    assert service.wait_for("cm-resource", timeout=90)["status"] == "completed"
     jobs = [job for name, job in cluster.created_jobs.items() if name.startswith("cm-resource-")]
     assert len(jobs) == 2
     for job in jobs:
@@ -171,6 +171,17 @@ def test_katibs_webhook_rules_for_a_configmap_source(cluster: KubeStub):
     del wrong["spec"]["trialTemplate"]["successCondition"]
     assert set(problems_of(wrong, cluster)) == {"spec.trialTemplate.configMap.configMapNamespace",
                                                 "spec.trialTemplate.successCondition"}
+
+
+@pytest.mark.slow
+def test_a_studyjob_resource_runs_the_worker_template_of_katunas_namespace(service: Service, cluster: KubeStub):
+    job = studyjob(studyName="cm-sj", requestcount=1, workerSpec={"goTemplate": {"templatePath": "cpuWorkerTemplate.yaml"}})
+    job["metadata"] = {"name": "cm-sj", "namespace": "team"}
+    assert send(service, "add", cluster.apply(job)) == ["dev.katuna.study.created"]
+    done = service.wait_for("cm-sj", timeout=90)
+    assert done["status"] == "completed", done
+    assert done["trialTemplateSource"] == "ConfigMap katuna/worker-template, key cpuWorkerTemplate.yaml"
+    assert {ns for ns, name in cluster.jobs if name.startswith("cm-sj")} == {"team"}
 
 
 def test_a_studyjob_takes_its_worker_template_from_the_worker_template_configmap(cluster: KubeStub):
