@@ -2,7 +2,8 @@
 ``v1alpha1`` StudyJob's ``worker-template``, read from the loopback Kubernetes API (real client,
 katuna's RBAC from ``knative/``) when the study is submitted on the cluster, stored inline with
 their source; refused naming the field where the ConfigMap, its key or the right to read it is
-missing, and where there is no cluster at all."""
+missing, and where there is no cluster at all. The tests that start ``katuna serve`` are marked
+slow (``make check`` leaves them out)."""
 
 from __future__ import annotations
 
@@ -90,6 +91,7 @@ def problems_of(definition: dict, kube: KubeStub) -> dict[str, str]:
     return {p.path: p.message for p in caught.value.problems}
 
 
+@pytest.mark.slow
 def test_a_katib_experiment_resource_runs_the_template_its_configmap_holds(service: Service, cluster: KubeStub):
     obj = cluster.apply(experiment("cm-resource"))
     assert send(service, "add", obj) == ["dev.katuna.study.created"]
@@ -104,6 +106,7 @@ def test_a_katib_experiment_resource_runs_the_template_its_configmap_holds(servi
     assert study["definition"]["trialTemplate"]["trialSpec"]["kind"] == "Job"
 
 
+@pytest.mark.slow
 def test_an_edit_of_a_running_experiment_does_not_read_its_configmap_again(service: Service, cluster: KubeStub):
     resource = experiment("cm-edit", api_version="katuna.dev/v1")
     resource["spec"].update(maxTrialCount=3, parallelTrialCount=1)
@@ -122,6 +125,7 @@ def test_an_edit_of_a_running_experiment_does_not_read_its_configmap_again(servi
     assert service.request("POST", "/studies/cm-edit/stop")[0] in (200, 202)
 
 
+@pytest.mark.slow
 def test_posting_an_experiment_to_a_cluster_service_stores_the_template_inline(service: Service):
     status, created = service.json("POST", "/studies", body=yaml.safe_dump(experiment("cm-post")),
                                    headers={"Content-Type": "application/yaml"})
@@ -154,6 +158,7 @@ def test_a_template_that_cannot_be_read_is_refused_naming_the_field(cluster: Kub
     assert list(found) == ["spec.parallelTrialCount"], "every other problem is reported too, and no noise"
 
 
+@pytest.mark.slow
 def test_a_refused_experiment_leaves_nothing_stored(service: Service, cluster: KubeStub):
     status, body = service.json("POST", "/studies", body=yaml.safe_dump(experiment("cm-none", configMapName="nowhere")),
                                 headers={"Content-Type": "application/yaml"})

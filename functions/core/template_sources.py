@@ -211,7 +211,7 @@ def _studyjob(definition: dict[str, Any], spec: Mapping[str, Any], read: ReadCon
               ) -> tuple[dict[str, Any], list[Problem]]:
     """A ``v1alpha1`` worker template from the ``worker-template`` ConfigMap, unless given raw."""
     worker = spec.get("workerSpec") or {}
-    template = worker.get("goTemplate") or {} if isinstance(worker, Mapping) else {}
+    template = worker.get("goTemplate") or {} if isinstance(worker, Mapping) else None
     if not isinstance(template, Mapping) or template.get("rawTemplate") is not None:
         return definition, []
     key = template.get("templatePath") or DEFAULT_WORKER_TEMPLATE
