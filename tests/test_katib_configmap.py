@@ -222,3 +222,15 @@ def test_the_trial_templates_role_bound_in_a_namespace_lets_katuna_read_its_temp
         assert stored["spec"]["trialTemplate"]["trialSpec"]["kind"] == "Job"
     finally:
         kube.close()
+
+
+@pytest.mark.slow
+def test_a_service_whose_trials_run_locally_refuses_a_configmap_template_saying_why(tmp_path: Path):
+    local = Service(tmp_path, workers=1)
+    try:
+        status, body = local.json("POST", "/studies", body=yaml.safe_dump(experiment("cm-local")),
+                                  headers={"Content-Type": "application/yaml"})
+        assert status == 422 and NO_CLUSTER in str(body), body
+        assert local.request("GET", "/studies/cm-local")[0] == 404
+    finally:
+        local.close()
