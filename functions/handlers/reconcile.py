@@ -18,7 +18,10 @@ say, and sends the event that was missing:
 5. a study resource the store does not know (or knows under another uid, or at an older
    generation): the ApiServerSource event its change would have sent; a running study whose
    resource is gone: the resource's delete event. Skipped where there is no cluster. Where
-   the Katib overlay is enabled, Katib's own Experiments and StudyJobs of every namespace too.
+   the Katib overlay is enabled, Katib's own Experiments and StudyJobs of every namespace too;
+6. a running cluster trial of a study with early stopping: the ``trial.progress`` of each
+   report of the objective its log holds that no handled event brought
+   (:mod:`functions.handlers.progress_scan`).
 
 A tick only reads and sends; the handlers do the work, each once: every event it sends has an
 id derived from the fact it stands for, so two ticks at once, or a tick racing the event it
@@ -84,7 +87,10 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     events: list[Event] = []
     for record in _slice(studies, window):
         events += guarded(deps, record, partial(reconcile_study, record, deps, budget, window=window))
-    return events + resource_events(deps, studies)
+    # Imported here: the scan slices its trials with this module's rotation.
+    from functions.handlers.progress_scan import scan
+
+    return events + resource_events(deps, studies) + scan(deps, studies, window)
 
 
 def _slice(studies: Sequence[StudyRecord], window: int) -> list[StudyRecord]:
