@@ -25,8 +25,8 @@ from functions.core.events import Event, trial_progress
 from functions.core.launch import trial_launch
 from functions.core.log_cursor import Cursor, reports
 from functions.core.records import RUNNING, StudyRecord, TrialRecord
+from functions.core.rotation import rotated
 from functions.handlers.base import Deps
-from functions.handlers.reconcile import rotated
 
 log = logging.getLogger("katuna.progress")
 
