@@ -3,6 +3,7 @@ every sampler in their quantile space, and seen everywhere as their values."""
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 from pathlib import Path
@@ -160,3 +161,15 @@ def test_katib_refusals_name_the_distribution_field():
     with pytest.raises(InvalidStudy) as caught:
         load_study(_experiment(_double("a", "logNormal", min="0")))
     assert [p.path for p in caught.value.problems] == ["spec.parameters[0].feasibleSpace.min"]
+
+
+@pytest.mark.slow
+def test_the_dashboards_charts_show_a_normals_values(embedded, tmp_path: Path):
+    from functions.adapters.web import plots
+
+    definition = study_definition(
+        parameters=[{"name": "x", "type": "float", "min": -5.0, "max": 5.0, "distribution": "normal"}], maxTrials=3)
+    record = run_study(embedded, definition, tmp_path)
+    chart = json.loads(plots.figure_json(embedded.store.optuna_storage(), record, "slice", ["x"]))
+    given = sorted(t.params["x"] for t in embedded.store.trials("demo"))
+    assert sorted(chart["data"][0]["x"]) == pytest.approx(given)

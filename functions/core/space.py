@@ -7,6 +7,7 @@ trial receives; :func:`sampler_params` turns known values back for the sampler.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -18,6 +19,7 @@ from optuna.distributions import (
     FloatDistribution,
     IntDistribution,
 )
+from optuna.trial import FrozenTrial
 
 from functions.core import quantiles
 from functions.core.errors import InvalidStudy, Problem
@@ -52,6 +54,27 @@ def sampler_params(parameters: tuple[Parameter, ...], known: Mapping[str, Any]) 
         if parameter.name in out and quantiles.is_normal(parameter):
             out[parameter.name] = quantiles.quantile(parameter, out[parameter.name])
     return out
+
+
+def shown_trials(trials: list[FrozenTrial], parameters: tuple[Parameter, ...]) -> list[FrozenTrial]:
+    """Trials as charts show them: each normal parameter's value in place of the quantile the
+    sampler holds, under a distribution spanning its bounds and every value drawn."""
+    normal = [p for p in parameters if quantiles.is_normal(p)]
+    if not normal:
+        return trials
+    shown = [copy.copy(t) for t in trials]
+    for trial in shown:
+        trial.params = values(parameters, trial.params)
+    for parameter in normal:
+        drawn = [t.params[parameter.name] for t in shown if parameter.name in t.params]
+        low, high = min(drawn + [parameter.low]), max(drawn + [parameter.high])
+        span: BaseDistribution = (IntDistribution(int(low), int(high), log=parameter.log and low >= 1)
+                                  if isinstance(parameter, IntParameter)
+                                  else FloatDistribution(low, high, log=parameter.log and low > 0))
+        for trial in shown:
+            if parameter.name in trial.distributions:
+                trial.distributions = {**trial.distributions, parameter.name: span}
+    return shown
 
 
 def admits(parameter: Parameter, value: Any) -> bool:
