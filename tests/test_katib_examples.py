@@ -29,8 +29,8 @@ from kube_standin import katib_api
 from kube_stub import KubeStub
 from kubernetes import client
 
+from functions.core import template_sources
 from functions.core.errors import InvalidStudy
-from functions.core.formats import load_definition
 from functions.core.katib_trials import EXPERIMENT_LABEL
 
 ROOT = Path(__file__).parent.parent
@@ -127,6 +127,23 @@ def _boost(params: dict[str, str]) -> dict[str, float]:
     return {"accuracy": max(accuracy), "time": katib_boost.TIME}
 
 
+TRIAL_TEMPLATES = {"defaultTrialTemplate.yaml": yaml.safe_dump({
+    "apiVersion": "batch/v1", "kind": "Job",
+    "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{
+        "name": "training-container", "image": "docker.io/kubeflowkatib/mxnet-mnist:latest",
+        "command": ["python", "-c", "import sys; lr = float(sys.argv[1]); print(f'Train-accuracy={0.5 + lr}'); "
+                    "print(f'Validation-accuracy={0.4 + lr}')",
+                    "${trialParameters.learningRate}", "${trialParameters.numberLayers}",
+                    "${trialParameters.optimizer}"]}]}}}})}
+"""Katib's ``trial-templates`` ConfigMap, whose default template the ConfigMap example names: a
+Job printing its accuracies as Katib's mxnet-mnist image does."""
+
+
+def _accuracies(params: dict[str, str]) -> dict[str, float]:
+    """What the ConfigMap's template prints, from the learning rate alone."""
+    return {"Train-accuracy": 0.5 + float(params["lr"]), "Validation-accuracy": 0.4 + float(params["lr"])}
+
+
 NAS = ("spec.nasConfig", "neural architecture search is not supported")
 INVENTORY: dict[str, Example] = {
     "argo/argo-workflow.yaml": Example(
@@ -200,7 +217,7 @@ INVENTORY: dict[str, Example] = {
         "retain", metrics=_two_epochs),
     "trial-template/trial-configmap-source.yaml": Example(
         "trial-configmap-source", "cmaes; int, double, categorical; trial template in a ConfigMap; Job conditions",
-        refused=("spec.trialTemplate.configMap", ""), cli=True),
+        metrics=_accuracies),
     "trial-template/trial-metadata-substitution.yaml": Example(
         "trial-metadata-substitution", "random; ${trialSpec.Name|Namespace|Kind|APIVersion|Labels[]|Annotations[]}",
         metrics=_mnist_loss),
@@ -225,6 +242,7 @@ def kube() -> Iterator[KubeStub]:
     for operator in OPERATORS:
         cluster.install_operator(operator)
     katib_api.bind(cluster, USER, "katuna-katib-edit", NAMESPACE)
+    cluster.create_config_map(NAMESPACE, "trial-templates", TRIAL_TEMPLATES)
     yield cluster
     cluster.close()
 
@@ -368,15 +386,20 @@ def _metadata(kube: KubeStub) -> list[str]:
     return wrong
 
 
+TEMPLATES = template_sources.ClusterTemplates(
+    lambda namespace, name: TRIAL_TEMPLATES if (namespace, name) == (NAMESPACE, "trial-templates") else None, "katuna")
+"""The cluster's ConfigMaps as the translation reads them at submission."""
+
+
 @pytest.mark.parametrize("path", sorted(INVENTORY))
 def test_each_example_is_taken_or_refused_naming_the_field(path: str, tmp_path: Path):
     """The translation alone, in this process: what the cluster run shows, in milliseconds."""
     example = INVENTORY[path]
     if example.refused is None:
-        load_definition(experiment(example, tmp_path))
+        template_sources.load(experiment(example, tmp_path), TEMPLATES)
         return
     with pytest.raises(InvalidStudy) as refused:
-        load_definition(experiment(example, tmp_path))
+        template_sources.load(experiment(example, tmp_path), TEMPLATES)
     field_, why = example.refused
     problems = {p.path: p.message for p in refused.value.problems}
     assert field_ in problems and why in problems[field_], problems
