@@ -51,59 +51,61 @@ def check_choice(setting: str, value: str, accepted: Mapping[str, str]) -> None:
 
 @dataclass(frozen=True)
 class Dimension:
-    """One parameter as scikit-optimize sees it, and the way back to the parameter's value."""
+    """One parameter as scikit-optimize sees it, and the way back to the parameter's value: a
+    categorical's choices and a stepped number's grid are searched by position."""
 
     name: str
-    distribution: BaseDistribution
-    log_uniform: bool
+    choices: tuple[Any, ...] | None
+    low: float = 0.0
+    high: float = 0.0
+    step: float | None = None
+    integer: bool = False
+    log: bool = False
+
+    @classmethod
+    def of(cls, name: str, distribution: BaseDistribution, log_uniform_floats: bool) -> Dimension:
+        d = distribution
+        if isinstance(d, CategoricalDistribution):
+            return cls(name, tuple(d.choices))
+        if isinstance(d, IntDistribution):
+            return cls(name, None, d.low, d.high, d.step if d.step != 1 else None, integer=True, log=d.log)
+        if isinstance(d, FloatDistribution):
+            return cls(name, None, d.low, d.high, d.step, log=d.log or (log_uniform_floats and d.low > 0))
+        raise TypeError(f"{name}: scikit-optimize has no dimension for {d!r}")
 
     def skopt(self) -> Any:
-        """The scikit-optimize dimension: steps and choices become integer positions."""
+        """The scikit-optimize dimension."""
         from skopt.space import Categorical, Integer, Real
 
-        d = self.distribution
-        if isinstance(d, CategoricalDistribution):
-            return Categorical([str(i) for i in range(len(d.choices))], name=self.name)
-        if _steps(d) is not None:
-            return Integer(0, _steps(d), name=self.name)
-        if isinstance(d, IntDistribution):
-            return Integer(d.low, d.high, prior="log-uniform" if d.log else "uniform", name=self.name)
-        assert isinstance(d, FloatDistribution)
-        log = d.log or (self.log_uniform and d.low > 0)
-        return Real(d.low, d.high, prior="log-uniform" if log else "uniform", name=self.name)
+        prior = "log-uniform" if self.log else "uniform"
+        if self.choices is not None:
+            return Categorical([str(i) for i in range(len(self.choices))], name=self.name)
+        if self.step is not None:
+            return Integer(0, self._positions(self.step), name=self.name)
+        if self.integer:
+            return Integer(int(self.low), int(self.high), prior=prior, name=self.name)
+        return Real(self.low, self.high, prior=prior, name=self.name)
+
+    def _positions(self, step: float) -> int:
+        """The last position on the grid of a stepped number."""
+        return int(round((self.high - self.low) / step))
 
     def to_skopt(self, value: Any) -> Any:
         """A trial's value as a point of :meth:`skopt`."""
-        d = self.distribution
-        if isinstance(d, CategoricalDistribution):
-            return str(int(d.to_internal_repr(value)))
-        steps = _steps(d)
-        if steps is not None:
-            assert isinstance(d, (IntDistribution, FloatDistribution)) and d.step is not None
-            return min(max(round((value - d.low) / d.step), 0), steps)
-        return int(value) if isinstance(d, IntDistribution) else float(value)
+        if self.choices is not None:
+            return str(next(i for i, choice in enumerate(self.choices) if choice == value))
+        if self.step is not None:
+            return min(max(round((value - self.low) / self.step), 0), self._positions(self.step))
+        return int(value) if self.integer else float(value)
 
     def from_skopt(self, point: Any) -> Any:
         """A point of :meth:`skopt` as the parameter's value."""
-        d = self.distribution
-        if isinstance(d, CategoricalDistribution):
-            return d.choices[int(point)]
-        if _steps(d) is not None:
-            assert isinstance(d, (IntDistribution, FloatDistribution)) and d.step is not None
-            value = d.low + int(point) * d.step
-            return int(value) if isinstance(d, IntDistribution) else min(float(value), d.high)
-        return int(point) if isinstance(d, IntDistribution) else float(point)
-
-
-def _steps(distribution: BaseDistribution) -> int | None:
-    """How many steps past ``low`` a stepped parameter has (None when it has no step to count:
-    a continuous float, or an int of step 1 that scikit-optimize takes as it is)."""
-    d = distribution
-    if isinstance(d, FloatDistribution) and d.step is not None:
-        return int(round((d.high - d.low) / d.step))
-    if isinstance(d, IntDistribution) and d.step != 1:
-        return (d.high - d.low) // d.step
-    return None
+        if self.choices is not None:
+            return self.choices[int(point)]
+        if self.step is not None:
+            value = min(self.low + int(point) * self.step, self.high)
+            return int(value) if self.integer else float(value)
+        return int(point) if self.integer else float(point)
 
 
 class BayesianSampler(optuna.samplers.BaseSampler):
@@ -149,7 +151,7 @@ class BayesianSampler(optuna.samplers.BaseSampler):
                 if search_space.keys() <= t.params.keys() and math.isfinite(t.values[0])]
         if not told or len(told) < self.n_startup_trials:
             return {}
-        dimensions = [Dimension(name, d, self.log_uniform_floats) for name, d in sorted(search_space.items())]
+        dimensions = [Dimension.of(name, d, self.log_uniform_floats) for name, d in sorted(search_space.items())]
         sign = -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0
         points = [[dim.to_skopt(t.params[dim.name]) for dim in dimensions] for t in told]
         point = self._ask(dimensions, points, [sign * t.values[0] for t in told])
