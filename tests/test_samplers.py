@@ -178,6 +178,7 @@ def _bayesian_proposal(told: list[tuple[dict, float]], seed: int = 4) -> dict:
     return study.ask(MIXED).params
 
 
+@pytest.mark.slow  # three model fits, and scikit-learn's import
 def test_bayesian_sampler_is_random_until_its_startup_trials_end_then_follows_the_told_values():
     points = [{"x": 0.02, "n": 2, "kind": "a"}, {"x": 0.2, "n": 6, "kind": None}, {"x": 0.9, "n": 10, "kind": 1.5}]
     rising = [(p, float(i)) for i, p in enumerate(points)]
