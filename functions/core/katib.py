@@ -114,11 +114,15 @@ def from_experiment(data: Mapping[str, Any]) -> dict[str, Any]:
 
 def _native_problems(native: dict[str, Any], data: Mapping[str, Any], found: list[Problem]) -> list[Problem]:
     """The problems the native study would have besides those already ``found``, so that a
-    translation problem hides none of the others."""
+    translation problem hides none of the others (none about a trial template left unread in
+    its ConfigMap: ``found`` says why)."""
     try:
         validate.parse_study(native)
     except InvalidStudy as exc:
-        return katib_paths.katib_problems(exc.problems, data, already=found)
+        problems = katib_paths.katib_problems(exc.problems, data, already=found)
+        if katib_template.unread(data.get("spec") or {}):
+            return [p for p in problems if not p.path.startswith(katib_template.PATH) and "trialTemplate" not in p.message]
+        return problems
     return []
 
 
