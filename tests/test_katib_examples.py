@@ -53,8 +53,6 @@ NAMESPACE = "kubeflow"
 KUBE_NAMESPACES = (NAMESPACE,)
 USER = "katib-user"
 """Who applies the Experiments: a user with Katib's edit role in the namespace."""
-GP_AVAILABLE = importlib.util.find_spec("torch") is not None
-"""Katib's bayesianoptimization is Optuna's Gaussian-process sampler, which needs torch."""
 OPERATORS = ("training-operator", "trainer", "jobset", "argo", "tekton")
 """The operators whose workload kinds Katib's examples run as trials."""
 
@@ -159,8 +157,7 @@ INVENTORY: dict[str, Example] = {
         "xgb-svhn-fpga", "random; double ×3; additionalMetricNames; one trial at a time; pod template labels",
         metrics=_boost),
     "hp-tuning/bayesian-optimization.yaml": Example(
-        "bayesian-optimization", "bayesianoptimization with random_state; double ×2",
-        **({"metrics": _mnist_loss} if GP_AVAILABLE else {"refused": ("spec.algorithm.algorithmName", "torch")})),
+        "bayesian-optimization", "bayesianoptimization with random_state; double ×2", metrics=_mnist_loss),
     "hp-tuning/cma-es.yaml": Example(
         "cmaes", "cmaes with restart_strategy ipop; double ×2",
         refused=("spec.algorithm.algorithmSettings[0].value", "no longer restarts")),
