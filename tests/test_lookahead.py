@@ -8,7 +8,16 @@ from pathlib import Path
 import pytest
 from conftest import run_study, study_definition
 
-from functions.core.events import STUDY_CREATED, TRIAL_SUGGESTED, study_created, trial_finished, trial_suggested
+from functions.adapters.sqlite_store import DISCARDED
+from functions.core.events import (
+    STUDY_CREATED,
+    TRIAL_SUGGESTED,
+    study_completed,
+    study_created,
+    trial_finished,
+    trial_suggested,
+)
+from functions.core.resources import Origin, Ref, study_status
 from functions.core.validate import parse_study
 from functions.embedded import Embedded
 from functions.settings import Settings
@@ -89,3 +98,26 @@ def test_the_look_ahead_is_read_from_the_environment(value: str, expected: int):
 def test_a_negative_look_ahead_is_refused():
     with pytest.raises(ValueError, match="KATUNA_LOOKAHEAD: expected trials >= 0, got -1"):
         Settings.from_env({"KATUNA_LOOKAHEAD": "-1"})
+
+
+def test_a_trial_prepared_ahead_that_never_ran_is_no_trial_of_the_ended_study(embedded, tmp_path: Path):
+    objective = {"metric": "loss", "direction": "minimize", "goal": 1000.0}
+    record = run_study(embedded, study_definition(maxTrials=10, parallelism=1, objective=objective), tmp_path)
+    assert record.status == "completed" and record.reason.startswith("goal reached by trial 0"), record.reason
+
+    assert [(t.number, t.state) for t in embedded.store.trials("demo")] == [(0, "COMPLETE")], \
+        "trial 1, prepared while trial 0 ran, never started: it is listed nowhere"
+    counts = embedded.store.count_trials("demo")
+    assert (counts.created, counts.pruned, counts.waiting) == (1, 0, 0)
+    status = study_status(record, counts, embedded.store.best_trials("demo", 1)[0],
+                          Origin(Ref("Experiment", "default", "demo", "kubeflow.org/v1beta1"), "uid-1", 1))
+    assert (status["trials"], status["trialsEarlyStopped"], status["progress"]) == (1, 0, "1/10"), \
+        "Katib's status counts the trials that ran"
+
+    optuna_trials = embedded.store.optuna_study("demo", ["minimize"]).get_trials(deepcopy=False)
+    assert [(t.number, t.state.name) for t in optuna_trials] == [(0, "COMPLETE"), (1, "FAIL")], \
+        "Optuna cannot forget a trial: it keeps the one never started as failed, which no sampler learns from"
+    assert optuna_trials[1].system_attrs[DISCARDED] is True
+
+    embedded.dispatcher.deliver(study_completed("demo", record.uid, record.status, record.reason))
+    assert [t.number for t in embedded.store.trials("demo")] == [0], "handling the end again changes nothing"

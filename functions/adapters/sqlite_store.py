@@ -24,6 +24,7 @@ from typing import Any
 
 import optuna
 import sqlite_utils
+from optuna.trial import TrialState
 
 from functions.adapters.sqlite_journal import SNAPSHOT_TABLE, KatunaJournalStorage, SqliteJournalBackend
 from functions.adapters.sqlite_journal import TABLE as JOURNAL_TABLE
@@ -199,6 +200,9 @@ def _origin(text: str | None) -> dict[str, Any] | None:
         return None
     return origin if isinstance(origin, dict) else None
 
+
+DISCARDED = "katuna:discarded"
+"""The Optuna system attribute of a trial asked for and never started, which katuna forgot."""
 
 _BY_STATE = "idx_trials_study_state"
 """The index of trials by study and state (made by the first migration)."""
@@ -521,6 +525,22 @@ class SqliteStore:
 
     def update_trial(self, study: str, number: int, **fields: Any) -> None:
         self._update("trials", {"study": study, "number": number}, self._trial_columns(fields))
+
+    def discard_trial(self, study: str, number: int) -> None:
+        """Forget a trial that never started: its row goes (the kept counts follow), and Optuna,
+        which cannot forget a trial, keeps it failed and marked :data:`DISCARDED`, so no sampler
+        learns from it and Optuna's own views can tell it apart. Discarding twice changes nothing."""
+        with self.transaction():
+            self.db.execute("DELETE FROM observations WHERE study = ? AND trial = ?", [study, number])
+            self.db.execute("DELETE FROM trials WHERE study = ? AND number = ?", [study, number])
+            storage = self.optuna_storage()
+            try:
+                trial_id = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study), number)
+            except KeyError:
+                return
+            if not storage.get_trial(trial_id).state.is_finished():
+                storage.set_trial_system_attr(trial_id, DISCARDED, True)
+                storage.set_trial_state_values(trial_id, TrialState.FAIL)
 
     @_reading
     def trials(self, study: str, states: Sequence[str] = ()) -> list[TrialRecord]:

@@ -60,6 +60,10 @@ class Store(Protocol):
 
     def update_trial(self, study: str, number: int, **fields: Any) -> None: ...
 
+    def discard_trial(self, study: str, number: int) -> None:
+        """Forget a trial that was asked for and never started: it is no trial of the study
+        anywhere (listings, counts, ``maxTrials``), and no sampler learns from it."""
+
     def trials(self, study: str, states: Sequence[str] = ()) -> list[TrialRecord]: ...
 
     def count_trials(self, study: str) -> Counts: ...
