@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import signal
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 from conftest import run_study, study_definition
+from http_helpers import KATUNA, Service
 
-from functions.adapters.sqlite_store import DISCARDED
+from functions.adapters.sqlite_store import DISCARDED, SqliteStore
 from functions.core.events import (
     STUDY_CREATED,
     TRIAL_SUGGESTED,
@@ -121,3 +125,42 @@ def test_a_trial_prepared_ahead_that_never_ran_is_no_trial_of_the_ended_study(em
 
     embedded.dispatcher.deliver(study_completed("demo", record.uid, record.status, record.reason))
     assert [t.number for t in embedded.store.trials("demo")] == [0], "handling the end again changes nothing"
+
+
+def _wait(condition, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+@pytest.mark.slow
+def test_a_study_left_with_a_prepared_trial_by_run_resumes_under_serve_within_its_parallelism(tmp_path: Path):
+    definition = study_definition(mode="hang", maxTrials=6, parallelism=2)
+    definition["trialTemplate"]["env"] = {"PID_DIR": str(tmp_path)}
+    (tmp_path / "study.json").write_text(json.dumps(definition))
+    db = tmp_path / "katuna.db"
+    run = subprocess.Popen([KATUNA, "run", "study.json", "--db", str(db)], cwd=tmp_path,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait(lambda: (tmp_path / "0.1.pid").exists() and (tmp_path / "1.1.pid").exists(), "two running trials")
+        store = SqliteStore(db)
+        _wait(lambda: {t.number: t.state for t in store.trials("demo")} == {0: "RUNNING", 1: "RUNNING", 2: "WAITING"},
+              "trial 2 prepared ahead")
+        run.send_signal(signal.SIGINT)
+        assert run.wait(timeout=30) == 130
+    finally:
+        run.kill()
+
+    uid = store.get_study("demo").uid
+    resumed = trial_suggested("demo", uid, 2, 1).id
+    service = Service(tmp_path, workers=1)
+    try:
+        _wait(lambda: store.processed(resumed, "spawn") is not None, "katuna serve resuming the study")
+        assert {t.number: (t.state, t.attempt) for t in store.trials("demo")} == \
+            {0: ("RUNNING", 2), 1: ("RUNNING", 2), 2: ("WAITING", 1)}, "the prepared trial waits for a free slot"
+        assert not (tmp_path / "2.1.pid").exists(), "no more than parallelism trials run"
+    finally:
+        service.close()
+        store.close()

@@ -128,12 +128,13 @@ def continuation(record: StudyRecord, created: int) -> Event:
 def ask_trials(record: StudyRecord, deps: Deps, counts: Counts | None = None) -> list[Event]:
     """Suggest trials into the free parallel slots (at most :data:`ASKS_PER_EVENT`, then a
     continuation), each with its own derived sampler seed; ``counts`` are the study's trial
-    counts, when the caller has them already."""
+    counts, when the caller has them already. Trials that wait already (prepared ahead, maybe
+    by a process with look-ahead where this one has none) take free slots first."""
     spec = record.spec
     counts = deps.store.count_trials(spec.name) if counts is None else counts
     wanted = trials_to_ask(spec, counts, study_grid_size(record), deps.lookahead)
     if wanted == 0:
-        return ahead.release(record, deps, counts) if deps.lookahead else []
+        return ahead.release(record, deps, counts)
     study = optuna_study(record, deps, counts.created)
     asked = min(wanted, ASKS_PER_EVENT)
     events = []
@@ -145,7 +146,7 @@ def ask_trials(record: StudyRecord, deps: Deps, counts: Counts | None = None) ->
             TrialRecord(spec.name, trial.number, dict(trial.params), WAITING, created_at=deps.clock())
         )
         events.append(trial_suggested(spec.name, record.uid, trial.number, 1))
-    if deps.lookahead:
+    if deps.lookahead or counts.waiting:
         events = ahead.release(record, deps, replace(counts, waiting=counts.waiting + asked))
     if wanted > asked:
         events.append(continuation(record, counts.created + asked))
