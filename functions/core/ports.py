@@ -68,6 +68,16 @@ class Store(Protocol):
 
     def count_trials(self, study: str) -> Counts: ...
 
+    def trial_changes(self, study: str, after: int) -> tuple[list[TrialRecord], int]:
+        """The study's trials written (added or updated) since its trial change ``after`` (0:
+        all of them), by number, and its latest trial change (``after`` when none is later)."""
+
+    def trials_reported(self, study: str) -> int:
+        """The trial change up to which the study's trials were reported (0: none yet)."""
+
+    def set_trials_reported(self, study: str, change: int) -> None:
+        """Record that the study's trials were reported up to ``change`` (a later one stays)."""
+
     def query_trials(self, study: str, query: TrialQuery) -> tuple[list[TrialRecord], int]:
         """One page of the trials that match ``query``, and how many match in all."""
 
@@ -96,8 +106,10 @@ class Store(Protocol):
     def save_pool_use(self, use: PoolUse) -> None:
         """Store a node-pool use, replacing the earlier version of it."""
 
-    def pool_uses(self, phases: Sequence[str] = (), pool: str | None = None) -> list[PoolUse]:
-        """Node-pool uses in the given phases (all if none), of one pool if named."""
+    def pool_uses(self, phases: Sequence[str] = (), pool: str | None = None,
+                  released_after: float | None = None) -> list[PoolUse]:
+        """Node-pool uses in the given phases (all if none), of one pool if named, and (if a
+        time is given) not released, or released after it."""
 
 
 class Executor(Protocol):
