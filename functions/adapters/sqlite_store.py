@@ -583,9 +583,10 @@ class SqliteStore:
         states are found through the (study, state) index: left to itself, SQLite walks every
         trial of the study in number order instead, to spare a sort, and the few active trials
         of a large study would cost a read of all of them on every event."""
-        sql, args = "SELECT * FROM trials WHERE study = ?", [study]
+        table = f"trials INDEXED BY {_BY_STATE}" if states else "trials"
+        sql, args = f"SELECT * FROM {table} WHERE study = ?", [study]
         if states:
-            sql = f"SELECT * FROM trials INDEXED BY {_BY_STATE} WHERE study = ? AND state IN ({', '.join('?' * len(states))})"
+            sql += f" AND state IN ({', '.join('?' * len(states))})"
             args += list(states)
         return [self._trial(row) for row in self._rows(sql + " ORDER BY number", args)]
 
