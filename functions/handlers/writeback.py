@@ -10,9 +10,10 @@ no resource and cost one read.
 A Katib Experiment's Trial resources are written as its trials change, never listed: each
 report writes the trials changed since the last one (all of them the first time) and records
 the change it reached, so an event costs as many writes as trials changed, at any study size.
-A report holds the store's write lock while it writes: reports follow one another, each reads
-what the one before left, and none can write an older state over a newer one; a report that
-fails records nothing, and the next one writes the same trials again.
+A report that finds changed trials holds the store's write lock while it writes them: such
+reports follow one another, each reads what the one before left, and none can write an older
+state over a newer one; a report that fails records nothing, and the next one writes the same
+trials again. The Experiment's own status is written without the lock, as before.
 """
 
 from __future__ import annotations
@@ -42,12 +43,19 @@ def report(record: StudyRecord, deps: Deps) -> None:
     if record.origin is None or resources is None:
         return
     origin = Origin.from_dict(record.origin)
-    with deps.store.transaction():
-        best = deps.store.best_trials(record.name, 1)
-        status = study_status(record, deps.store.count_trials(record.name), best[0] if best else None, origin)
-        if resources.write_status(origin.ref, origin.uid, status) and origin.ref.kind == "Experiment" \
-                and origin.ref.katib:
+    best = deps.store.best_trials(record.name, 1)
+    status = study_status(record, deps.store.count_trials(record.name), best[0] if best else None, origin)
+    if resources.write_status(origin.ref, origin.uid, status) and origin.ref.kind == "Experiment" \
+            and origin.ref.katib and _changed(record, deps.store):
+        with deps.store.transaction():
             _report_trials(record, origin, deps.store, resources)
+
+
+def _changed(record: StudyRecord, store: Store) -> bool:
+    """Whether a trial changed since the last report (read without the lock: most events of a
+    redelivery, or of a report that came first, find nothing to write and take no lock)."""
+    reported = store.trials_reported(record.name)
+    return store.trial_changes(record.name, reported)[1] > reported
 
 
 def _report_trials(record: StudyRecord, origin: Origin, store: Store, resources: Resources) -> None:
