@@ -21,7 +21,7 @@ from conftest import study_definition
 from http_helpers import Service, Sink
 from kube_stub import KubeStub
 
-from functions.adapters.kubernetes_executor import LIST_PAGE
+from functions.adapters.kubernetes_resources import LIST_PAGE
 from functions.core.events import OBJECTS, ROUTES, derived_id
 from functions.handlers.reconcile import rotated
 from functions.runtime import ClusterResources, watched_namespace

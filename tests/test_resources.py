@@ -467,7 +467,8 @@ def test_a_merge_patch_of_the_status_ignores_metadata_as_the_api_does(kube: Kube
 
 
 def test_a_status_never_reaches_a_resource_made_again_under_the_same_name(kube: KubeStub):
-    from functions.adapters.kubernetes_executor import KubernetesResources, api_client
+    from functions.adapters.kubernetes_executor import api_client
+    from functions.adapters.kubernetes_resources import KubernetesResources
 
     target = KubernetesResources(lambda: api_client(kube.url))
     old = kube.apply(study("kst-guard"))
