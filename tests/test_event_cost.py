@@ -17,7 +17,7 @@ import optuna
 import pytest
 from conftest import study_definition
 
-from functions.adapters.kubernetes_executor import KubernetesNodes
+from functions.adapters.kubernetes_resources import KubernetesNodes
 from functions.adapters.local_executor import LocalExecutor
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.events import Event, study_created, trial_finished

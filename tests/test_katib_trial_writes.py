@@ -16,7 +16,8 @@ from kube_stub import KubeStub
 from kubernetes import client
 from test_katib import experiment
 
-from functions.adapters.kubernetes_executor import KubernetesExecutor, KubernetesResources
+from functions.adapters.kubernetes_executor import KubernetesExecutor
+from functions.adapters.kubernetes_resources import KubernetesResources
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.cluster import Cluster
 from functions.core.events import resource_changed, trial_suggested
@@ -67,6 +68,7 @@ def trials_on_the_api(kube: KubeStub) -> dict[str, dict]:
     return {item["metadata"]["name"]: item.get("status") for item in listed["items"]}
 
 
+@pytest.mark.slow
 def test_an_event_writes_only_the_trials_that_changed_and_lists_none(kube: KubeStub, tmp_path: Path):
     body = experiment(maxTrialCount=100, parallelTrialCount=2)
     body["metadata"] = {"name": NAME, "namespace": TEAM}
@@ -80,22 +82,24 @@ def test_an_event_writes_only_the_trials_that_changed_and_lists_none(kube: KubeS
         dispatcher.deliver_to("resource", resource_changed("add", created))
         record = store.get_study(NAME)
         now = time.time()
-        for number in range(30):
+        for number in range(10):
             store.add_trial(TrialRecord(NAME, number, {"x": number / 10}, COMPLETE, values=[1.0 + number],
                                         metrics={"loss": 1.0 + number}, created_at=now, started_at=now, finished_at=now))
-        store.add_trial(TrialRecord(NAME, 30, {"x": 3.0}, RUNNING, created_at=now, started_at=now))
-        dispatcher.deliver_to("writeback", trial_suggested(NAME, record.uid, 30, 1))
-        assert len(trials_on_the_api(kube)) == 31, "the first report writes every trial"
+        store.add_trial(TrialRecord(NAME, 10, {"x": 3.0}, RUNNING, created_at=now, started_at=now))
+        dispatcher.deliver_to("writeback", trial_suggested(NAME, record.uid, 10, 1))
+        assert len(trials_on_the_api(kube)) == 11, "the first report writes every trial"
 
-        store.update_trial(NAME, 30, state=COMPLETE, values=[0.5], metrics={"loss": 0.5}, finished_at=time.time())
-        store.add_trial(TrialRecord(NAME, 31, {"x": 3.1}, WAITING, created_at=time.time()))
-        event = trial_suggested(NAME, record.uid, 31, 1)
+        store.update_trial(NAME, 10, state=COMPLETE, values=[0.5], metrics={"loss": 0.5}, finished_at=time.time())
+        store.add_trial(TrialRecord(NAME, 11, {"x": 3.1}, WAITING, created_at=time.time()))
+        event = trial_suggested(NAME, record.uid, 11, 1)
         api.sent.clear()
         dispatcher.deliver_to("writeback", event)
         trial_requests = [(method, path) for method, path in api.sent if "/trials" in path]
         assert not [path for method, path in trial_requests if method == "GET"], "no Trial is read, no list is made"
-        assert {path.split("/trials/")[1].split("/")[0] for _, path in trial_requests} == {f"{NAME}-30", f"{NAME}-31"}, \
-            "only the two trials that changed are written"
+        written = {path.split("/trials/")[1].split("/")[0] for _, path in trial_requests if "/trials/" in path}
+        assert written == {f"{NAME}-10", f"{NAME}-11"}, "only the two trials that changed are written"
+        assert [method for method, path in trial_requests if path.endswith("/trials")] == ["POST"], \
+            "one Trial is created: the new trial's"
 
         api.sent.clear()
         dispatcher.deliver_to("writeback", event)

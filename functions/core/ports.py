@@ -194,8 +194,8 @@ class Resources(Protocol):
 
     def put_trials(self, owner: Ref, trials: Sequence[Mapping[str, Any]]) -> None:
         """Make the Katib Trial resources of the Experiment at ``owner`` what ``trials`` say
-        (each a resource with its ``status``): create the missing ones, write the status of
-        those whose status differs."""
+        (each a resource with its ``status``): write the status of each, creating the missing
+        ones; the Experiment's other Trials are left as they are."""
 
 
 class Nodes(Protocol):
