@@ -128,8 +128,9 @@ def continuation(record: StudyRecord, created: int) -> Event:
 def ask_trials(record: StudyRecord, deps: Deps, counts: Counts | None = None) -> list[Event]:
     """Suggest trials into the free parallel slots (at most :data:`ASKS_PER_EVENT`, then a
     continuation), each with its own derived sampler seed; ``counts`` are the study's trial
-    counts, when the caller has them already. Trials that wait already (prepared ahead, maybe
-    by a process with look-ahead where this one has none) take free slots first."""
+    counts, when the caller has them already. When no trial is to be asked for, waiting trials
+    are released into the free slots (with look-ahead, a prepared trial; without it, one that a
+    full study held back, prepared ahead by a process that had look-ahead)."""
     spec = record.spec
     counts = deps.store.count_trials(spec.name) if counts is None else counts
     wanted = trials_to_ask(spec, counts, study_grid_size(record), deps.lookahead)
@@ -146,7 +147,7 @@ def ask_trials(record: StudyRecord, deps: Deps, counts: Counts | None = None) ->
             TrialRecord(spec.name, trial.number, dict(trial.params), WAITING, created_at=deps.clock())
         )
         events.append(trial_suggested(spec.name, record.uid, trial.number, 1))
-    if deps.lookahead or counts.waiting:
+    if deps.lookahead:
         events = ahead.release(record, deps, replace(counts, waiting=counts.waiting + asked))
     if wanted > asked:
         events.append(continuation(record, counts.created + asked))
