@@ -153,14 +153,14 @@ def test_a_study_left_with_a_prepared_trial_by_run_resumes_under_serve_within_it
     finally:
         run.kill()
 
-    uid = store.get_study("demo").uid
-    resumed = trial_suggested("demo", uid, 2, 1).id
     service = Service(tmp_path, workers=1)
     try:
-        _wait(lambda: store.processed(resumed, "spawn") is not None, "katuna serve resuming the study")
-        assert {t.number: (t.state, t.attempt) for t in store.trials("demo")} == \
-            {0: ("RUNNING", 2), 1: ("RUNNING", 2), 2: ("WAITING", 1)}, "the prepared trial waits for a free slot"
-        assert not (tmp_path / "2.1.pid").exists(), "no more than parallelism trials run"
+        _wait(lambda: (tmp_path / "0.2.pid").exists() and (tmp_path / "1.2.pid").exists(),
+              "katuna serve resuming the interrupted trials")
+        _wait(lambda: {t.number: (t.state, t.attempt) for t in store.trials("demo")} ==
+              {0: ("RUNNING", 2), 1: ("RUNNING", 2)}, "the prepared trial discarded, the interrupted ones running")
+        assert not (tmp_path / "2.1.pid").exists(), "no more than parallelism trials run: trial 2 never started"
+        assert store.count_trials("demo").created == 2
     finally:
         service.close()
         store.close()

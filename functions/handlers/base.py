@@ -128,14 +128,12 @@ def continuation(record: StudyRecord, created: int) -> Event:
 def ask_trials(record: StudyRecord, deps: Deps, counts: Counts | None = None) -> list[Event]:
     """Suggest trials into the free parallel slots (at most :data:`ASKS_PER_EVENT`, then a
     continuation), each with its own derived sampler seed; ``counts`` are the study's trial
-    counts, when the caller has them already. When no trial is to be asked for, waiting trials
-    are released into the free slots (with look-ahead, a prepared trial; without it, one that a
-    full study held back, prepared ahead by a process that had look-ahead)."""
+    counts, when the caller has them already."""
     spec = record.spec
     counts = deps.store.count_trials(spec.name) if counts is None else counts
     wanted = trials_to_ask(spec, counts, study_grid_size(record), deps.lookahead)
     if wanted == 0:
-        return ahead.release(record, deps, counts)
+        return ahead.release(record, deps, counts) if deps.lookahead else []
     study = optuna_study(record, deps, counts.created)
     asked = min(wanted, ASKS_PER_EVENT)
     events = []

@@ -2,9 +2,9 @@
 
 The trial is marked running even when its attempt exists already (launched by a delivery whose
 record was lost), so the attempt's end is never ignored; it is marked after the launch, in the
-same transaction, so the launch waits for nothing else. A trial is launched only into a free
-slot (with look-ahead, :mod:`functions.handlers.ahead`, one is prepared beyond them; a study
-resumed without look-ahead may find one); one held back waits for the next release.
+same transaction, so the launch waits for nothing else. With look-ahead
+(:mod:`functions.handlers.ahead`) a trial is launched only into a free slot; one held back waits,
+prepared, for the next release.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ def handle(event: Event, deps: Deps) -> list[Event]:
         return []
     launch = trial_launch(record, trial)
     if not deps.executor.exists(launch):
-        if trial.state != RUNNING and store.count_trials(study).running >= record.spec.parallelism:
+        if deps.lookahead and trial.state != RUNNING and \
+                store.count_trials(study).running >= record.spec.parallelism:
             return []
         deps.executor.launch(launch)
     if trial.state != RUNNING:
