@@ -51,8 +51,10 @@ def _within_parallelism(record: StudyRecord, deps: Deps, active: list[TrialRecor
     run``), which never started, are discarded, the latest first (the sampler is asked again as
     slots free). The active trials that remain."""
     excess = len(active) - record.spec.parallelism
+    if excess <= 0:
+        return active
     surplus = [trial for trial in reversed(active) if trial.started_at is None
-               and not deps.executor.exists(trial_launch(record, trial))][:max(excess, 0)]
+               and not deps.executor.exists(trial_launch(record, trial))][:excess]
     for trial in surplus:
         deps.store.discard_trial(record.name, trial.number)
     return [trial for trial in active if trial not in surplus]
