@@ -149,7 +149,7 @@ def test_a_study_left_with_a_prepared_trial_by_run_resumes_under_serve_within_it
         _wait(lambda: {t.number: t.state for t in store.trials("demo")} == {0: "RUNNING", 1: "RUNNING", 2: "WAITING"},
               "trial 2 prepared ahead")
         run.send_signal(signal.SIGINT)
-        assert run.wait(timeout=30) == 130
+        assert run.wait(timeout=90) == 130
     finally:
         run.kill()
 
