@@ -26,6 +26,7 @@ from kube_standin.autoscaler import Autoscaler
 from kube_standin.history import Change, History
 from kube_standin.jobs import JobController
 from kube_standin.kubelet import Kubelets, image_id
+from kube_standin.logs import Line
 from kube_standin.nodes import STATIC_ALLOCATABLE, STATIC_NODE, NodePool, node
 from kube_standin.objects import merge, not_found, now, snapshot, status
 from kube_standin.operators import JobSetController, Trainer, TrainingOperator
@@ -66,7 +67,7 @@ class KubeStub(ApiServer, Workloads):
         self.jobs: dict[tuple[str, str], dict] = {}
         self.pods: dict[tuple[str, str], dict] = {}
         self.nodes: dict[str, dict] = {}
-        self.logs: dict[tuple[str, str], str] = {}
+        self.logs: dict[tuple[str, str], list[Line]] = {}
         self.resources: dict[tuple[str, str, str], dict] = {}
         self.deleted: list[tuple[str, str, str | None]] = []
         self.created: list[str] = []

@@ -140,9 +140,9 @@ def _imports(path: Path) -> set[str]:
 
 
 def test_each_vendor_sdk_is_imported_by_one_adapter_only():
+    imports = {str(p.relative_to(ROOT)): _imports(p) for folder in ("functions", "infra") for p in (ROOT / folder).rglob("*.py")}
     for vendor, owner in VENDORS.items():
-        users = sorted(str(p.relative_to(ROOT)) for folder in ("functions", "infra")
-                       for p in (ROOT / folder).rglob("*.py") if vendor in _imports(p))
+        users = sorted(path for path, names in imports.items() if vendor in names)
         if owner is None:
             assert users and all(u.startswith("functions/adapters/web/") for u in users), f"{vendor}: {users}"
         else:

@@ -13,6 +13,7 @@ import optuna
 
 from functions.core.events import Event
 from functions.core.launch import TrialLaunch
+from functions.core.log_cursor import Cursor, RunningLog
 from functions.core.metrics import Observation
 from functions.core.node_hours import NodeSeen
 from functions.core.nodepool import NodePool, OperationStatus, PoolChange, PoolStatus
@@ -136,6 +137,16 @@ class Executor(Protocol):
 
     def read_file(self, launch: TrialLaunch, path: str) -> Iterator[str]:
         """Lines of a file the attempt wrote (the file metrics collector); none if it is absent."""
+
+
+class RunningLogs(Protocol):
+    """Running trials' logs, read a piece at a time: where the executor cannot watch a trial's
+    output as it is written (Jobs on a cluster), its progress is read from them."""
+
+    def running_log(self, launch: TrialLaunch, after: Cursor | None, limit_bytes: int) -> RunningLog | None:
+        """At most ``limit_bytes`` of the attempt's running log, each line behind the time it was
+        written: from the start, or, when ``after`` is of the same pod, from about the time of
+        its last line. None when no pod of the attempt runs."""
 
 
 class NodePools(Protocol):
