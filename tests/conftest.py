@@ -38,7 +38,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 def undo_trial_changes(db: sqlite_utils.Database) -> None:
-    """Take a database back to before the thirteenth migration (trial changes, pool uses found by
+    """Take a database back to before the twelfth migration (trial changes, pool uses found by
     their release), for a test of an older database."""
     db.execute("DROP INDEX idx_trials_study_changed")
     db.execute("ALTER TABLE trials DROP COLUMN changed")

@@ -159,7 +159,7 @@ def _migrate_11(db: sqlite_utils.Database) -> None:
     db.table("node_pools").add_column("nodes_problem", str)
 
 
-def _migrate_13(db: sqlite_utils.Database) -> None:
+def _migrate_12(db: sqlite_utils.Database) -> None:
     """Which trials changed since a study last reported them (its Katib Trial resources): each
     trial's latest change, numbered per study, and the change up to which the study reported;
     and pool uses found by their release, so the watcher reads only the pools it still watches."""
@@ -171,7 +171,7 @@ def _migrate_13(db: sqlite_utils.Database) -> None:
 
 
 MIGRATIONS = (_migrate_1, _migrate_2, _migrate_3, _migrate_4, _migrate_5, _migrate_6, _migrate_7, _migrate_8,
-              _migrate_9, _migrate_10, _migrate_11, _migrate_13)
+              _migrate_9, _migrate_10, _migrate_11, _migrate_12)
 
 
 def _dumps(value: Any) -> str:
