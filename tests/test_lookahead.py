@@ -135,6 +135,12 @@ def _wait(condition, what: str, timeout: float = 60) -> None:
         time.sleep(0.1)
 
 
+def _interruptible() -> None:
+    """Ctrl-C reaches the child even where this test runs with SIGINT ignored (a background job
+    of a shell), which the child would otherwise inherit."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.slow
 def test_a_study_left_with_a_prepared_trial_by_run_resumes_under_serve_within_its_parallelism(tmp_path: Path):
     definition = study_definition(mode="hang", maxTrials=6, parallelism=2)
@@ -142,7 +148,7 @@ def test_a_study_left_with_a_prepared_trial_by_run_resumes_under_serve_within_it
     (tmp_path / "study.json").write_text(json.dumps(definition))
     db = tmp_path / "katuna.db"
     run = subprocess.Popen([KATUNA, "run", "study.json", "--db", str(db)], cwd=tmp_path,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_interruptible)
     try:
         _wait(lambda: (tmp_path / "0.1.pid").exists() and (tmp_path / "1.1.pid").exists(), "two running trials")
         store = SqliteStore(db)
