@@ -30,6 +30,7 @@ from functions.core.ports import Executor, RunningLogs
 from functions.core.records import StudyRecord
 from functions.core.resources import Ref
 from functions.core.spec import Study
+from functions.core.template_sources import ClusterTemplates
 from functions.dispatch import Dispatcher
 from functions.handlers import Deps
 from functions.handlers.base import store_study
@@ -61,6 +62,9 @@ class Runtime:
         self.executor = self._executor()
         self.node_pools = node_pools(settings)
         self.resources = ClusterResources(settings.k8s_api, watched_namespace(settings), settings.katib_api)
+        self.templates = ClusterTemplates(self.resources.read_config_map, settings.k8s_namespace or "default") \
+            if settings.executor == "kubernetes" else None
+        """Where templates held in ConfigMaps are read for ``POST /studies``: only where trials run on Kubernetes."""
         self.nodes = ClusterNodes(settings.k8s_api) if self.node_pools is not None and settings.executor == "kubernetes" \
             else None
         self._stopping = threading.Event()
@@ -239,6 +243,9 @@ class ClusterResources:
 
     def put_trials(self, owner: Ref, trials: Sequence[Mapping[str, Any]]) -> None:
         self._target().put_trials(owner, trials)
+
+    def read_config_map(self, namespace: str, name: str) -> Mapping[str, str] | None:
+        return self._target().read_config_map(namespace, name)
 
 
 class ClusterNodes:

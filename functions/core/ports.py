@@ -208,6 +208,12 @@ class Resources(Protocol):
         (each a resource with its ``status``): write the status of each, creating the missing
         ones; the Experiment's other Trials are left as they are."""
 
+    def read_config_map(self, namespace: str, name: str) -> Mapping[str, str] | None:
+        """The ``data`` of the ConfigMap ``name`` in ``namespace`` (a trial template held in one),
+        or None when there is none. Raises ``ConfigMapForbidden``
+        (:mod:`functions.core.template_sources`) when katuna may not read it, ``TemporaryError``
+        when the API cannot be asked now."""
+
 
 class Nodes(Protocol):
     """The cluster's Node objects, read through the Kubernetes API."""

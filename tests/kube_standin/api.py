@@ -8,7 +8,7 @@ import json
 import uuid
 from collections.abc import Iterator
 
-from kube_standin import katib_api, logs
+from kube_standin import configmaps, katib_api, logs
 from kube_standin.jobs import owned_pods
 from kube_standin.objects import invalid, matches, not_found, now, snapshot, status
 from kube_standin.server import KINDS, Call
@@ -31,6 +31,8 @@ class ApiServer:
             return katib_api.create(self, call.resource, call.namespace or "", call.body)
         if self._custom(call.resource) and call.method == "DELETE" and call.name and not call.subresource:
             return katib_api.delete(self, call.resource, call.namespace or "", call.name)
+        if call.resource == "configmaps" and call.method == "POST" and not call.name:
+            return configmaps.create(self, call.namespace or "", call.body)
         if call.resource == "jobs" and call.method == "POST":
             return self.create_job(call.namespace or "", call.body or {})
         if call.resource == "jobs" and call.method == "DELETE":
@@ -52,7 +54,8 @@ class ApiServer:
         return 405, status(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
 
     def _table(self, resource: str) -> dict:
-        return {"jobs": self.jobs, "pods": self.pods, "nodes": self.nodes, "namespaces": self.namespaces}[resource]
+        return {"jobs": self.jobs, "pods": self.pods, "nodes": self.nodes, "namespaces": self.namespaces,
+                "configmaps": self.configmaps}[resource]
 
     @staticmethod
     def _custom(resource: str) -> bool:
