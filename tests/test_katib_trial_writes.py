@@ -75,8 +75,9 @@ def test_an_event_writes_only_the_trials_that_changed_and_lists_none(kube: KubeS
     created = user_api(kube).create_namespaced_custom_object("kubeflow.org", "v1beta1", TEAM, "experiments", body)
     api = CountedClient(kube.url)
     store = SqliteStore(tmp_path / "katuna.db")
-    deps = Deps(store, KubernetesExecutor(Cluster(namespace=TEAM), api), time.time,
-                resources=KubernetesResources(lambda: api, katib_api=True))
+    resources = KubernetesResources(lambda: api, katib_api=True)
+    resources.namespace = TEAM  # where the service watches, as its wrapper (functions.runtime) says
+    deps = Deps(store, KubernetesExecutor(Cluster(namespace=TEAM), api), time.time, resources=resources)
     dispatcher = Dispatcher(deps)
     try:
         dispatcher.deliver_to("resource", resource_changed("add", created))
