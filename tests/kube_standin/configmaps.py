@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import uuid
 
-from kube_standin.objects import DNS_SUBDOMAIN, invalid, not_found, now, snapshot, status
+from kube_standin.objects import DNS_SUBDOMAIN, invalid, not_found, snapshot, status
 
 CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 MAX_DATA_BYTES = 1024 * 1024
@@ -33,7 +33,7 @@ def create(cluster, namespace: str, body: dict | None) -> tuple[int, dict]:
         if (namespace, name) in cluster.configmaps:
             return 409, status(409, "AlreadyExists", f'configmaps "{name}" already exists',
                                {"name": name, "kind": "configmaps"})
-        metadata.update(namespace=namespace, uid=str(uuid.uuid4()), creationTimestamp=now())
+        metadata.update(namespace=namespace, uid=str(uuid.uuid4()), creationTimestamp=cluster.clock.stamp())
         obj.update(apiVersion="v1", kind="ConfigMap")
         cluster.configmaps[(namespace, name)] = obj
         cluster.history.record("ADDED", "configmaps", obj)
