@@ -111,28 +111,36 @@ class KubernetesResources:
         return found
 
     def put_trials(self, owner: Ref, trials: Sequence[Mapping[str, Any]]) -> None:
-        """Create the missing Trials of the Experiment at ``owner``, then write each status that
-        differs from the API's (one list, then only the writes that change something)."""
-        api = self._objects()
-        group, version = owner.group, owner.version
-        listed = read_or_none(partial(api.list_namespaced_custom_object, group, version, owner.namespace, "trials",
-                               label_selector=f"katib.kubeflow.org/experiment={owner.name}"), f"list the trials of {owner}")
-        current = {item["metadata"]["name"]: item for item in (listed or {}).get("items") or []}
+        """Write the status of each Trial given, creating the Trial first where the API has none
+        (its status write answered 404): one request per Trial that exists, three for a new one,
+        and no list, so a write costs what the Trials given cost, however many the Experiment has."""
         for trial in trials:
             name = trial["metadata"]["name"]
-            body = {k: v for k, v in trial.items() if k != "status"}
             try:
-                if name not in current:
-                    current[name] = api.create_namespaced_custom_object(group, version, owner.namespace, "trials", body)
-                if current[name].get("status") != trial["status"]:
-                    api.patch_namespaced_custom_object_status(group, version, owner.namespace, "trials", name,
-                                                              {"status": trial["status"]},
-                                                              _content_type="application/merge-patch+json")
-            except ApiException as exc:
-                if exc.status != 409:
-                    raise translate(exc, f"write the Trial {name} of {owner}") from exc
-            except HTTPError as exc:
+                self._put_trial(owner, trial)
+            except (ApiException, HTTPError) as exc:
                 raise translate(exc, f"write the Trial {name} of {owner}") from exc
+
+    def _put_trial(self, owner: Ref, trial: Mapping[str, Any]) -> None:
+        """Write one Trial's status; create the Trial first if the write finds none (one made
+        meanwhile by another report, 409, is as good)."""
+        api = self._objects()
+        group, version, namespace, name = owner.group, owner.version, owner.namespace, trial["metadata"]["name"]
+        write = partial(api.patch_namespaced_custom_object_status, group, version, namespace, "trials", name,
+                        {"status": trial["status"]}, _content_type="application/merge-patch+json")
+        try:
+            write()
+            return
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+        try:
+            api.create_namespaced_custom_object(group, version, namespace, "trials",
+                                                {k: v for k, v in trial.items() if k != "status"})
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+        write()
 
     def read_config_map(self, namespace: str, name: str) -> Mapping[str, str] | None:
         """The ConfigMap's ``data`` (none: empty), or None when it is not there; a refusal (403)
