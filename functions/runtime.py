@@ -23,6 +23,7 @@ from functions.adapters.local_executor import LocalExecutor
 from functions.adapters.sqlite_queue import SqliteQueue
 from functions.adapters.sqlite_store import SqliteStore
 from functions.adapters.web import create_app, guard
+from functions.core.cluster_templates import ClusterTemplates
 from functions.core.errors import TemporaryError
 from functions.core.events import Event, study_created
 from functions.core.node_hours import NodeSeen
@@ -30,7 +31,6 @@ from functions.core.ports import Executor, RunningLogs
 from functions.core.records import StudyRecord
 from functions.core.resources import Ref
 from functions.core.spec import Study
-from functions.core.template_sources import ClusterTemplates
 from functions.dispatch import Dispatcher
 from functions.handlers import Deps
 from functions.handlers.base import store_study

@@ -15,10 +15,10 @@ from kubernetes.client.rest import ApiException
 from urllib3.exceptions import HTTPError
 
 from functions.adapters.kubernetes_executor import read_or_none, translate
+from functions.core.cluster_templates import ConfigMapForbidden
 from functions.core.errors import PermanentError, TemporaryError
 from functions.core.node_hours import NodeSeen
 from functions.core.resources import GROUP, KATIB_API_VERSIONS, KINDS, PLURALS, VERSION, Ref
-from functions.core.template_sources import ConfigMapForbidden
 
 LIST_PAGE = 500
 """Study resources asked for in one list request (the API's ``limit``; ``continue`` asks for more)."""

@@ -13,12 +13,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+from functions.core.cluster_templates import ClusterTemplates
 from functions.core.events import Event
 from functions.core.limits import Limits
 from functions.core.ports import Executor, Store
 from functions.core.records import StudyRecord
 from functions.core.spec import Study
-from functions.core.template_sources import ClusterTemplates
 
 
 class Delivers(Protocol):

@@ -16,14 +16,14 @@ needs the cluster again. Without a cluster, the translators refuse the field, sa
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 import yaml
 
 from functions.core import bounded_yaml, katib, resources, studyjob
-from functions.core.errors import InvalidStudy, PermanentError, Problem
+from functions.core.cluster_templates import ClusterTemplates, ConfigMapForbidden, ReadConfigMap
+from functions.core.errors import InvalidStudy, Problem
 from functions.core.formats import load_definition
 from functions.core.limits import DEFAULTS, Limits
 from functions.core.spec import Study
@@ -38,23 +38,6 @@ WORKER_TEMPLATES = "worker-template"
 """The ConfigMap of Katib ``v1alpha1``'s worker templates, in the controller's namespace."""
 DEFAULT_WORKER_TEMPLATE = "defaultWorkerTemplate.yaml"
 MAX_NAME = 253
-
-ReadConfigMap = Callable[[str, str], Mapping[str, Any] | None]
-"""``(namespace, name)`` to the ConfigMap's ``data``, or None when there is no such ConfigMap
-(:meth:`functions.core.ports.Resources.read_config_map`)."""
-
-
-@dataclass(frozen=True)
-class ClusterTemplates:
-    """Where templates held in ConfigMaps are read: through ``read``, katuna's namespace ``home``."""
-
-    read: ReadConfigMap
-    home: str
-
-
-class ConfigMapForbidden(PermanentError):
-    """The Kubernetes API refuses katuna the read of a ConfigMap (its Role grants no ``get``)."""
-
 
 def load(definition: dict[str, Any], cluster: ClusterTemplates | None, limits: Limits = DEFAULTS
          ) -> tuple[Study, dict[str, Any]]:

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from functions.core import katib, template_sources
+from functions.core.cluster_templates import ClusterTemplates
 from functions.core.errors import InvalidStudy, Problem, StudyNotFound
 from functions.core.events import Event, study_created
 from functions.core.formats import load_definition
@@ -37,7 +38,6 @@ from functions.core.resources import (
     spec_paths,
 )
 from functions.core.stop import Decision
-from functions.core.template_sources import ClusterTemplates
 from functions.handlers.base import Deps, complete, go_on, store_study
 from functions.handlers.writeback import report
 
