@@ -278,7 +278,8 @@ class LocalExecutor:
 
     def _contain(self, run: _Run) -> None:
         """End every process of the attempt that is still alive, and reap those adopted here."""
-        process_tree.end(run.started.pid, run.marker.__eq__, self._kill_grace, keep=self._leaders(), since=run.since)
+        process_tree.end(run.started.pid, run.marker.__eq__, self._kill_grace, keep=self._leaders(), since=run.since,
+                         own=process_tree.adopts_orphans())
 
     def _kill(self, run: _Run) -> int:
         """End the attempt's whole process tree: SIGTERM, then SIGKILL after the grace period."""
