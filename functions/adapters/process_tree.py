@@ -143,11 +143,13 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def descendants(since: float | None = None) -> list[Process]:
-    """Every descendant of this process, each read once; the markers of those started before
-    ``since`` (clock ticks since boot) are not read."""
+def descendants(since: float | None = None, apart: Iterable[int] = ()) -> list[Process]:
+    """Every descendant of this process, each read once, but those in ``apart`` and theirs (other
+    attempts' main processes: a process that some attempt's process left behind is adopted by
+    this one, never by another attempt's); the markers of those started before ``since`` (clock
+    ticks since boot) are not read."""
     found: list[Process] = []
-    seen: set[int] = set()
+    seen: set[int] = set(apart)
     parents = [os.getpid()]
     while parents:
         children = [pid for parent in parents for pid in _children(parent) if pid not in seen]
@@ -173,16 +175,16 @@ def _members(snapshot: Iterable[Process], leader: int | None, markers: Callable[
 
 
 def members(leader: int | None, markers: Callable[[str], bool], since: float | None = None,
-            own: bool = False) -> list[Process]:
+            own: bool = False, apart: Iterable[int] = ()) -> list[Process]:
     """The live processes of a trial attempt: in the session or group ``leader`` leads, or
     carrying a marker that ``markers`` accepts (none started before ``since`` does); with
-    ``own``, only descendants of this process are looked at."""
-    return _members(_snapshot(since, own), leader, markers)
+    ``own``, only descendants of this process are looked at, but not those of ``apart``."""
+    return _members(_snapshot(since, own, apart), leader, markers)
 
 
-def _snapshot(since: float | None, own: bool) -> list[Process]:
-    """The descendants of this process (``own``) or every process it may see."""
-    return descendants(since) if own else processes(since)
+def _snapshot(since: float | None, own: bool, apart: Iterable[int] = ()) -> list[Process]:
+    """The descendants of this process but ``apart``'s (``own``), or every process it may see."""
+    return descendants(since, apart) if own else processes(since)
 
 
 def _signal(pids: Iterable[int], sig: signal.Signals) -> None:
@@ -198,8 +200,10 @@ def end(leader: int | None, markers: Callable[[str], bool], grace: float, keep: 
     of this process. ``keep`` are children whose exit status someone else waits for; ``since``
     (clock ticks since boot) is when the attempt started, if known: no process started earlier
     belongs to it, so only the later ones' markers are read. ``own``: this process started the
-    attempt and :func:`adopts_orphans`, so only its descendants are looked at."""
-    snapshot = _snapshot(since, own)
+    attempt and :func:`adopts_orphans`, so only its descendants are looked at (not those of the
+    ``keep`` processes but ``leader``)."""
+    apart = set(keep) - {leader}
+    snapshot = _snapshot(since, own, apart)
     found = _members(snapshot, leader, markers)
     seen = {p.pid for p in found}
     if found:
@@ -207,15 +211,15 @@ def end(leader: int | None, markers: Callable[[str], bool], grace: float, keep: 
         deadline = time.monotonic() + grace
         while found and time.monotonic() < deadline:
             time.sleep(0.02)
-            found = members(leader, markers, since, own)
+            found = members(leader, markers, since, own, apart)
         for _ in range(KILL_ROUNDS):
             if not found:
                 break
             seen.update(p.pid for p in found)
             _signal((p.pid for p in found), signal.SIGKILL)
             time.sleep(0.01)
-            found = members(leader, markers, since, own)
-        snapshot = _snapshot(since, own)
+            found = members(leader, markers, since, own, apart)
+        snapshot = _snapshot(since, own, apart)
     _reap(snapshot, lambda p: p.pid in seen or (leader is not None and p.session == leader), keep)
 
 
