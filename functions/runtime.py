@@ -215,7 +215,8 @@ class ClusterResources:
 
     def _target(self) -> Any:
         if self._resources is None:
-            from functions.adapters.kubernetes_executor import KubernetesResources, api_client
+            from functions.adapters.kubernetes_executor import api_client
+            from functions.adapters.kubernetes_resources import KubernetesResources
 
             self._resources = KubernetesResources(lambda: api_client(self._host), self.katib_api)
         return self._resources
@@ -246,7 +247,8 @@ class ClusterNodes:
 
     def list(self, labels: Mapping[str, str]) -> list[NodeSeen]:
         if self._nodes is None:
-            from functions.adapters.kubernetes_executor import KubernetesNodes, api_client
+            from functions.adapters.kubernetes_executor import api_client
+            from functions.adapters.kubernetes_resources import KubernetesNodes
 
             self._nodes = KubernetesNodes(lambda: api_client(self._host))
         return self._nodes.list(labels)

@@ -28,8 +28,11 @@ from kube_standin.jobs import JobController
 from kube_standin.kubelet import Kubelets, image_id
 from kube_standin.nodes import STATIC_ALLOCATABLE, STATIC_NODE, NodePool, node
 from kube_standin.objects import merge, not_found, now, snapshot, status
-from kube_standin.rbac import Authorizer, kustomization_objects
+from kube_standin.operators import JobSetController, Trainer, TrainingOperator
+from kube_standin.pipelines import Argo, Tekton
+from kube_standin.rbac import MANIFESTS, Authorizer, kustomization_objects
 from kube_standin.server import KINDS, handler
+from kube_standin.workloads import Workloads
 
 __all__ = ["KubeStub", "NodePool", "image_id"]
 
@@ -38,7 +41,12 @@ TICK_SECONDS = 0.02
 """How often the controllers pass over the cluster."""
 
 
-class KubeStub(ApiServer):
+CONTROLLERS = {"training-operator": (TrainingOperator,), "trainer": (Trainer, JobSetController),
+               "jobset": (JobSetController,), "argo": (Argo,), "tekton": (Tekton,)}
+"""The controllers each operator's installation runs."""
+
+
+class KubeStub(ApiServer, Workloads):
     """The cluster: its objects, the controllers that move them, and the HTTP server at ``url``."""
 
     def __init__(self, namespaces: Iterable[str] = (), pools: Callable[[], Iterable[NodePool]] | None = None,
@@ -74,6 +82,10 @@ class KubeStub(ApiServer):
         self.bookmark_seconds = 1.0
         self.pod_index: dict[str, int] = {}
         self.job_controller = JobController()
+        self.crds: dict = {}
+        self.workloads: dict[tuple[str, str, str], dict] = {}
+        self.operators: set[str] = set()
+        self.operator_controllers: dict[type, object] = {}
         self.kubelets = Kubelets(self._disruption)
         self.autoscaler = Autoscaler(pools, boot_seconds, idle_seconds, resize) if pools is not None else None
         for name in ("default", "katuna", *namespaces):
@@ -187,6 +199,14 @@ class KubeStub(ApiServer):
         with self.lock:
             return self.history.since(version, resource)
 
+    def install_operator(self, operator: str, grant: bool = True) -> None:
+        """Install an operator (its CRDs and controllers); ``grant`` enables its component in
+        ``knative/trial-kinds/`` (katuna's Role and the source's gain its kinds)."""
+        self.install(operator)
+        if grant:
+            with self.lock:
+                self.authorizer.enable(MANIFESTS / "trial-kinds" / operator)
+
     # custom resources: tests play kubectl through apply/delete, katuna reads and patches status
 
     def apply(self, obj: dict) -> dict:
@@ -284,6 +304,9 @@ class KubeStub(ApiServer):
         while self._running:
             pools = self.autoscaler.scan() if self.autoscaler is not None else {}
             with self.lock:
+                for operator in sorted(self.operators):
+                    for controller in CONTROLLERS[operator]:
+                        self.operator_controllers.setdefault(controller, controller()).step(self)  # type: ignore[attr-defined]
                 self.job_controller.step(self)
                 self.kubelets.step(self)
                 if self.autoscaler is not None:

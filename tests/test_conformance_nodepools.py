@@ -152,6 +152,7 @@ class TestGkeNodePools(NodePoolsContract):
         self.finish()
 
 
+@pytest.mark.slow
 class TestEksNodePools(NodePoolsContract):
     """EKS through boto3, on moto's AWS."""
 

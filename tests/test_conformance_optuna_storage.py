@@ -66,6 +66,7 @@ def _ask_once(path: str) -> float:
         store.close()
 
 
+@pytest.mark.slow
 def test_each_enqueued_trial_is_asked_once_by_processes_asking_together(tmp_path: Path):
     path = str(tmp_path / "katuna.db")
     store = SqliteStore(path)

@@ -116,6 +116,7 @@ def claim(objects: list[dict]) -> dict:
     return next(doc for doc in objects if doc["kind"] == "PersistentVolumeClaim")
 
 
+@pytest.mark.slow
 def test_the_base_uses_the_clusters_default_storage_class(tmp_path):
     objects = render(KNATIVE)
     validate(objects, tmp_path)
@@ -124,6 +125,7 @@ def test_the_base_uses_the_clusters_default_storage_class(tmp_path):
     assert {doc["metadata"].get("namespace") for doc in objects if doc["kind"] not in CLUSTER_SCOPED} == {"katuna"}
 
 
+@pytest.mark.slow
 def test_the_eks_component_gives_the_claim_a_gp3_class_of_the_ebs_csi_driver(tmp_path):
     objects = render(KNATIVE, components=("eks",))
     validate(objects, tmp_path)
@@ -159,6 +161,7 @@ def test_the_knative_serving_flags_stay_out_of_the_katuna_namespace():
                                                                        "namespace": "knative-serving"})
 
 
+@pytest.mark.slow
 def test_the_documented_storage_class_patch_sets_the_claims_class(tmp_path):
     [patch] = yaml.safe_load(block("docs/knative.md", "Storage", "yaml"))["patches"]
     objects = render(KNATIVE)

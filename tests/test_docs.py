@@ -202,6 +202,7 @@ def test_the_katib_examples_convert_to_valid_studies(example: str):
 # docs/architecture.md
 
 
+@pytest.mark.slow
 def test_optuna_reads_a_study_as_the_architecture_page_shows(tmp_path: Path):
     study = {
         "name": "quickstart",
@@ -304,6 +305,7 @@ def test_the_trial_image_study_renders_the_job_of_its_image():
     assert container["command"][:4] == ["python", "examples/trial-image/train.py", "--alpha=0.001", "--lr=0.05"]
 
 
+@pytest.mark.slow
 def test_the_trial_image_script_runs_as_a_trial_reporting_json_lines_to_a_file(tmp_path: Path):
     (tmp_path / "examples").symlink_to(ROOT / "examples")
     study = yaml.safe_load((ROOT / "examples/trial-image/study.yaml").read_text())

@@ -155,6 +155,7 @@ def test_deleting_an_experiment_stops_its_study(kube: KubeStub, service: Service
         sdk.get_experiment("sdk-stop")
 
 
+@pytest.mark.slow
 def test_an_invalid_experiment_fails_with_every_problem_in_its_conditions(kube: KubeStub, service: Service):
     sdk = katib(kube)
     broken = experiment("sdk-broken", ["true"])

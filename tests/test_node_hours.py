@@ -16,7 +16,8 @@ import pytest
 from conftest import study_definition
 from kube_stub import KubeStub, NodePool
 
-from functions.adapters.kubernetes_executor import KubernetesExecutor, KubernetesNodes, api_client
+from functions.adapters.kubernetes_executor import KubernetesExecutor, api_client
+from functions.adapters.kubernetes_resources import KubernetesNodes
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.cluster import Cluster
 from functions.core.errors import InvalidStudy

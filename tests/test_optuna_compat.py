@@ -124,6 +124,7 @@ def test_a_storage_started_from_a_snapshot_replays_only_the_records_after_it():
     assert journal_position(restored) == len(backend.logs)
 
 
+@pytest.mark.slow
 def test_the_parallel_coordinate_data_has_the_fields_the_chart_draws():
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     study.optimize(lambda t: t.suggest_float("lr", 1e-4, 1e-1, log=True) * len(t.suggest_categorical("opt", ["a", "bb"])),

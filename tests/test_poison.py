@@ -259,7 +259,7 @@ def test_a_study_whose_trials_cannot_be_rendered_any_more_fails_alone(tmp_path: 
     runner = Embedded(Settings(db=db))
     try:
         record = runner.run("unrunnable")
-        assert record.status == "failed" and "AttributeError" in record.reason
+        assert record.status == "failed" and "names no container of the trialSpec" in record.reason, record.reason
         good = run_study(runner, study_definition("good"), tmp_path)
     finally:
         runner.close()

@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 
+import pytest
 from click.testing import CliRunner
 from doc_blocks import ROOT, block, command_lines, local_links
 
@@ -40,6 +41,7 @@ def test_every_page_the_readme_links_exists():
         assert (ROOT / link.split("#")[0]).exists(), link
 
 
+@pytest.mark.slow
 def test_the_study_is_a_valid_15_line_study_of_the_quick_start_script():
     text = block(README, "A study", "yaml")
     assert len(text.splitlines()) == 15

@@ -21,7 +21,7 @@ from conftest import study_definition
 from http_helpers import Service, Sink
 from kube_stub import KubeStub
 
-from functions.adapters.kubernetes_executor import LIST_PAGE
+from functions.adapters.kubernetes_resources import LIST_PAGE
 from functions.core.events import OBJECTS, ROUTES, derived_id
 from functions.handlers.reconcile import rotated
 from functions.runtime import ClusterResources, watched_namespace
@@ -174,6 +174,7 @@ def job_event(kube: KubeStub, name: str) -> CloudEvent:
                                   "name": name, "namespace": NAMESPACE}, data=job)
 
 
+@pytest.mark.slow
 def test_a_pingsource_tick_with_empty_data_is_taken_by_every_function_it_is_routed_to(service: Service):
     message = ce_http.to_binary_event(ping())
     status, _, body = service.request("POST", "/", message.body, message.headers)
@@ -181,6 +182,7 @@ def test_a_pingsource_tick_with_empty_data_is_taken_by_every_function_it_is_rout
     assert ROUTES[PING] == ("provision", "reconcile")
 
 
+@pytest.mark.slow
 def test_a_trial_whose_job_ended_unannounced_ends_on_the_next_tick(service: Service, broker: Broker, kube: KubeStub):
     uid = submit(service, "rc-lost", maxTrials=1, parallelism=1)
     broker.run([])
@@ -195,6 +197,7 @@ def test_a_trial_whose_job_ended_unannounced_ends_on_the_next_tick(service: Serv
     assert not [e for e in broker.run([ping()]) if about(e, "rc-lost")], "an ended study is left alone"
 
 
+@pytest.mark.slow
 def test_a_time_budget_ends_a_study_on_a_tick_and_a_study_waiting_on_its_jobs_is_not_stalled(
         service: Service, broker: Broker, kube: KubeStub):
     submit(service, "rc-budget", mode="hang", timeBudget=1, maxTrials=5, parallelism=1)
@@ -214,6 +217,7 @@ def test_a_time_budget_ends_a_study_on_a_tick_and_a_study_waiting_on_its_jobs_is
     assert ("katuna", "rc-budget-0") not in kube.jobs, "its Job was deleted"
 
 
+@pytest.mark.slow
 def test_a_study_whose_start_was_lost_resumes_on_a_tick_with_one_id_per_stall(
         service: Service, broker: Broker, kube: KubeStub):
     submit(service, "rc-stalled", maxTrials=1, parallelism=1)
@@ -236,6 +240,7 @@ def resource(name: str, **overrides) -> dict:
             "spec": native}
 
 
+@pytest.mark.slow
 def test_a_resource_applied_unannounced_starts_on_a_tick_and_stops_when_deleted_unannounced(
         service: Service, broker: Broker, kube: KubeStub):
     obj = kube.apply(resource("rc-kst", mode="hang", maxTrials=2, parallelism=1))
@@ -259,6 +264,7 @@ def test_a_resource_applied_unannounced_starts_on_a_tick_and_stops_when_deleted_
     assert obj["metadata"]["uid"] not in json.dumps([e.get_data() for e in broker.run([ping()])])
 
 
+@pytest.mark.slow
 def test_two_ticks_at_once_send_each_fact_with_one_id_and_change_nothing_twice(
         service: Service, broker: Broker, kube: KubeStub):
     uid = submit(service, "rc-twice", maxTrials=2, parallelism=2)

@@ -7,6 +7,7 @@ from importlib import metadata
 from pathlib import Path
 
 import optuna
+import pytest
 import sqlite_utils
 from conftest import study_definition
 from test_cli import katuna, write_study
@@ -16,6 +17,7 @@ from functions.core.records import StudyRecord, TrialRecord
 from functions.core.validate import parse_study
 
 
+@pytest.mark.slow
 def test_an_unseeded_study_records_its_seed_and_a_rerun_with_that_seed_repeats_it(tmp_path: Path):
     first, again = tmp_path / "first", tmp_path / "again"
     first.mkdir(), again.mkdir()

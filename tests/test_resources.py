@@ -273,6 +273,7 @@ def test_an_applied_study_runs_and_its_status_follows_it(service: Service, kube:
     assert service.json("GET", "/studies/kst-basic")[1] == uid
 
 
+@pytest.mark.slow
 def test_an_invalid_study_fails_with_every_problem_and_its_field_and_is_not_stored(service: Service, kube: KubeStub):
     bad = study("kst-bad", parameters=[{"name": "x", "type": "float", "min": 5.0, "max": -5.0}], parallelism=9)
     bad["spec"]["trialTemplate"]["command"].append("--y=${trialParameters.y}")
@@ -297,6 +298,7 @@ def test_an_invalid_study_fails_with_every_problem_and_its_field_and_is_not_stor
     assert status["observedGeneration"] == 2 and "problems" not in status and "Failed" not in conditions(status)
 
 
+@pytest.mark.slow
 def test_deleting_the_resource_stops_the_study_and_reapplying_starts_a_new_one(service: Service, kube: KubeStub):
     obj = kube.apply(study("kst-delete", mode="hang", maxTrials=4))
     send(service, "add", obj)
@@ -317,6 +319,7 @@ def test_deleting_the_resource_stops_the_study_and_reapplying_starts_a_new_one(s
     assert [t["state"] for t in service.json("GET", "/studies/kst-delete/trials")[1]] == ["COMPLETE", "COMPLETE"]
 
 
+@pytest.mark.slow
 def test_a_delete_that_overtakes_its_add_leaves_nothing(service: Service, kube: KubeStub):
     obj = kube.apply(study("kst-gone"))
     kube.delete("Study", "team", "kst-gone")
@@ -326,6 +329,7 @@ def test_a_delete_that_overtakes_its_add_leaves_nothing(service: Service, kube: 
     assert writes(kube, "kst-gone") == 0
 
 
+@pytest.mark.slow
 def test_an_update_that_overtakes_its_add_starts_the_study_as_it_is_now(service: Service, kube: KubeStub):
     first = kube.apply(study("kst-late", maxTrials=2, parallelism=1))
     edited = kube.apply(study("kst-late", maxTrials=2, parallelism=2))
@@ -336,6 +340,7 @@ def test_an_update_that_overtakes_its_add_starts_the_study_as_it_is_now(service:
     assert status["observedGeneration"] == 2 and "UpdateRefused" not in conditions(status)
 
 
+@pytest.mark.slow
 def test_edits_of_parallelism_and_max_trials_apply_and_others_are_refused(service: Service, kube: KubeStub):
     obj = kube.apply(study("kst-edit", mode="hang", parallelism=1, maxTrials=6))
     send(service, "add", obj)
@@ -369,6 +374,7 @@ def test_edits_of_parallelism_and_max_trials_apply_and_others_are_refused(servic
     assert service.wait_for("kst-edit", timeout=10)["status"] == "stopped"
 
 
+@pytest.mark.slow
 def test_a_name_taken_over_http_is_reported_and_the_study_left_alone(service: Service, kube: KubeStub):
     definition = study_definition(name="kst-taken", maxTrials=1, parallelism=1)
     assert service.request("POST", "/studies", json.dumps(definition), {"Content-Type": "application/json"})[0] == 201
@@ -382,6 +388,7 @@ def test_a_name_taken_over_http_is_reported_and_the_study_left_alone(service: Se
     assert service.json("GET", "/studies/kst-taken")[1]["maxTrials"] == 1
 
 
+@pytest.mark.slow
 def test_a_katib_experiment_resource_runs_and_reports_katib_paths(service: Service, kube: KubeStub):
     katib = as_experiment(EXAMPLES / "katib-experiment.yaml")
     katib["metadata"] = {"name": "kst-katib", "namespace": "team"}
@@ -406,6 +413,7 @@ def test_a_katib_experiment_resource_runs_and_reports_katib_paths(service: Servi
     assert "spec.algorithm.algorithmName" in fields
 
 
+@pytest.mark.slow
 def test_a_resource_study_and_an_http_study_are_the_same_in_the_store(service: Service, kube: KubeStub):
     definition = study_definition(name="twin-http", maxTrials=3)
     assert service.request("POST", "/studies", yaml.safe_dump(definition), {"Content-Type": "application/yaml"})[0] == 201
@@ -467,7 +475,8 @@ def test_a_merge_patch_of_the_status_ignores_metadata_as_the_api_does(kube: Kube
 
 
 def test_a_status_never_reaches_a_resource_made_again_under_the_same_name(kube: KubeStub):
-    from functions.adapters.kubernetes_executor import KubernetesResources, api_client
+    from functions.adapters.kubernetes_executor import api_client
+    from functions.adapters.kubernetes_resources import KubernetesResources
 
     target = KubernetesResources(lambda: api_client(kube.url))
     old = kube.apply(study("kst-guard"))
@@ -483,6 +492,7 @@ def test_a_status_never_reaches_a_resource_made_again_under_the_same_name(kube: 
     assert status_of(kube, new) == {"phase": "Created"}
 
 
+@pytest.mark.slow
 def test_a_study_whose_resource_was_made_again_unseen_never_writes_its_status_there(service: Service, kube: KubeStub):
     old = kube.apply(study("kst-again", mode="hang", maxTrials=1, parallelism=1))
     assert send(service, "add", old) == ["dev.katuna.study.created"]
@@ -494,6 +504,7 @@ def test_a_study_whose_resource_was_made_again_unseen_never_writes_its_status_th
     assert status_of(kube, new) == {}, "the old study's status never lands on the new resource"
 
 
+@pytest.mark.slow
 def test_a_resource_asking_for_a_pool_without_requests_is_refused_naming_the_field(service: Service, kube: KubeStub):
     obj = kube.apply(study("kst-unsized", nodePool={"provider": "gke"}))
     assert send(service, "add", obj) == []
@@ -526,6 +537,7 @@ def annotate(kube: KubeStub, obj: dict, pool: dict) -> dict:
         return copy.deepcopy(current)
 
 
+@pytest.mark.slow
 def test_an_experiment_resource_names_its_node_pool_annotation_in_problems(service: Service, kube: KubeStub):
     resource = katib_resource("kst-pool-bad")
     resource["metadata"]["annotations"] = {"katuna.dev/node-pool": json.dumps({"provider": "gke", "maxNodes": 0})}
@@ -536,6 +548,7 @@ def test_an_experiment_resource_names_its_node_pool_annotation_in_problems(servi
     assert fields == ['metadata.annotations["katuna.dev/node-pool"].maxNodes']
 
 
+@pytest.mark.slow
 def test_a_running_experiment_refuses_a_changed_node_pool_annotation(service: Service, kube: KubeStub):
     obj = kube.apply(katib_resource("kst-pool-edit", mode="hang"))
     assert send(service, "add", obj) == ["dev.katuna.study.created"]

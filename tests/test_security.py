@@ -45,16 +45,25 @@ def _docs(path: Path) -> list[dict]:
 
 
 def used_permissions() -> set[tuple[str, str, str]]:
-    """(API group, resource, verb) of every Kubernetes API call the adapter makes, read from its
-    source: ``self._batch = client.BatchV1Api(...)`` then ``self._batch.create_namespaced_job``;
-    a custom-object call reaches what :data:`CUSTOM_OBJECT_CALLS` says."""
-    tree = ast.parse((FUNCTIONS / "adapters" / "kubernetes_executor.py").read_text())
+    """(API group, resource, verb) of every Kubernetes API call the executor and resources
+    adapters make, read from their source: ``self._batch = client.BatchV1Api(...)`` then
+    ``self._batch.create_namespaced_job``; a custom-object call reaches what
+    :data:`CUSTOM_OBJECT_CALLS` says. (The trial kinds' workloads get their grants from the
+    kinds' components.)"""
     apis: dict[str, str] = {}
+    used: set[tuple[str, str, str]] = set()
+    for module in ("kubernetes_executor.py", "kubernetes_resources.py"):
+        used |= _calls(ast.parse((FUNCTIONS / "adapters" / module).read_text()), apis)
+    return used
+
+
+def _calls(tree: ast.Module, apis: dict[str, str]) -> set[tuple[str, str, str]]:
+    """The (API group, resource, verb) of the calls in one adapter module's source."""
     for node in ast.walk(tree):
         if (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
                 and isinstance(node.value.func, ast.Attribute) and node.value.func.attr in API_GROUPS):
             apis[node.targets[0].attr] = API_GROUPS[node.value.func.attr]
-    used = set()
+    used: set[tuple[str, str, str]] = set()
     for node in ast.walk(tree):
         if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute)
                 and node.value.attr in apis):

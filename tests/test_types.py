@@ -36,6 +36,7 @@ def test_katuna_version_prints_it():
     assert functions.__version__ in shown.stdout
 
 
+@pytest.mark.slow
 def test_mypy_finds_no_error_in_the_whole_tree():
     mypy = pytest.importorskip("mypy.api")
     stdout, stderr, status = mypy.run(["--config-file", str(ROOT / "pyproject.toml"),

@@ -40,7 +40,7 @@ from functions.adapters.owners import Owners
 from functions.adapters.trial_ends import PUBLISH_DELAYS, finished_event, publish_with_retries
 from functions.adapters.trial_env import trial_environment
 from functions.adapters.workers import Workers
-from functions.core.errors import StorageFull
+from functions.core.errors import InvalidStudy, Problem, StorageFull
 from functions.core.events import Event, trial_finished, trial_progress
 from functions.core.launch import Progress, TrialLaunch
 from functions.core.lines import bounded_lines
@@ -135,6 +135,9 @@ class LocalExecutor:
         ended first, on the worker thread. The owner file is written after the start, off the
         path to it, and before the caller's transaction makes the attempt visible to other
         processes."""
+        if not launch.argv:
+            raise InvalidStudy([Problem("trialTemplate.primaryContainerName", "names no container of the trialSpec "
+                                        "that could run as a local process")])
         key = _key(launch)
         with self._lock:
             if key in self._runs or self._closed:

@@ -69,7 +69,10 @@ def wrap(manifest: Mapping[str, Any], container: str, path: str) -> dict[str, An
                 found = True
     if not found:
         raise NoCommand(f"spec.metricsCollectorSpec.collector.kind: the File collector on Kubernetes wraps the "
-                        f"primary container's command, and the trial has no container {container!r}")
+                        f"primary container's command in the workload's pod templates, and the trial's "
+                        f"{manifest.get('kind')} has no pod template container {container!r} (a TrainJob, an Argo "
+                        f"Workflow or a Tekton PipelineRun describes its containers otherwise): use the StdOut "
+                        f"collector")
     return wrapped
 
 

@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from functions.core import file_collector, trial_spec
+from functions.core import file_collector, trial_kinds, trial_spec
 from functions.core.cluster import (
     ATTEMPT_LABEL,
     START_ALLOWANCE,
@@ -36,11 +36,27 @@ NO_DEFAULTS = Cluster()
 
 def primary_container_name(launch: TrialLaunch) -> str:
     """The container whose output is the trial's: ``trial`` in a Job katuna renders; in a
-    ``trialSpec``, the one ``primaryContainerName`` names, else its first, under its own name."""
+    ``trialSpec``, the one ``primaryContainerName`` names (else the first) of its primary pods,
+    under its name in the pod."""
     if launch.trial_spec is None:
         return CONTAINER
-    container = trial_spec.primary_container(launch.trial_spec, launch.primary_container) or {}
-    return str(container.get("name") or CONTAINER)
+    return trial_spec.primary_container_name(launch.trial_spec, launch.primary_container,
+                                             launch.primary_pod_labels) or CONTAINER
+
+
+def is_job(launch: TrialLaunch) -> bool:
+    """Whether the attempt runs as a ``batch/v1`` Job (katuna's own, or a ``trialSpec`` Job)."""
+    return launch.trial_spec is None or trial_kinds.resource(launch.trial_spec)[:2] == ("batch", "v1") and \
+        launch.trial_spec.get("kind") == "Job"
+
+
+def own_conditions(launch: TrialLaunch) -> bool:
+    """Whether a ``trialSpec`` Job ends by conditions of the study's own rather than Katib's
+    defaults (``Complete`` / ``Failed``), which the Job executor reads directly."""
+    given = (launch.success_condition, launch.failure_condition)
+    return launch.trial_spec is not None and given != (None, None) and given != (
+        trial_kinds.JOB_SUCCESS if launch.success_condition else None,
+        trial_kinds.JOB_FAILURE if launch.failure_condition else None)
 
 
 class NotRenderable(PermanentError):
@@ -97,7 +113,8 @@ def job_deadline(timeout: float, cluster: Cluster) -> int:
 
 
 def render_job(request: TrialLaunch, defaults: Cluster = NO_DEFAULTS) -> dict[str, Any]:
-    """The ``batch/v1`` Job that runs one trial attempt; ``defaults`` fill what the study leaves out."""
+    """The workload that runs one trial attempt (a ``batch/v1`` Job, or the ``trialSpec``'s kind);
+    ``defaults`` fill what the study leaves out."""
     if request.trial_spec is None and not request.image:
         raise NotRenderable("trialTemplate.image: required to run trials on Kubernetes")
     cluster = (request.cluster or Cluster()).with_defaults(defaults)
@@ -142,6 +159,11 @@ def render_job(request: TrialLaunch, defaults: Cluster = NO_DEFAULTS) -> dict[st
         katuna_env = {k: v for k, v in request.env.items() if k.startswith("KATUNA_")}
         del spec["template"]["spec"]["containers"]
         sized = trial_spec.requests_resources(request.trial_spec, SIZED)
+        if not is_job(request):
+            return trial_spec.render_workload(request.trial_spec, request.primary_container,
+                                              request.primary_pod_labels, request.params or {}, metadata, pod,
+                                              katuna_env, {} if sized else container.get("resources", {}),
+                                              spec["ttlSecondsAfterFinished"])
         return trial_spec.render(request.trial_spec, request.primary_container, request.params or {},
                                  metadata, spec, katuna_env, {} if sized else container.get("resources", {}))
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": spec}

@@ -13,12 +13,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from functions.core import template
+from functions.core import template, trial_kinds
 from functions.core.errors import Problem
 
 PATH = "spec.trialTemplate"
-JOB_SUCCESS = 'status.conditions.#(type=="Complete")#|#(status=="True")#'
-JOB_FAILURE = 'status.conditions.#(type=="Failed")#|#(status=="True")#'
 FIELDS = {"retain", "trialSpec", "configMap", "trialParameters", "primaryPodLabels", "primaryContainerName",
           "successCondition", "failureCondition"}
 META_REFERENCE = re.compile(r"\$\{(.*)\}")
@@ -35,13 +33,14 @@ def translate(trial: Any, parameters: list[Any], problems: list[Problem]) -> dic
     _source(trial, problems)
     if not trial.get("primaryContainerName"):
         problems.append(Problem(f"{PATH}.primaryContainerName", "required: the container whose output holds the metrics"))
-    for key, default in (("successCondition", JOB_SUCCESS), ("failureCondition", JOB_FAILURE)):
-        if trial.get(key) not in (None, "", default):
-            problems.append(Problem(f"{PATH}.{key}", f"only the Job default {default!r} is supported"))
+    for key in ("successCondition", "failureCondition"):
+        why = trial_kinds.check_condition(trial[key]) if isinstance(trial.get(key), str) and trial[key] else None
+        if why is not None:
+            problems.append(Problem(f"{PATH}.{key}", f"expected a GJSON path katuna evaluates: {why}"))
     references = _references(trial, parameters, problems)
     out: dict[str, Any] = {"trialSpec": template.substitute_tree(trial.get("trialSpec"), {}, references,
                                                                  drop_inactive=False)}
-    for key in ("primaryContainerName", "primaryPodLabels", "retain"):
+    for key in ("primaryContainerName", "successCondition", "failureCondition", "primaryPodLabels", "retain"):
         if trial.get(key):
             out[key] = trial[key]
     return out

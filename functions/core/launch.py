@@ -38,6 +38,9 @@ class TrialLaunch:
     params: Mapping[str, Any] | None = None
     trial_spec: Mapping[str, Any] | None = None
     primary_container: str | None = None
+    success_condition: str | None = None
+    failure_condition: str | None = None
+    primary_pod_labels: Mapping[str, str] | None = None
     progress: Progress | None = None
     """Set when intermediate values matter (early stopping): how to find them in the output."""
     metrics_file: str | None = None
@@ -62,7 +65,7 @@ def trial_launch(record: StudyRecord, trial: TrialRecord) -> TrialLaunch:
     name = job_name(spec.name, trial.number, trial.attempt)
     if tmpl.trial_spec is not None:
         argv, env = trial_spec.local_process(tmpl.trial_spec, tmpl.primary_container, trial.params, name,
-                                             spec.trial_cluster.namespace)
+                                             dict(tmpl.primary_pod_labels), spec.trial_cluster.namespace)
     else:
         argv, env = template.render_command(tmpl.command, trial.params, name), {}
     env.update(template.render_env(tmpl.env, trial.params, name))
@@ -85,6 +88,9 @@ def trial_launch(record: StudyRecord, trial: TrialRecord) -> TrialLaunch:
         params=dict(trial.params),
         trial_spec=tmpl.trial_spec,
         primary_container=tmpl.primary_container,
+        success_condition=tmpl.success_condition,
+        failure_condition=tmpl.failure_condition,
+        primary_pod_labels=dict(tmpl.primary_pod_labels),
         progress=_progress(record) if spec.early_stopping else None,
         metrics_file=_metrics_file(record, trial, name),
         retain=tmpl.retain,

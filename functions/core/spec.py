@@ -93,9 +93,12 @@ class TrialTemplate:
     max_attempts: int = 5
     trial_spec: Mapping[str, Any] | None = None
     primary_container: str | None = None
+    success_condition: str | None = None
+    """GJSON path into the ``trialSpec`` workload that holds once it succeeded (the kind's default if unset)."""
+    failure_condition: str | None = None
     primary_pod_labels: tuple[tuple[str, str], ...] = ()
     """The labels of the trial's pods whose primary container holds its metrics (Katib's
-    ``primaryPodLabels``); none: every pod of the trial."""
+    ``primaryPodLabels``); none: the kind's default primary pods."""
     retain: bool = False
     """Keep the finished trial's workload on the cluster (no TTL, never deleted)."""
 
@@ -107,6 +110,10 @@ class TrialTemplate:
             out["trialSpec"] = self.trial_spec
         if self.primary_container:
             out["primaryContainerName"] = self.primary_container
+        if self.success_condition:
+            out["successCondition"] = self.success_condition
+        if self.failure_condition:
+            out["failureCondition"] = self.failure_condition
         if self.primary_pod_labels:
             out["primaryPodLabels"] = dict(self.primary_pod_labels)
         if self.retain:

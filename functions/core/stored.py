@@ -111,6 +111,8 @@ def _trial_template(data: Mapping[str, Any]) -> TrialTemplate:
         max_attempts=data.get("maxAttempts", 5),
         trial_spec=data.get("trialSpec"),
         primary_container=data.get("primaryContainerName"),
+        success_condition=data.get("successCondition"),
+        failure_condition=data.get("failureCondition"),
         primary_pod_labels=tuple(sorted((data.get("primaryPodLabels") or {}).items())),
         retain=bool(data.get("retain")),
     )

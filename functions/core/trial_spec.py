@@ -1,9 +1,12 @@
-"""Katib-style ``trialSpec`` templates: a whole ``batch/v1`` Job with placeholders.
+"""Katib-style ``trialSpec`` templates: a whole workload with placeholders, of any kind Katib
+runs (a ``batch/v1`` Job, the Training Operator's jobs, TrainJob, JobSet, Argo Workflow, Tekton
+PipelineRun; see :mod:`functions.core.trial_kinds`).
 
-Checked when the study is parsed; on a cluster the Job is the template with every string
-substituted on its own and katuna's requirements laid over it (name, labels, the preemption
-policy, deadline, TTL, ``restartPolicy: Never``); locally the primary container's command and
-args run as the trial process (its image is noted and ignored).
+Checked when the study is parsed; on a cluster the workload is the template with every string
+substituted on its own and katuna's requirements laid over it (for a Job: name, labels, the
+preemption policy, deadline, TTL, ``restartPolicy: Never``; for other kinds: name, labels, the
+node pool's scheduling); locally the primary container's command and args run as the trial
+process (its image is noted and ignored).
 """
 
 from __future__ import annotations
@@ -12,32 +15,28 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from functions.core import template
+from functions.core import template, trial_kinds
 from functions.core.errors import InvalidStudy, Problem
 from functions.core.reader import Reader
 
 PATH = "trialTemplate.trialSpec"
 
 
-def check(r: Reader, trial_spec: Any, primary: str | None) -> list[str]:
-    """Problems of a ``trialSpec`` go to ``r``; the parameter names it references."""
+def check(r: Reader, trial_spec: Any, primary: str | None, conditions: tuple[str | None, str | None] = (None, None),
+          primary_pod_labels: Mapping[str, str] | None = None) -> list[str]:
+    """Problems of a ``trialSpec`` go to ``r``; the parameter names it references. A kind katuna
+    has no defaults for needs both ``conditions`` (success, failure) from the study."""
     if not isinstance(trial_spec, Mapping):
-        r.fail(PATH, "expected a batch/v1 Job as a mapping")
+        r.fail(PATH, "expected a workload (a batch/v1 Job, a Kubeflow job, a JobSet, a Workflow, ...) as a mapping")
         return []
-    if trial_spec.get("apiVersion") != "batch/v1" or trial_spec.get("kind") != "Job":
-        r.fail(PATH, "expected apiVersion batch/v1 and kind Job")
-    containers = _containers(trial_spec)
-    container = primary_container(trial_spec, primary)
-    if not containers:
-        r.fail(f"{PATH}.spec.template.spec.containers", "expected at least one container")
-    elif container is None:
-        listed = ", ".join(str(c.get("name")) for c in containers)
-        r.fail("trialTemplate.primaryContainerName", f"names no container; expected one of {listed}")
-    elif not (container.get("command") or container.get("args")):
-        r.fail(f"{PATH}.spec.template.spec.containers", "the primary container needs a command or args")
-    restart = pod_spec(trial_spec).get("restartPolicy")
-    if restart not in (None, "Never"):
-        r.fail(f"{PATH}.spec.template.spec.restartPolicy", f"expected Never (a retried pod is a new pod), got {restart!r}")
+    api_version, kind = trial_spec.get("apiVersion"), trial_spec.get("kind")
+    if not (isinstance(api_version, str) and "/" in api_version and isinstance(kind, str) and kind):
+        r.fail(PATH, "expected apiVersion (group/version) and kind")
+    elif trial_kinds.kind_of(trial_spec) is None and None in trial_kinds.conditions(trial_spec, *conditions):
+        known = ", ".join(f"{k.api_versions[0]} {k.kind}" for k in trial_kinds.KINDS.values())
+        r.fail("trialTemplate", f"a trialSpec of kind {api_version} {kind} needs successCondition and "
+                                f"failureCondition (katuna knows the defaults of {known})")
+    _check_containers(r, trial_spec, primary, primary_pod_labels)
     used: list[str] = []
     for where, text in template.strings(trial_spec, PATH):
         names, unknown = template.referenced_parameters(text, spec_fields=True)
@@ -48,34 +47,95 @@ def check(r: Reader, trial_spec: Any, primary: str | None) -> list[str]:
     return used
 
 
-def _containers(trial_spec: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    containers = pod_spec(trial_spec).get("containers")
-    return [c for c in containers if isinstance(c, Mapping)] if isinstance(containers, list) else []
+def _check_containers(r: Reader, trial_spec: Mapping[str, Any], primary: str | None,
+                      labels: Mapping[str, str] | None) -> None:
+    known = trial_kinds.kind_of(trial_spec)
+    if known is None:
+        return
+    found = containers(trial_spec)
+    container = primary_container(trial_spec, primary, labels)
+    if not found:
+        r.fail(PATH, f"expected at least one container in the {known.kind}")
+    elif container is None:
+        listed = ", ".join(sorted({name for _, name, _ in found}))
+        r.fail("trialTemplate.primaryContainerName", f"names no container; expected one of {listed}")
+    elif not (container.get("command") or container.get("args") or container.get("source")):
+        r.fail(PATH, "the primary container needs a command or args")
+    if known.kind == "Job":
+        restart = pod_spec(trial_spec).get("restartPolicy")
+        if restart not in (None, "Never"):
+            r.fail(f"{PATH}.spec.template.spec.restartPolicy",
+                   f"expected Never (a retried pod is a new pod), got {restart!r}")
+
+
+def containers(trial_spec: Mapping[str, Any]) -> list[tuple[Mapping[str, Any], str, Mapping[str, Any]]]:
+    """``(pod labels, name in the pod, container)`` of every container the workload runs, in the
+    shape each kind describes them: pod templates' containers; a TrainJob's ``trainer`` (the
+    ``node`` container); an Argo Workflow's templates (``main``, labelled as the template says);
+    a Tekton PipelineRun's steps (``step-<name>``, in pods labelled with their task)."""
+    found = [(labels, str(c.get("name")), c) for _, labels, pod in trial_kinds.pod_specs(trial_spec)
+             for c in _listed(pod.get("containers"))]
+    known = trial_kinds.kind_of(trial_spec)
+    given = trial_spec.get("spec")
+    spec: Mapping[str, Any] = given if isinstance(given, Mapping) else {}
+    tasks = spec.get("pipelineSpec")
+    if known is not None and known.kind == "TrainJob" and isinstance(spec.get("trainer"), Mapping):
+        found.append((trial_kinds.TRAINJOB_PRIMARY, "node", spec["trainer"]))
+    elif known is not None and known.kind == "Workflow":
+        for item in _listed(spec.get("templates")):
+            metadata = item.get("metadata")
+            labels = (metadata.get("labels") if isinstance(metadata, Mapping) else None) or {}
+            for key in ("container", "script"):
+                if isinstance(item.get(key), Mapping):
+                    found.append((labels, "main", item[key]))
+    elif known is not None and known.kind == "PipelineRun":
+        for task in _listed(tasks.get("tasks") if isinstance(tasks, Mapping) else None):
+            task_spec = task.get("taskSpec")
+            for step in _listed(task_spec.get("steps") if isinstance(task_spec, Mapping) else None):
+                found.append(({"tekton.dev/pipelineTask": str(task.get("name"))}, f"step-{step.get('name')}", step))
+    return found
+
+
+def _listed(value: Any) -> list[Mapping[str, Any]]:
+    return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
 
 
 def pod_spec(trial_spec: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The pod spec of the Job template; empty where any level is missing or not a mapping."""
-    node: Any = trial_spec
-    for key in ("spec", "template", "spec"):
-        node = node.get(key) if isinstance(node, Mapping) else None
-    return node if isinstance(node, Mapping) else {}
+    """The pod spec of the primary pod template; empty where the workload has none."""
+    return next((pod for _, _, pod in trial_kinds.pod_specs(trial_spec)), {})
 
 
-def primary_container(trial_spec: Mapping[str, Any], name: str | None) -> Mapping[str, Any] | None:
-    """The container that runs the trial: the named one, else the first."""
-    containers = _containers(trial_spec)
-    if name is None:
-        return containers[0] if containers else None
-    return next((c for c in containers if c.get("name") == name), None)
+def primary_container(trial_spec: Mapping[str, Any], name: str | None,
+                      labels: Mapping[str, str] | None = None) -> Mapping[str, Any] | None:
+    """The container that runs the trial: the named one (else the first) of the pods
+    ``labels`` select (the kind's primary pods by default), else of any pod."""
+    wanted = trial_kinds.primary_pod_labels(trial_spec, labels)
+    found = containers(trial_spec)
+    primary = [item for item in found if all(item[0].get(k) == v for k, v in wanted.items())]
+    for pool in (primary, found) if primary else (found,):
+        for _, own, container in pool:
+            if name is None or own == name:
+                return container
+    return None
+
+
+def primary_container_name(trial_spec: Mapping[str, Any], name: str | None,
+                           labels: Mapping[str, str] | None = None) -> str | None:
+    """The primary container's name in its pod (Argo's ``main``, Tekton's ``step-<name>``)."""
+    container = primary_container(trial_spec, name, labels)
+    return next((own for _, own, c in containers(trial_spec) if c is container), None)
 
 
 def local_process(trial_spec: Mapping[str, Any], primary: str | None, params: Mapping[str, Any],
-                  name: str, namespace: str | None = None) -> tuple[list[str], dict[str, str]]:
-    """The argv and extra environment of the primary container, to run as a local process
-    (``${trialSpec.Namespace}`` is the study's namespace)."""
+                  name: str, labels: Mapping[str, str] | None = None,
+                  namespace: str | None = None) -> tuple[list[str], dict[str, str]]:
+    """The argv and extra environment of the primary container, to run as a local process (an
+    empty argv where the workload has no container katuna can find, a kind it has no shape of;
+    ``${trialSpec.Namespace}`` is the study's namespace)."""
     context = template.spec_context(name, namespace, labels=(trial_spec.get("metadata") or {}).get("labels"),
-                                    annotations=(trial_spec.get("metadata") or {}).get("annotations"))
-    container = template.substitute_tree(primary_container(trial_spec, primary), params, context)
+                                    annotations=(trial_spec.get("metadata") or {}).get("annotations"),
+                                    kind=str(trial_spec.get("kind")), api_version=str(trial_spec.get("apiVersion")))
+    container = template.substitute_tree(primary_container(trial_spec, primary, labels) or {}, params, context)
     argv = [str(a) for a in (container.get("command") or []) + (container.get("args") or [])]
     env = {e["name"]: str(e["value"]) for e in container.get("env") or [] if "value" in e}
     return argv, env
@@ -84,7 +144,7 @@ def local_process(trial_spec: Mapping[str, Any], primary: str | None, params: Ma
 def requests_resources(trial_spec: Mapping[str, Any], names: frozenset[str]) -> bool:
     """Whether a container of the template requests (or limits, which implies a request) one of
     the resources ``names``."""
-    for container in _containers(trial_spec):
+    for _, _, container in containers(trial_spec):
         resources = container.get("resources")
         for kind in ("requests", "limits"):
             given = resources.get(kind) if isinstance(resources, Mapping) else None
@@ -131,3 +191,60 @@ def render(trial_spec: Mapping[str, Any], primary: str | None, params: Mapping[s
         for kind, values in resources.items():
             own[kind] = {**values, **(own.get(kind) or {})}
     return job
+
+
+def render_workload(trial_spec: Mapping[str, Any], primary: str | None, primary_labels: Mapping[str, str] | None,
+                    params: Mapping[str, Any], metadata: Mapping[str, Any], pod: Mapping[str, Any],
+                    env: Mapping[str, str], resources: Mapping[str, Mapping[str, str]],
+                    ttl: int | None = None) -> dict[str, Any]:
+    """A workload of a kind other than Job from the template: katuna's ``metadata`` (name,
+    namespace, labels) wins; the node selector and tolerations in ``pod`` are added to every pod
+    template (an Argo Workflow takes them for all its pods); ``env`` is added to the primary
+    container, and ``resources`` to every container of the primary's name (each replica's: a
+    worker's pods need requests as the master's do, for the scheduler and the autoscaler) that
+    names none; ``ttl`` goes where the kind keeps one, unless the template sets its own. The
+    kind's controller makes the pods."""
+    given = trial_spec.get("metadata") or {}
+    labels = {**(given.get("labels") or {}), **metadata["labels"]}
+    context = template.spec_context(metadata["name"], metadata["namespace"], str(trial_spec.get("kind")),
+                                    str(trial_spec.get("apiVersion")), labels, given.get("annotations"))
+    workload = template.substitute_tree(copy.deepcopy(dict(trial_spec)), params, context)
+    workload["metadata"] = {**(workload.get("metadata") or {}), **metadata, "labels": labels}
+    pod_specs = [spec for _, _, spec in trial_kinds.pod_specs(workload)]
+    if getattr(trial_kinds.kind_of(workload), "kind", None) == "Workflow":
+        pod_specs.append(workload.setdefault("spec", {}))
+    for spec in pod_specs:
+        _schedule(spec, pod)  # type: ignore[arg-type]
+    container = primary_container(workload, primary, primary_labels)
+    if isinstance(container, dict):
+        container["env"] = [*(container.get("env") or []), *({"name": k, "value": v} for k, v in sorted(env.items()))]
+    name = primary_container_name(workload, primary, primary_labels)
+    for _, own, each in containers(workload):
+        if resources and own == name and isinstance(each, dict) and "resources" not in each:
+            each["resources"] = {kind: dict(values) for kind, values in resources.items()}
+    _keep_finished_for(workload, ttl)
+    return workload
+
+
+def _keep_finished_for(workload: dict[str, Any], ttl: int | None) -> None:
+    """Set the kind's TTL of a finished workload to ``ttl`` where the template sets none."""
+    known = trial_kinds.kind_of(workload)
+    if ttl is None or known is None or not known.ttl:
+        return
+    *parents, last = known.ttl
+    node = workload
+    for key in parents:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            return
+        node = child
+    node.setdefault(last, ttl)
+
+
+def _schedule(spec: dict[str, Any], pod: Mapping[str, Any]) -> None:
+    """Add katuna's node selector and tolerations to a pod spec's own."""
+    if pod.get("nodeSelector"):
+        spec["nodeSelector"] = {**(spec.get("nodeSelector") or {}), **pod["nodeSelector"]}
+    if pod.get("tolerations"):
+        own = spec.get("tolerations") or []
+        spec["tolerations"] = [*own, *(t for t in pod["tolerations"] if t not in own)]

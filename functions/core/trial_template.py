@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from functions.core import template
+from functions.core import template, trial_kinds
 from functions.core import trial_spec as trial_spec_module
 from functions.core.reader import Reader, join, kind_of
 from functions.core.spec import TrialTemplate
@@ -24,13 +24,19 @@ def parse_trial_template(r: Reader, data: Any, parameters: list[str | None]) -> 
     if data is None:
         r.fail(path, "required; expected a mapping with command")
     item = r.mapping(data, path, {"command", "env", "workingDir", "timeout", "image", "resources", "maxAttempts",
-                                  "trialSpec", "primaryContainerName", "primaryPodLabels", "retain"})
+                                  "trialSpec", "primaryContainerName", "successCondition", "failureCondition",
+                                  "primaryPodLabels", "retain"})
     trial_spec = item.get("trialSpec")
     primary = r.get(item, "primaryContainerName", path, "str")
     if (trial_spec is None) == ("command" not in item):
         r.fail(path, "expected either command or trialSpec")
     command = _command(r, item, path) if trial_spec is None else ()
-    spec_names = trial_spec_module.check(r, trial_spec, primary) if trial_spec is not None else []
+    conditions = _conditions(r, item, path, trial_spec)
+    pod_labels = _string_map(r, item, "primaryPodLabels", path, key_pattern=None)
+    if pod_labels and trial_spec is None:
+        r.fail(join(path, "primaryPodLabels"), "only used with a trialSpec, whose pods it selects")
+    spec_names = (trial_spec_module.check(r, trial_spec, primary, conditions, dict(pod_labels))
+                  if trial_spec is not None else [])
     env = _string_map(r, item, "env", path, key_pattern=ENV_NAME)
     resources = _string_map(r, item, "resources", path, key_pattern=None)
     working_dir = r.get(item, "workingDir", path, "str")
@@ -40,12 +46,23 @@ def parse_trial_template(r: Reader, data: Any, parameters: list[str | None]) -> 
     if max_attempts is not None and max_attempts < 1:
         r.fail(join(path, "maxAttempts"), "expected an integer >= 1")
     _check_placeholders(r, command, env, parameters, spec_names)
-    pod_labels = _string_map(r, item, "primaryPodLabels", path, key_pattern=None)
-    if pod_labels and trial_spec is None:
-        r.fail(join(path, "primaryPodLabels"), "only used with a trialSpec, whose pods it selects")
     retain = bool(r.get(item, "retain", path, "bool"))
     return TrialTemplate(command, env, working_dir, timeout, image, resources, max_attempts or 5,
-                         trial_spec, primary, pod_labels, retain)
+                         trial_spec, primary, *conditions, pod_labels, retain)
+
+
+def _conditions(r: Reader, item: Mapping[str, Any], path: str, trial_spec: Any) -> tuple[str | None, str | None]:
+    """``successCondition`` and ``failureCondition``: GJSON paths of the subset katuna evaluates,
+    only beside a ``trialSpec``."""
+    found: list[str | None] = []
+    for key in ("successCondition", "failureCondition"):
+        value = r.get(item, key, path, "str")
+        if value is not None and trial_spec is None:
+            r.fail(join(path, key), "applies to a trialSpec; a command's trial ends with its process")
+        elif value is not None and (why := trial_kinds.check_condition(value)) is not None:
+            r.fail(join(path, key), f"expected a GJSON path katuna evaluates: {why}")
+        found.append(value)
+    return found[0], found[1]
 
 
 def _command(r: Reader, item: Mapping[str, Any], path: str) -> tuple[str, ...]:

@@ -24,6 +24,8 @@ class ApiServer:
 
     def serve(self, call: Call) -> tuple[int, dict | str]:
         """Answer a non-watch request (already authorized)."""
+        if (call.group, call.resource) in self.crds:
+            return self.serve_workload(call, call.version)
         call = katib_api.keyed(call)
         if self._custom(call.resource) and call.method == "POST" and not call.name:
             return katib_api.create(self, call.resource, call.namespace or "", call.body)
@@ -58,6 +60,8 @@ class ApiServer:
         return resource in PLURALS.values() or "." in resource
 
     def _objects(self, resource: str, namespace: str | None) -> list[dict]:
+        if any(crd.plural == resource for crd in self.crds.values()):
+            return [o for (plural, ns, _), o in self.workloads.items() if plural == resource and namespace in (None, ns)]
         if self._custom(resource):
             return [o for (plural, ns, _), o in self.resources.items() if plural == resource and namespace in (None, ns)]
         return [o for o in self._table(resource).values() if namespace in (None, o["metadata"].get("namespace"))]
@@ -66,7 +70,8 @@ class ApiServer:
              limit: str | None = None, token: str | None = None) -> tuple[int, dict]:
         """One object (404 when it is not there), or a list by namespace and name carrying the
         current resourceVersion, ``limit`` at a time with a ``continue`` token for the rest."""
-        kind = (katib_api.kind_of(resource) if "." in resource else
+        crd = next((c for c in self.crds.values() if c.plural == resource), None)
+        kind = crd.as_kind() if crd is not None else (katib_api.kind_of(resource) if "." in resource else
                 KINDS[("katuna.dev" if resource in PLURALS.values() else "batch" if resource == "jobs" else "",
                        resource)])
         with self.lock:

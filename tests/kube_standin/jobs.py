@@ -25,13 +25,16 @@ def _seconds(stamp: str) -> float:
     return float(timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")))
 
 
-def new_pod(job: dict) -> dict:
-    """A pod of ``job`` from its template, as the Job controller creates it."""
+def new_pod(job: dict, made: int = 0) -> dict:
+    """A pod of ``job`` from its template, as the Job controller creates it; the ``made``-th pod
+    of an Indexed Job carries its completion index (indexes in the order pods are made)."""
     template = snapshot(job["spec"]["template"])
     meta = job["metadata"]
     labels = {**(template.get("metadata") or {}).get("labels", {}), "controller-uid": meta["uid"],
               "job-name": meta["name"], "batch.kubernetes.io/controller-uid": meta["uid"],
               "batch.kubernetes.io/job-name": meta["name"]}
+    if job["spec"].get("completionMode") == "Indexed":
+        labels["batch.kubernetes.io/job-completion-index"] = str(made % job["spec"].get("completions", 1))
     return {"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": f"{meta['name']}-{suffix()}", "namespace": meta["namespace"], "labels": labels,
                          "annotations": (template.get("metadata") or {}).get("annotations", {}),
@@ -170,7 +173,7 @@ class JobController:
             return
         wanted = min(job["spec"].get("parallelism", 1), job["spec"].get("completions", 1) - succeeded)
         while len(active) < wanted and self.pods_made.get(uid, 0) < MAX_PODS:
-            active.append(cluster.add_pod(new_pod(job), self.pods_made.get(uid, 0)))
+            active.append(cluster.add_pod(new_pod(job, self.pods_made.get(uid, 0)), self.pods_made.get(uid, 0)))
             self.pods_made[uid] = self.pods_made.get(uid, 0) + 1
 
     @staticmethod

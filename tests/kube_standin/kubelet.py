@@ -132,8 +132,7 @@ class Kubelets:
         env = {e["name"]: e.get("value", "") for e in container.get("env", [])}
         run.log = self.logs_dir / f"{pod['metadata']['namespace']}.{pod['metadata']['name']}.log"
         with run.log.open("w") as out:
-            run.process = subprocess.Popen([*container.get("command", []), *container.get("args", [])], stdout=out,
-                                           stderr=subprocess.STDOUT,
+            run.process = subprocess.Popen(_argv(container), stdout=out, stderr=subprocess.STDOUT,
                                            env={**os.environ, "PATH": f"{self.image_bin}{os.pathsep}{os.environ.get('PATH', '')}",
                                                 **env})
         run.process.job = pod["metadata"]["labels"].get("job-name")  # type: ignore[attr-defined]
@@ -194,6 +193,13 @@ class Kubelets:
     def log_of(self, pod: dict) -> str:
         run = self.runs.get(pod["metadata"]["uid"])
         return run.log.read_text(errors="replace") if run is not None and run.log is not None and run.log.exists() else ""
+
+
+def _argv(container: dict) -> list[str]:
+    """The container's command and args; a container that names neither runs its image's own
+    entrypoint, which the stand-in models as a server that runs until stopped (an MPI worker's sshd)."""
+    argv = [*container.get("command", []), *container.get("args", [])]
+    return argv or [sys.executable, "-c", "import time; time.sleep(86400)"]
 
 
 def _condition(pod: dict, kind: str, value: str, reason: str | None = None, message: str | None = None) -> None:

@@ -13,6 +13,7 @@ import copy
 from dataclasses import dataclass
 from pathlib import Path
 
+import jsonpatch
 import yaml
 
 from kube_standin.objects import status
@@ -78,6 +79,18 @@ class Authorizer:
             copied = copy.deepcopy(obj)
             copied["metadata"]["namespace"] = namespace
             self.objects.append(copied)
+
+    def enable(self, component: Path) -> None:
+        """Apply a Kustomize component's JSON patches of Roles and ClusterRoles (as ``components:``
+        in the Kustomization would), in every namespace the Role is bound in."""
+        spec = yaml.safe_load((component / "kustomization.yaml").read_text())
+        for patch in spec.get("patches", []):
+            target = patch["target"]
+            if target["kind"] not in RBAC_KINDS:
+                continue
+            for obj in self.objects:
+                if obj["kind"] == target["kind"] and obj["metadata"]["name"] == target["name"]:
+                    obj.update(jsonpatch.apply_patch(obj, yaml.safe_load(patch["patch"])))
 
     def allows(self, request: Request) -> bool:
         return any(self._rule_allows(rule, request) for rule in self._rules_of(request))

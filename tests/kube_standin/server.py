@@ -52,6 +52,7 @@ class Call:
     query: dict[str, str]
     body: dict | None
     content_type: str
+    version: str = ""
 
     @property
     def watch(self) -> bool:
@@ -69,11 +70,12 @@ def parse(method: str, raw_path: str, body: dict | None, content_type: str) -> C
     found = PATH.match(url.path)
     if not found:
         return None
-    _, group, _, namespace, resource, name, subresource = found.groups()
+    core, group, version, namespace, resource, name, subresource = found.groups()
     if resource == "namespaces" and namespace is not None and name is None:
         namespace, name = None, namespace
     query = {k: v[0] for k, v in parse_qs(url.query).items()}
-    return Call(method, group or "", namespace, resource, name, subresource or "", query, body, content_type)
+    return Call(method, group or "", namespace, resource, name, subresource or "", query, body, content_type,
+                version or core)
 
 
 def handler(cluster) -> type[BaseHTTPRequestHandler]:
@@ -109,7 +111,7 @@ def handler(cluster) -> type[BaseHTTPRequestHandler]:
                               call.namespace or "", call.name or "")
             if not cluster.authorizer.allows(request):
                 self._send(*forbidden(request))
-            elif (call.group, call.resource) not in cluster.kinds:
+            elif cluster.served(call.group, call.resource) is None:
                 # As the API server: authorization comes before routing, so a kind it does not
                 # serve is refused (403) where not granted, and not found (404) where granted.
                 self._send(404, status(404, "NotFound", "the server could not find the requested resource"))
@@ -121,7 +123,7 @@ def handler(cluster) -> type[BaseHTTPRequestHandler]:
         do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = _handle  # noqa: N815
 
         def _watch(self, call: Call) -> None:
-            kind = cluster.kinds[(call.group, call.resource)]
+            kind = cluster.served(call.group, call.resource)
             timeout = float(call.query.get("timeoutSeconds") or 60)
             bookmarks = cluster.bookmark_seconds if call.query.get("allowWatchBookmarks") in ("true", "1") else None
             self.send_response(200)

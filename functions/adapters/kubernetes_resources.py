@@ -1,0 +1,166 @@
+"""The resources port on Kubernetes (study resources read, their status written; Katib's
+Experiments and StudyJobs listed and their Trials kept up to date) and the nodes port (a pool's
+Node objects listed), through the client and error translation of
+:mod:`functions.adapters.kubernetes_executor`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+from urllib3.exceptions import HTTPError
+
+from functions.adapters.kubernetes_executor import read_or_none, translate
+from functions.core.errors import TemporaryError
+from functions.core.node_hours import NodeSeen
+from functions.core.resources import GROUP, KATIB_API_VERSIONS, KINDS, PLURALS, VERSION, Ref
+
+LIST_PAGE = 500
+"""Study resources asked for in one list request (the API's ``limit``; ``continue`` asks for more)."""
+
+
+class KubernetesResources:
+    """Implements :class:`functions.core.ports.Resources` with the custom objects API; the
+    client is made at first use."""
+
+    def __init__(self, connect: Callable[[], client.ApiClient], katib_api: bool = False) -> None:
+        self._connect = connect
+        self._api: client.CustomObjectsApi | None = None
+        self.katib_api = katib_api
+
+    def _objects(self) -> client.CustomObjectsApi:
+        if self._api is None:
+            try:
+                self._api = client.CustomObjectsApi(self._connect())
+            except config.ConfigException as exc:
+                raise TemporaryError(f"no Kubernetes API to reach study resources: {exc}") from exc
+        return self._api
+
+    def get(self, ref: Ref) -> Mapping[str, Any] | None:
+        return read_or_none(lambda: self._objects().get_namespaced_custom_object(ref.group, ref.version, ref.namespace,
+                                                                          ref.plural, ref.name), f"read {ref}")
+
+    def write_status(self, ref: Ref, uid: str, status: Mapping[str, Any]) -> bool:
+        """Replace the status subresource, guarded by the resource's uid: a JSON patch whose first
+        operation tests ``/metadata/uid``, so the API refuses the whole patch (422) for a resource
+        deleted and made again under the same name. (A merge patch cannot guard: the status
+        subresource ignores ``metadata`` in it.) Keys whose value is None are left out. False
+        when the resource is gone or is another one of the same name."""
+        patch: list[dict[str, Any]] = [{"op": "test", "path": "/metadata/uid", "value": uid},
+                 {"op": "add", "path": "/status", "value": {k: v for k, v in status.items() if v is not None}}]
+        try:
+            self._objects().patch_namespaced_custom_object_status(
+                ref.group, ref.version, ref.namespace, ref.plural, ref.name, patch,
+                _content_type="application/json-patch+json")
+        except ApiException as exc:
+            if exc.status == 404 or (exc.status == 422 and not self._is(ref, uid)):
+                return False
+            raise translate(exc, f"write the status of {ref}") from exc
+        except HTTPError as exc:
+            raise translate(exc, f"write the status of {ref}") from exc
+        return True
+
+    def _is(self, ref: Ref, uid: str) -> bool:
+        """Whether the resource at ``ref`` is the one with ``uid``: the API's answer to a failed
+        ``test`` operation (422, "the server rejected our request due to an error in our
+        request") does not say which operation failed."""
+        current = self.get(ref)
+        return current is not None and (current.get("metadata") or {}).get("uid") == uid
+
+    def list(self, namespace: str) -> list[Mapping[str, Any]]:
+        """Every Study and Experiment in ``namespace``, read page by page (each item with its
+        ``apiVersion`` and ``kind``); none of a kind whose definition is not installed (404)."""
+        found: list[Mapping[str, Any]] = []
+        for kind in KINDS[f"{GROUP}/{VERSION}"]:
+            plural, token = PLURALS[kind], ""
+            while True:
+                page = read_or_none(partial(self._page, namespace, plural, token), f"list the {plural} in namespace {namespace}")
+                if page is None:
+                    break
+                found += [{**item, "apiVersion": f"{GROUP}/{VERSION}", "kind": kind} for item in page.get("items") or []]
+                token = (page.get("metadata") or {}).get("continue") or ""
+                if not token:
+                    break
+        return found
+
+    def _page(self, namespace: str, plural: str, token: str) -> Any:
+        """One page of a list, from where ``token`` (the last page's ``continue``) left off."""
+        if token:
+            return self._objects().list_namespaced_custom_object(GROUP, VERSION, namespace, plural, limit=LIST_PAGE,
+                                                                 _continue=token)
+        return self._objects().list_namespaced_custom_object(GROUP, VERSION, namespace, plural, limit=LIST_PAGE)
+
+    def list_katib(self) -> Sequence[Mapping[str, Any]]:
+        """Every Katib Experiment and StudyJob in every namespace the service may list (one
+        request per kind; none of a kind whose definition is not installed)."""
+        found: list[Mapping[str, Any]] = []
+        if not self.katib_api:
+            return found
+        for api_version in KATIB_API_VERSIONS:
+            group, _, version = api_version.partition("/")
+            for kind in KINDS[api_version]:
+                page = read_or_none(partial(self._objects().list_cluster_custom_object, group, version, PLURALS[kind]),
+                             f"list the {PLURALS[kind]}.{group}")
+                found += [{**item, "apiVersion": api_version, "kind": kind} for item in (page or {}).get("items") or []]
+        return found
+
+    def put_trials(self, owner: Ref, trials: Sequence[Mapping[str, Any]]) -> None:
+        """Create the missing Trials of the Experiment at ``owner``, then write each status that
+        differs from the API's (one list, then only the writes that change something)."""
+        api = self._objects()
+        group, version = owner.group, owner.version
+        listed = read_or_none(partial(api.list_namespaced_custom_object, group, version, owner.namespace, "trials",
+                               label_selector=f"katib.kubeflow.org/experiment={owner.name}"), f"list the trials of {owner}")
+        current = {item["metadata"]["name"]: item for item in (listed or {}).get("items") or []}
+        for trial in trials:
+            name = trial["metadata"]["name"]
+            body = {k: v for k, v in trial.items() if k != "status"}
+            try:
+                if name not in current:
+                    current[name] = api.create_namespaced_custom_object(group, version, owner.namespace, "trials", body)
+                if current[name].get("status") != trial["status"]:
+                    api.patch_namespaced_custom_object_status(group, version, owner.namespace, "trials", name,
+                                                              {"status": trial["status"]},
+                                                              _content_type="application/merge-patch+json")
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise translate(exc, f"write the Trial {name} of {owner}") from exc
+            except HTTPError as exc:
+                raise translate(exc, f"write the Trial {name} of {owner}") from exc
+
+
+class KubernetesNodes:
+    """Implements :class:`functions.core.ports.Nodes` with the core API's node list (a cluster
+    scope read: katuna's ClusterRole grants ``list nodes``); the client is made at first use."""
+
+    def __init__(self, connect: Callable[[], client.ApiClient]) -> None:
+        self._connect = connect
+        self._api: client.CoreV1Api | None = None
+
+    def _core(self) -> client.CoreV1Api:
+        if self._api is None:
+            try:
+                self._api = client.CoreV1Api(self._connect())
+            except config.ConfigException as exc:
+                raise TemporaryError(f"no Kubernetes API to list nodes: {exc}") from exc
+        return self._api
+
+    def list(self, labels: Mapping[str, str]) -> list[NodeSeen]:
+        """The nodes carrying every one of ``labels``, page by page."""
+        selector = ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
+        found: list[NodeSeen] = []
+        token = ""
+        while True:
+            try:
+                page: Any = (self._core().list_node(label_selector=selector, limit=LIST_PAGE, _continue=token) if token
+                        else self._core().list_node(label_selector=selector, limit=LIST_PAGE))
+            except (ApiException, HTTPError) as exc:
+                raise translate(exc, f"list the nodes labelled {selector}") from exc
+            found += [NodeSeen(node.metadata.name, node.metadata.creation_timestamp.timestamp())
+                      for node in page.items or []]
+            token = page.metadata._continue or ""
+            if not token:
+                return found

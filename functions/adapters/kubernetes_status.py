@@ -1,0 +1,70 @@
+"""What a trial Job's status and its pods' statuses say, as the client returns them: the Job's
+final condition, which pods were disrupted, their order, when the trial's container ran, the
+image it ran and how it exited."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def final_condition(job: Any) -> Any | None:
+    for condition in (job.status.conditions or []) if job.status else []:
+        if condition.type in ("Complete", "Failed") and condition.status == "True":
+            return condition
+    return None
+
+
+def disrupted(pod: Any) -> bool:
+    return any(c.type == "DisruptionTarget" and c.status == "True" for c in (pod.status.conditions or []))
+
+
+def ran(pod: Any) -> bool:
+    """Whether the pod ran its containers to an end of their own (not disrupted), so its log
+    holds the attempt's output."""
+    return not disrupted(pod) and any(
+        status.state is not None and status.state.terminated is not None
+        for status in (pod.status.container_statuses or []))
+
+
+def oldest_first(pod: Any) -> tuple[str, bool, str]:
+    """By creation time (whole seconds), a disrupted pod before its replacement created in the
+    same second, then by name (real pod names end in random characters)."""
+    created = pod.metadata.creation_timestamp
+    stamp = created.isoformat() if hasattr(created, "isoformat") else str(created or "")
+    return stamp, not disrupted(pod), pod.metadata.name
+
+
+def current_run(pods: list[Any], container: str) -> tuple[float | None, float | None]:
+    """When the trial's container in the current pod (the latest one not disrupted) started
+    and, if it has, ended (seconds since the epoch); None for a container not started yet."""
+    current = next((pod for pod in reversed(pods) if not disrupted(pod)), None)
+    statuses = (current.status.container_statuses or []) if current is not None and current.status else []
+    for status in statuses:
+        if status.name != container or status.state is None:
+            continue
+        running, terminated = status.state.running, status.state.terminated
+        if running is not None and running.started_at is not None:
+            return running.started_at.timestamp(), None
+        if terminated is not None and terminated.started_at is not None:
+            ended = terminated.finished_at.timestamp() if terminated.finished_at is not None else None
+            return terminated.started_at.timestamp(), ended
+    return None, None
+
+
+def image_of(pods: list[Any], container: str) -> str | None:
+    """The trial container's image as the kubelet resolved it (``imageID``: the digest), from
+    the latest pod that reports one."""
+    for pod in reversed(pods):
+        for status in pod.status.container_statuses or []:
+            if status.name == container and status.image_id:
+                return status.image_id
+    return None
+
+
+def exit_of(pods: list[Any]) -> tuple[int | None, str]:
+    for pod in reversed(pods):
+        for status in pod.status.container_statuses or []:
+            terminated = status.state.terminated if status.state else None
+            if terminated is not None:
+                return terminated.exit_code, f"container exited with code {terminated.exit_code} ({terminated.reason})"
+    return None, "no container status"

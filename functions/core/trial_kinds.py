@@ -1,0 +1,156 @@
+"""The workload kinds a ``trialSpec`` may be, as Katib runs them: where each keeps its pod
+templates, how its end reads (Katib's default ``successCondition`` / ``failureCondition``), which
+of its pods hold the metrics (the default ``primaryPodLabels``), and the label its operator puts
+on every pod it makes, which finds a trial's pods by the workload's name.
+
+Katib's own defaults cover ``Job``, the Training Operator's TFJob, PyTorchJob, XGBoostJob and
+MPIJob, and Trainer's TrainJob; katuna gives the other kinds the conditions their controllers
+document (PaddleJob and JAXJob as the Training Operator's other jobs, a JobSet's ``Completed`` /
+``Failed``, an Argo Workflow's ``status.phase``, a Tekton PipelineRun's ``Succeeded`` condition).
+A study may name any other kind when it gives both conditions; its pods are then found by
+``primaryPodLabels`` alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from functions.core import gjson
+
+JOB_SUCCESS = 'status.conditions.#(type=="Complete")#|#(status=="True")#'
+JOB_FAILURE = 'status.conditions.#(type=="Failed")#|#(status=="True")#'
+KUBEFLOW_SUCCESS = 'status.conditions.#(type=="Succeeded")#|#(status=="True")#'
+KUBEFLOW_FAILURE = 'status.conditions.#(type=="Failed")#|#(status=="True")#'
+KUBEFLOW_PRIMARY = {"training.kubeflow.org/job-role": "master"}
+MASTER_ROLES = ("master", "chief", "launcher")
+TRAINJOB_PRIMARY = {"jobset.sigs.k8s.io/replicatedjob-name": "node", "batch.kubernetes.io/job-completion-index": "0"}
+JOBSET_SUCCESS = 'status.conditions.#(type=="Completed")#|#(status=="True")#'
+WORKFLOW_SUCCESS = 'status.[@this].#(phase=="Succeeded")#'
+WORKFLOW_FAILURE = 'status.[@this].#(phase=="Failed")#'
+WORKFLOW_ERROR = 'status.[@this].#(phase=="Error")#'
+TEKTON_SUCCESS = 'status.conditions.#(type=="Succeeded")#|#(status=="True")#'
+TEKTON_FAILURE = 'status.conditions.#(type=="Succeeded")#|#(status=="False")#'
+
+
+@dataclass(frozen=True)
+class TrialKind:
+    """One workload kind: its API, defaults, and where its pod templates are."""
+
+    api_versions: tuple[str, ...]
+    kind: str
+    plural: str
+    success: str | None
+    failure: str | None
+    owner_label: str | None
+    """The label the kind's controller puts on each of its pods, valued with the workload's name."""
+    primary_pod_labels: Mapping[str, str] = field(default_factory=dict)
+    replica_specs: str | None = None
+    """For the Training Operator's jobs: the key of ``spec`` that maps each role to its replicas."""
+    ttl: tuple[str, ...] = ()
+    """Where the kind keeps the seconds its controller keeps a finished workload (empty: the
+    kind has no such field, as a TrainJob or a Tekton PipelineRun; a Job's TTL is set with
+    katuna's other Job fields)."""
+
+    @property
+    def group(self) -> str:
+        return self.api_versions[0].rpartition("/")[0]
+
+
+def _training(kind: str, replica_specs: str) -> TrialKind:
+    return TrialKind(("kubeflow.org/v1",), kind, kind.lower() + "s", KUBEFLOW_SUCCESS, KUBEFLOW_FAILURE,
+                     "training.kubeflow.org/job-name", KUBEFLOW_PRIMARY, replica_specs,
+                     ("spec", "runPolicy", "ttlSecondsAfterFinished"))
+
+
+KINDS: dict[str, TrialKind] = {kind.kind: kind for kind in (
+    TrialKind(("batch/v1",), "Job", "jobs", JOB_SUCCESS, JOB_FAILURE, "batch.kubernetes.io/job-name"),
+    _training("TFJob", "tfReplicaSpecs"),
+    _training("PyTorchJob", "pytorchReplicaSpecs"),
+    _training("MPIJob", "mpiReplicaSpecs"),
+    _training("XGBoostJob", "xgbReplicaSpecs"),
+    _training("PaddleJob", "paddleReplicaSpecs"),
+    _training("JAXJob", "jaxReplicaSpecs"),
+    TrialKind(("trainer.kubeflow.org/v1alpha1",), "TrainJob", "trainjobs", JOB_SUCCESS, JOB_FAILURE,
+              "jobset.sigs.k8s.io/jobset-name", TRAINJOB_PRIMARY),
+    TrialKind(("jobset.x-k8s.io/v1alpha2",), "JobSet", "jobsets", JOBSET_SUCCESS, JOB_FAILURE,
+              "jobset.sigs.k8s.io/jobset-name", ttl=("spec", "ttlSecondsAfterFinished")),
+    TrialKind(("argoproj.io/v1alpha1",), "Workflow", "workflows", WORKFLOW_SUCCESS, WORKFLOW_FAILURE,
+              "workflows.argoproj.io/workflow", ttl=("spec", "ttlStrategy", "secondsAfterCompletion")),
+    TrialKind(("tekton.dev/v1", "tekton.dev/v1beta1"), "PipelineRun", "pipelineruns", TEKTON_SUCCESS,
+              TEKTON_FAILURE, "tekton.dev/pipelineRun"),
+)}
+
+
+def kind_of(trial_spec: Mapping[str, Any]) -> TrialKind | None:
+    """The known kind of a ``trialSpec`` (None for a kind katuna has no defaults for)."""
+    known = KINDS.get(str(trial_spec.get("kind")))
+    return known if known is not None and trial_spec.get("apiVersion") in known.api_versions else None
+
+
+def resource(trial_spec: Mapping[str, Any]) -> tuple[str, str, str]:
+    """``(group, version, plural)`` of the workload: a known kind's, else the kind lower-cased
+    plus ``s`` (the plural a CustomResourceDefinition gets by convention)."""
+    group, _, version = str(trial_spec.get("apiVersion", "")).rpartition("/")
+    known = kind_of(trial_spec)
+    return group, version, known.plural if known is not None else str(trial_spec.get("kind", "")).lower() + "s"
+
+
+def conditions(trial_spec: Mapping[str, Any], success: str | None, failure: str | None) -> tuple[str | None, str | None]:
+    """The study's conditions, else the kind's defaults (None where neither gives one)."""
+    known = kind_of(trial_spec)
+    return (success or (known.success if known else None), failure or (known.failure if known else None))
+
+
+def primary_pod_labels(trial_spec: Mapping[str, Any], given: Mapping[str, str] | None) -> dict[str, str]:
+    """The labels that select the pods whose output is the trial's: the study's, else the kind's."""
+    if given:
+        return dict(given)
+    known = kind_of(trial_spec)
+    return dict(known.primary_pod_labels) if known is not None else {}
+
+
+def check_condition(path: str) -> str | None:
+    """Why a condition is outside the GJSON subset katuna evaluates, or None."""
+    return gjson.check(path)
+
+
+def pod_specs(trial_spec: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any], Mapping[str, Any]]]:
+    """``(path, pod labels, pod spec)`` of each pod template the workload holds, its primary role
+    first (a Training Operator job's Master, Chief or Launcher), with the labels the kind's
+    controller gives its pods (a role's ``job-role: master`` stands for its first replica's, as a
+    worker 0 is the master without a Master, Chief or Launcher). TrainJob, Workflow and PipelineRun
+    describe containers in their own shapes: their pods are made as the operator makes them."""
+    spec = trial_spec.get("spec")
+    if not isinstance(spec, Mapping):
+        return
+    known = kind_of(trial_spec)
+    if known is None or known.kind == "Job":
+        yield from _template("spec.template", spec.get("template"))
+    elif known.replica_specs:
+        roles = spec.get(known.replica_specs)
+        if isinstance(roles, Mapping):
+            masters = any(str(r).lower() in MASTER_ROLES for r in roles)
+            for role in sorted(roles, key=lambda r: (str(r).lower() not in MASTER_ROLES, str(r))):
+                replica = roles[role]
+                own = {"training.kubeflow.org/replica-type": str(role).lower()}
+                if str(role).lower() in MASTER_ROLES or (not masters and str(role).lower() == "worker"):
+                    own.update(KUBEFLOW_PRIMARY)
+                if isinstance(replica, Mapping):
+                    yield from _template(f"spec.{known.replica_specs}.{role}.template", replica.get("template"), own)
+    elif known.kind == "JobSet":
+        for i, replicated in enumerate(spec.get("replicatedJobs") or []):
+            job = replicated.get("template") if isinstance(replicated, Mapping) else None
+            if isinstance(job, Mapping) and isinstance(job.get("spec"), Mapping):
+                yield from _template(f"spec.replicatedJobs[{i}].template.spec.template", job["spec"].get("template"),
+                                     {"jobset.sigs.k8s.io/replicatedjob-name": str(replicated.get("name"))})
+
+
+def _template(path: str, template: Any,
+              own: Mapping[str, str] | None = None) -> Iterator[tuple[str, Mapping[str, Any], Mapping[str, Any]]]:
+    """A pod template's path, labels (with ``own``, those its controller adds) and pod spec."""
+    if isinstance(template, Mapping) and isinstance(template.get("spec"), Mapping):
+        metadata = template.get("metadata")
+        labels = metadata.get("labels") if isinstance(metadata, Mapping) else None
+        yield path, {**(labels if isinstance(labels, Mapping) else {}), **(own or {})}, template["spec"]

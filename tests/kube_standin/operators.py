@@ -1,0 +1,211 @@
+"""Controllers of the operators whose workloads katuna creates as trials, small and as the real
+ones behave in what katuna reads: the pods they make (names and labels), and the status
+conditions of the workload.
+
+- Kubeflow Training Operator (TFJob, PyTorchJob, MPIJob, XGBoostJob, PaddleJob, JAXJob): a pod
+  ``<job>-<role>-<index>`` per replica, labelled ``training.kubeflow.org/job-name``,
+  ``replica-type`` (the role lower-cased), ``replica-index``, and ``job-role: master`` on the
+  master role (Master, Chief or Launcher; without one, worker 0); an MPIJob's launcher is
+  ``<job>-launcher``, and its pods carry ``mpi-job-name`` and ``mpi-job-role``. Conditions ``Created``,
+  ``Running``, then ``Succeeded`` once the master role's pods succeeded (every worker, when the
+  job has no Master, Chief or Launcher) or ``Failed`` once a pod failed; the pods still running are
+  then deleted (``cleanPodPolicy: Running``).
+- JobSet: a Job ``<jobset>-<replicatedJob>-<index>`` per replica, labelled (and its pods)
+  ``jobset.sigs.k8s.io/jobset-name``, ``replicatedjob-name`` and ``job-index``; the Job
+  controller makes the pods. ``Completed`` once every Job completed, ``Failed`` once one failed.
+- Kubeflow Trainer (TrainJob): the TrainJob's JobSet, as the ``torch-distributed`` runtime makes
+  it (any ``runtimeRef`` is read as that runtime): one replicated Job ``node`` running
+  ``spec.trainer`` in its container ``node``, ``numNodes`` Indexed pods; ``Complete`` or
+  ``Failed`` with its JobSet.
+"""
+
+from __future__ import annotations
+
+from kube_standin.jobs import owned_pods
+from kube_standin.objects import now, snapshot
+from kube_standin.scheduling import TERMINATED, requests
+from kube_standin.validation import defaulted
+
+TRAINING = {"TFJob": "tfReplicaSpecs", "PyTorchJob": "pytorchReplicaSpecs", "MPIJob": "mpiReplicaSpecs",
+            "XGBoostJob": "xgbReplicaSpecs", "PaddleJob": "paddleReplicaSpecs", "JAXJob": "jaxReplicaSpecs"}
+MASTER_ROLES = ("master", "chief", "launcher")
+
+
+def owner_reference(owner: dict) -> dict:
+    return {"apiVersion": owner["apiVersion"], "kind": owner["kind"], "name": owner["metadata"]["name"],
+            "uid": owner["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}
+
+
+def make_pod(cluster, owner: dict, name: str, template: dict, labels: dict, index: int = 0) -> dict:
+    """A pod of ``owner`` from a pod template, as a controller creates it."""
+    template = snapshot(template)
+    metadata = template.get("metadata") or {}
+    pod = {"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": name, "namespace": owner["metadata"]["namespace"],
+                        "labels": {**(metadata.get("labels") or {}), **labels},
+                        "annotations": metadata.get("annotations") or {}, "ownerReferences": [owner_reference(owner)]},
+           "spec": {**template["spec"], "schedulerName": "default-scheduler"},
+           "status": {"phase": "Pending", "qosClass": "Burstable" if requests({"spec": template["spec"]}) else "BestEffort"}}
+    return cluster.add_pod(pod, index)
+
+
+def condition(obj: dict, kind: str, value: str, reason: str, message: str) -> bool:
+    """Set a condition (a new transition only when its status changes); whether anything changed."""
+    conditions = obj.setdefault("status", {}).setdefault("conditions", [])
+    current = next((c for c in conditions if c["type"] == kind), None)
+    if current is not None and current["status"] == value:
+        return False
+    stamp = now()
+    entry = {"type": kind, "status": value, "reason": reason, "message": message, "lastUpdateTime": stamp,
+             "lastTransitionTime": stamp}
+    obj["status"]["conditions"] = [c for c in conditions if c["type"] != kind] + [entry]
+    return True
+
+
+def finished(obj: dict, types: tuple[str, ...]) -> bool:
+    return any(c["type"] in types and c["status"] == "True" for c in (obj.get("status") or {}).get("conditions", []))
+
+
+def _master_role(roles: list[str], role: str, index: int) -> bool:
+    if any(r.lower() in MASTER_ROLES for r in roles):
+        return role.lower() in MASTER_ROLES
+    return role.lower() == "worker" and index == 0
+
+
+class TrainingOperator:
+    def step(self, cluster) -> None:
+        for job in [w for w in cluster.workloads.values() if w["kind"] in TRAINING]:
+            if finished(job, ("Succeeded", "Failed")):
+                continue
+            changed = False
+            if not job.get("status"):
+                self._create_pods(cluster, job)
+                changed = condition(job, "Created", "True", f"{job['kind']}Created",
+                                    f"{job['kind']} {job['metadata']['name']} is created.")
+            changed = self._sync(cluster, job) or changed
+            if changed:
+                cluster.modified(cluster.crds[("kubeflow.org", job["kind"].lower() + "s")].plural, job)
+
+    @staticmethod
+    def _create_pods(cluster, job: dict) -> None:
+        specs = job["spec"].get(TRAINING[job["kind"]]) or {}
+        name = job["metadata"]["name"]
+        for role, replica in specs.items():
+            for index in range(replica.get("replicas", 1)):
+                labels = {"training.kubeflow.org/job-name": name, "training.kubeflow.org/operator-name":
+                          f"{job['kind'].lower()}-controller", "training.kubeflow.org/replica-type": role.lower(),
+                          "training.kubeflow.org/replica-index": str(index)}
+                if _master_role(list(specs), role, index):
+                    labels["training.kubeflow.org/job-role"] = "master"
+                pod_name = f"{name}-{role.lower()}-{index}"
+                if job["kind"] == "MPIJob":
+                    labels.update({"mpi-job-name": name, "mpi-job-role": role.lower()})
+                    pod_name = f"{name}-launcher" if role.lower() == "launcher" else pod_name
+                make_pod(cluster, job, pod_name, replica["template"], labels, index)
+
+    @staticmethod
+    def _sync(cluster, job: dict) -> bool:
+        pods = owned_pods(cluster, job)
+        kind, name = job["kind"], job["metadata"]["name"]
+        failed = [p for p in pods if p["status"].get("phase") == "Failed"]
+        by_role = {role: [p for p in pods if p["metadata"]["labels"].get("training.kubeflow.org/replica-type") in role]
+                   for role in (MASTER_ROLES, ("worker",))}
+        deciding = by_role[MASTER_ROLES] or by_role[("worker",)] or pods
+        if failed:
+            role = failed[0]["metadata"]["labels"]["training.kubeflow.org/replica-type"]
+            changed = condition(job, "Failed", "True", f"{kind}Failed",
+                                f"{kind} {name} is failed because {len(failed)} {role.capitalize()} replica(s) failed.")
+        elif deciding and all(p["status"].get("phase") == "Succeeded" for p in deciding):
+            changed = condition(job, "Succeeded", "True", f"{kind}Succeeded",
+                                f"{kind} {name} is successfully completed.")
+        elif any(p["status"].get("phase") == "Running" for p in pods):
+            return condition(job, "Running", "True", f"{kind}Running", f"{kind} {name} is running.")
+        else:
+            return False
+        condition(job, "Running", "False", f"{kind}Running", f"{kind} {name} is no longer running.")
+        for pod in [p for p in pods if p["status"].get("phase") not in TERMINATED]:
+            cluster.delete_pod(pod)
+        return changed
+
+
+def make_jobset(cluster, owner: dict, jobset: dict) -> dict:
+    """Store a JobSet ``owner`` makes (a TrainJob's)."""
+    jobset["metadata"].update(namespace=owner["metadata"]["namespace"], uid=f"{owner['metadata']['uid']}-jobset",
+                              generation=1, creationTimestamp=now(), ownerReferences=[owner_reference(owner)])
+    cluster.workloads[("jobsets", jobset["metadata"]["namespace"], jobset["metadata"]["name"])] = jobset
+    cluster.history.record("ADDED", "jobsets", jobset)
+    return jobset
+
+
+class JobSetController:
+    def step(self, cluster) -> None:
+        for jobset in [w for w in cluster.workloads.values() if w["kind"] == "JobSet"]:
+            if finished(jobset, ("Completed", "Failed")):
+                continue
+            if not jobset.get("status"):
+                self._create_jobs(cluster, jobset)
+                jobset["status"] = {"replicatedJobsStatus": []}
+                cluster.modified("jobsets", jobset)
+            jobs = [j for j in cluster.jobs.values()
+                    if any(r["uid"] == jobset["metadata"]["uid"] for r in j["metadata"].get("ownerReferences", []))]
+            if any(finished(j, ("Failed",)) for j in jobs):
+                condition(jobset, "Failed", "True", "FailedJobs", "jobset failed due to one or more job failures")
+                cluster.modified("jobsets", jobset)
+            elif jobs and all(finished(j, ("Complete",)) for j in jobs):
+                condition(jobset, "Completed", "True", "AllJobsCompleted", "jobset completed successfully")
+                cluster.modified("jobsets", jobset)
+
+    @staticmethod
+    def _create_jobs(cluster, jobset: dict) -> None:
+        name, namespace = jobset["metadata"]["name"], jobset["metadata"]["namespace"]
+        for replicated in jobset["spec"].get("replicatedJobs") or []:
+            for index in range(replicated.get("replicas", 1)):
+                labels = {"jobset.sigs.k8s.io/jobset-name": name,
+                          "jobset.sigs.k8s.io/replicatedjob-name": replicated["name"],
+                          "jobset.sigs.k8s.io/job-index": str(index)}
+                job = snapshot(replicated["template"])
+                job.setdefault("metadata", {})
+                job["metadata"].update(name=f"{name}-{replicated['name']}-{index}", namespace=namespace,
+                                       labels={**(job["metadata"].get("labels") or {}), **labels},
+                                       ownerReferences=[owner_reference(jobset)])
+                template = job["spec"]["template"].setdefault("metadata", {})
+                template["labels"] = {**(template.get("labels") or {}), **labels}
+                job = defaulted(job, f"{jobset['metadata']['uid']}-{replicated['name']}-{index}")
+                job["metadata"].update(creationTimestamp=now(), generation=1)
+                cluster.jobs[(namespace, job["metadata"]["name"])] = job
+                cluster.history.record("ADDED", "jobs", job)
+
+
+class Trainer:
+    def step(self, cluster) -> None:
+        for train in [w for w in cluster.workloads.values() if w["kind"] == "TrainJob"]:
+            if finished(train, ("Complete", "Failed")):
+                continue
+            key = ("jobsets", train["metadata"]["namespace"], train["metadata"]["name"])
+            if not train.get("status"):
+                make_jobset(cluster, train, self._jobset(train))
+                condition(train, "Created", "True", "JobsCreated", "TrainJob Jobs are created")
+                cluster.modified("trainjobs", train)
+            jobset = cluster.workloads.get(key)
+            if jobset is not None and finished(jobset, ("Completed",)):
+                condition(train, "Complete", "True", "JobsCompleted", "TrainJob is completed")
+                cluster.modified("trainjobs", train)
+            elif jobset is not None and finished(jobset, ("Failed",)):
+                condition(train, "Failed", "True", "JobsFailed", "TrainJob is failed")
+                cluster.modified("trainjobs", train)
+
+    @staticmethod
+    def _jobset(train: dict) -> dict:
+        trainer = train["spec"].get("trainer") or {}
+        nodes = trainer.get("numNodes", 1)
+        container = {"name": "node", "image": trainer.get("image", ""), "command": trainer.get("command") or [],
+                     "args": trainer.get("args") or [], "env": trainer.get("env") or []}
+        if trainer.get("resourcesPerNode"):
+            container["resources"] = trainer["resourcesPerNode"]
+        pod = {"metadata": {"labels": {"trainer.kubeflow.org/trainjob-ancestor-step": "trainer"}},
+               "spec": {"restartPolicy": "Never", "containers": [container]}}
+        job = {"spec": {"parallelism": nodes, "completions": nodes, "completionMode": "Indexed", "backoffLimit": 0,
+                        "template": pod}}
+        return {"apiVersion": "jobset.x-k8s.io/v1alpha2", "kind": "JobSet",
+                "metadata": {"name": train["metadata"]["name"], "labels": dict(train["metadata"].get("labels") or {})},
+                "spec": {"replicatedJobs": [{"name": "node", "replicas": 1, "template": job}]}}

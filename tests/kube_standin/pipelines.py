@@ -1,0 +1,196 @@
+"""Controllers of the pipeline engines whose runs katuna creates as trials: Argo Workflows and
+Tekton Pipelines, for the shapes Katib's examples use.
+
+- Argo ``Workflow``: the entrypoint is a ``container``/``script`` template (one pod), or a
+  ``steps`` template whose groups run one after the other, the steps of a group side by side,
+  each a pod ``<workflow>-<template>-<n>`` with one container ``main`` (a script's ``source`` is
+  written to a file passed to its command), labelled ``workflows.argoproj.io/workflow`` plus the
+  template's and ``spec.podMetadata``'s labels. ``{{inputs.parameters.x}}`` takes the step's
+  argument, which may be ``{{steps.<name>.outputs.result}}`` (an earlier step's output).
+  ``status.phase`` goes Running, then Succeeded, or Failed when a pod fails.
+- Tekton ``PipelineRun`` (``tekton.dev/v1`` and ``v1beta1``) with an inline ``pipelineSpec``:
+  each task runs as a pod ``<run>-<task>-pod`` once the tasks it names (``runAfter``, or
+  ``$(tasks.<t>.results.<r>)``) succeeded, with a container ``step-<name>``, labelled with the
+  run's labels and ``tekton.dev/pipelineRun``, ``pipelineTask`` and ``taskRun``. ``$(params.x)``
+  takes the task's params (which may use the run's params and earlier results), and
+  ``$(results.r.path)`` is a file whose content becomes the result. The ``Succeeded`` condition
+  is Unknown while running, then True or False. The stand-in's kubelet runs one container a pod,
+  so a task of several steps fails the run (reason ``StepsUnsupported``).
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+
+from kube_standin.objects import now
+from kube_standin.operators import make_pod
+
+ARGO_PLACEHOLDER = re.compile(r"\{\{\s*([^}]+?)\s*\}\}")
+TEKTON_PLACEHOLDER = re.compile(r"\$\(([^)]+)\)")
+
+
+def _output(cluster, pod: dict) -> str:
+    key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
+    return (cluster.logs.get(key) or cluster.kubelets.log_of(pod)).strip()
+
+
+def _substitute(pattern: re.Pattern[str], value, known: dict[str, str]):
+    if isinstance(value, str):
+        return pattern.sub(lambda m: known.get(m.group(1), m.group(0)), value)
+    if isinstance(value, list):
+        return [_substitute(pattern, v, known) for v in value]
+    if isinstance(value, dict):
+        return {k: _substitute(pattern, v, known) for k, v in value.items()}
+    return value
+
+
+class Argo:
+    def __init__(self) -> None:
+        self.runs: dict[str, dict] = {}
+        """Per Workflow uid: the group running, its pods by step name, and the steps' results."""
+        self.scripts = Path(tempfile.mkdtemp(prefix="argo-standin-"))
+
+    def step(self, cluster) -> None:
+        for workflow in [w for w in cluster.workloads.values() if w["kind"] == "Workflow"]:
+            if (workflow.get("status") or {}).get("phase") in ("Succeeded", "Failed", "Error"):
+                continue
+            run = self.runs.setdefault(workflow["metadata"]["uid"], {"group": -1, "pods": {}, "results": {}})
+            groups = self._groups(workflow)
+            pods = {name: cluster.pods.get((workflow["metadata"]["namespace"], pod)) for name, pod in run["pods"].items()}
+            if any(p is not None and p["status"].get("phase") == "Failed" for p in pods.values()):
+                failed = next(n for n, p in pods.items() if p is not None and p["status"].get("phase") == "Failed")
+                self._phase(cluster, workflow, "Failed", f"child '{run['pods'][failed]}' failed")
+            elif all(p is not None and p["status"].get("phase") == "Succeeded" for p in pods.values()):
+                run["results"].update({n: _output(cluster, p) for n, p in pods.items() if p is not None})
+                run["group"] += 1
+                if run["group"] >= len(groups):
+                    self._phase(cluster, workflow, "Succeeded", "")
+                else:
+                    run["pods"] = {step["name"]: self._pod(cluster, workflow, step, run["results"])["metadata"]["name"]
+                                   for step in groups[run["group"]]}
+                    self._phase(cluster, workflow, "Running", "")
+
+    @staticmethod
+    def _groups(workflow: dict) -> list[list[dict]]:
+        """The step groups of the entrypoint: a steps template's, or the entrypoint alone."""
+        templates = {t["name"]: t for t in workflow["spec"].get("templates") or []}
+        entry = templates[workflow["spec"]["entrypoint"]]
+        if "steps" in entry:
+            return [[{**s, "template": templates[s["template"]]} for s in group] for group in entry["steps"]]
+        return [[{"name": entry["name"], "template": entry}]]
+
+    def _pod(self, cluster, workflow: dict, step: dict, results: dict[str, str]) -> dict:
+        template, name = step["template"], workflow["metadata"]["name"]
+        known = {f"steps.{s}.outputs.result": r for s, r in results.items()}
+        arguments = {p["name"]: _substitute(ARGO_PLACEHOLDER, str(p.get("value", "")), known)
+                     for p in (step.get("arguments") or {}).get("parameters") or []}
+        known.update({f"inputs.parameters.{k}": v for k, v in arguments.items()})
+        body = template.get("container") or template.get("script") or {}
+        container = {**_substitute(ARGO_PLACEHOLDER, {k: v for k, v in body.items() if k != "source"}, known),
+                     "name": "main"}
+        if "source" in body:
+            script = self.scripts / f"{workflow['metadata']['uid']}-{step['name']}"
+            script.write_text(_substitute(ARGO_PLACEHOLDER, body["source"], known))
+            container["args"] = [*(container.get("args") or []), str(script)]
+        spec = {"restartPolicy": "Never", "containers": [container],
+                **{k: workflow["spec"][k] for k in ("nodeSelector", "tolerations") if k in workflow["spec"]}}
+        labels = {**((workflow["spec"].get("podMetadata") or {}).get("labels") or {}),
+                  "workflows.argoproj.io/workflow": name}
+        count = sum(1 for p in cluster.pods.values() if p["metadata"]["labels"].get("workflows.argoproj.io/workflow") == name)
+        return make_pod(cluster, workflow, f"{name}-{template['name']}-{count}",
+                        {"metadata": template.get("metadata") or {}, "spec": spec}, labels)
+
+    @staticmethod
+    def _phase(cluster, workflow: dict, phase: str, message: str) -> None:
+        status = workflow.setdefault("status", {})
+        if status.get("phase") == phase:
+            return
+        status.update(phase=phase, startedAt=status.get("startedAt") or now())
+        if phase in ("Succeeded", "Failed"):
+            status["finishedAt"] = now()
+        if message:
+            status["message"] = message
+        cluster.modified("workflows", workflow)
+
+
+class Tekton:
+    def __init__(self) -> None:
+        self.results_dir = Path(tempfile.mkdtemp(prefix="tekton-standin-"))
+        self.runs: dict[str, dict] = {}
+        """Per PipelineRun uid: each started task's pod name, and the results of finished ones."""
+
+    def step(self, cluster) -> None:
+        for run in [w for w in cluster.workloads.values() if w["kind"] == "PipelineRun"]:
+            succeeded = next((c for c in (run.get("status") or {}).get("conditions", []) if c["type"] == "Succeeded"), None)
+            if succeeded is not None and succeeded["status"] != "Unknown":
+                continue
+            self._sync(cluster, run)
+
+    def _sync(self, cluster, run: dict) -> None:
+        state = self.runs.setdefault(run["metadata"]["uid"], {"pods": {}, "results": {}})
+        tasks = (run["spec"].get("pipelineSpec") or {}).get("tasks") or []
+        namespace = run["metadata"]["namespace"]
+        done = []
+        for task in tasks:
+            pod = cluster.pods.get((namespace, state["pods"].get(task["name"], "")))
+            phase = pod["status"].get("phase") if pod is not None else None
+            if phase == "Failed" or (task["name"] in state["pods"] and pod is None):
+                return self._condition(cluster, run, "False", "Failed", f"task {task['name']} failed")
+            if phase == "Succeeded":
+                done.append(task["name"])
+                state["results"].setdefault(task["name"], self._results(run, task))
+            elif task["name"] not in state["pods"] and self._ready(task, state["results"]):
+                if len((task.get("taskSpec") or {}).get("steps") or []) != 1:
+                    return self._condition(cluster, run, "False", "StepsUnsupported",
+                                           f"task {task['name']}: the stand-in runs tasks of one step")
+                state["pods"][task["name"]] = self._pod(cluster, run, task, state["results"])["metadata"]["name"]
+        if len(done) == len(tasks):
+            return self._condition(cluster, run, "True", "Succeeded",
+                                   f"Tasks Completed: {len(done)} (Failed: 0, Cancelled 0), Skipped: 0")
+        self._condition(cluster, run, "Unknown", "Running",
+                        f"Tasks Completed: {len(done)} (Failed: 0, Cancelled 0), Incomplete: {len(tasks) - len(done)}, "
+                        "Skipped: 0")
+
+    @staticmethod
+    def _ready(task: dict, results: dict[str, dict[str, str]]) -> bool:
+        needed = set(task.get("runAfter") or [])
+        needed |= {m.group(1).split(".")[1] for m in TEKTON_PLACEHOLDER.finditer(str(task.get("params")))
+                   if m.group(1).startswith("tasks.")}
+        return needed <= set(results)
+
+    def _results(self, run: dict, task: dict) -> dict[str, str]:
+        folder = self.results_dir / run["metadata"]["uid"] / task["name"]
+        return {p.name: p.read_text().strip() for p in folder.glob("*")} if folder.exists() else {}
+
+    def _pod(self, cluster, run: dict, task: dict, results: dict[str, dict[str, str]]) -> dict:
+        run_params = {f"params.{p['name']}": str(p.get("value", "")) for p in run["spec"].get("params") or []}
+        run_params.update({f"tasks.{t}.results.{r}": v for t, found in results.items() for r, v in found.items()})
+        params = {f"params.{p['name']}": _substitute(TEKTON_PLACEHOLDER, str(p.get("value", "")), run_params)
+                  for p in task.get("params") or []}
+        folder = self.results_dir / run["metadata"]["uid"] / task["name"]
+        folder.mkdir(parents=True, exist_ok=True)
+        params.update({f"results.{r['name']}.path": str(folder / r["name"])
+                       for r in (task.get("taskSpec") or {}).get("results") or []})
+        step = task["taskSpec"]["steps"][0]
+        container = {**_substitute(TEKTON_PLACEHOLDER, step, params), "name": f"step-{step['name']}"}
+        name = run["metadata"]["name"]
+        labels = {**(run["metadata"].get("labels") or {}), "tekton.dev/pipelineRun": name,
+                  "tekton.dev/pipelineTask": task["name"], "tekton.dev/taskRun": f"{name}-{task['name']}",
+                  "tekton.dev/pipeline": name}
+        return make_pod(cluster, run, f"{name}-{task['name']}-pod",
+                        {"spec": {"restartPolicy": "Never", "containers": [container]}}, labels)
+
+    @staticmethod
+    def _condition(cluster, run: dict, value: str, reason: str, message: str) -> None:
+        status = run.setdefault("status", {})
+        current = next((c for c in status.get("conditions", []) if c["type"] == "Succeeded"), None)
+        if current is not None and (current["status"], current["reason"], current["message"]) == (value, reason, message):
+            return
+        status["conditions"] = [{"type": "Succeeded", "status": value, "reason": reason, "message": message,
+                                 "lastTransitionTime": now()}]
+        status.setdefault("startTime", now())
+        if value != "Unknown":
+            status["completionTime"] = now()
+        cluster.modified("pipelineruns", run)

@@ -1,0 +1,145 @@
+"""Custom resources of the operators a test installs (their CustomResourceDefinitions): the API
+server's side of create, get, list, watch and delete, with its wording.
+
+A kind is served only once a test installs its operator (:meth:`Workloads.install`); before,
+every request for it is the API's 404 "the server could not find the requested resource". A
+created object gets a uid, a creation time and a generation; a duplicate name is 409
+AlreadyExists; deleting one deletes what it owns (pods, Jobs and their pods), as the garbage
+collector does for custom resources, whose default propagation is ``Background``
+(``Orphan`` leaves them, their owner reference removed).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from kube_standin.objects import DNS_SUBDOMAIN, invalid, not_found, now, snapshot, status
+from kube_standin.server import Call, Kind
+
+
+@dataclass(frozen=True)
+class Crd:
+    """One CustomResourceDefinition: where it is served and what it is called."""
+
+    group: str
+    versions: tuple[str, ...]
+    plural: str
+    kind: str
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.plural}.{self.group}"
+
+    def as_kind(self) -> Kind:
+        return Kind(self.kind, f"{self.group}/{self.versions[0]}")
+
+
+OPERATORS: dict[str, tuple[Crd, ...]] = {
+    "training-operator": tuple(Crd("kubeflow.org", ("v1",), kind.lower() + "s", kind) for kind in
+                               ("TFJob", "PyTorchJob", "MPIJob", "XGBoostJob", "PaddleJob", "JAXJob")),
+    "trainer": (Crd("trainer.kubeflow.org", ("v1alpha1",), "trainjobs", "TrainJob"),
+                Crd("jobset.x-k8s.io", ("v1alpha2",), "jobsets", "JobSet")),
+    "jobset": (Crd("jobset.x-k8s.io", ("v1alpha2",), "jobsets", "JobSet"),),
+    "argo": (Crd("argoproj.io", ("v1alpha1",), "workflows", "Workflow"),),
+    "tekton": (Crd("tekton.dev", ("v1", "v1beta1"), "pipelineruns", "PipelineRun"),),
+}
+"""The kinds each operator's installation serves (Trainer runs its TrainJobs as JobSets)."""
+
+
+class Workloads:
+    """The served kinds and their objects (a mixin of :class:`kube_stub.KubeStub`, under its lock)."""
+
+    crds: dict[tuple[str, str], Crd]
+    kinds: dict[tuple[str, str], Kind]
+    workloads: dict[tuple[str, str, str], dict]
+
+    def served(self, group: str, resource: str) -> Kind | None:
+        """The kind at ``group``/``resource``: one the API serves of its own or by an installed
+        overlay (``kinds``), or an installed operator's custom resource."""
+        crd = self.crds.get((group, resource))
+        return crd.as_kind() if crd is not None else self.kinds.get((group, resource))
+
+    def install(self, operator: str) -> None:
+        """Install an operator: its CRDs are served and its controller runs."""
+        with self.lock:  # type: ignore[attr-defined]
+            for crd in OPERATORS[operator]:
+                self.crds[(crd.group, crd.plural)] = crd
+            self.operators.add(operator)  # type: ignore[attr-defined]
+
+    def workloads_of(self, kind: str) -> list[dict]:
+        return [w for w in self.workloads.values() if w["kind"] == kind]
+
+    def serve_workload(self, call: Call, version: str) -> tuple[int, dict]:
+        crd = self.crds[(call.group, call.resource)]
+        namespace = call.namespace or ""
+        if version not in crd.versions:
+            return 404, status(404, "NotFound", "the server could not find the requested resource")
+        with self.lock:  # type: ignore[attr-defined]
+            if call.method == "POST":
+                return self._create_workload(crd, namespace, call.body or {}, version)
+            if call.method == "DELETE" and call.name:
+                options = call.body or {}
+                policy = options.get("propagationPolicy") or call.query.get("propagationPolicy") or "Background"
+                return self.delete_workload(crd, namespace, call.name, policy)
+            if call.method == "GET" and not call.subresource:
+                return self.read(call.resource, namespace, call.name, call.query.get("labelSelector"),  # type: ignore[attr-defined]
+                                 call.query.get("limit"), call.query.get("continue"))
+        return 405, status(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+
+    def _create_workload(self, crd: Crd, namespace: str, body: dict, version: str) -> tuple[int, dict]:
+        name = (body.get("metadata") or {}).get("name", "")
+        if namespace not in self.namespaces:  # type: ignore[attr-defined]
+            return not_found("namespaces", namespace)
+        if body.get("kind") != crd.kind or body.get("apiVersion") != f"{crd.group}/{version}":
+            return 400, status(400, "BadRequest", f"the API version in the data ({body.get('apiVersion')}) does not "
+                                                  f"match the expected API version ({crd.group}/{version})")
+        if not DNS_SUBDOMAIN.match(name or "") or len(name) > 253:
+            return invalid(crd.kind, crd.qualified, name, [("metadata.name", f'Invalid value: "{name}": a lowercase '
+                                                            "RFC 1123 subdomain must consist of lower case "
+                                                            "alphanumeric characters, '-' or '.'")])
+        key = (crd.plural, namespace, name)
+        if key in self.workloads:
+            return 409, status(409, "AlreadyExists", f'{crd.qualified} "{name}" already exists',
+                               {"name": name, "group": crd.group, "kind": crd.plural})
+        obj = snapshot(body)
+        obj["metadata"].update(namespace=namespace, uid=str(uuid.uuid4()), generation=1, creationTimestamp=now())
+        self.workloads[key] = obj
+        self.created.append(name)  # type: ignore[attr-defined]
+        self.history.record("ADDED", crd.plural, obj)  # type: ignore[attr-defined]
+        return 201, snapshot(obj)
+
+    def delete_workload(self, crd: Crd, namespace: str, name: str, policy: str) -> tuple[int, dict]:
+        self.deleted.append((namespace, name, policy))  # type: ignore[attr-defined]
+        obj = self.workloads.pop((crd.plural, namespace, name), None)
+        if obj is None:
+            return not_found(crd.qualified, name)
+        self.release(obj, policy)
+        self.history.record("DELETED", crd.plural, obj)  # type: ignore[attr-defined]
+        return 200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                     "details": {"name": name, "group": crd.group, "kind": crd.plural, "uid": obj["metadata"]["uid"]}}
+
+    def release(self, owner: dict, policy: str) -> None:
+        """What ``owner`` owns goes with it (``Background``/``Foreground``), or is orphaned."""
+        uid = owner["metadata"]["uid"]
+        for table, resource in ((self.workloads, None), (self.jobs, "jobs"), (self.pods, "pods")):  # type: ignore[attr-defined]
+            for child in [o for o in table.values() if _owned_by(o, uid)]:
+                if policy in ("Background", "Foreground"):
+                    self._remove_child(child, resource)
+                else:
+                    child["metadata"]["ownerReferences"] = [r for r in child["metadata"]["ownerReferences"]
+                                                            if r.get("uid") != uid]
+
+    def _remove_child(self, child: dict, resource: str | None) -> None:
+        meta = child["metadata"]
+        if resource == "pods":
+            self.delete_pod(child)  # type: ignore[attr-defined]
+        elif resource == "jobs":
+            self.remove_job(meta["namespace"], meta["name"], "Background")  # type: ignore[attr-defined]
+        else:
+            crd = next(c for c in self.crds.values() if c.kind == child["kind"])
+            self.delete_workload(crd, meta["namespace"], meta["name"], "Background")
+
+
+def _owned_by(obj: dict, uid: str) -> bool:
+    return any(ref.get("uid") == uid for ref in obj["metadata"].get("ownerReferences") or [])

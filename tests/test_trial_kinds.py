@@ -1,0 +1,238 @@
+"""Trial kinds as Katib reads them: GJSON success and failure conditions, each kind's defaults,
+and the RBAC and ApiServerSource entries a deployment enables per operator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import study_definition
+
+from functions.core import file_collector, gjson, trial_kinds, trial_spec
+from functions.core.cluster import Cluster
+from functions.core.errors import InvalidStudy
+from functions.core.job import render_job
+from functions.core.launch import TrialLaunch
+from functions.core.validate import parse_study
+
+KNATIVE = Path(__file__).parent.parent / "knative"
+
+KATIB_CONDITIONS = {
+    "job": ('status.conditions.#(type=="Complete")#|#(status=="True")#',
+            'status.conditions.#(type=="Failed")#|#(status=="True")#'),
+    "kubeflow": ('status.conditions.#(type=="Succeeded")#|#(status=="True")#',
+                 'status.conditions.#(type=="Failed")#|#(status=="True")#'),
+    "argo": ('status.[@this].#(phase=="Succeeded")#', 'status.[@this].#(phase=="Failed")#'),
+    "tekton": ('status.conditions.#(type=="Succeeded")#|#(status=="True")#',
+               'status.conditions.#(type=="Succeeded")#|#(status=="False")#'),
+}
+"""The conditions of Katib's defaults and of its examples (argo-workflow.yaml, pipeline-run.yaml)."""
+
+
+def _conditions(*pairs: tuple[str, str]) -> dict:
+    return {"status": {"conditions": [{"type": t, "status": s, "reason": f"{t}Reason", "message": f"{t} {s}"}
+                                      for t, s in pairs]}}
+
+
+@pytest.mark.parametrize(("case", "document", "expected"), [
+    ("job", _conditions(("Complete", "True")), "success"),
+    ("job", _conditions(("Failed", "True")), "failure"),
+    ("job", _conditions(("Complete", "False")), None),
+    ("job", {"status": {}}, None),
+    ("job", {}, None),
+    ("kubeflow", _conditions(("Created", "True"), ("Running", "True")), None),
+    ("kubeflow", _conditions(("Created", "True"), ("Running", "False"), ("Succeeded", "True")), "success"),
+    ("kubeflow", _conditions(("Created", "True"), ("Failed", "True")), "failure"),
+    ("argo", {"status": {"phase": "Running"}}, None),
+    ("argo", {"status": {"phase": "Succeeded"}}, "success"),
+    ("argo", {"status": {"phase": "Failed", "message": "child failed"}}, "failure"),
+    ("argo", {"metadata": {"name": "w"}}, None),
+    ("tekton", _conditions(("Succeeded", "Unknown")), None),
+    ("tekton", _conditions(("Succeeded", "True")), "success"),
+    ("tekton", _conditions(("Succeeded", "False")), "failure"),
+])
+def test_katib_conditions_hold_as_katib_reads_them(case: str, document: dict, expected: str | None):
+    success, failure = KATIB_CONDITIONS[case]
+    found = "failure" if gjson.holds(document, failure) is not None else (
+        "success" if gjson.holds(document, success) is not None else None)
+    assert found == expected
+
+
+def test_a_holding_condition_is_the_first_match_with_its_reason_and_message():
+    document = _conditions(("Created", "True"), ("Failed", "True"))
+    assert gjson.holds(document, KATIB_CONDITIONS["kubeflow"][1]) == {
+        "type": "Failed", "status": "True", "reason": "FailedReason", "message": "Failed True"}
+    assert gjson.holds({"status": {"phase": "Failed"}}, KATIB_CONDITIONS["argo"][1]) == {"phase": "Failed"}
+
+
+def test_the_gjson_subset_paths_queries_pipes_and_counts():
+    document = {"status": {"conditions": [{"type": "A", "n": 1}, {"type": "B", "n": 3}], "a.b": "dotted"}}
+    assert gjson.get(document, "status.conditions.#") == 2
+    assert gjson.get(document, "status.conditions.1.type") == "B"
+    assert gjson.get(document, "status.conditions.#.type") == ["A", "B"]
+    assert gjson.get(document, 'status.conditions.#(type=="B").n') == 3
+    assert gjson.get(document, "status.conditions.#(n>1)#.type") == ["B"]
+    assert gjson.get(document, 'status.conditions.#(type%"*")#|#') == 2
+    assert gjson.get(document, 'status.conditions.#(type!="A")#|0.n') == 3
+    assert gjson.get(document, "status.a\\.b") == "dotted"
+    assert gjson.get(document, 'status.conditions.#(type=="C")') is gjson.MISSING
+    assert gjson.get(document, 'status.conditions.#(n=="1")#') == [], "a string never equals a number"
+
+
+@pytest.mark.parametrize(("path", "why"), [
+    ("status.succeeded>0", "a comparison belongs in a query"),
+    ("status.*.phase", "wildcard keys"),
+    ("status.@reverse", "the modifier '@reverse'"),
+    ('status.conditions.#(type=="Complete"', "unbalanced"),
+    ('status.conditions.#(type==Complete)#', "expected a JSON value"),
+    ("status..phase", "an empty component"),
+])
+def test_a_path_outside_the_subset_is_refused_saying_what_it_met(path: str, why: str):
+    assert why in (gjson.check(path) or "")
+
+
+def test_each_kind_has_katibs_defaults():
+    pytorch = {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob"}
+    assert trial_kinds.conditions(pytorch, None, None) == KATIB_CONDITIONS["kubeflow"]
+    assert trial_kinds.primary_pod_labels(pytorch, None) == {"training.kubeflow.org/job-role": "master"}
+    assert trial_kinds.primary_pod_labels(pytorch, {"a": "b"}) == {"a": "b"}
+    train = {"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob"}
+    assert trial_kinds.conditions(train, None, None) == KATIB_CONDITIONS["job"]
+    assert trial_kinds.primary_pod_labels(train, None) == {"jobset.sigs.k8s.io/replicatedjob-name": "node",
+                                                           "batch.kubernetes.io/job-completion-index": "0"}
+    workflow = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow"}
+    assert trial_kinds.conditions(workflow, None, None) == KATIB_CONDITIONS["argo"]
+    assert trial_kinds.conditions({"apiVersion": "x.io/v1", "kind": "Thing"}, None, "f") == (None, "f")
+    assert trial_kinds.resource({"apiVersion": "x.io/v1", "kind": "Thing"}) == ("x.io", "v1", "things")
+
+
+def _study(spec: dict, **template) -> dict:
+    definition = study_definition("kinds")
+    definition["trialTemplate"] = {"trialSpec": spec, **template}
+    return definition
+
+
+def _problems(definition: dict) -> dict[str, str]:
+    with pytest.raises(InvalidStudy) as caught:
+        parse_study(definition)
+    return {p.path: p.message for p in caught.value.problems}
+
+
+def test_a_kind_without_defaults_needs_both_conditions():
+    thing = {"apiVersion": "example.com/v1", "kind": "Thing", "spec": {"x": "${trialParameters.x}"}}
+    assert "needs successCondition and failureCondition" in _problems(_study(thing))["trialTemplate"]
+    parsed = parse_study(_study(thing, successCondition="status.done", failureCondition="status.broken"))
+    assert parsed.trial_template.success_condition == "status.done"
+    found = _problems(_study(thing, successCondition="status.done>0", failureCondition="status.broken"))
+    assert "a comparison belongs in a query" in found["trialTemplate.successCondition"]
+
+
+def test_the_primary_container_is_found_in_the_primary_pods_of_each_kind():
+    argv = ["python", "train.py", "--x", "${trialParameters.x}"]
+    pytorch = {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "spec": {"pytorchReplicaSpecs": {
+        "Worker": {"replicas": 2, "template": {"spec": {"containers": [{"name": "pytorch", "command": ["worker"]}]}}},
+        "Master": {"replicas": 1, "template": {"spec": {"containers": [{"name": "pytorch", "command": argv}]}}}}}}
+    assert trial_spec.local_process(pytorch, "pytorch", {"x": 1.5}, "t-0")[0] == ["python", "train.py", "--x", "1.5"]
+    workflow = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "spec": {"templates": [
+        {"name": "prep", "script": {"command": ["python"], "source": "print(1)"}},
+        {"name": "train", "metadata": {"labels": {"model-training": "true"}}, "container": {"command": argv}}]}}
+    assert trial_spec.local_process(workflow, "main", {"x": 2}, "t-0", {"model-training": "true"})[0][-1] == "2"
+    tekton = {"apiVersion": "tekton.dev/v1", "kind": "PipelineRun", "spec": {"pipelineSpec": {"tasks": [
+        {"name": "train", "taskSpec": {"steps": [{"name": "fit", "command": argv}]}}]}}}
+    assert trial_spec.primary_container_name(tekton, "step-fit", {"tekton.dev/pipelineTask": "train"}) == "step-fit"
+    found = _problems(_study(pytorch, primaryContainerName="tensorflow"))
+    assert found["trialTemplate.primaryContainerName"] == "names no container; expected one of pytorch"
+
+
+def _rendered(workload: dict, primary: str, retain: bool = False) -> dict:
+    cluster = Cluster(ttl_seconds_after_finished=600, default_resources=(("cpu", "1"), ("memory", "2Gi")),
+                      tolerations=({"key": "spot", "operator": "Exists", "effect": "NoSchedule"},))
+    launch = TrialLaunch(study="kinds", uid="u", number=0, attempt=1, job_name="kinds-0", argv=[], env={},
+                         working_dir=".", timeout=None, cluster=cluster, params={}, trial_spec=workload,
+                         primary_container=primary,
+                         retain=retain)
+    return render_job(launch)
+
+
+def test_every_replica_is_scheduled_and_sized_and_a_finished_workload_kept_as_a_job_is():
+    pytorch = {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "spec": {"pytorchReplicaSpecs": {
+        "Master": {"template": {"spec": {"containers": [{"name": "pytorch", "command": ["train"]}]}}},
+        "Worker": {"replicas": 2, "template": {"spec": {"containers": [{"name": "pytorch", "command": ["w"]},
+                                                                         {"name": "sidecar", "command": ["s"]}]}}}}}}
+    rendered = _rendered(pytorch, "pytorch")
+    for role in ("Master", "Worker"):
+        pod = rendered["spec"]["pytorchReplicaSpecs"][role]["template"]["spec"]
+        assert pod["tolerations"] == [{"key": "spot", "operator": "Exists", "effect": "NoSchedule"}]
+        assert pod["containers"][0]["resources"]["requests"] == {"cpu": "1", "memory": "2Gi"}, role
+    assert "resources" not in rendered["spec"]["pytorchReplicaSpecs"]["Worker"]["template"]["spec"]["containers"][1]
+    assert rendered["spec"]["runPolicy"] == {"ttlSecondsAfterFinished": 600}
+    assert "runPolicy" not in _rendered(pytorch, "pytorch", retain=True)["spec"]
+    workflow = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "spec": {
+        "ttlStrategy": {"secondsAfterSuccess": 60}, "templates": [{"name": "t", "container": {"command": ["x"]}}]}}
+    assert _rendered(workflow, "main")["spec"]["ttlStrategy"] == {"secondsAfterSuccess": 60, "secondsAfterCompletion": 600}
+    tekton = {"apiVersion": "tekton.dev/v1", "kind": "PipelineRun", "spec": {"pipelineSpec": {"tasks": [
+        {"name": "train", "taskSpec": {"steps": [{"name": "fit", "command": ["x"]}]}}]}}}
+    assert set(_rendered(tekton, "step-fit")["spec"]) == {"pipelineSpec"}, "a PipelineRun has no TTL of its own"
+
+
+def test_the_file_collector_wraps_each_replica_and_names_a_kind_it_cannot_wrap():
+    pytorch = {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "spec": {"pytorchReplicaSpecs": {
+        "Master": {"template": {"spec": {"containers": [{"name": "pytorch", "command": ["train"]}]}}}}}}
+    wrapped = file_collector.wrap(_rendered(pytorch, "pytorch"), "pytorch", "/m/metrics.log")
+    pod = wrapped["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]
+    assert pod["containers"][0]["command"][:2] == ["sh", "-c"] and pod["volumes"][0]["emptyDir"] == {}
+    workflow = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "spec": {
+        "templates": [{"name": "t", "container": {"command": ["x"]}}]}}
+    with pytest.raises(file_collector.NoCommand, match="Workflow has no pod template container 'main'"):
+        file_collector.wrap(_rendered(workflow, "main"), "main", "/m/metrics.log")
+
+
+OPERATOR_OF = {"TFJob": "training-operator", "PyTorchJob": "training-operator", "MPIJob": "training-operator",
+               "XGBoostJob": "training-operator", "PaddleJob": "training-operator", "JAXJob": "training-operator",
+               "TrainJob": "trainer", "JobSet": "jobset", "Workflow": "argo", "PipelineRun": "tekton"}
+
+
+def _patches(operator: str) -> list[tuple[dict, list[dict]]]:
+    component = yaml.safe_load((KNATIVE / "trial-kinds" / operator / "kustomization.yaml").read_text())
+    return [(p["target"], yaml.safe_load(p["patch"])) for p in component["patches"]]
+
+
+@pytest.mark.parametrize("kind", [k for k in trial_kinds.KINDS if k != "Job"])
+def test_every_kind_katuna_creates_has_its_rbac_and_source_entry_in_its_operators_component(kind: str):
+    """katuna creates, reads, lists and deletes the kind; the source's account watches it; the
+    ApiServerSource reports it (only where the component is enabled: the kind must be served)."""
+    known = trial_kinds.KINDS[kind]
+    granted: dict[str, set[str]] = {}
+    sources = []
+    for target, operations in _patches(OPERATOR_OF[kind]):
+        for operation in operations:
+            value = operation["value"]
+            if target["kind"] == "Role" and known.group in value["apiGroups"] and known.plural in value["resources"]:
+                granted[target["name"]] = set(value["verbs"])
+            if target["kind"] == "ApiServerSource":
+                sources.append((target["name"], value["apiVersion"], value["kind"]))
+    assert {"create", "get", "list", "delete"} <= granted["katuna"]
+    assert {"get", "list", "watch"} <= granted["katuna-jobs-source"]
+    assert ("katuna-jobs", known.api_versions[0], kind) in sources
+    base = yaml.safe_load((KNATIVE / "kustomization.yaml").read_text())
+    assert f"trial-kinds/{OPERATOR_OF[kind]}" not in (base.get("components") or []), \
+        "off by default: a source for a kind the cluster does not serve cannot start"
+
+
+@pytest.mark.parametrize("operator", sorted(set(OPERATOR_OF.values())))
+def test_each_component_patches_the_manifests_into_valid_objects(operator: str):
+    """The component's JSON patches apply to the Role and ApiServerSource they name, and the
+    patched source still fits Knative's schema."""
+    import jsonpatch
+    import jsonschema
+    from test_knative import crd_schema, strict
+
+    objects = [doc for name in ("rbac.yaml", "apiserversource.yaml")
+               for doc in yaml.safe_load_all((KNATIVE / name).read_text()) if doc]
+    for target, operations in _patches(operator):
+        [obj] = [o for o in objects if o["kind"] == target["kind"] and o["metadata"]["name"] == target["name"]]
+        obj.update(jsonpatch.apply_patch(obj, operations))
+    [source] = [o for o in objects if o["kind"] == "ApiServerSource" and o["metadata"]["name"] == "katuna-jobs"]
+    jsonschema.validate(source, strict(crd_schema(source["apiVersion"], source["kind"])))
+    assert source["spec"]["resources"][0]["kind"] == "Job", "the Job entry stays first"

@@ -1,0 +1,160 @@
+"""A study per trial kind on the stand-in cluster, through a real ``katuna serve`` with the
+Kubernetes executor: each trial's workload is made by its operator's controller, ends by its
+conditions, and its metrics are read from its primary pod's primary container (the other pods
+print a loss of 999, so a metric read from them would show)."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+import yaml
+from conftest import TRIAL, study_definition
+from http_helpers import Service
+from kube_stub import KubeStub
+
+pytestmark = pytest.mark.slow
+
+KUBE_NAMESPACES = ("kinds",)
+IMAGE = "python:3.12"
+OBJECTIVE = [sys.executable, str(TRIAL), "--x", "${trialParameters.x}", "--epochs", "2"]
+DECOY = [sys.executable, "-c", "print('loss=999')"]
+
+
+@pytest.fixture(scope="module")
+def service(kube: KubeStub, tmp_path_factory):
+    for operator in ("training-operator", "trainer", "jobset", "argo", "tekton"):
+        kube.install_operator(operator)
+    running = Service(tmp_path_factory.mktemp("kinds"), workers=2, KATUNA_EXECUTOR="kubernetes",
+                      KATUNA_K8S_API=kube.url, KATUNA_K8S_NAMESPACE="kinds")
+    yield running
+    running.close()
+
+
+def _container(name: str, command: list[str]) -> dict:
+    return {"name": name, "image": IMAGE, "command": command}
+
+
+def _replica(replicas: int, *containers: dict) -> dict:
+    return {"replicas": replicas, "restartPolicy": "OnFailure", "template": {"spec": {"containers": list(containers)}}}
+
+
+def _run(service: Service, name: str, trial_spec: dict, **template) -> list[dict]:
+    definition = study_definition(name, maxTrials=2, parallelism=2)
+    definition["trialTemplate"] = {"trialSpec": trial_spec, **template}
+    status, _, body = service.request("POST", "/studies", yaml.safe_dump(definition),
+                                      {"Content-Type": "application/yaml"})
+    assert status == 201, body
+    study = service.wait_for(name, timeout=120)
+    trials = service.json("GET", f"/studies/{name}/trials")[1]
+    assert (study["status"], study["counts"]["complete"]) == ("completed", 2), trials
+    for trial in trials:
+        assert trial["value"] == pytest.approx((trial["params"]["x"] - 2) ** 2, abs=1e-5)
+    return trials
+
+
+def _pods(kube: KubeStub, label: str, value_prefix: str) -> list[dict]:
+    with kube.lock:
+        return [p for p in kube.pods.values() if p["metadata"]["labels"].get(label, "").startswith(value_prefix)]
+
+
+def test_a_pytorchjob_runs_master_and_worker_pods_and_reads_the_master(service: Service, kube: KubeStub):
+    _run(service, "torch", {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "spec": {"pytorchReplicaSpecs": {
+        "Master": _replica(1, _container("pytorch", OBJECTIVE)),
+        "Worker": _replica(2, _container("pytorch", DECOY))}}}, primaryContainerName="pytorch")
+    made = {c.object["metadata"]["name"] for c in kube.changes_since(0, "pods") if c.type == "ADDED"}
+    assert sorted(name for name in made if name.startswith("torch-0-")) == [
+        "torch-0-master-0", "torch-0-worker-0", "torch-0-worker-1"], "workers still running at the end are deleted"
+    with kube.lock:
+        job = kube.workloads[("pytorchjobs", "kinds", "torch-0")]
+        types = [(c["type"], c["status"]) for c in job["status"]["conditions"]]
+    assert types == [("Created", "True"), ("Succeeded", "True"), ("Running", "False")]
+    assert job["metadata"]["labels"]["katuna.dev/study"] == "torch"
+
+
+def test_a_tfjob_without_a_chief_reads_worker_zero_and_stops_its_parameter_servers(service: Service, kube: KubeStub):
+    _run(service, "tf", {"apiVersion": "kubeflow.org/v1", "kind": "TFJob", "spec": {"tfReplicaSpecs": {
+        "Worker": _replica(2, _container("tensorflow", OBJECTIVE)),
+        "PS": _replica(1, {"name": "tensorflow", "image": IMAGE})}}})
+    roles = {p["metadata"]["name"]: p["metadata"]["labels"].get("training.kubeflow.org/job-role")
+             for p in _pods(kube, "training.kubeflow.org/job-name", "tf-0")}
+    assert roles == {"tf-0-worker-0": "master", "tf-0-worker-1": None}, "the parameter server was cleaned up"
+
+
+def test_an_mpijob_runs_its_launcher_beside_idle_workers_and_reads_it_by_katibs_label(service: Service, kube: KubeStub):
+    _run(service, "mpi", {"apiVersion": "kubeflow.org/v1", "kind": "MPIJob", "spec": {"slotsPerWorker": 1,
+         "mpiReplicaSpecs": {"Launcher": _replica(1, _container("mpi-launcher", OBJECTIVE)),
+                             "Worker": _replica(2, {"name": "mpi-worker", "image": IMAGE})}}},
+         primaryContainerName="mpi-launcher", primaryPodLabels={"mpi-job-role": "launcher"})
+    assert {p["metadata"]["name"] for p in _pods(kube, "training.kubeflow.org/job-name", "mpi-0")} == {"mpi-0-launcher"}
+
+
+def test_a_trainjob_runs_as_a_jobset_and_reads_node_zero(service: Service, kube: KubeStub):
+    _run(service, "train", {"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob", "spec": {
+        "runtimeRef": {"name": "torch-distributed"},
+        "trainer": {"numNodes": 2, "image": IMAGE, "command": OBJECTIVE}}}, primaryContainerName="node")
+    indexes = sorted(p["metadata"]["labels"]["batch.kubernetes.io/job-completion-index"]
+                     for p in _pods(kube, "jobset.sigs.k8s.io/jobset-name", "train-0"))
+    assert indexes == ["0", "1"]
+
+
+def test_a_jobset_reads_the_replicated_job_its_primary_labels_name(service: Service, kube: KubeStub):
+    def replicated(name: str, command: list[str]) -> dict:
+        return {"name": name, "replicas": 1, "template": {"spec": {"template": {"spec": {
+            "restartPolicy": "Never", "containers": [_container(name, command)]}}}}}
+
+    _run(service, "jobset", {"apiVersion": "jobset.x-k8s.io/v1alpha2", "kind": "JobSet", "spec": {
+        "replicatedJobs": [replicated("decoy", DECOY), replicated("trainer", OBJECTIVE)]}},
+        primaryContainerName="trainer", primaryPodLabels={"jobset.sigs.k8s.io/replicatedjob-name": "trainer"})
+
+
+def test_an_argo_workflow_passes_a_steps_output_on_and_reads_the_labelled_step(service: Service, kube: KubeStub):
+    """As Katib's argo-workflow example: a first step's output is the training step's argument."""
+    _run(service, "argo", {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "spec": {
+        "entrypoint": "hp", "templates": [
+            {"name": "hp", "steps": [[{"name": "prep", "template": "gen-epochs"}],
+                                     [{"name": "fit", "template": "train", "arguments": {"parameters": [
+                                         {"name": "epochs", "value": "{{steps.prep.outputs.result}}"}]}}]]},
+            {"name": "gen-epochs", "script": {"image": IMAGE, "command": [sys.executable], "source": "print(3)"}},
+            {"name": "train", "metadata": {"labels": {"katib.kubeflow.org/model-training": "true"}},
+             "inputs": {"parameters": [{"name": "epochs"}]},
+             "container": {"image": IMAGE, "command": [*OBJECTIVE[:4], "--epochs", "{{inputs.parameters.epochs}}"]}}]}},
+        primaryContainerName="main", primaryPodLabels={"katib.kubeflow.org/model-training": "true"})
+    with kube.lock:
+        workflow = kube.workloads[("workflows", "kinds", "argo-0")]
+        training = [p for p in kube.pods.values() if p["metadata"]["name"].startswith("argo-0-train-")]
+    assert workflow["status"]["phase"] == "Succeeded"
+    assert training[0]["spec"]["containers"][0]["command"][-2:] == ["--epochs", "3"]
+
+
+def test_a_tekton_pipelinerun_passes_a_result_on_and_reads_the_training_task(service: Service, kube: KubeStub):
+    """As Katib's pipeline-run example: a task's result is the training task's parameter."""
+    write = "open('$(results.epochs.path)', 'w').write('3')"
+    _run(service, "tekton", {"apiVersion": "tekton.dev/v1", "kind": "PipelineRun", "spec": {
+        "params": [{"name": "x", "value": "${trialParameters.x}"}],
+        "pipelineSpec": {"params": [{"name": "x"}], "tasks": [
+            {"name": "prep", "taskSpec": {"results": [{"name": "epochs"}], "steps": [
+                {"name": "count", "image": IMAGE, "command": [sys.executable, "-c", write]}]}},
+            {"name": "model-training", "params": [{"name": "x", "value": "$(params.x)"},
+                                                  {"name": "epochs", "value": "$(tasks.prep.results.epochs)"}],
+             "taskSpec": {"params": [{"name": "x"}, {"name": "epochs"}], "steps": [
+                 {"name": "fit", "image": IMAGE, "command": [sys.executable, str(TRIAL), "--x", "$(params.x)",
+                                                             "--epochs", "$(params.epochs)"]}]}}]}}},
+        primaryContainerName="step-fit", primaryPodLabels={"tekton.dev/pipelineTask": "model-training"})
+    with kube.lock:
+        run = kube.workloads[("pipelineruns", "kinds", "tekton-0")]
+    assert [(c["type"], c["status"]) for c in run["status"]["conditions"]] == [("Succeeded", "True")]
+
+
+def test_a_kind_the_cluster_does_not_serve_fails_its_trial_naming_it(service: Service, kube: KubeStub):
+    definition = study_definition("unserved", maxTrials=1, parallelism=1)
+    definition["trialTemplate"] = {
+        "trialSpec": {"apiVersion": "example.com/v1", "kind": "Thing", "spec": {"command": OBJECTIVE}},
+        "successCondition": "status.done", "failureCondition": "status.broken"}
+    status, _, body = service.request("POST", "/studies", yaml.safe_dump(definition),
+                                      {"Content-Type": "application/yaml"})
+    assert status == 201, body
+    study = service.wait_for("unserved", timeout=60)
+    assert study["status"] == "failed"
+    # katuna's Role grants no such kind: the API server refuses (403) before it routes.
+    assert "403" in study["reason"] and "is its operator installed" in study["reason"], study

@@ -1,0 +1,110 @@
+"""The stand-in serves an operator's kinds only once the test installs it, and katuna may use
+them only where its component grants them, as a real cluster refuses them otherwise."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import pytest
+from kube_standin.rbac import MANIFESTS
+from kube_stub import KubeStub
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from functions.adapters.kubernetes_executor import api_client
+
+PYTORCHJOB = {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "metadata": {"name": "p"},
+              "spec": {"pytorchReplicaSpecs": {"Master": {"replicas": 1, "template": {"spec": {"containers": [
+                  {"name": "pytorch", "image": "python:3.12", "command": [sys.executable, "-c", "print('loss=1')"]}]}}},
+                  "Worker": {"replicas": 1, "template": {"spec": {"containers": [
+                      {"name": "pytorch", "image": "python:3.12"}]}}}}}}
+
+
+@pytest.fixture
+def cluster():
+    stub = KubeStub()
+    yield stub
+    stub.close()
+
+
+def _message(exc: ApiException) -> str:
+    return json.loads(exc.body)["message"]
+
+
+def _create(cluster: KubeStub, body: dict) -> dict:
+    api = client.CustomObjectsApi(api_client(cluster.url))
+    return api.create_namespaced_custom_object("kubeflow.org", "v1", "default", "pytorchjobs", body)
+
+
+def test_a_kind_whose_operator_is_not_installed_is_not_found(cluster: KubeStub):
+    """As the API server authorizes before it routes: refused (403) where not granted, not found
+    (404) where granted but not served."""
+    with pytest.raises(ApiException) as refused:
+        _create(cluster, PYTORCHJOB)
+    assert refused.value.status == 403
+    with cluster.lock:
+        cluster.authorizer.enable(MANIFESTS / "trial-kinds" / "training-operator")
+    with pytest.raises(ApiException) as caught:
+        _create(cluster, PYTORCHJOB)
+    assert caught.value.status == 404 and "the server could not find the requested resource" in caught.value.body
+
+
+def test_katuna_may_create_a_kind_only_where_its_component_grants_it(cluster: KubeStub):
+    cluster.install_operator("training-operator", grant=False)
+    with pytest.raises(ApiException) as caught:
+        _create(cluster, PYTORCHJOB)
+    assert caught.value.status == 403 and 'cannot create resource "pytorchjobs" in API group "kubeflow.org"' in \
+        _message(caught.value)
+    cluster.install_operator("training-operator")
+    assert _create(cluster, PYTORCHJOB)["metadata"]["uid"]
+    with pytest.raises(ApiException) as again:
+        _create(cluster, PYTORCHJOB)
+    assert again.value.status == 409 and _message(again.value) == 'pytorchjobs.kubeflow.org "p" already exists'
+
+
+def test_deleting_a_workload_deletes_its_pods_and_finishes_nothing_twice(cluster: KubeStub):
+    cluster.install_operator("training-operator")
+    _create(cluster, PYTORCHJOB)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with cluster.lock:
+            job = cluster.workloads[("pytorchjobs", "default", "p")]
+            if any(c["type"] == "Succeeded" for c in job.get("status", {}).get("conditions", [])):
+                break
+        time.sleep(0.05)
+    with cluster.lock:
+        assert ("default", "p-master-0") in cluster.pods and ("default", "p-worker-0") not in cluster.pods, \
+            "the worker still running when the master succeeded is cleaned up"
+    api = client.CustomObjectsApi(api_client(cluster.url))
+    api.delete_namespaced_custom_object("kubeflow.org", "v1", "default", "pytorchjobs", "p",
+                                        propagation_policy="Background")
+    with cluster.lock:
+        assert not [k for k in cluster.pods if k[1].startswith("p-")]
+    with pytest.raises(ApiException) as caught:
+        api.get_namespaced_custom_object("kubeflow.org", "v1", "default", "pytorchjobs", "p")
+    assert caught.value.status == 404 and _message(caught.value) == 'pytorchjobs.kubeflow.org "p" not found'
+
+
+@pytest.mark.parametrize(("code", "exit_code"), [(0, 0), (4, 4)])
+def test_a_job_with_conditions_of_its_own_ends_by_them(cluster: KubeStub, code: int, exit_code: int):
+    """A Katib condition on a Job's counts rather than its conditions: the end is the one the
+    study's GJSON paths read, with the pod's exit code."""
+    from functions.adapters.kubernetes_executor import KubernetesExecutor
+    from functions.core.cluster import Cluster
+    from functions.core.launch import TrialLaunch
+
+    job = {"apiVersion": "batch/v1", "kind": "Job", "spec": {"backoffLimit": 0, "template": {"spec": {
+        "restartPolicy": "Never", "containers": [{"name": "train", "image": "python:3.12",
+                                                  "command": [sys.executable, "-c", f"raise SystemExit({code})"]}]}}}}
+    launch = TrialLaunch("own", "u1", 0, 1, f"own-{code}", [], {}, ".", timeout=None, trial_spec=job,
+                         success_condition="status.[@this].#(succeeded>0)#",
+                         failure_condition="status.[@this].#(failed>0)#")
+    executor = KubernetesExecutor(Cluster(namespace="default"), api_client(cluster.url))
+    executor.launch(launch)
+    deadline, finished = time.monotonic() + 30, None
+    while finished is None and time.monotonic() < deadline:
+        finished = executor.poll(launch)
+        time.sleep(0.05)
+    assert finished is not None and (finished.data["outcome"], finished.data["exitCode"]) == ("exited", exit_code)
