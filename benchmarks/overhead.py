@@ -14,8 +14,10 @@ the median over rounds of the ratio within a round. ``optuna_rdb_ratio``, ``ray_
 Besides wall time, each run's CPU is split into the tuner's own process (its control plane) and
 its trial processes (``RUSAGE_CHILDREN``: the trials it waited for). With both cores busy, wall
 time follows the CPU spent per trial; ``cpu_ratio`` is katuna's whole CPU (its process and its
-trials') over Optuna's, paired by round like ``overhead_ratio``, and ``floor_ratio`` what
-``overhead_ratio`` would be if katuna's process spent nothing but Optuna's own sampler time.
+trials') over Optuna's, paired by round like ``overhead_ratio``, and ``floor_ratio`` the
+``overhead_ratio`` of a tuner whose process spent nothing but TPE's own sampling time on
+Optuna's trial processes: no tuner of this sampler gets below it on a machine whose cores are
+all busy.
 """
 
 from __future__ import annotations
@@ -129,10 +131,11 @@ def cpu_ratio(ours: list[tuple[float, ...]], theirs: list[tuple[float, ...]]) ->
     return statistics.median((mine[1] + mine[2]) / (other[1] + other[2]) for mine, other in zip(ours, theirs))
 
 
-def floor_ratio(ours: list[tuple[float, ...]], theirs: list[tuple[float, ...]], sampler_s: float) -> float:
-    """``overhead_ratio`` on a CPU-bound machine if katuna's process spent only ``sampler_s``
-    (Optuna's own sampling time for the same trials) and its trials what they spend now."""
-    return statistics.median((mine[2] + sampler_s) / (other[1] + other[2]) for mine, other in zip(ours, theirs))
+def floor_ratio(theirs: list[tuple[float, ...]], sampler_s: float) -> float:
+    """``overhead_ratio`` on a CPU-bound machine of a tuner whose process spent nothing but
+    ``sampler_s`` (TPE's own sampling time for the same trials) on the same trial processes:
+    how far below Optuna's loop any tuner of this sampler can get."""
+    return statistics.median((other[2] + sampler_s) / (other[1] + other[2]) for other in theirs)
 
 
 def sampler_seconds(trials: int) -> float:
@@ -221,7 +224,7 @@ def main() -> None:
     ratio = paired_ratio(runs["katuna"], runs["optuna"])
     persistent_ratio = paired_ratio(runs["katuna"], runs["optuna+journal"])
     cpu_figures = {"cpu_ratio": cpu_ratio(runs["katuna"], runs["optuna"]),
-                   "floor_ratio": floor_ratio(runs["katuna"], runs["optuna"], sampler),
+                   "floor_ratio": floor_ratio(runs["optuna"], sampler),
                    "sampler_cpu_ms_per_trial": sampler / args.trials * 1000}
     peer_figures = report_peers(runs, args.trials, ray_trials)
     result = {"trials": args.trials, "repeats": args.repeats, "bare_trial_ms": bare * 1000,
