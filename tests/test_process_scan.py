@@ -69,3 +69,27 @@ def test_the_processes_of_an_attempt_started_here_are_looked_for_among_this_proc
     finally:
         stranger.kill()
         stranger.wait()
+
+
+APART = """
+import subprocess, sys, time
+from functions.adapters import process_tree
+assert process_tree.become_subreaper()
+other = subprocess.Popen([sys.executable, "-c", "import subprocess, time; subprocess.Popen(['sleep', '60']); time.sleep(60)"])
+def found(apart=()):
+    return sorted(p.pid for p in process_tree.members(None, "scan/0/1".__eq__, own=True, apart=apart))
+deadline = time.monotonic() + 30
+while len(found()) < 2 and time.monotonic() < deadline:
+    time.sleep(0.02)
+print(found(apart=[other.pid]), flush=True)
+other.kill()
+other.wait()
+process_tree.end(None, "scan/0/1".__eq__, 0.5, own=True)
+"""
+
+
+def test_the_process_trees_of_other_attempts_are_not_looked_into():
+    env = {**os.environ, process_tree.MARKER: "scan/0/1"}
+    scan = subprocess.run([sys.executable, "-c", APART], env=env, capture_output=True, text=True, timeout=60)
+    assert scan.returncode == 0, scan.stderr
+    assert scan.stdout.split() == ["[]"], "another attempt's main process and its child (marked alike) are skipped"
