@@ -26,10 +26,11 @@ from functions.adapters.web import create_app, guard
 from functions.core.errors import TemporaryError
 from functions.core.events import Event, study_created
 from functions.core.node_hours import NodeSeen
-from functions.core.ports import Executor
+from functions.core.ports import Executor, RunningLogs
 from functions.core.records import StudyRecord
 from functions.core.resources import Ref
 from functions.core.spec import Study
+from functions.core.template_sources import ClusterTemplates
 from functions.dispatch import Dispatcher
 from functions.handlers import Deps
 from functions.handlers.base import store_study
@@ -56,9 +57,14 @@ class Runtime:
         self._local = threading.local()
         self.store()
         self.queue = SqliteQueue(settings.db, settings.busy_timeout)
+        self.logs: RunningLogs | None = None
+        """Where running trials' progress is read from their logs: the trial Jobs' pods."""
         self.executor = self._executor()
         self.node_pools = node_pools(settings)
         self.resources = ClusterResources(settings.k8s_api, watched_namespace(settings), settings.katib_api)
+        self.templates = ClusterTemplates(self.resources.read_config_map, settings.k8s_namespace or "default") \
+            if settings.executor == "kubernetes" else None
+        """Where templates held in ConfigMaps are read for ``POST /studies``: only where trials run on Kubernetes."""
         self.nodes = ClusterNodes(settings.k8s_api) if self.node_pools is not None and settings.executor == "kubernetes" \
             else None
         self._stopping = threading.Event()
@@ -69,8 +75,10 @@ class Runtime:
         if self.settings.executor == "kubernetes":
             from functions.adapters.kubernetes_executor import KubernetesExecutor, api_client
 
-            return KubernetesExecutor(self.settings.cluster_defaults(), api_client(self.settings.k8s_api),
-                                      self.settings.report_url, clock=self.clock)
+            executor = KubernetesExecutor(self.settings.cluster_defaults(), api_client(self.settings.k8s_api),
+                                          self.settings.report_url, clock=self.clock)
+            self.logs = executor
+            return executor
         return LocalExecutor(self.settings.logs, self.publish, pass_env=self.settings.trial_env)
 
     def _service_metrics(self) -> ServiceMetrics:
@@ -96,7 +104,7 @@ class Runtime:
         return Deps(self.store(), self.executor, self.clock, node_pools=self.node_pools, resources=self.resources,
                     workdir=str(self.settings.workdir.resolve()), limits=self.settings.limits,
                     trial_defaults=self.settings.cluster_defaults(), nodes=self.nodes,
-                    node_look_seconds=self.settings.node_look_seconds)
+                    node_look_seconds=self.settings.node_look_seconds, logs=self.logs)
 
     def dispatcher(self) -> Dispatcher:
         return Dispatcher(self.deps(), observer=self._metrics.events)
@@ -142,7 +150,7 @@ class Runtime:
         deps = self.deps()
         broker = LocalBroker(Dispatcher(deps, observer=self._metrics.events), self.queue)
         stop_local = self.executor.stop_study if isinstance(self.executor, LocalExecutor) else (lambda study: None)
-        watcher = Watcher(deps, self.queue, self._watched, stop_local)
+        watcher = Watcher(deps, self.queue, self._watched, stop_local, progress_every=self.settings.k8s_progress_seconds)
         while not self._stopping.is_set():
             try:
                 broker.run(until=self._stopping.is_set, tick=watcher.tick, drain=False)
@@ -235,6 +243,9 @@ class ClusterResources:
 
     def put_trials(self, owner: Ref, trials: Sequence[Mapping[str, Any]]) -> None:
         self._target().put_trials(owner, trials)
+
+    def read_config_map(self, namespace: str, name: str) -> Mapping[str, str] | None:
+        return self._target().read_config_map(namespace, name)
 
 
 class ClusterNodes:

@@ -87,6 +87,9 @@ class Settings:
     (an IAM role ARN) and ``KATUNA_EKS_REGION`` (else the AWS configuration's region).
     ``KATUNA_NODE_LOOK_SECONDS`` (30): how often at most the nodes of a study's pool are listed
     for its measured node-hours (:mod:`functions.handlers.node_hours`).
+    ``KATUNA_K8S_PROGRESS_SECONDS`` (10): how often ``katuna serve`` with the Kubernetes
+    executor reads the logs of running trials of studies with early stopping for new reports
+    of the objective (:mod:`functions.handlers.progress_scan`; on Knative the reconcile tick reads them).
     ``KATUNA_TRIAL_ENV`` (comma-separated names, none by default): variables of the service's
     environment that local trial processes get besides their minimal one (say
     ``CUDA_VISIBLE_DEVICES``); ``KATUNA_API_TOKEN`` is refused. ``KATUNA_LOOKAHEAD`` (1): trials
@@ -164,6 +167,7 @@ class Settings:
     lookahead: int = 1
     limits: Limits = Limits()
     node_look_seconds: float = LOOK_EVERY
+    k8s_progress_seconds: float = 10.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -187,6 +191,7 @@ class Settings:
             "metrics_token": ("METRICS_TOKEN", str), "lookahead": ("LOOKAHEAD", int),
             "katib_api": ("KATIB_API", _flag),
             "node_look_seconds": ("NODE_LOOK_SECONDS", float),
+            "k8s_progress_seconds": ("K8S_PROGRESS_SECONDS", float),
         }
         values = {field: kind(env[PREFIX + name]) for field, (name, kind) in read.items() if env.get(PREFIX + name)}
         if env.get("K_SINK"):
@@ -207,6 +212,9 @@ class Settings:
             raise ValueError(f"{PREFIX}LOOKAHEAD: expected trials >= 0, got {settings.lookahead}")
         if settings.k8s_start_allowance is not None and settings.k8s_start_allowance < 0:
             raise ValueError(f"{PREFIX}K8S_START_ALLOWANCE: expected seconds >= 0, got {settings.k8s_start_allowance}")
+        if not settings.k8s_progress_seconds > 0:
+            raise ValueError(f"{PREFIX}K8S_PROGRESS_SECONDS: expected a positive number of seconds, "
+                             f"got {settings.k8s_progress_seconds}")
         if not settings.node_look_seconds > 0:
             raise ValueError(f"{PREFIX}NODE_LOOK_SECONDS: expected a positive number of seconds, "
                              f"got {settings.node_look_seconds}")

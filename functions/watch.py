@@ -20,6 +20,7 @@ from functions.core.events import Event, pool_check
 from functions.core.records import ACTIVE_STATES, StudyRecord
 from functions.handlers import Deps
 from functions.handlers.node_hours import looks_due
+from functions.handlers.progress_scan import scan
 from functions.handlers.provision import waiting_on_pools
 from functions.handlers.reconcile import Budget, guarded, reconcile_study, resource_events
 
@@ -41,6 +42,10 @@ RESOURCES_EVERY = 60.0
 """Seconds between comparisons of the study resources on the cluster with the stored studies
 (as often as the Knative PingSource ticks; the first at the first tick)."""
 
+PROGRESS_EVERY = 10.0
+"""Seconds between reads of running trials' logs for their progress, where the executor cannot
+watch their output (:mod:`functions.handlers.progress_scan`; ``KATUNA_K8S_PROGRESS_SECONDS``)."""
+
 KATIB_RESOURCES_EVERY = 2.0
 """The same where Katib's kinds are watched (``KATUNA_KATIB_API``): in queue mode no
 ApiServerSource tells of a new Experiment, and Katib's SDK expects its first condition within
@@ -57,7 +62,7 @@ class Watcher:
     """
 
     def __init__(self, deps: Deps, events: EventQueue, select: Callable[[], list[StudyRecord]],
-                 stop_local: Callable[[str], None] = lambda study: None) -> None:
+                 stop_local: Callable[[str], None] = lambda study: None, progress_every: float = PROGRESS_EVERY) -> None:
         self._deps = deps
         self._executor = deps.executor
         self._events = events
@@ -68,6 +73,8 @@ class Watcher:
         self._pools_checked = 0.0
         self._strays_checked = 0.0
         self._resources_checked: float | None = None
+        self._progress_every = progress_every
+        self._progress_read: float | None = None
         self._ticks = 0
 
     def tick(self) -> None:
@@ -75,6 +82,7 @@ class Watcher:
         self._check_pools()
         self._stop_strays()
         self._check_resources()
+        self._read_progress()
         budget = Budget()
         for record in self._select():
             if record.terminal:
@@ -107,6 +115,16 @@ class Watcher:
         self._resources_checked = now
         for event in resource_events(self._deps, self._deps.store.list_studies()):
             self._events.put(event)
+    def _read_progress(self) -> None:
+        """Now and then, the progress events of the reports in running trials' logs (none where
+        the executor watches the trials' output itself)."""
+        now = time.monotonic()
+        if self._deps.logs is None or (self._progress_read is not None and now - self._progress_read < self._progress_every):
+            return
+        self._progress_read = now
+        for event in scan(self._deps, self._select(), self._ticks):
+            self._events.put(event)
+
     def _stop_strays(self) -> None:
         """Stop the attempts running here that the store no longer wants: of a study deleted or
         made again under its name, of a study that ended, or of a trial that ended or moved on

@@ -20,7 +20,7 @@ from functions.settings import Settings
 TRIAL = Path(__file__).parent / "trials" / "objective.py"
 
 
-LONGEST = ("test_seed_study.py",)
+LONGEST = ("test_seed_study.py", "test_katib_examples.py")
 """Modules whose tests take minutes: run first, so that with two processes (``make test``) they
 overlap the many short tests instead of finishing alone at the end."""
 

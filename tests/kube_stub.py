@@ -20,12 +20,13 @@ from http.server import ThreadingHTTPServer
 
 import jsonpatch
 import jsonpointer
-from kube_standin import katib_api
+from kube_standin import configmaps, katib_api
 from kube_standin.api import PLURALS, ApiServer
 from kube_standin.autoscaler import Autoscaler
 from kube_standin.history import Change, History
 from kube_standin.jobs import JobController
 from kube_standin.kubelet import Kubelets, image_id
+from kube_standin.logs import Line
 from kube_standin.nodes import STATIC_ALLOCATABLE, STATIC_NODE, NodePool, node
 from kube_standin.objects import merge, not_found, now, snapshot, status
 from kube_standin.operators import JobSetController, Trainer, TrainingOperator
@@ -63,10 +64,11 @@ class KubeStub(ApiServer, Workloads):
         self.kinds = dict(KINDS)
         """What the API serves, by (group, plural); :func:`kube_standin.katib_api.install` adds Katib's."""
         self.namespaces: dict[str, dict] = {}
+        self.configmaps: dict[tuple[str, str], dict] = {}
         self.jobs: dict[tuple[str, str], dict] = {}
         self.pods: dict[tuple[str, str], dict] = {}
         self.nodes: dict[str, dict] = {}
-        self.logs: dict[tuple[str, str], str] = {}
+        self.logs: dict[tuple[str, str], list[Line]] = {}
         self.resources: dict[tuple[str, str, str], dict] = {}
         self.deleted: list[tuple[str, str, str | None]] = []
         self.created: list[str] = []
@@ -198,6 +200,13 @@ class KubeStub(ApiServer, Workloads):
         """The changes after ``version`` (kept ones; :class:`kube_standin.history.Gone` when older)."""
         with self.lock:
             return self.history.since(version, resource)
+
+    def create_config_map(self, namespace: str, name: str, data: dict) -> dict:
+        """Create a ConfigMap as a cluster admin (``kubectl create configmap``), with the API's checks."""
+        code, body = configmaps.create(self, namespace, {"metadata": {"name": name}, "data": data})
+        if code != 201:
+            raise LookupError(body["message"])
+        return body
 
     def install_operator(self, operator: str, grant: bool = True) -> None:
         """Install an operator (its CRDs and controllers); ``grant`` enables its component in

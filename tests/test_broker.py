@@ -158,6 +158,23 @@ def test_a_failing_tick_does_not_stop_the_broker(store):
     assert seen == ["after tick 2"]
 
 
+def test_a_slow_tick_leaves_time_for_the_events_it_queued(store, tmp_path: Path):
+    """A tick that takes longer than the interval (many studies to reconcile) is not run again
+    after every single event: the events each tick queues are handled before they pile up."""
+    seen: list[str] = []
+    broker = LocalBroker(chain_dispatcher(store, seen), SqliteQueue(tmp_path / "k.db"))
+    published: list[str] = []
+
+    def tick() -> None:
+        time.sleep(0.25)
+        for _ in range(3):
+            published.append(f"event {len(published)}")
+            broker.publish(Event("test.other", {"name": published[-1]}))
+
+    broker.run(until=lambda: len(published) >= 18, tick=tick, interval=0.01, drain=False)
+    assert len(published) - len(seen) <= 6, f"{len(published) - len(seen)} events left behind by 6 ticks"
+
+
 def _study(store: SqliteStore) -> str:
     spec = parse_study(study_definition("demo"))
     store.add_study(StudyRecord(spec, {}, ".", "uid-1"))

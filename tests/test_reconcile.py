@@ -23,7 +23,7 @@ from kube_stub import KubeStub
 
 from functions.adapters.kubernetes_resources import LIST_PAGE
 from functions.core.events import OBJECTS, ROUTES, derived_id
-from functions.handlers.reconcile import rotated
+from functions.core.rotation import rotated
 from functions.runtime import ClusterResources, watched_namespace
 from functions.settings import Settings
 

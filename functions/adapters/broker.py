@@ -173,16 +173,21 @@ class LocalBroker:
     def run(self, until: Callable[[], bool], tick: Callable[[], None] = lambda: None, interval: float = 0.2,
             drain: bool = True) -> None:
         """Deliver events until ``until()`` holds (and, with ``drain``, the queue is empty),
-        calling ``tick`` a few times a second."""
-        last_tick = 0.0
+        calling ``tick`` a few times a second. A tick is due ``interval`` after the last one
+        ended, and never sooner than that tick took: a slow tick (many studies to reconcile)
+        leaves as much time to the events it queued, which would otherwise pile up one tick
+        per event."""
+        next_tick = 0.0
         while True:
             delivery = self.events.take(timeout=interval)
             with self._handling:
                 if delivery is not None:
                     self._deliver(delivery)
-                if time.monotonic() - last_tick >= interval:
-                    last_tick = time.monotonic()
+                if time.monotonic() >= next_tick:
+                    started = time.monotonic()
                     _tick(tick)
+                    ended = time.monotonic()
+                    next_tick = ended + max(interval, ended - started)
                 elif not self.events.empty():
                     continue
                 if (not drain or self.events.empty()) and until():

@@ -12,6 +12,7 @@ delivers, and from the watcher's reconcile pass, so a lost event cannot leave a 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -40,11 +41,16 @@ from functions.core.events import Event, trial_finished
 from functions.core.job import is_job, own_conditions, primary_container_name, render_trial
 from functions.core.launch import TrialLaunch
 from functions.core.lines import bounded_lines
+from functions.core.log_cursor import Cursor, RunningLog
 
 log = logging.getLogger("katuna.kubernetes")
 
 CHUNK = 64 * 1024
 """Bytes of a pod log read at a time."""
+
+CLOCK_ALLOWANCE = 2
+"""Seconds a running trial's log is read from before the last line read: the API counts
+``sinceSeconds`` back from its node's clock, which may run ahead of this one."""
 
 RETRYABLE = {408, 409, 429, 500, 502, 503, 504}
 
@@ -259,6 +265,35 @@ class KubernetesExecutor:
         if not read:
             raise OutputLost(f"no log of Job {launch.job_name}'s last run is left: its pods are gone with their "
                              "node, or were never scheduled")
+
+    def running_log(self, launch: TrialLaunch, after: Cursor | None, limit_bytes: int) -> RunningLog | None:
+        """At most ``limit_bytes`` of the log of the trial's container in the attempt's running pod,
+        each line behind the time it was written: from the start, or, when ``after`` is of that
+        pod, from the whole second of its last line (less :data:`CLOCK_ALLOWANCE`: the API counts
+        ``sinceSeconds`` back from its own clock). None when no pod of the attempt runs."""
+        running = [p for p in self._pods(launch) if p.status and p.status.phase == "Running" and not disrupted(p)]
+        if not running:
+            return None
+        pod, namespace = running[-1], self._namespace(launch)
+        since = None
+        if after is not None and after.pod == pod.metadata.uid:
+            since = max(1, math.ceil(self._clock() - after.since) + CLOCK_ALLOWANCE)
+        try:
+            response = cast(BaseHTTPResponse, self._core.read_namespaced_pod_log(
+                pod.metadata.name, namespace, container=primary_container_name(launch), timestamps=True,
+                limit_bytes=limit_bytes, since_seconds=since, _preload_content=False))
+        except ApiException as exc:
+            if exc.status in (400, 404):
+                return None
+            raise translate(exc, f"read the log of pod {pod.metadata.name}") from exc
+        except HTTPError as exc:
+            raise translate(exc, f"read the log of pod {pod.metadata.name}") from exc
+        try:
+            return RunningLog(pod.metadata.uid, list(bounded_lines(response.stream(CHUNK))))
+        except HTTPError as exc:
+            raise translate(exc, f"read the log of pod {pod.metadata.name}") from exc
+        finally:
+            response.release_conn()
 
     def read_file(self, launch: TrialLaunch, path: str) -> Iterator[str]:
         """The metrics file's lines, as the wrapped trial container copied them to its log."""

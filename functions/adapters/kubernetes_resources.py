@@ -1,5 +1,6 @@
 """The resources port on Kubernetes (study resources read, their status written; Katib's
-Experiments and StudyJobs listed and their Trials kept up to date) and the nodes port (a pool's
+Experiments and StudyJobs listed and their Trials kept up to date; ConfigMaps holding trial
+templates read) and the nodes port (a pool's
 Node objects listed), through the client and error translation of
 :mod:`functions.adapters.kubernetes_executor`."""
 
@@ -14,9 +15,10 @@ from kubernetes.client.rest import ApiException
 from urllib3.exceptions import HTTPError
 
 from functions.adapters.kubernetes_executor import read_or_none, translate
-from functions.core.errors import TemporaryError
+from functions.core.errors import PermanentError, TemporaryError
 from functions.core.node_hours import NodeSeen
 from functions.core.resources import GROUP, KATIB_API_VERSIONS, KINDS, PLURALS, VERSION, Ref
+from functions.core.template_sources import ConfigMapForbidden
 
 LIST_PAGE = 500
 """Study resources asked for in one list request (the API's ``limit``; ``continue`` asks for more)."""
@@ -29,6 +31,7 @@ class KubernetesResources:
     def __init__(self, connect: Callable[[], client.ApiClient], katib_api: bool = False) -> None:
         self._connect = connect
         self._api: client.CustomObjectsApi | None = None
+        self._core: client.CoreV1Api | None = None
         self.katib_api = katib_api
 
     def _objects(self) -> client.CustomObjectsApi:
@@ -130,6 +133,25 @@ class KubernetesResources:
                     raise translate(exc, f"write the Trial {name} of {owner}") from exc
             except HTTPError as exc:
                 raise translate(exc, f"write the Trial {name} of {owner}") from exc
+
+    def read_config_map(self, namespace: str, name: str) -> Mapping[str, str] | None:
+        """The ConfigMap's ``data`` (none: empty), or None when it is not there; a refusal (403)
+        names the grant katuna's Role lacks."""
+        if self._core is None:
+            try:
+                self._core = client.CoreV1Api(self._connect())
+            except config.ConfigException as exc:
+                raise TemporaryError(f"no Kubernetes API to read ConfigMaps: {exc}") from exc
+        doing = f"read the ConfigMap {namespace}/{name}"
+        try:
+            found = read_or_none(partial(self._core.read_namespaced_config_map, name, namespace), doing)
+        except PermanentError as exc:
+            if isinstance(exc.__cause__, ApiException) and exc.__cause__.status == 403:
+                raise ConfigMapForbidden(f"katuna's service account may not get configmaps in namespace {namespace!r}: "
+                                         "bind the katuna Role (knative/rbac.yaml, which grants get on configmaps) "
+                                         "there") from exc
+            raise
+        return None if found is None else dict(found.data or {})
 
 
 class KubernetesNodes:

@@ -18,6 +18,7 @@ from functions.core.limits import Limits
 from functions.core.ports import Executor, Store
 from functions.core.records import StudyRecord
 from functions.core.spec import Study
+from functions.core.template_sources import ClusterTemplates
 
 
 class Delivers(Protocol):
@@ -109,6 +110,10 @@ class Application(Protocol):
 
     def dispatcher(self) -> DispatchesFunctions:
         """Runs handlers with this thread's store."""
+
+    @property
+    def templates(self) -> ClusterTemplates | None:
+        """Where trial templates held in ConfigMaps are read; None where trials do not run on Kubernetes."""
 
     def submit(self, spec: Study, definition: dict[str, Any]) -> tuple[StudyRecord, bool]:
         """Store a study and start it: the stored record, and whether it is new."""

@@ -114,11 +114,18 @@ def trial_finished(
     )
 
 
-def trial_progress(study: str, uid: str, number: int, attempt: int, step: int, value: float) -> Event:
-    """An intermediate value of the objective, at a step, while the attempt runs."""
+def trial_progress(study: str, uid: str, number: int, attempt: int, step: int, value: float,
+                   cursor: Mapping[str, Any] | None = None) -> Event:
+    """An intermediate value of the objective, at a step, while the attempt runs; ``cursor``,
+    where it was read from the attempt's log, says how far that log has been read
+    (:mod:`functions.core.log_cursor`)."""
+    data: dict[str, Any] = {"study": study, "uid": uid, "trial": number, "attempt": attempt, "step": step,
+                            "value": value}
+    if cursor is not None:
+        data["cursor"] = dict(cursor)
     return Event(
         TRIAL_PROGRESS,
-        {"study": study, "uid": uid, "trial": number, "attempt": attempt, "step": step, "value": value},
+        data,
         id=derived_id("progress", uid, number, attempt, step),
         subject=f"{study}/{number}",
     )

@@ -31,6 +31,18 @@ _SPEC = {"objective", "algorithm", "parallelTrialCount", "maxTrialCount", "maxFa
 _OBJECTIVE = {"type", "goal", "objectiveMetricName", "additionalMetricNames", "metricStrategies"}
 _PARAMETER = {"name", "parameterType", "feasibleSpace"}
 _FEASIBLE_SPACE = {"min", "max", "step", "list", "distribution"}
+_NAS = "neural architecture search is not supported: katuna tunes the values of spec.parameters"
+_REFUSED = {"pbt": "population-based training is not supported: its trials resume from and mutate each other's "
+                   "checkpoints, and katuna's trials share none",
+            "enas": _NAS, "darts": _NAS}
+"""Katib algorithms katuna does not run, each with the reason."""
+_COLLECTORS_REFUSED = {
+    "TensorFlowEvent": "katuna reads metrics from text lines, not from TensorFlow event files",
+    "PrometheusMetric": "katuna reads metrics from text lines, and scrapes no trial",
+    "Custom": "katuna runs no collector container of its own beside a trial",
+    "None": "katuna reads every trial's metrics from its output, and takes no pushed metrics",
+}
+"""Katib metrics collectors katuna does not run, each with the reason."""
 
 
 
@@ -62,9 +74,11 @@ def from_experiment(data: Mapping[str, Any]) -> dict[str, Any]:
     problems: list[Problem] = []
     metadata = data.get("metadata") or {}
     spec = data.get("spec") or {}
-    problems += [Problem(f"spec.{key}", "unknown field") for key in spec if key not in _SPEC]
-    if spec.get("resumePolicy") not in (None, "", "Never", "LongRunning"):
-        problems.append(Problem("spec.resumePolicy", "expected Never or LongRunning (FromVolume is not supported)"))
+    problems += [Problem(f"spec.{key}", "unknown field") for key in spec if key not in _SPEC | {"nasConfig"}]
+    if "nasConfig" in spec:
+        problems.append(Problem("spec.nasConfig", _NAS))
+    if spec.get("resumePolicy") not in (None, "", "Never", "LongRunning", "FromVolume"):
+        problems.append(Problem("spec.resumePolicy", "expected Never, LongRunning or FromVolume"))
     _name(metadata.get("name"), problems)
     native: dict[str, Any] = {
         "name": metadata.get("name"),
@@ -100,11 +114,15 @@ def from_experiment(data: Mapping[str, Any]) -> dict[str, Any]:
 
 def _native_problems(native: dict[str, Any], data: Mapping[str, Any], found: list[Problem]) -> list[Problem]:
     """The problems the native study would have besides those already ``found``, so that a
-    translation problem hides none of the others."""
+    translation problem hides none of the others (none about a trial template left unread in
+    its ConfigMap: ``found`` says why)."""
     try:
         validate.parse_study(native)
     except InvalidStudy as exc:
-        return katib_paths.katib_problems(exc.problems, data, already=found)
+        problems = katib_paths.katib_problems(exc.problems, data, already=found)
+        if katib_template.unread(data.get("spec") or {}):
+            return [p for p in problems if not p.path.startswith(katib_template.PATH) and "trialTemplate" not in p.message]
+        return problems
     return []
 
 
@@ -220,6 +238,8 @@ def _algorithm(algorithm: Mapping[str, Any], problems: list[Problem]) -> dict[st
     path = "spec.algorithm"
     if not name:
         problems.append(Problem(f"{path}.algorithmName", f"required; expected one of {', '.join(ALGORITHMS)}"))
+    elif name in _REFUSED:
+        problems.append(Problem(f"{path}.algorithmName", f"{name!r}: {_REFUSED[name]}"))
     elif name not in ALGORITHMS:
         problems.append(Problem(f"{path}.algorithmName", f"{name!r} is not supported; expected one of {', '.join(ALGORITHMS)}"))
     given = algorithm.get("algorithmSettings") or []
@@ -314,7 +334,9 @@ def _collector(spec: Mapping[str, Any], problems: list[Problem]) -> dict[str, An
                                     "(a Directory is read by Katib's TensorFlowEvent collector, which katuna does not run)"))
         return {"kind": "file", "path": file.get("path"), "format": str(file.get("format", "TEXT")).lower(),
                 **({"filters": filters} if filters else {})}
-    problems.append(Problem("spec.metricsCollectorSpec.collector.kind", f"{kind} is not supported; expected StdOut or File"))
+    why = _COLLECTORS_REFUSED.get(str(kind), "katuna reads metrics from text")
+    problems.append(Problem("spec.metricsCollectorSpec.collector.kind",
+                            f"{kind} is not supported: {why}; expected StdOut or File"))
     return None
 
 

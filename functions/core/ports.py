@@ -13,6 +13,7 @@ import optuna
 
 from functions.core.events import Event
 from functions.core.launch import TrialLaunch
+from functions.core.log_cursor import Cursor, RunningLog
 from functions.core.metrics import Observation
 from functions.core.node_hours import NodeSeen
 from functions.core.nodepool import NodePool, OperationStatus, PoolChange, PoolStatus
@@ -122,6 +123,16 @@ class Executor(Protocol):
         """Lines of a file the attempt wrote (the file metrics collector); none if it is absent."""
 
 
+class RunningLogs(Protocol):
+    """Running trials' logs, read a piece at a time: where the executor cannot watch a trial's
+    output as it is written (Jobs on a cluster), its progress is read from them."""
+
+    def running_log(self, launch: TrialLaunch, after: Cursor | None, limit_bytes: int) -> RunningLog | None:
+        """At most ``limit_bytes`` of the attempt's running log, each line behind the time it was
+        written: from the start, or, when ``after`` is of the same pod, from about the time of
+        its last line. None when no pod of the attempt runs."""
+
+
 class NodePools(Protocol):
     """One cluster's node pools in one cloud. Requests return at once: a long-running change
     comes back as an operation to :meth:`check` later, never waited for.
@@ -180,6 +191,12 @@ class Resources(Protocol):
         """Make the Katib Trial resources of the Experiment at ``owner`` what ``trials`` say
         (each a resource with its ``status``): create the missing ones, write the status of
         those whose status differs."""
+
+    def read_config_map(self, namespace: str, name: str) -> Mapping[str, str] | None:
+        """The ``data`` of the ConfigMap ``name`` in ``namespace`` (a trial template held in one),
+        or None when there is none. Raises ``ConfigMapForbidden``
+        (:mod:`functions.core.template_sources`) when katuna may not read it, ``TemporaryError``
+        when the API cannot be asked now."""
 
 
 class Nodes(Protocol):

@@ -24,7 +24,7 @@ from functions.core.launch import trial_launch
 from functions.core.limits import DEFAULTS, Limits
 from functions.core.metrics import Summary, parse_json_lines, parse_text
 from functions.core.node_hours import LOOK_EVERY
-from functions.core.ports import Clock, Executor, NodePools, Nodes, Resources, Store
+from functions.core.ports import Clock, Executor, NodePools, Nodes, Resources, RunningLogs, Store
 from functions.core.records import COMPLETE, WAITING, Counts, StudyRecord, TrialRecord
 from functions.core.samplers import grid_size, sampler_for
 from functions.core.space import distribution, sample
@@ -57,6 +57,8 @@ class Deps:
     """How often at most a pool's nodes are listed."""
     lookahead: int = 0
     """Trials asked for ahead of a free slot (:mod:`functions.handlers.ahead`); 0: none."""
+    logs: RunningLogs | None = None
+    """Running trials' logs, where progress is read from them (:mod:`functions.handlers.progress_scan`)."""
 
 
 def store_study(deps: Deps, spec: Study, definition: dict[str, Any],

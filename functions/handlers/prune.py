@@ -1,10 +1,12 @@
 """``trial.progress``: an intermediate value; the study's pruner may stop the trial here.
 
-The value goes into Optuna's storage as the trial's intermediate value at that step; the
-pruner, rebuilt like the sampler, decides from the storage. A pruned trial's processes (or Job)
-are stopped, it is recorded as pruned at that step (with the metrics its output still holds:
-none when its pods went with the Job), and its slot is filled. A trial that
-completes gets the rest of its curve from its output (:func:`record_curve`).
+The value goes into Optuna's storage as the trial's intermediate value at that step (with how
+far the trial's log has been read, where the value was read from it:
+:mod:`functions.handlers.progress_scan`); the pruner, rebuilt like the sampler, decides from
+the storage. A pruned trial's metrics so far are read from its output, as Katib's collector
+reports them before it stops a trial; then its processes (or Job) are stopped, it is recorded
+as pruned at that step, and its slot is filled. A trial that completes gets the rest of its
+curve from its output (:func:`record_curve`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from functions.core.metrics import StepCounter
 from functions.core.pruners import build_pruner
 from functions.core.records import PRUNED, RUNNING, StudyRecord
 from functions.handlers.base import Deps, go_on, optuna_study, record_output, tell
+from functions.handlers.progress_scan import remember
 
 
 def handle(event: Event, deps: Deps) -> list[Event]:
@@ -32,14 +35,14 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     storage = deps.store.optuna_storage()
     trial_id = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(record.name), trial.number)
     storage.set_trial_intermediate_value(trial_id, data["step"], data["value"])
+    remember(storage, trial_id, data.get("cursor"))
     if not build_pruner(early_stopping).prune(study, storage.get_trial(trial_id)):
         return []
-    launch = trial_launch(record, trial)
-    deps.executor.stop(launch)
     try:
         metrics, _ = record_output(record, trial, deps)
     except OutputLost:
         metrics = {}
+    deps.executor.stop(trial_launch(record, trial))
     metric = record.spec.objectives[0].metric
     outcome = {"state": PRUNED, "metrics": metrics, "finished_at": deps.clock(),
                "reason": f"pruned at step {data['step']} by the {early_stopping.algorithm} rule "

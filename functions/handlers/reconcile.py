@@ -18,7 +18,10 @@ say, and sends the event that was missing:
 5. a study resource the store does not know (or knows under another uid, or at an older
    generation): the ApiServerSource event its change would have sent; a running study whose
    resource is gone: the resource's delete event. Skipped where there is no cluster. Where
-   the Katib overlay is enabled, Katib's own Experiments and StudyJobs of every namespace too.
+   the Katib overlay is enabled, Katib's own Experiments and StudyJobs of every namespace too;
+6. a running cluster trial of a study with early stopping: the ``trial.progress`` of each
+   report of the objective its log holds that no handled event brought
+   (:mod:`functions.handlers.progress_scan`).
 
 A tick only reads and sends; the handlers do the work, each once: every event it sends has an
 id derived from the fact it stands for, so two ticks at once, or a tick racing the event it
@@ -32,15 +35,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 from functions.core.errors import KatunaError
 from functions.core.events import Event, resource_changed, study_completed, study_stalled
 from functions.core.launch import trial_launch
 from functions.core.records import ACTIVE_STATES, RUNNING, StudyRecord, TrialRecord
 from functions.core.resources import Origin, is_study_resource, ref_of
+from functions.core.rotation import rotated
 from functions.handlers.base import Deps, check_stop
 from functions.handlers.failures import count_failure, temporary
+from functions.handlers.progress_scan import scan
 
 log = logging.getLogger("katuna.reconcile")
 
@@ -55,8 +60,6 @@ MAX_RESOURCE_EVENTS = 100
 
 SLICE_EVERY = 60.0
 """Seconds each slice of studies and attempts is looked at before the next (a PingSource's period)."""
-
-T = TypeVar("T")
 
 
 class Budget:
@@ -84,7 +87,7 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     events: list[Event] = []
     for record in _slice(studies, window):
         events += guarded(deps, record, partial(reconcile_study, record, deps, budget, window=window))
-    return events + resource_events(deps, studies)
+    return events + resource_events(deps, studies) + scan(deps, studies, window)
 
 
 def _slice(studies: Sequence[StudyRecord], window: int) -> list[StudyRecord]:
@@ -93,14 +96,6 @@ def _slice(studies: Sequence[StudyRecord], window: int) -> list[StudyRecord]:
     running = [r for r in studies if not r.terminal]
     ended = sorted((r for r in studies if r.terminal), key=lambda r: r.completed_at or 0.0, reverse=True)
     return (rotated(running, window, MAX_STUDIES) + ended)[:MAX_STUDIES]
-
-
-def rotated(items: Sequence[T], window: int, size: int) -> list[T]:
-    """``items`` starting at the ``window``-th slice of ``size``: all of them over enough windows."""
-    if len(items) <= size:
-        return list(items)
-    start = (window * size) % len(items)
-    return list(items[start:]) + list(items[:start])
 
 
 def guarded(deps: Deps, record: StudyRecord, work: Callable[[], list[Event]]) -> list[Event]:

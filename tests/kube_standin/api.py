@@ -8,7 +8,7 @@ import json
 import uuid
 from collections.abc import Iterator
 
-from kube_standin import katib_api
+from kube_standin import configmaps, katib_api, logs
 from kube_standin.jobs import owned_pods
 from kube_standin.objects import invalid, matches, not_found, now, snapshot, status
 from kube_standin.server import KINDS, Call
@@ -31,6 +31,8 @@ class ApiServer:
             return katib_api.create(self, call.resource, call.namespace or "", call.body)
         if self._custom(call.resource) and call.method == "DELETE" and call.name and not call.subresource:
             return katib_api.delete(self, call.resource, call.namespace or "", call.name)
+        if call.resource == "configmaps" and call.method == "POST" and not call.name:
+            return configmaps.create(self, call.namespace or "", call.body)
         if call.resource == "jobs" and call.method == "POST":
             return self.create_job(call.namespace or "", call.body or {})
         if call.resource == "jobs" and call.method == "DELETE":
@@ -38,7 +40,7 @@ class ApiServer:
             return self.delete_job(call.namespace or "", call.name or "",
                                    options.get("propagationPolicy") or call.query.get("propagationPolicy"))
         if call.subresource == "log" and call.method == "GET":
-            return self.read_log(call.namespace or "", call.name or "", call.query.get("container"))
+            return self.read_log(call.namespace or "", call.name or "", call.query.get("container"), call.query)
         if call.subresource == "status" and call.method == "PATCH":
             if call.content_type not in STATUS_PATCHES:
                 return 415, status(415, "UnsupportedMediaType", "the body of the request was in an unknown format "
@@ -52,7 +54,8 @@ class ApiServer:
         return 405, status(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
 
     def _table(self, resource: str) -> dict:
-        return {"jobs": self.jobs, "pods": self.pods, "nodes": self.nodes, "namespaces": self.namespaces}[resource]
+        return {"jobs": self.jobs, "pods": self.pods, "nodes": self.nodes, "namespaces": self.namespaces,
+                "configmaps": self.configmaps}[resource]
 
     @staticmethod
     def _custom(resource: str) -> bool:
@@ -119,10 +122,14 @@ class ApiServer:
         yield from current
         yield from self.history.follow(start, call.resource, call.namespace, selector, until, bookmarks)
 
-    def read_log(self, namespace: str, name: str, container: str | None) -> tuple[int, dict | str]:
+    def read_log(self, namespace: str, name: str, container: str | None,
+                 query: dict[str, str] | None = None) -> tuple[int, dict | str]:
         """A pod's log: as the API server, a log names one of the pod's containers (400 otherwise),
         a pod not yet bound or a container not yet started has none (400), a pod that is gone
-        has none (404)."""
+        has none (404); the log options as the kubelet applies them (:mod:`kube_standin.logs`)."""
+        refused = logs.refusal(name, query or {})
+        if refused is not None:
+            return refused
         with self.lock:
             pod = self.pods.get((namespace, name))
             if pod is None:
@@ -141,7 +148,7 @@ class ApiServer:
             if "waiting" in state:
                 return 400, status(400, "BadRequest", f'container "{container}" in pod "{name}" is waiting to start: '
                                                       f'{state["waiting"]["reason"]}')
-            return 200, self.logs.get((namespace, name)) or self.kubelets.log_of(pod)
+            return 200, logs.serve(self.logs.get((namespace, name)) or self.kubelets.log_of(pod), query or {})
 
     def create_job(self, namespace: str, job: dict) -> tuple[int, dict]:
         name = job.get("metadata", {}).get("name", "")

@@ -3,8 +3,9 @@
 A Pending pod is bound to the first Ready node it fits, else marked ``PodScheduled=False``
 (``Unschedulable``, with the scheduler's summary). A bound pod's container waits in
 ``ContainerCreating`` for ``image_pull_seconds``, then its command runs as a local process whose
-output is the container's log; its exit ends the pod. A disruption (a scenario's, or the node
-going away) kills the process and fails the pod with the ``DisruptionTarget`` condition.
+output is the container's log, read as the container runtime reads it (:mod:`kube_standin.logs`:
+lines with the time they were read, readable while the container runs); its exit ends the pod.
+A disruption (a scenario's, or the node going away) kills the process and fails the pod with the ``DisruptionTarget`` condition.
 Terminated pods are deleted ``pod_gc_seconds`` after they end, pods whose node is gone at once;
 a deleted pod's log is gone with it.
 
@@ -25,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from kube_standin.logs import Capture, Line
 from kube_standin.objects import now
 from kube_standin.scheduling import TERMINATED, bound_by_node, misfit, unschedulable_message
 
@@ -49,7 +51,7 @@ class Run:
     index: int
     creating_since: float
     process: subprocess.Popen | None = None
-    log: Path | None = None
+    log: Capture | None = None
     started_at: str = ""
     disrupt_at: float | None = None
     scenario: bool = False
@@ -126,12 +128,14 @@ class Kubelets:
             if run.scenario:
                 cluster.disrupted.append((pod["metadata"]["labels"]["job-name"], run.index))
             self.disrupt(cluster, pod, "PreemptionByScheduler")
+        elif run.log is not None:
+            run.log.read()
 
     def _start(self, cluster, pod: dict, run: Run) -> None:
         container = pod["spec"]["containers"][0]
         env = {e["name"]: e.get("value", "") for e in container.get("env", [])}
-        run.log = self.logs_dir / f"{pod['metadata']['namespace']}.{pod['metadata']['name']}.log"
-        with run.log.open("w") as out:
+        run.log = Capture(self.logs_dir / f"{pod['metadata']['namespace']}.{pod['metadata']['name']}.log")
+        with run.log.output.open("w") as out:
             run.process = subprocess.Popen(_argv(container), stdout=out, stderr=subprocess.STDOUT,
                                            env={**os.environ, "PATH": f"{self.image_bin}{os.pathsep}{os.environ.get('PATH', '')}",
                                                 **env})
@@ -162,7 +166,9 @@ class Kubelets:
 
     def _end(self, cluster, pod: dict, run: Run, phase: str, code: int, reason: str) -> None:
         key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
-        cluster.logs[key] = run.log.read_text(errors="replace") if run.log else ""
+        if run.log is not None:
+            run.log.read(final=True)
+        cluster.logs[key] = run.log.lines if run.log is not None else []
         pod["status"]["phase"] = phase
         _statuses(pod, {"terminated": {"exitCode": code, "reason": reason, "startedAt": run.started_at,
                                        "finishedAt": now()}}, ready=False)
@@ -180,7 +186,7 @@ class Kubelets:
             run.process.kill()
             run.process.wait()
         if run is not None and run.log is not None:
-            run.log.unlink(missing_ok=True)
+            run.log.output.unlink(missing_ok=True)
 
     def _collect(self, cluster, pod: dict) -> None:
         """Pod GC: a terminated pod goes ``pod_gc_seconds`` after it ended; one whose node is gone, at once."""
@@ -190,9 +196,14 @@ class Kubelets:
         if orphan or (self.pod_gc_seconds is not None and time.monotonic() - ended >= self.pod_gc_seconds):
             cluster.delete_pod(pod)
 
-    def log_of(self, pod: dict) -> str:
+    def log_of(self, pod: dict) -> list[Line]:
+        """The container's log so far (what its runtime has read of its output by now)."""
         run = self.runs.get(pod["metadata"]["uid"])
-        return run.log.read_text(errors="replace") if run is not None and run.log is not None and run.log.exists() else ""
+        if run is None or run.log is None:
+            return []
+        if run.process is not None and run.process.poll() is None:
+            run.log.read()
+        return run.log.lines
 
 
 def _argv(container: dict) -> list[str]:

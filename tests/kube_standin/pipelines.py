@@ -24,6 +24,7 @@ import re
 import tempfile
 from pathlib import Path
 
+from kube_standin import logs
 from kube_standin.objects import now
 from kube_standin.operators import make_pod
 
@@ -33,7 +34,7 @@ TEKTON_PLACEHOLDER = re.compile(r"\$\(([^)]+)\)")
 
 def _output(cluster, pod: dict) -> str:
     key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
-    return (cluster.logs.get(key) or cluster.kubelets.log_of(pod)).strip()
+    return logs.serve(cluster.logs.get(key) or cluster.kubelets.log_of(pod), {}).strip()
 
 
 def _substitute(pattern: re.Pattern[str], value, known: dict[str, str]):

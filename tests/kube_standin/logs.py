@@ -1,0 +1,119 @@
+"""Container logs as the kubelet keeps and serves them.
+
+The container runtime reads a container's output as it comes and writes each line to the log
+with the time it read it (lines read together share a time here: a reader must not take a
+timestamp for a line's identity); a last line with no line break is written when the container
+ends. The kubelet answers ``GET pods/{name}/log`` from that log, as its CRI log reader does:
+``tailLines`` picks the last lines first, then lines older than ``sinceSeconds`` /
+``sinceTime`` are left out, ``timestamps`` puts each line's time (RFC 3339 with nanoseconds)
+in front of it, and the answer stops after ``limitBytes`` bytes, in the middle of a line if
+need be. The API server refuses options its validation refuses (422, ``PodLogOptions``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from kube_standin.objects import invalid, status
+
+
+@dataclass(frozen=True)
+class Line:
+    """One line of a container's log: when the runtime read it, and what it says."""
+
+    at: int
+    """Nanoseconds since the epoch."""
+    text: str
+    complete: bool = True
+    """Whether the line ended with a line break (a last line may not)."""
+
+    @property
+    def stamp(self) -> str:
+        """``at`` as the kubelet prints it: RFC 3339, nine fraction digits, UTC."""
+        seconds, nanos = divmod(self.at, 1_000_000_000)
+        return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(seconds))}.{nanos:09d}Z"
+
+
+@dataclass
+class Capture:
+    """The runtime's side: a container's output file, read into log lines as it grows."""
+
+    output: Path
+    lines: list[Line] = field(default_factory=list)
+    offset: int = 0
+
+    def read(self, final: bool = False) -> None:
+        """Take the complete lines written since the last read (and, once the container has
+        ended, a last line without its line break)."""
+        if not self.output.exists():
+            return
+        with self.output.open("rb") as out:
+            out.seek(self.offset)
+            data = out.read()
+        end = len(data) if final else data.rfind(b"\n") + 1
+        if end <= 0:
+            return
+        self.offset += end
+        at = time.time_ns()
+        pieces = data[:end].decode(errors="replace").split("\n")
+        self.lines += [Line(at, text) for text in pieces[:-1]]
+        if pieces[-1]:
+            self.lines.append(Line(at, pieces[-1], complete=False))
+
+
+def _number(query: dict[str, str], name: str) -> int | None:
+    value = query.get(name)
+    return None if value is None else int(value)
+
+
+def _since(query: dict[str, str]) -> int | None:
+    """The earliest time a line may have (ns since the epoch), from ``sinceSeconds`` or ``sinceTime``
+    (whole seconds, as ``metav1.Time`` carries it)."""
+    seconds = _number(query, "sinceSeconds")
+    if seconds is not None:
+        return time.time_ns() - seconds * 1_000_000_000
+    if query.get("sinceTime"):
+        moment = datetime.fromisoformat(query["sinceTime"].replace("Z", "+00:00"))
+        return int(moment.astimezone(UTC).replace(microsecond=0).timestamp()) * 1_000_000_000
+    return None
+
+
+def problems(query: dict[str, str]) -> list[tuple[str, str]]:
+    """What the API server's validation of ``PodLogOptions`` says about ``query``."""
+    found = []
+    tail, limit, since = (_number(query, name) for name in ("tailLines", "limitBytes", "sinceSeconds"))
+    if tail is not None and tail < 0:
+        found.append(("tailLines", f"Invalid value: {tail}: must be greater than or equal to 0"))
+    if limit is not None and limit < 1:
+        found.append(("limitBytes", f"Invalid value: {limit}: must be greater than 0"))
+    if since is not None and query.get("sinceTime"):
+        found.append(("", "Forbidden: at most one of `sinceTime` or `sinceSeconds` may be specified"))
+    elif since is not None and since < 1:
+        found.append(("sinceSeconds", f"Invalid value: {since}: must be greater than 0"))
+    return found
+
+
+def refusal(name: str, query: dict[str, str]) -> tuple[int, dict] | None:
+    """The API server's answer to log options it refuses, before it looks for the pod: 400 for
+    options it cannot decode, 422 for values its validation refuses; None when they are fine."""
+    try:
+        refused = problems(query)
+        _since(query)
+    except ValueError as exc:
+        return 400, status(400, "BadRequest", f"couldn't decode the log options: {exc}")
+    return invalid("PodLogOptions", "PodLogOptions", name, refused) if refused else None
+
+
+def serve(lines: list[Line], query: dict[str, str]) -> str:
+    """The log the kubelet answers for a container whose log holds ``lines`` (options checked
+    by :func:`refusal` first)."""
+    since, tail = _since(query), _number(query, "tailLines")
+    chosen = lines[len(lines) - min(tail, len(lines)):] if tail is not None else lines
+    stamped = query.get("timestamps") in ("true", "1")
+    text = "".join((f"{line.stamp} " if stamped else "") + line.text + ("\n" if line.complete else "")
+                   for line in chosen if since is None or line.at >= since)
+    limit = _number(query, "limitBytes")
+    return text.encode()[:limit].decode(errors="ignore") if limit is not None else text

@@ -1,0 +1,296 @@
+"""Katib's early stopping for cluster trials that only print their metrics: katuna reads the
+running trial's log now and then, each report of the objective a step as Katib counts them,
+and the pruner judges them as it judges a local trial's (a real ``katuna serve`` with the
+Kubernetes executor, the real client, the loopback API whose kubelet runs the trial's command
+and serves its log while it runs)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from http_helpers import Service
+from kube_stub import KubeStub
+from kubernetes import client
+
+from functions.adapters.kubernetes_executor import KubernetesExecutor, api_client
+from functions.adapters.sqlite_store import SqliteStore
+from functions.core.cluster import Cluster
+from functions.core.events import TRIAL_PROGRESS, Event, pool_check, study_created
+from functions.core.formats import load_study
+from functions.core.launch import Progress, TrialLaunch, trial_launch
+from functions.core.log_cursor import Cursor, RunningLog, reports, written_at
+from functions.core.records import StudyRecord
+from functions.dispatch import Dispatcher
+from functions.handlers import Deps, progress_scan, reconcile
+from functions.handlers.base import store_study
+from functions.settings import Settings
+
+NAMESPACE = "stopping"
+KUBE_NAMESPACES = (NAMESPACE,)
+
+TRIAL = """
+import os, time
+good = os.environ["KATUNA_TRIAL"] == "0"
+for epoch in (1, 2, 3):
+    print(f"Epoch {epoch}: loss={(1.0 if good else 10.0) + 1 / epoch:.4f}", flush=True)
+    time.sleep(0.1 if good or epoch == 1 else 300)
+"""
+"""Trial 0 ends at once; every later one is far worse, and after its second report it would
+run for many minutes."""
+
+
+def experiment(name: str, program: str = TRIAL, parallel: int = 1, min_trials: int = 1) -> dict:
+    """A Katib Experiment with the median stopping rule, judged at the second report, whose
+    trial (``program``) prints ``loss=`` once an epoch with no step key, as Katib's example
+    images do."""
+    return {
+        "apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment", "metadata": {"name": name},
+        "spec": {
+            "objective": {"type": "minimize", "objectiveMetricName": "loss"},
+            "algorithm": {"algorithmName": "random"}, "parallelTrialCount": parallel, "maxTrialCount": 2,
+            "earlyStopping": {"algorithmName": "medianstop", "algorithmSettings": [
+                {"name": "min_trials_required", "value": str(min_trials)}, {"name": "start_step", "value": "2"}]},
+            "parameters": [{"name": "lr", "parameterType": "double", "feasibleSpace": {"min": "0.1", "max": "0.2"}}],
+            "trialTemplate": {
+                "primaryContainerName": "training-container",
+                "trialParameters": [{"name": "learningRate", "reference": "lr"}],
+                "trialSpec": {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {
+                    "restartPolicy": "Never",
+                    "containers": [{"name": "training-container", "image": "python:3.12",
+                                    "command": [sys.executable, "-c", program, "--lr=${trialParameters.learningRate}"]}]}}}}}}}
+
+
+@pytest.mark.slow
+def test_a_cluster_trial_that_only_prints_is_stopped_by_katibs_rule_while_it_runs(kube: KubeStub, tmp_path):
+    service = Service(tmp_path, workers=1, KATUNA_EXECUTOR="kubernetes", KATUNA_K8S_API=kube.url,
+                      KATUNA_K8S_NAMESPACE=NAMESPACE, KATUNA_K8S_PROGRESS_SECONDS="0.3")
+    try:
+        status, _, body = service.request("POST", "/studies", yaml.safe_dump(experiment("stop-early")),
+                                          {"Content-Type": "application/yaml"})
+        assert status == 201, body
+        study = service.wait_for("stop-early", timeout=60)
+        trials = sorted(service.json("GET", "/studies/stop-early/trials")[1], key=lambda t: t["number"])
+    finally:
+        service.close()
+    assert study["status"] == "completed", study
+    assert [t["state"] for t in trials] == ["COMPLETE", "PRUNED"], trials
+    assert trials[1]["reason"] == "pruned at step 2 by the medianstop rule (loss=10.5)"
+    assert trials[1]["metrics"] == {"loss": 10.5}, "the metrics reported before the stop, as Katib's collector"
+    deleted = [(namespace, name, policy) for namespace, name, policy in kube.deleted if name.startswith("stop-early")]
+    assert deleted == [(NAMESPACE, "stop-early-1", "Background")], "its Job was deleted, with its pods, while it ran"
+
+
+# How far a log has been read: the cursor, and the reports past it.
+
+POD = "pod-uid"
+T1, T2 = "2026-11-30T10:00:00.123456789Z", "2026-11-30T10:00:01.5Z"
+
+
+def launch(metrics_file: str | None = None, fmt: str = "text") -> TrialLaunch:
+    return TrialLaunch("s", "uid", 0, 1, "s-0", [], {}, ".", None, progress=Progress("loss", (), fmt),
+                       metrics_file=metrics_file)
+
+
+def read(lines: list[str], cursor: Cursor | None = None, pod: str = POD, **kwargs) -> list[tuple[int, float]]:
+    return [(r.step, r.value) for r in reports(launch(**kwargs), RunningLog(pod, lines), cursor)]
+
+
+def test_each_report_is_a_step_counted_from_the_start_of_the_log_whatever_the_read_starts_at():
+    log = [f"{T1} Epoch 1: loss=4\n", f"{T1} Epoch 2: loss=3\n", f"{T2} other output\n", f"{T2} loss=2\n"]
+    first = reports(launch(), RunningLog(POD, log[:2]), None)
+    assert [(r.step, r.value) for r in first] == [(1, 4.0), (2, 3.0)]
+    after_one = first[0].cursor
+    assert (after_one.at, after_one.same, after_one.reports) == (written_at(T1), 1, 1)
+    assert read(log, after_one) == [(2, 3.0), (3, 2.0)], \
+        "a read from the second the cursor is in skips what it covers, lines written at the same time included"
+    assert read(log, first[1].cursor) == [(3, 2.0)]
+    assert read(log[2:], first[1].cursor) == [(3, 2.0)], "a read starting past the cursor's second counts on"
+    assert read(log, Cursor("an-earlier-pod", written_at(T2) or 0, 2, 9)) == [(1, 4.0), (2, 3.0), (3, 2.0)], \
+        "a replaced pod's log is counted from its start, as Katib's collector in the new pod counts"
+
+
+def test_a_named_step_is_the_step_and_a_report_naming_none_after_it_is_none():
+    log = [f"{T1} epoch=5 loss=4\n", f"{T1} loss=1\n", f"{T2} epoch=6 loss=3\n"]
+    found = reports(launch(), RunningLog(POD, log), None)
+    assert [(r.step, r.value) for r in found] == [(5, 4.0), (6, 3.0)]
+    assert found[0].cursor.named
+    assert read(log[1:], Cursor(POD, 0, 0, 1, named=True)) == [(6, 3.0)], "the count's state goes on with the cursor"
+
+
+def test_only_complete_stamped_lines_count_and_a_value_that_is_no_number_is_a_step_without_a_report():
+    assert read([f"{T1} {'x' * 10}\n", "loss=7 (the rest of an overlong line)\n", f"{T2} loss=2"]) == [], \
+        "a piece of an overlong line is no line; a line cut by the read's limit waits for the next read"
+    assert read([f'{T1} {{"loss": NaN}}\n', f'{T2} {{"loss": 2}}\n'], fmt="json") == [(2, 2.0)]
+    files = [f"{T1} loss=9\n", f"{T1} katuna-metrics-file| loss=3\n"]
+    assert read(files, metrics_file="/var/log/katib/metrics.log") == [(1, 3.0)], "the File collector's lines only"
+    assert read([f'{T1} {{"loss": 0.5}}\n'], fmt="json") == [(1, 0.5)]
+
+
+def test_times_and_stored_cursors_are_read_strictly():
+    assert written_at("2026-11-30T10:00:00Z") == written_at("2026-11-30T10:00:00.000000000Z")
+    assert written_at("2026-11-30T12:00:00.5+02:00") == written_at("2026-11-30T10:00:00.500000000Z")
+    assert [written_at(bad) for bad in ("loss=1", "2026-11-30T10:00:00", "2026-11-30T10:00:00.1234567890Z")] == [None] * 3
+    cursor = Cursor(POD, 5, 1, 2, True)
+    assert Cursor.from_dict(cursor.to_dict()) == cursor
+    assert [Cursor.from_dict(bad) for bad in (None, "x", {**cursor.to_dict(), "at": -1},
+                                              {**cursor.to_dict(), "reports": True})] == [None] * 4
+    assert cursor.passes(None) and cursor.passes(Cursor("other", 9, 9, 9)) and not cursor.passes(cursor)
+    assert not Cursor(POD, 5, 0, 9).passes(cursor), "an earlier position never replaces a later one"
+
+
+
+def test_the_read_interval_is_a_positive_number_of_seconds():
+    assert Settings.from_env({}).k8s_progress_seconds == 10.0
+    assert Settings.from_env({"KATUNA_K8S_PROGRESS_SECONDS": "2.5"}).k8s_progress_seconds == 2.5
+    with pytest.raises(ValueError, match="^KATUNA_K8S_PROGRESS_SECONDS: expected a positive number of seconds, got 0.0$"):
+        Settings.from_env({"KATUNA_K8S_PROGRESS_SECONDS": "0"})
+
+
+# The loopback API serves a running container's log as the kubelet does.
+
+def core(kube: KubeStub) -> client.CoreV1Api:
+    configuration = client.Configuration()
+    configuration.host = kube.url
+    return client.CoreV1Api(client.ApiClient(configuration))
+
+
+def running_pod(kube: KubeStub, name: str, program: str) -> str:
+    """The name of the pod of a Job running ``program`` once it has printed its first line."""
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name}, "spec": {"backoffLimit": 0, "template": {
+        "spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": "python",
+                                                          "command": [sys.executable, "-c", program]}]}}}}
+    configuration = client.Configuration()
+    configuration.host = kube.url
+    client.BatchV1Api(client.ApiClient(configuration)).create_namespaced_job(NAMESPACE, job)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with kube.lock:
+            pods = [p for (ns, _), p in kube.pods.items() if ns == NAMESPACE and p["metadata"]["labels"]["job-name"] == name]
+            if pods and pods[0]["status"].get("phase") == "Running" and kube.kubelets.log_of(pods[0]):
+                return pods[0]["metadata"]["name"]
+        time.sleep(0.05)
+    raise AssertionError(f"Job {name}'s pod printed nothing")
+
+
+@pytest.mark.slow
+def test_a_running_containers_log_is_read_with_the_kubelets_options(kube: KubeStub):
+    pod = running_pod(kube, "log-options", "import time\nprint('one\\ntwo\\nthree', flush=True)\ntime.sleep(60)")
+    api = core(kube)
+    assert api.read_namespaced_pod_log(pod, NAMESPACE) == "one\ntwo\nthree\n", "readable while the container runs"
+    stamped = api.read_namespaced_pod_log(pod, NAMESPACE, timestamps=True).splitlines()
+    assert [line.partition(" ")[2] for line in stamped] == ["one", "two", "three"]
+    assert all(written_at(line.partition(" ")[0]) for line in stamped), "each line behind its RFC 3339 time"
+    assert api.read_namespaced_pod_log(pod, NAMESPACE, tail_lines=2) == "two\nthree\n"
+    assert api.read_namespaced_pod_log(pod, NAMESPACE, limit_bytes=6) == "one\ntw", "cut mid-line at the limit"
+    assert api.read_namespaced_pod_log(pod, NAMESPACE, since_seconds=60, tail_lines=1) == "three\n"
+    for options, field in (({"limit_bytes": 0}, "limitBytes"), ({"tail_lines": -1}, "tailLines"),
+                           ({"since_seconds": 0}, "sinceSeconds")):
+        with pytest.raises(client.ApiException) as refused:
+            api.read_namespaced_pod_log(pod, NAMESPACE, **options)
+        assert refused.value.status == 422, options
+        assert [c["field"] for c in json.loads(refused.value.body)["details"]["causes"]] == [field]
+
+
+# The scan: stateless, idempotent, bounded.
+
+WAITING = """
+import os, time
+print("Epoch 1: loss=5", flush=True)
+print("Epoch 2: loss=4", flush=True)
+flag = os.path.join(FLAGS, "go-" + os.environ["KATUNA_TRIAL"])
+while not os.path.exists(flag):
+    time.sleep(0.05)
+print("Epoch 3: loss=3", flush=True)
+time.sleep(60)
+"""
+"""Two reports, a third once the test says so, then nothing for a minute."""
+
+
+def scanned(deps: Deps, record: StudyRecord, count: int, window: int = 0) -> list[Event]:
+    """What a scan sends once it sends ``count`` events (trials start, then print)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        events = progress_scan.scan(deps, [record], window)
+        if len(events) >= count:
+            return events
+        time.sleep(0.1)
+    raise AssertionError(f"the scan found {events}, not {count} reports")
+
+
+def steps(events: list[Event]) -> list[tuple[int, int, float]]:
+    return sorted((e.data["trial"], e.data["step"], e.data["value"]) for e in events)
+
+
+@pytest.mark.slow
+def test_the_scan_sends_each_report_once_handled_and_reads_a_slice_of_the_logs_at_a_time(
+        kube: KubeStub, tmp_path, monkeypatch: pytest.MonkeyPatch):
+    deps, record = started(kube, tmp_path, experiment(
+        "scanned", WAITING.replace("FLAGS", repr(str(tmp_path))), parallel=2, min_trials=3))
+    dispatcher = Dispatcher(deps)
+    try:
+        first = scanned(deps, record, 4)
+        assert steps(first) == [(0, 1, 5.0), (0, 2, 4.0), (1, 1, 5.0), (1, 2, 4.0)]
+        assert [e.id for e in progress_scan.scan(deps, [record])] == [e.id for e in first], \
+            "a scan before the reports are handled sends the same events again"
+        ticked = [e for e in reconcile.handle(pool_check(), deps) if e.type == TRIAL_PROGRESS]
+        assert [e.id for e in ticked] == [e.id for e in first], "the reconcile tick (a PingSource's, on Knative) scans"
+        for event in [*first, *reversed(first)]:
+            dispatcher.deliver(event)
+        assert progress_scan.scan(deps, [record]) == [], "what was handled is not sent again"
+        assert progress_scan.stored_cursor(deps.store.optuna_storage(), "scanned", 0).reports == 2
+        (tmp_path / "go-0").touch()
+        assert steps(scanned(deps, record, 1)) == [(0, 3, 3.0)], "the count goes on where the stored cursor stopped"
+        monkeypatch.setattr(progress_scan, "MAX_READS", 1)
+        (tmp_path / "go-1").touch()
+        scanned(deps, record, 1, window=1)
+        assert steps(progress_scan.scan(deps, [record], 0)) == [(0, 3, 3.0)], "one log a scan: trial 0's"
+        assert steps(progress_scan.scan(deps, [record], 1)) == [(1, 3, 3.0)], "the next window's slice: trial 1's"
+    finally:
+        stop(deps, record)
+
+
+def started(kube: KubeStub, tmp_path: Path, experiment: dict) -> tuple[Deps, StudyRecord]:
+    """The handlers' ports over a fresh store and the loopback API, with the Experiment's first
+    trials launched."""
+    executor = KubernetesExecutor(Cluster(namespace=NAMESPACE), api_client(kube.url))
+    deps = Deps(SqliteStore(tmp_path / "katuna.db"), executor, time.time, logs=executor, workdir=str(tmp_path))
+    spec, definition = load_study(yaml.safe_dump(experiment))
+    record, _ = store_study(deps, spec, definition)
+    pending = [study_created(record.name, record.uid)]
+    while pending:
+        pending = [emitted for event in pending for emitted in Dispatcher(deps).deliver(event)]
+    return deps, record
+
+
+def stop(deps: Deps, record: StudyRecord) -> None:
+    for trial in deps.store.trials(record.name):
+        deps.executor.stop(trial_launch(record, trial))
+
+
+MASTER = "import time\nprint('loss=5', flush=True)\nprint('loss=4', flush=True)\ntime.sleep(60)"
+WORKER = "import time\nprint('loss=999', flush=True)\ntime.sleep(60)"
+
+
+@pytest.mark.slow
+def test_a_pytorchjobs_progress_is_read_from_its_master_pod(kube: KubeStub, tmp_path):
+    """Any kind of trial: the log read is the primary container's in the pod the kind's
+    primary labels select (a PyTorchJob's master), not a worker's."""
+    kube.install_operator("training-operator")
+    replica = {"replicas": 1, "restartPolicy": "OnFailure"}
+    torch = {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "spec": {"pytorchReplicaSpecs": {
+        role: {**replica, "template": {"spec": {"containers": [
+            {"name": "pytorch", "image": "python:3.12",
+             "command": [sys.executable, "-c", program, "--lr=${trialParameters.learningRate}"]}]}}}
+        for role, program in (("Master", MASTER), ("Worker", WORKER))}}}
+    definition = experiment("torch-progress", parallel=1, min_trials=3)
+    definition["spec"]["trialTemplate"].update(primaryContainerName="pytorch", trialSpec=torch)
+    deps, record = started(kube, tmp_path, definition)
+    try:
+        assert steps(scanned(deps, record, 2)) == [(0, 1, 5.0), (0, 2, 4.0)]
+    finally:
+        stop(deps, record)
