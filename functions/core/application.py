@@ -11,14 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from functions.core.events import Event
 from functions.core.limits import Limits
 from functions.core.ports import Executor, Store
 from functions.core.records import StudyRecord
 from functions.core.spec import Study
-from functions.core.template_sources import ClusterTemplates
+
+if TYPE_CHECKING:
+    from functions.core.template_sources import ClusterTemplates  # brings YAML, which a trial's end never needs
 
 
 class Delivers(Protocol):
