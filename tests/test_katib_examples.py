@@ -152,7 +152,7 @@ INVENTORY: dict[str, Example] = {
         "hyperband", "hyperband (resource_name, eta, r_l); double ×2, int resource", metrics=_hyperband_loss),
     "hp-tuning/hyperopt-distribution.yaml": Example(
         "hyperopt-distribution", "random; normal, uniform, logUniform, logNormal distributions; double, int",
-        refused=("spec.parameters[0].feasibleSpace.distribution", "normal is not supported")),
+        metrics=_mnist_loss),
     "hp-tuning/multivariate-tpe.yaml": Example("multivariate-tpe", "multivariate-tpe; double ×2", metrics=_mnist_loss),
     "hp-tuning/optuna-distribution.yaml": Example(
         "optuna-distribution", "tpe; uniform and logUniform distributions, a double step; double, int",
@@ -324,7 +324,8 @@ def _refused(example: Example, item: dict[str, Any], custom: client.CustomObject
 
 
 def _values(custom: client.CustomObjectsApi) -> list[str]:
-    """Grid points on their steps; int values as integers; hyperband's resource at ``r_l``."""
+    """Grid points on their steps; int values as integers; a normal rounded to its step (from
+    zero, as hyperopt's ``qnormal`` rounds); hyperband's resource at ``r_l``."""
     wrong = []
     for trial in trials_of(custom, "grid"):
         lr, momentum = float(_params(trial)["lr"]), float(_params(trial)["momentum"])
@@ -335,6 +336,11 @@ def _values(custom: client.CustomObjectsApi) -> list[str]:
         if not (re.fullmatch(r"[123]", params["epochs"]) and re.fullmatch(r"\d+", params["batch_size"])
                 and _on_step(float(params["lr"]), 1, 0.1)):
             wrong.append(f"optuna-distribution: {params}")
+    for trial in trials_of(custom, "hyperopt-distribution"):
+        params = _params(trial)
+        if not (re.fullmatch(r"[123]", params["epochs"]) and re.fullmatch(r"\d+", params["batch_size"])
+                and _on_step(float(params["lr"]), 0, 0.01) and 0.001 <= float(params["momentum"]) <= 1):
+            wrong.append(f"hyperopt-distribution: {params}")
     epochs = {_params(trial)["num-epochs"] for trial in trials_of(custom, "hyperband")}
     if epochs != {"2"}:
         wrong.append(f"hyperband: num-epochs {epochs}, expected r_l (2)")

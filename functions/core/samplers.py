@@ -34,7 +34,7 @@ from functions.core.errors import Problem
 from functions.core.limits import DEFAULTS, Limits
 from functions.core.optuna_compat import reseed
 from functions.core.parameters import FloatParameter, Parameter
-from functions.core.space import grid_count, grid_values, sample
+from functions.core.space import grid_count, grid_values, sample, values
 from functions.core.spec import Algorithm, Study
 from functions.core.typed_settings import convert_all, culprit, plain_settings
 
@@ -258,4 +258,4 @@ def first_suggestion(spec: Study) -> dict[str, Any]:
     """The parameters the study's sampler suggests first, from an empty in-memory study."""
     study = optuna.create_study(directions=[StudyDirection[o.direction.upper()] for o in spec.objectives],
                                 sampler=build_sampler(spec.algorithm, spec.parameters, 0))
-    return dict(sample(study, spec.parameters).params)
+    return values(spec.parameters, sample(study, spec.parameters).params)
