@@ -53,7 +53,7 @@ def drive_with_fresh_state(tmp_path: Path, definition: dict) -> list[dict]:
         event = pending.pop(0)
         runner = Embedded(settings)
         reported: list = []
-        runner.broker.publish = reported.append
+        runner.broker.publish = runner.broker.publish_and_handle = reported.append
         pending += runner.dispatcher.deliver(event)
         launched = runner.executor.running() > 0
         deadline = time.monotonic() + 30

@@ -5,7 +5,7 @@ Both events are emitted after the state they follow was stored (a trial ended an
 asked for; the study ended), so even a Trigger delivering in parallel with the other handlers
 reads fresh counts. The status is computed from the store alone and written whole: a duplicate
 or late event writes the same status again, or a fresher one. Studies submitted over HTTP have
-no resource and cost one read.
+no resource and cost one read; where no study resources are watched (``katuna run``), none.
 
 A Katib Experiment's Trial resources are written as its trials change, never listed: each
 report writes the trials changed since the last one (all of them the first time) and records
@@ -28,6 +28,8 @@ from functions.handlers.base import Deps
 
 
 def handle(event: Event, deps: Deps) -> list[Event]:
+    if deps.resources is None:
+        return []
     try:
         record = deps.store.get_study(event.data["study"])
     except StudyNotFound:
