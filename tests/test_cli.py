@@ -88,13 +88,19 @@ def test_a_different_definition_under_the_same_name_is_refused(tmp_path: Path):
     assert "already exists with a different definition" in result.stderr
 
 
+def interruptible() -> None:
+    """Ctrl-C reaches the child even where the tests run with SIGINT ignored (a background job
+    of a shell), which the child would otherwise inherit."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_kills_trials_and_a_rerun_resumes_without_repeating_finished_ones(tmp_path: Path):
     definition = study_definition(maxTrials=6, parallelism=2)
     definition["trialTemplate"]["command"] += ["--sleep", "1.5"]
     definition["trialTemplate"]["env"] = {"PID_DIR": str(tmp_path)}
     study = write_study(tmp_path / "study.yaml", definition)
     process = subprocess.Popen([*KATUNA, "run", str(study)], cwd=tmp_path, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
     db = tmp_path / "katuna.db"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and _complete(db) < 2:
@@ -122,7 +128,7 @@ def test_stop_from_another_process_ends_a_running_study(tmp_path: Path):
     definition = study_definition(mode="hang", maxTrials=4)
     study = write_study(tmp_path / "study.yaml", definition)
     process = subprocess.Popen([*KATUNA, "run", str(study)], cwd=tmp_path, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
     db = tmp_path / "katuna.db"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and sum(t["state"] == "RUNNING" for t in _trials(db)) < 2:

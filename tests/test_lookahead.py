@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import run_study, study_definition
 from http_helpers import KATUNA, Service
+from test_cli import interruptible
 
 from functions.adapters.sqlite_store import DISCARDED, SqliteStore
 from functions.core.events import (
@@ -135,12 +136,6 @@ def _wait(condition, what: str, timeout: float = 60) -> None:
         time.sleep(0.1)
 
 
-def _interruptible() -> None:
-    """Ctrl-C reaches the child even where this test runs with SIGINT ignored (a background job
-    of a shell), which the child would otherwise inherit."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 @pytest.mark.slow
 def test_a_study_left_with_a_prepared_trial_by_run_resumes_under_serve_within_its_parallelism(tmp_path: Path):
     definition = study_definition(mode="hang", maxTrials=6, parallelism=2)
@@ -148,7 +143,7 @@ def test_a_study_left_with_a_prepared_trial_by_run_resumes_under_serve_within_it
     (tmp_path / "study.json").write_text(json.dumps(definition))
     db = tmp_path / "katuna.db"
     run = subprocess.Popen([KATUNA, "run", "study.json", "--db", str(db)], cwd=tmp_path,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_interruptible)
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=interruptible)
     try:
         _wait(lambda: (tmp_path / "0.1.pid").exists() and (tmp_path / "1.1.pid").exists(), "two running trials")
         store = SqliteStore(db)
