@@ -13,9 +13,16 @@ from pathlib import Path
 
 import pytest
 import yaml
+from http_helpers import Service
+from kube_stub import KubeStub
 
 from functions.adapters.file_follow import follow
 from functions.core.formats import load_study
+from functions.core.launch import Progress, TrialLaunch
+from functions.core.log_cursor import RunningLog, reports
+
+NAMESPACE = "file-stopping"
+KUBE_NAMESPACES = (NAMESPACE,)
 
 TRIAL = """
 import json, os, sys, time
@@ -72,6 +79,36 @@ def test_a_local_trial_writing_a_metrics_file_is_stopped_by_katibs_rule_while_it
     assert trials[2].reason == "pruned at step 2 by the medianstop rule (loss=10.5)"
     assert trials[2].metrics == {"loss": 10.5}, "the metrics written before the stop, read from the file"
     assert trials[0].metrics == {"loss": 1 + 1 / 3}
+
+
+@pytest.mark.slow
+def test_a_cluster_trial_writing_a_metrics_file_is_stopped_by_katibs_rule_while_it_runs(kube: KubeStub, tmp_path):
+    """The wrapper copies the file's lines to the pod log, where the scan reads them."""
+    service = Service(tmp_path, workers=1, KATUNA_EXECUTOR="kubernetes", KATUNA_K8S_API=kube.url,
+                      KATUNA_K8S_NAMESPACE=NAMESPACE, KATUNA_K8S_PROGRESS_SECONDS="0.3")
+    try:
+        definition = yaml.safe_load(experiment(tmp_path))
+        definition["metadata"]["namespace"] = NAMESPACE
+        status, _, body = service.request("POST", "/studies", yaml.safe_dump(definition),
+                                          {"Content-Type": "application/yaml"})
+        assert status == 201, body
+        study = service.wait_for("file-stop", timeout=90)
+        trials = sorted(service.json("GET", "/studies/file-stop/trials")[1], key=lambda t: t["number"])
+    finally:
+        service.close()
+    assert study["status"] == "completed", study
+    assert [t["state"] for t in trials] == ["COMPLETE", "COMPLETE", "PRUNED"], trials
+    assert trials[2]["reason"] == "pruned at step 2 by the medianstop rule (loss=10.5)"
+    assert trials[2]["metrics"] == {"loss": 10.5}, "the file's lines written before the stop"
+
+
+def test_a_cluster_trials_progress_is_read_from_the_copied_file_lines_in_the_files_format():
+    launch = TrialLaunch("s", "uid", 0, 1, "s-0", [], {}, ".", None, progress=Progress("loss", (), "json"),
+                         metrics_file="/katib/metrics.json")
+    log = ['2026-11-30T10:00:00Z {"loss": 9}\n', '2026-11-30T10:00:00Z katuna-metrics-file| {"loss": 3}\n',
+           '2026-11-30T10:00:01Z katuna-metrics-file| {"loss": "2.5", "trial": "0"}\n']
+    assert [(r.step, r.value) for r in reports(launch, RunningLog("pod", log), None)] == [(1, 3.0), (2, 2.5)], \
+        "the trial's own output is no report; each report in the file is a step"
 
 
 # The follower: the file's new complete lines while its writer runs, then the rest.
