@@ -26,8 +26,8 @@ KUBE_NAMESPACES = (NAMESPACE,)
 
 TRIAL = """
 import json, os, sys, time
-path = sys.argv[1]
-good = os.environ["KATUNA_TRIAL"] != "2"
+path, bad = sys.argv[1], sys.argv[2]
+good = os.environ["KATUNA_TRIAL"] != bad
 os.makedirs(os.path.dirname(path), exist_ok=True)
 with open(path, "a") as metrics:
     print("training; the metrics go to", path, flush=True)
@@ -35,17 +35,17 @@ with open(path, "a") as metrics:
         line = json.dumps({"timestamp": time.time(), "loss": str((1.0 if good else 10.0) + 1 / epoch)})
         metrics.write(line[:5]); metrics.flush(); time.sleep(0.05)
         metrics.write(line[5:] + "\\n"); metrics.flush()
-        time.sleep(0.05 if good or epoch == 1 else 300)
+        time.sleep(60 if not good and epoch == 2 else 0.05)
 """
 """Writes a JSON line per epoch to the file it is given, half a line at a time, with no step key
-(as ``cloudml-hypertune`` does). Trials 0 and 1 end at once; trial 2 is far worse, and after
-its second report it would run for many minutes. (Trial 2 is the bad one: with ``katuna run``'s
-look-ahead, trial 1 is asked for before trial 0 completes, so no trial completed before it.)"""
+(as ``cloudml-hypertune`` does). The trial numbered by its second argument is far worse than
+the others, and after its second report it would wait a minute; the others end at once."""
 
 
-def experiment(workdir: Path) -> str:
+def experiment(workdir: Path, bad: int = 1) -> str:
     """A Katib Experiment with the File collector in JSON format and the median stopping rule,
-    judged at the second report; each trial writes its own file, named by the trial."""
+    judged at the second report; each trial writes its own file, named by the trial. Trial
+    ``bad`` is the bad one, and the last."""
     path = f"{workdir}/${{trialSpec.Name}}/metrics.json"
     return yaml.safe_dump({
         "apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment", "metadata": {"name": "file-stop"},
@@ -53,7 +53,7 @@ def experiment(workdir: Path) -> str:
             "objective": {"type": "minimize", "objectiveMetricName": "loss"},
             "metricsCollectorSpec": {"source": {"fileSystemPath": {"path": path, "kind": "File", "format": "JSON"}},
                                      "collector": {"kind": "File"}},
-            "algorithm": {"algorithmName": "random"}, "parallelTrialCount": 1, "maxTrialCount": 3,
+            "algorithm": {"algorithmName": "random"}, "parallelTrialCount": 1, "maxTrialCount": bad + 1,
             "earlyStopping": {"algorithmName": "medianstop", "algorithmSettings": [
                 {"name": "min_trials_required", "value": "1"}, {"name": "start_step", "value": "2"}]},
             "parameters": [{"name": "lr", "parameterType": "double", "feasibleSpace": {"min": "0.1", "max": "0.2"}}],
@@ -65,19 +65,21 @@ def experiment(workdir: Path) -> str:
                     "restartPolicy": "Never",
                     "containers": [{"name": "training-container", "image": "python:3.12",
                                     "command": [sys.executable, "-c", TRIAL,
-                                                f"{workdir}/${{trialParameters.trialName}}/metrics.json",
+                                                f"{workdir}/${{trialParameters.trialName}}/metrics.json", str(bad),
                                                 "--lr=${trialParameters.learningRate}"]}]}}}}}}})
 
 
 @pytest.mark.timeout(120)
 def test_a_local_trial_writing_a_metrics_file_is_stopped_by_katibs_rule_while_it_runs(embedded, tmp_path: Path):
+    """``katuna run`` asks for trial 1 ahead, while trial 0 runs: judged as launched once trial 0
+    completed, it has trial 0's early average as its rule, as Katib would."""
     spec, definition = load_study(experiment(tmp_path))
     embedded.submit(spec, definition, tmp_path)
     assert embedded.run("file-stop").status == "completed"
     trials = sorted(embedded.store.trials("file-stop"), key=lambda t: t.number)
-    assert [t.state for t in trials] == ["COMPLETE", "COMPLETE", "PRUNED"], [(t.state, t.reason) for t in trials]
-    assert trials[2].reason == "pruned at step 2 by the medianstop rule (loss=10.5)"
-    assert trials[2].metrics == {"loss": 10.5}, "the metrics written before the stop, read from the file"
+    assert [t.state for t in trials] == ["COMPLETE", "PRUNED"], [(t.state, t.reason) for t in trials]
+    assert trials[1].reason == "pruned at step 2 by the medianstop rule (loss=10.5)"
+    assert trials[1].metrics == {"loss": 10.5}, "the metrics written before the stop, read from the file"
     assert trials[0].metrics == {"loss": 1 + 1 / 3}
 
 
@@ -97,9 +99,9 @@ def test_a_cluster_trial_writing_a_metrics_file_is_stopped_by_katibs_rule_while_
     finally:
         service.close()
     assert study["status"] == "completed", study
-    assert [t["state"] for t in trials] == ["COMPLETE", "COMPLETE", "PRUNED"], trials
-    assert trials[2]["reason"] == "pruned at step 2 by the medianstop rule (loss=10.5)"
-    assert trials[2]["metrics"] == {"loss": 10.5}, "the file's lines written before the stop"
+    assert [t["state"] for t in trials] == ["COMPLETE", "PRUNED"], trials
+    assert trials[1]["reason"] == "pruned at step 2 by the medianstop rule (loss=10.5)"
+    assert trials[1]["metrics"] == {"loss": 10.5}, "the file's lines written before the stop"
 
 
 def test_a_cluster_trials_progress_is_read_from_the_copied_file_lines_in_the_files_format():
