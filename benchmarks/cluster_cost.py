@@ -1,67 +1,85 @@
 """What the reference study costs on a cluster: katuna's spot pool against on-demand and a fixed pool.
 
 The reference study (500 trials of a few minutes each, 100 at a time) runs three times through
-katuna's real control plane (the dispatcher and every handler, a SQLite store with Optuna's
-journal, the PingSource's tick once a simulated minute) on a simulated clock
-(:mod:`simcluster`: node boot, the cluster autoscaler, spot preemptions with the cloud's notice,
-the trials' run times), so each run takes seconds of wall time for hours of cluster time:
+katuna as the service wires it (:class:`functions.runtime.Runtime`: every handler, a SQLite
+store with Optuna's journal, the Kubernetes executor and the node-pool adapter with their real
+client libraries) against the strict stand-ins of the test suite on loopback: the Kubernetes
+API (``tests/kube_stub.py``: its Job controller, scheduler, kubelets, cluster autoscaler and pod
+garbage collection) and GKE's API (``tests/gke_stub.py``), or EKS's through moto. All of them
+read one simulated clock (``tests/kube_standin/clock.py``), which jumps from one due moment to the
+next, so each run takes a minute or two of wall time for hours of cluster time. This script
+plays the Knative parts: it delivers each event to the handlers (retrying what fails for now),
+sends every change of a trial Job as the ApiServerSource would, and ticks as the PingSource
+does once a simulated minute.
 
 * ``spot``: katuna's default, a pool of spot machines that katuna creates when the study
   starts, which the autoscaler grows from 0 to 100 nodes, and which katuna deletes when the study
-  ends; a node is preempted at ``--preemptions`` per node-hour (GKE gives 30 s notice, AWS 120 s),
-  and its trial starts over on another node;
-* ``on_demand``: the same pool of on-demand machines (no preemptions, the full price);
+  ends; a node is interrupted at ``--preemptions`` per node-hour (GKE gives 30 s notice, AWS
+  120 s) and its trial starts over on another node;
+* ``on_demand``: the same pool of on-demand machines (no interruptions, the full price);
 * ``fixed``: 100 on-demand nodes left running, as a Katib cluster is usually sized, counted
   only while the study runs (a lower bound of what they cost).
 
-Each prints ``makespan_h`` (submission to the study's end), ``node_hours`` (each node from its
-creation until it is gone) and ``cost_usd`` (node-hours at the machine's list price), and
-``spot_measured_node_hours``: what katuna itself measured of the spot pool from the Node
-objects its ticks listed (a Node exists once its kubelet registers, so the boot before is not
-in it); then
-``cost_ratio_vs_fixed=`` and ``makespan_ratio_vs_fixed=`` of the spot pool over the fixed pool
-(targets: <= 0.40 and <= 1.15 at 5% preemptions per hour).
+Each prints ``makespan_h`` (submission to the study's end), ``node_hours`` (each machine from
+its creation, boot included, until it is gone, as the cloud bills it) and ``cost_usd``
+(node-hours at the machine's list price), and ``spot_measured_node_hours``: what katuna itself
+measured of the spot pool from the Node objects its ticks listed (a Node exists once its
+kubelet registers, so the boot before is not in it); then ``cost_ratio_vs_fixed=`` and
+``makespan_ratio_vs_fixed=`` of the spot pool over the fixed pool (targets: <= 0.40 and <= 1.15
+at 5% interruptions per node-hour).
 
 List prices (USD per hour, on-demand and spot): GKE ``e2-standard-4`` in us-central1, 0.134 and
 0.040; EKS ``m5.xlarge`` in us-east-1, 0.192 and 0.076 — as published on Google Cloud's VM
 instance pricing page and the Amazon EC2 on-demand and spot pricing pages (2026-11; spot prices
 move, monthly on Google Cloud and continuously on AWS: give today's with ``--spot-price`` and
-``--on-demand-price``). Node boot takes 90 s, creating or deleting a pool 60 s, and the autoscaler
-removes a node idle for 10 minutes (its default ``scale-down-unneeded-time``).
+``--on-demand-price``). A node boots in 90 s; the autoscaler looks at the pools every 10 s and
+removes a node idle for 10 minutes (its defaults ``scan-interval`` and ``scale-down-unneeded-time``); GKE creates a pool in 90 s and deletes it in 60 s
+(moto's EKS node groups are ready at once).
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import random
 import sys
 import tempfile
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import optuna
 import report
-from simcluster import Machine, SimCluster, SimExecutor, SimNodePools, SimNodes
+from standins import Cloud, KubeStub, Run, SimulatedClock, SimulatedContainers, make_cloud
 
-from functions.adapters.sqlite_store import SqliteStore
+from functions.core.cluster import STUDY_LABEL, TRIAL_LABEL
+from functions.core.errors import TemporaryError
 from functions.core.events import Event, pool_check, study_created
 from functions.core.records import StudyRecord
 from functions.core.validate import parse_study
 from functions.dispatch import Dispatcher
-from functions.handlers import Deps
+from functions.handlers.base import store_study
+from functions.pools import check_node_pool
+from functions.runtime import Runtime
+from functions.settings import Settings
 
 NAME = "cluster_cost"
-CLOUDS = {
-    "gke": {"machine": "e2-standard-4", "on_demand": 0.134, "spot": 0.040, "notice": 30.0},
-    "eks": {"machine": "m5.xlarge", "on_demand": 0.192, "spot": 0.076, "notice": 120.0},
-}
-MAX_SIMULATED = 7 * 86400.0
+PRICES = {"gke": {"machine": "e2-standard-4", "on_demand": 0.134, "spot": 0.040},
+          "eks": {"machine": "m5.xlarge", "on_demand": 0.192, "spot": 0.076}}
+NAMESPACE = "katuna"
+MAX_SIMULATED = 86400.0
 """Simulated seconds after which a run that has not ended is an error, not a wait."""
 TICK_SECONDS = 60.0
-"""The PingSource's period: provision and reconcile look at the study once a simulated minute."""
+"""The PingSource's period: provision and reconcile look at the studies once a simulated minute."""
+RETRY_SECONDS = 10.0
+"""When an event whose handling failed for now is delivered again (a Trigger's retry)."""
+BOOT_SECONDS = 90.0
+IDLE_SECONDS = 600.0
+SOURCE_CHANGES = {"ADDED": "add", "MODIFIED": "update", "DELETED": "delete"}
+"""The ApiServerSource's event type for each kind of change it watches."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +96,13 @@ class Reference:
         """Trial ``number``'s run time, the same under every policy."""
         return random.Random(self.seed * 100_003 + number).uniform(self.shortest, self.longest)
 
+    def container(self, pod: dict) -> Run:
+        """How a trial's container runs: its trial's run time, then its loss, ``(x - 2)^2``."""
+        number = int(pod["metadata"]["labels"][TRIAL_LABEL])
+        container = pod["spec"]["containers"][0]
+        x = float([*container.get("command", []), *container.get("args", [])][-1])
+        return Run(self.seconds(number), f"loss={(x - 2.0) ** 2!r}\n")
+
 
 def definition(ref: Reference, cloud: str, capacity: str | None) -> dict[str, Any]:
     """The reference study, on a pool of ``capacity`` machines (no pool: the fixed nodes)."""
@@ -90,83 +115,131 @@ def definition(ref: Reference, cloud: str, capacity: str | None) -> dict[str, An
                           "resources": {"cpu": "3", "memory": "4Gi"}},
     }
     if capacity is not None:
-        machine = {"machineType": CLOUDS[cloud]["machine"]} if cloud == "gke" else {
-            "instanceTypes": [CLOUDS[cloud]["machine"]]}
+        machine = {"machineType": PRICES[cloud]["machine"]} if cloud == "gke" else {
+            "instanceTypes": [PRICES[cloud]["machine"]]}
         study["nodePool"] = {"provider": cloud, "capacity": capacity, "maxNodes": ref.parallelism, **machine}
     return study
 
 
-class Run:
-    """One policy's run: the simulated cluster behind katuna's ports, and the events in flight."""
+class Simulation:
+    """One policy's run: the stand-ins on a simulated clock, katuna's runtime, the events in flight."""
 
-    def __init__(self, db: Path, machine: Machine, ref: Reference, cloud: str) -> None:
-        self.cluster = SimCluster(machine, ref.seed)
-        self.queue: deque[Event] = deque()
-        self.store = SqliteStore(db)
-        executor = SimExecutor(self.cluster, self.queue.append, ref.seconds,
-                               lambda params: (float(params.get("x", 0.0)) - 2.0) ** 2)
-        self.deps = Deps(self.store, executor, self.cluster.clock, node_pools=SimNodePools(self.cluster, cloud),
-                         nodes=SimNodes(self.cluster))
+    def __init__(self, folder: Path, cloud: Cloud, ref: Reference) -> None:
+        self.clock = cloud.clock
+        self.kube = KubeStub(namespaces=(NAMESPACE,), pools=cloud.pools, resize=cloud.resize,
+                             boot_seconds=BOOT_SECONDS, idle_seconds=IDLE_SECONDS, clock=self.clock)
+        self.kube.kubelets.containers = SimulatedContainers(self.clock, ref.container)
+        self.autoscaler = self.kube.autoscaler
+        self.autoscaler.interruptions = cloud.interruptions
+        self.settings = Settings.from_env({"KATUNA_DB": str(folder / "katuna.db"), "KATUNA_EXECUTOR": "kubernetes",
+                                           "KATUNA_K8S_API": self.kube.url, "KATUNA_K8S_NAMESPACE": NAMESPACE,
+                                           **cloud.settings})
+        self.runtime = Runtime(self.settings, clock=self.clock.time)
+        self.deps = self.runtime.deps()
         self.dispatcher = Dispatcher(self.deps)
+        self.queue: deque[Event] = deque()
+        self.retries: list[tuple[float, Event]] = []
+        self.seen = self.kube.history.version
+        self.next_tick = self.clock.now
         self.events = 0
 
-    def study(self, study: dict[str, Any]) -> StudyRecord:
-        """Submit the study, then deliver events and move the clock until it ends and its pool is released."""
-        record = self.store.add_study(StudyRecord(parse_study(study), study, ".", "uid-reference",
-                                                  created_at=self.cluster.now))
+    def submit(self, study: dict[str, Any]) -> StudyRecord:
+        """Store the study and send its ``study.created``, as the HTTP API does."""
+        spec = parse_study(study)
+        check_node_pool(spec, self.settings, runs_jobs=True)
+        record, _ = store_study(self.deps, spec, study)
         self.queue.append(study_created(record.name, record.uid))
-        self._tick()
+        return record
+
+    def until(self, done: Callable[[], bool]) -> None:
+        """Move the clock from one due moment to the next, settling each, until ``done``."""
         while True:
-            self._drain()
-            if self._done(record.name) or not self.cluster.advance():
-                return self.store.get_study(record.name)
-            if self.cluster.now - self.cluster.start > MAX_SIMULATED:
-                raise RuntimeError(f"the study did not end in {MAX_SIMULATED / 86400:.0f} simulated days")
+            self.settle()
+            if done():
+                return
+            if self.clock.now - self.clock.start > MAX_SIMULATED or not self.clock.advance():
+                raise RuntimeError(f"stuck at {(self.clock.now - self.clock.start) / 3600:.2f} simulated hours")
 
-    def _tick(self) -> None:
-        self.queue.append(pool_check())
-        self.cluster.at(self.cluster.now + TICK_SECONDS, self._tick)
+    def settle(self) -> None:
+        """Step the cluster and deliver events until nothing more happens at this moment."""
+        while True:
+            self.kube.settle()
+            self._sources()
+            if not self.queue:
+                return
+            while self.queue:
+                self._deliver(self.queue.popleft())
 
-    def _drain(self) -> None:
-        while self.queue:
-            self.queue.extend(self.dispatcher.deliver(self.queue.popleft()))
-            self.events += 1
+    def _sources(self) -> None:
+        """The PingSource's tick when due, the ApiServerSource's events of the trial Jobs that
+        changed (those labelled with a study, in katuna's namespace, as its manifest selects), and
+        the retries that are due."""
+        if self.clock.now >= self.next_tick:
+            self.queue.append(pool_check())
+            self.next_tick = self.clock.now + TICK_SECONDS
+            self.clock.wake_at(self.next_tick)
+        with self.kube.lock:
+            changes = self.kube.changes_since(self.seen, "jobs")
+            self.seen = self.kube.history.version
+        for change in changes:
+            if change.namespace == NAMESPACE and STUDY_LABEL in (change.object["metadata"].get("labels") or {}):
+                self.queue.append(Event(f"dev.knative.apiserver.resource.{SOURCE_CHANGES[change.type]}",
+                                        change.object))
+        due = [event for when, event in self.retries if when <= self.clock.now]
+        self.retries = [(when, event) for when, event in self.retries if when > self.clock.now]
+        self.queue.extend(due)
 
-    def _done(self, name: str) -> bool:
+    def _deliver(self, event: Event) -> None:
+        self.events += 1
+        try:
+            self.queue.extend(self.dispatcher.deliver(event))
+        except TemporaryError:
+            self.retries.append((self.clock.now + RETRY_SECONDS, event))
+            self.clock.wake_at(self.clock.now + RETRY_SECONDS)
+
+    def released(self, record: StudyRecord) -> bool:
         """The study ended, and katuna saw the last node of its pool go (a fixed pool stays)."""
-        record = self.store.get_study(name)
-        use = self.store.pool_use(record.uid)
-        return record.terminal and (use is None or not use.watching(self.cluster.now))
+        current = self.deps.store.get_study(record.name)
+        use = self.deps.store.pool_use(record.uid)
+        return current.terminal and (use is None or not use.watching(self.clock.now))
 
     def close(self) -> None:
-        self.store.close()
+        self.runtime.close()
+        self.deps.store.close()
+        self.kube.close()
 
 
-def run_policy(policy: str, cloud: str, ref: Reference, rate: float, prices: dict[str, float],
+def run_policy(policy: str, cloud_name: str, ref: Reference, rate: float, prices: dict[str, float],
                folder: Path) -> dict[str, Any]:
     """Run the study under ``policy``; its makespan, node-hours and cost."""
     spot = policy == "spot"
-    machine = Machine(CLOUDS[cloud]["machine"], prices["spot" if spot else "on_demand"], rate if spot else 0.0,
-                      CLOUDS[cloud]["notice"])
-    run = Run(folder / f"{policy}.db", machine, ref, cloud)
+    cloud = make_cloud(cloud_name, SimulatedClock(), rate if spot else 0.0, ref.seed)
+    (folder / policy).mkdir()
+    sim = Simulation(folder / policy, cloud, ref)
     try:
         started = time.perf_counter()
         if policy == "fixed":
-            run.cluster.resize(ref.parallelism, ref.parallelism, boot=False)
-        submitted = run.cluster.now
-        record = run.study(definition(ref, cloud, None if policy == "fixed" else
-                                           "spot" if spot else "on-demand"))
+            cloud.fixed_pool(PRICES[cloud_name]["machine"], ref.parallelism)
+            sim.until(lambda: len(sim.kube.nodes) >= ref.parallelism)
+        submitted = sim.clock.now
+        record = sim.submit(definition(ref, cloud_name, None if policy == "fixed" else
+                                       "spot" if spot else "on-demand"))
+        sim.until(lambda: sim.released(record))
+        record = sim.deps.store.get_study(record.name)
         assert record.status == "completed", (record.status, record.reason)
-        end = record.completed_at or run.cluster.now
-        hours = run.cluster.node_seconds(until=end) / 3600
-        use = run.store.pool_use(record.uid)
-        return {"policy": policy, "measured_node_hours": use.node_hours(run.cluster.now) if use else hours, "makespan_h": (end - submitted) / 3600, "node_hours": hours,
-                "cost_usd": hours * machine.price_per_hour, "price_per_hour": machine.price_per_hour,
-                "nodes": len(run.cluster.pool.nodes), "preemptions": run.cluster.preemptions,
-                "complete": run.store.count_trials(record.name).complete, "events": run.events,
+        end = record.completed_at or sim.clock.now
+        hours = sim.autoscaler.node_seconds(since=submitted, until=end if policy == "fixed" else sim.clock.now) / 3600
+        use = sim.deps.store.pool_use(record.uid)
+        price = prices["spot" if spot else "on_demand"]
+        return {"policy": policy, "makespan_h": (end - submitted) / 3600, "node_hours": hours,
+                "measured_node_hours": use.node_hours(sim.clock.now) if use else hours,
+                "cost_usd": hours * price, "price_per_hour": price, "nodes": len(sim.autoscaler.machines),
+                "peak_nodes": sim.autoscaler.peak(), "preemptions": cloud.interruptions.count,
+                "complete": sim.deps.store.count_trials(record.name).complete, "events": sim.events,
                 "wall_s": time.perf_counter() - started}
     finally:
-        run.close()
+        sim.close()
+        cloud.close()
 
 
 def plot(results: list[dict[str, Any]], out: Path | None) -> None:
@@ -185,25 +258,27 @@ def plot(results: list[dict[str, Any]], out: Path | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="40 trials, 10 at a time (a smoke run)")
-    parser.add_argument("--cloud", choices=sorted(CLOUDS), default="gke")
-    parser.add_argument("--preemptions", type=float, default=0.05, help="spot preemptions per node-hour")
+    parser.add_argument("--quick", action="store_true", help="20 trials, 5 at a time (a smoke run)")
+    parser.add_argument("--cloud", choices=sorted(PRICES), default="gke")
+    parser.add_argument("--preemptions", type=float, default=0.05, help="spot interruptions per node-hour")
     parser.add_argument("--spot-price", type=float, default=None, help="USD per spot node-hour")
     parser.add_argument("--on-demand-price", type=float, default=None, help="USD per on-demand node-hour")
     parser.add_argument("--out", type=Path, default=None, help="where results go (default benchmarks/results)")
     args = parser.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    ref = Reference(trials=40, parallelism=10) if args.quick else Reference()
-    cloud = CLOUDS[args.cloud]
-    prices = {"spot": args.spot_price or cloud["spot"], "on_demand": args.on_demand_price or cloud["on_demand"]}
+    logging.getLogger("katuna").setLevel(logging.ERROR)
+    ref = Reference(trials=20, parallelism=5) if args.quick else Reference()
+    machine = PRICES[args.cloud]
+    prices = {"spot": args.spot_price or machine["spot"], "on_demand": args.on_demand_price or machine["on_demand"]}
     with tempfile.TemporaryDirectory() as folder:
         results = [run_policy(p, args.cloud, ref, args.preemptions, prices, Path(folder))
                    for p in ("spot", "on_demand", "fixed")]
     print(f"{ref.trials} trials, {ref.parallelism} at a time, {ref.shortest / 60:.0f}-{ref.longest / 60:.0f} min "
-          f"each, on {args.cloud} {cloud['machine']}; spot preemptions {args.preemptions:.0%} per node-hour")
-    print(report.table(["policy", "makespan_h", "node_hours", "measured", "cost_usd", "nodes", "preemptions", "wall_s"],
+          f"each, on {args.cloud} {machine['machine']}; spot interruptions {args.preemptions:.0%} per node-hour")
+    print(report.table(["policy", "makespan_h", "node_hours", "measured", "cost_usd", "nodes", "preemptions",
+                        "events", "wall_s"],
                        [[r["policy"], r["makespan_h"], r["node_hours"], r["measured_node_hours"], r["cost_usd"],
-                         r["nodes"], r["preemptions"], r["wall_s"]] for r in results]))
+                         r["nodes"], r["preemptions"], r["events"], r["wall_s"]] for r in results]))
     spot, fixed = results[0], results[2]
     figures: dict[str, Any] = {}
     for r in results:

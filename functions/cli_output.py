@@ -42,6 +42,8 @@ def print_study(console: Console, view: dict[str, Any]) -> None:
     if made["seed"] is not None:
         console.print(f"seed: {made['seed']}  katuna {markup(made['katunaVersion'])}  "
                       f"optuna {markup(made['optunaVersion'])}", highlight=False)
+    if view["trialTemplateSource"]:
+        console.print(text(f"trial template: read from {view['trialTemplateSource']} at submission"), highlight=False)
     best = view["best"]
     if isinstance(best, dict):
         console.print(f"best: trial {best['number']} value {best['value']:.6g} params {markup(best['params'])}")

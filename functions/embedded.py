@@ -7,6 +7,7 @@ another process, a time budget running out, an event lost on the way).
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -54,7 +55,19 @@ class Embedded:
         return store_study(replace(self.deps, workdir=str(base_dir)), spec, definition)[0]
 
     def run(self, name: str, on_tick: Callable[[], None] = lambda: None) -> StudyRecord:
-        """Run (or resume) the study until it ends and its trials are gone."""
+        """Run (or resume) the study until it ends and its trials are gone.
+
+        What exists when the run starts (modules, Optuna's objects, the store's) is kept out of
+        the garbage collector's sight while it runs (:func:`gc.freeze`): a full collection would
+        walk all of it, holding every thread (a trial's end included) for milliseconds, where
+        the run's own objects are what may become garbage. It is handed back when the run ends."""
+        gc.freeze()
+        try:
+            return self._run(name, on_tick)
+        finally:
+            gc.unfreeze()
+
+    def _run(self, name: str, on_tick: Callable[[], None]) -> StudyRecord:
         record = self.store.get_study(name)
         self.broker.publish(study_created(name, record.uid))
         watcher = Watcher(self.deps, self.broker.events, lambda: [self.store.get_study(name)],

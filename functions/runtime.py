@@ -23,6 +23,7 @@ from functions.adapters.local_executor import LocalExecutor
 from functions.adapters.sqlite_queue import SqliteQueue
 from functions.adapters.sqlite_store import SqliteStore
 from functions.adapters.web import create_app, guard
+from functions.core.cluster_templates import ClusterTemplates
 from functions.core.errors import TemporaryError
 from functions.core.events import Event, study_created
 from functions.core.node_hours import NodeSeen
@@ -61,6 +62,9 @@ class Runtime:
         self.executor = self._executor()
         self.node_pools = node_pools(settings)
         self.resources = ClusterResources(settings.k8s_api, watched_namespace(settings), settings.katib_api)
+        self.templates = ClusterTemplates(self.resources.read_config_map, settings.k8s_namespace or "default") \
+            if settings.executor == "kubernetes" else None
+        """Where templates held in ConfigMaps are read for ``POST /studies``: only where trials run on Kubernetes."""
         self.nodes = ClusterNodes(settings.k8s_api) if self.node_pools is not None and settings.executor == "kubernetes" \
             else None
         self._stopping = threading.Event()
@@ -239,6 +243,9 @@ class ClusterResources:
 
     def put_trials(self, owner: Ref, trials: Sequence[Mapping[str, Any]]) -> None:
         self._target().put_trials(owner, trials)
+
+    def read_config_map(self, namespace: str, name: str) -> Mapping[str, str] | None:
+        return self._target().read_config_map(namespace, name)
 
 
 class ClusterNodes:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlite_utils
 from browser import MISSING, chromium_path
 from gke_stub import GkeStub
 from kube_stub import KubeStub
@@ -34,6 +35,15 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     """Skip a ``browser`` test up front when Chromium is missing, so no service starts for it."""
     if item.get_closest_marker("browser") and chromium_path() is None:
         pytest.skip(MISSING)
+
+
+def undo_trial_changes(db: sqlite_utils.Database) -> None:
+    """Take a database back to before the twelfth migration (trial changes, pool uses found by
+    their release), for a test of an older database."""
+    db.execute("DROP INDEX idx_trials_study_changed")
+    db.execute("ALTER TABLE trials DROP COLUMN changed")
+    db.execute("ALTER TABLE studies DROP COLUMN trials_reported")
+    db.execute("DROP INDEX idx_node_pools_released_at")
 
 
 def study_definition(name: str = "demo", mode: str = "ok", **overrides: Any) -> dict[str, Any]:

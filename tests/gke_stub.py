@@ -3,7 +3,9 @@ endpoints katuna uses, as strict as GKE on the fields katuna sends.
 
 Operations run on the stand-in's own clock, not on polls: a create takes
 ``seconds["CREATE_NODE_POOL"]`` of stand-in time (configurable), and stand-in time moves by
-:meth:`GkeStub.advance` and, if ``speed`` is set, by real time times ``speed``. While one
+:meth:`GkeStub.advance` and, if ``speed`` is set, by the ``clock``'s time times ``speed`` (the
+machine's by default; a :class:`kube_standin.clock.SimulatedClock` is told when each operation
+is due). While one
 operation runs, any other change to the cluster is refused with 400 ``FAILED_PRECONDITION``, as
 GKE does. Requests GKE would refuse (a pool name it does not accept, autoscaling limits out of
 order or both per-zone and pool-wide, an unknown machine type, spot and preemptible together,
@@ -20,10 +22,11 @@ from __future__ import annotations
 import json
 import re
 import threading
-import time
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple
+
+from kube_standin.clock import RealClock
 
 CLUSTER = r"/v1/projects/([^/]+)/locations/([^/]+)/clusters/([^/]+)"
 POOLS = re.compile(CLUSTER + r"/nodePools$")
@@ -61,7 +64,8 @@ class PoolBounds(NamedTuple):
 
 
 class GkeStub:
-    def __init__(self, seconds: Mapping[str, float] | None = None, speed: float = 0.0) -> None:
+    def __init__(self, seconds: Mapping[str, float] | None = None, speed: float = 0.0,
+                 clock: RealClock | None = None) -> None:
         self.pools: dict[str, dict] = {}
         self.operations: dict[str, dict] = {}
         self.requests: list[tuple[str, str, dict | None]] = []
@@ -70,8 +74,9 @@ class GkeStub:
         self.fail_next: str | None = None
         self.refuse_next: tuple[int, str] | tuple[int, str, str] | None = None
         self.lock = threading.RLock()
+        self.clock = clock or RealClock()
         self._offset = 0.0
-        self._started = time.monotonic()
+        self._started = self.clock.monotonic()
         self._nodes: dict[str, int] = {}
         stub = self
 
@@ -114,7 +119,7 @@ class GkeStub:
 
     def now(self) -> float:
         """Stand-in seconds since it started."""
-        return self._offset + (time.monotonic() - self._started) * self.speed
+        return self._offset + (self.clock.monotonic() - self._started) * self.speed
 
     def advance(self, seconds: float) -> None:
         """Move the stand-in's clock on; operations due by then finish."""
@@ -224,6 +229,8 @@ class GkeStub:
     def _operation(self, match: re.Match, kind: str, pool: str, on_done: str) -> tuple[int, dict]:
         number = f"operation-{len(self.operations) + 1}"
         error, self.fail_next = self.fail_next, None
+        if self.speed:
+            self.clock.wake_at(self.clock.monotonic() + self.seconds[kind] / self.speed)
         self.operations[number] = {
             "name": number, "operationType": kind, "status": "RUNNING", "pool": pool, "cluster": match[3],
             "due": self.now() + self.seconds[kind], "error": error, "on_done": on_done,

@@ -7,6 +7,11 @@ for, where the manifests' Roles are bound as well). Pods wait for a node they fi
 one static node with ample room, else nodes an autoscaler adds to the pools a provider
 reports. Scenarios come from the trial itself (tests/trials/objective.py --mode), from
 ``preempt_first_pod``/``disrupt``, and from :meth:`KubeStub.preempt_node`.
+
+Time is the ``clock``'s (:mod:`kube_standin.clock`). On the machine's clock the controllers pass
+over the cluster in a background thread; on a simulated clock nothing moves until the driver
+calls :meth:`KubeStub.settle` and advances the clock, and the containers should be simulated too
+(``kubelets.containers``, :mod:`kube_standin.containers`).
 """
 
 from __future__ import annotations
@@ -20,15 +25,16 @@ from http.server import ThreadingHTTPServer
 
 import jsonpatch
 import jsonpointer
-from kube_standin import katib_api
+from kube_standin import configmaps, katib_api
 from kube_standin.api import PLURALS, ApiServer
 from kube_standin.autoscaler import Autoscaler
+from kube_standin.clock import RealClock
 from kube_standin.history import Change, History
 from kube_standin.jobs import JobController
 from kube_standin.kubelet import Kubelets, image_id
 from kube_standin.logs import Line
 from kube_standin.nodes import STATIC_ALLOCATABLE, STATIC_NODE, NodePool, node
-from kube_standin.objects import merge, not_found, now, snapshot, status
+from kube_standin.objects import merge, not_found, snapshot, status
 from kube_standin.operators import JobSetController, Trainer, TrainingOperator
 from kube_standin.pipelines import Argo, Tekton
 from kube_standin.rbac import MANIFESTS, Authorizer, kustomization_objects
@@ -52,18 +58,20 @@ class KubeStub(ApiServer, Workloads):
 
     def __init__(self, namespaces: Iterable[str] = (), pools: Callable[[], Iterable[NodePool]] | None = None,
                  boot_seconds: float = 0.5, idle_seconds: float = 2.0, history: int = 10000,
-                 resize: Callable[[str, int], None] | None = None) -> None:
+                 resize: Callable[[str, int], None] | None = None, clock: RealClock | None = None) -> None:
         """``namespaces`` exist besides ``default`` and ``katuna``, katuna's Role bound in each;
         ``pools`` (a provider of :class:`NodePool`) replaces the static node with an autoscaler
         whose nodes boot in ``boot_seconds`` and go after ``idle_seconds`` without pods, and
         which tells ``resize`` each pool's new node count; ``history`` changes are kept for
-        watches."""
+        watches; ``clock`` is the machine's unless given."""
+        self.clock = clock or RealClock()
         self.lock = threading.RLock()
-        self.history = History(self.lock, history)
+        self.history = History(self.lock, history, self.clock)
         self.authorizer = Authorizer(kustomization_objects())
         self.kinds = dict(KINDS)
         """What the API serves, by (group, plural); :func:`kube_standin.katib_api.install` adds Katib's."""
         self.namespaces: dict[str, dict] = {}
+        self.configmaps: dict[tuple[str, str], dict] = {}
         self.jobs: dict[tuple[str, str], dict] = {}
         self.pods: dict[tuple[str, str], dict] = {}
         self.nodes: dict[str, dict] = {}
@@ -82,20 +90,22 @@ class KubeStub(ApiServer, Workloads):
         """(Job, pod index) of every pod the ``disrupt`` scenario preempted."""
         self.bookmark_seconds = 1.0
         self.pod_index: dict[str, int] = {}
-        self.job_controller = JobController()
+        self.job_controller = JobController(self.clock)
         self.crds: dict = {}
         self.workloads: dict[tuple[str, str, str], dict] = {}
         self.operators: set[str] = set()
         self.operator_controllers: dict[type, object] = {}
-        self.kubelets = Kubelets(self._disruption)
-        self.autoscaler = Autoscaler(pools, boot_seconds, idle_seconds, resize) if pools is not None else None
+        self.kubelets = Kubelets(self._disruption, self.clock)
+        self.autoscaler = Autoscaler(pools, boot_seconds, idle_seconds, resize, self.clock) if pools is not None \
+            else None
         for name in ("default", "katuna", *namespaces):
             self.add_namespace(name)
         if pools is None:
-            self.add_node(node(STATIC_NODE, {}, (), STATIC_ALLOCATABLE))
+            self.add_node(node(STATIC_NODE, {}, (), STATIC_ALLOCATABLE, self.clock.stamp()))
         self._running = True
         self._controllers = threading.Thread(target=self._control_loop, daemon=True)
-        self._controllers.start()
+        if not self.clock.simulated:
+            self._controllers.start()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler(self))
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
@@ -103,7 +113,8 @@ class KubeStub(ApiServer, Workloads):
 
     def close(self) -> None:
         self._running = False
-        self._controllers.join(timeout=10)
+        if self._controllers.is_alive():
+            self._controllers.join(timeout=10)
         self.history.close()
         with self.lock:
             for pod in list(self.pods.values()):
@@ -153,7 +164,7 @@ class KubeStub(ApiServer, Workloads):
             if name not in self.namespaces:
                 self.namespaces[name] = {"apiVersion": "v1", "kind": "Namespace", "status": {"phase": "Active"},
                                          "metadata": {"name": name, "uid": str(uuid.uuid4()),
-                                                      "creationTimestamp": now()}}
+                                                      "creationTimestamp": self.clock.stamp()}}
                 self.history.record("ADDED", "namespaces", self.namespaces[name])
                 if grant and name != "katuna":
                     self.authorizer.grant_in(name)
@@ -193,12 +204,19 @@ class KubeStub(ApiServer, Workloads):
                selector: str | None = None) -> Iterator[dict]:
         """Watch events of ``resource`` after ``version`` for ``seconds``, as a watch over HTTP
         streams them (:class:`kube_standin.history.Gone` when ``version`` is too old)."""
-        return self.history.follow(version, resource, namespace, selector, time.monotonic() + seconds)
+        return self.history.follow(version, resource, namespace, selector, self.clock.monotonic() + seconds)
 
     def changes_since(self, version: int, resource: str | None = None) -> list[Change]:
         """The changes after ``version`` (kept ones; :class:`kube_standin.history.Gone` when older)."""
         with self.lock:
             return self.history.since(version, resource)
+
+    def create_config_map(self, namespace: str, name: str, data: dict) -> dict:
+        """Create a ConfigMap as a cluster admin (``kubectl create configmap``), with the API's checks."""
+        code, body = configmaps.create(self, namespace, {"metadata": {"name": name}, "data": data})
+        if code != 201:
+            raise LookupError(body["message"])
+        return body
 
     def install_operator(self, operator: str, grant: bool = True) -> None:
         """Install an operator (its CRDs and controllers); ``grant`` enables its component in
@@ -223,7 +241,7 @@ class KubeStub(ApiServer, Workloads):
                 current = self.resources[key] = {
                     "apiVersion": obj["apiVersion"], "kind": obj["kind"], "spec": obj["spec"],
                     "metadata": {**metadata, "namespace": key[1], "uid": str(uuid.uuid4()), "generation": 1,
-                                 "creationTimestamp": now()}}
+                                 "creationTimestamp": self.clock.stamp()}}
                 self.history.record("ADDED", plural, current)
             elif current["spec"] != obj["spec"]:
                 current["spec"] = obj["spec"]
@@ -279,7 +297,7 @@ class KubeStub(ApiServer, Workloads):
     # the controllers' side
 
     def add_pod(self, pod: dict, index: int) -> dict:
-        pod["metadata"].update(uid=str(uuid.uuid4()), creationTimestamp=now())
+        pod["metadata"].update(uid=str(uuid.uuid4()), creationTimestamp=self.clock.stamp())
         self.pods[(pod["metadata"]["namespace"], pod["metadata"]["name"])] = pod
         self.pod_index[pod["metadata"]["uid"]] = index
         self.history.record("ADDED", "pods", pod)
@@ -301,15 +319,30 @@ class KubeStub(ApiServer, Workloads):
         seconds = self.disrupt(job, index) if self.disrupt is not None else None
         return None if seconds is None else (seconds, True)
 
+    def step(self) -> None:
+        """One pass of every controller over the cluster: the background thread's on the machine's
+        clock, the driver's on a simulated one."""
+        pools = self.autoscaler.scan() if self.autoscaler is not None else {}
+        with self.lock:
+            for operator in sorted(self.operators):
+                for controller in CONTROLLERS[operator]:
+                    self.operator_controllers.setdefault(controller, controller()).step(self)  # type: ignore[attr-defined]
+            self.job_controller.step(self)
+            self.kubelets.step(self)
+            if self.autoscaler is not None:
+                self.autoscaler.step(self, pools)
+
+    def settle(self, passes: int = 1000) -> None:
+        """Pass over the cluster until a pass changes nothing (a simulated clock's driver does
+        this at each moment, before it moves the clock on)."""
+        for _ in range(passes):
+            version = self.history.version
+            self.step()
+            if self.history.version == version:
+                return
+        raise RuntimeError(f"the cluster still changes after {passes} passes")
+
     def _control_loop(self) -> None:
         while self._running:
-            pools = self.autoscaler.scan() if self.autoscaler is not None else {}
-            with self.lock:
-                for operator in sorted(self.operators):
-                    for controller in CONTROLLERS[operator]:
-                        self.operator_controllers.setdefault(controller, controller()).step(self)  # type: ignore[attr-defined]
-                self.job_controller.step(self)
-                self.kubelets.step(self)
-                if self.autoscaler is not None:
-                    self.autoscaler.step(self, pools)
+            self.step()
             time.sleep(TICK_SECONDS)

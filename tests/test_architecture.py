@@ -22,6 +22,7 @@ VENDORS = {
     "boto3": "infra/eks.py",
     "botocore": "infra/eks.py",
     "prometheus_client": "functions/adapters/prometheus.py",
+    "skopt": "functions/core/skopt_sampler.py",
 }
 
 

@@ -41,6 +41,7 @@ class ChaosDelivery:
         self.pending: list = []
         self.lock = threading.Lock()
         runner.broker.publish = self.publish  # the local executor reports trial ends here
+        runner.broker.publish_and_handle = self.publish
 
     def publish(self, event) -> None:
         with self.lock:

@@ -201,7 +201,7 @@ def pins(lock: str) -> dict[str, str]:
 
 def test_the_deploy_lock_holds_the_service_and_cloud_clients_without_test_or_bench_packages():
     deploy, full = pins("requirements-deploy.lock"), pins("requirements.lock")
-    assert not {"pytest", "moto", "playwright", "matplotlib", "hypothesis", "mypy", "ruff", "scikit-learn",
+    assert not {"pytest", "moto", "playwright", "matplotlib", "hypothesis", "mypy", "ruff",
                 "coco-experiment", "optuna-dashboard", "kubernetes-validate"} & set(deploy)
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     needed = project["dependencies"] + project["optional-dependencies"]["gke"] + project["optional-dependencies"]["eks"]

@@ -154,10 +154,9 @@ def test_an_explicit_stop_kills_running_trials_and_keeps_them_pruned(embedded, t
     record = embedded.run("demo", on_tick=stop_once_running)
     assert record.status == "stopped"
     trials = embedded.store.trials("demo")
-    assert [t.number for t in trials if t.started_at is not None] == [0, 1]
-    assert {t.state for t in trials} == {"PRUNED"}, "the trial prepared ahead of a free slot ends too"
+    assert [(t.number, t.state) for t in trials] == [(0, "PRUNED"), (1, "PRUNED")], \
+        "the trial prepared ahead of a free slot never ran: it is no trial of the study"
     assert "stopped by user" in trials[0].reason
-    assert trials[-1].reason.startswith("never started: ")
     for pid_file in tmp_path.glob("*.pid"):
         assert not _alive(int(pid_file.read_text()))
 

@@ -114,7 +114,7 @@ def test_what_katuna_cannot_honour_is_an_error_naming_the_field():
         algorithm={"algorithmName": "pbt"},
         metricsCollectorSpec={"collector": {"kind": "PrometheusMetric"}},
         parameters=[{"name": "x", "parameterType": "double",
-                     "feasibleSpace": {"min": "0", "max": "1", "distribution": "normal"}},
+                     "feasibleSpace": {"min": "0", "max": "1", "distribution": "gaussian"}},
                     {"name": "unused", "parameterType": "int", "feasibleSpace": {"min": "1", "max": "2"}}],
     )
     doc["spec"]["trialTemplate"].update(retain=True, configMap={"configMapName": "templates"},

@@ -29,8 +29,8 @@ from kube_standin import katib_api
 from kube_stub import KubeStub
 from kubernetes import client
 
+from functions.core import template_sources
 from functions.core.errors import InvalidStudy
-from functions.core.formats import load_definition
 from functions.core.katib_trials import EXPERIMENT_LABEL
 
 ROOT = Path(__file__).parent.parent
@@ -53,8 +53,6 @@ NAMESPACE = "kubeflow"
 KUBE_NAMESPACES = (NAMESPACE,)
 USER = "katib-user"
 """Who applies the Experiments: a user with Katib's edit role in the namespace."""
-GP_AVAILABLE = importlib.util.find_spec("torch") is not None
-"""Katib's bayesianoptimization is Optuna's Gaussian-process sampler, which needs torch."""
 OPERATORS = ("training-operator", "trainer", "jobset", "argo", "tekton")
 """The operators whose workload kinds Katib's examples run as trials."""
 
@@ -133,6 +131,23 @@ def _boost(params: dict[str, str]) -> dict[str, float]:
     return {"accuracy": max(accuracy), "time": katib_boost.TIME}
 
 
+TRIAL_TEMPLATES = {"defaultTrialTemplate.yaml": yaml.safe_dump({
+    "apiVersion": "batch/v1", "kind": "Job",
+    "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{
+        "name": "training-container", "image": "docker.io/kubeflowkatib/mxnet-mnist:latest",
+        "command": ["python", "-c", "import sys; lr = float(sys.argv[1]); print(f'Train-accuracy={0.5 + lr}'); "
+                    "print(f'Validation-accuracy={0.4 + lr}')",
+                    "${trialParameters.learningRate}", "${trialParameters.numberLayers}",
+                    "${trialParameters.optimizer}"]}]}}}})}
+"""Katib's ``trial-templates`` ConfigMap, whose default template the ConfigMap example names: a
+Job printing its accuracies as Katib's mxnet-mnist image does."""
+
+
+def _accuracies(params: dict[str, str]) -> dict[str, float]:
+    """What the ConfigMap's template prints, from the learning rate alone."""
+    return {"Train-accuracy": 0.5 + float(params["lr"]), "Validation-accuracy": 0.4 + float(params["lr"])}
+
+
 NAS = ("spec.nasConfig", "neural architecture search is not supported")
 INVENTORY: dict[str, Example] = {
     "argo/argo-workflow.yaml": Example(
@@ -148,8 +163,7 @@ INVENTORY: dict[str, Example] = {
         "xgb-svhn-fpga", "random; double ×3; additionalMetricNames; one trial at a time; pod template labels",
         metrics=_boost),
     "hp-tuning/bayesian-optimization.yaml": Example(
-        "bayesian-optimization", "bayesianoptimization with random_state; double ×2",
-        **({"metrics": _mnist_loss} if GP_AVAILABLE else {"refused": ("spec.algorithm.algorithmName", "torch")})),
+        "bayesian-optimization", "bayesianoptimization with random_state; double ×2", metrics=_mnist_loss),
     "hp-tuning/cma-es.yaml": Example(
         "cmaes", "cmaes with restart_strategy ipop; double ×2",
         refused=("spec.algorithm.algorithmSettings[0].value", "no longer restarts")),
@@ -158,7 +172,7 @@ INVENTORY: dict[str, Example] = {
         "hyperband", "hyperband (resource_name, eta, r_l); double ×2, int resource", metrics=_hyperband_loss),
     "hp-tuning/hyperopt-distribution.yaml": Example(
         "hyperopt-distribution", "random; normal, uniform, logUniform, logNormal distributions; double, int",
-        refused=("spec.parameters[0].feasibleSpace.distribution", "normal is not supported")),
+        metrics=_mnist_loss),
     "hp-tuning/multivariate-tpe.yaml": Example("multivariate-tpe", "multivariate-tpe; double ×2", metrics=_mnist_loss),
     "hp-tuning/optuna-distribution.yaml": Example(
         "optuna-distribution", "tpe; uniform and logUniform distributions, a double step; double, int",
@@ -206,7 +220,7 @@ INVENTORY: dict[str, Example] = {
         "retain", metrics=_two_epochs),
     "trial-template/trial-configmap-source.yaml": Example(
         "trial-configmap-source", "cmaes; int, double, categorical; trial template in a ConfigMap; Job conditions",
-        refused=("spec.trialTemplate.configMap", ""), cli=True),
+        metrics=_accuracies),
     "trial-template/trial-metadata-substitution.yaml": Example(
         "trial-metadata-substitution", "random; ${trialSpec.Name|Namespace|Kind|APIVersion|Labels[]|Annotations[]}",
         metrics=_mnist_loss),
@@ -232,6 +246,7 @@ def kube() -> Iterator[KubeStub]:
     for operator in OPERATORS:
         cluster.install_operator(operator)
     katib_api.bind(cluster, USER, "katuna-katib-edit", NAMESPACE)
+    cluster.create_config_map(NAMESPACE, "trial-templates", TRIAL_TEMPLATES)
     yield cluster
     cluster.close()
 
@@ -331,7 +346,8 @@ def _refused(example: Example, item: dict[str, Any], custom: client.CustomObject
 
 
 def _values(custom: client.CustomObjectsApi) -> list[str]:
-    """Grid points on their steps; int values as integers; hyperband's resource at ``r_l``."""
+    """Grid points on their steps; int values as integers; a normal rounded to its step (from
+    zero, as hyperopt's ``qnormal`` rounds); hyperband's resource at ``r_l``."""
     wrong = []
     for trial in trials_of(custom, "grid"):
         lr, momentum = float(_params(trial)["lr"]), float(_params(trial)["momentum"])
@@ -342,6 +358,11 @@ def _values(custom: client.CustomObjectsApi) -> list[str]:
         if not (re.fullmatch(r"[123]", params["epochs"]) and re.fullmatch(r"\d+", params["batch_size"])
                 and _on_step(float(params["lr"]), 1, 0.1)):
             wrong.append(f"optuna-distribution: {params}")
+    for trial in trials_of(custom, "hyperopt-distribution"):
+        params = _params(trial)
+        if not (re.fullmatch(r"[123]", params["epochs"]) and re.fullmatch(r"\d+", params["batch_size"])
+                and _on_step(float(params["lr"]), 0, 0.01) and 0.001 <= float(params["momentum"]) <= 1):
+            wrong.append(f"hyperopt-distribution: {params}")
     epochs = {_params(trial)["num-epochs"] for trial in trials_of(custom, "hyperband")}
     if epochs != {"2"}:
         wrong.append(f"hyperband: num-epochs {epochs}, expected r_l (2)")
@@ -369,15 +390,20 @@ def _metadata(kube: KubeStub) -> list[str]:
     return wrong
 
 
+TEMPLATES = template_sources.ClusterTemplates(
+    lambda namespace, name: TRIAL_TEMPLATES if (namespace, name) == (NAMESPACE, "trial-templates") else None, "katuna")
+"""The cluster's ConfigMaps as the translation reads them at submission."""
+
+
 @pytest.mark.parametrize("path", sorted(INVENTORY))
 def test_each_example_is_taken_or_refused_naming_the_field(path: str, tmp_path: Path):
     """The translation alone, in this process: what the cluster run shows, in milliseconds."""
     example = INVENTORY[path]
     if example.refused is None:
-        load_definition(experiment(example, tmp_path))
+        template_sources.load(experiment(example, tmp_path), TEMPLATES)
         return
     with pytest.raises(InvalidStudy) as refused:
-        load_definition(experiment(example, tmp_path))
+        template_sources.load(experiment(example, tmp_path), TEMPLATES)
     field_, why = example.refused
     problems = {p.path: p.message for p in refused.value.problems}
     assert field_ in problems and why in problems[field_], problems

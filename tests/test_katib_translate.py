@@ -190,14 +190,16 @@ def test_katib_settings_become_optuna_settings_of_the_same_meaning(algorithm, se
 
 def test_bayesian_optimisation_settings_map_to_the_gp_sampler():
     native = katib.from_experiment(_with_settings("bayesianoptimization", {
-        "base_estimator": "GP", "n_initial_points": "4", "acq_func": "EI", "acq_optimizer": "auto", "random_state": "7"}))
-    assert native["algorithm"] == {"name": "gp", "settings": {"n_startup_trials": 4}, "seed": 7}
+        "base_estimator": "RF", "n_initial_points": "4", "acq_func": "LCB", "acq_optimizer": "sampling", "random_state": "7"}))
+    assert native["algorithm"] == {"name": "gp", "seed": 7, "settings": {
+        "n_startup_trials": 4, "base_estimator": "RF", "acq_func": "LCB", "acq_optimizer": "sampling",
+        "log_uniform_floats": True}}, "Katib's skopt service searches every double on a log scale"
 
 
 REFUSED = {
     "ipop restarts": ("cmaes", "restart_strategy", "ipop", "value", "no longer restarts"),
-    "a forest surrogate": ("bayesianoptimization", "base_estimator", "RF", "value", "Gaussian process"),
-    "hedged acquisition": ("bayesianoptimization", "acq_func", "gp_hedge", "value", "expected improvement"),
+    "a gradient-boosted surrogate": ("bayesianoptimization", "base_estimator", "GBRT", "value", "scikit-learn"),
+    "a run-time acquisition": ("bayesianoptimization", "acq_func", "PIps", "value", "run time"),
     "gamma out of range": ("tpe", "gamma", "1.5", "value", "expected a number in (0, 1)"),
     "a word for a count": ("multivariate-tpe", "n_startup_trials", "few", "value", "expected an integer"),
     "another service's setting": ("random", "gamma", "0.25", "name", "not a setting of Katib's random"),

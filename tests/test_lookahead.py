@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import json
+import signal
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 from conftest import run_study, study_definition
+from http_helpers import KATUNA, Service
 
-from functions.core.events import STUDY_CREATED, TRIAL_SUGGESTED, study_created, trial_finished, trial_suggested
+from functions.adapters.sqlite_store import DISCARDED, SqliteStore
+from functions.core.events import (
+    STUDY_CREATED,
+    TRIAL_SUGGESTED,
+    study_completed,
+    study_created,
+    trial_finished,
+    trial_suggested,
+)
+from functions.core.resources import Origin, Ref, study_status
 from functions.core.validate import parse_study
 from functions.embedded import Embedded
 from functions.settings import Settings
@@ -89,3 +102,71 @@ def test_the_look_ahead_is_read_from_the_environment(value: str, expected: int):
 def test_a_negative_look_ahead_is_refused():
     with pytest.raises(ValueError, match="KATUNA_LOOKAHEAD: expected trials >= 0, got -1"):
         Settings.from_env({"KATUNA_LOOKAHEAD": "-1"})
+
+
+def test_a_trial_prepared_ahead_that_never_ran_is_no_trial_of_the_ended_study(embedded, tmp_path: Path):
+    objective = {"metric": "loss", "direction": "minimize", "goal": 1000.0}
+    record = run_study(embedded, study_definition(maxTrials=10, parallelism=1, objective=objective), tmp_path)
+    assert record.status == "completed" and record.reason.startswith("goal reached by trial 0"), record.reason
+
+    assert [(t.number, t.state) for t in embedded.store.trials("demo")] == [(0, "COMPLETE")], \
+        "trial 1, prepared while trial 0 ran, never started: it is listed nowhere"
+    counts = embedded.store.count_trials("demo")
+    assert (counts.created, counts.pruned, counts.waiting) == (1, 0, 0)
+    status = study_status(record, counts, embedded.store.best_trials("demo", 1)[0],
+                          Origin(Ref("Experiment", "default", "demo", "kubeflow.org/v1beta1"), "uid-1", 1))
+    assert (status["trials"], status["trialsEarlyStopped"], status["progress"]) == (1, 0, "1/10"), \
+        "Katib's status counts the trials that ran"
+
+    optuna_trials = embedded.store.optuna_study("demo", ["minimize"]).get_trials(deepcopy=False)
+    assert [(t.number, t.state.name) for t in optuna_trials] == [(0, "COMPLETE"), (1, "FAIL")], \
+        "Optuna cannot forget a trial: it keeps the one never started as failed, which no sampler learns from"
+    assert optuna_trials[1].system_attrs[DISCARDED] is True
+
+    embedded.dispatcher.deliver(study_completed("demo", record.uid, record.status, record.reason))
+    assert [t.number for t in embedded.store.trials("demo")] == [0], "handling the end again changes nothing"
+
+
+def _wait(condition, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def _interruptible() -> None:
+    """Ctrl-C reaches the child even where this test runs with SIGINT ignored (a background job
+    of a shell), which the child would otherwise inherit."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.mark.slow
+def test_a_study_left_with_a_prepared_trial_by_run_resumes_under_serve_within_its_parallelism(tmp_path: Path):
+    definition = study_definition(mode="hang", maxTrials=6, parallelism=2)
+    definition["trialTemplate"]["env"] = {"PID_DIR": str(tmp_path)}
+    (tmp_path / "study.json").write_text(json.dumps(definition))
+    db = tmp_path / "katuna.db"
+    run = subprocess.Popen([KATUNA, "run", "study.json", "--db", str(db)], cwd=tmp_path,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_interruptible)
+    try:
+        _wait(lambda: (tmp_path / "0.1.pid").exists() and (tmp_path / "1.1.pid").exists(), "two running trials")
+        store = SqliteStore(db)
+        _wait(lambda: {t.number: t.state for t in store.trials("demo")} == {0: "RUNNING", 1: "RUNNING", 2: "WAITING"},
+              "trial 2 prepared ahead")
+        run.send_signal(signal.SIGINT)
+        assert run.wait(timeout=90) == 130
+    finally:
+        run.kill()
+
+    service = Service(tmp_path, workers=1)
+    try:
+        _wait(lambda: (tmp_path / "0.2.pid").exists() and (tmp_path / "1.2.pid").exists(),
+              "katuna serve resuming the interrupted trials")
+        _wait(lambda: {t.number: (t.state, t.attempt) for t in store.trials("demo")} ==
+              {0: ("RUNNING", 2), 1: ("RUNNING", 2)}, "the prepared trial discarded, the interrupted ones running")
+        assert not (tmp_path / "2.1.pid").exists(), "no more than parallelism trials run: trial 2 never started"
+        assert store.count_trials("demo").created == 2
+    finally:
+        service.close()
+        store.close()

@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from conftest import study_definition
+from conftest import study_definition, undo_trial_changes
 from kube_stub import KubeStub, NodePool
 
 from functions.adapters.kubernetes_executor import KubernetesExecutor, api_client
@@ -162,6 +162,7 @@ def test_a_database_from_before_node_hours_opens_with_pool_uses_unmeasured(tmp_p
     store.save_pool_use(PoolUse("u1", "s", POOL, "gke", "spot", ("e2-standard-4",), 3, False, phase=READY))
     for column in ("nodes", "looked_at", "nodes_problem"):
         store.db.execute(f"ALTER TABLE node_pools DROP COLUMN {column}")
+    undo_trial_changes(store.db)
     store.db.execute("PRAGMA user_version = 10")
     store.close()
     reopened = SqliteStore(tmp_path / "old.db")

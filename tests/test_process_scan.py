@@ -33,3 +33,63 @@ def test_a_marked_process_started_before_the_attempt_is_not_taken_for_one_of_its
     finally:
         child.kill()
         child.wait()
+
+
+SCANNER = """
+import subprocess, sys, time
+from functions.adapters import process_tree
+assert process_tree.become_subreaper() and process_tree.adopts_orphans()
+# A child that starts a grandchild in a new session, then exits: the grandchild is adopted here.
+subprocess.run([sys.executable, "-c", "import subprocess; subprocess.Popen(['sleep', '60'], start_new_session=True)"],
+               stdout=subprocess.DEVNULL, check=True)
+def found(own):
+    return sorted(p.pid for p in process_tree.members(None, "scan/0/1".__eq__, own=own))
+deadline = time.monotonic() + 30
+while len(found(True)) < 1 and time.monotonic() < deadline:
+    time.sleep(0.02)
+print(found(True), flush=True)
+print(found(False), flush=True)
+process_tree.end(None, "scan/0/1".__eq__, 0.5, own=True)
+print(found(False), flush=True)
+"""
+
+
+def test_the_processes_of_an_attempt_started_here_are_looked_for_among_this_process_descendants_only():
+    env = {**os.environ, process_tree.MARKER: "scan/0/1"}
+    stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], env=env,
+                                start_new_session=True)
+    try:
+        scan = subprocess.run([sys.executable, "-c", SCANNER], env=env, capture_output=True, text=True, timeout=60)
+        assert scan.returncode == 0, scan.stderr
+        descendants, everywhere, after = (line.strip("[]").split(", ") for line in scan.stdout.splitlines())
+        assert len(descendants) == 1, "the adopted grandchild, which left its session, is found"
+        assert str(stranger.pid) not in descendants, "a marked process started elsewhere is not looked at"
+        assert sorted(everywhere, key=int) == sorted([*descendants, str(stranger.pid)], key=int)
+        assert after == [str(stranger.pid)], "ending the attempt ended its descendant only"
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
+APART = """
+import subprocess, sys, time
+from functions.adapters import process_tree
+assert process_tree.become_subreaper()
+other = subprocess.Popen([sys.executable, "-c", "import subprocess, time; subprocess.Popen(['sleep', '60']); time.sleep(60)"])
+def found(apart=()):
+    return sorted(p.pid for p in process_tree.members(None, "scan/0/1".__eq__, own=True, apart=apart))
+deadline = time.monotonic() + 30
+while len(found()) < 2 and time.monotonic() < deadline:
+    time.sleep(0.02)
+print(found(apart=[other.pid]), flush=True)
+other.kill()
+other.wait()
+process_tree.end(None, "scan/0/1".__eq__, 0.5, own=True)
+"""
+
+
+def test_the_process_trees_of_other_attempts_are_not_looked_into():
+    env = {**os.environ, process_tree.MARKER: "scan/0/1"}
+    scan = subprocess.run([sys.executable, "-c", APART], env=env, capture_output=True, text=True, timeout=60)
+    assert scan.returncode == 0, scan.stderr
+    assert scan.stdout.split() == ["[]"], "another attempt's main process and its child (marked alike) are skipped"

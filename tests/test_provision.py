@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
-from conftest import study_definition
+from conftest import study_definition, undo_trial_changes
 from gke_stub import GkeStub
 
 from functions.adapters.local_executor import LocalExecutor
@@ -450,6 +450,7 @@ def test_pool_uses_stored_before_ownership_was_recorded_keep_only_own_pools_dele
                                     phase="ready", created=created))
     for column in ("owned", "adopted", "nodes", "looked_at", "nodes_problem"):
         store.db.execute(f"ALTER TABLE node_pools DROP COLUMN {column}")
+    undo_trial_changes(store.db)
     store.db.execute("PRAGMA user_version = 9")
     store.close()
     reopened = SqliteStore(tmp_path / "old.db")

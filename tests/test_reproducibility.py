@@ -9,7 +9,7 @@ from pathlib import Path
 import optuna
 import pytest
 import sqlite_utils
-from conftest import study_definition
+from conftest import study_definition, undo_trial_changes
 from test_cli import katuna, write_study
 
 from functions.adapters.sqlite_store import SqliteStore
@@ -64,5 +64,6 @@ def _downgrade(path: Path) -> None:
     db.execute("ALTER TABLE trials DROP COLUMN image_digest")
     for column in ("owned", "adopted", "nodes", "looked_at", "nodes_problem"):  # the migrations that follow
         db.execute(f"ALTER TABLE node_pools DROP COLUMN {column}")
+    undo_trial_changes(db)
     db.execute("PRAGMA user_version = 8")
     db.close()

@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 import time
 from pathlib import Path
 
 import optuna
 import pytest
+import yaml
 from conftest import TRIAL, study_definition
+from test_katib import experiment
 
 from functions.core.errors import InvalidStudy
 from functions.core.events import study_created
+from functions.core.formats import load_study
 from functions.core.samplers import REGISTRY, build_sampler, convert_settings, sampler_for, trial_seed
+from functions.core.skopt_sampler import BayesianSampler
 from functions.core.space import distribution
 from functions.core.spec import Algorithm
 from functions.core.validate import parse_study
 from functions.embedded import Embedded
 from functions.settings import Settings
 
-HAS_TORCH = importlib.util.find_spec("torch") is not None
 TWO_D = [{"name": "x", "type": "float", "min": -5.0, "max": 5.0},
          {"name": "y", "type": "float", "min": -5.0, "max": 5.0}]
 
@@ -51,7 +53,7 @@ def drive_with_fresh_state(tmp_path: Path, definition: dict) -> list[dict]:
         event = pending.pop(0)
         runner = Embedded(settings)
         reported: list = []
-        runner.broker.publish = reported.append
+        runner.broker.publish = runner.broker.publish_and_handle = reported.append
         pending += runner.dispatcher.deliver(event)
         launched = runner.executor.running() > 0
         deadline = time.monotonic() + 30
@@ -64,7 +66,7 @@ def drive_with_fresh_state(tmp_path: Path, definition: dict) -> list[dict]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("algorithm", sorted(name for name in REGISTRY if name != "gp" or HAS_TORCH))
+@pytest.mark.parametrize("algorithm", sorted(REGISTRY))
 def test_sampler_from_fresh_state_is_distinct_and_reproducible(tmp_path: Path, algorithm: str):
     definition = definition_for(algorithm)
     first = drive_with_fresh_state(tmp_path / "a", definition)
@@ -75,13 +77,6 @@ def test_sampler_from_fresh_state_is_distinct_and_reproducible(tmp_path: Path, a
     assert all(-5 <= x <= 5 and -5 <= y <= 5 for x, y in points)
     expected = 25 if algorithm == "grid" else 8
     assert len(points) == expected
-
-
-@pytest.mark.skipif(HAS_TORCH, reason="torch is installed, so gp runs in the test above")
-def test_gp_without_its_optional_dependency_is_a_clear_error():
-    with pytest.raises(InvalidStudy) as caught:
-        parse_study(definition_for("gp"))
-    assert str(caught.value.problems[0]) == "algorithm.name: 'gp' needs the optional package 'torch'; install it first"
 
 
 def test_trial_seeds_differ_per_trial_and_repeat_per_study():
@@ -165,3 +160,59 @@ def test_a_setting_the_sampler_ignores_is_refused_with_the_reason():
     _, problems = convert_settings(Algorithm("cmaes", (("restart_strategy", "ipop"),), None), 10**6)
     assert [p.path for p in problems] == ["algorithm.settings.restart_strategy"]
     assert "ignores it" in problems[0].message
+
+
+# Bayesian optimization (scikit-optimize, as Katib's bayesianoptimization)
+
+MIXED = {"x": optuna.distributions.FloatDistribution(0.01, 1.0),
+         "n": optuna.distributions.IntDistribution(2, 10, step=2),
+         "kind": optuna.distributions.CategoricalDistribution(["a", None, 1.5])}
+
+
+def _bayesian_proposal(told: list[tuple[dict, float]], seed: int = 4) -> dict:
+    """What the sampler proposes next once ``told`` (params, value) trials have completed."""
+    study = optuna.create_study(sampler=BayesianSampler(n_startup_trials=3, acq_optimizer="sampling", seed=seed,
+                                                        log_uniform_floats=True))
+    for params, value in told:
+        study.add_trial(optuna.trial.create_trial(params=params, distributions=MIXED, value=value))
+    return study.ask(MIXED).params
+
+
+@pytest.mark.slow  # three model fits, and scikit-learn's import
+def test_bayesian_sampler_is_random_until_its_startup_trials_end_then_follows_the_told_values():
+    points = [{"x": 0.02, "n": 2, "kind": "a"}, {"x": 0.2, "n": 6, "kind": None}, {"x": 0.9, "n": 10, "kind": 1.5}]
+    rising = [(p, float(i)) for i, p in enumerate(points)]
+    falling = [(p, float(-i)) for i, p in enumerate(points)]
+    assert _bayesian_proposal(rising[:2]) == _bayesian_proposal(falling[:2]), "before n_startup_trials: random"
+    proposal = _bayesian_proposal(rising)
+    assert proposal == _bayesian_proposal(rising), "a seeded proposal is reproducible"
+    assert proposal != _bayesian_proposal(falling), "after n_startup_trials the model follows the values told"
+    assert 0.01 <= proposal["x"] <= 1.0 and proposal["n"] in (2, 4, 6, 8, 10) and proposal["kind"] in ("a", None, 1.5)
+
+
+BAYESIAN_REFUSED = {
+    "a gradient-boosted surrogate": ({"base_estimator": "GBRT"}, "base_estimator", "scikit-learn"),
+    "a run-time acquisition": ({"acq_func": "EIps"}, "acq_func", "run time"),
+    "an unknown optimizer": ({"acq_optimizer": "adam"}, "acq_optimizer", "expected one of 'auto', 'sampling'"),
+    "a forest's gradient": ({"base_estimator": "RF", "acq_optimizer": "lbfgs"}, "base_estimator", "'sampling'"),
+}
+
+
+@pytest.mark.parametrize("settings,name,reason", BAYESIAN_REFUSED.values(), ids=BAYESIAN_REFUSED.keys())
+def test_a_bayesian_setting_katuna_cannot_run_is_refused_naming_it(settings: dict, name: str, reason: str):
+    [found] = _settings_problems({"name": "gp", "settings": settings})
+    assert found.startswith(f"algorithm.settings.{name}: ") and reason in found, found
+
+
+def test_a_katib_bayesian_experiment_runs_locally(embedded, tmp_path: Path):
+    doc = experiment(algorithm={"algorithmName": "bayesianoptimization", "algorithmSettings": [
+        {"name": "random_state", "value": "5"}, {"name": "n_initial_points", "value": "1"},
+        {"name": "acq_optimizer", "value": "sampling"}]},
+        parallelTrialCount=1, maxTrialCount=3,
+        parameters=[{"name": "x", "parameterType": "double", "feasibleSpace": {"min": "0.5", "max": "4"}}])
+    spec, definition = load_study(yaml.safe_dump(doc))
+    embedded.submit(spec, definition, tmp_path)
+    embedded.run(spec.name)
+    trials = embedded.store.trials(spec.name)
+    assert [t.state for t in trials] == ["COMPLETE"] * 3
+    assert all(0.5 <= float(t.params["x"]) <= 4 for t in trials)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import study_definition
+from conftest import study_definition, undo_trial_changes
 
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.records import StudyRecord, TrialRecord
@@ -41,6 +41,7 @@ def test_a_database_from_before_trial_counts_gets_them_on_opening(tmp_path: Path
     for column in ("owned", "adopted", "nodes", "looked_at", "nodes_problem"):
         old.db.execute(f"ALTER TABLE node_pools DROP COLUMN {column}")
     old.db.execute("DROP TABLE sessions")
+    undo_trial_changes(old.db)
     old.db.execute("PRAGMA user_version = 4")
     old.close()
     reopened = SqliteStore(tmp_path / "k.db")

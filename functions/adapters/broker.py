@@ -1,7 +1,8 @@
 """The embedded broker: delivers events through the same routing table as Knative.
 
 Events are handled one at a time: by the caller of :meth:`LocalBroker.run`, or by a trial's
-thread that reports its trial's end while nobody else handles. Events wait in a queue: in
+thread that reports its trial's end while nobody else handles. The thread that handles an event
+handles the events it emits next, so nobody is woken for them. Events wait in a queue: in
 memory for ``katuna run``, in the database for ``katuna serve`` (see
 :mod:`functions.adapters.sqlite_queue`), where every worker takes from it. The events a handler emits are delivered before the events already waiting, so a chain
 runs to its end (a finished trial's slot is refilled at once) before the next chain moves;
@@ -52,9 +53,10 @@ class Delivery:
 class EventQueue(Protocol):
     """Where published events wait for delivery."""
 
-    def put(self, event: Event, follow_up: bool = False) -> None:
+    def put(self, event: Event, follow_up: bool = False, wake: bool = True) -> None:
         """Queue ``event``; a ``follow_up`` (emitted by a handler) goes ahead of the events
-        already waiting (see :class:`LocalBroker`)."""
+        already waiting (see :class:`LocalBroker`). ``wake=False``: the caller takes the event
+        itself, so no taker waiting in :meth:`take` is woken for it."""
 
     def take(self, timeout: float) -> Delivery | None:
         """The next event due, waiting up to ``timeout`` seconds for one."""
@@ -85,10 +87,11 @@ class MemoryQueue:
         self._changed = threading.Condition()
         self._woken = False
 
-    def put(self, event: Event, follow_up: bool = False) -> None:
+    def put(self, event: Event, follow_up: bool = False, wake: bool = True) -> None:
         with self._changed:
             (self._follow_ups if follow_up else self._events).append(Delivery(event))
-            self._changed.notify()
+            if wake:
+                self._changed.notify()
 
     def take(self, timeout: float) -> Delivery | None:
         deadline = time.monotonic() + timeout
@@ -149,11 +152,13 @@ class LocalBroker:
         """Queue ``event``, then handle what waits on this thread unless another thread is
         handling. A trial's thread reports its trial's end this way: the end is handled on the
         CPU the trial just freed, instead of waking the thread in :meth:`run` on a CPU that the
-        other trials keep busy. That thread is woken afterwards, to see whether it is done."""
-        self.publish(event)
+        other trials keep busy (it is not woken for the event, nor for the events that follow
+        from it). That thread is woken afterwards, to see whether it is done."""
         if not self._handling.acquire(blocking=False):
+            self.publish(event)
             return
         try:
+            self.events.put(event, wake=False)
             while not self._closed and (delivery := self.events.take(timeout=0)) is not None:
                 self._deliver(delivery)
         finally:
@@ -199,7 +204,7 @@ class LocalBroker:
             self._failed(delivery, TemporaryError(f"unexpected {type(exc).__name__}: {exc}"), bounded=True)
             return
         for event in emitted:
-            self.events.put(event, follow_up=True)
+            self.events.put(event, follow_up=True, wake=False)
         self.events.done(delivery)
 
     def _failed(self, delivery: Delivery, exc: KatunaError, bounded: bool = False) -> None:

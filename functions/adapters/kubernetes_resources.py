@@ -1,5 +1,6 @@
 """The resources port on Kubernetes (study resources read, their status written; Katib's
-Experiments and StudyJobs listed and their Trials kept up to date) and the nodes port (a pool's
+Experiments and StudyJobs listed and their Trials kept up to date; ConfigMaps holding trial
+templates read) and the nodes port (a pool's
 Node objects listed), through the client and error translation of
 :mod:`functions.adapters.kubernetes_executor`."""
 
@@ -14,7 +15,8 @@ from kubernetes.client.rest import ApiException
 from urllib3.exceptions import HTTPError
 
 from functions.adapters.kubernetes_executor import read_or_none, translate
-from functions.core.errors import TemporaryError
+from functions.core.cluster_templates import ConfigMapForbidden
+from functions.core.errors import PermanentError, TemporaryError
 from functions.core.node_hours import NodeSeen
 from functions.core.resources import GROUP, KATIB_API_VERSIONS, KINDS, PLURALS, VERSION, Ref
 
@@ -29,6 +31,7 @@ class KubernetesResources:
     def __init__(self, connect: Callable[[], client.ApiClient], katib_api: bool = False) -> None:
         self._connect = connect
         self._api: client.CustomObjectsApi | None = None
+        self._core: client.CoreV1Api | None = None
         self.katib_api = katib_api
 
     def _objects(self) -> client.CustomObjectsApi:
@@ -108,28 +111,55 @@ class KubernetesResources:
         return found
 
     def put_trials(self, owner: Ref, trials: Sequence[Mapping[str, Any]]) -> None:
-        """Create the missing Trials of the Experiment at ``owner``, then write each status that
-        differs from the API's (one list, then only the writes that change something)."""
-        api = self._objects()
-        group, version = owner.group, owner.version
-        listed = read_or_none(partial(api.list_namespaced_custom_object, group, version, owner.namespace, "trials",
-                               label_selector=f"katib.kubeflow.org/experiment={owner.name}"), f"list the trials of {owner}")
-        current = {item["metadata"]["name"]: item for item in (listed or {}).get("items") or []}
+        """Write the status of each Trial given, creating the Trial first where the API has none
+        (its status write answered 404): one request per Trial that exists, three for a new one,
+        and no list, so a write costs what the Trials given cost, however many the Experiment has."""
         for trial in trials:
             name = trial["metadata"]["name"]
-            body = {k: v for k, v in trial.items() if k != "status"}
             try:
-                if name not in current:
-                    current[name] = api.create_namespaced_custom_object(group, version, owner.namespace, "trials", body)
-                if current[name].get("status") != trial["status"]:
-                    api.patch_namespaced_custom_object_status(group, version, owner.namespace, "trials", name,
-                                                              {"status": trial["status"]},
-                                                              _content_type="application/merge-patch+json")
-            except ApiException as exc:
-                if exc.status != 409:
-                    raise translate(exc, f"write the Trial {name} of {owner}") from exc
-            except HTTPError as exc:
+                self._put_trial(owner, trial)
+            except (ApiException, HTTPError) as exc:
                 raise translate(exc, f"write the Trial {name} of {owner}") from exc
+
+    def _put_trial(self, owner: Ref, trial: Mapping[str, Any]) -> None:
+        """Write one Trial's status; create the Trial first if the write finds none (one made
+        meanwhile by another report, 409, is as good)."""
+        api = self._objects()
+        group, version, namespace, name = owner.group, owner.version, owner.namespace, trial["metadata"]["name"]
+        write = partial(api.patch_namespaced_custom_object_status, group, version, namespace, "trials", name,
+                        {"status": trial["status"]}, _content_type="application/merge-patch+json")
+        try:
+            write()
+            return
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+        try:
+            api.create_namespaced_custom_object(group, version, namespace, "trials",
+                                                {k: v for k, v in trial.items() if k != "status"})
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+        write()
+
+    def read_config_map(self, namespace: str, name: str) -> Mapping[str, str] | None:
+        """The ConfigMap's ``data`` (none: empty), or None when it is not there; a refusal (403)
+        names the grant katuna's Role lacks."""
+        if self._core is None:
+            try:
+                self._core = client.CoreV1Api(self._connect())
+            except config.ConfigException as exc:
+                raise TemporaryError(f"no Kubernetes API to read ConfigMaps: {exc}") from exc
+        doing = f"read the ConfigMap {namespace}/{name}"
+        try:
+            found = read_or_none(partial(self._core.read_namespaced_config_map, name, namespace), doing)
+        except PermanentError as exc:
+            if isinstance(exc.__cause__, ApiException) and exc.__cause__.status == 403:
+                raise ConfigMapForbidden(f"katuna's service account may not get configmaps in namespace {namespace!r}: "
+                                         "bind the katuna Role (knative/rbac.yaml, which grants get on configmaps) "
+                                         "there") from exc
+            raise
+        return None if found is None else dict(found.data or {})
 
 
 class KubernetesNodes:

@@ -83,6 +83,11 @@ def _ids(launch: TrialLaunch) -> tuple[str, str, int, int]:
     return launch.study, launch.uid, launch.number, launch.attempt
 
 
+def _new_file(path: Path) -> BinaryIO:
+    """``path`` opened for writing, emptied, or created readable by this user only."""
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
+
+
 def _key(launch: TrialLaunch) -> Key:
     """An attempt of a trial of one study: a study made again under the same name is another."""
     return _ids(launch)
@@ -116,6 +121,8 @@ class LocalExecutor:
         self._lock = threading.Lock()
         self._closed = False
         self._owners = Owners(self.log_dir)
+        self._claimed: set[Key] = set()
+        """Attempts this executor claimed: their owner is this process, known without a read."""
         self._workers = Workers()
         self._sweepers: list[threading.Thread] = []
         """Threads ending what dead processes left behind, which a shutdown waits for."""
@@ -153,11 +160,14 @@ class LocalExecutor:
         else:
             self._workers.submit(self._start(run, log))
         self._owners.claim(self._owner_path(launch))
+        self._claimed.add(key)
 
     def _abandoned(self, launch: TrialLaunch) -> bool:
-        """Whether an attempt of the trial (this one included) was claimed by a process that died."""
+        """Whether an attempt of the trial (this one included) was claimed by a process that died
+        (an attempt claimed here was not: its owner file names this process, which lives)."""
         return any(self._owners.abandoned(self._owner_path(launch, attempt))
-                   for attempt in range(1, launch.attempt + 1))
+                   for attempt in range(1, launch.attempt + 1)
+                   if (launch.study, launch.uid, launch.number, attempt) not in self._claimed)
 
     def _start_after_strays(self, run: _Run, log: BinaryIO) -> None:
         """End every process an earlier run of the trial left behind, then start the attempt."""
@@ -198,10 +208,13 @@ class LocalExecutor:
         that user can enter; folders that exist keep their permissions."""
         path = self.log_path(launch.study, launch.number, launch.attempt)
         try:
-            for folder in reversed((path.parent, *path.parent.parents)):
-                if not folder.exists():
-                    folder.mkdir(mode=0o700, exist_ok=True)
-            return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
+            try:
+                return _new_file(path)
+            except FileNotFoundError:
+                for folder in reversed((path.parent, *path.parent.parents)):
+                    if not folder.exists():
+                        folder.mkdir(mode=0o700, exist_ok=True)
+                return _new_file(path)
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise StorageFull(f"the disk holding the trial logs {self.log_dir} is full; "
@@ -299,7 +312,8 @@ class LocalExecutor:
 
     def _contain(self, run: _Run) -> None:
         """End every process of the attempt that is still alive, and reap those adopted here."""
-        process_tree.end(run.started.pid, run.marker.__eq__, self._kill_grace, keep=self._leaders(), since=run.since)
+        process_tree.end(run.started.pid, run.marker.__eq__, self._kill_grace, keep=self._leaders(), since=run.since,
+                         own=process_tree.adopts_orphans())
 
     def _kill(self, run: _Run) -> int:
         """End the attempt's whole process tree: SIGTERM, then SIGKILL after the grace period."""

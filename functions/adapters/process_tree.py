@@ -11,6 +11,13 @@ The service makes itself a child subreaper (``prctl(PR_SET_CHILD_SUBREAPER)``): 
 descendants of its trials become its children rather than init's, so they stay visible to it
 and it reaps them once they are killed. On systems without ``/proc`` or ``prctl`` only the
 session is signalled, and :func:`become_subreaper` says so.
+
+Every process an attempt started is then a descendant of the service, whatever session it
+moved to: ending an attempt that this process started walks this process's descendants
+(``/proc/<pid>/task/<tid>/children``), a handful of files, instead of reading every process on
+the machine; that search lies between every trial's end and its successor's start. Processes
+left by a service that died are no descendants of the one that finds them: those are searched
+for on the whole machine.
 """
 
 from __future__ import annotations
@@ -31,6 +38,9 @@ MARKER = "KATUNA_ATTEMPT_ID"
 
 PR_SET_CHILD_SUBREAPER = 36
 PROC = Path("/proc")
+_subreaper: int | None = None
+"""The pid of the process that made itself a child subreaper here: the setting is not inherited
+by a forked child, so a child (a gunicorn worker) must make itself one too."""
 KILL_ROUNDS = 50
 """SIGKILL rounds at most, for descendants still forking while they are killed."""
 
@@ -56,7 +66,16 @@ def become_subreaper() -> bool:
         log.warning("could not make this process a child subreaper (%s): orphaned trial processes "
                     "are still found and killed, but not reaped here", exc)
         return False
+    global _subreaper
+    _subreaper = os.getpid()
     return True
+
+
+def adopts_orphans() -> bool:
+    """Whether every process a child of this one starts stays its descendant and can be found
+    as one: this process is a child subreaper and the kernel lists each task's children."""
+    me = os.getpid()
+    return _subreaper == me and os.path.exists(f"{PROC}/{me}/task/{me}/children")
 
 
 @dataclass(frozen=True)
@@ -109,6 +128,37 @@ def _read(pid: int, since: float | None = None) -> Process | None:
     return Process(pid, int(fields[1]), int(fields[2]), int(fields[3]), fields[0] == b"Z", found)
 
 
+def _children(pid: int) -> list[int]:
+    """The children of every thread of process ``pid`` (none if it is gone)."""
+    try:
+        threads = os.listdir(f"{PROC}/{pid}/task")
+    except OSError:
+        return []
+    found: list[int] = []
+    for thread in threads:
+        try:
+            found += map(int, _file(f"{PROC}/{pid}/task/{thread}/children").split())
+        except OSError:
+            continue
+    return found
+
+
+def descendants(since: float | None = None, apart: Iterable[int] = ()) -> list[Process]:
+    """Every descendant of this process, each read once, but those in ``apart`` and theirs (other
+    attempts' main processes: a process that some attempt's process left behind is adopted by
+    this one, never by another attempt's); the markers of those started before ``since`` (clock
+    ticks since boot) are not read."""
+    found: list[Process] = []
+    seen: set[int] = set(apart)
+    parents = [os.getpid()]
+    while parents:
+        children = [pid for parent in parents for pid in _children(parent) if pid not in seen]
+        seen.update(children)
+        found += [p for p in (_read(pid, since) for pid in children) if p is not None]
+        parents = children
+    return found
+
+
 def processes(since: float | None = None) -> list[Process]:
     """Every process this one may see, itself excepted (none where there is no ``/proc``); the
     markers of those started before ``since`` (clock ticks since boot) are not read."""
@@ -124,10 +174,17 @@ def _members(snapshot: Iterable[Process], leader: int | None, markers: Callable[
         (leader is not None and leader in (p.session, p.group)) or (p.marker is not None and markers(p.marker)))]
 
 
-def members(leader: int | None, markers: Callable[[str], bool], since: float | None = None) -> list[Process]:
+def members(leader: int | None, markers: Callable[[str], bool], since: float | None = None,
+            own: bool = False, apart: Iterable[int] = ()) -> list[Process]:
     """The live processes of a trial attempt: in the session or group ``leader`` leads, or
-    carrying a marker that ``markers`` accepts (none started before ``since`` does)."""
-    return _members(processes(since), leader, markers)
+    carrying a marker that ``markers`` accepts (none started before ``since`` does); with
+    ``own``, only descendants of this process are looked at, but not those of ``apart``."""
+    return _members(_snapshot(since, own, apart), leader, markers)
+
+
+def _snapshot(since: float | None, own: bool, apart: Iterable[int] = ()) -> list[Process]:
+    """The descendants of this process but ``apart``'s (``own``), or every process it may see."""
+    return descendants(since, apart) if own else processes(since)
 
 
 def _signal(pids: Iterable[int], sig: signal.Signals) -> None:
@@ -137,13 +194,16 @@ def _signal(pids: Iterable[int], sig: signal.Signals) -> None:
 
 
 def end(leader: int | None, markers: Callable[[str], bool], grace: float, keep: Iterable[int] = (),
-        since: float | None = None) -> None:
+        since: float | None = None, own: bool = False) -> None:
     """End every process of the attempt: SIGTERM, then SIGKILL to whatever is left after
     ``grace`` seconds (and to whatever it forked meanwhile), then reap those that are children
     of this process. ``keep`` are children whose exit status someone else waits for; ``since``
     (clock ticks since boot) is when the attempt started, if known: no process started earlier
-    belongs to it, so only the later ones' markers are read."""
-    snapshot = processes(since)
+    belongs to it, so only the later ones' markers are read. ``own``: this process started the
+    attempt and :func:`adopts_orphans`, so only its descendants are looked at (not those of the
+    ``keep`` processes but ``leader``)."""
+    apart = set(keep) - {leader}
+    snapshot = _snapshot(since, own, apart)
     found = _members(snapshot, leader, markers)
     seen = {p.pid for p in found}
     if found:
@@ -151,15 +211,15 @@ def end(leader: int | None, markers: Callable[[str], bool], grace: float, keep: 
         deadline = time.monotonic() + grace
         while found and time.monotonic() < deadline:
             time.sleep(0.02)
-            found = members(leader, markers, since)
+            found = members(leader, markers, since, own, apart)
         for _ in range(KILL_ROUNDS):
             if not found:
                 break
             seen.update(p.pid for p in found)
             _signal((p.pid for p in found), signal.SIGKILL)
             time.sleep(0.01)
-            found = members(leader, markers, since)
-        snapshot = processes(since)
+            found = members(leader, markers, since, own, apart)
+        snapshot = _snapshot(since, own, apart)
     _reap(snapshot, lambda p: p.pid in seen or (leader is not None and p.session == leader), keep)
 
 

@@ -52,13 +52,14 @@ class SqliteQueue:
         with self._lock:
             self._conn.close()
 
-    def put(self, event: Event, follow_up: bool = False) -> None:
+    def put(self, event: Event, follow_up: bool = False, wake: bool = True) -> None:
         """Events are taken in order of ``due``; a follow-up is due since the epoch, which puts
         it ahead of every event waiting but other follow-ups."""
         with self._lock:
             self._conn.execute(f"INSERT INTO {TABLE} (event_id, body, due) VALUES (?, ?, ?)",
                                (event.id, json.dumps(event.to_dict()), 0.0 if follow_up else time.time()))
-        self._wake.set()
+        if wake:
+            self._wake.set()
 
     def take(self, timeout: float) -> Delivery | None:
         deadline = time.monotonic() + timeout

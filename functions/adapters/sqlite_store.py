@@ -24,6 +24,7 @@ from typing import Any
 
 import optuna
 import sqlite_utils
+from optuna.trial import TrialState
 
 from functions.adapters.sqlite_journal import SNAPSHOT_TABLE, KatunaJournalStorage, SqliteJournalBackend
 from functions.adapters.sqlite_journal import TABLE as JOURNAL_TABLE
@@ -158,8 +159,19 @@ def _migrate_11(db: sqlite_utils.Database) -> None:
     db.table("node_pools").add_column("nodes_problem", str)
 
 
+def _migrate_12(db: sqlite_utils.Database) -> None:
+    """Which trials changed since a study last reported them (its Katib Trial resources): each
+    trial's latest change, numbered per study, and the change up to which the study reported;
+    and pool uses found by their release, so the watcher reads only the pools it still watches."""
+    db.table("trials").add_column("changed", int)
+    db.execute("UPDATE trials SET changed = number + 1")
+    db.table("trials").create_index(["study", "changed"])
+    db.table("studies").add_column("trials_reported", int, not_null_default=0)
+    db.table("node_pools").create_index(["released_at"])
+
+
 MIGRATIONS = (_migrate_1, _migrate_2, _migrate_3, _migrate_4, _migrate_5, _migrate_6, _migrate_7, _migrate_8,
-              _migrate_9, _migrate_10, _migrate_11)
+              _migrate_9, _migrate_10, _migrate_11, _migrate_12)
 
 
 def _dumps(value: Any) -> str:
@@ -199,6 +211,15 @@ def _origin(text: str | None) -> dict[str, Any] | None:
         return None
     return origin if isinstance(origin, dict) else None
 
+
+DISCARDED = "katuna:discarded"
+"""The Optuna system attribute of a trial asked for and never started, which katuna forgot."""
+
+_NEXT_CHANGE = "(SELECT coalesce(max(changed), 0) + 1 FROM trials WHERE study = ?)"
+"""The study's next trial change number (an index lookup), for a statement that writes a trial."""
+
+_BY_STATE = "idx_trials_study_state"
+"""The index of trials by study and state (made by the first migration)."""
 
 _TRIAL_COLUMNS = {"number": "number", "state": "state", "value": "value", "startedAt": "started_at",
                   "finishedAt": "finished_at", "duration": "(finished_at - started_at)"}
@@ -488,8 +509,8 @@ class SqliteStore:
     def add_trial(self, trial: TrialRecord) -> None:
         row = self._trial_columns({f.name: getattr(trial, f.name) for f in dataclasses.fields(TrialRecord)})
         columns = ", ".join(f"[{column}]" for column in row)
-        self.db.execute(f"INSERT OR REPLACE INTO trials ({columns}) VALUES ({', '.join('?' * len(row))})",
-                        list(row.values()))
+        self.db.execute(f"INSERT OR REPLACE INTO trials ({columns}, [changed]) "
+                        f"VALUES ({', '.join('?' * len(row))}, {_NEXT_CHANGE})", [*row.values(), trial.study])
 
     @staticmethod
     def _trial_columns(fields: dict[str, Any]) -> dict[str, Any]:
@@ -506,7 +527,7 @@ class SqliteStore:
 
     @staticmethod
     def _trial(row: dict[str, Any]) -> TrialRecord:
-        fields = {k: v for k, v in row.items() if k not in ("value", "trial_values")}
+        fields = {k: v for k, v in row.items() if k not in ("value", "trial_values", "changed")}
         fields.update(params=_loads(row["params"]), metrics=_loads(row["metrics"]) or {},
                       values=_loads(row["trial_values"]), reason=row["reason"] or "")
         return TrialRecord(**fields)
@@ -517,11 +538,53 @@ class SqliteStore:
         return self._trial(rows[0]) if rows else None
 
     def update_trial(self, study: str, number: int, **fields: Any) -> None:
-        self._update("trials", {"study": study, "number": number}, self._trial_columns(fields))
+        row = self._trial_columns(fields)
+        assignments = "".join(f"[{column}] = ?, " for column in row)
+        cursor = self.db.execute(f"UPDATE trials SET {assignments}[changed] = {_NEXT_CHANGE} "
+                                 "WHERE study = ? AND number = ?", [*row.values(), study, study, number])
+        if cursor.rowcount == 0:
+            raise StudyNotFound(f"no trial {study} {number}")
+
+    @_reading
+    def trial_changes(self, study: str, after: int) -> tuple[list[TrialRecord], int]:
+        """Found through the (study, changed) index: as many rows as changed, at any study size."""
+        rows = self._rows("SELECT * FROM trials WHERE study = ? AND changed > ? ORDER BY number", [study, after])
+        latest = max((row.pop("changed") for row in rows), default=after)
+        return [self._trial(row) for row in rows], latest
+
+    @_reading
+    def trials_reported(self, study: str) -> int:
+        row = self.db.execute("SELECT trials_reported FROM studies WHERE name = ?", [study]).fetchone()
+        return row[0] if row else 0
+
+    def set_trials_reported(self, study: str, change: int) -> None:
+        """Never moves back: a report that read older changes cannot undo a later one."""
+        self.db.execute("UPDATE studies SET trials_reported = max(trials_reported, ?) WHERE name = ?", [change, study])
+
+    def discard_trial(self, study: str, number: int) -> None:
+        """Forget a trial that never started: its row goes (the kept counts follow), and Optuna,
+        which cannot forget a trial, keeps it failed and marked :data:`DISCARDED`, so no sampler
+        learns from it and Optuna's own views can tell it apart. Discarding twice changes nothing."""
+        with self.transaction():
+            self.db.execute("DELETE FROM observations WHERE study = ? AND trial = ?", [study, number])
+            self.db.execute("DELETE FROM trials WHERE study = ? AND number = ?", [study, number])
+            storage = self.optuna_storage()
+            try:
+                trial_id = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study), number)
+            except KeyError:
+                return
+            if not storage.get_trial(trial_id).state.is_finished():
+                storage.set_trial_system_attr(trial_id, DISCARDED, True)
+                storage.set_trial_state_values(trial_id, TrialState.FAIL)
 
     @_reading
     def trials(self, study: str, states: Sequence[str] = ()) -> list[TrialRecord]:
-        sql, args = "SELECT * FROM trials WHERE study = ?", [study]
+        """The study's trials in ``states`` (all when none is given), by number. Trials in given
+        states are found through the (study, state) index: left to itself, SQLite walks every
+        trial of the study in number order instead, to spare a sort, and the few active trials
+        of a large study would cost a read of all of them on every event."""
+        table = f"trials INDEXED BY {_BY_STATE}" if states else "trials"
+        sql, args = f"SELECT * FROM {table} WHERE study = ?", [study]
         if states:
             sql += f" AND state IN ({', '.join('?' * len(states))})"
             args += list(states)
@@ -658,8 +721,12 @@ class SqliteStore:
         self.db.execute(f"INSERT OR REPLACE INTO node_pools ({columns}) VALUES ({', '.join('?' * len(row))})",
                         list(row.values()))
 
-    def pool_uses(self, phases: Sequence[str] = (), pool: str | None = None) -> list[PoolUse]:
-        sql, args = "SELECT * FROM node_pools WHERE 1", []
+    def pool_uses(self, phases: Sequence[str] = (), pool: str | None = None,
+                  released_after: float | None = None) -> list[PoolUse]:
+        sql, args = "SELECT * FROM node_pools WHERE 1", list[Any]()
+        if released_after is not None:
+            sql += " AND (released_at IS NULL OR released_at > ?)"
+            args.append(released_after)
         if phases:
             sql += f" AND phase IN ({', '.join('?' * len(phases))})"
             args += list(phases)

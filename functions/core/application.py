@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+from functions.core.cluster_templates import ClusterTemplates
 from functions.core.events import Event
 from functions.core.limits import Limits
 from functions.core.ports import Executor, Store
@@ -109,6 +110,10 @@ class Application(Protocol):
 
     def dispatcher(self) -> DispatchesFunctions:
         """Runs handlers with this thread's store."""
+
+    @property
+    def templates(self) -> ClusterTemplates | None:
+        """Where trial templates held in ConfigMaps are read; None where trials do not run on Kubernetes."""
 
     def submit(self, spec: Study, definition: dict[str, Any]) -> tuple[StudyRecord, bool]:
         """Store a study and start it: the stored record, and whether it is new."""

@@ -31,6 +31,10 @@ _SPEC = {"objective", "algorithm", "parallelTrialCount", "maxTrialCount", "maxFa
 _OBJECTIVE = {"type", "goal", "objectiveMetricName", "additionalMetricNames", "metricStrategies"}
 _PARAMETER = {"name", "parameterType", "feasibleSpace"}
 _FEASIBLE_SPACE = {"min", "max", "step", "list", "distribution"}
+DISTRIBUTIONS: dict[str, dict[str, Any]] = {
+    "uniform": {}, "logUniform": {"log": True},
+    "normal": {"distribution": "normal"}, "logNormal": {"distribution": "normal", "log": True}}
+"""Katib's ``feasibleSpace.distribution`` values, each as the native fields it becomes."""
 _NAS = "neural architecture search is not supported: katuna tunes the values of spec.parameters"
 _REFUSED = {"pbt": "population-based training is not supported: its trials resume from and mutate each other's "
                    "checkpoints, and katuna's trials share none",
@@ -114,11 +118,15 @@ def from_experiment(data: Mapping[str, Any]) -> dict[str, Any]:
 
 def _native_problems(native: dict[str, Any], data: Mapping[str, Any], found: list[Problem]) -> list[Problem]:
     """The problems the native study would have besides those already ``found``, so that a
-    translation problem hides none of the others."""
+    translation problem hides none of the others (none about a trial template left unread in
+    its ConfigMap: ``found`` says why)."""
     try:
         validate.parse_study(native)
     except InvalidStudy as exc:
-        return katib_paths.katib_problems(exc.problems, data, already=found)
+        problems = katib_paths.katib_problems(exc.problems, data, already=found)
+        if katib_template.unread(data.get("spec") or {}):
+            return [p for p in problems if not p.path.startswith(katib_template.PATH) and "trialTemplate" not in p.message]
+        return problems
     return []
 
 
@@ -213,10 +221,11 @@ def _parameter(parameter: Mapping[str, Any], path: str, problems: list[Problem])
         if space.get(key) is not None:
             out[key] = _number(space[key], kind, f"{where}.{key}", problems)
     distribution = space.get("distribution") or "uniform"
-    if distribution == "logUniform":
-        out["log"] = True
-    elif distribution != "uniform":
-        problems.append(Problem(f"{where}.distribution", f"{distribution} is not supported; expected uniform or logUniform"))
+    if distribution in DISTRIBUTIONS:
+        out.update(DISTRIBUTIONS[distribution])
+    else:
+        problems.append(Problem(f"{where}.distribution", f"{distribution!r} is not supported; expected one of "
+                                                         f"{', '.join(DISTRIBUTIONS)}"))
     return out
 
 

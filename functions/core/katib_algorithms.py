@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from functions.core import skopt_sampler
 from functions.core.errors import Problem
 
 SEED = "seed"
@@ -80,12 +81,20 @@ CMAES = {
         {"none": None, "None": None},
         "Optuna's CMA-ES sampler no longer restarts (ipop and bipop moved to OptunaHub); remove the setting")),
 }
+def _choice(name: str, accepted: Mapping[str, str]) -> Callable[[str], str]:
+    """A setting taken as it is written, when it is one of the ``accepted`` values katuna runs."""
+    def convert(text: str) -> str:
+        skopt_sampler.check_choice(name, text, accepted)
+        return text
+    return convert
+
+
 BAYESIAN = {
     "random_state": RANDOM_STATE,
     "n_initial_points": Setting("n_startup_trials", _integer(0)),
-    "base_estimator": Setting("", _only({"GP": None}, "the surrogate is always a Gaussian process")),
-    "acq_func": Setting("", _only({"EI": None}, "the acquisition function is always (log) expected improvement")),
-    "acq_optimizer": Setting("", _only({"auto": None}, "the acquisition is always optimised by katuna's sampler")),
+    "base_estimator": Setting("base_estimator", _choice("base_estimator", skopt_sampler.BASE_ESTIMATORS)),
+    "acq_func": Setting("acq_func", _choice("acq_func", skopt_sampler.ACQUISITION_FUNCTIONS)),
+    "acq_optimizer": Setting("acq_optimizer", _choice("acq_optimizer", skopt_sampler.ACQUISITION_OPTIMIZERS)),
 }
 SETTINGS: dict[str, dict[str, Setting]] = {
     "random": {"random_state": RANDOM_STATE},
@@ -97,13 +106,16 @@ SETTINGS: dict[str, dict[str, Setting]] = {
     "bayesianoptimization": BAYESIAN,
 }
 """For each Katib algorithm, the settings its suggestion services document."""
+IMPLIED: dict[str, dict[str, Any]] = {"bayesianoptimization": {"log_uniform_floats": True}}
+"""Settings that carry how Katib's service runs an algorithm whatever it is given: its skopt
+service searches every double on a log scale."""
 
 
 def translate(algorithm: str, settings: list[Any], path: str) -> tuple[dict[str, Any], Any, list[Problem]]:
     """Katib's ``algorithmSettings`` of ``algorithm`` as Optuna settings, the seed (or None),
     and a problem for each setting that has no equivalent or whose value does not convert."""
     known = SETTINGS.get(algorithm, {})
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = dict(IMPLIED.get(algorithm, {}))
     seed = None
     problems = []
     for i, item in enumerate(settings):

@@ -20,7 +20,8 @@ NODE_POOL_ANNOTATION = "katuna.dev/node-pool"
 schema has no place for one), as JSON or YAML."""
 ANNOTATION_FIELD = f'metadata.annotations["{NODE_POOL_ANNOTATION}"]'
 _PARAMETER_FIELDS = {"type": "parameterType", "min": "feasibleSpace.min", "max": "feasibleSpace.max",
-                     "step": "feasibleSpace.step", "values": "feasibleSpace.list", "log": "feasibleSpace.distribution"}
+                     "step": "feasibleSpace.step", "values": "feasibleSpace.list", "log": "feasibleSpace.distribution",
+                     "distribution": "feasibleSpace.distribution"}
 _FIXED = {
     "": "spec", "name": "metadata.name", "kubernetes": "metadata.namespace", "kubernetes.namespace": "metadata.namespace",
     "parallelism": "spec.parallelTrialCount", "maxTrials": "spec.maxTrialCount",

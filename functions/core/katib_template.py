@@ -19,6 +19,12 @@ from functions.core.errors import Problem
 PATH = "spec.trialTemplate"
 FIELDS = {"retain", "trialSpec", "configMap", "trialParameters", "primaryPodLabels", "primaryContainerName",
           "successCondition", "failureCondition"}
+NO_CLUSTER = ("a trial template held in a ConfigMap is read from the cluster when the Experiment is submitted "
+              "there (as a resource, or to a service whose trials run on Kubernetes), and there is no cluster "
+              "here to read it from: copy the template into spec.trialTemplate.trialSpec, or submit the "
+              "Experiment on the cluster")
+"""Why ``configMap`` is refused where it reaches the translation unread (``katuna run``, ``katuna
+convert``, a service whose trials run as local processes)."""
 META_REFERENCE = re.compile(r"\$\{(.*)\}")
 """A reference to the trial's metadata; its inner part must match :data:`template.SPEC_FIELD`."""
 
@@ -46,6 +52,12 @@ def translate(trial: Any, parameters: list[Any], problems: list[Problem]) -> dic
     return out
 
 
+def unread(spec: Mapping[str, Any]) -> bool:
+    """Whether the Experiment's trial template is held in a ConfigMap that was not read."""
+    trial = spec.get("trialTemplate")
+    return isinstance(trial, Mapping) and trial.get("trialSpec") is None and trial.get("configMap") is not None
+
+
 def _source(trial: Mapping[str, Any], problems: list[Problem]) -> None:
     """Exactly one source of the trial's workload, and it inline."""
     if trial.get("trialSpec") is None and trial.get("configMap") is None:
@@ -53,8 +65,7 @@ def _source(trial: Mapping[str, Any], problems: list[Problem]) -> None:
     elif trial.get("trialSpec") is not None and trial.get("configMap") is not None:
         problems.append(Problem(f"{PATH}.configMap", "only one of spec.trialTemplate.trialSpec or spec.trialTemplate.configMap can be given"))
     elif trial.get("configMap") is not None:
-        problems.append(Problem(f"{PATH}.configMap", "a trial template held in a ConfigMap is not read by katuna; "
-                                                     "copy the template into spec.trialTemplate.trialSpec"))
+        problems.append(Problem(f"{PATH}.configMap", NO_CLUSTER))
 
 
 def _references(trial: Mapping[str, Any], parameters: list[Any], problems: list[Problem]) -> dict[str, str]:
@@ -66,6 +77,7 @@ def _references(trial: Mapping[str, Any], parameters: list[Any], problems: list[
         problems.append(Problem(f"{PATH}.trialParameters", "required: one entry per placeholder of the trialSpec"))
         items = []
     parameter_names = {p.get("name") for p in parameters if isinstance(p, Mapping)}
+    unread = trial.get("trialSpec") is None  # nothing to check the names against (an unread ConfigMap's, or none)
     used = _used_names(trial.get("trialSpec"))
     references: dict[str, str] = {}
     seen: set[Any] = set()
@@ -82,9 +94,9 @@ def _references(trial: Mapping[str, Any], parameters: list[Any], problems: list[
             seen.add(reference)
             placeholder = _placeholder(str(reference), parameter_names, f"{where}.reference", problems)
             references[f"trialParameters.{name}"] = placeholder
-            if name not in used:
+            if name not in used and not unread:
                 problems.append(Problem(f"{where}.name", f"${{trialParameters.{name}}} is not used in spec.trialTemplate.trialSpec"))
-    undeclared = sorted(used - {key.removeprefix("trialParameters.") for key in references}
+    undeclared = [] if unread else sorted(used - {key.removeprefix("trialParameters.") for key in references}
                         - {item.get("name") for item in items if isinstance(item, Mapping)})
     problems += [Problem(f"{PATH}.trialSpec", f"${{trialParameters.{name}}} is not declared in spec.trialTemplate.trialParameters")
                  for name in undeclared]

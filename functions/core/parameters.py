@@ -11,6 +11,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeAlias
 
+UNIFORM = "uniform"
+NORMAL = "normal"
+DISTRIBUTIONS = (UNIFORM, NORMAL)
+"""How an int or float parameter's values are drawn: uniformly over ``[min, max]`` (on a log
+scale with ``log``), or from a normal centred in it (log-normal with ``log``; see
+:mod:`functions.core.quantiles`)."""
+
 Condition: TypeAlias = tuple[tuple[str, tuple[Any, ...]], ...]
 """A parameter's ``when``: for each named earlier parameter, the values under which it exists."""
 
@@ -35,42 +42,49 @@ class _Dimension:
             out["when"] = {name: list(values) for name, values in self.when}
         return out
 
-    def _range(self, low: float, high: float, step: float | None, log: bool) -> dict[str, Any]:
-        """The stored fields of a parameter given by bounds (``step`` None: the kind's default)."""
+    def _range(self, low: float, high: float, step: float | None, log: bool, distribution: str) -> dict[str, Any]:
+        """The stored fields of a parameter given by bounds (``step`` None: the kind's default;
+        no ``distribution``: uniform)."""
         out = self._head() | {"min": low, "max": high}
         if step is not None:
             out["step"] = step
         if log:
             out["log"] = True
+        if distribution != UNIFORM:
+            out["distribution"] = distribution
         return out
 
 
 @dataclass(frozen=True)
 class IntParameter(_Dimension):
-    """Integers from ``low`` to ``high`` (inclusive) on ``step``, optionally on a log scale."""
+    """Integers from ``low`` to ``high`` (inclusive) on ``step``, optionally on a log scale, drawn
+    uniformly or from a normal (:data:`DISTRIBUTIONS`)."""
 
     type: ClassVar[str] = "int"
     low: int
     high: int
     step: int = 1
     log: bool = False
+    distribution: str = UNIFORM
 
     def to_dict(self) -> dict[str, Any]:
-        return self._range(self.low, self.high, None if self.step == 1 else self.step, self.log)
+        return self._range(self.low, self.high, None if self.step == 1 else self.step, self.log, self.distribution)
 
 
 @dataclass(frozen=True)
 class FloatParameter(_Dimension):
-    """Real numbers from ``low`` to ``high``: continuous, on ``step``, or on a log scale."""
+    """Real numbers from ``low`` to ``high``: continuous, on ``step``, or on a log scale, drawn
+    uniformly or from a normal (:data:`DISTRIBUTIONS`)."""
 
     type: ClassVar[str] = "float"
     low: float
     high: float
     step: float | None = None
     log: bool = False
+    distribution: str = UNIFORM
 
     def to_dict(self) -> dict[str, Any]:
-        return self._range(self.low, self.high, self.step, self.log)
+        return self._range(self.low, self.high, self.step, self.log, self.distribution)
 
 
 @dataclass(frozen=True)

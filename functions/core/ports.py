@@ -61,9 +61,23 @@ class Store(Protocol):
 
     def update_trial(self, study: str, number: int, **fields: Any) -> None: ...
 
+    def discard_trial(self, study: str, number: int) -> None:
+        """Forget a trial that was asked for and never started: it is no trial of the study
+        anywhere (listings, counts, ``maxTrials``), and no sampler learns from it."""
+
     def trials(self, study: str, states: Sequence[str] = ()) -> list[TrialRecord]: ...
 
     def count_trials(self, study: str) -> Counts: ...
+
+    def trial_changes(self, study: str, after: int) -> tuple[list[TrialRecord], int]:
+        """The study's trials written (added or updated) since its trial change ``after`` (0:
+        all of them), by number, and its latest trial change (``after`` when none is later)."""
+
+    def trials_reported(self, study: str) -> int:
+        """The trial change up to which the study's trials were reported (0: none yet)."""
+
+    def set_trials_reported(self, study: str, change: int) -> None:
+        """Record that the study's trials were reported up to ``change`` (a later one stays)."""
 
     def query_trials(self, study: str, query: TrialQuery) -> tuple[list[TrialRecord], int]:
         """One page of the trials that match ``query``, and how many match in all."""
@@ -93,8 +107,10 @@ class Store(Protocol):
     def save_pool_use(self, use: PoolUse) -> None:
         """Store a node-pool use, replacing the earlier version of it."""
 
-    def pool_uses(self, phases: Sequence[str] = (), pool: str | None = None) -> list[PoolUse]:
-        """Node-pool uses in the given phases (all if none), of one pool if named."""
+    def pool_uses(self, phases: Sequence[str] = (), pool: str | None = None,
+                  released_after: float | None = None) -> list[PoolUse]:
+        """Node-pool uses in the given phases (all if none), of one pool if named, and (if a
+        time is given) not released, or released after it."""
 
 
 class Executor(Protocol):
@@ -189,8 +205,14 @@ class Resources(Protocol):
 
     def put_trials(self, owner: Ref, trials: Sequence[Mapping[str, Any]]) -> None:
         """Make the Katib Trial resources of the Experiment at ``owner`` what ``trials`` say
-        (each a resource with its ``status``): create the missing ones, write the status of
-        those whose status differs."""
+        (each a resource with its ``status``): write the status of each, creating the missing
+        ones; the Experiment's other Trials are left as they are."""
+
+    def read_config_map(self, namespace: str, name: str) -> Mapping[str, str] | None:
+        """The ``data`` of the ConfigMap ``name`` in ``namespace`` (a trial template held in one),
+        or None when there is none. Raises ``ConfigMapForbidden``
+        (:mod:`functions.core.template_sources`) when katuna may not read it, ``TemporaryError``
+        when the API cannot be asked now."""
 
 
 class Nodes(Protocol):

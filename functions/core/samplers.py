@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.util
 import inspect
 import logging
 import math
@@ -34,7 +33,8 @@ from functions.core.errors import Problem
 from functions.core.limits import DEFAULTS, Limits
 from functions.core.optuna_compat import reseed
 from functions.core.parameters import FloatParameter, Parameter
-from functions.core.space import grid_count, grid_values, sample
+from functions.core.skopt_sampler import BayesianSampler
+from functions.core.space import grid_count, grid_values, sample, values
 from functions.core.spec import Algorithm, Study
 from functions.core.typed_settings import convert_all, culprit, plain_settings
 
@@ -47,10 +47,11 @@ class SamplerKind:
     fixed: Mapping[str, Any]
     multi_objective: bool = True
     needs_grid: bool = False
-    requires: str | None = None
     seed_per_study: bool = False
     reusable: bool = False
     """Keeps no state between asks but its random states and caches of what storage holds."""
+    checks_settings: bool = False
+    """Its constructor refuses every setting it cannot run with: no trials need to be run to check them."""
 
 
 REGISTRY: dict[str, SamplerKind] = {
@@ -64,7 +65,7 @@ REGISTRY: dict[str, SamplerKind] = {
     "sobol": SamplerKind(optuna.samplers.QMCSampler, {"qmc_type": "sobol"}, seed_per_study=True),
     "qmc": SamplerKind(optuna.samplers.QMCSampler, {}, seed_per_study=True),
     "nsga2": SamplerKind(optuna.samplers.NSGAIISampler, {}),
-    "gp": SamplerKind(optuna.samplers.GPSampler, {}, requires="torch"),
+    "gp": SamplerKind(BayesianSampler, {}, multi_objective=False, checks_settings=True),
 }
 
 _NOT_SETTINGS = {"seed", "search_space", "independent_sampler", "constraints_func"}
@@ -152,10 +153,6 @@ def check_algorithm(
     problems = []
     if n_objectives > 1 and not kind.multi_objective:
         problems.append(Problem("algorithm.name", f"{algorithm.name!r} supports a single objective only"))
-    if kind.requires and importlib.util.find_spec(kind.requires) is None:
-        problems.append(
-            Problem("algorithm.name", f"{algorithm.name!r} needs the optional package {kind.requires!r}; install it first")
-        )
     if kind.needs_grid and any(p.when for p in parameters):
         problems.append(Problem("algorithm.name", "grid needs every parameter in every trial; drop the when conditions"))
     if kind.needs_grid:
@@ -173,8 +170,16 @@ def check_algorithm(
 def check_sampler(algorithm: Algorithm, parameters: tuple[Parameter, ...], n_objectives: int) -> list[Problem]:
     """Build a sampler given settings and run it through :data:`CHECK_TRIALS` trials of an
     empty in-memory study, so that a setting it refuses is a problem of the submission, not an
-    error of every later suggestion. (Without settings, Optuna's defaults need no check.)"""
+    error of every later suggestion. (Without settings, Optuna's defaults need no check; a
+    sampler whose constructor checks its settings is only built.)"""
+    kind = REGISTRY[algorithm.name]
     if not algorithm.settings:
+        return []
+    if kind.checks_settings:
+        try:
+            build_sampler(algorithm, parameters, 0)
+        except ValueError as exc:
+            return [Problem(culprit(exc, dict(algorithm.settings), "algorithm.settings").path, str(exc))]
         return []
     directions = [StudyDirection.MINIMIZE] * n_objectives
     try:
@@ -258,4 +263,4 @@ def first_suggestion(spec: Study) -> dict[str, Any]:
     """The parameters the study's sampler suggests first, from an empty in-memory study."""
     study = optuna.create_study(directions=[StudyDirection[o.direction.upper()] for o in spec.objectives],
                                 sampler=build_sampler(spec.algorithm, spec.parameters, 0))
-    return dict(sample(study, spec.parameters).params)
+    return values(spec.parameters, sample(study, spec.parameters).params)

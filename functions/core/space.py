@@ -1,8 +1,15 @@
-"""The search space in Optuna's terms: one distribution, or one list of grid values, per parameter."""
+"""The search space in Optuna's terms: one distribution, or one list of grid values, per parameter.
+
+A normal parameter is sampled in its quantile space (:mod:`functions.core.quantiles`): Optuna
+holds the quantile, and :func:`values` turns a sampled trial's parameters into the values the
+trial receives; :func:`sampler_params` turns known values back for the sampler.
+"""
 
 from __future__ import annotations
 
+import copy
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import optuna
@@ -12,19 +19,70 @@ from optuna.distributions import (
     FloatDistribution,
     IntDistribution,
 )
+from optuna.trial import FrozenTrial
 
+from functions.core import quantiles
 from functions.core.errors import InvalidStudy, Problem
 from functions.core.optuna_compat import contains
 from functions.core.parameters import ChoiceParameter, FloatParameter, IntParameter, Parameter
 
 
 def distribution(parameter: Parameter) -> BaseDistribution:
-    """The Optuna distribution of one parameter."""
+    """The Optuna distribution of one parameter (its quantile's, for a normal one)."""
+    if quantiles.is_normal(parameter):
+        return quantiles.QUANTILES
     if isinstance(parameter, IntParameter):
         return IntDistribution(parameter.low, parameter.high, log=parameter.log, step=parameter.step)
     if isinstance(parameter, FloatParameter):
         return FloatDistribution(parameter.low, parameter.high, log=parameter.log, step=parameter.step)
     return CategoricalDistribution(parameter.values)
+
+
+def values(parameters: tuple[Parameter, ...], sampled: Mapping[str, Any]) -> dict[str, Any]:
+    """The values a trial receives, from the parameters Optuna sampled for it."""
+    out = dict(sampled)
+    for parameter in parameters:
+        if parameter.name in out and quantiles.is_normal(parameter):
+            out[parameter.name] = quantiles.value(parameter, out[parameter.name])
+    return out
+
+
+def sampler_params(parameters: tuple[Parameter, ...], known: Mapping[str, Any]) -> dict[str, Any]:
+    """Known values (of a warm start) as the sampler holds them."""
+    out = dict(known)
+    for parameter in parameters:
+        if parameter.name in out and quantiles.is_normal(parameter):
+            out[parameter.name] = quantiles.quantile(parameter, out[parameter.name])
+    return out
+
+
+def shown_trials(trials: list[FrozenTrial], parameters: tuple[Parameter, ...]) -> list[FrozenTrial]:
+    """Trials as charts show them: each normal parameter's value in place of the quantile the
+    sampler holds, under a distribution spanning its bounds and every value drawn."""
+    normal = [p for p in parameters if quantiles.is_normal(p)]
+    if not normal:
+        return trials
+    shown = [copy.copy(t) for t in trials]
+    for trial in shown:
+        trial.params = values(parameters, trial.params)
+    for parameter in normal:
+        drawn = [t.params[parameter.name] for t in shown if parameter.name in t.params]
+        low, high = min(drawn + [parameter.low]), max(drawn + [parameter.high])
+        span: BaseDistribution = (IntDistribution(int(low), int(high), log=parameter.log and low >= 1)
+                                  if isinstance(parameter, IntParameter)
+                                  else FloatDistribution(low, high, log=parameter.log and low > 0))
+        for trial in shown:
+            if parameter.name in trial.distributions:
+                trial.distributions = {**trial.distributions, parameter.name: span}
+    return shown
+
+
+def admits(parameter: Parameter, value: Any) -> bool:
+    """Whether ``value`` is a value the parameter can take (:class:`ValueError` or
+    :class:`TypeError` for one of the wrong kind)."""
+    if quantiles.is_normal(parameter):
+        return quantiles.admits(parameter, value)
+    return contains(distribution(parameter), value)
 
 
 def distribution_problems(parameters: tuple[Parameter, ...]) -> list[Problem]:
@@ -100,6 +158,10 @@ def _value(parameter: Parameter, raw: str) -> Any:
                 return choice
         raise ValueError(f"expected one of {', '.join(map(str, parameter.values))}, got {raw!r}")
     value = int(raw) if isinstance(parameter, IntParameter) else float(raw)
+    if quantiles.is_normal(parameter):
+        if not admits(parameter, value):
+            raise ValueError(f"expected a finite{' positive' if parameter.log else ''} number, got {raw}")
+        return value
     if not contains(distribution(parameter), value):
         step = parameter.step if isinstance(parameter, FloatParameter) or parameter.step != 1 else None
         raise ValueError(f"expected a value in [{parameter.low}, {parameter.high}]"
@@ -124,6 +186,8 @@ def sample(study: optuna.Study, parameters: tuple[Parameter, ...]) -> optuna.tri
 
 
 def _suggest(trial: optuna.trial.Trial, parameter: Parameter) -> Any:
+    if quantiles.is_normal(parameter):
+        return trial.suggest_float(parameter.name, quantiles.QUANTILES.low, quantiles.QUANTILES.high)
     if isinstance(parameter, IntParameter):
         return trial.suggest_int(parameter.name, parameter.low, parameter.high, step=parameter.step, log=parameter.log)
     if isinstance(parameter, FloatParameter):

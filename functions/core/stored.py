@@ -4,7 +4,8 @@ A study is validated once, when it is submitted; the store keeps ``Study.to_dict
 normalised native format) with :data:`SPEC_VERSION`. Loading it is the exact inverse of
 ``to_dict``: a later, stricter validator never re-rejects a study it accepted before, so a study
 stored under older rules still loads, shows, stops and deletes. Specs stored before the version
-was kept load the same way. What cannot be rebuilt at all (no mapping, no name) raises
+was kept load the same way, and so do parameters stored before they had a ``distribution``
+(uniform). What cannot be rebuilt at all (no mapping, no name) raises
 :class:`UnreadableSpec`, and the store shows such a row as a failed study (see
 :func:`unreadable_study`).
 """
@@ -17,7 +18,14 @@ from typing import Any
 from functions.core.cluster import TRIAL_TAINT, Cluster
 from functions.core.errors import PermanentError
 from functions.core.nodepool import GKE, NodePool
-from functions.core.parameters import CategoricalParameter, DiscreteParameter, FloatParameter, IntParameter, Parameter
+from functions.core.parameters import (
+    UNIFORM,
+    CategoricalParameter,
+    DiscreteParameter,
+    FloatParameter,
+    IntParameter,
+    Parameter,
+)
 from functions.core.pruners import EarlyStopping
 from functions.core.spec import (
     Algorithm,
@@ -88,10 +96,11 @@ def _study(data: Mapping[str, Any]) -> Study:
 def _parameter(data: Mapping[str, Any]) -> Parameter:
     when = tuple((name, tuple(values)) for name, values in (data.get("when") or {}).items())
     kind, name, log = data["type"], data["name"], bool(data.get("log", False))
+    drawn = data.get("distribution", UNIFORM)
     if kind == "int":
-        return IntParameter(name, data["min"], data["max"], data.get("step") or 1, log, when=when)
+        return IntParameter(name, data["min"], data["max"], data.get("step") or 1, log, drawn, when=when)
     if kind == "float":
-        return FloatParameter(name, data["min"], data["max"], data.get("step"), log, when=when)
+        return FloatParameter(name, data["min"], data["max"], data.get("step"), log, drawn, when=when)
     values = tuple(data.get("values", ()))
     return DiscreteParameter(name, values, when=when) if kind == "discrete" else CategoricalParameter(name, values, when=when)
 

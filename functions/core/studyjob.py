@@ -27,9 +27,12 @@ _SPEC = {"studyName", "owner", "optimizationtype", "objectivevaluename", "optimi
          "metricsnames", "parameterconfigs", "workerSpec", "suggestionSpec", "metricsCollectorSpec"}
 
 
-TEMPLATE_PATH = ("names a template file in Katib's worker-template ConfigMap, which katuna does not read: copy "
-                 "that file's text into spec.workerSpec.goTemplate.rawTemplate (kubectl get configmap "
-                 "worker-template -o yaml shows it) and remove templatePath")
+TEMPLATE_PATH = ("names a key of the ConfigMap worker-template in the namespace of the service that runs the "
+                 "StudyJob (where Katib's v1alpha1 controller read it), read when the StudyJob is submitted on the "
+                 "cluster; there is no cluster here to read it from: copy that key's text into "
+                 "spec.workerSpec.goTemplate.rawTemplate (kubectl get configmap worker-template -o yaml shows it) "
+                 "and remove templatePath, or submit the StudyJob on the cluster")
+"""Why ``templatePath`` is refused where it reaches the translation unread."""
 
 
 def is_studyjob(data: Mapping[str, Any]) -> bool:
@@ -187,10 +190,12 @@ def _worker(worker: Mapping[str, Any], parameters: list[dict[str, Any]], problem
     go_template = worker.get("goTemplate") or {}
     raw = go_template.get("rawTemplate")
     if go_template.get("templatePath") is not None:
-        problems.append(Problem("spec.workerSpec.goTemplate.templatePath", TEMPLATE_PATH))
+        problems.append(Problem("spec.workerSpec.goTemplate.templatePath",
+                                "give rawTemplate or templatePath, not both" if raw is not None else TEMPLATE_PATH))
         return None
     if not isinstance(raw, str):
-        problems.append(Problem(path, "required: the worker Job as a Go template"))
+        problems.append(Problem(path, "required: the worker Job as a Go template (on the cluster, without it, "
+                                      "the key defaultWorkerTemplate.yaml of the ConfigMap worker-template is read)"))
         return None
     root = {"WorkerID": "${trialSpec.Name}", "NameSpace": "${trialSpec.Namespace}",
             "HyperParameters": [{"Name": p["name"], "Value": f"${{trialParameters.{p['name']}}}"} for p in parameters]}

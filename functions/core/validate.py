@@ -12,13 +12,15 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from functions.core import template
+from functions.core import quantiles, template
 from functions.core.cluster import parse_cluster
 from functions.core.errors import InvalidStudy, Problem
 from functions.core.limits import DEFAULTS, MAX_SEED, Limits
 from functions.core.metrics import check_filter
 from functions.core.nodepool import parse_node_pool
 from functions.core.parameters import (
+    DISTRIBUTIONS,
+    UNIFORM,
     CategoricalParameter,
     ChoiceParameter,
     DiscreteParameter,
@@ -72,6 +74,11 @@ def parse_study(data: Any, limits: Limits = DEFAULTS) -> Study:
     warm_start = parse_warm_start(r, top.get("warmStart"), parameters, [o.metric for o in objectives])
     node_pool = parse_node_pool(r, top.get("nodePool"), name, parallelism)
     _check_counts(r, parallelism, max_trials, max_failed)
+    if algorithm.name == "grid":
+        for i, parameter in enumerate(parameters):
+            if quantiles.is_normal(parameter):
+                r.fail(f"parameters[{i}].distribution", "grid visits the values between min and max on their step, "
+                                                        "a normal has no such set; expected uniform, or another algorithm")
     if "maxTrials" not in top and time_budget is None and not any(o.goal is not None for o in objectives) and algorithm.name != "grid":
         r.fail("maxTrials", "required unless timeBudget, an objective goal or the grid algorithm ends the study")
     if objectives and not collector.filters:
@@ -201,7 +208,7 @@ def _names(data: Any) -> list[str | None]:
 
 
 def _parameter(r: Reader, data: Any, path: str, limits: Limits) -> Parameter | None:
-    item = r.mapping(data, path, {"name", "type", "min", "max", "step", "log", "values", "when"})
+    item = r.mapping(data, path, {"name", "type", "min", "max", "step", "log", "distribution", "values", "when"})
     name = r.get(item, "name", path, "str", required=True)
     kind = r.get(item, "type", path, "str", required=True)
     if name is not None and not (PARAMETER_NAME.fullmatch(name) and len(name) <= limits.text):
@@ -224,6 +231,10 @@ def _range_parameter(r: Reader, item: Mapping[str, Any], path: str, name: str | 
     high = r.get(item, "max", path, number, required=True)
     step = r.get(item, "step", path, number)
     log = bool(r.get(item, "log", path, "bool"))
+    drawn = r.get(item, "distribution", path, "str") or UNIFORM
+    if drawn not in DISTRIBUTIONS:
+        r.fail(join(path, "distribution"), f"expected {' or '.join(DISTRIBUTIONS)} (with log: true, log-uniform or "
+                                           f"log-normal), got {drawn!r}")
     if "values" in item:
         r.fail(join(path, "values"), f"not used by {kind} parameters; use min and max")
     if low is not None and high is not None and low > high:
@@ -235,18 +246,19 @@ def _range_parameter(r: Reader, item: Mapping[str, Any], path: str, name: str | 
         r.fail(join(path, "step"), "expected a positive step")
     if log and low is not None and low <= 0:
         r.fail(join(path, "min"), "expected > 0 on a log scale")
-    if log and step is not None and (kind == "float" or step != 1):
+    if log and drawn == UNIFORM and step is not None and (kind == "float" or step != 1):
         r.fail(join(path, "step"), "a log-scale parameter takes no step (an int one only step 1)")
     if name is None or low is None or high is None:
         return None
+    drawn = drawn if drawn in DISTRIBUTIONS else UNIFORM
     if kind == "int":
-        return IntParameter(name, low, high, 1 if step is None else step, log)
-    return FloatParameter(name, low, high, step, log)
+        return IntParameter(name, low, high, 1 if step is None else step, log, drawn)
+    return FloatParameter(name, low, high, step, log, drawn)
 
 
 def _list_parameter(r: Reader, item: Mapping[str, Any], path: str, name: str | None, kind: str) -> Parameter | None:
     values = r.get(item, "values", path, "list", required=True)
-    for key in ("min", "max", "step", "log"):
+    for key in ("min", "max", "step", "log", "distribution"):
         if key in item:
             r.fail(join(path, key), f"not used by {kind} parameters; use values")
     if values is None:

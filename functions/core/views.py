@@ -8,6 +8,7 @@ from typing import Any
 from functions.core.ports import Store
 from functions.core.records import COMPLETE, StudyRecord, TrialRecord
 from functions.core.spec import MINIMIZE, Study
+from functions.core.template_sources import annotated_source
 
 
 def trial_view(trial: TrialRecord) -> dict[str, Any]:
@@ -71,6 +72,7 @@ def study_view(store: Store, record: StudyRecord) -> dict[str, Any]:
         "completedAt": record.completed_at,
         "nodePool": _node_pool(store, record),
         "resource": _resource(record),
+        "trialTemplateSource": annotated_source(record.definition),
         "reproducibility": {"seed": record.seed, "katunaVersion": record.katuna_version,
                             "optunaVersion": record.optuna_version},
     }

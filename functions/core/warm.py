@@ -11,10 +11,9 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from functions.core.optuna_compat import contains
 from functions.core.parameters import ChoiceParameter, IntParameter, Parameter
 from functions.core.reader import Reader, join
-from functions.core.space import distribution
+from functions.core.space import admits
 from functions.core.spec import KnownResult, WarmStart
 
 PATH = "warmStart"
@@ -27,7 +26,7 @@ def fits(parameters: Sequence[Parameter], params: Mapping[str, Any]) -> bool:
         return False
     for parameter in active:
         try:
-            if not contains(distribution(parameter), params[parameter.name]):
+            if not admits(parameter, params[parameter.name]):
                 return False
         except (ValueError, TypeError):
             return False

@@ -36,9 +36,10 @@ HANDLERS: Mapping[str, Handler] = Registry(
     ("suggest", "spawn", "collect", "stop", "jobwatch", "prune", "provision", "resource", "writeback", "reconcile"))
 
 UNRECORDED: frozenset[str] = frozenset({"writeback", "reconcile"})
-"""Handlers that change nothing in the store, whose effect is the same however often it
-happens: they run outside a store transaction and leave no processed-event record
-(``writeback`` copies the stored state out, a duplicate copies it again; ``reconcile`` only
+"""Handlers whose effect is the same however often it happens: they leave no processed-event
+record, and run outside a store transaction of the dispatcher's (``writeback`` copies the stored
+state out in a transaction of its own, recording only how far it copied, and a duplicate copies
+what changed since, often nothing; ``reconcile`` only
 reads, and every event it emits has an id derived from what it found, so a duplicate tick
 emits the same events again and no tick holds the database's write lock while it asks the
 cluster)."""

@@ -12,8 +12,10 @@ The ``spawn`` handler launches a trial only into a free slot, so however events 
 than ``parallelism`` trials run; a trial it held back waits for the next release. Each release
 is a decision of the handling that made it, recorded with it, so its events get fresh ids: a
 redelivered event is answered with the same ones, and a held-back trial is released again
-under a new id. A prepared trial the study no longer needs (a goal reached, a stop) is ended
-with the study's other active trials by the ``stop`` handler.
+under a new id. A prepared trial the study no longer needs (a goal reached, a time budget used,
+a stop) never ran, so it is no trial of the study: the ``stop`` handler discards it
+(:meth:`functions.core.ports.Store.discard_trial`) while it stops the study's running trials, and
+listings, counts, Katib's status and ``maxTrials`` know only the trials that ran.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from functions.core.node_hours import LOOK_EVERY
 from functions.core.ports import Clock, Executor, NodePools, Nodes, Resources, RunningLogs, Store
 from functions.core.records import COMPLETE, WAITING, Counts, StudyRecord, TrialRecord
 from functions.core.samplers import grid_size, sampler_for
-from functions.core.space import distribution, sample
+from functions.core.space import distribution, sample, sampler_params, values
 from functions.core.spec import KnownResult, Study
 from functions.core.stop import Decision, decide, trials_to_ask
 from functions.core.warm import fits
@@ -100,7 +100,7 @@ def warm_start(record: StudyRecord, deps: Deps) -> None:
                   if t.values and len(t.values) == len(record.spec.objectives) and fits(record.spec.parameters, t.params)]
     space = {p.name: distribution(p) for p in record.spec.parameters}
     study.add_trials([
-        optuna.trial.create_trial(params=dict(k.params), distributions={n: space[n] for n in k.params},
+        optuna.trial.create_trial(params=sampler_params(record.spec.parameters, k.params), distributions={n: space[n] for n in k.params},
                                   values=list(k.values))
         for k in known
     ])
@@ -144,7 +144,7 @@ def ask_trials(record: StudyRecord, deps: Deps, counts: Counts | None = None) ->
             study.sampler = sampler_for(study.sampler, record.algorithm, spec.parameters, counts.created + offset)
         trial = sample(study, spec.parameters)
         deps.store.add_trial(
-            TrialRecord(spec.name, trial.number, dict(trial.params), WAITING, created_at=deps.clock())
+            TrialRecord(spec.name, trial.number, values(spec.parameters, trial.params), WAITING, created_at=deps.clock())
         )
         events.append(trial_suggested(spec.name, record.uid, trial.number, 1))
     if deps.lookahead:

@@ -17,7 +17,7 @@ from dataclasses import replace
 from functions.core.errors import KatunaError
 from functions.core.node_hours import observe
 from functions.core.nodepool import SELECTOR_KEYS
-from functions.core.records import PoolUse
+from functions.core.records import WATCH_AFTER_RELEASE, PoolUse
 from functions.handlers.base import Deps
 
 log = logging.getLogger("katuna.nodes")
@@ -27,10 +27,18 @@ def _due(use: PoolUse, now: float, every: float) -> bool:
     return use.watching(now) and (use.looked_at is None or now - use.looked_at >= every)
 
 
+def _watched(deps: Deps, now: float) -> list[PoolUse]:
+    """The pool uses whose nodes may still be watched: not released, or released within
+    :data:`WATCH_AFTER_RELEASE` (older ones, however many a long-lived service keeps, are not read)."""
+    return deps.store.pool_uses(released_after=now - WATCH_AFTER_RELEASE)
+
+
 def looks_due(deps: Deps) -> bool:
     """Whether a pool's nodes are due for a look (the watcher then sends a tick)."""
+    if deps.nodes is None:
+        return False
     now = deps.clock()
-    return deps.nodes is not None and any(_due(use, now, deps.node_look_seconds) for use in deps.store.pool_uses())
+    return any(_due(use, now, deps.node_look_seconds) for use in _watched(deps, now))
 
 
 def look_at_nodes(deps: Deps) -> None:
@@ -39,7 +47,7 @@ def look_at_nodes(deps: Deps) -> None:
     if deps.nodes is None:
         return
     now = deps.clock()
-    for use in deps.store.pool_uses():
+    for use in _watched(deps, now):
         if not _due(use, now, deps.node_look_seconds):
             continue
         labels = {SELECTOR_KEYS[use.provider]: use.pool}

@@ -4,8 +4,9 @@ follow the resource.
 
 The event only says which resource changed: the handler reads the resource as the API holds it
 now and reconciles, so duplicates, late updates and a delete overtaking its add all end in the
-same place. A new resource is submitted like ``POST /studies`` (same validation, same store);
-its deletion stops the study; an edit of the fields a running study takes (parallelism, max
+same place. A new resource is submitted like ``POST /studies`` (same validation, same store; a trial
+template held in a ConfigMap is read then, once, and the stored study keeps it); its deletion
+stops the study; an edit of the fields a running study takes (parallelism, max
 trials, max failed trials) updates it, any other edit is refused in the status. Each generation
 is handled once: the stored origin (or, for a refused resource, its status) remembers it, so
 the update events of katuna's own status writes change nothing.
@@ -16,7 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from functions.core import katib
+from functions.core import katib, template_sources
+from functions.core.cluster_templates import ClusterTemplates
 from functions.core.errors import InvalidStudy, Problem, StudyNotFound
 from functions.core.events import Event, study_created
 from functions.core.formats import load_definition
@@ -92,7 +94,7 @@ def _create(deps: Deps, ref: Ref, current: Mapping[str, Any]) -> list[Event]:
     """Submit the resource's study, as ``POST /studies`` would."""
     uid, generation = current["metadata"]["uid"], current["metadata"].get("generation") or 1
     try:
-        spec, submitted = load_definition(definition(current), limits=deps.limits)
+        spec, submitted = template_sources.load(definition(current), _templates(deps), deps.limits)
         unsized = missing_requests(spec, deps.trial_defaults)
         if unsized is not None:
             raise InvalidStudy([unsized])
@@ -109,7 +111,7 @@ def _edit(deps: Deps, stored: StudyRecord, origin: Origin, current: Mapping[str,
     generation = current["metadata"]["generation"]
     kind = origin.ref.kind
     try:
-        edited = definition(current)
+        edited = template_sources.as_stored(definition(current), stored.definition, _templates(deps).home)
         refused = refused_fields(kind, stored.definition, edited)
         pools = [katib.annotated_pool(d.get("metadata") or {}) for d in (stored.definition, edited)]
         if pools[0] != pools[1]:
@@ -132,6 +134,14 @@ def _edit(deps: Deps, stored: StudyRecord, origin: Origin, current: Mapping[str,
     events = go_on(record, deps, None)
     report(deps.store.get_study(stored.name), deps)
     return events
+
+
+def _templates(deps: Deps) -> ClusterTemplates:
+    """Trial templates held in ConfigMaps, read from the cluster the resource lives on."""
+    resources = deps.resources
+    if resources is None:
+        raise RuntimeError("study resources are handled only where a Kubernetes API is configured")
+    return ClusterTemplates(resources.read_config_map, resources.namespace or "default")
 
 
 class _Refusal(Exception):

@@ -1,4 +1,8 @@
-"""``study.completed``: record the final status and stop the trials still running."""
+"""``study.completed``: record the final status and stop the trials still running.
+
+A trial asked for that never started (prepared ahead of a free slot, or suggested just before
+the study ended) is no trial of the study: it is discarded, not counted or listed as pruned.
+"""
 
 from __future__ import annotations
 
@@ -18,9 +22,12 @@ def handle(event: Event, deps: Deps) -> list[Event]:
                            completed_at=deps.clock())
         record = store.get_study(record.name)
     for trial in store.trials(record.name, ACTIVE_STATES):
-        deps.executor.stop(trial_launch(record, trial))
-        ended = "stopped" if trial.started_at is not None else "never started"
+        launch = trial_launch(record, trial)
+        if trial.started_at is None and not deps.executor.exists(launch):
+            store.discard_trial(record.name, trial.number)
+            continue
+        deps.executor.stop(launch)
         store.update_trial(record.name, trial.number, state=PRUNED, finished_at=deps.clock(),
-                           reason=f"{ended}: the study ended before the trial did ({record.reason})")
+                           reason=f"stopped: the study ended before the trial did ({record.reason})")
         tell(record, deps, trial.number, PRUNED)
     return []

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from functions.core.events import Event, trial_suggested
 from functions.core.launch import trial_launch
-from functions.core.records import ACTIVE_STATES, RUNNING, WAITING, StudyRecord
+from functions.core.records import ACTIVE_STATES, RUNNING, WAITING, StudyRecord, TrialRecord
 from functions.core.reproducible import provenance
 from functions.handlers.base import CONTINUED, Deps, ask_trials, check_stop, complete, warm_start
 
@@ -35,10 +35,26 @@ def _resume(record: StudyRecord, deps: Deps) -> list[Event]:
     """Suggest the active trials again: a fresh attempt where the executor lost the run. With
     look-ahead, waiting trials are released into the free slots by :func:`ask_trials` instead."""
     events = []
-    for trial in deps.store.trials(record.name, ACTIVE_STATES):
+    active = deps.store.trials(record.name, ACTIVE_STATES)
+    for trial in active if deps.lookahead else _within_parallelism(record, deps, active):
         if trial.state == RUNNING and not deps.executor.exists(trial_launch(record, trial)):
             deps.store.update_trial(record.name, trial.number, attempt=trial.attempt + 1, state=WAITING)
             events.append(trial_suggested(record.name, record.uid, trial.number, trial.attempt + 1))
         elif trial.state != RUNNING:
             events.append(trial_suggested(record.name, record.uid, trial.number, trial.attempt))
     return [] if deps.lookahead else events
+
+
+def _within_parallelism(record: StudyRecord, deps: Deps, active: list[TrialRecord]) -> list[TrialRecord]:
+    """Without look-ahead every active trial is launched at once, so a study holds no more of
+    them than its parallelism: trials prepared beyond it by a process with look-ahead (``katuna
+    run``), which never started, are discarded, the latest first (the sampler is asked again as
+    slots free). The active trials that remain."""
+    excess = len(active) - record.spec.parallelism
+    if excess <= 0:
+        return active
+    surplus = [trial for trial in reversed(active) if trial.started_at is None
+               and not deps.executor.exists(trial_launch(record, trial))][:excess]
+    for trial in surplus:
+        deps.store.discard_trial(record.name, trial.number)
+    return [trial for trial in active if trial not in surplus]

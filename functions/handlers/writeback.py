@@ -5,7 +5,15 @@ Both events are emitted after the state they follow was stored (a trial ended an
 asked for; the study ended), so even a Trigger delivering in parallel with the other handlers
 reads fresh counts. The status is computed from the store alone and written whole: a duplicate
 or late event writes the same status again, or a fresher one. Studies submitted over HTTP have
-no resource and cost one read.
+no resource and cost one read; where no study resources are watched (``katuna run``), none.
+
+A Katib Experiment's Trial resources are written as its trials change, never listed: each
+report writes the trials changed since the last one (all of them the first time) and records
+the change it reached, so an event costs as many writes as trials changed, at any study size.
+A report that finds changed trials holds the store's write lock while it writes them: such
+reports follow one another, each reads what the one before left, and none can write an older
+state over a newer one; a report that fails records nothing, and the next one writes the same
+trials again. The Experiment's own status is written without the lock, as before.
 """
 
 from __future__ import annotations
@@ -13,12 +21,15 @@ from __future__ import annotations
 from functions.core.errors import StudyNotFound
 from functions.core.events import Event
 from functions.core.katib_trials import trial_resource, trial_status
+from functions.core.ports import Resources, Store
 from functions.core.records import StudyRecord
 from functions.core.resources import Origin, study_status
 from functions.handlers.base import Deps
 
 
 def handle(event: Event, deps: Deps) -> list[Event]:
+    if deps.resources is None:
+        return []
     try:
         record = deps.store.get_study(event.data["study"])
     except StudyNotFound:
@@ -30,13 +41,32 @@ def handle(event: Event, deps: Deps) -> list[Event]:
 
 def report(record: StudyRecord, deps: Deps) -> None:
     """Write the study's status to its resource, if it has one (and it is still there)."""
-    if record.origin is None or deps.resources is None:
+    resources = deps.resources
+    if record.origin is None or resources is None:
         return
     origin = Origin.from_dict(record.origin)
     best = deps.store.best_trials(record.name, 1)
     status = study_status(record, deps.store.count_trials(record.name), best[0] if best else None, origin)
-    if deps.resources.write_status(origin.ref, origin.uid, status) and origin.ref.kind == "Experiment" \
-            and origin.ref.katib:
-        trials = deps.store.trials(record.name)
-        deps.resources.put_trials(origin.ref, [{**trial_resource(record, origin, t), "status": trial_status(t)}
-                                               for t in trials])
+    if resources.write_status(origin.ref, origin.uid, status) and origin.ref.kind == "Experiment" \
+            and origin.ref.katib and _changed(record, deps.store):
+        with deps.store.transaction():
+            _report_trials(record, origin, deps.store, resources)
+
+
+def _changed(record: StudyRecord, store: Store) -> bool:
+    """Whether a trial changed since the last report (read without the lock: most events of a
+    redelivery, or of a report that came first, find nothing to write and take no lock)."""
+    reported = store.trials_reported(record.name)
+    return store.trial_changes(record.name, reported)[1] > reported
+
+
+def _report_trials(record: StudyRecord, origin: Origin, store: Store, resources: Resources) -> None:
+    """Write the Trial resources of the trials changed since the last report, then record the
+    change this report reached."""
+    reported = store.trials_reported(record.name)
+    changed, latest = store.trial_changes(record.name, reported)
+    if changed:
+        resources.put_trials(origin.ref, [{**trial_resource(record, origin, t), "status": trial_status(t)}
+                                          for t in changed])
+    if latest > reported:
+        store.set_trials_reported(record.name, latest)

@@ -8,9 +8,9 @@ import json
 import uuid
 from collections.abc import Iterator
 
-from kube_standin import katib_api, logs
+from kube_standin import configmaps, katib_api, logs
 from kube_standin.jobs import owned_pods
-from kube_standin.objects import invalid, matches, not_found, now, snapshot, status
+from kube_standin.objects import invalid, matches, not_found, snapshot, status
 from kube_standin.server import KINDS, Call
 from kube_standin.validation import defaulted, job_problems, undecodable
 
@@ -31,6 +31,8 @@ class ApiServer:
             return katib_api.create(self, call.resource, call.namespace or "", call.body)
         if self._custom(call.resource) and call.method == "DELETE" and call.name and not call.subresource:
             return katib_api.delete(self, call.resource, call.namespace or "", call.name)
+        if call.resource == "configmaps" and call.method == "POST" and not call.name:
+            return configmaps.create(self, call.namespace or "", call.body)
         if call.resource == "jobs" and call.method == "POST":
             return self.create_job(call.namespace or "", call.body or {})
         if call.resource == "jobs" and call.method == "DELETE":
@@ -52,7 +54,8 @@ class ApiServer:
         return 405, status(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
 
     def _table(self, resource: str) -> dict:
-        return {"jobs": self.jobs, "pods": self.pods, "nodes": self.nodes, "namespaces": self.namespaces}[resource]
+        return {"jobs": self.jobs, "pods": self.pods, "nodes": self.nodes, "namespaces": self.namespaces,
+                "configmaps": self.configmaps}[resource]
 
     @staticmethod
     def _custom(resource: str) -> bool:
@@ -145,7 +148,8 @@ class ApiServer:
             if "waiting" in state:
                 return 400, status(400, "BadRequest", f'container "{container}" in pod "{name}" is waiting to start: '
                                                       f'{state["waiting"]["reason"]}')
-            return 200, logs.serve(self.logs.get((namespace, name)) or self.kubelets.log_of(pod), query or {})
+            return 200, logs.serve(self.logs.get((namespace, name)) or self.kubelets.log_of(pod), query or {},
+                                  self.clock.time())
 
     def create_job(self, namespace: str, job: dict) -> tuple[int, dict]:
         name = job.get("metadata", {}).get("name", "")
@@ -163,7 +167,7 @@ class ApiServer:
                 return 409, status(409, "AlreadyExists", f'jobs.batch "{name}" already exists',
                                    {"name": name, "group": "batch", "kind": "jobs"})
             job = defaulted(snapshot(job), str(uuid.uuid4()))
-            job["metadata"].update(creationTimestamp=now(), namespace=namespace, generation=1)
+            job["metadata"].update(creationTimestamp=self.clock.stamp(), namespace=namespace, generation=1)
             self.jobs[(namespace, name)] = job
             self.created.append(name)
             self.created_jobs[name] = job

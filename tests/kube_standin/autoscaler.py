@@ -6,17 +6,26 @@ template and the pool is below its maximum; the node registers Ready after ``boo
 removed while its pool is above its minimum. Nodes of a pool the provider no longer reports
 are drained, their pods disrupted. Pods already promised a booting node do not ask for another,
 as the real autoscaler's binpacking estimate.
+
+Spot capacity may be taken back (``interruptions``, :mod:`kube_standin.interruptions`). Every
+machine is kept in a ledger from its creation (the boot included) until it is gone, which is
+what a cloud bills (:meth:`Autoscaler.node_seconds`).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from kube_standin.clock import RealClock
+from kube_standin.interruptions import Interruptions
 from kube_standin.nodes import NodePool, pool_of, template
 from kube_standin.objects import suffix
-from kube_standin.scheduling import TERMINATED, active_on, bound_by_node, misfit
+from kube_standin.scheduling import TERMINATED, bound_by_node, misfit
+
+SIMULATED_SCAN_SECONDS = 10.0
+"""How often the pools are asked for on a simulated clock: the real autoscaler's default
+``--scan-interval`` (on the machine's clock the stand-in asks every tenth of a second)."""
 
 
 @dataclass
@@ -28,9 +37,24 @@ class Booting:
     planned: list[dict] = field(default_factory=list)
 
 
+@dataclass
+class Machine:
+    """A pool's VM as the cloud bills it: from its creation until it is gone."""
+
+    pool: str
+    created: float
+    removed: float | None = None
+
+    def seconds(self, since: float, until: float) -> float:
+        """How long it ran between ``since`` and ``until``."""
+        return max(0.0, min(until, self.removed if self.removed is not None else until) - max(since, self.created))
+
+
 class Autoscaler:
     def __init__(self, pools: Callable[[], Iterable[NodePool]], boot_seconds: float = 0.5,
-                 idle_seconds: float = 2.0, resize: Callable[[str, int], None] | None = None) -> None:
+                 idle_seconds: float = 2.0, resize: Callable[[str, int], None] | None = None,
+                 clock: RealClock | None = None) -> None:
+        self.clock = clock or RealClock()
         self.pools = pools
         self.resize = resize
         """Told ``(pool, nodes)`` when a pool's node count changes, as a cloud learns it."""
@@ -38,12 +62,16 @@ class Autoscaler:
         self.idle_seconds = idle_seconds
         self.booting: dict[str, Booting] = {}
         self.idle_since: dict[str, float] = {}
-        self.started = time.monotonic()
-        self.scan_seconds = 0.1
+        self.started = self.clock.monotonic()
+        self.scan_seconds = SIMULATED_SCAN_SECONDS if self.clock.simulated else 0.1
         self.scanned_at = float("-inf")
         self.known: dict[str, NodePool] = {}
         self.timeline: list[tuple[float, dict[str, int]]] = []
         """(seconds since start, Ready nodes per pool) at every change."""
+        self.machines: dict[str, Machine] = {}
+        """Every VM a pool had, by node name."""
+        self.interruptions: Interruptions | None = None
+        """How the cloud takes spot nodes back; None: it never does."""
 
     def peak(self, pool: str | None = None) -> int:
         """The most Ready nodes seen at once, in ``pool`` or in all pools."""
@@ -52,16 +80,24 @@ class Autoscaler:
     def scan(self) -> dict[str, NodePool]:
         """The pools as the provider reports them now, asked at most every ``scan_seconds``
         (a cloud's API is slow; call this without the cluster's lock)."""
-        if time.monotonic() - self.scanned_at >= self.scan_seconds:
+        if self.clock.monotonic() - self.scanned_at >= self.scan_seconds:
             self.known = {pool.name: pool for pool in self.pools()}
-            self.scanned_at = time.monotonic()
+            self.scanned_at = self.clock.monotonic()
+            self.clock.wake_at(self.scanned_at + self.scan_seconds)
         return self.known
+
+    def node_seconds(self, since: float = float("-inf"), until: float | None = None, pool: str | None = None) -> float:
+        """Machine-seconds of ``pool`` (or of all pools) between ``since`` and ``until`` (now)."""
+        until = self.clock.monotonic() if until is None else until
+        return sum(m.seconds(since, until) for m in self.machines.values() if pool in (None, m.pool))
 
     def step(self, cluster, pools: dict[str, NodePool]) -> None:
         """One pass over the cluster (its lock held) with the pools of the last scan."""
-        now = time.monotonic()
+        now = self.clock.monotonic()
         self._drain_gone(cluster, pools)
         self._register(cluster, pools, now)
+        if self.interruptions is not None:
+            self.interruptions.step(cluster, now)
         counts = self._counts(cluster, pools)
         for pool in pools.values():
             while counts[pool.name] < pool.min_nodes:
@@ -69,6 +105,7 @@ class Autoscaler:
         self._scale_up(cluster, pools, now, counts)
         self._scale_down(cluster, pools, now, counts)
         self._record(cluster, pools, now)
+        self._bill(cluster, now)
 
     def _counts(self, cluster, pools: dict[str, NodePool]) -> dict[str, int]:
         counts = dict.fromkeys(pools, 0)
@@ -88,10 +125,13 @@ class Autoscaler:
         for name, booting in list(self.booting.items()):
             if now >= booting.ready_at:
                 del self.booting[name]
-                cluster.add_node(template(booting.pool, name))
+                cluster.add_node(template(booting.pool, name, self.clock.stamp()))
 
     def _boot(self, pool: NodePool, now: float, counts: dict[str, int]) -> Booting:
-        booting = self.booting[f"{pool.name}-{suffix()}"] = Booting(pool, now + self.boot_seconds)
+        name = f"{pool.name}-{suffix()}"
+        booting = self.booting[name] = Booting(pool, now + self.boot_seconds)
+        self.machines[name] = Machine(pool.name, now)
+        self.clock.wake_at(booting.ready_at)
         counts[pool.name] += 1
         return booting
 
@@ -120,13 +160,14 @@ class Autoscaler:
                     break
 
     def _scale_down(self, cluster, pools: dict[str, NodePool], now: float, counts: dict[str, int]) -> None:
-        pods = list(cluster.pods.values())
+        busy = bound_by_node(list(cluster.pods.values()), list(cluster.nodes))
         for name, node in list(cluster.nodes.items()):
             pool = pools.get(pool_of(node) or "")
-            if pool is None or active_on(pods, name):
+            if pool is None or busy[name]:
                 self.idle_since.pop(name, None)
                 continue
             idle = self.idle_since.setdefault(name, now)
+            self.clock.wake_at(idle + self.idle_seconds)
             if now - idle >= self.idle_seconds and counts[pool.name] > pool.min_nodes:
                 cluster.remove_node(name, reason="DeletionByTaintManager")
                 self.idle_since.pop(name, None)
@@ -143,6 +184,12 @@ class Autoscaler:
             for name, count in ready.items():
                 if self.resize is not None and before.get(name) != count:
                     self.resize(name, count)
+
+    def _bill(self, cluster, now: float) -> None:
+        """Machines neither registered nor booting any more are gone from now on."""
+        for name, machine in self.machines.items():
+            if machine.removed is None and name not in cluster.nodes and name not in self.booting:
+                machine.removed = now
 
 
 def _unschedulable(pods: Iterable[dict]) -> list[dict]:

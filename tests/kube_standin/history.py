@@ -9,11 +9,12 @@ the last ``size`` changes are kept. A watch from a version older than the window
 from __future__ import annotations
 
 import threading
-import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import islice
 
+from kube_standin.clock import RealClock
 from kube_standin.objects import matches, snapshot, status
 
 
@@ -49,7 +50,8 @@ class Gone(Exception):
 class History:
     """Versions and the window of recent changes; ``condition`` wakes watchers on each one."""
 
-    def __init__(self, lock: threading.RLock, size: int = 1000) -> None:
+    def __init__(self, lock: threading.RLock, size: int = 1000, clock: RealClock | None = None) -> None:
+        self.clock = clock or RealClock()
         self.condition = threading.Condition(lock)
         self.version = 0
         self.changes: deque[Change] = deque(maxlen=size)
@@ -77,33 +79,36 @@ class History:
         """The kept changes after ``version`` (caller holds the lock); Gone when some are lost."""
         if version < self.first_kept - 1:
             raise Gone(version, self.first_kept - 1)
-        return [c for c in self.changes if c.version > version and _wanted(c, resource, namespace, selector)]
+        newer = islice(self.changes, max(0, version - self.changes[0].version + 1), None) if self.changes else ()
+        return [c for c in newer if _wanted(c, resource, namespace, selector)]
 
     def follow(self, version: int, resource: str, namespace: str | None, selector: str | None,
                until: float, bookmarks: float | None = None) -> Iterator[dict]:
-        """Watch events after ``version`` until the monotonic ``until``; a BOOKMARK with the
-        current version after ``bookmarks`` seconds without any event, when asked."""
-        last_sent = time.monotonic()
+        """Watch events after ``version`` until the clock's monotonic ``until``; a BOOKMARK with
+        the current version after ``bookmarks`` seconds without any event, when asked. (A watch
+        waits for changes in real time, whatever the clock.)"""
+        clock = self.clock
+        last_sent = clock.monotonic()
         while True:
             with self.condition:
                 changes = self.since(version, resource, namespace, selector)
                 if not changes:
-                    wait = until - time.monotonic()
+                    wait = until - clock.monotonic()
                     if bookmarks is not None:
-                        wait = min(wait, bookmarks - (time.monotonic() - last_sent))
+                        wait = min(wait, bookmarks - (clock.monotonic() - last_sent))
                     if wait > 0 and not self.closed:
                         self.condition.wait(wait)
                         changes = self.since(version, resource, namespace, selector)
                 current = self.version
             for change in changes:
                 version = change.version
-                last_sent = time.monotonic()
+                last_sent = clock.monotonic()
                 yield change.event()
-            if not changes and bookmarks is not None and time.monotonic() - last_sent >= bookmarks:
+            if not changes and bookmarks is not None and clock.monotonic() - last_sent >= bookmarks:
                 version = max(version, current)
-                last_sent = time.monotonic()
+                last_sent = clock.monotonic()
                 yield {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": str(version)}}}
-            if time.monotonic() >= until or self.closed:
+            if clock.monotonic() >= until or self.closed:
                 return
 
 

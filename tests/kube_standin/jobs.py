@@ -14,7 +14,8 @@ from __future__ import annotations
 import time
 from calendar import timegm
 
-from kube_standin.objects import now, snapshot, suffix
+from kube_standin.clock import RealClock
+from kube_standin.objects import snapshot, suffix
 from kube_standin.scheduling import requests
 
 MAX_PODS = 20
@@ -50,6 +51,15 @@ def owned_pods(cluster, job: dict) -> list[dict]:
     return sorted((p for p in cluster.pods.values()
                    if any(o.get("uid") == uid for o in p["metadata"].get("ownerReferences", []))),
                   key=lambda p: p["metadata"]["creationTimestamp"])
+
+
+def pods_by_owner(cluster) -> dict[str, list[dict]]:
+    """The pods of each owner's uid, oldest first (one pass over the pods for every Job)."""
+    owned: dict[str, list[dict]] = {}
+    for pod in sorted(cluster.pods.values(), key=lambda p: p["metadata"]["creationTimestamp"]):
+        for owner in pod["metadata"].get("ownerReferences", []):
+            owned.setdefault(owner.get("uid"), []).append(pod)
+    return owned
 
 
 def _failure_action(job: dict, pod: dict) -> tuple[str, str | None]:
@@ -96,7 +106,8 @@ def _finished(job: dict) -> bool:
 
 
 class JobController:
-    def __init__(self) -> None:
+    def __init__(self, clock: RealClock | None = None) -> None:
+        self.clock = clock or RealClock()
         self.pods_made: dict[str, int] = {}
         """Pods made per Job uid: the index a disruption scenario names a pod by."""
         self.started: dict[str, float] = {}
@@ -107,22 +118,24 @@ class JobController:
         minutes (the real controller's is 10 s; ignored failures such as preemptions count too)."""
         self.failures: dict[str, tuple[set[str], float]] = {}
         """Per Job uid, its failed pods (counted or ignored) and when the last one was seen."""
+        self.expires: dict[str, float] = {}
+        """Per finished Job's uid with a ``ttlSecondsAfterFinished``, when it is deleted."""
 
     def step(self, cluster) -> None:
         """One sync of every Job (the cluster's lock held)."""
+        owned = pods_by_owner(cluster)
         for job in list(cluster.jobs.values()):
             if _finished(job):
                 self._expire(cluster, job)
             else:
-                self._sync(cluster, job)
+                self._sync(cluster, job, owned.get(job["metadata"]["uid"], []))
 
-    def _sync(self, cluster, job: dict) -> None:
+    def _sync(self, cluster, job: dict, pods: list[dict]) -> None:
         status, uid = job["status"], job["metadata"]["uid"]
         before = snapshot(status)
-        status.setdefault("startTime", now())
-        started = self.started.setdefault(uid, time.time())
+        status.setdefault("startTime", self.clock.stamp())
+        started = self.started.setdefault(uid, self.clock.time())
         counted = self.counted.setdefault(uid, {"failed": set(), "succeeded": set()})
-        pods = owned_pods(cluster, job)
         active = [p for p in pods if p["status"].get("phase") not in ("Succeeded", "Failed")]
         fail_job = None
         for pod in pods:
@@ -136,7 +149,9 @@ class JobController:
                 fail_job = message if action == "FailJob" else fail_job
         failed, succeeded = len(counted["failed"]), len(counted["succeeded"])
         deadline = job["spec"].get("activeDeadlineSeconds")
-        if deadline is not None and time.time() - started >= deadline:
+        if deadline is not None:
+            self.clock.wake_at(started + deadline)
+        if deadline is not None and self.clock.time() - started >= deadline:
             self._fail(cluster, job, active, counted, "DeadlineExceeded", "Job was active longer than specified deadline")
         elif fail_job is not None:
             self._fail(cluster, job, active, counted, "PodFailurePolicy", fail_job)
@@ -145,9 +160,9 @@ class JobController:
                        "Job has reached the specified backoff limit")
         elif succeeded >= job["spec"].get("completions", 1):
             _counts(status, active=0, ready=0, succeeded=succeeded, failed=failed)
-            status["completionTime"] = now()
+            status["completionTime"] = self.clock.stamp()
             _conditions(job, ("SuccessCriteriaMet", "Complete"), "CompletionsReached",
-                        "Reached expected number of succeeded pods")
+                        "Reached expected number of succeeded pods", status["completionTime"])
         else:
             self._replace(cluster, job, active, succeeded)
             _counts(status, active=len(active), succeeded=succeeded, failed=failed,
@@ -158,12 +173,13 @@ class JobController:
     def _failed(self, uid: str, pod: dict) -> None:
         failed = self.failures.get(uid, (set(), 0.0))[0]
         if pod["metadata"]["uid"] not in failed:
-            self.failures[uid] = (failed | {pod["metadata"]["uid"]}, time.monotonic())
+            self.failures[uid] = (failed | {pod["metadata"]["uid"]}, self.clock.monotonic())
 
     def _backing_off(self, uid: str) -> bool:
         failed, last = self.failures.get(uid, (set(), 0.0))
         delay = min(self.backoff_seconds * 2 ** (len(failed) - 1), 360.0) if failed else 0.0
-        return time.monotonic() - last < delay
+        self.clock.wake_at(last + delay)
+        return self.clock.monotonic() - last < delay
 
     def _replace(self, cluster, job: dict, active: list[dict], succeeded: int) -> None:
         """Make pods up to the Job's parallelism (what is left of its completions), once the
@@ -176,24 +192,26 @@ class JobController:
             active.append(cluster.add_pod(new_pod(job, self.pods_made.get(uid, 0)), self.pods_made.get(uid, 0)))
             self.pods_made[uid] = self.pods_made.get(uid, 0) + 1
 
-    @staticmethod
-    def _fail(cluster, job: dict, active: list[dict], counted: dict[str, set[str]], reason: str,
+    def _fail(self, cluster, job: dict, active: list[dict], counted: dict[str, set[str]], reason: str,
               message: str) -> None:
         """Delete the active pods (they count as failed) and fail the Job."""
         for pod in active:
             counted["failed"].add(pod["metadata"]["uid"])
             cluster.delete_pod(pod)
         _counts(job["status"], active=0, ready=0, failed=len(counted["failed"]), succeeded=len(counted["succeeded"]))
-        _conditions(job, ("FailureTarget", "Failed"), reason, message)
+        _conditions(job, ("FailureTarget", "Failed"), reason, message, self.clock.stamp())
 
-    @staticmethod
-    def _expire(cluster, job: dict) -> None:
+    def _expire(self, cluster, job: dict) -> None:
         ttl = job["spec"].get("ttlSecondsAfterFinished")
         if ttl is None:
             return
-        finished = next(c["lastTransitionTime"] for c in job["status"]["conditions"]
-                        if c["type"] in ("Complete", "Failed"))
-        if time.time() - _seconds(finished) >= ttl:
+        uid = job["metadata"]["uid"]
+        if uid not in self.expires:
+            finished = next(c["lastTransitionTime"] for c in job["status"]["conditions"]
+                            if c["type"] in ("Complete", "Failed"))
+            self.expires[uid] = _seconds(finished) + ttl
+            self.clock.wake_at(self.expires[uid])
+        if self.clock.time() >= self.expires[uid]:
             cluster.remove_job(job["metadata"]["namespace"], job["metadata"]["name"], "Foreground")
 
 
@@ -206,8 +224,7 @@ def _counts(status: dict, **counts: int) -> None:
             status.pop(key, None)
 
 
-def _conditions(job: dict, types: tuple[str, str], reason: str, message: str) -> None:
-    stamp = now()
+def _conditions(job: dict, types: tuple[str, str], reason: str, message: str, stamp: str) -> None:
     job["status"]["conditions"] = [
         *job["status"].get("conditions", []),
         *({"type": t, "status": "True", "reason": reason, "message": message, "lastProbeTime": stamp,

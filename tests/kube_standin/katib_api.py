@@ -18,7 +18,7 @@ from dataclasses import replace
 
 import yaml
 
-from kube_standin.objects import DNS_SUBDOMAIN, invalid, not_found, now, snapshot, status, suffix
+from kube_standin.objects import DNS_SUBDOMAIN, invalid, not_found, snapshot, status, suffix
 from kube_standin.rbac import MANIFESTS, RBAC_KINDS, _in_namespace
 from kube_standin.server import Call, Kind
 
@@ -84,7 +84,7 @@ def create(cluster, resource_key: str, namespace: str, body: dict | None) -> tup
             return 409, status(409, "AlreadyExists", f'{qualified(resource_key)} "{name}" already exists',
                                {"name": name, "group": group, "kind": plural})
         obj.pop("status", None)
-        metadata.update(namespace=namespace, uid=str(uuid.uuid4()), generation=1, creationTimestamp=now())
+        metadata.update(namespace=namespace, uid=str(uuid.uuid4()), generation=1, creationTimestamp=cluster.clock.stamp())
         cluster.resources[(resource_key, namespace, name)] = obj
         cluster.history.record("ADDED", resource_key, obj)
         return 201, snapshot(obj)

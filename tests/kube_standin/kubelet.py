@@ -2,32 +2,27 @@
 
 A Pending pod is bound to the first Ready node it fits, else marked ``PodScheduled=False``
 (``Unschedulable``, with the scheduler's summary). A bound pod's container waits in
-``ContainerCreating`` for ``image_pull_seconds``, then its command runs as a local process whose
-output is the container's log, read as the container runtime reads it (:mod:`kube_standin.logs`:
-lines with the time they were read, readable while the container runs); its exit ends the pod.
-A disruption (a scenario's, or the node going away) kills the process and fails the pod with the ``DisruptionTarget`` condition.
+``ContainerCreating`` for ``image_pull_seconds``, then runs (:mod:`kube_standin.containers`: its
+command as a local process, or a simulated run) with its output as the container's log, read as
+the container runtime reads it (:mod:`kube_standin.logs`: lines with the time they were read,
+readable while the container runs); its exit ends the pod. A disruption (a scenario's, or the
+node going away) kills the process and fails the pod with the ``DisruptionTarget`` condition.
 Terminated pods are deleted ``pod_gc_seconds`` after they end, pods whose node is gone at once;
 a deleted pod's log is gone with it.
-
-There are no images: a container's command runs on this machine, and the image's Python
-(``python``, ``python3``, as in the Python images Katib's SDK uses) is the interpreter
-running the tests (:func:`image_interpreter`), with the packages it has.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from kube_standin.clock import RealClock
+from kube_standin.containers import Processes, SimulatedContainers, SimulatedProcess
 from kube_standin.logs import Capture, Line
-from kube_standin.objects import now
 from kube_standin.scheduling import TERMINATED, bound_by_node, misfit, unschedulable_message
 
 DISRUPTION_MESSAGES = {
@@ -50,7 +45,7 @@ class Run:
     pod: dict
     index: int
     creating_since: float
-    process: subprocess.Popen | None = None
+    process: subprocess.Popen | SimulatedProcess | None = None
     log: Capture | None = None
     started_at: str = ""
     disrupt_at: float | None = None
@@ -59,7 +54,9 @@ class Run:
 
 
 class Kubelets:
-    def __init__(self, disruption: Callable[[str, int], tuple[float, bool] | None]) -> None:
+    def __init__(self, disruption: Callable[[str, int], tuple[float, bool] | None],
+                 clock: RealClock | None = None) -> None:
+        self.clock = clock or RealClock()
         self.disruption = disruption
         """``(job, pod index)`` to ``(seconds after the container starts at which it is preempted,
         whether to record it in the cluster's ``disrupted``)``, or None."""
@@ -71,7 +68,8 @@ class Kubelets:
         self.tried: dict[str, tuple] = {}
         """By pod uid, the cluster's state (nodes, pods bound) when the pod last found no node."""
         self.logs_dir = Path(tempfile.mkdtemp(prefix="kube-standin-"))
-        self.image_bin = image_interpreter(self.logs_dir / "bin")
+        self.containers: Processes | SimulatedContainers = Processes(self.logs_dir)
+        """What runs the containers (:mod:`kube_standin.containers`)."""
 
     def step(self, cluster) -> None:
         """One pass of the scheduler, every kubelet and the pod GC (the cluster's lock held)."""
@@ -99,7 +97,7 @@ class Kubelets:
                 pod["spec"]["nodeName"] = name
                 bound[name].append(pod)
                 self.tried.pop(pod["metadata"]["uid"], None)
-                _condition(pod, "PodScheduled", "True")
+                _condition(pod, "PodScheduled", "True", self.clock.stamp())
                 cluster.modified("pods", pod)
                 return
             reasons.append(why)
@@ -107,24 +105,25 @@ class Kubelets:
         message = unschedulable_message(reasons, len(cluster.nodes))
         scheduled = next((c for c in pod["status"].get("conditions", []) if c["type"] == "PodScheduled"), None)
         if scheduled is None or scheduled.get("message") != message:
-            _condition(pod, "PodScheduled", "False", "Unschedulable", message)
+            _condition(pod, "PodScheduled", "False", self.clock.stamp(), "Unschedulable", message)
             cluster.modified("pods", pod)
 
     def _run(self, cluster, pod: dict) -> None:
         uid = pod["metadata"]["uid"]
         run = self.runs.get(uid)
         if run is None:
-            run = self.runs[uid] = Run(pod, cluster.pod_index.get(uid, 0), time.monotonic())
+            run = self.runs[uid] = Run(pod, cluster.pod_index.get(uid, 0), self.clock.monotonic())
+            self.clock.wake_at(run.creating_since + self.image_pull_seconds)
             _statuses(pod, {"waiting": {"reason": "ContainerCreating"}}, ready=False)
             cluster.modified("pods", pod)
         elif run.process is None:
-            if time.monotonic() - run.creating_since >= self.image_pull_seconds:
+            if self.clock.monotonic() - run.creating_since >= self.image_pull_seconds:
                 self._start(cluster, pod, run)
         elif run.process.poll() is not None:
             code = run.process.returncode
             self._end(cluster, pod, run, "Succeeded" if code == 0 else "Failed", code,
                       "Completed" if code == 0 else "Error")
-        elif run.disrupt_at is not None and time.monotonic() >= run.disrupt_at:
+        elif run.disrupt_at is not None and self.clock.monotonic() >= run.disrupt_at:
             if run.scenario:
                 cluster.disrupted.append((pod["metadata"]["labels"]["job-name"], run.index))
             self.disrupt(cluster, pod, "PreemptionByScheduler")
@@ -132,28 +131,24 @@ class Kubelets:
             run.log.read()
 
     def _start(self, cluster, pod: dict, run: Run) -> None:
-        container = pod["spec"]["containers"][0]
-        env = {e["name"]: e.get("value", "") for e in container.get("env", [])}
-        run.log = Capture(self.logs_dir / f"{pod['metadata']['namespace']}.{pod['metadata']['name']}.log")
-        with run.log.output.open("w") as out:
-            run.process = subprocess.Popen(_argv(container), stdout=out, stderr=subprocess.STDOUT,
-                                           env={**os.environ, "PATH": f"{self.image_bin}{os.pathsep}{os.environ.get('PATH', '')}",
-                                                **env})
-        run.process.job = pod["metadata"]["labels"].get("job-name")  # type: ignore[attr-defined]
+        run.log = Capture(self.logs_dir / f"{pod['metadata']['namespace']}.{pod['metadata']['name']}.log", self.clock)
+        run.process = self.containers.start(pod, run.log.output)
+        run.process.job = pod["metadata"]["labels"].get("job-name")  # type: ignore[union-attr]
         cluster.processes.append(run.process)
-        run.started_at = now()
+        run.started_at = self.clock.stamp()
         disruption = self.disruption(pod["metadata"]["labels"].get("job-name", ""), run.index)
         if disruption is not None:
-            run.disrupt_at, run.scenario = time.monotonic() + disruption[0], disruption[1]
+            run.disrupt_at, run.scenario = self.clock.monotonic() + disruption[0], disruption[1]
+            self.clock.wake_at(run.disrupt_at)
         pod["status"].update(phase="Running", startTime=pod["status"].get("startTime") or run.started_at)
         _statuses(pod, {"running": {"startedAt": run.started_at}}, ready=True)
         for kind in ("Initialized", "ContainersReady", "Ready"):
-            _condition(pod, kind, "True")
+            _condition(pod, kind, "True", run.started_at)
         cluster.modified("pods", pod)
 
     def disrupt(self, cluster, pod: dict, reason: str) -> None:
         """Kill the pod's container and fail the pod with the ``DisruptionTarget`` condition."""
-        _condition(pod, "DisruptionTarget", "True", reason, DISRUPTION_MESSAGES.get(reason, reason))
+        _condition(pod, "DisruptionTarget", "True", self.clock.stamp(), reason, DISRUPTION_MESSAGES.get(reason, reason))
         run = self.runs.get(pod["metadata"]["uid"])
         if run is not None and run.process is not None:
             run.process.kill()
@@ -161,7 +156,7 @@ class Kubelets:
             self._end(cluster, pod, run, "Failed", 137, "Error")
         else:
             pod["status"]["phase"] = "Failed"
-            self.finished_at[pod["metadata"]["uid"]] = time.monotonic()
+            self.finished_at[pod["metadata"]["uid"]] = self.clock.monotonic()
             cluster.modified("pods", pod)
 
     def _end(self, cluster, pod: dict, run: Run, phase: str, code: int, reason: str) -> None:
@@ -170,11 +165,12 @@ class Kubelets:
             run.log.read(final=True)
         cluster.logs[key] = run.log.lines if run.log is not None else []
         pod["status"]["phase"] = phase
+        stamp = self.clock.stamp()
         _statuses(pod, {"terminated": {"exitCode": code, "reason": reason, "startedAt": run.started_at,
-                                       "finishedAt": now()}}, ready=False)
+                                       "finishedAt": stamp}}, ready=False)
         for kind in ("ContainersReady", "Ready"):
-            _condition(pod, kind, "False", "PodCompleted")
-        self.finished_at[pod["metadata"]["uid"]] = time.monotonic()
+            _condition(pod, kind, "False", stamp, "PodCompleted")
+        self.finished_at[pod["metadata"]["uid"]] = self.clock.monotonic()
         cluster.modified("pods", pod)
 
     def stop(self, pod: dict) -> None:
@@ -190,10 +186,12 @@ class Kubelets:
 
     def _collect(self, cluster, pod: dict) -> None:
         """Pod GC: a terminated pod goes ``pod_gc_seconds`` after it ended; one whose node is gone, at once."""
-        ended = self.finished_at.setdefault(pod["metadata"]["uid"], time.monotonic())
+        ended = self.finished_at.setdefault(pod["metadata"]["uid"], self.clock.monotonic())
         node = pod["spec"].get("nodeName")
         orphan = node is not None and node not in cluster.nodes
-        if orphan or (self.pod_gc_seconds is not None and time.monotonic() - ended >= self.pod_gc_seconds):
+        if self.pod_gc_seconds is not None:
+            self.clock.wake_at(ended + self.pod_gc_seconds)
+        if orphan or (self.pod_gc_seconds is not None and self.clock.monotonic() - ended >= self.pod_gc_seconds):
             cluster.delete_pod(pod)
 
     def log_of(self, pod: dict) -> list[Line]:
@@ -206,16 +204,10 @@ class Kubelets:
         return run.log.lines
 
 
-def _argv(container: dict) -> list[str]:
-    """The container's command and args; a container that names neither runs its image's own
-    entrypoint, which the stand-in models as a server that runs until stopped (an MPI worker's sshd)."""
-    argv = [*container.get("command", []), *container.get("args", [])]
-    return argv or [sys.executable, "-c", "import time; time.sleep(86400)"]
-
-
-def _condition(pod: dict, kind: str, value: str, reason: str | None = None, message: str | None = None) -> None:
+def _condition(pod: dict, kind: str, value: str, stamp: str, reason: str | None = None,
+               message: str | None = None) -> None:
     conditions = [c for c in pod["status"].get("conditions", []) if c["type"] != kind]
-    condition = {"type": kind, "status": value, "lastProbeTime": None, "lastTransitionTime": now()}
+    condition = {"type": kind, "status": value, "lastProbeTime": None, "lastTransitionTime": stamp}
     condition.update({k: v for k, v in (("reason", reason), ("message", message)) if v})
     pod["status"]["conditions"] = [*conditions, condition]
 
@@ -227,13 +219,3 @@ def _statuses(pod: dict, state: dict, ready: bool) -> None:
          "imageID": image_id(c.get("image", "")) if "waiting" not in state else "", "started": "running" in state,
          "state": state} for c in pod["spec"]["containers"]]
 
-
-def image_interpreter(directory: Path) -> Path:
-    """A directory whose ``python`` and ``python3`` are this interpreter: what a container's
-    command finds first on its ``PATH`` in place of the image's Python."""
-    directory.mkdir(parents=True, exist_ok=True)
-    for name in ("python", "python3"):
-        script = directory / name
-        script.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
-        script.chmod(0o755)
-    return directory

@@ -17,7 +17,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from kube_standin.clock import RealClock
 from kube_standin.objects import invalid, status
+
+NANOS = 1_000_000_000
 
 
 @dataclass(frozen=True)
@@ -33,7 +36,7 @@ class Line:
     @property
     def stamp(self) -> str:
         """``at`` as the kubelet prints it: RFC 3339, nine fraction digits, UTC."""
-        seconds, nanos = divmod(self.at, 1_000_000_000)
+        seconds, nanos = divmod(self.at, NANOS)
         return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(seconds))}.{nanos:09d}Z"
 
 
@@ -42,13 +45,18 @@ class Capture:
     """The runtime's side: a container's output file, read into log lines as it grows."""
 
     output: Path
+    clock: RealClock = field(default_factory=RealClock)
+    """Whose time each line is read at."""
     lines: list[Line] = field(default_factory=list)
     offset: int = 0
 
     def read(self, final: bool = False) -> None:
         """Take the complete lines written since the last read (and, once the container has
         ended, a last line without its line break)."""
-        if not self.output.exists():
+        try:
+            if self.output.stat().st_size <= self.offset:
+                return
+        except FileNotFoundError:
             return
         with self.output.open("rb") as out:
             out.seek(self.offset)
@@ -57,7 +65,7 @@ class Capture:
         if end <= 0:
             return
         self.offset += end
-        at = time.time_ns()
+        at = round(self.clock.time() * NANOS)
         pieces = data[:end].decode(errors="replace").split("\n")
         self.lines += [Line(at, text) for text in pieces[:-1]]
         if pieces[-1]:
@@ -69,15 +77,15 @@ def _number(query: dict[str, str], name: str) -> int | None:
     return None if value is None else int(value)
 
 
-def _since(query: dict[str, str]) -> int | None:
-    """The earliest time a line may have (ns since the epoch), from ``sinceSeconds`` or ``sinceTime``
-    (whole seconds, as ``metav1.Time`` carries it)."""
+def _since(query: dict[str, str], now: float) -> int | None:
+    """The earliest time a line may have (ns since the epoch), from ``sinceSeconds`` before ``now``
+    or ``sinceTime`` (whole seconds, as ``metav1.Time`` carries it)."""
     seconds = _number(query, "sinceSeconds")
     if seconds is not None:
-        return time.time_ns() - seconds * 1_000_000_000
+        return round(now * NANOS) - seconds * NANOS
     if query.get("sinceTime"):
         moment = datetime.fromisoformat(query["sinceTime"].replace("Z", "+00:00"))
-        return int(moment.astimezone(UTC).replace(microsecond=0).timestamp()) * 1_000_000_000
+        return int(moment.astimezone(UTC).replace(microsecond=0).timestamp()) * NANOS
     return None
 
 
@@ -101,16 +109,16 @@ def refusal(name: str, query: dict[str, str]) -> tuple[int, dict] | None:
     options it cannot decode, 422 for values its validation refuses; None when they are fine."""
     try:
         refused = problems(query)
-        _since(query)
+        _since(query, 0.0)
     except ValueError as exc:
         return 400, status(400, "BadRequest", f"couldn't decode the log options: {exc}")
     return invalid("PodLogOptions", "PodLogOptions", name, refused) if refused else None
 
 
-def serve(lines: list[Line], query: dict[str, str]) -> str:
-    """The log the kubelet answers for a container whose log holds ``lines`` (options checked
-    by :func:`refusal` first)."""
-    since, tail = _since(query), _number(query, "tailLines")
+def serve(lines: list[Line], query: dict[str, str], now: float) -> str:
+    """The log the kubelet answers at ``now`` (seconds since the epoch) for a container whose log
+    holds ``lines`` (options checked by :func:`refusal` first)."""
+    since, tail = _since(query, now), _number(query, "tailLines")
     chosen = lines[len(lines) - min(tail, len(lines)):] if tail is not None else lines
     stamped = query.get("timestamps") in ("true", "1")
     text = "".join((f"{line.stamp} " if stamped else "") + line.text + ("\n" if line.complete else "")

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from kube_standin.objects import now
-
 STATIC_NODE = "node-static"
 STATIC_ALLOCATABLE = {"cpu": "64", "memory": "256Gi", "pods": "1000", "ephemeral-storage": "1Ti"}
 """The always-ready node of a stand-in given no pools: room for every test's trials."""
@@ -27,23 +25,24 @@ class NodePool:
 
 
 def node(name: str, labels: dict[str, str], taints: list[dict] | tuple[dict, ...],
-         allocatable: dict[str, str], pool: str | None = None) -> dict:
-    """A Ready Node object as a kubelet registers it."""
+         allocatable: dict[str, str], stamp: str, pool: str | None = None) -> dict:
+    """A Ready Node object as a kubelet registers it at ``stamp``."""
     return {
         "apiVersion": "v1", "kind": "Node",
-        "metadata": {"name": name, "uid": f"node-{name}", "creationTimestamp": now(),
+        "metadata": {"name": name, "uid": f"node-{name}", "creationTimestamp": stamp,
                      "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", **labels},
                      **({"annotations": {"katuna.test/pool": pool}} if pool else {})},
         "spec": {"taints": [dict(t) for t in taints]} if taints else {},
         "status": {"capacity": dict(allocatable), "allocatable": dict(allocatable),
                    "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
-                                   "message": "kubelet is posting ready status", "lastTransitionTime": now()}]},
+                                   "message": "kubelet is posting ready status", "lastTransitionTime": stamp}]},
     }
 
 
-def template(pool: NodePool, name: str) -> dict:
-    """The node the pool would add, which the autoscaler checks a pending pod against."""
-    return node(name, pool.labels, pool.taints, pool.allocatable, pool=pool.name)
+def template(pool: NodePool, name: str, stamp: str = "") -> dict:
+    """The node the pool would add, which the autoscaler checks a pending pod against (with
+    ``stamp``: the node registering then)."""
+    return node(name, pool.labels, pool.taints, pool.allocatable, stamp, pool=pool.name)
 
 
 def pool_of(node_obj: dict) -> str | None:

@@ -1,4 +1,4 @@
-"""Small pieces every part of the stand-in shares: timestamps, Status bodies, label selectors,
+"""Small pieces every part of the stand-in shares: Status bodies, label selectors,
 merge patches, resource quantities."""
 
 from __future__ import annotations
@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import random
 import re
-import time
 from decimal import Decimal
 from typing import Any
 
@@ -25,11 +24,6 @@ QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|n|
 def suffix() -> str:
     """The random five characters the Job controller appends to a pod's name."""
     return "".join(random.choices(SUFFIX_ALPHABET, k=5))
-
-
-def now() -> str:
-    """A timestamp as the API server writes one (RFC 3339, whole seconds, UTC)."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def snapshot(obj: Any) -> Any:

@@ -21,8 +21,9 @@ conditions of the workload.
 
 from __future__ import annotations
 
+from kube_standin.clock import RealClock
 from kube_standin.jobs import owned_pods
-from kube_standin.objects import now, snapshot
+from kube_standin.objects import snapshot
 from kube_standin.scheduling import TERMINATED, requests
 from kube_standin.validation import defaulted
 
@@ -49,13 +50,14 @@ def make_pod(cluster, owner: dict, name: str, template: dict, labels: dict, inde
     return cluster.add_pod(pod, index)
 
 
-def condition(obj: dict, kind: str, value: str, reason: str, message: str) -> bool:
-    """Set a condition (a new transition only when its status changes); whether anything changed."""
+def condition(clock: RealClock, obj: dict, kind: str, value: str, reason: str, message: str) -> bool:
+    """Set a condition (a new transition, at the ``clock``'s time, only when its status changes);
+    whether anything changed."""
     conditions = obj.setdefault("status", {}).setdefault("conditions", [])
     current = next((c for c in conditions if c["type"] == kind), None)
     if current is not None and current["status"] == value:
         return False
-    stamp = now()
+    stamp = clock.stamp()
     entry = {"type": kind, "status": value, "reason": reason, "message": message, "lastUpdateTime": stamp,
              "lastTransitionTime": stamp}
     obj["status"]["conditions"] = [c for c in conditions if c["type"] != kind] + [entry]
@@ -80,7 +82,7 @@ class TrainingOperator:
             changed = False
             if not job.get("status"):
                 self._create_pods(cluster, job)
-                changed = condition(job, "Created", "True", f"{job['kind']}Created",
+                changed = condition(cluster.clock, job, "Created", "True", f"{job['kind']}Created",
                                     f"{job['kind']} {job['metadata']['name']} is created.")
             changed = self._sync(cluster, job) or changed
             if changed:
@@ -113,16 +115,16 @@ class TrainingOperator:
         deciding = by_role[MASTER_ROLES] or by_role[("worker",)] or pods
         if failed:
             role = failed[0]["metadata"]["labels"]["training.kubeflow.org/replica-type"]
-            changed = condition(job, "Failed", "True", f"{kind}Failed",
+            changed = condition(cluster.clock, job, "Failed", "True", f"{kind}Failed",
                                 f"{kind} {name} is failed because {len(failed)} {role.capitalize()} replica(s) failed.")
         elif deciding and all(p["status"].get("phase") == "Succeeded" for p in deciding):
-            changed = condition(job, "Succeeded", "True", f"{kind}Succeeded",
+            changed = condition(cluster.clock, job, "Succeeded", "True", f"{kind}Succeeded",
                                 f"{kind} {name} is successfully completed.")
         elif any(p["status"].get("phase") == "Running" for p in pods):
-            return condition(job, "Running", "True", f"{kind}Running", f"{kind} {name} is running.")
+            return condition(cluster.clock, job, "Running", "True", f"{kind}Running", f"{kind} {name} is running.")
         else:
             return False
-        condition(job, "Running", "False", f"{kind}Running", f"{kind} {name} is no longer running.")
+        condition(cluster.clock, job, "Running", "False", f"{kind}Running", f"{kind} {name} is no longer running.")
         for pod in [p for p in pods if p["status"].get("phase") not in TERMINATED]:
             cluster.delete_pod(pod)
         return changed
@@ -131,7 +133,7 @@ class TrainingOperator:
 def make_jobset(cluster, owner: dict, jobset: dict) -> dict:
     """Store a JobSet ``owner`` makes (a TrainJob's)."""
     jobset["metadata"].update(namespace=owner["metadata"]["namespace"], uid=f"{owner['metadata']['uid']}-jobset",
-                              generation=1, creationTimestamp=now(), ownerReferences=[owner_reference(owner)])
+                              generation=1, creationTimestamp=cluster.clock.stamp(), ownerReferences=[owner_reference(owner)])
     cluster.workloads[("jobsets", jobset["metadata"]["namespace"], jobset["metadata"]["name"])] = jobset
     cluster.history.record("ADDED", "jobsets", jobset)
     return jobset
@@ -149,10 +151,10 @@ class JobSetController:
             jobs = [j for j in cluster.jobs.values()
                     if any(r["uid"] == jobset["metadata"]["uid"] for r in j["metadata"].get("ownerReferences", []))]
             if any(finished(j, ("Failed",)) for j in jobs):
-                condition(jobset, "Failed", "True", "FailedJobs", "jobset failed due to one or more job failures")
+                condition(cluster.clock, jobset, "Failed", "True", "FailedJobs", "jobset failed due to one or more job failures")
                 cluster.modified("jobsets", jobset)
             elif jobs and all(finished(j, ("Complete",)) for j in jobs):
-                condition(jobset, "Completed", "True", "AllJobsCompleted", "jobset completed successfully")
+                condition(cluster.clock, jobset, "Completed", "True", "AllJobsCompleted", "jobset completed successfully")
                 cluster.modified("jobsets", jobset)
 
     @staticmethod
@@ -171,7 +173,7 @@ class JobSetController:
                 template = job["spec"]["template"].setdefault("metadata", {})
                 template["labels"] = {**(template.get("labels") or {}), **labels}
                 job = defaulted(job, f"{jobset['metadata']['uid']}-{replicated['name']}-{index}")
-                job["metadata"].update(creationTimestamp=now(), generation=1)
+                job["metadata"].update(creationTimestamp=cluster.clock.stamp(), generation=1)
                 cluster.jobs[(namespace, job["metadata"]["name"])] = job
                 cluster.history.record("ADDED", "jobs", job)
 
@@ -184,14 +186,14 @@ class Trainer:
             key = ("jobsets", train["metadata"]["namespace"], train["metadata"]["name"])
             if not train.get("status"):
                 make_jobset(cluster, train, self._jobset(train))
-                condition(train, "Created", "True", "JobsCreated", "TrainJob Jobs are created")
+                condition(cluster.clock, train, "Created", "True", "JobsCreated", "TrainJob Jobs are created")
                 cluster.modified("trainjobs", train)
             jobset = cluster.workloads.get(key)
             if jobset is not None and finished(jobset, ("Completed",)):
-                condition(train, "Complete", "True", "JobsCompleted", "TrainJob is completed")
+                condition(cluster.clock, train, "Complete", "True", "JobsCompleted", "TrainJob is completed")
                 cluster.modified("trainjobs", train)
             elif jobset is not None and finished(jobset, ("Failed",)):
-                condition(train, "Failed", "True", "JobsFailed", "TrainJob is failed")
+                condition(cluster.clock, train, "Failed", "True", "JobsFailed", "TrainJob is failed")
                 cluster.modified("trainjobs", train)
 
     @staticmethod

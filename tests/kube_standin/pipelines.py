@@ -25,7 +25,6 @@ import tempfile
 from pathlib import Path
 
 from kube_standin import logs
-from kube_standin.objects import now
 from kube_standin.operators import make_pod
 
 ARGO_PLACEHOLDER = re.compile(r"\{\{\s*([^}]+?)\s*\}\}")
@@ -34,7 +33,7 @@ TEKTON_PLACEHOLDER = re.compile(r"\$\(([^)]+)\)")
 
 def _output(cluster, pod: dict) -> str:
     key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
-    return logs.serve(cluster.logs.get(key) or cluster.kubelets.log_of(pod), {}).strip()
+    return logs.serve(cluster.logs.get(key) or cluster.kubelets.log_of(pod), {}, cluster.clock.time()).strip()
 
 
 def _substitute(pattern: re.Pattern[str], value, known: dict[str, str]):
@@ -108,9 +107,9 @@ class Argo:
         status = workflow.setdefault("status", {})
         if status.get("phase") == phase:
             return
-        status.update(phase=phase, startedAt=status.get("startedAt") or now())
+        status.update(phase=phase, startedAt=status.get("startedAt") or cluster.clock.stamp())
         if phase in ("Succeeded", "Failed"):
-            status["finishedAt"] = now()
+            status["finishedAt"] = cluster.clock.stamp()
         if message:
             status["message"] = message
         cluster.modified("workflows", workflow)
@@ -190,8 +189,8 @@ class Tekton:
         if current is not None and (current["status"], current["reason"], current["message"]) == (value, reason, message):
             return
         status["conditions"] = [{"type": "Succeeded", "status": value, "reason": reason, "message": message,
-                                 "lastTransitionTime": now()}]
-        status.setdefault("startTime", now())
+                                 "lastTransitionTime": cluster.clock.stamp()}]
+        status.setdefault("startTime", cluster.clock.stamp())
         if value != "Unknown":
-            status["completionTime"] = now()
+            status["completionTime"] = cluster.clock.stamp()
         cluster.modified("pipelineruns", run)

@@ -80,11 +80,6 @@ def unschedulable_message(reasons: list[str], nodes: int) -> str:
     return f"0/{nodes} nodes are available: {summary}." if nodes else "no nodes available to schedule pods"
 
 
-def active_on(pods: list[dict], node_name: str) -> list[dict]:
-    """The pods bound to ``node_name`` that still hold its resources."""
-    return [p for p in pods if p["spec"].get("nodeName") == node_name and p["status"].get("phase") not in TERMINATED]
-
-
 def bound_by_node(pods: list[dict], nodes: list[str]) -> dict[str, list[dict]]:
     """For each of ``nodes``, the pods bound to it that still hold its resources."""
     bound: dict[str, list[dict]] = {name: [] for name in nodes}

@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from kube_standin.objects import DNS_SUBDOMAIN, invalid, not_found, now, snapshot, status
+from kube_standin.objects import DNS_SUBDOMAIN, invalid, not_found, snapshot, status
 from kube_standin.server import Call, Kind
 
 
@@ -103,7 +103,7 @@ class Workloads:
             return 409, status(409, "AlreadyExists", f'{crd.qualified} "{name}" already exists',
                                {"name": name, "group": crd.group, "kind": crd.plural})
         obj = snapshot(body)
-        obj["metadata"].update(namespace=namespace, uid=str(uuid.uuid4()), generation=1, creationTimestamp=now())
+        obj["metadata"].update(namespace=namespace, uid=str(uuid.uuid4()), generation=1, creationTimestamp=self.clock.stamp())
         self.workloads[key] = obj
         self.created.append(name)  # type: ignore[attr-defined]
         self.history.record("ADDED", crd.plural, obj)  # type: ignore[attr-defined]

@@ -10,9 +10,10 @@ from functions.adapters.web.openapi import document
 from functions.core.application import Application
 from functions.core.errors import StudyNotFound
 from functions.core.events import study_completed
-from functions.core.formats import load_study
+from functions.core.formats import parse_text
 from functions.core.launch import trial_launch
 from functions.core.lines import capped, what_is_left
+from functions.core.template_sources import load
 from functions.core.views import study_view, trial_view
 
 blueprint = Blueprint("api", __name__)
@@ -51,9 +52,10 @@ def openapi():
 @blueprint.post("/studies")
 def create_study():
     """Submit a study (YAML or JSON; the content type is checked with every write): 201 when
-    new, 200 when the identical one exists."""
+    new, 200 when the identical one exists. A trial template held in a ConfigMap is read where
+    trials run on Kubernetes, and stored inline."""
     runtime = _runtime()
-    spec, definition = load_study(request.get_data(as_text=True), limits=runtime.settings.limits)
+    spec, definition = load(parse_text(request.get_data(as_text=True)), runtime.templates, runtime.settings.limits)
     record, created = runtime.submit(spec, definition)
     body = {"name": record.name, "status": record.status, "links": _links(record.name)}
     response = jsonify(body)

@@ -55,6 +55,8 @@ _SCHEMAS: dict[str, Any] = {
                             "properties": {"seed": {"type": ["integer", "null"]},
                                            "katunaVersion": {"type": ["string", "null"]},
                                            "optunaVersion": {"type": ["string", "null"]}}},
+        "trialTemplateSource": {"type": ["string", "null"], "description": "the ConfigMap and key the trial "
+                                "template was read from when the study was submitted (null: given inline)"},
         "resource": {"description": "the Kubernetes resource (kind, namespace, name) that manages the study",
                      "oneOf": [{"type": "null"}, {"type": "object", "properties": {
                          "kind": {"type": "string"}, "namespace": {"type": "string"}, "name": {"type": "string"}}}]}}},

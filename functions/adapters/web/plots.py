@@ -17,7 +17,9 @@ from optuna import visualization as vis
 from optuna.trial import FrozenTrial
 
 from functions.core.optuna_compat import color_scale, parallel_coordinate_info
+from functions.core.parameters import Parameter
 from functions.core.records import StudyRecord
+from functions.core.space import shown_trials
 
 KINDS = ("history", "parallel", "slice", "contour", "importance", "intermediate", "pareto")
 CONTOUR_TRIALS = 300
@@ -49,6 +51,7 @@ def figure_json(storage: optuna.storages.BaseStorage, record: StudyRecord, kind:
     if not any(t.state == optuna.trial.TrialState.COMPLETE for t in study.get_trials(deepcopy=False)):
         raise NoChart("no completed trial yet")
     spec = record.spec
+    study = _with_values(study, spec.parameters)
     index = min(max(objective, 0), len(spec.objectives) - 1)
     target, name = _target(index), spec.objectives[index].metric
     known = [p.name for p in spec.parameters]
@@ -69,6 +72,20 @@ def figure_json(storage: optuna.storages.BaseStorage, record: StudyRecord, kind:
         fig.update_layout(title=None)
     fig.update_layout(margin=margin, template="plotly_white")
     return fig.to_json()
+
+
+def _with_values(study: _ReadOnlyStudy, parameters: tuple[Parameter, ...]) -> _ReadOnlyStudy:
+    """``study`` itself, or where a parameter is normal (its sampler holds quantiles), an
+    in-memory copy whose trials hold the values the trials received."""
+    trials = study.get_trials(deepcopy=False)
+    shown = shown_trials(trials, parameters)
+    if shown is trials:
+        return study
+    storage = optuna.storages.InMemoryStorage()
+    optuna.create_study(storage=storage, study_name=study.study_name, directions=study.directions)
+    copy = _ReadOnlyStudy(study_name=study.study_name, storage=storage)
+    copy.add_trials(shown)
+    return copy
 
 
 def _target(index: int) -> Callable[[FrozenTrial], float]:

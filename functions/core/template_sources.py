@@ -1,0 +1,228 @@
+"""Trial templates held in ConfigMaps, read once, when the study is submitted, and inlined.
+
+A Katib Experiment's ``spec.trialTemplate.configMap`` names a ConfigMap (``configMapName``,
+``configMapNamespace``) and the key (``templatePath``) whose text is the ``trialSpec``, as Katib's
+controller reads it. A ``v1alpha1`` StudyJob without ``goTemplate.rawTemplate`` takes its worker
+template from the key ``goTemplate.templatePath`` (else ``defaultWorkerTemplate.yaml``) of the
+ConfigMap ``worker-template`` in the controller's own namespace, as Katib's ``v1alpha1``
+controller did: katuna's namespace here.
+
+Where there is a cluster to read from, the definition is stored as if it had given the template
+inline (``trialSpec``, ``rawTemplate``), with the annotation :data:`SOURCE_ANNOTATION` saying where
+it came from: a later change of the ConfigMap changes no running study, and a stored study never
+needs the cluster again. Without a cluster, the translators refuse the field, saying why.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from functions.core import bounded_yaml, katib, resources, studyjob
+from functions.core.cluster_templates import ClusterTemplates, ConfigMapForbidden, ReadConfigMap
+from functions.core.errors import InvalidStudy, Problem
+from functions.core.formats import load_definition
+from functions.core.limits import DEFAULTS, Limits
+from functions.core.spec import Study
+
+SOURCE_ANNOTATION = "katuna.dev/trial-template-source"
+"""Where a stored definition's trial template was read from (``ConfigMap <namespace>/<name>, key <key>``)."""
+
+CONFIG_MAP = "spec.trialTemplate.configMap"
+TEMPLATE_PATH = "spec.workerSpec.goTemplate.templatePath"
+RAW_TEMPLATE = "spec.workerSpec.goTemplate.rawTemplate"
+WORKER_TEMPLATES = "worker-template"
+"""The ConfigMap of Katib ``v1alpha1``'s worker templates, in the controller's namespace."""
+DEFAULT_WORKER_TEMPLATE = "defaultWorkerTemplate.yaml"
+MAX_NAME = 253
+
+def load(definition: dict[str, Any], cluster: ClusterTemplates | None, limits: Limits = DEFAULTS
+         ) -> tuple[Study, dict[str, Any]]:
+    """The validated study of ``definition`` with any template held in a ConfigMap read from
+    ``cluster`` (None: no cluster to read from), and the definition to store (the template
+    inline). Every problem is reported at once: those of reading the template, then the rest."""
+    resolved, problems = inline(definition, cluster)
+    try:
+        study, _ = load_definition(resolved, limits=limits)
+    except InvalidStudy as exc:
+        if not problems:
+            raise
+        raise InvalidStudy(problems + [p for p in exc.problems if p.path not in (CONFIG_MAP, TEMPLATE_PATH,
+                                                                                    RAW_TEMPLATE)]) from exc
+    if problems:
+        raise InvalidStudy(problems)
+    return study, resolved
+
+
+def inline(definition: dict[str, Any], cluster: ClusterTemplates | None) -> tuple[dict[str, Any], list[Problem]]:
+    """``definition`` with the template its ConfigMap holds given inline and the source annotated,
+    and the problems of reading it (then the definition is returned as it was). Unchanged
+    without a cluster, or when the template is inline already."""
+    kind = _kind(definition)
+    if kind is None:
+        return definition, []
+    out = _unannotated(definition)
+    spec = out.get("spec")
+    if cluster is None or not isinstance(spec, Mapping):
+        return out, []
+    if kind == "Experiment":
+        return _experiment(out, spec, cluster.read)
+    return _studyjob(out, spec, cluster.read, cluster.home)
+
+
+def as_stored(edited: dict[str, Any], stored: Mapping[str, Any], home: str) -> dict[str, Any]:
+    """An edited resource's definition with the template the stored study read at submission,
+    when the edit names the same source: the ConfigMap is not read again, and the template is
+    not a change of the edit."""
+    recorded = annotated_source(stored)
+    kind = _kind(edited)
+    spec = edited.get("spec")
+    if recorded is None or kind is None or not isinstance(spec, Mapping):
+        return edited
+    kept = stored.get("spec") or {}
+    swapped = _same_experiment_source(spec, kept, recorded) if kind == "Experiment" else \
+        _same_worker_source(spec, kept, recorded, home)
+    return edited if swapped is None else _annotated({**_unannotated(edited), "spec": swapped}, recorded)
+
+
+def _same_experiment_source(spec: Mapping[str, Any], stored: Mapping[str, Any], recorded: str) -> dict[str, Any] | None:
+    trial = spec.get("trialTemplate")
+    given = trial.get("configMap") if isinstance(trial, Mapping) else None
+    if not isinstance(trial, Mapping) or not isinstance(given, Mapping) or \
+            _source(given.get("configMapNamespace"), given.get("configMapName"), given.get("templatePath")) != recorded:
+        return None
+    kept = (stored.get("trialTemplate") or {}).get("trialSpec")
+    return {**spec, "trialTemplate": {**{k: v for k, v in trial.items() if k != "configMap"}, "trialSpec": kept}}
+
+
+def _same_worker_source(spec: Mapping[str, Any], stored: Mapping[str, Any], recorded: str, home: str
+                        ) -> dict[str, Any] | None:
+    worker = spec.get("workerSpec") or {}
+    template = worker.get("goTemplate") or {} if isinstance(worker, Mapping) else None
+    if not isinstance(template, Mapping) or template.get("rawTemplate") is not None or \
+            _worker_source(template, home) != recorded:
+        return None
+    kept = ((stored.get("workerSpec") or {}).get("goTemplate") or {}).get("rawTemplate")
+    inlined = {**{k: v for k, v in template.items() if k != "templatePath"}, "rawTemplate": kept}
+    return {**spec, "workerSpec": {**worker, "goTemplate": inlined}}
+
+
+def annotated_source(definition: Mapping[str, Any]) -> str | None:
+    """Where the stored definition's trial template was read from, if from a ConfigMap."""
+    annotations = (definition.get("metadata") or {}).get("annotations")
+    source = annotations.get(SOURCE_ANNOTATION) if isinstance(annotations, Mapping) else None
+    return source if isinstance(source, str) else None
+
+
+def _kind(definition: Mapping[str, Any]) -> str | None:
+    """``Experiment`` (Katib's, or katuna's resource of one), ``StudyJob``, or None."""
+    if katib.is_experiment(definition) or (resources.is_resource(definition) and definition.get("kind") == "Experiment"):
+        return "Experiment"
+    return "StudyJob" if studyjob.is_studyjob(definition) else None
+
+
+def _unannotated(definition: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy without :data:`SOURCE_ANNOTATION`: only katuna's own reading of a ConfigMap sets it."""
+    out = copy.deepcopy(dict(definition))
+    metadata = out.get("metadata")
+    if isinstance(metadata, dict) and isinstance(metadata.get("annotations"), dict):
+        metadata["annotations"].pop(SOURCE_ANNOTATION, None)
+        if not metadata["annotations"]:
+            del metadata["annotations"]
+    return out
+
+
+def _annotated(definition: dict[str, Any], source: str) -> dict[str, Any]:
+    metadata = dict(definition.get("metadata") or {})
+    metadata["annotations"] = {**(metadata.get("annotations") or {}), SOURCE_ANNOTATION: source}
+    return {**definition, "metadata": metadata}
+
+
+def _source(namespace: Any, name: Any, key: Any) -> str:
+    return f"ConfigMap {namespace}/{name}, key {key}"
+
+
+def _experiment(definition: dict[str, Any], spec: Mapping[str, Any], read: ReadConfigMap
+                ) -> tuple[dict[str, Any], list[Problem]]:
+    """Katib's ``trialTemplate.configMap``: each of its fields required (Katib's webhook), and,
+    as Katib sets no default conditions for a template it has not read, both conditions too."""
+    trial = spec.get("trialTemplate")
+    given = trial.get("configMap") if isinstance(trial, Mapping) else None
+    if given is None or not isinstance(trial, Mapping) or trial.get("trialSpec") is not None:
+        return definition, []
+    if not isinstance(given, Mapping):
+        return definition, [Problem(CONFIG_MAP, "expected configMapName, configMapNamespace and templatePath")]
+    problems = [Problem(f"{CONFIG_MAP}.{key}", "required: configMapName, configMapNamespace and templatePath "
+                                                "name the ConfigMap and the key holding the trialSpec")
+                for key in ("configMapName", "configMapNamespace", "templatePath") if not given.get(key)]
+    problems += [Problem(f"spec.trialTemplate.{key}", "required with a configMap template (Katib defaults "
+                                                      "the conditions only for an inline trialSpec)")
+                 for key in ("successCondition", "failureCondition") if not trial.get(key)]
+    if problems:
+        return definition, problems
+    namespace, name, key = given["configMapNamespace"], given["configMapName"], given["templatePath"]
+    text, problems = _read(read, namespace, name, key, f"{CONFIG_MAP}.configMapName",
+                           f"{CONFIG_MAP}.configMapNamespace", f"{CONFIG_MAP}.templatePath")
+    if text is None:
+        return definition, problems
+    try:
+        trial_spec = bounded_yaml.load(text)
+    except yaml.YAMLError as exc:
+        return definition, [Problem(f"{CONFIG_MAP}.templatePath", f"the key {key!r} of ConfigMap {namespace}/{name} "
+                                                                   f"is not valid YAML: {_yaml_problem(exc)}")]
+    if not isinstance(trial_spec, Mapping):
+        return definition, [Problem(f"{CONFIG_MAP}.templatePath", f"the key {key!r} of ConfigMap {namespace}/{name} "
+                                                                   "holds no trialSpec: expected a mapping "
+                                                                   "(apiVersion, kind, spec)")]
+    inlined = {k: v for k, v in trial.items() if k != "configMap"}
+    inlined["trialSpec"] = trial_spec
+    return _annotated({**definition, "spec": {**spec, "trialTemplate": inlined}}, _source(namespace, name, key)), []
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """What the YAML parser found and where, without the excerpt its message quotes."""
+    mark = getattr(exc, "problem_mark", None)
+    if isinstance(exc, yaml.MarkedYAMLError) and mark is not None:
+        return f"{exc.problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return str(exc)
+
+
+def _studyjob(definition: dict[str, Any], spec: Mapping[str, Any], read: ReadConfigMap, home: str
+              ) -> tuple[dict[str, Any], list[Problem]]:
+    """A ``v1alpha1`` worker template from the ``worker-template`` ConfigMap, unless given raw."""
+    worker = spec.get("workerSpec") or {}
+    template = worker.get("goTemplate") or {} if isinstance(worker, Mapping) else None
+    if not isinstance(template, Mapping) or template.get("rawTemplate") is not None:
+        return definition, []
+    key = template.get("templatePath") or DEFAULT_WORKER_TEMPLATE
+    text, problems = _read(read, home, WORKER_TEMPLATES, key, TEMPLATE_PATH, TEMPLATE_PATH, TEMPLATE_PATH)
+    if text is None:
+        return definition, problems
+    inlined = {**{k: v for k, v in template.items() if k != "templatePath"}, "rawTemplate": text}
+    return _annotated({**definition, "spec": {**spec, "workerSpec": {**worker, "goTemplate": inlined}}},
+                      _source(home, WORKER_TEMPLATES, key)), []
+
+
+def _worker_source(template: Mapping[str, Any], home: str) -> str:
+    return _source(home, WORKER_TEMPLATES, template.get("templatePath") or DEFAULT_WORKER_TEMPLATE)
+
+
+def _read(read: ReadConfigMap, namespace: Any, name: Any, key: Any, name_path: str, namespace_path: str,
+          key_path: str) -> tuple[str | None, list[Problem]]:
+    """The text at ``key`` of the ConfigMap, or the problems naming the field at fault."""
+    for value, path in ((name, name_path), (namespace, namespace_path), (key, key_path)):
+        if not isinstance(value, str) or len(value) > MAX_NAME or "/" in value or value in (".", ".."):
+            return None, [Problem(path, f"expected a Kubernetes name, got {value!r}")]
+    try:
+        data = read(namespace, name)
+    except ConfigMapForbidden as exc:
+        return None, [Problem(namespace_path, str(exc))]
+    if data is None:
+        return None, [Problem(name_path, f"no ConfigMap {name!r} in namespace {namespace!r}")]
+    if not isinstance(data.get(key), str):
+        keys = ", ".join(sorted(map(str, data))) or "none"
+        return None, [Problem(key_path, f"ConfigMap {namespace}/{name} has no key {key!r}; its keys: {keys}")]
+    return data[key], []

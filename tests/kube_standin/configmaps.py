@@ -1,0 +1,58 @@
+"""ConfigMaps as the API server keeps them: created with the API server's validation (a DNS
+subdomain for a name, config keys, string values, at most 1 MiB of data); reads (404 when
+absent) are the API's generic ones (:meth:`kube_standin.api.ApiServer.read`). katuna only reads them (a trial template held in one); tests create them as
+``kubectl create configmap`` would."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from kube_standin.objects import DNS_SUBDOMAIN, invalid, not_found, snapshot, status
+
+CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+MAX_DATA_BYTES = 1024 * 1024
+"""``MaxSecretSize``: what a ConfigMap's data may hold in all."""
+
+
+def create(cluster, namespace: str, body: dict | None) -> tuple[int, dict]:
+    """POST of a ConfigMap into ``namespace``."""
+    obj = snapshot(body or {})
+    metadata = obj.setdefault("metadata", {})
+    name = metadata.get("name") or ""
+    data = obj.get("data") or {}
+    if not isinstance(data, dict) or any(not isinstance(v, str) for v in data.values()):
+        return 400, status(400, "BadRequest", 'ConfigMap in version "v1" cannot be handled as a ConfigMap: '
+                                              "json: cannot unmarshal into Go struct field ConfigMap.data of type string")
+    problems = _problems(name, data)
+    if problems:
+        return invalid("ConfigMap", "configmaps", name, problems)
+    with cluster.lock:
+        if namespace not in cluster.namespaces:
+            return not_found("namespaces", namespace)
+        if (namespace, name) in cluster.configmaps:
+            return 409, status(409, "AlreadyExists", f'configmaps "{name}" already exists',
+                               {"name": name, "kind": "configmaps"})
+        metadata.update(namespace=namespace, uid=str(uuid.uuid4()), creationTimestamp=cluster.clock.stamp())
+        obj.update(apiVersion="v1", kind="ConfigMap")
+        cluster.configmaps[(namespace, name)] = obj
+        cluster.history.record("ADDED", "configmaps", obj)
+        return 201, snapshot(obj)
+
+
+def _problems(name: str, data: dict) -> list[tuple[str, str]]:
+    """The API server's validation of a ConfigMap (``ValidateConfigMap``)."""
+    problems = []
+    if not name:
+        problems.append(("metadata.name", "Required value: name or generateName is required"))
+    elif not DNS_SUBDOMAIN.match(name) or len(name) > 253:
+        problems.append(("metadata.name", f'Invalid value: "{name}": a lowercase RFC 1123 subdomain must consist of '
+                                          "lower case alphanumeric characters, '-' or '.'"))
+    for key in data:
+        if not CONFIG_KEY.match(key) or len(key) > 253 or key in (".", ".."):
+            problems.append((f"data[{key}]", f'Invalid value: "{key}": a valid config key must consist of '
+                                             "alphanumeric characters, '-', '_' or '.'"))
+    if sum(len(key) + len(value.encode()) for key, value in data.items()) > MAX_DATA_BYTES:
+        problems.append(("[]", f"Too long: must have at most {MAX_DATA_BYTES} bytes"))
+    return problems
+

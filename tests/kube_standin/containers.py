@@ -1,0 +1,102 @@
+"""What runs a pod's container on a stand-in kubelet: a local process, or a run on a simulated clock.
+
+:class:`Processes` (the default) runs the container's command on this machine: there are no
+images, and the image's Python (``python``, ``python3``, as in the Python images Katib's SDK
+uses) is the interpreter running the tests (:func:`image_interpreter`), with the packages it has.
+
+:class:`SimulatedContainers` runs nothing: a ``behaviour`` given by whoever drives the
+simulated cluster says, from the pod, how long its container runs, what it prints and how it
+exits; the output reaches the log when the run ends, and a container killed before that
+leaves an empty log.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import NamedTuple
+
+from kube_standin.clock import SimulatedClock
+
+KILLED = -9
+"""A killed process's return code (SIGKILL), as :class:`subprocess.Popen` reports it."""
+
+
+class Processes:
+    """Containers as local processes whose output is the container's log."""
+
+    def __init__(self, directory: Path) -> None:
+        self.image_bin = image_interpreter(directory / "bin")
+
+    def start(self, pod: dict, log: Path) -> subprocess.Popen:
+        container = pod["spec"]["containers"][0]
+        env = {e["name"]: e.get("value", "") for e in container.get("env", [])}
+        path = f"{self.image_bin}{os.pathsep}{os.environ.get('PATH', '')}"
+        with log.open("w") as out:
+            return subprocess.Popen(_argv(container), stdout=out, stderr=subprocess.STDOUT,
+                                    env={**os.environ, "PATH": path, **env})
+
+
+def _argv(container: dict) -> list[str]:
+    """The container's command and args; a container that names neither runs its image's own
+    entrypoint, which the stand-in models as a server that runs until stopped (an MPI worker's sshd)."""
+    argv = [*container.get("command", []), *container.get("args", [])]
+    return argv or [sys.executable, "-c", "import time; time.sleep(86400)"]
+
+
+class Run(NamedTuple):
+    """How a simulated container runs: for ``seconds``, printing ``output``, exiting with ``code``."""
+
+    seconds: float
+    output: str = ""
+    code: int = 0
+
+
+class SimulatedProcess:
+    """A container's run on the simulated clock, with the parts of :class:`subprocess.Popen`
+    the kubelet uses."""
+
+    def __init__(self, clock: SimulatedClock, run: Run, log: Path) -> None:
+        self.clock, self.run, self.log = clock, run, log
+        self.ends_at = clock.monotonic() + run.seconds
+        self.returncode: int | None = None
+        log.write_text("")
+        clock.wake_at(self.ends_at)
+
+    def poll(self) -> int | None:
+        if self.returncode is None and self.clock.monotonic() >= self.ends_at:
+            self.log.write_text(self.run.output)
+            self.returncode = self.run.code
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.poll() is None:
+            self.returncode = KILLED
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        return self.returncode
+
+
+class SimulatedContainers:
+    """Containers that run on ``clock`` as ``behaviour(pod)`` says."""
+
+    def __init__(self, clock: SimulatedClock, behaviour: Callable[[dict], Run]) -> None:
+        self.clock = clock
+        self.behaviour = behaviour
+
+    def start(self, pod: dict, log: Path) -> SimulatedProcess:
+        return SimulatedProcess(self.clock, self.behaviour(pod), log)
+
+
+def image_interpreter(directory: Path) -> Path:
+    """A directory whose ``python`` and ``python3`` are this interpreter: what a container's
+    command finds first on its ``PATH`` in place of the image's Python."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in ("python", "python3"):
+        script = directory / name
+        script.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+        script.chmod(0o755)
+    return directory

@@ -1,0 +1,88 @@
+"""Spot capacity taken back by the cloud, as each cloud gives notice and as the cluster reacts.
+
+A spot node (GKE's ``cloud.google.com/gke-spot`` or ``gke-preemptible`` label, EKS's
+``eks.amazonaws.com/capacityType: SPOT``) is interrupted after a time drawn from an
+exponential distribution with ``per_hour`` interruptions per node-hour, counted from its
+registration. At the notice its pods are disrupted at once, and the VM stops ``notice_seconds``
+later (billed until then), when its Node goes:
+
+* GKE gives 30 seconds: the kubelet's graceful node shutdown marks the node not ready ("node is
+  shutting down") and fails its pods with ``DisruptionTarget`` reason ``TerminationByKubelet``;
+* AWS gives two minutes: an EKS managed node group cordons and drains the node, its pods evicted
+  with ``DisruptionTarget`` reason ``EvictionByEvictionAPI``.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from kube_standin.scheduling import TERMINATED
+
+SPOT_LABELS = {"cloud.google.com/gke-spot": "true", "cloud.google.com/gke-preemptible": "true",
+               "eks.amazonaws.com/capacityType": "SPOT"}
+"""A label each cloud puts on its spot nodes, with the value that says so."""
+
+
+@dataclass
+class Interruptions:
+    """The cloud's interruptions of spot nodes: how often, with what notice, and their record."""
+
+    per_hour: float
+    notice_seconds: float
+    drain: bool = False
+    """The node is cordoned and drained (EKS); otherwise its kubelet shuts down (GKE)."""
+    seed: int = 0
+    due: dict[str, float] = field(default_factory=dict)
+    """When each spot node that registered gets its notice."""
+    stopping: dict[str, float] = field(default_factory=dict)
+    """When each node that got its notice stops."""
+    count: int = 0
+
+    def __post_init__(self) -> None:
+        self._random = random.Random(self.seed)
+
+    @classmethod
+    def gke(cls, per_hour: float, seed: int = 0) -> Interruptions:
+        return cls(per_hour, 30.0, drain=False, seed=seed)
+
+    @classmethod
+    def eks(cls, per_hour: float, seed: int = 0) -> Interruptions:
+        return cls(per_hour, 120.0, drain=True, seed=seed)
+
+    def step(self, cluster, now: float) -> None:
+        """Give notice to the nodes whose time has come, stop those whose notice ran out (the
+        cluster's lock held)."""
+        for name, node in list(cluster.nodes.items()):
+            if name not in self.due and self.per_hour > 0 and _spot(node):
+                self.due[name] = now + self._random.expovariate(self.per_hour / 3600)
+                cluster.clock.wake_at(self.due[name])
+            if name not in self.stopping and self.due.get(name, float("inf")) <= now:
+                self._notice(cluster, node, now)
+        for name, stops in list(self.stopping.items()):
+            if stops <= now and name in cluster.nodes:
+                cluster.remove_node(name, reason=self._reason())
+
+    def _reason(self) -> str:
+        return "EvictionByEvictionAPI" if self.drain else "TerminationByKubelet"
+
+    def _notice(self, cluster, node: dict, now: float) -> None:
+        name = node["metadata"]["name"]
+        self.count += 1
+        self.stopping[name] = now + self.notice_seconds
+        cluster.clock.wake_at(self.stopping[name])
+        if self.drain:
+            node["spec"]["unschedulable"] = True
+        else:
+            ready = next(c for c in node["status"]["conditions"] if c["type"] == "Ready")
+            ready.update(status="False", reason="KubeletNotReady", message="node is shutting down",
+                         lastTransitionTime=cluster.clock.stamp())
+        cluster.modified("nodes", node)
+        for pod in [p for p in cluster.pods.values() if p["spec"].get("nodeName") == name]:
+            if pod["status"].get("phase") not in TERMINATED:
+                cluster.kubelets.disrupt(cluster, pod, self._reason())
+
+
+def _spot(node: dict) -> bool:
+    labels = node["metadata"].get("labels") or {}
+    return any(labels.get(key) == value for key, value in SPOT_LABELS.items())

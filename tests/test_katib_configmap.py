@@ -1,0 +1,236 @@
+"""Trial templates held in ConfigMaps: a Katib Experiment's ``trialTemplate.configMap`` and a
+``v1alpha1`` StudyJob's ``worker-template``, read from the loopback Kubernetes API (real client,
+katuna's RBAC from ``knative/``) when the study is submitted on the cluster, stored inline with
+their source; refused naming the field where the ConfigMap, its key or the right to read it is
+missing, and where there is no cluster at all. The tests that start ``katuna serve`` are marked
+slow (``make check`` leaves them out)."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import TRIAL
+from http_helpers import Service
+from kube_standin import katib_api
+from kube_standin.server import KATUNA_USER
+from kube_stub import KubeStub
+from test_resources import send, status_of, wait_status
+from test_studyjob import TEMPLATE, studyjob
+
+from functions.adapters.kubernetes_executor import api_client
+from functions.adapters.kubernetes_resources import KubernetesResources
+from functions.core.errors import InvalidStudy
+from functions.core.katib_template import NO_CLUSTER
+from functions.core.template_sources import SOURCE_ANNOTATION, ClusterTemplates, load
+
+KUBE_NAMESPACES = ("team",)
+"""Where Experiments and their template ConfigMaps live, katuna's Role bound there."""
+CLOSED = "closed"
+"""A namespace where katuna's Role is not bound."""
+KATUNA = str(Path(sys.executable).with_name("katuna"))
+
+
+def job_template(mode: str = "ok") -> str:
+    """A trialSpec as a ConfigMap holds it: YAML text with a placeholder."""
+    return yaml.safe_dump({"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {
+        "restartPolicy": "Never",
+        "containers": [{"name": "main", "image": "python:3.12",
+                        "command": ["python", str(TRIAL), "--x", "${trialParameters.learningRate}", "--mode", mode]}]}}}})
+
+
+JOB_TEMPLATE = job_template()
+SUCCESS = 'status.conditions.#(type=="Complete")#|#(status=="True")#'
+FAILURE = 'status.conditions.#(type=="Failed")#|#(status=="True")#'
+
+
+def experiment(name: str, api_version: str = "kubeflow.org/v1beta1", **config_map: str) -> dict:
+    """A Katib Experiment whose trial template is the ConfigMap ``templates`` of ``team``."""
+    source = {"configMapName": "templates", "configMapNamespace": "team", "templatePath": "job.yaml", **config_map}
+    return {"apiVersion": api_version, "kind": "Experiment", "metadata": {"name": name, "namespace": "team"},
+            "spec": {"objective": {"type": "minimize", "objectiveMetricName": "loss"},
+                     "algorithm": {"algorithmName": "random"}, "maxTrialCount": 2, "parallelTrialCount": 2,
+                     "parameters": [{"name": "lr", "parameterType": "double",
+                                     "feasibleSpace": {"min": "0.5", "max": "1.5"}}],
+                     "trialTemplate": {"primaryContainerName": "main", "successCondition": SUCCESS,
+                                       "failureCondition": FAILURE, "configMap": source,
+                                       "trialParameters": [{"name": "learningRate", "reference": "lr"}]}}}
+
+
+@pytest.fixture(scope="module")
+def cluster(kube: KubeStub) -> KubeStub:
+    kube.create_config_map("team", "templates", {"job.yaml": JOB_TEMPLATE, "broken.yaml": "spec: [unclosed"})
+    kube.add_namespace(CLOSED, grant=False)
+    kube.create_config_map(CLOSED, "templates", {"job.yaml": JOB_TEMPLATE})
+    kube.create_config_map("katuna", "worker-template", {"cpuWorkerTemplate.yaml": TEMPLATE.replace(
+        "PYTHON", sys.executable).replace("TRIAL", str(TRIAL)).replace("- name: {{.WorkerID}}", "- name: worker")})
+    katib_api.install(kube)
+    return kube
+
+
+@pytest.fixture(scope="module")
+def service(cluster: KubeStub, tmp_path_factory: pytest.TempPathFactory):
+    running = Service(tmp_path_factory.mktemp("configmap"), workers=1, KATUNA_EXECUTOR="kubernetes",
+                      KATUNA_K8S_API=cluster.url, KATUNA_K8S_NAMESPACE="katuna", KATUNA_KATIB_API="true")
+    yield running
+    running.close()
+
+
+def templates(kube: KubeStub) -> ClusterTemplates:
+    """The real adapter's ConfigMap reads against the stand-in, as katuna's service account."""
+    return ClusterTemplates(KubernetesResources(lambda: api_client(kube.url)).read_config_map, "katuna")
+
+
+def problems_of(definition: dict, kube: KubeStub) -> dict[str, str]:
+    with pytest.raises(InvalidStudy) as caught:
+        load(definition, templates(kube))
+    return {p.path: p.message for p in caught.value.problems}
+
+
+@pytest.mark.slow
+def test_a_katib_experiment_resource_runs_the_template_its_configmap_holds(service: Service, cluster: KubeStub):
+    obj = cluster.apply(experiment("cm-resource"))
+    assert send(service, "add", obj) == ["dev.katuna.study.created"]
+    assert service.wait_for("cm-resource", timeout=90)["status"] == "completed"
+    jobs = [job for name, job in cluster.created_jobs.items() if name.startswith("cm-resource-")]
+    assert len(jobs) == 2
+    for job in jobs:
+        command = job["spec"]["template"]["spec"]["containers"][0]["command"]
+        assert command[:3] == ["python", str(TRIAL), "--x"] and 0.5 <= float(command[3]) <= 1.5
+    study = service.json("GET", "/studies/cm-resource")[1]
+    assert study["trialTemplateSource"] == "ConfigMap team/templates, key job.yaml"
+    assert study["definition"]["trialTemplate"]["trialSpec"]["kind"] == "Job"
+
+
+@pytest.mark.slow
+def test_an_edit_of_a_running_experiment_does_not_read_its_configmap_again(service: Service, cluster: KubeStub):
+    resource = experiment("cm-edit", api_version="katuna.dev/v1")
+    resource["spec"].update(maxTrialCount=3, parallelTrialCount=1)
+    resource["spec"]["trialTemplate"]["configMap"]["templatePath"] = "hang.yaml"
+    with cluster.lock:
+        cluster.configmaps[("team", "templates")]["data"]["hang.yaml"] = job_template("hang")
+    obj = cluster.apply(resource)
+    assert send(service, "add", obj) == ["dev.katuna.study.created"]
+    with cluster.lock:
+        del cluster.configmaps[("team", "templates")]["data"]["hang.yaml"]
+    edited = copy.deepcopy(resource)
+    edited["spec"]["parallelTrialCount"] = 2
+    send(service, "update", cluster.apply(edited))
+    status = wait_status(cluster, obj, lambda s: s.get("observedGeneration") == 2 and s.get("trialsRunning") == 2)
+    assert "UpdateRefused" not in {c["type"] for c in status["conditions"]}
+    assert service.request("POST", "/studies/cm-edit/stop")[0] in (200, 202)
+
+
+@pytest.mark.slow
+def test_posting_an_experiment_to_a_cluster_service_stores_the_template_inline(service: Service):
+    status, created = service.json("POST", "/studies", body=yaml.safe_dump(experiment("cm-post")),
+                                   headers={"Content-Type": "application/yaml"})
+    assert status == 201, created
+    study = service.json("GET", "/studies/cm-post")[1]
+    assert study["trialTemplateSource"] == "ConfigMap team/templates, key job.yaml"
+    assert "${trialParameters.lr}" in study["definition"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"][
+        "containers"][0]["command"]
+
+
+REFUSED = {
+    "no such ConfigMap": ({"configMapName": "nowhere"}, "spec.trialTemplate.configMap.configMapName",
+                          "no ConfigMap 'nowhere' in namespace 'team'"),
+    "no such key": ({"templatePath": "gone.yaml"}, "spec.trialTemplate.configMap.templatePath",
+                    "has no key 'gone.yaml'; its keys: broken.yaml, job.yaml"),
+    "not YAML": ({"templatePath": "broken.yaml"}, "spec.trialTemplate.configMap.templatePath",
+                 "the key 'broken.yaml' of ConfigMap team/templates is not valid YAML"),
+    "a namespace katuna may not read": ({"configMapNamespace": CLOSED}, "spec.trialTemplate.configMap.configMapNamespace",
+                                        "may not get configmaps in namespace 'closed'"),
+}
+
+
+@pytest.mark.parametrize("source,field,message", REFUSED.values(), ids=REFUSED.keys())
+def test_a_template_that_cannot_be_read_is_refused_naming_the_field(cluster: KubeStub, source: dict, field: str,
+                                                                    message: str):
+    wrong = experiment("cm-wrong", **source)
+    wrong["spec"]["parallelTrialCount"] = 5
+    found = problems_of(wrong, cluster)
+    assert message in found.pop(field)
+    assert list(found) == ["spec.parallelTrialCount"], "every other problem is reported too, and no noise"
+
+
+@pytest.mark.slow
+def test_a_refused_experiment_leaves_nothing_stored(service: Service, cluster: KubeStub):
+    status, body = service.json("POST", "/studies", body=yaml.safe_dump(experiment("cm-none", configMapName="nowhere")),
+                                headers={"Content-Type": "application/yaml"})
+    assert status in (400, 422) and "spec.trialTemplate.configMap.configMapName" in str(body)
+    assert service.request("GET", "/studies/cm-none")[0] == 404
+    obj = cluster.apply(experiment("cm-closed", api_version="katuna.dev/v1", configMapNamespace=CLOSED))
+    assert send(service, "add", obj) == []
+    problems = {p["field"]: p["message"] for p in status_of(cluster, obj)["problems"]}
+    assert "knative/rbac.yaml" in problems["spec.trialTemplate.configMap.configMapNamespace"]
+    assert service.request("GET", "/studies/cm-closed")[0] == 404
+
+
+def test_katibs_webhook_rules_for_a_configmap_source(cluster: KubeStub):
+    wrong = experiment("cm-rules", configMapNamespace="")
+    del wrong["spec"]["trialTemplate"]["successCondition"]
+    assert set(problems_of(wrong, cluster)) == {"spec.trialTemplate.configMap.configMapNamespace",
+                                                "spec.trialTemplate.successCondition"}
+
+
+@pytest.mark.slow
+def test_a_studyjob_resource_runs_the_worker_template_of_katunas_namespace(service: Service, cluster: KubeStub):
+    job = studyjob(studyName="cm-sj", requestcount=1, workerSpec={"goTemplate": {"templatePath": "cpuWorkerTemplate.yaml"}})
+    job["metadata"] = {"name": "cm-sj", "namespace": "team"}
+    assert send(service, "add", cluster.apply(job)) == ["dev.katuna.study.created"]
+    done = service.wait_for("cm-sj", timeout=90)
+    assert done["status"] == "completed", done
+    assert done["trialTemplateSource"] == "ConfigMap katuna/worker-template, key cpuWorkerTemplate.yaml"
+    assert {ns for ns, name in cluster.jobs if name.startswith("cm-sj")} == {"team"}
+
+
+def test_a_studyjob_takes_its_worker_template_from_the_worker_template_configmap(cluster: KubeStub):
+    doc = studyjob(workerSpec={"goTemplate": {"templatePath": "cpuWorkerTemplate.yaml"}})
+    spec, stored = load(doc, templates(cluster))
+    assert stored["metadata"]["annotations"][SOURCE_ANNOTATION] == "ConfigMap katuna/worker-template, key cpuWorkerTemplate.yaml"
+    assert stored["spec"]["workerSpec"]["goTemplate"]["rawTemplate"].startswith("apiVersion: batch/v1")
+    assert spec.trial_template.trial_spec["spec"]["template"]["spec"]["containers"][0]["command"][:2] == [
+        sys.executable, str(TRIAL)]
+    missing = problems_of(studyjob(workerSpec={"goTemplate": {}}), cluster)
+    assert "has no key 'defaultWorkerTemplate.yaml'" in missing["spec.workerSpec.goTemplate.templatePath"]
+
+
+def test_without_a_cluster_the_cli_refuses_a_configmap_template_saying_why(tmp_path: Path):
+    path = tmp_path / "experiment.yaml"
+    path.write_text(yaml.safe_dump(experiment("cm-cli")))
+    converted = subprocess.run([KATUNA, "convert", str(path)], capture_output=True, text=True, timeout=60)
+    assert converted.returncode == 2
+    assert f"spec.trialTemplate.configMap: {NO_CLUSTER}" in " ".join(converted.stderr.split())
+    assert sum(line.startswith("  - ") for line in converted.stderr.splitlines()) == 1, "the one problem, no noise"
+
+
+def test_the_trial_templates_role_bound_in_a_namespace_lets_katuna_read_its_templates():
+    kube = KubeStub()
+    try:
+        kube.add_namespace("kubeflow", grant=False)
+        kube.create_config_map("kubeflow", "trial-templates", {"job.yaml": JOB_TEMPLATE})
+        wrong = experiment("cm-kubeflow", configMapNamespace="kubeflow", configMapName="trial-templates")
+        assert "spec.trialTemplate.configMap.configMapNamespace" in problems_of(wrong, kube)
+        katib_api.install(kube)
+        katib_api.bind(kube, KATUNA_USER, "katuna-trial-templates", "kubeflow")
+        _, stored = load(wrong, templates(kube))
+        assert stored["spec"]["trialTemplate"]["trialSpec"]["kind"] == "Job"
+    finally:
+        kube.close()
+
+
+@pytest.mark.slow
+def test_a_service_whose_trials_run_locally_refuses_a_configmap_template_saying_why(tmp_path: Path):
+    local = Service(tmp_path, workers=1)
+    try:
+        status, body = local.json("POST", "/studies", body=yaml.safe_dump(experiment("cm-local")),
+                                  headers={"Content-Type": "application/yaml"})
+        assert status == 422 and NO_CLUSTER in str(body), body
+        assert local.request("GET", "/studies/cm-local")[0] == 404
+    finally:
+        local.close()

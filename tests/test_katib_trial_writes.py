@@ -1,0 +1,112 @@
+"""A Katib Experiment's Trial resources cost katuna as many requests per event as trials changed,
+at any study size: no event lists the Experiment's Trials, a redelivered event writes none, and
+the Trials on the API end up as the store says. Requests are counted as the client sends them
+to the loopback Kubernetes API (with the overlay that serves Katib's kinds)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kube_standin import katib_api
+from kube_stub import KubeStub
+from kubernetes import client
+from test_katib import experiment
+
+from functions.adapters.kubernetes_executor import KubernetesExecutor
+from functions.adapters.kubernetes_resources import KubernetesResources
+from functions.adapters.sqlite_store import SqliteStore
+from functions.core.cluster import Cluster
+from functions.core.events import resource_changed, trial_suggested
+from functions.core.katib_trials import EXPERIMENT_LABEL, trial_status
+from functions.core.records import COMPLETE, RUNNING, WAITING, TrialRecord
+from functions.dispatch import Dispatcher
+from functions.handlers import Deps
+
+TEAM = "writes-team"
+USER = "writer"
+NAME = "writes"
+
+
+class CountedClient(client.ApiClient):
+    """The Kubernetes client, keeping the method and path of every request it sends."""
+
+    def __init__(self, host: str) -> None:
+        configuration = client.Configuration()
+        configuration.host = host
+        super().__init__(configuration)
+        self.sent: list[tuple[str, str]] = []
+
+    def call_api(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        self.sent.append((method, url.split("?")[0].removeprefix(self.configuration.host)))
+        return super().call_api(method, url, *args, **kwargs)
+
+
+@pytest.fixture
+def kube() -> Iterator[KubeStub]:
+    cluster = KubeStub(namespaces=(TEAM,))
+    katib_api.install(cluster)
+    katib_api.bind(cluster, USER, "katuna-katib-edit", TEAM)
+    yield cluster
+    cluster.close()
+
+
+def user_api(kube: KubeStub) -> client.CustomObjectsApi:
+    configuration = client.Configuration()
+    configuration.host = kube.url
+    configuration.api_key = {"authorization": USER}
+    configuration.api_key_prefix = {"authorization": "Bearer"}
+    return client.CustomObjectsApi(client.ApiClient(configuration))
+
+
+def trials_on_the_api(kube: KubeStub) -> dict[str, dict]:
+    listed = user_api(kube).list_namespaced_custom_object("kubeflow.org", "v1beta1", TEAM, "trials",
+                                                          label_selector=f"{EXPERIMENT_LABEL}={NAME}")
+    return {item["metadata"]["name"]: item.get("status") for item in listed["items"]}
+
+
+@pytest.mark.slow
+def test_an_event_writes_only_the_trials_that_changed_and_lists_none(kube: KubeStub, tmp_path: Path):
+    body = experiment(maxTrialCount=100, parallelTrialCount=2)
+    body["metadata"] = {"name": NAME, "namespace": TEAM}
+    created = user_api(kube).create_namespaced_custom_object("kubeflow.org", "v1beta1", TEAM, "experiments", body)
+    api = CountedClient(kube.url)
+    store = SqliteStore(tmp_path / "katuna.db")
+    resources = KubernetesResources(lambda: api, katib_api=True)
+    resources.namespace = TEAM  # where the service watches, as its wrapper (functions.runtime) says
+    deps = Deps(store, KubernetesExecutor(Cluster(namespace=TEAM), api), time.time, resources=resources)
+    dispatcher = Dispatcher(deps)
+    try:
+        dispatcher.deliver_to("resource", resource_changed("add", created))
+        record = store.get_study(NAME)
+        now = time.time()
+        for number in range(10):
+            store.add_trial(TrialRecord(NAME, number, {"x": number / 10}, COMPLETE, values=[1.0 + number],
+                                        metrics={"loss": 1.0 + number}, created_at=now, started_at=now, finished_at=now))
+        store.add_trial(TrialRecord(NAME, 10, {"x": 3.0}, RUNNING, created_at=now, started_at=now))
+        dispatcher.deliver_to("writeback", trial_suggested(NAME, record.uid, 10, 1))
+        assert len(trials_on_the_api(kube)) == 11, "the first report writes every trial"
+
+        store.update_trial(NAME, 10, state=COMPLETE, values=[0.5], metrics={"loss": 0.5}, finished_at=time.time())
+        store.add_trial(TrialRecord(NAME, 11, {"x": 3.1}, WAITING, created_at=time.time()))
+        event = trial_suggested(NAME, record.uid, 11, 1)
+        api.sent.clear()
+        dispatcher.deliver_to("writeback", event)
+        trial_requests = [(method, path) for method, path in api.sent if "/trials" in path]
+        assert not [path for method, path in trial_requests if method == "GET"], "no Trial is read, no list is made"
+        written = {path.split("/trials/")[1].split("/")[0] for _, path in trial_requests if "/trials/" in path}
+        assert written == {f"{NAME}-10", f"{NAME}-11"}, "only the two trials that changed are written"
+        assert [method for method, path in trial_requests if path.endswith("/trials")] == ["POST"], \
+            "one Trial is created: the new trial's"
+
+        api.sent.clear()
+        dispatcher.deliver_to("writeback", event)
+        assert not [path for _, path in api.sent if "/trials" in path], "a redelivered event finds nothing changed"
+
+        on_the_api = trials_on_the_api(kube)
+        assert on_the_api == {f"{NAME}-{t.number}": trial_status(t) for t in store.trials(NAME)}
+    finally:
+        store.close()

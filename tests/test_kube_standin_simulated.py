@@ -1,0 +1,122 @@
+"""The stand-ins on a simulated clock: nothing moves until the driver steps the cluster and
+jumps the clock to the next moment something waits for, so hours of cluster time pass in
+moments. Containers run for the time their behaviour says and leave its output as their log;
+spot nodes get their cloud's notice, then go; every machine is billed from creation to removal."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from gke_stub import GkeStub
+from kube_standin.clock import START, SimulatedClock, rfc3339
+from kube_standin.clouds import gke_pools
+from kube_standin.containers import Run, SimulatedContainers
+from kube_standin.interruptions import Interruptions
+from kube_standin.nodes import NodePool
+from kube_stub import KubeStub
+
+TRIAL_TAINT = {"key": "katuna.dev/trial", "value": "true", "effect": "NoSchedule"}
+SPOT = {"gke": {"cloud.google.com/gke-spot": "true"}, "eks": {"eks.amazonaws.com/capacityType": "SPOT"}}
+
+
+def job(name: str, labels: dict[str, str]) -> dict:
+    """A trial Job whose pod takes most of a 4-cpu node, on the pool ``labels`` select."""
+    container = {"name": "trial", "image": "python:3.12", "command": ["train", "0.5"],
+                 "resources": {"requests": {"cpu": "3"}}}
+    pod = {"restartPolicy": "Never", "containers": [container], "nodeSelector": labels,
+           "tolerations": [{**TRIAL_TAINT, "operator": "Equal"}]}
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
+            "spec": {"backoffLimit": 0, "template": {"metadata": {"labels": {"app": "t"}}, "spec": pod},
+                     "podFailurePolicy": {"rules": [{"action": "Ignore",
+                                                     "onPodConditions": [{"type": "DisruptionTarget"}]}]}}}
+
+
+def simulated(clock: SimulatedClock, pools: Callable[[], list[NodePool]], seconds: float = 300.0) -> KubeStub:
+    kube = KubeStub(pools=pools, boot_seconds=90, idle_seconds=600, clock=clock)
+    kube.kubelets.containers = SimulatedContainers(clock, lambda pod: Run(seconds, "loss=1.5\n"))
+    return kube
+
+
+def run_until(kube: KubeStub, clock: SimulatedClock, done: Callable[[], object]) -> None:
+    """Settle the cluster at each due moment until ``done``."""
+    for _ in range(1000):
+        kube.settle()
+        if done():
+            return
+        assert clock.advance(), "nothing left to wait for"
+    raise AssertionError("not done after 1000 moments")
+
+
+def pods_of(kube: KubeStub, name: str) -> list[dict]:
+    return sorted((p for p in kube.pods.values() if p["metadata"]["labels"]["job-name"] == name),
+                  key=lambda p: p["metadata"]["creationTimestamp"])
+
+
+def finished(kube: KubeStub, name: str) -> bool:
+    return any(c["type"] == "Complete" for c in kube.jobs[("katuna", name)]["status"].get("conditions", []))
+
+
+def test_a_job_runs_on_a_pool_that_gke_creates_and_the_autoscaler_grows_and_shrinks_on_simulated_time():
+    clock = SimulatedClock()
+    gke = GkeStub(speed=1.0, clock=clock)
+    kube = simulated(clock, gke_pools(gke))
+    try:
+        code, _ = gke.route("POST", "/v1/projects/p/locations/l/clusters/c/nodePools", {"nodePool": {
+            "name": "spot", "config": {"machineType": "e2-standard-4", "spot": True},
+            "autoscaling": {"enabled": True, "totalMinNodeCount": 0, "totalMaxNodeCount": 2}}})
+        assert code == 200 and clock.next_wake() == START + 90, "the cloud's operation wakes the clock when done"
+        assert kube.create_job("katuna", job("trial-0", SPOT["gke"]))[0] == 201
+        run_until(kube, clock, lambda: finished(kube, "trial-0"))
+
+        [pod] = pods_of(kube, "trial-0")
+        terminated = pod["status"]["containerStatuses"][0]["state"]["terminated"]
+        assert (terminated["startedAt"], terminated["finishedAt"]) == (rfc3339(START + 180), rfc3339(START + 480)), \
+            "created in 90 s, booted in 90 s, then the container's 300 s"
+        assert kube.read_log("katuna", pod["metadata"]["name"], None) == (200, "loss=1.5\n")
+        [node] = kube.nodes.values()
+        assert node["metadata"]["creationTimestamp"] == rfc3339(START + 180), "a Node exists from its registration"
+
+        run_until(kube, clock, lambda: not kube.nodes)
+        assert clock.now == START + 480 + 600, "the idle node goes after the autoscaler's ten minutes"
+        assert kube.autoscaler.node_seconds() == 90 + 300 + 600, "billed from the VM's creation, boot included"
+    finally:
+        kube.close()
+        gke.close()
+
+
+@pytest.mark.parametrize(("cloud", "notice", "reason"), [("gke", 30, "TerminationByKubelet"),
+                                                         ("eks", 120, "EvictionByEvictionAPI")])
+def test_a_spot_node_gets_its_clouds_notice_its_pod_is_disrupted_and_the_job_runs_it_again(
+        cloud: str, notice: float, reason: str):
+    clock = SimulatedClock()
+    pool = NodePool("spot", 0, 2, SPOT[cloud], (TRIAL_TAINT,), {"cpu": "4", "memory": "16Gi", "pods": "110"})
+    kube = simulated(clock, lambda: [pool])
+    interruptions = getattr(Interruptions, cloud)(per_hour=0.0)
+    kube.autoscaler.interruptions = interruptions
+    try:
+        kube.create_job("katuna", job("trial-0", SPOT[cloud]))
+        run_until(kube, clock, lambda: kube.nodes)
+        interruptions.per_hour = 30.0
+        run_until(kube, clock, lambda: interruptions.stopping)
+        [(name, stops)] = interruptions.stopping.items()
+        noticed = clock.now
+        assert stops == noticed + notice
+        first = pods_of(kube, "trial-0")[0]
+        disruption = next(c for c in first["status"]["conditions"] if c["type"] == "DisruptionTarget")
+        assert (first["status"]["phase"], disruption["reason"]) == ("Failed", reason)
+        node = kube.nodes[name]
+        if cloud == "gke":
+            assert next(c for c in node["status"]["conditions"] if c["type"] == "Ready")["message"] == \
+                "node is shutting down"
+        else:
+            assert node["spec"]["unschedulable"] is True, "cordoned and drained"
+
+        interruptions.per_hour = 0.0
+        run_until(kube, clock, lambda: finished(kube, "trial-0"))
+        assert kube.autoscaler.machines[name].removed == noticed + notice, "the VM stops when its notice ends"
+        [second] = pods_of(kube, "trial-0")
+        assert second["metadata"]["uid"] != first["metadata"]["uid"], "the disrupted pod went with its node"
+        assert second["status"]["phase"] == "Succeeded" and interruptions.count == 1
+    finally:
+        kube.close()
