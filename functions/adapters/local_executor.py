@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import BinaryIO, cast
 
 from functions.adapters import process_tree
+from functions.adapters.file_follow import follow
 from functions.adapters.owners import Owners
 from functions.adapters.trial_ends import PUBLISH_DELAYS, finished_event, publish_with_retries
 from functions.adapters.trial_env import trial_environment
@@ -90,6 +91,11 @@ def _new_file(path: Path) -> BinaryIO:
 def _key(launch: TrialLaunch) -> Key:
     """An attempt of a trial of one study: a study made again under the same name is another."""
     return _ids(launch)
+
+
+def _streamed(launch: TrialLaunch) -> bool:
+    """Whether progress is read from the output as it is printed (not from a metrics file)."""
+    return launch.progress is not None and launch.metrics_file is None
 
 
 class LocalExecutor:
@@ -185,16 +191,16 @@ class LocalExecutor:
             run.process = subprocess.Popen(
                 launch.argv, cwd=launch.working_dir, stdin=subprocess.DEVNULL,
                 env=trial_environment(os.environ, self._pass_env, launch.env, (process_tree.MARKER, run.marker)),
-                stdout=subprocess.PIPE if launch.progress else log, stderr=subprocess.STDOUT, start_new_session=True,
+                stdout=subprocess.PIPE if _streamed(launch) else log, stderr=subprocess.STDOUT, start_new_session=True,
             )
         except (OSError, ValueError) as exc:
             message = f"{launch.argv[0]!r}: {getattr(exc, 'strerror', None) or exc}"
             with log:
                 log.write(f"katuna: could not start {message}\n".encode())
             return partial(self._failed_to_start, run, message)
-        if not launch.progress:
+        if not _streamed(launch):
             log.close()
-        return partial(self._watch, run, log if launch.progress else None)
+        return partial(self._watch, run, log if _streamed(launch) else None)
 
     def _open_log(self, launch: TrialLaunch) -> BinaryIO:
         """The attempt's log, new and readable by the service's user only (a trial's output may
@@ -221,24 +227,23 @@ class LocalExecutor:
         self._report(run, trial_finished(*_ids(run.launch), outcome="error", message=message))
 
     def _watch(self, run: _Run, log: BinaryIO | None) -> None:
-        """Stream the output (when progress is reported) and wait for the process to end."""
+        """Stream the output, or follow the metrics file (when progress is reported), and wait
+        for the process to end."""
         progress = run.launch.progress
         if log is not None and progress is not None:
             run.streamer = threading.Thread(target=self._stream, args=(run, log, progress), daemon=True)
+            run.streamer.start()
+        elif progress is not None and run.launch.metrics_file is not None:
+            run.streamer = threading.Thread(target=self._follow, args=(run, progress), daemon=True)
             run.streamer.start()
         if run.stopped or self._closed:
             self._kill(run)
         self._wait(run)
 
     def _stream(self, run: _Run, log: BinaryIO, progress: Progress) -> None:
-        """Copy the output to the log, and report each new step of the objective as it appears
-        (each report is a step, as Katib counts them, unless the line names its step)."""
-        launch = run.launch
+        """Copy the output to the log, and report each new step of the objective as it appears."""
         # Started with stdout=PIPE and the default buffering: a buffered reader, which has read1.
         output = cast(io.BufferedReader, run.started.stdout)
-        parse = parse_json_lines if progress.format == "json" else partial(parse_text, filters=progress.filters)
-        counter = StepCounter(progress.metric)
-        reported: set[int] = set()
 
         def chunks() -> Iterator[bytes]:
             for chunk in iter(partial(output.read1, CHUNK), b""):
@@ -247,11 +252,24 @@ class LocalExecutor:
                 yield chunk
 
         with log:
-            for line in bounded_lines(chunks()):
-                for step, value in counter.steps(parse([line], [progress.metric])):
-                    if step not in reported and not run.stopped:
-                        reported.add(step)
-                        self._publish_progress(trial_progress(*_ids(launch), step, value))
+            self._report_steps(run, progress, bounded_lines(chunks()))
+
+    def _follow(self, run: _Run, progress: Progress) -> None:
+        """Report each new step of the objective as the File collector's file gets it."""
+        path = Path(run.launch.working_dir) / (run.launch.metrics_file or "")
+        self._report_steps(run, progress, follow(path, lambda: run.started.poll() is not None))
+
+    def _report_steps(self, run: _Run, progress: Progress, lines: Iterable[str]) -> None:
+        """Report each new step of the objective in ``lines`` (each report is a step, as Katib
+        counts them, unless the line names its step)."""
+        parse = parse_json_lines if progress.format == "json" else partial(parse_text, filters=progress.filters)
+        counter = StepCounter(progress.metric)
+        reported: set[int] = set()
+        for line in lines:
+            for step, value in counter.steps(parse([line], [progress.metric])):
+                if step not in reported and not run.stopped:
+                    reported.add(step)
+                    self._publish_progress(trial_progress(*_ids(run.launch), step, value))
 
     def _publish_progress(self, event: Event) -> None:
         """A step that cannot be reported is skipped: the output must go on being read."""

@@ -73,8 +73,6 @@ def parse_study(data: Any, limits: Limits = DEFAULTS) -> Study:
     early_stopping = parse_early_stopping(r, top.get("earlyStopping"), len(objectives), limits)
     warm_start = parse_warm_start(r, top.get("warmStart"), parameters, [o.metric for o in objectives])
     node_pool = parse_node_pool(r, top.get("nodePool"), name, parallelism)
-    if early_stopping is not None and collector.kind != "stdout":
-        r.fail("earlyStopping", "intermediate values are read from the trial's output: use the stdout collector")
     _check_counts(r, parallelism, max_trials, max_failed)
     if algorithm.name == "grid":
         for i, parameter in enumerate(parameters):

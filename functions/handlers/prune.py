@@ -11,7 +11,11 @@ curve from its output (:func:`record_curve`).
 
 from __future__ import annotations
 
+import copy
 import math
+from datetime import datetime
+
+from optuna.trial import FrozenTrial
 
 from functions.core.errors import OutputLost
 from functions.core.events import Event
@@ -36,7 +40,7 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     trial_id = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(record.name), trial.number)
     storage.set_trial_intermediate_value(trial_id, data["step"], data["value"])
     remember(storage, trial_id, data.get("cursor"))
-    if not build_pruner(early_stopping).prune(study, storage.get_trial(trial_id)):
+    if not build_pruner(early_stopping).prune(study, as_launched(storage.get_trial(trial_id), trial.started_at)):
         return []
     try:
         metrics, _ = record_output(record, trial, deps)
@@ -50,6 +54,20 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     store.update_trial(record.name, trial.number, **outcome)
     tell(record, deps, trial.number, PRUNED)
     return go_on(record, deps, None)
+
+
+def as_launched(frozen: FrozenTrial, started_at: float | None) -> FrozenTrial:
+    """The trial as the rule judges it: started when its attempt was launched, not when it was
+    asked for (a trial prepared ahead is asked for while others still run, and Katib gives a
+    trial its rule when it starts it)."""
+    if started_at is None or frozen.datetime_start is None:
+        return frozen
+    launched = datetime.fromtimestamp(started_at)
+    if launched <= frozen.datetime_start:
+        return frozen
+    judged = copy.copy(frozen)
+    judged.datetime_start = launched
+    return judged
 
 
 def record_curve(record: StudyRecord, number: int, deps: Deps) -> None:
