@@ -418,10 +418,12 @@ def test_a_configmap_template_is_refused_by_the_command_line_naming_the_field(tm
     assert "spec.trialTemplate.configMap" in done.stderr
 
 
-def test_the_readme_lists_every_example_and_what_katuna_does_with_it():
-    section = (ROOT / "README.md").read_text().split("## Katib's examples", 1)[1].split("\n## ", 1)[0]
-    rows = [line.split("|")[1:-1] for line in section.splitlines() if line.startswith("| `")]
-    listed = {cells[0].strip().strip("`"): cells[2].strip() for cells in rows}
+def _section(page: str, heading: str) -> str:
+    return (ROOT / page).read_text().split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def _agree(listed: dict[str, str]) -> None:
+    """Every example listed once, with what the inventory says katuna does with it."""
     assert sorted(listed) == sorted(INVENTORY)
     for path, outcome in listed.items():
         refused = INVENTORY[path].refused
@@ -429,3 +431,17 @@ def test_the_readme_lists_every_example_and_what_katuna_does_with_it():
             assert outcome.startswith("runs"), (path, outcome)
         else:
             assert "refuse" in outcome and f"`{refused[0]}`" in outcome, (path, outcome)
+
+
+def test_the_readme_groups_every_example_by_what_katuna_does_with_it():
+    rows = [line.split("|")[1:-1] for line in _section("README.md", "Katib's examples").splitlines()
+            if line.startswith("| ") and ".yaml`" in line]
+    listed = [(path, outcome.strip()) for outcome, paths in rows for path in re.findall(r"`([^`]+\.yaml)`", paths)]
+    assert len(listed) == len(dict(listed)), "an example listed twice"
+    _agree(dict(listed))
+
+
+def test_the_katib_page_lists_every_example_one_by_one():
+    rows = [line.split("|")[1:-1] for line in _section("docs/katib.md", "Katib's examples, one by one").splitlines()
+            if line.startswith("| `")]
+    _agree({cells[0].strip().strip("`"): cells[2].strip() for cells in rows})

@@ -16,8 +16,8 @@ from functions.core.formats import load_study
 README = "README.md"
 
 
-def test_the_readme_is_at_most_170_lines():
-    assert len((ROOT / README).read_text().splitlines()) <= 170
+def test_the_readme_is_at_most_150_lines():
+    assert len((ROOT / README).read_text().splitlines()) <= 150
 
 
 def test_every_page_the_readme_links_exists():
