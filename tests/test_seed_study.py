@@ -24,7 +24,7 @@ import pytest
 from gke_stub import GkeStub
 from knative_emulator import KnativeCluster
 from knative_emulator.faults import Faults
-from kube_standin.clouds import eks_pools, gke_pools, gke_resize
+from kube_standin.clouds import eks_node_groups, eks_pools, gke_pools, gke_resize
 from kube_stub import KubeStub
 
 pytestmark = pytest.mark.slow
@@ -180,33 +180,11 @@ def _accepts(port: int) -> bool:
 
 
 def node_groups(env: dict[str, str], cluster: str) -> Callable[[], list[dict]]:
-    """The cluster's node groups as the cluster autoscaler reads them (moto's, through boto3).
-
-    EKS makes each managed node group's Auto Scaling group; moto only names it, so it is made
-    here when the group first shows (katuna tags it for scale-up from zero)."""
+    """The cluster's node groups as the cluster autoscaler reads them (moto's, through boto3)."""
     eks, autoscaling = (boto3.client(name, endpoint_url=env["AWS_ENDPOINT_URL"], region_name=REGION,
                                      aws_access_key_id="testing", aws_secret_access_key="testing")
                         for name in ("eks", "autoscaling"))
-    made: set[str] = set()
-
-    def describe() -> list[dict]:
-        groups = [eks.describe_nodegroup(clusterName=cluster, nodegroupName=name)["nodegroup"]
-                  for name in eks.list_nodegroups(clusterName=cluster)["nodegroups"]]
-        for group in groups:
-            for asg in group.get("resources", {}).get("autoScalingGroups", []):
-                if asg["name"] not in made:
-                    _make_auto_scaling_group(autoscaling, asg["name"], group["scalingConfig"]["maxSize"])
-                    made.add(asg["name"])
-        return groups
-
-    return describe
-
-
-def _make_auto_scaling_group(autoscaling, name: str, max_size: int) -> None:
-    autoscaling.create_launch_configuration(LaunchConfigurationName=name, ImageId="ami-12c6146b",
-                                            InstanceType="m5.xlarge")
-    autoscaling.create_auto_scaling_group(AutoScalingGroupName=name, LaunchConfigurationName=name, MinSize=0,
-                                          MaxSize=max_size, AvailabilityZones=[f"{REGION}a"])
+    return eks_node_groups(eks, autoscaling, cluster)
 
 
 def test_the_seed_study_on_an_eks_spot_node_group(tmp_path: Path, moto_server: dict[str, str]):
