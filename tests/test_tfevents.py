@@ -23,7 +23,7 @@ TRIAL = Path(__file__).parent / "trials" / "katib_tf_summaries.py"
 
 def _logs(root: Path) -> Path:
     """``train/`` and ``test/`` as TensorFlow's writers leave them: TF2 tensors in one file, TF1
-    simple values and a double tensor in others, a record cut short at the end of one, and a
+    simple values, double and integer tensors in others, a record cut short at the end of one, and a
     file that is no event file."""
     writer.write(root / "train" / "events.out.tfevents.1",
                  [writer.event(step, [("accuracy", 0.5 + step / 10), ("loss", 1.0)]) for step in range(3)],
@@ -31,7 +31,8 @@ def _logs(root: Path) -> Path:
     writer.write(root / "test" / "events.out.tfevents.1",
                  [writer.event(step, [("accuracy", 0.25 * (step + 1))], writer.SIMPLE) for step in (2, 0, 1)])
     writer.write(root / "test" / "nested" / "events.out.tfevents.2",
-                 [writer.event(0, [("loss", 0.75)], writer.CONTENT), writer.event(1, [("loss", 0.5)], writer.DOUBLE)])
+                 [writer.event(0, [("loss", 0.75)], writer.CONTENT), writer.event(1, [("loss", 0.5)], writer.DOUBLE),
+                  writer.event(1, [("epochs", -2)], writer.INT64)])
     (root / "README.txt").write_text("not an event file\n")
     return root
 
@@ -51,7 +52,7 @@ def test_scalars_are_read_from_tensors_and_simple_values_in_every_folder(tmp_pat
         ("train", "accuracy", 0, "0.5"), ("train", "loss", 0, "1"), ("train", "accuracy", 1, "0.6"),
         ("train", "loss", 1, "1"), ("train", "accuracy", 2, "0.7"), ("train", "loss", 2, "1"),
         ("test", "accuracy", 2, "0.75"), ("test", "accuracy", 0, "0.25"), ("test", "accuracy", 1, "0.5"),
-        ("test/nested", "loss", 0, "0.75"), ("test/nested", "loss", 1, "0.5")}
+        ("test/nested", "loss", 0, "0.75"), ("test/nested", "loss", 1, "0.5"), ("test/nested", "epochs", 1, "-2")}
     assert len(records) == len(found), "the truncated record of train/ is no scalar"
 
 
@@ -158,3 +159,21 @@ def test_the_native_tfevent_collector_refuses_what_it_cannot_honour(collector: d
     with pytest.raises(InvalidStudy) as refused:
         parse_study(definition)
     assert field in {p.path for p in refused.value.problems}
+
+
+def test_every_replica_of_a_tfjob_has_its_primary_container_wrapped():
+    """Katib's example reads the workers' event files: each replica's pod template gets the
+    wrapper and its own emptyDir at the directory; other containers are left as they are."""
+    replica = {"template": {"spec": {"containers": [{"name": "tensorflow", "command": ["python", "mnist.py"]},
+                                                    {"name": "sidecar", "command": ["sleep", "1"]}]}}}
+    tfjob = {"apiVersion": "kubeflow.org/v1", "kind": "TFJob",
+             "spec": {"tfReplicaSpecs": {"Chief": replica, "Worker": {"replicas": 2, **replica}}}}
+    wrapped = file_collector.wrap_events(tfjob, "tensorflow", "/logs/test/")
+    for kind in ("Chief", "Worker"):
+        pod = wrapped["spec"]["tfReplicaSpecs"][kind]["template"]["spec"]
+        main, sidecar = pod["containers"]
+        assert main["command"][:2] == ["sh", "-c"] and main["command"][3:5] == [file_collector.VOLUME, "/logs/test/"]
+        assert main["command"][-2:] == ["python", "mnist.py"]
+        assert main["volumeMounts"] == [{"name": file_collector.VOLUME, "mountPath": "/logs/test"}]
+        assert pod["volumes"] == [{"name": file_collector.VOLUME, "emptyDir": {}}]
+        assert sidecar == {"name": "sidecar", "command": ["sleep", "1"]}

@@ -1,6 +1,6 @@
 """A tiny TensorFlow event file writer for tests: TFRecord framing around ``Event`` protocol
 buffers holding scalars the ways TensorFlow's writers store them (TF1 ``simple_value``, TF2
-rank-0 tensors with ``float_val`` or ``tensor_content``). Standard library only, so trial
+rank-0 tensors with ``float_val``, ``double_val``, ``int64_val`` or ``tensor_content``). Standard library only, so trial
 scripts can import it."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from functions.core.tfevents import masked_crc
 
-SIMPLE, TENSOR, CONTENT, DOUBLE = "simple", "tensor", "content", "double"
+SIMPLE, TENSOR, CONTENT, DOUBLE, INT64 = "simple", "tensor", "content", "double", "int64"
 
 
 def _varint(value: int) -> bytes:
@@ -43,8 +43,10 @@ def _value(tag: str, value: float, style: str) -> bytes:
         tensor = _field(1, 0, 1) + _field(2, 2, b"") + _field(5, 2, struct.pack("<f", value))
     elif style == CONTENT:
         tensor = _field(1, 0, 1) + _field(2, 2, b"") + _field(4, 2, struct.pack("<f", value))
-    else:
+    elif style == DOUBLE:
         tensor = _field(1, 0, 2) + _field(2, 2, b"") + _field(6, 2, struct.pack("<d", value))
+    else:
+        tensor = _field(1, 0, 9) + _field(2, 2, b"") + _field(10, 2, _varint(int(value)))
     return out + _field(8, 2, tensor)
 
 

@@ -34,6 +34,10 @@ for _byte in range(256):
 
 _FLOAT, _DOUBLE, _INT32, _INT64 = 1, 2, 3, 9
 """TensorFlow ``DataType`` numbers of the scalar tensors read."""
+_LAYOUTS = {_FLOAT: "<f", _DOUBLE: "<d", _INT32: "<i", _INT64: "<q"}
+"""How each type's value is laid out in ``tensor_content`` (and in ``float_val``/``double_val``)."""
+_VALUE_FIELDS = {_FLOAT: 5, _DOUBLE: 6, _INT32: 7, _INT64: 10}
+"""``TensorProto``'s field of each type's values: ``float_val``, ``double_val``, ``int_val``, ``int64_val``."""
 
 
 def crc32c(data: bytes) -> int:
@@ -117,31 +121,26 @@ def _signed(value: int) -> int:
 
 
 def _tensor_value(data: bytes) -> str | None:
-    """The value of a rank-0 float, double or integer tensor as text; None for any other."""
-    dtype, content, values = 0, b"", []
+    """The value of a rank-0 float, double or integer tensor as text (TF2's scalars); None
+    for any other tensor."""
+    tensor: dict[int, object] = {}
     for number, _, value in fields(data):
-        if number == 1 and isinstance(value, int):
-            dtype = value
-        elif number == 2 and isinstance(value, bytes) and any(n == 2 for n, _, _ in fields(value)):
-            return None
-        elif number == 4 and isinstance(value, bytes):
-            content = value
-        elif number in (5, 6, 7, 10):
-            values.append((number, value))
-    for number, value in values:
-        if number == 5 and dtype == _FLOAT and isinstance(value, bytes) and len(value) >= 4:
-            return _float32_text(struct.unpack("<f", value[:4])[0])
-        if number == 6 and dtype == _DOUBLE and isinstance(value, bytes) and len(value) >= 8:
-            return repr(struct.unpack("<d", value[:8])[0])
-        if number in (7, 10) and dtype in (_INT32, _INT64):
-            integer = value if isinstance(value, int) else _varint(value, 0)[0] if isinstance(value, bytes) and value else None
-            if integer is not None:
-                return str(_signed(integer))
-    formats = {_FLOAT: ("<f", 4), _DOUBLE: ("<d", 8), _INT32: ("<i", 4), _INT64: ("<q", 8)}
-    if dtype in formats and len(content) == formats[dtype][1]:
-        (number_value,) = struct.unpack(formats[dtype][0], content)
-        return _float32_text(number_value) if dtype == _FLOAT else repr(number_value)
-    return None
+        tensor.setdefault(number, value)
+    dtype, shape = tensor.get(1), tensor.get(2, b"")
+    if not isinstance(dtype, int) or dtype not in _LAYOUTS or not isinstance(shape, bytes) or \
+            any(number == 2 for number, _, _ in fields(shape)):
+        return None
+    raw = tensor.get(4) or tensor.get(_VALUE_FIELDS[dtype])
+    if isinstance(raw, int):
+        return str(_signed(raw))
+    if not isinstance(raw, bytes) or not raw:
+        return None
+    if dtype in (_INT32, _INT64) and 4 not in tensor:
+        return str(_signed(_varint(raw, 0)[0]))
+    if len(raw) < struct.calcsize(_LAYOUTS[dtype]):
+        return None
+    (number,) = struct.unpack_from(_LAYOUTS[dtype], raw)
+    return _float32_text(number) if dtype == _FLOAT else repr(number)
 
 
 def scalars(event: bytes) -> Iterator[tuple[str, int, str]]:
