@@ -3,6 +3,8 @@ them, locally after the trial ends and on a cluster through the wrapped containe
 
 from __future__ import annotations
 
+import ast
+import inspect
 import json
 import math
 import subprocess
@@ -177,3 +179,11 @@ def test_every_replica_of_a_tfjob_has_its_primary_container_wrapped():
         assert main["volumeMounts"] == [{"name": file_collector.VOLUME, "mountPath": "/logs/test"}]
         assert pod["volumes"] == [{"name": file_collector.VOLUME, "emptyDir": {}}]
         assert sidecar == {"name": "sidecar", "command": ["sleep", "1"]}
+
+
+def test_the_reader_imports_only_the_standard_library():
+    """Its source runs alone in the trial's container, where neither katuna nor TensorFlow is."""
+    tree = ast.parse(inspect.getsource(tfevents))
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {str(node.module).split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert imported <= set(sys.stdlib_module_names) | {"__future__"}, imported

@@ -24,6 +24,7 @@ import os
 import struct
 import sys
 from collections.abc import Iterable, Iterator
+from typing import BinaryIO
 
 _CRC_TABLE: list[int] = []
 for _byte in range(256):
@@ -54,21 +55,18 @@ def masked_crc(data: bytes) -> int:
     return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
-def tf_records(data: bytes) -> Iterator[bytes]:
-    """The records of a TFRecord file's bytes, up to the first one cut short or corrupt."""
-    at = 0
-    while at + 12 <= len(data):
-        header = data[at:at + 8]
-        (length,) = struct.unpack("<Q", header)
-        (header_crc,) = struct.unpack("<I", data[at + 8:at + 12])
-        end = at + 12 + length
-        if header_crc != masked_crc(header) or end + 4 > len(data):
+def tf_records(stream: BinaryIO) -> Iterator[bytes]:
+    """The records of a TFRecord file, read one at a time, up to the first one cut short or
+    corrupt (a file that is no TFRecord file fails its first header's checksum)."""
+    while True:
+        header = stream.read(12)
+        if len(header) < 12 or struct.unpack("<I", header[8:])[0] != masked_crc(header[:8]):
             return
-        record = data[at + 12:end]
-        if struct.unpack("<I", data[end:end + 4])[0] != masked_crc(record):
+        (length,) = struct.unpack("<Q", header[:8])
+        data = stream.read(length + 4)
+        if len(data) < length + 4 or struct.unpack("<I", data[length:])[0] != masked_crc(data[:length]):
             return
-        yield record
-        at = end + 4
+        yield data[:length]
 
 
 def _varint(data: bytes, at: int) -> tuple[int, int]:
@@ -180,14 +178,10 @@ def directory_records(directory: str) -> Iterator[dict[str, object]]:
             path = os.path.join(root, name)
             try:
                 with open(path, "rb") as handle:
-                    data = handle.read()
-            except OSError:
-                continue
-            try:
-                for record in tf_records(data):
-                    for tag, step, value in scalars(record):
-                        yield {"dir": os.path.dirname(path), "tag": tag, "step": step, "value": value}
-            except ValueError:
+                    for record in tf_records(handle):
+                        for tag, step, value in scalars(record):
+                            yield {"dir": os.path.dirname(path), "tag": tag, "step": step, "value": value}
+            except (OSError, ValueError):
                 continue
 
 
