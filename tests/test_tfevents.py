@@ -79,11 +79,11 @@ def test_names_match_as_katib_matches_them_in_step_order(tmp_path: Path):
 
 def test_the_wrapped_container_prints_the_scalars_after_its_command_and_keeps_its_status(tmp_path: Path):
     """The cluster's wrapper, run as the container runs it: the command's output, then the
-    records behind the mark; the container exits with the command's status."""
+    metric's records behind the mark; the container exits with the command's status."""
     manifest = {"kind": "Job", "spec": {"template": {"spec": {"containers": [{
         "name": "main", "command": ["sh", "-c", '"$@"; exit 3', "trial"],
         "args": [sys.executable, str(TRIAL), "--lr", "0.02", "--log-path", str(tmp_path)]}]}}}}
-    wrapped = file_collector.wrap_events(manifest, "main", str(tmp_path / "test"))
+    wrapped = file_collector.wrap_events(manifest, "main", str(tmp_path / "test"), ["accuracy"])
     container = wrapped["spec"]["template"]["spec"]["containers"][0]
     assert container["volumeMounts"] == [{"name": file_collector.VOLUME, "mountPath": str(tmp_path / "test")}]
     done = subprocess.run(container["command"], capture_output=True, text=True, timeout=60,
@@ -91,6 +91,8 @@ def test_the_wrapped_container_prints_the_scalars_after_its_command_and_keeps_it
     assert done.returncode == 3, done.stderr
     output = done.stdout.splitlines()
     assert output[0].startswith("Train Epoch: 1")
+    assert [r["tag"] for r in tfevents.records(file_collector.file_lines(output))] == ["accuracy"], \
+        "the log holds the metrics' scalars only"
     lines = tfevents.metric_lines(file_collector.file_lines(output), ["accuracy"])
     assert lines == [json.dumps({"accuracy": "0.6452"})], "test/'s accuracy at lr 0.02, not train/'s or the output's"
 
@@ -170,12 +172,12 @@ def test_every_replica_of_a_tfjob_has_its_primary_container_wrapped():
                                                     {"name": "sidecar", "command": ["sleep", "1"]}]}}}
     tfjob = {"apiVersion": "kubeflow.org/v1", "kind": "TFJob",
              "spec": {"tfReplicaSpecs": {"Chief": replica, "Worker": {"replicas": 2, **replica}}}}
-    wrapped = file_collector.wrap_events(tfjob, "tensorflow", "/logs/test/")
+    wrapped = file_collector.wrap_events(tfjob, "tensorflow", "/logs/test/", ["accuracy"])
     for kind in ("Chief", "Worker"):
         pod = wrapped["spec"]["tfReplicaSpecs"][kind]["template"]["spec"]
         main, sidecar = pod["containers"]
         assert main["command"][:2] == ["sh", "-c"] and main["command"][3:5] == [file_collector.VOLUME, "/logs/test/"]
-        assert main["command"][-2:] == ["python", "mnist.py"]
+        assert main["command"][-3:] == ['["accuracy"]', "python", "mnist.py"]
         assert main["volumeMounts"] == [{"name": file_collector.VOLUME, "mountPath": "/logs/test"}]
         assert pod["volumes"] == [{"name": file_collector.VOLUME, "emptyDir": {}}]
         assert sidecar == {"name": "sidecar", "command": ["sleep", "1"]}

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import json
 import posixpath
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
@@ -59,18 +60,18 @@ class NoCommand(PermanentError):
     """The primary container has no command to wrap (it runs its image's entrypoint)."""
 
 
-EVENTS_WRAPPER = r"""dir=$1; source=$2; shift 2
+EVENTS_WRAPPER = r"""dir=$1; source=$2; names=$3; shift 3
 "$@" &
 child=$!
 trap 'kill -TERM "$child" 2>/dev/null' TERM INT
 while :; do wait "$child"; code=$?; kill -0 "$child" 2>/dev/null || break; done
 if command -v python3 >/dev/null 2>&1; then python=python3; else python=python; fi
-"$python" -c "$source" 'katuna-metrics-file| ' "$dir"
+"$python" -c "$source" 'katuna-metrics-file| ' "$dir" "$names"
 exit "$code"
 """
-"""``sh -c EVENTS_WRAPPER katuna-metrics-file DIRECTORY SOURCE COMMAND...``: once the command
-ended, the reader's SOURCE (:mod:`functions.core.tfevents`) prints each scalar of the event
-files under DIRECTORY behind :data:`MARK`, as Katib's TensorFlowEvent collector reads them
+"""``sh -c EVENTS_WRAPPER katuna-metrics-file DIRECTORY SOURCE NAMES COMMAND...``: once the
+command ended, the reader's SOURCE (:mod:`functions.core.tfevents`) prints each scalar of the
+event files under DIRECTORY that a metric of NAMES (a JSON list) matches behind :data:`MARK`, as Katib's TensorFlowEvent collector reads them
 when the training has ended. The image needs ``python3`` or ``python``, as TensorFlow's have."""
 
 
@@ -80,12 +81,13 @@ def wrap(manifest: Mapping[str, Any], container: str, path: str) -> dict[str, An
     return _wrap(manifest, container, "File", [WRAPPER, VOLUME, path], posixpath.dirname(path))
 
 
-def wrap_events(manifest: Mapping[str, Any], container: str, directory: str) -> dict[str, Any]:
+def wrap_events(manifest: Mapping[str, Any], container: str, directory: str,
+                metrics: Iterable[str]) -> dict[str, Any]:
     """``manifest`` with container ``container`` of each pod template wrapped to print the
-    scalars of the TensorFlow event files under ``directory`` once its command ended; an
-    ``emptyDir`` is mounted at the directory itself, as Katib mounts one."""
-    source = inspect.getsource(tfevents)
-    return _wrap(manifest, container, "TensorFlowEvent", [EVENTS_WRAPPER, VOLUME, directory, source], directory)
+    scalars of ``metrics`` in the TensorFlow event files under ``directory`` once its command
+    ended; an ``emptyDir`` is mounted at the directory itself, as Katib mounts one."""
+    script = [EVENTS_WRAPPER, VOLUME, directory, inspect.getsource(tfevents), json.dumps(list(metrics))]
+    return _wrap(manifest, container, "TensorFlowEvent", script, directory)
 
 
 def _wrap(manifest: Mapping[str, Any], container: str, collector: str, script: list[str],

@@ -176,5 +176,6 @@ def render_trial(request: TrialLaunch, defaults: Cluster = NO_DEFAULTS) -> dict[
     if request.metrics_file is None:
         return rendered
     if request.metrics_events:
-        return file_collector.wrap_events(rendered, primary_container_name(request), request.metrics_file)
+        return file_collector.wrap_events(rendered, primary_container_name(request), request.metrics_file,
+                                          request.metrics_events)
     return file_collector.wrap(rendered, primary_container_name(request), request.metrics_file)

@@ -13,8 +13,9 @@ record cut short or failing its checksum ends the file's reading, as TensorFlow'
 with a file still being written.
 
 This module imports nothing but the standard library and nothing of katuna: on a cluster its
-source runs as it is inside the trial's container (``python3 -c SOURCE MARK DIRECTORY``),
-printing each record behind ``MARK`` for katuna to read from the pod log (:func:`main`).
+source runs as it is inside the trial's container (``python3 -c SOURCE MARK DIRECTORY NAMES``),
+printing each record of the metrics behind ``MARK`` for katuna to read from the pod log
+(:func:`main`).
 """
 
 from __future__ import annotations
@@ -219,10 +220,13 @@ def metric_lines(lines: Iterable[str], metrics: Iterable[str]) -> list[str]:
 
 
 def main(argv: list[str]) -> None:
-    """``MARK DIRECTORY``: print each record under the directory as JSON, behind ``MARK``."""
-    mark, directory = argv
+    """``MARK DIRECTORY NAMES``: print each record under the directory that one of the metric
+    names (a JSON list) matches as JSON, behind ``MARK``: the log holds no other scalar."""
+    mark, directory, names = argv
+    metrics = json.loads(names)
     for record in directory_records(directory):
-        sys.stdout.write(mark + json.dumps(record) + "\n")
+        if any(matches(str(record["tag"]), name, str(record["dir"])) for name in metrics):
+            sys.stdout.write(mark + json.dumps(record) + "\n")
     sys.stdout.flush()
 
 
