@@ -17,6 +17,7 @@ from conftest import run_study, study_definition
 
 from functions.core import file_collector, katib, tfevents
 from functions.core.errors import InvalidStudy
+from functions.core.formats import load_definition
 from functions.core.metrics import parse_json_lines
 from functions.core.validate import parse_study
 
@@ -189,3 +190,12 @@ def test_the_reader_imports_only_the_standard_library():
     imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {str(node.module).split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert imported <= set(sys.stdlib_module_names) | {"__future__"}, imported
+
+
+def test_katib_early_stopping_with_the_tensorflow_event_collector_is_refused_by_its_path():
+    experiment = _experiment({"collector": {"kind": "TensorFlowEvent"}})
+    experiment["spec"]["earlyStopping"] = {"algorithmName": "medianstop"}
+    with pytest.raises(InvalidStudy) as refused:
+        load_definition(experiment)
+    problems = {p.path: p.message for p in refused.value.problems}
+    assert "reads the event files once the trial has ended" in problems["spec.earlyStopping"], problems
