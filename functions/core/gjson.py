@@ -78,14 +78,11 @@ def _validate(path: str) -> None:
             _key(text)
 
 
-def _split(path: str) -> list[Step]:
-    """The components of ``path``, split at ``.`` and ``|`` outside brackets, parentheses and quotes."""
-    if not path:
-        raise GjsonError("an empty path")
-    steps: list[Step] = []
-    depth, quoted, start, piped, i = 0, False, 0, False, 0
-    while i < len(path):
-        char = path[i]
+def _top_level(text: str, separators: str) -> list[int]:
+    """Where ``text`` holds one of ``separators`` outside brackets, parentheses, quotes and escapes."""
+    found, depth, quoted, i = [], 0, False, 0
+    while i < len(text):
+        char = text[i]
         if char == "\\":
             i += 2
             continue
@@ -97,13 +94,20 @@ def _split(path: str) -> list[Step]:
             depth += 1
         elif char in ")]}":
             depth -= 1
-        elif char in ".|" and depth == 0:
-            steps.append(Step(path[start:i], piped))
-            start, piped = i + 1, char == "|"
+        elif char in separators and depth == 0:
+            found.append(i)
         i += 1
     if depth or quoted:
-        raise GjsonError(f"unbalanced brackets or quotes in {path!r}")
-    steps.append(Step(path[start:], piped))
+        raise GjsonError(f"unbalanced brackets or quotes in {text!r}")
+    return found
+
+
+def _split(path: str) -> list[Step]:
+    """The components of ``path``, split at ``.`` and ``|`` outside brackets, parentheses and quotes."""
+    if not path:
+        raise GjsonError("an empty path")
+    bounds = [-1, *_top_level(path, ".|"), len(path)]
+    steps = [Step(path[start + 1:end], start >= 0 and path[start] == "|") for start, end in zip(bounds, bounds[1:])]
     if any(not step.text for step in steps):
         raise GjsonError(f"an empty component in {path!r}")
     return steps
@@ -161,21 +165,9 @@ def _key(text: str) -> str:
 
 def _parts(text: str) -> list[str]:
     """The comma-separated paths of a multipath, split outside brackets and quotes."""
-    parts, depth, quoted, start = [], 0, False, 0
-    for i, char in enumerate(text):
-        if quoted:
-            quoted = char != '"'
-        elif char == '"':
-            quoted = True
-        elif char in "([{":
-            depth += 1
-        elif char in ")]}":
-            depth -= 1
-        elif char == "," and depth == 0:
-            parts.append(text[start:i])
-            start = i + 1
-    parts.append(text[start:])
-    return [part.strip() for part in parts if part.strip()]
+    bounds = [-1, *_top_level(text, ","), len(text)]
+    parts = [text[start + 1:end].strip() for start, end in zip(bounds, bounds[1:])]
+    return [part for part in parts if part]
 
 
 def _query(value: Any, text: str) -> Any:
