@@ -5,8 +5,8 @@ from __future__ import annotations
 import optuna
 import pytest
 
+from functions.core.optuna_compat import POPSIZE, RESTARTS, RestartingCmaEsSampler
 from functions.core.parameters import FloatParameter
-from functions.core.restarting_cmaes import POPSIZE, RESTARTS, RestartingCmaEsSampler
 from functions.core.samplers import build_sampler
 from functions.core.spec import Algorithm
 

@@ -31,9 +31,8 @@ from optuna.study import StudyDirection
 
 from functions.core.errors import Problem
 from functions.core.limits import DEFAULTS, Limits
-from functions.core.optuna_compat import reseed
+from functions.core.optuna_compat import RestartingCmaEsSampler, reseed
 from functions.core.parameters import FloatParameter, Parameter
-from functions.core.restarting_cmaes import RestartingCmaEsSampler
 from functions.core.skopt_sampler import BayesianSampler
 from functions.core.space import grid_count, grid_values, sample, values
 from functions.core.spec import Algorithm, Study
