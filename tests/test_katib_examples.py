@@ -172,8 +172,7 @@ INVENTORY: dict[str, Example] = {
     "hp-tuning/bayesian-optimization.yaml": Example(
         "bayesian-optimization", "bayesianoptimization with random_state; double ×2", metrics=_mnist_loss),
     "hp-tuning/cma-es.yaml": Example(
-        "cmaes", "cmaes with restart_strategy ipop; double ×2",
-        refused=("spec.algorithm.algorithmSettings[0].value", "no longer restarts")),
+        "cmaes", "cmaes with restart_strategy ipop; double ×2", metrics=_mnist_loss),
     "hp-tuning/grid.yaml": Example("grid", "grid; double ×2 with step", metrics=_mnist_loss),
     "hp-tuning/hyperband.yaml": Example(
         "hyperband", "hyperband (resource_name, eta, r_l); double ×2, int resource", metrics=_hyperband_loss),

@@ -166,6 +166,7 @@ SETTINGS = {
     "optuna multivariate-tpe": ("multivariate-tpe", {"n_startup_trials": "3", "n_ei_candidates": "8", "random_state": "7"},
                                 {"n_startup_trials": 3, "n_ei_candidates": 8}),
     "goptuna cmaes": ("cmaes", {"sigma": "0.5", "random_state": "7", "restart_strategy": "none"}, {"sigma0": 0.5}),
+    "goptuna ipop": ("cmaes", {"restart_strategy": "ipop", "random_state": "7"}, {"restart_strategy": "ipop"}),
     "random": ("random", {"random_state": "7"}, {}),
     "sobol": ("sobol", {"random_state": "7"}, {}),
     "grid": ("grid", {"random_state": "7"}, {}),
@@ -197,7 +198,7 @@ def test_bayesian_optimisation_settings_map_to_the_gp_sampler():
 
 
 REFUSED = {
-    "ipop restarts": ("cmaes", "restart_strategy", "ipop", "value", "no longer restarts"),
+    "bipop restarts": ("cmaes", "restart_strategy", "bipop", "value", "bipop's alternation"),
     "a gradient-boosted surrogate": ("bayesianoptimization", "base_estimator", "GBRT", "value", "scikit-learn"),
     "a run-time acquisition": ("bayesianoptimization", "acq_func", "PIps", "value", "run time"),
     "gamma out of range": ("tpe", "gamma", "1.5", "value", "expected a number in (0, 1)"),

@@ -15,10 +15,9 @@ from test_katib import experiment
 from functions.core.errors import InvalidStudy
 from functions.core.events import study_created
 from functions.core.formats import load_study
-from functions.core.samplers import REGISTRY, build_sampler, convert_settings, sampler_for, trial_seed
+from functions.core.samplers import REGISTRY, build_sampler, sampler_for, trial_seed
 from functions.core.skopt_sampler import BayesianSampler
 from functions.core.space import distribution
-from functions.core.spec import Algorithm
 from functions.core.validate import parse_study
 from functions.embedded import Embedded
 from functions.settings import Settings
@@ -154,12 +153,15 @@ def test_settings_that_take_code_cannot_be_given():
     assert found[0].startswith("algorithm.settings.weights: not a setting of 'tpe'"), found
 
 
-def test_a_setting_the_sampler_ignores_is_refused_with_the_reason():
-    """Optuna's CMA-ES still takes ``restart_strategy`` but no longer restarts: a study asking
-    for restarts is told so rather than silently run without them."""
-    _, problems = convert_settings(Algorithm("cmaes", (("restart_strategy", "ipop"),), None), 10**6)
-    assert [p.path for p in problems] == ["algorithm.settings.restart_strategy"]
-    assert "ignores it" in problems[0].message
+def test_a_restart_strategy_katuna_does_not_run_is_refused_naming_it():
+    """CMA-ES restarts with a growing population (ipop); bipop is refused rather than silently
+    run without its alternation of population sizes."""
+    study = parse_study(study_definition(algorithm={"name": "cmaes", "settings": {"restart_strategy": "ipop",
+                                                                                    "inc_popsize": 3}}))
+    assert dict(study.algorithm.settings) == {"restart_strategy": "ipop", "inc_popsize": 3}
+    found = _settings_problems({"name": "cmaes", "settings": {"restart_strategy": "bipop"}})
+    assert len(found) == 1 and found[0].startswith("algorithm.settings.restart_strategy:"), found
+    assert "'bipop' is not run by katuna" in found[0]
 
 
 # Bayesian optimization (scikit-optimize, as Katib's bayesianoptimization)

@@ -78,9 +78,11 @@ CMAES = {
     "random_state": RANDOM_STATE,
     "sigma": Setting("sigma0", _number(lambda v: v > 0, "a number > 0")),
     "restart_strategy": Setting("restart_strategy", _only(
-        {"none": None, "None": None},
-        "Optuna's CMA-ES sampler no longer restarts (ipop and bipop moved to OptunaHub); remove the setting")),
+        {"none": None, "None": None, "ipop": "ipop"},
+        "katuna restarts CMA-ES with a doubled population (ipop); bipop's alternation of small and large "
+        "populations is not run")),
 }
+
 def _choice(name: str, accepted: Mapping[str, str]) -> Callable[[str], str]:
     """A setting taken as it is written, when it is one of the ``accepted`` values katuna runs."""
     def convert(text: str) -> str:

@@ -3,8 +3,11 @@
 katuna leans on a few Optuna internals that no public API offers: whether a value lies in a
 distribution (within its bounds and on its step), the random states inside samplers (reseeded in place, far cheaper than building a sampler per trial), the journal
 storage's replayed state (snapshotted so a fresh process need not replay the whole journal),
-and the data Optuna prepares for its parallel-coordinate chart. An Optuna release may change
-any of them without notice; ``tests/test_optuna_compat.py`` pins the behaviour relied on here,
+the data Optuna prepares for its parallel-coordinate chart, and the optimizer state inside
+Optuna's CMA-ES (:class:`RestartingCmaEsSampler` restarts it as Katib's IPOP-CMA-ES does, which
+Optuna's own CMA-ES no longer offers). An Optuna release may change
+any of them without notice; ``tests/test_optuna_compat.py`` (and, for the CMA-ES restarts,
+``tests/test_restarting_cmaes.py``) pins the behaviour relied on here,
 so an upgrade that changes it fails there first, and only this module needs adapting.
 
 The visualization internals are imported on first use: they load plotly.
@@ -17,12 +20,17 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import optuna
+from optuna._transform import _SearchSpaceTransform
+from optuna.distributions import BaseDistribution
+from optuna.samplers import BaseSampler, CmaEsSampler
 from optuna.samplers._lazy_random_state import LazyRandomState
 from optuna.storages import JournalStorage
 from optuna.storages.journal._base import BaseJournalSnapshot
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial
 
-__all__ = ["BaseJournalSnapshot", "color_scale", "contains", "journal_position", "journal_snapshot",
-           "parallel_coordinate_info", "reseed"]
+__all__ = ["BaseJournalSnapshot", "RestartingCmaEsSampler", "color_scale", "contains", "journal_position",
+           "journal_snapshot", "parallel_coordinate_info", "reseed"]
 
 
 def contains(distribution: optuna.distributions.BaseDistribution, value: Any) -> bool:
@@ -70,3 +78,113 @@ def color_scale() -> Sequence[str]:
     from optuna.visualization._utils import COLOR_SCALE
 
     return COLOR_SCALE
+
+
+RESTART_STRATEGIES = ("ipop",)
+PREFIX = "ipop:"
+RESTARTS = PREFIX + "restarts"
+"""System attribute: how many times the run had restarted when the trial was sampled."""
+POPSIZE = PREFIX + "popsize"
+"""System attribute: the population size of the run that sampled the trial."""
+
+
+def _generation_key(restarts: int) -> str:
+    return f"{PREFIX}restart_{restarts}:generation"
+
+
+class RestartingCmaEsSampler(CmaEsSampler):
+    """Optuna's CMA-ES, restarting with ``inc_popsize`` times the population on convergence
+    when ``restart_strategy`` is ``"ipop"`` (without it, Optuna's CMA-ES as it is)."""
+
+    def __init__(  # noqa: PLR0913 - the settings of Optuna's CMA-ES, and the two of restarts
+        self,
+        *,
+        x0: dict[str, Any] | None = None,
+        sigma0: float | None = None,
+        n_startup_trials: int = 1,
+        independent_sampler: BaseSampler | None = None,
+        warn_independent_sampling: bool = True,
+        seed: int | None = None,
+        consider_pruned_trials: bool = False,
+        restart_strategy: str | None = None,
+        popsize: int | None = None,
+        inc_popsize: int = 2,
+        use_separable_cma: bool = False,
+        with_margin: bool = False,
+        lr_adapt: bool = False,
+        source_trials: list[FrozenTrial] | None = None,
+    ) -> None:
+        if restart_strategy is not None and restart_strategy not in RESTART_STRATEGIES:
+            raise ValueError(f"restart_strategy {restart_strategy!r} is not run by katuna; expected 'ipop' or none "
+                             "(bipop alternates small and large populations on a budget katuna does not keep)")
+        if inc_popsize < 1:
+            raise ValueError(f"inc_popsize must be an integer >= 1, got {inc_popsize}")
+        if restart_strategy is not None and with_margin:
+            raise ValueError("restart_strategy cannot be combined with with_margin")
+        super().__init__(
+            x0=x0, sigma0=sigma0, n_startup_trials=n_startup_trials, independent_sampler=independent_sampler,
+            warn_independent_sampling=warn_independent_sampling, seed=seed,
+            consider_pruned_trials=consider_pruned_trials, popsize=popsize, use_separable_cma=use_separable_cma,
+            with_margin=with_margin, lr_adapt=lr_adapt, source_trials=source_trials)
+        self._restart_strategy = restart_strategy
+        self._inc_popsize = inc_popsize
+        if restart_strategy is not None:
+            self._attr_prefix = PREFIX
+
+    def sample_relative(
+        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        """The next point of the current run; after a converged run's last tell, the first of a
+        new run with a larger population."""
+        if self._restart_strategy is None:
+            return super().sample_relative(study, trial, search_space)
+        self._raise_error_if_multi_objective(study)
+        completed = self._get_trials(study)
+        if not search_space or len(completed) < self._n_startup_trials:
+            return {}
+        trans = _SearchSpaceTransform(search_space, transform_step=True, transform_0_1=True)
+        optimizer, restarts = self._restore(completed)
+        if optimizer is None:
+            optimizer = self._init_optimizer(trans, study.direction)
+        if optimizer.dim != len(trans.bounds):
+            return {}
+        solutions = [t for t in completed if t.system_attrs.get(_generation_key(restarts)) == optimizer.generation]
+        if len(solutions) >= optimizer.population_size:
+            sign = 1 if study.direction == StudyDirection.MINIMIZE else -1
+            optimizer.tell([(trans.transform(t.params), sign * float(t.value or 0.0))
+                            for t in solutions[: optimizer.population_size]])
+            if optimizer.should_stop():
+                optimizer, restarts = self._restarted(optimizer, trans, study.direction), restarts + 1
+            self._store(study, trial, optimizer, restarts)
+        optimizer._rng.seed(self._cma_rng.rng.randint(1, 2**16) + trial.number)
+        params = optimizer.ask()
+        for key, value in ((_generation_key(restarts), optimizer.generation), (RESTARTS, restarts),
+                           (POPSIZE, optimizer.population_size)):
+            study._storage.set_trial_system_attr(trial._trial_id, key, value)
+        return trans.untransform(params)
+
+    def _restore(self, completed: list[FrozenTrial]) -> tuple[Any, int]:
+        """The latest stored optimizer and the restart count it belongs to (None, 0 before any)."""
+        for stored in reversed(completed):
+            if any(key.startswith(self._attr_key_optimizer) for key in stored.system_attrs):
+                return self._restore_optimizer([stored]), int(stored.system_attrs.get(RESTARTS, 0))
+        return None, 0
+
+    def _restarted(self, converged: Any, trans: Any, direction: StudyDirection) -> Any:
+        """A new run from a random point of the space, ``inc_popsize`` times the population."""
+        popsize = self._popsize
+        self._popsize = converged.population_size * self._inc_popsize
+        try:
+            optimizer = self._init_optimizer(trans, direction)
+        finally:
+            self._popsize = popsize
+        lower, upper = trans.bounds[:, 0], trans.bounds[:, 1]
+        optimizer._mean = lower + (upper - lower) * self._cma_rng.rng.rand(len(lower))
+        return optimizer
+
+    def _store(self, study: optuna.Study, trial: FrozenTrial, optimizer: Any, restarts: int) -> None:
+        """The optimizer's state on this trial, for the next ask to restore."""
+        for key, value in self._split_optimizer_str(pickle.dumps(optimizer).hex()).items():
+            study._storage.set_trial_system_attr(trial._trial_id, key, value)
+        study._storage.set_trial_system_attr(trial._trial_id, RESTARTS, restarts)
+

@@ -31,7 +31,7 @@ from optuna.study import StudyDirection
 
 from functions.core.errors import Problem
 from functions.core.limits import DEFAULTS, Limits
-from functions.core.optuna_compat import reseed
+from functions.core.optuna_compat import RestartingCmaEsSampler, reseed
 from functions.core.parameters import FloatParameter, Parameter
 from functions.core.skopt_sampler import BayesianSampler
 from functions.core.space import grid_count, grid_values, sample, values
@@ -61,7 +61,7 @@ REGISTRY: dict[str, SamplerKind] = {
     "multivariate-tpe": SamplerKind(
         optuna.samplers.TPESampler, {"multivariate": True, "group": True}, reusable=True
     ),
-    "cmaes": SamplerKind(optuna.samplers.CmaEsSampler, {}, multi_objective=False),
+    "cmaes": SamplerKind(RestartingCmaEsSampler, {}, multi_objective=False),
     "sobol": SamplerKind(optuna.samplers.QMCSampler, {"qmc_type": "sobol"}, seed_per_study=True),
     "qmc": SamplerKind(optuna.samplers.QMCSampler, {}, seed_per_study=True),
     "nsga2": SamplerKind(optuna.samplers.NSGAIISampler, {}),
@@ -69,9 +69,6 @@ REGISTRY: dict[str, SamplerKind] = {
 }
 
 _NOT_SETTINGS = {"seed", "search_space", "independent_sampler", "constraints_func"}
-IGNORED = {"cmaes": {"restart_strategy": "Optuna's CMA-ES sampler ignores it (restarts moved to OptunaHub)",
-                     "inc_popsize": "Optuna's CMA-ES sampler ignores it (restarts moved to OptunaHub)"}}
-"""Settings a sampler still accepts but ignores: refused with the reason, never silently dropped."""
 
 
 def trial_seed(study_seed: int | None, trial_number: int) -> int | None:
@@ -134,9 +131,6 @@ def convert_settings(algorithm: Algorithm, max_int: int) -> tuple[Algorithm, lis
     problems = [Problem(f"algorithm.settings.{key}",
                         f"not a setting of {algorithm.name!r}; expected one of: {', '.join(sorted(accepted)) or 'none'}")
                 for key in given if key not in accepted]
-    ignored = IGNORED.get(algorithm.name, {})
-    problems += [Problem(f"algorithm.settings.{key}", f"not used by {algorithm.name!r}: {ignored[key]}; remove it")
-                 for key in given if key in ignored and given[key] is not None]
     converted, wrong = convert_all({k: v for k, v in given.items() if k in accepted}, accepted,
                                    "algorithm.settings", max_int)
     for key, value in converted.items():
