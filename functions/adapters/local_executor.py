@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import io
+import json
 import logging
 import os
 import signal
@@ -41,6 +42,7 @@ from functions.adapters.owners import Owners
 from functions.adapters.trial_ends import PUBLISH_DELAYS, finished_event, publish_with_retries
 from functions.adapters.trial_env import trial_environment
 from functions.adapters.workers import Workers
+from functions.core import tfevents
 from functions.core.errors import InvalidStudy, Problem, StorageFull
 from functions.core.events import Event, trial_finished, trial_progress
 from functions.core.launch import Progress, TrialLaunch
@@ -398,7 +400,11 @@ class LocalExecutor:
         yield from self._lines(self.log_path(launch.study, launch.number, launch.attempt))
 
     def read_file(self, launch: TrialLaunch, path: str) -> Iterator[str]:
-        yield from self._lines(Path(launch.working_dir) / path)
+        target = Path(launch.working_dir) / path
+        if target.is_dir():
+            yield from (json.dumps(record) for record in tfevents.directory_records(str(target)))
+        else:
+            yield from self._lines(target)
 
     @staticmethod
     def _lines(path: Path) -> Iterator[str]:

@@ -14,10 +14,13 @@ folder when the path is absolute, as Katib mounts one, so the folder exists and 
 from __future__ import annotations
 
 import copy
+import inspect
+import json
 import posixpath
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from functions.core import tfevents
 from functions.core.errors import PermanentError
 
 MARK = "katuna-metrics-file| "
@@ -57,37 +60,67 @@ class NoCommand(PermanentError):
     """The primary container has no command to wrap (it runs its image's entrypoint)."""
 
 
+EVENTS_WRAPPER = r"""dir=$1; source=$2; names=$3; shift 3
+"$@" &
+child=$!
+trap 'kill -TERM "$child" 2>/dev/null' TERM INT
+while :; do wait "$child"; code=$?; kill -0 "$child" 2>/dev/null || break; done
+if command -v python3 >/dev/null 2>&1; then python=python3; else python=python; fi
+"$python" -c "$source" 'katuna-metrics-file| ' "$dir" "$names"
+exit "$code"
+"""
+"""``sh -c EVENTS_WRAPPER katuna-metrics-file DIRECTORY SOURCE NAMES COMMAND...``: once the
+command ended, the reader's SOURCE (:mod:`functions.core.tfevents`) prints each scalar of the
+event files under DIRECTORY that a metric of NAMES (a JSON list) matches behind :data:`MARK`, as Katib's TensorFlowEvent collector reads them
+when the training has ended. The image needs ``python3`` or ``python``, as TensorFlow's have."""
+
+
 def wrap(manifest: Mapping[str, Any], container: str, path: str) -> dict[str, Any]:
     """``manifest`` (a Job, or any kind with pod templates) with container ``container`` of
     each pod template wrapped to copy the metrics file at ``path`` to its output."""
+    return _wrap(manifest, container, "File", [WRAPPER, VOLUME, path], posixpath.dirname(path))
+
+
+def wrap_events(manifest: Mapping[str, Any], container: str, directory: str,
+                metrics: Iterable[str]) -> dict[str, Any]:
+    """``manifest`` with container ``container`` of each pod template wrapped to print the
+    scalars of ``metrics`` in the TensorFlow event files under ``directory`` once its command
+    ended; an ``emptyDir`` is mounted at the directory itself, as Katib mounts one."""
+    script = [EVENTS_WRAPPER, VOLUME, directory, inspect.getsource(tfevents), json.dumps(list(metrics))]
+    return _wrap(manifest, container, "TensorFlowEvent", script, directory)
+
+
+def _wrap(manifest: Mapping[str, Any], container: str, collector: str, script: list[str],
+          folder: str) -> dict[str, Any]:
     wrapped = copy.deepcopy(dict(manifest))
     found = False
     for pod in _pod_specs(wrapped):
         for item in pod.get("containers") or []:
             if isinstance(item, dict) and item.get("name") == container:
-                _wrap_container(pod, item, path)
+                _wrap_container(pod, item, collector, script, folder)
                 found = True
     if not found:
-        raise NoCommand(f"spec.metricsCollectorSpec.collector.kind: the File collector on Kubernetes wraps the "
-                        f"primary container's command in the workload's pod templates, and the trial's "
+        raise NoCommand(f"spec.metricsCollectorSpec.collector.kind: the {collector} collector on Kubernetes wraps "
+                        f"the primary container's command in the workload's pod templates, and the trial's "
                         f"{manifest.get('kind')} has no pod template container {container!r} (a TrainJob, an Argo "
                         f"Workflow or a Tekton PipelineRun describes its containers otherwise): use the StdOut "
                         f"collector")
     return wrapped
 
 
-def _wrap_container(pod: dict[str, Any], container: dict[str, Any], path: str) -> None:
+def _wrap_container(pod: dict[str, Any], container: dict[str, Any], collector: str, script: list[str],
+                    folder: str) -> None:
     command = [*(container.get("command") or []), *(container.get("args") or [])]
     if not container.get("command"):
-        raise NoCommand(f"spec.metricsCollectorSpec.collector.kind: the File collector on Kubernetes wraps the "
-                        f"primary container's command; container {container.get('name')!r} has none (it runs its "
-                        f"image's entrypoint): give it a command")
-    container["command"] = ["sh", "-c", WRAPPER, VOLUME, path, *command]
+        raise NoCommand(f"spec.metricsCollectorSpec.collector.kind: the {collector} collector on Kubernetes wraps "
+                        f"the primary container's command; container {container.get('name')!r} has none (it runs "
+                        f"its image's entrypoint): give it a command")
+    container["command"] = ["sh", "-c", *script, *command]
     container.pop("args", None)
-    if posixpath.isabs(path) and not _mounted(container, posixpath.dirname(path)):
+    if posixpath.isabs(folder) and not _mounted(container, folder):
         pod["volumes"] = [*(pod.get("volumes") or []), {"name": VOLUME, "emptyDir": {}}]
         container["volumeMounts"] = [*(container.get("volumeMounts") or []),
-                                     {"name": VOLUME, "mountPath": posixpath.dirname(path)}]
+                                     {"name": VOLUME, "mountPath": posixpath.normpath(folder)}]
 
 
 def _mounted(container: Mapping[str, Any], folder: str) -> bool:

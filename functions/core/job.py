@@ -171,8 +171,11 @@ def render_job(request: TrialLaunch, defaults: Cluster = NO_DEFAULTS) -> dict[st
 
 def render_trial(request: TrialLaunch, defaults: Cluster = NO_DEFAULTS) -> dict[str, Any]:
     """The workload of one trial attempt as the cluster gets it: :func:`render_job`, with the
-    primary container wrapped for the File collector when the study has one."""
+    primary container wrapped for the File or tfevent collector when the study has one."""
     rendered = render_job(request, defaults)
     if request.metrics_file is None:
         return rendered
+    if request.metrics_events:
+        return file_collector.wrap_events(rendered, primary_container_name(request), request.metrics_file,
+                                          request.metrics_events)
     return file_collector.wrap(rendered, primary_container_name(request), request.metrics_file)

@@ -41,12 +41,13 @@ _REFUSED = {"pbt": "population-based training is not supported: its trials resum
             "enas": _NAS, "darts": _NAS}
 """Katib algorithms katuna does not run, each with the reason."""
 _COLLECTORS_REFUSED = {
-    "TensorFlowEvent": "katuna reads metrics from text lines, not from TensorFlow event files",
     "PrometheusMetric": "katuna reads metrics from text lines, and scrapes no trial",
     "Custom": "katuna runs no collector container of its own beside a trial",
     "None": "katuna reads every trial's metrics from its output, and takes no pushed metrics",
 }
 """Katib metrics collectors katuna does not run, each with the reason."""
+EVENTS_DIRECTORY = "/var/log/katib/tfevent/"
+"""Katib's default directory of the TensorFlowEvent collector."""
 
 
 
@@ -336,13 +337,37 @@ def _collector(spec: Mapping[str, Any], problems: list[Problem]) -> dict[str, An
         if file.get("kind", "File") != "File":
             problems.append(Problem("spec.metricsCollectorSpec.source.fileSystemPath.kind",
                                     f"expected File: the File collector reads one file, got {file.get('kind')!r} "
-                                    "(a Directory is read by Katib's TensorFlowEvent collector, which katuna does not run)"))
+                                    "(a Directory is read by the TensorFlowEvent collector)"))
         return {"kind": "file", "path": file.get("path"), "format": str(file.get("format", "TEXT")).lower(),
                 **({"filters": filters} if filters else {})}
+    if kind == "TensorFlowEvent":
+        return _event_collector(source, problems)
     why = _COLLECTORS_REFUSED.get(str(kind), "katuna reads metrics from text")
     problems.append(Problem("spec.metricsCollectorSpec.collector.kind",
-                            f"{kind} is not supported: {why}; expected StdOut or File"))
+                            f"{kind} is not supported: {why}; expected StdOut, File or TensorFlowEvent"))
     return None
+
+
+def _event_collector(source: Mapping[str, Any], problems: list[Problem]) -> dict[str, Any]:
+    """Katib's TensorFlowEvent collector, with its defaults and its webhook's rules: an absolute
+    directory (``/var/log/katib/tfevent/`` unless given), no format, and (katuna's own rule)
+    no filters, which apply to text."""
+    path = "spec.metricsCollectorSpec.source"
+    file = source.get("fileSystemPath") or {}
+    directory = file.get("path") or EVENTS_DIRECTORY
+    if file.get("kind", "Directory") != "Directory":
+        problems.append(Problem(f"{path}.fileSystemPath.kind", f"expected Directory: the TensorFlowEvent collector "
+                                                               f"reads every event file under one, got {file.get('kind')!r}"))
+    if not str(directory).startswith("/"):
+        problems.append(Problem(f"{path}.fileSystemPath.path", f"expected an absolute directory path where the "
+                                                               f"TensorFlow event files are written, got {directory!r}"))
+    if file.get("format"):
+        problems.append(Problem(f"{path}.fileSystemPath.format", "must be empty: the TensorFlowEvent collector reads "
+                                                                 "TensorFlow event files"))
+    if (source.get("filter") or {}).get("metricsFormat"):
+        problems.append(Problem(f"{path}.filter.metricsFormat", "filters apply to text lines; the TensorFlowEvent "
+                                                                "collector matches event tags to the metric names"))
+    return {"kind": "tfevent", "path": directory}
 
 
 def _node_pool(data: Mapping[str, Any], parallelism: Any, problems: list[Problem]) -> Any:

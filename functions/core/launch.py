@@ -45,6 +45,9 @@ class TrialLaunch:
     """Set when intermediate values matter (early stopping): how to find them in the output."""
     metrics_file: str | None = None
     """The File collector's path, placeholders filled: where a cluster trial's wrapper reads."""
+    metrics_events: tuple[str, ...] = ()
+    """The study's metric names when ``metrics_file`` is the tfevent collector's directory of
+    TensorFlow event files (the wrapper prints their scalars only)."""
     retain: bool = False
     """Keep the finished attempt's Job: no ``ttlSecondsAfterFinished``."""
 
@@ -93,6 +96,7 @@ def trial_launch(record: StudyRecord, trial: TrialRecord) -> TrialLaunch:
         primary_pod_labels=dict(tmpl.primary_pod_labels),
         progress=_progress(record) if spec.early_stopping else None,
         metrics_file=_metrics_file(record, trial, name),
+        metrics_events=tuple(spec.metric_names) if spec.metrics_collector.kind == "tfevent" else (),
         retain=tmpl.retain,
     )
 
@@ -104,6 +108,6 @@ def _progress(record: StudyRecord) -> Progress:
 
 def _metrics_file(record: StudyRecord, trial: TrialRecord, name: str) -> str | None:
     collector = record.spec.metrics_collector
-    if collector.kind != "file" or collector.path is None:
+    if collector.kind not in ("file", "tfevent") or collector.path is None:
         return None
     return template.substitute(collector.path, trial.params, name)

@@ -136,7 +136,9 @@ class Executor(Protocol):
         """The attempt's output (stdout and stderr) as lines."""
 
     def read_file(self, launch: TrialLaunch, path: str) -> Iterator[str]:
-        """Lines of a file the attempt wrote (the file metrics collector); none if it is absent."""
+        """Lines of a file the attempt wrote (the file metrics collector); none if it is absent.
+        For a directory (the tfevent collector), the scalars of the TensorFlow event files under
+        it, one JSON object a line (:func:`functions.core.tfevents.directory_records`)."""
 
 
 class RunningLogs(Protocol):

@@ -74,6 +74,9 @@ def parse_study(data: Any, limits: Limits = DEFAULTS) -> Study:
     warm_start = parse_warm_start(r, top.get("warmStart"), parameters, [o.metric for o in objectives])
     node_pool = parse_node_pool(r, top.get("nodePool"), name, parallelism)
     _check_counts(r, parallelism, max_trials, max_failed)
+    if collector.kind == "tfevent" and early_stopping is not None:
+        r.fail("earlyStopping", "not available with the tfevent collector: it reads the event files once the trial "
+                                "has ended, as Katib's TensorFlowEvent collector does, so no value comes in between")
     if algorithm.name == "grid":
         for i, parameter in enumerate(parameters):
             if quantiles.is_normal(parameter):
@@ -81,7 +84,7 @@ def parse_study(data: Any, limits: Limits = DEFAULTS) -> Study:
                                                         "a normal has no such set; expected uniform, or another algorithm")
     if "maxTrials" not in top and time_budget is None and not any(o.goal is not None for o in objectives) and algorithm.name != "grid":
         r.fail("maxTrials", "required unless timeBudget, an objective goal or the grid algorithm ends the study")
-    if objectives and not collector.filters:
+    if objectives and not collector.filters and collector.kind != "tfevent":
         for metric in [o.metric for o in objectives] + list(additional):
             if not METRIC_NAME.fullmatch(metric):
                 r.fail("objective", f"metric name {metric!r} cannot be matched by the default metric filter: use letters, digits, '_', '-' or '|'")
@@ -308,12 +311,14 @@ def _collector(r: Reader, data: Any, limits: Limits) -> MetricsCollector:
     file_path = r.get(item, "path", path, "str")
     fmt = r.get(item, "format", path, "str") or "text"
     filters = r.get(item, "filters", path, "list") or []
-    if kind not in ("stdout", "file"):
-        r.fail(join(path, "kind"), f"expected stdout or file, got {kind!r}")
-    if kind == "file" and file_path is None:
-        r.fail(join(path, "path"), "required when kind is file")
+    if kind not in ("stdout", "file", "tfevent"):
+        r.fail(join(path, "kind"), f"expected stdout, file or tfevent, got {kind!r}")
+    if kind in ("file", "tfevent") and file_path is None:
+        r.fail(join(path, "path"), f"required when kind is {kind}")
     if kind == "stdout" and file_path is not None:
-        r.fail(join(path, "path"), "only used when kind is file")
+        r.fail(join(path, "path"), "only used when kind is file or tfevent")
+    if kind == "tfevent":
+        _event_collector(r, item)
     if fmt not in ("text", "json"):
         r.fail(join(path, "format"), f"expected text or json, got {fmt!r}")
     if file_path is not None:
@@ -324,3 +329,13 @@ def _collector(r: Reader, data: Any, limits: Limits) -> MetricsCollector:
         if message:
             r.fail(f"{path}.filters[{i}]", message)
     return MetricsCollector(kind, file_path, fmt, tuple(filters))
+
+
+def _event_collector(r: Reader, item: Mapping[str, Any]) -> None:
+    """The tfevent collector reads the scalars of TensorFlow event files, not lines of text."""
+    if item.get("format") not in (None, "text"):
+        r.fail("metricsCollector.format", "only used when kind is stdout or file: the tfevent collector reads "
+                                          "TensorFlow event files")
+    if item.get("filters"):
+        r.fail("metricsCollector.filters", "only used when kind is stdout or file: the tfevent collector matches "
+                                           "event tags to the metric names, not lines to filters")

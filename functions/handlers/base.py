@@ -17,7 +17,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from functions.core import template
+from functions.core import template, tfevents
 from functions.core.cluster import Cluster
 from functions.core.events import STUDY_CREATED, Event, derived_id, study_completed, trial_suggested
 from functions.core.launch import trial_launch
@@ -207,12 +207,14 @@ def _observations(record: StudyRecord, trial: TrialRecord, deps: Deps) -> tuple[
                         f"{line[:TAIL_LINE_CHARS]} [katuna: {len(line) - TAIL_LINE_CHARS} more characters cut]")
             yield line
 
-    if collector.kind == "file" and collector.path is not None:
+    if collector.kind in ("file", "tfevent") and collector.path is not None:
         deque(output(), maxlen=0)
         lines = deps.executor.read_file(launch, template.substitute(collector.path, trial.params, launch.job_name))
+        if collector.kind == "tfevent":
+            lines = iter(tfevents.metric_lines(lines, spec.metric_names))
     else:
         lines = output()
-    if collector.format == "json":
+    if collector.format == "json" or collector.kind == "tfevent":
         parse = partial(parse_json_lines, metrics=spec.metric_names)
     else:
         parse = partial(parse_text, metrics=spec.metric_names, filters=collector.filters)

@@ -1,0 +1,234 @@
+"""TensorFlow event files, read without TensorFlow: the TensorFlowEvent metrics collector.
+
+Katib's TensorFlowEvent collector reads, once the training has ended, every file under the
+collector's directory (recursively) as TensorFlow event files and reports each scalar summary
+whose tag matches a metric: tags are matched by Katib's rule (:func:`matches`), so a metric
+``test/accuracy`` takes the tag ``accuracy`` of the event files in a folder ending ``test``,
+and a plain ``accuracy`` takes it from every folder. TF1 writers store a scalar as
+``simple_value``; TF2 writers store it as a rank-0 tensor (``float_val`` or ``tensor_content``).
+
+An event file is a sequence of TFRecords (little-endian uint64 length, masked CRC32C of the
+length, the data, masked CRC32C of the data); each record is an ``Event`` protocol buffer. A
+record cut short or failing its checksum ends the file's reading, as TensorFlow's readers do
+with a file still being written.
+
+This module imports nothing but the standard library and nothing of katuna: on a cluster its
+source runs as it is inside the trial's container (``python3 -c SOURCE MARK DIRECTORY NAMES``),
+printing each record of the metrics behind ``MARK`` for katuna to read from the pod log
+(:func:`main`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import sys
+from collections.abc import Iterable, Iterator
+from typing import BinaryIO
+
+_CRC_TABLE: list[int] = []
+for _byte in range(256):
+    _crc = _byte
+    for _ in range(8):
+        _crc = (_crc >> 1) ^ 0x82F63B78 if _crc & 1 else _crc >> 1
+    _CRC_TABLE.append(_crc)
+
+_FLOAT, _DOUBLE, _INT32, _INT64 = 1, 2, 3, 9
+"""TensorFlow ``DataType`` numbers of the scalar tensors read."""
+_LAYOUTS = {_FLOAT: "<f", _DOUBLE: "<d", _INT32: "<i", _INT64: "<q"}
+"""How each type's value is laid out in ``tensor_content`` (and in ``float_val``/``double_val``)."""
+_VALUE_FIELDS = {_FLOAT: 5, _DOUBLE: 6, _INT32: 7, _INT64: 10}
+"""``TensorProto``'s field of each type's values: ``float_val``, ``double_val``, ``int_val``, ``int64_val``."""
+
+
+def crc32c(data: bytes) -> int:
+    """CRC-32C (Castagnoli) of ``data``, the checksum of TFRecord framing."""
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc = _CRC_TABLE[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+def masked_crc(data: bytes) -> int:
+    """The masked CRC-32C TFRecords store (rotated right by 15 bits, plus a constant)."""
+    crc = crc32c(data)
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def tf_records(stream: BinaryIO) -> Iterator[bytes]:
+    """The records of a TFRecord file, read one at a time, up to the first one cut short or
+    corrupt (a file that is no TFRecord file fails its first header's checksum)."""
+    while True:
+        header = stream.read(12)
+        if len(header) < 12 or struct.unpack("<I", header[8:])[0] != masked_crc(header[:8]):
+            return
+        (length,) = struct.unpack("<Q", header[:8])
+        data = stream.read(length + 4)
+        if len(data) < length + 4 or struct.unpack("<I", data[length:])[0] != masked_crc(data[:length]):
+            return
+        yield data[:length]
+
+
+def _varint(data: bytes, at: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if at >= len(data):
+            raise ValueError("truncated varint")
+        byte = data[at]
+        value |= (byte & 0x7F) << shift
+        at += 1
+        if not byte & 0x80:
+            return value, at
+        shift += 7
+
+
+def fields(data: bytes) -> Iterator[tuple[int, int, object]]:
+    """``(field number, wire type, value)`` of a protocol buffer message: an int for varints,
+    bytes for fixed-width and length-delimited fields."""
+    at = 0
+    while at < len(data):
+        key, at = _varint(data, at)
+        number, wire = key >> 3, key & 7
+        value: object
+        if wire == 0:
+            value, at = _varint(data, at)
+        elif wire in (1, 5):
+            width = 8 if wire == 1 else 4
+            value, at = data[at:at + width], at + width
+        elif wire == 2:
+            length, at = _varint(data, at)
+            value, at = data[at:at + length], at + length
+        else:
+            raise ValueError(f"unsupported wire type {wire}")
+        if at > len(data):
+            raise ValueError("truncated field")
+        yield number, wire, value
+
+
+def _float32_text(value: float) -> str:
+    """The shortest decimal that is the same float32 (as TF2's tensors print)."""
+    for digits in range(1, 10):
+        text = f"{value:.{digits}g}"
+        if struct.unpack("<f", struct.pack("<f", float(text)))[0] == value:
+            return text
+    return repr(value)
+
+
+def _signed(value: int) -> int:
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def _tensor_value(data: bytes) -> str | None:
+    """The value of a rank-0 float, double or integer tensor as text (TF2's scalars); None
+    for any other tensor."""
+    tensor: dict[int, object] = {}
+    for number, _, value in fields(data):
+        tensor.setdefault(number, value)
+    dtype, shape = tensor.get(1), tensor.get(2, b"")
+    if not isinstance(dtype, int) or dtype not in _LAYOUTS or not isinstance(shape, bytes) or \
+            any(number == 2 for number, _, _ in fields(shape)):
+        return None
+    raw = tensor.get(4) or tensor.get(_VALUE_FIELDS[dtype])
+    if isinstance(raw, int):
+        return str(_signed(raw))
+    if not isinstance(raw, bytes) or not raw:
+        return None
+    if dtype in (_INT32, _INT64) and 4 not in tensor:
+        return str(_signed(_varint(raw, 0)[0]))
+    if len(raw) < struct.calcsize(_LAYOUTS[dtype]):
+        return None
+    (number,) = struct.unpack_from(_LAYOUTS[dtype], raw)
+    return _float32_text(number) if dtype == _FLOAT else repr(number)
+
+
+def scalars(event: bytes) -> Iterator[tuple[str, int, str]]:
+    """``(tag, step, value)`` of each scalar summary value of one ``Event``."""
+    step, summaries = 0, []
+    for number, _, value in fields(event):
+        if number == 2 and isinstance(value, int):
+            step = _signed(value)
+        elif number == 5 and isinstance(value, bytes):
+            summaries.append(value)
+    for summary in summaries:
+        for number, _, item in fields(summary):
+            if number == 1 and isinstance(item, bytes):
+                found = _summary_value(item)
+                if found is not None:
+                    yield found[0], step, found[1]
+
+
+def _summary_value(data: bytes) -> tuple[str, str] | None:
+    tag, value = "", None
+    for number, _, item in fields(data):
+        if number == 1 and isinstance(item, bytes):
+            tag = item.decode("utf-8", "replace")
+        elif number == 2 and isinstance(item, bytes) and len(item) == 4:
+            value = repr(struct.unpack("<f", item)[0])
+        elif number == 8 and isinstance(item, bytes):
+            value = _tensor_value(item)
+    return (tag, value) if value is not None else None
+
+
+def directory_records(directory: str) -> Iterator[dict[str, object]]:
+    """Each scalar of every event file under ``directory``, in file order: its file's folder,
+    tag, step and value (text). Files that are no event files give nothing."""
+    for root, folders, files in os.walk(directory):
+        folders.sort()
+        for name in sorted(files):
+            path = os.path.join(root, name)
+            try:
+                with open(path, "rb") as handle:
+                    for record in tf_records(handle):
+                        for tag, step, value in scalars(record):
+                            yield {"dir": os.path.dirname(path), "tag": tag, "step": step, "value": value}
+            except (OSError, ValueError):
+                continue
+
+
+def matches(tag: str, metric: str, folder: str) -> bool:
+    """Katib's rule: the tag starts with the metric's last path part, and when the metric has
+    a folder part (``test/accuracy``), the event file's folder ends with it."""
+    parts = metric.split("/")
+    return tag.startswith(parts[-1]) and (len(parts) < 2 or folder.endswith(os.path.dirname(metric)))
+
+
+def records(lines: Iterable[str]) -> Iterator[dict[str, object]]:
+    """The records among lines of JSON (as :func:`main` prints them); other lines are skipped."""
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and {"dir", "tag", "step", "value"} <= record.keys():
+            yield record
+
+
+def metric_lines(lines: Iterable[str], metrics: Iterable[str]) -> list[str]:
+    """Each report of ``metrics`` among the records in ``lines`` as a JSON line
+    ``{"name": "value"}``, in step order (each report of the objective is one step, as Katib
+    counts them)."""
+    names = list(metrics)
+    found: list[tuple[int, str]] = []
+    for record in records(lines):
+        for name in names:
+            if matches(str(record["tag"]), name, str(record["dir"])):
+                step = record["step"]
+                found.append((step if isinstance(step, int) else 0, json.dumps({name: record["value"]})))
+    found.sort(key=lambda item: item[0])
+    return [line for _, line in found]
+
+
+def main(argv: list[str]) -> None:
+    """``MARK DIRECTORY NAMES``: print each record under the directory that one of the metric
+    names (a JSON list) matches as JSON, behind ``MARK``: the log holds no other scalar."""
+    mark, directory, names = argv
+    metrics = json.loads(names)
+    for record in directory_records(directory):
+        if any(matches(str(record["tag"]), name, str(record["dir"])) for name in metrics):
+            sys.stdout.write(mark + json.dumps(record) + "\n")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,201 @@
+"""The TensorFlowEvent collector: event files read without TensorFlow as Katib's collector reads
+them, locally after the trial ends and on a cluster through the wrapped container's log."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import tfevent_writer as writer
+from conftest import run_study, study_definition
+
+from functions.core import file_collector, katib, tfevents
+from functions.core.errors import InvalidStudy
+from functions.core.formats import load_definition
+from functions.core.metrics import parse_json_lines
+from functions.core.validate import parse_study
+
+TRIAL = Path(__file__).parent / "trials" / "katib_tf_summaries.py"
+
+
+def _logs(root: Path) -> Path:
+    """``train/`` and ``test/`` as TensorFlow's writers leave them: TF2 tensors in one file, TF1
+    simple values, double and integer tensors in others, a record cut short at the end of one, and a
+    file that is no event file."""
+    writer.write(root / "train" / "events.out.tfevents.1",
+                 [writer.event(step, [("accuracy", 0.5 + step / 10), ("loss", 1.0)]) for step in range(3)],
+                 truncated_tail=True)
+    writer.write(root / "test" / "events.out.tfevents.1",
+                 [writer.event(step, [("accuracy", 0.25 * (step + 1))], writer.SIMPLE) for step in (2, 0, 1)])
+    writer.write(root / "test" / "nested" / "events.out.tfevents.2",
+                 [writer.event(0, [("loss", 0.75)], writer.CONTENT), writer.event(1, [("loss", 0.5)], writer.DOUBLE),
+                  writer.event(1, [("epochs", -2)], writer.INT64)])
+    (root / "README.txt").write_text("not an event file\n")
+    return root
+
+
+def _lines(root: Path) -> list[str]:
+    return [json.dumps(record) for record in tfevents.directory_records(str(root))]
+
+
+def test_crc32c_matches_the_castagnoli_check_value():
+    assert tfevents.crc32c(b"123456789") == 0xE3069283
+
+
+def test_scalars_are_read_from_tensors_and_simple_values_in_every_folder(tmp_path: Path):
+    records = list(tfevents.directory_records(str(_logs(tmp_path))))
+    found = {(Path(str(r["dir"])).relative_to(tmp_path).as_posix(), r["tag"], r["step"], r["value"]) for r in records}
+    assert found == {
+        ("train", "accuracy", 0, "0.5"), ("train", "loss", 0, "1"), ("train", "accuracy", 1, "0.6"),
+        ("train", "loss", 1, "1"), ("train", "accuracy", 2, "0.7"), ("train", "loss", 2, "1"),
+        ("test", "accuracy", 2, "0.75"), ("test", "accuracy", 0, "0.25"), ("test", "accuracy", 1, "0.5"),
+        ("test/nested", "loss", 0, "0.75"), ("test/nested", "loss", 1, "0.5"), ("test/nested", "epochs", 1, "-2")}
+    assert len(records) == len(found), "the truncated record of train/ is no scalar"
+
+
+def test_a_corrupt_record_ends_the_file_as_tensorflow_readers_do(tmp_path: Path):
+    path = writer.write(tmp_path / "events", [writer.event(s, [("loss", float(s))]) for s in range(3)])
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0xFF
+    path.write_bytes(bytes(data))
+    assert [r["step"] for r in tfevents.directory_records(str(tmp_path))] == [0, 1]
+
+
+def test_names_match_as_katib_matches_them_in_step_order(tmp_path: Path):
+    """A plain name takes the tag from every folder; ``test/loss`` only from a folder ending in
+    ``test`` (``test/nested`` does not); reports come in step order."""
+    names = ["accuracy", "test/accuracy", "test/loss", "train/loss"]
+    lines = tfevents.metric_lines(_lines(_logs(tmp_path)), names)
+    observed = [(o.metric, o.value) for o in parse_json_lines(lines, names)]
+    assert observed == [("accuracy", 0.25), ("test/accuracy", 0.25), ("accuracy", 0.5), ("train/loss", 1.0),
+                        ("accuracy", 0.5), ("test/accuracy", 0.5), ("accuracy", 0.6), ("train/loss", 1.0),
+                        ("accuracy", 0.75), ("test/accuracy", 0.75), ("accuracy", 0.7), ("train/loss", 1.0)]
+
+
+def test_the_wrapped_container_prints_the_scalars_after_its_command_and_keeps_its_status(tmp_path: Path):
+    """The cluster's wrapper, run as the container runs it: the command's output, then the
+    metric's records behind the mark; the container exits with the command's status."""
+    manifest = {"kind": "Job", "spec": {"template": {"spec": {"containers": [{
+        "name": "main", "command": ["sh", "-c", '"$@"; exit 3', "trial"],
+        "args": [sys.executable, str(TRIAL), "--lr", "0.02", "--log-path", str(tmp_path)]}]}}}}
+    wrapped = file_collector.wrap_events(manifest, "main", str(tmp_path / "test"), ["accuracy"])
+    container = wrapped["spec"]["template"]["spec"]["containers"][0]
+    assert container["volumeMounts"] == [{"name": file_collector.VOLUME, "mountPath": str(tmp_path / "test")}]
+    done = subprocess.run(container["command"], capture_output=True, text=True, timeout=60,
+                          env={"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"})
+    assert done.returncode == 3, done.stderr
+    output = done.stdout.splitlines()
+    assert output[0].startswith("Train Epoch: 1")
+    assert [r["tag"] for r in tfevents.records(file_collector.file_lines(output))] == ["accuracy"], \
+        "the log holds the metrics' scalars only"
+    lines = tfevents.metric_lines(file_collector.file_lines(output), ["accuracy"])
+    assert lines == [json.dumps({"accuracy": "0.6452"})], "test/'s accuracy at lr 0.02, not train/'s or the output's"
+
+
+def test_a_local_trial_reports_the_event_files_metrics_and_not_its_output(embedded, tmp_path: Path):
+    """Only ``test/``'s accuracy counts: ``train/``'s (0.5) and the output's (0.0001) would be the
+    least, the objective's best."""
+    definition = study_definition(maxTrials=2, objective={"metric": "accuracy", "direction": "minimize"},
+                                  parameters=[{"name": "lr", "type": "float", "min": 0.01, "max": 0.05}],
+                                  metricsCollector={"kind": "tfevent", "path": "logs/${trialSpec.Name}/test"})
+    definition["trialTemplate"]["command"] = [sys.executable, str(TRIAL), "--lr", "${trialParameters.lr}",
+                                              "--epochs", "2", "--style", "simple",
+                                              "--log-path", "logs/${trialSpec.Name}"]
+    run_study(embedded, definition, tmp_path)
+    trials = embedded.store.trials("demo")
+    assert [t.state for t in trials] == ["COMPLETE", "COMPLETE"]
+    for trial in trials:
+        base = 100 * (trial.params["lr"] - 0.03) ** 2 + 0.04
+        best = min(round(1 / (1 + base + 0.5 / epoch), 4) for epoch in (1, 2))
+        assert math.isclose(trial.values[0], best, rel_tol=1e-6)
+
+
+def _experiment(collector: dict) -> dict:
+    return {"apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment", "metadata": {"name": "tf"},
+            "spec": {"objective": {"type": "maximize", "objectiveMetricName": "accuracy"},
+                     "algorithm": {"algorithmName": "random"}, "maxTrialCount": 2,
+                     "metricsCollectorSpec": collector,
+                     "parameters": [{"name": "lr", "parameterType": "double", "feasibleSpace": {"min": "0.1", "max": "0.2"}}],
+                     "trialTemplate": {"primaryContainerName": "main", "trialParameters": [
+                         {"name": "lr", "reference": "lr"}], "trialSpec": {
+                         "apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {
+                             "restartPolicy": "Never",
+                             "containers": [{"name": "main", "image": "python", "command": [
+                                 "python3", "train.py", "--lr=${trialParameters.lr}"]}]}}}}}}}
+
+
+def test_katib_tensorflow_event_collector_becomes_the_tfevent_collector():
+    given = katib.from_experiment(_experiment({"collector": {"kind": "TensorFlowEvent"}, "source": {
+        "fileSystemPath": {"path": "/logs/test", "kind": "Directory"}}}))
+    assert given["metricsCollector"] == {"kind": "tfevent", "path": "/logs/test"}
+    default = katib.from_experiment(_experiment({"collector": {"kind": "TensorFlowEvent"}}))
+    assert default["metricsCollector"] == {"kind": "tfevent", "path": "/var/log/katib/tfevent/"}
+
+
+@pytest.mark.parametrize(("source", "field", "words"), [
+    ({"fileSystemPath": {"path": "/logs", "kind": "File"}}, "fileSystemPath.kind", "expected Directory"),
+    ({"fileSystemPath": {"path": "logs", "kind": "Directory"}}, "fileSystemPath.path", "absolute"),
+    ({"fileSystemPath": {"path": "/logs", "kind": "Directory", "format": "TEXT"}}, "fileSystemPath.format", "empty"),
+    ({"fileSystemPath": {"path": "/logs"}, "filter": {"metricsFormat": ["(a)=(b)"]}}, "filter.metricsFormat", "tags"),
+])
+def test_katib_tensorflow_event_collector_refusals_name_the_field(source: dict, field: str, words: str):
+    with pytest.raises(InvalidStudy) as refused:
+        katib.from_experiment(_experiment({"collector": {"kind": "TensorFlowEvent"}, "source": source}))
+    problems = {p.path: p.message for p in refused.value.problems}
+    assert words in problems[f"spec.metricsCollectorSpec.source.{field}"], problems
+
+
+@pytest.mark.parametrize(("collector", "early", "field"), [
+    ({"kind": "tfevent"}, None, "metricsCollector.path"),
+    ({"kind": "tfevent", "path": "logs", "format": "json"}, None, "metricsCollector.format"),
+    ({"kind": "tfevent", "path": "logs", "filters": ["(a)=(b)"]}, None, "metricsCollector.filters"),
+    ({"kind": "tfevent", "path": "logs"}, {"algorithm": "medianstop"}, "earlyStopping"),
+])
+def test_the_native_tfevent_collector_refuses_what_it_cannot_honour(collector: dict, early: dict | None, field: str):
+    definition = study_definition(metricsCollector=collector)
+    if early is not None:
+        definition["earlyStopping"] = early
+    with pytest.raises(InvalidStudy) as refused:
+        parse_study(definition)
+    assert field in {p.path for p in refused.value.problems}
+
+
+def test_every_replica_of_a_tfjob_has_its_primary_container_wrapped():
+    """Katib's example reads the workers' event files: each replica's pod template gets the
+    wrapper and its own emptyDir at the directory; other containers are left as they are."""
+    replica = {"template": {"spec": {"containers": [{"name": "tensorflow", "command": ["python", "mnist.py"]},
+                                                    {"name": "sidecar", "command": ["sleep", "1"]}]}}}
+    tfjob = {"apiVersion": "kubeflow.org/v1", "kind": "TFJob",
+             "spec": {"tfReplicaSpecs": {"Chief": replica, "Worker": {"replicas": 2, **replica}}}}
+    wrapped = file_collector.wrap_events(tfjob, "tensorflow", "/logs/test/", ["accuracy"])
+    for kind in ("Chief", "Worker"):
+        pod = wrapped["spec"]["tfReplicaSpecs"][kind]["template"]["spec"]
+        main, sidecar = pod["containers"]
+        assert main["command"][:2] == ["sh", "-c"] and main["command"][3:5] == [file_collector.VOLUME, "/logs/test/"]
+        assert main["command"][-3:] == ['["accuracy"]', "python", "mnist.py"]
+        assert main["volumeMounts"] == [{"name": file_collector.VOLUME, "mountPath": "/logs/test"}]
+        assert pod["volumes"] == [{"name": file_collector.VOLUME, "emptyDir": {}}]
+        assert sidecar == {"name": "sidecar", "command": ["sleep", "1"]}
+
+
+def test_the_reader_imports_only_the_standard_library():
+    """Its source runs alone in the trial's container, where neither katuna nor TensorFlow is."""
+    tree = ast.parse(inspect.getsource(tfevents))
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {str(node.module).split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert imported <= set(sys.stdlib_module_names) | {"__future__"}, imported
+
+
+def test_katib_early_stopping_with_the_tensorflow_event_collector_is_refused_by_its_path():
+    experiment = _experiment({"collector": {"kind": "TensorFlowEvent"}})
+    experiment["spec"]["earlyStopping"] = {"algorithmName": "medianstop"}
+    with pytest.raises(InvalidStudy) as refused:
+        load_definition(experiment)
+    problems = {p.path: p.message for p in refused.value.problems}
+    assert "reads the event files once the trial has ended" in problems["spec.earlyStopping"], problems
