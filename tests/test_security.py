@@ -278,11 +278,14 @@ def test_nothing_is_unpickled_evaluated_or_run_through_a_shell(path: Path):
 
 
 PICKLES_ITS_OWN_STATE = FUNCTIONS / "core" / "optuna_compat.py"
-"""Pickles Optuna's replayed state into a snapshot row of katuna's own database; only Optuna's
-``restore_replay_result`` reads it back, from that row, never from the network."""
+"""Pickles Optuna's replayed state into a snapshot row of katuna's own database, and the
+restarting CMA-ES's optimizer into its trials' system attributes there (where Optuna's own
+CMA-ES keeps it); only Optuna reads them back (``restore_replay_result``, the CMA-ES sampler's
+``_restore_optimizer``), from that database, never from the network."""
 
 
-def test_only_the_journal_pickles_and_only_its_own_state():
+def test_only_the_journal_and_the_cma_es_pickle_and_only_their_own_state():
     source = PICKLES_ITS_OWN_STATE.read_text()
-    assert "pickle.dumps(storage._replay_result)" in source and source.count("pickle.") == 1
+    assert "pickle.dumps(storage._replay_result)" in source and "pickle.dumps(optimizer)" in source
+    assert source.count("pickle.") == 2
 
