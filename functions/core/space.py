@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import optuna
@@ -40,19 +40,21 @@ def distribution(parameter: Parameter) -> BaseDistribution:
 
 def values(parameters: tuple[Parameter, ...], sampled: Mapping[str, Any]) -> dict[str, Any]:
     """The values a trial receives, from the parameters Optuna sampled for it."""
-    out = dict(sampled)
-    for parameter in parameters:
-        if parameter.name in out and quantiles.is_normal(parameter):
-            out[parameter.name] = quantiles.value(parameter, out[parameter.name])
-    return out
+    return _normals_mapped(parameters, sampled, quantiles.value)
 
 
 def sampler_params(parameters: tuple[Parameter, ...], known: Mapping[str, Any]) -> dict[str, Any]:
     """Known values (of a warm start) as the sampler holds them."""
-    out = dict(known)
+    return _normals_mapped(parameters, known, quantiles.quantile)
+
+
+def _normals_mapped(parameters: tuple[Parameter, ...], given: Mapping[str, Any],
+                    convert: Callable[[Any, Any], Any]) -> dict[str, Any]:
+    """``given`` with each normal parameter's entry passed through ``convert``; the rest as they are."""
+    out = dict(given)
     for parameter in parameters:
         if parameter.name in out and quantiles.is_normal(parameter):
-            out[parameter.name] = quantiles.quantile(parameter, out[parameter.name])
+            out[parameter.name] = convert(parameter, out[parameter.name])
     return out
 
 
