@@ -125,6 +125,9 @@ class KubeStub(ApiServer, Workloads):
         self.server.shutdown()
         self.server.server_close()
         shutil.rmtree(self.kubelets.logs_dir, ignore_errors=True)
+        for controller in self.operator_controllers.values():
+            if hasattr(controller, "close"):
+                controller.close()
 
     # settings a test may change while the cluster runs
 
@@ -326,7 +329,9 @@ class KubeStub(ApiServer, Workloads):
         with self.lock:
             for operator in sorted(self.operators):
                 for controller in CONTROLLERS[operator]:
-                    self.operator_controllers.setdefault(controller, controller()).step(self)  # type: ignore[attr-defined]
+                    if controller not in self.operator_controllers:
+                        self.operator_controllers[controller] = controller()
+                    self.operator_controllers[controller].step(self)  # type: ignore[attr-defined]
             self.job_controller.step(self)
             self.kubelets.step(self)
             if self.autoscaler is not None:

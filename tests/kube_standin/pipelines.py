@@ -21,6 +21,7 @@ Tekton Pipelines, for the shapes Katib's examples use.
 from __future__ import annotations
 
 import re
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -51,6 +52,10 @@ class Argo:
         self.runs: dict[str, dict] = {}
         """Per Workflow uid: the group running, its pods by step name, and the steps' results."""
         self.scripts = Path(tempfile.mkdtemp(prefix="argo-standin-"))
+
+    def close(self) -> None:
+        """Remove the steps' scripts, with the cluster."""
+        shutil.rmtree(self.scripts, ignore_errors=True)
 
     def step(self, cluster) -> None:
         for workflow in [w for w in cluster.workloads.values() if w["kind"] == "Workflow"]:
@@ -120,6 +125,10 @@ class Tekton:
         self.results_dir = Path(tempfile.mkdtemp(prefix="tekton-standin-"))
         self.runs: dict[str, dict] = {}
         """Per PipelineRun uid: each started task's pod name, and the results of finished ones."""
+
+    def close(self) -> None:
+        """Remove the tasks' results, with the cluster."""
+        shutil.rmtree(self.results_dir, ignore_errors=True)
 
     def step(self, cluster) -> None:
         for run in [w for w in cluster.workloads.values() if w["kind"] == "PipelineRun"]:
