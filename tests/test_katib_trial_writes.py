@@ -20,7 +20,7 @@ from functions.adapters.kubernetes_executor import KubernetesExecutor
 from functions.adapters.kubernetes_resources import KubernetesResources
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.cluster import Cluster
-from functions.core.events import resource_changed, trial_suggested
+from functions.core.events import resource_changed, study_completed, trial_suggested
 from functions.core.katib_trials import EXPERIMENT_LABEL, trial_status
 from functions.core.records import COMPLETE, RUNNING, WAITING, TrialRecord
 from functions.dispatch import Dispatcher
@@ -68,8 +68,10 @@ def trials_on_the_api(kube: KubeStub) -> dict[str, dict]:
     return {item["metadata"]["name"]: item.get("status") for item in listed["items"]}
 
 
-@pytest.mark.slow
-def test_an_event_writes_only_the_trials_that_changed_and_lists_none(kube: KubeStub, tmp_path: Path):
+@pytest.fixture
+def service(kube: KubeStub, tmp_path: Path) -> Iterator[tuple[CountedClient, SqliteStore, Dispatcher]]:
+    """katuna's handlers with the Experiment ``NAME`` submitted: the counted client, the store
+    and the dispatcher."""
     body = experiment(maxTrialCount=100, parallelTrialCount=2)
     body["metadata"] = {"name": NAME, "namespace": TEAM}
     created = user_api(kube).create_namespaced_custom_object("kubeflow.org", "v1beta1", TEAM, "experiments", body)
@@ -79,34 +81,62 @@ def test_an_event_writes_only_the_trials_that_changed_and_lists_none(kube: KubeS
     resources.namespace = TEAM  # where the service watches, as its wrapper (functions.runtime) says
     deps = Deps(store, KubernetesExecutor(Cluster(namespace=TEAM), api), time.time, resources=resources)
     dispatcher = Dispatcher(deps)
+    dispatcher.deliver_to("resource", resource_changed("add", created))
     try:
-        dispatcher.deliver_to("resource", resource_changed("add", created))
-        record = store.get_study(NAME)
-        now = time.time()
-        for number in range(10):
-            store.add_trial(TrialRecord(NAME, number, {"x": number / 10}, COMPLETE, values=[1.0 + number],
-                                        metrics={"loss": 1.0 + number}, created_at=now, started_at=now, finished_at=now))
-        store.add_trial(TrialRecord(NAME, 10, {"x": 3.0}, RUNNING, created_at=now, started_at=now))
-        dispatcher.deliver_to("writeback", trial_suggested(NAME, record.uid, 10, 1))
-        assert len(trials_on_the_api(kube)) == 11, "the first report writes every trial"
-
-        store.update_trial(NAME, 10, state=COMPLETE, values=[0.5], metrics={"loss": 0.5}, finished_at=time.time())
-        store.add_trial(TrialRecord(NAME, 11, {"x": 3.1}, WAITING, created_at=time.time()))
-        event = trial_suggested(NAME, record.uid, 11, 1)
-        api.sent.clear()
-        dispatcher.deliver_to("writeback", event)
-        trial_requests = [(method, path) for method, path in api.sent if "/trials" in path]
-        assert not [path for method, path in trial_requests if method == "GET"], "no Trial is read, no list is made"
-        written = {path.split("/trials/")[1].split("/")[0] for _, path in trial_requests if "/trials/" in path}
-        assert written == {f"{NAME}-10", f"{NAME}-11"}, "only the two trials that changed are written"
-        assert [method for method, path in trial_requests if path.endswith("/trials")] == ["POST"], \
-            "one Trial is created: the new trial's"
-
-        api.sent.clear()
-        dispatcher.deliver_to("writeback", event)
-        assert not [path for _, path in api.sent if "/trials" in path], "a redelivered event finds nothing changed"
-
-        on_the_api = trials_on_the_api(kube)
-        assert on_the_api == {f"{NAME}-{t.number}": trial_status(t) for t in store.trials(NAME)}
+        yield api, store, dispatcher
     finally:
         store.close()
+
+
+@pytest.mark.slow
+def test_an_event_writes_only_the_trials_that_changed_and_lists_none(kube: KubeStub, service):
+    api, store, dispatcher = service
+    record = store.get_study(NAME)
+    now = time.time()
+    for number in range(10):
+        store.add_trial(TrialRecord(NAME, number, {"x": number / 10}, COMPLETE, values=[1.0 + number],
+                                    metrics={"loss": 1.0 + number}, created_at=now, started_at=now, finished_at=now))
+    store.add_trial(TrialRecord(NAME, 10, {"x": 3.0}, RUNNING, created_at=now, started_at=now))
+    dispatcher.deliver_to("writeback", trial_suggested(NAME, record.uid, 10, 1))
+    assert len(trials_on_the_api(kube)) == 11, "the first report writes every trial"
+
+    store.update_trial(NAME, 10, state=COMPLETE, values=[0.5], metrics={"loss": 0.5}, finished_at=time.time())
+    store.add_trial(TrialRecord(NAME, 11, {"x": 3.1}, WAITING, created_at=time.time()))
+    event = trial_suggested(NAME, record.uid, 11, 1)
+    api.sent.clear()
+    dispatcher.deliver_to("writeback", event)
+    trial_requests = [(method, path) for method, path in api.sent if "/trials" in path]
+    assert not [path for method, path in trial_requests if method == "GET"], "no Trial is read, no list is made"
+    written = {path.split("/trials/")[1].split("/")[0] for _, path in trial_requests if "/trials/" in path}
+    assert written == {f"{NAME}-10", f"{NAME}-11"}, "only the two trials that changed are written"
+    assert [method for method, path in trial_requests if path.endswith("/trials")] == ["POST"], \
+        "one Trial is created: the new trial's"
+
+    api.sent.clear()
+    dispatcher.deliver_to("writeback", event)
+    assert not [path for _, path in api.sent if "/trials" in path], "a redelivered event finds nothing changed"
+
+    on_the_api = trials_on_the_api(kube)
+    assert on_the_api == {f"{NAME}-{t.number}": trial_status(t) for t in store.trials(NAME)}
+
+
+def test_a_trial_the_study_ended_before_it_started_loses_its_trial_resource(kube: KubeStub, service):
+    api, store, dispatcher = service
+    record = store.get_study(NAME)
+    now = time.time()
+    store.add_trial(TrialRecord(NAME, 0, {"x": 0.5}, COMPLETE, values=[1.0], metrics={"loss": 1.0},
+                                created_at=now, started_at=now, finished_at=now))
+    store.add_trial(TrialRecord(NAME, 1, {"x": 0.7}, WAITING, created_at=now))
+    dispatcher.deliver_to("writeback", trial_suggested(NAME, record.uid, 1, 1))
+    assert trials_on_the_api(kube)[f"{NAME}-1"]["conditions"][-1]["type"] == "Created"
+
+    ended = study_completed(NAME, record.uid, "completed", "goal reached")
+    dispatcher.deliver_to("stop", ended)
+    assert store.get_trial(NAME, 1) is None, "the trial that never started is no trial of the study"
+    assert set(trials_on_the_api(kube)) == {f"{NAME}-0"}, "its Trial is deleted, as Katib deletes those it will not run"
+
+    api.sent.clear()
+    dispatcher.deliver_to("stop", ended)
+    dispatcher.deliver_to("writeback", ended)
+    assert set(trials_on_the_api(kube)) == {f"{NAME}-0"}, "a redelivery neither fails nor writes the Trial again"
+    assert ("DELETE", f"/apis/kubeflow.org/v1beta1/namespaces/{TEAM}/trials/{NAME}-1") not in api.sent

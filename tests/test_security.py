@@ -31,6 +31,7 @@ CUSTOM_OBJECT_CALLS = {
     | {(KATIB, f"{p}/status", "patch") for p in ("experiments", "studyjobs", "trials")},
     "list_cluster_custom_object": {(KATIB, p, "list") for p in ("experiments", "studyjobs")},
     "create_namespaced_custom_object": {(KATIB, "trials", "create")},
+    "delete_namespaced_custom_object": {(KATIB, "trials", "delete")},
 }
 """What each custom-object call reaches: study resources (katuna.dev), and with the
 ``knative/katib-api`` overlay Katib's kinds (kubeflow.org)."""

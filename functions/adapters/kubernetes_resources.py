@@ -142,6 +142,18 @@ class KubernetesResources:
                 raise
         write()
 
+    def delete_trials(self, owner: Ref, names: Sequence[str]) -> None:
+        """Delete each Trial named; one already gone (404) is as good."""
+        api = self._objects()
+        for name in names:
+            try:
+                api.delete_namespaced_custom_object(owner.group, owner.version, owner.namespace, "trials", name)
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise translate(exc, f"delete the Trial {name} of {owner}") from exc
+            except HTTPError as exc:
+                raise translate(exc, f"delete the Trial {name} of {owner}") from exc
+
     def read_config_map(self, namespace: str, name: str) -> Mapping[str, str] | None:
         """The ConfigMap's ``data`` (none: empty), or None when it is not there; a refusal (403)
         names the grant katuna's Role lacks."""

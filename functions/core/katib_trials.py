@@ -27,6 +27,15 @@ def trial_name(experiment: str, number: int) -> str:
     return f"{experiment}-{number}"
 
 
+def trials_owner(record: StudyRecord) -> Origin | None:
+    """Where the study's trials are kept as Katib Trial resources: the Katib Experiment it came
+    from (None for any other study)."""
+    if record.origin is None:
+        return None
+    origin = Origin.from_dict(record.origin)
+    return origin if origin.ref.kind == "Experiment" and origin.ref.katib else None
+
+
 def metrics(values: Mapping[str, float]) -> list[dict[str, Any]]:
     """Observed metrics in Katib's shape: each metric's value (reduced by the study's rule) as
     ``latest``, a string as Katib writes it, and as ``value``, a number."""

@@ -210,6 +210,10 @@ class Resources(Protocol):
         (each a resource with its ``status``): write the status of each, creating the missing
         ones; the Experiment's other Trials are left as they are."""
 
+    def delete_trials(self, owner: Ref, names: Sequence[str]) -> None:
+        """Delete the Katib Trial resources ``names`` of the Experiment at ``owner``; one that
+        is not there is no error."""
+
     def read_config_map(self, namespace: str, name: str) -> Mapping[str, str] | None:
         """The ``data`` of the ConfigMap ``name`` in ``namespace`` (a trial template held in one),
         or None when there is none. Raises ``ConfigMapForbidden``

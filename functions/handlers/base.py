@@ -20,6 +20,7 @@ from optuna.trial import TrialState
 from functions.core import template, tfevents
 from functions.core.cluster import Cluster
 from functions.core.events import STUDY_CREATED, Event, derived_id, study_completed, trial_suggested
+from functions.core.katib_trials import trial_name, trials_owner
 from functions.core.launch import trial_launch
 from functions.core.limits import DEFAULTS, Limits
 from functions.core.metrics import Summary, parse_json_lines, parse_text
@@ -152,6 +153,16 @@ def ask_trials(record: StudyRecord, deps: Deps, counts: Counts | None = None) ->
     if wanted > asked:
         events.append(continuation(record, counts.created + asked))
     return events
+
+
+def discard(record: StudyRecord, deps: Deps, number: int) -> None:
+    """Forget trial ``number``, which never started, with the Katib Trial resource written for
+    it when it was asked for: Katib, too, deletes the Trials it will not run. The resource goes
+    first, so a failed delete leaves the trial to be discarded on the event's next delivery."""
+    owner = trials_owner(record)
+    if owner is not None and deps.resources is not None:
+        deps.resources.delete_trials(owner.ref, [trial_name(owner.ref.name, number)])
+    deps.store.discard_trial(record.name, number)
 
 
 def tell(record: StudyRecord, deps: Deps, number: int, state: str, values: list[float] | None = None) -> None:

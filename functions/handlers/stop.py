@@ -9,7 +9,7 @@ from __future__ import annotations
 from functions.core.events import Event
 from functions.core.launch import trial_launch
 from functions.core.records import ACTIVE_STATES, PRUNED
-from functions.handlers.base import Deps, tell
+from functions.handlers.base import Deps, discard, tell
 
 
 def handle(event: Event, deps: Deps) -> list[Event]:
@@ -24,7 +24,7 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     for trial in store.trials(record.name, ACTIVE_STATES):
         launch = trial_launch(record, trial)
         if trial.started_at is None and not deps.executor.exists(launch):
-            store.discard_trial(record.name, trial.number)
+            discard(record, deps, trial.number)
             continue
         deps.executor.stop(launch)
         store.update_trial(record.name, trial.number, state=PRUNED, finished_at=deps.clock(),

@@ -12,7 +12,7 @@ from functions.core.events import Event, trial_suggested
 from functions.core.launch import trial_launch
 from functions.core.records import ACTIVE_STATES, RUNNING, WAITING, StudyRecord, TrialRecord
 from functions.core.reproducible import provenance
-from functions.handlers.base import CONTINUED, Deps, ask_trials, check_stop, complete, warm_start
+from functions.handlers.base import CONTINUED, Deps, ask_trials, check_stop, complete, discard, warm_start
 
 
 def handle(event: Event, deps: Deps) -> list[Event]:
@@ -56,5 +56,5 @@ def _within_parallelism(record: StudyRecord, deps: Deps, active: list[TrialRecor
     surplus = [trial for trial in reversed(active) if trial.started_at is None
                and not deps.executor.exists(trial_launch(record, trial))][:excess]
     for trial in surplus:
-        deps.store.discard_trial(record.name, trial.number)
+        discard(record, deps, trial.number)
     return [trial for trial in active if trial not in surplus]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from functions.core.errors import StudyNotFound
 from functions.core.events import Event
-from functions.core.katib_trials import trial_resource, trial_status
+from functions.core.katib_trials import trial_resource, trial_status, trials_owner
 from functions.core.ports import Resources, Store
 from functions.core.records import StudyRecord
 from functions.core.resources import Origin, study_status
@@ -47,8 +47,8 @@ def report(record: StudyRecord, deps: Deps) -> None:
     origin = Origin.from_dict(record.origin)
     best = deps.store.best_trials(record.name, 1)
     status = study_status(record, deps.store.count_trials(record.name), best[0] if best else None, origin)
-    if resources.write_status(origin.ref, origin.uid, status) and origin.ref.kind == "Experiment" \
-            and origin.ref.katib and _changed(record, deps.store):
+    if resources.write_status(origin.ref, origin.uid, status) and trials_owner(record) is not None \
+            and _changed(record, deps.store):
         with deps.store.transaction():
             _report_trials(record, origin, deps.store, resources)
 
