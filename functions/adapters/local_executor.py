@@ -1,6 +1,8 @@
 """The executor port on this machine: each trial attempt a subprocess, never a shell.
 
-Output (stdout and stderr) goes to a per-attempt log file. Everything an attempt starts is
+This module launches, watches and stops attempts. Output (stdout and stderr) goes to a
+per-attempt log file (:mod:`functions.adapters.local_outputs`), and progress is reported while
+an attempt runs (:mod:`functions.adapters.local_progress`). Everything an attempt starts is
 contained (:mod:`functions.adapters.process_tree`): a timeout, a stop or a shutdown ends the
 whole tree (SIGTERM, a grace period, then SIGKILL), and so does the main process's own end,
 before that end is reported. Ends are reported as ``trial.finished`` events through
@@ -22,82 +24,28 @@ log an ``.owner`` file names the process that runs the attempt (see
 from __future__ import annotations
 
 import contextlib
-import errno
-import io
-import json
 import logging
 import os
 import signal
 import subprocess
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import BinaryIO
 
-from functions.adapters import process_tree
-from functions.adapters.file_follow import follow
+from functions.adapters import local_outputs, process_tree
+from functions.adapters.local_progress import ProgressReports, streamed
+from functions.adapters.local_run import Key, LocalRun, attempt_key, ids
 from functions.adapters.owners import Owners
 from functions.adapters.trial_ends import PUBLISH_DELAYS, finished_event, publish_with_retries
 from functions.adapters.trial_env import trial_environment
 from functions.adapters.workers import Workers
-from functions.core import tfevents
-from functions.core.errors import InvalidStudy, Problem, StorageFull
-from functions.core.events import Event, trial_finished, trial_progress
-from functions.core.launch import Progress, TrialLaunch
-from functions.core.lines import bounded_lines
-from functions.core.metrics import StepCounter, parse_json_lines, parse_text
-
-CHUNK = 64 * 1024
-"""Bytes read at a time from a trial's output."""
+from functions.core.errors import InvalidStudy, Problem
+from functions.core.events import Event, trial_finished
+from functions.core.launch import TrialLaunch
 
 log = logging.getLogger("katuna.executor")
-
-Key = tuple[str, str, int, int]
-
-
-@dataclass
-class _Run:
-    launch: TrialLaunch
-    process: subprocess.Popen[bytes] | None = None
-    stopped: bool = False
-    timed_out: bool = False
-    done: threading.Event = field(default_factory=threading.Event)
-    streamer: threading.Thread | None = None
-    since: float | None = None
-    """A second before the process started, in clock ticks since boot: no process of the
-    attempt is older (:func:`functions.adapters.process_tree.end`)."""
-
-    @property
-    def started(self) -> subprocess.Popen[bytes]:
-        """The attempt's process: asked for only once :meth:`LocalExecutor._start` has started it."""
-        if self.process is None:
-            raise RuntimeError(f"trial {self.launch.number} attempt {self.launch.attempt} has not started")
-        return self.process
-
-    @property
-    def marker(self) -> str:
-        return process_tree.marker(self.launch.uid, self.launch.number, self.launch.attempt)
-
-
-def _ids(launch: TrialLaunch) -> tuple[str, str, int, int]:
-    return launch.study, launch.uid, launch.number, launch.attempt
-
-
-def _new_file(path: Path) -> BinaryIO:
-    """``path`` opened for writing, emptied, or created readable by this user only."""
-    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
-
-
-def _key(launch: TrialLaunch) -> Key:
-    """An attempt of a trial of one study: a study made again under the same name is another."""
-    return _ids(launch)
-
-
-def _streamed(launch: TrialLaunch) -> bool:
-    """Whether progress is read from the output as it is printed (not from a metrics file)."""
-    return launch.progress is not None and launch.metrics_file is None
 
 
 class LocalExecutor:
@@ -115,8 +63,9 @@ class LocalExecutor:
         self._kill_grace = kill_grace
         self._pass_env = tuple(pass_env)
         self._publish_delays = tuple(publish_delays)
-        self._runs: dict[Key, _Run] = {}
-        self._active: dict[Key, _Run] = {}
+        self._progress = ProgressReports(publish)
+        self._runs: dict[Key, LocalRun] = {}
+        self._active: dict[Key, LocalRun] = {}
         """The runs that have not ended: what stops and counts look at, however many ended."""
         self._unreported: dict[Key, Event] = {}
         """Ends that could not be published: :meth:`poll` answers them."""
@@ -146,13 +95,13 @@ class LocalExecutor:
         if not launch.argv:
             raise InvalidStudy([Problem("trialTemplate.primaryContainerName", "names no container of the trialSpec "
                                         "that could run as a local process")])
-        key = _key(launch)
+        key = attempt_key(launch)
         with self._lock:
             if key in self._runs or self._closed:
                 return
-            run = self._runs[key] = self._active[key] = _Run(launch)
+            run = self._runs[key] = self._active[key] = LocalRun(launch)
         try:
-            log = self._open_log(launch)
+            log = local_outputs.new_log(self.log_path(launch.study, launch.number, launch.attempt), self.log_dir)
         except BaseException:
             with self._lock:
                 del self._runs[key], self._active[key]
@@ -171,7 +120,7 @@ class LocalExecutor:
                    for attempt in range(1, launch.attempt + 1)
                    if (launch.study, launch.uid, launch.number, attempt) not in self._claimed)
 
-    def _start_after_strays(self, run: _Run, log: BinaryIO) -> None:
+    def _start_after_strays(self, run: LocalRun, log: BinaryIO) -> None:
         """End every process an earlier run of the trial left behind, then start the attempt."""
         self._end_strays(run.launch)
         if run.stopped or self._closed:
@@ -185,7 +134,7 @@ class LocalExecutor:
         prefix = process_tree.marker(launch.uid, launch.number, 0)[:-1]
         process_tree.end(None, lambda marker: marker.startswith(prefix), self._kill_grace)
 
-    def _start(self, run: _Run, log: BinaryIO) -> Callable[[], None]:
+    def _start(self, run: LocalRun, log: BinaryIO) -> Callable[[], None]:
         """Start the attempt's process; the job that waits for its end."""
         launch = run.launch
         run.since = process_tree.boot_ticks() - os.sysconf("SC_CLK_TCK")
@@ -193,94 +142,37 @@ class LocalExecutor:
             run.process = subprocess.Popen(
                 launch.argv, cwd=launch.working_dir, stdin=subprocess.DEVNULL,
                 env=trial_environment(os.environ, self._pass_env, launch.env, (process_tree.MARKER, run.marker)),
-                stdout=subprocess.PIPE if _streamed(launch) else log, stderr=subprocess.STDOUT, start_new_session=True,
+                stdout=subprocess.PIPE if streamed(launch) else log, stderr=subprocess.STDOUT, start_new_session=True,
             )
         except (OSError, ValueError) as exc:
             message = f"{launch.argv[0]!r}: {getattr(exc, 'strerror', None) or exc}"
             with log:
                 log.write(f"katuna: could not start {message}\n".encode())
             return partial(self._failed_to_start, run, message)
-        if not _streamed(launch):
+        if not streamed(launch):
             log.close()
-        return partial(self._watch, run, log if _streamed(launch) else None)
+        return partial(self._watch, run, log if streamed(launch) else None)
 
-    def _open_log(self, launch: TrialLaunch) -> BinaryIO:
-        """The attempt's log, new and readable by the service's user only (a trial's output may
-        hold what its author would not show other users of the machine), in new folders only
-        that user can enter; folders that exist keep their permissions."""
-        path = self.log_path(launch.study, launch.number, launch.attempt)
-        try:
-            try:
-                return _new_file(path)
-            except FileNotFoundError:
-                for folder in reversed((path.parent, *path.parent.parents)):
-                    if not folder.exists():
-                        folder.mkdir(mode=0o700, exist_ok=True)
-                return _new_file(path)
-        except OSError as exc:
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise StorageFull(f"the disk holding the trial logs {self.log_dir} is full; "
-                                  "trials start again once space is freed there") from exc
-            raise
-
-    def _failed_to_start(self, run: _Run, message: str) -> None:
+    def _failed_to_start(self, run: LocalRun, message: str) -> None:
         """Report from a worker thread: the caller may hold a transaction that publishing waits on."""
         self._ended(run)
-        self._report(run, trial_finished(*_ids(run.launch), outcome="error", message=message))
+        self._report(run, trial_finished(*ids(run.launch), outcome="error", message=message))
 
-    def _watch(self, run: _Run, log: BinaryIO | None) -> None:
+    def _watch(self, run: LocalRun, log: BinaryIO | None) -> None:
         """Stream the output, or follow the metrics file (when progress is reported), and wait
         for the process to end."""
         progress = run.launch.progress
         if log is not None and progress is not None:
-            run.streamer = threading.Thread(target=self._stream, args=(run, log, progress), daemon=True)
+            run.streamer = threading.Thread(target=self._progress.stream, args=(run, log, progress), daemon=True)
             run.streamer.start()
         elif progress is not None and run.launch.metrics_file is not None:
-            run.streamer = threading.Thread(target=self._follow, args=(run, progress), daemon=True)
+            run.streamer = threading.Thread(target=self._progress.follow, args=(run, progress), daemon=True)
             run.streamer.start()
         if run.stopped or self._closed:
             self._kill(run)
         self._wait(run)
 
-    def _stream(self, run: _Run, log: BinaryIO, progress: Progress) -> None:
-        """Copy the output to the log, and report each new step of the objective as it appears."""
-        # Started with stdout=PIPE and the default buffering: a buffered reader, which has read1.
-        output = cast(io.BufferedReader, run.started.stdout)
-
-        def chunks() -> Iterator[bytes]:
-            for chunk in iter(partial(output.read1, CHUNK), b""):
-                log.write(chunk)
-                log.flush()
-                yield chunk
-
-        with log:
-            self._report_steps(run, progress, bounded_lines(chunks()))
-
-    def _follow(self, run: _Run, progress: Progress) -> None:
-        """Report each new step of the objective as the File collector's file gets it."""
-        path = Path(run.launch.working_dir) / (run.launch.metrics_file or "")
-        self._report_steps(run, progress, follow(path, lambda: run.started.poll() is not None))
-
-    def _report_steps(self, run: _Run, progress: Progress, lines: Iterable[str]) -> None:
-        """Report each new step of the objective in ``lines`` (each report is a step, as Katib
-        counts them, unless the line names its step)."""
-        parse = parse_json_lines if progress.format == "json" else partial(parse_text, filters=progress.filters)
-        counter = StepCounter(progress.metric)
-        reported: set[int] = set()
-        for line in lines:
-            for step, value in counter.steps(parse([line], [progress.metric])):
-                if step not in reported and not run.stopped:
-                    reported.add(step)
-                    self._publish_progress(trial_progress(*_ids(run.launch), step, value))
-
-    def _publish_progress(self, event: Event) -> None:
-        """A step that cannot be reported is skipped: the output must go on being read."""
-        try:
-            self._publish(event)
-        except Exception as exc:
-            log.warning("could not report progress %s: %s", event.id, exc)
-
-    def _wait(self, run: _Run) -> None:
+    def _wait(self, run: LocalRun) -> None:
         """Wait for the main process, end whatever it left behind, then report the end."""
         process, timeout = run.started, run.launch.timeout
         try:
@@ -296,7 +188,7 @@ class LocalExecutor:
             return
         self._report(run, finished_event(run.launch, code, run.timed_out))
 
-    def _report(self, run: _Run, event: Event) -> None:
+    def _report(self, run: LocalRun, event: Event) -> None:
         """Publish the attempt's end, trying again while publishing fails; an end still
         unpublished is kept for :meth:`poll`."""
         error = publish_with_retries(self._publish, event, self._publish_delays,
@@ -305,19 +197,19 @@ class LocalExecutor:
             log.error("could not report the end of %s trial %d attempt %d (%s), kept for the watcher: %s",
                       run.launch.study, run.launch.number, run.launch.attempt, event.id, error)
             with self._lock:
-                self._unreported[_key(run.launch)] = event
+                self._unreported[attempt_key(run.launch)] = event
 
-    def _ended(self, run: _Run) -> None:
+    def _ended(self, run: LocalRun) -> None:
         with self._lock:
-            self._active.pop(_key(run.launch), None)
+            self._active.pop(attempt_key(run.launch), None)
         run.done.set()
 
-    def _contain(self, run: _Run) -> None:
+    def _contain(self, run: LocalRun) -> None:
         """End every process of the attempt that is still alive, and reap those adopted here."""
         process_tree.end(run.started.pid, run.marker.__eq__, self._kill_grace, keep=self._leaders(), since=run.since,
                          own=process_tree.adopts_orphans())
 
-    def _kill(self, run: _Run) -> int:
+    def _kill(self, run: LocalRun) -> int:
         """End the attempt's whole process tree: SIGTERM, then SIGKILL after the grace period."""
         with contextlib.suppress(ProcessLookupError):
             os.killpg(run.started.pid, signal.SIGTERM)
@@ -331,7 +223,7 @@ class LocalExecutor:
 
     def exists(self, launch: TrialLaunch) -> bool:
         with self._lock:
-            if _key(launch) in self._runs:
+            if attempt_key(launch) in self._runs:
                 return True
         return self._owners.owned_elsewhere(self._owner_path(launch))
 
@@ -347,7 +239,7 @@ class LocalExecutor:
         """The end of an attempt that ended here but could not be reported; ends are otherwise
         reported as they happen, never learnt by asking."""
         with self._lock:
-            return self._unreported.get(_key(launch))
+            return self._unreported.get(attempt_key(launch))
 
     def stop_study(self, study: str, uid: str | None = None) -> None:
         """Stop every attempt of the study (of that uid, if given) that is still running here."""
@@ -397,20 +289,7 @@ class LocalExecutor:
         self._owners.release()
 
     def output(self, launch: TrialLaunch) -> Iterator[str]:
-        yield from self._lines(self.log_path(launch.study, launch.number, launch.attempt))
+        return local_outputs.lines(self.log_path(launch.study, launch.number, launch.attempt))
 
     def read_file(self, launch: TrialLaunch, path: str) -> Iterator[str]:
-        target = Path(launch.working_dir) / path
-        if target.is_dir():
-            yield from (json.dumps(record) for record in tfevents.directory_records(str(target)))
-        else:
-            yield from self._lines(target)
-
-    @staticmethod
-    def _lines(path: Path) -> Iterator[str]:
-        """The file's lines, read in chunks: however long a line, memory stays bounded."""
-        try:
-            with path.open("rb") as handle:
-                yield from bounded_lines(iter(partial(handle.read, CHUNK), b""))
-        except FileNotFoundError:
-            return
+        return local_outputs.read_file(launch, path)

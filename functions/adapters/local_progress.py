@@ -1,0 +1,77 @@
+"""A local trial attempt's progress while it runs, reported for early stopping.
+
+When a study's early stopping judges intermediate values, each new step of the objective is
+published as a ``trial.progress`` event as it appears: read from the attempt's output as it is
+printed (copied to its log on the way), or from the File collector's metrics file, followed as
+it grows (:mod:`functions.adapters.file_follow`). Each runs on its own thread, beside the one
+that waits for the attempt's end; kept apart from the executor, which starts that thread.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from functools import partial
+from pathlib import Path
+from typing import BinaryIO, cast
+
+from functions.adapters.file_follow import follow
+from functions.adapters.local_outputs import CHUNK
+from functions.adapters.local_run import LocalRun, ids
+from functions.core.events import Event, trial_progress
+from functions.core.launch import Progress, TrialLaunch
+from functions.core.lines import bounded_lines
+from functions.core.metrics import StepCounter, parse_json_lines, parse_text
+
+log = logging.getLogger("katuna.executor")
+
+
+def streamed(launch: TrialLaunch) -> bool:
+    """Whether progress is read from the output as it is printed (not from a metrics file)."""
+    return launch.progress is not None and launch.metrics_file is None
+
+
+class ProgressReports:
+    """Publishes through ``publish`` each new step of an attempt's objective, until it is stopped."""
+
+    def __init__(self, publish: Callable[[Event], None]) -> None:
+        self._publish = publish
+
+    def stream(self, run: LocalRun, log: BinaryIO, progress: Progress) -> None:
+        """Copy the output to the log, and report each new step of the objective as it appears."""
+        # Started with stdout=PIPE and the default buffering: a buffered reader, which has read1.
+        output = cast(io.BufferedReader, run.started.stdout)
+
+        def chunks() -> Iterator[bytes]:
+            for chunk in iter(partial(output.read1, CHUNK), b""):
+                log.write(chunk)
+                log.flush()
+                yield chunk
+
+        with log:
+            self._report_steps(run, progress, bounded_lines(chunks()))
+
+    def follow(self, run: LocalRun, progress: Progress) -> None:
+        """Report each new step of the objective as the File collector's file gets it."""
+        path = Path(run.launch.working_dir) / (run.launch.metrics_file or "")
+        self._report_steps(run, progress, follow(path, lambda: run.started.poll() is not None))
+
+    def _report_steps(self, run: LocalRun, progress: Progress, lines: Iterable[str]) -> None:
+        """Report each new step of the objective in ``lines`` (each report is a step, as Katib
+        counts them, unless the line names its step)."""
+        parse = parse_json_lines if progress.format == "json" else partial(parse_text, filters=progress.filters)
+        counter = StepCounter(progress.metric)
+        reported: set[int] = set()
+        for line in lines:
+            for step, value in counter.steps(parse([line], [progress.metric])):
+                if step not in reported and not run.stopped:
+                    reported.add(step)
+                    self._publish_progress(trial_progress(*ids(run.launch), step, value))
+
+    def _publish_progress(self, event: Event) -> None:
+        """A step that cannot be reported is skipped: the output must go on being read."""
+        try:
+            self._publish(event)
+        except Exception as exc:
+            log.warning("could not report progress %s: %s", event.id, exc)
