@@ -198,7 +198,7 @@ def test_bayesian_optimisation_settings_map_to_the_gp_sampler():
 
 
 REFUSED = {
-    "bipop restarts": ("cmaes", "restart_strategy", "bipop", "value", "bipop's alternation"),
+    "a restart strategy Katib lacks": ("cmaes", "restart_strategy", "lpop", "value", "expected 'none' or 'None' or 'ipop' or 'bipop'"),
     "a gradient-boosted surrogate": ("bayesianoptimization", "base_estimator", "GBRT", "value", "scikit-learn"),
     "a run-time acquisition": ("bayesianoptimization", "acq_func", "PIps", "value", "run time"),
     "gamma out of range": ("tpe", "gamma", "1.5", "value", "expected a number in (0, 1)"),

@@ -55,12 +55,11 @@ def _number(check: Callable[[float], bool], expected: str) -> Callable[[str], fl
     return convert
 
 
-def _only(accepted: Mapping[str, Any], reason: str) -> Callable[[str], Any]:
-    """A setting whose only values with an Optuna equivalent are ``accepted`` (text to value)."""
+def _one_of(accepted: Mapping[str, Any]) -> Callable[[str], Any]:
+    """A setting that takes one of the ``accepted`` words (text to value)."""
     def convert(text: str) -> Any:
         if text not in accepted:
-            raise ValueError(f"{text!r} has no equivalent in katuna: {reason}; expected "
-                             f"{' or '.join(map(repr, accepted))}")
+            raise ValueError(f"expected {' or '.join(map(repr, accepted))}, got {text!r}")
         return accepted[text]
     return convert
 
@@ -77,10 +76,7 @@ TPE = {
 CMAES = {
     "random_state": RANDOM_STATE,
     "sigma": Setting("sigma0", _number(lambda v: v > 0, "a number > 0")),
-    "restart_strategy": Setting("restart_strategy", _only(
-        {"none": None, "None": None, "ipop": "ipop"},
-        "katuna restarts CMA-ES with a doubled population (ipop); bipop's alternation of small and large "
-        "populations is not run")),
+    "restart_strategy": Setting("restart_strategy", _one_of({"none": None, "None": None, "ipop": "ipop", "bipop": "bipop"})),
 }
 
 def _choice(name: str, accepted: Mapping[str, str]) -> Callable[[str], str]:

@@ -4,8 +4,8 @@ katuna leans on a few Optuna internals that no public API offers: whether a valu
 distribution (within its bounds and on its step), the random states inside samplers (reseeded in place, far cheaper than building a sampler per trial), the journal
 storage's replayed state (snapshotted so a fresh process need not replay the whole journal),
 the data Optuna prepares for its parallel-coordinate chart, and the optimizer state inside
-Optuna's CMA-ES (:class:`RestartingCmaEsSampler` restarts it as Katib's IPOP-CMA-ES does, which
-Optuna's own CMA-ES no longer offers). An Optuna release may change
+Optuna's CMA-ES (:class:`RestartingCmaEsSampler` restarts it as Katib's IPOP- and BIPOP-CMA-ES
+do, which Optuna's own CMA-ES no longer offers). An Optuna release may change
 any of them without notice; ``tests/test_optuna_compat.py`` (and, for the CMA-ES restarts,
 ``tests/test_restarting_cmaes.py``) pins the behaviour relied on here,
 so an upgrade that changes it fails there first, and only this module needs adapting.
@@ -15,8 +15,10 @@ The visualization internals are imported on first use: they load plotly.
 
 from __future__ import annotations
 
+import math
 import pickle
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import optuna
@@ -29,8 +31,8 @@ from optuna.storages.journal._base import BaseJournalSnapshot
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
 
-__all__ = ["BaseJournalSnapshot", "RestartingCmaEsSampler", "color_scale", "contains", "journal_position",
-           "journal_snapshot", "parallel_coordinate_info", "reseed"]
+__all__ = ["BaseJournalSnapshot", "RestartKeys", "RestartingCmaEsSampler", "color_scale", "contains",
+           "journal_position", "journal_snapshot", "parallel_coordinate_info", "reseed", "restart_keys"]
 
 
 def contains(distribution: optuna.distributions.BaseDistribution, value: Any) -> bool:
@@ -80,21 +82,63 @@ def color_scale() -> Sequence[str]:
     return COLOR_SCALE
 
 
-RESTART_STRATEGIES = ("ipop",)
-PREFIX = "ipop:"
-RESTARTS = PREFIX + "restarts"
-"""System attribute: how many times the run had restarted when the trial was sampled."""
-POPSIZE = PREFIX + "popsize"
-"""System attribute: the population size of the run that sampled the trial."""
+RESTART_STRATEGIES = ("ipop", "bipop")
+SMALL, LARGE = "small", "large"
+"""BIPOP's two regimes: runs with a small population, and runs with ever larger ones."""
 
 
-def _generation_key(restarts: int) -> str:
-    return f"{PREFIX}restart_{restarts}:generation"
+@dataclass(frozen=True)
+class RestartKeys:
+    """The system attributes a restarting run keeps on its trials, under its strategy's prefix."""
+
+    prefix: str
+
+    @property
+    def restarts(self) -> str:
+        """How many times the run had restarted when the trial was sampled."""
+        return self.prefix + "restarts"
+
+    @property
+    def popsize(self) -> str:
+        """The population size of the run that sampled the trial."""
+        return self.prefix + "popsize"
+
+    @property
+    def regime(self) -> str:
+        """BIPOP: the regime of the run that sampled the trial."""
+        return self.prefix + "regime"
+
+    @property
+    def budget(self) -> str:
+        """BIPOP: the large runs so far, and the evaluations spent in each regime."""
+        return self.prefix + "budget"
+
+    def generation(self, restarts: int) -> str:
+        return f"{self.prefix}restart_{restarts}:generation"
+
+
+def restart_keys(strategy: str) -> RestartKeys:
+    return RestartKeys(f"{strategy}:")
+
+
+@dataclass(frozen=True)
+class _Runs:
+    """Where a restarting CMA-ES stands: its restarts, and for BIPOP the large runs so far, the
+    regime of the current run and the evaluations spent in each regime."""
+
+    restarts: int = 0
+    large_runs: int = 0
+    regime: str = SMALL
+    small_evals: int = 0
+    large_evals: int = 0
 
 
 class RestartingCmaEsSampler(CmaEsSampler):
-    """Optuna's CMA-ES, restarting with ``inc_popsize`` times the population on convergence
-    when ``restart_strategy`` is ``"ipop"`` (without it, Optuna's CMA-ES as it is)."""
+    """Optuna's CMA-ES, restarting from a random point of the space when a run converges
+    (without ``restart_strategy``, Optuna's CMA-ES as it is). ``"ipop"`` multiplies the
+    population by ``inc_popsize`` at each restart; ``"bipop"`` alternates such ever larger runs
+    with runs of a small population drawn between the first run's and the last large run's,
+    choosing a small one while the small runs have spent fewer evaluations than the large."""
 
     def __init__(  # noqa: PLR0913 - the settings of Optuna's CMA-ES, and the two of restarts
         self,
@@ -115,8 +159,8 @@ class RestartingCmaEsSampler(CmaEsSampler):
         source_trials: list[FrozenTrial] | None = None,
     ) -> None:
         if restart_strategy is not None and restart_strategy not in RESTART_STRATEGIES:
-            raise ValueError(f"restart_strategy {restart_strategy!r} is not run by katuna; expected 'ipop' or none "
-                             "(bipop alternates small and large populations on a budget katuna does not keep)")
+            raise ValueError(f"restart_strategy {restart_strategy!r} is not run by katuna; expected "
+                             f"{' or '.join(map(repr, RESTART_STRATEGIES))} or none")
         if inc_popsize < 1:
             raise ValueError(f"inc_popsize must be an integer >= 1, got {inc_popsize}")
         if restart_strategy is not None and with_margin:
@@ -129,13 +173,14 @@ class RestartingCmaEsSampler(CmaEsSampler):
         self._restart_strategy = restart_strategy
         self._inc_popsize = inc_popsize
         if restart_strategy is not None:
-            self._attr_prefix = PREFIX
+            self._keys = restart_keys(restart_strategy)
+            self._attr_prefix = self._keys.prefix
 
     def sample_relative(
         self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
-        """The next point of the current run; after a converged run's last tell, the first of a
-        new run with a larger population."""
+        """The next point of the current run; after a converged run's last tell, the first of the
+        next run."""
         if self._restart_strategy is None:
             return super().sample_relative(study, trial, search_space)
         self._raise_error_if_multi_objective(study)
@@ -143,48 +188,72 @@ class RestartingCmaEsSampler(CmaEsSampler):
         if not search_space or len(completed) < self._n_startup_trials:
             return {}
         trans = _SearchSpaceTransform(search_space, transform_step=True, transform_0_1=True)
-        optimizer, restarts = self._restore(completed)
+        optimizer, runs = self._restore(completed)
         if optimizer is None:
             optimizer = self._init_optimizer(trans, study.direction)
         if optimizer.dim != len(trans.bounds):
             return {}
-        solutions = [t for t in completed if t.system_attrs.get(_generation_key(restarts)) == optimizer.generation]
+        keys = self._keys
+        solutions = [t for t in completed if t.system_attrs.get(keys.generation(runs.restarts)) == optimizer.generation]
         if len(solutions) >= optimizer.population_size:
             sign = 1 if study.direction == StudyDirection.MINIMIZE else -1
             optimizer.tell([(trans.transform(t.params), sign * float(t.value or 0.0))
                             for t in solutions[: optimizer.population_size]])
             if optimizer.should_stop():
-                optimizer, restarts = self._restarted(optimizer, trans, study.direction), restarts + 1
-            self._store(study, trial, optimizer, restarts)
+                popsize, runs = self._next_run(optimizer, runs, len(trans.bounds))
+                optimizer = self._restarted(popsize, trans, study.direction)
+            self._store(study, trial, optimizer, runs)
         optimizer._rng.seed(self._cma_rng.rng.randint(1, 2**16) + trial.number)
         params = optimizer.ask()
-        for key, value in ((_generation_key(restarts), optimizer.generation), (RESTARTS, restarts),
-                           (POPSIZE, optimizer.population_size)):
+        for key, value in ((keys.generation(runs.restarts), optimizer.generation), (keys.restarts, runs.restarts),
+                           (keys.popsize, optimizer.population_size)):
             study._storage.set_trial_system_attr(trial._trial_id, key, value)
         return trans.untransform(params)
 
-    def _restore(self, completed: list[FrozenTrial]) -> tuple[Any, int]:
-        """The latest stored optimizer and the restart count it belongs to (None, 0 before any)."""
-        for stored in reversed(completed):
-            if any(key.startswith(self._attr_key_optimizer) for key in stored.system_attrs):
-                return self._restore_optimizer([stored]), int(stored.system_attrs.get(RESTARTS, 0))
-        return None, 0
+    def _next_run(self, converged: Any, runs: _Runs, dim: int) -> tuple[int, _Runs]:
+        """The population of the run after ``converged``, and where the restarts stand then."""
+        if self._restart_strategy == "ipop":
+            return converged.population_size * self._inc_popsize, replace(runs, restarts=runs.restarts + 1)
+        spent = converged.population_size * converged.generation
+        small = runs.small_evals + (spent if runs.regime == SMALL else 0)
+        large = runs.large_evals + (spent if runs.regime == LARGE else 0)
+        first = self._popsize or 4 + math.floor(3 * math.log(dim))
+        if small < large:
+            largest = self._inc_popsize ** runs.large_runs
+            popsize = math.floor(first * largest ** (self._cma_rng.rng.uniform() ** 2))
+            return popsize, _Runs(runs.restarts + 1, runs.large_runs, SMALL, small, large)
+        popsize = first * self._inc_popsize ** (runs.large_runs + 1)
+        return popsize, _Runs(runs.restarts + 1, runs.large_runs + 1, LARGE, small, large)
 
-    def _restarted(self, converged: Any, trans: Any, direction: StudyDirection) -> Any:
-        """A new run from a random point of the space, ``inc_popsize`` times the population."""
-        popsize = self._popsize
-        self._popsize = converged.population_size * self._inc_popsize
+    def _restore(self, completed: list[FrozenTrial]) -> tuple[Any, _Runs]:
+        """The latest stored optimizer and where the restarts stood then (None and none before any)."""
+        for stored in reversed(completed):
+            attrs = stored.system_attrs
+            if any(key.startswith(self._attr_key_optimizer) for key in attrs):
+                large_runs, small_evals, large_evals = attrs.get(self._keys.budget, (0, 0, 0))
+                runs = _Runs(int(attrs.get(self._keys.restarts, 0)), large_runs, attrs.get(self._keys.regime, SMALL),
+                             small_evals, large_evals)
+                return self._restore_optimizer([stored]), runs
+        return None, _Runs()
+
+    def _restarted(self, popsize: int, trans: Any, direction: StudyDirection) -> Any:
+        """A new run of ``popsize`` from a random point of the space."""
+        first = self._popsize
+        self._popsize = popsize
         try:
             optimizer = self._init_optimizer(trans, direction)
         finally:
-            self._popsize = popsize
+            self._popsize = first
         lower, upper = trans.bounds[:, 0], trans.bounds[:, 1]
         optimizer._mean = lower + (upper - lower) * self._cma_rng.rng.rand(len(lower))
         return optimizer
 
-    def _store(self, study: optuna.Study, trial: FrozenTrial, optimizer: Any, restarts: int) -> None:
-        """The optimizer's state on this trial, for the next ask to restore."""
+    def _store(self, study: optuna.Study, trial: FrozenTrial, optimizer: Any, runs: _Runs) -> None:
+        """The optimizer's state on this trial, with where the restarts stand, for the next ask to restore."""
         for key, value in self._split_optimizer_str(pickle.dumps(optimizer).hex()).items():
             study._storage.set_trial_system_attr(trial._trial_id, key, value)
-        study._storage.set_trial_system_attr(trial._trial_id, RESTARTS, restarts)
-
+        study._storage.set_trial_system_attr(trial._trial_id, self._keys.restarts, runs.restarts)
+        if self._restart_strategy == "bipop":
+            study._storage.set_trial_system_attr(trial._trial_id, self._keys.regime, runs.regime)
+            study._storage.set_trial_system_attr(trial._trial_id, self._keys.budget,
+                                                 [runs.large_runs, runs.small_evals, runs.large_evals])
