@@ -13,7 +13,8 @@ from conftest import run_study, study_definition
 from http_helpers import KATUNA, Service
 from test_cli import interruptible
 
-from functions.adapters.sqlite_store import DISCARDED, SqliteStore
+from functions.adapters.sqlite_store import SqliteStore
+from functions.adapters.sqlite_trials import DISCARDED
 from functions.core.events import (
     STUDY_CREATED,
     TRIAL_SUGGESTED,

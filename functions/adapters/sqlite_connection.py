@@ -1,0 +1,138 @@
+"""The store's SQLite connection: opening the file, write transactions, and Optuna's storage.
+
+WAL and a generous busy timeout let several processes share the file; every handler runs in a
+``BEGIN IMMEDIATE`` transaction that also holds Optuna's journal writes and the processed-event
+record, so a handler's effects land together or not at all. The store's tables are read and
+written by the classes built on :class:`SqliteConnection`, one module per group of tables.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import optuna
+import sqlite_utils
+
+from functions.adapters.sqlite_errors import translated
+from functions.adapters.sqlite_journal import TABLE as JOURNAL_TABLE
+from functions.adapters.sqlite_journal import KatunaJournalStorage, SqliteJournalBackend
+from functions.adapters.sqlite_schema import MIGRATIONS, connect
+from functions.core.errors import KatunaError
+
+
+def dumps(value: Any) -> str:
+    """A value as a JSON column's text, NaN and infinities included."""
+    return json.dumps(value, allow_nan=True)
+
+
+def loads(text: str | None) -> Any:
+    """A JSON column's value; None for an empty column."""
+    return json.loads(text) if text else None
+
+
+def reading(method: Callable[..., Any]) -> Callable[..., Any]:
+    """A read outside a transaction, whose database failures pass as katuna's errors too: the
+    store's fault, not a study's, so callers retry instead of failing the study they work on."""
+    @functools.wraps(method)
+    def read(self: SqliteConnection, *args: Any, **kwargs: Any) -> Any:
+        with translated(self.path):
+            return method(self, *args, **kwargs)
+    return read
+
+
+class SqliteConnection:
+    """One connection to the database file, migrated on opening. Use one instance per thread."""
+
+    def __init__(self, path: str | Path, busy_timeout: float = 30.0) -> None:
+        self.path = Path(path)
+        with translated(self.path):
+            conn = connect(self.path, busy_timeout)
+        self.db = sqlite_utils.Database(conn)
+        self._optuna: KatunaJournalStorage | None = None
+        self._transactions = itertools.count(1)
+        self._writing: int | None = None
+        """The write transaction this connection holds, numbered; None outside one."""
+        self._studies: dict[tuple[str, int], optuna.Study] = {}
+        try:
+            self._migrate()
+        except KatunaError:
+            conn.close()
+            raise
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _migrate(self) -> None:
+        with self.transaction():
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
+                migration(self.db)
+                self.db.execute(f"PRAGMA user_version = {number}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        conn = self.db.conn
+        if conn.in_transaction:
+            yield
+            return
+        with translated(self.path):
+            conn.execute("BEGIN IMMEDIATE")
+            self._writing = next(self._transactions)
+            try:
+                yield
+                if self._optuna is not None:
+                    self._optuna.snapshot_if_due()
+                conn.execute("COMMIT")
+            except BaseException:
+                self._abandon()
+                raise
+            finally:
+                self._writing = None
+
+    def _abandon(self) -> None:
+        """Rolls back a failed transaction (SQLite may have rolled it back already, as it does on
+        a full disk) and forgets Optuna's state read inside it."""
+        if self.db.conn.in_transaction:
+            with suppress(sqlite3.Error):
+                self.db.conn.execute("ROLLBACK")
+        self._optuna = None
+        self._studies.clear()
+
+    def optuna_storage(self) -> KatunaJournalStorage:
+        if self._optuna is None:
+            self._optuna = KatunaJournalStorage(SqliteJournalBackend(self.db.conn, lambda: self._writing))
+        return self._optuna
+
+    def optuna_version(self) -> int:
+        """How many records Optuna's journal holds: any change to Optuna's state raises it."""
+        return self.db.execute(f"SELECT coalesce(max(number), 0) FROM {JOURNAL_TABLE}").fetchone()[0]
+
+    def optuna_study(self, name: str, directions: Sequence[str]) -> optuna.Study:
+        """Loaded once per storage object and study id (a study deleted and created again under
+        the same name gets a new id); loading before creating keeps the journal free of
+        repeated creation records."""
+        storage = self.optuna_storage()
+        try:
+            study_id = storage.get_study_id_from_name(name)
+        except KeyError:
+            with suppress(optuna.exceptions.DuplicatedStudyError):
+                optuna.create_study(storage=storage, study_name=name,
+                                    directions=[optuna.study.StudyDirection[d.upper()] for d in directions])
+            study_id = storage.get_study_id_from_name(name)
+        key = (name, study_id)
+        if key not in self._studies:
+            self._studies[key] = optuna.load_study(study_name=name, storage=storage)
+        return self._studies[key]
+
+    def _rows(self, sql: str, args: Sequence[Any]) -> list[dict[str, Any]]:
+        """Rows as dicts, straight from the connection (``db.query`` adds a savepoint per call)."""
+        cursor = self.db.conn.execute(sql, args)
+        columns = [d[0] for d in cursor.description]
+        return [dict(zip(columns, row)) for row in cursor.fetchall()]

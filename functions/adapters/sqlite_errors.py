@@ -1,0 +1,69 @@
+"""SQLite's and the file system's storage failures as katuna's errors.
+
+Kept apart from the store's tables: which failure is the database's own (locked, full,
+read-only, unreadable) and which is a statement katuna got wrong is one decision, made the same
+way for opening the file, for every write transaction and for every read.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from functions.core.errors import KatunaError, StorageFull, StorageUnavailable, TemporaryError
+
+_UNWRITABLE = {sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM, sqlite3.SQLITE_IOERR,
+               sqlite3.SQLITE_AUTH, sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT}
+"""SQLite's primary result codes for a database that cannot be opened or written at all."""
+
+
+def _full(path: Path) -> str:
+    return f"the disk holding the database {path} is full; writes succeed again once space is freed there"
+
+
+def _no_space(path: Path) -> bool:
+    """Whether the file system holding ``path`` has no block left: SQLite reports a full disk as
+    an I/O error when it cannot size its ``-shm`` file."""
+    try:
+        return os.statvfs(path.parent).f_bavail == 0
+    except OSError:
+        return False
+
+
+def _storage_error(exc: sqlite3.Error, path: Path) -> KatunaError | None:
+    """The katuna error for a failure of the database itself (locked, full, read-only,
+    unreadable), or None for any other error (a statement katuna got wrong)."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    if code == sqlite3.SQLITE_FULL or (code in _UNWRITABLE and _no_space(path)):
+        return StorageFull(_full(path))
+    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return TemporaryError("the database is busy: another writer held it past the busy timeout "
+                              "(KATUNA_BUSY_TIMEOUT); retry later")
+    if code in _UNWRITABLE:
+        return StorageUnavailable(f"cannot use the database {path} ({exc}); katuna needs to read and write "
+                                  "the file and to create files beside it (its -wal and -shm)")
+    if isinstance(exc, sqlite3.OperationalError):
+        return TemporaryError(f"the database failed ({exc}); retry later")
+    return None
+
+
+@contextmanager
+def translated(path: Path) -> Iterator[None]:
+    """SQLite's and the file system's storage failures as katuna's errors, all temporary for
+    the service (503) and a clear message for the CLI; any other error passes unchanged."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        error = _storage_error(exc, path)
+        if error is None:
+            raise
+        raise error from exc
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise StorageFull(_full(path)) from exc
+        raise StorageUnavailable(f"cannot create the database {path}: {exc.strerror or exc}; "
+                                 "katuna needs write access to its folder") from exc

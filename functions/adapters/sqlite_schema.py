@@ -1,0 +1,166 @@
+"""The SQLite file's tables, and the file itself, created private to its owner.
+
+The migrations run in order, each once, numbered by SQLite's ``user_version``: a database made
+by any earlier katuna reaches today's tables. Kept apart from the store's reads and writes,
+which see only the tables as the last migration leaves them.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from contextlib import suppress
+from pathlib import Path
+
+import sqlite_utils
+
+from functions.adapters.sqlite_journal import SNAPSHOT_TABLE
+from functions.adapters.sqlite_journal import TABLE as JOURNAL_TABLE
+
+
+def _create_private(path: Path) -> None:
+    """Creates the database file readable and writable by its owner only (SQLite gives the
+    ``-wal`` and ``-shm`` files the database file's mode), in new folders only the owner can
+    enter. Folders and a database file that already exist keep the permissions they have."""
+    for folder in reversed(path.parents):
+        if not folder.exists():
+            folder.mkdir(mode=0o700, exist_ok=True)
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
+def connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
+    """The database file, created private if it is new, opened in WAL mode with recursive
+    triggers (the kept trial counts need them); outside any transaction."""
+    _create_private(path)
+    conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA recursive_triggers=ON")
+    except sqlite3.Error:
+        conn.close()
+        raise
+    return conn
+
+
+def _migrate_1(db: sqlite_utils.Database) -> None:
+    db.table("studies").create(
+        {"name": str, "uid": str, "definition": str, "normalized": str, "base_dir": str, "status": str,
+         "reason": str, "created_at": float, "started_at": float, "completed_at": float},
+        pk="name",
+    )
+    db.table("trials").create(
+        {"study": str, "number": int, "params": str, "state": str, "attempt": int, "value": float,
+         "trial_values": str, "metrics": str, "reason": str, "exit_code": int,
+         "created_at": float, "started_at": float, "finished_at": float},
+        pk=("study", "number"),
+    )
+    db.table("trials").create_index(["study", "state"])
+    db.table("trials").create_index(["study", "value"])
+    db.table("observations").create(
+        {"study": str, "trial": int, "attempt": int, "seq": int, "metric": str, "value": float,
+         "step": int, "timestamp": str},
+        pk=("study", "trial", "attempt", "seq"),
+    )
+    db.table("processed_events").create(
+        {"event_id": str, "handler": str, "emitted": str, "processed_at": float},
+        pk=("event_id", "handler"),
+    )
+    db.execute(f"CREATE TABLE {JOURNAL_TABLE} (number INTEGER PRIMARY KEY, body TEXT NOT NULL)")
+
+
+def _migrate_2(db: sqlite_utils.Database) -> None:
+    db.table("dead_letters").create(
+        {"id": int, "event_id": str, "type": str, "event": str, "reason": str, "received_at": float}, pk="id")
+
+
+def _migrate_3(db: sqlite_utils.Database) -> None:
+    db.table("node_pools").create(
+        {"uid": str, "study": str, "pool": str, "provider": str, "capacity": str, "machine_types": str,
+         "max_nodes": int, "shared": int, "phase": str, "operation": str, "created": int, "deleted": int,
+         "message": str, "requested_at": float, "ready_at": float, "released_at": float},
+        pk="uid",
+    )
+    db.table("node_pools").create_index(["phase"])
+    db.table("node_pools").create_index(["pool"])
+
+
+def _migrate_4(db: sqlite_utils.Database) -> None:
+    db.table("studies").add_column("origin", str)
+
+
+def _migrate_5(db: sqlite_utils.Database) -> None:
+    """Trial counts per study and state, kept by triggers: counting stays O(1) however many
+    trials a study has (``INSERT OR REPLACE`` fires the delete trigger: recursive triggers)."""
+    db.execute("CREATE TABLE trial_counts (study TEXT NOT NULL, state TEXT NOT NULL, n INTEGER NOT NULL, "
+               "PRIMARY KEY (study, state)) WITHOUT ROWID")
+    db.execute("INSERT INTO trial_counts SELECT study, state, count(*) FROM trials GROUP BY study, state")
+    add = ("INSERT INTO trial_counts (study, state, n) VALUES (NEW.study, NEW.state, 1) "
+           "ON CONFLICT (study, state) DO UPDATE SET n = n + 1")
+    remove = "UPDATE trial_counts SET n = n - 1 WHERE study = OLD.study AND state = OLD.state"
+    db.execute(f"CREATE TRIGGER trial_counted AFTER INSERT ON trials BEGIN {add}; END")
+    db.execute(f"CREATE TRIGGER trial_uncounted AFTER DELETE ON trials BEGIN {remove}; END")
+    db.execute(f"CREATE TRIGGER trial_recounted AFTER UPDATE OF state, study ON trials "
+               f"BEGIN {remove}; {add}; END")
+
+
+def _migrate_6(db: sqlite_utils.Database) -> None:
+    db.execute(f"CREATE TABLE {SNAPSHOT_TABLE} (id INTEGER PRIMARY KEY CHECK (id = 1), log_number INTEGER NOT NULL, "
+               "optuna_version TEXT NOT NULL, body BLOB NOT NULL)")
+
+
+def _migrate_7(db: sqlite_utils.Database) -> None:
+    """Dashboard sessions, shared by every worker: a random id, its CSRF token, the Host it was
+    issued for, and when it expires."""
+    db.table("sessions").create({"id": str, "csrf": str, "host": str, "expires_at": float}, pk="id")
+    db.table("sessions").create_index(["expires_at"])
+
+
+def _migrate_8(db: sqlite_utils.Database) -> None:
+    """The stored spec's shape (:data:`functions.core.stored.SPEC_VERSION`; empty on older rows),
+    and how many deliveries of the study's events failed (see
+    :meth:`functions.adapters.sqlite_studies.SqliteStudies.count_failure`)."""
+    db.table("studies").add_column("spec_version", int)
+    db.table("studies").add_column("failures", int, not_null_default=0)
+
+
+def _migrate_9(db: sqlite_utils.Database) -> None:
+    """What makes a study reproducible (the seed it runs with, the katuna and Optuna versions
+    that started it; empty on older rows), and the image each trial ran as the cluster reports it."""
+    db.table("studies").add_column("seed", int)
+    db.table("studies").add_column("katuna_version", str)
+    db.table("studies").add_column("optuna_version", str)
+    db.table("trials").add_column("image_digest", str)
+
+
+def _migrate_10(db: sqlite_utils.Database) -> None:
+    """Whose node pool a pool use is on: katuna's own (``owned``, true where the study created
+    it), or one adopted, with its autoscaling settings as found (JSON). Older rows that found a
+    pool are neither, so that pool is never deleted."""
+    db.table("node_pools").add_column("owned", int, not_null_default=0)
+    db.table("node_pools").add_column("adopted", str)
+    db.execute("UPDATE node_pools SET owned = created")
+
+
+def _migrate_11(db: sqlite_utils.Database) -> None:
+    """A pool use's nodes as the Kubernetes API listed them (JSON: name, creation, last seen,
+    first found gone), when they were last asked for, and why that failed, for measured node-hours."""
+    db.table("node_pools").add_column("nodes", str)
+    db.table("node_pools").add_column("looked_at", float)
+    db.table("node_pools").add_column("nodes_problem", str)
+
+
+def _migrate_12(db: sqlite_utils.Database) -> None:
+    """Which trials changed since a study last reported them (its Katib Trial resources): each
+    trial's latest change, numbered per study, and the change up to which the study reported;
+    and pool uses found by their release, so the watcher reads only the pools it still watches."""
+    db.table("trials").add_column("changed", int)
+    db.execute("UPDATE trials SET changed = number + 1")
+    db.table("trials").create_index(["study", "changed"])
+    db.table("studies").add_column("trials_reported", int, not_null_default=0)
+    db.table("node_pools").create_index(["released_at"])
+
+
+MIGRATIONS = (_migrate_1, _migrate_2, _migrate_3, _migrate_4, _migrate_5, _migrate_6, _migrate_7, _migrate_8,
+              _migrate_9, _migrate_10, _migrate_11, _migrate_12)

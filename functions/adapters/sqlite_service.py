@@ -1,0 +1,68 @@
+"""What the service keeps beside the studies: processed events, dead letters, dashboard sessions.
+
+Each is a small table of its own that no study's rows refer to: the event path writes the first
+two (a processed-event record in the handler's transaction), the dashboard the sessions it shares
+between workers.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from functions.adapters.sqlite_connection import SqliteConnection, dumps, loads, reading
+from functions.core.events import Event
+
+
+class SqliteServiceRecords(SqliteConnection):
+    """Processed events, dead letters and dashboard sessions, on the store's connection."""
+
+    # processed events
+
+    def processed(self, event_id: str, handler: str) -> list[Event] | None:
+        row = self.db.execute(
+            "SELECT emitted FROM processed_events WHERE event_id = ? AND handler = ?", [event_id, handler]
+        ).fetchone()
+        return None if row is None else [Event.from_dict(e) for e in json.loads(row[0])]
+
+    def record_processed(self, event_id: str, handler: str, emitted: Sequence[Event]) -> None:
+        self.db.execute(
+            "INSERT INTO processed_events (event_id, handler, emitted, processed_at) VALUES (?, ?, ?, ?)",
+            [event_id, handler, dumps([e.to_dict() for e in emitted]), time.time()])
+
+    # dead letters
+
+    def add_dead_letter(self, event: Event, reason: str, keep: int = 1000) -> None:
+        """Record a dead letter, keeping the newest ``keep``: older ones are dropped."""
+        with self.transaction():
+            cursor = self.db.execute(
+                "INSERT INTO dead_letters (event_id, type, event, reason, received_at) VALUES (?, ?, ?, ?, ?)",
+                [event.id, event.type, dumps(event.to_dict()), reason, time.time()])
+            newest = cursor.lastrowid
+            if newest is not None:
+                self.db.execute("DELETE FROM dead_letters WHERE id <= ?", [newest - keep])
+
+    def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
+        rows = self.db.query("SELECT * FROM dead_letters ORDER BY id DESC LIMIT ?", [limit])
+        return [{"event": loads(r["event"]), "reason": r["reason"], "receivedAt": r["received_at"]} for r in rows]
+
+    # dashboard sessions
+
+    def add_session(self, session_id: str, csrf: str, host: str, expires_at: float) -> None:
+        with self.transaction():
+            self.db.execute("DELETE FROM sessions WHERE expires_at <= ?", [time.time()])
+            self.db.execute("INSERT INTO sessions (id, csrf, host, expires_at) VALUES (?, ?, ?, ?)",
+                            [session_id, csrf, host, expires_at])
+
+    @reading
+    def session(self, session_id: str) -> dict[str, Any] | None:
+        """The unexpired session ``session_id`` (its csrf, host and expires_at), or None."""
+        row = self.db.execute("SELECT csrf, host, expires_at FROM sessions WHERE id = ? AND expires_at > ?",
+                              [session_id, time.time()]).fetchone()
+        return None if row is None else {"csrf": row[0], "host": row[1], "expires_at": row[2]}
+
+    def delete_session(self, session_id: str) -> None:
+        with self.transaction():
+            self.db.execute("DELETE FROM sessions WHERE id = ?", [session_id])

@@ -1,0 +1,141 @@
+"""The studies table: each study's definition, its normalised spec, status and provenance.
+
+A row is read back as it was accepted, never validated again: a spec that cannot be read any
+more makes a failed study that still lists, shows and deletes.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from typing import Any
+
+import optuna
+
+from functions.adapters.sqlite_connection import SqliteConnection, dumps, loads, reading
+from functions.core.errors import StudyConflict, StudyNotFound
+from functions.core.records import FAILED, TERMINAL_STATUSES, StudyRecord
+from functions.core.spec import Study
+from functions.core.stored import SPEC_VERSION, UnreadableSpec, study_from_dict, unreadable_study
+
+
+@lru_cache(maxsize=64)
+def _spec(normalized: str) -> Study:
+    """The stored spec, rebuilt as it was accepted (never validated again)."""
+    try:
+        data = json.loads(normalized)
+    except (TypeError, ValueError) as exc:
+        raise UnreadableSpec(f"the stored spec is not JSON: {exc}") from exc
+    return study_from_dict(data)
+
+
+@lru_cache(maxsize=64)
+def _definition(text: str) -> dict[str, Any]:
+    """The definition as submitted; shared between calls, so callers must not change it.
+    A definition that is not JSON any more reads as empty: it is shown, never run."""
+    try:
+        definition = json.loads(text)
+    except (TypeError, ValueError):
+        return {}
+    return definition if isinstance(definition, dict) else {}
+
+
+def _origin(text: str | None) -> dict[str, Any] | None:
+    """The stored origin; one that is not a JSON mapping any more reads as none."""
+    try:
+        origin = loads(text)
+    except ValueError:
+        return None
+    return origin if isinstance(origin, dict) else None
+
+
+class SqliteStudies(SqliteConnection):
+    """The studies, on the store's connection."""
+
+    def add_study(self, record: StudyRecord) -> StudyRecord:
+        with self.transaction():
+            row = self._study_row(record.name)
+            if row is not None:
+                existing = self._study(row)
+                if existing.spec != record.spec:
+                    raise StudyConflict(
+                        f"study {record.name!r} already exists with a different definition; "
+                        "choose another name or another database"
+                    )
+                return existing
+            self.db.table("studies").insert({
+                "name": record.name, "uid": record.uid, "definition": dumps(record.definition),
+                "normalized": dumps(record.spec.to_dict()), "spec_version": SPEC_VERSION, "base_dir": record.base_dir,
+                "status": record.status, "reason": record.reason, "created_at": record.created_at,
+                "origin": dumps(record.origin) if record.origin is not None else None,
+                "seed": record.seed, "katuna_version": record.katuna_version, "optuna_version": record.optuna_version,
+            })
+        return record
+
+    def _study_row(self, name: str) -> dict[str, Any] | None:
+        rows = self._rows("SELECT * FROM studies WHERE name = ?", [name])
+        return rows[0] if rows else None
+
+    @staticmethod
+    def _study(row: dict[str, Any]) -> StudyRecord:
+        """The row as a record. A row whose spec cannot be read is a failed study with the
+        reason, so it still lists, shows and deletes, and nothing tries to run it."""
+        status, reason = row["status"], row["reason"] or ""
+        try:
+            spec = _spec(row["normalized"])
+        except UnreadableSpec as exc:
+            spec = unreadable_study(row["name"])
+            if status not in TERMINAL_STATUSES:
+                status, reason = FAILED, str(exc)
+        return StudyRecord(
+            spec=spec, definition=_definition(row["definition"]),
+            base_dir=row["base_dir"], uid=row["uid"], status=status, reason=reason,
+            created_at=row["created_at"], started_at=row["started_at"], completed_at=row["completed_at"],
+            origin=_origin(row["origin"]), seed=row["seed"], katuna_version=row["katuna_version"],
+            optuna_version=row["optuna_version"],
+        )
+
+    @reading
+    def get_study(self, name: str) -> StudyRecord:
+        row = self._study_row(name)
+        if row is None:
+            raise StudyNotFound(f"no study named {name!r}")
+        return self._study(row)
+
+    @reading
+    def list_studies(self) -> list[StudyRecord]:
+        return [self._study(row) for row in self._rows("SELECT * FROM studies ORDER BY created_at", [])]
+
+    def delete_study(self, name: str) -> None:
+        with self.transaction():
+            self.get_study(name)
+            for table, column in (("observations", "study"), ("trials", "study"), ("studies", "name")):
+                self.db.execute(f"DELETE FROM {table} WHERE {column} = ?", [name])
+            if name in [s.study_name for s in optuna.get_all_study_summaries(self.optuna_storage())]:
+                optuna.delete_study(study_name=name, storage=self.optuna_storage())
+
+    def count_failure(self, name: str, uid: str) -> int | None:
+        """Kept in the study's row, so restarts and redeliveries add up instead of starting over."""
+        with self.transaction():
+            row = self.db.execute("UPDATE studies SET failures = failures + 1 WHERE name = ? AND uid = ? "
+                                  "RETURNING failures", [name, uid]).fetchone()
+        return row[0] if row else None
+
+    def update_study(self, name: str, **fields: Any) -> None:
+        """``spec``, ``definition`` and ``origin`` are stored as JSON, the spec normalised."""
+        if "spec" in fields:
+            fields["normalized"] = dumps(fields.pop("spec").to_dict())
+            fields["spec_version"] = SPEC_VERSION
+        for key in ("definition", "origin"):
+            if key in fields:
+                fields[key] = dumps(fields[key]) if fields[key] is not None else None
+        self._update("studies", {"name": name}, fields)
+
+    def _update(self, table: str, key: dict[str, Any], fields: dict[str, Any]) -> None:
+        """One ``UPDATE`` statement: the hot path skips sqlite-utils' per-call introspection."""
+        assignments = ", ".join(f"[{column}] = ?" for column in fields)
+        where = " AND ".join(f"[{column}] = ?" for column in key)
+        cursor = self.db.execute(f"UPDATE [{table}] SET {assignments} WHERE {where}",
+                                 [*fields.values(), *key.values()])
+        if cursor.rowcount == 0:
+            raise StudyNotFound(f"no {table[:-1]} {' '.join(map(str, key.values()))}")

@@ -1,0 +1,208 @@
+"""The trials table and the observation log: a study's trials, their changes and counts.
+
+Counts per study and state are kept by triggers (see :mod:`functions.adapters.sqlite_schema`),
+and every query that filters, orders or pages does it in SQL, so the hot paths cost the same at
+any study size.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from optuna.trial import TrialState
+
+from functions.adapters.sqlite_connection import dumps, loads, reading
+from functions.adapters.sqlite_studies import SqliteStudies
+from functions.core.errors import StudyNotFound
+from functions.core.metrics import Observation
+from functions.core.records import Census, Counts, TrialQuery, TrialRecord
+from functions.core.spec import MINIMIZE
+
+DISCARDED = "katuna:discarded"
+"""The Optuna system attribute of a trial asked for and never started, which katuna forgot."""
+
+_NEXT_CHANGE = "(SELECT coalesce(max(changed), 0) + 1 FROM trials WHERE study = ?)"
+"""The study's next trial change number (an index lookup), for a statement that writes a trial."""
+
+_BY_STATE = "idx_trials_study_state"
+"""The index of trials by study and state (made by the first migration)."""
+
+_TRIAL_COLUMNS = {"number": "number", "state": "state", "value": "value", "startedAt": "started_at",
+                  "finishedAt": "finished_at", "duration": "(finished_at - started_at)"}
+
+
+def _trial_field(field: str) -> tuple[str, list[str]]:
+    """A query field as an SQL expression and its arguments (names travel as arguments)."""
+    kind, _, name = field.partition(":")
+    if kind in ("param", "metric") and name:
+        column = "params" if kind == "param" else "metrics"
+        # Metrics may hold NaN, which is not JSON to SQLite: such a row has no value for the field.
+        return f"CASE WHEN json_valid({column}) THEN json_extract({column}, ?) END", ['$."' + name + '"']
+    if field in _TRIAL_COLUMNS:
+        return _TRIAL_COLUMNS[field], []
+    raise ValueError(f"unknown trial field {field!r}")
+
+
+def _counts(by_state: dict[str, int]) -> Counts:
+    return Counts(waiting=by_state.get("WAITING", 0), running=by_state.get("RUNNING", 0),
+                  complete=by_state.get("COMPLETE", 0), failed=by_state.get("FAIL", 0),
+                  pruned=by_state.get("PRUNED", 0))
+
+
+class SqliteTrials(SqliteStudies):
+    """The trials of the studies and their observations, on the store's connection."""
+
+    def add_trial(self, trial: TrialRecord) -> None:
+        row = self._trial_columns({f.name: getattr(trial, f.name) for f in dataclasses.fields(TrialRecord)})
+        columns = ", ".join(f"[{column}]" for column in row)
+        self.db.execute(f"INSERT OR REPLACE INTO trials ({columns}, [changed]) "
+                        f"VALUES ({', '.join('?' * len(row))}, {_NEXT_CHANGE})", [*row.values(), trial.study])
+
+    @staticmethod
+    def _trial_columns(fields: dict[str, Any]) -> dict[str, Any]:
+        """Trial record fields as table columns: JSON for structures, the first objective apart."""
+        row = dict(fields)
+        for key in ("params", "metrics"):
+            if key in row:
+                row[key] = dumps(row[key])
+        if "values" in row:
+            values = row.pop("values")
+            row["trial_values"] = dumps(values)
+            row["value"] = values[0] if values else None
+        return row
+
+    @staticmethod
+    def _trial(row: dict[str, Any]) -> TrialRecord:
+        fields = {k: v for k, v in row.items() if k not in ("value", "trial_values", "changed")}
+        fields.update(params=loads(row["params"]), metrics=loads(row["metrics"]) or {},
+                      values=loads(row["trial_values"]), reason=row["reason"] or "")
+        return TrialRecord(**fields)
+
+    @reading
+    def get_trial(self, study: str, number: int) -> TrialRecord | None:
+        rows = self._rows("SELECT * FROM trials WHERE study = ? AND number = ?", [study, number])
+        return self._trial(rows[0]) if rows else None
+
+    def update_trial(self, study: str, number: int, **fields: Any) -> None:
+        row = self._trial_columns(fields)
+        assignments = "".join(f"[{column}] = ?, " for column in row)
+        cursor = self.db.execute(f"UPDATE trials SET {assignments}[changed] = {_NEXT_CHANGE} "
+                                 "WHERE study = ? AND number = ?", [*row.values(), study, study, number])
+        if cursor.rowcount == 0:
+            raise StudyNotFound(f"no trial {study} {number}")
+
+    @reading
+    def trial_changes(self, study: str, after: int) -> tuple[list[TrialRecord], int]:
+        """Found through the (study, changed) index: as many rows as changed, at any study size."""
+        rows = self._rows("SELECT * FROM trials WHERE study = ? AND changed > ? ORDER BY number", [study, after])
+        latest = max((row.pop("changed") for row in rows), default=after)
+        return [self._trial(row) for row in rows], latest
+
+    @reading
+    def trials_reported(self, study: str) -> int:
+        row = self.db.execute("SELECT trials_reported FROM studies WHERE name = ?", [study]).fetchone()
+        return row[0] if row else 0
+
+    def set_trials_reported(self, study: str, change: int) -> None:
+        """Never moves back: a report that read older changes cannot undo a later one."""
+        self.db.execute("UPDATE studies SET trials_reported = max(trials_reported, ?) WHERE name = ?", [change, study])
+
+    def discard_trial(self, study: str, number: int) -> None:
+        """Forget a trial that never started: its row goes (the kept counts follow), and Optuna,
+        which cannot forget a trial, keeps it failed and marked :data:`DISCARDED`, so no sampler
+        learns from it and Optuna's own views can tell it apart. Discarding twice changes nothing."""
+        with self.transaction():
+            self.db.execute("DELETE FROM observations WHERE study = ? AND trial = ?", [study, number])
+            self.db.execute("DELETE FROM trials WHERE study = ? AND number = ?", [study, number])
+            storage = self.optuna_storage()
+            try:
+                trial_id = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study), number)
+            except KeyError:
+                return
+            if not storage.get_trial(trial_id).state.is_finished():
+                storage.set_trial_system_attr(trial_id, DISCARDED, True)
+                storage.set_trial_state_values(trial_id, TrialState.FAIL)
+
+    @reading
+    def trials(self, study: str, states: Sequence[str] = ()) -> list[TrialRecord]:
+        """The study's trials in ``states`` (all when none is given), by number. Trials in given
+        states are found through the (study, state) index: left to itself, SQLite walks every
+        trial of the study in number order instead, to spare a sort, and the few active trials
+        of a large study would cost a read of all of them on every event."""
+        table = f"trials INDEXED BY {_BY_STATE}" if states else "trials"
+        sql, args = f"SELECT * FROM {table} WHERE study = ?", [study]
+        if states:
+            sql += f" AND state IN ({', '.join('?' * len(states))})"
+            args += list(states)
+        return [self._trial(row) for row in self._rows(sql + " ORDER BY number", args)]
+
+    def query_trials(self, study: str, query: TrialQuery) -> tuple[list[TrialRecord], int]:
+        """Filtering, ordering and paging all happen in SQL, so a page costs the same at any size."""
+        where: list[str] = ["study = ?"]
+        args: list[Any] = [study]
+        if query.states:
+            where.append(f"state IN ({', '.join('?' * len(query.states))})")
+            args += list(query.states)
+        for field, low, high in query.ranges:
+            expression, field_args = _trial_field(field)
+            for bound, operator in ((low, ">="), (high, "<=")):
+                if bound is not None:
+                    where.append(f"{expression} {operator} ?")
+                    args += [*field_args, bound]
+        condition = " AND ".join(where)
+        total = self.db.execute(f"SELECT count(*) FROM trials WHERE {condition}", args).fetchone()[0]
+        expression, sort_args = _trial_field(query.sort)
+        direction = "DESC" if query.descending else "ASC"
+        sql = (f"SELECT * FROM trials WHERE {condition} "
+               f"ORDER BY ({expression}) IS NULL, {expression} {direction}, number {direction}")
+        page_args = [*args, *sort_args, *sort_args]
+        if query.limit is not None:
+            sql += " LIMIT ? OFFSET ?"
+            page_args += [query.limit, query.offset]
+        return [self._trial(row) for row in self.db.query(sql, page_args)], total
+
+    @reading
+    def count_trials(self, study: str) -> Counts:
+        rows = self.db.execute("SELECT state, n FROM trial_counts WHERE study = ?", [study]).fetchall()
+        return _counts(dict(rows))
+
+    @reading
+    def census(self) -> Census:
+        """Counts across studies, each one grouped query (trials from the kept per-study counts)."""
+        studies = dict(self.db.execute("SELECT status, count(*) FROM studies GROUP BY status").fetchall())
+        trials = dict(self.db.execute("SELECT state, sum(n) FROM trial_counts GROUP BY state").fetchall())
+        pools = dict(self.db.execute("SELECT phase, count(*) FROM node_pools GROUP BY phase").fetchall())
+        operations = self.db.execute("SELECT count(*) FROM node_pools WHERE operation IS NOT NULL "
+                                     "AND operation != ''").fetchone()[0]
+        return Census(studies, _counts(trials), pools, operations)
+
+    def best_trials(self, study: str, limit: int) -> list[TrialRecord]:
+        spec = self.get_study(study).spec
+        if not spec.objectives:
+            return []
+        order = "ASC" if spec.objectives[0].direction == MINIMIZE else "DESC"
+        rows = self.db.query(
+            f"SELECT * FROM trials WHERE study = ? AND state = 'COMPLETE' AND value IS NOT NULL "
+            f"ORDER BY value {order}, number LIMIT ?", [study, limit])
+        return [self._trial(row) for row in rows]
+
+    # observations
+
+    def add_observations(self, study: str, number: int, attempt: int, observations: Sequence[Observation]) -> None:
+        self.db.execute("DELETE FROM observations WHERE study = ? AND trial = ? AND attempt = ?",
+                        [study, number, attempt])
+        self.db.conn.executemany(
+            "INSERT INTO observations (study, trial, attempt, seq, metric, value, step, timestamp) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(study, number, attempt, seq, o.metric, None if math.isnan(o.value) else o.value, o.step, o.timestamp)
+             for seq, o in enumerate(observations)])
+
+    def observations(self, study: str, number: int) -> list[Observation]:
+        rows = self.db.query(
+            "SELECT metric, value, step, timestamp FROM observations WHERE study = ? AND trial = ? "
+            "ORDER BY attempt, seq", [study, number])
+        return [Observation(r["metric"], math.nan if r["value"] is None else r["value"], r["step"], r["timestamp"])
+                for r in rows]
