@@ -92,33 +92,22 @@ class RestartKeys:
     """The system attributes a restarting run keeps on its trials, under its strategy's prefix."""
 
     prefix: str
-
-    @property
-    def restarts(self) -> str:
-        """How many times the run had restarted when the trial was sampled."""
-        return self.prefix + "restarts"
-
-    @property
-    def popsize(self) -> str:
-        """The population size of the run that sampled the trial."""
-        return self.prefix + "popsize"
-
-    @property
-    def regime(self) -> str:
-        """BIPOP: the regime of the run that sampled the trial."""
-        return self.prefix + "regime"
-
-    @property
-    def budget(self) -> str:
-        """BIPOP: the large runs so far, and the evaluations spent in each regime."""
-        return self.prefix + "budget"
+    restarts: str
+    """How many times the run had restarted when the trial was sampled."""
+    popsize: str
+    """The population size of the run that sampled the trial."""
+    regime: str
+    """BIPOP: the regime of the run that sampled the trial."""
+    budget: str
+    """BIPOP: the large runs so far, and the evaluations spent in each regime."""
 
     def generation(self, restarts: int) -> str:
         return f"{self.prefix}restart_{restarts}:generation"
 
 
 def restart_keys(strategy: str) -> RestartKeys:
-    return RestartKeys(f"{strategy}:")
+    prefix = f"{strategy}:"
+    return RestartKeys(prefix, *(prefix + name for name in ("restarts", "popsize", "regime", "budget")))
 
 
 @dataclass(frozen=True)
