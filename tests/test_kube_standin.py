@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import boto3
 import pytest
-from kube_standin.clouds import eks_pools
+from kube_standin.clouds import eks_node_groups, eks_pools
 from kube_standin.nodes import NodePool
 from kube_stub import KubeStub
 from kubernetes import client
@@ -256,6 +256,28 @@ def test_the_autoscaler_grows_an_eks_node_group_as_moto_describes_it(monkeypatch
             assert node["status"]["allocatable"]["pods"] == "58"
         finally:
             kube.close()
+
+
+def test_the_autoscaler_skips_a_node_group_deleted_between_its_list_and_its_describe(monkeypatch):
+    """katuna deletes a study's node group while the autoscaler reads the groups: the group
+    listed, then gone, is no group (the real autoscaler's refresh does not fail on it)."""
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    cluster = eks.EksCluster("tuning", ("subnet-0a1b2c3d",), "arn:aws:iam::123456789012:role/nodes")
+    with mock_aws():
+        katuna, reader = (boto3.client("eks", region_name="eu-west-1") for _ in range(2))
+        katuna.create_cluster(name="tuning", roleArn=cluster.node_role, resourcesVpcConfig={"subnetIds": ["s"]})
+        for name in ("katuna-a", "katuna-b"):
+            katuna.create_nodegroup(**eks.create_request(cluster, PoolSpec(
+                name=name, provider="eks", capacity="spot", machine_types=("m5.xlarge",), max_nodes=2)))
+
+        def delete_first(params, **_):
+            if params.get("nodegroupName") == "katuna-a":
+                katuna.delete_nodegroup(clusterName="tuning", nodegroupName="katuna-a")
+        reader.meta.events.register("before-parameter-build.eks.DescribeNodegroup", delete_first)
+        groups = eks_node_groups(reader, boto3.client("autoscaling", region_name="eu-west-1"), "tuning")()
+        assert [g["nodegroupName"] for g in groups] == ["katuna-b"]
 
 
 def test_a_job_the_api_server_would_not_accept_is_refused_naming_the_field(static: KubeStub):

@@ -92,9 +92,16 @@ def eks_node_groups(eks, autoscaling, cluster: str) -> Callable[[], list[dict]]:
     here when the group first shows (katuna tags it for scale-up from zero)."""
     made: set[str] = set()
 
+    def described(name: str) -> dict | None:
+        """The node group, or None when it was deleted since it was listed."""
+        try:
+            return eks.describe_nodegroup(clusterName=cluster, nodegroupName=name)["nodegroup"]
+        except eks.exceptions.ResourceNotFoundException:
+            return None
+
     def describe() -> list[dict]:
-        groups = [eks.describe_nodegroup(clusterName=cluster, nodegroupName=name)["nodegroup"]
-                  for name in eks.list_nodegroups(clusterName=cluster)["nodegroups"]]
+        groups = [group for name in eks.list_nodegroups(clusterName=cluster)["nodegroups"]
+                  if (group := described(name)) is not None]
         for group in groups:
             for asg in group.get("resources", {}).get("autoScalingGroups", []):
                 if asg["name"] not in made:
