@@ -167,6 +167,7 @@ SETTINGS = {
                                 {"n_startup_trials": 3, "n_ei_candidates": 8}),
     "goptuna cmaes": ("cmaes", {"sigma": "0.5", "random_state": "7", "restart_strategy": "none"}, {"sigma0": 0.5}),
     "goptuna ipop": ("cmaes", {"restart_strategy": "ipop", "random_state": "7"}, {"restart_strategy": "ipop"}),
+    "goptuna bipop": ("cmaes", {"restart_strategy": "bipop", "random_state": "7"}, {"restart_strategy": "bipop"}),
     "random": ("random", {"random_state": "7"}, {}),
     "sobol": ("sobol", {"random_state": "7"}, {}),
     "grid": ("grid", {"random_state": "7"}, {}),
