@@ -40,6 +40,7 @@ from kube_standin.pipelines import Argo, Tekton
 from kube_standin.rbac import MANIFESTS, Authorizer, kustomization_objects
 from kube_standin.server import KINDS, handler
 from kube_standin.workloads import Workloads
+from kubernetes import client
 
 __all__ = ["KubeStub", "NodePool", "image_id"]
 
@@ -128,6 +129,16 @@ class KubeStub(ApiServer, Workloads):
         for controller in self.operator_controllers.values():
             if hasattr(controller, "close"):
                 controller.close()
+
+    def configuration(self, user: str | None = None) -> client.Configuration:
+        """A client's configuration for this API, as ``user`` (its bearer token names it), else as
+        katuna's ServiceAccount."""
+        configuration = client.Configuration()
+        configuration.host = self.url
+        if user:
+            configuration.api_key = {"authorization": user}
+            configuration.api_key_prefix = {"authorization": "Bearer"}
+        return configuration
 
     # settings a test may change while the cluster runs
 

@@ -259,11 +259,7 @@ def kube() -> Iterator[KubeStub]:
 
 @pytest.fixture
 def custom(kube: KubeStub) -> client.CustomObjectsApi:
-    configuration = client.Configuration()
-    configuration.host = kube.url
-    configuration.api_key = {"authorization": USER}
-    configuration.api_key_prefix = {"authorization": "Bearer"}
-    return client.CustomObjectsApi(client.ApiClient(configuration))
+    return client.CustomObjectsApi(client.ApiClient(kube.configuration(USER)))
 
 
 @pytest.mark.slow

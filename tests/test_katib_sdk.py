@@ -51,11 +51,7 @@ def service(kube: KubeStub, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 def configuration(kube: KubeStub, user: str = USER) -> client.Configuration:
     """The SDK's client configuration: the stand-in's address and the user's bearer token."""
-    config = client.Configuration()
-    config.host = kube.url
-    config.api_key = {"authorization": user}
-    config.api_key_prefix = {"authorization": "Bearer"}
-    return config
+    return kube.configuration(user)
 
 
 class ModelBodies(client.CustomObjectsApi):

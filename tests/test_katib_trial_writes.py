@@ -55,11 +55,7 @@ def kube() -> Iterator[KubeStub]:
 
 
 def user_api(kube: KubeStub) -> client.CustomObjectsApi:
-    configuration = client.Configuration()
-    configuration.host = kube.url
-    configuration.api_key = {"authorization": USER}
-    configuration.api_key_prefix = {"authorization": "Bearer"}
-    return client.CustomObjectsApi(client.ApiClient(configuration))
+    return client.CustomObjectsApi(client.ApiClient(kube.configuration(USER)))
 
 
 def trials_on_the_api(kube: KubeStub) -> dict[str, dict]:

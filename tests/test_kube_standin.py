@@ -29,12 +29,7 @@ POOL = NodePool("spot", 0, 2, {"pool": "spot"}, (TRIAL_TAINT,), {"cpu": "1", "me
 
 def api(kube: KubeStub, user: str | None = None) -> client.ApiClient:
     """A client as ``user`` (its bearer token names it), else as katuna's ServiceAccount."""
-    configuration = client.Configuration()
-    configuration.host = kube.url
-    if user:
-        configuration.api_key = {"authorization": user}
-        configuration.api_key_prefix = {"authorization": "Bearer"}
-    return client.ApiClient(configuration)
+    return client.ApiClient(kube.configuration(user))
 
 
 def job(name: str, code: str = "print('done')", cpu: str | None = None, pool: bool = False, **spec) -> dict:

@@ -15,11 +15,7 @@ STUDIES_SOURCE = "system:serviceaccount:katuna:katuna-studies-source"
 
 
 def api(kube: KubeStub, user: str) -> client.ApiClient:
-    configuration = client.Configuration()
-    configuration.host = kube.url
-    configuration.api_key = {"authorization": user}
-    configuration.api_key_prefix = {"authorization": "Bearer"}
-    return client.ApiClient(configuration)
+    return client.ApiClient(kube.configuration(user))
 
 
 def job(name: str) -> dict:
