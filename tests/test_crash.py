@@ -143,18 +143,21 @@ def test_a_crash_after_any_store_step_is_redelivered_to_the_same_study(tmp_path:
         runner.close()
 
 
-EXECUTOR_STEPS = [("launch", 1, None), ("launch", TRIALS, None), ("exists", 2, None),
-                  ("output", 1, 0), ("output", 1, 2), ("output", TRIALS, 3)]
+EXECUTOR_STEPS = [("launch", 1, None, 0), ("launch", TRIALS, None, 0), ("launch", TRIALS, None, 1),
+                  ("exists", 2, None, 0), ("output", 1, 0, 0), ("output", 1, 2, 0), ("output", TRIALS, 3, 0)]
+"""Each crash point with the look-ahead it runs under: with look-ahead, the last trial is
+prepared while the first two run and launched by the handling of the first one's end."""
 
 
-@pytest.mark.parametrize("method, n, lines", EXECUTOR_STEPS,
+@pytest.mark.parametrize("method, n, lines, lookahead", EXECUTOR_STEPS,
                          ids=[f"executor.{m}#{n}" + (f"-after-{k}-lines" if k is not None else "")
-                              for m, n, k in EXECUTOR_STEPS])
+                              + ("-look-ahead" if ahead else "") for m, n, k, ahead in EXECUTOR_STEPS])
 def test_a_crash_after_a_launch_or_in_the_middle_of_log_collection_is_redelivered(
-        tmp_path: Path, undisturbed, method: str, n: int, lines: int | None):
+        tmp_path: Path, undisturbed, method: str, n: int, lines: int | None, lookahead: int):
     runner = _submit(tmp_path)
     executor = CrashAfter(runner.executor, method, n, lines)
-    delivery = CrashingDelivery(runner, n, Dispatcher(Deps(runner.store, executor, time.time)), executor)
+    delivery = CrashingDelivery(runner, n, Dispatcher(Deps(runner.store, executor, time.time, lookahead=lookahead)),
+                                executor)
     try:
         delivery.run("demo")
         assert executor.crashed and delivery.crashes >= 1

@@ -56,16 +56,22 @@ def test_a_prepared_trial_waits_for_a_free_slot_and_takes_it_when_a_trial_ends(e
     assert _states(embedded) == {0: "RUNNING", 1: "RUNNING", 2: "WAITING"}, "no free slot: trial 2 is held back"
     assert embedded.executor.running("demo") == 2
 
-    ended = embedded.dispatcher.deliver(trial_finished("demo", record.uid, 0, 1, outcome="exited", exit_code=0))
-    assert [(e.type, e.data.get("trial")) for e in ended] == [(TRIAL_SUGGESTED, 2), (STUDY_CREATED, None)], \
-        "the prepared trial is released before the sampler is asked again"
+    end = trial_finished("demo", record.uid, 0, 1, outcome="exited", exit_code=0)
+    ended = embedded.dispatcher.deliver(end)
+    assert [(e.type, e.data.get("trial")) for e in ended] == [(STUDY_CREATED, None)], \
+        "the end starts the prepared trial itself: only the sampler's next ask is left to an event"
+    assert _states(embedded) == {0: "FAIL", 1: "RUNNING", 2: "RUNNING"}, "trial 2 took trial 0's slot at once"
+    told = embedded.store.optuna_study("demo", ["minimize"]).get_trials(deepcopy=False)
+    assert [t.state.name for t in told] == ["FAIL", "RUNNING", "RUNNING"], "the sampler was told of trial 0's end"
+    assert [(e.type, e.id) for e in embedded.dispatcher.deliver(end)] == [(e.type, e.id) for e in ended], \
+        "a redelivered end is answered from its record"
     for event in ended:
         embedded.dispatcher.deliver(event)
     assert _states(embedded) == {0: "FAIL", 1: "RUNNING", 2: "RUNNING", 3: "WAITING"}
     deadline = time.monotonic() + 30
     while embedded.executor.running("demo") != 2 and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert embedded.executor.running("demo") == 2, "trial 0 is stopped, trials 1 and 2 run"
+    assert embedded.executor.running("demo") == 2, "trial 0 is stopped, trials 1 and 2 run, trial 2 once"
 
 
 def test_without_look_ahead_only_the_free_slots_are_asked_for(tmp_path: Path):

@@ -4,16 +4,19 @@ With a look-ahead of L (``Deps.lookahead``), a study holds up to ``parallelism +
 trials: at most ``parallelism`` run, the others wait, prepared. A prepared trial was asked of
 the sampler while the others ran (TPE's constant liar counts it as running) and is stored
 ``WAITING``; it counts against ``maxTrials`` like any trial created. When a trial ends, the
-lowest-numbered waiting trials take the free slots at once, and only then is the sampler asked
-for the trials that top the look-ahead up (a ``study.created`` continuation, delivered after
-the launches), while the released trials run.
+handling of its end starts the lowest-numbered waiting trials in the free slots itself, once
+the outcome is stored and told and no stop rule fires: no event stands between a slot freeing
+and its refill. Only then is the sampler asked for the trials that top the look-ahead up (a
+``study.created`` continuation), while the started trials run.
 
-The ``spawn`` handler launches a trial only into a free slot, so however events race, no more
-than ``parallelism`` trials run; a trial it held back waits for the next release. Each release
-is a decision of the handling that made it, recorded with it, so its events get fresh ids: a
-redelivered event is answered with the same ones, and a held-back trial is released again
-under a new id. A prepared trial the study no longer needs (a goal reached, a time budget used,
-a stop) never ran, so it is no trial of the study: the ``stop`` handler discards it
+Where a handling frees slots without a trial's end (the first trials asked, a continuation),
+the waiting trials are released as ``trial.suggested`` events, and the ``spawn`` handler
+launches a trial only into a free slot, so however events race, no more than ``parallelism``
+trials run; a trial it held back waits for the next trial's end. Each release is a decision of
+the handling that made it, recorded with it, so its events get fresh ids: a redelivered event
+is answered with the same ones, and a held-back trial is released again under a new id. A
+prepared trial the study no longer needs (a goal reached, a time budget used, a stop) never
+ran, so it is no trial of the study: the ``stop`` handler discards it
 (:meth:`functions.core.ports.Store.discard_trial`) while it stops the study's running trials, and
 listings, counts, Katib's status and ``maxTrials`` know only the trials that ran.
 """
@@ -25,7 +28,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from functions.core.events import STUDY_CREATED, Event, trial_suggested
-from functions.core.records import WAITING, Counts, StudyRecord
+from functions.core.records import WAITING, Counts, StudyRecord, TrialRecord
 
 if TYPE_CHECKING:
     from functions.handlers.base import Deps
@@ -35,14 +38,18 @@ CONTINUED = "continued"
 it was sent."""
 
 
-def release(record: StudyRecord, deps: Deps, counts: Counts) -> list[Event]:
-    """The ``trial.suggested`` of the lowest-numbered waiting trials that fit the free slots."""
+def releasable(record: StudyRecord, deps: Deps, counts: Counts) -> list[TrialRecord]:
+    """The lowest-numbered waiting trials that fit the free slots."""
     free = record.spec.parallelism - counts.running
     if free <= 0 or counts.waiting == 0:
         return []
-    waiting = sorted(deps.store.trials(record.name, (WAITING,)), key=lambda trial: trial.number)[:free]
+    return sorted(deps.store.trials(record.name, (WAITING,)), key=lambda trial: trial.number)[:free]
+
+
+def release(record: StudyRecord, deps: Deps, counts: Counts) -> list[Event]:
+    """The ``trial.suggested`` of the lowest-numbered waiting trials that fit the free slots."""
     return [replace(trial_suggested(record.name, record.uid, trial.number, trial.attempt), id=str(uuid.uuid4()))
-            for trial in waiting]
+            for trial in releasable(record, deps, counts)]
 
 
 def refill(record: StudyRecord, counts: Counts) -> Event:

@@ -26,7 +26,7 @@ from functions.core.limits import DEFAULTS, Limits
 from functions.core.metrics import Summary, parse_json_lines, parse_text
 from functions.core.node_hours import LOOK_EVERY
 from functions.core.ports import Clock, Executor, NodePools, Nodes, Resources, RunningLogs, Store
-from functions.core.records import COMPLETE, WAITING, Counts, StudyRecord, TrialRecord
+from functions.core.records import COMPLETE, RUNNING, WAITING, Counts, StudyRecord, TrialRecord
 from functions.core.samplers import grid_size, sampler_for
 from functions.core.space import distribution, sample, sampler_params, values
 from functions.core.spec import KnownResult, Study
@@ -235,9 +235,23 @@ def _observations(record: StudyRecord, trial: TrialRecord, deps: Deps) -> tuple[
     return summary, list(tail)
 
 
+def start(record: StudyRecord, trial: TrialRecord, deps: Deps) -> None:
+    """Launch the trial's attempt, unless it exists (launched by a handling whose record was
+    lost), and mark the trial running: after the launch, in the caller's transaction, so the
+    launch waits for nothing else, and an attempt's end is never ignored."""
+    launch = trial_launch(record, trial)
+    if not deps.executor.exists(launch):
+        deps.executor.launch(launch)
+    if trial.state != RUNNING:
+        deps.store.update_trial(record.name, trial.number, state=RUNNING, started_at=deps.clock())
+
+
 def go_on(record: StudyRecord, deps: Deps, ended: TrialRecord | None) -> list[Event]:
-    """After a trial ended: end the study if a stop rule fires, else fill the freed slots.
-    ``ended`` is checked against the goals when it completed."""
+    """After a trial ended (its outcome stored and told): end the study if a stop rule fires,
+    else fill the freed slots. ``ended`` is checked against the goals when it completed. With
+    look-ahead, the waiting trials that fit the free slots start now, in this handling, so no
+    event stands between a slot freeing and its refill; the sampler is asked for the trials that
+    top the look-ahead up in a continuation, while they run."""
     if record.terminal:
         return []
     counts = deps.store.count_trials(record.name)
@@ -245,7 +259,9 @@ def go_on(record: StudyRecord, deps: Deps, ended: TrialRecord | None) -> list[Ev
     if decision is not None:
         return complete(record, deps, decision)
     if deps.lookahead:
-        released = ahead.release(record, deps, counts)
-        if released:
-            return [*released, ahead.refill(record, counts)]
+        waiting = ahead.releasable(record, deps, counts)
+        for trial in waiting:
+            start(record, trial, deps)
+        if waiting:
+            return [ahead.refill(record, counts)]
     return ask_trials(record, deps, counts)

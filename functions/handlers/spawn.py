@@ -4,7 +4,7 @@ The trial is marked running even when its attempt exists already (launched by a 
 record was lost), so the attempt's end is never ignored; it is marked after the launch, in the
 same transaction, so the launch waits for nothing else. With look-ahead
 (:mod:`functions.handlers.ahead`) a trial is launched only into a free slot; one held back waits,
-prepared, for the next release.
+prepared, until a trial's end starts it.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from functions.core.events import Event
 from functions.core.launch import trial_launch
 from functions.core.records import RUNNING
-from functions.handlers.base import Deps
+from functions.handlers.base import Deps, start
 
 
 def handle(event: Event, deps: Deps) -> list[Event]:
@@ -22,12 +22,8 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     trial = store.get_trial(study, number)
     if record.terminal or not record.owns(event.data) or trial is None or trial.finished or trial.attempt != attempt:
         return []
-    launch = trial_launch(record, trial)
-    if not deps.executor.exists(launch):
-        if deps.lookahead and trial.state != RUNNING and \
-                store.count_trials(study).running >= record.spec.parallelism:
-            return []
-        deps.executor.launch(launch)
-    if trial.state != RUNNING:
-        store.update_trial(study, number, state=RUNNING, started_at=deps.clock())
+    if deps.lookahead and trial.state != RUNNING and store.count_trials(study).running >= record.spec.parallelism \
+            and not deps.executor.exists(trial_launch(record, trial)):
+        return []
+    start(record, trial, deps)
     return []
