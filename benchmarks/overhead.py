@@ -23,6 +23,7 @@ all busy.
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import statistics
 import subprocess
@@ -39,15 +40,13 @@ from functions.core.validate import parse_study
 from functions.embedded import Embedded
 from functions.settings import Settings
 
-HERE = Path(__file__).parent
-TRIAL = HERE / "trivial_trial.py"
 
 
 def bare_trial_seconds(samples: int = 20) -> float:
     """Wall time of the trial process alone, run back to back."""
     start = time.perf_counter()
     for _ in range(samples):
-        subprocess.run([sys.executable, str(TRIAL), "1.0"], capture_output=True, check=True)
+        subprocess.run(peers.trial_command("1.0"), capture_output=True, check=True)
     return (time.perf_counter() - start) / samples
 
 
@@ -73,7 +72,7 @@ def run_katuna(trials: int, workdir: Path) -> None:
         "algorithm": {"name": "tpe", "seed": 1},
         "parallelism": 2,
         "maxTrials": trials,
-        "trialTemplate": {"command": [sys.executable, str(TRIAL), "${trialParameters.x}"]},
+        "trialTemplate": {"command": peers.trial_command("${trialParameters.x}")},
     }
     runner = Embedded(Settings(db=workdir / "katuna.db"))
     runner.submit(parse_study(definition), definition, workdir)
@@ -85,9 +84,7 @@ def run_katuna(trials: int, workdir: Path) -> None:
 
 def run_optuna(trials: int, journal: Path | None = None) -> None:
     def objective(trial: optuna.Trial) -> float:
-        x = trial.suggest_float("x", -10.0, 10.0)
-        out = subprocess.run([sys.executable, str(TRIAL), repr(x)], capture_output=True, text=True, check=True)
-        return float(out.stdout.strip().split("=", 1)[1])
+        return peers.trial_loss(trial.suggest_float("x", -10.0, 10.0))
 
     storage = None
     if journal is not None:
@@ -156,6 +153,16 @@ def sampler_seconds(trials: int) -> float:
     return spent
 
 
+def chosen_trial_python(args: argparse.Namespace, parser: argparse.ArgumentParser) -> str:
+    """The Python the trials run with, handed to every tuner (Ray's processes included)."""
+    if args.trial_python is None:
+        return sys.executable
+    if not (args.trial_python.is_file() and os.access(args.trial_python, os.X_OK)):
+        parser.error(f"--trial-python: expected an executable Python, got {str(args.trial_python)!r}")
+    os.environ[peers.TRIAL_PYTHON] = str(args.trial_python)
+    return str(args.trial_python)
+
+
 def ray_trials_asked(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """How many trials each Ray Tune run gets: 0 when Ray is off, or not installed and not asked for."""
     if args.ray == "on" and not peers.ray_installed():
@@ -202,6 +209,9 @@ def main() -> None:
                         help="run Ray Tune beside katuna (auto: when installed; `make bench-peers`)")
     parser.add_argument("--ray-trials", type=int, default=20,
                         help="trials of each Ray Tune run (Ray costs seconds a trial; --quick: 4)")
+    parser.add_argument("--trial-python", type=Path, default=None,
+                        help="the Python every tuner runs the trial process with (default: this one; "
+                             "a plain venv's, without katuna's editable install, starts in half the time)")
     parser.add_argument("--workdir", type=Path, default=None,
                         help="where katuna's database and trial logs go, in a fresh directory per run "
                              "(default: the system's temporary directory)")
@@ -209,6 +219,7 @@ def main() -> None:
     if args.quick:
         args.trials, args.repeats = 10, 1
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    trial_python = chosen_trial_python(args, parser)
     ray_trials = ray_trials_asked(args, parser)
     bare = bare_trial_seconds(3 if args.quick else 20)
     runs = measure(args.trials, args.repeats, args.workdir, ray_trials)
@@ -216,7 +227,7 @@ def main() -> None:
               for name, r in runs.items() if not name.startswith("ray+")}
     sampler = sampler_seconds(args.trials)
     print(f"{args.trials} trials, parallelism 2, median of {args.repeats} rounds; bare trial process {bare * 1000:.1f} ms; "
-          f"TPE's own sampling {sampler / args.trials * 1000:.2f} ms CPU a trial")
+          f"TPE's own sampling {sampler / args.trials * 1000:.2f} ms CPU a trial; trial Python {trial_python}")
     print(f"{'tuner':<15} {'wall s':>8} {'per trial ms':>13} {'control-plane CPU/trial ms':>27} {'trial CPU/trial ms':>19}")
     for name, (wall, cpu, trial_cpu) in median.items():
         print(f"{name:<15} {wall:8.2f} {wall / args.trials * 2000:13.1f} {cpu / args.trials * 1000:27.1f} "
@@ -227,7 +238,7 @@ def main() -> None:
                    "floor_ratio": floor_ratio(runs["optuna"], sampler),
                    "sampler_cpu_ms_per_trial": sampler / args.trials * 1000}
     peer_figures = report_peers(runs, args.trials, ray_trials)
-    result = {"trials": args.trials, "repeats": args.repeats, "bare_trial_ms": bare * 1000,
+    result = {"trials": args.trials, "repeats": args.repeats, "bare_trial_ms": bare * 1000, "trial_python": trial_python,
               "runs": runs, "overhead_ratio": ratio, "overhead_ratio_vs_persistent": persistent_ratio,
               "ray_trials": ray_trials, **cpu_figures, **peer_figures}
     report.save("overhead", result, args.out)

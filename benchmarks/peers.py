@@ -43,9 +43,21 @@ RAY_TUNED_ENVIRONMENT = {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1", "RAY_AIR_NEW
                          "TUNE_GLOBAL_CHECKPOINT_S": "60"}
 
 
+TRIAL_PYTHON = "KATUNA_BENCH_TRIAL_PYTHON"
+"""The variable naming the Python that runs the trial process (default: the benchmark's own). It
+is read where a trial starts, so the processes Ray runs trials in see it too. A trial's start is
+most of its cost, and an interpreter's start depends on its site-packages: in katuna's
+development venv, the editable install's import hook alone doubles it."""
+
+
+def trial_command(x: str) -> list[str]:
+    """The trial process's argv for ``x``, with the Python that :data:`TRIAL_PYTHON` names."""
+    return [os.environ.get(TRIAL_PYTHON) or sys.executable, str(TRIAL), x]
+
+
 def trial_loss(x: float) -> float:
     """Run the benchmark's trial process for ``x`` and read the loss it prints."""
-    out = subprocess.run([sys.executable, str(TRIAL), repr(x)], capture_output=True, text=True, check=True)
+    out = subprocess.run(trial_command(repr(x)), capture_output=True, text=True, check=True)
     return float(out.stdout.strip().split("=", 1)[1])
 
 

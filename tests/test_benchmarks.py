@@ -40,7 +40,15 @@ def number(value: str) -> float:
 
 
 def test_overhead(tmp_path: Path):
-    found, result = run("overhead.py", tmp_path, "--ray", "off")
+    """Every tuner runs its trials with the Python it is given (here a wrapper that counts its starts)."""
+    starts = tmp_path / "starts.log"
+    python = tmp_path / "python"
+    python.write_text(f'#!/bin/sh\necho start >> "{starts}"\nexec "{sys.executable}" "$@"\n')
+    python.chmod(0o755)
+    found, result = run("overhead.py", tmp_path, "--ray", "off", "--trial-python", str(python))
+    assert result["trial_python"] == str(python)
+    assert len(starts.read_text().splitlines()) == 3 + 4 * 10, \
+        "3 bare trials, then 10 trials for each of katuna, Optuna in memory, on a journal and on RDB"
     assert number(found["overhead_ratio"]) > 0 and number(found["overhead_ratio_vs_persistent"]) > 0
     assert number(found["katuna_cpu_ms_per_trial"]) > 0
     assert number(found["optuna_rdb_ratio"]) > 0 and number(found["optuna_rdb_wall_s"]) > 0
@@ -68,6 +76,14 @@ def test_peers(tmp_path: Path):
     trials = optuna.load_study(study_name=summary.study_name, storage=storage).get_trials()
     assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 3
     assert all(t.value == (t.params["x"] - 2) ** 2 for t in trials), "the loss the trial process printed"
+
+
+def test_overhead_refuses_a_trial_python_that_cannot_run(tmp_path: Path):
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "overhead.py"), "--quick", "--ray", "off",
+                           "--trial-python", str(tmp_path / "missing"), "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert done.returncode == 2 and "--trial-python: expected an executable Python" in done.stderr, done.stderr
+    assert not (tmp_path / "overhead.json").exists()
 
 
 @pytest.mark.skipif(importlib.util.find_spec("ray") is not None, reason="Ray Tune is installed here")
