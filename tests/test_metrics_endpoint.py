@@ -8,10 +8,13 @@ the app and the dispatcher directly.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -26,6 +29,7 @@ from http_helpers import Service, free_port, refused_start
 from prometheus_client.parser import text_string_to_metric_families
 
 from functions.adapters.web import METRICS_PATH, create_app
+from functions.adapters.web.server import IN_USE, METRICS_DIR, metrics_dir
 from functions.core.errors import StudyNotFound
 from functions.core.events import Event, study_created, trial_finished
 from functions.core.records import READY, RELEASED, PoolUse
@@ -288,6 +292,77 @@ def test_katuna_serve_keeps_its_workers_counts_in_a_private_directory_it_removes
     finally:
         service.close()
     assert not folder.exists()
+
+
+@pytest.mark.slow
+def test_the_directory_of_a_killed_katuna_serve_is_removed_by_the_next(tmp_path):
+    killed = Service(tmp_path, workers=1, TMPDIR=str(tmp_path))
+    [left] = tmp_path.glob("katuna-metrics-*")
+    assert _post(killed, "/", _event("dev.katuna.trial.finished", {"study": "any"})) == 400
+    workers = {int(f.stem.rsplit("_", 1)[1]) for f in left.glob("*.db")}
+    assert workers, "the worker keeps its counts there"
+    for pid in (killed.process.pid, *workers):
+        os.kill(pid, signal.SIGKILL)
+    killed.close()
+    assert left.exists(), "a SIGKILL leaves no time to remove it"
+    _wait_until_unlocked(left / IN_USE)
+
+    service = Service(tmp_path, workers=1, TMPDIR=str(tmp_path))
+    try:
+        assert not left.exists(), "nothing of the killed service holds its lock any more"
+        [mine] = tmp_path.glob("katuna-metrics-*")
+        assert (mine / IN_USE).is_file()
+    finally:
+        service.close()
+
+
+def _wait_until_unlocked(path: Path, timeout: float = 30) -> None:
+    """Until no process holds ``path``'s lock (a killed process lets go of it once it is gone)."""
+    deadline = time.monotonic() + timeout
+    with path.open() as probe:
+        while True:
+            try:
+                fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                assert time.monotonic() < deadline, f"{path} is still locked"
+                time.sleep(0.05)
+            else:
+                fcntl.flock(probe, fcntl.LOCK_UN)
+                return
+
+
+def _private_dir(parent: Path, tag: str, *files: str) -> Path:
+    folder = parent / f"katuna-metrics-{tag}"
+    folder.mkdir()
+    for name in (IN_USE, *files):
+        (folder / name).write_text("")
+    return folder
+
+
+def test_only_a_private_metrics_directory_whose_service_is_gone_is_removed(tmp_path, monkeypatch):
+    abandoned = _private_dir(tmp_path, "ended", "counter_7.db", "histogram_7.db")
+    running = _private_dir(tmp_path, "running", "counter_8.db")
+    foreign = _private_dir(tmp_path, "foreign", "counter_9.db", "notes.txt")
+    unlocked = tmp_path / "katuna-metrics-older"
+    unlocked.mkdir()
+    (unlocked / "counter_10.db").write_text("")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.delenv(METRICS_DIR, raising=False)
+    with (running / IN_USE).open() as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        made, lock = metrics_dir()
+    try:
+        assert made.parent == tmp_path and sorted(p.name for p in made.iterdir()) == [IN_USE]
+        assert not abandoned.exists(), "nobody holds its lock"
+        assert running.exists(), "its service holds the lock"
+        assert foreign.exists(), "it holds something other than metrics"
+        assert unlocked.exists(), "it has no lock to tell whether its service runs"
+        assert lock is not None
+        with (made / IN_USE).open() as other:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    finally:
+        os.close(lock)
 
 
 def _gauges(runtime: Runtime) -> dict[str, dict[tuple, float]]:

@@ -2,11 +2,14 @@
 
 The workers count the events they handle in ``PROMETHEUS_MULTIPROC_DIR``, so that a scrape of
 any one reports them all (:mod:`functions.adapters.prometheus`): the directory named there,
-emptied of an earlier run's counts, or else a private one made for this run and removed after.
+emptied of an earlier run's counts, or else a private one made for this run and removed after
+(or, if the run was killed before it could, by the next ``katuna serve``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import re
 import shutil
@@ -34,11 +37,21 @@ METRICS_FILE = re.compile(r"(counter|histogram|summary|gauge_[a-z]+)_\d+\.db")
 """The files prometheus_client keeps a process's values in (``counter_<pid>.db``, ...)."""
 
 
-def metrics_dir() -> tuple[Path, bool]:
+PRIVATE_PREFIX = "katuna-metrics-"
+"""The name of a private metrics directory in the temporary directory begins so."""
+
+IN_USE = "in-use.lock"
+"""A file in a private metrics directory that its ``katuna serve`` holds locked (the arbiter, and
+the workers it forked with the descriptor) while it runs. The lock goes with the last of them,
+however they end."""
+
+
+def metrics_dir() -> tuple[Path, int | None]:
     """Set up the directory the workers keep their metrics in, before they start: the one
     ``PROMETHEUS_MULTIPROC_DIR`` names, emptied of an earlier run's counts, or a new private one
-    (then True: it is this run's to remove). A named directory holding other ``.db`` files (the
-    database, say) is refused: prometheus_client reads every one as metrics."""
+    (then with the descriptor that holds its :data:`IN_USE` lock: it is this run's to remove). A
+    named directory holding other ``.db`` files (the database, say) is refused: prometheus_client
+    reads every one as metrics."""
     named = os.environ.get(METRICS_DIR)
     if named:
         folder = Path(named)
@@ -49,10 +62,49 @@ def metrics_dir() -> tuple[Path, bool]:
                              "prometheus_client would read as metrics: name a directory of its own")
         for stale in folder.glob("*.db"):
             stale.unlink()
-        return folder, False
-    made = Path(tempfile.mkdtemp(prefix="katuna-metrics-"))
+        return folder, None
+    remove_abandoned_metrics_dirs(Path(tempfile.gettempdir()))
+    made = Path(tempfile.mkdtemp(prefix=PRIVATE_PREFIX))
+    held = os.open(made / f".{IN_USE}", os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    fcntl.flock(held, fcntl.LOCK_EX)
+    os.rename(made / f".{IN_USE}", made / IN_USE)
     os.environ[METRICS_DIR] = str(made)
-    return made, True
+    return made, held
+
+
+def remove_abandoned_metrics_dirs(parent: Path) -> None:
+    """Remove the private metrics directories of ``katuna serve`` runs that ended without
+    removing their own (killed with SIGKILL, say: each keeps a few megabytes of counts): those
+    whose :data:`IN_USE` lock nobody holds. The lock is taken before the file gets its name, so a
+    run that is starting is never taken for one that ended; a directory holding anything but
+    metrics files, or another user's, is left alone."""
+    for folder in parent.glob(f"{PRIVATE_PREFIX}*"):
+        with contextlib.suppress(OSError):
+            _remove_if_abandoned(folder)
+
+
+def _remove_if_abandoned(folder: Path) -> None:
+    if folder.is_symlink() or not (folder / IN_USE).is_file():
+        return
+    held = _locked(folder / IN_USE)
+    if held is None:
+        return
+    try:
+        if all(f.name == IN_USE or METRICS_FILE.fullmatch(f.name) for f in folder.iterdir()):
+            shutil.rmtree(folder, ignore_errors=True)
+    finally:
+        os.close(held)
+
+
+def _locked(path: Path) -> int | None:
+    """A descriptor of ``path`` holding its exclusive lock; None when another process holds it."""
+    descriptor = os.open(path, os.O_RDWR | os.O_NOFOLLOW)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        return None
+    return descriptor
 
 
 class Server(BaseApplication):
@@ -63,7 +115,7 @@ class Server(BaseApplication):
         control socket: its one default path in the home directory would be shared by every
         ``katuna serve`` of the user, and nothing here uses it."""
         self.build = build
-        self.metrics_dir, self._made_metrics_dir = metrics_dir()
+        self.metrics_dir, self._metrics_lock = metrics_dir()
         self.options = {"bind": f"{host}:{port}", "workers": workers, "worker_class": "sync",
                         "timeout": 60, "graceful_timeout": 10, "accesslog": "-", "worker_exit": _worker_exit,
                         "on_exit": self._on_exit, "control_socket_disable": True}
@@ -71,8 +123,9 @@ class Server(BaseApplication):
 
     def _on_exit(self, server: Any) -> None:
         """In the arbiter, once every worker is gone: remove the metrics directory made for this run."""
-        if self._made_metrics_dir:
+        if self._metrics_lock is not None:
             shutil.rmtree(self.metrics_dir, ignore_errors=True)
+            os.close(self._metrics_lock)
 
     def load_config(self) -> None:
         for key, value in self.options.items():
