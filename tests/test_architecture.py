@@ -100,6 +100,58 @@ def test_the_cycle_check_finds_a_cycle_through_an_import_for_type_checking(tmp_p
     assert _cycles("circle") == [["circle.ports", "circle.values"]]
 
 
+LOCAL_PROCESSES = frozenset({"owners", "process_tree", "workers", "trial_env", "trial_ends", "file_follow"})
+"""Adapter modules of the local executor's family whose names do not start with ``local_``."""
+
+SEAMS = frozenset({
+    ("functions.adapters.sqlite_queue", "functions.adapters.broker"),  # the broker's queue, kept in the database
+    ("functions.adapters.web.functions_ce", "functions.adapters.cloudevents_http"),  # events over HTTP (pyproject)
+})
+"""The imports allowed between adapter families, each for the reason given."""
+
+
+def adapter_family(module: str, adapters: str) -> str:
+    """The vendor or transport an adapter module belongs to: its name's prefix (``sqlite_``,
+    ``local_``, ``kubernetes_``), its subpackage (``web``), or itself; the local executor's
+    helpers are named in :data:`LOCAL_PROCESSES`."""
+    name = module.removeprefix(adapters + ".").split(".")[0]
+    if name in LOCAL_PROCESSES:
+        return "local"
+    prefix, _, rest = name.partition("_")
+    return prefix if rest and prefix in ("sqlite", "local", "kubernetes") else name
+
+
+def family_crossings(package: str, adapters: str, seams: frozenset[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Direct imports from an adapter module of one family to one of another, beyond ``seams``."""
+    graph = grimp.build_graph(package, cache_dir=None)
+    inside = [m for m in graph.modules if m.startswith(adapters + ".")]
+    return sorted((importer, imported) for importer in inside
+                  for imported in graph.find_modules_directly_imported_by(importer)
+                  if imported.startswith(adapters + ".")
+                  and adapter_family(importer, adapters) != adapter_family(imported, adapters)
+                  and (importer, imported) not in seams)
+
+
+def test_the_adapter_families_import_each_other_only_at_their_seams():
+    """The independence contract names one module of each vendor or transport; this covers every
+    module of each family (the SQLite store's split-out modules, the local executor's helpers),
+    so a module split out of an adapter stays as independent as the adapter was."""
+    assert family_crossings("functions", "functions.adapters", SEAMS) == []
+
+
+def test_the_family_check_finds_an_import_across_families(tmp_path, monkeypatch):
+    adapters = tmp_path / "shop" / "adapters"
+    adapters.mkdir(parents=True)
+    for path in (tmp_path / "shop" / "__init__.py", adapters / "__init__.py"):
+        path.write_text("")
+    (adapters / "sqlite_orders.py").write_text("from shop.adapters import sqlite_rows\n")
+    (adapters / "sqlite_rows.py").write_text("")
+    (adapters / "local_runner.py").write_text("def run():\n    from shop.adapters.sqlite_rows import __name__\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert family_crossings("shop", "shop.adapters", frozenset()) == [("shop.adapters.local_runner",
+                                                                       "shop.adapters.sqlite_rows")]
+
+
 def _members(protocol: type) -> set[str]:
     return {name for cls in protocol.__mro__ if getattr(cls, "_is_protocol", False) and cls is not Protocol
             for name in vars(cls) if not name.startswith("_")}
