@@ -41,7 +41,6 @@ from functions.embedded import Embedded
 from functions.settings import Settings
 
 
-
 def bare_trial_seconds(samples: int = 20) -> float:
     """Wall time of the trial process alone, run back to back."""
     start = time.perf_counter()
