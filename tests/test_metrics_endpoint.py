@@ -297,13 +297,16 @@ def test_katuna_serve_keeps_its_workers_counts_in_a_private_directory_it_removes
 @pytest.mark.slow
 def test_the_directory_of_a_killed_katuna_serve_is_removed_by_the_next(tmp_path):
     killed = Service(tmp_path, workers=1, TMPDIR=str(tmp_path))
-    [left] = tmp_path.glob("katuna-metrics-*")
-    assert _post(killed, "/", _event("dev.katuna.trial.finished", {"study": "any"})) == 400
-    workers = {int(f.stem.rsplit("_", 1)[1]) for f in left.glob("*.db")}
-    assert workers, "the worker keeps its counts there"
-    for pid in (killed.process.pid, *workers):
-        os.kill(pid, signal.SIGKILL)
-    killed.close()
+    workers: set[int] = set()
+    try:
+        [left] = tmp_path.glob("katuna-metrics-*")
+        assert _post(killed, "/", _event("dev.katuna.trial.finished", {"study": "any"})) == 400
+        workers = {int(f.stem.rsplit("_", 1)[1]) for f in left.glob("*.db")}
+        assert workers, "the worker keeps its counts there"
+    finally:
+        for pid in (killed.process.pid, *workers):
+            os.kill(pid, signal.SIGKILL)
+        killed.close()
     assert left.exists(), "a SIGKILL leaves no time to remove it"
     _wait_until_unlocked(left / IN_USE)
 
