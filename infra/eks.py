@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError, WaiterError
+from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError, WaiterError
 from botocore.parsers import ResponseParserError
 
 from functions.core.cluster import TRIAL_TAINT
@@ -44,7 +44,11 @@ from functions.core.nodepool import (
 
 TEMPLATE = "k8s.io/cluster-autoscaler/node-template"
 _TEMPORARY = {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded",
-              "ServiceUnavailableException", "ServerException", "InternalFailure", "InternalError"}
+              "ServiceUnavailableException", "ServerException", "InternalFailure", "InternalError",
+              "ResourceInUseException", "ResourceContention"}
+"""Error codes that pass: throttling, a server's failure, and a group busy with another change
+(EKS refuses to update or delete a group that is not active with ``ResourceInUseException``;
+Auto Scaling refuses a change to a group with one pending with ``ResourceContention``)."""
 _TOKEN = uuid.UUID("0b7c3c1e-8d0a-4f3b-a2a5-6a1f0d9e4c21")
 
 
@@ -133,6 +137,8 @@ def _translate(exc: Exception) -> Exception:
         if _code(exc) in _TEMPORARY or status >= 500:
             return TemporaryError(f"EKS: {_code(exc)}: {message}")
         return NodePoolFailed(f"EKS refused the request: {_code(exc)}: {message}")
+    if isinstance(exc, ParamValidationError):
+        return NodePoolFailed(f"EKS would refuse the request: {exc}")
     return TemporaryError(f"EKS is unreachable: {exc}")
 
 

@@ -12,9 +12,9 @@ order or both per-zone and pool-wide, an unknown machine type, spot and preempti
 resource labels GCE refuses, an initial node count above the maximum) get 400
 ``INVALID_ARGUMENT``; a duplicate create 409 ``ALREADY_EXISTS``; a missing pool 404 ``NOT_FOUND``.
 
-Tests can fail the next operation with a message (``fail_next``) or refuse the next request
-(``refuse_next``); every request is recorded. :meth:`pool_bounds`, :meth:`node_count` and
-:meth:`set_node_count` are what a simulated cluster autoscaler reads and does.
+Tests can fail the next operation with a message (``fail_next``), refuse the next request
+(``refuse_next``) or every poll of an operation (``refused_operations``); every request is
+recorded. :meth:`pool_bounds`, :meth:`node_count` and :meth:`set_node_count` are what a simulated cluster autoscaler reads and does.
 """
 
 from __future__ import annotations
@@ -73,6 +73,8 @@ class GkeStub:
         self.speed = speed
         self.fail_next: str | None = None
         self.refuse_next: tuple[int, str] | tuple[int, str, str] | None = None
+        self.refused_operations: dict[str, tuple[int, str]] = {}
+        """Operations whose every poll is refused (say 403, once the caller lost the right to read them)."""
         self.lock = threading.RLock()
         self.clock = clock or RealClock()
         self._offset = 0.0
@@ -184,6 +186,9 @@ class GkeStub:
         if self.refuse_next is not None and "/operations/" not in path:
             refusal, self.refuse_next = self.refuse_next, None
             return self.error(*refusal)
+        refused_poll = self.refused_operations.get(path.rpartition("/operations/")[2])
+        if refused_poll is not None and "/operations/" in path:
+            return self.error(*refused_poll)
         try:
             return self._route(method, path, body or {})
         except Refused as refused:

@@ -157,6 +157,29 @@ def test_throttling_is_temporary_and_refusals_permanent(cluster, code, status, e
         pools.ensure(spot_pool())
 
 
+def test_a_group_busy_with_another_change_is_tried_again_not_given_up(cluster):
+    """EKS refuses to delete or update a group that is not active with a 409
+    ResourceInUseException: the release waits for the group, it does not fail for good."""
+    pools, stubber = stubbed(cluster)
+    busy = "Nodegroup cannot be deleted as it is currently not in Active State"
+    stubber.add_client_error("delete_nodegroup", "ResourceInUseException", busy, 409, expected_params=NAMES)
+    stubber.add_response("describe_nodegroup", _described("ACTIVE"), NAMES)
+    stubber.add_client_error("update_nodegroup_config", "ResourceInUseException", busy, 409)
+    with stubber:
+        with pytest.raises(TemporaryError, match="not in Active State"):
+            pools.delete("katuna-digits")
+        with pytest.raises(TemporaryError, match="not in Active State"):
+            pools.scale_back(spot_pool(), {"minSize": 1, "maxSize": 3})
+
+
+def test_a_request_botocore_refuses_before_sending_is_a_refusal_not_an_outage(aws, pools):
+    """botocore checks a request against EKS's model before sending it; what it refuses EKS
+    would refuse too, so trying again cannot help."""
+    with pytest.raises(NodePoolFailed, match="labels.team, value: 0, valid min length: 1"):
+        pools.ensure(spot_pool(labels=(("team", ""),)))
+    assert pools.describe("katuna-digits") is None
+
+
 def test_limits_given_back_move_the_desired_size_only_when_it_falls_outside_them(aws):
     inside = eks.scaling_request(aws, "trials", 1, 3, desired=2)["scalingConfig"]
     below = eks.scaling_request(aws, "trials", 1, 3, desired=0)["scalingConfig"]

@@ -250,6 +250,22 @@ def test_node_pool_problems_are_listed_with_their_field_paths():
         parse_study(definition)
 
 
+def test_node_labels_eks_would_refuse_are_refused_at_submission_naming_the_label():
+    long_key = "example.com/" + "k" * 52
+    labels = {"empty": "", long_key: "v", "team": "vision"}
+    definition = study_definition(name="labels")
+    definition["nodePool"] = {"provider": "gke", "labels": labels}
+    assert dict(parse_study(definition).node_pool.labels) == labels, "Kubernetes and GKE take both"
+    definition["nodePool"]["provider"] = "eks"
+    with pytest.raises(InvalidStudy) as invalid:
+        parse_study(definition)
+    assert {p.path for p in invalid.value.problems} == {"nodePool.labels.empty", f"nodePool.labels.{long_key}"}
+    assert "1 to 63 characters" in invalid.value.problems[0].message
+    definition["nodePool"]["labels"] = {"a" * 254 + "/team": "vision"}
+    with pytest.raises(InvalidStudy, match="prefix of at most 253 characters"):
+        parse_study(definition)
+
+
 def test_the_node_pool_round_trips_and_defaults_to_one_node_per_parallel_trial():
     spec = parse_study(pool_study("round", maxNodes=None))
     assert spec.node_pool.max_nodes == spec.parallelism == 2
@@ -441,6 +457,24 @@ def test_a_tick_with_the_cluster_busy_leaves_that_pool_for_the_next_tick(world, 
     gke_api.advance(600)
     deliver_twice(dispatcher, pool_check())
     assert store.pool_use("u2").phase == "ready"
+
+
+def test_an_operation_the_cloud_will_not_show_fails_its_own_pool_and_the_tick_goes_on(world, gke_api: GkeStub):
+    dispatcher, store, _ = world
+    for name, uid in (("lost-a", "u1"), ("lost-b", "u2")):
+        submit(store, pool_study(name), uid)
+        deliver_twice(dispatcher, created(name, uid))
+        gke_api.advance(600)
+    operation = store.pool_use("u1").operation.rpartition("/")[2]
+    gke_api.refused_operations[operation] = (403, "Permission 'container.operations.get' denied")
+    deliver_twice(dispatcher, pool_check())
+    assert store.pool_use("u2").phase == "ready", "the other study's pool is not held up"
+    record = store.get_study("lost-a")
+    assert record.status == "failed" and "container.operations.get" in record.reason
+    assert store.pool_use("u1").phase == "releasing", "the pool it created is deleted all the same"
+    gke_api.advance(600)
+    deliver_twice(dispatcher, pool_check())
+    assert store.pool_use("u1").phase == "released" and "katuna-lost-a" not in gke_api.pools
 
 
 def test_pool_uses_stored_before_ownership_was_recorded_keep_only_own_pools_deletable(tmp_path: Path):

@@ -149,7 +149,7 @@ def parse_node_pool(r: Reader, data: Any, study: str | None, parallelism: int | 
         r.fail(join(path, "maxNodes"), "expected an integer from 1 to 1000")
     if disk is not None and disk < 10:
         r.fail(join(path, "diskSizeGb"), "expected at least 10")
-    labels = _labels(r, item, path)
+    labels = _labels(r, item, path, provider)
     accelerators = _accelerators(r, item, path)
     machines = _machines(r, item, path, provider)
     if provider is None:
@@ -192,15 +192,20 @@ def _machines(r: Reader, item: Mapping[str, Any], path: str, provider: str | Non
     return tuple(t for t in types or () if isinstance(t, str) and t) or DEFAULT_MACHINE[EKS]
 
 
-def _labels(r: Reader, item: Mapping[str, Any], path: str) -> tuple[tuple[str, str], ...]:
+def _labels(r: Reader, item: Mapping[str, Any], path: str, provider: str | None) -> tuple[tuple[str, str], ...]:
+    """The nodes' labels, as Kubernetes takes them; EKS takes only keys of at most 63
+    characters, prefix included, and no empty value."""
     raw = r.get(item, "labels", path, "mapping") or {}
     out = []
     for key, value in raw.items():
         where = f"{path}.labels.{key}"
-        if not isinstance(key, str) or not LABEL_KEY.fullmatch(key):
-            r.fail(where, "expected a Kubernetes label key (an optional DNS prefix and '/', then a name)")
+        if not isinstance(key, str) or not LABEL_KEY.fullmatch(key) or len(key.rpartition("/")[0]) > 253:
+            r.fail(where, "expected a Kubernetes label key (an optional DNS prefix of at most 253 characters "
+                          "and '/', then a name)")
         elif not isinstance(value, str) or not LABEL_VALUE.fullmatch(value):
             r.fail(where, "expected a label value: a string of at most 63 letters, digits, '-', '_' or '.'")
+        elif provider == EKS and (len(key) > 63 or not value):
+            r.fail(where, "EKS takes node labels whose key (prefix included) and value are each 1 to 63 characters")
         else:
             out.append((key, value))
     return tuple(sorted(out))

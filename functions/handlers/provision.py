@@ -24,7 +24,7 @@ from typing import Any
 
 from functions.core.errors import PermanentError, StudyNotFound, TemporaryError
 from functions.core.events import POOL_CHECK, STUDY_CREATED, Event
-from functions.core.nodepool import NodePool, NodePoolFailed, PoolChange
+from functions.core.nodepool import NodePool, OperationStatus, PoolChange
 from functions.core.ports import NodePools, Store
 from functions.core.records import (
     CREATING,
@@ -157,7 +157,7 @@ def _advance(use: PoolUse, record: StudyRecord | None, deps: Deps) -> list[Event
     events: list[Event] = []
     pool = _pool_of(use, record)
     if use.operation:
-        status = _pools(deps, pool).check(use.operation)
+        status = _check(use.operation, pool, deps)
         if not status.done:
             return []
         if status.error:
@@ -176,6 +176,15 @@ def _advance(use: PoolUse, record: StudyRecord | None, deps: Deps) -> list[Event
         use = _release(use, pool, deps)
     deps.store.save_pool_use(use)
     return events
+
+
+def _check(operation: str, pool: NodePool, deps: Deps) -> OperationStatus:
+    """The operation's status; one the cloud refuses to tell for good (a permission lost, the
+    operation gone) has failed, so that the pool's use ends instead of every tick failing on it."""
+    try:
+        return _pools(deps, pool).check(operation)
+    except PermanentError as exc:
+        return OperationStatus(True, f"checking {operation}: {exc}")
 
 
 def _ensure_found(use: PoolUse, pool: NodePool, record: StudyRecord | None, deps: Deps) -> tuple[PoolUse, list[Event]]:
@@ -215,7 +224,7 @@ def _release(use: PoolUse, pool: NodePool, deps: Deps) -> PoolUse:
     try:
         change: PoolChange = (pools.delete(pool.name) if deleting
                               else pools.scale_back(pool, None if others else use.adopted))
-    except NodePoolFailed as exc:
+    except PermanentError as exc:
         return replace(use, phase=POOL_FAILED, message=f"releasing the pool: {exc}", released_at=deps.clock())
     use = replace(use, deleted=deleting)
     if change.operation is None:
