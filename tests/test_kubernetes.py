@@ -16,7 +16,7 @@ from kube_stub import KubeStub, image_id
 
 pytestmark = pytest.mark.slow
 
-KUBE_NAMESPACES = ("trials", "events", "lost", "pruning", "clock", "backstop", "gone")
+KUBE_NAMESPACES = ("trials", "events", "lost", "pruning", "clock", "backstop", "gone", "ended")
 """Where these tests run trials, katuna's Role bound in each."""
 
 
@@ -240,6 +240,31 @@ def test_stopping_a_study_deletes_its_running_jobs_with_their_pods(service: Serv
     deleted = {name: policy for _, name, policy in kube.deleted if name.startswith("job-stop-")}
     assert deleted == {"job-stop-0": "Background", "job-stop-1": "Background"}
     assert not [k for k in kube.jobs if k[1].startswith("job-stop-")]
+
+
+def test_deleting_a_study_just_ended_deletes_the_jobs_its_end_has_not_reached_yet(kube: KubeStub, tmp_path: Path):
+    """A handler ends a study at once and its ``study.completed`` deletes the Jobs later; a
+    DELETE in between must not leave them running with nothing left to delete them."""
+    from functions.adapters.web import create_app
+    from functions.core.events import study_created
+    from functions.runtime import Runtime
+    from functions.settings import Settings
+
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db", executor="kubernetes", k8s_api=kube.url,
+                               k8s_namespace="ended"))
+    try:
+        client = create_app(runtime).test_client()
+        assert client.post("/studies", json=job_study("ended", mode="hang", parallelism=2)).status_code == 201
+        store = runtime.store()
+        pending = runtime.dispatcher().deliver(study_created("ended", store.get_study("ended").uid))
+        while pending:
+            pending = [emitted for event in pending for emitted in runtime.dispatcher().deliver(event)]
+        assert sorted(name for namespace, name in kube.jobs if namespace == "ended") == ["ended-0", "ended-1"]
+        store.update_study("ended", status="failed", reason="a stop rule fired", completed_at=time.time())
+        assert client.delete("/studies/ended").status_code == 204
+        assert not [name for namespace, name in kube.jobs if namespace == "ended"], "its Jobs are deleted"
+    finally:
+        runtime.close()
 
 
 def test_job_events_from_a_broker_end_a_trial_once(kube: KubeStub, tmp_path: Path):

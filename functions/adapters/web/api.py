@@ -135,7 +135,9 @@ def delete_study(name: str):
 
 
 def _stop(name: str) -> None:
+    """End the study, or finish ending it: a study a handler has just ended has its running
+    trials stopped by its ``study.completed``, which may not have arrived yet. That event's id
+    follows from the study's uid, so this delivery and that one stop the trials once."""
     runtime = _runtime()
     record = runtime.store().get_study(name)
-    if not record.terminal:
-        runtime.dispatcher().deliver(study_completed(name, record.uid, "stopped", "stopped by user"))
+    runtime.dispatcher().deliver(study_completed(name, record.uid, "stopped", "stopped by user"))
