@@ -264,6 +264,7 @@ def serve(db: str | None, host: str, port: int, workers: int, executor: str | No
     Without KATUNA_API_TOKEN it listens on loopback only and answers loopback Host names only;
     another address, or KATUNA_ALLOWED_HOSTS, needs the token.
     """
+    from functions.adapters.process_tree import hide_from_trials
     from functions.adapters.web.guard import exposure_problem
     from functions.adapters.web.server import Server
     from functions.runtime import service_app
@@ -275,6 +276,7 @@ def serve(db: str | None, host: str, port: int, workers: int, executor: str | No
     if executor:
         settings = replace(settings, executor=executor)
     SqliteStore(settings.db).close()
+    hide_from_trials()
     Server(partial(service_app, settings), host, port, workers).run()
 
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,8 @@ from http_helpers import KATUNA
 
 from functions.adapters.trial_env import trial_environment
 from functions.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
 
 DUMP = "import json, os, sys; open(sys.argv[1], 'w').write(json.dumps(dict(os.environ))); print('loss=1')"
 
@@ -65,3 +70,42 @@ def test_a_study_cannot_take_over_the_attempt_marker():
     env = trial_environment({"PATH": "/bin"}, [], {"KATUNA_ATTEMPT_ID": "someone-else/0/1"},
                             ("KATUNA_ATTEMPT_ID", "u/0/1"))
     assert env["KATUNA_ATTEMPT_ID"] == "u/0/1"
+
+
+READ_PARENT = textwrap.dedent("""
+    import ctypes, os, sys, time
+    from pathlib import Path
+    from functions.adapters.local_executor import LocalExecutor
+    from functions.core.launch import TrialLaunch
+    logs = Path(sys.argv[1])
+    if os.getuid() == 0:  # become an ordinary user, whose processes may read each other's /proc files
+        os.setgroups([])
+        os.setgid(65534)
+        os.setuid(65534)
+        ctypes.CDLL(None).prctl(4, 1, 0, 0, 0)  # dumpable, as a process that user started is
+    executor = LocalExecutor(logs, publish=lambda event: None)
+    read = f"tr '\\\\0' '\\\\n' < /proc/{os.getpid()}/environ; echo status=$?"
+    executor.launch(TrialLaunch(study="demo", uid="u1", number=0, attempt=1, job_name="demo-0-1",
+                                argv=["/bin/sh", "-c", read], env={}, working_dir=str(logs), timeout=None))
+    while executor.running():
+        time.sleep(0.05)
+    executor.shutdown()
+""")
+
+
+def test_a_local_trial_cannot_read_the_environment_of_the_process_that_started_it():
+    """A trial runs as the service's user, who may read ``/proc/<pid>/environ`` of their own
+    processes: the service's token is there unless the service hides it."""
+    logs = Path(tempfile.mkdtemp(prefix="katuna-hidden-"))
+    try:
+        if os.getuid() == 0:
+            os.chown(logs, 65534, 65534)
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "KATUNA_API_TOKEN": "the-admin-token"}
+        done = subprocess.run([sys.executable, "-c", READ_PARENT, str(logs)], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        output = (logs / "demo" / "0.1.log").read_text()
+        assert "the-admin-token" not in output
+        assert "Permission denied" in output and "status=0" not in output
+    finally:
+        shutil.rmtree(logs)

@@ -53,7 +53,8 @@ class LocalExecutor:
 
     ``pass_env`` names variables of the service's environment that trials get too
     (``KATUNA_TRIAL_ENV``); ``publish_delays`` are the waits before each new try of reporting an
-    end. The executor makes its process a child subreaper.
+    end. The executor makes its process a child subreaper, and unreadable to its trials
+    (:func:`functions.adapters.process_tree.hide_from_trials`).
     """
 
     def __init__(self, log_dir: Path, publish: Callable[[Event], None], kill_grace: float = 3.0,
@@ -78,6 +79,7 @@ class LocalExecutor:
         self._sweepers: list[threading.Thread] = []
         """Threads ending what dead processes left behind, which a shutdown waits for."""
         process_tree.become_subreaper()
+        process_tree.hide_from_trials()
 
     def log_path(self, study: str, number: int, attempt: int) -> Path:
         return self.log_dir / study / f"{number}.{attempt}.log"

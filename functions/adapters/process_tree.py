@@ -37,6 +37,7 @@ MARKER = "KATUNA_ATTEMPT_ID"
 """The environment variable naming the attempt a process belongs to."""
 
 PR_SET_CHILD_SUBREAPER = 36
+PR_SET_DUMPABLE = 4
 PROC = Path("/proc")
 _subreaper: int | None = None
 """The pid of the process that made itself a child subreaper here: the setting is not inherited
@@ -59,9 +60,7 @@ def become_subreaper() -> bool:
                     "only Linux offers a child subreaper and /proc", sys.platform)
         return False
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-            raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+        _prctl(PR_SET_CHILD_SUBREAPER, 1)
     except (OSError, AttributeError) as exc:
         log.warning("could not make this process a child subreaper (%s): orphaned trial processes "
                     "are still found and killed, but not reaped here", exc)
@@ -69,6 +68,28 @@ def become_subreaper() -> bool:
     global _subreaper
     _subreaper = os.getpid()
     return True
+
+
+def hide_from_trials() -> bool:
+    """Make this process's environment and memory unreadable to the trials it starts; whether
+    that worked. Trials run as this process's user, and a process of the same user may read
+    ``/proc/<pid>/environ`` (the API token, cloud credentials) unless the process is not
+    dumpable. Forked workers keep the setting; an exec ends it, so trials stay readable to the
+    process scan. A trial running as root reads everything all the same."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        _prctl(PR_SET_DUMPABLE, 0)
+    except (OSError, AttributeError) as exc:
+        log.warning("could not hide this process's environment from its trials (%s)", exc)
+        return False
+    return True
+
+
+def _prctl(option: int, value: int) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(option, value, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
 
 
 def adopts_orphans() -> bool:
