@@ -17,7 +17,7 @@ from rich.console import Console
 
 from functions.adapters.sqlite_store import SqliteStore
 from functions.cli_output import print_result, print_study, studies_table, trial_table
-from functions.core.errors import InvalidStudy, KatunaError, StorageUnavailable, StudyConflict, UnreadableFile
+from functions.core.errors import InvalidStudy, KatunaError, Problem, StorageUnavailable, StudyConflict, UnreadableFile
 from functions.core.formats import load_definition, parse_text
 from functions.core.job import render_trial
 from functions.core.launch import trial_launch
@@ -80,6 +80,16 @@ def _load(file: str, settings: Settings) -> tuple[Study, dict[str, Any]]:
         _problems(file, exc)
 
 
+def _check_working_dir(file: str, spec: Study) -> None:
+    """Exit 2 when the study's ``workingDir`` (relative to the current directory, as its trials
+    are run) is not a directory here; every trial would fail to start. Only for local trials: a
+    container's working directory is inside its image."""
+    working_dir = spec.trial_template.working_dir
+    if working_dir is not None and spec.trial_template.trial_spec is None and not (Path.cwd() / working_dir).is_dir():
+        _problems(file, InvalidStudy([Problem("trialTemplate.workingDir",
+                                              f"expected a directory; {Path.cwd() / working_dir} is none")]))
+
+
 def _print_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, default=str))
 
@@ -108,6 +118,8 @@ def run(file: str, db: str | None) -> None:
     """Run the study in FILE to completion (resuming it if it was interrupted)."""
     settings = _settings(db)
     spec, definition = _load(file, settings)
+    if settings.executor == "local":
+        _check_working_dir(file, spec)
     embedded = Embedded(settings)
     try:
         record = embedded.submit(spec, definition, Path.cwd())

@@ -52,6 +52,17 @@ def test_an_invalid_study_exits_2_lists_every_problem_and_stores_nothing(tmp_pat
     assert not (tmp_path / "katuna.db").exists()
 
 
+def test_a_working_directory_missing_here_exits_2_naming_it_before_any_trial(tmp_path: Path):
+    study = write_study(tmp_path / "s.yaml", study_definition(trialTemplate={
+        "command": [sys.executable, "-c", "print('loss=1')", "${trialParameters.x}"], "workingDir": "runs"}))
+    result = katuna("run", str(study), cwd=tmp_path, check=False)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"trialTemplate.workingDir: expected a directory; {tmp_path / 'runs'} is none" in result.stderr
+    assert not (tmp_path / "katuna.db").exists()
+    (tmp_path / "runs").mkdir()
+    assert katuna("run", str(study), cwd=tmp_path).returncode == 0
+
+
 def test_run_then_inspect_with_json(tmp_path: Path):
     study = write_study(tmp_path / "study.yaml", study_definition(maxTrials=4))
     result = katuna("run", str(study), cwd=tmp_path)

@@ -152,6 +152,12 @@ STUDIES: list[tuple[str, dict, str]] = [
     ("katib-algorithm-unknown", _katib("spec.algorithm.algorithmName", "darts-by-hand"), "algorithm"),
     ("katib-min-above-max", _katib("spec.parameters.0.feasibleSpace.max", "-1"), "max"),
     ("katib-count-string", _katib("spec.maxTrialCount", "many"), "spec.maxTrialCount"),
+    # no trial starts with a NUL character in its argv, environment or working directory
+    ("command-nul-byte", _mutated(_command("a\u0000b")), "trialTemplate.command[4]"),
+    ("env-value-nul-byte", _mutated(_set("trialTemplate.env", {"X": "a\u0000b"})), "trialTemplate.env.X"),
+    ("workingDir-nul-byte", _mutated(_set("trialTemplate.workingDir", "a\u0000b")), "trialTemplate.workingDir"),
+    ("categorical-nul-byte", _mutated(_set("parameters.0", {"name": "x", "type": "categorical",
+                                                            "values": ["a\u0000b"]})), "parameters[0].values[0]"),
     # names are matched whole: a trailing newline is not part of a name
     ("name-trailing-newline", _mutated(_set("name", "hostile\n")), "name"),
     ("parameter-name-trailing-newline", _mutated(_set("parameters.0.name", "x\n")), "parameters[0].name"),
@@ -209,6 +215,8 @@ BOUNDS: list[tuple[str, dict, str, str]] = [
         {"name": "x", "type": "float", "min": 0.0, "max": 1.0, "step": 1e-12}])), "parameters",
      "at most 100,000 (KATUNA_MAX_GRID)"),
     ("timeBudget", _mutated(_set("timeBudget", "1000d")), "timeBudget", "at most 31,622,400.0 (set by KATUNA_MAX_DURATION)"),
+    ("warmStart", _mutated(_set("warmStart", {"trials": [{"params": {"x": 0.5}, "value": 1.0}] * 1_001})),
+     "warmStart.trials", "at most 1,000 (set by KATUNA_MAX_WARM_START)"),
 ]
 
 BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
@@ -245,6 +253,14 @@ TEXTS: list[tuple[str, str, bytes, int, str]] = [
     ("non-utf8-bytes", "application/yaml", _VALID_YAML.encode().replace(b"hostile", b"host\xff\xfeile"), 422, "name"),
     ("latin1-body", "application/yaml", "name: h\u00f6stile\n".encode("latin-1"), 422, "name"),
     ("xml", "application/xml", b"<study name='hostile'/>", 415, "application/json"),
+    ("int-of-5001-digits", "application/yaml", _VALID_YAML.replace("maxTrials: 4", "maxTrials: 1" + "0" * 5000)
+     .encode(), 422, '"path": "maxTrials"'),
+    ("json-int-of-5000-digits", "application/json", json.dumps(study_definition(name="hostile")).replace(
+        '"maxTrials": 4', '"maxTrials": ' + "9" * 5000).encode(), 422, '"path": "maxTrials"'),
+    ("int-past-a-float", "application/yaml", _VALID_YAML.replace("max: 5.0", f"max: {10**400}").encode(), 422,
+     '"path": "parameters[0].max"'),
+    ("yaml-date-of-month-13", "application/yaml", (_VALID_YAML + "description: 2001-13-45\n").encode(), 400,
+     "month must be in 1..12"),
     ("yaml-duplicate-key", "application/yaml", (_VALID_YAML + "name: other\n").encode(), 400,
      "duplicate key 'name'"),
     ("json-duplicate-key", "application/json", json.dumps(study_definition(name="hostile")).replace(
@@ -394,6 +410,14 @@ EVENTS: list[tuple[str, str, tuple[bytes, dict[str, str]], int, str]] = [
      "data.step"),
     ("completed-status-missing", "/", _ce("dev.katuna.study.completed", {"study": "target", "uid": "UID",
                                                                           "reason": "x"}), 400, "data.status"),
+    ("trial-past-the-store", "/", _ce(FINISHED, _finished(trial=2**63)), 400, "data.trial"),
+    ("attempt-past-the-store", "/", _ce(FINISHED, _finished(attempt=2**63)), 400, "data.attempt"),
+    ("exitCode-past-32-bits", "/", _ce(FINISHED, _finished(exitCode=2**31)), 400, "data.exitCode"),
+    ("suggested-trial-past-the-store", "/", _ce("dev.katuna.trial.suggested", {"study": "target", "uid": "UID",
+                                                                              "trial": 2**70, "attempt": 1}), 400,
+     "data.trial"),
+    ("progress-step-past-the-store", "/", _ce("dev.katuna.trial.progress", _finished(step=2**63, value=1.0)), 400,
+     "data.step"),
     ("suggested-attempt-huge-string", "/", _ce("dev.katuna.trial.suggested", _finished(attempt="9" * 5000)), 400,
      "data.attempt"),
     ("deep-event-data", "/", _ce(FINISHED, b'{"study": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"), 400,

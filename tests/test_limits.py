@@ -94,6 +94,16 @@ def test_configured_limits_come_from_the_environment():
             Settings.from_env({"KATUNA_MAX_GRID": bad})
 
 
+def test_inline_known_results_past_the_limit_are_refused_naming_it():
+    known = [{"params": {"x": 0.5}, "value": 1.0}] * 1_001
+    assert problems(study_definition(warmStart={"trials": known})) == [
+        "warmStart.trials: expected at most 1,000 (set by KATUNA_MAX_WARM_START), got 1,001"]
+    assert len(parse_study(study_definition(warmStart={"trials": known[:1_000]})).warm_start.trials) == 1_000
+    limits = Settings.from_env({"KATUNA_MAX_WARM_START": "1001"}).limits
+    assert limits == Limits(warm_start=1_001)
+    assert len(parse_study(study_definition(warmStart={"trials": known}), limits).warm_start.trials) == 1_001
+
+
 def grid(*parameters: dict) -> dict:
     definition = study_definition(algorithm={"name": "grid"}, parameters=list(parameters))
     definition["trialTemplate"]["command"] += [f"${{trialParameters.{p['name']}}}" for p in parameters]

@@ -7,8 +7,10 @@ from pathlib import Path
 import optuna
 import pytest
 from conftest import run_study, study_definition
+from optuna.distributions import FloatDistribution
 
 from functions.core.errors import InvalidStudy
+from functions.core.skopt_sampler import fitted
 from functions.core.validate import parse_study
 
 
@@ -79,3 +81,12 @@ def test_a_service_cannot_read_the_submitters_files():
 
     with pytest.raises(InvalidStudy, match="only the CLI reads files"):
         load_study(yaml.safe_dump(study_definition(warmStart={"file": "known.csv"})))
+
+
+@pytest.mark.parametrize("sign, expected", [(1.0, [1, 7, 8, 9]), (-1.0, [4, 5, 8, 9])])
+def test_past_its_bound_the_gp_is_told_the_better_half_and_the_latest_of_the_rest(sign: float, expected: list[int]):
+    study = optuna.create_study()
+    study.add_trials([optuna.trial.create_trial(params={"x": float(v)}, distributions={"x": FloatDistribution(0, 9)},
+                                                value=v) for v in (5, 1, 7, 2, 9, 8, 6, 3, 4, 0)])
+    assert [t.number for t in fitted(study.trials, sign, limit=4)] == expected
+    assert fitted(study.trials, sign, limit=10) == study.trials

@@ -48,6 +48,15 @@ from functions.core.launch import TrialLaunch
 log = logging.getLogger("katuna.executor")
 
 
+def _start_failure(launch: TrialLaunch, exc: OSError | ValueError) -> str:
+    """What kept the attempt from starting: the working directory when entering it failed
+    (``subprocess`` names it as the error's file), otherwise the program."""
+    reason = getattr(exc, "strerror", None) or exc
+    if isinstance(exc, OSError) and exc.filename == launch.working_dir and launch.argv[0] != launch.working_dir:
+        return f"{launch.argv[0]!r}: working directory {launch.working_dir!r}: {reason}"
+    return f"{launch.argv[0]!r}: {reason}"
+
+
 class LocalExecutor:
     """Implements :class:`functions.core.ports.Executor` with local processes.
 
@@ -147,7 +156,7 @@ class LocalExecutor:
                 stdout=subprocess.PIPE if streamed(launch) else log, stderr=subprocess.STDOUT, start_new_session=True,
             )
         except (OSError, ValueError) as exc:
-            message = f"{launch.argv[0]!r}: {getattr(exc, 'strerror', None) or exc}"
+            message = _start_failure(launch, exc)
             with log:
                 log.write(f"katuna: could not start {message}\n".encode())
             return partial(self._failed_to_start, run, message)

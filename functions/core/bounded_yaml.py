@@ -6,12 +6,16 @@ which any later walk over the data visits) and recurses once per nesting level (
 nested document ends in ``RecursionError``). This loader counts the nodes a document stands
 for, aliases expanded, and its nesting depth while composing, and refuses either past a bound
 long before the cost shows. A key given twice in one mapping is refused too, naming the key
-and where it is: YAML's last-wins would silently drop the first value.
+and where it is: YAML's last-wins would silently drop the first value. So is an integer
+larger than the largest float, naming where it is: no field takes one, and Python refuses to
+read one of more than 4,300 digits (``ValueError``); any other value PyYAML cannot convert (a
+date with month 13) is a YAML error with its line and column.
 """
 
 from __future__ import annotations
 
 import re
+import sys
 from typing import Any
 
 import yaml
@@ -21,6 +25,13 @@ MAX_NODES = 100_000
 
 MAX_DEPTH = 64
 """Nesting levels of collections; study definitions need fewer than 15."""
+
+MAX_INT_TEXT = 1_100
+"""Characters of an integer's text: the largest float written in binary digits (``0b`` and
+1,024 of them) fits; a longer integer is too large however it is written, and is refused
+before it is read (reading a long sexagesimal ``1:2:3:...`` costs quadratic time)."""
+
+_INT = "tag:yaml.org,2002:int"
 
 
 class DocumentTooLarge(yaml.YAMLError):
@@ -36,12 +47,23 @@ class DuplicateKey(yaml.YAMLError):
         self.key = key
 
 
+class NumberTooLarge(yaml.YAMLError):
+    """An integer beyond what any field holds; ``path`` is where it is."""
+
+    def __init__(self, path: str, mark: yaml.Mark | None) -> None:
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        self.path = path
+        self.message = f"expected a number of at most {sys.float_info.max:.3g} in magnitude{where}"
+        super().__init__(f"{path}: {self.message}")
+
+
 class _BoundedLoader(yaml.SafeLoader):
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._depth = 0
         self._weights: dict[int, int] = {}
         self._path: list[str] = []
+        self._int_paths: dict[int, str] = {}
 
     def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
         """The node at ``index`` of ``parent``: a position in a sequence, or the key node of a
@@ -55,6 +77,8 @@ class _BoundedLoader(yaml.SafeLoader):
             node = super().compose_node(parent, index)  # type: ignore[arg-type]  # a key node, as PyYAML passes it
             if isinstance(node, yaml.MappingNode):
                 self._check_keys(node)
+            elif isinstance(node, yaml.ScalarNode) and node.tag == _INT:
+                self._int_paths.setdefault(id(node), "".join(self._path).lstrip("."))
         finally:
             self._depth -= 1
             self._path.pop()
@@ -68,6 +92,27 @@ class _BoundedLoader(yaml.SafeLoader):
         return node
 
 
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        """The value of ``node``; a scalar PyYAML cannot convert (a date with month 13) is a
+        YAML error saying where it is, as a syntax error does."""
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, OverflowError) as exc:
+            raise yaml.constructor.ConstructorError(None, None, f"cannot read this value: {exc}",
+                                                    node.start_mark) from exc
+
+    def construct_bounded_int(self, node: yaml.ScalarNode) -> int:
+        """An integer no larger than the largest float: no field takes a larger one, and one
+        written with more digits than Python reads would raise ``ValueError`` (its text is
+        measured before it is read, so a long one costs nothing)."""
+        path = self._int_paths.get(id(node), "")
+        if len(node.value) > MAX_INT_TEXT:
+            raise NumberTooLarge(path, node.start_mark)
+        value: int = self.construct_yaml_int(node)
+        if abs(value) > sys.float_info.max:
+            raise NumberTooLarge(path, node.start_mark)
+        return value
+
     def _check_keys(self, node: yaml.MappingNode) -> None:
         seen = set()
         for key, _ in node.value:
@@ -79,6 +124,7 @@ class _BoundedLoader(yaml.SafeLoader):
             seen.add((key.tag, key.value))
 
 
+_BoundedLoader.add_constructor(_INT, _BoundedLoader.construct_bounded_int)
 _BoundedLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float", re.compile(r"[-+]?[0-9]+(?:\.[0-9]*)?[eE][-+]?[0-9]+\Z"), list("-+0123456789"))
 """JSON's (and YAML 1.2's) exponent numbers, ``1e-12``, ``-1e+308``: YAML 1.1 reads them as strings."""

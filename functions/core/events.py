@@ -9,6 +9,7 @@ and handlers ignore events of a study that no longer exists.
 
 from __future__ import annotations
 
+import sys
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -167,17 +168,32 @@ def resource_changed(change: str, obj: Mapping[str, Any]) -> Event:
     )
 
 
+MAX_STORED_INT = 2**63 - 1
+"""The largest integer the store holds (SQLite's INTEGER is a signed 64-bit number): a larger
+trial number, attempt or step is refused with the event, before any handler runs."""
+
+EXIT_CODES = (-(2**31), 2**31 - 1)
+"""An exit code is a 32-bit signed number (Kubernetes' ``exitCode``; a local process's status,
+negative when a signal ended it)."""
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _is_number(value: Any) -> bool:
-    return _is_int(value) or isinstance(value, float)
+    """An int or float a float can hold: a larger int would overflow where it is compared."""
+    return isinstance(value, float) or (_is_int(value) and abs(value) <= sys.float_info.max)
+
+
+def _whole(low: int, high: int) -> tuple[Any, str]:
+    return (lambda v: _is_int(v) and low <= v <= high, f"an integer from {low} to {high}")
 
 
 _TEXT = (lambda v: isinstance(v, str) and v != "", "a non-empty string")
-_COUNT = (lambda v: _is_int(v) and v >= 0, "an integer >= 0")
-_ATTEMPT = (lambda v: _is_int(v) and v >= 1, "an integer >= 1")
+_COUNT = _whole(0, MAX_STORED_INT)
+_ATTEMPT = _whole(1, MAX_STORED_INT)
+_EXIT_CODE = _whole(*EXIT_CODES)
 _STUDY_FIELDS = {"study": _TEXT, "uid": _TEXT}
 _TRIAL_FIELDS = {**_STUDY_FIELDS, "trial": _COUNT, "attempt": _ATTEMPT}
 OUTCOMES = ("exited", "timeout", "error", "preempted")
@@ -185,9 +201,9 @@ _FIELDS: Mapping[str, Mapping[str, tuple[Any, str]]] = {
     STUDY_CREATED: _STUDY_FIELDS,
     TRIAL_SUGGESTED: _TRIAL_FIELDS,
     TRIAL_FINISHED: {**_TRIAL_FIELDS, "outcome": (lambda v: v in OUTCOMES, f"one of {', '.join(OUTCOMES)}"),
-                     "exitCode": (lambda v: v is None or _is_int(v), "an integer or null"),
+                     "exitCode": (lambda v: v is None or _EXIT_CODE[0](v), f"{_EXIT_CODE[1]}, or null"),
                      "message": (lambda v: isinstance(v, str), "a string")},
-    TRIAL_PROGRESS: {**_TRIAL_FIELDS, "step": _COUNT, "value": (_is_number, "a number")},
+    TRIAL_PROGRESS: {**_TRIAL_FIELDS, "step": _COUNT, "value": (_is_number, "a number a float can hold")},
     STUDY_COMPLETED: {**_STUDY_FIELDS, "status": _TEXT, "reason": (lambda v: isinstance(v, str), "a string")},
 }
 

@@ -24,6 +24,8 @@ def parse_text(text: str) -> dict[str, Any]:
         data = bounded_yaml.load(text)
     except bounded_yaml.DuplicateKey as exc:
         raise UnparseableStudy([Problem(exc.path, f"duplicate key {exc.key!r}; each key may appear once")]) from exc
+    except bounded_yaml.NumberTooLarge as exc:
+        raise InvalidStudy([Problem(exc.path, exc.message)]) from exc
     except yaml.YAMLError as exc:
         raise UnparseableStudy([Problem("", f"not valid YAML or JSON: {exc}")]) from exc
     if not isinstance(data, dict):

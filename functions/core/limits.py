@@ -51,6 +51,10 @@ class Limits:
     text: int = 4_096
     """Characters of a metric filter or of a name (metric, parameter, environment variable)."""
 
+    warm_start: int = 1_000
+    """Known results given inline in ``warmStart.trials`` (or its file): the sampler learns from
+    each of them at every suggestion."""
+
 
 DEFAULTS = Limits()
 """The documented defaults, for callers that are given no limits."""

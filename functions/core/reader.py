@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -39,10 +40,10 @@ class Reader:
             return None
         value = data[key]
         if not _CHECKS[kind](value):
-            self.fail(where, f"expected {_EXPECTED[kind]}, got {kind_of(value)} {value!r}")
+            self.fail(where, f"expected {_EXPECTED[kind]}, got {kind_of(value)} {shown(value)}")
             return None
         if kind == "int" and abs(value) > MAX_EXACT_INT:
-            self.fail(where, f"expected an integer of at most 2**53 in magnitude, got {value:.3g}")
+            self.fail(where, f"expected an integer of at most 2**53 in magnitude, got {shown(value)}")
             return None
         return value
 
@@ -61,7 +62,18 @@ def is_int(v: Any) -> bool:
 
 
 def is_number(v: Any) -> bool:
-    return (is_int(v) or isinstance(v, float)) and math.isfinite(v)
+    """A finite float, or an int a float can hold (a larger one overflows where it is used)."""
+    return (isinstance(v, float) and math.isfinite(v)) or (is_int(v) and abs(v) <= sys.float_info.max)
+
+
+def shown(value: Any) -> str:
+    """``value`` for a message: an integer past 2**53 in rounded form, or as its power of ten
+    when too large for a float (its digits could run to thousands, more than Python writes)."""
+    if is_int(value) and abs(value) > MAX_EXACT_INT:
+        if abs(value) <= sys.float_info.max:
+            return f"{value:.3g}"
+        return f"{'-' if value < 0 else ''}about 10**{int((abs(value).bit_length() - 1) * math.log10(2))}"
+    return f"{value!r:.80}"
 
 
 _CHECKS = {
@@ -80,6 +92,28 @@ _EXPECTED = {
     "list": "a list",
     "mapping": "a mapping",
 }
+
+
+def nul_characters(data: Any) -> list[Problem]:
+    """A problem for each string in ``data`` (a key or a value, at any depth) that holds a NUL
+    character: no argument, environment variable or path a trial is started with can hold one,
+    so such a study could only fail every trial."""
+    problems = []
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str) and "\x00" in value:
+            problems.append(Problem(path, "expected text without NUL characters (\\0): no argument, environment "
+                                          "variable or path a trial starts with can hold one"))
+        elif isinstance(value, Mapping):
+            for key, item in value.items():
+                where = join(path, str(key).replace("\x00", "\\0"))
+                if isinstance(key, str) and "\x00" in key:
+                    problems.append(Problem(where, "expected a name without NUL characters (\\0)"))
+                stack.append((where, item))
+        elif isinstance(value, list):
+            stack.extend((f"{path}[{i}]", item) for i, item in enumerate(value))
+    return sorted(problems, key=lambda p: p.path)
 
 
 def kind_of(value: Any) -> str:

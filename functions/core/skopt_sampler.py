@@ -3,7 +3,8 @@
 Katib's suggestion service for this algorithm builds a ``skopt.Optimizer`` (a Gaussian-process
 surrogate by default, ``gp_hedge`` acquisition, ``auto`` acquisition optimizer), tells it every
 succeeded trial's parameters and objective (negated when the goal is to maximise) and asks it
-for the next point; running trials are not told. :class:`BayesianSampler` does the same through
+for the next point; running trials are not told (past :data:`FIT_TRIALS` completed trials,
+only that many of them are). :class:`BayesianSampler` does the same through
 Optuna's relative-sampling API, so it needs no state of its own: every ask rebuilds the
 optimizer from the study's completed trials, as a stateless handler must. Until
 ``n_startup_trials`` trials have completed, points are drawn at random (scikit-optimize's own
@@ -38,6 +39,13 @@ ACQUISITION_FUNCTIONS = {"gp_hedge": "", "LCB": "", "EI": "", "PI": "",
 ACQUISITION_OPTIMIZERS = {"auto": "", "sampling": "", "lbfgs": ""}
 """The values Katib's service accepts, each with the reason katuna refuses it ("" when it runs)."""
 TREE_ESTIMATORS = ("RF", "ET")
+
+FIT_TRIALS = 100
+"""Completed trials the optimizer is told, at most: the better half of that many, and the latest
+of the others. A Gaussian process's fit grows with the cube of its points (about a second of CPU
+for 100, over a minute for 1,000) and every ask fits afresh, so without this bound a long study,
+or a large warm start, would make each suggestion cost minutes. Katib's service tells every
+trial; katuna tells the same up to this many."""
 
 
 def check_choice(setting: str, value: str, accepted: Mapping[str, str]) -> None:
@@ -108,6 +116,19 @@ class Dimension:
         return int(point) if self.integer else float(point)
 
 
+def fitted(told: list[FrozenTrial], sign: float, limit: int = FIT_TRIALS) -> list[FrozenTrial]:
+    """At most ``limit`` of the ``told`` trials, in trial order: the best half (by the value
+    times ``sign``, lowest first) and the latest of the others, so the model knows both where
+    the optimum lies and where the search is now."""
+    if len(told) <= limit:
+        return told
+    best = sorted(told, key=lambda t: (sign * t.values[0], t.number))[:limit // 2]
+    chosen = {t.number for t in best}
+    latest = [t for t in sorted(told, key=lambda t: t.number, reverse=True) if t.number not in chosen]
+    chosen.update(t.number for t in latest[:limit - len(best)])
+    return [t for t in told if t.number in chosen]
+
+
 class BayesianSampler(optuna.samplers.BaseSampler):
     """scikit-optimize's ``Optimizer`` with Katib's arguments (its defaults are Katib's), told
     the completed trials afresh for every ask and seeded with the trial's seed.
@@ -153,6 +174,7 @@ class BayesianSampler(optuna.samplers.BaseSampler):
             return {}
         dimensions = [Dimension.of(name, d, self.log_uniform_floats) for name, d in sorted(search_space.items())]
         sign = -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0
+        told = fitted(told, sign)
         points = [[dim.to_skopt(t.params[dim.name]) for dim in dimensions] for t in told]
         point = self._ask(dimensions, points, [sign * t.values[0] for t in told])
         return {dim.name: dim.from_skopt(x) for dim, x in zip(dimensions, point, strict=True)}

@@ -20,6 +20,8 @@ def over_limits(study: Study, limits: Limits) -> list[Problem]:
         ("trialTemplate.timeout", template.timeout, limits.duration, "DURATION"),
         ("trialTemplate.maxAttempts", template.max_attempts, limits.attempts, "ATTEMPTS"),
         ("parameters", len(study.parameters), limits.parameters, "PARAMETERS"),
+        ("warmStart.trials", len(study.warm_start.trials) if study.warm_start else None, limits.warm_start,
+         "WARM_START"),
     ]
     checks += [(f"parameters[{i}].values", len(p.values), limits.values, "VALUES")
                for i, p in enumerate(study.parameters) if isinstance(p, ChoiceParameter)]

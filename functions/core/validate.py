@@ -29,7 +29,7 @@ from functions.core.parameters import (
     Parameter,
 )
 from functions.core.pruners import parse_early_stopping
-from functions.core.reader import Reader, is_number, join, kind_of
+from functions.core.reader import Reader, is_number, join, kind_of, nul_characters
 from functions.core.samplers import check_algorithm, check_sampler, convert_settings
 from functions.core.space import distribution_problems
 from functions.core.spec import MAXIMIZE, MINIMIZE, STRATEGIES, Algorithm, MetricsCollector, Objective, Study
@@ -57,6 +57,7 @@ def parse_study(data: Any, limits: Limits = DEFAULTS) -> Study:
     top = r.mapping(data, "", _TOP)
     if not isinstance(data, Mapping):
         raise InvalidStudy(r.problems or [Problem("", "expected a mapping: the study definition")])
+    r.problems += nul_characters(data)
     name = r.get(top, "name", "", "str", required=True)
     if name is not None and (len(name) > 63 or not DNS1123_LABEL.fullmatch(name)):
         r.fail("name", "expected a DNS-1123 label: lower-case letters, digits and '-', starting and ending alphanumeric, at most 63 characters")

@@ -7,12 +7,11 @@ not trials of the new study and do not count toward its limits.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from functions.core.parameters import ChoiceParameter, IntParameter, Parameter
-from functions.core.reader import Reader, join
+from functions.core.reader import Reader, is_number, join
 from functions.core.space import admits
 from functions.core.spec import KnownResult, WarmStart
 
@@ -28,7 +27,7 @@ def fits(parameters: Sequence[Parameter], params: Mapping[str, Any]) -> bool:
         try:
             if not admits(parameter, params[parameter.name]):
                 return False
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, OverflowError):
             return False
     return True
 
@@ -73,8 +72,7 @@ def parse_warm_start(r: Reader, data: Any, parameters: Sequence[Parameter], obje
         entry = r.mapping(entry, where, {"params", "value", "values"})
         params = r.get(entry, "params", where, "mapping", required=True) or {}
         values = entry.get("values", [entry["value"]] if "value" in entry else None)
-        if not isinstance(values, list) or len(values) != len(objectives) or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values):
+        if not isinstance(values, list) or len(values) != len(objectives) or not all(map(is_number, values)):
             r.fail(where, f"expected value (or values: a list of {len(objectives)}) with finite numbers")
             continue
         if parameters and not fits(parameters, params):

@@ -7,6 +7,7 @@ from dataclasses import replace
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context, url_for
 
 from functions.adapters.web.openapi import document
+from functions.adapters.web.query import attempt_of
 from functions.core.application import Application
 from functions.core.errors import StudyNotFound
 from functions.core.events import study_completed
@@ -110,11 +111,11 @@ def get_trial(name: str, number: int):
 
 @blueprint.get("/studies/<name>/trials/<int:number>/logs")
 def trial_logs(name: str, number: int):
-    """The output of the trial's current attempt (or ``?attempt=k``), streamed as plain text;
-    a log over ``KATUNA_MAX_LOG`` characters is served as its start and its end, with a note."""
+    """The output of the trial's current attempt (or ``?attempt=k``, a 404 for one that never
+    ran), streamed as plain text; a log over ``KATUNA_MAX_LOG`` characters is served as its
+    start and its end, with a note."""
     record, trial = find_trial(name, number)
-    attempt = request.args.get("attempt", default=trial.attempt, type=int)
-    launch = trial_launch(record, replace(trial, attempt=attempt))
+    launch = trial_launch(record, replace(trial, attempt=attempt_of(trial)))
     limit = _runtime().settings.max_log
     lines = capped(what_is_left(_runtime().executor.output(launch)), limit // 2, limit - limit // 2)
     return Response(stream_with_context(lines), mimetype="text/plain")

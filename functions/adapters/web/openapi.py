@@ -122,10 +122,13 @@ def _study_paths() -> dict[str, Any]:
                     "responses": {"200": _json("Trial", "the trial"), "401": _UNAUTHORIZED, "404": _NOT_FOUND}}},
         "/studies/{name}/trials/{number}/logs": {
             "parameters": [_NAME, _NUMBER,
-                           {"name": "attempt", "in": "query", "schema": {"type": "integer", "minimum": 1}}],
+                           {"name": "attempt", "in": "query",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}}],
             "get": {"summary": "The output of a trial attempt, streamed", "operationId": "getTrialLogs",
                     "responses": {"200": {"description": "plain text", "content": {"text/plain": {
-                        "schema": {"type": "string"}}}}, "401": _UNAUTHORIZED, "404": _NOT_FOUND}}},
+                        "schema": {"type": "string"}}}},
+                        "400": _error("attempt is not a whole number from 1"), "401": _UNAUTHORIZED,
+                        "404": _NOT_FOUND}}},
     }
 
 

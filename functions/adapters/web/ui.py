@@ -34,6 +34,7 @@ from functions.adapters.web import tables
 from functions.adapters.web.api import find_trial
 from functions.adapters.web.auth import end_session, start_session, token_matches
 from functions.adapters.web.errors import error_response, status_of
+from functions.adapters.web.query import attempt_of, whole_number
 from functions.core.application import Application
 from functions.core.errors import KatunaError
 from functions.core.launch import trial_launch
@@ -244,9 +245,9 @@ def trial_log(name: str, number: int):
     more text follows already, and whether the trial still runs (the page polls while it does).
     ``offset=-1`` starts at the last ``LOG_CHUNK`` characters (``skipped`` says how many came before)."""
     record, found = find_trial(name, number)
-    attempt = request.args.get("attempt", found.attempt, type=int)
+    attempt = attempt_of(found)
     launch = trial_launch(record, replace(found, attempt=attempt))
-    offset = request.args.get("offset", 0, type=int)
+    offset = whole_number("offset", 0, -1)
     skipped = 0
     if offset < 0:
         offset = skipped = max(sum(len(line) for line in what_is_left(_runtime().executor.output(launch))) - LOG_CHUNK, 0)

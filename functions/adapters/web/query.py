@@ -1,0 +1,47 @@
+"""Whole numbers in a request's query string, checked: Flask's ``type=int`` falls back to the
+default on text that is no number, and takes any number, so a wrong value would be answered
+as if it were right. Here a wrong one is a ``400`` naming the parameter and what it takes."""
+
+from __future__ import annotations
+
+import re
+
+from flask import request
+
+from functions.core.errors import MalformedRequest, StudyNotFound
+from functions.core.events import MAX_STORED_INT
+from functions.core.records import TrialRecord
+
+_WHOLE = re.compile(r"-?[0-9]{1,19}")
+"""At most 19 digits: no stored number has more, and no longer text is read."""
+
+
+def _whole(text: str) -> int | None:
+    return int(text) if _WHOLE.fullmatch(text) else None
+
+
+def whole_number(name: str, default: int, low: int, high: int = MAX_STORED_INT) -> int:
+    """The ``name`` parameter, ``default`` when it is absent; ``MalformedRequest`` unless it is
+    a whole number from ``low`` to ``high``."""
+    text = request.args.get(name)
+    if text is None:
+        return default
+    number = _whole(text)
+    if number is None or not low <= number <= high:
+        raise MalformedRequest(f"{name}: expected a whole number from {low} to {high}, got {text!r:.40}")
+    return number
+
+
+def attempt_of(trial: TrialRecord) -> int:
+    """The attempt a log request asks for (``?attempt=k``), the trial's current one by default;
+    ``StudyNotFound`` (a 404) for an attempt that never ran."""
+    text = request.args.get("attempt")
+    if text is None:
+        return trial.attempt
+    number = _whole(text)
+    if number is None or number < 1:
+        raise MalformedRequest(f"attempt: expected a whole number from 1 to {trial.attempt}, got {text!r:.40}")
+    if number > trial.attempt:
+        raise StudyNotFound(f"trial {trial.number} of study {trial.study!r} has no attempt {number}: "
+                            f"its attempts are 1 to {trial.attempt}")
+    return number
