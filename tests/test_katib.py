@@ -47,7 +47,8 @@ def experiment(**spec_overrides) -> dict:
 def test_an_experiment_translates_field_by_field():
     spec, submitted = load_study(yaml.safe_dump(experiment()))
     assert submitted["kind"] == "Experiment"
-    assert (spec.name, spec.parallelism, spec.max_trials, spec.max_failed_trials) == ("katib-exp", 2, 4, 1)
+    assert (spec.name, spec.parallelism, spec.max_trials) == ("katib-exp", 2, 4)
+    assert spec.max_failed_trials == 0, "Katib fails the Experiment at its first failure when the count is 1"
     assert spec.objectives[0].metric == "loss" and spec.additional_metrics == ("size",)
     assert spec.strategy("loss") == "latest" and spec.strategy("size") == "min"
     assert (spec.algorithm.name, spec.algorithm.seed) == ("random", 3)

@@ -4,6 +4,7 @@ field paths, algorithm settings in Katib's sense, trial metadata and ``retain``.
 from __future__ import annotations
 
 import copy
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -82,6 +83,49 @@ def test_katuna_run_passes_discrete_strings_and_trial_metadata_to_the_trial(tmp_
     assert all(name.startswith("katib-exp-") for name in seen)
     assert {text.split()[0] for text in seen.values()} <= {"16", "32", "64"}
     assert {text.split()[1] for text in seen.values()} == {"kubeflow"}
+
+
+# maxFailedTrialCount as Katib counts it
+
+
+def failing(mode: str, max_failed: int) -> dict:
+    """An Experiment of one trial at a time whose every trial fails (``crash``: exits 3;
+    ``silent``: exits 0 without the objective, Katib's MetricsUnavailable)."""
+    doc = experiment(parallelTrialCount=1, maxTrialCount=5, maxFailedTrialCount=max_failed)
+    doc["metadata"]["name"] = f"fails-{mode}"
+    container = doc["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]
+    container["command"].append(f"--mode={mode}")
+    return doc
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode,max_failed,trials", [("crash", 2, 2), ("silent", 1, 1), ("crash", 0, 1)],
+                         ids=["two-failures", "no-metrics", "zero"])
+def test_katuna_run_fails_an_experiment_once_its_failures_reach_max_failed_trial_count(
+        tmp_path: Path, mode: str, max_failed: int, trials: int):
+    """As Katib, the Experiment fails when its failed trials reach the count, not past it; 0
+    fails it at the first failure, as 1 does."""
+    (tmp_path / "experiment.yaml").write_text(yaml.safe_dump(failing(mode, max_failed)))
+    run = subprocess.run([KATUNA, "run", "experiment.yaml"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1, run.stdout + run.stderr
+    listed = subprocess.run([KATUNA, "trials", f"fails-{mode}", "--json"], cwd=tmp_path, capture_output=True,
+                            text=True, check=True)
+    states = [t["state"] for t in json.loads(listed.stdout)]
+    assert states == ["FAIL"] * trials
+    assert "too many failed trials" in run.stdout
+
+
+@pytest.mark.parametrize("max_failed,native", [(0, 0), (1, 0), (2, 1), (4, 3)])
+def test_katuna_convert_gives_max_failed_trial_count_the_native_rule_of_the_same_meaning(
+        tmp_path: Path, max_failed: int, native: int):
+    (tmp_path / "experiment.yaml").write_text(yaml.safe_dump(experiment(maxFailedTrialCount=max_failed)))
+    converted = subprocess.run([KATUNA, "convert", "experiment.yaml"], cwd=tmp_path, capture_output=True, text=True,
+                               check=True)
+    assert yaml.safe_load(converted.stdout)["maxFailedTrials"] == native
+
+
+def test_a_negative_max_failed_trial_count_is_refused_as_written():
+    assert problems_of(experiment(maxFailedTrialCount=-1)) == {"spec.maxFailedTrialCount": "expected an integer >= 0"}
 
 
 # Every problem at once, with its Experiment path

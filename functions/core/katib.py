@@ -93,9 +93,10 @@ def from_experiment(data: Mapping[str, Any]) -> dict[str, Any]:
         "parallelism": _parallelism(spec, problems),
         "trialTemplate": katib_template.translate(spec.get("trialTemplate"), spec.get("parameters") or [], problems),
     }
-    for katib, ours in (("maxTrialCount", "maxTrials"), ("maxFailedTrialCount", "maxFailedTrials")):
-        if spec.get(katib) is not None:
-            native[ours] = spec[katib]
+    if spec.get("maxTrialCount") is not None:
+        native["maxTrials"] = spec["maxTrialCount"]
+    if spec.get("maxFailedTrialCount") is not None:
+        native["maxFailedTrials"] = failures_allowed(spec["maxFailedTrialCount"])
     if spec.get("earlyStopping"):
         native["earlyStopping"] = _early_stopping(spec["earlyStopping"], problems)
     if (spec.get("algorithm") or {}).get("algorithmName") == "hyperband":
@@ -134,6 +135,14 @@ def _native_problems(native: dict[str, Any], data: Mapping[str, Any], found: lis
 def katib_problems(problems: Iterable[Problem], data: Mapping[str, Any]) -> list[Problem]:
     """The problems of the native study an Experiment translated to, with the Experiment's paths."""
     return katib_paths.katib_problems(problems, data)
+
+
+def failures_allowed(max_failed: Any) -> Any:
+    """``maxFailedTrialCount`` as the native ``maxFailedTrials``: Katib fails an Experiment once
+    its failed trials (those without metrics included) *reach* the count, and 0 fails it at the
+    first failure like 1; the native rule fails a study when they *exceed* it. Any other value
+    (negative, not an integer) goes through unchanged, for validation to report as written."""
+    return max(max_failed - 1, 0) if _is_count(max_failed) and max_failed >= 0 else max_failed
 
 
 def _name(name: Any, problems: list[Problem]) -> None:
