@@ -23,7 +23,7 @@ from functions.core.records import StudyRecord
 from functions.core.spec import Study
 from functions.dispatch import Dispatcher
 from functions.handlers import Deps
-from functions.handlers.base import store_study
+from functions.handlers.base import store_or_restart
 from functions.pools import check_node_pool
 from functions.settings import Settings
 from functions.watch import Watcher
@@ -50,9 +50,10 @@ class Embedded:
             self.broker.publish(event)
 
     def submit(self, spec: Study, definition: dict, base_dir: Path) -> StudyRecord:
-        """Store the study (or find the identical one stored before)."""
+        """Store the study (or find the identical one stored before, or restart the ended Katib
+        Experiment whose trial budget the definition raises, as Katib does)."""
         check_node_pool(spec, self.settings, runs_jobs=False)
-        return store_study(replace(self.deps, workdir=str(base_dir)), spec, definition)[0]
+        return store_or_restart(replace(self.deps, workdir=str(base_dir)), spec, definition)
 
     def run(self, name: str, on_tick: Callable[[], None] = lambda: None) -> StudyRecord:
         """Run (or resume) the study until it ends and its trials are gone.
@@ -86,7 +87,7 @@ class Embedded:
     def stop(self, name: str, reason: str = "stopped by user") -> None:
         """Stop a study, here or in another process running it (which notices and kills its trials)."""
         record = self.store.get_study(name)
-        self.dispatcher.deliver(study_completed(name, record.uid, "stopped", reason))
+        self.dispatcher.deliver(study_completed(name, record.uid, "stopped", reason, record.restarts))
 
     def close(self) -> None:
         self.broker.close()

@@ -39,7 +39,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 def undo_trial_changes(db: sqlite_utils.Database) -> None:
     """Take a database back to before the twelfth migration (trial changes, pool uses found by
-    their release), for a test of an older database."""
+    their release) and the thirteenth (studies' restarts), for a test of an older database."""
+    db.execute("ALTER TABLE studies DROP COLUMN restarts")
+    db.execute("ALTER TABLE studies DROP COLUMN restarted_at")
     db.execute("DROP INDEX idx_trials_study_changed")
     db.execute("ALTER TABLE trials DROP COLUMN changed")
     db.execute("ALTER TABLE studies DROP COLUMN trials_reported")

@@ -162,5 +162,11 @@ def _migrate_12(db: sqlite_utils.Database) -> None:
     db.table("node_pools").create_index(["released_at"])
 
 
+def _migrate_13(db: sqlite_utils.Database) -> None:
+    """How many times each study was reopened after it ended, and when last (none on older rows)."""
+    db.table("studies").add_column("restarts", int, not_null_default=0)
+    db.table("studies").add_column("restarted_at", float)
+
+
 MIGRATIONS = (_migrate_1, _migrate_2, _migrate_3, _migrate_4, _migrate_5, _migrate_6, _migrate_7, _migrate_8,
-              _migrate_9, _migrate_10, _migrate_11, _migrate_12)
+              _migrate_9, _migrate_10, _migrate_11, _migrate_12, _migrate_13)

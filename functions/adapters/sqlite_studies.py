@@ -92,7 +92,7 @@ class SqliteStudies(SqliteConnection):
             base_dir=row["base_dir"], uid=row["uid"], status=status, reason=reason,
             created_at=row["created_at"], started_at=row["started_at"], completed_at=row["completed_at"],
             origin=_origin(row["origin"]), seed=row["seed"], katuna_version=row["katuna_version"],
-            optuna_version=row["optuna_version"],
+            optuna_version=row["optuna_version"], restarts=row["restarts"], restarted_at=row["restarted_at"],
         )
 
     @reading

@@ -132,13 +132,25 @@ def trial_progress(study: str, uid: str, number: int, attempt: int, step: int, v
     )
 
 
-def study_completed(study: str, uid: str, status: str, reason: str) -> Event:
+def study_completed(study: str, uid: str, status: str, reason: str, restarts: int = 0) -> Event:
+    """The study ended. A study reopened after it ended (``restarts`` times) ends again as
+    another fact: the count is in the data and the id, so the end of an earlier run is never
+    taken for this one's, nor this one's for a redelivery of it."""
+    data: dict[str, Any] = {"study": study, "uid": uid, "status": status, "reason": reason}
+    if restarts:
+        data["restarts"] = restarts
     return Event(
         STUDY_COMPLETED,
-        {"study": study, "uid": uid, "status": status, "reason": reason},
-        id=derived_id("completed", uid),
+        data,
+        id=derived_id("completed", uid, *([restarts] if restarts else [])),
         subject=study,
     )
+
+
+def of_this_run(data: Mapping[str, Any], restarts: int) -> bool:
+    """Whether a ``study.completed`` is about the study's current run (one that was never
+    reopened has ``restarts`` 0, as the events of its only run)."""
+    return data.get("restarts", 0) == restarts
 
 
 def pool_check() -> Event:
@@ -206,15 +218,19 @@ _FIELDS: Mapping[str, Mapping[str, tuple[Any, str]]] = {
     TRIAL_PROGRESS: {**_TRIAL_FIELDS, "step": _COUNT, "value": (_is_number, "a number a float can hold")},
     STUDY_COMPLETED: {**_STUDY_FIELDS, "status": _TEXT, "reason": (lambda v: isinstance(v, str), "a string")},
 }
+_OPTIONAL: Mapping[str, Mapping[str, tuple[Any, str]]] = {
+    STUDY_COMPLETED: {"restarts": _COUNT},
+}
 
 
 def data_problems(event_type: str, data: Mapping[str, Any]) -> list[str]:
     """What is wrong with the data of a katuna event, each naming its field; none for other types."""
     fields = _FIELDS.get(event_type, {})
     problems = []
-    for name, (valid, expected) in fields.items():
+    for name, (valid, expected) in {**fields, **_OPTIONAL.get(event_type, {})}.items():
         if name not in data:
-            problems.append(f"data.{name}: required; expected {expected}")
+            if name in fields:
+                problems.append(f"data.{name}: required; expected {expected}")
         elif not valid(data[name]):
             problems.append(f"data.{name}: expected {expected}, got {data[name]!r:.80}")
     return problems

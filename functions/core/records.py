@@ -41,6 +41,11 @@ class StudyRecord:
     """The katuna release that started the study."""
     optuna_version: str | None = None
     """The Optuna release that started the study."""
+    restarts: int = 0
+    """How many times the study was reopened after it ended (:mod:`functions.core.resume`): the
+    events of each run of it are told apart by it."""
+    restarted_at: float | None = None
+    """When it was last reopened."""
 
     @property
     def name(self) -> str:

@@ -186,9 +186,13 @@ def study_status(record: StudyRecord, counts: Counts, best: TrialRecord | None, 
     created = _condition("Created", "StudyCreated", f"study {record.name} accepted", record.created_at)
     conditions = [created]
     phase = "Created"
+    if record.restarts:
+        conditions.append(_condition("Restarting", "ExperimentRestarting", f"the study was restarted after it ended "
+                                     f"({record.restarts} time(s)): its trial budget was raised", record.restarted_at))
     if record.started_at is not None:
         phase = "Running"
-        conditions.append(_condition("Running", "StudyRunning", "trials are running", record.started_at,
+        conditions.append(_condition("Running", "StudyRunning", "trials are running",
+                                     record.restarted_at or record.started_at,
                                      "False" if record.terminal else "True"))
     if record.terminal:
         phase = {COMPLETED: "Succeeded", FAILED: "Failed", STOPPED: "Stopped"}[record.status]

@@ -17,8 +17,9 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from functions.core import template, tfevents
+from functions.core import resume, template, tfevents
 from functions.core.cluster import Cluster
+from functions.core.errors import StudyConflict
 from functions.core.events import STUDY_CREATED, Event, derived_id, study_completed, trial_suggested
 from functions.core.katib_trials import trial_name, trials_owner
 from functions.core.launch import trial_launch
@@ -26,7 +27,7 @@ from functions.core.limits import DEFAULTS, Limits
 from functions.core.metrics import Summary, parse_json_lines, parse_text
 from functions.core.node_hours import LOOK_EVERY
 from functions.core.ports import Clock, Executor, NodePools, Nodes, Resources, RunningLogs, Store
-from functions.core.records import COMPLETE, RUNNING, WAITING, Counts, StudyRecord, TrialRecord
+from functions.core.records import COMPLETE, RUNNING, STUDY_RUNNING, WAITING, Counts, StudyRecord, TrialRecord
 from functions.core.samplers import grid_size, sampler_for
 from functions.core.space import distribution, sample, sampler_params, values
 from functions.core.spec import KnownResult, Study
@@ -73,6 +74,25 @@ def store_study(deps: Deps, spec: Study, definition: dict[str, Any],
     record = StudyRecord(spec, definition, os.path.abspath(deps.workdir), uid, created_at=deps.clock(), origin=origin)
     stored = deps.store.add_study(record)
     return stored, stored.uid == uid
+
+
+def store_or_restart(deps: Deps, spec: Study, definition: dict[str, Any]) -> StudyRecord:
+    """Store a submitted study as :func:`store_study` does; where its name holds an ended Katib
+    Experiment that the definition restarts as Katib would (its trial budget raised, nothing
+    else changed: :mod:`functions.core.resume`), restart that study instead. ``StudyConflict``
+    otherwise, saying why an ended Experiment does not restart."""
+    try:
+        return store_study(deps, spec, definition)[0]
+    except StudyConflict as exc:
+        with deps.store.transaction():
+            stored = deps.store.get_study(spec.name)
+            if not stored.terminal or not resume.is_experiment(stored.definition):
+                raise
+            refused = resume.refusals(stored, definition, deps.store.count_trials(stored.name).created)
+            if refused:
+                raise StudyConflict(f"{exc}; it has ended ({stored.status}: {stored.reason}) and does not restart: "
+                                    f"{'; '.join(refused)}") from exc
+            return reopen(stored, deps, spec, definition)
 
 
 def optuna_study(record: StudyRecord, deps: Deps, trial_number: int | None = None) -> optuna.Study:
@@ -187,7 +207,20 @@ def complete(record: StudyRecord, deps: Deps, decision: Decision) -> list[Event]
     """End the study now: later events see its final status at once."""
     deps.store.update_study(record.name, status=decision.status, reason=decision.reason,
                             completed_at=deps.clock())
-    return [study_completed(record.name, record.uid, decision.status, decision.reason)]
+    return [study_completed(record.name, record.uid, decision.status, decision.reason, record.restarts)]
+
+
+def reopen(record: StudyRecord, deps: Deps, spec: Study, definition: dict[str, Any],
+           origin: dict[str, Any] | None = None) -> StudyRecord:
+    """Run the ended study on under its edited definition (:mod:`functions.core.resume`):
+    running again, its trials and the sampler's state kept, one more restart counted (the
+    events of this run are told from the last one's by it). The reopened record."""
+    fields: dict[str, Any] = {"spec": spec, "definition": definition, "status": STUDY_RUNNING, "reason": "",
+                              "completed_at": None, "restarts": record.restarts + 1, "restarted_at": deps.clock()}
+    if origin is not None:
+        fields["origin"] = origin
+    deps.store.update_study(record.name, **fields)
+    return deps.store.get_study(record.name)
 
 
 TAIL_LINES = 10

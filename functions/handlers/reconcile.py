@@ -128,7 +128,7 @@ def reconcile_study(record: StudyRecord, deps: Deps, budget: Budget, settled: Se
     ended = _ended(record, deps, rotated(running, window, budget.left), budget) if poll else []
     decision = check_stop(record, deps)
     if decision is not None:
-        return [*ended, study_completed(record.name, record.uid, decision.status, decision.reason)]
+        return [*ended, study_completed(record.name, record.uid, decision.status, decision.reason, record.restarts)]
     if ended:
         return ended
     if settled(lambda: _alive(record, deps, running, budget)):
@@ -165,7 +165,7 @@ def _unstopped(record: StudyRecord, deps: Deps) -> list[Event]:
     handled: send it again (its id is the study's, so a handled one changes nothing)."""
     if deps.store.count_trials(record.name).active == 0:
         return []
-    return [study_completed(record.name, record.uid, record.status, record.reason)]
+    return [study_completed(record.name, record.uid, record.status, record.reason, record.restarts)]
 
 
 def resource_events(deps: Deps, studies: Sequence[StudyRecord]) -> list[Event]:

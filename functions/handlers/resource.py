@@ -7,7 +7,9 @@ now and reconciles, so duplicates, late updates and a delete overtaking its add 
 same place. A new resource is submitted like ``POST /studies`` (same validation, same store; a trial
 template held in a ConfigMap is read then, once, and the stored study keeps it); its deletion
 stops the study; an edit of the fields a running study takes (parallelism, max
-trials, max failed trials) updates it, any other edit is refused in the status. Each generation
+trials, max failed trials) updates it, an edit raising the trial budget of an ended Experiment
+that Katib would restart restarts it (:mod:`functions.core.resume`), and any other edit is
+refused in the status. Each generation
 is handled once: the stored origin (or, for a refused resource, its status) remembers it, so
 the update events of katuna's own status writes change nothing.
 """
@@ -17,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from functions.core import katib, template_sources
+from functions.core import katib, resume, template_sources
 from functions.core.cluster_templates import ClusterTemplates
 from functions.core.errors import InvalidStudy, Problem, StudyNotFound
 from functions.core.events import Event, study_created
@@ -38,7 +40,7 @@ from functions.core.resources import (
     spec_paths,
 )
 from functions.core.stop import Decision
-from functions.handlers.base import Deps, complete, go_on, store_study
+from functions.handlers.base import Deps, complete, go_on, reopen, store_study
 from functions.handlers.writeback import report
 
 
@@ -107,33 +109,51 @@ def _create(deps: Deps, ref: Ref, current: Mapping[str, Any]) -> list[Event]:
 
 
 def _edit(deps: Deps, stored: StudyRecord, origin: Origin, current: Mapping[str, Any]) -> list[Event]:
-    """Apply an edit of the editable fields to the running study; refuse any other."""
+    """Apply an edit of the editable fields to the running study, or restart the ended study
+    whose budget it raises as Katib would (:mod:`functions.core.resume`); refuse any other."""
     generation = current["metadata"]["generation"]
     kind = origin.ref.kind
     try:
         edited = template_sources.as_stored(definition(current), stored.definition, _templates(deps).home)
-        refused = refused_fields(kind, stored.definition, edited)
-        pools = [katib.annotated_pool(d.get("metadata") or {}) for d in (stored.definition, edited)]
-        if pools[0] != pools[1]:
-            refused.append(katib.ANNOTATION_FIELD)
         if stored.terminal:
-            raise _Refusal(f"the study has ended ({stored.status}: {stored.reason}); delete and re-apply the "
-                           "resource to run it again")
-        if refused:
-            raise _Refusal(f"{', '.join(refused)} cannot change while the study runs (only "
-                           f"{', '.join(f'spec.{f}' for f in EDITABLE[kind])} can); delete and re-apply the "
-                           "resource to change the rest")
+            _restartable(deps, stored, edited)
+        else:
+            _editable(kind, stored, edited)
         spec, submitted = load_definition(edited, limits=deps.limits)
     except InvalidStudy as exc:
         problems = "; ".join(str(p) for p in spec_paths(kind, exc.problems))
         return _refuse(deps, stored, origin, generation, f"the edit is invalid: {problems}")
     except _Refusal as exc:
         return _refuse(deps, stored, origin, generation, str(exc))
-    deps.store.update_study(stored.name, spec=spec, definition=submitted, origin=origin.handled(generation).to_dict())
-    record = deps.store.get_study(stored.name)
+    handled = origin.handled(generation).to_dict()
+    if stored.terminal:
+        record = reopen(stored, deps, spec, submitted, handled)
+    else:
+        deps.store.update_study(stored.name, spec=spec, definition=submitted, origin=handled)
+        record = deps.store.get_study(stored.name)
     events = go_on(record, deps, None)
     report(deps.store.get_study(stored.name), deps)
     return events
+
+
+def _editable(kind: str, stored: StudyRecord, edited: Mapping[str, Any]) -> None:
+    """Refuse an edit of the running study beyond the fields it takes."""
+    refused = refused_fields(kind, stored.definition, edited)
+    pools = [katib.annotated_pool(d.get("metadata") or {}) for d in (stored.definition, edited)]
+    if pools[0] != pools[1]:
+        refused.append(katib.ANNOTATION_FIELD)
+    if refused:
+        raise _Refusal(f"{', '.join(refused)} cannot change while the study runs (only "
+                       f"{', '.join(f'spec.{f}' for f in EDITABLE[kind])} can); delete and re-apply the "
+                       "resource to change the rest")
+
+
+def _restartable(deps: Deps, stored: StudyRecord, edited: Mapping[str, Any]) -> None:
+    """Refuse an edit of the ended study that does not restart it as Katib restarts one."""
+    refused = resume.refusals(stored, edited, deps.store.count_trials(stored.name).created)
+    if refused:
+        raise _Refusal(f"the study has ended ({stored.status}: {stored.reason}) and does not restart: "
+                       f"{'; '.join(refused)}; delete and re-apply the resource to run it again")
 
 
 def _templates(deps: Deps) -> ClusterTemplates:

@@ -2,11 +2,12 @@
 
 A trial asked for that never started (prepared ahead of a free slot, or suggested just before
 the study ended) is no trial of the study: it is discarded, not counted or listed as pruned.
+The end of an earlier run of a study reopened since (:mod:`functions.core.resume`) changes nothing.
 """
 
 from __future__ import annotations
 
-from functions.core.events import Event
+from functions.core.events import Event, of_this_run
 from functions.core.launch import trial_launch
 from functions.core.records import ACTIVE_STATES, PRUNED
 from functions.handlers.base import Deps, discard, tell
@@ -15,7 +16,7 @@ from functions.handlers.base import Deps, discard, tell
 def handle(event: Event, deps: Deps) -> list[Event]:
     store = deps.store
     record = store.get_study(event.data["study"])
-    if not record.owns(event.data):
+    if not record.owns(event.data) or not of_this_run(event.data, record.restarts):
         return []
     if not record.terminal:
         store.update_study(record.name, status=event.data["status"], reason=event.data["reason"],

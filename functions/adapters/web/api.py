@@ -141,4 +141,4 @@ def _stop(name: str) -> None:
     follows from the study's uid, so this delivery and that one stop the trials once."""
     runtime = _runtime()
     record = runtime.store().get_study(name)
-    runtime.dispatcher().deliver(study_completed(name, record.uid, "stopped", "stopped by user"))
+    runtime.dispatcher().deliver(study_completed(name, record.uid, "stopped", "stopped by user", record.restarts))

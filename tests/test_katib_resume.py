@@ -1,0 +1,244 @@
+"""Katib's resume policies: an Experiment with ``resumePolicy: LongRunning`` or ``FromVolume``
+that ended by reaching ``maxTrialCount`` restarts when its budget is raised, as Katib restarts
+it, from its Experiment resource on a cluster and from its file with ``katuna run``; every other
+ended Experiment, or edit, is refused as Katib's webhook refuses it."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from http_helpers import KATUNA, Service
+from kube_standin import katib_api
+from kube_stub import KubeStub
+from test_katib import experiment
+from test_resources import katib_resource, send
+
+from functions.core.events import study_completed
+from functions.core.formats import load_study
+from functions.handlers import stop
+
+TEAM = "team"
+PLURAL = "experiments.kubeflow.org"
+
+
+# katuna run: the same file, its budget raised
+
+
+def write(path: Path, doc: dict) -> Path:
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def katuna(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([KATUNA, *args], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+
+
+def trials_of(tmp_path: Path, name: str) -> list[dict]:
+    listed = katuna(tmp_path, "trials", name, "--json")
+    assert listed.returncode == 0, listed.stderr
+    return json.loads(listed.stdout)
+
+
+def resumable(name: str, policy: str = "LongRunning", **spec) -> dict:
+    doc = experiment(resumePolicy=policy, maxTrialCount=2, parallelTrialCount=1, **spec)
+    doc["metadata"]["name"] = name
+    return doc
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("policy", ["LongRunning", "FromVolume"])
+def test_katuna_run_of_the_file_with_a_raised_budget_continues_the_ended_experiment(tmp_path: Path, policy: str):
+    doc = resumable("resumed", policy)
+    write(tmp_path / "experiment.yaml", doc)
+    assert katuna(tmp_path, "run", "experiment.yaml").returncode == 0
+    first = trials_of(tmp_path, "resumed")
+    assert [t["number"] for t in first] == [0, 1]
+
+    doc["spec"].update(maxTrialCount=4, parallelTrialCount=2)
+    write(tmp_path / "experiment.yaml", doc)
+    again = katuna(tmp_path, "run", "experiment.yaml")
+    assert again.returncode == 0, again.stdout + again.stderr
+    trials = trials_of(tmp_path, "resumed")
+    assert [t["number"] for t in trials] == [0, 1, 2, 3] and all(t["state"] == "COMPLETE" for t in trials)
+    assert trials[:2] == first, "the trials of the first run stay as they were"
+    shown = json.loads(katuna(tmp_path, "show", "resumed", "--json").stdout)
+    assert (shown["status"], shown["maxTrials"]) == ("completed", 4)
+
+    once_more = katuna(tmp_path, "run", "experiment.yaml")
+    assert once_more.returncode == 0 and "Nothing to run" in once_more.stdout
+    assert len(trials_of(tmp_path, "resumed")) == 4
+
+
+REFUSED = {
+    "never": (lambda d: d["spec"].update(resumePolicy="Never", maxTrialCount=4), "spec.resumePolicy"),
+    "not-above-its-trials": (lambda d: d["spec"].update(maxTrialCount=2, parallelTrialCount=2),
+                             "spec.maxTrialCount must be more than the 2 trials it has"),
+    "another-field": (lambda d: d["spec"]["algorithm"].update(algorithmName="tpe") or d["spec"].update(maxTrialCount=4),
+                      "spec.algorithm cannot change"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("change,why", REFUSED.values(), ids=REFUSED.keys())
+def test_katuna_run_refuses_what_katib_does_not_restart(tmp_path: Path, change, why: str):
+    doc = resumable("kept", "Never" if why == "spec.resumePolicy" else "LongRunning")
+    write(tmp_path / "experiment.yaml", doc)
+    assert katuna(tmp_path, "run", "experiment.yaml").returncode == 0
+    edited = copy.deepcopy(doc)
+    change(edited)
+    write(tmp_path / "experiment.yaml", edited)
+    refused = katuna(tmp_path, "run", "experiment.yaml")
+    assert refused.returncode == 2
+    message = " ".join(refused.stderr.split())
+    assert "does not restart" in message and why in message
+    assert len(trials_of(tmp_path, "kept")) == 2
+    assert json.loads(katuna(tmp_path, "show", "kept", "--json").stdout)["maxTrials"] == 2
+
+
+@pytest.mark.slow
+def test_an_experiment_ended_by_its_goal_does_not_restart(tmp_path: Path):
+    doc = resumable("reached")
+    doc["spec"]["objective"]["goal"] = 1000.0
+    write(tmp_path / "experiment.yaml", doc)
+    assert katuna(tmp_path, "run", "experiment.yaml").returncode == 0
+    doc["spec"]["maxTrialCount"] = 4
+    write(tmp_path / "experiment.yaml", doc)
+    refused = katuna(tmp_path, "run", "experiment.yaml")
+    assert refused.returncode == 2 and "ended by reaching spec.maxTrialCount" in " ".join(refused.stderr.split())
+    assert len(trials_of(tmp_path, "reached")) == 1
+
+
+@pytest.mark.slow
+def test_the_end_of_the_first_run_never_ends_the_restarted_one(embedded, tmp_path: Path):
+    """A ``study.completed`` of the first run delivered late (a Trigger retrying it) changes
+    nothing; the second run's end is a fact of its own, with its own id."""
+    doc = resumable("late")
+    embedded.submit(*load_study(yaml.safe_dump(doc)), tmp_path)
+    ended = embedded.run("late")
+    assert (ended.status, ended.restarts) == ("completed", 0)
+    first_end = study_completed("late", ended.uid, ended.status, ended.reason)
+
+    doc["spec"]["maxTrialCount"] = 3
+    restarted = embedded.submit(*load_study(yaml.safe_dump(doc)), tmp_path)
+    assert (restarted.status, restarted.restarts, restarted.uid) == ("running", 1, ended.uid)
+    assert stop.handle(first_end, embedded.deps) == []
+    assert embedded.store.get_study("late").status == "running"
+
+    finished = embedded.run("late")
+    assert (finished.status, finished.restarts) == ("completed", 1)
+    assert [t.number for t in embedded.store.trials("late")] == [0, 1, 2]
+    second_end = study_completed("late", finished.uid, finished.status, finished.reason, finished.restarts)
+    assert second_end.id != first_end.id and second_end.data["restarts"] == 1
+
+
+# on a cluster: the Experiment resource edited
+
+
+@pytest.fixture(scope="module")
+def kube() -> Iterator[KubeStub]:
+    cluster = KubeStub(namespaces=(TEAM,))
+    katib_api.install(cluster)
+    yield cluster
+    cluster.close()
+
+
+@pytest.fixture(scope="module")
+def service(kube: KubeStub, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    running = Service(tmp_path_factory.mktemp("katib-resume"), workers=1, KATUNA_K8S_API=kube.url,
+                      KATUNA_KATIB_API="true")
+    yield running
+    running.close()
+
+
+def katib_experiment(name: str, **spec) -> dict:
+    """Katib's own Experiment (``kubeflow.org``), one trial at a time, two trials at first."""
+    doc = katib_resource(name, **{"maxTrialCount": 2, "parallelTrialCount": 1, **spec})
+    doc["apiVersion"] = "kubeflow.org/v1beta1"
+    return doc
+
+
+def status_of(kube: KubeStub, name: str) -> dict:
+    return kube.get_resource(PLURAL, TEAM, name)[1].get("status") or {}
+
+
+def wait_phase(kube: KubeStub, service: Service, name: str, phase: str, progress: str) -> dict:
+    service.wait_for(name, statuses=("completed",) if phase == "Succeeded" else ("running",))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        status = status_of(kube, name)
+        if status.get("phase") == phase and status.get("progress") == progress:
+            return status
+        time.sleep(0.05)
+    raise AssertionError(f"{name} never got to {phase} {progress}: {status}")
+
+
+def conditions(status: dict) -> dict[str, dict]:
+    return {c["type"]: c for c in status.get("conditions", [])}
+
+
+def apply_and_send(kube: KubeStub, service: Service, doc: dict, change: str) -> tuple[dict, list[str]]:
+    obj = kube.apply(copy.deepcopy(doc))
+    return obj, send(service, change, obj, path="/functions/resource")
+
+
+@pytest.mark.slow
+def test_a_raised_budget_restarts_the_experiment_as_katib_does(kube: KubeStub, service: Service):
+    doc = katib_experiment("rs-long", resumePolicy="LongRunning")
+    added, _ = apply_and_send(kube, service, doc, "add")
+    ended = wait_phase(kube, service, "rs-long", "Succeeded", "2/2")
+    first = service.json("GET", "/studies/rs-long/trials")[1]
+
+    doc["spec"].update(maxTrialCount=4, parallelTrialCount=2)
+    edited, emitted = apply_and_send(kube, service, doc, "update")
+    assert emitted == ["dev.katuna.trial.suggested"] * 2
+    restarting = status_of(kube, "rs-long")
+    assert restarting["phase"] == "Running" and restarting["observedGeneration"] == 2
+    found = conditions(restarting)
+    assert found["Restarting"]["status"] == "True" and found["Restarting"]["reason"] == "ExperimentRestarting"
+    assert found["Running"]["status"] == "True" and "Succeeded" not in found and "completionTime" not in restarting
+    assert send(service, "update", edited, path="/functions/resource") == [], "each generation is handled once"
+    assert send(service, "add", added, path="/functions/resource") == [], "and an old event changes nothing"
+
+    done = wait_phase(kube, service, "rs-long", "Succeeded", "4/4")
+    assert [c["type"] for c in done["conditions"]] == ["Created", "Restarting", "Running", "Succeeded"]
+    assert conditions(done)["Succeeded"]["reason"] == "ExperimentMaxTrialsReached"
+    assert done["completionTime"] >= ended["completionTime"] and done["trialsSucceeded"] == 4
+    trials = service.json("GET", "/studies/rs-long/trials")[1]
+    assert [t["number"] for t in trials] == [0, 1, 2, 3]
+    assert [t["params"] for t in trials[:2]] == [t["params"] for t in first]
+    written = {name for (plural, ns, name) in kube.resources if plural == "trials.kubeflow.org" and ns == TEAM}
+    assert {f"rs-long-{i}" for i in range(4)} <= written, "the restarted run's Trials are written too"
+
+
+REFUSED_EDITS = {
+    "never": ({"resumePolicy": "Never"}, {"maxTrialCount": 3}, "spec.resumePolicy LongRunning or FromVolume"),
+    "default-never": ({}, {"maxTrialCount": 3}, "spec.resumePolicy LongRunning or FromVolume"),
+    "budget-not-raised": ({"resumePolicy": "FromVolume"}, {"maxFailedTrialCount": 1},
+                          "spec.maxTrialCount must be more than the 2 trials it has to restart it, got 2"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec,edit,why", REFUSED_EDITS.values(), ids=REFUSED_EDITS.keys())
+def test_an_edit_katib_refuses_leaves_the_ended_experiment_as_it_was(kube: KubeStub, service: Service,
+                                                                       spec: dict, edit: dict, why: str):
+    name = f"rs-{len(spec)}-{next(iter(edit))[:8].lower()}"
+    doc = katib_experiment(name, **spec)
+    apply_and_send(kube, service, doc, "add")
+    wait_phase(kube, service, name, "Succeeded", "2/2")
+    doc["spec"].update(edit)
+    _, emitted = apply_and_send(kube, service, doc, "update")
+    assert emitted == []
+    status = status_of(kube, name)
+    assert status["phase"] == "Succeeded" and status["observedGeneration"] == 2
+    refusal = conditions(status)["UpdateRefused"]
+    assert refusal["reason"] == "SpecChangeRefused" and why in refusal["message"]
+    assert "Restarting" not in conditions(status)
+    assert len(service.json("GET", f"/studies/{name}/trials")[1]) == 2
