@@ -302,3 +302,35 @@ def test_retain_keeps_the_finished_trials_job():
     defaults = Cluster(ttl_seconds_after_finished=600)
     assert render_job(_launch(spec, retain=False), defaults)["spec"]["ttlSecondsAfterFinished"] == 600
     assert render_job(_launch(spec, retain=True), defaults)["spec"]["ttlSecondsAfterFinished"] is None
+
+
+# Katib's defaults and what it accepts
+
+
+def test_a_file_collector_without_a_path_reads_katibs_default_file():
+    spec, _ = load_study(yaml.safe_dump(experiment(metricsCollectorSpec={"collector": {"kind": "File"}})))
+    collector = spec.metrics_collector
+    assert (collector.kind, collector.path, collector.format) == ("file", "/var/log/katib/metrics.log", "text")
+
+
+def test_a_push_collector_is_refused_with_its_own_reason():
+    found = problems_of(experiment(metricsCollectorSpec={"collector": {"kind": "Push"}}))
+    assert "takes no pushed metrics" in found["spec.metricsCollectorSpec.collector.kind"]
+
+
+def hyperband(r_l: str) -> dict:
+    doc = experiment(algorithm={"algorithmName": "hyperband", "algorithmSettings": [
+        {"name": "resource_name", "value": "epochs"}, {"name": "r_l", "value": r_l}]},
+        parameters=[experiment()["spec"]["parameters"][0],
+                    {"name": "epochs", "parameterType": "int", "feasibleSpace": {"min": "1", "max": "9"}}])
+    return with_trial_parameters(doc, [{"name": "epochs", "reference": "epochs"}], ["--epochs=${trialParameters.epochs}"])
+
+
+def test_hyperband_takes_a_whole_r_l_written_as_a_float_as_katib_does():
+    spec, _ = load_study(yaml.safe_dump(hyperband("9.0")))
+    assert dict(spec.early_stopping.settings)["max_resource"] == 9 and spec.parameters[1].values == (9,)
+
+
+def test_a_fractional_r_l_is_refused_on_the_field_the_experiment_wrote_alone():
+    found = problems_of(hyperband("9.5"))
+    assert list(found) == ["spec.algorithm.algorithmSettings"] and "got 9.5" in found["spec.algorithm.algorithmSettings"]

@@ -43,11 +43,13 @@ _REFUSED = {"pbt": "population-based training is not supported: its trials resum
 _COLLECTORS_REFUSED = {
     "PrometheusMetric": "katuna reads metrics from text lines, and scrapes no trial",
     "Custom": "katuna runs no collector container of its own beside a trial",
-    "None": "katuna reads every trial's metrics from its output, and takes no pushed metrics",
+    "Push": "katuna reads every trial's metrics from its output, and takes no pushed metrics",
 }
 """Katib metrics collectors katuna does not run, each with the reason."""
 EVENTS_DIRECTORY = "/var/log/katib/tfevent/"
 """Katib's default directory of the TensorFlowEvent collector."""
+METRICS_FILE = "/var/log/katib/metrics.log"
+"""Katib's default file of the File collector."""
 
 
 
@@ -296,18 +298,25 @@ def _hyperband(native: dict[str, Any], problems: list[Problem]) -> None:
     native["algorithm"]["settings"] = {}
     unknown = set(settings) - {"resource_name", "eta", "r_l"}
     problems += [Problem(path, f"unknown hyperband setting {name!r}") for name in sorted(unknown)]
-    resource, max_resource = settings.get("resource_name"), settings.get("r_l")
+    resource, max_resource = settings.get("resource_name"), _whole(settings.get("r_l"))
     names = [p.get("name") for p in native["parameters"]]
     if resource not in names:
         problems.append(Problem(path, f"resource_name must name a parameter; expected one of {', '.join(map(str, names))}"))
-    if not isinstance(max_resource, int) or max_resource < 1:
-        problems.append(Problem(path, "r_l (the maximum resource) must be a positive integer"))
+    if not _is_count(max_resource) or max_resource < 1:
+        problems.append(Problem(path, f"r_l (the maximum resource) must be a positive whole number (9 or 9.0: the "
+                                      f"pruner counts whole steps), got {settings.get('r_l')!r}"))
+        max_resource = "auto"
     if "earlyStopping" in native:
         problems.append(Problem("spec.earlyStopping", "hyperband stops trials itself; remove earlyStopping"))
-    if resource in names and isinstance(max_resource, int):
+    if resource in names and _is_count(max_resource):
         native["parameters"][names.index(resource)] = {"name": resource, "type": "discrete", "values": [max_resource]}
     native["earlyStopping"] = {"algorithm": "hyperband", "settings": {
         "min_resource": 1, "max_resource": max_resource, "reduction_factor": settings.get("eta", 3)}}
+
+
+def _whole(value: Any) -> Any:
+    """A setting that spells a whole number (``9``, ``9.0``) as an int; any other as it is."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _early_stopping(early: Mapping[str, Any], problems: list[Problem]) -> dict[str, Any]:
@@ -347,7 +356,7 @@ def _collector(spec: Mapping[str, Any], problems: list[Problem]) -> dict[str, An
             problems.append(Problem("spec.metricsCollectorSpec.source.fileSystemPath.kind",
                                     f"expected File: the File collector reads one file, got {file.get('kind')!r} "
                                     "(a Directory is read by the TensorFlowEvent collector)"))
-        return {"kind": "file", "path": file.get("path"), "format": str(file.get("format", "TEXT")).lower(),
+        return {"kind": "file", "path": file.get("path") or METRICS_FILE, "format": str(file.get("format") or "TEXT").lower(),
                 **({"filters": filters} if filters else {})}
     if kind == "TensorFlowEvent":
         return _event_collector(source, problems)
