@@ -206,7 +206,7 @@ def test_a_name_katib_refuses_is_refused():
 
 SETTINGS = {
     "hyperopt tpe": ("tpe", {"gamma": "0.25", "prior_weight": "1.5", "n_EI_candidates": "12", "random_state": "7"},
-                     {"gamma": 0.25, "prior_weight": 1.5, "n_ei_candidates": 12}),
+                     {"gamma": 0.25, "prior_weight": 1.5, "n_ei_candidates": 12, "n_startup_trials": 2}),
     "optuna multivariate-tpe": ("multivariate-tpe", {"n_startup_trials": "3", "n_ei_candidates": "8", "random_state": "7"},
                                 {"n_startup_trials": 3, "n_ei_candidates": 8}),
     "goptuna cmaes": ("cmaes", {"sigma": "0.5", "random_state": "7", "restart_strategy": "none"}, {"sigma0": 0.5}),
@@ -232,6 +232,20 @@ def test_katib_settings_become_optuna_settings_of_the_same_meaning(algorithm, se
     spec, _ = load_study(yaml.safe_dump(_with_settings(algorithm, settings)))
     assert dict(spec.algorithm.settings) == expected
     assert spec.algorithm.seed == 7
+
+
+def test_tpe_takes_the_defaults_of_katibs_hyperopt_service_where_the_experiment_gives_none():
+    """hyperopt draws the first request's trials at random (as many as run at once) and takes
+    ``ceil(0.25 * sqrt(n))`` trials as good; Optuna's own defaults are 10 and a tenth."""
+    spec, _ = load_study(yaml.safe_dump(_with_settings("tpe", {})))
+    assert dict(spec.algorithm.settings) == {"gamma": 0.25, "n_startup_trials": 2}
+    doc = _with_settings("tpe", {})
+    doc["spec"].update(parallelTrialCount=5, maxTrialCount=10)
+    assert dict(load_study(yaml.safe_dump(doc))[0].algorithm.settings)["n_startup_trials"] == 5
+    given = load_study(yaml.safe_dump(_with_settings("tpe", {"gamma": "0.5", "n_startup_trials": "7"})))[0]
+    assert dict(given.algorithm.settings) == {"gamma": 0.5, "n_startup_trials": 7}, "the Experiment's settings win"
+    assert dict(load_study(yaml.safe_dump(_with_settings("multivariate-tpe", {})))[0].algorithm.settings) == {}, \
+        "Katib runs multivariate-tpe on Optuna, with Optuna's defaults"
 
 
 def test_bayesian_optimisation_settings_map_to_the_gp_sampler():

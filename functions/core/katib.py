@@ -95,6 +95,8 @@ def from_experiment(data: Mapping[str, Any]) -> dict[str, Any]:
         "parallelism": _parallelism(spec, problems),
         "trialTemplate": katib_template.translate(spec.get("trialTemplate"), spec.get("parameters") or [], problems),
     }
+    if (spec.get("algorithm") or {}).get("algorithmName") == "tpe":
+        _as_hyperopt(native["algorithm"]["settings"], native["parallelism"])
     if spec.get("maxTrialCount") is not None:
         native["maxTrials"] = spec["maxTrialCount"]
     if spec.get("maxFailedTrialCount") is not None:
@@ -164,6 +166,20 @@ def _parallelism(spec: Mapping[str, Any], problems: list[Problem]) -> Any:
         if _is_count(spec.get(key)) and spec[key] > limit:
             problems.append(Problem(f"spec.{key}", f"expected at most spec.maxTrialCount ({limit}), got {spec[key]}"))
     return spec.get("parallelTrialCount", min(3, limit) if limit >= 1 else 3)
+
+
+HYPEROPT_GAMMA = 0.25
+"""The fraction in hyperopt's TPE rule for the good trials, ``ceil(gamma * sqrt(n))``, by default."""
+
+
+def _as_hyperopt(settings: dict[str, Any], parallelism: Any) -> None:
+    """Katib's default service for ``tpe`` is hyperopt's: the trials of its first request (as
+    many as ``parallelTrialCount``) are drawn at random and TPE starts with the next, taking
+    ``ceil(0.25 * sqrt(n))`` trials as the good ones. Optuna's defaults differ (10 random trials,
+    a tenth as good), so these are the settings unless the Experiment gives its own."""
+    settings.setdefault("gamma", HYPEROPT_GAMMA)
+    if _is_count(parallelism) and parallelism >= 1:
+        settings.setdefault("n_startup_trials", parallelism)
 
 
 def _is_count(value: Any) -> TypeGuard[int]:
