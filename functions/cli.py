@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -17,7 +18,15 @@ from rich.console import Console
 
 from functions.adapters.sqlite_store import SqliteStore
 from functions.cli_output import print_result, print_study, studies_table, trial_table
-from functions.core.errors import InvalidStudy, KatunaError, Problem, StorageUnavailable, StudyConflict, UnreadableFile
+from functions.core.errors import (
+    InvalidStudy,
+    KatunaError,
+    Problem,
+    StorageUnavailable,
+    StudyConflict,
+    StudyNotFound,
+    UnreadableFile,
+)
 from functions.core.formats import load_definition, parse_text
 from functions.core.job import render_trial
 from functions.core.launch import trial_launch
@@ -27,6 +36,7 @@ from functions.core.space import parse_assignments
 from functions.core.spec import Study
 from functions.core.views import best_trials, study_view, trial_view
 from functions.embedded import Embedded
+from functions.interrupts import Interrupted, interruptible
 from functions.progress import StudyProgress
 from functions.settings import Settings
 from functions.terminal import markup, printable
@@ -50,9 +60,19 @@ def _settings(db: str | None) -> Settings:
     return Settings.from_env().with_db(db)
 
 
+def _existing_db(db: str | None) -> Path:
+    """The database a command that only reads (or stops) studies uses; exit 2 when there is
+    none: opening it would create an empty one, and a mistyped ``--db`` would then look like
+    a database whose studies are gone."""
+    path = _settings(db).db
+    if not path.exists():
+        _fail(f"no database at {path.absolute()} (give --db PATH or set KATUNA_DB; katuna run creates it)", 2)
+    return path
+
+
 @contextmanager
 def _store(db: str | None) -> Iterator[SqliteStore]:
-    store = SqliteStore(_settings(db).db)
+    store = SqliteStore(_existing_db(db))
     try:
         yield store
     finally:
@@ -132,20 +152,40 @@ def run(file: str, db: str | None) -> None:
     if record.terminal:
         console.print(f"Study [bold]{markup(spec.name)}[/bold] already {record.status}: {markup(record.reason)}. "
                       "Nothing to run.")
-        print_result(console, embedded.store, record, embedded.settings)
-        embedded.close()
-        return
-    try:
-        with StudyProgress(console, embedded.store, spec) as progress:
-            record = embedded.run(spec.name, on_tick=progress.update)
-    except KeyboardInterrupt:
-        embedded.close()
-        errors.print(f"\nInterrupted: running trials were stopped. Run the same command again to resume "
-                     f"{markup(repr(spec.name))}.")
-        sys.exit(130)
+    else:
+        record = _run_to_end(embedded, spec)
     print_result(console, embedded.store, record, embedded.settings)
     embedded.close()
     sys.exit(0 if record.status == "completed" else 1)
+
+
+def _run_to_end(embedded: Embedded, spec: Study) -> StudyRecord:
+    """Run the study until it ends. Ctrl-C, SIGTERM or SIGHUP stops its trials, leaves it
+    resumable, says so and exits 128 + the signal's number; another such signal meanwhile only
+    says what is left to stop."""
+    with interruptible(partial(_still_stopping, embedded, spec.name)):
+        try:
+            with StudyProgress(console, embedded.store, spec) as progress:
+                return embedded.run(spec.name, on_tick=progress.update)
+        except Interrupted as exc:
+            embedded.close()
+            _tell(f"\nInterrupted ({exc}): running trials were stopped. {_resume_hint(spec.name)}")
+            sys.exit(exc.exit_code)
+
+
+def _still_stopping(embedded: Embedded, name: str, signum: int) -> None:
+    _tell(f"{signal.Signals(signum).name} again: still stopping {embedded.executor.running(name)} running "
+          f"trial(s), which takes a few seconds at most. {_resume_hint(name)}")
+
+
+def _resume_hint(name: str) -> str:
+    return f"Run the same command again to resume {markup(repr(name))}."
+
+
+def _tell(message: str) -> None:
+    """A line on stderr, if there is still somewhere to write it (a hung-up terminal is gone)."""
+    with suppress(OSError):
+        errors.print(message, highlight=False, soft_wrap=True)
 
 
 @main.command()
@@ -162,12 +202,18 @@ def studies(db: str | None, as_json: bool) -> None:
 
 
 def _with_study(db: str | None, name: str) -> tuple[SqliteStore, StudyRecord]:
-    store = SqliteStore(_settings(db).db)
+    path = _existing_db(db)
+    store = SqliteStore(path)
     try:
         return store, store.get_study(name)
     except KatunaError as exc:
         store.close()
-        _fail(str(exc))
+        _fail(_looked_in(exc, path))
+
+
+def _looked_in(exc: KatunaError, db: Path) -> str:
+    """The error, naming the database when the study is not in it: the wrong one, perhaps."""
+    return f"{exc} in {db.absolute()}" if isinstance(exc, StudyNotFound) else str(exc)
 
 
 @main.command()
@@ -206,16 +252,16 @@ def trials(name: str, db: str | None, as_json: bool) -> None:
 @db_option
 @json_option
 def best(name: str, db: str | None, as_json: bool) -> None:
-    """Show the best trial (or the Pareto front of a multi-objective study)."""
+    """Show the best trial (or the Pareto front of a multi-objective study); exit 1 if there is none."""
     store, record = _with_study(db, name)
     found = best_trials(store, record)
     store.close()
     if as_json:
         views = [trial_view(t) for t in found]
         _print_json(views if record.spec.multi_objective else (views[0] if views else None))
-        return
+        sys.exit(0 if found else 1)
     if not found:
-        _fail(f"study {name!r} has no completed trial yet")
+        _fail(f"study {name!r} has no completed trial{'' if record.terminal else ' yet'}")
     console.print(trial_table(record, found, title="Pareto front" if record.spec.multi_objective else "Best trial"))
 
 
@@ -287,6 +333,12 @@ def serve(db: str | None, host: str, port: int, workers: int, executor: str | No
         _fail(problem, 2)
     if executor:
         settings = replace(settings, executor=executor)
+    if settings.executor == "kubernetes":
+        from functions.adapters.kubernetes_executor import configuration_problem
+
+        problem = configuration_problem(settings.k8s_api)
+        if problem:
+            _fail(problem, 2)
     SqliteStore(settings.db).close()
     hide_from_trials()
     Server(partial(service_app, settings), host, port, workers).run()
@@ -297,6 +349,7 @@ def serve(db: str | None, host: str, port: int, workers: int, executor: str | No
 @db_option
 def stop(name: str, db: str | None) -> None:
     """Stop a running study; a `katuna run` of it stops its trials within a second."""
+    path = _existing_db(db)
     embedded = Embedded(_settings(db))
     try:
         record = embedded.store.get_study(name)
@@ -306,31 +359,39 @@ def stop(name: str, db: str | None) -> None:
         embedded.stop(name)
         console.print(f"Study {markup(repr(name))} stopped.")
     except KatunaError as exc:
-        _fail(str(exc))
+        _fail(_looked_in(exc, path))
     finally:
         embedded.close()
 
 
 @main.command("optuna-dashboard")
 @db_option
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback only).")
 @click.option("--port", default=8081, show_default=True, type=int, help="Port to listen on.")
 def optuna_dashboard(db: str | None, host: str, port: int) -> None:
     """Open the database's studies in optuna-dashboard (pip install 'katuna[dashboard]').
 
     katuna keeps Optuna's state in a journal inside its own database, which
-    ``optuna-dashboard sqlite:///...`` cannot read; this serves it with that journal storage.
+    ``optuna-dashboard sqlite:///...`` cannot read; this serves it with that journal storage,
+    on loopback only (optuna-dashboard has no sign-in), refusing every change but notes
+    (katuna's own records must stay in step with it).
     """
-    path = _settings(db).db
-    if not path.exists():
-        _fail(f"no database at {path}")
+    from functions.adapters.dashboard_storage import DashboardStorage
+    from functions.adapters.web.guard import is_loopback
+
+    if not is_loopback(host):
+        _fail(f"refusing to listen on {host}: optuna-dashboard has no sign-in, so anyone who can reach it could "
+              "read and annotate every study. Listen on 127.0.0.1 and reach it through a tunnel "
+              f"(ssh -L {port}:127.0.0.1:{port} HOST)", 2)
+    path = _existing_db(db)
     try:
+        from bottle import HTTPError
         from optuna_dashboard import run_server
     except ImportError:
         _fail("optuna-dashboard is not installed: pip install 'katuna[dashboard]'")
     store = SqliteStore(path)
     console.print(f"optuna-dashboard on http://{markup(host)}:{port}/ for {markup(path.resolve())}", highlight=False)
     try:
-        run_server(store.optuna_storage(), host=host, port=port)
+        run_server(DashboardStorage(store.optuna_storage(), lambda reason: HTTPError(403, reason)), host=host, port=port)
     finally:
         store.close()

@@ -5,6 +5,8 @@ The study's name and the metric's name are shown escaped: rich renders these col
 
 from __future__ import annotations
 
+from contextlib import suppress
+
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -32,8 +34,11 @@ class StudyProgress:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        """Show the final counts; a terminal that hung up (SIGHUP) takes nothing more, and the
+        run still has its trials to stop."""
         self.update()
-        self._progress.stop()
+        with suppress(OSError):
+            self._progress.stop()
 
     def update(self) -> None:
         counts = self._store.count_trials(self._spec.name)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import select
 import signal
 import sqlite3
 import stat
 import subprocess
 import sys
+import termios
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -135,6 +139,91 @@ def test_ctrl_c_kills_trials_and_a_rerun_resumes_without_repeating_finished_ones
     assert all(after[n]["attempt"] == 2 for n in interrupted), "an interrupted attempt runs again as a new one"
 
 
+def _held_study(tmp_path: Path, *extra: str) -> Path:
+    """A study of 4 trials, 2 at a time, each of which waits after its first epoch until the
+    file ``go`` exists (its pid in ``<trial>.<attempt>.pid``)."""
+    definition = study_definition(maxTrials=4, parallelism=2)
+    definition["trialTemplate"]["command"] += ["--until", str(tmp_path / "go"), *extra]
+    definition["trialTemplate"]["env"] = {"PID_DIR": str(tmp_path)}
+    return write_study(tmp_path / "study.yaml", definition)
+
+
+def _wait_for_two_running_trials(tmp_path: Path, while_waiting: Callable[[], None] = lambda: None) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list(tmp_path.glob("*.1.pid"))) < 2:
+        while_waiting()
+        time.sleep(0.1)
+    assert len(list(tmp_path.glob("*.1.pid"))) == 2
+
+
+def _assert_no_trial_outlives(tmp_path: Path) -> None:
+    """No process of the study's trials is left (any left is killed, and the test fails)."""
+    left = _attempt_processes(_uid(tmp_path / "katuna.db"))
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert left == [], "no trial process outlives the run"
+
+
+def _assert_resumes(study: Path, tmp_path: Path, interrupted: int) -> None:
+    """Run again, the study ends, its interrupted trials run again as new attempts."""
+    db = tmp_path / "katuna.db"
+    running = [t["number"] for t in _trials(db) if t["state"] == "RUNNING"]
+    assert len(running) == interrupted
+    (tmp_path / "go").touch()
+    katuna("run", str(study), cwd=tmp_path)
+    after = {t["number"]: t for t in _trials(db)}
+    assert len(after) == 4 and {t["state"] for t in after.values()} == {"COMPLETE"}
+    assert all(after[n]["attempt"] == 2 for n in running), "each interrupted trial ran again as a new attempt"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_or_sighup_stops_the_trials_like_ctrl_c_and_a_rerun_resumes(tmp_path: Path, sig: signal.Signals):
+    study = _held_study(tmp_path)
+    process = subprocess.Popen([*KATUNA, "run", str(study)], cwd=tmp_path, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    _wait_for_two_running_trials(tmp_path)
+    process.send_signal(sig)
+    _, stderr = process.communicate(timeout=30)
+    _assert_no_trial_outlives(tmp_path)
+    assert process.returncode == 128 + sig
+    assert f"Interrupted ({sig.name}): running trials were stopped. Run the same command again to resume" in stderr
+    _assert_resumes(study, tmp_path, interrupted=2)
+
+
+def test_closing_the_terminal_of_a_run_stops_its_trials(tmp_path: Path):
+    """A real hang-up: the run's controlling terminal goes away (SIGHUP, then every write to it fails)."""
+    study = _held_study(tmp_path)
+    terminal, their_end = os.openpty()
+    process = subprocess.Popen([*KATUNA, "run", str(study)], cwd=tmp_path, stdin=their_end, stdout=their_end,
+                               stderr=their_end, start_new_session=True, preexec_fn=_take_terminal)
+    os.close(their_end)
+    try:
+        _wait_for_two_running_trials(tmp_path, lambda: _drain(terminal))
+    finally:
+        os.close(terminal)
+    code = process.wait(timeout=30)
+    _assert_no_trial_outlives(tmp_path)
+    assert code == 128 + signal.SIGHUP
+    _assert_resumes(study, tmp_path, interrupted=2)
+
+
+def test_a_second_ctrl_c_while_trials_are_stopped_does_not_abort_the_stopping(tmp_path: Path):
+    study = _held_study(tmp_path, "--ignore-sigterm")
+    process = subprocess.Popen([*KATUNA, "run", str(study)], cwd=tmp_path, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
+    _wait_for_two_running_trials(tmp_path)
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    _assert_no_trial_outlives(tmp_path)
+    assert process.returncode == 130
+    assert "Aborted!" not in stderr
+    assert "SIGINT again: still stopping 2 running trial(s)" in stderr
+    assert stderr.rstrip().endswith("Run the same command again to resume 'demo'.")
+    _assert_resumes(study, tmp_path, interrupted=2)
+
+
 def test_stop_from_another_process_ends_a_running_study(tmp_path: Path):
     definition = study_definition(mode="hang", maxTrials=4)
     study = write_study(tmp_path / "study.yaml", definition)
@@ -166,10 +255,35 @@ def test_the_database_is_private_to_its_owner_in_new_folders_only_it_can_enter(t
         store.close()
 
 
-def test_commands_on_an_unknown_study_say_so(tmp_path: Path):
+def test_commands_on_an_unknown_study_say_so_and_where_they_looked(tmp_path: Path):
+    SqliteStore(tmp_path / "katuna.db").close()
     result = katuna("show", "nope", cwd=tmp_path, check=False)
     assert result.returncode == 1
-    assert "no study named 'nope'" in result.stderr
+    assert f"no study named 'nope' in {tmp_path / 'katuna.db'}" in result.stderr
+
+
+@pytest.mark.parametrize("command", [("show", "demo"), ("trials", "demo", "--json"), ("best", "demo"),
+                                     ("stop", "demo"), ("studies",)])
+@pytest.mark.parametrize("db", [None, "new/typo.db"])
+def test_commands_that_read_refuse_a_missing_database_and_create_nothing(tmp_path: Path, command: tuple[str, ...],
+                                                                         db: str | None):
+    result = katuna(*command, *(["--db", db] if db else []), cwd=tmp_path, check=False)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert f"error: no database at {tmp_path / (db or 'katuna.db')} (give --db PATH or set KATUNA_DB" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_study_exits_1_whenever_it_is_run_and_has_no_best_trial(tmp_path: Path):
+    study = write_study(tmp_path / "study.yaml", study_definition(mode="crash", maxTrials=2, parallelism=1))
+    first = katuna("run", str(study), cwd=tmp_path, check=False)
+    again = katuna("run", str(study), cwd=tmp_path, check=False)
+    assert (first.returncode, again.returncode) == (1, 1)
+    assert "already failed" in again.stdout and "Nothing to run" in again.stdout
+    table = katuna("best", "demo", cwd=tmp_path, check=False)
+    as_json = katuna("best", "demo", "--json", cwd=tmp_path, check=False)
+    assert (table.returncode, as_json.returncode) == (1, 1)
+    assert "error: study 'demo' has no completed trial\n" in table.stderr
+    assert json.loads(as_json.stdout) is None
 
 
 def _trials(db: Path) -> list[dict]:
@@ -198,3 +312,41 @@ def _zombie(pid: str) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
     except FileNotFoundError:
         return True
+
+
+def _uid(db: Path) -> str:
+    conn = sqlite3.connect(db, timeout=10)
+    try:
+        return conn.execute("SELECT uid FROM studies").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def _attempt_processes(uid: str) -> list[int]:
+    """The live processes whose environment marks them as an attempt of the study's trials."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or _zombie(proc.name):
+            continue
+        try:
+            environ = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(item.startswith(f"KATUNA_ATTEMPT_ID={uid}/".encode()) for item in environ):
+            found.append(int(proc.name))
+    return found
+
+
+def _take_terminal() -> None:
+    """Make the terminal on stdin the controlling terminal of the new session, as a login does."""
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+def _drain(terminal: int) -> None:
+    """Read what the run wrote to its terminal, so that it never waits for room to write."""
+    while select.select([terminal], [], [], 0)[0]:
+        try:
+            if not os.read(terminal, 65536):
+                return
+        except OSError:
+            return

@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -21,7 +22,12 @@ import pytest
 from conftest import study_definition
 from http_helpers import KATUNA, free_port
 
+from functions.adapters.sqlite_store import SqliteStore
+
 pytestmark = pytest.mark.slow
+
+CREATE = "import sys; from functions.adapters.sqlite_store import SqliteStore; SqliteStore(sys.argv[1]).close()"
+"""A Python program that creates the database its argument names (only `katuna run` and `serve` do)."""
 
 
 def _private_mount(folder: Path, options: str, command: list[str]) -> list[str]:
@@ -107,7 +113,7 @@ def test_katuna_run_on_a_full_disk_exits_2_saying_the_disk_is_full(tmp_path: Pat
     folder.mkdir()
     (tmp_path / "study.yaml").write_text(json.dumps(study_definition(maxTrials=1, parallelism=1)))
     db = str(folder / "katuna.db")
-    script = (f'"{KATUNA}" studies --db "{db}" >/dev/null && '
+    script = (f'"{sys.executable}" -c "{CREATE}" "{db}" && '
               f'head -c 64M /dev/zero > "{folder}/filler" 2>/dev/null; '
               f'exec "{KATUNA}" run study.yaml --db "{db}"')
     done = subprocess.run(_private_mount(folder, "size=2m", ["sh", "-c", script]), cwd=tmp_path,
@@ -117,7 +123,7 @@ def test_katuna_run_on_a_full_disk_exits_2_saying_the_disk_is_full(tmp_path: Pat
     assert "Traceback" not in done.stderr
 
 
-@pytest.mark.parametrize("command", [["run", "study.yaml"], ["studies"], ["serve", "--port", "0"]])
+@pytest.mark.parametrize("command", [["run", "study.yaml"], ["serve", "--port", "0"]])
 def test_a_read_only_database_folder_gives_a_clear_message_and_exit_2(tmp_path: Path, mounts: None, command):
     folder = tmp_path / "data"
     folder.mkdir()
@@ -133,7 +139,7 @@ def test_a_read_only_database_file_gives_a_clear_message_and_exit_2(tmp_path: Pa
     folder = tmp_path / "data"
     folder.mkdir()
     db = folder / "katuna.db"
-    subprocess.run([KATUNA, "studies", "--db", str(db)], check=True, capture_output=True)
+    SqliteStore(db).close()
     script = f'mount --bind "{folder}" "{folder}" && mount -o remount,bind,ro "{folder}" && exec "$@"'
     done = subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", KATUNA, "studies", "--db", str(db)],
                           capture_output=True, text=True, timeout=60)

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
 from cloudevents.core.bindings import http as ce_http
 from cloudevents.core.v1.event import CloudEvent
 from conftest import study_definition
-from http_helpers import Service, Sink
+from http_helpers import Service, Sink, free_port, serve_command
 from kube_stub import KubeStub, image_id
+
+from functions.adapters.web.server import _worker_exit
 
 pytestmark = pytest.mark.slow
 
@@ -42,6 +47,25 @@ def submit(service: Service, definition: dict) -> None:
 
 def trials(service: Service, name: str) -> list[dict]:
     return service.json("GET", f"/studies/{name}/trials")[1]
+
+
+def test_serve_on_kubernetes_without_a_cluster_refuses_to_start_in_one_line(tmp_path: Path):
+    """No API address, not in a pod, no kubeconfig: said once at start, before any worker boots."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("KATUNA_", "KUBERNETES_")) and k != "KUBECONFIG"}
+    done = subprocess.run(serve_command(tmp_path, free_port()) + ["--executor", "kubernetes"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60, env={**env, "HOME": str(home)})
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: no Kubernetes configuration for --executor kubernetes: not in a cluster")
+    assert len(done.stderr.splitlines()) == 1 and done.stdout == ""
+    assert not (tmp_path / "katuna.db").exists()
+
+
+def test_a_worker_that_failed_to_boot_exits_without_an_error():
+    """gunicorn runs the exit hook of a worker whose app could not be loaded: it has no ``wsgi``."""
+    _worker_exit(server=None, worker=SimpleNamespace(pid=1))
 
 
 def test_a_study_runs_as_jobs_and_reads_their_pod_logs(service: Service, kube: KubeStub):

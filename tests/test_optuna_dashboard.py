@@ -1,12 +1,19 @@
-"""``katuna optuna-dashboard``: Optuna's own dashboard over the journal in katuna's database."""
+"""``katuna optuna-dashboard``: Optuna's own dashboard over the journal in katuna's database,
+on loopback only, changing nothing katuna keeps in step with its own records."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import time
+import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
+import optuna
 import pytest
 from conftest import run_study, study_definition
 from http_helpers import KATUNA, free_port
@@ -19,10 +26,21 @@ def get(url: str) -> dict:
         return json.loads(response.read())
 
 
-def test_optuna_dashboard_reads_the_study_from_katunas_database(embedded, tmp_path):
-    record = run_study(embedded, study_definition(name="od-demo"), tmp_path)
-    assert record.status == "completed"
-    trials = embedded.store.trials("od-demo")
+def send(method: str, url: str, body: Any = None) -> tuple[int, dict]:
+    """The status and JSON answer of a request as the dashboard's page sends it."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            status, text = response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        status, text = exc.code, exc.read()
+    return status, json.loads(text) if text.strip() else {}
+
+
+@contextmanager
+def dashboard(tmp_path: Path) -> Iterator[str]:
+    """A running ``katuna optuna-dashboard`` of the database in ``tmp_path``: its base URL."""
     port = free_port()
     log = (tmp_path / "dashboard.log").open("w")
     server = subprocess.Popen([KATUNA, "optuna-dashboard", "--db", str(tmp_path / "katuna.db"), "--port", str(port)],
@@ -32,24 +50,71 @@ def test_optuna_dashboard_reads_the_study_from_katunas_database(embedded, tmp_pa
         deadline = time.monotonic() + 30
         while True:
             try:
-                summaries = get(base + "/api/studies")["study_summaries"]
+                get(base + "/api/studies")
                 break
             except OSError:
                 assert server.poll() is None and time.monotonic() < deadline, (tmp_path / "dashboard.log").read_text()
                 time.sleep(0.2)
-        [summary] = [s for s in summaries if s["study_name"] == "od-demo"]
-        detail = get(f"{base}/api/studies/{summary['study_id']}")
-        assert sorted(t["number"] for t in detail["trials"]) == [t.number for t in trials]
-        assert {t["number"]: t["values"][0] for t in detail["trials"]} == {t.number: t.values[0] for t in trials}
-        assert detail["trials"][0]["params"][0]["name"] == "x"
+        yield base
     finally:
         server.terminate()
         server.wait(timeout=10)
         log.close()
 
 
+def test_optuna_dashboard_reads_the_study_from_katunas_database(embedded, tmp_path):
+    record = run_study(embedded, study_definition(name="od-demo"), tmp_path)
+    assert record.status == "completed"
+    trials = embedded.store.trials("od-demo")
+    with dashboard(tmp_path) as base:
+        [summary] = [s for s in get(base + "/api/studies")["study_summaries"] if s["study_name"] == "od-demo"]
+        detail = get(f"{base}/api/studies/{summary['study_id']}")
+        assert sorted(t["number"] for t in detail["trials"]) == [t.number for t in trials]
+        assert {t["number"]: t["values"][0] for t in detail["trials"]} == {t.number: t.values[0] for t in trials}
+        assert detail["trials"][0]["params"][0]["name"] == "x"
+
+
+def test_optuna_dashboard_keeps_notes_and_refuses_every_other_change(embedded, tmp_path):
+    run_study(embedded, study_definition(name="od-demo"), tmp_path)
+    storage = embedded.store.optuna_storage()
+    before = [(t.number, t.state, t.values) for t in optuna.load_study(study_name="od-demo", storage=storage).trials]
+    with dashboard(tmp_path) as base:
+        [summary] = get(base + "/api/studies")["study_summaries"]
+        study = f"{base}/api/studies/{summary['study_id']}"
+        trial = get(study)["trials"][0]["trial_id"]
+        refusals = {
+            "delete": send("DELETE", study),
+            "tell": send("POST", f"{base}/api/trials/{trial}/tell", {"state": "Fail"}),
+            "create": send("POST", f"{base}/api/studies", {"study_name": "other", "directions": ["minimize"]}),
+            "user attribute": send("POST", f"{base}/api/trials/{trial}/user-attrs", {"user_attrs": {"seen": "y"}}),
+            "preference": send("POST", f"{study}/preference", {"mode": "ChooseWorst", "candidates": [0, 1],
+                                                               "clicked": 0}),
+        }
+        renamed, _ = send("POST", f"{study}/rename", {"study_name": "renamed"})
+        assert send("PUT", f"{study}/note", {"version": 1, "body": "baseline"})[0] == 204
+        assert [s["study_name"] for s in get(base + "/api/studies")["study_summaries"]] == ["od-demo"]
+        assert get(study)["note"]["body"] == "baseline"
+    assert {what: status for what, (status, _) in refusals.items()} == dict.fromkeys(refusals, 403)
+    assert "may not delete the study 'od-demo'" in refusals["delete"][1]["reason"]
+    assert "may not end trial 0 as FAIL" in refusals["tell"][1]["reason"]
+    assert "may not create the study 'other'" in refusals["create"][1]["reason"]
+    assert renamed >= 400
+    after = optuna.load_study(study_name="od-demo", storage=storage)
+    assert [(t.number, t.state, t.values) for t in after.trials] == before
+    assert after.trials[0].user_attrs == {}
+    assert embedded.store.get_study("od-demo").status == "completed"
+
+
+def test_optuna_dashboard_listens_on_loopback_only(tmp_path):
+    (tmp_path / "katuna.db").touch()
+    result = subprocess.run([KATUNA, "optuna-dashboard", "--db", str(tmp_path / "katuna.db"), "--host", "0.0.0.0",
+                             "--port", str(free_port())], capture_output=True, text=True, timeout=20)
+    assert result.returncode == 2
+    assert "refusing to listen on 0.0.0.0: optuna-dashboard has no sign-in" in result.stderr
+
+
 def test_optuna_dashboard_names_a_missing_database(tmp_path):
     result = subprocess.run([KATUNA, "optuna-dashboard", "--db", str(tmp_path / "none.db")],
                             capture_output=True, text=True, timeout=60)
-    assert result.returncode == 1 and "no database at" in result.stderr
+    assert result.returncode == 2 and f"no database at {tmp_path / 'none.db'}" in result.stderr
     assert not (tmp_path / "none.db").exists()

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any, cast
 
+import yaml
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from urllib3 import BaseHTTPResponse
@@ -66,6 +67,17 @@ def api_client(host: str | None = None) -> client.ApiClient:
     except config.ConfigException:
         config.load_kube_config()
     return client.ApiClient()
+
+
+def configuration_problem(host: str | None = None) -> str | None:
+    """Why no client for the cluster can be made here (no API address, not in a cluster, no usable
+    kubeconfig), or None: said once at start, where each worker would otherwise fail to boot."""
+    try:
+        api_client(host).close()
+    except (config.ConfigException, OSError, ValueError, yaml.YAMLError) as exc:
+        return (f"no Kubernetes configuration for --executor kubernetes: not in a cluster and no usable kubeconfig "
+                f"({' '.join(str(exc).split())}); set KUBECONFIG, or KATUNA_K8S_API to the API's address")
+    return None
 
 
 def translate(exc: Exception, doing: str) -> Exception:

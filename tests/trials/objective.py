@@ -14,7 +14,10 @@ parser.add_argument("--mode", default="ok")
 parser.add_argument("--sleep", type=float, default=0.0)
 parser.add_argument("--epochs", type=int, default=8)
 parser.add_argument("--until", help="after the first epoch, wait until this file exists")
+parser.add_argument("--ignore-sigterm", action="store_true", help="only SIGKILL ends this trial")
 args = parser.parse_args()
+if args.ignore_sigterm:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 pid_dir = os.environ.get("PID_DIR")
 if pid_dir:

@@ -23,8 +23,9 @@ from gunicorn.app.base import BaseApplication
 
 
 def _worker_exit(server: Any, worker: Any) -> None:
-    """Kill the worker's trials when it exits; they are relaunched once nothing owns them."""
-    runtime = getattr(worker.wsgi, "extensions", {}).get("katuna")
+    """Kill the worker's trials when it exits; they are relaunched once nothing owns them. A
+    worker that failed to boot has no app, and no trials."""
+    runtime = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("katuna")
     if runtime is not None:
         runtime.close()
 

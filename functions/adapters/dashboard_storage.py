@@ -1,0 +1,112 @@
+"""Optuna's storage of katuna's studies as ``katuna optuna-dashboard`` serves it: read whole,
+written only where katuna never looks: the notes.
+
+optuna-dashboard writes to the storage it is given: it creates, renames and deletes studies,
+tells trials their end, sets trials' user attributes, and keeps notes and preference choices in
+a study's system attributes.
+katuna keeps its studies and trials in its own tables and Optuna's copy in the journal, and
+the two must agree: a study deleted from the journal cannot be resumed (its next trial is told
+to a study Optuna no longer has), a trial told from the dashboard can no longer be told its
+real end, and a study created there takes a name a katuna study may need. User attributes and
+preferences are the dashboard's way of telling a trial's result by hand, which katuna's trials
+report themselves (and Optuna refuses them on a finished trial). So only notes are written
+(study system attributes under ``dashboard:``, which no sampler reads); every other write raises
+the refusal it is given, naming what was refused and why, before anything is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Container, Sequence
+from typing import Any
+
+from optuna.distributions import BaseDistribution
+from optuna.storages import BaseStorage
+from optuna.study import StudyDirection
+from optuna.study._frozen import FrozenStudy
+from optuna.trial import FrozenTrial, TrialState
+
+NOTES = "dashboard:"
+"""The prefix of the study system attributes optuna-dashboard keeps its notes in."""
+
+
+class DashboardStorage(BaseStorage):
+    """``storage`` for optuna-dashboard: every read passes; a write other than a note raises
+    ``refuse(reason)``."""
+
+    def __init__(self, storage: BaseStorage, refuse: Callable[[str], Exception]) -> None:
+        self._storage = storage
+        self._refuse = refuse
+
+    def _refused(self, what: str) -> Exception:
+        return self._refuse(f"katuna optuna-dashboard may not {what}: katuna owns these studies and keeps "
+                            "them in step with its own records. Run, stop or delete studies with katuna "
+                            "(katuna run, katuna stop, DELETE /studies/NAME of katuna serve); only notes "
+                            "can be written here")
+
+    def _study(self, study_id: int) -> str:
+        return repr(self._storage.get_study_name_from_id(study_id))
+
+    def create_new_study(self, directions: Sequence[StudyDirection], study_name: str | None = None) -> int:
+        raise self._refused(f"create the study {study_name!r} (or rename a study)")
+
+    def delete_study(self, study_id: int) -> None:
+        raise self._refused(f"delete the study {self._study(study_id)}")
+
+    def set_study_user_attr(self, study_id: int, key: str, value: Any) -> None:
+        raise self._refused(f"set the user attribute {key!r} of the study {self._study(study_id)}")
+
+    def set_study_system_attr(self, study_id: int, key: str, value: Any) -> None:
+        if not key.startswith(NOTES):
+            raise self._refused(f"set {key!r} of the study {self._study(study_id)} (only notes are kept)")
+        self._storage.set_study_system_attr(study_id, key, value)
+
+    def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> int:
+        raise self._refused(f"add a trial to the study {self._study(study_id)}")
+
+    def set_trial_param(self, trial_id: int, param_name: str, param_value_internal: float,
+                        distribution: BaseDistribution) -> None:
+        raise self._refused(f"set the parameter {param_name!r} of a trial")
+
+    def set_trial_state_values(self, trial_id: int, state: TrialState, values: Sequence[float] | None = None) -> bool:
+        trial = self._storage.get_trial(trial_id)
+        raise self._refused(f"end trial {trial.number} as {state.name} (katuna records each trial's end itself)")
+
+    def set_trial_intermediate_value(self, trial_id: int, step: int, intermediate_value: float) -> None:
+        raise self._refused("report an intermediate value of a trial")
+
+    def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
+        raise self._refused(f"set the user attribute {key!r} of a trial")
+
+    def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
+        raise self._refused(f"set {key!r} of a trial")
+
+    def get_study_id_from_name(self, study_name: str) -> int:
+        return self._storage.get_study_id_from_name(study_name)
+
+    def get_study_name_from_id(self, study_id: int) -> str:
+        return self._storage.get_study_name_from_id(study_id)
+
+    def get_study_directions(self, study_id: int) -> list[StudyDirection]:
+        return self._storage.get_study_directions(study_id)
+
+    def get_study_user_attrs(self, study_id: int) -> dict[str, Any]:
+        return self._storage.get_study_user_attrs(study_id)
+
+    def get_study_system_attrs(self, study_id: int) -> dict[str, Any]:
+        return self._storage.get_study_system_attrs(study_id)
+
+    def get_all_studies(self) -> list[FrozenStudy]:
+        return self._storage.get_all_studies()
+
+    def get_trial_id_from_study_id_trial_number(self, study_id: int, trial_number: int) -> int:
+        return self._storage.get_trial_id_from_study_id_trial_number(study_id, trial_number)
+
+    def get_trial_number_from_id(self, trial_id: int) -> int:
+        return self._storage.get_trial_number_from_id(trial_id)
+
+    def get_trial(self, trial_id: int) -> FrozenTrial:
+        return self._storage.get_trial(trial_id)
+
+    def get_all_trials(self, study_id: int, deepcopy: bool = True,
+                       states: Container[TrialState] | None = None) -> list[FrozenTrial]:
+        return self._storage.get_all_trials(study_id, deepcopy=deepcopy, states=states)
