@@ -18,6 +18,7 @@ from rich.console import Console
 
 from functions.adapters.sqlite_store import SqliteStore
 from functions.cli_output import print_result, print_study, studies_table, trial_table
+from functions.core.assignments import parse_assignments
 from functions.core.errors import (
     InvalidStudy,
     KatunaError,
@@ -32,7 +33,6 @@ from functions.core.job import render_trial
 from functions.core.launch import trial_launch
 from functions.core.records import StudyRecord, TrialRecord
 from functions.core.samplers import first_suggestion
-from functions.core.space import parse_assignments
 from functions.core.spec import Study
 from functions.core.views import best_trials, study_view, trial_view
 from functions.embedded import Embedded
@@ -274,9 +274,15 @@ def convert(file: str) -> None:
 
 
 def _problems(file: str, exc: InvalidStudy) -> NoReturn:
-    errors.print(f"[red]error:[/red] {markup(file)} is not a valid study:", highlight=False)
+    _listed(f"{file} is not a valid study:", exc)
+
+
+def _listed(heading: str, exc: InvalidStudy) -> NoReturn:
+    """Exit 2 with ``heading`` and each problem of ``exc`` on a line of its own (never wrapped,
+    so a long path or message stays one line a script can read)."""
+    errors.print(f"[red]error:[/red] {markup(heading)}", highlight=False, soft_wrap=True)
     for problem in _unparseable(exc) or exc.problems:
-        errors.print(f"  - {printable(problem)}", highlight=False, markup=False)
+        errors.print(f"  - {printable(problem)}", highlight=False, markup=False, soft_wrap=True)
     sys.exit(2)
 
 
@@ -292,13 +298,17 @@ def _unparseable(exc: InvalidStudy) -> list[str]:
 @main.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--params", "assignments", multiple=True, metavar="NAME=VALUE",
-              help="Parameter values (repeat for each); default: the sampler's first suggestion.")
+              help="One parameter's value; repeat the option for each parameter that applies "
+                   "(--params a=1 --params b=2). Default: the sampler's first suggestion.")
 def render(file: str, assignments: tuple[str, ...]) -> None:
     """Print the Kubernetes Job of a trial of the study in FILE (no cluster needed)."""
     settings = Settings.from_env()
     spec, definition = _load(file, settings)
     try:
         params = parse_assignments(spec.parameters, list(assignments)) if assignments else first_suggestion(spec)
+    except InvalidStudy as exc:
+        _listed(f"the --params are not a trial of {file}:", exc)
+    try:
         record = StudyRecord(spec, definition, str(Path.cwd()), uid="render")
         launch = trial_launch(record, TrialRecord(spec.name, 0, params))
         job = render_trial(launch, settings.cluster_defaults())

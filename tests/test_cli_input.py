@@ -72,14 +72,16 @@ def test_a_file_that_is_not_a_small_utf8_regular_file_exits_2_naming_it(tmp_path
     assert not (tmp_path / "katuna.db").exists()
 
 
-@pytest.mark.parametrize("kind", ["binary", "fifo", "device"])
-def test_a_warm_start_file_is_read_the_same_way(tmp_path: Path, kind: str):
-    make, expected = FILES[kind]
+@pytest.mark.parametrize("kind", ["binary", "fifo", "device", "missing"])
+def test_a_warm_start_file_is_read_the_same_way_and_named_as_the_studys_field(tmp_path: Path, kind: str):
+    make, expected = FILES.get(kind, (lambda path: None, "cannot open known.csv: No such file or directory"))
     make(tmp_path / "known.csv")
     (tmp_path / "study.yaml").write_text(yaml.safe_dump(study_definition(warmStart={"file": "known.csv"})))
     result = katuna("run", "study.yaml", cwd=tmp_path, check=False)
     assert result.returncode == 2
-    assert _one_line_error(result.stderr) == f"error: known.csv {expected}"
+    assert "Traceback" not in result.stderr and SECRET not in result.stderr
+    shown = expected if kind == "missing" else f"known.csv {expected}"
+    assert result.stderr.splitlines() == ["error: study.yaml is not a valid study:", f"  - warmStart.file: {shown}"]
 
 
 def test_a_document_that_is_not_a_study_is_not_echoed_back(tmp_path: Path):

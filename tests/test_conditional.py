@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from conftest import TRIAL, run_study, study_definition
 
+from functions.core.assignments import parse_assignments
 from functions.core.errors import InvalidStudy
-from functions.core.space import parse_assignments
 from functions.core.validate import parse_study
 
 
@@ -59,6 +59,27 @@ def test_grid_refuses_conditions():
         parameter["step"] = 1.0
     with pytest.raises(InvalidStudy, match="grid needs every parameter in every trial"):
         parse_study(definition)
+
+
+@pytest.mark.parametrize(("params", "problems"), [
+    (["shape=flat", "x=abc"], ["--params x: expected a number, got 'abc'"]),
+    (["shape=flat", "x=nan"], ["--params x: expected a finite number, got 'nan'"]),
+    (["shape=flat", "x=1", "x=2"], ["--params x: given more than once; expected one value per parameter"]),
+    (["shape=flat", "x=1", "y=2"], ["--params y: does not apply: it applies only when shape is bowl"]),
+    (["shape=flat x=1"], ["--params shape: expected one of flat, bowl, got 'flat x=1'"])])
+def test_katuna_render_names_each_params_mistake_without_calling_the_study_invalid(
+        tmp_path: Path, params: list[str], problems: list[str]):
+    import yaml
+    from click.testing import CliRunner
+
+    from functions.cli import main
+
+    study = tmp_path / "study.yaml"
+    study.write_text(yaml.safe_dump(conditional_study()))
+    result = CliRunner().invoke(main, ["render", str(study), *(a for p in params for a in ("--params", p))])
+    assert result.exit_code == 2
+    lines = [line.strip() for line in result.output.splitlines()]
+    assert lines == [f"error: the --params are not a trial of {study}:", *(f"- {p}" for p in problems)]
 
 
 def test_render_needs_only_the_parameters_that_apply():

@@ -14,11 +14,12 @@ import pytest
 import yaml
 from conftest import run_study, study_definition
 
+from functions.core.assignments import parse_assignments
 from functions.core.errors import InvalidStudy
 from functions.core.formats import load_study
 from functions.core.parameters import FloatParameter, IntParameter
 from functions.core.samplers import build_sampler, first_suggestion
-from functions.core.space import parse_assignments, sample, values
+from functions.core.space import sample, values
 from functions.core.stored import study_from_dict
 from functions.core.validate import parse_study
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -82,6 +83,31 @@ def test_a_nan_objective_fails_the_trial(embedded, tmp_path: Path):
     trial = embedded.store.trials("demo")[0]
     assert trial.state == "FAIL"
     assert "not a finite number: loss=nan" in trial.reason
+
+
+REPORTS = Path(__file__).parent / "trials" / "reports.py"
+
+
+@pytest.mark.parametrize(("how", "collector"), [
+    ("text", {}), ("json", {"format": "json"}), ("file", {"kind": "file", "path": "m-${trialSpec.Name}.txt"}),
+    ("tfevent", {"kind": "tfevent", "path": "ev/${trialSpec.Name}"})])
+def test_an_objective_reported_as_nan_or_infinity_fails_the_trial_with_every_collector(
+        embedded, tmp_path: Path, how: str, collector: dict):
+    """``loss=nan`` is a report, not silence, and a finite value after an infinity does not hide
+    it (``min`` would pick 0.2); the finite run completes."""
+    where = {"file": "m-${trialSpec.Name}.txt", "tfevent": "ev/${trialSpec.Name}"}.get(how)
+    definition = study_definition(
+        parameters=[{"name": "reports", "type": "categorical", "values": ["nan", "inf,0.2", "-inf,0.3", "0.5,0.25"]}],
+        algorithm={"name": "grid"}, maxTrials=4, parallelism=2, metricsCollector=collector)
+    definition["trialTemplate"]["command"] = [sys.executable, str(REPORTS), "--how", how,
+                                              "--values=${trialParameters.reports}"] + (["--path", where] if where else [])
+    run_study(embedded, definition, tmp_path)
+    trials = {t.params["reports"]: t for t in embedded.store.trials("demo")}
+    assert (trials["0.5,0.25"].state, trials["0.5,0.25"].values) == ("COMPLETE", [0.25])
+    for reports, shown in (("nan", "loss=nan"), ("inf,0.2", "loss=inf"), ("-inf,0.3", "loss=-inf")):
+        assert trials[reports].state == "FAIL", (reports, trials[reports].reason)
+        assert trials[reports].reason.startswith(f"objective is not a finite number: {shown} was reported"), \
+            trials[reports].reason
 
 
 def test_a_trial_past_its_timeout_is_killed_with_its_process_group(embedded, tmp_path: Path):

@@ -87,6 +87,10 @@ def test_bad_bodies_get_the_right_status_and_store_nothing(service: Service):
     assert problems["parallelism"] == "expected an integer >= 1"
     assert problems["name"].startswith("expected a DNS-1123 label")
 
+    status, _, body = post_study(service, study_definition(name="warm", warmStart={"study": "nosuch"}))
+    assert status == 422
+    assert [p["path"] for p in json.loads(body)["problems"]] == ["warmStart.study"]
+
     assert service.request("POST", "/studies", "<study/>", {"Content-Type": "application/xml"})[0] == 415
     assert post_oversized(service, 2 << 20) == 413
     assert service.json("GET", "/studies")[1] == before

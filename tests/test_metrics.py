@@ -29,7 +29,24 @@ def test_step_or_epoch_marks_intermediate_values():
 
 
 def test_values_that_are_not_numbers_are_ignored():
-    assert parse_text(["loss=", "loss=nan", "loss=abc"], ["loss"]) == []
+    assert parse_text(["loss=", "loss=abc", "loss=nanometre", "loss=inference"], ["loss"]) == []
+
+
+def test_nan_and_infinities_spelt_out_are_reports_of_them():
+    found = parse_text(["loss=nan", "loss = -inf acc=NaN", "loss=+Infinity, step=2"], ["loss", "acc"])
+    assert [(o.metric, str(o.value), o.step) for o in found] == [
+        ("loss", "nan", None), ("loss", "-inf", None), ("acc", "nan", None), ("loss", "inf", 2)]
+
+
+def test_an_objective_reported_once_as_nan_or_infinity_stays_so_whatever_its_strategy():
+    from functions.core.metrics import Summary
+
+    for strategy, values in (("min", (math.inf, 0.2)), ("max", (-math.inf, 0.2)), ("latest", (math.nan, 0.2))):
+        summary = Summary({"loss": strategy, "acc": strategy}, objectives=["loss"])
+        summary.add([Observation("loss", v) for v in values] + [Observation("acc", v) for v in values])
+        reduced = summary.reduced()
+        assert str(reduced["loss"]) == str(values[0]), strategy
+        assert reduced["acc"] == 0.2, "a metric that is no objective keeps its strategy"
 
 
 def test_custom_filters_replace_the_default():

@@ -64,6 +64,14 @@ def test_every_command_in_the_readme_exists_with_its_options():
             assert option in result.output, f"{option} of katuna {words[1]}"
 
 
+def test_the_render_usage_repeats_the_option_as_the_command_takes_it():
+    """``--params a=1 b=2`` is refused (one value per option), so the usage repeats the option
+    rather than its value."""
+    (render,) = [line for line in block(README, "The command line", "sh").splitlines() if line.startswith("katuna render")]
+    assert "[--params NAME=VALUE]..." in render
+    assert "NAME=VALUE ..." not in render
+
+
 def test_the_make_targets_in_the_quick_start_exist():
     makefile = (ROOT / "Makefile").read_text()
     for target in re.findall(r"^make (\w+)", block(README, "Quick start", "sh"), flags=re.M):

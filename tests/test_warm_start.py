@@ -43,8 +43,55 @@ def test_known_results_must_fit_the_space():
         parse_study(study_definition(warmStart={"trials": [{"params": {"x": 99.0}, "value": 1.0},
                                                            {"params": {"x": 1.0}}]}))
     found = [str(p) for p in caught.value.problems]
-    assert "warmStart.trials[0].params: expected a value for each parameter that applies, within its range" in found
-    assert "warmStart.trials[1]: expected value (or values: a list of 1) with finite numbers" in found
+    assert found == ["warmStart.trials[0].params.x: expected a value in [-5.0, 5.0], got 99.0",
+                     "warmStart.trials[1]: expected value (or values: a list of 1) with finite numbers"]
+
+
+def test_a_warm_start_from_a_study_the_database_lacks_is_refused_and_nothing_is_stored(embedded, tmp_path: Path):
+    later = study_definition(name="second", maxTrials=2, warmStart={"study": "first"})
+    with pytest.raises(InvalidStudy) as caught:
+        embedded.submit(parse_study(later), later, tmp_path)
+    assert [str(p) for p in caught.value.problems] == [
+        "warmStart.study: no study named 'first' in this database; expected the name of an earlier study whose "
+        "completed trials the sampler learns from"]
+    assert embedded.store.list_studies() == []
+    run_study(embedded, study_definition(name="first", maxTrials=2), tmp_path)
+    embedded.submit(parse_study(later), later, tmp_path)
+    embedded.store.delete_study("first")
+    assert embedded.submit(parse_study(later), later, tmp_path).name == "second", \
+        "the identical study submitted again (to resume it) is not refused"
+
+
+@pytest.mark.parametrize(("content", "problems"), [
+    ("x,loss\n1.0,0.5\nabc,0.1\n", ["known.csv line 3, column x: expected a number, got 'abc'"]),
+    ("x,loss\n10,0.1\n", ["known.csv line 2, column x: expected a value in [-5.0, 5.0], got 10"]),
+    ("x,loss\n1.0,high\n", ["known.csv line 2, column loss: expected the objective's value, a finite number; got 'high'"]),
+    ("y,loss\n1,0.1\n", ["known.csv line 2, column x: no such column (the file has y, loss); expected one per "
+                          "parameter and per objective"]),
+    ("x,loss\n", ["known.csv holds no known results; expected at least one"])])
+def test_a_bad_known_results_file_names_the_file_the_line_the_column_and_the_value(content: str, problems: list[str]):
+    import yaml
+
+    from functions.core.formats import load_study
+
+    with pytest.raises(InvalidStudy) as caught:
+        load_study(yaml.safe_dump(study_definition(warmStart={"file": "known.csv"})), read_file=lambda path: content)
+    assert [str(p) for p in caught.value.problems] == [f"warmStart.file: {p}" for p in problems]
+
+
+def test_a_bad_entry_of_a_json_known_results_file_names_the_file_the_entry_and_the_field():
+    import json
+
+    import yaml
+
+    from functions.core.formats import load_study
+
+    entries = [{"params": {"x": 1.0}, "value": 0.5}, {"params": {"x": 1.0, "z": 2}, "value": 0.5}]
+    with pytest.raises(InvalidStudy) as caught:
+        load_study(yaml.safe_dump(study_definition(warmStart={"file": "known.json"})),
+                   read_file=lambda path: json.dumps(entries))
+    assert [str(p) for p in caught.value.problems] == [
+        "warmStart.file: known.json entry [1], params.z: not a parameter of the study; expected one of x"]
 
 
 @pytest.mark.slow

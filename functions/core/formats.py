@@ -12,10 +12,11 @@ from typing import Any
 import yaml
 
 from functions.core import bounded_yaml, katib, resources, studyjob
-from functions.core.errors import InvalidStudy, Problem, UnparseableStudy
+from functions.core.errors import InvalidStudy, Problem, UnparseableStudy, UnreadableFile
 from functions.core.limits import DEFAULTS, Limits
 from functions.core.spec import Study
 from functions.core.validate import parse_study
+from functions.core.warm import FileResult
 
 
 def parse_text(text: str) -> dict[str, Any]:
@@ -86,23 +87,40 @@ def load_definition(definition: dict[str, Any], read_file: Callable[[str], str] 
 
 def _inline(warm: dict[str, Any], read_file: Callable[[str], str] | None) -> dict[str, Any]:
     """``warmStart`` with the results of its file (JSON: a list of trials; CSV: a column per
-    parameter and per objective) given inline."""
+    parameter and per objective) given inline, each marked with the file and its place there."""
     path = warm["file"]
     if read_file is None or not isinstance(path, str):
         raise InvalidStudy([Problem("warmStart.file", "only the CLI reads files; give the trials inline")])
     try:
         text = read_file(path)
+    except UnreadableFile as exc:
+        raise InvalidStudy([Problem("warmStart.file", str(exc))]) from exc
     except OSError as exc:
         raise InvalidStudy([Problem("warmStart.file", f"cannot read {path}: {exc.strerror or exc}")]) from exc
     rest = {k: v for k, v in warm.items() if k != "file"}
-    if path.endswith(".csv"):
-        rows = list(csv.DictReader(io.StringIO(text)))
-        return {**rest, "trials": [*rest.get("trials", []), *({"csv": row} for row in rows)]}
+    results = _csv_results(path, text) if path.endswith(".csv") else _json_results(path, text)
+    if not results:
+        raise InvalidStudy([Problem("warmStart.file", f"{path} holds no known results; expected at least one")])
+    return {**rest, "trials": [*rest.get("trials", []), *results]}
+
+
+def _csv_results(path: str, text: str) -> list[FileResult]:
+    """Each row of a CSV file, with the line it ends on (the header is line 1)."""
+    reader = csv.DictReader(io.StringIO(text))
+    try:
+        return [FileResult(path, f"line {reader.line_num}", row, csv=True) for row in reader]
+    except csv.Error as exc:
+        raise InvalidStudy([Problem("warmStart.file", f"{path} line {reader.line_num} is not CSV: {exc}")]) from exc
+
+
+def _json_results(path: str, text: str) -> list[FileResult]:
+    """Each entry of a JSON file's list (or its one object)."""
     try:
         trials = json.loads(text, object_pairs_hook=_unique_keys)
     except ValueError as exc:
         raise InvalidStudy([Problem("warmStart.file", f"{path} is not JSON: {exc}")]) from exc
-    return {**rest, "trials": [*rest.get("trials", []), *(trials if isinstance(trials, list) else [trials])]}
+    entries = trials if isinstance(trials, list) else [trials]
+    return [FileResult(path, f"entry [{i}]", entry, csv=False) for i, entry in enumerate(entries)]
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

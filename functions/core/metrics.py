@@ -26,6 +26,11 @@ from decimal import Decimal
 import re2
 
 KATIB_DEFAULT_FILTER = r"([\w|-]+)\s*=\s*([+-]?\d*(\.\d+)?([Ee][+-]?\d+)?)"
+NON_FINITE = re2.compile(r"(?i)(nan|inf(inity)?)\b")
+"""What Python and Go print for NaN and infinity. Katib's default rule reads none of it as a
+number (``score=nan`` matches with an empty value); after a name and ``=`` (and a sign) it is
+read here as the value it spells, so a trial reporting it fails as not finite instead of seeming
+never to report."""
 STEP_KEYS = ("step", "epoch")
 RFC3339 = re2.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
 """A timestamp as Go's ``time.RFC3339Nano`` layout parses it (what Katib's collector accepts)."""
@@ -104,6 +109,13 @@ def _as_float(text: str) -> float | None:
         return None
 
 
+def _non_finite(sign: str, rest: str) -> float | None:
+    """NaN or an infinity when ``rest``, the text after a default-rule match whose value is at
+    most a sign, starts with one spelt out (:data:`NON_FINITE`)."""
+    word = NON_FINITE.match(rest)
+    return float(sign.strip() + word.group(1)) if word and sign.strip() in ("", "+", "-") else None
+
+
 def _step(pairs: Mapping[str, float]) -> int | None:
     for key in STEP_KEYS:
         value = pairs.get(key)
@@ -127,6 +139,8 @@ def parse_text(
         for pattern in patterns:
             for match in pattern.finditer(line):
                 value = _as_float((match.group(2) or "").strip())
+                if value is None and pattern.pattern == KATIB_DEFAULT_FILTER:
+                    value = _non_finite(match.group(2) or "", line[match.end():])
                 if value is not None:
                     pairs.append(((match.group(1) or "").strip(), value))
         step = _step(dict(pairs))
@@ -187,10 +201,17 @@ MAX_OBSERVATIONS = 10_000
 
 class Summary:
     """The observations of one output, in bounded memory: every metric reduced (min, max or
-    latest, as its strategy says) over all of them, and at most ``keep`` of them kept."""
+    latest, as its strategy says) over all of them, and at most ``keep`` of them kept.
 
-    def __init__(self, strategies: Mapping[str, str], keep: int = MAX_OBSERVATIONS) -> None:
+    An objective (of ``objectives``) reported even once as NaN or an infinity reduces to that
+    first value whatever its strategy, so that the trial fails as not finite: a later finite
+    report does not hide it (an ``inf`` under ``min``, say)."""
+
+    def __init__(self, strategies: Mapping[str, str], keep: int = MAX_OBSERVATIONS,
+                 objectives: Iterable[str] = ()) -> None:
         self._strategies = strategies
+        self._objectives = frozenset(objectives)
+        self._non_finite: dict[str, float] = {}
         self._values: dict[str, list[float]] = {}
         self._head: list[Observation] = []
         self._tail: deque[Observation] = deque(maxlen=keep - keep // 2)
@@ -205,6 +226,8 @@ class Summary:
             else:
                 self._tail.append(obs)
             self._fold(obs)
+            if not math.isfinite(obs.value):
+                self._non_finite.setdefault(obs.metric, obs.value)
 
     def _fold(self, obs: Observation) -> None:
         """``[min, max, latest, nan seen]`` of the metric, NaN compared as nothing."""
@@ -224,11 +247,14 @@ class Summary:
         return self._head + list(self._tail)
 
     def reduced(self) -> dict[str, float]:
-        """One value per observed metric; NaN when any value was NaN, unless only the latest counts."""
+        """One value per observed metric; NaN when any value was NaN, unless only the latest counts
+        (an objective: its first value that is not finite, if any)."""
         reduced = {}
         for metric, (low, high, latest, nan) in self._values.items():
             strategy = self._strategies.get(metric, "latest")
-            if strategy == "latest":
+            if metric in self._objectives and metric in self._non_finite:
+                reduced[metric] = self._non_finite[metric]
+            elif strategy == "latest":
                 reduced[metric] = latest
             elif nan:
                 reduced[metric] = math.nan

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, ClassVar, TypeAlias
 
 UNIFORM = "uniform"
@@ -114,3 +115,11 @@ ChoiceParameter: TypeAlias = CategoricalParameter | DiscreteParameter
 """A parameter given by the list of its values."""
 Parameter: TypeAlias = IntParameter | FloatParameter | CategoricalParameter | DiscreteParameter
 """One dimension of the search space; code that reads one dispatches on its class."""
+
+
+def decimals(*numbers: float) -> int:
+    """The most decimal places any of ``numbers`` is written with, in its shortest form (0.3
+    has one, 1e-05 five, 20.0 none): a value on a step, rounded to the places of the step and
+    of its start, loses the float noise of ``start + k * step`` and nothing else."""
+    exponents = [Decimal(repr(float(n))).as_tuple().exponent for n in numbers]
+    return max([0] + [-e for e in exponents if isinstance(e, int)])

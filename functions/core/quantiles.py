@@ -24,7 +24,7 @@ from typing import Any, TypeGuard
 
 from optuna.distributions import FloatDistribution
 
-from functions.core.parameters import NORMAL, FloatParameter, IntParameter, Parameter
+from functions.core.parameters import NORMAL, FloatParameter, IntParameter, Parameter, decimals
 
 QUANTILES = FloatDistribution(0.0, 1.0)
 """The Optuna distribution of every normal parameter: its quantile ``u``."""
@@ -52,7 +52,7 @@ def value(parameter: IntParameter | FloatParameter, u: float) -> float | int:
     if parameter.log:
         x = math.exp(x)
     if parameter.step:
-        x = round(x / parameter.step) * parameter.step
+        x = round(round(x / parameter.step) * parameter.step, decimals(parameter.step))
     return int(x) if isinstance(parameter, IntParameter) else x
 
 

@@ -34,8 +34,9 @@ from functions.core.limits import DEFAULTS, Limits
 from functions.core.optuna_compat import RestartingCmaEsSampler, reseed
 from functions.core.parameters import FloatParameter, Parameter
 from functions.core.skopt_sampler import BayesianSampler
-from functions.core.space import grid_count, grid_values, sample, values
+from functions.core.space import grid_count, grid_values, sample, stepped_floats, values
 from functions.core.spec import Algorithm, Study
+from functions.core.step_sampler import OnStepSampler
 from functions.core.typed_settings import convert_all, culprit, plain_settings
 
 
@@ -212,7 +213,8 @@ def grid_size(parameters: tuple[Parameter, ...]) -> int:
 def build_sampler(
     algorithm: Algorithm, parameters: tuple[Parameter, ...], trial_number: int
 ) -> optuna.samplers.BaseSampler:
-    """The sampler that suggests trial ``trial_number``; its state comes from the storage."""
+    """The sampler that suggests trial ``trial_number``; its state comes from the storage. Stepped
+    float values come out exactly on their step (:class:`OnStepSampler`)."""
     kind = REGISTRY[algorithm.name]
     kwargs: dict[str, Any] = {**kind.fixed, **dict(algorithm.settings)}
     if isinstance(kwargs.get("gamma"), (int, float)):
@@ -226,7 +228,9 @@ def build_sampler(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         warnings.simplefilter("ignore", FutureWarning)  # Katib's settings include ones Optuna deprecates (gamma)
-        return kind.factory(**kwargs)
+        sampler = kind.factory(**kwargs)
+    stepped = stepped_floats(parameters)
+    return OnStepSampler(sampler, stepped) if stepped else sampler
 
 
 _BUILT_FOR: weakref.WeakKeyDictionary[optuna.samplers.BaseSampler, tuple[Algorithm, tuple[Parameter, ...]]] = (

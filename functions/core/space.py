@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Mapping
+from decimal import Decimal
 from typing import Any
 
 import optuna
@@ -22,20 +23,50 @@ from optuna.distributions import (
 from optuna.trial import FrozenTrial
 
 from functions.core import quantiles
-from functions.core.errors import InvalidStudy, Problem
+from functions.core.errors import Problem
 from functions.core.optuna_compat import contains
-from functions.core.parameters import ChoiceParameter, FloatParameter, IntParameter, Parameter
+from functions.core.parameters import ChoiceParameter, FloatParameter, IntParameter, Parameter, decimals
 
 
 def distribution(parameter: Parameter) -> BaseDistribution:
-    """The Optuna distribution of one parameter (its quantile's, for a normal one)."""
+    """The Optuna distribution of one parameter (its quantile's, for a normal one), up to its
+    :func:`top` (so Optuna has no range to shrink, and warns of none)."""
     if quantiles.is_normal(parameter):
         return quantiles.QUANTILES
     if isinstance(parameter, IntParameter):
-        return IntDistribution(parameter.low, parameter.high, log=parameter.log, step=parameter.step)
+        return IntDistribution(parameter.low, int(top(parameter)), log=parameter.log, step=parameter.step)
     if isinstance(parameter, FloatParameter):
-        return FloatDistribution(parameter.low, parameter.high, log=parameter.log, step=parameter.step)
+        return FloatDistribution(parameter.low, top(parameter), log=parameter.log, step=parameter.step)
     return CategoricalDistribution(parameter.values)
+
+
+def top(parameter: IntParameter | FloatParameter) -> float:
+    """The largest value of a uniform parameter: ``max``, or where a step does not divide the
+    range, the last ``min + k * step`` not above it (as Katib's grid and Optuna's distributions
+    count). Decimal arithmetic, as Optuna's, so a float step such as 0.1 divides [0, 1];
+    :class:`ArithmeticError` for a range of more steps than it can count."""
+    if parameter.step is None:
+        return parameter.high
+    if isinstance(parameter, IntParameter):
+        return parameter.low + (parameter.high - parameter.low) // parameter.step * parameter.step
+    low, step = Decimal(str(parameter.low)), Decimal(str(parameter.step))
+    span = Decimal(str(parameter.high)) - low
+    return float(span // step * step + low) if span % step else parameter.high
+
+
+def on_step(parameter: FloatParameter, value: float) -> float:
+    """A value of a stepped float parameter exactly on its step: ``min + k * step`` rounded to
+    the decimals ``min`` and ``step`` are written with, so whichever sampler picks a point the
+    trial gets the same number (``0.9``, never the ``0.8999999999999999`` of float arithmetic)."""
+    step = parameter.step or 1
+    k = round((value - parameter.low) / step)
+    return round(parameter.low + k * step, decimals(parameter.low, step))
+
+
+def stepped_floats(parameters: tuple[Parameter, ...]) -> dict[str, FloatParameter]:
+    """The uniform float parameters with a step, by name: their values go through :func:`on_step`."""
+    return {p.name: p for p in parameters
+            if isinstance(p, FloatParameter) and p.step is not None and not quantiles.is_normal(p)}
 
 
 def values(parameters: tuple[Parameter, ...], sampled: Mapping[str, Any]) -> dict[str, Any]:
@@ -44,8 +75,13 @@ def values(parameters: tuple[Parameter, ...], sampled: Mapping[str, Any]) -> dic
 
 
 def sampler_params(parameters: tuple[Parameter, ...], known: Mapping[str, Any]) -> dict[str, Any]:
-    """Known values (of a warm start) as the sampler holds them."""
-    return _normals_mapped(parameters, known, quantiles.quantile)
+    """Known values (of a warm start) as the sampler holds them: a normal's as its quantile, a
+    stepped float's exactly on its step, as sampled ones are."""
+    out = _normals_mapped(parameters, known, quantiles.quantile)
+    for name, parameter in stepped_floats(parameters).items():
+        if name in out:
+            out[name] = on_step(parameter, out[name])
+    return out
 
 
 def _normals_mapped(parameters: tuple[Parameter, ...], given: Mapping[str, Any],
@@ -129,46 +165,8 @@ def grid_values(parameter: Parameter) -> list[Any]:
     if isinstance(parameter, IntParameter):
         return list(range(parameter.low, parameter.high + 1, parameter.step))
     step = parameter.step or 1
-    return [round(float(parameter.low + i * step), 12) for i in range(grid_count(parameter))]
-
-
-def parse_assignments(parameters: tuple[Parameter, ...], assignments: list[str]) -> dict[str, Any]:
-    """Parameter values from ``name=value`` strings, each checked against its parameter."""
-    by_name = {p.name: p for p in parameters}
-    values: dict[str, Any] = {}
-    problems = []
-    for text in assignments:
-        name, sep, raw = text.partition("=")
-        if not sep or name not in by_name:
-            problems.append(Problem(f"--params {text}", f"expected name=value with a name among {', '.join(by_name)}"))
-            continue
-        try:
-            values[name] = _value(by_name[name], raw)
-        except ValueError as exc:
-            problems.append(Problem(f"--params {name}", str(exc)))
-    problems += [Problem(f"--params {p.name}", "missing") for p in parameters
-                 if p.name not in values and p.active(values) and not problems]
-    if problems:
-        raise InvalidStudy(problems)
-    return values
-
-
-def _value(parameter: Parameter, raw: str) -> Any:
-    if isinstance(parameter, ChoiceParameter):
-        for choice in parameter.values:
-            if str(choice) == raw:
-                return choice
-        raise ValueError(f"expected one of {', '.join(map(str, parameter.values))}, got {raw!r}")
-    value = int(raw) if isinstance(parameter, IntParameter) else float(raw)
-    if quantiles.is_normal(parameter):
-        if not admits(parameter, value):
-            raise ValueError(f"expected a finite{' positive' if parameter.log else ''} number, got {raw}")
-        return value
-    if not contains(distribution(parameter), value):
-        step = parameter.step if isinstance(parameter, FloatParameter) or parameter.step != 1 else None
-        raise ValueError(f"expected a value in [{parameter.low}, {parameter.high}]"
-                         + (f" on the step {step}" if step else "") + f", got {raw}")
-    return value
+    places = decimals(parameter.low, step)
+    return [round(parameter.low + i * step, places) for i in range(grid_count(parameter))]
 
 
 def sample(study: optuna.Study, parameters: tuple[Parameter, ...]) -> optuna.trial.Trial:
@@ -191,7 +189,7 @@ def _suggest(trial: optuna.trial.Trial, parameter: Parameter) -> Any:
     if quantiles.is_normal(parameter):
         return trial.suggest_float(parameter.name, quantiles.QUANTILES.low, quantiles.QUANTILES.high)
     if isinstance(parameter, IntParameter):
-        return trial.suggest_int(parameter.name, parameter.low, parameter.high, step=parameter.step, log=parameter.log)
+        return trial.suggest_int(parameter.name, parameter.low, int(top(parameter)), step=parameter.step, log=parameter.log)
     if isinstance(parameter, FloatParameter):
-        return trial.suggest_float(parameter.name, parameter.low, parameter.high, step=parameter.step, log=parameter.log)
+        return trial.suggest_float(parameter.name, parameter.low, top(parameter), step=parameter.step, log=parameter.log)
     return trial.suggest_categorical(parameter.name, list(parameter.values))

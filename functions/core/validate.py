@@ -10,6 +10,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import replace
+from decimal import Decimal
 from typing import Any
 
 from functions.core import quantiles, template
@@ -248,6 +249,9 @@ def _range_parameter(r: Reader, item: Mapping[str, Any], path: str, name: str | 
                                   "expected max - min below 1.7e308")
     if step is not None and step <= 0:
         r.fail(join(path, "step"), "expected a positive step")
+    elif step is not None and low is not None and high is not None and _wider_than_range(step, low, high):
+        r.fail(join(path, "step"), f"expected at most max - min ({_span(low, high)}), got {step}: a larger step "
+                                   "leaves min as the only value")
     if log and low is not None and low <= 0:
         r.fail(join(path, "min"), "expected > 0 on a log scale")
     if log and drawn == UNIFORM and step is not None and (kind == "float" or step != 1):
@@ -258,6 +262,17 @@ def _range_parameter(r: Reader, item: Mapping[str, Any], path: str, name: str | 
     if kind == "int":
         return IntParameter(name, low, high, 1 if step is None else step, log, drawn)
     return FloatParameter(name, low, high, step, log, drawn)
+
+
+def _wider_than_range(step: float, low: float, high: float) -> bool:
+    """Whether ``step`` exceeds ``max - min`` of a range wider than one point (compared in
+    decimal, as written: 0.2 is not wider than [0.1, 0.3])."""
+    return low < high and Decimal(str(step)) > Decimal(str(high)) - Decimal(str(low))
+
+
+def _span(low: float, high: float) -> str:
+    """``max - min`` as written, without float noise."""
+    return str(Decimal(str(high)) - Decimal(str(low)))
 
 
 def _list_parameter(r: Reader, item: Mapping[str, Any], path: str, name: str | None, kind: str) -> Parameter | None:

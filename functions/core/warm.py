@@ -1,63 +1,110 @@
 """Warm start: results known before a study begins, given to its sampler as completed trials.
 
-They come inline (``trials``: parameters and objective values, say from an earlier tool) or
-from an earlier study in the same database (``study``). They inform the sampler only: they are
-not trials of the new study and do not count toward its limits.
+They come inline (``trials``: parameters and objective values, say from an earlier tool), from
+a file the CLI reads (``file``: CSV or JSON, see :func:`functions.core.formats.load_definition`)
+or from an earlier study in the same database (``study``). They inform the sampler only: they
+are not trials of the new study and do not count toward its limits. A problem with a result
+read from a file names the file, the line or entry, and the column or field.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from functions.core.parameters import ChoiceParameter, IntParameter, Parameter
+from functions.core.assignments import from_text, point_problems
+from functions.core.errors import Problem
+from functions.core.parameters import Parameter
 from functions.core.reader import Reader, is_number, join
-from functions.core.space import admits
 from functions.core.spec import KnownResult, WarmStart
 
 PATH = "warmStart"
+FILE_PROBLEMS = 20
+"""Problems listed for one file at most; a file of a thousand bad rows gets a count of the rest."""
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """A known result read from ``warmStart.file``: the file, where in it (``line 3``, ``entry
+    [0]``), and the result (a CSV row's cells as text by column, or a JSON entry as parsed).
+    Only the CLI's reading makes these; a study's own text cannot."""
+
+    file: str
+    where: str
+    data: Any
+    csv: bool
 
 
 def fits(parameters: Sequence[Parameter], params: Mapping[str, Any]) -> bool:
     """Whether ``params`` is a point of the space: each applicable parameter, within its range."""
-    active = [p for p in parameters if p.active(params)]
-    if set(params) != {p.name for p in active}:
-        return False
-    for parameter in active:
-        try:
-            if not admits(parameter, params[parameter.name]):
-                return False
-        except (ValueError, TypeError, OverflowError):
-            return False
-    return True
+    return set(params) <= {p.name for p in parameters} and not point_problems(parameters, params)
 
 
-def _from_row(raw: Mapping[str, Any], parameters: Sequence[Parameter], objectives: Sequence[str]) -> dict[str, Any]:
-    """A CSV row (strings) as a known result: parameter columns typed like their parameters,
-    objective columns as values; empty cells are parameters the trial did not have."""
-    row = raw["csv"]
+def _csv_result(row: Mapping[Any, Any], parameters: Sequence[Parameter],
+                objectives: Sequence[str]) -> tuple[KnownResult | None, list[tuple[str, str]]]:
+    """A CSV row (cells as text by column) as a known result, or its problems by column: a
+    column per parameter (an empty cell: a parameter the trial did not have) and per objective."""
+    problems = []
     params: dict[str, Any] = {}
     for parameter in parameters:
         cell = (row.get(parameter.name) or "").strip()
         if cell:
-            params[parameter.name] = _typed(parameter, cell)
-    values = [_number(row.get(name)) for name in objectives]
-    return {"params": params, "values": values}
-
-
-def _typed(parameter: Parameter, cell: str) -> Any:
-    if isinstance(parameter, ChoiceParameter):
-        return next((v for v in parameter.values if str(v) == cell), cell)
-    number = _number(cell)
-    whole = isinstance(parameter, IntParameter) and number is not None and number.is_integer()
-    return int(number) if whole and number is not None else number
+            try:
+                params[parameter.name] = from_text(parameter, cell)
+            except ValueError as exc:
+                problems.append((f"column {parameter.name}", str(exc)))
+    values = []
+    for name in objectives:
+        cell = row.get(name)
+        number = _number(cell)
+        if number is None:
+            shown = "no such column" if name not in row else f"got {(cell or '').strip()!r}"
+            problems.append((f"column {name}", f"expected the objective's value, a finite number; {shown}"))
+        values.append(number or 0.0)
+    if not problems:
+        columns = ", ".join(str(c) for c in row if c is not None)
+        problems = [(f"column {name}", message if name in row else
+                     f"no such column (the file has {columns}); expected one per parameter and per objective")
+                    for name, message in point_problems(parameters, params)]
+    return (None if problems else KnownResult(params, tuple(values))), problems
 
 
 def _number(cell: Any) -> float | None:
     try:
-        return float(cell)
+        number = float(cell)
     except (TypeError, ValueError):
         return None
+    return number if math.isfinite(number) else None
+
+
+def _entry_result(entry: Any, parameters: Sequence[Parameter],
+                  objectives: Sequence[str]) -> tuple[KnownResult | None, list[tuple[str, str]]]:
+    """An inline or JSON known result (``params`` and ``value`` or ``values``), or its problems
+    by field path within the entry."""
+    r = Reader()
+    item = r.mapping(entry, "", {"params", "value", "values"})
+    params = r.get(item, "params", "", "mapping", required=True) or {}
+    values = item.get("values", [item["value"]] if "value" in item else None)
+    if not isinstance(values, list) or len(values) != len(objectives) or not all(map(is_number, values)):
+        r.fail("", f"expected value (or values: a list of {len(objectives)}) with finite numbers")
+    names = {p.name for p in parameters}
+    for name in params:
+        if name not in names:
+            r.fail(join("params", str(name)), f"not a parameter of the study; expected one of {', '.join(sorted(names))}")
+    if parameters and not r.problems:
+        for name, message in point_problems(parameters, params):
+            r.fail(join("params", name), message)
+    problems = [(p.path, p.message) for p in r.problems]
+    return (None if problems else KnownResult(dict(params), tuple(float(v) for v in values or ()))), problems
+
+
+def _result(raw: Any, parameters: Sequence[Parameter],
+            objectives: Sequence[str]) -> tuple[KnownResult | None, list[tuple[str, str]]]:
+    if isinstance(raw, FileResult) and raw.csv:
+        return _csv_result(raw.data, parameters, objectives)
+    return _entry_result(raw.data if isinstance(raw, FileResult) else raw, parameters, objectives)
 
 
 def parse_warm_start(r: Reader, data: Any, parameters: Sequence[Parameter], objectives: Sequence[str]) -> WarmStart | None:
@@ -65,20 +112,32 @@ def parse_warm_start(r: Reader, data: Any, parameters: Sequence[Parameter], obje
         return None
     item = r.mapping(data, PATH, {"study", "trials"})
     study = r.get(item, "study", PATH, "str")
+    entries = r.get(item, "trials", PATH, "list") or []
     results = []
-    for i, raw in enumerate(r.get(item, "trials", PATH, "list") or []):
-        where = f"{PATH}.trials[{i}]"
-        entry = _from_row(raw, parameters, objectives) if isinstance(raw, Mapping) and "csv" in raw else raw
-        entry = r.mapping(entry, where, {"params", "value", "values"})
-        params = r.get(entry, "params", where, "mapping", required=True) or {}
-        values = entry.get("values", [entry["value"]] if "value" in entry else None)
-        if not isinstance(values, list) or len(values) != len(objectives) or not all(map(is_number, values)):
-            r.fail(where, f"expected value (or values: a list of {len(objectives)}) with finite numbers")
-            continue
-        if parameters and not fits(parameters, params):
-            r.fail(join(where, "params"), "expected a value for each parameter that applies, within its range")
-            continue
-        results.append(KnownResult(dict(params), tuple(float(v) for v in values)))
-    if study is None and not results:
-        r.fail(PATH, "expected study (an earlier study's name) or trials")
+    per_file: dict[str, int] = {}
+    for i, raw in enumerate(entries):
+        result, problems = _result(raw, parameters, objectives)
+        if result is not None:
+            results.append(result)
+        for where, message in problems:
+            if isinstance(raw, FileResult):
+                per_file[raw.file] = per_file.get(raw.file, 0) + 1
+                if per_file[raw.file] <= FILE_PROBLEMS:
+                    r.fail(join(PATH, "file"), f"{raw.file} {raw.where}{', ' + where if where else ''}: {message}")
+            else:
+                r.fail(f"{PATH}.trials[{i}]" + (f".{where}" if where else ""), message)
+    for file, count in per_file.items():
+        if count > FILE_PROBLEMS:
+            r.fail(join(PATH, "file"), f"{file}: {count - FILE_PROBLEMS} more problems not listed")
+    if study is None and not entries:
+        r.fail(PATH, "expected study (an earlier study's name), trials or file")
     return WarmStart(study, tuple(results))
+
+
+def missing_study(warm: WarmStart | None, exists: bool) -> Problem | None:
+    """The problem of a warm start from a study the database does not hold (``exists``: whether
+    it holds ``warm.study``): refused at submission, since it would silently start cold."""
+    if warm is None or warm.study is None or exists:
+        return None
+    return Problem(join(PATH, "study"), f"no study named {warm.study!r} in this database; expected the name of an "
+                                        "earlier study whose completed trials the sampler learns from")

@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 
 from functions.core import resume, template, tfevents
 from functions.core.cluster import Cluster
-from functions.core.errors import StudyConflict
+from functions.core.errors import InvalidStudy, StudyConflict, StudyNotFound
 from functions.core.events import STUDY_CREATED, Event, derived_id, study_completed, trial_suggested
 from functions.core.katib_trials import trial_name, trials_owner
 from functions.core.launch import trial_launch
@@ -32,7 +32,7 @@ from functions.core.samplers import grid_size, sampler_for
 from functions.core.space import distribution, sample, sampler_params, values
 from functions.core.spec import KnownResult, Study
 from functions.core.stop import Decision, decide, trials_to_ask
-from functions.core.warm import fits
+from functions.core.warm import fits, missing_study
 from functions.handlers import ahead
 
 
@@ -70,6 +70,7 @@ def store_study(deps: Deps, spec: Study, definition: dict[str, Any],
     Submitting the identical study again returns the stored one (``StudyConflict`` when the
     name holds a different definition). Both the HTTP API and the study resources submit here.
     """
+    _check_warm_study(deps.store, spec)
     uid = uuid.uuid4().hex[:12]
     record = StudyRecord(spec, definition, os.path.abspath(deps.workdir), uid, created_at=deps.clock(), origin=origin)
     stored = deps.store.add_study(record)
@@ -93,6 +94,26 @@ def store_or_restart(deps: Deps, spec: Study, definition: dict[str, Any]) -> Stu
                 raise StudyConflict(f"{exc}; it has ended ({stored.status}: {stored.reason}) and does not restart: "
                                     f"{'; '.join(refused)}") from exc
             return reopen(stored, deps, spec, definition)
+
+
+def _check_warm_study(store: Store, spec: Study) -> None:
+    """A new study's warm start from a study the database lacks is refused (:class:`InvalidStudy`
+    at ``warmStart.study``): it would start cold without a word. An identical study submitted
+    again, to resume it, is not refused when that earlier study was deleted since."""
+    warm = spec.warm_start
+    if warm is None or warm.study is None or _has_study(store, spec.name):
+        return
+    problem = missing_study(warm, _has_study(store, warm.study))
+    if problem is not None:
+        raise InvalidStudy([problem])
+
+
+def _has_study(store: Store, name: str) -> bool:
+    try:
+        store.get_study(name)
+    except StudyNotFound:
+        return False
+    return True
 
 
 def optuna_study(record: StudyRecord, deps: Deps, trial_number: int | None = None) -> optuna.Study:
@@ -262,7 +283,7 @@ def _observations(record: StudyRecord, trial: TrialRecord, deps: Deps) -> tuple[
         parse = partial(parse_json_lines, metrics=spec.metric_names)
     else:
         parse = partial(parse_text, metrics=spec.metric_names, filters=collector.filters)
-    summary = Summary({m: spec.strategy(m) for m in spec.metric_names})
+    summary = Summary({m: spec.strategy(m) for m in spec.metric_names}, objectives=[o.metric for o in spec.objectives])
     for line in lines:
         summary.add(parse([line]))
     return summary, list(tail)

@@ -105,5 +105,5 @@ def _verdict(record: StudyRecord, data: Mapping[str, Any], metrics: dict[str, fl
     values = [metrics[m] for m in objectives]
     bad = [f"{m}={v}" for m, v in zip(objectives, values) if not math.isfinite(v)]
     if bad:
-        return FAIL, None, f"objective is not a finite number: {', '.join(bad)}"
+        return FAIL, None, f"objective is not a finite number: {', '.join(bad)} was reported; last lines:\n{last}"
     return COMPLETE, values, ""

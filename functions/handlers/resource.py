@@ -100,10 +100,10 @@ def _create(deps: Deps, ref: Ref, current: Mapping[str, Any]) -> list[Event]:
         unsized = missing_requests(spec, deps.trial_defaults)
         if unsized is not None:
             raise InvalidStudy([unsized])
+        record, _ = store_study(deps, spec, submitted, Origin(ref, uid, generation).to_dict())
     except InvalidStudy as exc:
         _fail(deps, ref, uid, generation, "InvalidSpec", spec_paths(ref.kind, exc.problems))
         return []
-    record, _ = store_study(deps, spec, submitted, Origin(ref, uid, generation).to_dict())
     report(record, deps)
     return [study_created(record.name, record.uid)]
 

@@ -1,0 +1,109 @@
+"""Parameter values given by hand: ``katuna render --params NAME=VALUE`` and a warm start's
+known results. Each value is read as its parameter's kind and checked against its range, and a
+point is checked as a whole: every parameter that applies has a value, and none that does not
+apply has one. Every problem says what was expected, in katuna's words rather than Python's.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from functions.core import quantiles, reader
+from functions.core.errors import InvalidStudy, Problem
+from functions.core.optuna_compat import contains
+from functions.core.parameters import ChoiceParameter, FloatParameter, IntParameter, Parameter
+from functions.core.space import distribution, on_step, stepped_floats
+
+
+def from_text(parameter: Parameter, raw: str) -> Any:
+    """The value ``raw`` (as written on a command line or in a CSV cell) stands for, typed as
+    the parameter's values are; :class:`ValueError` saying what was expected when it is none."""
+    if isinstance(parameter, ChoiceParameter):
+        for choice in parameter.values:
+            if str(choice) == raw:
+                return choice
+        raise ValueError(f"expected one of {', '.join(map(str, parameter.values))}, got {raw!r}")
+    whole = isinstance(parameter, IntParameter)
+    try:
+        number = float(raw)
+    except ValueError:
+        raise ValueError(f"expected {'an integer' if whole else 'a number'}, got {raw!r}") from None
+    if not math.isfinite(number) or (whole and not number.is_integer()):
+        raise ValueError(f"expected {'an integer' if whole else 'a finite number'}, got {raw!r}")
+    value: Any = int(number) if whole else number
+    problem = value_problem(parameter, value, shown=raw)
+    if problem:
+        raise ValueError(problem)
+    stepped = stepped_floats((parameter,)).get(parameter.name)
+    return on_step(stepped, value) if stepped is not None else value
+
+
+def value_problem(parameter: Parameter, value: Any, shown: str | None = None) -> str | None:
+    """Why ``value`` is no value of the parameter, or None when it is one (the message shows
+    the value as ``shown``, by default its ``repr``)."""
+    shown = reader.shown(value) if shown is None else shown
+    if quantiles.is_normal(parameter):
+        if quantiles.admits(parameter, value):
+            return None
+        kind = "a whole" if isinstance(parameter, IntParameter) else "a"
+        return f"expected {kind} finite{' positive' if parameter.log else ''} number, got {shown}"
+    try:
+        if contains(distribution(parameter), value):
+            return None
+    except (ValueError, TypeError, OverflowError):
+        pass
+    if isinstance(parameter, ChoiceParameter):
+        return f"expected one of {', '.join(map(str, parameter.values))}, got {shown}"
+    step = parameter.step if isinstance(parameter, FloatParameter) or parameter.step != 1 else None
+    return f"expected a value in [{parameter.low}, {parameter.high}]" + (f" on the step {step}" if step else "") + \
+        f", got {shown}"
+
+
+def point_problems(parameters: Sequence[Parameter], params: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``(parameter name, problem)`` for each parameter of ``params`` that is not a point of the
+    space: a value missing where the parameter applies, given where it does not, or out of range."""
+    problems = []
+    for parameter in parameters:
+        given = parameter.name in params
+        if parameter.active(params):
+            problem = value_problem(parameter, params[parameter.name]) if given else \
+                "missing; expected a value, since the parameter applies"
+            if problem:
+                problems.append((parameter.name, problem))
+        elif given:
+            problems.append((parameter.name, f"does not apply: it applies only when {_when(parameter)}"))
+    return problems
+
+
+def _when(parameter: Parameter) -> str:
+    """A parameter's conditions in words: ``kernel is poly or sigmoid``."""
+    return " and ".join(f"{name} is {' or '.join(map(str, values))}" for name, values in parameter.when)
+
+
+def parse_assignments(parameters: tuple[Parameter, ...], assignments: list[str]) -> dict[str, Any]:
+    """A trial's parameter values from ``NAME=VALUE`` strings (``--params``), each name once,
+    each value checked, every parameter that applies given and no other; :class:`InvalidStudy`
+    with a problem at ``--params NAME`` for each mistake."""
+    by_name = {p.name: p for p in parameters}
+    values: dict[str, Any] = {}
+    seen: set[str] = set()
+    problems = []
+    for text in assignments:
+        name, sep, raw = text.partition("=")
+        if not sep or name not in by_name:
+            problems.append(Problem(f"--params {text}", f"expected name=value with a name among {', '.join(by_name)}"))
+        elif name in seen:
+            problems.append(Problem(f"--params {name}", "given more than once; expected one value per parameter"))
+        else:
+            seen.add(name)
+            try:
+                values[name] = from_text(by_name[name], raw)
+            except ValueError as exc:
+                problems.append(Problem(f"--params {name}", str(exc)))
+    if not problems:
+        problems = [Problem(f"--params {name}", message) for name, message in point_problems(parameters, values)]
+    if problems:
+        raise InvalidStudy(problems)
+    return values
