@@ -44,6 +44,13 @@ METRIC_NAME = re.compile(r"[\w|-]+", re.ASCII)
 """What Katib's default filter (RE2, whose ``\\w`` is ASCII) reads as a metric name."""
 PARAMETER_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 
+RANGE_TYPES = ("int", "float")
+LIST_TYPES = ("categorical", "discrete")
+PARAMETER_TYPES = RANGE_TYPES + LIST_TYPES
+COLLECTOR_KINDS = ("stdout", "file", "tfevent")
+COLLECTOR_FORMATS = ("text", "json")
+"""The values these fields take; the ``studies.katuna.dev`` schema lists the same (a test compares them)."""
+
 _TOP = {
     "name", "objective", "parameters", "algorithm", "parallelism", "maxTrials",
     "maxFailedTrials", "timeBudget", "trialTemplate", "metricsCollector", "description", "kubernetes",
@@ -219,9 +226,9 @@ def _parameter(r: Reader, data: Any, path: str, limits: Limits) -> Parameter | N
     if name is not None and not (PARAMETER_NAME.fullmatch(name) and len(name) <= limits.text):
         r.fail(join(path, "name"), f"expected letters, digits, '_', '.' or '-', at most {limits.text:,} characters")
     parameter = None
-    if kind in ("int", "float"):
+    if kind in RANGE_TYPES:
         parameter = _range_parameter(r, item, path, name, kind)
-    elif kind in ("categorical", "discrete"):
+    elif kind in LIST_TYPES:
         parameter = _list_parameter(r, item, path, name, kind)
     elif kind is not None:
         r.fail(join(path, "type"), f"expected int, float, categorical or discrete, got {kind!r}")
@@ -327,7 +334,7 @@ def _collector(r: Reader, data: Any, limits: Limits) -> MetricsCollector:
     file_path = r.get(item, "path", path, "str")
     fmt = r.get(item, "format", path, "str") or "text"
     filters = r.get(item, "filters", path, "list") or []
-    if kind not in ("stdout", "file", "tfevent"):
+    if kind not in COLLECTOR_KINDS:
         r.fail(join(path, "kind"), f"expected stdout, file or tfevent, got {kind!r}")
     if kind in ("file", "tfevent") and file_path is None:
         r.fail(join(path, "path"), f"required when kind is {kind}")
@@ -335,7 +342,7 @@ def _collector(r: Reader, data: Any, limits: Limits) -> MetricsCollector:
         r.fail(join(path, "path"), "only used when kind is file or tfevent")
     if kind == "tfevent":
         _event_collector(r, item)
-    if fmt not in ("text", "json"):
+    if fmt not in COLLECTOR_FORMATS:
         r.fail(join(path, "format"), f"expected text or json, got {fmt!r}")
     if file_path is not None:
         for placeholder in template.referenced_parameters(file_path)[1]:
