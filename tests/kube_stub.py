@@ -39,10 +39,11 @@ from kube_standin.operators import JobSetController, Trainer, TrainingOperator
 from kube_standin.pipelines import Argo, Tekton
 from kube_standin.rbac import MANIFESTS, Authorizer, kustomization_objects
 from kube_standin.server import KINDS, handler
+from kube_standin.structural import Refused, admitted
 from kube_standin.workloads import Workloads
 from kubernetes import client
 
-__all__ = ["KubeStub", "NodePool", "image_id"]
+__all__ = ["KubeStub", "NodePool", "Refused", "image_id"]
 
 JSON_PATCH = "application/json-patch+json"
 TICK_SECONDS = 0.02
@@ -93,6 +94,10 @@ class KubeStub(ApiServer, Workloads):
         self.pod_index: dict[str, int] = {}
         self.job_controller = JobController(self.clock)
         self.crds: dict = {}
+        self.schemas = katib_api.schemas(MANIFESTS / "crds.yaml")
+        """The structural schema of each custom resource the API serves, by the stand-in's key."""
+        self.warnings: list[str] = []
+        """What :meth:`apply` was warned of (``Warn`` field validation)."""
         self.workloads: dict[tuple[str, str, str], dict] = {}
         self.operators: set[str] = set()
         self.operator_controllers: dict[type, object] = {}
@@ -242,14 +247,21 @@ class KubeStub(ApiServer, Workloads):
 
     # custom resources: tests play kubectl through apply/delete, katuna reads and patches status
 
-    def apply(self, obj: dict) -> dict:
-        """Create the resource, or change its spec (a new generation when the spec changes)."""
+    def apply(self, obj: dict, field_validation: str = "Strict") -> dict:
+        """Create the resource, or change its spec (a new generation when the spec changes), as
+        ``kubectl apply`` does: with its default ``Strict`` field validation against the CRD's
+        schema (:func:`kube_standin.structural.admitted`), raising :class:`Refused` with the API's
+        400 or 422 where the API refuses the object; unknown fields pruned otherwise."""
         plural = katib_api.key_of(obj.get("apiVersion", ""), obj["kind"], PLURALS)
-        metadata = obj["metadata"]
-        key = (plural, metadata.get("namespace", "default"), metadata["name"])
+        key = (plural, obj["metadata"].get("namespace", "default"), obj["metadata"]["name"])
         with self.lock:
             if key[1] not in self.namespaces:
                 raise LookupError(f'namespaces "{key[1]}" not found')
+            if plural not in self.schemas:
+                raise LookupError("the server could not find the requested resource")
+            obj, warnings = admitted(self.schemas[plural], obj, katib_api.qualified(plural), field_validation)
+            self.warnings.extend(warnings)
+            metadata = obj["metadata"]
             current = self.resources.get(key)
             if current is None:
                 current = self.resources[key] = {

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 
 import pytest
+from conftest import study_definition
 from kube_stub import KubeStub
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
@@ -16,6 +17,12 @@ STUDIES_SOURCE = "system:serviceaccount:katuna:katuna-studies-source"
 
 def api(kube: KubeStub, user: str) -> client.ApiClient:
     return client.ApiClient(kube.configuration(user))
+
+
+def study(name: str) -> dict:
+    """A Study resource in katuna's namespace, as a user applies one."""
+    return {"apiVersion": "katuna.dev/v1", "kind": "Study", "metadata": {"name": name, "namespace": "katuna"},
+            "spec": study_definition(name)}
 
 
 def job(name: str) -> dict:
@@ -52,8 +59,7 @@ def test_a_watch_from_a_lists_version_sees_every_change_of_a_job_in_order(kube: 
 
 
 def test_a_watch_without_a_version_starts_with_what_exists(kube: KubeStub):
-    kube.apply({"apiVersion": "katuna.dev/v1", "kind": "Study", "metadata": {"name": "s", "namespace": "katuna"},
-                "spec": {"name": "s"}})
+    kube.apply(study("s"))
     objects = client.CustomObjectsApi(api(kube, STUDIES_SOURCE))
     stream = watch.Watch().stream(objects.list_namespaced_custom_object, "katuna.dev", "v1", "katuna", "studies",
                                   timeout_seconds=5)
@@ -95,8 +101,7 @@ def test_a_watch_is_authorized_like_any_request(kube: KubeStub):
 
 def test_a_list_comes_a_page_at_a_time_and_refuses_a_token_it_did_not_issue(kube: KubeStub):
     for name in ("c", "a", "b"):
-        kube.apply({"apiVersion": "katuna.dev/v1", "kind": "Study", "metadata": {"name": name, "namespace": "katuna"},
-                    "spec": {"name": name}})
+        kube.apply(study(name))
     objects = client.CustomObjectsApi(api(kube, STUDIES_SOURCE))
     first = objects.list_namespaced_custom_object("katuna.dev", "v1", "katuna", "studies", limit=2)
     rest = objects.list_namespaced_custom_object("katuna.dev", "v1", "katuna", "studies", limit=2,

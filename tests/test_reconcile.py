@@ -320,13 +320,14 @@ def test_a_tick_looks_at_a_different_slice_each_window_and_at_everything_over_en
 
 
 def test_resources_are_listed_page_by_page_only_where_there_is_a_cluster(kube: KubeStub):
-    spec = {"objective": {"metric": "loss", "direction": "minimize"}}
     names = [f"rc-many-{i:03}" for i in range(LIST_PAGE + 1)]
     for name in names:
-        kube.apply({"apiVersion": "katuna.dev/v1", "kind": "Study", "metadata": {"name": name, "namespace": "rc-many"},
-                    "spec": spec})
+        kube.apply({**resource(name), "metadata": {"name": name, "namespace": "rc-many"}})
     kube.apply({"apiVersion": "katuna.dev/v1", "kind": "Experiment",
-                "metadata": {"name": "rc-katib", "namespace": "rc-many"}, "spec": spec})
+                "metadata": {"name": "rc-katib", "namespace": "rc-many"},
+                "spec": {"objective": {"type": "minimize", "objectiveMetricName": "loss"},
+                         "parameters": [{"name": "x", "parameterType": "double", "feasibleSpace": {"min": "0", "max": "1"}}],
+                         "trialTemplate": {}}})
     listed = ClusterResources(kube.url, "rc-many").list("rc-many")
     assert sorted((o["kind"], o["metadata"]["name"]) for o in listed) == \
         [("Experiment", "rc-katib")] + [("Study", name) for name in names]

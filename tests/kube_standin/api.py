@@ -28,7 +28,8 @@ class ApiServer:
             return self.serve_workload(call, call.version)
         call = katib_api.keyed(call)
         if self._custom(call.resource) and call.method == "POST" and not call.name:
-            return katib_api.create(self, call.resource, call.namespace or "", call.body)
+            return katib_api.create(self, call.resource, call.namespace or "", call.body,
+                                    call.query.get("fieldValidation"), call.warnings)
         if self._custom(call.resource) and call.method == "DELETE" and call.name and not call.subresource:
             return katib_api.delete(self, call.resource, call.namespace or "", call.name)
         if call.resource == "configmaps" and call.method == "POST" and not call.name:

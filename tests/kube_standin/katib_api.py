@@ -6,8 +6,9 @@ katuna's own resources.
 Custom resources are kept by a key that names their group where it is not ``katuna.dev``
 (``experiments.kubeflow.org``), so Katib's Experiment and katuna's live side by side. As the
 API server, a create takes ``metadata.name`` or ``generateName``, refuses a name that is
-taken (409 AlreadyExists) or not a DNS subdomain (422), and drops ``status`` (a status
-subresource); a delete removes the objects owned by the deleted one (the garbage collector's
+taken (409 AlreadyExists) or not a DNS subdomain (422), checks the object against its CRD's
+structural schema (:mod:`kube_standin.structural`: unknown fields refused or pruned, values
+validated), and drops ``status`` (a status subresource); a delete removes the objects owned by the deleted one (the garbage collector's
 background propagation, the default for custom resources).
 """
 
@@ -21,6 +22,7 @@ import yaml
 from kube_standin.objects import DNS_SUBDOMAIN, invalid, not_found, snapshot, status, suffix
 from kube_standin.rbac import MANIFESTS, RBAC_KINDS, _in_namespace
 from kube_standin.server import Call, Kind
+from kube_standin.structural import Refused, admitted, crd_schemas
 
 KATUNA_GROUP = "katuna.dev"
 KATIB_KINDS = {
@@ -62,8 +64,15 @@ def kind_of(resource_key: str) -> Kind:
     return KATIB_KINDS[(group, plural)] if group else Kind("", f"{KATUNA_GROUP}/v1")
 
 
-def create(cluster, resource_key: str, namespace: str, body: dict | None) -> tuple[int, dict]:
-    """POST of a custom resource into ``namespace``."""
+def schemas(path) -> dict[str, dict]:
+    """The schemas of the CRDs in a manifest, by the stand-in's key of their resource."""
+    return {key(group, plural): schema for (group, plural), schema in crd_schemas(path).items()}
+
+
+def create(cluster, resource_key: str, namespace: str, body: dict | None, directive: str | None = None,
+           warnings: list[str] | None = None) -> tuple[int, dict]:
+    """POST of a custom resource into ``namespace`` with the request's ``fieldValidation``
+    ``directive``; what the API warns of goes to ``warnings``."""
     obj = snapshot(body or {})
     metadata = obj.setdefault("metadata", {})
     if not metadata.get("name") and metadata.get("generateName"):
@@ -72,6 +81,13 @@ def create(cluster, resource_key: str, namespace: str, body: dict | None) -> tup
     with cluster.lock:
         if namespace not in cluster.namespaces:
             return not_found("namespaces", namespace)
+        try:
+            obj, warned = admitted(cluster.schemas[resource_key], obj, qualified(resource_key), directive)
+        except Refused as refused:
+            return refused.code, refused.body
+        if warnings is not None:
+            warnings.extend(warned)
+        metadata = obj["metadata"]
         if not name:
             return invalid(obj.get("kind", ""), qualified(resource_key), name,
                            [("metadata.name", "Required value: name or generateName is required")])
@@ -116,6 +132,7 @@ def install(cluster) -> None:
     component = yaml.safe_load((directory / "kustomization.yaml").read_text())
     with cluster.lock:
         cluster.kinds.update(KATIB_KINDS)
+        cluster.schemas.update(schemas(directory / "crds.yaml"))
         for resource in component["resources"]:
             for obj in yaml.safe_load_all((directory / resource).read_text()):
                 if obj and obj.get("kind") in RBAC_KINDS:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlparse
 
@@ -53,6 +53,8 @@ class Call:
     body: dict | None
     content_type: str
     version: str = ""
+    warnings: list[str] = field(default_factory=list)
+    """What the answer warns of (``Warning`` headers), as serving it finds."""
 
     @property
     def watch(self) -> bool:
@@ -78,6 +80,12 @@ def parse(method: str, raw_path: str, body: dict | None, content_type: str) -> C
                 version or core)
 
 
+def warning(text: str) -> str:
+    """A ``Warning`` header's value as the API server sends it (RFC 7234: code 299, no agent)."""
+    quoted = text.replace("\\", "\\\\").replace('"', '\\"')
+    return f'299 - "{quoted}"'
+
+
 def handler(cluster) -> type[BaseHTTPRequestHandler]:
     """A request handler class serving ``cluster``."""
 
@@ -91,10 +99,12 @@ def handler(cluster) -> type[BaseHTTPRequestHandler]:
         def log_message(self, *args) -> None:
             return
 
-        def _send(self, code: int, body: dict | str) -> None:
+        def _send(self, code: int, body: dict | str, warnings: list[str] | None = None) -> None:
             data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
             self.send_response(code)
             self.send_header("Content-Type", "text/plain" if isinstance(body, str) else "application/json")
+            for text in warnings or ():
+                self.send_header("Warning", warning(text))
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
@@ -121,7 +131,7 @@ def handler(cluster) -> type[BaseHTTPRequestHandler]:
             elif call.watch:
                 self._watch(call)
             else:
-                self._send(*cluster.serve(call))
+                self._send(*cluster.serve(call), call.warnings)
 
         do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = _handle  # noqa: N815
 
