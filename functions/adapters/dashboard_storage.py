@@ -22,8 +22,9 @@ from typing import Any
 from optuna.distributions import BaseDistribution
 from optuna.storages import BaseStorage
 from optuna.study import StudyDirection
-from optuna.study._frozen import FrozenStudy
 from optuna.trial import FrozenTrial, TrialState
+
+from functions.core.optuna_compat import FrozenStudy
 
 NOTES = "dashboard:"
 """The prefix of the study system attributes optuna-dashboard keeps its notes in."""

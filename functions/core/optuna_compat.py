@@ -29,9 +29,10 @@ from optuna.samplers._lazy_random_state import LazyRandomState
 from optuna.storages import JournalStorage
 from optuna.storages.journal._base import BaseJournalSnapshot
 from optuna.study import StudyDirection
+from optuna.study._frozen import FrozenStudy
 from optuna.trial import FrozenTrial
 
-__all__ = ["BaseJournalSnapshot", "RestartKeys", "RestartingCmaEsSampler", "color_scale", "contains",
+__all__ = ["BaseJournalSnapshot", "FrozenStudy", "RestartKeys", "RestartingCmaEsSampler", "color_scale", "contains",
            "journal_position", "journal_snapshot", "parallel_coordinate_info", "reseed", "restart_keys"]
 
 
