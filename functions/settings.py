@@ -15,6 +15,7 @@ from typing import Any
 from functions.core.cluster import Cluster
 from functions.core.limits import Limits
 from functions.core.node_hours import LOOK_EVERY
+from functions.core.pod_fields import resource_problem
 
 PREFIX = "KATUNA_"
 
@@ -26,6 +27,8 @@ def _pairs(text: str) -> tuple[tuple[str, str], ...]:
         key, sep, value = item.partition("=")
         if not sep or not key or not value:
             raise ValueError(f"{PREFIX}K8S_DEFAULT_RESOURCES: expected name=quantity items, got {item!r}")
+        if (problem := resource_problem(key, value)) is not None:
+            raise ValueError(f"{PREFIX}K8S_DEFAULT_RESOURCES: {problem}")
         pairs.append((key, value))
     return tuple(pairs)
 

@@ -9,7 +9,8 @@ is due). While one
 operation runs, any other change to the cluster is refused with 400 ``FAILED_PRECONDITION``, as
 GKE does. Requests GKE would refuse (a pool name it does not accept, autoscaling limits out of
 order or both per-zone and pool-wide, an unknown machine type, spot and preemptible together,
-resource labels GCE refuses, an initial node count above the maximum) get 400
+resource labels GCE refuses, GPUs on a machine type that cannot carry them, an initial node
+count above the maximum) get 400
 ``INVALID_ARGUMENT``; a duplicate create 409 ``ALREADY_EXISTS``; a missing pool 404 ``NOT_FOUND``.
 
 Tests can fail the next operation with a message (``fail_next``), refuse the next request
@@ -39,6 +40,10 @@ MACHINE_TYPE = re.compile(r"(e2|n1|n2|n2d|n4|c2|c2d|c3|c3d|c4|t2a|t2d|a2|a3|g2)-
                           r"(standard|highmem|highcpu|highgpu|megagpu|ultragpu|micro|small|medium)(-\d+g?)?")
 GCE_LABEL_KEY = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 GCE_LABEL_VALUE = re.compile(r"[a-z0-9_-]{0,63}")
+N1_GPUS = {"nvidia-tesla-t4", "nvidia-tesla-v100", "nvidia-tesla-p100", "nvidia-tesla-p4"}
+GPU_FAMILIES = {"g2-standard": "nvidia-l4", "a2-highgpu": "nvidia-tesla-a100", "a2-megagpu": "nvidia-tesla-a100",
+                "a2-ultragpu": "nvidia-a100-80gb", "a3-highgpu": "nvidia-h100-80gb", "a3-megagpu": "nvidia-h100-mega-80gb",
+                "a3-ultragpu": "nvidia-h200-141gb"}
 TAINT_EFFECTS = {"NO_SCHEDULE": "NoSchedule", "PREFER_NO_SCHEDULE": "PreferNoSchedule", "NO_EXECUTE": "NoExecute",
                  1: "NoSchedule", 2: "PreferNoSchedule", 3: "NoExecute"}
 DOING = {"CREATE_NODE_POOL": "creating a node pool", "DELETE_NODE_POOL": "deleting a node pool",
@@ -284,6 +289,7 @@ def check_pool(pool: dict) -> None:
     machine = config.get("machineType", "e2-medium")
     if not MACHINE_TYPE.fullmatch(machine):
         raise Refused(400, f"Invalid machine type {machine}: the machine type does not exist in this location.")
+    check_accelerators(machine, config.get("accelerators") or [], "machineType" in config)
     if config.get("spot") and config.get("preemptible"):
         raise Refused(400, "Spot VMs and preemptible VMs cannot both be enabled on a node pool.")
     for key, value in config.get("resourceLabels", {}).items():
@@ -300,6 +306,24 @@ def check_pool(pool: dict) -> None:
         raise invalid("node_pool.initial_node_count", initial, "Must be >= 0.")
     if scaling.get("enabled") and initial > int(scaling.get("maxNodeCount") or scaling.get("totalMaxNodeCount", 0)):
         raise invalid("node_pool.initial_node_count", initial, "Must not exceed the autoscaling maximum.")
+
+
+def check_accelerators(machine: str, accelerators: list[dict], chosen: bool) -> None:
+    """GPUs only on machines that carry them: N1 types take the attachable models, the
+    accelerator-optimized families (g2, a2, a3) only the model they come with, other series none.
+
+    The refusal of GPUs on the default machine type is GKE's own wording (seen in
+    hashicorp/terraform-provider-google#8387); for the other cases the exact text GKE answers is
+    not verified, so the message is this stand-in's own, with GKE's code and status."""
+    for accelerator in accelerators:
+        kind = accelerator.get("acceleratorType", "")
+        if not chosen:
+            raise Refused(400, f"Cannot use default machine type ({machine}) with GPUs; choose a different machine type.")
+        family = "-".join(machine.split("-")[:2])
+        allowed = N1_GPUS if machine.startswith("n1-") else {GPU_FAMILIES[family]} if family in GPU_FAMILIES else set()
+        if kind not in allowed:
+            raise invalid("node_pool.config.accelerators", kind,
+                          f"Accelerator type {kind} is not supported with machine type {machine}.")
 
 
 def check_autoscaling(scaling: dict, field: str) -> None:

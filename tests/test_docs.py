@@ -91,7 +91,7 @@ def test_the_node_pool_example_is_valid():
     section = block("docs/kubernetes.md", "Node pools on GKE and EKS", "yaml")
     spec, _ = load_study(_study_format_example() + section)
     pool = spec.node_pool
-    assert (pool.provider, pool.capacity, pool.machine_types, pool.max_nodes) == ("gke", "spot", ("n2-standard-8",), 8)
+    assert (pool.provider, pool.capacity, pool.machine_types, pool.max_nodes) == ("gke", "spot", ("g2-standard-8",), 8)
     assert dict(spec.trial_cluster.node_selector) == {"cloud.google.com/gke-nodepool": "katuna-digits"}
 
 

@@ -63,6 +63,39 @@ def test_inconsistent_pools_are_refused(api, gke_api: GkeStub, changes: dict, wo
     assert gke_api.pools == {}
 
 
+def gpus(machine: str | None, accelerator: str) -> dict:
+    """A create request for a pool of ``machine`` (GKE's default when None) carrying one ``accelerator``."""
+    body = request(config__accelerators=[{"accelerator_type": accelerator, "accelerator_count": 1}])
+    if machine is None:
+        del body["node_pool"]["config"]["machine_type"]
+    else:
+        body["node_pool"]["config"]["machine_type"] = machine
+    return body
+
+
+@pytest.mark.parametrize("machine,accelerator", [
+    ("n1-standard-8", "nvidia-tesla-t4"), ("n1-highmem-4", "nvidia-tesla-v100"), ("g2-standard-8", "nvidia-l4"),
+    ("a2-highgpu-1g", "nvidia-tesla-a100"), ("a2-ultragpu-1g", "nvidia-a100-80gb"), ("a3-highgpu-8g", "nvidia-h100-80gb"),
+])
+def test_gpus_on_machines_that_carry_them_are_accepted(api, gke_api: GkeStub, machine: str, accelerator: str):
+    api.create_node_pool(request=gpus(machine, accelerator))
+    assert gke_api.pools["trials"]["config"]["accelerators"][0]["acceleratorType"] == accelerator
+
+
+@pytest.mark.parametrize("machine,accelerator,words", [
+    ("n2-standard-8", "nvidia-l4", "not supported with machine type n2-standard-8"),
+    ("e2-standard-4", "nvidia-tesla-t4", "not supported with machine type e2-standard-4"),
+    ("n1-standard-8", "nvidia-l4", "not supported with machine type n1-standard-8"),
+    ("g2-standard-8", "nvidia-tesla-t4", "not supported with machine type g2-standard-8"),
+    ("a2-highgpu-1g", "nvidia-h100-80gb", "not supported with machine type a2-highgpu-1g"),
+    (None, "nvidia-tesla-t4", "Cannot use default machine type (e2-medium) with GPUs"),
+])
+def test_gpus_on_machines_that_cannot_carry_them_are_refused(api, gke_api: GkeStub, machine: str | None,
+                                                             accelerator: str, words: str):
+    assert words in refused(api, gpus(machine, accelerator))
+    assert gke_api.pools == {}
+
+
 def test_autoscaling_limits_out_of_order_are_refused(api, gke_api: GkeStub):
     api.create_node_pool(request=request())
     gke_api.advance(600)

@@ -284,9 +284,71 @@ def test_a_job_the_api_server_would_not_accept_is_refused_naming_the_field(stati
     gpu = job("gpu")
     gpu["spec"]["template"]["spec"]["containers"][0]["resources"] = {"requests": {"nvidia.com/gpu": "1"}}
     status, message = refusal(lambda: batch.create_namespaced_job("katuna", gpu))
-    assert status == 422 and "spec.template.spec.containers[0].resources.requests[nvidia.com/gpu]" in message
+    assert status == 422 and "spec.template.spec.containers[0].resources.limits: Required value: Limit must be set" \
+        in message
     status, message = refusal(lambda: batch.create_namespaced_job("katuna", job("x" * 64)))
     assert status == 422 and "metadata.name" in message and "no more than 63 characters" in message
+    assert not static.jobs, "nothing refused is stored"
+
+
+def with_pod(name: str, resources: dict | None = None, **pod) -> dict:
+    """A Job as katuna renders one, with its container's ``resources`` and fields of its pod spec set."""
+    made = job(name)
+    made["spec"]["template"]["spec"].update(pod)
+    if resources is not None:
+        made["spec"]["template"]["spec"]["containers"][0]["resources"] = resources
+    return made
+
+
+EXACT = {"requests": {"nvidia.com/gpu": "2", "cpu": "1"}, "limits": {"nvidia.com/gpu": "2"}}
+
+
+@pytest.mark.parametrize("body", [
+    with_pod("gpu", EXACT),
+    with_pod("huge", {"requests": {"hugepages-2Mi": "64Mi", "memory": "1Gi"}, "limits": {"hugepages-2Mi": "64Mi"}}),
+    with_pod("pool", nodeSelector={"cloud.google.com/gke-nodepool": "trials", "empty": ""}, serviceAccountName="a.b-c",
+             tolerations=[{"key": "katuna.dev/trial", "operator": "Exists"}, {"operator": "Exists"},
+                          {"key": "spot", "value": "true", "effect": "NoExecute", "tolerationSeconds": 30},
+                          {"key": "k", "operator": "Equal", "value": "v", "effect": ""}]),
+    job("replace", podReplacementPolicy="Failed"),
+])
+def test_pod_fields_the_api_server_takes_are_accepted(static: KubeStub, body: dict):
+    client.BatchV1Api(api(static)).create_namespaced_job("katuna", body)
+
+
+POD = "spec.template.spec"
+CONTAINER = f"{POD}.containers[0].resources"
+
+
+@pytest.mark.parametrize("body,cause", [
+    (with_pod("a", {"requests": {"gpus": "1"}, "limits": {"gpus": "1"}}),
+     f'{CONTAINER}.limits[gpus]: Invalid value: "gpus": must be a standard resource for containers'),
+    (with_pod("b", {"requests": {"nvidia.com/gpu": "0.5"}, "limits": {"nvidia.com/gpu": "0.5"}}),
+     f'{CONTAINER}.requests[nvidia.com/gpu]: Invalid value: "0.5": must be an integer'),
+    (with_pod("c", {"requests": {"nvidia.com/gpu": "1"}, "limits": {"nvidia.com/gpu": "2"}}),
+     f'{CONTAINER}.requests: Invalid value: "1": must be equal to nvidia.com/gpu limit of 2'),
+    (with_pod("d", {"requests": {"cpu": "-1"}}), f'{CONTAINER}.requests[cpu]: Invalid value: "-1": must be greater'),
+    (with_pod("e", nodeSelector={"gpu": "nvidia tesla"}),
+     f'{POD}.nodeSelector: Invalid value: "nvidia tesla": a valid label must be an empty string'),
+    (with_pod("f", nodeSelector={"-gpu": "x"}), f'{POD}.nodeSelector: Invalid value: "-gpu": name part must consist'),
+    (with_pod("g", tolerations=[{"key": "k", "operator": "Exists", "value": "true", "effect": "NoSchedule"}]),
+     f'{POD}.tolerations[0].operator: Invalid value: "true": value must be empty when `operator` is \'Exists\''),
+    (with_pod("h", tolerations=[{"key": "k", "value": "v", "effect": "NoSchedule", "tolerationSeconds": 30}]),
+     f'{POD}.tolerations[0].effect: Invalid value: "NoSchedule": effect must be \'NoExecute\' when'),
+    (with_pod("i", tolerations=[{"key": "k", "value": "v", "effect": "NoSchedul"}]),
+     f'{POD}.tolerations[0].effect: Unsupported value: "NoSchedul": supported values: "NoSchedule"'),
+    (with_pod("j", tolerations=[{"key": "k", "operator": "In", "value": "v"}]),
+     f'{POD}.tolerations[0].operator: Unsupported value: "In": supported values: "Equal", "Exists"'),
+    (with_pod("k", tolerations=[{"value": "v"}]),
+     f'{POD}.tolerations[0].operator: Invalid value: "": operator must be Exists when `key` is empty'),
+    (with_pod("l", serviceAccountName="Trainer_SA"),
+     f'{POD}.serviceAccountName: Invalid value: "Trainer_SA": a lowercase RFC 1123 subdomain'),
+    (job("m", podReplacementPolicy="TerminatingOrFailed"),
+     'spec.podReplacementPolicy: Unsupported value: "TerminatingOrFailed": supported values: "Failed"'),
+])
+def test_pod_fields_the_api_server_refuses_are_refused_naming_the_field(static: KubeStub, body: dict, cause: str):
+    status, message = refusal(lambda: client.BatchV1Api(api(static)).create_namespaced_job("katuna", body))
+    assert status == 422 and cause in message, message
     assert not static.jobs, "nothing refused is stored"
 
 

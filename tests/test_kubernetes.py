@@ -83,6 +83,19 @@ def test_a_study_runs_as_jobs_and_reads_their_pod_logs(service: Service, kube: K
     assert logs.decode().splitlines()[0].startswith("epoch=1 loss=")
 
 
+def test_pod_fields_the_api_server_would_refuse_are_refused_when_posted_and_nothing_runs(service: Service,
+                                                                                         kube: KubeStub):
+    definition = job_study("refused", kubernetes={"tolerations": [{"key": "katuna.dev/trial", "operator": "Exists",
+                                                                   "value": "true"}]})
+    definition["trialTemplate"]["resources"] = {"cpu": "1", "gpu": "0.5"}
+    status, _, body = service.request("POST", "/studies", yaml.safe_dump(definition),
+                                      {"Content-Type": "application/yaml"})
+    problems = {p["path"]: p["message"] for p in json.loads(body)["problems"]}
+    assert status == 422 and set(problems) == {"kubernetes.tolerations[0].value", "trialTemplate.resources.gpu"}
+    assert service.request("GET", "/studies/refused")[0] == 404
+    assert not [n for n in kube.created if n.startswith("refused-")]
+
+
 def test_a_trial_spec_job_is_read_from_its_own_container(service: Service, kube: KubeStub):
     """A Katib-style ``trialSpec`` keeps its container's name: the log is read from that
     container of pods whose names end in random characters (the API refuses any other)."""

@@ -36,14 +36,14 @@ def spot_pool(**overrides) -> NodePool:
 
 
 def test_a_spot_pool_is_created_tainted_labelled_and_autoscaling_from_zero(gke_api: GkeStub, pools: gke.GkeNodePools):
-    change = pools.ensure(spot_pool(accelerators=(("nvidia-l4", 1),)))
+    change = pools.ensure(spot_pool(machine_types=("g2-standard-8",), accelerators=(("nvidia-l4", 1),)))
     assert change == PoolChange(OPERATIONS + "operation-1", created=True)
     [(method, path, body)] = gke_api.calls()
     assert (method, path) == ("POST", POOLS_PATH)
     assert body == {"nodePool": {
         "name": "katuna-digits",
         "config": {
-            "machineType": "n2-standard-8", "diskSizeGb": 50, "spot": True,
+            "machineType": "g2-standard-8", "diskSizeGb": 50, "spot": True,
             "oauthScopes": ["https://www.googleapis.com/auth/cloud-platform"],
             "labels": {"team": "vision", "katuna.dev/pool": "katuna-digits"},
             "taints": [{"key": "katuna.dev/trial", "value": "true", "effect": NO_SCHEDULE}],

@@ -63,7 +63,7 @@ def _examples() -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("normalized", [parse_study(RICH).to_dict(), *_examples(),
                                         parse_study(study_definition(
-                                            nodePool={"provider": "gke", "machineType": "n2-standard-8",
+                                            nodePool={"provider": "gke", "machineType": "g2-standard-8",
                                                       "accelerators": [{"type": "nvidia-l4", "count": 1}]},
                                         )).to_dict()])
 def test_a_stored_spec_loads_as_the_study_it_was(normalized: dict[str, Any]):

@@ -250,6 +250,31 @@ def test_node_pool_problems_are_listed_with_their_field_paths():
         parse_study(definition)
 
 
+@pytest.mark.parametrize("machine,accelerator", [
+    ("n1-standard-8", "nvidia-tesla-t4"), ("g2-standard-8", "nvidia-l4"), ("a2-highgpu-1g", "nvidia-tesla-a100"),
+    ("a3-highgpu-8g", "nvidia-h100-80gb"), ("x9-future-8", "nvidia-next"),
+])
+def test_gpus_a_gke_machine_carries_are_accepted(machine: str, accelerator: str):
+    definition = study_definition(name="gpus", nodePool={"provider": "gke", "machineType": machine,
+                                                         "accelerators": [{"type": accelerator}]})
+    assert parse_study(definition).node_pool.accelerators == ((accelerator, 1),), "an unknown series is GKE's to judge"
+
+
+@pytest.mark.parametrize("pool,words", [
+    ({"machineType": "n2-standard-8", "accelerators": [{"type": "nvidia-l4"}]}, "n2-standard-8 takes no GPU"),
+    ({"machineType": "e2-standard-4", "accelerators": [{"type": "nvidia-tesla-t4"}]}, "e2-standard-4 takes no GPU"),
+    ({"machineType": "n1-standard-8", "accelerators": [{"type": "nvidia-l4"}]}, "n1 machine types take"),
+    ({"machineType": "g2-standard-8", "accelerators": [{"type": "nvidia-tesla-t4"}]}, "comes with nvidia-l4"),
+    ({"accelerators": [{"type": "nvidia-tesla-t4"}]}, "is the default; set nodePool.machineType"),
+])
+def test_gpus_a_gke_machine_cannot_carry_are_refused_at_submission(pool: dict, words: str):
+    definition = study_definition(name="gpus", nodePool={"provider": "gke", **pool})
+    with pytest.raises(InvalidStudy) as invalid:
+        parse_study(definition)
+    [problem] = invalid.value.problems
+    assert problem.path == "nodePool.accelerators[0].type" and words in problem.message
+
+
 def test_node_labels_eks_would_refuse_are_refused_at_submission_naming_the_label():
     long_key = "example.com/" + "k" * 52
     labels = {"empty": "", long_key: "v", "team": "vision"}

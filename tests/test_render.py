@@ -197,6 +197,10 @@ def test_service_defaults_fill_what_the_study_leaves_out(tmp_path: Path):
     assert pod["containers"][0]["resources"] == {"requests": {"cpu": "2", "memory": "4Gi"}, "limits": {"memory": "4Gi"}}
     with pytest.raises(ValueError, match="KATUNA_K8S_DEFAULT_RESOURCES: expected name=quantity items, got 'cpu'"):
         Settings.from_env({"KATUNA_K8S_DEFAULT_RESOURCES": "cpu"})
+    for given, words in (("cpu=1,gpus=1", "'gpus' is no container resource"), ("memory=2GB", "expected a quantity"),
+                         ("gpu=0.5", "nvidia.com/gpu cannot be split")):
+        with pytest.raises(ValueError, match=f"KATUNA_K8S_DEFAULT_RESOURCES: {words}"):
+            Settings.from_env({"KATUNA_K8S_DEFAULT_RESOURCES": given})
     with pytest.raises(ValueError, match="KATUNA_K8S_START_ALLOWANCE: expected seconds >= 0, got -1"):
         Settings.from_env({"KATUNA_K8S_START_ALLOWANCE": "-1"})
 

@@ -177,3 +177,68 @@ def test_a_warm_start_file_with_a_key_given_twice_is_refused(tmp_path: Path):
         load_study(json.dumps(definition), read_file=lambda path: Path(path).read_text())
     assert "duplicate key 'x'" in str(caught.value.problems[0])
     assert caught.value.problems[0].path == "warmStart.file"
+
+
+def pod_study(resources: dict | None = None, **kubernetes) -> dict:
+    """A study whose trials run as Jobs, with these container ``resources`` and ``kubernetes`` fields."""
+    definition = study_definition(name="pods", kubernetes=kubernetes)
+    definition["trialTemplate"].update(image="python:3.12", resources=resources or {"cpu": "1"})
+    return definition
+
+
+@pytest.mark.parametrize("definition", [
+    pod_study({"cpu": "500m", "memory": "2Gi", "ephemeral-storage": "10Gi", "gpu": 2, "hugepages-2Mi": "64Mi"}),
+    pod_study({"cpu": 1.5, "example.com/fpga": "1", "nvidia.com/gpu": "1.0", "amd.com/gpu": "1e1"}),
+    pod_study(nodeSelector={"cloud.google.com/gke-accelerator": "nvidia-l4", "disk": ""}),
+    pod_study(tolerations=[{"key": "katuna.dev/trial", "operator": "Exists"}, {"operator": "Exists"},
+                           {"key": "gpu", "value": "true", "effect": "NoSchedule"},
+                           {"key": "spot", "operator": "Equal", "effect": "NoExecute", "tolerationSeconds": 60}]),
+    pod_study(serviceAccountName="trainer.ml-team"),
+])
+def test_pod_fields_kubernetes_takes_are_accepted(definition: dict):
+    parse_study(definition)
+
+
+@pytest.mark.parametrize("definition,path,words", [
+    (pod_study({"gpus": "1"}), "trialTemplate.resources.gpus", "'gpus' is no container resource"),
+    (pod_study({"disk": "10Gi"}), "trialTemplate.resources.disk", "no container resource"),
+    (pod_study({"gpu": "0.5"}), "trialTemplate.resources.gpu", "nvidia.com/gpu cannot be split"),
+    (pod_study({"example.com/fpga": "500m"}), "trialTemplate.resources.example.com/fpga", "cannot be split"),
+    (pod_study({"requests.example.com/fpga": "1"}), "trialTemplate.resources.requests.example.com/fpga",
+     "no extended resource name"),
+    (pod_study({"memory": "2GB"}), "trialTemplate.resources.memory", "expected a quantity"),
+    (pod_study({"cpu": "-1"}), "trialTemplate.resources.cpu", "expected a quantity of 0 or more"),
+    (pod_study(nodeSelector={"gpu": "nvidia tesla"}), "kubernetes.nodeSelector.gpu", "expected a label value"),
+    (pod_study(nodeSelector={"team/": "a"}), "kubernetes.nodeSelector.team/", "expected a label key"),
+    (pod_study(tolerations=[{"key": "katuna.dev/trial", "operator": "Exists", "value": "true"}]),
+     "kubernetes.tolerations[0].value", "expected no value with operator Exists"),
+    (pod_study(tolerations=[{"key": "k", "value": "v", "effect": "NoSchedul"}]),
+     "kubernetes.tolerations[0].effect", "got 'NoSchedul'"),
+    (pod_study(tolerations=[{"key": "k", "value": "v", "effect": "NoSchedule", "tolerationSeconds": 30}]),
+     "kubernetes.tolerations[0].tolerationSeconds", "only with effect NoExecute"),
+    (pod_study(tolerations=[{"key": "k", "operator": "In", "value": "v"}]),
+     "kubernetes.tolerations[0].operator", "expected Equal or Exists"),
+    (pod_study(tolerations=[{"value": "v"}]), "kubernetes.tolerations[0].operator", "expected Exists without a key"),
+    (pod_study(tolerations=[{"key": "k", "value": "a b"}]), "kubernetes.tolerations[0].value", "a label value"),
+    (pod_study(tolerations=[{"key": "k", "efect": "NoSchedule"}]), "kubernetes.tolerations[0].efect", "unknown field"),
+    (pod_study(serviceAccountName="Trainer_SA"), "kubernetes.serviceAccountName", "expected a service account name"),
+])
+def test_pod_fields_kubernetes_refuses_are_refused_naming_the_field(definition: dict, path: str, words: str):
+    with pytest.raises(InvalidStudy) as caught:
+        parse_study(definition)
+    [problem] = caught.value.problems
+    assert problem.path == path and words in problem.message, str(problem)
+
+
+def test_a_trial_spec_job_may_not_replace_pods_before_they_fail():
+    definition = study_definition(name="replace")
+    definition["trialTemplate"] = {"trialSpec": {
+        "apiVersion": "batch/v1", "kind": "Job", "spec": {"podReplacementPolicy": "TerminatingOrFailed", "template": {
+            "spec": {"containers": [{"name": "t", "image": "python:3.12", "command": ["python", "-c", "1"],
+                                     "args": ["${trialParameters.x}"]}]}}}}}
+    assert problems(definition) == [
+        "trialTemplate.trialSpec.spec.podReplacementPolicy: expected Failed or nothing, got 'TerminatingOrFailed': "
+        "katuna gives trial Jobs a podFailurePolicy (a preempted pod is no failure), with which Kubernetes replaces "
+        "a pod only once it has failed"]
+    definition["trialTemplate"]["trialSpec"]["spec"]["podReplacementPolicy"] = "Failed"
+    parse_study(definition)

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from functions.core import pod_fields
 from functions.core.reader import Reader, join
 
 STUDY_LABEL = "katuna.dev/study"
@@ -80,16 +81,17 @@ def parse_cluster(r: Reader, data: Any, path: str = "kubernetes") -> Cluster:
         if value is not None and value < 0:
             r.fail(join(path, key), "expected an integer >= 0")
     selector = r.get(item, "nodeSelector", path, "mapping") or {}
-    for key, value in selector.items():
-        if not isinstance(value, str):
-            r.fail(f"{path}.nodeSelector.{key}", "expected a string (quote values such as \"true\")")
+    pod_fields.check_node_selector(r, selector, join(path, "nodeSelector"))
     tolerations = r.get(item, "tolerations", path, "list")
     for i, toleration in enumerate(tolerations or []):
-        if not isinstance(toleration, Mapping):
-            r.fail(f"{path}.tolerations[{i}]", "expected a mapping with key, operator, value, effect")
+        pod_fields.check_toleration(r, toleration, f"{path}.tolerations[{i}]")
+    account = r.get(item, "serviceAccountName", path, "str")
+    if account is not None and not pod_fields.is_dns_subdomain(account):
+        r.fail(join(path, "serviceAccountName"), "expected a service account name: lower-case letters, digits, '-' "
+                                                 f"and '.', starting and ending with a letter or digit, got {account!r}")
     return Cluster(
         namespace=r.get(item, "namespace", path, "str"),
-        service_account=r.get(item, "serviceAccountName", path, "str"),
+        service_account=account,
         image_pull_secrets=tuple(s for s in secrets if isinstance(s, str)),
         ttl_seconds_after_finished=counts["ttlSecondsAfterFinished"],
         backoff_limit=counts["backoffLimit"] or 0,

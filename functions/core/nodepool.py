@@ -23,8 +23,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from functions.core import gpus
 from functions.core.cluster import TRIAL_TAINT, Cluster
 from functions.core.errors import PermanentError
+from functions.core.pod_fields import is_label_key, is_label_value
 from functions.core.reader import Reader, join
 
 GKE, EKS = "gke", "eks"
@@ -36,8 +38,6 @@ SELECTOR_KEYS = {GKE: "cloud.google.com/gke-nodepool", EKS: "eks.amazonaws.com/n
 DEFAULT_MACHINE = {GKE: ("e2-standard-4",), EKS: ("m5.xlarge", "m5a.xlarge", "m6i.xlarge")}
 GKE_NAME = re.compile(r"[a-z]([-a-z0-9]{0,38}[a-z0-9])?")
 EKS_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
-LABEL_KEY = re.compile(r"([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
-LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
 OWNER_KEY = "katuna-study-uid"
 """The label (GKE ``resourceLabels``) or tag (EKS) naming the study whose request created a pool."""
 _FIELDS = {"name", "provider", "capacity", "machineType", "instanceTypes", "maxNodes", "diskSizeGb",
@@ -155,6 +155,8 @@ def parse_node_pool(r: Reader, data: Any, study: str | None, parallelism: int | 
     if provider is None:
         return None
     _check_provider_fields(r, path, provider, name, capacity, accelerators)
+    if provider == GKE:
+        _check_gpus(r, path, machines[0], accelerators, defaulted="machineType" not in item)
     return NodePool(name=name, provider=provider, capacity=capacity, machine_types=machines,
                     max_nodes=max_nodes or parallelism or 3, disk_size_gb=disk, accelerators=accelerators,
                     labels=labels, shared=shared, price_per_node_hour=None if price is None else float(price))
@@ -171,6 +173,16 @@ def _check_provider_fields(r: Reader, path: str, provider: str, name: str, capac
         r.fail(join(path, "capacity"), "preemptible is GKE's; EKS offers spot or on-demand")
     if provider == EKS and accelerators:
         r.fail(join(path, "accelerators"), "GKE only; on EKS choose GPU instance types (g5.xlarge, say)")
+
+
+def _check_gpus(r: Reader, path: str, machine: str, accelerators: tuple[tuple[str, int], ...],
+                defaulted: bool) -> None:
+    """Accelerators the GKE machine type cannot carry: GKE would refuse the pool."""
+    for i, (kind, _) in enumerate(accelerators):
+        problem = gpus.accelerator_problem(machine, kind)
+        if problem is not None:
+            hint = f" ({machine} is the default; set {join(path, 'machineType')})" if defaulted else ""
+            r.fail(f"{path}.accelerators[{i}].type", f"{problem}{hint}")
 
 
 def _machines(r: Reader, item: Mapping[str, Any], path: str, provider: str | None) -> tuple[str, ...]:
@@ -199,10 +211,10 @@ def _labels(r: Reader, item: Mapping[str, Any], path: str, provider: str | None)
     out = []
     for key, value in raw.items():
         where = f"{path}.labels.{key}"
-        if not isinstance(key, str) or not LABEL_KEY.fullmatch(key) or len(key.rpartition("/")[0]) > 253:
+        if not is_label_key(key):
             r.fail(where, "expected a Kubernetes label key (an optional DNS prefix of at most 253 characters "
                           "and '/', then a name)")
-        elif not isinstance(value, str) or not LABEL_VALUE.fullmatch(value):
+        elif not is_label_value(value):
             r.fail(where, "expected a label value: a string of at most 63 letters, digits, '-', '_' or '.'")
         elif provider == EKS and (len(key) > 63 or not value):
             r.fail(where, "EKS takes node labels whose key (prefix included) and value are each 1 to 63 characters")

@@ -66,6 +66,11 @@ def _check_containers(r: Reader, trial_spec: Mapping[str, Any], primary: str | N
         if restart not in (None, "Never"):
             r.fail(f"{PATH}.spec.template.spec.restartPolicy",
                    f"expected Never (a retried pod is a new pod), got {restart!r}")
+        replacement = (trial_spec.get("spec") or {}).get("podReplacementPolicy")
+        if replacement not in (None, "Failed"):
+            r.fail(f"{PATH}.spec.podReplacementPolicy",
+                   f"expected Failed or nothing, got {replacement!r}: katuna gives trial Jobs a podFailurePolicy "
+                   "(a preempted pod is no failure), with which Kubernetes replaces a pod only once it has failed")
 
 
 def containers(trial_spec: Mapping[str, Any]) -> list[tuple[Mapping[str, Any], str, Mapping[str, Any]]]:

@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from functions.core import template, trial_kinds
+from functions.core import pod_fields, template, trial_kinds
 from functions.core import trial_spec as trial_spec_module
 from functions.core.reader import Reader, join, kind_of
 from functions.core.spec import TrialTemplate
@@ -39,6 +39,9 @@ def parse_trial_template(r: Reader, data: Any, parameters: list[str | None]) -> 
                   if trial_spec is not None else [])
     env = _string_map(r, item, "env", path, key_pattern=ENV_NAME)
     resources = _string_map(r, item, "resources", path, key_pattern=None)
+    for name, value in resources:
+        if (problem := pod_fields.resource_problem(name, value)) is not None:
+            r.fail(f"{path}.resources.{name}", problem)
     working_dir = r.get(item, "workingDir", path, "str")
     timeout = r.duration(item, "timeout", path)
     image = r.get(item, "image", path, "str")

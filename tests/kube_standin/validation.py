@@ -1,11 +1,14 @@
 """What the API server does to a Job before storing it: decoding (a malformed quantity cannot
-be read: 400), validation of what katuna could send wrong (422, field by field), and defaulting."""
+be read: 400), validation of what katuna could send wrong (422, field by field; the pod
+template's scheduling fields and resources in :mod:`kube_standin.pod_validation`), and
+defaulting."""
 
 from __future__ import annotations
 
 import json
 
-from kube_standin.objects import DNS_LABEL, DNS_SUBDOMAIN, QUANTITY, quantity
+from kube_standin.objects import DNS_LABEL, DNS_SUBDOMAIN, QUANTITY
+from kube_standin.pod_validation import pod_problems, resource_problems
 
 DECODE_QUANTITY = "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
 NON_NEGATIVE = ("parallelism", "completions", "activeDeadlineSeconds", "backoffLimit", "ttlSecondsAfterFinished")
@@ -52,6 +55,7 @@ def job_problems(job: dict) -> list[tuple[str, str]]:
     if pod.get("restartPolicy") not in ("Never", "OnFailure"):
         problems.append(("spec.template.spec.restartPolicy", f"Unsupported value: {json.dumps(pod.get('restartPolicy'))}"
                                                               ': supported values: "OnFailure", "Never"'))
+    problems += _replacement_problems(job.get("spec", {}))
     if job.get("spec", {}).get("podFailurePolicy") and pod.get("restartPolicy") != "Never":
         problems.append(("spec.template.spec.restartPolicy", f"Unsupported value: {json.dumps(pod.get('restartPolicy'))}"
                                                               ': supported values: "Never"'))
@@ -63,32 +67,31 @@ def job_problems(job: dict) -> list[tuple[str, str]]:
         problems.append(("spec.template.spec.containers", "Required value"))
     for index, container in enumerate(pod.get("containers") or []):
         problems += _container_problems(f"spec.template.spec.containers[{index}]", container)
+    problems += pod_problems("spec.template.spec", pod)
     problems += _volume_problems(pod)
     if job.get("metadata", {}).get("resourceVersion"):
         problems.append(("metadata.resourceVersion", "resourceVersion should not be set on objects to be created"))
     return problems
 
 
+def _replacement_problems(spec: dict) -> list[tuple[str, str]]:
+    """``podReplacementPolicy``: with a ``podFailurePolicy`` only ``Failed``, a pod is replaced
+    once it has failed."""
+    replacement = spec.get("podReplacementPolicy")
+    allowed = ("Failed",) if spec.get("podFailurePolicy") else ("TerminatingOrFailed", "Failed")
+    if replacement is None or replacement in allowed:
+        return []
+    return [("spec.podReplacementPolicy", f"Unsupported value: {json.dumps(replacement)}: supported values: "
+                                          + ", ".join(json.dumps(a) for a in allowed))]
+
+
 def _container_problems(path: str, container: dict) -> list[tuple[str, str]]:
-    """A container's name, and requests no greater than limits (equal, for extended resources
-    such as ``nvidia.com/gpu``, which cannot be overcommitted)."""
+    """A container's name and its resources."""
     problems = []
     if not DNS_LABEL.match(container.get("name") or ""):
         problems.append((f"{path}.name", f"Invalid value: {json.dumps(container.get('name'))}: a lowercase RFC 1123 "
                                          "label must consist of lower case alphanumeric characters or '-'"))
-    resources = container.get("resources") or {}
-    requests, limits = resources.get("requests") or {}, resources.get("limits") or {}
-    for name, value in requests.items():
-        extended = "/" in name and not name.startswith("kubernetes.io/")
-        if extended and (name not in limits or quantity(limits[name]) != quantity(value)):
-            problems.append((f"{path}.resources.requests[{name}]",
-                             f"Invalid value: {json.dumps(value)}: must be equal to {name} limit"
-                             + ("" if name in limits else " of 0")))
-        elif name in limits and quantity(value) > quantity(limits[name]):
-            problems.append((f"{path}.resources.requests",
-                             f"Invalid value: {json.dumps(value)}: must be less than or equal to {name} limit of "
-                             f"{limits[name]}"))
-    return problems
+    return problems + resource_problems(f"{path}.resources", container.get("resources") or {})
 
 
 def _volume_problems(pod: dict) -> list[tuple[str, str]]:

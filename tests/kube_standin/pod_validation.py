@@ -1,0 +1,124 @@
+"""What the API server's pod-template validation refuses in the fields a study reaches: a
+container's resources (names, quantities, requests against limits), the node selector,
+tolerations and the service account's name. Each problem is a field path and the API server's
+reason for it (``Invalid value: ...``, ``Unsupported value: ...``, ``Required value: ...``)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from kube_standin.objects import DNS_SUBDOMAIN, quantity
+
+NAME_PART = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+CONTAINER_RESOURCES = ("cpu", "memory", "ephemeral-storage")
+EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+OPERATORS = ("Equal", "Exists")
+NAME_RULE = ("must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an "
+             "alphanumeric character")
+SUBDOMAIN_RULE = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'"
+
+
+def qualified_name_problems(name: str) -> list[str]:
+    """Why ``name`` is no qualified name (an optional DNS-subdomain prefix and '/', then a name
+    of at most 63 characters): label keys, toleration keys, resource names."""
+    prefix, slash, part = name.rpartition("/")
+    if slash and (not prefix or "/" in prefix or not DNS_SUBDOMAIN.match(prefix) or len(prefix) > 253):
+        return [f"prefix part {SUBDOMAIN_RULE}"]
+    if not NAME_PART.match(part):
+        return [f"name part {NAME_RULE}"]
+    return ["name part must be no more than 63 characters"] if len(part) > 63 else []
+
+
+def label_value_problems(value: str) -> list[str]:
+    """Why ``value`` is no label value (empty, or at most 63 characters of the name rule)."""
+    if not LABEL_VALUE.match(value):
+        return [f"a valid label must be an empty string or {NAME_RULE.removeprefix('must ')}"]
+    return ["must be no more than 63 characters"] if len(value) > 63 else []
+
+
+def pod_problems(path: str, pod: dict) -> list[tuple[str, str]]:
+    """The node selector, tolerations and service account name of the pod spec at ``path``."""
+    problems = []
+    for key, value in (pod.get("nodeSelector") or {}).items():
+        problems += [(f"{path}.nodeSelector", f"Invalid value: {json.dumps(key)}: {m}")
+                     for m in qualified_name_problems(key)]
+        problems += [(f"{path}.nodeSelector", f"Invalid value: {json.dumps(value)}: {m}")
+                     for m in label_value_problems(str(value))]
+    for index, toleration in enumerate(pod.get("tolerations") or []):
+        problems += _toleration_problems(f"{path}.tolerations[{index}]", toleration)
+    account = pod.get("serviceAccountName") or ""
+    if account and (not DNS_SUBDOMAIN.match(account) or len(account) > 253):
+        problems.append((f"{path}.serviceAccountName", f"Invalid value: {json.dumps(account)}: {SUBDOMAIN_RULE}"))
+    return problems
+
+
+def _toleration_problems(path: str, toleration: dict) -> list[tuple[str, str]]:
+    """A toleration's key, operator and value (the API server files value problems under
+    ``operator``), and effect."""
+    key, operator = toleration.get("key") or "", toleration.get("operator") or ""
+    value, effect = toleration.get("value") or "", toleration.get("effect") or ""
+    problems = [(f"{path}.key", f"Invalid value: {json.dumps(key)}: {m}") for m in qualified_name_problems(key)
+                if key]
+    if not key and operator != "Exists":
+        problems.append((f"{path}.operator", f"Invalid value: {json.dumps(operator)}: operator must be Exists when "
+                                             "`key` is empty, which means \"match all values and all keys\""))
+    if toleration.get("tolerationSeconds") is not None and effect != "NoExecute":
+        problems.append((f"{path}.effect", f"Invalid value: {json.dumps(effect)}: effect must be 'NoExecute' when "
+                                           "`tolerationSeconds` is set"))
+    if operator in ("", "Equal"):
+        problems += [(f"{path}.operator", f"Invalid value: {json.dumps(value)}: {m}")
+                     for m in label_value_problems(value)]
+    elif operator == "Exists" and value:
+        problems.append((f"{path}.operator", f"Invalid value: {json.dumps(value)}: value must be empty when "
+                                             "`operator` is 'Exists'"))
+    elif operator != "Exists":
+        problems.append((f"{path}.operator", f"Unsupported value: {json.dumps(operator)}: supported values: "
+                                             + ", ".join(json.dumps(o) for o in OPERATORS)))
+    if effect and effect not in EFFECTS:
+        problems.append((f"{path}.effect", f"Unsupported value: {json.dumps(effect)}: supported values: "
+                                           + ", ".join(json.dumps(e) for e in EFFECTS)))
+    return problems
+
+
+def resource_problems(path: str, resources: dict) -> list[tuple[str, str]]:
+    """A container's resource names and quantities, and each request against its limit: equal
+    for what cannot be overcommitted (extended resources such as ``nvidia.com/gpu``, hugepages),
+    at most the limit otherwise."""
+    requests, limits = resources.get("requests") or {}, resources.get("limits") or {}
+    problems = []
+    for kind, named in (("limits", limits), ("requests", requests)):
+        for name, value in named.items():
+            problems += _quantity_problems(f"{path}.{kind}[{name}]", name, value)
+    for name, value in requests.items():
+        if name in limits and not overcommitted(name) and quantity(value) != quantity(limits[name]):
+            problems.append((f"{path}.requests", f"Invalid value: {json.dumps(str(value))}: must be equal to {name} "
+                                                 f"limit of {limits[name]}"))
+        elif name in limits and quantity(value) > quantity(limits[name]):
+            problems.append((f"{path}.requests", f"Invalid value: {json.dumps(str(value))}: must be less than or "
+                                                 f"equal to {name} limit of {limits[name]}"))
+        elif name not in limits and not overcommitted(name):
+            problems.append((f"{path}.limits", "Required value: Limit must be set for non overcommitable resources"))
+    return problems
+
+
+def overcommitted(name: str) -> bool:
+    """Whether requests of ``name`` may be below its limit: Kubernetes' own resources, not hugepages."""
+    return ("/" not in name or "kubernetes.io/" in name) and not name.startswith("hugepages-")
+
+
+def _quantity_problems(path: str, name: str, value: object) -> list[tuple[str, str]]:
+    """A container resource's name (standard, or fully qualified) and its quantity (not
+    negative; whole for extended resources)."""
+    shown = json.dumps(str(value))
+    if "/" not in name and name not in CONTAINER_RESOURCES and not name.startswith("hugepages-"):
+        return [(path, f"Invalid value: {json.dumps(name)}: must be a standard resource for containers")]
+    if naming := qualified_name_problems(name):
+        return [(path, f"Invalid value: {json.dumps(name)}: {m}") for m in naming]
+    if not overcommitted(name) and name.startswith("requests."):
+        return [(path, f"Invalid value: {json.dumps(name)}: doesn't follow extended resource name standard")]
+    if quantity(value) < 0:
+        return [(path, f"Invalid value: {shown}: must be greater than or equal to 0")]
+    extended = not overcommitted(name) and not name.startswith("hugepages-")
+    return [(path, f"Invalid value: {shown}: must be an integer")] if extended and quantity(value) % 1 else []
