@@ -34,12 +34,13 @@ from kube_standin.jobs import JobController
 from kube_standin.kubelet import Kubelets, image_id
 from kube_standin.logs import Line
 from kube_standin.nodes import STATIC_ALLOCATABLE, STATIC_NODE, NodePool, node
-from kube_standin.objects import merge, not_found, snapshot, status
+from kube_standin.objects import invalid, merge, not_found, snapshot, status
 from kube_standin.operators import JobSetController, Trainer, TrainingOperator
 from kube_standin.pipelines import Argo, Tekton
 from kube_standin.rbac import MANIFESTS, Authorizer, kustomization_objects
 from kube_standin.server import KINDS, handler
 from kube_standin.structural import Refused, admitted
+from kube_standin.validation import label_problems
 from kube_standin.workloads import Workloads
 from kubernetes import client
 
@@ -251,7 +252,8 @@ class KubeStub(ApiServer, Workloads):
         """Create the resource, or change its spec (a new generation when the spec changes), as
         ``kubectl apply`` does: with its default ``Strict`` field validation against the CRD's
         schema (:func:`kube_standin.structural.admitted`), raising :class:`Refused` with the API's
-        400 or 422 where the API refuses the object; unknown fields pruned otherwise."""
+        400 or 422 where the API refuses the object (labels it would not take included); unknown
+        fields pruned otherwise."""
         plural = katib_api.key_of(obj.get("apiVersion", ""), obj["kind"], PLURALS)
         key = (plural, obj["metadata"].get("namespace", "default"), obj["metadata"]["name"])
         with self.lock:
@@ -262,6 +264,9 @@ class KubeStub(ApiServer, Workloads):
             obj, warnings = admitted(self.schemas[plural], obj, katib_api.qualified(plural), field_validation)
             self.warnings.extend(warnings)
             metadata = obj["metadata"]
+            refused = label_problems(metadata.get("labels"), "metadata.labels")
+            if refused:
+                raise Refused(*invalid(obj["kind"], katib_api.qualified(plural), metadata["name"], refused))
             current = self.resources.get(key)
             if current is None:
                 current = self.resources[key] = {

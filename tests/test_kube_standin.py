@@ -352,6 +352,51 @@ def test_pod_fields_the_api_server_refuses_are_refused_naming_the_field(static: 
     assert not static.jobs, "nothing refused is stored"
 
 
+@pytest.mark.parametrize(("labels", "refused"), [
+    ({"optimizer": "${trialParameters.opt}"}, 'Invalid value: "${trialParameters.opt}": a valid label must be an '
+                                              "empty string or consist of alphanumeric characters"),
+    ({"optimizer": "sgd momentum"}, 'Invalid value: "sgd momentum": a valid label must be'),
+    ({"optimizer": "-sgd"}, 'Invalid value: "-sgd": a valid label must be'),
+    ({"optimizer": "s" * 64}, f'Invalid value: "{"s" * 64}": must be no more than 63 characters'),
+    ({"bad key": "x"}, 'Invalid value: "bad key": name part must consist of alphanumeric characters'),
+    ({"Katuna.dev/x": "x"}, 'Invalid value: "Katuna.dev/x": prefix part a lowercase RFC 1123 subdomain must'),
+    ({"/x": "x"}, 'Invalid value: "/x": prefix part must be non-empty'),
+    ({"a/b/c": "x"}, 'Invalid value: "a/b/c": a qualified name must consist of'),
+    ({"k" * 64: "x"}, f'Invalid value: "{"k" * 64}": name part must be no more than 63 characters'),
+])
+@pytest.mark.parametrize("where", ["metadata.labels", "spec.template.metadata.labels"])
+def test_a_job_whose_labels_the_api_server_would_not_take_is_refused_naming_them(static: KubeStub, labels: dict,
+                                                                                 refused: str, where: str):
+    """``ValidateObjectMeta`` on the Job's labels and on its pod template's (``IsValidLabelValue``,
+    ``IsQualifiedName``)."""
+    body = job("labelled")
+    (body if where == "metadata.labels" else body["spec"]["template"]).setdefault("metadata", {})["labels"] = labels
+    status, message = refusal(lambda: client.BatchV1Api(api(static)).create_namespaced_job("katuna", body))
+    assert status == 422 and message.startswith(f'Job.batch "labelled" is invalid: {where}: {refused}'), message
+    assert not static.jobs
+
+
+def test_labels_the_api_server_takes_are_taken(static: KubeStub):
+    body = job("labelled")
+    body["metadata"]["labels"] = {"example.com/Team_1": "Vision.v2", "empty": "", "n": "9" * 63}
+    client.BatchV1Api(api(static)).create_namespaced_job("katuna", body)
+    assert static.jobs[("katuna", "labelled")]["metadata"]["labels"] == body["metadata"]["labels"]
+
+
+def test_a_job_delete_whose_uid_precondition_fails_is_a_conflict_and_deletes_nothing(static: KubeStub):
+    batch = client.BatchV1Api(api(static))
+    created = batch.create_namespaced_job("katuna", job("kept", "import time; time.sleep(30)"))
+    stale = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid="not-its-uid"))
+    status, message = refusal(lambda: batch.delete_namespaced_job("kept", "katuna", body=stale,
+                                                                  propagation_policy="Background"))
+    assert status == 409 and message == ('Operation cannot be fulfilled on jobs.batch "kept": Precondition failed: UID '
+                                         f"in precondition: not-its-uid, UID in object meta: {created.metadata.uid}")
+    assert ("katuna", "kept") in static.jobs
+    own = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=created.metadata.uid))
+    batch.delete_namespaced_job("kept", "katuna", body=own, propagation_policy="Background")
+    assert ("katuna", "kept") not in static.jobs and not pods_of(static, "kept")
+
+
 def test_a_failed_pod_is_replaced_after_the_controllers_back_off(static: KubeStub):
     static.backoff_seconds = 2
     version = static.history.version

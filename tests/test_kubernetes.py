@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -21,7 +22,7 @@ from functions.adapters.web.server import _worker_exit
 
 pytestmark = pytest.mark.slow
 
-KUBE_NAMESPACES = ("trials", "events", "lost", "pruning", "clock", "backstop", "gone", "ended")
+KUBE_NAMESPACES = ("trials", "events", "lost", "pruning", "clock", "backstop", "gone", "ended", "again")
 """Where these tests run trials, katuna's Role bound in each."""
 
 
@@ -98,11 +99,12 @@ def test_pod_fields_the_api_server_would_refuse_are_refused_when_posted_and_noth
 
 def test_a_trial_spec_job_is_read_from_its_own_container(service: Service, kube: KubeStub):
     """A Katib-style ``trialSpec`` keeps its container's name: the log is read from that
-    container of pods whose names end in random characters (the API refuses any other)."""
+    container of pods whose names end in random characters (the API refuses any other). Its
+    labels are filled in as the rest of it is (the API refuses a placeholder)."""
     definition = job_study("spec-jobs", maxTrials=2, parallelism=2)
     command = definition["trialTemplate"].pop("command")
     definition["trialTemplate"] = {"trialSpec": {
-        "apiVersion": "batch/v1", "kind": "Job",
+        "apiVersion": "batch/v1", "kind": "Job", "metadata": {"labels": {"run": "${trialSpec.Name}"}},
         "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [
             {"name": "training-container", "image": "python:3.12", "command": command}]}}}}}
     submit(service, definition)
@@ -110,6 +112,7 @@ def test_a_trial_spec_job_is_read_from_its_own_container(service: Service, kube:
     assert (study["status"], study["counts"]["complete"]) == ("completed", 2)
     pods = [p for (_, name), p in kube.pods.items() if name.startswith("spec-jobs-")]
     assert {c["name"] for p in pods for c in p["spec"]["containers"]} == {"training-container"}
+    assert kube.created_jobs["spec-jobs-1"]["metadata"]["labels"]["run"] == "spec-jobs-1"
     for trial in trials(service, "spec-jobs"):
         assert trial["value"] == pytest.approx((trial["params"]["x"] - 2) ** 2, abs=1e-5)
         assert trial["imageDigest"] == image_id("python:3.12")
@@ -277,6 +280,110 @@ def test_stopping_a_study_deletes_its_running_jobs_with_their_pods(service: Serv
     deleted = {name: policy for _, name, policy in kube.deleted if name.startswith("job-stop-")}
     assert deleted == {"job-stop-0": "Background", "job-stop-1": "Background"}
     assert not [k for k in kube.jobs if k[1].startswith("job-stop-")]
+
+
+def test_a_study_submitted_again_under_its_name_runs_its_own_jobs_beside_the_kept_ones(service: Service,
+                                                                                      kube: KubeStub):
+    """Job names carry no study uid: a study deleted and submitted again under its name meets
+    the finished Jobs the first one kept (``retain``, or within their TTL). Its trial runs a Job
+    of its own, in place of the old one of that name, and reads its own result; the old Jobs of
+    other names are left as they were, even when the new study is stopped."""
+    first = job_study("again", maxTrials=3, parallelism=3)
+    first["trialTemplate"]["retain"] = True
+    submit(service, first)
+    assert service.wait_for("again")["status"] == "completed"
+    kept = {name: kube.jobs[("trials", name)]["metadata"]["labels"]["katuna.dev/uid"]
+            for name in ("again-0", "again-1", "again-2")}
+    assert service.request("DELETE", "/studies/again")[0] == 204
+    assert {name for _, name in kube.jobs if name.startswith("again-")} == set(kept), "kept after the delete"
+
+    second = job_study("again", maxTrials=1, parallelism=1,
+                       parameters=[{"name": "x", "type": "float", "min": 6.0, "max": 7.0}])
+    submit(service, second)
+    study = service.wait_for("again")
+    assert (study["status"], study["counts"]["complete"]) == ("completed", 1)
+    trial = trials(service, "again")[0]
+    assert 6 <= trial["params"]["x"] <= 7 and trial["value"] == pytest.approx((trial["params"]["x"] - 2) ** 2, abs=1e-5)
+    assert kube.created.count("again-0") == 2, "its own Job, not the first study's"
+    assert kube.jobs[("trials", "again-0")]["metadata"]["labels"]["katuna.dev/uid"] != kept["again-0"]
+
+    assert service.request("DELETE", "/studies/again")[0] == 204
+    submit(service, job_study("again", mode="hang", maxTrials=1, parallelism=1))
+    deadline = time.monotonic() + 20
+    while kube.created.count("again-0") < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    status, study = service.json("POST", "/studies/again/stop")
+    assert status == 200 and study["status"] == "stopped"
+    assert ("trials", "again-0") not in kube.jobs
+    assert {name: kube.jobs[("trials", name)]["metadata"]["labels"]["katuna.dev/uid"]
+            for name in ("again-1", "again-2")} == {name: kept[name] for name in ("again-1", "again-2")}
+
+
+def test_a_trial_takes_its_name_from_an_earlier_study_of_the_same_name_and_nothing_else(kube: KubeStub):
+    """A trial whose Job name is held by a Job of an earlier study of the same name deletes that
+    Job and is tried again once it is gone; a launch delivered again is a no-op; stopping the
+    trial deletes its own Jobs only, not the earlier study's of the same trial number."""
+    from functions.adapters.kubernetes_executor import KubernetesExecutor, api_client
+    from functions.core.cluster import Cluster
+    from functions.core.errors import TemporaryError
+    from functions.core.launch import TrialLaunch
+    from functions.core.naming import job_name
+
+    executor = KubernetesExecutor(Cluster(namespace="again"), api_client(kube.url))
+
+    def launch(uid: str, attempt: int, code: int) -> TrialLaunch:
+        return TrialLaunch("digits", uid, 1, attempt, job_name("digits", 1, attempt),
+                           [sys.executable, "-c", f"print('loss={code}'); raise SystemExit({code})"], {}, ".",
+                           timeout=None, image="python:3.12", retain=True)
+
+    earlier = [launch("0123456789ab", attempt, 0) for attempt in (1, 2)]
+    for each in earlier:
+        executor.launch(each)
+        assert _finished(executor, each).data["exitCode"] == 0
+    mine = launch("ba9876543210", 1, 3)
+    assert not executor.exists(mine), "the earlier study's Job is not this attempt's"
+    with pytest.raises(TemporaryError, match="earlier study named digits"):
+        executor.launch(mine)
+    assert ("again", "digits-1") not in kube.jobs
+    assert ("again", "digits-1", "Background") in kube.deleted
+    executor.launch(mine)
+    executor.launch(mine)
+    assert kube.created.count("digits-1") == 2, "a launch delivered again creates nothing"
+    finished = _finished(executor, mine)
+    assert (finished.data["outcome"], finished.data["exitCode"]) == ("exited", 3)
+    assert list(executor.output(mine)) == ["loss=3\n"]
+    executor.stop(mine)
+    assert ("again", "digits-1") not in kube.jobs
+    assert kube.jobs[("again", "digits-1-a2")]["metadata"]["labels"]["katuna.dev/uid"] == "0123456789ab"
+
+
+def test_a_job_of_a_trials_name_that_katuna_did_not_make_refuses_the_trial_and_is_left(kube: KubeStub):
+    from kubernetes import client
+
+    from functions.adapters.kubernetes_executor import KubernetesExecutor, api_client
+    from functions.core.cluster import Cluster
+    from functions.core.errors import PermanentError
+    from functions.core.launch import TrialLaunch
+
+    foreign = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "mine-0", "labels": {"team": "vision"}},
+               "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [
+                   {"name": "c", "image": "python:3.12", "command": [sys.executable, "-c", "print('loss=0')"]}]}}}}
+    client.BatchV1Api(api_client(kube.url)).create_namespaced_job("again", foreign)
+    executor = KubernetesExecutor(Cluster(namespace="again"), api_client(kube.url))
+    launch = TrialLaunch("mine", "0123456789ab", 0, 1, "mine-0", [sys.executable, "-c", "print('loss=1')"], {}, ".",
+                         timeout=None, image="python:3.12")
+    with pytest.raises(PermanentError, match="Job mine-0 exists and is no trial of study mine"):
+        executor.launch(launch)
+    assert kube.jobs[("again", "mine-0")]["metadata"]["labels"] == {"team": "vision"}
+
+
+def _finished(executor, launch):
+    deadline, finished = time.monotonic() + 30, None
+    while finished is None and time.monotonic() < deadline:
+        finished = executor.poll(launch)
+        time.sleep(0.05)
+    assert finished is not None, f"{launch.job_name} did not end"
+    return finished
 
 
 def test_deleting_a_study_just_ended_deletes_the_jobs_its_end_has_not_reached_yet(kube: KubeStub, tmp_path: Path):

@@ -271,3 +271,61 @@ def test_a_study_with_a_node_pool_needs_requests_from_itself_or_the_service():
     with pytest.raises(InvalidStudy, match="trialTemplate.resources"):
         check_node_pool(parse_study(spec_study({"limits": {"nvidia.com/gpu": "1"}}, nodePool=pool)), Settings(**gke),
                         runs_jobs=True)
+
+
+def test_a_trial_specs_labels_are_filled_in_and_one_kubernetes_would_refuse_is_refused_naming_it():
+    """Labels are substituted like the rest of the template (``${trialSpec.Labels[...]}`` reads
+    the filled-in value); a value the API server would refuse once filled in fails the launch
+    for good, naming each label, rather than being sent to be refused with 422."""
+    from functions.core.errors import InvalidStudy
+
+    definition = katib_style()
+    definition["parameters"].append({"name": "opt", "type": "categorical", "values": ["adam", "sgd momentum"]})
+    spec = definition["trialTemplate"]["trialSpec"]
+    spec["metadata"]["labels"].update(optimizer="${trialParameters.opt}", run="${trialSpec.Name}")
+    spec["spec"]["template"]["metadata"] = {"labels": {"optimizer": "${trialParameters.opt}"}}
+    spec["spec"]["template"]["spec"]["containers"][1]["env"].append(
+        {"name": "OPT", "value": "${trialSpec.Labels[optimizer]}"})
+    job = job_for(definition, {"x": 1.25, "tag": "t", "opt": "adam"})
+    assert {k: job["metadata"]["labels"][k] for k in ("team", "optimizer", "run")} == {
+        "team": "vision", "optimizer": "adam", "run": "katib-style-7"}
+    assert job["spec"]["template"]["metadata"]["labels"]["optimizer"] == "adam"
+    assert {"name": "OPT", "value": "adam"} in job["spec"]["template"]["spec"]["containers"][1]["env"]
+    with pytest.raises(InvalidStudy) as caught:
+        job_for(definition, {"x": 1.25, "tag": "t", "opt": "sgd momentum"})
+    assert [p.path for p in caught.value.problems] == ["trialTemplate.trialSpec.metadata.labels.optimizer",
+                                                       "trialTemplate.trialSpec.spec.template.metadata.labels.optimizer"]
+    assert all("got 'sgd momentum' (its placeholders filled in)" in p.message for p in caught.value.problems)
+
+
+def test_a_workloads_labels_are_filled_in_as_a_jobs_are():
+    from functions.core.launch import TrialLaunch
+
+    workload = {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob",
+                "metadata": {"labels": {"optimizer": "${trialParameters.opt}", "run": "${trialSpec.Name}"}},
+                "spec": {"pytorchReplicaSpecs": {"Master": {"template": {
+                    "metadata": {"labels": {"optimizer": "${trialParameters.opt}"}},
+                    "spec": {"containers": [{"name": "pytorch", "image": "python:3.12", "command": ["train"]}]}}}}}}
+    launch = TrialLaunch("torch", "uid", 3, 1, "torch-3", [], {}, ".", timeout=None, params={"opt": "adam"},
+                         trial_spec=workload)
+    rendered = render_job(launch)
+    assert {k: rendered["metadata"]["labels"][k] for k in ("optimizer", "run", STUDY_LABEL)} == {
+        "optimizer": "adam", "run": "torch-3", STUDY_LABEL: "torch"}
+    assert rendered["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["metadata"]["labels"] == {"optimizer": "adam"}
+
+
+def test_trial_spec_labels_kubernetes_would_refuse_whatever_the_trial_are_refused_at_submission():
+    from functions.core.errors import InvalidStudy
+
+    definition = katib_style()
+    spec = definition["trialTemplate"]["trialSpec"]
+    spec["metadata"]["labels"] = {"team": "vision team", "bad key": "x", "version": 2, "tag": "${trialParameters.tag}"}
+    spec["spec"]["template"]["metadata"] = {"labels": {"role": "-x", "example.com/role": "trainer"}}
+    with pytest.raises(InvalidStudy) as caught:
+        parse_study(definition)
+    assert sorted(p.path for p in caught.value.problems) == [
+        "trialTemplate.trialSpec.metadata.labels.bad key", "trialTemplate.trialSpec.metadata.labels.team",
+        "trialTemplate.trialSpec.metadata.labels.version", "trialTemplate.trialSpec.spec.template.metadata.labels.role"]
+    assert any(p.message.startswith("expected a Kubernetes label value") and p.message.endswith("got 'vision team'")
+               for p in caught.value.problems)
+    assert any(p.message.startswith("expected a Kubernetes label key") for p in caught.value.problems)

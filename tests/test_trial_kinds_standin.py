@@ -108,3 +108,89 @@ def test_a_job_with_conditions_of_its_own_ends_by_them(cluster: KubeStub, code: 
         finished = executor.poll(launch)
         time.sleep(0.05)
     assert finished is not None and (finished.data["outcome"], finished.data["exitCode"]) == ("exited", exit_code)
+
+
+def test_a_label_the_api_server_would_refuse_refuses_the_workload(cluster: KubeStub):
+    """``ValidateLabels`` on the object's own labels; a pod template's are refused too, as the
+    kind's controller could never make its pods."""
+    cluster.install_operator("training-operator")
+    own = json.loads(json.dumps(PYTORCHJOB))
+    own["metadata"]["labels"] = {"optimizer": "${trialParameters.opt}"}
+    with pytest.raises(ApiException) as caught:
+        _create(cluster, own)
+    assert caught.value.status == 422
+    assert _message(caught.value).startswith('PyTorchJob.kubeflow.org "p" is invalid: metadata.labels: Invalid value: '
+                                             '"${trialParameters.opt}": a valid label must be an empty string')
+    templated = json.loads(json.dumps(PYTORCHJOB))
+    templated["spec"]["pytorchReplicaSpecs"]["Worker"]["template"]["metadata"] = {"labels": {"role": "x" * 64}}
+    with pytest.raises(ApiException) as caught:
+        _create(cluster, templated)
+    assert caught.value.status == 422 and ("spec.pytorchReplicaSpecs.Worker.template.metadata.labels: Invalid value: "
+                                           f'"{"x" * 64}": must be no more than 63 characters') in _message(caught.value)
+    assert not cluster.workloads, "nothing refused is stored"
+
+
+def test_a_delete_whose_uid_precondition_fails_is_a_conflict_and_deletes_nothing(cluster: KubeStub):
+    cluster.install_operator("training-operator")
+    created = _create(cluster, PYTORCHJOB)
+    api = client.CustomObjectsApi(api_client(cluster.url))
+    stale = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid="not-its-uid"))
+    with pytest.raises(ApiException) as caught:
+        api.delete_namespaced_custom_object("kubeflow.org", "v1", "default", "pytorchjobs", "p", body=stale)
+    assert caught.value.status == 409 and _message(caught.value) == (
+        'Operation cannot be fulfilled on pytorchjobs.kubeflow.org "p": Precondition failed: UID in precondition: '
+        f"not-its-uid, UID in object meta: {created['metadata']['uid']}")
+    assert ("pytorchjobs", "default", "p") in cluster.workloads
+    own = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=created["metadata"]["uid"]))
+    api.delete_namespaced_custom_object("kubeflow.org", "v1", "default", "pytorchjobs", "p", body=own)
+    assert ("pytorchjobs", "default", "p") not in cluster.workloads
+
+
+def test_a_workload_of_an_earlier_study_of_the_same_name_gives_its_name_up_and_nothing_else(cluster: KubeStub):
+    """As for Jobs: the trial deletes the earlier study's workload of its name and is tried again
+    once it is gone; it reads its own end and log; stopping it leaves the earlier study's other
+    workloads of the same trial number."""
+    from functions.adapters.kubernetes_executor import KubernetesExecutor
+    from functions.core.cluster import Cluster
+    from functions.core.errors import TemporaryError
+    from functions.core.launch import TrialLaunch
+    from functions.core.naming import job_name
+
+    cluster.install_operator("training-operator")
+    executor = KubernetesExecutor(Cluster(namespace="default"), api_client(cluster.url))
+
+    def launch(uid: str, attempt: int, code: int) -> TrialLaunch:
+        spec = json.loads(json.dumps(PYTORCHJOB))
+        del spec["metadata"]
+        spec["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]["containers"][0]["command"] = [
+            sys.executable, "-c", f"print('loss={code}'); raise SystemExit({code})"]
+        return TrialLaunch("torch", uid, 0, attempt, job_name("torch", 0, attempt), [], {}, ".", timeout=None,
+                           trial_spec=spec, retain=True)
+
+    for earlier in (launch("0123456789ab", 1, 0), launch("0123456789ab", 2, 0)):
+        executor.launch(earlier)
+        assert _finished(executor, earlier).data["exitCode"] == 0
+    mine = launch("ba9876543210", 1, 3)
+    assert not executor.exists(mine)
+    with pytest.raises(TemporaryError, match="earlier study named torch"):
+        executor.launch(mine)
+    executor.launch(mine)
+    executor.launch(mine)
+    assert cluster.created.count("torch-0") == 2, "a launch delivered again creates nothing"
+    finished = _finished(executor, mine)
+    assert (finished.data["outcome"], finished.data["exitCode"]) == ("exited", 3)
+    assert list(executor.output(mine)) == ["loss=3\n"]
+    executor.stop(mine)
+    with cluster.lock:
+        assert ("pytorchjobs", "default", "torch-0") not in cluster.workloads
+        assert cluster.workloads[("pytorchjobs", "default", "torch-0-a2")]["metadata"]["labels"]["katuna.dev/uid"] \
+            == "0123456789ab"
+
+
+def _finished(executor, launch):
+    deadline, finished = time.monotonic() + 30, None
+    while finished is None and time.monotonic() < deadline:
+        finished = executor.poll(launch)
+        time.sleep(0.05)
+    assert finished is not None, f"{launch.job_name} did not end"
+    return finished

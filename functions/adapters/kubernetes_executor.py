@@ -4,7 +4,10 @@ error translation the other Kubernetes adapters share (the resources and nodes p
 :mod:`functions.adapters.kubernetes_resources`). Only these modules import the ``kubernetes``
 client.
 
-Creating a Job that exists already is success, so a retried launch is harmless. Ends are
+Creating a Job that exists already is success when it is the attempt's own, so a retried
+launch is harmless; Job names carry no study uid, so one left by an earlier study of the same
+name is deleted first (:func:`~functions.adapters.kubernetes_workloads.settle_conflict`), and
+every read and delete selects the study's uid too. Ends are
 learnt by asking (:meth:`KubernetesExecutor.poll`): from the Job events an ApiServerSource
 delivers, and from the watcher's reconcile pass, so a lost event cannot leave a trial running.
 """
@@ -16,6 +19,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from functools import partial
 from typing import Any, cast
 
 import yaml
@@ -33,13 +37,13 @@ from functions.adapters.kubernetes_status import (
     oldest_first,
     ran,
 )
-from functions.adapters.kubernetes_workloads import Workloads, created_at, pod_selector
+from functions.adapters.kubernetes_workloads import Workloads, created_at, own_pods, pod_selector, settle_conflict
 from functions.adapters.kubernetes_workloads import end as workload_end
 from functions.core import file_collector
-from functions.core.cluster import STUDY_LABEL, TRIAL_LABEL, Cluster
+from functions.core.cluster import Cluster
 from functions.core.errors import OutputLost, PermanentError, TemporaryError
 from functions.core.events import Event, trial_finished
-from functions.core.job import is_job, own_conditions, primary_container_name, render_trial
+from functions.core.job import OWN, holder, is_job, own_conditions, primary_container_name, render_trial, trial_selector
 from functions.core.launch import TrialLaunch
 from functions.core.lines import bounded_lines
 from functions.core.log_cursor import Cursor, RunningLog
@@ -120,22 +124,44 @@ class KubernetesExecutor:
         """Create the Job; trials of studies with early stopping learn where to report progress."""
         if launch.progress is not None and self._report_url:
             launch = replace(launch, env={**launch.env, "KATUNA_REPORT_URL": self._report_url})
-        job = render_trial(launch, self._defaults)
+        job, namespace = render_trial(launch, self._defaults), self._namespace(launch)
         if not is_job(launch):
-            self._workloads.create(self._namespace(launch), job)
+            self._workloads.create(namespace, job, launch)
             return
         try:
             # The client sends a plain dict as it is; the Job is rendered as one by the pure core.
-            self._batch.create_namespaced_job(self._namespace(launch), cast(client.V1Job, job))
+            self._batch.create_namespaced_job(namespace, cast(client.V1Job, job))
         except ApiException as exc:
             if exc.status != 409:
                 raise translate(exc, f"create Job {launch.job_name}") from exc
+            found = self._named(launch)
+            settle_conflict(launch, f"Job {launch.job_name}", None if found is None else (
+                found.metadata.labels or {}, found.metadata.uid), partial(self._delete, namespace, launch.job_name))
         except HTTPError as exc:
             raise translate(exc, f"create Job {launch.job_name}") from exc
 
-    def _job(self, launch: TrialLaunch) -> Any | None:
+    def _named(self, launch: TrialLaunch) -> Any | None:
+        """The Job of the launch's name, whoever's it is; None when there is none."""
         return read_or_none(lambda: self._batch.read_namespaced_job(launch.job_name, self._namespace(launch)),
-                     f"read Job {launch.job_name}")
+                            f"read Job {launch.job_name}")
+
+    def _job(self, launch: TrialLaunch) -> Any | None:
+        """The attempt's Job; None when there is none, or when the one of its name is another's
+        (an earlier study's of the same name)."""
+        job = self._named(launch)
+        return job if job is not None and holder(job.metadata.labels, launch) == OWN else None
+
+    def _delete(self, namespace: str, name: str, uid: str | None = None) -> None:
+        """Delete one Job with its pods (``Background``), only while ``uid`` is its uid (when
+        given); one gone already, or replaced since (409), is left."""
+        options = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid)) if uid else None
+        try:
+            self._batch.delete_namespaced_job(name, namespace, body=options, propagation_policy="Background")
+        except ApiException as exc:
+            if exc.status not in (404, 409):
+                raise translate(exc, f"delete Job {name}") from exc
+        except HTTPError as exc:
+            raise translate(exc, f"delete Job {name}") from exc
 
     def exists(self, launch: TrialLaunch) -> bool:
         if not is_job(launch):
@@ -143,22 +169,18 @@ class KubernetesExecutor:
         return self._job(launch) is not None
 
     def stop(self, launch: TrialLaunch) -> None:
-        """Delete every Job (or workload) of the trial, with its pods (``propagationPolicy: Background``)."""
+        """Delete every Job (or workload) of the trial, with its pods (``propagationPolicy: Background``);
+        none of an earlier study of the same name (their labels carry its uid)."""
         namespace = self._namespace(launch)
         if not is_job(launch):
             self._workloads.delete_trial(launch, namespace)
             return
-        selector = f"{STUDY_LABEL}={launch.study},{TRIAL_LABEL}={launch.number}"
         try:
-            jobs = self._batch.list_namespaced_job(namespace, label_selector=selector).items
-            for name in [job.metadata.name for job in jobs if job.metadata and job.metadata.name]:
-                try:
-                    self._batch.delete_namespaced_job(name, namespace, propagation_policy="Background")
-                except ApiException as exc:
-                    if exc.status != 404:
-                        raise
+            jobs = self._batch.list_namespaced_job(namespace, label_selector=trial_selector(launch)).items
         except (ApiException, HTTPError) as exc:
-            raise translate(exc, f"delete the Jobs of trial {launch.number}") from exc
+            raise translate(exc, f"list the Jobs of trial {launch.number}") from exc
+        for name in [job.metadata.name for job in jobs if job.metadata and job.metadata.name]:
+            self._delete(namespace, name)
 
     def running(self, study: str) -> int:
         """Jobs run on the cluster, not in this process."""
@@ -241,12 +263,13 @@ class KubernetesExecutor:
                                   f"{now - started:.0f}s ago"))
 
     def _pods(self, launch: TrialLaunch) -> list[Any]:
+        """The attempt's pods, oldest first (none an earlier study's of the same name)."""
         try:
             selector = f"job-name={launch.job_name}" if launch.trial_spec is None else pod_selector(launch)
             pods = self._core.list_namespaced_pod(self._namespace(launch), label_selector=selector)
         except (ApiException, HTTPError) as exc:
             raise translate(exc, f"list the pods of Job {launch.job_name}") from exc
-        return sorted(pods.items, key=oldest_first)
+        return sorted(own_pods(launch, pods.items, lambda pod: pod.metadata.labels if pod.metadata else None), key=oldest_first)
 
     def output(self, launch: TrialLaunch) -> Iterator[str]:
         """Every pod's log of the attempt's Job, oldest pod first, from the trial's container,

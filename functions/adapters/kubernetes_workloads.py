@@ -1,9 +1,10 @@
 """Trial workloads of any kind but ``batch/v1`` Job, through the custom objects API (the
-dynamic client): create (an existing one is success), read, delete with their pods, and the end
-Katib's ``successCondition`` / ``failureCondition`` read from them.
+dynamic client): create (the attempt's own existing one is success), read, delete with their
+pods, and the end Katib's ``successCondition`` / ``failureCondition`` read from them.
 
 The Job executor (:mod:`functions.adapters.kubernetes_executor`) hands a trial here when its
-``trialSpec`` is another kind; the two share the client and the translation of API errors.
+``trialSpec`` is another kind; the two share the client, the translation of API errors, and
+what a create answered "already exists" means (:func:`settle_conflict`).
 """
 
 from __future__ import annotations
@@ -18,10 +19,14 @@ from kubernetes.client.rest import ApiException
 from urllib3.exceptions import HTTPError
 
 from functions.core import gjson, trial_kinds
-from functions.core.cluster import STUDY_LABEL, TRIAL_LABEL
+from functions.core.cluster import UID_LABEL
+from functions.core.errors import PermanentError, TemporaryError
+from functions.core.job import EARLIER, OWN, holder, trial_selector
 from functions.core.launch import TrialLaunch
 
 Translate = Callable[[Exception, str], Exception]
+Found = tuple[Mapping[str, str], str | None]
+"""An object's labels and uid."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,34 @@ def pod_selector(launch: TrialLaunch) -> str:
     terms = [f"{owner}={launch.job_name}"] if owner else []
     terms += [f"{k}={v}" for k, v in sorted(trial_kinds.primary_pod_labels(spec, launch.primary_pod_labels).items())]
     return ",".join(terms)
+
+
+def settle_conflict(launch: TrialLaunch, what: str, found: Found | None, delete: Callable[[str | None], None]) -> None:
+    """After the create of the launch's workload ``what`` answered 409 AlreadyExists, with the
+    object ``found`` holding its name: nothing more when it is the attempt's own (the launch
+    was delivered again). A trial of an earlier study of the same name is deleted (``delete``
+    with its uid, the precondition that spares anything made in its place since), and the
+    launch is tried again once it is gone (:class:`TemporaryError`). Anything else is refused
+    for good: katuna deletes nothing it did not make for a study of this name."""
+    if found is None:
+        raise TemporaryError(f"{what} existed when it was created and is gone now; the launch is tried again")
+    labels, uid = found
+    held = holder(labels, launch)
+    if held == OWN:
+        return
+    if held != EARLIER:
+        raise PermanentError(f"{what} exists and is no trial of study {launch.study} (uid {launch.uid}); katuna "
+                             "deletes nothing it did not make: delete it, or give the study another name")
+    delete(uid)
+    raise TemporaryError(f"{what} is a trial of an earlier study named {launch.study} (uid {labels[UID_LABEL]}), "
+                         "deleted now; the launch is tried again once it is gone")
+
+
+def own_pods(launch: TrialLaunch, pods: list[Any], labels_of: Callable[[Any], Mapping[str, str] | None]) -> list[Any]:
+    """The ``pods`` but those carrying another study's uid: an earlier study's of the same name,
+    left to the garbage collector when its workload was deleted (a pod an operator made from a
+    template without katuna's labels is kept)."""
+    return [pod for pod in pods if (labels_of(pod) or {}).get(UID_LABEL, launch.uid) == launch.uid]
 
 
 def end(launch: TrialLaunch, workload: Mapping[str, Any]) -> End | None:
@@ -69,22 +102,34 @@ class Workloads:
         self._objects = client.CustomObjectsApi(api)
         self._translate = translate
 
-    def create(self, namespace: str, workload: Mapping[str, Any]) -> None:
-        """Create the workload; one that exists already (409) is success. A kind the cluster does
-        not serve (404: its operator is not installed) is refused for good."""
+    def create(self, namespace: str, workload: Mapping[str, Any], launch: TrialLaunch) -> None:
+        """Create the launch's workload; what a name already taken (409) means is
+        :func:`settle_conflict`'s. A kind the cluster does not serve (404: its operator is not
+        installed) is refused for good."""
         group, version, plural = trial_kinds.resource(workload)
-        name = workload["metadata"]["name"]
+        what = f"{workload.get('kind')} {launch.job_name}"
         try:
             self._objects.create_namespaced_custom_object(group, version, namespace, plural, dict(workload))
         except ApiException as exc:
             if exc.status != 409:
-                raise self._translate(exc, f"create {workload.get('kind')} {name} ({plural}.{group}/{version}; "
+                raise self._translate(exc, f"create {what} ({plural}.{group}/{version}; "
                                            "is its operator installed and katuna's Role granted it?)") from exc
+            found = self._read(launch, namespace)
+            metadata = (found or {}).get("metadata") or {}
+            settle_conflict(launch, what, None if found is None else (metadata.get("labels") or {}, metadata.get("uid")),
+                            lambda uid: self._delete(launch, namespace, launch.job_name, uid))
         except HTTPError as exc:
-            raise self._translate(exc, f"create {workload.get('kind')} {name}") from exc
+            raise self._translate(exc, f"create {what}") from exc
 
     def get(self, launch: TrialLaunch, namespace: str) -> Mapping[str, Any] | None:
-        """The attempt's workload as the API has it; None when it is not there."""
+        """The attempt's workload as the API has it; None when it is not there, or when the one
+        of its name is another's (an earlier study's of the same name)."""
+        found = self._read(launch, namespace)
+        labels = ((found or {}).get("metadata") or {}).get("labels")
+        return found if found is not None and holder(labels, launch) == OWN else None
+
+    def _read(self, launch: TrialLaunch, namespace: str) -> Mapping[str, Any] | None:
+        """The workload of the launch's name, whoever's it is; None when there is none."""
         group, version, plural = trial_kinds.resource(launch.trial_spec or {})
         try:
             return cast(Mapping[str, Any], self._objects.get_namespaced_custom_object(
@@ -97,20 +142,27 @@ class Workloads:
         except HTTPError as exc:
             raise self._translate(exc, f"read {plural} {launch.job_name}") from exc
 
+    def _delete(self, launch: TrialLaunch, namespace: str, name: str, uid: str | None = None) -> None:
+        """Delete one workload with its pods (``Background``), only while ``uid`` is its uid
+        (when given); one gone already, or replaced since (409), is left."""
+        group, version, plural = trial_kinds.resource(launch.trial_spec or {})
+        options = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid)) if uid else None
+        try:
+            self._objects.delete_namespaced_custom_object(group, version, namespace, plural, name, body=options,
+                                                          propagation_policy="Background")
+        except ApiException as exc:
+            if exc.status not in (404, 409):
+                raise self._translate(exc, f"delete {plural} {name}") from exc
+        except HTTPError as exc:
+            raise self._translate(exc, f"delete {plural} {name}") from exc
+
     def delete_trial(self, launch: TrialLaunch, namespace: str) -> None:
         """Delete every workload of the trial (each attempt's), with their pods (``Background``)."""
         group, version, plural = trial_kinds.resource(launch.trial_spec or {})
-        selector = f"{STUDY_LABEL}={launch.study},{TRIAL_LABEL}={launch.number}"
         try:
             found = cast(Mapping[str, Any], self._objects.list_namespaced_custom_object(
-                group, version, namespace, plural, label_selector=selector))
-            for item in found.get("items") or []:
-                try:
-                    self._objects.delete_namespaced_custom_object(group, version, namespace, plural,
-                                                                  item["metadata"]["name"],
-                                                                  propagation_policy="Background")
-                except ApiException as exc:
-                    if exc.status != 404:
-                        raise
+                group, version, namespace, plural, label_selector=trial_selector(launch)))
         except (ApiException, HTTPError) as exc:
-            raise self._translate(exc, f"delete the {plural} of trial {launch.number}") from exc
+            raise self._translate(exc, f"list the {plural} of trial {launch.number}") from exc
+        for item in found.get("items") or []:
+            self._delete(launch, namespace, item["metadata"]["name"])

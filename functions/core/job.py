@@ -69,9 +69,32 @@ CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "privileged": False, "c
 POD_SECURITY = {"seccompProfile": {"type": "RuntimeDefault"}}
 
 
+MANAGED_BY = "app.kubernetes.io/managed-by"
+OWN, EARLIER, OTHER = "own", "earlier", "other"
+
+
 def labels(launch: TrialLaunch) -> dict[str, str]:
     return {STUDY_LABEL: launch.study, UID_LABEL: launch.uid, TRIAL_LABEL: str(launch.number),
-            ATTEMPT_LABEL: str(launch.attempt), "app.kubernetes.io/managed-by": "katuna"}
+            ATTEMPT_LABEL: str(launch.attempt), MANAGED_BY: "katuna"}
+
+
+def holder(found: Mapping[str, str] | None, launch: TrialLaunch) -> str:
+    """Whose is a workload named as the launch's, by its labels ``found``: :data:`OWN` (this
+    attempt's: the study's uid and the attempt match), :data:`EARLIER` (a trial of an earlier
+    study of the same name, deleted, or deleted and submitted again, whose finished workloads
+    its TTL or ``retain`` kept: names carry no uid), else :data:`OTHER` (nothing katuna made
+    for a study of this name)."""
+    found = found or {}
+    if found.get(UID_LABEL) == launch.uid and found.get(ATTEMPT_LABEL) == str(launch.attempt):
+        return OWN
+    same_study = found.get(MANAGED_BY) == "katuna" and found.get(STUDY_LABEL) == launch.study
+    return EARLIER if same_study and found.get(UID_LABEL) not in (None, launch.uid) else OTHER
+
+
+def trial_selector(launch: TrialLaunch) -> str:
+    """The label selector of every workload of the launch's trial (each attempt's), and of no
+    trial of an earlier study of the same name."""
+    return f"{STUDY_LABEL}={launch.study},{UID_LABEL}={launch.uid},{TRIAL_LABEL}={launch.number}"
 
 
 def _resources(resources: Mapping[str, str]) -> dict[str, dict[str, str]]:

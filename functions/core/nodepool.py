@@ -26,7 +26,7 @@ from typing import Any
 from functions.core import gpus
 from functions.core.cluster import TRIAL_TAINT, Cluster
 from functions.core.errors import PermanentError
-from functions.core.pod_fields import is_label_key, is_label_value
+from functions.core.labels import valid_key, valid_value
 from functions.core.reader import Reader, join
 
 GKE, EKS = "gke", "eks"
@@ -211,10 +211,10 @@ def _labels(r: Reader, item: Mapping[str, Any], path: str, provider: str | None)
     out = []
     for key, value in raw.items():
         where = f"{path}.labels.{key}"
-        if not is_label_key(key):
+        if not valid_key(key):
             r.fail(where, "expected a Kubernetes label key (an optional DNS prefix of at most 253 characters "
                           "and '/', then a name)")
-        elif not is_label_value(value):
+        elif not valid_value(value):
             r.fail(where, "expected a label value: a string of at most 63 letters, digits, '-', '_' or '.'")
         elif provider == EKS and (len(key) > 63 or not value):
             r.fail(where, "EKS takes node labels whose key (prefix included) and value are each 1 to 63 characters")

@@ -14,32 +14,19 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+from functions.core.labels import KEY_EXPECTED, PREFIX, VALUE_EXPECTED, valid_key, valid_value
 from functions.core.reader import Reader, join, kind_of
 
-LABEL_KEY = re.compile(r"([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
-LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
-DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 QUANTITY = re.compile(r"\+?(?P<number>[0-9]+(\.[0-9]*)?|\.[0-9]+)(?P<suffix>[KMGTPE]i|[numkMGTPE]|[eE][-+]?[0-9]+)?")
 CONTAINER_RESOURCES = ("cpu", "memory", "ephemeral-storage")
 ALIASES = {"gpu": "nvidia.com/gpu"}
 """Short names katuna takes in ``trialTemplate.resources`` for an extended resource."""
 EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 TOLERATION_FIELDS = {"key", "operator", "value", "effect", "tolerationSeconds"}
-LABEL_KEY_RULE = "a label key (an optional DNS prefix and '/', then at most 63 letters, digits, '-', '_' or '.')"
-LABEL_VALUE_RULE = "a label value: at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
-
-
-def is_label_key(key: Any) -> bool:
-    """Whether ``key`` is a Kubernetes label key (a qualified name)."""
-    return isinstance(key, str) and bool(LABEL_KEY.fullmatch(key)) and len(key.rpartition("/")[0]) <= 253
-
-
-def is_label_value(value: Any) -> bool:
-    return isinstance(value, str) and bool(LABEL_VALUE.fullmatch(value))
 
 
 def is_dns_subdomain(name: str) -> bool:
-    return bool(DNS_SUBDOMAIN.fullmatch(name)) and len(name) <= 253
+    return bool(PREFIX.fullmatch(name)) and len(name) <= 253
 
 
 def resource_problem(name: str, value: str) -> str | None:
@@ -48,7 +35,7 @@ def resource_problem(name: str, value: str) -> str | None:
     if "/" not in full and full not in CONTAINER_RESOURCES and not full.startswith("hugepages-"):
         return (f"{name!r} is no container resource; expected cpu, memory, ephemeral-storage, hugepages-<size>, "
                 "gpu or a fully qualified extended resource such as nvidia.com/gpu")
-    if "/" in full and (not is_label_key(full) or full.startswith("requests.")):
+    if "/" in full and (not valid_key(full) or full.startswith("requests.")):
         return f"{name!r} is no extended resource name; expected a DNS prefix, '/' and a name, such as nvidia.com/gpu"
     found = QUANTITY.fullmatch(value)
     if found is None:
@@ -75,12 +62,12 @@ def check_node_selector(r: Reader, selector: Mapping[Any, Any], path: str) -> No
     """Node-selector entries are labels: each key a label key, each value a label value."""
     for key, value in selector.items():
         where = f"{path}.{key}"
-        if not is_label_key(key):
-            r.fail(where, f"expected {LABEL_KEY_RULE}")
+        if not valid_key(key):
+            r.fail(where, f"expected {KEY_EXPECTED}")
         elif not isinstance(value, str):
             r.fail(where, "expected a string (quote values such as \"true\")")
-        elif not is_label_value(value):
-            r.fail(where, f"expected {LABEL_VALUE_RULE}, got {value!r}")
+        elif not valid_value(value):
+            r.fail(where, f"expected {VALUE_EXPECTED}, got {value!r}")
 
 
 def check_toleration(r: Reader, data: Any, path: str) -> None:
@@ -94,16 +81,16 @@ def check_toleration(r: Reader, data: Any, path: str) -> None:
     item = r.mapping(data, path, TOLERATION_FIELDS)
     key, operator, value, effect = (r.get(item, f, path, "str") or "" for f in ("key", "operator", "value", "effect"))
     seconds = r.get(item, "tolerationSeconds", path, "int")
-    if key and not is_label_key(key):
-        r.fail(join(path, "key"), f"expected {LABEL_KEY_RULE}, got {key!r}")
+    if key and not valid_key(key):
+        r.fail(join(path, "key"), f"expected {KEY_EXPECTED}, got {key!r}")
     if operator not in ("", "Equal", "Exists"):
         r.fail(join(path, "operator"), f"expected Equal or Exists, got {operator!r}")
     elif operator == "Exists" and value:
         r.fail(join(path, "value"), "expected no value with operator Exists, which matches every value of the key")
     elif operator != "Exists" and not key:
         r.fail(join(path, "operator"), "expected Exists without a key (tolerate every taint), or a key")
-    elif operator != "Exists" and not is_label_value(value):
-        r.fail(join(path, "value"), f"expected {LABEL_VALUE_RULE}, got {value!r}")
+    elif operator != "Exists" and not valid_value(value):
+        r.fail(join(path, "value"), f"expected {VALUE_EXPECTED}, got {value!r}")
     if effect and effect not in EFFECTS:
         r.fail(join(path, "effect"), f"expected NoSchedule, PreferNoSchedule, NoExecute or nothing, got {effect!r}")
     if seconds is not None and effect != "NoExecute":

@@ -17,6 +17,7 @@ from typing import Any
 
 from functions.core import template, trial_kinds
 from functions.core.errors import InvalidStudy, Problem
+from functions.core.labels import problems as label_problems
 from functions.core.reader import Reader
 
 PATH = "trialTemplate.trialSpec"
@@ -37,6 +38,7 @@ def check(r: Reader, trial_spec: Any, primary: str | None, conditions: tuple[str
         r.fail("trialTemplate", f"a trialSpec of kind {api_version} {kind} needs successCondition and "
                                 f"failureCondition (katuna knows the defaults of {known})")
     _check_containers(r, trial_spec, primary, primary_pod_labels)
+    _check_labels(r, trial_spec)
     used: list[str] = []
     for where, text in template.strings(trial_spec, PATH):
         names, unknown = template.referenced_parameters(text, spec_fields=True)
@@ -165,10 +167,7 @@ def render(trial_spec: Mapping[str, Any], primary: str | None, params: Mapping[s
     Job spec fields of katuna win; katuna's node selector and tolerations (a node pool's, say)
     are added to the template's; ``env`` is added to the primary container, and ``resources``
     (requests and limits) where it names none of them."""
-    given = trial_spec.get("metadata") or {}
-    labels = {**(given.get("labels") or {}), **metadata["labels"]}
-    context = template.spec_context(metadata["name"], metadata["namespace"], labels=labels,
-                                    annotations=given.get("annotations"))
+    context, labels = _context(trial_spec, params, metadata)
     job = template.substitute_tree(copy.deepcopy(dict(trial_spec)), params, context)
     job["metadata"] = {**(job.get("metadata") or {}), **metadata, "labels": labels}
     spec = job.setdefault("spec", {})
@@ -195,6 +194,7 @@ def render(trial_spec: Mapping[str, Any], primary: str | None, params: Mapping[s
         own = container.setdefault("resources", {})
         for kind, values in resources.items():
             own[kind] = {**values, **(own.get(kind) or {})}
+    _refuse_bad_labels(job)
     return job
 
 
@@ -209,10 +209,7 @@ def render_workload(trial_spec: Mapping[str, Any], primary: str | None, primary_
     worker's pods need requests as the master's do, for the scheduler and the autoscaler) that
     names none; ``ttl`` goes where the kind keeps one, unless the template sets its own. The
     kind's controller makes the pods."""
-    given = trial_spec.get("metadata") or {}
-    labels = {**(given.get("labels") or {}), **metadata["labels"]}
-    context = template.spec_context(metadata["name"], metadata["namespace"], str(trial_spec.get("kind")),
-                                    str(trial_spec.get("apiVersion")), labels, given.get("annotations"))
+    context, labels = _context(trial_spec, params, metadata)
     workload = template.substitute_tree(copy.deepcopy(dict(trial_spec)), params, context)
     workload["metadata"] = {**(workload.get("metadata") or {}), **metadata, "labels": labels}
     pod_specs = [spec for _, _, spec in trial_kinds.pod_specs(workload)]
@@ -228,7 +225,52 @@ def render_workload(trial_spec: Mapping[str, Any], primary: str | None, primary_
         if resources and own == name and isinstance(each, dict) and "resources" not in each:
             each["resources"] = {kind: dict(values) for kind, values in resources.items()}
     _keep_finished_for(workload, ttl)
+    _refuse_bad_labels(workload)
     return workload
+
+
+def _context(trial_spec: Mapping[str, Any], params: Mapping[str, Any],
+             metadata: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, Any]]:
+    """The ``${trialSpec.*}`` values of the trial's workload, and its labels: the template's,
+    their placeholders filled in first (a label may carry a parameter's value, and
+    ``${trialSpec.Labels[key]}`` then reads the filled-in value), with katuna's over them."""
+    given = trial_spec.get("metadata") or {}
+    kind, api_version = str(trial_spec.get("kind")), str(trial_spec.get("apiVersion"))
+    plain = template.spec_context(metadata["name"], metadata["namespace"], kind, api_version,
+                                  annotations=given.get("annotations"))
+    labels = {**template.substitute_tree(dict(given.get("labels") or {}), params, plain), **metadata["labels"]}
+    return template.spec_context(metadata["name"], metadata["namespace"], kind, api_version, labels,
+                                 given.get("annotations")), labels
+
+
+def _labelled(workload: Mapping[str, Any]) -> list[tuple[str, Mapping[Any, Any]]]:
+    """``(path, labels)`` of the workload's own labels and of each of its pod templates' (with
+    those the kind's controller adds to the pods)."""
+    metadata = workload.get("metadata")
+    own = metadata.get("labels") if isinstance(metadata, Mapping) else None
+    found: list[tuple[str, Mapping[Any, Any]]] = [(f"{PATH}.metadata.labels", own if isinstance(own, Mapping) else {})]
+    found += [(f"{PATH}.{path}.metadata.labels", pod) for path, pod, _ in trial_kinds.pod_specs(workload)]
+    return found
+
+
+def _check_labels(r: Reader, trial_spec: Mapping[str, Any]) -> None:
+    """Labels the API server would refuse whatever the trial: a bad key, or a bad value without
+    placeholders (one with placeholders is checked once they are filled in, at launch)."""
+    metadata = trial_spec.get("metadata")
+    if isinstance(metadata, Mapping) and not isinstance(metadata.get("labels") or {}, Mapping):
+        r.fail(f"{PATH}.metadata.labels", "expected a mapping of label keys to values")
+    for path, found in _labelled(trial_spec):
+        literal = {k: "" if isinstance(v, str) and template.PLACEHOLDER.search(v) else v for k, v in found.items()}
+        for problem in label_problems(literal, path):
+            r.fail(problem.path, problem.message)
+
+
+def _refuse_bad_labels(workload: Mapping[str, Any]) -> None:
+    """Refuse (for good: every attempt of the trial would be refused) a workload whose labels,
+    placeholders filled in, the API server would refuse with 422, naming each label."""
+    found = [problem for path, own in _labelled(workload) for problem in label_problems(own, path)]
+    if found:
+        raise InvalidStudy([Problem(p.path, f"{p.message} (its placeholders filled in)") for p in found])
 
 
 def _keep_finished_for(workload: dict[str, Any], ttl: int | None) -> None:

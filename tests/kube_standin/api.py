@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 from kube_standin import configmaps, katib_api, logs
 from kube_standin.jobs import owned_pods
-from kube_standin.objects import invalid, matches, not_found, snapshot, status
+from kube_standin.objects import invalid, matches, not_found, snapshot, status, unmet_precondition
 from kube_standin.server import KINDS, Call
 from kube_standin.validation import defaulted, job_problems, undecodable
 
@@ -39,7 +39,7 @@ class ApiServer:
         if call.resource == "jobs" and call.method == "DELETE":
             options = call.body or {}
             return self.delete_job(call.namespace or "", call.name or "",
-                                   options.get("propagationPolicy") or call.query.get("propagationPolicy"))
+                                   options.get("propagationPolicy") or call.query.get("propagationPolicy"), options)
         if call.subresource == "log" and call.method == "GET":
             return self.read_log(call.namespace or "", call.name or "", call.query.get("container"), call.query)
         if call.subresource == "status" and call.method == "PATCH":
@@ -175,12 +175,15 @@ class ApiServer:
             self.history.record("ADDED", "jobs", job)
             return 201, snapshot(job)
 
-    def delete_job(self, namespace: str, name: str, policy: str | None) -> tuple[int, dict]:
+    def delete_job(self, namespace: str, name: str, policy: str | None, options: dict | None = None) -> tuple[int, dict]:
         """Delete a Job; its pods go with ``Background``/``Foreground`` and stay (orphaned) with
-        the default ``Orphan`` of ``batch/v1`` Jobs."""
+        the default ``Orphan`` of ``batch/v1`` Jobs. A precondition of ``options`` that does not
+        hold is a 409 conflict, and deletes nothing."""
         with self.lock:
             self.deleted.append((namespace, name, policy))
-            return self.remove_job(namespace, name, policy)
+            job = self.jobs.get((namespace, name))
+            unmet = unmet_precondition("jobs.batch", job, options or {}) if job is not None else None
+            return unmet or self.remove_job(namespace, name, policy)
 
     def remove_job(self, namespace: str, name: str, policy: str | None) -> tuple[int, dict]:
         with self.lock:

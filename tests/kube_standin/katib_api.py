@@ -6,9 +6,10 @@ katuna's own resources.
 Custom resources are kept by a key that names their group where it is not ``katuna.dev``
 (``experiments.kubeflow.org``), so Katib's Experiment and katuna's live side by side. As the
 API server, a create takes ``metadata.name`` or ``generateName``, refuses a name that is
-taken (409 AlreadyExists) or not a DNS subdomain (422), checks the object against its CRD's
-structural schema (:mod:`kube_standin.structural`: unknown fields refused or pruned, values
-validated), and drops ``status`` (a status subresource); a delete removes the objects owned by the deleted one (the garbage collector's
+taken (409 AlreadyExists), a name that is not a DNS subdomain and labels it would not take
+(422), checks the object against its CRD's structural schema (:mod:`kube_standin.structural`:
+unknown fields refused or pruned, values validated), and drops ``status`` (a status
+subresource); a delete removes the objects owned by the deleted one (the garbage collector's
 background propagation, the default for custom resources).
 """
 
@@ -23,6 +24,7 @@ from kube_standin.objects import DNS_SUBDOMAIN, invalid, not_found, snapshot, st
 from kube_standin.rbac import MANIFESTS, RBAC_KINDS, _in_namespace
 from kube_standin.server import Call, Kind
 from kube_standin.structural import Refused, admitted, crd_schemas
+from kube_standin.validation import label_problems
 
 KATUNA_GROUP = "katuna.dev"
 KATIB_KINDS = {
@@ -95,6 +97,9 @@ def create(cluster, resource_key: str, namespace: str, body: dict | None, direct
             return invalid(obj.get("kind", ""), qualified(resource_key), name,
                            [("metadata.name", f'Invalid value: "{name}": a lowercase RFC 1123 subdomain must consist '
                                               "of lower case alphanumeric characters, '-' or '.'")])
+        labels = label_problems(metadata.get("labels"), "metadata.labels")
+        if labels:
+            return invalid(obj.get("kind", ""), qualified(resource_key), name, labels)
         if (resource_key, namespace, name) in cluster.resources:
             plural, _, group = qualified(resource_key).partition(".")
             return 409, status(409, "AlreadyExists", f'{qualified(resource_key)} "{name}" already exists',

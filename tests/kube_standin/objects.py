@@ -58,6 +58,20 @@ def invalid(kind: str, qualified: str, name: str, causes: list[tuple[str, str]])
                         "causes": [{"reason": "FieldValueInvalid", "message": m, "field": f} for f, m in causes]})
 
 
+def unmet_precondition(qualified: str, obj: dict, options: dict) -> tuple[int, dict] | None:
+    """409 Conflict when a delete's ``preconditions`` (uid, resourceVersion) do not hold for
+    ``obj``, as the API server words it; None when they hold or there are none."""
+    wanted = options.get("preconditions") or {}
+    name = obj["metadata"]["name"]
+    for field, label in (("uid", "UID"), ("resourceVersion", "ResourceVersion")):
+        if wanted.get(field) is not None and wanted[field] != obj["metadata"].get(field):
+            return 409, status(409, "Conflict", f'Operation cannot be fulfilled on {qualified} "{name}": Precondition '
+                                                f"failed: {label} in precondition: {wanted[field]}, {label} in object "
+                                                f"meta: {obj['metadata'].get(field)}",
+                               {"name": name, "group": qualified.partition(".")[2], "kind": qualified.partition(".")[0]})
+    return None
+
+
 def matches(labels: dict, selector: str | None) -> bool:
     """Whether ``labels`` satisfy an equality-based label selector (``a=b,c!=d,e``, ``!f``)."""
     for term in filter(None, (selector or "").split(",")):

@@ -3,10 +3,12 @@ server's side of create, get, list, watch and delete, with its wording.
 
 A kind is served only once a test installs its operator (:meth:`Workloads.install`); before,
 every request for it is the API's 404 "the server could not find the requested resource". A
-created object gets a uid, a creation time and a generation; a duplicate name is 409
-AlreadyExists; deleting one deletes what it owns (pods, Jobs and their pods), as the garbage
-collector does for custom resources, whose default propagation is ``Background``
-(``Orphan`` leaves them, their owner reference removed).
+created object gets a uid, a creation time and a generation; a label the API server (or, in a
+pod template, the kind's controller) would refuse is 422 Invalid; a duplicate name is 409
+AlreadyExists; a delete whose preconditions do not hold is 409 Conflict; deleting one deletes
+what it owns (pods, Jobs and their pods), as the garbage collector does for custom resources,
+whose default propagation is ``Background`` (``Orphan`` leaves them, their owner reference
+removed).
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from kube_standin.objects import DNS_SUBDOMAIN, invalid, not_found, snapshot, status
+from kube_standin.objects import DNS_SUBDOMAIN, invalid, not_found, snapshot, status, unmet_precondition
 from kube_standin.server import Call, Kind
+from kube_standin.validation import nested_label_problems
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,7 @@ class Workloads:
             if call.method == "DELETE" and call.name:
                 options = call.body or {}
                 policy = options.get("propagationPolicy") or call.query.get("propagationPolicy") or "Background"
-                return self.delete_workload(crd, namespace, call.name, policy)
+                return self.delete_workload(crd, namespace, call.name, policy, options)
             if call.method == "GET" and not call.subresource:
                 return self.read(call.resource, namespace, call.name, call.query.get("labelSelector"),  # type: ignore[attr-defined]
                                  call.query.get("limit"), call.query.get("continue"))
@@ -98,6 +101,9 @@ class Workloads:
             return invalid(crd.kind, crd.qualified, name, [("metadata.name", f'Invalid value: "{name}": a lowercase '
                                                             "RFC 1123 subdomain must consist of lower case "
                                                             "alphanumeric characters, '-' or '.'")])
+        labels = nested_label_problems(body)
+        if labels:
+            return invalid(crd.kind, crd.qualified, name, labels)
         key = (crd.plural, namespace, name)
         if key in self.workloads:
             return 409, status(409, "AlreadyExists", f'{crd.qualified} "{name}" already exists',
@@ -109,11 +115,18 @@ class Workloads:
         self.history.record("ADDED", crd.plural, obj)  # type: ignore[attr-defined]
         return 201, snapshot(obj)
 
-    def delete_workload(self, crd: Crd, namespace: str, name: str, policy: str) -> tuple[int, dict]:
+    def delete_workload(self, crd: Crd, namespace: str, name: str, policy: str,
+                        options: dict | None = None) -> tuple[int, dict]:
+        """Delete a workload with what it owns; a precondition of ``options`` that does not hold
+        is a 409 conflict, and deletes nothing."""
         self.deleted.append((namespace, name, policy))  # type: ignore[attr-defined]
-        obj = self.workloads.pop((crd.plural, namespace, name), None)
+        obj = self.workloads.get((crd.plural, namespace, name))
         if obj is None:
             return not_found(crd.qualified, name)
+        unmet = unmet_precondition(crd.qualified, obj, options or {})
+        if unmet is not None:
+            return unmet
+        del self.workloads[(crd.plural, namespace, name)]
         self.release(obj, policy)
         self.history.record("DELETED", crd.plural, obj)  # type: ignore[attr-defined]
         return 200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
