@@ -33,6 +33,7 @@ from kube_standin.history import Change, History
 from kube_standin.jobs import JobController
 from kube_standin.kubelet import Kubelets, image_id
 from kube_standin.logs import Line
+from kube_standin.names import label_problems
 from kube_standin.nodes import STATIC_ALLOCATABLE, STATIC_NODE, NodePool, node
 from kube_standin.objects import invalid, merge, not_found, snapshot, status
 from kube_standin.operators import JobSetController, Trainer, TrainingOperator
@@ -40,7 +41,6 @@ from kube_standin.pipelines import Argo, Tekton
 from kube_standin.rbac import MANIFESTS, Authorizer, kustomization_objects
 from kube_standin.server import KINDS, handler
 from kube_standin.structural import Refused, admitted
-from kube_standin.validation import label_problems
 from kube_standin.workloads import Workloads
 from kubernetes import client
 

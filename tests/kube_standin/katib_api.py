@@ -20,11 +20,11 @@ from dataclasses import replace
 
 import yaml
 
+from kube_standin.names import label_problems
 from kube_standin.objects import DNS_SUBDOMAIN, invalid, not_found, snapshot, status, suffix
 from kube_standin.rbac import MANIFESTS, RBAC_KINDS, _in_namespace
 from kube_standin.server import Call, Kind
 from kube_standin.structural import Refused, admitted, crd_schemas
-from kube_standin.validation import label_problems
 
 KATUNA_GROUP = "katuna.dev"
 KATIB_KINDS = {

@@ -6,36 +6,13 @@ reason for it (``Invalid value: ...``, ``Unsupported value: ...``, ``Required va
 from __future__ import annotations
 
 import json
-import re
 
+from kube_standin.names import SUBDOMAIN_FORMAT, label_value_problems, qualified_name_problems
 from kube_standin.objects import DNS_SUBDOMAIN, quantity
 
-NAME_PART = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
-LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 CONTAINER_RESOURCES = ("cpu", "memory", "ephemeral-storage")
 EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 OPERATORS = ("Equal", "Exists")
-NAME_RULE = ("must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an "
-             "alphanumeric character")
-SUBDOMAIN_RULE = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'"
-
-
-def qualified_name_problems(name: str) -> list[str]:
-    """Why ``name`` is no qualified name (an optional DNS-subdomain prefix and '/', then a name
-    of at most 63 characters): label keys, toleration keys, resource names."""
-    prefix, slash, part = name.rpartition("/")
-    if slash and (not prefix or "/" in prefix or not DNS_SUBDOMAIN.match(prefix) or len(prefix) > 253):
-        return [f"prefix part {SUBDOMAIN_RULE}"]
-    if not NAME_PART.match(part):
-        return [f"name part {NAME_RULE}"]
-    return ["name part must be no more than 63 characters"] if len(part) > 63 else []
-
-
-def label_value_problems(value: str) -> list[str]:
-    """Why ``value`` is no label value (empty, or at most 63 characters of the name rule)."""
-    if not LABEL_VALUE.match(value):
-        return [f"a valid label must be an empty string or {NAME_RULE.removeprefix('must ')}"]
-    return ["must be no more than 63 characters"] if len(value) > 63 else []
 
 
 def pod_problems(path: str, pod: dict) -> list[tuple[str, str]]:
@@ -50,7 +27,7 @@ def pod_problems(path: str, pod: dict) -> list[tuple[str, str]]:
         problems += _toleration_problems(f"{path}.tolerations[{index}]", toleration)
     account = pod.get("serviceAccountName") or ""
     if account and (not DNS_SUBDOMAIN.match(account) or len(account) > 253):
-        problems.append((f"{path}.serviceAccountName", f"Invalid value: {json.dumps(account)}: {SUBDOMAIN_RULE}"))
+        problems.append((f"{path}.serviceAccountName", f"Invalid value: {json.dumps(account)}: {SUBDOMAIN_FORMAT}"))
     return problems
 
 

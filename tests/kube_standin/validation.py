@@ -6,65 +6,10 @@ defaulting; and the label validation every object's metadata gets (``ValidateLab
 from __future__ import annotations
 
 import json
-import re
 
+from kube_standin.names import label_problems
 from kube_standin.objects import DNS_LABEL, DNS_SUBDOMAIN, QUANTITY
 from kube_standin.pod_validation import pod_problems, resource_problems
-
-LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
-LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-NAME_FORMAT = ("must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric "
-               "character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is "
-               "'([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')")
-VALUE_FORMAT = ("a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and "
-                "must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', "
-                "regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')")
-SUBDOMAIN_FORMAT = ("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', "
-                    "and must start and end with an alphanumeric character (e.g. 'example.com', regex used for "
-                    "validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')")
-
-
-def label_problems(labels: object, path: str) -> list[tuple[str, str]]:
-    """What ``ValidateLabels`` refuses of the labels at ``path``: keys that are no qualified
-    name (a name of at most 63 characters, with an optional DNS subdomain prefix of at most
-    253 and '/'), values over 63 characters or of other characters."""
-    if not isinstance(labels, dict):
-        return []
-    problems = []
-    for key, value in labels.items():
-        problems += [(path, f"Invalid value: {json.dumps(key)}: {why}") for why in _key_problems(key)]
-        if not isinstance(value, str):
-            problems.append((path, f"Invalid value: {json.dumps(value)}: {VALUE_FORMAT}"))
-        elif len(value) > 63:
-            problems.append((path, f"Invalid value: {json.dumps(value)}: must be no more than 63 characters"))
-        elif not LABEL_VALUE.match(value):
-            problems.append((path, f"Invalid value: {json.dumps(value)}: {VALUE_FORMAT}"))
-    return problems
-
-
-def _key_problems(key: str) -> list[str]:
-    """Why ``key`` is no qualified name, as ``IsQualifiedName`` words it."""
-    parts = key.split("/")
-    if len(parts) > 2:
-        return [f"a qualified name {NAME_FORMAT} with an optional DNS subdomain prefix and '/' (e.g. "
-                "'example.com/MyName')"]
-    problems = []
-    if len(parts) == 2:
-        prefix = parts[0]
-        if not prefix:
-            problems.append("prefix part must be non-empty")
-        elif len(prefix) > 253:
-            problems.append("prefix part must be no more than 253 characters")
-        elif not DNS_SUBDOMAIN.match(prefix):
-            problems.append(f"prefix part {SUBDOMAIN_FORMAT}")
-    name = parts[-1]
-    if not name:
-        problems.append("name part must be non-empty")
-    elif len(name) > 63:
-        problems.append("name part must be no more than 63 characters")
-    if name and not LABEL_NAME.match(name):
-        problems.append(f"name part {NAME_FORMAT}")
-    return problems
 
 
 def nested_label_problems(obj: object, path: str = "") -> list[tuple[str, str]]:
