@@ -8,6 +8,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import boto3
 import pytest
@@ -405,3 +406,30 @@ def test_a_failed_pod_is_replaced_after_the_controllers_back_off(static: KubeStu
     pods = [c.object for c in static.changes_since(version, "pods") if c.type == "ADDED"]
     first_failed = pods_of(static, "retry")[0]["status"]["containerStatuses"][0]["state"]["terminated"]["finishedAt"]
     assert len(pods) == 2 and pods[1]["metadata"]["creationTimestamp"] > first_failed, "not at once"
+
+
+def _alive(pid: int) -> bool:
+    """Whether the process runs (a zombie waiting for its parent to reap it does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_deleting_a_pod_ends_every_process_of_its_container(static: KubeStub, tmp_path: Path):
+    """A container's processes end with it, children included (its PID namespace goes): a
+    helper a trial's command started in the background must not outlive the pod."""
+    pid_file = tmp_path / "child.pid"
+    code = ("import subprocess, sys, time; child = subprocess.Popen([sys.executable, '-c', 'import time; "
+            f"time.sleep(60)']); open({str(pid_file)!r}, 'w').write(str(child.pid)); time.sleep(60)")
+    batch = client.BatchV1Api(api(static))
+    batch.create_namespaced_job("katuna", job("tree", code))
+    deadline = time.monotonic() + 20
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline, "the container started its child"
+        time.sleep(0.05)
+    child = int(pid_file.read_text())
+    batch.delete_namespaced_job("tree", "katuna", propagation_policy="Background")
+    while _alive(child):
+        assert time.monotonic() < deadline + 10, "the container's child ended with its pod"
+        time.sleep(0.05)

@@ -12,7 +12,9 @@ leaves an empty log.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -37,7 +39,18 @@ class Processes:
         path = f"{self.image_bin}{os.pathsep}{os.environ.get('PATH', '')}"
         with log.open("w") as out:
             return subprocess.Popen(_argv(container), stdout=out, stderr=subprocess.STDOUT,
-                                    env={**os.environ, "PATH": path, **env})
+                                    env={**os.environ, "PATH": path, **env}, start_new_session=True)
+
+
+def kill(process: subprocess.Popen | SimulatedProcess) -> None:
+    """Kill the container: every process in it, as the end of its PID namespace does on a node
+    (a local container is a session of its own), and wait for its main process."""
+    if isinstance(process, subprocess.Popen):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    if process.poll() is None:
+        process.kill()
+    process.wait()
 
 
 def _argv(container: dict) -> list[str]:

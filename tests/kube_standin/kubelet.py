@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kube_standin.clock import RealClock
-from kube_standin.containers import Processes, SimulatedContainers, SimulatedProcess
+from kube_standin.containers import Processes, SimulatedContainers, SimulatedProcess, kill
 from kube_standin.logs import Capture, Line
 from kube_standin.scheduling import TERMINATED, bound_by_node, misfit, unschedulable_message
 
@@ -151,8 +151,7 @@ class Kubelets:
         _condition(pod, "DisruptionTarget", "True", self.clock.stamp(), reason, DISRUPTION_MESSAGES.get(reason, reason))
         run = self.runs.get(pod["metadata"]["uid"])
         if run is not None and run.process is not None:
-            run.process.kill()
-            run.process.wait()
+            kill(run.process)
             self._end(cluster, pod, run, "Failed", 137, "Error")
         else:
             pod["status"]["phase"] = "Failed"
@@ -178,9 +177,8 @@ class Kubelets:
         run = self.runs.pop(pod["metadata"]["uid"], None)
         self.tried.pop(pod["metadata"]["uid"], None)
         self.finished_at.pop(pod["metadata"]["uid"], None)
-        if run is not None and run.process is not None and run.process.poll() is None:
-            run.process.kill()
-            run.process.wait()
+        if run is not None and run.process is not None:
+            kill(run.process)
         if run is not None and run.log is not None:
             run.log.output.unlink(missing_ok=True)
 
