@@ -433,3 +433,38 @@ def test_deleting_a_pod_ends_every_process_of_its_container(static: KubeStub, tm
     while _alive(child):
         assert time.monotonic() < deadline + 10, "the container's child ended with its pod"
         time.sleep(0.05)
+
+
+@pytest.mark.parametrize("selector,reason", [
+    ("job role=master", "key: Invalid value: 'job role': name part must consist"),
+    ("role=chief worker", "values[0]: Invalid value: 'chief worker': a valid label must be"),
+    ("role in (a b)", "values[0]: Invalid value: 'a b'"),
+    ("role=a,,x", "found ',', expected: identifier"),
+])
+def test_a_label_selector_no_label_could_match_is_refused(static: KubeStub, selector: str, reason: str):
+    """The API server parses a selector before it lists or watches (400), as it reads the
+    ``primaryPodLabels`` a study names and the selectors katuna builds from them."""
+    core = client.CoreV1Api(api(static))
+    status, message = refusal(lambda: core.list_namespaced_pod("katuna", label_selector=selector))
+    assert status == 400 and message.startswith("unable to parse requirement: ") and reason in message, message
+    watcher = client.BatchV1Api(api(static, "system:serviceaccount:katuna:katuna-jobs-source"))
+    status, _ = refusal(lambda: watcher.list_namespaced_job("katuna", label_selector=selector, watch=True,
+                                                            timeout_seconds=1))
+    assert status == 400, "a watch is refused the same"
+
+
+def test_set_based_selectors_select_as_the_api_server_does(static: KubeStub):
+    batch = client.BatchV1Api(api(static))
+    for name, role in (("one", "chief"), ("two", "worker"), ("three", None)):
+        body = job(name)
+        if role:
+            body["metadata"]["labels"] = {"role": role}
+        batch.create_namespaced_job("katuna", body)
+
+    def names(selector: str) -> list[str]:
+        return sorted(j.metadata.name for j in batch.list_namespaced_job("katuna", label_selector=selector).items)
+
+    assert names("role in (chief, ps)") == ["one"]
+    assert names("role notin (chief)") == ["three", "two"], "notin takes the jobs without the label too"
+    assert names("role") == ["one", "two"] and names("!role") == ["three"]
+    assert names("role!=worker") == ["one", "three"] and names("role==worker") == ["two"]

@@ -242,3 +242,20 @@ def test_a_trial_spec_job_may_not_replace_pods_before_they_fail():
         "a pod only once it has failed"]
     definition["trialTemplate"]["trialSpec"]["spec"]["podReplacementPolicy"] = "Failed"
     parse_study(definition)
+
+
+def test_primary_pod_labels_must_be_labels_a_selector_can_name():
+    """They become the label selector that finds the primary pods: the API server answers 400
+    to a selector of a key or value no label can have, at every read of the trial's pods."""
+    definition = study_definition(name="primary")
+    definition["trialTemplate"] = {"trialSpec": {
+        "apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {
+            "spec": {"containers": [{"name": "t", "image": "python:3.12", "command": ["python", "-c", "1"],
+                                     "args": ["${trialParameters.x}"]}]}}}},
+        "primaryPodLabels": {"job role": "master", "training.kubeflow.org/replica-type": "chief worker"}}
+    found = problems(definition)
+    assert [p.split(":")[0] for p in found] == ["trialTemplate.primaryPodLabels.job role",
+                                                 "trialTemplate.primaryPodLabels.training.kubeflow.org/replica-type"]
+    assert "expected a Kubernetes label key" in found[0] and "expected a Kubernetes label value" in found[1]
+    definition["trialTemplate"]["primaryPodLabels"] = {"job-role": "master"}
+    parse_study(definition)

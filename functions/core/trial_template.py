@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from functions.core import pod_fields, template, trial_kinds
+from functions.core import labels, pod_fields, template, trial_kinds
 from functions.core import trial_spec as trial_spec_module
 from functions.core.reader import Reader, join, kind_of
 from functions.core.spec import TrialTemplate
@@ -35,6 +35,8 @@ def parse_trial_template(r: Reader, data: Any, parameters: list[str | None]) -> 
     pod_labels = _string_map(r, item, "primaryPodLabels", path, key_pattern=None)
     if pod_labels and trial_spec is None:
         r.fail(join(path, "primaryPodLabels"), "only used with a trialSpec, whose pods it selects")
+    for problem in labels.problems(dict(pod_labels), join(path, "primaryPodLabels")):
+        r.fail(problem.path, problem.message)
     spec_names = (trial_spec_module.check(r, trial_spec, primary, conditions, dict(pod_labels))
                   if trial_spec is not None else [])
     env = _string_map(r, item, "env", path, key_pattern=ENV_NAME)

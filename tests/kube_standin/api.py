@@ -10,7 +10,8 @@ from collections.abc import Iterator
 
 from kube_standin import configmaps, katib_api, logs
 from kube_standin.jobs import owned_pods
-from kube_standin.objects import invalid, matches, not_found, snapshot, status, unmet_precondition
+from kube_standin.objects import invalid, not_found, snapshot, status, unmet_precondition
+from kube_standin.selectors import matches
 from kube_standin.server import KINDS, Call
 from kube_standin.validation import defaulted, job_problems, undecodable
 

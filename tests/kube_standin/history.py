@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from itertools import islice
 
 from kube_standin.clock import RealClock
-from kube_standin.objects import matches, snapshot, status
+from kube_standin.objects import snapshot, status
+from kube_standin.selectors import matches
 
 
 @dataclass(frozen=True)

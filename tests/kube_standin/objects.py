@@ -72,26 +72,6 @@ def unmet_precondition(qualified: str, obj: dict, options: dict) -> tuple[int, d
     return None
 
 
-def matches(labels: dict, selector: str | None) -> bool:
-    """Whether ``labels`` satisfy an equality-based label selector (``a=b,c!=d,e``, ``!f``)."""
-    for term in filter(None, (selector or "").split(",")):
-        term = term.strip()
-        if "!=" in term:
-            key, value = term.split("!=", 1)
-            if labels.get(key.strip()) == value.strip():
-                return False
-        elif "=" in term:
-            key, value = term.split("==", 1) if "==" in term else term.split("=", 1)
-            if labels.get(key.strip()) != value.strip():
-                return False
-        elif term.startswith("!"):
-            if term[1:] in labels:
-                return False
-        elif term not in labels:
-            return False
-    return True
-
-
 def merge(target: dict, patch: dict) -> dict:
     """RFC 7386 JSON merge patch."""
     for key, value in patch.items():

@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, urlparse
 from kube_standin.history import Gone
 from kube_standin.objects import status
 from kube_standin.rbac import Request, forbidden
+from kube_standin.selectors import unreadable_selector
 
 KATUNA_USER = "system:serviceaccount:katuna:katuna"
 """Who a request without a bearer token is: katuna's ServiceAccount, as in its pod."""
@@ -128,6 +129,8 @@ def handler(cluster) -> type[BaseHTTPRequestHandler]:
                 # As the API server: authorization comes before routing, so a kind it does not
                 # serve is refused (403) where not granted, and not found (404) where granted.
                 self._send(404, status(404, "NotFound", "the server could not find the requested resource"))
+            elif (unreadable := unreadable_selector(call.query.get("labelSelector"))) is not None:
+                self._send(400, status(400, "BadRequest", unreadable))
             elif call.watch:
                 self._watch(call)
             else:
