@@ -17,7 +17,7 @@ import yaml
 from rich.console import Console
 
 from functions.adapters.sqlite_store import SqliteStore
-from functions.cli_output import print_result, print_study, studies_table, trial_table
+from functions.cli_output import front_title, print_result, print_study, studies_table, trial_table
 from functions.core.assignments import parse_assignments
 from functions.core.errors import (
     InvalidStudy,
@@ -39,7 +39,7 @@ from functions.embedded import Embedded
 from functions.interrupts import Interrupted, interruptible
 from functions.progress import StudyProgress
 from functions.settings import Settings
-from functions.terminal import markup, printable
+from functions.terminal import markup, printable, text
 from functions.userfiles import read_text
 
 console = Console()
@@ -225,11 +225,12 @@ def show(name: str, db: str | None, as_json: bool) -> None:
     store, record = _with_study(db, name)
     view = study_view(store, record)
     view["definition"] = record.spec.to_dict()
+    front = best_trials(store, record) if record.spec.multi_objective else []
     store.close()
     if as_json:
         _print_json(view)
         return
-    print_study(console, view)
+    print_study(console, view, record, front)
 
 
 @main.command()
@@ -262,7 +263,7 @@ def best(name: str, db: str | None, as_json: bool) -> None:
         sys.exit(0 if found else 1)
     if not found:
         _fail(f"study {name!r} has no completed trial{'' if record.terminal else ' yet'}")
-    console.print(trial_table(record, found, title="Pareto front" if record.spec.multi_objective else "Best trial"))
+    console.print(trial_table(record, found, title=front_title(record) if record.spec.multi_objective else "Best trial"))
 
 
 @main.command()
@@ -334,11 +335,11 @@ def serve(db: str | None, host: str, port: int, workers: int, executor: str | No
     """
     from functions.adapters.process_tree import hide_from_trials
     from functions.adapters.web.guard import exposure_problem
-    from functions.adapters.web.server import Server
+    from functions.adapters.web.server import Server, listen_problem
     from functions.runtime import service_app
 
     settings = _settings(db)
-    problem = exposure_problem(settings.allowed_hosts, settings.api_token, bind=host)
+    problem = exposure_problem(settings.allowed_hosts, settings.api_token, bind=host) or listen_problem(host, port)
     if problem:
         _fail(problem, 2)
     if executor:
@@ -372,6 +373,29 @@ def stop(name: str, db: str | None) -> None:
         _fail(_looked_in(exc, path))
     finally:
         embedded.close()
+
+
+@main.command()
+@click.argument("name")
+@db_option
+def delete(name: str, db: str | None) -> None:
+    """Delete a study that is not running, with its trials, at once (no confirmation, as
+    DELETE /studies/NAME); its name is then free for another definition."""
+    store, _ = _with_study(db, name)
+    try:
+        with store.transaction():
+            record = store.get_study(name)
+            if not record.terminal:
+                _fail(f"study {name!r} is {record.status} (or was interrupted, and a run would resume it): stop it "
+                      f"first with katuna stop {name}, then delete it")
+            trials = store.count_trials(name).created
+            store.delete_study(name)
+    finally:
+        store.close()
+    logs = _settings(db).logs / name
+    kept = f"; its trial logs stay in {logs.resolve()}" if logs.is_dir() else ""
+    console.print(text(f"Deleted study {name!r} and its {trials} trial(s) from {_settings(db).db.resolve()}{kept}."),
+                  soft_wrap=True)
 
 
 @main.command("optuna-dashboard")

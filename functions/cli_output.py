@@ -9,8 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from rich import box
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
+from rich.measure import Measurement
 from rich.table import Table
+from rich.text import Text
 
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.records import StudyRecord, TrialRecord
@@ -18,20 +20,27 @@ from functions.core.views import best_trials, study_view
 from functions.settings import Settings
 from functions.terminal import markup, text
 
+INACTIVE = "—"
+"""How a table shows a parameter a trial does not have (a conditional one whose ``when`` did not hold)."""
+UNBOUNDED = 1 << 20
+"""A width no table reaches: a table measured in it takes its natural width."""
+
 
 def print_result(console: Console, store: SqliteStore, record: StudyRecord, settings: Settings) -> None:
     """How a ``katuna run`` ended: the status and reason, the best trials, where results are."""
     view = study_view(store, record)
     console.print(f"Study [bold]{markup(record.name)}[/bold]: {record.status} ({markup(record.reason)})")
-    console.print(trial_table(record, best_trials(store, record, limit=5), title="Best trials"))
+    title = front_title(record) if record.spec.multi_objective else "Best trials"
+    console.print(trial_table(record, best_trials(store, record, limit=5), title=title))
     console.print(f"Results: {markup(settings.db.resolve())} (study {markup(repr(record.name))})", highlight=False)
     console.print(f"Logs:    {markup(settings.logs.resolve() / record.name)}", highlight=False)
     console.print(f"Trials: {view['trials']} ({view['counts']['complete']} complete, "
                   f"{view['counts']['failed']} failed, {view['counts']['pruned']} pruned)")
 
 
-def print_study(console: Console, view: dict[str, Any]) -> None:
-    """``katuna show``: status, reason, counts, best trial and node pool of a study's view."""
+def print_study(console: Console, view: dict[str, Any], record: StudyRecord, front: list[TrialRecord]) -> None:
+    """``katuna show``: status, reason, counts, best trial (or, with several objectives, the
+    Pareto ``front``) and node pool of a study's view."""
     counts = view["counts"]
     console.print(f"[bold]{markup(view['name'])}[/bold]  status: {view['status']}  "
                   f"reason: {markup(view['reason'] or '-')}")
@@ -47,6 +56,9 @@ def print_study(console: Console, view: dict[str, Any]) -> None:
     best = view["best"]
     if isinstance(best, dict):
         console.print(f"best: trial {best['number']} value {best['value']:.6g} params {markup(best['params'])}")
+    elif record.spec.multi_objective:
+        console.print(trial_table(record, front, title=front_title(record)) if front
+                      else f"{front_title(record)}: no completed trial{'' if record.terminal else ' yet'}")
     pool = view["nodePool"]
     if pool:
         console.print(text(f"node pool: {pool['pool']} ({pool['provider']}, {pool['capacity']}, "
@@ -75,31 +87,86 @@ def studies_table(views: list[dict[str, Any]]) -> Table:
     return table
 
 
-def trial_table(record: StudyRecord, trials: list[TrialRecord], title: str | None = None) -> Table:
-    """Trials with their values and parameters; without a title (all trials) with their state,
-    and with the first line of their reasons when any has one."""
-    spec = record.spec
-    with_reason = any(t.reason for t in trials)
-    with_state = title is None
-    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("trial", justify="right")
-    if with_state:
-        table.add_column("state")
-    for objective in spec.objectives:
-        table.add_column(text(objective.metric), justify="right")
-    for parameter in spec.parameters:
-        table.add_column(text(parameter.name), overflow="fold")
-    if with_reason:
-        table.add_column("reason", overflow="fold", max_width=50)
-    for trial in trials:
-        values: list[float | None] = [*trial.values] if trial.values else [None] * len(spec.objectives)
-        row = [str(trial.number), *([trial.state] if with_state else []),
-               *["" if v is None else f"{v:.6g}" for v in values],
-               *[_short(trial.params.get(p.name)) for p in spec.parameters]]
+def trial_table(record: StudyRecord, trials: list[TrialRecord], title: str | None = None) -> RenderableType:
+    """Trials with their values, additional metrics and parameters; without a title (all
+    trials) with their state, and with the first line of their reasons when any has one."""
+    return _TrialTable(record, trials, title)
+
+
+class _TrialTable:
+    """A table of trials laid out for the width it is printed in: a column for each value,
+    metric and parameter where they fit side by side; else a column for each value, and the
+    metrics and the parameters as ``name=value`` lists, which wrap between entries. So a wide
+    study stays readable in an 80-column terminal, and no number is split across lines.
+
+    A parameter a trial does not have (its ``when`` did not hold) shows as ``—`` in its column
+    and is left out of a list; a value or metric not measured (yet) is blank."""
+
+    def __init__(self, record: StudyRecord, trials: list[TrialRecord], title: str | None) -> None:
+        self._spec = record.spec
+        self._trials = trials
+        self._title = title
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        wide = self._table(wide=True)
+        natural = Measurement.get(console, options.update_width(UNBOUNDED), wide).maximum
+        yield wide if natural <= options.max_width else self._table(wide=False)
+
+    def _table(self, wide: bool) -> Table:
+        spec = self._spec
+        with_reason = any(t.reason for t in self._trials)
+        with_state = self._title is None
+        title_width = Text.from_markup(self._title).cell_len if self._title else None
+        table = Table(title=self._title, box=box.SIMPLE_HEAD, pad_edge=False, min_width=title_width)
+        table.add_column("trial", justify="right", no_wrap=True)
+        if with_state:
+            table.add_column("state", no_wrap=True)
+        for objective in spec.objectives:
+            table.add_column(text(objective.metric), justify="right", no_wrap=True)
+        if wide:
+            for metric in spec.additional_metrics:
+                table.add_column(text(metric), justify="right")
+            for parameter in spec.parameters:
+                table.add_column(text(parameter.name))
+        else:
+            if spec.additional_metrics:
+                table.add_column("metrics", overflow="fold")
+            table.add_column("params", overflow="fold")
         if with_reason:
-            row.append(trial.reason.splitlines()[0] if trial.reason else "")
-        table.add_row(*map(text, row))
-    return table
+            table.add_column("reason", overflow="fold", max_width=50)
+        for trial in self._trials:
+            row = [str(trial.number), *([trial.state] if with_state else []), *self._values(trial),
+                   *(self._cells(trial) if wide else self._lists(trial))]
+            if with_reason:
+                row.append(trial.reason.splitlines()[0] if trial.reason else "")
+            table.add_row(*map(text, row))
+        return table
+
+    def _values(self, trial: TrialRecord) -> list[str]:
+        values: list[float | None] = [*trial.values] if trial.values else [None] * len(self._spec.objectives)
+        return [_number(v, ".6g") for v in values]
+
+    def _cells(self, trial: TrialRecord) -> list[str]:
+        """A cell for each additional metric, then one for each parameter."""
+        return [*[_number(trial.metrics.get(m), ".4g") for m in self._spec.additional_metrics],
+                *[_short(trial.params[p.name]) if p.name in trial.params else INACTIVE for p in self._spec.parameters]]
+
+    def _lists(self, trial: TrialRecord) -> list[str]:
+        """The measured additional metrics as one ``name=value`` list (when the study has any),
+        then the parameters the trial has as another."""
+        metrics = " ".join(f"{m}={trial.metrics[m]:.4g}" for m in self._spec.additional_metrics if m in trial.metrics)
+        params = " ".join(f"{p.name}={_short(trial.params[p.name])}" for p in self._spec.parameters
+                          if p.name in trial.params)
+        return [metrics, params] if self._spec.additional_metrics else [params]
+
+
+def front_title(record: StudyRecord) -> str:
+    """The title of a Pareto front's table: which way each objective is better."""
+    return markup("Pareto front (" + ", ".join(f"{o.metric} {o.direction}" for o in record.spec.objectives) + ")")
+
+
+def _number(value: float | None, spec: str) -> str:
+    return "" if value is None else format(value, spec)
 
 
 def _short(value: Any) -> str:

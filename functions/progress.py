@@ -1,32 +1,70 @@
 """The live progress display of ``katuna run``: trials done, failed, running, best, elapsed.
 
-The study's name and the metric's name are shown escaped: rich renders these columns as markup.
+It is one line that fits the terminal's width: where the whole line does not fit, the parts
+that matter least give way first (the counts drop their zeros, the bar goes, the best value
+loses its metric's name, the study's name is shortened, then the name, the counts, the best
+value and the spinner go), so the trials finished and the elapsed time always show whole.
+The study's name and the metric's name are shown as text, never as markup.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from contextlib import suppress
+from dataclasses import dataclass
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, Task, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
 
 from functions.core.ports import Store
+from functions.core.records import Counts
 from functions.core.spec import Study
-from functions.terminal import markup
+from functions.terminal import printable
+
+BAR_WIDTH = (10, 40)
+"""The narrowest bar worth showing, and the widest."""
+SHORT_NAME = 16
+"""The study's name is cut to this many characters (with an ellipsis) where the line is short of room."""
+
+
+@dataclass(frozen=True)
+class Look:
+    """One way to show the line: which parts, each whole, short or left out."""
+
+    counts: str = "long"
+    """``long`` (every state), ``short`` (the states with trials) or ``""`` (none)."""
+    bar: bool = True
+    best: str = "long"
+    """``long`` (``best accuracy=0.97``), ``short`` (``best 0.97``) or ``""``."""
+    name: str = "long"
+    """``long``, ``short`` (at most :data:`SHORT_NAME` characters) or ``""``."""
+    spinner: bool = True
+
+
+LOOKS = (
+    Look(),
+    Look(counts="short"),
+    Look(counts="short", bar=False),
+    Look(counts="short", bar=False, best="short"),
+    Look(counts="short", bar=False, best="short", name="short"),
+    Look(counts="short", bar=False, best="short", name=""),
+    Look(counts="", bar=False, best="short", name=""),
+    Look(counts="", bar=False, best="", name=""),
+    Look(counts="", bar=False, best="", name="", spinner=False),
+)
+"""From the fullest line to the barest: the first that fits is shown."""
 
 
 class StudyProgress:
-    """A rich progress bar fed from the store on every broker tick."""
+    """A rich progress line fed from the store on every broker tick."""
 
     def __init__(self, console: Console, store: Store, spec: Study) -> None:
         self._store = store
         self._spec = spec
-        self._progress = Progress(
-            SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[counts]}"), TextColumn("{task.fields[best]}"), TimeElapsedColumn(),
-            console=console,
-        )
-        self._task = self._progress.add_task(markup(spec.name), total=spec.max_trials, counts="", best="")
+        self._progress = _FittingProgress(spec.objectives[0].metric, console=console)
+        self._task = self._progress.add_task(spec.name, total=spec.max_trials, counts=Counts(), best=None)
 
     def __enter__(self) -> StudyProgress:
         self._progress.start()
@@ -42,10 +80,86 @@ class StudyProgress:
 
     def update(self) -> None:
         counts = self._store.count_trials(self._spec.name)
-        text = f"done {counts.complete} · failed {counts.failed} · pruned {counts.pruned} · running {counts.running}"
-        best = ""
+        best = None
         if not self._spec.multi_objective:
             top = self._store.best_trials(self._spec.name, 1)
             if top and top[0].values:
-                best = markup(f"best {self._spec.objectives[0].metric}={top[0].values[0]:.6g}")
-        self._progress.update(self._task, completed=counts.finished, counts=text, best=best)
+                best = top[0].values[0]
+        self._progress.update(self._task, completed=counts.finished, counts=counts, best=best)
+
+
+class _FittingProgress(Progress):
+    """A progress display whose one task is a :class:`_Line` (rich's own columns render its
+    parts: the spinner, the bar, trials finished of all, the elapsed time)."""
+
+    def __init__(self, metric: str, console: Console) -> None:
+        self.metric = metric
+        self.spinner_column, self.count_column, self.elapsed_column = SpinnerColumn(), MofNCompleteColumn(), TimeElapsedColumn()
+        super().__init__(console=console)
+
+    def get_renderables(self) -> Iterable[RenderableType]:
+        for task in self.tasks:
+            yield _Line(self, task)
+
+
+class _Line:
+    """One task's line, in the fullest of :data:`LOOKS` that fits the width it is given."""
+
+    def __init__(self, progress: _FittingProgress, task: Task) -> None:
+        self._progress = progress
+        self._task = task
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        for look in LOOKS:
+            head, tail = self._parts(look)
+            room = options.max_width - sum(part.cell_len + 1 for part in (*head, *tail)) + 1
+            if not look.bar and room >= 0:
+                yield _grid([*head, *tail])
+                return
+            if look.bar and room - 1 >= BAR_WIDTH[0]:
+                yield _grid([*head, BarColumn(bar_width=min(room - 1, BAR_WIDTH[1]))(self._task), *tail])
+                return
+        yield _grid([*head, *tail])
+
+    def _parts(self, look: Look) -> tuple[list[Text], list[Text]]:
+        """The look's parts before the bar (spinner, name) and after it (trials finished of
+        all, counts, best value, elapsed time)."""
+        task, progress = self._task, self._progress
+        best = task.fields["best"]
+        head = [*([_text(progress.spinner_column(task))] if look.spinner else []),
+                *([self._name(look.name)] if look.name else [])]
+        tail = [_text(progress.count_column(task)),
+                *([_counts(task.fields["counts"], look.counts)] if look.counts else []),
+                *([Text(_best(progress.metric, best, look.best))] if look.best and best is not None else []),
+                _text(progress.elapsed_column(task))]
+        return head, tail
+
+    def _name(self, look: str) -> Text:
+        name = Text(printable(self._task.description), style="bold")
+        if look == "short":
+            name.truncate(SHORT_NAME, overflow="ellipsis")
+        return name
+
+
+def _grid(cells: list[RenderableType]) -> Table:
+    """The cells side by side on one line, one space apart."""
+    grid = Table.grid(padding=(0, 1))
+    for _ in cells:
+        grid.add_column(no_wrap=True)
+    grid.add_row(*cells)
+    return grid
+
+
+def _text(renderable: RenderableType) -> Text:
+    return renderable if isinstance(renderable, Text) else Text(str(renderable))
+
+
+def _counts(counts: Counts, look: str) -> Text:
+    """``done 3 · failed 1 · pruned 0 · running 2``; short: without the states at 0 (but done)."""
+    states = (("done", counts.complete), ("failed", counts.failed), ("pruned", counts.pruned),
+              ("running", counts.running))
+    return Text(" · ".join(f"{state} {n}" for state, n in states if look == "long" or n or state == "done"))
+
+
+def _best(metric: str, value: float, look: str) -> str:
+    return printable(f"best {metric}={value:.6g}" if look == "long" else f"best {value:.4g}")

@@ -7,6 +7,7 @@ import json
 import os
 import select
 import signal
+import socket
 import sqlite3
 import stat
 import subprocess
@@ -29,9 +30,9 @@ pytestmark = pytest.mark.slow
 KATUNA = [str(Path(sys.executable).with_name("katuna"))]
 
 
-def katuna(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+def katuna(*args: str, cwd: Path, check: bool = True, columns: int = 200) -> subprocess.CompletedProcess[str]:
     result = subprocess.run([*KATUNA, *args], cwd=cwd, capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "COLUMNS": "200"})
+                            env={**os.environ, "COLUMNS": str(columns)})
     if check and result.returncode != 0:
         raise AssertionError(f"katuna {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
     return result
@@ -94,13 +95,45 @@ def test_run_then_inspect_with_json(tmp_path: Path):
     assert len(json.loads(katuna("trials", "demo", "--json", cwd=tmp_path).stdout)) == 4
 
 
-def test_a_different_definition_under_the_same_name_is_refused(tmp_path: Path):
+def test_a_different_definition_under_the_same_name_is_refused_naming_what_changed_and_how_to_go_on(tmp_path: Path):
     write_study(tmp_path / "a.yaml", study_definition(maxTrials=1, parallelism=1))
     katuna("run", "a.yaml", cwd=tmp_path)
-    write_study(tmp_path / "b.yaml", study_definition(maxTrials=2, parallelism=1))
+    edited = study_definition(maxTrials=2, parallelism=1)
+    edited["parameters"][0]["max"] = 4.0
+    write_study(tmp_path / "b.yaml", edited)
     result = katuna("run", "b.yaml", cwd=tmp_path, check=False)
     assert result.returncode == 2
-    assert "already exists with a different definition" in result.stderr
+    assert result.stderr == ("error: study 'demo' already exists with a different definition (changed: "
+                             "maxTrials, parameters[0].max); give it another name, or delete the stored study "
+                             "and its trials first (katuna delete demo, or DELETE /studies/demo)\n")
+
+
+def test_delete_refuses_a_running_study_then_deletes_it_once_stopped_freeing_its_name(tmp_path: Path):
+    study = _held_study(tmp_path)
+    process = subprocess.Popen([*KATUNA, "run", str(study)], cwd=tmp_path, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_two_running_trials(tmp_path)
+        refused = katuna("delete", "demo", cwd=tmp_path, check=False)
+        assert (refused.returncode, refused.stdout) == (1, "")
+        assert refused.stderr == ("error: study 'demo' is running (or was interrupted, and a run would resume it): "
+                                  "stop it first with katuna stop demo, then delete it\n")
+        assert {t["state"] for t in _trials(tmp_path / "katuna.db")} >= {"RUNNING"}
+        katuna("stop", "demo", cwd=tmp_path)
+        process.communicate(timeout=30)
+    finally:
+        process.kill()
+    trials = len(_trials(tmp_path / "katuna.db"))
+    deleted = katuna("delete", "demo", cwd=tmp_path)
+    assert deleted.stdout == (f"Deleted study 'demo' and its {trials} trial(s) from {tmp_path / 'katuna.db'}; "
+                              f"its trial logs stay in {tmp_path / 'katuna-logs' / 'demo'}.\n")
+    assert _trials(tmp_path / "katuna.db") == []
+    gone = katuna("show", "demo", cwd=tmp_path, check=False)
+    assert gone.returncode == 1 and "no study named 'demo'" in gone.stderr
+    again = katuna("delete", "demo", cwd=tmp_path, check=False)
+    assert again.returncode == 1 and f"no study named 'demo' in {tmp_path / 'katuna.db'}" in again.stderr
+    write_study(tmp_path / "other.yaml", study_definition(maxTrials=1, parallelism=1))
+    assert "Study demo: completed" in katuna("run", "other.yaml", cwd=tmp_path).stdout
 
 
 def interruptible() -> None:
@@ -263,7 +296,7 @@ def test_commands_on_an_unknown_study_say_so_and_where_they_looked(tmp_path: Pat
 
 
 @pytest.mark.parametrize("command", [("show", "demo"), ("trials", "demo", "--json"), ("best", "demo"),
-                                     ("stop", "demo"), ("studies",)])
+                                     ("stop", "demo"), ("delete", "demo"), ("studies",)])
 @pytest.mark.parametrize("db", [None, "new/typo.db"])
 def test_commands_that_read_refuse_a_missing_database_and_create_nothing(tmp_path: Path, command: tuple[str, ...],
                                                                          db: str | None):
@@ -284,6 +317,82 @@ def test_a_failed_study_exits_1_whenever_it_is_run_and_has_no_best_trial(tmp_pat
     assert (table.returncode, as_json.returncode) == (1, 1)
     assert "error: study 'demo' has no completed trial\n" in table.stderr
     assert json.loads(as_json.stdout) is None
+
+
+CONDITIONAL = [{"name": "x", "type": "float", "min": -5.0, "max": 5.0},
+               {"name": "kernel", "type": "categorical", "values": ["poly", "rbf"]},
+               {"name": "degree", "type": "int", "min": 2, "max": 5, "when": {"kernel": ["poly"]}},
+               {"name": "learning_rate_schedule", "type": "categorical",
+                "values": ["cosine_with_restarts", "linear_warmup_then_decay"]},
+               {"name": "weight_decay", "type": "float", "min": 1e-6, "max": 0.1, "log": True},
+               {"name": "dropout_probability", "type": "float", "min": 0.0, "max": 0.5}]
+"""Parameters of a study too wide for 80 columns, ``degree`` only where ``kernel`` is ``poly``."""
+
+
+def _conditional_study(tmp_path: Path, parameters: list[dict]) -> Path:
+    """A study of 6 trials over ``parameters`` (given to the trial in its environment) that
+    collects ``size`` and ``epoch`` besides its objective ``loss``."""
+    definition = study_definition(maxTrials=6, parameters=parameters,
+                                  objective={"metric": "loss", "direction": "minimize",
+                                             "additionalMetrics": ["size", "epoch"]})
+    definition["trialTemplate"]["env"] = {p["name"].upper(): f"${{trialParameters.{p['name']}}}" for p in parameters[1:]}
+    return write_study(tmp_path / "study.yaml", definition)
+
+
+def test_trials_shows_additional_metrics_and_a_dash_for_a_parameter_a_trial_does_not_have(tmp_path: Path):
+    katuna("run", str(_conditional_study(tmp_path, CONDITIONAL[:3])), cwd=tmp_path)
+    trials = json.loads(katuna("trials", "demo", "--json", cwd=tmp_path).stdout)
+    assert {"degree" in t["params"] for t in trials} == {True, False}, "the seed gives trials with and without degree"
+    lines = katuna("trials", "demo", cwd=tmp_path).stdout.splitlines()
+    assert lines[1].split() == ["trial", "state", "loss", "size", "epoch", "x", "kernel", "degree"]
+    rows = {int(line.split()[0]): line.split() for line in lines[3:] if line.strip()}
+    for trial in trials:
+        assert rows[trial["number"]][2:5] == [f"{trial['value']:.6g}", f"{trial['metrics']['size']:.4g}", "1"]
+        assert rows[trial["number"]][7] == str(trial["params"].get("degree", "—"))
+    assert "None" not in "\n".join(lines)
+
+
+def test_a_wide_trials_table_fits_80_columns_keeping_every_number_whole(tmp_path: Path):
+    katuna("run", str(_conditional_study(tmp_path, CONDITIONAL)), cwd=tmp_path)
+    trials = json.loads(katuna("trials", "demo", "--json", cwd=tmp_path).stdout)
+    output = katuna("trials", "demo", cwd=tmp_path, columns=80).stdout
+    lines = output.splitlines()
+    assert max(map(len, lines)) <= 80
+    assert lines[1].split() == ["trial", "state", "loss", "metrics", "params"]
+    words = output.split()
+    for trial in trials:
+        assert f"{trial['value']:.6g}" in words and f"size={trial['metrics']['size']:.4g}" in words
+        assert f"kernel={trial['params']['kernel']}" in words
+        assert ("degree" in trial["params"]) == (f"degree={trial['params'].get('degree')}" in words)
+    assert "None" not in output and "…" not in output
+
+
+def test_show_of_a_multi_objective_study_prints_its_pareto_front_with_the_directions(tmp_path: Path):
+    definition = study_definition(maxTrials=6, objective={"metrics": [{"name": "loss", "direction": "minimize"},
+                                                                      {"name": "size", "direction": "maximize"}]})
+    katuna("run", str(write_study(tmp_path / "study.yaml", definition)), cwd=tmp_path)
+    front = json.loads(katuna("best", "demo", "--json", cwd=tmp_path).stdout)
+    lines = [line.strip() for line in katuna("show", "demo", cwd=tmp_path).stdout.splitlines()]
+    title = lines.index("Pareto front (loss minimize, size maximize)")
+    assert lines[title + 2].split() == ["trial", "loss", "size", "x"]
+    shown = [line.split() for line in lines[title + 4:] if line.strip()]
+    assert shown == [[str(t["number"]), f"{t['values'][0]:.6g}", f"{t['values'][1]:.6g}", f"{t['params']['x']:.3g}"]
+                     for t in front]
+    assert len(front) >= 2
+
+
+def test_serve_on_a_port_in_use_exits_2_at_once_naming_the_port(tmp_path: Path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        started = time.monotonic()
+        result = katuna("serve", "--port", str(port), cwd=tmp_path, check=False)
+    assert time.monotonic() - started < 4, "no retrying"
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (f"error: port {port} is already in use on 127.0.0.1 (another katuna serve?): "
+                             "stop what listens there, or choose another port with --port\n")
+    assert list(tmp_path.iterdir()) == []
 
 
 def _trials(db: Path) -> list[dict]:

@@ -59,8 +59,9 @@ class StoreContract:
     def test_adding_the_same_definition_twice_is_idempotent_and_a_different_one_conflicts(self, store: Store):
         first = store.add_study(record())
         assert store.add_study(record()) == first
-        with pytest.raises(StudyConflict, match="already exists with a different definition"):
+        with pytest.raises(StudyConflict, match=r"already exists with a different definition \(changed: maxTrials\)") as conflict:
             store.add_study(record(maxTrials=9))
+        assert conflict.value.changed == ("maxTrials",)
         assert store.get_study("demo").spec.max_trials == 4
         with pytest.raises(StudyNotFound):
             store.get_study("other")

@@ -71,7 +71,11 @@ def test_reposting_is_idempotent_and_a_different_definition_conflicts(service: S
     assert post_study(service, definition, "application/json")[0] == 200
     status, _, body = post_study(service, {**definition, "maxTrials": 2})
     assert status == 409
-    assert "already exists with a different definition" in json.loads(body)["message"]
+    conflict = json.loads(body)
+    assert conflict["changed"] == ["maxTrials"]
+    assert conflict["message"] == ("study 'twice' already exists with a different definition (changed: maxTrials); "
+                                   "give it another name, or delete the stored study and its trials first "
+                                   "(katuna delete twice, or DELETE /studies/twice)")
     service.wait_for("twice")
     assert len(service.json("GET", "/studies/twice/trials")[1]) == 1
 

@@ -13,7 +13,8 @@ from typing import Any
 import optuna
 
 from functions.adapters.sqlite_connection import SqliteConnection, dumps, loads, reading
-from functions.core.errors import StudyConflict, StudyNotFound
+from functions.core.conflicts import study_conflict
+from functions.core.errors import StudyNotFound
 from functions.core.records import FAILED, TERMINAL_STATUSES, StudyRecord
 from functions.core.spec import Study
 from functions.core.stored import SPEC_VERSION, UnreadableSpec, study_from_dict, unreadable_study
@@ -58,10 +59,7 @@ class SqliteStudies(SqliteConnection):
             if row is not None:
                 existing = self._study(row)
                 if existing.spec != record.spec:
-                    raise StudyConflict(
-                        f"study {record.name!r} already exists with a different definition; "
-                        "choose another name or another database"
-                    )
+                    raise study_conflict(existing, record.spec, record.definition)
                 return existing
             self.db.table("studies").insert({
                 "name": record.name, "uid": record.uid, "definition": dumps(record.definition),

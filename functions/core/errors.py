@@ -64,7 +64,12 @@ class MalformedRequest(PermanentError):
 
 
 class StudyConflict(PermanentError):
-    """A different definition is already stored under the same study name."""
+    """A different definition is already stored under the same study name; ``changed`` lists
+    the field paths that differ (:mod:`functions.core.conflicts`)."""
+
+    def __init__(self, message: str, changed: list[str] | tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.changed = tuple(changed)
 
 
 class StudyNotFound(PermanentError):

@@ -19,6 +19,7 @@ from optuna.trial import TrialState
 
 from functions.core import resume, template, tfevents
 from functions.core.cluster import Cluster
+from functions.core.conflicts import study_conflict
 from functions.core.errors import InvalidStudy, StudyConflict, StudyNotFound
 from functions.core.events import STUDY_CREATED, Event, derived_id, study_completed, trial_suggested
 from functions.core.katib_trials import trial_name, trials_owner
@@ -91,8 +92,8 @@ def store_or_restart(deps: Deps, spec: Study, definition: dict[str, Any]) -> Stu
                 raise
             refused = resume.refusals(stored, definition, deps.store.count_trials(stored.name).created)
             if refused:
-                raise StudyConflict(f"{exc}; it has ended ({stored.status}: {stored.reason}) and does not restart: "
-                                    f"{'; '.join(refused)}") from exc
+                raise study_conflict(stored, spec, definition, f"it has ended ({stored.status}: {stored.reason}) and does "
+                                     f"not restart: {'; '.join(refused)}") from exc
             return reopen(stored, deps, spec, definition)
 
 

@@ -36,6 +36,8 @@ def error_response(exc: KatunaError, resource: bool = True):
     if isinstance(exc, InvalidStudy):
         body["message"] = "invalid study"
         body["problems"] = [{"path": p.path, "message": p.message} for p in exc.problems]
+    if isinstance(exc, StudyConflict):
+        body["changed"] = list(exc.changed)
     response = jsonify(body)
     response.status_code = status_of(exc, resource)
     if exc.retryable:

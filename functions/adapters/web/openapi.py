@@ -26,7 +26,9 @@ _SCHEMAS: dict[str, Any] = {
     "Error": {"type": "object", "required": ["error", "message"], "properties": {
         "error": {"type": "string"}, "message": {"type": "string"}, "retryable": {"type": "boolean"},
         "problems": {"type": "array", "items": {"type": "object", "required": ["path", "message"], "properties": {
-            "path": {"type": "string"}, "message": {"type": "string"}}}}}},
+            "path": {"type": "string"}, "message": {"type": "string"}}}},
+        "changed": {"type": "array", "items": {"type": "string"},
+                    "description": "409: the field paths in which the definition differs from the stored one"}}},
     "Trial": {"type": "object", "required": ["number", "state", "params", "value", "values", "metrics", "reason"],
               "properties": {
                   "number": {"type": "integer"},

@@ -9,10 +9,12 @@ emptied of an earlier run's counts, or else a private one made for this run and 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -106,6 +108,28 @@ def _locked(path: Path) -> int | None:
         os.close(descriptor)
         return None
     return descriptor
+
+
+def listen_problem(host: str, port: int) -> str | None:
+    """Why gunicorn could not listen on ``host:port`` (the port in use, an address that is not
+    this machine's, a port the user may not take), or None. Asked before gunicorn starts, which
+    would otherwise retry for seconds and end with its own log lines. The probe reuses addresses
+    as gunicorn does, so a port whose last connections are closing counts as free."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror as exc:
+        return f"cannot listen on {host}:{port}: {exc.strerror}"
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return (f"port {port} is already in use on {host} (another katuna serve?): "
+                        "stop what listens there, or choose another port with --port")
+            return f"cannot listen on {host}:{port}: {exc.strerror}"
+    return None
 
 
 class Server(BaseApplication):

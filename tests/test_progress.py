@@ -1,0 +1,73 @@
+"""The progress line of ``katuna run`` as a terminal of a given width shows it: one line that
+fits, the trials finished and the elapsed time always whole, the rest by priority."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import pytest
+from conftest import study_definition
+from rich.console import Console
+
+from functions.adapters.sqlite_store import SqliteStore
+from functions.core.records import COMPLETE, FAIL, RUNNING, StudyRecord, TrialRecord
+from functions.core.spec import Study
+from functions.core.validate import parse_study
+from functions.progress import StudyProgress
+
+ELAPSED = re.compile(r" \d+:\d\d:\d\d$")
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    s = SqliteStore(tmp_path / "k.db")
+    yield s
+    s.close()
+
+
+def _study(store: SqliteStore, name: str = "quickstart") -> Study:
+    """A study of 30 trials maximizing accuracy: 12 finished (9 complete, 3 failed), 2 running."""
+    definition = study_definition(name=name, maxTrials=30, objective={"metric": "accuracy", "direction": "maximize"})
+    spec = parse_study(definition)
+    store.add_study(StudyRecord(spec, definition, "/tmp", uid="u"))
+    for number in range(14):
+        state = RUNNING if number >= 12 else FAIL if number % 4 == 0 else COMPLETE
+        values = [0.9 + number / 1000] if state == COMPLETE else None
+        store.add_trial(TrialRecord(name, number, {"x": 1.0}, state=state, values=values))
+    return spec
+
+
+def _line(store: SqliteStore, spec: Study, width: int) -> str:
+    """What a run's progress leaves on a console of ``width`` columns (not a terminal: the last view only)."""
+    out = io.StringIO()
+    with StudyProgress(Console(file=out, width=width), store, spec):
+        pass
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def test_a_wide_terminal_shows_every_part(store: SqliteStore):
+    line = _line(store, _study(store), 200)
+    assert line.startswith("⠋ quickstart ━")
+    assert line.endswith(" 12/30 done 9 · failed 3 · pruned 0 · running 2 best accuracy=0.911 0:00:00")
+
+
+def test_an_80_column_terminal_drops_the_bar_and_the_zero_counts_before_anything_else(store: SqliteStore):
+    assert _line(store, _study(store), 80) == "⠋ quickstart 12/30 done 9 · failed 3 · running 2 best accuracy=0.911 0:00:00"
+
+
+def test_a_long_name_is_shortened_before_the_counts_go(store: SqliteStore):
+    spec = _study(store, "a-study-with-a-name-much-longer-than-its-line-has-room-for")
+    assert _line(store, spec, 80) == "⠋ a-study-with-a-… 12/30 done 9 · failed 3 · running 2 best 0.911 0:00:00"
+
+
+@pytest.mark.parametrize("width", [100, 80, 70, 60, 50, 40, 30, 20, 15])
+def test_every_width_gets_one_line_that_fits_with_the_trials_finished_and_the_elapsed_time_whole(
+        store: SqliteStore, width: int):
+    line = _line(store, _study(store), width)
+    assert len(line) <= width
+    assert " 12/30 " in f" {line}"
+    assert ELAPSED.search(line), line
