@@ -244,8 +244,8 @@ class ClusterResources:
     def put_trials(self, owner: Ref, trials: Sequence[Mapping[str, Any]]) -> None:
         self._target().put_trials(owner, trials)
 
-    def delete_trials(self, owner: Ref, names: Sequence[str]) -> None:
-        self._target().delete_trials(owner, names)
+    def delete_trials(self, owner: Ref, uid: str, names: Sequence[str]) -> None:
+        self._target().delete_trials(owner, uid, names)
 
     def read_config_map(self, namespace: str, name: str) -> Mapping[str, str] | None:
         return self._target().read_config_map(namespace, name)

@@ -16,6 +16,7 @@ calls :meth:`KubeStub.settle` and advances the clock, and the containers should 
 
 from __future__ import annotations
 
+import math
 import shutil
 import threading
 import time
@@ -28,7 +29,7 @@ import jsonpointer
 from kube_standin import configmaps, katib_api
 from kube_standin.api import PLURALS, ApiServer
 from kube_standin.autoscaler import Autoscaler
-from kube_standin.clock import RealClock
+from kube_standin.clock import RealClock, rfc3339
 from kube_standin.history import Change, History
 from kube_standin.jobs import JobController
 from kube_standin.kubelet import Kubelets, image_id
@@ -80,6 +81,14 @@ class KubeStub(ApiServer, Workloads):
         self.nodes: dict[str, dict] = {}
         self.logs: dict[tuple[str, str], list[Line]] = {}
         self.resources: dict[tuple[str, str, str], dict] = {}
+        self.stop_seconds = 0.0
+        """How long a deleted pod's running container takes to exit (its grace period caps it)."""
+        self.terminating: dict[tuple[str, str], float] = {}
+        """Pods deleted while running, by (namespace, name): when their grace period ends."""
+        self.gc_seconds = 0.0
+        """How long the garbage collector takes to delete what a deleted custom resource owned."""
+        self.garbage: list[tuple[float, str, str]] = []
+        """(when, namespace, owner uid) of each owner gone whose dependents the collector has yet to delete."""
         self.deleted: list[tuple[str, str, str | None]] = []
         self.created: list[str] = []
         self.create_requests: list[tuple[str, str]] = []
@@ -280,13 +289,15 @@ class KubeStub(ApiServer, Workloads):
                 self.history.record("MODIFIED", plural, current)
             return snapshot(current)
 
-    def delete(self, kind: str, namespace: str, name: str, api_version: str = "katuna.dev/v1") -> dict:
+    def delete(self, kind: str, namespace: str, name: str, api_version: str = "katuna.dev/v1",
+               cascade: str = "background") -> dict:
+        """Delete the resource as ``kubectl delete --cascade=<cascade>`` does: what it owns goes
+        by the garbage collector (``background``, ``foreground``) or stays (``orphan``)."""
         plural = katib_api.key_of(api_version, kind, PLURALS)
-        with self.lock:
-            obj = self.resources.pop((plural, namespace, name))
-            self.history.record("DELETED", plural, obj)
-            katib_api.collect_owned(self, namespace, obj["metadata"]["uid"])
-            return obj
+        code, body = katib_api.delete(self, plural, namespace, name, policy=cascade.capitalize())
+        if code != 200:
+            raise LookupError(body["message"])
+        return body
 
     def get_resource(self, plural: str, namespace: str, name: str) -> tuple[int, dict]:
         with self.lock:
@@ -335,11 +346,40 @@ class KubeStub(ApiServer, Workloads):
         return pod
 
     def delete_pod(self, pod: dict) -> None:
+        """Delete a pod: one whose container runs stays ``Terminating`` (its
+        ``deletionTimestamp`` set) while the container takes ``stop_seconds`` to exit, at most
+        the pod's ``terminationGracePeriodSeconds`` (30 unless set), after which the kubelet
+        kills it; then, or at once, the pod goes with its log."""
         key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
-        if self.pods.pop(key, None) is not None:
+        pod = self.pods.get(key)
+        if pod is None:
+            return
+        grace = min(self.stop_seconds, pod["spec"].get("terminationGracePeriodSeconds", 30))
+        if grace > 0 and pod["status"].get("phase") == "Running" and key not in self.terminating:
+            self.terminating[key] = self.clock.monotonic() + grace
+            self.clock.wake_at(self.terminating[key])
+            pod["metadata"].update(deletionTimestamp=rfc3339(self.clock.time() + grace),
+                                   deletionGracePeriodSeconds=math.ceil(grace))
+            self.history.record("MODIFIED", "pods", pod)
+            return
+        self._remove_pod(key)
+
+    def _remove_pod(self, key: tuple[str, str]) -> None:
+        pod = self.pods.pop(key, None)
+        self.terminating.pop(key, None)
+        if pod is not None:
             self.kubelets.stop(pod)
             self.logs.pop(key, None)
             self.history.record("DELETED", "pods", pod)
+
+    def _end_terminating(self) -> None:
+        """The kubelets' side of graceful deletion: a Terminating pod goes once its container
+        exited, or its grace period is over."""
+        now = self.clock.monotonic()
+        for key, until in list(self.terminating.items()):
+            pod = self.pods.get(key)
+            if pod is None or until <= now or pod["status"].get("phase") != "Running":
+                self._remove_pod(key)
 
     def modified(self, resource: str, obj: dict) -> None:
         self.history.record("MODIFIED", resource, obj)
@@ -360,6 +400,8 @@ class KubeStub(ApiServer, Workloads):
                     if controller not in self.operator_controllers:
                         self.operator_controllers[controller] = controller()
                     self.operator_controllers[controller].step(self)  # type: ignore[attr-defined]
+            katib_api.collect_due(self)
+            self._end_terminating()
             self.job_controller.step(self)
             self.kubelets.step(self)
             if self.autoscaler is not None:

@@ -15,7 +15,7 @@ ROOT = Path(__file__).parent.parent
 VENDORS = {
     "sqlite_utils": ("functions/adapters/sqlite_connection.py", "functions/adapters/sqlite_schema.py"),
     "kubernetes": ("functions/adapters/kubernetes_executor.py", "functions/adapters/kubernetes_resources.py",
-                   "functions/adapters/kubernetes_workloads.py"),
+                   "functions/adapters/kubernetes_trials.py", "functions/adapters/kubernetes_workloads.py"),
     "cloudevents": "functions/adapters/cloudevents_http.py",
     "flask": None,
     "google": "infra/gke.py",

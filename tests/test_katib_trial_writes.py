@@ -5,10 +5,12 @@ to the loopback Kubernetes API (with the overlay that serves Katib's kinds)."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 from kube_standin import katib_api
@@ -20,9 +22,11 @@ from functions.adapters.kubernetes_executor import KubernetesExecutor
 from functions.adapters.kubernetes_resources import KubernetesResources
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.cluster import Cluster
+from functions.core.errors import PermanentError
 from functions.core.events import resource_changed, study_completed, trial_suggested
-from functions.core.katib_trials import EXPERIMENT_LABEL, trial_status
+from functions.core.katib_trials import EXPERIMENT_LABEL, trial_resource, trial_status
 from functions.core.records import COMPLETE, RUNNING, WAITING, TrialRecord
+from functions.core.resources import Origin, ref_of
 from functions.dispatch import Dispatcher
 from functions.handlers import Deps
 
@@ -136,3 +140,78 @@ def test_a_trial_the_study_ended_before_it_started_loses_its_trial_resource(kube
     dispatcher.deliver_to("writeback", ended)
     assert set(trials_on_the_api(kube)) == {f"{NAME}-0"}, "a redelivery neither fails nor writes the Trial again"
     assert ("DELETE", f"/apis/kubeflow.org/v1beta1/namespaces/{TEAM}/trials/{NAME}-1") not in api.sent
+
+
+def owned_trials(kube: KubeStub) -> dict[str, tuple[list[str], list[dict], dict | None]]:
+    """Each Trial labelled with the Experiment's name: the uids of its owners, its parameter
+    assignments and its status."""
+    listed = user_api(kube).list_namespaced_custom_object("kubeflow.org", "v1beta1", TEAM, "trials",
+                                                          label_selector=f"{EXPERIMENT_LABEL}={NAME}")
+    return {item["metadata"]["name"]: ([o["uid"] for o in item["metadata"].get("ownerReferences") or []],
+                                       item["spec"]["parameterAssignments"], item.get("status"))
+            for item in listed["items"]}
+
+
+@pytest.mark.parametrize("cascade", ["background", "orphan"])
+def test_an_experiment_applied_again_under_its_name_replaces_the_trials_the_first_one_left(kube: KubeStub, service,
+                                                                                         cascade: str):
+    """Trial names carry no uid, and the first Experiment's Trials outlive it until the garbage
+    collector reaches them (it lags here, as on a busy control plane), or for good when
+    ``kubectl delete --cascade=orphan`` orphans them. The Experiment applied again under the
+    name writes Trials of its own (its owner, its parameters, its status) in their place, and
+    the collector's pass, once it comes, leaves them; a late delete of the first Experiment's
+    Trials leaves them too."""
+    api, store, dispatcher = service
+    first = user_api(kube).get_namespaced_custom_object("kubeflow.org", "v1beta1", TEAM, "experiments", NAME)
+    record, now = store.get_study(NAME), time.time()
+    for number in range(3):
+        store.add_trial(TrialRecord(NAME, number, {"x": number / 10}, COMPLETE, values=[1.0], metrics={"loss": 1.0},
+                                    created_at=now, started_at=now, finished_at=now))
+    dispatcher.deliver_to("writeback", trial_suggested(NAME, record.uid, 2, 1))
+
+    kube.gc_seconds = 3600.0
+    kube.delete("Experiment", TEAM, NAME, api_version="kubeflow.org/v1beta1", cascade=cascade)
+    dispatcher.deliver_to("resource", resource_changed("delete", first))
+    body = experiment(maxTrialCount=100, parallelTrialCount=2)
+    body["metadata"] = {"name": NAME, "namespace": TEAM}
+    again = user_api(kube).create_namespaced_custom_object("kubeflow.org", "v1beta1", TEAM, "experiments", body)
+    dispatcher.deliver_to("resource", resource_changed("add", again))
+    renewed = store.get_study(NAME)
+    assert renewed.uid != record.uid
+    store.add_trial(TrialRecord(NAME, 0, {"x": 3.0}, RUNNING, created_at=now, started_at=now))
+    store.add_trial(TrialRecord(NAME, 1, {"x": -1.0}, WAITING, created_at=now))
+    event = trial_suggested(NAME, renewed.uid, 1, 1)
+    dispatcher.deliver_to("writeback", event)
+
+    def expected() -> dict:
+        return {f"{NAME}-{t.number}": ([again["metadata"]["uid"]], [{"name": "x", "value": str(t.params["x"])}],
+                                       trial_status(t)) for t in store.trials(NAME)}
+
+    left = [first["metadata"]["uid"]] if cascade == "background" else []
+    assert owned_trials(kube) == {**expected(), f"{NAME}-2": (left, [{"name": "x", "value": "0.2"}], ANY)}
+
+    katib_api.collect_due(kube, math.inf)
+    KubernetesResources(lambda: api, katib_api=True).delete_trials(ref_of(first), first["metadata"]["uid"],
+                                                                   [f"{NAME}-0", f"{NAME}-1"])
+    store.update_trial(NAME, 0, state=COMPLETE, values=[0.5], metrics={"loss": 0.5}, finished_at=time.time())
+    dispatcher.deliver_to("writeback", trial_suggested(NAME, renewed.uid, 2, 1))
+    dispatcher.deliver_to("writeback", event)
+    trials = owned_trials(kube)
+    assert {name: trials[name] for name in expected()} == expected()
+    assert (f"{NAME}-2" in trials) == (cascade == "orphan"), "the collector deletes only the first Experiment's"
+
+
+def test_a_trial_of_a_trials_name_katuna_did_not_make_refuses_the_write_and_is_left(kube: KubeStub, service):
+    api, store, dispatcher = service
+    record, now = store.get_study(NAME), time.time()
+    foreign = {"apiVersion": "kubeflow.org/v1beta1", "kind": "Trial",
+               "metadata": {"name": f"{NAME}-0", "labels": {"team": "vision"}}, "spec": {}}
+    user_api(kube).create_namespaced_custom_object("kubeflow.org", "v1beta1", TEAM, "trials", foreign)
+    store.add_trial(TrialRecord(NAME, 0, {"x": 0.5}, RUNNING, created_at=now, started_at=now))
+    origin, trial = Origin.from_dict(record.origin), store.get_trial(NAME, 0)
+    with pytest.raises(PermanentError, match=f"the Trial {NAME}-0 in namespace {TEAM} exists and is no Trial of an "
+                                             f"Experiment named {NAME}"):
+        KubernetesResources(lambda: api, katib_api=True).put_trials(
+            origin.ref, [{**trial_resource(record, origin, trial), "status": trial_status(trial)}])
+    found = user_api(kube).get_namespaced_custom_object("kubeflow.org", "v1beta1", TEAM, "trials", f"{NAME}-0")
+    assert found["metadata"]["labels"] == {"team": "vision"} and "status" not in found

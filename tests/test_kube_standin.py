@@ -468,3 +468,38 @@ def test_set_based_selectors_select_as_the_api_server_does(static: KubeStub):
     assert names("role notin (chief)") == ["three", "two"], "notin takes the jobs without the label too"
     assert names("role") == ["one", "two"] and names("!role") == ["three"]
     assert names("role!=worker") == ["one", "three"] and names("role==worker") == ["two"]
+
+
+def test_a_katib_trial_delete_honours_its_uid_precondition_and_an_experiments_delete_its_propagation(static: KubeStub):
+    """As the API server: a delete whose uid precondition fails is a 409 and deletes nothing; an
+    Experiment deleted with ``Orphan`` leaves its Trials unowned, and otherwise the garbage
+    collector deletes them once it notices (``gc_seconds`` after), not with the Experiment."""
+    from kube_standin import katib_api
+
+    katib_api.install(static)
+    objects = client.CustomObjectsApi(api(static))
+    experiments = []
+    for name in ("orphaned", "collected"):
+        experiments.append(static.apply({"apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment",
+                                         "metadata": {"name": name, "namespace": "default"}, "spec": {}}))
+        owner = {"apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment", "name": name,
+                 "uid": experiments[-1]["metadata"]["uid"], "controller": True}
+        objects.create_namespaced_custom_object("kubeflow.org", "v1beta1", "default", "trials", {
+            "apiVersion": "kubeflow.org/v1beta1", "kind": "Trial",
+            "metadata": {"name": f"{name}-0", "ownerReferences": [owner]}, "spec": {}})
+    stale = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid="not-its-uid"))
+    status, message = refusal(lambda: objects.delete_namespaced_custom_object(
+        "kubeflow.org", "v1beta1", "default", "trials", "orphaned-0", body=stale))
+    assert status == 409 and message.startswith('Operation cannot be fulfilled on trials.kubeflow.org "orphaned-0": '
+                                                "Precondition failed: UID in precondition: not-its-uid")
+
+    static.gc_seconds = 3600
+    static.delete("Experiment", "default", "orphaned", "kubeflow.org/v1beta1", cascade="orphan")
+    static.delete("Experiment", "default", "collected", "kubeflow.org/v1beta1")
+    trials = ("trials.kubeflow.org", "default")
+    with static.lock:
+        assert static.resources[(*trials, "orphaned-0")]["metadata"]["ownerReferences"] == []
+        assert static.resources[(*trials, "collected-0")]["metadata"]["ownerReferences"][0]["name"] == "collected"
+    katib_api.collect_due(static, static.clock.monotonic() + 3600)
+    with static.lock:
+        assert (*trials, "orphaned-0") in static.resources and (*trials, "collected-0") not in static.resources

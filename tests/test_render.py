@@ -12,7 +12,7 @@ from conftest import study_definition
 from http_helpers import KATUNA
 
 from functions.core.cluster import STUDY_LABEL, Cluster
-from functions.core.job import NotRenderable, render_job
+from functions.core.job import NotRenderable, labels, render_job
 from functions.core.launch import trial_launch
 from functions.core.records import StudyRecord, TrialRecord
 from functions.core.validate import parse_study
@@ -311,7 +311,53 @@ def test_a_workloads_labels_are_filled_in_as_a_jobs_are():
     rendered = render_job(launch)
     assert {k: rendered["metadata"]["labels"][k] for k in ("optimizer", "run", STUDY_LABEL)} == {
         "optimizer": "adam", "run": "torch-3", STUDY_LABEL: "torch"}
-    assert rendered["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["metadata"]["labels"] == {"optimizer": "adam"}
+    assert rendered["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["metadata"]["labels"] == {
+        "optimizer": "adam", **labels(launch)}
+
+
+KATUNA_POD_LABELS = {"katuna.dev/study": "kinds", "katuna.dev/uid": "0123456789ab", "katuna.dev/trial": "2",
+                     "katuna.dev/attempt": "3", "app.kubernetes.io/managed-by": "katuna"}
+
+
+@pytest.mark.parametrize(("workload", "paths"), [
+    ({"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "spec": {"pytorchReplicaSpecs": {
+        "Master": {"template": {"spec": {"containers": [{"name": "pytorch", "image": "python:3.12"}]}}},
+        "Worker": {"replicas": 2, "template": {"metadata": {"labels": {"role": "w"}},
+                                              "spec": {"containers": [{"name": "pytorch", "image": "python:3.12"}]}}}}}},
+     [("spec", "pytorchReplicaSpecs", "Master", "template", "metadata"),
+      ("spec", "pytorchReplicaSpecs", "Worker", "template", "metadata")]),
+    ({"apiVersion": "jobset.x-k8s.io/v1alpha2", "kind": "JobSet", "spec": {"replicatedJobs": [
+        {"name": "node", "template": {"spec": {"template": {"spec": {"containers": [
+            {"name": "node", "image": "python:3.12"}]}}}}}]}},
+     [("spec", "replicatedJobs", 0, "template", "spec", "template", "metadata")]),
+    ({"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "spec": {"entrypoint": "main", "templates": [
+        {"name": "main", "container": {"image": "python:3.12"}}]}}, [("spec", "podMetadata")]),
+    ({"apiVersion": "tekton.dev/v1", "kind": "PipelineRun", "spec": {"pipelineSpec": {"tasks": []}}}, [("metadata",)]),
+])
+def test_each_pod_a_workload_makes_carries_katunas_labels(workload: dict, paths: list[tuple]):
+    """Operators make pods from the templates they are given: katuna's labels go where each kind
+    takes its pods' labels (a role's template, a JobSet's Job template, a Workflow's
+    ``podMetadata``, a PipelineRun's own labels), so a pod tells which study and attempt it is
+    of; the template's own labels stay."""
+    from functions.core.launch import TrialLaunch
+
+    launch = TrialLaunch("kinds", "0123456789ab", 2, 3, "kinds-2-a3", [], {}, ".", timeout=None, trial_spec=workload,
+                         primary_container=None)
+    rendered = render_job(launch)
+    for path in paths:
+        found = rendered
+        for key in path:
+            found = found[key]
+        assert found["labels"] == {**((_at(workload, path) or {}).get("labels") or {}), **KATUNA_POD_LABELS}
+
+
+def _at(tree: dict, path: tuple) -> dict | None:
+    for key in path:
+        try:
+            tree = tree[key]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return tree
 
 
 def test_trial_spec_labels_kubernetes_would_refuse_whatever_the_trial_are_refused_at_submission():

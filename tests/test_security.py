@@ -25,7 +25,7 @@ KATIB = "kubeflow.org"
 STUDY_PLURALS = [PLURALS[kind] for kind in KINDS[API_VERSION]]
 CUSTOM_OBJECT_CALLS = {
     "get_namespaced_custom_object": {(GROUP, p, "get") for p in STUDY_PLURALS}
-    | {(KATIB, p, "get") for p in ("experiments", "studyjobs")},
+    | {(KATIB, p, "get") for p in ("experiments", "studyjobs", "trials")},
     "list_namespaced_custom_object": {(GROUP, p, "list") for p in STUDY_PLURALS} | {(KATIB, "trials", "list")},
     "patch_namespaced_custom_object_status": {(GROUP, f"{p}/status", "patch") for p in STUDY_PLURALS}
     | {(KATIB, f"{p}/status", "patch") for p in ("experiments", "studyjobs", "trials")},
@@ -53,7 +53,7 @@ def used_permissions() -> set[tuple[str, str, str]]:
     kinds' components.)"""
     apis: dict[str, str] = {}
     used: set[tuple[str, str, str]] = set()
-    for module in ("kubernetes_executor.py", "kubernetes_resources.py"):
+    for module in ("kubernetes_executor.py", "kubernetes_resources.py", "kubernetes_trials.py"):
         used |= _calls(ast.parse((FUNCTIONS / "adapters" / module).read_text()), apis)
     return used
 

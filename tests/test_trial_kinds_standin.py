@@ -194,3 +194,54 @@ def _finished(executor, launch):
         time.sleep(0.05)
     assert finished is not None, f"{launch.job_name} did not end"
     return finished
+
+
+def test_the_pods_an_earlier_studys_workload_left_terminating_are_not_read_as_the_trials(cluster: KubeStub):
+    """A deleted workload's running pods stay Terminating for their grace period (a container
+    that takes its time to stop, up to ``terminationGracePeriodSeconds``), and pod names of
+    JobSets carry no study uid: the trial of the study submitted again under the name reads its
+    own pods' logs, not those of the earlier study's trial of the same name."""
+    from functions.adapters.kubernetes_executor import KubernetesExecutor
+    from functions.core.cluster import Cluster
+    from functions.core.launch import TrialLaunch
+
+    cluster.install_operator("jobset")
+    cluster.stop_seconds = 60
+    executor = KubernetesExecutor(Cluster(namespace="default"), api_client(cluster.url))
+
+    def launch(uid: str, code: str) -> TrialLaunch:
+        spec = {"apiVersion": "jobset.x-k8s.io/v1alpha2", "kind": "JobSet", "spec": {"replicatedJobs": [
+            {"name": "node", "replicas": 1, "template": {"spec": {"template": {"spec": {
+                "restartPolicy": "Never", "containers": [
+                    {"name": "node", "image": "python:3.12", "command": [sys.executable, "-c", code]}]}}}}}]}}
+        return TrialLaunch("sets", uid, 0, 1, "sets-0", [], {}, ".", timeout=None, trial_spec=spec,
+                           primary_container="node")
+
+    earlier = launch("0123456789ab", "import time; print('loss=0', flush=True); time.sleep(600)")
+    executor.launch(earlier)
+    deadline = time.monotonic() + 30
+    while not _printed(executor, earlier) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    executor.stop(earlier)
+    with cluster.lock:
+        lingering = [p for p in cluster.pods.values() if p["metadata"].get("deletionTimestamp")]
+    assert len(lingering) == 1 and lingering[0]["metadata"]["deletionGracePeriodSeconds"] == 30
+
+    mine = launch("ba9876543210", "print('loss=3')")
+    executor.launch(mine)
+    finished = _finished(executor, mine)
+    assert (finished.data["outcome"], finished.data["exitCode"]) == ("exited", 0)
+    with cluster.lock:
+        assert (lingering[0]["metadata"]["namespace"], lingering[0]["metadata"]["name"]) in cluster.pods, \
+            "the earlier study's pod is Terminating still"
+    assert list(executor.output(mine)) == ["loss=3\n"]
+
+
+def _printed(executor, launch) -> bool:
+    """Whether the attempt's pod has printed its line yet."""
+    from functions.core.errors import OutputLost
+
+    try:
+        return list(executor.output(launch)) == ["loss=0\n"]
+    except OutputLost:
+        return False

@@ -1,7 +1,8 @@
 """The executor port on Kubernetes: each trial attempt a ``batch/v1`` Job, or the workload of
 its ``trialSpec``'s kind (:mod:`functions.adapters.kubernetes_workloads`); and the client and
 error translation the other Kubernetes adapters share (the resources and nodes ports live in
-:mod:`functions.adapters.kubernetes_resources`). Only these modules import the ``kubernetes``
+:mod:`functions.adapters.kubernetes_resources`, Katib's Trials in
+:mod:`functions.adapters.kubernetes_trials`). Only these modules import the ``kubernetes``
 client.
 
 Creating a Job that exists already is success when it is the attempt's own, so a retried

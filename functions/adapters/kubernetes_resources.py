@@ -15,6 +15,7 @@ from kubernetes.client.rest import ApiException
 from urllib3.exceptions import HTTPError
 
 from functions.adapters.kubernetes_executor import read_or_none, translate
+from functions.adapters.kubernetes_trials import Trials
 from functions.core.cluster_templates import ConfigMapForbidden
 from functions.core.errors import PermanentError, TemporaryError
 from functions.core.node_hours import NodeSeen
@@ -33,6 +34,7 @@ class KubernetesResources:
         self._api: client.CustomObjectsApi | None = None
         self._core: client.CoreV1Api | None = None
         self.katib_api = katib_api
+        self._trials = Trials(self._objects, self._is)
 
     def _objects(self) -> client.CustomObjectsApi:
         if self._api is None:
@@ -111,48 +113,16 @@ class KubernetesResources:
         return found
 
     def put_trials(self, owner: Ref, trials: Sequence[Mapping[str, Any]]) -> None:
-        """Write the status of each Trial given, creating the Trial first where the API has none
-        (its status write answered 404): one request per Trial that exists, three for a new one,
-        and no list, so a write costs what the Trials given cost, however many the Experiment has."""
-        for trial in trials:
-            name = trial["metadata"]["name"]
-            try:
-                self._put_trial(owner, trial)
-            except (ApiException, HTTPError) as exc:
-                raise translate(exc, f"write the Trial {name} of {owner}") from exc
+        """Write the status of each Trial given, creating the Trial first where the API has none:
+        one request per Trial that is the Experiment's, three for a new one, and no list, so a
+        write costs what the Trials given cost, however many the Experiment has. A Trial an
+        earlier Experiment of the same name left is replaced (:mod:`functions.adapters.kubernetes_trials`)."""
+        self._trials.put(owner, trials)
 
-    def _put_trial(self, owner: Ref, trial: Mapping[str, Any]) -> None:
-        """Write one Trial's status; create the Trial first if the write finds none (one made
-        meanwhile by another report, 409, is as good)."""
-        api = self._objects()
-        group, version, namespace, name = owner.group, owner.version, owner.namespace, trial["metadata"]["name"]
-        write = partial(api.patch_namespaced_custom_object_status, group, version, namespace, "trials", name,
-                        {"status": trial["status"]}, _content_type="application/merge-patch+json")
-        try:
-            write()
-            return
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-        try:
-            api.create_namespaced_custom_object(group, version, namespace, "trials",
-                                                {k: v for k, v in trial.items() if k != "status"})
-        except ApiException as exc:
-            if exc.status != 409:
-                raise
-        write()
-
-    def delete_trials(self, owner: Ref, names: Sequence[str]) -> None:
-        """Delete each Trial named; one already gone (404) is as good."""
-        api = self._objects()
-        for name in names:
-            try:
-                api.delete_namespaced_custom_object(owner.group, owner.version, owner.namespace, "trials", name)
-            except ApiException as exc:
-                if exc.status != 404:
-                    raise translate(exc, f"delete the Trial {name} of {owner}") from exc
-            except HTTPError as exc:
-                raise translate(exc, f"delete the Trial {name} of {owner}") from exc
+    def delete_trials(self, owner: Ref, uid: str, names: Sequence[str]) -> None:
+        """Delete each Trial named that is the Experiment's (``uid``); one already gone (404), or
+        another's, is left."""
+        self._trials.delete(owner, uid, names)
 
     def read_config_map(self, namespace: str, name: str) -> Mapping[str, str] | None:
         """The ConfigMap's ``data`` (none: empty), or None when it is not there; a refusal (403)

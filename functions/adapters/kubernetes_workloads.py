@@ -40,11 +40,14 @@ class End:
 
 def pod_selector(launch: TrialLaunch) -> str:
     """The label selector of the attempt's primary pods: the label the kind's controller puts on
-    each pod it makes, valued with the workload's name, and the primary pod labels."""
+    each pod it makes, valued with the workload's name, the study's uid where katuna's labels
+    reach the pods (none of an earlier study's workload of the same name, whose pods may still
+    be Terminating), and the primary pod labels."""
     spec = launch.trial_spec or {}
     known = trial_kinds.kind_of(spec)
     owner = known.owner_label if known is not None else None
     terms = [f"{owner}={launch.job_name}"] if owner else []
+    terms += [f"{UID_LABEL}={launch.uid}"] if trial_kinds.labels_pods(spec) else []
     terms += [f"{k}={v}" for k, v in sorted(trial_kinds.primary_pod_labels(spec, launch.primary_pod_labels).items())]
     return ",".join(terms)
 

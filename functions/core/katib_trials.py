@@ -4,7 +4,10 @@ one (``<experiment>-<number>``), labelled ``katib.kubeflow.org/experiment`` (how
 lists an Experiment's trials), owned by the Experiment (deleted with it), with Katib's
 conditions and observation in its status.
 
-Everything here is computed from the store, so writing the same Trials twice is harmless.
+Everything here is computed from the store, so writing the same Trials twice is harmless. Trial
+names carry no uid, so an Experiment deleted and applied again under its name can meet the
+Trials of the first one, which outlive it until the garbage collector reaches them (or for good,
+orphaned by ``kubectl delete --cascade=orphan``); :func:`holder` tells them from its own.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from functions.core.resources import KATIB_API_VERSIONS, Origin, timestamp
 
 EXPERIMENT_LABEL = "katib.kubeflow.org/experiment"
 PLURAL = "trials"
+OWN, EARLIER, OTHER = "own", "earlier", "other"
 
 _ENDS = {COMPLETE: ("Succeeded", "TrialSucceeded"), FAIL: ("Failed", "TrialFailed"),
          PRUNED: ("EarlyStopped", "TrialEarlyStopped")}
@@ -60,6 +64,28 @@ def trial_resource(record: StudyRecord, origin: Origin, trial: TrialRecord) -> d
             "primaryContainerName": (spec.get("trialTemplate") or {}).get("primaryContainerName"),
         },
     }
+
+
+def owner_uid(trial: Mapping[str, Any]) -> str:
+    """The uid of the Experiment owning a Trial resource made by :func:`trial_resource`."""
+    return str(trial["metadata"]["ownerReferences"][0]["uid"])
+
+
+def holder(found: Mapping[str, Any], experiment: str, uid: str) -> str:
+    """Whose is the Trial ``found``, which holds the name of a Trial of the Experiment
+    ``experiment`` with ``uid``: :data:`OWN` when its (first) owner is that Experiment, as
+    :func:`trial_resource` makes it; :data:`EARLIER` when it is a Trial of an earlier Experiment
+    of the same name (labelled with the name, and owned by nothing but an Experiment of that
+    name: a deleted one, since ``uid`` holds the name now; or by nothing, orphaned); else
+    :data:`OTHER`, which katuna did not make for an Experiment of this name."""
+    metadata = found.get("metadata") or {}
+    owners = [o for o in metadata.get("ownerReferences") or [] if isinstance(o, Mapping)]
+    if owners and owners[0].get("uid") == uid:
+        return OWN
+    labelled = (metadata.get("labels") or {}).get(EXPERIMENT_LABEL) == experiment
+    same_name = all(o.get("kind") == "Experiment" and o.get("name") == experiment and o.get("uid") != uid
+                    for o in owners)
+    return EARLIER if labelled and same_name else OTHER
 
 
 def trial_status(trial: TrialRecord) -> dict[str, Any]:

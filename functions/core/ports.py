@@ -207,12 +207,13 @@ class Resources(Protocol):
 
     def put_trials(self, owner: Ref, trials: Sequence[Mapping[str, Any]]) -> None:
         """Make the Katib Trial resources of the Experiment at ``owner`` what ``trials`` say
-        (each a resource with its ``status``): write the status of each, creating the missing
-        ones; the Experiment's other Trials are left as they are."""
+        (each a resource with its ``status``, owned by the Experiment): write the status of each,
+        creating the missing ones and replacing those an earlier Experiment of the same name
+        left; the Experiment's other Trials are left as they are."""
 
-    def delete_trials(self, owner: Ref, names: Sequence[str]) -> None:
-        """Delete the Katib Trial resources ``names`` of the Experiment at ``owner``; one that
-        is not there is no error."""
+    def delete_trials(self, owner: Ref, uid: str, names: Sequence[str]) -> None:
+        """Delete the Katib Trial resources ``names`` of the Experiment at ``owner`` with ``uid``;
+        one that is not there, or is not that Experiment's, is no error and is left."""
 
     def read_config_map(self, namespace: str, name: str) -> Mapping[str, str] | None:
         """The ``data`` of the ConfigMap ``name`` in ``namespace`` (a trial template held in one),

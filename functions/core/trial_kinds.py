@@ -122,6 +122,15 @@ def pod_specs(trial_spec: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str,
     controller gives its pods (a role's ``job-role: master`` stands for its first replica's, as a
     worker 0 is the master without a Master, Chief or Launcher). TrainJob, Workflow and PipelineRun
     describe containers in their own shapes: their pods are made as the operator makes them."""
+    for path, template, own in pod_templates(trial_spec):
+        metadata = template.get("metadata")
+        labels = metadata.get("labels") if isinstance(metadata, Mapping) else None
+        yield path, {**(labels if isinstance(labels, Mapping) else {}), **own}, template["spec"]
+
+
+def pod_templates(trial_spec: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any], Mapping[str, str]]]:
+    """``(path, pod template, labels its controller adds)`` of each pod template the workload
+    holds (as :func:`pod_specs`), the template itself, whose labels its pods carry."""
     spec = trial_spec.get("spec")
     if not isinstance(spec, Mapping):
         return
@@ -148,9 +157,32 @@ def pod_specs(trial_spec: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str,
 
 
 def _template(path: str, template: Any,
-              own: Mapping[str, str] | None = None) -> Iterator[tuple[str, Mapping[str, Any], Mapping[str, Any]]]:
-    """A pod template's path, labels (with ``own``, those its controller adds) and pod spec."""
+              own: Mapping[str, str] | None = None) -> Iterator[tuple[str, Mapping[str, Any], Mapping[str, str]]]:
+    """A pod template's path, the template and ``own``, the labels its controller adds."""
     if isinstance(template, Mapping) and isinstance(template.get("spec"), Mapping):
-        metadata = template.get("metadata")
-        labels = metadata.get("labels") if isinstance(metadata, Mapping) else None
-        yield path, {**(labels if isinstance(labels, Mapping) else {}), **(own or {})}, template["spec"]
+        yield path, template, own or {}
+
+
+def labels_pods(trial_spec: Mapping[str, Any]) -> bool:
+    """Whether katuna's labels reach every pod of the workload (:func:`pod_labelled`): the pod
+    templates of a Job, a Training Operator job, a JobSet or a kind katuna knows nothing of
+    carry them, a Workflow's ``spec.podMetadata`` does, and a PipelineRun's own labels go to its
+    pods. A TrainJob's pods are made from its runtime's templates, which katuna does not write."""
+    known = kind_of(trial_spec)
+    if known is not None and known.kind in ("Workflow", "PipelineRun"):
+        return True
+    return (known is None or known.kind != "TrainJob") and next(pod_templates(trial_spec), None) is not None
+
+
+def pod_labelled(workload: dict[str, Any], labels: Mapping[str, str]) -> None:
+    """Give ``labels`` to every pod the workload's controller makes, where the kind takes pod
+    labels (:func:`labels_pods`); the workload's own labels are set apart."""
+    known = kind_of(workload)
+    spec = workload.get("spec")
+    if known is not None and known.kind == "Workflow" and isinstance(spec, dict):
+        metadata = spec["podMetadata"] = dict(spec.get("podMetadata") or {})
+        metadata["labels"] = {**(metadata.get("labels") or {}), **labels}
+    for _, template, _ in pod_templates(workload):
+        if isinstance(template, dict):
+            metadata = template["metadata"] = dict(template.get("metadata") or {})
+            metadata["labels"] = {**(metadata.get("labels") or {}), **labels}

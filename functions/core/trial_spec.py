@@ -208,10 +208,12 @@ def render_workload(trial_spec: Mapping[str, Any], primary: str | None, primary_
     container, and ``resources`` to every container of the primary's name (each replica's: a
     worker's pods need requests as the master's do, for the scheduler and the autoscaler) that
     names none; ``ttl`` goes where the kind keeps one, unless the template sets its own. The
-    kind's controller makes the pods."""
+    kind's controller makes the pods, with katuna's labels where the kind takes pod labels
+    (:func:`~functions.core.trial_kinds.pod_labelled`), so pods tell the attempt they are of."""
     context, labels = _context(trial_spec, params, metadata)
     workload = template.substitute_tree(copy.deepcopy(dict(trial_spec)), params, context)
     workload["metadata"] = {**(workload.get("metadata") or {}), **metadata, "labels": labels}
+    trial_kinds.pod_labelled(workload, metadata["labels"])
     pod_specs = [spec for _, _, spec in trial_kinds.pod_specs(workload)]
     if getattr(trial_kinds.kind_of(workload), "kind", None) == "Workflow":
         pod_specs.append(workload.setdefault("spec", {}))

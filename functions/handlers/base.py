@@ -203,7 +203,7 @@ def discard(record: StudyRecord, deps: Deps, number: int) -> None:
     first, so a failed delete leaves the trial to be discarded on the event's next delivery."""
     owner = trials_owner(record)
     if owner is not None and deps.resources is not None:
-        deps.resources.delete_trials(owner.ref, [trial_name(owner.ref.name, number)])
+        deps.resources.delete_trials(owner.ref, owner.uid, [trial_name(owner.ref.name, number)])
     deps.store.discard_trial(record.name, number)
 
 

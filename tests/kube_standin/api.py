@@ -32,7 +32,9 @@ class ApiServer:
             return katib_api.create(self, call.resource, call.namespace or "", call.body,
                                     call.query.get("fieldValidation"), call.warnings)
         if self._custom(call.resource) and call.method == "DELETE" and call.name and not call.subresource:
-            return katib_api.delete(self, call.resource, call.namespace or "", call.name)
+            options = call.body or {}
+            return katib_api.delete(self, call.resource, call.namespace or "", call.name, options,
+                                    options.get("propagationPolicy") or call.query.get("propagationPolicy"))
         if call.resource == "configmaps" and call.method == "POST" and not call.name:
             return configmaps.create(self, call.namespace or "", call.body)
         if call.resource == "jobs" and call.method == "POST":

@@ -9,8 +9,9 @@ API server, a create takes ``metadata.name`` or ``generateName``, refuses a name
 taken (409 AlreadyExists), a name that is not a DNS subdomain and labels it would not take
 (422), checks the object against its CRD's structural schema (:mod:`kube_standin.structural`:
 unknown fields refused or pruned, values validated), and drops ``status`` (a status
-subresource); a delete removes the objects owned by the deleted one (the garbage collector's
-background propagation, the default for custom resources).
+subresource); a delete honours its preconditions, and the objects owned by the deleted one go
+by the garbage collector (background propagation, the default for custom resources), which
+may lag (``gc_seconds``), or are orphaned (``Orphan``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dataclasses import replace
 import yaml
 
 from kube_standin.names import label_problems
-from kube_standin.objects import DNS_SUBDOMAIN, invalid, not_found, snapshot, status, suffix
+from kube_standin.objects import DNS_SUBDOMAIN, invalid, not_found, snapshot, status, suffix, unmet_precondition
 from kube_standin.rbac import MANIFESTS, RBAC_KINDS, _in_namespace
 from kube_standin.server import Call, Kind
 from kube_standin.structural import Refused, admitted, crd_schemas
@@ -111,23 +112,63 @@ def create(cluster, resource_key: str, namespace: str, body: dict | None, direct
         return 201, snapshot(obj)
 
 
-def delete(cluster, resource_key: str, namespace: str, name: str) -> tuple[int, dict]:
-    """DELETE of a custom resource, and (background propagation) of what it owns."""
+def delete(cluster, resource_key: str, namespace: str, name: str, options: dict | None = None,
+           policy: str | None = None) -> tuple[int, dict]:
+    """DELETE of a custom resource. A precondition of ``options`` that does not hold is a 409
+    conflict, and deletes nothing. What the resource owns is orphaned with ``Orphan`` (its
+    ownerReferences to it removed, before the owner's name is free, as the API holds the owner
+    until the garbage collector is done), and otherwise goes by the garbage collector
+    (:func:`collect_owned`: ``Background``, the default for custom resources)."""
     with cluster.lock:
-        obj = cluster.resources.pop((resource_key, namespace, name), None)
+        obj = cluster.resources.get((resource_key, namespace, name))
         if obj is None:
             return not_found(qualified(resource_key), name)
+        unmet = unmet_precondition(qualified(resource_key), obj, options or {})
+        if unmet is not None:
+            return unmet
+        del cluster.resources[(resource_key, namespace, name)]
         cluster.history.record("DELETED", resource_key, obj)
-        collect_owned(cluster, namespace, obj["metadata"]["uid"])
+        if policy == "Orphan":
+            orphan(cluster, namespace, obj["metadata"]["uid"])
+        else:
+            collect_owned(cluster, namespace, obj["metadata"]["uid"])
         return 200, snapshot(obj)
 
 
+def _owned(cluster, namespace: str, owner_uid: str) -> list[tuple[tuple[str, str, str], dict]]:
+    return [(key, obj) for key, obj in list(cluster.resources.items())
+            if key[1] == namespace and any(o.get("uid") == owner_uid for o in obj["metadata"].get("ownerReferences") or [])]
+
+
+def orphan(cluster, namespace: str, owner_uid: str) -> None:
+    """What the owner with ``owner_uid`` owned stays, no longer owned by it."""
+    for (res, _, _), obj in _owned(cluster, namespace, owner_uid):
+        obj["metadata"]["ownerReferences"] = [o for o in obj["metadata"]["ownerReferences"] if o.get("uid") != owner_uid]
+        cluster.history.record("MODIFIED", res, obj)
+
+
 def collect_owned(cluster, namespace: str, owner_uid: str) -> None:
-    """The garbage collector: custom resources whose owner is gone go too."""
-    for (res, ns, name), obj in list(cluster.resources.items()):
-        owners = obj["metadata"].get("ownerReferences") or []
-        if ns == namespace and any(o.get("uid") == owner_uid for o in owners):
-            delete(cluster, res, ns, name)
+    """The garbage collector: custom resources whose owner is gone go too, once it notices,
+    ``cluster.gc_seconds`` after the owner went (a real one acts when its informers have seen
+    the owner gone: within a second on a quiet control plane, later on a busy one); at once
+    when that is 0."""
+    if cluster.gc_seconds:
+        cluster.garbage.append((cluster.clock.monotonic() + cluster.gc_seconds, namespace, owner_uid))
+        return
+    for (res, ns, name), _ in _owned(cluster, namespace, owner_uid):
+        delete(cluster, res, ns, name)
+
+
+def collect_due(cluster, until: float | None = None) -> None:
+    """The garbage collector's pass: the dependents of each owner gone by ``until`` (now,
+    unless given) go."""
+    now = cluster.clock.monotonic() if until is None else until
+    with cluster.lock:
+        due = [entry for entry in cluster.garbage if entry[0] <= now]
+        cluster.garbage = [entry for entry in cluster.garbage if entry[0] > now]
+        for _, namespace, owner_uid in due:
+            for (res, ns, name), _ in _owned(cluster, namespace, owner_uid):
+                delete(cluster, res, ns, name)
 
 
 def install(cluster) -> None:
