@@ -107,6 +107,34 @@ def test_a_reused_sampler_suggests_what_a_new_one_would(algorithm: str):
         assert again.params == trial.params
 
 
+def test_katibs_sobol_suggests_points_of_the_unscrambled_sequence_from_the_first_trial():
+    """As Katib's goptuna Sobol sampler, which knows the space up front: every trial, the first
+    included, is the next point of the unscrambled Sobol sequence after the origin (parameters
+    in the order of their names), the same in every run, seeded or not; two trials asked
+    together get distinct points."""
+    from scipy.stats import qmc
+
+    doc = experiment(algorithm={"algorithmName": "sobol"}, maxTrialCount=6)
+    doc["spec"]["parameters"].append({"name": "a", "parameterType": "double", "feasibleSpace": {"min": "0", "max": "1"}})
+    doc["spec"]["trialTemplate"]["trialParameters"].append({"name": "other", "reference": "a"})
+    doc["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]["command"].append(
+        "--a=${trialParameters.other}")
+    spec, _ = load_study(yaml.safe_dump(doc))
+    expected = [{"a": float(a), "x": float(-4 + 8 * x)} for a, x in qmc.Sobol(2, scramble=False).random(8)[1:7]]
+    for _ in range(2):
+        study = optuna.create_study()
+        suggested = []
+        for pair in range(3):
+            asked = []
+            for number in (2 * pair, 2 * pair + 1):
+                study.sampler = build_sampler(spec.algorithm, spec.parameters, number)
+                asked.append(study.ask({p.name: distribution(p) for p in spec.parameters}))
+            for trial in asked:
+                study.tell(trial, 1.0)
+                suggested.append(trial.params)
+        assert suggested == expected, "dyadic fractions, exact"
+
+
 def _settings_problems(algorithm: dict) -> list[str]:
     with pytest.raises(InvalidStudy) as caught:
         parse_study(study_definition(algorithm=algorithm))

@@ -3,9 +3,10 @@
 katuna leans on a few Optuna internals that no public API offers: whether a value lies in a
 distribution (within its bounds and on its step), the random states inside samplers (reseeded in place, far cheaper than building a sampler per trial), the journal
 storage's replayed state (snapshotted so a fresh process need not replay the whole journal),
-the data Optuna prepares for its parallel-coordinate chart, and the optimizer state inside
+the data Optuna prepares for its parallel-coordinate chart, the optimizer state inside
 Optuna's CMA-ES (:class:`RestartingCmaEsSampler` restarts it as Katib's IPOP- and BIPOP-CMA-ES
-do, which Optuna's own CMA-ES no longer offers). An Optuna release may change
+do, which Optuna's own CMA-ES no longer offers), and the QMC sampler's count of the points it
+drew (:class:`KnownSpaceQMCSampler` starts after the origin, as Katib's Sobol sampler does). An Optuna release may change
 any of them without notice; ``tests/test_optuna_compat.py`` (and, for the CMA-ES restarts,
 ``tests/test_restarting_cmaes.py``) pins the behaviour relied on here,
 so an upgrade that changes it fails there first, and only this module needs adapting.
@@ -24,7 +25,7 @@ from typing import Any
 import optuna
 from optuna._transform import _SearchSpaceTransform
 from optuna.distributions import BaseDistribution
-from optuna.samplers import BaseSampler, CmaEsSampler
+from optuna.samplers import BaseSampler, CmaEsSampler, QMCSampler
 from optuna.samplers._lazy_random_state import LazyRandomState
 from optuna.storages import JournalStorage
 from optuna.storages.journal._base import BaseJournalSnapshot
@@ -32,7 +33,8 @@ from optuna.study import StudyDirection
 from optuna.study._frozen import FrozenStudy
 from optuna.trial import FrozenTrial
 
-__all__ = ["BaseJournalSnapshot", "FrozenStudy", "RestartKeys", "RestartingCmaEsSampler", "color_scale", "contains",
+__all__ = ["BaseJournalSnapshot", "FrozenStudy", "KnownSpaceQMCSampler", "RestartKeys", "RestartingCmaEsSampler",
+           "color_scale", "contains",
            "journal_position", "journal_snapshot", "parallel_coordinate_info", "reseed", "restart_keys"]
 
 
@@ -247,3 +249,40 @@ class RestartingCmaEsSampler(CmaEsSampler):
             study._storage.set_trial_system_attr(trial._trial_id, self._keys.regime, runs.regime)
             study._storage.set_trial_system_attr(trial._trial_id, self._keys.budget,
                                                  [runs.large_runs, runs.small_evals, runs.large_evals])
+
+
+class KnownSpaceQMCSampler(QMCSampler):
+    """Optuna's quasi-Monte Carlo sampler told the whole search space up front, as Katib's
+    goptuna ``sobol`` is, so that its first trial is a point of the sequence too (Optuna's own
+    infers the space from the first trial, which it draws at random). With ``skip_origin`` an
+    unscrambled sequence starts after its first point, the origin (every parameter at its low
+    end), as goptuna's Sobol engine does: the points are then goptuna's, in order."""
+
+    def __init__(  # noqa: PLR0913 - the settings of Optuna's QMC sampler, and the two of the known space
+        self,
+        *,
+        qmc_type: str = "sobol",
+        scramble: bool = False,
+        seed: int | None = None,
+        independent_sampler: BaseSampler | None = None,
+        warn_asynchronous_seeding: bool = True,
+        warn_independent_sampling: bool = True,
+        search_space: dict[str, BaseDistribution] | None = None,
+        skip_origin: bool = False,
+    ) -> None:
+        super().__init__(qmc_type=qmc_type, scramble=scramble, seed=seed, independent_sampler=independent_sampler,
+                         warn_asynchronous_seeding=warn_asynchronous_seeding,
+                         warn_independent_sampling=warn_independent_sampling)
+        self._known = dict(search_space) if search_space is not None else None
+        self._skipped = int(skip_origin and not scramble)
+
+    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        """The space given up front, else Optuna's inference (from the first trial)."""
+        if self._known is None:
+            return super().infer_relative_search_space(study, trial)
+        return dict(self._known)
+
+    def _find_sample_id(self, study: optuna.Study, search_space: dict[str, BaseDistribution]) -> int:
+        """The index into the sequence of the next point: Optuna's count of the points drawn,
+        one further on where the origin is skipped."""
+        return super()._find_sample_id(study, search_space) + self._skipped

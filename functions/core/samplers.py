@@ -31,10 +31,10 @@ from optuna.study import StudyDirection
 
 from functions.core.errors import Problem
 from functions.core.limits import DEFAULTS, Limits
-from functions.core.optuna_compat import RestartingCmaEsSampler, reseed
+from functions.core.optuna_compat import KnownSpaceQMCSampler, RestartingCmaEsSampler, reseed
 from functions.core.parameters import FloatParameter, Parameter
 from functions.core.skopt_sampler import BayesianSampler
-from functions.core.space import grid_count, grid_values, sample, stepped_floats, values
+from functions.core.space import distributions, grid_count, grid_values, sample, stepped_floats, values
 from functions.core.spec import Algorithm, Study
 from functions.core.step_sampler import OnStepSampler
 from functions.core.typed_settings import convert_all, culprit, plain_settings
@@ -53,6 +53,9 @@ class SamplerKind:
     """Keeps no state between asks but its random states and caches of what storage holds."""
     checks_settings: bool = False
     """Its constructor refuses every setting it cannot run with: no trials need to be run to check them."""
+    known_space: bool = False
+    """Takes the search space up front (when no parameter is conditional), so that the first
+    trial is sampled as every other is rather than at random."""
 
 
 REGISTRY: dict[str, SamplerKind] = {
@@ -63,13 +66,14 @@ REGISTRY: dict[str, SamplerKind] = {
         optuna.samplers.TPESampler, {"multivariate": True, "group": True}, reusable=True
     ),
     "cmaes": SamplerKind(RestartingCmaEsSampler, {}, multi_objective=False),
-    "sobol": SamplerKind(optuna.samplers.QMCSampler, {"qmc_type": "sobol"}, seed_per_study=True),
-    "qmc": SamplerKind(optuna.samplers.QMCSampler, {}, seed_per_study=True),
+    "sobol": SamplerKind(KnownSpaceQMCSampler, {"qmc_type": "sobol", "skip_origin": True}, seed_per_study=True,
+                         known_space=True),
+    "qmc": SamplerKind(KnownSpaceQMCSampler, {}, seed_per_study=True, known_space=True),
     "nsga2": SamplerKind(optuna.samplers.NSGAIISampler, {}),
     "gp": SamplerKind(BayesianSampler, {}, multi_objective=False, checks_settings=True),
 }
 
-_NOT_SETTINGS = {"seed", "search_space", "independent_sampler", "constraints_func"}
+_NOT_SETTINGS = {"seed", "search_space", "independent_sampler", "constraints_func", "skip_origin"}
 
 
 def trial_seed(study_seed: int | None, trial_number: int) -> int | None:
@@ -225,6 +229,8 @@ def build_sampler(
         kwargs["seed"] = trial_seed(algorithm.seed, trial_number)
     if kind.needs_grid:
         kwargs["search_space"] = {p.name: grid_values(p) for p in parameters}
+    if kind.known_space and not any(p.when for p in parameters):
+        kwargs["search_space"] = dict(sorted(distributions(parameters).items()))  # by name, as goptuna orders them
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         warnings.simplefilter("ignore", FutureWarning)  # Katib's settings include ones Optuna deprecates (gamma)
