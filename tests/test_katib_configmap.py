@@ -8,6 +8,7 @@ slow (``make check`` leaves them out)."""
 from __future__ import annotations
 
 import copy
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -22,10 +23,16 @@ from kube_stub import KubeStub
 from test_resources import send, status_of, wait_status
 from test_studyjob import TEMPLATE, studyjob
 
-from functions.adapters.kubernetes_executor import api_client
+from functions.adapters.kubernetes_executor import KubernetesExecutor, api_client
 from functions.adapters.kubernetes_resources import KubernetesResources
+from functions.core.cluster import Cluster
 from functions.core.errors import InvalidStudy
+from functions.core.formats import load_definition
+from functions.core.katib_paths import TYPED_FIELDS_ANNOTATION
 from functions.core.katib_template import NO_CLUSTER
+from functions.core.launch import trial_launch
+from functions.core.records import StudyRecord, TrialRecord
+from functions.core.stored import study_from_dict
 from functions.core.template_sources import SOURCE_ANNOTATION, ClusterTemplates, load
 
 KUBE_NAMESPACES = ("team",)
@@ -44,6 +51,44 @@ def job_template(mode: str = "ok") -> str:
 
 
 JOB_TEMPLATE = job_template()
+TORCH_TEMPLATE = f"""\
+apiVersion: kubeflow.org/v1
+kind: PyTorchJob
+spec:
+  runPolicy:
+    schedulingPolicy:
+      queue: ${{trialParameters.note}}
+  pytorchReplicaSpecs:
+    Master:
+      replicas: 1
+      template:
+        metadata:
+          annotations:
+            workers: ${{trialParameters.workers}}
+        spec:
+          containers:
+            - name: pytorch
+              image: python:3.12
+              command:
+                - {sys.executable}
+                - -c
+                - print('loss=1')
+                - ${{trialParameters.workers}}
+              env:
+                - name: WORKERS
+                  value: "${{trialParameters.workers}}"
+    Worker:
+      replicas: ${{trialParameters.workers}}
+      template:
+        spec:
+          containers:
+            - name: pytorch
+              image: python:3.12
+              command: [{sys.executable}, -c, pass]
+"""
+"""A Training Operator job as a ConfigMap's text: ``replicas`` and the queue unquoted
+placeholders, the environment value a quoted one, an argument and an annotation unquoted ones
+where Kubernetes takes only strings."""
 SUCCESS = 'status.conditions.#(type=="Complete")#|#(status=="True")#'
 FAILURE = 'status.conditions.#(type=="Failed")#|#(status=="True")#'
 
@@ -63,7 +108,8 @@ def experiment(name: str, api_version: str = "kubeflow.org/v1beta1", **config_ma
 
 @pytest.fixture(scope="module")
 def cluster(kube: KubeStub) -> KubeStub:
-    kube.create_config_map("team", "templates", {"job.yaml": JOB_TEMPLATE, "broken.yaml": "spec: [unclosed"})
+    kube.create_config_map("team", "templates", {"job.yaml": JOB_TEMPLATE, "broken.yaml": "spec: [unclosed",
+                                                 "torch.yaml": TORCH_TEMPLATE})
     kube.add_namespace(CLOSED, grant=False)
     kube.create_config_map(CLOSED, "templates", {"job.yaml": JOB_TEMPLATE})
     kube.create_config_map("katuna", "worker-template", {"cpuWorkerTemplate.yaml": TEMPLATE.replace(
@@ -169,6 +215,39 @@ def test_a_refused_experiment_leaves_nothing_stored(service: Service, cluster: K
     problems = {p["field"]: p["message"] for p in status_of(cluster, obj)["problems"]}
     assert "knative/rbac.yaml" in problems["spec.trialTemplate.configMap.configMapNamespace"]
     assert service.request("GET", "/studies/cm-closed")[0] == 404
+
+
+def test_an_unquoted_placeholder_of_a_configmap_template_takes_the_type_of_its_value(cluster: KubeStub):
+    """Katib substitutes into the template's text and reads the YAML afterwards: an unquoted
+    ``replicas: ${trialParameters.workers}`` is the integer the API server requires, a quoted
+    placeholder stays a string, and so does one where Kubernetes takes only strings (an
+    argument, an annotation: Katib's number there is refused). A value is read as one scalar:
+    ``a: b`` and a newline add no structure."""
+    definition = experiment("cm-typed", templatePath="torch.yaml")
+    definition["spec"]["trialTemplate"]["primaryContainerName"] = "pytorch"
+    definition["spec"]["parameters"] = [
+        {"name": "workers", "parameterType": "int", "feasibleSpace": {"min": "1", "max": "3"}},
+        {"name": "note", "parameterType": "categorical", "feasibleSpace": {"list": ["a: b\nreplicas: 9", "ok"]}}]
+    definition["spec"]["trialTemplate"]["trialParameters"] = [{"name": "workers", "reference": "workers"},
+                                                              {"name": "note", "reference": "note"}]
+    study, stored = load(definition, templates(cluster))
+    assert json.loads(stored["metadata"]["annotations"][TYPED_FIELDS_ANNOTATION]) == [
+        ["spec", "runPolicy", "schedulingPolicy", "queue"], ["spec", "pytorchReplicaSpecs", "Worker", "replicas"]]
+    for again in (load_definition(stored)[0], study_from_dict(study.to_dict())):
+        assert again.trial_template.typed_fields == study.trial_template.typed_fields, "what is stored keeps them"
+    cluster.install_operator("training-operator")
+    record = StudyRecord(study, stored, "/somewhere", "0123456789ab")
+    launch = trial_launch(record, TrialRecord(study.name, 0, {"workers": 2, "note": "a: b\nreplicas: 9"}))
+    KubernetesExecutor(Cluster(namespace="team"), api_client(cluster.url)).launch(launch)
+    with cluster.lock:
+        created = copy.deepcopy(cluster.workloads[("pytorchjobs", "team", launch.job_name)])
+    specs = created["spec"]["pytorchReplicaSpecs"]
+    assert specs["Worker"]["replicas"] == 2 and specs["Master"]["replicas"] == 1
+    master = specs["Master"]["template"]
+    assert master["spec"]["containers"][0]["env"][0] == {"name": "WORKERS", "value": "2"}
+    assert master["spec"]["containers"][0]["command"][-1] == "2"
+    assert master["metadata"]["annotations"] == {"workers": "2"}
+    assert created["spec"]["runPolicy"]["schedulingPolicy"]["queue"] == "a: b\nreplicas: 9"
 
 
 def test_katibs_webhook_rules_for_a_configmap_source(cluster: KubeStub):

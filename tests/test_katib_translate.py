@@ -196,6 +196,28 @@ def test_katibs_webhook_rules_refuse_by_path(change, path: str):
     assert path in problems_of(doc)
 
 
+def test_a_refused_experiment_leads_with_its_reason_and_adds_no_follow_on():
+    """One cause, one problem: a trial parameter the trialSpec never uses is the problem (as
+    Katib's webhook says it), not also the native advice to reference its parameter in a
+    command; neural architecture search is refused as such, without the problems of its
+    parameters and template it would otherwise cause; a custom collector once."""
+    unused = experiment()
+    unused["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]["command"][-1] = "--x=1"
+    assert list(problems_of(unused)) == ["spec.trialTemplate.trialParameters[0].name"]
+    nas = experiment(algorithm={"algorithmName": "darts"}, parameters=[],
+                     nasConfig={"graphConfig": {"numLayers": 8}, "operations": []})
+    nas["spec"]["trialTemplate"]["trialParameters"] = [{"name": "searchSpace", "reference": "search-space"}]
+    nas["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]["command"][-1] = \
+        "--search-space=${trialParameters.searchSpace}"
+    nas["spec"]["resumePolicy"] = "Sometimes"
+    assert problems_of(nas) == {"spec.nasConfig": "neural architecture search is not supported: katuna tunes the "
+                                                  "values of spec.parameters",
+                                "spec.resumePolicy": "expected Never, LongRunning or FromVolume"}, \
+        "a problem that does not follow from it is still told"
+    custom = experiment(metricsCollectorSpec={"collector": {"kind": "Custom", "customCollector": {"name": "c"}}})
+    assert list(problems_of(custom)) == ["spec.metricsCollectorSpec.collector.customCollector"]
+
+
 def test_a_name_katib_refuses_is_refused():
     doc = experiment()
     doc["metadata"]["name"] = "a" * 41

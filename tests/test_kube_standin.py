@@ -292,6 +292,27 @@ def test_a_job_the_api_server_would_not_accept_is_refused_naming_the_field(stati
     assert not static.jobs, "nothing refused is stored"
 
 
+def test_a_job_field_of_the_wrong_type_cannot_be_decoded(static: KubeStub):
+    """As the API server decodes a Job into Go structs before validating it: a string where an
+    integer is, a number where an argument or environment value is, refuses the whole Job (sent
+    untyped: the typed client checks these types itself)."""
+    untyped = client.CustomObjectsApi(api(static))
+
+    def create(body: dict) -> object:
+        return untyped.create_namespaced_custom_object("batch", "v1", "katuna", "jobs", body)
+    quoted = job("quoted")
+    quoted["spec"]["parallelism"] = "2"
+    status, message = refusal(lambda: create(quoted))
+    assert (status, message) == (400, 'Job in version "v1" cannot be handled as a Job: json: cannot unmarshal string '
+                                      "into Go struct field JobSpec.spec.parallelism of type int32")
+    numeric = job("numeric")
+    numeric["spec"]["template"]["spec"]["containers"][0]["args"] = ["--lr", 0.5]
+    status, message = refusal(lambda: create(numeric))
+    assert status == 400 and message.endswith("cannot unmarshal number into Go struct field "
+                                              "Container.spec.template.spec.containers.args of type string")
+    assert not static.jobs, "nothing refused is stored"
+
+
 def with_pod(name: str, resources: dict | None = None, **pod) -> dict:
     """A Job as katuna renders one, with its container's ``resources`` and fields of its pod spec set."""
     made = job(name)

@@ -130,6 +130,24 @@ def test_a_label_the_api_server_would_refuse_refuses_the_workload(cluster: KubeS
     assert not cluster.workloads, "nothing refused is stored"
 
 
+def test_a_field_of_the_wrong_type_refuses_the_workload(cluster: KubeStub):
+    """The Training Operator's CRD schema: ``replicas`` is an integer, a container's arguments
+    and environment values are strings; anything else is 422 Invalid naming the field."""
+    cluster.install_operator("training-operator")
+    wrong = json.loads(json.dumps(PYTORCHJOB))
+    worker = wrong["spec"]["pytorchReplicaSpecs"]["Worker"]
+    worker["replicas"] = "2"
+    worker["template"]["spec"]["containers"][0]["env"] = [{"name": "LR", "value": 0.5}]
+    with pytest.raises(ApiException) as caught:
+        _create(cluster, wrong)
+    message = _message(caught.value)
+    assert caught.value.status == 422 and message.startswith('PyTorchJob.kubeflow.org "p" is invalid: ')
+    assert 'spec.pytorchReplicaSpecs.Worker.replicas: Invalid value: "string": spec.pytorchReplicaSpecs.Worker.' \
+           "replicas in body must be of type integer" in message
+    assert 'spec.pytorchReplicaSpecs.Worker.template.spec.containers[0].env[0].value: Invalid value: "number"' in message
+    assert not cluster.workloads, "nothing refused is stored"
+
+
 def test_a_delete_whose_uid_precondition_fails_is_a_conflict_and_deletes_nothing(cluster: KubeStub):
     cluster.install_operator("training-operator")
     created = _create(cluster, PYTORCHJOB)

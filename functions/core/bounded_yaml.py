@@ -14,8 +14,10 @@ date with month 13) is a YAML error with its line and column.
 
 from __future__ import annotations
 
+import math
 import re
 import sys
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import yaml
@@ -32,6 +34,12 @@ MAX_INT_TEXT = 1_100
 before it is read (reading a long sexagesimal ``1:2:3:...`` costs quadratic time)."""
 
 _INT = "tag:yaml.org,2002:int"
+_STR = "tag:yaml.org,2002:str"
+_TYPED = {"tag:yaml.org,2002:null", "tag:yaml.org,2002:bool", _INT, "tag:yaml.org,2002:float"}
+"""The tags a plain scalar may resolve to that :func:`plain_scalar` gives as typed values."""
+
+Path = tuple[str | int, ...]
+"""Where a value is in a document: mapping keys and list indexes, outermost first."""
 
 
 class DocumentTooLarge(yaml.YAMLError):
@@ -145,3 +153,58 @@ def load(text: str) -> Any:
         return loader.get_single_data()
     finally:
         loader.dispose()
+
+
+def load_plain(text: str, wanted: Callable[[str], bool]) -> tuple[Any, list[Path]]:
+    """The data in ``text`` (as :func:`load`), and the paths of the plain (unquoted) string
+    scalars in it that ``wanted`` accepts: the ones whose type YAML decides from their text."""
+    loader = _BoundedLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    finally:
+        loader.dispose()
+    found = [path for path, value in _plain(node, ()) if wanted(value) and value_at(data, path) == value]
+    return data, found
+
+
+def _plain(node: yaml.Node | None, path: Path) -> Iterator[tuple[Path, str]]:
+    if isinstance(node, yaml.ScalarNode) and node.style is None and node.tag == _STR:
+        yield path, node.value
+    elif isinstance(node, yaml.SequenceNode):
+        for index, child in enumerate(node.value):
+            yield from _plain(child, (*path, index))
+    elif isinstance(node, yaml.MappingNode):
+        for key, child in node.value:
+            if isinstance(key, yaml.ScalarNode):
+                yield from _plain(child, (*path, key.value))
+
+
+def value_at(data: Any, path: Path) -> Any:
+    """The value at ``path`` of ``data``, None where there is none (a merge key's path)."""
+    for step in path:
+        if isinstance(data, Mapping) and isinstance(step, str):
+            data = data.get(step)
+        elif isinstance(data, list) and isinstance(step, int) and step < len(data):
+            data = data[step]
+        else:
+            return None
+    return data
+
+
+def plain_scalar(text: str) -> Any:
+    """``text`` as YAML reads it written as one plain scalar: a null, boolean, integer or finite
+    number where it reads as one, else ``text`` itself. Whatever ``text`` holds (``: ``, a
+    newline, a ``#``), it stays one scalar: it is never parsed as a document. Sexagesimal
+    numbers (``1:30``, YAML 1.1 only) stay text."""
+    loader = _BoundedLoader("")
+    try:
+        tag = loader.resolve(yaml.ScalarNode, text, (True, False))
+        if tag not in _TYPED or ":" in text:
+            return text
+        value = loader.construct_object(yaml.ScalarNode(tag, text))
+    except yaml.YAMLError:
+        return text
+    finally:
+        loader.dispose()
+    return text if isinstance(value, float) and not math.isfinite(value) else value

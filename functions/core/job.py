@@ -186,9 +186,10 @@ def render_job(request: TrialLaunch, defaults: Cluster = NO_DEFAULTS) -> dict[st
             return trial_spec.render_workload(request.trial_spec, request.primary_container,
                                               request.primary_pod_labels, request.params or {}, metadata, pod,
                                               katuna_env, {} if sized else container.get("resources", {}),
-                                              spec["ttlSecondsAfterFinished"])
+                                              spec["ttlSecondsAfterFinished"], request.typed_fields)
         return trial_spec.render(request.trial_spec, request.primary_container, request.params or {},
-                                 metadata, spec, katuna_env, {} if sized else container.get("resources", {}))
+                                 metadata, spec, katuna_env, {} if sized else container.get("resources", {}),
+                                 request.typed_fields)
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": spec}
 
 

@@ -9,6 +9,7 @@ Values reach trials as the Experiment wrote them: a discrete ``"16"`` stays ``16
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeGuard
@@ -17,9 +18,15 @@ import yaml
 
 from functions.core import bounded_yaml, katib_algorithms, katib_paths, katib_template, validate
 from functions.core.errors import InvalidStudy, Problem
-from functions.core.katib_paths import ANNOTATION_FIELD, NODE_POOL_ANNOTATION
+from functions.core.katib_paths import (
+    ANNOTATION_FIELD,
+    NODE_POOL_ANNOTATION,
+    TYPED_FIELDS_ANNOTATION,
+    TYPED_FIELDS_FIELD,
+)
 from functions.core.nodepool import parse_node_pool
 from functions.core.reader import Reader
+from functions.core.trial_template import NOT_USED
 
 API_VERSION = "kubeflow.org/v1beta1"
 ALGORITHMS = {"random": "random", "grid": "grid", "tpe": "tpe", "multivariate-tpe": "multivariate-tpe",
@@ -95,6 +102,9 @@ def from_experiment(data: Mapping[str, Any]) -> dict[str, Any]:
         "parallelism": _parallelism(spec, problems),
         "trialTemplate": katib_template.translate(spec.get("trialTemplate"), spec.get("parameters") or [], problems),
     }
+    typed = _typed_fields(metadata, problems)
+    if typed and native["trialTemplate"]:
+        native["trialTemplate"]["typedFields"] = typed
     if (spec.get("algorithm") or {}).get("algorithmName") == "tpe":
         _as_hyperopt(native["algorithm"]["settings"], native["parallelism"])
     if spec.get("maxTrialCount") is not None:
@@ -118,8 +128,20 @@ def from_experiment(data: Mapping[str, Any]) -> dict[str, Any]:
     if metadata.get("namespace"):
         native["kubernetes"] = {"namespace": metadata["namespace"]}
     if problems:
-        raise InvalidStudy(problems + _native_problems(native, data, problems))
+        raise InvalidStudy(_leading(spec, problems + _native_problems(native, data, problems)))
     return native
+
+
+def _leading(spec: Mapping[str, Any], problems: list[Problem]) -> list[Problem]:
+    """The problems that are not mere consequences of another: with a ``nasConfig`` (refused),
+    the parameters and trial template of neural architecture search, and a NAS algorithm's
+    refusal, which says the same; and the native study's advice about a parameter no
+    placeholder names (the translation says which ``trialParameters`` entry is at fault)."""
+    nas = "nasConfig" in spec
+    algorithm = (spec.get("algorithm") or {}).get("algorithmName")
+    return [p for p in problems if NOT_USED not in p.message and not (nas and (
+        any(p.path == f or p.path.startswith((f"{f}.", f"{f}[")) for f in ("spec.parameters", "spec.trialTemplate"))
+        or (p.path == "spec.algorithm.algorithmName" and _REFUSED.get(str(algorithm)) == _NAS)))]
 
 
 def _native_problems(native: dict[str, Any], data: Mapping[str, Any], found: list[Problem]) -> list[Problem]:
@@ -363,7 +385,8 @@ def _collector(spec: Mapping[str, Any], problems: list[Problem]) -> dict[str, An
     filters = list((source.get("filter") or {}).get("metricsFormat") or [])
     if kind == "StdOut":
         return {"kind": "stdout", "filters": filters} if filters else None
-    if (spec.get("collector") or {}).get("customCollector") is not None:
+    custom = (spec.get("collector") or {}).get("customCollector") is not None
+    if custom:
         problems.append(Problem("spec.metricsCollectorSpec.collector.customCollector",
                                 "a custom collector container is not run by katuna; use the StdOut or File collector"))
     if kind == "File":
@@ -377,8 +400,9 @@ def _collector(spec: Mapping[str, Any], problems: list[Problem]) -> dict[str, An
     if kind == "TensorFlowEvent":
         return _event_collector(source, problems)
     why = _COLLECTORS_REFUSED.get(str(kind), "katuna reads metrics from text")
-    problems.append(Problem("spec.metricsCollectorSpec.collector.kind",
-                            f"{kind} is not supported: {why}; expected StdOut, File or TensorFlowEvent"))
+    if not (custom and kind == "Custom"):  # the custom collector's refusal says why already
+        problems.append(Problem("spec.metricsCollectorSpec.collector.kind",
+                                f"{kind} is not supported: {why}; expected StdOut, File or TensorFlowEvent"))
     return None
 
 
@@ -421,6 +445,21 @@ def _node_pool(data: Mapping[str, Any], parallelism: Any, problems: list[Problem
         parse_node_pool(r, block, metadata.get("name"), parallelism if _is_count(parallelism) else None)
         problems += [Problem(ANNOTATION_FIELD + p.path.removeprefix("nodePool"), p.message) for p in r.problems]
     return block
+
+
+def _typed_fields(metadata: Mapping[str, Any], problems: list[Problem]) -> Any:
+    """The paths of :data:`TYPED_FIELDS_ANNOTATION` (JSON), which katuna sets on the Experiment
+    it stores after reading its trial template from a ConfigMap; each is checked as the native
+    ``typedFields``."""
+    annotations = metadata.get("annotations")
+    raw = annotations.get(TYPED_FIELDS_ANNOTATION) if isinstance(annotations, Mapping) else None
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw) if isinstance(raw, str) else None
+    except ValueError as exc:
+        problems.append(Problem(TYPED_FIELDS_FIELD, f"expected a JSON list of paths into the trialSpec: {exc}"))
+        return None
 
 
 def _annotation_block(raw: Any, problems: list[Problem]) -> Mapping[str, Any] | None:

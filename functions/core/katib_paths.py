@@ -19,6 +19,12 @@ NODE_POOL_ANNOTATION = "katuna.dev/node-pool"
 """The annotation of an Experiment resource that holds its ``nodePool`` block (the Experiment's
 schema has no place for one), as JSON or YAML."""
 ANNOTATION_FIELD = f'metadata.annotations["{NODE_POOL_ANNOTATION}"]'
+TYPED_FIELDS_ANNOTATION = "katuna.dev/trial-template-typed-fields"
+"""Set by katuna on the definition it stores of an Experiment whose trial template it read from
+a ConfigMap: the paths into the ``trialSpec`` (JSON, each a list of keys and list indexes) of
+the unquoted scalars holding a placeholder, which Katib's substitution into the template's text
+types as YAML (the native ``trialTemplate.typedFields``)."""
+TYPED_FIELDS_FIELD = f'metadata.annotations["{TYPED_FIELDS_ANNOTATION}"]'
 _PARAMETER_FIELDS = {"type": "parameterType", "min": "feasibleSpace.min", "max": "feasibleSpace.max",
                      "step": "feasibleSpace.step", "values": "feasibleSpace.list", "log": "feasibleSpace.distribution",
                      "distribution": "feasibleSpace.distribution"}
@@ -48,6 +54,8 @@ def katib_path(path: str, experiment: Mapping[str, Any]) -> str:
     annotations = (experiment.get("metadata") or {}).get("annotations")
     if path.startswith("nodePool") and isinstance(annotations, Mapping) and NODE_POOL_ANNOTATION in annotations:
         return ANNOTATION_FIELD + path.removeprefix("nodePool")
+    if path.startswith("trialTemplate.typedFields"):
+        return TYPED_FIELDS_FIELD + path.removeprefix("trialTemplate.typedFields")
     if path in _FIXED:
         return _FIXED[path]
     for native, katib in _PREFIXES.items():

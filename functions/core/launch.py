@@ -41,6 +41,8 @@ class TrialLaunch:
     success_condition: str | None = None
     failure_condition: str | None = None
     primary_pod_labels: Mapping[str, str] | None = None
+    typed_fields: frozenset[tuple[str | int, ...]] = frozenset()
+    """The ``trial_spec`` strings read as a YAML scalar once substituted (see :mod:`template`)."""
     progress: Progress | None = None
     """Set when intermediate values matter (early stopping): how to find them in the output."""
     metrics_file: str | None = None
@@ -94,6 +96,7 @@ def trial_launch(record: StudyRecord, trial: TrialRecord) -> TrialLaunch:
         success_condition=tmpl.success_condition,
         failure_condition=tmpl.failure_condition,
         primary_pod_labels=dict(tmpl.primary_pod_labels),
+        typed_fields=frozenset(tmpl.typed_fields),
         progress=_progress(record) if spec.early_stopping else None,
         metrics_file=_metrics_file(record, trial, name),
         metrics_events=tuple(spec.metric_names) if spec.metrics_collector.kind == "tfevent" else (),

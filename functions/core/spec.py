@@ -101,6 +101,9 @@ class TrialTemplate:
     ``primaryPodLabels``); none: the kind's default primary pods."""
     retain: bool = False
     """Keep the finished trial's workload on the cluster (no TTL, never deleted)."""
+    typed_fields: tuple[tuple[str | int, ...], ...] = ()
+    """The ``trial_spec`` strings read as one plain YAML scalar once substituted (a number where
+    the value is one): those a template read as text wrote unquoted, as Katib types them."""
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"maxAttempts": self.max_attempts}
@@ -118,6 +121,8 @@ class TrialTemplate:
             out["primaryPodLabels"] = dict(self.primary_pod_labels)
         if self.retain:
             out["retain"] = True
+        if self.typed_fields:
+            out["typedFields"] = [list(path) for path in self.typed_fields]
         optional = {
             "env": dict(self.env),
             "workingDir": self.working_dir,

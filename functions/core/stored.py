@@ -124,6 +124,7 @@ def _trial_template(data: Mapping[str, Any]) -> TrialTemplate:
         failure_condition=data.get("failureCondition"),
         primary_pod_labels=tuple(sorted((data.get("primaryPodLabels") or {}).items())),
         retain=bool(data.get("retain")),
+        typed_fields=tuple(tuple(path) for path in data.get("typedFields") or ()),
     )
 
 

@@ -7,7 +7,10 @@ deterministic name (its Job name on a cluster); in a Katib-style ``trialSpec`` J
 
 Substitution works on each string on its own (an argv element, an env value, a string field of
 a Job), so a value with spaces, quotes, newlines or YAML syntax stays one literal string: trial
-parameters never pass through a shell, and never through serialised YAML.
+parameters never pass through a shell, and never through serialised YAML. A ``trialSpec`` field
+listed as typed (one written as a plain YAML scalar in a template read as text, as Katib's
+ConfigMap templates are) is then read as that one scalar: ``2`` becomes the integer 2, as
+Katib's substitution into the text gives it, while ``a: b`` stays the string it is.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import Any
+
+from functions.core.bounded_yaml import Path, plain_scalar
 
 PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
 _PREFIX = "trialParameters."
@@ -86,15 +91,19 @@ def substitute(text: str, params: Mapping[str, Any], context: Mapping[str, str] 
 
 
 def substitute_tree(value: Any, params: Mapping[str, Any], context: Mapping[str, str],
-                    drop_inactive: bool = True) -> Any:
+                    drop_inactive: bool = True, typed: frozenset[Path] = frozenset(), at: Path = ()) -> Any:
     """A copy of a nested structure with every string substituted on its own; list items about
-    parameters the trial does not have are left out, unless ``drop_inactive`` is false."""
+    parameters the trial does not have are left out, unless ``drop_inactive`` is false. A string
+    whose path (from ``at``, indexes those of ``value``) is in ``typed`` is then read as one
+    plain YAML scalar (:func:`bounded_yaml.plain_scalar`)."""
     if isinstance(value, str):
-        return substitute(value, params, context)
+        text = substitute(value, params, context)
+        return plain_scalar(text) if at in typed else text
     if isinstance(value, Mapping):
-        return {key: substitute_tree(child, params, context, drop_inactive) for key, child in value.items()}
+        return {key: substitute_tree(child, params, context, drop_inactive, typed, (*at, key))
+                for key, child in value.items()}
     if isinstance(value, list):
-        return [substitute_tree(child, params, context, drop_inactive) for child in value
+        return [substitute_tree(child, params, context, drop_inactive, typed, (*at, i)) for i, child in enumerate(value)
                 if not (drop_inactive and isinstance(child, str)) or applies(child, params)]
     return value
 

@@ -11,20 +11,29 @@ Where there is a cluster to read from, the definition is stored as if it had giv
 inline (``trialSpec``, ``rawTemplate``), with the annotation :data:`SOURCE_ANNOTATION` saying where
 it came from: a later change of the ConfigMap changes no running study, and a stored study never
 needs the cluster again. Without a cluster, the translators refuse the field, saying why.
+
+Katib substitutes into a ConfigMap template's text and reads the YAML afterwards, so an unquoted
+``replicas: ${trialParameters.workers}`` becomes the integer ``2``; the stored definition lists
+those unquoted scalars in the annotation :data:`katib_paths.TYPED_FIELDS_ANNOTATION`, and each is
+read as one YAML scalar once substituted (a value never adds structure). A quoted one stays a
+string, as it does in Katib, and so does one where Kubernetes takes only strings (Katib's
+number there is a workload the API server refuses).
 """
 
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Mapping
 from typing import Any
 
 import yaml
 
-from functions.core import bounded_yaml, katib, resources, studyjob
+from functions.core import bounded_yaml, katib, resources, studyjob, template
 from functions.core.cluster_templates import ClusterTemplates, ConfigMapForbidden, ReadConfigMap
 from functions.core.errors import InvalidStudy, Problem
 from functions.core.formats import load_definition
+from functions.core.katib_paths import TYPED_FIELDS_ANNOTATION
 from functions.core.limits import DEFAULTS, Limits
 from functions.core.spec import Study
 
@@ -85,7 +94,8 @@ def as_stored(edited: dict[str, Any], stored: Mapping[str, Any], home: str) -> d
     kept = stored.get("spec") or {}
     swapped = _same_experiment_source(spec, kept, recorded) if kind == "Experiment" else \
         _same_worker_source(spec, kept, recorded, home)
-    return edited if swapped is None else _annotated({**_unannotated(edited), "spec": swapped}, recorded)
+    typed = ((stored.get("metadata") or {}).get("annotations") or {}).get(TYPED_FIELDS_ANNOTATION)
+    return edited if swapped is None else _annotated({**_unannotated(edited), "spec": swapped}, recorded, typed)
 
 
 def _same_experiment_source(spec: Mapping[str, Any], stored: Mapping[str, Any], recorded: str) -> dict[str, Any] | None:
@@ -125,19 +135,23 @@ def _kind(definition: Mapping[str, Any]) -> str | None:
 
 
 def _unannotated(definition: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy without :data:`SOURCE_ANNOTATION`: only katuna's own reading of a ConfigMap sets it."""
+    """A copy without :data:`SOURCE_ANNOTATION` and the typed fields' annotation: only katuna's
+    own reading of a ConfigMap sets them."""
     out = copy.deepcopy(dict(definition))
     metadata = out.get("metadata")
     if isinstance(metadata, dict) and isinstance(metadata.get("annotations"), dict):
         metadata["annotations"].pop(SOURCE_ANNOTATION, None)
+        metadata["annotations"].pop(TYPED_FIELDS_ANNOTATION, None)
         if not metadata["annotations"]:
             del metadata["annotations"]
     return out
 
 
-def _annotated(definition: dict[str, Any], source: str) -> dict[str, Any]:
+def _annotated(definition: dict[str, Any], source: str, typed: str | None = None) -> dict[str, Any]:
+    """``definition`` saying where its template came from, and which of its fields are typed."""
     metadata = dict(definition.get("metadata") or {})
-    metadata["annotations"] = {**(metadata.get("annotations") or {}), SOURCE_ANNOTATION: source}
+    added = {SOURCE_ANNOTATION: source, **({TYPED_FIELDS_ANNOTATION: typed} if typed else {})}
+    metadata["annotations"] = {**(metadata.get("annotations") or {}), **added}
     return {**definition, "metadata": metadata}
 
 
@@ -169,7 +183,7 @@ def _experiment(definition: dict[str, Any], spec: Mapping[str, Any], read: ReadC
     if text is None:
         return definition, problems
     try:
-        trial_spec = bounded_yaml.load(text)
+        trial_spec, plain = bounded_yaml.load_plain(text, _substituted)
     except yaml.YAMLError as exc:
         return definition, [Problem(f"{CONFIG_MAP}.templatePath", f"the key {key!r} of ConfigMap {namespace}/{name} "
                                                                    f"is not valid YAML: {_yaml_problem(exc)}")]
@@ -179,7 +193,24 @@ def _experiment(definition: dict[str, Any], spec: Mapping[str, Any], read: ReadC
                                                                    "(apiVersion, kind, spec)")]
     inlined = {k: v for k, v in trial.items() if k != "configMap"}
     inlined["trialSpec"] = trial_spec
-    return _annotated({**definition, "spec": {**spec, "trialTemplate": inlined}}, _source(namespace, name, key)), []
+    typed_paths = [list(path) for path in plain if not _string_only(path)]
+    typed = json.dumps(typed_paths) if typed_paths else None
+    return _annotated({**definition, "spec": {**spec, "trialTemplate": inlined}}, _source(namespace, name, key),
+                      typed), []
+
+
+def _string_only(path: bounded_yaml.Path) -> bool:
+    """Whether Kubernetes takes only a string at ``path``: a container's command and args, an
+    environment value, a label or an annotation. Katib's typing there (``- ${trialParameters.lr}``
+    as a number) makes the API server refuse the trial's workload; katuna keeps the string."""
+    return (len(path) >= 2 and (path[-2] in ("command", "args") and isinstance(path[-1], int)
+                                or path[-2] in ("labels", "annotations")))\
+        or (len(path) >= 3 and path[-3] == "env" and path[-1] == "value")
+
+
+def _substituted(text: str) -> bool:
+    """Whether Katib substitutes into this scalar of a template's text: it names a trial parameter."""
+    return bool(template.referenced_parameters(text)[0])
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from functions.core import template, trial_kinds
+from functions.core.bounded_yaml import Path
 from functions.core.errors import InvalidStudy, Problem
 from functions.core.labels import problems as label_problems
 from functions.core.reader import Reader
@@ -162,13 +163,14 @@ def requests_resources(trial_spec: Mapping[str, Any], names: frozenset[str]) -> 
 
 def render(trial_spec: Mapping[str, Any], primary: str | None, params: Mapping[str, Any],
            metadata: Mapping[str, Any], required: Mapping[str, Any], env: Mapping[str, str],
-           resources: Mapping[str, Mapping[str, str]]) -> dict[str, Any]:
+           resources: Mapping[str, Mapping[str, str]], typed: frozenset[Path] = frozenset()) -> dict[str, Any]:
     """The Job from the template: ``metadata`` (name, namespace, labels) and the ``required``
     Job spec fields of katuna win; katuna's node selector and tolerations (a node pool's, say)
     are added to the template's; ``env`` is added to the primary container, and ``resources``
-    (requests and limits) where it names none of them."""
+    (requests and limits) where it names none of them; the ``typed`` strings are read as YAML
+    scalars once substituted."""
     context, labels = _context(trial_spec, params, metadata)
-    job = template.substitute_tree(copy.deepcopy(dict(trial_spec)), params, context)
+    job = template.substitute_tree(copy.deepcopy(dict(trial_spec)), params, context, typed=typed)
     job["metadata"] = {**(job.get("metadata") or {}), **metadata, "labels": labels}
     spec = job.setdefault("spec", {})
     for key, value in required.items():
@@ -201,7 +203,7 @@ def render(trial_spec: Mapping[str, Any], primary: str | None, params: Mapping[s
 def render_workload(trial_spec: Mapping[str, Any], primary: str | None, primary_labels: Mapping[str, str] | None,
                     params: Mapping[str, Any], metadata: Mapping[str, Any], pod: Mapping[str, Any],
                     env: Mapping[str, str], resources: Mapping[str, Mapping[str, str]],
-                    ttl: int | None = None) -> dict[str, Any]:
+                    ttl: int | None = None, typed: frozenset[Path] = frozenset()) -> dict[str, Any]:
     """A workload of a kind other than Job from the template: katuna's ``metadata`` (name,
     namespace, labels) wins; the node selector and tolerations in ``pod`` are added to every pod
     template (an Argo Workflow takes them for all its pods); ``env`` is added to the primary
@@ -209,9 +211,10 @@ def render_workload(trial_spec: Mapping[str, Any], primary: str | None, primary_
     worker's pods need requests as the master's do, for the scheduler and the autoscaler) that
     names none; ``ttl`` goes where the kind keeps one, unless the template sets its own. The
     kind's controller makes the pods, with katuna's labels where the kind takes pod labels
-    (:func:`~functions.core.trial_kinds.pod_labelled`), so pods tell the attempt they are of."""
+    (:func:`~functions.core.trial_kinds.pod_labelled`), so pods tell the attempt they are of;
+    the ``typed`` strings are read as YAML scalars once substituted."""
     context, labels = _context(trial_spec, params, metadata)
-    workload = template.substitute_tree(copy.deepcopy(dict(trial_spec)), params, context)
+    workload = template.substitute_tree(copy.deepcopy(dict(trial_spec)), params, context, typed=typed)
     workload["metadata"] = {**(workload.get("metadata") or {}), **metadata, "labels": labels}
     trial_kinds.pod_labelled(workload, metadata["labels"])
     pod_specs = [spec for _, _, spec in trial_kinds.pod_specs(workload)]

@@ -10,9 +10,13 @@ from typing import Any
 
 from functions.core import labels, pod_fields, template, trial_kinds
 from functions.core import trial_spec as trial_spec_module
+from functions.core.bounded_yaml import Path, value_at
 from functions.core.reader import Reader, join, kind_of
 from functions.core.spec import TrialTemplate
 
+NOT_USED = "is not used by trialTemplate"
+"""What the problem of a parameter no placeholder names says (a Katib Experiment says how its
+parameters reach trials otherwise: through ``trialParameters``, checked by its translation)."""
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 """Matched whole (``fullmatch``): a ``$`` would also accept a trailing newline."""
 
@@ -25,7 +29,7 @@ def parse_trial_template(r: Reader, data: Any, parameters: list[str | None]) -> 
         r.fail(path, "required; expected a mapping with command")
     item = r.mapping(data, path, {"command", "env", "workingDir", "timeout", "image", "resources", "maxAttempts",
                                   "trialSpec", "primaryContainerName", "successCondition", "failureCondition",
-                                  "primaryPodLabels", "retain"})
+                                  "primaryPodLabels", "retain", "typedFields"})
     trial_spec = item.get("trialSpec")
     primary = r.get(item, "primaryContainerName", path, "str")
     if (trial_spec is None) == ("command" not in item):
@@ -52,8 +56,29 @@ def parse_trial_template(r: Reader, data: Any, parameters: list[str | None]) -> 
         r.fail(join(path, "maxAttempts"), "expected an integer >= 1")
     _check_placeholders(r, command, env, parameters, spec_names)
     retain = bool(r.get(item, "retain", path, "bool"))
+    typed = _typed_fields(r, item, path, trial_spec)
     return TrialTemplate(command, env, working_dir, timeout, image, resources, max_attempts or 5,
-                         trial_spec, primary, *conditions, pod_labels, retain)
+                         trial_spec, primary, *conditions, pod_labels, retain, typed)
+
+
+def _typed_fields(r: Reader, item: Mapping[str, Any], path: str, trial_spec: Any) -> tuple[Path, ...]:
+    """``typedFields``: paths (keys and list indexes) of strings of the ``trialSpec`` holding a
+    placeholder, each read as one plain YAML scalar once substituted."""
+    raw = r.get(item, "typedFields", path, "list") or []
+    if raw and trial_spec is None:
+        r.fail(join(path, "typedFields"), "only used with a trialSpec, whose fields it names")
+        return ()
+    found: list[Path] = []
+    for i, given in enumerate(raw):
+        steps = tuple(given) if isinstance(given, list) and given and all(
+            isinstance(step, (str, int)) and not isinstance(step, bool) for step in given) else None
+        value = value_at(trial_spec, steps) if steps is not None else None
+        if steps is None or not (isinstance(value, str) and template.PLACEHOLDER.search(value)):
+            r.fail(f"{path}.typedFields[{i}]", f"expected the path (keys and list indexes) of a string of the "
+                                               f"trialSpec that holds a placeholder, got {given!r}")
+        else:
+            found.append(steps)
+    return tuple(found)
 
 
 def _conditions(r: Reader, item: Mapping[str, Any], path: str, trial_spec: Any) -> tuple[str | None, str | None]:
@@ -116,5 +141,5 @@ def _check_placeholders(r: Reader, command: tuple[str, ...], env: tuple[tuple[st
             used.add(name)
     for i, declared in enumerate(parameters):
         if declared is not None and declared not in used:
-            r.fail(f"parameters[{i}]", f"{declared!r} is not used by trialTemplate: "
+            r.fail(f"parameters[{i}]", f"{declared!r} {NOT_USED}: "
                                        f"reference it as ${{trialParameters.{declared}}} in command or env")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+from kube_standin.field_types import job_undecodable
 from kube_standin.names import label_problems
 from kube_standin.objects import DNS_LABEL, DNS_SUBDOMAIN, QUANTITY
 from kube_standin.pod_validation import pod_problems, resource_problems
@@ -34,7 +35,11 @@ NON_NEGATIVE = ("parallelism", "completions", "activeDeadlineSeconds", "backoffL
 
 
 def undecodable(job: dict) -> str | None:
-    """Why the body cannot be decoded as a Job: a resource quantity that is no quantity."""
+    """Why the body cannot be decoded as a Job: a field of the wrong type, a resource quantity
+    that is no quantity."""
+    wrong = job_undecodable(job)
+    if wrong is not None:
+        return wrong
     for container in ((job.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or []:
         for kind in ("requests", "limits"):
             for value in ((container.get("resources") or {}).get(kind) or {}).values():

@@ -4,7 +4,8 @@ server's side of create, get, list, watch and delete, with its wording.
 A kind is served only once a test installs its operator (:meth:`Workloads.install`); before,
 every request for it is the API's 404 "the server could not find the requested resource". A
 created object gets a uid, a creation time and a generation; a label the API server (or, in a
-pod template, the kind's controller) would refuse is 422 Invalid; a duplicate name is 409
+pod template, the kind's controller) would refuse, or a field of the wrong type where the CRD's
+schema says its type (:mod:`kube_standin.field_types`), is 422 Invalid; a duplicate name is 409
 AlreadyExists; a delete whose preconditions do not hold is 409 Conflict; deleting one deletes
 what it owns (pods, Jobs and their pods), as the garbage collector does for custom resources,
 whose default propagation is ``Background`` (``Orphan`` leaves them, their owner reference
@@ -16,8 +17,11 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+from kube_standin.field_types import training_schema
 from kube_standin.objects import DNS_SUBDOMAIN, invalid, not_found, snapshot, status, unmet_precondition
+from kube_standin.operators import TRAINING
 from kube_standin.server import Call, Kind
+from kube_standin.structural import problems
 from kube_standin.validation import nested_label_problems
 
 
@@ -29,6 +33,8 @@ class Crd:
     versions: tuple[str, ...]
     plural: str
     kind: str
+    schema: dict | None = None
+    """The part of the CRD's structural schema the stand-in checks, if any."""
 
     @property
     def qualified(self) -> str:
@@ -39,8 +45,8 @@ class Crd:
 
 
 OPERATORS: dict[str, tuple[Crd, ...]] = {
-    "training-operator": tuple(Crd("kubeflow.org", ("v1",), kind.lower() + "s", kind) for kind in
-                               ("TFJob", "PyTorchJob", "MPIJob", "XGBoostJob", "PaddleJob", "JAXJob")),
+    "training-operator": tuple(Crd("kubeflow.org", ("v1",), kind.lower() + "s", kind, training_schema(key))
+                               for kind, key in TRAINING.items()),
     "trainer": (Crd("trainer.kubeflow.org", ("v1alpha1",), "trainjobs", "TrainJob"),
                 Crd("jobset.x-k8s.io", ("v1alpha2",), "jobsets", "JobSet")),
     "jobset": (Crd("jobset.x-k8s.io", ("v1alpha2",), "jobsets", "JobSet"),),
@@ -101,9 +107,9 @@ class Workloads:
             return invalid(crd.kind, crd.qualified, name, [("metadata.name", f'Invalid value: "{name}": a lowercase '
                                                             "RFC 1123 subdomain must consist of lower case "
                                                             "alphanumeric characters, '-' or '.'")])
-        labels = nested_label_problems(body)
-        if labels:
-            return invalid(crd.kind, crd.qualified, name, labels)
+        causes = nested_label_problems(body) + (problems(crd.schema, body) if crd.schema else [])
+        if causes:
+            return invalid(crd.kind, crd.qualified, name, causes)
         key = (crd.plural, namespace, name)
         if key in self.workloads:
             return 409, status(409, "AlreadyExists", f'{crd.qualified} "{name}" already exists',

@@ -1,0 +1,63 @@
+"""The types of the fields a trial template's placeholders fill, as the API server checks them.
+
+A built-in kind is decoded into Go structs before anything else: a string where the Job's spec
+has an integer, or a number where a container has a string (an argument, an environment
+value), cannot be decoded, and the whole request is a 400 BadRequest naming the Go field. A
+custom resource is checked against its CRD's structural schema: the Training Operator's
+``replicas`` is an ``int32``, its pod templates' containers are the core ``Container``; a value
+of the wrong type is a 422 Invalid for that field.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+JOB_INTEGERS = {"parallelism": "int32", "completions": "int32", "backoffLimit": "int32",
+                "activeDeadlineSeconds": "int64", "ttlSecondsAfterFinished": "int32"}
+"""``JobSpec``'s integer fields katuna or a template may set."""
+CONTAINER_STRINGS = ("command", "args")
+_JSON_KIND = {str: "string", bool: "bool", int: "number", float: "number", list: "array", dict: "object"}
+
+_CONTAINER = {"type": "object", "properties": {
+    "command": {"type": "array", "items": {"type": "string"}},
+    "args": {"type": "array", "items": {"type": "string"}},
+    "env": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"},
+                                                                       "value": {"type": "string"}}}}}}
+_POD_TEMPLATE = {"type": "object", "properties": {"spec": {"type": "object", "properties": {
+    "containers": {"type": "array", "items": _CONTAINER}, "initContainers": {"type": "array", "items": _CONTAINER}}}}}
+_REPLICA_SPEC = {"type": "object", "properties": {"replicas": {"type": "integer", "format": "int32"},
+                                                  "template": _POD_TEMPLATE}}
+
+
+def training_schema(replica_specs: str) -> dict:
+    """What a Training Operator CRD's schema says of these fields, its replica specs at
+    ``spec.<replica_specs>`` (everything else is left to the stand-in's other checks)."""
+    return {"type": "object", "properties": {"spec": {"type": "object", "properties": {
+        replica_specs: {"type": "object", "additionalProperties": _REPLICA_SPEC}}}}}
+
+
+def job_undecodable(job: dict) -> str | None:
+    """Why a Job cannot be decoded: the first field holding a value of the wrong JSON type,
+    worded as ``encoding/json`` words it."""
+    spec = job.get("spec") or {}
+    for field, go_type in JOB_INTEGERS.items():
+        value = spec.get(field)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            return _unmarshal(value, f"JobSpec.spec.{field}", go_type)
+    pod = (spec.get("template") or {}).get("spec") or {}
+    for group in ("initContainers", "containers"):
+        for container in pod.get(group) or []:
+            where = f"Container.spec.template.spec.{group}"
+            for field in CONTAINER_STRINGS:
+                bad = next((v for v in container.get(field) or [] if not isinstance(v, str)), None)
+                if bad is not None:
+                    return _unmarshal(bad, f"{where}.{field}", "string")
+            bad = next((e["value"] for e in container.get("env") or [] if "value" in e and not isinstance(e["value"], str)),
+                       None)
+            if bad is not None:
+                return _unmarshal(bad, "EnvVar.spec.template.spec.containers.env.value", "string")
+    return None
+
+
+def _unmarshal(value: Any, field: str, go_type: str) -> str:
+    return f"json: cannot unmarshal {_JSON_KIND.get(type(value), 'value')} into Go struct field {field} of type {go_type}"
