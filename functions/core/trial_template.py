@@ -39,8 +39,8 @@ def parse_trial_template(r: Reader, data: Any, parameters: list[str | None]) -> 
     pod_labels = _string_map(r, item, "primaryPodLabels", path, key_pattern=None)
     if pod_labels and trial_spec is None:
         r.fail(join(path, "primaryPodLabels"), "only used with a trialSpec, whose pods it selects")
-    for problem in labels.problems(dict(pod_labels), join(path, "primaryPodLabels")):
-        r.fail(problem.path, problem.message)
+    for wrong in labels.problems(dict(pod_labels), join(path, "primaryPodLabels")):
+        r.fail(wrong.path, wrong.message)
     spec_names = (trial_spec_module.check(r, trial_spec, primary, conditions, dict(pod_labels))
                   if trial_spec is not None else [])
     env = _string_map(r, item, "env", path, key_pattern=ENV_NAME)
