@@ -83,7 +83,7 @@ SPEC_FORM = {
     "trialTemplate": {"trialSpec": JOB, "primaryContainerName": "trainer", "primaryPodLabels": {"role": "main"},
                       "successCondition": 'status.conditions.#(type=="Complete")#|#(status=="True")#',
                       "failureCondition": 'status.conditions.#(type=="Failed")#|#(status=="True")#', "timeout": 90.5,
-                      "resources": {"cpu": "2"}},
+                      "resources": {"cpu": "2"}, "typedFields": [["spec", "template", "spec", "containers", 0, "command", 2]]},
     "metricsCollector": {"kind": "tfevent", "path": "/logs/${trialSpec.Name}"},
     "warmStart": {"trials": [{"params": {"x": 1.0}, "values": [0.2, 0.9]}]},
     "nodePool": {"provider": "eks", "capacity": "on-demand", "instanceTypes": ["m5.xlarge"]},
