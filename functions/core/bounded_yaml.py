@@ -17,10 +17,12 @@ from __future__ import annotations
 import math
 import re
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import yaml
+
+from functions.core.documents import Path, value_at
 
 MAX_NODES = 100_000
 """Nodes a document may stand for, every alias counted at the size of what it names."""
@@ -37,10 +39,6 @@ _INT = "tag:yaml.org,2002:int"
 _STR = "tag:yaml.org,2002:str"
 _TYPED = {"tag:yaml.org,2002:null", "tag:yaml.org,2002:bool", _INT, "tag:yaml.org,2002:float"}
 """The tags a plain scalar may resolve to that :func:`plain_scalar` gives as typed values."""
-
-Path = tuple[str | int, ...]
-"""Where a value is in a document: mapping keys and list indexes, outermost first."""
-
 
 class DocumentTooLarge(yaml.YAMLError):
     """The document stands for too many nodes, or nests too deeply."""
@@ -178,18 +176,6 @@ def _plain(node: yaml.Node | None, path: Path) -> Iterator[tuple[Path, str]]:
         for key, child in node.value:
             if isinstance(key, yaml.ScalarNode):
                 yield from _plain(child, (*path, key.value))
-
-
-def value_at(data: Any, path: Path) -> Any:
-    """The value at ``path`` of ``data``, None where there is none (a merge key's path)."""
-    for step in path:
-        if isinstance(data, Mapping) and isinstance(step, str):
-            data = data.get(step)
-        elif isinstance(data, list) and isinstance(step, int) and step < len(data):
-            data = data[step]
-        else:
-            return None
-    return data
 
 
 def plain_scalar(text: str) -> Any:

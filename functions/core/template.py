@@ -19,7 +19,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from functions.core.bounded_yaml import Path, plain_scalar
+from functions.core.documents import Path
 
 PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
 _PREFIX = "trialParameters."
@@ -98,7 +98,7 @@ def substitute_tree(value: Any, params: Mapping[str, Any], context: Mapping[str,
     plain YAML scalar (:func:`bounded_yaml.plain_scalar`)."""
     if isinstance(value, str):
         text = substitute(value, params, context)
-        return plain_scalar(text) if at in typed else text
+        return _plain_scalar(text) if at in typed else text
     if isinstance(value, Mapping):
         return {key: substitute_tree(child, params, context, drop_inactive, typed, (*at, key))
                 for key, child in value.items()}
@@ -106,6 +106,14 @@ def substitute_tree(value: Any, params: Mapping[str, Any], context: Mapping[str,
         return [substitute_tree(child, params, context, drop_inactive, typed, (*at, i)) for i, child in enumerate(value)
                 if not (drop_inactive and isinstance(child, str)) or applies(child, params)]
     return value
+
+
+def _plain_scalar(text: str) -> Any:
+    """:func:`bounded_yaml.plain_scalar`, imported only where a template has typed fields: a
+    handler renders most trials without loading the YAML library."""
+    from functions.core.bounded_yaml import plain_scalar
+
+    return plain_scalar(text)
 
 
 def applies(text: str, params: Mapping[str, Any]) -> bool:

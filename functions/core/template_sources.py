@@ -31,6 +31,7 @@ import yaml
 
 from functions.core import bounded_yaml, katib, resources, studyjob, template
 from functions.core.cluster_templates import ClusterTemplates, ConfigMapForbidden, ReadConfigMap
+from functions.core.documents import Path
 from functions.core.errors import InvalidStudy, Problem
 from functions.core.formats import load_definition
 from functions.core.katib_paths import TYPED_FIELDS_ANNOTATION
@@ -199,7 +200,7 @@ def _experiment(definition: dict[str, Any], spec: Mapping[str, Any], read: ReadC
                       typed), []
 
 
-def _string_only(path: bounded_yaml.Path) -> bool:
+def _string_only(path: Path) -> bool:
     """Whether Kubernetes takes only a string at ``path``: a container's command and args, an
     environment value, a label or an annotation. Katib's typing there (``- ${trialParameters.lr}``
     as a number) makes the API server refuse the trial's workload; katuna keeps the string."""

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from functions.core import template, trial_kinds
-from functions.core.bounded_yaml import Path
+from functions.core.documents import Path
 from functions.core.errors import InvalidStudy, Problem
 from functions.core.labels import problems as label_problems
 from functions.core.reader import Reader

@@ -10,7 +10,7 @@ from typing import Any
 
 from functions.core import labels, pod_fields, template, trial_kinds
 from functions.core import trial_spec as trial_spec_module
-from functions.core.bounded_yaml import Path, value_at
+from functions.core.documents import Path, value_at
 from functions.core.reader import Reader, join, kind_of
 from functions.core.spec import TrialTemplate
 
