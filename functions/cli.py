@@ -1,23 +1,24 @@
-"""The ``katuna`` command: a thin layer over the embedded runner, the store and the views."""
+"""The ``katuna`` command: a thin layer over the embedded runner, the store and the views.
+
+This module runs, converts and renders study files; the commands about stored studies are in
+:mod:`functions.cli_studies`, those that serve a database in :mod:`functions.cli_servers`.
+"""
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
-from dataclasses import replace
+from contextlib import suppress
 from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 import yaml
-from rich.console import Console
 
-from functions.adapters.sqlite_store import SqliteStore
-from functions.cli_output import front_title, print_result, print_study, studies_table, trial_table
+from functions import cli_servers, cli_studies
+from functions.cli_common import console, db_option, errors, fail, settings_for
+from functions.cli_output import print_result
 from functions.core.assignments import parse_assignments
 from functions.core.errors import (
     InvalidStudy,
@@ -25,7 +26,6 @@ from functions.core.errors import (
     Problem,
     StorageUnavailable,
     StudyConflict,
-    StudyNotFound,
     UnreadableFile,
 )
 from functions.core.formats import load_definition, parse_text
@@ -34,54 +34,17 @@ from functions.core.launch import trial_launch
 from functions.core.records import StudyRecord, TrialRecord
 from functions.core.samplers import first_suggestion
 from functions.core.spec import Study
-from functions.core.views import best_trials, study_view, trial_view
 from functions.embedded import Embedded
 from functions.interrupts import Interrupted, interruptible
 from functions.progress import StudyProgress
 from functions.settings import Settings
-from functions.terminal import markup, printable, text
+from functions.terminal import markup, printable
 from functions.userfiles import read_text
-
-console = Console()
-errors = Console(stderr=True)
-
-db_option = click.option("--db", type=click.Path(dir_okay=False), default=None,
-                         help="SQLite database (default: $KATUNA_DB or ./katuna.db).")
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-
 
 STUDY_FIELDS = {"objective", "parameters", "trialTemplate", "algorithm", "maxTrials", "parallelism",
                 "metricsCollector", "earlyStopping", "warmStart", "timeBudget", "apiVersion", "kind"}
 """Fields of which a document given as a study holds at least one (``name`` alone does not count):
 a document with none is not a study, and its keys are not echoed back as unknown fields."""
-
-
-def _settings(db: str | None) -> Settings:
-    return Settings.from_env().with_db(db)
-
-
-def _existing_db(db: str | None) -> Path:
-    """The database a command that only reads (or stops) studies uses; exit 2 when there is
-    none: opening it would create an empty one, and a mistyped ``--db`` would then look like
-    a database whose studies are gone."""
-    path = _settings(db).db
-    if not path.exists():
-        _fail(f"no database at {path.absolute()} (give --db PATH or set KATUNA_DB; katuna run creates it)", 2)
-    return path
-
-
-@contextmanager
-def _store(db: str | None) -> Iterator[SqliteStore]:
-    store = SqliteStore(_existing_db(db))
-    try:
-        yield store
-    finally:
-        store.close()
-
-
-def _fail(message: str, code: int = 1) -> NoReturn:
-    errors.print(f"[red]error:[/red] {markup(message)}", highlight=False, soft_wrap=True)
-    sys.exit(code)
 
 
 def _load(file: str, settings: Settings) -> tuple[Study, dict[str, Any]]:
@@ -93,7 +56,7 @@ def _load(file: str, settings: Settings) -> tuple[Study, dict[str, Any]]:
     try:
         definition = parse_text(read(file))
         if not STUDY_FIELDS & definition.keys():
-            _fail(f"{file} is not a study: expected a YAML or JSON mapping with a study's fields "
+            fail(f"{file} is not a study: expected a YAML or JSON mapping with a study's fields "
                   "(name, objective, parameters, trialTemplate, ...), a Katib Experiment or a StudyJob", 2)
         return load_definition(definition, read, settings.limits)
     except InvalidStudy as exc:
@@ -110,10 +73,6 @@ def _check_working_dir(file: str, spec: Study) -> None:
                                               f"expected a directory; {Path.cwd() / working_dir} is none")]))
 
 
-def _print_json(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2, default=str))
-
-
 class _Commands(click.Group):
     """katuna's commands; a file that cannot be read or a database that cannot be used ends
     any of them with exit 2 and a one-line message instead of a traceback."""
@@ -122,7 +81,7 @@ class _Commands(click.Group):
         try:
             return super().invoke(ctx)
         except (UnreadableFile, StorageUnavailable) as exc:
-            _fail(str(exc), 2)
+            fail(str(exc), 2)
 
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
@@ -136,7 +95,7 @@ def main() -> None:
 @db_option
 def run(file: str, db: str | None) -> None:
     """Run the study in FILE to completion (resuming it if it was interrupted)."""
-    settings = _settings(db)
+    settings = settings_for(db)
     spec, definition = _load(file, settings)
     if settings.executor == "local":
         _check_working_dir(file, spec)
@@ -148,7 +107,7 @@ def run(file: str, db: str | None) -> None:
         _problems(file, exc)
     except StudyConflict as exc:
         embedded.close()
-        _fail(str(exc), 2)
+        fail(str(exc), 2)
     if record.terminal:
         console.print(f"Study [bold]{markup(spec.name)}[/bold] already {record.status}: {markup(record.reason)}. "
                       "Nothing to run.")
@@ -186,84 +145,6 @@ def _tell(message: str) -> None:
     """A line on stderr, if there is still somewhere to write it (a hung-up terminal is gone)."""
     with suppress(OSError):
         errors.print(message, highlight=False, soft_wrap=True)
-
-
-@main.command()
-@db_option
-@json_option
-def studies(db: str | None, as_json: bool) -> None:
-    """List the stored studies."""
-    with _store(db) as store:
-        views = [study_view(store, record) for record in store.list_studies()]
-    if as_json:
-        _print_json(views)
-        return
-    console.print(studies_table(views))
-
-
-def _with_study(db: str | None, name: str) -> tuple[SqliteStore, StudyRecord]:
-    path = _existing_db(db)
-    store = SqliteStore(path)
-    try:
-        return store, store.get_study(name)
-    except KatunaError as exc:
-        store.close()
-        _fail(_looked_in(exc, path))
-
-
-def _looked_in(exc: KatunaError, db: Path) -> str:
-    """The error, naming the database when the study is not in it: the wrong one, perhaps."""
-    return f"{exc} in {db.absolute()}" if isinstance(exc, StudyNotFound) else str(exc)
-
-
-@main.command()
-@click.argument("name")
-@db_option
-@json_option
-def show(name: str, db: str | None, as_json: bool) -> None:
-    """Show a study: status, trial counts, best trial, stop reason."""
-    store, record = _with_study(db, name)
-    view = study_view(store, record)
-    view["definition"] = record.spec.to_dict()
-    front = best_trials(store, record) if record.spec.multi_objective else []
-    store.close()
-    if as_json:
-        _print_json(view)
-        return
-    print_study(console, view, record, front)
-
-
-@main.command()
-@click.argument("name")
-@db_option
-@json_option
-def trials(name: str, db: str | None, as_json: bool) -> None:
-    """List the trials of a study."""
-    store, record = _with_study(db, name)
-    rows = store.trials(name)
-    store.close()
-    if as_json:
-        _print_json([trial_view(t) for t in rows])
-        return
-    console.print(trial_table(record, rows))
-
-
-@main.command()
-@click.argument("name")
-@db_option
-@json_option
-def best(name: str, db: str | None, as_json: bool) -> None:
-    """Show the best trial (or the Pareto front of a multi-objective study); exit 1 if there is none."""
-    store, record = _with_study(db, name)
-    found = best_trials(store, record)
-    store.close()
-    if as_json:
-        views = [trial_view(t) for t in found]
-        _print_json(views if record.spec.multi_objective else (views[0] if views else None))
-        sys.exit(0 if found else 1)
-    if not found:
-        _fail(f"study {name!r} has no completed trial{'' if record.terminal else ' yet'}")
-    console.print(trial_table(record, found, title=front_title(record) if record.spec.multi_objective else "Best trial"))
 
 
 @main.command()
@@ -316,116 +197,9 @@ def render(file: str, assignments: tuple[str, ...]) -> None:
     except InvalidStudy as exc:
         _problems(file, exc)
     except KatunaError as exc:
-        _fail(str(exc), 2)
+        fail(str(exc), 2)
     click.echo(yaml.safe_dump(job, sort_keys=False), nl=False)
 
 
-@main.command()
-@db_option
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
-@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1), help="gunicorn workers.")
-@click.option("--executor", type=click.Choice(["local", "kubernetes"]), default=None,
-              help="Where trials run: processes here, or Jobs on Kubernetes (default: $KATUNA_EXECUTOR or local).")
-def serve(db: str | None, host: str, port: int, workers: int, executor: str | None) -> None:
-    """Serve the HTTP API and the event functions with gunicorn.
-
-    Without KATUNA_API_TOKEN it listens on loopback only and answers loopback Host names only;
-    another address, or KATUNA_ALLOWED_HOSTS, needs the token.
-    """
-    from functions.adapters.process_tree import hide_from_trials
-    from functions.adapters.web.guard import exposure_problem
-    from functions.adapters.web.server import Server, listen_problem
-    from functions.runtime import service_app
-
-    settings = _settings(db)
-    problem = exposure_problem(settings.allowed_hosts, settings.api_token, bind=host) or listen_problem(host, port)
-    if problem:
-        _fail(problem, 2)
-    if executor:
-        settings = replace(settings, executor=executor)
-    if settings.executor == "kubernetes":
-        from functions.adapters.kubernetes_executor import configuration_problem
-
-        problem = configuration_problem(settings.k8s_api)
-        if problem:
-            _fail(problem, 2)
-    SqliteStore(settings.db).close()
-    hide_from_trials()
-    Server(partial(service_app, settings), host, port, workers).run()
-
-
-@main.command()
-@click.argument("name")
-@db_option
-def stop(name: str, db: str | None) -> None:
-    """Stop a running study; a `katuna run` of it stops its trials within a second."""
-    path = _existing_db(db)
-    embedded = Embedded(_settings(db))
-    try:
-        record = embedded.store.get_study(name)
-        if record.terminal:
-            console.print(f"Study {markup(repr(name))} already {record.status}: {markup(record.reason)}")
-            return
-        embedded.stop(name)
-        console.print(f"Study {markup(repr(name))} stopped.")
-    except KatunaError as exc:
-        _fail(_looked_in(exc, path))
-    finally:
-        embedded.close()
-
-
-@main.command()
-@click.argument("name")
-@db_option
-def delete(name: str, db: str | None) -> None:
-    """Delete a study that is not running, with its trials, at once (no confirmation, as
-    DELETE /studies/NAME); its name is then free for another definition."""
-    store, _ = _with_study(db, name)
-    try:
-        with store.transaction():
-            record = store.get_study(name)
-            if not record.terminal:
-                _fail(f"study {name!r} is {record.status} (or was interrupted, and a run would resume it): stop it "
-                      f"first with katuna stop {name}, then delete it")
-            trials = store.count_trials(name).created
-            store.delete_study(name)
-    finally:
-        store.close()
-    logs = _settings(db).logs / name
-    kept = f"; its trial logs stay in {logs.resolve()}" if logs.is_dir() else ""
-    console.print(text(f"Deleted study {name!r} and its {trials} trial(s) from {_settings(db).db.resolve()}{kept}."),
-                  soft_wrap=True)
-
-
-@main.command("optuna-dashboard")
-@db_option
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback only).")
-@click.option("--port", default=8081, show_default=True, type=int, help="Port to listen on.")
-def optuna_dashboard(db: str | None, host: str, port: int) -> None:
-    """Open the database's studies in optuna-dashboard (pip install 'katuna[dashboard]').
-
-    katuna keeps Optuna's state in a journal inside its own database, which
-    ``optuna-dashboard sqlite:///...`` cannot read; this serves it with that journal storage,
-    on loopback only (optuna-dashboard has no sign-in), refusing every change but notes
-    (katuna's own records must stay in step with it).
-    """
-    from functions.adapters.dashboard_storage import DashboardStorage
-    from functions.adapters.web.guard import is_loopback
-
-    if not is_loopback(host):
-        _fail(f"refusing to listen on {host}: optuna-dashboard has no sign-in, so anyone who can reach it could "
-              "read and annotate every study. Listen on 127.0.0.1 and reach it through a tunnel "
-              f"(ssh -L {port}:127.0.0.1:{port} HOST)", 2)
-    path = _existing_db(db)
-    try:
-        from bottle import HTTPError
-        from optuna_dashboard import run_server
-    except ImportError:
-        _fail("optuna-dashboard is not installed: pip install 'katuna[dashboard]'")
-    store = SqliteStore(path)
-    console.print(f"optuna-dashboard on http://{markup(host)}:{port}/ for {markup(path.resolve())}", highlight=False)
-    try:
-        run_server(DashboardStorage(store.optuna_storage(), lambda reason: HTTPError(403, reason)), host=host, port=port)
-    finally:
-        store.close()
+for command in (*cli_studies.COMMANDS, *cli_servers.COMMANDS):
+    main.add_command(command)

@@ -1,0 +1,65 @@
+"""What the ``katuna`` commands share: the consoles, the common options, the settings and the
+database a command works on, and how a command fails."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+from rich.console import Console
+
+from functions.adapters.sqlite_store import SqliteStore
+from functions.core.errors import KatunaError, StudyNotFound
+from functions.core.records import StudyRecord
+from functions.settings import Settings
+from functions.terminal import markup
+
+console = Console()
+errors = Console(stderr=True)
+
+db_option = click.option("--db", type=click.Path(dir_okay=False), default=None,
+                         help="SQLite database (default: $KATUNA_DB or ./katuna.db).")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+
+
+def settings_for(db: str | None) -> Settings:
+    return Settings.from_env().with_db(db)
+
+
+def existing_db(db: str | None) -> Path:
+    """The database a command that only reads (or stops) studies uses; exit 2 when there is
+    none: opening it would create an empty one, and a mistyped ``--db`` would then look like
+    a database whose studies are gone."""
+    path = settings_for(db).db
+    if not path.exists():
+        fail(f"no database at {path.absolute()} (give --db PATH or set KATUNA_DB; katuna run creates it)", 2)
+    return path
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    errors.print(f"[red]error:[/red] {markup(message)}", highlight=False, soft_wrap=True)
+    sys.exit(code)
+
+
+def print_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, default=str))
+
+
+def with_study(db: str | None, name: str) -> tuple[SqliteStore, StudyRecord]:
+    """The existing database's store and the study ``name`` in it; exit 1 naming the database
+    when the study is not there."""
+    path = existing_db(db)
+    store = SqliteStore(path)
+    try:
+        return store, store.get_study(name)
+    except KatunaError as exc:
+        store.close()
+        fail(looked_in(exc, path))
+
+
+def looked_in(exc: KatunaError, db: Path) -> str:
+    """The error, naming the database when the study is not in it: the wrong one, perhaps."""
+    return f"{exc} in {db.absolute()}" if isinstance(exc, StudyNotFound) else str(exc)

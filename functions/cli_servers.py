@@ -1,0 +1,83 @@
+"""The ``katuna`` commands that serve a database: the service (``serve``) and Optuna's dashboard."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from functools import partial
+
+import click
+
+from functions.adapters.sqlite_store import SqliteStore
+from functions.cli_common import console, db_option, existing_db, fail, settings_for
+from functions.terminal import markup
+
+
+@click.command()
+@db_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1), help="gunicorn workers.")
+@click.option("--executor", type=click.Choice(["local", "kubernetes"]), default=None,
+              help="Where trials run: processes here, or Jobs on Kubernetes (default: $KATUNA_EXECUTOR or local).")
+def serve(db: str | None, host: str, port: int, workers: int, executor: str | None) -> None:
+    """Serve the HTTP API and the event functions with gunicorn.
+
+    Without KATUNA_API_TOKEN it listens on loopback only and answers loopback Host names only;
+    another address, or KATUNA_ALLOWED_HOSTS, needs the token.
+    """
+    from functions.adapters.process_tree import hide_from_trials
+    from functions.adapters.web.guard import exposure_problem
+    from functions.adapters.web.server import Server, listen_problem
+    from functions.runtime import service_app
+
+    settings = settings_for(db)
+    problem = exposure_problem(settings.allowed_hosts, settings.api_token, bind=host) or listen_problem(host, port)
+    if problem:
+        fail(problem, 2)
+    if executor:
+        settings = replace(settings, executor=executor)
+    if settings.executor == "kubernetes":
+        from functions.adapters.kubernetes_executor import configuration_problem
+
+        problem = configuration_problem(settings.k8s_api)
+        if problem:
+            fail(problem, 2)
+    SqliteStore(settings.db).close()
+    hide_from_trials()
+    Server(partial(service_app, settings), host, port, workers).run()
+
+
+@click.command("optuna-dashboard")
+@db_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback only).")
+@click.option("--port", default=8081, show_default=True, type=int, help="Port to listen on.")
+def optuna_dashboard(db: str | None, host: str, port: int) -> None:
+    """Open the database's studies in optuna-dashboard (pip install 'katuna[dashboard]').
+
+    katuna keeps Optuna's state in a journal inside its own database, which
+    ``optuna-dashboard sqlite:///...`` cannot read; this serves it with that journal storage,
+    on loopback only (optuna-dashboard has no sign-in), refusing every change but notes
+    (katuna's own records must stay in step with it).
+    """
+    from functions.adapters.dashboard_storage import DashboardStorage
+    from functions.adapters.web.guard import is_loopback
+
+    if not is_loopback(host):
+        fail(f"refusing to listen on {host}: optuna-dashboard has no sign-in, so anyone who can reach it could "
+              "read and annotate every study. Listen on 127.0.0.1 and reach it through a tunnel "
+              f"(ssh -L {port}:127.0.0.1:{port} HOST)", 2)
+    path = existing_db(db)
+    try:
+        from bottle import HTTPError
+        from optuna_dashboard import run_server
+    except ImportError:
+        fail("optuna-dashboard is not installed: pip install 'katuna[dashboard]'")
+    store = SqliteStore(path)
+    console.print(f"optuna-dashboard on http://{markup(host)}:{port}/ for {markup(path.resolve())}", highlight=False)
+    try:
+        run_server(DashboardStorage(store.optuna_storage(), lambda reason: HTTPError(403, reason)), host=host, port=port)
+    finally:
+        store.close()
+
+
+COMMANDS = (serve, optuna_dashboard)

@@ -1,0 +1,145 @@
+"""The ``katuna`` commands about stored studies: list, show, trials, best, stop and delete."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import click
+
+from functions.adapters.sqlite_store import SqliteStore
+from functions.cli_common import (
+    console,
+    db_option,
+    existing_db,
+    fail,
+    json_option,
+    looked_in,
+    print_json,
+    settings_for,
+    with_study,
+)
+from functions.cli_output import front_title, print_study, studies_table, trial_table
+from functions.core.errors import KatunaError
+from functions.core.views import best_trials, study_view, trial_view
+from functions.embedded import Embedded
+from functions.terminal import markup, text
+
+
+@contextmanager
+def _store(db: str | None) -> Iterator[SqliteStore]:
+    store = SqliteStore(existing_db(db))
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+@click.command()
+@db_option
+@json_option
+def studies(db: str | None, as_json: bool) -> None:
+    """List the stored studies."""
+    with _store(db) as store:
+        views = [study_view(store, record) for record in store.list_studies()]
+    if as_json:
+        print_json(views)
+        return
+    console.print(studies_table(views))
+
+
+@click.command()
+@click.argument("name")
+@db_option
+@json_option
+def show(name: str, db: str | None, as_json: bool) -> None:
+    """Show a study: status, trial counts, best trial, stop reason."""
+    store, record = with_study(db, name)
+    view = study_view(store, record)
+    view["definition"] = record.spec.to_dict()
+    front = best_trials(store, record) if record.spec.multi_objective else []
+    store.close()
+    if as_json:
+        print_json(view)
+        return
+    print_study(console, view, record, front)
+
+
+@click.command()
+@click.argument("name")
+@db_option
+@json_option
+def trials(name: str, db: str | None, as_json: bool) -> None:
+    """List the trials of a study."""
+    store, record = with_study(db, name)
+    rows = store.trials(name)
+    store.close()
+    if as_json:
+        print_json([trial_view(t) for t in rows])
+        return
+    console.print(trial_table(record, rows))
+
+
+@click.command()
+@click.argument("name")
+@db_option
+@json_option
+def best(name: str, db: str | None, as_json: bool) -> None:
+    """Show the best trial (or the Pareto front of a multi-objective study); exit 1 if there is none."""
+    store, record = with_study(db, name)
+    found = best_trials(store, record)
+    store.close()
+    if as_json:
+        views = [trial_view(t) for t in found]
+        print_json(views if record.spec.multi_objective else (views[0] if views else None))
+        sys.exit(0 if found else 1)
+    if not found:
+        fail(f"study {name!r} has no completed trial{'' if record.terminal else ' yet'}")
+    console.print(trial_table(record, found, title=front_title(record) if record.spec.multi_objective else "Best trial"))
+
+
+@click.command()
+@click.argument("name")
+@db_option
+def stop(name: str, db: str | None) -> None:
+    """Stop a running study; a `katuna run` of it stops its trials within a second."""
+    path = existing_db(db)
+    embedded = Embedded(settings_for(db))
+    try:
+        record = embedded.store.get_study(name)
+        if record.terminal:
+            console.print(f"Study {markup(repr(name))} already {record.status}: {markup(record.reason)}")
+            return
+        embedded.stop(name)
+        console.print(f"Study {markup(repr(name))} stopped.")
+    except KatunaError as exc:
+        fail(looked_in(exc, path))
+    finally:
+        embedded.close()
+
+
+@click.command()
+@click.argument("name")
+@db_option
+def delete(name: str, db: str | None) -> None:
+    """Delete a study that is not running, with its trials, at once (no confirmation, as
+    DELETE /studies/NAME); its name is then free for another definition."""
+    store, _ = with_study(db, name)
+    try:
+        with store.transaction():
+            record = store.get_study(name)
+            if not record.terminal:
+                fail(f"study {name!r} is {record.status} (or was interrupted, and a run would resume it): stop it "
+                      f"first with katuna stop {name}, then delete it")
+            trials = store.count_trials(name).created
+            store.delete_study(name)
+    finally:
+        store.close()
+    logs = settings_for(db).logs / name
+    kept = f"; its trial logs stay in {logs.resolve()}" if logs.is_dir() else ""
+    console.print(text(f"Deleted study {name!r} and its {trials} trial(s) from {settings_for(db).db.resolve()}{kept}."),
+                  soft_wrap=True)
+
+
+COMMANDS = (studies, show, trials, best, stop, delete)
