@@ -18,7 +18,7 @@ import yaml
 
 from functions.core import bounded_yaml
 from functions.core.errors import InvalidStudy, Problem
-from functions.core.katib import typed_setting
+from functions.core.katib_search import typed_setting
 
 API_VERSION = "kubeflow.org/v1alpha1"
 ALGORITHMS = {"random": "random", "grid": "grid", "bayesianoptimization": "gp", "tpe": "tpe"}

@@ -1,0 +1,72 @@
+"""Katib's metrics collectors in katuna's terms: StdOut (with its filters), File and
+TensorFlowEvent, with Katib's defaults and its webhook's rules; the others are refused, each
+with the reason."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from functions.core.errors import Problem
+
+COLLECTORS_REFUSED = {
+    "PrometheusMetric": "katuna reads metrics from text lines, and scrapes no trial",
+    "Custom": "katuna runs no collector container of its own beside a trial",
+    "Push": "katuna reads every trial's metrics from its output, and takes no pushed metrics",
+}
+"""Katib metrics collectors katuna does not run, each with the reason."""
+EVENTS_DIRECTORY = "/var/log/katib/tfevent/"
+"""Katib's default directory of the TensorFlowEvent collector."""
+METRICS_FILE = "/var/log/katib/metrics.log"
+"""Katib's default file of the File collector."""
+
+
+def collector(spec: Mapping[str, Any], problems: list[Problem]) -> dict[str, Any] | None:
+    """The native ``metricsCollector`` of a ``metricsCollectorSpec``; None for Katib's default,
+    StdOut without filters, which is katuna's default too."""
+    kind = (spec.get("collector") or {}).get("kind", "StdOut")
+    source = spec.get("source") or {}
+    filters = list((source.get("filter") or {}).get("metricsFormat") or [])
+    if kind == "StdOut":
+        return {"kind": "stdout", "filters": filters} if filters else None
+    custom = (spec.get("collector") or {}).get("customCollector") is not None
+    if custom:
+        problems.append(Problem("spec.metricsCollectorSpec.collector.customCollector",
+                                "a custom collector container is not run by katuna; use the StdOut or File collector"))
+    if kind == "File":
+        file = source.get("fileSystemPath") or {}
+        if file.get("kind", "File") != "File":
+            problems.append(Problem("spec.metricsCollectorSpec.source.fileSystemPath.kind",
+                                    f"expected File: the File collector reads one file, got {file.get('kind')!r} "
+                                    "(a Directory is read by the TensorFlowEvent collector)"))
+        return {"kind": "file", "path": file.get("path") or METRICS_FILE, "format": str(file.get("format") or "TEXT").lower(),
+                **({"filters": filters} if filters else {})}
+    if kind == "TensorFlowEvent":
+        return _event_collector(source, problems)
+    why = COLLECTORS_REFUSED.get(str(kind), "katuna reads metrics from text")
+    if not (custom and kind == "Custom"):  # the custom collector's refusal says why already
+        problems.append(Problem("spec.metricsCollectorSpec.collector.kind",
+                                f"{kind} is not supported: {why}; expected StdOut, File or TensorFlowEvent"))
+    return None
+
+
+def _event_collector(source: Mapping[str, Any], problems: list[Problem]) -> dict[str, Any]:
+    """Katib's TensorFlowEvent collector, with its defaults and its webhook's rules: an absolute
+    directory (``/var/log/katib/tfevent/`` unless given), no format, and (katuna's own rule)
+    no filters, which apply to text."""
+    path = "spec.metricsCollectorSpec.source"
+    file = source.get("fileSystemPath") or {}
+    directory = file.get("path") or EVENTS_DIRECTORY
+    if file.get("kind", "Directory") != "Directory":
+        problems.append(Problem(f"{path}.fileSystemPath.kind", f"expected Directory: the TensorFlowEvent collector "
+                                                               f"reads every event file under one, got {file.get('kind')!r}"))
+    if not str(directory).startswith("/"):
+        problems.append(Problem(f"{path}.fileSystemPath.path", f"expected an absolute directory path where the "
+                                                               f"TensorFlow event files are written, got {directory!r}"))
+    if file.get("format"):
+        problems.append(Problem(f"{path}.fileSystemPath.format", "must be empty: the TensorFlowEvent collector reads "
+                                                                 "TensorFlow event files"))
+    if (source.get("filter") or {}).get("metricsFormat"):
+        problems.append(Problem(f"{path}.filter.metricsFormat", "filters apply to text lines; the TensorFlowEvent "
+                                                                "collector matches event tags to the metric names"))
+    return {"kind": "tfevent", "path": directory}

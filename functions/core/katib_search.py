@@ -1,0 +1,131 @@
+"""How a Katib Experiment searches, in katuna's terms: its algorithm (the sampler, with each
+setting as Optuna takes it: :mod:`katib_algorithms`), hyperband as random search under a
+Hyperband pruner, and Katib's median stop as early stopping."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeGuard
+
+from functions.core import katib_algorithms
+from functions.core.errors import Problem
+
+ALGORITHMS = {"random": "random", "grid": "grid", "tpe": "tpe", "multivariate-tpe": "multivariate-tpe",
+              "cmaes": "cmaes", "sobol": "sobol", "bayesianoptimization": "gp", "hyperband": "random"}
+"""Katib's algorithms katuna runs, each with the native sampler it becomes."""
+MEDIANSTOP_SETTINGS = {"min_trials_required": 1, "start_step": 1}
+"""Katib's medianstop settings, each with the least value its service accepts."""
+NAS = "neural architecture search is not supported: katuna tunes the values of spec.parameters"
+REFUSED = {"pbt": "population-based training is not supported: its trials resume from and mutate each other's "
+                  "checkpoints, and katuna's trials share none",
+           "enas": NAS, "darts": NAS}
+"""Katib algorithms katuna does not run, each with the reason."""
+HYPEROPT_GAMMA = 0.25
+"""The fraction in hyperopt's TPE rule for the good trials, ``ceil(gamma * sqrt(n))``, by default."""
+
+
+def sampler(algorithm: Mapping[str, Any], problems: list[Problem]) -> dict[str, Any]:
+    """The sampler, with each Katib setting in Optuna's terms (hyperband's kept as given, but
+    ``random_state``, the seed of every algorithm: they are translated with the search space)."""
+    name = algorithm.get("algorithmName")
+    path = "spec.algorithm"
+    if not name:
+        problems.append(Problem(f"{path}.algorithmName", f"required; expected one of {', '.join(ALGORITHMS)}"))
+    elif name in REFUSED:
+        problems.append(Problem(f"{path}.algorithmName", f"{name!r}: {REFUSED[name]}"))
+    elif name not in ALGORITHMS:
+        problems.append(Problem(f"{path}.algorithmName", f"{name!r} is not supported; expected one of {', '.join(ALGORITHMS)}"))
+    given = algorithm.get("algorithmSettings") or []
+    out: dict[str, Any] = {"name": ALGORITHMS.get(str(name), name or "random"), "settings": {}}
+    if name == "hyperband":
+        out["settings"] = {s.get("name"): typed_setting(s.get("value")) for s in given}
+        seed = out["settings"].pop("random_state", None)
+        if isinstance(seed, int):
+            out["seed"] = seed
+        elif seed is not None:
+            problems.append(Problem(f"{path}.algorithmSettings", f"random_state must be an integer, got {seed!r}"))
+    elif name in ALGORITHMS:
+        settings, seed, wrong = katib_algorithms.translate(name, given, f"{path}.algorithmSettings")
+        problems += wrong
+        out["settings"] = settings
+        if seed is not None:
+            out["seed"] = seed
+    return out
+
+
+def typed_setting(text: Any) -> Any:
+    """A Katib setting (always a string) as the number or boolean it spells."""
+    if not isinstance(text, str):
+        return text
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            continue
+    return {"true": True, "false": False}.get(text.lower(), text)
+
+
+def as_hyperopt(settings: dict[str, Any], parallelism: Any) -> None:
+    """Katib's default service for ``tpe`` is hyperopt's: the trials of its first request (as
+    many as ``parallelTrialCount``) are drawn at random and TPE starts with the next, taking
+    ``ceil(0.25 * sqrt(n))`` trials as the good ones. Optuna's defaults differ (10 random trials,
+    a tenth as good), so these are the settings unless the Experiment gives its own."""
+    settings.setdefault("gamma", HYPEROPT_GAMMA)
+    if is_count(parallelism) and parallelism >= 1:
+        settings.setdefault("n_startup_trials", parallelism)
+
+
+def hyperband(native: dict[str, Any], problems: list[Problem]) -> None:
+    """Katib's Hyperband as random search under Optuna's Hyperband pruner: the resource
+    parameter is fixed at its maximum ``r_l``, and the pruner decides, from each trial's
+    intermediate values, how far it gets (``eta`` is the reduction factor)."""
+    path = "spec.algorithm.algorithmSettings"
+    settings = native["algorithm"].pop("settings")
+    native["algorithm"]["settings"] = {}
+    unknown = set(settings) - {"resource_name", "eta", "r_l"}
+    problems += [Problem(path, f"unknown hyperband setting {name!r}") for name in sorted(unknown)]
+    resource, max_resource = settings.get("resource_name"), _whole(settings.get("r_l"))
+    names = [p.get("name") for p in native["parameters"]]
+    if resource not in names:
+        problems.append(Problem(path, f"resource_name must name a parameter; expected one of {', '.join(map(str, names))}"))
+    if not is_count(max_resource) or max_resource < 1:
+        problems.append(Problem(path, f"r_l (the maximum resource) must be a positive whole number (9 or 9.0: the "
+                                      f"pruner counts whole steps), got {settings.get('r_l')!r}"))
+        max_resource = "auto"
+    if "earlyStopping" in native:
+        problems.append(Problem("spec.earlyStopping", "hyperband stops trials itself; remove earlyStopping"))
+    if resource in names and is_count(max_resource):
+        native["parameters"][names.index(resource)] = {"name": resource, "type": "discrete", "values": [max_resource]}
+    native["earlyStopping"] = {"algorithm": "hyperband", "settings": {
+        "min_resource": 1, "max_resource": max_resource, "reduction_factor": settings.get("eta", 3)}}
+
+
+def _whole(value: Any) -> Any:
+    """A setting that spells a whole number (``9``, ``9.0``) as an int; any other as it is."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def early_stopping(early: Mapping[str, Any], problems: list[Problem]) -> dict[str, Any]:
+    """Katib's median stop, by Katib's own rule (the ``medianstop`` pruner): each report of the
+    objective is a step; settings as Katib's service validates them."""
+    path = "spec.earlyStopping"
+    if early.get("algorithmName") != "medianstop":
+        problems.append(Problem(f"{path}.algorithmName", f"{early.get('algorithmName')!r} is not supported; expected medianstop"))
+    settings: dict[str, int] = {}
+    for i, setting in enumerate(early.get("algorithmSettings") or []):
+        name, value, where = setting.get("name"), setting.get("value"), f"{path}.algorithmSettings[{i}]"
+        if name not in MEDIANSTOP_SETTINGS:
+            problems.append(Problem(f"{where}.name", f"unknown setting {name!r} for algorithm medianstop; "
+                                                     f"expected one of {', '.join(MEDIANSTOP_SETTINGS)}"))
+            continue
+        least = MEDIANSTOP_SETTINGS[name]
+        number = typed_setting(value)
+        if not is_count(number) or number < least:
+            problems.append(Problem(f"{where}.value", f"{name} must be an integer of at least {least}, got {value!r}"))
+            continue
+        settings[name] = number
+    return {"algorithm": "medianstop", "settings": settings}
+
+
+def is_count(value: Any) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
