@@ -44,10 +44,11 @@ from functions.core import file_collector
 from functions.core.cluster import Cluster
 from functions.core.errors import OutputLost, PermanentError, TemporaryError
 from functions.core.events import Event, trial_finished
-from functions.core.job import OWN, holder, is_job, own_conditions, primary_container_name, render_trial, trial_selector
+from functions.core.job import holder, is_job, own_conditions, primary_container_name, render_trial, trial_selector
 from functions.core.launch import TrialLaunch
 from functions.core.lines import bounded_lines
 from functions.core.log_cursor import Cursor, RunningLog
+from functions.core.naming import OWN
 
 log = logging.getLogger("katuna.kubernetes")
 

@@ -27,7 +27,8 @@ from urllib3.exceptions import HTTPError
 
 from functions.adapters.kubernetes_executor import read_or_none, translate
 from functions.core.errors import PermanentError, TemporaryError
-from functions.core.katib_trials import OTHER, OWN, PLURAL, holder, owner_uid
+from functions.core.katib_trials import PLURAL, holder, owner_uid
+from functions.core.naming import OTHER, OWN
 from functions.core.resources import Ref
 
 JSON_PATCH = "application/json-patch+json"

@@ -21,8 +21,9 @@ from urllib3.exceptions import HTTPError
 from functions.core import gjson, trial_kinds
 from functions.core.cluster import UID_LABEL
 from functions.core.errors import PermanentError, TemporaryError
-from functions.core.job import EARLIER, OWN, holder, trial_selector
+from functions.core.job import holder, trial_selector
 from functions.core.launch import TrialLaunch
+from functions.core.naming import EARLIER, OWN
 
 Translate = Callable[[Exception, str], Exception]
 Found = tuple[Mapping[str, str], str | None]

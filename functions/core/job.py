@@ -23,6 +23,7 @@ from functions.core.cluster import (
 )
 from functions.core.errors import PermanentError, Problem
 from functions.core.launch import TrialLaunch
+from functions.core.naming import EARLIER, OTHER, OWN
 from functions.core.spec import Study
 
 CONTAINER = "trial"
@@ -70,7 +71,6 @@ POD_SECURITY = {"seccompProfile": {"type": "RuntimeDefault"}}
 
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
-OWN, EARLIER, OTHER = "own", "earlier", "other"
 
 
 def labels(launch: TrialLaunch) -> dict[str, str]:

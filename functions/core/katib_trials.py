@@ -15,12 +15,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from functions.core.naming import EARLIER, OTHER, OWN
 from functions.core.records import COMPLETE, FAIL, PRUNED, RUNNING, StudyRecord, TrialRecord
 from functions.core.resources import KATIB_API_VERSIONS, Origin, timestamp
 
 EXPERIMENT_LABEL = "katib.kubeflow.org/experiment"
 PLURAL = "trials"
-OWN, EARLIER, OTHER = "own", "earlier", "other"
 
 _ENDS = {COMPLETE: ("Succeeded", "TrialSucceeded"), FAIL: ("Failed", "TrialFailed"),
          PRUNED: ("EarlyStopped", "TrialEarlyStopped")}

@@ -5,6 +5,10 @@ from __future__ import annotations
 import hashlib
 
 MAX_NAME = 63
+OWN, EARLIER, OTHER = "own", "earlier", "other"
+"""Whose is an object found holding a name katuna gives (names carry no study uid): the one
+katuna is about to make's own, one katuna made for an earlier study of the same name, or
+another's."""
 
 
 def job_name(study: str, number: int, attempt: int = 1) -> str:
