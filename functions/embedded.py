@@ -53,7 +53,7 @@ class Embedded:
         """Store the study (or find the identical one stored before, or restart the ended Katib
         Experiment whose trial budget the definition raises, as Katib does)."""
         check_node_pool(spec, self.settings, runs_jobs=False)
-        return store_or_restart(replace(self.deps, workdir=str(base_dir)), spec, definition)
+        return store_or_restart(replace(self.deps, workdir=str(base_dir)), spec, definition)[0]
 
     def run(self, name: str, on_tick: Callable[[], None] = lambda: None) -> StudyRecord:
         """Run (or resume) the study until it ends and its trials are gone.

@@ -33,7 +33,7 @@ from functions.core.resources import Ref
 from functions.core.spec import Study
 from functions.dispatch import Dispatcher
 from functions.handlers import Deps
-from functions.handlers.base import store_study
+from functions.handlers.base import store_or_restart
 from functions.pools import check_node_pool, node_pools
 from functions.settings import Settings
 from functions.watch import Watcher
@@ -113,10 +113,11 @@ class Runtime:
         """Store a study and start it; the stored record, and whether it is new.
 
         Submitting the identical study again starts it again: harmless while it runs, and the
-        way to recover when the first start could not be sent.
+        way to recover when the first start could not be sent. An ended Katib Experiment whose
+        trial budget the definition raises, as Katib restarts one, runs on.
         """
         check_node_pool(spec, self.settings, runs_jobs=self.settings.executor == "kubernetes")
-        stored, created = store_study(self.deps(), spec, definition)
+        stored, created = store_or_restart(self.deps(), spec, definition)
         if not stored.terminal:
             self.publish(study_created(stored.name, stored.uid))
         return stored, created

@@ -242,3 +242,23 @@ def test_an_edit_katib_refuses_leaves_the_ended_experiment_as_it_was(kube: KubeS
     assert refusal["reason"] == "SpecChangeRefused" and why in refusal["message"]
     assert "Restarting" not in conditions(status)
     assert len(service.json("GET", f"/studies/{name}/trials")[1]) == 2
+
+
+@pytest.mark.slow
+def test_posting_the_experiment_with_a_raised_budget_restarts_it_as_katuna_run_does(service: Service):
+    doc = resumable("posted")
+    status, _, body = service.request("POST", "/studies", yaml.safe_dump(doc), {"Content-Type": "application/yaml"})
+    assert status == 201, body
+    assert service.wait_for("posted")["status"] == "completed"
+    first = service.json("GET", "/studies/posted/trials")[1]
+
+    doc["spec"].update(maxTrialCount=4, parallelTrialCount=2)
+    status, _, body = service.request("POST", "/studies", yaml.safe_dump(doc), {"Content-Type": "application/yaml"})
+    assert status == 200 and json.loads(body)["status"] == "running", body
+    study = service.wait_for("posted")
+    assert (study["status"], study["counts"]["complete"], study["maxTrials"]) == ("completed", 4, 4)
+    assert service.json("GET", "/studies/posted/trials")[1][:2] == first, "the first run's trials stay as they were"
+    doc["spec"]["resumePolicy"] = "Never"
+    doc["spec"]["maxTrialCount"] = 6
+    status, _, body = service.request("POST", "/studies", yaml.safe_dump(doc), {"Content-Type": "application/yaml"})
+    assert status == 409 and "does not restart" in body.decode(), body

@@ -78,13 +78,13 @@ def store_study(deps: Deps, spec: Study, definition: dict[str, Any],
     return stored, stored.uid == uid
 
 
-def store_or_restart(deps: Deps, spec: Study, definition: dict[str, Any]) -> StudyRecord:
+def store_or_restart(deps: Deps, spec: Study, definition: dict[str, Any]) -> tuple[StudyRecord, bool]:
     """Store a submitted study as :func:`store_study` does; where its name holds an ended Katib
     Experiment that the definition restarts as Katib would (its trial budget raised, nothing
     else changed: :mod:`functions.core.resume`), restart that study instead. ``StudyConflict``
-    otherwise, saying why an ended Experiment does not restart."""
+    otherwise, saying why an ended Experiment does not restart. The record, and whether it is new."""
     try:
-        return store_study(deps, spec, definition)[0]
+        return store_study(deps, spec, definition)
     except StudyConflict as exc:
         with deps.store.transaction():
             stored = deps.store.get_study(spec.name)
@@ -94,7 +94,7 @@ def store_or_restart(deps: Deps, spec: Study, definition: dict[str, Any]) -> Stu
             if refused:
                 raise study_conflict(stored, spec, definition, f"it has ended ({stored.status}: {stored.reason}) and does "
                                      f"not restart: {'; '.join(refused)}") from exc
-            return reopen(stored, deps, spec, definition)
+            return reopen(stored, deps, spec, definition), False
 
 
 def _check_warm_study(store: Store, spec: Study) -> None:

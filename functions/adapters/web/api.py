@@ -53,7 +53,8 @@ def openapi():
 @blueprint.post("/studies")
 def create_study():
     """Submit a study (YAML or JSON; the content type is checked with every write): 201 when
-    new, 200 when the identical one exists. A trial template held in a ConfigMap is read where
+    new, 200 when the identical one exists, or when an ended Katib Experiment restarts with the
+    trial budget the definition raises. A trial template held in a ConfigMap is read where
     trials run on Kubernetes, and stored inline."""
     runtime = _runtime()
     spec, definition = load(parse_text(request.get_data(as_text=True)), runtime.templates, runtime.settings.limits)
