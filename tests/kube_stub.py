@@ -24,9 +24,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from http.server import ThreadingHTTPServer
 
-import jsonpatch
-import jsonpointer
-from kube_standin import configmaps, katib_api
+from kube_standin import configmaps, katib_api, patches
 from kube_standin.api import PLURALS, ApiServer
 from kube_standin.autoscaler import Autoscaler
 from kube_standin.clock import RealClock, rfc3339
@@ -36,7 +34,7 @@ from kube_standin.kubelet import Kubelets, image_id
 from kube_standin.logs import Line
 from kube_standin.names import label_problems
 from kube_standin.nodes import STATIC_ALLOCATABLE, STATIC_NODE, NodePool, node
-from kube_standin.objects import invalid, merge, not_found, snapshot, status
+from kube_standin.objects import invalid, not_found, snapshot
 from kube_standin.operators import JobSetController, Trainer, TrainingOperator
 from kube_standin.pipelines import Argo, Tekton
 from kube_standin.rbac import MANIFESTS, Authorizer, kustomization_objects
@@ -47,7 +45,6 @@ from kubernetes import client
 
 __all__ = ["KubeStub", "NodePool", "Refused", "image_id"]
 
-JSON_PATCH = "application/json-patch+json"
 TICK_SECONDS = 0.02
 """How often the controllers pass over the cluster."""
 
@@ -305,36 +302,20 @@ class KubeStub(ApiServer, Workloads):
             return (200, snapshot(obj)) if obj else not_found(katib_api.qualified(plural), name)
 
     def patch_status(self, plural: str, namespace: str, name: str, patch: object,
-                     content_type: str = "application/merge-patch+json") -> tuple[int, dict]:
-        """As the status subresource of a custom resource: the patch (merge, or JSON patch with
-        ``test`` operations) applies to the whole object, then only its ``status`` is kept, so
-        ``metadata`` in a merge patch changes nothing. A JSON patch that fails (a ``test`` that
-        does not hold, a path that is not there) is refused whole with the API's 422, which
-        does not say why; a ``resourceVersion`` other than the object's is a 409 conflict."""
+                     content_type: str = "application/merge-patch+json", directive: str | None = None) -> tuple[int, dict]:
+        """PATCH of the status subresource of a custom resource (:mod:`kube_standin.patches`):
+        the patch (merge, or JSON patch with ``test`` operations) applies to the whole object,
+        then only its ``status`` is kept, so ``metadata`` in a merge patch changes nothing. A
+        JSON patch that fails (a ``test`` that does not hold, a path that is not there) is
+        refused whole with the API's 422, whose message does not say why (its one cause does);
+        a ``resourceVersion`` other than the object's is a 409 conflict. Each write taken is
+        kept in ``status_writes``."""
         with self.lock:
-            obj = self.resources.get((plural, namespace, name))
-            if obj is None:
-                return not_found(katib_api.qualified(plural), name)
-            if content_type == JSON_PATCH and not isinstance(patch, list):
-                return 400, status(400, "BadRequest", "json: cannot unmarshal object into Go value of type jsonpatch.Patch")
-            try:
-                patched = (jsonpatch.apply_patch(obj, patch) if content_type == JSON_PATCH
-                           else merge(snapshot(obj), patch))
-            except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException):
-                return 422, {**status(422, "Invalid", "the server rejected our request due to an error in our request"),
-                             "details": {}}
-            version = (patched.get("metadata") or {}).get("resourceVersion")
-            if version != obj["metadata"]["resourceVersion"]:
-                return 409, status(409, "Conflict", f'Operation cannot be fulfilled on {katib_api.qualified(plural)} "{name}": the '
-                                                    "object has been modified; please apply your changes to the latest "
-                                                    "version and try again")
-            if "status" in patched:
-                obj["status"] = patched["status"]
-            else:
-                obj.pop("status", None)
-            self.history.record("MODIFIED", plural, obj)
-            self.status_writes.append((plural, name, snapshot(obj.get("status") or {})))
-            return 200, snapshot(obj)
+            code, body = patches.patch(self, plural, katib_api.qualified(plural), namespace, name, patch, content_type,
+                                       directive, subresource="status")
+            if code == 200:
+                self.status_writes.append((plural, name, snapshot(body.get("status") or {})))
+            return code, body
 
     # the controllers' side
 

@@ -17,8 +17,10 @@ import yaml
 from http_helpers import KATUNA, Service
 from kube_standin import katib_api
 from kube_stub import KubeStub
+from kubernetes import client
+from kubernetes.client.rest import ApiException
 from test_katib import experiment
-from test_resources import katib_resource, send
+from test_resources import katib_resource, send, wait_trials
 
 from functions.core.events import study_completed
 from functions.core.formats import load_study
@@ -26,6 +28,8 @@ from functions.handlers import stop
 
 TEAM = "team"
 PLURAL = "experiments.kubeflow.org"
+USER = "alice"
+"""A Katib user holding ``katuna-katib-edit`` in ``team``: who edits an Experiment's budget."""
 
 
 # katuna run: the same file, its budget raised
@@ -145,6 +149,7 @@ def test_the_end_of_the_first_run_never_ends_the_restarted_one(embedded, tmp_pat
 def kube() -> Iterator[KubeStub]:
     cluster = KubeStub(namespaces=(TEAM,))
     katib_api.install(cluster)
+    katib_api.bind(cluster, USER, "katuna-katib-edit", TEAM)
     yield cluster
     cluster.close()
 
@@ -262,3 +267,110 @@ def test_posting_the_experiment_with_a_raised_budget_restarts_it_as_katuna_run_d
     doc["spec"]["maxTrialCount"] = 6
     status, _, body = service.request("POST", "/studies", yaml.safe_dump(doc), {"Content-Type": "application/yaml"})
     assert status == 409 and "does not restart" in body.decode(), body
+
+
+# on a cluster: the budget edited as Katib's SDK edits it
+
+
+BUDGET = {"max_trial_count": "maxTrialCount", "parallel_trial_count": "parallelTrialCount",
+          "max_failed_trial_count": "maxFailedTrialCount"}
+"""``KatibClient.edit_experiment_budget``'s arguments, by the spec field each sets."""
+
+
+def edit_budget(kube: KubeStub, name: str, **budget: int) -> dict:
+    """The requests ``KatibClient.edit_experiment_budget`` makes, as its user: read the
+    Experiment, set the new budget in its spec, and send the whole object back as a merge patch
+    (metadata with the resourceVersion read, and the status, which the API ignores). A status
+    written between the two is a 409 conflict, as on any cluster, and the edit is made again."""
+    api = client.CustomObjectsApi(client.ApiClient(kube.configuration(USER)))
+    for _ in range(20):
+        experiment = api.get_namespaced_custom_object("kubeflow.org", "v1beta1", TEAM, "experiments", name)
+        experiment["spec"].update({BUDGET[arg]: value for arg, value in budget.items()})
+        try:
+            return api.patch_namespaced_custom_object("kubeflow.org", "v1beta1", TEAM, "experiments", name, experiment)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+    raise AssertionError(f"the budget of {name} could not be edited for conflicts")
+
+
+def edit_and_send(kube: KubeStub, service: Service, name: str, **budget: int) -> tuple[dict, list[str]]:
+    edited = edit_budget(kube, name, **budget)
+    return edited, send(service, "update", edited, path="/functions/resource")
+
+
+def delete_and_send(kube: KubeStub, service: Service, obj: dict) -> None:
+    kube.delete("Experiment", TEAM, obj["metadata"]["name"], api_version="kubeflow.org/v1beta1")
+    send(service, "delete", obj, path="/functions/resource")
+    service.wait_for(obj["metadata"]["name"], statuses=("stopped",))
+
+
+@pytest.mark.slow
+def test_the_sdks_budget_edit_restarts_a_succeeded_long_running_experiment(kube: KubeStub, service: Service):
+    added, _ = apply_and_send(kube, service, katib_experiment("eb-long", resumePolicy="LongRunning"), "add")
+    ended = wait_phase(kube, service, "eb-long", "Succeeded", "2/2")
+
+    edited, emitted = edit_and_send(kube, service, "eb-long", max_trial_count=4)
+    assert edited["metadata"]["generation"] == 2 and edited["status"]["phase"] == "Succeeded", \
+        "the patch changes the spec; the status it carried is the subresource's"
+    assert emitted == ["dev.katuna.trial.suggested"]
+    assert send(service, "update", edited, path="/functions/resource") == [], "a redelivered edit changes nothing"
+    done = wait_phase(kube, service, "eb-long", "Succeeded", "4/4")
+    assert done["observedGeneration"] == 2 and done["trials"] == 4 and done["completionTime"] >= ended["completionTime"]
+    assert conditions(done)["Restarting"]["reason"] == "ExperimentRestarting"
+    assert [t["number"] for t in service.json("GET", "/studies/eb-long/trials")[1]] == [0, 1, 2, 3]
+    assert send(service, "update", edited, path="/functions/resource") == [], "nor once the restarted run ended"
+    assert len(service.json("GET", "/studies/eb-long/trials")[1]) == 4 and added
+
+
+@pytest.mark.slow
+def test_the_sdks_budget_edit_of_a_running_experiment_takes_effect_at_once(kube: KubeStub, service: Service):
+    """As Katib's controller reconciles a running Experiment with its new budget: more trials at
+    a time, and more trials in all."""
+    added, _ = apply_and_send(kube, service, katib_experiment("eb-run", mode="hang", maxTrialCount=3), "add")
+    wait_trials(service, "eb-run", 1)
+    edited, emitted = edit_and_send(kube, service, "eb-run", max_trial_count=5, parallel_trial_count=3)
+    assert emitted == ["dev.katuna.trial.suggested"] * 2
+    assert send(service, "update", edited, path="/functions/resource") == [], "a redelivered edit changes nothing"
+    trials = wait_trials(service, "eb-run", 3)
+    assert len(trials) == 3, "three at a time, as the new parallelTrialCount says"
+    assert service.json("GET", "/studies/eb-run")[1]["maxTrials"] == 5
+    status = status_of(kube, "eb-run")
+    assert status["observedGeneration"] == 2 and "UpdateRefused" not in conditions(status)
+    delete_and_send(kube, service, added)
+
+
+@pytest.mark.slow
+def test_a_budget_katib_refuses_for_a_running_experiment_leaves_it_running_as_it_was(kube: KubeStub,
+                                                                                     service: Service):
+    """Katib's webhook refuses a ``maxTrialCount`` not above the trials an Experiment has, running
+    or not (the SDK's call fails, the Experiment runs on unchanged); katuna, which sees the edit
+    once the API took it, refuses it in the status and runs on as before."""
+    added, _ = apply_and_send(kube, service, katib_experiment("eb-fewer", mode="hang", maxTrialCount=5,
+                                                              parallelTrialCount=3), "add")
+    wait_trials(service, "eb-fewer", 3)
+    edited, emitted = edit_and_send(kube, service, "eb-fewer", max_trial_count=3)
+    assert emitted == []
+    status = status_of(kube, "eb-fewer")
+    assert status["phase"] == "Running" and status["observedGeneration"] == 2
+    refusal = conditions(status)["UpdateRefused"]
+    assert refusal["reason"] == "SpecChangeRefused"
+    assert "spec.maxTrialCount must be more than the 3 trials it has, got 3" in refusal["message"]
+    assert service.json("GET", "/studies/eb-fewer")[1]["maxTrials"] == 5
+    assert send(service, "update", edited, path="/functions/resource") == []
+    assert conditions(status_of(kube, "eb-fewer"))["UpdateRefused"] == refusal, "a redelivered edit changes nothing"
+    delete_and_send(kube, service, added)
+
+
+@pytest.mark.slow
+def test_the_sdks_budget_edit_of_an_experiment_katib_does_not_restart_is_refused(kube: KubeStub, service: Service):
+    apply_and_send(kube, service, katib_experiment("eb-never"), "add")
+    wait_phase(kube, service, "eb-never", "Succeeded", "2/2")
+    edited, emitted = edit_and_send(kube, service, "eb-never", max_trial_count=4)
+    assert emitted == []
+    status = status_of(kube, "eb-never")
+    assert status["phase"] == "Succeeded" and status["observedGeneration"] == 2
+    assert "spec.resumePolicy LongRunning or FromVolume" in conditions(status)["UpdateRefused"]["message"]
+    assert send(service, "update", edited, path="/functions/resource") == []
+    study = service.json("GET", "/studies/eb-never")[1]
+    assert (study["status"], study["maxTrials"], study["counts"]["complete"]) == ("completed", 2, 2)

@@ -60,7 +60,8 @@ class ModelBodies(client.CustomObjectsApi):
     does exactly that) rather than refused.
 
     ``kubeflow-katib`` 0.19 hands ``create_namespaced_custom_object`` a ``V1beta1Experiment``
-    (``tune()`` always does); ``kubernetes`` 37, which katuna pins and which the SDK's own
+    (``tune()`` always does), and ``patch_namespaced_custom_object`` one too
+    (``edit_experiment_budget``); ``kubernetes`` 37, which katuna pins and which the SDK's own
     requirement (``kubernetes>=27.2.0``) also installs, validates bodies client-side and
     refuses anything but a dict before sending a byte, against any cluster, Katib's too. This
     restores the older client's behaviour in the client process; nothing of katuna's changes.
@@ -69,6 +70,12 @@ class ModelBodies(client.CustomObjectsApi):
     def create_namespaced_custom_object(self, group, version, namespace, plural, body, **kwargs):
         body = KatibApiClient().sanitize_for_serialization(body)
         return super().create_namespaced_custom_object(group, version, namespace, plural, body, **kwargs)
+
+    def patch_namespaced_custom_object(self, group, version, namespace, plural, name, body, **kwargs):
+        """``edit_experiment_budget`` hands over the ``V1beta1Experiment`` it read, edited: sent
+        whole as a merge patch (its resourceVersion and status included), as before 37."""
+        body = KatibApiClient().sanitize_for_serialization(body)
+        return super().patch_namespaced_custom_object(group, version, namespace, plural, name, body, **kwargs)
 
 
 class TypeNames(KatibApiClient):
@@ -137,6 +144,27 @@ def test_tune_runs_its_trials_and_the_sdk_reads_the_result(kube: KubeStub, servi
 
     sdk.delete_experiment("sdk-tune")
     assert sdk.list_trials("sdk-tune") == [], "the Trials go with their Experiment"
+
+
+@pytest.mark.slow
+def test_edit_experiment_budget_restarts_a_long_running_experiment_for_the_extra_trials(kube: KubeStub,
+                                                                                       service: Service):
+    sdk = katib(kube)
+    budgeted = experiment("sdk-budget", ["python3", "-c", "import sys; print(f'loss={sys.argv[1]}')"])
+    budgeted["spec"]["resumePolicy"] = "LongRunning"
+    sdk.create_experiment(budgeted)
+    first = sdk.wait_for_experiment_condition("sdk-budget", timeout=120, polling_interval=1)
+    assert first.status.trials_succeeded == 1
+
+    sdk.edit_experiment_budget("sdk-budget", max_trial_count=3, parallel_trial_count=2)
+    edited = sdk.get_experiment("sdk-budget")
+    assert (edited.spec.max_trial_count, edited.spec.parallel_trial_count, edited.metadata.generation) == (3, 2, 2)
+    wait_until(lambda: sdk.get_experiment("sdk-budget").status.trials_succeeded == 3, "the extra trials", 120)
+    done = sdk.wait_for_experiment_condition("sdk-budget", timeout=60, polling_interval=1)
+    assert (done.status.trials, done.status.trials_succeeded) == (3, 3)
+    assert {c.type for c in done.status.conditions if c.status == "True"} >= {"Restarting", "Succeeded"}
+    assert sorted(t.metadata.name for t in sdk.list_trials("sdk-budget")) == [f"sdk-budget-{i}" for i in range(3)]
+    sdk.delete_experiment("sdk-budget")
 
 
 @pytest.mark.slow

@@ -1,4 +1,5 @@
-"""Restarting a finished Katib Experiment whose trial budget was raised, as Katib restarts one.
+"""Restarting a finished Katib Experiment whose trial budget was raised, as Katib restarts one,
+and the budget Katib's webhook refuses for any edited Experiment.
 
 Katib restarts an Experiment that succeeded by reaching ``maxTrialCount`` when its
 ``resumePolicy`` is ``LongRunning`` or ``FromVolume`` and ``maxTrialCount`` is raised above
@@ -7,7 +8,8 @@ may. Any other finished Experiment (``resumePolicy: Never``, ended by its goal o
 stays finished. katuna keeps the sampler's whole state in its store, so both policies restart
 alike: the stored trials stay, trial numbers go on, and the sampler sees every earlier trial.
 A study katuna ended by ``maxTrialCount`` with no trial succeeded (Katib calls that a success
-too) restarts as well.
+too) restarts as well. Katib's webhook also refuses any spec edit of a running Experiment whose
+``maxTrialCount`` is not above the trials it has made (:func:`too_few_trials`).
 
 :mod:`functions.core.katib` (and YAML with it) is imported only where an ended study is asked
 about: every handler imports this module, through :mod:`functions.handlers.base`.
@@ -52,10 +54,20 @@ def refusals(record: StudyRecord, edited: Mapping[str, Any], trials: int) -> lis
              for path in _changed(record.definition, edited)]
     if record.spec.node_pool is not None:
         found.append("an Experiment with a node pool does not restart: its pool was given back when it ended")
+    too_low = too_few_trials(edited, trials, " to restart it")
+    if too_low is not None:
+        found.append(too_low)
+    return found
+
+
+def too_few_trials(edited: Mapping[str, Any], trials: int, purpose: str = "") -> str | None:
+    """Why Katib's webhook refuses the edited Experiment's budget, running or ended: its
+    ``maxTrialCount`` must stay above the ``trials`` it has made (None when it does);
+    ``purpose`` says what the edit is for."""
     limit = (edited.get("spec") or {}).get("maxTrialCount")
     if isinstance(limit, int) and limit <= trials:
-        found.append(f"spec.maxTrialCount must be more than the {trials} trials it has to restart it, got {limit}")
-    return found
+        return f"spec.maxTrialCount must be more than the {trials} trials it has{purpose}, got {limit}"
+    return None
 
 
 def _changed(stored: Mapping[str, Any], edited: Mapping[str, Any]) -> list[str]:

@@ -7,7 +7,8 @@ now and reconciles, so duplicates, late updates and a delete overtaking its add 
 same place. A new resource is submitted like ``POST /studies`` (same validation, same store; a trial
 template held in a ConfigMap is read then, once, and the stored study keeps it); its deletion
 stops the study; an edit of the fields a running study takes (parallelism, max
-trials, max failed trials) updates it, an edit raising the trial budget of an ended Experiment
+trials, max failed trials; an Experiment's maxTrialCount only above the trials it has made, as
+Katib's webhook rules) updates it, an edit raising the trial budget of an ended Experiment
 that Katib would restart restarts it (:mod:`functions.core.resume`), and any other edit is
 refused in the status. Each generation
 is handled once: the stored origin (or, for a refused resource, its status) remembers it, so
@@ -118,7 +119,7 @@ def _edit(deps: Deps, stored: StudyRecord, origin: Origin, current: Mapping[str,
         if stored.terminal:
             _restartable(deps, stored, edited)
         else:
-            _editable(kind, stored, edited)
+            _editable(kind, stored, edited, deps.store.count_trials(stored.name).created)
         spec, submitted = load_definition(edited, limits=deps.limits)
     except InvalidStudy as exc:
         problems = "; ".join(str(p) for p in spec_paths(kind, exc.problems))
@@ -136,8 +137,9 @@ def _edit(deps: Deps, stored: StudyRecord, origin: Origin, current: Mapping[str,
     return events
 
 
-def _editable(kind: str, stored: StudyRecord, edited: Mapping[str, Any]) -> None:
-    """Refuse an edit of the running study beyond the fields it takes."""
+def _editable(kind: str, stored: StudyRecord, edited: Mapping[str, Any], trials: int) -> None:
+    """Refuse an edit of the running study beyond the fields it takes, or, for an Experiment,
+    one whose ``maxTrialCount`` is not above the ``trials`` it has made (Katib's webhook's rule)."""
     refused = refused_fields(kind, stored.definition, edited)
     pools = [katib.annotated_pool(d.get("metadata") or {}) for d in (stored.definition, edited)]
     if pools[0] != pools[1]:
@@ -146,6 +148,9 @@ def _editable(kind: str, stored: StudyRecord, edited: Mapping[str, Any]) -> None
         raise _Refusal(f"{', '.join(refused)} cannot change while the study runs (only "
                        f"{', '.join(f'spec.{f}' for f in EDITABLE[kind])} can); delete and re-apply the "
                        "resource to change the rest")
+    too_low = resume.too_few_trials(edited, trials) if kind == "Experiment" else None
+    if too_low is not None:
+        raise _Refusal(f"{too_low}, as Katib refuses it; the study runs on with its budget as it was")
 
 
 def _restartable(deps: Deps, stored: StudyRecord, edited: Mapping[str, Any]) -> None:

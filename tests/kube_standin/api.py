@@ -8,7 +8,7 @@ import json
 import uuid
 from collections.abc import Iterator
 
-from kube_standin import configmaps, katib_api, logs
+from kube_standin import configmaps, katib_api, logs, patches
 from kube_standin.jobs import owned_pods
 from kube_standin.objects import invalid, not_found, snapshot, status, unmet_precondition
 from kube_standin.selectors import matches
@@ -16,8 +16,6 @@ from kube_standin.server import KINDS, Call
 from kube_standin.validation import defaulted, job_problems, undecodable
 
 PLURALS = {"Study": "studies", "Experiment": "experiments"}
-STATUS_PATCHES = ("application/json-patch+json", "application/merge-patch+json")
-"""Patch types a custom resource's status takes here (the API also takes apply patches)."""
 
 
 class ApiServer:
@@ -46,12 +44,12 @@ class ApiServer:
         if call.subresource == "log" and call.method == "GET":
             return self.read_log(call.namespace or "", call.name or "", call.query.get("container"), call.query)
         if call.subresource == "status" and call.method == "PATCH":
-            if call.content_type not in STATUS_PATCHES:
-                return 415, status(415, "UnsupportedMediaType", "the body of the request was in an unknown format "
-                                                                 "- accepted media types include: "
-                                                                 + ", ".join(sorted(STATUS_PATCHES)))
             return self.patch_status(call.resource, call.namespace or "", call.name or "", call.body,
-                                     call.content_type)
+                                     call.content_type, call.query.get("fieldValidation"))
+        if self._custom(call.resource) and call.method == "PATCH" and call.name and not call.subresource:
+            return patches.patch(self, call.resource, katib_api.qualified(call.resource), call.namespace or "",
+                                 call.name, call.body, call.content_type, call.query.get("fieldValidation"),
+                                 warnings=call.warnings)
         if call.method == "GET" and not call.subresource:
             return self.read(call.resource, call.namespace, call.name, call.query.get("labelSelector"),
                              call.query.get("limit"), call.query.get("continue"))

@@ -73,12 +73,13 @@ def unmet_precondition(qualified: str, obj: dict, options: dict) -> tuple[int, d
 
 
 def merge(target: dict, patch: dict) -> dict:
-    """RFC 7386 JSON merge patch."""
+    """RFC 7386 JSON merge patch: ``null`` deletes, an object merges into the object it meets
+    (into an empty one where there is none, so its nulls set nothing), anything else replaces."""
     for key, value in patch.items():
         if value is None:
             target.pop(key, None)
-        elif isinstance(value, dict) and isinstance(target.get(key), dict):
-            merge(target[key], value)
+        elif isinstance(value, dict):
+            target[key] = merge(target[key] if isinstance(target.get(key), dict) else {}, value)
         else:
             target[key] = copy.deepcopy(value)
     return target

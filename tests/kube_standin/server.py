@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlparse
 
 from kube_standin.history import Gone
 from kube_standin.objects import status
+from kube_standin.patches import APPLY_PATCH
 from kube_standin.rbac import Request, forbidden
 from kube_standin.selectors import unreadable_selector
 
@@ -116,8 +117,15 @@ def handler(cluster) -> type[BaseHTTPRequestHandler]:
 
         def _handle(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
-            body = json.loads(self.rfile.read(length)) if length else None
-            call = parse(self.command, self.path, body, self.headers.get("Content-Type", ""))
+            content_type = self.headers.get("Content-Type", "").partition(";")[0].strip()
+            try:
+                body = json.loads(self.rfile.read(length)) if length else None
+            except ValueError as exc:
+                if content_type != APPLY_PATCH:
+                    self._send(400, status(400, "BadRequest", f"the body of the request is no JSON: {exc}"))
+                    return
+                body = None
+            call = parse(self.command, self.path, body, content_type)
             if call is None:
                 self._send(404, status(404, "NotFound", "the server could not find the requested resource"))
                 return
