@@ -34,7 +34,7 @@ from kube_standin.kubelet import Kubelets, image_id
 from kube_standin.logs import Line
 from kube_standin.names import label_problems
 from kube_standin.nodes import STATIC_ALLOCATABLE, STATIC_NODE, NodePool, node
-from kube_standin.objects import invalid, not_found, snapshot
+from kube_standin.objects import AlreadyExists, generated_name, invalid, not_found, snapshot
 from kube_standin.operators import JobSetController, Trainer, TrainingOperator
 from kube_standin.pipelines import Argo, Tekton
 from kube_standin.rbac import MANIFESTS, Authorizer, kustomization_objects
@@ -97,6 +97,8 @@ class KubeStub(ApiServer, Workloads):
         """``(job name, pod index)`` to seconds after which the pod is preempted, or None."""
         self.disrupted: list[tuple[str, int]] = []
         """(Job, pod index) of every pod the ``disrupt`` scenario preempted."""
+        self.events: list[dict] = []
+        """The controllers' Events (:meth:`record_event`): a create they were refused, for one."""
         self.bookmark_seconds = 1.0
         self.pod_index: dict[str, int] = {}
         self.job_controller = JobController(self.clock)
@@ -320,11 +322,52 @@ class KubeStub(ApiServer, Workloads):
     # the controllers' side
 
     def add_pod(self, pod: dict, index: int) -> dict:
-        pod["metadata"].update(uid=str(uuid.uuid4()), creationTimestamp=self.clock.stamp())
-        self.pods[(pod["metadata"]["namespace"], pod["metadata"]["name"])] = pod
+        """Create a pod a controller makes, as the API creates it: named by its ``generateName``
+        where it has no name, and refused (:class:`AlreadyExists`, nothing stored) where a pod
+        holds its name, a Terminating one included."""
+        metadata = pod["metadata"]
+        namespace = metadata["namespace"]
+        if not metadata.get("name"):
+            metadata["name"] = generated_name(metadata["generateName"], lambda name: (namespace, name) in self.pods)
+        if (namespace, metadata["name"]) in self.pods:
+            raise AlreadyExists("pods", metadata["name"])
+        metadata.update(uid=str(uuid.uuid4()), creationTimestamp=self.clock.stamp())
+        self.pods[(namespace, metadata["name"])] = pod
         self.pod_index[pod["metadata"]["uid"]] = index
         self.history.record("ADDED", "pods", pod)
         return pod
+
+    def add_job(self, job: dict) -> dict:
+        """Create a Job a controller makes (a JobSet's), as the API creates it: refused
+        (:class:`AlreadyExists`, nothing stored) where a Job holds its name."""
+        key = (job["metadata"]["namespace"], job["metadata"]["name"])
+        if key in self.jobs:
+            raise AlreadyExists("jobs.batch", key[1])
+        job["metadata"].update(creationTimestamp=self.clock.stamp(), generation=1)
+        self.jobs[key] = job
+        self.history.record("ADDED", "jobs", job)
+        return job
+
+    def record_event(self, obj: dict, kind: str, reason: str, message: str) -> None:
+        """A controller's Event about ``obj``, as its event recorder writes it: one repeated
+        (same object, reason and message) counts up on the first."""
+        meta = obj["metadata"]
+        involved = {"kind": obj.get("kind"), "namespace": meta.get("namespace"), "name": meta["name"],
+                    "uid": meta["uid"]}
+        stamp = self.clock.stamp()
+        same = next((e for e in self.events if (e["involvedObject"], e["reason"], e["message"]) ==
+                     (involved, reason, message)), None)
+        if same is not None:
+            same.update(count=same["count"] + 1, lastTimestamp=stamp)
+            return
+        self.events.append({"involvedObject": involved, "type": kind, "reason": reason, "message": message,
+                            "count": 1, "firstTimestamp": stamp, "lastTimestamp": stamp})
+
+    def events_of(self, kind: str, name: str) -> list[dict]:
+        """The Events recorded about the object ``kind``/``name`` (as ``kubectl describe`` lists them)."""
+        with self.lock:
+            return [snapshot(e) for e in self.events
+                    if (e["involvedObject"]["kind"], e["involvedObject"]["name"]) == (kind, name)]
 
     def delete_pod(self, pod: dict) -> None:
         """Delete a pod: one whose container runs stays ``Terminating`` (its

@@ -6,6 +6,7 @@ print a loss of 999, so a metric read from them would show)."""
 from __future__ import annotations
 
 import sys
+import time
 
 import pytest
 import yaml
@@ -158,3 +159,57 @@ def test_a_kind_the_cluster_does_not_serve_fails_its_trial_naming_it(service: Se
     assert study["status"] == "failed"
     # katuna's Role grants no such kind: the API server refuses (403) before it routes.
     assert "403" in study["reason"] and "is its operator installed" in study["reason"], study
+
+
+def test_a_pytorchjob_study_submitted_again_while_the_first_ones_pods_terminate_reads_only_its_own(
+        service: Service, kube: KubeStub, monkeypatch: pytest.MonkeyPatch):
+    """Pod names of a Training Operator job carry no study uid: a study deleted while its trial
+    runs and submitted again under its name meets the first one's pods Terminating (their
+    containers take their grace period to stop), which hold the new trial's pod names. The
+    operator makes the new pods once the old ones are gone; the trial reads its own master's
+    metric, never the first run's."""
+    monkeypatch.setattr(kube, "stop_seconds", 60.0)
+    linger = [sys.executable, "-c", "import time; print('loss=999', flush=True); time.sleep(600)",
+              "${trialParameters.x}"]
+
+    def submit(master: list[str]) -> None:
+        replica = _replica(1, _container("pytorch", master))
+        replica["template"]["spec"]["terminationGracePeriodSeconds"] = 3
+        definition = study_definition("rerun", maxTrials=1, parallelism=1)
+        definition["trialTemplate"] = {"primaryContainerName": "pytorch", "trialSpec": {
+            "apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "spec": {"pytorchReplicaSpecs": {
+                "Master": replica, "Worker": _replica(1, _container("pytorch", DECOY))}}}}
+        status, _, body = service.request("POST", "/studies", yaml.safe_dump(definition),
+                                          {"Content-Type": "application/yaml"})
+        assert status == 201, body
+
+    def master() -> dict | None:
+        with kube.lock:
+            return kube.pods.get(("kinds", "rerun-0-master-0"))
+
+    submit(linger)
+    _eventually(lambda: (pod := master()) is not None and pod["status"].get("phase") == "Running"
+                and kube.read_log("kinds", "rerun-0-master-0", None) == (200, "loss=999\n"))
+    earlier = master()["metadata"]["uid"]  # type: ignore[index]
+    assert service.request("DELETE", "/studies/rerun")[0] == 204
+    _eventually(lambda: (pod := master()) is not None and "deletionTimestamp" in pod["metadata"])
+
+    submit(OBJECTIVE)
+    study = service.wait_for("rerun", timeout=60)
+    [trial] = service.json("GET", "/studies/rerun/trials")[1]
+    assert (study["status"], study["counts"]["complete"]) == ("completed", 1), trial
+    assert trial["value"] == pytest.approx((trial["params"]["x"] - 2) ** 2, abs=1e-5), "its own master's metric"
+    assert trial["attempt"] == 1, f"no run lost to the name held: {trial.get('reason')}"
+    assert "Error creating: pods \"rerun-0-master-0\" already exists" in \
+        [e["message"] for e in kube.events_of("PyTorchJob", "rerun-0")], "the earlier pod held the name"
+    made = [(c.type, c.object["metadata"]["uid"]) for c in kube.changes_since(0, "pods")
+            if c.object["metadata"]["name"] == "rerun-0-master-0" and c.type in ("ADDED", "DELETED")]
+    assert made[:2] == [("ADDED", earlier), ("DELETED", earlier)] and made[2][0] == "ADDED", \
+        "the trial's master was made once the earlier one was gone"
+
+
+def _eventually(check, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "not within the time"
+        time.sleep(0.05)

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 from kube_standin import configmaps, katib_api, logs, patches
 from kube_standin.jobs import owned_pods
-from kube_standin.objects import invalid, not_found, snapshot, status, unmet_precondition
+from kube_standin.objects import already_exists, invalid, not_found, snapshot, status, unmet_precondition
 from kube_standin.selectors import matches
 from kube_standin.server import KINDS, Call
 from kube_standin.validation import defaulted, job_problems, undecodable
@@ -166,8 +166,7 @@ class ApiServer:
             if problems:
                 return invalid("Job", "jobs.batch", name, problems)
             if (namespace, name) in self.jobs:
-                return 409, status(409, "AlreadyExists", f'jobs.batch "{name}" already exists',
-                                   {"name": name, "group": "batch", "kind": "jobs"})
+                return already_exists("jobs.batch", name)
             job = defaulted(snapshot(job), str(uuid.uuid4()))
             job["metadata"].update(creationTimestamp=self.clock.stamp(), namespace=namespace, generation=1)
             self.jobs[(namespace, name)] = job

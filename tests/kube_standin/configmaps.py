@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import uuid
 
-from kube_standin.objects import DNS_SUBDOMAIN, invalid, not_found, snapshot, status
+from kube_standin.objects import DNS_SUBDOMAIN, already_exists, invalid, not_found, snapshot, status
 
 CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 MAX_DATA_BYTES = 1024 * 1024
@@ -31,8 +31,7 @@ def create(cluster, namespace: str, body: dict | None) -> tuple[int, dict]:
         if namespace not in cluster.namespaces:
             return not_found("namespaces", namespace)
         if (namespace, name) in cluster.configmaps:
-            return 409, status(409, "AlreadyExists", f'configmaps "{name}" already exists',
-                               {"name": name, "kind": "configmaps"})
+            return already_exists("configmaps", name)
         metadata.update(namespace=namespace, uid=str(uuid.uuid4()), creationTimestamp=cluster.clock.stamp())
         obj.update(apiVersion="v1", kind="ConfigMap")
         cluster.configmaps[(namespace, name)] = obj

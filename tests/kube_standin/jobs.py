@@ -5,8 +5,11 @@ Pending time included: past it the active pods are deleted and the Job fails wit
 ``DeadlineExceeded``. A failed pod is judged by ``podFailurePolicy`` (``Ignore`` does not count
 it and a replacement pod is made, after the back-off if one is set; ``FailJob`` fails the Job;
 otherwise it counts); more counted failures than ``backoffLimit`` fail the Job with
-``BackoffLimitExceeded``. Pods are named ``<job>-<5 random characters>``. A finished Job gets ``SuccessCriteriaMet``/``Complete`` or
-``FailureTarget``/``Failed``; ``ttlSecondsAfterFinished`` later it is deleted with its pods.
+``BackoffLimitExceeded``. Pods are created by ``generateName`` as the real controller creates
+them (``<job>-``, ``<job>-<index>-`` in an Indexed Job, then five random characters the API
+draws again while the name is taken), so no pod of an earlier Job of the same name, Terminating
+or orphaned, ever holds a new pod's name. A finished Job gets ``SuccessCriteriaMet``/``Complete``
+or ``FailureTarget``/``Failed``; ``ttlSecondsAfterFinished`` later it is deleted with its pods.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import time
 from calendar import timegm
 
 from kube_standin.clock import RealClock
-from kube_standin.objects import snapshot, suffix
+from kube_standin.objects import snapshot
 from kube_standin.scheduling import requests
 
 MAX_PODS = 20
@@ -27,17 +30,21 @@ def _seconds(stamp: str) -> float:
 
 
 def new_pod(job: dict, made: int = 0) -> dict:
-    """A pod of ``job`` from its template, as the Job controller creates it; the ``made``-th pod
-    of an Indexed Job carries its completion index (indexes in the order pods are made)."""
+    """A pod of ``job`` from its template, as the Job controller creates it (named by the API:
+    ``generateName``); the ``made``-th pod of an Indexed Job carries its completion index
+    (indexes in the order pods are made)."""
     template = snapshot(job["spec"]["template"])
     meta = job["metadata"]
     labels = {**(template.get("metadata") or {}).get("labels", {}), "controller-uid": meta["uid"],
               "job-name": meta["name"], "batch.kubernetes.io/controller-uid": meta["uid"],
               "batch.kubernetes.io/job-name": meta["name"]}
+    prefix = f"{meta['name']}-"
     if job["spec"].get("completionMode") == "Indexed":
-        labels["batch.kubernetes.io/job-completion-index"] = str(made % job["spec"].get("completions", 1))
+        index = str(made % job["spec"].get("completions", 1))
+        labels["batch.kubernetes.io/job-completion-index"] = index
+        prefix += f"{index}-"
     return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": f"{meta['name']}-{suffix()}", "namespace": meta["namespace"], "labels": labels,
+            "metadata": {"generateName": prefix, "namespace": meta["namespace"], "labels": labels,
                          "annotations": (template.get("metadata") or {}).get("annotations", {}),
                          "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": meta["name"],
                                               "uid": meta["uid"], "controller": True,

@@ -22,7 +22,15 @@ from dataclasses import replace
 import yaml
 
 from kube_standin.names import label_problems
-from kube_standin.objects import DNS_SUBDOMAIN, invalid, not_found, snapshot, status, suffix, unmet_precondition
+from kube_standin.objects import (
+    DNS_SUBDOMAIN,
+    already_exists,
+    generated_name,
+    invalid,
+    not_found,
+    snapshot,
+    unmet_precondition,
+)
 from kube_standin.rbac import MANIFESTS, RBAC_KINDS, _in_namespace
 from kube_standin.server import Call, Kind
 from kube_standin.structural import Refused, admitted, crd_schemas
@@ -78,10 +86,11 @@ def create(cluster, resource_key: str, namespace: str, body: dict | None, direct
     ``directive``; what the API warns of goes to ``warnings``."""
     obj = snapshot(body or {})
     metadata = obj.setdefault("metadata", {})
-    if not metadata.get("name") and metadata.get("generateName"):
-        metadata["name"] = metadata["generateName"] + suffix()
-    name = metadata.get("name") or ""
     with cluster.lock:
+        if not metadata.get("name") and metadata.get("generateName"):
+            metadata["name"] = generated_name(metadata["generateName"],
+                                              lambda taken: (resource_key, namespace, taken) in cluster.resources)
+        name = metadata.get("name") or ""
         if namespace not in cluster.namespaces:
             return not_found("namespaces", namespace)
         try:
@@ -102,9 +111,7 @@ def create(cluster, resource_key: str, namespace: str, body: dict | None, direct
         if labels:
             return invalid(obj.get("kind", ""), qualified(resource_key), name, labels)
         if (resource_key, namespace, name) in cluster.resources:
-            plural, _, group = qualified(resource_key).partition(".")
-            return 409, status(409, "AlreadyExists", f'{qualified(resource_key)} "{name}" already exists',
-                               {"name": name, "group": group, "kind": plural})
+            return already_exists(qualified(resource_key), name)
         obj.pop("status", None)
         metadata.update(namespace=namespace, uid=str(uuid.uuid4()), generation=1, creationTimestamp=cluster.clock.stamp())
         cluster.resources[(resource_key, namespace, name)] = obj

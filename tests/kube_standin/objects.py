@@ -48,6 +48,33 @@ def not_found(qualified: str, name: str) -> tuple[int, dict]:
                                                                               "kind": kind[0]})
 
 
+def already_exists(qualified: str, name: str) -> tuple[int, dict]:
+    """409 AlreadyExists as the API server words a create whose name an object holds already
+    (``pods "x" already exists``), whoever made the object and whatever its state (a pod
+    Terminating included)."""
+    kind, _, group = qualified.partition(".")
+    details = {"name": name, "group": group, "kind": kind} if group else {"name": name, "kind": kind}
+    return 409, status(409, "AlreadyExists", f'{qualified} "{name}" already exists', details)
+
+
+class AlreadyExists(Exception):
+    """A controller's create refused as the API refuses it (:func:`already_exists`): the
+    controller keeps what holds the name, and tries again on a later sync."""
+
+    def __init__(self, qualified: str, name: str) -> None:
+        self.code, self.body = already_exists(qualified, name)
+        super().__init__(self.body["message"])
+
+
+def generated_name(prefix: str, taken) -> str:
+    """A name for a create by ``generateName``: ``prefix`` and five random characters, drawn again
+    while ``taken(name)`` (the API server retries a generated name that clashes)."""
+    name = prefix + suffix()
+    while taken(name):
+        name = prefix + suffix()
+    return name
+
+
 def invalid(kind: str, qualified: str, name: str, causes: list[tuple[str, str]]) -> tuple[int, dict]:
     """422 Invalid, listing each ``(field, message)``."""
     text = "; ".join(f"{field}: {message}" for field, message in causes)

@@ -17,13 +17,22 @@ conditions of the workload.
   it (any ``runtimeRef`` is read as that runtime): one replicated Job ``node`` running
   ``spec.trainer`` in its container ``node``, ``numNodes`` Indexed pods; ``Complete`` or
   ``Failed`` with its JobSet.
+
+A controller's create is refused where an object holds the name, as the API refuses it
+(:class:`~kube_standin.objects.AlreadyExists`): an earlier workload's pod or Job of the same
+name, Terminating or orphaned, is never overwritten. The Training Operator and JobSet record the
+refusal as the real ones do (a Warning Event on the workload, :meth:`KubeStub.record_event`),
+leave the workload's status where it is, and try again at each sync until the name is free; the
+Trainer takes a JobSet holding its TrainJob's name as its own, as the real one does.
 """
 
 from __future__ import annotations
 
+import contextlib
+
 from kube_standin.clock import RealClock
 from kube_standin.jobs import owned_pods
-from kube_standin.objects import snapshot
+from kube_standin.objects import AlreadyExists, snapshot
 from kube_standin.scheduling import TERMINATED, requests
 from kube_standin.validation import defaulted
 
@@ -38,7 +47,8 @@ def owner_reference(owner: dict) -> dict:
 
 
 def make_pod(cluster, owner: dict, name: str, template: dict, labels: dict, index: int = 0) -> dict:
-    """A pod of ``owner`` from a pod template, as a controller creates it."""
+    """A pod of ``owner`` from a pod template, as a controller creates it; refused
+    (:class:`~kube_standin.objects.AlreadyExists`) where a pod holds the name."""
     template = snapshot(template)
     metadata = template.get("metadata") or {}
     pod = {"apiVersion": "v1", "kind": "Pod",
@@ -74,36 +84,62 @@ def _master_role(roles: list[str], role: str, index: int) -> bool:
     return role.lower() == "worker" and index == 0
 
 
+def _replicas(job: dict) -> list[tuple[str, dict, dict, int]]:
+    """``(pod name, template, labels, index)`` of each pod a Training Operator job has."""
+    specs = job["spec"].get(TRAINING[job["kind"]]) or {}
+    name = job["metadata"]["name"]
+    replicas = []
+    for role, replica in specs.items():
+        for index in range(replica.get("replicas", 1)):
+            labels = {"training.kubeflow.org/job-name": name, "training.kubeflow.org/operator-name":
+                      f"{job['kind'].lower()}-controller", "training.kubeflow.org/replica-type": role.lower(),
+                      "training.kubeflow.org/replica-index": str(index)}
+            if _master_role(list(specs), role, index):
+                labels["training.kubeflow.org/job-role"] = "master"
+            pod_name = f"{name}-{role.lower()}-{index}"
+            if job["kind"] == "MPIJob":
+                labels.update({"mpi-job-name": name, "mpi-job-role": role.lower()})
+                pod_name = f"{name}-launcher" if role.lower() == "launcher" else pod_name
+            replicas.append((pod_name, replica["template"], labels, index))
+    return replicas
+
+
 class TrainingOperator:
+    def __init__(self) -> None:
+        self.made: dict[str, set[str]] = {}
+        """Per job uid, the names of the pods made for it."""
+
     def step(self, cluster) -> None:
         for job in [w for w in cluster.workloads.values() if w["kind"] in TRAINING]:
             if finished(job, ("Succeeded", "Failed")):
                 continue
             changed = False
             if not job.get("status"):
-                self._create_pods(cluster, job)
                 changed = condition(cluster.clock, job, "Created", "True", f"{job['kind']}Created",
                                     f"{job['kind']} {job['metadata']['name']} is created.")
-            changed = self._sync(cluster, job) or changed
+            if self._create_pods(cluster, job):
+                changed = self._sync(cluster, job) or changed
             if changed:
                 cluster.modified(cluster.crds[("kubeflow.org", job["kind"].lower() + "s")].plural, job)
 
-    @staticmethod
-    def _create_pods(cluster, job: dict) -> None:
-        specs = job["spec"].get(TRAINING[job["kind"]]) or {}
-        name = job["metadata"]["name"]
-        for role, replica in specs.items():
-            for index in range(replica.get("replicas", 1)):
-                labels = {"training.kubeflow.org/job-name": name, "training.kubeflow.org/operator-name":
-                          f"{job['kind'].lower()}-controller", "training.kubeflow.org/replica-type": role.lower(),
-                          "training.kubeflow.org/replica-index": str(index)}
-                if _master_role(list(specs), role, index):
-                    labels["training.kubeflow.org/job-role"] = "master"
-                pod_name = f"{name}-{role.lower()}-{index}"
-                if job["kind"] == "MPIJob":
-                    labels.update({"mpi-job-name": name, "mpi-job-role": role.lower()})
-                    pod_name = f"{name}-launcher" if role.lower() == "launcher" else pod_name
-                make_pod(cluster, job, pod_name, replica["template"], labels, index)
+    def _create_pods(self, cluster, job: dict) -> bool:
+        """Make each pod of the job not made yet; whether every one is made. A pod whose name
+        another holds (an earlier job's of the same name, Terminating or orphaned) is not made:
+        the refusal is the job's Warning Event ``FailedCreatePod``, the job's status stays as it
+        is, and the pod is tried again at the next sync, as the real operator's reconcile fails
+        and is queued again."""
+        made = self.made.setdefault(job["metadata"]["uid"], set())
+        replicas = _replicas(job)
+        for pod_name, template, labels, index in replicas:
+            if pod_name in made:
+                continue
+            try:
+                make_pod(cluster, job, pod_name, template, labels, index)
+            except AlreadyExists as refused:
+                cluster.record_event(job, "Warning", "FailedCreatePod", f"Error creating: {refused}")
+            else:
+                made.add(pod_name)
+        return len(made) == len(replicas)
 
     @staticmethod
     def _sync(cluster, job: dict) -> bool:
@@ -131,23 +167,28 @@ class TrainingOperator:
 
 
 def make_jobset(cluster, owner: dict, jobset: dict) -> dict:
-    """Store a JobSet ``owner`` makes (a TrainJob's)."""
+    """Store a JobSet ``owner`` makes (a TrainJob's); refused
+    (:class:`~kube_standin.objects.AlreadyExists`) where a JobSet holds its name."""
     jobset["metadata"].update(namespace=owner["metadata"]["namespace"], uid=f"{owner['metadata']['uid']}-jobset",
-                              generation=1, creationTimestamp=cluster.clock.stamp(), ownerReferences=[owner_reference(owner)])
-    cluster.workloads[("jobsets", jobset["metadata"]["namespace"], jobset["metadata"]["name"])] = jobset
-    cluster.history.record("ADDED", "jobsets", jobset)
-    return jobset
+                              ownerReferences=[owner_reference(owner)])
+    return cluster.add_workload("jobsets", jobset)
 
 
 class JobSetController:
+    def __init__(self) -> None:
+        self.made: dict[str, set[str]] = {}
+        """Per JobSet uid, the names of the Jobs made for it."""
+
     def step(self, cluster) -> None:
         for jobset in [w for w in cluster.workloads.values() if w["kind"] == "JobSet"]:
             if finished(jobset, ("Completed", "Failed")):
                 continue
+            made = self._create_jobs(cluster, jobset)
             if not jobset.get("status"):
-                self._create_jobs(cluster, jobset)
                 jobset["status"] = {"replicatedJobsStatus": []}
                 cluster.modified("jobsets", jobset)
+            if not made:
+                continue
             jobs = [j for j in cluster.jobs.values()
                     if any(r["uid"] == jobset["metadata"]["uid"] for r in j["metadata"].get("ownerReferences", []))]
             if any(finished(j, ("Failed",)) for j in jobs):
@@ -157,25 +198,48 @@ class JobSetController:
                 condition(cluster.clock, jobset, "Completed", "True", "AllJobsCompleted", "jobset completed successfully")
                 cluster.modified("jobsets", jobset)
 
-    @staticmethod
-    def _create_jobs(cluster, jobset: dict) -> None:
-        name, namespace = jobset["metadata"]["name"], jobset["metadata"]["namespace"]
-        for replicated in jobset["spec"].get("replicatedJobs") or []:
-            for index in range(replicated.get("replicas", 1)):
-                labels = {"jobset.sigs.k8s.io/jobset-name": name,
-                          "jobset.sigs.k8s.io/replicatedjob-name": replicated["name"],
-                          "jobset.sigs.k8s.io/job-index": str(index)}
-                job = snapshot(replicated["template"])
-                job.setdefault("metadata", {})
-                job["metadata"].update(name=f"{name}-{replicated['name']}-{index}", namespace=namespace,
-                                       labels={**(job["metadata"].get("labels") or {}), **labels},
-                                       ownerReferences=[owner_reference(jobset)])
-                template = job["spec"]["template"].setdefault("metadata", {})
-                template["labels"] = {**(template.get("labels") or {}), **labels}
-                job = defaulted(job, f"{jobset['metadata']['uid']}-{replicated['name']}-{index}")
-                job["metadata"].update(creationTimestamp=cluster.clock.stamp(), generation=1)
-                cluster.jobs[(namespace, job["metadata"]["name"])] = job
-                cluster.history.record("ADDED", "jobs", job)
+    def _create_jobs(self, cluster, jobset: dict) -> bool:
+        """Make each Job of the JobSet not made yet; whether every one is made. A Job whose
+        name another holds (an earlier JobSet's of the same name, orphaned or not yet collected)
+        is not made: the refusal is the JobSet's Warning Event ``JobCreationFailed``, its
+        conditions wait, and the Job is tried again at the next sync, as the real controller's
+        reconcile fails and is queued again."""
+        made = self.made.setdefault(jobset["metadata"]["uid"], set())
+        wanted = sum(r.get("replicas", 1) for r in jobset["spec"].get("replicatedJobs") or [])
+        if len(made) == wanted:
+            return True
+        for job in _jobs(jobset):
+            name = job["metadata"]["name"]
+            if name in made:
+                continue
+            try:
+                cluster.add_job(job)
+            except AlreadyExists as refused:
+                cluster.record_event(jobset, "Warning", "JobCreationFailed",
+                                     f'job "{name}" creation failed with error: {refused}')
+            else:
+                made.add(name)
+        return len(made) == wanted
+
+
+def _jobs(jobset: dict) -> list[dict]:
+    """The Jobs of a JobSet, ``<jobset>-<replicatedJob>-<index>``, as its controller makes them."""
+    name, namespace = jobset["metadata"]["name"], jobset["metadata"]["namespace"]
+    jobs = []
+    for replicated in jobset["spec"].get("replicatedJobs") or []:
+        for index in range(replicated.get("replicas", 1)):
+            labels = {"jobset.sigs.k8s.io/jobset-name": name,
+                      "jobset.sigs.k8s.io/replicatedjob-name": replicated["name"],
+                      "jobset.sigs.k8s.io/job-index": str(index)}
+            job = snapshot(replicated["template"])
+            job.setdefault("metadata", {})
+            job["metadata"].update(name=f"{name}-{replicated['name']}-{index}", namespace=namespace,
+                                   labels={**(job["metadata"].get("labels") or {}), **labels},
+                                   ownerReferences=[owner_reference(jobset)])
+            template = job["spec"]["template"].setdefault("metadata", {})
+            template["labels"] = {**(template.get("labels") or {}), **labels}
+            jobs.append(defaulted(job, f"{jobset['metadata']['uid']}-{replicated['name']}-{index}"))
+    return jobs
 
 
 class Trainer:
@@ -185,7 +249,9 @@ class Trainer:
                 continue
             key = ("jobsets", train["metadata"]["namespace"], train["metadata"]["name"])
             if not train.get("status"):
-                make_jobset(cluster, train, self._jobset(train))
+                # As the real Trainer: a JobSet holding the TrainJob's name is taken as its own.
+                with contextlib.suppress(AlreadyExists):
+                    make_jobset(cluster, train, self._jobset(train))
                 condition(cluster.clock, train, "Created", "True", "JobsCreated", "TrainJob Jobs are created")
                 cluster.modified("trainjobs", train)
             jobset = cluster.workloads.get(key)

@@ -16,16 +16,21 @@ Tekton Pipelines, for the shapes Katib's examples use.
   ``$(results.r.path)`` is a file whose content becomes the result. The ``Succeeded`` condition
   is Unknown while running, then True or False. The stand-in's kubelet runs one container a pod,
   so a task of several steps fails the run (reason ``StepsUnsupported``).
+
+A pod whose name another holds (an earlier run's of the same name, Terminating or orphaned) is
+refused as the API refuses it, and made at a later sync once the name is free.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import tempfile
 from pathlib import Path
 
 from kube_standin import logs
+from kube_standin.objects import AlreadyExists
 from kube_standin.operators import make_pod
 
 ARGO_PLACEHOLDER = re.compile(r"\{\{\s*([^}]+?)\s*\}\}")
@@ -61,8 +66,11 @@ class Argo:
         for workflow in [w for w in cluster.workloads.values() if w["kind"] == "Workflow"]:
             if (workflow.get("status") or {}).get("phase") in ("Succeeded", "Failed", "Error"):
                 continue
-            run = self.runs.setdefault(workflow["metadata"]["uid"], {"group": -1, "pods": {}, "results": {}})
+            run = self.runs.setdefault(workflow["metadata"]["uid"],
+                                       {"group": -1, "pods": {}, "results": {}, "pending": []})
             groups = self._groups(workflow)
+            if not self._make(cluster, workflow, run):
+                continue
             pods = {name: cluster.pods.get((workflow["metadata"]["namespace"], pod)) for name, pod in run["pods"].items()}
             if any(p is not None and p["status"].get("phase") == "Failed" for p in pods.values()):
                 failed = next(n for n, p in pods.items() if p is not None and p["status"].get("phase") == "Failed")
@@ -73,9 +81,19 @@ class Argo:
                 if run["group"] >= len(groups):
                     self._phase(cluster, workflow, "Succeeded", "")
                 else:
-                    run["pods"] = {step["name"]: self._pod(cluster, workflow, step, run["results"])["metadata"]["name"]
-                                   for step in groups[run["group"]]}
+                    run["pods"], run["pending"] = {}, list(groups[run["group"]])
+                    self._make(cluster, workflow, run)
                     self._phase(cluster, workflow, "Running", "")
+
+    def _make(self, cluster, workflow: dict, run: dict) -> bool:
+        """Make the pod of each step of the running group not made yet; whether every one is
+        made. A pod whose name another holds (an earlier Workflow's of the same name) is tried
+        again at the next sync."""
+        for step in list(run["pending"]):
+            with contextlib.suppress(AlreadyExists):
+                run["pods"][step["name"]] = self._pod(cluster, workflow, step, run["results"])["metadata"]["name"]
+                run["pending"].remove(step)
+        return not run["pending"]
 
     @staticmethod
     def _groups(workflow: dict) -> list[list[dict]]:
@@ -154,7 +172,8 @@ class Tekton:
                 if len((task.get("taskSpec") or {}).get("steps") or []) != 1:
                     return self._condition(cluster, run, "False", "StepsUnsupported",
                                            f"task {task['name']}: the stand-in runs tasks of one step")
-                state["pods"][task["name"]] = self._pod(cluster, run, task, state["results"])["metadata"]["name"]
+                with contextlib.suppress(AlreadyExists):  # its name held: tried again at the next sync
+                    state["pods"][task["name"]] = self._pod(cluster, run, task, state["results"])["metadata"]["name"]
         if len(done) == len(tasks):
             return self._condition(cluster, run, "True", "Succeeded",
                                    f"Tasks Completed: {len(done)} (Failed: 0, Cancelled 0), Skipped: 0")

@@ -18,7 +18,16 @@ import uuid
 from dataclasses import dataclass
 
 from kube_standin.field_types import training_schema
-from kube_standin.objects import DNS_SUBDOMAIN, invalid, not_found, snapshot, status, unmet_precondition
+from kube_standin.objects import (
+    DNS_SUBDOMAIN,
+    AlreadyExists,
+    already_exists,
+    invalid,
+    not_found,
+    snapshot,
+    status,
+    unmet_precondition,
+)
 from kube_standin.operators import TRAINING
 from kube_standin.server import Call, Kind
 from kube_standin.structural import problems
@@ -112,14 +121,25 @@ class Workloads:
             return invalid(crd.kind, crd.qualified, name, causes)
         key = (crd.plural, namespace, name)
         if key in self.workloads:
-            return 409, status(409, "AlreadyExists", f'{crd.qualified} "{name}" already exists',
-                               {"name": name, "group": crd.group, "kind": crd.plural})
+            return already_exists(crd.qualified, name)
         obj = snapshot(body)
         obj["metadata"].update(namespace=namespace, uid=str(uuid.uuid4()), generation=1, creationTimestamp=self.clock.stamp())
         self.workloads[key] = obj
         self.created.append(name)  # type: ignore[attr-defined]
         self.history.record("ADDED", crd.plural, obj)  # type: ignore[attr-defined]
         return 201, snapshot(obj)
+
+    def add_workload(self, plural: str, obj: dict) -> dict:
+        """Create a custom resource a controller makes (a TrainJob's JobSet), as the API creates
+        it: refused (:class:`AlreadyExists`, nothing stored) where one of its kind holds the name."""
+        crd = next(c for c in self.crds.values() if c.plural == plural)
+        key = (plural, obj["metadata"]["namespace"], obj["metadata"]["name"])
+        if key in self.workloads:
+            raise AlreadyExists(crd.qualified, key[2])
+        obj["metadata"].update(generation=1, creationTimestamp=self.clock.stamp())
+        self.workloads[key] = obj
+        self.history.record("ADDED", plural, obj)  # type: ignore[attr-defined]
+        return obj
 
     def delete_workload(self, crd: Crd, namespace: str, name: str, policy: str,
                         options: dict | None = None) -> tuple[int, dict]:
