@@ -37,7 +37,7 @@ class Embedded:
         self.settings = settings
         self.store = SqliteStore(settings.db, settings.busy_timeout)
         self.executor = LocalExecutor(settings.logs, self._publish, pass_env=settings.trial_env)
-        self.deps = Deps(self.store, self.executor, clock, lookahead=settings.lookahead)
+        self.deps = Deps(self.store, self.executor, clock, limits=settings.limits, lookahead=settings.lookahead)
         self.dispatcher = Dispatcher(self.deps)
         self.broker = LocalBroker(self.dispatcher)
 

@@ -129,7 +129,8 @@ class Settings:
     ``timeBudget`` or trial ``timeout`` (31,622,400: 366 days); ``KATUNA_MAX_ATTEMPTS``, the
     largest ``trialTemplate.maxAttempts`` (100); ``KATUNA_MAX_SETTING``, the largest integer
     sampler or pruner setting (100,000); ``KATUNA_MAX_TEXT`` characters of a metric filter or a
-    name (4,096); ``KATUNA_MAX_WARM_START`` known results in ``warmStart.trials`` (1,000).
+    name (4,096); ``KATUNA_MAX_WARM_START`` known results of a warm start, inline and taken from
+    ``warmStart.study`` (1,000).
     """
 
     db: Path = Path("katuna.db")

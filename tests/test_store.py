@@ -3,6 +3,7 @@ snapshots). What every store does is checked by the contract in tests/test_confo
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import optuna
@@ -11,6 +12,7 @@ from conftest import study_definition, undo_trial_changes
 
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.records import StudyRecord, TrialRecord
+from functions.core.spec import KnownResult
 from functions.core.validate import parse_study
 
 
@@ -50,6 +52,18 @@ def test_a_database_from_before_trial_counts_gets_them_on_opening(tmp_path: Path
     reopened.update_trial("demo", 2, state="COMPLETE")
     assert reopened.count_trials("demo").complete == 3
     reopened.close()
+
+
+def test_warm_start_results_kept_with_a_study_read_back_as_stored_and_damaged_ones_fail_it(store):
+    taken = (KnownResult({"x": 1.5}, (0.25,)), KnownResult({"x": -2}, (float("inf"),)))
+    store.add_study(replace(record(name="warm", warmStart={"study": "demo"}), warm_results=taken))
+    store.add_study(record(name="cold"))
+    assert store.get_study("warm").warm_results == taken
+    assert store.get_study("cold").warm_results is None
+    store.db.execute("UPDATE studies SET warm_results = '[{\"params\": 3}]' WHERE name = 'warm'")
+    damaged = store.get_study("warm")
+    assert (damaged.status, damaged.warm_results) == ("failed", None)
+    assert damaged.reason.startswith("the stored warm-start results cannot be read: "), "it must not start cold"
 
 
 def _grow(store: SqliteStore, trials: int) -> list[float]:

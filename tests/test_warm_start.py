@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import time
+from collections import deque
 from pathlib import Path
 
 import optuna
 import pytest
-from conftest import run_study, study_definition
+import sqlite_utils
+import yaml
+from conftest import run_study, study_definition, undo_trial_changes
+from http_helpers import KATUNA, Service, Sink
 from optuna.distributions import FloatDistribution
 
+from functions.adapters.sqlite_store import SqliteStore
 from functions.core.errors import InvalidStudy
+from functions.core.events import ROUTES
+from functions.core.limits import Limits
 from functions.core.skopt_sampler import fitted
 from functions.core.validate import parse_study
+from functions.embedded import Embedded
+from functions.settings import Settings
 
 
 def test_inline_known_results_inform_the_sampler_without_counting_as_trials(embedded, tmp_path: Path):
@@ -60,6 +72,100 @@ def test_a_warm_start_from_a_study_the_database_lacks_is_refused_and_nothing_is_
     embedded.store.delete_study("first")
     assert embedded.submit(parse_study(later), later, tmp_path).name == "second", \
         "the identical study submitted again (to resume it) is not refused"
+
+
+def completed(store: SqliteStore, name: str) -> list[tuple[float, float]]:
+    """The study's completed trials as (x, loss), by number."""
+    return [(t.params["x"], t.values[0]) for t in store.trials(name, ("COMPLETE",))]
+
+
+def known(store: SqliteStore, name: str, count: int) -> list[tuple[float, float]]:
+    """The first ``count`` trials of the study's sampler as (x, loss): its known results."""
+    study = optuna.load_study(study_name=name, storage=store.optuna_storage())
+    return [(t.params["x"], t.value) for t in study.trials[:count]]
+
+
+def test_a_warm_start_keeps_the_results_of_a_study_deleted_before_its_first_trial(embedded, tmp_path: Path):
+    run_study(embedded, study_definition(name="first", maxTrials=3), tmp_path)
+    taken = completed(embedded.store, "first")
+    later = study_definition(name="second", maxTrials=2, warmStart={"study": "first"})
+    embedded.submit(parse_study(later), later, tmp_path)
+    subprocess.run([KATUNA, "delete", "first", "--db", str(tmp_path / "katuna.db")], check=True, capture_output=True)
+    fresh = Embedded(Settings(db=tmp_path / "katuna.db"))
+    try:
+        assert fresh.run("second").status == "completed"
+        assert known(fresh.store, "second", 3) == taken, "the results 'first' held when 'second' was submitted"
+        assert [t.number for t in fresh.store.trials("second")] == [3, 4], "its own trials come after them"
+    finally:
+        fresh.close()
+
+
+def test_a_study_submitted_again_keeps_the_results_it_took_though_the_earlier_study_changed(embedded, tmp_path: Path):
+    run_study(embedded, study_definition(name="first", maxTrials=3), tmp_path)
+    taken = completed(embedded.store, "first")
+    later = study_definition(name="second", maxTrials=2, warmStart={"study": "first"})
+    stored = embedded.submit(parse_study(later), later, tmp_path)
+    embedded.store.delete_study("first")
+    run_study(embedded, study_definition(name="first", maxTrials=4, algorithm={"name": "random", "seed": 7}), tmp_path)
+    assert embedded.submit(parse_study(later), later, tmp_path).uid == stored.uid
+    assert run_study(embedded, later, tmp_path).status == "completed"
+    assert known(embedded.store, "second", 3) == taken
+    assert [t.number for t in embedded.store.trials("second")] == [3, 4], \
+        "the sampler learnt from the 3 results taken at the first submission, not the 4 of the new 'first'"
+
+
+def test_a_warm_start_with_more_known_results_than_the_limit_is_refused_and_nothing_is_stored(tmp_path: Path):
+    runner = Embedded(Settings(db=tmp_path / "katuna.db", limits=Limits(warm_start=3)))
+    try:
+        run_study(runner, study_definition(name="first", maxTrials=3), tmp_path)
+        later = study_definition(name="second", warmStart={"study": "first", "trials": [{"params": {"x": 0.0}, "value": 0.0}]})
+        with pytest.raises(InvalidStudy) as caught:
+            runner.submit(parse_study(later), later, tmp_path)
+        assert [str(p) for p in caught.value.problems] == [
+            "warmStart.study: expected at most 3 known results (set by KATUNA_MAX_WARM_START), got 4: 3 completed "
+            "trials of 'first' that fit this space and 1 in warmStart.trials"]
+        assert [s.name for s in runner.store.list_studies()] == ["first"]
+        del later["warmStart"]["trials"]
+        assert runner.submit(parse_study(later), later, tmp_path).name == "second"
+    finally:
+        runner.close()
+
+
+def stored_before_kept_results(path: Path) -> None:
+    """The database as a katuna that took an earlier study's results when the study started
+    left it: without the column they are kept in (the studies in it have none)."""
+    db = sqlite_utils.Database(path)
+    undo_trial_changes(db)
+    db.execute("PRAGMA user_version = 11")
+    db.close()
+
+
+@pytest.mark.parametrize("deleted", [False, True])
+def test_a_study_stored_before_results_were_kept_starts_warm_or_fails_saying_why(tmp_path: Path, deleted: bool):
+    runner = Embedded(Settings(db=tmp_path / "katuna.db"))
+    run_study(runner, study_definition(name="first", maxTrials=3), tmp_path)
+    taken = completed(runner.store, "first")
+    later = study_definition(name="second", maxTrials=2, warmStart={"study": "first"})
+    runner.submit(parse_study(later), later, tmp_path)
+    if deleted:
+        runner.store.delete_study("first")
+    runner.close()
+    stored_before_kept_results(tmp_path / "katuna.db")
+    migrated = Embedded(Settings(db=tmp_path / "katuna.db"))
+    try:
+        assert migrated.store.get_study("second").warm_results is None
+        record = migrated.run("second")
+        if deleted:
+            assert (record.status, record.reason) == ("failed", (
+                "no study named 'first' in this database any more (warmStart.study), and this study was stored before "
+                "katuna kept a warm start's results with the study: rather than start cold it fails; delete it and "
+                "submit it again with the warm start it should have"))
+            assert migrated.store.trials("second") == []
+        else:
+            assert record.status == "completed"
+            assert known(migrated.store, "second", 3) == taken
+    finally:
+        migrated.close()
 
 
 @pytest.mark.parametrize(("content", "problems"), [
@@ -137,3 +243,54 @@ def test_past_its_bound_the_gp_is_told_the_better_half_and_the_latest_of_the_res
                                                 value=v) for v in (5, 1, 7, 2, 9, 8, 6, 3, 4, 0)])
     assert [t.number for t in fitted(study.trials, sign, limit=4)] == expected
     assert fitted(study.trials, sign, limit=10) == study.trials
+
+
+def broker(service: Service, sink: Sink, ended: str) -> None:
+    """Play the broker until the study ``ended`` has ended: deliver each event the service sent
+    to ``K_SINK``, and each it replied with, to the functions its type is routed to."""
+    delivered, replies = 0, deque()
+    deadline = time.monotonic() + 60
+    while service.json("GET", f"/studies/{ended}")[1]["status"] == "running":
+        assert time.monotonic() < deadline, f"study {ended} did not end"
+        if replies:
+            headers, body = replies.popleft()
+        elif len(sink.received) > delivered:
+            headers, body = sink.received[delivered]
+            delivered += 1
+        else:
+            time.sleep(0.05)
+            continue
+        for function in ROUTES[headers["ce-type"]]:
+            status, answer_headers, answer = service.request(
+                "POST", f"/functions/{function}", body,
+                {k: v for k, v in headers.items() if k.startswith("ce-") or k == "content-type"})
+            assert status in (200, 202), (function, status, answer)
+            if status == 200:
+                replies.append(({k.lower(): v for k, v in answer_headers.items()}, answer))
+
+
+@pytest.mark.slow
+def test_over_the_api_a_study_keeps_the_warm_start_it_was_submitted_with(tmp_path: Path):
+    (tmp_path / "first.yaml").write_text(yaml.safe_dump(study_definition(name="first", maxTrials=3)))
+    subprocess.run([KATUNA, "run", "first.yaml"], cwd=tmp_path, check=True, capture_output=True)
+    sink = Sink()
+    service = Service(tmp_path, workers=1, KATUNA_EVENTS="reply", K_SINK=sink.url)
+    try:
+        _, first_trials = service.json("GET", "/studies/first/trials")
+        taken = [(t["params"]["x"], t["value"]) for t in first_trials]
+        later = study_definition(name="second", maxTrials=2, warmStart={"study": "first"})
+        assert service.request("POST", "/studies", yaml.safe_dump(later), {"Content-Type": "application/yaml"})[0] == 201
+        assert service.request("DELETE", "/studies/first")[0] == 204
+        assert service.request("POST", "/studies", json.dumps(later), {"Content-Type": "application/json"})[0] == 200
+        broker(service, sink, "second")
+        _, study = service.json("GET", "/studies/second")
+        assert (study["status"], study["counts"]["complete"]) == ("completed", 2)
+        assert [t["number"] for t in service.json("GET", "/studies/second/trials")[1]] == [3, 4]
+    finally:
+        service.close()
+        sink.close()
+    store = SqliteStore(tmp_path / "katuna.db")
+    try:
+        assert known(store, "second", 3) == taken
+    finally:
+        store.close()

@@ -168,5 +168,11 @@ def _migrate_13(db: sqlite_utils.Database) -> None:
     db.table("studies").add_column("restarted_at", float)
 
 
+def _migrate_14(db: sqlite_utils.Database) -> None:
+    """The completed trials of the study a warm start names, taken when the study was stored
+    (JSON: params and values of each); empty on older rows, which read that study when they start."""
+    db.table("studies").add_column("warm_results", str)
+
+
 MIGRATIONS = (_migrate_1, _migrate_2, _migrate_3, _migrate_4, _migrate_5, _migrate_6, _migrate_7, _migrate_8,
-              _migrate_9, _migrate_10, _migrate_11, _migrate_12, _migrate_13)
+              _migrate_9, _migrate_10, _migrate_11, _migrate_12, _migrate_13, _migrate_14)

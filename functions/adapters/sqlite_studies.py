@@ -16,8 +16,8 @@ from functions.adapters.sqlite_connection import SqliteConnection, dumps, loads,
 from functions.core.conflicts import study_conflict
 from functions.core.errors import StudyNotFound
 from functions.core.records import FAILED, TERMINAL_STATUSES, StudyRecord
-from functions.core.spec import Study
-from functions.core.stored import SPEC_VERSION, UnreadableSpec, study_from_dict, unreadable_study
+from functions.core.spec import KnownResult, Study
+from functions.core.stored import SPEC_VERSION, UnreadableSpec, known_results, study_from_dict, unreadable_study
 
 
 @lru_cache(maxsize=64)
@@ -39,6 +39,22 @@ def _definition(text: str) -> dict[str, Any]:
     except (TypeError, ValueError):
         return {}
     return definition if isinstance(definition, dict) else {}
+
+
+def _known_text(results: tuple[KnownResult, ...] | None) -> str | None:
+    return dumps([r.to_dict() for r in results]) if results is not None else None
+
+
+@lru_cache(maxsize=64)
+def _known(text: str | None) -> tuple[KnownResult, ...] | None:
+    """The warm-start results kept with a study (None: none kept); read on every event, so parsed
+    once per text. Ones that cannot be read make the study unreadable: it must not start cold."""
+    if text is None:
+        return None
+    try:
+        return known_results(json.loads(text))
+    except (TypeError, ValueError, KeyError) as exc:
+        raise UnreadableSpec(f"the stored warm-start results cannot be read: {type(exc).__name__}: {exc}") from exc
 
 
 def _origin(text: str | None) -> dict[str, Any] | None:
@@ -67,6 +83,7 @@ class SqliteStudies(SqliteConnection):
                 "status": record.status, "reason": record.reason, "created_at": record.created_at,
                 "origin": dumps(record.origin) if record.origin is not None else None,
                 "seed": record.seed, "katuna_version": record.katuna_version, "optuna_version": record.optuna_version,
+                "warm_results": _known_text(record.warm_results),
             })
         return record
 
@@ -80,9 +97,9 @@ class SqliteStudies(SqliteConnection):
         reason, so it still lists, shows and deletes, and nothing tries to run it."""
         status, reason = row["status"], row["reason"] or ""
         try:
-            spec = _spec(row["normalized"])
+            spec, warm = _spec(row["normalized"]), _known(row["warm_results"])
         except UnreadableSpec as exc:
-            spec = unreadable_study(row["name"])
+            spec, warm = unreadable_study(row["name"]), None
             if status not in TERMINAL_STATUSES:
                 status, reason = FAILED, str(exc)
         return StudyRecord(
@@ -91,6 +108,7 @@ class SqliteStudies(SqliteConnection):
             created_at=row["created_at"], started_at=row["started_at"], completed_at=row["completed_at"],
             origin=_origin(row["origin"]), seed=row["seed"], katuna_version=row["katuna_version"],
             optuna_version=row["optuna_version"], restarts=row["restarts"], restarted_at=row["restarted_at"],
+            warm_results=warm,
         )
 
     @reading

@@ -52,8 +52,9 @@ class Limits:
     """Characters of a metric filter or of a name (metric, parameter, environment variable)."""
 
     warm_start: int = 1_000
-    """Known results given inline in ``warmStart.trials`` (or its file): the sampler learns from
-    each of them at every suggestion."""
+    """Known results of a warm start in all: given inline in ``warmStart.trials`` (or its file)
+    and taken from ``warmStart.study`` when the study is stored. The sampler learns from each of
+    them at every suggestion."""
 
 
 DEFAULTS = Limits()

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from functions.core.node_hours import NodeLife, node_hours, running
-from functions.core.spec import Algorithm, Study
+from functions.core.spec import Algorithm, KnownResult, Study
 
 WAITING, RUNNING, COMPLETE, FAIL, PRUNED = "WAITING", "RUNNING", "COMPLETE", "FAIL", "PRUNED"
 ACTIVE_STATES = (WAITING, RUNNING)
@@ -46,6 +46,11 @@ class StudyRecord:
     events of each run of it are told apart by it."""
     restarted_at: float | None = None
     """When it was last reopened."""
+    warm_results: tuple[KnownResult, ...] | None = None
+    """The completed trials of the study its warm start names (``warmStart.study``) that fit its
+    space, taken when it was stored (:func:`functions.core.warm.study_results`): what its sampler
+    learns from, whatever becomes of that study later. None where it names no study, and for a
+    study stored before katuna took them (it reads that study when it starts)."""
 
     @property
     def name(self) -> str:

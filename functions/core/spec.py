@@ -27,6 +27,9 @@ class KnownResult:
     params: Mapping[str, Any]
     values: tuple[float, ...]
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"params": dict(self.params), "values": list(self.values)}
+
 
 @dataclass(frozen=True)
 class WarmStart:
@@ -41,7 +44,7 @@ class WarmStart:
         if self.study:
             out["study"] = self.study
         if self.trials:
-            out["trials"] = [{"params": dict(t.params), "values": list(t.values)} for t in self.trials]
+            out["trials"] = [t.to_dict() for t in self.trials]
         return out
 
 

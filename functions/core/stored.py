@@ -151,8 +151,12 @@ def _early_stopping(data: Mapping[str, Any]) -> EarlyStopping:
 
 
 def _warm_start(data: Mapping[str, Any]) -> WarmStart:
-    trials = tuple(KnownResult(dict(t["params"]), tuple(t["values"])) for t in data.get("trials", ()))
-    return WarmStart(data.get("study"), trials)
+    return WarmStart(data.get("study"), known_results(data.get("trials", ())))
+
+
+def known_results(data: Any) -> tuple[KnownResult, ...]:
+    """Known results stored as ``KnownResult.to_dict()`` gave them."""
+    return tuple(KnownResult(dict(t["params"]), tuple(t["values"])) for t in data)
 
 
 def _node_pool(data: Mapping[str, Any]) -> NodePool:

@@ -3,21 +3,27 @@
 They come inline (``trials``: parameters and objective values, say from an earlier tool), from
 a file the CLI reads (``file``: CSV or JSON, see :func:`functions.core.formats.load_definition`)
 or from an earlier study in the same database (``study``). They inform the sampler only: they
-are not trials of the new study and do not count toward its limits. A problem with a result
+are not trials of the new study and do not count toward its trial limits. A problem with a result
 read from a file names the file, the line or entry, and the column or field.
+
+An earlier study's results are taken when the new study is stored, in the same transaction
+(:func:`study_results`), and kept with it: every sampler the new study builds, in any process,
+learns from the same results, however that earlier study changes or whether it is deleted.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from functions.core.assignments import from_text, point_problems
 from functions.core.errors import Problem
+from functions.core.limits import PREFIX
 from functions.core.parameters import Parameter
 from functions.core.reader import Reader, is_number, join
+from functions.core.records import COMPLETE, TrialRecord
 from functions.core.spec import KnownResult, WarmStart
 
 PATH = "warmStart"
@@ -141,3 +147,33 @@ def missing_study(warm: WarmStart | None, exists: bool) -> Problem | None:
         return None
     return Problem(join(PATH, "study"), f"no study named {warm.study!r} in this database; expected the name of an "
                                         "earlier study whose completed trials the sampler learns from")
+
+
+def study_results(parameters: Sequence[Parameter], objectives: int, trials: Iterable[TrialRecord]) -> tuple[KnownResult, ...]:
+    """The completed ``trials`` of an earlier study as known results of a study with these
+    ``parameters`` and that many ``objectives``: those with a value for each objective whose
+    parameters are a point of this space (a study over another space informs only where the
+    two agree)."""
+    return tuple(KnownResult(dict(t.params), tuple(t.values)) for t in trials
+                 if t.state == COMPLETE and t.values and len(t.values) == objectives and fits(parameters, t.params))
+
+
+def over_limit(warm: WarmStart, taken: int, limit: int) -> Problem | None:
+    """The problem of a warm start with more than ``limit`` known results in all: those given
+    inline (or in a file) and the ``taken`` of ``warm.study`` (the sampler learns from each at
+    every suggestion, as :attr:`functions.core.limits.Limits.warm_start` bounds them)."""
+    total = len(warm.trials) + taken
+    if total <= limit:
+        return None
+    inline = f" and {len(warm.trials):,} in warmStart.trials" if warm.trials else ""
+    return Problem(join(PATH, "study"), f"expected at most {limit:,} known results (set by {PREFIX}MAX_WARM_START), "
+                                        f"got {total:,}: {taken:,} completed trials of {warm.study!r} that fit "
+                                        f"this space{inline}")
+
+
+def lost_study(warm: WarmStart) -> str:
+    """Why a study stored before katuna kept an earlier study's results with it does not start
+    once that study is gone: starting cold would silently change the search it was given."""
+    return (f"no study named {warm.study!r} in this database any more (warmStart.study), and this study was "
+            f"stored before katuna kept a warm start's results with the study: rather than start cold it fails; "
+            f"delete it and submit it again with the warm start it should have")

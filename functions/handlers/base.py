@@ -28,12 +28,12 @@ from functions.core.limits import DEFAULTS, Limits
 from functions.core.metrics import Summary, parse_json_lines, parse_text
 from functions.core.node_hours import LOOK_EVERY
 from functions.core.ports import Clock, Executor, NodePools, Nodes, Resources, RunningLogs, Store
-from functions.core.records import COMPLETE, RUNNING, STUDY_RUNNING, WAITING, Counts, StudyRecord, TrialRecord
+from functions.core.records import COMPLETE, FAILED, RUNNING, STUDY_RUNNING, WAITING, Counts, StudyRecord, TrialRecord
 from functions.core.samplers import grid_size, sampler_for
 from functions.core.space import distribution, sample, sampler_params, values
 from functions.core.spec import KnownResult, Study
 from functions.core.stop import Decision, decide, trials_to_ask
-from functions.core.warm import fits, missing_study
+from functions.core.warm import lost_study, missing_study, over_limit, study_results
 from functions.handlers import ahead
 
 
@@ -70,11 +70,14 @@ def store_study(deps: Deps, spec: Study, definition: dict[str, Any],
 
     Submitting the identical study again returns the stored one (``StudyConflict`` when the
     name holds a different definition). Both the HTTP API and the study resources submit here.
+    The results of the study a warm start names are taken in the same transaction
+    (:func:`warm_results`), so none can be deleted or added in between.
     """
-    _check_warm_study(deps.store, spec)
     uid = uuid.uuid4().hex[:12]
-    record = StudyRecord(spec, definition, os.path.abspath(deps.workdir), uid, created_at=deps.clock(), origin=origin)
-    stored = deps.store.add_study(record)
+    with deps.store.transaction():
+        record = StudyRecord(spec, definition, os.path.abspath(deps.workdir), uid, created_at=deps.clock(),
+                             origin=origin, warm_results=warm_results(deps, spec))
+        stored = deps.store.add_study(record)
     return stored, stored.uid == uid
 
 
@@ -97,16 +100,29 @@ def store_or_restart(deps: Deps, spec: Study, definition: dict[str, Any]) -> tup
             return reopen(stored, deps, spec, definition), False
 
 
-def _check_warm_study(store: Store, spec: Study) -> None:
-    """A new study's warm start from a study the database lacks is refused (:class:`InvalidStudy`
-    at ``warmStart.study``): it would start cold without a word. An identical study submitted
-    again, to resume it, is not refused when that earlier study was deleted since."""
+def warm_results(deps: Deps, spec: Study) -> tuple[KnownResult, ...] | None:
+    """The completed trials of the study ``spec``'s warm start names that fit its space, to be
+    kept with it; None where it names none. A study the database lacks, or more results than
+    ``KATUNA_MAX_WARM_START`` with those given inline, is refused (:class:`InvalidStudy` at
+    ``warmStart.study``): it would start cold without a word. A study stored under that name
+    already takes nothing: submitted again to resume it, it keeps what it took at first (and is
+    not refused if that earlier study was deleted since); a different one is a conflict."""
     warm = spec.warm_start
-    if warm is None or warm.study is None or _has_study(store, spec.name):
-        return
-    problem = missing_study(warm, _has_study(store, warm.study))
+    if warm is None or warm.study is None or _has_study(deps.store, spec.name):
+        return None
+    problem = missing_study(warm, _has_study(deps.store, warm.study))
     if problem is not None:
         raise InvalidStudy([problem])
+    taken = _earlier_results(deps, spec, warm.study)
+    problem = over_limit(warm, len(taken), deps.limits.warm_start)
+    if problem is not None:
+        raise InvalidStudy([problem])
+    return taken
+
+
+def _earlier_results(deps: Deps, spec: Study, earlier: str) -> tuple[KnownResult, ...]:
+    """The completed trials of the study ``earlier`` that fit ``spec``, as known results."""
+    return study_results(spec.parameters, len(spec.objectives), deps.store.trials(earlier, (COMPLETE,)))
 
 
 def _has_study(store: Store, name: str) -> bool:
@@ -130,23 +146,26 @@ def optuna_study(record: StudyRecord, deps: Deps, trial_number: int | None = Non
     return study
 
 
-def warm_start(record: StudyRecord, deps: Deps) -> None:
-    """Give the sampler the study's known results, once: before its first trial."""
+def warm_start(record: StudyRecord, deps: Deps) -> Decision | None:
+    """Give the sampler the study's known results, once: before its first trial. Those of an
+    earlier study are the ones taken when the study was stored; a study stored before katuna
+    took them reads that study now, and fails (the decision returned) where it is gone."""
     warm = record.spec.warm_start
     study = optuna_study(record, deps)
     if warm is None or study.get_trials(deepcopy=False):
-        return
-    known = list(warm.trials)
-    if warm.study:
-        earlier = deps.store.trials(warm.study, (COMPLETE,))
-        known += [KnownResult(t.params, tuple(t.values)) for t in earlier
-                  if t.values and len(t.values) == len(record.spec.objectives) and fits(record.spec.parameters, t.params)]
+        return None
+    taken = record.warm_results
+    if taken is None and warm.study is not None:
+        if not _has_study(deps.store, warm.study):
+            return Decision(FAILED, lost_study(warm))
+        taken = _earlier_results(deps, record.spec, warm.study)
     space = {p.name: distribution(p) for p in record.spec.parameters}
     study.add_trials([
         optuna.trial.create_trial(params=sampler_params(record.spec.parameters, k.params), distributions={n: space[n] for n in k.params},
                                   values=list(k.values))
-        for k in known
+        for k in (*warm.trials, *(taken or ()))
     ])
+    return None
 
 
 def study_grid_size(record: StudyRecord) -> int | None:

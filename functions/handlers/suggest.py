@@ -3,7 +3,8 @@
 Every delivery reconciles, so a duplicate is harmless and a re-run resumes: attempts whose run
 the executor no longer has are given a fresh attempt, then free parallel slots get new trials.
 A continuation (sent when one event could not ask for every free slot) only asks. A study's
-first delivery also records what makes it reproducible (:mod:`functions.core.reproducible`).
+first delivery also records what makes it reproducible (:mod:`functions.core.reproducible`) and
+gives the sampler the study's known results (its warm start).
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     if record.started_at is None:
         store.update_study(record.name, started_at=deps.clock(), **provenance(record))
         record = store.get_study(record.name)
-        warm_start(record, deps)
+        lost = warm_start(record, deps)
+        if lost is not None:
+            return complete(record, deps, lost)
     events = [] if CONTINUED in event.data else _resume(record, deps)
     decision = check_stop(record, deps)
     if decision is not None:
