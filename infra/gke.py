@@ -11,6 +11,7 @@ autoscaling settings as found are what :meth:`GkeNodePools.scale_back` gives bac
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -19,7 +20,7 @@ from typing import Any
 from google.api_core import exceptions as google_errors
 from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
-from google.auth.exceptions import DefaultCredentialsError
+from google.auth.exceptions import DefaultCredentialsError, GoogleAuthError, TransportError
 from google.cloud import container_v1
 
 from functions.core.cluster import TRIAL_TAINT
@@ -124,33 +125,80 @@ def client(endpoint: str | None = None) -> container_v1.ClusterManagerClient:
         raise NodePoolFailed(f"no Google Cloud credentials (Application Default Credentials): {exc}") from exc
 
 
+API_ERRORS = (google_errors.GoogleAPICallError, google_errors.RetryError, OSError, GoogleAuthError)
+"""What a call to GKE raises: the API's refusal, the client's retries running out, the network,
+or the credentials (a token refresh, which Workload Identity makes at the metadata server)."""
+_TEMPORARY_STATUSES = frozenset({"ABORTED", "UNAVAILABLE", "RESOURCE_EXHAUSTED", "DEADLINE_EXCEEDED", "INTERNAL",
+                                 "FAILED_PRECONDITION"})
+"""Canonical codes that retrying may help. GKE answers a change to a cluster held by another
+operation (its own control-plane upgrades and updates included) ``FAILED_PRECONDITION``, and
+Google's Terraform provider retries node-pool changes on that code alone."""
+_TEMPORARY_REASONS = frozenset({"CONCURRENT_OPERATIONS_QUOTA_EXCEEDED", "RATE_LIMIT_EXCEEDED", "rateLimitExceeded",
+                                "userRateLimitExceeded"})
+"""``ErrorInfo`` reasons of a refusal (a 403 among them) that clears as operations finish or the minute turns."""
+_BUSY = re.compile(r"is being updated|incompatible operation|not ready for operation|quota metric .* per minute")
+"""GKE's wordings for a busy cluster (as Google's own GKE module retries them) and for a
+per-minute quota: temporary whatever code they come with."""
+_HTTP_STATUSES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
+                  409: "ALREADY_EXISTS", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE",
+                  504: "DEADLINE_EXCEEDED"}
+
+
 def _status_name(exc: google_errors.GoogleAPICallError) -> str:
-    """The canonical status (``FAILED_PRECONDITION``), which REST answers carry in their body."""
-    if exc.grpc_status_code is not None:
-        return exc.grpc_status_code.name
+    """The canonical status (``FAILED_PRECONDITION``) whatever the transport: a REST answer's
+    body names it, a gRPC error carries it; a bare HTTP answer is read by its code."""
     try:
-        return json.loads(exc.response.text)["error"]["status"]
+        return str(json.loads(exc.response.text)["error"]["status"])
     except (AttributeError, KeyError, TypeError, ValueError):
-        return ""
+        pass
+    if exc.grpc_status_code is not None:
+        return str(exc.grpc_status_code.name)
+    return _HTTP_STATUSES.get(exc.code or 0, "UNKNOWN")
+
+
+def _reasons(exc: google_errors.GoogleAPICallError) -> set[str]:
+    """The refusal's reasons: ``ErrorInfo`` details (JSON over REST, messages over gRPC) and a
+    REST answer's legacy ``errors[].reason``."""
+    found = set()
+    for item in (*exc.details, *exc.errors):
+        reason = item.get("reason") if isinstance(item, dict) else getattr(item, "reason", None)
+        if isinstance(reason, str):
+            found.add(reason)
+    return found
 
 
 def _message(exc: google_errors.GoogleAPICallError) -> str:
     """The cloud's own message (a REST error's ``message`` names the URL first)."""
     try:
-        return json.loads(exc.response.text)["error"]["message"]
+        return str(json.loads(exc.response.text)["error"]["message"])
     except (AttributeError, KeyError, TypeError, ValueError):
-        return exc.message
+        return str(exc.message)
+
+
+def _auth_temporary(exc: GoogleAuthError) -> bool:
+    """A credentials error retrying may help: the token endpoint or metadata server not reached
+    (``TransportError``, which Compute Engine and Workload Identity credentials re-raise as the
+    cause of a ``RefreshError``), or one google-auth marks ``retryable`` (a 5xx or
+    ``temporarily_unavailable`` answer). A refusal of the credentials themselves (revoked,
+    deleted account, ``invalid_grant``) is permanent."""
+    return (isinstance(exc, TransportError) or exc.retryable
+            or isinstance(exc.__cause__, TransportError) or isinstance(exc.__context__, TransportError))
 
 
 def _translate(exc: Exception) -> Exception:
-    """Throttling, server errors, an unreachable API and a cluster busy with another operation
-    are temporary; every other refusal is permanent, with the cloud's message."""
+    """Throttling, server errors, an unreachable API or token endpoint, and a cluster busy with
+    another operation are temporary; every other refusal is permanent, with the cloud's message.
+    Judged by the canonical status and reasons, so gRPC and REST answers are judged alike."""
     if isinstance(exc, google_errors.GoogleAPICallError):
-        status, message = _status_name(exc), _message(exc)
-        busy = status in ("ABORTED", "UNAVAILABLE") or (status == "FAILED_PRECONDITION" and "operation" in message)
-        if isinstance(exc, (google_errors.TooManyRequests, google_errors.ServerError)) or busy:
+        message = _message(exc)
+        if (_status_name(exc) in _TEMPORARY_STATUSES or (exc.code or 0) >= 500 or _reasons(exc) & _TEMPORARY_REASONS
+                or _BUSY.search(message)):
             return TemporaryError(f"GKE: {message}")
         return NodePoolFailed(f"GKE refused the request: {message}")
+    if isinstance(exc, GoogleAuthError):
+        if _auth_temporary(exc):
+            return TemporaryError(f"GKE: Google Cloud credentials could not be refreshed now: {exc}")
+        return NodePoolFailed(f"GKE: the Google Cloud credentials were refused: {exc}")
     return TemporaryError(f"GKE is unreachable: {exc}")
 
 
@@ -166,7 +214,7 @@ class GkeNodePools:
     def _call(self, method: str, request: dict[str, Any]) -> Any:
         try:
             return getattr(self.api, method)(request=request)
-        except (google_errors.GoogleAPICallError, google_errors.RetryError, OSError) as exc:
+        except API_ERRORS as exc:
             raise _translate(exc) from exc
 
     def _operation(self, operation: Any) -> PoolChange:
@@ -177,17 +225,16 @@ class GkeNodePools:
             return self.api.get_node_pool(request=name_request(self.cluster, name))
         except google_errors.NotFound:
             return None
-        except (google_errors.GoogleAPICallError, google_errors.RetryError, OSError) as exc:
+        except API_ERRORS as exc:
             raise _translate(exc) from exc
 
     def ensure(self, pool: NodePool, owner: str | None = None) -> PoolChange:
         try:
             operation = self.api.create_node_pool(request=create_request(self.cluster, pool, owner))
             return PoolChange(self.cluster.operation_path(operation.name), created=True, owned=owner is not None)
-        except (google_errors.Conflict, google_errors.AlreadyExists):
-            pass
-        except (google_errors.GoogleAPICallError, google_errors.RetryError, OSError) as exc:
-            raise _translate(exc) from exc
+        except API_ERRORS as exc:
+            if not (isinstance(exc, google_errors.GoogleAPICallError) and _status_name(exc) == "ALREADY_EXISTS"):
+                raise _translate(exc) from exc
         current = self._get(pool.name)
         if current is None:
             raise TemporaryError(f"GKE: node pool {pool.name} exists and is gone again; try again")
@@ -201,8 +248,7 @@ class GkeNodePools:
             return replace(whose, operation=POOL_TOKEN + pool.name)
         if found.autoscaling and found.max_nodes >= pool.max_nodes:
             return whose
-        raised = self._call("set_node_pool_autoscaling",
-                            autoscaling_request(self.cluster, pool, pool.max_nodes, found.min_nodes))
+        raised = self._call("set_node_pool_autoscaling", _raise_request(self.cluster, current, pool, found.min_nodes))
         return replace(whose, operation=self.cluster.operation_path(raised.name))
 
     def scale_back(self, pool: NodePool, adopted: Mapping[str, Any] | None = None) -> PoolChange:
@@ -216,16 +262,19 @@ class GkeNodePools:
                 "name": self.cluster.pool_path(pool.name), "autoscaling": dict(adopted)}))
         if current.autoscaling.enabled and _limits(current)[0] == 0:
             return PoolChange()
-        limit = max(_limits(current)[1], 1)
-        return self._operation(self._call("set_node_pool_autoscaling",
-                                          autoscaling_request(self.cluster, pool, limit)))
+        if _per_zone(current):
+            lowered = {"name": self.cluster.pool_path(pool.name), "autoscaling": {**_autoscaling(current),
+                                                                                  "min_node_count": 0}}
+        else:
+            lowered = autoscaling_request(self.cluster, pool, max(_limits(current)[1], 1))
+        return self._operation(self._call("set_node_pool_autoscaling", lowered))
 
     def delete(self, name: str) -> PoolChange:
         try:
             return self._operation(self.api.delete_node_pool(request=name_request(self.cluster, name)))
         except google_errors.NotFound:
             return PoolChange()
-        except (google_errors.GoogleAPICallError, google_errors.RetryError, OSError) as exc:
+        except API_ERRORS as exc:
             raise _translate(exc) from exc
 
     def check(self, operation: str) -> OperationStatus:
@@ -277,9 +326,28 @@ def _autoscaling(current: container_v1.NodePool) -> dict[str, Any]:
             if value and value != "LOCATION_POLICY_UNSPECIFIED" and key != "autoprovisioned"}
 
 
+def _per_zone(pool: container_v1.NodePool) -> bool:
+    """Whether the pool's autoscaling limits are per zone (``min/max_node_count``), not pool-wide."""
+    return pool.autoscaling.enabled and not pool.autoscaling.total_max_node_count
+
+
 def _limits(pool: container_v1.NodePool) -> tuple[int, int]:
-    """The autoscaling minimum and maximum, pool-wide or per zone, whichever the pool uses."""
+    """The pool-wide autoscaling minimum and maximum: per-zone limits hold in each of the pool's
+    zones (``locations``), so a regional pool at 1..3 per zone has 3..9 nodes."""
     scaling = pool.autoscaling
-    if scaling.total_max_node_count:
+    if not _per_zone(pool):
         return scaling.total_min_node_count, scaling.total_max_node_count
-    return scaling.min_node_count, scaling.max_node_count
+    zones = max(len(pool.locations), 1)
+    return scaling.min_node_count * zones, scaling.max_node_count * zones
+
+
+def _raise_request(cluster: GkeCluster, current: container_v1.NodePool, pool: NodePool,
+                   min_nodes: int) -> dict[str, Any]:
+    """``set_node_pool_autoscaling`` to the study's pool-wide maximum, in the pool's own terms: a
+    pool with per-zone limits keeps them (and its minimum and location policy), its per-zone
+    maximum raised to spread the study's maximum over its zones; any other gets pool-wide limits."""
+    if not _per_zone(current):
+        return autoscaling_request(cluster, pool, pool.max_nodes, min_nodes)
+    zones = max(len(current.locations), 1)
+    return {"name": cluster.pool_path(pool.name),
+            "autoscaling": {**_autoscaling(current), "max_node_count": -(-pool.max_nodes // zones)}}

@@ -7,15 +7,22 @@ Operations run on the stand-in's own clock, not on polls: a create takes
 machine's by default; a :class:`kube_standin.clock.SimulatedClock` is told when each operation
 is due). While one
 operation runs, any other change to the cluster is refused with 400 ``FAILED_PRECONDITION``, as
-GKE does. Requests GKE would refuse (a pool name it does not accept, autoscaling limits out of
+GKE does; :meth:`GkeStub.update_master` holds the cluster for a while as GKE's own control-plane
+upgrades and cluster updates do, refused in one of the wordings GKE uses for them
+(:data:`BUSY`). Requests GKE would refuse (a pool name it does not accept, autoscaling limits out of
 order or both per-zone and pool-wide, an unknown machine type, spot and preemptible together,
 resource labels GCE refuses, GPUs on a machine type that cannot carry them, an initial node
 count above the maximum) get 400
 ``INVALID_ARGUMENT``; a duplicate create 409 ``ALREADY_EXISTS``; a missing pool 404 ``NOT_FOUND``.
 
 Tests can fail the next operation with a message (``fail_next``), refuse the next request
-(``refuse_next``) or every poll of an operation (``refused_operations``); every request is
-recorded. :meth:`pool_bounds`, :meth:`node_count` and :meth:`set_node_count` are what a simulated cluster autoscaler reads and does.
+(``refuse_next``, with an ``ErrorInfo`` reason if given, as GKE's 403
+``CONCURRENT_OPERATIONS_QUOTA_EXCEEDED`` and 429 ``RATE_LIMIT_EXCEEDED`` carry one) or every poll
+of an operation (``refused_operations``), and demand OAuth tokens (``tokens``: a request without
+one of them is refused 401 ``UNAUTHENTICATED``); every request is recorded. Node pools get the
+cluster's zones as their ``locations`` (three for a region), which per-zone autoscaling limits
+count in each of. The same API is served over gRPC by :mod:`gke_stub_grpc`. :meth:`pool_bounds`,
+:meth:`node_count` and :meth:`set_node_count` are what a simulated cluster autoscaler reads and does.
 """
 
 from __future__ import annotations
@@ -47,8 +54,24 @@ GPU_FAMILIES = {"g2-standard": "nvidia-l4", "a2-highgpu": "nvidia-tesla-a100", "
 TAINT_EFFECTS = {"NO_SCHEDULE": "NoSchedule", "PREFER_NO_SCHEDULE": "PreferNoSchedule", "NO_EXECUTE": "NoExecute",
                  1: "NoSchedule", 2: "PreferNoSchedule", 3: "NoExecute"}
 DOING = {"CREATE_NODE_POOL": "creating a node pool", "DELETE_NODE_POOL": "deleting a node pool",
-         "UPDATE_CLUSTER": "updating cluster"}
+         "UPDATE_CLUSTER": "updating cluster", "UPGRADE_MASTER": "upgrading cluster"}
 DEFAULT_SECONDS = {"CREATE_NODE_POOL": 90.0, "DELETE_NODE_POOL": 60.0, "UPDATE_CLUSTER": 10.0}
+BUSY = {
+    "operation": "Operation {number} is currently {doing} for cluster {cluster}. Please wait and try again once it is done.",
+    "incompatible": "Cluster is running incompatible operation {number}.",
+    "master": "Master is being updated.",
+    "cluster": "Cluster is being updated.",
+    "not-ready": "Cluster is not ready for operation.",
+}
+"""How GKE refuses a change while the cluster is held by another operation: the first is the
+node-pool operations' own, seen as 400 ``failedPrecondition`` (hashicorp/terraform-provider-google
+#3650, #10366); the others are the 400s Google's terraform-google-kubernetes-engine module retries
+(``RetryableTransientErrors``) during control-plane upgrades and cluster updates, whose status is
+not published: they get ``FAILED_PRECONDITION`` too, the code Google's Terraform provider retries
+node-pool changes on as "an incompatible operation already running on the cluster"."""
+UNAUTHENTICATED = ("Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie "
+                   "or other valid authentication credential.")
+ZONES = ("a", "b", "c")
 
 
 class Refused(Exception):
@@ -57,6 +80,11 @@ class Refused(Exception):
     def __init__(self, code: int, message: str, status: str | None = None) -> None:
         super().__init__(message)
         self.answer = GkeStub.error(code, message, status)
+
+
+def zones(location: str) -> list[str]:
+    """The zones of a cluster's location: a zone itself, or three of a region's."""
+    return [location] if re.search(r"-[a-z]$", location) else [f"{location}-{zone}" for zone in ZONES]
 
 
 class PoolBounds(NamedTuple):
@@ -77,9 +105,11 @@ class GkeStub:
         self.seconds = {**DEFAULT_SECONDS, **(seconds or {})}
         self.speed = speed
         self.fail_next: str | None = None
-        self.refuse_next: tuple[int, str] | tuple[int, str, str] | None = None
+        self.refuse_next: tuple[int, str] | tuple[int, str, str] | tuple[int, str, str, str] | None = None
         self.refused_operations: dict[str, tuple[int, str]] = {}
         """Operations whose every poll is refused (say 403, once the caller lost the right to read them)."""
+        self.tokens: set[str] | None = None
+        """OAuth access tokens the API takes (``Authorization: Bearer``); None takes any request."""
         self.lock = threading.RLock()
         self.clock = clock or RealClock()
         self._offset = 0.0
@@ -94,10 +124,7 @@ class GkeStub:
             def _answer(self, method: str) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length)) if length else None
-                path = self.path.split("?")[0]
-                with stub.lock:
-                    stub.requests.append((method, path, body))
-                    code, answer = stub.route(method, path, body)
+                code, answer = stub.answer(method, self.path.split("?")[0], body, self.headers.get("Authorization"))
                 data = json.dumps(answer).encode()
                 self.send_response(code)
                 self.send_header("Content-Type", "application/json")
@@ -122,6 +149,14 @@ class GkeStub:
         self.server.shutdown()
         self.server.server_close()
 
+    def answer(self, method: str, path: str, body: dict | None, authorization: str | None) -> tuple[int, dict]:
+        """One request, recorded, from either transport: the status code and the JSON answer."""
+        with self.lock:
+            self.requests.append((method, path, body))
+            if self.tokens is not None and authorization not in {f"Bearer {token}" for token in self.tokens}:
+                return self.error(401, UNAUTHENTICATED)
+            return self.route(method, path, body)
+
     # the stand-in's clock
 
     def now(self) -> float:
@@ -134,10 +169,22 @@ class GkeStub:
             self._offset += seconds
             self._settle()
 
+    def update_master(self, seconds: float, busy: str = "master", cluster: str = "tuning") -> str:
+        """Start a control-plane upgrade of the cluster, as GKE does on its own schedule: for
+        ``seconds`` of stand-in time every change to it is refused in the :data:`BUSY` wording
+        named. The operation's number."""
+        with self.lock:
+            number = f"operation-{len(self.operations) + 1}"
+            self.operations[number] = {
+                "name": number, "operationType": "UPGRADE_MASTER", "status": "RUNNING", "pool": None,
+                "cluster": cluster, "due": self.now() + seconds, "error": None, "on_done": "RUNNING", "busy": busy,
+                "selfLink": f"projects/proj/locations/europe-west4/operations/{number}"}
+            return number
+
     # what a cluster autoscaler sees and does
 
     def pool_bounds(self, name: str) -> PoolBounds | None:
-        """A running pool's autoscaling limits (pool-wide; per-zone ones count as one zone's),
+        """A running pool's autoscaling limits (pool-wide; per-zone ones count in each of its zones),
         and the labels and taints its nodes get; None while it is absent or not running."""
         with self.lock:
             self._settle()
@@ -151,7 +198,8 @@ class GkeStub:
             elif scaling.get("totalMaxNodeCount"):
                 low, high = int(scaling.get("totalMinNodeCount", 0)), int(scaling["totalMaxNodeCount"])
             else:
-                low, high = int(scaling.get("minNodeCount", 0)), int(scaling.get("maxNodeCount", 0))
+                count = len(pool.get("locations") or [None])
+                low, high = int(scaling.get("minNodeCount", 0)) * count, int(scaling.get("maxNodeCount", 0)) * count
             labels = {**config.get("labels", {}), "cloud.google.com/gke-nodepool": name}
             if config.get("spot"):
                 labels["cloud.google.com/gke-spot"] = "true"
@@ -183,8 +231,13 @@ class GkeStub:
                 and "/operations/" not in r[1]]
 
     @staticmethod
-    def error(code: int, message: str, status: str | None = None) -> tuple[int, dict]:
-        return code, {"error": {"code": code, "message": message, "status": status or STATUS.get(code, "UNKNOWN")}}
+    def error(code: int, message: str, status: str | None = None, reason: str | None = None) -> tuple[int, dict]:
+        """GKE's JSON error: code, message, canonical status, and the ``ErrorInfo`` reason if any."""
+        error: dict[str, Any] = {"code": code, "message": message, "status": status or STATUS.get(code, "UNKNOWN")}
+        if reason is not None:
+            error["details"] = [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": reason,
+                                 "domain": "googleapis.com", "metadata": {"service": "container.googleapis.com"}}]
+        return code, {"error": error}
 
     def route(self, method: str, path: str, body: dict | None) -> tuple[int, dict]:
         self._settle()
@@ -206,7 +259,8 @@ class GkeStub:
             if pool["name"] in self.pools:
                 return self.error(409, f"Already exists: {path}/{pool['name']}.")
             self._idle(match[3])
-            self.pools[pool["name"]] = {**pool, "status": "PROVISIONING"}
+            self.pools[pool["name"]] = {**pool, "locations": pool.get("locations") or zones(match[2]),
+                                        "status": "PROVISIONING"}
             self._nodes[pool["name"]] = int(pool.get("initialNodeCount", 0))
             return self._operation(match, "CREATE_NODE_POOL", pool["name"], "RUNNING")
         if match := POOL.match(path):
@@ -232,9 +286,9 @@ class GkeStub:
         """Refuse a change while another operation runs on the cluster, as GKE does."""
         for number, operation in self.operations.items():
             if operation["status"] == "RUNNING" and operation["cluster"] == cluster:
-                raise Refused(400, f"Operation {number} is currently {DOING[operation['operationType']]} for "
-                                   f"cluster {cluster}. Please wait and try again once it is done.",
-                              "FAILED_PRECONDITION")
+                wording = BUSY[operation.get("busy", "operation")]
+                raise Refused(400, wording.format(number=number, doing=DOING[operation["operationType"]],
+                                                  cluster=cluster), "FAILED_PRECONDITION")
 
     def _operation(self, match: re.Match, kind: str, pool: str, on_done: str) -> tuple[int, dict]:
         number = f"operation-{len(self.operations) + 1}"

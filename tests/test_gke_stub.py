@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from gke_stub import GkeStub, PoolBounds
+from gke_stub_grpc import GrpcGke
 from google.api_core import exceptions as google_errors
 
 from functions.core.errors import TemporaryError
@@ -128,3 +129,41 @@ def test_the_pool_bounds_are_what_a_cluster_autoscaler_needs(api, gke_api: GkeSt
     assert gke_api.node_count("trials") == 3
     with pytest.raises(ValueError, match="cannot have 5 nodes"):
         gke_api.set_node_count("trials", 5)
+
+
+def test_a_control_plane_upgrade_holds_the_cluster_for_its_time_in_the_wording_named(api, gke_api: GkeStub):
+    gke_api.update_master(120, busy="master")
+    assert refused(api, request()).endswith(": Master is being updated.")
+    assert "trials" not in gke_api.pools
+    gke_api.advance(120)
+    assert api.create_node_pool(request=request()).name == "operation-2"
+
+
+def test_pools_are_in_their_clusters_zones_and_per_zone_limits_count_in_each(api, gke_api: GkeStub):
+    api.create_node_pool(request=request(autoscaling={"enabled": True, "min_node_count": 1, "max_node_count": 2}))
+    gke_api.advance(90)
+    assert gke_api.pools["trials"]["locations"] == ["europe-west4-a", "europe-west4-b", "europe-west4-c"]
+    assert gke_api.pool_bounds("trials")[:2] == (3, 6), "a regional cluster's three zones"
+    zonal = request(name="zonal")
+    zonal["parent"] = gke.GkeCluster("proj", "europe-west4-b", "tuning").parent
+    api.create_node_pool(request=zonal)
+    assert gke_api.pools["zonal"]["locations"] == ["europe-west4-b"]
+
+
+def test_over_grpc_the_same_requests_arrive_and_refusals_keep_their_status_and_reason(gke_api: GkeStub):
+    rest = GkeStub()
+    gke.client(rest.url).create_node_pool(request=request())
+    rest.close()
+    face = GrpcGke(gke_api)
+    try:
+        grpc_api = face.client()
+        grpc_api.create_node_pool(request=request())
+        assert gke_api.calls() == rest.calls(), "the body REST would send"
+        gke_api.refuse_next = (403, "Too many operations", "PERMISSION_DENIED", "CONCURRENT_OPERATIONS_QUOTA_EXCEEDED")
+        with pytest.raises(google_errors.PermissionDenied) as quota:
+            grpc_api.get_node_pool(request={"name": CLUSTER.pool_path("trials")})
+        assert (quota.value.message, quota.value.reason) == ("Too many operations", "CONCURRENT_OPERATIONS_QUOTA_EXCEEDED")
+        with pytest.raises(google_errors.FailedPrecondition, match="currently creating a node pool"):
+            grpc_api.delete_node_pool(request={"name": CLUSTER.pool_path("trials")})
+    finally:
+        face.close()

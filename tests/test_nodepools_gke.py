@@ -1,12 +1,18 @@
-"""The GKE adapter: the real google-cloud-container client over REST against a loopback GKE API.
-What every cloud's node pools do is checked by the contract in tests/test_conformance_nodepools.py."""
+"""The GKE adapter: the real google-cloud-container client over REST against a loopback GKE API
+(and over gRPC, production's transport, where refusals are judged). What every cloud's node
+pools do is checked by the contract in tests/test_conformance_nodepools.py."""
 
 from __future__ import annotations
 
 import time
 
 import pytest
-from gke_stub import GkeStub
+from gke_stub import BUSY, GkeStub
+from gke_stub_grpc import GrpcGke
+from google.api_core.client_options import ClientOptions
+from google.auth.credentials import Credentials
+from google.auth.exceptions import RefreshError, TransportError
+from google.cloud import container_v1
 
 from functions.core.errors import TemporaryError
 from functions.core.nodepool import NodePool, NodePoolFailed, OperationStatus, PoolChange
@@ -21,6 +27,17 @@ ANY, BALANCED, NO_SCHEDULE = 2, 1, 1
 @pytest.fixture
 def pools(gke_api: GkeStub) -> gke.GkeNodePools:
     return gke.GkeNodePools(CLUSTER, gke.client(gke_api.url))
+
+
+@pytest.fixture(params=["rest", "grpc"])
+def either(request: pytest.FixtureRequest, gke_api: GkeStub):
+    """The adapter over REST, as tests reach the stand-in, and over gRPC, as production reaches GKE."""
+    if request.param == "rest":
+        yield gke.GkeNodePools(CLUSTER, gke.client(gke_api.url))
+        return
+    face = GrpcGke(gke_api)
+    yield gke.GkeNodePools(CLUSTER, face.client())
+    face.close()
 
 
 def settled(gke_api: GkeStub, pools: gke.GkeNodePools, change: PoolChange) -> OperationStatus:
@@ -130,23 +147,147 @@ def test_a_failed_operation_reports_the_clouds_message(gke_api: GkeStub, pools: 
     assert status == OperationStatus(True, "Insufficient regional quota to satisfy request: resource \"CPUS\"")
 
 
-@pytest.mark.parametrize("code,message,error", [
-    (400, "Invalid machine type n2-standard-999", NodePoolFailed),
-    (403, "Required \"container.clusters.update\" permission", NodePoolFailed),
-    (429, "Rate limit exceeded", TemporaryError),
-    (503, "The service is currently unavailable", TemporaryError),
+@pytest.mark.parametrize("refusal,error", [
+    ((400, "Invalid machine type n2-standard-999"), NodePoolFailed),
+    ((403, "Required \"container.clusters.update\" permission"), NodePoolFailed),
+    ((429, "Rate limit exceeded"), TemporaryError),
+    ((429, "Quota exceeded for quota metric 'Requests' and limit 'Requests per minute' of service "
+           "'container.googleapis.com'", "RESOURCE_EXHAUSTED", "RATE_LIMIT_EXCEEDED"), TemporaryError),
+    ((403, "Quota exceeded for quota metric 'Requests' and limit 'Requests per minute per user'"), TemporaryError),
+    ((403, "Too many operations are running in the project; wait for some to finish", "PERMISSION_DENIED",
+      "CONCURRENT_OPERATIONS_QUOTA_EXCEEDED"), TemporaryError),
+    ((409, "The operation was aborted; try again", "ABORTED"), TemporaryError),
+    ((500, "Internal error"), TemporaryError),
+    ((503, "The service is currently unavailable"), TemporaryError),
 ])
-def test_refusals_are_permanent_and_throttling_or_outages_temporary(gke_api, pools, code, message, error):
-    gke_api.refuse_next = (code, message)
-    with pytest.raises(error, match=message):
-        pools.ensure(spot_pool())
+def test_refusals_are_judged_by_status_and_reason_alike_over_rest_and_grpc(gke_api, either, refusal, error):
+    gke_api.refuse_next = refusal
+    with pytest.raises(error) as raised:
+        either.ensure(spot_pool())
+    assert str(raised.value).endswith(refusal[1]), "the cloud's own message, on either transport"
     assert "katuna-digits" not in gke_api.pools
 
 
-def test_a_cluster_busy_with_another_operation_is_temporary(gke_api: GkeStub, pools: gke.GkeNodePools):
-    gke_api.refuse_next = (400, "Cluster is running incompatible operation operation-7.", "FAILED_PRECONDITION")
-    with pytest.raises(TemporaryError, match="incompatible operation"):
-        pools.ensure(spot_pool())
+@pytest.mark.parametrize("busy", sorted(BUSY))
+def test_a_cluster_held_by_an_upgrade_refuses_changes_for_a_while_in_each_wording(gke_api, either, busy: str):
+    settled(gke_api, either, either.ensure(spot_pool(name="first")))
+    gke_api.update_master(300, busy=busy)
+    for change in (lambda: either.ensure(spot_pool()), lambda: either.delete("first"),
+                   lambda: either.ensure(spot_pool(name="first", max_nodes=9))):
+        with pytest.raises(TemporaryError, match="GKE: (Operation|Cluster|Master) "):
+            change()
+    assert either.describe("first").state == "RUNNING", "reads are answered during the upgrade"
+    gke_api.advance(300)
+    assert either.ensure(spot_pool()).created
+
+
+def test_a_create_answered_aborted_is_retried_not_taken_for_an_existing_pool(gke_api, either):
+    gke_api.refuse_next = (409, "Operation was aborted because of a concurrent change", "ABORTED")
+    with pytest.raises(TemporaryError, match="^GKE: Operation was aborted"):
+        either.ensure(spot_pool())
+    assert [m for m, _, _ in gke_api.calls()] == ["POST"], "no look for a pool that was never said to exist"
+
+
+def test_a_create_answered_already_exists_finds_the_pool_on_either_transport(gke_api: GkeStub, either):
+    settled(gke_api, either, either.ensure(spot_pool(), owner="u1"))
+    assert either.ensure(spot_pool(), owner="u1") == PoolChange(created=True, owned=True)
+
+
+class MetadataServerHiccup(Credentials):
+    """Real google-auth credentials whose first ``failures`` refreshes fail as ``failure`` makes
+    them: as Workload Identity's do while the metadata server does not answer, by default."""
+
+    def __init__(self, failures: int, failure=None) -> None:
+        super().__init__()
+        self.failures, self.failure, self.refreshes = failures, failure or metadata_timeout, 0
+
+    def refresh(self, request) -> None:
+        self.refreshes += 1
+        if self.refreshes <= self.failures:
+            raise self.failure()
+        self.token = "ya29.katuna"
+
+
+def metadata_timeout() -> Exception:
+    """What compute-engine credentials raise: a RefreshError caused by the TransportError."""
+    cause = TransportError("Failed to retrieve http://metadata.google.internal/computeMetadata/v1/instance/"
+                           "service-accounts/default/token from the Google Compute Engine metadata service: timed out")
+    error = RefreshError(cause)
+    error.__cause__ = cause
+    return error
+
+
+def signed_in(gke_api: GkeStub, credentials: Credentials) -> gke.GkeNodePools:
+    """The adapter with ``credentials``, against a stand-in that takes only their token."""
+    gke_api.tokens = {"ya29.katuna"}
+    api = container_v1.ClusterManagerClient(transport="rest", credentials=credentials,
+                                            client_options=ClientOptions(api_endpoint=gke_api.url))
+    return gke.GkeNodePools(CLUSTER, api)
+
+
+def test_a_token_refresh_that_fails_for_now_is_temporary_in_every_call_and_then_goes_through(gke_api: GkeStub):
+    credentials = MetadataServerHiccup(failures=4)
+    pools = signed_in(gke_api, credentials)
+    operation = OPERATIONS + "operation-1"
+    for call in (lambda: pools.ensure(spot_pool()), lambda: pools.check(operation),
+                 lambda: pools.scale_back(spot_pool()), lambda: pools.delete("katuna-digits")):
+        with pytest.raises(TemporaryError, match="credentials could not be refreshed now: .*metadata service"):
+            call()
+    assert gke_api.requests == [], "nothing reached GKE without a token"
+    assert pools.ensure(spot_pool()).created and credentials.refreshes == 5
+    assert gke_api.calls("POST")
+
+
+@pytest.mark.parametrize("failure,error", [
+    (lambda: TransportError("Connection reset by peer"), TemporaryError),
+    (lambda: RefreshError("Failed to retrieve the token", {"error": "temporarily_unavailable"}, retryable=True),
+     TemporaryError),
+    (lambda: RefreshError("invalid_grant: Invalid JWT Signature.", {"error": "invalid_grant"}), NodePoolFailed),
+])
+def test_credentials_errors_are_temporary_unless_the_credentials_are_refused(gke_api: GkeStub, failure, error):
+    with pytest.raises(error, match="credentials"):
+        signed_in(gke_api, MetadataServerHiccup(failures=1, failure=failure)).ensure(spot_pool())
+
+
+def test_credentials_the_api_refuses_are_a_permanent_refusal(gke_api: GkeStub):
+    gke_api.tokens = {"ya29.katuna"}
+    with pytest.raises(NodePoolFailed, match="credentials were refused: Anonymous credentials cannot be refreshed"):
+        gke.GkeNodePools(CLUSTER, gke.client(gke_api.url)).ensure(spot_pool())
+    assert len(gke_api.requests) == 1, "answered 401, on which the client tries to refresh its credentials"
+
+
+def per_zone_pool(gke_api: GkeStub, pools: gke.GkeNodePools, low: int, high: int) -> None:
+    """Pool ``team`` made by hand with per-zone limits, in the region's three zones."""
+    request = gke.create_request(CLUSTER, spot_pool(name="team"))
+    request["node_pool"]["autoscaling"] = {"enabled": True, "min_node_count": low, "max_node_count": high,
+                                           "location_policy": "ANY"}
+    pools.api.create_node_pool(request=request)
+    gke_api.advance(600)
+    gke_api.requests.clear()
+
+
+def test_per_zone_limits_count_in_each_zone_and_are_raised_per_zone(gke_api: GkeStub, pools: gke.GkeNodePools):
+    per_zone_pool(gke_api, pools, 1, 3)
+    found = pools.describe("team")
+    assert (found.min_nodes, found.max_nodes) == (3, 9), "1..3 in each of 3 zones"
+    change = pools.ensure(spot_pool(name="team", max_nodes=5), owner="u1")
+    assert change.operation is None and change.adopted == {
+        "enabled": True, "min_node_count": 1, "max_node_count": 3, "location_policy": "ANY"}
+    assert gke_api.calls("POST", ":setAutoscaling") == [], "9 nodes allow the study's 5: nothing lowered"
+    raised = pools.ensure(spot_pool(name="team", max_nodes=10), owner="u1")
+    assert gke_api.calls("POST", ":setAutoscaling")[0][2] == {"autoscaling": {
+        "enabled": True, "minNodeCount": 1, "maxNodeCount": 4, "locationPolicy": ANY}}, "per zone, 10 spread over 3"
+    assert settled(gke_api, pools, raised) == OperationStatus(True)
+    assert gke_api.pool_bounds("team")[:2] == (3, 12)
+    assert settled(gke_api, pools, pools.scale_back(spot_pool(name="team"), change.adopted)).done
+    assert gke_api.pools["team"]["autoscaling"] == {"enabled": True, "minNodeCount": 1, "maxNodeCount": 3,
+                                                     "locationPolicy": ANY}
+
+
+def test_a_per_zone_pool_nobody_adopted_is_scaled_back_per_zone(gke_api: GkeStub, pools: gke.GkeNodePools):
+    per_zone_pool(gke_api, pools, 2, 3)
+    assert settled(gke_api, pools, pools.scale_back(spot_pool(name="team"))).done
+    assert gke_api.pools["team"]["autoscaling"] == {"enabled": True, "maxNodeCount": 3, "locationPolicy": ANY}
 
 
 def test_scale_back_lowers_the_minimum_to_zero_only_when_needed(gke_api: GkeStub, pools: gke.GkeNodePools):

@@ -10,6 +10,7 @@ import yaml
 from click.testing import CliRunner
 from conftest import study_definition, undo_trial_changes
 from gke_stub import GkeStub
+from test_nodepools_gke import MetadataServerHiccup, signed_in
 
 from functions.adapters.local_executor import LocalExecutor
 from functions.adapters.sqlite_store import SqliteStore
@@ -515,3 +516,94 @@ def test_pool_uses_stored_before_ownership_was_recorded_keep_only_own_pools_dele
     reopened = SqliteStore(tmp_path / "old.db")
     assert [(u.uid, u.owned, u.adopted) for u in reopened.pool_uses()] == [("u1", True, None), ("u2", False, None)]
     reopened.close()
+
+
+def test_a_study_whose_pool_create_meets_a_control_plane_upgrade_waits_and_then_runs(world, gke_api: GkeStub):
+    dispatcher, store, _ = world
+    submit(store, pool_study("upgrading"), "u1")
+    gke_api.update_master(300, busy="master")
+    with pytest.raises(TemporaryError, match="Master is being updated"):
+        dispatcher.deliver_to("provision", created("upgrading", "u1"))
+    deliver_twice(dispatcher, pool_check())
+    assert store.pool_use("u1") is None and waiting_on_pools(store), "still upgrading: asked again on the next tick"
+    gke_api.advance(300)
+    deliver_twice(dispatcher, pool_check())
+    gke_api.advance(600)
+    deliver_twice(dispatcher, pool_check())
+    assert store.pool_use("u1").phase == "ready" and store.get_study("upgrading").status == "running"
+    assert len(gke_api.calls("POST", "/nodePools")) == 3, "refused twice, then created"
+
+
+def test_a_release_meeting_a_cluster_update_is_retried_on_the_next_tick_and_the_pool_deleted(world, gke_api):
+    dispatcher, store, _ = world
+    submit(store, pool_study("held"), "u1")
+    deliver_twice(dispatcher, created("held", "u1"))
+    gke_api.advance(600)
+    deliver_twice(dispatcher, pool_check())
+    gke_api.update_master(300, busy="cluster")
+    assert end(dispatcher, store, "held") == []
+    deliver_twice(dispatcher, pool_check())
+    use = store.pool_use("u1")
+    assert (use.phase, use.released_at) == ("ready", None) and waiting_on_pools(store)
+    gke_api.advance(300)
+    deliver_twice(dispatcher, pool_check())
+    assert store.pool_use("u1").phase == "releasing"
+    gke_api.advance(600)
+    deliver_twice(dispatcher, pool_check())
+    assert store.pool_use("u1").deleted and gke_api.pools == {}
+    assert len(gke_api.calls("DELETE")) == 3, "refused on study.completed and on a tick, then taken"
+
+
+def test_a_pool_whose_creation_failed_is_deleted_on_a_later_tick_once_the_cluster_lets_it(world, gke_api):
+    dispatcher, store, _ = world
+    submit(store, pool_study("broken"), "u1")
+    gke_api.fail_next = "Instances failed to start: ZONE_RESOURCE_POOL_EXHAUSTED"
+    deliver_twice(dispatcher, created("broken", "u1"))
+    gke_api.advance(600)
+    gke_api.update_master(300)
+    [ended] = deliver_twice(dispatcher, pool_check())
+    assert ended.type == "dev.katuna.study.completed" and store.get_study("broken").status == "failed"
+    deliver_twice(dispatcher, ended)
+    deliver_twice(dispatcher, pool_check())
+    use = store.pool_use("u1")
+    assert (use.phase, use.released_at, use.message) == ("failed", None, "Instances failed to start: "
+                                                                          "ZONE_RESOURCE_POOL_EXHAUSTED")
+    gke_api.advance(300)
+    deliver_twice(dispatcher, pool_check())
+    gke_api.advance(600)
+    deliver_twice(dispatcher, pool_check())
+    use = store.pool_use("u1")
+    assert use.deleted and use.phase == "released" and gke_api.pools == {}
+    assert "ZONE_RESOURCE_POOL_EXHAUSTED" in store.get_study("broken").reason
+
+
+def test_a_release_refused_for_good_says_the_pool_is_left_in_the_cluster(world, gke_api: GkeStub):
+    dispatcher, store, _ = world
+    submit(store, pool_study("lost-right"), "u1")
+    deliver_twice(dispatcher, created("lost-right", "u1"))
+    gke_api.advance(600)
+    deliver_twice(dispatcher, pool_check())
+    gke_api.refuse_next = (403, "Required \"container.clusters.update\" permission(s)")
+    end(dispatcher, store, "lost-right")
+    use = store.pool_use("u1")
+    assert use.phase == "failed" and not use.deleted and "katuna-lost-right" in gke_api.pools
+    assert use.message == ("releasing the pool: GKE refused the request: Required \"container.clusters.update\" "
+                           "permission(s); node pool katuna-lost-right is left in the cluster; delete it by hand")
+    shown = CliRunner().invoke(main, ["show", "lost-right", "--db", str(store.path)])
+    assert "failed: " in shown.output and "delete it by hand" in " ".join(shown.output.split())
+
+
+def test_a_token_refresh_failing_for_a_while_is_retried_and_never_fails_the_study(gke_api: GkeStub, tmp_path):
+    credentials = MetadataServerHiccup(failures=4)
+    store = SqliteStore(tmp_path / "katuna.db")
+    dispatcher = Dispatcher(Deps(store, LocalExecutor(tmp_path / "logs", lambda event: None), Clock(),
+                                 signed_in(gke_api, credentials)))
+    submit(store, pool_study("hiccup"), "u1")
+    for _ in range(3):
+        with pytest.raises(TemporaryError, match="credentials could not be refreshed now"):
+            dispatcher.deliver_to("provision", created("hiccup", "u1"))
+    deliver_twice(dispatcher, pool_check())
+    assert store.get_study("hiccup").status == "running" and store.pool_use("u1") is None
+    deliver_twice(dispatcher, pool_check())
+    assert store.pool_use("u1").phase == "creating" and credentials.refreshes == 5
+    store.close()

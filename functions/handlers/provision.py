@@ -7,8 +7,12 @@ the studies' measured node-hours (:mod:`functions.handlers.node_hours`). Every s
 repeat: a pool that exists is success, an absent pool deleted is success, and a pool use in
 progress is only checked.
 A permanent refusal from the cloud (machine type, quota, permission) fails the study with the
-cloud's message; throttling and server errors raise ``TemporaryError``, so the event is retried
-(on a tick, a pool use the cloud cannot serve now is left for the next tick).
+cloud's message; throttling, server errors, a cluster busy with another operation and a token
+that cannot be refreshed now raise ``TemporaryError``, so the event is retried (on a tick, a
+pool use the cloud cannot serve now is left for the next tick). A release the cloud refuses for
+now is left to the ticks, which try it again until it goes through (that of a pool whose
+creation failed included); one it refuses for good ends the use as failed, its message saying
+what is left in the cluster.
 
 katuna deletes only the pools it created (:attr:`PoolUse.owned`), once they are not shared and
 no running study uses them. A pool it found is adopted when it can serve the study
@@ -72,7 +76,7 @@ def reconcile(deps: Deps) -> list[Event]:
     events: list[Event] = []
     for record, pool in _unprovisioned(deps.store):
         events += _on_tick(_provision, record, pool, deps)
-    for use in deps.store.pool_uses((CREATING, READY, RELEASING)):
+    for use in _unreleased(deps.store):
         owner: StudyRecord | None
         try:
             owner = deps.store.get_study(use.study)
@@ -94,6 +98,11 @@ def _on_tick(step: Callable[..., list[Event]], *args: Any) -> list[Event]:
         return []
 
 
+def _unreleased(store: Store) -> list[PoolUse]:
+    """Pool uses not yet released: in progress, or failed with a pool still to delete or give back."""
+    return [use for use in store.pool_uses((CREATING, READY, RELEASING, POOL_FAILED)) if use.released_at is None]
+
+
 def _unprovisioned(store: Store) -> list[tuple[StudyRecord, NodePool]]:
     """Running studies with a node pool that was never asked for, each with its pool."""
     return [(record, record.spec.node_pool) for record in store.list_studies()
@@ -105,7 +114,7 @@ def waiting_on_pools(store: Store) -> bool:
     a running study still waits for its pool to be asked for."""
     if _unprovisioned(store):
         return True
-    for use in store.pool_uses((CREATING, READY, RELEASING)):
+    for use in _unreleased(store):
         if use.operation:
             return True
         try:
@@ -161,8 +170,9 @@ def _advance(use: PoolUse, record: StudyRecord | None, deps: Deps) -> list[Event
         if not status.done:
             return []
         if status.error:
-            released_at = deps.clock() if use.phase == RELEASING else None
-            use = replace(use, phase=POOL_FAILED, operation=None, message=status.error, released_at=released_at)
+            releasing = use.phase == RELEASING
+            use = replace(use, phase=POOL_FAILED, operation=None, released_at=deps.clock() if releasing else None,
+                          message=_left(use.pool, use.deleted, status.error) if releasing else status.error)
             if use.ready_at is None and record is not None and not record.terminal:
                 events = complete(record, deps, Decision(FAILED, f"node pool {use.pool}: {status.error}"))
                 record = deps.store.get_study(record.name)
@@ -213,7 +223,8 @@ def _pool_of(use: PoolUse, record: StudyRecord | None) -> NodePool:
 def _release(use: PoolUse, pool: NodePool, deps: Deps) -> PoolUse:
     """Delete a pool katuna created that is not shared and nobody else uses (one whose creation
     failed only if this study created it); give an adopted pool nobody else uses its settings
-    back; scale any other back to a minimum of 0."""
+    back; scale any other back to a minimum of 0. A cloud that cannot take the change now leaves
+    the use as it is, for the next tick (the events of the same step are kept)."""
     others = _used_by_others(use, deps)
     deleting = use.owned and not use.shared and not others
     if use.phase == POOL_FAILED and not (deleting and use.created):
@@ -224,12 +235,20 @@ def _release(use: PoolUse, pool: NodePool, deps: Deps) -> PoolUse:
     try:
         change: PoolChange = (pools.delete(pool.name) if deleting
                               else pools.scale_back(pool, None if others else use.adopted))
+    except TemporaryError:
+        return use
     except PermanentError as exc:
-        return replace(use, phase=POOL_FAILED, message=f"releasing the pool: {exc}", released_at=deps.clock())
+        return replace(use, phase=POOL_FAILED, message=_left(pool.name, deleting, str(exc)), released_at=deps.clock())
     use = replace(use, deleted=deleting)
     if change.operation is None:
         return replace(use, phase=RELEASED, operation=None, released_at=deps.clock())
     return replace(use, phase=RELEASING, operation=change.operation)
+
+
+def _left(pool: str, deleting: bool, error: str) -> str:
+    """A release the cloud refused for good, and what it leaves in the cluster for an operator."""
+    left = "is left in the cluster; delete it by hand" if deleting else "keeps its autoscaling limits; set them by hand"
+    return f"releasing the pool: {error}; node pool {pool} {left}"
 
 
 def _used_by_others(use: PoolUse, deps: Deps) -> bool:
