@@ -208,6 +208,49 @@ def test_a_pytorchjob_study_submitted_again_while_the_first_ones_pods_terminate_
         "the trial's master was made once the earlier one was gone"
 
 
+def test_a_trainjob_study_submitted_again_while_the_first_ones_pods_terminate_reads_only_its_own(
+        service: Service, kube: KubeStub, monkeypatch: pytest.MonkeyPatch):
+    """A TrainJob's pods come from its runtime's templates, without katuna's labels, and are
+    named afresh by the Job controller: a study deleted while its trial runs and submitted
+    again under its name runs its new trial beside the first one's pod, Terminating still (its
+    container takes its time to stop). The trial reads only its own pods, known by their owners,
+    and never reports the first run's loss."""
+    monkeypatch.setattr(kube, "stop_seconds", 60.0)
+    linger = [sys.executable, "-c", "import time; print('loss=999', flush=True); time.sleep(600)",
+              "${trialParameters.x}"]
+
+    def submit(command: list[str]) -> None:
+        definition = study_definition("retrain", maxTrials=1, parallelism=1)
+        definition["trialTemplate"] = {"primaryContainerName": "node", "trialSpec": {
+            "apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob", "spec": {
+                "runtimeRef": {"name": "torch-distributed"},
+                "trainer": {"numNodes": 1, "image": IMAGE, "command": command}}}}
+        status, _, body = service.request("POST", "/studies", yaml.safe_dump(definition),
+                                          {"Content-Type": "application/yaml"})
+        assert status == 201, body
+
+    def node() -> dict | None:
+        return next(iter(_pods(kube, "jobset.sigs.k8s.io/jobset-name", "retrain-0")), None)
+
+    submit(linger)
+    _eventually(lambda: (pod := node()) is not None and pod["status"].get("phase") == "Running"
+                and kube.read_log("kinds", pod["metadata"]["name"], None) == (200, "loss=999\n"))
+    earlier = node()["metadata"]  # type: ignore[index]
+    assert service.request("DELETE", "/studies/retrain")[0] == 204
+    _eventually(lambda: (pod := node()) is not None and "deletionTimestamp" in pod["metadata"])
+
+    submit(OBJECTIVE)
+    study = service.wait_for("retrain", timeout=60)
+    with kube.lock:
+        assert ("kinds", earlier["name"]) in kube.pods, "the first run's pod is Terminating still"
+    [trial] = service.json("GET", "/studies/retrain/trials")[1]
+    assert (study["status"], study["counts"]["complete"]) == ("completed", 1), trial
+    assert trial["value"] == pytest.approx((trial["params"]["x"] - 2) ** 2, abs=1e-5), "its own node's metric"
+    assert trial["attempt"] == 1, trial.get("reason")
+    observed = service.json("GET", "/studies/retrain/trials/0")[1]["observations"]
+    assert observed and 999 not in [o["value"] for o in observed], "the first run's log is never read"
+
+
 def _eventually(check, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while not check():

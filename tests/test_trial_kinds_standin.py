@@ -255,11 +255,78 @@ def test_the_pods_an_earlier_studys_workload_left_terminating_are_not_read_as_th
     assert list(executor.output(mine)) == ["loss=3\n"]
 
 
-def _printed(executor, launch) -> bool:
-    """Whether the attempt's pod has printed its line yet."""
+def _printed(executor, launch, line: str = "loss=0\n") -> bool:
+    """Whether the attempt's pod has printed its ``line`` yet."""
     from functions.core.errors import OutputLost
 
     try:
-        return list(executor.output(launch)) == ["loss=0\n"]
+        return list(executor.output(launch)) == [line]
     except OutputLost:
         return False
+
+
+def _trainjob(uid: str, code: str):
+    """The launch of trial 0 of study ``trains`` (uid ``uid``): a TrainJob on one node running ``code``."""
+    from functions.core.launch import TrialLaunch
+
+    spec = {"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob", "spec": {
+        "runtimeRef": {"name": "torch-distributed"},
+        "trainer": {"numNodes": 1, "image": "python:3.12", "command": [sys.executable, "-c", code]}}}
+    return TrialLaunch("trains", uid, 0, 1, "trains-0", [], {}, ".", timeout=None, trial_spec=spec,
+                       primary_container="node")
+
+
+def test_the_pods_an_earlier_studys_trainjob_left_terminating_are_not_read_as_the_trials(cluster: KubeStub):
+    """A TrainJob's pods come from its runtime's templates, without katuna's labels, and the Job
+    controller names them afresh (``generateName``): the trial of the study submitted again
+    under the name runs while the earlier study's pod is Terminating still, beside it, and
+    reads only its own, known by its owners (its TrainJob's JobSet's Job)."""
+    from functions.adapters.kubernetes_executor import KubernetesExecutor
+    from functions.core.cluster import Cluster
+
+    cluster.install_operator("trainer")
+    cluster.stop_seconds = 60
+    executor = KubernetesExecutor(Cluster(namespace="default"), api_client(cluster.url))
+    earlier = _trainjob("0123456789ab", "import time; print('loss=999', flush=True); time.sleep(600)")
+    executor.launch(earlier)
+    deadline = time.monotonic() + 30
+    while not _printed(executor, earlier, "loss=999\n") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    executor.stop(earlier)
+    with cluster.lock:
+        lingering = [p for p in cluster.pods.values() if p["metadata"].get("deletionTimestamp")]
+    assert len(lingering) == 1 and lingering[0]["metadata"]["labels"]["jobset.sigs.k8s.io/jobset-name"] == "trains-0"
+
+    mine = _trainjob("ba9876543210", "print('loss=3')")
+    executor.launch(mine)
+    finished = _finished(executor, mine)
+    assert (finished.data["outcome"], finished.data["exitCode"]) == ("exited", 0)
+    with cluster.lock:
+        assert (lingering[0]["metadata"]["namespace"], lingering[0]["metadata"]["name"]) in cluster.pods, \
+            "the earlier study's pod is Terminating still"
+    assert list(executor.output(mine)) == ["loss=3\n"]
+
+
+def test_a_trainjob_run_as_a_jobset_it_does_not_control_reads_none_of_its_pods(cluster: KubeStub):
+    """Trainer takes a JobSet holding its TrainJob's name as its own, and its end as the
+    TrainJob's, though the TrainJob does not control it: one an earlier study's TrainJob left
+    (deleted with ``propagationPolicy: Orphan``, or not yet collected). None of its pods is the
+    trial's: the attempt's run is lost, run again, never the earlier one's read as its own."""
+    from functions.adapters.kubernetes_executor import KubernetesExecutor
+    from functions.core.cluster import Cluster
+    from functions.core.errors import OutputLost
+
+    cluster.install_operator("trainer")
+    executor = KubernetesExecutor(Cluster(namespace="default"), api_client(cluster.url))
+    earlier = _trainjob("0123456789ab", "print('loss=999')")
+    executor.launch(earlier)
+    assert _finished(executor, earlier).data["exitCode"] == 0
+    client.CustomObjectsApi(api_client(cluster.url)).delete_namespaced_custom_object(
+        "trainer.kubeflow.org", "v1alpha1", "default", "trainjobs", "trains-0", propagation_policy="Orphan")
+
+    mine = _trainjob("ba9876543210", "print('loss=3')")
+    executor.launch(mine)
+    finished = _finished(executor, mine)
+    assert finished.data["outcome"] == "preempted" and "are gone" in finished.data["message"], finished.data
+    with pytest.raises(OutputLost):
+        list(executor.output(mine))

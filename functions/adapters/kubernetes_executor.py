@@ -38,7 +38,14 @@ from functions.adapters.kubernetes_status import (
     oldest_first,
     ran,
 )
-from functions.adapters.kubernetes_workloads import Workloads, created_at, own_pods, pod_selector, settle_conflict
+from functions.adapters.kubernetes_workloads import (
+    Workloads,
+    created_at,
+    made_by,
+    own_pods,
+    pod_selector,
+    settle_conflict,
+)
 from functions.adapters.kubernetes_workloads import end as workload_end
 from functions.core import file_collector
 from functions.core.cluster import Cluster
@@ -265,13 +272,20 @@ class KubernetesExecutor:
                                   f"{now - started:.0f}s ago"))
 
     def _pods(self, launch: TrialLaunch) -> list[Any]:
-        """The attempt's pods, oldest first (none an earlier study's of the same name)."""
+        """The attempt's pods, oldest first (none an earlier study's of the same name): by the
+        study's uid among their labels, or, for a TrainJob's, by their owners
+        (:meth:`~functions.adapters.kubernetes_workloads.Workloads.makers`)."""
+        namespace = self._namespace(launch)
+        makers = None if launch.trial_spec is None else self._workloads.makers(launch, namespace)
+        if makers is not None and not makers:
+            return []
         try:
             selector = f"job-name={launch.job_name}" if launch.trial_spec is None else pod_selector(launch)
-            pods = self._core.list_namespaced_pod(self._namespace(launch), label_selector=selector)
+            pods = self._core.list_namespaced_pod(namespace, label_selector=selector)
         except (ApiException, HTTPError) as exc:
             raise translate(exc, f"list the pods of Job {launch.job_name}") from exc
-        return sorted(own_pods(launch, pods.items, lambda pod: pod.metadata.labels if pod.metadata else None), key=oldest_first)
+        own = own_pods(launch, pods.items, lambda pod: pod.metadata.labels if pod.metadata else None)
+        return sorted(own if makers is None else made_by(own, makers), key=oldest_first)
 
     def output(self, launch: TrialLaunch) -> Iterator[str]:
         """Every pod's log of the attempt's Job, oldest pod first, from the trial's container,

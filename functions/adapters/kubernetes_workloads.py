@@ -2,6 +2,12 @@
 dynamic client): create (the attempt's own existing one is success), read, delete with their
 pods, and the end Katib's ``successCondition`` / ``failureCondition`` read from them.
 
+A TrainJob's pods carry no study uid (they come from its runtime's templates), so they are the
+attempt's by their owners: the TrainJob the attempt's own, the JobSet of its name controlled by
+that TrainJob, the Jobs controlled by that JobSet, the pods controlled by those Jobs, each link
+checked by uid (:meth:`Workloads.makers`). The pods an earlier study's TrainJob of the same name
+left Terminating, whose Jobs went with it, are never the attempt's.
+
 The Job executor (:mod:`functions.adapters.kubernetes_executor`) hands a trial here when its
 ``trialSpec`` is another kind; the two share the client, the translation of API errors, and
 what a create answered "already exists" means (:func:`settle_conflict`).
@@ -9,7 +15,7 @@ what a create answered "already exists" means (:func:`settle_conflict`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -43,7 +49,8 @@ def pod_selector(launch: TrialLaunch) -> str:
     """The label selector of the attempt's primary pods: the label the kind's controller puts on
     each pod it makes, valued with the workload's name, the study's uid where katuna's labels
     reach the pods (none of an earlier study's workload of the same name, whose pods may still
-    be Terminating), and the primary pod labels."""
+    be Terminating; a TrainJob's are told apart by their owners, :func:`made_by`), and the
+    primary pod labels."""
     spec = launch.trial_spec or {}
     known = trial_kinds.kind_of(spec)
     owner = known.owner_label if known is not None else None
@@ -81,6 +88,21 @@ def own_pods(launch: TrialLaunch, pods: list[Any], labels_of: Callable[[Any], Ma
     return [pod for pod in pods if (labels_of(pod) or {}).get(UID_LABEL, launch.uid) == launch.uid]
 
 
+def controller_uid(references: Iterable[Any] | None) -> str | None:
+    """The uid of the controller among an object's ``ownerReferences`` (the API's dicts or the
+    typed client's objects); None when nothing controls it."""
+    for ref in references or ():
+        controller, uid = (ref.get("controller"), ref.get("uid")) if isinstance(ref, Mapping) else (ref.controller, ref.uid)
+        if controller:
+            return cast(str | None, uid)
+    return None
+
+
+def made_by(pods: list[Any], makers: Collection[str]) -> list[Any]:
+    """The ``pods`` (the typed client's) a Job of the uids ``makers`` controls."""
+    return [pod for pod in pods if pod.metadata is not None and controller_uid(pod.metadata.owner_references) in makers]
+
+
 def end(launch: TrialLaunch, workload: Mapping[str, Any]) -> End | None:
     """The workload's end by the study's conditions (else its kind's): failure is read first, as
     Katib reads it; None while neither holds."""
@@ -104,6 +126,7 @@ class Workloads:
 
     def __init__(self, api: client.ApiClient, translate: Translate) -> None:
         self._objects = client.CustomObjectsApi(api)
+        self._batch = client.BatchV1Api(api)
         self._translate = translate
 
     def create(self, namespace: str, workload: Mapping[str, Any], launch: TrialLaunch) -> None:
@@ -118,7 +141,7 @@ class Workloads:
             if exc.status != 409:
                 raise self._translate(exc, f"create {what} ({plural}.{group}/{version}; "
                                            "is its operator installed and katuna's Role granted it?)") from exc
-            found = self._read(launch, namespace)
+            found = self._read(trial_kinds.resource(launch.trial_spec or {}), namespace, launch.job_name)
             metadata = (found or {}).get("metadata") or {}
             settle_conflict(launch, what, None if found is None else (metadata.get("labels") or {}, metadata.get("uid")),
                             lambda uid: self._delete(launch, namespace, launch.job_name, uid))
@@ -128,23 +151,53 @@ class Workloads:
     def get(self, launch: TrialLaunch, namespace: str) -> Mapping[str, Any] | None:
         """The attempt's workload as the API has it; None when it is not there, or when the one
         of its name is another's (an earlier study's of the same name)."""
-        found = self._read(launch, namespace)
+        found = self._read(trial_kinds.resource(launch.trial_spec or {}), namespace, launch.job_name)
         labels = ((found or {}).get("metadata") or {}).get("labels")
         return found if found is not None and holder(labels, launch) == OWN else None
 
-    def _read(self, launch: TrialLaunch, namespace: str) -> Mapping[str, Any] | None:
-        """The workload of the launch's name, whoever's it is; None when there is none."""
-        group, version, plural = trial_kinds.resource(launch.trial_spec or {})
+    def makers(self, launch: TrialLaunch, namespace: str) -> frozenset[str] | None:
+        """The uids of the Jobs that make the attempt's pods, for a kind run as another kind's
+        workload (:func:`~functions.core.trial_kinds.runner`: a TrainJob's JobSet), each link
+        checked by uid: the attempt's own workload (katuna's labels), the runner of its name
+        it controls, the Jobs that runner controls. None for any other kind (its pods carry
+        katuna's labels); empty while no such chain is there (not made yet, or the JobSet of
+        the name an earlier study's TrainJob's)."""
+        runner = trial_kinds.runner(launch.trial_spec or {})
+        if runner is None:
+            return None
+        run = self._own_run(launch, namespace, runner)
+        if run is None:
+            return frozenset()
+        try:
+            jobs = self._batch.list_namespaced_job(namespace, label_selector=f"{runner.owner_label}={launch.job_name}")
+        except (ApiException, HTTPError) as exc:
+            raise self._translate(exc, f"list the Jobs of {runner.kind} {launch.job_name}") from exc
+        return frozenset(str(job.metadata.uid) for job in jobs.items if job.metadata is not None
+                         and controller_uid(job.metadata.owner_references) == run["metadata"]["uid"])
+
+    def _own_run(self, launch: TrialLaunch, namespace: str, runner: trial_kinds.TrialKind) -> Mapping[str, Any] | None:
+        """The ``runner`` workload of the launch's name while the attempt's own workload controls
+        it; None otherwise (none made yet, or one an earlier study's workload controls)."""
+        workload = self.get(launch, namespace)
+        run = self._read(runner.resource, namespace, launch.job_name) if workload is not None else None
+        if workload is None or run is None:
+            return None
+        return run if controller_uid(run["metadata"].get("ownerReferences")) == workload["metadata"]["uid"] else None
+
+    def _read(self, resource: tuple[str, str, str], namespace: str, name: str) -> Mapping[str, Any] | None:
+        """The custom object ``name`` of ``resource`` (group, version, plural), whoever's it is;
+        None when there is none."""
+        group, version, plural = resource
         try:
             return cast(Mapping[str, Any], self._objects.get_namespaced_custom_object(
-                group, version, namespace, plural, launch.job_name))
+                group, version, namespace, plural, name))
         except ApiException as exc:
             if exc.status == 404:
                 return None
-            raise self._translate(exc, f"read {plural} {launch.job_name} ({plural}.{group}/{version}; "
+            raise self._translate(exc, f"read {plural} {name} ({plural}.{group}/{version}; "
                                        "is its operator installed and katuna's Role granted it?)") from exc
         except HTTPError as exc:
-            raise self._translate(exc, f"read {plural} {launch.job_name}") from exc
+            raise self._translate(exc, f"read {plural} {name}") from exc
 
     def _delete(self, launch: TrialLaunch, namespace: str, name: str, uid: str | None = None) -> None:
         """Delete one workload with its pods (``Background``), only while ``uid`` is its uid

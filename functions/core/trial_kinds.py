@@ -1,7 +1,8 @@
 """The workload kinds a ``trialSpec`` may be, as Katib runs them: where each keeps its pod
 templates, how its end reads (Katib's default ``successCondition`` / ``failureCondition``), which
 of its pods hold the metrics (the default ``primaryPodLabels``), and the label its operator puts
-on every pod it makes, which finds a trial's pods by the workload's name.
+on every pod it makes, which finds a trial's pods by the workload's name. A TrainJob is run as
+a JobSet of its name (:attr:`TrialKind.runs_as`), whose pods come from the runtime's templates.
 
 Katib's own defaults cover ``Job``, the Training Operator's TFJob, PyTorchJob, XGBoostJob and
 MPIJob, and Trainer's TrainJob; katuna gives the other kinds the conditions their controllers
@@ -44,7 +45,8 @@ class TrialKind:
     success: str | None
     failure: str | None
     owner_label: str | None
-    """The label the kind's controller puts on each of its pods, valued with the workload's name."""
+    """The label the kind's controller puts on each of its pods (a JobSet's on its Jobs too),
+    valued with the workload's name."""
     primary_pod_labels: Mapping[str, str] = field(default_factory=dict)
     replica_specs: str | None = None
     """For the Training Operator's jobs: the key of ``spec`` that maps each role to its replicas."""
@@ -52,10 +54,20 @@ class TrialKind:
     """Where the kind keeps the seconds its controller keeps a finished workload (empty: the
     kind has no such field, as a TrainJob or a Tekton PipelineRun; a Job's TTL is set with
     katuna's other Job fields)."""
+    runs_as: str | None = None
+    """The kind its controller runs it as, a workload of its name controlled by it (a TrainJob's
+    JobSet), whose Jobs make the pods and carry that kind's :attr:`owner_label`. Such pods are
+    made from templates katuna does not write (:func:`labels_pods`), so they carry no study uid:
+    they are known by their owners instead, each link checked by uid."""
 
     @property
     def group(self) -> str:
         return self.api_versions[0].rpartition("/")[0]
+
+    @property
+    def resource(self) -> tuple[str, str, str]:
+        """``(group, version, plural)`` at the kind's first API version."""
+        return self.group, self.api_versions[0].rpartition("/")[2], self.plural
 
 
 def _training(kind: str, replica_specs: str) -> TrialKind:
@@ -73,7 +85,7 @@ KINDS: dict[str, TrialKind] = {kind.kind: kind for kind in (
     _training("PaddleJob", "paddleReplicaSpecs"),
     _training("JAXJob", "jaxReplicaSpecs"),
     TrialKind(("trainer.kubeflow.org/v1alpha1",), "TrainJob", "trainjobs", JOB_SUCCESS, JOB_FAILURE,
-              "jobset.sigs.k8s.io/jobset-name", TRAINJOB_PRIMARY),
+              "jobset.sigs.k8s.io/jobset-name", TRAINJOB_PRIMARY, runs_as="JobSet"),
     TrialKind(("jobset.x-k8s.io/v1alpha2",), "JobSet", "jobsets", JOBSET_SUCCESS, JOB_FAILURE,
               "jobset.sigs.k8s.io/jobset-name", ttl=("spec", "ttlSecondsAfterFinished")),
     TrialKind(("argoproj.io/v1alpha1",), "Workflow", "workflows", WORKFLOW_SUCCESS, WORKFLOW_FAILURE,
@@ -109,6 +121,13 @@ def primary_pod_labels(trial_spec: Mapping[str, Any], given: Mapping[str, str] |
         return dict(given)
     known = kind_of(trial_spec)
     return dict(known.primary_pod_labels) if known is not None else {}
+
+
+def runner(trial_spec: Mapping[str, Any]) -> TrialKind | None:
+    """The kind the workload is run as (:attr:`TrialKind.runs_as`): a TrainJob's JobSet; None
+    for a kind whose pods its own controller makes."""
+    known = kind_of(trial_spec)
+    return KINDS[known.runs_as] if known is not None and known.runs_as is not None else None
 
 
 def check_condition(path: str) -> str | None:
@@ -167,7 +186,8 @@ def labels_pods(trial_spec: Mapping[str, Any]) -> bool:
     """Whether katuna's labels reach every pod of the workload (:func:`pod_labelled`): the pod
     templates of a Job, a Training Operator job, a JobSet or a kind katuna knows nothing of
     carry them, a Workflow's ``spec.podMetadata`` does, and a PipelineRun's own labels go to its
-    pods. A TrainJob's pods are made from its runtime's templates, which katuna does not write."""
+    pods. A TrainJob's pods are made from its runtime's templates, which katuna does not write,
+    and Trainer gives a JobSet none of the TrainJob's labels (:attr:`TrialKind.runs_as`)."""
     known = kind_of(trial_spec)
     if known is not None and known.kind in ("Workflow", "PipelineRun"):
         return True

@@ -10,13 +10,17 @@ conditions of the workload.
   ``Running``, then ``Succeeded`` once the master role's pods succeeded (every worker, when the
   job has no Master, Chief or Launcher) or ``Failed`` once a pod failed; the pods still running are
   then deleted (``cleanPodPolicy: Running``).
-- JobSet: a Job ``<jobset>-<replicatedJob>-<index>`` per replica, labelled (and its pods)
-  ``jobset.sigs.k8s.io/jobset-name``, ``replicatedjob-name`` and ``job-index``; the Job
-  controller makes the pods. ``Completed`` once every Job completed, ``Failed`` once one failed.
-- Kubeflow Trainer (TrainJob): the TrainJob's JobSet, as the ``torch-distributed`` runtime makes
-  it (any ``runtimeRef`` is read as that runtime): one replicated Job ``node`` running
-  ``spec.trainer`` in its container ``node``, ``numNodes`` Indexed pods; ``Complete`` or
-  ``Failed`` with its JobSet.
+- JobSet: a Job ``<jobset>-<replicatedJob>-<index>`` per replica, controlled by the JobSet (its
+  ownerReference), labelled (and its pods) ``jobset.sigs.k8s.io/jobset-name``,
+  ``replicatedjob-name`` and ``job-index``, as JobSet v0.8.2 labels them (v0.9 adds
+  ``jobset-uid``, which katuna does not read); the Job controller makes the pods, each
+  controlled by its Job. ``Completed`` once every Job completed, ``Failed`` once one failed.
+- Kubeflow Trainer (TrainJob): the TrainJob's JobSet of its name, controlled by the TrainJob, as
+  the ``torch-distributed`` runtime makes it (any ``runtimeRef`` is read as that runtime): one
+  replicated Job ``node`` (labelled ``trainer.kubeflow.org/trainjob-ancestor-step: trainer``)
+  running ``spec.trainer`` in its container ``node``, ``numNodes`` Indexed pods; ``Complete`` or
+  ``Failed`` with its JobSet. The JobSet carries the runtime's labels, none of the TrainJob's
+  (no Trainer v2 release passes them on), so its pods carry no label of katuna's.
 
 A controller's create is refused where an object holds the name, as the API refuses it
 (:class:`~kube_standin.objects.AlreadyExists`): an earlier workload's pod or Job of the same
@@ -29,6 +33,7 @@ Trainer takes a JobSet holding its TrainJob's name as its own, as the real one d
 from __future__ import annotations
 
 import contextlib
+import uuid
 
 from kube_standin.clock import RealClock
 from kube_standin.jobs import owned_pods
@@ -169,7 +174,7 @@ class TrainingOperator:
 def make_jobset(cluster, owner: dict, jobset: dict) -> dict:
     """Store a JobSet ``owner`` makes (a TrainJob's); refused
     (:class:`~kube_standin.objects.AlreadyExists`) where a JobSet holds its name."""
-    jobset["metadata"].update(namespace=owner["metadata"]["namespace"], uid=f"{owner['metadata']['uid']}-jobset",
+    jobset["metadata"].update(namespace=owner["metadata"]["namespace"], uid=str(uuid.uuid4()),
                               ownerReferences=[owner_reference(owner)])
     return cluster.add_workload("jobsets", jobset)
 
@@ -238,7 +243,7 @@ def _jobs(jobset: dict) -> list[dict]:
                                    ownerReferences=[owner_reference(jobset)])
             template = job["spec"]["template"].setdefault("metadata", {})
             template["labels"] = {**(template.get("labels") or {}), **labels}
-            jobs.append(defaulted(job, f"{jobset['metadata']['uid']}-{replicated['name']}-{index}"))
+            jobs.append(defaulted(job, str(uuid.uuid4())))
     return jobs
 
 
@@ -270,10 +275,9 @@ class Trainer:
                      "args": trainer.get("args") or [], "env": trainer.get("env") or []}
         if trainer.get("resourcesPerNode"):
             container["resources"] = trainer["resourcesPerNode"]
-        pod = {"metadata": {"labels": {"trainer.kubeflow.org/trainjob-ancestor-step": "trainer"}},
-               "spec": {"restartPolicy": "Never", "containers": [container]}}
-        job = {"spec": {"parallelism": nodes, "completions": nodes, "completionMode": "Indexed", "backoffLimit": 0,
+        pod = {"spec": {"restartPolicy": "Never", "containers": [container]}}
+        job = {"metadata": {"labels": {"trainer.kubeflow.org/trainjob-ancestor-step": "trainer"}},
+               "spec": {"parallelism": nodes, "completions": nodes, "completionMode": "Indexed", "backoffLimit": 0,
                         "template": pod}}
-        return {"apiVersion": "jobset.x-k8s.io/v1alpha2", "kind": "JobSet",
-                "metadata": {"name": train["metadata"]["name"], "labels": dict(train["metadata"].get("labels") or {})},
+        return {"apiVersion": "jobset.x-k8s.io/v1alpha2", "kind": "JobSet", "metadata": {"name": train["metadata"]["name"]},
                 "spec": {"replicatedJobs": [{"name": "node", "replicas": 1, "template": job}]}}
