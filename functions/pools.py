@@ -22,12 +22,12 @@ def node_pools(settings: Settings) -> NodePools | None:
 
         gke_cluster = gke.GkeCluster(_required(settings.gke_project, "KATUNA_GKE_PROJECT"),
                                      _required(settings.gke_location, "KATUNA_GKE_LOCATION"), settings.gke_cluster)
-        return gke.GkeNodePools(gke_cluster, gke.client(settings.gke_endpoint))
+        return gke.GkeNodePools(gke_cluster, gke.client(settings.gke_endpoint), settings.remote_timeout)
     if settings.eks_cluster:
         from infra import eks
 
         eks_cluster = eks.EksCluster(settings.eks_cluster, settings.eks_subnets, settings.eks_node_role)
-        return eks.EksNodePools(eks_cluster, *eks.clients(settings.eks_region))
+        return eks.EksNodePools(eks_cluster, *eks.clients(settings.eks_region, settings.remote_timeout))
     return None
 
 

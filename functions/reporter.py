@@ -10,13 +10,22 @@ Standard library only, so a trial image can carry this one file without installi
 It posts a ``dev.katuna.trial.progress`` CloudEvent to ``KATUNA_REPORT_URL``, which katuna sets
 for trials of studies with early stopping, and does nothing elsewhere. A trial the pruner stops
 is ended from outside (its Job is deleted); ``report`` itself never raises.
+
+Where a SinkBinding binds the trial's pod to a broker that needs Knative Eventing's OIDC tokens,
+the post carries the token the binding mounts (``/oidc/token``, or ``KATUNA_SINK_TOKEN_FILE``,
+read at each report as it is rotated); an https sink is trusted with the CA certificates in
+``K_CA_CERTS`` as well as the system's.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import ssl
 import urllib.request
+
+OIDC_MOUNT = "/oidc/token"
+"""Where a SinkBinding mounts the OIDC token for its sink."""
 
 
 def report(step: int, **metrics: float) -> bool:
@@ -31,9 +40,30 @@ def report(step: int, **metrics: float) -> bool:
     headers = {"ce-specversion": "1.0", "ce-type": "dev.katuna.trial.progress", "ce-source": "/katuna/reporter",
                "ce-id": "/".join([*ids[1:], "progress", str(step)]), "ce-subject": f"{ids[0]}/{ids[2]}",
                "content-type": "application/json"}
-    request = urllib.request.Request(url, data=json.dumps(data).encode(), headers=headers, method="POST")
+    return _post(url, json.dumps(data).encode(), headers)
+
+
+def _post(url: str, body: bytes, headers: dict[str, str]) -> bool:
+    """POST ``body``, with the sink's OIDC token and CA certificates where the pod has them;
+    whether it was accepted."""
+    env = os.environ
     try:
-        with urllib.request.urlopen(request, timeout=5):
+        context = ssl.create_default_context()
+        if env.get("K_CA_CERTS"):
+            context.load_verify_locations(cadata=env["K_CA_CERTS"])
+        headers = {**headers, **_authorization(env.get("KATUNA_SINK_TOKEN_FILE") or OIDC_MOUNT)}
+        request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+        with urllib.request.urlopen(request, timeout=5, context=context):
             return True
-    except OSError:
+    except (OSError, ValueError):
         return False
+
+
+def _authorization(path: str) -> dict[str, str]:
+    """The bearer token the file holds now; none without the file (OIDC is off)."""
+    try:
+        with open(path) as file:
+            token = file.read().strip()
+    except FileNotFoundError:
+        return {}
+    return {"Authorization": f"Bearer {token}"} if token else {}

@@ -31,6 +31,7 @@ from functions.core.ports import Executor, RunningLogs
 from functions.core.records import StudyRecord
 from functions.core.resources import Ref
 from functions.core.spec import Study
+from functions.core.timeouts import REMOTE_TIMEOUT
 from functions.dispatch import Dispatcher
 from functions.handlers import Deps
 from functions.handlers.base import store_or_restart
@@ -61,22 +62,25 @@ class Runtime:
         """Where running trials' progress is read from their logs: the trial Jobs' pods."""
         self.executor = self._executor()
         self.node_pools = node_pools(settings)
-        self.resources = ClusterResources(settings.k8s_api, watched_namespace(settings), settings.katib_api)
+        self.resources = ClusterResources(settings.k8s_api, watched_namespace(settings), settings.katib_api,
+                                          settings.remote_timeout)
         self.templates = ClusterTemplates(self.resources.read_config_map, settings.k8s_namespace or "default") \
             if settings.executor == "kubernetes" else None
         """Where templates held in ConfigMaps are read for ``POST /studies``: only where trials run on Kubernetes."""
-        self.nodes = ClusterNodes(settings.k8s_api) if self.node_pools is not None and settings.executor == "kubernetes" \
-            else None
+        self.nodes = ClusterNodes(settings.k8s_api, settings.remote_timeout) \
+            if self.node_pools is not None and settings.executor == "kubernetes" else None
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._sink = cloudevents_http.Sink(settings.sink, settings.sink_token_file, settings.sink_ca_certs) \
+            if settings.sink else None
         self._metrics = self._service_metrics()
 
     def _executor(self) -> Executor:
         if self.settings.executor == "kubernetes":
             from functions.adapters.kubernetes_executor import KubernetesExecutor, api_client
 
-            executor = KubernetesExecutor(self.settings.cluster_defaults(), api_client(self.settings.k8s_api),
-                                          self.settings.report_url, clock=self.clock)
+            api = api_client(self.settings.k8s_api, self.settings.remote_timeout)
+            executor = KubernetesExecutor(self.settings.cluster_defaults(), api, self.settings.report_url, clock=self.clock)
             self.logs = executor
             return executor
         return LocalExecutor(self.settings.logs, self.publish, pass_env=self.settings.trial_env)
@@ -125,9 +129,9 @@ class Runtime:
     def publish(self, event: Event) -> None:
         """Send an event on: into the queue, or (reply mode) to the Knative broker at ``K_SINK``."""
         if self.settings.events == "reply":
-            if not self.settings.sink:
+            if self._sink is None:
                 raise TemporaryError("events go to K_SINK in reply mode, and K_SINK is not set")
-            cloudevents_http.send(self.settings.sink, event)
+            self._sink.send(event)
         else:
             self.queue.put(event)
 
@@ -216,8 +220,10 @@ class ClusterResources:
     Kubernetes client imported and connected at first use: only a cluster sends their events,
     and a service without one should not pay for the import."""
 
-    def __init__(self, host: str | None, namespace: str | None = None, katib_api: bool = False) -> None:
+    def __init__(self, host: str | None, namespace: str | None = None, katib_api: bool = False,
+                 timeout: float = REMOTE_TIMEOUT) -> None:
         self._host = host
+        self._timeout = timeout
         self._resources: Any = None
         self.namespace = namespace
         self.katib_api = katib_api
@@ -227,7 +233,7 @@ class ClusterResources:
             from functions.adapters.kubernetes_executor import api_client
             from functions.adapters.kubernetes_resources import KubernetesResources
 
-            self._resources = KubernetesResources(lambda: api_client(self._host), self.katib_api)
+            self._resources = KubernetesResources(lambda: api_client(self._host, self._timeout), self.katib_api)
         return self._resources
 
     def get(self, ref: Ref) -> Mapping[str, Any] | None:
@@ -256,8 +262,9 @@ class ClusterNodes:
     """The cluster's Node objects (:class:`functions.core.ports.Nodes`), with the Kubernetes
     client imported and connected at first use, as :class:`ClusterResources`."""
 
-    def __init__(self, host: str | None) -> None:
+    def __init__(self, host: str | None, timeout: float = REMOTE_TIMEOUT) -> None:
         self._host = host
+        self._timeout = timeout
         self._nodes: Any = None
 
     def list(self, labels: Mapping[str, str]) -> list[NodeSeen]:
@@ -265,5 +272,5 @@ class ClusterNodes:
             from functions.adapters.kubernetes_executor import api_client
             from functions.adapters.kubernetes_resources import KubernetesNodes
 
-            self._nodes = KubernetesNodes(lambda: api_client(self._host))
+            self._nodes = KubernetesNodes(lambda: api_client(self._host, self._timeout))
         return self._nodes.list(labels)

@@ -6,6 +6,7 @@ and sink bindings, and ``KUBERNETES_SERVICE_HOST``, which Kubernetes sets in eve
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
@@ -16,6 +17,7 @@ from functions.core.cluster import Cluster
 from functions.core.limits import Limits
 from functions.core.node_hours import LOOK_EVERY
 from functions.core.pod_fields import resource_problem
+from functions.core.timeouts import REMOTE_TIMEOUT
 
 PREFIX = "KATUNA_"
 
@@ -88,6 +90,9 @@ class Settings:
     ``KATUNA_GKE_CLUSTER`` (and ``KATUNA_GKE_ENDPOINT`` to reach another API endpoint); or EKS
     with ``KATUNA_EKS_CLUSTER``, ``KATUNA_EKS_SUBNETS`` (comma-separated), ``KATUNA_EKS_NODE_ROLE``
     (an IAM role ARN) and ``KATUNA_EKS_REGION`` (else the AWS configuration's region).
+    ``KATUNA_REMOTE_TIMEOUT`` seconds (10) a call to the Kubernetes API or a cloud's API waits to
+    connect, and again for each read of its answer (each chunk of a streamed log), before it
+    fails as a temporary error (:mod:`functions.core.timeouts`).
     ``KATUNA_NODE_LOOK_SECONDS`` (30): how often at most the nodes of a study's pool are listed
     for its measured node-hours (:mod:`functions.handlers.node_hours`).
     ``KATUNA_K8S_PROGRESS_SECONDS`` (10): how often ``katuna serve`` with the Kubernetes
@@ -108,6 +113,10 @@ class Settings:
     tokens issued for this audience (the Trigger's ``subscriber.audience``), signed by a key of
     ``KATUNA_OIDC_ISSUER_URL`` (the Kubernetes API server, ``https://kubernetes.default.svc``:
     its ``/.well-known/openid-configuration`` names the issuer, ``/openid/v1/jwks`` holds the keys).
+    Events posted to ``K_SINK`` carry the OIDC token Knative's SinkBinding mounts at
+    ``KATUNA_SINK_TOKEN_FILE`` (``/oidc/token``; none while the file is absent), read again at
+    each post since it is rotated, and trust the PEM certificates of ``K_CA_CERTS`` (set by the
+    SinkBinding for an https sink) besides the system's.
     ``KATUNA_METRICS_TOKEN`` (unset): a bearer token that reaches ``GET /metrics`` only, for a
     Prometheus scrape (the API token reaches it too; with neither set, loopback Hosts only).
     ``PROMETHEUS_MULTIPROC_DIR`` (prometheus-client's own variable, not a setting): where gunicorn
@@ -172,6 +181,9 @@ class Settings:
     limits: Limits = Limits()
     node_look_seconds: float = LOOK_EVERY
     k8s_progress_seconds: float = 10.0
+    remote_timeout: float = REMOTE_TIMEOUT
+    sink_token_file: Path = Path("/oidc/token")
+    sink_ca_certs: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -196,11 +208,14 @@ class Settings:
             "katib_api": ("KATIB_API", _flag),
             "node_look_seconds": ("NODE_LOOK_SECONDS", float),
             "k8s_progress_seconds": ("K8S_PROGRESS_SECONDS", float),
+            "remote_timeout": ("REMOTE_TIMEOUT", float), "sink_token_file": ("SINK_TOKEN_FILE", Path),
         }
         values = {field: kind(env[PREFIX + name]) for field, (name, kind) in read.items() if env.get(PREFIX + name)}
         if env.get("K_SINK"):
             values["sink"] = env["K_SINK"]
             values.setdefault("report_url", env["K_SINK"])
+        if env.get("K_CA_CERTS"):
+            values["sink_ca_certs"] = env["K_CA_CERTS"]
         values["in_cluster"] = bool(env.get("KUBERNETES_SERVICE_HOST"))
         values["limits"] = _limits(env)
         settings = cls(**values)
@@ -219,6 +234,8 @@ class Settings:
         if not settings.k8s_progress_seconds > 0:
             raise ValueError(f"{PREFIX}K8S_PROGRESS_SECONDS: expected a positive number of seconds, "
                              f"got {settings.k8s_progress_seconds}")
+        if not 0 < settings.remote_timeout < math.inf:
+            raise ValueError(f"{PREFIX}REMOTE_TIMEOUT: expected a positive number of seconds, got {settings.remote_timeout}")
         if not settings.node_look_seconds > 0:
             raise ValueError(f"{PREFIX}NODE_LOOK_SECONDS: expected a positive number of seconds, "
                              f"got {settings.node_look_seconds}")

@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import boto3
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError, WaiterError
 from botocore.parsers import ResponseParserError
 
@@ -41,6 +42,7 @@ from functions.core.nodepool import (
     claim,
     owner_value,
 )
+from functions.core.timeouts import REMOTE_TIMEOUT
 
 TEMPLATE = "k8s.io/cluster-autoscaler/node-template"
 _TEMPORARY = {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded",
@@ -49,6 +51,8 @@ _TEMPORARY = {"ThrottlingException", "Throttling", "TooManyRequestsException", "
 """Error codes that pass: throttling, a server's failure, and a group busy with another change
 (EKS refuses to update or delete a group that is not active with ``ResourceInUseException``;
 Auto Scaling refuses a change to a group with one pending with ``ResourceContention``)."""
+ATTEMPTS = 2
+"""Tries of one call, the first included."""
 _TOKEN = uuid.UUID("0b7c3c1e-8d0a-4f3b-a2a5-6a1f0d9e4c21")
 
 
@@ -116,12 +120,16 @@ def template_tags(group: str, pool: NodePool, capacity_type: str) -> list[dict[s
              "PropagateAtLaunch": False} for key, value in sorted(tags.items())]
 
 
-def clients(region: str | None = None) -> tuple[Any, Any]:
+def clients(region: str | None = None, timeout: float = REMOTE_TIMEOUT) -> tuple[Any, Any]:
     """EKS and Auto Scaling clients from the standard chain (profile, environment,
-    ``AWS_ENDPOINT_URL``)."""
+    ``AWS_ENDPOINT_URL``), whose calls each wait at most ``timeout`` seconds to connect and as
+    long for each read, and are tried twice at most (botocore's standard retries: throttling,
+    a server's failure, a timeout), so a call that hangs gives up instead of holding on."""
+    bounded = Config(connect_timeout=timeout, read_timeout=timeout,
+                     retries={"mode": "standard", "total_max_attempts": ATTEMPTS})
     try:
         session = boto3.session.Session(region_name=region)
-        return session.client("eks"), session.client("autoscaling")
+        return session.client("eks", config=bounded), session.client("autoscaling", config=bounded)
     except BotoCoreError as exc:
         raise NodePoolFailed(f"cannot reach EKS: {exc}") from exc
 

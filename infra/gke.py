@@ -39,6 +39,7 @@ from functions.core.nodepool import (
     claim,
     owner_value,
 )
+from functions.core.timeouts import REMOTE_TIMEOUT
 
 POOL_TOKEN = "pool:"
 """An operation that is a pool's own status: an existing pool found still provisioning."""
@@ -207,13 +208,16 @@ class GkeNodePools:
 
     provider = GKE
 
-    def __init__(self, cluster: GkeCluster, api: container_v1.ClusterManagerClient) -> None:
+    def __init__(self, cluster: GkeCluster, api: container_v1.ClusterManagerClient,
+                 timeout: float = REMOTE_TIMEOUT) -> None:
         self.cluster = cluster
         self.api = api
+        self.timeout = timeout
+        """Seconds each call may take, its own retries included (the ``timeout`` of every call)."""
 
     def _call(self, method: str, request: dict[str, Any]) -> Any:
         try:
-            return getattr(self.api, method)(request=request)
+            return getattr(self.api, method)(request=request, timeout=self.timeout)
         except API_ERRORS as exc:
             raise _translate(exc) from exc
 
@@ -222,7 +226,7 @@ class GkeNodePools:
 
     def _get(self, name: str) -> container_v1.NodePool | None:
         try:
-            return self.api.get_node_pool(request=name_request(self.cluster, name))
+            return self.api.get_node_pool(request=name_request(self.cluster, name), timeout=self.timeout)
         except google_errors.NotFound:
             return None
         except API_ERRORS as exc:
@@ -230,7 +234,7 @@ class GkeNodePools:
 
     def ensure(self, pool: NodePool, owner: str | None = None) -> PoolChange:
         try:
-            operation = self.api.create_node_pool(request=create_request(self.cluster, pool, owner))
+            operation = self.api.create_node_pool(request=create_request(self.cluster, pool, owner), timeout=self.timeout)
             return PoolChange(self.cluster.operation_path(operation.name), created=True, owned=owner is not None)
         except API_ERRORS as exc:
             if not (isinstance(exc, google_errors.GoogleAPICallError) and _status_name(exc) == "ALREADY_EXISTS"):
@@ -271,7 +275,8 @@ class GkeNodePools:
 
     def delete(self, name: str) -> PoolChange:
         try:
-            return self._operation(self.api.delete_node_pool(request=name_request(self.cluster, name)))
+            return self._operation(self.api.delete_node_pool(request=name_request(self.cluster, name),
+                                                              timeout=self.timeout))
         except google_errors.NotFound:
             return PoolChange()
         except API_ERRORS as exc:

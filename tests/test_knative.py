@@ -149,6 +149,17 @@ def test_the_service_is_one_stateful_pod_with_probes_and_its_volume():
     assert config["data"]["KATUNA_EVENTS"] == "reply"
 
 
+def test_the_probes_find_a_thread_free_while_every_admitted_request_is_handled():
+    """queue-proxy admits ``containerConcurrency`` requests; the kubelet's probes reach gunicorn
+    directly, so gunicorn has more threads than that, and the probes a timeout above 1 s."""
+    service = next(doc for _, doc in manifests() if doc["kind"] == "Service" and "serving" in doc["apiVersion"])
+    spec = service["spec"]["template"]["spec"]
+    threads = int(re.search(r'"--threads", "(\d+)"', (KNATIVE / "Dockerfile").read_text()).group(1))
+    assert threads > spec["containerConcurrency"]
+    container = spec["containers"][0]
+    assert all(container[probe]["timeoutSeconds"] > 1 for probe in ("readinessProbe", "livenessProbe"))
+
+
 def test_the_image_runs_the_app_factory():
     dockerfile = (KNATIVE / "Dockerfile").read_text()
     module, entry = re.search(r'"(functions[\w.]*):(\w+)\(\)"', dockerfile).groups()

@@ -5,10 +5,12 @@ Requests are read in binary or structured mode; katuna sends binary mode with JS
 
 from __future__ import annotations
 
+import ssl
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from cloudevents.core.base import BaseCloudEvent
@@ -87,12 +89,50 @@ def _object_attributes(obj: Mapping[str, Any]) -> dict[str, str]:
     return {key: value for key, value in found.items() if isinstance(value, str) and value}
 
 
-def send(url: str, event: Event) -> None:
-    """POST ``event`` to ``url`` (a broker or ``K_SINK``); a failure is temporary."""
-    headers, body = to_http(event)
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+class Sink:
+    """Where katuna posts events beyond its replies: ``K_SINK``, reached as Knative's SinkBinding
+    sets it up. With Eventing's ``authentication-oidc`` feature on, the binding mounts an OIDC
+    token for the sink's audience at ``token_file`` and the broker refuses (401) a post without
+    it; the token is read again for every post, as the binding rotates it. With transport
+    encryption the sink is https, signed by the cluster's CA, whose PEM certificates the binding
+    puts in ``K_CA_CERTS`` (``ca_certs``): trusted besides the system's."""
+
+    def __init__(self, url: str, token_file: Path | None = None, ca_certs: str | None = None) -> None:
+        self.url = url
+        self._token_file = token_file
+        self._context = _trusting(ca_certs) if ca_certs else None
+
+    def send(self, event: Event) -> None:
+        """POST ``event`` to the sink; a failure is temporary (a refusal included: the token
+        may be renewed meanwhile)."""
+        headers, body = to_http(event)
+        request = urllib.request.Request(self.url, data=body, headers={**headers, **self._authorization()},
+                                         method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=SEND_TIMEOUT_SECONDS, context=self._context):
+                return
+        except (urllib.error.URLError, OSError) as exc:
+            raise TemporaryError(f"could not send {event.type} to {self.url}: {exc}") from exc
+
+    def _authorization(self) -> dict[str, str]:
+        """The bearer token as the file holds it now; none while there is no file (OIDC is off)."""
+        if self._token_file is None:
+            return {}
+        try:
+            token = self._token_file.read_text().strip()
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            raise TemporaryError(f"could not read the OIDC token for {self.url} at {self._token_file}: {exc}") from exc
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def _trusting(ca_certs: str) -> ssl.SSLContext:
+    """A TLS context that trusts the system's CAs and the PEM certificates in ``ca_certs``;
+    ``ValueError`` when they are not PEM certificates."""
+    context = ssl.create_default_context()
     try:
-        with urllib.request.urlopen(request, timeout=SEND_TIMEOUT_SECONDS):
-            return
-    except (urllib.error.URLError, OSError) as exc:
-        raise TemporaryError(f"could not send {event.type} to {url}: {exc}") from exc
+        context.load_verify_locations(cadata=ca_certs)
+    except (ssl.SSLError, ValueError) as exc:
+        raise ValueError(f"K_CA_CERTS: expected PEM CA certificates for the sink, could not load them: {exc}") from exc
+    return context

@@ -27,7 +27,7 @@ import yaml
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from urllib3 import BaseHTTPResponse
-from urllib3.exceptions import HTTPError
+from urllib3.exceptions import HTTPError, ReadTimeoutError
 
 from functions.adapters.kubernetes_status import (
     current_run,
@@ -56,6 +56,7 @@ from functions.core.launch import TrialLaunch
 from functions.core.lines import bounded_lines
 from functions.core.log_cursor import Cursor, RunningLog
 from functions.core.naming import OWN
+from functions.core.timeouts import REMOTE_TIMEOUT
 
 log = logging.getLogger("katuna.kubernetes")
 
@@ -69,17 +70,37 @@ CLOCK_ALLOWANCE = 2
 RETRYABLE = {408, 409, 429, 500, 502, 503, 504}
 
 
-def api_client(host: str | None = None) -> client.ApiClient:
-    """A client for ``host``, else in-cluster configuration, else the local kubeconfig."""
+class BoundedApiClient(client.ApiClient):
+    """An API client none of whose requests can wait for ever: each waits at most ``timeout``
+    seconds to connect, and as long again for each read of the answer. That is a bound per read,
+    not on the whole answer, so a long pod log streams for as long as its chunks keep coming."""
+
+    def __init__(self, configuration: client.Configuration, timeout: float) -> None:
+        super().__init__(configuration)
+        self.timeout = timeout
+
+    def call_api(self, method: str, url: str, header_params: Any = None, body: Any = None,
+                 post_params: Any = None, _request_timeout: Any = None) -> Any:
+        """The request, with the client's (connect, read) timeouts unless the call names its own."""
+        return super().call_api(method, url, header_params, body, post_params,
+                                _request_timeout=_request_timeout or (self.timeout, self.timeout))
+
+
+def api_client(host: str | None = None, timeout: float = REMOTE_TIMEOUT) -> client.ApiClient:
+    """A client for ``host``, else in-cluster configuration, else the local kubeconfig; each
+    request bounded by ``timeout`` (:class:`BoundedApiClient`) and never retried by the client
+    itself (a failed call is a temporary error, and its event is delivered again), so one call
+    costs one timeout to connect and one per read at most."""
+    configuration = client.Configuration()
     if host:
-        configuration = client.Configuration()
         configuration.host = host
-        return client.ApiClient(configuration)
-    try:
-        config.load_incluster_config()
-    except config.ConfigException:
-        config.load_kube_config()
-    return client.ApiClient()
+    else:
+        try:
+            config.load_incluster_config(client_configuration=configuration)
+        except config.ConfigException:
+            config.load_kube_config(client_configuration=configuration)
+    configuration.retries = False
+    return BoundedApiClient(configuration, timeout)
 
 
 def configuration_problem(host: str | None = None) -> str | None:
@@ -95,9 +116,11 @@ def configuration_problem(host: str | None = None) -> str | None:
 
 def translate(exc: Exception, doing: str) -> Exception:
     """The katuna error for a failed API call: permanent for a refusal the API will repeat,
-    temporary (retried) otherwise."""
+    temporary (retried) otherwise, a call that timed out included."""
     if isinstance(exc, ApiException) and exc.status not in RETRYABLE:
         return PermanentError(f"Kubernetes refused to {doing}: {exc.status} {exc.reason}: {exc.body}")
+    if isinstance(exc, ReadTimeoutError):
+        return TemporaryError(f"could not {doing}: the Kubernetes API did not answer within KATUNA_REMOTE_TIMEOUT: {exc}")
     return TemporaryError(f"could not {doing}: {exc}")
 
 

@@ -1,0 +1,83 @@
+"""Events reach a broker that needs Knative Eventing's OIDC tokens over TLS: katuna posts to
+``K_SINK`` with the token a SinkBinding mounts (read again at each post, as it is rotated),
+trusting the CA certificates the binding puts in ``K_CA_CERTS``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import study_definition
+from http_helpers import Service
+from tls_sink import TlsSink
+
+from functions import reporter
+from functions.adapters import cloudevents_http
+from functions.settings import Settings
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def sink(tmp_path: Path) -> Iterator[TlsSink]:
+    running = TlsSink(tmp_path)
+    yield running
+    running.close()
+
+
+def submit(service: Service, name: str) -> int:
+    definition = study_definition(name=name, parallelism=1, maxTrials=1)
+    return service.request("POST", "/studies", json.dumps(definition), {"Content-Type": "application/json"})[0]
+
+
+@pytest.mark.timeout(120)
+def test_events_reach_an_https_broker_with_the_rotated_oidc_token_and_are_refused_without(tmp_path: Path,
+                                                                                         sink: TlsSink):
+    token = tmp_path / "oidc" / "token"
+    token.parent.mkdir()
+    token.write_text("first-token\n")
+    sink.tokens.add("first-token")
+    service = Service(tmp_path, workers=1, KATUNA_EVENTS="reply", K_SINK=sink.url, K_CA_CERTS=sink.ca_pem,
+                      KATUNA_SINK_TOKEN_FILE=str(token))
+    try:
+        assert submit(service, "first") == 201
+        assert sink.received[-1]["authorization"] == "Bearer first-token"
+        assert sink.received[-1]["ce-type"] == "dev.katuna.study.created"
+
+        token.write_text("second-token")
+        sink.tokens = {"second-token"}
+        assert submit(service, "second") == 201, "the token is read again at each post"
+        assert sink.received[-1]["authorization"] == "Bearer second-token"
+
+        token.unlink()
+        status = submit(service, "third")
+        assert status == 503 and sink.refused == 1, "without its token the broker refuses the event"
+        assert len(sink.received) == 2
+    finally:
+        service.close()
+
+
+@pytest.mark.timeout(60)
+def test_a_trial_reports_its_progress_to_an_https_broker_with_its_oidc_token(tmp_path: Path, sink: TlsSink,
+                                                                             monkeypatch: pytest.MonkeyPatch):
+    token = tmp_path / "token"
+    token.write_text("trial-token")
+    sink.tokens.add("trial-token")
+    for variable, value in {"KATUNA_REPORT_URL": sink.url, "KATUNA_OBJECTIVE": "loss", "KATUNA_STUDY": "s",
+                            "KATUNA_STUDY_UID": "u", "KATUNA_TRIAL": "0", "KATUNA_ATTEMPT": "1",
+                            "K_CA_CERTS": sink.ca_pem, "KATUNA_SINK_TOKEN_FILE": str(token)}.items():
+        monkeypatch.setenv(variable, value)
+    assert reporter.report(1, loss=0.5)
+    assert sink.received[-1]["authorization"] == "Bearer trial-token"
+    token.unlink()
+    assert not reporter.report(2, loss=0.4)
+    assert sink.refused == 1
+
+
+def test_the_sink_takes_its_ca_certificates_from_k_ca_certs_and_refuses_what_is_no_pem(sink: TlsSink):
+    settings = Settings.from_env({"K_SINK": sink.url, "K_CA_CERTS": sink.ca_pem})
+    assert (settings.sink_ca_certs, settings.sink_token_file) == (sink.ca_pem, Path("/oidc/token"))
+    with pytest.raises(ValueError, match="K_CA_CERTS: expected PEM CA certificates"):
+        cloudevents_http.Sink(sink.url, ca_certs="not a certificate")
