@@ -28,12 +28,13 @@ from functions.core.errors import (
     StudyConflict,
     UnreadableFile,
 )
-from functions.core.formats import load_definition, parse_text
+from functions.core.formats import in_definition, load_definition, parse_text
 from functions.core.job import render_trial
 from functions.core.launch import trial_launch
 from functions.core.records import StudyRecord, TrialRecord
 from functions.core.samplers import first_suggestion
 from functions.core.spec import Study
+from functions.core.trial_identity import account_problems
 from functions.embedded import Embedded
 from functions.interrupts import Interrupted, interruptible
 from functions.progress import StudyProgress
@@ -186,6 +187,9 @@ def render(file: str, assignments: tuple[str, ...]) -> None:
     """Print the Kubernetes Job of a trial of the study in FILE (no cluster needed)."""
     settings = Settings.from_env()
     spec, definition = _load(file, settings)
+    refused = account_problems(spec, settings.service_accounts)
+    if refused:
+        _problems(file, InvalidStudy(in_definition(definition, refused)))
     try:
         params = parse_assignments(spec.parameters, list(assignments)) if assignments else first_suggestion(spec)
     except InvalidStudy as exc:

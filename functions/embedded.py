@@ -24,7 +24,7 @@ from functions.core.spec import Study
 from functions.dispatch import Dispatcher
 from functions.handlers import Deps
 from functions.handlers.base import store_or_restart
-from functions.pools import check_node_pool
+from functions.pools import check_study
 from functions.settings import Settings
 from functions.watch import Watcher
 
@@ -52,7 +52,7 @@ class Embedded:
     def submit(self, spec: Study, definition: dict, base_dir: Path) -> StudyRecord:
         """Store the study (or find the identical one stored before, or restart the ended Katib
         Experiment whose trial budget the definition raises, as Katib does)."""
-        check_node_pool(spec, self.settings, runs_jobs=False)
+        check_study(spec, definition, self.settings, runs_jobs=False)
         return store_or_restart(replace(self.deps, workdir=str(base_dir)), spec, definition)[0]
 
     def run(self, name: str, on_tick: Callable[[], None] = lambda: None) -> StudyRecord:

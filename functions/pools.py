@@ -1,4 +1,5 @@
-"""Wiring of node pools: the adapter the settings name, and the check a submitted study passes.
+"""Wiring of node pools: the adapter the settings name, and the checks a submitted study passes
+that depend on the service's settings (its node pools, its own service accounts).
 
 With no node-pool settings nothing is built, and a study without ``nodePool`` runs as before.
 """
@@ -6,9 +7,11 @@ With no node-pool settings nothing is built, and a study without ``nodePool`` ru
 from __future__ import annotations
 
 from functions.core.errors import InvalidStudy, Problem
+from functions.core.formats import in_definition
 from functions.core.job import missing_requests
 from functions.core.ports import NodePools
 from functions.core.spec import Study
+from functions.core.trial_identity import account_problems
 from functions.settings import Settings
 
 _NEEDS = {"gke": "KATUNA_GKE_PROJECT, KATUNA_GKE_LOCATION and KATUNA_GKE_CLUSTER",
@@ -21,7 +24,8 @@ def node_pools(settings: Settings) -> NodePools | None:
         from infra import gke
 
         gke_cluster = gke.GkeCluster(_required(settings.gke_project, "KATUNA_GKE_PROJECT"),
-                                     _required(settings.gke_location, "KATUNA_GKE_LOCATION"), settings.gke_cluster)
+                                     _required(settings.gke_location, "KATUNA_GKE_LOCATION"), settings.gke_cluster,
+                                     settings.gke_node_service_account)
         return gke.GkeNodePools(gke_cluster, gke.client(settings.gke_endpoint), settings.remote_timeout)
     if settings.eks_cluster:
         from infra import eks
@@ -37,6 +41,15 @@ def _required(value: str | None, variable: str) -> str:
     if not value:
         raise ValueError(f"{variable}: required with the cluster it names")
     return value
+
+
+def check_study(spec: Study, definition: dict, settings: Settings, runs_jobs: bool) -> None:
+    """What the service refuses of a study it would otherwise take, before anything is stored:
+    trial pods running as one of the service's own accounts, and a node pool it cannot provide."""
+    problems = account_problems(spec, settings.service_accounts)
+    if problems:
+        raise InvalidStudy(in_definition(definition, problems))
+    check_node_pool(spec, settings, runs_jobs)
 
 
 def check_node_pool(spec: Study, settings: Settings, runs_jobs: bool) -> None:

@@ -35,7 +35,7 @@ from functions.core.timeouts import REMOTE_TIMEOUT
 from functions.dispatch import Dispatcher
 from functions.handlers import Deps
 from functions.handlers.base import store_or_restart
-from functions.pools import check_node_pool, node_pools
+from functions.pools import check_study, node_pools
 from functions.settings import Settings
 from functions.watch import Watcher
 
@@ -120,7 +120,7 @@ class Runtime:
         way to recover when the first start could not be sent. An ended Katib Experiment whose
         trial budget the definition raises, as Katib restarts one, runs on.
         """
-        check_node_pool(spec, self.settings, runs_jobs=self.settings.executor == "kubernetes")
+        check_study(spec, definition, self.settings, runs_jobs=self.settings.executor == "kubernetes")
         stored, created = store_or_restart(self.deps(), spec, definition)
         if not stored.terminal:
             self.publish(study_created(stored.name, stored.uid))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -20,6 +21,8 @@ from functions.core.pod_fields import resource_problem
 from functions.core.timeouts import REMOTE_TIMEOUT
 
 PREFIX = "KATUNA_"
+GSA_EMAIL = re.compile(r"[a-z0-9][a-z0-9-]{0,62}@[a-z0-9][a-z0-9.:-]*\.gserviceaccount\.com")
+"""A Google service account's email, as a node pool's ``service_account`` takes it."""
 
 
 def _pairs(text: str) -> tuple[tuple[str, str], ...]:
@@ -78,7 +81,10 @@ class Settings:
     ``K_SINK`` for more than one). Trial Jobs: ``KATUNA_K8S_NAMESPACE``,
     ``KATUNA_K8S_SERVICE_ACCOUNT``, ``KATUNA_K8S_IMAGE_PULL_SECRETS`` (comma-separated) and
     ``KATUNA_K8S_TTL_SECONDS``, ``KATUNA_K8S_DEFAULT_RESOURCES`` (``cpu=1,memory=2Gi``), each
-    the default for studies that do not set it; ``KATUNA_K8S_START_ALLOWANCE`` seconds (3600) a
+    the default for studies that do not set it; ``KATUNA_SERVICE_ACCOUNTS`` (comma-separated,
+    default ``katuna``), the service's own Kubernetes service accounts (its own and its event
+    sources'), which hold its permissions and cloud identity: a study whose trial pods would run
+    as one is refused, and ``KATUNA_K8S_SERVICE_ACCOUNT`` may not name one; ``KATUNA_K8S_START_ALLOWANCE`` seconds (3600) a
     trial's Job may spend beyond the trial's timeout waiting for a node, pulling its image or
     losing runs to preemption (its ``activeDeadlineSeconds`` is the timeout plus this; the
     timeout itself counts from the trial container's start);
@@ -87,7 +93,9 @@ class Settings:
     ``KATUNA_REPORT_URL``, where trial Jobs of studies with early stopping post their progress
     (:mod:`functions.reporter`; unset: ``K_SINK``, the broker that a SinkBinding names). Node pools for studies with a
     ``nodePool``, in one cloud: GKE with ``KATUNA_GKE_PROJECT``, ``KATUNA_GKE_LOCATION``,
-    ``KATUNA_GKE_CLUSTER`` (and ``KATUNA_GKE_ENDPOINT`` to reach another API endpoint); or EKS
+    ``KATUNA_GKE_CLUSTER`` (and ``KATUNA_GKE_ENDPOINT`` to reach another API endpoint;
+    ``KATUNA_GKE_NODE_SERVICE_ACCOUNT``, the email of the Google service account its pools' nodes
+    run as, else the cluster's default); or EKS
     with ``KATUNA_EKS_CLUSTER``, ``KATUNA_EKS_SUBNETS`` (comma-separated), ``KATUNA_EKS_NODE_ROLE``
     (an IAM role ARN) and ``KATUNA_EKS_REGION`` (else the AWS configuration's region).
     ``KATUNA_REMOTE_TIMEOUT`` seconds (10) a call to the Kubernetes API or a cloud's API waits to
@@ -154,6 +162,7 @@ class Settings:
     sink: str | None = None
     k8s_namespace: str | None = None
     k8s_service_account: str | None = None
+    service_accounts: tuple[str, ...] = ("katuna",)
     k8s_image_pull_secrets: tuple[str, ...] = ()
     k8s_ttl_seconds: int | None = None
     k8s_default_resources: tuple[tuple[str, str], ...] = ()
@@ -165,6 +174,7 @@ class Settings:
     gke_location: str | None = None
     gke_cluster: str | None = None
     gke_endpoint: str | None = None
+    gke_node_service_account: str | None = None
     eks_cluster: str | None = None
     eks_subnets: tuple[str, ...] = ()
     eks_node_role: str | None = None
@@ -197,7 +207,9 @@ class Settings:
             "executor": ("EXECUTOR", str), "k8s_api": ("K8S_API", str), "report_url": ("REPORT_URL", str),
             "k8s_default_resources": ("K8S_DEFAULT_RESOURCES", _pairs),
             "k8s_start_allowance": ("K8S_START_ALLOWANCE", int),
-            **{f"gke_{key}": (f"GKE_{key.upper()}", str) for key in ("project", "location", "cluster", "endpoint")},
+            **{f"gke_{key}": (f"GKE_{key.upper()}", str)
+               for key in ("project", "location", "cluster", "endpoint", "node_service_account")},
+            "service_accounts": ("SERVICE_ACCOUNTS", _list),
             "eks_cluster": ("EKS_CLUSTER", str), "eks_node_role": ("EKS_NODE_ROLE", str),
             "eks_region": ("EKS_REGION", str), "eks_subnets": ("EKS_SUBNETS", _list),
             "trial_env": ("TRIAL_ENV", _list),
@@ -224,6 +236,7 @@ class Settings:
         if settings.executor not in ("local", "kubernetes"):
             raise ValueError(f"{PREFIX}EXECUTOR: expected local or kubernetes, got {settings.executor!r}")
         settings._check_node_pools()
+        settings._check_service_accounts()
         if f"{PREFIX}API_TOKEN" in settings.trial_env:
             raise ValueError(f"{PREFIX}TRIAL_ENV: trials may never get {PREFIX}API_TOKEN; remove it from the list")
         settings._check_sessions_and_dead_letters()
@@ -247,6 +260,16 @@ class Settings:
         if self.max_dead_letters < 1:
             raise ValueError(f"{PREFIX}MAX_DEAD_LETTERS: expected at least 1, got {self.max_dead_letters}")
 
+    def _check_service_accounts(self) -> None:
+        if self.k8s_service_account in self.service_accounts:
+            raise ValueError(f"{PREFIX}K8S_SERVICE_ACCOUNT: {self.k8s_service_account!r} is one of the service's own "
+                             f"accounts ({PREFIX}SERVICE_ACCOUNTS), which trials may never run as; name an account "
+                             "made for trials")
+        account = self.gke_node_service_account
+        if account is not None and not GSA_EMAIL.fullmatch(account):
+            raise ValueError(f"{PREFIX}GKE_NODE_SERVICE_ACCOUNT: expected a Google service account's email "
+                             f"(NAME@PROJECT_ID.iam.gserviceaccount.com), got {account!r}")
+
     def _check_node_pools(self) -> None:
         if self.gke_cluster and self.eks_cluster:
             raise ValueError(f"{PREFIX}GKE_CLUSTER and {PREFIX}EKS_CLUSTER: node pools live in one cloud; set one")
@@ -269,7 +292,8 @@ class Settings:
         """What trial Jobs use where a study's ``kubernetes`` section says nothing."""
         return Cluster(namespace=self.k8s_namespace, service_account=self.k8s_service_account,
                        image_pull_secrets=self.k8s_image_pull_secrets, ttl_seconds_after_finished=self.k8s_ttl_seconds,
-                       default_resources=self.k8s_default_resources, start_allowance=self.k8s_start_allowance)
+                       default_resources=self.k8s_default_resources, start_allowance=self.k8s_start_allowance,
+                       reserved_accounts=self.service_accounts)
 
     @property
     def logs(self) -> Path:

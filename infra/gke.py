@@ -53,6 +53,9 @@ class GkeCluster:
     project: str
     location: str
     cluster: str
+    node_service_account: str | None = None
+    """The Google service account (email) the nodes of katuna's pools run as; None: the
+    cluster's default (the Compute Engine default service account, unless the cluster says)."""
 
     @property
     def parent(self) -> str:
@@ -75,13 +78,20 @@ def autoscaling(pool: NodePool, max_nodes: int, min_nodes: int = 0) -> dict[str,
 
 def create_request(cluster: GkeCluster, pool: NodePool, owner: str | None = None) -> dict[str, Any]:
     """``create_node_pool``: no nodes at first, autoscaling 0..max, tainted for trials only;
-    labelled with the uid of the study it is made for, if any."""
+    labelled with the uid of the study it is made for, if any. Its nodes run the GKE metadata
+    server (``GKE_METADATA``), so trial pods never read the node's service account token from
+    the metadata server, only what Workload Identity grants their own account (GKE refuses it
+    on a cluster without Workload Identity, which katuna's own identity needs too); they run as
+    the cluster's :attr:`GkeCluster.node_service_account` where one is set."""
     config: dict[str, Any] = {
         "machine_type": pool.machine_types[0],
         "labels": pool.node_labels,
         "taints": [{"key": TRIAL_TAINT["key"], "value": TRIAL_TAINT["value"], "effect": "NO_SCHEDULE"}],
         "oauth_scopes": ["https://www.googleapis.com/auth/cloud-platform"],
+        "workload_metadata_config": {"mode": "GKE_METADATA"},
     }
+    if cluster.node_service_account is not None:
+        config["service_account"] = cluster.node_service_account
     if pool.capacity == SPOT:
         config["spot"] = True
     elif pool.capacity == PREEMPTIBLE:

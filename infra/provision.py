@@ -110,12 +110,13 @@ def gke_options(command: Callable) -> Callable:
     return command
 
 
-def _gke(project: str, location: str, cluster: str, endpoint: str | None) -> tuple[Any, Any, Any]:
+def _gke(project: str, location: str, cluster: str, endpoint: str | None,
+         node_service_account: str | None = None) -> tuple[Any, Any, Any]:
     """The adapter module, the cluster, and how to build the adapter (each cloud's SDK is
     imported only by the commands of that cloud)."""
     from infra import gke
 
-    where = gke.GkeCluster(project, location, cluster)
+    where = gke.GkeCluster(project, location, cluster, node_service_account)
     return gke, where, (lambda: gke.GkeNodePools(where, gke.client(endpoint)))
 
 
@@ -127,11 +128,14 @@ def _gke(project: str, location: str, cluster: str, endpoint: str | None) -> tup
 @click.option("--preemptible", "capacity", flag_value="preemptible", help="Preemptible VMs.")
 @click.option("--on-demand", "capacity", flag_value="on-demand", help="Standard VMs.")
 @click.option("--label", "labels", multiple=True, callback=_labels, metavar="KEY=VALUE", help="A node label (repeat).")
-def gke_up(project, location, cluster, pool, endpoint, dry_run, machine_type, max_nodes, capacity, labels) -> None:
+@click.option("--node-service-account", metavar="EMAIL",
+              help="The Google service account the nodes run as (default: the cluster's).")
+def gke_up(project, location, cluster, pool, endpoint, dry_run, machine_type, max_nodes, capacity, labels,
+           node_service_account) -> None:
     """Create the node pool, or raise its maximum; wait until it is ready."""
     spec = _pool({"name": pool, "provider": GKE, "capacity": capacity, "machineType": machine_type,
                   "maxNodes": max_nodes, "labels": labels}, "--pool")
-    gke, where, pools = _gke(project, location, cluster, endpoint)
+    gke, where, pools = _gke(project, location, cluster, endpoint, node_service_account)
     if dry_run:
         return _dry_run("create_node_pool", gke.create_request(where, spec))
     _run(pools, lambda adapter: adapter.ensure(spec), pool, "ready")

@@ -12,7 +12,9 @@ upgrades and cluster updates do, refused in one of the wordings GKE uses for the
 (:data:`BUSY`). Requests GKE would refuse (a pool name it does not accept, autoscaling limits out of
 order or both per-zone and pool-wide, an unknown machine type, spot and preemptible together,
 resource labels GCE refuses, GPUs on a machine type that cannot carry them, an initial node
-count above the maximum) get 400
+count above the maximum, a node service account that is no service account's email, a workload
+metadata mode GKE does not know, or ``GKE_METADATA`` on a cluster without Workload Identity:
+``workload_identity=False``) get 400
 ``INVALID_ARGUMENT``; a duplicate create 409 ``ALREADY_EXISTS``; a missing pool 404 ``NOT_FOUND``.
 
 Tests can fail the next operation with a message (``fail_next``), refuse the next request
@@ -51,6 +53,10 @@ N1_GPUS = {"nvidia-tesla-t4", "nvidia-tesla-v100", "nvidia-tesla-p100", "nvidia-
 GPU_FAMILIES = {"g2-standard": "nvidia-l4", "a2-highgpu": "nvidia-tesla-a100", "a2-megagpu": "nvidia-tesla-a100",
                 "a2-ultragpu": "nvidia-a100-80gb", "a3-highgpu": "nvidia-h100-80gb", "a3-megagpu": "nvidia-h100-mega-80gb",
                 "a3-ultragpu": "nvidia-h200-141gb"}
+SERVICE_ACCOUNT = re.compile(r"default|[a-z0-9][a-z0-9-]{0,62}@[a-z0-9][a-z0-9.:-]*\.gserviceaccount\.com")
+"""A node pool's ``service_account``: ``default`` or a service account's email."""
+METADATA_MODES = {"MODE_UNSPECIFIED": 0, "GCE_METADATA": 1, "GKE_METADATA": 2, 0: 0, 1: 1, 2: 2}
+"""``WorkloadMetadataConfig.Mode`` by name, and by number (the REST client sends enums as numbers)."""
 TAINT_EFFECTS = {"NO_SCHEDULE": "NoSchedule", "PREFER_NO_SCHEDULE": "PreferNoSchedule", "NO_EXECUTE": "NoExecute",
                  1: "NoSchedule", 2: "PreferNoSchedule", 3: "NoExecute"}
 DOING = {"CREATE_NODE_POOL": "creating a node pool", "DELETE_NODE_POOL": "deleting a node pool",
@@ -98,7 +104,9 @@ class PoolBounds(NamedTuple):
 
 class GkeStub:
     def __init__(self, seconds: Mapping[str, float] | None = None, speed: float = 0.0,
-                 clock: RealClock | None = None) -> None:
+                 clock: RealClock | None = None, workload_identity: bool = True) -> None:
+        self.workload_identity = workload_identity
+        """Whether the cluster has Workload Identity (a workload pool): GKE_METADATA needs it."""
         self.pools: dict[str, dict] = {}
         self.operations: dict[str, dict] = {}
         self.requests: list[tuple[str, str, dict | None]] = []
@@ -255,7 +263,7 @@ class GkeStub:
     def _route(self, method: str, path: str, body: dict) -> tuple[int, dict]:
         if (match := POOLS.match(path)) and method == "POST":
             pool = body.get("nodePool", {})
-            check_pool(pool)
+            check_pool(pool, self.workload_identity)
             if pool["name"] in self.pools:
                 return self.error(409, f"Already exists: {path}/{pool['name']}.")
             self._idle(match[3])
@@ -332,7 +340,7 @@ def invalid(field: str, value: Any, expected: str) -> Refused:
     return Refused(400, f"Invalid value for field \"{field}\": {json.dumps(value)}. {expected}")
 
 
-def check_pool(pool: dict) -> None:
+def check_pool(pool: dict, workload_identity: bool = True) -> None:
     """What GKE validates in a node pool it is asked to create."""
     name = pool.get("name", "")
     if not POOL_NAME.fullmatch(name):
@@ -353,6 +361,7 @@ def check_pool(pool: dict) -> None:
     for taint in config.get("taints", []):
         if taint.get("effect") not in TAINT_EFFECTS or not taint.get("key"):
             raise invalid("node_pool.config.taints", taint, "A taint needs a key and an effect.")
+    check_identity(config, workload_identity)
     scaling = pool.get("autoscaling", {})
     check_autoscaling(scaling, "node_pool.autoscaling")
     initial = int(pool.get("initialNodeCount", 0))
@@ -360,6 +369,23 @@ def check_pool(pool: dict) -> None:
         raise invalid("node_pool.initial_node_count", initial, "Must be >= 0.")
     if scaling.get("enabled") and initial > int(scaling.get("maxNodeCount") or scaling.get("totalMaxNodeCount", 0)):
         raise invalid("node_pool.initial_node_count", initial, "Must not exceed the autoscaling maximum.")
+
+
+def check_identity(config: dict, workload_identity: bool) -> None:
+    """The nodes' service account and what the metadata server shows pods. The ``GKE_METADATA``
+    refusal follows the API reference ("can only be enabled if Workload Identity is enabled at
+    the cluster level"); its exact text is this stand-in's own, with GKE's code and status."""
+    account = config.get("serviceAccount")
+    if account is not None and not SERVICE_ACCOUNT.fullmatch(account):
+        raise invalid("node_pool.config.service_account", account,
+                      "Expected 'default' or a service account's email (NAME@PROJECT_ID.iam.gserviceaccount.com).")
+    mode = (config.get("workloadMetadataConfig") or {}).get("mode", 0)
+    if mode not in METADATA_MODES:
+        raise invalid("node_pool.config.workload_metadata_config.mode", mode,
+                      "Expected one of MODE_UNSPECIFIED, GCE_METADATA, GKE_METADATA.")
+    if METADATA_MODES[mode] == METADATA_MODES["GKE_METADATA"] and not workload_identity:
+        raise Refused(400, "Workload Identity must be enabled on the cluster (a workload pool) to run the GKE "
+                           "metadata server (GKE_METADATA) on a node pool.")
 
 
 def check_accelerators(machine: str, accelerators: list[dict], chosen: bool) -> None:

@@ -9,7 +9,9 @@ from gke_stub_grpc import GrpcGke
 from google.api_core import exceptions as google_errors
 
 from functions.core.errors import TemporaryError
-from functions.core.nodepool import NodePool
+from functions.core.nodepool import NodePool, NodePoolFailed
+from functions.pools import node_pools
+from functions.settings import Settings
 from infra import gke
 
 CLUSTER = gke.GkeCluster("proj", "europe-west4", "tuning")
@@ -167,3 +169,51 @@ def test_over_grpc_the_same_requests_arrive_and_refusals_keep_their_status_and_r
             grpc_api.delete_node_pool(request={"name": CLUSTER.pool_path("trials")})
     finally:
         face.close()
+
+
+def test_katunas_pools_run_the_gke_metadata_server_as_the_node_account_it_names(api, gke_api: GkeStub):
+    """Trial pods on katuna's nodes never see the node's own service account token."""
+    api.create_node_pool(request=request())
+    config = gke_api.pools["trials"]["config"]
+    assert config["workloadMetadataConfig"] == {"mode": 2}, "GKE_METADATA, as the REST client sends the enum"
+    assert "serviceAccount" not in config, "the cluster's default node account unless one is set"
+    named = gke.GkeCluster("proj", "europe-west4", "tuning", "katuna-nodes@proj.iam.gserviceaccount.com")
+    pool = NodePool("named", "gke", "spot", ("n2-standard-4",), max_nodes=4)
+    gke_api.advance(1000)
+    api.create_node_pool(request=gke.create_request(named, pool))
+    assert gke_api.pools["named"]["config"]["serviceAccount"] == "katuna-nodes@proj.iam.gserviceaccount.com"
+
+
+@pytest.mark.parametrize("changes,words", [
+    ({"config__service_account": "katuna-nodes"}, "node_pool.config.service_account"),
+    ({"config__service_account": "katuna@proj.example.com"}, "node_pool.config.service_account"),
+    ({"config__workload_metadata_config": {"mode": 7}}, "workload_metadata_config.mode"),
+])
+def test_a_node_identity_gke_does_not_take_is_refused(api, gke_api: GkeStub, changes: dict, words: str):
+    assert words in refused(api, request(**changes))
+    assert gke_api.pools == {}
+
+
+def test_a_cluster_without_workload_identity_refuses_katunas_pool_and_katuna_says_why():
+    stub = GkeStub(workload_identity=False)
+    try:
+        pools = gke.GkeNodePools(CLUSTER, gke.client(stub.url))
+        with pytest.raises(NodePoolFailed, match="Workload Identity must be enabled on the cluster"):
+            pools.ensure(NodePool("trials", "gke", "spot", ("n2-standard-4",), max_nodes=4), owner="0f3c2a9e41b7")
+        assert stub.pools == {}
+        gke.client(stub.url).create_node_pool(request=request(config__workload_metadata_config={"mode": "GCE_METADATA"}))
+        assert stub.pools["trials"]["config"]["workloadMetadataConfig"] == {"mode": 1}
+    finally:
+        stub.close()
+
+
+def test_the_service_names_its_node_account_from_its_settings(gke_api: GkeStub):
+    settings = Settings.from_env({"KATUNA_GKE_PROJECT": "proj", "KATUNA_GKE_LOCATION": "europe-west4",
+                                  "KATUNA_GKE_CLUSTER": "tuning", "KATUNA_GKE_ENDPOINT": gke_api.url,
+                                  "KATUNA_GKE_NODE_SERVICE_ACCOUNT": "katuna-nodes@proj.iam.gserviceaccount.com"})
+    adapter = node_pools(settings)
+    assert adapter is not None
+    adapter.ensure(NodePool("trials", "gke", "spot", ("n2-standard-4",), max_nodes=4), owner="0f3c2a9e41b7")
+    config = gke_api.pools["trials"]["config"]
+    assert (config["serviceAccount"], config["workloadMetadataConfig"]) == (
+        "katuna-nodes@proj.iam.gserviceaccount.com", {"mode": 2})

@@ -62,6 +62,7 @@ def test_a_spot_pool_is_created_tainted_labelled_and_autoscaling_from_zero(gke_a
         "config": {
             "machineType": "g2-standard-8", "diskSizeGb": 50, "spot": True,
             "oauthScopes": ["https://www.googleapis.com/auth/cloud-platform"],
+            "workloadMetadataConfig": {"mode": 2},
             "labels": {"team": "vision", "katuna.dev/pool": "katuna-digits"},
             "taints": [{"key": "katuna.dev/trial", "value": "true", "effect": NO_SCHEDULE}],
             "accelerators": [{"acceleratorType": "nvidia-l4", "acceleratorCount": "1",
@@ -79,7 +80,8 @@ def test_the_request_is_built_purely_and_sent_unchanged():
         "name": "katuna-digits", "initial_node_count": 0,
         "config": {"machine_type": "n2-standard-8", "labels": {"team": "vision", "katuna.dev/pool": "katuna-digits"},
                    "taints": [{"key": "katuna.dev/trial", "value": "true", "effect": "NO_SCHEDULE"}],
-                   "oauth_scopes": ["https://www.googleapis.com/auth/cloud-platform"], "preemptible": True},
+                   "oauth_scopes": ["https://www.googleapis.com/auth/cloud-platform"], "preemptible": True,
+                   "workload_metadata_config": {"mode": "GKE_METADATA"}},
         "autoscaling": {"enabled": True, "total_min_node_count": 0, "total_max_node_count": 5,
                         "location_policy": "ANY"},
         "management": {"auto_repair": True, "auto_upgrade": True},

@@ -31,6 +31,7 @@ def provision(*args: str, env: dict[str, str] | None = None) -> subprocess.Compl
 def test_gke_dry_run_prints_the_exact_request_and_calls_nothing(gke_api: GkeStub):
     result = provision("gke", "up", *GKE_FLAGS, "--machine-type", "n2-standard-8", "--max-nodes", "10",
                        "--preemptible", "--label", "team=vision", "--label", "tier=batch",
+                       "--node-service-account", "katuna-nodes@proj.iam.gserviceaccount.com",
                        "--endpoint", gke_api.url, "--dry-run")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"call": "create_node_pool", "request": {
@@ -40,7 +41,9 @@ def test_gke_dry_run_prints_the_exact_request_and_calls_nothing(gke_api: GkeStub
             "config": {"machine_type": "n2-standard-8", "preemptible": True,
                        "labels": {"team": "vision", "tier": "batch", "katuna.dev/pool": "trials"},
                        "taints": [{"key": "katuna.dev/trial", "value": "true", "effect": "NO_SCHEDULE"}],
-                       "oauth_scopes": ["https://www.googleapis.com/auth/cloud-platform"]},
+                       "oauth_scopes": ["https://www.googleapis.com/auth/cloud-platform"],
+                       "workload_metadata_config": {"mode": "GKE_METADATA"},
+                       "service_account": "katuna-nodes@proj.iam.gserviceaccount.com"},
             "autoscaling": {"enabled": True, "total_min_node_count": 0, "total_max_node_count": 10,
                             "location_policy": "ANY"},
             "management": {"auto_repair": True, "auto_upgrade": True},

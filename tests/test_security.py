@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ import yaml
 from http_helpers import Service
 
 from functions.adapters.web.openapi import document
+from functions.core.cluster import Cluster
+from functions.core.errors import InvalidStudy
 from functions.core.job import render_job
 from functions.core.launch import TrialLaunch
 from functions.core.resources import API_VERSION, GROUP, KINDS, PLURALS
@@ -205,7 +208,48 @@ def test_a_katib_trial_spec_gets_the_pod_hardening_unless_it_says_otherwise():
     assert pod["automountServiceAccountToken"] is False
     spec["spec"]["template"]["spec"]["serviceAccountName"] = "trainer"
     pod = render_job(_launch(trial_spec=spec, primary_container="training"))["spec"]["template"]["spec"]
-    assert pod["automountServiceAccountToken"] is True, "a pod that names its account keeps its token"
+    assert pod["automountServiceAccountToken"] is False, "naming an account (for its cloud identity) is no ask for a token"
+    spec["spec"]["template"]["spec"]["automountServiceAccountToken"] = True
+    pod = render_job(_launch(trial_spec=spec, primary_container="training"))["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is True, "a template that asks for the token keeps it"
+
+
+def test_a_trial_pod_gets_an_api_token_only_when_the_study_asks_for_one():
+    pod = render_job(_launch(cluster=Cluster(service_account="trainer")))["spec"]["template"]["spec"]
+    assert (pod["serviceAccountName"], pod["automountServiceAccountToken"]) == ("trainer", False)
+    asked = Cluster(service_account="trainer", automount_token=True)
+    assert render_job(_launch(cluster=asked))["spec"]["template"]["spec"]["automountServiceAccountToken"] is True
+
+
+def _replicas(kind: str, key: str, roles: dict) -> dict:
+    return {"apiVersion": "kubeflow.org/v1", "kind": kind, "spec": {key: {role: {"replicas": 1, "template": {"spec": {
+        "containers": [{"name": "main", "image": "python", "command": ["python", "t.py"]}], **pod}}}
+        for role, pod in roles.items()}}}
+
+
+def test_training_operator_pods_get_no_token_unless_their_kind_needs_one():
+    tf = render_job(_launch(trial_spec=_replicas("TFJob", "tfReplicaSpecs", {"Chief": {}, "Worker": {
+        "automountServiceAccountToken": True}}), primary_container="main"))
+    pods = {role: r["template"]["spec"] for role, r in tf["spec"]["tfReplicaSpecs"].items()}
+    assert (pods["Chief"]["automountServiceAccountToken"], pods["Worker"]["automountServiceAccountToken"]) == (False, True)
+    mpi = render_job(_launch(trial_spec=_replicas("MPIJob", "mpiReplicaSpecs", {"Launcher": {}, "Worker": {}}),
+                             primary_container="main"))
+    assert not any("automountServiceAccountToken" in r["template"]["spec"]
+                   for r in mpi["spec"]["mpiReplicaSpecs"].values()), "an MPIJob's launcher runs kubectl"
+
+
+def test_a_parameter_cannot_make_a_trial_pod_run_as_the_service_account():
+    spec = {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {
+        "serviceAccountName": "${trialParameters.account}",
+        "containers": [{"name": "training", "image": "python", "command": ["python", "t.py"]}]}}}}
+    service = Cluster(reserved_accounts=("katuna",))
+    launch = _launch(trial_spec=spec, primary_container="training", params={"account": "trainer"})
+    assert render_job(launch, service)["spec"]["template"]["spec"]["serviceAccountName"] == "trainer"
+    with pytest.raises(InvalidStudy) as refused:
+        render_job(replace(launch, params={"account": "katuna"}), service)
+    assert [p.path for p in refused.value.problems] == ["trialTemplate.trialSpec.spec.template.spec.serviceAccountName"]
+    with pytest.raises(InvalidStudy, match="kubernetes.serviceAccountName: 'katuna' is the katuna service's own"):
+        render_job(_launch(cluster=Cluster(service_account="katuna")), service)
 
 
 @pytest.fixture(scope="module")

@@ -34,6 +34,12 @@ class Cluster:
     tolerations: tuple[Mapping[str, Any], ...] = (TRIAL_TAINT,)
     default_resources: tuple[tuple[str, str], ...] = ()
     """Container resources of trials whose template names none (from the service's settings)."""
+    automount_token: bool | None = None
+    """Whether trial pods get their service account's API token (``automountServiceAccountToken``):
+    only when the study asks; a trial's code needs no Kubernetes API."""
+    reserved_accounts: tuple[str, ...] = ()
+    """The katuna service's own service accounts, which no trial pod may run as (from the
+    service's settings; see :mod:`functions.core.trial_identity`)."""
     start_allowance: int | None = None
     """Seconds a trial's Job may spend not running its trial (waiting for a node, pulling the
     image, runs lost to preemption) on top of its timeout: the Job's ``activeDeadlineSeconds``
@@ -48,6 +54,7 @@ class Cluster:
             image_pull_secrets=self.image_pull_secrets or defaults.image_pull_secrets,
             ttl_seconds_after_finished=_first(self.ttl_seconds_after_finished, defaults.ttl_seconds_after_finished, 3600),
             default_resources=self.default_resources or defaults.default_resources,
+            reserved_accounts=defaults.reserved_accounts,
             start_allowance=_first(self.start_allowance, defaults.start_allowance, START_ALLOWANCE),
         )
 
@@ -57,6 +64,7 @@ class Cluster:
             "imagePullSecrets": list(self.image_pull_secrets) or None,
             "ttlSecondsAfterFinished": self.ttl_seconds_after_finished, "backoffLimit": self.backoff_limit,
             "nodeSelector": dict(self.node_selector) or None, "tolerations": [dict(t) for t in self.tolerations],
+            "automountServiceAccountToken": self.automount_token,
         }
         return {k: v for k, v in out.items() if v is not None}
 
@@ -65,8 +73,8 @@ def _first(*values: int | None) -> int:
     return next(v for v in values if v is not None)
 
 
-_FIELDS = {"namespace", "serviceAccountName", "imagePullSecrets", "ttlSecondsAfterFinished", "backoffLimit",
-           "nodeSelector", "tolerations"}
+_FIELDS = {"namespace", "serviceAccountName", "automountServiceAccountToken", "imagePullSecrets",
+           "ttlSecondsAfterFinished", "backoffLimit", "nodeSelector", "tolerations"}
 
 
 def parse_cluster(r: Reader, data: Any, path: str = "kubernetes") -> Cluster:
@@ -92,6 +100,7 @@ def parse_cluster(r: Reader, data: Any, path: str = "kubernetes") -> Cluster:
     return Cluster(
         namespace=r.get(item, "namespace", path, "str"),
         service_account=account,
+        automount_token=r.get(item, "automountServiceAccountToken", path, "bool"),
         image_pull_secrets=tuple(s for s in secrets if isinstance(s, str)),
         ttl_seconds_after_finished=counts["ttlSecondsAfterFinished"],
         backoff_limit=counts["backoffLimit"] or 0,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import yaml
@@ -79,10 +79,14 @@ def load_definition(definition: dict[str, Any], read_file: Callable[[str], str] 
     try:
         return parse_study(study, limits), definition
     except InvalidStudy as exc:
-        experiment = resources.definition(definition) if resources.is_resource(definition) else definition
-        if katib.is_experiment(experiment):
-            raise InvalidStudy(katib.katib_problems(exc.problems, experiment)) from exc
-        raise
+        raise InvalidStudy(in_definition(definition, exc.problems)) from exc
+
+
+def in_definition(definition: dict[str, Any], problems: Sequence[Problem]) -> list[Problem]:
+    """Problems of the native study, with paths into the definition as submitted (a Katib
+    Experiment's own fields for one)."""
+    experiment = resources.definition(definition) if resources.is_resource(definition) else definition
+    return katib.katib_problems(problems, experiment) if katib.is_experiment(experiment) else list(problems)
 
 
 def _inline(warm: dict[str, Any], read_file: Callable[[str], str] | None) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from functions.core import file_collector, trial_kinds, trial_spec
+from functions.core import file_collector, trial_identity, trial_kinds, trial_spec
 from functions.core.cluster import (
     ATTEMPT_LABEL,
     START_ALLOWANCE,
@@ -137,7 +137,16 @@ def job_deadline(timeout: float, cluster: Cluster) -> int:
 
 def render_job(request: TrialLaunch, defaults: Cluster = NO_DEFAULTS) -> dict[str, Any]:
     """The workload that runs one trial attempt (a ``batch/v1`` Job, or the ``trialSpec``'s kind);
-    ``defaults`` fill what the study leaves out."""
+    ``defaults`` fill what the study leaves out. A trial whose pods would run as one of the
+    service's own accounts is refused (:mod:`functions.core.trial_identity`)."""
+    rendered = _render(request, defaults)
+    cluster = (request.cluster or Cluster()).with_defaults(defaults)
+    trial_identity.check_launch(cluster.service_account, rendered if request.trial_spec is not None else None,
+                                defaults.reserved_accounts)
+    return rendered
+
+
+def _render(request: TrialLaunch, defaults: Cluster) -> dict[str, Any]:
     if request.trial_spec is None and not request.image:
         raise NotRenderable("trialTemplate.image: required to run trials on Kubernetes")
     cluster = (request.cluster or Cluster()).with_defaults(defaults)
@@ -155,10 +164,9 @@ def render_job(request: TrialLaunch, defaults: Cluster = NO_DEFAULTS) -> dict[st
         container["resources"] = _resources(resources)
     if request.container_working_dir:
         container["workingDir"] = request.container_working_dir
-    account = cluster.service_account or (trial_spec.pod_spec(request.trial_spec).get("serviceAccountName")
-                                           if request.trial_spec is not None else None)
     pod: dict[str, Any] = {"restartPolicy": "Never", "containers": [container],
-                           "securityContext": copy.deepcopy(POD_SECURITY), "automountServiceAccountToken": bool(account)}
+                           "securityContext": copy.deepcopy(POD_SECURITY),
+                           "automountServiceAccountToken": bool(cluster.automount_token)}
     if cluster.service_account:
         pod["serviceAccountName"] = cluster.service_account
     if cluster.image_pull_secrets:

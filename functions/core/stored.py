@@ -138,6 +138,7 @@ def _cluster(data: Mapping[str, Any]) -> Cluster:
     return Cluster(
         namespace=data.get("namespace"),
         service_account=data.get("serviceAccountName"),
+        automount_token=data.get("automountServiceAccountToken"),
         image_pull_secrets=tuple(data.get("imagePullSecrets") or ()),
         ttl_seconds_after_finished=data.get("ttlSecondsAfterFinished"),
         backoff_limit=data.get("backoffLimit", 0),

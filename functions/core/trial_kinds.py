@@ -59,6 +59,11 @@ class TrialKind:
     JobSet), whose Jobs make the pods and carry that kind's :attr:`owner_label`. Such pods are
     made from templates katuna does not write (:func:`labels_pods`), so they carry no study uid:
     they are known by their owners instead, each link checked by uid."""
+    api_token: bool = False
+    """Whether the kind's controller runs pods that need their service account's API token (an
+    MPIJob's launcher starts its workers with ``kubectl exec``; an Argo Workflow's executor writes
+    its results as resources): katuna leaves the token to such pods' templates, and closes it on
+    the pod templates of every other kind unless the template or study asks for it."""
 
     @property
     def group(self) -> str:
@@ -70,17 +75,17 @@ class TrialKind:
         return self.group, self.api_versions[0].rpartition("/")[2], self.plural
 
 
-def _training(kind: str, replica_specs: str) -> TrialKind:
+def _training(kind: str, replica_specs: str, api_token: bool = False) -> TrialKind:
     return TrialKind(("kubeflow.org/v1",), kind, kind.lower() + "s", KUBEFLOW_SUCCESS, KUBEFLOW_FAILURE,
                      "training.kubeflow.org/job-name", KUBEFLOW_PRIMARY, replica_specs,
-                     ("spec", "runPolicy", "ttlSecondsAfterFinished"))
+                     ("spec", "runPolicy", "ttlSecondsAfterFinished"), api_token=api_token)
 
 
 KINDS: dict[str, TrialKind] = {kind.kind: kind for kind in (
     TrialKind(("batch/v1",), "Job", "jobs", JOB_SUCCESS, JOB_FAILURE, "batch.kubernetes.io/job-name"),
     _training("TFJob", "tfReplicaSpecs"),
     _training("PyTorchJob", "pytorchReplicaSpecs"),
-    _training("MPIJob", "mpiReplicaSpecs"),
+    _training("MPIJob", "mpiReplicaSpecs", api_token=True),
     _training("XGBoostJob", "xgbReplicaSpecs"),
     _training("PaddleJob", "paddleReplicaSpecs"),
     _training("JAXJob", "jaxReplicaSpecs"),
@@ -89,7 +94,7 @@ KINDS: dict[str, TrialKind] = {kind.kind: kind for kind in (
     TrialKind(("jobset.x-k8s.io/v1alpha2",), "JobSet", "jobsets", JOBSET_SUCCESS, JOB_FAILURE,
               "jobset.sigs.k8s.io/jobset-name", ttl=("spec", "ttlSecondsAfterFinished")),
     TrialKind(("argoproj.io/v1alpha1",), "Workflow", "workflows", WORKFLOW_SUCCESS, WORKFLOW_FAILURE,
-              "workflows.argoproj.io/workflow", ttl=("spec", "ttlStrategy", "secondsAfterCompletion")),
+              "workflows.argoproj.io/workflow", ttl=("spec", "ttlStrategy", "secondsAfterCompletion"), api_token=True),
     TrialKind(("tekton.dev/v1", "tekton.dev/v1beta1"), "PipelineRun", "pipelineruns", TEKTON_SUCCESS,
               TEKTON_FAILURE, "tekton.dev/pipelineRun"),
 )}
@@ -113,6 +118,13 @@ def conditions(trial_spec: Mapping[str, Any], success: str | None, failure: str 
     """The study's conditions, else the kind's defaults (None where neither gives one)."""
     known = kind_of(trial_spec)
     return (success or (known.success if known else None), failure or (known.failure if known else None))
+
+
+def closes_tokens(trial_spec: Mapping[str, Any]) -> bool:
+    """Whether katuna gives the workload's pod templates ``automountServiceAccountToken: false``
+    where they set none: a known kind whose pods need no API token (see :attr:`TrialKind.api_token`)."""
+    known = kind_of(trial_spec)
+    return known is not None and not known.api_token
 
 
 def primary_pod_labels(trial_spec: Mapping[str, Any], given: Mapping[str, str] | None) -> dict[str, str]:

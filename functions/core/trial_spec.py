@@ -209,7 +209,9 @@ def render_workload(trial_spec: Mapping[str, Any], primary: str | None, primary_
     template (an Argo Workflow takes them for all its pods); ``env`` is added to the primary
     container, and ``resources`` to every container of the primary's name (each replica's: a
     worker's pods need requests as the master's do, for the scheduler and the autoscaler) that
-    names none; ``ttl`` goes where the kind keeps one, unless the template sets its own. The
+    names none; ``ttl`` goes where the kind keeps one, unless the template sets its own; the pod
+    templates of a kind whose pods need no API token get ``pod``'s ``automountServiceAccountToken``
+    where they set none (:func:`~functions.core.trial_kinds.closes_tokens`). The
     kind's controller makes the pods, with katuna's labels where the kind takes pod labels
     (:func:`~functions.core.trial_kinds.pod_labelled`), so pods tell the attempt they are of;
     the ``typed`` strings are read as YAML scalars once substituted."""
@@ -222,6 +224,9 @@ def render_workload(trial_spec: Mapping[str, Any], primary: str | None, primary_
         pod_specs.append(workload.setdefault("spec", {}))
     for spec in pod_specs:
         _schedule(spec, pod)  # type: ignore[arg-type]
+    if trial_kinds.closes_tokens(workload):
+        for _, _, spec in trial_kinds.pod_specs(workload):
+            spec.setdefault("automountServiceAccountToken", bool(pod.get("automountServiceAccountToken")))  # type: ignore[attr-defined]
     container = primary_container(workload, primary, primary_labels)
     if isinstance(container, dict):
         container["env"] = [*(container.get("env") or []), *({"name": k, "value": v} for k, v in sorted(env.items()))]

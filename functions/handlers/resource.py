@@ -24,7 +24,7 @@ from functions.core import katib, resume, template_sources
 from functions.core.cluster_templates import ClusterTemplates
 from functions.core.errors import InvalidStudy, Problem, StudyNotFound
 from functions.core.events import Event, study_created
-from functions.core.formats import load_definition
+from functions.core.formats import in_definition, load_definition
 from functions.core.job import missing_requests
 from functions.core.launch import trial_launch
 from functions.core.records import ACTIVE_STATES, STOPPED, StudyRecord
@@ -41,6 +41,7 @@ from functions.core.resources import (
     spec_paths,
 )
 from functions.core.stop import Decision
+from functions.core.trial_identity import account_problems
 from functions.handlers.base import Deps, complete, go_on, reopen, store_study
 from functions.handlers.writeback import report
 
@@ -98,6 +99,9 @@ def _create(deps: Deps, ref: Ref, current: Mapping[str, Any]) -> list[Event]:
     uid, generation = current["metadata"]["uid"], current["metadata"].get("generation") or 1
     try:
         spec, submitted = template_sources.load(definition(current), _templates(deps), deps.limits)
+        refused = account_problems(spec, deps.trial_defaults.reserved_accounts)
+        if refused:
+            raise InvalidStudy(in_definition(submitted, refused))
         unsized = missing_requests(spec, deps.trial_defaults)
         if unsized is not None:
             raise InvalidStudy([unsized])
