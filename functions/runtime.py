@@ -164,8 +164,9 @@ class Runtime:
                 self._stopping.wait(RESTART_AFTER)
 
     def fail_dead_letter(self, event: Event, reason: str) -> None:
-        """A dead letter's study (if it names one) fails with the reason its delivery gave up:
-        a study whose events cannot be handled does not stay running with no reason."""
+        """A dead letter's study (if it names one) fails with the reason its delivery was refused
+        for good: a study whose events cannot be handled does not stay running with no reason.
+        (A delivery given up after temporary failures fails nothing: the tick carries the study on.)"""
         study, uid = event.data.get("study"), event.data.get("uid")
         if isinstance(study, str) and isinstance(uid, str):
             ended = self.dispatcher().fail_study(study, uid, f"an event could not be delivered ({event.type}): {reason}")

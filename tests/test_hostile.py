@@ -301,11 +301,16 @@ def _snapshot(service: Service) -> dict:
 
 
 def _post(service: Service, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict]:
+    """The status and the JSON answer; for an answer with no body (an event function's that
+    replies nothing), the headers that say what it emitted."""
     connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=REQUEST_TIMEOUT)
     try:
         connection.request("POST", path, body=body, headers=headers)
         response = connection.getresponse()
-        return response.status, json.loads(response.read() or b"{}")
+        answer = response.read()
+        if not answer:
+            return response.status, {name: value for name, value in response.getheaders() if name.startswith("Katuna-")}
+        return response.status, json.loads(answer)
     finally:
         connection.close()
 
@@ -424,9 +429,10 @@ EVENTS: list[tuple[str, str, tuple[bytes, dict[str, str]], int, str]] = [
      "CloudEvent"),
     ("job-event-labels-not-numbers", "/", _ce("dev.knative.apiserver.resource.update", {
         "metadata": {"labels": {"katuna.dev/study": "target", "katuna.dev/study-uid": "UID",
-                                "katuna.dev/trial": "zero", "katuna.dev/attempt": "1"}}}), 202, "emitted"),
+                                "katuna.dev/trial": "zero", "katuna.dev/attempt": "1"}}}), 202,
+     '"Katuna-Emitted-Count": "0"'),
     ("job-event-metadata-a-string", "/", _ce("dev.knative.apiserver.resource.update", {"metadata": "x"}), 202,
-     "emitted"),
+     '"Katuna-Emitted-Count": "0"'),
 ]
 
 

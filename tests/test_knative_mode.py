@@ -16,20 +16,27 @@ import pytest
 from cloudevents.core.bindings import http as ce_http
 from cloudevents.core.v1.event import CloudEvent
 from conftest import study_definition
+from gke_stub import GkeStub
+from http_helpers import free_port
 from knative_emulator import MANIFESTS, KnativeCluster, manifests
 from knative_emulator.broker import Broker, attributes_of, post
 from knative_emulator.delivery import Delivery, iso_seconds
 from knative_emulator.filters import UnsupportedFilter, delivered, trigger_filter
+from kube_standin.clouds import gke_pools, gke_resize
 from kube_stub import KubeStub
 
 SERVICE_REF = "serving.knative.dev/v1/Service/katuna"
+
+
+Answer = int | tuple[int, dict[str, str], bytes]
+"""A status (with an error body from 300 up, else none), or a status with its headers and body."""
 
 
 class Subscriber:
     """A loopback subscriber answering each POST with the next of ``answers`` (then the last one);
     ``reply`` maps an event type to the CloudEvent to answer it with (binary mode)."""
 
-    def __init__(self, answers: list[int], reply: dict[str, CloudEvent] | None = None) -> None:
+    def __init__(self, answers: list[Answer], reply: dict[str, CloudEvent] | None = None) -> None:
         self.answers = answers
         self.reply = reply or {}
         self.received: list[tuple[float, str, dict[str, str], bytes]] = []
@@ -41,10 +48,13 @@ class Subscriber:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 with subscriber.arrived:
                     subscriber.received.append((time.monotonic(), self.path, {k.lower(): v for k, v in self.headers.items()}, body))
-                    code = subscriber.answers[min(len(subscriber.received), len(subscriber.answers)) - 1]
+                    given = subscriber.answers[min(len(subscriber.received), len(subscriber.answers)) - 1]
                     subscriber.arrived.notify_all()
+                code, headers, payload = given if isinstance(given, tuple) else (
+                    given, {}, b'{"error": "refused"}' if given >= 300 else b"")
                 self.send_response(code)
-                payload = b'{"error": "refused"}' if code >= 300 else b""
+                for name, value in headers.items():
+                    self.send_header(name, value)
                 answer = subscriber.reply.get(self.headers.get("ce-type", ""))
                 if answer is not None:
                     message = ce_http.to_binary_event(answer)
@@ -143,6 +153,126 @@ def test_which_answers_knative_retries(tmp_path: Path, code: int, attempts: int)
     finally:
         broker.close()
         subscriber.close()
+
+
+NOT_EVENTS = {
+    "json": ({"Content-Type": "application/json"}, b'{"emitted": []}'),
+    "text": ({"Content-Type": "text/plain"}, b"accepted"),
+    "unknown-specversion": ({"ce-specversion": "2.0", "ce-type": "t", "ce-id": "1", "ce-source": "/s",
+                             "Content-Type": "application/json"}, b"{}"),
+    "structured-not-json": ({"Content-Type": "application/cloudevents+json; charset=utf-8"}, b"accepted"),
+    "structured-unknown-specversion": ({"Content-Type": "application/cloudevents+json"},
+                                       b'{"specversion": "2.0", "type": "t", "source": "/s", "id": "1"}'),
+    "batch": ({"Content-Type": "application/cloudevents-batch+json"},
+              b'[{"specversion": "1.0", "type": "t", "source": "/s", "id": "1"}]'),
+}
+"""2xx answers with a body Knative's broker filter cannot take as one CloudEvent."""
+
+RETRY_TWICE = """    retry: 2
+    backoffPolicy: linear
+    backoffDelay: PT0.05S
+    deadLetterSink:
+      uri: {sink}/dead-letters"""
+
+
+@pytest.mark.parametrize("answer", NOT_EVENTS, ids=list(NOT_EVENTS))
+def test_a_2xx_answer_neither_empty_nor_a_cloud_event_fails_with_502_and_is_retried(tmp_path: Path, answer: str):
+    headers, body = NOT_EVENTS[answer]
+    subscriber = Subscriber([(200, headers, body)])
+    broker = Broker(one_trigger(tmp_path, RETRY_TWICE.format(sink=subscriber.url)), {SERVICE_REF: subscriber.url})
+    try:
+        post(broker.url, event(), None)
+        letter = subscriber.wait(1, "/dead-letters")[0]
+        assert len(subscriber.wait(3, "/functions/x")) == 3, "a 502 is retried like any 5xx"
+        assert [a.status for a in broker.attempts if a.url.endswith("/functions/x")] == [200] * 3
+        assert not [name for name in letter[2] if name.startswith("ce-knativeerror")], \
+            "the filter's own 502 carries no error information for the dead letter"
+        assert broker.replies == 0 and broker.received == {"test.event": 1}
+    finally:
+        broker.close()
+        subscriber.close()
+
+
+INVALID_REPLIES = {
+    "binary-without-type": ({"ce-specversion": "1.0", "ce-id": "1", "ce-source": "/s",
+                             "Content-Type": "application/json"}, b"{}"),
+    "structured-without-id": ({"Content-Type": "application/cloudevents+json"},
+                              b'{"specversion": "1.0", "type": "t", "source": "/s"}'),
+}
+"""Replies the filter reads but the ingress refuses for a missing attribute."""
+
+
+@pytest.mark.parametrize("answer", INVALID_REPLIES, ids=list(INVALID_REPLIES))
+def test_a_reply_the_ingress_refuses_dead_letters_the_event_answered(tmp_path: Path, answer: str):
+    headers, body = INVALID_REPLIES[answer]
+    subscriber = Subscriber([(200, headers, body)])
+    broker = Broker(one_trigger(tmp_path, RETRY_TWICE.format(sink=subscriber.url)), {SERVICE_REF: subscriber.url})
+    try:
+        post(broker.url, event(), None)
+        letter = subscriber.wait(1, "/dead-letters")[0][2]
+        assert (letter["ce-type"], letter["ce-knativeerrorcode"], letter["ce-knativeerrordest"]) == (
+            "test.event", "400", broker.url), "the ingress's 400 is not retried"
+        assert len([r for r in subscriber.received if r[1] == "/functions/x"]) == 1
+        assert broker.replies == 0 and broker.received == {"test.event": 1}
+        message = ce_http.HTTPMessage(headers={k.lower(): v for k, v in headers.items()}, body=body)
+        request = urllib.request.Request(broker.url, data=message.body, headers=dict(message.headers), method="POST")
+        with pytest.raises(urllib.error.HTTPError, match="400"):
+            urllib.request.urlopen(request, timeout=10)
+    finally:
+        broker.close()
+        subscriber.close()
+
+
+def test_an_empty_2xx_answer_is_delivered_whatever_its_headers(tmp_path: Path):
+    subscriber = Subscriber([(202, {"Content-Type": "application/json", "Katuna-Emitted": "t 1"}, b""), 204])
+    broker = Broker(one_trigger(tmp_path, RETRY_TWICE.format(sink=subscriber.url)), {SERVICE_REF: subscriber.url})
+    try:
+        post(broker.url, event(), None)
+        post(broker.url, event(), None)
+        subscriber.wait(2, "/functions/x")
+        _wait(broker.idle)
+        time.sleep(0.2)
+        assert [r[1] for r in subscriber.received] == ["/functions/x"] * 2, "no retry, no dead letter"
+        assert broker.replies == 0
+    finally:
+        broker.close()
+        subscriber.close()
+
+
+def test_no_answer_is_a_500_whose_dead_letter_says_why(tmp_path: Path):
+    sink = Subscriber([202])
+    closed = f"http://127.0.0.1:{free_port()}"
+    broker = Broker(one_trigger(tmp_path, RETRY_TWICE.format(sink=sink.url)), {SERVICE_REF: closed})
+    try:
+        post(broker.url, event(), None)
+        headers = sink.wait(1, "/dead-letters")[0][2]
+        assert (headers["ce-knativeerrorcode"], headers["ce-knativeerrordest"]) == ("500", f"{closed}/functions/x")
+        assert base64.b64decode(headers["ce-knativeerrordata"]).startswith(b"dispatch error: ")
+        assert [a.status for a in broker.attempts][:3] == [None] * 3
+    finally:
+        broker.close()
+        sink.close()
+
+
+def test_time_scale_shrinks_the_back_off_and_keeps_the_retries(tmp_path: Path):
+    subscriber = Subscriber([503])
+    delivery = f"""    retry: 3
+    backoffPolicy: exponential
+    backoffDelay: PT10S
+    deadLetterSink:
+      uri: {subscriber.url}/dead-letters"""
+    broker = Broker(one_trigger(tmp_path, delivery), {SERVICE_REF: subscriber.url}, time_scale=0.02)
+    try:
+        post(broker.url, event(), None)
+        subscriber.wait(1, "/dead-letters")
+        tries = [r[0] for r in subscriber.received if r[1] == "/functions/x"]
+        gaps = [later - earlier for earlier, later in zip(tries, tries[1:], strict=False)]
+        assert len(tries) == 4 and gaps[0] >= 0.2 and gaps[1] >= 0.4 and 0.8 <= gaps[2] < 5, gaps
+    finally:
+        broker.close()
+        subscriber.close()
+    with pytest.raises(ValueError, match="time_scale"):
+        Broker(one_trigger(tmp_path, delivery), {SERVICE_REF: subscriber.url}, time_scale=0)
 
 
 def test_a_structured_event_is_delivered_and_its_reply_re_enters_the_broker_once(tmp_path: Path):
@@ -283,10 +413,14 @@ def test_the_api_server_source_sends_watched_changes_and_drops_what_a_relist_ski
         kube.close()
 
 
+FAST_RETRIES = 0.005
+"""The Triggers' back-offs in end-to-end tests: their 8.5 minutes of retries in 2.6 s."""
+
+
 @pytest.mark.slow
 def test_a_study_runs_to_completion_through_the_broker(tmp_path: Path):
     kube = KubeStub()
-    cluster = KnativeCluster(tmp_path, kube.url, ping_interval=0.5)
+    cluster = KnativeCluster(tmp_path, kube.url, ping_interval=0.5, time_scale=FAST_RETRIES)
     try:
         definition = study_definition(name="through-knative", maxTrials=4, parallelism=2)
         definition["trialTemplate"]["image"] = "python:3.12"
@@ -298,7 +432,61 @@ def test_a_study_runs_to_completion_through_the_broker(tmp_path: Path):
             f"through-knative-{n}" for n in range(4)]
         assert cluster.broker.received["dev.katuna.trial.finished"] >= 4
         assert cluster.broker.replies > 0, "functions answered with replies that re-entered the broker"
+        assert not cluster.broker.unreadable, "every answer was empty or one CloudEvent, as the broker filter requires"
         assert not cluster.broker.dead_letters, [attributes_of(e) for e in cluster.broker.dead_letters]
+    finally:
+        cluster.close()
+        kube.close()
+
+
+def _letters(cluster: KnativeCluster) -> list[tuple[str, str | None]]:
+    return [(attributes_of(e)["type"], attributes_of(e).get("knativeerrorcode")) for e in cluster.broker.dead_letters]
+
+
+@pytest.mark.slow
+def test_a_pool_create_busy_for_longer_than_the_retries_leaves_the_study_to_the_tick(tmp_path: Path):
+    """GKE refuses a second pool create while the first runs (katuna: 503) for longer than the
+    Triggers retry; the dead letter fails nothing, and the tick creates the pool once GKE is free."""
+    gke = GkeStub({"CREATE_NODE_POOL": 5.0, "DELETE_NODE_POOL": 0.5, "UPDATE_CLUSTER": 0.5}, speed=1.0)
+    kube = KubeStub(pools=gke_pools(gke), resize=gke_resize(gke), boot_seconds=0.2)
+    cluster = KnativeCluster(tmp_path, kube.url, ping_interval=1.0, time_scale=FAST_RETRIES,
+                             KATUNA_GKE_PROJECT="proj", KATUNA_GKE_LOCATION="europe-west4", KATUNA_GKE_CLUSTER="tuning",
+                             KATUNA_GKE_ENDPOINT=gke.url, KATUNA_K8S_DEFAULT_RESOURCES="cpu=100m")
+    try:
+        for name in ("pool-a", "pool-b"):
+            definition = study_definition(name=name, maxTrials=2, parallelism=1)
+            definition["trialTemplate"]["image"] = "python:3.12"
+            definition["nodePool"] = {"provider": "gke"}
+            status, body = cluster.api("POST", "/studies", definition)
+            assert status == 201, body
+        studies = [cluster.wait_for(name, timeout=90) for name in ("pool-a", "pool-b")]
+        assert [(s["status"], s["counts"]["complete"]) for s in studies] == [("completed", 2)] * 2, studies
+        assert ("dev.katuna.study.created", "503") in _letters(cluster), "a delivery was given up while GKE was busy"
+        assert len(gke.calls("POST", "/nodePools")) >= 3, "the second create was refused, then made by the tick"
+        assert not cluster.broker.unreadable
+    finally:
+        cluster.close()
+        kube.close()
+        gke.close()
+
+
+@pytest.mark.slow
+def test_a_dead_letter_of_a_permanent_refusal_fails_its_study_with_the_reason(tmp_path: Path):
+    """Trials in a namespace katuna may not create Jobs in: the API's 403 is permanent (katuna
+    answers 422), Knative does not retry it, and its dead letter fails the study."""
+    kube = KubeStub()
+    cluster = KnativeCluster(tmp_path, kube.url, ping_interval=0.5, time_scale=FAST_RETRIES)
+    try:
+        definition = study_definition(name="forbidden", maxTrials=2, parallelism=1)
+        definition["trialTemplate"]["image"] = "python:3.12"
+        definition["kubernetes"] = {"namespace": "elsewhere"}
+        status, body = cluster.api("POST", "/studies", definition)
+        assert status == 201, body
+        study = cluster.wait_for("forbidden", timeout=60)
+        assert study["status"] == "failed"
+        assert study["reason"].startswith("an event could not be delivered (dev.katuna.trial.suggested): "), study
+        assert "/functions/spawn 422 " in study["reason"] and "403" in study["reason"], study["reason"]
+        assert ("dev.katuna.trial.suggested", "422") in _letters(cluster)
     finally:
         cluster.close()
         kube.close()

@@ -4,6 +4,7 @@ while the others run on."""
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
@@ -221,10 +222,20 @@ def _post_event(service: Service, path: str, event_type: str, data: dict, **exte
     return service.request("POST", path, message.body, message.headers)
 
 
+PERMANENT_LETTERS = {"refused-400": "400", "refused-422": "422", "not-implemented": "501"}
+"""Dead letters of deliveries refused for good (katuna's answers to a permanent error included)."""
+
+TEMPORARY_LETTERS = {"busy-503": "503", "no-answer-500": "500", "gateway-504": "504", "throttled-429": "429",
+                     "not-ready-404": "404", "timeout-408": "408", "no-code": None}
+"""Dead letters of deliveries given up after temporary failures, or with no code (the broker's
+filter could not read a 2xx answer: the function ran)."""
+
+
 def test_on_knative_a_study_whose_function_keeps_failing_fails_and_a_dead_letter_fails_its_study(tmp_path: Path):
     db = tmp_path / "katuna.db"
     _plant_study(db, _breaking("broken"))
-    _plant_study(db, study_from_dict(parse_study(study_definition("lost")).to_dict()))
+    for name in (*PERMANENT_LETTERS, *TEMPORARY_LETTERS):
+        _plant_study(db, study_from_dict(parse_study(study_definition(name)).to_dict()))
     sink = Sink()
     service = Service(tmp_path, workers=1, KATUNA_EVENTS="reply", K_SINK=sink.url)
     try:
@@ -238,11 +249,22 @@ def test_on_knative_a_study_whose_function_keeps_failing_fails_and_a_dead_letter
         broken = service.json("GET", "/studies/broken")[1]
         assert broken["status"] == "failed" and "TypeError" in broken["reason"]
 
-        status, _, _ = _post_event(service, "/dead-letters", "dev.katuna.trial.finished",
-                                   {"study": "lost", "uid": "uid-lost", "trial": 0}, knativeerrorcode="500")
-        assert status == 202
-        lost = service.json("GET", "/studies/lost")[1]
-        assert lost["status"] == "failed" and "could not be delivered" in lost["reason"]
+        for name, code in {**PERMANENT_LETTERS, **TEMPORARY_LETTERS}.items():
+            errors = {} if code is None else {"knativeerrorcode": code, "knativeerrordest": "http://katuna/functions/spawn",
+                                              "knativeerrordata": base64.b64encode(b'{"error": "x"}').decode()}
+            status, _, body = _post_event(service, "/dead-letters", "dev.katuna.trial.suggested",
+                                          {"study": name, "uid": f"uid-{name}", "trial": 0, "attempt": 1}, **errors)
+            assert status == 202 and json.loads(body)["studyFailed"] == (name in PERMANENT_LETTERS), name
+        for name, code in PERMANENT_LETTERS.items():
+            lost = service.json("GET", "/studies/" + name)[1]
+            assert lost["status"] == "failed", name
+            assert lost["reason"] == ('an event could not be delivered (dev.katuna.trial.suggested): '
+                                      f'http://katuna/functions/spawn {code} {{"error": "x"}}')
+        for name in TEMPORARY_LETTERS:
+            assert service.json("GET", "/studies/" + name)[1]["status"] == "running", f"{name}: left to the tick"
+        letters = {letter["event"]["data"]["study"]: letter["reason"] for letter in service.json("GET", "/dead-letters")[1]}
+        assert letters.keys() == {*PERMANENT_LETTERS, *TEMPORARY_LETTERS}, "every dead letter is kept"
+        assert letters["no-code"] == "no reason given"
     finally:
         service.close()
         sink.close()

@@ -204,9 +204,9 @@ def send(service: Service, change: str, obj: dict, path: str = "/", event_id: st
         "datacontenttype": "application/json", "kind": obj["kind"], "apiversion": obj["apiVersion"],
         "name": metadata["name"], "namespace": metadata["namespace"]}, data=copy.deepcopy(obj))
     message = ce_http.to_binary_event(event)
-    status, _, body = service.request("POST", path, message.body, message.headers)
-    assert status == 202, body
-    return [e["type"] for e in json.loads(body)["emitted"]]
+    status, headers, body = service.request("POST", path, message.body, message.headers)
+    assert status == 202 and body == b"", body
+    return [named.split(" ", 1)[0] for named in headers["Katuna-Emitted"].split(", ") if named]
 
 
 def status_of(kube: KubeStub, obj: dict) -> dict:

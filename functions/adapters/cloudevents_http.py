@@ -5,10 +5,13 @@ Requests are read in binary or structured mode; katuna sends binary mode with JS
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ssl
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,13 +39,56 @@ def _parse(headers: Mapping[str, str], body: bytes) -> BaseCloudEvent:
         raise MalformedEvent(f"not a CloudEvent: {exc}") from exc
 
 
-def dead_letter(headers: Mapping[str, str], body: bytes) -> tuple[Event, str]:
+TEMPORARY_CODES = frozenset({404, 408, 409, 429})
+"""Answers below 500 that Knative retries, each a condition that passes (a pod not ready yet, a
+timeout, a conflict, throttling): a delivery given up after them failed for the time being."""
+
+PERMANENT_SERVER_CODES = frozenset({501, 505})
+"""Server errors that say the request itself will never be served (not implemented, HTTP
+version not supported)."""
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """An event a Knative broker gave up delivering, with what its last attempt got.
+
+    ``code`` is ``knativeerrorcode``: the destination's answer (500 where there was none, a
+    connection error), or None where the broker set no code (the multi-tenant broker sets none
+    when its filter could not read a 2xx answer, so the function had run)."""
+
+    event: Event
+    reason: str
+    code: int | None
+
+    @property
+    def permanent(self) -> bool:
+        """Whether the delivery was refused for good: a code below 500 that Knative does not
+        retry (katuna answers 400 or 422 for a permanent error), or a 501/505. Anything else (5xx, 404, 408,
+        409, 429, no code) failed for the time being, and what the event would have done is
+        redone by the tick."""
+        if self.code is None:
+            return False
+        return self.code in PERMANENT_SERVER_CODES or self.code < 500 and self.code not in TEMPORARY_CODES
+
+
+def dead_letter(headers: Mapping[str, str], body: bytes) -> DeadLetter:
     """A dead letter from a Knative broker: the event, and why its delivery failed (from the
-    ``knativeerror*`` extension attributes)."""
+    ``knativeerror*`` extension attributes; the answer's body decoded where it is text)."""
     cloud_event = _parse(headers, body)
-    reason = " ".join(str(cloud_event.get_extension(name) or "") for name in
-                      ("knativeerrordest", "knativeerrorcode", "knativeerrordata")).strip()
-    return _to_event(cloud_event, strict=False), reason or "no reason given"
+    dest, code, data = (str(cloud_event.get_extension(name) or "") for name in
+                        ("knativeerrordest", "knativeerrorcode", "knativeerrordata"))
+    reason = " ".join(part for part in (dest, code, _error_text(data)) if part)
+    number = int(code) if code.isdigit() and len(code) <= 3 else None
+    return DeadLetter(_to_event(cloud_event, strict=False), reason or "no reason given", number)
+
+
+def _error_text(data: str) -> str:
+    """``knativeerrordata`` (an answer's body in base64, cut at 1,024 characters, a multiple of
+    4) as one line of text where it is UTF-8, else as given."""
+    try:
+        return " ".join(base64.b64decode(data, validate=True).decode().split())
+    except (binascii.Error, UnicodeDecodeError):
+        return data
 
 
 def from_http(headers: Mapping[str, str], body: bytes) -> Event:

@@ -122,7 +122,7 @@ class Application(Protocol):
         """Send an event on, to be delivered later."""
 
     def fail_dead_letter(self, event: Event, reason: str) -> None:
-        """Fail the study a dead letter names, with the reason its delivery gave up."""
+        """Fail the study a dead letter names, with the reason its delivery was refused for good."""
 
     def metrics(self, accept: str) -> tuple[bytes, str]:
         """The service's metrics in the Prometheus format ``accept`` asks for, and its content type."""

@@ -44,13 +44,15 @@ def sink_of_service(broker_url: str) -> str:
 
 class KnativeCluster:
     """The service behind the broker, fed by the sources; ``token`` guards the service, and the
-    broker delivers with it."""
+    broker delivers with it; ``time_scale`` shrinks the Triggers' back-offs (:class:`Broker`)."""
 
     def __init__(self, workdir: Path, kube_api: str, *, faults: Faults | None = None, ping_interval: float = 1.0,
-                 token: str | None = None, namespace: str = "katuna", workers: int = 2, **env: str) -> None:
+                 token: str | None = None, namespace: str = "katuna", workers: int = 2, time_scale: float = 1.0,
+                 **env: str) -> None:
         self.token, self.faults = token or secrets.token_urlsafe(16), faults or Faults()
         port = free_port()
-        self.broker = Broker(MANIFESTS, {SERVICE_REF: f"http://127.0.0.1:{port}"}, token=self.token, workers=24)
+        self.broker = Broker(MANIFESTS, {SERVICE_REF: f"http://127.0.0.1:{port}"}, token=self.token, workers=24,
+                             time_scale=time_scale)
         self.service = KatunaProcess(
             workdir, workers=workers, port=port, KATUNA_EVENTS="reply", K_SINK=sink_of_service(self.broker.url),
             KATUNA_EXECUTOR="kubernetes", KATUNA_K8S_API=kube_api, KATUNA_K8S_NAMESPACE=namespace,

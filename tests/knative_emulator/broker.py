@@ -4,8 +4,11 @@ The ingress takes CloudEvents in binary or structured mode (through the CloudEve
 answers 202, and stamps ``knativearrivaltime`` as the real ingress does. Each Trigger whose
 filter passes gets its own copy, sent in binary mode to its subscriber with the Trigger's
 ``delivery`` (the Broker's where the Trigger has none): retries with back-off, then the
-dead-letter sink. A CloudEvent in a subscriber's 2xx answer is a reply: it re-enters the
-broker through the ingress, as the broker's filter component does.
+dead-letter sink. A subscriber's answer goes through the broker filter's rule
+(:mod:`.answers`): a CloudEvent in a 2xx answer is a reply that re-enters the broker through
+the ingress; an empty 2xx answer is a success; any other 2xx body is a failed delivery (502),
+retried like any other. ``time_scale`` shrinks every back-off (a test's minutes in seconds),
+the number of retries staying the manifests'.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ from cloudevents.core.base import BaseCloudEvent
 from cloudevents.core.bindings import http as ce_http
 from cloudevents.core.v1.event import CloudEvent
 
-from .delivery import NO_ANSWER, Delivery, error_data, retried
+from .answers import FilterAnswer, filtered, ingress_event
+from .delivery import Delivery, error_data, retried
 from .filters import Filter, delivered, trigger_filter
 
 REQUEST_TIMEOUT = 60.0
@@ -51,7 +55,8 @@ def parse(headers: Mapping[str, str], body: bytes) -> BaseCloudEvent:
 
 
 def post(url: str, event: BaseCloudEvent, token: str | None) -> tuple[int | None, Mapping[str, str], bytes]:
-    """POST an event in binary mode: the answer's status (None when there was none), headers, body."""
+    """POST an event in binary mode: the answer's status, headers and body; where there was no
+    answer, None and the error as Knative's dispatcher words it."""
     message = ce_http.to_binary_event(event)
     headers = dict(message.headers)
     if token:
@@ -62,8 +67,8 @@ def post(url: str, event: BaseCloudEvent, token: str | None) -> tuple[int | None
             return response.status, dict(response.headers), response.read()
     except urllib.error.HTTPError as error:
         return error.code, dict(error.headers), error.read()
-    except OSError:
-        return None, {}, b""
+    except OSError as error:
+        return None, {}, f"dispatch error: {error}".encode()
 
 
 @dataclass(frozen=True)
@@ -122,6 +127,15 @@ def load_triggers(manifests: Path, broker_name: str, addresses: Addresses) -> li
     return triggers
 
 
+def _error_extensions(trigger: Trigger, answer: FilterAnswer) -> dict[str, Any]:
+    """The ``knativeerror*`` extensions of a dead letter after ``answer``: none where the
+    filter's answer carried no error information (its own 502)."""
+    if answer.error_body is None:
+        return {}
+    return {"knativeerrordest": trigger.subscriber, "knativeerrorcode": answer.status,
+            "knativeerrordata": error_data(answer.error_body)}
+
+
 class _Schedule:
     """Tasks due at a monotonic time, run by a few worker threads."""
 
@@ -177,17 +191,23 @@ class _QuietServer(ThreadingHTTPServer):
 class Broker:
     """The broker ``name`` of ``manifests``, delivering to the addresses given for its refs.
 
-    ``token`` goes with every delivery as a bearer token. ``received`` counts the events the
-    ingress took by type; ``attempts`` records every delivery attempt; ``dead_letters`` the
-    events given up on (with their ``knativeerror*`` extensions).
+    ``token`` goes with every delivery as a bearer token; every back-off is ``time_scale`` times
+    the manifests'. ``received`` counts the events the ingress took by type; ``attempts`` records
+    every delivery attempt; ``unreadable`` the subscribers' 2xx answers the filter failed (502),
+    by Trigger and event type; ``dead_letters`` the events given up on (with their
+    ``knativeerror*`` extensions, where the filter's answer carried them).
     """
 
     def __init__(self, manifests: Path, refs: Mapping[str, str], name: str = "katuna", token: str | None = None,
-                 workers: int = 16) -> None:
+                 workers: int = 16, time_scale: float = 1.0) -> None:
+        if time_scale <= 0:
+            raise ValueError(f"time_scale: expected a positive number, got {time_scale}")
         self.triggers = load_triggers(manifests, name, Addresses(refs))
         self.token = token
+        self.time_scale = time_scale
         self.received: Counter[str] = Counter()
         self.attempts: list[Attempt] = []
+        self.unreadable: list[tuple[str, str]] = []
         self.dead_letters: list[BaseCloudEvent] = []
         self.replies = 0
         self._lock = threading.Lock()
@@ -198,8 +218,8 @@ class Broker:
             def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 try:
-                    event = parse(dict(self.headers), body)
-                except Exception as exc:  # the SDK raises several kinds for a malformed event
+                    event = ingress_event(dict(self.headers), body, parse)
+                except ValueError as exc:
                     self._answer(400, str(exc).encode())
                     return
                 broker.publish(event)
@@ -230,16 +250,21 @@ class Broker:
 
     def _deliver(self, trigger: Trigger, event: BaseCloudEvent, retry_number: int) -> None:
         status, headers, body = self._attempt(trigger.name, trigger.subscriber, event)
-        if status is not None and 200 <= status < 300:
-            self._take_reply(headers, body)
-        elif retried(status) and retry_number < trigger.delivery.retry:
-            self._schedule.at(trigger.delivery.backoff(retry_number),
+        answer = filtered(status, headers, body)
+        if status is not None and 200 <= status < 300 and not answer.delivered:
+            with self._lock:
+                self.unreadable.append((trigger.name, event.get_type()))
+        if answer.delivered:
+            if answer.reply is not None:
+                self._take_reply(trigger, event, answer.reply)
+        elif retried(answer.status) and retry_number < trigger.delivery.retry:
+            self._schedule.at(self._backoff(trigger, retry_number),
                               lambda: self._deliver(trigger, event, retry_number + 1))
         elif trigger.dead_letter is not None:
-            letter = with_extensions(event, knativeerrordest=trigger.subscriber,
-                                     knativeerrorcode=NO_ANSWER if status is None else status,
-                                     knativeerrordata=error_data(body))
-            self._dead_letter(trigger, letter, 0)
+            self._dead_letter(trigger, with_extensions(event, **_error_extensions(trigger, answer)), 0)
+
+    def _backoff(self, trigger: Trigger, retry_number: int) -> float:
+        return trigger.delivery.backoff(retry_number) * self.time_scale
 
     def _dead_letter(self, trigger: Trigger, letter: CloudEvent, retry_number: int) -> None:
         assert trigger.dead_letter is not None
@@ -248,7 +273,7 @@ class Broker:
             with self._lock:
                 self.dead_letters.append(letter)
         elif retried(status) and retry_number < trigger.delivery.retry:
-            self._schedule.at(trigger.delivery.backoff(retry_number),
+            self._schedule.at(self._backoff(trigger, retry_number),
                               lambda: self._dead_letter(trigger, letter, retry_number + 1))
 
     def _attempt(self, trigger: str, url: str, event: BaseCloudEvent) -> tuple[int | None, Mapping[str, str], bytes]:
@@ -257,13 +282,19 @@ class Broker:
             self.attempts.append(Attempt(trigger, event.get_type(), event.get_id(), url, status))
         return status, headers, body
 
-    def _take_reply(self, headers: Mapping[str, str], body: bytes) -> None:
-        lowered = {k.lower(): v for k, v in headers.items()}
-        if "ce-type" not in lowered and not lowered.get("content-type", "").startswith("application/cloudevents"):
+    def _take_reply(self, trigger: Trigger, event: BaseCloudEvent, reply: tuple[Mapping[str, str], bytes]) -> None:
+        """Forward a reply to the ingress; one it refuses (400, not retried) dead-letters the event
+        that was answered, naming the ingress."""
+        try:
+            taken = ingress_event(*reply, parse)
+        except ValueError:
+            if trigger.dead_letter is not None:
+                refused = {"knativeerrordest": self.url, "knativeerrorcode": 400, "knativeerrordata": ""}
+                self._dead_letter(trigger, with_extensions(event, **refused), 0)
             return
         with self._lock:
             self.replies += 1
-        self.publish(parse(lowered, body))
+        self.publish(taken)
 
     def idle(self) -> bool:
         """Whether no delivery is running or waiting for its retry."""

@@ -6,7 +6,8 @@
 back-off). An answer is retried when there is none (a connection error) or it is 5xx, 404, 408,
 409 or 429; any other non-2xx answer gives up at once. On giving up the event goes to the
 ``deadLetterSink`` (with the same retries) carrying ``knativeerrordest``, ``knativeerrorcode``
-and ``knativeerrordata`` (the answer's body, base64, at most 1,024 characters). Fields the
+and ``knativeerrordata`` (the answer's body, base64, at most 1,024 characters), where the broker
+filter's answer carried them (:mod:`.answers`). Fields the
 emulator does not honour (``timeout``, ``retryAfterMax``) are refused loudly.
 """
 

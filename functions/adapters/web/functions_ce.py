@@ -3,7 +3,14 @@
 ``POST /functions/<function>`` runs one function; ``POST /`` runs every function subscribed to
 the event's type. Emitted events go, by ``KATUNA_EVENTS``, to the service's queue (``queue``),
 or back to the broker (``reply``): as the response when there is exactly one, otherwise each
-sent to ``K_SINK``.
+sent to ``K_SINK``. An answer that is no reply has an empty body: Knative's broker filter takes
+a 2xx answer as either a CloudEvent or nothing, and fails the delivery (502, retried, then
+dead-lettered) for any other body. What was emitted is told in :data:`EMITTED_HEADER`, which
+the broker ignores.
+
+A dead letter fails its study only when its delivery was refused for good; one given up on
+after a temporary failure leaves the study to the tick, which redoes whatever the lost
+event would have done (:func:`functions.adapters.cloudevents_http.DeadLetter.permanent`).
 """
 
 from __future__ import annotations
@@ -20,6 +27,17 @@ from functions.core.events import Event
 
 blueprint = Blueprint("functions", __name__)
 log = logging.getLogger("katuna.functions")
+
+EMITTED_HEADER = "Katuna-Emitted"
+"""The events a handling emitted other than as a reply, ``type id`` each, comma-separated (at
+most :data:`EMITTED_LISTED`, then ``...``); their number is in :data:`EMITTED_COUNT_HEADER`.
+Neither header is one Knative's broker passes on or reads."""
+
+EMITTED_COUNT_HEADER = "Katuna-Emitted-Count"
+
+EMITTED_LISTED = 50
+"""Events named in :data:`EMITTED_HEADER`: a tick may emit hundreds, and proxies between the
+broker and the service cap a response's headers."""
 
 
 def is_event_path(path: str) -> bool:
@@ -56,18 +74,24 @@ def _handle(function: str | None):
 
 @blueprint.post("/dead-letters")
 def dead_letter():
-    """Where the broker sends an event whose delivery failed for good: kept (the newest
-    ``KATUNA_MAX_DEAD_LETTERS``, each within ``KATUNA_MAX_BODY``), logged, and its study failed
-    with the reason."""
+    """Where the broker sends an event it gave up delivering: kept (the newest
+    ``KATUNA_MAX_DEAD_LETTERS``, each within ``KATUNA_MAX_BODY``) and logged. A delivery refused
+    for good fails the event's study with the reason; one that failed only for the time being
+    (a busy cloud, an API server away for minutes) leaves the study to the tick."""
     runtime: Application = current_app.extensions["katuna"]
     try:
-        event, reason = cloudevents_http.dead_letter(dict(request.headers), request.get_data())
-        runtime.fail_dead_letter(event, reason)
+        letter = cloudevents_http.dead_letter(dict(request.headers), request.get_data())
+        if letter.permanent:
+            runtime.fail_dead_letter(letter.event, letter.reason)
     except KatunaError as exc:
         return error_response(exc, resource=False)
-    runtime.store().add_dead_letter(event, reason, keep=runtime.settings.max_dead_letters)
-    log.error("dead letter %s (%s): %s", event.type, event.id, reason)
-    return jsonify(recorded=event.id), 202
+    event = letter.event
+    runtime.store().add_dead_letter(event, letter.reason, keep=runtime.settings.max_dead_letters)
+    if letter.permanent:
+        log.error("dead letter %s (%s), its study failed: %s", event.type, event.id, letter.reason)
+    else:
+        log.warning("dead letter %s (%s), left to the tick: %s", event.type, event.id, letter.reason)
+    return jsonify(recorded=event.id, studyFailed=letter.permanent), 202
 
 
 @blueprint.get("/dead-letters")
@@ -76,9 +100,14 @@ def list_dead_letters():
 
 
 def _emit(runtime: Application, emitted: list[Event]):
+    """The answer to a handling: its one emitted event as a reply (reply mode); otherwise the
+    events sent on, and an answer with no body, naming them in headers only."""
     if runtime.settings.events == "reply" and len(emitted) == 1:
         headers, body = cloudevents_http.to_http(emitted[0])
         return Response(body, status=200, headers=headers)
     for event in emitted:
         runtime.publish(event)
-    return jsonify(emitted=[{"id": e.id, "type": e.type} for e in emitted]), 202
+    named = [f"{event.type} {event.id}" for event in emitted[:EMITTED_LISTED]]
+    if len(emitted) > EMITTED_LISTED:
+        named.append("...")
+    return Response(status=202, headers={EMITTED_HEADER: ", ".join(named), EMITTED_COUNT_HEADER: str(len(emitted))})

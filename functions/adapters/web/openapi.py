@@ -144,7 +144,15 @@ def _event_operation(summary: str, operation: str) -> dict[str, Any]:
             "requestBody": {"required": True, "content": {"application/cloudevents+json": {"schema": {"type": "object"}},
                                                           "application/json": {"schema": {"type": "object"}}}},
             "responses": {"200": {"description": "handled; the one emitted event is the reply (reply mode)"},
-                          "202": {"description": "handled; emitted events were queued or sent to K_SINK"},
+                          "202": {"description": (
+                              "handled; emitted events were queued or sent to K_SINK. The body is empty, as Knative's "
+                              "broker filter requires of a 2xx answer that is no CloudEvent"),
+                              "headers": {
+                                  "Katuna-Emitted-Count": {"description": "how many events were sent",
+                                                           "schema": {"type": "string"}},
+                                  "Katuna-Emitted": {"description": ("the events sent, 'type id' each, comma-separated "
+                                                                     "(at most 50, then '...')"),
+                                                     "schema": {"type": "string"}}}},
                           "400": _error("not a CloudEvent"), "401": _UNAUTHORIZED,
                           "415": _error("neither binary nor structured mode"),
                           "422": _error("permanently unprocessable"),
@@ -181,7 +189,10 @@ def document() -> dict[str, Any]:
     paths["/dead-letters"] = {
         "post": {**_event_operation("Keep an event the broker could not deliver (its dead-letter sink)",
                                     "deadLetter"),
-                 "responses": {"202": {"description": "kept (the newest KATUNA_MAX_DEAD_LETTERS)"},
+                 "responses": {"202": {"description": (
+                     "kept (the newest KATUNA_MAX_DEAD_LETTERS); studyFailed says whether the event's study was "
+                     "failed: only for a delivery refused for good (a knativeerrorcode below 500 that Knative does "
+                     "not retry, 501, 505), never after temporary answers (5xx, 404, 408, 409, 429, no code)")},
                                "400": _error("not a CloudEvent"), "401": _UNAUTHORIZED,
                                "413": _error("body too large")}},
         "get": {"summary": "The latest dead letters, newest first", "operationId": "listDeadLetters",

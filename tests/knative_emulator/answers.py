@@ -1,0 +1,110 @@
+"""What the multi-tenant broker's filter makes of a subscriber's answer, as Knative Eventing's
+filter handler does before the channel dispatcher sees it.
+
+- No answer (a connection error): 500, the error text carried to the dead letter.
+- A non-2xx answer: its status, passed on, with its body carried to the dead letter.
+- A 2xx answer that is a CloudEvent (binary mode: a ``ce-specversion`` of 1.0 or 0.3; structured
+  mode: ``Content-Type: application/cloudevents+json``): its status, and the event as the reply,
+  which the channel forwards to the broker's ingress. One the filter cannot read (a batch, a
+  structured body that is no JSON object of a known ``specversion``): 502. The filter does not
+  validate what it reads: the ingress does (:func:`ingress_event`), and refuses an event that
+  lacks ``id``, ``source`` or ``type`` with 400, which the channel does not retry: the event
+  answered is dead-lettered with the ingress as ``knativeerrordest``.
+- A 2xx answer that is no CloudEvent: its status when its body is empty; a 502 when it has one
+  ("the response MUST be either empty or a valid CloudEvent").
+
+The filter's own 502 carries no error information, so a delivery given up after it is
+dead-lettered with no ``knativeerror*`` extensions at all: the channel dispatcher takes them
+from the filter's error body, and there is none.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from cloudevents.core.base import BaseCloudEvent
+
+from .delivery import NO_ANSWER
+
+BAD_GATEWAY = 502
+STRUCTURED = "application/cloudevents+json"
+BATCH = "application/cloudevents-batch+json"
+SPEC_VERSIONS = ("1.0", "0.3")
+"""The ``ce-specversion`` values Knative's CloudEvents SDK knows: any other is no event."""
+REQUIRED = ("id", "source", "type")
+"""What the ingress's validation requires besides ``specversion``, each a non-empty string."""
+
+Message = tuple[Mapping[str, str], bytes]
+"""An HTTP message's headers (lowercase names) and body."""
+
+
+@dataclass(frozen=True)
+class FilterAnswer:
+    """The filter's answer to the channel: ``status``; ``reply``, the event it read, to forward to
+    the ingress; ``error_body``, the body its error information carries (None: it carries none)."""
+
+    status: int
+    reply: Message | None = None
+    error_body: bytes | None = None
+
+    @property
+    def delivered(self) -> bool:
+        return 200 <= self.status < 300
+
+
+def _media_type(headers: Mapping[str, str]) -> str:
+    return headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+def _structured(body: bytes) -> dict | None:
+    """A structured event's attributes, or None where the body is no JSON object."""
+    try:
+        found = json.loads(body)
+    except ValueError:
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def _readable(headers: Mapping[str, str], body: bytes) -> bool:
+    """Whether Knative's SDK reads the message as one event (binary mode always does)."""
+    media_type = _media_type(headers)
+    if media_type == BATCH:
+        return False
+    if media_type == STRUCTURED:
+        attributes = _structured(body)
+        return attributes is not None and attributes.get("specversion") in SPEC_VERSIONS
+    return True
+
+
+def filtered(status: int | None, headers: Mapping[str, str], body: bytes) -> FilterAnswer:
+    """The filter's answer to a subscriber's (``status`` None: there was none)."""
+    if status is None:
+        return FilterAnswer(NO_ANSWER, error_body=body)
+    if not 200 <= status < 300:
+        return FilterAnswer(status, error_body=body)
+    lowered = {name.lower(): value for name, value in headers.items()}
+    if _media_type(lowered) not in (STRUCTURED, BATCH) and lowered.get("ce-specversion") not in SPEC_VERSIONS:
+        return FilterAnswer(BAD_GATEWAY if body else status)
+    if not _readable(lowered, body):
+        return FilterAnswer(BAD_GATEWAY)
+    return FilterAnswer(status, reply=(lowered, body))
+
+
+def ingress_event(headers: Mapping[str, str], body: bytes,
+                  parse: Callable[[Mapping[str, str], bytes], BaseCloudEvent]) -> BaseCloudEvent:
+    """The event the ingress takes from a message; ``ValueError`` where it answers 400 (an event
+    it cannot read, or one lacking a required attribute, which the SDK here would make up)."""
+    lowered = {name.lower(): value for name, value in headers.items()}
+    if _media_type(lowered) == STRUCTURED:
+        attributes = _structured(body) or {}
+    else:
+        attributes = {name[3:]: value for name, value in lowered.items() if name.startswith("ce-")}
+    missing = [name for name in REQUIRED if not isinstance(attributes.get(name), str) or not attributes[name]]
+    if missing:
+        raise ValueError(f"the event lacks {', '.join(missing)}")
+    try:
+        return parse(lowered, body)
+    except Exception as exc:  # the SDK raises several kinds for a malformed event
+        raise ValueError(str(exc)) from exc
