@@ -1,9 +1,15 @@
 """EKS managed node groups through ``boto3``: the only module that imports it.
 
 Requests are built as plain dicts by pure functions (what ``--dry-run`` prints is what is
-sent); ``clientRequestToken`` is derived from the request, so a repeated create is the same
-create. Node groups have no operation ids: a pending change is ``create:``, ``update:`` or
-``delete:`` and the group's name, checked against the group's status. Tags given to
+sent). A create or an update carries the AMI type its instance types need
+(:mod:`functions.core.eks_ami`), and a ``clientRequestToken`` derived from the id of the logical
+change it belongs to (the pool use's request, :attr:`functions.core.records.PoolUse.request_id`):
+a retried change is the same change to EKS, the next change is a new one; without an id (the
+provisioning script), botocore gives each call a fresh token. A pending change is
+``create:<group>``, ``update:<group>:<update id>`` or ``delete:<group>``: a create or a delete
+is judged by the group's status, an update by EKS's Update (``describe_update``: in progress,
+successful, or failed with its errors); an ``update:<group>`` stored before katuna kept update
+ids is judged by the group's status. Tags given to
 ``create_nodegroup`` never reach its Auto Scaling group, so once the group is active katuna
 tags the group with cluster-autoscaler's node-template labels and taint: that is how the
 autoscaler knows a group of 0 nodes would fit a pending trial. A create's or an update's check
@@ -16,7 +22,7 @@ limits as found are what :meth:`EksNodePools.scale_back` gives back.
 
 from __future__ import annotations
 
-import json
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -28,6 +34,7 @@ from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 from botocore.parsers import ResponseParserError
 
 from functions.core.cluster import TRIAL_TAINT
+from functions.core.eks_ami import ami_type
 from functions.core.errors import TemporaryError
 from functions.core.nodepool import (
     EKS,
@@ -53,7 +60,12 @@ _TEMPORARY = {"ThrottlingException", "Throttling", "TooManyRequestsException", "
 Auto Scaling refuses a change to a group with one pending with ``ResourceContention``)."""
 ATTEMPTS = 2
 """Tries of one call, the first included."""
+_NOT_ACTIVE = "is not in ACTIVE status"
+"""EKS's ``InvalidRequestException`` while the cluster is being created, updated (a Kubernetes
+version upgrade) or deleted: the same request passes once the cluster is active again."""
 _TOKEN = uuid.UUID("0b7c3c1e-8d0a-4f3b-a2a5-6a1f0d9e4c21")
+_UPDATE_FAILED = {"Failed": "failed", "Cancelled": "was cancelled"}
+"""The Update statuses that end it without its change, in words."""
 
 
 @dataclass(frozen=True)
@@ -65,20 +77,24 @@ class EksCluster:
     node_role: str | None = None
 
 
-def _token(request: dict[str, Any]) -> str:
-    """The same request always carries the same idempotency token."""
-    return str(uuid.uuid5(_TOKEN, json.dumps(request, sort_keys=True)))
+def _token_field(request_id: str | None, call: str) -> dict[str, str]:
+    """The ``clientRequestToken`` of one call of a logical change: the same each time that
+    change is asked for, another for another change or call; none without an id (botocore
+    fills in a fresh one)."""
+    return {} if request_id is None else {"clientRequestToken": str(uuid.uuid5(_TOKEN, f"{request_id} {call}"))}
 
 
-def create_request(cluster: EksCluster, pool: NodePool, owner: str | None = None) -> dict[str, Any]:
-    """``create_nodegroup``: 0 nodes at first, scaling 0..max, tainted for trials only; tagged
-    with the uid of the study it is made for, if any."""
+def create_request(cluster: EksCluster, pool: NodePool, owner: str | None = None,
+                   request_id: str | None = None) -> dict[str, Any]:
+    """``create_nodegroup``: 0 nodes at first, scaling 0..max, tainted for trials only, booting
+    the AMI type its instance types need; tagged with the uid of the study it is made for, if any."""
     request: dict[str, Any] = {
         "clusterName": cluster.name,
         "nodegroupName": pool.name,
         "scalingConfig": {"minSize": 0, "maxSize": pool.max_nodes, "desiredSize": 0},
         "subnets": list(cluster.subnets),
         "instanceTypes": list(pool.machine_types),
+        "amiType": ami_type(pool.machine_types[0]),
         "capacityType": "ON_DEMAND" if pool.capacity == ON_DEMAND else "SPOT",
         "nodeRole": cluster.node_role,
         "labels": pool.node_labels,
@@ -89,19 +105,18 @@ def create_request(cluster: EksCluster, pool: NodePool, owner: str | None = None
         request["tags"][OWNER_KEY] = owner_value(owner)
     if pool.disk_size_gb is not None:
         request["diskSize"] = pool.disk_size_gb
-    request["clientRequestToken"] = _token(request)
-    return request
+    return request | _token_field(request_id, "create")
 
 
 def scaling_request(cluster: EksCluster, name: str, min_size: int, max_size: int,
-                    desired: int | None = None) -> dict[str, Any]:
+                    desired: int | None = None, request_id: str | None = None) -> dict[str, Any]:
     """``update_nodegroup_config`` of the scaling limits (the autoscaler owns the desired size;
     it is sent only when the group's current one falls outside the new limits, which EKS refuses)."""
     scaling = {"minSize": min_size, "maxSize": max_size}
     if desired is not None and not min_size <= desired <= max_size:
         scaling["desiredSize"] = min(max(desired, min_size), max_size)
     request = {"clusterName": cluster.name, "nodegroupName": name, "scalingConfig": scaling}
-    return {**request, "clientRequestToken": _token(request)}
+    return request | _token_field(request_id, "update")
 
 
 def name_request(cluster: EksCluster, name: str) -> dict[str, Any]:
@@ -142,7 +157,8 @@ def _translate(exc: Exception) -> Exception:
     if isinstance(exc, ClientError):
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         message = exc.response.get("Error", {}).get("Message", str(exc))
-        if _code(exc) in _TEMPORARY or status >= 500:
+        busy = _code(exc) == "InvalidRequestException" and _NOT_ACTIVE in message
+        if _code(exc) in _TEMPORARY or status >= 500 or busy:
             return TemporaryError(f"EKS: {_code(exc)}: {message}")
         return NodePoolFailed(f"EKS refused the request: {_code(exc)}: {message}")
     if isinstance(exc, ParamValidationError):
@@ -160,12 +176,13 @@ class EksNodePools:
         self.eks = eks
         self.autoscaling = autoscaling
 
-    def _call(self, method: str, request: dict[str, Any], absent_ok: bool = False) -> dict[str, Any] | None:
+    def _call(self, method: str, request: dict[str, Any], absent_ok: bool = False) -> dict[str, Any]:
+        """EKS's answer; an empty one when ``absent_ok`` and what the request names is absent."""
         try:
             return getattr(self.eks, method)(**request)
         except ClientError as exc:
             if absent_ok and _code(exc) == "ResourceNotFoundException":
-                return None
+                return {}
             raise _translate(exc) from exc
         except (BotoCoreError, ResponseParserError) as exc:
             raise _translate(exc) from exc
@@ -174,12 +191,12 @@ class EksNodePools:
         found = self._call("describe_nodegroup", name_request(self.cluster, name), absent_ok=True)
         return found["nodegroup"] if found else None
 
-    def ensure(self, pool: NodePool, owner: str | None = None) -> PoolChange:
+    def ensure(self, pool: NodePool, owner: str | None = None, *, request_id: str | None = None) -> PoolChange:
         if not self.cluster.subnets or not self.cluster.node_role:
             raise NodePoolFailed("EKS node groups need subnets and a node role (KATUNA_EKS_SUBNETS, "
                                  "KATUNA_EKS_NODE_ROLE)")
         try:
-            self.eks.create_nodegroup(**create_request(self.cluster, pool, owner))
+            self.eks.create_nodegroup(**create_request(self.cluster, pool, owner, request_id))
             return PoolChange("create:" + pool.name, created=True, owned=owner is not None)
         except ClientError as exc:
             if _code(exc) != "ResourceInUseException":
@@ -202,11 +219,11 @@ class EksNodePools:
         if scaling["maxSize"] >= pool.max_nodes:
             self._tag(group, pool)
             return whose
-        self._call("update_nodegroup_config", scaling_request(self.cluster, pool.name, scaling["minSize"],
-                                                              pool.max_nodes))
-        return replace(whose, operation="update:" + pool.name)
+        return replace(whose, operation=self._update(
+            scaling_request(self.cluster, pool.name, scaling["minSize"], pool.max_nodes, request_id=request_id)))
 
-    def scale_back(self, pool: NodePool, adopted: Mapping[str, Any] | None = None) -> PoolChange:
+    def scale_back(self, pool: NodePool, adopted: Mapping[str, Any] | None = None, *,
+                   request_id: str | None = None) -> PoolChange:
         group = self._group(pool.name)
         if group is None:
             return PoolChange()
@@ -214,16 +231,24 @@ class EksNodePools:
         low, high = (adopted["minSize"], adopted["maxSize"]) if adopted is not None else (0, scaling["maxSize"])
         if (scaling["minSize"], scaling["maxSize"]) == (low, high):
             return PoolChange()
-        self._call("update_nodegroup_config",
-                   scaling_request(self.cluster, pool.name, low, high, scaling.get("desiredSize")))
-        return PoolChange("update:" + pool.name)
+        return PoolChange(self._update(
+            scaling_request(self.cluster, pool.name, low, high, scaling.get("desiredSize"), request_id)))
+
+    def _update(self, request: dict[str, Any]) -> str:
+        """Ask for a scaling update; the operation that names it, with the id of EKS's Update."""
+        update = self._call("update_nodegroup_config", request)["update"]
+        return f"update:{request['nodegroupName']}:{update['id']}"
 
     def delete(self, name: str) -> PoolChange:
         found = self._call("delete_nodegroup", name_request(self.cluster, name), absent_ok=True)
         return PoolChange("delete:" + name) if found else PoolChange()
 
     def check(self, operation: str) -> OperationStatus:
-        kind, _, name = operation.partition(":")
+        kind, name, update_id = _parts(operation)
+        if update_id:
+            update = self._update_status(name, update_id)
+            if update is not None:
+                return update
         group = self._group(name)
         if kind == "delete":
             if group is None:
@@ -237,6 +262,18 @@ class EksNodePools:
         if group["status"] in ("CREATING", "UPDATING"):
             return OperationStatus(False)
         return OperationStatus(self._tag(group, _pool_of(group)))
+
+    def _update_status(self, name: str, update_id: str) -> OperationStatus | None:
+        """How EKS's Update of the group stands: pending, or failed with its errors; None once it
+        succeeded (the group's own check follows)."""
+        request = {"name": self.cluster.name, "updateId": update_id, "nodegroupName": name}
+        update = self._call("describe_update", request)["update"]
+        if update["status"] in _UPDATE_FAILED:
+            return OperationStatus(True, f"update {update_id} of node group {name} "
+                                         f"{_UPDATE_FAILED[update['status']]}: {_errors(update)}")
+        if update["status"] != "Successful":
+            return OperationStatus(False)
+        return None
 
     def _tag(self, group: dict[str, Any], pool: NodePool) -> bool:
         """Tag the group's Auto Scaling groups for scale-up from zero, where a tag is missing;
@@ -258,15 +295,24 @@ class EksNodePools:
             raise _translate(exc) from exc
         return len(found) == len(names)
 
-    def wait(self, operation: str, delay: int = 30, attempts: int = 60) -> OperationStatus:
-        """Block until a change is done, with boto3's waiters (for the provisioning script)."""
-        kind, _, name = operation.partition(":")
+    def wait(self, operation: str, interval: float = 30.0, timeout: float = 1800.0) -> OperationStatus:
+        """Block until a change is done or ``timeout`` seconds have passed (for the provisioning
+        script): boto3's waiter for the group's status, then the change's own check (its Update,
+        its Auto Scaling group's tags) every ``interval`` seconds; the last status, done or not."""
+        kind, name, _ = _parts(operation)
+        deadline = time.monotonic() + timeout
         waiter = self.eks.get_waiter("nodegroup_deleted" if kind == "delete" else "nodegroup_active")
+        config = {"Delay": max(1, round(interval)), "MaxAttempts": max(1, int(timeout // interval))}
         try:
-            waiter.wait(**name_request(self.cluster, name), WaiterConfig={"Delay": delay, "MaxAttempts": attempts})
+            waiter.wait(**name_request(self.cluster, name), WaiterConfig=config)
         except WaiterError as exc:
             return OperationStatus(True, f"node group {name}: {exc}")
-        return self.check(operation)
+        while True:
+            status = self.check(operation)
+            left = deadline - time.monotonic()
+            if status.done or left <= 0:
+                return status
+            time.sleep(min(interval, left))
 
     def describe(self, name: str) -> PoolStatus | None:
         group = self._group(name)
@@ -282,6 +328,19 @@ def _status(group: dict[str, Any]) -> PoolStatus:
     return PoolStatus(group["nodegroupName"], group["status"], scaling.get("minSize", 0), scaling.get("maxSize", 0),
                       capacity, tuple(group.get("instanceTypes") or ()), tainted=tainted,
                       owner=(group.get("tags") or {}).get(OWNER_KEY))
+
+
+def _parts(operation: str) -> tuple[str, str, str]:
+    """An operation's kind, group, and Update id (empty but for an update; empty too for one
+    stored before katuna kept update ids)."""
+    kind, _, rest = operation.partition(":")
+    name, _, update_id = rest.partition(":")
+    return kind, name, update_id
+
+
+def _errors(update: dict[str, Any]) -> str:
+    errors = update.get("errors") or []
+    return "; ".join(f"{e.get('errorCode')}: {e.get('errorMessage')}" for e in errors) or "EKS gave no reason"
 
 
 def _issues(group: dict[str, Any]) -> str:

@@ -242,7 +242,7 @@ class GkeNodePools:
         except API_ERRORS as exc:
             raise _translate(exc) from exc
 
-    def ensure(self, pool: NodePool, owner: str | None = None) -> PoolChange:
+    def ensure(self, pool: NodePool, owner: str | None = None, *, request_id: str | None = None) -> PoolChange:
         try:
             operation = self.api.create_node_pool(request=create_request(self.cluster, pool, owner), timeout=self.timeout)
             return PoolChange(self.cluster.operation_path(operation.name), created=True, owned=owner is not None)
@@ -265,7 +265,8 @@ class GkeNodePools:
         raised = self._call("set_node_pool_autoscaling", _raise_request(self.cluster, current, pool, found.min_nodes))
         return replace(whose, operation=self.cluster.operation_path(raised.name))
 
-    def scale_back(self, pool: NodePool, adopted: Mapping[str, Any] | None = None) -> PoolChange:
+    def scale_back(self, pool: NodePool, adopted: Mapping[str, Any] | None = None, *,
+                   request_id: str | None = None) -> PoolChange:
         current = self._get(pool.name)
         if current is None:
             return PoolChange()

@@ -6,8 +6,9 @@
 
 ``up`` creates the pool (autoscaling from 0, tainted ``katuna.dev/trial=true:NoSchedule``) or,
 when it exists, raises its maximum if it is lower, and waits until it is ready; run again, it
-changes nothing. ``down`` deletes it and waits; ``status`` prints its state and autoscaling
-limits as JSON. ``--dry-run`` prints the exact API request as JSON and calls nothing.
+changes nothing. ``down`` deletes it and waits. A change not done when ``--timeout`` has
+passed is an error naming what is still pending (exit code 1). ``status`` prints its state and
+autoscaling limits as JSON. ``--dry-run`` prints the exact API request as JSON and calls nothing.
 Credentials come from the SDKs' standard chains (Application Default Credentials; the AWS
 profile or environment); ``--endpoint`` (GKE) and ``AWS_ENDPOINT_URL`` point at another API.
 """
@@ -54,6 +55,12 @@ def _pool(section: dict[str, Any], name_flag: str) -> NodePool:
     return pool
 
 
+WAIT = 1800.0
+"""How long ``up`` and ``down`` wait for the change by default, in seconds."""
+timeout_option = click.option("--timeout", type=click.FloatRange(min=0), default=WAIT, show_default=True,
+                              help="How long to wait for the change, in seconds; not done by then is an error.")
+
+
 def _print(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, sort_keys=True))
 
@@ -62,27 +69,37 @@ def _dry_run(call: str, request: dict[str, Any]) -> None:
     _print({"call": call, "request": request})
 
 
-def _run(adapter: Callable[[], Any], action: Callable[[Any], PoolChange], pool: str, done: str) -> None:
-    """Build the adapter, act, wait for the change and print how the pool stands; a refusal
-    from the cloud is an error message and exit code 1."""
+def _run(adapter: Callable[[], Any], action: Callable[[Any], PoolChange], pool: str, done: str,
+         timeout: float = 0.0) -> None:
+    """Build the adapter, act, wait for the change (``timeout`` seconds at most) and print how
+    the pool stands; a refusal from the cloud, a failed change or one still pending when the
+    wait ends is an error message and exit code 1."""
     try:
         pools = adapter()
-        _finish(pools, action(pools), pool, done)
+        _finish(pools, action(pools), pool, done, timeout)
     except KatunaError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
 
 
-def _finish(pools: Any, change: PoolChange, pool: str, done: str) -> None:
+def _finish(pools: Any, change: PoolChange, pool: str, done: str, timeout: float) -> None:
     if change.operation is None:
         click.echo(f"node pool {pool}: nothing to change", err=True)
     else:
         click.echo(f"node pool {pool}: waiting for {change.operation}", err=True)
-        status = pools.wait(change.operation)
+        status = pools.wait(change.operation, timeout=timeout)
         if status.error:
             click.echo(f"error: node pool {pool}: {status.error}", err=True)
             sys.exit(1)
+        if not status.done:
+            click.echo(f"error: node pool {pool}: {change.operation} is still pending after {timeout:g} s", err=True)
+            _print_status(pools, pool)
+            sys.exit(1)
         click.echo(f"node pool {pool}: {done}", err=True)
+    _print_status(pools, pool)
+
+
+def _print_status(pools: Any, pool: str) -> None:
     described = pools.describe(pool)
     _print(described.to_dict() if described else {"pool": pool, "state": "ABSENT"})
 
@@ -130,25 +147,27 @@ def _gke(project: str, location: str, cluster: str, endpoint: str | None,
 @click.option("--label", "labels", multiple=True, callback=_labels, metavar="KEY=VALUE", help="A node label (repeat).")
 @click.option("--node-service-account", metavar="EMAIL",
               help="The Google service account the nodes run as (default: the cluster's).")
+@timeout_option
 def gke_up(project, location, cluster, pool, endpoint, dry_run, machine_type, max_nodes, capacity, labels,
-           node_service_account) -> None:
+           node_service_account, timeout) -> None:
     """Create the node pool, or raise its maximum; wait until it is ready."""
     spec = _pool({"name": pool, "provider": GKE, "capacity": capacity, "machineType": machine_type,
                   "maxNodes": max_nodes, "labels": labels}, "--pool")
     gke, where, pools = _gke(project, location, cluster, endpoint, node_service_account)
     if dry_run:
         return _dry_run("create_node_pool", gke.create_request(where, spec))
-    _run(pools, lambda adapter: adapter.ensure(spec), pool, "ready")
+    _run(pools, lambda adapter: adapter.ensure(spec), pool, "ready", timeout)
 
 
 @gke_group.command(name="down")
 @gke_options
-def gke_down(project, location, cluster, pool, endpoint, dry_run) -> None:
+@timeout_option
+def gke_down(project, location, cluster, pool, endpoint, dry_run, timeout) -> None:
     """Delete the node pool and wait until it is gone (an absent pool is fine)."""
     gke, where, pools = _gke(project, location, cluster, endpoint)
     if dry_run:
         return _dry_run("delete_node_pool", gke.name_request(where, pool))
-    _run(pools, lambda adapter: adapter.delete(pool), pool, "deleted")
+    _run(pools, lambda adapter: adapter.delete(pool), pool, "deleted", timeout)
 
 
 @gke_group.command(name="status")
@@ -193,24 +212,27 @@ def _eks(cluster: str, subnets: Sequence[str] = (), node_role: str | None = None
 @click.option("--spot", "capacity", flag_value="spot", default=True, help="Spot instances (the default).")
 @click.option("--on-demand", "capacity", flag_value="on-demand", help="On-demand instances.")
 @click.option("--label", "labels", multiple=True, callback=_labels, metavar="KEY=VALUE", help="A node label (repeat).")
-def eks_up(cluster, nodegroup, dry_run, instance_types, max_nodes, subnets, node_role, capacity, labels) -> None:
+@timeout_option
+def eks_up(cluster, nodegroup, dry_run, instance_types, max_nodes, subnets, node_role, capacity, labels,
+           timeout) -> None:
     """Create the node group, or raise its maximum; wait until it is active."""
     spec = _pool({"name": nodegroup, "provider": EKS, "capacity": capacity, "instanceTypes": instance_types,
                   "maxNodes": max_nodes, "labels": labels}, "--nodegroup")
     eks, where, pools = _eks(cluster, subnets, node_role)
     if dry_run:
         return _dry_run("create_nodegroup", eks.create_request(where, spec))
-    _run(pools, lambda adapter: adapter.ensure(spec), nodegroup, "active")
+    _run(pools, lambda adapter: adapter.ensure(spec), nodegroup, "active", timeout)
 
 
 @eks_group.command(name="down")
 @eks_options
-def eks_down(cluster, nodegroup, dry_run) -> None:
+@timeout_option
+def eks_down(cluster, nodegroup, dry_run, timeout) -> None:
     """Delete the node group and wait until it is gone (an absent one is fine)."""
     eks, where, pools = _eks(cluster)
     if dry_run:
         return _dry_run("delete_nodegroup", eks.name_request(where, nodegroup))
-    _run(pools, lambda adapter: adapter.delete(nodegroup), nodegroup, "deleted")
+    _run(pools, lambda adapter: adapter.delete(nodegroup), nodegroup, "deleted", timeout)
 
 
 @eks_group.command(name="status")

@@ -10,6 +10,7 @@ tests ready: subclass the contract. Each cloud's own requests are checked in its
 from __future__ import annotations
 
 import boto3
+import moto_eks
 import pytest
 from gke_stub import GkeStub
 from moto import mock_aws
@@ -152,9 +153,12 @@ class TestGkeNodePools(NodePoolsContract):
         self.finish()
 
 
+moto_eks.teach()
+
+
 @pytest.mark.slow
 class TestEksNodePools(NodePoolsContract):
-    """EKS through boto3, on moto's AWS."""
+    """EKS through boto3, on moto's AWS (with the ``DescribeUpdate`` EKS has, tests/moto_eks.py)."""
 
     provider = "eks"
     machine_types = ("m5.xlarge", "m5a.xlarge")

@@ -1,13 +1,18 @@
-"""The EKS adapter: boto3 against moto, and botocore's Stubber for what moto does not model
-(CREATING and DELETING states, a failed creation, throttling). What every cloud's node pools
-do is checked by the contract in tests/test_conformance_nodepools.py."""
+"""The EKS adapter: boto3 against moto (taught EKS's ``DescribeUpdate``, tests/moto_eks.py),
+and botocore's Stubber for what moto does not model (CREATING and DELETING states, a failed
+creation, an Update in progress or failed, throttling). What every cloud's node pools do is
+checked by the contract in tests/test_conformance_nodepools.py."""
 
 from __future__ import annotations
 
+import re
+
 import boto3
+import moto_eks
 import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
+from moto.eks.models import eks_backends
 
 from functions.core.errors import TemporaryError
 from functions.core.nodepool import NodePool, NodePoolFailed, OperationStatus, PoolChange
@@ -16,6 +21,9 @@ from infra import eks
 REGION = "eu-west-1"
 ROLE = "arn:aws:iam::123456789012:role/katuna-nodes"
 TEMPLATE = "k8s.io/cluster-autoscaler/node-template"
+UPDATE = re.compile(r"update:katuna-digits:[0-9a-f-]{36}")
+
+moto_eks.teach()
 
 
 @pytest.fixture
@@ -74,11 +82,74 @@ def test_a_spot_node_group_scales_from_zero_with_labels_taint_and_subnets(aws, p
     assert found["subnets"] == list(aws.subnets) and found["nodeRole"] == ROLE
 
 
-def test_the_request_is_pure_with_a_token_derived_from_it(aws):
-    first, second = (eks.create_request(aws, spot_pool()) for _ in range(2))
-    assert first == second and len(first["clientRequestToken"]) == 36
-    assert eks.create_request(aws, spot_pool(max_nodes=7))["clientRequestToken"] != first["clientRequestToken"]
+def test_the_token_names_the_change_the_same_when_retried_and_new_for_the_next_one(aws):
+    """A scaling request has the same content whichever study sends it, and a create after a
+    delete the same as the first: only the change's id (its pool use, its request number) may
+    tell EKS whether a call is a retry."""
+    first, retried = (eks.create_request(aws, spot_pool(), request_id="5e0f9b2c7d41/0") for _ in range(2))
+    assert first == retried and len(first["clientRequestToken"]) == 36, "a retried create is the same create"
+    again = eks.create_request(aws, spot_pool(), request_id="7a1c3e5f9b2d/0")
+    assert again["clientRequestToken"] != first["clientRequestToken"], "create, delete, create: a new create"
+    study_a, study_b = (eks.scaling_request(aws, "shared", 1, 8, request_id=f"{uid}/0")
+                        for uid in ("5e0f9b2c7d41", "7a1c3e5f9b2d"))
+    assert study_a["clientRequestToken"] != study_b["clientRequestToken"], "the same raise by another study"
+    assert eks.scaling_request(aws, "shared", 0, 8, request_id="5e0f9b2c7d41/1")["clientRequestToken"] not in (
+        study_a["clientRequestToken"], first["clientRequestToken"]), "the same study's next change"
+    assert "clientRequestToken" not in eks.create_request(aws, spot_pool()), "without an id botocore makes one"
     assert eks.create_request(aws, spot_pool(capacity="on-demand"))["capacityType"] == "ON_DEMAND"
+
+
+def test_a_retried_change_sends_its_token_again_and_the_next_change_a_new_one(cluster):
+    """What boto3 sends: the create retried after a throttled first try carries the first try's
+    token; the raise that follows, another."""
+    pools, stubber = stubbed(cluster)
+    sent: list[str] = []
+    for call in ("CreateNodegroup", "UpdateNodegroupConfig"):
+        pools.eks.meta.events.register(f"before-parameter-build.eks.{call}", lambda params, **_: sent.append(
+            params.get("clientRequestToken")))
+    stubber.add_client_error("create_nodegroup", "ThrottlingException", "Rate exceeded", 400)
+    stubber.add_client_error("create_nodegroup", "ResourceInUseException", "NodeGroup already exists", 409)
+    stubber.add_response("describe_nodegroup", _described("ACTIVE", scalingConfig={"minSize": 0, "maxSize": 3},
+                                                          taints=[TAINT]), NAMES)
+    stubber.add_response("update_nodegroup_config", {"update": {"id": UPDATE_ID, "status": "InProgress"}})
+    with stubber:
+        with pytest.raises(TemporaryError, match="Rate exceeded"):
+            pools.ensure(spot_pool(), request_id="5e0f9b2c7d41/0")
+        change = pools.ensure(spot_pool(), request_id="5e0f9b2c7d41/0")
+    assert change.operation == f"update:katuna-digits:{UPDATE_ID}"
+    assert sent[0] == sent[1] and len(sent[0]) == 36, "the retried create is the same create to EKS"
+    assert sent[2] not in (None, sent[0]), "the raise is a change of its own"
+
+
+@pytest.mark.parametrize("types,ami", [
+    (("g5.xlarge", "g6.xlarge"), "AL2023_x86_64_NVIDIA"),
+    (("p4d.24xlarge",), "AL2023_x86_64_NVIDIA"),
+    (("g5g.xlarge",), "AL2023_ARM_64_NVIDIA"),
+    (("m7g.xlarge", "c6gn.xlarge"), "AL2023_ARM_64_STANDARD"),
+    (("inf2.xlarge", "trn1.2xlarge"), "AL2023_x86_64_NEURON"),
+    (("m5.xlarge", "m5a.xlarge"), "AL2023_x86_64_STANDARD"),
+])
+def test_a_node_group_boots_the_ami_its_instance_types_need(pools, types, ami):
+    """A GPU group on the standard AMI has no NVIDIA driver (its nodes never offer
+    nvidia.com/gpu); Graviton needs the ARM64 build, Inferentia and Trainium the Neuron one."""
+    pools.ensure(spot_pool(machine_types=types))
+    assert group(pools)["amiType"] == ami
+
+
+def test_a_cluster_not_active_is_waited_for_and_other_invalid_requests_are_refusals(pools, cluster):
+    """EKS refuses node group changes while the cluster is not ACTIVE (a Kubernetes version
+    upgrade, say) with InvalidRequestException: that passes; other invalid requests do not."""
+    backend = eks_backends["123456789012"][REGION].clusters["tuning"]
+    backend.status = "UPDATING"
+    with pytest.raises(TemporaryError, match="Cluster 'tuning' is not in ACTIVE status"):
+        pools.ensure(spot_pool())
+    backend.status = "ACTIVE"
+    assert pools.ensure(spot_pool()).created
+    stubbed_pools, stubber = stubbed(cluster)
+    stubber.add_client_error("create_nodegroup", "InvalidRequestException",
+                             "Launch template and diskSize cannot be given together", 400)
+    with stubber, pytest.raises(NodePoolFailed, match="Launch template and diskSize"):
+        stubbed_pools.ensure(spot_pool())
 
 
 def test_once_active_its_auto_scaling_group_is_tagged_for_scale_up_from_zero(pools):
@@ -104,6 +175,9 @@ def _described(status: str, **extra) -> dict:
 
 
 NAMES = {"clusterName": "tuning", "nodegroupName": "katuna-digits"}
+TAINT = {"key": "katuna.dev/trial", "value": "true", "effect": "NO_SCHEDULE"}
+UPDATE_ID = "0f0b6a52-3c1d-4e7a-9b8c-2d4e6f8a0b1c"
+UPDATE_NAMES = {"name": "tuning", "updateId": UPDATE_ID, "nodegroupName": "katuna-digits"}
 
 
 def stubbed(cluster: eks.EksCluster) -> tuple[eks.EksNodePools, Stubber]:
@@ -131,6 +205,38 @@ def test_a_node_group_found_creating_is_waited_for(cluster):
     with stubber:
         assert pools.ensure(spot_pool(), owner="5e0f9b2c7d41") == PoolChange(
             "create:katuna-digits", created=True, owned=True), "its own earlier create went through"
+
+
+def test_a_scaling_update_is_judged_by_its_update_not_by_the_groups_status(cluster):
+    """The group may show ACTIVE before its Update is applied, or after it failed: the check
+    reads the Update EKS answered with, pending while it is in progress, failed with its errors."""
+    pools, stubber = stubbed(cluster)
+    stubber.add_response("describe_nodegroup", _described("ACTIVE", taints=[TAINT], scalingConfig={
+        "minSize": 0, "maxSize": 3}), NAMES)
+    stubber.add_response("update_nodegroup_config", {"update": {"id": UPDATE_ID, "status": "InProgress"}})
+    stubber.add_response("describe_update", {"update": {"id": UPDATE_ID, "status": "InProgress"}}, UPDATE_NAMES)
+    failed = {"id": UPDATE_ID, "status": "Failed", "errors": [
+        {"errorCode": "NodeCreationFailure", "errorMessage": "Could not launch Spot Instances: UnfulfillableCapacity"}]}
+    stubber.add_response("describe_update", {"update": failed}, UPDATE_NAMES)
+    stubber.add_response("describe_update", {"update": {**failed, "status": "Cancelled", "errors": []}},
+                         UPDATE_NAMES)
+    with stubber:
+        change = pools.scale_back(spot_pool(), {"minSize": 1, "maxSize": 8})
+        assert change == PoolChange(f"update:katuna-digits:{UPDATE_ID}")
+        assert pools.check(change.operation) == OperationStatus(False), "in progress, whatever the group shows"
+        assert pools.check(change.operation) == OperationStatus(True, (
+            f"update {UPDATE_ID} of node group katuna-digits failed: NodeCreationFailure: Could not launch Spot "
+            "Instances: UnfulfillableCapacity"))
+        assert pools.check(change.operation) == OperationStatus(True, (
+            f"update {UPDATE_ID} of node group katuna-digits was cancelled: EKS gave no reason"))
+
+
+def test_an_update_stored_without_its_id_is_judged_by_the_groups_status(cluster):
+    """A pool use stored before katuna kept update ids names only the group."""
+    pools, stubber = stubbed(cluster)
+    stubber.add_response("describe_nodegroup", _described("UPDATING"), NAMES)
+    with stubber:
+        assert pools.check("update:katuna-digits") == OperationStatus(False)
 
 
 def test_a_failed_creation_reports_the_health_issues(cluster):
@@ -191,11 +297,14 @@ def test_an_adopted_group_gets_its_limits_back_with_a_desired_size_eks_accepts(p
     pools.eks.create_nodegroup(**{**eks.create_request(pools.cluster, spot_pool(max_nodes=3)),
                                   "scalingConfig": {"minSize": 1, "maxSize": 3, "desiredSize": 1}})
     change = pools.ensure(spot_pool(), owner="5e0f9b2c7d41")
-    assert change == PoolChange("update:katuna-digits", adopted={"minSize": 1, "maxSize": 3})
+    assert UPDATE.fullmatch(change.operation) and change.adopted == {"minSize": 1, "maxSize": 3}
     pools.eks.update_nodegroup_config(clusterName="tuning", nodegroupName="katuna-digits",
                                       scalingConfig={"minSize": 0, "maxSize": 6, "desiredSize": 0})
-    assert pools.scale_back(spot_pool(), change.adopted) == PoolChange("update:katuna-digits")
+    given_back = pools.scale_back(spot_pool(), change.adopted)
+    assert UPDATE.fullmatch(given_back.operation) and given_back.operation != change.operation
     assert group(pools)["scalingConfig"] == {"minSize": 1, "maxSize": 3, "desiredSize": 1}
+    autoscaling_group_of(pools)
+    assert pools.check(given_back.operation) == OperationStatus(True), "its Update succeeded, its group tagged"
 
 
 def test_a_group_launching_instance_types_the_study_does_not_accept_is_not_adopted(pools):

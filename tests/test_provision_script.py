@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -86,6 +87,15 @@ def test_gke_up_reports_a_failed_operation_and_a_refusal(gke_api: GkeStub):
     assert refused.returncode == 1 and "GKE refused the request: Invalid machine type n9-huge" in refused.stderr
 
 
+def test_gke_up_whose_operation_is_not_done_when_the_wait_ends_is_an_error(gke_api: GkeStub):
+    """The operation still running after ``--timeout``: not "ready", and exit code 1."""
+    result = provision("gke", "up", *GKE_FLAGS, "--endpoint", gke_api.url, "--timeout", "1")
+    assert result.returncode == 1 and "node pool trials: ready" not in result.stderr, result.stderr
+    assert re.search(r"error: node pool trials: projects/proj/locations/europe-west4/operations/\S+ is still "
+                     r"pending after 1 s", result.stderr), result.stderr
+    assert json.loads(result.stdout)["state"] == "PROVISIONING", "how the pool stands is still printed"
+
+
 def test_bad_flags_are_named():
     result = provision("eks", "up", *EKS_FLAGS, "--subnets", "s-1", "--node-role", ROLE, "--max-nodes", "0",
                        "--label", "novalue", "--dry-run")
@@ -101,21 +111,24 @@ def test_eks_dry_run_prints_the_exact_request():
                        "--dry-run", env={"AWS_ENDPOINT_URL": "http://127.0.0.1:9"})
     assert result.returncode == 0, result.stderr
     printed = json.loads(result.stdout)
-    token = printed["request"].pop("clientRequestToken")
-    assert len(token) == 36
     assert printed == {"call": "create_nodegroup", "request": {
         "clusterName": "tuning", "nodegroupName": "trials",
         "scalingConfig": {"minSize": 0, "maxSize": 8, "desiredSize": 0},
         "subnets": ["subnet-1", "subnet-2"], "instanceTypes": ["m5.xlarge", "m5a.xlarge"],
-        "capacityType": "SPOT", "nodeRole": ROLE,
+        "amiType": "AL2023_x86_64_STANDARD", "capacityType": "SPOT", "nodeRole": ROLE,
         "labels": {"team": "vision", "katuna.dev/pool": "trials"},
         "taints": [{"key": "katuna.dev/trial", "value": "true", "effect": "NO_SCHEDULE"}],
         "tags": {"app.kubernetes.io/managed-by": "katuna", "katuna.dev/pool": "trials"},
     }}
-    again = provision("eks", "up", *EKS_FLAGS, "--instance-types", "m5.xlarge,m5a.xlarge", "--max-nodes", "8",
-                      "--subnets", "subnet-1,subnet-2", "--node-role", ROLE, "--spot", "--label", "team=vision",
-                      "--dry-run")
-    assert json.loads(again.stdout)["request"]["clientRequestToken"] == token, "the same request, the same token"
+    # No clientRequestToken: each run is a change of its own (up, down, up with the same flags
+    # included), so botocore gives each call a fresh one.
+    gpus = provision("eks", "up", *EKS_FLAGS, "--instance-types", "g5.xlarge,g6.xlarge", "--subnets", "subnet-1",
+                     "--node-role", ROLE, "--dry-run")
+    assert json.loads(gpus.stdout)["request"]["amiType"] == "AL2023_x86_64_NVIDIA", "NVIDIA's drivers for GPUs"
+    mixed = provision("eks", "up", *EKS_FLAGS, "--instance-types", "g5.xlarge,m5.xlarge", "--subnets", "subnet-1",
+                      "--node-role", ROLE, "--dry-run")
+    assert mixed.returncode == 2 and "--instance-types: expected instance types that boot the same EKS AMI" in (
+        mixed.stderr)
     down = provision("eks", "down", *EKS_FLAGS, "--dry-run")
     assert json.loads(down.stdout) == {"call": "delete_nodegroup",
                                        "request": {"clusterName": "tuning", "nodegroupName": "trials"}}
@@ -129,9 +142,10 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def moto_server():
+    """moto's server, taught EKS's DescribeUpdate (tests/moto_eks.py)."""
     port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-p", str(port)], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    server = subprocess.Popen([sys.executable, str(ROOT / "tests" / "moto_eks.py"), "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "testing",
            "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "eu-west-1"}
     deadline = time.monotonic() + 30
@@ -147,22 +161,35 @@ def moto_server():
     server.wait(timeout=10)
 
 
+def autoscaling_group_as_eks_would(env: dict[str, str], name: str) -> None:
+    """moto names a node group's Auto Scaling group but creates none: create it, as EKS would."""
+    autoscaling = boto3.client("autoscaling", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="eu-west-1",
+                               aws_access_key_id="testing", aws_secret_access_key="testing")
+    autoscaling.create_launch_configuration(LaunchConfigurationName="lc", ImageId="ami-12c6146b",
+                                            InstanceType="m5.xlarge")
+    autoscaling.create_auto_scaling_group(AutoScalingGroupName=name, LaunchConfigurationName="lc", MinSize=0,
+                                          MaxSize=9, AvailabilityZones=["eu-west-1a"])
+
+
 def test_eks_up_twice_status_and_down_against_moto_server(moto_server: dict[str, str]):
     client = boto3.client("eks", endpoint_url=moto_server["AWS_ENDPOINT_URL"], region_name="eu-west-1",
                           aws_access_key_id="testing", aws_secret_access_key="testing")
     client.create_cluster(name="tuning", roleArn=ROLE, resourcesVpcConfig={"subnetIds": ["subnet-1"]})
     up = ["eks", "up", *EKS_FLAGS, "--max-nodes", "5", "--subnets", "subnet-1,subnet-2", "--node-role", ROLE]
-    first = provision(*up, env=moto_server)
-    assert first.returncode == 0, first.stderr
+    first = provision(*up, "--timeout", "1", env=moto_server)
+    assert first.returncode == 1 and "create:trials is still pending after 1 s" in first.stderr, (
+        "active, but its Auto Scaling group is not there to tag for scale-up from zero")
     assert json.loads(first.stdout) == {"pool": "trials", "state": "ACTIVE", "minNodes": 0, "maxNodes": 5,
                                         "capacity": "spot", "machineTypes": ["m5.xlarge", "m5a.xlarge", "m6i.xlarge"]}
     before = client.describe_nodegroup(clusterName="tuning", nodegroupName="trials")["nodegroup"]
+    autoscaling_group_as_eks_would(moto_server, before["resources"]["autoScalingGroups"][0]["name"])
     second = provision(*up, env=moto_server)
     assert second.returncode == 0 and "nothing to change" in second.stderr
     after = client.describe_nodegroup(clusterName="tuning", nodegroupName="trials")["nodegroup"]
     assert after["modifiedAt"] == before["modifiedAt"] and after["scalingConfig"] == before["scalingConfig"]
     raised = provision(*[a if a != "5" else "9" for a in up], env=moto_server)
-    assert raised.returncode == 0 and json.loads(raised.stdout)["maxNodes"] == 9
+    assert raised.returncode == 0 and json.loads(raised.stdout)["maxNodes"] == 9, raised.stderr
+    assert re.search(r"waiting for update:trials:[0-9a-f-]{36}\n.*: active", raised.stderr), "its Update, done"
     status = provision("eks", "status", *EKS_FLAGS, env=moto_server)
     assert json.loads(status.stdout)["state"] == "ACTIVE"
     down = provision("eks", "down", *EKS_FLAGS, env=moto_server)

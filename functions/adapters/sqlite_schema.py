@@ -174,5 +174,11 @@ def _migrate_14(db: sqlite_utils.Database) -> None:
     db.table("studies").add_column("warm_results", str)
 
 
+def _migrate_15(db: sqlite_utils.Database) -> None:
+    """How many changes each pool use has asked the cloud for, which names its next request
+    (0 on older rows: their next request is new to the cloud either way)."""
+    db.table("node_pools").add_column("requests", int, not_null_default=0)
+
+
 MIGRATIONS = (_migrate_1, _migrate_2, _migrate_3, _migrate_4, _migrate_5, _migrate_6, _migrate_7, _migrate_8,
-              _migrate_9, _migrate_10, _migrate_11, _migrate_12, _migrate_13, _migrate_14)
+              _migrate_9, _migrate_10, _migrate_11, _migrate_12, _migrate_13, _migrate_14, _migrate_15)

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from functions.core import gpus
+from functions.core import eks_ami, gpus
 from functions.core.cluster import TRIAL_TAINT, Cluster
 from functions.core.errors import PermanentError
 from functions.core.labels import valid_key, valid_value
@@ -157,6 +157,9 @@ def parse_node_pool(r: Reader, data: Any, study: str | None, parallelism: int | 
     _check_provider_fields(r, path, provider, name, capacity, accelerators)
     if provider == GKE:
         _check_gpus(r, path, machines[0], accelerators, defaulted="machineType" not in item)
+    mixed = eks_ami.mixed_problem(machines) if provider == EKS else None
+    if mixed is not None:
+        r.fail(join(path, "instanceTypes"), mixed)
     return NodePool(name=name, provider=provider, capacity=capacity, machine_types=machines,
                     max_nodes=max_nodes or parallelism or 3, disk_size_gb=disk, accelerators=accelerators,
                     labels=labels, shared=shared, price_per_node_hour=None if price is None else float(price))

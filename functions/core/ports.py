@@ -157,17 +157,23 @@ class NodePools(Protocol):
 
     Raises ``NodePoolFailed`` when the cloud refuses for good (bad machine type, quota,
     permission) and ``TemporaryError`` for throttling, 5xx answers and an unreachable API.
+
+    ``request_id`` names one logical change (:attr:`functions.core.records.PoolUse.request_id`):
+    the same when that change is asked for again (a redelivered event, a retry after a timeout),
+    new for the next one. A cloud whose calls take an idempotency token (EKS) derives it from
+    that id; without one, each call is a change of its own. GKE's calls take none.
     """
 
     provider: str
 
-    def ensure(self, pool: NodePool, owner: str | None = None) -> PoolChange:
+    def ensure(self, pool: NodePool, owner: str | None = None, *, request_id: str | None = None) -> PoolChange:
         """Create the pool if it is missing (labelled with ``owner``, a study uid, when given);
         raise its autoscaling maximum if it is lower than ``pool.max_nodes``. A pool that exists
         already is success once it passes :func:`functions.core.nodepool.claim`
         (``NodePoolFailed`` with that problem otherwise)."""
 
-    def scale_back(self, pool: NodePool, adopted: Mapping[str, Any] | None = None) -> PoolChange:
+    def scale_back(self, pool: NodePool, adopted: Mapping[str, Any] | None = None, *,
+                   request_id: str | None = None) -> PoolChange:
         """Give an adopted pool back its autoscaling settings as found (``adopted``, from
         :class:`PoolChange`); without them, let the autoscaler go down to 0 nodes (minimum 0)."""
 

@@ -142,6 +142,9 @@ class PoolUse:
     shared: bool
     phase: str = CREATING
     operation: str | None = None
+    requests: int = 0
+    """How many changes this use has asked the cloud for: with :attr:`uid`, it names the next one
+    (:attr:`request_id`), the same when that request is retried and new once it is stored."""
     created: bool = False
     """Whether this study's request created the pool (rather than finding it)."""
     owned: bool = False
@@ -161,6 +164,11 @@ class PoolUse:
     """When the pool's nodes were last asked for."""
     nodes_problem: str = ""
     """Why the last look at the nodes failed (no permission to list nodes, say); empty when it did not."""
+
+    @property
+    def request_id(self) -> str:
+        """The id of the next change this use asks the cloud for (an idempotency token's seed)."""
+        return f"{self.uid}/{self.requests}"
 
     def watching(self, now: float) -> bool:
         """Whether the pool's nodes still count for this study: while it uses the pool, and after,

@@ -138,7 +138,7 @@ def _provision(record: StudyRecord, pool: NodePool, deps: Deps) -> list[Event]:
                   capacity=pool.capacity, machine_types=pool.machine_types, max_nodes=pool.max_nodes,
                   shared=pool.shared, requested_at=deps.clock())
     try:
-        change = _pools(deps, pool).ensure(pool, owner=record.uid)
+        change = _pools(deps, pool).ensure(pool, owner=record.uid, request_id=use.request_id)
     except PermanentError as exc:
         deps.store.save_pool_use(replace(use, phase=POOL_FAILED, message=str(exc)))
         return complete(record, deps, Decision(FAILED, f"node pool {pool.name}: {exc}"))
@@ -150,14 +150,15 @@ def _provision(record: StudyRecord, pool: NodePool, deps: Deps) -> list[Event]:
 
 
 def _whose(use: PoolUse, change: PoolChange, store: Store) -> PoolUse:
-    """The use with the pool's owner as the cloud reports it. An adopted pool keeps the settings
-    the first study still using it found, not those an earlier study's change left."""
+    """The use after a request to ensure its pool: one more request made, and the pool's owner as
+    the cloud reports it. An adopted pool keeps the settings the first study still using it
+    found, not those an earlier study's change left."""
     adopted = use.adopted
     if adopted is None and change.adopted is not None:
         earlier = [other.adopted for other in store.pool_uses((CREATING, READY, RELEASING), pool=use.pool)
                    if other.uid != use.uid and other.provider == use.provider and other.adopted is not None]
         adopted = earlier[0] if earlier else change.adopted
-    return replace(use, operation=change.operation, created=use.created or change.created,
+    return replace(use, operation=change.operation, requests=use.requests + 1, created=use.created or change.created,
                    owned=use.owned or change.owned, adopted=adopted)
 
 
@@ -201,7 +202,7 @@ def _ensure_found(use: PoolUse, pool: NodePool, record: StudyRecord | None, deps
     """A pool found, not created: once its own change is done, ensure it again, since it may
     still need the larger maximum this study asks for."""
     try:
-        change = _pools(deps, pool).ensure(pool, owner=use.uid)
+        change = _pools(deps, pool).ensure(pool, owner=use.uid, request_id=use.request_id)
     except PermanentError as exc:
         use = replace(use, phase=POOL_FAILED, operation=None, message=str(exc))
         if record is None or record.terminal:
@@ -233,13 +234,13 @@ def _release(use: PoolUse, pool: NodePool, deps: Deps) -> PoolUse:
         return replace(use, phase=RELEASED, operation=None, released_at=deps.clock())
     pools = _pools(deps, pool)
     try:
-        change: PoolChange = (pools.delete(pool.name) if deleting
-                              else pools.scale_back(pool, None if others else use.adopted))
+        change: PoolChange = (pools.delete(pool.name) if deleting else
+                              pools.scale_back(pool, None if others else use.adopted, request_id=use.request_id))
     except TemporaryError:
         return use
     except PermanentError as exc:
         return replace(use, phase=POOL_FAILED, message=_left(pool.name, deleting, str(exc)), released_at=deps.clock())
-    use = replace(use, deleted=deleting)
+    use = replace(use, deleted=deleting, requests=use.requests + 1)
     if change.operation is None:
         return replace(use, phase=RELEASED, operation=None, released_at=deps.clock())
     return replace(use, phase=RELEASING, operation=change.operation)

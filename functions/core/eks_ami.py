@@ -1,0 +1,51 @@
+"""Which EKS-optimized AMI type an EKS node group's instance types boot, so a GPU group gets the
+NVIDIA drivers and a study mixing instance types no one AMI serves is refused when it is submitted.
+
+A managed node group boots one AMI type for all its instance types, and EKS's default is a
+standard x86 AMI: no NVIDIA driver (GPU nodes never offer ``nvidia.com/gpu``, so trials asking
+for GPUs stay Pending), no Neuron driver, and no ARM64 build (Graviton nodes fail to join).
+katuna sends the Amazon Linux 2023 type (Amazon Linux 2 AMIs end with Kubernetes 1.32) that the
+instance family needs: the NVIDIA one for the P and G families (g5g on ARM64), the Neuron one for
+Inferentia and Trainium, the ARM64 one for Graviton (a ``g`` right after the generation: m7g,
+c6gn, r8gd, and a1), the standard x86 one otherwise. g4ad's AMD GPUs have no EKS-optimized AMI
+with their driver: it gets the standard one, as any family katuna does not know.
+"""
+
+from __future__ import annotations
+
+import re
+
+X86, ARM, X86_NVIDIA, ARM_NVIDIA, NEURON = ("AL2023_x86_64_STANDARD", "AL2023_ARM_64_STANDARD",
+                                            "AL2023_x86_64_NVIDIA", "AL2023_ARM_64_NVIDIA", "AL2023_x86_64_NEURON")
+_FAMILY = re.compile(r"([a-z]+)(\d+)([a-z0-9-]*)")
+_NVIDIA_SERIES = ("p", "g", "gr")
+_NEURON_SERIES = ("inf", "trn")
+_NOT_NVIDIA = frozenset({"g4ad"})
+"""Families of a GPU series whose GPUs are not NVIDIA's."""
+
+
+def ami_type(instance_type: str) -> str:
+    """The EKS AMI type a node of ``instance_type`` (``g5.xlarge``) needs."""
+    family = instance_type.split(".", 1)[0].lower()
+    match = _FAMILY.fullmatch(family)
+    if match is None:
+        return X86
+    series, _, rest = match.groups()
+    arm = family == "a1" or rest.startswith("g") or "-gb" in rest
+    if series in _NEURON_SERIES:
+        return NEURON
+    if series in _NVIDIA_SERIES and family not in _NOT_NVIDIA:
+        return ARM_NVIDIA if arm else X86_NVIDIA
+    return ARM if arm else X86
+
+
+def mixed_problem(instance_types: tuple[str, ...]) -> str | None:
+    """Why one node group cannot launch all of ``instance_types`` (they need different AMI
+    types); None when one AMI type serves them all."""
+    needs: dict[str, list[str]] = {}
+    for instance_type in instance_types:
+        needs.setdefault(ami_type(instance_type), []).append(instance_type)
+    if len(needs) < 2:
+        return None
+    described = "; ".join(f"{', '.join(types)}: {ami}" for ami, types in needs.items())
+    return f"expected instance types that boot the same EKS AMI type (a node group boots one): {described}"

@@ -1,0 +1,143 @@
+"""EKS node groups for studies: the provision function through the real dispatcher, a SQLite
+store and the EKS adapter's boto3 clients on moto (taught EKS's ``DescribeUpdate``,
+tests/moto_eks.py). What is checked here is what only the pool use knows: which logical change
+a call belongs to, so that its idempotency token is the same when the change is retried and new
+for the next one; and which Update a scaling change waits for."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import boto3
+import moto_eks
+import pytest
+from botocore.exceptions import ReadTimeoutError
+from conftest import study_definition
+from moto import mock_aws
+
+from functions.adapters.local_executor import LocalExecutor
+from functions.adapters.sqlite_store import SqliteStore
+from functions.core.errors import InvalidStudy, TemporaryError
+from functions.core.events import Event, pool_check, study_completed, study_created
+from functions.core.records import StudyRecord
+from functions.core.validate import parse_study
+from functions.dispatch import Dispatcher
+from functions.handlers import Deps
+from infra import eks
+
+REGION = "eu-west-1"
+ROLE = "arn:aws:iam::123456789012:role/katuna-nodes"
+SUBNETS = ("subnet-0a1b2c3d",)
+
+moto_eks.teach()
+
+
+class World:
+    """The dispatcher and store, the adapter on moto, and the tokens boto3 sent, in order."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.store = SqliteStore(tmp_path / "katuna.db")
+        self.pools = eks.EksNodePools(eks.EksCluster("tuning", SUBNETS, ROLE), *eks.clients(REGION))
+        self.dispatcher = Dispatcher(Deps(self.store, LocalExecutor(tmp_path / "logs", lambda event: None),
+                                          lambda: 1_000_000.0, self.pools))
+        self.tokens: list[tuple[str, str]] = []
+        for call in ("CreateNodegroup", "UpdateNodegroupConfig"):
+            self.pools.eks.meta.events.register(f"before-parameter-build.eks.{call}", self._sent)
+
+    def _sent(self, params: dict, model, **_) -> None:
+        self.tokens.append((model.name, params.get("clientRequestToken")))
+
+    def submit(self, study: str, uid: str, **pool) -> None:
+        definition = study_definition(name=study)
+        definition["trialTemplate"]["image"] = "python:3.12"
+        definition["nodePool"] = {"provider": "eks", "instanceTypes": ["m5.xlarge"], "maxNodes": 8, **pool}
+        self.store.add_study(StudyRecord(parse_study(definition), definition, "/tmp", uid, created_at=1.0))
+
+    def deliver(self, event: Event) -> None:
+        self.dispatcher.deliver_to("provision", event)
+
+    def end(self, study: str) -> None:
+        record = self.store.get_study(study)
+        event = study_completed(study, record.uid, "completed", "maxTrials reached")
+        self.dispatcher.deliver_to("stop", event)
+        self.deliver(event)
+
+    def autoscaling_group_as_eks_would(self, group: str) -> None:
+        """moto names a node group's Auto Scaling group but creates none: create it, as EKS would."""
+        described = self.pools.eks.describe_nodegroup(clusterName="tuning", nodegroupName=group)["nodegroup"]
+        self.pools.autoscaling.create_launch_configuration(LaunchConfigurationName=f"lc-{group}",
+                                                           ImageId="ami-12c6146b", InstanceType="m5.xlarge")
+        self.pools.autoscaling.create_auto_scaling_group(
+            AutoScalingGroupName=described["resources"]["autoScalingGroups"][0]["name"],
+            LaunchConfigurationName=f"lc-{group}", MinSize=0, MaxSize=8, AvailabilityZones=[f"{REGION}a"])
+
+
+@pytest.fixture
+def world(tmp_path: Path, monkeypatch):
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_DEFAULT_REGION": REGION}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        boto3.client("eks", region_name=REGION).create_cluster(name="tuning", roleArn=ROLE,
+                                                               resourcesVpcConfig={"subnetIds": list(SUBNETS)})
+        world = World(tmp_path)
+        yield world
+        world.store.close()
+
+
+def test_a_create_retried_after_a_timeout_sends_the_same_token(world: World):
+    """EKS created the group but katuna never heard back: the redelivered study.created asks
+    for the same create, which EKS must take as a retry, not as a second request."""
+    def answer_lost(**_) -> None:
+        world.pools.eks.meta.events.unregister("after-call.eks.CreateNodegroup", answer_lost)
+        raise ReadTimeoutError(endpoint_url="https://eks.eu-west-1.amazonaws.com")
+
+    world.pools.eks.meta.events.register("after-call.eks.CreateNodegroup", answer_lost)
+    world.submit("own", "u1")
+    with pytest.raises(TemporaryError, match="Read timeout"):
+        world.deliver(study_created("own", "u1"))
+    assert world.store.pool_use("u1") is None, "nothing stored: the event is delivered again"
+    world.deliver(study_created("own", "u1"))
+    first, retried = world.tokens
+    assert first == retried, "the same create"
+    use = world.store.pool_use("u1")
+    assert (use.phase, use.created, use.owned, use.requests) == ("ready", True, True, 1), "its own create"
+
+
+def test_the_same_raise_by_two_studies_and_each_give_back_are_changes_of_their_own(world: World):
+    """A shared group raised to 1..8 by study a, given back, then raised to 1..8 by study b: the
+    same request content three times over two weeks, three changes with three tokens. Each
+    raise waits for its own Update."""
+    request = eks.create_request(world.pools.cluster, eks.NodePool("team", "eks", machine_types=("m5.xlarge",)))
+    operator = boto3.client("eks", region_name=REGION)
+    operator.create_nodegroup(**{**request, "scalingConfig": {"minSize": 1, "maxSize": 3, "desiredSize": 1}})
+    world.autoscaling_group_as_eks_would("team")
+    raises = []
+    for study, uid in (("study-a", "ua"), ("study-b", "ub")):
+        world.submit(study, uid, name="team", shared=True)
+        world.deliver(study_created(study, uid))
+        raises.append(world.store.pool_use(uid).operation)
+        world.deliver(pool_check())
+        assert world.store.pool_use(uid).phase == "ready"
+        world.end(study)
+        world.deliver(pool_check())
+        assert world.store.pool_use(uid).phase == "released"
+    updates = [token for call, token in world.tokens if call == "UpdateNodegroupConfig"]
+    assert len(updates) == 4 and len(set(updates)) == 4 and None not in updates, (
+        "raise a, give back a, raise b, give back b")
+    for operation in raises:
+        update_id = operation.removeprefix("update:team:")
+        assert world.pools.eks.describe_update(name="tuning", updateId=update_id, nodegroupName="team")[
+            "update"]["status"] == "Successful", "the Update EKS answered the raise with is the one stored"
+
+
+def test_a_group_mixing_instance_types_of_different_amis_is_refused_at_submission():
+    definition = study_definition(name="mixed")
+    definition["nodePool"] = {"provider": "eks", "instanceTypes": ["g5.xlarge", "m5.xlarge"]}
+    with pytest.raises(InvalidStudy) as refused:
+        parse_study(definition)
+    [problem] = refused.value.problems
+    assert problem.path == "nodePool.instanceTypes"
+    assert problem.message == ("expected instance types that boot the same EKS AMI type (a node group boots one): "
+                               "g5.xlarge: AL2023_x86_64_NVIDIA; m5.xlarge: AL2023_x86_64_STANDARD")
