@@ -17,6 +17,7 @@ from typing import Any
 from functions.core.cluster import Cluster
 from functions.core.limits import Limits
 from functions.core.node_hours import LOOK_EVERY
+from functions.core.nodepool import EKS_GROUPS
 from functions.core.pod_fields import resource_problem
 from functions.core.timeouts import REMOTE_TIMEOUT
 
@@ -51,11 +52,12 @@ def _list(text: str) -> tuple[str, ...]:
 
 
 def _limits(env: Mapping[str, str]) -> Limits:
-    """The study limits, each default replaced by its ``KATUNA_MAX_<FIELD>`` variable where set."""
-    overrides: dict[str, Any] = {}
+    """The study limits, each numeric default replaced by its ``KATUNA_MAX_<FIELD>`` variable
+    where set, and the machine types pools may have from ``KATUNA_POOL_MACHINE_TYPES``."""
+    overrides: dict[str, Any] = {"machine_types": _list(env.get(f"{PREFIX}POOL_MACHINE_TYPES", ""))}
     for item in fields(Limits):
         name = f"{PREFIX}MAX_{item.name.upper()}"
-        if env.get(name):
+        if env.get(name) and item.name != "machine_types":
             kind = float if isinstance(item.default, float) else int
             try:
                 value = kind(env[name])
@@ -147,7 +149,11 @@ class Settings:
     largest ``trialTemplate.maxAttempts`` (100); ``KATUNA_MAX_SETTING``, the largest integer
     sampler or pruner setting (100,000); ``KATUNA_MAX_TEXT`` characters of a metric filter or a
     name (4,096); ``KATUNA_MAX_WARM_START`` known results of a warm start, inline and taken from
-    ``warmStart.study`` (1,000).
+    ``warmStart.study`` (1,000). What one study's node pool may cost: ``KATUNA_MAX_POOL_NODES``
+    nodes of one pool (100); ``KATUNA_MAX_ACCELERATORS`` GPUs on one node (8);
+    ``KATUNA_MAX_POOLS`` pools katuna's studies hold at once (10; at most 30 on EKS, its quota of
+    managed node groups per cluster); ``KATUNA_POOL_MACHINE_TYPES`` (comma-separated, unset: any),
+    the GKE machine types and EC2 instance types a pool may have.
     """
 
     db: Path = Path("katuna.db")
@@ -279,6 +285,9 @@ class Settings:
                     raise ValueError(f"{PREFIX}GKE_{name.upper()}: required with {PREFIX}GKE_CLUSTER")
         if self.eks_cluster and not (self.eks_subnets and self.eks_node_role):
             raise ValueError(f"{PREFIX}EKS_SUBNETS and {PREFIX}EKS_NODE_ROLE: required with {PREFIX}EKS_CLUSTER")
+        if self.eks_cluster and self.limits.pools > EKS_GROUPS:
+            raise ValueError(f"{PREFIX}MAX_POOLS: expected at most {EKS_GROUPS} with {PREFIX}EKS_CLUSTER (EKS's quota "
+                             f"of managed node groups per cluster), got {self.limits.pools}")
 
     @property
     def node_pool_provider(self) -> str | None:

@@ -228,7 +228,7 @@ class EksNodePools:
         if group is None:
             return PoolChange()
         scaling = group["scalingConfig"]
-        low, high = (adopted["minSize"], adopted["maxSize"]) if adopted is not None else (0, scaling["maxSize"])
+        low, high = (adopted["minSize"], adopted["maxSize"]) if adopted is not None else (0, pool.max_nodes)
         if (scaling["minSize"], scaling["maxSize"]) == (low, high):
             return PoolChange()
         return PoolChange(self._update(

@@ -275,13 +275,14 @@ class GkeNodePools:
                 return PoolChange()
             return self._operation(self._call("set_node_pool_autoscaling", {
                 "name": self.cluster.pool_path(pool.name), "autoscaling": dict(adopted)}))
-        if current.autoscaling.enabled and _limits(current)[0] == 0:
+        kept = (0, _limits(current)[1] if _per_zone(current) else pool.max_nodes)
+        if current.autoscaling.enabled and _limits(current) == kept:
             return PoolChange()
         if _per_zone(current):
             lowered = {"name": self.cluster.pool_path(pool.name), "autoscaling": {**_autoscaling(current),
                                                                                   "min_node_count": 0}}
         else:
-            lowered = autoscaling_request(self.cluster, pool, max(_limits(current)[1], 1))
+            lowered = autoscaling_request(self.cluster, pool, pool.max_nodes)
         return self._operation(self._call("set_node_pool_autoscaling", lowered))
 
     def delete(self, name: str) -> PoolChange:

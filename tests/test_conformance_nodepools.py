@@ -118,6 +118,15 @@ class NodePoolsContract:
         status = pools.describe(NAME)
         assert (status.min_nodes, status.max_nodes) == (0, 5)
 
+    def test_scale_back_brings_a_raised_maximum_down_to_the_pools(self, pools: NodePools):
+        self.settle(pools, pools.ensure(self.pool()))
+        self.settle(pools, pools.ensure(self.pool(max_nodes=12), owner="another"))
+        assert pools.describe(NAME).max_nodes == 12
+        self.settle(pools, pools.scale_back(self.pool(max_nodes=5)))
+        status = pools.describe(NAME)
+        assert (status.min_nodes, status.max_nodes) == (0, 5)
+        assert pools.scale_back(self.pool(max_nodes=5)) == PoolChange(), "brought down once"
+
     def test_a_deleted_pool_is_gone_and_deleting_it_again_is_success(self, pools: NodePools):
         self.settle(pools, pools.ensure(self.pool()))
         change = pools.delete(NAME)

@@ -94,6 +94,69 @@ def test_configured_limits_come_from_the_environment():
             Settings.from_env({"KATUNA_MAX_GRID": bad})
 
 
+def pooled(pool: dict, **overrides) -> dict:
+    return study_definition(name="pooled", nodePool={"provider": "gke", **pool}, **overrides)
+
+
+def test_a_node_pool_past_the_ceilings_is_refused_naming_each_field():
+    gpus = {"machineType": "a3-highgpu-8g", "accelerators": [{"type": "nvidia-h100-80gb", "count": 16}]}
+    assert problems(pooled({"maxNodes": 1_000, **gpus})) == [
+        "nodePool.maxNodes: expected at most 100 (set by KATUNA_MAX_POOL_NODES), got 1,000",
+        "nodePool.accelerators[0].count: expected at most 8 (set by KATUNA_MAX_ACCELERATORS), got 16"]
+    two = {"machineType": "n1-standard-8", "accelerators": [{"type": "nvidia-tesla-t4", "count": 2}] * 2}
+    assert problems(pooled(two), Limits(accelerators=3)) == [
+        "nodePool.accelerators: expected at most 3 (set by KATUNA_MAX_ACCELERATORS), got 4"]
+    spec = parse_study(pooled({"maxNodes": 100, "machineType": "a3-highgpu-8g",
+                               "accelerators": [{"type": "nvidia-h100-80gb", "count": 8}]}))
+    assert (spec.node_pool.max_nodes, spec.node_pool.accelerators) == (100, (("nvidia-h100-80gb", 8),))
+
+
+def test_a_pool_left_unsized_is_capped_at_the_ceiling_not_refused():
+    spec = parse_study(pooled({}, parallelism=500, maxTrials=1_000))
+    assert (spec.parallelism, spec.node_pool.max_nodes) == (500, 100), "trials wait for room instead"
+    assert parse_study(pooled({}, parallelism=500, maxTrials=1_000), Limits(pool_nodes=1_000)).node_pool.max_nodes == 500
+    eks = study_definition(name="pooled", parallelism=500, maxTrials=1_000, nodePool={"provider": "eks"})
+    assert parse_study(eks, Limits(pool_nodes=1_000)).node_pool.max_nodes == 450, "EKS's nodes per group"
+
+
+def test_an_eks_group_past_eks_nodes_per_group_is_refused_whatever_the_ceiling():
+    eks = {"provider": "eks", "instanceTypes": ["m5.xlarge"]}
+    assert problems(study_definition(name="pooled", nodePool={**eks, "maxNodes": 451}), Limits(pool_nodes=1_000)) == [
+        "nodePool.maxNodes: expected an integer from 1 to 450: EKS's quota of nodes per managed node group "
+        "(a larger pool would be refused when it is created)"]
+    accepted = parse_study(study_definition(name="pooled", nodePool={**eks, "maxNodes": 450}), Limits(pool_nodes=1_000))
+    assert accepted.node_pool.max_nodes == 450
+    assert parse_study(pooled({"maxNodes": 1_000}), Limits(pool_nodes=1_000)).node_pool.max_nodes == 1_000
+
+
+def test_machine_types_the_service_does_not_allow_are_refused_naming_the_field():
+    allowed = Limits(machine_types=("n2-standard-4", "m5.xlarge"))
+    assert problems(pooled({"machineType": "a3-highgpu-8g"}), allowed) == [
+        "nodePool.machineType: expected one of the machine types this service allows (n2-standard-4, m5.xlarge: "
+        "KATUNA_POOL_MACHINE_TYPES), got a3-highgpu-8g"]
+    assert problems(pooled({}), allowed) == [
+        "nodePool.machineType: expected one of the machine types this service allows (n2-standard-4, m5.xlarge: "
+        "KATUNA_POOL_MACHINE_TYPES); the default, e2-standard-4, is not one: set nodePool.machineType"]
+    eks = study_definition(name="pooled", nodePool={"provider": "eks", "instanceTypes": ["m5.xlarge", "p5.48xlarge"]})
+    assert [p.split(":")[0] for p in problems(eks, allowed)] == ["nodePool.instanceTypes[1]"]
+    assert parse_study(pooled({"machineType": "n2-standard-4"}), allowed).node_pool.machine_types == ("n2-standard-4",)
+    assert parse_study(pooled({"machineType": "a3-highgpu-8g"})).node_pool, "no list: any machine type"
+
+
+def test_node_pool_ceilings_come_from_the_environment():
+    settings = Settings.from_env({"KATUNA_MAX_POOL_NODES": "20", "KATUNA_MAX_ACCELERATORS": "1",
+                                  "KATUNA_MAX_POOLS": "3", "KATUNA_POOL_MACHINE_TYPES": "n2-standard-4, e2-standard-8"})
+    assert settings.limits == Limits(pool_nodes=20, accelerators=1, pools=3,
+                                     machine_types=("n2-standard-4", "e2-standard-8"))
+    assert (Limits().pool_nodes, Limits().accelerators, Limits().pools, Limits().machine_types) == (100, 8, 10, ())
+    with pytest.raises(ValueError, match="KATUNA_MAX_POOLS: expected a positive integer"):
+        Settings.from_env({"KATUNA_MAX_POOLS": "0"})
+    eks = {"KATUNA_EKS_CLUSTER": "tuning", "KATUNA_EKS_SUBNETS": "subnet-a", "KATUNA_EKS_NODE_ROLE": "arn:aws:iam::1:role/n"}
+    with pytest.raises(ValueError, match="KATUNA_MAX_POOLS: expected at most 30 with KATUNA_EKS_CLUSTER"):
+        Settings.from_env({**eks, "KATUNA_MAX_POOLS": "31"})
+    assert Settings.from_env({**eks, "KATUNA_MAX_POOLS": "30"}).limits.pools == 30
+
+
 def test_inline_known_results_past_the_limit_are_refused_naming_it():
     known = [{"params": {"x": 0.5}, "value": 1.0}] * 1_001
     assert problems(study_definition(warmStart={"trials": known})) == [
@@ -181,7 +244,8 @@ def test_a_filter_past_the_text_limit_is_refused():
 
 @pytest.mark.slow
 def test_a_service_refuses_past_its_configured_limits_and_stores_nothing(tmp_path: Path):
-    service = Service(tmp_path, workers=1, KATUNA_MAX_PARALLELISM="2", KATUNA_MAX_GRID="3")
+    service = Service(tmp_path, workers=1, KATUNA_MAX_PARALLELISM="2", KATUNA_MAX_GRID="3",
+                      KATUNA_MAX_POOL_NODES="5")
     try:
         over = study_definition(name="over", parallelism=3, maxTrials=5)
         status, answer = service.json("POST", "/studies", body=json.dumps(over),
@@ -193,6 +257,12 @@ def test_a_service_refuses_past_its_configured_limits_and_stores_nothing(tmp_pat
         status, answer = service.json("POST", "/studies", body=json.dumps(wide),
                                       headers={"Content-Type": "application/json"})
         assert status == 422 and "expected at most 3 (KATUNA_MAX_GRID)" in answer["problems"][0]["message"]
+        large = pooled({"maxNodes": 6})
+        status, answer = service.json("POST", "/studies", body=json.dumps(large),
+                                      headers={"Content-Type": "application/json"})
+        assert status == 422, answer
+        assert answer["problems"] == [{"path": "nodePool.maxNodes", "message":
+                                       "expected at most 5 (set by KATUNA_MAX_POOL_NODES), got 6"}]
         assert service.json("GET", "/studies")[1] == []
     finally:
         service.close()

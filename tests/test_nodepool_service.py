@@ -4,7 +4,9 @@ the loopback Kubernetes API, node pools through the real GKE client against the 
 from __future__ import annotations
 
 import json
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import yaml
@@ -112,3 +114,37 @@ def test_a_study_asking_for_another_cloud_is_refused_naming_the_field(clouds):
     assert "KATUNA_EKS_CLUSTER" in problems["problems"][0]["message"]
     assert service.json("GET", "/studies/elsewhere")[0] == 404
     assert not [r for r in gke.requests if "elsewhere" in json.dumps(r)]
+
+
+def test_concurrent_submissions_hold_no_more_pools_than_allowed(tmp_path_factory: pytest.TempPathFactory):
+    gke = GkeStub(speed=100.0)
+    kube = KubeStub(namespaces=("pools",))
+    service = Service(tmp_path_factory.mktemp("capped"), workers=2, KATUNA_EXECUTOR="kubernetes",
+                      KATUNA_K8S_API=kube.url, KATUNA_K8S_NAMESPACE="pools", KATUNA_GKE_PROJECT="proj",
+                      KATUNA_GKE_LOCATION="europe-west4", KATUNA_GKE_CLUSTER="tuning", KATUNA_GKE_ENDPOINT=gke.url,
+                      KATUNA_K8S_DEFAULT_RESOURCES="cpu=100m", KATUNA_MAX_POOLS="2")
+    try:
+        start = threading.Barrier(6)
+
+        def submit(name: str) -> tuple[int, dict]:
+            definition = study_definition(name=name, maxTrials=1, parallelism=1)
+            definition["trialTemplate"]["image"] = "python:3.12"
+            definition["nodePool"] = {"provider": "gke", "machineType": "n2-standard-4", "maxNodes": 2}
+            start.wait()
+            return service.json("POST", "/studies", body=json.dumps(definition),
+                                headers={"Content-Type": "application/json"})
+
+        with ThreadPoolExecutor(6) as threads:
+            answers = list(threads.map(submit, [f"race-{i}" for i in range(6)]))
+        assert sorted(status for status, _ in answers) == [201, 201, 422, 422, 422, 422], answers
+        refused = [body["problems"] for status, body in answers if status == 422]
+        assert all(p[0]["path"] == "nodePool" and "(set by KATUNA_MAX_POOLS)" in p[0]["message"] for p in refused)
+        stored = [study["name"] for study in service.json("GET", "/studies")[1]]
+        assert len(stored) == 2
+        for name in stored:
+            wait_for_pool(service, name, "ready")
+        assert sorted(gke.pools) == sorted(f"katuna-{name}" for name in stored)
+    finally:
+        service.close()
+        gke.close()
+        kube.close()

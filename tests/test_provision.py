@@ -3,6 +3,9 @@ SQLite store and the GKE adapter against the loopback GKE API; every event deliv
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,11 +22,13 @@ from functions.core.errors import InvalidStudy, TemporaryError
 from functions.core.events import Event, pool_check, study_completed, study_created
 from functions.core.job import render_job
 from functions.core.launch import trial_launch
+from functions.core.limits import Limits
 from functions.core.records import PoolUse, StudyRecord, TrialRecord
 from functions.core.validate import parse_study
 from functions.core.views import study_view
 from functions.dispatch import Dispatcher
 from functions.handlers import Deps
+from functions.handlers.base import store_study
 from functions.handlers.provision import waiting_on_pools
 from functions.pools import check_node_pool
 from functions.settings import Settings
@@ -607,3 +612,124 @@ def test_a_token_refresh_failing_for_a_while_is_retried_and_never_fails_the_stud
     deliver_twice(dispatcher, pool_check())
     assert store.pool_use("u1").phase == "creating" and credentials.refreshes == 5
     store.close()
+
+
+def test_a_shared_pools_maximum_comes_back_once_the_study_that_raised_it_ends(world, gke_api: GkeStub):
+    dispatcher, store, _ = world
+    submit(store, pool_study("small", name="trials", shared=True), "u1")
+    deliver_twice(dispatcher, created("small", "u1"))
+    gke_api.advance(600)
+    deliver_twice(dispatcher, pool_check())
+    submit(store, pool_study("large", name="trials", shared=True, maxNodes=10), "u2")
+    deliver_twice(dispatcher, created("large", "u2"))
+    gke_api.advance(600)
+    deliver_twice(dispatcher, pool_check())
+    assert limits(gke_api, "trials") == (0, 10), "raised for the larger study"
+    end(dispatcher, store, "large")
+    gke_api.advance(600)
+    deliver_twice(dispatcher, pool_check())
+    assert limits(gke_api, "trials") == (0, 4), "the study still running needs no more than the pool was made with"
+    assert store.pool_use("u2").phase == "released"
+    end(dispatcher, store, "small")
+    gke_api.advance(600)
+    deliver_twice(dispatcher, pool_check())
+    assert limits(gke_api, "trials") == (0, 4) and gke_api.calls("DELETE") == []
+    assert len(gke_api.calls("POST", ":setAutoscaling")) == 2, "raised once, lowered once"
+
+
+def test_a_raised_maximum_stays_while_the_study_that_needs_it_runs_and_no_longer(world, gke_api: GkeStub):
+    dispatcher, store, _ = world
+    submit(store, pool_study("maker", name="trials", shared=True), "u1")
+    deliver_twice(dispatcher, created("maker", "u1"))
+    gke_api.advance(600)
+    deliver_twice(dispatcher, pool_check())
+    submit(store, pool_study("grower", name="trials", shared=True, maxNodes=10), "u2")
+    deliver_twice(dispatcher, created("grower", "u2"))
+    gke_api.advance(600)
+    deliver_twice(dispatcher, pool_check())
+    end(dispatcher, store, "maker")
+    gke_api.advance(600)
+    deliver_twice(dispatcher, pool_check())
+    assert limits(gke_api, "trials") == (0, 10), "the running study still needs it"
+    submit(store, pool_study("later", name="trials", shared=True, maxNodes=6), "u3")
+    deliver_twice(dispatcher, created("later", "u3"))
+    end(dispatcher, store, "grower")
+    gke_api.advance(600)
+    deliver_twice(dispatcher, pool_check())
+    assert limits(gke_api, "trials") == (0, 6), "down to what the study still running asks"
+    end(dispatcher, store, "later")
+    gke_api.advance(600)
+    deliver_twice(dispatcher, pool_check())
+    assert limits(gke_api, "trials") == (0, 4), "back to the maximum it was created with"
+
+
+@pytest.fixture
+def capped(gke_api: GkeStub, tmp_path: Path):
+    """The world of the tests above, holding at most two node pools at once."""
+    store = SqliteStore(tmp_path / "katuna.db")
+    pools = gke.GkeNodePools(gke.GkeCluster("proj", "europe-west4", "tuning"), gke.client(gke_api.url))
+    deps = Deps(store, LocalExecutor(tmp_path / "logs", lambda event: None), Clock(), pools,
+                limits=Limits(pools=2))
+    yield Dispatcher(deps), store, deps
+    store.close()
+
+
+def test_a_study_whose_pool_would_be_one_too_many_is_refused_at_submission_and_stores_nothing(capped):
+    _, store, deps = capped
+    for name in ("one", "two"):
+        store_study(deps, parse_study(pool_study(name)), pool_study(name))
+    with pytest.raises(InvalidStudy) as refused:
+        store_study(deps, parse_study(pool_study("three")), pool_study("three"))
+    [problem] = refused.value.problems
+    assert problem.path == "nodePool"
+    assert problem.message.startswith("katuna's studies hold 2 node pools, the most they may hold at once "
+                                      "(set by KATUNA_MAX_POOLS)")
+    assert [r.name for r in store.list_studies()] == ["one", "two"]
+    sharing = pool_study("sharing", name="katuna-one")
+    assert store_study(deps, parse_study(sharing), sharing)[1], "a pool held already is no pool more"
+    assert not store_study(deps, parse_study(pool_study("two")), pool_study("two"))[1], "submitted again: stored"
+    plain = study_definition(name="plain")
+    assert store_study(deps, parse_study(plain), plain)[1], "a study without a pool holds none"
+
+
+def test_concurrent_submissions_never_hold_more_pools_than_allowed(capped, tmp_path: Path):
+    _, store, deps = capped
+    start = threading.Barrier(6)
+
+    def submit_one(name: str) -> str:
+        own = replace(deps, store=SqliteStore(store.path))
+        start.wait()
+        try:
+            store_study(own, parse_study(pool_study(name)), pool_study(name))
+            return "stored"
+        except InvalidStudy as exc:
+            return exc.problems[0].path
+        finally:
+            own.store.close()
+
+    with ThreadPoolExecutor(6) as threads:
+        answers = list(threads.map(submit_one, [f"race-{i}" for i in range(6)]))
+    assert sorted(answers) == ["nodePool"] * 4 + ["stored"] * 2
+    assert len(store.list_studies()) == 2
+
+
+def test_a_pool_past_the_count_when_its_use_is_created_fails_the_study_and_asks_nothing(capped, gke_api):
+    dispatcher, store, _ = capped
+    for name, uid in (("first", "u1"), ("second", "u2"), ("third", "u3")):
+        submit(store, pool_study(name), uid)
+    deliver_twice(dispatcher, created("first", "u1"))
+    gke_api.advance(600)
+    deliver_twice(dispatcher, created("second", "u2"))
+    gke_api.advance(600)
+    emitted = deliver_twice(dispatcher, created("third", "u3"))
+    assert [e.type for e in emitted] == ["dev.katuna.study.completed"]
+    record = store.get_study("third")
+    assert record.status == "failed" and record.reason.startswith(
+        "node pool katuna-third: nodePool: katuna's studies hold 2 node pools, the most they may hold at once "
+        "(set by KATUNA_MAX_POOLS)")
+    assert (store.pool_use("u3").phase, store.pool_use("u3").released_at is not None) == ("failed", True)
+    assert sorted(p[2]["nodePool"]["name"] for p in gke_api.calls("POST", "/nodePools")) == [
+        "katuna-first", "katuna-second"]
+    deliver_twice(dispatcher, emitted[0])
+    deliver_twice(dispatcher, pool_check())
+    assert len(gke_api.calls("POST", "/nodePools")) == 2 and "katuna-third" not in gke_api.pools

@@ -102,7 +102,7 @@ def test_bad_flags_are_named():
     assert result.returncode == 2 and "--label" in result.stderr and "expected key=value" in result.stderr
     result = provision("eks", "up", *EKS_FLAGS, "--subnets", "s-1", "--node-role", ROLE, "--max-nodes", "0",
                        "--dry-run")
-    assert result.returncode == 2 and "--max-nodes: expected an integer from 1 to 1000" in result.stderr
+    assert result.returncode == 2 and "--max-nodes: expected an integer from 1 to 450: EKS's quota" in result.stderr
 
 
 def test_eks_dry_run_prints_the_exact_request():

@@ -1,10 +1,11 @@
 """Upper bounds on what one accepted study may ask of the service.
 
 A study is checked against these at submission, so that no single request can occupy the
-service: a count that keeps a write transaction busy for minutes, a grid that Optuna's
+service or run up the cloud's bill: a count that keeps a write transaction busy for minutes, a grid that Optuna's
 ``GridSampler`` materialises point by point, a number too large for the float arithmetic of
-the samplers. Each bound has a documented default; ``functions.settings.Settings.limits``
-reads overrides from ``KATUNA_MAX_*`` variables.
+the samplers, a node pool whose size, GPUs or number nobody bounds. Each bound has a documented
+default; ``functions.settings.Settings.limits`` reads overrides from ``KATUNA_MAX_*`` variables
+(and the machine types a pool may have from ``KATUNA_POOL_MACHINE_TYPES``).
 """
 
 from __future__ import annotations
@@ -55,6 +56,25 @@ class Limits:
     """Known results of a warm start in all: given inline in ``warmStart.trials`` (or its file)
     and taken from ``warmStart.study`` when the study is stored. The sampler learns from each of
     them at every suggestion."""
+
+    pool_nodes: int = 100
+    """Nodes of one study's node pool (``nodePool.maxNodes``; left out, it is the study's
+    ``parallelism`` capped at this). 100 is the 0..100 spot pool katuna is made for, a tenth of
+    what a GKE pool may hold."""
+
+    accelerators: int = 8
+    """Accelerators (GPUs) on one node of a pool, all ``nodePool.accelerators`` counts together:
+    8 is the most the usual GPU machine types carry (a2-highgpu-8g, a3-highgpu-8g)."""
+
+    pools: int = 10
+    """Node pools katuna's studies hold at once: the distinct pools of running studies and of
+    ended ones not yet given back. A study whose pool would be one more is refused when it is
+    submitted; one that shares a pool already held is not. 10 stays well under EKS's 30 managed
+    node groups per cluster."""
+
+    machine_types: tuple[str, ...] = ()
+    """The GKE machine types and EC2 instance types a pool may have (``KATUNA_POOL_MACHINE_TYPES``,
+    comma-separated); empty: any."""
 
 
 DEFAULTS = Limits()

@@ -27,6 +27,7 @@ from functions.core import eks_ami, gpus
 from functions.core.cluster import TRIAL_TAINT, Cluster
 from functions.core.errors import PermanentError
 from functions.core.labels import valid_key, valid_value
+from functions.core.limits import DEFAULTS, Limits
 from functions.core.reader import Reader, join
 
 GKE, EKS = "gke", "eks"
@@ -38,6 +39,11 @@ SELECTOR_KEYS = {GKE: "cloud.google.com/gke-nodepool", EKS: "eks.amazonaws.com/n
 DEFAULT_MACHINE = {GKE: ("e2-standard-4",), EKS: ("m5.xlarge", "m5a.xlarge", "m6i.xlarge")}
 GKE_NAME = re.compile(r"[a-z]([-a-z0-9]{0,38}[a-z0-9])?")
 EKS_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
+MOST_NODES = {GKE: 1000, EKS: 450}
+"""The most nodes the cloud gives one pool: GKE's 1,000 nodes per node pool (per zone) and EKS's
+quota of 450 nodes per managed node group (Amazon EKS service quotas)."""
+EKS_GROUPS = 30
+"""EKS's quota of managed node groups per cluster (Amazon EKS service quotas)."""
 OWNER_KEY = "katuna-study-uid"
 """The label (GKE ``resourceLabels``) or tag (EKS) naming the study whose request created a pool."""
 _FIELDS = {"name", "provider", "capacity", "machineType", "instanceTypes", "maxNodes", "diskSizeGb",
@@ -121,8 +127,13 @@ def place_trials(cluster: Cluster, pool: NodePool | None) -> Cluster:
     return replace(cluster, node_selector=tuple(sorted(selector.items())), tolerations=tolerations)
 
 
-def parse_node_pool(r: Reader, data: Any, study: str | None, parallelism: int | None) -> NodePool | None:
-    """The ``nodePool`` section of a study; problems go to ``r``."""
+def parse_node_pool(r: Reader, data: Any, study: str | None, parallelism: int | None,
+                    limits: Limits = DEFAULTS) -> NodePool | None:
+    """The ``nodePool`` section of a study; problems go to ``r``. Left out, ``maxNodes`` is one
+    node per parallel trial, capped at ``limits.pool_nodes`` and at what the cloud allows (a pool
+    smaller than the study's parallelism only makes trials wait for room); given, it is refused
+    past what the cloud allows here, and past ``limits`` by
+    :func:`functions.core.study_limits.over_limits`."""
     if data is None:
         return None
     path = "nodePool"
@@ -145,8 +156,8 @@ def parse_node_pool(r: Reader, data: Any, study: str | None, parallelism: int | 
         r.fail(join(path, "pricePerNodeHour"), "expected a price of 0 or more per node-hour")
     if capacity not in CAPACITIES:
         r.fail(join(path, "capacity"), f"expected spot, preemptible or on-demand, got {capacity!r}")
-    if max_nodes is not None and not 1 <= max_nodes <= 1000:
-        r.fail(join(path, "maxNodes"), "expected an integer from 1 to 1000")
+    if max_nodes is not None and not 1 <= max_nodes <= MOST_NODES[provider if provider in PROVIDERS else GKE]:
+        r.fail(join(path, "maxNodes"), _most_nodes(provider))
     if disk is not None and disk < 10:
         r.fail(join(path, "diskSizeGb"), "expected at least 10")
     labels = _labels(r, item, path, provider)
@@ -155,14 +166,41 @@ def parse_node_pool(r: Reader, data: Any, study: str | None, parallelism: int | 
     if provider is None:
         return None
     _check_provider_fields(r, path, provider, name, capacity, accelerators)
+    defaulted = not {"machineType", "instanceTypes"} & set(item)
+    _check_allowed(r, path, provider, machines, limits.machine_types, defaulted)
     if provider == GKE:
         _check_gpus(r, path, machines[0], accelerators, defaulted="machineType" not in item)
     mixed = eks_ami.mixed_problem(machines) if provider == EKS else None
     if mixed is not None:
         r.fail(join(path, "instanceTypes"), mixed)
+    default_nodes = min(parallelism or 3, limits.pool_nodes, MOST_NODES[provider])
     return NodePool(name=name, provider=provider, capacity=capacity, machine_types=machines,
-                    max_nodes=max_nodes or parallelism or 3, disk_size_gb=disk, accelerators=accelerators,
+                    max_nodes=max_nodes or default_nodes, disk_size_gb=disk, accelerators=accelerators,
                     labels=labels, shared=shared, price_per_node_hour=None if price is None else float(price))
+
+
+def _most_nodes(provider: str | None) -> str:
+    if provider == EKS:
+        return (f"expected an integer from 1 to {MOST_NODES[EKS]}: EKS's quota of nodes per managed node group "
+                "(a larger pool would be refused when it is created)")
+    return f"expected an integer from 1 to {MOST_NODES[GKE]}"
+
+
+def _check_allowed(r: Reader, path: str, provider: str, machines: tuple[str, ...], allowed: tuple[str, ...],
+                   defaulted: bool) -> None:
+    """Machine types the service's operator does not allow (``KATUNA_POOL_MACHINE_TYPES``)."""
+    field = join(path, "machineType" if provider == GKE else "instanceTypes")
+    refused = [(i, machine) for i, machine in enumerate(machines) if allowed and machine not in allowed]
+    expected = f"expected one of the machine types this service allows ({', '.join(allowed)}: KATUNA_POOL_MACHINE_TYPES)"
+    if not refused:
+        return
+    if defaulted:
+        r.fail(field, f"{expected}; the default, {', '.join(machines)}, is not one: set {field}")
+    elif provider == GKE:
+        r.fail(field, f"{expected}, got {machines[0]}")
+    else:
+        for i, machine in refused:
+            r.fail(f"{field}[{i}]", f"{expected}, got {machine}")
 
 
 def _check_provider_fields(r: Reader, path: str, provider: str, name: str, capacity: str,

@@ -175,7 +175,8 @@ class NodePools(Protocol):
     def scale_back(self, pool: NodePool, adopted: Mapping[str, Any] | None = None, *,
                    request_id: str | None = None) -> PoolChange:
         """Give an adopted pool back its autoscaling settings as found (``adopted``, from
-        :class:`PoolChange`); without them, let the autoscaler go down to 0 nodes (minimum 0)."""
+        :class:`PoolChange`); without them, let the autoscaler go down to 0 nodes (minimum 0)
+        and up to ``pool.max_nodes`` (lowering a maximum an earlier study raised)."""
 
     def delete(self, name: str) -> PoolChange:
         """Delete the pool; deleting one that is absent is success."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functions.core.errors import Problem
 from functions.core.limits import PREFIX, Limits
+from functions.core.nodepool import NodePool
 from functions.core.parameters import ChoiceParameter
 from functions.core.spec import Study
 
@@ -26,5 +27,17 @@ def over_limits(study: Study, limits: Limits) -> list[Problem]:
     checks += [(f"parameters[{i}].values", len(p.values), limits.values, "VALUES")
                for i, p in enumerate(study.parameters) if isinstance(p, ChoiceParameter)]
     checks += [("objective", len(metric), limits.text, "TEXT") for metric in study.metric_names]
+    checks += _pool_checks(study.node_pool, limits)
     return [Problem(path, f"expected at most {bound:,} (set by {PREFIX}MAX_{variable}), got {value:,}")
             for path, value, bound, variable in checks if value is not None and value > bound]
+
+
+def _pool_checks(pool: NodePool | None, limits: Limits) -> list[tuple[str, int, int, str]]:
+    """The node pool's size and the accelerators on each of its nodes (all its entries'
+    counts together, named by the only entry where there is one)."""
+    if pool is None:
+        return []
+    gpus = sum(count for _, count in pool.accelerators)
+    where = "nodePool.accelerators[0].count" if len(pool.accelerators) == 1 else "nodePool.accelerators"
+    return [("nodePool.maxNodes", pool.max_nodes, limits.pool_nodes, "POOL_NODES"),
+            (where, gpus, limits.accelerators, "ACCELERATORS")]

@@ -81,7 +81,7 @@ def parse_study(data: Any, limits: Limits = DEFAULTS) -> Study:
     cluster = parse_cluster(r, top.get("kubernetes"))
     early_stopping = parse_early_stopping(r, top.get("earlyStopping"), len(objectives), limits)
     warm_start = parse_warm_start(r, top.get("warmStart"), parameters, [o.metric for o in objectives])
-    node_pool = parse_node_pool(r, top.get("nodePool"), name, parallelism)
+    node_pool = parse_node_pool(r, top.get("nodePool"), name, parallelism, limits)
     _check_counts(r, parallelism, max_trials, max_failed)
     if collector.kind == "tfevent" and early_stopping is not None:
         r.fail("earlyStopping", "not available with the tfevent collector: it reads the event files once the trial "

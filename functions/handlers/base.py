@@ -27,6 +27,7 @@ from functions.core.launch import trial_launch
 from functions.core.limits import DEFAULTS, Limits
 from functions.core.metrics import Summary, parse_json_lines, parse_text
 from functions.core.node_hours import LOOK_EVERY
+from functions.core.pool_count import HOLDING, held_pools, pools_problem
 from functions.core.ports import Clock, Executor, NodePools, Nodes, Resources, RunningLogs, Store
 from functions.core.records import COMPLETE, FAILED, RUNNING, STUDY_RUNNING, WAITING, Counts, StudyRecord, TrialRecord
 from functions.core.samplers import grid_size, sampler_for
@@ -71,10 +72,12 @@ def store_study(deps: Deps, spec: Study, definition: dict[str, Any],
     Submitting the identical study again returns the stored one (``StudyConflict`` when the
     name holds a different definition). Both the HTTP API and the study resources submit here.
     The results of the study a warm start names are taken in the same transaction
-    (:func:`warm_results`), so none can be deleted or added in between.
+    (:func:`warm_results`), so none can be deleted or added in between; so are the node pools
+    held (:func:`_check_pool_room`), so concurrent submissions never hold more than allowed.
     """
     uid = uuid.uuid4().hex[:12]
     with deps.store.transaction():
+        _check_pool_room(deps, spec)
         record = StudyRecord(spec, definition, os.path.abspath(deps.workdir), uid, created_at=deps.clock(),
                              origin=origin, warm_results=warm_results(deps, spec))
         stored = deps.store.add_study(record)
@@ -98,6 +101,19 @@ def store_or_restart(deps: Deps, spec: Study, definition: dict[str, Any]) -> tup
                 raise study_conflict(stored, spec, definition, f"it has ended ({stored.status}: {stored.reason}) and does "
                                      f"not restart: {'; '.join(refused)}") from exc
             return reopen(stored, deps, spec, definition), False
+
+
+def _check_pool_room(deps: Deps, spec: Study) -> None:
+    """Refuse a new study whose node pool would be one more than ``KATUNA_MAX_POOLS`` allows
+    (:class:`InvalidStudy` at ``nodePool``). A study stored under that name already holds its
+    pool: submitted again, it is the stored one (or a conflict), never refused for room."""
+    pool = spec.node_pool
+    if pool is None or _has_study(deps.store, spec.name):
+        return
+    running = [r.spec.node_pool for r in deps.store.list_studies() if r.spec.node_pool is not None and not r.terminal]
+    problem = pools_problem(pool, held_pools(deps.store.pool_uses(HOLDING), running), deps.limits.pools)
+    if problem is not None:
+        raise InvalidStudy([problem])
 
 
 def warm_results(deps: Deps, spec: Study) -> tuple[KnownResult, ...] | None:

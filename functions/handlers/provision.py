@@ -29,6 +29,7 @@ from typing import Any
 from functions.core.errors import PermanentError, StudyNotFound, TemporaryError
 from functions.core.events import POOL_CHECK, STUDY_CREATED, Event
 from functions.core.nodepool import NodePool, OperationStatus, PoolChange
+from functions.core.pool_count import HOLDING, held_pools, pools_problem
 from functions.core.ports import NodePools, Store
 from functions.core.records import (
     CREATING,
@@ -134,9 +135,17 @@ def _pools(deps: Deps, pool: NodePool) -> NodePools:
 
 
 def _provision(record: StudyRecord, pool: NodePool, deps: Deps) -> list[Event]:
+    """Ask for the study's pool, unless it would be one more than ``KATUNA_MAX_POOLS`` allows:
+    counted in this handler's transaction with the use it stores, so concurrent workers never
+    hold more. Submission refuses such a study first; one still found here (stored before the
+    limit was lowered) fails, naming the limit, and nothing is asked of the cloud."""
     use = PoolUse(uid=record.uid, study=record.name, pool=pool.name, provider=pool.provider,
                   capacity=pool.capacity, machine_types=pool.machine_types, max_nodes=pool.max_nodes,
                   shared=pool.shared, requested_at=deps.clock())
+    problem = pools_problem(pool, held_pools(deps.store.pool_uses(HOLDING)), deps.limits.pools)
+    if problem is not None:
+        deps.store.save_pool_use(replace(use, phase=POOL_FAILED, message=str(problem), released_at=deps.clock()))
+        return complete(record, deps, Decision(FAILED, f"node pool {pool.name}: {problem}"))
     try:
         change = _pools(deps, pool).ensure(pool, owner=record.uid, request_id=use.request_id)
     except PermanentError as exc:
@@ -224,9 +233,10 @@ def _pool_of(use: PoolUse, record: StudyRecord | None) -> NodePool:
 def _release(use: PoolUse, pool: NodePool, deps: Deps) -> PoolUse:
     """Delete a pool katuna created that is not shared and nobody else uses (one whose creation
     failed only if this study created it); give an adopted pool nobody else uses its settings
-    back; scale any other back to a minimum of 0. A cloud that cannot take the change now leaves
-    the use as it is, for the next tick (the events of the same step are kept)."""
-    others = _used_by_others(use, deps)
+    back; scale any other back to a minimum of 0 and to the maximum it keeps (:func:`_kept_maximum`).
+    A cloud that cannot take the change now leaves the use as it is, for the next tick (the events
+    of the same step are kept)."""
+    others = _running_others(use, deps)
     deleting = use.owned and not use.shared and not others
     if use.phase == POOL_FAILED and not (deleting and use.created):
         return replace(use, released_at=deps.clock())
@@ -234,8 +244,13 @@ def _release(use: PoolUse, pool: NodePool, deps: Deps) -> PoolUse:
         return replace(use, phase=RELEASED, operation=None, released_at=deps.clock())
     pools = _pools(deps, pool)
     try:
-        change: PoolChange = (pools.delete(pool.name) if deleting else
-                              pools.scale_back(pool, None if others else use.adopted, request_id=use.request_id))
+        if deleting:
+            change = pools.delete(pool.name)
+        elif use.adopted is not None:
+            change = pools.scale_back(pool, use.adopted, request_id=use.request_id)
+        else:
+            change = pools.scale_back(replace(pool, max_nodes=_kept_maximum(use, others, pools, deps)),
+                                      request_id=use.request_id)
     except TemporaryError:
         return use
     except PermanentError as exc:
@@ -252,8 +267,25 @@ def _left(pool: str, deleting: bool, error: str) -> str:
     return f"releasing the pool: {error}; node pool {pool} {left}"
 
 
-def _used_by_others(use: PoolUse, deps: Deps) -> bool:
-    """Whether another running study uses the same pool."""
+def _kept_maximum(use: PoolUse, others: list[PoolUse], pools: NodePools, deps: Deps) -> int:
+    """The maximum a pool keeps once this study is done with it: the one katuna's latest create
+    of it gave it, or what the running studies still using it ask for if more. A raise lasts
+    only while a running study needs it, so a shared pool does not stay at the largest size any
+    study ever asked for. A pool of unknown origin (found before ownership was recorded) keeps
+    the maximum it has."""
+    made = [other.max_nodes for other in deps.store.pool_uses(pool=use.pool)
+            if other.provider == use.provider and other.created]
+    if use.owned and made:
+        base = made[-1]
+    else:
+        found = pools.describe(use.pool)
+        base = use.max_nodes if found is None else found.max_nodes
+    return max([base, *(other.max_nodes for other in others)])
+
+
+def _running_others(use: PoolUse, deps: Deps) -> list[PoolUse]:
+    """The uses of the same pool by other running studies."""
+    found = []
     for other in deps.store.pool_uses(POOL_IN_USE, pool=use.pool):
         if other.uid == use.uid or other.provider != use.provider:
             continue
@@ -262,5 +294,5 @@ def _used_by_others(use: PoolUse, deps: Deps) -> bool:
         except StudyNotFound:
             continue
         if record.uid == other.uid and not record.terminal:
-            return True
-    return False
+            found.append(other)
+    return found
