@@ -137,7 +137,7 @@ def test_machine_types_the_service_does_not_allow_are_refused_naming_the_field()
     assert problems(pooled({}), allowed) == [
         "nodePool.machineType: expected one of the machine types this service allows (n2-standard-4, m5.xlarge: "
         "KATUNA_POOL_MACHINE_TYPES); the default, e2-standard-4, is not one: set nodePool.machineType"]
-    eks = study_definition(name="pooled", nodePool={"provider": "eks", "instanceTypes": ["m5.xlarge", "p5.48xlarge"]})
+    eks = study_definition(name="pooled", nodePool={"provider": "eks", "instanceTypes": ["m5.xlarge", "m6i.2xlarge"]})
     assert [p.split(":")[0] for p in problems(eks, allowed)] == ["nodePool.instanceTypes[1]"]
     assert parse_study(pooled({"machineType": "n2-standard-4"}), allowed).node_pool.machine_types == ("n2-standard-4",)
     assert parse_study(pooled({"machineType": "a3-highgpu-8g"})).node_pool, "no list: any machine type"
