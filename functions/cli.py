@@ -34,7 +34,7 @@ from functions.core.launch import trial_launch
 from functions.core.records import StudyRecord, TrialRecord
 from functions.core.samplers import first_suggestion
 from functions.core.spec import Study
-from functions.core.trial_identity import account_problems
+from functions.core.trial_identity import study_problems
 from functions.embedded import Embedded
 from functions.interrupts import Interrupted, interruptible
 from functions.progress import StudyProgress
@@ -187,7 +187,7 @@ def render(file: str, assignments: tuple[str, ...]) -> None:
     """Print the Kubernetes Job of a trial of the study in FILE (no cluster needed)."""
     settings = Settings.from_env()
     spec, definition = _load(file, settings)
-    refused = account_problems(spec, settings.service_accounts)
+    refused = study_problems(spec, settings.cluster_defaults())
     if refused:
         _problems(file, InvalidStudy(in_definition(definition, refused)))
     try:

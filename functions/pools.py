@@ -1,5 +1,5 @@
 """Wiring of node pools: the adapter the settings name, and the checks a submitted study passes
-that depend on the service's settings (its node pools, its own service accounts).
+that depend on the service's settings (its node pools, its own service accounts and Secrets).
 
 With no node-pool settings nothing is built, and a study without ``nodePool`` runs as before.
 """
@@ -11,7 +11,7 @@ from functions.core.formats import in_definition
 from functions.core.job import missing_requests
 from functions.core.ports import NodePools
 from functions.core.spec import Study
-from functions.core.trial_identity import account_problems
+from functions.core.trial_identity import study_problems
 from functions.settings import Settings
 
 _NEEDS = {"gke": "KATUNA_GKE_PROJECT, KATUNA_GKE_LOCATION and KATUNA_GKE_CLUSTER",
@@ -45,8 +45,9 @@ def _required(value: str | None, variable: str) -> str:
 
 def check_study(spec: Study, definition: dict, settings: Settings, runs_jobs: bool) -> None:
     """What the service refuses of a study it would otherwise take, before anything is stored:
-    trial pods running as one of the service's own accounts, and a node pool it cannot provide."""
-    problems = account_problems(spec, settings.service_accounts)
+    trial pods running as one of the service's own accounts or naming one of its Secrets, and a
+    node pool it cannot provide."""
+    problems = study_problems(spec, settings.cluster_defaults())
     if problems:
         raise InvalidStudy(in_definition(definition, problems))
     check_node_pool(spec, settings, runs_jobs)

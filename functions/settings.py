@@ -86,7 +86,10 @@ class Settings:
     the default for studies that do not set it; ``KATUNA_SERVICE_ACCOUNTS`` (comma-separated,
     default ``katuna``), the service's own Kubernetes service accounts (its own and its event
     sources'), which hold its permissions and cloud identity: a study whose trial pods would run
-    as one is refused, and ``KATUNA_K8S_SERVICE_ACCOUNT`` may not name one; ``KATUNA_K8S_START_ALLOWANCE`` seconds (3600) a
+    as one is refused, and ``KATUNA_K8S_SERVICE_ACCOUNT`` may not name one; ``KATUNA_SERVICE_SECRETS``
+    (comma-separated, default ``katuna-api-token``), the service's own Secrets: a study whose trial
+    pods would name one (an env, a volume, an image pull Secret) is refused, and
+    ``KATUNA_K8S_IMAGE_PULL_SECRETS`` may not name one; ``KATUNA_K8S_START_ALLOWANCE`` seconds (3600) a
     trial's Job may spend beyond the trial's timeout waiting for a node, pulling its image or
     losing runs to preemption (its ``activeDeadlineSeconds`` is the timeout plus this; the
     timeout itself counts from the trial container's start);
@@ -169,6 +172,7 @@ class Settings:
     k8s_namespace: str | None = None
     k8s_service_account: str | None = None
     service_accounts: tuple[str, ...] = ("katuna",)
+    service_secrets: tuple[str, ...] = ("katuna-api-token",)
     k8s_image_pull_secrets: tuple[str, ...] = ()
     k8s_ttl_seconds: int | None = None
     k8s_default_resources: tuple[tuple[str, str], ...] = ()
@@ -215,7 +219,7 @@ class Settings:
             "k8s_start_allowance": ("K8S_START_ALLOWANCE", int),
             **{f"gke_{key}": (f"GKE_{key.upper()}", str)
                for key in ("project", "location", "cluster", "endpoint", "node_service_account")},
-            "service_accounts": ("SERVICE_ACCOUNTS", _list),
+            "service_accounts": ("SERVICE_ACCOUNTS", _list), "service_secrets": ("SERVICE_SECRETS", _list),
             "eks_cluster": ("EKS_CLUSTER", str), "eks_node_role": ("EKS_NODE_ROLE", str),
             "eks_region": ("EKS_REGION", str), "eks_subnets": ("EKS_SUBNETS", _list),
             "trial_env": ("TRIAL_ENV", _list),
@@ -242,7 +246,7 @@ class Settings:
         if settings.executor not in ("local", "kubernetes"):
             raise ValueError(f"{PREFIX}EXECUTOR: expected local or kubernetes, got {settings.executor!r}")
         settings._check_node_pools()
-        settings._check_service_accounts()
+        settings._check_trial_identity()
         if f"{PREFIX}API_TOKEN" in settings.trial_env:
             raise ValueError(f"{PREFIX}TRIAL_ENV: trials may never get {PREFIX}API_TOKEN; remove it from the list")
         settings._check_sessions_and_dead_letters()
@@ -266,11 +270,15 @@ class Settings:
         if self.max_dead_letters < 1:
             raise ValueError(f"{PREFIX}MAX_DEAD_LETTERS: expected at least 1, got {self.max_dead_letters}")
 
-    def _check_service_accounts(self) -> None:
+    def _check_trial_identity(self) -> None:
         if self.k8s_service_account in self.service_accounts:
             raise ValueError(f"{PREFIX}K8S_SERVICE_ACCOUNT: {self.k8s_service_account!r} is one of the service's own "
                              f"accounts ({PREFIX}SERVICE_ACCOUNTS), which trials may never run as; name an account "
                              "made for trials")
+        shared = [name for name in self.k8s_image_pull_secrets if name in self.service_secrets]
+        if shared:
+            raise ValueError(f"{PREFIX}K8S_IMAGE_PULL_SECRETS: {shared[0]!r} is one of the service's own Secrets "
+                             f"({PREFIX}SERVICE_SECRETS), which trials may never name; name a Secret made for trials")
         account = self.gke_node_service_account
         if account is not None and not GSA_EMAIL.fullmatch(account):
             raise ValueError(f"{PREFIX}GKE_NODE_SERVICE_ACCOUNT: expected a Google service account's email "
@@ -302,7 +310,7 @@ class Settings:
         return Cluster(namespace=self.k8s_namespace, service_account=self.k8s_service_account,
                        image_pull_secrets=self.k8s_image_pull_secrets, ttl_seconds_after_finished=self.k8s_ttl_seconds,
                        default_resources=self.k8s_default_resources, start_allowance=self.k8s_start_allowance,
-                       reserved_accounts=self.service_accounts)
+                       reserved_accounts=self.service_accounts, reserved_secrets=self.service_secrets)
 
     @property
     def logs(self) -> Path:

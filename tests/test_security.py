@@ -18,6 +18,7 @@ from functions.core.cluster import Cluster
 from functions.core.errors import InvalidStudy
 from functions.core.job import render_job
 from functions.core.launch import TrialLaunch
+from functions.core.pod_fields import is_dns_subdomain
 from functions.core.resources import API_VERSION, GROUP, KINDS, PLURALS
 
 ROOT = Path(__file__).parent.parent
@@ -116,6 +117,8 @@ SECRET_PATTERNS = [re.compile(p) for p in (r"AKIA[0-9A-Z]{16}", r"-----BEGIN [A-
                                             r"gh[pousr]_[A-Za-z0-9]{30,}", r"xox[abp]-[A-Za-z0-9-]{10,}",
                                             r"eyJ[A-Za-z0-9_-]{10,}\.eyJ")]
 SECRET_NAMES = re.compile(r"(?i)token|password|passwd|secret|api[_-]?key|credential|private")
+NAMES_OF_SECRETS = frozenset({"KATUNA_SERVICE_SECRETS", "KATUNA_K8S_IMAGE_PULL_SECRETS"})
+"""Settings whose values are the names of Secrets, never what a Secret holds."""
 
 
 def _env_entries(node):
@@ -139,8 +142,11 @@ def test_no_manifest_holds_a_secret_value():
             continue
         for doc in _docs(path):
             assert doc.get("kind") != "Secret" or not (doc.get("data") or doc.get("stringData")), path.name
-            for name in (doc.get("data") or {}) if doc.get("kind") == "ConfigMap" else ():
-                assert not SECRET_NAMES.search(name), f"{path.name}: {name} belongs in a Secret"
+            for name, value in (doc.get("data") or {}).items() if doc.get("kind") == "ConfigMap" else ():
+                if name in NAMES_OF_SECRETS:
+                    assert all(is_dns_subdomain(s) for s in value.split(",")), f"{path.name}: {name} names Secrets"
+                else:
+                    assert not SECRET_NAMES.search(name), f"{path.name}: {name} belongs in a Secret"
             for entry in _env_entries(doc):
                 if SECRET_NAMES.search(entry["name"]):
                     assert "value" not in entry and "secretKeyRef" in entry.get("valueFrom", {}), \

@@ -1,14 +1,17 @@
-"""Trial code never runs as the katuna service's own service account: a study naming one
-(natively, in a Katib trialSpec, in any workload kind) is refused at submission naming the
-field, on every path (``POST /studies``, a Katib Experiment resource on the loopback cluster,
-``katuna run`` and ``katuna render``), and nothing is stored; trial pods get no API token unless
-asked; the manifests name every account of the service and bind nothing to ``default``."""
+"""Trial code never runs as the katuna service's own service account nor reads its Secrets: a
+study naming one (natively, in a Katib trialSpec, in any workload kind, anywhere a pod takes a
+Secret's name) is refused at submission naming the field, on every path (``POST /studies``, a
+Katib Experiment resource on the loopback cluster, ``katuna run`` and ``katuna render``), and
+nothing is stored; a parameter that makes the name fails the launch; trial pods get no API token
+unless asked; the manifests name every account and Secret of the service and bind nothing to
+``default``."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,9 +22,13 @@ from kube_standin import katib_api
 from kube_stub import KubeStub
 from test_resources import conditions, send
 
+from functions.core import template
+from functions.core.cluster import Cluster
 from functions.core.errors import InvalidStudy
 from functions.core.formats import load_definition
-from functions.core.trial_identity import account_problems
+from functions.core.job import render_job
+from functions.core.launch import TrialLaunch
+from functions.core.trial_identity import account_problems, secret_field, secret_problems
 from functions.settings import Settings
 
 ROOT = Path(__file__).parent.parent
@@ -29,10 +36,15 @@ KNATIVE = ROOT / "knative"
 KUBE_NAMESPACES = ("team",)
 KATUNA = str(Path(sys.executable).with_name("katuna"))
 POD_ACCOUNT = "spec.trialTemplate.trialSpec.spec.template.spec.serviceAccountName"
+POD = "spec.trialTemplate.trialSpec.spec.template.spec"
+TOKEN = "katuna-api-token"
+ENV_SECRET = [{"name": "T", "valueFrom": {"secretKeyRef": {"name": TOKEN, "key": "token"}}}]
 
 
-def experiment(name: str, account: str, api_version: str = "kubeflow.org/v1beta1") -> dict:
-    """A Katib Experiment whose trial Job's pods run as ``account``."""
+def experiment(name: str, account: str, api_version: str = "kubeflow.org/v1beta1", **pod: list) -> dict:
+    """A Katib Experiment whose trial Job's pods run as ``account``, with the ``pod`` spec's
+    ``env`` (for its container) and ``volumes``."""
+    env = pod.pop("env", [])
     return {"apiVersion": api_version, "kind": "Experiment", "metadata": {"name": name, "namespace": "team"},
             "spec": {"objective": {"type": "minimize", "objectiveMetricName": "loss"},
                      "algorithm": {"algorithmName": "random"}, "maxTrialCount": 1, "parallelTrialCount": 1,
@@ -41,10 +53,11 @@ def experiment(name: str, account: str, api_version: str = "kubeflow.org/v1beta1
                      "trialTemplate": {"primaryContainerName": "main",
                                        "trialParameters": [{"name": "x", "reference": "x"}],
                                        "trialSpec": {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {
-                                           "spec": {"serviceAccountName": account, "restartPolicy": "Never",
+                                           "spec": {"serviceAccountName": account, "restartPolicy": "Never", **pod,
                                                     "containers": [{"name": "main", "image": "python:3.12",
                                                                     "command": ["python", str(TRIAL), "--x",
-                                                                                "${trialParameters.x}"]}]}}}}}}}
+                                                                                "${trialParameters.x}"],
+                                                                    **({"env": env} if env else {})}]}}}}}}}
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +70,8 @@ def cluster(kube: KubeStub) -> KubeStub:
 def service(cluster: KubeStub, tmp_path_factory: pytest.TempPathFactory):
     running = Service(tmp_path_factory.mktemp("identity"), workers=1, KATUNA_EXECUTOR="kubernetes",
                       KATUNA_K8S_API=cluster.url, KATUNA_K8S_NAMESPACE="katuna", KATUNA_KATIB_API="true",
-                      KATUNA_SERVICE_ACCOUNTS="katuna,katuna-jobs-source")
+                      KATUNA_SERVICE_ACCOUNTS="katuna,katuna-jobs-source",
+                      KATUNA_SERVICE_SECRETS=f"{TOKEN},katuna-metrics-token")
     yield running
     running.close()
 
@@ -184,3 +198,185 @@ def test_the_manifests_name_every_account_of_the_service_and_bind_nothing_to_def
     assert bound <= named and "default" not in bound
     docs_text = " ".join(p.read_text() for p in (ROOT / "docs").glob("*.md"))
     assert "katuna:default" not in docs_text and "[katuna/default]" not in docs_text
+
+
+def _job(main: dict | None = None, **pod: list) -> dict:
+    """A trialSpec Job whose pod spec has ``pod`` besides its one container ``main`` (with ``main``'s fields)."""
+    container = {"name": "main", "image": "p", "command": ["t", "${trialParameters.x}"], **(main or {})}
+    return {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {
+        "restartPolicy": "Never", "containers": [container], **pod}}}}
+
+
+def _native(name: str, trial_spec: dict) -> dict:
+    native = study_definition(name=name)
+    native["trialTemplate"] = {"trialSpec": trial_spec}
+    return native
+
+
+@pytest.mark.slow
+def test_posting_a_study_whose_trials_read_a_service_secret_is_refused_and_stores_nothing(service: Service,
+                                                                                          cluster: KubeStub):
+    status, body = _post(service, experiment("reads-env", "trainer", env=ENV_SECRET))
+    assert status == 422, body
+    assert [p["path"] for p in body["problems"]] == [f"{POD}.containers[0].env[0].valueFrom.secretKeyRef.name"]
+    assert "'katuna-api-token' is one of the katuna service's own Secrets" in body["problems"][0]["message"]
+    status, body = _post(service, _native("reads-from", _job(main={"envFrom": [{"secretRef": {"name": TOKEN}}]})))
+    assert status == 422, body
+    assert [p["path"] for p in body["problems"]] == [
+        "trialTemplate.trialSpec.spec.template.spec.containers[0].envFrom[0].secretRef.name"]
+    pulls = study_definition(name="reads-pull", kubernetes={"imagePullSecrets": ["katuna-metrics-token"]})
+    pulls["trialTemplate"]["image"] = "python:3.12"
+    status, body = _post(service, pulls)
+    assert status == 422, body
+    assert [p["path"] for p in body["problems"]] == ["kubernetes.imagePullSecrets[0]"]
+    for name in ("reads-env", "reads-from", "reads-pull"):
+        assert service.json("GET", f"/studies/{name}")[0] == 404
+    assert not [job for job in cluster.created_jobs if job.startswith("reads-")]
+
+
+@pytest.mark.slow
+def test_a_katib_experiment_mounting_a_service_secret_fails_in_its_status(service: Service, cluster: KubeStub):
+    volume = {"name": "t", "projected": {"sources": [{"secret": {"name": TOKEN}}]}}
+    obj = cluster.apply(experiment("exp-mounts", "trainer", volumes=[volume]))
+    assert send(service, "add", obj, path="/functions/resource") == []
+    status = cluster.get_resource("experiments.kubeflow.org", "team", "exp-mounts")[1]["status"]
+    failed = conditions(status)["Failed"]
+    assert (status["phase"], failed["reason"]) == ("Failed", "InvalidSpec")
+    assert f"{POD}.volumes[0].projected.sources[0].secret.name" in failed["message"]
+    assert service.json("GET", "/studies/exp-mounts")[0] == 404
+    assert not [job for job in cluster.created_jobs if job.startswith("exp-mounts")]
+
+
+@pytest.mark.slow
+def test_a_trial_reading_a_secret_of_its_own_runs(service: Service, cluster: KubeStub):
+    env = [{"name": "T", "valueFrom": {"secretKeyRef": {"name": "trainer-data", "key": "token", "optional": True}}}]
+    obj = cluster.apply(experiment("exp-own-secret", "trainer", env=env))
+    assert send(service, "add", obj, path="/functions/resource") == ["dev.katuna.study.created"]
+    assert service.wait_for("exp-own-secret", timeout=90)["status"] == "completed"
+    container = cluster.created_jobs["exp-own-secret-0"]["spec"]["template"]["spec"]["containers"][0]
+    assert env[0] in container["env"]
+
+
+MOUNTS = {
+    "env": (_job(main={"env": ENV_SECRET}), "spec.template.spec.containers[0].env[0].valueFrom.secretKeyRef.name"),
+    "envFrom": (_job(initContainers=[{"name": "init", "image": "p", "envFrom": [
+        {"configMapRef": {"name": "settings"}}, {"secretRef": {"name": TOKEN}}]}]),
+                "spec.template.spec.initContainers[0].envFrom[1].secretRef.name"),
+    "secret": (_job(volumes=[{"name": "t", "secret": {"secretName": TOKEN}}]),
+               "spec.template.spec.volumes[0].secret.secretName"),
+    "projected": (_job(volumes=[{"name": "t", "projected": {"sources": [
+        {"configMap": {"name": "settings"}}, {"secret": {"name": TOKEN, "items": [{"key": "token", "path": "t"}]}}]}}]),
+                  "spec.template.spec.volumes[0].projected.sources[1].secret.name"),
+    "csi": (_job(volumes=[{"name": "t", "csi": {"driver": "secrets-store.csi.k8s.io",
+                                                  "nodePublishSecretRef": {"name": TOKEN}}}]),
+            "spec.template.spec.volumes[0].csi.nodePublishSecretRef.name"),
+    "imagePullSecrets": (_job(imagePullSecrets=[{"name": TOKEN}]), "spec.template.spec.imagePullSecrets[0].name"),
+    "PyTorchJob": ({"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "spec": {"pytorchReplicaSpecs": {
+        "Master": {"template": {"spec": {"containers": [
+            {"name": "pytorch", "image": "p", "command": ["t", "${trialParameters.x}"], "env": ENV_SECRET}]}}}}}},
+                   "spec.pytorchReplicaSpecs.Master.template.spec.containers[0].env[0].valueFrom.secretKeyRef.name"),
+    "JobSet": ({"apiVersion": "jobset.x-k8s.io/v1alpha2", "kind": "JobSet", "spec": {"replicatedJobs": [
+        {"name": "node", "template": {"spec": {"template": {"spec": {
+            "volumes": [{"name": "t", "secret": {"secretName": TOKEN}}],
+            "containers": [{"name": "main", "image": "p", "command": ["t", "${trialParameters.x}"]}]}}}}}]}},
+               "spec.replicatedJobs[0].template.spec.template.spec.volumes[0].secret.secretName"),
+    "TrainJob": ({"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob", "spec": {
+        "runtimeRef": {"name": "torch-distributed"},
+        "trainer": {"image": "p", "command": ["t", "${trialParameters.x}"], "env": ENV_SECRET}}},
+                 "spec.trainer.env[0].valueFrom.secretKeyRef.name"),
+    "Workflow": ({"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "spec": {"entrypoint": "main", "templates": [
+        {"name": "main", "container": {"image": "p", "command": ["t", "${trialParameters.x}"]},
+         "inputs": {"artifacts": [{"name": "data", "path": "/data", "s3": {
+             "endpoint": "s3.example.com", "bucket": "b", "key": "k",
+             "accessKeySecret": {"name": TOKEN, "key": "token"}}}]}}]}},
+                 "spec.templates[0].inputs.artifacts[0].s3.accessKeySecret.name"),
+    "PipelineRun": ({"apiVersion": "tekton.dev/v1", "kind": "PipelineRun", "spec": {
+        "workspaces": [{"name": "creds", "secret": {"secretName": TOKEN}}], "pipelineSpec": {
+            "workspaces": [{"name": "creds"}], "tasks": [{"name": "train", "workspaces": [{"name": "creds"}],
+                                                          "taskSpec": {"workspaces": [{"name": "creds"}], "steps": [
+                {"name": "main", "image": "p", "command": ["t", "${trialParameters.x}"]}]}}]}}},
+                    "spec.workspaces[0].secret.secretName"),
+}
+
+
+@pytest.mark.parametrize("trial_spec,path", MOUNTS.values(), ids=MOUNTS.keys())
+def test_every_way_a_trial_names_a_service_secret_is_refused_at_its_field(trial_spec: dict, path: str):
+    spec, _ = load_definition(_native("mounts", trial_spec))
+    assert [p.path for p in secret_problems(spec, (TOKEN,))] == [f"trialTemplate.trialSpec.{path}"]
+    assert secret_problems(spec, ("someone-else",)) == []
+
+
+def test_a_configmap_or_container_of_a_service_secrets_name_is_no_secret():
+    trial_spec = _job(main={"env": [{"name": "T", "valueFrom": {"configMapKeyRef": {"name": TOKEN, "key": "t"}}}]},
+                      volumes=[{"name": TOKEN, "configMap": {"name": TOKEN}}])
+    spec, _ = load_definition(_native("configmap", trial_spec))
+    assert secret_problems(spec, (TOKEN,)) == []
+
+
+def _cli(tmp_path: Path, definition: dict, *command: str) -> subprocess.CompletedProcess:
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(definition))
+    args = [command[0], str(path), *command[1:]]
+    return subprocess.run([KATUNA, *args], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+
+
+def test_katuna_run_and_render_refuse_a_study_whose_trials_read_a_service_secret(tmp_path: Path):
+    reads = _native("cli-reads", _job(main={"image": "python:3.12", "env": ENV_SECRET}))
+    for command in (["run", "--db", str(tmp_path / "k.db")], ["render"]):
+        done = _cli(tmp_path, reads, *command)
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert ("trialTemplate.trialSpec.spec.template.spec.containers[0].env[0].valueFrom.secretKeyRef.name: "
+                "'katuna-api-token' is one of the katuna service's own Secrets") in done.stderr
+    assert not (tmp_path / "k.db").exists() or "cli-reads" not in subprocess.run(
+        [KATUNA, "studies", "--db", str(tmp_path / "k.db"), "--json"], capture_output=True, text=True).stdout
+    own = _native("cli-own", _job(main={"image": "python:3.12", "env": [
+        {"name": "T", "valueFrom": {"secretKeyRef": {"name": "trainer-data", "key": "token"}}}]}))
+    done = _cli(tmp_path, own, "render")
+    assert done.returncode == 0, done.stderr
+    assert "name: trainer-data" in done.stdout
+
+
+def _chosen(name: str) -> dict:
+    """A study whose trials read the Secret a categorical parameter names."""
+    native = _native(name, _job(main={"image": "python:3.12", "env": [
+        {"name": "T", "valueFrom": {"secretKeyRef": {"name": "${trialParameters.secret}", "key": "token"}}}]}))
+    native["parameters"].append({"name": "secret", "type": "categorical", "values": ["trainer-data", TOKEN]})
+    return native
+
+
+def test_a_parameter_that_makes_a_service_secret_fails_the_launch(tmp_path: Path):
+    path = "trialTemplate.trialSpec.spec.template.spec.containers[0].env[0].valueFrom.secretKeyRef.name"
+    done = _cli(tmp_path, _chosen("cli-chosen"), "render", "--params", "x=1", "--params", f"secret={TOKEN}")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"{path}: 'katuna-api-token' is one of the katuna service's own Secrets" in done.stderr
+    spec, _ = load_definition(_chosen("chosen"))
+    assert secret_problems(spec, (TOKEN,)) == [], "the name is known only at launch"
+    launch = TrialLaunch("chosen", "u1", 0, 1, "chosen-0", [], {}, ".", None, trial_spec=spec.trial_template.trial_spec,
+                         primary_container="main", params={"x": 1.0, "secret": "trainer-data"})
+    service = Cluster(reserved_secrets=(TOKEN,))
+    assert render_job(launch, service)["spec"]["template"]["spec"]["containers"][0]["env"][0] == {
+        "name": "T", "valueFrom": {"secretKeyRef": {"name": "trainer-data", "key": "token"}}}
+    with pytest.raises(InvalidStudy) as refused:
+        render_job(replace(launch, params={"x": 1.0, "secret": TOKEN}), service)
+    assert [p.path for p in refused.value.problems] == [path]
+    with pytest.raises(InvalidStudy, match="kubernetes.imagePullSecrets.0.: 'katuna-api-token' is one of"):
+        render_job(replace(launch, cluster=Cluster(image_pull_secrets=(TOKEN,)), params={"x": 1.0, "secret": "s"}),
+                   service)
+
+
+def test_the_service_refuses_to_start_with_its_own_secret_as_the_trials_pull_secret():
+    with pytest.raises(ValueError, match="KATUNA_K8S_IMAGE_PULL_SECRETS: 'katuna-api-token' is one of the service's"):
+        Settings.from_env({"KATUNA_K8S_IMAGE_PULL_SECRETS": "registry,katuna-api-token"})
+    with pytest.raises(ValueError, match="KATUNA_K8S_IMAGE_PULL_SECRETS: 'ops'"):
+        Settings.from_env({"KATUNA_K8S_IMAGE_PULL_SECRETS": "ops", "KATUNA_SERVICE_SECRETS": "ops,katuna-api-token"})
+    assert Settings.from_env({"KATUNA_K8S_IMAGE_PULL_SECRETS": "registry"}).cluster_defaults().reserved_secrets == (
+        TOKEN,)
+
+
+def test_the_manifests_name_every_secret_of_the_service():
+    docs = _manifests(KNATIVE, KNATIVE / "katib-api")
+    config = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "katuna-config")
+    read = {value for doc in docs for path, value in template.strings(doc, "") if secret_field(path)}
+    made = {d["metadata"]["name"] for d in docs if d["kind"] == "Secret"}
+    assert TOKEN in read
+    assert made | read == set(Settings.from_env(config["data"]).service_secrets)

@@ -40,6 +40,9 @@ class Cluster:
     reserved_accounts: tuple[str, ...] = ()
     """The katuna service's own service accounts, which no trial pod may run as (from the
     service's settings; see :mod:`functions.core.trial_identity`)."""
+    reserved_secrets: tuple[str, ...] = ()
+    """The katuna service's own Secrets, which no trial pod may name (from the service's
+    settings; see :mod:`functions.core.trial_identity`)."""
     start_allowance: int | None = None
     """Seconds a trial's Job may spend not running its trial (waiting for a node, pulling the
     image, runs lost to preemption) on top of its timeout: the Job's ``activeDeadlineSeconds``
@@ -55,6 +58,7 @@ class Cluster:
             ttl_seconds_after_finished=_first(self.ttl_seconds_after_finished, defaults.ttl_seconds_after_finished, 3600),
             default_resources=self.default_resources or defaults.default_resources,
             reserved_accounts=defaults.reserved_accounts,
+            reserved_secrets=defaults.reserved_secrets,
             start_allowance=_first(self.start_allowance, defaults.start_allowance, START_ALLOWANCE),
         )
 

@@ -138,11 +138,11 @@ def job_deadline(timeout: float, cluster: Cluster) -> int:
 def render_job(request: TrialLaunch, defaults: Cluster = NO_DEFAULTS) -> dict[str, Any]:
     """The workload that runs one trial attempt (a ``batch/v1`` Job, or the ``trialSpec``'s kind);
     ``defaults`` fill what the study leaves out. A trial whose pods would run as one of the
-    service's own accounts is refused (:mod:`functions.core.trial_identity`)."""
+    service's own accounts, or would name one of its Secrets, is refused
+    (:mod:`functions.core.trial_identity`)."""
     rendered = _render(request, defaults)
     cluster = (request.cluster or Cluster()).with_defaults(defaults)
-    trial_identity.check_launch(cluster.service_account, rendered if request.trial_spec is not None else None,
-                                defaults.reserved_accounts)
+    trial_identity.check_launch(cluster, rendered if request.trial_spec is not None else None)
     return rendered
 
 

@@ -41,7 +41,7 @@ from functions.core.resources import (
     spec_paths,
 )
 from functions.core.stop import Decision
-from functions.core.trial_identity import account_problems
+from functions.core.trial_identity import study_problems
 from functions.handlers.base import Deps, complete, go_on, reopen, store_study
 from functions.handlers.writeback import report
 
@@ -99,7 +99,7 @@ def _create(deps: Deps, ref: Ref, current: Mapping[str, Any]) -> list[Event]:
     uid, generation = current["metadata"]["uid"], current["metadata"].get("generation") or 1
     try:
         spec, submitted = template_sources.load(definition(current), _templates(deps), deps.limits)
-        refused = account_problems(spec, deps.trial_defaults.reserved_accounts)
+        refused = study_problems(spec, deps.trial_defaults)
         if refused:
             raise InvalidStudy(in_definition(submitted, refused))
         unsized = missing_requests(spec, deps.trial_defaults)
