@@ -7,7 +7,6 @@ With no node-pool settings nothing is built, and a study without ``nodePool`` ru
 from __future__ import annotations
 
 from functions.core.errors import InvalidStudy, Problem
-from functions.core.formats import in_definition
 from functions.core.job import missing_requests
 from functions.core.ports import NodePools
 from functions.core.spec import Study
@@ -49,6 +48,8 @@ def check_study(spec: Study, definition: dict, settings: Settings, runs_jobs: bo
     node pool it cannot provide."""
     problems = study_problems(spec, settings.cluster_defaults())
     if problems:
+        from functions.core.formats import in_definition  # YAML with it: only for a refusal, off the event path
+
         raise InvalidStudy(in_definition(definition, problems))
     check_node_pool(spec, settings, runs_jobs)
 
