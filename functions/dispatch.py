@@ -112,8 +112,9 @@ class Dispatcher:
         return self._run(function, event) if self._takes(function, event) else []
 
     def _takes(self, name: str, event: Event) -> bool:
-        """Whether the handler takes the event's object (ApiServerSource events carry Jobs and
-        study resources alike); an event not for it is no error, as a Trigger filter drops it."""
+        """Whether the handler takes the event's object (ApiServerSource events carry trial
+        workloads and study resources alike); an event not for it is no error, as a Trigger
+        filter drops it."""
         wanted = self._objects.get(name)
         return wanted is None or event.data.get("apiVersion") in (wanted, *OVERLAY_OBJECTS.get(name, ()))
 

@@ -94,8 +94,8 @@ def gke_api():
 @pytest.fixture(scope="module")
 def kube(request: pytest.FixtureRequest):
     """A loopback Kubernetes API shared by a module's tests. Besides ``default`` and ``katuna``,
-    the namespaces a module lists in ``KUBE_NAMESPACES`` exist, with katuna's Role bound in each
-    (as an operator binds it where trials run)."""
+    the namespaces a module lists in ``KUBE_NAMESPACES`` exist, with the ``katuna-trials``
+    ClusterRole bound to katuna in each (as an operator binds it where trials run)."""
     stub = KubeStub(namespaces=getattr(request.module, "KUBE_NAMESPACES", ()))
     yield stub
     stub.close()

@@ -3,7 +3,7 @@ makes: Jobs, their pods and logs, study resources and their status, nodes, names
 watches; with RBAC from ``knative/`` and the controllers behind them (tests/kube_standin/).
 
 Objects live in namespaces that exist (``default`` and ``katuna``, plus the ones a test asks
-for, where the manifests' Roles are bound as well). Pods wait for a node they fit: by default
+for, where the ``katuna-trials`` ClusterRole is bound to katuna). Pods wait for a node they fit: by default
 one static node with ample room, else nodes an autoscaler adds to the pools a provider
 reports. Scenarios come from the trial itself (tests/trials/objective.py --mode), from
 ``preempt_first_pod``/``disrupt``, and from :meth:`KubeStub.preempt_node`.
@@ -60,7 +60,7 @@ class KubeStub(ApiServer, Workloads):
     def __init__(self, namespaces: Iterable[str] = (), pools: Callable[[], Iterable[NodePool]] | None = None,
                  boot_seconds: float = 0.5, idle_seconds: float = 2.0, history: int = 10000,
                  resize: Callable[[str, int], None] | None = None, clock: RealClock | None = None) -> None:
-        """``namespaces`` exist besides ``default`` and ``katuna``, katuna's Role bound in each;
+        """``namespaces`` exist besides ``default`` and ``katuna``, ``katuna-trials`` bound in each;
         ``pools`` (a provider of :class:`NodePool`) replaces the static node with an autoscaler
         whose nodes boot in ``boot_seconds`` and go after ``idle_seconds`` without pods, and
         which tells ``resize`` each pool's new node count; ``history`` changes are kept for
@@ -186,8 +186,8 @@ class KubeStub(ApiServer, Workloads):
     # what tests do as a cluster admin (kubectl)
 
     def add_namespace(self, name: str, grant: bool = True) -> None:
-        """Create a namespace; ``grant`` binds the manifests' Roles there too (how an operator
-        lets katuna run trials in another namespace)."""
+        """Create a namespace; ``grant`` binds the ``katuna-trials`` ClusterRole to katuna there
+        (how an operator lets katuna run trials in another namespace)."""
         with self.lock:
             if name not in self.namespaces:
                 self.namespaces[name] = {"apiVersion": "v1", "kind": "Namespace", "status": {"phase": "Active"},
@@ -248,7 +248,7 @@ class KubeStub(ApiServer, Workloads):
 
     def install_operator(self, operator: str, grant: bool = True) -> None:
         """Install an operator (its CRDs and controllers); ``grant`` enables its component in
-        ``knative/trial-kinds/`` (katuna's Role and the source's gain its kinds)."""
+        ``knative/trial-kinds/`` (katuna's and the source's ClusterRoles gain its kinds)."""
         self.install(operator)
         if grant:
             with self.lock:

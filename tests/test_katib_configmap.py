@@ -36,9 +36,10 @@ from functions.core.stored import study_from_dict
 from functions.core.template_sources import SOURCE_ANNOTATION, ClusterTemplates, load
 
 KUBE_NAMESPACES = ("team",)
-"""Where Experiments and their template ConfigMaps live, katuna's Role bound there."""
+"""Where Experiments and their template ConfigMaps live: ``katuna-trials`` bound there, and a
+copy of katuna's Role for the study resources applied there."""
 CLOSED = "closed"
-"""A namespace where katuna's Role is not bound."""
+"""A namespace where nothing is bound to katuna."""
 KATUNA = str(Path(sys.executable).with_name("katuna"))
 
 
@@ -110,6 +111,8 @@ def experiment(name: str, api_version: str = "kubeflow.org/v1beta1", **config_ma
 def cluster(kube: KubeStub) -> KubeStub:
     kube.create_config_map("team", "templates", {"job.yaml": JOB_TEMPLATE, "broken.yaml": "spec: [unclosed",
                                                  "torch.yaml": TORCH_TEMPLATE})
+    with kube.lock:
+        kube.authorizer.copy_role("katuna", "team")
     kube.add_namespace(CLOSED, grant=False)
     kube.create_config_map(CLOSED, "templates", {"job.yaml": JOB_TEMPLATE})
     kube.create_config_map("katuna", "worker-template", {"cpuWorkerTemplate.yaml": TEMPLATE.replace(

@@ -225,6 +225,8 @@ def test_the_api_refuses_a_taken_name_and_a_name_it_cannot_hold(kube: KubeStub):
 def test_katib_kinds_are_ignored_where_the_overlay_is_not_enabled(tmp_path: Path):
     kube = KubeStub(namespaces=(TEAM,))
     katib_api.install(kube)
+    with kube.lock:
+        kube.authorizer.copy_role("katuna", TEAM)  # katuna reads its own study resources there
     running = Service(tmp_path, workers=1, KATUNA_EXECUTOR="kubernetes", KATUNA_K8S_API=kube.url,
                       KATUNA_K8S_NAMESPACE=TEAM)
     try:
@@ -299,6 +301,43 @@ def printer_columns(resource: str) -> dict[str, str]:
     crds = yaml.safe_load_all((ROOT / "knative" / "katib-api" / "crds.yaml").read_text())
     crd = next(c for c in crds if c and c["spec"]["names"]["plural"] == plural)
     return {c["name"]: c["jsonPath"] for c in crd["spec"]["versions"][0]["additionalPrinterColumns"]}
+
+
+def test_the_documented_binding_lets_katuna_run_an_experiments_trials_and_the_source_watch_them():
+    """Following docs/katib.md on the rendered overlay: the RoleBinding its command makes grants
+    katuna its trials' Jobs, pods, logs and ConfigMaps in the Experiment's namespace (and nothing
+    of another namespace), and the ``katuna-jobs`` source, now watching every namespace, may
+    watch the Jobs there, as its controller's access check requires."""
+    import jsonschema
+    from kube_standin.rbac import RBAC_KINDS, Authorizer, Request, _in_namespace
+    from test_deploy_kustomize import KNATIVE, render
+    from test_knative import crd_schema, strict
+
+    objects = render(KNATIVE, components=("katib-api",))
+    [source] = [o for o in objects if o["kind"] == "ApiServerSource" and o["metadata"]["name"] == "katuna-jobs"]
+    jsonschema.validate(source, strict(crd_schema(source["apiVersion"], source["kind"])))
+    assert source["spec"]["namespaceSelector"] == {}, "trial Jobs of every namespace"
+    text = (ROOT / "docs" / "katib.md").read_text()
+    [(namespace, role, account)] = re.findall(
+        r"kubectl create rolebinding katuna-trials -n (\S+) \\\n\s+--clusterrole=(\S+) --serviceaccount=(\S+)", text)
+    account_namespace, _, account_name = account.partition(":")
+    authorizer = Authorizer([_in_namespace(o, "katuna") for o in objects if o["kind"] in RBAC_KINDS])
+    katuna, watcher = "system:serviceaccount:katuna:katuna", "system:serviceaccount:katuna:katuna-jobs-source"
+    wanted = [Request(katuna, "create", "batch", "jobs", namespace=namespace),
+              Request(katuna, "list", "", "pods", namespace=namespace),
+              Request(katuna, "get", "", "pods", "log", namespace=namespace),
+              Request(katuna, "get", "", "configmaps", namespace=namespace)]
+    assert not any(authorizer.allows(r) for r in wanted), "nothing before the binding"
+    authorizer.objects.append({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": "katuna-trials", "namespace": namespace},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+        "subjects": [{"kind": "ServiceAccount", "name": account_name, "namespace": account_namespace}]})
+    assert all(authorizer.allows(r) for r in wanted)
+    assert not authorizer.allows(Request(katuna, "create", "batch", "jobs", namespace="elsewhere"))
+    for verb in ("get", "list", "watch"):
+        assert authorizer.allows(Request(watcher, verb, "batch", "jobs", namespace=namespace))
+        assert authorizer.allows(Request(watcher, verb, "batch", "jobs")), "at the cluster scope, every namespace"
 
 
 def test_the_overlay_builds_and_routes_katibs_kinds_to_the_resource_function():

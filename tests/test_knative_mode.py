@@ -490,3 +490,36 @@ def test_a_dead_letter_of_a_permanent_refusal_fails_its_study_with_the_reason(tm
     finally:
         cluster.close()
         kube.close()
+
+
+@pytest.mark.slow
+def test_a_pytorchjob_trials_end_is_taken_from_its_event_with_no_tick(tmp_path: Path):
+    """With the training-operator component, the source's PyTorchJob updates reach jobwatch,
+    which reads each trial's end from them: the study completes though the PingSource never
+    ticks (without them, only the tick's reconcile would notice an end)."""
+    import sys
+
+    from conftest import TRIAL
+
+    kube = KubeStub()
+    kube.install_operator("training-operator")
+    cluster = KnativeCluster(tmp_path, kube.url, ping_interval=3600, components=("trial-kinds/training-operator",))
+    try:
+        definition = study_definition(name="torch-events", maxTrials=2, parallelism=2)
+        master = {"replicas": 1, "restartPolicy": "OnFailure", "template": {"spec": {"containers": [{
+            "name": "pytorch", "image": "python:3.12",
+            "command": [sys.executable, str(TRIAL), "--x", "${trialParameters.x}"]}]}}}
+        definition["trialTemplate"] = {"primaryContainerName": "pytorch", "trialSpec": {
+            "apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "spec": {"pytorchReplicaSpecs": {"Master": master}}}}
+        status, body = cluster.api("POST", "/studies", definition)
+        assert status == 201, body
+        study = cluster.wait_for("torch-events", timeout=60)
+        assert (study["status"], study["counts"]["complete"]) == ("completed", 2)
+        assert cluster.ping.ticks == 0
+        jobwatch = {a.event_id for a in cluster.broker.attempts
+                    if a.url.endswith("/functions/jobwatch") and a.trigger == "katuna-jobwatch-update-pytorchjob"}
+        assert jobwatch, "the ends came from the PyTorchJobs' updates"
+        assert not cluster.broker.dead_letters, [attributes_of(e) for e in cluster.broker.dead_letters]
+    finally:
+        cluster.close()
+        kube.close()

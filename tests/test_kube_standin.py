@@ -95,6 +95,26 @@ def test_a_job_in_a_namespace_that_does_not_exist_is_not_found(static: KubeStub)
     assert refused == (404, 'namespaces "ghost" not found')
 
 
+def test_a_namespace_grants_katuna_what_its_rolebinding_of_katuna_trials_grants_and_no_more(static: KubeStub):
+    """As the API server's RBAC: where ``katuna-trials`` is bound (the documented ``kubectl
+    create rolebinding``), katuna runs trials; its Role and the sources' stay in their own
+    namespace, and a RoleBinding elsewhere naming katuna's Role grants nothing."""
+    static.add_namespace("team")
+    assert client.BatchV1Api(api(static)).create_namespaced_job("team", job("j")).metadata.name == "j"
+    assert client.CoreV1Api(api(static)).list_namespaced_pod("team").items is not None
+    studies = client.CustomObjectsApi(api(static))
+    assert refusal(lambda: studies.list_namespaced_custom_object("katuna.dev", "v1", "team", "studies"))[0] == 403
+    assert refusal(lambda: client.BatchV1Api(api(static, JOBS_SOURCE)).list_namespaced_job("team"))[0] == 403
+    static.add_namespace("bare", grant=False)
+    with static.lock:
+        static.authorizer.objects.append({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": "katuna", "namespace": "bare"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "katuna"},
+            "subjects": [{"kind": "ServiceAccount", "name": "katuna", "namespace": "katuna"}]})
+    assert refusal(lambda: studies.list_namespaced_custom_object("katuna.dev", "v1", "bare", "studies"))[0] == 403
+
+
 def test_katuna_may_only_do_what_the_manifests_grant_it(static: KubeStub):
     static.add_namespace("elsewhere", grant=False)
     batch, core = client.BatchV1Api(api(static)), client.CoreV1Api(api(static))

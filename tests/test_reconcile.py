@@ -29,11 +29,19 @@ from functions.settings import Settings
 
 NAMESPACE = "katuna"
 KUBE_NAMESPACES = ("rc-queue", "rc-many")
-"""Other namespaces these tests apply study resources in, katuna's Role bound in each."""
+"""Other namespaces these tests apply study resources in, a copy of katuna's Role bound in each
+(as where katuna is deployed in that namespace)."""
 PING = "dev.knative.sources.ping"
 FINISHED = "dev.katuna.trial.finished"
 COMPLETED = "dev.katuna.study.completed"
 CREATED = "dev.katuna.study.created"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def study_grants(kube: KubeStub) -> None:
+    with kube.lock:
+        for namespace in KUBE_NAMESPACES:
+            kube.authorizer.copy_role("katuna", namespace)
 
 
 def parse(headers: dict[str, str], body: bytes) -> BaseCloudEvent:

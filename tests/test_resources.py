@@ -28,7 +28,7 @@ from functions.core.validate import _TOP, parse_study
 ROOT = Path(__file__).parent.parent
 EXAMPLES = ROOT / "examples"
 KUBE_NAMESPACES = ("team", "other")
-"""Where these tests apply study resources, katuna's Role bound in each."""
+"""Where these tests apply study resources, a copy of katuna's Role bound in each."""
 CRDS = {doc["spec"]["names"]["kind"]: doc for doc in yaml.safe_load_all((ROOT / "knative" / "crds.yaml").read_text())}
 
 
@@ -181,6 +181,9 @@ def test_every_way_a_study_ends_has_a_katib_like_reason():
 
 @pytest.fixture(scope="module")
 def service(kube, tmp_path_factory):
+    with kube.lock:
+        for namespace in KUBE_NAMESPACES:
+            kube.authorizer.copy_role("katuna", namespace)
     running = Service(tmp_path_factory.mktemp("resources"), workers=1, KATUNA_K8S_API=kube.url)
     yield running
     running.close()

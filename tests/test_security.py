@@ -97,15 +97,21 @@ def test_the_derivation_sees_every_call_the_executor_makes():
 
 def test_the_service_role_grants_exactly_what_the_code_uses():
     katib = granted_permissions("katuna-katib", KNATIVE / "katib-api" / "rbac.yaml")
-    assert granted_permissions("katuna") | granted_permissions("katuna-nodes") | katib == used_permissions()
+    assert granted_permissions("katuna") | granted_permissions("katuna-trials") | granted_permissions("katuna-nodes") \
+        | katib == used_permissions()
 
 
 def test_no_role_grants_wildcards_secrets_or_cluster_scope_beyond_listing_nodes():
+    """A ClusterRole is bound with a ClusterRoleBinding only to list nodes: the trials' and the
+    source's are bound with RoleBindings, which grant them in one namespace each."""
     docs = [d for path in KNATIVE.glob("*.yaml") for d in _docs(path)]
-    assert [d["metadata"]["name"] for d in docs if d["kind"] in ("ClusterRole", "ClusterRoleBinding")] == \
-        ["katuna-nodes", "katuna-nodes"]
+    assert [d["metadata"]["name"] for d in docs if d["kind"] == "ClusterRoleBinding"] == ["katuna-nodes"]
+    cluster_roles = {d["metadata"]["name"] for d in docs if d["kind"] == "ClusterRole"}
+    assert cluster_roles == {"katuna-nodes", "katuna-trials", "katuna-jobs-source"}
+    assert {d["roleRef"]["name"] for d in docs if d["kind"] == "RoleBinding" and d["roleRef"]["kind"] == "ClusterRole"} \
+        == cluster_roles - {"katuna-nodes"}
     assert granted_permissions("katuna-nodes") == {("", "nodes", "list")}
-    for doc in (d for d in docs if d["kind"] == "Role"):
+    for doc in (d for d in docs if d["kind"] in ("Role", "ClusterRole")):
         for rule in doc["rules"]:
             assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"], doc["metadata"]["name"]
             assert "secrets" not in rule["resources"], doc["metadata"]["name"]

@@ -1,5 +1,5 @@
 """Trial kinds as Katib reads them: GJSON success and failure conditions, each kind's defaults,
-and the RBAC and ApiServerSource entries a deployment enables per operator."""
+and the RBAC, ApiServerSource entries and Triggers a deployment enables per operator."""
 
 from __future__ import annotations
 
@@ -200,19 +200,20 @@ def _patches(operator: str) -> list[tuple[dict, list[dict]]]:
 
 @pytest.mark.parametrize("kind", [k for k in trial_kinds.KINDS if k != "Job"])
 def test_every_kind_katuna_creates_has_its_rbac_and_source_entry_in_its_operators_component(kind: str):
-    """katuna creates, reads, lists and deletes the kind; the source's account watches it; the
-    ApiServerSource reports it (only where the component is enabled: the kind must be served)."""
+    """katuna creates, reads, lists and deletes the kind wherever ``katuna-trials`` is bound; the
+    source's account watches it; the ApiServerSource reports it (only where the component is
+    enabled: the kind must be served)."""
     known = trial_kinds.KINDS[kind]
     granted: dict[str, set[str]] = {}
     sources = []
     for target, operations in _patches(OPERATOR_OF[kind]):
         for operation in operations:
             value = operation["value"]
-            if target["kind"] == "Role" and known.group in value["apiGroups"] and known.plural in value["resources"]:
+            if target["kind"] == "ClusterRole" and known.group in value["apiGroups"] and known.plural in value["resources"]:
                 granted[target["name"]] = set(value["verbs"])
             if target["kind"] == "ApiServerSource":
                 sources.append((target["name"], value["apiVersion"], value["kind"]))
-    assert {"create", "get", "list", "delete"} <= granted["katuna"]
+    assert {"create", "get", "list", "delete"} <= granted["katuna-trials"]
     assert {"get", "list", "watch"} <= granted["katuna-jobs-source"]
     assert ("katuna-jobs", known.api_versions[0], kind) in sources
     base = yaml.safe_load((KNATIVE / "kustomization.yaml").read_text())
@@ -236,3 +237,37 @@ def test_each_component_patches_the_manifests_into_valid_objects(operator: str):
     [source] = [o for o in objects if o["kind"] == "ApiServerSource" and o["metadata"]["name"] == "katuna-jobs"]
     jsonschema.validate(source, strict(crd_schema(source["apiVersion"], source["kind"])))
     assert source["spec"]["resources"][0]["kind"] == "Job", "the Job entry stays first"
+
+
+def _routed(triggers: list[dict], attributes: dict[str, str]) -> set[str]:
+    from knative_emulator.filters import delivered, trigger_filter
+
+    return {t["spec"]["subscriber"]["uri"] for t in triggers if delivered(trigger_filter(t["spec"]), attributes)}
+
+
+@pytest.mark.parametrize("operator", sorted(set(OPERATOR_OF.values())))
+def test_each_component_routes_the_changes_its_source_reports_to_jobwatch(operator: str):
+    """Each kind the component adds to the ``katuna-jobs`` source reaches the jobwatch function
+    through a Trigger of the component (a status update tells of a trial's end, a delete of its
+    workload's disappearance), with the attributes an ApiServerSource in Resource mode sets;
+    without the component, nothing routes them."""
+    import jsonschema
+    from test_deploy_kustomize import render
+    from test_knative import crd_schema, strict
+
+    base = [o for o in render(KNATIVE) if o["kind"] == "Trigger"]
+    objects = render(KNATIVE, components=(f"trial-kinds/{operator}",))
+    triggers = [o for o in objects if o["kind"] == "Trigger"]
+    for trigger in triggers:
+        jsonschema.validate(trigger, strict(crd_schema(trigger["apiVersion"], trigger["kind"])))
+    [source] = [o for o in objects if o["kind"] == "ApiServerSource" and o["metadata"]["name"] == "katuna-jobs"]
+    added = [(r["apiVersion"], r["kind"]) for r in source["spec"]["resources"] if r["kind"] != "Job"]
+    assert added
+    for api_version, kind in added:
+        for change in ("update", "delete"):
+            attributes = {"type": f"dev.knative.apiserver.resource.{change}", "source": "https://10.96.0.1:443",
+                          "apiversion": api_version, "kind": kind, "name": "s-0", "namespace": "katuna"}
+            assert _routed(triggers, attributes) == {"/functions/jobwatch"}, (kind, change)
+            assert _routed(base, attributes) == set(), "the base has no Trigger for the kind"
+    job = {"type": "dev.knative.apiserver.resource.update", "apiversion": "batch/v1", "kind": "Job"}
+    assert _routed(triggers, job) == {"/functions/jobwatch"}, "a Job still reaches jobwatch once"

@@ -181,7 +181,7 @@ def test_a_bad_delivery_token_is_refused(knative: Service, case: str):
                                 headers={"kid": "rsa"}),
     }
     headers = {"Authorization": f"Bearer {tokens[case]}"} if tokens[case] else {}
-    for path in ("/", "/functions/provision"):
+    for path in ("/", "/functions/provision", "/dead-letters"):
         assert _post(knative, path, completed("any"), **headers)[0] == 401, (case, path)
 
 

@@ -126,7 +126,7 @@ class KubernetesResources:
 
     def read_config_map(self, namespace: str, name: str) -> Mapping[str, str] | None:
         """The ConfigMap's ``data`` (none: empty), or None when it is not there; a refusal (403)
-        names the grant katuna's Role lacks."""
+        names the grant katuna lacks there."""
         if self._core is None:
             try:
                 self._core = client.CoreV1Api(self._connect())
@@ -138,8 +138,8 @@ class KubernetesResources:
         except PermanentError as exc:
             if isinstance(exc.__cause__, ApiException) and exc.__cause__.status == 403:
                 raise ConfigMapForbidden(f"katuna's service account may not get configmaps in namespace {namespace!r}: "
-                                         "bind the katuna Role (knative/rbac.yaml, which grants get on configmaps) "
-                                         "there") from exc
+                                         "bind the katuna-trials ClusterRole (knative/rbac.yaml, which grants get on "
+                                         "configmaps) there with a RoleBinding") from exc
             raise
         return None if found is None else dict(found.data or {})
 

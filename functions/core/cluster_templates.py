@@ -24,4 +24,4 @@ class ClusterTemplates:
 
 
 class ConfigMapForbidden(PermanentError):
-    """The Kubernetes API refuses katuna the read of a ConfigMap (its Role grants no ``get``)."""
+    """The Kubernetes API refuses katuna the read of a ConfigMap (nothing bound there grants ``get``)."""

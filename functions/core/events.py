@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from functions.core.trial_kinds import KINDS
+
 SOURCE = "/katuna"
 STUDY_CREATED = "dev.katuna.study.created"
 TRIAL_SUGGESTED = "dev.katuna.trial.suggested"
@@ -45,10 +47,15 @@ OBJECTS: Mapping[str, str] = {"jobwatch": "batch/v1", "resource": "katuna.dev/v1
 """The ``apiVersion`` of the objects a handler of ApiServerSource events takes; its Triggers
 filter on the ``apiversion`` attribute the source sets, and the dispatcher on the object's."""
 
-OVERLAY_OBJECTS: Mapping[str, tuple[str, ...]] = {"resource": ("kubeflow.org/v1beta1", "kubeflow.org/v1alpha1")}
-"""The ``apiVersion`` of the objects a handler takes besides :data:`OBJECTS` where an overlay's
-ApiServerSource sends them (``knative/katib-api``: Katib's Experiment and StudyJob, with its
-own Triggers)."""
+OVERLAY_OBJECTS: Mapping[str, tuple[str, ...]] = {
+    "resource": ("kubeflow.org/v1beta1", "kubeflow.org/v1alpha1"),
+    "jobwatch": tuple(sorted({version for kind in KINDS.values() for version in kind.api_versions} - {"batch/v1"})),
+}
+"""The ``apiVersion`` of the objects a handler takes besides :data:`OBJECTS` where a component's
+ApiServerSource sends them, with Triggers of the component's own: ``knative/katib-api`` sends
+Katib's Experiment and StudyJob to ``resource``; each of ``knative/trial-kinds/`` sends its
+operator's trial workloads (a PyTorchJob, a JobSet, ...) to ``jobwatch``, which handles their
+changes as a Job's."""
 
 _NAMESPACE = uuid.UUID("7f1d7a52-3b8e-4c55-9a43-5b3f3e2a9c10")
 

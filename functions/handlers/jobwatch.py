@@ -1,8 +1,12 @@
-"""``dev.knative.apiserver.resource.*``: a trial Job changed; report its attempt's end, once.
+"""``dev.knative.apiserver.resource.*``: a trial's workload changed; report its attempt's end, once.
 
-The event carries the Job; its labels name the study (and its uid), the trial and the attempt.
-Only a final ``Complete`` or ``Failed`` condition, or the Job's disappearance, ends an attempt;
-the executor reads the Job and its pods again rather than trusting the event's copy, and the
+The event carries the workload: a Job, or another trial kind a component of
+``knative/trial-kinds/`` watches (a PyTorchJob, a JobSet, a Workflow, ...). Its labels name the
+study (and its uid), the trial and the attempt; an object without them, or whose labels name no
+running attempt of the study katuna has under that uid, is not katuna's and is ignored. Only
+the end the executor reads (a Job's final ``Complete`` or ``Failed`` condition, another kind's
+success or failure condition), or the workload's disappearance, ends an attempt: the executor
+reads the workload and its pods again rather than trusting the event's copy, and the
 ``trial.finished`` it returns has a derived id, so a duplicate event emits nothing new.
 """
 
@@ -35,9 +39,9 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     return [finished] if finished is not None else []
 
 
-def _labels(job: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The Job's labels when they name a trial attempt of katuna's; None for any other object."""
-    metadata = job.get("metadata")
+def _labels(workload: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The workload's labels when they name a trial attempt of katuna's; None for any other object."""
+    metadata = workload.get("metadata")
     labels = metadata.get("labels") if isinstance(metadata, dict) else None
     if not isinstance(labels, dict) or not {STUDY_LABEL, UID_LABEL, TRIAL_LABEL, ATTEMPT_LABEL} <= labels.keys():
         return None

@@ -28,15 +28,24 @@ MANIFESTS = Path(__file__).resolve().parents[2] / "knative"
 SERVICE_REF = "serving.knative.dev/v1/Service/katuna"
 
 
-def manifests(kind: str) -> list[dict[str, Any]]:
-    return [doc for path in sorted(MANIFESTS.glob("*.yaml")) for doc in yaml.safe_load_all(path.read_text())
-            if doc and doc.get("kind") == kind]
+def documents(components: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """The objects of ``knative/``; with ``components`` (``trial-kinds/jobset``, say), as the
+    kustomization renders with them added."""
+    if components:
+        from test_deploy_kustomize import render
+
+        return render(MANIFESTS, components=components)
+    return [doc for path in sorted(MANIFESTS.glob("*.yaml")) for doc in yaml.safe_load_all(path.read_text()) if doc]
 
 
-def sink_of_service(broker_url: str) -> str:
+def manifests(kind: str, components: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    return [doc for doc in documents(components) if doc.get("kind") == kind]
+
+
+def sink_of_service(broker_url: str, components: tuple[str, ...] = ()) -> str:
     """``K_SINK`` as the SinkBinding of ``knative/`` injects it into the katuna Service's pods:
     the address of the Broker it names (refused loudly if it names anything else)."""
-    bindings = [b for b in manifests("SinkBinding") if b["spec"]["subject"].get("name") == "katuna"]
+    bindings = [b for b in manifests("SinkBinding", components) if b["spec"]["subject"].get("name") == "katuna"]
     if len(bindings) != 1 or bindings[0]["spec"]["sink"].get("ref", {}).get("kind") != "Broker":
         raise ValueError("expected one SinkBinding of the katuna Service to the katuna Broker")
     return broker_url
@@ -44,22 +53,25 @@ def sink_of_service(broker_url: str) -> str:
 
 class KnativeCluster:
     """The service behind the broker, fed by the sources; ``token`` guards the service, and the
-    broker delivers with it; ``time_scale`` shrinks the Triggers' back-offs (:class:`Broker`)."""
+    broker delivers with it; ``time_scale`` shrinks the Triggers' back-offs (:class:`Broker`);
+    ``components`` of ``knative/`` are deployed too (their Triggers and their sources' resources)."""
 
     def __init__(self, workdir: Path, kube_api: str, *, faults: Faults | None = None, ping_interval: float = 1.0,
                  token: str | None = None, namespace: str = "katuna", workers: int = 2, time_scale: float = 1.0,
-                 **env: str) -> None:
+                 components: tuple[str, ...] = (), **env: str) -> None:
         self.token, self.faults = token or secrets.token_urlsafe(16), faults or Faults()
         port = free_port()
-        self.broker = Broker(MANIFESTS, {SERVICE_REF: f"http://127.0.0.1:{port}"}, token=self.token, workers=24,
+        docs = documents(components)
+        self.broker = Broker(docs, {SERVICE_REF: f"http://127.0.0.1:{port}"}, token=self.token, workers=24,
                              time_scale=time_scale)
         self.service = KatunaProcess(
-            workdir, workers=workers, port=port, KATUNA_EVENTS="reply", K_SINK=sink_of_service(self.broker.url),
-            KATUNA_EXECUTOR="kubernetes", KATUNA_K8S_API=kube_api, KATUNA_K8S_NAMESPACE=namespace,
-            KATUNA_API_TOKEN=self.token, **env)
+            workdir, workers=workers, port=port, KATUNA_EVENTS="reply",
+            K_SINK=sink_of_service(self.broker.url, components), KATUNA_EXECUTOR="kubernetes", KATUNA_K8S_API=kube_api,
+            KATUNA_K8S_NAMESPACE=namespace, KATUNA_API_TOKEN=self.token, **env)
         self.sources = [ApiServerSource(doc, kube_api, self.broker.url, self.faults, namespace)
-                        for doc in manifests("ApiServerSource")]
-        self.ping = PingSource(manifests("PingSource")[0], self.broker.url, self.faults, ping_interval, namespace)
+                        for doc in docs if doc["kind"] == "ApiServerSource"]
+        [ping] = [doc for doc in docs if doc["kind"] == "PingSource"]
+        self.ping = PingSource(ping, self.broker.url, self.faults, ping_interval, namespace)
 
     def api(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         """The service's HTTP API with the token: status and JSON answer."""

@@ -20,7 +20,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -110,12 +110,15 @@ class Addresses:
         return self.refs[key].rstrip("/") + uri
 
 
-def load_triggers(manifests: Path, broker_name: str, addresses: Addresses) -> list[Trigger]:
-    """The Triggers of ``broker_name`` in ``manifests``; the Broker's delivery is their default."""
-    docs = [doc for path in sorted(manifests.glob("*.yaml")) for doc in yaml.safe_load_all(path.read_text()) if doc]
+def load_triggers(manifests: Path | Sequence[Mapping[str, Any]], broker_name: str,
+                  addresses: Addresses) -> list[Trigger]:
+    """The Triggers of ``broker_name`` in ``manifests`` (a folder of manifests, or the objects a
+    kustomization renders); the Broker's delivery is their default."""
+    docs = manifests if not isinstance(manifests, Path) else [
+        doc for path in sorted(manifests.glob("*.yaml")) for doc in yaml.safe_load_all(path.read_text()) if doc]
     brokers = [d for d in docs if d.get("kind") == "Broker" and d["metadata"]["name"] == broker_name]
     if len(brokers) != 1:
-        raise ValueError(f"expected one Broker named {broker_name!r} in {manifests}")
+        raise ValueError(f"expected one Broker named {broker_name!r} in the manifests")
     default = brokers[0].get("spec", {}).get("delivery")
     triggers = []
     for doc in (d for d in docs if d.get("kind") == "Trigger" and d["spec"]["broker"] == broker_name):
@@ -189,7 +192,8 @@ class _QuietServer(ThreadingHTTPServer):
 
 
 class Broker:
-    """The broker ``name`` of ``manifests``, delivering to the addresses given for its refs.
+    """The broker ``name`` of ``manifests`` (a folder, or rendered objects), delivering to the
+    addresses given for its refs.
 
     ``token`` goes with every delivery as a bearer token; every back-off is ``time_scale`` times
     the manifests'. ``received`` counts the events the ingress took by type; ``attempts`` records
@@ -198,8 +202,8 @@ class Broker:
     ``knativeerror*`` extensions, where the filter's answer carried them).
     """
 
-    def __init__(self, manifests: Path, refs: Mapping[str, str], name: str = "katuna", token: str | None = None,
-                 workers: int = 16, time_scale: float = 1.0) -> None:
+    def __init__(self, manifests: Path | Sequence[Mapping[str, Any]], refs: Mapping[str, str], name: str = "katuna",
+                 token: str | None = None, workers: int = 16, time_scale: float = 1.0) -> None:
         if time_scale <= 0:
             raise ValueError(f"time_scale: expected a positive number, got {time_scale}")
         self.triggers = load_triggers(manifests, name, Addresses(refs))

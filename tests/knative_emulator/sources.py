@@ -24,14 +24,17 @@ from typing import Any
 
 from cloudevents.core.v1.event import CloudEvent
 
+from functions.core.trial_kinds import KINDS
+
 from .broker import post
 from .faults import Faults
 
 API_SERVER = "https://10.96.0.1:443"
 """The source the ApiServerSource adapter names: the API server it watches."""
 
-PLURALS = {("batch/v1", "Job"): "jobs", ("katuna.dev/v1", "Study"): "studies",
-           ("katuna.dev/v1", "Experiment"): "experiments"}
+PLURALS = {("katuna.dev/v1", "Study"): "studies", ("katuna.dev/v1", "Experiment"): "experiments",
+           **{(version, kind.kind): kind.plural for kind in KINDS.values() for version in kind.api_versions}}
+"""The resources a source may watch: study resources, and every trial kind (Jobs among them)."""
 WATCH_SECONDS = 5
 """How long one watch request lasts before the reflector watches again (client-go: minutes)."""
 CHANGES = {"ADDED": "add", "MODIFIED": "update", "DELETED": "delete"}

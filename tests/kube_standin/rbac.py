@@ -21,6 +21,8 @@ from kube_standin.objects import status
 MANIFESTS = Path(__file__).resolve().parents[2] / "knative"
 SERVICE_ACCOUNT_USER = "system:serviceaccount:{namespace}:{name}"
 RBAC_KINDS = ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")
+TRIALS_ROLE = "katuna-trials"
+"""The ClusterRole of what running trials takes, bound per namespace where they run."""
 
 
 @dataclass(frozen=True)
@@ -71,18 +73,36 @@ class Authorizer:
     def __init__(self, objects: list[dict]) -> None:
         self.objects = [copy.deepcopy(o) for o in objects]
 
-    def grant_in(self, namespace: str, source_namespace: str = "katuna") -> None:
-        """Apply the Roles and RoleBindings of ``source_namespace`` in ``namespace`` as well (their
-        subjects unchanged): how an operator lets katuna run trials in another namespace."""
-        for obj in [o for o in self.objects if o["kind"] in ("Role", "RoleBinding")
-                    and o["metadata"].get("namespace") == source_namespace]:
+    def grant_in(self, namespace: str, service_namespace: str = "katuna") -> None:
+        """How an operator lets katuna run trials in another namespace, as the manifests say
+        (``kubectl create rolebinding katuna-trials -n NAMESPACE --clusterrole=katuna-trials
+        --serviceaccount=katuna:katuna``): a RoleBinding there of the ``katuna-trials``
+        ClusterRole to katuna's service account. Nothing else is granted there: katuna's
+        ``Role`` lives in its own namespace, and a RoleBinding elsewhere naming it grants nothing."""
+        self.objects.append({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": TRIALS_ROLE, "namespace": namespace},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": TRIALS_ROLE},
+            "subjects": [{"kind": "ServiceAccount", "name": "katuna", "namespace": service_namespace}]})
+
+    def copy_role(self, name: str, namespace: str, home: str = "katuna") -> None:
+        """A copy of the Role ``name`` of ``home`` made in ``namespace``, with a RoleBinding there
+        to the subjects its own binding names: how an admin grants a Role's rules in another
+        namespace (a RoleBinding there naming the Role of ``home`` would grant nothing). katuna's
+        ``katuna`` Role (its study resources) is copied so only where a test applies study
+        resources outside katuna's namespace, which the manifests never set up."""
+        [role] = [o for o in self.objects if o["kind"] == "Role" and o["metadata"]["name"] == name
+                  and o["metadata"].get("namespace") == home]
+        bindings = [o for o in self.objects if o["kind"] == "RoleBinding" and o["metadata"].get("namespace") == home
+                    and o["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name}]
+        for obj in [role, *bindings]:
             copied = copy.deepcopy(obj)
             copied["metadata"]["namespace"] = namespace
             self.objects.append(copied)
 
     def enable(self, component: Path) -> None:
         """Apply a Kustomize component's JSON patches of Roles and ClusterRoles (as ``components:``
-        in the Kustomization would), in every namespace the Role is bound in."""
+        in the Kustomization would): a ClusterRole's grants wherever it is bound."""
         spec = yaml.safe_load((component / "kustomization.yaml").read_text())
         for patch in spec.get("patches", []):
             target = patch["target"]
