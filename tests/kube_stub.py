@@ -441,6 +441,16 @@ class KubeStub(ApiServer, Workloads):
                 return
         raise RuntimeError(f"the cluster still changes after {passes} passes")
 
+    def run_until(self, done: Callable[[], object], moments: int = 1000) -> None:
+        """On a simulated clock: settle the cluster at each due moment, moving the clock on to the
+        next, until ``done`` (an AssertionError when nothing is left to wait for first)."""
+        for _ in range(moments):
+            self.settle()
+            if done():
+                return
+            assert self.clock.advance(), "nothing left to wait for"
+        raise AssertionError(f"not done after {moments} moments")
+
     def _control_loop(self) -> None:
         while self._running:
             self.step()

@@ -8,7 +8,6 @@ through the real kubernetes client on a simulated clock."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 
 import pytest
 from kube_standin.clock import SimulatedClock
@@ -37,15 +36,6 @@ def simulated():
     yield kube, clock
     kube.close()
 
-
-def _run_until(kube: KubeStub, clock: SimulatedClock, done: Callable[[], object]) -> None:
-    """Settle the cluster at each due moment until ``done``."""
-    for _ in range(1000):
-        kube.settle()
-        if done():
-            return
-        assert clock.advance(), "nothing left to wait for"
-    raise AssertionError("not done after 1000 moments")
 
 
 def _template(run: str) -> dict:
@@ -80,7 +70,7 @@ def test_a_pod_whose_name_an_earlier_jobs_terminating_pod_holds_is_made_once_it_
         return objects.get_namespaced_custom_object("kubeflow.org", "v1", "default", "pytorchjobs", "p")
 
     objects.create_namespaced_custom_object("kubeflow.org", "v1", "default", "pytorchjobs", _pytorchjob("first"))
-    _run_until(kube, clock, lambda: "Running" in _conditions(job()))
+    kube.run_until(lambda: "Running" in _conditions(job()))
     objects.delete_namespaced_custom_object("kubeflow.org", "v1", "default", "pytorchjobs", "p",
                                             propagation_policy="Background")
     [earlier] = _masters(core)
@@ -96,7 +86,7 @@ def test_a_pod_whose_name_an_earlier_jobs_terminating_pod_holds_is_made_once_it_
     assert refusals == {f'Error creating: pods "p-{role}-0" already exists': ("Warning", "FailedCreatePod")
                         for role in ("master", "worker")}
 
-    _run_until(kube, clock, lambda: "Succeeded" in _conditions(job()))
+    kube.run_until(lambda: "Succeeded" in _conditions(job()))
     [mine] = _masters(core)
     assert mine.metadata.labels["run"] == "second" and mine.metadata.owner_references[0].uid == \
         created["metadata"]["uid"]
@@ -128,7 +118,7 @@ def test_a_job_whose_name_an_earlier_jobsets_orphaned_job_holds_is_made_once_it_
         return objects.get_namespaced_custom_object("jobset.x-k8s.io", "v1alpha2", "default", "jobsets", "s")
 
     objects.create_namespaced_custom_object("jobset.x-k8s.io", "v1alpha2", "default", "jobsets", _jobset("first"))
-    _run_until(kube, clock, lambda: ("default", "s-node-0") in kube.jobs)
+    kube.run_until(lambda: ("default", "s-node-0") in kube.jobs)
     objects.delete_namespaced_custom_object("jobset.x-k8s.io", "v1alpha2", "default", "jobsets", "s",
                                             propagation_policy="Orphan")
     orphan = batch.read_namespaced_job("s-node-0", "default")
@@ -136,7 +126,7 @@ def test_a_job_whose_name_an_earlier_jobsets_orphaned_job_holds_is_made_once_it_
 
     created = objects.create_namespaced_custom_object("jobset.x-k8s.io", "v1alpha2", "default", "jobsets",
                                                       _jobset("second"))
-    _run_until(kube, clock, lambda: "Complete" in _job_conditions(batch))
+    kube.run_until(lambda: "Complete" in _job_conditions(batch))
     held = batch.read_namespaced_job("s-node-0", "default")
     assert (held.metadata.uid, held.metadata.labels["run"]) == (orphan.metadata.uid, "first"), "left as it was"
     assert _conditions(jobset()) == [], "the JobSet does not complete on a Job not its own"
@@ -146,7 +136,7 @@ def test_a_job_whose_name_an_earlier_jobsets_orphaned_job_holds_is_made_once_it_
         'job "s-node-0" creation failed with error: jobs.batch "s-node-0" already exists')
 
     batch.delete_namespaced_job("s-node-0", "default", propagation_policy="Background")
-    _run_until(kube, clock, lambda: "Completed" in _conditions(jobset()))
+    kube.run_until(lambda: "Completed" in _conditions(jobset()))
     mine = batch.read_namespaced_job("s-node-0", "default")
     assert mine.metadata.labels["run"] == "second" and mine.metadata.owner_references[0].uid == \
         created["metadata"]["uid"]

@@ -38,15 +38,6 @@ def simulated(clock: SimulatedClock, pools: Callable[[], list[NodePool]], second
     return kube
 
 
-def run_until(kube: KubeStub, clock: SimulatedClock, done: Callable[[], object]) -> None:
-    """Settle the cluster at each due moment until ``done``."""
-    for _ in range(1000):
-        kube.settle()
-        if done():
-            return
-        assert clock.advance(), "nothing left to wait for"
-    raise AssertionError("not done after 1000 moments")
-
 
 def pods_of(kube: KubeStub, name: str) -> list[dict]:
     return sorted((p for p in kube.pods.values() if p["metadata"]["labels"]["job-name"] == name),
@@ -67,7 +58,7 @@ def test_a_job_runs_on_a_pool_that_gke_creates_and_the_autoscaler_grows_and_shri
             "autoscaling": {"enabled": True, "totalMinNodeCount": 0, "totalMaxNodeCount": 2}}})
         assert code == 200 and clock.next_wake() == START + 90, "the cloud's operation wakes the clock when done"
         assert kube.create_job("katuna", job("trial-0", SPOT["gke"]))[0] == 201
-        run_until(kube, clock, lambda: finished(kube, "trial-0"))
+        kube.run_until(lambda: finished(kube, "trial-0"))
 
         [pod] = pods_of(kube, "trial-0")
         terminated = pod["status"]["containerStatuses"][0]["state"]["terminated"]
@@ -77,7 +68,7 @@ def test_a_job_runs_on_a_pool_that_gke_creates_and_the_autoscaler_grows_and_shri
         [node] = kube.nodes.values()
         assert node["metadata"]["creationTimestamp"] == rfc3339(START + 180), "a Node exists from its registration"
 
-        run_until(kube, clock, lambda: not kube.nodes)
+        kube.run_until(lambda: not kube.nodes)
         assert clock.now == START + 480 + 600, "the idle node goes after the autoscaler's ten minutes"
         assert kube.autoscaler.node_seconds() == 90 + 300 + 600, "billed from the VM's creation, boot included"
     finally:
@@ -96,9 +87,9 @@ def test_a_spot_node_gets_its_clouds_notice_its_pod_is_disrupted_and_the_job_run
     kube.autoscaler.interruptions = interruptions
     try:
         kube.create_job("katuna", job("trial-0", SPOT[cloud]))
-        run_until(kube, clock, lambda: kube.nodes)
+        kube.run_until(lambda: kube.nodes)
         interruptions.per_hour = 30.0
-        run_until(kube, clock, lambda: interruptions.stopping)
+        kube.run_until(lambda: interruptions.stopping)
         [(name, stops)] = interruptions.stopping.items()
         noticed = clock.now
         assert stops == noticed + notice
@@ -113,7 +104,7 @@ def test_a_spot_node_gets_its_clouds_notice_its_pod_is_disrupted_and_the_job_run
             assert node["spec"]["unschedulable"] is True, "cordoned and drained"
 
         interruptions.per_hour = 0.0
-        run_until(kube, clock, lambda: finished(kube, "trial-0"))
+        kube.run_until(lambda: finished(kube, "trial-0"))
         assert kube.autoscaler.machines[name].removed == noticed + notice, "the VM stops when its notice ends"
         [second] = pods_of(kube, "trial-0")
         assert second["metadata"]["uid"] != first["metadata"]["uid"], "the disrupted pod went with its node"

@@ -6,8 +6,6 @@ client, as katuna reads them, on a simulated clock."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
 from kube_standin.clock import SimulatedClock
 from kube_standin.containers import Run, SimulatedContainers
@@ -30,15 +28,6 @@ def simulated():
     kube.close()
 
 
-def _run_until(kube: KubeStub, clock: SimulatedClock, done: Callable[[], object]) -> None:
-    """Settle the cluster at each due moment until ``done``."""
-    for _ in range(1000):
-        kube.settle()
-        if done():
-            return
-        assert clock.advance(), "nothing left to wait for"
-    raise AssertionError("not done after 1000 moments")
-
 
 def _controller(references: list[client.V1OwnerReference] | None) -> tuple[str, str, str]:
     [reference] = references or []
@@ -59,7 +48,7 @@ def test_a_trainjobs_pods_are_its_own_through_its_jobset_and_jobs_each_controlli
     def jobs() -> list[client.V1Job]:
         return batch.list_namespaced_job("default", label_selector="jobset.sigs.k8s.io/jobset-name=t").items
 
-    _run_until(kube, clock, lambda: any(c.type == "Complete" for j in jobs() for c in j.status.conditions or []))
+    kube.run_until(lambda: any(c.type == "Complete" for j in jobs() for c in j.status.conditions or []))
     jobset = objects.get_namespaced_custom_object("jobset.x-k8s.io", "v1alpha2", "default", "jobsets", "t")
     assert jobset["metadata"]["ownerReferences"] == [{
         "apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob", "name": "t", "uid": train["metadata"]["uid"],
