@@ -237,9 +237,7 @@ def test_the_pods_an_earlier_studys_workload_left_terminating_are_not_read_as_th
 
     earlier = launch("0123456789ab", "import time; print('loss=0', flush=True); time.sleep(600)")
     executor.launch(earlier)
-    deadline = time.monotonic() + 30
-    while not _printed(executor, earlier) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    _await_printed(executor, earlier, "loss=0\n")
     executor.stop(earlier)
     with cluster.lock:
         lingering = [p for p in cluster.pods.values() if p["metadata"].get("deletionTimestamp")]
@@ -255,14 +253,18 @@ def test_the_pods_an_earlier_studys_workload_left_terminating_are_not_read_as_th
     assert list(executor.output(mine)) == ["loss=3\n"]
 
 
-def _printed(executor, launch, line: str = "loss=0\n") -> bool:
-    """Whether the attempt's pod has printed its ``line`` yet."""
+def _await_printed(executor, launch, line: str, seconds: float = 30.0) -> None:
+    """Wait (up to ``seconds``) until the attempt's pod has printed its ``line``."""
     from functions.core.errors import OutputLost
 
-    try:
-        return list(executor.output(launch)) == [line]
-    except OutputLost:
-        return False
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if list(executor.output(launch)) == [line]:
+                return
+        except OutputLost:
+            pass
+        time.sleep(0.05)
 
 
 def _trainjob(uid: str, code: str):
@@ -289,9 +291,7 @@ def test_the_pods_an_earlier_studys_trainjob_left_terminating_are_not_read_as_th
     executor = KubernetesExecutor(Cluster(namespace="default"), api_client(cluster.url))
     earlier = _trainjob("0123456789ab", "import time; print('loss=999', flush=True); time.sleep(600)")
     executor.launch(earlier)
-    deadline = time.monotonic() + 30
-    while not _printed(executor, earlier, "loss=999\n") and time.monotonic() < deadline:
-        time.sleep(0.05)
+    _await_printed(executor, earlier, "loss=999\n")
     executor.stop(earlier)
     with cluster.lock:
         lingering = [p for p in cluster.pods.values() if p["metadata"].get("deletionTimestamp")]
