@@ -77,9 +77,11 @@ def store_study(deps: Deps, spec: Study, definition: dict[str, Any],
     """
     uid = uuid.uuid4().hex[:12]
     with deps.store.transaction():
-        _check_pool_room(deps, spec)
+        stored_already = _has_study(deps.store, spec.name)
+        if not stored_already:
+            _check_pool_room(deps, spec)
         record = StudyRecord(spec, definition, os.path.abspath(deps.workdir), uid, created_at=deps.clock(),
-                             origin=origin, warm_results=warm_results(deps, spec))
+                             origin=origin, warm_results=None if stored_already else warm_results(deps, spec))
         stored = deps.store.add_study(record)
     return stored, stored.uid == uid
 
@@ -105,10 +107,10 @@ def store_or_restart(deps: Deps, spec: Study, definition: dict[str, Any]) -> tup
 
 def _check_pool_room(deps: Deps, spec: Study) -> None:
     """Refuse a new study whose node pool would be one more than ``KATUNA_MAX_POOLS`` allows
-    (:class:`InvalidStudy` at ``nodePool``). A study stored under that name already holds its
-    pool: submitted again, it is the stored one (or a conflict), never refused for room."""
+    (:class:`InvalidStudy` at ``nodePool``). Only for a name not stored yet: a study stored under
+    it holds its pool already, and submitted again it is the stored one (or a conflict)."""
     pool = spec.node_pool
-    if pool is None or _has_study(deps.store, spec.name):
+    if pool is None:
         return
     running = [r.spec.node_pool for r in deps.store.list_studies() if r.spec.node_pool is not None and not r.terminal]
     problem = pools_problem(pool, held_pools(deps.store.pool_uses(HOLDING), running), deps.limits.pools)
@@ -120,11 +122,11 @@ def warm_results(deps: Deps, spec: Study) -> tuple[KnownResult, ...] | None:
     """The completed trials of the study ``spec``'s warm start names that fit its space, to be
     kept with it; None where it names none. A study the database lacks, or more results than
     ``KATUNA_MAX_WARM_START`` with those given inline, is refused (:class:`InvalidStudy` at
-    ``warmStart.study``): it would start cold without a word. A study stored under that name
-    already takes nothing: submitted again to resume it, it keeps what it took at first (and is
-    not refused if that earlier study was deleted since); a different one is a conflict."""
+    ``warmStart.study``): it would start cold without a word. Only for a name not stored yet: a
+    study stored under it, submitted again to resume it, keeps what it took at first (and is not
+    refused if that earlier study was deleted since); a different one is a conflict."""
     warm = spec.warm_start
-    if warm is None or warm.study is None or _has_study(deps.store, spec.name):
+    if warm is None or warm.study is None:
         return None
     problem = missing_study(warm, _has_study(deps.store, warm.study))
     if problem is not None:
