@@ -108,7 +108,8 @@ class Runtime:
         return Deps(self.store(), self.executor, self.clock, node_pools=self.node_pools, resources=self.resources,
                     workdir=str(self.settings.workdir.resolve()), limits=self.settings.limits,
                     trial_defaults=self.settings.cluster_defaults(), nodes=self.nodes,
-                    node_look_seconds=self.settings.node_look_seconds, logs=self.logs)
+                    node_look_seconds=self.settings.node_look_seconds, logs=self.logs,
+                    pool_wait=self.settings.pool_wait)
 
     def dispatcher(self) -> Dispatcher:
         return Dispatcher(self.deps(), observer=self._metrics.events)

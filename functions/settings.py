@@ -19,7 +19,7 @@ from functions.core.limits import Limits
 from functions.core.node_hours import LOOK_EVERY
 from functions.core.nodepool import EKS_GROUPS
 from functions.core.pod_fields import resource_problem
-from functions.core.timeouts import REMOTE_TIMEOUT
+from functions.core.timeouts import POOL_WAIT, REMOTE_TIMEOUT
 
 PREFIX = "KATUNA_"
 GSA_EMAIL = re.compile(r"[a-z0-9][a-z0-9-]{0,62}@[a-z0-9][a-z0-9.:-]*\.gserviceaccount\.com")
@@ -105,7 +105,9 @@ class Settings:
     (an IAM role ARN) and ``KATUNA_EKS_REGION`` (else the AWS configuration's region).
     ``KATUNA_REMOTE_TIMEOUT`` seconds (10) a call to the Kubernetes API or a cloud's API waits to
     connect, and again for each read of its answer (each chunk of a streamed log), before it
-    fails as a temporary error (:mod:`functions.core.timeouts`).
+    fails as a temporary error (:mod:`functions.core.timeouts`). ``KATUNA_POOL_WAIT`` seconds
+    (3600) after a study is stored that the cloud may go on refusing its node pool for now (a
+    cluster busy, throttled or unreachable) before the study fails with the cloud's last answer.
     ``KATUNA_NODE_LOOK_SECONDS`` (30): how often at most the nodes of a study's pool are listed
     for its measured node-hours (:mod:`functions.handlers.node_hours`).
     ``KATUNA_K8S_PROGRESS_SECONDS`` (10): how often ``katuna serve`` with the Kubernetes
@@ -202,6 +204,7 @@ class Settings:
     node_look_seconds: float = LOOK_EVERY
     k8s_progress_seconds: float = 10.0
     remote_timeout: float = REMOTE_TIMEOUT
+    pool_wait: float = POOL_WAIT
     sink_token_file: Path = Path("/oidc/token")
     sink_ca_certs: str | None = None
 
@@ -230,7 +233,8 @@ class Settings:
             "katib_api": ("KATIB_API", _flag),
             "node_look_seconds": ("NODE_LOOK_SECONDS", float),
             "k8s_progress_seconds": ("K8S_PROGRESS_SECONDS", float),
-            "remote_timeout": ("REMOTE_TIMEOUT", float), "sink_token_file": ("SINK_TOKEN_FILE", Path),
+            "remote_timeout": ("REMOTE_TIMEOUT", float), "pool_wait": ("POOL_WAIT", float),
+            "sink_token_file": ("SINK_TOKEN_FILE", Path),
         }
         values = {field: kind(env[PREFIX + name]) for field, (name, kind) in read.items() if env.get(PREFIX + name)}
         if env.get("K_SINK"):
@@ -257,8 +261,9 @@ class Settings:
         if not settings.k8s_progress_seconds > 0:
             raise ValueError(f"{PREFIX}K8S_PROGRESS_SECONDS: expected a positive number of seconds, "
                              f"got {settings.k8s_progress_seconds}")
-        if not 0 < settings.remote_timeout < math.inf:
-            raise ValueError(f"{PREFIX}REMOTE_TIMEOUT: expected a positive number of seconds, got {settings.remote_timeout}")
+        for name, seconds in (("REMOTE_TIMEOUT", settings.remote_timeout), ("POOL_WAIT", settings.pool_wait)):
+            if not 0 < seconds < math.inf:
+                raise ValueError(f"{PREFIX}{name}: expected a positive number of seconds, got {seconds}")
         if not settings.node_look_seconds > 0:
             raise ValueError(f"{PREFIX}NODE_LOOK_SECONDS: expected a positive number of seconds, "
                              f"got {settings.node_look_seconds}")

@@ -34,10 +34,13 @@ from functions.pools import check_node_pool
 from functions.settings import Settings
 from infra import gke
 
+START = 1_000_000.0
+"""When the tests' studies are stored, and their clock's first reading."""
+
 
 class Clock:
     def __init__(self) -> None:
-        self.now = 1_000_000.0
+        self.now = START
 
     def __call__(self) -> float:
         return self.now
@@ -61,7 +64,7 @@ def pool_study(study: str, **pool) -> dict:
 
 
 def submit(store: SqliteStore, definition: dict, uid: str) -> StudyRecord:
-    return store.add_study(StudyRecord(parse_study(definition), definition, "/tmp", uid, created_at=1.0))
+    return store.add_study(StudyRecord(parse_study(definition), definition, "/tmp", uid, created_at=START))
 
 
 def deliver_twice(dispatcher: Dispatcher, event: Event) -> list[Event]:
@@ -537,6 +540,36 @@ def test_a_study_whose_pool_create_meets_a_control_plane_upgrade_waits_and_then_
     deliver_twice(dispatcher, pool_check())
     assert store.pool_use("u1").phase == "ready" and store.get_study("upgrading").status == "running"
     assert len(gke_api.calls("POST", "/nodePools")) == 3, "refused twice, then created"
+
+
+def test_a_pool_refused_for_now_past_the_pool_wait_fails_its_study_with_the_clouds_last_answer(world, gke_api):
+    dispatcher, store, clock = world
+    submit(store, pool_study("stuck"), "u1")
+    precondition = (400, "Workload metadata mode GKE_METADATA needs Workload Identity on the cluster",
+                    "FAILED_PRECONDITION")
+    for minutes in (0, 30, 59):
+        clock.now = START + minutes * 60
+        gke_api.refuse_next = precondition
+        dispatcher.deliver_to("provision", pool_check())
+        assert store.get_study("stuck").status == "running" and store.pool_use("u1") is None, \
+            "within KATUNA_POOL_WAIT the refusal may be a busy cluster: asked again on the next tick"
+    clock.now = START + 3600
+    gke_api.refuse_next = precondition
+    dispatcher.deliver_to("provision", pool_check())
+    record = store.get_study("stuck")
+    assert record.status == "failed"
+    assert "not created within 3600 s" in record.reason and "needs Workload Identity" in record.reason
+    assert store.pool_use("u1").phase == "failed"
+    deliver_twice(dispatcher, pool_check())
+    deliver_twice(dispatcher, created("stuck", "u1"))
+    assert len(gke_api.calls("POST", "/nodePools")) == 4 and gke_api.pools == {}, "never asked again"
+
+
+def test_the_pool_wait_is_a_positive_number_of_seconds():
+    assert Settings.from_env({}).pool_wait == 3600 and Settings.from_env({"KATUNA_POOL_WAIT": "600"}).pool_wait == 600
+    for given in ("0", "-5", "inf"):
+        with pytest.raises(ValueError, match="KATUNA_POOL_WAIT: expected a positive number of seconds"):
+            Settings.from_env({"KATUNA_POOL_WAIT": given})
 
 
 def test_a_release_meeting_a_cluster_update_is_retried_on_the_next_tick_and_the_pool_deleted(world, gke_api):

@@ -51,7 +51,7 @@ class World:
         definition = study_definition(name=study)
         definition["trialTemplate"]["image"] = "python:3.12"
         definition["nodePool"] = {"provider": "eks", "instanceTypes": ["m5.xlarge"], "maxNodes": 8, **pool}
-        self.store.add_study(StudyRecord(parse_study(definition), definition, "/tmp", uid, created_at=1.0))
+        self.store.add_study(StudyRecord(parse_study(definition), definition, "/tmp", uid, created_at=1_000_000.0))
 
     def deliver(self, event: Event) -> None:
         self.dispatcher.deliver_to("provision", event)

@@ -34,6 +34,7 @@ from functions.core.samplers import grid_size, sampler_for
 from functions.core.space import distribution, sample, sampler_params, values
 from functions.core.spec import KnownResult, Study
 from functions.core.stop import Decision, decide, trials_to_ask
+from functions.core.timeouts import POOL_WAIT
 from functions.core.warm import lost_study, missing_study, over_limit, study_results
 from functions.handlers import ahead
 
@@ -59,6 +60,8 @@ class Deps:
     """The cluster's Node objects, for a study's measured node-hours; None where no cluster is asked."""
     node_look_seconds: float = LOOK_EVERY
     """How often at most a pool's nodes are listed."""
+    pool_wait: float = POOL_WAIT
+    """Seconds a study's pool may be refused for now before the study fails."""
     lookahead: int = 0
     """Trials asked for ahead of a free slot (:mod:`functions.handlers.ahead`); 0: none."""
     logs: RunningLogs | None = None

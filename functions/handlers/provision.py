@@ -9,7 +9,8 @@ progress is only checked.
 A permanent refusal from the cloud (machine type, quota, permission) fails the study with the
 cloud's message; throttling, server errors, a cluster busy with another operation and a token
 that cannot be refreshed now raise ``TemporaryError``, so the event is retried (on a tick, a
-pool use the cloud cannot serve now is left for the next tick). A release the cloud refuses for
+pool use the cloud cannot serve now is left for the next tick), until ``KATUNA_POOL_WAIT`` after
+the study was stored: the study then fails with the cloud's last answer. A release the cloud refuses for
 now is left to the ticks, which try it again until it goes through (that of a pool whose
 creation failed included); one it refuses for good ends the use as failed, its message saying
 what is left in the cluster.
@@ -134,14 +135,29 @@ def _pools(deps: Deps, pool: NodePool) -> NodePools:
     return pools
 
 
+def _new_use(record: StudyRecord, pool: NodePool, deps: Deps) -> PoolUse:
+    return PoolUse(uid=record.uid, study=record.name, pool=pool.name, provider=pool.provider,
+                   capacity=pool.capacity, machine_types=pool.machine_types, max_nodes=pool.max_nodes,
+                   shared=pool.shared, requested_at=deps.clock())
+
+
+def _refused(record: StudyRecord, use: PoolUse, message: str, deps: Deps) -> list[Event]:
+    """Fail the study whose pool the cloud refused; the use stays unreleased, so the ticks
+    delete whatever the refused request may have left in the cloud."""
+    deps.store.save_pool_use(replace(use, phase=POOL_FAILED, message=message))
+    return complete(record, deps, Decision(FAILED, f"node pool {use.pool}: {message}"))
+
+
 def _provision(record: StudyRecord, pool: NodePool, deps: Deps) -> list[Event]:
     """Ask for the study's pool, unless it would be one more than ``KATUNA_MAX_POOLS`` allows:
     counted in this handler's transaction with the use it stores, so concurrent workers never
     hold more. Submission refuses such a study first; one still found here (stored before the
-    limit was lowered) fails, naming the limit, and nothing is asked of the cloud."""
-    use = PoolUse(uid=record.uid, study=record.name, pool=pool.name, provider=pool.provider,
-                  capacity=pool.capacity, machine_types=pool.machine_types, max_nodes=pool.max_nodes,
-                  shared=pool.shared, requested_at=deps.clock())
+    limit was lowered) fails, naming the limit, and nothing is asked of the cloud.
+
+    Once the cloud has refused the pool for now for ``deps.pool_wait`` seconds since the study
+    was stored, its refusal counts as final: the study fails with the cloud's last answer rather
+    than waiting for its pool for good."""
+    use = _new_use(record, pool, deps)
     problem = pools_problem(pool, held_pools(deps.store.pool_uses(HOLDING)), deps.limits.pools)
     if problem is not None:
         deps.store.save_pool_use(replace(use, phase=POOL_FAILED, message=str(problem), released_at=deps.clock()))
@@ -149,8 +165,13 @@ def _provision(record: StudyRecord, pool: NodePool, deps: Deps) -> list[Event]:
     try:
         change = _pools(deps, pool).ensure(pool, owner=record.uid, request_id=use.request_id)
     except PermanentError as exc:
-        deps.store.save_pool_use(replace(use, phase=POOL_FAILED, message=str(exc)))
-        return complete(record, deps, Decision(FAILED, f"node pool {pool.name}: {exc}"))
+        return _refused(record, use, str(exc), deps)
+    except TemporaryError as exc:
+        waited = deps.clock() - record.created_at
+        if waited < deps.pool_wait:
+            raise
+        return _refused(record, use, f"not created within {waited:.0f} s of the study's submission; "
+                                     f"the cloud's last answer: {exc}", deps)
     use = _whose(use, change, deps.store)
     if change.operation is None:
         use = replace(use, phase=READY, ready_at=deps.clock())
