@@ -17,10 +17,10 @@ from wsgiref.types import WSGIApplication
 
 import optuna
 
-from functions.adapters import cloudevents_http
+from functions.adapters import cloudevents_http, sink_senders
 from functions.adapters.broker import LocalBroker
 from functions.adapters.local_executor import LocalExecutor
-from functions.adapters.sqlite_queue import SqliteQueue
+from functions.adapters.sqlite_queue import LEASE_SECONDS, SqliteQueue
 from functions.adapters.sqlite_store import SqliteStore
 from functions.adapters.web import create_app, guard
 from functions.core.cluster_templates import ClusterTemplates
@@ -57,7 +57,8 @@ class Runtime:
         self.clock = clock
         self._local = threading.local()
         self.store()
-        self.queue = SqliteQueue(settings.db, settings.busy_timeout)
+        self.queue = SqliteQueue(settings.db, settings.busy_timeout,
+                                 sink_senders.LEASE_SECONDS if settings.events == "reply" else LEASE_SECONDS)
         self.logs: RunningLogs | None = None
         """Where running trials' progress is read from their logs: the trial Jobs' pods."""
         self.executor = self._executor()
@@ -71,8 +72,9 @@ class Runtime:
             if self.node_pools is not None and settings.executor == "kubernetes" else None
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self._sink = cloudevents_http.Sink(settings.sink, settings.sink_token_file, settings.sink_ca_certs) \
-            if settings.sink else None
+        self._senders = sink_senders.SinkSenders(
+            self.queue, cloudevents_http.Sink(settings.sink, settings.sink_token_file, settings.sink_ca_certs)) \
+            if settings.sink and settings.events == "reply" else None
         self._metrics = self._service_metrics()
 
     def _executor(self) -> Executor:
@@ -90,8 +92,7 @@ class Runtime:
         imported, after ``katuna serve`` has named the directory (:mod:`functions.adapters.prometheus`)."""
         from functions.adapters.prometheus import ServiceMetrics
 
-        depth = self.queue.depth if self.settings.events == "queue" else None
-        return ServiceMetrics(lambda: self.store().census(), depth)
+        return ServiceMetrics(lambda: self.store().census(), self.queue.depth)
 
     def metrics(self, accept: str) -> tuple[bytes, str]:
         return self._metrics.exposition(accept)
@@ -128,18 +129,20 @@ class Runtime:
         return stored, created
 
     def publish(self, event: Event) -> None:
-        """Send an event on: into the queue, or (reply mode) to the Knative broker at ``K_SINK``."""
-        if self.settings.events == "reply":
-            if self._sink is None:
-                raise TemporaryError("events go to K_SINK in reply mode, and K_SINK is not set")
-            self._sink.send(event)
-        else:
-            self.queue.put(event)
+        """Send an event on through the queue: to this service's own broker threads, or (reply
+        mode) to the threads that post it to the Knative broker at ``K_SINK``
+        (:mod:`functions.adapters.sink_senders`)."""
+        if self.settings.events == "reply" and self._senders is None:
+            raise TemporaryError("events go to K_SINK in reply mode, and K_SINK is not set")
+        self.queue.put(event)
 
     def start(self) -> None:
-        """Start taking events from the queue in a background thread (queue mode only: in reply
-        mode the Knative broker delivers, retries and dead-letters)."""
-        if self.settings.events == "queue":
+        """Start taking events from the queue in background threads: this service's broker
+        (queue mode), or the senders to ``K_SINK`` (reply mode: the Knative broker delivers,
+        retries and dead-letters)."""
+        if self._senders is not None:
+            self._senders.start()
+        elif self.settings.events == "queue":
             self._thread = threading.Thread(target=self._serve_events, name="katuna-broker", daemon=True)
             self._thread.start()
 
@@ -148,6 +151,8 @@ class Runtime:
         self.store().db.execute("SELECT 1")
         if self.settings.events == "queue" and (self._thread is None or not self._thread.is_alive()):
             return "the event broker thread is not running"
+        if self._senders is not None and not self._senders.alive():
+            return "the threads sending events to K_SINK are not running"
         return None
 
     def _serve_events(self) -> None:
@@ -183,6 +188,8 @@ class Runtime:
         self._stopping.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+        if self._senders is not None:
+            self._senders.stop()
         if isinstance(self.executor, LocalExecutor):
             self.executor.shutdown()
         self.queue.close()

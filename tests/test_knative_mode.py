@@ -5,6 +5,7 @@ API; and the broker emulator itself held to Knative's delivery and filter rules.
 from __future__ import annotations
 
 import base64
+import http.client
 import threading
 import time
 import urllib.error
@@ -121,7 +122,7 @@ def test_a_failing_subscriber_is_retried_with_exponential_backoff_then_dead_lett
       uri: /dead-letters"""
     broker = Broker(one_trigger(tmp_path, delivery), {SERVICE_REF: subscriber.url}, token="secret")
     try:
-        assert post(broker.url, event(), None)[0] == 202
+        assert post(broker.url, event(), None)[0] == 500, "answered once given up: the dead-letter sink refused too"
         tries = subscriber.wait(3, "/functions/x")
         letters = subscriber.wait(1, "/dead-letters")
         assert len(tries) == 3, "the first attempt and two retries"
@@ -150,6 +151,52 @@ def test_which_answers_knative_retries(tmp_path: Path, code: int, attempts: int)
         post(broker.url, event(), None)
         subscriber.wait(1, "/dead-letters")
         assert len([r for r in subscriber.received if r[1] == "/functions/x"]) == attempts
+    finally:
+        broker.close()
+        subscriber.close()
+
+
+def test_the_ingress_answers_once_every_delivery_and_reply_it_started_has_ended(tmp_path: Path):
+    """As on an InMemoryChannel: the post waits for the retry and for the reply's own delivery."""
+    answered = CloudEvent(attributes={"type": "test.event", "source": "/test", "id": "reply-1"}, data={"r": 1})
+    subscriber = Subscriber([503, 202, 202], reply={"test.first": answered})
+    broker = Broker(one_trigger(tmp_path, RETRY_TWICE.format(sink=subscriber.url),
+                                "- any:\n        - exact: {type: test.first}\n        - exact: {type: test.event}"),
+                    {SERVICE_REF: subscriber.url})
+    try:
+        assert post(broker.url, event("test.first"), None)[0] == 202
+        assert [r[2]["ce-type"] for r in subscriber.received] == ["test.first", "test.first", "test.event"], \
+            "answered after the retry and the reply's delivery, not before"
+        at_once = Broker(one_trigger(tmp_path, RETRY_TWICE.format(sink=subscriber.url)), {SERVICE_REF: subscriber.url},
+                         answer_at_once=True)
+        try:
+            subscriber.answers = [503]
+            before = len(subscriber.received)
+            assert post(at_once.url, event(), None)[0] == 202 and len(subscriber.received) == before, \
+                "a durable channel's broker answers on arrival"
+        finally:
+            at_once.close()
+    finally:
+        broker.close()
+        subscriber.close()
+
+
+def test_a_sender_hanging_up_cancels_the_deliveries_still_to_be_attempted(tmp_path: Path):
+    subscriber = Subscriber([503])
+    delivery = "    retry: 5\n    backoffPolicy: exponential\n    backoffDelay: PT0.4S"
+    broker = Broker(one_trigger(tmp_path, delivery), {SERVICE_REF: subscriber.url})
+    try:
+        message = ce_http.to_binary_event(event())
+        sender = http.client.HTTPConnection("127.0.0.1", int(broker.url.rsplit(":", 1)[1].strip("/")), timeout=0.2)
+        sender.request("POST", "/", message.body, dict(message.headers))
+        with pytest.raises(TimeoutError):
+            sender.getresponse()
+        sender.close()
+        deadline = time.monotonic() + 5
+        while not broker.cancelled and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert broker.cancelled == 1 and broker.idle()
+        assert len(subscriber.received) == 1, "the retries after the sender hung up were never attempted"
     finally:
         broker.close()
         subscriber.close()
@@ -464,6 +511,35 @@ def test_a_pool_create_busy_for_longer_than_the_retries_leaves_the_study_to_the_
         assert ("dev.katuna.study.created", "503") in _letters(cluster), "a delivery was given up while GKE was busy"
         assert len(gke.calls("POST", "/nodePools")) >= 3, "the second create was refused, then made by the tick"
         assert not cluster.broker.unreadable
+    finally:
+        cluster.close()
+        kube.close()
+        gke.close()
+
+
+@pytest.mark.slow
+def test_a_start_whose_deliveries_outlast_a_request_is_answered_at_once_and_delivered_whole(tmp_path: Path):
+    """The broker answers a post once every delivery it started has ended. With GKE busy, the
+    study's pool create is retried for about 20 s, longer than a request may wait: POST /studies
+    still answers 201 at once (its event waits in the queue and is posted in the background),
+    no delivery is cut short by a sender hanging up, and the pool is made within the retries."""
+    gke = GkeStub({"CREATE_NODE_POOL": 1.0, "DELETE_NODE_POOL": 0.5, "UPDATE_CLUSTER": 0.5}, speed=1.0)
+    kube = KubeStub(pools=gke_pools(gke), resize=gke_resize(gke), boot_seconds=0.2)
+    cluster = KnativeCluster(tmp_path, kube.url, ping_interval=60.0, time_scale=0.04,
+                             KATUNA_GKE_PROJECT="proj", KATUNA_GKE_LOCATION="europe-west4", KATUNA_GKE_CLUSTER="tuning",
+                             KATUNA_GKE_ENDPOINT=gke.url, KATUNA_K8S_DEFAULT_RESOURCES="cpu=100m")
+    try:
+        gke.update_master(12, busy="master")
+        definition = study_definition(name="slow-start", maxTrials=2, parallelism=1)
+        definition["trialTemplate"]["image"] = "python:3.12"
+        definition["nodePool"] = {"provider": "gke"}
+        status, body = cluster.api("POST", "/studies", definition)
+        assert status == 201, body
+        study = cluster.wait_for("slow-start", timeout=120)
+        assert (study["status"], study["counts"]["complete"]) == ("completed", 2), study
+        assert len(gke.calls("POST", "/nodePools")) >= 3, "the create was refused while GKE was busy, then made"
+        assert cluster.broker.cancelled == 0, "no sender hung up on the deliveries its post started"
+        assert not _letters(cluster), "the pool was made within the Triggers' retries"
     finally:
         cluster.close()
         kube.close()

@@ -267,16 +267,17 @@ def test_without_a_token_metrics_are_served_to_loopback_host_names_only(tmp_path
         runtime.close()
 
 
-def test_openmetrics_when_asked_and_no_queue_depth_behind_a_broker(tmp_path):
+def test_openmetrics_when_asked_and_the_events_not_yet_sent_behind_a_broker(tmp_path):
     runtime, client = _app(tmp_path, events="reply")
     try:
         answer = client.get("/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"})
         assert answer.status_code == 200
         assert answer.content_type.startswith("application/openmetrics-text; version=1.0.0")
         assert answer.text.endswith("# EOF\n")
-        names = {family.name for family in text_string_to_metric_families(client.get("/metrics").text)}
-        assert {"katuna_trials", "katuna_studies", "katuna_node_pool_uses"} <= names
-        assert "katuna_queue_depth" not in names
+        families = {family.name: family for family in text_string_to_metric_families(client.get("/metrics").text)}
+        assert {"katuna_trials", "katuna_studies", "katuna_node_pool_uses"} <= set(families)
+        assert [sample.value for sample in families["katuna_queue_depth"].samples] == [0.0], \
+            "behind a broker the queue holds the events not yet sent to it"
     finally:
         runtime.close()
 

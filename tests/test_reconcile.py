@@ -128,10 +128,11 @@ def definition(name: str, **overrides) -> dict:
 
 
 def submit(service: Service, name: str, **overrides) -> str:
-    """POST the study (its start goes to ``K_SINK``); its uid."""
+    """POST the study (its start goes to ``K_SINK``, sent on once no event waits to be); its uid."""
     status, _, body = service.request("POST", "/studies", json.dumps(definition(name, **overrides)),
                                       {"Content-Type": "application/json"})
     assert status == 201, body
+    wait_until(lambda: b"katuna_queue_depth 0.0" in service.request("GET", "/metrics")[2], "the start's post")
     with sqlite3.connect(service.workdir / "katuna.db") as db:
         return db.execute("SELECT uid FROM studies WHERE name = ?", [name]).fetchone()[0]
 

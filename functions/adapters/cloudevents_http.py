@@ -21,10 +21,12 @@ from cloudevents.core.bindings import http as ce_http
 from cloudevents.core.exceptions import BaseCloudEventException
 from cloudevents.core.v1.event import CloudEvent
 
-from functions.core.errors import MalformedRequest, TemporaryError
+from functions.core.errors import MalformedRequest, PermanentError, TemporaryError
 from functions.core.events import APISERVER_EVENTS, POOL_CHECK, Event
 
-SEND_TIMEOUT_SECONDS = 10
+REFUSED_FOR_GOOD = frozenset({400, 413, 415, 422})
+"""A broker ingress's answers to an event it will never take (malformed, too large, of a media
+type it does not read); any other failure may pass when the event is posted again."""
 
 
 class MalformedEvent(MalformedRequest):
@@ -148,15 +150,20 @@ class Sink:
         self._token_file = token_file
         self._context = _trusting(ca_certs) if ca_certs else None
 
-    def send(self, event: Event) -> None:
-        """POST ``event`` to the sink; a failure is temporary (a refusal included: the token
-        may be renewed meanwhile)."""
+    def send(self, event: Event, timeout: float) -> None:
+        """POST ``event`` to the sink, waiting ``timeout`` seconds for each read of the answer. A
+        refusal of the event itself (:data:`REFUSED_FOR_GOOD`) is permanent; any other failure
+        is temporary (an authentication refusal included: the token may be renewed meanwhile)."""
         headers, body = to_http(event)
         request = urllib.request.Request(self.url, data=body, headers={**headers, **self._authorization()},
                                          method="POST")
         try:
-            with urllib.request.urlopen(request, timeout=SEND_TIMEOUT_SECONDS, context=self._context):
+            with urllib.request.urlopen(request, timeout=timeout, context=self._context):
                 return
+        except urllib.error.HTTPError as exc:
+            if exc.code in REFUSED_FOR_GOOD:
+                raise PermanentError(f"{self.url} refused {event.type}: {exc}") from exc
+            raise TemporaryError(f"could not send {event.type} to {self.url}: {exc}") from exc
         except (urllib.error.URLError, OSError) as exc:
             raise TemporaryError(f"could not send {event.type} to {self.url}: {exc}") from exc
 

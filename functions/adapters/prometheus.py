@@ -67,8 +67,8 @@ class EventMetrics:
 class StateCollector:
     """Gauges computed at scrape time from what the store holds (a prometheus_client collector).
 
-    ``census`` reads the store; ``queue_depth`` counts the events waiting in the queue, and is
-    None where no queue is used (behind a Knative broker, which keeps its own).
+    ``census`` reads the store; ``queue_depth`` counts the events waiting in the queue (behind
+    a Knative broker, those not yet sent to it), and is None where no queue is used.
     """
 
     def __init__(self, census: Callable[[], Census], queue_depth: Callable[[], int] | None) -> None:

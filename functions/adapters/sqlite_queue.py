@@ -38,7 +38,8 @@ def create_table(conn: sqlite3.Connection) -> None:
 class SqliteQueue:
     """Implements :class:`functions.adapters.broker.EventQueue` on a table; safe from any thread."""
 
-    def __init__(self, path: str | Path, busy_timeout: float = 30.0) -> None:
+    def __init__(self, path: str | Path, busy_timeout: float = 30.0, lease_seconds: float = LEASE_SECONDS) -> None:
+        self._lease = lease_seconds
         self._conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._lock = threading.Lock()
@@ -76,13 +77,13 @@ class SqliteQueue:
         available = "due <= ? AND (taken_by IS NULL OR taken_at < ?)"
         with self._lock:
             if self._conn.execute(f"SELECT 1 FROM {TABLE} WHERE {available} LIMIT 1",
-                                  (now, now - LEASE_SECONDS)).fetchone() is None:
+                                  (now, now - self._lease)).fetchone() is None:
                 return None
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 row = self._conn.execute(
                     f"SELECT id, body, attempts FROM {TABLE} WHERE {available} ORDER BY due, id LIMIT 1",
-                    (now, now - LEASE_SECONDS)).fetchone()
+                    (now, now - self._lease)).fetchone()
                 if row is not None:
                     self._conn.execute(
                         f"UPDATE {TABLE} SET taken_by = ?, taken_at = ?, attempts = attempts + 1 WHERE id = ?",

@@ -9,12 +9,22 @@ dead-letter sink. A subscriber's answer goes through the broker filter's rule
 the ingress; an empty 2xx answer is a success; any other 2xx body is a failed delivery (502),
 retried like any other. ``time_scale`` shrinks every back-off (a test's minutes in seconds),
 the number of retries staying the manifests'.
+
+The ingress answers as the default broker does, on an InMemoryChannel: only once every
+delivery the event started has ended (delivered, or dead-lettered, its retries and its
+replies' own deliveries included), ``202`` when each did and ``500`` when one was given up on
+with no dead-letter sink taking it, or after the channel's 15-minute fan-out limit. A sender
+that hangs up before then cancels the deliveries still to be attempted, as the request's
+context does in Knative (``cancelled`` counts them). ``answer_at_once`` answers ``202`` on
+arrival instead, as a broker on a durable channel (Kafka) does.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+import select
+import socket
 import threading
 import time
 import urllib.error
@@ -37,6 +47,9 @@ from .delivery import Delivery, error_data, retried
 from .filters import Filter, delivered, trigger_filter
 
 REQUEST_TIMEOUT = 60.0
+
+FANOUT_TIMEOUT = 900.0
+"""Seconds an InMemoryChannel waits for one event's deliveries before it answers ``500``."""
 
 
 def attributes_of(event: BaseCloudEvent) -> dict[str, str]:
@@ -182,6 +195,41 @@ class _Schedule:
             self._ready.notify_all()
 
 
+class _Fanout:
+    """The deliveries one post to the ingress started, its replies' included: what an
+    InMemoryChannel waits for before it answers the post."""
+
+    def __init__(self) -> None:
+        self._pending = 0
+        self._ended = threading.Condition()
+        self.failed = False
+        self.cancelled = False
+
+    def add(self) -> None:
+        with self._ended:
+            self._pending += 1
+
+    def finish(self, delivered: bool) -> None:
+        with self._ended:
+            self._pending -= 1
+            self.failed = self.failed or not delivered
+            self._ended.notify_all()
+
+    def wait(self, timeout: float) -> bool:
+        """Whether every delivery has ended, waiting up to ``timeout`` seconds."""
+        with self._ended:
+            return self._ended.wait_for(lambda: self._pending == 0, timeout)
+
+
+def _hung_up(connection: socket.socket) -> bool:
+    """Whether the sender closed its end of ``connection`` (it gave up waiting for the answer)."""
+    try:
+        readable, _, _ = select.select([connection], [], [], 0)
+        return bool(readable) and connection.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True
+
+
 class _QuietServer(ThreadingHTTPServer):
     """An HTTP server that takes a sender dying mid-request (a killed service) in its stride."""
 
@@ -203,7 +251,8 @@ class Broker:
     """
 
     def __init__(self, manifests: Path | Sequence[Mapping[str, Any]], refs: Mapping[str, str], name: str = "katuna",
-                 token: str | None = None, workers: int = 16, time_scale: float = 1.0) -> None:
+                 token: str | None = None, workers: int = 16, time_scale: float = 1.0,
+                 answer_at_once: bool = False) -> None:
         if time_scale <= 0:
             raise ValueError(f"time_scale: expected a positive number, got {time_scale}")
         self.triggers = load_triggers(manifests, name, Addresses(refs))
@@ -214,6 +263,8 @@ class Broker:
         self.unreadable: list[tuple[str, str]] = []
         self.dead_letters: list[BaseCloudEvent] = []
         self.replies = 0
+        self.cancelled = 0
+        self.answer_at_once = answer_at_once
         self._lock = threading.Lock()
         self._schedule = _Schedule(workers)
         broker = self
@@ -226,8 +277,19 @@ class Broker:
                 except ValueError as exc:
                     self._answer(400, str(exc).encode())
                     return
-                broker.publish(event)
-                self._answer(202, b"")
+                fanout = broker.publish(event)
+                if broker.answer_at_once:
+                    self._answer(202, b"")
+                    return
+                deadline = time.monotonic() + FANOUT_TIMEOUT
+                while not fanout.wait(0.05):
+                    if _hung_up(self.connection):
+                        fanout.cancelled = True
+                        return
+                    if time.monotonic() > deadline:
+                        self._answer(500, b"fanout timed out")
+                        return
+                self._answer(500 if fanout.failed else 202, b"")
 
             def _answer(self, code: int, body: bytes) -> None:
                 self.send_response(code)
@@ -242,17 +304,31 @@ class Broker:
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}/"
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
-    def publish(self, event: BaseCloudEvent) -> None:
-        """Take an event in (as the ingress does) and start its deliveries."""
+    def publish(self, event: BaseCloudEvent, fanout: _Fanout | None = None) -> _Fanout:
+        """Take an event in (as the ingress does) and start its deliveries, counted in
+        ``fanout`` (a new one for a post; the answered event's for a reply)."""
+        fanout = fanout or _Fanout()
         event = with_extensions(event, knativearrivaltime=datetime.now(UTC).isoformat())
         attributes = attributes_of(event)
         with self._lock:
             self.received[event.get_type()] += 1
         for trigger in self.triggers:
             if delivered(trigger.check, attributes):
-                self._schedule.at(0, lambda t=trigger: self._deliver(t, event, 0))
+                fanout.add()
+                self._schedule.at(0, lambda t=trigger: self._deliver(t, event, 0, fanout))
+        return fanout
 
-    def _deliver(self, trigger: Trigger, event: BaseCloudEvent, retry_number: int) -> None:
+    def _go_on(self, fanout: _Fanout) -> bool:
+        """Whether a delivery may be attempted: not once its sender hung up."""
+        if fanout.cancelled:
+            with self._lock:
+                self.cancelled += 1
+            fanout.finish(False)
+        return not fanout.cancelled
+
+    def _deliver(self, trigger: Trigger, event: BaseCloudEvent, retry_number: int, fanout: _Fanout) -> None:
+        if not self._go_on(fanout):
+            return
         status, headers, body = self._attempt(trigger.name, trigger.subscriber, event)
         answer = filtered(status, headers, body)
         if status is not None and 200 <= status < 300 and not answer.delivered:
@@ -260,25 +336,33 @@ class Broker:
                 self.unreadable.append((trigger.name, event.get_type()))
         if answer.delivered:
             if answer.reply is not None:
-                self._take_reply(trigger, event, answer.reply)
+                self._take_reply(trigger, event, answer.reply, fanout)
+            fanout.finish(True)
         elif retried(answer.status) and retry_number < trigger.delivery.retry:
             self._schedule.at(self._backoff(trigger, retry_number),
-                              lambda: self._deliver(trigger, event, retry_number + 1))
+                              lambda: self._deliver(trigger, event, retry_number + 1, fanout))
         elif trigger.dead_letter is not None:
-            self._dead_letter(trigger, with_extensions(event, **_error_extensions(trigger, answer)), 0)
+            self._dead_letter(trigger, with_extensions(event, **_error_extensions(trigger, answer)), 0, fanout)
+        else:
+            fanout.finish(False)
 
     def _backoff(self, trigger: Trigger, retry_number: int) -> float:
         return trigger.delivery.backoff(retry_number) * self.time_scale
 
-    def _dead_letter(self, trigger: Trigger, letter: CloudEvent, retry_number: int) -> None:
+    def _dead_letter(self, trigger: Trigger, letter: CloudEvent, retry_number: int, fanout: _Fanout) -> None:
         assert trigger.dead_letter is not None
+        if not self._go_on(fanout):
+            return
         status, _, _ = self._attempt(trigger.name, trigger.dead_letter, letter)
         if status is not None and 200 <= status < 300:
             with self._lock:
                 self.dead_letters.append(letter)
+            fanout.finish(True)
         elif retried(status) and retry_number < trigger.delivery.retry:
             self._schedule.at(self._backoff(trigger, retry_number),
-                              lambda: self._dead_letter(trigger, letter, retry_number + 1))
+                              lambda: self._dead_letter(trigger, letter, retry_number + 1, fanout))
+        else:
+            fanout.finish(False)
 
     def _attempt(self, trigger: str, url: str, event: BaseCloudEvent) -> tuple[int | None, Mapping[str, str], bytes]:
         status, headers, body = post(url, event, self.token)
@@ -286,19 +370,22 @@ class Broker:
             self.attempts.append(Attempt(trigger, event.get_type(), event.get_id(), url, status))
         return status, headers, body
 
-    def _take_reply(self, trigger: Trigger, event: BaseCloudEvent, reply: tuple[Mapping[str, str], bytes]) -> None:
-        """Forward a reply to the ingress; one it refuses (400, not retried) dead-letters the event
-        that was answered, naming the ingress."""
+    def _take_reply(self, trigger: Trigger, event: BaseCloudEvent, reply: tuple[Mapping[str, str], bytes],
+                    fanout: _Fanout) -> None:
+        """Forward a reply to the ingress, its deliveries counted with the answered event's; one
+        the ingress refuses (400, not retried) dead-letters the event that was answered, naming
+        the ingress."""
         try:
             taken = ingress_event(*reply, parse)
         except ValueError:
             if trigger.dead_letter is not None:
                 refused = {"knativeerrordest": self.url, "knativeerrorcode": 400, "knativeerrordata": ""}
-                self._dead_letter(trigger, with_extensions(event, **refused), 0)
+                fanout.add()
+                self._dead_letter(trigger, with_extensions(event, **refused), 0, fanout)
             return
         with self._lock:
             self.replies += 1
-        self.publish(taken)
+        self.publish(taken, fanout)
 
     def idle(self) -> bool:
         """Whether no delivery is running or waiting for its retry."""

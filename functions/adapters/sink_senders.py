@@ -1,0 +1,103 @@
+"""Events for the Knative broker, sent to ``K_SINK`` from the database queue by background threads.
+
+Behind Knative's default broker (channel-based, on an InMemoryChannel) a post to the broker is
+answered only once every Trigger's subscriber has answered, their retries (minutes of them)
+and the replies' own deliveries included, and hanging up cancels the deliveries still running.
+A handler that posted the events it emits would hold its request, one of the service's
+``containerConcurrency`` slots, for the whole chain that follows (the chain's own deliveries
+need slots too); and a timeout short enough for a request would cut the chain half delivered.
+
+So katuna puts the events it emits beyond a reply into the store's queue, and
+:data:`SENDERS` threads of each worker post them, each waiting as long as the channel may take
+(:data:`SEND_TIMEOUT`). An event leaves the queue once the broker answered 2xx, so events wait
+out a broker away for a while and a restart of the service: the next process sends them. A
+send that fails for now is tried again with back-off, :data:`MAX_SENDS` times in all, then
+dropped with an error logged; one the broker refuses for good (a malformed event) is dropped at
+once. Either way the reconcile tick redoes whatever a lost event would have done.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from functions.adapters.broker import Delivery
+from functions.adapters.cloudevents_http import Sink
+from functions.adapters.sqlite_queue import SqliteQueue
+from functions.core.errors import PermanentError, TemporaryError
+
+log = logging.getLogger("katuna.sink")
+
+SENDERS = 4
+"""Threads of each worker that post events; a post waits for its chain of deliveries, so a few
+run at once."""
+
+SEND_TIMEOUT = 960.0
+"""Seconds a post waits for the broker's answer: an InMemoryChannel gives one event's fan-out
+15 minutes before it answers; one more minute covers the ingress in front of it."""
+
+LEASE_SECONDS = SEND_TIMEOUT + 60.0
+"""How long an event taken from the queue is held by its sender: beyond the longest post, so
+another worker's sender never takes an event being sent."""
+
+MAX_SENDS = 10
+"""Posts of one event before it is dropped: with :data:`BACKOFF` doubling, about 8.5 minutes of waits between them."""
+
+BACKOFF = 1.0
+"""Seconds before an event's second post; each later wait doubles, up to :data:`MAX_BACKOFF`."""
+
+MAX_BACKOFF = 300.0
+
+WAIT_SECONDS = 1.0
+"""How long a sender waits for an event before it looks at its stop flag again."""
+
+
+class SinkSenders:
+    """The threads that post queued events to the sink, started and stopped with the service."""
+
+    def __init__(self, queue: SqliteQueue, sink: Sink, senders: int = SENDERS) -> None:
+        self._queue = queue
+        self._sink = sink
+        self._stopping = threading.Event()
+        self._threads = [threading.Thread(target=self._run, name=f"katuna-sink-{n}", daemon=True)
+                         for n in range(senders)]
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def alive(self) -> bool:
+        return all(thread.is_alive() for thread in self._threads)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop taking events; a post under way is left to finish or to the next process (its
+        event stays queued)."""
+        self._stopping.set()
+        self._queue.wake()
+        for thread in self._threads:
+            thread.join(timeout=timeout / len(self._threads))
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                delivery = self._queue.take(WAIT_SECONDS)
+                if delivery is not None:
+                    self._send(delivery)
+            except Exception:
+                log.exception("sending events to %s failed; going on", self._sink.url)
+                self._stopping.wait(BACKOFF)
+
+    def _send(self, delivery: Delivery) -> None:
+        event = delivery.event
+        try:
+            self._sink.send(event, timeout=SEND_TIMEOUT)
+        except PermanentError as exc:
+            log.error("dropped %s (%s), which the broker refused: %s", event.type, event.id, exc)
+        except TemporaryError as exc:
+            if delivery.attempt < MAX_SENDS:
+                log.warning("could not send %s (%s) yet, post %d: %s", event.type, event.id, delivery.attempt, exc)
+                self._queue.retry(delivery, min(BACKOFF * 2 ** (delivery.attempt - 1), MAX_BACKOFF))
+                return
+            log.error("dropped %s (%s) after %d posts, the tick redoes its work: %s", event.type, event.id,
+                      delivery.attempt, exc)
+        self._queue.done(delivery)
