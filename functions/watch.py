@@ -113,7 +113,7 @@ class Watcher:
                 self._resources_checked is not None and now - self._resources_checked < every):
             return
         self._resources_checked = now
-        for event in resource_events(self._deps, self._deps.store.list_studies()):
+        for event in resource_events(self._deps, self._deps.store.list_studies(), self._ticks):
             self._events.put(event)
     def _read_progress(self) -> None:
         """Now and then, the progress events of the reports in running trials' logs (none where

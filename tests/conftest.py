@@ -40,7 +40,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 def undo_trial_changes(db: sqlite_utils.Database) -> None:
     """Take a database back to before the twelfth migration (trial changes, pool uses found by
     their release), the thirteenth (studies' restarts), the fourteenth (warm-start results kept
-    with a study) and the fifteenth (pool uses' requests counted), for a test of an older database."""
+    with a study), the fifteenth (pool uses' requests counted) and the sixteenth (when a trial's
+    later attempt was suggested), for a test of an older database."""
+    db.execute("ALTER TABLE trials DROP COLUMN suggested_at")
     db.execute("ALTER TABLE node_pools DROP COLUMN requests")
     db.execute("ALTER TABLE studies DROP COLUMN warm_results")
     db.execute("ALTER TABLE studies DROP COLUMN restarts")

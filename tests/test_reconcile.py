@@ -22,8 +22,16 @@ from http_helpers import Service, Sink
 from kube_stub import KubeStub
 
 from functions.adapters.kubernetes_resources import LIST_PAGE
-from functions.core.events import OBJECTS, ROUTES, derived_id
+from functions.adapters.local_executor import LocalExecutor
+from functions.adapters.sqlite_store import SqliteStore
+from functions.core.events import OBJECTS, ROUTES, derived_id, study_created, trial_finished
+from functions.core.launch import trial_launch
 from functions.core.rotation import rotated
+from functions.core.validate import parse_study
+from functions.dispatch import Dispatcher
+from functions.handlers import Deps
+from functions.handlers.base import store_study
+from functions.handlers.reconcile import IN_FLIGHT, Budget, reconcile_study
 from functions.runtime import ClusterResources, watched_namespace
 from functions.settings import Settings
 
@@ -34,6 +42,7 @@ KUBE_NAMESPACES = ("rc-queue", "rc-many")
 PING = "dev.knative.sources.ping"
 FINISHED = "dev.katuna.trial.finished"
 COMPLETED = "dev.katuna.study.completed"
+SUGGESTED = "dev.katuna.trial.suggested"
 CREATED = "dev.katuna.study.created"
 
 
@@ -133,8 +142,19 @@ def submit(service: Service, name: str, **overrides) -> str:
                                       {"Content-Type": "application/json"})
     assert status == 201, body
     wait_until(lambda: b"katuna_queue_depth 0.0" in service.request("GET", "/metrics")[2], "the start's post")
+    return uid_of(service, name)
+
+
+def uid_of(service: Service, name: str) -> str:
     with sqlite3.connect(service.workdir / "katuna.db") as db:
         return db.execute("SELECT uid FROM studies WHERE name = ?", [name]).fetchone()[0]
+
+
+def backdate(service: Service, update: str, *args: object) -> None:
+    """Move a stored time :data:`IN_FLIGHT` seconds back (``update``'s first parameter): as if
+    that long had passed since."""
+    with sqlite3.connect(service.workdir / "katuna.db") as db:
+        db.execute(update, [IN_FLIGHT, *args])
 
 
 def wait_until(condition: Callable[[], object], what: str, timeout: float = 60) -> None:
@@ -306,6 +326,70 @@ def test_two_ticks_at_once_send_each_fact_with_one_id_and_change_nothing_twice(
 
 
 @pytest.mark.slow
+def test_a_trial_whose_suggestion_was_lost_starts_on_a_tick_while_the_studys_other_trials_run(
+        service: Service, broker: Broker, kube: KubeStub):
+    uid = submit(service, "rc-unsuggested", mode="hang", maxTrials=3, parallelism=3)
+
+    def lost(event: BaseCloudEvent) -> bool:
+        return event.get_type() == SUGGESTED and about(event, "rc-unsuggested") and event.get_data()["trial"] == 1
+
+    original = [e for e in broker.run([], lost=lost) if lost(e)]
+    assert len(original) == 1
+    wait_until(lambda: {("katuna", "rc-unsuggested-0"), ("katuna", "rc-unsuggested-2")} <= kube.jobs.keys(),
+               "the other trials' Jobs")
+    assert not [e for e in broker.run([ping()]) if about(e, "rc-unsuggested")], \
+        "a suggestion just made may still be on its way"
+
+    backdate(service, "UPDATE trials SET created_at = created_at - ? WHERE study = ? AND number = 1", "rc-unsuggested")
+    again = [e for e in broker.run([ping()]) if about(e, "rc-unsuggested")]
+    assert [(e.get_type(), e.get_id()) for e in again] == [(SUGGESTED, derived_id("suggested", uid, 1, 1))]
+    assert [t["state"] for t in trials(service, "rc-unsuggested")] == ["RUNNING"] * 3
+    assert ("katuna", "rc-unsuggested-1") in kube.jobs
+    assert not job_ended(kube, "rc-unsuggested-0") and not job_ended(kube, "rc-unsuggested-2"), \
+        "started while the others run"
+
+    broker.run(original)
+    assert handled(service, "spawn", original[0].get_id()) == 1, "the lost event, come late, is a duplicate"
+    assert [name for _, name in kube.create_requests].count("rc-unsuggested-1") == 1
+    assert not [e for e in broker.run([ping()]) if about(e, "rc-unsuggested")], "a started trial is left alone"
+    assert service.request("POST", "/studies/rc-unsuggested/stop")[0] == 200
+    broker.run([])
+    assert not {name for _, name in kube.jobs if name.startswith("rc-unsuggested-")}
+
+
+@pytest.mark.slow
+def test_an_ended_studys_status_whose_write_back_was_given_up_is_written_on_a_tick(
+        service: Service, broker: Broker, kube: KubeStub):
+    kube.apply(resource("rc-written", maxTrials=1, parallelism=1))
+    broker.run([ping()])
+    uid = uid_of(service, "rc-written")
+    wait_until(lambda: job_ended(kube, "rc-written-0"), "the trial's Job end")
+
+    def lost(event: BaseCloudEvent) -> bool:
+        return event.get_type() == COMPLETED and about(event, "rc-written")
+
+    ended = [e for e in broker.run([ping()], lost=lost) if lost(e)]
+    assert [e.get_id() for e in ended] == [derived_id("completed", uid)]
+    for function in ("stop", "provision"):
+        broker.post(ended[0], function)  # delivered by their Triggers; writeback's gave up
+    assert study(service, "rc-written")["status"] == "completed"
+    shown = kube.resources[("studies", NAMESPACE, "rc-written")]["status"]
+    assert shown["phase"] == "Running", "the status the last write-back left"
+    assert not [e for e in broker.run([ping()]) if about(e, "rc-written")], \
+        "a study that just ended may still have its study.completed on its way"
+
+    backdate(service, "UPDATE studies SET completed_at = completed_at - ? WHERE name = ?", "rc-written")
+    again = [e for e in broker.run([ping()]) if about(e, "rc-written")]
+    assert [(e.get_type(), e.get_id()) for e in again] == [(COMPLETED, ended[0].get_id())]
+    status = kube.resources[("studies", NAMESPACE, "rc-written")]["status"]
+    assert (status["phase"], status["trialsSucceeded"], status["trialsRunning"]) == ("Succeeded", 1, 0)
+    assert status["conditions"][-1]["type"] == "Succeeded" and "completionTime" in status
+    assert (handled(service, "stop", ended[0].get_id()), handled(service, "provision", ended[0].get_id())) == (1, 1), \
+        "the other functions take it as the duplicate it is"
+    assert not [e for e in broker.run([ping()]) if about(e, "rc-written")], "a status as stored is left alone"
+
+
+@pytest.mark.slow
 def test_in_queue_mode_the_watcher_starts_a_resource_applied_while_the_service_was_down(
         kube: KubeStub, tmp_path: Path):
     obj = resource("rc-queued", maxTrials=2, parallelism=2)
@@ -319,6 +403,36 @@ def test_in_queue_mode_the_watcher_starts_a_resource_applied_while_the_service_w
                    == "Succeeded", "the resource's status")
     finally:
         running.close()
+
+
+def test_a_later_attempt_lost_is_suggested_again_once_its_own_suggestion_is_old_enough(tmp_path: Path):
+    """A preempted trial's next attempt is suggested when the preemption is handled, long after
+    the trial was created: the tick counts from that suggestion, not the trial's creation."""
+    now = [1000.0]
+    store = SqliteStore(tmp_path / "katuna.db")
+    executor = LocalExecutor(tmp_path / "logs", lambda event: None)
+    deps = Deps(store, executor, lambda: now[0])
+    native = study_definition("rc-again", mode="hang", maxTrials=2, parallelism=2)
+    record, _ = store_study(deps, parse_study(native), native)
+    dispatcher = Dispatcher(deps)
+    try:
+        for suggested in dispatcher.deliver(study_created("rc-again", record.uid)):
+            dispatcher.deliver(suggested)
+        now[0] += 1000
+        lost = dispatcher.deliver(trial_finished("rc-again", record.uid, 0, 1, "preempted", message="node reclaimed"))
+        assert [e.id for e in lost] == [derived_id("suggested", record.uid, 0, 2)]
+        now[0] += IN_FLIGHT - 1
+        assert reconcile_study(record, deps, Budget()) == [], "its suggestion may still be on its way"
+        now[0] += 1
+        again = reconcile_study(record, deps, Budget())
+        assert [e.id for e in again] == [e.id for e in lost]
+        dispatcher.deliver(again[0])
+        trial = store.get_trial("rc-again", 0)
+        assert (trial.state, trial.attempt) == ("RUNNING", 2)
+        assert executor.exists(trial_launch(record, trial))
+    finally:
+        executor.shutdown()
+        store.close()
 
 
 def test_a_tick_looks_at_a_different_slice_each_window_and_at_everything_over_enough_of_them():

@@ -49,6 +49,7 @@ def test_a_database_from_before_trial_counts_gets_them_on_opening(tmp_path: Path
     reopened = SqliteStore(tmp_path / "k.db")
     counts = reopened.count_trials("demo")
     assert (counts.complete, counts.running, counts.created) == (2, 1, 3)
+    assert reopened.get_trial("demo", 2).suggested_since == 0.0, "suggested when it was created"
     reopened.update_trial("demo", 2, state="COMPLETE")
     assert reopened.count_trials("demo").complete == 3
     reopened.close()

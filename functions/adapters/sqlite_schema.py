@@ -180,5 +180,12 @@ def _migrate_15(db: sqlite_utils.Database) -> None:
     db.table("node_pools").add_column("requests", int, not_null_default=0)
 
 
+def _migrate_16(db: sqlite_utils.Database) -> None:
+    """When each trial's current attempt was suggested, where it is a later one than the first
+    (empty on older rows, and for first attempts: suggested when the trial was created)."""
+    db.table("trials").add_column("suggested_at", float)
+
+
 MIGRATIONS = (_migrate_1, _migrate_2, _migrate_3, _migrate_4, _migrate_5, _migrate_6, _migrate_7, _migrate_8,
-              _migrate_9, _migrate_10, _migrate_11, _migrate_12, _migrate_13, _migrate_14, _migrate_15)
+              _migrate_9, _migrate_10, _migrate_11, _migrate_12, _migrate_13, _migrate_14, _migrate_15,
+              _migrate_16)

@@ -91,6 +91,15 @@ class TrialRecord:
     finished_at: float | None = None
     image_digest: str | None = None
     """The trial image as the cluster ran it (a pod's ``imageID``, with its digest), where it says."""
+    suggested_at: float | None = None
+    """When its current attempt was suggested, where that is a later attempt than the first
+    (the first was suggested when the trial was created). See :meth:`suggested_since`."""
+
+    @property
+    def suggested_since(self) -> float:
+        """When the trial's current attempt was suggested: how long its ``trial.suggested``
+        has had to arrive."""
+        return self.created_at if self.suggested_at is None else self.suggested_at
 
     @property
     def finished(self) -> bool:

@@ -61,7 +61,7 @@ def _run_again(record: StudyRecord, trial: TrialRecord, deps: Deps, what: str) -
     """The attempt's run did not count (preempted, or its output lost): the same parameters
     run again as the next attempt, never counted as a failure."""
     deps.store.update_trial(record.name, trial.number, attempt=trial.attempt + 1, state=WAITING,
-                            reason=_history(trial.reason, f"attempt {trial.attempt} {what}"))
+                            suggested_at=deps.clock(), reason=_history(trial.reason, f"attempt {trial.attempt} {what}"))
     return [trial_suggested(record.name, record.uid, trial.number, trial.attempt + 1)]
 
 

@@ -14,20 +14,29 @@ say, and sends the event that was missing:
    ``study.completed``; a study that ended with trials never stopped: its ``study.completed``
    again;
 4. a stalled study (free slots, trials left, no attempt alive): a ``study.created`` that
-   resumes it; a study whose Jobs wait for a node is not stalled, its Jobs exist;
+   resumes it; a study whose Jobs wait for a node is not stalled, its Jobs exist. In a study
+   that is not stalled, a waiting trial that fits a free slot and was suggested
+   :data:`IN_FLIGHT` seconds ago or more: its ``trial.suggested`` again (the first was lost, or
+   given up), so the trial starts while the study's other trials run;
 5. a study resource the store does not know (or knows under another uid, or at an older
    generation): the ApiServerSource event its change would have sent; a running study whose
-   resource is gone: the resource's delete event. Skipped where there is no cluster. Where
-   the Katib overlay is enabled, Katib's own Experiments and StudyJobs of every namespace too;
+   resource is gone: the resource's delete event; an ended study whose resource shows another
+   status than the store's (its last write-back given up) and which ended :data:`IN_FLIGHT`
+   seconds ago or more: its ``study.completed`` again, which ``writeback`` takes. Skipped where
+   there is no cluster. Where the Katib overlay is enabled, Katib's own Experiments and
+   StudyJobs of every namespace too;
 6. a running cluster trial of a study with early stopping: the ``trial.progress`` of each
    report of the objective its log holds that no handled event brought
    (:mod:`functions.handlers.progress_scan`).
 
 A tick only reads and sends; the handlers do the work, each once: every event it sends has an
 id derived from the fact it stands for, so two ticks at once, or a tick racing the event it
-stands in for, change nothing twice. A tick is bounded: :data:`MAX_STUDIES` studies and
-:data:`MAX_ATTEMPTS` attempts looked at, a different slice of each every minute when there are
-more.
+stands in for, change nothing twice: a ``trial.suggested`` or ``study.completed`` sent again
+has the id of the one it stands in for, so whichever of the two comes second is a duplicate
+its handlers have recorded (``writeback``, which records none, writes the same status again).
+A tick is bounded: :data:`MAX_STUDIES` studies, :data:`MAX_ATTEMPTS` attempts and
+:data:`MAX_STATUS_CHECKS` resources' statuses looked at, a different slice of each every
+minute when there are more.
 """
 
 from __future__ import annotations
@@ -38,14 +47,16 @@ from functools import partial
 from typing import Any
 
 from functions.core.errors import KatunaError
-from functions.core.events import Event, resource_changed, study_completed, study_stalled
+from functions.core.events import Event, resource_changed, study_completed, study_stalled, trial_suggested
 from functions.core.launch import trial_launch
 from functions.core.records import ACTIVE_STATES, RUNNING, StudyRecord, TrialRecord
-from functions.core.resources import Origin, is_study_resource, ref_of
+from functions.core.resources import Origin, Ref, is_study_resource, ref_of
 from functions.core.rotation import rotated
+from functions.handlers.ahead import releasable
 from functions.handlers.base import Deps, check_stop
 from functions.handlers.failures import count_failure, temporary
 from functions.handlers.progress_scan import scan
+from functions.handlers.writeback import behind
 
 log = logging.getLogger("katuna.reconcile")
 
@@ -57,6 +68,16 @@ MAX_ATTEMPTS = 200
 
 MAX_RESOURCE_EVENTS = 100
 """Resource events one tick sends; the rest wait for the next tick."""
+
+MAX_STATUS_CHECKS = 100
+"""Ended studies whose resource's status one tick compares with the store (store reads only:
+the resources were listed for step 5 already)."""
+
+IN_FLIGHT = 600.0
+"""Seconds an event may still be on its way: a Trigger retries for 8.5 minutes. The tick sends a
+``trial.suggested`` or ``study.completed`` again only once this long has passed since the fact
+it stands for, so it does not race the event the broker still retries (a race would be
+harmless, only wasted: the two share an id)."""
 
 SLICE_EVERY = 60.0
 """Seconds each slice of studies and attempts is looked at before the next (a PingSource's period)."""
@@ -87,7 +108,7 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     events: list[Event] = []
     for record in _slice(studies, window):
         events += guarded(deps, record, partial(reconcile_study, record, deps, budget, window=window))
-    return events + resource_events(deps, studies) + scan(deps, studies, window)
+    return events + resource_events(deps, studies, window) + scan(deps, studies, window)
 
 
 def _slice(studies: Sequence[StudyRecord], window: int) -> list[StudyRecord]:
@@ -133,7 +154,7 @@ def reconcile_study(record: StudyRecord, deps: Deps, budget: Budget, settled: Se
         return ended
     if settled(lambda: _alive(record, deps, running, budget)):
         return [_stalled(record, deps)]
-    return []
+    return _unsuggested(record, deps)
 
 
 def _ended(record: StudyRecord, deps: Deps, running: Iterable[TrialRecord], budget: Budget) -> list[Event]:
@@ -154,6 +175,18 @@ def _alive(record: StudyRecord, deps: Deps, running: Iterable[TrialRecord], budg
     return any(not budget.take() or deps.executor.exists(trial_launch(record, trial)) for trial in running)
 
 
+def _unsuggested(record: StudyRecord, deps: Deps) -> list[Event]:
+    """The ``trial.suggested`` again of each waiting trial that fits a free slot and was
+    suggested :data:`IN_FLIGHT` seconds ago or more: its event was lost, so the trial waits for
+    nothing. ``spawn`` launches its attempt unless one exists, and marks it running either way;
+    the event has the id of the lost one, so that one, arriving late, is a duplicate. Store
+    reads only (the free slots count the trials stored running), so no budget is taken."""
+    counts = deps.store.count_trials(record.name)
+    due = deps.clock() - IN_FLIGHT
+    return [trial_suggested(record.name, record.uid, trial.number, trial.attempt)
+            for trial in releasable(record, deps, counts) if trial.suggested_since <= due]
+
+
 def _stalled(record: StudyRecord, deps: Deps) -> Event:
     """The ``study.created`` that resumes a stalled study, named by the state it found."""
     active = sorted((t.number, t.attempt, t.state) for t in deps.store.trials(record.name, ACTIVE_STATES))
@@ -168,9 +201,10 @@ def _unstopped(record: StudyRecord, deps: Deps) -> list[Event]:
     return [study_completed(record.name, record.uid, record.status, record.reason, record.restarts)]
 
 
-def resource_events(deps: Deps, studies: Sequence[StudyRecord]) -> list[Event]:
+def resource_events(deps: Deps, studies: Sequence[StudyRecord], window: int = 0) -> list[Event]:
     """Step 5: the events of study resources whose own were lost, at most
-    :data:`MAX_RESOURCE_EVENTS`; none where there is no cluster to ask, or it cannot be asked now."""
+    :data:`MAX_RESOURCE_EVENTS`, then those of ended studies whose resource's status lags
+    (:func:`status_events`); none where there is no cluster to ask, or it cannot be asked now."""
     resources = deps.resources
     namespace = resources.namespace if resources is not None else None
     if resources is None or namespace is None:
@@ -189,7 +223,26 @@ def resource_events(deps: Deps, studies: Sequence[StudyRecord]) -> list[Event]:
             origin is not None and origin.ref.namespace == namespace
         if origin is not None and watched and not record.terminal and origin.ref not in listed:
             events.append(resource_changed("delete", _skeleton(origin)))
-    return events[:MAX_RESOURCE_EVENTS]
+    return events[:MAX_RESOURCE_EVENTS] + status_events(deps, studies, listed, window)
+
+
+def status_events(deps: Deps, studies: Sequence[StudyRecord], listed: Mapping[Ref, Mapping[str, Any]],
+                  window: int) -> list[Event]:
+    """The ``study.completed`` again of each ended study, ended :data:`IN_FLIGHT` seconds ago or
+    more, whose resource (as ``listed``, the same uid) shows another status than the store's,
+    or Trial resources behind its trials: the write-back of its end was given up. Its id is the
+    study's end, so ``stop`` and ``provision`` take it as the duplicate it is, and ``writeback``
+    writes the status again. At most :data:`MAX_STATUS_CHECKS` studies compared, a different
+    slice each window."""
+    due = deps.clock() - IN_FLIGHT
+    ended = [(record, origin) for record in studies if record.terminal and (record.completed_at or 0.0) <= due
+             and (origin := _origin(record)) is not None and origin.ref in listed]
+    events = []
+    for record, origin in rotated(ended, window, MAX_STATUS_CHECKS)[:MAX_STATUS_CHECKS]:
+        obj = listed[origin.ref]
+        if obj["metadata"].get("uid") == origin.uid and behind(record, origin, obj.get("status") or {}, deps.store):
+            events.append(study_completed(record.name, record.uid, record.status, record.reason, record.restarts))
+    return events
 
 
 def _known(obj: Mapping[str, Any], stored: StudyRecord | None) -> bool:

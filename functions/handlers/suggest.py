@@ -41,7 +41,8 @@ def _resume(record: StudyRecord, deps: Deps) -> list[Event]:
     active = deps.store.trials(record.name, ACTIVE_STATES)
     for trial in active if deps.lookahead else _within_parallelism(record, deps, active):
         if trial.state == RUNNING and not deps.executor.exists(trial_launch(record, trial)):
-            deps.store.update_trial(record.name, trial.number, attempt=trial.attempt + 1, state=WAITING)
+            deps.store.update_trial(record.name, trial.number, attempt=trial.attempt + 1, state=WAITING,
+                                    suggested_at=deps.clock())
             events.append(trial_suggested(record.name, record.uid, trial.number, trial.attempt + 1))
         elif trial.state != RUNNING:
             events.append(trial_suggested(record.name, record.uid, trial.number, trial.attempt))

@@ -18,6 +18,9 @@ trials again. The Experiment's own status is written without the lock, as before
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from functions.core.errors import StudyNotFound
 from functions.core.events import Event
 from functions.core.katib_trials import trial_resource, trial_status, trials_owner
@@ -45,12 +48,24 @@ def report(record: StudyRecord, deps: Deps) -> None:
     if record.origin is None or resources is None:
         return
     origin = Origin.from_dict(record.origin)
-    best = deps.store.best_trials(record.name, 1)
-    status = study_status(record, deps.store.count_trials(record.name), best[0] if best else None, origin)
-    if resources.write_status(origin.ref, origin.uid, status) and trials_owner(record) is not None \
-            and _changed(record, deps.store):
+    if resources.write_status(origin.ref, origin.uid, _status(record, origin, deps.store)) \
+            and trials_owner(record) is not None and _changed(record, deps.store):
         with deps.store.transaction():
             _report_trials(record, origin, deps.store, resources)
+
+
+def behind(record: StudyRecord, origin: Origin, shown: Mapping[str, Any], store: Store) -> bool:
+    """Whether a resource that shows the status ``shown`` lags the store: its status is not the
+    one a report would write now, or a trial changed since its Trial resources were written.
+    Store reads only: the tick asks it of resources it listed (:mod:`functions.handlers.reconcile`)."""
+    status = {key: value for key, value in _status(record, origin, store).items() if value is not None}
+    return shown != status or (trials_owner(record) is not None and _changed(record, store))
+
+
+def _status(record: StudyRecord, origin: Origin, store: Store) -> dict[str, Any]:
+    """The status of the study's resource, from the store."""
+    best = store.best_trials(record.name, 1)
+    return study_status(record, store.count_trials(record.name), best[0] if best else None, origin)
 
 
 def _changed(record: StudyRecord, store: Store) -> bool:
