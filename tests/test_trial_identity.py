@@ -1,6 +1,6 @@
 """Trial code never runs as the katuna service's own service account nor reads its Secrets: a
 study naming one (natively, in a Katib trialSpec, in any workload kind, anywhere a pod takes a
-Secret's name) is refused at submission naming the field, on every path (``POST /studies``, a
+Secret's name, in an Argo ``podSpecPatch`` read as Argo reads it) is refused at submission naming the field, on every path (``POST /studies``, a
 Katib Experiment resource on the loopback cluster, ``katuna run`` and ``katuna render``), and
 nothing is stored; a parameter that makes the name fails the launch; trial pods get no API token
 unless asked; the manifests name every account and Secret of the service and bind nothing to
@@ -28,7 +28,7 @@ from functions.core.errors import InvalidStudy
 from functions.core.formats import load_definition
 from functions.core.job import render_job
 from functions.core.launch import TrialLaunch
-from functions.core.trial_identity import account_problems, secret_field, secret_problems
+from functions.core.trial_identity import account_problems, secret_field, secret_problems, study_problems
 from functions.settings import Settings
 
 ROOT = Path(__file__).parent.parent
@@ -380,3 +380,142 @@ def test_the_manifests_name_every_secret_of_the_service():
     made = {d["metadata"]["name"] for d in docs if d["kind"] == "Secret"}
     assert TOKEN in read
     assert made | read == set(Settings.from_env(config["data"]).service_secrets)
+
+
+def _workflow(patch: str | None = None, template_patch: str | None = None, command_arg: str = "${trialParameters.x}",
+              **spec: object) -> dict:
+    """An Argo Workflow trialSpec of one container template ``main``, with the Workflow's own
+    ``podSpecPatch`` and the template's (each a string, as Argo takes it)."""
+    main: dict = {"name": "main", "container": {"image": "python:3.12", "command": ["t", command_arg]}}
+    if template_patch is not None:
+        main["podSpecPatch"] = template_patch
+    return {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "spec": {
+        "entrypoint": "main", "templates": [main], **({"podSpecPatch": patch} if patch is not None else {}), **spec}}
+
+
+def _katib_workflow(name: str, trial_spec: dict) -> dict:
+    """A Katib Experiment whose trials are the Argo Workflow ``trial_spec``."""
+    definition = experiment(name, "trainer")
+    definition["spec"]["trialTemplate"]["trialSpec"] = trial_spec
+    return definition
+
+
+AS_KATUNA = "containers:\n- name: main\n  resources: {limits: {cpu: '1'}}\nserviceAccountName: katuna\n"
+MOUNT_TOKEN = json.dumps({"volumes": [{"name": "t", "secret": {"secretName": TOKEN}}]})
+
+
+@pytest.mark.slow
+def test_posting_a_workflow_whose_pod_spec_patch_runs_as_or_reads_the_service_is_refused(service: Service,
+                                                                                          cluster: KubeStub):
+    status, body = _post(service, _native("patch-as", _workflow(template_patch=AS_KATUNA)))
+    assert status == 422, body
+    assert [p["path"] for p in body["problems"]] == [
+        "trialTemplate.trialSpec.spec.templates[0].podSpecPatch.serviceAccountName"]
+    assert "'katuna' is the katuna service's own service account" in body["problems"][0]["message"]
+    status, body = _post(service, _katib_workflow("patch-reads", _workflow(patch=MOUNT_TOKEN)))
+    assert status == 422, body
+    assert [p["path"] for p in body["problems"]] == [
+        "spec.trialTemplate.trialSpec.spec.podSpecPatch.volumes[0].secret.secretName"]
+    assert "'katuna-api-token' is one of the katuna service's own Secrets" in body["problems"][0]["message"]
+    status, body = _post(service, _native("patch-unread", _workflow(template_patch='{"containers": [')))
+    assert status == 422, body
+    assert [p["path"] for p in body["problems"]] == ["trialTemplate.trialSpec.spec.templates[0].podSpecPatch"]
+    assert "expected a pod spec fragment as JSON or YAML" in body["problems"][0]["message"]
+    for name in ("patch-as", "patch-reads", "patch-unread"):
+        assert service.json("GET", f"/studies/{name}")[0] == 404
+    assert not [key for key in cluster.workloads if "patch-" in str(key)]
+
+
+@pytest.mark.slow
+def test_a_katib_experiment_whose_pod_spec_patch_reads_a_service_secret_fails_in_its_status(service: Service,
+                                                                                             cluster: KubeStub):
+    patch = yaml.safe_dump({"containers": [{"name": "main", "env": ENV_SECRET}]})
+    obj = cluster.apply(_katib_workflow("exp-patch-env", _workflow(templateDefaults={"podSpecPatch": patch})))
+    assert send(service, "add", obj, path="/functions/resource") == []
+    status = cluster.get_resource("experiments.kubeflow.org", "team", "exp-patch-env")[1]["status"]
+    failed = conditions(status)["Failed"]
+    assert (status["phase"], failed["reason"]) == ("Failed", "InvalidSpec")
+    assert ("spec.trialTemplate.trialSpec.spec.templateDefaults.podSpecPatch.containers[0].env[0].valueFrom."
+            "secretKeyRef.name: 'katuna-api-token'") in failed["message"]
+    assert service.json("GET", "/studies/exp-patch-env")[0] == 404
+    assert not [key for key in cluster.workloads if "exp-patch-env" in str(key)]
+
+
+PATCHES = {
+    "YAML": (_workflow(template_patch=AS_KATUNA), "account", "spec.templates[0].podSpecPatch.serviceAccountName"),
+    "JSON": (_workflow(patch=json.dumps({"serviceAccount": "katuna"})), "account", "spec.podSpecPatch.serviceAccount"),
+    "any case": (_workflow(template_patch='{"ServiceAccountName": "katuna"}'), "account",
+                 "spec.templates[0].podSpecPatch.ServiceAccountName"),
+    "artifactGC": (_workflow(artifactGC={"podSpecPatch": "serviceAccountName: katuna"}), "account",
+                   "spec.artifactGC.podSpecPatch.serviceAccountName"),
+    "volume": (_workflow(patch=MOUNT_TOKEN), "secret", "spec.podSpecPatch.volumes[0].secret.secretName"),
+    "projected": (_workflow(template_patch=yaml.safe_dump({"volumes": [{"name": "t", "projected": {"sources": [
+        {"secret": {"name": TOKEN}}]}}]})), "secret", "spec.templates[0].podSpecPatch.volumes[0].projected.sources[0].secret.name"),
+    "envFrom": (_workflow(template_patch=json.dumps({"initContainers": [{"name": "i", "image": "p", "envFrom": [
+        {"secretRef": {"name": TOKEN}}]}]})), "secret", "spec.templates[0].podSpecPatch.initContainers[0].envFrom[0].secretRef.name"),
+    "imagePullSecrets": (_workflow(template_patch=f"imagePullSecrets:\n- name: {TOKEN}\n"), "secret",
+                         "spec.templates[0].podSpecPatch.imagePullSecrets[0].name"),
+}
+
+
+@pytest.mark.parametrize("trial_spec,kind,path", PATCHES.values(), ids=PATCHES.keys())
+def test_every_field_a_pod_spec_patch_sets_is_checked_as_a_pod_spec(trial_spec: dict, kind: str, path: str):
+    spec, _ = load_definition(_native("patched", trial_spec))
+    found = account_problems(spec, ("katuna",)) if kind == "account" else secret_problems(spec, (TOKEN,))
+    assert [p.path for p in found] == [f"trialTemplate.trialSpec.{path}"]
+    assert study_problems(spec, Cluster(reserved_accounts=("someone",), reserved_secrets=("else",))) == []
+
+
+UNREADABLE = {
+    "not YAML": ('containers: [{"name": "main"', "expected a pod spec fragment as JSON or YAML", ""),
+    "a list": ("- serviceAccountName: katuna", "not a mapping of pod spec fields", ""),
+    "a key twice": ("serviceAccountName: trainer\nserviceAccountName: katuna\n", "duplicate key 'serviceAccountName'", ""),
+    "too large": ("a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{b}: &{b} [*{a}, *{a}, *{a}, *{a}, *{a}, *{a}, *{a}, *{a}, *{a}, *{a}]\n" for a, b in zip("abcd", "bcde")),
+                  "more than 100000 values", ""),
+    "an Argo expression": ('{"serviceAccountName": "{{inputs.parameters.sa}}"}', "an Argo expression", ""),
+    "a name outside ASCII": ('{"ſerviceAccountName": "katuna"}', "expected a field name in ASCII",
+                             ".ſerviceAccountName"),
+}
+
+
+@pytest.mark.parametrize("patch,message,field", UNREADABLE.values(), ids=UNREADABLE.keys())
+def test_a_pod_spec_patch_katuna_cannot_read_as_argo_does_is_refused_at_its_field(patch: str, message: str,
+                                                                                  field: str):
+    spec, _ = load_definition(_native("unread", _workflow(template_patch=patch)))
+    found = [p for p in study_problems(spec, Cluster(reserved_accounts=("katuna",))) if message in p.message]
+    assert [p.path for p in found] == [f"trialTemplate.trialSpec.spec.templates[0].podSpecPatch{field}"]
+
+
+def _patched(name: str) -> dict:
+    """A study of Argo Workflow trials whose podSpecPatch takes a number and an account from parameters."""
+    patch = '{"serviceAccountName": "${trialParameters.sa}", "containers": [{"name": "main", "resources": ' \
+            '{"limits": {"memory": ${trialParameters.gib}}}}]}'
+    native = _native(name, _workflow(template_patch=patch))
+    native["parameters"] += [{"name": "sa", "type": "categorical", "values": ["trainer", "katuna"]},
+                             {"name": "gib", "type": "int", "min": 1, "max": 4}]
+    return native
+
+
+def test_a_parameter_that_makes_a_pod_spec_patch_run_as_the_service_fails_the_launch(tmp_path: Path):
+    path = "trialTemplate.trialSpec.spec.templates[0].podSpecPatch.serviceAccountName"
+    done = _cli(tmp_path, _patched("cli-patched"), "render", "--params", "x=1", "--params", "sa=katuna",
+                "--params", "gib=2")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"{path}: 'katuna' is the katuna service's own service account" in done.stderr
+    done = _cli(tmp_path, _patched("cli-patched"), "render", "--params", "x=1", "--params", "sa=trainer",
+                "--params", "gib=2")
+    assert done.returncode == 0, done.stderr
+    rendered = yaml.safe_load(done.stdout)["spec"]["templates"][0]["podSpecPatch"]
+    assert json.loads(rendered) == {"serviceAccountName": "trainer", "containers": [
+        {"name": "main", "resources": {"limits": {"memory": 2}}}]}
+    spec, _ = load_definition(_patched("patched"))
+    assert study_problems(spec, Cluster(reserved_accounts=("katuna",))) == [], "the account is known only at launch"
+    launch = TrialLaunch("patched", "u1", 0, 1, "patched-0", [], {}, ".", None, trial_spec=spec.trial_template.trial_spec,
+                         primary_container="main", params={"x": 1.0, "sa": "katuna", "gib": 2})
+    with pytest.raises(InvalidStudy) as refused:
+        render_job(launch, Cluster(reserved_accounts=("katuna",)))
+    assert [p.path for p in refused.value.problems] == [path]
+    with pytest.raises(InvalidStudy) as unread:
+        render_job(replace(launch, params={"x": 1.0, "sa": "trainer", "gib": "["}), Cluster())
+    assert [p.path for p in unread.value.problems] == [path.rpartition(".")[0]]

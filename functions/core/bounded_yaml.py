@@ -178,6 +178,14 @@ def _plain(node: yaml.Node | None, path: Path) -> Iterator[tuple[Path, str]]:
                 yield from _plain(child, (*path, key.value))
 
 
+def describe(exc: yaml.YAMLError) -> str:
+    """What the YAML parser found and where, without the excerpt its message quotes."""
+    mark = getattr(exc, "problem_mark", None)
+    if isinstance(exc, yaml.MarkedYAMLError) and mark is not None:
+        return f"{exc.problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return str(exc)
+
+
 def plain_scalar(text: str) -> Any:
     """``text`` as YAML reads it written as one plain scalar: a null, boolean, integer or finite
     number where it reads as one, else ``text`` itself. Whatever ``text`` holds (``: ``, a

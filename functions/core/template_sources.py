@@ -187,7 +187,7 @@ def _experiment(definition: dict[str, Any], spec: Mapping[str, Any], read: ReadC
         trial_spec, plain = bounded_yaml.load_plain(text, _substituted)
     except yaml.YAMLError as exc:
         return definition, [Problem(f"{CONFIG_MAP}.templatePath", f"the key {key!r} of ConfigMap {namespace}/{name} "
-                                                                   f"is not valid YAML: {_yaml_problem(exc)}")]
+                                                                   f"is not valid YAML: {bounded_yaml.describe(exc)}")]
     if not isinstance(trial_spec, Mapping):
         return definition, [Problem(f"{CONFIG_MAP}.templatePath", f"the key {key!r} of ConfigMap {namespace}/{name} "
                                                                    "holds no trialSpec: expected a mapping "
@@ -212,14 +212,6 @@ def _string_only(path: Path) -> bool:
 def _substituted(text: str) -> bool:
     """Whether Katib substitutes into this scalar of a template's text: it names a trial parameter."""
     return bool(template.referenced_parameters(text)[0])
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    """What the YAML parser found and where, without the excerpt its message quotes."""
-    mark = getattr(exc, "problem_mark", None)
-    if isinstance(exc, yaml.MarkedYAMLError) and mark is not None:
-        return f"{exc.problem} (line {mark.line + 1}, column {mark.column + 1})"
-    return str(exc)
 
 
 def _studyjob(definition: dict[str, Any], spec: Mapping[str, Any], read: ReadConfigMap, home: str

@@ -19,6 +19,13 @@ Argo artifact's credentials, and ``imagePullSecrets`` (the study's ``kubernetes`
 pod's). Either name is refused in every namespace: it is the service's, and a trial has no use
 for one of that name elsewhere.
 
+An Argo ``podSpecPatch`` is a pod spec fragment in a string, merged into the pods Argo makes: the
+fields it sets are checked as a pod spec's, at their paths in it
+(``spec.templates[0].podSpecPatch.serviceAccountName``), and a patch katuna cannot read as Argo
+does is refused (:mod:`functions.core.pod_spec_patch`). A field name is matched whatever its
+case, as Argo's decoder of a patch matches it (the API server drops such a field elsewhere, so
+refusing it there costs nothing).
+
 A value with a placeholder is known only at launch: the rendered workload is checked again
 (:func:`check_launch`), and the launch fails for good if a parameter made it one of them.
 """
@@ -28,13 +35,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from functions.core import template
+from functions.core import pod_spec_patch, template
 from functions.core.cluster import Cluster
 from functions.core.errors import InvalidStudy, Problem
 from functions.core.spec import Study
 
-ACCOUNT_FIELDS = frozenset({"serviceAccountName", "serviceAccount", "taskServiceAccountName"})
-"""The keys that name the service account pods run as, in any workload kind katuna renders."""
+ACCOUNT_FIELDS = frozenset({"serviceaccountname", "serviceaccount", "taskserviceaccountname"})
+"""The keys (lower-cased) that name the service account pods run as, in any workload kind katuna renders."""
 SECRET_HOLDERS = ("secret", "secrets", "secretref", "secretkeyref")
 """How the key of an object whose ``name`` is a Secret's ends (lower-cased): ``secretKeyRef``,
 ``secretRef``, ``nodePublishSecretRef``, a projected source's ``secret``, ``imagePullSecrets``,
@@ -44,7 +51,7 @@ PATH = "trialTemplate.trialSpec"
 
 def _named(path: str) -> bool:
     """Whether the string at ``path`` is a field naming a service account."""
-    return path.rpartition(".")[2] in ACCOUNT_FIELDS
+    return path.rpartition(".")[2].lower() in ACCOUNT_FIELDS
 
 
 def secret_field(path: str) -> bool:
@@ -52,10 +59,10 @@ def secret_field(path: str) -> bool:
     volume's, an ``azureFile`` volume's, a Tekton workspace's), or the ``name`` of a reference
     whose key says it is a Secret's."""
     parent, _, key = path.rpartition(".")
-    if key == "secretName":
+    if key.lower() == "secretname":
         return True
     holder = parent.rpartition(".")[2].partition("[")[0].lower()
-    return key == "name" and holder.endswith(SECRET_HOLDERS)
+    return key.lower() == "name" and holder.endswith(SECRET_HOLDERS)
 
 
 def _account(path: str, account: str) -> Problem:
@@ -70,21 +77,23 @@ def _secret(path: str, secret: str) -> Problem:
 
 def study_problems(spec: Study, service: Cluster) -> list[Problem]:
     """Where the study gives its trials' pods one of the ``service``'s own accounts or Secrets
-    (its ``reserved_accounts`` and ``reserved_secrets``)."""
-    return account_problems(spec, service.reserved_accounts) + secret_problems(spec, service.reserved_secrets)
+    (its ``reserved_accounts`` and ``reserved_secrets``), and the patches of its ``trialSpec``
+    that cannot be read."""
+    strings, unreadable = _trial_strings(spec.trial_template.trial_spec, filled=False)
+    return (unreadable + _accounts(spec.kubernetes.service_account, strings, service.reserved_accounts)
+            + _secrets(spec.kubernetes.image_pull_secrets, strings, service.reserved_secrets))
 
 
 def account_problems(spec: Study, reserved: Iterable[str]) -> list[Problem]:
     """Where the study names one of the ``reserved`` accounts for its trials' pods."""
-    given = [("kubernetes.serviceAccountName", spec.kubernetes.service_account)]
-    given += [(path, value) for path, value in template.strings(spec.trial_template.trial_spec or {}, PATH)
-              if _named(path)]
-    return _reserved(given, reserved, _account)
+    strings, _ = _trial_strings(spec.trial_template.trial_spec, filled=False)
+    return _accounts(spec.kubernetes.service_account, strings, reserved)
 
 
 def secret_problems(spec: Study, reserved: Iterable[str]) -> list[Problem]:
     """Where the study names one of the ``reserved`` Secrets for its trials' pods."""
-    return _reserved(_secrets(spec.kubernetes.image_pull_secrets, spec.trial_template.trial_spec), reserved, _secret)
+    strings, _ = _trial_strings(spec.trial_template.trial_spec, filled=False)
+    return _secrets(spec.kubernetes.image_pull_secrets, strings, reserved)
 
 
 def check_launch(cluster: Cluster, workload: Mapping[str, Any] | None) -> None:
@@ -92,20 +101,34 @@ def check_launch(cluster: Cluster, workload: Mapping[str, Any] | None) -> None:
     the service's own accounts or Secrets (the ``reserved_*`` of ``cluster``, the trial's own
     with the service's defaults): the account and image pull Secrets katuna gives its pods, or
     one the rendered ``trialSpec`` ``workload`` names once a parameter's value filled its
-    placeholder in."""
-    accounts = [("kubernetes.serviceAccountName", cluster.service_account)]
-    accounts += [(path, value) for path, value in template.strings(workload or {}, PATH) if _named(path)]
-    found = _reserved(accounts, cluster.reserved_accounts, _account)
-    found += _reserved(_secrets(cluster.image_pull_secrets, workload), cluster.reserved_secrets, _secret)
+    placeholder in; or whose patch cannot be read once filled in."""
+    strings, found = _trial_strings(workload, filled=True)
+    found += _accounts(cluster.service_account, strings, cluster.reserved_accounts)
+    found += _secrets(cluster.image_pull_secrets, strings, cluster.reserved_secrets)
     if found:
         raise InvalidStudy(found)
 
 
-def _secrets(pull_secrets: Iterable[str], workload: Mapping[str, Any] | None) -> list[tuple[str, str | None]]:
-    """Every Secret name the ``kubernetes`` section's ``pull_secrets`` and a ``trialSpec`` give, with its path."""
+def _trial_strings(workload: Mapping[str, Any] | None, filled: bool) -> tuple[list[tuple[str, str]], list[Problem]]:
+    """Every string of a ``trialSpec`` with its path, with those its ``podSpecPatch`` strings set;
+    and why a patch cannot be read (:func:`pod_spec_patch.fields`)."""
+    strings = template.strings(workload or {}, PATH)
+    patched, unreadable = pod_spec_patch.fields(strings, filled)
+    return strings + patched, unreadable
+
+
+def _accounts(account: str | None, strings: Iterable[tuple[str, str]], reserved: Iterable[str]) -> list[Problem]:
+    """Where the ``kubernetes`` section's ``account`` or a ``trialSpec``'s ``strings`` name a ``reserved`` one."""
+    given = [("kubernetes.serviceAccountName", account), *((path, value) for path, value in strings if _named(path))]
+    return _reserved(given, reserved, _account)
+
+
+def _secrets(pull_secrets: Iterable[str], strings: Iterable[tuple[str, str]], reserved: Iterable[str]) -> list[Problem]:
+    """Where the ``kubernetes`` section's ``pull_secrets`` or a ``trialSpec``'s ``strings`` name a ``reserved`` Secret."""
     given: list[tuple[str, str | None]] = [(f"kubernetes.imagePullSecrets[{i}]", name)
                                            for i, name in enumerate(pull_secrets)]
-    return given + [(path, value) for path, value in template.strings(workload or {}, PATH) if secret_field(path)]
+    given += [(path, value) for path, value in strings if secret_field(path)]
+    return _reserved(given, reserved, _secret)
 
 
 def _reserved(given: Iterable[tuple[str, str | None]], reserved: Iterable[str],
