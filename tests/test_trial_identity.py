@@ -519,3 +519,38 @@ def test_a_parameter_that_makes_a_pod_spec_patch_run_as_the_service_fails_the_la
     with pytest.raises(InvalidStudy) as unread:
         render_job(replace(launch, params={"x": 1.0, "sa": "trainer", "gib": "["}), Cluster())
     assert [p.path for p in unread.value.problems] == [path.rpartition(".")[0]]
+
+
+FILLED_LATER = {
+    "Argo template account": (_workflow(), ("spec", "templates", 0, "serviceAccountName"), "{{inputs.parameters.sa}}"),
+    "Argo artifact credentials": (MOUNTS["Workflow"][0], ("spec", "templates", 0, "inputs", "artifacts", 0, "s3",
+                                                          "accessKeySecret", "name"), "{{workflow.parameters.creds}}"),
+    "Tekton workspace": (MOUNTS["PipelineRun"][0], ("spec", "workspaces", 0, "secret", "secretName"), "$(params.creds)"),
+}
+
+
+@pytest.mark.parametrize("trial_spec,field,value", FILLED_LATER.values(), ids=FILLED_LATER.keys())
+def test_a_name_the_workloads_controller_fills_in_later_is_refused_at_its_field(trial_spec: dict, field: tuple,
+                                                                               value: str):
+    trial_spec = json.loads(json.dumps(trial_spec))
+    *parents, key = field
+    holder = trial_spec
+    for part in parents:
+        holder = holder[part]
+    holder[key] = value
+    spec, _ = load_definition(_native("filled-later", trial_spec))
+    found = study_problems(spec, Cluster(reserved_accounts=("katuna",), reserved_secrets=(TOKEN,)))
+    path = "trialTemplate.trialSpec" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in field)
+    assert [p.path for p in found] == [path]
+    assert "holds an expression the workload's controller fills in" in found[0].message
+
+
+@pytest.mark.slow
+def test_posting_a_workflow_whose_account_an_earlier_step_writes_is_refused(service: Service, cluster: KubeStub):
+    trial_spec = _workflow()
+    trial_spec["spec"]["templates"][0]["serviceAccountName"] = "{{inputs.parameters.sa}}"
+    status, body = _post(service, _katib_workflow("late-account", trial_spec))
+    assert status == 422, body
+    assert [p["path"] for p in body["problems"]] == ["spec.trialTemplate.trialSpec.spec.templates[0].serviceAccountName"]
+    assert service.json("GET", "/studies/late-account")[0] == 404
+    assert not [key for key in cluster.workloads if "late-account" in str(key)]

@@ -26,12 +26,17 @@ does is refused (:mod:`functions.core.pod_spec_patch`). A field name is matched 
 case, as Argo's decoder of a patch matches it (the API server drops such a field elsewhere, so
 refusing it there costs nothing).
 
+A name holding an expression that Argo (``{{...}}``) or Tekton (``$(...)``) fills in is refused
+too: the controller fills it in after katuna's check, perhaps from an earlier step's outputs,
+which trial code writes, so it could be any name.
+
 A value with a placeholder is known only at launch: the rendered workload is checked again
 (:func:`check_launch`), and the launch fails for good if a parameter made it one of them.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -47,6 +52,9 @@ SECRET_HOLDERS = ("secret", "secrets", "secretref", "secretkeyref")
 ``secretRef``, ``nodePublishSecretRef``, a projected source's ``secret``, ``imagePullSecrets``,
 Argo's ``accessKeySecret`` and the like."""
 PATH = "trialTemplate.trialSpec"
+ENGINE_EXPRESSION = re.compile(r"\{\{|\$\(")
+"""An expression a workload's controller fills in itself: Argo's ``{{...}}``, Tekton's ``$(...)``.
+No Kubernetes name holds these characters."""
 
 
 def _named(path: str) -> bool:
@@ -73,6 +81,12 @@ def _account(path: str, account: str) -> Problem:
 def _secret(path: str, secret: str) -> Problem:
     return Problem(path, f"{secret!r} is one of the katuna service's own Secrets (such as the token that authorizes "
                          "writes to its API); trials may never read it: name a Secret made for trials")
+
+
+def _filled_later(path: str, value: str) -> Problem:
+    return Problem(path, f"{value!r} holds an expression the workload's controller fills in (Argo's {{{{...}}}}, "
+                         "Tekton's $(...)) after katuna checks the trial, perhaps from an earlier step's outputs: "
+                         "write the name, or a ${trialParameters.<name>} placeholder, which katuna fills in and checks")
 
 
 def study_problems(spec: Study, service: Cluster) -> list[Problem]:
@@ -133,5 +147,8 @@ def _secrets(pull_secrets: Iterable[str], strings: Iterable[tuple[str, str]], re
 
 def _reserved(given: Iterable[tuple[str, str | None]], reserved: Iterable[str],
               problem: Callable[[str, str], Problem]) -> list[Problem]:
+    """A ``problem`` for each of the ``given`` names that is ``reserved``, and one for each the
+    workload's controller would fill in later (:data:`ENGINE_EXPRESSION`), which could be any."""
     names = frozenset(reserved)
-    return [problem(path, value) for path, value in given if value is not None and value in names]
+    return [problem(path, value) if value in names else _filled_later(path, value) for path, value in given
+            if value is not None and (value in names or ENGINE_EXPRESSION.search(value))]
