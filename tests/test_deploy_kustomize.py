@@ -1,4 +1,5 @@
-"""What ``kubectl apply -k knative/`` installs, with and without the EKS storage component.
+"""What ``kubectl apply -k knative/`` installs, with and without the EKS component (storage, and
+trial pods kept from the instance metadata service).
 
 kustomize itself is not installed here, so :func:`render` is a small renderer of exactly the
 kustomize features the manifests use (resources, components, JSON 6902 patches with a target,
@@ -9,6 +10,7 @@ The rendered objects are then validated as in ``test_knative.py``.
 
 from __future__ import annotations
 
+import ipaddress
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +22,11 @@ import jsonschema
 import pytest
 import yaml
 from doc_blocks import block
+from test_deploy import selects
 from test_knative import crd_schema, strict
+
+from functions.core.job import render_job
+from functions.core.launch import TrialLaunch
 
 KNATIVE = Path(__file__).parent.parent / "knative"
 
@@ -134,6 +140,35 @@ def test_the_eks_component_gives_the_claim_a_gp3_class_of_the_ebs_csi_driver(tmp
     assert storage_class["provisioner"] == "ebs.csi.aws.com" and storage_class["parameters"]["type"] == "gp3"
     assert storage_class["volumeBindingMode"] == "WaitForFirstConsumer"
     assert "namespace" not in storage_class["metadata"]
+
+
+def _reaches(policy: dict, address: str) -> bool:
+    """Whether the egress rules of ``policy`` let a selected pod reach ``address`` outside the
+    cluster's pods (a peer's ipBlock holds it and none of its exceptions does)."""
+    ip = ipaddress.ip_address(address)
+    blocks = [peer["ipBlock"] for rule in policy["spec"]["egress"] for peer in rule["to"] if "ipBlock" in peer]
+    return any(ip.version == ipaddress.ip_network(b["cidr"]).version and ip in ipaddress.ip_network(b["cidr"])
+               and not any(ip in ipaddress.ip_network(e) for e in b.get("except", [])
+                           if ipaddress.ip_network(e).version == ip.version) for b in blocks)
+
+
+def test_the_eks_component_keeps_trial_pods_from_the_instance_metadata_service_and_nothing_else():
+    objects = render(KNATIVE, components=("eks",))
+    [policy] = [doc for doc in objects if doc["kind"] == "NetworkPolicy" and doc["metadata"]["name"] != "katuna"]
+    assert (policy["metadata"]["namespace"], policy["spec"]["policyTypes"]) == ("katuna", ["Egress"])
+    launch = TrialLaunch("digits", "u1", 3, 1, "digits-3", ["python", "t.py"], {}, ".", None, image="python:3.12")
+    trial_pod = render_job(launch)["spec"]["template"]["metadata"]["labels"]
+    assert selects(policy["spec"]["podSelector"], trial_pod)
+    service = render(KNATIVE)
+    service_pod = next(d for d in service if d["kind"] == "Service" and "serving" in d["apiVersion"])
+    assert not selects(policy["spec"]["podSelector"], {**service_pod["spec"]["template"].get("metadata", {}).get(
+        "labels", {}), "serving.knative.dev/service": "katuna"})
+    assert not any(_reaches(policy, ip) for ip in ("169.254.169.254", "fd00:ec2::254"))
+    assert all(_reaches(policy, ip) for ip in ("169.254.170.23", "fd00:ec2::23", "10.100.0.10", "52.94.133.131",
+                                              "2600:1f18:4b2:b300::1"))
+    assert {"namespaceSelector": {}} in [peer for rule in policy["spec"]["egress"] for peer in rule["to"]], \
+        "pods in every namespace (DNS, the broker, a distributed trial's other pods), whatever the plugin's ipBlocks"
+    assert not [doc for doc in render(KNATIVE) if doc["kind"] == "NetworkPolicy" and doc["metadata"]["name"] != "katuna"]
 
 
 def test_an_overlay_inside_knative_could_not_build_on_it(tmp_path):
