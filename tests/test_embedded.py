@@ -85,6 +85,24 @@ def test_a_nan_objective_fails_the_trial(embedded, tmp_path: Path):
     assert "not a finite number: loss=nan" in trial.reason
 
 
+@pytest.mark.parametrize("collector", [{}, {"format": "json"}])
+def test_steps_and_numbers_too_large_to_hold_leave_the_trial_and_the_study_as_they_were(
+        embedded, tmp_path: Path, collector: dict):
+    """``step=1e30``, ``epoch=-1`` and a JSON integer beyond a float mark no step and read as an
+    infinity: the trials complete and the study with them, instead of the collection failing
+    until the study does; the output is read for early stopping as it is printed, too."""
+    definition = study_definition(mode="huge", maxTrials=2, parallelism=2, metricsCollector=collector,
+                                  earlyStopping={"algorithm": "median"},
+                                  objective={"metric": "loss", "direction": "minimize", "additionalMetrics": ["samples"]})
+    record = run_study(embedded, definition, tmp_path)
+    assert (record.status, record.reason) == ("completed", "max trials reached (2)")
+    for trial in embedded.store.trials("demo"):
+        assert trial.state == "COMPLETE", trial.reason
+        assert trial.values == [pytest.approx((trial.params["x"] - 2) ** 2, abs=1e-6)]
+        assert trial.metrics.get("samples") == (math.inf if collector else None)
+        assert {o.step for o in embedded.store.observations("demo", trial.number)} == {None}
+
+
 REPORTS = Path(__file__).parent / "trials" / "reports.py"
 
 

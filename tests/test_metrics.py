@@ -28,6 +28,22 @@ def test_step_or_epoch_marks_intermediate_values():
     assert [(o.value, o.step) for o in found] == [(0.2, 3), (0.1, 10), (0.05, None)]
 
 
+def test_a_step_out_of_optunas_and_the_stores_range_marks_no_step():
+    found = parse_text(["step=1e30 loss=0.4", "epoch=99999999999999999999 loss=0.3", "epoch=-1 loss=0.2",
+                        "epoch=-1 step=7 loss=0.15", "step=2.9 loss=0.1"], ["loss"])
+    assert [(o.value, o.step) for o in found] == [(0.4, None), (0.3, None), (0.2, None), (0.15, 7), (0.1, 2)]
+    found = parse_json_lines(['{"step": 1e30, "loss": 0.4}', '{"epoch": -3, "loss": 0.2}'], ["loss"])
+    assert [(o.value, o.step) for o in found] == [(0.4, None), (0.2, None)]
+
+
+def test_a_json_integer_beyond_a_floats_range_is_an_infinity():
+    huge = "1" + "0" * 400
+    found = parse_json_lines([f'{{"loss": 0.5, "samples": {huge}, "step": {huge}}}', f'{{"samples": -{huge}}}'],
+                             ["loss", "samples"])
+    assert [(o.metric, o.value, o.step) for o in found] == [
+        ("loss", 0.5, None), ("samples", math.inf, None), ("samples", -math.inf, None)]
+
+
 def test_values_that_are_not_numbers_are_ignored():
     assert parse_text(["loss=", "loss=abc", "loss=nanometre", "loss=inference"], ["loss"]) == []
 

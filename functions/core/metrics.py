@@ -22,8 +22,11 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import re2
+
+from functions.core.events import MAX_STORED_INT
 
 KATIB_DEFAULT_FILTER = r"([\w|-]+)\s*=\s*([+-]?\d*(\.\d+)?([Ee][+-]?\d+)?)"
 NON_FINITE = re2.compile(r"(?i)(nan|inf(inity)?)\b")
@@ -102,9 +105,14 @@ def _split_timestamp(line: str) -> tuple[str | None, str]:
     return None, line
 
 
-def _as_float(text: str) -> float | None:
+def _as_float(value: Any) -> float | None:
+    """``value`` as a float, or None when it is no number. An integer beyond a float's range
+    (a JSON counter such as ``10**400``) is the infinity of its sign, as ``1e400`` written out
+    reads: never an error that would stop the output's collection."""
     try:
-        return float(text)
+        return float(value)
+    except OverflowError:
+        return math.inf if isinstance(value, int) and value > 0 else -math.inf
     except (TypeError, ValueError):
         return None
 
@@ -117,9 +125,12 @@ def _non_finite(sign: str, rest: str) -> float | None:
 
 
 def _step(pairs: Mapping[str, float]) -> int | None:
+    """The step a line names: its ``step`` or ``epoch`` value, whole (a fraction is cut off),
+    when it is one Optuna takes and the store holds (0 to 2**63 - 1); a value out of that range
+    (``step=-1``, ``epoch=1e30``) marks no step, and the line's values count as a line without one."""
     for key in STEP_KEYS:
         value = pairs.get(key)
-        if value is not None and math.isfinite(value):
+        if value is not None and 0 <= value < MAX_STORED_INT + 1:
             return int(value)
     return None
 

@@ -41,6 +41,11 @@ if args.mode == "hang":
 if args.mode == "nan":
     print(json.dumps({"loss": float("nan")}))
     sys.exit(0)
+if args.mode == "huge":  # steps and numbers beyond what Optuna, the store or a float holds
+    print(f"step=1e30 loss={loss + 2:.6f}", f"epoch=-1 loss={loss + 1:.6f}", f"loss={loss:.6f}", sep="\n")
+    print(json.dumps({"step": 1e30, "loss": loss + 2}), json.dumps({"epoch": -1, "loss": loss + 1}),
+          json.dumps({"loss": loss, "samples": 10**400}), sep="\n")
+    sys.exit(0)
 if args.mode == "preempt-once" and os.environ["KATUNA_ATTEMPT"] == "1":
     os.kill(os.getpid(), signal.SIGKILL)
 steps = args.epochs if args.mode == "curve" else 3
