@@ -95,9 +95,10 @@ class Service:
 
 
 class Sink:
-    """A loopback HTTP server that records the CloudEvents posted to it (as a broker would receive them)."""
+    """A loopback HTTP server that records the CloudEvents posted to it (as a broker would receive
+    them), answering each with ``status``; on ``port`` where given (a broker back at its address)."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0, status: int = 202) -> None:
         self.received: list[tuple[dict[str, str], bytes]] = []
         self.arrived = threading.Condition()
         sink = self
@@ -108,13 +109,14 @@ class Sink:
                 with sink.arrived:
                     sink.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
                     sink.arrived.notify_all()
-                self.send_response(202)
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
                 self.end_headers()
 
             def log_message(self, *args) -> None:
                 return
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
