@@ -62,7 +62,8 @@ class KubeStub(ApiServer, Workloads):
                  resize: Callable[[str, int], None] | None = None, clock: RealClock | None = None) -> None:
         """``namespaces`` exist besides ``default`` and ``katuna``, ``katuna-trials`` bound in each;
         ``pools`` (a provider of :class:`NodePool`) replaces the static node with an autoscaler
-        whose nodes boot in ``boot_seconds`` and go after ``idle_seconds`` without pods, and
+        whose nodes boot in ``boot_seconds`` and go once unneeded for ``idle_seconds`` (empty, or
+        under-used with pods that may move: :mod:`kube_standin.autoscaler`), and
         which tells ``resize`` each pool's new node count; ``history`` changes are kept for
         watches; ``clock`` is the machine's unless given."""
         self.clock = clock or RealClock()

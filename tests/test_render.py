@@ -72,6 +72,8 @@ def test_the_job_carries_what_a_trial_needs_on_a_spot_pool(tmp_path: Path):
     assert spec["activeDeadlineSeconds"] == 90 + 300, "a backstop: the timeout plus the start allowance"
     assert spec["podFailurePolicy"]["rules"][0] == {
         "action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}
+    assert spec["template"]["metadata"]["annotations"] == {"cluster-autoscaler.kubernetes.io/safe-to-evict": "false"}, \
+        "the cluster autoscaler may not evict a running trial to empty an under-used node"
     pod = spec["template"]["spec"]
     assert pod["restartPolicy"] == "Never"
     assert pod["nodeSelector"] == {"cloud.google.com/gke-spot": "true"}
@@ -141,6 +143,7 @@ def test_a_katib_style_trial_spec_renders_with_every_placeholder_and_katunas_req
     assert job["metadata"]["name"] == "katib-style-7"
     assert job["metadata"]["labels"]["team"] == "vision" and job["metadata"]["labels"][STUDY_LABEL] == "katib-style"
     assert job["spec"]["podFailurePolicy"]["rules"][0]["onPodConditions"][0]["type"] == "DisruptionTarget"
+    assert job["spec"]["template"]["metadata"]["annotations"] == {"cluster-autoscaler.kubernetes.io/safe-to-evict": "false"}
     pod = job["spec"]["template"]["spec"]
     assert pod["restartPolicy"] == "Never" and len(pod["containers"]) == 2
     training = pod["containers"][1]

@@ -176,6 +176,37 @@ def test_every_replica_is_scheduled_and_sized_and_a_finished_workload_kept_as_a_
     assert set(_rendered(tekton, "step-fit")["spec"]) == {"pipelineSpec"}, "a PipelineRun has no TTL of its own"
 
 
+def test_every_pod_template_katuna_writes_keeps_its_pods_from_the_cluster_autoscalers_evictions():
+    """The autoscaler drains an under-used node by evicting its pods when they fit elsewhere (a
+    Job's, an operator's): a running trial would start again from its beginning. A template's own
+    value of the annotation wins."""
+    keep = {"cluster-autoscaler.kubernetes.io/safe-to-evict": "false"}
+    own = {"cluster-autoscaler.kubernetes.io/safe-to-evict": "true", "team": "vision"}
+    pytorch = {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "spec": {"pytorchReplicaSpecs": {
+        "Master": {"template": {"spec": {"containers": [{"name": "pytorch", "command": ["train"]}]}}},
+        "Worker": {"template": {"metadata": {"annotations": own},
+                                "spec": {"containers": [{"name": "pytorch", "command": ["w"]}]}}}}}}
+    replicas = _rendered(pytorch, "pytorch")["spec"]["pytorchReplicaSpecs"]
+    assert replicas["Master"]["template"]["metadata"]["annotations"] == keep
+    assert replicas["Worker"]["template"]["metadata"]["annotations"] == own
+    jobset = {"apiVersion": "jobset.x-k8s.io/v1alpha2", "kind": "JobSet", "spec": {"replicatedJobs": [
+        {"name": "node", "template": {"spec": {"template": {"spec": {"containers": [
+            {"name": "trainer", "command": ["train"]}]}}}}}]}}
+    job = _rendered(jobset, "trainer")["spec"]["replicatedJobs"][0]["template"]
+    assert job["spec"]["template"]["metadata"]["annotations"] == keep
+    workflow = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "spec": {
+        "templates": [{"name": "t", "container": {"command": ["x"]}}]}}
+    assert _rendered(workflow, "main")["spec"]["podMetadata"]["annotations"] == keep
+    tekton = {"apiVersion": "tekton.dev/v1", "kind": "PipelineRun", "metadata": {"annotations": {"team": "nlp"}},
+              "spec": {"pipelineSpec": {"tasks": [{"name": "train", "taskSpec": {"steps": [
+                  {"name": "fit", "command": ["x"]}]}}]}}}
+    assert _rendered(tekton, "step-fit")["metadata"]["annotations"] == {**keep, "team": "nlp"}, \
+        "a PipelineRun passes its annotations on to its TaskRuns' pods"
+    job = {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"metadata": {"annotations": own}, "spec": {
+        "restartPolicy": "Never", "containers": [{"name": "train", "command": ["x"]}]}}}}
+    assert _rendered(job, "train")["spec"]["template"]["metadata"]["annotations"] == own
+
+
 def test_the_file_collector_wraps_each_replica_and_names_a_kind_it_cannot_wrap():
     pytorch = {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "spec": {"pytorchReplicaSpecs": {
         "Master": {"template": {"spec": {"containers": [{"name": "pytorch", "command": ["train"]}]}}}}}}

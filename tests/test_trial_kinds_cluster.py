@@ -32,6 +32,10 @@ def service(kube: KubeStub, tmp_path_factory):
     running.close()
 
 
+KEEP = {"cluster-autoscaler.kubernetes.io/safe-to-evict": "false"}
+"""The annotation every trial pod carries: the cluster autoscaler may not evict it to empty a node."""
+
+
 def _container(name: str, command: list[str]) -> dict:
     return {"name": name, "image": IMAGE, "command": command}
 
@@ -66,6 +70,9 @@ def test_a_pytorchjob_runs_master_and_worker_pods_and_reads_the_master(service: 
     made = {c.object["metadata"]["name"] for c in kube.changes_since(0, "pods") if c.type == "ADDED"}
     assert sorted(name for name in made if name.startswith("torch-0-")) == [
         "torch-0-master-0", "torch-0-worker-0", "torch-0-worker-1"], "workers still running at the end are deleted"
+    assert all(c.object["metadata"]["annotations"] == KEEP for c in kube.changes_since(0, "pods")
+               if c.type == "ADDED" and c.object["metadata"]["name"].startswith("torch-0-")), \
+        "the autoscaler may evict no replica to empty a node"
     with kube.lock:
         job = kube.workloads[("pytorchjobs", "kinds", "torch-0")]
         types = [(c["type"], c["status"]) for c in job["status"]["conditions"]]
@@ -126,6 +133,7 @@ def test_an_argo_workflow_passes_a_steps_output_on_and_reads_the_labelled_step(s
         training = [p for p in kube.pods.values() if p["metadata"]["name"].startswith("argo-0-train-")]
     assert workflow["status"]["phase"] == "Succeeded"
     assert training[0]["spec"]["containers"][0]["command"][-2:] == ["--epochs", "3"]
+    assert training[0]["metadata"]["annotations"] == KEEP, "from the Workflow's podMetadata"
 
 
 def test_a_tekton_pipelinerun_passes_a_result_on_and_reads_the_training_task(service: Service, kube: KubeStub):
@@ -145,6 +153,8 @@ def test_a_tekton_pipelinerun_passes_a_result_on_and_reads_the_training_task(ser
     with kube.lock:
         run = kube.workloads[("pipelineruns", "kinds", "tekton-0")]
     assert [(c["type"], c["status"]) for c in run["status"]["conditions"]] == [("Succeeded", "True")]
+    assert [p["metadata"]["annotations"] for p in _pods(kube, "tekton.dev/pipelineRun", "tekton-0")] == [KEEP, KEEP], \
+        "the run's annotations reach its tasks' pods"
 
 
 def test_a_kind_the_cluster_does_not_serve_fails_its_trial_naming_it(service: Service, kube: KubeStub):

@@ -72,6 +72,13 @@ POD_SECURITY = {"seccompProfile": {"type": "RuntimeDefault"}}
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
 
+SAFE_TO_EVICT = "cluster-autoscaler.kubernetes.io/safe-to-evict"
+POD_ANNOTATIONS = {SAFE_TO_EVICT: "false"}
+"""Annotations of every trial pod: the cluster autoscaler (GKE's, and EKS's) may not evict a
+running trial to empty an under-used node (it drains nodes below half their allocatable whose
+pods, a Job's included, fit elsewhere), which would start the trial again from its beginning on
+another node; the node goes once the trial has ended. A trial template's own value wins."""
+
 
 def labels(launch: TrialLaunch) -> dict[str, str]:
     return {STUDY_LABEL: launch.study, UID_LABEL: launch.uid, TRIAL_LABEL: str(launch.number),
@@ -181,7 +188,7 @@ def _render(request: TrialLaunch, defaults: Cluster) -> dict[str, Any]:
             {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
         ]},
         "ttlSecondsAfterFinished": None if request.retain else cluster.ttl_seconds_after_finished,
-        "template": {"metadata": {"labels": dict(job_labels)}, "spec": pod},
+        "template": {"metadata": {"labels": dict(job_labels), "annotations": dict(POD_ANNOTATIONS)}, "spec": pod},
     }
     if request.timeout:
         spec["activeDeadlineSeconds"] = job_deadline(request.timeout, cluster)
@@ -194,7 +201,7 @@ def _render(request: TrialLaunch, defaults: Cluster) -> dict[str, Any]:
             return trial_spec.render_workload(request.trial_spec, request.primary_container,
                                               request.primary_pod_labels, request.params or {}, metadata, pod,
                                               katuna_env, {} if sized else container.get("resources", {}),
-                                              spec["ttlSecondsAfterFinished"], request.typed_fields)
+                                              spec["ttlSecondsAfterFinished"], request.typed_fields, POD_ANNOTATIONS)
         return trial_spec.render(request.trial_spec, request.primary_container, request.params or {},
                                  metadata, spec, katuna_env, {} if sized else container.get("resources", {}),
                                  request.typed_fields)

@@ -218,3 +218,21 @@ def pod_labelled(workload: dict[str, Any], labels: Mapping[str, str]) -> None:
         if isinstance(template, dict):
             metadata = template["metadata"] = dict(template.get("metadata") or {})
             metadata["labels"] = {**(metadata.get("labels") or {}), **labels}
+
+
+def pod_annotated(workload: dict[str, Any], annotations: Mapping[str, str]) -> None:
+    """Give ``annotations`` to every pod the workload's controller makes from what katuna writes
+    (the pod templates and a Workflow's ``spec.podMetadata``, as :func:`pod_labelled`; a
+    PipelineRun passes its own annotations on to its pods), where the template sets none of them."""
+    known = kind_of(workload)
+    spec = workload.get("spec")
+    found = []
+    for _, template, _ in pod_templates(workload):
+        if isinstance(template, dict):
+            found.append(template.setdefault("metadata", {}))
+    if known is not None and known.kind == "Workflow" and isinstance(spec, dict):
+        found.append(spec.setdefault("podMetadata", {}))
+    if known is not None and known.kind == "PipelineRun":
+        found.append(workload.setdefault("metadata", {}))
+    for metadata in found:
+        metadata["annotations"] = {**annotations, **(metadata.get("annotations") or {})}

@@ -165,7 +165,8 @@ def render(trial_spec: Mapping[str, Any], primary: str | None, params: Mapping[s
            metadata: Mapping[str, Any], required: Mapping[str, Any], env: Mapping[str, str],
            resources: Mapping[str, Mapping[str, str]], typed: frozenset[Path] = frozenset()) -> dict[str, Any]:
     """The Job from the template: ``metadata`` (name, namespace, labels) and the ``required``
-    Job spec fields of katuna win; katuna's node selector and tolerations (a node pool's, say)
+    Job spec fields of katuna win; the pod template gets the ``required`` one's annotations where
+    it sets none of them; katuna's node selector and tolerations (a node pool's, say)
     are added to the template's; ``env`` is added to the primary container, and ``resources``
     (requests and limits) where it names none of them; the ``typed`` strings are read as YAML
     scalars once substituted."""
@@ -180,6 +181,8 @@ def render(trial_spec: Mapping[str, Any], primary: str | None, params: Mapping[s
     pod_template = spec.setdefault("template", {})
     pod_template.setdefault("metadata", {})
     pod_template["metadata"]["labels"] = {**(pod_template["metadata"].get("labels") or {}), **metadata["labels"]}
+    pod_template["metadata"]["annotations"] = {**required["template"]["metadata"].get("annotations", {}),
+                                               **(pod_template["metadata"].get("annotations") or {})}
     pod = pod_template.setdefault("spec", {})
     for key, value in required["template"]["spec"].items():
         if key == "nodeSelector":
@@ -203,10 +206,12 @@ def render(trial_spec: Mapping[str, Any], primary: str | None, params: Mapping[s
 def render_workload(trial_spec: Mapping[str, Any], primary: str | None, primary_labels: Mapping[str, str] | None,
                     params: Mapping[str, Any], metadata: Mapping[str, Any], pod: Mapping[str, Any],
                     env: Mapping[str, str], resources: Mapping[str, Mapping[str, str]],
-                    ttl: int | None = None, typed: frozenset[Path] = frozenset()) -> dict[str, Any]:
+                    ttl: int | None = None, typed: frozenset[Path] = frozenset(),
+                    pod_annotations: Mapping[str, str] | None = None) -> dict[str, Any]:
     """A workload of a kind other than Job from the template: katuna's ``metadata`` (name,
-    namespace, labels) wins; the node selector and tolerations in ``pod`` are added to every pod
-    template (an Argo Workflow takes them for all its pods); ``env`` is added to the primary
+    namespace, labels) wins; its pods get ``pod_annotations`` where the template sets none of
+    them (:func:`~functions.core.trial_kinds.pod_annotated`); the node selector and tolerations in
+    ``pod`` are added to every pod template (an Argo Workflow takes them for all its pods); ``env`` is added to the primary
     container, and ``resources`` to every container of the primary's name (each replica's: a
     worker's pods need requests as the master's do, for the scheduler and the autoscaler) that
     names none; ``ttl`` goes where the kind keeps one, unless the template sets its own; the pod
@@ -219,6 +224,7 @@ def render_workload(trial_spec: Mapping[str, Any], primary: str | None, primary_
     workload = template.substitute_tree(copy.deepcopy(dict(trial_spec)), params, context, typed=typed)
     workload["metadata"] = {**(workload.get("metadata") or {}), **metadata, "labels": labels}
     trial_kinds.pod_labelled(workload, metadata["labels"])
+    trial_kinds.pod_annotated(workload, pod_annotations or {})
     pod_specs = [spec for _, _, spec in trial_kinds.pod_specs(workload)]
     if getattr(trial_kinds.kind_of(workload), "kind", None) == "Workflow":
         pod_specs.append(workload.setdefault("spec", {}))

@@ -2,10 +2,17 @@
 
 It adds a node to a pool when a pod the scheduler found no room for would fit the pool's node
 template and the pool is below its maximum; the node registers Ready after ``boot_seconds``
-(the VM's boot and the kubelet's registration). A node running no pod for ``idle_seconds`` is
-removed while its pool is above its minimum. Nodes of a pool the provider no longer reports
-are drained, their pods disrupted. Pods already promised a booting node do not ask for another,
-as the real autoscaler's binpacking estimate.
+(the VM's boot and the kubelet's registration). A node is removed while its pool is above its
+minimum once it has been unneeded for ``idle_seconds`` (the real one's
+``--scale-down-unneeded-time``): running no pod, or under-used (its pods request less than half
+of its allocatable cpu and memory, or of its GPUs on a GPU node) with every pod movable (made by
+a controller, a Job's included, and not annotated ``cluster-autoscaler.kubernetes.io/safe-to-evict:
+"false"``) and fitting on the other nodes. Such a node is drained first: its pods are evicted
+(``DisruptionTarget`` reason ``EvictionByEvictionAPI``), one non-empty node per pass, as the real
+autoscaler drains them one at a time. (Pods with local storage, which the real one also keeps
+unless annotated, are not modelled: the stand-in drains more, never less.) Nodes of a pool the
+provider no longer reports are drained, their pods disrupted. Pods already promised a booting
+node do not ask for another, as the real autoscaler's binpacking estimate.
 
 Spot capacity may be taken back (``interruptions``, :mod:`kube_standin.interruptions`). Every
 machine is kept in a ledger from its creation (the boot included) until it is gone, which is
@@ -20,12 +27,18 @@ from dataclasses import dataclass, field
 from kube_standin.clock import RealClock
 from kube_standin.interruptions import Interruptions
 from kube_standin.nodes import NodePool, pool_of, template
-from kube_standin.objects import suffix
-from kube_standin.scheduling import TERMINATED, bound_by_node, misfit
+from kube_standin.objects import quantity, suffix
+from kube_standin.scheduling import TERMINATED, bound_by_node, misfit, requests
 
 SIMULATED_SCAN_SECONDS = 10.0
 """How often the pools are asked for on a simulated clock: the real autoscaler's default
 ``--scan-interval`` (on the machine's clock the stand-in asks every tenth of a second)."""
+
+UTILIZATION_THRESHOLD = 0.5
+"""The real autoscaler's default ``--scale-down-utilization-threshold``."""
+
+SAFE_TO_EVICT = "cluster-autoscaler.kubernetes.io/safe-to-evict"
+GPU = "nvidia.com/gpu"
 
 
 @dataclass
@@ -61,7 +74,7 @@ class Autoscaler:
         self.boot_seconds = boot_seconds
         self.idle_seconds = idle_seconds
         self.booting: dict[str, Booting] = {}
-        self.idle_since: dict[str, float] = {}
+        self.unneeded_since: dict[str, float] = {}
         self.started = self.clock.monotonic()
         self.scan_seconds = SIMULATED_SCAN_SECONDS if self.clock.simulated else 0.1
         self.scanned_at = float("-inf")
@@ -160,17 +173,24 @@ class Autoscaler:
                     break
 
     def _scale_down(self, cluster, pools: dict[str, NodePool], now: float, counts: dict[str, int]) -> None:
-        busy = bound_by_node(list(cluster.pods.values()), list(cluster.nodes))
+        """Remove the nodes unneeded for ``idle_seconds``, each pool down to its minimum: the empty
+        ones, and one under-used node whose pods are evicted to fit on the others."""
+        bound = bound_by_node(list(cluster.pods.values()), list(cluster.nodes))
+        drained = False
         for name, node in list(cluster.nodes.items()):
             pool = pools.get(pool_of(node) or "")
-            if pool is None or busy[name]:
-                self.idle_since.pop(name, None)
+            if pool is None or (bound[name] and drained) or not _unneeded(cluster, name, bound):
+                self.unneeded_since.pop(name, None)
                 continue
-            idle = self.idle_since.setdefault(name, now)
-            self.clock.wake_at(idle + self.idle_seconds)
-            if now - idle >= self.idle_seconds and counts[pool.name] > pool.min_nodes:
+            since = self.unneeded_since.setdefault(name, now)
+            self.clock.wake_at(since + self.idle_seconds)
+            if now - since >= self.idle_seconds and counts[pool.name] > pool.min_nodes:
+                evicted = bound.pop(name)
+                for pod in evicted:
+                    cluster.kubelets.disrupt(cluster, pod, "EvictionByEvictionAPI")
+                drained = drained or bool(evicted)
                 cluster.remove_node(name, reason="DeletionByTaintManager")
-                self.idle_since.pop(name, None)
+                self.unneeded_since.pop(name, None)
                 counts[pool.name] -= 1
 
     def _record(self, cluster, pools: dict[str, NodePool], now: float) -> None:
@@ -198,3 +218,40 @@ def _unschedulable(pods: Iterable[dict]) -> list[dict]:
                    and any(c["type"] == "PodScheduled" and c.get("reason") == "Unschedulable"
                            for c in p["status"].get("conditions", []))),
                   key=lambda p: p["metadata"]["creationTimestamp"])
+
+
+def _unneeded(cluster, name: str, bound: dict[str, list[dict]]) -> bool:
+    """Whether the autoscaler may remove the node: it runs no pod, or it is under-used and each
+    of its pods may be evicted and fits on another node."""
+    pods = bound[name]
+    if not pods:
+        return True
+    if _utilization(cluster.nodes[name], pods) >= UTILIZATION_THRESHOLD or not all(_movable(p) for p in pods):
+        return False
+    landing = {other: list(on) for other, on in bound.items() if other != name}
+    for pod in pods:
+        room = next((other for other, on in landing.items() if misfit(pod, cluster.nodes[other], on) is None), None)
+        if room is None:
+            return False
+        landing[room].append(pod)
+    return True
+
+
+def _utilization(node: dict, pods: list[dict]) -> float:
+    """The share of the node's allocatable its pods request: of its GPUs on a GPU node, else of
+    cpu or memory, whichever is higher."""
+    allocatable = {k: quantity(v) for k, v in node["status"]["allocatable"].items()}
+    used: dict = {}
+    for pod in pods:
+        for resource, amount in requests(pod).items():
+            used[resource] = used.get(resource, 0) + amount
+    kinds = (GPU,) if allocatable.get(GPU) else ("cpu", "memory")
+    return max((float(used.get(k, 0) / allocatable[k]) for k in kinds if allocatable.get(k)), default=0.0)
+
+
+def _movable(pod: dict) -> bool:
+    """Whether the autoscaler may evict the pod to empty its node: one a controller made (a
+    Job's, a ReplicaSet's), unless annotated not to be."""
+    metadata = pod["metadata"]
+    return (metadata.get("annotations") or {}).get(SAFE_TO_EVICT) != "false" and \
+        any(owner.get("controller") for owner in metadata.get("ownerReferences") or [])

@@ -4,7 +4,7 @@ through one of these objects.
 :class:`RealClock` (the default) is the machine's time: the controllers run in a background
 thread and scenarios take the seconds they take. :class:`SimulatedClock` is time that moves
 only when its driver moves it, from one due moment to the next: each part of the stand-in that
-waits for a moment (a node's boot, a container's end, an idle node's scale-down, a cloud
+waits for a moment (a node's boot, a container's end, an unneeded node's scale-down, a cloud
 operation, a preemption notice) says so with :meth:`SimulatedClock.wake_at`, and the driver
 jumps to the earliest such moment with :meth:`SimulatedClock.advance`. Hours of cluster time
 then take seconds of wall time.

@@ -5,13 +5,14 @@ Tekton Pipelines, for the shapes Katib's examples use.
   ``steps`` template whose groups run one after the other, the steps of a group side by side,
   each a pod ``<workflow>-<template>-<n>`` with one container ``main`` (a script's ``source`` is
   written to a file passed to its command), labelled ``workflows.argoproj.io/workflow`` plus the
-  template's and ``spec.podMetadata``'s labels. ``{{inputs.parameters.x}}`` takes the step's
+  template's and ``spec.podMetadata``'s labels (and annotations). ``{{inputs.parameters.x}}`` takes the step's
   argument, which may be ``{{steps.<name>.outputs.result}}`` (an earlier step's output).
   ``status.phase`` goes Running, then Succeeded, or Failed when a pod fails.
 - Tekton ``PipelineRun`` (``tekton.dev/v1`` and ``v1beta1``) with an inline ``pipelineSpec``:
   each task runs as a pod ``<run>-<task>-pod`` once the tasks it names (``runAfter``, or
   ``$(tasks.<t>.results.<r>)``) succeeded, with a container ``step-<name>``, labelled with the
-  run's labels and ``tekton.dev/pipelineRun``, ``pipelineTask`` and ``taskRun``. ``$(params.x)``
+  run's labels and ``tekton.dev/pipelineRun``, ``pipelineTask`` and ``taskRun``, and annotated
+  with the run's annotations (which Tekton passes on through the TaskRun). ``$(params.x)``
   takes the task's params (which may use the run's params and earlier results), and
   ``$(results.r.path)`` is a file whose content becomes the result. The ``Succeeded`` condition
   is Unknown while running, then True or False. The stand-in's kubelet runs one container a pod,
@@ -122,8 +123,11 @@ class Argo:
         labels = {**((workflow["spec"].get("podMetadata") or {}).get("labels") or {}),
                   "workflows.argoproj.io/workflow": name}
         count = sum(1 for p in cluster.pods.values() if p["metadata"]["labels"].get("workflows.argoproj.io/workflow") == name)
+        metadata = template.get("metadata") or {}
+        annotations = {**((workflow["spec"].get("podMetadata") or {}).get("annotations") or {}),
+                       **(metadata.get("annotations") or {})}
         return make_pod(cluster, workflow, f"{name}-{template['name']}-{count}",
-                        {"metadata": template.get("metadata") or {}, "spec": spec}, labels)
+                        {"metadata": {**metadata, "annotations": annotations}, "spec": spec}, labels)
 
     @staticmethod
     def _phase(cluster, workflow: dict, phase: str, message: str) -> None:
@@ -208,7 +212,8 @@ class Tekton:
                   "tekton.dev/pipelineTask": task["name"], "tekton.dev/taskRun": f"{name}-{task['name']}",
                   "tekton.dev/pipeline": name}
         return make_pod(cluster, run, f"{name}-{task['name']}-pod",
-                        {"spec": {"restartPolicy": "Never", "containers": [container]}}, labels)
+                        {"metadata": {"annotations": dict(run["metadata"].get("annotations") or {})},
+                         "spec": {"restartPolicy": "Never", "containers": [container]}}, labels)
 
     @staticmethod
     def _condition(cluster, run: dict, value: str, reason: str, message: str) -> None:
