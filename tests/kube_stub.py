@@ -77,6 +77,9 @@ class KubeStub(ApiServer, Workloads):
         self.jobs: dict[tuple[str, str], dict] = {}
         self.pods: dict[tuple[str, str], dict] = {}
         self.nodes: dict[str, dict] = {}
+        self.unreachable: dict[str, float] = {}
+        """Nodes whose VM stopped while their Node stays (a GKE spot VM), by when: the API server
+        cannot reach their kubelet."""
         self.logs: dict[tuple[str, str], list[Line]] = {}
         self.resources: dict[tuple[str, str, str], dict] = {}
         self.stop_seconds = 0.0
@@ -208,6 +211,7 @@ class KubeStub(ApiServer, Workloads):
         ``reason`` and fail; the pod GC removes them."""
         with self.lock:
             obj = self.nodes.pop(name, None)
+            self.unreachable.pop(name, None)
             if obj is None:
                 return
             for pod in [p for p in self.pods.values() if p["spec"].get("nodeName") == name]:

@@ -111,3 +111,35 @@ def test_a_spot_node_gets_its_clouds_notice_its_pod_is_disrupted_and_the_job_run
         assert second["status"]["phase"] == "Succeeded" and interruptions.count == 1
     finally:
         kube.close()
+
+
+def test_a_stopped_gke_spot_vm_leaves_its_node_unreachable_with_its_pods_for_five_minutes():
+    """GKE stops a preempted spot VM rather than deleting it: its Node stays, not ready with its
+    kubelet silent, and the pods it held stay Failed until the taint manager deletes them; the API
+    server cannot read their logs (500, the dial to the kubelet fails). The VM is billed no more."""
+    clock = SimulatedClock()
+    pool = NodePool("spot", 0, 2, SPOT["gke"], (TRIAL_TAINT,), {"cpu": "4", "memory": "16Gi", "pods": "110"})
+    kube = simulated(clock, lambda: [pool])
+    interruptions = Interruptions.gke(per_hour=0.0)
+    kube.autoscaler.interruptions = interruptions
+    try:
+        kube.create_job("katuna", job("trial-0", SPOT["gke"]))
+        kube.run_until(lambda: kube.nodes)
+        interruptions.per_hour = 30.0
+        kube.run_until(lambda: interruptions.stopping)
+        interruptions.per_hour = 0.0
+        [(name, stops)] = interruptions.stopping.items()
+        kube.run_until(lambda: name in kube.unreachable)
+        assert clock.now == stops and kube.autoscaler.machines[name].removed == stops
+        ready = next(c for c in kube.nodes[name]["status"]["conditions"] if c["type"] == "Ready")
+        assert (ready["status"], ready["reason"]) == ("Unknown", "NodeStatusUnknown")
+        first = pods_of(kube, "trial-0")[0]
+        assert (first["spec"]["nodeName"], first["status"]["phase"]) == (name, "Failed")
+        code, body = kube.read_log("katuna", first["metadata"]["name"], "trial")
+        assert code == 500 and body["message"].endswith(f"dial tcp {name}:10250: connect: no route to host")
+
+        kube.run_until(lambda: name not in kube.nodes)
+        assert clock.now == stops + 300
+        assert first["metadata"]["name"] not in {p["metadata"]["name"] for p in pods_of(kube, "trial-0")}
+    finally:
+        kube.close()

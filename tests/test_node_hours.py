@@ -49,6 +49,31 @@ def test_a_name_that_comes_back_is_another_node():
     assert lives == (NodeLife("a", 100.0, 200.0, 260.0), NodeLife("a", 230.0, 260.0))
 
 
+def test_a_node_whose_vm_stopped_counts_again_only_from_the_look_that_found_it_back():
+    """GKE stops a preempted spot VM and keeps its Node (not listed while its kubelet is silent),
+    then starts it again under its name: the same Node, its creation time unchanged."""
+    lives = observe((), [NodeSeen("a", 100.0)], now=200.0)
+    lives = observe(lives, [], now=260.0)
+    lives = observe(lives, [NodeSeen("a", 100.0)], now=900.0)
+    lives = observe(lives, [NodeSeen("a", 100.0)], now=1000.0)
+    assert lives == (NodeLife("a", 100.0, 200.0, 260.0), NodeLife("a", 100.0, 1000.0, since=900.0))
+    assert node_hours(lives, start=0.0, end=1000.0) * 3600 == pytest.approx((230 - 100) + (1000 - 900))
+    assert NodeLife.from_dict(lives[1].to_dict()) == lives[1]
+
+
+def test_a_node_whose_kubelet_stopped_posting_its_status_is_not_listed():
+    kube = KubeStub()
+    try:
+        for name, ready in (("running", "True"), ("booting", "False"), ("stopped", "Unknown")):
+            kube.add_node({"apiVersion": "v1", "kind": "Node", "metadata": {
+                "name": name, "creationTimestamp": "2026-11-30T12:00:00Z", "labels": dict(SELECTOR)},
+                "spec": {}, "status": {"allocatable": {"cpu": "4"}, "conditions": [{"type": "Ready", "status": ready}]}})
+        api = api_client(kube.url)
+        assert sorted(n.name for n in KubernetesNodes(lambda: api).list(SELECTOR)) == ["booting", "running"]
+    finally:
+        kube.close()
+
+
 def test_a_shared_pool_stops_counting_when_the_study_lets_it_go():
     lives = (NodeLife("a", 0.0, 7200.0),)
     use = PoolUse("u", "s", POOL, "gke", "spot", ("e2-standard-4",), 3, shared=True, phase=RELEASED,

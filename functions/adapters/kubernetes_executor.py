@@ -313,8 +313,11 @@ class KubernetesExecutor:
     def output(self, launch: TrialLaunch) -> Iterator[str]:
         """Every pod's log of the attempt's Job, oldest pod first, from the trial's container,
         streamed: a log of any size is read in bounded memory. A pod whose container never
-        started, or that is gone with its node, has no log; when no pod that ran to its end
-        (and none still running) has one, the output is lost (:class:`OutputLost`)."""
+        started, or that is gone with its node, has no log, nor has a disrupted pod whose log the
+        API cannot read now (its node stopped: a preempted GKE spot VM's Node stays, its kubelet
+        unreachable, and the API answers 500 for minutes), as its run was lost anyway; when no
+        pod that ran to its end (and none still running) has one, the output is lost
+        (:class:`OutputLost`)."""
         namespace, container = self._namespace(launch), primary_container_name(launch)
         pods, read = self._pods(launch), False
         for pod in pods:
@@ -323,8 +326,9 @@ class KubernetesExecutor:
                 response = cast(BaseHTTPResponse, self._core.read_namespaced_pod_log(
                     pod.metadata.name, namespace, container=container, _preload_content=False))
             except ApiException as exc:
-                if exc.status in (400, 404):
-                    log.warning("no log from pod %s (container %s): %s", pod.metadata.name, container, exc.reason)
+                if exc.status in (400, 404) or disrupted(pod):
+                    log.warning("no log from pod %s (container %s): %s %s", pod.metadata.name, container,
+                                exc.status, exc.reason)
                     continue
                 raise translate(exc, f"read the log of pod {pod.metadata.name}") from exc
             except HTTPError as exc:

@@ -161,7 +161,9 @@ class KubernetesNodes:
         return self._api
 
     def list(self, labels: Mapping[str, str]) -> list[NodeSeen]:
-        """The nodes carrying every one of ``labels``, page by page."""
+        """The nodes carrying every one of ``labels`` whose kubelet posts their status, page by
+        page: one whose ``Ready`` condition is ``Unknown`` (its VM stopped, as GKE stops a
+        preempted spot VM and keeps its Node) runs nothing and is not billed for."""
         selector = ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
         found: list[NodeSeen] = []
         token = ""
@@ -172,7 +174,13 @@ class KubernetesNodes:
             except (ApiException, HTTPError) as exc:
                 raise translate(exc, f"list the nodes labelled {selector}") from exc
             found += [NodeSeen(node.metadata.name, node.metadata.creation_timestamp.timestamp())
-                      for node in page.items or []]
+                      for node in page.items or [] if not _unreachable(node)]
             token = page.metadata._continue or ""
             if not token:
                 return found
+
+
+def _unreachable(node: Any) -> bool:
+    """Whether the node's kubelet stopped posting its status (``Ready`` is ``Unknown``)."""
+    conditions = (node.status.conditions if node.status else None) or []
+    return any(c.type == "Ready" and c.status == "Unknown" for c in conditions)

@@ -4,7 +4,10 @@ Each look lists the pool's Node objects (by the label its cloud puts on them) an
 node, when it was created (its ``creationTimestamp``), when it was last seen, and when it was
 first found gone. A node found gone is counted until halfway between the two looks that bracket
 its end (the looks are a tick apart: a minute on Knative); a node still there, until the last
-look (so the figure moves only when a look finds something). Only
+look (so the figure moves only when a look finds something). A Node whose kubelet stopped
+posting its status is not listed (its VM stopped: GKE stops a preempted spot VM and keeps its
+Node), so it is found gone; when the same Node (its creation time unchanged) is listed again, its
+VM started again under its name, and it counts anew from the look that found it back. Only
 the time inside the study's use of the pool counts (a shared or adopted pool's nodes may be older
 than the study), and a shared pool's nodes stop counting when the study releases it. These are
 the hours a cloud bills for the pool's machines, whatever ran on them.
@@ -37,6 +40,9 @@ class NodeLife:
     last_seen: float
     gone_seen: float | None = None
     """The first look that found it gone; None while it is there."""
+    since: float | None = None
+    """The look that found it back, after an earlier life of the same Node ended (its VM stopped
+    and started again); None: it counts from its creation."""
 
     @property
     def ended_at(self) -> float | None:
@@ -45,22 +51,25 @@ class NodeLife:
     def seconds(self, start: float, end: float) -> float:
         """How long the node ran within ``[start, end]``, as far as the looks saw."""
         until = min(end, self.ended_at if self.ended_at is not None else self.last_seen)
-        return max(0.0, until - max(start, self.created_at))
+        return max(0.0, until - max(start, self.created_at if self.since is None else self.since))
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "createdAt": self.created_at, "lastSeen": self.last_seen,
-                "goneSeen": self.gone_seen}
+                "goneSeen": self.gone_seen, **({"since": self.since} if self.since is not None else {})}
 
     @staticmethod
     def from_dict(data: Mapping[str, Any]) -> NodeLife:
         return NodeLife(str(data["name"]), float(data["createdAt"]), float(data["lastSeen"]),
-                        None if data.get("goneSeen") is None else float(data["goneSeen"]))
+                        None if data.get("goneSeen") is None else float(data["goneSeen"]),
+                        None if data.get("since") is None else float(data["since"]))
 
 
 def observe(known: Sequence[NodeLife], seen: Iterable[NodeSeen], now: float) -> tuple[NodeLife, ...]:
     """The nodes after a look at ``now`` that listed ``seen``: new ones added, listed ones seen
-    again, the rest found gone (once; a name that comes back is a new node of that name)."""
+    again, the rest found gone (once; a name that comes back is a new node of that name, or the
+    same Node back, counted from ``now``)."""
     listed = {node.name: node for node in seen}
+    ended = {(life.name, life.created_at) for life in known if life.gone_seen is not None}
     lives = []
     for life in known:
         current = listed.get(life.name)
@@ -71,7 +80,8 @@ def observe(known: Sequence[NodeLife], seen: Iterable[NodeSeen], now: float) -> 
             lives.append(replace(life, gone_seen=now))
         else:
             lives.append(life)
-    lives += [NodeLife(node.name, node.created_at, now) for node in listed.values()]
+    lives += [NodeLife(node.name, node.created_at, now, since=now if (node.name, node.created_at) in ended else None)
+              for node in listed.values()]
     return tuple(lives)
 
 

@@ -128,7 +128,7 @@ class ApiServer:
                  query: dict[str, str] | None = None) -> tuple[int, dict | str]:
         """A pod's log: as the API server, a log names one of the pod's containers (400 otherwise),
         a pod not yet bound or a container not yet started has none (400), a pod that is gone
-        has none (404); the log options as the kubelet applies them (:mod:`kube_standin.logs`)."""
+        has none (404), a pod on a node whose kubelet does not answer gets the failed dial (500); the log options as the kubelet applies them (:mod:`kube_standin.logs`)."""
         refused = logs.refusal(name, query or {})
         if refused is not None:
             return refused
@@ -150,6 +150,10 @@ class ApiServer:
             if "waiting" in state:
                 return 400, status(400, "BadRequest", f'container "{container}" in pod "{name}" is waiting to start: '
                                                       f'{state["waiting"]["reason"]}')
+            node = pod["spec"]["nodeName"]
+            if node in self.unreachable:
+                return 500, status(500, "", f'Get "https://{node}:10250/containerLogs/{namespace}/{name}/{container}": '
+                                            f"dial tcp {node}:10250: connect: no route to host")
             return 200, logs.serve(self.logs.get((namespace, name)) or self.kubelets.log_of(pod), query or {},
                                   self.clock.time())
 

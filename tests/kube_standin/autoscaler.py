@@ -206,9 +206,10 @@ class Autoscaler:
                     self.resize(name, count)
 
     def _bill(self, cluster, now: float) -> None:
-        """Machines neither registered nor booting any more are gone from now on."""
+        """Machines neither registered nor booting any more, or stopped, are gone from now on."""
         for name, machine in self.machines.items():
-            if machine.removed is None and name not in cluster.nodes and name not in self.booting:
+            gone = name not in cluster.nodes and name not in self.booting
+            if machine.removed is None and (gone or name in cluster.unreachable):
                 machine.removed = now
 
 

@@ -4,12 +4,17 @@ A spot node (GKE's ``cloud.google.com/gke-spot`` or ``gke-preemptible`` label, E
 ``eks.amazonaws.com/capacityType: SPOT``) is interrupted after a time drawn from an
 exponential distribution with ``per_hour`` interruptions per node-hour, counted from its
 registration. At the notice its pods are disrupted at once, and the VM stops ``notice_seconds``
-later (billed until then), when its Node goes:
+later (billed until then):
 
 * GKE gives 30 seconds: the kubelet's graceful node shutdown marks the node not ready ("node is
-  shutting down") and fails its pods with ``DisruptionTarget`` reason ``TerminationByKubelet``;
+  shutting down") and fails its pods with ``DisruptionTarget`` reason ``TerminationByKubelet``.
+  The VM is stopped, not deleted, so its Node stays, its kubelet unreachable (``Ready``
+  ``Unknown``: the API server answers 500 to a read of a log there), with its failed pods, for
+  ``unreachable_seconds`` (300: the managed instance group recreates the VM, and the taint
+  manager deletes the pods of a node not ready for five minutes), then goes;
 * AWS gives two minutes: an EKS managed node group cordons and drains the node, its pods evicted
-  with ``DisruptionTarget`` reason ``EvictionByEvictionAPI``.
+  with ``DisruptionTarget`` reason ``EvictionByEvictionAPI``; the instance is terminated, and
+  the cloud's node controller deletes its Node at once.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ class Interruptions:
     notice_seconds: float
     drain: bool = False
     """The node is cordoned and drained (EKS); otherwise its kubelet shuts down (GKE)."""
+    unreachable_seconds: float = 0.0
+    """How long a Node stays, its kubelet unreachable, once its VM stopped (0: it goes then)."""
     seed: int = 0
     due: dict[str, float] = field(default_factory=dict)
     """When each spot node that registered gets its notice."""
@@ -44,7 +51,7 @@ class Interruptions:
 
     @classmethod
     def gke(cls, per_hour: float, seed: int = 0) -> Interruptions:
-        return cls(per_hour, 30.0, drain=False, seed=seed)
+        return cls(per_hour, 30.0, drain=False, unreachable_seconds=300.0, seed=seed)
 
     @classmethod
     def eks(cls, per_hour: float, seed: int = 0) -> Interruptions:
@@ -60,8 +67,22 @@ class Interruptions:
             if name not in self.stopping and self.due.get(name, float("inf")) <= now:
                 self._notice(cluster, node, now)
         for name, stops in list(self.stopping.items()):
-            if stops <= now and name in cluster.nodes:
+            if stops <= now and name in cluster.nodes and name not in cluster.unreachable:
+                self._stop(cluster, name, now)
+            if stops + self.unreachable_seconds <= now and name in cluster.nodes:
                 cluster.remove_node(name, reason=self._reason())
+
+    def _stop(self, cluster, name: str, now: float) -> None:
+        """The VM stops: its Node stays ``unreachable_seconds`` longer, its kubelet silent."""
+        if not self.unreachable_seconds:
+            return
+        node = cluster.nodes[name]
+        cluster.unreachable[name] = now
+        cluster.clock.wake_at(now + self.unreachable_seconds)
+        ready = next(c for c in node["status"]["conditions"] if c["type"] == "Ready")
+        ready.update(status="Unknown", reason="NodeStatusUnknown", message="Kubelet stopped posting node status.",
+                     lastTransitionTime=cluster.clock.stamp())
+        cluster.modified("nodes", node)
 
     def _reason(self) -> str:
         return "EvictionByEvictionAPI" if self.drain else "TerminationByKubelet"
