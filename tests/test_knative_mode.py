@@ -490,22 +490,33 @@ def _letters(cluster: KnativeCluster) -> list[tuple[str, str | None]]:
     return [(attributes_of(e)["type"], attributes_of(e).get("knativeerrorcode")) for e in cluster.broker.dead_letters]
 
 
+def _start(cluster: KnativeCluster, name: str, **fields: object) -> None:
+    """Submit a two-trial study of one trial at a time, with ``fields`` set on it."""
+    definition = study_definition(name=name, maxTrials=2, parallelism=1)
+    definition["trialTemplate"]["image"] = "python:3.12"
+    definition.update(fields)
+    status, body = cluster.api("POST", "/studies", definition)
+    assert status == 201, body
+
+
+def _gke_cluster(tmp_path: Path, create_seconds: float, **options: float) -> tuple[GkeStub, KubeStub, KnativeCluster]:
+    """katuna behind the broker with GKE node pools whose creates take ``create_seconds``."""
+    gke = GkeStub({"CREATE_NODE_POOL": create_seconds, "DELETE_NODE_POOL": 0.5, "UPDATE_CLUSTER": 0.5}, speed=1.0)
+    kube = KubeStub(pools=gke_pools(gke), resize=gke_resize(gke), boot_seconds=0.2)
+    cluster = KnativeCluster(tmp_path, kube.url, **options, KATUNA_GKE_PROJECT="proj",
+                             KATUNA_GKE_LOCATION="europe-west4", KATUNA_GKE_CLUSTER="tuning",
+                             KATUNA_GKE_ENDPOINT=gke.url, KATUNA_K8S_DEFAULT_RESOURCES="cpu=100m")
+    return gke, kube, cluster
+
+
 @pytest.mark.slow
 def test_a_pool_create_busy_for_longer_than_the_retries_leaves_the_study_to_the_tick(tmp_path: Path):
     """GKE refuses a second pool create while the first runs (katuna: 503) for longer than the
     Triggers retry; the dead letter fails nothing, and the tick creates the pool once GKE is free."""
-    gke = GkeStub({"CREATE_NODE_POOL": 5.0, "DELETE_NODE_POOL": 0.5, "UPDATE_CLUSTER": 0.5}, speed=1.0)
-    kube = KubeStub(pools=gke_pools(gke), resize=gke_resize(gke), boot_seconds=0.2)
-    cluster = KnativeCluster(tmp_path, kube.url, ping_interval=1.0, time_scale=FAST_RETRIES,
-                             KATUNA_GKE_PROJECT="proj", KATUNA_GKE_LOCATION="europe-west4", KATUNA_GKE_CLUSTER="tuning",
-                             KATUNA_GKE_ENDPOINT=gke.url, KATUNA_K8S_DEFAULT_RESOURCES="cpu=100m")
+    gke, kube, cluster = _gke_cluster(tmp_path, 5.0, ping_interval=1.0, time_scale=FAST_RETRIES)
     try:
         for name in ("pool-a", "pool-b"):
-            definition = study_definition(name=name, maxTrials=2, parallelism=1)
-            definition["trialTemplate"]["image"] = "python:3.12"
-            definition["nodePool"] = {"provider": "gke"}
-            status, body = cluster.api("POST", "/studies", definition)
-            assert status == 201, body
+            _start(cluster, name, nodePool={"provider": "gke"})
         studies = [cluster.wait_for(name, timeout=90) for name in ("pool-a", "pool-b")]
         assert [(s["status"], s["counts"]["complete"]) for s in studies] == [("completed", 2)] * 2, studies
         assert ("dev.katuna.study.created", "503") in _letters(cluster), "a delivery was given up while GKE was busy"
@@ -523,18 +534,10 @@ def test_a_start_whose_deliveries_outlast_a_request_is_answered_at_once_and_deli
     study's pool create is retried for about 20 s, longer than a request may wait: POST /studies
     still answers 201 at once (its event waits in the queue and is posted in the background),
     no delivery is cut short by a sender hanging up, and the pool is made within the retries."""
-    gke = GkeStub({"CREATE_NODE_POOL": 1.0, "DELETE_NODE_POOL": 0.5, "UPDATE_CLUSTER": 0.5}, speed=1.0)
-    kube = KubeStub(pools=gke_pools(gke), resize=gke_resize(gke), boot_seconds=0.2)
-    cluster = KnativeCluster(tmp_path, kube.url, ping_interval=60.0, time_scale=0.04,
-                             KATUNA_GKE_PROJECT="proj", KATUNA_GKE_LOCATION="europe-west4", KATUNA_GKE_CLUSTER="tuning",
-                             KATUNA_GKE_ENDPOINT=gke.url, KATUNA_K8S_DEFAULT_RESOURCES="cpu=100m")
+    gke, kube, cluster = _gke_cluster(tmp_path, 1.0, ping_interval=60.0, time_scale=0.04)
     try:
         gke.update_master(12, busy="master")
-        definition = study_definition(name="slow-start", maxTrials=2, parallelism=1)
-        definition["trialTemplate"]["image"] = "python:3.12"
-        definition["nodePool"] = {"provider": "gke"}
-        status, body = cluster.api("POST", "/studies", definition)
-        assert status == 201, body
+        _start(cluster, "slow-start", nodePool={"provider": "gke"})
         study = cluster.wait_for("slow-start", timeout=120)
         assert (study["status"], study["counts"]["complete"]) == ("completed", 2), study
         assert len(gke.calls("POST", "/nodePools")) >= 3, "the create was refused while GKE was busy, then made"
@@ -553,11 +556,7 @@ def test_a_dead_letter_of_a_permanent_refusal_fails_its_study_with_the_reason(tm
     kube = KubeStub()
     cluster = KnativeCluster(tmp_path, kube.url, ping_interval=0.5, time_scale=FAST_RETRIES)
     try:
-        definition = study_definition(name="forbidden", maxTrials=2, parallelism=1)
-        definition["trialTemplate"]["image"] = "python:3.12"
-        definition["kubernetes"] = {"namespace": "elsewhere"}
-        status, body = cluster.api("POST", "/studies", definition)
-        assert status == 201, body
+        _start(cluster, "forbidden", kubernetes={"namespace": "elsewhere"})
         study = cluster.wait_for("forbidden", timeout=60)
         assert study["status"] == "failed"
         assert study["reason"].startswith("an event could not be delivered (dev.katuna.trial.suggested): "), study
