@@ -17,7 +17,8 @@ from wsgiref.types import WSGIApplication
 
 import optuna
 
-from functions.adapters import cloudevents_http, sink_senders
+from functions import sink_senders
+from functions.adapters import cloudevents_http
 from functions.adapters.broker import LocalBroker
 from functions.adapters.local_executor import LocalExecutor
 from functions.adapters.sqlite_queue import LEASE_SECONDS, SqliteQueue
@@ -131,7 +132,7 @@ class Runtime:
     def publish(self, event: Event) -> None:
         """Send an event on through the queue: to this service's own broker threads, or (reply
         mode) to the threads that post it to the Knative broker at ``K_SINK``
-        (:mod:`functions.adapters.sink_senders`)."""
+        (:mod:`functions.sink_senders`)."""
         if self.settings.events == "reply" and self._senders is None:
             raise TemporaryError("events go to K_SINK in reply mode, and K_SINK is not set")
         self.queue.put(event)
