@@ -15,8 +15,9 @@ from rich.table import Table
 from rich.text import Text
 
 from functions.adapters.sqlite_store import SqliteStore
+from functions.core.pareto import best_trials
 from functions.core.records import StudyRecord, TrialRecord
-from functions.core.views import best_trials, study_view
+from functions.core.views import study_view
 from functions.settings import Settings
 from functions.terminal import markup, text
 

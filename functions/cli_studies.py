@@ -22,7 +22,8 @@ from functions.cli_common import (
 )
 from functions.cli_output import front_title, print_study, studies_table, trial_table
 from functions.core.errors import KatunaError
-from functions.core.views import best_trials, study_view, trial_view
+from functions.core.pareto import best_trials
+from functions.core.views import study_view, trial_view
 from functions.embedded import Embedded
 from functions.terminal import markup, text
 

@@ -121,7 +121,7 @@ def test_a_trial_prepared_ahead_that_never_ran_is_no_trial_of_the_ended_study(em
         "trial 1, prepared while trial 0 ran, never started: it is listed nowhere"
     counts = embedded.store.count_trials("demo")
     assert (counts.created, counts.pruned, counts.waiting) == (1, 0, 0)
-    status = study_status(record, counts, embedded.store.best_trials("demo", 1)[0],
+    status = study_status(record, counts, embedded.store.best_trials("demo", 1),
                           Origin(Ref("Experiment", "default", "demo", "kubeflow.org/v1beta1"), "uid-1", 1))
     assert (status["trials"], status["trialsEarlyStopped"], status["progress"]) == (1, 0, "1/10"), \
         "Katib's status counts the trials that ran"

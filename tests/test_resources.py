@@ -16,12 +16,13 @@ from cloudevents.core.bindings import http as ce_http
 from cloudevents.core.v1.event import CloudEvent
 from conftest import study_definition
 from http_helpers import Service
+from kube_standin.structural import admitted
 from kube_stub import KubeStub
 
 from functions.core import resources
 from functions.core.errors import InvalidStudy
 from functions.core.formats import load_definition, load_study
-from functions.core.records import Counts, TrialRecord
+from functions.core.records import Counts, StudyRecord, TrialRecord
 from functions.core.stop import decide
 from functions.core.validate import _TOP, parse_study
 
@@ -176,6 +177,28 @@ def test_every_way_a_study_ends_has_a_katib_like_reason():
     assert resources.end_reason("stopped by user") == "StoppedByUser"
 
 
+def test_a_long_pareto_front_is_shown_evenly_spread_and_as_the_crd_describes_it():
+    """A resource is stored whole, at most 1.5 MiB: the status lists at most 100 trials of a
+    front, both ends of the trade-off among them, and counts all of them."""
+    objective = {"metrics": [{"name": "loss", "direction": "minimize"}, {"name": "acc", "direction": "maximize"}]}
+    definition = study_definition(objective=objective)
+    front = [TrialRecord("demo", n, {"x": n / 10}, "COMPLETE", values=[n / 10, n / 5],
+                         metrics={"loss": n / 10, "acc": n / 5}) for n in range(250)]
+    status = resources.study_status(StudyRecord(parse_study(definition), definition, ".", "uid-1", started_at=1.0),
+                                    Counts(complete=250), front, resources.Origin(resources.Ref("Study", "team", "demo"),
+                                                                                  "uid-1", 1))
+    listed = [t["trialNumber"] for t in status["paretoFront"]]
+    assert len(listed) == resources.PARETO_FRONT_SHOWN == 100 and (listed[0], listed[-1]) == (0, 249)
+    assert listed == sorted(set(listed)) and max(b - a for a, b in zip(listed, listed[1:])) == 3
+    assert status["paretoFront"][-1] == {
+        "trialName": "demo-249", "trialNumber": 249, "objectiveValues": [24.9, 49.8],
+        "parameterAssignments": [{"name": "x", "value": "24.9"}],
+        "observation": {"metrics": [{"name": "loss", "value": 24.9}, {"name": "acc", "value": 49.8}]}}
+    assert status["paretoFrontSize"] == 250 and "currentOptimalTrial" not in status
+    kept, _ = admitted(schema("Study"), {**study("demo"), "status": status}, "studies.katuna.dev", "Strict")
+    assert kept["status"]["paretoFront"] == status["paretoFront"], "the CRD lists every field, none is pruned"
+
+
 # the function, fed ApiServerSource events
 
 
@@ -267,6 +290,7 @@ def test_an_applied_study_runs_and_its_status_follows_it(service: Service, kube:
     optimal = status["currentOptimalTrial"]
     assert optimal["objectiveValue"] == best["value"] and optimal["bestTrialName"] == f"kst-basic-{best['number']}"
     assert optimal["parameterAssignments"] == [{"name": "x", "value": str(best["params"]["x"])}]
+    assert "paretoFront" not in status, "one objective: one optimal trial"
     uid = service.json("GET", "/studies/kst-basic")[1]
     assert uid["resource"] == {"kind": "Study", "namespace": "team", "name": "kst-basic"}
     before = writes(kube, "kst-basic")
@@ -274,6 +298,26 @@ def test_an_applied_study_runs_and_its_status_follows_it(service: Service, kube:
     assert send(service, "update", kube.apply(study("kst-basic", maxTrials=4))) == [], "nor does a status write's update"
     assert writes(kube, "kst-basic") == before
     assert service.json("GET", "/studies/kst-basic")[1] == uid
+
+
+@pytest.mark.slow
+def test_a_study_of_several_objectives_shows_its_pareto_front_and_no_single_optimal_trial(service: Service, kube: KubeStub):
+    """loss = (x - 2)^2 and size = |x|, both minimized: 1.5 and 0.5 trade one for the other,
+    3 and 4 are beaten by 1.5 on both. The first objective alone would name 1.5 optimal."""
+    objective = {"metrics": [{"name": "loss", "direction": "minimize"}, {"name": "size", "direction": "minimize"}]}
+    obj = kube.apply(study("kst-pareto", maxTrials=4, algorithm={"name": "grid"}, objective=objective,
+                           parameters=[{"name": "x", "type": "categorical", "values": [0.5, 1.5, 3.0, 4.0]}]))
+    send(service, "add", obj)
+    status = wait_status(kube, obj, lambda s: s.get("phase") == "Succeeded")
+    assert "currentOptimalTrial" not in status, "no one trial is optimal on two objectives"
+    front = status["paretoFront"]
+    assert [(t["parameterAssignments"], t["objectiveValues"]) for t in front] == [
+        ([{"name": "x", "value": "1.5"}], [0.25, 1.5]), ([{"name": "x", "value": "0.5"}], [2.25, 0.5])]
+    shown = service.json("GET", "/studies/kst-pareto")[1]["best"]
+    assert [(t["trialNumber"], t["trialName"]) for t in front] == [(b["number"], f"kst-pareto-{b['number']}")
+                                                                   for b in shown], "the front katuna show gives"
+    assert {m["name"]: m["value"] for m in front[0]["observation"]["metrics"]} == {"loss": 0.25, "size": 1.5}
+    assert status["paretoFrontSize"] == 2
 
 
 @pytest.mark.slow

@@ -164,6 +164,11 @@ def timestamp(seconds: float | None) -> str | None:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+PARETO_FRONT_SHOWN = 100
+"""The most trials of a Pareto front a status lists (``paretoFrontSize`` counts them all): a
+front of several objectives can hold most of a long study's trials, and a resource is stored
+whole in etcd, at most 1.5 MiB. ``GET /studies/{name}`` and ``katuna show`` give all of it."""
+
 _REASONS = (("goal reached", "ExperimentGoalReached"), ("max trials reached", "ExperimentMaxTrialsReached"),
             ("too many failed trials", "ExperimentMaxFailedTrialsReached"), ("time budget", "StudyTimeBudgetUsed"),
             ("search space exhausted", "StudySearchSpaceExhausted"), (DELETED, "ResourceDeleted"),
@@ -180,8 +185,12 @@ def _condition(kind: str, reason: str, message: str, when: float | None, status:
             "lastTransitionTime": timestamp(when), "lastUpdateTime": timestamp(when)}
 
 
-def study_status(record: StudyRecord, counts: Counts, best: TrialRecord | None, origin: Origin) -> dict[str, Any]:
-    """The status of a stored study's resource, all from the store: writing it twice is harmless."""
+def study_status(record: StudyRecord, counts: Counts, best: Sequence[TrialRecord], origin: Origin) -> dict[str, Any]:
+    """The status of a stored study's resource, all from the store: writing it twice is harmless.
+
+    ``best`` is the best trial first (one objective: ``currentOptimalTrial``), or the Pareto front
+    of a study of several objectives, best first on the first objective (``paretoFront``: no one
+    trial is optimal there, so ``currentOptimalTrial`` is left out)."""
     spec = record.spec
     created = _condition("Created", "StudyCreated", f"study {record.name} accepted", record.created_at)
     conditions = [created]
@@ -210,15 +219,37 @@ def study_status(record: StudyRecord, counts: Counts, best: TrialRecord | None, 
     """None: left out, so nothing an earlier refusal wrote stays."""
     if record.completed_at is not None:
         status["completionTime"] = timestamp(record.completed_at)
-    if best is not None and best.values:
-        status["currentOptimalTrial"] = {
-            "bestTrialName": f"{record.name}-{best.number}", "trialNumber": best.number,
-            "objectiveValue": best.values[0],
-            "parameterAssignments": [{"name": k, "value": str(v)} for k, v in best.params.items()],
+    return status | _best(record, best, origin)
+
+
+def _best(record: StudyRecord, best: Sequence[TrialRecord], origin: Origin) -> dict[str, Any]:
+    """The best trial as Katib's ``currentOptimalTrial``, or a multi-objective study's Pareto
+    front; nothing before a trial has completed."""
+    if record.spec.multi_objective:
+        front = [{"trialName": f"{record.name}-{t.number}", "trialNumber": t.number,
+                  "objectiveValues": list(t.values or ()), **_results(t, origin)}
+                 for t in _spread(best, PARETO_FRONT_SHOWN)]
+        return {"paretoFront": front, "paretoFrontSize": len(best)} if best else {}
+    if not best or not best[0].values:
+        return {}
+    return {"currentOptimalTrial": {"bestTrialName": f"{record.name}-{best[0].number}", "trialNumber": best[0].number,
+                                    "objectiveValue": best[0].values[0], **_results(best[0], origin)}}
+
+
+def _results(trial: TrialRecord, origin: Origin) -> dict[str, Any]:
+    """A trial's parameters and reduced metrics as Katib's status gives them (a Katib
+    resource's metrics with their ``latest`` value as text)."""
+    return {"parameterAssignments": [{"name": k, "value": str(v)} for k, v in trial.params.items()],
             "observation": {"metrics": [{"name": k, "value": v, **({"latest": str(v)} if origin.ref.katib else {})}
-                                        for k, v in best.metrics.items()]},
-        }
-    return status
+                                        for k, v in trial.metrics.items()]}}
+
+
+def _spread(front: Sequence[TrialRecord], most: int) -> list[TrialRecord]:
+    """At most ``most`` trials of ``front`` (``most`` >= 2), evenly spaced along it, its two ends
+    included: a sample of the whole trade-off, where the first ``most`` would show one end."""
+    if len(front) <= most:
+        return list(front)
+    return [front[round(i * (len(front) - 1) / (most - 1))] for i in range(most)]
 
 
 def failed_status(reason: str, problems: Sequence[Problem], generation: int, now: float) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from typing import Any
 from functions.core.errors import StudyNotFound
 from functions.core.events import Event
 from functions.core.katib_trials import trial_resource, trial_status, trials_owner
+from functions.core.pareto import best_trials
 from functions.core.ports import Resources, Store
 from functions.core.records import StudyRecord
 from functions.core.resources import Origin, study_status
@@ -63,9 +64,10 @@ def behind(record: StudyRecord, origin: Origin, shown: Mapping[str, Any], store:
 
 
 def _status(record: StudyRecord, origin: Origin, store: Store) -> dict[str, Any]:
-    """The status of the study's resource, from the store."""
-    best = store.best_trials(record.name, 1)
-    return study_status(record, store.count_trials(record.name), best[0] if best else None, origin)
+    """The status of the study's resource, from the store: with its best trial, or the Pareto
+    front of a study of several objectives (which reads its completed trials, as
+    ``GET /studies/{name}`` does)."""
+    return study_status(record, store.count_trials(record.name), best_trials(store, record), origin)
 
 
 def _changed(record: StudyRecord, store: Store) -> bool:

@@ -39,8 +39,9 @@ from functions.core.application import Application
 from functions.core.errors import KatunaError
 from functions.core.launch import trial_launch
 from functions.core.lines import what_is_left
+from functions.core.pareto import best_trials
 from functions.core.records import ACTIVE_STATES, TrialQuery
-from functions.core.views import best_trials, study_view, trial_view
+from functions.core.views import study_view, trial_view
 
 blueprint = Blueprint("ui", __name__, url_prefix="/ui", static_folder="static", template_folder="templates")
 
