@@ -346,6 +346,18 @@ def test_an_invalid_study_fails_with_every_problem_and_its_field_and_is_not_stor
 
 
 @pytest.mark.slow
+def test_a_study_resource_whose_list_values_clash_fails_naming_each_and_is_not_stored(service: Service, kube: KubeStub):
+    parameters = [{"name": "x", "type": "categorical", "values": [1, "1", True, "a"]}]
+    obj = kube.apply(study("kst-clash", parameters=parameters))
+    assert send(service, "add", obj) == []
+    status = status_of(kube, obj)
+    assert conditions(status)["Failed"]["reason"] == "InvalidSpec"
+    assert [p["field"] for p in status["problems"]] == ["spec.parameters[0].values[1]", "spec.parameters[0].values[2]"]
+    assert "both reach the trial as '1'" in status["problems"][0]["message"]
+    assert service.request("GET", "/studies/kst-clash")[0] == 404
+
+
+@pytest.mark.slow
 def test_deleting_the_resource_stops_the_study_and_reapplying_starts_a_new_one(service: Service, kube: KubeStub):
     obj = kube.apply(study("kst-delete", mode="hang", maxTrials=4))
     send(service, "add", obj)

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import study_definition
+from test_cli import katuna, write_study
 
+from functions.adapters.sqlite_store import SqliteStore
 from functions.core.errors import InvalidStudy, KatunaError
 from functions.core.formats import load_study
+from functions.core.records import StudyRecord
 from functions.core.validate import parse_study
 
 ROOT = Path(__file__).parent.parent
@@ -259,3 +264,61 @@ def test_primary_pod_labels_must_be_labels_a_selector_can_name():
     assert "expected a Kubernetes label key" in found[0] and "expected a Kubernetes label value" in found[1]
     definition["trialTemplate"]["primaryPodLabels"] = {"job-role": "master"}
     parse_study(definition)
+
+
+def clashing_study(name: str = "clash") -> dict:
+    """A study whose categorical and discrete parameters give values a trial or the sampler
+    cannot tell apart."""
+    definition = study_definition(name=name, maxTrials=2, parallelism=1)
+    definition["parameters"] += [{"name": "c", "type": "categorical", "values": [True, 1, "1", 1.0, None, "a"]},
+                                 {"name": "d", "type": "discrete", "values": ["16", 16.0, "32"]}]
+    definition["trialTemplate"]["env"] = {"C": "${trialParameters.c}", "D": "${trialParameters.d}"}
+    return definition
+
+
+def refusals(result: subprocess.CompletedProcess[str]) -> list[str]:
+    """The problems ``katuna run`` lists, one a line."""
+    return [line.strip().removeprefix("- ") for line in result.stderr.splitlines() if line.startswith("  - ")]
+
+
+@pytest.mark.slow
+def test_list_values_a_trial_or_the_sampler_cannot_tell_apart_are_refused_each_named_and_nothing_stored(tmp_path: Path):
+    result = katuna("run", str(write_study(tmp_path / "clash.yaml", clashing_study())), cwd=tmp_path, check=False,
+                    columns=1000)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert refusals(result) == [
+        "parameters[1].values[1]: 1 and true (index 0) are equal as Optuna compares choices (by ==: true == 1 == 1.0, "
+        "0.0 == -0.0), so the sampler would take one for the other; expected values that differ",
+        "parameters[1].values[2]: \"1\" and 1 (index 1) both reach the trial as '1'; expected values a trial can tell apart",
+        "parameters[1].values[3]: 1.0 and true (index 0) are equal as Optuna compares choices (by ==: true == 1 == 1.0, "
+        "0.0 == -0.0), so the sampler would take one for the other; expected values that differ",
+        "parameters[2].values[1]: 16.0 and \"16\" (index 0) are the same number; expected distinct numbers",
+    ]
+    assert json.loads(katuna("studies", "--json", cwd=tmp_path).stdout) == []
+
+
+@pytest.mark.slow
+def test_a_katib_discrete_list_giving_a_number_twice_is_refused_at_its_feasible_space(tmp_path: Path):
+    experiment = yaml.safe_load((ROOT / "examples" / "katib-experiment.yaml").read_text())
+    experiment["spec"]["parameters"][1] = {"name": "hidden", "parameterType": "discrete",
+                                           "feasibleSpace": {"list": ["16", "32", "1.6e1"]}}
+    experiment["spec"]["parameters"][2]["feasibleSpace"]["list"] = ["1", "1.0"]
+    (tmp_path / "katib.json").write_text(json.dumps(experiment))
+    result = katuna("run", str(tmp_path / "katib.json"), cwd=tmp_path, check=False, columns=1000)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert refusals(result) == ['spec.parameters[1].feasibleSpace.list[2]: "1.6e1" and "16" (index 0) are the same '
+                                'number; expected distinct numbers'], "categorical strings are told apart as text"
+    assert json.loads(katuna("studies", "--json", cwd=tmp_path).stdout) == []
+
+
+@pytest.mark.slow
+def test_a_study_stored_before_list_values_were_checked_resumes_and_shows(tmp_path: Path):
+    """A stored study is never rejected again: submitted again to resume it, it is the stored one."""
+    definition = clashing_study()
+    store = SqliteStore(tmp_path / "katuna.db")
+    store.add_study(StudyRecord(parse_study(definition), definition, str(tmp_path), uid="stored-earlier"))
+    store.close()
+    result = katuna("run", str(write_study(tmp_path / "clash.yaml", definition)), cwd=tmp_path)
+    assert "Study clash: completed (max trials reached (2))" in result.stdout
+    shown = json.loads(katuna("show", "clash", "--json", cwd=tmp_path).stdout)
+    assert (shown["counts"]["complete"], shown["definition"]["parameters"][1]["values"]) == (2, [True, 1, "1", 1.0, None, "a"])

@@ -18,6 +18,7 @@ import optuna
 from optuna.trial import TrialState
 
 from functions.core import resume, template, tfevents
+from functions.core.choices import clashes
 from functions.core.cluster import Cluster
 from functions.core.conflicts import study_conflict
 from functions.core.errors import InvalidStudy, StudyConflict, StudyNotFound
@@ -77,11 +78,13 @@ def store_study(deps: Deps, spec: Study, definition: dict[str, Any],
     The results of the study a warm start names are taken in the same transaction
     (:func:`warm_results`), so none can be deleted or added in between; so are the node pools
     held (:func:`_check_pool_room`), so concurrent submissions never hold more than allowed.
+    A new study's list values must be ones its trials and sampler tell apart (:func:`_check_values`).
     """
     uid = uuid.uuid4().hex[:12]
     with deps.store.transaction():
         stored_already = _has_study(deps.store, spec.name)
         if not stored_already:
+            _check_values(spec, definition)
             _check_pool_room(deps, spec)
         record = StudyRecord(spec, definition, os.path.abspath(deps.workdir), uid, created_at=deps.clock(),
                              origin=origin, warm_results=None if stored_already else warm_results(deps, spec))
@@ -106,6 +109,18 @@ def store_or_restart(deps: Deps, spec: Study, definition: dict[str, Any]) -> tup
                 raise study_conflict(stored, spec, definition, f"it has ended ({stored.status}: {stored.reason}) and does "
                                      f"not restart: {'; '.join(refused)}") from exc
             return reopen(stored, deps, spec, definition), False
+
+
+def _check_values(spec: Study, definition: dict[str, Any]) -> None:
+    """Refuse a new study with values of a categorical or discrete parameter that its trials or
+    its sampler cannot tell apart (:class:`InvalidStudy` at each, with the definition's own
+    paths: a Katib Experiment's ``feasibleSpace.list``). Only for a name not stored yet: a study
+    stored before the check was made, submitted again to resume it, is the stored one."""
+    problems = clashes(spec.parameters)
+    if problems:
+        from functions.core.formats import in_definition  # YAML with it: only for a refusal, off the event path
+
+        raise InvalidStudy(in_definition(definition, problems))
 
 
 def _check_pool_room(deps: Deps, spec: Study) -> None:
