@@ -9,7 +9,9 @@ Standard library only, so a trial image can carry this one file without installi
 
 It posts a ``dev.katuna.trial.progress`` CloudEvent to ``KATUNA_REPORT_URL``, which katuna sets
 for trials of studies with early stopping, and does nothing elsewhere. A trial the pruner stops
-is ended from outside (its Job is deleted); ``report`` itself never raises.
+is ended from outside (its Job is deleted); ``report`` itself never raises. NaN and the
+infinities are reported too, by name (``"nan"``, ``"inf"``, ``"-inf"``: JSON has no number for
+them), as the pruner stops a trial whose values turned NaN.
 
 Where a SinkBinding binds the trial's pod to a broker that needs Knative Eventing's OIDC tokens,
 the post carries the token the binding mounts (``/oidc/token``, or ``KATUNA_SINK_TOKEN_FILE``,
@@ -20,6 +22,7 @@ read at each report as it is rotated); an https sink is trusted with the CA cert
 from __future__ import annotations
 
 import json
+import math
 import os
 import ssl
 import urllib.request
@@ -36,11 +39,19 @@ def report(step: int, **metrics: float) -> bool:
         return False
     ids = [env.get(k, "") for k in ("KATUNA_STUDY", "KATUNA_STUDY_UID", "KATUNA_TRIAL", "KATUNA_ATTEMPT")]
     data = {"study": ids[0], "uid": ids[1], "trial": int(ids[2] or 0), "attempt": int(ids[3] or 1),
-            "step": int(step), "value": float(metrics[objective])}
+            "step": int(step), "value": _json_value(float(metrics[objective]))}
     headers = {"ce-specversion": "1.0", "ce-type": "dev.katuna.trial.progress", "ce-source": "/katuna/reporter",
                "ce-id": "/".join([*ids[1:], "progress", str(step)]), "ce-subject": f"{ids[0]}/{ids[2]}",
                "content-type": "application/json"}
-    return _post(url, json.dumps(data).encode(), headers)
+    return _post(url, json.dumps(data, allow_nan=False).encode(), headers)
+
+
+def _json_value(value: float) -> float | str:
+    """A finite value as it is; NaN or an infinity by name, as katuna's events carry them (this
+    file stands alone, so it spells them itself)."""
+    if math.isfinite(value):
+        return value
+    return "nan" if math.isnan(value) else "inf" if value > 0 else "-inf"
 
 
 def _post(url: str, body: bytes, headers: dict[str, str]) -> bool:

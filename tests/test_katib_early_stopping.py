@@ -60,6 +60,29 @@ def test_maximizing_trials_are_stopped_below_the_rule():
     assert judged(study, pruner, [0.6]) == [False]
 
 
+NAN = float("nan")
+
+
+def test_nan_is_left_aside_and_a_trial_that_reported_only_nan_is_stopped_at_start_step():
+    """As Optuna's median pruner judges NaN: a trial whose values are all NaN is worse than any
+    rule (Katib, whose comparisons with NaN are false, would let it run on to fail), and a NaN
+    beside numbers is no best value, nor part of a completed trial's early average."""
+    study = optuna.create_study(direction="minimize")
+    finished(study, [4.0, NAN, 2.0])  # early average over 2 reports, NaN aside: 4.0
+    finished(study, [NAN, NAN, 1.0])  # no early average: nothing to the rule
+    pruner = MedianStop(min_trials_required=2, start_step=2)
+    assert pruner.rule_value(study, frozen(study, study.ask())) is None, "one trial gives an average"
+    finished(study, [0.0, 0.0])  # the rule's value: (4 + 0) / 2 = 2.0
+    assert pruner.rule_value(study, frozen(study, study.ask())) == 2.0
+    assert judged(study, pruner, [NAN, NAN, 1.0]) == [False, True, False], "all NaN at the judged step"
+    assert judged(study, pruner, [NAN, 2.5]) == [False, True], "the best number so far, NaN aside"
+    assert judged(study, pruner, [NAN, 1.5]) == [False, False]
+    assert judged(study, pruner, [1.5, NAN]) == [False, False]
+    maximizing = optuna.create_study(direction="maximize")
+    finished(maximizing, [0.5])
+    assert judged(maximizing, MedianStop(min_trials_required=1, start_step=1), [NAN]) == [True]
+
+
 def test_no_rule_until_min_trials_required_trials_completed_before_the_trial_started():
     study = optuna.create_study(direction="minimize")
     finished(study, [1.0])

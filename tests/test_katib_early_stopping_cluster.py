@@ -7,16 +7,19 @@ and serves its log while it runs)."""
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import study_definition
 from http_helpers import Service
 from kube_stub import KubeStub
 from kubernetes import client
 
+from functions.adapters import cloudevents_http
 from functions.adapters.kubernetes_executor import KubernetesExecutor, api_client
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.cluster import Cluster
@@ -85,6 +88,38 @@ def test_a_cluster_trial_that_only_prints_is_stopped_by_katibs_rule_while_it_run
     assert deleted == [(NAMESPACE, "stop-early-1", "Background")], "its Job was deleted, with its pods, while it ran"
 
 
+DIVERGING = """
+import os, time
+good = os.environ["KATUNA_TRIAL"] == "0"
+for epoch in (1, 2, 3):
+    print(f"Epoch {epoch}: loss={1.0 + 1 / epoch if good else float('nan')}", flush=True)
+    time.sleep(0.1 if good or epoch == 1 else 20)
+"""
+"""Trial 0 ends at once; every later one prints ``loss=nan`` from its first epoch, and after its
+second report it would run for 20 seconds, then fail on its NaN objective."""
+
+
+@pytest.mark.slow
+def test_a_cluster_trial_whose_log_reports_only_nan_is_stopped_at_the_judged_report(kube: KubeStub, tmp_path):
+    """NaN read from the running log reaches the rule, which stops the trial as Optuna's median
+    pruner would: pruned, it is no failure and never runs its last epoch."""
+    service = Service(tmp_path, workers=1, KATUNA_EXECUTOR="kubernetes", KATUNA_K8S_API=kube.url,
+                      KATUNA_K8S_NAMESPACE=NAMESPACE, KATUNA_K8S_PROGRESS_SECONDS="0.3")
+    try:
+        status, _, body = service.request("POST", "/studies", yaml.safe_dump(experiment("nan-early", DIVERGING)),
+                                          {"Content-Type": "application/yaml"})
+        assert status == 201, body
+        study = service.wait_for("nan-early", timeout=60)
+        trials = sorted(service.json("GET", "/studies/nan-early/trials")[1], key=lambda t: t["number"])
+    finally:
+        service.close()
+    assert study["status"] == "completed", study
+    assert [t["state"] for t in trials] == ["COMPLETE", "PRUNED"], trials
+    assert trials[1]["reason"] == "pruned at step 2 by the medianstop rule (loss=nan)"
+    deleted = [(namespace, name) for namespace, name, _ in kube.deleted if name.startswith("nan-early")]
+    assert deleted == [(NAMESPACE, "nan-early-1")], "its Job was deleted while it ran"
+
+
 # How far a log has been read: the cursor, and the reports past it.
 
 POD = "pod-uid"
@@ -122,10 +157,14 @@ def test_a_named_step_is_the_step_and_a_report_naming_none_after_it_is_none():
     assert read(log[1:], Cursor(POD, 0, 0, 1, named=True)) == [(6, 3.0)], "the count's state goes on with the cursor"
 
 
-def test_only_complete_stamped_lines_count_and_a_value_that_is_no_number_is_a_step_without_a_report():
+def test_only_complete_stamped_lines_count_and_nan_or_an_infinity_is_a_report_for_the_pruner():
     assert read([f"{T1} {'x' * 10}\n", "loss=7 (the rest of an overlong line)\n", f"{T2} loss=2"]) == [], \
         "a piece of an overlong line is no line; a line cut by the read's limit waits for the next read"
-    assert read([f'{T1} {{"loss": NaN}}\n', f'{T2} {{"loss": 2}}\n'], fmt="json") == [(2, 2.0)]
+    found = read([f'{T1} {{"loss": NaN}}\n', f'{T1} {{"loss": "-inf"}}\n', f'{T2} {{"loss": "high"}}\n',
+                  f'{T2} {{"loss": 2}}\n'], fmt="json")
+    assert [step for step, _ in found] == [1, 2, 3] and math.isnan(found[0][1]), found
+    assert found[1:] == [(2, -math.inf), (3, 2.0)], "a value that is no number is no report, and no step"
+    assert read([f"{T1} Epoch 1: loss=inf\n"]) == [(1, math.inf)]
     files = [f"{T1} loss=9\n", f"{T1} katuna-metrics-file| loss=3\n"]
     assert read(files, metrics_file="/var/log/katib/metrics.log") == [(1, 3.0)], "the File collector's lines only"
     assert read([f'{T1} {{"loss": 0.5}}\n'], fmt="json") == [(1, 0.5)]
@@ -252,6 +291,44 @@ def test_the_scan_sends_each_report_once_handled_and_reads_a_slice_of_the_logs_a
         assert steps(progress_scan.scan(deps, [record], 1)) == [(1, 3, 3.0)], "the next window's slice: trial 1's"
     finally:
         stop(deps, record)
+
+
+PRINTS_NAN = "import time\nprint('loss=1', flush=True)\nprint('loss=nan', flush=True)\ntime.sleep(60)"
+
+
+def strict_json(text: bytes) -> object:
+    """``text`` read as JSON is: ``NaN`` and ``Infinity`` are no JSON."""
+    def refuse(word: str) -> None:
+        raise ValueError(f"{word} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.mark.slow
+def test_nan_read_from_a_log_travels_as_json_and_prunes_the_trial_once_however_often_handled(
+        kube: KubeStub, tmp_path):
+    definition = study_definition(name="log-nan", maxTrials=1, parallelism=1,
+                                  earlyStopping={"algorithm": "threshold", "settings": {"upper": 10.0}})
+    definition["trialTemplate"].update(image="python:3.12",
+                                       command=[sys.executable, "-c", PRINTS_NAN, "${trialParameters.x}"])
+    deps, record = started(kube, tmp_path, definition)
+    try:
+        sent = [cloudevents_http.to_http(event) for event in scanned(deps, record, 2)]
+    finally:
+        stop(deps, record)
+    assert [strict_json(body)["value"] for _, body in sent] == [1, "nan"], "NaN by name: JSON has no number for it"
+    dispatcher = Dispatcher(deps)
+
+    def handled(events: list[tuple[dict[str, str], bytes]]) -> tuple[object, ...]:
+        for headers, body in events:
+            dispatcher.deliver(cloudevents_http.from_http(headers, body))
+        return deps.store.get_trial("log-nan", 0), deps.store.optuna_study("log-nan", ["minimize"]).trials[0]
+
+    trial, frozen = handled(sent)
+    assert (trial.state, trial.reason) == ("PRUNED", "pruned at step 2 by the threshold rule (loss=nan)")
+    assert handled([*reversed(sent), *sent]) == (trial, frozen), "handled again, in any order, nothing changes"
+    assert frozen.state.name == "PRUNED" and frozen.intermediate_values[1] == 1.0
+    assert math.isnan(frozen.intermediate_values[2])
 
 
 def started(kube: KubeStub, tmp_path: Path, experiment: dict) -> tuple[Deps, StudyRecord]:

@@ -22,7 +22,8 @@ from functions.adapters.web.server import _worker_exit
 
 pytestmark = pytest.mark.slow
 
-KUBE_NAMESPACES = ("trials", "events", "lost", "pruning", "clock", "backstop", "gone", "ended", "again")
+KUBE_NAMESPACES = ("trials", "events", "lost", "pruning", "diverging", "clock", "backstop", "gone", "ended",
+                   "again")
 """Where these tests run trials, katuna's Role bound in each."""
 
 
@@ -509,3 +510,32 @@ def test_trial_jobs_report_progress_and_the_pruner_deletes_the_losers(kube: Kube
         assert env["KATUNA_REPORT_URL"] == f"http://127.0.0.1:{port}/" and env["KATUNA_OBJECTIVE"] == "loss"
     finally:
         service.close()
+
+
+REPORTS_NAN = """
+import time
+from functions.reporter import report
+assert report(1, loss=0.5) and report(2, loss=float("nan")), "katuna refused a report"
+time.sleep(20)
+print("loss=0.5")
+"""
+"""Reports NaN at its second step (and prints nothing the log reader takes), then would run for
+20 seconds and complete."""
+
+
+def test_a_trial_job_reporting_nan_is_pruned_as_optunas_threshold_rule_prunes_it(kube: KubeStub, tmp_path: Path):
+    """The reporter posts NaN as JSON carries it, the service takes it, and the pruner judges it."""
+    port = free_port()
+    service = Service(tmp_path, workers=1, port=port, KATUNA_EXECUTOR="kubernetes", KATUNA_K8S_API=kube.url,
+                      KATUNA_K8S_NAMESPACE="diverging", KATUNA_REPORT_URL=f"http://127.0.0.1:{port}/")
+    try:
+        definition = job_study("job-nan", maxTrials=1, parallelism=1,
+                               earlyStopping={"algorithm": "threshold", "settings": {"upper": 10.0}})
+        definition["trialTemplate"]["command"] = [sys.executable, "-c", REPORTS_NAN, "${trialParameters.x}"]
+        submit(service, definition)
+        service.wait_for("job-nan", timeout=60)
+        (trial,) = trials(service, "job-nan")
+    finally:
+        service.close()
+    assert (trial["state"], trial["reason"]) == ("PRUNED", "pruned at step 2 by the threshold rule (loss=nan)"), trial
+    assert ("diverging", "job-nan-0", "Background") in kube.deleted

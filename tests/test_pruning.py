@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
+import optuna
 import pytest
 from conftest import run_study, study_definition
 
@@ -37,11 +39,39 @@ def test_the_median_rule_stops_trials_worse_than_the_median_mid_run(embedded, tm
     assert sum(steps_run) < 8 * len(pruned), "stopped trials ran fewer steps"
     best_pruned = min((t.params["x"] - 2) ** 2 for t in pruned)
     assert best_pruned > min(t.values[0] for t in complete), "the best trial is never the one pruned"
-    import optuna
-
     study = optuna.load_study(study_name="demo", storage=embedded.store.optuna_storage())
     states = {t.number: t.state.name for t in study.trials}
     assert all(states[t.number] == "PRUNED" for t in pruned)
+
+
+REPORTS = Path(__file__).parent / "trials" / "reports.py"
+
+
+@pytest.mark.parametrize("how", ["text", "json"])
+def test_a_trial_whose_value_turns_nan_or_infinite_is_pruned_there_and_the_study_goes_on(
+        embedded, tmp_path: Path, how: str):
+    """Optuna's threshold pruner stops a trial whose latest value is NaN or beyond its bounds: it
+    runs no further, and, pruned, it is no failure, so ``maxFailedTrials: 0`` leaves the study
+    running. Optuna's storage holds the value the pruner judged."""
+    curves = ["1,2,3", "1,nan,3", "1,inf,3", "1,-inf,3"]
+    definition = study_definition(
+        parameters=[{"name": "curve", "type": "categorical", "values": curves}], algorithm={"name": "grid"},
+        maxTrials=4, parallelism=2, maxFailedTrials=0, metricsCollector={"format": how},
+        earlyStopping={"algorithm": "threshold", "settings": {"lower": -10.0, "upper": 10.0}})
+    definition["trialTemplate"]["command"] = [sys.executable, str(REPORTS), "--how", how, "--sleep", "1",
+                                              "--values=${trialParameters.curve}"]
+    record = run_study(embedded, definition, tmp_path)
+    assert record.status == "completed", record.reason
+    trials = {t.params["curve"]: t for t in embedded.store.trials("demo")}
+    assert (trials["1,2,3"].state, trials["1,2,3"].values) == ("COMPLETE", [1.0])
+    study = optuna.load_study(study_name="demo", storage=embedded.store.optuna_storage())
+    for curve, shown in (("1,nan,3", "nan"), ("1,inf,3", "inf"), ("1,-inf,3", "-inf")):
+        trial = trials[curve]
+        assert (trial.state, trial.reason) == ("PRUNED", f"pruned at step 2 by the threshold rule (loss={shown})")
+        assert len(embedded.store.observations("demo", trial.number)) == 2, "stopped before its third report"
+        judged = study.trials[trial.number]
+        assert judged.state.name == "PRUNED" and judged.intermediate_values[1] == 1.0
+        assert str(judged.intermediate_values[2]) == shown
 
 
 def test_early_stopping_settings_are_checked():

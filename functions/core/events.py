@@ -9,6 +9,7 @@ and handlers ignore events of a study that no longer exists.
 
 from __future__ import annotations
 
+import math
 import sys
 import uuid
 from collections.abc import Mapping
@@ -124,11 +125,11 @@ def trial_finished(
 
 def trial_progress(study: str, uid: str, number: int, attempt: int, step: int, value: float,
                    cursor: Mapping[str, Any] | None = None) -> Event:
-    """An intermediate value of the objective, at a step, while the attempt runs; ``cursor``,
-    where it was read from the attempt's log, says how far that log has been read
-    (:mod:`functions.core.log_cursor`)."""
+    """An intermediate value of the objective, at a step, while the attempt runs (NaN or an
+    infinity as :func:`json_value` writes it); ``cursor``, where it was read from the attempt's
+    log, says how far that log has been read (:mod:`functions.core.log_cursor`)."""
     data: dict[str, Any] = {"study": study, "uid": uid, "trial": number, "attempt": attempt, "step": step,
-                            "value": value}
+                            "value": json_value(value)}
     if cursor is not None:
         data["cursor"] = dict(cursor)
     return Event(
@@ -137,6 +138,27 @@ def trial_progress(study: str, uid: str, number: int, attempt: int, step: int, v
         id=derived_id("progress", uid, number, attempt, step),
         subject=f"{study}/{number}",
     )
+
+
+NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+"""How a ``trial.progress`` carries a value JSON has no number for. The pruner must see NaN and
+the infinities (Optuna's pruners stop a trial whose values turned NaN), but the event travels as
+JSON, through a Knative broker and whatever else reads it, and JSON has no ``NaN`` or
+``Infinity``: such a value is sent as its name."""
+
+
+def json_value(value: float) -> float | str:
+    """``value`` as a progress event carries it: a finite number as it is, else its name in
+    :data:`NON_FINITE`."""
+    if math.isfinite(value):
+        return value
+    return "nan" if math.isnan(value) else "inf" if value > 0 else "-inf"
+
+
+def progress_value(data: Mapping[str, Any]) -> float:
+    """The intermediate value a checked ``trial.progress`` carries (:func:`json_value` undone)."""
+    value = data["value"]
+    return NON_FINITE[value] if isinstance(value, str) else float(value)
 
 
 def study_completed(study: str, uid: str, status: str, reason: str, restarts: int = 0) -> Event:
@@ -205,6 +227,12 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, float) or (_is_int(value) and abs(value) <= sys.float_info.max)
 
 
+def _is_progress_value(value: Any) -> bool:
+    """A finite number, or the name of a value that is not (:data:`NON_FINITE`); never a bare
+    ``NaN`` or ``Infinity``, which are no JSON."""
+    return (_is_number(value) and math.isfinite(value)) or (isinstance(value, str) and value in NON_FINITE)
+
+
 def _whole(low: int, high: int) -> tuple[Any, str]:
     return (lambda v: _is_int(v) and low <= v <= high, f"an integer from {low} to {high}")
 
@@ -213,6 +241,8 @@ _TEXT = (lambda v: isinstance(v, str) and v != "", "a non-empty string")
 _COUNT = _whole(0, MAX_STORED_INT)
 _ATTEMPT = _whole(1, MAX_STORED_INT)
 _EXIT_CODE = _whole(*EXIT_CODES)
+_PROGRESS_VALUE = (_is_progress_value,
+                   'a finite number a float can hold, or the string "nan", "inf" or "-inf" for a value that is not')
 _STUDY_FIELDS = {"study": _TEXT, "uid": _TEXT}
 _TRIAL_FIELDS = {**_STUDY_FIELDS, "trial": _COUNT, "attempt": _ATTEMPT}
 OUTCOMES = ("exited", "timeout", "error", "preempted")
@@ -222,7 +252,7 @@ _FIELDS: Mapping[str, Mapping[str, tuple[Any, str]]] = {
     TRIAL_FINISHED: {**_TRIAL_FIELDS, "outcome": (lambda v: v in OUTCOMES, f"one of {', '.join(OUTCOMES)}"),
                      "exitCode": (lambda v: v is None or _EXIT_CODE[0](v), f"{_EXIT_CODE[1]}, or null"),
                      "message": (lambda v: isinstance(v, str), "a string")},
-    TRIAL_PROGRESS: {**_TRIAL_FIELDS, "step": _COUNT, "value": (_is_number, "a number a float can hold")},
+    TRIAL_PROGRESS: {**_TRIAL_FIELDS, "step": _COUNT, "value": _PROGRESS_VALUE},
     STUDY_COMPLETED: {**_STUDY_FIELDS, "status": _TEXT, "reason": (lambda v: isinstance(v, str), "a string")},
 }
 _OPTIONAL: Mapping[str, Mapping[str, tuple[Any, str]]] = {

@@ -14,7 +14,6 @@ read skips is what the store holds, whichever process reads, however often.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -118,9 +117,9 @@ def _stamped(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
 
 def reports(launch: TrialLaunch, log: RunningLog, cursor: Cursor | None) -> list[Report]:
     """The reports of the objective in ``log`` past ``cursor`` (all of them, counted from the
-    first, when the cursor is of another pod or there is none). A value that is not a number
-    gives no report, though it counts as a step. A line written before the line read before it
-    (the runtime writes stdout and stderr apart) counts as written at that line's time."""
+    first, when the cursor is of another pod or there is none). NaN and the infinities are
+    reports like any value: the pruner judges them. A line written before the line read before
+    it (the runtime writes stdout and stderr apart) counts as written at that line's time."""
     progress = launch.progress
     if progress is None:
         return []
@@ -137,6 +136,5 @@ def reports(launch: TrialLaunch, log: RunningLog, cursor: Cursor | None) -> list
             continue
         lines = list(file_lines([text])) if launch.metrics_file is not None else [text]
         for step, value in counter.steps(parse(lines, [progress.metric])):
-            if math.isfinite(value):
-                found.append(Report(step, value, Cursor(log.pod, at, same, counter.reports, counter.named)))
+            found.append(Report(step, value, Cursor(log.pod, at, same, counter.reports, counter.named)))
     return found

@@ -7,6 +7,7 @@ would. ``medianstop`` is Katib's rule (:class:`MedianStop`), beside Optuna's own
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,12 @@ class MedianStop(optuna.pruners.BasePruner):
     over completed trials of the average of each one's first ``start_step`` reports. Only trials
     completed before the judged trial started count (Katib gives a trial its rule when it
     creates it), and there is no rule until ``min_trials_required`` of them have completed.
+
+    NaN is left aside where values are compared or averaged, as Optuna's median pruner leaves it
+    aside (and Katib's collector, in the best value so far, leaves aside any NaN but a first
+    report's). A trial whose reports at its judged step are all NaN is stopped, as Optuna's
+    median pruner stops it: its objective would fail the trial anyway. Katib's comparisons with
+    NaN are all false, so Katib lets such a trial run to its end.
     """
 
     def __init__(self, min_trials_required: int = 3, start_step: int = 4) -> None:
@@ -45,25 +52,30 @@ class MedianStop(optuna.pruners.BasePruner):
         rule = self.rule_value(study, trial)
         if rule is None:
             return False
+        numbers = [value for value in reports.values() if not math.isnan(value)]
+        if not numbers:
+            return True
         if study.direction == StudyDirection.MINIMIZE:
-            return min(reports.values()) > rule
-        return max(reports.values()) < rule
+            return min(numbers) > rule
+        return max(numbers) < rule
 
     def rule_value(self, study: optuna.Study, trial: FrozenTrial) -> float | None:
         """The mean of the early averages of the trials completed before ``trial`` started, or
         None while fewer than ``min_trials_required`` have."""
         started = trial.datetime_start
-        averages = [self._early_average(t) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                    if t.intermediate_values and started is not None and t.datetime_complete is not None
-                    and t.datetime_complete <= started]
+        before = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                  if started is not None and t.datetime_complete is not None and t.datetime_complete <= started]
+        averages = [average for average in map(self._early_average, before) if average is not None]
         if len(averages) < self.min_trials_required:
             return None
         return sum(averages) / len(averages)
 
-    def _early_average(self, trial: FrozenTrial) -> float:
+    def _early_average(self, trial: FrozenTrial) -> float | None:
+        """The average of the trial's first ``start_step`` reports that are not NaN; None when
+        there are none."""
         values = trial.intermediate_values
-        first = [values[step] for step in sorted(values)[:self.start_step]]
-        return sum(first) / len(first)
+        first = [values[step] for step in sorted(values)[:self.start_step] if not math.isnan(values[step])]
+        return sum(first) / len(first) if first else None
 
 
 REGISTRY: dict[str, Callable[..., optuna.pruners.BasePruner]] = {

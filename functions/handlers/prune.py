@@ -3,7 +3,9 @@
 The value goes into Optuna's storage as the trial's intermediate value at that step (with how
 far the trial's log has been read, where the value was read from it:
 :mod:`functions.handlers.progress_scan`); the pruner, rebuilt like the sampler, decides from
-the storage. A pruned trial's metrics so far are read from its output, as Katib's collector
+the storage. NaN and the infinities go in too, as Optuna's ``Trial.report`` takes them: its
+pruners stop a trial whose values turned NaN, or crossed a threshold, rather than let it run
+on to fail. A pruned trial's metrics so far are read from its output, as Katib's collector
 reports them before it stops a trial; then its processes (or Job) are stopped, it is recorded
 as pruned at that step, and its slot is filled. A trial that completes gets the rest of its
 curve from its output (:func:`record_curve`).
@@ -12,13 +14,12 @@ curve from its output (:func:`record_curve`).
 from __future__ import annotations
 
 import copy
-import math
 from datetime import datetime
 
 from optuna.trial import FrozenTrial
 
 from functions.core.errors import OutputLost
-from functions.core.events import Event
+from functions.core.events import Event, progress_value
 from functions.core.launch import trial_launch
 from functions.core.metrics import StepCounter
 from functions.core.pruners import build_pruner
@@ -33,12 +34,13 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     trial = store.get_trial(record.name, data["trial"])
     early_stopping = record.spec.early_stopping
     if (early_stopping is None or not record.owns(data) or record.terminal or trial is None
-            or trial.state != RUNNING or trial.attempt != data["attempt"] or not math.isfinite(data["value"])):
+            or trial.state != RUNNING or trial.attempt != data["attempt"]):
         return []
+    value = progress_value(data)
     study = optuna_study(record, deps)
     storage = deps.store.optuna_storage()
     trial_id = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(record.name), trial.number)
-    storage.set_trial_intermediate_value(trial_id, data["step"], data["value"])
+    storage.set_trial_intermediate_value(trial_id, data["step"], value)
     remember(storage, trial_id, data.get("cursor"))
     if not build_pruner(early_stopping).prune(study, as_launched(storage.get_trial(trial_id), trial.started_at)):
         return []
@@ -50,7 +52,7 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     metric = record.spec.objectives[0].metric
     outcome = {"state": PRUNED, "metrics": metrics, "finished_at": deps.clock(),
                "reason": f"pruned at step {data['step']} by the {early_stopping.algorithm} rule "
-                         f"({metric}={data['value']:g})"}
+                         f"({metric}={value:g})"}
     store.update_trial(record.name, trial.number, **outcome)
     tell(record, deps, trial.number, PRUNED)
     return go_on(record, deps, None)
@@ -83,6 +85,6 @@ def record_curve(record: StudyRecord, number: int, deps: Deps) -> None:
     known = set(frozen.intermediate_values)
     counter = StepCounter(record.spec.objectives[0].metric)
     for step, value in counter.steps(deps.store.observations(record.name, number)):
-        if step not in known and math.isfinite(value):
+        if step not in known:
             known.add(step)
             storage.set_trial_intermediate_value(trial_id, step, value)
