@@ -249,7 +249,7 @@ def test_an_unquoted_placeholder_of_a_configmap_template_takes_the_type_of_its_v
     master = specs["Master"]["template"]
     assert master["spec"]["containers"][0]["env"][0] == {"name": "WORKERS", "value": "2"}
     assert master["spec"]["containers"][0]["command"][-1] == "2"
-    assert master["metadata"]["annotations"] == {"workers": "2"}
+    assert master["metadata"]["annotations"] == {"workers": "2", "cluster-autoscaler.kubernetes.io/safe-to-evict": "false"}
     assert created["spec"]["runPolicy"]["schedulingPolicy"]["queue"] == "a: b\nreplicas: 9"
 
 

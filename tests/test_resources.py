@@ -202,11 +202,16 @@ def test_a_long_pareto_front_is_shown_evenly_spread_and_as_the_crd_describes_it(
 # the function, fed ApiServerSource events
 
 
-@pytest.fixture(scope="module")
-def service(kube, tmp_path_factory):
+@pytest.fixture(scope="module", autouse=True)
+def study_grants(kube: KubeStub) -> None:
+    """katuna's Role in the namespaces the studies live in (its service account writes their status)."""
     with kube.lock:
         for namespace in KUBE_NAMESPACES:
             kube.authorizer.copy_role("katuna", namespace)
+
+
+@pytest.fixture(scope="module")
+def service(kube, tmp_path_factory):
     running = Service(tmp_path_factory.mktemp("resources"), workers=1, KATUNA_K8S_API=kube.url)
     yield running
     running.close()
