@@ -6,7 +6,7 @@ Objects live in namespaces that exist (``default`` and ``katuna``, plus the ones
 for, where the ``katuna-trials`` ClusterRole is bound to katuna). Pods wait for a node they fit: by default
 one static node with ample room, else nodes an autoscaler adds to the pools a provider
 reports. Scenarios come from the trial itself (tests/trials/objective.py --mode), from
-``preempt_first_pod``/``disrupt``, and from :meth:`KubeStub.preempt_node`.
+``preempt_first_pod``/``disrupt``/``exhaust``, and from :meth:`KubeStub.preempt_node`.
 
 Time is the ``clock``'s (:mod:`kube_standin.clock`). On the machine's clock the controllers pass
 over the cluster in a background thread; on a simulated clock nothing moves until the driver
@@ -101,6 +101,9 @@ class KubeStub(ApiServer, Workloads):
         """``(job name, pod index)`` to seconds after which the pod is preempted, or None."""
         self.disrupted: list[tuple[str, int]] = []
         """(Job, pod index) of every pod the ``disrupt`` scenario preempted."""
+        self.exhaust: Callable[[str, int], tuple[float, str] | None] | None = None
+        """``(job name, pod index)`` to ``(seconds after its container starts, the resource it then
+        runs short of: memory or ephemeral-storage)``, or None (:meth:`Kubelets.exhaust`)."""
         self.events: list[dict] = []
         """The controllers' Events (:meth:`record_event`): a create they were refused, for one."""
         self.bookmark_seconds = 1.0
@@ -413,11 +416,14 @@ class KubeStub(ApiServer, Workloads):
     def modified(self, resource: str, obj: dict) -> None:
         self.history.record("MODIFIED", resource, obj)
 
-    def _disruption(self, job: str, index: int) -> tuple[float, bool] | None:
+    def _disruption(self, job: str, index: int) -> tuple[float, bool, str] | None:
         if self.preempt_first_pod and index == 0:
-            return 0.0, False
+            return 0.0, False, "PreemptionByScheduler"
         seconds = self.disrupt(job, index) if self.disrupt is not None else None
-        return None if seconds is None else (seconds, True)
+        if seconds is not None:
+            return seconds, True, "PreemptionByScheduler"
+        exhausted = self.exhaust(job, index) if self.exhaust is not None else None
+        return None if exhausted is None else (exhausted[0], False, exhausted[1])
 
     def step(self) -> None:
         """One pass of every controller over the cluster: the background thread's on the machine's

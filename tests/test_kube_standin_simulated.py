@@ -100,6 +100,8 @@ def test_a_spot_node_gets_its_clouds_notice_its_pod_is_disrupted_and_the_job_run
         if cloud == "gke":
             assert next(c for c in node["status"]["conditions"] if c["type"] == "Ready")["message"] == \
                 "node is shutting down"
+            assert (first["status"]["reason"], first["status"]["message"]) == (
+                "Terminated", "Pod was terminated in response to imminent node shutdown."), "as the kubelet says"
         else:
             assert node["spec"]["unschedulable"] is True, "cordoned and drained"
 
@@ -141,5 +143,77 @@ def test_a_stopped_gke_spot_vm_leaves_its_node_unreachable_with_its_pods_for_fiv
         kube.run_until(lambda: name not in kube.nodes)
         assert clock.now == stops + 300
         assert first["metadata"]["name"] not in {p["metadata"]["name"] for p in pods_of(kube, "trial-0")}
+    finally:
+        kube.close()
+
+
+def static(clock: SimulatedClock, seconds: float = 300.0) -> KubeStub:
+    """The stand-in with its one static node, on a simulated clock."""
+    kube = KubeStub(clock=clock)
+    kube.kubelets.containers = SimulatedContainers(clock, lambda pod: Run(seconds, "loss=1.5\n"))
+    return kube
+
+
+def test_a_job_whose_every_pod_is_disrupted_replaces_them_for_ever():
+    """The Job controller puts no bound on the failures its podFailurePolicy ignores (the bound
+    is katuna's to set, see tests/test_disruptions.py)."""
+    clock = SimulatedClock()
+    kube = static(clock)
+    kube.disrupt = lambda job, index: 10.0
+    try:
+        kube.create_job("katuna", job("trial-0", {}))
+        kube.run_until(lambda: len(pods_of(kube, "trial-0")) > 50)
+        assert all(p["status"]["phase"] == "Failed" for p in pods_of(kube, "trial-0")[:-1])
+        assert not kube.jobs[("katuna", "trial-0")]["status"].get("conditions"), "the Job runs on"
+    finally:
+        kube.close()
+
+
+def conditions(pod: dict) -> dict[str, str]:
+    return {c["type"]: c.get("reason", "") for c in pod["status"].get("conditions", [])}
+
+
+@pytest.mark.parametrize("resource", ["memory", "ephemeral-storage"])
+def test_a_container_that_takes_its_nodes_memory_or_disk_is_evicted_and_replaced(resource: str):
+    """With no limit of the resource, the container takes its node's: the kubelet's node-pressure
+    eviction fails the pod ``Evicted`` with ``DisruptionTarget``, and the Job replaces it."""
+    clock = SimulatedClock()
+    kube = static(clock)
+    kube.exhaust = lambda job, index: (60.0, resource) if index == 0 else None
+    try:
+        kube.create_job("katuna", job("trial-0", {}))
+        kube.run_until(lambda: finished(kube, "trial-0"))
+        evicted, replacement = pods_of(kube, "trial-0")
+        status = evicted["status"]
+        assert (status["phase"], status["reason"]) == ("Failed", "Evicted")
+        assert status["message"].startswith(f"The node was low on resource: {resource}. ")
+        assert f"Container trial was using 14Gi, request is 0, has larger consumption of {resource}." in status["message"]
+        assert conditions(evicted)["DisruptionTarget"] == "TerminationByKubelet"
+        assert replacement["status"]["phase"] == "Succeeded"
+    finally:
+        kube.close()
+
+
+@pytest.mark.parametrize(("resource", "limit", "reason"), [("memory", "1Gi", "OOMKilled"),
+                                                          ("ephemeral-storage", "1Gi", "Error")])
+def test_a_container_over_its_own_limit_fails_its_job(resource: str, limit: str, reason: str):
+    """Over its memory limit the kernel kills the container; over its ephemeral-storage limit the
+    kubelet evicts the pod with no ``DisruptionTarget``: failures the Job counts, so it fails."""
+    clock = SimulatedClock()
+    kube = static(clock)
+    kube.exhaust = lambda job, index: (60.0, resource)
+    spec = job("trial-0", {})
+    spec["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"] = {resource: limit}
+    try:
+        kube.create_job("katuna", spec)
+        kube.run_until(lambda: any(c["type"] == "Failed" for c in
+                                   kube.jobs[("katuna", "trial-0")]["status"].get("conditions", [])))
+        [pod] = pods_of(kube, "trial-0")
+        terminated = pod["status"]["containerStatuses"][0]["state"]["terminated"]
+        assert (pod["status"]["phase"], terminated["exitCode"], terminated["reason"]) == ("Failed", 137, reason)
+        assert "DisruptionTarget" not in conditions(pod)
+        if resource == "ephemeral-storage":
+            assert (pod["status"]["reason"], pod["status"]["message"]) == (
+                "Evicted", 'Container trial exceeded its local ephemeral storage limit "1Gi". ')
     finally:
         kube.close()

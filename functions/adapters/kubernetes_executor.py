@@ -32,6 +32,7 @@ from urllib3.exceptions import HTTPError, ReadTimeoutError
 from functions.adapters.kubernetes_status import (
     current_run,
     disrupted,
+    disruption_of,
     exit_of,
     final_condition,
     image_of,
@@ -49,6 +50,7 @@ from functions.adapters.kubernetes_workloads import (
 from functions.adapters.kubernetes_workloads import end as workload_end
 from functions.core import file_collector
 from functions.core.cluster import Cluster
+from functions.core.disruptions import exhausted
 from functions.core.errors import OutputLost, PermanentError, TemporaryError
 from functions.core.events import Event, trial_finished
 from functions.core.job import holder, is_job, own_conditions, primary_container_name, render_trial, trial_selector
@@ -225,7 +227,9 @@ class KubernetesExecutor:
         latest one not disrupted): a running trial past it is reported as timed out (the
         ``trial.finished`` handler reads its log, then deletes the Job). A preempted pod's
         replacement starts a fresh timeout. The Job's own deadline is only a backstop (the
-        timeout plus the start allowance, see :func:`functions.core.job.job_deadline`).
+        timeout plus the start allowance, see :func:`functions.core.job.job_deadline`). A running
+        Job that lost more pods to disruptions than the trial may lose is reported as preempted
+        with their count (:meth:`_running`); the handler deletes it.
         """
         if not is_job(launch) or own_conditions(launch):
             return self._poll_workload(launch)
@@ -236,7 +240,7 @@ class KubernetesExecutor:
         condition = final_condition(job)
         if condition is None:
             created = job.metadata.creation_timestamp if job.metadata else None
-            return self._timed_out(launch, created.timestamp() if created is not None else None)
+            return self._running(launch, created.timestamp() if created is not None else None)
         pods = self._pods(launch)
         image_id = image_of(pods, primary_container_name(launch))
         if condition.reason != "DeadlineExceeded" and not any(ran(p) for p in pods):
@@ -265,7 +269,7 @@ class KubernetesExecutor:
             return trial_finished(*ids, outcome="preempted", message=f"{kind} {launch.job_name} disappeared")
         ended = workload_end(launch, workload)
         if ended is None:
-            return self._timed_out(launch, created_at(workload))
+            return self._running(launch, created_at(workload))
         pods = self._pods(launch)
         image_id = image_of(pods, primary_container_name(launch))
         if not any(ran(p) for p in pods):
@@ -276,15 +280,37 @@ class KubernetesExecutor:
         return trial_finished(*ids, outcome="exited", exit_code=code if code else 1, image_id=image_id,
                               message=f"{kind} failed: {ended.reason}: {ended.message}; {reason}")
 
-    def _timed_out(self, launch: TrialLaunch, created: float | None) -> Event | None:
+    def _running(self, launch: TrialLaunch, created: float | None) -> Event | None:
+        """The end of an attempt whose workload runs, if it has one: a Job's that lost more pods
+        to disruptions than the trial may lose (its ``podFailurePolicy`` would replace them for
+        ever), else one past the trial's timeout. A Job's pods are read once, at every look (the
+        list is as short as the bound keeps it); another kind's only once it may be past its timeout."""
+        if not is_job(launch):
+            return self._timed_out(launch, created, None)
+        pods = self._pods(launch)
+        return self._lost_too_many(launch, pods) or self._timed_out(launch, created, pods)
+
+    def _lost_too_many(self, launch: TrialLaunch, pods: list[Any]) -> Event | None:
+        """The ``preempted`` end, with the count of its disrupted ``pods``, of an attempt whose
+        Job lost more of them than :func:`~functions.core.disruptions.pods_to_lose` allows."""
+        lost = [d for d in map(disruption_of, pods) if d is not None]
+        message = exhausted(launch.attempt, launch.max_attempts, lost)
+        if message is None:
+            return None
+        return trial_finished(launch.study, launch.uid, launch.number, launch.attempt, outcome="preempted",
+                              message=message, image_id=image_of(pods, primary_container_name(launch)),
+                              disruptions=len(lost))
+
+    def _timed_out(self, launch: TrialLaunch, created: float | None, pods: list[Any] | None) -> Event | None:
         """The ``timeout`` end of a running attempt whose container has run past the trial's
-        timeout, else None. No pod is read while the workload itself is younger than the timeout."""
+        timeout, else None. Unless given, the ``pods`` are read only once the workload itself
+        is older than the timeout."""
         if not launch.timeout:
             return None
         now = self._clock()
         if created is not None and now - created < launch.timeout:
             return None
-        pods = self._pods(launch)
+        pods = self._pods(launch) if pods is None else pods
         container = primary_container_name(launch)
         started, ended = current_run(pods, container)
         if started is None or min(ended or now, now) - started < launch.timeout:

@@ -6,6 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from functions.core.disruptions import Disruption
+
+KUBELET_ENDS = frozenset({"Evicted", "Terminated", "Shutdown", "NodeShutdown"})
+"""A failed pod's ``status.reason`` when its node's kubelet ended it, not its trial: evicted
+(node pressure, or over a local-storage limit), killed as its node shut down (``Terminated``;
+``Shutdown`` before Kubernetes 1.22), or refused by a node shutting down (``NodeShutdown``)."""
+
 
 def final_condition(job: Any) -> Any | None:
     for condition in (job.status.conditions or []) if job.status else []:
@@ -16,6 +23,18 @@ def final_condition(job: Any) -> Any | None:
 
 def disrupted(pod: Any) -> bool:
     return any(c.type == "DisruptionTarget" and c.status == "True" for c in (pod.status.conditions or []))
+
+
+def disruption_of(pod: Any) -> Disruption | None:
+    """How the pod was lost, if something other than its trial ended it: its kubelet's reason
+    (:data:`KUBELET_ENDS`), else its ``DisruptionTarget`` condition's."""
+    status = pod.status
+    if status is None:
+        return None
+    if status.phase == "Failed" and status.reason in KUBELET_ENDS:
+        return Disruption(status.reason, status.message or "")
+    target = next((c for c in status.conditions or [] if c.type == "DisruptionTarget" and c.status == "True"), None)
+    return None if target is None else Disruption(target.reason or "DisruptionTarget", target.message or "")
 
 
 def ran(pod: Any) -> bool:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from functions.core import template, trial_spec
 from functions.core.naming import job_name
 from functions.core.records import StudyRecord, TrialRecord
+from functions.core.spec import MAX_ATTEMPTS
 
 if TYPE_CHECKING:
     from functions.core.cluster import Cluster
@@ -52,6 +53,9 @@ class TrialLaunch:
     TensorFlow event files (the wrapper prints their scalars only)."""
     retain: bool = False
     """Keep the finished attempt's Job: no ``ttlSecondsAfterFinished``."""
+    max_attempts: int = MAX_ATTEMPTS
+    """``trialTemplate.maxAttempts``: with ``attempt``, how many disrupted pods the attempt's Job
+    may lose (:func:`functions.core.disruptions.pods_to_lose`)."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,7 @@ def trial_launch(record: StudyRecord, trial: TrialRecord) -> TrialLaunch:
         metrics_file=_metrics_file(record, trial, name),
         metrics_events=tuple(spec.metric_names) if spec.metrics_collector.kind == "tfevent" else (),
         retain=tmpl.retain,
+        max_attempts=tmpl.max_attempts,
     )
 
 

@@ -78,12 +78,17 @@ class Algorithm:
         return out
 
 
+MAX_ATTEMPTS = 5
+"""``trialTemplate.maxAttempts`` when a study gives none."""
+
+
 @dataclass(frozen=True)
 class TrialTemplate:
     """How one trial runs: an argv with ``${trialParameters.x}`` placeholders, and its context.
 
     ``image`` and ``resources`` are used only when trials run on a cluster. ``max_attempts``
-    bounds the runs of a trial whose attempts are preempted (killed from outside). Instead of
+    bounds the runs a trial may lose to preemption (killed from outside): its attempts, and on a
+    cluster the disrupted pods of each attempt's Job (:mod:`functions.core.disruptions`). Instead of
     ``command``, a Katib-style ``trial_spec`` (a whole Job) may describe the trial.
     """
 
@@ -93,7 +98,7 @@ class TrialTemplate:
     timeout: float | None = None
     image: str | None = None
     resources: tuple[tuple[str, str], ...] = ()
-    max_attempts: int = 5
+    max_attempts: int = MAX_ATTEMPTS
     trial_spec: Mapping[str, Any] | None = None
     primary_container: str | None = None
     success_condition: str | None = None

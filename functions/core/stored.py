@@ -28,6 +28,7 @@ from functions.core.parameters import (
 )
 from functions.core.pruners import EarlyStopping
 from functions.core.spec import (
+    MAX_ATTEMPTS,
     Algorithm,
     KnownResult,
     MetricsCollector,
@@ -117,7 +118,7 @@ def _trial_template(data: Mapping[str, Any]) -> TrialTemplate:
         timeout=data.get("timeout"),
         image=data.get("image"),
         resources=tuple(sorted((data.get("resources") or {}).items())),
-        max_attempts=data.get("maxAttempts", 5),
+        max_attempts=data.get("maxAttempts", MAX_ATTEMPTS),
         trial_spec=data.get("trialSpec"),
         primary_container=data.get("primaryContainerName"),
         success_condition=data.get("successCondition"),

@@ -12,7 +12,7 @@ from functions.core import labels, pod_fields, template, trial_kinds
 from functions.core import trial_spec as trial_spec_module
 from functions.core.documents import Path, value_at
 from functions.core.reader import Reader, join, kind_of
-from functions.core.spec import TrialTemplate
+from functions.core.spec import MAX_ATTEMPTS, TrialTemplate
 
 NOT_USED = "is not used by trialTemplate"
 """What the problem of a parameter no placeholder names says (a Katib Experiment says how its
@@ -57,7 +57,7 @@ def parse_trial_template(r: Reader, data: Any, parameters: list[str | None]) -> 
     _check_placeholders(r, command, env, parameters, spec_names)
     retain = bool(r.get(item, "retain", path, "bool"))
     typed = _typed_fields(r, item, path, trial_spec)
-    return TrialTemplate(command, env, working_dir, timeout, image, resources, max_attempts or 5,
+    return TrialTemplate(command, env, working_dir, timeout, image, resources, max_attempts or MAX_ATTEMPTS,
                          trial_spec, primary, *conditions, pod_labels, retain, typed)
 
 

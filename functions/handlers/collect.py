@@ -3,8 +3,10 @@
 Going on means: run a preempted attempt again (or one whose output was lost before it was
 read), end the study when a stop rule fires, or suggest the trials that fill the freed slots. A finished event for a trial that already ended, or for
 an attempt that was superseded, changes nothing. An accepted end stops the attempt's process or
-Job if it still runs; a trial past its timeout (which an executor may report while it still
-runs) is stopped once its output is read.
+Job if it still runs; a trial past its timeout, or whose Job lost more pods to disruptions
+than the trial may lose (both of which an executor may report while it still runs), is stopped
+once its output is read. Each pod so lost is a run lost, as a preempted attempt is one:
+``trialTemplate.maxAttempts`` bounds them together (:mod:`functions.core.disruptions`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from functions.core.disruptions import runs_lost
 from functions.core.errors import OutputLost
 from functions.core.events import Event, trial_suggested
 from functions.core.launch import TrialLaunch, trial_launch
@@ -33,10 +36,13 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     if not record.owns(data) or trial is None or trial.finished or trial.attempt != data["attempt"]:
         return []
     launch = trial_launch(record, trial)
-    if data["outcome"] != "timeout":
+    running = _ended_running(data)
+    if not running:
         _stop_if_running(deps, launch)
     retry = trial.attempt < record.spec.trial_template.max_attempts and not record.terminal
-    if data["outcome"] == "preempted" and retry:
+    if data["outcome"] == "preempted" and _runs_left(record, trial, data):
+        if running:
+            deps.executor.stop(launch)
         return _run_again(record, trial, deps, f"preempted: {data['message']}")
     try:
         metrics, tail = record_output(record, trial, deps)
@@ -44,7 +50,7 @@ def handle(event: Event, deps: Deps) -> list[Event]:
         if data["outcome"] == "exited" and not data.get("exitCode") and retry:
             return _run_again(record, trial, deps, f"lost: {lost}")
         metrics, tail = {}, [str(lost)]
-    if data["outcome"] == "timeout":
+    if running:
         deps.executor.stop(launch)
     state, values, reason = _verdict(record, data, metrics, tail)
     outcome: dict[str, Any] = {"state": state, "values": values, "metrics": metrics, "reason": _history(trial.reason, reason),
@@ -63,6 +69,21 @@ def _run_again(record: StudyRecord, trial: TrialRecord, deps: Deps, what: str) -
     deps.store.update_trial(record.name, trial.number, attempt=trial.attempt + 1, state=WAITING,
                             suggested_at=deps.clock(), reason=_history(trial.reason, f"attempt {trial.attempt} {what}"))
     return [trial_suggested(record.name, record.uid, trial.number, trial.attempt + 1)]
+
+
+def _runs_left(record: StudyRecord, trial: TrialRecord, data: Mapping[str, Any]) -> bool:
+    """Whether a preempted trial runs again: its study goes on, and it lost fewer runs than
+    ``trialTemplate.maxAttempts`` (each earlier attempt, and this one's pods lost, when its
+    executor counted them)."""
+    lost = runs_lost(trial.attempt, data.get("disruptions", 1))
+    return lost < record.spec.trial_template.max_attempts and not record.terminal
+
+
+def _ended_running(data: Mapping[str, Any]) -> bool:
+    """Whether the executor reported the end while the attempt's workload may still run: past its
+    timeout, or having lost more pods to disruptions than the trial may lose. It is stopped once
+    its output is read (before it runs again)."""
+    return data["outcome"] == "timeout" or "disruptions" in data
 
 
 def _stop_if_running(deps: Deps, launch: TrialLaunch) -> None:
@@ -92,6 +113,8 @@ def _verdict(record: StudyRecord, data: Mapping[str, Any], metrics: dict[str, fl
         return FAIL, None, f"could not start {data['message']}"
     if outcome == "timeout":
         return FAIL, None, f"timed out: {data['message']}; last lines:\n{last}"
+    if outcome == "preempted" and "disruptions" in data:
+        return FAIL, None, f"preempted: {data['message']}"
     if outcome == "preempted":
         return FAIL, None, f"preempted in all {data['attempt']} attempts: {data['message']}"
     if code:

@@ -5,10 +5,11 @@ Pending time included: past it the active pods are deleted and the Job fails wit
 ``DeadlineExceeded``. A failed pod is judged by ``podFailurePolicy`` (``Ignore`` does not count
 it and a replacement pod is made, after the back-off if one is set; ``FailJob`` fails the Job;
 otherwise it counts); more counted failures than ``backoffLimit`` fail the Job with
-``BackoffLimitExceeded``. Pods are created by ``generateName`` as the real controller creates
-them (``<job>-``, ``<job>-<index>-`` in an Indexed Job, then five random characters the API
-draws again while the name is taken), so no pod of an earlier Job of the same name, Terminating
-or orphaned, ever holds a new pod's name. A finished Job gets ``SuccessCriteriaMet``/``Complete``
+``BackoffLimitExceeded``. Ignored failures are not bounded: a Job whose every pod is disrupted
+makes pods for ever, as the real controller does. Pods are created by ``generateName`` as the
+real controller creates them (``<job>-``, ``<job>-<index>-`` in an Indexed Job, then five
+random characters the API draws again while the name is taken), so no pod of an earlier Job of
+the same name, Terminating or orphaned, ever holds a new pod's name. A finished Job gets ``SuccessCriteriaMet``/``Complete``
 or ``FailureTarget``/``Failed``; ``ttlSecondsAfterFinished`` later it is deleted with its pods.
 """
 
@@ -20,9 +21,6 @@ from calendar import timegm
 from kube_standin.clock import RealClock
 from kube_standin.objects import snapshot
 from kube_standin.scheduling import requests
-
-MAX_PODS = 20
-"""Pods one Job may make at most (disrupted pods are replaced while podFailurePolicy ignores them)."""
 
 
 def _seconds(stamp: str) -> float:
@@ -195,7 +193,7 @@ class JobController:
         if self._backing_off(uid):
             return
         wanted = min(job["spec"].get("parallelism", 1), job["spec"].get("completions", 1) - succeeded)
-        while len(active) < wanted and self.pods_made.get(uid, 0) < MAX_PODS:
+        while len(active) < wanted:
             active.append(cluster.add_pod(new_pod(job, self.pods_made.get(uid, 0)), self.pods_made.get(uid, 0)))
             self.pods_made[uid] = self.pods_made.get(uid, 0) + 1
 

@@ -6,7 +6,10 @@ A Pending pod is bound to the first Ready node it fits, else marked ``PodSchedul
 command as a local process, or a simulated run) with its output as the container's log, read as
 the container runtime reads it (:mod:`kube_standin.logs`: lines with the time they were read,
 readable while the container runs); its exit ends the pod. A disruption (a scenario's, or the
-node going away) kills the process and fails the pod with the ``DisruptionTarget`` condition.
+node going away) kills the process and fails the pod with the ``DisruptionTarget`` condition
+(and, when its kubelet ends it as its node shuts down, ``status.reason`` ``Terminated``). A
+container that runs short of memory or disk (a scenario's) is killed as the kernel and the
+kubelet kill it (:meth:`Kubelets.exhaust`).
 Terminated pods are deleted ``pod_gc_seconds`` after they end, pods whose node is gone at once;
 a deleted pod's log is gone with it.
 """
@@ -31,6 +34,11 @@ DISRUPTION_MESSAGES = {
     "TerminationByKubelet": "Pod was terminated in response to imminent node shutdown.",
     "EvictionByEvictionAPI": "Eviction API: evicting",
 }
+KUBELET_REASONS = {"TerminationByKubelet": "Terminated"}
+"""The ``status.reason`` of a pod its kubelet disrupted: killed as its node shut down."""
+
+RESOURCES = ("memory", "ephemeral-storage")
+"""What a container may run short of (:meth:`Kubelets.exhaust`)."""
 
 
 def image_id(image: str) -> str:
@@ -51,16 +59,23 @@ class Run:
     disrupt_at: float | None = None
     scenario: bool = False
     """Whether the disruption comes from the stand-in's ``disrupt`` scenario."""
+    cause: str = "PreemptionByScheduler"
+    """What ends the run at ``disrupt_at``: a ``DisruptionTarget`` reason, or one of
+    :data:`RESOURCES` its container runs short of."""
 
 
 class Kubelets:
-    def __init__(self, disruption: Callable[[str, int], tuple[float, bool] | None],
+    def __init__(self, disruption: Callable[[str, int], tuple[float, bool, str] | None],
                  clock: RealClock | None = None) -> None:
         self.clock = clock or RealClock()
         self.disruption = disruption
-        """``(job, pod index)`` to ``(seconds after the container starts at which it is preempted,
-        whether to record it in the cluster's ``disrupted``)``, or None."""
+        """``(job, pod index)`` to ``(seconds after the container starts at which it is disrupted,
+        whether to record it in the cluster's ``disrupted``, the cause: see :attr:`Run.cause`)``,
+        or None."""
         self.image_pull_seconds = 0.0
+        self.disruption_conditions = True
+        """The ``PodDisruptionConditions`` feature (on from Kubernetes 1.26, GA in 1.31): off, a
+        disrupted pod gets no ``DisruptionTarget`` condition, only its kubelet's ``status.reason``."""
         self.pod_gc_seconds: float | None = None
         self.runs: dict[str, Run] = {}
         """By pod uid."""
@@ -126,7 +141,10 @@ class Kubelets:
         elif run.disrupt_at is not None and self.clock.monotonic() >= run.disrupt_at:
             if run.scenario:
                 cluster.disrupted.append((pod["metadata"]["labels"]["job-name"], run.index))
-            self.disrupt(cluster, pod, "PreemptionByScheduler")
+            if run.cause in RESOURCES:
+                self.exhaust(cluster, pod, run.cause)
+            else:
+                self.disrupt(cluster, pod, run.cause)
         elif run.log is not None:
             run.log.read()
 
@@ -138,7 +156,7 @@ class Kubelets:
         run.started_at = self.clock.stamp()
         disruption = self.disruption(pod["metadata"]["labels"].get("job-name", ""), run.index)
         if disruption is not None:
-            run.disrupt_at, run.scenario = self.clock.monotonic() + disruption[0], disruption[1]
+            run.disrupt_at, run.scenario, run.cause = self.clock.monotonic() + disruption[0], *disruption[1:]
             self.clock.wake_at(run.disrupt_at)
         pod["status"].update(phase="Running", startTime=pod["status"].get("startTime") or run.started_at)
         _statuses(pod, {"running": {"startedAt": run.started_at}}, ready=True)
@@ -147,8 +165,44 @@ class Kubelets:
         cluster.modified("pods", pod)
 
     def disrupt(self, cluster, pod: dict, reason: str) -> None:
-        """Kill the pod's container and fail the pod with the ``DisruptionTarget`` condition."""
-        _condition(pod, "DisruptionTarget", "True", self.clock.stamp(), reason, DISRUPTION_MESSAGES.get(reason, reason))
+        """Kill the pod's container and fail the pod with the ``DisruptionTarget`` condition;
+        a pod its kubelet ends (its node shutting down) says so in ``status.reason`` too."""
+        message = DISRUPTION_MESSAGES.get(reason, reason)
+        if self.disruption_conditions:
+            _condition(pod, "DisruptionTarget", "True", self.clock.stamp(), reason, message)
+        if reason in KUBELET_REASONS:
+            pod["status"].update(reason=KUBELET_REASONS[reason], message=message)
+        self._kill(cluster, pod)
+
+    def exhaust(self, cluster, pod: dict, resource: str) -> None:
+        """The pod's container uses more ``resource`` (one of :data:`RESOURCES`) than it may.
+        Over its own memory limit, the kernel kills it (``OOMKilled``, 137); over its own
+        ephemeral-storage limit, the kubelet evicts the pod with no condition: failures the Job
+        counts. With no limit it takes its node's, and the kubelet's node-pressure eviction fails
+        the pod ``Evicted`` with ``DisruptionTarget`` (``TerminationByKubelet``), which the Job's
+        ``podFailurePolicy`` may ignore: its replacement runs into the same pressure."""
+        container = pod["spec"]["containers"][0]
+        resources = container.get("resources") or {}
+        limit = resources.get("limits", {}).get(resource)
+        run = self.runs[pod["metadata"]["uid"]]
+        if limit is not None and resource == "memory":
+            kill(run.process)
+            self._end(cluster, pod, run, "Failed", 137, "OOMKilled")
+            return
+        if limit is not None:
+            message = f'Container {container["name"]} exceeded its local ephemeral storage limit "{limit}". '
+        else:
+            request = resources.get("requests", {}).get(resource, "0")
+            message = (f"The node was low on resource: {resource}. Threshold quantity: 100Mi, available: 0. "
+                       f"Container {container['name']} was using 14Gi, request is {request}, has larger "
+                       f"consumption of {resource}. ")
+            if self.disruption_conditions:
+                _condition(pod, "DisruptionTarget", "True", self.clock.stamp(), "TerminationByKubelet", message)
+        pod["status"].update(reason="Evicted", message=message)
+        self._kill(cluster, pod)
+
+    def _kill(self, cluster, pod: dict) -> None:
+        """Kill the pod's container, if it runs, and fail the pod."""
         run = self.runs.get(pod["metadata"]["uid"])
         if run is not None and run.process is not None:
             kill(run.process)

@@ -1,0 +1,178 @@
+"""Disruptions inside one Job are bounded: katuna serve with the Kubernetes executor, the real
+client, a loopback API whose kubelets evict pods short of memory and whose Job controller, as
+the real one, replaces the pods its ``podFailurePolicy`` ignores for ever.
+
+A trial with no memory limit can take its node's memory; the kubelet's node-pressure eviction
+marks the pod ``DisruptionTarget``, the policy ignores it, and the replacement runs into the
+same pressure. Each pod so lost is a run lost: ``trialTemplate.maxAttempts`` bounds them with
+the attempts, and the trial then fails saying why, its Job deleted with its pods. The last
+test asks the executor itself, of pods that carry only their kubelet's reason.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+import yaml
+from conftest import study_definition
+from http_helpers import Service
+from kube_stub import KubeStub
+
+from functions.adapters.kubernetes_executor import KubernetesExecutor, api_client
+from functions.core.cluster import Cluster
+from functions.core.launch import TrialLaunch
+
+pytestmark = pytest.mark.slow
+
+NAMESPACE = "disruptions"
+KUBE_NAMESPACES = (NAMESPACE,)
+
+
+@pytest.fixture(scope="module")
+def service(kube, tmp_path_factory):
+    running = Service(tmp_path_factory.mktemp("k8s"), workers=2, KATUNA_EXECUTOR="kubernetes",
+                      KATUNA_K8S_API=kube.url, KATUNA_K8S_NAMESPACE=NAMESPACE)
+    yield running
+    running.close()
+
+
+@pytest.fixture(autouse=True)
+def calm(kube: KubeStub):
+    """Each test's scenario ends with it."""
+    yield
+    kube.disrupt = kube.exhaust = None
+    kube.kubelets.disruption_conditions = True
+
+
+def hanging_study(name: str, resources: dict[str, str], max_attempts: int) -> dict:
+    """One trial that runs until something ends it, with no timeout (so no Job deadline)."""
+    definition = study_definition(name, mode="hang", maxTrials=1, parallelism=1)
+    definition["trialTemplate"].update(image="python:3.12", resources=resources, maxAttempts=max_attempts)
+    return definition
+
+
+def submit(service: Service, definition: dict) -> None:
+    status, _, body = service.request("POST", "/studies", yaml.safe_dump(definition),
+                                      {"Content-Type": "application/yaml"})
+    assert status == 201, body
+
+
+def only_trial(service: Service, name: str) -> dict:
+    """The study's only trial, once the study ended (within a minute)."""
+    service.wait_for(name)
+    [trial] = service.json("GET", f"/studies/{name}/trials")[1]
+    return trial
+
+
+def pods_of(kube: KubeStub, job: str) -> list[dict]:
+    with kube.lock:
+        return [p for p in kube.pods.values() if p["metadata"]["labels"].get("job-name") == job]
+
+
+def made(kube: KubeStub, job: str) -> int:
+    """Pods the Job controller made for the Job of this name (counted by the Job's uid)."""
+    uid = kube.created_jobs[job]["metadata"]["uid"]
+    return kube.job_controller.pods_made.get(uid, 0)
+
+
+def assert_stopped(kube: KubeStub, job: str) -> None:
+    """The Job is deleted with its pods, and makes no more."""
+    assert (NAMESPACE, job, "Background") in kube.deleted, "deleted with its pods"
+    count = made(kube, job)
+    time.sleep(1.0)
+    assert (NAMESPACE, job) not in kube.jobs and made(kube, job) == count
+    deadline = time.monotonic() + 10
+    while pods_of(kube, job) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not pods_of(kube, job)
+
+
+def test_a_trial_that_exhausts_its_nodes_memory_fails_after_max_attempts_evictions_saying_why(
+        service: Service, kube: KubeStub):
+    """Only cpu requested: no memory limit. Every pod is evicted for memory pressure; the Job
+    would replace them for ever (no timeout, so no deadline either)."""
+    kube.exhaust = lambda job, index: (0.3, "memory") if job == "evicted-0" else None
+    submit(service, hanging_study("evicted", {"cpu": "500m"}, max_attempts=3))
+    trial = only_trial(service, "evicted")
+    assert (trial["state"], trial["attempt"]) == ("FAIL", 1)
+    reason = trial["reason"]
+    lost = re.match(r"preempted: its Job lost (\d+) pods \((\d+) Evicted: The node was low on resource: memory\. ",
+                    reason)
+    assert lost and int(lost[1]) == int(lost[2]) >= 3, reason
+    assert f"the trial lost {lost[1]} runs, and trialTemplate.maxAttempts is 3" in reason
+    assert "may be exhausting its node's memory or disk: give it a memory limit" in reason
+    assert made(kube, "evicted-0") >= 3
+    assert_stopped(kube, "evicted-0")
+
+
+def test_with_a_memory_limit_the_same_trial_fails_at_once_out_of_memory(service: Service, kube: KubeStub):
+    """katuna makes the memory request the limit too: over it, the kernel kills the container,
+    a failure the Job counts, and the trial fails with the container's exit."""
+    kube.exhaust = lambda job, index: (0.3, "memory") if job == "limited-0" else None
+    submit(service, hanging_study("limited", {"cpu": "500m", "memory": "1Gi"}, max_attempts=3))
+    trial = only_trial(service, "limited")
+    assert (trial["state"], trial["attempt"], trial["exitCode"]) == ("FAIL", 1, 137)
+    assert "container exited with code 137 (OOMKilled)" in trial["reason"]
+    assert made(kube, "limited-0") == 1
+
+
+def test_preempted_pods_count_as_runs_with_the_attempts_before_them(service: Service, kube: KubeStub):
+    """Attempt 1's Job vanishes (a preempted attempt, run again); with maxAttempts 2, attempt 2
+    may lose no pod: its first preempted pod ends the trial, not naming memory."""
+    kube.disrupt = lambda job, index: 0.3 if job == "spot-0-a2" else None
+    submit(service, hanging_study("spot", {"cpu": "500m"}, max_attempts=2))
+    deadline = time.monotonic() + 20
+    while not pods_of(kube, "spot-0") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    kube.delete_job(NAMESPACE, "spot-0", None)
+    trial = only_trial(service, "spot")
+    assert (trial["state"], trial["attempt"]) == ("FAIL", 2)
+    latest, earlier = trial["reason"].splitlines()
+    assert latest.startswith("preempted: its Job lost ")
+    assert re.search(r"\(\d+ PreemptionByScheduler: default-scheduler: preempting to accommodate a higher "
+                     r"priority pod\): the trial lost \d+ runs with its earlier attempts, and "
+                     r"trialTemplate\.maxAttempts is 2$", latest), latest
+    assert "memory" not in latest
+    assert earlier == "attempt 1 preempted: Job spot-0 disappeared"
+    assert_stopped(kube, "spot-0-a2")
+
+
+def test_pods_shut_down_with_their_node_count_without_the_disruption_condition(kube: KubeStub):
+    """Without ``PodDisruptionConditions`` (before Kubernetes 1.26, or turned off) a pod killed as
+    its node shuts down is only Failed with reason ``Terminated``: the Job counts it against a
+    ``backoffLimit`` of the study's and replaces it; katuna counts it as a run lost."""
+    executor = KubernetesExecutor(Cluster(), api_client(kube.url))
+    command = study_definition(mode="hang")["trialTemplate"]["command"]
+    launch = TrialLaunch("shutdown", "u1", 0, 1, "shutdown-0", [c.replace("${trialParameters.x}", "1") for c in command],
+                         {}, ".", timeout=None, image="python:3.12", cluster=Cluster(namespace=NAMESPACE, backoff_limit=5),
+                         max_attempts=2)
+    kube.kubelets.disruption_conditions = False
+    executor.launch(launch)
+    try:
+        for count in (1, 2):
+            pod = running_pod(kube, "shutdown-0", count)
+            assert executor.poll(launch) is None, "the trial may lose one pod"
+            kube.preempt_pod(NAMESPACE, pod["metadata"]["name"], "TerminationByKubelet")
+        ended = executor.poll(launch)
+        assert ended is not None and (ended.data["outcome"], ended.data["disruptions"]) == ("preempted", 2)
+        assert ended.data["message"] == (
+            "its Job lost 2 pods (2 Terminated: Pod was terminated in response to imminent node shutdown.): "
+            "the trial lost 2 runs, and trialTemplate.maxAttempts is 2")
+        assert not [c for p in pods_of(kube, "shutdown-0") for c in p["status"].get("conditions", [])
+                    if c["type"] == "DisruptionTarget"]
+    finally:
+        executor.stop(launch)
+
+
+def running_pod(kube: KubeStub, job: str, count: int) -> dict:
+    """The Job's running pod, once it made ``count`` pods."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        pods = pods_of(kube, job)
+        running = [p for p in pods if p["status"].get("phase") == "Running"]
+        if len(pods) >= count and running:
+            return running[0]
+        time.sleep(0.05)
+    raise AssertionError(f"{job} never ran its pod {count}")
