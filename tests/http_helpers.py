@@ -14,6 +14,8 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import yaml
+
 KATUNA = str(Path(sys.executable).with_name("katuna"))
 
 
@@ -92,6 +94,24 @@ class Service:
         except subprocess.TimeoutExpired:
             self.process.kill()
         self.log.close()
+
+
+def run_on_cluster(kube_url: str, workdir: Path, namespace: str, definition: dict,
+                   timeout: float = 60) -> tuple[dict, list[dict]]:
+    """POST ``definition`` (YAML) to a one-worker ``katuna serve`` with the Kubernetes executor,
+    the running logs read every 0.3 s; the study once it ended, and its trials by number."""
+    service = Service(workdir, workers=1, KATUNA_EXECUTOR="kubernetes", KATUNA_K8S_API=kube_url,
+                      KATUNA_K8S_NAMESPACE=namespace, KATUNA_K8S_PROGRESS_SECONDS="0.3")
+    name = definition["metadata"]["name"]
+    try:
+        status, _, body = service.request("POST", "/studies", yaml.safe_dump(definition),
+                                          {"Content-Type": "application/yaml"})
+        assert status == 201, body
+        study = service.wait_for(name, timeout=timeout)
+        trials = sorted(service.json("GET", f"/studies/{name}/trials")[1], key=lambda t: t["number"])
+    finally:
+        service.close()
+    return study, trials
 
 
 class Sink:

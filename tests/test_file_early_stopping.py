@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from http_helpers import Service
+from http_helpers import run_on_cluster
 from kube_stub import KubeStub
 
 from functions.adapters.file_follow import follow
@@ -86,18 +86,9 @@ def test_a_local_trial_writing_a_metrics_file_is_stopped_by_katibs_rule_while_it
 @pytest.mark.slow
 def test_a_cluster_trial_writing_a_metrics_file_is_stopped_by_katibs_rule_while_it_runs(kube: KubeStub, tmp_path):
     """The wrapper copies the file's lines to the pod log, where the scan reads them."""
-    service = Service(tmp_path, workers=1, KATUNA_EXECUTOR="kubernetes", KATUNA_K8S_API=kube.url,
-                      KATUNA_K8S_NAMESPACE=NAMESPACE, KATUNA_K8S_PROGRESS_SECONDS="0.3")
-    try:
-        definition = yaml.safe_load(experiment(tmp_path))
-        definition["metadata"]["namespace"] = NAMESPACE
-        status, _, body = service.request("POST", "/studies", yaml.safe_dump(definition),
-                                          {"Content-Type": "application/yaml"})
-        assert status == 201, body
-        study = service.wait_for("file-stop", timeout=90)
-        trials = sorted(service.json("GET", "/studies/file-stop/trials")[1], key=lambda t: t["number"])
-    finally:
-        service.close()
+    definition = yaml.safe_load(experiment(tmp_path))
+    definition["metadata"]["namespace"] = NAMESPACE
+    study, trials = run_on_cluster(kube.url, tmp_path, NAMESPACE, definition, timeout=90)
     assert study["status"] == "completed", study
     assert [t["state"] for t in trials] == ["COMPLETE", "PRUNED"], trials
     assert trials[1]["reason"] == "pruned at step 2 by the medianstop rule (loss=10.5)"

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import study_definition
-from http_helpers import Service
+from http_helpers import run_on_cluster
 from kube_stub import KubeStub
 from kubernetes import client
 
@@ -70,16 +70,7 @@ def experiment(name: str, program: str = TRIAL, parallel: int = 1, min_trials: i
 
 @pytest.mark.slow
 def test_a_cluster_trial_that_only_prints_is_stopped_by_katibs_rule_while_it_runs(kube: KubeStub, tmp_path):
-    service = Service(tmp_path, workers=1, KATUNA_EXECUTOR="kubernetes", KATUNA_K8S_API=kube.url,
-                      KATUNA_K8S_NAMESPACE=NAMESPACE, KATUNA_K8S_PROGRESS_SECONDS="0.3")
-    try:
-        status, _, body = service.request("POST", "/studies", yaml.safe_dump(experiment("stop-early")),
-                                          {"Content-Type": "application/yaml"})
-        assert status == 201, body
-        study = service.wait_for("stop-early", timeout=60)
-        trials = sorted(service.json("GET", "/studies/stop-early/trials")[1], key=lambda t: t["number"])
-    finally:
-        service.close()
+    study, trials = run_on_cluster(kube.url, tmp_path, NAMESPACE, experiment("stop-early"))
     assert study["status"] == "completed", study
     assert [t["state"] for t in trials] == ["COMPLETE", "PRUNED"], trials
     assert trials[1]["reason"] == "pruned at step 2 by the medianstop rule (loss=10.5)"
@@ -103,16 +94,7 @@ second report it would run for 20 seconds, then fail on its NaN objective."""
 def test_a_cluster_trial_whose_log_reports_only_nan_is_stopped_at_the_judged_report(kube: KubeStub, tmp_path):
     """NaN read from the running log reaches the rule, which stops the trial as Optuna's median
     pruner would: pruned, it is no failure and never runs its last epoch."""
-    service = Service(tmp_path, workers=1, KATUNA_EXECUTOR="kubernetes", KATUNA_K8S_API=kube.url,
-                      KATUNA_K8S_NAMESPACE=NAMESPACE, KATUNA_K8S_PROGRESS_SECONDS="0.3")
-    try:
-        status, _, body = service.request("POST", "/studies", yaml.safe_dump(experiment("nan-early", DIVERGING)),
-                                          {"Content-Type": "application/yaml"})
-        assert status == 201, body
-        study = service.wait_for("nan-early", timeout=60)
-        trials = sorted(service.json("GET", "/studies/nan-early/trials")[1], key=lambda t: t["number"])
-    finally:
-        service.close()
+    study, trials = run_on_cluster(kube.url, tmp_path, NAMESPACE, experiment("nan-early", DIVERGING))
     assert study["status"] == "completed", study
     assert [t["state"] for t in trials] == ["COMPLETE", "PRUNED"], trials
     assert trials[1]["reason"] == "pruned at step 2 by the medianstop rule (loss=nan)"
