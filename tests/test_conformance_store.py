@@ -21,6 +21,7 @@ from functions.adapters.sqlite_store import SqliteStore
 from functions.core.errors import StudyConflict, StudyNotFound
 from functions.core.events import study_created
 from functions.core.metrics import Observation
+from functions.core.pareto import best_trials
 from functions.core.ports import Store
 from functions.core.records import READY, RELEASED, PoolUse, StudyRecord, TrialQuery, TrialRecord
 from functions.core.validate import parse_study
@@ -145,6 +146,19 @@ class StoreContract:
         store.add_observations("demo", 0, 1, [Observation("loss", 3.5, 1), Observation("loss", 3.0)])
         store.add_observations("demo", 0, 1, [Observation("loss", 3.0)])
         assert store.observations("demo", 0) == [Observation("loss", 3.0)]
+
+    def test_a_pareto_front_is_read_from_the_completed_trials_values(self, store: Store):
+        """Minimize the first objective, maximize the second: trials equal on both are both kept,
+        as Optuna keeps them; one beaten on one objective and tied on the other is not."""
+        objective = {"metrics": [{"name": "loss", "direction": "minimize"}, {"name": "size", "direction": "maximize"}]}
+        study = store.add_study(record(objective=objective))
+        trials = [("COMPLETE", [2.0, 5.0]), ("COMPLETE", [1.0, 1.0]), ("FAIL", None), ("COMPLETE", [2.0, 5.0]),
+                  ("COMPLETE", [3.0, 5.0]), ("RUNNING", None), ("COMPLETE", [0.5, 0.5]), ("COMPLETE", [2.0, 0.1]),
+                  ("PRUNED", [0.1, 9.0])]
+        for number, (state, values) in enumerate(trials):
+            store.add_trial(TrialRecord("demo", number, {"x": number}, state, values=values))
+        assert store.completed_values("demo") == [(n, v) for n, (state, v) in enumerate(trials) if state == "COMPLETE"]
+        assert [t.number for t in best_trials(store, study)] == [6, 1, 0, 3]
 
     def test_processed_events_keep_what_was_emitted(self, store: Store):
         assert store.processed("e1", "suggest") is None

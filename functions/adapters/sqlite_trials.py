@@ -18,7 +18,7 @@ from functions.adapters.sqlite_connection import dumps, loads, reading
 from functions.adapters.sqlite_studies import SqliteStudies
 from functions.core.errors import StudyNotFound
 from functions.core.metrics import Observation
-from functions.core.records import Census, Counts, TrialQuery, TrialRecord
+from functions.core.records import COMPLETE, Census, Counts, TrialQuery, TrialRecord
 from functions.core.spec import MINIMIZE
 
 DISCARDED = "katuna:discarded"
@@ -188,6 +188,17 @@ class SqliteTrials(SqliteStudies):
             f"SELECT * FROM trials WHERE study = ? AND state = 'COMPLETE' AND value IS NOT NULL "
             f"ORDER BY value {order}, number LIMIT ?", [study, limit])
         return [self._trial(row) for row in rows]
+
+    @reading
+    def completed_values(self, study: str) -> list[tuple[int, list[float]]]:
+        """Two columns of the completed trials, found through the (study, state) index: a tenth
+        of the cost of reading whole trials, which a Pareto front of a large study would pay on
+        every status it shows."""
+        rows = self.db.conn.execute(
+            f"SELECT number, trial_values FROM trials INDEXED BY {_BY_STATE} WHERE study = ? AND state = ? "
+            "AND trial_values NOT IN ('', 'null', '[]') ORDER BY number", [study, COMPLETE]).fetchall()
+        values = loads("[" + ",".join(text for _, text in rows) + "]")
+        return [(number, trial_values) for (number, _), trial_values in zip(rows, values)]
 
     # observations
 

@@ -6,31 +6,37 @@ dashboard, the status of a study's Kubernetes resource), so none can tell anothe
 
 from __future__ import annotations
 
+import operator
+
 from functions.core.ports import Store
-from functions.core.records import COMPLETE, StudyRecord, TrialRecord
+from functions.core.records import StudyRecord, TrialRecord
 from functions.core.spec import MINIMIZE, Study
 
 
-def _dominates(a: list[float], b: list[float], signs: list[int]) -> bool:
-    pairs = [(s * x, s * y) for x, y, s in zip(a, b, signs)]
-    return all(x <= y for x, y in pairs) and any(x < y for x, y in pairs)
+def _dominates(a: list[float], b: list[float]) -> bool:
+    """Whether ``a`` is no worse than ``b`` on every objective and better on one (both signed,
+    so that less is better)."""
+    return all(map(operator.le, a, b)) and a != b
 
 
-def pareto_front(spec: Study, trials: list[TrialRecord]) -> list[TrialRecord]:
-    """Completed trials that no other completed trial beats on every objective, best first on
-    the first objective."""
+def pareto_front(spec: Study, scored: list[tuple[int, list[float]]]) -> list[int]:
+    """The numbers of the trials (number, objective values) that no other beats on every
+    objective, best first on the first objective. Sorted so, a trial can only be beaten by one
+    before it, and then by one already on the front: each is compared with the front alone."""
     signs = [1 if o.direction == MINIMIZE else -1 for o in spec.objectives]
-    scored = sorted(((t.values, t) for t in trials if t.state == COMPLETE and t.values),
-                    key=lambda pair: [s * v for s, v in zip(signs, pair[0])])
-    front: list[tuple[list[float], TrialRecord]] = []
-    for values, trial in scored:
-        if not any(_dominates(best, values, signs) for best, _ in front):
-            front.append((values, trial))
-    return [trial for _, trial in front]
+    ranked = sorted(([s * v for s, v in zip(signs, values)], number) for number, values in scored)
+    front: list[tuple[list[float], int]] = []
+    for values, number in ranked:
+        if not any(_dominates(best, values) for best, _ in front):
+            front.append((values, number))
+    return [number for _, number in front]
 
 
 def best_trials(store: Store, record: StudyRecord, limit: int = 1) -> list[TrialRecord]:
-    """The best trials: by the objective, or the Pareto front when there are several."""
+    """The best trials: by the objective, or the Pareto front when there are several (read as
+    numbers and values, and only the front's trials whole)."""
     if record.spec.multi_objective:
-        return pareto_front(record.spec, store.trials(record.name, (COMPLETE,)))
+        front = (store.get_trial(record.name, number)
+                 for number in pareto_front(record.spec, store.completed_values(record.name)))
+        return [trial for trial in front if trial is not None]
     return store.best_trials(record.name, limit)

@@ -85,6 +85,9 @@ class Store(Protocol):
     def best_trials(self, study: str, limit: int) -> list[TrialRecord]:
         """Completed trials, best first by the first objective."""
 
+    def completed_values(self, study: str) -> list[tuple[int, list[float]]]:
+        """The number and objective values of each completed trial that has values, by number."""
+
     def add_observations(self, study: str, number: int, attempt: int, observations: Sequence[Observation]) -> None:
         """Replaces any observations stored earlier for the same attempt."""
 
