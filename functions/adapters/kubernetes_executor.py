@@ -56,7 +56,8 @@ from functions.core.events import Event, trial_finished
 from functions.core.job import holder, is_job, own_conditions, primary_container_name, render_trial, trial_selector
 from functions.core.launch import TrialLaunch
 from functions.core.lines import bounded_lines
-from functions.core.log_cursor import Cursor, RunningLog
+from functions.core.log_cursor import Cursor, RunningLog, written_at
+from functions.core.log_rotation import LogStart
 from functions.core.naming import OWN
 from functions.core.timeouts import REMOTE_TIMEOUT
 
@@ -64,6 +65,9 @@ log = logging.getLogger("katuna.kubernetes")
 
 CHUNK = 64 * 1024
 """Bytes of a pod log read at a time."""
+
+FIRST_STAMP_BYTES = 64
+"""Bytes read of a log to learn when its first line was written: its RFC 3339 time comes first."""
 
 CLOCK_ALLOWANCE = 2
 """Seconds a running trial's log is read from before the last line read: the API counts
@@ -398,6 +402,27 @@ class KubernetesExecutor:
             raise translate(exc, f"read the log of pod {pod.metadata.name}") from exc
         finally:
             response.release_conn()
+
+    def log_start(self, launch: TrialLaunch) -> LogStart | None:
+        """Where the log of the trial's container in the attempt's current pod (the latest one not
+        disrupted) begins: the time of its first line, read with :data:`FIRST_STAMP_BYTES` (the
+        line's time comes first), and when the container started and ended. None when it never
+        started, or its log cannot be read."""
+        pods, container = self._pods(launch), primary_container_name(launch)
+        current = next((pod for pod in reversed(pods) if not disrupted(pod)), None)
+        started, ended = current_run(pods, container)
+        if current is None or started is None:
+            return None
+        try:
+            first = self._core.read_namespaced_pod_log(current.metadata.name, self._namespace(launch), container=container,
+                                                      timestamps=True, limit_bytes=FIRST_STAMP_BYTES)
+        except ApiException as exc:
+            if exc.status in (400, 404):
+                return None
+            raise translate(exc, f"read the log of pod {current.metadata.name}") from exc
+        except HTTPError as exc:
+            raise translate(exc, f"read the log of pod {current.metadata.name}") from exc
+        return LogStart(current.metadata.uid, started, ended, written_at(first.partition(" ")[0]) if first else None)
 
     def read_file(self, launch: TrialLaunch, path: str) -> Iterator[str]:
         """The metrics file's lines, as the wrapped trial container copied them to its log."""

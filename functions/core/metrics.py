@@ -228,10 +228,13 @@ class Summary:
         self._tail: deque[Observation] = deque(maxlen=keep - keep // 2)
         self._head_size = keep // 2
         self.seen = 0
+        self.counts: dict[str, int] = {}
+        """Observations of each metric."""
 
     def add(self, observations: Iterable[Observation]) -> None:
         for obs in observations:
             self.seen += 1
+            self.counts[obs.metric] = self.counts.get(obs.metric, 0) + 1
             if len(self._head) < self._head_size:
                 self._head.append(obs)
             else:

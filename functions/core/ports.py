@@ -14,6 +14,7 @@ import optuna
 from functions.core.events import Event
 from functions.core.launch import TrialLaunch
 from functions.core.log_cursor import Cursor, RunningLog
+from functions.core.log_rotation import LogStart
 from functions.core.metrics import Observation
 from functions.core.node_hours import NodeSeen
 from functions.core.nodepool import NodePool, OperationStatus, PoolChange, PoolStatus
@@ -152,6 +153,10 @@ class RunningLogs(Protocol):
         """At most ``limit_bytes`` of the attempt's running log, each line behind the time it was
         written: from the start, or, when ``after`` is of the same pod, from about the time of
         its last line. None when no pod of the attempt runs."""
+
+    def log_start(self, launch: TrialLaunch) -> LogStart | None:
+        """Where the log of the attempt's last run begins, to tell whether it was rotated
+        (:mod:`functions.core.log_rotation`); None when no container of the attempt started."""
 
 
 class NodePools(Protocol):

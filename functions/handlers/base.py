@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import optuna
 from optuna.trial import TrialState
@@ -305,24 +305,38 @@ TAIL_LINE_CHARS = 500
 """The last lines of an attempt's output go into its trial's reason, each cut to this length."""
 
 
-def record_output(record: StudyRecord, trial: TrialRecord, deps: Deps) -> tuple[dict[str, float], list[str]]:
+class Output(NamedTuple):
+    """What an attempt's output gave: every metric reduced by its strategy, the last lines it
+    printed (for failure reasons), the bytes of output read, and its reports of the (first) objective."""
+
+    metrics: dict[str, float]
+    tail: list[str]
+    size: int
+    reports: int
+
+
+def record_output(record: StudyRecord, trial: TrialRecord, deps: Deps) -> Output:
     """Store the attempt's observations (at most ``MAX_OBSERVATIONS``); every metric reduced by
-    its strategy over all of them, and the last lines the attempt printed (for failure reasons).
+    its strategy over all of them, the last lines the attempt printed, and the bytes read.
     The output is read once, line by line: memory stays bounded whatever the trial printed."""
-    summary, tail = _observations(record, trial, deps)
+    summary, tail, size = _observations(record, trial, deps)
     deps.store.add_observations(record.name, trial.number, trial.attempt, summary.kept)
-    return summary.reduced(), tail
+    return Output(summary.reduced(), tail, size, summary.counts.get(record.spec.objectives[0].metric, 0))
 
 
-def _observations(record: StudyRecord, trial: TrialRecord, deps: Deps) -> tuple[Summary, list[str]]:
-    """The attempt's observations, and the last lines it printed (for failure reasons)."""
+def _observations(record: StudyRecord, trial: TrialRecord, deps: Deps) -> tuple[Summary, list[str], int]:
+    """The attempt's observations, the last lines it printed (for failure reasons), and the
+    bytes of its output."""
     spec = record.spec
     collector = spec.metrics_collector
     launch = trial_launch(record, trial)
     tail: deque[str] = deque(maxlen=TAIL_LINES)
+    size = 0
 
     def output() -> Iterator[str]:
+        nonlocal size
         for line in deps.executor.output(launch):
+            size += len(line.encode())
             line = line.rstrip("\n")
             tail.append(line if len(line) <= TAIL_LINE_CHARS else
                         f"{line[:TAIL_LINE_CHARS]} [katuna: {len(line) - TAIL_LINE_CHARS} more characters cut]")
@@ -342,7 +356,7 @@ def _observations(record: StudyRecord, trial: TrialRecord, deps: Deps) -> tuple[
     summary = Summary({m: spec.strategy(m) for m in spec.metric_names}, objectives=[o.metric for o in spec.objectives])
     for line in lines:
         summary.add(parse([line]))
-    return summary, list(tail)
+    return summary, list(tail), size
 
 
 def start(record: StudyRecord, trial: TrialRecord, deps: Deps) -> None:

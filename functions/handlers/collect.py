@@ -2,8 +2,9 @@
 
 Going on means: run a preempted attempt again (or one whose output was lost before it was
 read), end the study when a stop rule fires, or suggest the trials that fill the freed slots. A finished event for a trial that already ended, or for
-an attempt that was superseded, changes nothing. An accepted end stops the attempt's process or
-Job if it still runs; a trial past its timeout, or whose Job lost more pods to disruptions
+an attempt that was superseded, changes nothing. A cluster trial's log that the kubelet rotated while
+it ran has lost its first lines: the trial's reason says so (:mod:`functions.core.log_rotation`).
+An accepted end stops the attempt's process or Job if it still runs; a trial past its timeout, or whose Job lost more pods to disruptions
 than the trial may lose (both of which an executor may report while it still runs), is stopped
 once its output is read. Each pod so lost is a run lost, as a preempted attempt is one:
 ``trialTemplate.maxAttempts`` bounds them together (:mod:`functions.core.disruptions`).
@@ -20,8 +21,10 @@ from functions.core.disruptions import runs_lost
 from functions.core.errors import OutputLost
 from functions.core.events import Event, trial_suggested
 from functions.core.launch import TrialLaunch, trial_launch
+from functions.core.log_rotation import rotated
 from functions.core.records import COMPLETE, FAIL, WAITING, StudyRecord, TrialRecord
 from functions.handlers.base import Deps, go_on, record_output, tell
+from functions.handlers.progress_scan import stored_cursor
 from functions.handlers.prune import record_curve
 
 IMAGE_ID_CHARS = 512
@@ -44,8 +47,10 @@ def handle(event: Event, deps: Deps) -> list[Event]:
         if running:
             deps.executor.stop(launch)
         return _run_again(record, trial, deps, f"preempted: {data['message']}")
+    rotation = None
     try:
-        metrics, tail = record_output(record, trial, deps)
+        metrics, tail, size, reports = record_output(record, trial, deps)
+        rotation = _rotation(record, trial, launch, deps, size, reports)
     except OutputLost as lost:
         if data["outcome"] == "exited" and not data.get("exitCode") and retry:
             return _run_again(record, trial, deps, f"lost: {lost}")
@@ -53,6 +58,7 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     if running:
         deps.executor.stop(launch)
     state, values, reason = _verdict(record, data, metrics, tail)
+    reason = "\n".join(part for part in (rotation, reason) if part)
     outcome: dict[str, Any] = {"state": state, "values": values, "metrics": metrics, "reason": _history(trial.reason, reason),
                "exit_code": data.get("exitCode"), "finished_at": deps.clock(),
                "image_digest": _image_digest(data)}
@@ -61,6 +67,18 @@ def handle(event: Event, deps: Deps) -> list[Event]:
         record_curve(record, trial.number, deps)
     tell(record, deps, trial.number, state, values)
     return go_on(record, deps, replace(trial, **outcome))
+
+
+def _rotation(record: StudyRecord, trial: TrialRecord, launch: TrialLaunch, deps: Deps, size: int,
+              reports: int) -> str | None:
+    """What the trial's reason says of the kubelet's rotation of its log, which lost the
+    observations printed before it (:mod:`functions.core.log_rotation`), where trials run on a
+    cluster: from how far katuna read the running log (a study with early stopping), where the
+    log the API serves begins, and what it holds (``size`` bytes, ``reports`` of the objective)."""
+    if deps.logs is None:
+        return None
+    cursor = stored_cursor(deps.store.optuna_storage(), record.name, trial.number) if record.spec.early_stopping else None
+    return rotated(deps.logs.log_start(launch), cursor, size, reports, deps.clock())
 
 
 def _run_again(record: StudyRecord, trial: TrialRecord, deps: Deps, what: str) -> list[Event]:

@@ -45,7 +45,7 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     if not build_pruner(early_stopping).prune(study, as_launched(storage.get_trial(trial_id), trial.started_at)):
         return []
     try:
-        metrics, _ = record_output(record, trial, deps)
+        metrics = record_output(record, trial, deps).metrics
     except OutputLost:
         metrics = {}
     deps.executor.stop(trial_launch(record, trial))

@@ -6,8 +6,8 @@ uses) is the interpreter running the tests (:func:`image_interpreter`), with the
 
 :class:`SimulatedContainers` runs nothing: a ``behaviour`` given by whoever drives the
 simulated cluster says, from the pod, how long its container runs, what it prints and how it
-exits; the output reaches the log when the run ends, and a container killed before that
-leaves an empty log.
+exits; the output reaches the log when the run ends (its timed pieces, at their moments), and a
+container killed before that leaves only the pieces printed by then.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable
+from itertools import takewhile
 from pathlib import Path
 from typing import NamedTuple
 
@@ -61,11 +62,13 @@ def _argv(container: dict) -> list[str]:
 
 
 class Run(NamedTuple):
-    """How a simulated container runs: for ``seconds``, printing ``output``, exiting with ``code``."""
+    """How a simulated container runs: for ``seconds``, printing each of ``pieces`` (seconds
+    after its start, text) at its moment and ``output`` at its end, exiting with ``code``."""
 
     seconds: float
     output: str = ""
     code: int = 0
+    pieces: tuple[tuple[float, str], ...] = ()
 
 
 class SimulatedProcess:
@@ -74,15 +77,24 @@ class SimulatedProcess:
 
     def __init__(self, clock: SimulatedClock, run: Run, log: Path) -> None:
         self.clock, self.run, self.log = clock, run, log
-        self.ends_at = clock.monotonic() + run.seconds
+        self.started_at = clock.monotonic()
+        self.ends_at = self.started_at + run.seconds
         self.returncode: int | None = None
+        self.printed = 0
         log.write_text("")
         clock.wake_at(self.ends_at)
+        for after, _ in run.pieces:
+            clock.wake_at(self.started_at + after)
 
     def poll(self) -> int | None:
-        if self.returncode is None and self.clock.monotonic() >= self.ends_at:
-            self.log.write_text(self.run.output)
-            self.returncode = self.run.code
+        if self.returncode is None:
+            now = self.clock.monotonic()
+            due = [text for after, text in takewhile(lambda p: self.started_at + p[0] <= now, self.run.pieces[self.printed:])]
+            self.printed += len(due)
+            ended = self.clock.monotonic() >= self.ends_at
+            with self.log.open("a") as out:
+                out.write("".join(due) + (self.run.output if ended else ""))
+            self.returncode = self.run.code if ended else None
         return self.returncode
 
     def kill(self) -> None:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from kube_standin.clock import RealClock
 from kube_standin.containers import Processes, SimulatedContainers, SimulatedProcess, kill
-from kube_standin.logs import Capture, Line
+from kube_standin.logs import MAX_SIZE, Capture, Line
 from kube_standin.scheduling import TERMINATED, bound_by_node, misfit, unschedulable_message
 
 DISRUPTION_MESSAGES = {
@@ -77,6 +77,9 @@ class Kubelets:
         """The ``PodDisruptionConditions`` feature (on from Kubernetes 1.26, GA in 1.31): off, a
         disrupted pod gets no ``DisruptionTarget`` condition, only its kubelet's ``status.reason``."""
         self.pod_gc_seconds: float | None = None
+        self.log_max_size = MAX_SIZE
+        """The kubelets' ``containerLogMaxSize``, in bytes: a running container's log file is
+        rotated once it passes it, and the API serves only the current file (:mod:`kube_standin.logs`)."""
         self.runs: dict[str, Run] = {}
         """By pod uid."""
         self.finished_at: dict[str, float] = {}
@@ -149,7 +152,8 @@ class Kubelets:
             run.log.read()
 
     def _start(self, cluster, pod: dict, run: Run) -> None:
-        run.log = Capture(self.logs_dir / f"{pod['metadata']['namespace']}.{pod['metadata']['name']}.log", self.clock)
+        run.log = Capture(self.logs_dir / f"{pod['metadata']['namespace']}.{pod['metadata']['name']}.log", self.clock,
+                          max_size=self.log_max_size)
         run.process = self.containers.start(pod, run.log.output)
         run.process.job = pod["metadata"]["labels"].get("job-name")  # type: ignore[union-attr]
         cluster.processes.append(run.process)

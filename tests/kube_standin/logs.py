@@ -8,6 +8,13 @@ ends. The kubelet answers ``GET pods/{name}/log`` from that log, as its CRI log 
 ``sinceTime`` are left out, ``timestamps`` puts each line's time (RFC 3339 with nanoseconds)
 in front of it, and the answer stops after ``limitBytes`` bytes, in the middle of a line if
 need be. The API server refuses options its validation refuses (422, ``PodLogOptions``).
+
+The kubelet rotates a running container's log: once the file passes ``containerLogMaxSize``
+(10 Mi by default, on GKE and EKS too) when its log manager looks (every 10 s), the file is put
+aside and a new one begins; the API reads only the current file (kubernetes#59902), so every
+option above applies to the lines since the last rotation, and the earlier ones are never served.
+Here the runtime's read is the manager's look: a read first rotates a file that passed the size,
+then appends the new lines. A container that ended is not rotated any more.
 """
 
 from __future__ import annotations
@@ -21,6 +28,13 @@ from kube_standin.clock import RealClock
 from kube_standin.objects import invalid, status
 
 NANOS = 1_000_000_000
+
+MAX_SIZE = 10 * 1024 * 1024
+"""The kubelet's ``containerLogMaxSize`` default."""
+
+CRI_PREFIX = len("2027-01-01T00:00:00.000000000Z stdout F ")
+"""Bytes the runtime writes in front of each line in the log file (time, stream, tag): they count
+towards the file's size, not the served log's."""
 
 
 @dataclass(frozen=True)
@@ -48,11 +62,20 @@ class Capture:
     clock: RealClock = field(default_factory=RealClock)
     """Whose time each line is read at."""
     lines: list[Line] = field(default_factory=list)
+    """The current log file's lines: those since the last rotation."""
     offset: int = 0
+    max_size: int = MAX_SIZE
+    """The kubelet's ``containerLogMaxSize``: the current file is rotated once it holds more."""
+    size: int = 0
+    """Bytes of the current log file."""
+    rotations: int = 0
 
     def read(self, final: bool = False) -> None:
         """Take the complete lines written since the last read (and, once the container has
-        ended, a last line without its line break)."""
+        ended, a last line without its line break); while it runs, rotate the current file first
+        if it passed :attr:`max_size`."""
+        if not final and self.size > self.max_size:
+            self.lines, self.size, self.rotations = [], 0, self.rotations + 1
         try:
             if self.output.stat().st_size <= self.offset:
                 return
@@ -67,9 +90,9 @@ class Capture:
         self.offset += end
         at = round(self.clock.time() * NANOS)
         pieces = data[:end].decode(errors="replace").split("\n")
-        self.lines += [Line(at, text) for text in pieces[:-1]]
-        if pieces[-1]:
-            self.lines.append(Line(at, pieces[-1], complete=False))
+        read = [Line(at, text) for text in pieces[:-1]] + ([Line(at, pieces[-1], complete=False)] if pieces[-1] else [])
+        self.lines += read
+        self.size += sum(CRI_PREFIX + len(line.text.encode()) + 1 for line in read)
 
 
 def _number(query: dict[str, str], name: str) -> int | None:
@@ -116,8 +139,8 @@ def refusal(name: str, query: dict[str, str]) -> tuple[int, dict] | None:
 
 
 def serve(lines: list[Line], query: dict[str, str], now: float) -> str:
-    """The log the kubelet answers at ``now`` (seconds since the epoch) for a container whose log
-    holds ``lines`` (options checked by :func:`refusal` first)."""
+    """The log the kubelet answers at ``now`` (seconds since the epoch) for a container whose
+    current log file holds ``lines`` (options checked by :func:`refusal` first)."""
     since, tail = _since(query, now), _number(query, "tailLines")
     chosen = lines[len(lines) - min(tail, len(lines)):] if tail is not None else lines
     stamped = query.get("timestamps") in ("true", "1")
