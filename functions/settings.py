@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from functions.core.cluster import Cluster
-from functions.core.limits import Limits
+from functions.core.limits import EksQuotas, Limits
 from functions.core.node_hours import LOOK_EVERY
-from functions.core.nodepool import EKS_GROUPS
 from functions.core.pod_fields import resource_problem
 from functions.core.timeouts import POOL_WAIT, REMOTE_TIMEOUT
 
@@ -51,21 +50,37 @@ def _list(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
+def _positive(env: Mapping[str, str], name: str, kind: type[int] | type[float] = int) -> int | float | None:
+    """The positive number variable ``name`` holds, None when unset; ``ValueError`` naming it."""
+    if not env.get(name):
+        return None
+    try:
+        value = kind(env[name])
+    except ValueError:
+        value = 0
+    if not value > 0:
+        raise ValueError(f"{name}: expected a positive {'number' if kind is float else 'integer'}, got {env[name]!r}")
+    return value
+
+
+def eks_quotas(env: Mapping[str, str]) -> EksQuotas:
+    """The EKS account's quotas, each AWS's default unless ``KATUNA_EKS_NODES_PER_GROUP`` or
+    ``KATUNA_EKS_GROUPS_PER_CLUSTER`` gives the figure it was raised to."""
+    given = {field: _positive(env, f"{PREFIX}EKS_{field.upper()}") for field in ("nodes_per_group", "groups_per_cluster")}
+    return EksQuotas(**{field: int(value) for field, value in given.items() if value is not None})
+
+
 def _limits(env: Mapping[str, str]) -> Limits:
     """The study limits, each numeric default replaced by its ``KATUNA_MAX_<FIELD>`` variable
-    where set, and the machine types pools may have from ``KATUNA_POOL_MACHINE_TYPES``."""
-    overrides: dict[str, Any] = {"machine_types": _list(env.get(f"{PREFIX}POOL_MACHINE_TYPES", ""))}
+    where set, the machine types pools may have from ``KATUNA_POOL_MACHINE_TYPES``, and the EKS
+    account's quotas."""
+    overrides: dict[str, Any] = {"machine_types": _list(env.get(f"{PREFIX}POOL_MACHINE_TYPES", "")),
+                                 "eks": eks_quotas(env)}
     for item in fields(Limits):
-        name = f"{PREFIX}MAX_{item.name.upper()}"
-        if env.get(name) and item.name != "machine_types":
-            kind = float if isinstance(item.default, float) else int
-            try:
-                value = kind(env[name])
-            except ValueError:
-                value = 0
-            if not value > 0:
-                raise ValueError(f"{name}: expected a positive {'number' if kind is float else 'integer'}, got {env[name]!r}")
-            overrides[item.name] = value
+        if isinstance(item.default, (int, float)):
+            value = _positive(env, f"{PREFIX}MAX_{item.name.upper()}", type(item.default))
+            if value is not None:
+                overrides[item.name] = value
     return Limits(**overrides)
 
 
@@ -156,9 +171,12 @@ class Settings:
     name (4,096); ``KATUNA_MAX_WARM_START`` known results of a warm start, inline and taken from
     ``warmStart.study`` (1,000). What one study's node pool may cost: ``KATUNA_MAX_POOL_NODES``
     nodes of one pool (100); ``KATUNA_MAX_ACCELERATORS`` GPUs on one node (8);
-    ``KATUNA_MAX_POOLS`` pools katuna's studies hold at once (10; at most 30 on EKS, its quota of
-    managed node groups per cluster); ``KATUNA_POOL_MACHINE_TYPES`` (comma-separated, unset: any),
-    the GKE machine types and EC2 instance types a pool may have.
+    ``KATUNA_MAX_POOLS`` pools katuna's studies hold at once (10; at most
+    ``KATUNA_EKS_GROUPS_PER_CLUSTER`` on EKS); ``KATUNA_POOL_MACHINE_TYPES`` (comma-separated,
+    unset: any), the GKE machine types and EC2 instance types a pool may have. The EKS account's
+    service quotas, each a positive integer, where the account has them raised
+    (:class:`functions.core.limits.EksQuotas`): ``KATUNA_EKS_NODES_PER_GROUP`` (450), the most
+    ``nodePool.maxNodes`` of an EKS study, and ``KATUNA_EKS_GROUPS_PER_CLUSTER`` (30).
     """
 
     db: Path = Path("katuna.db")
@@ -298,9 +316,11 @@ class Settings:
                     raise ValueError(f"{PREFIX}GKE_{name.upper()}: required with {PREFIX}GKE_CLUSTER")
         if self.eks_cluster and not (self.eks_subnets and self.eks_node_role):
             raise ValueError(f"{PREFIX}EKS_SUBNETS and {PREFIX}EKS_NODE_ROLE: required with {PREFIX}EKS_CLUSTER")
-        if self.eks_cluster and self.limits.pools > EKS_GROUPS:
-            raise ValueError(f"{PREFIX}MAX_POOLS: expected at most {EKS_GROUPS} with {PREFIX}EKS_CLUSTER (EKS's quota "
-                             f"of managed node groups per cluster), got {self.limits.pools}")
+        groups = self.limits.eks.groups_per_cluster
+        if self.eks_cluster and self.limits.pools > groups:
+            raise ValueError(f"{PREFIX}MAX_POOLS: expected at most {groups} with {PREFIX}EKS_CLUSTER (EKS's quota of "
+                             f"managed node groups per cluster; where the account's quota is raised, set "
+                             f"{PREFIX}EKS_GROUPS_PER_CLUSTER to it), got {self.limits.pools}")
 
     @property
     def node_pool_provider(self) -> str | None:

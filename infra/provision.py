@@ -23,6 +23,7 @@ from typing import Any
 import click
 
 from functions.core.errors import KatunaError
+from functions.core.limits import DEFAULTS, EksQuotas, Limits
 from functions.core.nodepool import EKS, GKE, NodePool, PoolChange, parse_node_pool
 from functions.core.reader import Reader
 
@@ -44,10 +45,10 @@ def _csv(_ctx: click.Context, _param: click.Parameter, value: str | None) -> lis
     return [part.strip() for part in (value or "").split(",") if part.strip()]
 
 
-def _pool(section: dict[str, Any], name_flag: str) -> NodePool:
+def _pool(section: dict[str, Any], name_flag: str, limits: Limits = DEFAULTS) -> NodePool:
     """The pool the flags describe, checked by the same rules as a study's ``nodePool``."""
     reader = Reader()
-    pool = parse_node_pool(reader, {k: v for k, v in section.items() if v not in (None, {}, [])}, None, None)
+    pool = parse_node_pool(reader, {k: v for k, v in section.items() if v not in (None, {}, [])}, None, None, limits)
     if reader.problems or pool is None:
         flags = FLAGS | {"name": name_flag}
         raise click.UsageError("; ".join(f"{flags.get(p.path.split('.')[1], p.path)}: {p.message}"
@@ -212,12 +213,17 @@ def _eks(cluster: str, subnets: Sequence[str] = (), node_role: str | None = None
 @click.option("--spot", "capacity", flag_value="spot", default=True, help="Spot instances (the default).")
 @click.option("--on-demand", "capacity", flag_value="on-demand", help="On-demand instances.")
 @click.option("--label", "labels", multiple=True, callback=_labels, metavar="KEY=VALUE", help="A node label (repeat).")
+@click.option("--nodes-per-group-quota", type=click.IntRange(min=1), default=EksQuotas().nodes_per_group,
+              envvar="KATUNA_EKS_NODES_PER_GROUP", show_default=True, show_envvar=True,
+              help="The account's EKS quota of nodes per managed node group, where it is raised: "
+                   "--max-nodes may not exceed it.")
 @timeout_option
 def eks_up(cluster, nodegroup, dry_run, instance_types, max_nodes, subnets, node_role, capacity, labels,
-           timeout) -> None:
+           nodes_per_group_quota, timeout) -> None:
     """Create the node group, or raise its maximum; wait until it is active."""
+    quota = Limits(eks=EksQuotas(nodes_per_group=nodes_per_group_quota))
     spec = _pool({"name": nodegroup, "provider": EKS, "capacity": capacity, "instanceTypes": instance_types,
-                  "maxNodes": max_nodes, "labels": labels}, "--nodegroup")
+                  "maxNodes": max_nodes, "labels": labels}, "--nodegroup", quota)
     eks, where, pools = _eks(cluster, subnets, node_role)
     if dry_run:
         return _dry_run("create_nodegroup", eks.create_request(where, spec))

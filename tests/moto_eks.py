@@ -1,11 +1,25 @@
-"""moto's EKS, taught the ``DescribeUpdate`` call that EKS has and moto 5 lacks.
+"""moto's EKS, taught the ``DescribeUpdate`` call that EKS has and moto 5 lacks, and the
+account's service quotas that EKS holds node groups to and moto does not.
 
 moto answers ``update_nodegroup_config`` with an Update (``Successful`` at once: it applies the
 change at once) but keeps none, so katuna's check of that Update would reach a call moto does
 not route. :func:`teach` makes moto keep every node group Update it answers with and serve
 ``DescribeUpdate`` for it as EKS does: the Update as answered, ``ResourceNotFoundException``
-for an id it never gave or given for another group. In this process that is for ``mock_aws``;
-``python tests/moto_eks.py -p PORT`` runs moto's server with the same.
+for an id it never gave or given for another group.
+
+moto takes any ``scalingConfig.maxSize`` and any number of node groups; EKS refuses a group
+whose ``maxSize`` (created or updated) is above the account's quota of nodes per managed node
+group with ``InvalidParameterException``, and a node group past its quota of managed node groups
+per cluster with ``ResourceLimitExceededException`` (both HTTP 400, naming the cluster and the
+group; the wording of the messages here is the stand-in's own). :func:`teach` makes moto refuse
+them too, by the account's quotas: AWS's defaults (:class:`functions.core.limits.EksQuotas`),
+those :func:`teach` is given, or those :func:`raise_quotas` gives one region, as an increase
+granted in the Service Quotas console would.
+
+In this process that is for ``mock_aws``; ``python tests/moto_eks.py -p PORT`` runs moto's
+server with the same, its quotas read from ``KATUNA_EKS_NODES_PER_GROUP`` and
+``KATUNA_EKS_GROUPS_PER_CLUSTER`` as katuna reads them, so a server started with the service's
+environment holds it to the quotas it is configured with.
 
 What moto cannot show (an Update in progress, or failed with its errors) is tested with
 botocore's Stubber (tests/test_nodepools_eks.py).
@@ -13,16 +27,68 @@ botocore's Stubber (tests/test_nodepools_eks.py).
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
+from moto.core import DEFAULT_ACCOUNT_ID
 from moto.core.responses import ActionResult
 from moto.eks import urls
-from moto.eks.exceptions import ResourceNotFoundException
-from moto.eks.models import EKSBackend
+from moto.eks.exceptions import EKSError, InvalidParameterException, ResourceNotFoundException
+from moto.eks.models import EKSBackend, eks_backends
 from moto.eks.responses import EKSResponse
 
+from functions.core.limits import EksQuotas
+from functions.settings import eks_quotas
+
 UPDATE_PATH = "{0}/clusters/(?P<name>[^/]+)/updates/(?P<updateId>[^/]+)$"
+_ACCOUNT = {"quotas": EksQuotas()}
+"""The quotas of every account and region not given its own by :func:`raise_quotas`."""
+
+
+class ResourceLimitExceededException(EKSError):
+    """EKS's answer to a request past one of the account's service quotas."""
+
+    TYPE = "ResourceLimitExceededException"
+    STATUS = 400
+
+
+def raise_quotas(quotas: EksQuotas, region: str, account: str = DEFAULT_ACCOUNT_ID) -> None:
+    """The account's EKS quotas in ``region`` from now on, as an increase granted in the Service
+    Quotas console sets them (emptied with the backend)."""
+    eks_backends[account][region].__dict__["katuna_quotas"] = quotas
+
+
+def quotas_of(backend: EKSBackend) -> EksQuotas:
+    """The quotas EKS holds the backend's account and region to."""
+    return backend.__dict__.get("katuna_quotas", _ACCOUNT["quotas"])
+
+
+def _check_size(backend: EKSBackend, cluster: str, group: str, scaling: dict[str, int] | None) -> None:
+    """EKS refuses a ``maxSize`` above the account's quota of nodes per managed node group."""
+    most = quotas_of(backend).nodes_per_group
+    if scaling and scaling.get("maxSize", 0) > most:
+        raise InvalidParameterException(
+            clusterName=cluster, nodegroupName=group, fargateProfileName=None, addonName=None,
+            message=f"maxSize can't be greater than {most}, the account's quota of nodes per managed node group")
+
+
+def _create_nodegroup(answer: Any) -> Any:
+    def create_nodegroup(self: EKSBackend, cluster_name: str, nodegroup_name: str,
+                         scaling_config: dict[str, int] | None = None, **rest: Any) -> Any:
+        cluster = self.clusters.get(cluster_name)
+        if cluster is not None and nodegroup_name not in cluster.nodegroups:
+            _check_size(self, cluster_name, nodegroup_name, scaling_config)
+            most = quotas_of(self).groups_per_cluster
+            if len(cluster.nodegroups) >= most:
+                raise ResourceLimitExceededException(
+                    clusterName=cluster_name, nodegroupName=nodegroup_name, subscriptionId=None,
+                    message=f"Cluster {cluster_name} already has {len(cluster.nodegroups)} managed node groups, the "
+                            f"account's quota of managed node groups per cluster ({most})")
+        return answer(self, cluster_name=cluster_name, nodegroup_name=nodegroup_name, scaling_config=scaling_config,
+                      **rest)
+
+    return create_nodegroup
 
 
 def _kept(backend: EKSBackend) -> dict[tuple[str, str, str], dict[str, Any]]:
@@ -33,6 +99,7 @@ def _kept(backend: EKSBackend) -> dict[tuple[str, str, str], dict[str, Any]]:
 def _update_nodegroup_config(answer: Any) -> Any:
     def update_nodegroup_config(self: EKSBackend, cluster_name: str, nodegroup_name: str,
                                 **changes: Any) -> dict[str, Any]:
+        _check_size(self, cluster_name, nodegroup_name, changes.get("scaling_config"))
         update = answer(self, cluster_name, nodegroup_name, **changes)
         _kept(self)[(cluster_name, nodegroup_name, update["id"])] = update
         return update
@@ -56,10 +123,13 @@ def _describe_update(self: EKSResponse) -> ActionResult:
     return ActionResult({"update": update})
 
 
-def teach() -> None:
-    """Teach moto's EKS ``DescribeUpdate`` in this process (once)."""
+def teach(quotas: EksQuotas | None = None) -> None:
+    """Teach moto's EKS ``DescribeUpdate`` and the account's quotas in this process (once):
+    ``quotas``, else AWS's defaults, wherever :func:`raise_quotas` gives none."""
+    _ACCOUNT["quotas"] = quotas or EksQuotas()
     if hasattr(EKSBackend, "describe_update"):
         return
+    EKSBackend.create_nodegroup = _create_nodegroup(EKSBackend.create_nodegroup)
     EKSBackend.update_nodegroup_config = _update_nodegroup_config(EKSBackend.update_nodegroup_config)
     EKSBackend.describe_update = describe_update
     EKSResponse.describe_update = _describe_update
@@ -69,5 +139,5 @@ def teach() -> None:
 if __name__ == "__main__":
     from moto.server import main
 
-    teach()
+    teach(eks_quotas(os.environ))
     main(sys.argv[1:])

@@ -236,6 +236,25 @@ def test_an_experiment_resource_asks_for_a_node_pool_in_an_annotation(text: str)
     assert spec == load_study(yaml.safe_dump({**experiment(), "nodePool": POOL}))[0]
 
 
+def test_an_experiment_resource_may_ask_for_as_many_eks_nodes_as_the_accounts_quota():
+    """The annotation's node pool is held to the EKS quota the service is configured with, as a
+    native study's is: 600 nodes where the account's quota was raised to 600, not AWS's 450."""
+    from functions.core import resources
+    from functions.core.formats import load_definition
+    from functions.settings import Settings
+
+    pool = json.dumps({"provider": "eks", "instanceTypes": ["m5.xlarge"], "maxNodes": 600})
+    definition = resources.definition(as_resource(experiment(), pool))
+    env = {"KATUNA_EKS_CLUSTER": "tuning", "KATUNA_EKS_SUBNETS": "subnet-a", "KATUNA_EKS_NODE_ROLE": "arn:aws:iam::1:role/n",
+           "KATUNA_MAX_POOL_NODES": "1000"}
+    spec, _ = load_definition(definition, limits=Settings.from_env({**env, "KATUNA_EKS_NODES_PER_GROUP": "600"}).limits)
+    assert spec.node_pool.max_nodes == 600
+    with pytest.raises(InvalidStudy) as caught:
+        load_definition(definition, limits=Settings.from_env(env).limits)
+    assert [(p.path, "set KATUNA_EKS_NODES_PER_GROUP" in p.message) for p in caught.value.problems] == [
+        (f"{ANNOTATION}.maxNodes", True)]
+
+
 BAD_ANNOTATIONS = {
     "fields": (json.dumps({**POOL, "maxNodes": 0, "colour": "blue"}),
                [f"{ANNOTATION}.colour", f"{ANNOTATION}.maxNodes"]),

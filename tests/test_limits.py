@@ -12,7 +12,7 @@ from conftest import study_definition
 from http_helpers import Service
 
 from functions.core.errors import InvalidStudy
-from functions.core.limits import DEFAULTS, Limits
+from functions.core.limits import DEFAULTS, EksQuotas, Limits
 from functions.core.metrics import parse_text
 from functions.core.samplers import build_sampler, grid_size
 from functions.core.space import sample
@@ -119,14 +119,57 @@ def test_a_pool_left_unsized_is_capped_at_the_ceiling_not_refused():
     assert parse_study(eks, Limits(pool_nodes=1_000)).node_pool.max_nodes == 450, "EKS's nodes per group"
 
 
-def test_an_eks_group_past_eks_nodes_per_group_is_refused_whatever_the_ceiling():
-    eks = {"provider": "eks", "instanceTypes": ["m5.xlarge"]}
-    assert problems(study_definition(name="pooled", nodePool={**eks, "maxNodes": 451}), Limits(pool_nodes=1_000)) == [
+EKS_POOL = {"provider": "eks", "instanceTypes": ["m5.xlarge"]}
+EKS_ENV = {"KATUNA_EKS_CLUSTER": "tuning", "KATUNA_EKS_SUBNETS": "subnet-a", "KATUNA_EKS_NODE_ROLE": "arn:aws:iam::1:role/n"}
+
+
+def test_an_eks_group_past_eks_nodes_per_group_is_refused_whatever_the_ceiling_naming_the_quota_setting():
+    limits = Settings.from_env({**EKS_ENV, "KATUNA_MAX_POOL_NODES": "1000"}).limits
+    assert problems(study_definition(name="pooled", nodePool={**EKS_POOL, "maxNodes": 451}), limits) == [
         "nodePool.maxNodes: expected an integer from 1 to 450: EKS's quota of nodes per managed node group "
-        "(a larger pool would be refused when it is created)"]
-    accepted = parse_study(study_definition(name="pooled", nodePool={**eks, "maxNodes": 450}), Limits(pool_nodes=1_000))
+        "(a larger group would be refused when it is created; where the account's quota is raised, set "
+        "KATUNA_EKS_NODES_PER_GROUP to it)"]
+    accepted = parse_study(study_definition(name="pooled", nodePool={**EKS_POOL, "maxNodes": 450}), limits)
     assert accepted.node_pool.max_nodes == 450
-    assert parse_study(pooled({"maxNodes": 1_000}), Limits(pool_nodes=1_000)).node_pool.max_nodes == 1_000
+    assert parse_study(pooled({"maxNodes": 1_000}), limits).node_pool.max_nodes == 1_000, "GKE's own limit"
+    assert problems(pooled({"maxNodes": 1_001}), Limits(pool_nodes=2_000)) == [
+        "nodePool.maxNodes: expected an integer from 1 to 1000"]
+
+
+def test_an_account_with_a_raised_eks_quota_gets_groups_of_that_size():
+    """An operator whose account may have 600 nodes in a managed node group says so; a study may
+    then ask for 600, and one left unsized is capped there rather than at AWS's default."""
+    limits = Settings.from_env({**EKS_ENV, "KATUNA_EKS_NODES_PER_GROUP": "600", "KATUNA_MAX_POOL_NODES": "1000"}).limits
+    assert limits.eks == EksQuotas(nodes_per_group=600, groups_per_cluster=30)
+    asked = parse_study(study_definition(name="pooled", nodePool={**EKS_POOL, "maxNodes": 600}), limits)
+    assert asked.node_pool.max_nodes == 600
+    unsized = study_definition(name="pooled", parallelism=800, maxTrials=1_000, nodePool=EKS_POOL)
+    assert parse_study(unsized, limits).node_pool.max_nodes == 600
+    assert problems(study_definition(name="pooled", nodePool={**EKS_POOL, "maxNodes": 601}), limits) == [
+        "nodePool.maxNodes: expected an integer from 1 to 600: EKS's quota of nodes per managed node group "
+        "(a larger group would be refused when it is created; where the account's quota is raised, set "
+        "KATUNA_EKS_NODES_PER_GROUP to it)"]
+
+
+@pytest.mark.parametrize("variable", ["KATUNA_EKS_NODES_PER_GROUP", "KATUNA_EKS_GROUPS_PER_CLUSTER"])
+@pytest.mark.parametrize("value", ["0", "-3", "many", "4.5"])
+def test_an_eks_quota_that_is_not_a_positive_integer_is_refused_naming_it(variable: str, value: str):
+    with pytest.raises(ValueError) as refused:
+        Settings.from_env({**EKS_ENV, variable: value})
+    assert str(refused.value) == f"{variable}: expected a positive integer, got {value!r}"
+
+
+def test_the_pools_held_on_eks_are_bounded_by_the_accounts_quota_of_groups():
+    with pytest.raises(ValueError) as refused:
+        Settings.from_env({**EKS_ENV, "KATUNA_MAX_POOLS": "31"})
+    assert str(refused.value) == (
+        "KATUNA_MAX_POOLS: expected at most 30 with KATUNA_EKS_CLUSTER (EKS's quota of managed node groups per "
+        "cluster; where the account's quota is raised, set KATUNA_EKS_GROUPS_PER_CLUSTER to it), got 31")
+    raised = Settings.from_env({**EKS_ENV, "KATUNA_MAX_POOLS": "40", "KATUNA_EKS_GROUPS_PER_CLUSTER": "40"})
+    assert (raised.limits.pools, raised.limits.eks.groups_per_cluster) == (40, 40)
+    with pytest.raises(ValueError, match="KATUNA_MAX_POOLS: expected at most 40 "):
+        Settings.from_env({**EKS_ENV, "KATUNA_MAX_POOLS": "41", "KATUNA_EKS_GROUPS_PER_CLUSTER": "40"})
+    assert Settings.from_env({"KATUNA_MAX_POOLS": "41"}).limits.pools == 41, "only EKS has the quota"
 
 
 def test_machine_types_the_service_does_not_allow_are_refused_naming_the_field():
@@ -151,10 +194,9 @@ def test_node_pool_ceilings_come_from_the_environment():
     assert (Limits().pool_nodes, Limits().accelerators, Limits().pools, Limits().machine_types) == (100, 8, 10, ())
     with pytest.raises(ValueError, match="KATUNA_MAX_POOLS: expected a positive integer"):
         Settings.from_env({"KATUNA_MAX_POOLS": "0"})
-    eks = {"KATUNA_EKS_CLUSTER": "tuning", "KATUNA_EKS_SUBNETS": "subnet-a", "KATUNA_EKS_NODE_ROLE": "arn:aws:iam::1:role/n"}
     with pytest.raises(ValueError, match="KATUNA_MAX_POOLS: expected at most 30 with KATUNA_EKS_CLUSTER"):
-        Settings.from_env({**eks, "KATUNA_MAX_POOLS": "31"})
-    assert Settings.from_env({**eks, "KATUNA_MAX_POOLS": "30"}).limits.pools == 30
+        Settings.from_env({**EKS_ENV, "KATUNA_MAX_POOLS": "31"})
+    assert Settings.from_env({**EKS_ENV, "KATUNA_MAX_POOLS": "30"}).limits.pools == 30
 
 
 def test_inline_known_results_past_the_limit_are_refused_naming_it():

@@ -10,11 +10,13 @@ import re
 import boto3
 import moto_eks
 import pytest
+from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from moto import mock_aws
 from moto.eks.models import eks_backends
 
 from functions.core.errors import TemporaryError
+from functions.core.limits import EksQuotas
 from functions.core.nodepool import NodePool, NodePoolFailed, OperationStatus, PoolChange
 from infra import eks
 
@@ -150,6 +152,50 @@ def test_a_cluster_not_active_is_waited_for_and_other_invalid_requests_are_refus
                              "Launch template and diskSize cannot be given together", 400)
     with stubber, pytest.raises(NodePoolFailed, match="Launch template and diskSize"):
         stubbed_pools.ensure(spot_pool())
+
+
+def refusal(call) -> dict:
+    """The error EKS (here moto, held to the account's quotas) answered ``call`` with."""
+    with pytest.raises(ClientError) as refused:
+        call()
+    return {"code": refused.value.response["Error"]["Code"],
+            "status": refused.value.response["ResponseMetadata"]["HTTPStatusCode"],
+            **{key: refused.value.response.get(key) for key in ("clusterName", "nodegroupName")}}
+
+
+def test_the_stand_in_refuses_a_group_past_the_accounts_quota_of_nodes_as_eks_does(aws, pools):
+    """moto alone takes any maxSize; EKS refuses one above the account's quota of nodes per
+    managed node group, on create and on update, until the quota is raised."""
+    request = eks.create_request(aws, spot_pool(max_nodes=451))
+    assert refusal(lambda: pools.eks.create_nodegroup(**request)) == {
+        "code": "InvalidParameterException", "status": 400, "clusterName": "tuning", "nodegroupName": "katuna-digits"}
+    with pytest.raises(NodePoolFailed, match="EKS refused the request: InvalidParameterException: maxSize can't be "
+                                             "greater than 450"):
+        pools.ensure(spot_pool(max_nodes=451))
+    assert pools.describe("katuna-digits") is None, "nothing created"
+    pools.ensure(spot_pool(max_nodes=450))
+    raise_to_451 = eks.scaling_request(aws, "katuna-digits", 0, 451)
+    assert refusal(lambda: pools.eks.update_nodegroup_config(**raise_to_451))["code"] == "InvalidParameterException"
+    assert group(pools)["scalingConfig"]["maxSize"] == 450, "the update changed nothing"
+    moto_eks.raise_quotas(EksQuotas(nodes_per_group=600), REGION)
+    pools.eks.update_nodegroup_config(**eks.scaling_request(aws, "katuna-digits", 0, 600))
+    assert group(pools)["scalingConfig"]["maxSize"] == 600
+    pools.ensure(spot_pool(name="wide", max_nodes=600))
+    assert group(pools, "wide")["scalingConfig"]["maxSize"] == 600
+
+
+def test_the_stand_in_refuses_a_group_past_the_accounts_quota_of_groups_as_eks_does(aws, pools):
+    for i in range(30):
+        pools.ensure(spot_pool(name=f"group-{i}"))
+    assert refusal(lambda: pools.eks.create_nodegroup(**eks.create_request(aws, spot_pool(name="one-more")))) == {
+        "code": "ResourceLimitExceededException", "status": 400, "clusterName": "tuning", "nodegroupName": "one-more"}
+    with pytest.raises(NodePoolFailed, match="ResourceLimitExceededException: .*managed node groups per cluster"):
+        pools.ensure(spot_pool(name="one-more"))
+    assert pools.ensure(spot_pool(name="group-0")).operation is None, "one already there: EKS says so, not the quota"
+    pools.delete("group-0")
+    assert pools.ensure(spot_pool(name="one-more")).created, "room again once a group is deleted"
+    moto_eks.raise_quotas(EksQuotas(groups_per_cluster=32), REGION)
+    assert pools.ensure(spot_pool(name="two-more")).created
 
 
 def test_once_active_its_auto_scaling_group_is_tagged_for_scale_up_from_zero(pools):

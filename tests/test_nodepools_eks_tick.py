@@ -2,17 +2,21 @@
 group once it is active, from the tick: a PingSource event (``dev.knative.sources.ping``, data
 ``{}``) posted to ``katuna serve`` in reply mode, and the service's own tick in queue mode.
 
-A real ``katuna serve`` talks to moto's server mode through boto3 (``AWS_ENDPOINT_URL``). moto
-names a node group's Auto Scaling group but creates none, so the test creates it, as EKS would.
+A real ``katuna serve`` talks to moto's server mode through boto3 (``AWS_ENDPOINT_URL``), held
+to the EKS account's quotas the service is configured with (tests/moto_eks.py). moto names a node
+group's Auto Scaling group but creates none, so the test creates it, as EKS would.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import boto3
@@ -34,18 +38,27 @@ TEMPLATE = "k8s.io/cluster-autoscaler/node-template"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION}
 
 
+@contextmanager
+def moto_server(**quotas: str) -> Iterator[dict[str, str]]:
+    """moto's server mode, held to the EKS quotas ``quotas`` set (``KATUNA_EKS_*``), with an EKS
+    cluster: the environment that reaches it."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, str(Path(__file__).with_name("moto_eks.py")), "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **quotas})
+    env = {**CREDENTIALS, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
+    try:
+        wait_until(lambda: _listening(port) or server.poll() is not None, "moto server to start")
+        client("eks", env).create_cluster(name="tuning", roleArn=ROLE, resourcesVpcConfig={"subnetIds": ["subnet-1"]})
+        yield env
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
 @pytest.fixture(scope="module")
 def aws():
-    """moto's server mode, with an EKS cluster: the environment that reaches it."""
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-p", str(port)], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
-    env = {**CREDENTIALS, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
-    wait_until(lambda: _listening(port) or server.poll() is not None, "moto server to start")
-    client("eks", env).create_cluster(name="tuning", roleArn=ROLE, resourcesVpcConfig={"subnetIds": ["subnet-1"]})
-    yield env
-    server.terminate()
-    server.wait(timeout=10)
+    with moto_server() as env:
+        yield env
 
 
 @pytest.fixture(scope="module")
@@ -83,14 +96,15 @@ def serve(workdir: Path, kube: KubeStub, aws: dict[str, str], **env: str) -> Ser
                    **aws, **env)
 
 
-def submit(service: Service, name: str) -> None:
+def submit(service: Service, name: str, expected: int = 201, **pool) -> bytes:
     definition = study_definition(name=name, maxTrials=2, parallelism=1)
     definition["trialTemplate"]["image"] = "python:3.12"
     definition["nodePool"] = {"provider": "eks", "instanceTypes": ["m5.xlarge"], "maxNodes": 3,
-                              "labels": {"team": "vision"}}
+                              "labels": {"team": "vision"}, **pool}
     status, _, body = service.request("POST", "/studies", yaml.safe_dump(definition),
                                       {"Content-Type": "application/yaml"})
-    assert status == 201, body
+    assert status == expected, body
+    return body
 
 
 def autoscaling_group_as_eks_would(aws: dict[str, str], group: str) -> str:
@@ -157,3 +171,36 @@ def test_the_services_own_tick_tags_it_in_queue_mode(tmp_path: Path, kube, aws):
     finally:
         service.close()
 
+
+def test_an_account_with_a_raised_quota_gets_its_600_node_group_through_the_service(tmp_path: Path, kube):
+    """Service and cloud agree on the account's quota of nodes per managed node group: 600 is
+    taken at submission and EKS creates the group; 601 is refused naming the setting."""
+    raised = {"KATUNA_EKS_NODES_PER_GROUP": "600"}
+    with moto_server(**raised) as aws:
+        service = serve(tmp_path, kube, aws, KATUNA_MAX_POOL_NODES="1000", **raised)
+        try:
+            submit(service, "wide", maxNodes=600)
+            eks = client("eks", aws)
+            wait_until(lambda: "katuna-wide" in eks.list_nodegroups(clusterName="tuning")["nodegroups"],
+                       "the node group")
+            group = eks.describe_nodegroup(clusterName="tuning", nodegroupName="katuna-wide")["nodegroup"]
+            assert group["scalingConfig"]["maxSize"] == 600
+            refused = json.loads(submit(service, "wider", 422, maxNodes=601))
+            assert refused["problems"] == [{"path": "nodePool.maxNodes", "message": (
+                "expected an integer from 1 to 600: EKS's quota of nodes per managed node group (a larger group "
+                "would be refused when it is created; where the account's quota is raised, set "
+                "KATUNA_EKS_NODES_PER_GROUP to it)")}]
+        finally:
+            service.close()
+
+
+def test_by_default_a_group_past_eks_quota_is_refused_naming_the_setting(tmp_path: Path, kube, aws):
+    service = serve(tmp_path, kube, aws, KATUNA_MAX_POOL_NODES="1000")
+    try:
+        refused = json.loads(submit(service, "wide", 422, maxNodes=451))
+        assert [p["path"] for p in refused["problems"]] == ["nodePool.maxNodes"]
+        assert "from 1 to 450" in refused["problems"][0]["message"]
+        assert "set KATUNA_EKS_NODES_PER_GROUP" in refused["problems"][0]["message"]
+        assert service.json("GET", "/studies/wide")[0] == 404, "nothing stored"
+    finally:
+        service.close()

@@ -19,10 +19,13 @@ from functions.adapters.local_executor import LocalExecutor
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.errors import InvalidStudy, TemporaryError
 from functions.core.events import Event, pool_check, study_completed, study_created
+from functions.core.formats import load_definition
+from functions.core.limits import DEFAULTS, Limits
 from functions.core.records import StudyRecord
 from functions.core.validate import parse_study
 from functions.dispatch import Dispatcher
 from functions.handlers import Deps
+from functions.settings import Settings
 from infra import eks
 
 REGION = "eu-west-1"
@@ -35,11 +38,12 @@ moto_eks.teach()
 class World:
     """The dispatcher and store, the adapter on moto, and the tokens boto3 sent, in order."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, limits: Limits = DEFAULTS) -> None:
         self.store = SqliteStore(tmp_path / "katuna.db")
+        self.limits = limits
         self.pools = eks.EksNodePools(eks.EksCluster("tuning", SUBNETS, ROLE), *eks.clients(REGION))
         self.dispatcher = Dispatcher(Deps(self.store, LocalExecutor(tmp_path / "logs", lambda event: None),
-                                          lambda: 1_000_000.0, self.pools))
+                                          lambda: 1_000_000.0, self.pools, limits=limits))
         self.tokens: list[tuple[str, str]] = []
         for call in ("CreateNodegroup", "UpdateNodegroupConfig"):
             self.pools.eks.meta.events.register(f"before-parameter-build.eks.{call}", self._sent)
@@ -51,7 +55,8 @@ class World:
         definition = study_definition(name=study)
         definition["trialTemplate"]["image"] = "python:3.12"
         definition["nodePool"] = {"provider": "eks", "instanceTypes": ["m5.xlarge"], "maxNodes": 8, **pool}
-        self.store.add_study(StudyRecord(parse_study(definition), definition, "/tmp", uid, created_at=1_000_000.0))
+        spec, _ = load_definition(definition, limits=self.limits)
+        self.store.add_study(StudyRecord(spec, definition, "/tmp", uid, created_at=1_000_000.0))
 
     def deliver(self, event: Event) -> None:
         self.dispatcher.deliver_to("provision", event)
@@ -141,3 +146,36 @@ def test_a_group_mixing_instance_types_of_different_amis_is_refused_at_submissio
     assert problem.path == "nodePool.instanceTypes"
     assert problem.message == ("expected instance types that boot the same EKS AMI type (a node group boots one): "
                                "g5.xlarge: AL2023_x86_64_NVIDIA; m5.xlarge: AL2023_x86_64_STANDARD")
+
+
+RAISED = {"KATUNA_EKS_CLUSTER": "tuning", "KATUNA_EKS_SUBNETS": SUBNETS[0], "KATUNA_EKS_NODE_ROLE": ROLE,
+          "KATUNA_EKS_NODES_PER_GROUP": "600", "KATUNA_MAX_POOL_NODES": "1000"}
+
+
+def test_an_account_with_a_raised_quota_gets_a_600_node_group(tmp_path: Path, world: World):
+    """The account may have 600 nodes in a managed node group and the service is told so: a
+    study asking for 600 is taken and its group created with that maximum."""
+    settings = Settings.from_env(RAISED)
+    moto_eks.raise_quotas(settings.limits.eks, REGION)
+    raised = World(tmp_path / "raised", settings.limits)
+    raised.submit("wide", "u1", maxNodes=600)
+    raised.deliver(study_created("wide", "u1"))
+    group = raised.pools.eks.describe_nodegroup(clusterName="tuning", nodegroupName="katuna-wide")["nodegroup"]
+    assert group["scalingConfig"] == {"minSize": 0, "maxSize": 600, "desiredSize": 0}
+    assert raised.store.pool_use("u1").phase == "creating"
+    with pytest.raises(InvalidStudy, match="expected an integer from 1 to 450: .* set KATUNA_EKS_NODES_PER_GROUP"):
+        world.submit("default", "u2", maxNodes=600)
+    raised.store.close()
+
+
+def test_a_quota_set_above_the_accounts_own_fails_the_study_with_eks_refusal(tmp_path: Path, world: World):
+    """Told 600 where the account still has EKS's 450: EKS refuses the group, and the study
+    fails with its answer instead of waiting for a pool that never comes."""
+    told = World(tmp_path / "told", Settings.from_env(RAISED).limits)
+    told.submit("wide", "u1", maxNodes=600)
+    told.deliver(study_created("wide", "u1"))
+    use = told.store.pool_use("u1")
+    assert (use.phase, told.store.get_study("wide").status) == ("failed", "failed")
+    assert "InvalidParameterException: maxSize can't be greater than 450" in use.message
+    assert told.pools.describe("katuna-wide") is None
+    told.store.close()

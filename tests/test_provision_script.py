@@ -105,6 +105,22 @@ def test_bad_flags_are_named():
     assert result.returncode == 2 and "--max-nodes: expected an integer from 1 to 450: EKS's quota" in result.stderr
 
 
+def test_eks_up_takes_as_many_nodes_as_the_accounts_quota():
+    """``--max-nodes`` above EKS's default quota of 450 is refused naming the setting; told the
+    account's raised quota (the flag, or the service's own KATUNA_EKS_NODES_PER_GROUP), it is sent."""
+    flags = ["eks", "up", *EKS_FLAGS, "--subnets", "s-1", "--node-role", ROLE, "--max-nodes", "600", "--dry-run"]
+    refused = provision(*flags)
+    assert refused.returncode == 2 and ("--max-nodes: expected an integer from 1 to 450: EKS's quota of nodes per "
+                                        "managed node group") in refused.stderr
+    assert "KATUNA_EKS_NODES_PER_GROUP" in refused.stderr
+    for sent in (provision(*flags, "--nodes-per-group-quota", "600"),
+                 provision(*flags, env={"KATUNA_EKS_NODES_PER_GROUP": "600"})):
+        assert sent.returncode == 0, sent.stderr
+        assert json.loads(sent.stdout)["request"]["scalingConfig"] == {"minSize": 0, "maxSize": 600, "desiredSize": 0}
+    zero = provision(*flags, env={"KATUNA_EKS_NODES_PER_GROUP": "0"})
+    assert zero.returncode == 2 and "KATUNA_EKS_NODES_PER_GROUP" in zero.stderr and "0 is not in the range" in zero.stderr
+
+
 def test_eks_dry_run_prints_the_exact_request():
     result = provision("eks", "up", *EKS_FLAGS, "--instance-types", "m5.xlarge,m5a.xlarge", "--max-nodes", "8",
                        "--subnets", "subnet-1,subnet-2", "--node-role", ROLE, "--spot", "--label", "team=vision",

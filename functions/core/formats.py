@@ -34,13 +34,15 @@ def parse_text(text: str) -> dict[str, Any]:
     return data
 
 
-def native(definition: dict[str, Any]) -> dict[str, Any]:
+def native(definition: dict[str, Any], limits: Limits = DEFAULTS) -> dict[str, Any]:
     """The definition in katuna's native format (Katib Experiments and StudyJobs are translated;
-    a ``katuna.dev/v1`` resource stands for the study in its spec)."""
+    a ``katuna.dev/v1`` resource stands for the study in its spec); ``limits`` bound the node
+    pool a Katib Experiment's annotation asks for."""
     if resources.is_resource(definition):
-        return native(resources.definition(definition))
+        return native(resources.definition(definition), limits)
     if katib.is_experiment(definition):
-        return _translated(katib.from_experiment, definition, "Katib Experiment")
+        return _translated(lambda experiment: katib.from_experiment(experiment, limits), definition,
+                           "Katib Experiment")
     if studyjob.is_studyjob(definition):
         return _translated(studyjob.from_studyjob, definition, "Katib StudyJob")
     return definition
@@ -72,7 +74,7 @@ def load_definition(definition: dict[str, Any], read_file: Callable[[str], str] 
                     limits: Limits = DEFAULTS) -> tuple[Study, dict[str, Any]]:
     """The validated study a parsed definition (native, Katib Experiment, StudyJob or resource) stands for,
     and the definition itself."""
-    study = native(definition)
+    study = native(definition, limits)
     warm = study.get("warmStart")
     if isinstance(warm, dict) and "file" in warm:
         study = {**study, "warmStart": _inline(warm, read_file)}

@@ -27,6 +27,7 @@ from functions.core.katib_paths import (
     TYPED_FIELDS_FIELD,
 )
 from functions.core.katib_search import is_count
+from functions.core.limits import DEFAULTS, Limits
 from functions.core.nodepool import parse_node_pool
 from functions.core.reader import Reader
 from functions.core.trial_template import NOT_USED
@@ -63,10 +64,10 @@ def annotated_pool(metadata: Mapping[str, Any]) -> Any:
     return annotations.get(NODE_POOL_ANNOTATION) if isinstance(annotations, Mapping) else None
 
 
-def from_experiment(data: Mapping[str, Any]) -> dict[str, Any]:
+def from_experiment(data: Mapping[str, Any], limits: Limits = DEFAULTS) -> dict[str, Any]:
     """The native definition of a Katib Experiment, or :class:`InvalidStudy` listing every
     problem with its Experiment path: those of the translation (Katib's webhook rules, fields
-    katuna cannot honour) and those the native study they leave would have."""
+    katuna cannot honour) and those the native study they leave would have under ``limits``."""
     problems: list[Problem] = []
     metadata = data.get("metadata") or {}
     spec = data.get("spec") or {}
@@ -101,7 +102,7 @@ def from_experiment(data: Mapping[str, Any]) -> dict[str, Any]:
             sum(p.get("type") in ("int", "float") for p in native["parameters"]) < 2:
         problems.append(Problem("spec.algorithm.algorithmName", "cmaes needs two or more int or double parameters, "
                                                                 "as Katib's CMA-ES services do"))
-    pool = _node_pool(data, native["parallelism"], problems)
+    pool = _node_pool(data, native["parallelism"], problems, limits)
     if pool is not None:
         native["nodePool"] = pool
     collector = katib_collectors.collector(spec.get("metricsCollectorSpec") or {}, problems)
@@ -110,7 +111,7 @@ def from_experiment(data: Mapping[str, Any]) -> dict[str, Any]:
     if metadata.get("namespace"):
         native["kubernetes"] = {"namespace": metadata["namespace"]}
     if problems:
-        raise InvalidStudy(_leading(spec, problems + _native_problems(native, data, problems)))
+        raise InvalidStudy(_leading(spec, problems + _native_problems(native, data, problems, limits)))
     return native
 
 
@@ -126,12 +127,13 @@ def _leading(spec: Mapping[str, Any], problems: list[Problem]) -> list[Problem]:
         or (p.path == "spec.algorithm.algorithmName" and katib_search.REFUSED.get(str(algorithm)) == katib_search.NAS)))]
 
 
-def _native_problems(native: dict[str, Any], data: Mapping[str, Any], found: list[Problem]) -> list[Problem]:
+def _native_problems(native: dict[str, Any], data: Mapping[str, Any], found: list[Problem],
+                     limits: Limits) -> list[Problem]:
     """The problems the native study would have besides those already ``found``, so that a
     translation problem hides none of the others (none about a trial template left unread in
     its ConfigMap: ``found`` says why)."""
     try:
-        validate.parse_study(native)
+        validate.parse_study(native, limits)
     except InvalidStudy as exc:
         problems = katib_paths.katib_problems(exc.problems, data, already=found)
         if katib_template.unread(data.get("spec") or {}):
@@ -261,7 +263,7 @@ def _discrete(value: Any, path: str, problems: list[Problem]) -> Any:
 
 
 
-def _node_pool(data: Mapping[str, Any], parallelism: Any, problems: list[Problem]) -> Any:
+def _node_pool(data: Mapping[str, Any], parallelism: Any, problems: list[Problem], limits: Limits) -> Any:
     """The Experiment's ``nodePool`` block: beside its spec in a document, or (in a resource,
     whose schema has no place for it) in the ``katuna.dev/node-pool`` annotation, checked here
     so that problems name the annotation's fields."""
@@ -275,7 +277,7 @@ def _node_pool(data: Mapping[str, Any], parallelism: Any, problems: list[Problem
     block = _annotation_block(raw, problems)
     if block is not None:
         r = Reader()
-        parse_node_pool(r, block, metadata.get("name"), parallelism if is_count(parallelism) else None)
+        parse_node_pool(r, block, metadata.get("name"), parallelism if is_count(parallelism) else None, limits)
         problems += [Problem(ANNOTATION_FIELD + p.path.removeprefix("nodePool"), p.message) for p in r.problems]
     return block
 

@@ -5,7 +5,8 @@ service or run up the cloud's bill: a count that keeps a write transaction busy 
 ``GridSampler`` materialises point by point, a number too large for the float arithmetic of
 the samplers, a node pool whose size, GPUs or number nobody bounds. Each bound has a documented
 default; ``functions.settings.Settings.limits`` reads overrides from ``KATUNA_MAX_*`` variables
-(and the machine types a pool may have from ``KATUNA_POOL_MACHINE_TYPES``).
+(and the machine types a pool may have from ``KATUNA_POOL_MACHINE_TYPES``, the EKS account's
+quotas from ``KATUNA_EKS_NODES_PER_GROUP`` and ``KATUNA_EKS_GROUPS_PER_CLUSTER``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,25 @@ MAX_EXACT_INT = 2**53
 
 MAX_SEED = 2**32 - 1
 """NumPy's random states take seeds in ``[0, 2**32)``."""
+
+
+@dataclass(frozen=True)
+class EksQuotas:
+    """The Amazon EKS service quotas of the account katuna's node groups live in, so that a study
+    EKS would refuse is refused at submission, naming the field, rather than failing at create.
+
+    Both are adjustable per account and region in the Service Quotas console; the defaults are
+    AWS's (Amazon EKS User Guide, "Amazon EKS service quotas"). An operator whose account has a
+    raised quota sets the figure it was raised to.
+    """
+
+    nodes_per_group: int = 450
+    """"Nodes per managed node group" (L-BD136A63): the largest ``scalingConfig.maxSize``;
+    ``KATUNA_EKS_NODES_PER_GROUP``."""
+
+    groups_per_cluster: int = 30
+    """"Managed node groups per cluster" (L-6D54EA21): what ``KATUNA_MAX_POOLS`` may not exceed
+    on EKS; ``KATUNA_EKS_GROUPS_PER_CLUSTER``."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +91,9 @@ class Limits:
     ended ones not yet given back. A study whose pool would be one more is refused when it is
     submitted; one that shares a pool already held is not. 10 stays well under EKS's 30 managed
     node groups per cluster."""
+
+    eks: EksQuotas = EksQuotas()
+    """The EKS account's quotas that bound an EKS node group (its nodes) and ``pools`` on EKS."""
 
     machine_types: tuple[str, ...] = ()
     """The GKE machine types and EC2 instance types a pool may have (``KATUNA_POOL_MACHINE_TYPES``,

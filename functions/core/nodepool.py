@@ -27,7 +27,7 @@ from functions.core import eks_ami, gpus
 from functions.core.cluster import TRIAL_TAINT, Cluster
 from functions.core.errors import PermanentError
 from functions.core.labels import valid_key, valid_value
-from functions.core.limits import DEFAULTS, Limits
+from functions.core.limits import DEFAULTS, EksQuotas, Limits
 from functions.core.reader import Reader, join
 
 GKE, EKS = "gke", "eks"
@@ -39,11 +39,13 @@ SELECTOR_KEYS = {GKE: "cloud.google.com/gke-nodepool", EKS: "eks.amazonaws.com/n
 DEFAULT_MACHINE = {GKE: ("e2-standard-4",), EKS: ("m5.xlarge", "m5a.xlarge", "m6i.xlarge")}
 GKE_NAME = re.compile(r"[a-z]([-a-z0-9]{0,38}[a-z0-9])?")
 EKS_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
-MOST_NODES = {GKE: 1000, EKS: 450}
-"""The most nodes the cloud gives one pool: GKE's 1,000 nodes per node pool (per zone) and EKS's
-quota of 450 nodes per managed node group (Amazon EKS service quotas)."""
-EKS_GROUPS = 30
-"""EKS's quota of managed node groups per cluster (Amazon EKS service quotas)."""
+GKE_POOL_NODES = 1000
+"""GKE's limit of nodes in one node pool: "Nodes per node pool zone: 1,000", a system limit no
+quota request raises (GKE's "Quotas and limits" page, cloud.google.com/kubernetes-engine/quotas).
+katuna sets a pool's limits pool-wide (``total_max_node_count``); a regional pool could hold
+1,000 in each of its zones, but how many zones a pool spans is not known when a study is
+submitted, so the figure that holds for every pool is the bound. EKS's bound is its account's
+quota (:class:`functions.core.limits.EksQuotas`)."""
 OWNER_KEY = "katuna-study-uid"
 """The label (GKE ``resourceLabels``) or tag (EKS) naming the study whose request created a pool."""
 _FIELDS = {"name", "provider", "capacity", "machineType", "instanceTypes", "maxNodes", "diskSizeGb",
@@ -130,9 +132,10 @@ def place_trials(cluster: Cluster, pool: NodePool | None) -> Cluster:
 def parse_node_pool(r: Reader, data: Any, study: str | None, parallelism: int | None,
                     limits: Limits = DEFAULTS) -> NodePool | None:
     """The ``nodePool`` section of a study; problems go to ``r``. Left out, ``maxNodes`` is one
-    node per parallel trial, capped at ``limits.pool_nodes`` and at what the cloud allows (a pool
-    smaller than the study's parallelism only makes trials wait for room); given, it is refused
-    past what the cloud allows here, and past ``limits`` by
+    node per parallel trial, capped at ``limits.pool_nodes`` and at what the cloud allows (GKE's
+    limit, the EKS account's quota ``limits.eks``; a pool smaller than the study's parallelism
+    only makes trials wait for room); given, it is refused past what the cloud allows here, and
+    past ``limits`` by
     :func:`functions.core.study_limits.over_limits`."""
     if data is None:
         return None
@@ -156,8 +159,9 @@ def parse_node_pool(r: Reader, data: Any, study: str | None, parallelism: int | 
         r.fail(join(path, "pricePerNodeHour"), "expected a price of 0 or more per node-hour")
     if capacity not in CAPACITIES:
         r.fail(join(path, "capacity"), f"expected spot, preemptible or on-demand, got {capacity!r}")
-    if max_nodes is not None and not 1 <= max_nodes <= MOST_NODES[provider if provider in PROVIDERS else GKE]:
-        r.fail(join(path, "maxNodes"), _most_nodes(provider))
+    most = _most_nodes(provider, limits.eks)
+    if max_nodes is not None and not 1 <= max_nodes <= most:
+        r.fail(join(path, "maxNodes"), _too_many(provider, most))
     if disk is not None and disk < 10:
         r.fail(join(path, "diskSizeGb"), "expected at least 10")
     labels = _labels(r, item, path, provider)
@@ -173,17 +177,24 @@ def parse_node_pool(r: Reader, data: Any, study: str | None, parallelism: int | 
     mixed = eks_ami.mixed_problem(machines) if provider == EKS else None
     if mixed is not None:
         r.fail(join(path, "instanceTypes"), mixed)
-    default_nodes = min(parallelism or 3, limits.pool_nodes, MOST_NODES[provider])
+    default_nodes = min(parallelism or 3, limits.pool_nodes, most)
     return NodePool(name=name, provider=provider, capacity=capacity, machine_types=machines,
                     max_nodes=max_nodes or default_nodes, disk_size_gb=disk, accelerators=accelerators,
                     labels=labels, shared=shared, price_per_node_hour=None if price is None else float(price))
 
 
-def _most_nodes(provider: str | None) -> str:
+def _most_nodes(provider: str | None, quotas: EksQuotas) -> int:
+    """The most nodes the cloud gives one pool: the EKS account's quota of nodes per managed
+    node group, or GKE's limit (also for a provider not yet known)."""
+    return quotas.nodes_per_group if provider == EKS else GKE_POOL_NODES
+
+
+def _too_many(provider: str | None, most: int) -> str:
     if provider == EKS:
-        return (f"expected an integer from 1 to {MOST_NODES[EKS]}: EKS's quota of nodes per managed node group "
-                "(a larger pool would be refused when it is created)")
-    return f"expected an integer from 1 to {MOST_NODES[GKE]}"
+        return (f"expected an integer from 1 to {most}: EKS's quota of nodes per managed node group "
+                "(a larger group would be refused when it is created; where the account's quota is raised, "
+                "set KATUNA_EKS_NODES_PER_GROUP to it)")
+    return f"expected an integer from 1 to {most}"
 
 
 def _check_allowed(r: Reader, path: str, provider: str, machines: tuple[str, ...], allowed: tuple[str, ...],
