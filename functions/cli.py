@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import signal
 import sys
+from collections.abc import Callable
 from contextlib import suppress
 from functools import partial
 from pathlib import Path
@@ -17,6 +18,7 @@ import click
 import yaml
 
 from functions import cli_servers, cli_studies
+from functions.adapters.sqlite_store import SqliteStore
 from functions.cli_common import console, db_option, errors, fail, settings_for
 from functions.cli_output import print_result
 from functions.core.assignments import parse_assignments
@@ -31,10 +33,12 @@ from functions.core.errors import (
 from functions.core.formats import in_definition, load_definition, parse_text
 from functions.core.job import render_trial
 from functions.core.launch import trial_launch
+from functions.core.ports import has_study
 from functions.core.records import StudyRecord, TrialRecord
 from functions.core.samplers import first_suggestion
 from functions.core.spec import Study
 from functions.core.trial_identity import study_problems
+from functions.core.validate import none_stored
 from functions.embedded import Embedded
 from functions.interrupts import Interrupted, interruptible
 from functions.progress import StudyProgress
@@ -48,9 +52,10 @@ STUDY_FIELDS = {"objective", "parameters", "trialTemplate", "algorithm", "maxTri
 a document with none is not a study, and its keys are not echoed back as unknown fields."""
 
 
-def _load(file: str, settings: Settings) -> tuple[Study, dict[str, Any]]:
+def _load(file: str, settings: Settings, stored: Callable[[str], bool] = none_stored) -> tuple[Study, dict[str, Any]]:
     """The study in FILE (the warm-start file it names read the same way, relative to the
-    current directory); exit 2 with the problems when it is not a valid study."""
+    current directory); exit 2 with the problems when it is not a valid study. ``stored`` tells
+    whether a study of a name is stored already (:func:`functions.core.validate.parse_study`)."""
     def read(path: str) -> str:
         return read_text(path, settings.max_body)
 
@@ -59,9 +64,20 @@ def _load(file: str, settings: Settings) -> tuple[Study, dict[str, Any]]:
         if not STUDY_FIELDS & definition.keys():
             fail(f"{file} is not a study: expected a YAML or JSON mapping with a study's fields "
                   "(name, objective, parameters, trialTemplate, ...), a Katib Experiment or a StudyJob", 2)
-        return load_definition(definition, read, settings.limits)
+        return load_definition(definition, read, settings.limits, stored)
     except InvalidStudy as exc:
         _problems(file, exc)
+
+
+def _stored(settings: Settings, name: str) -> bool:
+    """Whether the database ``katuna run`` uses holds a study ``name`` (none where there is no database yet)."""
+    if not settings.db.exists():
+        return False
+    store = SqliteStore(settings.db, settings.busy_timeout)
+    try:
+        return has_study(store, name)
+    finally:
+        store.close()
 
 
 def _check_working_dir(file: str, spec: Study) -> None:
@@ -97,7 +113,7 @@ def main() -> None:
 def run(file: str, db: str | None) -> None:
     """Run the study in FILE to completion (resuming it if it was interrupted)."""
     settings = settings_for(db)
-    spec, definition = _load(file, settings)
+    spec, definition = _load(file, settings, partial(_stored, settings))
     if settings.executor == "local":
         _check_working_dir(file, spec)
     embedded = Embedded(settings)

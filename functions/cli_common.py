@@ -3,7 +3,6 @@ database a command works on, and how a command fails."""
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -14,6 +13,7 @@ from rich.console import Console
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.errors import KatunaError, StudyNotFound
 from functions.core.records import StudyRecord
+from functions.core.strict_json import dumps
 from functions.settings import Settings
 from functions.terminal import markup
 
@@ -45,7 +45,8 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 def print_json(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2, default=str))
+    """``value`` as strict JSON: NaN and the infinities by name (:mod:`functions.core.strict_json`)."""
+    click.echo(dumps(value, indent=2, default=str))
 
 
 def with_study(db: str | None, name: str) -> tuple[SqliteStore, StudyRecord]:

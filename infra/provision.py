@@ -63,7 +63,7 @@ timeout_option = click.option("--timeout", type=click.FloatRange(min=0), default
 
 
 def _print(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2, sort_keys=True))
+    click.echo(json.dumps(value, indent=2, sort_keys=True, allow_nan=False))
 
 
 def _dry_run(call: str, request: dict[str, Any]) -> None:

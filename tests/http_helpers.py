@@ -19,6 +19,14 @@ import yaml
 KATUNA = str(Path(sys.executable).with_name("katuna"))
 
 
+def strict_loads(text: str | bytes) -> object:
+    """JSON as a strict parser reads it (JavaScript's, Go's, jq): a bare ``NaN`` or ``Infinity``
+    is an error, not a number."""
+    def refuse(name: str) -> object:
+        raise ValueError(f"{name} is not JSON")
+    return json.loads(text, parse_constant=refuse)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -76,7 +84,7 @@ class Service:
 
     def json(self, method: str, path: str, **kwargs) -> tuple[int, object]:
         status, _, body = self.request(method, path, **kwargs)
-        return status, json.loads(body) if body else None
+        return status, strict_loads(body) if body else None
 
     def wait_for(self, name: str, statuses=("completed", "failed", "stopped"), timeout: float = 60) -> dict:
         deadline = time.monotonic() + timeout

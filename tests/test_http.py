@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import study_definition
-from http_helpers import KATUNA, Service
+from http_helpers import KATUNA, Service, strict_loads
 from openapi_spec_validator import validate
 
 pytestmark = pytest.mark.slow
@@ -63,6 +63,33 @@ def test_a_posted_study_runs_to_completion_and_reads_like_the_cli(service: Servi
     status, headers, logs = service.request("GET", "/studies/api-demo/trials/0/logs")
     assert status == 200 and headers["Content-Type"].startswith("text/plain")
     assert logs.decode().splitlines()[-1] == f"loss={trial['value']:.6f}"
+
+
+def test_nan_and_infinite_metrics_are_strict_json_by_name_in_the_api_the_dashboard_and_the_cli(service: Service):
+    """JSON.parse, Go's encoding/json and jq refuse a bare NaN or Infinity: such a metric, its
+    observations and the best trial holding it are written as "nan", "inf" and "-inf"."""
+    definition = study_definition(name="wild", mode="wild-metrics", maxTrials=1, parallelism=1,
+                                  objective={"metric": "loss", "direction": "minimize",
+                                             "additionalMetrics": ["grad", "norm"]})
+    assert post_study(service, definition)[0] == 201
+    study = service.wait_for("wild")
+    assert study["status"] == "completed", study
+    named = {"grad": "nan", "norm": "-inf"}
+    assert {k: v for k, v in study["best"]["metrics"].items() if k != "loss"} == named
+    _, trials = service.json("GET", "/studies/wild/trials")
+    assert [{k: v for k, v in t["metrics"].items() if k != "loss"} for t in trials] == [named]
+    _, trial = service.json("GET", "/studies/wild/trials/0")
+    seen = {(o["metric"], o["step"]): o["value"] for o in trial["observations"] if o["metric"] != "loss"}
+    assert seen == {("grad", 1): "nan", ("norm", 1): "inf", ("grad", None): 0.5, ("norm", None): "-inf"}
+    _, listed = service.json("GET", "/studies")
+    assert [s["best"]["metrics"] for s in listed if s["name"] == "wild"] == [study["best"]["metrics"]]
+    status, _, chart = service.request("GET", "/ui/studies/wild/plots/parallel")
+    assert status == 200 and strict_loads(chart)["data"]
+    db = str(service.workdir / "katuna.db")
+    for command in (["show", "wild"], ["trials", "wild"], ["best", "wild"], ["studies"]):
+        printed = subprocess.run([KATUNA, *command, "--json", "--db", db], capture_output=True, text=True, check=True)
+        assert '"nan"' in printed.stdout and "NaN" not in printed.stdout, command
+        strict_loads(printed.stdout)
 
 
 def test_reposting_is_idempotent_and_a_different_definition_conflicts(service: Service):

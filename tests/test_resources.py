@@ -15,13 +15,14 @@ import yaml
 from cloudevents.core.bindings import http as ce_http
 from cloudevents.core.v1.event import CloudEvent
 from conftest import study_definition
-from http_helpers import Service
+from http_helpers import Service, strict_loads
 from kube_standin.structural import admitted
 from kube_stub import KubeStub
 
 from functions.core import resources
 from functions.core.errors import InvalidStudy
 from functions.core.formats import load_definition, load_study
+from functions.core.katib_trials import trial_status
 from functions.core.records import Counts, StudyRecord, TrialRecord
 from functions.core.stop import decide
 from functions.core.validate import _TOP, parse_study
@@ -199,6 +200,29 @@ def test_a_long_pareto_front_is_shown_evenly_spread_and_as_the_crd_describes_it(
     assert kept["status"]["paretoFront"] == status["paretoFront"], "the CRD lists every field, none is pruned"
 
 
+def test_a_nan_or_infinite_metric_is_shown_by_name_in_a_status_a_cluster_takes_and_reads_back_as_written():
+    """The API server takes only JSON, which has no NaN: such a metric is written as Katib's
+    ``latest`` writes it ("nan", "inf", "-inf"), in a study's status and in a Katib Trial's, and
+    the status read back equals the one computed again (so it is not written again and again)."""
+    objective = {"metrics": [{"name": "loss", "direction": "minimize"}, {"name": "acc", "direction": "maximize"}],
+                 "additionalMetrics": ["grad", "norm"]}
+    definition = study_definition(objective=objective)
+    trial = TrialRecord("demo", 0, {"x": 1.0}, "COMPLETE", values=[1.0, 2.0],
+                        metrics={"loss": 1.0, "acc": 2.0, "grad": float("nan"), "norm": float("-inf")})
+    record = StudyRecord(parse_study(definition), definition, ".", "uid-1", started_at=1.0)
+    status = resources.study_status(record, Counts(complete=1), [trial],
+                                    resources.Origin(resources.Ref("Study", "team", "demo"), "uid-1", 1))
+    assert status["paretoFront"][0]["observation"]["metrics"][2:] == [{"name": "grad", "value": "nan"},
+                                                                      {"name": "norm", "value": "-inf"}]
+    assert strict_loads(json.dumps(status)) == status
+    kept, _ = admitted(schema("Study"), {**study("demo"), "status": status}, "studies.katuna.dev", "Strict")
+    assert kept["status"] == status, "the CRD takes a metric's name where its number would be"
+    written = trial_status(trial)
+    assert written["observation"]["metrics"][2:] == [{"name": "grad", "latest": "nan", "value": "nan"},
+                                                     {"name": "norm", "latest": "-inf", "value": "-inf"}]
+    assert strict_loads(json.dumps(written)) == written
+
+
 # the function, fed ApiServerSource events
 
 
@@ -323,6 +347,17 @@ def test_a_study_of_several_objectives_shows_its_pareto_front_and_no_single_opti
                                                                    for b in shown], "the front katuna show gives"
     assert {m["name"]: m["value"] for m in front[0]["observation"]["metrics"]} == {"loss": 0.25, "size": 1.5}
     assert status["paretoFrontSize"] == 2
+
+
+@pytest.mark.slow
+def test_a_study_whose_best_trial_has_a_nan_metric_has_its_status_written(service: Service, kube: KubeStub):
+    """The Kubernetes client writes a bare NaN as Python's json does, which the API server refuses (400)."""
+    obj = kube.apply(study("kst-wild", mode="wild-metrics", maxTrials=1, parallelism=1,
+                           objective={"metric": "loss", "direction": "minimize", "additionalMetrics": ["grad", "norm"]}))
+    send(service, "add", obj)
+    status = wait_status(kube, obj, lambda s: s.get("phase") == "Succeeded")
+    shown = {m["name"]: m["value"] for m in status["currentOptimalTrial"]["observation"]["metrics"]}
+    assert (shown["grad"], shown["norm"]) == ("nan", "-inf")
 
 
 @pytest.mark.slow

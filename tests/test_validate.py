@@ -294,7 +294,48 @@ def test_list_values_a_trial_or_the_sampler_cannot_tell_apart_are_refused_each_n
         "0.0 == -0.0), so the sampler would take one for the other; expected values that differ",
         "parameters[2].values[1]: 16.0 and \"16\" (index 0) are the same number; expected distinct numbers",
     ]
-    assert json.loads(katuna("studies", "--json", cwd=tmp_path).stdout) == []
+    assert not (tmp_path / "katuna.db").exists(), "refused before the database is opened"
+
+
+@pytest.mark.slow
+def test_clashing_values_are_refused_with_every_other_problem_of_the_study(tmp_path: Path):
+    definition = clashing_study()
+    definition["parallelism"] = 9
+    definition["parameters"][0]["max"] = -10.0
+    result = katuna("run", str(write_study(tmp_path / "clash.yaml", definition)), cwd=tmp_path, check=False,
+                    columns=1000)
+    assert result.returncode == 2, result.stdout + result.stderr
+    paths = [line.partition(":")[0] for line in refusals(result)]
+    assert paths == ["parameters[0].max", "parameters[1].values[1]", "parameters[1].values[2]",
+                     "parameters[1].values[3]", "parameters[2].values[1]", "parallelism"], refusals(result)
+    assert not (tmp_path / "katuna.db").exists(), "refused before the database is opened"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["render", "convert"])
+def test_render_and_convert_refuse_clashing_values_as_run_does(tmp_path: Path, command: str):
+    result = katuna(command, str(write_study(tmp_path / "clash.yaml", clashing_study())), cwd=tmp_path, check=False,
+                    columns=1000)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert [line.partition(":")[0] for line in refusals(result)] == [
+        "parameters[1].values[1]", "parameters[1].values[2]", "parameters[1].values[3]", "parameters[2].values[1]"]
+    assert result.stdout == ""
+
+
+def test_clashing_values_are_no_problem_of_a_study_whose_name_is_stored_and_the_store_is_asked_only_then():
+    asked: list[str] = []
+
+    def stored(name: str) -> bool:
+        asked.append(name)
+        return True
+
+    assert parse_study(study_definition(name="plain"), stored=stored).name == "plain"
+    assert parse_study(clashing_study(), stored=stored).name == "clash"
+    assert asked == ["clash"]
+    with pytest.raises(InvalidStudy) as refused:
+        parse_study(clashing_study())
+    assert [p.path for p in refused.value.problems] == [
+        "parameters[1].values[1]", "parameters[1].values[2]", "parameters[1].values[3]", "parameters[2].values[1]"]
 
 
 @pytest.mark.slow
@@ -308,7 +349,7 @@ def test_a_katib_discrete_list_giving_a_number_twice_is_refused_at_its_feasible_
     assert result.returncode == 2, result.stdout + result.stderr
     assert refusals(result) == ['spec.parameters[1].feasibleSpace.list[2]: "1.6e1" and "16" (index 0) are the same '
                                 'number; expected distinct numbers'], "categorical strings are told apart as text"
-    assert json.loads(katuna("studies", "--json", cwd=tmp_path).stdout) == []
+    assert not (tmp_path / "katuna.db").exists(), "refused before the database is opened"
 
 
 @pytest.mark.slow
@@ -316,7 +357,8 @@ def test_a_study_stored_before_list_values_were_checked_resumes_and_shows(tmp_pa
     """A stored study is never rejected again: submitted again to resume it, it is the stored one."""
     definition = clashing_study()
     store = SqliteStore(tmp_path / "katuna.db")
-    store.add_study(StudyRecord(parse_study(definition), definition, str(tmp_path), uid="stored-earlier"))
+    store.add_study(StudyRecord(parse_study(definition, stored=lambda name: True), definition, str(tmp_path),
+                                uid="stored-earlier"))
     store.close()
     result = katuna("run", str(write_study(tmp_path / "clash.yaml", definition)), cwd=tmp_path)
     assert "Study clash: completed (max trials reached (2))" in result.stdout

@@ -6,15 +6,16 @@ A trial receives a value as text (:func:`functions.core.template.format_value`):
 ``0.0 == -0.0``, so what the sampler learns of one is filed under the other. A discrete
 parameter's values are numbers, so ``"16"`` and ``16.0`` are one value given twice.
 
-Checked when a study is submitted under a name not stored yet
-(:func:`functions.handlers.base.store_study`), never when a stored study is submitted again to
-resume it, edited, restarted or read back: a study accepted before this check runs on as it was.
+Checked by the validator (:func:`functions.core.validate.parse_study`) with every other problem
+of a study, for a study submitted under a name not stored yet and by ``katuna render`` and
+``convert``; never when a stored study is submitted again to resume it, edited, restarted or
+read back: a study accepted before this check runs on as it was.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -23,9 +24,9 @@ from functions.core.parameters import CategoricalParameter, DiscreteParameter, P
 from functions.core.template import format_value
 
 
-def clashes(parameters: tuple[Parameter, ...]) -> list[Problem]:
+def clashes(parameters: Sequence[Parameter | None]) -> list[Problem]:
     """A problem for each value that an earlier value of its parameter cannot be told apart from,
-    at ``parameters[i].values[j]``."""
+    at ``parameters[i].values[j]`` (None stands for a parameter with problems of its own)."""
     problems = []
     for i, parameter in enumerate(parameters):
         if isinstance(parameter, (CategoricalParameter, DiscreteParameter)):

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from functions.core.strict_json import NON_FINITE, json_value
 from functions.core.trial_kinds import KINDS
 
 SOURCE = "/katuna"
@@ -142,21 +143,6 @@ def trial_progress(study: str, uid: str, number: int, attempt: int, step: int, v
         id=derived_id("progress", uid, number, attempt, step),
         subject=f"{study}/{number}",
     )
-
-
-NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
-"""How a ``trial.progress`` carries a value JSON has no number for. The pruner must see NaN and
-the infinities (Optuna's pruners stop a trial whose values turned NaN), but the event travels as
-JSON, through a Knative broker and whatever else reads it, and JSON has no ``NaN`` or
-``Infinity``: such a value is sent as its name."""
-
-
-def json_value(value: float) -> float | str:
-    """``value`` as a progress event carries it: a finite number as it is, else its name in
-    :data:`NON_FINITE`."""
-    if math.isfinite(value):
-        return value
-    return "nan" if math.isnan(value) else "inf" if value > 0 else "-inf"
 
 
 def progress_value(data: Mapping[str, Any]) -> float:

@@ -15,7 +15,7 @@ from functions.core import bounded_yaml, katib, resources, studyjob
 from functions.core.errors import InvalidStudy, Problem, UnparseableStudy, UnreadableFile
 from functions.core.limits import DEFAULTS, Limits
 from functions.core.spec import Study
-from functions.core.validate import parse_study
+from functions.core.validate import none_stored, parse_study
 from functions.core.warm import FileResult
 
 
@@ -71,15 +71,17 @@ def load_study(text: str, read_file: Callable[[str], str] | None = None,
 
 
 def load_definition(definition: dict[str, Any], read_file: Callable[[str], str] | None = None,
-                    limits: Limits = DEFAULTS) -> tuple[Study, dict[str, Any]]:
+                    limits: Limits = DEFAULTS, stored: Callable[[str], bool] = none_stored
+                    ) -> tuple[Study, dict[str, Any]]:
     """The validated study a parsed definition (native, Katib Experiment, StudyJob or resource) stands for,
-    and the definition itself."""
+    and the definition itself; ``stored`` tells whether a study of a name is stored already
+    (:func:`functions.core.validate.parse_study`)."""
     study = native(definition, limits)
     warm = study.get("warmStart")
     if isinstance(warm, dict) and "file" in warm:
         study = {**study, "warmStart": _inline(warm, read_file)}
     try:
-        return parse_study(study, limits), definition
+        return parse_study(study, limits, stored), definition
     except InvalidStudy as exc:
         raise InvalidStudy(in_definition(definition, exc.problems)) from exc
 

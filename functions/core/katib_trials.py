@@ -18,6 +18,7 @@ from typing import Any
 from functions.core.naming import EARLIER, OTHER, OWN
 from functions.core.records import COMPLETE, FAIL, PRUNED, RUNNING, StudyRecord, TrialRecord
 from functions.core.resources import KATIB_API_VERSIONS, Origin, timestamp
+from functions.core.strict_json import finite
 
 EXPERIMENT_LABEL = "katib.kubeflow.org/experiment"
 PLURAL = "trials"
@@ -90,7 +91,8 @@ def holder(found: Mapping[str, Any], experiment: str, uid: str) -> str:
 
 def trial_status(trial: TrialRecord) -> dict[str, Any]:
     """Katib's Trial status: Created, then Running while it runs, then its end, with the
-    observation of the metrics katuna parsed."""
+    observation of the metrics katuna parsed (one that is NaN or an infinity by its name, as
+    :mod:`functions.core.strict_json` writes it)."""
     def condition(kind: str, reason: str, when: float | None, status: str = "True") -> dict[str, Any]:
         return {"type": kind, "status": status, "reason": reason, "message": trial.reason or reason,
                 "lastTransitionTime": timestamp(when), "lastUpdateTime": timestamp(when)}
@@ -106,4 +108,4 @@ def trial_status(trial: TrialRecord) -> dict[str, Any]:
         status["completionTime"] = timestamp(trial.finished_at)
     if trial.metrics:
         status["observation"] = {"metrics": metrics(trial.metrics)}
-    return status
+    return finite(status)

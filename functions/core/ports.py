@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import optuna
 
+from functions.core.errors import StudyNotFound
 from functions.core.events import Event
 from functions.core.launch import TrialLaunch
 from functions.core.log_cursor import Cursor, RunningLog
@@ -115,6 +116,15 @@ class Store(Protocol):
                   released_after: float | None = None) -> list[PoolUse]:
         """Node-pool uses in the given phases (all if none), of one pool if named, and (if a
         time is given) not released, or released after it."""
+
+
+def has_study(store: Store, name: str) -> bool:
+    """Whether ``store`` holds a study named ``name``."""
+    try:
+        store.get_study(name)
+    except StudyNotFound:
+        return False
+    return True
 
 
 class Executor(Protocol):

@@ -18,6 +18,7 @@ from typing import Any
 
 from functions.core.errors import InvalidStudy, Problem
 from functions.core.records import COMPLETED, FAILED, STOPPED, Counts, StudyRecord, TrialRecord
+from functions.core.strict_json import finite
 
 GROUP, VERSION = "katuna.dev", "v1"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -190,7 +191,9 @@ def study_status(record: StudyRecord, counts: Counts, best: Sequence[TrialRecord
 
     ``best`` is the best trial first (one objective: ``currentOptimalTrial``), or the Pareto front
     of a study of several objectives, best first on the first objective (``paretoFront``: no one
-    trial is optimal there, so ``currentOptimalTrial`` is left out)."""
+    trial is optimal there, so ``currentOptimalTrial`` is left out). A metric that is NaN or an
+    infinity is its name (:mod:`functions.core.strict_json`): the API server takes only JSON,
+    and the status read back then equals the one computed again."""
     spec = record.spec
     created = _condition("Created", "StudyCreated", f"study {record.name} accepted", record.created_at)
     conditions = [created]
@@ -219,7 +222,7 @@ def study_status(record: StudyRecord, counts: Counts, best: Sequence[TrialRecord
     """None: left out, so nothing an earlier refusal wrote stays."""
     if record.completed_at is not None:
         status["completionTime"] = timestamp(record.completed_at)
-    return status | _best(record, best, origin)
+    return finite(status | _best(record, best, origin))
 
 
 def _best(record: StudyRecord, best: Sequence[TrialRecord], origin: Origin) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import yaml
@@ -37,6 +37,7 @@ from functions.core.formats import load_definition
 from functions.core.katib_paths import TYPED_FIELDS_ANNOTATION
 from functions.core.limits import DEFAULTS, Limits
 from functions.core.spec import Study
+from functions.core.validate import none_stored
 
 SOURCE_ANNOTATION = "katuna.dev/trial-template-source"
 """Where a stored definition's trial template was read from (``ConfigMap <namespace>/<name>, key <key>``)."""
@@ -49,14 +50,15 @@ WORKER_TEMPLATES = "worker-template"
 DEFAULT_WORKER_TEMPLATE = "defaultWorkerTemplate.yaml"
 MAX_NAME = 253
 
-def load(definition: dict[str, Any], cluster: ClusterTemplates | None, limits: Limits = DEFAULTS
-         ) -> tuple[Study, dict[str, Any]]:
+def load(definition: dict[str, Any], cluster: ClusterTemplates | None, limits: Limits = DEFAULTS,
+         stored: Callable[[str], bool] = none_stored) -> tuple[Study, dict[str, Any]]:
     """The validated study of ``definition`` with any template held in a ConfigMap read from
     ``cluster`` (None: no cluster to read from), and the definition to store (the template
-    inline). Every problem is reported at once: those of reading the template, then the rest."""
+    inline). Every problem is reported at once: those of reading the template, then the rest.
+    ``stored`` tells whether a study of a name is stored already (:func:`functions.core.validate.parse_study`)."""
     resolved, problems = inline(definition, cluster)
     try:
-        study, _ = load_definition(resolved, limits=limits)
+        study, _ = load_definition(resolved, limits=limits, stored=stored)
     except InvalidStudy as exc:
         if not problems:
             raise

@@ -2,18 +2,23 @@
 
 Each problem names its field path (``parameters[1].max``) and what was expected. Unknown
 fields are problems too, so a misspelt key is caught instead of silently ignored.
+
+List values a trial or the sampler cannot tell apart (:mod:`functions.core.choices`) are
+problems of a new study only: one stored before that check was made is taken as it was when it
+is submitted again to resume it, edited or restarted, so the caller says which names are stored.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
 from functions.core import quantiles, template
+from functions.core.choices import clashes
 from functions.core.cluster import parse_cluster
 from functions.core.errors import InvalidStudy, Problem
 from functions.core.limits import DEFAULTS, MAX_SEED, Limits
@@ -58,9 +63,17 @@ _TOP = {
 }
 
 
-def parse_study(data: Any, limits: Limits = DEFAULTS) -> Study:
+def none_stored(name: str) -> bool:
+    """No study is stored: every study is new (the default of :func:`parse_study`)."""
+    return False
+
+
+def parse_study(data: Any, limits: Limits = DEFAULTS, stored: Callable[[str], bool] = none_stored) -> Study:
     """A validated :class:`Study` from the native format, or :class:`InvalidStudy` listing every
-    problem; ``limits`` bound what the study may ask of the service."""
+    problem; ``limits`` bound what the study may ask of the service. ``stored`` tells whether a
+    study of a name is stored already (asked only of a study whose list values clash, which are
+    then no problem: the stored study runs on as it was); by default none is, as for ``katuna
+    render`` and ``convert``."""
     r = Reader()
     top = r.mapping(data, "", _TOP)
     if not isinstance(data, Mapping):
@@ -70,7 +83,9 @@ def parse_study(data: Any, limits: Limits = DEFAULTS) -> Study:
     if name is not None and (len(name) > 63 or not DNS1123_LABEL.fullmatch(name)):
         r.fail("name", "expected a DNS-1123 label: lower-case letters, digits and '-', starting and ending alphanumeric, at most 63 characters")
     objectives, additional, strategies = _objective(r, top.get("objective"))
-    parameters = _parameters(r, top.get("parameters"), limits)
+    listed = _parameters(r, top.get("parameters"), limits)
+    parameters = tuple(p for p in listed if p is not None)
+    _check_values(r, listed, name, stored)
     algorithm = _algorithm(r, top.get("algorithm"), limits)
     parallelism = r.get(top, "parallelism", "", "int")
     max_trials = r.get(top, "maxTrials", "", "int")
@@ -123,6 +138,14 @@ def parse_study(data: Any, limits: Limits = DEFAULTS) -> Study:
     if problems:
         raise InvalidStudy(problems)
     return study
+
+
+def _check_values(r: Reader, listed: list[Parameter | None], name: str | None, stored: Callable[[str], bool]) -> None:
+    """List values a trial or the sampler cannot tell apart (:func:`clashes`) are problems, unless
+    the study's name is stored already: the store is asked only when some clash."""
+    clashing = clashes(listed)
+    if clashing and not (name is not None and stored(name)):
+        r.problems += clashing
 
 
 def _check_counts(r: Reader, parallelism: int | None, max_trials: int | None, max_failed: int | None) -> None:
@@ -181,19 +204,20 @@ def _one_objective(r: Reader, data: Any, path: str, name_key: str) -> Objective 
     return Objective(metric, direction, float(goal) if goal is not None else None)
 
 
-def _parameters(r: Reader, data: Any, limits: Limits) -> tuple[Parameter, ...]:
+def _parameters(r: Reader, data: Any, limits: Limits) -> list[Parameter | None]:
+    """Each parameter at its index in ``data``; None for one with problems."""
     if not isinstance(data, list) or not data:
         r.fail("parameters", "required; expected a non-empty list of parameters")
-        return ()
+        return []
     if len(data) > limits.parameters:
         r.fail("parameters", f"expected at most {limits.parameters:,} (set by KATUNA_MAX_PARAMETERS), got {len(data):,}")
-        return ()
+        return []
     parameters = [_parameter(r, item, f"parameters[{i}]", limits) for i, item in enumerate(data)]
     names = _names(data)
     for dup in sorted({n for n in names if n is not None and names.count(n) > 1}):
         r.fail("parameters", f"parameter {dup!r} is defined more than once")
     _check_conditions(r, parameters)
-    return tuple(p for p in parameters if p is not None)
+    return parameters
 
 
 def _check_conditions(r: Reader, parameters: list[Parameter | None]) -> None:

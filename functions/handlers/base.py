@@ -18,10 +18,9 @@ import optuna
 from optuna.trial import TrialState
 
 from functions.core import resume, template, tfevents
-from functions.core.choices import clashes
 from functions.core.cluster import Cluster
 from functions.core.conflicts import study_conflict
-from functions.core.errors import InvalidStudy, StudyConflict, StudyNotFound
+from functions.core.errors import InvalidStudy, StudyConflict
 from functions.core.events import STUDY_CREATED, Event, derived_id, study_completed, trial_suggested
 from functions.core.katib_trials import trial_name, trials_owner
 from functions.core.launch import trial_launch
@@ -29,7 +28,7 @@ from functions.core.limits import DEFAULTS, Limits
 from functions.core.metrics import Summary, parse_json_lines, parse_text
 from functions.core.node_hours import LOOK_EVERY
 from functions.core.pool_count import HOLDING, held_pools, pools_problem
-from functions.core.ports import Clock, Executor, NodePools, Nodes, Resources, RunningLogs, Store
+from functions.core.ports import Clock, Executor, NodePools, Nodes, Resources, RunningLogs, Store, has_study
 from functions.core.records import COMPLETE, FAILED, RUNNING, STUDY_RUNNING, WAITING, Counts, StudyRecord, TrialRecord
 from functions.core.samplers import grid_size, sampler_for
 from functions.core.space import distribution, sample, sampler_params, values
@@ -78,13 +77,11 @@ def store_study(deps: Deps, spec: Study, definition: dict[str, Any],
     The results of the study a warm start names are taken in the same transaction
     (:func:`warm_results`), so none can be deleted or added in between; so are the node pools
     held (:func:`_check_pool_room`), so concurrent submissions never hold more than allowed.
-    A new study's list values must be ones its trials and sampler tell apart (:func:`_check_values`).
     """
     uid = uuid.uuid4().hex[:12]
     with deps.store.transaction():
-        stored_already = _has_study(deps.store, spec.name)
+        stored_already = has_study(deps.store, spec.name)
         if not stored_already:
-            _check_values(spec, definition)
             _check_pool_room(deps, spec)
         record = StudyRecord(spec, definition, os.path.abspath(deps.workdir), uid, created_at=deps.clock(),
                              origin=origin, warm_results=None if stored_already else warm_results(deps, spec))
@@ -111,18 +108,6 @@ def store_or_restart(deps: Deps, spec: Study, definition: dict[str, Any]) -> tup
             return reopen(stored, deps, spec, definition), False
 
 
-def _check_values(spec: Study, definition: dict[str, Any]) -> None:
-    """Refuse a new study with values of a categorical or discrete parameter that its trials or
-    its sampler cannot tell apart (:class:`InvalidStudy` at each, with the definition's own
-    paths: a Katib Experiment's ``feasibleSpace.list``). Only for a name not stored yet: a study
-    stored before the check was made, submitted again to resume it, is the stored one."""
-    problems = clashes(spec.parameters)
-    if problems:
-        from functions.core.formats import in_definition  # YAML with it: only for a refusal, off the event path
-
-        raise InvalidStudy(in_definition(definition, problems))
-
-
 def _check_pool_room(deps: Deps, spec: Study) -> None:
     """Refuse a new study whose node pool would be one more than ``KATUNA_MAX_POOLS`` allows
     (:class:`InvalidStudy` at ``nodePool``). Only for a name not stored yet: a study stored under
@@ -146,7 +131,7 @@ def warm_results(deps: Deps, spec: Study) -> tuple[KnownResult, ...] | None:
     warm = spec.warm_start
     if warm is None or warm.study is None:
         return None
-    problem = missing_study(warm, _has_study(deps.store, warm.study))
+    problem = missing_study(warm, has_study(deps.store, warm.study))
     if problem is not None:
         raise InvalidStudy([problem])
     taken = _earlier_results(deps, spec, warm.study)
@@ -159,14 +144,6 @@ def warm_results(deps: Deps, spec: Study) -> tuple[KnownResult, ...] | None:
 def _earlier_results(deps: Deps, spec: Study, earlier: str) -> tuple[KnownResult, ...]:
     """The completed trials of the study ``earlier`` that fit ``spec``, as known results."""
     return study_results(spec.parameters, len(spec.objectives), deps.store.trials(earlier, (COMPLETE,)))
-
-
-def _has_study(store: Store, name: str) -> bool:
-    try:
-        store.get_study(name)
-    except StudyNotFound:
-        return False
-    return True
 
 
 def optuna_study(record: StudyRecord, deps: Deps, trial_number: int | None = None) -> optuna.Study:
@@ -192,7 +169,7 @@ def warm_start(record: StudyRecord, deps: Deps) -> Decision | None:
         return None
     taken = record.warm_results
     if taken is None and warm.study is not None:
-        if not _has_study(deps.store, warm.study):
+        if not has_study(deps.store, warm.study):
             return Decision(FAILED, lost_study(warm))
         taken = _earlier_results(deps, record.spec, warm.study)
     space = {p.name: distribution(p) for p in record.spec.parameters}

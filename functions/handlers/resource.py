@@ -18,6 +18,7 @@ the update events of katuna's own status writes change nothing.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 from functions.core import katib, resume, template_sources
@@ -27,6 +28,7 @@ from functions.core.events import Event, study_created
 from functions.core.formats import in_definition, load_definition
 from functions.core.job import missing_requests
 from functions.core.launch import trial_launch
+from functions.core.ports import has_study
 from functions.core.records import ACTIVE_STATES, STOPPED, StudyRecord
 from functions.core.resources import (
     DELETED,
@@ -98,7 +100,8 @@ def _create(deps: Deps, ref: Ref, current: Mapping[str, Any]) -> list[Event]:
     """Submit the resource's study, as ``POST /studies`` would."""
     uid, generation = current["metadata"]["uid"], current["metadata"].get("generation") or 1
     try:
-        spec, submitted = template_sources.load(definition(current), _templates(deps), deps.limits)
+        spec, submitted = template_sources.load(definition(current), _templates(deps), deps.limits,
+                                                partial(has_study, deps.store))
         refused = study_problems(spec, deps.trial_defaults)
         if refused:
             raise InvalidStudy(in_definition(submitted, refused))
@@ -124,7 +127,7 @@ def _edit(deps: Deps, stored: StudyRecord, origin: Origin, current: Mapping[str,
             _restartable(deps, stored, edited)
         else:
             _editable(kind, stored, edited, deps.store.count_trials(stored.name).created)
-        spec, submitted = load_definition(edited, limits=deps.limits)
+        spec, submitted = load_definition(edited, limits=deps.limits, stored=partial(has_study, deps.store))
     except InvalidStudy as exc:
         problems = "; ".join(str(p) for p in spec_paths(kind, exc.problems))
         return _refuse(deps, stored, origin, generation, f"the edit is invalid: {problems}")

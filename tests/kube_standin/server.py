@@ -82,6 +82,11 @@ def parse(method: str, raw_path: str, body: dict | None, content_type: str) -> C
                 version or core)
 
 
+def _no_constant(name: str) -> float:
+    """A bare ``NaN`` or ``Infinity`` is no JSON: the API server's decoder (Go's) refuses the body."""
+    raise ValueError(f"invalid character {name[0]!r} looking for beginning of value ({name} is not JSON)")
+
+
 def warning(text: str) -> str:
     """A ``Warning`` header's value as the API server sends it (RFC 7234: code 299, no agent)."""
     quoted = text.replace("\\", "\\\\").replace('"', '\\"')
@@ -119,7 +124,7 @@ def handler(cluster) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             content_type = self.headers.get("Content-Type", "").partition(";")[0].strip()
             try:
-                body = json.loads(self.rfile.read(length)) if length else None
+                body = json.loads(self.rfile.read(length), parse_constant=_no_constant) if length else None
             except ValueError as exc:
                 if content_type != APPLY_PATCH:
                     self._send(400, status(400, "BadRequest", f"the body of the request is no JSON: {exc}"))

@@ -41,6 +41,9 @@ if args.mode == "hang":
 if args.mode == "nan":
     print(json.dumps({"loss": float("nan")}))
     sys.exit(0)
+if args.mode == "wild-metrics":  # a finite objective beside metrics that are NaN or infinite
+    print(f"epoch=1 loss={loss + 1:.6f} grad=nan norm=inf", f"loss={loss:.6f} grad=0.5 norm=-inf", sep="\n")
+    sys.exit(0)
 if args.mode == "huge":  # steps and numbers beyond what Optuna, the store or a float holds
     print(f"step=1e30 loss={loss + 2:.6f}", f"epoch=-1 loss={loss + 1:.6f}", f"loss={loss:.6f}", sep="\n")
     print(json.dumps({"step": 1e30, "loss": loss + 2}), json.dumps({"epoch": -1, "loss": loss + 1}),

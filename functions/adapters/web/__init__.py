@@ -14,6 +14,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from functions.adapters.web import api, functions_ce, guard, ui
 from functions.adapters.web.auth import bearer, csrf_matches, current_session, has_token
 from functions.adapters.web.errors import error_response
+from functions.adapters.web.json_provider import StrictJSONProvider
 from functions.adapters.web.oidc import Verifier
 from functions.core.application import Application, ServiceSettings
 from functions.core.errors import KatunaError
@@ -26,6 +27,7 @@ log = logging.getLogger("katuna.web")
 def create_app(runtime: Application) -> Flask:
     """The WSGI application over ``runtime`` (whose broker thread it starts)."""
     app = Flask("katuna")
+    app.json = StrictJSONProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = runtime.settings.max_body
     app.extensions["katuna"] = runtime
     if runtime.settings.oidc_audience:

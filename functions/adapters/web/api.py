@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context, url_for
 
@@ -14,6 +15,7 @@ from functions.core.events import study_completed
 from functions.core.formats import parse_text
 from functions.core.launch import trial_launch
 from functions.core.lines import capped, what_is_left
+from functions.core.ports import has_study
 from functions.core.template_sources import load
 from functions.core.views import study_view, trial_view
 
@@ -55,9 +57,11 @@ def create_study():
     """Submit a study (YAML or JSON; the content type is checked with every write): 201 when
     new, 200 when the identical one exists, or when an ended Katib Experiment restarts with the
     trial budget the definition raises. A trial template held in a ConfigMap is read where
-    trials run on Kubernetes, and stored inline."""
+    trials run on Kubernetes, and stored inline. List values that clash are refused only in a
+    study not stored yet (:func:`functions.core.validate.parse_study`)."""
     runtime = _runtime()
-    spec, definition = load(parse_text(request.get_data(as_text=True)), runtime.templates, runtime.settings.limits)
+    spec, definition = load(parse_text(request.get_data(as_text=True)), runtime.templates, runtime.settings.limits,
+                            partial(has_study, runtime.store()))
     record, created = runtime.submit(spec, definition)
     body = {"name": record.name, "status": record.status, "links": _links(record.name)}
     response = jsonify(body)

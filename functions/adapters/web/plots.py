@@ -2,17 +2,18 @@
 
 Each chart is a plotly figure built server-side by :mod:`optuna.visualization` and sent to the
 page as plotly JSON, which the page draws with plotly.js (the bundle the ``plotly`` package ships).
+plotly writes strict JSON: a NaN or infinite value is ``null``, which plotly.js draws as a gap.
 The dashboard imports this module on the first chart request, so workers start without it.
 """
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import optuna
+import plotly.io
 from optuna import visualization as vis
 from optuna.trial import FrozenTrial
 
@@ -67,7 +68,7 @@ def figure_json(storage: optuna.storages.BaseStorage, record: StudyRecord, kind:
     margin = {"l": 60, "r": 40, "t": top, "b": 50}
     if isinstance(fig, dict):
         fig["layout"] = {"margin": margin}
-        return json.dumps(fig, default=float)
+        return plotly.io.to_json(fig, validate=False)
     if kind != "contour":
         fig.update_layout(title=None)
     fig.update_layout(margin=margin, template="plotly_white")

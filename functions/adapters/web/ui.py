@@ -8,7 +8,6 @@ form used when ``KATUNA_API_TOKEN`` is set.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections import OrderedDict
 from dataclasses import replace
@@ -41,6 +40,7 @@ from functions.core.launch import trial_launch
 from functions.core.lines import what_is_left
 from functions.core.pareto import best_trials
 from functions.core.records import ACTIVE_STATES, TrialQuery
+from functions.core.strict_json import dumps
 from functions.core.views import study_view, trial_view
 
 blueprint = Blueprint("ui", __name__, url_prefix="/ui", static_folder="static", template_folder="templates")
@@ -179,7 +179,7 @@ def plot(name: str, kind: str):
         try:
             body = plots.figure_json(store.optuna_storage(), record, kind, params, objective)
         except plots.NoChart as exc:
-            body = json.dumps({"message": str(exc)})
+            body = dumps({"message": str(exc)})
         chart_cache.put(key, body)
     return Response(body, mimetype="application/json")
 
