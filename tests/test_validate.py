@@ -322,6 +322,19 @@ def test_render_and_convert_refuse_clashing_values_as_run_does(tmp_path: Path, c
     assert result.stdout == ""
 
 
+@pytest.mark.parametrize("values", [["16", "many"], [None, {}, [1], 1, 1.0], ["1", None, "1"]])
+def test_a_list_with_values_of_the_wrong_kind_gets_its_own_problems_and_no_clash(values: list):
+    """Values no list may hold, or the same value twice, are refused as such; they are never
+    compared as clashing choices (nor break the comparison)."""
+    definition = study_definition(parameters=[{"name": "x", "type": "float", "min": 0, "max": 1},
+                                              {"name": "d", "type": "discrete", "values": values},
+                                              {"name": "c", "type": "categorical", "values": values}])
+    found = problems(definition)
+    assert found and all(p.startswith(("parameters[1].values", "parameters[2].values", "parameters[2]: 'c'",
+                                       "parameters[1]: 'd'")) for p in found), found
+    assert not any("tell apart" in p or "Optuna compares" in p or "same number" in p for p in found), found
+
+
 def test_clashing_values_are_no_problem_of_a_study_whose_name_is_stored_and_the_store_is_asked_only_then():
     asked: list[str] = []
 

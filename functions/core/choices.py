@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Hashable, Sequence
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from functions.core.errors import Problem
@@ -29,9 +29,16 @@ def clashes(parameters: Sequence[Parameter | None]) -> list[Problem]:
     at ``parameters[i].values[j]`` (None stands for a parameter with problems of its own)."""
     problems = []
     for i, parameter in enumerate(parameters):
-        if isinstance(parameter, (CategoricalParameter, DiscreteParameter)):
+        if isinstance(parameter, (CategoricalParameter, DiscreteParameter)) and _plain(parameter.values):
             problems += _clashes(f"parameters[{i}]", parameter.values, isinstance(parameter, DiscreteParameter))
     return problems
+
+
+def _plain(values: tuple[Any, ...]) -> bool:
+    """Distinct values of the kinds a list may hold: any other list has problems of its own, which
+    the study's validation reports."""
+    return (all(v is None or isinstance(v, str | int | float) for v in values)
+            and len({repr(v) for v in values}) == len(values))
 
 
 def _clashes(path: str, values: tuple[Any, ...], numbers: bool) -> list[Problem]:
@@ -51,14 +58,19 @@ def _clashes(path: str, values: tuple[Any, ...], numbers: bool) -> list[Problem]
 
 def _keys(value: Any, numbers: bool) -> list[tuple[str, Hashable]]:
     keys: list[tuple[str, Hashable]] = [("text", format_value(value)), ("equal", value)]
-    if numbers:
-        keys.append(("number", _number(value)))
+    number = _number(value) if numbers else None
+    if number is not None:
+        keys.append(("number", number))
     return keys
 
 
-def _number(value: Any) -> Decimal:
-    """A discrete value as the exact number it spells (a float as its shortest repr)."""
-    return Decimal(repr(value) if isinstance(value, float) else value)
+def _number(value: Any) -> Decimal | None:
+    """A discrete value as the exact number it spells (a float as its shortest repr); None for
+    one that spells none, which the study's validation refuses on its own."""
+    try:
+        return Decimal(repr(value) if isinstance(value, float) else value)
+    except (InvalidOperation, TypeError, ValueError):
+        return None
 
 
 def _why(value: Any, other: Any, index: int) -> str:
