@@ -28,7 +28,7 @@ from functions.core.cluster_templates import ClusterTemplates
 from functions.core.errors import TemporaryError
 from functions.core.events import Event, study_created
 from functions.core.node_hours import NodeSeen
-from functions.core.ports import Executor, RunningLogs
+from functions.core.ports import Admissions, Executor, RunningLogs
 from functions.core.records import StudyRecord
 from functions.core.resources import Ref
 from functions.core.spec import Study
@@ -62,6 +62,8 @@ class Runtime:
                                  sink_senders.LEASE_SECONDS if settings.events == "reply" else LEASE_SECONDS)
         self.logs: RunningLogs | None = None
         """Where running trials' progress is read from their logs: the trial Jobs' pods."""
+        self.admissions: Admissions | None = None
+        """Where launched trials may wait to be admitted: the trial Jobs (Kueue suspends them)."""
         self.executor = self._executor()
         self.node_pools = node_pools(settings)
         self.resources = ClusterResources(settings.k8s_api, watched_namespace(settings), settings.katib_api,
@@ -84,7 +86,7 @@ class Runtime:
 
             api = api_client(self.settings.k8s_api, self.settings.remote_timeout)
             executor = KubernetesExecutor(self.settings.cluster_defaults(), api, self.settings.report_url, clock=self.clock)
-            self.logs = executor
+            self.logs = self.admissions = executor
             return executor
         return LocalExecutor(self.settings.logs, self.publish, pass_env=self.settings.trial_env)
 
@@ -110,7 +112,7 @@ class Runtime:
         return Deps(self.store(), self.executor, self.clock, node_pools=self.node_pools, resources=self.resources,
                     workdir=str(self.settings.workdir.resolve()), limits=self.settings.limits,
                     trial_defaults=self.settings.cluster_defaults(), nodes=self.nodes,
-                    node_look_seconds=self.settings.node_look_seconds, logs=self.logs,
+                    node_look_seconds=self.settings.node_look_seconds, logs=self.logs, admissions=self.admissions,
                     pool_wait=self.settings.pool_wait)
 
     def dispatcher(self) -> Dispatcher:

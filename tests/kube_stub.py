@@ -106,6 +106,9 @@ class KubeStub(ApiServer, Workloads):
         runs short of: memory or ephemeral-storage)``, or None (:meth:`Kubelets.exhaust`)."""
         self.events: list[dict] = []
         """The controllers' Events (:meth:`record_event`): a create they were refused, for one."""
+        self.queued = False
+        """Kueue with ``manageJobsWithoutQueueName``: its webhook creates every Job suspended, and
+        the Job runs once its queue admits it (:meth:`set_suspended`)."""
         self.bookmark_seconds = 1.0
         self.pod_index: dict[str, int] = {}
         self.job_controller = JobController(self.clock)
@@ -326,6 +329,15 @@ class KubeStub(ApiServer, Workloads):
             if code == 200:
                 self.status_writes.append((plural, name, snapshot(body.get("status") or {})))
             return code, body
+
+    def set_suspended(self, namespace: str, name: str, suspended: bool) -> None:
+        """Suspend or resume a Job (``spec.suspend``), as Kueue patches it when its queue admits
+        the Job, or takes its admission back to preempt it."""
+        with self.lock:
+            job = self.jobs[(namespace, name)]
+            job["spec"]["suspend"] = suspended
+            job["metadata"]["generation"] += 1
+            self.history.record("MODIFIED", "jobs", job)
 
     # the controllers' side
 

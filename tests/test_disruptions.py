@@ -114,7 +114,7 @@ def test_with_a_memory_limit_the_same_trial_fails_at_once_out_of_memory(service:
     submit(service, hanging_study("limited", {"cpu": "500m", "memory": "1Gi"}, max_attempts=3))
     trial = only_trial(service, "limited")
     assert (trial["state"], trial["attempt"], trial["exitCode"]) == ("FAIL", 1, 137)
-    assert "container exited with code 137 (OOMKilled)" in trial["reason"]
+    assert "container trial exited with code 137 (OOMKilled)" in trial["reason"]
     assert made(kube, "limited-0") == 1
 
 

@@ -249,6 +249,21 @@ def test_a_trial_spec_job_may_not_replace_pods_before_they_fail():
     parse_study(definition)
 
 
+def test_a_trial_spec_job_may_not_be_suspended():
+    """A suspended Job makes no pods: its trial would wait for ever. Kueue suspends and resumes
+    the Jobs it queues itself; a template has no reason to."""
+    definition = study_definition(name="suspended")
+    definition["trialTemplate"] = {"trialSpec": {
+        "apiVersion": "batch/v1", "kind": "Job", "spec": {"suspend": True, "template": {
+            "spec": {"containers": [{"name": "t", "image": "python:3.12", "command": ["python", "-c", "1"],
+                                     "args": ["${trialParameters.x}"]}]}}}}}
+    assert problems(definition) == [
+        "trialTemplate.trialSpec.spec.suspend: expected false or nothing, got True: a suspended Job makes no pods, "
+        "so its trial would never run (an admission controller such as Kueue suspends and resumes Jobs itself)"]
+    definition["trialTemplate"]["trialSpec"]["spec"]["suspend"] = False
+    parse_study(definition)
+
+
 def test_primary_pod_labels_must_be_labels_a_selector_can_name():
     """They become the label selector that finds the primary pods: the API server answers 400
     to a selector of a key or value no label can have, at every read of the trial's pods."""

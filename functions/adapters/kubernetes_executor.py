@@ -20,6 +20,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any, cast
 
@@ -38,6 +39,7 @@ from functions.adapters.kubernetes_status import (
     image_of,
     oldest_first,
     ran,
+    suspended_since,
 )
 from functions.adapters.kubernetes_workloads import (
     Workloads,
@@ -59,6 +61,7 @@ from functions.core.lines import bounded_lines
 from functions.core.log_cursor import Cursor, RunningLog, written_at
 from functions.core.log_rotation import LogStart
 from functions.core.naming import OWN
+from functions.core.ports import Look
 from functions.core.timeouts import REMOTE_TIMEOUT
 
 log = logging.getLogger("katuna.kubernetes")
@@ -225,7 +228,8 @@ class KubernetesExecutor:
         return 0
 
     def poll(self, launch: TrialLaunch) -> Event | None:
-        """The attempt's end, read from its Job and pods, with the image digest its pod reports.
+        """The attempt's end, read from its Job and pods, with the image digest its pod reports
+        (:meth:`look`).
 
         A trial's timeout counts from the start of its container in the Job's current pod (the
         latest one not disrupted): a running trial past it is reported as timed out (the
@@ -233,18 +237,47 @@ class KubernetesExecutor:
         replacement starts a fresh timeout. The Job's own deadline is only a backstop (the
         timeout plus the start allowance, see :func:`functions.core.job.job_deadline`). A running
         Job that lost more pods to disruptions than the trial may lose is reported as preempted
-        with their count (:meth:`_running`); the handler deletes it.
+        with their count (:meth:`_running`); the handler deletes it. A Job held suspended longer
+        than the start allowance is reported as timed out (:meth:`_held`).
         """
+        return self.look(launch).finished
+
+    def look(self, launch: TrialLaunch) -> Look:
+        """The attempt's end as :meth:`poll` reads it, and while its Job is suspended (an admission
+        controller such as Kueue holds it until a queue admits it), why: see :meth:`_held`."""
         if not is_job(launch) or own_conditions(launch):
-            return self._poll_workload(launch)
+            return Look(self._poll_workload(launch))
         job = self._job(launch)
-        ids = (launch.study, launch.uid, launch.number, launch.attempt)
         if job is None:
-            return trial_finished(*ids, outcome="preempted", message=f"Job {launch.job_name} disappeared")
+            return Look(trial_finished(launch.study, launch.uid, launch.number, launch.attempt, outcome="preempted",
+                                       message=f"Job {launch.job_name} disappeared"))
         condition = final_condition(job)
+        held = suspended_since(job)
+        if condition is None and held is not None:
+            return self._held(launch, *held)
         if condition is None:
             created = job.metadata.creation_timestamp if job.metadata else None
-            return self._running(launch, created.timestamp() if created is not None else None)
+            return Look(self._running(launch, created.timestamp() if created is not None else None))
+        return Look(self._ended(launch, job, condition))
+
+    def _held(self, launch: TrialLaunch, since: float, why: str) -> Look:
+        """A suspended Job makes no pods and its deadline does not run, so only katuna can end
+        its wait: it may wait as long as the start allowance (``KATUNA_K8S_START_ALLOWANCE``),
+        counted from its latest suspension, and is then reported as timed out (the handler
+        deletes it). Until then, why it waits."""
+        allowance = (launch.cluster or Cluster()).with_defaults(self._defaults).start_allowance or 0
+        stamp = datetime.fromtimestamp(since, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        words = (f"its Job is suspended since {stamp} ({why}): an admission controller such as Kueue holds it "
+                 "until a queue admits it")
+        if self._clock() - since < allowance:
+            return Look(None, f"{words}; it times out if still suspended after the start allowance of {allowance}s")
+        return Look(trial_finished(launch.study, launch.uid, launch.number, launch.attempt, outcome="timeout",
+                                   message=f"{words}, and it waited past the start allowance of {allowance}s "
+                                           "(KATUNA_K8S_START_ALLOWANCE)"))
+
+    def _ended(self, launch: TrialLaunch, job: Any, condition: Any) -> Event:
+        """The end of an attempt whose Job has its final ``condition``."""
+        ids = (launch.study, launch.uid, launch.number, launch.attempt)
         pods = self._pods(launch)
         image_id = image_of(pods, primary_container_name(launch))
         if condition.reason != "DeadlineExceeded" and not any(ran(p) for p in pods):
@@ -257,7 +290,7 @@ class KubernetesExecutor:
                 f"its Job ran past its deadline ({deadline}s from the Job's start: the trial's timeout plus "
                 f"the start allowance for waiting for a node, pulling the image and runs lost to preemption; "
                 f"{condition.message})"))
-        code, reason = exit_of(pods)
+        code, reason = exit_of(pods, primary_container_name(launch))
         return trial_finished(*ids, outcome="exited", exit_code=code if code else 1,
                               message=f"Job failed: {condition.reason}: {condition.message}; {reason}",
                               image_id=image_id)
@@ -280,7 +313,7 @@ class KubernetesExecutor:
             return trial_finished(*ids, outcome="preempted", message=_lost(launch, pods))
         if ended.succeeded:
             return trial_finished(*ids, outcome="exited", exit_code=0, image_id=image_id)
-        code, reason = exit_of(pods)
+        code, reason = exit_of(pods, primary_container_name(launch))
         return trial_finished(*ids, outcome="exited", exit_code=code if code else 1, image_id=image_id,
                               message=f"{kind} failed: {ended.reason}: {ended.message}; {reason}")
 

@@ -21,6 +21,19 @@ def final_condition(job: Any) -> Any | None:
     return None
 
 
+def suspended_since(job: Any) -> tuple[float, str] | None:
+    """While the Job is suspended (``spec.suspend``), since when (its ``Suspended`` condition's
+    last transition, else its creation; seconds since the epoch) and why (the condition's
+    reason and message); None when it is not."""
+    if job.spec is None or not job.spec.suspend:
+        return None
+    condition = next((c for c in (job.status.conditions or []) if c.type == "Suspended" and c.status == "True"),
+                     None) if job.status else None
+    if condition is None or condition.last_transition_time is None:
+        return job.metadata.creation_timestamp.timestamp(), "spec.suspend is true"
+    return condition.last_transition_time.timestamp(), f"{condition.reason}: {condition.message}"
+
+
 def disrupted(pod: Any) -> bool:
     return any(c.type == "DisruptionTarget" and c.status == "True" for c in (pod.status.conditions or []))
 
@@ -80,10 +93,15 @@ def image_of(pods: list[Any], container: str) -> str | None:
     return None
 
 
-def exit_of(pods: list[Any]) -> tuple[int | None, str]:
+def exit_of(pods: list[Any], container: str) -> tuple[int | None, str]:
+    """How the trial's ``container`` exited in the latest pod where it has: its code, and words
+    saying so. Only the primary container's: the kubelet lists a pod's containers by name, so a
+    sidecar (an injected Istio proxy, a Vault agent) or a second container of a ``trialSpec``
+    may come first, with a code of its own."""
     for pod in reversed(pods):
         for status in pod.status.container_statuses or []:
             terminated = status.state.terminated if status.state else None
-            if terminated is not None:
-                return terminated.exit_code, f"container exited with code {terminated.exit_code} ({terminated.reason})"
-    return None, "no container status"
+            if status.name == container and terminated is not None:
+                return terminated.exit_code, (f"container {container} exited with code {terminated.exit_code} "
+                                              f"({terminated.reason})")
+    return None, f"no status of container {container}"

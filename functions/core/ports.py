@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import optuna
 
@@ -153,6 +153,23 @@ class Executor(Protocol):
         """Lines of a file the attempt wrote (the file metrics collector); none if it is absent.
         For a directory (the tfevent collector), the scalars of the TensorFlow event files under
         it, one JSON object a line (:func:`functions.core.tfevents.directory_records`)."""
+
+
+class Look(NamedTuple):
+    """What an executor found of an attempt: its ``trial.finished`` if it ended; while it has not,
+    why something other than katuna holds it back from running, if something does."""
+
+    finished: Event | None
+    held: str | None = None
+
+
+class Admissions(Protocol):
+    """Where attempts wait to be admitted after they are launched: a cluster whose admission
+    controller (Kueue) keeps each new trial Job suspended until a queue admits it."""
+
+    def look(self, launch: TrialLaunch) -> Look:
+        """The attempt's end, as :meth:`Executor.poll` reads it, and while it has not ended, why
+        it is held back from running (None when it is not)."""
 
 
 class RunningLogs(Protocol):

@@ -74,6 +74,11 @@ def _check_containers(r: Reader, trial_spec: Mapping[str, Any], primary: str | N
             r.fail(f"{PATH}.spec.podReplacementPolicy",
                    f"expected Failed or nothing, got {replacement!r}: katuna gives trial Jobs a podFailurePolicy "
                    "(a preempted pod is no failure), with which Kubernetes replaces a pod only once it has failed")
+        suspend = (trial_spec.get("spec") or {}).get("suspend")
+        if suspend not in (None, False):
+            r.fail(f"{PATH}.spec.suspend",
+                   f"expected false or nothing, got {suspend!r}: a suspended Job makes no pods, so its trial would "
+                   "never run (an admission controller such as Kueue suspends and resumes Jobs itself)")
 
 
 def containers(trial_spec: Mapping[str, Any]) -> list[tuple[Mapping[str, Any], str, Mapping[str, Any]]]:

@@ -18,6 +18,7 @@ import optuna
 from optuna.trial import TrialState
 
 from functions.core import resume, template, tfevents
+from functions.core.admission import noted
 from functions.core.cluster import Cluster
 from functions.core.conflicts import study_conflict
 from functions.core.errors import InvalidStudy, StudyConflict
@@ -28,7 +29,7 @@ from functions.core.limits import DEFAULTS, Limits
 from functions.core.metrics import Summary, parse_json_lines, parse_text
 from functions.core.node_hours import LOOK_EVERY
 from functions.core.pool_count import HOLDING, held_pools, pools_problem
-from functions.core.ports import Clock, Executor, NodePools, Nodes, Resources, RunningLogs, Store, has_study
+from functions.core.ports import Admissions, Clock, Executor, NodePools, Nodes, Resources, RunningLogs, Store, has_study
 from functions.core.records import COMPLETE, FAILED, RUNNING, STUDY_RUNNING, WAITING, Counts, StudyRecord, TrialRecord
 from functions.core.samplers import grid_size, sampler_for
 from functions.core.space import distribution, sample, sampler_params, values
@@ -66,6 +67,8 @@ class Deps:
     """Trials asked for ahead of a free slot (:mod:`functions.handlers.ahead`); 0: none."""
     logs: RunningLogs | None = None
     """Running trials' logs, where progress is read from them (:mod:`functions.handlers.progress_scan`)."""
+    admissions: Admissions | None = None
+    """Where launched attempts may wait to be admitted (:func:`look`): the trial Jobs of a cluster."""
 
 
 def store_study(deps: Deps, spec: Study, definition: dict[str, Any],
@@ -366,3 +369,27 @@ def go_on(record: StudyRecord, deps: Deps, ended: TrialRecord | None) -> list[Ev
         if waiting:
             return [ahead.refill(record, counts)]
     return ask_trials(record, deps, counts)
+
+
+def look(record: StudyRecord, trial: TrialRecord, deps: Deps) -> Event | None:
+    """The ``trial.finished`` of the running trial's attempt if it ended (:meth:`Executor.poll`).
+    Where attempts may wait to be admitted (:attr:`Deps.admissions`), the trial's reason says
+    why its attempt waits while it does, and drops that once it runs (:mod:`functions.core.admission`)."""
+    launch = trial_launch(record, trial)
+    if deps.admissions is None:
+        return deps.executor.poll(launch)
+    seen = deps.admissions.look(launch)
+    if seen.finished is None:
+        _note_held(record, trial, deps, seen.held)
+    return seen.finished
+
+
+def _note_held(record: StudyRecord, trial: TrialRecord, deps: Deps, held: str | None) -> None:
+    """Put ``held`` in the reason of the trial, while its attempt is still the one running."""
+    with deps.store.transaction():
+        current = deps.store.get_trial(record.name, trial.number)
+        if current is None or current.state != RUNNING or current.attempt != trial.attempt:
+            return
+        reason = noted(current.reason, held)
+        if reason != current.reason:
+            deps.store.update_trial(record.name, trial.number, reason=reason)

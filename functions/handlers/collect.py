@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from functions.core.admission import without_note
 from functions.core.disruptions import runs_lost
 from functions.core.errors import OutputLost
 from functions.core.events import Event, trial_suggested
@@ -119,8 +120,9 @@ def _image_digest(data: Mapping[str, Any]) -> str | None:
 
 
 def _history(earlier: str, latest: str) -> str:
-    """A trial's reason: the latest first, then what happened to its earlier attempts."""
-    return "\n".join(part for part in (latest, earlier) if part)
+    """A trial's reason: the latest first, then what happened to its earlier attempts (not why
+    the attempt that ended waited to be admitted)."""
+    return "\n".join(part for part in (latest, without_note(earlier)) if part)
 
 
 def _verdict(record: StudyRecord, data: Mapping[str, Any], metrics: dict[str, float], tail: list[str]) -> tuple[str, list[float] | None, str]:

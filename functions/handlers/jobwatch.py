@@ -7,7 +7,8 @@ running attempt of the study katuna has under that uid, is not katuna's and is i
 the end the executor reads (a Job's final ``Complete`` or ``Failed`` condition, another kind's
 success or failure condition), or the workload's disappearance, ends an attempt: the executor
 reads the workload and its pods again rather than trusting the event's copy, and the
-``trial.finished`` it returns has a derived id, so a duplicate event emits nothing new.
+``trial.finished`` it returns has a derived id, so a duplicate event emits nothing new. A Job
+suspended until a queue admits it says so in its trial's reason (:func:`~functions.handlers.base.look`).
 """
 
 from __future__ import annotations
@@ -18,9 +19,8 @@ from typing import Any
 from functions.core.cluster import ATTEMPT_LABEL, STUDY_LABEL, TRIAL_LABEL, UID_LABEL
 from functions.core.errors import StudyNotFound
 from functions.core.events import Event
-from functions.core.launch import trial_launch
 from functions.core.records import RUNNING
-from functions.handlers.base import Deps
+from functions.handlers.base import Deps, look
 
 
 def handle(event: Event, deps: Deps) -> list[Event]:
@@ -35,7 +35,7 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     if (record.uid != labels[UID_LABEL] or trial is None or trial.state != RUNNING
             or trial.attempt != int(labels[ATTEMPT_LABEL])):
         return []
-    finished = deps.executor.poll(trial_launch(record, trial))
+    finished = look(record, trial, deps)
     return [finished] if finished is not None else []
 
 

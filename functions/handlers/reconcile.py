@@ -53,7 +53,7 @@ from functions.core.records import ACTIVE_STATES, RUNNING, StudyRecord, TrialRec
 from functions.core.resources import Origin, Ref, is_study_resource, ref_of
 from functions.core.rotation import rotated
 from functions.handlers.ahead import releasable
-from functions.handlers.base import Deps, check_stop
+from functions.handlers.base import Deps, check_stop, look
 from functions.handlers.failures import count_failure, temporary
 from functions.handlers.progress_scan import scan
 from functions.handlers.writeback import behind
@@ -163,7 +163,7 @@ def _ended(record: StudyRecord, deps: Deps, running: Iterable[TrialRecord], budg
     for trial in running:
         if not budget.take():
             break
-        finished = deps.executor.poll(trial_launch(record, trial))
+        finished = look(record, trial, deps)
         if finished is not None:
             events.append(finished)
     return events

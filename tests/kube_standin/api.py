@@ -128,7 +128,8 @@ class ApiServer:
                  query: dict[str, str] | None = None) -> tuple[int, dict | str]:
         """A pod's log: as the API server, a log names one of the pod's containers (400 otherwise),
         a pod not yet bound or a container not yet started has none (400), a pod that is gone
-        has none (404), a pod on a node whose kubelet does not answer gets the failed dial (500); the log options as the kubelet applies them (:mod:`kube_standin.logs`)."""
+        has none (404), a pod on a node whose kubelet does not answer gets the failed dial (500); the log options as the kubelet applies them (:mod:`kube_standin.logs`).
+        Only the first container runs a command, so only its log has lines (the others are sidecars)."""
         refused = logs.refusal(name, query or {})
         if refused is not None:
             return refused
@@ -154,8 +155,8 @@ class ApiServer:
             if node in self.unreachable:
                 return 500, status(500, "", f'Get "https://{node}:10250/containerLogs/{namespace}/{name}/{container}": '
                                             f"dial tcp {node}:10250: connect: no route to host")
-            return 200, logs.serve(self.logs.get((namespace, name)) or self.kubelets.log_of(pod), query or {},
-                                  self.clock.time())
+            lines = (self.logs.get((namespace, name)) or self.kubelets.log_of(pod)) if container == names[0] else []
+            return 200, logs.serve(lines, query or {}, self.clock.time())
 
     def create_job(self, namespace: str, job: dict) -> tuple[int, dict]:
         name = job.get("metadata", {}).get("name", "")
@@ -172,6 +173,8 @@ class ApiServer:
             if (namespace, name) in self.jobs:
                 return already_exists("jobs.batch", name)
             job = defaulted(snapshot(job), str(uuid.uuid4()))
+            if self.queued:
+                job["spec"]["suspend"] = True
             job["metadata"].update(creationTimestamp=self.clock.stamp(), namespace=namespace, generation=1)
             self.jobs[(namespace, name)] = job
             self.created.append(name)

@@ -2,7 +2,11 @@
 
 A Job gets ``status.startTime`` at its first sync; ``activeDeadlineSeconds`` counts from it,
 Pending time included: past it the active pods are deleted and the Job fails with
-``DeadlineExceeded``. A failed pod is judged by ``podFailurePolicy`` (``Ignore`` does not count
+``DeadlineExceeded``. A suspended Job (``spec.suspend``, as Kueue sets it on every Job it
+queues) gets no start time and makes no pods; its active pods are deleted (not counted as
+failed: the real controller takes their tracking finalizer off first), it gets the
+``Suspended`` condition (``JobSuspended``), and its deadline does not run. Resumed, the
+condition turns ``False`` (``JobResumed``) and the start time, with the deadline, starts again. A failed pod is judged by ``podFailurePolicy`` (``Ignore`` does not count
 it and a replacement pod is made, after the back-off if one is set; ``FailJob`` fails the Job;
 otherwise it counts); more counted failures than ``backoffLimit`` fail the Job with
 ``BackoffLimitExceeded``. Ignored failures are not bounded: a Job whose every pod is disrupted
@@ -125,6 +129,8 @@ class JobController:
         """Per Job uid, its failed pods (counted or ignored) and when the last one was seen."""
         self.expires: dict[str, float] = {}
         """Per finished Job's uid with a ``ttlSecondsAfterFinished``, when it is deleted."""
+        self.released: dict[str, set[str]] = {}
+        """Per Job uid, its pods deleted as it was suspended: the Job no longer counts them."""
 
     def step(self, cluster) -> None:
         """One sync of every Job (the cluster's lock held)."""
@@ -138,8 +144,12 @@ class JobController:
     def _sync(self, cluster, job: dict, pods: list[dict]) -> None:
         status, uid = job["status"], job["metadata"]["uid"]
         before = snapshot(status)
-        status.setdefault("startTime", self.clock.stamp())
-        started = self.started.setdefault(uid, self.clock.time())
+        suspended = bool(job["spec"].get("suspend"))
+        released = self.released.setdefault(uid, set())
+        pods = [p for p in pods if p["metadata"]["uid"] not in released]
+        if not suspended:
+            self._start(job)
+        started = self.started.get(uid, 0.0)
         counted = self.counted.setdefault(uid, {"failed": set(), "succeeded": set()})
         active = [p for p in pods if p["status"].get("phase") not in ("Succeeded", "Failed")]
         fail_job = None
@@ -153,7 +163,7 @@ class JobController:
                     counted["failed"].add(pod["metadata"]["uid"])
                 fail_job = message if action == "FailJob" else fail_job
         failed, succeeded = len(counted["failed"]), len(counted["succeeded"])
-        deadline = job["spec"].get("activeDeadlineSeconds")
+        deadline = None if suspended else job["spec"].get("activeDeadlineSeconds")
         if deadline is not None:
             self.clock.wake_at(started + deadline)
         if deadline is not None and self.clock.time() - started >= deadline:
@@ -168,12 +178,33 @@ class JobController:
             status["completionTime"] = self.clock.stamp()
             _conditions(job, ("SuccessCriteriaMet", "Complete"), "CompletionsReached",
                         "Reached expected number of succeeded pods", status["completionTime"])
+        elif suspended:
+            self._suspend(cluster, job, active, released)
+            _counts(status, active=0, ready=0, succeeded=succeeded, failed=failed)
         else:
             self._replace(cluster, job, active, succeeded)
             _counts(status, active=len(active), succeeded=succeeded, failed=failed,
                     ready=sum(p["status"].get("phase") == "Running" for p in active))
         if status != before:
             cluster.modified("jobs", job)
+
+    def _start(self, job: dict) -> None:
+        """Start the Job's clock at its first sync not suspended; a resumed Job's starts again
+        (its ``Suspended`` condition turned ``False``, ``JobResumed``)."""
+        status, uid = job["status"], job["metadata"]["uid"]
+        resumed = _set_suspended(job, "False", "JobResumed", "Job resumed", self.clock.stamp())
+        if resumed or "startTime" not in status:
+            status["startTime"] = self.clock.stamp()
+            self.started[uid] = self.clock.time()
+        self.started.setdefault(uid, self.clock.time())
+
+    def _suspend(self, cluster, job: dict, active: list[dict], released: set[str]) -> None:
+        """Delete the suspended Job's active pods (no longer its to count) and say it is suspended."""
+        for pod in active:
+            if not pod["metadata"].get("deletionTimestamp"):
+                released.add(pod["metadata"]["uid"])
+                cluster.delete_pod(pod)
+        _set_suspended(job, "True", "JobSuspended", "Job suspended", self.clock.stamp())
 
     def _failed(self, uid: str, pod: dict) -> None:
         failed = self.failures.get(uid, (set(), 0.0))[0]
@@ -227,6 +258,23 @@ def _counts(status: dict, **counts: int) -> None:
             status[key] = value
         else:
             status.pop(key, None)
+
+
+def _set_suspended(job: dict, value: str, reason: str, message: str, stamp: str) -> bool:
+    """Set the Job's ``Suspended`` condition to ``value``, as the real controller does: added only
+    as ``True`` (never from nothing to ``False``), changed only when its status changes. Whether
+    it changed."""
+    conditions = job["status"].setdefault("conditions", [])
+    found = next((c for c in conditions if c["type"] == "Suspended"), None)
+    if (found is None and value == "False") or (found is not None and found["status"] == value):
+        if not conditions:
+            job["status"].pop("conditions")
+        return False
+    if found is None:
+        found = {"type": "Suspended"}
+        conditions.append(found)
+    found.update(status=value, reason=reason, message=message, lastProbeTime=stamp, lastTransitionTime=stamp)
+    return True
 
 
 def _conditions(job: dict, types: tuple[str, str], reason: str, message: str, stamp: str) -> None:

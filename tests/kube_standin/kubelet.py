@@ -5,7 +5,9 @@ A Pending pod is bound to the first Ready node it fits, else marked ``PodSchedul
 ``ContainerCreating`` for ``image_pull_seconds``, then runs (:mod:`kube_standin.containers`: its
 command as a local process, or a simulated run) with its output as the container's log, read as
 the container runtime reads it (:mod:`kube_standin.logs`: lines with the time they were read,
-readable while the container runs); its exit ends the pod. A disruption (a scenario's, or the
+readable while the container runs); its exit ends the pod. A pod's first container runs the
+command; any other is modelled as a sidecar, running beside it and exiting 0 when it ends
+(statuses listed by container name, as the kubelet lists them). A disruption (a scenario's, or the
 node going away) kills the process and fails the pod with the ``DisruptionTarget`` condition
 (and, when its kubelet ends it as its node shuts down, ``status.reason`` ``Terminated``). A
 container that runs short of memory or disk (a scenario's) is killed as the kernel and the
@@ -206,25 +208,29 @@ class Kubelets:
         self._kill(cluster, pod)
 
     def _kill(self, cluster, pod: dict) -> None:
-        """Kill the pod's container, if it runs, and fail the pod."""
+        """Kill the pod's containers, if they run, and fail the pod."""
         run = self.runs.get(pod["metadata"]["uid"])
         if run is not None and run.process is not None:
             kill(run.process)
-            self._end(cluster, pod, run, "Failed", 137, "Error")
+            self._end(cluster, pod, run, "Failed", 137, "Error", killed=True)
         else:
             pod["status"]["phase"] = "Failed"
             self.finished_at[pod["metadata"]["uid"]] = self.clock.monotonic()
             cluster.modified("pods", pod)
 
-    def _end(self, cluster, pod: dict, run: Run, phase: str, code: int, reason: str) -> None:
+    def _end(self, cluster, pod: dict, run: Run, phase: str, code: int, reason: str, killed: bool = False) -> None:
+        """The pod's end: its first container's with ``code``; the others (sidecars) exit 0 as it
+        ends, or are killed with it."""
         key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
         if run.log is not None:
             run.log.read(final=True)
         cluster.logs[key] = run.log.lines if run.log is not None else []
         pod["status"]["phase"] = phase
         stamp = self.clock.stamp()
-        _statuses(pod, {"terminated": {"exitCode": code, "reason": reason, "startedAt": run.started_at,
-                                       "finishedAt": stamp}}, ready=False)
+        times = {"startedAt": run.started_at, "finishedAt": stamp}
+        _statuses(pod, {"terminated": {"exitCode": code, "reason": reason, **times}}, ready=False,
+                  others={"terminated": {"exitCode": 137, "reason": "Error", **times} if killed else
+                          {"exitCode": 0, "reason": "Completed", **times}})
         for kind in ("ContainersReady", "Ready"):
             _condition(pod, kind, "False", stamp, "PodCompleted")
         self.finished_at[pod["metadata"]["uid"]] = self.clock.monotonic()
@@ -268,10 +274,18 @@ def _condition(pod: dict, kind: str, value: str, stamp: str, reason: str | None 
     pod["status"]["conditions"] = [*conditions, condition]
 
 
-def _statuses(pod: dict, state: dict, ready: bool) -> None:
-    """Every container's status in ``state`` (the first container runs the command)."""
-    pod["status"]["containerStatuses"] = [
-        {"name": c["name"], "ready": ready, "restartCount": 0, "image": c.get("image", ""),
-         "imageID": image_id(c.get("image", "")) if "waiting" not in state else "", "started": "running" in state,
-         "state": state} for c in pod["spec"]["containers"]]
+def _statuses(pod: dict, state: dict, ready: bool, others: dict | None = None) -> None:
+    """Each container's status, listed by name as the kubelet lists them: the first container
+    (the one that runs the command) in ``state``, the others (modelled as sidecars that run
+    beside it) in ``others``, else in ``state`` too."""
+    first = pod["spec"]["containers"][0]["name"]
+    pod["status"]["containerStatuses"] = sorted((
+        _status(c, state if c["name"] == first or others is None else others, ready)
+        for c in pod["spec"]["containers"]), key=lambda status: status["name"])
+
+
+def _status(container: dict, state: dict, ready: bool) -> dict:
+    return {"name": container["name"], "ready": ready, "restartCount": 0, "image": container.get("image", ""),
+            "imageID": image_id(container.get("image", "")) if "waiting" not in state else "",
+            "started": "running" in state, "state": state}
 

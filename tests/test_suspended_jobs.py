@@ -1,0 +1,183 @@
+"""Trial Jobs an admission controller holds back (Kueue with ``manageJobsWithoutQueueName``
+creates every Job suspended until a queue admits it), and Jobs whose pods run a sidecar beside
+the trial's container: the stand-in's Job controller and kubelets as the real ones behave, read
+through the real client on a simulated clock."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import study_definition
+from http_helpers import Service
+from kube_standin.clock import SimulatedClock, rfc3339
+from kube_standin.containers import Run, SimulatedContainers
+from kube_stub import KubeStub
+
+from functions.adapters.kubernetes_executor import KubernetesExecutor, api_client
+from functions.core.cluster import Cluster
+from functions.core.launch import TrialLaunch
+
+ALLOWANCE = 600
+
+
+@pytest.fixture
+def kube() -> Iterator[KubeStub]:
+    stub = KubeStub(clock=SimulatedClock())
+    stub.kubelets.containers = SimulatedContainers(stub.clock, lambda pod: Run(100, "loss=0.5\n"))
+    yield stub
+    stub.close()
+
+
+def executor_of(kube: KubeStub) -> KubernetesExecutor:
+    return KubernetesExecutor(Cluster(namespace="katuna", start_allowance=ALLOWANCE), api_client(kube.url),
+                              clock=kube.clock.time)
+
+
+def launch_of(name: str, timeout: float | None = 60) -> TrialLaunch:
+    return TrialLaunch(name, "0123456789ab", 0, 1, f"{name}-0", ["train"], {}, ".", timeout=timeout,
+                       image="python:3.12")
+
+
+def job(kube: KubeStub, name: str) -> dict:
+    return kube.jobs[("katuna", f"{name}-0")]
+
+
+def suspended(kube: KubeStub, name: str) -> dict | None:
+    return next((c for c in job(kube, name)["status"].get("conditions", []) if c["type"] == "Suspended"), None)
+
+
+def pods_of(kube: KubeStub, name: str) -> list[dict]:
+    return [p for p in kube.pods.values() if p["metadata"]["labels"]["job-name"] == f"{name}-0"]
+
+
+def test_a_suspended_job_makes_no_pods_and_its_deadline_waits_until_it_is_resumed(kube: KubeStub):
+    """As the real Job controller: a Job created suspended gets the ``Suspended`` condition and
+    no start time; its deadline does not run however long it waits; resumed, it starts then."""
+    kube.queued = True
+    executor_of(kube).launch(launch_of("queued"))
+    kube.settle()
+    assert pods_of(kube, "queued") == [] and "startTime" not in job(kube, "queued")["status"]
+    assert {k: suspended(kube, "queued")[k] for k in ("status", "reason", "message")} == {
+        "status": "True", "reason": "JobSuspended", "message": "Job suspended"}
+    kube.clock.now += 10 * (60 + ALLOWANCE)
+    kube.settle()
+    assert not [c for c in job(kube, "queued")["status"]["conditions"] if c["type"] in ("Failed", "FailureTarget")]
+
+    kube.set_suspended("katuna", "queued-0", False)
+    kube.settle()
+    resumed = suspended(kube, "queued")
+    assert (resumed["status"], resumed["reason"], resumed["message"]) == ("False", "JobResumed", "Job resumed")
+    assert job(kube, "queued")["status"]["startTime"] == kube.clock.stamp(), "its deadline counts from now"
+    kube.run_until(lambda: any(c["type"] == "Complete" for c in job(kube, "queued")["status"]["conditions"]))
+
+
+def test_suspending_a_running_job_deletes_its_pod_without_counting_a_failure(kube: KubeStub):
+    """Kueue takes a Job's admission back (to preempt it for a higher-priority workload): its
+    active pods are deleted, uncounted, and a fresh one runs once it is admitted again."""
+    executor_of(kube).launch(launch_of("preempted"))
+    kube.run_until(lambda: any(p["status"].get("phase") == "Running" for p in pods_of(kube, "preempted")))
+    kube.set_suspended("katuna", "preempted-0", True)
+    kube.run_until(lambda: not pods_of(kube, "preempted"))
+    status = job(kube, "preempted")["status"]
+    assert suspended(kube, "preempted")["status"] == "True"
+    assert "failed" not in status and "active" not in status
+    kube.set_suspended("katuna", "preempted-0", False)
+    kube.run_until(lambda: any(c["type"] == "Complete" for c in job(kube, "preempted")["status"]["conditions"]))
+    assert job(kube, "preempted")["status"]["succeeded"] == 1 and "failed" not in job(kube, "preempted")["status"]
+
+
+def test_a_job_kept_suspended_times_out_after_the_start_allowance_and_one_admitted_in_time_runs(kube: KubeStub):
+    """No pod, no deadline: only katuna can end the wait. It ends the attempt once the Job has
+    been suspended longer than the start allowance; a Job admitted before then runs as any other."""
+    kube.queued = True
+    executor = executor_of(kube)
+    held, admitted = launch_of("held", timeout=None), launch_of("admitted")
+    executor.launch(held)
+    executor.launch(admitted)
+    kube.settle()
+    kube.clock.now += ALLOWANCE - 200
+    kube.set_suspended("katuna", "admitted-0", False)
+    kube.run_until(lambda: any(c["type"] == "Complete" for c in job(kube, "admitted")["status"]["conditions"]))
+    assert kube.clock.now < kube.clock.start + ALLOWANCE and executor.poll(held) is None
+    ran = executor.poll(admitted)
+    assert (ran.data["outcome"], ran.data["exitCode"]) == ("exited", 0)
+    kube.clock.now = kube.clock.start + ALLOWANCE
+    ended = executor.poll(held)
+    assert ended is not None and ended.data["outcome"] == "timeout"
+    assert ended.data["message"] == (
+        f"its Job is suspended since {rfc3339(kube.clock.start)} (JobSuspended: Job suspended): an admission "
+        "controller such as Kueue holds it until a queue admits it, and it waited past the start allowance of "
+        f"{ALLOWANCE}s (KATUNA_K8S_START_ALLOWANCE)")
+
+
+def test_a_trial_waiting_for_admission_says_so_until_it_runs(tmp_path: Path):
+    """Through ``katuna serve``: the running trial's reason says why it waits while its Job is
+    suspended, and no longer once its queue admitted it and it ran."""
+    kube = KubeStub()
+    kube.queued = True
+    service = Service(tmp_path, workers=1, KATUNA_EXECUTOR="kubernetes", KATUNA_K8S_API=kube.url,
+                      KATUNA_K8S_NAMESPACE="default")
+    try:
+        definition = study_definition(name="kueued", maxTrials=1, parallelism=1)
+        definition["trialTemplate"]["image"] = "python:3.12"
+        status, _, body = service.request("POST", "/studies", yaml.safe_dump(definition),
+                                          {"Content-Type": "application/yaml"})
+        assert status == 201, body
+        reason = wait(lambda: next((t["reason"] for t in service.json("GET", "/studies/kueued/trials")[1]), None))
+        assert reason.startswith("waiting to be admitted: its Job is suspended since ")
+        assert "(JobSuspended: Job suspended): an admission controller such as Kueue holds it" in reason
+        kube.set_suspended("default", "kueued-0", False)
+        study = service.wait_for("kueued")
+        [trial] = service.json("GET", "/studies/kueued/trials")[1]
+        assert (study["status"], trial["state"], trial["reason"]) == ("completed", "COMPLETE", None)
+    finally:
+        service.close()
+        kube.close()
+
+
+def wait(value: Callable[[], object], seconds: float = 60) -> object:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = value()
+        if found:
+            return found
+        time.sleep(0.2)
+    raise AssertionError("not seen in time")
+
+
+def test_a_sidecar_has_its_own_status_listed_by_name_and_no_log(kube: KubeStub):
+    """The kubelet lists a pod's containers by name; a sidecar runs beside the trial's container
+    and exits 0 as it ends, with a log of its own."""
+    kube.kubelets.containers = SimulatedContainers(kube.clock, lambda pod: Run(10, "boom\n", 3))
+    executor_of(kube).launch(sidecar_launch("sidecar"))
+    kube.run_until(lambda: any(p["status"].get("phase") == "Failed" for p in pods_of(kube, "sidecar")))
+    [pod] = pods_of(kube, "sidecar")
+    states = [(s["name"], s["state"]["terminated"]["exitCode"]) for s in pod["status"]["containerStatuses"]]
+    assert states == [("istio-proxy", 0), ("trainer", 3)]
+
+
+def test_a_failed_trial_reports_its_own_containers_exit_code_not_a_sidecars(kube: KubeStub):
+    """A sidecar listed before the trial's container (``istio-proxy`` < ``trainer``) exited 0;
+    the trial's container exited 3, and that is the trial's exit."""
+    kube.kubelets.containers = SimulatedContainers(kube.clock, lambda pod: Run(10, "boom\n", 3))
+    executor = executor_of(kube)
+    launch = sidecar_launch("exits")
+    executor.launch(launch)
+    kube.run_until(lambda: any(c["type"] == "Failed" for c in job(kube, "exits")["status"].get("conditions", [])))
+    ended = executor.poll(launch)
+    assert (ended.data["outcome"], ended.data["exitCode"]) == ("exited", 3)
+    assert ended.data["message"].endswith("container trainer exited with code 3 (Error)")
+    assert list(executor.output(launch)) == ["boom\n"]
+
+
+def sidecar_launch(name: str) -> TrialLaunch:
+    """A ``trialSpec`` Job whose pods run the trial's container beside an Istio proxy."""
+    spec = {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {"containers": [
+        {"name": "trainer", "image": "python:3.12", "command": ["train"]},
+        {"name": "istio-proxy", "image": "istio/proxyv2:1.24.0"}]}}}}
+    return TrialLaunch(name, "0123456789ab", 0, 1, f"{name}-0", [], {}, ".", timeout=None, trial_spec=spec,
+                       primary_container="trainer")
