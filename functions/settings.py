@@ -14,6 +14,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from functions.core import pod_security
 from functions.core.cluster import Cluster
 from functions.core.limits import EksQuotas, Limits
 from functions.core.node_hours import LOOK_EVERY
@@ -104,7 +105,10 @@ class Settings:
     as one is refused, and ``KATUNA_K8S_SERVICE_ACCOUNT`` may not name one; ``KATUNA_SERVICE_SECRETS``
     (comma-separated, default ``katuna-api-token``), the service's own Secrets: a study whose trial
     pods would name one (an env, a volume, an image pull Secret) is refused, and
-    ``KATUNA_K8S_IMAGE_PULL_SECRETS`` may not name one; ``KATUNA_K8S_START_ALLOWANCE`` seconds (3600) a
+    ``KATUNA_K8S_IMAGE_PULL_SECRETS`` may not name one; ``KATUNA_TRIAL_POD_SECURITY``: ``baseline``
+    (the default: a study whose trial pods ask for what Kubernetes' baseline Pod Security Standard
+    forbids, a privileged container or the node's files or namespaces, is refused) or
+    ``privileged`` (no such check); ``KATUNA_K8S_START_ALLOWANCE`` seconds (3600) a
     trial's Job may spend beyond the trial's timeout waiting for a node, pulling its image or
     losing runs to preemption (its ``activeDeadlineSeconds`` is the timeout plus this; the
     timeout itself counts from the trial container's start);
@@ -193,6 +197,7 @@ class Settings:
     k8s_service_account: str | None = None
     service_accounts: tuple[str, ...] = ("katuna",)
     service_secrets: tuple[str, ...] = ("katuna-api-token",)
+    trial_pod_security: str = "baseline"
     k8s_image_pull_secrets: tuple[str, ...] = ()
     k8s_ttl_seconds: int | None = None
     k8s_default_resources: tuple[tuple[str, str], ...] = ()
@@ -241,6 +246,7 @@ class Settings:
             **{f"gke_{key}": (f"GKE_{key.upper()}", str)
                for key in ("project", "location", "cluster", "endpoint", "node_service_account")},
             "service_accounts": ("SERVICE_ACCOUNTS", _list), "service_secrets": ("SERVICE_SECRETS", _list),
+            "trial_pod_security": ("TRIAL_POD_SECURITY", str),
             "eks_cluster": ("EKS_CLUSTER", str), "eks_node_role": ("EKS_NODE_ROLE", str),
             "eks_region": ("EKS_REGION", str), "eks_subnets": ("EKS_SUBNETS", _list),
             "trial_env": ("TRIAL_ENV", _list),
@@ -302,6 +308,9 @@ class Settings:
         if shared:
             raise ValueError(f"{PREFIX}K8S_IMAGE_PULL_SECRETS: {shared[0]!r} is one of the service's own Secrets "
                              f"({PREFIX}SERVICE_SECRETS), which trials may never name; name a Secret made for trials")
+        if self.trial_pod_security not in pod_security.LEVELS:
+            raise ValueError(f"{PREFIX}TRIAL_POD_SECURITY: expected {' or '.join(pod_security.LEVELS)}, got "
+                             f"{self.trial_pod_security!r}")
         account = self.gke_node_service_account
         if account is not None and not GSA_EMAIL.fullmatch(account):
             raise ValueError(f"{PREFIX}GKE_NODE_SERVICE_ACCOUNT: expected a Google service account's email "
@@ -335,7 +344,8 @@ class Settings:
         return Cluster(namespace=self.k8s_namespace, service_account=self.k8s_service_account,
                        image_pull_secrets=self.k8s_image_pull_secrets, ttl_seconds_after_finished=self.k8s_ttl_seconds,
                        default_resources=self.k8s_default_resources, start_allowance=self.k8s_start_allowance,
-                       reserved_accounts=self.service_accounts, reserved_secrets=self.service_secrets)
+                       reserved_accounts=self.service_accounts, reserved_secrets=self.service_secrets,
+                       pod_security=self.trial_pod_security)
 
     @property
     def logs(self) -> Path:

@@ -80,6 +80,18 @@ def test_a_write_from_the_dashboard_origin_or_a_script_is_served(service: Servic
     assert service.request("POST", "/studies/from-page/stop", None, fetched)[0] == 200
 
 
+def test_no_other_site_may_frame_the_dashboard_or_have_its_answers_sniffed(service: Service):
+    """Without a token the dashboard needs no login, so a page framing it could hide the Stop
+    button or the new-study form under its own (clickjacking): every answer forbids framing."""
+    service.request("POST", "/studies", _study_json("framed"), {"Content-Type": "application/json"})
+    for method, path, headers in (("GET", "/ui/", {}), ("GET", "/ui/studies/framed", {}), ("GET", "/ui/new", {}),
+                                  ("GET", "/studies", {}), ("GET", "/ui/", {"Host": "attacker.example"})):
+        status, answer, _ = service.request(method, path, headers=headers)
+        assert answer["X-Frame-Options"] == "DENY", (path, status)
+        assert "frame-ancestors 'none'" in answer["Content-Security-Policy"], path
+        assert answer["X-Content-Type-Options"] == "nosniff", path
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("host, env", [("0.0.0.0", {}), ("192.0.2.1", {}), (None, {"KATUNA_ALLOWED_HOSTS": "katuna.example"})])
 def test_serve_refuses_to_expose_the_api_without_a_token(tmp_path: Path, host, env):

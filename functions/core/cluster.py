@@ -43,6 +43,10 @@ class Cluster:
     reserved_secrets: tuple[str, ...] = ()
     """The katuna service's own Secrets, which no trial pod may name (from the service's
     settings; see :mod:`functions.core.trial_identity`)."""
+    pod_security: str = "baseline"
+    """``baseline``: trial pods may not ask for what Kubernetes' baseline Pod Security Standard
+    forbids (privileged, the node's namespaces or files); ``privileged``: the operator lifted it
+    (from the service's settings; see :mod:`functions.core.pod_security`)."""
     start_allowance: int | None = None
     """Seconds a trial's Job may spend not running its trial (waiting for a node, pulling the
     image, runs lost to preemption) on top of its timeout: the Job's ``activeDeadlineSeconds``
@@ -59,6 +63,7 @@ class Cluster:
             default_resources=self.default_resources or defaults.default_resources,
             reserved_accounts=defaults.reserved_accounts,
             reserved_secrets=defaults.reserved_secrets,
+            pod_security=defaults.pod_security,
             start_allowance=_first(self.start_allowance, defaults.start_allowance, START_ALLOWANCE),
         )
 

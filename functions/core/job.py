@@ -149,7 +149,7 @@ def render_job(request: TrialLaunch, defaults: Cluster = NO_DEFAULTS) -> dict[st
     (:mod:`functions.core.trial_identity`)."""
     rendered = _render(request, defaults)
     cluster = (request.cluster or Cluster()).with_defaults(defaults)
-    trial_identity.check_launch(cluster, rendered if request.trial_spec is not None else None)
+    trial_identity.check_launch(cluster, rendered if request.trial_spec is not None else None, request.trial_spec)
     return rendered
 
 

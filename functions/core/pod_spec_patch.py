@@ -55,6 +55,14 @@ def fields(strings: Iterable[tuple[str, str]], filled: bool) -> tuple[list[tuple
     return found, problems
 
 
+def patches(strings: Iterable[tuple[str, str]], filled: bool) -> list[tuple[str, Mapping[str, Any]]]:
+    """The readable patches among ``strings`` (every string of a workload, with its path), each
+    with its path, read as :func:`fields` reads them; those that cannot be read are left out
+    (:func:`fields` says why)."""
+    read = [(path, _read(path, text, filled)[0]) for path, text in strings if path.rpartition(".")[2].lower() == FIELD]
+    return [(path, patch) for path, patch in read if isinstance(patch, Mapping)]
+
+
 def _read(path: str, text: str, filled: bool) -> tuple[Any, Problem | None]:
     """The patch in ``text`` (None for an empty one), or why it cannot be read."""
     if "{{" in text:

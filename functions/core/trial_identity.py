@@ -40,7 +40,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from functions.core import pod_spec_patch, template
+from functions.core import pod_security, pod_spec_patch, template
 from functions.core.cluster import Cluster
 from functions.core.errors import InvalidStudy, Problem
 from functions.core.spec import Study
@@ -91,11 +91,14 @@ def _filled_later(path: str, value: str) -> Problem:
 
 def study_problems(spec: Study, service: Cluster) -> list[Problem]:
     """Where the study gives its trials' pods one of the ``service``'s own accounts or Secrets
-    (its ``reserved_accounts`` and ``reserved_secrets``), and the patches of its ``trialSpec``
-    that cannot be read."""
-    strings, unreadable = _trial_strings(spec.trial_template.trial_spec, filled=False)
+    (its ``reserved_accounts`` and ``reserved_secrets``), or more than the baseline Pod Security
+    Standard unless the ``service`` lifted it (:mod:`functions.core.pod_security`), and the
+    patches of its ``trialSpec`` that cannot be read."""
+    trial_spec = spec.trial_template.trial_spec
+    strings, unreadable = _trial_strings(trial_spec, filled=False)
+    beyond = pod_security.study_problems(trial_spec) if service.pod_security == pod_security.BASELINE else []
     return (unreadable + _accounts(spec.kubernetes.service_account, strings, service.reserved_accounts)
-            + _secrets(spec.kubernetes.image_pull_secrets, strings, service.reserved_secrets))
+            + _secrets(spec.kubernetes.image_pull_secrets, strings, service.reserved_secrets) + beyond)
 
 
 def account_problems(spec: Study, reserved: Iterable[str]) -> list[Problem]:
@@ -110,15 +113,19 @@ def secret_problems(spec: Study, reserved: Iterable[str]) -> list[Problem]:
     return _secrets(spec.kubernetes.image_pull_secrets, strings, reserved)
 
 
-def check_launch(cluster: Cluster, workload: Mapping[str, Any] | None) -> None:
+def check_launch(cluster: Cluster, workload: Mapping[str, Any] | None,
+                 trial_spec: Mapping[str, Any] | None = None) -> None:
     """Refuse (for good: every attempt would be the same) a trial whose pods would have one of
     the service's own accounts or Secrets (the ``reserved_*`` of ``cluster``, the trial's own
     with the service's defaults): the account and image pull Secrets katuna gives its pods, or
     one the rendered ``trialSpec`` ``workload`` names once a parameter's value filled its
-    placeholder in; or whose patch cannot be read once filled in."""
+    placeholder in; or whose patch cannot be read once filled in; or that a parameter's value
+    made ask for more than its template ``trial_spec`` and the baseline Pod Security Standard."""
     strings, found = _trial_strings(workload, filled=True)
     found += _accounts(cluster.service_account, strings, cluster.reserved_accounts)
     found += _secrets(cluster.image_pull_secrets, strings, cluster.reserved_secrets)
+    if workload is not None and cluster.pod_security == pod_security.BASELINE:
+        found += pod_security.launch_problems(trial_spec, workload)
     if found:
         raise InvalidStudy(found)
 

@@ -20,6 +20,11 @@ from functions.core.application import Application, ServiceSettings
 from functions.core.errors import KatunaError
 
 OPEN_PATHS = ("/healthz", "/readyz")
+SAFETY_HEADERS = {"X-Frame-Options": "DENY", "Content-Security-Policy": "frame-ancestors 'none'",
+                  "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"}
+"""On every answer: no page of another site may frame the dashboard (where a click it hides
+under its own could press Stop or submit a study: clickjacking), no answer is read as another
+type than it says, and no URL of the service leaves it in a Referer."""
 METRICS_PATH = "/metrics"
 log = logging.getLogger("katuna.web")
 
@@ -40,6 +45,7 @@ def create_app(runtime: Application) -> Flask:
     app.register_blueprint(ui.blueprint)
     app.add_url_rule(METRICS_PATH, "metrics", _metrics)
     app.before_request(_guard)
+    app.after_request(_safety_headers)
     app.register_error_handler(KatunaError, error_response)
     app.register_error_handler(HTTPException, _http_error)
     runtime.start()
@@ -72,6 +78,12 @@ def _guard():
     if event_path:
         return None if _event_sender_known(settings) else _unauthorized()
     return _check_caller(settings, path)
+
+
+def _safety_headers(response: Response) -> Response:
+    for name, value in SAFETY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
 
 
 def _metrics():

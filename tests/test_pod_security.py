@@ -1,0 +1,189 @@
+"""Trial pods never get the node: a study whose ``trialSpec`` (of any kind, an Argo ``podSpecPatch``
+in it included) asks for what Kubernetes' baseline Pod Security Standard forbids (a privileged
+container, the node's files, network, process or IPC namespace, host ports, added capabilities,
+unsafe sysctls, unconfined profiles) is refused at submission, naming the field, on every path
+(``POST /studies`` of a real ``katuna serve``, ``katuna run``, ``katuna render``), and nothing is
+stored; a parameter that makes a pod ask for one fails the launch; an operator can lift the check
+with ``KATUNA_TRIAL_POD_SECURITY=privileged``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import study_definition
+from http_helpers import Service
+
+from functions.core.cluster import Cluster
+from functions.core.errors import InvalidStudy
+from functions.core.formats import load_definition
+from functions.core.job import render_job
+from functions.core.launch import TrialLaunch
+from functions.core.trial_identity import study_problems
+from functions.settings import Settings
+
+KATUNA = str(Path(sys.executable).with_name("katuna"))
+POD = "trialTemplate.trialSpec.spec.template.spec"
+MAIN = {"name": "main", "image": "python:3.12", "command": ["t", "${trialParameters.x}"]}
+
+
+def _job(main: dict | None = None, **pod: object) -> dict:
+    """A trialSpec Job whose pod spec has ``pod`` besides its container ``main`` (with ``main``'s fields)."""
+    return {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {
+        "restartPolicy": "Never", "containers": [{**MAIN, **(main or {})}], **pod}}}}
+
+
+def _study(name: str, trial_spec: dict, **template: object) -> dict:
+    native = study_definition(name=name, maxTrials=1, parallelism=1)
+    native["trialTemplate"] = {"trialSpec": trial_spec, **template}
+    return native
+
+
+BASELINE = Cluster()
+
+
+def _found(definition: dict, service: Cluster = BASELINE) -> list[str]:
+    spec, _ = load_definition(definition)
+    return [p.path for p in study_problems(spec, service)]
+
+
+ROOT_ON_THE_NODE = _job(main={"securityContext": {"privileged": True}}, hostPID=True,
+                        volumes=[{"name": "host", "hostPath": {"path": "/"}}])
+
+BEYOND = {
+    "privileged": (_job(main={"securityContext": {"privileged": True}}), "containers[0].securityContext.privileged"),
+    "hostNetwork": (_job(hostNetwork=True), "hostNetwork"),
+    "hostPID": (_job(hostPID=True), "hostPID"),
+    "hostIPC": (_job(hostIPC=True), "hostIPC"),
+    "hostPath": (_job(volumes=[{"name": "h", "hostPath": {"path": "/var/run"}}]), "volumes[0].hostPath"),
+    "hostPort": (_job(main={"ports": [{"containerPort": 80, "hostPort": 80}]}), "containers[0].ports[0].hostPort"),
+    "capability": (_job(main={"securityContext": {"capabilities": {"add": ["NET_ADMIN"]}}}),
+                   "containers[0].securityContext.capabilities.add"),
+    "sysctl": (_job(securityContext={"sysctls": [{"name": "kernel.msgmax", "value": "1"}]}),
+               "securityContext.sysctls"),
+    "procMount": (_job(main={"securityContext": {"procMount": "Unmasked"}}), "containers[0].securityContext.procMount"),
+    "seccomp": (_job(securityContext={"seccompProfile": {"type": "Unconfined"}}), "securityContext.seccompProfile"),
+    "appArmor": (_job(main={"securityContext": {"appArmorProfile": {"type": "Unconfined"}}}),
+                 "containers[0].securityContext.appArmorProfile"),
+    "seLinux": (_job(securityContext={"seLinuxOptions": {"type": "spc_t"}}), "securityContext.seLinuxOptions"),
+    "hostProcess": (_job(securityContext={"windowsOptions": {"hostProcess": True}}),
+                    "securityContext.windowsOptions.hostProcess"),
+    "initContainer": (_job(initContainers=[{"name": "i", "image": "p", "securityContext": {"privileged": True}}]),
+                      "initContainers[0].securityContext.privileged"),
+    "ephemeralContainer": (_job(ephemeralContainers=[{"name": "e", "image": "p",
+                                                      "securityContext": {"privileged": True}}]),
+                           "ephemeralContainers[0].securityContext.privileged"),
+}
+
+
+@pytest.mark.parametrize("trial_spec,field", BEYOND.values(), ids=BEYOND.keys())
+def test_each_field_beyond_the_baseline_is_refused_at_its_path(trial_spec: dict, field: str):
+    assert _found(_study("beyond", trial_spec)) == [f"{POD}.{field}"]
+    assert _found(_study("beyond", trial_spec), Cluster(pod_security="privileged")) == []
+
+
+WITHIN = {
+    "katuna's own hardening": _job(main={"securityContext": {"privileged": False, "allowPrivilegeEscalation": False,
+                                                             "capabilities": {"drop": ["ALL"], "add": ["CHOWN"]}}},
+                                   hostNetwork=False, securityContext={"seccompProfile": {"type": "RuntimeDefault"}}),
+    "safe sysctl": _job(securityContext={"sysctls": [{"name": "net.ipv4.tcp_keepalive_time", "value": "60"}]}),
+    "volumes of the pod's own": _job(volumes=[{"name": "scratch", "emptyDir": {"medium": "Memory"}},
+                                              {"name": "data", "persistentVolumeClaim": {"claimName": "datasets"}}]),
+    "a container port": _job(main={"ports": [{"containerPort": 8080}]}),
+}
+
+
+@pytest.mark.parametrize("trial_spec", WITHIN.values(), ids=WITHIN.keys())
+def test_what_the_baseline_allows_is_taken(trial_spec: dict):
+    assert _found(_study("within", trial_spec)) == []
+
+
+KINDS = {
+    "PyTorchJob": ({"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "spec": {"pytorchReplicaSpecs": {
+        "Master": {"template": {"spec": {"containers": [MAIN]}}},
+        "Worker": {"template": {"spec": {"hostNetwork": True, "containers": [MAIN]}}}}}},
+                   "spec.pytorchReplicaSpecs.Worker.template.spec.hostNetwork"),
+    "Workflow": ({"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "spec": {"entrypoint": "main", "templates": [
+        {"name": "main", "container": {**MAIN, "securityContext": {"privileged": True}}}]}},
+                 "spec.templates[0].container.securityContext.privileged"),
+    "podSpecPatch": ({"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "spec": {"entrypoint": "main", "templates": [
+        {"name": "main", "container": MAIN, "podSpecPatch": '{"HostPID": true}'}]}},
+                     "spec.templates[0].podSpecPatch.HostPID"),
+    "PipelineRun": ({"apiVersion": "tekton.dev/v1", "kind": "PipelineRun", "spec": {"pipelineSpec": {"tasks": [
+        {"name": "train", "taskSpec": {"steps": [{**MAIN, "securityContext": {"privileged": True}}],
+                                       "volumes": [{"name": "h", "hostPath": {"path": "/"}}]}}]}}},
+                    "spec.pipelineSpec.tasks[0].taskSpec.steps[0].securityContext.privileged"),
+}
+
+
+@pytest.mark.parametrize("trial_spec,field", KINDS.values(), ids=KINDS.keys())
+def test_every_workload_kind_is_held_to_the_baseline(trial_spec: dict, field: str):
+    assert f"trialTemplate.trialSpec.{field}" in _found(_study("kinds", trial_spec))
+
+
+@pytest.mark.slow
+def test_posting_a_study_whose_trials_would_get_the_node_is_refused_and_stores_nothing(tmp_path: Path):
+    service = Service(tmp_path, workers=1)
+    try:
+        status, body = service.json("POST", "/studies", body=json.dumps(_study("root", ROOT_ON_THE_NODE)),
+                                    headers={"Content-Type": "application/json"})
+        assert status == 422, body
+        assert sorted(p["path"] for p in body["problems"]) == [
+            f"{POD}.containers[0].securityContext.privileged", f"{POD}.hostPID", f"{POD}.volumes[0].hostPath"]
+        assert "KATUNA_TRIAL_POD_SECURITY=privileged" in body["problems"][0]["message"]
+        assert service.json("GET", "/studies/root")[0] == 404
+    finally:
+        service.close()
+
+
+def _cli(tmp_path: Path, definition: dict, *command: str, **env: str) -> subprocess.CompletedProcess:
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(definition))
+    return subprocess.run([KATUNA, command[0], str(path), *command[1:]], capture_output=True, text=True, cwd=tmp_path,
+                          timeout=60, env={**os.environ, **env})
+
+
+def test_katuna_run_and_render_refuse_a_study_whose_trials_would_get_the_node(tmp_path: Path):
+    for command in (["run", "--db", str(tmp_path / "k.db")], ["render"]):
+        done = _cli(tmp_path, _study("cli-root", ROOT_ON_THE_NODE), *command)
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert f"{POD}.volumes[0].hostPath: expected no hostPath volume" in done.stderr
+    lifted = _cli(tmp_path, _study("cli-root", ROOT_ON_THE_NODE), "render", KATUNA_TRIAL_POD_SECURITY="privileged")
+    assert lifted.returncode == 0, lifted.stderr
+    assert yaml.safe_load(lifted.stdout)["spec"]["template"]["spec"]["hostPID"] is True
+
+
+def _chosen(name: str) -> dict:
+    """A study whose trial pods share the node's network when a categorical parameter says so."""
+    native = _study(name, _job(hostNetwork="${trialParameters.net}"), typedFields=[["spec", "template", "spec",
+                                                                                  "hostNetwork"]])
+    native["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]["command"].append(
+        "${trialParameters.net}")
+    native["parameters"].append({"name": "net", "type": "categorical", "values": ["false", "true"]})
+    return native
+
+
+def test_a_parameter_that_gives_a_trial_the_node_fails_the_launch():
+    spec, _ = load_definition(_chosen("chosen"))
+    assert study_problems(spec, Cluster()) == [], "the value is known only at launch"
+    launch = TrialLaunch("chosen", "u1", 0, 1, "chosen-0", [], {}, ".", None, trial_spec=spec.trial_template.trial_spec,
+                         typed_fields=frozenset(spec.trial_template.typed_fields), primary_container="main",
+                         params={"x": 1.0, "net": "false"})
+    assert render_job(launch)["spec"]["template"]["spec"]["hostNetwork"] is False
+    with pytest.raises(InvalidStudy) as refused:
+        render_job(replace(launch, params={"x": 1.0, "net": "true"}))
+    assert [p.path for p in refused.value.problems] == [f"{POD}.hostNetwork"]
+    assert render_job(replace(launch, params={"x": 1.0, "net": "true"}),
+                      Cluster(pod_security="privileged"))["spec"]["template"]["spec"]["hostNetwork"] is True
+
+
+def test_the_service_refuses_to_start_with_an_unknown_pod_security_level():
+    with pytest.raises(ValueError, match="KATUNA_TRIAL_POD_SECURITY: expected baseline or privileged, got 'restricted'"):
+        Settings.from_env({"KATUNA_TRIAL_POD_SECURITY": "restricted"})
+    assert Settings.from_env({}).cluster_defaults().pod_security == "baseline"
