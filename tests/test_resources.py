@@ -526,8 +526,10 @@ def test_a_resource_study_and_an_http_study_are_the_same_in_the_store(service: S
             "SELECT study, number, params, state, attempt, value, trial_values, metrics, reason, exit_code "
             "FROM trials WHERE study = ? ORDER BY number", [name])] for name in rows}
     http, kst = rows["twin-http"], rows["twin-kst"]
-    for key in ("definition", "normalized"):
-        assert {**json.loads(http[key]), "name": None} == {**json.loads(kst[key]), "name": None}
+    assert {**json.loads(http["definition"]), "name": None} == {**json.loads(kst["definition"]), "name": None}
+    resource_spec = json.loads(kst["normalized"])
+    assert resource_spec["kubernetes"].pop("namespace") == "team", "a resource's trials run in its namespace"
+    assert {**json.loads(http["normalized"]), "name": None} == {**resource_spec, "name": None}
     assert (http["base_dir"], http["status"], http["reason"]) == (kst["base_dir"], kst["status"], kst["reason"])
     assert http["origin"] is None and service.json("GET", "/studies/twin-http")[1]["resource"] is None
     assert json.loads(kst["origin"])["kind"] == "Study" and json.loads(kst["origin"])["generation"] == 1

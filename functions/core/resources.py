@@ -18,6 +18,7 @@ from typing import Any
 
 from functions.core.errors import InvalidStudy, Problem
 from functions.core.records import COMPLETED, FAILED, STOPPED, Counts, StudyRecord, TrialRecord
+from functions.core.spec import Study
 from functions.core.strict_json import finite
 
 GROUP, VERSION = "katuna.dev", "v1"
@@ -136,6 +137,23 @@ def definition(obj: Mapping[str, Any]) -> dict[str, Any]:
         raise InvalidStudy([Problem("spec.name", f"expected the resource's name {metadata.get('name')!r} or nothing, "
                                                  f"got {spec['name']!r}")])
     return {**spec, "name": metadata.get("name")}
+
+
+def namespace_problems(spec: Study, ref: Ref) -> list[Problem]:
+    """A resource's trials run in the resource's own namespace, as Katib runs an Experiment's:
+    whoever may create a resource in one namespace may not have katuna run trials, which could
+    read that namespace's Secrets, in another. A ``kubernetes.namespace`` naming another is refused."""
+    given = spec.kubernetes.namespace
+    if given is None or given == ref.namespace:
+        return []
+    return [Problem("kubernetes.namespace", f"expected the resource's own namespace {ref.namespace!r} or nothing, "
+                                            f"got {given!r}: a study resource's trials run in the namespace it is "
+                                            f"applied in; to run trials in {given!r}, apply the resource there")]
+
+
+def in_namespace(spec: Study, namespace: str | None) -> Study:
+    """The study with its trials in ``namespace`` (a resource's own; None: the service's default)."""
+    return replace(spec, kubernetes=replace(spec.kubernetes, namespace=namespace))
 
 
 def spec_paths(kind: str, problems: Sequence[Problem]) -> list[Problem]:

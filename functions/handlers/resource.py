@@ -5,7 +5,9 @@ follow the resource.
 The event only says which resource changed: the handler reads the resource as the API holds it
 now and reconciles, so duplicates, late updates and a delete overtaking its add all end in the
 same place. A new resource is submitted like ``POST /studies`` (same validation, same store; a trial
-template held in a ConfigMap is read then, once, and the stored study keeps it); its deletion
+template held in a ConfigMap is read then, once, and the stored study keeps it), its trials in
+the resource's own namespace (one naming another is refused, as Katib runs an Experiment's
+trials in its namespace); its deletion
 stops the study; an edit of the fields a running study takes (parallelism, max
 trials, max failed trials; an Experiment's maxTrialCount only above the trials it has made, as
 Katib's webhook rules) updates it, an edit raising the trial budget of an ended Experiment
@@ -37,7 +39,9 @@ from functions.core.resources import (
     Ref,
     definition,
     failed_status,
+    in_namespace,
     is_study_resource,
+    namespace_problems,
     ref_of,
     refused_fields,
     spec_paths,
@@ -97,12 +101,15 @@ def _fail(deps: Deps, ref: Ref, uid: str, generation: int, reason: str, problems
 
 
 def _create(deps: Deps, ref: Ref, current: Mapping[str, Any]) -> list[Event]:
-    """Submit the resource's study, as ``POST /studies`` would."""
+    """Submit the resource's study, as ``POST /studies`` would, its trials in the resource's
+    namespace (:func:`~functions.core.resources.namespace_problems`)."""
     uid, generation = current["metadata"]["uid"], current["metadata"].get("generation") or 1
     try:
         spec, submitted = template_sources.load(definition(current), _templates(deps), deps.limits,
                                                 partial(has_study, deps.store))
-        refused = study_problems(spec, deps.trial_defaults)
+        refused = namespace_problems(spec, ref)
+        spec = in_namespace(spec, ref.namespace)
+        refused += study_problems(spec, deps.trial_defaults)
         if refused:
             raise InvalidStudy(in_definition(submitted, refused))
         unsized = missing_requests(spec, deps.trial_defaults)
@@ -118,7 +125,9 @@ def _create(deps: Deps, ref: Ref, current: Mapping[str, Any]) -> list[Event]:
 
 def _edit(deps: Deps, stored: StudyRecord, origin: Origin, current: Mapping[str, Any]) -> list[Event]:
     """Apply an edit of the editable fields to the running study, or restart the ended study
-    whose budget it raises as Katib would (:mod:`functions.core.resume`); refuse any other."""
+    whose budget it raises as Katib would (:mod:`functions.core.resume`); refuse any other. The
+    trials stay where the study's ran (one stored before trials followed their resource's
+    namespace keeps the service's default, where its Jobs are)."""
     generation = current["metadata"]["generation"]
     kind = origin.ref.kind
     try:
@@ -128,6 +137,7 @@ def _edit(deps: Deps, stored: StudyRecord, origin: Origin, current: Mapping[str,
         else:
             _editable(kind, stored, edited, deps.store.count_trials(stored.name).created)
         spec, submitted = load_definition(edited, limits=deps.limits, stored=partial(has_study, deps.store))
+        spec = in_namespace(spec, stored.spec.kubernetes.namespace)
     except InvalidStudy as exc:
         problems = "; ".join(str(p) for p in spec_paths(kind, exc.problems))
         return _refuse(deps, stored, origin, generation, f"the edit is invalid: {problems}")
