@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from functions.core import pod_security
+from functions.core import pod_security, senders
 from functions.core.cluster import Cluster
 from functions.core.limits import EksQuotas, Limits
 from functions.core.node_hours import LOOK_EVERY
@@ -147,6 +147,13 @@ class Settings:
     tokens issued for this audience (the Trigger's ``subscriber.audience``), signed by a key of
     ``KATUNA_OIDC_ISSUER_URL`` (the Kubernetes API server, ``https://kubernetes.default.svc``:
     its ``/.well-known/openid-configuration`` names the issuer, ``/openid/v1/jwks`` holds the keys).
+    ``KATUNA_OIDC_SUBJECTS`` (comma-separated, unset: any): the only senders such a token is taken
+    from, by its ``sub`` claim (``system:serviceaccount:<namespace>:<name>``, the Triggers' OIDC
+    accounts; a trailing ``*`` matches every name it begins, as in a Knative EventPolicy); another
+    sender's valid token gets 403 (:mod:`functions.core.senders`). Trials may never run as these
+    accounts, so a study naming one in the namespace its trials run in is refused, and
+    ``KATUNA_K8S_SERVICE_ACCOUNT`` (or ``default``) in ``KATUNA_K8S_NAMESPACE`` matching one stops
+    the service at start.
     Events posted to ``K_SINK`` carry the OIDC token Knative's SinkBinding mounts at
     ``KATUNA_SINK_TOKEN_FILE`` (``/oidc/token``; none while the file is absent), read again at
     each post since it is rotated, and trust the PEM certificates of ``K_CA_CERTS`` (set by the
@@ -218,6 +225,7 @@ class Settings:
     allowed_hosts: tuple[str, ...] = ()
     session_ttl: float = 12 * 3600.0
     oidc_audience: str | None = None
+    oidc_subjects: tuple[str, ...] = ()
     oidc_issuer_url: str = "https://kubernetes.default.svc"
     max_dead_letters: int = 1000
     in_cluster: bool = False
@@ -252,6 +260,7 @@ class Settings:
             "trial_env": ("TRIAL_ENV", _list),
             "allowed_hosts": ("ALLOWED_HOSTS", _list), "session_ttl": ("SESSION_TTL", float),
             "oidc_audience": ("OIDC_AUDIENCE", str), "oidc_issuer_url": ("OIDC_ISSUER_URL", str),
+            "oidc_subjects": ("OIDC_SUBJECTS", _list),
             "max_dead_letters": ("MAX_DEAD_LETTERS", int),
             "metrics_token": ("METRICS_TOKEN", str), "lookahead": ("LOOKAHEAD", int),
             "katib_api": ("KATIB_API", _flag),
@@ -311,10 +320,22 @@ class Settings:
         if self.trial_pod_security not in pod_security.LEVELS:
             raise ValueError(f"{PREFIX}TRIAL_POD_SECURITY: expected {' or '.join(pod_security.LEVELS)}, got "
                              f"{self.trial_pod_security!r}")
+        self._check_senders()
         account = self.gke_node_service_account
         if account is not None and not GSA_EMAIL.fullmatch(account):
             raise ValueError(f"{PREFIX}GKE_NODE_SERVICE_ACCOUNT: expected a Google service account's email "
                              f"(NAME@PROJECT_ID.iam.gserviceaccount.com), got {account!r}")
+
+    def _check_senders(self) -> None:
+        for subject in self.oidc_subjects:
+            problem = senders.subject_problem(subject)
+            if problem:
+                raise ValueError(f"{PREFIX}OIDC_SUBJECTS: {problem}")
+        default = senders.account_subject(self.k8s_namespace or "default", self.k8s_service_account or "default")
+        if senders.allowed(default, self.oidc_subjects):
+            raise ValueError(f"{PREFIX}OIDC_SUBJECTS: {default!r}, the account trials run as by default "
+                             f"({PREFIX}K8S_SERVICE_ACCOUNT in {PREFIX}K8S_NAMESPACE), may send katuna events; "
+                             "trials may never: name only the Triggers' accounts")
 
     def _check_node_pools(self) -> None:
         if self.gke_cluster and self.eks_cluster:
@@ -345,7 +366,7 @@ class Settings:
                        image_pull_secrets=self.k8s_image_pull_secrets, ttl_seconds_after_finished=self.k8s_ttl_seconds,
                        default_resources=self.k8s_default_resources, start_allowance=self.k8s_start_allowance,
                        reserved_accounts=self.service_accounts, reserved_secrets=self.service_secrets,
-                       pod_security=self.trial_pod_security)
+                       sender_subjects=self.oidc_subjects, pod_security=self.trial_pod_security)
 
     @property
     def logs(self) -> Path:

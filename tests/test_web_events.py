@@ -166,7 +166,7 @@ def test_a_delivery_token_for_this_audience_is_accepted(knative: Service):
 
 
 @pytest.mark.parametrize("case", ["none", "garbage", "wrong-audience", "expired", "not-yet-valid", "wrong-issuer",
-                                  "bad-signature", "alg-none", "hs256-public-key", "no-expiry"])
+                                  "bad-signature", "alg-none", "hs256-public-key", "no-expiry", "no-subject"])
 def test_a_bad_delivery_token_is_refused(knative: Service, case: str):
     tokens = {
         "none": None, "garbage": "not.a.jwt",
@@ -179,6 +179,8 @@ def test_a_bad_delivery_token_is_refused(knative: Service, case: str):
         "hs256-public-key": _hs256_with_public_key(_claims()),
         "no-expiry": jwt.encode({k: v for k, v in _claims().items() if k != "exp"}, RSA_KEY, "RS256",
                                 headers={"kid": "rsa"}),
+        "no-subject": jwt.encode({k: v for k, v in _claims().items() if k != "sub"}, RSA_KEY, "RS256",
+                                 headers={"kid": "rsa"}),
     }
     headers = {"Authorization": f"Bearer {tokens[case]}"} if tokens[case] else {}
     for path in ("/", "/functions/provision", "/dead-letters"):

@@ -66,6 +66,9 @@ class ServiceSettings(Protocol):
     def oidc_issuer_url(self) -> str: ...
 
     @property
+    def oidc_subjects(self) -> tuple[str, ...]: ...
+
+    @property
     def events(self) -> str: ...
 
     @property

@@ -43,6 +43,9 @@ class Cluster:
     reserved_secrets: tuple[str, ...] = ()
     """The katuna service's own Secrets, which no trial pod may name (from the service's
     settings; see :mod:`functions.core.trial_identity`)."""
+    sender_subjects: tuple[str, ...] = ()
+    """The subjects katuna takes events from (from the service's settings; see
+    :mod:`functions.core.senders`): no trial pod may run as an account they name in its namespace."""
     pod_security: str = "baseline"
     """``baseline``: trial pods may not ask for what Kubernetes' baseline Pod Security Standard
     forbids (privileged, the node's namespaces or files); ``privileged``: the operator lifted it
@@ -63,6 +66,7 @@ class Cluster:
             default_resources=self.default_resources or defaults.default_resources,
             reserved_accounts=defaults.reserved_accounts,
             reserved_secrets=defaults.reserved_secrets,
+            sender_subjects=defaults.sender_subjects,
             pod_security=defaults.pod_security,
             start_allowance=_first(self.start_allowance, defaults.start_allowance, START_ALLOWANCE),
         )

@@ -7,7 +7,10 @@ accounts anywhere a pod's account can come from is refused: the ``kubernetes`` s
 every ``serviceAccountName`` (or a pod's older ``serviceAccount``, or a Tekton
 ``taskServiceAccountName``) anywhere in a ``trialSpec``, whatever its kind (a Job's or a
 Training Operator job's pod templates, a JobSet's, a TrainJob's ``podSpecOverrides``, an Argo
-Workflow's and its executor's, a Tekton PipelineRun's).
+Workflow's and its executor's, a Tekton PipelineRun's). So is an account that katuna takes
+events from (``KATUNA_OIDC_SUBJECTS``, a Trigger's OIDC account: :mod:`functions.core.senders`)
+in the namespace the trials run in: a trial running as one could have its token for katuna's
+audience taken as the broker's delivery.
 
 The service's Secrets (the token that authorizes writes to its API) live in the namespace its
 trials run in by default, and the API server lets katuna create a pod that reads any of them. So
@@ -40,7 +43,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from functions.core import pod_security, pod_spec_patch, template
+from functions.core import pod_security, pod_spec_patch, senders, template
 from functions.core.cluster import Cluster
 from functions.core.errors import InvalidStudy, Problem
 from functions.core.spec import Study
@@ -91,13 +94,16 @@ def _filled_later(path: str, value: str) -> Problem:
 
 def study_problems(spec: Study, service: Cluster) -> list[Problem]:
     """Where the study gives its trials' pods one of the ``service``'s own accounts or Secrets
-    (its ``reserved_accounts`` and ``reserved_secrets``), or more than the baseline Pod Security
+    (its ``reserved_accounts`` and ``reserved_secrets``, and the accounts of its
+    ``sender_subjects`` in the trials' namespace), or more than the baseline Pod Security
     Standard unless the ``service`` lifted it (:mod:`functions.core.pod_security`), and the
     patches of its ``trialSpec`` that cannot be read."""
     trial_spec = spec.trial_template.trial_spec
     strings, unreadable = _trial_strings(trial_spec, filled=False)
     beyond = pod_security.study_problems(trial_spec) if service.pod_security == pod_security.BASELINE else []
-    return (unreadable + _accounts(spec.kubernetes.service_account, strings, service.reserved_accounts)
+    account, namespace = spec.kubernetes.service_account, spec.kubernetes.with_defaults(service).namespace
+    return (unreadable + _accounts(account, strings, service.reserved_accounts)
+            + _senders(account, strings, service, namespace or "default")
             + _secrets(spec.kubernetes.image_pull_secrets, strings, service.reserved_secrets) + beyond)
 
 
@@ -123,6 +129,7 @@ def check_launch(cluster: Cluster, workload: Mapping[str, Any] | None,
     made ask for more than its template ``trial_spec`` and the baseline Pod Security Standard."""
     strings, found = _trial_strings(workload, filled=True)
     found += _accounts(cluster.service_account, strings, cluster.reserved_accounts)
+    found += _senders(cluster.service_account, strings, cluster, cluster.namespace or "default")
     found += _secrets(cluster.image_pull_secrets, strings, cluster.reserved_secrets)
     if workload is not None and cluster.pod_security == pod_security.BASELINE:
         found += pod_security.launch_problems(trial_spec, workload)
@@ -142,6 +149,23 @@ def _accounts(account: str | None, strings: Iterable[tuple[str, str]], reserved:
     """Where the ``kubernetes`` section's ``account`` or a ``trialSpec``'s ``strings`` name a ``reserved`` one."""
     given = [("kubernetes.serviceAccountName", account), *((path, value) for path, value in strings if _named(path))]
     return _reserved(given, reserved, _account)
+
+
+def _senders(account: str | None, strings: Iterable[tuple[str, str]], service: Cluster,
+             namespace: str) -> list[Problem]:
+    """Where the ``kubernetes`` section's ``account`` or a ``trialSpec``'s ``strings`` name, in the
+    trials' ``namespace``, an account of the ``service``'s ``sender_subjects`` (one of its
+    ``reserved_accounts`` is told once, by :func:`_accounts`)."""
+    given = [("kubernetes.serviceAccountName", account), *((path, value) for path, value in strings if _named(path))]
+    return [_sender(path, value, namespace) for path, value in given
+            if value is not None and value not in service.reserved_accounts
+            and senders.allowed(senders.account_subject(namespace, value), service.sender_subjects)]
+
+
+def _sender(path: str, account: str, namespace: str) -> Problem:
+    return Problem(path, f"{account!r} in namespace {namespace!r} is an account katuna takes events from "
+                         "(KATUNA_OIDC_SUBJECTS: a Knative Trigger's OIDC account); trials may never run as it: "
+                         "name an account made for trials (or none)")
 
 
 def _secrets(pull_secrets: Iterable[str], strings: Iterable[tuple[str, str]], reserved: Iterable[str]) -> list[Problem]:

@@ -16,6 +16,7 @@ from functions.adapters.web.auth import bearer, csrf_matches, current_session, h
 from functions.adapters.web.errors import error_response
 from functions.adapters.web.json_provider import StrictJSONProvider
 from functions.adapters.web.oidc import Verifier
+from functions.core import senders
 from functions.core.application import Application, ServiceSettings
 from functions.core.errors import KatunaError
 
@@ -76,7 +77,7 @@ def _guard():
                                  "writes from another site are refused: send them from this service's own pages "
                                  "or from a script with Authorization: Bearer <KATUNA_API_TOKEN>")
     if event_path:
-        return None if _event_sender_known(settings) else _unauthorized()
+        return _check_event_sender(settings)
     return _check_caller(settings, path)
 
 
@@ -110,17 +111,26 @@ def _check_scraper(settings: ServiceSettings):
     return _unauthorized("send Authorization: Bearer <KATUNA_METRICS_TOKEN> (or <KATUNA_API_TOKEN>)")
 
 
-def _event_sender_known(settings: ServiceSettings) -> bool:
+def _check_event_sender(settings: ServiceSettings):
     """The event paths take the API token, or Knative's OIDC delivery token when
-    ``KATUNA_OIDC_AUDIENCE`` is set; behind a broker without OIDC (``KATUNA_EVENTS=reply``)
-    they rely on the service being cluster-local."""
+    ``KATUNA_OIDC_AUDIENCE`` is set, from a sender of ``KATUNA_OIDC_SUBJECTS`` when that is set
+    (another sender's valid token: 403, naming it); behind a broker without OIDC
+    (``KATUNA_EVENTS=reply``) they rely on the service being cluster-local."""
     if settings.api_token and has_token(request, settings.api_token):
-        return True
+        return None
     verifier: Verifier | None = current_app.extensions.get("katuna_oidc")
-    if verifier is not None:
-        given = bearer(request)
-        return given is not None and verifier.verify(given)
-    return settings.events == "reply" or not settings.api_token
+    if verifier is None:
+        return None if settings.events == "reply" or not settings.api_token else _unauthorized()
+    given = bearer(request)
+    subject = verifier.subject(given) if given is not None else None
+    if subject is None:
+        return _unauthorized()
+    if settings.oidc_subjects and not senders.allowed(subject, settings.oidc_subjects):
+        log.warning("refused an event delivery from %s: not one of KATUNA_OIDC_SUBJECTS", subject)
+        return guard.refusal(request, 403, "sender_not_allowed",
+                             f"events from {subject!r} are refused: katuna takes events only from the senders of "
+                             "KATUNA_OIDC_SUBJECTS (the Triggers' OIDC accounts)")
+    return None
 
 
 def _check_caller(settings: ServiceSettings, path: str):

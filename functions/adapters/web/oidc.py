@@ -6,7 +6,10 @@ subscriber's (``subscriber.audience``, here ``KATUNA_OIDC_AUDIENCE``), signed by
 service-account issuer. The issuer and its keys come from the API server
 (``KATUNA_OIDC_ISSUER_URL``): ``/.well-known/openid-configuration`` and ``/openid/v1/jwks``,
 read with the pod's CA and service-account token when it has them. Only RS256 and ES256
-signatures are accepted; ``exp`` and ``aud`` are required, ``nbf`` honoured.
+signatures are accepted; ``exp``, ``aud``, ``iss`` and ``sub`` are required, ``nbf`` honoured.
+A valid token says only that the cluster signed it for this audience, which any pod can have
+done: its subject, the sender's service account, is checked by the caller against
+``KATUNA_OIDC_SUBJECTS`` (:mod:`functions.core.senders`).
 """
 
 from __future__ import annotations
@@ -59,9 +62,9 @@ class Verifier:
                                              timeout=TIMEOUT_SECONDS, ssl_context=self._ssl_context())
             return self._issuer, self._keys
 
-    def verify(self, token: str) -> bool:
-        """Whether ``token`` is a valid delivery token for this service; ``TemporaryError``
-        when the issuer cannot be asked (the broker retries)."""
+    def subject(self, token: str) -> str | None:
+        """The subject (``sub``) of ``token`` when it is a valid delivery token for this service,
+        else None; ``TemporaryError`` when the issuer cannot be asked (the broker retries)."""
         try:
             issuer, keys = self._discover()
             key = keys.get_signing_key_from_jwt(token)
@@ -69,11 +72,11 @@ class Verifier:
             raise TemporaryError(f"could not read the token issuer's keys from {self.base}: {exc}") from exc
         except (jwt.PyJWTError, ValueError, KeyError) as exc:
             log.warning("refused an event delivery token: %s", exc)
-            return False
+            return None
         try:
-            jwt.decode(token, key, algorithms=ALGORITHMS, audience=self.audience, issuer=issuer,
-                       leeway=LEEWAY_SECONDS, options={"require": ["exp", "aud", "iss"]})
-            return True
+            claims = jwt.decode(token, key, algorithms=ALGORITHMS, audience=self.audience, issuer=issuer,
+                                leeway=LEEWAY_SECONDS, options={"require": ["exp", "aud", "iss", "sub"]})
         except jwt.PyJWTError as exc:
             log.warning("refused an event delivery token: %s", exc)
-            return False
+            return None
+        return str(claims["sub"])
