@@ -164,7 +164,8 @@ class Runtime:
         deps = self.deps()
         broker = LocalBroker(Dispatcher(deps, observer=self._metrics.events), self.queue)
         stop_local = self.executor.stop_study if isinstance(self.executor, LocalExecutor) else (lambda study: None)
-        watcher = Watcher(deps, self.queue, self._watched, stop_local, progress_every=self.settings.k8s_progress_seconds)
+        watcher = Watcher(deps, self.queue, self._watched, stop_local, progress_every=self.settings.k8s_progress_seconds,
+                          keep_every=self.settings.k8s_keep_seconds)
         while not self._stopping.is_set():
             try:
                 broker.run(until=self._stopping.is_set, tick=watcher.tick, drain=False)

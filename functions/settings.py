@@ -132,6 +132,9 @@ class Settings:
     ``KATUNA_K8S_PROGRESS_SECONDS`` (10): how often ``katuna serve`` with the Kubernetes
     executor reads the logs of running trials of studies with early stopping for new reports
     of the objective (:mod:`functions.handlers.progress_scan`; on Knative the reconcile tick reads them).
+    ``KATUNA_K8S_KEEP_SECONDS`` (30): how often it reads the logs of the other studies' running
+    trials, keeping their observations as they are read, so the kubelet's log rotation loses none
+    of a chatty trial's (:mod:`functions.core.log_keep`).
     ``KATUNA_TRIAL_ENV`` (comma-separated names, none by default): variables of the service's
     environment that local trial processes get besides their minimal one (say
     ``CUDA_VISIBLE_DEVICES``); ``KATUNA_API_TOKEN`` is refused. ``KATUNA_LOOKAHEAD`` (1): trials
@@ -234,6 +237,7 @@ class Settings:
     limits: Limits = Limits()
     node_look_seconds: float = LOOK_EVERY
     k8s_progress_seconds: float = 10.0
+    k8s_keep_seconds: float = 30.0
     remote_timeout: float = REMOTE_TIMEOUT
     pool_wait: float = POOL_WAIT
     sink_token_file: Path = Path("/oidc/token")
@@ -266,6 +270,7 @@ class Settings:
             "katib_api": ("KATIB_API", _flag),
             "node_look_seconds": ("NODE_LOOK_SECONDS", float),
             "k8s_progress_seconds": ("K8S_PROGRESS_SECONDS", float),
+            "k8s_keep_seconds": ("K8S_KEEP_SECONDS", float),
             "remote_timeout": ("REMOTE_TIMEOUT", float), "pool_wait": ("POOL_WAIT", float),
             "sink_token_file": ("SINK_TOKEN_FILE", Path),
         }
@@ -291,9 +296,10 @@ class Settings:
             raise ValueError(f"{PREFIX}LOOKAHEAD: expected trials >= 0, got {settings.lookahead}")
         if settings.k8s_start_allowance is not None and settings.k8s_start_allowance < 0:
             raise ValueError(f"{PREFIX}K8S_START_ALLOWANCE: expected seconds >= 0, got {settings.k8s_start_allowance}")
-        if not settings.k8s_progress_seconds > 0:
-            raise ValueError(f"{PREFIX}K8S_PROGRESS_SECONDS: expected a positive number of seconds, "
-                             f"got {settings.k8s_progress_seconds}")
+        for name, seconds in (("K8S_PROGRESS_SECONDS", settings.k8s_progress_seconds),
+                              ("K8S_KEEP_SECONDS", settings.k8s_keep_seconds)):
+            if not seconds > 0:
+                raise ValueError(f"{PREFIX}{name}: expected a positive number of seconds, got {seconds}")
         for name, seconds in (("REMOTE_TIMEOUT", settings.remote_timeout), ("POOL_WAIT", settings.pool_wait)):
             if not 0 < seconds < math.inf:
                 raise ValueError(f"{PREFIX}{name}: expected a positive number of seconds, got {seconds}")

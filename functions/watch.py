@@ -46,6 +46,10 @@ PROGRESS_EVERY = 10.0
 """Seconds between reads of running trials' logs for their progress, where the executor cannot
 watch their output (:mod:`functions.handlers.progress_scan`; ``KATUNA_K8S_PROGRESS_SECONDS``)."""
 
+KEEP_EVERY = 30.0
+"""Seconds between reads of the logs of running trials of studies without early stopping, their
+observations kept as they are read (:mod:`functions.core.log_keep`; ``KATUNA_K8S_KEEP_SECONDS``)."""
+
 KATIB_RESOURCES_EVERY = 2.0
 """The same where Katib's kinds are watched (``KATUNA_KATIB_API``): in queue mode no
 ApiServerSource tells of a new Experiment, and Katib's SDK expects its first condition within
@@ -62,7 +66,8 @@ class Watcher:
     """
 
     def __init__(self, deps: Deps, events: EventQueue, select: Callable[[], list[StudyRecord]],
-                 stop_local: Callable[[str], None] = lambda study: None, progress_every: float = PROGRESS_EVERY) -> None:
+                 stop_local: Callable[[str], None] = lambda study: None, progress_every: float = PROGRESS_EVERY,
+                 keep_every: float = KEEP_EVERY) -> None:
         self._deps = deps
         self._executor = deps.executor
         self._events = events
@@ -75,6 +80,8 @@ class Watcher:
         self._resources_checked: float | None = None
         self._progress_every = progress_every
         self._progress_read: float | None = None
+        self._keep_every = keep_every
+        self._kept: float | None = None
         self._ticks = 0
 
     def tick(self) -> None:
@@ -116,13 +123,18 @@ class Watcher:
         for event in resource_events(self._deps, self._deps.store.list_studies(), self._ticks):
             self._events.put(event)
     def _read_progress(self) -> None:
-        """Now and then, the progress events of the reports in running trials' logs (none where
-        the executor watches the trials' output itself)."""
+        """Now and then, the progress events of the reports in running trials' logs, and their
+        observations kept; the logs of studies without early stopping less often (none where the
+        executor watches the trials' output itself)."""
         now = time.monotonic()
-        if self._deps.logs is None or (self._progress_read is not None and now - self._progress_read < self._progress_every):
+        every_study = self._kept is None or now - self._kept >= self._keep_every
+        if self._deps.logs is None or not every_study and (
+                self._progress_read is not None and now - self._progress_read < self._progress_every):
             return
         self._progress_read = now
-        for event in scan(self._deps, self._select(), self._ticks):
+        if every_study:
+            self._kept = now
+        for event in scan(self._deps, self._select(), self._ticks, every_study):
             self._events.put(event)
 
     def _stop_strays(self) -> None:

@@ -8,6 +8,7 @@ long after the container started while the trial printed fast enough to fill a f
 from __future__ import annotations
 
 import sys
+import time
 
 import pytest
 import yaml
@@ -20,8 +21,12 @@ from test_kube_standin_simulated import finished
 
 from functions.adapters.kubernetes_executor import KubernetesExecutor, api_client
 from functions.core.cluster import Cluster
-from functions.core.launch import TrialLaunch
-from functions.core.log_rotation import rotated
+from functions.core.launch import TrialLaunch, trial_launch
+from functions.core.log_cursor import NANOS, Cursor, RunningLog
+from functions.core.log_keep import Kept, line_parser, take, unread
+from functions.core.log_rotation import LogStart, rotated
+from functions.core.records import StudyRecord, TrialRecord
+from functions.core.validate import parse_study
 
 NAMESPACE = "log-rotation"
 KUBE_NAMESPACES = (NAMESPACE,)
@@ -92,30 +97,107 @@ time.sleep(0.5)
 :data:`SMALL` (the stand-in rotates it at its next look), then prints a worse loss."""
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(120)
-def test_a_trial_whose_read_lines_were_rotated_away_says_its_observations_before_are_lost(kube: KubeStub, tmp_path):
-    kube.kubelets.log_max_size = SMALL
-    definition = {
-        "name": "chatty", "objective": {"metric": "loss", "direction": "minimize"},
+def chatty_study(name: str, script: str, **extra: object) -> dict:
+    return {
+        "name": name, "objective": {"metric": "loss", "direction": "minimize", "additionalMetrics": ["acc"],
+                                    "strategies": {"loss": "min", "acc": "latest"}},
         "parameters": [{"name": "x", "type": "float", "min": 0.0, "max": 1.0}],
         "algorithm": {"name": "random", "seed": 1}, "parallelism": 1, "maxTrials": 1,
-        "earlyStopping": {"algorithm": "median", "settings": {"n_startup_trials": 5}},
-        "trialTemplate": {"image": "python:3.12", "command": [sys.executable, "-c", CHATTY, "--x=${trialParameters.x}"]},
+        "trialTemplate": {"image": "python:3.12", "command": [sys.executable, "-c", script, "--x=${trialParameters.x}"]},
+        **extra,
     }
+
+
+def run_on_cluster(kube: KubeStub, tmp_path, definition: dict) -> dict:
+    """The one trial of ``definition`` run by ``katuna serve`` on the stand-in, which rotates logs
+    at :data:`SMALL`; its running logs read every 0.3 s."""
+    kube.kubelets.log_max_size, kube.kubelets.log_look_seconds = SMALL, 1.0
     service = Service(tmp_path, workers=1, KATUNA_EXECUTOR="kubernetes", KATUNA_K8S_API=kube.url,
-                      KATUNA_K8S_NAMESPACE=NAMESPACE, KATUNA_K8S_PROGRESS_SECONDS="0.3")
+                      KATUNA_K8S_NAMESPACE=NAMESPACE, KATUNA_K8S_PROGRESS_SECONDS="0.3", KATUNA_K8S_KEEP_SECONDS="0.3")
     try:
         status, _, body = service.request("POST", "/studies", yaml.safe_dump(definition),
                                           {"Content-Type": "application/yaml"})
         assert status == 201, body
-        service.wait_for("chatty", timeout=60)
-        [trial] = service.json("GET", "/studies/chatty/trials")[1]
+        service.wait_for(definition["name"], timeout=60)
+        return service.json("GET", f"/studies/{definition['name']}/trials/0")[1]
     finally:
         kube.kubelets.log_max_size = 10 * 1024 * 1024
         service.close()
-    assert trial["state"] == "COMPLETE" and trial["metrics"] == {"loss": 0.5}, "the tail's minimum: all that is left"
-    reason = trial["reason"]
-    assert reason.startswith("the kubelet rotated this trial's log: katuna read its lines up to "), reason
-    assert "the observations printed before then are lost (with any best value of a min or max metric" in reason
-    assert "print less" in reason and "containerLogMaxSize" in reason
+
+
+REPORTS = "".join(f"loss=0.3 acc=0.6 line {i} of a chatty trial, padded {'.' * 40}\n" for i in range(200))
+"""About 16 KiB of reports: enough for the stand-in to rotate the log at :data:`SMALL`."""
+
+KEEPS = f"""
+import time
+print("loss=0.1 acc=0.5", flush=True)
+time.sleep(1.5)
+print({REPORTS!r}, end="", flush=True)
+time.sleep(1.5)
+print("loss=0.5 acc=0.9", flush=True)
+time.sleep(0.5)
+"""
+"""Prints its best loss, then enough reports for the log to rotate, then a worse loss and the last acc."""
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_a_chatty_trial_keeps_every_observation_though_its_log_was_rotated(kube: KubeStub, tmp_path):
+    trial = run_on_cluster(kube, tmp_path, chatty_study("kept", KEEPS))
+    assert trial["state"] == "COMPLETE", trial["reason"]
+    assert trial["metrics"] == {"loss": 0.1, "acc": 0.9}, "min over the whole run; latest is the last printed"
+    assert trial["values"] == [0.1]
+    observations = trial["observations"]
+    assert [o["metric"] for o in observations].count("loss") == 202, "each line printed counted once"
+    assert [o["metric"] for o in observations].count("acc") == 202
+    assert [o["value"] for o in observations if o["metric"] == "loss"][:2] == [0.1, 0.3]
+    assert observations[-1] == {"metric": "acc", "value": 0.9, "step": None, "timestamp": None}
+    assert not trial["reason"], "nothing was lost"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_a_trial_with_early_stopping_whose_log_was_rotated_keeps_what_was_read(kube: KubeStub, tmp_path):
+    definition = chatty_study("chatty", CHATTY, earlyStopping={"algorithm": "median",
+                                                                "settings": {"n_startup_trials": 5}})
+    definition["objective"] = {"metric": "loss", "direction": "minimize"}
+    trial = run_on_cluster(kube, tmp_path, definition)
+    assert trial["state"] == "COMPLETE" and trial["metrics"] == {"loss": 0.1}, "the best loss, read before the rotation"
+    assert [o["value"] for o in trial["observations"]] == [0.1, 0.5]
+    assert not trial["reason"], trial["reason"]
+
+
+def stamped(at: int, text: str) -> str:
+    seconds, nanos = divmod(at, NANOS)
+    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(seconds))}.{nanos:09d}Z {text}\n"
+
+
+def test_lines_read_twice_count_once_though_lines_share_a_time():
+    """A scan takes the complete lines of its read; the next read starts a little early and the
+    final read from the start: only the lines past what was kept count again."""
+    spec = parse_study(chatty_study("shared", "pass"))
+    launch = trial_launch(StudyRecord(spec, {}, ".", "0123456789ab"), TrialRecord("shared", 0, {"x": 0.5}))
+    parse = line_parser(spec, launch)
+    at = 1_700_000_000 * NANOS
+    first = [stamped(at, "loss=0.1"), stamped(at, "loss=0.2"), stamped(at + 5, "loss=0.3"), "2023"]
+    taken = take(RunningLog("pod", first), parse, "loss", None)
+    assert taken is not None and [o.value for o in taken.observations] == [0.1, 0.2, 0.3]
+    assert (taken.cursor.at, taken.cursor.same, taken.cursor.reports) == (at + 5, 1, 3), "the cut line is read on"
+    kept = Kept(1).on(taken.cursor, {})
+    whole = [stamped(at, "loss=0.1"), stamped(at, "loss=0.2"), stamped(at + 5, "loss=0.3"), stamped(at + 5, "loss=0.4"),
+             stamped(at + 9, "acc=1 and no line break").rstrip("\n")]
+    again = take(RunningLog("pod", whole), parse, "loss", kept.of("pod"))
+    assert again is not None and [o.value for o in again.observations] == [0.4], "a line of the same time, after"
+    assert [(text, new) for text, new in unread([("pod", iter(whole))], kept)] == [
+        ("loss=0.1", False), ("loss=0.2", False), ("loss=0.3", False), ("loss=0.4", True),
+        ("acc=1 and no line break", True)]
+    assert all(new for _, new in unread([("other", iter(whole))], kept)), "another pod's log was never kept"
+
+
+def test_the_rotation_notice_appears_only_when_lines_went_unread():
+    at = 1_700_000_000 * NANOS
+    kept = Kept(1, (Cursor("pod", at, 1, 1),), {})
+    assert rotated(LogStart("pod", 1.0, None, at), None, 100, 1, 2.0, kept) is None, "the log holds the last line read"
+    reason = rotated(LogStart("pod", 1.0, None, at + 3 * NANOS), None, 100, 1, 2.0, kept)
+    assert reason is not None and reason.startswith("the kubelet rotated this trial's log before katuna read all of it")
+    assert "the observations printed in between are lost" in reason and "KATUNA_K8S_KEEP_SECONDS" in reason

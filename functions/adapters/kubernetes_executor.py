@@ -381,13 +381,24 @@ class KubernetesExecutor:
         unreachable, and the API answers 500 for minutes), as its run was lost anyway; when no
         pod that ran to its end (and none still running) has one, the output is lost
         (:class:`OutputLost`)."""
+        for _, lines in self._logs(launch, timestamps=False):
+            yield from lines
+
+    def stamped_output(self, launch: TrialLaunch) -> Iterator[tuple[str, Iterator[str]]]:
+        """The attempt's output as :meth:`output` reads it, each pod's apart (its uid, and its
+        lines, to be read before the next pod's), each line behind the time it was written."""
+        return self._logs(launch, timestamps=True)
+
+    def _logs(self, launch: TrialLaunch, timestamps: bool) -> Iterator[tuple[str, Iterator[str]]]:
+        """The uid and the streamed log of each pod of the attempt that has one (see :meth:`output`)."""
         namespace, container = self._namespace(launch), primary_container_name(launch)
         pods, read = self._pods(launch), False
         for pod in pods:
             try:
                 # Unread (_preload_content=False), the log comes back as urllib3's response, not a str.
                 response = cast(BaseHTTPResponse, self._core.read_namespaced_pod_log(
-                    pod.metadata.name, namespace, container=container, _preload_content=False))
+                    pod.metadata.name, namespace, container=container, timestamps=timestamps or None,
+                    _preload_content=False))
             except ApiException as exc:
                 if exc.status in (400, 404) or disrupted(pod):
                     log.warning("no log from pod %s (container %s): %s %s", pod.metadata.name, container,
@@ -397,12 +408,7 @@ class KubernetesExecutor:
             except HTTPError as exc:
                 raise translate(exc, f"read the log of pod {pod.metadata.name}") from exc
             read = read or not disrupted(pod)
-            try:
-                yield from bounded_lines(response.stream(CHUNK))
-            except HTTPError as exc:
-                raise translate(exc, f"read the log of pod {pod.metadata.name}") from exc
-            finally:
-                response.release_conn()
+            yield pod.metadata.uid, _streamed(pod.metadata.name, response)
         if not read:
             raise OutputLost(f"no log of Job {launch.job_name}'s last run is left: its pods are gone with their "
                              "node, or were never scheduled")
@@ -460,6 +466,16 @@ class KubernetesExecutor:
     def read_file(self, launch: TrialLaunch, path: str) -> Iterator[str]:
         """The metrics file's lines, as the wrapped trial container copied them to its log."""
         return file_collector.file_lines(self.output(launch))
+
+
+def _streamed(pod: str, response: BaseHTTPResponse) -> Iterator[str]:
+    """The lines of a pod's log as its answer streams in; the connection released at the end."""
+    try:
+        yield from bounded_lines(response.stream(CHUNK))
+    except HTTPError as exc:
+        raise translate(exc, f"read the log of pod {pod}") from exc
+    finally:
+        response.release_conn()
 
 
 def _lost(launch: TrialLaunch, pods: list[Any]) -> str:

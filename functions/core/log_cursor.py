@@ -103,16 +103,37 @@ def written_at(stamp: str) -> int | None:
     return int(moment.timestamp()) * NANOS + int(fraction.ljust(9, "0") or 0)
 
 
-def _stamped(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
-    """``(time, text)`` of each complete line that starts with its time. A line without one is
-    the rest of an overlong line, cut into pieces by the reader: no line of its own."""
-    for line in lines:
-        if not line.endswith("\n"):
-            return
-        stamp, _, text = line.partition(" ")
-        at = written_at(stamp)
-        if at is not None:
-            yield at, text.rstrip("\n")
+def pieces(lines: Iterable[str]) -> Iterator[tuple[int, int, str, bool]]:
+    """``(at, same, text, ends)`` of each piece of each line in ``lines`` (as a read with
+    ``timestamps`` gives them, an overlong line cut into pieces by the reader): the line's
+    position, its time and how many lines before it had that time (a line written before the
+    line before it counts as written at that line's time: the runtime writes stdout and stderr
+    apart), the piece's text (the time and the line break taken off), and whether the piece ends
+    its line. The position is the line's from its first piece, so a line of any length streams.
+    A line with no time ahead of it is no line: its pieces are left out."""
+    at = same = 0
+    written: int | None = None
+    fresh = True
+    for piece in lines:
+        if fresh:
+            stamp, _, piece = piece.partition(" ")
+            written = written_at(stamp)
+            if written is not None:
+                at, same = (written, 1) if written > at else (at, same + 1)
+        fresh = piece.endswith("\n")
+        if written is not None:
+            yield at, same, piece.rstrip("\n"), fresh
+
+
+def complete_lines(lines: Iterable[str]) -> Iterator[tuple[int, int, list[str]]]:
+    """``(at, same, pieces)`` of each line of a running log's read (:func:`pieces`) that ended
+    within it: the last one may be cut short by the read's limit, and is read on next time."""
+    taken: list[str] = []
+    for at, same, text, ends in pieces(lines):
+        taken.append(text)
+        if ends:
+            yield at, same, taken
+            taken = []
 
 
 def reports(launch: TrialLaunch, log: RunningLog, cursor: Cursor | None) -> list[Report]:
@@ -129,12 +150,10 @@ def reports(launch: TrialLaunch, log: RunningLog, cursor: Cursor | None) -> list
     counter.reports, counter.named = cursor.reports, cursor.named
     parse = parse_json_lines if progress.format == "json" else partial(parse_text, filters=progress.filters)
     found: list[Report] = []
-    at = same = 0
-    for written, text in _stamped(log.lines):
-        at, same = (written, 1) if written > at else (at, same + 1)
+    for at, same, texts in complete_lines(log.lines):
         if (at, same) <= (cursor.at, cursor.same):
             continue
-        lines = list(file_lines([text])) if launch.metrics_file is not None else [text]
+        lines = list(file_lines(texts)) if launch.metrics_file is not None else texts
         for step, value in counter.steps(parse(lines, [progress.metric])):
             found.append(Report(step, value, Cursor(log.pod, at, same, counter.reports, counter.named)))
     return found

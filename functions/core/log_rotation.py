@@ -7,9 +7,12 @@ katuna reads its log at the end: its observations begin in the middle, a ``min``
 reduction runs over the tail only, and an objective printed early seems never reported. The
 API gives no sign of a rotation, so katuna infers one from what it can see:
 
-- for certain, when katuna read the pod's running log before (a study with early stopping: the
-  progress cursor of :mod:`functions.core.log_cursor`) and the log now begins after the last
-  line it read then, or holds fewer reports of the objective than it had counted by then;
+- where katuna kept the observations of the pod's running log as it read it
+  (:mod:`functions.core.log_keep`), none of those is lost: only the lines written between the last
+  line it read and the first line the log now begins with, when the log begins after it;
+- for certain, when katuna read the pod's running log before (the progress cursor of a study with
+  early stopping, :mod:`functions.core.log_cursor`) and the log now begins after the last line it
+  read then, or holds fewer reports of the objective than it had counted by then;
 - as likely, when the log begins well after the container started (:data:`QUIET_START`) and the
   trial printed fast enough while it was served to have filled a file of :data:`MAX_SIZE` in
   that time (:data:`RATE_SLACK`): a trial that was only quiet at first prints far slower than
@@ -22,6 +25,7 @@ import time
 from dataclasses import dataclass
 
 from functions.core.log_cursor import NANOS, Cursor
+from functions.core.log_keep import Kept
 
 MAX_SIZE = 10 * 1024 * 1024
 """The kubelet's ``containerLogMaxSize`` by default (GKE, EKS, and Kubernetes itself)."""
@@ -38,6 +42,10 @@ ADVICE = ("the Kubernetes API serves only a container's current log file, and th
           "bars and per-step debugging elsewhere), or raise containerLogMaxSize in the nodes' kubelet configuration")
 
 
+ADVICE_SHORT = ("print less, or raise containerLogMaxSize in the nodes' kubelet configuration (10 Mi by default on "
+                "GKE and EKS)")
+
+
 @dataclass(frozen=True)
 class LogStart:
     """Where the log of an attempt's last run begins: its pod's uid, when its trial container
@@ -50,18 +58,36 @@ class LogStart:
     first: int | None
 
 
+def _lost_between(start: LogStart, read: Cursor) -> str | None:
+    """Where the observations of the current pod's log were kept up to ``read``: nothing is lost
+    when the log the API serves begins at or before that line; else the lines written between it
+    and the log's first line went with the rotated files (the log rotated before katuna read them:
+    it printed faster than katuna reads, or the reads were too far apart)."""
+    if start.first is not None and start.first <= read.at:
+        return None
+    begins = "serves no line" if start.first is None else f"begins at {_when(start.first)}"
+    return (f"the kubelet rotated this trial's log before katuna read all of it: katuna kept the observations of "
+            f"its lines up to {_when(read.at)}, and the log now {begins}; the observations printed in between are "
+            f"lost (with any best value of a min or max metric among them): read the running logs more often "
+            f"(KATUNA_K8S_KEEP_SECONDS, KATUNA_K8S_PROGRESS_SECONDS), or {ADVICE_SHORT}")
+
+
 def _when(nanos: int) -> str:
     """A log line's time, as a trial's reason shows it (UTC, whole seconds)."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(nanos // NANOS))
 
 
-def rotated(start: LogStart | None, cursor: Cursor | None, served_bytes: int, reports: int, now: float) -> str | None:
+def rotated(start: LogStart | None, cursor: Cursor | None, served_bytes: int, reports: int, now: float,
+            kept: Kept | None = None) -> str | None:
     """What a trial's reason says about the rotation of its log, or None when there is no sign
-    of one. ``cursor`` is how far katuna read the running log (None when it never did);
-    ``served_bytes`` and ``reports`` (of the objective) what the API served at the end; ``now``
-    the time of that read."""
+    of one. ``cursor`` is how far katuna read the running log's reports (None when it never did);
+    ``kept`` what it kept of it (:mod:`functions.core.log_keep`); ``served_bytes`` and ``reports``
+    (of the objective) what the API served at the end; ``now`` the time of that read."""
     if start is None:
         return None
+    read = kept.of(start.pod) if kept is not None else None
+    if read is not None:
+        return _lost_between(start, read)
     if cursor is not None and cursor.pod == start.pod and (
             start.first is None or start.first > cursor.at or reports < cursor.reports):
         begins = "serves no line" if start.first is None else f"begins at {_when(start.first)}"

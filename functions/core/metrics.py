@@ -27,6 +27,8 @@ from typing import Any
 import re2
 
 from functions.core.events import MAX_STORED_INT
+from functions.core.strict_json import NON_FINITE as NON_FINITE_NAMES
+from functions.core.strict_json import finite
 
 KATIB_DEFAULT_FILTER = r"([\w|-]+)\s*=\s*([+-]?\d*(\.\d+)?([Ee][+-]?\d+)?)"
 NON_FINITE = re2.compile(r"(?i)(nan|inf(inity)?)\b")
@@ -260,6 +262,33 @@ class Summary:
     def kept(self) -> list[Observation]:
         return self._head + list(self._tail)
 
+    def tally(self) -> dict[str, Any]:
+        """What the summary learnt, but the observations kept, as strict JSON holds it (a
+        non-finite value by its name): :meth:`resume` goes on from it."""
+        return {"seen": self.seen, "counts": dict(self.counts), "values": finite(self._values),
+                "nonFinite": finite(self._non_finite)}
+
+    def resume(self, tally: Mapping[str, Any], kept: Iterable[Observation]) -> None:
+        """Go on from an earlier summary of the same output: its :meth:`tally`, and the
+        observations it kept (in order). A tally that is not one (a stored value from
+        elsewhere) is ``ValueError``."""
+        try:
+            values = {str(m): [_number(v) for v in four] for m, four in tally["values"].items()}
+            non_finite = {str(m): _number(v) for m, v in tally["nonFinite"].items()}
+            counts = {str(m): int(n) for m, n in tally["counts"].items()}
+            seen = int(tally["seen"])
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"not a summary's tally: {exc}") from exc
+        if any(len(four) != 4 for four in values.values()):
+            raise ValueError("not a summary's tally: each metric's values are min, max, latest and NaN seen")
+        self._values, self._non_finite, self.counts, self.seen = values, non_finite, counts, seen
+        self._head, self._tail = [], deque(maxlen=self._tail.maxlen)
+        for obs in kept:
+            if len(self._head) < self._head_size:
+                self._head.append(obs)
+            else:
+                self._tail.append(obs)
+
     def reduced(self) -> dict[str, float]:
         """One value per observed metric; NaN when any value was NaN, unless only the latest counts
         (an objective: its first value that is not finite, if any)."""
@@ -275,6 +304,15 @@ class Summary:
             else:
                 reduced[metric] = low if strategy == "min" else high
         return reduced
+
+
+def _number(value: object) -> float:
+    """A tally's number: a float, or the name a non-finite one is stored by (``ValueError`` else)."""
+    if isinstance(value, str) and value in NON_FINITE_NAMES:
+        return NON_FINITE_NAMES[value]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"not a summary's tally: {value!r} is no number")
+    return float(value)
 
 
 def reduce(observations: Iterable[Observation], strategies: Mapping[str, str]) -> dict[str, float]:

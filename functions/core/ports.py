@@ -93,7 +93,13 @@ class Store(Protocol):
     def add_observations(self, study: str, number: int, attempt: int, observations: Sequence[Observation]) -> None:
         """Replaces any observations stored earlier for the same attempt."""
 
-    def observations(self, study: str, number: int) -> list[Observation]: ...
+    def append_observations(self, study: str, number: int, attempt: int, observations: Sequence[Observation],
+                            keep: int) -> None:
+        """Add observations after those stored for the attempt, then keep at most ``keep`` of
+        them: the first half and the latest (as :class:`~functions.core.metrics.Summary` keeps them)."""
+
+    def observations(self, study: str, number: int, attempt: int | None = None) -> list[Observation]:
+        """The trial's observations in order (of one attempt, when given)."""
 
     def add_dead_letter(self, event: Event, reason: str) -> None:
         """Keep an event that could not be delivered, with why."""
@@ -180,6 +186,10 @@ class RunningLogs(Protocol):
         """At most ``limit_bytes`` of the attempt's running log, each line behind the time it was
         written: from the start, or, when ``after`` is of the same pod, from about the time of
         its last line. None when no pod of the attempt runs."""
+
+    def stamped_output(self, launch: TrialLaunch) -> Iterator[tuple[str, Iterator[str]]]:
+        """The ended attempt's output as :meth:`Executor.output` reads it, each pod's apart: the
+        pod's uid and its lines (read before the next pod's), each behind the time it was written."""
 
     def log_start(self, launch: TrialLaunch) -> LogStart | None:
         """Where the log of the attempt's last run begins, to tell whether it was rotated

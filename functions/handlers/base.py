@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, NamedTuple
@@ -26,6 +26,7 @@ from functions.core.events import STUDY_CREATED, Event, derived_id, study_comple
 from functions.core.katib_trials import trial_name, trials_owner
 from functions.core.launch import trial_launch
 from functions.core.limits import DEFAULTS, Limits
+from functions.core.log_keep import Kept, keeps, line_parser, new_summary, unread
 from functions.core.metrics import Summary, parse_json_lines, parse_text
 from functions.core.node_hours import LOOK_EVERY
 from functions.core.pool_count import HOLDING, held_pools, pools_problem
@@ -295,13 +296,37 @@ class Output(NamedTuple):
     reports: int
 
 
+KEPT = "katuna:log_kept"
+"""The Optuna trial system attribute holding what was kept of the running log of the trial's
+attempt (:class:`functions.core.log_keep.Kept`)."""
+
+
+def kept_of(attrs: Mapping[str, Any], attempt: int) -> Kept:
+    """What was kept of attempt ``attempt``'s running log, as the trial's system attributes
+    ``attrs`` hold it (nothing yet when they hold an earlier attempt's, or none)."""
+    kept = Kept.from_dict(attrs.get(KEPT))
+    return kept if kept is not None and kept.attempt == attempt else Kept(attempt)
+
+
 def record_output(record: StudyRecord, trial: TrialRecord, deps: Deps) -> Output:
     """Store the attempt's observations (at most ``MAX_OBSERVATIONS``); every metric reduced by
     its strategy over all of them, the last lines the attempt printed, and the bytes read.
-    The output is read once, line by line: memory stays bounded whatever the trial printed."""
+    The output is read once, line by line: memory stays bounded whatever the trial printed.
+    Where observations were kept as the running log was read (:mod:`functions.core.log_keep`),
+    they count with those of the lines read now past them."""
     summary, tail, size = _observations(record, trial, deps)
     deps.store.add_observations(record.name, trial.number, trial.attempt, summary.kept)
     return Output(summary.reduced(), tail, size, summary.counts.get(record.spec.objectives[0].metric, 0))
+
+
+def _kept(record: StudyRecord, trial: TrialRecord, deps: Deps) -> Kept | None:
+    """What was kept of the attempt's running log, None when nothing was (or nothing is kept there)."""
+    if deps.logs is None or not keeps(record.spec):
+        return None
+    storage = deps.store.optuna_storage()
+    trial_id = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(record.name), trial.number)
+    kept = kept_of(storage.get_trial_system_attrs(trial_id), trial.attempt)
+    return kept if kept.cursors else None
 
 
 def _observations(record: StudyRecord, trial: TrialRecord, deps: Deps) -> tuple[Summary, list[str], int]:
@@ -313,14 +338,27 @@ def _observations(record: StudyRecord, trial: TrialRecord, deps: Deps) -> tuple[
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     size = 0
 
-    def output() -> Iterator[str]:
+    def seen(line: str) -> str:
         nonlocal size
+        size += len(line.encode()) + 1
+        tail.append(line if len(line) <= TAIL_LINE_CHARS else
+                    f"{line[:TAIL_LINE_CHARS]} [katuna: {len(line) - TAIL_LINE_CHARS} more characters cut]")
+        return line
+
+    summary = new_summary(spec)
+    kept = _kept(record, trial, deps)
+    if kept is not None and deps.logs is not None:
+        summary.resume(kept.tally, deps.store.observations(record.name, trial.number, trial.attempt))
+        parse_line = line_parser(spec, launch)
+        for text, new in unread(deps.logs.stamped_output(launch), kept):
+            seen(text)
+            if new:
+                summary.add(parse_line([text]))
+        return summary, list(tail), size
+
+    def output() -> Iterator[str]:
         for line in deps.executor.output(launch):
-            size += len(line.encode())
-            line = line.rstrip("\n")
-            tail.append(line if len(line) <= TAIL_LINE_CHARS else
-                        f"{line[:TAIL_LINE_CHARS]} [katuna: {len(line) - TAIL_LINE_CHARS} more characters cut]")
-            yield line
+            yield seen(line.rstrip("\n"))
 
     if collector.kind in ("file", "tfevent") and collector.path is not None:
         deque(output(), maxlen=0)
@@ -333,7 +371,6 @@ def _observations(record: StudyRecord, trial: TrialRecord, deps: Deps) -> tuple[
         parse = partial(parse_json_lines, metrics=spec.metric_names)
     else:
         parse = partial(parse_text, metrics=spec.metric_names, filters=collector.filters)
-    summary = Summary({m: spec.strategy(m) for m in spec.metric_names}, objectives=[o.metric for o in spec.objectives])
     for line in lines:
         summary.add(parse([line]))
     return summary, list(tail), size

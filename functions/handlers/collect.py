@@ -3,7 +3,8 @@
 Going on means: run a preempted attempt again (or one whose output was lost before it was
 read), end the study when a stop rule fires, or suggest the trials that fill the freed slots. A finished event for a trial that already ended, or for
 an attempt that was superseded, changes nothing. A cluster trial's log that the kubelet rotated while
-it ran has lost its first lines: the trial's reason says so (:mod:`functions.core.log_rotation`).
+it ran has lost its first lines, but for the observations kept as its running log was read
+(:mod:`functions.core.log_keep`): the trial's reason says when some are lost (:mod:`functions.core.log_rotation`).
 An accepted end stops the attempt's process or Job if it still runs; a trial past its timeout, or whose Job lost more pods to disruptions
 than the trial may lose (both of which an executor may report while it still runs), is stopped
 once its output is read. Each pod so lost is a run lost, as a preempted attempt is one:
@@ -22,10 +23,11 @@ from functions.core.disruptions import runs_lost
 from functions.core.errors import OutputLost
 from functions.core.events import Event, trial_suggested
 from functions.core.launch import TrialLaunch, trial_launch
+from functions.core.log_cursor import Cursor
 from functions.core.log_rotation import rotated
 from functions.core.records import COMPLETE, FAIL, WAITING, StudyRecord, TrialRecord
-from functions.handlers.base import Deps, go_on, record_output, tell
-from functions.handlers.progress_scan import stored_cursor
+from functions.handlers.base import Deps, go_on, kept_of, record_output, tell
+from functions.handlers.progress_scan import CURSOR
 from functions.handlers.prune import record_curve
 
 IMAGE_ID_CHARS = 512
@@ -78,8 +80,11 @@ def _rotation(record: StudyRecord, trial: TrialRecord, launch: TrialLaunch, deps
     log the API serves begins, and what it holds (``size`` bytes, ``reports`` of the objective)."""
     if deps.logs is None:
         return None
-    cursor = stored_cursor(deps.store.optuna_storage(), record.name, trial.number) if record.spec.early_stopping else None
-    return rotated(deps.logs.log_start(launch), cursor, size, reports, deps.clock())
+    storage = deps.store.optuna_storage()
+    attrs = storage.get_trial_system_attrs(
+        storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(record.name), trial.number))
+    cursor = Cursor.from_dict(attrs.get(CURSOR)) if record.spec.early_stopping else None
+    return rotated(deps.logs.log_start(launch), cursor, size, reports, deps.clock(), kept_of(attrs, trial.attempt))
 
 
 def _run_again(record: StudyRecord, trial: TrialRecord, deps: Deps, what: str) -> list[Event]:

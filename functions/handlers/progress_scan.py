@@ -1,16 +1,24 @@
-"""Early stopping for cluster trials that only print their metrics, as Katib's collector gives
-it: the running trials' logs are read now and then, and each new report of the objective
-becomes the ``trial.progress`` event the ``prune`` handler judges, as a local trial's does.
+"""Cluster trials' running logs read now and then: for early stopping, as Katib's collector gives
+it, each new report of the objective becomes the ``trial.progress`` event the ``prune`` handler
+judges, as a local trial's does; and for every cluster study, the observations of its metrics are
+kept as they are read (:mod:`functions.core.log_keep`), so the kubelet's rotation of a chatty
+trial's log loses none of them.
 
-The watcher of ``katuna serve`` scans every ``KATUNA_K8S_PROGRESS_SECONDS``; on Knative the
-reconcile tick scans. A scan only reads and sends: how far each log has been read is the
-cursor (:mod:`functions.core.log_cursor`) stored with the trial's intermediate values when a
-report is handled, so a scan that finds nothing new sends nothing, and two scans at once, or a
-scan racing the handling of its events, send events with the same ids (named by the step).
+The watcher of ``katuna serve`` scans the studies with early stopping every
+``KATUNA_K8S_PROGRESS_SECONDS``, and every study every ``KATUNA_K8S_KEEP_SECONDS``; on Knative the
+reconcile tick scans every study. A scan reads and sends, and keeps what it read: how far each
+log's reports were handled is the cursor (:mod:`functions.core.log_cursor`) stored with the
+trial's intermediate values when a report is handled, so a scan that finds nothing new sends
+nothing, and two scans at once, or a scan racing the handling of its events, send events with
+the same ids (named by the step). How far each log was kept is stored with what was kept, in
+one transaction that first checks that nothing was kept since the read began (else the read is
+dropped: the next one goes on from what is stored), and that the attempt still runs.
 
-A scan is bounded: only running trials of running studies with early stopping, only pods that
-run, at most :data:`MAX_READS` logs (a different slice each window when there are more), each
-read at most :data:`READ_LIMIT` bytes from about where the last read stopped.
+A scan is bounded: only running trials of running studies, only pods that run, at most
+:data:`MAX_READS` logs (a different slice each window when there are more), each read at most
+:data:`READ_LIMIT` bytes from about where the last read stopped; a trial printing faster than
+that between two scans falls behind, and the lines the kubelet rotates away before they are
+read are lost (the trial's reason says so: :mod:`functions.core.log_rotation`).
 """
 
 from __future__ import annotations
@@ -23,10 +31,12 @@ from optuna.storages import BaseStorage
 from functions.core.errors import KatunaError
 from functions.core.events import Event, trial_progress
 from functions.core.launch import trial_launch
-from functions.core.log_cursor import Cursor, reports
+from functions.core.log_cursor import Cursor, RunningLog, reports
+from functions.core.log_keep import Kept, keeps, line_parser, new_summary, start, take
+from functions.core.metrics import MAX_OBSERVATIONS
 from functions.core.records import RUNNING, StudyRecord, TrialRecord
 from functions.core.rotation import rotated
-from functions.handlers.base import Deps
+from functions.handlers.base import KEPT, Deps, kept_of
 
 log = logging.getLogger("katuna.progress")
 
@@ -40,11 +50,14 @@ CURSOR = "katuna:log_cursor"
 """The Optuna trial system attribute holding how far the trial's log has been read."""
 
 
-def scan(deps: Deps, studies: Sequence[StudyRecord], window: int = 0) -> list[Event]:
-    """The ``trial.progress`` events of every new report in the running trials' logs."""
+def scan(deps: Deps, studies: Sequence[StudyRecord], window: int = 0, every_study: bool = True) -> list[Event]:
+    """The ``trial.progress`` events of every new report in the running trials' logs of the
+    studies with early stopping, the observations of the running trials' logs kept; those of the
+    studies without early stopping only when ``every_study``."""
     if deps.logs is None:
         return []
-    running = [(record, trial) for record in studies if not record.terminal and record.spec.early_stopping
+    running = [(record, trial) for record in studies
+               if not record.terminal and (record.spec.early_stopping or (every_study and keeps(record.spec)))
                for trial in deps.store.trials(record.name, (RUNNING,))]
     events: list[Event] = []
     for record, trial in rotated(running, window, MAX_READS)[:MAX_READS]:
@@ -56,17 +69,49 @@ def scan(deps: Deps, studies: Sequence[StudyRecord], window: int = 0) -> list[Ev
 
 
 def trial_reports(record: StudyRecord, trial: TrialRecord, deps: Deps) -> list[Event]:
-    """The progress events of the reports in the trial's running log past its stored cursor."""
+    """The progress events of the reports in the trial's running log past its stored cursor;
+    the observations past what was kept of it kept."""
     if deps.logs is None:
         return []
     launch = trial_launch(record, trial)
-    cursor = stored_cursor(deps.store.optuna_storage(), record.name, trial.number)
-    running = deps.logs.running_log(launch, cursor, READ_LIMIT)
+    storage = deps.store.optuna_storage()
+    attrs = storage.get_trial_system_attrs(_trial_id(storage, record.name, trial.number))
+    cursor = Cursor.from_dict(attrs.get(CURSOR))
+    kept = kept_of(attrs, trial.attempt) if keeps(record.spec) else None
+    latest = kept.latest if kept is not None else None
+    begin = start(latest, cursor) if launch.progress is not None else latest
+    running = deps.logs.running_log(launch, begin, READ_LIMIT)
     if running is None:
         return []
+    if kept is not None:
+        _keep(record, trial, deps, running, kept)
     ids = (record.name, record.uid, trial.number, trial.attempt)
     return [trial_progress(*ids, found.step, found.value, found.cursor.to_dict())
-            for found in reports(launch, running, cursor)]
+            for found in reports(launch, running, begin)]
+
+
+def _keep(record: StudyRecord, trial: TrialRecord, deps: Deps, running: RunningLog, kept: Kept) -> None:
+    """Store the observations of the lines of ``running`` past what was ``kept``, with how far
+    they go and the tally of all kept so far; unless the attempt ended, or a read that raced
+    this one kept lines first (this read goes, and the next goes on from the stored)."""
+    spec = record.spec
+    taken = take(running, line_parser(spec, trial_launch(record, trial)), spec.objectives[0].metric,
+                 kept.of(running.pod))
+    if taken is None:
+        return
+    summary = new_summary(spec)
+    if kept.tally:
+        summary.resume(kept.tally, ())
+    summary.add(taken.observations)
+    store, storage = deps.store, deps.store.optuna_storage()
+    with store.transaction():
+        current = store.get_trial(record.name, trial.number)
+        trial_id = _trial_id(storage, record.name, trial.number)
+        if (current is None or current.state != RUNNING or current.attempt != trial.attempt
+                or kept_of(storage.get_trial_system_attrs(trial_id), trial.attempt) != kept):
+            return
+        store.append_observations(record.name, trial.number, trial.attempt, taken.observations, MAX_OBSERVATIONS)
+        storage.set_trial_system_attr(trial_id, KEPT, kept.on(taken.cursor, summary.tally()).to_dict())
 
 
 def _trial_id(storage: BaseStorage, study: str, number: int) -> int:

@@ -25,11 +25,12 @@ say, and sends the event that was missing:
    seconds ago or more: its ``study.completed`` again, which ``writeback`` takes. Skipped where
    there is no cluster. Where the Katib overlay is enabled, Katib's own Experiments and
    StudyJobs of every namespace too;
-6. a running cluster trial of a study with early stopping: the ``trial.progress`` of each
-   report of the objective its log holds that no handled event brought
-   (:mod:`functions.handlers.progress_scan`).
+6. a running cluster trial: the observations of its log kept as they are read, and, in a study
+   with early stopping, the ``trial.progress`` of each report of the objective its log holds
+   that no handled event brought (:mod:`functions.handlers.progress_scan`).
 
-A tick only reads and sends; the handlers do the work, each once: every event it sends has an
+A tick only reads and sends (but for the observations step 6 keeps, each read stored once, in a
+transaction of its own, see :mod:`functions.handlers.progress_scan`); the handlers do the work, each once: every event it sends has an
 id derived from the fact it stands for, so two ticks at once, or a tick racing the event it
 stands in for, change nothing twice: a ``trial.suggested`` or ``study.completed`` sent again
 has the id of the one it stands in for, so whichever of the two comes second is a duplicate

@@ -82,6 +82,8 @@ class Kubelets:
         self.log_max_size = MAX_SIZE
         """The kubelets' ``containerLogMaxSize``, in bytes: a running container's log file is
         rotated once it passes it, and the API serves only the current file (:mod:`kube_standin.logs`)."""
+        self.log_look_seconds = 0.0
+        """Seconds between the log manager's rotation checks (10 on a kubelet; 0: every step)."""
         self.runs: dict[str, Run] = {}
         """By pod uid."""
         self.finished_at: dict[str, float] = {}
@@ -155,7 +157,7 @@ class Kubelets:
 
     def _start(self, cluster, pod: dict, run: Run) -> None:
         run.log = Capture(self.logs_dir / f"{pod['metadata']['namespace']}.{pod['metadata']['name']}.log", self.clock,
-                          max_size=self.log_max_size)
+                          max_size=self.log_max_size, look_every=self.log_look_seconds)
         run.process = self.containers.start(pod, run.log.output)
         run.process.job = pod["metadata"]["labels"].get("job-name")  # type: ignore[union-attr]
         cluster.processes.append(run.process)

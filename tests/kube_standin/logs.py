@@ -69,13 +69,20 @@ class Capture:
     size: int = 0
     """Bytes of the current log file."""
     rotations: int = 0
+    look_every: float = 0.0
+    """Seconds between the log manager's looks (10 on a kubelet): a file is rotated at a read only
+    this long after the last rotation check. 0: at every read, which loses the most lines."""
+    looked: float = 0.0
 
     def read(self, final: bool = False) -> None:
         """Take the complete lines written since the last read (and, once the container has
         ended, a last line without its line break); while it runs, rotate the current file first
         if it passed :attr:`max_size`."""
-        if not final and self.size > self.max_size:
-            self.lines, self.size, self.rotations = [], 0, self.rotations + 1
+        now = self.clock.time()
+        if not final and now - self.looked >= self.look_every:
+            self.looked = now
+            if self.size > self.max_size:
+                self.lines, self.size, self.rotations = [], 0, self.rotations + 1
         try:
             if self.output.stat().st_size <= self.offset:
                 return

@@ -1,0 +1,157 @@
+"""A cluster trial's observations kept as its running log is read, so that none is lost to the
+kubelet's log rotation.
+
+The kubelet starts a new log file for a running container each time the current one passes
+``containerLogMaxSize`` (10 Mi by default), and the Kubernetes API serves only the current file
+(:mod:`functions.core.log_rotation`): read only at the end, a chatty trial's log has lost its
+first lines, with any best value of a ``min`` or ``max`` metric among them. So katuna reads every
+running cluster trial's log a piece at a time (the scan of :mod:`functions.handlers.progress_scan`)
+and keeps the observations of the study's metrics as it reads them: the observations themselves
+(at most :data:`~functions.core.metrics.MAX_OBSERVATIONS`, the first and the last), and the
+:class:`~functions.core.metrics.Summary`'s tally of all of them, so a ``min``, ``max`` or
+``latest`` reduces over the whole run. :class:`Kept` is what was kept of an attempt: how far each
+of its pods' logs was read (a :class:`~functions.core.log_cursor.Cursor` each), and the tally. At
+the end, the lines of the final read past each pod's cursor are added to it (:func:`unread`), so
+no line counts twice.
+
+A TensorFlow event collector's records are printed only once the trial's command ended, and
+sorted by step when read: they are read at the end only.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from functions.core.file_collector import file_lines
+from functions.core.launch import TrialLaunch
+from functions.core.log_cursor import Cursor, RunningLog, complete_lines, pieces
+from functions.core.metrics import Observation, StepCounter, Summary, parse_json_lines, parse_text
+from functions.core.spec import Study
+
+Parse = Callable[[Iterable[str]], list[Observation]]
+"""The observations of the study's metrics in some lines of a trial's log."""
+
+
+def keeps(spec: Study) -> bool:
+    """Whether a cluster trial of the study has its observations kept as its log is read: its
+    metrics are in its output, or in a metrics file its wrapper copies to the output as it grows
+    (not a TensorFlow event collector's, printed at the end)."""
+    return spec.metrics_collector.kind != "tfevent"
+
+
+def line_parser(spec: Study, launch: TrialLaunch) -> Parse:
+    """How the study's metrics are read from a cluster trial's log lines: its collector's format
+    and filters, from the metrics file's lines where its wrapper copies a file to the log."""
+    collector = spec.metrics_collector
+    if collector.format == "json":
+        parse: Parse = partial(parse_json_lines, metrics=spec.metric_names)
+    else:
+        parse = partial(parse_text, metrics=spec.metric_names, filters=collector.filters)
+    if launch.metrics_file is None:
+        return parse
+    return lambda lines: parse(file_lines(lines))
+
+
+@dataclass(frozen=True)
+class Kept:
+    """What was kept of attempt ``attempt``'s running log: how far each of its pods' logs was
+    read (the pod read last, last), and the tally of the observations kept (see
+    :meth:`functions.core.metrics.Summary.tally`)."""
+
+    attempt: int
+    cursors: tuple[Cursor, ...] = ()
+    tally: Mapping[str, Any] = field(default_factory=dict)
+
+    def of(self, pod: str) -> Cursor | None:
+        """How far pod ``pod``'s log was read, None when it never was."""
+        return next((c for c in self.cursors if c.pod == pod), None)
+
+    @property
+    def latest(self) -> Cursor | None:
+        """The cursor of the pod read last."""
+        return self.cursors[-1] if self.cursors else None
+
+    def on(self, cursor: Cursor, tally: Mapping[str, Any]) -> Kept:
+        """Kept further: ``cursor`` replaces its pod's, and ``tally`` the tally."""
+        return Kept(self.attempt, (*(c for c in self.cursors if c.pod != cursor.pod), cursor), tally)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"attempt": self.attempt, "cursors": [c.to_dict() for c in self.cursors], "tally": dict(self.tally)}
+
+    @classmethod
+    def from_dict(cls, raw: object) -> Kept | None:
+        """The record ``raw`` holds, or None when it holds none."""
+        if not isinstance(raw, Mapping):
+            return None
+        attempt, cursors, tally = raw.get("attempt"), raw.get("cursors"), raw.get("tally")
+        if not isinstance(attempt, int) or not isinstance(cursors, list) or not isinstance(tally, Mapping):
+            return None
+        read = [Cursor.from_dict(c) for c in cursors]
+        try:
+            Summary({}).resume(tally, ())
+        except ValueError:
+            return None
+        return None if None in read else cls(attempt, tuple(c for c in read if c is not None), tally)
+
+
+@dataclass(frozen=True)
+class Taken:
+    """The observations of a read's lines past the kept cursor, and the cursor past the last."""
+
+    observations: list[Observation]
+    cursor: Cursor
+
+
+def start(kept: Cursor | None, progress: Cursor | None) -> Cursor | None:
+    """Where a read of a study with early stopping starts, so that neither the lines to keep nor
+    the reports of the objective not yet handled are skipped: at the kept cursor when every
+    report before it was handled (the progress cursor, of the same pod, counts as many), else
+    at the progress cursor (the log's start when there is none of that pod), so the reports not
+    handled are sent again; at the progress cursor when nothing was kept."""
+    if kept is None:
+        return progress
+    handled = progress if progress is not None and progress.pod == kept.pod else None
+    if (handled.reports if handled is not None else 0) >= kept.reports:
+        return kept
+    return handled
+
+
+def new_summary(spec: Study) -> Summary:
+    """An empty summary of a trial's observations of the study's metrics, each reduced by its strategy."""
+    return Summary({m: spec.strategy(m) for m in spec.metric_names}, objectives=[o.metric for o in spec.objectives])
+
+
+def take(log: RunningLog, parse: Parse, objective: str, after: Cursor | None) -> Taken | None:
+    """The observations in the complete lines of ``log`` past ``after`` (from its first line when
+    ``after`` is of another pod, or None), with the cursor past the last of those lines (the
+    reports of ``objective`` counted on); None when no line is past it."""
+    if after is None or after.pod != log.pod:
+        after = Cursor(log.pod, 0, 0, 0)
+    counter = StepCounter(objective)
+    counter.reports, counter.named = after.reports, after.named
+    found: list[Observation] = []
+    cursor = None
+    for at, same, texts in complete_lines(log.lines):
+        if (at, same) <= (after.at, after.same):
+            continue
+        observations = parse(texts)
+        found += observations
+        deque(counter.steps(observations), maxlen=0)
+        cursor = Cursor(log.pod, at, same, counter.reports, counter.named)
+    return None if cursor is None else Taken(found, cursor)
+
+
+def unread(output: Iterable[tuple[str, Iterable[str]]], kept: Kept) -> Iterator[tuple[str, bool]]:
+    """Each piece of each line of an ended attempt's output (``(pod, lines)`` for each of its
+    pods, each line behind the time it was written, as a read with ``timestamps`` gives it),
+    without its time, and whether it is past what was kept of its pod's log (its observations
+    are not kept yet). A last line without its line break counts as a line: the container ended."""
+    for pod, lines in output:
+        cursor = kept.of(pod)
+        position = (cursor.at, cursor.same) if cursor is not None else (0, 0)
+        for at, same, text, _ in pieces(lines):
+            yield text, (at, same) > position
