@@ -35,11 +35,14 @@ Answer = int | tuple[int, dict[str, str], bytes]
 
 class Subscriber:
     """A loopback subscriber answering each POST with the next of ``answers`` (then the last one);
-    ``reply`` maps an event type to the CloudEvent to answer it with (binary mode)."""
+    ``reply`` maps an event type to the CloudEvent to answer it with (binary mode). It answers
+    only while ``released`` is set (it is at first)."""
 
     def __init__(self, answers: list[Answer], reply: dict[str, CloudEvent] | None = None) -> None:
         self.answers = answers
         self.reply = reply or {}
+        self.released = threading.Event()
+        self.released.set()
         self.received: list[tuple[float, str, dict[str, str], bytes]] = []
         self.arrived = threading.Condition()
         subscriber = self
@@ -51,6 +54,7 @@ class Subscriber:
                     subscriber.received.append((time.monotonic(), self.path, {k.lower(): v for k, v in self.headers.items()}, body))
                     given = subscriber.answers[min(len(subscriber.received), len(subscriber.answers)) - 1]
                     subscriber.arrived.notify_all()
+                subscriber.released.wait(30)
                 code, headers, payload = given if isinstance(given, tuple) else (
                     given, {}, b'{"error": "refused"}' if given >= 300 else b"")
                 self.send_response(code)
@@ -170,10 +174,12 @@ def test_the_ingress_answers_once_every_delivery_and_reply_it_started_has_ended(
         at_once = Broker(one_trigger(tmp_path, RETRY_TWICE.format(sink=subscriber.url)), {SERVICE_REF: subscriber.url},
                          answer_at_once=True)
         try:
-            subscriber.answers = [503]
             before = len(subscriber.received)
-            assert post(at_once.url, event(), None)[0] == 202 and len(subscriber.received) == before, \
-                "a durable channel's broker answers on arrival"
+            subscriber.released.clear()
+            assert post(at_once.url, event(), None)[0] == 202, \
+                "a durable channel's broker answers on arrival, while the subscriber holds its delivery"
+            subscriber.released.set()
+            assert len(subscriber.wait(before + 1)) == before + 1, "and delivers it after"
         finally:
             at_once.close()
     finally:
