@@ -3,6 +3,7 @@ snapshots). What every store does is checked by the contract in tests/test_confo
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -52,6 +53,22 @@ def test_a_database_from_before_trial_counts_gets_them_on_opening(tmp_path: Path
     assert reopened.get_trial("demo", 2).suggested_since == 0.0, "suggested when it was created"
     reopened.update_trial("demo", 2, state="COMPLETE")
     assert reopened.count_trials("demo").complete == 3
+    reopened.close()
+
+
+def test_sessions_kept_in_clear_by_an_older_database_are_dropped_on_opening(tmp_path: Path):
+    old = SqliteStore(tmp_path / "k.db")
+    old.db.execute("DROP TABLE sessions")
+    old.db.execute("CREATE TABLE sessions (id TEXT PRIMARY KEY, csrf TEXT, host TEXT, expires_at FLOAT)")
+    old.db.execute("INSERT INTO sessions VALUES ('clear-session-id', 'csrf', 'localhost', ?)", [time.time() + 600])
+    old.db.execute("PRAGMA user_version = 16")
+    old.close()
+    reopened = SqliteStore(tmp_path / "k.db")
+    assert reopened.db.execute("SELECT count(*) FROM sessions").fetchone()[0] == 0
+    assert reopened.session("clear-session-id") is None, "its user logs in again"
+    reopened.add_session("new-session-id", "csrf", "localhost", time.time() + 600)
+    assert reopened.session("new-session-id") == {"csrf": "csrf", "host": "localhost", "expires_at": pytest.approx(
+        time.time() + 600, abs=5)}
     reopened.close()
 
 

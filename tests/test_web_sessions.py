@@ -4,9 +4,11 @@ expiring; bearer-token scripts unaffected."""
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
 import re
+import sqlite3
 import time
 import urllib.parse
 from http.cookies import SimpleCookie
@@ -72,6 +74,16 @@ def test_a_session_is_random_strict_and_known_to_every_worker(guarded: Service):
     for _ in range(8):
         assert guarded.request("GET", "/studies", headers={"Cookie": f"katuna_session={first}"})[0] == 200
     assert guarded.request("GET", "/studies", headers={"Cookie": "katuna_session=forged"})[0] == 401
+
+
+def test_the_database_keeps_a_hash_of_each_session_never_its_id(guarded: Service):
+    cookie, _ = login(guarded)
+    assert guarded.request("GET", "/studies", headers={"Cookie": f"katuna_session={cookie}"})[0] == 200
+    files = [path for path in guarded.workdir.iterdir() if path.name.startswith("katuna.db")]
+    assert files and not any(cookie.encode() in path.read_bytes() for path in files), "readable from the database"
+    with sqlite3.connect(guarded.workdir / "katuna.db") as db:
+        kept = [row[0] for row in db.execute("SELECT id_sha256 FROM sessions")]
+    assert hashlib.sha256(cookie.encode()).hexdigest() in kept
 
 
 def test_a_cookie_write_needs_the_same_origin_and_the_csrf_token(guarded: Service):

@@ -186,6 +186,14 @@ def _migrate_16(db: sqlite_utils.Database) -> None:
     db.table("trials").add_column("suggested_at", float)
 
 
+def _migrate_17(db: sqlite_utils.Database) -> None:
+    """Dashboard sessions kept under the SHA-256 of their id, not the id: the sessions of an older
+    database, stored in clear, are dropped (their users log in again)."""
+    db.table("sessions").drop()
+    db.table("sessions").create({"id_sha256": str, "csrf": str, "host": str, "expires_at": float}, pk="id_sha256")
+    db.table("sessions").create_index(["expires_at"])
+
+
 MIGRATIONS = (_migrate_1, _migrate_2, _migrate_3, _migrate_4, _migrate_5, _migrate_6, _migrate_7, _migrate_8,
               _migrate_9, _migrate_10, _migrate_11, _migrate_12, _migrate_13, _migrate_14, _migrate_15,
-              _migrate_16)
+              _migrate_16, _migrate_17)

@@ -2,11 +2,14 @@
 
 Each is a small table of its own that no study's rows refer to: the event path writes the first
 two (a processed-event record in the handler's transaction), the dashboard the sessions it shares
-between workers.
+between workers. A session is kept under the SHA-256 of its id, never the id itself: whoever
+reads the database file (a local trial runs as the service's user; a backup) cannot take over a
+live session, and the id, 256 random bits, needs no salt or slow hash.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Sequence
@@ -53,16 +56,21 @@ class SqliteServiceRecords(SqliteConnection):
     def add_session(self, session_id: str, csrf: str, host: str, expires_at: float) -> None:
         with self.transaction():
             self.db.execute("DELETE FROM sessions WHERE expires_at <= ?", [time.time()])
-            self.db.execute("INSERT INTO sessions (id, csrf, host, expires_at) VALUES (?, ?, ?, ?)",
-                            [session_id, csrf, host, expires_at])
+            self.db.execute("INSERT INTO sessions (id_sha256, csrf, host, expires_at) VALUES (?, ?, ?, ?)",
+                            [session_hash(session_id), csrf, host, expires_at])
 
     @reading
     def session(self, session_id: str) -> dict[str, Any] | None:
         """The unexpired session ``session_id`` (its csrf, host and expires_at), or None."""
-        row = self.db.execute("SELECT csrf, host, expires_at FROM sessions WHERE id = ? AND expires_at > ?",
-                              [session_id, time.time()]).fetchone()
+        row = self.db.execute("SELECT csrf, host, expires_at FROM sessions WHERE id_sha256 = ? AND expires_at > ?",
+                              [session_hash(session_id), time.time()]).fetchone()
         return None if row is None else {"csrf": row[0], "host": row[1], "expires_at": row[2]}
 
     def delete_session(self, session_id: str) -> None:
         with self.transaction():
-            self.db.execute("DELETE FROM sessions WHERE id = ?", [session_id])
+            self.db.execute("DELETE FROM sessions WHERE id_sha256 = ?", [session_hash(session_id)])
+
+
+def session_hash(session_id: str) -> str:
+    """What the database keeps of a session id: its SHA-256, in hex."""
+    return hashlib.sha256(session_id.encode()).hexdigest()
