@@ -10,6 +10,7 @@ from functions.core.errors import InvalidStudy, Problem
 from functions.core.job import missing_requests
 from functions.core.ports import NodePools
 from functions.core.spec import Study
+from functions.core.system_paths import local_problems
 from functions.core.trial_identity import study_problems
 from functions.settings import Settings
 
@@ -44,9 +45,10 @@ def _required(value: str | None, variable: str) -> str:
 
 def check_study(spec: Study, definition: dict, settings: Settings, runs_jobs: bool) -> None:
     """What the service refuses of a study it would otherwise take, before anything is stored:
-    trial pods running as one of the service's own accounts or naming one of its Secrets, and a
-    node pool it cannot provide."""
-    problems = study_problems(spec, settings.cluster_defaults())
+    trial pods running as one of the service's own accounts or naming one of its Secrets, a
+    metrics file under the system's folders for trials run on this machine
+    (:mod:`functions.core.system_paths`), and a node pool it cannot provide."""
+    problems = study_problems(spec, settings.cluster_defaults()) + ([] if runs_jobs else local_problems(spec))
     if problems:
         from functions.core.formats import in_definition  # YAML with it: only for a refusal, off the event path
 

@@ -100,7 +100,8 @@ def test_the_cycle_check_finds_a_cycle_through_an_import_for_type_checking(tmp_p
     assert _cycles("circle") == [["circle.ports", "circle.values"]]
 
 
-LOCAL_PROCESSES = frozenset({"owners", "process_tree", "workers", "trial_env", "trial_ends", "file_follow"})
+LOCAL_PROCESSES = frozenset({"owners", "process_tree", "workers", "trial_env", "trial_ends", "file_follow",
+                             "trial_files"})
 """Adapter modules of the local executor's family whose names do not start with ``local_``."""
 
 SEAMS = frozenset({

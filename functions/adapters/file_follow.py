@@ -5,7 +5,9 @@ Katib's collector follows the file in the trial's pod.
 The file is polled: it may not exist yet (it is opened once it does), it grows, and it may be
 truncated or replaced (then it is read again from its start, as a file written anew). Only
 complete lines are given while the writer runs; once ``ended()`` says the writer is done, the
-file is read one last time, and a last line without its line break is given too.
+file is read one last time, and a last line without its line break is given too. Only a
+trial's file is read (:mod:`functions.adapters.trial_files`): one a link turned into another
+(``/proc/self/environ``) ends the following with :class:`functions.core.errors.RefusedFile`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
+from functions.adapters import trial_files
 from functions.core.lines import bounded_lines
 
 POLL_SECONDS = 0.2
@@ -57,9 +60,10 @@ def _chunks(path: Path, ended: Callable[[], bool], poll: float,
 
 
 def _open(path: Path) -> BinaryIO | None:
-    """The file opened, or None while it cannot be (not written yet): it is tried again."""
+    """The file opened, or None while it cannot be (not written yet): it is tried again. A file
+    that is no trial's raises :class:`RefusedFile` (:mod:`functions.adapters.trial_files`)."""
     try:
-        return path.open("rb")
+        return trial_files.open_file(path)
     except OSError:
         return None
 

@@ -3,7 +3,8 @@
 Output (stdout and stderr) goes to a per-attempt log file, made new for each attempt and
 readable by the service's user only. The log, a metrics file the attempt writes, or a folder of
 TensorFlow event files (:mod:`functions.core.tfevents`) are read back as lines, in chunks, so
-memory stays bounded however long a line. Kept apart from
+memory stays bounded however long a line; each only once it proved a trial's file, not one
+of the service's own that a link led to. Kept apart from
 :mod:`functions.adapters.local_executor`, which runs and stops attempts: this is their files only.
 """
 
@@ -17,6 +18,7 @@ from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
+from functions.adapters import trial_files
 from functions.core import tfevents
 from functions.core.errors import StorageFull
 from functions.core.launch import TrialLaunch
@@ -52,18 +54,25 @@ def _new_file(path: Path) -> BinaryIO:
 
 def read_file(launch: TrialLaunch, path: str) -> Iterator[str]:
     """The lines of a file the attempt wrote (``path`` from its working directory); a folder
-    is read as TensorFlow event files, a JSON record a line."""
+    is read as TensorFlow event files, a JSON record a line. Only a trial's files are read
+    (:mod:`functions.adapters.trial_files`): anything else is a :class:`RefusedFile`."""
     target = Path(launch.working_dir) / path
     if target.is_dir():
-        yield from (json.dumps(record) for record in tfevents.directory_records(str(target)))
+        try:
+            directory = trial_files.real_directory(target)
+        except FileNotFoundError:
+            return
+        records = tfevents.directory_records(directory, trial_files.open_file)
+        yield from (json.dumps(record) for record in records)
     else:
         yield from lines(target)
 
 
 def lines(path: Path) -> Iterator[str]:
-    """The file's lines, read in chunks: however long a line, memory stays bounded."""
+    """The file's lines, read in chunks: however long a line, memory stays bounded. The file
+    must be a trial's (:mod:`functions.adapters.trial_files`), whatever link its path became."""
     try:
-        with path.open("rb") as handle:
+        with trial_files.open_file(path) as handle:
             yield from bounded_lines(iter(partial(handle.read, CHUNK), b""))
     except FileNotFoundError:
         return

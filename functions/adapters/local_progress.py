@@ -19,6 +19,7 @@ from typing import BinaryIO, cast
 from functions.adapters.file_follow import follow
 from functions.adapters.local_outputs import CHUNK
 from functions.adapters.local_run import LocalRun, ids
+from functions.core.errors import RefusedFile
 from functions.core.events import Event, trial_progress
 from functions.core.launch import Progress, TrialLaunch
 from functions.core.lines import bounded_lines
@@ -53,9 +54,13 @@ class ProgressReports:
             self._report_steps(run, progress, bounded_lines(chunks()))
 
     def follow(self, run: LocalRun, progress: Progress) -> None:
-        """Report each new step of the objective as the File collector's file gets it."""
+        """Report each new step of the objective as the File collector's file gets it, until the
+        file proves no trial's (the trial's end then says why its metrics are missing)."""
         path = Path(run.launch.working_dir) / (run.launch.metrics_file or "")
-        self._report_steps(run, progress, follow(path, lambda: run.started.poll() is not None))
+        try:
+            self._report_steps(run, progress, follow(path, lambda: run.started.poll() is not None))
+        except RefusedFile as refused:
+            log.warning("progress of %s trial %d is not followed: %s", run.launch.study, run.launch.number, refused)
 
     def _report_steps(self, run: LocalRun, progress: Progress, lines: Iterable[str]) -> None:
         """Report each new step of the objective in ``lines`` (each report is a step, as Katib

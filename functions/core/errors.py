@@ -9,6 +9,7 @@
         ``StudyNotFound``    no study by that name
         ``NodePoolFailed``   the cloud refused a node-pool request (``functions.core.nodepool``)
         ``UnreadableFile``   a file given to the CLI is not a readable, small, UTF-8 regular file
+        ``RefusedFile``      a file a local trial left is not one the service reads (under /proc)
     ``TemporaryError`` (retrying later may help; HTTP 503)
         ``StorageUnavailable``  the database cannot be opened or written (read-only, missing rights)
             ``StorageFull``     the disk holding the database is full
@@ -84,6 +85,12 @@ class OutputLost(PermanentError):
 class UnreadableFile(PermanentError):
     """A file given to the CLI is not something katuna reads: not a regular file, too large,
     or not UTF-8 text. The message names the file and what was expected, never its content."""
+
+
+class RefusedFile(PermanentError):
+    """A file the service would read back from a local trial is not a trial's file: of another
+    kind than expected, or, however a link led there, under ``/proc``, ``/sys`` or ``/dev``
+    (:mod:`functions.core.system_paths`). The message names the path and why, never the content."""
 
 
 class StorageUnavailable(TemporaryError):

@@ -21,7 +21,7 @@ from functions.core import resume, template, tfevents
 from functions.core.admission import noted
 from functions.core.cluster import Cluster
 from functions.core.conflicts import study_conflict
-from functions.core.errors import InvalidStudy, StudyConflict
+from functions.core.errors import InvalidStudy, RefusedFile, StudyConflict
 from functions.core.events import STUDY_CREATED, Event, derived_id, study_completed, trial_suggested
 from functions.core.katib_trials import trial_name, trials_owner
 from functions.core.launch import trial_launch
@@ -331,7 +331,9 @@ def _kept(record: StudyRecord, trial: TrialRecord, deps: Deps) -> Kept | None:
 
 def _observations(record: StudyRecord, trial: TrialRecord, deps: Deps) -> tuple[Summary, list[str], int]:
     """The attempt's observations, the last lines it printed (for failure reasons), and the
-    bytes of its output."""
+    bytes of its output. A file the executor refused to read (a local trial's metrics file that
+    is a link to the service's own ``/proc/self/environ``) gives no more observations, and its
+    refusal is the last line, which a failure's reason shows."""
     spec = record.spec
     collector = spec.metrics_collector
     launch = trial_launch(record, trial)
@@ -360,19 +362,23 @@ def _observations(record: StudyRecord, trial: TrialRecord, deps: Deps) -> tuple[
         for line in deps.executor.output(launch):
             yield seen(line.rstrip("\n"))
 
-    if collector.kind in ("file", "tfevent") and collector.path is not None:
-        deque(output(), maxlen=0)
-        lines = deps.executor.read_file(launch, template.substitute(collector.path, trial.params, launch.job_name))
-        if collector.kind == "tfevent":
-            lines = iter(tfevents.metric_lines(lines, spec.metric_names))
-    else:
-        lines = output()
+    def observed() -> Iterator[str]:
+        if collector.kind in ("file", "tfevent") and collector.path is not None:
+            deque(output(), maxlen=0)
+            found = deps.executor.read_file(launch, template.substitute(collector.path, trial.params, launch.job_name))
+            yield from tfevents.metric_lines(found, spec.metric_names) if collector.kind == "tfevent" else found
+        else:
+            yield from output()
+
     if collector.format == "json" or collector.kind == "tfevent":
         parse = partial(parse_json_lines, metrics=spec.metric_names)
     else:
         parse = partial(parse_text, metrics=spec.metric_names, filters=collector.filters)
-    for line in lines:
-        summary.add(parse([line]))
+    try:
+        for line in observed():
+            summary.add(parse([line]))
+    except RefusedFile as refused:
+        tail.append(f"katuna: {refused}")
     return summary, list(tail), size
 
 

@@ -1,0 +1,48 @@
+"""The system's own folders, where the service never reads a file a study names for its trials.
+
+A trial run on this machine (the local executor) leaves its metrics file, its TensorFlow event
+files and its output in files the service's own process reads back. Under ``/proc``, ``/sys``
+and ``/dev`` there is no such file, only the service itself and its machine: ``/proc/self/environ``
+opened by the service is the service's environment (its API token, its cloud credentials),
+``/proc/self/fd/N`` its open files, and a study's own metric filters could move their characters
+into stored metric values. So a study whose metrics path lies there is refused at submission
+(:func:`local_problems`), and the local executor refuses any file that turns out to be there once
+opened, however a link led to it (:mod:`functions.adapters.trial_files`). A trial on a cluster
+reads its files inside its own pod, where none of this applies.
+"""
+
+from __future__ import annotations
+
+import posixpath
+
+from functions.core.errors import Problem
+from functions.core.spec import Study
+
+SYSTEM_ROOTS = ("/proc", "/sys", "/dev")
+"""Folders of processes, the kernel and devices: no trial's output lives there."""
+
+
+def system_root(path: str) -> str | None:
+    """The folder of :data:`SYSTEM_ROOTS` the absolute ``path`` lies in (normalised first: a
+    ``..`` or a doubled slash does not hide it), or None; None for a relative path too."""
+    if not posixpath.isabs(path):
+        return None
+    normal = "/" + posixpath.normpath(path).lstrip("/")
+    return next((root for root in SYSTEM_ROOTS if normal == root or normal.startswith(root + "/")), None)
+
+
+def local_problems(spec: Study) -> list[Problem]:
+    """Where a study run by the local executor would have the service read a file under a system
+    folder: its metrics collector's path, from the trial's working directory."""
+    collector = spec.metrics_collector
+    if collector.kind not in ("file", "tfevent") or collector.path is None:
+        return []
+    working_dir = spec.trial_template.working_dir or ""
+    root = system_root(posixpath.join(working_dir, collector.path))
+    if root is None:
+        return []
+    where = "" if posixpath.isabs(collector.path) else f" (from trialTemplate.workingDir {working_dir!r})"
+    return [Problem("metricsCollector.path", f"{collector.path!r}{where} lies under {root}, which holds the service's "
+                                             f"own process, the kernel's and the machine's devices, never a trial's "
+                                             f"files; trials run on this machine here, and katuna reads no file under "
+                                             f"{', '.join(SYSTEM_ROOTS)} for them: name a file the trial writes")]

@@ -1,0 +1,211 @@
+"""What the service reads back of a local trial is the trial's own files, never its own process's:
+a metrics file, event files or a log that a trial made a link to ``/proc/self/environ`` (the
+service's environment, with its API token) is refused when opened, with a reason saying why,
+and a metrics path under ``/proc``, ``/sys`` or ``/dev`` is refused at submission."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import study_definition
+from http_helpers import Service
+
+from functions.adapters import local_outputs, trial_files
+from functions.adapters.file_follow import follow
+from functions.core.errors import InvalidStudy, RefusedFile
+from functions.core.formats import load_definition
+from functions.core.launch import TrialLaunch
+from functions.core.validate import parse_study
+from functions.embedded import Embedded
+from functions.settings import Settings
+
+SECRET_DIGITS = "31415926"
+TOKEN = f"{SECRET_DIGITS}-service-token-kept-from-trials"
+"""The service's API token: its leading digits are what a study's filter could move into a metric."""
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+LINKER = """
+import os, sys
+target = sys.argv[1].replace("PARENT", str(os.getppid()))
+os.symlink(target, "metrics.txt")
+print("loss=1.0 written to metrics.txt")
+"""
+"""A trial that makes its metrics file a link (``PARENT``: the service process that started it)."""
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    served = Service(tmp_path_factory.mktemp("files"), workers=1, KATUNA_API_TOKEN=TOKEN)
+    yield served
+    served.close()
+
+
+def _post(service: Service, definition: dict) -> tuple[int, bytes]:
+    status, _, body = service.request("POST", "/studies", json.dumps(definition),
+                                      {"Content-Type": "application/json", **AUTH})
+    return status, body
+
+
+def _ended(service: Service, name: str) -> dict:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        study = json.loads(service.request("GET", f"/studies/{name}", headers=AUTH)[2])
+        if study["status"] in ("completed", "failed"):
+            return study
+        time.sleep(0.2)
+    raise AssertionError(f"study {name} did not end: {study}")
+
+
+def _exfiltrating(name: str, target: str) -> dict:
+    """A study whose trial links its metrics file to ``target``, with filters that would store
+    the token's leading digits as its metric ``TOKEN``."""
+    definition = study_definition(name=name, maxTrials=1, parallelism=1)
+    definition["objective"]["additionalMetrics"] = ["TOKEN"]
+    definition["trialTemplate"] = {"command": [sys.executable, "-c", LINKER, target, "${trialParameters.x}"],
+                                   "workingDir": name}
+    definition["metricsCollector"] = {"kind": "file", "path": "metrics.txt",
+                                      "filters": [r"API_(TOKEN)=(\d+)", r"(loss)=([\d.]+)"]}
+    return definition
+
+
+def _everything_kept(service: Service) -> bytes:
+    """Every byte the service keeps or wrote: database, trial logs, its own log (links, which
+    trials made, are not followed)."""
+    return b"".join(path.read_bytes() for path in sorted(service.workdir.rglob("*"))
+                    if path.is_file() and not path.is_symlink())
+
+
+@pytest.mark.parametrize(("name", "target"), [("self", "/proc/self/environ"), ("parent", "/proc/PARENT/environ"),
+                                              ("task", "/proc/self/task/../environ")])
+def test_a_metrics_file_linked_to_the_services_environment_is_refused_and_nothing_of_it_kept(service, name, target):
+    (service.workdir / name).mkdir()
+    status, body = _post(service, _exfiltrating(name, target))
+    assert status == 201, body
+    assert _ended(service, name)["status"] == "failed"
+    trials = service.request("GET", f"/studies/{name}/trials", headers=AUTH)[2]
+    [trial] = json.loads(trials)
+    assert trial["state"] == "FAIL" and "TOKEN" not in (trial.get("metrics") or {})
+    assert "metrics.txt leads to /proc/" in trial["reason"] and "katuna reads no file under /proc" in trial["reason"]
+    kept = _everything_kept(service) + trials
+    assert TOKEN.encode() not in kept and SECRET_DIGITS.encode() not in kept
+
+
+@pytest.mark.parametrize(("collector", "working_dir"), [
+    ({"kind": "file", "path": "/proc/self/environ"}, None),
+    ({"kind": "file", "path": "/var/../proc/self/environ"}, None),
+    ({"kind": "file", "path": "environ"}, "/proc/self"),
+    ({"kind": "tfevent", "path": "/sys/kernel"}, None),
+    ({"kind": "file", "path": "//dev/stdin"}, None),
+])
+def test_a_metrics_path_under_the_systems_folders_is_refused_at_submission_naming_the_field(
+        service, collector, working_dir):
+    definition = study_definition(name="sys-path", metricsCollector=collector)
+    if working_dir:
+        definition["trialTemplate"]["workingDir"] = working_dir
+    status, body = _post(service, definition)
+    assert status == 422, body
+    [problem] = json.loads(body)["problems"]
+    assert problem["path"] == "metricsCollector.path" and "katuna reads no file under /proc, /sys, /dev" in problem[
+        "message"]
+    assert service.request("GET", "/studies/sys-path", headers=AUTH)[0] == 404
+
+
+def test_a_katib_experiment_gets_the_refusal_at_its_own_field(tmp_path: Path):
+    experiment = _katib_experiment()
+    runner = Embedded(Settings(db=tmp_path / "katuna.db"))
+    try:
+        with pytest.raises(InvalidStudy) as refused:
+            runner.submit(*load_definition(experiment), tmp_path)
+        assert [p.path for p in refused.value.problems] == ["spec.metricsCollectorSpec.source.fileSystemPath.path"]
+        assert runner.store.list_studies() == []
+    finally:
+        runner.close()
+
+
+def _katib_experiment() -> dict:
+    return {
+        "apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment", "metadata": {"name": "katib-proc"},
+        "spec": {
+            "objective": {"type": "minimize", "objectiveMetricName": "loss"},
+            "algorithm": {"algorithmName": "random"}, "maxTrialCount": 1,
+            "parameters": [{"name": "x", "parameterType": "double", "feasibleSpace": {"min": "0", "max": "1"}}],
+            "metricsCollectorSpec": {"collector": {"kind": "File"},
+                                     "source": {"fileSystemPath": {"path": "/proc/self/environ", "kind": "File"}}},
+            "trialTemplate": {"primaryContainerName": "main", "trialParameters": [{"name": "x", "reference": "x"}],
+                              "trialSpec": {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {
+                                  "containers": [{"name": "main", "image": "python:3.12",
+                                                  "command": ["python", "-c", "print(1)", "${trialParameters.x}"]}],
+                                  "restartPolicy": "Never"}}}}},
+        },
+    }
+
+
+def test_an_absolute_metrics_path_outside_them_still_works_locally(tmp_path: Path):
+    metrics = tmp_path / "var" / "log" / "katib" / "metrics.log"
+    metrics.parent.mkdir(parents=True)
+    definition = study_definition(maxTrials=1, parallelism=1, metricsCollector={"kind": "file", "path": str(metrics)})
+    definition["trialTemplate"]["command"] = [sys.executable, "-c", f"open({str(metrics)!r}, 'w').write('loss=0.5\\n')",
+                                              "${trialParameters.x}"]
+    runner = Embedded(Settings(db=tmp_path / "katuna.db"))
+    try:
+        runner.submit(parse_study(definition), definition, tmp_path)
+        assert runner.run("demo").status == "completed"
+        assert runner.store.trials("demo")[0].values == [0.5]
+    finally:
+        runner.close()
+
+
+def _launch(working_dir: Path) -> TrialLaunch:
+    return TrialLaunch(study="demo", uid="u", number=0, attempt=1, job_name="demo-0", argv=["true"], env={},
+                       working_dir=str(working_dir), timeout=None)
+
+
+def test_event_files_under_a_linked_folder_or_linked_themselves_are_refused(tmp_path: Path):
+    (tmp_path / "events").symlink_to("/proc/self")
+    with pytest.raises(RefusedFile, match=r"events leads to /proc/\d+, under /proc"):
+        list(local_outputs.read_file(_launch(tmp_path), "events"))
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "events.out.tfevents.1").symlink_to("/proc/self/environ")
+    with pytest.raises(RefusedFile, match=r"events.out.tfevents.1 leads to /proc/\d+/environ"):
+        list(local_outputs.read_file(_launch(tmp_path), "mine"))
+
+
+def test_a_fifo_or_device_is_refused_without_blocking(tmp_path: Path):
+    os.mkfifo(tmp_path / "metrics.txt")
+    (tmp_path / "zero").symlink_to("/dev/zero")
+    started = time.monotonic()
+    with pytest.raises(RefusedFile, match="metrics.txt is a FIFO; katuna reads a regular file there"):
+        list(local_outputs.read_file(_launch(tmp_path), "metrics.txt"))
+    with pytest.raises(RefusedFile, match="zero is a character device"):
+        list(local_outputs.lines(tmp_path / "zero"))
+    assert time.monotonic() - started < 5
+
+
+def test_a_trial_log_replaced_by_a_link_is_refused(tmp_path: Path):
+    log = tmp_path / "0.1.log"
+    log.symlink_to("/proc/self/environ")
+    with pytest.raises(RefusedFile, match=r"0.1.log leads to /proc/\d+/environ"):
+        list(local_outputs.lines(log))
+
+
+def test_a_file_reached_through_another_processes_open_file_is_not_read(tmp_path: Path):
+    hidden = tmp_path / "hidden"
+    hidden.write_text("loss=1\n")
+    with hidden.open() as held:
+        hidden.unlink()
+        link = tmp_path / "metrics.txt"
+        link.symlink_to(f"/proc/self/fd/{held.fileno()}")
+        assert list(local_outputs.read_file(_launch(tmp_path), "metrics.txt")) == []
+
+
+def test_following_a_metrics_file_stops_at_a_link_to_the_services_own_files(tmp_path: Path):
+    link = tmp_path / "metrics.txt"
+    link.symlink_to("/proc/self/environ")
+    with pytest.raises(RefusedFile):
+        list(follow(link, lambda: True, poll=0))
+    assert trial_files.open_file(__file__).read(3) == b'"""'
