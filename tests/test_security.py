@@ -14,6 +14,7 @@ import yaml
 from http_helpers import Service
 
 from functions.adapters.web.openapi import document
+from functions.core import pod_security
 from functions.core.cluster import Cluster
 from functions.core.errors import InvalidStudy
 from functions.core.job import render_job
@@ -172,6 +173,32 @@ def test_the_service_container_runs_as_non_root_on_a_read_only_root_file_system(
     config = next(d for d in _docs(KNATIVE / "config.yaml") if d["kind"] == "ConfigMap")["data"]
     for setting in ("KATUNA_DB", "KATUNA_LOG_DIR"):
         assert any(config[setting].startswith(path + "/") for path in writable), f"{setting} is on the read-only root"
+
+
+def test_the_namespace_enforces_the_baseline_pod_security_standard_its_own_pods_meet():
+    """Pod Security Admission refuses what katuna's own check refuses, for pods katuna does not
+    create too; the pods the manifests put there (the service's; the ApiServerSource adapters and
+    Knative's queue-proxy set no host or privileged field) meet the baseline."""
+    namespace = next(d for d in _docs(KNATIVE / "namespace.yaml") if d["kind"] == "Namespace")
+    labels = namespace["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "baseline"
+    assert labels["pod-security.kubernetes.io/warn"] == labels["pod-security.kubernetes.io/audit"] == "restricted"
+    service = next(d for d in _docs(KNATIVE / "service.yaml") if d["kind"] == "Service")
+    assert pod_security.study_problems(service["spec"]["template"]) == []
+    for manifest in KNATIVE.rglob("*.yaml"):
+        for item in _docs(manifest):
+            assert not _host_fields(item), f"{manifest}: {item.get('kind')} asks for the node"
+
+
+def _host_fields(tree) -> list[str]:
+    """The names of fields granting the node that the baseline forbids, anywhere in ``tree``."""
+    if isinstance(tree, dict):
+        found = [k for k, v in tree.items() if k in ("privileged", "hostNetwork", "hostPID", "hostIPC", "hostPath")
+                 and v not in (False, None)]
+        return found + [f for v in tree.values() for f in _host_fields(v)]
+    if isinstance(tree, list):
+        return [f for v in tree for f in _host_fields(v)]
+    return []
 
 
 def test_the_service_answers_its_cluster_names_and_cannot_start_without_its_token():
