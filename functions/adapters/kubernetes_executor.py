@@ -394,19 +394,11 @@ class KubernetesExecutor:
         namespace, container = self._namespace(launch), primary_container_name(launch)
         pods, read = self._pods(launch), False
         for pod in pods:
-            try:
-                # Unread (_preload_content=False), the log comes back as urllib3's response, not a str.
-                response = cast(BaseHTTPResponse, self._core.read_namespaced_pod_log(
-                    pod.metadata.name, namespace, container=container, timestamps=timestamps or None,
-                    _preload_content=False))
-            except ApiException as exc:
-                if exc.status in (400, 404) or disrupted(pod):
-                    log.warning("no log from pod %s (container %s): %s %s", pod.metadata.name, container,
-                                exc.status, exc.reason)
-                    continue
-                raise translate(exc, f"read the log of pod {pod.metadata.name}") from exc
-            except HTTPError as exc:
-                raise translate(exc, f"read the log of pod {pod.metadata.name}") from exc
+            # Unread (_preload_content=False), the log comes back as urllib3's response, not a str.
+            response = self._read_log(pod, namespace, container=container, timestamps=timestamps or None,
+                                      _preload_content=False)
+            if response is None:
+                continue
             read = read or not disrupted(pod)
             yield pod.metadata.uid, _streamed(pod.metadata.name, response)
         if not read:
@@ -425,16 +417,10 @@ class KubernetesExecutor:
         since = None
         if after is not None and after.pod == pod.metadata.uid:
             since = max(1, math.ceil(self._clock() - after.since) + CLOCK_ALLOWANCE)
-        try:
-            response = cast(BaseHTTPResponse, self._core.read_namespaced_pod_log(
-                pod.metadata.name, namespace, container=primary_container_name(launch), timestamps=True,
-                limit_bytes=limit_bytes, since_seconds=since, _preload_content=False))
-        except ApiException as exc:
-            if exc.status in (400, 404):
-                return None
-            raise translate(exc, f"read the log of pod {pod.metadata.name}") from exc
-        except HTTPError as exc:
-            raise translate(exc, f"read the log of pod {pod.metadata.name}") from exc
+        response = self._read_log(pod, namespace, container=primary_container_name(launch), timestamps=True,
+                                  limit_bytes=limit_bytes, since_seconds=since, _preload_content=False)
+        if response is None:
+            return None
         try:
             return RunningLog(pod.metadata.uid, list(bounded_lines(response.stream(CHUNK))))
         except HTTPError as exc:
@@ -452,16 +438,26 @@ class KubernetesExecutor:
         started, ended = current_run(pods, container)
         if current is None or started is None:
             return None
-        try:
-            first = self._core.read_namespaced_pod_log(current.metadata.name, self._namespace(launch), container=container,
-                                                      timestamps=True, limit_bytes=FIRST_STAMP_BYTES)
-        except ApiException as exc:
-            if exc.status in (400, 404):
-                return None
-            raise translate(exc, f"read the log of pod {current.metadata.name}") from exc
-        except HTTPError as exc:
-            raise translate(exc, f"read the log of pod {current.metadata.name}") from exc
+        first = self._read_log(current, self._namespace(launch), container=container, timestamps=True,
+                               limit_bytes=FIRST_STAMP_BYTES)
+        if first is None:
+            return None
         return LogStart(current.metadata.uid, started, ended, written_at(first.partition(" ")[0]) if first else None)
+
+    def _read_log(self, pod: Any, namespace: str, **options: Any) -> Any:
+        """The pod's log read with ``options`` (a str, or urllib3's response when unread), or None
+        when the API has none to give: the container never started (400), the pod is gone (404),
+        or the pod was disrupted and its node cannot be reached (any answer)."""
+        try:
+            return self._core.read_namespaced_pod_log(pod.metadata.name, namespace, **options)
+        except ApiException as exc:
+            if exc.status in (400, 404) or disrupted(pod):
+                log.warning("no log from pod %s (container %s): %s %s", pod.metadata.name, options.get("container"),
+                            exc.status, exc.reason)
+                return None
+            raise translate(exc, f"read the log of pod {pod.metadata.name}") from exc
+        except HTTPError as exc:
+            raise translate(exc, f"read the log of pod {pod.metadata.name}") from exc
 
     def read_file(self, launch: TrialLaunch, path: str) -> Iterator[str]:
         """The metrics file's lines, as the wrapped trial container copied them to its log."""
