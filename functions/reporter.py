@@ -8,8 +8,11 @@ Standard library only, so a trial image can carry this one file without installi
         report(epoch, accuracy=accuracy)  # also print(f"epoch={epoch} accuracy={accuracy}")
 
 It posts a ``dev.katuna.trial.progress`` CloudEvent to ``KATUNA_REPORT_URL``, which katuna sets
-for trials of studies with early stopping, and does nothing elsewhere. A trial the pruner stops
-is ended from outside (its Job is deleted); ``report`` itself never raises. NaN and the
+for trials of studies with early stopping, and does nothing elsewhere. The posts go out in the
+background, in order, so a slow or unreachable broker never holds up training; the reports
+still waiting when the trial exits get :data:`EXIT_WAIT` seconds to go out, and ``flush()``
+waits for them at any point. A trial the pruner stops is ended from outside (its Job is
+deleted); ``report`` itself never raises. NaN and the
 infinities are reported too, by name (``"nan"``, ``"inf"``, ``"-inf"``: JSON has no number for
 them), as the pruner stops a trial whose values turned NaN.
 
@@ -21,18 +24,31 @@ read at each report as it is rotated); an https sink is trusted with the CA cert
 
 from __future__ import annotations
 
+import atexit
 import json
 import math
 import os
 import ssl
+import threading
+import time
 import urllib.request
+from collections import deque
 
 OIDC_MOUNT = "/oidc/token"
 """Where a SinkBinding mounts the OIDC token for its sink."""
 
 
+MAX_WAITING = 1000
+"""Reports kept while the sink is slower than the trial reports; past that the oldest waiting
+one is dropped (the pruner judges the latest steps)."""
+
+EXIT_WAIT = 5.0
+"""Seconds an exiting trial gives its waiting reports to go out."""
+
+
 def report(step: int, **metrics: float) -> bool:
-    """Send the objective's value at ``step``; whether it was sent."""
+    """Send the objective's value at ``step``, in the background; whether it was taken to be
+    sent (katuna asked for reports, and ``metrics`` hold the objective)."""
     env = os.environ
     url, objective = env.get("KATUNA_REPORT_URL"), env.get("KATUNA_OBJECTIVE")
     if not url or objective not in metrics:
@@ -43,7 +59,14 @@ def report(step: int, **metrics: float) -> bool:
     headers = {"ce-specversion": "1.0", "ce-type": "dev.katuna.trial.progress", "ce-source": "/katuna/reporter",
                "ce-id": "/".join([*ids[1:], "progress", str(step)]), "ce-subject": f"{ids[0]}/{ids[2]}",
                "content-type": "application/json"}
-    return _post(url, json.dumps(data, allow_nan=False).encode(), headers)
+    _SENDER.put(url, json.dumps(data, allow_nan=False).encode(), headers)
+    return True
+
+
+def flush(timeout: float = EXIT_WAIT) -> bool:
+    """Wait up to ``timeout`` seconds for every report taken so far to go out; whether all that
+    went out since the last flush were accepted, none dropped."""
+    return _SENDER.flush(timeout)
 
 
 def _json_value(value: float) -> float | str:
@@ -78,3 +101,56 @@ def _authorization(path: str) -> dict[str, str]:
     except FileNotFoundError:
         return {}
     return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+class _Sender:
+    """One background thread posting the reports in the order they were made: a report waits,
+    not the trial, when the sink is slow or unreachable (each post may take up to its timeout)."""
+
+    def __init__(self) -> None:
+        self._waiting: deque[tuple[str, bytes, dict[str, str]]] = deque()
+        self._changed = threading.Condition()
+        self._posting = False
+        self._failures = 0
+        self._thread: threading.Thread | None = None
+
+    def put(self, url: str, body: bytes, headers: dict[str, str]) -> None:
+        """Queue a post, dropping the oldest waiting one past :data:`MAX_WAITING`."""
+        with self._changed:
+            if len(self._waiting) >= MAX_WAITING:
+                self._waiting.popleft()
+                self._failures += 1
+            self._waiting.append((url, body, headers))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="katuna-reporter", daemon=True)
+                self._thread.start()
+                atexit.register(self.flush, EXIT_WAIT)
+            self._changed.notify_all()
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                while not self._waiting:
+                    self._changed.wait()
+                post = self._waiting.popleft()
+                self._posting = True
+            accepted = _post(*post)
+            with self._changed:
+                self._posting = False
+                self._failures += not accepted
+                self._changed.notify_all()
+
+    def flush(self, timeout: float) -> bool:
+        """See :func:`flush`."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while self._waiting or self._posting:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._changed.wait(left)
+            failures, self._failures = self._failures, 0
+        return not failures
+
+
+_SENDER = _Sender()

@@ -88,11 +88,53 @@ def test_a_trial_reports_its_progress_to_an_https_broker_with_its_oidc_token(tmp
                             "KATUNA_STUDY_UID": "u", "KATUNA_TRIAL": "0", "KATUNA_ATTEMPT": "1",
                             "K_CA_CERTS": sink.ca_pem, "KATUNA_SINK_TOKEN_FILE": str(token)}.items():
         monkeypatch.setenv(variable, value)
-    assert reporter.report(1, loss=0.5)
+    assert reporter.report(1, loss=0.5) and reporter.flush()
     assert sink.received[-1]["authorization"] == "Bearer trial-token"
     token.unlink()
-    assert not reporter.report(2, loss=0.4)
+    assert reporter.report(2, loss=0.4), "the report is taken; the broker refuses it"
+    assert not reporter.flush()
     assert sink.refused == 1
+
+
+def report_from(sink: TlsSink, monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """The trial's environment, as katuna sets it for a study with early stopping."""
+    sink.tokens.add("trial-token")
+    for variable, value in {"KATUNA_REPORT_URL": sink.url, "KATUNA_OBJECTIVE": "loss", "KATUNA_STUDY": "s",
+                            "KATUNA_STUDY_UID": "u", "KATUNA_TRIAL": "0", "KATUNA_ATTEMPT": "1",
+                            "K_CA_CERTS": sink.ca_pem}.items():
+        monkeypatch.setenv(variable, value)
+    token = folder / "token"
+    token.write_text("trial-token")
+    monkeypatch.setenv("KATUNA_SINK_TOKEN_FILE", str(token))
+
+
+@pytest.mark.timeout(60)
+def test_a_slow_broker_never_holds_up_the_trial_and_gets_its_reports_in_order(tmp_path: Path, sink: TlsSink,
+                                                                             monkeypatch: pytest.MonkeyPatch):
+    report_from(sink, monkeypatch, tmp_path)
+    sink.open.clear()
+    assert all(reporter.report(step, loss=1.0 / step) for step in range(1, 6)), "each report is taken at once"
+    assert not sink.received and not reporter.flush(0.2), "the broker has answered none yet"
+    sink.open.set()
+    assert reporter.flush(), "every report went out once the broker answered"
+    assert [headers["ce-id"] for headers in sink.received] == [f"u/0/1/progress/{step}" for step in range(1, 6)]
+
+
+@pytest.mark.timeout(60)
+def test_past_the_bound_the_oldest_waiting_report_is_dropped(tmp_path: Path, sink: TlsSink,
+                                                            monkeypatch: pytest.MonkeyPatch):
+    report_from(sink, monkeypatch, tmp_path)
+    monkeypatch.setattr(reporter, "MAX_WAITING", 2)
+    sink.open.clear()
+    reporter.report(1, loss=1.0)
+    while not sink.posts:
+        time.sleep(0.01)
+    for step in range(2, 6):
+        reporter.report(step, loss=1.0 / step)
+    sink.open.set()
+    assert not reporter.flush(), "a dropped report counts as not sent"
+    assert [headers["ce-id"].rsplit("/", 1)[1] for headers in sink.received] == ["1", "4", "5"], \
+        "the report being posted, then the latest two"
 
 
 def test_the_sink_takes_its_ca_certificates_from_k_ca_certs_and_refuses_what_is_no_pem(sink: TlsSink):

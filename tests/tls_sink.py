@@ -46,7 +46,9 @@ def _pem(certificate: x509.Certificate) -> str:
 
 class TlsSink:
     """The sink: ``ca_pem`` is what a SinkBinding would put in ``K_CA_CERTS``; ``tokens`` are
-    the bearer tokens it accepts (a test adds and removes them, as the issuer rotates them)."""
+    the bearer tokens it accepts (a test adds and removes them, as the issuer rotates them);
+    while ``open`` is cleared, it holds each post unanswered (a slow broker); ``posts`` counts
+    the posts that reached it, answered or not."""
 
     def __init__(self, directory: Path) -> None:
         ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
@@ -59,11 +61,16 @@ class TlsSink:
         self.tokens: set[str] = set()
         self.received: list[dict[str, str]] = []
         self.refused = 0
+        self.posts = 0
+        self.open = threading.Event()
+        self.open.set()
         sink = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
                 self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                sink.posts += 1
+                sink.open.wait(60)
                 scheme, _, token = (self.headers.get("Authorization") or "").partition(" ")
                 accepted = scheme == "Bearer" and token in sink.tokens
                 if accepted:
