@@ -374,12 +374,16 @@ def test_the_service_refuses_to_start_with_its_own_secret_as_the_trials_pull_sec
 
 
 def test_the_manifests_name_every_secret_of_the_service():
-    docs = _manifests(KNATIVE, KNATIVE / "katib-api")
+    """The Secrets the manifests read or make, and the one Knative makes with OIDC for the
+    service's SinkBinding (``<binding>-oidc-token``): its token posts to the broker as katuna."""
+    docs = _manifests(KNATIVE, KNATIVE / "katib-api", KNATIVE / "oidc")
     config = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "katuna-config")
     read = {value for doc in docs for path, value in template.strings(doc, "") if secret_field(path)}
     made = {d["metadata"]["name"] for d in docs if d["kind"] == "Secret"}
-    assert TOKEN in read
-    assert made | read == set(Settings.from_env(config["data"]).service_secrets)
+    knatives = {f"{d['metadata']['name']}-oidc-token" for d in docs
+                if d["kind"] == "SinkBinding" and d["spec"]["subject"].get("name") == "katuna"}
+    assert TOKEN in read and knatives == {"katuna-sink-oidc-token"}
+    assert made | read | knatives == set(Settings.from_env(config["data"]).service_secrets)
 
 
 def _workflow(patch: str | None = None, template_patch: str | None = None, command_arg: str = "${trialParameters.x}",
