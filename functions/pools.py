@@ -22,15 +22,17 @@ def node_pools(settings: Settings) -> NodePools | None:
     """The configured cloud's node-pool adapter (its SDK imported only then), or None."""
     if settings.gke_cluster:
         from infra import gke
+        from infra.gke_requests import GkeCluster
 
-        gke_cluster = gke.GkeCluster(_required(settings.gke_project, "KATUNA_GKE_PROJECT"),
-                                     _required(settings.gke_location, "KATUNA_GKE_LOCATION"), settings.gke_cluster,
-                                     settings.gke_node_service_account)
+        gke_cluster = GkeCluster(_required(settings.gke_project, "KATUNA_GKE_PROJECT"),
+                                 _required(settings.gke_location, "KATUNA_GKE_LOCATION"), settings.gke_cluster,
+                                 settings.gke_node_service_account)
         return gke.GkeNodePools(gke_cluster, gke.client(settings.gke_endpoint), settings.remote_timeout)
     if settings.eks_cluster:
         from infra import eks
+        from infra.eks_requests import EksCluster
 
-        eks_cluster = eks.EksCluster(settings.eks_cluster, settings.eks_subnets, settings.eks_node_role)
+        eks_cluster = EksCluster(settings.eks_cluster, settings.eks_subnets, settings.eks_node_role)
         return eks.EksNodePools(eks_cluster, *eks.clients(settings.eks_region, settings.remote_timeout))
     return None
 

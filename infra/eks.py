@@ -1,11 +1,8 @@
 """EKS managed node groups through ``boto3``: the only module that imports it.
 
-Requests are built as plain dicts by pure functions (what ``--dry-run`` prints is what is
-sent). A create or an update carries the AMI type its instance types need
-(:mod:`functions.core.eks_ami`), and a ``clientRequestToken`` derived from the id of the logical
-change it belongs to (the pool use's request, :attr:`functions.core.records.PoolUse.request_id`):
-a retried change is the same change to EKS, the next change is a new one; without an id (the
-provisioning script), botocore gives each call a fresh token. A pending change is
+It sends the requests :mod:`infra.eks_requests` builds (each create or update with the
+``clientRequestToken`` of the logical change it belongs to), translates EKS's and Auto
+Scaling's errors into katuna's, and judges the groups it finds. A pending change is
 ``create:<group>``, ``update:<group>:<update id>`` or ``delete:<group>``: a create or a delete
 is judged by the group's status, an update by EKS's Update (``describe_update``: in progress,
 successful, or failed with its errors); an ``update:<group>`` stored before katuna kept update
@@ -23,9 +20,8 @@ limits as found are what :meth:`EksNodePools.scale_back` gives back.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import boto3
@@ -34,7 +30,6 @@ from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 from botocore.parsers import ResponseParserError
 
 from functions.core.cluster import TRIAL_TAINT
-from functions.core.eks_ami import ami_type
 from functions.core.errors import TemporaryError
 from functions.core.nodepool import (
     EKS,
@@ -47,11 +42,10 @@ from functions.core.nodepool import (
     PoolChange,
     PoolStatus,
     claim,
-    owner_value,
 )
 from functions.core.timeouts import REMOTE_TIMEOUT
+from infra.eks_requests import EksCluster, create_request, name_request, scaling_request, template_tags
 
-TEMPLATE = "k8s.io/cluster-autoscaler/node-template"
 _TEMPORARY = {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded",
               "ServiceUnavailableException", "ServerException", "InternalFailure", "InternalError",
               "ResourceInUseException", "ResourceContention"}
@@ -63,76 +57,8 @@ ATTEMPTS = 2
 _NOT_ACTIVE = "is not in ACTIVE status"
 """EKS's ``InvalidRequestException`` while the cluster is being created, updated (a Kubernetes
 version upgrade) or deleted: the same request passes once the cluster is active again."""
-_TOKEN = uuid.UUID("0b7c3c1e-8d0a-4f3b-a2a5-6a1f0d9e4c21")
 _UPDATE_FAILED = {"Failed": "failed", "Cancelled": "was cancelled"}
 """The Update statuses that end it without its change, in words."""
-
-
-@dataclass(frozen=True)
-class EksCluster:
-    """The cluster whose node groups are managed; subnets and node role are needed to create."""
-
-    name: str
-    subnets: tuple[str, ...] = ()
-    node_role: str | None = None
-
-
-def _token_field(request_id: str | None, call: str) -> dict[str, str]:
-    """The ``clientRequestToken`` of one call of a logical change: the same each time that
-    change is asked for, another for another change or call; none without an id (botocore
-    fills in a fresh one)."""
-    return {} if request_id is None else {"clientRequestToken": str(uuid.uuid5(_TOKEN, f"{request_id} {call}"))}
-
-
-def create_request(cluster: EksCluster, pool: NodePool, owner: str | None = None,
-                   request_id: str | None = None) -> dict[str, Any]:
-    """``create_nodegroup``: 0 nodes at first, scaling 0..max, tainted for trials only, booting
-    the AMI type its instance types need; tagged with the uid of the study it is made for, if any."""
-    request: dict[str, Any] = {
-        "clusterName": cluster.name,
-        "nodegroupName": pool.name,
-        "scalingConfig": {"minSize": 0, "maxSize": pool.max_nodes, "desiredSize": 0},
-        "subnets": list(cluster.subnets),
-        "instanceTypes": list(pool.machine_types),
-        "amiType": ami_type(pool.machine_types[0]),
-        "capacityType": "ON_DEMAND" if pool.capacity == ON_DEMAND else "SPOT",
-        "nodeRole": cluster.node_role,
-        "labels": pool.node_labels,
-        "taints": [{"key": TRIAL_TAINT["key"], "value": TRIAL_TAINT["value"], "effect": "NO_SCHEDULE"}],
-        "tags": {"app.kubernetes.io/managed-by": "katuna", "katuna.dev/pool": pool.name},
-    }
-    if owner is not None:
-        request["tags"][OWNER_KEY] = owner_value(owner)
-    if pool.disk_size_gb is not None:
-        request["diskSize"] = pool.disk_size_gb
-    return request | _token_field(request_id, "create")
-
-
-def scaling_request(cluster: EksCluster, name: str, min_size: int, max_size: int,
-                    desired: int | None = None, request_id: str | None = None) -> dict[str, Any]:
-    """``update_nodegroup_config`` of the scaling limits (the autoscaler owns the desired size;
-    it is sent only when the group's current one falls outside the new limits, which EKS refuses)."""
-    scaling = {"minSize": min_size, "maxSize": max_size}
-    if desired is not None and not min_size <= desired <= max_size:
-        scaling["desiredSize"] = min(max(desired, min_size), max_size)
-    request = {"clusterName": cluster.name, "nodegroupName": name, "scalingConfig": scaling}
-    return request | _token_field(request_id, "update")
-
-
-def name_request(cluster: EksCluster, name: str) -> dict[str, Any]:
-    """``describe_nodegroup`` and ``delete_nodegroup`` take the cluster and group names only."""
-    return {"clusterName": cluster.name, "nodegroupName": name}
-
-
-def template_tags(group: str, pool: NodePool, capacity_type: str) -> list[dict[str, Any]]:
-    """cluster-autoscaler's node-template tags for an Auto Scaling group: the labels trials
-    select on and the taint they tolerate."""
-    labels = {**pool.node_labels, "eks.amazonaws.com/nodegroup": pool.name,
-              "eks.amazonaws.com/capacityType": capacity_type}
-    tags = {f"{TEMPLATE}/label/{key}": value for key, value in labels.items()}
-    tags[f"{TEMPLATE}/taint/{TRIAL_TAINT['key']}"] = f"{TRIAL_TAINT['value']}:{TRIAL_TAINT['effect']}"
-    return [{"ResourceId": group, "ResourceType": "auto-scaling-group", "Key": key, "Value": value,
-             "PropagateAtLaunch": False} for key, value in sorted(tags.items())]
 
 
 def clients(region: str | None = None, timeout: float = REMOTE_TIMEOUT) -> tuple[Any, Any]:

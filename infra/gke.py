@@ -1,7 +1,7 @@
 """GKE node pools through ``google-cloud-container``: the only module that imports it.
 
-Requests are built as plain dicts by pure functions (what ``--dry-run`` prints is what is
-sent). Long-running changes return the operation's full name
+It sends the requests :mod:`infra.gke_requests` builds, translates GKE's errors into
+katuna's, and judges the pools it finds. Long-running changes return the operation's full name
 (``projects/P/locations/L/operations/ID``: GKE answers with the id only) to check later.
 A pool katuna creates for a study carries the study's uid as a resource label
 (:data:`functions.core.nodepool.OWNER_KEY`); any other pool found is adopted, and its
@@ -14,7 +14,7 @@ import json
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from google.api_core import exceptions as google_errors
@@ -37,91 +37,13 @@ from functions.core.nodepool import (
     PoolChange,
     PoolStatus,
     claim,
-    owner_value,
 )
 from functions.core.timeouts import REMOTE_TIMEOUT
+from infra.gke_requests import GkeCluster, autoscaling_request, create_request, name_request
 
 POOL_TOKEN = "pool:"
 """An operation that is a pool's own status: an existing pool found still provisioning."""
 _PENDING = ("PROVISIONING", "RECONCILING", "STOPPING")
-
-
-@dataclass(frozen=True)
-class GkeCluster:
-    """The cluster whose node pools are managed."""
-
-    project: str
-    location: str
-    cluster: str
-    node_service_account: str | None = None
-    """The Google service account (email) the nodes of katuna's pools run as; None: the
-    cluster's default (the Compute Engine default service account, unless the cluster says)."""
-
-    @property
-    def parent(self) -> str:
-        return f"projects/{self.project}/locations/{self.location}/clusters/{self.cluster}"
-
-    def pool_path(self, name: str) -> str:
-        return f"{self.parent}/nodePools/{name}"
-
-    def operation_path(self, operation: str) -> str:
-        if operation.startswith("projects/"):
-            return operation
-        return f"projects/{self.project}/locations/{self.location}/operations/{operation}"
-
-
-def autoscaling(pool: NodePool, max_nodes: int, min_nodes: int = 0) -> dict[str, Any]:
-    """Pool-wide limits; spot and preemptible capacity is taken from any zone that has it."""
-    return {"enabled": True, "total_min_node_count": min_nodes, "total_max_node_count": max_nodes,
-            "location_policy": "BALANCED" if pool.capacity == ON_DEMAND else "ANY"}
-
-
-def create_request(cluster: GkeCluster, pool: NodePool, owner: str | None = None) -> dict[str, Any]:
-    """``create_node_pool``: no nodes at first, autoscaling 0..max, tainted for trials only;
-    labelled with the uid of the study it is made for, if any. Its nodes run the GKE metadata
-    server (``GKE_METADATA``), so trial pods never read the node's service account token from
-    the metadata server, only what Workload Identity grants their own account (GKE refuses it
-    on a cluster without Workload Identity, which katuna's own identity needs too); they run as
-    the cluster's :attr:`GkeCluster.node_service_account` where one is set."""
-    config: dict[str, Any] = {
-        "machine_type": pool.machine_types[0],
-        "labels": pool.node_labels,
-        "taints": [{"key": TRIAL_TAINT["key"], "value": TRIAL_TAINT["value"], "effect": "NO_SCHEDULE"}],
-        "oauth_scopes": ["https://www.googleapis.com/auth/cloud-platform"],
-        "workload_metadata_config": {"mode": "GKE_METADATA"},
-    }
-    if cluster.node_service_account is not None:
-        config["service_account"] = cluster.node_service_account
-    if pool.capacity == SPOT:
-        config["spot"] = True
-    elif pool.capacity == PREEMPTIBLE:
-        config["preemptible"] = True
-    if owner is not None:
-        config["resource_labels"] = {OWNER_KEY: owner_value(owner)}
-    if pool.disk_size_gb is not None:
-        config["disk_size_gb"] = pool.disk_size_gb
-    if pool.accelerators:
-        config["accelerators"] = [
-            {"accelerator_type": kind, "accelerator_count": count,
-             "gpu_driver_installation_config": {"gpu_driver_version": "DEFAULT"}}
-            for kind, count in pool.accelerators
-        ]
-    return {"parent": cluster.parent, "node_pool": {
-        "name": pool.name,
-        "initial_node_count": 0,
-        "config": config,
-        "autoscaling": autoscaling(pool, pool.max_nodes),
-        "management": {"auto_repair": True, "auto_upgrade": True},
-    }}
-
-
-def autoscaling_request(cluster: GkeCluster, pool: NodePool, max_nodes: int, min_nodes: int = 0) -> dict[str, Any]:
-    return {"name": cluster.pool_path(pool.name), "autoscaling": autoscaling(pool, max_nodes, min_nodes)}
-
-
-def name_request(cluster: GkeCluster, name: str) -> dict[str, Any]:
-    """``get_node_pool`` and ``delete_node_pool`` take the pool's full name only."""
-    return {"name": cluster.pool_path(name)}
 
 
 def client(endpoint: str | None = None) -> container_v1.ClusterManagerClient:

@@ -26,6 +26,7 @@ from functions.core.errors import KatunaError
 from functions.core.limits import DEFAULTS, EksQuotas, Limits
 from functions.core.nodepool import EKS, GKE, NodePool, PoolChange, parse_node_pool
 from functions.core.reader import Reader
+from infra import eks_requests, gke_requests
 
 FLAGS = {"name": "--pool", "machineType": "--machine-type", "maxNodes": "--max-nodes", "labels": "--label",
          "instanceTypes": "--instance-types", "capacity": "--spot/--on-demand"}
@@ -129,13 +130,13 @@ def gke_options(command: Callable) -> Callable:
 
 
 def _gke(project: str, location: str, cluster: str, endpoint: str | None,
-         node_service_account: str | None = None) -> tuple[Any, Any, Any]:
-    """The adapter module, the cluster, and how to build the adapter (each cloud's SDK is
-    imported only by the commands of that cloud)."""
+         node_service_account: str | None = None) -> tuple[gke_requests.GkeCluster, Callable[[], Any]]:
+    """The cluster, and how to build the adapter (each cloud's SDK is imported only by the
+    commands of that cloud)."""
     from infra import gke
 
-    where = gke.GkeCluster(project, location, cluster, node_service_account)
-    return gke, where, (lambda: gke.GkeNodePools(where, gke.client(endpoint)))
+    where = gke_requests.GkeCluster(project, location, cluster, node_service_account)
+    return where, (lambda: gke.GkeNodePools(where, gke.client(endpoint)))
 
 
 @gke_group.command(name="up")
@@ -154,9 +155,9 @@ def gke_up(project, location, cluster, pool, endpoint, dry_run, machine_type, ma
     """Create the node pool, or raise its maximum; wait until it is ready."""
     spec = _pool({"name": pool, "provider": GKE, "capacity": capacity, "machineType": machine_type,
                   "maxNodes": max_nodes, "labels": labels}, "--pool")
-    gke, where, pools = _gke(project, location, cluster, endpoint, node_service_account)
+    where, pools = _gke(project, location, cluster, endpoint, node_service_account)
     if dry_run:
-        return _dry_run("create_node_pool", gke.create_request(where, spec))
+        return _dry_run("create_node_pool", gke_requests.create_request(where, spec))
     _run(pools, lambda adapter: adapter.ensure(spec), pool, "ready", timeout)
 
 
@@ -165,9 +166,9 @@ def gke_up(project, location, cluster, pool, endpoint, dry_run, machine_type, ma
 @timeout_option
 def gke_down(project, location, cluster, pool, endpoint, dry_run, timeout) -> None:
     """Delete the node pool and wait until it is gone (an absent pool is fine)."""
-    gke, where, pools = _gke(project, location, cluster, endpoint)
+    where, pools = _gke(project, location, cluster, endpoint)
     if dry_run:
-        return _dry_run("delete_node_pool", gke.name_request(where, pool))
+        return _dry_run("delete_node_pool", gke_requests.name_request(where, pool))
     _run(pools, lambda adapter: adapter.delete(pool), pool, "deleted", timeout)
 
 
@@ -175,9 +176,9 @@ def gke_down(project, location, cluster, pool, endpoint, dry_run, timeout) -> No
 @gke_options
 def gke_status(project, location, cluster, pool, endpoint, dry_run) -> None:
     """Print the node pool's state and autoscaling limits as JSON."""
-    gke, where, pools = _gke(project, location, cluster, endpoint)
+    where, pools = _gke(project, location, cluster, endpoint)
     if dry_run:
-        return _dry_run("get_node_pool", gke.name_request(where, pool))
+        return _dry_run("get_node_pool", gke_requests.name_request(where, pool))
     _run(pools, lambda adapter: PoolChange(), pool, "")
 
 
@@ -196,11 +197,13 @@ def eks_options(command: Callable) -> Callable:
     return command
 
 
-def _eks(cluster: str, subnets: Sequence[str] = (), node_role: str | None = None) -> tuple[Any, Any, Any]:
+def _eks(cluster: str, subnets: Sequence[str] = (),
+         node_role: str | None = None) -> tuple[eks_requests.EksCluster, Callable[[], Any]]:
+    """The cluster, and how to build the adapter (boto3 is imported only by the EKS commands)."""
     from infra import eks
 
-    where = eks.EksCluster(cluster, tuple(subnets), node_role)
-    return eks, where, (lambda: eks.EksNodePools(where, *eks.clients()))
+    where = eks_requests.EksCluster(cluster, tuple(subnets), node_role)
+    return where, (lambda: eks.EksNodePools(where, *eks.clients()))
 
 
 @eks_group.command(name="up")
@@ -224,9 +227,9 @@ def eks_up(cluster, nodegroup, dry_run, instance_types, max_nodes, subnets, node
     quota = Limits(eks=EksQuotas(nodes_per_group=nodes_per_group_quota))
     spec = _pool({"name": nodegroup, "provider": EKS, "capacity": capacity, "instanceTypes": instance_types,
                   "maxNodes": max_nodes, "labels": labels}, "--nodegroup", quota)
-    eks, where, pools = _eks(cluster, subnets, node_role)
+    where, pools = _eks(cluster, subnets, node_role)
     if dry_run:
-        return _dry_run("create_nodegroup", eks.create_request(where, spec))
+        return _dry_run("create_nodegroup", eks_requests.create_request(where, spec))
     _run(pools, lambda adapter: adapter.ensure(spec), nodegroup, "active", timeout)
 
 
@@ -235,9 +238,9 @@ def eks_up(cluster, nodegroup, dry_run, instance_types, max_nodes, subnets, node
 @timeout_option
 def eks_down(cluster, nodegroup, dry_run, timeout) -> None:
     """Delete the node group and wait until it is gone (an absent one is fine)."""
-    eks, where, pools = _eks(cluster)
+    where, pools = _eks(cluster)
     if dry_run:
-        return _dry_run("delete_nodegroup", eks.name_request(where, nodegroup))
+        return _dry_run("delete_nodegroup", eks_requests.name_request(where, nodegroup))
     _run(pools, lambda adapter: adapter.delete(nodegroup), nodegroup, "deleted", timeout)
 
 
@@ -245,9 +248,9 @@ def eks_down(cluster, nodegroup, dry_run, timeout) -> None:
 @eks_options
 def eks_status(cluster, nodegroup, dry_run) -> None:
     """Print the node group's state and scaling limits as JSON."""
-    eks, where, pools = _eks(cluster)
+    where, pools = _eks(cluster)
     if dry_run:
-        return _dry_run("describe_nodegroup", eks.name_request(where, nodegroup))
+        return _dry_run("describe_nodegroup", eks_requests.name_request(where, nodegroup))
     _run(pools, lambda adapter: PoolChange(), nodegroup, "")
 
 

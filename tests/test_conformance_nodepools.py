@@ -17,7 +17,7 @@ from moto import mock_aws
 
 from functions.core.nodepool import ON_DEMAND, SPOT, NodePool, NodePoolFailed, PoolChange
 from functions.core.ports import NodePools
-from infra import eks, gke
+from infra import eks, eks_requests, gke, gke_requests
 
 NAME = "katuna-digits"
 UID = "5e0f9b2c7d41"
@@ -145,7 +145,7 @@ class TestGkeNodePools(NodePoolsContract):
     @pytest.fixture
     def pools(self, gke_api: GkeStub) -> gke.GkeNodePools:
         self.api = gke_api
-        return gke.GkeNodePools(gke.GkeCluster("proj", "europe-west4", "tuning"), gke.client(gke_api.url))
+        return gke.GkeNodePools(gke_requests.GkeCluster("proj", "europe-west4", "tuning"), gke.client(gke_api.url))
 
     def finish(self) -> None:
         self.api.advance(600)
@@ -154,7 +154,7 @@ class TestGkeNodePools(NodePoolsContract):
         self.api.pools[NAME]["autoscaling"]["totalMinNodeCount"] = nodes
 
     def make_by_hand(self, pools: NodePools, tainted: bool, capacity: str = SPOT, max_nodes: int = 3) -> None:
-        request = gke.create_request(pools.cluster, self.pool(capacity=capacity, max_nodes=max_nodes))
+        request = gke_requests.create_request(pools.cluster, self.pool(capacity=capacity, max_nodes=max_nodes))
         request["node_pool"]["autoscaling"]["total_min_node_count"] = 1
         if not tainted:
             del request["node_pool"]["config"]["taints"]
@@ -183,7 +183,7 @@ class TestEksNodePools(NodePoolsContract):
         with mock_aws():
             boto3.client("eks", region_name=self.region).create_cluster(
                 name="tuning", roleArn=role, resourcesVpcConfig={"subnetIds": list(subnets)})
-            yield eks.EksNodePools(eks.EksCluster("tuning", subnets, role), *eks.clients(self.region))
+            yield eks.EksNodePools(eks_requests.EksCluster("tuning", subnets, role), *eks.clients(self.region))
 
     def settle(self, pools: NodePools, change: PoolChange) -> None:
         """moto names a new node group's Auto Scaling group but creates none: create it, as EKS would."""
@@ -200,7 +200,7 @@ class TestEksNodePools(NodePoolsContract):
             MinSize=0, MaxSize=5, AvailabilityZones=[f"{self.region}a"])
 
     def make_by_hand(self, pools: NodePools, tainted: bool, capacity: str = SPOT, max_nodes: int = 3) -> None:
-        request = eks.create_request(pools.cluster, self.pool(capacity=capacity, max_nodes=max_nodes))
+        request = eks_requests.create_request(pools.cluster, self.pool(capacity=capacity, max_nodes=max_nodes))
         request["scalingConfig"] = {"minSize": 1, "maxSize": max_nodes, "desiredSize": 1}
         if not tainted:
             del request["taints"]

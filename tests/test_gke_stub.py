@@ -12,9 +12,9 @@ from functions.core.errors import TemporaryError
 from functions.core.nodepool import NodePool, NodePoolFailed
 from functions.pools import node_pools
 from functions.settings import Settings
-from infra import gke
+from infra import gke, gke_requests
 
-CLUSTER = gke.GkeCluster("proj", "europe-west4", "tuning")
+CLUSTER = gke_requests.GkeCluster("proj", "europe-west4", "tuning")
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def api(gke_api: GkeStub):
 def request(**changes) -> dict:
     """A create request as katuna sends it, with ``changes`` made to its node pool."""
     pool = NodePool("trials", "gke", "spot", ("n2-standard-4",), max_nodes=4)
-    body = gke.create_request(CLUSTER, pool, owner="0f3c2a9e41b7")
+    body = gke_requests.create_request(CLUSTER, pool, owner="0f3c2a9e41b7")
     for path, value in changes.items():
         *parents, leaf = path.split("__")
         target = body["node_pool"]
@@ -147,7 +147,7 @@ def test_pools_are_in_their_clusters_zones_and_per_zone_limits_count_in_each(api
     assert gke_api.pools["trials"]["locations"] == ["europe-west4-a", "europe-west4-b", "europe-west4-c"]
     assert gke_api.pool_bounds("trials")[:2] == (3, 6), "a regional cluster's three zones"
     zonal = request(name="zonal")
-    zonal["parent"] = gke.GkeCluster("proj", "europe-west4-b", "tuning").parent
+    zonal["parent"] = gke_requests.GkeCluster("proj", "europe-west4-b", "tuning").parent
     api.create_node_pool(request=zonal)
     assert gke_api.pools["zonal"]["locations"] == ["europe-west4-b"]
 
@@ -177,10 +177,10 @@ def test_katunas_pools_run_the_gke_metadata_server_as_the_node_account_it_names(
     config = gke_api.pools["trials"]["config"]
     assert config["workloadMetadataConfig"] == {"mode": 2}, "GKE_METADATA, as the REST client sends the enum"
     assert "serviceAccount" not in config, "the cluster's default node account unless one is set"
-    named = gke.GkeCluster("proj", "europe-west4", "tuning", "katuna-nodes@proj.iam.gserviceaccount.com")
+    named = gke_requests.GkeCluster("proj", "europe-west4", "tuning", "katuna-nodes@proj.iam.gserviceaccount.com")
     pool = NodePool("named", "gke", "spot", ("n2-standard-4",), max_nodes=4)
     gke_api.advance(1000)
-    api.create_node_pool(request=gke.create_request(named, pool))
+    api.create_node_pool(request=gke_requests.create_request(named, pool))
     assert gke_api.pools["named"]["config"]["serviceAccount"] == "katuna-nodes@proj.iam.gserviceaccount.com"
 
 

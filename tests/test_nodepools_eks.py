@@ -18,7 +18,7 @@ from moto.eks.models import eks_backends
 from functions.core.errors import TemporaryError
 from functions.core.limits import EksQuotas
 from functions.core.nodepool import NodePool, NodePoolFailed, OperationStatus, PoolChange
-from infra import eks
+from infra import eks, eks_requests
 
 REGION = "eu-west-1"
 ROLE = "arn:aws:iam::123456789012:role/katuna-nodes"
@@ -29,16 +29,16 @@ moto_eks.teach()
 
 
 @pytest.fixture
-def cluster(monkeypatch) -> eks.EksCluster:
+def cluster(monkeypatch) -> eks_requests.EksCluster:
     for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                        "AWS_DEFAULT_REGION": REGION}.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    return eks.EksCluster("tuning", ("subnet-0a1b2c3d", "subnet-4e5f6a7b"), ROLE)
+    return eks_requests.EksCluster("tuning", ("subnet-0a1b2c3d", "subnet-4e5f6a7b"), ROLE)
 
 
 @pytest.fixture
-def aws(cluster: eks.EksCluster):
+def aws(cluster: eks_requests.EksCluster):
     with mock_aws():
         boto3.client("eks", region_name=REGION).create_cluster(
             name="tuning", roleArn=ROLE, resourcesVpcConfig={"subnetIds": list(cluster.subnets)})
@@ -46,7 +46,7 @@ def aws(cluster: eks.EksCluster):
 
 
 @pytest.fixture
-def pools(aws: eks.EksCluster) -> eks.EksNodePools:
+def pools(aws: eks_requests.EksCluster) -> eks.EksNodePools:
     return eks.EksNodePools(aws, *eks.clients(REGION))
 
 
@@ -88,17 +88,17 @@ def test_the_token_names_the_change_the_same_when_retried_and_new_for_the_next_o
     """A scaling request has the same content whichever study sends it, and a create after a
     delete the same as the first: only the change's id (its pool use, its request number) may
     tell EKS whether a call is a retry."""
-    first, retried = (eks.create_request(aws, spot_pool(), request_id="5e0f9b2c7d41/0") for _ in range(2))
+    first, retried = (eks_requests.create_request(aws, spot_pool(), request_id="5e0f9b2c7d41/0") for _ in range(2))
     assert first == retried and len(first["clientRequestToken"]) == 36, "a retried create is the same create"
-    again = eks.create_request(aws, spot_pool(), request_id="7a1c3e5f9b2d/0")
+    again = eks_requests.create_request(aws, spot_pool(), request_id="7a1c3e5f9b2d/0")
     assert again["clientRequestToken"] != first["clientRequestToken"], "create, delete, create: a new create"
-    study_a, study_b = (eks.scaling_request(aws, "shared", 1, 8, request_id=f"{uid}/0")
+    study_a, study_b = (eks_requests.scaling_request(aws, "shared", 1, 8, request_id=f"{uid}/0")
                         for uid in ("5e0f9b2c7d41", "7a1c3e5f9b2d"))
     assert study_a["clientRequestToken"] != study_b["clientRequestToken"], "the same raise by another study"
-    assert eks.scaling_request(aws, "shared", 0, 8, request_id="5e0f9b2c7d41/1")["clientRequestToken"] not in (
+    assert eks_requests.scaling_request(aws, "shared", 0, 8, request_id="5e0f9b2c7d41/1")["clientRequestToken"] not in (
         study_a["clientRequestToken"], first["clientRequestToken"]), "the same study's next change"
-    assert "clientRequestToken" not in eks.create_request(aws, spot_pool()), "without an id botocore makes one"
-    assert eks.create_request(aws, spot_pool(capacity="on-demand"))["capacityType"] == "ON_DEMAND"
+    assert "clientRequestToken" not in eks_requests.create_request(aws, spot_pool()), "without an id botocore makes one"
+    assert eks_requests.create_request(aws, spot_pool(capacity="on-demand"))["capacityType"] == "ON_DEMAND"
 
 
 def test_a_retried_change_sends_its_token_again_and_the_next_change_a_new_one(cluster):
@@ -166,7 +166,7 @@ def refusal(call) -> dict:
 def test_the_stand_in_refuses_a_group_past_the_accounts_quota_of_nodes_as_eks_does(aws, pools):
     """moto alone takes any maxSize; EKS refuses one above the account's quota of nodes per
     managed node group, on create and on update, until the quota is raised."""
-    request = eks.create_request(aws, spot_pool(max_nodes=451))
+    request = eks_requests.create_request(aws, spot_pool(max_nodes=451))
     assert refusal(lambda: pools.eks.create_nodegroup(**request)) == {
         "code": "InvalidParameterException", "status": 400, "clusterName": "tuning", "nodegroupName": "katuna-digits"}
     with pytest.raises(NodePoolFailed, match="EKS refused the request: InvalidParameterException: maxSize can't be "
@@ -174,11 +174,11 @@ def test_the_stand_in_refuses_a_group_past_the_accounts_quota_of_nodes_as_eks_do
         pools.ensure(spot_pool(max_nodes=451))
     assert pools.describe("katuna-digits") is None, "nothing created"
     pools.ensure(spot_pool(max_nodes=450))
-    raise_to_451 = eks.scaling_request(aws, "katuna-digits", 0, 451)
+    raise_to_451 = eks_requests.scaling_request(aws, "katuna-digits", 0, 451)
     assert refusal(lambda: pools.eks.update_nodegroup_config(**raise_to_451))["code"] == "InvalidParameterException"
     assert group(pools)["scalingConfig"]["maxSize"] == 450, "the update changed nothing"
     moto_eks.raise_quotas(EksQuotas(nodes_per_group=600), REGION)
-    pools.eks.update_nodegroup_config(**eks.scaling_request(aws, "katuna-digits", 0, 600))
+    pools.eks.update_nodegroup_config(**eks_requests.scaling_request(aws, "katuna-digits", 0, 600))
     assert group(pools)["scalingConfig"]["maxSize"] == 600
     pools.ensure(spot_pool(name="wide", max_nodes=600))
     assert group(pools, "wide")["scalingConfig"]["maxSize"] == 600
@@ -187,7 +187,8 @@ def test_the_stand_in_refuses_a_group_past_the_accounts_quota_of_nodes_as_eks_do
 def test_the_stand_in_refuses_a_group_past_the_accounts_quota_of_groups_as_eks_does(aws, pools):
     for i in range(30):
         pools.ensure(spot_pool(name=f"group-{i}"))
-    assert refusal(lambda: pools.eks.create_nodegroup(**eks.create_request(aws, spot_pool(name="one-more")))) == {
+    one_more = eks_requests.create_request(aws, spot_pool(name="one-more"))
+    assert refusal(lambda: pools.eks.create_nodegroup(**one_more)) == {
         "code": "ResourceLimitExceededException", "status": 400, "clusterName": "tuning", "nodegroupName": "one-more"}
     with pytest.raises(NodePoolFailed, match="ResourceLimitExceededException: .*managed node groups per cluster"):
         pools.ensure(spot_pool(name="one-more"))
@@ -226,7 +227,7 @@ UPDATE_ID = "0f0b6a52-3c1d-4e7a-9b8c-2d4e6f8a0b1c"
 UPDATE_NAMES = {"name": "tuning", "updateId": UPDATE_ID, "nodegroupName": "katuna-digits"}
 
 
-def stubbed(cluster: eks.EksCluster) -> tuple[eks.EksNodePools, Stubber]:
+def stubbed(cluster: eks_requests.EksCluster) -> tuple[eks.EksNodePools, Stubber]:
     client = boto3.client("eks", region_name=REGION)
     return eks.EksNodePools(cluster, client, boto3.client("autoscaling", region_name=REGION)), Stubber(client)
 
@@ -333,14 +334,14 @@ def test_a_request_botocore_refuses_before_sending_is_a_refusal_not_an_outage(aw
 
 
 def test_limits_given_back_move_the_desired_size_only_when_it_falls_outside_them(aws):
-    inside = eks.scaling_request(aws, "trials", 1, 3, desired=2)["scalingConfig"]
-    below = eks.scaling_request(aws, "trials", 1, 3, desired=0)["scalingConfig"]
+    inside = eks_requests.scaling_request(aws, "trials", 1, 3, desired=2)["scalingConfig"]
+    below = eks_requests.scaling_request(aws, "trials", 1, 3, desired=0)["scalingConfig"]
     assert inside == {"minSize": 1, "maxSize": 3}, "the autoscaler owns the desired size"
     assert below == {"minSize": 1, "maxSize": 3, "desiredSize": 1}, "EKS refuses a desired size below the minimum"
 
 
 def test_an_adopted_group_gets_its_limits_back_with_a_desired_size_eks_accepts(pools):
-    pools.eks.create_nodegroup(**{**eks.create_request(pools.cluster, spot_pool(max_nodes=3)),
+    pools.eks.create_nodegroup(**{**eks_requests.create_request(pools.cluster, spot_pool(max_nodes=3)),
                                   "scalingConfig": {"minSize": 1, "maxSize": 3, "desiredSize": 1}})
     change = pools.ensure(spot_pool(), owner="5e0f9b2c7d41")
     assert UPDATE.fullmatch(change.operation) and change.adopted == {"minSize": 1, "maxSize": 3}
@@ -354,7 +355,7 @@ def test_an_adopted_group_gets_its_limits_back_with_a_desired_size_eks_accepts(p
 
 
 def test_a_group_launching_instance_types_the_study_does_not_accept_is_not_adopted(pools):
-    pools.eks.create_nodegroup(**{**eks.create_request(pools.cluster, spot_pool()),
+    pools.eks.create_nodegroup(**{**eks_requests.create_request(pools.cluster, spot_pool()),
                                   "instanceTypes": ["m5.xlarge", "c5.large"]})
     with pytest.raises(NodePoolFailed, match="nodePool.instanceTypes: node pool katuna-digits exists with "
                                              "instance types m5.xlarge, c5.large; the study accepts m5.xlarge, "

@@ -16,9 +16,9 @@ from google.cloud import container_v1
 
 from functions.core.errors import TemporaryError
 from functions.core.nodepool import NodePool, NodePoolFailed, OperationStatus, PoolChange
-from infra import gke
+from infra import gke, gke_requests
 
-CLUSTER = gke.GkeCluster("proj", "europe-west4", "tuning")
+CLUSTER = gke_requests.GkeCluster("proj", "europe-west4", "tuning")
 POOLS_PATH = "/v1/projects/proj/locations/europe-west4/clusters/tuning/nodePools"
 OPERATIONS = "projects/proj/locations/europe-west4/operations/"
 ANY, BALANCED, NO_SCHEDULE = 2, 1, 1
@@ -75,7 +75,7 @@ def test_a_spot_pool_is_created_tainted_labelled_and_autoscaling_from_zero(gke_a
 
 
 def test_the_request_is_built_purely_and_sent_unchanged():
-    request = gke.create_request(CLUSTER, spot_pool(capacity="preemptible", disk_size_gb=None))
+    request = gke_requests.create_request(CLUSTER, spot_pool(capacity="preemptible", disk_size_gb=None))
     assert request == {"parent": "projects/proj/locations/europe-west4/clusters/tuning", "node_pool": {
         "name": "katuna-digits", "initial_node_count": 0,
         "config": {"machine_type": "n2-standard-8", "labels": {"team": "vision", "katuna.dev/pool": "katuna-digits"},
@@ -260,7 +260,7 @@ def test_credentials_the_api_refuses_are_a_permanent_refusal(gke_api: GkeStub):
 
 def per_zone_pool(gke_api: GkeStub, pools: gke.GkeNodePools, low: int, high: int) -> None:
     """Pool ``team`` made by hand with per-zone limits, in the region's three zones."""
-    request = gke.create_request(CLUSTER, spot_pool(name="team"))
+    request = gke_requests.create_request(CLUSTER, spot_pool(name="team"))
     request["node_pool"]["autoscaling"] = {"enabled": True, "min_node_count": low, "max_node_count": high,
                                            "location_policy": "ANY"}
     pools.api.create_node_pool(request=request)

@@ -32,7 +32,7 @@ from functions.handlers.base import store_study
 from functions.handlers.provision import waiting_on_pools
 from functions.pools import check_node_pool
 from functions.settings import Settings
-from infra import gke
+from infra import gke, gke_requests
 
 START = 1_000_000.0
 """When the tests' studies are stored, and their clock's first reading."""
@@ -49,7 +49,7 @@ class Clock:
 @pytest.fixture
 def world(gke_api: GkeStub, tmp_path: Path):
     store = SqliteStore(tmp_path / "katuna.db")
-    pools = gke.GkeNodePools(gke.GkeCluster("proj", "europe-west4", "tuning"), gke.client(gke_api.url))
+    pools = gke.GkeNodePools(gke_requests.GkeCluster("proj", "europe-west4", "tuning"), gke.client(gke_api.url))
     clock = Clock()
     deps = Deps(store, LocalExecutor(tmp_path / "logs", lambda event: None), clock, pools)
     yield Dispatcher(deps), store, clock
@@ -380,7 +380,7 @@ def test_node_pool_settings_are_checked_once_at_start():
 def made_by_hand(gke_api: GkeStub, name: str, tainted: bool = True, machine: str = "n2-standard-4") -> None:
     """A pool that was there before katuna: autoscaling 1..3, made by an operator."""
     pool = parse_study(pool_study("by-hand", name=name, machineType=machine, maxNodes=3)).node_pool
-    request = gke.create_request(gke.GkeCluster("proj", "europe-west4", "tuning"), pool)
+    request = gke_requests.create_request(gke_requests.GkeCluster("proj", "europe-west4", "tuning"), pool)
     request["node_pool"]["autoscaling"]["total_min_node_count"] = 1
     if not tainted:
         del request["node_pool"]["config"]["taints"]
@@ -458,7 +458,7 @@ def test_a_pool_of_another_machine_type_fails_the_study_naming_the_field(world, 
 def test_a_create_answered_exists_by_the_studys_own_earlier_create_is_still_its_own(world, gke_api: GkeStub):
     dispatcher, store, _ = world
     submit(store, pool_study("lost-answer"), "u1")
-    pools = gke.GkeNodePools(gke.GkeCluster("proj", "europe-west4", "tuning"), gke.client(gke_api.url))
+    pools = gke.GkeNodePools(gke_requests.GkeCluster("proj", "europe-west4", "tuning"), gke.client(gke_api.url))
     pools.ensure(store.get_study("lost-answer").spec.node_pool, owner="u1")
     deliver_twice(dispatcher, created("lost-answer", "u1"))
     use = store.pool_use("u1")
@@ -700,7 +700,7 @@ def test_a_raised_maximum_stays_while_the_study_that_needs_it_runs_and_no_longer
 def capped(gke_api: GkeStub, tmp_path: Path):
     """The world of the tests above, holding at most two node pools at once."""
     store = SqliteStore(tmp_path / "katuna.db")
-    pools = gke.GkeNodePools(gke.GkeCluster("proj", "europe-west4", "tuning"), gke.client(gke_api.url))
+    pools = gke.GkeNodePools(gke_requests.GkeCluster("proj", "europe-west4", "tuning"), gke.client(gke_api.url))
     deps = Deps(store, LocalExecutor(tmp_path / "logs", lambda event: None), Clock(), pools,
                 limits=Limits(pools=2))
     yield Dispatcher(deps), store, deps

@@ -21,12 +21,13 @@ from functions.core.errors import InvalidStudy, TemporaryError
 from functions.core.events import Event, pool_check, study_completed, study_created
 from functions.core.formats import load_definition
 from functions.core.limits import DEFAULTS, Limits
+from functions.core.nodepool import NodePool
 from functions.core.records import StudyRecord
 from functions.core.validate import parse_study
 from functions.dispatch import Dispatcher
 from functions.handlers import Deps
 from functions.settings import Settings
-from infra import eks
+from infra import eks, eks_requests
 
 REGION = "eu-west-1"
 ROLE = "arn:aws:iam::123456789012:role/katuna-nodes"
@@ -41,7 +42,7 @@ class World:
     def __init__(self, tmp_path: Path, limits: Limits = DEFAULTS) -> None:
         self.store = SqliteStore(tmp_path / "katuna.db")
         self.limits = limits
-        self.pools = eks.EksNodePools(eks.EksCluster("tuning", SUBNETS, ROLE), *eks.clients(REGION))
+        self.pools = eks.EksNodePools(eks_requests.EksCluster("tuning", SUBNETS, ROLE), *eks.clients(REGION))
         self.dispatcher = Dispatcher(Deps(self.store, LocalExecutor(tmp_path / "logs", lambda event: None),
                                           lambda: 1_000_000.0, self.pools, limits=limits))
         self.tokens: list[tuple[str, str]] = []
@@ -114,7 +115,7 @@ def test_the_same_raise_by_two_studies_and_each_give_back_are_changes_of_their_o
     """A shared group raised to 1..8 by study a, given back, then raised to 1..8 by study b: the
     same request content three times over two weeks, three changes with three tokens. Each
     raise waits for its own Update."""
-    request = eks.create_request(world.pools.cluster, eks.NodePool("team", "eks", machine_types=("m5.xlarge",)))
+    request = eks_requests.create_request(world.pools.cluster, NodePool("team", "eks", machine_types=("m5.xlarge",)))
     operator = boto3.client("eks", region_name=REGION)
     operator.create_nodegroup(**{**request, "scalingConfig": {"minSize": 1, "maxSize": 3, "desiredSize": 1}})
     world.autoscaling_group_as_eks_would("team")

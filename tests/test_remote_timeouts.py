@@ -26,7 +26,7 @@ from functions.core.errors import TemporaryError
 from functions.core.events import Event
 from functions.core.timeouts import REMOTE_TIMEOUT
 from functions.settings import Settings
-from infra import eks, gke
+from infra import eks, eks_requests, gke, gke_requests
 
 pytestmark = pytest.mark.slow
 
@@ -179,7 +179,7 @@ def test_a_streamed_log_is_bounded_per_read_not_in_all():
 
 @pytest.mark.timeout(60)
 def test_a_gke_call_to_a_silent_api_is_a_temporary_error_within_the_timeout(silent: SilentApi):
-    pools = gke.GkeNodePools(gke.GkeCluster("proj", "europe-west4", "tuning"), gke.client(silent.url), TIMEOUT)
+    pools = gke.GkeNodePools(gke_requests.GkeCluster("proj", "europe-west4", "tuning"), gke.client(silent.url), TIMEOUT)
     started = time.monotonic()
     with pytest.raises(TemporaryError, match="GKE is unreachable"):
         pools.describe("trials")
@@ -192,7 +192,7 @@ def test_an_eks_call_to_a_silent_api_is_a_temporary_error_after_two_tries(silent
     for variable, value in {"AWS_ENDPOINT_URL": silent.url, "AWS_ACCESS_KEY_ID": "testing",
                             "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}.items():
         monkeypatch.setenv(variable, value)
-    pools = eks.EksNodePools(eks.EksCluster("tuning"), *eks.clients("eu-west-1", TIMEOUT))
+    pools = eks.EksNodePools(eks_requests.EksCluster("tuning"), *eks.clients("eu-west-1", TIMEOUT))
     started = time.monotonic()
     with pytest.raises(TemporaryError, match="EKS is unreachable"):
         pools.describe("trials")

@@ -1,0 +1,91 @@
+"""EKS managed node-group requests as plain dicts, built by pure functions that import no AWS SDK.
+
+What ``--dry-run`` prints is what :mod:`infra.eks` sends: the cluster a group belongs to
+(:class:`EksCluster`), a group's create request, its scaling limits, the name-only requests of
+a describe or a delete, and cluster-autoscaler's node-template tags for its Auto Scaling group.
+A create or an update carries the AMI type its instance types need
+(:mod:`functions.core.eks_ami`), and a ``clientRequestToken`` derived from the id of the logical
+change it belongs to (the pool use's request, :attr:`functions.core.records.PoolUse.request_id`):
+a retried change is the same change to EKS, the next change is a new one; without an id (the
+provisioning script), botocore gives each call a fresh token.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from functions.core.cluster import TRIAL_TAINT
+from functions.core.eks_ami import ami_type
+from functions.core.nodepool import ON_DEMAND, OWNER_KEY, NodePool, owner_value
+
+TEMPLATE = "k8s.io/cluster-autoscaler/node-template"
+_TOKEN = uuid.UUID("0b7c3c1e-8d0a-4f3b-a2a5-6a1f0d9e4c21")
+
+
+@dataclass(frozen=True)
+class EksCluster:
+    """The cluster whose node groups are managed; subnets and node role are needed to create."""
+
+    name: str
+    subnets: tuple[str, ...] = ()
+    node_role: str | None = None
+
+
+def _token_field(request_id: str | None, call: str) -> dict[str, str]:
+    """The ``clientRequestToken`` of one call of a logical change: the same each time that
+    change is asked for, another for another change or call; none without an id (botocore
+    fills in a fresh one)."""
+    return {} if request_id is None else {"clientRequestToken": str(uuid.uuid5(_TOKEN, f"{request_id} {call}"))}
+
+
+def create_request(cluster: EksCluster, pool: NodePool, owner: str | None = None,
+                   request_id: str | None = None) -> dict[str, Any]:
+    """``create_nodegroup``: 0 nodes at first, scaling 0..max, tainted for trials only, booting
+    the AMI type its instance types need; tagged with the uid of the study it is made for, if any."""
+    request: dict[str, Any] = {
+        "clusterName": cluster.name,
+        "nodegroupName": pool.name,
+        "scalingConfig": {"minSize": 0, "maxSize": pool.max_nodes, "desiredSize": 0},
+        "subnets": list(cluster.subnets),
+        "instanceTypes": list(pool.machine_types),
+        "amiType": ami_type(pool.machine_types[0]),
+        "capacityType": "ON_DEMAND" if pool.capacity == ON_DEMAND else "SPOT",
+        "nodeRole": cluster.node_role,
+        "labels": pool.node_labels,
+        "taints": [{"key": TRIAL_TAINT["key"], "value": TRIAL_TAINT["value"], "effect": "NO_SCHEDULE"}],
+        "tags": {"app.kubernetes.io/managed-by": "katuna", "katuna.dev/pool": pool.name},
+    }
+    if owner is not None:
+        request["tags"][OWNER_KEY] = owner_value(owner)
+    if pool.disk_size_gb is not None:
+        request["diskSize"] = pool.disk_size_gb
+    return request | _token_field(request_id, "create")
+
+
+def scaling_request(cluster: EksCluster, name: str, min_size: int, max_size: int,
+                    desired: int | None = None, request_id: str | None = None) -> dict[str, Any]:
+    """``update_nodegroup_config`` of the scaling limits (the autoscaler owns the desired size;
+    it is sent only when the group's current one falls outside the new limits, which EKS refuses)."""
+    scaling = {"minSize": min_size, "maxSize": max_size}
+    if desired is not None and not min_size <= desired <= max_size:
+        scaling["desiredSize"] = min(max(desired, min_size), max_size)
+    request = {"clusterName": cluster.name, "nodegroupName": name, "scalingConfig": scaling}
+    return request | _token_field(request_id, "update")
+
+
+def name_request(cluster: EksCluster, name: str) -> dict[str, Any]:
+    """``describe_nodegroup`` and ``delete_nodegroup`` take the cluster and group names only."""
+    return {"clusterName": cluster.name, "nodegroupName": name}
+
+
+def template_tags(group: str, pool: NodePool, capacity_type: str) -> list[dict[str, Any]]:
+    """cluster-autoscaler's node-template tags for an Auto Scaling group: the labels trials
+    select on and the taint they tolerate."""
+    labels = {**pool.node_labels, "eks.amazonaws.com/nodegroup": pool.name,
+              "eks.amazonaws.com/capacityType": capacity_type}
+    tags = {f"{TEMPLATE}/label/{key}": value for key, value in labels.items()}
+    tags[f"{TEMPLATE}/taint/{TRIAL_TAINT['key']}"] = f"{TRIAL_TAINT['value']}:{TRIAL_TAINT['effect']}"
+    return [{"ResourceId": group, "ResourceType": "auto-scaling-group", "Key": key, "Value": value,
+             "PropagateAtLaunch": False} for key, value in sorted(tags.items())]
