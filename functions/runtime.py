@@ -113,7 +113,7 @@ class Runtime:
                     workdir=str(self.settings.workdir.resolve()), limits=self.settings.limits,
                     trial_defaults=self.settings.cluster_defaults(), nodes=self.nodes,
                     node_look_seconds=self.settings.node_look_seconds, logs=self.logs, admissions=self.admissions,
-                    pool_wait=self.settings.pool_wait)
+                    pool_wait=self.settings.pool_wait, template_namespaces=self.settings.template_namespaces)
 
     def dispatcher(self) -> Dispatcher:
         return Dispatcher(self.deps(), observer=self._metrics.events)

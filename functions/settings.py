@@ -24,6 +24,8 @@ from functions.core.timeouts import POOL_WAIT, REMOTE_TIMEOUT
 PREFIX = "KATUNA_"
 GSA_EMAIL = re.compile(r"[a-z0-9][a-z0-9-]{0,62}@[a-z0-9][a-z0-9.:-]*\.gserviceaccount\.com")
 """A Google service account's email, as a node pool's ``service_account`` takes it."""
+NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+"""A Kubernetes namespace's name (a DNS label)."""
 
 
 def _pairs(text: str) -> tuple[tuple[str, str], ...]:
@@ -108,7 +110,11 @@ class Settings:
     ``KATUNA_K8S_IMAGE_PULL_SECRETS`` may not name one; ``KATUNA_TRIAL_POD_SECURITY``: ``baseline``
     (the default: a study whose trial pods ask for what Kubernetes' baseline Pod Security Standard
     forbids, a privileged container or the node's files or namespaces, is refused) or
-    ``privileged`` (no such check); ``KATUNA_K8S_START_ALLOWANCE`` seconds (3600) a
+    ``privileged`` (no such check); ``KATUNA_TEMPLATE_NAMESPACES`` (comma-separated namespaces,
+    none by default): where the operator keeps shared trial templates (Katib's ``trial-templates``
+    in ``kubeflow``, say), which a study resource's ``trialTemplate.configMap`` may name besides its
+    own namespace and ``KATUNA_K8S_NAMESPACE`` (:mod:`functions.core.cluster_templates`);
+    ``KATUNA_K8S_START_ALLOWANCE`` seconds (3600) a
     trial's Job may spend beyond the trial's timeout waiting for a node, pulling its image or
     losing runs to preemption (its ``activeDeadlineSeconds`` is the timeout plus this; the
     timeout itself counts from the trial container's start);
@@ -208,6 +214,7 @@ class Settings:
     service_accounts: tuple[str, ...] = ("katuna",)
     service_secrets: tuple[str, ...] = ("katuna-api-token",)
     trial_pod_security: str = "baseline"
+    template_namespaces: tuple[str, ...] = ()
     k8s_image_pull_secrets: tuple[str, ...] = ()
     k8s_ttl_seconds: int | None = None
     k8s_default_resources: tuple[tuple[str, str], ...] = ()
@@ -259,6 +266,7 @@ class Settings:
                for key in ("project", "location", "cluster", "endpoint", "node_service_account")},
             "service_accounts": ("SERVICE_ACCOUNTS", _list), "service_secrets": ("SERVICE_SECRETS", _list),
             "trial_pod_security": ("TRIAL_POD_SECURITY", str),
+            "template_namespaces": ("TEMPLATE_NAMESPACES", _list),
             "eks_cluster": ("EKS_CLUSTER", str), "eks_node_role": ("EKS_NODE_ROLE", str),
             "eks_region": ("EKS_REGION", str), "eks_subnets": ("EKS_SUBNETS", _list),
             "trial_env": ("TRIAL_ENV", _list),
@@ -327,6 +335,10 @@ class Settings:
             raise ValueError(f"{PREFIX}TRIAL_POD_SECURITY: expected {' or '.join(pod_security.LEVELS)}, got "
                              f"{self.trial_pod_security!r}")
         self._check_senders()
+        wrong = [name for name in self.template_namespaces if not NAMESPACE.fullmatch(name)]
+        if wrong:
+            raise ValueError(f"{PREFIX}TEMPLATE_NAMESPACES: expected namespace names (lower-case letters, digits "
+                             f"and '-', at most 63), got {wrong[0]!r}")
         account = self.gke_node_service_account
         if account is not None and not GSA_EMAIL.fullmatch(account):
             raise ValueError(f"{PREFIX}GKE_NODE_SERVICE_ACCOUNT: expected a Google service account's email "

@@ -2,8 +2,10 @@
 ``v1alpha1`` StudyJob's ``worker-template``, read from the loopback Kubernetes API (real client,
 katuna's RBAC from ``knative/``) when the study is submitted on the cluster, stored inline with
 their source; refused naming the field where the ConfigMap, its key or the right to read it is
-missing, and where there is no cluster at all. The tests that start ``katuna serve`` are marked
-slow (``make check`` leaves them out)."""
+missing, and where there is no cluster at all. A study resource takes its template only from its
+own namespace, katuna's, or one the operator shares (``KATUNA_TEMPLATE_NAMESPACES``), however
+widely katuna may read: another team's ConfigMap is refused unread. The tests that start
+``katuna serve`` are marked slow (``make check`` leaves them out)."""
 
 from __future__ import annotations
 
@@ -34,10 +36,13 @@ from functions.core.launch import trial_launch
 from functions.core.records import StudyRecord, TrialRecord
 from functions.core.stored import study_from_dict
 from functions.core.template_sources import SOURCE_ANNOTATION, ClusterTemplates, load
+from functions.settings import Settings
 
-KUBE_NAMESPACES = ("team",)
+KUBE_NAMESPACES = ("team", "neighbour", "shared")
 """Where Experiments and their template ConfigMaps live: ``katuna-trials`` bound there, and a
-copy of katuna's Role for the study resources applied there."""
+copy of katuna's Role for the study resources applied there (in ``team``). ``neighbour`` is
+another team's, which katuna may read since it runs trials there; ``shared`` is where the
+operator keeps templates for everyone (``KATUNA_TEMPLATE_NAMESPACES``)."""
 CLOSED = "closed"
 """A namespace where nothing is bound to katuna."""
 KATUNA = str(Path(sys.executable).with_name("katuna"))
@@ -115,6 +120,8 @@ def cluster(kube: KubeStub) -> KubeStub:
         kube.authorizer.copy_role("katuna", "team")
     kube.add_namespace(CLOSED, grant=False)
     kube.create_config_map(CLOSED, "templates", {"job.yaml": JOB_TEMPLATE})
+    for namespace in ("neighbour", "shared"):
+        kube.create_config_map(namespace, "templates", {"job.yaml": JOB_TEMPLATE})
     kube.create_config_map("katuna", "worker-template", {"cpuWorkerTemplate.yaml": TEMPLATE.replace(
         "PYTHON", sys.executable).replace("TRIAL", str(TRIAL)).replace("- name: {{.WorkerID}}", "- name: worker")})
     katib_api.install(kube)
@@ -124,19 +131,21 @@ def cluster(kube: KubeStub) -> KubeStub:
 @pytest.fixture(scope="module")
 def service(cluster: KubeStub, tmp_path_factory: pytest.TempPathFactory):
     running = Service(tmp_path_factory.mktemp("configmap"), workers=1, KATUNA_EXECUTOR="kubernetes",
-                      KATUNA_K8S_API=cluster.url, KATUNA_K8S_NAMESPACE="katuna", KATUNA_KATIB_API="true")
+                      KATUNA_K8S_API=cluster.url, KATUNA_K8S_NAMESPACE="katuna", KATUNA_KATIB_API="true",
+                      KATUNA_TEMPLATE_NAMESPACES=f"shared,{CLOSED}")
     yield running
     running.close()
 
 
-def templates(kube: KubeStub) -> ClusterTemplates:
-    """The real adapter's ConfigMap reads against the stand-in, as katuna's service account."""
-    return ClusterTemplates(KubernetesResources(lambda: api_client(kube.url)).read_config_map, "katuna")
+def templates(kube: KubeStub, owner: str | None = None, shared: tuple[str, ...] = ()) -> ClusterTemplates:
+    """The real adapter's ConfigMap reads against the stand-in, as katuna's service account, for
+    a resource of namespace ``owner`` (None: a study posted with the API token)."""
+    return ClusterTemplates(KubernetesResources(lambda: api_client(kube.url)).read_config_map, "katuna", owner, shared)
 
 
-def problems_of(definition: dict, kube: KubeStub) -> dict[str, str]:
+def problems_of(definition: dict, kube: KubeStub, owner: str | None = None) -> dict[str, str]:
     with pytest.raises(InvalidStudy) as caught:
-        load(definition, templates(kube))
+        load(definition, templates(kube, owner))
     return {p.path: p.message for p in caught.value.problems}
 
 
@@ -214,10 +223,67 @@ def test_a_refused_experiment_leaves_nothing_stored(service: Service, cluster: K
     assert status in (400, 422) and "spec.trialTemplate.configMap.configMapName" in str(body)
     assert service.request("GET", "/studies/cm-none")[0] == 404
     obj = cluster.apply(experiment("cm-closed", api_version="katuna.dev/v1", configMapNamespace=CLOSED))
+    # CLOSED is a namespace of shared templates for this service, where nothing lets katuna read
     assert send(service, "add", obj) == []
     problems = {p["field"]: p["message"] for p in status_of(cluster, obj)["problems"]}
     assert "knative/rbac.yaml" in problems["spec.trialTemplate.configMap.configMapNamespace"]
     assert service.request("GET", "/studies/cm-closed")[0] == 404
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("api_version", ["katuna.dev/v1", "kubeflow.org/v1beta1"])
+def test_a_resource_naming_another_teams_configmap_is_refused_unread(service: Service, cluster: KubeStub,
+                                                                     api_version: str):
+    """katuna may read ``neighbour``'s ConfigMaps (it runs trials there); an Experiment of
+    ``team`` may not have it read them: before, the other team's template became its trials'."""
+    name = f"cm-neighbour-{api_version.split('.')[0]}"
+    obj = cluster.apply(experiment(name, api_version=api_version, configMapNamespace="neighbour"))
+    assert send(service, "add", obj) == []
+    plural = "experiments.kubeflow.org" if api_version.startswith("kubeflow") else "experiments"
+    status = cluster.get_resource(plural, "team", name)[1]["status"]
+    [failed] = [c for c in status["conditions"] if c["type"] == "Failed"]
+    assert (status["phase"], failed["reason"]) == ("Failed", "InvalidSpec")
+    message = failed["message"]
+    assert message.startswith("spec.trialTemplate.configMap.configMapNamespace: 'neighbour' is another namespace")
+    assert "expected one of 'team', 'katuna', 'shared', 'closed'" in message and "KATUNA_TEMPLATE_NAMESPACES" in message
+    assert service.request("GET", f"/studies/{name}")[0] == 404
+    assert not [job for job in cluster.created_jobs if job.startswith(name)]
+
+
+@pytest.mark.slow
+def test_a_resource_takes_a_template_of_a_shared_namespace_and_a_posted_study_of_any(service: Service,
+                                                                                    cluster: KubeStub):
+    obj = cluster.apply(experiment("cm-shared", api_version="katuna.dev/v1", configMapNamespace="shared"))
+    assert send(service, "add", obj) == ["dev.katuna.study.created"]
+    assert service.json("GET", "/studies/cm-shared")[1]["trialTemplateSource"] == "ConfigMap shared/templates, key job.yaml"
+    assert service.request("POST", "/studies/cm-shared/stop")[0] in (200, 202)
+    status, created = service.json("POST", "/studies", body=yaml.safe_dump(experiment("cm-posted-neighbour",
+                                                                                      configMapNamespace="neighbour")),
+                                   headers={"Content-Type": "application/yaml"})
+    assert status == 201, created
+    assert service.request("POST", "/studies/cm-posted-neighbour/stop")[0] in (200, 202)
+
+
+def test_a_resource_may_name_its_own_katunas_and_shared_namespaces_only(cluster: KubeStub):
+    for namespace in ("team", "katuna", "shared"):
+        source = templates(cluster, "team", ("shared",))
+        assert source.refusal(namespace) is None, namespace
+    _, stored = load(experiment("cm-own"), templates(cluster, "team", ("shared",)))
+    assert stored["metadata"]["annotations"][SOURCE_ANNOTATION] == "ConfigMap team/templates, key job.yaml"
+    refused = problems_of(experiment("cm-other", configMapNamespace="neighbour"), cluster, owner="team")
+    assert list(refused) == ["spec.trialTemplate.configMap.configMapNamespace"]
+    nowhere = problems_of(experiment("cm-other", configMapNamespace="nowhere"), cluster, owner="team")
+    assert nowhere["spec.trialTemplate.configMap.configMapNamespace"].startswith("'nowhere' is another namespace"), \
+        "refused unread: the answer tells nothing of whether that namespace or its ConfigMap exists"
+    _, posted = load(experiment("cm-posted", configMapNamespace="neighbour"), templates(cluster))
+    assert posted["spec"]["trialTemplate"]["trialSpec"]["kind"] == "Job", "a study posted with the token reads any"
+
+
+def test_template_namespaces_must_be_namespace_names():
+    assert Settings.from_env({"KATUNA_TEMPLATE_NAMESPACES": "kubeflow, shared"}).template_namespaces == (
+        "kubeflow", "shared")
+    with pytest.raises(ValueError, match="KATUNA_TEMPLATE_NAMESPACES: expected namespace names .* got 'Team_B'"):
+        Settings.from_env({"KATUNA_TEMPLATE_NAMESPACES": "kubeflow,Team_B"})
 
 
 def test_an_unquoted_placeholder_of_a_configmap_template_takes_the_type_of_its_value(cluster: KubeStub):

@@ -81,7 +81,7 @@ def inline(definition: dict[str, Any], cluster: ClusterTemplates | None) -> tupl
     if cluster is None or not isinstance(spec, Mapping):
         return out, []
     if kind == "Experiment":
-        return _experiment(out, spec, cluster.read)
+        return _experiment(out, spec, cluster)
     return _studyjob(out, spec, cluster.read, cluster.home)
 
 
@@ -162,10 +162,12 @@ def _source(namespace: Any, name: Any, key: Any) -> str:
     return f"ConfigMap {namespace}/{name}, key {key}"
 
 
-def _experiment(definition: dict[str, Any], spec: Mapping[str, Any], read: ReadConfigMap
+def _experiment(definition: dict[str, Any], spec: Mapping[str, Any], cluster: ClusterTemplates
                 ) -> tuple[dict[str, Any], list[Problem]]:
     """Katib's ``trialTemplate.configMap``: each of its fields required (Katib's webhook), and,
-    as Katib sets no default conditions for a template it has not read, both conditions too."""
+    as Katib sets no default conditions for a template it has not read, both conditions too; a
+    namespace the resource may not take a template from is refused unread
+    (:meth:`ClusterTemplates.refusal`)."""
     trial = spec.get("trialTemplate")
     given = trial.get("configMap") if isinstance(trial, Mapping) else None
     if given is None or not isinstance(trial, Mapping) or trial.get("trialSpec") is not None:
@@ -181,7 +183,10 @@ def _experiment(definition: dict[str, Any], spec: Mapping[str, Any], read: ReadC
     if problems:
         return definition, problems
     namespace, name, key = given["configMapNamespace"], given["configMapName"], given["templatePath"]
-    text, problems = _read(read, namespace, name, key, f"{CONFIG_MAP}.configMapName",
+    refused = cluster.refusal(namespace) if isinstance(namespace, str) else None
+    if refused is not None:
+        return definition, [Problem(f"{CONFIG_MAP}.configMapNamespace", refused)]
+    text, problems = _read(cluster.read, namespace, name, key, f"{CONFIG_MAP}.configMapName",
                            f"{CONFIG_MAP}.configMapNamespace", f"{CONFIG_MAP}.templatePath")
     if text is None:
         return definition, problems

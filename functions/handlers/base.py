@@ -70,6 +70,9 @@ class Deps:
     """Running trials' logs, where progress is read from them (:mod:`functions.handlers.progress_scan`)."""
     admissions: Admissions | None = None
     """Where launched attempts may wait to be admitted (:func:`look`): the trial Jobs of a cluster."""
+    template_namespaces: tuple[str, ...] = ()
+    """Where shared trial templates are kept, which a study resource may name besides its own
+    namespace and katuna's (:mod:`functions.core.cluster_templates`)."""
 
 
 def store_study(deps: Deps, spec: Study, definition: dict[str, Any],

@@ -5,7 +5,8 @@ follow the resource.
 The event only says which resource changed: the handler reads the resource as the API holds it
 now and reconciles, so duplicates, late updates and a delete overtaking its add all end in the
 same place. A new resource is submitted like ``POST /studies`` (same validation, same store; a trial
-template held in a ConfigMap is read then, once, and the stored study keeps it), its trials in
+template held in a ConfigMap is read then, once, and the stored study keeps it: only from the
+resource's own namespace, katuna's, or one of shared templates), its trials in
 the resource's own namespace (one naming another is refused, as Katib runs an Experiment's
 trials in its namespace); its deletion
 stops the study; an edit of the fields a running study takes (parallelism, max
@@ -105,7 +106,7 @@ def _create(deps: Deps, ref: Ref, current: Mapping[str, Any]) -> list[Event]:
     namespace (:func:`~functions.core.resources.namespace_problems`)."""
     uid, generation = current["metadata"]["uid"], current["metadata"].get("generation") or 1
     try:
-        spec, submitted = template_sources.load(definition(current), _templates(deps), deps.limits,
+        spec, submitted = template_sources.load(definition(current), _templates(deps, ref.namespace), deps.limits,
                                                 partial(has_study, deps.store))
         refused = namespace_problems(spec, ref)
         spec = in_namespace(spec, ref.namespace)
@@ -178,12 +179,14 @@ def _restartable(deps: Deps, stored: StudyRecord, edited: Mapping[str, Any]) -> 
                        f"{'; '.join(refused)}; delete and re-apply the resource to run it again")
 
 
-def _templates(deps: Deps) -> ClusterTemplates:
-    """Trial templates held in ConfigMaps, read from the cluster the resource lives on."""
+def _templates(deps: Deps, owner: str | None = None) -> ClusterTemplates:
+    """Trial templates held in ConfigMaps, read from the cluster the resource lives on: for a
+    resource of namespace ``owner``, only from ConfigMaps of a namespace it may name."""
     resources = deps.resources
     if resources is None:
         raise RuntimeError("study resources are handled only where a Kubernetes API is configured")
-    return ClusterTemplates(resources.read_config_map, resources.namespace or "default")
+    return ClusterTemplates(resources.read_config_map, resources.namespace or "default", owner,
+                            deps.template_namespaces)
 
 
 class _Refusal(Exception):
