@@ -1,7 +1,8 @@
 """What the service reads back of a local trial is the trial's own files, never its own process's:
 a metrics file, event files or a log that a trial made a link to ``/proc/self/environ`` (the
 service's environment, with its API token) is refused when opened, with a reason saying why,
-and a metrics path under ``/proc``, ``/sys`` or ``/dev`` is refused at submission."""
+and a metrics path under ``/proc``, ``/sys`` or ``/dev`` is refused at submission. A trial's log is
+written never through a link, FIFO or second name a trial planted where a later attempt logs."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,7 @@ from http_helpers import Service
 
 from functions.adapters import local_outputs, trial_files
 from functions.adapters.file_follow import follow
+from functions.adapters.local_executor import LocalExecutor
 from functions.core.errors import InvalidStudy, RefusedFile
 from functions.core.formats import load_definition
 from functions.core.launch import TrialLaunch
@@ -209,3 +212,65 @@ def test_following_a_metrics_file_stops_at_a_link_to_the_services_own_files(tmp_
     with pytest.raises(RefusedFile):
         list(follow(link, lambda: True, poll=0))
     assert trial_files.open_file(__file__).read(3) == b'"""'
+
+
+def _planted(tmp_path: Path) -> tuple[LocalExecutor, TrialLaunch, Path]:
+    """An executor logging under ``tmp_path / logs``, the launch of attempt 2 of trial 0, and a
+    file of the service's (its database, say) that a trial would have katuna overwrite."""
+    executor = LocalExecutor(tmp_path / "logs", publish=lambda event: None)
+    precious = tmp_path / "katuna.db"
+    precious.write_bytes(b"the service's own data")
+    launch = replace(_launch(tmp_path), argv=[sys.executable, "-c", "print('loss=1')"], attempt=2, job_name="demo-0-2")
+    return executor, launch, precious
+
+
+def test_a_link_planted_at_a_later_attempts_log_is_refused_and_its_target_left_whole(tmp_path: Path):
+    """Before, opening the log followed the link and emptied the file it names."""
+    executor, launch, precious = _planted(tmp_path)
+    log = executor.log_path("demo", 0, 2)
+    log.parent.mkdir(parents=True)
+    log.symlink_to(precious)
+    with pytest.raises(RefusedFile, match=r"0\.2\.log is a link .* katuna writes a trial's log only as a file"):
+        executor.launch(launch)
+    assert precious.read_bytes() == b"the service's own data"
+    assert not executor.exists(launch)
+    log.unlink()
+    os.link(precious, log)
+    with pytest.raises(RefusedFile, match=r"0\.2\.log is a file with another name too"):
+        executor.launch(launch)
+    assert precious.read_bytes() == b"the service's own data"
+
+
+def test_a_link_planted_as_a_studys_log_folder_is_refused(tmp_path: Path):
+    executor, launch, precious = _planted(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "0.2.log").write_bytes(b"kept")
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "demo").symlink_to(elsewhere)
+    with pytest.raises(RefusedFile, match=r"demo on the way is not a folder"):
+        executor.launch(launch)
+    assert (elsewhere / "0.2.log").read_bytes() == b"kept"
+
+
+def test_a_fifo_planted_as_a_log_is_refused_without_blocking(tmp_path: Path):
+    executor, launch, _ = _planted(tmp_path)
+    log = executor.log_path("demo", 0, 2)
+    log.parent.mkdir(parents=True)
+    os.mkfifo(log)
+    started = time.monotonic()
+    with pytest.raises(RefusedFile, match=r"0\.2\.log is a FIFO or a socket"):
+        executor.launch(launch)
+    assert time.monotonic() - started < 5
+
+
+def test_the_log_of_an_attempt_opened_again_is_made_new(tmp_path: Path):
+    """At-least-once delivery: the same attempt's log may be opened twice; it is emptied, private."""
+    logs = tmp_path / "logs"
+    path = logs / "demo" / "0.1.log"
+    with local_outputs.new_log(path, logs) as first:
+        first.write(b"loss=2\n" * 3)
+    with local_outputs.new_log(path, logs) as again:
+        again.write(b"loss=1\n")
+    assert path.read_bytes() == b"loss=1\n"
+    assert all(p.stat().st_mode & 0o077 == 0 for p in (logs, logs / "demo", path))

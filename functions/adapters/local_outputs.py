@@ -1,7 +1,7 @@
 """Where a local trial attempt's output goes, and how what it leaves is read back.
 
 Output (stdout and stderr) goes to a per-attempt log file, made new for each attempt and
-readable by the service's user only. The log, a metrics file the attempt writes, or a folder of
+readable by the service's user only, never through a link a trial planted. The log, a metrics file the attempt writes, or a folder of
 TensorFlow event files (:mod:`functions.core.tfevents`) are read back as lines, in chunks, so
 memory stays bounded however long a line; each only once it proved a trial's file, not one
 of the service's own that a link led to. Kept apart from
@@ -10,9 +10,11 @@ of the service's own that a link led to. Kept apart from
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
+import stat
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -20,26 +22,38 @@ from typing import BinaryIO
 
 from functions.adapters import trial_files
 from functions.core import tfevents
-from functions.core.errors import StorageFull
+from functions.core.errors import RefusedFile, StorageFull
 from functions.core.launch import TrialLaunch
 from functions.core.lines import bounded_lines
 
 CHUNK = 64 * 1024
 """Bytes read at a time from a trial's output."""
+_FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+"""How a log is opened: never through a link, and without blocking, so a FIFO planted there does
+not hold the launch (it is refused once opened); it is emptied only once it proved a regular file."""
 
 
 def new_log(path: Path, log_dir: Path) -> BinaryIO:
     """The attempt's log at ``path`` under ``log_dir``, new and readable by the service's user
     only (a trial's output may hold what its author would not show other users of the machine),
-    in new folders only that user can enter; folders that exist keep their permissions."""
+    in new folders only that user can enter; folders that exist keep their permissions.
+
+    A local trial runs as the service's user and can plant a link at the path of a later
+    attempt's log, or of its folder: opening it would truncate whatever file the link names. So
+    no link below ``log_dir`` is followed, and what was opened must be a regular file of one
+    name, emptied only then; anything else is a :class:`RefusedFile` naming the path. The log of
+    an attempt launched again (an event delivered twice) is simply made new again."""
     try:
+        folder = _folder(log_dir)
         try:
-            return _new_file(path)
-        except FileNotFoundError:
-            for folder in reversed((path.parent, *path.parent.parents)):
-                if not folder.exists():
-                    folder.mkdir(mode=0o700, exist_ok=True)
-            return _new_file(path)
+            for part in path.relative_to(log_dir).parts[:-1]:
+                inner = _subfolder(folder, part, path)
+                os.close(folder)
+                folder = inner
+            return _new_file(folder, path)
+        finally:
+            os.close(folder)
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise StorageFull(f"the disk holding the trial logs {log_dir} is full; "
@@ -47,9 +61,60 @@ def new_log(path: Path, log_dir: Path) -> BinaryIO:
         raise
 
 
-def _new_file(path: Path) -> BinaryIO:
-    """``path`` opened for writing, emptied, or created readable by this user only."""
-    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
+def _folder(log_dir: Path) -> int:
+    """``log_dir`` opened (the operator's: a link there is followed), made with its missing
+    parents where it is not there yet."""
+    try:
+        return os.open(log_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        for folder in reversed((log_dir, *log_dir.parents)):
+            if not folder.exists():
+                folder.mkdir(mode=0o700, exist_ok=True)
+        return os.open(log_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+
+
+def _subfolder(parent: int, name: str, path: Path) -> int:
+    """The folder ``name`` of the open folder ``parent`` opened, made where it is not there; a
+    link there is refused, not followed."""
+    try:
+        try:
+            return os.open(name, _FOLDER, dir_fd=parent)
+        except FileNotFoundError:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(name, 0o700, dir_fd=parent)
+            return os.open(name, _FOLDER, dir_fd=parent)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise RefusedFile(f"{path}: {name} on the way is not a folder (a link, say, that a trial could have "
+                              "planted); katuna writes a trial's log only into its own folders") from exc
+        raise
+
+
+def _new_file(folder: int, path: Path) -> BinaryIO:
+    """The log ``path`` (named in the open ``folder``) opened for writing, emptied, or created
+    readable by this user only; never through a link, never a FIFO, a device or a file that
+    has another name too (a hard link to a file of the service's)."""
+    try:
+        fd = os.open(path.name, _FILE, 0o600, dir_fd=folder)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise RefusedFile(f"{path} is a link (one a trial could have planted to have katuna overwrite the "
+                              "file it names); katuna writes a trial's log only as a file of its own") from exc
+        if exc.errno == errno.ENXIO:
+            raise RefusedFile(f"{path} is a FIFO or a socket, not a regular file; katuna writes a trial's log only "
+                              "as a file of its own") from exc
+        raise
+    try:
+        held = os.fstat(fd)
+        if not stat.S_ISREG(held.st_mode) or held.st_nlink != 1:
+            kind = "a file with another name too" if stat.S_ISREG(held.st_mode) else "not a regular file"
+            raise RefusedFile(f"{path} is {kind}; katuna writes a trial's log only as a file of its own")
+        os.ftruncate(fd, 0)
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "wb")
 
 
 def read_file(launch: TrialLaunch, path: str) -> Iterator[str]:
