@@ -3,13 +3,16 @@ a real ``katuna serve`` takes a valid token (right audience, issuer and signatur
 against a loopback issuer) only from those senders, the Triggers' OIDC accounts, and refuses
 another's with 403 naming it, since any pod can have such a token signed; the manifests allow
 every Trigger they deploy, under the names Knative gives their accounts; no trial may run as
-one of those accounts in the namespace its trials run in; a malformed subject stops the
-service at start."""
+one of those accounts in the namespace its trials run in, nor as one a parameter names (the
+launch fails); a malformed subject stops the service at start."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import jwt
@@ -17,10 +20,15 @@ import pytest
 import yaml
 from conftest import study_definition
 from http_helpers import Service
+from kube_stub import KubeStub
 from test_web_events import EC_KEY, RSA_KEY, Issuer, _claims, _jwk, _post, completed
 
+from functions.adapters.kubernetes_executor import KubernetesExecutor, api_client
 from functions.core import senders
+from functions.core.errors import InvalidStudy
 from functions.core.formats import load_definition
+from functions.core.launch import trial_launch
+from functions.core.records import StudyRecord, TrialRecord
 from functions.core.trial_identity import study_problems
 from functions.settings import Settings
 
@@ -30,6 +38,7 @@ SUBJECTS = CONFIG["KATUNA_OIDC_SUBJECTS"]
 SUFFIX = "-oidc-eventing.knative.dev-trigger"
 COLLECT = f"katuna-collect{SUFFIX}"
 PATHS = ("/", "/functions/provision", "/dead-letters")
+KATUNA = str(Path(sys.executable).with_name("katuna"))
 
 
 def current_account(trigger: str) -> str:
@@ -132,3 +141,50 @@ def test_a_malformed_subject_or_one_the_trials_default_account_matches_stops_the
         Settings.from_env({"KATUNA_OIDC_SUBJECTS": "system:serviceaccount:katuna:*", "KATUNA_K8S_NAMESPACE": "katuna"})
     with pytest.raises(ValueError, match="KATUNA_OIDC_SUBJECTS: 'system:serviceaccount:katuna:katuna-trainer'"):
         Settings.from_env({**CONFIG, "KATUNA_K8S_SERVICE_ACCOUNT": "katuna-trainer"})
+
+
+def _chosen_account(name: str) -> dict:
+    """A study whose trial pods run as the account a categorical parameter names."""
+    job = {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {
+        "serviceAccountName": "${trialParameters.sa}",
+        "containers": [{"name": "main", "image": "python:3.12", "command": ["t", "${trialParameters.x}"]}]}}}}
+    native = study_definition(name=name, trialTemplate={"trialSpec": job})
+    native["parameters"].append({"name": "sa", "type": "categorical", "values": ["trainer", COLLECT]})
+    return native
+
+
+def test_a_parameter_that_makes_a_pod_run_as_a_triggers_account_fails_the_launch(tmp_path: Path):
+    """The account is known only at launch: ``katuna render`` and the Kubernetes executor (the
+    real client, against the loopback API) refuse it then, naming the field; no Job is made."""
+    env = {"KATUNA_OIDC_SUBJECTS": SUBJECTS, "KATUNA_K8S_NAMESPACE": "katuna"}
+    path = "trialTemplate.trialSpec.spec.template.spec.serviceAccountName"
+    study = tmp_path / "study.json"
+    study.write_text(json.dumps(_chosen_account("chosen-sender")))
+    def render(account: str) -> subprocess.CompletedProcess:
+        return subprocess.run([KATUNA, "render", str(study), "--params", "x=1", "--params", f"sa={account}"],
+                              capture_output=True, text=True, timeout=60, env={**os.environ, **env})
+
+    refused = render(COLLECT)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert f"{path}: {COLLECT!r} in namespace 'katuna' is an account katuna takes events from" in " ".join(
+        refused.stderr.split())
+    rendered = render("trainer")
+    assert rendered.returncode == 0, rendered.stderr
+    assert yaml.safe_load(rendered.stdout)["spec"]["template"]["spec"]["serviceAccountName"] == "trainer"
+    spec, definition = load_definition(_chosen_account("chosen-sender"))
+    defaults = Settings.from_env(env).cluster_defaults()
+    assert study_problems(spec, defaults) == [], "the account is known only at launch"
+    record = StudyRecord(spec, definition, str(tmp_path), "0123456789ab")
+    kube = KubeStub()
+    try:
+        executor = KubernetesExecutor(defaults, api_client(kube.url))
+        with pytest.raises(InvalidStudy) as caught:
+            executor.launch(trial_launch(record, TrialRecord(spec.name, 0, {"x": 1.0, "sa": COLLECT})))
+        assert [p.path for p in caught.value.problems] == [path]
+        assert "KATUNA_OIDC_SUBJECTS" in caught.value.problems[0].message
+        assert not kube.created_jobs
+        executor.launch(trial_launch(record, TrialRecord(spec.name, 1, {"x": 1.0, "sa": "trainer"})))
+        [job] = kube.created_jobs.values()
+        assert job["spec"]["template"]["spec"]["serviceAccountName"] == "trainer"
+    finally:
+        kube.close()
