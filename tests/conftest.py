@@ -37,11 +37,19 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip(MISSING)
 
 
+def drop_log_reads(db: sqlite_utils.Database) -> None:
+    """Take a database back to before the eighteenth migration (how far a trial's log was read)."""
+    for column in ("log_cursor", "log_kept"):
+        db.execute(f"ALTER TABLE trials DROP COLUMN {column}")
+
+
 def undo_trial_changes(db: sqlite_utils.Database) -> None:
     """Take a database back to before the twelfth migration (trial changes, pool uses found by
     their release), the thirteenth (studies' restarts), the fourteenth (warm-start results kept
-    with a study), the fifteenth (pool uses' requests counted) and the sixteenth (when a trial's
-    later attempt was suggested), for a test of an older database."""
+    with a study), the fifteenth (pool uses' requests counted), the sixteenth (when a trial's
+    later attempt was suggested) and the eighteenth (how far a trial's log was read), for a test
+    of an older database."""
+    drop_log_reads(db)
     db.execute("ALTER TABLE trials DROP COLUMN suggested_at")
     db.execute("ALTER TABLE node_pools DROP COLUMN requests")
     db.execute("ALTER TABLE studies DROP COLUMN warm_results")

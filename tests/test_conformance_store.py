@@ -20,7 +20,9 @@ from conftest import study_definition
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.errors import StudyConflict, StudyNotFound
 from functions.core.events import study_created
-from functions.core.metrics import Observation
+from functions.core.log_cursor import Cursor
+from functions.core.log_keep import Kept, LogRead
+from functions.core.metrics import Observation, Summary
 from functions.core.pareto import best_trials
 from functions.core.ports import Store
 from functions.core.records import READY, RELEASED, PoolUse, StudyRecord, TrialQuery, TrialRecord
@@ -111,6 +113,41 @@ class StoreContract:
             assert again.get_trial("demo", 0).image_digest == "python@sha256:00ff"
         finally:
             self.close(again)
+
+    def test_how_far_a_trials_log_was_read_is_kept_with_it_apart_from_its_record(self, store: Store):
+        """Written as often as a scan finds new lines: no change of the trial to report, and
+        each trial's its own; a later attempt's replaces the earlier one's."""
+        store.add_study(record())
+        for number in range(2):
+            store.add_trial(TrialRecord("demo", number, {"x": 1.0}, "RUNNING"))
+        assert store.log_read("demo", 0) == store.log_read("demo", 9) == LogRead()
+        _, change = store.trial_changes("demo", 0)
+        summary = Summary({"loss": "min"})
+        summary.add([Observation("loss", 0.75), Observation("loss", 0.5)])
+        cursor = Cursor("demo-0-1-pod", 1_700_000_000_000_000_000, 2, 1, named=True)
+        kept = Kept(1, (Cursor("demo-0-1-pod", 1_700_000_000_000_000_000, 1, 1),), summary.tally())
+        later = Kept(2, (Cursor("demo-0-2-pod", 1_700_000_000_000_000_000, 1, 1),), summary.tally())
+        store.set_log_cursor("demo", 0, cursor)
+        store.set_log_kept("demo", 0, kept)
+        assert store.log_read("demo", 0) == LogRead(cursor, kept)
+        assert store.log_read("demo", 1) == LogRead()
+        assert store.trial_changes("demo", change) == ([], change), "nothing of the trial a report shows changed"
+        assert store.get_trial("demo", 0) == TrialRecord("demo", 0, {"x": 1.0}, "RUNNING")
+        with pytest.raises(RuntimeError), store.transaction():
+            store.set_log_kept("demo", 0, later)
+            raise RuntimeError("rolled back")
+        again = self.open_again(store)
+        try:
+            assert again.log_read("demo", 0) == LogRead(cursor, kept)
+            again.set_log_kept("demo", 0, later)
+        finally:
+            self.close(again)
+        assert store.log_read("demo", 0) == LogRead(cursor, later)
+        for write, value in ((store.set_log_cursor, cursor), (store.set_log_kept, kept)):
+            with pytest.raises(StudyNotFound, match="no trial demo 9"):
+                write("demo", 9, value)
+        store.delete_study("demo")
+        assert store.log_read("demo", 0) == LogRead()
 
     def test_studies_are_listed_updated_and_deleted_with_their_trials_and_optunas_twin(self, store: Store):
         store.add_study(record())

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import study_definition, undo_trial_changes
+from conftest import drop_log_reads, study_definition, undo_trial_changes
 
 from functions.adapters.sqlite_store import SqliteStore
+from functions.core.log_cursor import Cursor
+from functions.core.log_keep import Kept, LogRead
 from functions.core.records import StudyRecord, TrialRecord
 from functions.core.spec import KnownResult
 from functions.core.validate import parse_study
@@ -61,6 +63,7 @@ def test_sessions_kept_in_clear_by_an_older_database_are_dropped_on_opening(tmp_
     old.db.execute("DROP TABLE sessions")
     old.db.execute("CREATE TABLE sessions (id TEXT PRIMARY KEY, csrf TEXT, host TEXT, expires_at FLOAT)")
     old.db.execute("INSERT INTO sessions VALUES ('clear-session-id', 'csrf', 'localhost', ?)", [time.time() + 600])
+    drop_log_reads(old.db)
     old.db.execute("PRAGMA user_version = 16")
     old.close()
     reopened = SqliteStore(tmp_path / "k.db")
@@ -69,6 +72,42 @@ def test_sessions_kept_in_clear_by_an_older_database_are_dropped_on_opening(tmp_
     reopened.add_session("new-session-id", "csrf", "localhost", time.time() + 600)
     assert reopened.session("new-session-id") == {"csrf": "csrf", "host": "localhost", "expires_at": pytest.approx(
         time.time() + 600, abs=5)}
+    reopened.close()
+
+
+TALLY = {"seen": 2, "counts": {"loss": 2}, "values": {"loss": [0.5, 0.75, 0.5, 0.0]}, "nonFinite": {}}
+"""What a summary of two observations of ``loss`` learnt (:meth:`functions.core.metrics.Summary.tally`)."""
+
+
+def test_how_far_the_running_trials_logs_were_read_comes_over_from_optunas_attributes_on_opening(tmp_path: Path):
+    """An older katuna kept the log's read position as Optuna trial system attributes: the
+    migration carries a running trial's over, so its next read goes on from there and keeps no
+    observation twice."""
+    cursor = Cursor("demo-0-1-abcde", 1_700_000_000_000_000_000, 2, 3, named=False)
+    kept = Kept(1, (Cursor("demo-0-1-abcde", 1_700_000_000_000_000_000, 1, 2),), TALLY)
+    old = SqliteStore(tmp_path / "k.db")
+    old.add_study(record())
+    with old.transaction():
+        study = old.optuna_study("demo", ["minimize"])
+        for number in range(3):
+            study.ask()
+            old.add_trial(TrialRecord("demo", number, {"x": number}, "RUNNING"))
+        old.add_trial(TrialRecord("demo", 3, {"x": 3}, "RUNNING"))
+        storage = old.optuna_storage()
+        for number in (0, 2):
+            trial_id = storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
+            storage.set_trial_system_attr(trial_id, "katuna:log_cursor", cursor.to_dict())
+            storage.set_trial_system_attr(trial_id, "katuna:log_kept", kept.to_dict())
+    old.update_trial("demo", 2, state="COMPLETE", values=[0.5])
+    drop_log_reads(old.db)
+    old.db.execute("PRAGMA user_version = 17")
+    old.close()
+    reopened = SqliteStore(tmp_path / "k.db")
+    assert reopened.log_read("demo", 0) == LogRead(cursor, kept)
+    assert reopened.log_read("demo", 1) == LogRead(), "a running trial never read has nothing"
+    assert reopened.log_read("demo", 2) == LogRead(), "an ended trial's log is read no more"
+    assert reopened.log_read("demo", 3) == LogRead(), "nor has one Optuna does not know"
+    assert reopened.get_trial("demo", 0) == TrialRecord("demo", 0, {"x": 0}, "RUNNING")
     reopened.close()
 
 

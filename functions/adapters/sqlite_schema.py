@@ -7,6 +7,7 @@ which see only the tables as the last migration leaves them.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from contextlib import suppress
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from functions.adapters.sqlite_journal import SNAPSHOT_TABLE
+from functions.adapters.sqlite_journal import SNAPSHOT_TABLE, KatunaJournalStorage, SqliteJournalBackend
 from functions.adapters.sqlite_journal import TABLE as JOURNAL_TABLE
 
 
@@ -194,6 +195,37 @@ def _migrate_17(db: sqlite_utils.Database) -> None:
     db.table("sessions").create_index(["expires_at"])
 
 
+OPTUNA_LOG_ATTRIBUTES = {"katuna:log_cursor": "log_cursor", "katuna:log_kept": "log_kept"}
+"""The Optuna trial system attributes earlier katunas kept how far a log was read in, and their columns."""
+
+
+def _migrate_18(db: sqlite_utils.Database) -> None:
+    """How far each running trial's log was read, kept with the trial (JSON: the progress cursor,
+    and what was kept of its attempt's log), no longer in Optuna's trial system attributes: the
+    running trials' are carried over, so none of their observations is kept twice."""
+    for column in OPTUNA_LOG_ATTRIBUTES.values():
+        db.table("trials").add_column(column, str)
+    running = db.execute("SELECT study, number FROM trials WHERE state = 'RUNNING'").fetchall()
+    if running:
+        _carry_log_attributes(db, running)
+
+
+def _carry_log_attributes(db: sqlite_utils.Database, trials: list[tuple[str, int]]) -> None:
+    """Copy the trials' log attributes from Optuna's journal (replayed from its snapshot) to
+    their columns; a trial Optuna does not know, or without them, keeps none."""
+    storage = KatunaJournalStorage(SqliteJournalBackend(db.conn))
+    for study, number in trials:
+        try:
+            trial_id = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study), number)
+        except KeyError:
+            continue
+        attributes = storage.get_trial_system_attrs(trial_id)
+        for key, column in OPTUNA_LOG_ATTRIBUTES.items():
+            if key in attributes:
+                db.execute(f"UPDATE trials SET [{column}] = ? WHERE study = ? AND number = ?",
+                           [json.dumps(attributes[key]), study, number])
+
+
 MIGRATIONS = (_migrate_1, _migrate_2, _migrate_3, _migrate_4, _migrate_5, _migrate_6, _migrate_7, _migrate_8,
               _migrate_9, _migrate_10, _migrate_11, _migrate_12, _migrate_13, _migrate_14, _migrate_15,
-              _migrate_16, _migrate_17)
+              _migrate_16, _migrate_17, _migrate_18)

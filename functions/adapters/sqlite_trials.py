@@ -17,6 +17,8 @@ from optuna.trial import TrialState
 from functions.adapters.sqlite_connection import dumps, loads, reading
 from functions.adapters.sqlite_studies import SqliteStudies
 from functions.core.errors import StudyNotFound
+from functions.core.log_cursor import Cursor
+from functions.core.log_keep import Kept, LogRead
 from functions.core.metrics import Observation
 from functions.core.records import COMPLETE, Census, Counts, TrialQuery, TrialRecord
 from functions.core.spec import MINIMIZE
@@ -26,6 +28,10 @@ DISCARDED = "katuna:discarded"
 
 _NEXT_CHANGE = "(SELECT coalesce(max(changed), 0) + 1 FROM trials WHERE study = ?)"
 """The study's next trial change number (an index lookup), for a statement that writes a trial."""
+
+_LOG_COLUMNS = ("log_cursor", "log_kept")
+"""How far a running trial's log was read (JSON each), apart from the trial's record: written by
+every scan that finds new lines, they change nothing a reader of the trial sees."""
 
 _BY_STATE = "idx_trials_study_state"
 """The index of trials by study and state (made by the first migration)."""
@@ -76,7 +82,7 @@ class SqliteTrials(SqliteStudies):
 
     @staticmethod
     def _trial(row: dict[str, Any]) -> TrialRecord:
-        fields = {k: v for k, v in row.items() if k not in ("value", "trial_values", "changed")}
+        fields = {k: v for k, v in row.items() if k not in ("value", "trial_values", "changed", *_LOG_COLUMNS)}
         fields.update(params=loads(row["params"]), metrics=loads(row["metrics"]) or {},
                       values=loads(row["trial_values"]), reason=row["reason"] or "")
         return TrialRecord(**fields)
@@ -91,6 +97,27 @@ class SqliteTrials(SqliteStudies):
         assignments = "".join(f"[{column}] = ?, " for column in row)
         cursor = self.db.execute(f"UPDATE trials SET {assignments}[changed] = {_NEXT_CHANGE} "
                                  "WHERE study = ? AND number = ?", [*row.values(), study, study, number])
+        if cursor.rowcount == 0:
+            raise StudyNotFound(f"no trial {study} {number}")
+
+    @reading
+    def log_read(self, study: str, number: int) -> LogRead:
+        row = self.db.execute("SELECT log_cursor, log_kept FROM trials WHERE study = ? AND number = ?",
+                              [study, number]).fetchone()
+        if row is None:
+            return LogRead()
+        return LogRead(Cursor.from_dict(loads(row[0])), Kept.from_dict(loads(row[1])))
+
+    def set_log_cursor(self, study: str, number: int, cursor: Cursor) -> None:
+        self._set_log("log_cursor", study, number, cursor.to_dict())
+
+    def set_log_kept(self, study: str, number: int, kept: Kept) -> None:
+        self._set_log("log_kept", study, number, kept.to_dict())
+
+    def _set_log(self, column: str, study: str, number: int, value: dict[str, Any]) -> None:
+        """One column of how far the trial's log was read; the trial's change number stays."""
+        cursor = self.db.execute(f"UPDATE trials SET [{column}] = ? WHERE study = ? AND number = ?",
+                                 [dumps(value), study, number])
         if cursor.rowcount == 0:
             raise StudyNotFound(f"no trial {study} {number}")
 

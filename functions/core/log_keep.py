@@ -99,6 +99,21 @@ class Kept:
 
 
 @dataclass(frozen=True)
+class LogRead:
+    """How far a trial's running log was read, as stored with the trial: the cursor past the
+    last report of the objective handled (a study with early stopping), and what was kept of
+    the log of its latest attempt read (each None when none is stored)."""
+
+    cursor: Cursor | None = None
+    kept: Kept | None = None
+
+    def kept_of(self, attempt: int) -> Kept:
+        """What was kept of attempt ``attempt``'s running log: nothing yet when what is stored
+        is an earlier attempt's, or nothing is."""
+        return self.kept if self.kept is not None and self.kept.attempt == attempt else Kept(attempt)
+
+
+@dataclass(frozen=True)
 class Taken:
     """The observations of a read's lines past the kept cursor, and the cursor past the last."""
 

@@ -15,6 +15,7 @@ from functions.core.errors import StudyNotFound
 from functions.core.events import Event
 from functions.core.launch import TrialLaunch
 from functions.core.log_cursor import Cursor, RunningLog
+from functions.core.log_keep import Kept, LogRead
 from functions.core.log_rotation import LogStart
 from functions.core.metrics import Observation
 from functions.core.node_hours import NodeSeen
@@ -62,6 +63,18 @@ class Store(Protocol):
     def get_trial(self, study: str, number: int) -> TrialRecord | None: ...
 
     def update_trial(self, study: str, number: int, **fields: Any) -> None: ...
+
+    def log_read(self, study: str, number: int) -> LogRead:
+        """How far the trial's running log was read, as last stored (nothing, for a trial that
+        is not stored)."""
+
+    def set_log_cursor(self, study: str, number: int, cursor: Cursor) -> None:
+        """Store how far the reports in the trial's running log were handled. Like
+        :meth:`set_log_kept`, no change of the trial to report (:meth:`trial_changes`);
+        ``StudyNotFound`` for a trial that is not stored."""
+
+    def set_log_kept(self, study: str, number: int, kept: Kept) -> None:
+        """Store what was kept of the trial's running log (replacing an earlier attempt's)."""
 
     def discard_trial(self, study: str, number: int) -> None:
         """Forget a trial that was asked for and never started: it is no trial of the study

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, NamedTuple
@@ -299,18 +299,6 @@ class Output(NamedTuple):
     reports: int
 
 
-KEPT = "katuna:log_kept"
-"""The Optuna trial system attribute holding what was kept of the running log of the trial's
-attempt (:class:`functions.core.log_keep.Kept`)."""
-
-
-def kept_of(attrs: Mapping[str, Any], attempt: int) -> Kept:
-    """What was kept of attempt ``attempt``'s running log, as the trial's system attributes
-    ``attrs`` hold it (nothing yet when they hold an earlier attempt's, or none)."""
-    kept = Kept.from_dict(attrs.get(KEPT))
-    return kept if kept is not None and kept.attempt == attempt else Kept(attempt)
-
-
 def record_output(record: StudyRecord, trial: TrialRecord, deps: Deps) -> Output:
     """Store the attempt's observations (at most ``MAX_OBSERVATIONS``); every metric reduced by
     its strategy over all of them, the last lines the attempt printed, and the bytes read.
@@ -326,9 +314,7 @@ def _kept(record: StudyRecord, trial: TrialRecord, deps: Deps) -> Kept | None:
     """What was kept of the attempt's running log, None when nothing was (or nothing is kept there)."""
     if deps.logs is None or not keeps(record.spec):
         return None
-    storage = deps.store.optuna_storage()
-    trial_id = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(record.name), trial.number)
-    kept = kept_of(storage.get_trial_system_attrs(trial_id), trial.attempt)
+    kept = deps.store.log_read(record.name, trial.number).kept_of(trial.attempt)
     return kept if kept.cursors else None
 
 

@@ -23,11 +23,9 @@ from functions.core.disruptions import runs_lost
 from functions.core.errors import OutputLost
 from functions.core.events import Event, trial_suggested
 from functions.core.launch import TrialLaunch, trial_launch
-from functions.core.log_cursor import Cursor
 from functions.core.log_rotation import rotated
 from functions.core.records import COMPLETE, FAIL, WAITING, StudyRecord, TrialRecord
-from functions.handlers.base import Deps, go_on, kept_of, record_output, tell
-from functions.handlers.progress_scan import CURSOR
+from functions.handlers.base import Deps, go_on, record_output, tell
 from functions.handlers.prune import record_curve
 
 IMAGE_ID_CHARS = 512
@@ -80,11 +78,9 @@ def _rotation(record: StudyRecord, trial: TrialRecord, launch: TrialLaunch, deps
     log the API serves begins, and what it holds (``size`` bytes, ``reports`` of the objective)."""
     if deps.logs is None:
         return None
-    storage = deps.store.optuna_storage()
-    attrs = storage.get_trial_system_attrs(
-        storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(record.name), trial.number))
-    cursor = Cursor.from_dict(attrs.get(CURSOR)) if record.spec.early_stopping else None
-    return rotated(deps.logs.log_start(launch), cursor, size, reports, deps.clock(), kept_of(attrs, trial.attempt))
+    read = deps.store.log_read(record.name, trial.number)
+    cursor = read.cursor if record.spec.early_stopping else None
+    return rotated(deps.logs.log_start(launch), cursor, size, reports, deps.clock(), read.kept_of(trial.attempt))
 
 
 def _run_again(record: StudyRecord, trial: TrialRecord, deps: Deps, what: str) -> list[Event]:

@@ -8,11 +8,14 @@ The watcher of ``katuna serve`` scans the studies with early stopping every
 ``KATUNA_K8S_PROGRESS_SECONDS``, and every study every ``KATUNA_K8S_KEEP_SECONDS``; on Knative the
 reconcile tick scans every study. A scan reads and sends, and keeps what it read: how far each
 log's reports were handled is the cursor (:mod:`functions.core.log_cursor`) stored with the
-trial's intermediate values when a report is handled, so a scan that finds nothing new sends
-nothing, and two scans at once, or a scan racing the handling of its events, send events with
-the same ids (named by the step). How far each log was kept is stored with what was kept, in
-one transaction that first checks that nothing was kept since the read began (else the read is
-dropped: the next one goes on from what is stored), and that the attempt still runs.
+trial in katuna's store when a report is handled (in the transaction that gives Optuna the
+report as an intermediate value), so a scan that finds nothing new sends nothing, and two scans
+at once, or a scan racing the handling of its events, send events with the same ids (named by
+the step). How far each log was kept is stored with the trial too, with what was kept, in one
+transaction that first checks that nothing was kept since the read began (else the read is
+dropped: the next one goes on from what is stored), and that the attempt still runs. Both are
+one row of the trials table, read and written by its key: a scan of many running trials costs
+no lookup or write in Optuna's storage.
 
 A scan is bounded: only running trials of running studies, only pods that run, at most
 :data:`MAX_READS` logs (a different slice each window when there are more), each read at most
@@ -26,17 +29,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from optuna.storages import BaseStorage
-
 from functions.core.errors import KatunaError
 from functions.core.events import Event, trial_progress
 from functions.core.launch import trial_launch
 from functions.core.log_cursor import Cursor, RunningLog, reports
 from functions.core.log_keep import Kept, keeps, line_parser, new_summary, start, take
 from functions.core.metrics import MAX_OBSERVATIONS
+from functions.core.ports import Store
 from functions.core.records import RUNNING, StudyRecord, TrialRecord
 from functions.core.rotation import rotated
-from functions.handlers.base import KEPT, Deps, kept_of
+from functions.handlers.base import Deps
 
 log = logging.getLogger("katuna.progress")
 
@@ -45,9 +47,6 @@ MAX_READS = 50
 
 READ_LIMIT = 1 << 20
 """Bytes of one log read: a trial that printed more since the last read is read on at the next."""
-
-CURSOR = "katuna:log_cursor"
-"""The Optuna trial system attribute holding how far the trial's log has been read."""
 
 
 def scan(deps: Deps, studies: Sequence[StudyRecord], window: int = 0, every_study: bool = True) -> list[Event]:
@@ -74,12 +73,10 @@ def trial_reports(record: StudyRecord, trial: TrialRecord, deps: Deps) -> list[E
     if deps.logs is None:
         return []
     launch = trial_launch(record, trial)
-    storage = deps.store.optuna_storage()
-    attrs = storage.get_trial_system_attrs(_trial_id(storage, record.name, trial.number))
-    cursor = Cursor.from_dict(attrs.get(CURSOR))
-    kept = kept_of(attrs, trial.attempt) if keeps(record.spec) else None
+    read = deps.store.log_read(record.name, trial.number)
+    kept = read.kept_of(trial.attempt) if keeps(record.spec) else None
     latest = kept.latest if kept is not None else None
-    begin = start(latest, cursor) if launch.progress is not None else latest
+    begin = start(latest, read.cursor) if launch.progress is not None else latest
     running = deps.logs.running_log(launch, begin, READ_LIMIT)
     if running is None:
         return []
@@ -103,28 +100,18 @@ def _keep(record: StudyRecord, trial: TrialRecord, deps: Deps, running: RunningL
     if kept.tally:
         summary.resume(kept.tally, ())
     summary.add(taken.observations)
-    store, storage = deps.store, deps.store.optuna_storage()
+    store = deps.store
     with store.transaction():
         current = store.get_trial(record.name, trial.number)
-        trial_id = _trial_id(storage, record.name, trial.number)
         if (current is None or current.state != RUNNING or current.attempt != trial.attempt
-                or kept_of(storage.get_trial_system_attrs(trial_id), trial.attempt) != kept):
+                or store.log_read(record.name, trial.number).kept_of(trial.attempt) != kept):
             return
         store.append_observations(record.name, trial.number, trial.attempt, taken.observations, MAX_OBSERVATIONS)
-        storage.set_trial_system_attr(trial_id, KEPT, kept.on(taken.cursor, summary.tally()).to_dict())
+        store.set_log_kept(record.name, trial.number, kept.on(taken.cursor, summary.tally()))
 
 
-def _trial_id(storage: BaseStorage, study: str, number: int) -> int:
-    return storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study), number)
-
-
-def stored_cursor(storage: BaseStorage, study: str, number: int) -> Cursor | None:
-    """How far the trial's log has been read, as the handled reports left it."""
-    return Cursor.from_dict(storage.get_trial_system_attrs(_trial_id(storage, study, number)).get(CURSOR))
-
-
-def remember(storage: BaseStorage, trial_id: int, raw: object) -> None:
+def remember(store: Store, study: str, number: int, raw: object) -> None:
     """Store the cursor a handled report came with, unless the stored one is further on."""
     cursor = Cursor.from_dict(raw)
-    if cursor is not None and cursor.passes(Cursor.from_dict(storage.get_trial_system_attrs(trial_id).get(CURSOR))):
-        storage.set_trial_system_attr(trial_id, CURSOR, cursor.to_dict())
+    if cursor is not None and cursor.passes(store.log_read(study, number).cursor):
+        store.set_log_cursor(study, number, cursor)

@@ -1,7 +1,7 @@
 """``trial.progress``: an intermediate value; the study's pruner may stop the trial here.
 
-The value goes into Optuna's storage as the trial's intermediate value at that step (with how
-far the trial's log has been read, where the value was read from it:
+The value goes into Optuna's storage as the trial's intermediate value at that step (and how
+far the trial's log has been read, where the value was read from it, into katuna's:
 :mod:`functions.handlers.progress_scan`); the pruner, rebuilt like the sampler, decides from
 the storage. NaN and the infinities go in too, as Optuna's ``Trial.report`` takes them: its
 pruners stop a trial whose values turned NaN, or crossed a threshold, rather than let it run
@@ -41,7 +41,7 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     storage = deps.store.optuna_storage()
     trial_id = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(record.name), trial.number)
     storage.set_trial_intermediate_value(trial_id, data["step"], value)
-    remember(storage, trial_id, data.get("cursor"))
+    remember(store, record.name, trial.number, data.get("cursor"))
     if not build_pruner(early_stopping).prune(study, as_launched(storage.get_trial(trial_id), trial.started_at)):
         return []
     try:
