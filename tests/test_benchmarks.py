@@ -178,6 +178,16 @@ def test_every_script_is_smoke_tested(script: str):
     assert f"def test_{script.removesuffix('.py')}(" in Path(__file__).read_text()
 
 
+def test_progress_scan(tmp_path: Path):
+    """Through the real executor and client against the Kubernetes stand-in on a simulated clock:
+    every running trial's log read once a round, and nothing written to Optuna's journal."""
+    found, result = run("progress_scan.py", tmp_path)
+    assert [r["reads"] for r in result["rounds"]] == [result["trials"]] * 3, "each running trial's log once a round"
+    assert found["journal_records_per_round"] == "0"
+    assert number(found["store_cpu_ms_per_trial"]) > 0 and number(found["scan_ms_per_trial"]) > 0
+    assert list(found)[-1] == "scan_ms_per_trial"
+
+
 def test_cluster_cost(tmp_path: Path):
     """Through katuna's Kubernetes executor and GKE adapter against the stand-ins on a simulated
     clock, with spot interruptions frequent enough to hit the small study."""
