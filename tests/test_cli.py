@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import study_definition
+from waiting import eventually
 
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.records import StudyRecord
@@ -150,10 +151,7 @@ def test_ctrl_c_kills_trials_and_a_rerun_resumes_without_repeating_finished_ones
     process = subprocess.Popen([*KATUNA, "run", str(study)], cwd=tmp_path, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
     db = tmp_path / "katuna.db"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and _complete(db) < 2:
-        time.sleep(0.1)
-    assert _complete(db) >= 2
+    eventually(lambda: _complete(db) >= 2, "two complete trials", timeout=60)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=30)
     assert process.returncode == 130

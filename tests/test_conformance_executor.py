@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from kube_stub import KubeStub
+from waiting import eventually
 
 from functions.adapters.kubernetes_executor import KubernetesExecutor, api_client
 from functions.adapters.local_executor import LocalExecutor
@@ -81,7 +82,7 @@ class ExecutorContract:
         launch = self.attempt(tmp_path, python(f"import time; open({str(started)!r}, 'w').close(); time.sleep(1.5); "
                                                f"open({str(finished)!r}, 'w').close()"))
         executor.launch(launch)
-        _until(started.exists)
+        eventually(started.exists, "the attempt starts", timeout=ENDS_WITHIN)
         executor.stop(launch)
         time.sleep(2.0)
         assert not finished.exists(), "the attempt was stopped before it finished its work"
@@ -98,13 +99,6 @@ def lines(output: Iterator[str]) -> list[str]:
     return [line.rstrip("\r\n") for line in output]
 
 
-def _until(condition, timeout: float = ENDS_WITHIN) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
 class TestLocalExecutor(ExecutorContract):
     """Trials as local processes; ends are published as they happen."""
 
@@ -118,8 +112,7 @@ class TestLocalExecutor(ExecutorContract):
     def end_of(self, executor: Executor, launch: TrialLaunch) -> Event:
         def ended() -> list[Event]:
             return [e for e in self.published if (e.data["study"], e.data["trial"]) == (launch.study, launch.number)]
-        _until(ended)
-        return ended()[0]
+        return eventually(ended, "the attempt's end", timeout=ENDS_WITHIN)[0]
 
 
 class TestKubernetesExecutor(ExecutorContract):
@@ -132,6 +125,4 @@ class TestKubernetesExecutor(ExecutorContract):
         return KubernetesExecutor(Cluster(namespace="contract"), api_client(kube.url))
 
     def end_of(self, executor: Executor, launch: TrialLaunch) -> Event:
-        ends: list[Event] = []
-        _until(lambda: ends.append(executor.poll(launch)) or ends[-1] is not None)
-        return ends[-1]
+        return eventually(lambda: executor.poll(launch), "the attempt's end", timeout=ENDS_WITHIN)

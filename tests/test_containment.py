@@ -9,14 +9,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import study_definition
 from http_helpers import KATUNA, Service
+from waiting import eventually
 
 from functions.adapters import cloudevents_http
 from functions.adapters.local_executor import LocalExecutor
@@ -43,14 +43,6 @@ def alive(pid: int) -> bool:
 
 def pids(folder: Path, pattern: str = "pids.*") -> list[int]:
     return [int(pid) for path in folder.glob(pattern) for pid in path.read_text().split()]
-
-
-def eventually(condition: Callable[[], object], timeout: float = 20, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what}")
-        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -85,7 +77,7 @@ def test_background_children_are_killed_before_a_trial_that_exits_is_reported(fa
     executor = LocalExecutor(family / "logs", lambda event: reported.append((event, survivors(family))),
                              kill_grace=0.5)
     executor.launch(launch_of(family, family_argv(family, "--ignore-term")))
-    eventually(lambda: reported, what="the end is reported")
+    eventually(lambda: reported, "the end is reported", timeout=20)
     event, alive_then = reported[0]
     assert (event.data["outcome"], event.data["exitCode"]) == ("exited", 0)
     assert len(pids(family)) == 3, "the trial, its background child and its child in a new session"
@@ -97,7 +89,7 @@ def test_a_timed_out_trial_ends_with_every_descendant(family: Path):
     reported = []
     executor = LocalExecutor(family / "logs", reported.append, kill_grace=0.5)
     executor.launch(launch_of(family, family_argv(family, "--ignore-term", "--hold", "300"), timeout=1))
-    eventually(lambda: reported, what="the timeout is reported")
+    eventually(lambda: reported, "the timeout is reported", timeout=20)
     assert reported[0].data["outcome"] == "timeout"
     assert survivors(family) == []
     executor.shutdown()
@@ -108,9 +100,9 @@ def test_a_stop_kills_a_trial_whose_processes_ignore_sigterm_and_leave_the_sessi
     executor = LocalExecutor(family / "logs", reported.append, kill_grace=0.5)
     launch = launch_of(family, family_argv(family, "--ignore-term", "--hold", "300"))
     executor.launch(launch)
-    eventually(lambda: (family / "pids.0.1").exists(), what="the trial starts its children")
+    eventually(lambda: (family / "pids.0.1").exists(), "the trial starts its children", timeout=20)
     executor.stop(launch)
-    eventually(lambda: executor.running() == 0, what="the attempt ends")
+    eventually(lambda: executor.running() == 0, "the attempt ends", timeout=20)
     assert survivors(family) == []
     assert reported == [], "an end katuna caused is not reported"
     executor.shutdown()
@@ -130,7 +122,7 @@ def killed_run(tmp_path: Path, family: Path) -> tuple[list[str], list[int]]:
     command = [KATUNA, "run", str(study), "--db", str(tmp_path / "katuna.db")]
     first = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        eventually(lambda: (family / "pids.0.1").exists(), what="the first attempt starts its children")
+        eventually(lambda: (family / "pids.0.1").exists(), "the first attempt starts its children", timeout=20)
     finally:
         first.kill()
         first.wait()
@@ -178,11 +170,11 @@ def test_deleting_a_study_kills_its_trials_run_by_another_service_process(tmp_pa
     other = None
     try:
         submit(runner, study_of("doomed", family))
-        eventually(lambda: (family / "pids.0.1").exists(), what="the trial starts its children")
+        eventually(lambda: (family / "pids.0.1").exists(), "the trial starts its children", timeout=20)
         other = Service(tmp_path, workers=1, KATUNA_API_TOKEN=TOKEN)
         status, _, body = other.request("DELETE", "/studies/doomed", headers=AUTH)
         assert status == 204, body
-        eventually(lambda: survivors(family) == [], what="every process of the deleted study's trial ends")
+        eventually(lambda: survivors(family) == [], "every process of the deleted study's trial ends", timeout=20)
     finally:
         for service in (other, runner):
             if service is not None:
@@ -195,7 +187,7 @@ def test_a_service_and_its_workers_killed_with_sigkill_have_their_stale_attempt_
     try:
         submit(service, study_of("crashed", family, trialTemplate={
             "command": family_argv(family, "--hold-first", "300"), "env": {"X": "${trialParameters.x}"}}))
-        eventually(lambda: (family / "pids.0.1").exists(), what="the first attempt starts its children")
+        eventually(lambda: (family / "pids.0.1").exists(), "the first attempt starts its children", timeout=20)
         workers = [int(pid) for pid in Path(f"/proc/{service.process.pid}/task/{service.process.pid}/children")
                    .read_text().split()]
         for pid in [service.process.pid, *workers]:
@@ -207,7 +199,7 @@ def test_a_service_and_its_workers_killed_with_sigkill_have_their_stale_attempt_
     assert all(alive(pid) for pid in stale), "the killed service's trial processes run on, for now"
     restarted = Service(tmp_path, workers=2, KATUNA_API_TOKEN=TOKEN)
     try:
-        eventually(lambda: (family / "pids.0.2").exists(), what="the trial runs again")
+        eventually(lambda: (family / "pids.0.2").exists(), "the trial runs again", timeout=20)
         assert (family / "alive-at-start.0.2").read_text() == "", "no process of the first attempt ran beside the second"
         assert [pid for pid in stale if alive(pid)] == []
     finally:
@@ -218,7 +210,7 @@ def test_an_accepted_trial_finished_event_kills_the_attempt_it_ends(tmp_path: Pa
     service = Service(tmp_path, workers=2, KATUNA_API_TOKEN=TOKEN)
     try:
         submit(service, study_of("forged", family))
-        eventually(lambda: (family / "pids.0.1").exists(), what="the trial starts its children")
+        eventually(lambda: (family / "pids.0.1").exists(), "the trial starts its children", timeout=20)
         store = SqliteStore(tmp_path / "katuna.db")
         uid = store.get_study("forged").uid
         store.close()
@@ -227,7 +219,7 @@ def test_an_accepted_trial_finished_event_kills_the_attempt_it_ends(tmp_path: Pa
         assert status == 202, answer
         trial = service.json("GET", "/studies/forged/trials/0", headers=AUTH)[1]
         assert trial["state"] in ("COMPLETE", "FAIL"), trial
-        eventually(lambda: survivors(family) == [], what="no process runs on under a finished trial")
+        eventually(lambda: survivors(family) == [], "no process runs on under a finished trial", timeout=20)
     finally:
         service.close()
 
@@ -239,7 +231,7 @@ def test_an_accepted_trial_finished_event_deletes_the_job_it_ends(kube, tmp_path
         definition = study_definition(name="forged-job", mode="hang", maxTrials=1, parallelism=1)
         definition["trialTemplate"]["image"] = "python:3.12"
         submit(service, json.dumps(definition))
-        eventually(lambda: ("forged", "forged-job-0") in kube.jobs, what="the trial's Job is created")
+        eventually(lambda: ("forged", "forged-job-0") in kube.jobs, "the trial's Job is created", timeout=20)
         store = SqliteStore(tmp_path / "katuna.db")
         uid = store.get_study("forged-job").uid
         store.close()

@@ -19,6 +19,7 @@ import yaml
 from conftest import study_definition
 from http_helpers import Service
 from kube_stub import KubeStub
+from waiting import eventually
 
 from functions.adapters.kubernetes_executor import KubernetesExecutor, api_client
 from functions.core.cluster import Cluster
@@ -83,10 +84,7 @@ def assert_stopped(kube: KubeStub, job: str) -> None:
     count = made(kube, job)
     time.sleep(1.0)
     assert (NAMESPACE, job) not in kube.jobs and made(kube, job) == count
-    deadline = time.monotonic() + 10
-    while pods_of(kube, job) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not pods_of(kube, job)
+    eventually(lambda: not pods_of(kube, job), f"the pods of {job} to go", timeout=10)
 
 
 def test_a_trial_that_exhausts_its_nodes_memory_fails_after_max_attempts_evictions_saying_why(
@@ -168,11 +166,7 @@ def test_pods_shut_down_with_their_node_count_without_the_disruption_condition(k
 
 def running_pod(kube: KubeStub, job: str, count: int) -> dict:
     """The Job's running pod, once it made ``count`` pods."""
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
+    def running() -> dict | None:
         pods = pods_of(kube, job)
-        running = [p for p in pods if p["status"].get("phase") == "Running"]
-        if len(pods) >= count and running:
-            return running[0]
-        time.sleep(0.05)
-    raise AssertionError(f"{job} never ran its pod {count}")
+        return next((p for p in pods if p["status"].get("phase") == "Running"), None) if len(pods) >= count else None
+    return eventually(running, f"{job} to run its pod {count}", timeout=20)

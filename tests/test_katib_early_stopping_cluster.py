@@ -18,6 +18,7 @@ from conftest import study_definition
 from http_helpers import run_on_cluster
 from kube_stub import KubeStub
 from kubernetes import client
+from waiting import eventually
 
 from functions.adapters import cloudevents_http
 from functions.adapters.kubernetes_executor import KubernetesExecutor, api_client
@@ -188,14 +189,14 @@ def running_pod(kube: KubeStub, name: str, program: str) -> str:
     configuration = client.Configuration()
     configuration.host = kube.url
     client.BatchV1Api(client.ApiClient(configuration)).create_namespaced_job(NAMESPACE, job)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+    def printing() -> str | None:
         with kube.lock:
             pods = [p for (ns, _), p in kube.pods.items() if ns == NAMESPACE and p["metadata"]["labels"]["job-name"] == name]
             if pods and pods[0]["status"].get("phase") == "Running" and kube.kubelets.log_of(pods[0]):
                 return pods[0]["metadata"]["name"]
-        time.sleep(0.05)
-    raise AssertionError(f"Job {name}'s pod printed nothing")
+        return None
+    return eventually(printing, f"Job {name}'s pod to print", timeout=30)
 
 
 @pytest.mark.slow

@@ -7,8 +7,7 @@ applied, shown and deleted as kubectl does."""
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from kubeflow.katib.api_client import ApiClient as KatibApiClient
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 from test_studyjob import studyjob
+from waiting import eventually
 
 from functions.core import resources
 from functions.core.events import APISERVER_EVENTS, OVERLAY_OBJECTS
@@ -100,16 +100,6 @@ def katib(kube: KubeStub) -> KatibClient:
     return sdk
 
 
-def wait_until(check: Callable[[], object], what: str, seconds: float = 90.0) -> object:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def objective(parameters):
     x = float(parameters["x"])
     print(f"loss={(x - 1.0) ** 2}")
@@ -159,7 +149,7 @@ def test_edit_experiment_budget_restarts_a_long_running_experiment_for_the_extra
     sdk.edit_experiment_budget("sdk-budget", max_trial_count=3, parallel_trial_count=2)
     edited = sdk.get_experiment("sdk-budget")
     assert (edited.spec.max_trial_count, edited.spec.parallel_trial_count, edited.metadata.generation) == (3, 2, 2)
-    wait_until(lambda: sdk.get_experiment("sdk-budget").status.trials_succeeded == 3, "the extra trials", 120)
+    eventually(lambda: sdk.get_experiment("sdk-budget").status.trials_succeeded == 3, "the extra trials", timeout=120)
     done = sdk.wait_for_experiment_condition("sdk-budget", timeout=60, polling_interval=1)
     assert (done.status.trials, done.status.trials_succeeded) == (3, 3)
     assert {c.type for c in done.status.conditions if c.status == "True"} >= {"Restarting", "Succeeded"}
@@ -171,7 +161,7 @@ def test_edit_experiment_budget_restarts_a_long_running_experiment_for_the_extra
 def test_deleting_an_experiment_stops_its_study(kube: KubeStub, service: Service):
     sdk = katib(kube)
     sdk.create_experiment(experiment("sdk-stop", ["sleep", "60"]))
-    wait_until(lambda: sdk.is_experiment_running("sdk-stop"), "the Experiment to run")
+    eventually(lambda: sdk.is_experiment_running("sdk-stop"), "the Experiment to run", timeout=90)
     sdk.delete_experiment("sdk-stop")
     stopped = service.wait_for("sdk-stop", timeout=60)
     assert stopped["status"] == "stopped" and "deleted" in stopped["reason"]
@@ -249,9 +239,9 @@ def test_a_studyjob_is_applied_shown_and_deleted_as_kubectl_does(kube: KubeStub,
     kube.apply(job)
     done = service.wait_for("sdk-sj", timeout=90)
     assert done["status"] == "completed", done
-    shown = wait_until(lambda: kube.get_resource("studyjobs.kubeflow.org", TEAM, "sdk-sj")[1].get("status", {})
+    shown = eventually(lambda: kube.get_resource("studyjobs.kubeflow.org", TEAM, "sdk-sj")[1].get("status", {})
                        .get("phase") == "Succeeded" and kube.get_resource("studyjobs.kubeflow.org", TEAM, "sdk-sj")[1],
-                       "the StudyJob's status")
+                       "the StudyJob's status", timeout=90)
     columns = printer_columns("studyjobs.kubeflow.org")
     assert shown["status"]["progress"] == "2/2" and columns["Trials"] == ".status.progress"
     assert columns["Status"] == ".status.phase" and isinstance(shown["status"]["currentOptimalTrial"]["objectiveValue"],

@@ -25,6 +25,7 @@ from knative_emulator.delivery import Delivery, iso_seconds
 from knative_emulator.filters import UnsupportedFilter, delivered, trigger_filter
 from kube_standin.clouds import gke_pools, gke_resize
 from kube_stub import KubeStub
+from waiting import eventually
 
 SERVICE_REF = "serving.knative.dev/v1/Service/katuna"
 
@@ -283,7 +284,7 @@ def test_an_empty_2xx_answer_is_delivered_whatever_its_headers(tmp_path: Path):
         post(broker.url, event(), None)
         post(broker.url, event(), None)
         subscriber.wait(2, "/functions/x")
-        _wait(broker.idle)
+        eventually(broker.idle, "the broker is idle", timeout=30)
         time.sleep(0.2)
         assert [r[1] for r in subscriber.received] == ["/functions/x"] * 2, "no retry, no dead letter"
         assert broker.replies == 0
@@ -416,13 +417,6 @@ def test_the_ping_source_sends_an_empty_object_as_knative_does():
         ping.close()
 
 
-def _wait(condition, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "the condition did not come true in time"
-        time.sleep(0.05)
-
-
 def _study(name: str) -> dict:
     spec = study_definition(name=name)
     del spec["name"]
@@ -441,7 +435,8 @@ def test_the_api_server_source_sends_watched_changes_and_drops_what_a_relist_ski
     manifest = next(d for d in manifests("ApiServerSource") if d["spec"]["resources"][0]["kind"] == "Study")
     source = ApiServerSource(manifest, kube.url, ingress.url + "/", Faults())
     try:
-        _wait(lambda: source.watching == len(manifest["spec"]["resources"]))
+        eventually(lambda: source.watching == len(manifest["spec"]["resources"]),
+                   "the source watches each resource", timeout=30)
         kube.apply(_study("seen"))
         headers = ingress.wait(1)[0][2]
         assert (headers["ce-type"], headers["ce-kind"], headers["ce-apiversion"], headers["ce-name"],
@@ -449,12 +444,12 @@ def test_the_api_server_source_sends_watched_changes_and_drops_what_a_relist_ski
             "dev.knative.apiserver.resource.add", "Study", "katuna.dev/v1", "seen", "katuna",
             "/apis/katuna.dev/v1/namespaces/katuna/studies/seen")
         source.pause()
-        _wait(lambda: source.watching == 0)
+        eventually(lambda: source.watching == 0, "the source stops watching", timeout=30)
         for number in range(12):
             kube.apply(_study(f"gap-{number}"))
         kube.delete("Study", "katuna", "seen")
         source.resume()
-        _wait(lambda: source.relists >= 1)
+        eventually(lambda: source.relists >= 1, "the source lists again", timeout=30)
         kube.apply(_study("after"))
         ingress.wait(2)
         time.sleep(0.5)

@@ -18,6 +18,7 @@ from kube_stub import KubeStub
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 from moto import mock_aws
+from waiting import eventually
 
 from functions.core.nodepool import NodePool as PoolSpec
 from infra import eks_requests
@@ -46,15 +47,6 @@ def job(name: str, code: str = "print('done')", cpu: str | None = None, pool: bo
                      "podFailurePolicy": {"rules": [{"action": "Ignore",
                                                      "onPodConditions": [{"type": "DisruptionTarget"}]}]},
                      **spec}}
-
-
-def eventually(check: Callable[[], object], what: str, timeout: float = 30) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := check():
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"not within {timeout} s: {what}")
 
 
 def condition(kube: KubeStub, name: str, namespace: str = "katuna") -> dict | None:

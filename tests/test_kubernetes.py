@@ -17,6 +17,7 @@ from cloudevents.core.v1.event import CloudEvent
 from conftest import study_definition
 from http_helpers import Service, Sink, free_port, serve_command
 from kube_stub import KubeStub, image_id
+from waiting import eventually
 
 from functions.adapters.web.server import _worker_exit
 
@@ -225,15 +226,12 @@ def test_a_finished_job_whose_pods_are_gone_is_a_lost_run_not_a_failure(kube: Ku
 
 def _wait_pods(kube: KubeStub, job: str, count: int) -> list[dict]:
     """The Job's pods, oldest first, once ``count`` of them run or ran."""
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
+    def running() -> list[dict] | None:
         with kube.lock:
             pods = [p for p in kube.pods.values() if p["metadata"]["labels"]["job-name"] == job]
             statuses = pods[-1]["status"].get("containerStatuses") or [] if pods else []
-            if len(pods) >= count and statuses and "running" in statuses[0]["state"]:
-                return pods
-        time.sleep(0.05)
-    raise AssertionError(f"{job} never had {count} pods")
+            return pods if len(pods) >= count and statuses and "running" in statuses[0]["state"] else None
+    return eventually(running, f"{job} to have {count} pods", timeout=20)
 
 
 def _started(pod: dict) -> float:
@@ -379,12 +377,7 @@ def test_a_job_of_a_trials_name_that_katuna_did_not_make_refuses_the_trial_and_i
 
 
 def _finished(executor, launch):
-    deadline, finished = time.monotonic() + 30, None
-    while finished is None and time.monotonic() < deadline:
-        finished = executor.poll(launch)
-        time.sleep(0.05)
-    assert finished is not None, f"{launch.job_name} did not end"
-    return finished
+    return eventually(lambda: executor.poll(launch), f"{launch.job_name} to end", timeout=30)
 
 
 def test_deleting_a_study_just_ended_deletes_the_jobs_its_end_has_not_reached_yet(kube: KubeStub, tmp_path: Path):

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import study_definition
+from waiting import eventually
 
 from functions.adapters.broker import LocalBroker
 from functions.adapters.local_executor import LocalExecutor
@@ -84,13 +85,6 @@ def test_an_attempt_owned_by_a_live_process_exists_and_stops_existing_when_that_
         "this executor's identity file goes with it (a killed owner's stays behind)"
 
 
-def wait_until(condition, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "not in time"
-        time.sleep(0.02)
-
-
 def test_an_end_that_publishing_refuses_a_few_times_still_arrives(tmp_path: Path):
     arrived, refusals = [], [TemporaryError("database or disk is full")] * 2
 
@@ -101,7 +95,7 @@ def test_an_end_that_publishing_refuses_a_few_times_still_arrives(tmp_path: Path
 
     executor = LocalExecutor(tmp_path / "logs", publish, publish_delays=(0.01, 0.01, 0.01))
     executor.launch(attempt(tmp_path, [sys.executable, "-c", "pass"]))
-    wait_until(lambda: arrived)
+    eventually(lambda: arrived, "the end is published", timeout=10)
     assert (arrived[0].data["outcome"], arrived[0].data["exitCode"]) == ("exited", 0)
     executor.shutdown()
 
@@ -142,7 +136,8 @@ def test_an_owner_that_died_but_is_not_yet_reaped_owns_nothing(tmp_path: Path):
         here = LocalExecutor(logs, publish=lambda event: None)
         launch = attempt(tmp_path, [sys.executable, "-c", "pass"])
         os.kill(owner.pid, signal.SIGKILL)
-        wait_until(lambda: Path(f"/proc/{owner.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z")
+        eventually(lambda: Path(f"/proc/{owner.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z",
+                   "the owner is a zombie", timeout=10)
         assert not here.exists(launch), "a zombie owner is dead: the attempt was lost"
     finally:
         owner.kill()

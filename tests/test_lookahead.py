@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 from conftest import run_study, study_definition
 from http_helpers import KATUNA, Service
 from test_cli import interruptible
+from waiting import eventually
 
 from functions.adapters.sqlite_store import SqliteStore
 from functions.adapters.sqlite_trials import DISCARDED
@@ -68,10 +68,8 @@ def test_a_prepared_trial_waits_for_a_free_slot_and_takes_it_when_a_trial_ends(e
     for event in ended:
         embedded.dispatcher.deliver(event)
     assert _states(embedded) == {0: "FAIL", 1: "RUNNING", 2: "RUNNING", 3: "WAITING"}
-    deadline = time.monotonic() + 30
-    while embedded.executor.running("demo") != 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert embedded.executor.running("demo") == 2, "trial 0 is stopped, trials 1 and 2 run, trial 2 once"
+    eventually(lambda: embedded.executor.running("demo") == 2, "trial 0 is stopped, trials 1 and 2 run, trial 2 once",
+               timeout=30)
 
 
 def test_without_look_ahead_only_the_free_slots_are_asked_for(tmp_path: Path):
@@ -135,14 +133,6 @@ def test_a_trial_prepared_ahead_that_never_ran_is_no_trial_of_the_ended_study(em
     assert [t.number for t in embedded.store.trials("demo")] == [0], "handling the end again changes nothing"
 
 
-def _wait(condition, what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
-
-
 @pytest.mark.slow
 def test_a_study_left_with_a_prepared_trial_by_run_resumes_under_serve_within_its_parallelism(tmp_path: Path):
     definition = study_definition(mode="hang", maxTrials=6, parallelism=2)
@@ -152,10 +142,11 @@ def test_a_study_left_with_a_prepared_trial_by_run_resumes_under_serve_within_it
     run = subprocess.Popen([KATUNA, "run", "study.json", "--db", str(db)], cwd=tmp_path,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=interruptible)
     try:
-        _wait(lambda: (tmp_path / "0.1.pid").exists() and (tmp_path / "1.1.pid").exists(), "two running trials")
+        eventually(lambda: (tmp_path / "0.1.pid").exists() and (tmp_path / "1.1.pid").exists(),
+                   "two running trials", timeout=60)
         store = SqliteStore(db)
-        _wait(lambda: {t.number: t.state for t in store.trials("demo")} == {0: "RUNNING", 1: "RUNNING", 2: "WAITING"},
-              "trial 2 prepared ahead")
+        eventually(lambda: {t.number: t.state for t in store.trials("demo")} ==
+                   {0: "RUNNING", 1: "RUNNING", 2: "WAITING"}, "trial 2 prepared ahead", timeout=60)
         run.send_signal(signal.SIGINT)
         assert run.wait(timeout=90) == 130
     finally:
@@ -163,10 +154,11 @@ def test_a_study_left_with_a_prepared_trial_by_run_resumes_under_serve_within_it
 
     service = Service(tmp_path, workers=1)
     try:
-        _wait(lambda: (tmp_path / "0.2.pid").exists() and (tmp_path / "1.2.pid").exists(),
-              "katuna serve resuming the interrupted trials")
-        _wait(lambda: {t.number: (t.state, t.attempt) for t in store.trials("demo")} ==
-              {0: ("RUNNING", 2), 1: ("RUNNING", 2)}, "the prepared trial discarded, the interrupted ones running")
+        eventually(lambda: (tmp_path / "0.2.pid").exists() and (tmp_path / "1.2.pid").exists(),
+                   "katuna serve resuming the interrupted trials", timeout=60)
+        eventually(lambda: {t.number: (t.state, t.attempt) for t in store.trials("demo")} ==
+                   {0: ("RUNNING", 2), 1: ("RUNNING", 2)},
+                   "the prepared trial discarded, the interrupted ones running", timeout=60)
         assert not (tmp_path / "2.1.pid").exists(), "no more than parallelism trials run: trial 2 never started"
         assert store.count_trials("demo").created == 2
     finally:

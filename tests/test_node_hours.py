@@ -8,13 +8,13 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from conftest import study_definition, undo_trial_changes
 from kube_stub import KubeStub, NodePool
+from waiting import eventually
 
 from functions.adapters.kubernetes_executor import KubernetesExecutor, api_client
 from functions.adapters.kubernetes_resources import KubernetesNodes
@@ -104,13 +104,6 @@ def _job(name: str) -> dict:
                                 "resources": {"requests": {"cpu": "3"}}}]}}}}
 
 
-def _wait(condition: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"waited {timeout} s for {what}"
-        time.sleep(0.05)
-
-
 def _ready_seconds(kube: KubeStub) -> float:
     """The pool's node-seconds as the autoscaler recorded them (Ready nodes over time)."""
     timeline = kube.timeline
@@ -132,8 +125,9 @@ def test_node_hours_are_the_lifetimes_of_the_nodes_the_autoscaler_made_and_remov
                                     phase=READY, requested_at=time.time(), ready_at=time.time()))
         for n in range(3):
             assert kube.create_job("katuna", _job(f"hours-{n}"))[0] == 201
-        _wait(lambda: kube.peak_nodes(POOL) == 3, 30, "three nodes")
-        _wait(lambda: not kube.jobs or all(j["status"].get("succeeded") for j in kube.jobs.values()), 30, "the Jobs")
+        eventually(lambda: kube.peak_nodes(POOL) == 3, "three nodes", timeout=30)
+        eventually(lambda: not kube.jobs or all(j["status"].get("succeeded") for j in kube.jobs.values()),
+                   "the Jobs", timeout=30)
         while any(n["metadata"]["labels"].get("cloud.google.com/gke-nodepool") == POOL for n in kube.nodes.values()):
             look_at_nodes(deps)
             time.sleep(0.05)
@@ -164,7 +158,7 @@ def test_a_tick_looks_at_the_pool_once_per_look_period(tmp_path: Path):
         record = store.add_study(StudyRecord(spec, {}, str(tmp_path), "uid-tick", created_at=now[0]))
         store.save_pool_use(PoolUse(record.uid, "tick", POOL, "gke", "spot", ("e2-standard-4",), 1, shared=False,
                                     phase=READY, requested_at=now[0] - 60, ready_at=now[0]))
-        _wait(lambda: kube.nodes, 30, "the pool's minimum node")
+        eventually(lambda: kube.nodes, "the pool's minimum node", timeout=30)
         assert study_view(store, record)["nodePool"]["nodeHours"] is None, "not measured before a look"
         dispatcher = Dispatcher(deps)
         dispatcher.deliver(pool_check())

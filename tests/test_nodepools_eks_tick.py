@@ -14,8 +14,7 @@ import os
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import yaml
 from conftest import study_definition
 from http_helpers import Service, Sink, free_port
 from kube_stub import KubeStub
+from waiting import eventually
 
 from functions.adapters import cloudevents_http
 from functions.adapters.sqlite_store import SqliteStore
@@ -47,7 +47,7 @@ def moto_server(**quotas: str) -> Iterator[dict[str, str]]:
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **quotas})
     env = {**CREDENTIALS, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
     try:
-        wait_until(lambda: _listening(port) or server.poll() is not None, "moto server to start")
+        eventually(lambda: _listening(port) or server.poll() is not None, "moto server to start", timeout=60)
         client("eks", env).create_cluster(name="tuning", roleArn=ROLE, resourcesVpcConfig={"subnetIds": ["subnet-1"]})
         yield env
     finally:
@@ -74,14 +74,6 @@ def _listening(port: int) -> bool:
         return True
     except OSError:
         return False
-
-
-def wait_until(condition: Callable[[], object], what: str, timeout: float = 60):
-    deadline = time.monotonic() + timeout
-    while not (result := condition()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
-    return result
 
 
 def client(service: str, env: dict[str, str]):
@@ -164,10 +156,10 @@ def test_the_services_own_tick_tags_it_in_queue_mode(tmp_path: Path, kube, aws):
     try:
         submit(service, "queued")
         eks = client("eks", aws)
-        wait_until(lambda: "katuna-queued" in eks.list_nodegroups(clusterName="tuning")["nodegroups"],
-                   "the node group")
+        eventually(lambda: "katuna-queued" in eks.list_nodegroups(clusterName="tuning")["nodegroups"],
+                   "the node group", timeout=60)
         asg = autoscaling_group_as_eks_would(aws, "katuna-queued")
-        wait_until(lambda: template_tags(aws, asg) == expected_tags("katuna-queued"), "the tick to tag it")
+        eventually(lambda: template_tags(aws, asg) == expected_tags("katuna-queued"), "the tick to tag it", timeout=60)
     finally:
         service.close()
 
@@ -181,8 +173,8 @@ def test_an_account_with_a_raised_quota_gets_its_600_node_group_through_the_serv
         try:
             submit(service, "wide", maxNodes=600)
             eks = client("eks", aws)
-            wait_until(lambda: "katuna-wide" in eks.list_nodegroups(clusterName="tuning")["nodegroups"],
-                       "the node group")
+            eventually(lambda: "katuna-wide" in eks.list_nodegroups(clusterName="tuning")["nodegroups"],
+                       "the node group", timeout=60)
             group = eks.describe_nodegroup(clusterName="tuning", nodegroupName="katuna-wide")["nodegroup"]
             assert group["scalingConfig"]["maxSize"] == 600
             refused = json.loads(submit(service, "wider", 422, maxNodes=601))

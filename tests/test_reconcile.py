@@ -20,6 +20,7 @@ from cloudevents.core.v1.event import CloudEvent
 from conftest import study_definition
 from http_helpers import Service, Sink
 from kube_stub import KubeStub
+from waiting import eventually
 
 from functions.adapters.kubernetes_resources import LIST_PAGE
 from functions.adapters.local_executor import LocalExecutor
@@ -141,7 +142,8 @@ def submit(service: Service, name: str, **overrides) -> str:
     status, _, body = service.request("POST", "/studies", json.dumps(definition(name, **overrides)),
                                       {"Content-Type": "application/json"})
     assert status == 201, body
-    wait_until(lambda: b"katuna_queue_depth 0.0" in service.request("GET", "/metrics")[2], "the start's post")
+    eventually(lambda: b"katuna_queue_depth 0.0" in service.request("GET", "/metrics")[2],
+               "the start's post", timeout=60)
     return uid_of(service, name)
 
 
@@ -155,14 +157,6 @@ def backdate(service: Service, update: str, *args: object) -> None:
     that long had passed since."""
     with sqlite3.connect(service.workdir / "katuna.db") as db:
         db.execute(update, [IN_FLIGHT, *args])
-
-
-def wait_until(condition: Callable[[], object], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} never happened")
-        time.sleep(0.1)
 
 
 def job_ended(kube: KubeStub, name: str) -> bool:
@@ -216,7 +210,7 @@ def test_a_pingsource_tick_with_empty_data_is_taken_by_every_function_it_is_rout
 def test_a_trial_whose_job_ended_unannounced_ends_on_the_next_tick(service: Service, broker: Broker, kube: KubeStub):
     uid = submit(service, "rc-lost", maxTrials=1, parallelism=1)
     broker.run([])
-    wait_until(lambda: job_ended(kube, "rc-lost-0"), "the Job's end")
+    eventually(lambda: job_ended(kube, "rc-lost-0"), "the Job's end", timeout=60)
     assert trials(service, "rc-lost")[0]["state"] == "RUNNING", "no ApiServerSource event told of the Job's end"
     seen = broker.run([ping()])
     finished = [e for e in seen if e.get_type() == FINISHED and about(e, "rc-lost")]
@@ -232,14 +226,14 @@ def test_a_time_budget_ends_a_study_on_a_tick_and_a_study_waiting_on_its_jobs_is
         service: Service, broker: Broker, kube: KubeStub):
     submit(service, "rc-budget", mode="hang", timeBudget=1, maxTrials=5, parallelism=1)
     broker.run([])
-    wait_until(lambda: ("katuna", "rc-budget-0") in kube.jobs, "the trial's Job")
+    eventually(lambda: ("katuna", "rc-budget-0") in kube.jobs, "the trial's Job", timeout=60)
     started = study(service, "rc-budget")["startedAt"]
     early = [e for e in broker.run([ping()]) if about(e, "rc-budget")]
     if time.time() - started < 1:
         assert early == [], "a study whose Job runs is neither stalled nor over its budget"
     ended: list[BaseCloudEvent] = []
-    wait_until(lambda: ended.extend(e for e in broker.run([ping()]) if about(e, "rc-budget")) or ended,
-               "the study's end on a tick")
+    eventually(lambda: ended.extend(e for e in broker.run([ping()]) if about(e, "rc-budget")) or ended,
+               "the study's end on a tick", timeout=60)
     assert [e.get_type() for e in ended if e.get_type() == COMPLETED] == [COMPLETED]
     record = study(service, "rc-budget")
     assert record["status"] == "failed" and "time budget of 1s used" in record["reason"]
@@ -258,7 +252,7 @@ def test_a_study_whose_start_was_lost_resumes_on_a_tick_with_one_id_per_stall(
     assert [[e.get_type() for e in tick] for tick in ticks] == [[CREATED], [CREATED]]
     assert ticks[0][0].get_id() == ticks[1][0].get_id(), "the same stall, the same resume"
     broker.run(ticks[0])
-    wait_until(lambda: job_ended(kube, "rc-stalled-0"), "the trial's Job end")
+    eventually(lambda: job_ended(kube, "rc-stalled-0"), "the trial's Job end", timeout=60)
     broker.run([ping()])
     assert study(service, "rc-stalled")["status"] == "completed"
 
@@ -281,7 +275,7 @@ def test_a_resource_applied_unannounced_starts_on_a_tick_and_stops_when_deleted_
     record = study(service, "rc-kst")
     assert record["status"] == "running" and record["resource"] == {"kind": "Study", "namespace": NAMESPACE,
                                                                     "name": "rc-kst"}
-    wait_until(lambda: ("katuna", "rc-kst-0") in kube.jobs, "the trial's Job")
+    eventually(lambda: ("katuna", "rc-kst-0") in kube.jobs, "the trial's Job", timeout=60)
     assert not [e for e in broker.run([ping()]) if about(e, "rc-kst")], "a resource handled is not sent again"
     assert kube.resources[("studies", NAMESPACE, "rc-kst")]["status"]["phase"] == "Running"
 
@@ -299,7 +293,7 @@ def test_two_ticks_at_once_send_each_fact_with_one_id_and_change_nothing_twice(
         service: Service, broker: Broker, kube: KubeStub):
     uid = submit(service, "rc-twice", maxTrials=2, parallelism=2)
     broker.run([])
-    wait_until(lambda: job_ended(kube, "rc-twice-0") and job_ended(kube, "rc-twice-1"), "both Jobs' ends")
+    eventually(lambda: job_ended(kube, "rc-twice-0") and job_ended(kube, "rc-twice-1"), "both Jobs' ends", timeout=60)
     first = ping()
     deliveries = [(first, "reconcile"), (first, "reconcile"), (ping(), "reconcile"), (job_event(kube, "rc-twice-0"), "jobwatch")]
     answers: list[tuple[list[str], list[BaseCloudEvent]]] = [([], [])] * len(deliveries)
@@ -335,8 +329,8 @@ def test_a_trial_whose_suggestion_was_lost_starts_on_a_tick_while_the_studys_oth
 
     original = [e for e in broker.run([], lost=lost) if lost(e)]
     assert len(original) == 1
-    wait_until(lambda: {("katuna", "rc-unsuggested-0"), ("katuna", "rc-unsuggested-2")} <= kube.jobs.keys(),
-               "the other trials' Jobs")
+    eventually(lambda: {("katuna", "rc-unsuggested-0"), ("katuna", "rc-unsuggested-2")} <= kube.jobs.keys(),
+               "the other trials' Jobs", timeout=60)
     assert not [e for e in broker.run([ping()]) if about(e, "rc-unsuggested")], \
         "a suggestion just made may still be on its way"
 
@@ -363,7 +357,7 @@ def test_an_ended_studys_status_whose_write_back_was_given_up_is_written_on_a_ti
     kube.apply(resource("rc-written", maxTrials=1, parallelism=1))
     broker.run([ping()])
     uid = uid_of(service, "rc-written")
-    wait_until(lambda: job_ended(kube, "rc-written-0"), "the trial's Job end")
+    eventually(lambda: job_ended(kube, "rc-written-0"), "the trial's Job end", timeout=60)
 
     def lost(event: BaseCloudEvent) -> bool:
         return event.get_type() == COMPLETED and about(event, "rc-written")
@@ -399,8 +393,8 @@ def test_in_queue_mode_the_watcher_starts_a_resource_applied_while_the_service_w
     running = Service(tmp_path, workers=1, KATUNA_K8S_API=kube.url, KATUNA_K8S_NAMESPACE="rc-queue")
     try:
         assert running.wait_for("rc-queued")["status"] == "completed"
-        wait_until(lambda: (kube.resources[("studies", "rc-queue", "rc-queued")].get("status") or {}).get("phase")
-                   == "Succeeded", "the resource's status")
+        eventually(lambda: (kube.resources[("studies", "rc-queue", "rc-queued")].get("status") or {}).get("phase")
+                   == "Succeeded", "the resource's status", timeout=60)
     finally:
         running.close()
 

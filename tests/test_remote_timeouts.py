@@ -19,6 +19,7 @@ from conftest import study_definition
 from http_helpers import Service, Sink
 from kubernetes import client
 from urllib3.exceptions import ReadTimeoutError
+from waiting import eventually
 
 from functions.adapters import cloudevents_http
 from functions.adapters.kubernetes_executor import api_client
@@ -52,10 +53,7 @@ class SilentApi:
                 return
 
     def wait_for_a_caller(self, timeout: float = 20) -> None:
-        deadline = time.monotonic() + timeout
-        while not self.accepted and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert self.accepted, "nothing called the API"
+        eventually(lambda: self.accepted, "a call to the API", timeout)
 
     def close(self) -> None:
         self.socket.close()

@@ -26,6 +26,7 @@ from knative_emulator import KnativeCluster
 from knative_emulator.faults import Faults
 from kube_standin.clouds import eks_node_groups, eks_pools, gke_pools, gke_resize
 from kube_stub import KubeStub
+from waiting import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -86,13 +87,14 @@ def run_seed(tmp_path: Path, kube: KubeStub, pool: str, node_pool: dict, release
     cluster = KnativeCluster(tmp_path, kube.url, faults=faults, ping_interval=PING_SECONDS, **env)
     try:
         kube.apply(experiment(node_pool))
-        _wait(lambda: _complete(cluster) >= TRIALS // 3, 120, "a third of the trials to finish")
+        eventually(lambda: _complete(cluster) >= TRIALS // 3, "a third of the trials to finish", timeout=120)
         cluster.service.restart()
         study = cluster.wait_for("seed", timeout=240)
         wall = time.monotonic() - started
         trials = cluster.api("GET", "/studies/seed/trials")[1]
-        _wait(released, 120, "the pool to be released")
-        _wait(lambda: not [n for n in kube.nodes.values() if _pool_of(n) == pool], 60, "the pool's nodes to go")
+        eventually(released, "the pool to be released", timeout=120)
+        eventually(lambda: not [n for n in kube.nodes.values() if _pool_of(n) == pool],
+                   "the pool's nodes to go", timeout=60)
         figures = {"wall seconds": round(wall, 1), "events per trial": round(cluster.events_sent() / TRIALS, 1),
                    "peak nodes": kube.autoscaler.peak(pool), "source faults": dict(faults.counts),
                    "dead letters": len(cluster.broker.dead_letters)}
@@ -105,7 +107,7 @@ def run_seed(tmp_path: Path, kube: KubeStub, pool: str, node_pool: dict, release
         assert figures["peak nodes"] > 1 and not cluster.broker.dead_letters
         assert faults.counts["lost"] and faults.counts["twice"], "faults were injected"
         assert cluster.service.starts == 2, "the service was killed and started again once"
-        _wait(lambda: _condition(kube, "Succeeded"), 60, "the Experiment's status to say it succeeded")
+        eventually(lambda: _condition(kube, "Succeeded"), "the Experiment's status to say it succeeded", timeout=60)
         status = kube.resources[("experiments", NAMESPACE, "seed")]["status"]
         succeeded = _condition(kube, "Succeeded")
         assert (succeeded["status"], succeeded["reason"]) == ("True", "ExperimentMaxTrialsReached")
@@ -133,13 +135,6 @@ def _pool_of(node: dict) -> str | None:
     return labels.get("cloud.google.com/gke-nodepool") or labels.get("eks.amazonaws.com/nodegroup")
 
 
-def _wait(condition: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"waited {timeout} s for {what}"
-        time.sleep(0.2)
-
-
 def test_the_seed_study_on_a_gke_preemptible_pool(tmp_path: Path):
     gke = GkeStub(speed=60)
     kube = KubeStub(pools=gke_pools(gke), resize=gke_resize(gke), boot_seconds=0.5, idle_seconds=IDLE_SECONDS)
@@ -165,7 +160,7 @@ def moto_server() -> Iterator[dict[str, str]]:
                               stderr=subprocess.DEVNULL)
     env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "testing",
            "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION}
-    _wait(lambda: _accepts(port) or server.poll() is not None, 30, "moto's server")
+    eventually(lambda: _accepts(port) or server.poll() is not None, "moto's server", timeout=30)
     yield env
     server.terminate()
     server.wait(timeout=10)

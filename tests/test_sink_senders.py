@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import study_definition
 from http_helpers import Service, Sink, free_port
+from waiting import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -30,10 +31,7 @@ def waiting(service: Service) -> float:
 
 
 def settled(service: Service, count: float, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while waiting(service) != count and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert waiting(service) == count
+    eventually(lambda: waiting(service) == count, f"{count} events waiting", timeout)
 
 
 @pytest.mark.timeout(120)

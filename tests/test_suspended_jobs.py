@@ -5,8 +5,7 @@ through the real client on a simulated clock."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from http_helpers import Service
 from kube_standin.clock import SimulatedClock, rfc3339
 from kube_standin.containers import Run, SimulatedContainers
 from kube_stub import KubeStub
+from waiting import eventually
 
 from functions.adapters.kubernetes_executor import KubernetesExecutor, api_client
 from functions.core.cluster import Cluster
@@ -127,7 +127,8 @@ def test_a_trial_waiting_for_admission_says_so_until_it_runs(tmp_path: Path):
         status, _, body = service.request("POST", "/studies", yaml.safe_dump(definition),
                                           {"Content-Type": "application/yaml"})
         assert status == 201, body
-        reason = wait(lambda: next((t["reason"] for t in service.json("GET", "/studies/kueued/trials")[1]), None))
+        reason = eventually(lambda: next((t["reason"] for t in service.json("GET", "/studies/kueued/trials")[1]), None),
+                            "the trial's reason", timeout=60)
         assert reason.startswith("waiting to be admitted: its Job is suspended since ")
         assert "(JobSuspended: Job suspended): an admission controller such as Kueue holds it" in reason
         kube.set_suspended("default", "kueued-0", False)
@@ -137,16 +138,6 @@ def test_a_trial_waiting_for_admission_says_so_until_it_runs(tmp_path: Path):
     finally:
         service.close()
         kube.close()
-
-
-def wait(value: Callable[[], object], seconds: float = 60) -> object:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        found = value()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError("not seen in time")
 
 
 def test_a_sidecar_has_its_own_status_listed_by_name_and_no_log(kube: KubeStub):

@@ -6,13 +6,13 @@ print a loss of 999, so a metric read from them would show)."""
 from __future__ import annotations
 
 import sys
-import time
 
 import pytest
 import yaml
 from conftest import TRIAL, study_definition
 from http_helpers import Service
 from kube_stub import KubeStub
+from waiting import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -198,11 +198,13 @@ def test_a_pytorchjob_study_submitted_again_while_the_first_ones_pods_terminate_
             return kube.pods.get(("kinds", "rerun-0-master-0"))
 
     submit(linger)
-    _eventually(lambda: (pod := master()) is not None and pod["status"].get("phase") == "Running"
-                and kube.read_log("kinds", "rerun-0-master-0", None) == (200, "loss=999\n"))
+    eventually(lambda: (pod := master()) is not None and pod["status"].get("phase") == "Running"
+               and kube.read_log("kinds", "rerun-0-master-0", None) == (200, "loss=999\n"),
+               "the master pod runs and prints", timeout=30)
     earlier = master()["metadata"]["uid"]  # type: ignore[index]
     assert service.request("DELETE", "/studies/rerun")[0] == 204
-    _eventually(lambda: (pod := master()) is not None and "deletionTimestamp" in pod["metadata"])
+    eventually(lambda: (pod := master()) is not None and "deletionTimestamp" in pod["metadata"],
+               "the master pod is terminating", timeout=30)
 
     submit(OBJECTIVE)
     study = service.wait_for("rerun", timeout=60)
@@ -243,11 +245,13 @@ def test_a_trainjob_study_submitted_again_while_the_first_ones_pods_terminate_re
         return next(iter(_pods(kube, "jobset.sigs.k8s.io/jobset-name", "retrain-0")), None)
 
     submit(linger)
-    _eventually(lambda: (pod := node()) is not None and pod["status"].get("phase") == "Running"
-                and kube.read_log("kinds", pod["metadata"]["name"], None) == (200, "loss=999\n"))
+    eventually(lambda: (pod := node()) is not None and pod["status"].get("phase") == "Running"
+               and kube.read_log("kinds", pod["metadata"]["name"], None) == (200, "loss=999\n"),
+               "the node pod runs and prints", timeout=30)
     earlier = node()["metadata"]  # type: ignore[index]
     assert service.request("DELETE", "/studies/retrain")[0] == 204
-    _eventually(lambda: (pod := node()) is not None and "deletionTimestamp" in pod["metadata"])
+    eventually(lambda: (pod := node()) is not None and "deletionTimestamp" in pod["metadata"],
+               "the node pod is terminating", timeout=30)
 
     submit(OBJECTIVE)
     study = service.wait_for("retrain", timeout=60)
@@ -259,10 +263,3 @@ def test_a_trainjob_study_submitted_again_while_the_first_ones_pods_terminate_re
     assert trial["attempt"] == 1, trial.get("reason")
     observed = service.json("GET", "/studies/retrain/trials/0")[1]["observations"]
     assert observed and 999 not in [o["value"] for o in observed], "the first run's log is never read"
-
-
-def _eventually(check, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "not within the time"
-        time.sleep(0.05)

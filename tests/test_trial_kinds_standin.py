@@ -12,6 +12,7 @@ from kube_standin.rbac import MANIFESTS
 from kube_stub import KubeStub
 from kubernetes import client
 from kubernetes.client.rest import ApiException
+from waiting import eventually
 
 from functions.adapters.kubernetes_executor import api_client
 
@@ -103,11 +104,8 @@ def test_a_job_with_conditions_of_its_own_ends_by_them(cluster: KubeStub, code: 
                          failure_condition="status.[@this].#(failed>0)#")
     executor = KubernetesExecutor(Cluster(namespace="default"), api_client(cluster.url))
     executor.launch(launch)
-    deadline, finished = time.monotonic() + 30, None
-    while finished is None and time.monotonic() < deadline:
-        finished = executor.poll(launch)
-        time.sleep(0.05)
-    assert finished is not None and (finished.data["outcome"], finished.data["exitCode"]) == ("exited", exit_code)
+    finished = _finished(executor, launch)
+    assert (finished.data["outcome"], finished.data["exitCode"]) == ("exited", exit_code)
 
 
 def test_a_label_the_api_server_would_refuse_refuses_the_workload(cluster: KubeStub):
@@ -206,12 +204,7 @@ def test_a_workload_of_an_earlier_study_of_the_same_name_gives_its_name_up_and_n
 
 
 def _finished(executor, launch):
-    deadline, finished = time.monotonic() + 30, None
-    while finished is None and time.monotonic() < deadline:
-        finished = executor.poll(launch)
-        time.sleep(0.05)
-    assert finished is not None, f"{launch.job_name} did not end"
-    return finished
+    return eventually(lambda: executor.poll(launch), f"{launch.job_name} to end", timeout=30)
 
 
 def test_the_pods_an_earlier_studys_workload_left_terminating_are_not_read_as_the_trials(cluster: KubeStub):

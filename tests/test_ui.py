@@ -7,7 +7,6 @@ import io
 import json
 import re
 import sys
-import time
 
 import pytest
 import yaml
@@ -16,6 +15,7 @@ from conftest import TRIAL, study_definition
 from http_helpers import Service
 from playwright.sync_api import Browser, Page, expect
 from test_katib import experiment
+from waiting import eventually
 
 pytestmark = pytest.mark.browser
 
@@ -66,13 +66,6 @@ def page(browser: Browser):
     opened = context.new_page()
     yield opened
     context.close()
-
-
-def wait_until(condition, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
 
 
 def trials_of(service: Service, name: str) -> list[dict]:
@@ -237,7 +230,7 @@ def test_trial_log_and_studies_list_follow_a_running_trial(service: Service, pag
         sys.executable, str(TRIAL), "--x", "${trialParameters.x}", "--mode", "curve", "--epochs", "4",
         "--until", str(release)]})
     assert post(service, slow) == 201
-    wait_until(lambda: service.request("GET", "/studies/ui-slow/trials/0")[0] == 200)
+    eventually(lambda: service.request("GET", "/studies/ui-slow/trials/0")[0] == 200, "trial 0", timeout=20)
     page.goto(service.base + "/ui/studies/ui-slow/trials/0")
     expect(page.locator("#log")).to_contain_text("epoch=1 ", timeout=15000)
     expect(page.locator("#trial-state")).to_have_text(re.compile("WAITING|RUNNING"))
