@@ -106,11 +106,11 @@ class Service:
 
 def run_on_cluster(kube_url: str, workdir: Path, namespace: str, definition: dict,
                    timeout: float = 60) -> tuple[dict, list[dict]]:
-    """POST ``definition`` (YAML) to a one-worker ``katuna serve`` with the Kubernetes executor,
+    """POST ``definition`` (YAML; katuna's format or a Katib Experiment) to a one-worker ``katuna serve`` with the Kubernetes executor,
     the running logs read every 0.3 s; the study once it ended, and its trials by number."""
     service = Service(workdir, workers=1, KATUNA_EXECUTOR="kubernetes", KATUNA_K8S_API=kube_url,
                       KATUNA_K8S_NAMESPACE=namespace, KATUNA_K8S_PROGRESS_SECONDS="0.3")
-    name = definition["metadata"]["name"]
+    name = definition["metadata"]["name"] if "metadata" in definition else definition["name"]
     try:
         status, _, body = service.request("POST", "/studies", yaml.safe_dump(definition),
                                           {"Content-Type": "application/yaml"})

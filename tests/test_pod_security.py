@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import study_definition
-from http_helpers import Service
+from http_helpers import Service, run_on_cluster
+from kube_stub import KubeStub
 
 from functions.core.cluster import Cluster
 from functions.core.errors import InvalidStudy
@@ -181,6 +182,30 @@ def test_a_parameter_that_gives_a_trial_the_node_fails_the_launch():
     assert [p.path for p in refused.value.problems] == [f"{POD}.hostNetwork"]
     assert render_job(replace(launch, params={"x": 1.0, "net": "true"}),
                       Cluster(pod_security="privileged"))["spec"]["template"]["spec"]["hostNetwork"] is True
+
+
+NAMESPACE = "chosen"
+KUBE_NAMESPACES = (NAMESPACE,)
+
+
+@pytest.mark.slow
+def test_in_the_service_a_trial_whose_parameters_give_it_the_node_fails_and_the_study_goes_on(kube: KubeStub,
+                                                                                             tmp_path: Path):
+    """The refusal is the trial's, not the study's: no workload is made for it, the sampler
+    is told it failed, and the next trial runs."""
+    definition = _chosen("chosen-net")
+    definition.update(maxTrials=3, maxFailedTrials=3, algorithm={"name": "grid"})
+    definition["parameters"] = [{"name": "net", "type": "categorical", "values": ["false", "true"]}]
+    pod = definition["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]
+    pod["containers"][0].update(image="python:3.12", command=[sys.executable, "-c", "print('loss=0.5')",
+                                                              "${trialParameters.net}"])
+    study, trials = run_on_cluster(kube.url, tmp_path, NAMESPACE, definition)
+    by_net = {t["params"]["net"]: t for t in trials}
+    assert (by_net["false"]["state"], by_net["true"]["state"]) == ("COMPLETE", "FAIL"), trials
+    assert by_net["true"]["reason"].startswith(
+        f"katuna refused the workload its parameters make: {POD}.hostNetwork: "), by_net["true"]
+    assert set(kube.created_jobs) == {f"chosen-net-{by_net['false']['number']}"}, "no Job for the refused trial"
+    assert study["status"] == "completed" and "failed" not in (study.get("reason") or ""), study
 
 
 def test_the_service_refuses_to_start_with_an_unknown_pod_security_level():

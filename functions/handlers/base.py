@@ -31,7 +31,17 @@ from functions.core.metrics import Summary, parse_json_lines, parse_text
 from functions.core.node_hours import LOOK_EVERY
 from functions.core.pool_count import HOLDING, held_pools, pools_problem
 from functions.core.ports import Admissions, Clock, Executor, NodePools, Nodes, Resources, RunningLogs, Store, has_study
-from functions.core.records import COMPLETE, FAILED, RUNNING, STUDY_RUNNING, WAITING, Counts, StudyRecord, TrialRecord
+from functions.core.records import (
+    COMPLETE,
+    FAIL,
+    FAILED,
+    RUNNING,
+    STUDY_RUNNING,
+    WAITING,
+    Counts,
+    StudyRecord,
+    TrialRecord,
+)
 from functions.core.samplers import grid_size, sampler_for
 from functions.core.space import distribution, sample, sampler_params, values
 from functions.core.spec import KnownResult, Study
@@ -371,15 +381,27 @@ def _observations(record: StudyRecord, trial: TrialRecord, deps: Deps) -> tuple[
     return summary, list(tail), size
 
 
-def start(record: StudyRecord, trial: TrialRecord, deps: Deps) -> None:
+def start(record: StudyRecord, trial: TrialRecord, deps: Deps) -> TrialRecord | None:
     """Launch the trial's attempt, unless it exists (launched by a handling whose record was
     lost), and mark the trial running: after the launch, in the caller's transaction, so the
-    launch waits for nothing else, and an attempt's end is never ignored."""
+    launch waits for nothing else, and an attempt's end is never ignored. A launch refused for
+    what the trial's parameters made of its workload (a placeholder filled to reach the node,
+    or to run as an account katuna keeps: :class:`InvalidStudy`) fails that trial, told to the
+    sampler, and the study goes on: the failed trial is returned (None when it runs)."""
     launch = trial_launch(record, trial)
-    if not deps.executor.exists(launch):
-        deps.executor.launch(launch)
+    try:
+        if not deps.executor.exists(launch):
+            deps.executor.launch(launch)
+    except InvalidStudy as refused:
+        problems = "; ".join(str(problem) for problem in refused.problems)
+        failed = {"state": FAIL, "reason": f"katuna refused the workload its parameters make: {problems}",
+                  "finished_at": deps.clock()}
+        deps.store.update_trial(record.name, trial.number, **failed)
+        tell(record, deps, trial.number, FAIL)
+        return replace(trial, **failed)
     if trial.state != RUNNING:
         deps.store.update_trial(record.name, trial.number, state=RUNNING, started_at=deps.clock())
+    return None
 
 
 def go_on(record: StudyRecord, deps: Deps, ended: TrialRecord | None) -> list[Event]:

@@ -4,7 +4,8 @@ The trial is marked running even when its attempt exists already (launched by a 
 record was lost), so the attempt's end is never ignored; it is marked after the launch, in the
 same transaction, so the launch waits for nothing else. With look-ahead
 (:mod:`functions.handlers.ahead`) a trial is launched only into a free slot; one held back waits,
-prepared, until a trial's end starts it.
+prepared, until a trial's end starts it. A trial whose parameters make a workload katuna
+refuses fails at its launch, and the study goes on as after any trial's end.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from functions.core.events import Event
 from functions.core.launch import trial_launch
 from functions.core.records import RUNNING
-from functions.handlers.base import Deps, start
+from functions.handlers.base import Deps, go_on, start
 
 
 def handle(event: Event, deps: Deps) -> list[Event]:
@@ -25,5 +26,5 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     if deps.lookahead and trial.state != RUNNING and store.count_trials(study).running >= record.spec.parallelism \
             and not deps.executor.exists(trial_launch(record, trial)):
         return []
-    start(record, trial, deps)
-    return []
+    failed = start(record, trial, deps)
+    return [] if failed is None else go_on(record, deps, failed)
