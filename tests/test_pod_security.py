@@ -22,11 +22,11 @@ from http_helpers import Service, run_on_cluster
 from kube_stub import KubeStub
 
 from functions.core.cluster import Cluster
-from functions.core.errors import InvalidStudy
+from functions.core.errors import InvalidStudy, RefusedWorkload
 from functions.core.formats import load_definition
 from functions.core.job import render_job
 from functions.core.launch import TrialLaunch
-from functions.core.trial_identity import study_problems
+from functions.core.trial_identity import check_launch, study_problems
 from functions.settings import Settings
 
 KATUNA = str(Path(sys.executable).with_name("katuna"))
@@ -182,6 +182,20 @@ def test_a_parameter_that_gives_a_trial_the_node_fails_the_launch():
     assert [p.path for p in refused.value.problems] == [f"{POD}.hostNetwork"]
     assert render_job(replace(launch, params={"x": 1.0, "net": "true"}),
                       Cluster(pod_security="privileged"))["spec"]["template"]["spec"]["hostNetwork"] is True
+
+
+def test_only_a_refusal_the_parameters_made_is_the_trials_alone():
+    """A literal account that the operator reserved after the study was stored would refuse every
+    trial: that refusal is the study's (it fails), not one trial's after another."""
+    template = _job(serviceAccountName="${trialParameters.sa}")
+    reserved = Cluster(reserved_accounts=("katuna",))
+    with pytest.raises(RefusedWorkload):
+        check_launch(reserved, _job(serviceAccountName="katuna"), template)
+    literal = _job(serviceAccountName="katuna")
+    with pytest.raises(InvalidStudy) as refused:
+        check_launch(reserved, literal, literal)
+    assert not isinstance(refused.value, RefusedWorkload)
+    assert [p.path for p in refused.value.problems] == [f"{POD}.serviceAccountName"]
 
 
 NAMESPACE = "chosen"

@@ -56,6 +56,12 @@ class InvalidStudy(PermanentError):
         super().__init__(f"invalid study ({len(self.problems)} problem(s)):\n{lines}")
 
 
+class RefusedWorkload(InvalidStudy):
+    """A trial's workload refused at launch for what its parameters' values made of it (a label
+    Kubernetes would refuse, a pod reaching the node, an account katuna keeps): that trial fails,
+    and the study's others, of other values, may run."""
+
+
 class UnparseableStudy(InvalidStudy):
     """The definition is not YAML or JSON at all, or not a mapping."""
 

@@ -45,7 +45,7 @@ from typing import Any
 
 from functions.core import pod_security, pod_spec_patch, senders, template
 from functions.core.cluster import Cluster
-from functions.core.errors import InvalidStudy, Problem
+from functions.core.errors import InvalidStudy, Problem, RefusedWorkload
 from functions.core.spec import Study
 
 ACCOUNT_FIELDS = frozenset({"serviceaccountname", "serviceaccount", "taskserviceaccountname"})
@@ -134,7 +134,19 @@ def check_launch(cluster: Cluster, workload: Mapping[str, Any] | None,
     if workload is not None and cluster.pod_security == pod_security.BASELINE:
         found += pod_security.launch_problems(trial_spec, workload)
     if found:
-        raise InvalidStudy(found)
+        raise _refusal(cluster, found, trial_spec)
+
+
+def _refusal(cluster: Cluster, found: list[Problem], trial_spec: Mapping[str, Any] | None) -> InvalidStudy:
+    """A :class:`RefusedWorkload` where the parameters' values made every problem ``found``; an
+    :class:`InvalidStudy` where the template itself has one (the service's accounts or Secrets
+    changed since the study was stored): every trial would be refused, and the study fails."""
+    strings, unreadable = _trial_strings(trial_spec, filled=False)
+    account, namespace = cluster.service_account, cluster.namespace or "default"
+    as_stored = {*unreadable, *_accounts(account, strings, cluster.reserved_accounts),
+                 *_senders(account, strings, cluster, namespace),
+                 *_secrets(cluster.image_pull_secrets, strings, cluster.reserved_secrets)}
+    return InvalidStudy(found) if as_stored.intersection(found) else RefusedWorkload(found)
 
 
 def _trial_strings(workload: Mapping[str, Any] | None, filled: bool) -> tuple[list[tuple[str, str]], list[Problem]]:

@@ -17,7 +17,7 @@ from typing import Any
 
 from functions.core import template, trial_kinds
 from functions.core.documents import Path
-from functions.core.errors import InvalidStudy, Problem
+from functions.core.errors import InvalidStudy, Problem, RefusedWorkload
 from functions.core.labels import problems as label_problems
 from functions.core.reader import Reader
 
@@ -291,7 +291,7 @@ def _refuse_bad_labels(workload: Mapping[str, Any]) -> None:
     placeholders filled in, the API server would refuse with 422, naming each label."""
     found = [problem for path, own in _labelled(workload) for problem in label_problems(own, path)]
     if found:
-        raise InvalidStudy([Problem(p.path, f"{p.message} (its placeholders filled in)") for p in found])
+        raise RefusedWorkload([Problem(p.path, f"{p.message} (its placeholders filled in)") for p in found])
 
 
 def _keep_finished_for(workload: dict[str, Any], ttl: int | None) -> None:

@@ -21,7 +21,7 @@ from functions.core import resume, template, tfevents
 from functions.core.admission import noted
 from functions.core.cluster import Cluster
 from functions.core.conflicts import study_conflict
-from functions.core.errors import InvalidStudy, RefusedFile, StudyConflict
+from functions.core.errors import InvalidStudy, RefusedFile, RefusedWorkload, StudyConflict
 from functions.core.events import STUDY_CREATED, Event, derived_id, study_completed, trial_suggested
 from functions.core.katib_trials import trial_name, trials_owner
 from functions.core.launch import trial_launch
@@ -385,16 +385,17 @@ def start(record: StudyRecord, trial: TrialRecord, deps: Deps) -> TrialRecord | 
     """Launch the trial's attempt, unless it exists (launched by a handling whose record was
     lost), and mark the trial running: after the launch, in the caller's transaction, so the
     launch waits for nothing else, and an attempt's end is never ignored. A launch refused for
-    what the trial's parameters made of its workload (a placeholder filled to reach the node,
-    or to run as an account katuna keeps: :class:`InvalidStudy`) fails that trial, told to the
-    sampler, and the study goes on: the failed trial is returned (None when it runs)."""
+    what the trial's parameters made of its workload (:class:`RefusedWorkload`: a placeholder
+    filled to reach the node, or to run as an account katuna keeps) fails that trial, told to
+    the sampler, and the study goes on: the failed trial is returned (None when it runs). A
+    refusal every trial would meet (:class:`InvalidStudy`) stands, and fails the study."""
     launch = trial_launch(record, trial)
     try:
         if not deps.executor.exists(launch):
             deps.executor.launch(launch)
-    except InvalidStudy as refused:
+    except RefusedWorkload as refused:
         problems = "; ".join(str(problem) for problem in refused.problems)
-        failed = {"state": FAIL, "reason": f"katuna refused the workload its parameters make: {problems}",
+        failed: dict[str, Any] = {"state": FAIL, "reason": f"katuna refused the workload its parameters make: {problems}",
                   "finished_at": deps.clock()}
         deps.store.update_trial(record.name, trial.number, **failed)
         tell(record, deps, trial.number, FAIL)
