@@ -25,6 +25,7 @@ read at each report as it is rotated); an https sink is trusted with the CA cert
 from __future__ import annotations
 
 import atexit
+import http.client
 import json
 import math
 import os
@@ -89,7 +90,7 @@ def _post(url: str, body: bytes, headers: dict[str, str]) -> bool:
         request = urllib.request.Request(url, data=body, headers=headers, method="POST")
         with urllib.request.urlopen(request, timeout=5, context=context):
             return True
-    except (OSError, ValueError):
+    except (OSError, ValueError, http.client.HTTPException):
         return False
 
 
@@ -108,6 +109,14 @@ class _Sender:
     not the trial, when the sink is slow or unreachable (each post may take up to its timeout)."""
 
     def __init__(self) -> None:
+        self._reset()
+        atexit.register(self.flush, EXIT_WAIT)
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        """Nothing waiting, no thread yet: as a new process, a forked child included (its copy
+        of the parent's thread does not run, and its lock may have been held at the fork)."""
         self._waiting: deque[tuple[str, bytes, dict[str, str]]] = deque()
         self._changed = threading.Condition()
         self._posting = False
@@ -124,7 +133,6 @@ class _Sender:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="katuna-reporter", daemon=True)
                 self._thread.start()
-                atexit.register(self.flush, EXIT_WAIT)
             self._changed.notify_all()
 
     def _run(self) -> None:
@@ -134,11 +142,14 @@ class _Sender:
                     self._changed.wait()
                 post = self._waiting.popleft()
                 self._posting = True
-            accepted = _post(*post)
-            with self._changed:
-                self._posting = False
-                self._failures += not accepted
-                self._changed.notify_all()
+            accepted = False
+            try:
+                accepted = _post(*post)
+            finally:
+                with self._changed:
+                    self._posting = False
+                    self._failures += not accepted
+                    self._changed.notify_all()
 
     def flush(self, timeout: float) -> bool:
         """See :func:`flush`."""

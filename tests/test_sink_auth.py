@@ -5,6 +5,7 @@ trusting the CA certificates the binding puts in ``K_CA_CERTS``."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -118,6 +119,19 @@ def test_a_slow_broker_never_holds_up_the_trial_and_gets_its_reports_in_order(tm
     sink.open.set()
     assert reporter.flush(), "every report went out once the broker answered"
     assert [headers["ce-id"] for headers in sink.received] == [f"u/0/1/progress/{step}" for step in range(1, 6)]
+
+
+@pytest.mark.timeout(60)
+def test_a_forked_child_sends_its_own_reports(tmp_path: Path, sink: TlsSink, monkeypatch: pytest.MonkeyPatch):
+    """A data loader's worker, say: the child has its own sender, not a copy of its parent's idle one."""
+    report_from(sink, monkeypatch, tmp_path)
+    assert reporter.report(1, loss=1.0) and reporter.flush()
+    child = os.fork()
+    if child == 0:
+        os._exit(0 if reporter.report(2, loss=0.5) and reporter.flush(20) else 1)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "the child's report went out"
+    assert [headers["ce-id"].rsplit("/", 1)[1] for headers in sink.received] == ["1", "2"]
 
 
 @pytest.mark.timeout(60)
