@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -148,8 +150,13 @@ def _katib_experiment() -> dict:
     }
 
 
-def test_an_absolute_metrics_path_outside_them_still_works_locally(tmp_path: Path):
-    metrics = tmp_path / "var" / "log" / "katib" / "metrics.log"
+@pytest.mark.parametrize("scratch", [False, True], ids=["elsewhere", "dev-shm"])
+def test_an_absolute_metrics_path_outside_them_still_works_locally(tmp_path: Path, scratch: bool):
+    """``/dev/shm`` is memory-backed scratch space of plain files, not a device: it is taken."""
+    if scratch and not Path("/dev/shm").is_dir():
+        pytest.skip("this machine has no /dev/shm")
+    root = Path(tempfile.mkdtemp(dir="/dev/shm")) if scratch else tmp_path
+    metrics = root / "var" / "log" / "katib" / "metrics.log"
     metrics.parent.mkdir(parents=True)
     definition = study_definition(maxTrials=1, parallelism=1, metricsCollector={"kind": "file", "path": str(metrics)})
     definition["trialTemplate"]["command"] = [sys.executable, "-c", f"open({str(metrics)!r}, 'w').write('loss=0.5\\n')",
@@ -161,6 +168,8 @@ def test_an_absolute_metrics_path_outside_them_still_works_locally(tmp_path: Pat
         assert runner.store.trials("demo")[0].values == [0.5]
     finally:
         runner.close()
+        if scratch:
+            shutil.rmtree(root)
 
 
 def _launch(working_dir: Path) -> TrialLaunch:

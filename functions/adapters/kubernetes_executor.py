@@ -395,8 +395,8 @@ class KubernetesExecutor:
         pods, read = self._pods(launch), False
         for pod in pods:
             # Unread (_preload_content=False), the log comes back as urllib3's response, not a str.
-            response = self._read_log(pod, namespace, container=container, timestamps=timestamps or None,
-                                      _preload_content=False)
+            response = self._read_log(pod, namespace, logging.WARNING, container=container,
+                                      timestamps=timestamps or None, _preload_content=False)
             if response is None:
                 continue
             read = read or not disrupted(pod)
@@ -444,16 +444,17 @@ class KubernetesExecutor:
             return None
         return LogStart(current.metadata.uid, started, ended, written_at(first.partition(" ")[0]) if first else None)
 
-    def _read_log(self, pod: Any, namespace: str, **options: Any) -> Any:
+    def _read_log(self, pod: Any, namespace: str, level: int = logging.DEBUG, **options: Any) -> Any:
         """The pod's log read with ``options`` (a str, or urllib3's response when unread), or None
         when the API has none to give: the container never started (400), the pod is gone (404),
-        or the pod was disrupted and its node cannot be reached (any answer)."""
+        or the pod was disrupted and its node cannot be reached (any answer); logged at ``level``
+        (a warning where the trial's output is read, not at every scan of a running log)."""
         try:
             return self._core.read_namespaced_pod_log(pod.metadata.name, namespace, **options)
         except ApiException as exc:
             if exc.status in (400, 404) or disrupted(pod):
-                log.warning("no log from pod %s (container %s): %s %s", pod.metadata.name, options.get("container"),
-                            exc.status, exc.reason)
+                log.log(level, "no log from pod %s (container %s): %s %s", pod.metadata.name,
+                        options.get("container"), exc.status, exc.reason)
                 return None
             raise translate(exc, f"read the log of pod {pod.metadata.name}") from exc
         except HTTPError as exc:

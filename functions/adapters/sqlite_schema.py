@@ -212,7 +212,9 @@ def _migrate_18(db: sqlite_utils.Database) -> None:
 
 def _carry_log_attributes(db: sqlite_utils.Database, trials: list[tuple[str, int]]) -> None:
     """Copy the trials' log attributes from Optuna's journal (replayed from its snapshot) to
-    their columns; a trial Optuna does not know, or without them, keeps none."""
+    their columns; a trial Optuna does not know, or without them, keeps none. The journal is read
+    by today's journal storage: a later migration that changes the journal's tables must keep
+    this one working on the tables as they were (or read them itself)."""
     storage = KatunaJournalStorage(SqliteJournalBackend(db.conn))
     for study, number in trials:
         try:

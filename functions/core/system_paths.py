@@ -21,6 +21,10 @@ from functions.core.spec import Study
 SYSTEM_ROOTS = ("/proc", "/sys", "/dev")
 """Folders of processes, the kernel and devices: no trial's output lives there."""
 
+SCRATCH = "/dev/shm"  # noqa: S108 (named to be let through the refusal, never written to)
+"""The one folder of devices that holds plain files (memory-backed scratch space trials may
+write their outputs to)."""
+
 
 def system_root(path: str) -> str | None:
     """The folder of :data:`SYSTEM_ROOTS` the absolute ``path`` lies in (normalised first: a
@@ -28,6 +32,8 @@ def system_root(path: str) -> str | None:
     if not posixpath.isabs(path):
         return None
     normal = "/" + posixpath.normpath(path).lstrip("/")
+    if normal == SCRATCH or normal.startswith(SCRATCH + "/"):
+        return None
     return next((root for root in SYSTEM_ROOTS if normal == root or normal.startswith(root + "/")), None)
 
 
