@@ -1,5 +1,5 @@
 """``python -m functions``: the same as the ``katuna`` command."""
 
-from functions.cli import main
+from functions.entry import main
 
 main()

@@ -190,6 +190,7 @@ class Runtime:
         """Stop taking events and kill this process's local trials (trial Jobs run on); the
         studies stay resumable."""
         self._stopping.set()
+        self.queue.stop_waiting()
         if self._thread is not None:
             self._thread.join(timeout=10)
         if self._senders is not None:

@@ -73,7 +73,7 @@ class SinkSenders:
         """Stop taking events; a post under way is left to finish or to the next process (its
         event stays queued)."""
         self._stopping.set()
-        self._queue.wake()
+        self._queue.stop_waiting()
         for thread in self._threads:
             thread.join(timeout=timeout / len(self._threads))
 

@@ -130,6 +130,23 @@ def test_the_brokers_thread_sees_at_once_that_another_thread_finished_the_work(s
     assert not running.is_alive(), "woken when the chain was handled elsewhere, not at its next tick"
 
 
+def test_stopping_the_queue_releases_every_thread_waiting_on_it_and_each_later_take(tmp_path: Path):
+    """A stopping service's taker threads (the broker's, or the four senders to ``K_SINK``) see
+    their stop flag at once: a wake would reach only one of them, the others waiting out a minute."""
+    events = SqliteQueue(tmp_path / "k.db")
+    taken: list[object] = []
+    takers = [threading.Thread(target=lambda: taken.append(events.take(timeout=60))) for _ in range(4)]
+    for taker in takers:
+        taker.start()
+    events.stop_waiting()
+    for taker in takers:
+        taker.join(timeout=10)
+    assert not any(taker.is_alive() for taker in takers) and taken == [None] * 4
+    events.put(Event("test.other", {"name": "x"}))
+    assert events.take(timeout=60) is None and events.depth() == 1, "the event stays queued for the next process"
+    events.close()
+
+
 def test_a_damaged_queued_row_is_dropped_and_the_events_behind_it_are_delivered(store, tmp_path: Path):
     seen: list[str] = []
     events = SqliteQueue(tmp_path / "k.db")

@@ -45,6 +45,7 @@ class SqliteQueue:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._woken = threading.Event()
+        self._stopped = threading.Event()
         self._taker = uuid.uuid4().hex
         with self._lock:
             create_table(self._conn)
@@ -52,6 +53,13 @@ class SqliteQueue:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+    def stop_waiting(self) -> None:
+        """Let every :meth:`take`, waiting now or to come, return None at once: the process is
+        stopping, and each thread that takes events should see its stop flag without waiting out
+        its timeout (a wake reaches only one of them)."""
+        self._stopped.set()
+        self._wake.set()
 
     def put(self, event: Event, follow_up: bool = False, wake: bool = True) -> None:
         """Events are taken in order of ``due``; a follow-up is due since the epoch, which puts
@@ -65,6 +73,8 @@ class SqliteQueue:
     def take(self, timeout: float) -> Delivery | None:
         deadline = time.monotonic() + timeout
         while True:
+            if self._stopped.is_set():
+                return None
             delivery = self._claim()
             if delivery is not None or time.monotonic() >= deadline or self._woken.is_set():
                 self._woken.clear()
