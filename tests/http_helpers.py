@@ -68,7 +68,7 @@ class Service:
                 if self.request("GET", "/readyz")[0] == 200:
                     return
             except OSError:
-                time.sleep(0.1)
+                time.sleep(0.02)
         self.close()
         raise RuntimeError("katuna serve did not become ready:\n" + (workdir / "serve.log").read_text())
 
@@ -146,7 +146,7 @@ class Sink:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
 
     def wait(self, count: int, timeout: float = 30) -> list[tuple[dict[str, str], bytes]]:
         with self.arrived:

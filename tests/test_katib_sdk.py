@@ -9,14 +9,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import yaml
 from http_helpers import Service
 from kube_standin import katib_api
 from kube_stub import KubeStub
-from kubeflow.katib import KatibClient, search
-from kubeflow.katib.api_client import ApiClient as KatibApiClient
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 from test_studyjob import studyjob
@@ -25,6 +24,9 @@ from waiting import eventually
 from functions.core import resources
 from functions.core.events import APISERVER_EVENTS, OVERLAY_OBJECTS
 from functions.core.katib_trials import EXPERIMENT_LABEL
+
+if TYPE_CHECKING:
+    from kubeflow.katib import KatibClient
 
 ROOT = Path(__file__).parent.parent
 TEAM = "sdk-team"
@@ -54,50 +56,14 @@ def configuration(kube: KubeStub, user: str = USER) -> client.Configuration:
     return kube.configuration(user)
 
 
-class ModelBodies(client.CustomObjectsApi):
-    """The custom objects API as ``kubernetes`` < 37 offered it to Katib's SDK: a model object
-    as a request body is serialised by its own ``attribute_map`` (the SDK's ``ApiClient``
-    does exactly that) rather than refused.
+@pytest.fixture
+def sdk(kube: KubeStub) -> KatibClient:
+    """Katib's client for the SDK's user (:func:`katib_sdk.client_for`). The SDK is imported
+    where a test uses it, not at collection: importing it loads every ``kubernetes`` model,
+    seconds of work each test process would otherwise pay."""
+    from katib_sdk import client_for
 
-    ``kubeflow-katib`` 0.19 hands ``create_namespaced_custom_object`` a ``V1beta1Experiment``
-    (``tune()`` always does), and ``patch_namespaced_custom_object`` one too
-    (``edit_experiment_budget``); ``kubernetes`` 37, which katuna pins and which the SDK's own
-    requirement (``kubernetes>=27.2.0``) also installs, validates bodies client-side and
-    refuses anything but a dict before sending a byte, against any cluster, Katib's too. This
-    restores the older client's behaviour in the client process; nothing of katuna's changes.
-    """
-
-    def create_namespaced_custom_object(self, group, version, namespace, plural, body, **kwargs):
-        body = KatibApiClient().sanitize_for_serialization(body)
-        return super().create_namespaced_custom_object(group, version, namespace, plural, body, **kwargs)
-
-    def patch_namespaced_custom_object(self, group, version, namespace, plural, name, body, **kwargs):
-        """``edit_experiment_budget`` hands over the ``V1beta1Experiment`` it read, edited: sent
-        whole as a merge patch (its resourceVersion and status included), as before 37."""
-        body = KatibApiClient().sanitize_for_serialization(body)
-        return super().patch_namespaced_custom_object(group, version, namespace, plural, name, body, **kwargs)
-
-
-class TypeNames(KatibApiClient):
-    """The SDK's deserialiser reading ``kubernetes`` 37's model type names: the SDK's models hold
-    ``kubernetes`` models (``V1ObjectMeta``), whose ``openapi_types`` now say ``Dict[str, str]``
-    and ``List[...]`` where the SDK's reader knows ``dict(str, str)`` and ``list[...]``; it fails
-    on any object with labels (every Trial Katib makes has them) whatever the cluster."""
-
-    def _ApiClient__deserialize(self, data, klass):  # noqa: N802 - the name-mangled method it replaces
-        if isinstance(klass, str):
-            klass = re.sub(r"^Dict\[(\w+), (.*)\]$", r"dict(\1, \2)", re.sub(r"^List\[(.*)\]$", r"list[\1]", klass))
-        return super()._ApiClient__deserialize(data, klass)
-
-
-def katib(kube: KubeStub) -> KatibClient:
-    """Katib's client for the SDK's user, with the two shims that let ``kubeflow-katib`` 0.19 run
-    on ``kubernetes`` 37 (:class:`ModelBodies`, :class:`TypeNames`); katuna sees the requests
-    the SDK makes with an older ``kubernetes``."""
-    sdk = KatibClient(client_configuration=configuration(kube), namespace=TEAM)
-    sdk.custom_api = ModelBodies(sdk.custom_api.api_client)
-    sdk.api_client = TypeNames()
-    return sdk
+    return client_for(configuration(kube), TEAM)
 
 
 def objective(parameters):
@@ -106,8 +72,9 @@ def objective(parameters):
 
 
 @pytest.mark.slow
-def test_tune_runs_its_trials_and_the_sdk_reads_the_result(kube: KubeStub, service: Service):
-    sdk = katib(kube)
+def test_tune_runs_its_trials_and_the_sdk_reads_the_result(kube: KubeStub, service: Service, sdk: KatibClient):
+    from kubeflow.katib import search
+
     sdk.tune(name="sdk-tune", objective=objective, parameters={"x": search.double(min=0.0, max=2.0)},
              objective_metric_name="loss", objective_type="minimize", algorithm_name="random",
              max_trial_count=3, parallel_trial_count=3, base_image="docker.io/python:3.12")
@@ -137,9 +104,8 @@ def test_tune_runs_its_trials_and_the_sdk_reads_the_result(kube: KubeStub, servi
 
 
 @pytest.mark.slow
-def test_edit_experiment_budget_restarts_a_long_running_experiment_for_the_extra_trials(kube: KubeStub,
-                                                                                       service: Service):
-    sdk = katib(kube)
+def test_edit_experiment_budget_restarts_a_long_running_experiment_for_the_extra_trials(service: Service,
+                                                                                       sdk: KatibClient):
     budgeted = experiment("sdk-budget", ["python3", "-c", "import sys; print(f'loss={sys.argv[1]}')"])
     budgeted["spec"]["resumePolicy"] = "LongRunning"
     sdk.create_experiment(budgeted)
@@ -158,8 +124,7 @@ def test_edit_experiment_budget_restarts_a_long_running_experiment_for_the_extra
 
 
 @pytest.mark.slow
-def test_deleting_an_experiment_stops_its_study(kube: KubeStub, service: Service):
-    sdk = katib(kube)
+def test_deleting_an_experiment_stops_its_study(service: Service, sdk: KatibClient):
     sdk.create_experiment(experiment("sdk-stop", ["sleep", "60"]))
     eventually(lambda: sdk.is_experiment_running("sdk-stop"), "the Experiment to run", timeout=90)
     sdk.delete_experiment("sdk-stop")
@@ -170,8 +135,7 @@ def test_deleting_an_experiment_stops_its_study(kube: KubeStub, service: Service
 
 
 @pytest.mark.slow
-def test_an_invalid_experiment_fails_with_every_problem_in_its_conditions(kube: KubeStub, service: Service):
-    sdk = katib(kube)
+def test_an_invalid_experiment_fails_with_every_problem_in_its_conditions(service: Service, sdk: KatibClient):
     broken = experiment("sdk-broken", ["true"])
     broken["spec"]["objective"]["type"] = "maximise"
     sdk.create_experiment(broken)
@@ -183,6 +147,8 @@ def test_an_invalid_experiment_fails_with_every_problem_in_its_conditions(kube: 
 
 
 def test_the_sdk_user_needs_the_edit_role_in_the_namespace(kube: KubeStub):
+    from kubeflow.katib import KatibClient
+
     outsider = KatibClient(client_configuration=configuration(kube, "mallory"), namespace=TEAM)
     with pytest.raises(RuntimeError, match="Failed to create"):
         outsider.create_experiment(experiment("sdk-denied", ["true"]))

@@ -76,7 +76,7 @@ class Subscriber:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
 
     def wait(self, count: int, path: str | None = None, timeout: float = 30) -> list:
         def matching() -> list:
@@ -531,13 +531,14 @@ def test_a_pool_create_busy_for_longer_than_the_retries_leaves_the_study_to_the_
 
 @pytest.mark.slow
 def test_a_start_whose_deliveries_outlast_a_request_is_answered_at_once_and_delivered_whole(tmp_path: Path):
-    """The broker answers a post once every delivery it started has ended. With GKE busy, the
-    study's pool create is retried for about 20 s, longer than a request may wait: POST /studies
-    still answers 201 at once (its event waits in the queue and is posted in the background),
-    no delivery is cut short by a sender hanging up, and the pool is made within the retries."""
-    gke, kube, cluster = _gke_cluster(tmp_path, 1.0, ping_interval=60.0, time_scale=0.04)
+    """The broker answers a post once every delivery it started has ended. With GKE busy for 4 s,
+    the study's pool create is retried nine times over 5 s (the Triggers' retries at a fiftieth
+    of their back-off), a chain of deliveries no request should wait for: POST /studies still
+    answers 201 at once (its event waits in the queue and is posted in the background), no
+    delivery is cut short by a sender hanging up, and the pool is made within the retries."""
+    gke, kube, cluster = _gke_cluster(tmp_path, 1.0, ping_interval=60.0, time_scale=0.02)
     try:
-        gke.update_master(12, busy="master")
+        gke.update_master(4, busy="master")
         _start(cluster, "slow-start", nodePool={"provider": "gke"})
         study = cluster.wait_for("slow-start", timeout=120)
         assert (study["status"], study["counts"]["complete"]) == ("completed", 2), study

@@ -302,7 +302,7 @@ class Broker:
 
         self._server = _QuietServer(("127.0.0.1", 0), Ingress)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}/"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
 
     def publish(self, event: BaseCloudEvent, fanout: _Fanout | None = None) -> _Fanout:
         """Take an event in (as the ingress does) and start its deliveries, counted in

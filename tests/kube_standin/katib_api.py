@@ -19,8 +19,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import replace
 
-import yaml
-
+from kube_standin import manifests
 from kube_standin.names import label_problems
 from kube_standin.objects import (
     DNS_SUBDOMAIN,
@@ -182,12 +181,12 @@ def install(cluster) -> None:
     """Install the overlay as ``kubectl apply -k`` with ``components: [katib-api]`` would: its
     CRDs (the kinds above become served) and its RBAC, in katuna's namespace."""
     directory = MANIFESTS / "katib-api"
-    component = yaml.safe_load((directory / "kustomization.yaml").read_text())
+    component = manifests.document(directory / "kustomization.yaml")
     with cluster.lock:
         cluster.kinds.update(KATIB_KINDS)
         cluster.schemas.update(schemas(directory / "crds.yaml"))
         for resource in component["resources"]:
-            for obj in yaml.safe_load_all((directory / resource).read_text()):
+            for obj in manifests.documents(directory / resource):
                 if obj and obj.get("kind") in RBAC_KINDS:
                     cluster.authorizer.objects.append(_in_namespace(obj, "katuna"))
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import jsonpatch
 import yaml
 
+from kube_standin import manifests
 from kube_standin.objects import status
 
 MANIFESTS = Path(__file__).resolve().parents[2] / "knative"
@@ -45,11 +46,11 @@ class Request:
 
 def kustomization_objects(directory: Path = MANIFESTS) -> list[dict]:
     """The RBAC objects of a Kustomization, in the namespace it sets (as ``kubectl apply -k``)."""
-    kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text())
+    kustomization = manifests.document(directory / "kustomization.yaml")
     namespace = kustomization.get("namespace", "default")
     objects = []
     for resource in kustomization.get("resources", []):
-        for obj in yaml.safe_load_all((directory / resource).read_text()):
+        for obj in manifests.documents(directory / resource):
             if obj and obj.get("kind") in RBAC_KINDS:
                 objects.append(_in_namespace(obj, namespace))
     return objects
@@ -103,7 +104,7 @@ class Authorizer:
     def enable(self, component: Path) -> None:
         """Apply a Kustomize component's JSON patches of Roles and ClusterRoles (as ``components:``
         in the Kustomization would): a ClusterRole's grants wherever it is bound."""
-        spec = yaml.safe_load((component / "kustomization.yaml").read_text())
+        spec = manifests.document(component / "kustomization.yaml")
         for patch in spec.get("patches", []):
             target = patch["target"]
             if target["kind"] not in RBAC_KINDS:

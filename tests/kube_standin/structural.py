@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import yaml
 
+from kube_standin import manifests
 from kube_standin.objects import invalid, status
 
 DIRECTIVES = ("Strict", "Warn", "Ignore")
@@ -42,7 +42,7 @@ def crd_schemas(path: Path) -> dict[tuple[str, str], dict]:
     """The ``openAPIV3Schema`` of each CRD in a manifest, by (group, plural); each CRD here serves
     one version."""
     found = {}
-    for crd in yaml.safe_load_all(path.read_text()):
+    for crd in manifests.documents(path):
         if crd and crd.get("kind") == "CustomResourceDefinition":
             spec = crd["spec"]
             found[(spec["group"], spec["names"]["plural"])] = spec["versions"][0]["schema"]["openAPIV3Schema"]
