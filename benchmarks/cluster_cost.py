@@ -61,7 +61,7 @@ from functions.core.events import Event, pool_check, study_created
 from functions.core.records import StudyRecord
 from functions.core.validate import parse_study
 from functions.dispatch import Dispatcher
-from functions.handlers.base import store_study
+from functions.handlers.submit import store_study
 from functions.pools import check_node_pool
 from functions.runtime import Runtime
 from functions.settings import Settings

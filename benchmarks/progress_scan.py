@@ -33,7 +33,8 @@ import optuna
 import report
 from standins import KubeStub, Run, SimulatedClock, SimulatedContainers
 
-from functions.adapters.kubernetes_executor import KubernetesExecutor, api_client
+from functions.adapters.kubernetes_client import api_client
+from functions.adapters.kubernetes_executor import KubernetesExecutor
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.cluster import Cluster
 from functions.core.events import study_created
@@ -41,7 +42,7 @@ from functions.core.records import RUNNING
 from functions.core.validate import parse_study
 from functions.dispatch import Dispatcher
 from functions.handlers import Deps, progress_scan
-from functions.handlers.base import store_study
+from functions.handlers.submit import store_study
 
 NAME = "progress_scan"
 STUDY = "scanned"

@@ -37,7 +37,7 @@ def serve(db: str | None, host: str, port: int, workers: int, executor: str | No
     if executor:
         settings = replace(settings, executor=executor)
     if settings.executor == "kubernetes":
-        from functions.adapters.kubernetes_executor import configuration_problem
+        from functions.adapters.kubernetes_client import configuration_problem
 
         problem = configuration_problem(settings.k8s_api)
         if problem:

@@ -23,7 +23,7 @@ from functions.core.records import StudyRecord
 from functions.core.spec import Study
 from functions.dispatch import Dispatcher
 from functions.handlers import Deps
-from functions.handlers.base import store_or_restart
+from functions.handlers.submit import store_or_restart
 from functions.pools import check_study
 from functions.settings import Settings
 from functions.watch import Watcher

@@ -35,7 +35,7 @@ from functions.core.spec import Study
 from functions.core.timeouts import REMOTE_TIMEOUT
 from functions.dispatch import Dispatcher
 from functions.handlers import Deps
-from functions.handlers.base import store_or_restart
+from functions.handlers.submit import store_or_restart
 from functions.pools import check_study, node_pools
 from functions.settings import Settings
 from functions.watch import Watcher
@@ -82,7 +82,8 @@ class Runtime:
 
     def _executor(self) -> Executor:
         if self.settings.executor == "kubernetes":
-            from functions.adapters.kubernetes_executor import KubernetesExecutor, api_client
+            from functions.adapters.kubernetes_client import api_client
+            from functions.adapters.kubernetes_executor import KubernetesExecutor
 
             api = api_client(self.settings.k8s_api, self.settings.remote_timeout)
             executor = KubernetesExecutor(self.settings.cluster_defaults(), api, self.settings.report_url, clock=self.clock)
@@ -244,7 +245,7 @@ class ClusterResources:
 
     def _target(self) -> Any:
         if self._resources is None:
-            from functions.adapters.kubernetes_executor import api_client
+            from functions.adapters.kubernetes_client import api_client
             from functions.adapters.kubernetes_resources import KubernetesResources
 
             self._resources = KubernetesResources(lambda: api_client(self._host, self._timeout), self.katib_api)
@@ -283,7 +284,7 @@ class ClusterNodes:
 
     def list(self, labels: Mapping[str, str]) -> list[NodeSeen]:
         if self._nodes is None:
-            from functions.adapters.kubernetes_executor import api_client
+            from functions.adapters.kubernetes_client import api_client
             from functions.adapters.kubernetes_resources import KubernetesNodes
 
             self._nodes = KubernetesNodes(lambda: api_client(self._host, self._timeout))

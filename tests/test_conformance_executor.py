@@ -17,7 +17,8 @@ import pytest
 from kube_stub import KubeStub
 from waiting import eventually
 
-from functions.adapters.kubernetes_executor import KubernetesExecutor, api_client
+from functions.adapters.kubernetes_client import api_client
+from functions.adapters.kubernetes_executor import KubernetesExecutor
 from functions.adapters.local_executor import LocalExecutor
 from functions.core.cluster import Cluster
 from functions.core.events import TRIAL_FINISHED, Event

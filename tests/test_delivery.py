@@ -14,7 +14,8 @@ import pytest
 from conftest import study_definition
 from kube_stub import KubeStub
 
-from functions.adapters.kubernetes_executor import KubernetesExecutor, api_client
+from functions.adapters.kubernetes_client import api_client
+from functions.adapters.kubernetes_executor import KubernetesExecutor
 from functions.core.cluster import Cluster
 from functions.core.events import Event, study_created
 from functions.core.validate import parse_study

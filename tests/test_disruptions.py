@@ -21,7 +21,8 @@ from http_helpers import Service
 from kube_stub import KubeStub
 from waiting import eventually
 
-from functions.adapters.kubernetes_executor import KubernetesExecutor, api_client
+from functions.adapters.kubernetes_client import api_client
+from functions.adapters.kubernetes_executor import KubernetesExecutor
 from functions.core.cluster import Cluster
 from functions.core.launch import TrialLaunch
 

@@ -23,7 +23,8 @@ from http_helpers import Service
 from kube_stub import KubeStub
 from test_web_events import EC_KEY, RSA_KEY, Issuer, _claims, _jwk, _post, completed
 
-from functions.adapters.kubernetes_executor import KubernetesExecutor, api_client
+from functions.adapters.kubernetes_client import api_client
+from functions.adapters.kubernetes_executor import KubernetesExecutor
 from functions.core import senders
 from functions.core.errors import InvalidStudy
 from functions.core.formats import load_definition

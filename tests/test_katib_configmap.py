@@ -25,7 +25,8 @@ from kube_stub import KubeStub
 from test_resources import send, status_of, wait_status
 from test_studyjob import TEMPLATE, studyjob
 
-from functions.adapters.kubernetes_executor import KubernetesExecutor, api_client
+from functions.adapters.kubernetes_client import api_client
+from functions.adapters.kubernetes_executor import KubernetesExecutor
 from functions.adapters.kubernetes_resources import KubernetesResources
 from functions.core.cluster import Cluster
 from functions.core.errors import InvalidStudy

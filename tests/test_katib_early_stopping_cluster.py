@@ -21,7 +21,8 @@ from kubernetes import client
 from waiting import eventually
 
 from functions.adapters import cloudevents_http
-from functions.adapters.kubernetes_executor import KubernetesExecutor, api_client
+from functions.adapters.kubernetes_client import api_client
+from functions.adapters.kubernetes_executor import KubernetesExecutor
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.cluster import Cluster
 from functions.core.events import TRIAL_PROGRESS, Event, pool_check, study_created
@@ -31,7 +32,7 @@ from functions.core.log_cursor import Cursor, RunningLog, reports, written_at
 from functions.core.records import StudyRecord
 from functions.dispatch import Dispatcher
 from functions.handlers import Deps, progress_scan, reconcile
-from functions.handlers.base import store_study
+from functions.handlers.submit import store_study
 from functions.settings import Settings
 
 NAMESPACE = "stopping"

@@ -16,7 +16,7 @@ from kube_standin.objects import SUFFIX_ALPHABET
 from kube_stub import KubeStub
 from kubernetes import client
 
-from functions.adapters.kubernetes_executor import api_client
+from functions.adapters.kubernetes_client import api_client
 
 GRACE_SECONDS = 45
 

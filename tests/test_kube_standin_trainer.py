@@ -12,7 +12,7 @@ from kube_standin.containers import Run, SimulatedContainers
 from kube_stub import KubeStub
 from kubernetes import client
 
-from functions.adapters.kubernetes_executor import api_client
+from functions.adapters.kubernetes_client import api_client
 
 JOBSET_LABELS = {"jobset.sigs.k8s.io/jobset-name", "jobset.sigs.k8s.io/replicatedjob-name",
                  "jobset.sigs.k8s.io/job-index"}

@@ -144,7 +144,8 @@ def test_a_trial_past_its_timeout_fails_and_its_job_is_deleted(service: Service,
 def test_a_timeout_counts_from_the_start_of_the_current_pods_container(kube: KubeStub):
     """Time a trial waited, or ran in a pod that was preempted, is not its own: the replacement
     pod's container starts a fresh timeout, and a container not started yet has none running."""
-    from functions.adapters.kubernetes_executor import KubernetesExecutor, api_client
+    from functions.adapters.kubernetes_client import api_client
+    from functions.adapters.kubernetes_executor import KubernetesExecutor
     from functions.core.cluster import Cluster
     from functions.core.launch import TrialLaunch
 
@@ -176,7 +177,8 @@ def test_a_timeout_counts_from_the_start_of_the_current_pods_container(kube: Kub
 
 
 def test_a_job_past_its_backstop_deadline_times_out_naming_it(kube: KubeStub):
-    from functions.adapters.kubernetes_executor import KubernetesExecutor, api_client
+    from functions.adapters.kubernetes_client import api_client
+    from functions.adapters.kubernetes_executor import KubernetesExecutor
     from functions.core.cluster import Cluster
     from functions.core.launch import TrialLaunch
 
@@ -197,7 +199,8 @@ def test_a_job_past_its_backstop_deadline_times_out_naming_it(kube: KubeStub):
 def test_a_finished_job_whose_pods_are_gone_is_a_lost_run_not_a_failure(kube: KubeStub):
     """A node removed (scaled down, preempted) before the end was read takes the pods' logs with
     it: the attempt's metrics are unknowable, so it is run again rather than failed."""
-    from functions.adapters.kubernetes_executor import KubernetesExecutor, api_client
+    from functions.adapters.kubernetes_client import api_client
+    from functions.adapters.kubernetes_executor import KubernetesExecutor
     from functions.core.cluster import Cluster
     from functions.core.errors import OutputLost
     from functions.core.launch import TrialLaunch
@@ -322,7 +325,8 @@ def test_a_trial_takes_its_name_from_an_earlier_study_of_the_same_name_and_nothi
     """A trial whose Job name is held by a Job of an earlier study of the same name deletes that
     Job and is tried again once it is gone; a launch delivered again is a no-op; stopping the
     trial deletes its own Jobs only, not the earlier study's of the same trial number."""
-    from functions.adapters.kubernetes_executor import KubernetesExecutor, api_client
+    from functions.adapters.kubernetes_client import api_client
+    from functions.adapters.kubernetes_executor import KubernetesExecutor
     from functions.core.cluster import Cluster
     from functions.core.errors import TemporaryError
     from functions.core.launch import TrialLaunch
@@ -359,7 +363,8 @@ def test_a_trial_takes_its_name_from_an_earlier_study_of_the_same_name_and_nothi
 def test_a_job_of_a_trials_name_that_katuna_did_not_make_refuses_the_trial_and_is_left(kube: KubeStub):
     from kubernetes import client
 
-    from functions.adapters.kubernetes_executor import KubernetesExecutor, api_client
+    from functions.adapters.kubernetes_client import api_client
+    from functions.adapters.kubernetes_executor import KubernetesExecutor
     from functions.core.cluster import Cluster
     from functions.core.errors import PermanentError
     from functions.core.launch import TrialLaunch
@@ -449,7 +454,8 @@ def _job_event(service: Service, change: str, job: dict) -> tuple[int, dict | No
 
 
 def test_a_job_created_by_a_spawn_whose_record_was_lost_still_ends_its_trial(kube: KubeStub, tmp_path: Path):
-    from functions.adapters.kubernetes_executor import KubernetesExecutor, api_client
+    from functions.adapters.kubernetes_client import api_client
+    from functions.adapters.kubernetes_executor import KubernetesExecutor
     from functions.adapters.sqlite_store import SqliteStore
     from functions.core.cluster import Cluster
     from functions.core.events import Event, study_created

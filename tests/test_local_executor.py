@@ -25,7 +25,7 @@ from functions.core.launch import TrialLaunch
 from functions.core.validate import parse_study
 from functions.dispatch import Dispatcher
 from functions.handlers import Deps
-from functions.handlers.base import store_study
+from functions.handlers.submit import store_study
 from functions.watch import Watcher
 
 ROOT = Path(__file__).resolve().parent.parent

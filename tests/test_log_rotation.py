@@ -19,7 +19,8 @@ from kube_standin.logs import Capture, serve
 from kube_stub import KubeStub
 from test_kube_standin_simulated import finished
 
-from functions.adapters.kubernetes_executor import KubernetesExecutor, api_client
+from functions.adapters.kubernetes_client import api_client
+from functions.adapters.kubernetes_executor import KubernetesExecutor
 from functions.core.cluster import Cluster
 from functions.core.launch import TrialLaunch, trial_launch
 from functions.core.log_cursor import NANOS, Cursor, RunningLog

@@ -16,7 +16,8 @@ from conftest import study_definition, undo_trial_changes
 from kube_stub import KubeStub, NodePool
 from waiting import eventually
 
-from functions.adapters.kubernetes_executor import KubernetesExecutor, api_client
+from functions.adapters.kubernetes_client import api_client
+from functions.adapters.kubernetes_executor import KubernetesExecutor
 from functions.adapters.kubernetes_resources import KubernetesNodes
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.cluster import Cluster

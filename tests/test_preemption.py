@@ -23,7 +23,8 @@ from conftest import TRIAL, run_study
 from kube_stub import KubeStub
 from test_delivery import ChaosDelivery, JobSource
 
-from functions.adapters.kubernetes_executor import KubernetesExecutor, api_client
+from functions.adapters.kubernetes_client import api_client
+from functions.adapters.kubernetes_executor import KubernetesExecutor
 from functions.core.cluster import Cluster
 from functions.core.validate import parse_study
 from functions.dispatch import Dispatcher

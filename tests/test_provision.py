@@ -28,8 +28,8 @@ from functions.core.validate import parse_study
 from functions.core.views import study_view
 from functions.dispatch import Dispatcher
 from functions.handlers import Deps
-from functions.handlers.base import store_study
 from functions.handlers.provision import waiting_on_pools
+from functions.handlers.submit import store_study
 from functions.pools import check_node_pool
 from functions.settings import Settings
 from infra import gke, gke_requests

@@ -31,8 +31,8 @@ from functions.core.rotation import rotated
 from functions.core.validate import parse_study
 from functions.dispatch import Dispatcher
 from functions.handlers import Deps
-from functions.handlers.base import store_study
 from functions.handlers.reconcile import IN_FLIGHT, Budget, reconcile_study
+from functions.handlers.submit import store_study
 from functions.runtime import ClusterResources, watched_namespace
 from functions.settings import Settings
 

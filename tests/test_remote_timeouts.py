@@ -22,7 +22,7 @@ from urllib3.exceptions import ReadTimeoutError
 from waiting import eventually
 
 from functions.adapters import cloudevents_http
-from functions.adapters.kubernetes_executor import api_client
+from functions.adapters.kubernetes_client import api_client
 from functions.core.errors import TemporaryError
 from functions.core.events import Event
 from functions.core.timeouts import REMOTE_TIMEOUT

@@ -564,7 +564,7 @@ def test_on_the_cluster_deleting_a_study_resource_deletes_its_trial_jobs(kube: K
 def test_a_merge_patch_of_the_status_ignores_metadata_as_the_api_does(kube: KubeStub):
     from kubernetes import client
 
-    from functions.adapters.kubernetes_executor import api_client
+    from functions.adapters.kubernetes_client import api_client
 
     obj = kube.apply(study("kst-merge"))
     api = client.CustomObjectsApi(api_client(kube.url))
@@ -576,7 +576,7 @@ def test_a_merge_patch_of_the_status_ignores_metadata_as_the_api_does(kube: Kube
 
 
 def test_a_status_never_reaches_a_resource_made_again_under_the_same_name(kube: KubeStub):
-    from functions.adapters.kubernetes_executor import api_client
+    from functions.adapters.kubernetes_client import api_client
     from functions.adapters.kubernetes_resources import KubernetesResources
 
     target = KubernetesResources(lambda: api_client(kube.url))

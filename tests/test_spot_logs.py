@@ -12,7 +12,8 @@ from kube_standin.nodes import NodePool
 from kube_stub import KubeStub
 from test_kube_standin_simulated import SPOT, TRIAL_TAINT, finished, pods_of
 
-from functions.adapters.kubernetes_executor import KubernetesExecutor, api_client
+from functions.adapters.kubernetes_client import api_client
+from functions.adapters.kubernetes_executor import KubernetesExecutor
 from functions.core.cluster import Cluster
 from functions.core.launch import TrialLaunch
 

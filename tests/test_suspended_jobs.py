@@ -17,7 +17,8 @@ from kube_standin.containers import Run, SimulatedContainers
 from kube_stub import KubeStub
 from waiting import eventually
 
-from functions.adapters.kubernetes_executor import KubernetesExecutor, api_client
+from functions.adapters.kubernetes_client import api_client
+from functions.adapters.kubernetes_executor import KubernetesExecutor
 from functions.core.cluster import Cluster
 from functions.core.launch import TrialLaunch
 

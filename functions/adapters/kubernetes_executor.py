@@ -1,9 +1,9 @@
 """The executor port on Kubernetes: each trial attempt a ``batch/v1`` Job, or the workload of
-its ``trialSpec``'s kind (:mod:`functions.adapters.kubernetes_workloads`); and the client and
-error translation the other Kubernetes adapters share (the resources and nodes ports live in
-:mod:`functions.adapters.kubernetes_resources`, Katib's Trials in
-:mod:`functions.adapters.kubernetes_trials`). Only these modules import the ``kubernetes``
-client.
+its ``trialSpec``'s kind (:mod:`functions.adapters.kubernetes_workloads`). The client and the
+error translation every Kubernetes adapter shares are in :mod:`functions.adapters.kubernetes_client`;
+the resources and nodes ports live in :mod:`functions.adapters.kubernetes_resources`, Katib's
+Trials in :mod:`functions.adapters.kubernetes_trials`. Only the ``kubernetes_*`` modules import
+the ``kubernetes`` client.
 
 Creating a Job that exists already is success when it is the attempt's own, so a retried
 launch is harmless; Job names carry no study uid, so one left by an earlier study of the same
@@ -15,8 +15,6 @@ delivers, and from the watcher's reconcile pass, so a lost event cannot leave a 
 
 from __future__ import annotations
 
-import logging
-import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -24,15 +22,14 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any, cast
 
-import yaml
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.rest import ApiException
-from urllib3 import BaseHTTPResponse
-from urllib3.exceptions import HTTPError, ReadTimeoutError
+from urllib3.exceptions import HTTPError
 
+from functions.adapters.kubernetes_client import read_or_none, translate
+from functions.adapters.kubernetes_logs import PodLogs
 from functions.adapters.kubernetes_status import (
     current_run,
-    disrupted,
     disruption_of,
     exit_of,
     final_condition,
@@ -53,96 +50,13 @@ from functions.adapters.kubernetes_workloads import end as workload_end
 from functions.core import file_collector
 from functions.core.cluster import Cluster
 from functions.core.disruptions import exhausted
-from functions.core.errors import OutputLost, PermanentError, TemporaryError
 from functions.core.events import Event, trial_finished
 from functions.core.job import holder, is_job, own_conditions, primary_container_name, render_trial, trial_selector
 from functions.core.launch import TrialLaunch
-from functions.core.lines import bounded_lines
-from functions.core.log_cursor import Cursor, RunningLog, written_at
+from functions.core.log_cursor import Cursor, RunningLog
 from functions.core.log_rotation import LogStart
 from functions.core.naming import OWN
 from functions.core.ports import Look
-from functions.core.timeouts import REMOTE_TIMEOUT
-
-log = logging.getLogger("katuna.kubernetes")
-
-CHUNK = 64 * 1024
-"""Bytes of a pod log read at a time."""
-
-FIRST_STAMP_BYTES = 64
-"""Bytes read of a log to learn when its first line was written: its RFC 3339 time comes first."""
-
-CLOCK_ALLOWANCE = 2
-"""Seconds a running trial's log is read from before the last line read: the API counts
-``sinceSeconds`` back from its node's clock, which may run ahead of this one."""
-
-RETRYABLE = {408, 409, 429, 500, 502, 503, 504}
-
-
-class BoundedApiClient(client.ApiClient):
-    """An API client none of whose requests can wait for ever: each waits at most ``timeout``
-    seconds to connect, and as long again for each read of the answer. That is a bound per read,
-    not on the whole answer, so a long pod log streams for as long as its chunks keep coming."""
-
-    def __init__(self, configuration: client.Configuration, timeout: float) -> None:
-        super().__init__(configuration)
-        self.timeout = timeout
-
-    def call_api(self, method: str, url: str, header_params: Any = None, body: Any = None,
-                 post_params: Any = None, _request_timeout: Any = None) -> Any:
-        """The request, with the client's (connect, read) timeouts unless the call names its own."""
-        return super().call_api(method, url, header_params, body, post_params,
-                                _request_timeout=_request_timeout or (self.timeout, self.timeout))
-
-
-def api_client(host: str | None = None, timeout: float = REMOTE_TIMEOUT) -> client.ApiClient:
-    """A client for ``host``, else in-cluster configuration, else the local kubeconfig; each
-    request bounded by ``timeout`` (:class:`BoundedApiClient`) and never retried by the client
-    itself (a failed call is a temporary error, and its event is delivered again), so one call
-    costs one timeout to connect and one per read at most."""
-    configuration = client.Configuration()
-    if host:
-        configuration.host = host
-    else:
-        try:
-            config.load_incluster_config(client_configuration=configuration)
-        except config.ConfigException:
-            config.load_kube_config(client_configuration=configuration)
-    configuration.retries = False
-    return BoundedApiClient(configuration, timeout)
-
-
-def configuration_problem(host: str | None = None) -> str | None:
-    """Why no client for the cluster can be made here (no API address, not in a cluster, no usable
-    kubeconfig), or None: said once at start, where each worker would otherwise fail to boot."""
-    try:
-        api_client(host).close()
-    except (config.ConfigException, OSError, ValueError, yaml.YAMLError) as exc:
-        return (f"no Kubernetes configuration for --executor kubernetes: not in a cluster and no usable kubeconfig "
-                f"({' '.join(str(exc).split())}); set KUBECONFIG, or KATUNA_K8S_API to the API's address")
-    return None
-
-
-def translate(exc: Exception, doing: str) -> Exception:
-    """The katuna error for a failed API call: permanent for a refusal the API will repeat,
-    temporary (retried) otherwise, a call that timed out included."""
-    if isinstance(exc, ApiException) and exc.status not in RETRYABLE:
-        return PermanentError(f"Kubernetes refused to {doing}: {exc.status} {exc.reason}: {exc.body}")
-    if isinstance(exc, ReadTimeoutError):
-        return TemporaryError(f"could not {doing}: the Kubernetes API did not answer within KATUNA_REMOTE_TIMEOUT: {exc}")
-    return TemporaryError(f"could not {doing}: {exc}")
-
-
-def read_or_none(read: Callable[[], Any], doing: str) -> Any | None:
-    """What ``read`` returns, or None when the object is not there."""
-    try:
-        return read()
-    except ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise translate(exc, doing) from exc
-    except HTTPError as exc:
-        raise translate(exc, doing) from exc
 
 
 class KubernetesExecutor:
@@ -156,6 +70,7 @@ class KubernetesExecutor:
         self._batch = client.BatchV1Api(api)
         self._core = client.CoreV1Api(api)
         self._workloads = Workloads(api, translate)
+        self._pod_logs = PodLogs(self._core, clock)
 
     def _namespace(self, launch: TrialLaunch) -> str:
         """The launch's namespace, else the configured one, else Kubernetes' own default."""
@@ -391,88 +306,23 @@ class KubernetesExecutor:
 
     def _logs(self, launch: TrialLaunch, timestamps: bool) -> Iterator[tuple[str, Iterator[str]]]:
         """The uid and the streamed log of each pod of the attempt that has one (see :meth:`output`)."""
-        namespace, container = self._namespace(launch), primary_container_name(launch)
-        pods, read = self._pods(launch), False
-        for pod in pods:
-            # Unread (_preload_content=False), the log comes back as urllib3's response, not a str.
-            response = self._read_log(pod, namespace, logging.WARNING, container=container,
-                                      timestamps=timestamps or None, _preload_content=False)
-            if response is None:
-                continue
-            read = read or not disrupted(pod)
-            yield pod.metadata.uid, _streamed(pod.metadata.name, response)
-        if not read:
-            raise OutputLost(f"no log of Job {launch.job_name}'s last run is left: its pods are gone with their "
-                             "node, or were never scheduled")
+        yield from self._pod_logs.streams(self._pods(launch), self._namespace(launch), primary_container_name(launch),
+                                          timestamps, launch.job_name)
 
     def running_log(self, launch: TrialLaunch, after: Cursor | None, limit_bytes: int) -> RunningLog | None:
-        """At most ``limit_bytes`` of the log of the trial's container in the attempt's running pod,
-        each line behind the time it was written: from the start, or, when ``after`` is of that
-        pod, from the whole second of its last line (less :data:`CLOCK_ALLOWANCE`: the API counts
-        ``sinceSeconds`` back from its own clock). None when no pod of the attempt runs."""
-        running = [p for p in self._pods(launch) if p.status and p.status.phase == "Running" and not disrupted(p)]
-        if not running:
-            return None
-        pod, namespace = running[-1], self._namespace(launch)
-        since = None
-        if after is not None and after.pod == pod.metadata.uid:
-            since = max(1, math.ceil(self._clock() - after.since) + CLOCK_ALLOWANCE)
-        response = self._read_log(pod, namespace, container=primary_container_name(launch), timestamps=True,
-                                  limit_bytes=limit_bytes, since_seconds=since, _preload_content=False)
-        if response is None:
-            return None
-        try:
-            return RunningLog(pod.metadata.uid, list(bounded_lines(response.stream(CHUNK))))
-        except HTTPError as exc:
-            raise translate(exc, f"read the log of pod {pod.metadata.name}") from exc
-        finally:
-            response.release_conn()
+        """At most ``limit_bytes`` of the log of the trial's container in the attempt's running pod
+        (:meth:`~functions.adapters.kubernetes_logs.PodLogs.running`); None when no pod of the attempt runs."""
+        return self._pod_logs.running(self._pods(launch), self._namespace(launch), primary_container_name(launch),
+                                      after, limit_bytes)
 
     def log_start(self, launch: TrialLaunch) -> LogStart | None:
-        """Where the log of the trial's container in the attempt's current pod (the latest one not
-        disrupted) begins: the time of its first line, read with :data:`FIRST_STAMP_BYTES` (the
-        line's time comes first), and when the container started and ended. None when it never
-        started, or its log cannot be read."""
-        pods, container = self._pods(launch), primary_container_name(launch)
-        current = next((pod for pod in reversed(pods) if not disrupted(pod)), None)
-        started, ended = current_run(pods, container)
-        if current is None or started is None:
-            return None
-        first = self._read_log(current, self._namespace(launch), container=container, timestamps=True,
-                               limit_bytes=FIRST_STAMP_BYTES)
-        if first is None:
-            return None
-        return LogStart(current.metadata.uid, started, ended, written_at(first.partition(" ")[0]) if first else None)
-
-    def _read_log(self, pod: Any, namespace: str, level: int = logging.DEBUG, **options: Any) -> Any:
-        """The pod's log read with ``options`` (a str, or urllib3's response when unread), or None
-        when the API has none to give: the container never started (400), the pod is gone (404),
-        or the pod was disrupted and its node cannot be reached (any answer); logged at ``level``
-        (a warning where the trial's output is read, not at every scan of a running log)."""
-        try:
-            return self._core.read_namespaced_pod_log(pod.metadata.name, namespace, **options)
-        except ApiException as exc:
-            if exc.status in (400, 404) or disrupted(pod):
-                log.log(level, "no log from pod %s (container %s): %s %s", pod.metadata.name,
-                        options.get("container"), exc.status, exc.reason)
-                return None
-            raise translate(exc, f"read the log of pod {pod.metadata.name}") from exc
-        except HTTPError as exc:
-            raise translate(exc, f"read the log of pod {pod.metadata.name}") from exc
+        """Where the log of the trial's container in the attempt's current pod begins
+        (:meth:`~functions.adapters.kubernetes_logs.PodLogs.start`); None when it cannot be read."""
+        return self._pod_logs.start(self._pods(launch), self._namespace(launch), primary_container_name(launch))
 
     def read_file(self, launch: TrialLaunch, path: str) -> Iterator[str]:
         """The metrics file's lines, as the wrapped trial container copied them to its log."""
         return file_collector.file_lines(self.output(launch))
-
-
-def _streamed(pod: str, response: BaseHTTPResponse) -> Iterator[str]:
-    """The lines of a pod's log as its answer streams in; the connection released at the end."""
-    try:
-        yield from bounded_lines(response.stream(CHUNK))
-    except HTTPError as exc:
-        raise translate(exc, f"read the log of pod {pod}") from exc
-    finally:
-        response.release_conn()
 
 
 def _lost(launch: TrialLaunch, pods: list[Any]) -> str:

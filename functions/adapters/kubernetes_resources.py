@@ -14,7 +14,7 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from urllib3.exceptions import HTTPError
 
-from functions.adapters.kubernetes_executor import read_or_none, translate
+from functions.adapters.kubernetes_client import read_or_none, translate
 from functions.adapters.kubernetes_trials import Trials
 from functions.core.cluster_templates import ConfigMapForbidden
 from functions.core.errors import PermanentError, TemporaryError

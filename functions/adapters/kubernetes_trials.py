@@ -25,7 +25,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from urllib3.exceptions import HTTPError
 
-from functions.adapters.kubernetes_executor import read_or_none, translate
+from functions.adapters.kubernetes_client import read_or_none, translate
 from functions.core.errors import PermanentError, TemporaryError
 from functions.core.katib_trials import PLURAL, holder, owner_uid
 from functions.core.naming import OTHER, OWN

@@ -6,30 +6,20 @@ through the executor, and returns the events to emit. It never talks HTTP.
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections import deque
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from functools import partial
-from typing import Any, NamedTuple
+from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 
-from functions.core import resume, template, tfevents
 from functions.core.admission import noted
 from functions.core.cluster import Cluster
-from functions.core.conflicts import study_conflict
-from functions.core.errors import InvalidStudy, RefusedFile, RefusedWorkload, StudyConflict
+from functions.core.errors import RefusedWorkload
 from functions.core.events import STUDY_CREATED, Event, derived_id, study_completed, trial_suggested
 from functions.core.katib_trials import trial_name, trials_owner
 from functions.core.launch import trial_launch
 from functions.core.limits import DEFAULTS, Limits
-from functions.core.log_keep import Kept, keeps, line_parser, new_summary, unread
-from functions.core.metrics import Summary, parse_json_lines, parse_text
 from functions.core.node_hours import LOOK_EVERY
-from functions.core.pool_count import HOLDING, held_pools, pools_problem
 from functions.core.ports import Admissions, Clock, Executor, NodePools, Nodes, Resources, RunningLogs, Store, has_study
 from functions.core.records import (
     COMPLETE,
@@ -47,7 +37,7 @@ from functions.core.space import distribution, sample, sampler_params, values
 from functions.core.spec import KnownResult, Study
 from functions.core.stop import Decision, decide, trials_to_ask
 from functions.core.timeouts import POOL_WAIT
-from functions.core.warm import lost_study, missing_study, over_limit, study_results
+from functions.core.warm import lost_study, study_results
 from functions.handlers import ahead
 
 
@@ -85,80 +75,7 @@ class Deps:
     namespace and katuna's (:mod:`functions.core.cluster_templates`)."""
 
 
-def store_study(deps: Deps, spec: Study, definition: dict[str, Any],
-                origin: dict[str, Any] | None = None) -> tuple[StudyRecord, bool]:
-    """Store a submitted study under a fresh uid: the stored record, and whether it is new.
-
-    Submitting the identical study again returns the stored one (``StudyConflict`` when the
-    name holds a different definition). Both the HTTP API and the study resources submit here.
-    The results of the study a warm start names are taken in the same transaction
-    (:func:`warm_results`), so none can be deleted or added in between; so are the node pools
-    held (:func:`_check_pool_room`), so concurrent submissions never hold more than allowed.
-    """
-    uid = uuid.uuid4().hex[:12]
-    with deps.store.transaction():
-        stored_already = has_study(deps.store, spec.name)
-        if not stored_already:
-            _check_pool_room(deps, spec)
-        record = StudyRecord(spec, definition, os.path.abspath(deps.workdir), uid, created_at=deps.clock(),
-                             origin=origin, warm_results=None if stored_already else warm_results(deps, spec))
-        stored = deps.store.add_study(record)
-    return stored, stored.uid == uid
-
-
-def store_or_restart(deps: Deps, spec: Study, definition: dict[str, Any]) -> tuple[StudyRecord, bool]:
-    """Store a submitted study as :func:`store_study` does; where its name holds an ended Katib
-    Experiment that the definition restarts as Katib would (its trial budget raised, nothing
-    else changed: :mod:`functions.core.resume`), restart that study instead. ``StudyConflict``
-    otherwise, saying why an ended Experiment does not restart. The record, and whether it is new."""
-    try:
-        return store_study(deps, spec, definition)
-    except StudyConflict as exc:
-        with deps.store.transaction():
-            stored = deps.store.get_study(spec.name)
-            if not stored.terminal or not resume.is_experiment(stored.definition):
-                raise
-            refused = resume.refusals(stored, definition, deps.store.count_trials(stored.name).created)
-            if refused:
-                raise study_conflict(stored, spec, definition, f"it has ended ({stored.status}: {stored.reason}) and does "
-                                     f"not restart: {'; '.join(refused)}") from exc
-            return reopen(stored, deps, spec, definition), False
-
-
-def _check_pool_room(deps: Deps, spec: Study) -> None:
-    """Refuse a new study whose node pool would be one more than ``KATUNA_MAX_POOLS`` allows
-    (:class:`InvalidStudy` at ``nodePool``). Only for a name not stored yet: a study stored under
-    it holds its pool already, and submitted again it is the stored one (or a conflict)."""
-    pool = spec.node_pool
-    if pool is None:
-        return
-    running = [r.spec.node_pool for r in deps.store.list_studies() if r.spec.node_pool is not None and not r.terminal]
-    problem = pools_problem(pool, held_pools(deps.store.pool_uses(HOLDING), running), deps.limits.pools)
-    if problem is not None:
-        raise InvalidStudy([problem])
-
-
-def warm_results(deps: Deps, spec: Study) -> tuple[KnownResult, ...] | None:
-    """The completed trials of the study ``spec``'s warm start names that fit its space, to be
-    kept with it; None where it names none. A study the database lacks, or more results than
-    ``KATUNA_MAX_WARM_START`` with those given inline, is refused (:class:`InvalidStudy` at
-    ``warmStart.study``): it would start cold without a word. Only for a name not stored yet: a
-    study stored under it, submitted again to resume it, keeps what it took at first (and is not
-    refused if that earlier study was deleted since); a different one is a conflict."""
-    warm = spec.warm_start
-    if warm is None or warm.study is None:
-        return None
-    problem = missing_study(warm, has_study(deps.store, warm.study))
-    if problem is not None:
-        raise InvalidStudy([problem])
-    taken = _earlier_results(deps, spec, warm.study)
-    problem = over_limit(warm, len(taken), deps.limits.warm_start)
-    if problem is not None:
-        raise InvalidStudy([problem])
-    return taken
-
-
-def _earlier_results(deps: Deps, spec: Study, earlier: str) -> tuple[KnownResult, ...]:
+def earlier_results(deps: Deps, spec: Study, earlier: str) -> tuple[KnownResult, ...]:
     """The completed trials of the study ``earlier`` that fit ``spec``, as known results."""
     return study_results(spec.parameters, len(spec.objectives), deps.store.trials(earlier, (COMPLETE,)))
 
@@ -188,7 +105,7 @@ def warm_start(record: StudyRecord, deps: Deps) -> Decision | None:
     if taken is None and warm.study is not None:
         if not has_study(deps.store, warm.study):
             return Decision(FAILED, lost_study(warm))
-        taken = _earlier_results(deps, record.spec, warm.study)
+        taken = earlier_results(deps, record.spec, warm.study)
     space = {p.name: distribution(p) for p in record.spec.parameters}
     study.add_trials([
         optuna.trial.create_trial(params=sampler_params(record.spec.parameters, k.params), distributions={n: space[n] for n in k.params},
@@ -292,93 +209,6 @@ def reopen(record: StudyRecord, deps: Deps, spec: Study, definition: dict[str, A
         fields["origin"] = origin
     deps.store.update_study(record.name, **fields)
     return deps.store.get_study(record.name)
-
-
-TAIL_LINES = 10
-TAIL_LINE_CHARS = 500
-"""The last lines of an attempt's output go into its trial's reason, each cut to this length."""
-
-
-class Output(NamedTuple):
-    """What an attempt's output gave: every metric reduced by its strategy, the last lines it
-    printed (for failure reasons), the bytes of output read, and its reports of the (first) objective."""
-
-    metrics: dict[str, float]
-    tail: list[str]
-    size: int
-    reports: int
-
-
-def record_output(record: StudyRecord, trial: TrialRecord, deps: Deps) -> Output:
-    """Store the attempt's observations (at most ``MAX_OBSERVATIONS``); every metric reduced by
-    its strategy over all of them, the last lines the attempt printed, and the bytes read.
-    The output is read once, line by line: memory stays bounded whatever the trial printed.
-    Where observations were kept as the running log was read (:mod:`functions.core.log_keep`),
-    they count with those of the lines read now past them."""
-    summary, tail, size = _observations(record, trial, deps)
-    deps.store.add_observations(record.name, trial.number, trial.attempt, summary.kept)
-    return Output(summary.reduced(), tail, size, summary.counts.get(record.spec.objectives[0].metric, 0))
-
-
-def _kept(record: StudyRecord, trial: TrialRecord, deps: Deps) -> Kept | None:
-    """What was kept of the attempt's running log, None when nothing was (or nothing is kept there)."""
-    if deps.logs is None or not keeps(record.spec):
-        return None
-    kept = deps.store.log_read(record.name, trial.number).kept_of(trial.attempt)
-    return kept if kept.cursors else None
-
-
-def _observations(record: StudyRecord, trial: TrialRecord, deps: Deps) -> tuple[Summary, list[str], int]:
-    """The attempt's observations, the last lines it printed (for failure reasons), and the
-    bytes of its output. A file the executor refused to read (a local trial's metrics file that
-    is a link to the service's own ``/proc/self/environ``) gives no more observations, and its
-    refusal is the last line, which a failure's reason shows."""
-    spec = record.spec
-    collector = spec.metrics_collector
-    launch = trial_launch(record, trial)
-    tail: deque[str] = deque(maxlen=TAIL_LINES)
-    size = 0
-
-    def seen(line: str) -> str:
-        nonlocal size
-        size += len(line.encode()) + 1
-        tail.append(line if len(line) <= TAIL_LINE_CHARS else
-                    f"{line[:TAIL_LINE_CHARS]} [katuna: {len(line) - TAIL_LINE_CHARS} more characters cut]")
-        return line
-
-    summary = new_summary(spec)
-    kept = _kept(record, trial, deps)
-    if kept is not None and deps.logs is not None:
-        summary.resume(kept.tally, deps.store.observations(record.name, trial.number, trial.attempt))
-        parse_line = line_parser(spec, launch)
-        for text, new in unread(deps.logs.stamped_output(launch), kept):
-            seen(text)
-            if new:
-                summary.add(parse_line([text]))
-        return summary, list(tail), size
-
-    def output() -> Iterator[str]:
-        for line in deps.executor.output(launch):
-            yield seen(line.rstrip("\n"))
-
-    def observed() -> Iterator[str]:
-        if collector.kind in ("file", "tfevent") and collector.path is not None:
-            deque(output(), maxlen=0)
-            found = deps.executor.read_file(launch, template.substitute(collector.path, trial.params, launch.job_name))
-            yield from tfevents.metric_lines(found, spec.metric_names) if collector.kind == "tfevent" else found
-        else:
-            yield from output()
-
-    if collector.format == "json" or collector.kind == "tfevent":
-        parse = partial(parse_json_lines, metrics=spec.metric_names)
-    else:
-        parse = partial(parse_text, metrics=spec.metric_names, filters=collector.filters)
-    try:
-        for line in observed():
-            summary.add(parse([line]))
-    except RefusedFile as refused:
-        tail.append(f"katuna: {refused}")
-    return summary, list(tail), size
 
 
 def start(record: StudyRecord, trial: TrialRecord, deps: Deps) -> TrialRecord | None:

@@ -25,7 +25,8 @@ from functions.core.events import Event, trial_suggested
 from functions.core.launch import TrialLaunch, trial_launch
 from functions.core.log_rotation import rotated
 from functions.core.records import COMPLETE, FAIL, WAITING, StudyRecord, TrialRecord
-from functions.handlers.base import Deps, go_on, record_output, tell
+from functions.handlers.base import Deps, go_on, tell
+from functions.handlers.output import record_output
 from functions.handlers.prune import record_curve
 
 IMAGE_ID_CHARS = 512

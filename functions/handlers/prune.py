@@ -24,7 +24,8 @@ from functions.core.launch import trial_launch
 from functions.core.metrics import StepCounter
 from functions.core.pruners import build_pruner
 from functions.core.records import PRUNED, RUNNING, StudyRecord
-from functions.handlers.base import Deps, go_on, optuna_study, record_output, tell
+from functions.handlers.base import Deps, go_on, optuna_study, tell
+from functions.handlers.output import record_output
 from functions.handlers.progress_scan import remember
 
 

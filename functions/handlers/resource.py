@@ -49,7 +49,8 @@ from functions.core.resources import (
 )
 from functions.core.stop import Decision
 from functions.core.trial_identity import study_problems
-from functions.handlers.base import Deps, complete, go_on, reopen, store_study
+from functions.handlers.base import Deps, complete, go_on, reopen
+from functions.handlers.submit import store_study
 from functions.handlers.writeback import report
 
 

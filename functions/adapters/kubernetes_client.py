@@ -1,0 +1,85 @@
+"""The Kubernetes API client every ``kubernetes_*`` adapter uses, and the translation of its
+errors into katuna's: a refusal the API will repeat is permanent, anything else (a timeout
+included) temporary, so its event is delivered again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import yaml
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+from urllib3.exceptions import HTTPError, ReadTimeoutError
+
+from functions.core.errors import PermanentError, TemporaryError
+from functions.core.timeouts import REMOTE_TIMEOUT
+
+RETRYABLE = {408, 409, 429, 500, 502, 503, 504}
+
+
+class BoundedApiClient(client.ApiClient):
+    """An API client none of whose requests can wait for ever: each waits at most ``timeout``
+    seconds to connect, and as long again for each read of the answer. That is a bound per read,
+    not on the whole answer, so a long pod log streams for as long as its chunks keep coming."""
+
+    def __init__(self, configuration: client.Configuration, timeout: float) -> None:
+        super().__init__(configuration)
+        self.timeout = timeout
+
+    def call_api(self, method: str, url: str, header_params: Any = None, body: Any = None,
+                 post_params: Any = None, _request_timeout: Any = None) -> Any:
+        """The request, with the client's (connect, read) timeouts unless the call names its own."""
+        return super().call_api(method, url, header_params, body, post_params,
+                                _request_timeout=_request_timeout or (self.timeout, self.timeout))
+
+
+def api_client(host: str | None = None, timeout: float = REMOTE_TIMEOUT) -> client.ApiClient:
+    """A client for ``host``, else in-cluster configuration, else the local kubeconfig; each
+    request bounded by ``timeout`` (:class:`BoundedApiClient`) and never retried by the client
+    itself (a failed call is a temporary error, and its event is delivered again), so one call
+    costs one timeout to connect and one per read at most."""
+    configuration = client.Configuration()
+    if host:
+        configuration.host = host
+    else:
+        try:
+            config.load_incluster_config(client_configuration=configuration)
+        except config.ConfigException:
+            config.load_kube_config(client_configuration=configuration)
+    configuration.retries = False
+    return BoundedApiClient(configuration, timeout)
+
+
+def configuration_problem(host: str | None = None) -> str | None:
+    """Why no client for the cluster can be made here (no API address, not in a cluster, no usable
+    kubeconfig), or None: said once at start, where each worker would otherwise fail to boot."""
+    try:
+        api_client(host).close()
+    except (config.ConfigException, OSError, ValueError, yaml.YAMLError) as exc:
+        return (f"no Kubernetes configuration for --executor kubernetes: not in a cluster and no usable kubeconfig "
+                f"({' '.join(str(exc).split())}); set KUBECONFIG, or KATUNA_K8S_API to the API's address")
+    return None
+
+
+def translate(exc: Exception, doing: str) -> Exception:
+    """The katuna error for a failed API call: permanent for a refusal the API will repeat,
+    temporary (retried) otherwise, a call that timed out included."""
+    if isinstance(exc, ApiException) and exc.status not in RETRYABLE:
+        return PermanentError(f"Kubernetes refused to {doing}: {exc.status} {exc.reason}: {exc.body}")
+    if isinstance(exc, ReadTimeoutError):
+        return TemporaryError(f"could not {doing}: the Kubernetes API did not answer within KATUNA_REMOTE_TIMEOUT: {exc}")
+    return TemporaryError(f"could not {doing}: {exc}")
+
+
+def read_or_none(read: Callable[[], Any], doing: str) -> Any | None:
+    """What ``read`` returns, or None when the object is not there."""
+    try:
+        return read()
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise translate(exc, doing) from exc
+    except HTTPError as exc:
+        raise translate(exc, doing) from exc

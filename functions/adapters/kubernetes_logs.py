@@ -1,0 +1,125 @@
+"""Reading a trial's pod logs from the Kubernetes API, for the Kubernetes executor: the whole
+output streamed pod by pod in bounded memory, a bounded slice of the running pod's log, and
+where the current pod's log begins. A pod that has no log to give (never started, gone, or on a
+node that cannot be reached) is skipped rather than an error.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+from urllib3 import BaseHTTPResponse
+from urllib3.exceptions import HTTPError
+
+from functions.adapters.kubernetes_client import translate
+from functions.adapters.kubernetes_status import current_run, disrupted
+from functions.core.errors import OutputLost
+from functions.core.lines import bounded_lines
+from functions.core.log_cursor import Cursor, RunningLog, written_at
+from functions.core.log_rotation import LogStart
+
+log = logging.getLogger("katuna.kubernetes")
+
+CHUNK = 64 * 1024
+"""Bytes of a pod log read at a time."""
+
+FIRST_STAMP_BYTES = 64
+"""Bytes read of a log to learn when its first line was written: its RFC 3339 time comes first."""
+
+CLOCK_ALLOWANCE = 2
+"""Seconds a running trial's log is read from before the last line read: the API counts
+``sinceSeconds`` back from its node's clock, which may run ahead of this one."""
+
+
+class PodLogs:
+    """The logs of an attempt's pods (given oldest first), read from the trial's container."""
+
+    def __init__(self, core: client.CoreV1Api, clock: Callable[[], float]) -> None:
+        self._core = core
+        self._clock = clock
+
+    def streams(self, pods: list[Any], namespace: str, container: str, timestamps: bool,
+                job_name: str) -> Iterator[tuple[str, Iterator[str]]]:
+        """The uid and the streamed log of each pod that has one. A disrupted pod's log the API
+        cannot read now (its node stopped) is skipped, as its run was lost anyway; when no pod
+        that ran to its end (and none still running) has one, the output is lost (:class:`OutputLost`)."""
+        read = False
+        for pod in pods:
+            # Unread (_preload_content=False), the log comes back as urllib3's response, not a str.
+            response = self._read(pod, namespace, logging.WARNING, container=container,
+                                  timestamps=timestamps or None, _preload_content=False)
+            if response is None:
+                continue
+            read = read or not disrupted(pod)
+            yield pod.metadata.uid, _streamed(pod.metadata.name, response)
+        if not read:
+            raise OutputLost(f"no log of Job {job_name}'s last run is left: its pods are gone with their "
+                             "node, or were never scheduled")
+
+    def running(self, pods: list[Any], namespace: str, container: str, after: Cursor | None,
+                limit_bytes: int) -> RunningLog | None:
+        """At most ``limit_bytes`` of the running pod's log, each line behind the time it was
+        written: from the start, or, when ``after`` is of that pod, from the whole second of its
+        last line (less :data:`CLOCK_ALLOWANCE`: the API counts ``sinceSeconds`` back from its own
+        clock). None when no pod runs."""
+        running = [p for p in pods if p.status and p.status.phase == "Running" and not disrupted(p)]
+        if not running:
+            return None
+        pod = running[-1]
+        since = None
+        if after is not None and after.pod == pod.metadata.uid:
+            since = max(1, math.ceil(self._clock() - after.since) + CLOCK_ALLOWANCE)
+        response = self._read(pod, namespace, container=container, timestamps=True,
+                              limit_bytes=limit_bytes, since_seconds=since, _preload_content=False)
+        if response is None:
+            return None
+        try:
+            return RunningLog(pod.metadata.uid, list(bounded_lines(response.stream(CHUNK))))
+        except HTTPError as exc:
+            raise translate(exc, f"read the log of pod {pod.metadata.name}") from exc
+        finally:
+            response.release_conn()
+
+    def start(self, pods: list[Any], namespace: str, container: str) -> LogStart | None:
+        """Where the log of the current pod (the latest one not disrupted) begins: the time of its
+        first line, read with :data:`FIRST_STAMP_BYTES` (the line's time comes first), and when
+        the container started and ended. None when it never started, or its log cannot be read."""
+        current = next((pod for pod in reversed(pods) if not disrupted(pod)), None)
+        started, ended = current_run(pods, container)
+        if current is None or started is None:
+            return None
+        first = self._read(current, namespace, container=container, timestamps=True, limit_bytes=FIRST_STAMP_BYTES)
+        if first is None:
+            return None
+        return LogStart(current.metadata.uid, started, ended, written_at(first.partition(" ")[0]) if first else None)
+
+    def _read(self, pod: Any, namespace: str, level: int = logging.DEBUG, **options: Any) -> Any:
+        """The pod's log read with ``options`` (a str, or urllib3's response when unread), or None
+        when the API has none to give: the container never started (400), the pod is gone (404),
+        or the pod was disrupted and its node cannot be reached (any answer); logged at ``level``
+        (a warning where the trial's output is read, not at every scan of a running log)."""
+        try:
+            return self._core.read_namespaced_pod_log(pod.metadata.name, namespace, **options)
+        except ApiException as exc:
+            if exc.status in (400, 404) or disrupted(pod):
+                log.log(level, "no log from pod %s (container %s): %s %s", pod.metadata.name,
+                        options.get("container"), exc.status, exc.reason)
+                return None
+            raise translate(exc, f"read the log of pod {pod.metadata.name}") from exc
+        except HTTPError as exc:
+            raise translate(exc, f"read the log of pod {pod.metadata.name}") from exc
+
+
+def _streamed(pod: str, response: BaseHTTPResponse) -> Iterator[str]:
+    """The lines of a pod's log as its answer streams in; the connection released at the end."""
+    try:
+        yield from bounded_lines(response.stream(CHUNK))
+    except HTTPError as exc:
+        raise translate(exc, f"read the log of pod {pod}") from exc
+    finally:
+        response.release_conn()

@@ -1,0 +1,105 @@
+"""What an attempt's output gave: its observations stored, every metric reduced by its
+strategy, and the last lines it printed (for a failure's reason). Read by ``collect`` at a
+trial's end and by ``prune`` when a pruned trial's last values are kept.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+from functools import partial
+from typing import NamedTuple
+
+from functions.core import template, tfevents
+from functions.core.errors import RefusedFile
+from functions.core.launch import trial_launch
+from functions.core.log_keep import Kept, keeps, line_parser, new_summary, unread
+from functions.core.metrics import Summary, parse_json_lines, parse_text
+from functions.core.records import StudyRecord, TrialRecord
+from functions.handlers.base import Deps
+
+TAIL_LINES = 10
+TAIL_LINE_CHARS = 500
+"""The last lines of an attempt's output go into its trial's reason, each cut to this length."""
+
+
+class Output(NamedTuple):
+    """What an attempt's output gave: every metric reduced by its strategy, the last lines it
+    printed (for failure reasons), the bytes of output read, and its reports of the (first) objective."""
+
+    metrics: dict[str, float]
+    tail: list[str]
+    size: int
+    reports: int
+
+
+def record_output(record: StudyRecord, trial: TrialRecord, deps: Deps) -> Output:
+    """Store the attempt's observations (at most ``MAX_OBSERVATIONS``); every metric reduced by
+    its strategy over all of them, the last lines the attempt printed, and the bytes read.
+    The output is read once, line by line: memory stays bounded whatever the trial printed.
+    Where observations were kept as the running log was read (:mod:`functions.core.log_keep`),
+    they count with those of the lines read now past them."""
+    summary, tail, size = _observations(record, trial, deps)
+    deps.store.add_observations(record.name, trial.number, trial.attempt, summary.kept)
+    return Output(summary.reduced(), tail, size, summary.counts.get(record.spec.objectives[0].metric, 0))
+
+
+def _kept(record: StudyRecord, trial: TrialRecord, deps: Deps) -> Kept | None:
+    """What was kept of the attempt's running log, None when nothing was (or nothing is kept there)."""
+    if deps.logs is None or not keeps(record.spec):
+        return None
+    kept = deps.store.log_read(record.name, trial.number).kept_of(trial.attempt)
+    return kept if kept.cursors else None
+
+
+def _observations(record: StudyRecord, trial: TrialRecord, deps: Deps) -> tuple[Summary, list[str], int]:
+    """The attempt's observations, the last lines it printed (for failure reasons), and the
+    bytes of its output. A file the executor refused to read (a local trial's metrics file that
+    is a link to the service's own ``/proc/self/environ``) gives no more observations, and its
+    refusal is the last line, which a failure's reason shows."""
+    spec = record.spec
+    collector = spec.metrics_collector
+    launch = trial_launch(record, trial)
+    tail: deque[str] = deque(maxlen=TAIL_LINES)
+    size = 0
+
+    def seen(line: str) -> str:
+        nonlocal size
+        size += len(line.encode()) + 1
+        tail.append(line if len(line) <= TAIL_LINE_CHARS else
+                    f"{line[:TAIL_LINE_CHARS]} [katuna: {len(line) - TAIL_LINE_CHARS} more characters cut]")
+        return line
+
+    summary = new_summary(spec)
+    kept = _kept(record, trial, deps)
+    if kept is not None and deps.logs is not None:
+        summary.resume(kept.tally, deps.store.observations(record.name, trial.number, trial.attempt))
+        parse_line = line_parser(spec, launch)
+        for text, new in unread(deps.logs.stamped_output(launch), kept):
+            seen(text)
+            if new:
+                summary.add(parse_line([text]))
+        return summary, list(tail), size
+
+    def output() -> Iterator[str]:
+        for line in deps.executor.output(launch):
+            yield seen(line.rstrip("\n"))
+
+    def observed() -> Iterator[str]:
+        if collector.kind in ("file", "tfevent") and collector.path is not None:
+            deque(output(), maxlen=0)
+            found = deps.executor.read_file(launch, template.substitute(collector.path, trial.params, launch.job_name))
+            yield from tfevents.metric_lines(found, spec.metric_names) if collector.kind == "tfevent" else found
+        else:
+            yield from output()
+
+    if collector.format == "json" or collector.kind == "tfevent":
+        parse = partial(parse_json_lines, metrics=spec.metric_names)
+    else:
+        parse = partial(parse_text, metrics=spec.metric_names, filters=collector.filters)
+    try:
+        for line in observed():
+            summary.add(parse([line]))
+    except RefusedFile as refused:
+        tail.append(f"katuna: {refused}")
+    return summary, list(tail), size

@@ -1,0 +1,94 @@
+"""Storing a submitted study: under a fresh uid, or as the stored one when the same study is
+submitted again, or restarting an ended Katib Experiment whose budget it raises. The HTTP API,
+``katuna run`` and the study resources all submit here; a warm start's results and the node
+pools held are checked in the same transaction, so concurrent submissions cannot slip past them.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from typing import Any
+
+from functions.core import resume
+from functions.core.conflicts import study_conflict
+from functions.core.errors import InvalidStudy, StudyConflict
+from functions.core.pool_count import HOLDING, held_pools, pools_problem
+from functions.core.ports import has_study
+from functions.core.records import StudyRecord
+from functions.core.spec import KnownResult, Study
+from functions.core.warm import missing_study, over_limit
+from functions.handlers.base import Deps, earlier_results, reopen
+
+
+def store_study(deps: Deps, spec: Study, definition: dict[str, Any],
+                origin: dict[str, Any] | None = None) -> tuple[StudyRecord, bool]:
+    """Store a submitted study under a fresh uid: the stored record, and whether it is new.
+
+    Submitting the identical study again returns the stored one (``StudyConflict`` when the
+    name holds a different definition). Both the HTTP API and the study resources submit here.
+    The results of the study a warm start names are taken in the same transaction
+    (:func:`warm_results`), so none can be deleted or added in between; so are the node pools
+    held (:func:`_check_pool_room`), so concurrent submissions never hold more than allowed.
+    """
+    uid = uuid.uuid4().hex[:12]
+    with deps.store.transaction():
+        stored_already = has_study(deps.store, spec.name)
+        if not stored_already:
+            _check_pool_room(deps, spec)
+        record = StudyRecord(spec, definition, os.path.abspath(deps.workdir), uid, created_at=deps.clock(),
+                             origin=origin, warm_results=None if stored_already else warm_results(deps, spec))
+        stored = deps.store.add_study(record)
+    return stored, stored.uid == uid
+
+
+def store_or_restart(deps: Deps, spec: Study, definition: dict[str, Any]) -> tuple[StudyRecord, bool]:
+    """Store a submitted study as :func:`store_study` does; where its name holds an ended Katib
+    Experiment that the definition restarts as Katib would (its trial budget raised, nothing
+    else changed: :mod:`functions.core.resume`), restart that study instead. ``StudyConflict``
+    otherwise, saying why an ended Experiment does not restart. The record, and whether it is new."""
+    try:
+        return store_study(deps, spec, definition)
+    except StudyConflict as exc:
+        with deps.store.transaction():
+            stored = deps.store.get_study(spec.name)
+            if not stored.terminal or not resume.is_experiment(stored.definition):
+                raise
+            refused = resume.refusals(stored, definition, deps.store.count_trials(stored.name).created)
+            if refused:
+                raise study_conflict(stored, spec, definition, f"it has ended ({stored.status}: {stored.reason}) and does "
+                                     f"not restart: {'; '.join(refused)}") from exc
+            return reopen(stored, deps, spec, definition), False
+
+
+def _check_pool_room(deps: Deps, spec: Study) -> None:
+    """Refuse a new study whose node pool would be one more than ``KATUNA_MAX_POOLS`` allows
+    (:class:`InvalidStudy` at ``nodePool``). Only for a name not stored yet: a study stored under
+    it holds its pool already, and submitted again it is the stored one (or a conflict)."""
+    pool = spec.node_pool
+    if pool is None:
+        return
+    running = [r.spec.node_pool for r in deps.store.list_studies() if r.spec.node_pool is not None and not r.terminal]
+    problem = pools_problem(pool, held_pools(deps.store.pool_uses(HOLDING), running), deps.limits.pools)
+    if problem is not None:
+        raise InvalidStudy([problem])
+
+
+def warm_results(deps: Deps, spec: Study) -> tuple[KnownResult, ...] | None:
+    """The completed trials of the study ``spec``'s warm start names that fit its space, to be
+    kept with it; None where it names none. A study the database lacks, or more results than
+    ``KATUNA_MAX_WARM_START`` with those given inline, is refused (:class:`InvalidStudy` at
+    ``warmStart.study``): it would start cold without a word. Only for a name not stored yet: a
+    study stored under it, submitted again to resume it, keeps what it took at first (and is not
+    refused if that earlier study was deleted since); a different one is a conflict."""
+    warm = spec.warm_start
+    if warm is None or warm.study is None:
+        return None
+    problem = missing_study(warm, has_study(deps.store, warm.study))
+    if problem is not None:
+        raise InvalidStudy([problem])
+    taken = earlier_results(deps, spec, warm.study)
+    problem = over_limit(warm, len(taken), deps.limits.warm_start)
+    if problem is not None:
+        raise InvalidStudy([problem])
+    return taken
