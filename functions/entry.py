@@ -5,8 +5,11 @@ is done, Python frees those objects one by one before it exits: a quarter of a s
 that every command paid, and ``katuna serve`` three times over when it stops (the arbiter and
 each worker). Everything an exit must do still happens, in Python's own order: non-daemon
 threads are joined, every ``atexit`` handler runs (logging flushes its handlers, temporary
-directories go), the standard streams are flushed. Only the freeing of memory the system takes
-back anyway is skipped (:func:`os._exit`).
+directories go), the standard streams are flushed. What is skipped (:func:`os._exit`) is the
+freeing of memory the system takes back anyway, and the finalizers of objects still open: katuna
+closes its own database connections before it ends (the last one folds the write-ahead log into
+the database file, which a copy of that file alone then holds whole) and writes no file it
+leaves open.
 
 The hook is registered before the CLI is imported, so that it runs after every other ``atexit``
 handler, those registered in a forked gunicorn worker included. An exit that is not a

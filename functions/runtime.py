@@ -57,6 +57,8 @@ class Runtime:
         self.settings = settings
         self.clock = clock
         self._local = threading.local()
+        self._stores: list[SqliteStore] = []
+        self._stores_lock = threading.Lock()
         self.store()
         self.queue = SqliteQueue(settings.db, settings.busy_timeout,
                                  sink_senders.LEASE_SECONDS if settings.events == "reply" else LEASE_SECONDS)
@@ -106,6 +108,8 @@ class Runtime:
         store = getattr(self._local, "store", None)
         if store is None:
             store = self._local.store = SqliteStore(self.settings.db, self.settings.busy_timeout)
+            with self._stores_lock:
+                self._stores.append(store)
         return store
 
     def deps(self) -> Deps:
@@ -189,7 +193,8 @@ class Runtime:
 
     def close(self) -> None:
         """Stop taking events and kill this process's local trials (trial Jobs run on); the
-        studies stay resumable."""
+        studies stay resumable. Every connection to the database is closed: the last one to go
+        folds the write-ahead log into the database file, which is then whole on its own."""
         self._stopping.set()
         self.queue.stop_waiting()
         if self._thread is not None:
@@ -199,6 +204,9 @@ class Runtime:
         if isinstance(self.executor, LocalExecutor):
             self.executor.shutdown()
         self.queue.close()
+        with self._stores_lock:
+            for store in self._stores:
+                store.close()
 
 
 def service_app(settings: Settings) -> WSGIApplication:

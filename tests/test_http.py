@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -12,6 +13,8 @@ import yaml
 from conftest import study_definition
 from http_helpers import KATUNA, Service, strict_loads
 from openapi_spec_validator import validate
+
+from functions.adapters.sqlite_store import SqliteStore
 
 pytestmark = pytest.mark.slow
 
@@ -209,6 +212,13 @@ def test_four_workers_share_one_database_without_losing_or_repeating_anything(tm
         assert "Traceback" not in (tmp_path / "serve.log").read_text()
     finally:
         service.close()
+    copied = tmp_path / "copy"
+    copied.mkdir()
+    shutil.copy(tmp_path / "katuna.db", copied / "katuna.db")
+    store = SqliteStore(copied / "katuna.db")
+    assert {name: store.count_trials(name).complete for name in names} == dict.fromkeys(names, 5), \
+        "a stopped service leaves the database file whole on its own: each worker folded its write-ahead log in"
+    store.close()
 
 
 def test_services_side_by_side_leave_no_control_socket_in_the_home_directory(tmp_path: Path):

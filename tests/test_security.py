@@ -51,14 +51,14 @@ def _docs(path: Path) -> list[dict]:
 
 
 def used_permissions() -> set[tuple[str, str, str]]:
-    """(API group, resource, verb) of every Kubernetes API call the executor and resources
-    adapters make, read from their source: ``self._batch = client.BatchV1Api(...)`` then
+    """(API group, resource, verb) of every Kubernetes API call the executor (with its pod-log
+    reader) and resources adapters make, read from their source: ``self._batch = client.BatchV1Api(...)`` then
     ``self._batch.create_namespaced_job``; a custom-object call reaches what
     :data:`CUSTOM_OBJECT_CALLS` says. (The trial kinds' workloads get their grants from the
     kinds' components.)"""
     apis: dict[str, str] = {}
     used: set[tuple[str, str, str]] = set()
-    for module in ("kubernetes_executor.py", "kubernetes_resources.py", "kubernetes_trials.py"):
+    for module in ("kubernetes_executor.py", "kubernetes_logs.py", "kubernetes_resources.py", "kubernetes_trials.py"):
         used |= _calls(ast.parse((FUNCTIONS / "adapters" / module).read_text()), apis)
     return used
 

@@ -70,7 +70,7 @@ class KubernetesExecutor:
         self._batch = client.BatchV1Api(api)
         self._core = client.CoreV1Api(api)
         self._workloads = Workloads(api, translate)
-        self._pod_logs = PodLogs(self._core, clock)
+        self._pod_logs = PodLogs(api, clock)
 
     def _namespace(self, launch: TrialLaunch) -> str:
         """The launch's namespace, else the configured one, else Kubernetes' own default."""

@@ -39,8 +39,8 @@ CLOCK_ALLOWANCE = 2
 class PodLogs:
     """The logs of an attempt's pods (given oldest first), read from the trial's container."""
 
-    def __init__(self, core: client.CoreV1Api, clock: Callable[[], float]) -> None:
-        self._core = core
+    def __init__(self, api: client.ApiClient, clock: Callable[[], float]) -> None:
+        self._core = client.CoreV1Api(api)
         self._clock = clock
 
     def streams(self, pods: list[Any], namespace: str, container: str, timestamps: bool,
