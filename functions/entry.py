@@ -1,9 +1,9 @@
 """The ``katuna`` command: the CLI, then an exit that does not take the interpreter apart.
 
-A katuna process has imported much (Optuna, the Kubernetes and cloud clients, Flask). Once it
-is done, Python frees those objects one by one before it exits: a quarter of a second of CPU
-that every command paid, and ``katuna serve`` three times over when it stops (the arbiter and
-each worker). Everything an exit must do still happens, in Python's own order: non-daemon
+A katuna process may have imported much (Optuna, the Kubernetes and cloud clients, Flask). Once
+it is done, Python frees those objects one by one before it exits: up to a quarter of a second
+of CPU, the more the process imported, paid by ``katuna serve`` three times over when it stops
+(the arbiter and each worker). Everything an exit must do still happens, in Python's own order: non-daemon
 threads are joined, every ``atexit`` handler runs (logging flushes its handlers, temporary
 directories go), the standard streams are flushed. What is skipped (:func:`os._exit`) is the
 freeing of memory the system takes back anyway, and the finalizers of objects still open: katuna

@@ -201,3 +201,11 @@ def test_cluster_cost(tmp_path: Path):
     assert number(found["makespan_ratio_vs_fixed"]) >= 1, "a pool that boots its nodes cannot finish first"
     assert [r["complete"] for r in result["results"]] == [result["trials"]] * 3
     assert result["results"][0]["preemptions"] > 0, "spot nodes were taken back, and every trial still completed"
+
+
+def test_process_exit(tmp_path: Path):
+    """A command and a stopping service are timed to their ends; the service's workers go before it."""
+    found, result = run("process_exit.py", tmp_path)
+    assert all(len(runs) == 2 for runs in result["runs"].values())
+    assert all(number(found[key]) > 0 for key in ("command_s", "command_teardown_s", "serve_stop_s"))
+    assert number(found["serve_workers_gone_s"]) <= number(found["serve_stop_s"])
