@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from wsgiref.types import WSGIApplication
@@ -57,7 +58,8 @@ class Runtime:
         self.settings = settings
         self.clock = clock
         self._local = threading.local()
-        self._stores: list[SqliteStore] = []
+        self._stores: weakref.WeakSet[SqliteStore] = weakref.WeakSet()
+        """Each thread's store while the thread lives (a thread's store goes with it), to close at the end."""
         self._stores_lock = threading.Lock()
         self.store()
         self.queue = SqliteQueue(settings.db, settings.busy_timeout,
@@ -109,7 +111,7 @@ class Runtime:
         if store is None:
             store = self._local.store = SqliteStore(self.settings.db, self.settings.busy_timeout)
             with self._stores_lock:
-                self._stores.append(store)
+                self._stores.add(store)
         return store
 
     def deps(self) -> Deps:
@@ -205,7 +207,7 @@ class Runtime:
             self.executor.shutdown()
         self.queue.close()
         with self._stores_lock:
-            for store in self._stores:
+            for store in list(self._stores):
                 store.close()
 
 
