@@ -6,8 +6,8 @@ and the emitted events go out again, so a crash between commit and emit loses no
 Handlers that change no state (``UNRECORDED``: they emit nothing, or only events named by the
 facts they found) need neither, and run bare.
 
-A recorded handler that fails with anything but a temporary error counts a failure against the
-event's study (:mod:`functions.handlers.failures`); the failure that ends the study is answered
+A recorded handler that fails with anything but a temporary error (or a forged report) counts a
+failure against the event's study (:mod:`functions.handlers.failures`); the failure that ends the study is answered
 with the study's ``study.completed`` instead of the error.
 
 Each handling is reported to an :class:`Observer` (the service's metrics): the event's type, the
@@ -23,7 +23,7 @@ from typing import Protocol
 from functions.core.errors import MalformedRequest, PermanentError, StudyNotFound
 from functions.core.events import OBJECTS, OVERLAY_OBJECTS, ROUTES, Event, data_problems
 from functions.handlers import HANDLERS, UNRECORDED, Deps, Handler
-from functions.handlers.failures import count_failure, fail_study, temporary
+from functions.handlers.failures import count_failure, counts, fail_study, temporary
 
 OK, DUPLICATE, DROPPED, TEMPORARY_ERROR, PERMANENT_ERROR = (
     "ok", "duplicate", "dropped", "temporary_error", "permanent_error")
@@ -127,7 +127,7 @@ class Dispatcher:
             self._observe(event.type, name, _failure(exc), started)
             if name in self._unrecorded:
                 raise
-            ended = None if temporary(exc) else self._count_failure(name, event, exc)
+            ended = self._count_failure(name, event, exc) if counts(exc) else None
             if ended is None:
                 raise
             return ended

@@ -8,7 +8,10 @@ Standard library only, so a trial image can carry this one file without installi
         report(epoch, accuracy=accuracy)  # also print(f"epoch={epoch} accuracy={accuracy}")
 
 It posts a ``dev.katuna.trial.progress`` CloudEvent to ``KATUNA_REPORT_URL``, which katuna sets
-for trials of studies with early stopping, and does nothing elsewhere. The posts go out in the
+for trials of studies with early stopping, and does nothing elsewhere. Each report carries the
+attempt's ``KATUNA_REPORT_TOKEN``, set with it: katuna takes a report only with its attempt's
+token, so a copy of this file from a release before the token is refused (the trial's log is
+still read for its progress). The posts go out in the
 background, in order, so a slow or unreachable broker never holds up training; the reports
 still waiting when the trial exits get :data:`EXIT_WAIT` seconds to go out, and ``flush()``
 waits for them at any point. A trial the pruner stops is ended from outside (its Job is
@@ -56,7 +59,8 @@ def report(step: int, **metrics: float) -> bool:
         return False
     ids = [env.get(k, "") for k in ("KATUNA_STUDY", "KATUNA_STUDY_UID", "KATUNA_TRIAL", "KATUNA_ATTEMPT")]
     data = {"study": ids[0], "uid": ids[1], "trial": int(ids[2] or 0), "attempt": int(ids[3] or 1),
-            "step": int(step), "value": _json_value(float(metrics[objective]))}
+            "step": int(step), "value": _json_value(float(metrics[objective])),
+            "token": env.get("KATUNA_REPORT_TOKEN", "")}
     headers = {"ce-specversion": "1.0", "ce-type": "dev.katuna.trial.progress", "ce-source": "/katuna/reporter",
                "ce-id": "/".join([*ids[1:], "progress", str(step)]), "ce-subject": f"{ids[0]}/{ids[2]}",
                "content-type": "application/json"}

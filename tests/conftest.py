@@ -37,8 +37,15 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip(MISSING)
 
 
+def drop_report_keys(db: sqlite_utils.Database) -> None:
+    """Take a database back to before the nineteenth migration (studies' progress report keys)."""
+    db.execute("ALTER TABLE studies DROP COLUMN report_key")
+
+
 def drop_log_reads(db: sqlite_utils.Database) -> None:
-    """Take a database back to before the eighteenth migration (how far a trial's log was read)."""
+    """Take a database back to before the eighteenth migration (how far a trial's log was read),
+    and the nineteenth."""
+    drop_report_keys(db)
     for column in ("log_cursor", "log_kept"):
         db.execute(f"ALTER TABLE trials DROP COLUMN {column}")
 

@@ -538,3 +538,53 @@ def test_a_trial_job_reporting_nan_is_pruned_as_optunas_threshold_rule_prunes_it
         service.close()
     assert (trial["state"], trial["reason"]) == ("PRUNED", "pruned at step 2 by the threshold rule (loss=nan)"), trial
     assert ("diverging", "job-nan-0", "Background") in kube.deleted
+
+
+FORGES = """
+import json, os, sys, time, urllib.error, urllib.request
+from pathlib import Path
+if os.environ["KATUNA_TRIAL"] == "0":
+    time.sleep(1)
+    env = os.environ
+    data = {"study": env["KATUNA_STUDY"], "uid": env["KATUNA_STUDY_UID"], "trial": 1, "attempt": 1, "step": 1,
+            "value": "nan", "token": env["KATUNA_REPORT_TOKEN"]}
+    headers = {"ce-specversion": "1.0", "ce-type": "dev.katuna.trial.progress", "ce-source": "/forger",
+               "ce-id": "forged", "content-type": "application/json"}
+    for _ in range(4):
+        request = urllib.request.Request(env["KATUNA_REPORT_URL"], json.dumps(data).encode(), headers, method="POST")
+        try:
+            status = urllib.request.urlopen(request, timeout=10).status
+        except urllib.error.HTTPError as refused:
+            status = refused.code
+        Path(sys.argv[1]).open("a").write(f"{status}\\n")
+else:
+    time.sleep(4)
+print("loss=0.5")
+"""
+"""Trial 0 posts, as trial 1, a NaN the threshold rule would prune trial 1 for, four times, with
+the token it was given (its own); trial 1 runs on for 4 seconds."""
+
+
+def test_a_trial_job_cannot_report_for_another_trial_of_its_study(kube: KubeStub, tmp_path: Path):
+    """The forged report is refused (403) before the pruner sees it, and counts as no failure of
+    the study however often it comes: both trials complete, and so does the study."""
+    port = free_port()
+    service = Service(tmp_path, workers=1, port=port, KATUNA_EXECUTOR="kubernetes", KATUNA_K8S_API=kube.url,
+                      KATUNA_K8S_NAMESPACE="diverging", KATUNA_REPORT_URL=f"http://127.0.0.1:{port}/")
+    answers = tmp_path / "forged"
+    try:
+        definition = job_study("job-forged", maxTrials=2, parallelism=2,
+                               earlyStopping={"algorithm": "threshold", "settings": {"upper": 10.0}})
+        definition["trialTemplate"]["command"] = [sys.executable, "-c", FORGES, str(answers), "${trialParameters.x}"]
+        submit(service, definition)
+        service.wait_for("job-forged", timeout=60)
+        states = {t["number"]: (t["state"], t["reason"]) for t in trials(service, "job-forged")}
+        study = service.json("GET", "/studies/job-forged")[1]
+    finally:
+        service.close()
+    assert answers.read_text().split() == ["403"] * 4
+    assert states == {0: ("COMPLETE", None), 1: ("COMPLETE", None)}, states
+    assert study["status"] == "completed", study
+    tokens = {env["value"] for name, job in kube.created_jobs.items() if name.startswith("job-forged-")
+              for env in job["spec"]["template"]["spec"]["containers"][0]["env"] if env["name"] == "KATUNA_REPORT_TOKEN"}
+    assert len(tokens) == 2, "each attempt has a token of its own"

@@ -255,6 +255,12 @@ def test_on_knative_a_study_whose_function_keeps_failing_fails_and_a_dead_letter
             status, _, body = _post_event(service, "/dead-letters", "dev.katuna.trial.suggested",
                                           {"study": name, "uid": f"uid-{name}", "trial": 0, "attempt": 1}, **errors)
             assert status == 202 and json.loads(body)["studyFailed"] == (name in PERMANENT_LETTERS), name
+        for code in ("400", "403"):
+            report = {"study": "busy-503", "uid": "uid-busy-503", "trial": 0, "attempt": 1, "step": 1,
+                      "value": 1.0, "token": "forged"}
+            status, _, body = _post_event(service, "/dead-letters", "dev.katuna.trial.progress", report,
+                                          knativeerrorcode=code, knativeerrordest="http://katuna/functions/prune")
+            assert status == 202 and json.loads(body)["studyFailed"] is False, "a lost report fails no study"
         for name, code in PERMANENT_LETTERS.items():
             lost = service.json("GET", "/studies/" + name)[1]
             assert lost["status"] == "failed", name

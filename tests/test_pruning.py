@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import sys
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import optuna
 import pytest
 from conftest import run_study, study_definition
 
-from functions.core.errors import InvalidStudy
+from functions.adapters.local_executor import LocalExecutor
+from functions.adapters.sqlite_store import SqliteStore
+from functions.core.errors import ForgedReport, InvalidStudy
+from functions.core.events import study_created, trial_progress
+from functions.core.launch import trial_launch
+from functions.core.records import RUNNING, STUDY_RUNNING
+from functions.core.report_token import attempt_token
 from functions.core.validate import parse_study
+from functions.dispatch import Dispatcher, MalformedEventData
+from functions.handlers.base import Deps
+from functions.handlers.failures import MAX_FAILURES
+from functions.handlers.submit import store_study
 
 pytestmark = pytest.mark.slow
 
@@ -124,3 +136,38 @@ def test_early_stopping_settings_are_converted_and_the_pruner_built_at_submissio
         with pytest.raises(InvalidStudy) as caught:
             parse_study(study_definition(earlyStopping=early_stopping))
         assert any(str(p).startswith(expected) for p in caught.value.problems), (early_stopping, caught.value)
+
+
+def test_a_report_without_its_attempts_token_is_refused_counts_nothing_and_takes_no_id(tmp_path: Path):
+    """A running trial is sent a report with a wrong token, more often than a study may fail: each
+    is refused, the study runs on, and nothing is recorded under the report's id, so the real
+    report of that step, with the same id, still reaches the pruner. A report with no token is
+    malformed, and says which field it lacks."""
+    store = SqliteStore(tmp_path / "k.db")
+    executor = LocalExecutor(tmp_path / "logs", lambda event: None)
+    deps = Deps(store, executor, time.time)
+    dispatcher = Dispatcher(deps)
+    definition = study_definition("guarded", maxTrials=1, parallelism=1,
+                                  earlyStopping={"algorithm": "threshold", "settings": {"upper": 10.0}})
+    definition["trialTemplate"]["command"] = [sys.executable, "-c", "import time; time.sleep(30)",
+                                              "${trialParameters.x}"]
+    try:
+        record, _ = store_study(deps, parse_study(definition), definition)
+        for event in dispatcher.deliver(study_created(record.name, record.uid)):
+            dispatcher.deliver(event)
+        trial = store.get_trial("guarded", 0)
+        assert trial.state == RUNNING
+        forged = trial_progress("guarded", record.uid, 0, 1, 1, 0.5, "0" * 32)
+        for _ in range(MAX_FAILURES + 1):
+            with pytest.raises(ForgedReport, match="trial 0 attempt 1 of study 'guarded'"):
+                dispatcher.deliver(forged)
+        assert store.get_study("guarded").status == STUDY_RUNNING
+        token = trial_launch(record, trial).progress.token
+        assert token != attempt_token(record.report_key, record.uid, 0, 2), "another attempt's differs"
+        dispatcher.deliver(replace(forged, data={**forged.data, "token": token}))
+        assert store.optuna_study("guarded", ["minimize"]).trials[0].intermediate_values == {1: 0.5}
+        with pytest.raises(MalformedEventData, match="token"):
+            dispatcher.deliver(replace(forged, data={k: v for k, v in forged.data.items() if k != "token"}))
+    finally:
+        executor.shutdown()
+        store.close()

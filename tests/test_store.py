@@ -9,7 +9,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import drop_log_reads, study_definition, undo_trial_changes
+from conftest import drop_log_reads, drop_report_keys, study_definition, undo_trial_changes
 
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.log_cursor import Cursor
@@ -72,6 +72,22 @@ def test_sessions_kept_in_clear_by_an_older_database_are_dropped_on_opening(tmp_
     reopened.add_session("new-session-id", "csrf", "localhost", time.time() + 600)
     assert reopened.session("new-session-id") == {"csrf": "csrf", "host": "localhost", "expires_at": pytest.approx(
         time.time() + 600, abs=5)}
+    reopened.close()
+
+
+def test_studies_stored_before_progress_tokens_get_a_key_of_their_own_on_opening(tmp_path: Path):
+    """Each study of an older database gets a random key, so its next attempts' reports carry
+    tokens no other study's attempt can make; the key is never shown."""
+    old = SqliteStore(tmp_path / "k.db")
+    old.add_study(record())
+    old.add_study(record(name="other"))
+    drop_report_keys(old.db)
+    old.db.execute("PRAGMA user_version = 18")
+    old.close()
+    reopened = SqliteStore(tmp_path / "k.db")
+    keys = [reopened.get_study(name).report_key for name in ("demo", "other")]
+    assert all(len(key) == 32 and int(key, 16) >= 0 for key in keys) and keys[0] != keys[1], keys
+    assert keys[0] not in repr(reopened.get_study("demo"))
     reopened.close()
 
 

@@ -22,7 +22,7 @@ from cloudevents.core.exceptions import BaseCloudEventException
 from cloudevents.core.v1.event import CloudEvent
 
 from functions.core.errors import MalformedRequest, PermanentError, TemporaryError
-from functions.core.events import APISERVER_EVENTS, POOL_CHECK, Event
+from functions.core.events import ADVISORY, APISERVER_EVENTS, POOL_CHECK, Event
 
 REFUSED_FOR_GOOD = frozenset({400, 413, 415, 422})
 """A broker ingress's answers to an event it will never take (malformed, too large, of a media
@@ -71,6 +71,12 @@ class DeadLetter:
         if self.code is None:
             return False
         return self.code in PERMANENT_SERVER_CODES or self.code < 500 and self.code not in TEMPORARY_CODES
+
+    @property
+    def fails_study(self) -> bool:
+        """Whether the event's study fails for it: a delivery refused for good, of an event the
+        study cannot do without (not a progress report: :data:`functions.core.events.ADVISORY`)."""
+        return self.permanent and self.event.type not in ADVISORY
 
 
 def dead_letter(headers: Mapping[str, str], body: bytes) -> DeadLetter:

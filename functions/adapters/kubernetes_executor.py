@@ -47,7 +47,7 @@ from functions.adapters.kubernetes_workloads import (
     settle_conflict,
 )
 from functions.adapters.kubernetes_workloads import end as workload_end
-from functions.core import file_collector
+from functions.core import file_collector, report_token
 from functions.core.cluster import Cluster
 from functions.core.disruptions import exhausted
 from functions.core.events import Event, trial_finished
@@ -77,9 +77,11 @@ class KubernetesExecutor:
         return (launch.cluster or Cluster()).with_defaults(self._defaults).namespace or "default"
 
     def launch(self, launch: TrialLaunch) -> None:
-        """Create the Job; trials of studies with early stopping learn where to report progress."""
+        """Create the Job; trials of studies with early stopping learn where to report progress,
+        and with which token."""
         if launch.progress is not None and self._report_url:
-            launch = replace(launch, env={**launch.env, "KATUNA_REPORT_URL": self._report_url})
+            launch = replace(launch, env={**launch.env, "KATUNA_REPORT_URL": self._report_url,
+                                          report_token.ENV: launch.progress.token})
         job, namespace = render_trial(launch, self._defaults), self._namespace(launch)
         if not is_job(launch):
             self._workloads.create(namespace, job, launch)

@@ -72,7 +72,7 @@ class ProgressReports:
             for step, value in counter.steps(parse([line], [progress.metric])):
                 if step not in reported and not run.stopped:
                     reported.add(step)
-                    self._publish_progress(trial_progress(*ids(run.launch), step, value))
+                    self._publish_progress(trial_progress(*ids(run.launch), step, value, progress.token))
 
     def _publish_progress(self, event: Event) -> None:
         """A step that cannot be reported is skipped: the output must go on being read."""

@@ -228,6 +228,14 @@ def _carry_log_attributes(db: sqlite_utils.Database, trials: list[tuple[str, int
                            [json.dumps(attributes[key]), study, number])
 
 
+def _migrate_19(db: sqlite_utils.Database) -> None:
+    """Each study's key for its attempts' progress tokens (:mod:`functions.core.report_token`):
+    a random one for every study stored before. Its running trial Jobs were given no token, so
+    their reports are refused; their progress is still read from their logs."""
+    db.table("studies").add_column("report_key", str, not_null_default="")
+    db.execute("UPDATE studies SET report_key = lower(hex(randomblob(16)))")
+
+
 MIGRATIONS = (_migrate_1, _migrate_2, _migrate_3, _migrate_4, _migrate_5, _migrate_6, _migrate_7, _migrate_8,
               _migrate_9, _migrate_10, _migrate_11, _migrate_12, _migrate_13, _migrate_14, _migrate_15,
-              _migrate_16, _migrate_17, _migrate_18)
+              _migrate_16, _migrate_17, _migrate_18, _migrate_19)

@@ -83,7 +83,7 @@ class SqliteStudies(SqliteConnection):
                 "status": record.status, "reason": record.reason, "created_at": record.created_at,
                 "origin": dumps(record.origin) if record.origin is not None else None,
                 "seed": record.seed, "katuna_version": record.katuna_version, "optuna_version": record.optuna_version,
-                "warm_results": _known_text(record.warm_results),
+                "warm_results": _known_text(record.warm_results), "report_key": record.report_key,
             })
         return record
 
@@ -108,7 +108,7 @@ class SqliteStudies(SqliteConnection):
             created_at=row["created_at"], started_at=row["started_at"], completed_at=row["completed_at"],
             origin=_origin(row["origin"]), seed=row["seed"], katuna_version=row["katuna_version"],
             optuna_version=row["optuna_version"], restarts=row["restarts"], restarted_at=row["restarted_at"],
-            warm_results=warm,
+            warm_results=warm, report_key=row["report_key"],
         )
 
     @reading

@@ -10,6 +10,7 @@
         ``NodePoolFailed``   the cloud refused a node-pool request (``functions.core.nodepool``)
         ``UnreadableFile``   a file given to the CLI is not a readable, small, UTF-8 regular file
         ``RefusedFile``      a file a local trial left is not one the service reads (under /proc)
+        ``ForgedReport``     a progress report without its attempt's token (HTTP 403)
     ``TemporaryError`` (retrying later may help; HTTP 503)
         ``StorageUnavailable``  the database cannot be opened or written (read-only, missing rights)
             ``StorageFull``     the disk holding the database is full
@@ -97,6 +98,12 @@ class RefusedFile(PermanentError):
     """A file the service would read back from a local trial is not a trial's file: of another
     kind than expected, or, however a link led there, under ``/proc``, ``/sys`` or ``/dev``
     (:mod:`functions.core.system_paths`). The message names the path and why, never the content."""
+
+
+class ForgedReport(PermanentError):
+    """A progress report that does not carry its attempt's token, so neither the attempt nor
+    katuna sent it (a trial posting as another trial of its study, say). Refused, and never
+    counted against the study it names: the study did nothing wrong."""
 
 
 class StorageUnavailable(TemporaryError):

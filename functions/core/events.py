@@ -34,6 +34,11 @@ APISERVER_EVENTS = tuple(f"dev.knative.apiserver.resource.{change}" for change i
 """What a Knative ApiServerSource in Resource mode sends: katuna's trial Jobs, and the study
 resources (``katuna.dev/v1`` Study and Experiment) users apply."""
 
+ADVISORY = frozenset({TRIAL_PROGRESS})
+"""Events whose loss costs a study nothing it cannot do without: a progress report is read again
+from the trial's log, and the trial's end is judged without it. A dead letter of one fails no
+study, so no sender can end a study with a report it had no right to send."""
+
 ROUTES: Mapping[str, tuple[str, ...]] = {
     STUDY_CREATED: ("provision", "suggest"),
     TRIAL_SUGGESTED: ("spawn", "writeback"),
@@ -128,13 +133,14 @@ def trial_finished(
     )
 
 
-def trial_progress(study: str, uid: str, number: int, attempt: int, step: int, value: float,
+def trial_progress(study: str, uid: str, number: int, attempt: int, step: int, value: float, token: str,
                    cursor: Mapping[str, Any] | None = None) -> Event:
     """An intermediate value of the objective, at a step, while the attempt runs (NaN or an
-    infinity as :func:`json_value` writes it); ``cursor``, where it was read from the attempt's
-    log, says how far that log has been read (:mod:`functions.core.log_cursor`)."""
+    infinity as :func:`json_value` writes it), with the attempt's ``token``
+    (:mod:`functions.core.report_token`); ``cursor``, where it was read from the attempt's log,
+    says how far that log has been read (:mod:`functions.core.log_cursor`)."""
     data: dict[str, Any] = {"study": study, "uid": uid, "trial": number, "attempt": attempt, "step": step,
-                            "value": json_value(value)}
+                            "value": json_value(value), "token": token}
     if cursor is not None:
         data["cursor"] = dict(cursor)
     return Event(
@@ -242,7 +248,7 @@ _FIELDS: Mapping[str, Mapping[str, tuple[Any, str]]] = {
     TRIAL_FINISHED: {**_TRIAL_FIELDS, "outcome": (lambda v: v in OUTCOMES, f"one of {', '.join(OUTCOMES)}"),
                      "exitCode": (lambda v: v is None or _EXIT_CODE[0](v), f"{_EXIT_CODE[1]}, or null"),
                      "message": (lambda v: isinstance(v, str), "a string")},
-    TRIAL_PROGRESS: {**_TRIAL_FIELDS, "step": _COUNT, "value": _PROGRESS_VALUE},
+    TRIAL_PROGRESS: {**_TRIAL_FIELDS, "step": _COUNT, "value": _PROGRESS_VALUE, "token": _TEXT},
     STUDY_COMPLETED: {**_STUDY_FIELDS, "status": _TEXT, "reason": (lambda v: isinstance(v, str), "a string")},
 }
 _OPTIONAL: Mapping[str, Mapping[str, tuple[Any, str]]] = {

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from functions.core import template, trial_spec
 from functions.core.naming import job_name
 from functions.core.records import StudyRecord, TrialRecord
+from functions.core.report_token import attempt_token
 from functions.core.spec import MAX_ATTEMPTS
 
 if TYPE_CHECKING:
@@ -65,6 +66,8 @@ class Progress:
     metric: str
     filters: tuple[str, ...] = ()
     format: str = "text"
+    token: str = field(default="", repr=False)
+    """The attempt's report token (:mod:`functions.core.report_token`), which its reports carry."""
 
 
 def trial_launch(record: StudyRecord, trial: TrialRecord) -> TrialLaunch:
@@ -101,7 +104,7 @@ def trial_launch(record: StudyRecord, trial: TrialRecord) -> TrialLaunch:
         failure_condition=tmpl.failure_condition,
         primary_pod_labels=dict(tmpl.primary_pod_labels),
         typed_fields=frozenset(tmpl.typed_fields),
-        progress=_progress(record) if spec.early_stopping else None,
+        progress=_progress(record, trial) if spec.early_stopping else None,
         metrics_file=_metrics_file(record, trial, name),
         metrics_events=tuple(spec.metric_names) if spec.metrics_collector.kind == "tfevent" else (),
         retain=tmpl.retain,
@@ -109,9 +112,10 @@ def trial_launch(record: StudyRecord, trial: TrialRecord) -> TrialLaunch:
     )
 
 
-def _progress(record: StudyRecord) -> Progress:
+def _progress(record: StudyRecord, trial: TrialRecord) -> Progress:
     collector = record.spec.metrics_collector
-    return Progress(record.spec.objectives[0].metric, collector.filters, collector.format)
+    return Progress(record.spec.objectives[0].metric, collector.filters, collector.format,
+                    attempt_token(record.report_key, record.uid, trial.number, trial.attempt))
 
 
 def _metrics_file(record: StudyRecord, trial: TrialRecord, name: str) -> str | None:

@@ -51,6 +51,9 @@ class StudyRecord:
     space, taken when it was stored (:func:`functions.core.warm.study_results`): what its sampler
     learns from, whatever becomes of that study later. None where it names no study, and for a
     study stored before katuna took them (it reads that study when it starts)."""
+    report_key: str = field(default="", repr=False)
+    """The study's key for its attempts' progress tokens (:mod:`functions.core.report_token`):
+    a secret of katuna's store, never shown."""
 
     @property
     def name(self) -> str:

@@ -5,14 +5,14 @@ A handler (or the watcher) that fails on a study's behalf with anything but a te
 redeliveries add up instead of starting over. At :data:`MAX_FAILURES` the study fails with the
 error as its reason, through its ``study.completed``, so its trials and node pool are released
 the usual way. Temporary errors (a busy database, a cloud's 503) count nothing: they are
-retried with back-off.
+retried with back-off. Nor does a forged progress report: its sender is at fault, not the study.
 """
 
 from __future__ import annotations
 
 import logging
 
-from functions.core.errors import KatunaError, StudyNotFound
+from functions.core.errors import ForgedReport, KatunaError, StudyNotFound
 from functions.core.events import Event
 from functions.core.records import FAILED
 from functions.core.stop import Decision
@@ -29,6 +29,12 @@ being retried forever."""
 def temporary(exc: BaseException) -> bool:
     """Whether retrying later may help (and the failure counts nothing)."""
     return isinstance(exc, KatunaError) and exc.retryable
+
+
+def counts(exc: BaseException) -> bool:
+    """Whether the failure counts against the study: not when retrying may help, nor when the
+    event was refused for its sender's fault (a forged progress report)."""
+    return not temporary(exc) and not isinstance(exc, ForgedReport)
 
 
 def count_failure(deps: Deps, study: str, uid: str, where: str, exc: Exception) -> list[Event] | None:

@@ -82,8 +82,10 @@ def trial_reports(record: StudyRecord, trial: TrialRecord, deps: Deps) -> list[E
         return []
     if kept is not None:
         _keep(record, trial, deps, running, kept)
+    if launch.progress is None:
+        return []
     ids = (record.name, record.uid, trial.number, trial.attempt)
-    return [trial_progress(*ids, found.step, found.value, found.cursor.to_dict())
+    return [trial_progress(*ids, found.step, found.value, launch.progress.token, found.cursor.to_dict())
             for found in reports(launch, running, begin)]
 
 

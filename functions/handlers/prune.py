@@ -1,5 +1,9 @@
 """``trial.progress``: an intermediate value; the study's pruner may stop the trial here.
 
+A report is taken only with its attempt's token (:mod:`functions.core.report_token`): one
+without it is refused (:class:`~functions.core.errors.ForgedReport`), so no trial reports for
+another.
+
 The value goes into Optuna's storage as the trial's intermediate value at that step (and how
 far the trial's log has been read, where the value was read from it, into katuna's:
 :mod:`functions.handlers.progress_scan`); the pruner, rebuilt like the sampler, decides from
@@ -24,6 +28,7 @@ from functions.core.launch import trial_launch
 from functions.core.metrics import StepCounter
 from functions.core.pruners import build_pruner
 from functions.core.records import PRUNED, RUNNING, StudyRecord
+from functions.core.report_token import check_report
 from functions.handlers.base import Deps, go_on, optuna_study, tell
 from functions.handlers.output import record_output
 from functions.handlers.progress_scan import remember
@@ -34,8 +39,11 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     record = store.get_study(data["study"])
     trial = store.get_trial(record.name, data["trial"])
     early_stopping = record.spec.early_stopping
-    if (early_stopping is None or not record.owns(data) or record.terminal or trial is None
-            or trial.state != RUNNING or trial.attempt != data["attempt"]):
+    if not record.owns(data):
+        return []
+    check_report(record.report_key, data)
+    if (early_stopping is None or record.terminal or trial is None or trial.state != RUNNING
+            or trial.attempt != data["attempt"]):
         return []
     value = progress_value(data)
     study = optuna_study(record, deps)

@@ -16,6 +16,7 @@ from functions.core.errors import InvalidStudy, StudyConflict
 from functions.core.pool_count import HOLDING, held_pools, pools_problem
 from functions.core.ports import has_study
 from functions.core.records import StudyRecord
+from functions.core.report_token import new_key
 from functions.core.spec import KnownResult, Study
 from functions.core.warm import missing_study, over_limit
 from functions.handlers.base import Deps, earlier_results, reopen
@@ -37,7 +38,8 @@ def store_study(deps: Deps, spec: Study, definition: dict[str, Any],
         if not stored_already:
             _check_pool_room(deps, spec)
         record = StudyRecord(spec, definition, os.path.abspath(deps.workdir), uid, created_at=deps.clock(),
-                             origin=origin, warm_results=None if stored_already else warm_results(deps, spec))
+                             origin=origin, warm_results=None if stored_already else warm_results(deps, spec),
+                             report_key=new_key())
         stored = deps.store.add_study(record)
     return stored, stored.uid == uid
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import jsonify
 
 from functions.core.errors import (
+    ForgedReport,
     InvalidStudy,
     KatunaError,
     MalformedRequest,
@@ -24,6 +25,8 @@ def status_of(exc: KatunaError, resource: bool = True) -> int:
         return 503
     if isinstance(exc, (UnparseableStudy, MalformedRequest)):
         return 400
+    if isinstance(exc, ForgedReport):
+        return 403
     if resource and isinstance(exc, StudyNotFound):
         return 404
     if resource and isinstance(exc, StudyConflict):

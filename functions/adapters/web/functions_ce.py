@@ -8,8 +8,9 @@ a 2xx answer as either a CloudEvent or nothing, and fails the delivery (502, ret
 dead-lettered) for any other body. What was emitted is told in :data:`EMITTED_HEADER`, which
 the broker ignores.
 
-A dead letter fails its study only when its delivery was refused for good; one given up on
-after a temporary failure leaves the study to the tick, which redoes whatever the lost
+A dead letter fails its study only when its delivery was refused for good, and it is not a
+progress report (which the study can do without); one given up on after a temporary failure
+leaves the study to the tick, which redoes whatever the lost
 event would have done (:func:`functions.adapters.cloudevents_http.DeadLetter.permanent`).
 """
 
@@ -76,22 +77,22 @@ def _handle(function: str | None):
 def dead_letter():
     """Where the broker sends an event it gave up delivering: kept (the newest
     ``KATUNA_MAX_DEAD_LETTERS``, each within ``KATUNA_MAX_BODY``) and logged. A delivery refused
-    for good fails the event's study with the reason; one that failed only for the time being
+    for good fails the event's study with the reason (unless it is a progress report); one that failed only for the time being
     (a busy cloud, an API server away for minutes) leaves the study to the tick."""
     runtime: Application = current_app.extensions["katuna"]
     try:
         letter = cloudevents_http.dead_letter(dict(request.headers), request.get_data())
-        if letter.permanent:
+        if letter.fails_study:
             runtime.fail_dead_letter(letter.event, letter.reason)
     except KatunaError as exc:
         return error_response(exc, resource=False)
     event = letter.event
     runtime.store().add_dead_letter(event, letter.reason, keep=runtime.settings.max_dead_letters)
-    if letter.permanent:
+    if letter.fails_study:
         log.error("dead letter %s (%s), its study failed: %s", event.type, event.id, letter.reason)
     else:
         log.warning("dead letter %s (%s), left to the tick: %s", event.type, event.id, letter.reason)
-    return jsonify(recorded=event.id, studyFailed=letter.permanent), 202
+    return jsonify(recorded=event.id, studyFailed=letter.fails_study), 202
 
 
 @blueprint.get("/dead-letters")

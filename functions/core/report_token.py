@@ -1,0 +1,45 @@
+"""The token that proves a progress report comes from the attempt it names, or from katuna.
+
+A trial Job can post events to the broker, and it knows its study's name and uid; without a
+proof of origin it could report values for any other trial of its study, and have the pruner
+stop it. Each study has a random key, kept in katuna's store and nowhere else; an attempt's
+token is the key's HMAC of the study's uid, the trial's number and the attempt, given to the
+attempt alone (``KATUNA_REPORT_TOKEN``), and carried by every report of it: by
+:mod:`functions.reporter`, and by katuna's own readers of the attempt's output. A token opens
+nothing else, and nothing once its attempt has ended.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+from functions.core.errors import ForgedReport
+
+ENV = "KATUNA_REPORT_TOKEN"
+"""The variable that hands a trial attempt its token."""
+
+KEY_BYTES = 16
+"""A study's key: 128 random bits."""
+
+
+def new_key() -> str:
+    """A study's key, in hex."""
+    return secrets.token_hex(KEY_BYTES)
+
+
+def attempt_token(key: str, uid: str, number: int, attempt: int) -> str:
+    """The token of one attempt of one trial of the study whose key is ``key``."""
+    message = f"{uid}/{number}/{attempt}".encode()
+    return hmac.new(bytes.fromhex(key), message, hashlib.sha256).hexdigest()[:32]
+
+
+def check_report(key: str, data: Mapping[str, Any]) -> None:
+    """Refuse (:class:`ForgedReport`) a progress report whose token is not its attempt's."""
+    expected = attempt_token(key, data["uid"], data["trial"], data["attempt"])
+    if not hmac.compare_digest(str(data["token"]).encode(), expected.encode()):
+        raise ForgedReport(f"progress report for trial {data['trial']} attempt {data['attempt']} of study "
+                           f"{data['study']!r} refused: its token is not that attempt's ({ENV})")
