@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from conftest import study_definition
+from conftest import run_study, study_definition
 from http_helpers import Service
 
 from functions.adapters import local_outputs, trial_files
@@ -271,6 +271,37 @@ def test_a_fifo_planted_as_a_log_is_refused_without_blocking(tmp_path: Path):
     with pytest.raises(RefusedFile, match=r"0\.2\.log is a FIFO or a socket"):
         executor.launch(launch)
     assert time.monotonic() - started < 5
+
+
+PLANTS = """
+import os, sys
+logs, precious = sys.argv[1], sys.argv[2]
+if os.environ["KATUNA_TRIAL"] == "0":
+    os.symlink(precious, os.path.join(logs, "planting", "1.1.log"))
+print("loss=1")
+"""
+"""Trial 0 plants a link to a file of the service's where trial 1 will log."""
+
+
+def test_a_trial_whose_log_was_planted_fails_alone_and_the_study_goes_on(tmp_path: Path):
+    """The launch is refused, the file the link names left whole; that trial fails with the
+    reason, and the study runs its other trials to its end."""
+    precious = tmp_path / "precious"
+    precious.write_bytes(b"the service's own data")
+    runner = Embedded(Settings(db=tmp_path / "katuna.db", log_dir=tmp_path / "logs"))
+    definition = study_definition("planting", parallelism=1, maxTrials=3, algorithm={"name": "grid"},
+                                  parameters=[{"name": "n", "type": "int", "min": 0, "max": 2}])
+    definition["trialTemplate"]["command"] = [sys.executable, "-c", PLANTS, str(tmp_path / "logs"), str(precious),
+                                              "${trialParameters.n}"]
+    try:
+        record = run_study(runner, definition, tmp_path)
+        trials = {t.number: t for t in runner.store.trials("planting")}
+    finally:
+        runner.close()
+    assert record.status == "completed", record.reason
+    assert {n: t.state for n, t in trials.items()} == {0: "COMPLETE", 1: "FAIL", 2: "COMPLETE"}
+    assert trials[1].reason.startswith("katuna refused to start the attempt: ") and "1.1.log is a link" in trials[1].reason
+    assert precious.read_bytes() == b"the service's own data"
 
 
 def test_the_log_of_an_attempt_opened_again_is_made_new(tmp_path: Path):

@@ -14,7 +14,7 @@ from optuna.trial import TrialState
 
 from functions.core.admission import noted
 from functions.core.cluster import Cluster
-from functions.core.errors import RefusedWorkload
+from functions.core.errors import RefusedFile, RefusedWorkload
 from functions.core.events import STUDY_CREATED, Event, derived_id, study_completed, trial_suggested
 from functions.core.katib_trials import trial_name, trials_owner
 from functions.core.launch import trial_launch
@@ -217,22 +217,30 @@ def start(record: StudyRecord, trial: TrialRecord, deps: Deps) -> TrialRecord | 
     launch waits for nothing else, and an attempt's end is never ignored. A launch refused for
     what the trial's parameters made of its workload (:class:`RefusedWorkload`: a placeholder
     filled to reach the node, or to run as an account katuna keeps) fails that trial, told to
-    the sampler, and the study goes on: the failed trial is returned (None when it runs). A
-    refusal every trial would meet (:class:`InvalidStudy`) stands, and fails the study."""
+    the sampler, and the study goes on: the failed trial is returned (None when it runs). So does
+    one refused for what an earlier trial left where the attempt would log (:class:`RefusedFile`:
+    a link planted there). A refusal every trial would meet (:class:`InvalidStudy`) stands, and
+    fails the study."""
     launch = trial_launch(record, trial)
     try:
         if not deps.executor.exists(launch):
             deps.executor.launch(launch)
-    except RefusedWorkload as refused:
-        problems = "; ".join(str(problem) for problem in refused.problems)
-        failed: dict[str, Any] = {"state": FAIL, "reason": f"katuna refused the workload its parameters make: {problems}",
-                  "finished_at": deps.clock()}
+    except (RefusedWorkload, RefusedFile) as refused:
+        failed: dict[str, Any] = {"state": FAIL, "reason": _refusal(refused), "finished_at": deps.clock()}
         deps.store.update_trial(record.name, trial.number, **failed)
         tell(record, deps, trial.number, FAIL)
         return replace(trial, **failed)
     if trial.state != RUNNING:
         deps.store.update_trial(record.name, trial.number, state=RUNNING, started_at=deps.clock())
     return None
+
+
+def _refusal(refused: RefusedWorkload | RefusedFile) -> str:
+    """The reason of a trial whose launch was refused."""
+    if isinstance(refused, RefusedFile):
+        return f"katuna refused to start the attempt: {refused}"
+    problems = "; ".join(str(problem) for problem in refused.problems)
+    return f"katuna refused the workload its parameters make: {problems}"
 
 
 def go_on(record: StudyRecord, deps: Deps, ended: TrialRecord | None) -> list[Event]:
