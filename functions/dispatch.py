@@ -23,7 +23,7 @@ from typing import Protocol
 from functions.core.errors import MalformedRequest, PermanentError, StudyNotFound
 from functions.core.events import OBJECTS, OVERLAY_OBJECTS, ROUTES, Event, data_problems
 from functions.handlers import HANDLERS, UNRECORDED, Deps, Handler
-from functions.handlers.failures import count_failure, counts, fail_study, temporary
+from functions.handlers.failures import count_failure, counts, dead_letter_ends, temporary
 
 OK, DUPLICATE, DROPPED, TEMPORARY_ERROR, PERMANENT_ERROR = (
     "ok", "duplicate", "dropped", "temporary_error", "permanent_error")
@@ -167,9 +167,9 @@ class Dispatcher:
             return None
         return count_failure(self.deps, study, uid, f"the {name} function on {event.type}", exc)
 
-    def fail_study(self, study: str, uid: str, reason: str) -> list[Event]:
-        """End the study as failed with ``reason`` (a dead letter's, say): the events to deliver."""
-        return fail_study(self.deps, study, uid, reason)
+    def fail_dead_letter(self, event: Event, reason: str) -> list[Event]:
+        """The events that end the study a dead letter names (:func:`dead_letter_ends`)."""
+        return dead_letter_ends(self.deps, event, reason)
 
 
 def _failure(exc: BaseException) -> str:

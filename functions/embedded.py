@@ -18,6 +18,7 @@ import optuna
 from functions.adapters.broker import LocalBroker
 from functions.adapters.local_executor import LocalExecutor
 from functions.adapters.sqlite_store import SqliteStore
+from functions.core.errors import KatunaError
 from functions.core.events import TRIAL_FINISHED, Event, study_completed, study_created
 from functions.core.records import StudyRecord
 from functions.core.spec import Study
@@ -39,7 +40,14 @@ class Embedded:
         self.executor = LocalExecutor(settings.logs, self._publish, pass_env=settings.trial_env)
         self.deps = Deps(self.store, self.executor, clock, limits=settings.limits, lookahead=settings.lookahead)
         self.dispatcher = Dispatcher(self.deps)
-        self.broker = LocalBroker(self.dispatcher)
+        self.broker = LocalBroker(self.dispatcher, on_dead_letter=self._dropped)
+
+    def _dropped(self, event: Event, error: KatunaError) -> None:
+        """An event refused for good fails its study with the reason, as a dead letter does on
+        Knative: the run ends saying why, instead of waiting on a trial whose end was lost."""
+        if not error.retryable:
+            for ended in self.dispatcher.fail_dead_letter(event, str(error)):
+                self.broker.publish(ended)
 
     def _publish(self, event: Event) -> None:
         """A trial's end is handled on the thread that saw it, which has nothing else to do;

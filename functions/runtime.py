@@ -26,7 +26,7 @@ from functions.adapters.sqlite_queue import LEASE_SECONDS, SqliteQueue
 from functions.adapters.sqlite_store import SqliteStore
 from functions.adapters.web import create_app, guard
 from functions.core.cluster_templates import ClusterTemplates
-from functions.core.errors import TemporaryError
+from functions.core.errors import KatunaError, TemporaryError
 from functions.core.events import Event, study_created
 from functions.core.node_hours import NodeSeen
 from functions.core.ports import Admissions, Executor, RunningLogs
@@ -169,7 +169,7 @@ class Runtime:
         """Deliver events until closed; whatever breaks the loop (the database, say) is logged
         and the loop starts again, so the service never stops delivering for good."""
         deps = self.deps()
-        broker = LocalBroker(Dispatcher(deps, observer=self._metrics.events), self.queue)
+        broker = LocalBroker(Dispatcher(deps, observer=self._metrics.events), self.queue, on_dead_letter=self._dropped)
         stop_local = self.executor.stop_study if isinstance(self.executor, LocalExecutor) else (lambda study: None)
         watcher = Watcher(deps, self.queue, self._watched, stop_local, progress_every=self.settings.k8s_progress_seconds,
                           keep_every=self.settings.k8s_keep_seconds)
@@ -184,11 +184,15 @@ class Runtime:
         """A dead letter's study (if it names one) fails with the reason its delivery was refused
         for good: a study whose events cannot be handled does not stay running with no reason.
         (A delivery given up after temporary failures fails nothing: the tick carries the study on.)"""
-        study, uid = event.data.get("study"), event.data.get("uid")
-        if isinstance(study, str) and isinstance(uid, str):
-            ended = self.dispatcher().fail_study(study, uid, f"an event could not be delivered ({event.type}): {reason}")
-            for completed in ended:
-                self.publish(completed)
+        for completed in self.dispatcher().fail_dead_letter(event, reason):
+            self.publish(completed)
+
+    def _dropped(self, event: Event, error: KatunaError) -> None:
+        """An event this service's queue gave up on, taken as the Knative dead-letter sink takes
+        one: kept with the others, and its study failed when it was refused for good."""
+        self.store().add_dead_letter(event, str(error), keep=self.settings.max_dead_letters)
+        if not error.retryable:
+            self.fail_dead_letter(event, str(error))
 
     def _watched(self) -> list[StudyRecord]:
         return [r for r in self.store().list_studies() if not r.terminal or self.executor.running(r.name)]

@@ -120,6 +120,21 @@ def test_a_trial_spec_job_is_read_from_its_own_container(service: Service, kube:
         assert trial["imageDigest"] == image_id("python:3.12")
 
 
+def test_a_refusal_for_good_fails_its_study_in_queue_mode_too_and_is_kept_as_a_dead_letter(service: Service):
+    """Trials in a namespace katuna may not create Jobs in: the API's 403 is permanent, and the
+    service's own queue gives up on the event as a Knative broker does, failing the study with
+    the reason and keeping the dead letter (before, the study stayed running with nothing to
+    run it on)."""
+    submit(service, job_study("unbound", maxTrials=1, parallelism=1, kubernetes={"namespace": "unbound"}))
+    study = service.wait_for("unbound", timeout=30)
+    assert study["status"] == "failed", study
+    assert study["reason"].startswith("an event could not be delivered (dev.katuna.trial.suggested): "), study
+    assert "403" in study["reason"], study["reason"]
+    letters = [letter for letter in service.json("GET", "/dead-letters")[1]
+               if letter["event"]["data"].get("study") == "unbound"]
+    assert "dev.katuna.trial.suggested" in [letter["event"]["type"] for letter in letters], letters
+
+
 def test_a_failed_job_fails_its_trial_with_the_exit_code(service: Service):
     submit(service, job_study("job-fails", mode="crash", maxTrials=1, parallelism=1))
     service.wait_for("job-fails")

@@ -18,6 +18,7 @@ from conftest import TRIAL, run_study, study_definition
 from http_helpers import KATUNA, Service, Sink
 
 from functions.adapters.sqlite_store import SqliteStore
+from functions.core.events import trial_suggested
 from functions.core.formats import load_study
 from functions.core.records import StudyRecord, TrialRecord
 from functions.core.spec import Study
@@ -274,6 +275,27 @@ def test_on_knative_a_study_whose_function_keeps_failing_fails_and_a_dead_letter
     finally:
         service.close()
         sink.close()
+
+
+def test_katuna_run_fails_a_study_at_once_for_an_event_refused_for_good(tmp_path: Path):
+    """The embedded queue gives up on an event refused for good as a Knative broker does, and
+    the study fails with the reason then, not after the tick finds it stuck: an event lost that
+    way (a trial's end, say) would otherwise leave the run waiting for nothing."""
+    db = tmp_path / "katuna.db"
+    normalized = parse_study(study_definition("unrunnable")).to_dict()
+    normalized["trialTemplate"] = {"trialSpec": {"spec": {}}, "maxAttempts": 5}
+    _plant_study(db, study_from_dict(normalized))
+    runner = Embedded(Settings(db=db))
+    try:
+        runner.store.add_trial(TrialRecord("unrunnable", 0, {"x": 1.0}))
+        runner.broker.publish(trial_suggested("unrunnable", "uid-unrunnable", 0, 1))
+        runner.broker.run(until=lambda: True)
+        record = runner.store.get_study("unrunnable")
+    finally:
+        runner.close()
+    assert record.status == "failed", record
+    assert record.reason.startswith("an event could not be delivered (dev.katuna.trial.suggested): "), record.reason
+    assert "names no container of the trialSpec" in record.reason
 
 
 def test_a_study_whose_trials_cannot_be_rendered_any_more_fails_alone(tmp_path: Path):

@@ -134,12 +134,16 @@ class MemoryQueue:
 
 class LocalBroker:
     """A queue in front of a dispatcher (:class:`functions.dispatch.Dispatcher`, handed in by
-    the composition root); events are handled one at a time."""
+    the composition root); events are handled one at a time. An event given up on goes to
+    ``on_dead_letter`` with the error that ended it, as a Knative broker sends one to its
+    dead-letter sink."""
 
-    def __init__(self, dispatcher: Delivers, events: EventQueue | None = None, backoff: float = 0.5) -> None:
+    def __init__(self, dispatcher: Delivers, events: EventQueue | None = None, backoff: float = 0.5,
+                 on_dead_letter: Callable[[Event, KatunaError], None] = lambda event, error: None) -> None:
         self._dispatcher = dispatcher
         self.events = events if events is not None else MemoryQueue()
         self._backoff = backoff
+        self._on_dead_letter = on_dead_letter
         self._handling = threading.Lock()
         self._closed = False
         self.dead_letters: list[tuple[Event, str]] = []
@@ -218,6 +222,10 @@ class LocalBroker:
             return
         log.error("dropped %s (%s): %s", event.type, event.id, exc)
         self.dead_letters.append((event, str(exc)))
+        try:
+            self._on_dead_letter(event, exc)
+        except Exception:
+            log.exception("the dead letter %s (%s) could not be taken", event.type, event.id)
         self.events.done(delivery)
 
 

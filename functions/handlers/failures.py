@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 
 from functions.core.errors import ForgedReport, KatunaError, StudyNotFound
-from functions.core.events import Event
+from functions.core.events import ADVISORY, Event
 from functions.core.records import FAILED
 from functions.core.stop import Decision
 from functions.handlers.base import Deps, complete
@@ -46,6 +46,16 @@ def count_failure(deps: Deps, study: str, uid: str, where: str, exc: Exception) 
     if count is None or count < MAX_FAILURES:
         return None
     return fail_study(deps, study, uid, f"{type(exc).__name__}: {exc} ({where} failed {count} times)")
+
+
+def dead_letter_ends(deps: Deps, event: Event, reason: str) -> list[Event]:
+    """A dead letter of a delivery refused for good, whether a Knative broker or katuna's own
+    queue gave up on it: its study fails with the reason (the events that end it), unless the
+    event is one the study can do without (:data:`ADVISORY`) or names no study."""
+    study, uid = event.data.get("study"), event.data.get("uid")
+    if event.type in ADVISORY or not isinstance(study, str) or not isinstance(uid, str):
+        return []
+    return fail_study(deps, study, uid, f"an event could not be delivered ({event.type}): {reason}")
 
 
 def fail_study(deps: Deps, study: str, uid: str, reason: str) -> list[Event]:
