@@ -7,8 +7,8 @@ Handlers that change no state (``UNRECORDED``: they emit nothing, or only events
 facts they found) need neither, and run bare.
 
 A recorded handler that fails with anything but a temporary error (or a forged report) counts a
-failure against the event's study (:mod:`functions.handlers.failures`); the failure that ends the study is answered
-with the study's ``study.completed`` instead of the error.
+failure against the event's study (:mod:`functions.handlers.failures`); the failure that ends
+the study is answered with the study's ``study.completed`` instead of the error.
 
 Each handling is reported to an :class:`Observer` (the service's metrics): the event's type, the
 handler, the outcome (:data:`OUTCOMES`) and how long it took.

@@ -11,13 +11,12 @@ It posts a ``dev.katuna.trial.progress`` CloudEvent to ``KATUNA_REPORT_URL``, wh
 for trials of studies with early stopping, and does nothing elsewhere. Each report carries the
 attempt's ``KATUNA_REPORT_TOKEN``, set with it: katuna takes a report only with its attempt's
 token, so a copy of this file from a release before the token is refused (the trial's log is
-still read for its progress). The posts go out in the
-background, in order, so a slow or unreachable broker never holds up training; the reports
-still waiting when the trial exits get :data:`EXIT_WAIT` seconds to go out, and ``flush()``
-waits for them at any point. A trial the pruner stops is ended from outside (its Job is
-deleted); ``report`` itself never raises. NaN and the
-infinities are reported too, by name (``"nan"``, ``"inf"``, ``"-inf"``: JSON has no number for
-them), as the pruner stops a trial whose values turned NaN.
+still read for its progress). The posts go out in the background, in order, so a slow or
+unreachable broker never holds up training; the reports still waiting when the trial exits get
+:data:`EXIT_WAIT` seconds to go out, and ``flush()`` waits for them at any point. A trial the
+pruner stops is ended from outside (its Job is deleted); ``report`` itself never raises. NaN and
+the infinities are reported too, by name (``"nan"``, ``"inf"``, ``"-inf"``: JSON has no number
+for them), as the pruner stops a trial whose values turned NaN.
 
 Where a SinkBinding binds the trial's pod to a broker that needs Knative Eventing's OIDC tokens,
 the post carries the token the binding mounts (``/oidc/token``, or ``KATUNA_SINK_TOKEN_FILE``,

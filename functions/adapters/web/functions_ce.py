@@ -10,8 +10,8 @@ the broker ignores.
 
 A dead letter fails its study only when its delivery was refused for good, and it is not a
 progress report (which the study can do without); one given up on after a temporary failure
-leaves the study to the tick, which redoes whatever the lost
-event would have done (:func:`functions.adapters.cloudevents_http.DeadLetter.permanent`).
+leaves the study to the tick, which redoes whatever the lost event would have done
+(:func:`functions.adapters.cloudevents_http.DeadLetter.fails_study`).
 """
 
 from __future__ import annotations
@@ -77,8 +77,9 @@ def _handle(function: str | None):
 def dead_letter():
     """Where the broker sends an event it gave up delivering: kept (the newest
     ``KATUNA_MAX_DEAD_LETTERS``, each within ``KATUNA_MAX_BODY``) and logged. A delivery refused
-    for good fails the event's study with the reason (unless it is a progress report); one that failed only for the time being
-    (a busy cloud, an API server away for minutes) leaves the study to the tick."""
+    for good fails the event's study with the reason (unless it is a progress report); one that
+    failed only for the time being (a busy cloud, an API server away for minutes) leaves the
+    study to the tick."""
     runtime: Application = current_app.extensions["katuna"]
     try:
         letter = cloudevents_http.dead_letter(dict(request.headers), request.get_data())
