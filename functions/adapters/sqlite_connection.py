@@ -47,6 +47,10 @@ def reading(method: Callable[..., Any]) -> Callable[..., Any]:
     return read
 
 
+CHECKPOINT_WAIT = 1.0
+"""Seconds a closing connection waits for other writers before folding the write-ahead log in."""
+
+
 class SqliteConnection:
     """One connection to the database file, migrated on opening. Use one instance per thread."""
 
@@ -67,6 +71,13 @@ class SqliteConnection:
             raise
 
     def close(self) -> None:
+        """Close the connection, having first folded the write-ahead log into the database file
+        (waiting at most :data:`CHECKPOINT_WAIT` seconds for other writers). SQLite folds it on
+        its own only when the last connection closes, and when several processes close at once
+        none may find itself the last: a copy of the file alone would then lack their writes."""
+        with suppress(sqlite3.Error):
+            self.db.execute(f"PRAGMA busy_timeout = {int(CHECKPOINT_WAIT * 1000)}")
+            self.db.execute("PRAGMA wal_checkpoint(FULL)")
         self.db.close()
 
     def _migrate(self) -> None:
