@@ -154,6 +154,7 @@ def _event_operation(summary: str, operation: str) -> dict[str, Any]:
                                                                      "(at most 50, then '...')"),
                                                      "schema": {"type": "string"}}}},
                           "400": _error("not a CloudEvent"), "401": _UNAUTHORIZED,
+                          "403": _error("a trial.progress without its attempt's token (KATUNA_REPORT_TOKEN)"),
                           "415": _error("neither binary nor structured mode"),
                           "422": _error("permanently unprocessable"),
                           "503": _error("temporarily unavailable; retry after Retry-After seconds")}}
@@ -192,7 +193,8 @@ def document() -> dict[str, Any]:
                  "responses": {"202": {"description": (
                      "kept (the newest KATUNA_MAX_DEAD_LETTERS); studyFailed says whether the event's study was "
                      "failed: only for a delivery refused for good (a knativeerrorcode below 500 that Knative does "
-                     "not retry, 501, 505), never after temporary answers (5xx, 404, 408, 409, 429, no code)")},
+                     "not retry, 501, 505), never after temporary answers (5xx, 404, 408, 409, 429, no code), never "
+                     "for a trial.progress")},
                                "400": _error("not a CloudEvent"), "401": _UNAUTHORIZED,
                                "413": _error("body too large")}},
         "get": {"summary": "The latest dead letters, newest first", "operationId": "listDeadLetters",
