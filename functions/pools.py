@@ -6,6 +6,9 @@ With no node-pool settings nothing is built, and a study without ``nodePool`` ru
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import NoReturn
+
 from functions.core.errors import InvalidStudy, Problem
 from functions.core.job import missing_requests
 from functions.core.ports import NodePools
@@ -52,10 +55,23 @@ def check_study(spec: Study, definition: dict, settings: Settings, runs_jobs: bo
     (:mod:`functions.core.system_paths`), and a node pool it cannot provide."""
     problems = study_problems(spec, settings.cluster_defaults()) + ([] if runs_jobs else local_problems(spec))
     if problems:
-        from functions.core.formats import in_definition  # YAML with it: only for a refusal, off the event path
-
-        raise InvalidStudy(in_definition(definition, problems))
+        _refuse(definition, problems)
     check_node_pool(spec, settings, runs_jobs)
+
+
+def check_namespace(spec: Study, definition: dict, refusal: Callable[[Study], str | None]) -> None:
+    """A study naming a namespace where the cluster says katuna may not create its trials
+    (``refusal``'s answer) is refused, naming the field, before anything is stored."""
+    reason = refusal(spec)
+    if reason is not None:
+        _refuse(definition, [Problem("kubernetes.namespace", reason)])
+
+
+def _refuse(definition: dict, problems: list[Problem]) -> NoReturn:
+    """Refuse the study with ``problems``, their paths those of the definition as submitted."""
+    from functions.core.formats import in_definition  # YAML with it: only for a refusal, off the event path
+
+    raise InvalidStudy(in_definition(definition, problems))
 
 
 def check_node_pool(spec: Study, settings: Settings, runs_jobs: bool) -> None:

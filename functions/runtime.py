@@ -37,7 +37,7 @@ from functions.core.timeouts import REMOTE_TIMEOUT
 from functions.dispatch import Dispatcher
 from functions.handlers import Deps
 from functions.handlers.submit import store_or_restart
-from functions.pools import check_study, node_pools
+from functions.pools import check_namespace, check_study, node_pools
 from functions.settings import Settings
 from functions.watch import Watcher
 
@@ -68,6 +68,8 @@ class Runtime:
         """Where running trials' progress is read from their logs: the trial Jobs' pods."""
         self.admissions: Admissions | None = None
         """Where launched trials may wait to be admitted: the trial Jobs (Kueue suspends them)."""
+        self.namespace_refusal: Callable[[Study], str | None] | None = None
+        """Why katuna may not run a study's trials in the namespace it names, asked of the cluster."""
         self.executor = self._executor()
         self.node_pools = node_pools(settings)
         self.resources = ClusterResources(settings.k8s_api, watched_namespace(settings), settings.katib_api,
@@ -86,12 +88,14 @@ class Runtime:
 
     def _executor(self) -> Executor:
         if self.settings.executor == "kubernetes":
+            from functions.adapters.kubernetes_access import Access
             from functions.adapters.kubernetes_client import api_client
             from functions.adapters.kubernetes_executor import KubernetesExecutor
 
             api = api_client(self.settings.k8s_api, self.settings.remote_timeout)
             executor = KubernetesExecutor(self.settings.cluster_defaults(), api, self.settings.report_url, clock=self.clock)
             self.logs = self.admissions = executor
+            self.namespace_refusal = Access(api).refusal
             return executor
         return LocalExecutor(self.settings.logs, self.publish, pass_env=self.settings.trial_env)
 
@@ -133,6 +137,8 @@ class Runtime:
         trial budget the definition raises, as Katib restarts one, runs on.
         """
         check_study(spec, definition, self.settings, runs_jobs=self.settings.executor == "kubernetes")
+        if self.namespace_refusal is not None:
+            check_namespace(spec, definition, self.namespace_refusal)
         stored, created = store_or_restart(self.deps(), spec, definition)
         if not stored.terminal:
             self.publish(study_created(stored.name, stored.uid))

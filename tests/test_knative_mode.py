@@ -553,12 +553,13 @@ def test_a_start_whose_deliveries_outlast_a_request_is_answered_at_once_and_deli
 
 @pytest.mark.slow
 def test_a_dead_letter_of_a_permanent_refusal_fails_its_study_with_the_reason(tmp_path: Path):
-    """Trials in a namespace katuna may not create Jobs in: the API's 403 is permanent (katuna
-    answers 422), Knative does not retry it, and its dead letter fails the study."""
+    """Trials in a namespace katuna may not create Jobs in (the service's own, where its Role was
+    never bound, so no study names it and none is refused when submitted): the API's 403 is
+    permanent (katuna answers 422), Knative does not retry it, and its dead letter fails the study."""
     kube = KubeStub()
-    cluster = KnativeCluster(tmp_path, kube.url, ping_interval=0.5, time_scale=FAST_RETRIES)
+    cluster = KnativeCluster(tmp_path, kube.url, ping_interval=0.5, time_scale=FAST_RETRIES, namespace="elsewhere")
     try:
-        _start(cluster, "forbidden", kubernetes={"namespace": "elsewhere"})
+        _start(cluster, "forbidden")
         study = cluster.wait_for("forbidden", timeout=60)
         assert study["status"] == "failed"
         assert study["reason"].startswith("an event could not be delivered (dev.katuna.trial.suggested): "), study

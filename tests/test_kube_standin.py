@@ -128,6 +128,25 @@ def test_katuna_may_only_do_what_the_manifests_grant_it(static: KubeStub):
     assert core.list_namespaced_pod("katuna", label_selector="job-name=granted").metadata.resource_version
 
 
+def test_any_account_may_ask_what_it_may_do_and_is_told_as_rbac_decides(static: KubeStub):
+    """A SelfSubjectAccessReview, as the API server takes one: every account may post it, it
+    names resource or non-resource attributes but not both, and its answer is the authorizer's."""
+    static.add_namespace("elsewhere", grant=False)
+    reviews = client.AuthorizationV1Api(api(static, JOBS_SOURCE))
+
+    def allowed(namespace: str, verb: str = "create", resource: str = "jobs", group: str = "batch") -> bool:
+        attributes = client.V1ResourceAttributes(namespace=namespace, verb=verb, group=group, resource=resource)
+        body = client.V1SelfSubjectAccessReview(spec=client.V1SelfSubjectAccessReviewSpec(resource_attributes=attributes))
+        return reviews.create_self_subject_access_review(body).status.allowed
+
+    assert allowed("katuna", "list") and not allowed("katuna"), "the jobs source lists Jobs, and creates none"
+    reviews = client.AuthorizationV1Api(api(static))
+    assert allowed("katuna") and not allowed("elsewhere") and not allowed("katuna", "create", "secrets", "")
+    neither = client.V1SelfSubjectAccessReview(spec=client.V1SelfSubjectAccessReviewSpec())
+    refused = refusal(lambda: reviews.create_self_subject_access_review(neither))
+    assert refused[0] == 422 and "exactly one of nonResourceAttributes or resourceAttributes" in refused[1]
+
+
 def test_a_bearer_token_names_another_account_with_its_own_grants(static: KubeStub):
     source = client.BatchV1Api(api(static, JOBS_SOURCE))
     assert source.list_namespaced_job("katuna").items == []

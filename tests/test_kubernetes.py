@@ -120,18 +120,44 @@ def test_a_trial_spec_job_is_read_from_its_own_container(service: Service, kube:
         assert trial["imageDigest"] == image_id("python:3.12")
 
 
-def test_a_refusal_for_good_fails_its_study_in_queue_mode_too_and_is_kept_as_a_dead_letter(service: Service):
-    """Trials in a namespace katuna may not create Jobs in: the API's 403 is permanent, and the
-    service's own queue gives up on the event as a Knative broker does, failing the study with
-    the reason and keeping the dead letter (before, the study stayed running with nothing to
-    run it on)."""
-    submit(service, job_study("unbound", maxTrials=1, parallelism=1, kubernetes={"namespace": "unbound"}))
-    study = service.wait_for("unbound", timeout=30)
+def test_a_study_naming_a_namespace_katuna_may_not_use_is_refused_when_submitted(service: Service):
+    """The cluster is asked (a SelfSubjectAccessReview) before anything is stored: a namespace
+    where katuna's Role is not bound is refused naming the field, a Katib Experiment's own, and
+    one where it is bound is taken."""
+    status, _, body = service.request("POST", "/studies", yaml.safe_dump(
+        job_study("unbound", kubernetes={"namespace": "unbound"})), {"Content-Type": "application/yaml"})
+    problems = json.loads(body)["problems"]
+    assert status == 422 and problems == [{"path": "kubernetes.namespace", "message": (
+        "katuna may not create jobs.batch in namespace 'unbound': bind the katuna-trials ClusterRole to its "
+        "account there, or run the trials in a namespace where it is bound")}], body
+    assert service.request("GET", "/studies/unbound")[0] == 404, "nothing is stored"
+    experiment = yaml.safe_load((Path(__file__).parent / "data" / "katib_examples" / "random.yaml").read_text())
+    experiment["metadata"]["namespace"] = "unbound"
+    status, _, body = service.request("POST", "/studies", yaml.safe_dump(experiment),
+                                      {"Content-Type": "application/yaml"})
+    assert status == 422 and [p["path"] for p in json.loads(body)["problems"]] == ["metadata.namespace"], body
+    submit(service, job_study("bound", maxTrials=1, parallelism=1, kubernetes={"namespace": "events"}))
+    assert service.wait_for("bound", timeout=60)["status"] == "completed"
+
+
+def test_a_refusal_for_good_fails_its_study_in_queue_mode_too_and_is_kept_as_a_dead_letter(kube: KubeStub,
+                                                                                         tmp_path: Path):
+    """Trials in the service's own namespace, where katuna's Role was never bound: the API's 403
+    is permanent, and the service's own queue gives up on the event as a Knative broker does,
+    failing the study with the reason and keeping the dead letter (before, the study stayed
+    running with nothing to run it on)."""
+    service = Service(tmp_path, workers=1, KATUNA_EXECUTOR="kubernetes", KATUNA_K8S_API=kube.url,
+                      KATUNA_K8S_NAMESPACE="unbound")
+    try:
+        submit(service, job_study("refused", maxTrials=1, parallelism=1))
+        study = service.wait_for("refused", timeout=30)
+        letters = [letter for letter in service.json("GET", "/dead-letters")[1]
+                   if letter["event"]["data"].get("study") == "refused"]
+    finally:
+        service.close()
     assert study["status"] == "failed", study
     assert study["reason"].startswith("an event could not be delivered (dev.katuna.trial.suggested): "), study
     assert "403" in study["reason"], study["reason"]
-    letters = [letter for letter in service.json("GET", "/dead-letters")[1]
-               if letter["event"]["data"].get("study") == "unbound"]
     assert "dev.katuna.trial.suggested" in [letter["event"]["type"] for letter in letters], letters
 
 

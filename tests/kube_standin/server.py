@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlparse
 
+from kube_standin import access_review
 from kube_standin.history import Gone
 from kube_standin.objects import status
 from kube_standin.patches import APPLY_PATCH
@@ -130,6 +131,9 @@ def handler(cluster) -> type[BaseHTTPRequestHandler]:
                     self._send(400, status(400, "BadRequest", f"the body of the request is no JSON: {exc}"))
                     return
                 body = None
+            if self.command == "POST" and urlparse(self.path).path == access_review.PATH:
+                self._send(*access_review.review(cluster.authorizer, self._user(), body))
+                return
             call = parse(self.command, self.path, body, content_type)
             if call is None:
                 self._send(404, status(404, "NotFound", "the server could not find the requested resource"))
