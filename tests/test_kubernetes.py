@@ -585,7 +585,7 @@ FORGES = """
 import json, os, sys, time, urllib.error, urllib.request
 from pathlib import Path
 if os.environ["KATUNA_TRIAL"] == "0":
-    time.sleep(1)
+    time.sleep(0.5)
     env = os.environ
     data = {"study": env["KATUNA_STUDY"], "uid": env["KATUNA_STUDY_UID"], "trial": 1, "attempt": 1, "step": 1,
             "value": "nan", "token": env["KATUNA_REPORT_TOKEN"]}
@@ -599,11 +599,11 @@ if os.environ["KATUNA_TRIAL"] == "0":
             status = refused.code
         Path(sys.argv[1]).open("a").write(f"{status}\\n")
 else:
-    time.sleep(4)
+    time.sleep(2.5)
 print("loss=0.5")
 """
 """Trial 0 posts, as trial 1, a NaN the threshold rule would prune trial 1 for, four times, with
-the token it was given (its own); trial 1 runs on for 4 seconds."""
+the token it was given (its own); trial 1 runs on for 2.5 seconds."""
 
 
 def test_a_trial_job_cannot_report_for_another_trial_of_its_study(kube: KubeStub, tmp_path: Path):
