@@ -1,5 +1,6 @@
 """Wiring of node pools: the adapter the settings name, and the checks a submitted study passes
-that depend on the service's settings (its node pools, its own service accounts and Secrets).
+that depend on the service's settings (its node pools, its own service accounts and Secrets) or
+on what the cluster lets it do (the namespace a study names).
 
 With no node-pool settings nothing is built, and a study without ``nodePool`` runs as before.
 """
