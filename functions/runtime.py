@@ -82,7 +82,8 @@ class Runtime:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._senders = sink_senders.SinkSenders(
-            self.queue, cloudevents_http.Sink(settings.sink, settings.sink_token_file, settings.sink_ca_certs)) \
+            self.queue, cloudevents_http.Sink(settings.sink, settings.sink_token_file, settings.sink_ca_certs,
+                                              settings.event_key)) \
             if settings.sink and settings.events == "reply" else None
         self._metrics = self._service_metrics()
 

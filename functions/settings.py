@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from functions.core import pod_security, senders
+from functions.core import event_signature, pod_security, senders
 from functions.core.cluster import Cluster
 from functions.core.limits import EksQuotas, Limits
 from functions.core.node_hours import LOOK_EVERY
@@ -374,6 +374,11 @@ class Settings:
     def node_pool_provider(self) -> str | None:
         """The cloud whose node pools studies may ask for: gke, eks, or None."""
         return "gke" if self.gke_cluster else "eks" if self.eks_cluster else None
+
+    @property
+    def event_key(self) -> bytes | None:
+        """The key katuna signs its events with, made from the API token; None without one."""
+        return event_signature.event_key(self.api_token) if self.api_token else None
 
     def with_db(self, db: str | Path | None) -> Settings:
         return self if db is None else replace(self, db=Path(db))

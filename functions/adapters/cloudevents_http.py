@@ -21,6 +21,7 @@ from cloudevents.core.bindings import http as ce_http
 from cloudevents.core.exceptions import BaseCloudEventException
 from cloudevents.core.v1.event import CloudEvent
 
+from functions.core import event_signature
 from functions.core.errors import MalformedRequest, PermanentError, TemporaryError
 from functions.core.events import ADVISORY, APISERVER_EVENTS, POOL_CHECK, Event
 
@@ -61,6 +62,9 @@ class DeadLetter:
     event: Event
     reason: str
     code: int | None
+    authentic: bool = True
+    """Whether the event may be believed: where the dead letter's sender proved nothing, only an
+    event katuna signed (:mod:`functions.core.event_signature`)."""
 
     @property
     def permanent(self) -> bool:
@@ -75,19 +79,23 @@ class DeadLetter:
     @property
     def fails_study(self) -> bool:
         """Whether the event's study fails for it: a delivery refused for good, of an event the
-        study cannot do without (not a progress report: :data:`functions.core.events.ADVISORY`)."""
-        return self.permanent and self.event.type not in ADVISORY
+        study cannot do without (not a progress report: :data:`functions.core.events.ADVISORY`),
+        that katuna sent."""
+        return self.permanent and self.event.type not in ADVISORY and self.authentic
 
 
-def dead_letter(headers: Mapping[str, str], body: bytes) -> DeadLetter:
+def dead_letter(headers: Mapping[str, str], body: bytes, key: bytes | None = None) -> DeadLetter:
     """A dead letter from a Knative broker: the event, and why its delivery failed (from the
-    ``knativeerror*`` extension attributes; the answer's body decoded where it is text)."""
+    ``knativeerror*`` extension attributes; the answer's body decoded where it is text). With
+    ``key`` (the sender proved nothing), it is believed only if katuna signed its event with it."""
     cloud_event = _parse(headers, body)
     dest, code, data = (str(cloud_event.get_extension(name) or "") for name in
                         ("knativeerrordest", "knativeerrorcode", "knativeerrordata"))
     reason = " ".join(part for part in (dest, code, _error_text(data)) if part)
     number = int(code) if code.isdigit() and len(code) <= 3 else None
-    return DeadLetter(_to_event(cloud_event, strict=False), reason or "no reason given", number)
+    event = _to_event(cloud_event, strict=False)
+    authentic = key is None or event_signature.is_katunas(key, event.type, event.data, _signature(cloud_event))
+    return DeadLetter(event, reason or "no reason given", number, authentic)
 
 
 def _error_text(data: str) -> str:
@@ -99,9 +107,20 @@ def _error_text(data: str) -> str:
         return data
 
 
-def from_http(headers: Mapping[str, str], body: bytes) -> Event:
-    """The katuna event in an HTTP request."""
-    return _to_event(_parse(headers, body))
+def from_http(headers: Mapping[str, str], body: bytes, key: bytes | None = None) -> Event:
+    """The katuna event in an HTTP request. With ``key`` (the sender proved nothing), an event of
+    a type katuna signs is refused (:class:`~functions.core.errors.ForgedEvent`) unless katuna
+    signed it with that key."""
+    cloud_event = _parse(headers, body)
+    event = _to_event(cloud_event)
+    if key is not None:
+        event_signature.check(key, event.type, event.data, _signature(cloud_event))
+    return event
+
+
+def _signature(cloud_event: BaseCloudEvent) -> str | None:
+    given = cloud_event.get_extension(event_signature.EXTENSION)
+    return given if isinstance(given, str) else None
 
 
 def _to_event(cloud_event: BaseCloudEvent, strict: bool = True) -> Event:
@@ -122,12 +141,14 @@ def _to_event(cloud_event: BaseCloudEvent, strict: bool = True) -> Event:
                  source=cloud_event.get_source(), subject=cloud_event.get_subject(), time=time.isoformat())
 
 
-def to_http(event: Event) -> tuple[dict[str, str], bytes]:
-    """Headers and body of ``event`` in binary mode."""
+def to_http(event: Event, key: bytes | None = None) -> tuple[dict[str, str], bytes]:
+    """Headers and body of ``event`` in binary mode; signed with ``key``, where given."""
     attributes = {"type": event.type, "source": event.source, "id": event.id,
                   "time": datetime.fromisoformat(event.time), "datacontenttype": "application/json"}
     if event.subject:
         attributes["subject"] = event.subject
+    if key is not None:
+        attributes[event_signature.EXTENSION] = event_signature.signature(key, event.type, event.data)
     if event.type in APISERVER_EVENTS:
         attributes.update(_object_attributes(event.data))
     message = ce_http.to_binary_event(CloudEvent(attributes=attributes, data=dict(event.data)))
@@ -149,18 +170,21 @@ class Sink:
     token for the sink's audience at ``token_file`` and the broker refuses (401) a post without
     it; the token is read again for every post, as the binding rotates it. With transport
     encryption the sink is https, signed by the cluster's CA, whose PEM certificates the binding
-    puts in ``K_CA_CERTS`` (``ca_certs``): trusted besides the system's."""
+    puts in ``K_CA_CERTS`` (``ca_certs``): trusted besides the system's. Events are signed with
+    ``key`` where given (:mod:`functions.core.event_signature`)."""
 
-    def __init__(self, url: str, token_file: Path | None = None, ca_certs: str | None = None) -> None:
+    def __init__(self, url: str, token_file: Path | None = None, ca_certs: str | None = None,
+                 key: bytes | None = None) -> None:
         self.url = url
         self._token_file = token_file
         self._context = _trusting(ca_certs) if ca_certs else None
+        self._key = key
 
     def send(self, event: Event, timeout: float) -> None:
         """POST ``event`` to the sink, waiting ``timeout`` seconds for each read of the answer. A
         refusal of the event itself (:data:`REFUSED_FOR_GOOD`) is permanent; any other failure
         is temporary (an authentication refusal included: the token may be renewed meanwhile)."""
-        headers, body = to_http(event)
+        headers, body = to_http(event, self._key)
         request = urllib.request.Request(self.url, data=body, headers={**headers, **self._authorization()},
                                          method="POST")
         try:

@@ -57,6 +57,9 @@ class ServiceSettings(Protocol):
     def metrics_token(self) -> str | None: ...
 
     @property
+    def event_key(self) -> bytes | None: ...
+
+    @property
     def session_ttl(self) -> float: ...
 
     @property

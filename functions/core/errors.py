@@ -10,7 +10,8 @@
         ``NodePoolFailed``   the cloud refused a node-pool request (``functions.core.nodepool``)
         ``UnreadableFile``   a file given to the CLI is not a readable, small, UTF-8 regular file
         ``RefusedFile``      a file a local trial left is not one the service reads (under /proc)
-        ``ForgedReport``     a progress report without its attempt's token (HTTP 403)
+        ``ForgedEvent``      an event that does not prove it comes from katuna (HTTP 403)
+            ``ForgedReport``  a progress report without its attempt's token
     ``TemporaryError`` (retrying later may help; HTTP 503)
         ``StorageUnavailable``  the database cannot be opened or written (read-only, missing rights)
             ``StorageFull``     the disk holding the database is full
@@ -100,10 +101,15 @@ class RefusedFile(PermanentError):
     (:mod:`functions.core.system_paths`). The message names the path and why, never the content."""
 
 
-class ForgedReport(PermanentError):
+class ForgedEvent(PermanentError):
+    """An event whose sender proved nothing, of a kind only katuna sends, without katuna's
+    signature (:mod:`functions.core.event_signature`): refused, and never counted against the
+    study it names, which did nothing wrong."""
+
+
+class ForgedReport(ForgedEvent):
     """A progress report that does not carry its attempt's token, so neither the attempt nor
-    katuna sent it (a trial posting as another trial of its study, say). Refused, and never
-    counted against the study it names: the study did nothing wrong."""
+    katuna sent it (a trial posting as another trial of its study, say)."""
 
 
 class StorageUnavailable(TemporaryError):

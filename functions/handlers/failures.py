@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 
-from functions.core.errors import ForgedReport, KatunaError, StudyNotFound
+from functions.core.errors import ForgedEvent, KatunaError, StudyNotFound
 from functions.core.events import ADVISORY, Event
 from functions.core.records import FAILED
 from functions.core.stop import Decision
@@ -33,8 +33,8 @@ def temporary(exc: BaseException) -> bool:
 
 def counts(exc: BaseException) -> bool:
     """Whether the failure counts against the study: not when retrying may help, nor when the
-    event was refused for its sender's fault (a forged progress report)."""
-    return not temporary(exc) and not isinstance(exc, ForgedReport)
+    event was refused for its sender's fault (a forged event or progress report)."""
+    return not temporary(exc) and not isinstance(exc, ForgedEvent)
 
 
 def count_failure(deps: Deps, study: str, uid: str, where: str, exc: Exception) -> list[Event] | None:

@@ -52,8 +52,9 @@ def sink_of_service(broker_url: str, components: tuple[str, ...] = ()) -> str:
 
 
 class KnativeCluster:
-    """The service behind the broker, fed by the sources; ``token`` guards the service, and the
-    broker delivers with it; ``time_scale`` shrinks the Triggers' back-offs (:class:`Broker`);
+    """The service behind the broker, fed by the sources; ``token`` guards the service's API, and
+    the broker delivers without it, as Knative's does without OIDC: the service believes katuna's
+    own events on their signature alone; ``time_scale`` shrinks the Triggers' back-offs (:class:`Broker`);
     ``components`` of ``knative/`` are deployed too (their Triggers and their sources' resources)."""
 
     def __init__(self, workdir: Path, kube_api: str, *, faults: Faults | None = None, ping_interval: float = 1.0,
@@ -62,7 +63,7 @@ class KnativeCluster:
         self.token, self.faults = token or secrets.token_urlsafe(16), faults or Faults()
         port = free_port()
         docs = documents(components)
-        self.broker = Broker(docs, {SERVICE_REF: f"http://127.0.0.1:{port}"}, token=self.token, workers=24,
+        self.broker = Broker(docs, {SERVICE_REF: f"http://127.0.0.1:{port}"}, workers=24,
                              time_scale=time_scale)
         self.service = KatunaProcess(
             workdir, workers=workers, port=port, KATUNA_EVENTS="reply",

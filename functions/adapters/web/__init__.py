@@ -40,7 +40,9 @@ def create_app(runtime: Application) -> Flask:
         app.extensions["katuna_oidc"] = Verifier(runtime.settings.oidc_audience, runtime.settings.oidc_issuer_url)
     elif runtime.settings.events == "reply":
         log.warning("the event paths take any sender: set KATUNA_OIDC_AUDIENCE when the cluster enables "
-                    "Knative Eventing's authentication-oidc, and keep the service cluster-local")
+                    "Knative Eventing's authentication-oidc, and keep the service cluster-local%s",
+                    "" if runtime.settings.api_token else "; without KATUNA_API_TOKEN, katuna's events are not "
+                                                          "signed either, and any sender's are believed")
     app.register_blueprint(api.blueprint)
     app.register_blueprint(functions_ce.blueprint)
     app.register_blueprint(ui.blueprint)
@@ -115,12 +117,17 @@ def _check_event_sender(settings: ServiceSettings):
     """The event paths take the API token, or Knative's OIDC delivery token when
     ``KATUNA_OIDC_AUDIENCE`` is set, from a sender of ``KATUNA_OIDC_SUBJECTS`` when that is set
     (another sender's valid token: 403, naming it); behind a broker without OIDC
-    (``KATUNA_EVENTS=reply``) they rely on the service being cluster-local."""
+    (``KATUNA_EVENTS=reply``) they take any sender, whose events of katuna's own types must
+    then carry katuna's signature (:data:`functions_ce.UNPROVEN`), and rely on the service
+    being cluster-local."""
     if settings.api_token and has_token(request, settings.api_token):
         return None
     verifier: Verifier | None = current_app.extensions.get("katuna_oidc")
     if verifier is None:
-        return None if settings.events == "reply" or not settings.api_token else _unauthorized()
+        if settings.events == "reply":
+            setattr(g, functions_ce.UNPROVEN, True)
+            return None
+        return None if not settings.api_token else _unauthorized()
     given = bearer(request)
     subject = verifier.subject(given) if given is not None else None
     if subject is None:

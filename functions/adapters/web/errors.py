@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import jsonify
 
 from functions.core.errors import (
-    ForgedReport,
+    ForgedEvent,
     InvalidStudy,
     KatunaError,
     MalformedRequest,
@@ -25,7 +25,7 @@ def status_of(exc: KatunaError, resource: bool = True) -> int:
         return 503
     if isinstance(exc, (UnparseableStudy, MalformedRequest)):
         return 400
-    if isinstance(exc, ForgedReport):
+    if isinstance(exc, ForgedEvent):
         return 403
     if resource and isinstance(exc, StudyNotFound):
         return 404

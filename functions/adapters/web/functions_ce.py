@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from functions.adapters import cloudevents_http
 from functions.adapters.web.errors import error_response
@@ -35,6 +35,11 @@ most :data:`EMITTED_LISTED`, then ``...``); their number is in :data:`EMITTED_CO
 Neither header is one Knative's broker passes on or reads."""
 
 EMITTED_COUNT_HEADER = "Katuna-Emitted-Count"
+
+UNPROVEN = "katuna_unproven_sender"
+"""Set on the request context (``flask.g``) when the sender proved nothing (a broker without
+OIDC, no token): events of katuna's own types are then taken only signed by katuna, and a dead
+letter fails its study only when katuna signed its event (:mod:`functions.core.event_signature`)."""
 
 EMITTED_LISTED = 50
 """Events named in :data:`EMITTED_HEADER`: a tick may emit hundreds, and proxies between the
@@ -61,7 +66,7 @@ def _handle(function: str | None):
     answered as one that changed nothing, so the answer never tells whether a study name exists."""
     runtime: Application = current_app.extensions["katuna"]
     try:
-        event = cloudevents_http.from_http(dict(request.headers), request.get_data())
+        event = cloudevents_http.from_http(dict(request.headers), request.get_data(), _required_key(runtime))
         dispatcher = runtime.dispatcher()
         try:
             emitted = dispatcher.deliver(event) if function is None else dispatcher.deliver_to(function, event)
@@ -82,7 +87,7 @@ def dead_letter():
     study to the tick."""
     runtime: Application = current_app.extensions["katuna"]
     try:
-        letter = cloudevents_http.dead_letter(dict(request.headers), request.get_data())
+        letter = cloudevents_http.dead_letter(dict(request.headers), request.get_data(), _required_key(runtime))
         if letter.fails_study:
             runtime.fail_dead_letter(letter.event, letter.reason)
     except KatunaError as exc:
@@ -91,9 +96,18 @@ def dead_letter():
     runtime.store().add_dead_letter(event, letter.reason, keep=runtime.settings.max_dead_letters)
     if letter.fails_study:
         log.error("dead letter %s (%s), its study failed: %s", event.type, event.id, letter.reason)
+    elif not letter.authentic:
+        log.warning("dead letter %s (%s) not signed by katuna, its study left as it is: %s", event.type, event.id,
+                    letter.reason)
     else:
         log.warning("dead letter %s (%s), left to the tick: %s", event.type, event.id, letter.reason)
     return jsonify(recorded=event.id, studyFailed=letter.fails_study), 202
+
+
+def _required_key(runtime: Application) -> bytes | None:
+    """The key events must be signed with: katuna's, where the sender proved nothing and the
+    service has an API token to make the key from."""
+    return runtime.settings.event_key if g.get(UNPROVEN) else None
 
 
 @blueprint.get("/dead-letters")
@@ -105,7 +119,7 @@ def _emit(runtime: Application, emitted: list[Event]):
     """The answer to a handling: its one emitted event as a reply (reply mode); otherwise the
     events sent on, and an answer with no body, naming them in headers only."""
     if runtime.settings.events == "reply" and len(emitted) == 1:
-        headers, body = cloudevents_http.to_http(emitted[0])
+        headers, body = cloudevents_http.to_http(emitted[0], runtime.settings.event_key)
         return Response(body, status=200, headers=headers)
     for event in emitted:
         runtime.publish(event)

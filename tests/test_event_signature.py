@@ -1,0 +1,145 @@
+"""katuna's signature on its own events, which a sender that proved nothing (a broker without
+OIDC) must carry: through the real CloudEvents binding, and end to end behind the loopback
+broker, where a trial pod forges a sibling's end and a dead letter."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import study_definition
+from knative_emulator import KnativeCluster
+from knative_emulator.broker import attributes_of
+from kube_stub import KubeStub
+
+from functions.adapters import cloudevents_http
+from functions.core import event_signature
+from functions.core.errors import ForgedEvent
+from functions.core.events import (
+    APISERVER_EVENTS,
+    POOL_CHECK,
+    Event,
+    study_completed,
+    study_created,
+    trial_finished,
+    trial_progress,
+    trial_suggested,
+)
+
+KEY = event_signature.event_key("a-token-0123456789")
+OTHER_KEY = event_signature.event_key("another-token-0123")
+
+OWN_EVENTS = [study_created("s", "u"), trial_suggested("s", "u", 3, 1),
+              trial_finished("s", "u", 3, 1, "exited", exit_code=0, message="ünïcode, \"quotes\""),
+              study_completed("s", "u", "failed", "why\nnot")]
+
+
+@pytest.mark.parametrize("event", OWN_EVENTS, ids=lambda e: e.type)
+def test_katunas_own_events_are_taken_from_an_unproven_sender_only_signed_with_its_key(event: Event):
+    headers, body = cloudevents_http.to_http(event, KEY)
+    assert cloudevents_http.from_http(headers, body, KEY).data == event.data
+    for unsigned_or_foreign in (cloudevents_http.to_http(event), cloudevents_http.to_http(event, OTHER_KEY)):
+        with pytest.raises(ForgedEvent, match=event_signature.EXTENSION):
+            cloudevents_http.from_http(*unsigned_or_foreign, KEY)
+    assert cloudevents_http.from_http(*cloudevents_http.to_http(event)).data == event.data, \
+        "a sender that proved itself needs no signature"
+
+
+def test_a_signature_covers_the_type_and_every_field_of_the_data():
+    headers, body = cloudevents_http.to_http(trial_finished("s", "u", 3, 1, "exited", exit_code=0), KEY)
+    data = json.loads(body)
+    for changed in ({**data, "trial": 4}, {**data, "outcome": "preempted"}, {**data, "extra": 1}):
+        with pytest.raises(ForgedEvent):
+            cloudevents_http.from_http(headers, json.dumps(changed).encode(), KEY)
+    retyped = {**headers, "ce-type": "dev.katuna.study.completed"}
+    with pytest.raises(ForgedEvent):
+        cloudevents_http.from_http(retyped, body, KEY)
+    reordered = json.dumps(dict(reversed(list(data.items()))), indent=2).encode()
+    assert cloudevents_http.from_http(headers, reordered, KEY).data["trial"] == 3, \
+        "the data's key order and spacing, which a broker may change, are not signed"
+
+
+def test_events_others_send_need_no_signature():
+    others = [Event(POOL_CHECK, {}), Event(APISERVER_EVENTS[0], {"apiVersion": "batch/v1", "kind": "Job"}),
+              trial_progress("s", "u", 3, 1, 2, 0.5, token="t")]
+    for event in others:
+        assert cloudevents_http.from_http(*cloudevents_http.to_http(event), KEY).type == event.type
+
+
+def _dead_letter(event: Event, key: bytes | None) -> tuple[dict[str, str], bytes]:
+    headers, body = cloudevents_http.to_http(event, key)
+    return {**headers, "ce-knativeerrordest": "http://katuna/functions/collect", "ce-knativeerrorcode": "422"}, body
+
+
+def test_a_dead_letter_fails_its_study_only_when_katuna_signed_its_event():
+    event = trial_finished("s", "u", 3, 1, "exited", exit_code=0)
+    assert cloudevents_http.dead_letter(*_dead_letter(event, KEY), KEY).fails_study
+    assert not cloudevents_http.dead_letter(*_dead_letter(event, None), KEY).fails_study
+    assert not cloudevents_http.dead_letter(*_dead_letter(event, OTHER_KEY), KEY).fails_study
+    assert cloudevents_http.dead_letter(*_dead_letter(event, None)).fails_study, "from a sender that proved itself"
+    for other in (Event("dev.example.anything", {"study": "s", "uid": "u"}), Event(POOL_CHECK, {"study": "s", "uid": "u"})):
+        assert not cloudevents_http.dead_letter(*_dead_letter(other, KEY), KEY).fails_study, \
+            "an unproven sender's dead letter of a type katuna does not sign fails nothing"
+
+
+FORGER = """
+import json, os, sys, time, urllib.error, urllib.request
+service, broker, answers = sys.argv[1:4]
+env = os.environ
+if env["KATUNA_TRIAL"] == "0":
+    time.sleep(0.5)
+    sibling = {"study": env["KATUNA_STUDY"], "uid": env["KATUNA_STUDY_UID"], "trial": 1, "attempt": 1,
+               "outcome": "exited", "exitCode": 0, "message": ""}
+    headers = {"ce-specversion": "1.0", "ce-type": "dev.katuna.trial.finished", "ce-source": "/katuna",
+               "ce-id": "forged", "content-type": "application/json"}
+    letter = {**headers, "ce-knativeerrordest": service, "ce-knativeerrorcode": "422"}
+    for url, sent in ((service, headers), (broker, headers), (service + "dead-letters", letter)):
+        request = urllib.request.Request(url, json.dumps(sibling).encode(), sent, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                status, body = answer.status, answer.read().decode()
+        except urllib.error.HTTPError as refused:
+            status, body = refused.code, refused.read().decode()
+        with open(answers, "a") as out:
+            out.write(json.dumps([status, body]) + "\\n")
+else:
+    time.sleep(3)
+print("loss=0.5")
+"""
+"""Trial 0 posts the end of trial 1 as katuna would, unsigned: to the service itself, to the
+broker's ingress, and as a dead letter of a refusal; trial 1 runs on for 3 seconds."""
+
+
+@pytest.mark.slow
+def test_a_trial_pod_cannot_end_a_sibling_or_fail_its_study_behind_a_broker_without_oidc(tmp_path: Path):
+    """The service refuses the forged end (403, whether posted to it or through the broker,
+    which then dead-letters it), and takes the forged dead letter without failing the study:
+    trial 1 runs to its own end, and the study completes."""
+    kube = KubeStub()
+    cluster = KnativeCluster(tmp_path, kube.url, ping_interval=0.5, time_scale=0.005)
+    answers = tmp_path / "answers"
+    try:
+        definition = study_definition(name="signed", maxTrials=2, parallelism=2)
+        definition["trialTemplate"]["image"] = "python:3.12"
+        definition["trialTemplate"]["command"] = [sys.executable, "-c", FORGER, cluster.service.url + "/",
+                                                  cluster.broker.url, str(answers), "${trialParameters.x}"]
+        status, body = cluster.api("POST", "/studies", definition)
+        assert status == 201, body
+        study = cluster.wait_for("signed", timeout=90)
+        trials = {t["number"]: (t["state"], t["values"], t["reason"]) for t in cluster.api("GET", "/studies/signed/trials")[1]}
+        letters = cluster.api("GET", "/dead-letters")[1]
+    finally:
+        cluster.close()
+        kube.close()
+    (direct, direct_body), (brokered, _), (letter, letter_body) = [json.loads(line) for line in answers.read_text().splitlines()]
+    assert (direct, json.loads(direct_body)["error"]) == (403, "ForgedEvent")
+    assert brokered == 202, "the ingress takes any event; its delivery to katuna is what is refused"
+    assert (letter, json.loads(letter_body)["studyFailed"]) == (202, False)
+    assert trials == {0: ("COMPLETE", [0.5], None), 1: ("COMPLETE", [0.5], None)}, trials
+    assert study["status"] == "completed", study
+    assert ("dev.katuna.trial.finished", "403") in [
+        (attributes_of(e)["type"], attributes_of(e).get("knativeerrorcode")) for e in cluster.broker.dead_letters]
+    assert sorted(d["event"]["id"] for d in letters if d["event"]["type"] == "dev.katuna.trial.finished") == \
+        ["forged", "forged"], "both dead letters are kept for the operator to see"
