@@ -25,6 +25,7 @@ from waiting import eventually
 from functions.adapters.kubernetes_resources import LIST_PAGE
 from functions.adapters.local_executor import LocalExecutor
 from functions.adapters.sqlite_store import SqliteStore
+from functions.cluster_ports import ClusterResources, watched_namespace
 from functions.core.events import OBJECTS, ROUTES, derived_id, study_created, trial_finished
 from functions.core.launch import trial_launch
 from functions.core.rotation import rotated
@@ -33,7 +34,6 @@ from functions.dispatch import Dispatcher
 from functions.handlers import Deps
 from functions.handlers.reconcile import IN_FLIGHT, Budget, reconcile_study
 from functions.handlers.submit import store_study
-from functions.runtime import ClusterResources, watched_namespace
 from functions.settings import Settings
 
 NAMESPACE = "katuna"
