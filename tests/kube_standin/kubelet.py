@@ -64,6 +64,8 @@ class Run:
     cause: str = "PreemptionByScheduler"
     """What ends the run at ``disrupt_at``: a ``DisruptionTarget`` reason, or one of
     :data:`RESOURCES` its container runs short of."""
+    seen_running: float = 0.0
+    """The last moment the container was seen running (its start, at first)."""
 
 
 class Kubelets:
@@ -141,7 +143,7 @@ class Kubelets:
         elif run.process is None:
             if self.clock.monotonic() - run.creating_since >= self.image_pull_seconds:
                 self._start(cluster, pod, run)
-        elif run.process.poll() is not None:
+        elif _exited_first(run):
             code = run.process.returncode
             self._end(cluster, pod, run, "Succeeded" if code == 0 else "Failed", code,
                       "Completed" if code == 0 else "Error")
@@ -152,8 +154,10 @@ class Kubelets:
                 self.exhaust(cluster, pod, run.cause)
             else:
                 self.disrupt(cluster, pod, run.cause)
-        elif run.log is not None:
-            run.log.read()
+        else:
+            run.seen_running = self.clock.monotonic()
+            if run.log is not None:
+                run.log.read()
 
     def _start(self, cluster, pod: dict, run: Run) -> None:
         run.log = Capture(self.logs_dir / f"{pod['metadata']['namespace']}.{pod['metadata']['name']}.log", self.clock,
@@ -161,10 +165,10 @@ class Kubelets:
         run.process = self.containers.start(pod, run.log.output)
         run.process.job = pod["metadata"]["labels"].get("job-name")  # type: ignore[union-attr]
         cluster.processes.append(run.process)
-        run.started_at = self.clock.stamp()
+        run.started_at, run.seen_running = self.clock.stamp(), self.clock.monotonic()
         disruption = self.disruption(pod["metadata"]["labels"].get("job-name", ""), run.index)
         if disruption is not None:
-            run.disrupt_at, run.scenario, run.cause = self.clock.monotonic() + disruption[0], *disruption[1:]
+            run.disrupt_at, run.scenario, run.cause = run.seen_running + disruption[0], *disruption[1:]
             self.clock.wake_at(run.disrupt_at)
         pod["status"].update(phase="Running", startTime=pod["status"].get("startTime") or run.started_at)
         _statuses(pod, {"running": {"startedAt": run.started_at}}, ready=True)
@@ -266,6 +270,15 @@ class Kubelets:
         if run.process is not None and run.process.poll() is None:
             run.log.read()
         return run.log.lines
+
+
+def _exited_first(run: Run) -> bool:
+    """Whether the container has exited, and before its disruption: a disruption due while it
+    was last seen running (one due at its start, say) came first, however late a pass finds
+    both, as a busy machine's may."""
+    if run.process is None or run.process.poll() is None:
+        return False
+    return run.disrupt_at is None or run.disrupt_at > run.seen_running
 
 
 def _condition(pod: dict, kind: str, value: str, stamp: str, reason: str | None = None,
