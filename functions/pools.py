@@ -1,6 +1,6 @@
 """Wiring of node pools: the adapter the settings name, and the checks a submitted study passes
 that depend on the service's settings (its node pools, its own service accounts and Secrets) or
-on what the cluster lets it do (the namespace a study names).
+on what the cluster lets it do (create the study's trial workload where it would run).
 
 With no node-pool settings nothing is built, and a study without ``nodePool`` runs as before.
 """
@@ -60,12 +60,12 @@ def check_study(spec: Study, definition: dict, settings: Settings, runs_jobs: bo
     check_node_pool(spec, settings, runs_jobs)
 
 
-def check_namespace(spec: Study, definition: dict, refusal: Callable[[Study], str | None]) -> None:
-    """A study naming a namespace where the cluster says katuna may not create its trials
+def check_access(spec: Study, definition: dict, refusal: Callable[[Study], Problem | None]) -> None:
+    """A study whose trials the cluster says katuna may not create where they would run
     (``refusal``'s answer) is refused, naming the field, before anything is stored."""
-    reason = refusal(spec)
-    if reason is not None:
-        _refuse(definition, [Problem("kubernetes.namespace", reason)])
+    problem = refusal(spec)
+    if problem is not None:
+        _refuse(definition, [problem])
 
 
 def _refuse(definition: dict, problems: list[Problem]) -> NoReturn:

@@ -27,7 +27,7 @@ from functions.adapters.sqlite_store import SqliteStore
 from functions.adapters.web import create_app, guard
 from functions.cluster_ports import ClusterNodes, ClusterResources, watched_namespace
 from functions.core.cluster_templates import ClusterTemplates
-from functions.core.errors import KatunaError, TemporaryError
+from functions.core.errors import KatunaError, Problem, TemporaryError
 from functions.core.events import Event, study_created
 from functions.core.ports import Admissions, Executor, RunningLogs
 from functions.core.records import StudyRecord
@@ -35,7 +35,7 @@ from functions.core.spec import Study
 from functions.dispatch import Dispatcher
 from functions.handlers import Deps
 from functions.handlers.submit import store_or_restart
-from functions.pools import check_namespace, check_study, node_pools
+from functions.pools import check_access, check_study, node_pools
 from functions.settings import Settings
 from functions.watch import Watcher
 
@@ -66,8 +66,8 @@ class Runtime:
         """Where running trials' progress is read from their logs: the trial Jobs' pods."""
         self.admissions: Admissions | None = None
         """Where launched trials may wait to be admitted: the trial Jobs (Kueue suspends them)."""
-        self.namespace_refusal: Callable[[Study], str | None] | None = None
-        """Why katuna may not run a study's trials in the namespace it names, asked of the cluster."""
+        self.access_refusal: Callable[[Study], Problem | None] | None = None
+        """Why katuna may not create a study's trials where they would run, asked of the cluster."""
         self.executor = self._executor()
         self.node_pools = node_pools(settings)
         self.resources = ClusterResources(settings.k8s_api, watched_namespace(settings), settings.katib_api,
@@ -94,7 +94,7 @@ class Runtime:
             api = api_client(self.settings.k8s_api, self.settings.remote_timeout)
             executor = KubernetesExecutor(self.settings.cluster_defaults(), api, self.settings.report_url, clock=self.clock)
             self.logs = self.admissions = executor
-            self.namespace_refusal = Access(api).refusal
+            self.access_refusal = Access(api, self.settings.k8s_namespace or "default").refusal
             return executor
         return LocalExecutor(self.settings.logs, self.publish, pass_env=self.settings.trial_env)
 
@@ -123,7 +123,8 @@ class Runtime:
                     workdir=str(self.settings.workdir.resolve()), limits=self.settings.limits,
                     trial_defaults=self.settings.cluster_defaults(), nodes=self.nodes,
                     node_look_seconds=self.settings.node_look_seconds, logs=self.logs, admissions=self.admissions,
-                    pool_wait=self.settings.pool_wait, template_namespaces=self.settings.template_namespaces)
+                    pool_wait=self.settings.pool_wait, template_namespaces=self.settings.template_namespaces,
+                    access_refusal=self.access_refusal)
 
     def dispatcher(self) -> Dispatcher:
         return Dispatcher(self.deps(), observer=self._metrics.events)
@@ -136,8 +137,8 @@ class Runtime:
         trial budget the definition raises, as Katib restarts one, runs on.
         """
         check_study(spec, definition, self.settings, runs_jobs=self.settings.executor == "kubernetes")
-        if self.namespace_refusal is not None:
-            check_namespace(spec, definition, self.namespace_refusal)
+        if self.access_refusal is not None:
+            check_access(spec, definition, self.access_refusal)
         stored, created = store_or_restart(self.deps(), spec, definition)
         if not stored.terminal:
             self.publish(study_created(stored.name, stored.uid))

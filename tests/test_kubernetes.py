@@ -140,6 +140,34 @@ def test_a_study_naming_a_namespace_katuna_may_not_use_is_refused_when_submitted
     assert service.wait_for("bound", timeout=60)["status"] == "completed"
 
 
+def test_a_trial_kind_katuna_is_not_granted_is_refused_when_submitted(service: Service):
+    """No ``knative/trial-kinds/`` component grants katuna PyTorchJobs here: a study of them is
+    refused naming its ``trialSpec``, or, where it names a namespace, that namespace with the
+    kind to grant there; nothing is stored."""
+    container = {"name": "pytorch", "image": "python:3.12",
+                 "command": [sys.executable, "-c", "print('loss=1')", "${trialParameters.x}"]}
+    definition = job_study("torch-ungranted", maxTrials=1, parallelism=1)
+    definition["trialTemplate"] = {"trialSpec": {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "spec": {
+        "pytorchReplicaSpecs": {"Master": {"replicas": 1, "template": {"spec": {"containers": [container]}}}}}}}
+    answers = []
+    for namespace in (None, "events"):
+        if namespace is not None:
+            definition["kubernetes"] = {"namespace": namespace}
+        status, _, body = service.request("POST", "/studies", yaml.safe_dump(definition),
+                                          {"Content-Type": "application/yaml"})
+        answers.append((status, [(p["path"], p["message"]) for p in json.loads(body)["problems"]]))
+    assert answers == [
+        (422, [("trialTemplate.trialSpec", "katuna may not create pytorchjobs.kubeflow.org in namespace 'trials', "
+                                           "where this study's trials run: grant its account that kind there (a kind "
+                                           "of knative/trial-kinds/ is granted by deploying its component), or use a "
+                                           "kind it may create")]),
+        (422, [("kubernetes.namespace", "katuna may not create pytorchjobs.kubeflow.org in namespace 'events': bind "
+                                        "the katuna-trials ClusterRole to its account there with this kind granted (a "
+                                        "kind of knative/trial-kinds/ is granted by deploying its component), or run "
+                                        "the trials in a namespace where it is bound")])], answers
+    assert service.request("GET", "/studies/torch-ungranted")[0] == 404, "nothing is stored"
+
+
 def test_a_refusal_for_good_fails_its_study_in_queue_mode_too_and_is_kept_as_a_dead_letter(kube: KubeStub,
                                                                                          tmp_path: Path):
     """Trials in the service's own namespace, where katuna's Role was never bound: the API's 403

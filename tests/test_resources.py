@@ -558,6 +558,38 @@ def test_on_the_cluster_deleting_a_study_resource_deletes_its_trial_jobs(kube: K
         cluster.close()
 
 
+def test_on_the_cluster_a_study_resource_where_katuna_may_not_create_jobs_is_refused_until_it_may(
+        kube: KubeStub, tmp_path: Path):
+    """The resource's namespace, where katuna's Role was copied (it writes the status there) but
+    the katuna-trials ClusterRole never bound: refused in the status naming the namespace, as the
+    cluster answers a SelfSubjectAccessReview, with nothing stored or launched; once an operator
+    binds it, the next generation runs."""
+    kube.add_namespace("unbound", grant=False)
+    with kube.lock:
+        kube.authorizer.copy_role("katuna", "unbound")
+    cluster = Service(tmp_path, workers=1, KATUNA_EXECUTOR="kubernetes", KATUNA_K8S_API=kube.url,
+                      KATUNA_K8S_NAMESPACE="katuna")
+    try:
+        resource = study("kst-unbound", namespace="unbound", maxTrials=1, parallelism=1)
+        resource["spec"]["trialTemplate"]["image"] = "python:3.12"
+        obj = kube.apply(resource)
+        assert send(cluster, "add", obj) == []
+        status = status_of(kube, obj)
+        assert (status["phase"], conditions(status)["Failed"]["reason"]) == ("Failed", "Forbidden"), status
+        assert status["problems"] == [{"field": "metadata.namespace", "message": (
+            "katuna may not create jobs.batch in namespace 'unbound': bind the katuna-trials ClusterRole to its "
+            "account there, or run the trials in a namespace where it is bound")}], status
+        assert cluster.request("GET", "/studies/kst-unbound")[0] == 404
+        assert not [name for name in kube.created if name.startswith("kst-unbound-")]
+        with kube.lock:
+            kube.authorizer.grant_in("unbound")
+        resource["spec"]["maxTrials"] = 2
+        assert send(cluster, "update", kube.apply(resource)) == ["dev.katuna.study.created"]
+        assert cluster.wait_for("kst-unbound", timeout=30)["status"] == "completed"
+    finally:
+        cluster.close()
+
+
 # the uid guard on status writes
 
 

@@ -5,6 +5,7 @@ print a loss of 999, so a metric read from them would show)."""
 
 from __future__ import annotations
 
+import json
 import sys
 
 import pytest
@@ -157,18 +158,20 @@ def test_a_tekton_pipelinerun_passes_a_result_on_and_reads_the_training_task(ser
         "the run's annotations reach its tasks' pods"
 
 
-def test_a_kind_the_cluster_does_not_serve_fails_its_trial_naming_it(service: Service, kube: KubeStub):
+def test_a_kind_katuna_is_not_granted_is_refused_when_submitted_naming_it(service: Service):
+    """katuna's ClusterRole grants no such kind, as the cluster answers a SelfSubjectAccessReview:
+    the study is refused before anything is stored, rather than failing at its first trial."""
     definition = study_definition("unserved", maxTrials=1, parallelism=1)
     definition["trialTemplate"] = {
         "trialSpec": {"apiVersion": "example.com/v1", "kind": "Thing", "spec": {"command": OBJECTIVE}},
         "successCondition": "status.done", "failureCondition": "status.broken"}
     status, _, body = service.request("POST", "/studies", yaml.safe_dump(definition),
                                       {"Content-Type": "application/yaml"})
-    assert status == 201, body
-    study = service.wait_for("unserved", timeout=60)
-    assert study["status"] == "failed"
-    # katuna's Role grants no such kind: the API server refuses (403) before it routes.
-    assert "403" in study["reason"] and "is its operator installed" in study["reason"], study
+    assert status == 422 and json.loads(body)["problems"] == [{"path": "trialTemplate.trialSpec", "message": (
+        "katuna may not create things.example.com in namespace 'kinds', where this study's trials run: grant its "
+        "account that kind there (a kind of knative/trial-kinds/ is granted by deploying its component), or use a "
+        "kind it may create")}], body
+    assert service.request("GET", "/studies/unserved")[0] == 404, "nothing is stored"
 
 
 def test_a_pytorchjob_study_submitted_again_while_the_first_ones_pods_terminate_reads_only_its_own(

@@ -1,13 +1,11 @@
-"""Whether katuna may create a study's trial workloads in the namespace the study names, asked
-of the API server before the study is stored (a SelfSubjectAccessReview, which every account may
-make): a study naming a namespace where katuna's Role is not bound is refused, naming the field,
+"""Whether katuna may create a study's trial workloads where they would run, asked of the API
+server before the study is stored (a SelfSubjectAccessReview, which every account may make): a
+study naming a namespace where katuna's Role is not bound, or a workload kind katuna is not
+granted (a ``knative/trial-kinds/`` component not deployed), is refused, naming the field,
 instead of failing at its first trial.
 """
 
 from __future__ import annotations
-
-from collections.abc import Mapping
-from typing import Any
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
@@ -15,26 +13,46 @@ from urllib3.exceptions import HTTPError
 
 from functions.adapters.kubernetes_client import translate
 from functions.core import trial_kinds
+from functions.core.errors import Problem
 from functions.core.spec import Study
 
 JOB = {"apiVersion": "batch/v1", "kind": "Job"}
 """The workload of a study without a ``trialSpec``."""
 
+KIND_HINT = " with this kind granted (a kind of knative/trial-kinds/ is granted by deploying its component)"
+
 
 class Access:
-    """Asks the API server what this service's account may do."""
+    """Asks the API server what this service's account may do; ``default_namespace`` is where
+    the trials of a study naming none run."""
 
-    def __init__(self, api: client.ApiClient) -> None:
+    def __init__(self, api: client.ApiClient, default_namespace: str) -> None:
         self._reviews = client.AuthorizationV1Api(api)
+        self._default_namespace = default_namespace
 
-    def refusal(self, spec: Study) -> str | None:
-        """Why katuna may not create the study's trial workloads in the namespace it names;
-        None where it may, or where the study names none (the service's own is the operator's)."""
-        namespace = spec.kubernetes.namespace
-        if namespace is None:
+    def refusal(self, spec: Study) -> Problem | None:
+        """Why katuna may not create the study's trial workloads where they would run; None where
+        it may, or where the study names neither a namespace nor a ``trialSpec`` (Jobs in the
+        service's own namespace, which the operator binds)."""
+        named, trial_spec = spec.kubernetes.namespace, spec.trial_template.trial_spec
+        if named is None and trial_spec is None:
             return None
-        workload: Mapping[str, Any] = spec.trial_template.trial_spec or JOB
-        group, _, plural = trial_kinds.resource(workload)
+        namespace = named or self._default_namespace
+        group, _, plural = trial_kinds.resource(trial_spec or JOB)
+        if self._may_create(namespace, group, plural):
+            return None
+        what = plural + ("." + group if group else "")
+        hint = KIND_HINT if trial_spec is not None and (group, plural) != ("batch", "jobs") else ""
+        if named is not None:
+            return Problem("kubernetes.namespace", f"katuna may not create {what} in namespace {named!r}: bind the "
+                                                   f"katuna-trials ClusterRole to its account there{hint}, or run "
+                                                   f"the trials in a namespace where it is bound")
+        return Problem("trialTemplate.trialSpec", f"katuna may not create {what} in namespace {namespace!r}, where "
+                                                  f"this study's trials run: grant its account that kind there (a "
+                                                  f"kind of knative/trial-kinds/ is granted by deploying its "
+                                                  f"component), or use a kind it may create")
+
+    def _may_create(self, namespace: str, group: str, plural: str) -> bool:
         attributes = client.V1ResourceAttributes(namespace=namespace, verb="create", group=group, resource=plural)
         review = client.V1SelfSubjectAccessReview(
             api_version="authorization.k8s.io/v1", kind="SelfSubjectAccessReview",
@@ -43,7 +61,4 @@ class Access:
             answer = self._reviews.create_self_subject_access_review(review)
         except (ApiException, HTTPError) as exc:
             raise translate(exc, f"review katuna's access to namespace {namespace}") from exc
-        if answer.status is not None and answer.status.allowed:
-            return None
-        return (f"katuna may not create {plural}{'.' + group if group else ''} in namespace {namespace!r}: bind the "
-                f"katuna-trials ClusterRole to its account there, or run the trials in a namespace where it is bound")
+        return answer.status is not None and bool(answer.status.allowed)

@@ -6,6 +6,7 @@ through the executor, and returns the events to emit. It never talks HTTP.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -14,7 +15,7 @@ from optuna.trial import TrialState
 
 from functions.core.admission import noted
 from functions.core.cluster import Cluster
-from functions.core.errors import RefusedFile, RefusedWorkload
+from functions.core.errors import Problem, RefusedFile, RefusedWorkload
 from functions.core.events import STUDY_CREATED, Event, derived_id, study_completed, trial_suggested
 from functions.core.katib_trials import trial_name, trials_owner
 from functions.core.launch import trial_launch
@@ -73,6 +74,9 @@ class Deps:
     template_namespaces: tuple[str, ...] = ()
     """Where shared trial templates are kept, which a study resource may name besides its own
     namespace and katuna's (:mod:`functions.core.cluster_templates`)."""
+    access_refusal: Callable[[Study], Problem | None] | None = None
+    """Why katuna may not create a study's trial workloads where they would run, asked of the
+    cluster; None where trials do not run on one."""
 
 
 def earlier_results(deps: Deps, spec: Study, earlier: str) -> tuple[KnownResult, ...]:

@@ -8,7 +8,8 @@ same place. A new resource is submitted like ``POST /studies`` (same validation,
 template held in a ConfigMap is read then, once, and the stored study keeps it: only from the
 resource's own namespace, katuna's, or one of shared templates), its trials in
 the resource's own namespace (one naming another is refused, as Katib runs an Experiment's
-trials in its namespace); its deletion
+trials in its namespace, and so is one where katuna may not create its trial workload, as the
+cluster answers a SelfSubjectAccessReview: ``Forbidden``); its deletion
 stops the study; an edit of the fields a running study takes (parallelism, max
 trials, max failed trials; an Experiment's maxTrialCount only above the trials it has made, as
 Katib's webhook rules) updates it, an edit raising the trial budget of an ended Experiment
@@ -117,6 +118,10 @@ def _create(deps: Deps, ref: Ref, current: Mapping[str, Any]) -> list[Event]:
         unsized = missing_requests(spec, deps.trial_defaults)
         if unsized is not None:
             raise InvalidStudy([unsized])
+        forbidden = deps.access_refusal(spec) if deps.access_refusal is not None else None
+        if forbidden is not None:
+            _fail(deps, ref, uid, generation, "Forbidden", [Problem("metadata.namespace", forbidden.message)])
+            return []
         record, _ = store_study(deps, spec, submitted, Origin(ref, uid, generation).to_dict())
     except InvalidStudy as exc:
         _fail(deps, ref, uid, generation, "InvalidSpec", spec_paths(ref.kind, exc.problems))
