@@ -47,6 +47,10 @@ def test_katunas_own_events_are_taken_from_an_unproven_sender_only_signed_with_i
         "a sender that proved itself needs no signature"
 
 
+def test_every_type_katuna_sends_itself_and_handles_is_signed_but_progress_reports():
+    assert event_signature.SIGNED == {event.type for event in OWN_EVENTS}
+
+
 def test_a_signature_covers_the_type_and_every_field_of_the_data():
     headers, body = cloudevents_http.to_http(trial_finished("s", "u", 3, 1, "exited", exit_code=0), KEY)
     data = json.loads(body)

@@ -19,7 +19,7 @@ from functions.core.spec import Study
 JOB = {"apiVersion": "batch/v1", "kind": "Job"}
 """The workload of a study without a ``trialSpec``."""
 
-KIND_HINT = " with this kind granted (a kind of knative/trial-kinds/ is granted by deploying its component)"
+GRANTED_BY = "a kind of knative/trial-kinds/ is granted by deploying its component"
 
 
 class Access:
@@ -32,25 +32,25 @@ class Access:
 
     def refusal(self, spec: Study) -> Problem | None:
         """Why katuna may not create the study's trial workloads where they would run; None where
-        it may, or where the study names neither a namespace nor a ``trialSpec`` (Jobs in the
-        service's own namespace, which the operator binds)."""
-        named, trial_spec = spec.kubernetes.namespace, spec.trial_template.trial_spec
-        if named is None and trial_spec is None:
+        it may, or where the study names no namespace and runs Jobs (in the service's own
+        namespace, which the operator binds)."""
+        named = spec.kubernetes.namespace
+        group, _, plural = trial_kinds.resource(spec.trial_template.trial_spec or JOB)
+        jobs = (group, plural) == ("batch", "jobs")
+        if named is None and jobs:
             return None
-        namespace = named or self._default_namespace
-        group, _, plural = trial_kinds.resource(trial_spec or JOB)
-        if self._may_create(namespace, group, plural):
+        if self._may_create(named or self._default_namespace, group, plural):
             return None
         what = plural + ("." + group if group else "")
-        hint = KIND_HINT if trial_spec is not None and (group, plural) != ("batch", "jobs") else ""
         if named is not None:
+            granted = "" if jobs else f" with this kind granted ({GRANTED_BY})"
             return Problem("kubernetes.namespace", f"katuna may not create {what} in namespace {named!r}: bind the "
-                                                   f"katuna-trials ClusterRole to its account there{hint}, or run "
-                                                   f"the trials in a namespace where it is bound")
-        return Problem("trialTemplate.trialSpec", f"katuna may not create {what} in namespace {namespace!r}, where "
-                                                  f"this study's trials run: grant its account that kind there (a "
-                                                  f"kind of knative/trial-kinds/ is granted by deploying its "
-                                                  f"component), or use a kind it may create")
+                                                   f"katuna-trials ClusterRole to its account there{granted}, or "
+                                                   f"run the trials in a namespace where it is bound")
+        return Problem("trialTemplate.trialSpec", f"katuna may not create {what} in namespace "
+                                                  f"{self._default_namespace!r}, where this study's trials run: grant "
+                                                  f"its account that kind there ({GRANTED_BY}), or use a kind it may "
+                                                  f"create")
 
     def _may_create(self, namespace: str, group: str, plural: str) -> bool:
         attributes = client.V1ResourceAttributes(namespace=namespace, verb="create", group=group, resource=plural)
