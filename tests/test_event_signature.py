@@ -48,7 +48,7 @@ def test_katunas_own_events_are_taken_from_an_unproven_sender_only_signed_with_i
 
 
 def test_every_type_katuna_sends_itself_and_handles_is_signed_but_progress_reports():
-    assert event_signature.SIGNED == {event.type for event in OWN_EVENTS}
+    assert {event.type for event in OWN_EVENTS} == event_signature.SIGNED
 
 
 def test_a_signature_covers_the_type_and_every_field_of_the_data():
