@@ -134,11 +134,14 @@ def test_a_trial_pod_cannot_end_a_sibling_or_fail_its_study_behind_a_broker_with
         study = cluster.wait_for("signed", timeout=90)
         trials = {t["number"]: (t["state"], t["values"], t["reason"]) for t in cluster.api("GET", "/studies/signed/trials")[1]}
         letters = cluster.api("GET", "/dead-letters")[1]
+        log = cluster.service.log()
     finally:
         cluster.close()
         kube.close()
     (direct, direct_body), (brokered, _), (letter, letter_body) = [json.loads(line) for line in answers.read_text().splitlines()]
     assert (direct, json.loads(direct_body)["error"]) == (403, "ForgedEvent")
+    assert log.count("refused an event from 127.0.0.1: dev.katuna.trial.finished refused") == 2, \
+        "each refusal is logged for the operator: the direct post, and the broker's delivery"
     assert brokered == 202, "the ingress takes any event; its delivery to katuna is what is refused"
     assert (letter, json.loads(letter_body)["studyFailed"]) == (202, False)
     assert trials == {0: ("COMPLETE", [0.5], None), 1: ("COMPLETE", [0.5], None)}, trials

@@ -23,7 +23,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from functions.adapters import cloudevents_http
 from functions.adapters.web.errors import error_response
 from functions.core.application import Application
-from functions.core.errors import KatunaError, StudyNotFound
+from functions.core.errors import ForgedEvent, KatunaError, StudyNotFound
 from functions.core.events import Event
 
 blueprint = Blueprint("functions", __name__)
@@ -74,6 +74,9 @@ def _handle(function: str | None):
             log.info("dropped %s (%s): %s", event.type, event.id, exc)
             emitted = []
         return _emit(runtime, emitted)
+    except ForgedEvent as exc:
+        log.warning("refused an event from %s: %s", request.remote_addr, exc)
+        return error_response(exc, resource=False)
     except KatunaError as exc:
         return error_response(exc, resource=False)
 
