@@ -159,10 +159,32 @@ def _hs256_with_public_key(claims: dict) -> str:
                      lambda data: hmac.new(public, data, hashlib.sha256).digest())
 
 
+def signed_by_katuna(event_type: str, data: dict) -> tuple[bytes, dict[str, str]]:
+    """The event as katuna sends it: ``katunasignature``, the HMAC-SHA256 of its type and its data's
+    JSON with sorted keys, under the HMAC-SHA256 of "katuna event signature" keyed with the API token."""
+    key = hmac.new(TOKEN.encode(), b"katuna event signature", hashlib.sha256).digest()
+    message = f"{event_type}\n{json.dumps(data, sort_keys=True, separators=(',', ':'))}".encode()
+    return _event(event_type, data, katunasignature=hmac.new(key, message, hashlib.sha256).hexdigest())
+
+
 def test_a_delivery_token_for_this_audience_is_accepted(knative: Service):
+    data = {"study": "any", "uid": "no-such-uid", "status": "stopped", "reason": "x"}
     for token in (jwt.encode(_claims(), RSA_KEY, "RS256", headers={"kid": "rsa"}),
                   jwt.encode(_claims(), EC_KEY, "ES256", headers={"kid": "ec"})):
-        assert _post(knative, "/functions/provision", completed("any"), Authorization=f"Bearer {token}")[0] == 202
+        status, _ = _post(knative, "/functions/provision", signed_by_katuna("dev.katuna.study.completed", data),
+                          Authorization=f"Bearer {token}")
+        assert status == 202
+
+
+def test_a_broker_delivery_of_katunas_own_event_types_is_taken_only_with_katunas_signature(knative: Service):
+    """A broker with OIDC delivers what any sender its policy admits posted to it: a valid
+    delivery token proves the Trigger, not the event's origin."""
+    token = {"Authorization": f"Bearer {jwt.encode(_claims(), RSA_KEY, 'RS256', headers={'kid': 'rsa'})}"}
+    status, answer = _post(knative, "/functions/provision", completed("any"), **token)
+    assert (status, answer["error"]) == (403, "ForgedEvent"), answer
+    forged_signature = _event("dev.katuna.study.completed", json.loads(completed("any")[0]), katunasignature="0" * 64)
+    assert _post(knative, "/", forged_signature, **token)[0] == 403
+    assert _post(knative, "/functions/provision", completed("any"), **BEARER)[0] == 202, "the API token needs none"
 
 
 @pytest.mark.parametrize("case", ["none", "garbage", "wrong-audience", "expired", "not-yet-valid", "wrong-issuer",

@@ -63,8 +63,8 @@ class DeadLetter:
     reason: str
     code: int | None
     authentic: bool = True
-    """Whether the event may be believed: where the dead letter's sender proved nothing, only an
-    event katuna signed (:mod:`functions.core.event_signature`)."""
+    """Whether the event may be believed: where the dead letter came without the API token, only
+    an event katuna signed (:mod:`functions.core.event_signature`)."""
 
     @property
     def permanent(self) -> bool:
@@ -87,7 +87,7 @@ class DeadLetter:
 def dead_letter(headers: Mapping[str, str], body: bytes, key: bytes | None = None) -> DeadLetter:
     """A dead letter from a Knative broker: the event, and why its delivery failed (from the
     ``knativeerror*`` extension attributes; the answer's body decoded where it is text). With
-    ``key`` (the sender proved nothing), it is believed only if katuna signed its event with it."""
+    ``key`` (it came without the API token), it is believed only if katuna signed its event with it."""
     cloud_event = _parse(headers, body)
     dest, code, data = (str(cloud_event.get_extension(name) or "") for name in
                         ("knativeerrordest", "knativeerrorcode", "knativeerrordata"))
@@ -108,7 +108,7 @@ def _error_text(data: str) -> str:
 
 
 def from_http(headers: Mapping[str, str], body: bytes, key: bytes | None = None) -> Event:
-    """The katuna event in an HTTP request. With ``key`` (the sender proved nothing), an event of
+    """The katuna event in an HTTP request. With ``key`` (it came without the API token), an event of
     a type katuna signs is refused (:class:`~functions.core.errors.ForgedEvent`) unless katuna
     signed it with that key."""
     cloud_event = _parse(headers, body)

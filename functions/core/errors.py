@@ -102,7 +102,7 @@ class RefusedFile(PermanentError):
 
 
 class ForgedEvent(PermanentError):
-    """An event whose sender proved nothing, of a kind only katuna sends, without katuna's
+    """An event of a kind only katuna sends, posted without the API token and without katuna's
     signature (:mod:`functions.core.event_signature`): refused, and never counted against the
     study it names, which did nothing wrong."""
 

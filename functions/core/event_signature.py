@@ -1,13 +1,14 @@
-"""The signature that proves an event comes from katuna, behind a broker without OIDC.
+"""The signature that proves an event comes from katuna, whoever delivers it.
 
-Without Eventing's OIDC the event paths take any sender in the cluster, trial pods included;
-a pod knowing its study's name and uid could post a ``trial.finished`` that ends a sibling's
-attempt, or a dead letter that fails the study. So every event katuna sends carries, in the
-extension attribute :data:`EXTENSION`, an HMAC-SHA256 of its type and data under a key made from
-``KATUNA_API_TOKEN``, a secret no trial is given (``KATUNA_SERVICE_SECRETS``). From a sender
-that proved nothing (neither the token nor an OIDC delivery token), an event of a type katuna
-sends itself is taken only with that signature, and a dead letter fails its study only when the
-event it carries has it. Others' events are not signed: an ApiServerSource's or a PingSource's
+A broker delivers what any sender its policy admits posted to it: without Eventing's OIDC,
+any pod in the cluster, trial pods included, which may also post to the service directly; with
+OIDC but no EventPolicy, any pod of the broker's namespace. A pod knowing its study's name and
+uid could post a ``trial.finished`` that ends a sibling's attempt, or a dead letter that fails
+the study. So every event katuna sends carries, in the extension attribute :data:`EXTENSION`, an
+HMAC-SHA256 of its type and data under a key made from ``KATUNA_API_TOKEN``, a secret no trial
+is given (``KATUNA_SERVICE_SECRETS``). Without that token in the request, an event of a type
+katuna sends itself is taken only with that signature, and a dead letter fails its study only
+when the event it carries has it. Others' events are not signed: an ApiServerSource's or a PingSource's
 (their handlers read the cluster again rather than trust the event) and progress reports (each
 carries its attempt's token, :mod:`functions.core.report_token`).
 """
@@ -28,7 +29,7 @@ EXTENSION = "katunasignature"
 dead letters too."""
 
 SIGNED = frozenset(kind for kind in ROUTES if kind.startswith("dev.katuna.")) - ADVISORY
-"""The types taken from an unproven sender only when signed: those katuna sends itself and
+"""The types taken without the API token only when signed: those katuna sends itself and
 handles, but for progress reports."""
 
 _PURPOSE = b"katuna event signature"
@@ -54,8 +55,8 @@ def is_katunas(key: bytes, event_type: str, data: Mapping[str, Any], given: str 
 
 
 def check(key: bytes, event_type: str, data: Mapping[str, Any], given: str | None) -> None:
-    """Refuse (:class:`ForgedEvent`) an event from an unproven sender of a type katuna signs
-    that katuna did not sign; others' types pass."""
+    """Refuse (:class:`ForgedEvent`) an event of a type katuna signs that katuna did not sign;
+    others' types pass."""
     if event_type in SIGNED and not is_katunas(key, event_type, data, given):
         raise ForgedEvent(f"{event_type} refused: events of this type are taken only as katuna sends them, "
                           f"signed ({EXTENSION}), or with the API token or an OIDC delivery token")

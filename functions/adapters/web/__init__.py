@@ -117,17 +117,16 @@ def _check_event_sender(settings: ServiceSettings):
     """The event paths take the API token, or Knative's OIDC delivery token when
     ``KATUNA_OIDC_AUDIENCE`` is set, from a sender of ``KATUNA_OIDC_SUBJECTS`` when that is set
     (another sender's valid token: 403, naming it); behind a broker without OIDC
-    (``KATUNA_EVENTS=reply``) they take any sender, whose events of katuna's own types must
-    then carry katuna's signature (:data:`functions_ce.UNPROVEN`), and rely on the service
-    being cluster-local."""
+    (``KATUNA_EVENTS=reply``) they take any sender, and rely on the service being cluster-local.
+    Whoever delivers it, an event of katuna's own types is believed without the API token only
+    with katuna's signature (:data:`functions_ce.API_CALLER`): a broker, OIDC or not, passes on
+    what any sender its policy admits posted to it."""
     if settings.api_token and has_token(request, settings.api_token):
+        setattr(g, functions_ce.API_CALLER, True)
         return None
     verifier: Verifier | None = current_app.extensions.get("katuna_oidc")
     if verifier is None:
-        if settings.events == "reply":
-            setattr(g, functions_ce.UNPROVEN, True)
-            return None
-        return None if not settings.api_token else _unauthorized()
+        return None if settings.events == "reply" or not settings.api_token else _unauthorized()
     given = bearer(request)
     subject = verifier.subject(given) if given is not None else None
     if subject is None:

@@ -36,10 +36,11 @@ Neither header is one Knative's broker passes on or reads."""
 
 EMITTED_COUNT_HEADER = "Katuna-Emitted-Count"
 
-UNPROVEN = "katuna_unproven_sender"
-"""Set on the request context (``flask.g``) when the sender proved nothing (a broker without
-OIDC, no token): events of katuna's own types are then taken only signed by katuna, and a dead
-letter fails its study only when katuna signed its event (:mod:`functions.core.event_signature`)."""
+API_CALLER = "katuna_api_caller"
+"""Set on the request context (``flask.g``) when the event came with the API token. Without it
+(a broker's delivery, with or without OIDC), events of katuna's own types are taken only signed
+by katuna, and a dead letter fails its study only when katuna signed its event
+(:mod:`functions.core.event_signature`)."""
 
 EMITTED_LISTED = 50
 """Events named in :data:`EMITTED_HEADER`: a tick may emit hundreds, and proxies between the
@@ -108,9 +109,9 @@ def dead_letter():
 
 
 def _required_key(runtime: Application) -> bytes | None:
-    """The key events must be signed with: katuna's, where the sender proved nothing and the
-    service has an API token to make the key from."""
-    return runtime.settings.event_key if g.get(UNPROVEN) else None
+    """The key events must be signed with: katuna's, for an event that came without the API
+    token, where there is a token to make the key from."""
+    return None if g.get(API_CALLER) else runtime.settings.event_key
 
 
 @blueprint.get("/dead-letters")

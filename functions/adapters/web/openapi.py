@@ -154,9 +154,9 @@ def _event_operation(summary: str, operation: str) -> dict[str, Any]:
                                                                      "(at most 50, then '...')"),
                                                      "schema": {"type": "string"}}}},
                           "400": _error("not a CloudEvent"), "401": _UNAUTHORIZED,
-                          "403": _error("a trial.progress without its attempt's token (KATUNA_REPORT_TOKEN); from "
-                                        "a sender with neither token (a broker without OIDC), an event of a type "
-                                        "katuna sends itself without its signature (katunasignature)"),
+                          "403": _error("a trial.progress without its attempt's token (KATUNA_REPORT_TOKEN); "
+                                        "without the API token (a broker's delivery), an event of a type katuna "
+                                        "sends itself without its signature (katunasignature)"),
                           "415": _error("neither binary nor structured mode"),
                           "422": _error("permanently unprocessable"),
                           "503": _error("temporarily unavailable; retry after Retry-After seconds")}}
@@ -196,8 +196,8 @@ def document() -> dict[str, Any]:
                      "kept (the newest KATUNA_MAX_DEAD_LETTERS); studyFailed says whether the event's study was "
                      "failed: only for a delivery refused for good (a knativeerrorcode below 500 that Knative does "
                      "not retry, 501, 505), never after temporary answers (5xx, 404, 408, 409, 429, no code), never "
-                     "for a trial.progress, and from a sender with neither token (a broker without OIDC) only for an "
-                     "event katuna signed (katunasignature)")},
+                     "for a trial.progress, and without the API token (a broker's delivery) only for an event katuna "
+                     "signed (katunasignature)")},
                                "400": _error("not a CloudEvent"), "401": _UNAUTHORIZED,
                                "413": _error("body too large")}},
         "get": {"summary": "The latest dead letters, newest first", "operationId": "listDeadLetters",
