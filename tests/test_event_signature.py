@@ -1,5 +1,5 @@
-"""katuna's signature on its own events, which a sender that proved nothing (a broker without
-OIDC) must carry: through the real CloudEvents binding, and end to end behind the loopback
+"""katuna's signature on its own events, which every caller without the API token (a broker's
+delivery) must carry: through the real CloudEvents binding, and end to end behind the loopback
 broker, where a trial pod forges a sibling's end and a dead letter."""
 
 from __future__ import annotations
@@ -37,14 +37,14 @@ OWN_EVENTS = [study_created("s", "u"), trial_suggested("s", "u", 3, 1),
 
 
 @pytest.mark.parametrize("event", OWN_EVENTS, ids=lambda e: e.type)
-def test_katunas_own_events_are_taken_from_an_unproven_sender_only_signed_with_its_key(event: Event):
+def test_katunas_own_events_are_taken_without_the_api_token_only_signed_with_its_key(event: Event):
     headers, body = cloudevents_http.to_http(event, KEY)
     assert cloudevents_http.from_http(headers, body, KEY).data == event.data
     for unsigned_or_foreign in (cloudevents_http.to_http(event), cloudevents_http.to_http(event, OTHER_KEY)):
         with pytest.raises(ForgedEvent, match=event_signature.EXTENSION):
             cloudevents_http.from_http(*unsigned_or_foreign, KEY)
     assert cloudevents_http.from_http(*cloudevents_http.to_http(event)).data == event.data, \
-        "a sender that proved itself needs no signature"
+        "with the API token, no signature is needed"
 
 
 def test_every_type_katuna_sends_itself_and_handles_is_signed_but_progress_reports():
@@ -82,10 +82,10 @@ def test_a_dead_letter_fails_its_study_only_when_katuna_signed_its_event():
     assert cloudevents_http.dead_letter(*_dead_letter(event, KEY), KEY).fails_study
     assert not cloudevents_http.dead_letter(*_dead_letter(event, None), KEY).fails_study
     assert not cloudevents_http.dead_letter(*_dead_letter(event, OTHER_KEY), KEY).fails_study
-    assert cloudevents_http.dead_letter(*_dead_letter(event, None)).fails_study, "from a sender that proved itself"
+    assert cloudevents_http.dead_letter(*_dead_letter(event, None)).fails_study, "with the API token"
     for other in (Event("dev.example.anything", {"study": "s", "uid": "u"}), Event(POOL_CHECK, {"study": "s", "uid": "u"})):
         assert not cloudevents_http.dead_letter(*_dead_letter(other, KEY), KEY).fails_study, \
-            "an unproven sender's dead letter of a type katuna does not sign fails nothing"
+            "without the API token, a dead letter of a type katuna does not sign fails nothing"
 
 
 FORGER = """
