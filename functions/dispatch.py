@@ -20,18 +20,20 @@ import time
 from collections.abc import Mapping
 from typing import Protocol
 
-from functions.core.errors import MalformedRequest, PermanentError, StudyNotFound
+from functions.core.errors import ForgedEvent, MalformedRequest, PermanentError, StudyNotFound
 from functions.core.events import OBJECTS, OVERLAY_OBJECTS, ROUTES, Event, data_problems
 from functions.handlers import HANDLERS, UNRECORDED, Deps, Handler
 from functions.handlers.failures import count_failure, counts, dead_letter_ends, temporary
 
-OK, DUPLICATE, DROPPED, TEMPORARY_ERROR, PERMANENT_ERROR = (
-    "ok", "duplicate", "dropped", "temporary_error", "permanent_error")
-OUTCOMES = (OK, DUPLICATE, DROPPED, TEMPORARY_ERROR, PERMANENT_ERROR)
+OK, DUPLICATE, DROPPED, TEMPORARY_ERROR, PERMANENT_ERROR, FORGED = (
+    "ok", "duplicate", "dropped", "temporary_error", "permanent_error", "forged")
+OUTCOMES = (OK, DUPLICATE, DROPPED, TEMPORARY_ERROR, PERMANENT_ERROR, FORGED)
 """How a handling ended: the handler's effects committed (``ok``); a redelivered event answered
 from its record (``duplicate``); the event's study is gone, so there was nothing to do
-(``dropped``); a failure that retrying may cure (``temporary_error``, answered 503); any other
-failure (``permanent_error``), an event refused before any handler ran included."""
+(``dropped``); a failure that retrying may cure (``temporary_error``, answered 503); an event
+refused as forged, without katuna's signature or its attempt's report token (``forged``,
+answered 403); any other failure (``permanent_error``), an event refused before any handler
+ran included."""
 
 NO_HANDLER = "none"
 """The handler reported for an event refused before any handler ran (malformed, unknown type
@@ -155,6 +157,11 @@ class Dispatcher:
         event_type = event.type if event.type in self._routes else UNKNOWN_TYPE
         self._observer.handled(event_type, NO_HANDLER, PERMANENT_ERROR, 0.0)
 
+    def forged(self, event_type: str) -> None:
+        """Report an event refused as forged before any handler ran (the web layer checks
+        katuna's signature: :mod:`functions.core.event_signature`)."""
+        self._observer.handled(event_type if event_type in self._routes else UNKNOWN_TYPE, NO_HANDLER, FORGED, 0.0)
+
     def _check(self, event: Event) -> None:
         problems = data_problems(event.type, event.data)
         if problems:
@@ -176,4 +183,6 @@ def _failure(exc: BaseException) -> str:
     """The outcome a handler's exception stands for."""
     if isinstance(exc, StudyNotFound):
         return DROPPED
+    if isinstance(exc, ForgedEvent):
+        return FORGED
     return TEMPORARY_ERROR if temporary(exc) else PERMANENT_ERROR

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from conftest import study_definition
 from knative_emulator import KnativeCluster
 from knative_emulator.broker import attributes_of
 from kube_stub import KubeStub
+from prometheus_client.parser import text_string_to_metric_families
 
 from functions.adapters import cloudevents_http
 from functions.core import event_signature
@@ -88,6 +90,15 @@ def test_a_dead_letter_fails_its_study_only_when_katuna_signed_its_event():
             "without the API token, a dead letter of a type katuna does not sign fails nothing"
 
 
+def _forged_counts(cluster: KnativeCluster) -> dict[tuple[str, str], float]:
+    """The service's count of forged events, by type and handler, from ``/metrics``."""
+    request = urllib.request.Request(cluster.service.url + "/metrics", headers={"Authorization": f"Bearer {cluster.token}"})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        text = answer.read().decode()
+    return {(s.labels["type"], s.labels["handler"]): s.value for family in text_string_to_metric_families(text)
+            for s in family.samples if s.name == "katuna_events_handled_total" and s.labels["outcome"] == "forged"}
+
+
 FORGER = """
 import json, os, sys, time, urllib.error, urllib.request
 service, broker, answers = sys.argv[1:4]
@@ -135,6 +146,7 @@ def test_a_trial_pod_cannot_end_a_sibling_or_fail_its_study_behind_a_broker_with
         trials = {t["number"]: (t["state"], t["values"], t["reason"]) for t in cluster.api("GET", "/studies/signed/trials")[1]}
         letters = cluster.api("GET", "/dead-letters")[1]
         log = cluster.service.log()
+        metrics = _forged_counts(cluster)
     finally:
         cluster.close()
         kube.close()
@@ -148,5 +160,6 @@ def test_a_trial_pod_cannot_end_a_sibling_or_fail_its_study_behind_a_broker_with
     assert study["status"] == "completed", study
     assert ("dev.katuna.trial.finished", "403") in [
         (attributes_of(e)["type"], attributes_of(e).get("knativeerrorcode")) for e in cluster.broker.dead_letters]
+    assert metrics == {("dev.katuna.trial.finished", "none"): 2.0}, "each refusal is counted for the operator too"
     assert sorted(d["event"]["id"] for d in letters if d["event"]["type"] == "dev.katuna.trial.finished") == \
         ["forged", "forged"], "both dead letters are kept for the operator to see"

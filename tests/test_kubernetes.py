@@ -649,9 +649,12 @@ def test_a_trial_job_cannot_report_for_another_trial_of_its_study(kube: KubeStub
         service.wait_for("job-forged", timeout=60)
         states = {t["number"]: (t["state"], t["reason"]) for t in trials(service, "job-forged")}
         study = service.json("GET", "/studies/job-forged")[1]
+        metrics = service.request("GET", "/metrics")[2].decode()
     finally:
         service.close()
     assert answers.read_text().split() == ["403"] * 4
+    assert 'katuna_events_handled_total{handler="prune",outcome="forged",type="dev.katuna.trial.progress"} 4.0' \
+        in metrics, "each refusal is counted as forged, not as a failure"
     assert states == {0: ("COMPLETE", None), 1: ("COMPLETE", None)}, states
     assert study["status"] == "completed", study
     tokens = {env["value"] for name, job in kube.created_jobs.items() if name.startswith("job-forged-")

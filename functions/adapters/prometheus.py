@@ -54,7 +54,7 @@ class EventMetrics:
     def __init__(self) -> None:
         self.handled_total = Counter(
             "katuna_events_handled", "Event handlings, by event type, handler and outcome (ok, duplicate, "
-            "dropped, temporary_error, permanent_error)", ["type", "handler", "outcome"], registry=None)
+            "dropped, temporary_error, forged, permanent_error)", ["type", "handler", "outcome"], registry=None)
         self.duration = Histogram(
             "katuna_handler_duration_seconds", "Seconds a handler took, store transaction included",
             ["handler"], buckets=HANDLER_BUCKETS, registry=None)

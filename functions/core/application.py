@@ -34,6 +34,9 @@ class DispatchesFunctions(Delivers, Protocol):
     def deliver_to(self, function: str, event: Event) -> list[Event]:
         """The events to emit after the function ``function`` handles ``event``."""
 
+    def forged(self, event_type: str) -> None:
+        """Count an event refused as forged before any handler ran."""
+
 
 class ServiceSettings(Protocol):
     """The settings the HTTP service reads (``functions.settings.Settings`` documents each)."""

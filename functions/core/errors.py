@@ -104,7 +104,11 @@ class RefusedFile(PermanentError):
 class ForgedEvent(PermanentError):
     """An event of a kind only katuna sends, posted without the API token and without katuna's
     signature (:mod:`functions.core.event_signature`): refused, and never counted against the
-    study it names, which did nothing wrong."""
+    study it names, which did nothing wrong. ``event_type`` is the type it claimed."""
+
+    def __init__(self, message: str, event_type: str) -> None:
+        super().__init__(message)
+        self.event_type = event_type
 
 
 class ForgedReport(ForgedEvent):

@@ -59,4 +59,4 @@ def check(key: bytes, event_type: str, data: Mapping[str, Any], given: str | Non
     others' types pass."""
     if event_type in SIGNED and not is_katunas(key, event_type, data, given):
         raise ForgedEvent(f"{event_type} refused: events of this type are taken only as katuna sends them, "
-                          f"signed ({EXTENSION}), or with the API token or an OIDC delivery token")
+                          f"signed ({EXTENSION}), or with the API token", event_type)

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from functions.core.errors import ForgedReport
+from functions.core.events import TRIAL_PROGRESS
 
 ENV = "KATUNA_REPORT_TOKEN"
 """The variable that hands a trial attempt its token."""
@@ -42,4 +43,4 @@ def check_report(key: str, data: Mapping[str, Any]) -> None:
     expected = attempt_token(key, data["uid"], data["trial"], data["attempt"])
     if not hmac.compare_digest(str(data["token"]).encode(), expected.encode()):
         raise ForgedReport(f"progress report for trial {data['trial']} attempt {data['attempt']} of study "
-                           f"{data['study']!r} refused: its token is not that attempt's ({ENV})")
+                           f"{data['study']!r} refused: its token is not that attempt's ({ENV})", TRIAL_PROGRESS)

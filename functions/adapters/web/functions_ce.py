@@ -67,8 +67,12 @@ def _handle(function: str | None):
     answered as one that changed nothing, so the answer never tells whether a study name exists."""
     runtime: Application = current_app.extensions["katuna"]
     try:
-        event = cloudevents_http.from_http(dict(request.headers), request.get_data(), _required_key(runtime))
         dispatcher = runtime.dispatcher()
+        try:
+            event = cloudevents_http.from_http(dict(request.headers), request.get_data(), _required_key(runtime))
+        except ForgedEvent as exc:
+            dispatcher.forged(exc.event_type)
+            raise
         try:
             emitted = dispatcher.deliver(event) if function is None else dispatcher.deliver_to(function, event)
         except StudyNotFound as exc:
