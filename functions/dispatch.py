@@ -154,13 +154,15 @@ class Dispatcher:
 
     def _refused(self, event: Event) -> None:
         """Report an event refused before any handler ran."""
-        event_type = event.type if event.type in self._routes else UNKNOWN_TYPE
-        self._observer.handled(event_type, NO_HANDLER, PERMANENT_ERROR, 0.0)
+        self._observe_refusal(event.type, PERMANENT_ERROR)
 
     def forged(self, event_type: str) -> None:
         """Report an event refused as forged before any handler ran (the web layer checks
         katuna's signature: :mod:`functions.core.event_signature`)."""
-        self._observer.handled(event_type if event_type in self._routes else UNKNOWN_TYPE, NO_HANDLER, FORGED, 0.0)
+        self._observe_refusal(event_type, FORGED)
+
+    def _observe_refusal(self, event_type: str, outcome: str) -> None:
+        self._observer.handled(event_type if event_type in self._routes else UNKNOWN_TYPE, NO_HANDLER, outcome, 0.0)
 
     def _check(self, event: Event) -> None:
         problems = data_problems(event.type, event.data)
