@@ -59,6 +59,27 @@ def test_the_component_has_the_service_verify_the_triggers_audience():
     assert {t["spec"]["subscriber"]["audience"] for t in objects_of("Trigger")} == {env["KATUNA_OIDC_AUDIENCE"]}
 
 
+def test_a_trigger_without_delivery_dead_letters_with_the_audience_the_service_verifies():
+    """A Trigger without its own dead-letter sink uses the Broker's, with the Broker's audience
+    (eventing's trigger reconciler copies the Broker's ``deadLetterSinkAudience``): without one the
+    letter goes without a token, and the service refuses it (401)."""
+    [service] = [d for d in DEPLOYED if d["kind"] == "Service" and "serving" in d["apiVersion"]]
+    env = {e["name"]: e.get("value") for e in service["spec"]["template"]["spec"]["containers"][0]["env"]}
+    [broker] = objects_of("Broker")
+    users = {"apiVersion": "eventing.knative.dev/v1", "kind": "Trigger", "metadata": {"name": "katuna-mine"},
+             "spec": {"broker": "katuna", "subscriber": {"ref": {"apiVersion": "serving.knative.dev/v1",
+                                                                 "kind": "Service", "name": "katuna"}}}}
+    jsonschema.validate(users, strict(crd_schema(users["apiVersion"], users["kind"])))
+
+    def dead_letter_sink(trigger: dict) -> dict:
+        own = trigger["spec"].get("delivery", {}).get("deadLetterSink")
+        return own if own is not None else broker["spec"]["delivery"]["deadLetterSink"]
+
+    sinks = [dead_letter_sink(trigger) for trigger in [*objects_of("Trigger"), users]]
+    assert all(sink["ref"]["name"] == service["metadata"]["name"] and sink["uri"] == "/dead-letters" for sink in sinks)
+    assert {sink.get("audience") for sink in sinks} == {env["KATUNA_OIDC_AUDIENCE"]}
+
+
 def test_an_unknown_field_fails_the_schema():
     broken = copy.deepcopy(POLICIES[0])
     broken["spec"]["from"][0]["ref"]["nmae"] = broken["spec"]["from"][0]["ref"].pop("name")
