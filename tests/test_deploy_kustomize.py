@@ -2,10 +2,13 @@
 trial pods kept from the instance metadata service).
 
 kustomize itself is not installed here, so :func:`render` is a small renderer of exactly the
-kustomize features the manifests use (resources, components, JSON 6902 patches with a target,
-the namespace) that refuses anything else, and the kustomize rule that a kustomization may not
-load a folder that contains it (an overlay inside ``knative/`` cannot build on ``knative/``).
-The rendered objects are then validated as in ``test_knative.py``.
+kustomize features the manifests use (resources, a base folder as a resource, components, JSON
+6902 patches with a target, the namespace, and the ServiceAccount a binding's subject names) that
+refuses anything else, and the kustomize rule that a kustomization may not load a folder that
+contains it (an overlay inside ``knative/`` cannot build on ``knative/``). A kustomization's
+``namespace`` applies to what it builds only: an overlay without one leaves its base's objects
+where the base put them and its components' objects where they say. The rendered objects are
+then validated as in ``test_knative.py``.
 """
 
 from __future__ import annotations
@@ -58,11 +61,37 @@ def render(folder: Path, kind: str = "Kustomization", components: tuple[str, ...
         objects += added
         for patch in yaml.safe_load((component / "kustomization.yaml").read_text()).get("patches", []):
             _patch(objects, patch)
+    accounts = _accounts_named(objects)
     if spec.get("namespace"):
         for doc in objects:
             if doc["kind"] not in CLUSTER_SCOPED:
                 doc["metadata"]["namespace"] = spec["namespace"]
+    for subject, account in accounts:
+        if "namespace" in account["metadata"]:
+            subject["namespace"] = account["metadata"]["namespace"]
     return objects
+
+
+def _accounts_named(objects: list[dict]) -> list[tuple[dict, dict]]:
+    """Each ServiceAccount subject of a binding with the ServiceAccount among ``objects`` it names:
+    kustomize's name references, by which a subject follows its account's namespace (a subject
+    naming no account there keeps its own, or none)."""
+    pairs = []
+    for binding in objects:
+        if binding["kind"] not in ("RoleBinding", "ClusterRoleBinding"):
+            continue
+        for subject in binding.get("subjects", []):
+            if subject.get("kind") != "ServiceAccount":
+                continue
+            if subject["name"] == "default":
+                raise Unsupported("the namespace transformer's handling of a subject named default")
+            found = [doc for doc in objects if doc["kind"] == "ServiceAccount" and doc["metadata"]["name"] ==
+                     subject["name"] and subject.get("namespace", doc["metadata"].get("namespace")) ==
+                     doc["metadata"].get("namespace")]
+            if len(found) > 1:
+                raise Unsupported(f"subject {subject} names {len(found)} ServiceAccounts")
+            pairs += [(subject, account) for account in found]
+    return pairs
 
 
 def _inside(folder: Path, entry: str) -> Path:
@@ -74,7 +103,10 @@ def _inside(folder: Path, entry: str) -> Path:
 
 
 def _load(folder: Path, entry: str) -> list[dict]:
+    """A resource file inside ``folder``, or a folder anywhere holding a kustomization (a base)."""
     path = (folder / entry).resolve()
+    if (path / "kustomization.yaml").is_file():
+        return render(_inside(folder, entry))
     if not path.is_relative_to(folder.resolve()):
         raise Unsupported(f"file {path} is not in or below {folder.resolve()}")
     if path.is_dir():
@@ -203,3 +235,84 @@ def test_the_documented_storage_class_patch_sets_the_claims_class(tmp_path):
     _patch(objects, patch)
     validate(objects, tmp_path)
     assert claim(objects)["spec"]["storageClassName"] == "premium-rwo"
+
+
+COMPONENTS = ("eks", "oidc", "katib-api", *(f"trial-kinds/{kind.name}" for kind in sorted((KNATIVE / "trial-kinds").iterdir())))
+"""Every component, in the order a user might list them."""
+
+NAMESPACE = "katuna"
+
+
+def _checkout_beside(tmp_path: Path) -> Path:
+    """The repository checked out at ``tmp_path/katuna``, for an overlay of one's own beside it."""
+    (tmp_path / "katuna").symlink_to(KNATIVE.parent, target_is_directory=True)
+    (tmp_path / "deploy").mkdir()
+    return tmp_path / "deploy"
+
+
+def _misplaced(objects: list[dict]) -> list[str]:
+    """Namespaced objects outside katuna's namespace, and ServiceAccount subjects that name no
+    namespace (the API server refuses a ClusterRoleBinding with one) or another."""
+    return [f"{doc['kind']} {doc['metadata']['name']} in {doc['metadata'].get('namespace')}" for doc in objects
+            if doc["kind"] not in CLUSTER_SCOPED and doc["metadata"].get("namespace") != NAMESPACE] + \
+        [f"{doc['kind']} {doc['metadata']['name']} subject {subject}" for doc in objects
+         if doc["kind"] in ("RoleBinding", "ClusterRoleBinding") for subject in doc["subjects"]
+         if subject["kind"] == "ServiceAccount" and subject.get("namespace") != NAMESPACE]
+
+
+def test_components_listed_by_an_overlay_of_ones_own_land_in_katunas_namespace(tmp_path):
+    """``components:`` of an overlay beside the checkout, which sets no namespace: the overlay's
+    namespace (none) is all that applies to the components' objects, so each must name its own.
+    The result is what listing them in ``knative/kustomization.yaml`` makes."""
+    overlay = _checkout_beside(tmp_path)
+    (overlay / "kustomization.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+        "resources": ["../katuna/knative"], "components": [f"../katuna/knative/{name}" for name in COMPONENTS]}))
+    objects = render(overlay)
+    assert _misplaced(objects) == []
+    assert objects == render(KNATIVE, components=COMPONENTS)
+    accounts = {doc["metadata"]["name"] for doc in objects if doc["kind"] == "ServiceAccount"}
+    assert {s["name"] for doc in objects if doc["kind"] in ("RoleBinding", "ClusterRoleBinding")
+            for s in doc["subjects"]} <= accounts, "every subject is an account the manifests make"
+
+
+def test_the_renderer_applies_an_overlays_namespace_to_what_it_builds_only(tmp_path):
+    """As kustomize: a base's namespace stays on the base's objects, an object of a component
+    without one stays without, and a subject follows the namespace of the account it names."""
+    for name, kind in (("base", "Kustomization"), ("component", "Component")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "kustomization.yaml").write_text(yaml.safe_dump({
+            "apiVersion": KINDS[kind][0], "kind": kind, "resources": ["objects.yaml"],
+            **({"namespace": "there"} if kind == "Kustomization" else {})}))
+    (tmp_path / "base" / "objects.yaml").write_text(yaml.safe_dump(
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "a"}}))
+    (tmp_path / "component" / "objects.yaml").write_text(yaml.safe_dump_all([
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "b"}},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "c"},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "r"},
+         "subjects": [{"kind": "ServiceAccount", "name": "a"}, {"kind": "ServiceAccount", "name": "b"}]}]))
+    (tmp_path / "overlay").mkdir()
+    (tmp_path / "overlay" / "kustomization.yaml").write_text(yaml.safe_dump({
+        "apiVersion": KINDS["Kustomization"][0], "kind": "Kustomization", "resources": ["../base"],
+        "components": ["../component"]}))
+    account_a, account_b, binding = render(tmp_path / "overlay")
+    assert (account_a["metadata"]["namespace"], "namespace" in account_b["metadata"]) == ("there", False)
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "a", "namespace": "there"},
+                                   {"kind": "ServiceAccount", "name": "b"}]
+    with pytest.raises(Unsupported, match="not in or below"):
+        (tmp_path / "overlay" / "kustomization.yaml").write_text(yaml.safe_dump({
+            "apiVersion": KINDS["Kustomization"][0], "kind": "Kustomization", "resources": ["../base/objects.yaml"]}))
+        render(tmp_path / "overlay")
+
+
+def test_the_documented_overlay_of_ones_own_puts_its_components_in_katunas_namespace(tmp_path):
+    overlay = _checkout_beside(tmp_path)
+    text = block("docs/knative.md", "An overlay of your own", "yaml")
+    (overlay / "kustomization.yaml").write_text(text)
+    spec = yaml.safe_load(text)
+    assert "namespace" not in spec
+    objects = render(overlay)
+    assert _misplaced(objects) == []
+    listed = tuple(entry.removeprefix("../katuna/knative/") for entry in spec["components"])
+    assert objects == render(KNATIVE, components=listed)
+    assert {"NetworkPolicy", "EventPolicy", "SinkBinding"} <= {doc["kind"] for doc in objects}
