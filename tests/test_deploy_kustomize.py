@@ -316,3 +316,23 @@ def test_the_documented_overlay_of_ones_own_puts_its_components_in_katunas_names
     listed = tuple(entry.removeprefix("../katuna/knative/") for entry in spec["components"])
     assert objects == render(KNATIVE, components=listed)
     assert {"NetworkPolicy", "EventPolicy", "SinkBinding"} <= {doc["kind"] for doc in objects}
+
+
+@pytest.mark.parametrize("components", [(), ("katib-api",), COMPONENTS], ids=["base", "katib-api", "every-component"])
+def test_the_sources_accounts_record_events_in_their_sources_namespace_only(components):
+    """An ApiServerSource's adapter records Events about its own source; its account may create
+    and patch them there (katuna's namespace), and nowhere else, even where katib-api has it
+    watch every namespace."""
+    from kube_standin.rbac import RBAC_KINDS, Authorizer, Request
+
+    objects = render(KNATIVE, components=components)
+    authorizer = Authorizer([doc for doc in objects if doc["kind"] in RBAC_KINDS])
+    sources = [doc for doc in objects if doc["kind"] == "ApiServerSource"]
+    assert len(sources) == (3 if "katib-api" in components else 2)
+    for source in sources:
+        home, account = source["metadata"]["namespace"], source["spec"]["serviceAccountName"]
+        user = f"system:serviceaccount:{home}:{account}"
+        for verb in ("create", "patch"):
+            assert authorizer.allows(Request(user, verb, "", "events", namespace=home)), (account, verb)
+            assert not [where for where in ("kube-system", "default", "team-a", "")
+                        if authorizer.allows(Request(user, verb, "", "events", namespace=where))], (account, verb)
