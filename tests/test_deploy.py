@@ -3,17 +3,22 @@
 Knative's webhook refuses a Service using a pod field behind a feature flag that is off
 (knative/serving pkg/apis/serving/fieldmask.go and k8s_validation.go); ``GATED`` lists those
 fields, so a test can hold the Service to the flags ``knative/knative-serving/`` ships.
+:func:`serving_webhook_problems` adds what the webhook refuses whatever the flags say: the
+environment variables, ports, mount paths and container name Serving reserves for itself.
 """
 
 from __future__ import annotations
 
+import copy
+import posixpath
 import re
 import subprocess
 import sys
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
+import pytest
 import yaml
 from doc_blocks import block
 
@@ -52,7 +57,7 @@ GATED: dict[str, Callable[[dict], bool]] = {
         "shareProcessNamespace", "priorityClassName", "schedulerName", "dnsPolicy", "dnsConfig", "hostIPC",
         "hostPID", "hostNetwork")},
     "kubernetes.podspec-init-containers": lambda spec: "initContainers" in spec,
-    "kubernetes.podspec-securitycontext": lambda spec: bool(set(spec.get("securityContext", {})) - {"seccompProfile"}),
+    "kubernetes.podspec-securitycontext": lambda spec: bool(spec.get("securityContext")),
     "kubernetes.podspec-persistent-volume-claim": lambda spec: bool(_volumes(spec, "persistentVolumeClaim")),
     "kubernetes.podspec-persistent-volume-write": lambda spec: any(
         not v["persistentVolumeClaim"].get("readOnly") for v in _volumes(spec, "persistentVolumeClaim")),
@@ -71,24 +76,214 @@ NEVER_ALLOWED = {"fsGroupChangePolicy", "sysctls", "seLinuxOptions", "windowsOpt
 """Pod securityContext fields Knative refuses whatever the flags say."""
 
 
-def flags_needed(spec: dict) -> set[str]:
-    return {flag for flag, used in GATED.items() if used(spec)}
+DEFAULT_ON = frozenset({"kubernetes.podspec-volumes-emptydir"})
+"""The gating flags Serving enables when its ConfigMap does not set them (config/features.go)."""
+
+RESERVED_ENV = frozenset({"PORT", "K_SERVICE", "K_CONFIGURATION", "K_REVISION"})
+"""Serving's ``reservedEnvVars`` (k8s_validation.go): set by Knative in the serving container;
+an init or sidecar container may set ``PORT`` (``reservedSidecarEnvVars``)."""
+
+RESERVED_PORTS = frozenset({8012, 8013, 8022, 9090, 9091, 8008})
+"""Serving's ``reservedPorts``: queue-proxy's HTTP and HTTP/2 backend ports, its admin port, its
+two metrics ports (networking/constants.go) and the profiling port (knative/pkg
+observability/runtime ``ProfilingDefaultPort``)."""
+
+RESERVED_PATHS = frozenset({"/", "/dev", "/dev/log"})
+"""Serving's ``reservedPaths``, compared after Go's ``path.Clean``."""
+
+RESERVED_CONTAINER_NAMES = frozenset({"queue-proxy"})
+
+WRITABLE_VOLUMES = ("emptyDir", "persistentVolumeClaim", "ephemeral")
+"""The volume kinds a container may mount without ``readOnly`` (validateVolumeMounts)."""
+
+
+def flag_on(flags: Mapping[str, str], flag: str) -> bool:
+    """Whether Serving lets a gated field through: ``Enabled`` or ``Allowed``, in any case."""
+    value = flags.get(flag)
+    return flag in DEFAULT_ON if value is None else value.lower() in ("enabled", "allowed")
+
+
+def _seccomp_by_secure_defaults(spec: dict, flags: Mapping[str, str]) -> bool:
+    """Serving's PodSecurityContextMask keeps a pod-level ``seccompProfile`` (its ``type`` alone,
+    RuntimeDefault or Unconfined) without ``kubernetes.podspec-securitycontext`` only while
+    ``secure-pod-defaults`` is Enabled or AllowRootBounded; its default is Disabled."""
+    context = spec.get("securityContext", {})
+    profile = context.get("seccompProfile", {})
+    return (flags.get("secure-pod-defaults", "disabled").lower() in ("enabled", "allowrootbounded")
+            and set(context) == {"seccompProfile"} and set(profile) == {"type"}
+            and profile["type"] in ("RuntimeDefault", "Unconfined"))
+
+
+def flags_needed(spec: dict, flags: Mapping[str, str] | None = None) -> set[str]:
+    """The gating flags the pod spec needs on, under Serving's other ``flags`` (its defaults if none)."""
+    needed = {flag for flag, used in GATED.items() if used(spec)}
+    if _seccomp_by_secure_defaults(spec, flags or {}):
+        needed.discard("kubernetes.podspec-securitycontext")
+    return needed
+
+
+def _clean(mount_path: str) -> str:
+    """Go's ``path.Clean`` (unlike :func:`posixpath.normpath`, it keeps no leading ``//``)."""
+    cleaned = posixpath.normpath(mount_path)
+    return "/" + cleaned.lstrip("/") if cleaned.startswith("/") else cleaned
+
+
+def serving_webhook_problems(spec: dict, flags: Mapping[str, str]) -> list[str]:
+    """What Serving's webhook refuses in a Service's pod ``spec`` under the feature ``flags`` (the
+    ``config-features`` data): a gated field whose flag is off, a pod securityContext field never
+    allowed, and the names, ports and paths Serving reserves (pkg/apis/serving/k8s_validation.go)."""
+    problems = [f"{flag} is off" for flag in sorted(flags_needed(spec, flags)) if not flag_on(flags, flag)]
+    problems += [f"securityContext.{field} is never allowed"
+                 for field in sorted(NEVER_ALLOWED & set(spec.get("securityContext", {})))]
+    volumes = {volume["name"]: volume for volume in spec.get("volumes", [])}
+    containers = spec.get("containers", [])
+    ports = sum(len(container.get("ports", [])) for container in containers)
+    if ports > 1:
+        problems.append("ports: more than one container port is set")
+    elif ports == 0 and len(containers) > 1:
+        problems.append("ports: missing, with more than one container")
+    for kind in ("containers", "initContainers"):
+        for index, container in enumerate(spec.get(kind, [])):
+            at = f"{kind}[{index}]"
+            serving = kind == "containers" and (len(containers) == 1 or bool(container.get("ports")))
+            if container.get("name") in RESERVED_CONTAINER_NAMES:
+                problems.append(f"{at}.name: {container['name']!r} is a reserved container name")
+            reserved = RESERVED_ENV if serving else RESERVED_ENV - {"PORT"}
+            problems += [f"{at}.env: {env['name']!r} is a reserved environment variable"
+                         for env in container.get("env", []) if env["name"] in reserved]
+            ports = container.get("ports", [])[:1] if kind == "containers" else container.get("ports", [])
+            problems += [f"{at}.ports: {port['containerPort']} is a reserved port"
+                         for port in ports if port["containerPort"] in RESERVED_PORTS]
+            for mount in container.get("volumeMounts", []):
+                if _clean(mount["mountPath"]) in RESERVED_PATHS:
+                    problems.append(f"{at}.volumeMounts: mountPath {_clean(mount['mountPath'])!r} is a reserved path")
+                volume = volumes.get(mount["name"], {})
+                if not mount.get("readOnly") and not any(kind_ in volume for kind_ in WRITABLE_VOLUMES):
+                    problems.append(f"{at}.volumeMounts: {mount['name']!r} should be readOnly for this type of volume")
+    return problems
 
 
 def test_every_flag_gated_field_the_service_uses_is_enabled_by_the_shipped_flags():
     shipped = yaml.safe_load(FEATURES.read_text())["data"]
-    needed = flags_needed(pod_spec())
+    needed = flags_needed(pod_spec(), shipped)
     assert {flag: shipped.get(flag) for flag in needed} == dict.fromkeys(needed, "enabled")
-    assert not NEVER_ALLOWED & set(pod_spec()["securityContext"])
+    assert serving_webhook_problems(pod_spec(), shipped) == []
+
+
+def bound_by_the_sink_binding(spec: dict) -> dict:
+    """The pod spec as Eventing's SinkBinding leaves it (sinkbinding_lifecycle.go Do): K_SINK,
+    K_CA_CERTS and K_CE_OVERRIDES in every container, and with OIDC the token's projected Secret
+    mounted read-only at /oidc."""
+    spec = copy.deepcopy(spec)
+    spec["volumes"].append({"name": "oidc-token", "projected": {"sources": [{"secret": {"name": "katuna-sink-oidc-token"}}]}})
+    for container in _containers(spec):
+        container.setdefault("env", []).extend([{"name": "K_SINK", "value": "http://broker-ingress/katuna/katuna"},
+                                                {"name": "K_CA_CERTS", "value": "-----BEGIN CERTIFICATE-----"},
+                                                {"name": "K_CE_OVERRIDES", "value": ""}])
+        container.setdefault("volumeMounts", []).append({"name": "oidc-token", "mountPath": "/oidc", "readOnly": True})
+    return spec
+
+
+def test_the_service_with_every_component_and_its_sink_binding_passes_the_serving_webhook():
+    from test_deploy_kustomize import COMPONENTS, render
+
+    shipped = yaml.safe_load(FEATURES.read_text())["data"]
+    [service] = [doc for doc in render(KNATIVE, components=COMPONENTS)
+                 if doc["kind"] == "Service" and doc["apiVersion"].startswith("serving.knative.dev")]
+    spec = service["spec"]["template"]["spec"]
+    assert serving_webhook_problems(spec, shipped) == []
+    assert serving_webhook_problems(bound_by_the_sink_binding(spec), shipped) == []
 
 
 def test_the_flag_check_sees_the_fields_that_need_a_flag():
     assert {"kubernetes.podspec-securitycontext", "kubernetes.podspec-affinity",
             "kubernetes.podspec-persistent-volume-claim", "kubernetes.podspec-persistent-volume-write"} \
         <= flags_needed(pod_spec())
-    assert flags_needed({"securityContext": {"seccompProfile": {"type": "RuntimeDefault"}}}) == set()
     read_only = {"volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "c", "readOnly": True}}]}
     assert flags_needed(read_only) == {"kubernetes.podspec-persistent-volume-claim"}
+
+
+MINIMAL = {"containers": [{"name": "katuna", "image": "katuna:1", "ports": [{"containerPort": 8080}]}]}
+
+
+@pytest.mark.parametrize(("secure_pod_defaults", "profile", "refused"), [
+    (None, {"type": "RuntimeDefault"}, True),
+    ("disabled", {"type": "RuntimeDefault"}, True),
+    ("enabled", {"type": "RuntimeDefault"}, False),
+    ("Enabled", {"type": "Unconfined"}, False),
+    ("AllowRootBounded", {"type": "RuntimeDefault"}, False),
+    ("enabled", {"type": "Localhost", "localhostProfile": "p.json"}, True),
+])
+def test_a_pod_seccomp_profile_alone_needs_the_security_context_flag_unless_secure_pod_defaults_keep_it(
+        secure_pod_defaults, profile, refused):
+    spec = {**MINIMAL, "securityContext": {"seccompProfile": profile}}
+    flags = {} if secure_pod_defaults is None else {"secure-pod-defaults": secure_pod_defaults}
+    assert serving_webhook_problems(spec, flags) == (["kubernetes.podspec-securitycontext is off"] if refused else [])
+    assert serving_webhook_problems(spec, {**flags, "kubernetes.podspec-securitycontext": "enabled"}) == []
+
+
+def _changed(change: Callable[[dict], None]) -> dict:
+    spec = copy.deepcopy(pod_spec())
+    change(spec)
+    return spec
+
+
+def _add(field: str, value: dict, container: int = 0) -> Callable[[dict], None]:
+    return lambda spec: spec["containers"][container].setdefault(field, []).append(value)
+
+
+def _port(port: int) -> Callable[[dict], None]:
+    return lambda spec: spec["containers"][0].update(ports=[{"containerPort": port}])
+
+
+def _emptydir_at(path: str) -> Callable[[dict], None]:
+    def change(spec: dict) -> None:
+        spec["volumes"].append({"name": "scratch", "emptyDir": {}})
+        spec["containers"][0]["volumeMounts"].append({"name": "scratch", "mountPath": path})
+    return change
+
+
+@pytest.mark.parametrize(("change", "problem"), [
+    *((_add("env", {"name": name, "value": "1"}), f"containers[0].env: {name!r} is a reserved environment variable")
+      for name in ("PORT", "K_SERVICE", "K_CONFIGURATION", "K_REVISION")),
+    *((_port(port), f"containers[0].ports: {port} is a reserved port")
+      for port in (8012, 8013, 8022, 9090, 9091, 8008)),
+    *((_emptydir_at(path), f"containers[0].volumeMounts: mountPath {cleaned!r} is a reserved path")
+      for path, cleaned in (("/", "/"), ("/dev", "/dev"), ("/dev/log", "/dev/log"), ("/dev/", "/dev"),
+                            ("//dev/./log", "/dev/log"), ("/tmp/..", "/"))),
+    (lambda spec: spec["containers"][0].update(name="queue-proxy"),
+     "containers[0].name: 'queue-proxy' is a reserved container name"),
+    (lambda spec: (spec["volumes"].append({"name": "s", "secret": {"secretName": "s"}}),
+                   spec["containers"][0]["volumeMounts"].append({"name": "s", "mountPath": "/etc/s"})),
+     "containers[0].volumeMounts: 's' should be readOnly for this type of volume"),
+    (lambda spec: spec["securityContext"].update(sysctls=[{"name": "net.core.somaxconn", "value": "1024"}]),
+     "securityContext.sysctls is never allowed"),
+])
+def test_the_webhook_check_refuses_what_servings_webhook_refuses(change, problem):
+    shipped = yaml.safe_load(FEATURES.read_text())["data"]
+    assert serving_webhook_problems(_changed(change), shipped) == [problem]
+
+
+def test_the_reserved_names_are_the_serving_containers_own():
+    """An env var PORT in a sidecar, a port of one's own, a mount path below /dev: all taken, as
+    Serving takes them; K_REVISION in a sidecar and a reserved port in an init container are not;
+    one port in all, on the serving container."""
+    shipped = yaml.safe_load(FEATURES.read_text())["data"]
+    sidecar = {"name": "sidecar", "image": "side:1", "env": [{"name": "PORT", "value": "9000"}]}
+    assert serving_webhook_problems(_changed(lambda spec: spec["containers"].append(sidecar)), shipped) == []
+    assert serving_webhook_problems(_changed(lambda spec: spec["containers"].append(
+        {**sidecar, "env": [{"name": "K_REVISION", "value": "r"}]})), shipped) == \
+        ["containers[1].env: 'K_REVISION' is a reserved environment variable"]
+    init = {"initContainers": [{**sidecar, "ports": [{"containerPort": 8012}]}]}
+    assert serving_webhook_problems(_changed(lambda spec: spec.update(init)), {**shipped, **dict.fromkeys(
+        ["kubernetes.podspec-init-containers"], "enabled")}) == ["initContainers[0].ports: 8012 is a reserved port"]
+    assert serving_webhook_problems(_changed(_port(8081)), shipped) == []
+    assert serving_webhook_problems(_changed(_add("ports", {"containerPort": 8081})), shipped) == \
+        ["ports: more than one container port is set"]
+    assert serving_webhook_problems(_changed(lambda spec: spec["containers"].append(
+        {"name": "second", "image": "side:1", "ports": [{"containerPort": 9000}]})), shipped) == \
+        ["ports: more than one container port is set"]
+    assert serving_webhook_problems(_changed(_emptydir_at("/dev/shm")), shipped) == []
 
 
 def test_the_shipped_flags_are_a_valid_configmap():
