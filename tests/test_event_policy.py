@@ -61,8 +61,8 @@ def test_the_component_has_the_service_verify_the_triggers_audience():
 
 def test_a_trigger_without_delivery_dead_letters_with_the_audience_the_service_verifies():
     """A Trigger without its own dead-letter sink uses the Broker's, with the Broker's audience
-    (eventing's trigger reconciler copies the Broker's ``deadLetterSinkAudience``): without one the
-    letter goes without a token, and the service refuses it (401)."""
+    (eventing's broker filter falls back to the Broker's ``deadLetterSinkAudience``): without one
+    the letter goes without a token, and the service refuses it (401)."""
     [service] = [d for d in DEPLOYED if d["kind"] == "Service" and "serving" in d["apiVersion"]]
     env = {e["name"]: e.get("value") for e in service["spec"]["template"]["spec"]["containers"][0]["env"]}
     [broker] = objects_of("Broker")
