@@ -52,6 +52,7 @@ class Gke(Cloud):
     def __init__(self, clock: SimulatedClock, interruptions_per_hour: float, seed: int) -> None:
         self.clock = clock
         self.gke = GkeStub(speed=1.0, clock=clock)
+        self.gke.add_cluster(GCP_PROJECT, GCP_LOCATION, CLUSTER)
         self.pools = gke_pools(self.gke)
         self.resize = gke_resize(self.gke)
         self.interruptions = Interruptions.gke(interruptions_per_hour, seed)

@@ -102,8 +102,10 @@ def run_study(runner: Embedded, definition: dict[str, Any], base_dir: Path):
 
 @pytest.fixture
 def gke_api():
-    """A loopback GKE API, fresh for each test."""
+    """A loopback GKE API, fresh for each test, holding the cluster tuning (project proj, region
+    europe-west4)."""
     stub = GkeStub()
+    stub.add_cluster("proj", "europe-west4", "tuning")
     yield stub
     stub.close()
 

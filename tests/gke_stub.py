@@ -17,6 +17,11 @@ metadata mode GKE does not know, or ``GKE_METADATA`` on a cluster without Worklo
 ``workload_identity=False``) get 400
 ``INVALID_ARGUMENT``; a duplicate create 409 ``ALREADY_EXISTS``; a missing pool 404 ``NOT_FOUND``.
 
+The stand-in holds the clusters a test adds (:meth:`GkeStub.add_cluster`: project, location and
+name), each with its own pools; a request naming any other cluster (a typo, a zone given for a
+regional cluster's region) gets GKE's 404 ``Not found: projects/P/locations/L/clusters/C.``
+:attr:`GkeStub.pools` and the autoscaler's view are those of the first cluster added.
+
 Tests can fail the next operation with a message (``fail_next``), refuse the next request
 (``refuse_next``, with an ``ErrorInfo`` reason if given, as GKE's 403
 ``CONCURRENT_OPERATIONS_QUOTA_EXCEEDED`` and 429 ``RATE_LIMIT_EXCEEDED`` carry one) or every poll
@@ -78,6 +83,8 @@ node-pool changes on as "an incompatible operation already running on the cluste
 UNAUTHENTICATED = ("Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie "
                    "or other valid authentication credential.")
 ZONES = ("a", "b", "c")
+Key = tuple[str, str, str]
+"""A cluster: its project, location and name."""
 
 
 class Refused(Exception):
@@ -86,6 +93,11 @@ class Refused(Exception):
     def __init__(self, code: int, message: str, status: str | None = None) -> None:
         super().__init__(message)
         self.answer = GkeStub.error(code, message, status)
+
+
+def _key(match: re.Match) -> Key:
+    """The cluster a request's path names."""
+    return match[1], match[2], match[3]
 
 
 def zones(location: str) -> list[str]:
@@ -107,7 +119,8 @@ class GkeStub:
                  clock: RealClock | None = None, workload_identity: bool = True) -> None:
         self.workload_identity = workload_identity
         """Whether the cluster has Workload Identity (a workload pool): GKE_METADATA needs it."""
-        self.pools: dict[str, dict] = {}
+        self.clusters: dict[Key, dict[str, dict]] = {}
+        """Each cluster's node pools by name; a cluster by its project, location and name."""
         self.operations: dict[str, dict] = {}
         self.requests: list[tuple[str, str, dict | None]] = []
         self.seconds = {**DEFAULT_SECONDS, **(seconds or {})}
@@ -122,7 +135,7 @@ class GkeStub:
         self.clock = clock or RealClock()
         self._offset = 0.0
         self._started = self.clock.monotonic()
-        self._nodes: dict[str, int] = {}
+        self._nodes: dict[tuple[Key, str], int] = {}
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -157,6 +170,23 @@ class GkeStub:
         self.server.shutdown()
         self.server.server_close()
 
+    def add_cluster(self, project: str, location: str, name: str) -> dict[str, dict]:
+        """Hold a cluster (with no pools yet): only the clusters added are served. Its pools."""
+        with self.lock:
+            return self.clusters.setdefault((project, location, name), {})
+
+    @property
+    def main(self) -> Key:
+        """The first cluster added: the one :attr:`pools` and the autoscaler's view speak of."""
+        if not self.clusters:
+            raise LookupError("the stand-in holds no cluster: add_cluster first")
+        return next(iter(self.clusters))
+
+    @property
+    def pools(self) -> dict[str, dict]:
+        """The node pools of the first cluster added, by name."""
+        return self.clusters[self.main]
+
     def answer(self, method: str, path: str, body: dict | None, authorization: str | None) -> tuple[int, dict]:
         """One request, recorded, from either transport: the status code and the JSON answer."""
         with self.lock:
@@ -177,16 +207,17 @@ class GkeStub:
             self._offset += seconds
             self._settle()
 
-    def update_master(self, seconds: float, busy: str = "master", cluster: str = "tuning") -> str:
-        """Start a control-plane upgrade of the cluster, as GKE does on its own schedule: for
-        ``seconds`` of stand-in time every change to it is refused in the :data:`BUSY` wording
-        named. The operation's number."""
+    def update_master(self, seconds: float, busy: str = "master", cluster: Key | None = None) -> str:
+        """Start a control-plane upgrade of the cluster (the first added by default), as GKE does
+        on its own schedule: for ``seconds`` of stand-in time every change to it is refused in the
+        :data:`BUSY` wording named. The operation's number."""
         with self.lock:
+            project, location, name = key = cluster or self.main
             number = f"operation-{len(self.operations) + 1}"
             self.operations[number] = {
                 "name": number, "operationType": "UPGRADE_MASTER", "status": "RUNNING", "pool": None,
-                "cluster": cluster, "due": self.now() + seconds, "error": None, "on_done": "RUNNING", "busy": busy,
-                "selfLink": f"projects/proj/locations/europe-west4/operations/{number}"}
+                "cluster": key, "due": self.now() + seconds, "error": None, "on_done": "RUNNING", "busy": busy,
+                "selfLink": f"projects/{project}/locations/{location}/operations/{number}"}
             return number
 
     # what a cluster autoscaler sees and does
@@ -201,7 +232,7 @@ class GkeStub:
                 return None
             scaling, config = pool.get("autoscaling") or {}, pool.get("config") or {}
             if not scaling.get("enabled"):
-                fixed = self._nodes.get(name, int(pool.get("initialNodeCount", 0)))
+                fixed = self._nodes.get((self.main, name), int(pool.get("initialNodeCount", 0)))
                 low, high = fixed, fixed
             elif scaling.get("totalMaxNodeCount"):
                 low, high = int(scaling.get("totalMinNodeCount", 0)), int(scaling["totalMaxNodeCount"])
@@ -221,7 +252,7 @@ class GkeStub:
         """How many nodes the pool has now."""
         with self.lock:
             pool = self.pools.get(name, {})
-            return self._nodes.get(name, int(pool.get("initialNodeCount", 0)))
+            return self._nodes.get((self.main, name), int(pool.get("initialNodeCount", 0)))
 
     def set_node_count(self, name: str, nodes: int) -> None:
         """Resize a running pool within its limits, as the cluster autoscaler does."""
@@ -229,7 +260,7 @@ class GkeStub:
         if bounds is None or not bounds.min_nodes <= nodes <= bounds.max_nodes:
             raise ValueError(f"pool {name} cannot have {nodes} nodes: {bounds}")
         with self.lock:
-            self._nodes[name] = nodes
+            self._nodes[(self.main, name)] = nodes
 
     # requests
 
@@ -260,43 +291,51 @@ class GkeStub:
         except Refused as refused:
             return refused.answer
 
+    def _cluster(self, match: re.Match) -> dict[str, dict]:
+        """The pools of the cluster a request names; GKE's 404 for a cluster it does not hold."""
+        pools = self.clusters.get((match[1], match[2], match[3]))
+        if pools is None:
+            raise Refused(404, f"Not found: projects/{match[1]}/locations/{match[2]}/clusters/{match[3]}.")
+        return pools
+
     def _route(self, method: str, path: str, body: dict) -> tuple[int, dict]:
         if (match := POOLS.match(path)) and method == "POST":
+            pools = self._cluster(match)
             pool = body.get("nodePool", {})
             check_pool(pool, self.workload_identity)
-            if pool["name"] in self.pools:
+            if pool["name"] in pools:
                 return self.error(409, f"Already exists: {path}/{pool['name']}.")
-            self._idle(match[3])
-            self.pools[pool["name"]] = {**pool, "locations": pool.get("locations") or zones(match[2]),
-                                        "status": "PROVISIONING"}
-            self._nodes[pool["name"]] = int(pool.get("initialNodeCount", 0))
+            self._idle(match)
+            pools[pool["name"]] = {**pool, "locations": pool.get("locations") or zones(match[2]),
+                                   "status": "PROVISIONING"}
+            self._nodes[(_key(match), pool["name"])] = int(pool.get("initialNodeCount", 0))
             return self._operation(match, "CREATE_NODE_POOL", pool["name"], "RUNNING")
         if match := POOL.match(path):
-            name = match[4]
-            if name not in self.pools:
-                return self.error(404, f"Not found: {path}.")
+            pools, name = self._cluster(match), match[4]
+            if name not in pools:
+                return self.error(404, f"Not found: {path[len('/v1/'):]}.")
             if method == "GET":
-                return 200, self.pools[name]
-            self._idle(match[3])
+                return 200, pools[name]
+            self._idle(match)
             if method == "DELETE":
-                self.pools[name]["status"] = "STOPPING"
+                pools[name]["status"] = "STOPPING"
                 return self._operation(match, "DELETE_NODE_POOL", name, "deleted")
             if match[5] and method == "POST":
                 check_autoscaling(body.get("autoscaling", {}), "autoscaling")
-                self.pools[name]["autoscaling"] = body.get("autoscaling", {})
-                self.pools[name]["status"] = "RECONCILING"
+                pools[name]["autoscaling"] = body.get("autoscaling", {})
+                pools[name]["status"] = "RECONCILING"
                 return self._operation(match, "UPDATE_CLUSTER", name, "RUNNING")
         if (match := OPERATION.match(path)) and method == "GET":
             return self._poll(match[3])
         return self.error(404, f"no route for {method} {path}")
 
-    def _idle(self, cluster: str) -> None:
+    def _idle(self, match: re.Match) -> None:
         """Refuse a change while another operation runs on the cluster, as GKE does."""
         for number, operation in self.operations.items():
-            if operation["status"] == "RUNNING" and operation["cluster"] == cluster:
+            if operation["status"] == "RUNNING" and operation["cluster"] == _key(match):
                 wording = BUSY[operation.get("busy", "operation")]
                 raise Refused(400, wording.format(number=number, doing=DOING[operation["operationType"]],
-                                                  cluster=cluster), "FAILED_PRECONDITION")
+                                                  cluster=match[3]), "FAILED_PRECONDITION")
 
     def _operation(self, match: re.Match, kind: str, pool: str, on_done: str) -> tuple[int, dict]:
         number = f"operation-{len(self.operations) + 1}"
@@ -304,7 +343,7 @@ class GkeStub:
         if self.speed:
             self.clock.wake_at(self.clock.monotonic() + self.seconds[kind] / self.speed)
         self.operations[number] = {
-            "name": number, "operationType": kind, "status": "RUNNING", "pool": pool, "cluster": match[3],
+            "name": number, "operationType": kind, "status": "RUNNING", "pool": pool, "cluster": _key(match),
             "due": self.now() + self.seconds[kind], "error": error, "on_done": on_done,
             "selfLink": f"projects/{match[1]}/locations/{match[2]}/operations/{number}"}
         return 200, {"name": number, "operationType": kind, "status": "RUNNING"}
@@ -316,15 +355,15 @@ class GkeStub:
             if operation["status"] != "RUNNING" or operation["due"] > now:
                 continue
             operation["status"] = "DONE"
-            pool = operation["pool"]
+            pool, pools = operation["pool"], self.clusters[operation["cluster"]]
             if operation["error"]:
-                if pool in self.pools:
-                    self.pools[pool]["status"] = "ERROR"
+                if pool in pools:
+                    pools[pool]["status"] = "ERROR"
             elif operation["on_done"] == "deleted":
-                self.pools.pop(pool, None)
-                self._nodes.pop(pool, None)
-            elif pool in self.pools:
-                self.pools[pool]["status"] = operation["on_done"]
+                pools.pop(pool, None)
+                self._nodes.pop((operation["cluster"], pool), None)
+            elif pool in pools:
+                pools[pool]["status"] = operation["on_done"]
 
     def _poll(self, number: str) -> tuple[int, dict]:
         operation = self.operations.get(number)

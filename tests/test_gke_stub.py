@@ -146,14 +146,16 @@ def test_pools_are_in_their_clusters_zones_and_per_zone_limits_count_in_each(api
     gke_api.advance(90)
     assert gke_api.pools["trials"]["locations"] == ["europe-west4-a", "europe-west4-b", "europe-west4-c"]
     assert gke_api.pool_bounds("trials")[:2] == (3, 6), "a regional cluster's three zones"
+    zonal_pools = gke_api.add_cluster("proj", "europe-west4-b", "tuning")
     zonal = request(name="zonal")
     zonal["parent"] = gke_requests.GkeCluster("proj", "europe-west4-b", "tuning").parent
     api.create_node_pool(request=zonal)
-    assert gke_api.pools["zonal"]["locations"] == ["europe-west4-b"]
+    assert zonal_pools["zonal"]["locations"] == ["europe-west4-b"]
 
 
 def test_over_grpc_the_same_requests_arrive_and_refusals_keep_their_status_and_reason(gke_api: GkeStub):
     rest = GkeStub()
+    rest.add_cluster("proj", "europe-west4", "tuning")
     gke.client(rest.url).create_node_pool(request=request())
     rest.close()
     face = GrpcGke(gke_api)
@@ -196,6 +198,7 @@ def test_a_node_identity_gke_does_not_take_is_refused(api, gke_api: GkeStub, cha
 
 def test_a_cluster_without_workload_identity_refuses_katunas_pool_and_katuna_says_why():
     stub = GkeStub(workload_identity=False)
+    stub.add_cluster("proj", "europe-west4", "tuning")
     try:
         pools = gke.GkeNodePools(CLUSTER, gke.client(stub.url))
         with pytest.raises(NodePoolFailed, match="Workload Identity must be enabled on the cluster"):
@@ -217,3 +220,23 @@ def test_the_service_names_its_node_account_from_its_settings(gke_api: GkeStub):
     config = gke_api.pools["trials"]["config"]
     assert (config["serviceAccount"], config["workloadMetadataConfig"]) == (
         "katuna-nodes@proj.iam.gserviceaccount.com", {"mode": 2})
+
+
+def test_only_the_clusters_added_are_served_each_with_its_own_pools(api, gke_api: GkeStub):
+    """A request naming another cluster, or the cluster in another location, gets GKE's 404 for
+    the cluster; a pool made in one cluster is not seen from another."""
+    other = gke_api.add_cluster("proj", "europe-west4", "batch")
+    api.create_node_pool(request=request())
+    for parent in ("projects/proj/locations/europe-west4/clusters/tunign",
+                   "projects/proj/locations/mars-west1/clusters/tuning"):
+        with pytest.raises(google_errors.NotFound) as missing:
+            api.get_node_pool(request={"name": f"{parent}/nodePools/trials"})
+        assert missing.value.message.endswith(f"Not found: {parent}.")
+        body = request()
+        body["parent"] = parent
+        with pytest.raises(google_errors.NotFound):
+            api.create_node_pool(request=body)
+    with pytest.raises(google_errors.NotFound) as absent:
+        api.get_node_pool(request={"name": "projects/proj/locations/europe-west4/clusters/batch/nodePools/trials"})
+    assert absent.value.message.endswith("Not found: projects/proj/locations/europe-west4/clusters/batch/nodePools/trials.")
+    assert list(gke_api.pools) == ["trials"] and other == {}

@@ -51,6 +51,7 @@ def finished(kube: KubeStub, name: str) -> bool:
 def test_a_job_runs_on_a_pool_that_gke_creates_and_the_autoscaler_grows_and_shrinks_on_simulated_time():
     clock = SimulatedClock()
     gke = GkeStub(speed=1.0, clock=clock)
+    gke.add_cluster("p", "l", "c")
     kube = simulated(clock, gke_pools(gke))
     try:
         code, _ = gke.route("POST", "/v1/projects/p/locations/l/clusters/c/nodePools", {"nodePool": {

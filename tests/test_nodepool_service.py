@@ -26,6 +26,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def clouds(tmp_path_factory: pytest.TempPathFactory):
     gke = GkeStub(speed=100.0)
+    gke.add_cluster("proj", "europe-west4", "tuning")
     kube = KubeStub(namespaces=("pools",), pools=gke_pools(gke), resize=gke_resize(gke), boot_seconds=0.2,
                     idle_seconds=5)
     service = Service(tmp_path_factory.mktemp("pools"), workers=1, KATUNA_EXECUTOR="kubernetes",
@@ -118,6 +119,7 @@ def test_a_study_asking_for_another_cloud_is_refused_naming_the_field(clouds):
 
 def test_concurrent_submissions_hold_no_more_pools_than_allowed(tmp_path_factory: pytest.TempPathFactory):
     gke = GkeStub(speed=100.0)
+    gke.add_cluster("proj", "europe-west4", "tuning")
     kube = KubeStub(namespaces=("pools",))
     service = Service(tmp_path_factory.mktemp("capped"), workers=2, KATUNA_EXECUTOR="kubernetes",
                       KATUNA_K8S_API=kube.url, KATUNA_K8S_NAMESPACE="pools", KATUNA_GKE_PROJECT="proj",

@@ -137,6 +137,7 @@ def _pool_of(node: dict) -> str | None:
 
 def test_the_seed_study_on_a_gke_preemptible_pool(tmp_path: Path):
     gke = GkeStub(speed=60)
+    gke.add_cluster("proj", "europe-west4", "tuning")
     kube = KubeStub(pools=gke_pools(gke), resize=gke_resize(gke), boot_seconds=0.5, idle_seconds=IDLE_SECONDS)
     try:
         run_seed(tmp_path, kube, "katuna-seed",
