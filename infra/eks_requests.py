@@ -21,6 +21,8 @@ from functions.core.eks_ami import ami_type
 from functions.core.nodepool import ON_DEMAND, OWNER_KEY, NodePool, owner_value
 
 TEMPLATE = "k8s.io/cluster-autoscaler/node-template"
+CLUSTER_SETTING = "KATUNA_EKS_CLUSTER"
+"""The service's setting that names the cluster: what to fix when EKS has no such cluster."""
 _TOKEN = uuid.UUID("0b7c3c1e-8d0a-4f3b-a2a5-6a1f0d9e4c21")
 
 

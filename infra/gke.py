@@ -15,7 +15,7 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeGuard
 
 from google.api_core import exceptions as google_errors
 from google.api_core.client_options import ClientOptions
@@ -39,7 +39,7 @@ from functions.core.nodepool import (
     claim,
 )
 from functions.core.timeouts import REMOTE_TIMEOUT
-from infra.gke_requests import GkeCluster, autoscaling_request, create_request, name_request
+from infra.gke_requests import CLUSTER_SETTINGS, GkeCluster, autoscaling_request, create_request, name_request
 
 POOL_TOKEN = "pool:"
 """An operation that is a pool's own status: an existing pool found still provisioning."""
@@ -72,6 +72,9 @@ _TEMPORARY_REASONS = frozenset({"CONCURRENT_OPERATIONS_QUOTA_EXCEEDED", "RATE_LI
 _BUSY = re.compile(r"is being updated|incompatible operation|not ready for operation|quota metric .* per minute")
 """GKE's wordings for a busy cluster (as Google's own GKE module retries them) and for a
 per-minute quota: temporary whatever code they come with."""
+_NO_CLUSTER = re.compile(r"/clusters/[^/\s]+\.?$")
+"""How GKE's ``NOT_FOUND`` ends when the cluster is missing (``Not found:
+projects/P/locations/L/clusters/C.``); a missing pool's names the pool (``…/nodePools/N.``)."""
 _HTTP_STATUSES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
                   409: "ALREADY_EXISTS", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE",
                   504: "DEADLINE_EXCEEDED"}
@@ -151,18 +154,29 @@ class GkeNodePools:
         try:
             return getattr(self.api, method)(request=request, timeout=self.timeout)
         except API_ERRORS as exc:
-            raise _translate(exc) from exc
+            raise self._refusal(exc) from exc
+
+    def _refusal(self, exc: Exception) -> Exception:
+        """katuna's error for one GKE raised: a cluster GKE does not have is the settings'
+        fault (a typo, or a zone given for a regional cluster), never an absent pool."""
+        if _no_cluster(exc):
+            where = self.cluster
+            return NodePoolFailed(f"GKE has no cluster {where.cluster} in location {where.location} of project "
+                                  f"{where.project} (a regional cluster's location is its region, not one of its "
+                                  f"zones): {_message(exc)}", CLUSTER_SETTINGS)
+        return _translate(exc)
 
     def _operation(self, operation: Any) -> PoolChange:
         return PoolChange(self.cluster.operation_path(operation.name))
 
     def _get(self, name: str) -> container_v1.NodePool | None:
+        """The pool, or None when the cluster has no pool by that name."""
         try:
             return self.api.get_node_pool(request=name_request(self.cluster, name), timeout=self.timeout)
-        except google_errors.NotFound:
-            return None
         except API_ERRORS as exc:
-            raise _translate(exc) from exc
+            if _no_pool(exc):
+                return None
+            raise self._refusal(exc) from exc
 
     def ensure(self, pool: NodePool, owner: str | None = None, *, request_id: str | None = None) -> PoolChange:
         try:
@@ -170,7 +184,7 @@ class GkeNodePools:
             return PoolChange(self.cluster.operation_path(operation.name), created=True, owned=owner is not None)
         except API_ERRORS as exc:
             if not (isinstance(exc, google_errors.GoogleAPICallError) and _status_name(exc) == "ALREADY_EXISTS"):
-                raise _translate(exc) from exc
+                raise self._refusal(exc) from exc
         current = self._get(pool.name)
         if current is None:
             raise TemporaryError(f"GKE: node pool {pool.name} exists and is gone again; try again")
@@ -211,10 +225,10 @@ class GkeNodePools:
         try:
             return self._operation(self.api.delete_node_pool(request=name_request(self.cluster, name),
                                                               timeout=self.timeout))
-        except google_errors.NotFound:
-            return PoolChange()
         except API_ERRORS as exc:
-            raise _translate(exc) from exc
+            if _no_pool(exc):
+                return PoolChange()
+            raise self._refusal(exc) from exc
 
     def check(self, operation: str) -> OperationStatus:
         if operation.startswith(POOL_TOKEN):
@@ -243,6 +257,16 @@ class GkeNodePools:
     def describe(self, name: str) -> PoolStatus | None:
         current = self._get(name)
         return None if current is None else _status(current)
+
+
+def _no_cluster(exc: Exception) -> TypeGuard[google_errors.NotFound]:
+    """GKE's ``NOT_FOUND`` for the cluster a request names."""
+    return isinstance(exc, google_errors.NotFound) and bool(_NO_CLUSTER.search(_message(exc).strip()))
+
+
+def _no_pool(exc: Exception) -> bool:
+    """GKE's ``NOT_FOUND`` for a pool of a cluster it has."""
+    return isinstance(exc, google_errors.NotFound) and not _no_cluster(exc)
 
 
 def _status(current: container_v1.NodePool) -> PoolStatus:

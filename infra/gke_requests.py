@@ -13,6 +13,9 @@ from typing import Any
 from functions.core.cluster import TRIAL_TAINT
 from functions.core.nodepool import ON_DEMAND, OWNER_KEY, PREEMPTIBLE, SPOT, NodePool, owner_value
 
+CLUSTER_SETTINGS = "KATUNA_GKE_CLUSTER/KATUNA_GKE_LOCATION"
+"""The service's settings that name the cluster: what to fix when GKE has no such cluster."""
+
 
 @dataclass(frozen=True)
 class GkeCluster:

@@ -24,12 +24,15 @@ import click
 
 from functions.core.errors import KatunaError
 from functions.core.limits import DEFAULTS, EksQuotas, Limits
-from functions.core.nodepool import EKS, GKE, NodePool, PoolChange, parse_node_pool
+from functions.core.nodepool import EKS, GKE, NodePool, NodePoolFailed, PoolChange, parse_node_pool
 from functions.core.reader import Reader
 from infra import eks_requests, gke_requests
 
 FLAGS = {"name": "--pool", "machineType": "--machine-type", "maxNodes": "--max-nodes", "labels": "--label",
          "instanceTypes": "--instance-types", "capacity": "--spot/--on-demand"}
+"""The flag that sets each field of a study's ``nodePool``."""
+SETTING_FLAGS = {gke_requests.CLUSTER_SETTINGS: "--cluster/--location", eks_requests.CLUSTER_SETTING: "--cluster"}
+"""The flags that set what the service's settings set."""
 
 
 def _labels(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
@@ -71,17 +74,33 @@ def _dry_run(call: str, request: dict[str, Any]) -> None:
     _print({"call": call, "request": request})
 
 
-def _run(adapter: Callable[[], Any], action: Callable[[Any], PoolChange], pool: str, done: str,
-         timeout: float = 0.0) -> None:
-    """Build the adapter, act, wait for the change (``timeout`` seconds at most) and print how
-    the pool stands; a refusal from the cloud, a failed change or one still pending when the
-    wait ends is an error message and exit code 1."""
+def _run(adapter: Callable[[], Any], act: Callable[[Any], None], name_flag: str) -> None:
+    """Build the adapter and act with it; a refusal from the cloud is an error message, in
+    terms of the flags (``name_flag`` is the one naming the pool), and exit code 1."""
     try:
-        pools = adapter()
-        _finish(pools, action(pools), pool, done, timeout)
+        act(adapter())
+    except NodePoolFailed as exc:
+        flag = _flag(exc.field, name_flag)
+        click.echo(f"error: {flag}: {exc.reason}" if flag else f"error: {exc}", err=True)
+        sys.exit(1)
     except KatunaError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
+
+
+def _flag(field: str | None, name_flag: str) -> str | None:
+    """The flag that sets the study field or service setting an error names, if there is one."""
+    if field is None:
+        return None
+    if field.startswith("nodePool."):
+        return (FLAGS | {"name": name_flag}).get(field.split(".")[1])
+    return SETTING_FLAGS.get(field)
+
+
+def _change(change: Callable[[Any], PoolChange], pool: str, done: str, timeout: float) -> Callable[[Any], None]:
+    """Make the change, wait for it (``timeout`` seconds at most) and print how the pool stands;
+    a failed change, or one still pending when the wait ends, is an error and exit code 1."""
+    return lambda pools: _finish(pools, change(pools), pool, done, timeout)
 
 
 def _finish(pools: Any, change: PoolChange, pool: str, done: str, timeout: float) -> None:
@@ -142,7 +161,8 @@ def _gke(project: str, location: str, cluster: str, endpoint: str | None,
 @gke_group.command(name="up")
 @gke_options
 @click.option("--machine-type", default="e2-standard-4", show_default=True, help="The machine type of every node.")
-@click.option("--max-nodes", type=int, default=3, show_default=True, help="The autoscaling maximum (minimum: 0).")
+@click.option("--max-nodes", type=int, default=3, show_default=True,
+              help="The autoscaling maximum, at least 1 (the pool scales down to 0 nodes).")
 @click.option("--spot", "capacity", flag_value="spot", default=True, help="Spot VMs (the default).")
 @click.option("--preemptible", "capacity", flag_value="preemptible", help="Preemptible VMs.")
 @click.option("--on-demand", "capacity", flag_value="on-demand", help="Standard VMs.")
@@ -158,7 +178,7 @@ def gke_up(project, location, cluster, pool, endpoint, dry_run, machine_type, ma
     where, pools = _gke(project, location, cluster, endpoint, node_service_account)
     if dry_run:
         return _dry_run("create_node_pool", gke_requests.create_request(where, spec))
-    _run(pools, lambda adapter: adapter.ensure(spec), pool, "ready", timeout)
+    _run(pools, _change(lambda adapter: adapter.ensure(spec), pool, "ready", timeout), "--pool")
 
 
 @gke_group.command(name="down")
@@ -169,7 +189,7 @@ def gke_down(project, location, cluster, pool, endpoint, dry_run, timeout) -> No
     where, pools = _gke(project, location, cluster, endpoint)
     if dry_run:
         return _dry_run("delete_node_pool", gke_requests.name_request(where, pool))
-    _run(pools, lambda adapter: adapter.delete(pool), pool, "deleted", timeout)
+    _run(pools, _change(lambda adapter: adapter.delete(pool), pool, "deleted", timeout), "--pool")
 
 
 @gke_group.command(name="status")
@@ -179,7 +199,7 @@ def gke_status(project, location, cluster, pool, endpoint, dry_run) -> None:
     where, pools = _gke(project, location, cluster, endpoint)
     if dry_run:
         return _dry_run("get_node_pool", gke_requests.name_request(where, pool))
-    _run(pools, lambda adapter: PoolChange(), pool, "")
+    _run(pools, lambda adapter: _print_status(adapter, pool), "--pool")
 
 
 @main.group(name="eks")
@@ -210,7 +230,8 @@ def _eks(cluster: str, subnets: Sequence[str] = (),
 @eks_options
 @click.option("--instance-types", callback=_csv, default="m5.xlarge,m5a.xlarge,m6i.xlarge", show_default=True,
               help="Instance types, comma-separated (several give spot capacity more pools to come from).")
-@click.option("--max-nodes", type=int, default=3, show_default=True, help="The autoscaling maximum (minimum: 0).")
+@click.option("--max-nodes", type=int, default=3, show_default=True,
+              help="The autoscaling maximum, at least 1 (the pool scales down to 0 nodes).")
 @click.option("--subnets", callback=_csv, required=True, help="Subnet ids, comma-separated.")
 @click.option("--node-role", required=True, metavar="ARN", help="The IAM role of the nodes.")
 @click.option("--spot", "capacity", flag_value="spot", default=True, help="Spot instances (the default).")
@@ -230,7 +251,7 @@ def eks_up(cluster, nodegroup, dry_run, instance_types, max_nodes, subnets, node
     where, pools = _eks(cluster, subnets, node_role)
     if dry_run:
         return _dry_run("create_nodegroup", eks_requests.create_request(where, spec))
-    _run(pools, lambda adapter: adapter.ensure(spec), nodegroup, "active", timeout)
+    _run(pools, _change(lambda adapter: adapter.ensure(spec), nodegroup, "active", timeout), "--nodegroup")
 
 
 @eks_group.command(name="down")
@@ -241,7 +262,7 @@ def eks_down(cluster, nodegroup, dry_run, timeout) -> None:
     where, pools = _eks(cluster)
     if dry_run:
         return _dry_run("delete_nodegroup", eks_requests.name_request(where, nodegroup))
-    _run(pools, lambda adapter: adapter.delete(nodegroup), nodegroup, "deleted", timeout)
+    _run(pools, _change(lambda adapter: adapter.delete(nodegroup), nodegroup, "deleted", timeout), "--nodegroup")
 
 
 @eks_group.command(name="status")
@@ -251,7 +272,7 @@ def eks_status(cluster, nodegroup, dry_run) -> None:
     where, pools = _eks(cluster)
     if dry_run:
         return _dry_run("describe_nodegroup", eks_requests.name_request(where, nodegroup))
-    _run(pools, lambda adapter: PoolChange(), nodegroup, "")
+    _run(pools, lambda adapter: _print_status(adapter, nodegroup), "--nodegroup")
 
 
 if __name__ == "__main__":

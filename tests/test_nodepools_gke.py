@@ -321,3 +321,28 @@ def test_an_existing_pool_in_error_is_a_refusal_and_one_being_deleted_a_wait(gke
     gke_api.pools["katuna-digits"]["status"] = "STOPPING"
     with pytest.raises(TemporaryError, match="being deleted"):
         pools.ensure(spot_pool())
+
+
+@pytest.mark.parametrize("where", [gke_requests.GkeCluster("proj", "europe-west4", "tunign"),
+                                   gke_requests.GkeCluster("proj", "europe-west4-a", "tuning")],
+                         ids=["cluster-typo", "zone-of-a-regional-cluster"])
+def test_a_cluster_gke_does_not_have_is_a_refusal_naming_the_settings_never_an_absent_pool(gke_api, either, where):
+    """GKE answers NOT_FOUND for the cluster as for a pool: a pool that exists in the cluster
+    the settings meant is not reported gone, nor its deletion done, nor its scale-back."""
+    settled(gke_api, either, either.ensure(spot_pool()))
+    elsewhere = gke.GkeNodePools(where, either.api)
+    for call in (lambda: elsewhere.describe("katuna-digits"), lambda: elsewhere.delete("katuna-digits"),
+                 lambda: elsewhere.scale_back(spot_pool()), lambda: elsewhere.ensure(spot_pool(name="other"))):
+        with pytest.raises(NodePoolFailed) as refusal:
+            call()
+        assert refusal.value.field == "KATUNA_GKE_CLUSTER/KATUNA_GKE_LOCATION"
+        assert str(refusal.value).startswith(f"KATUNA_GKE_CLUSTER/KATUNA_GKE_LOCATION: GKE has no cluster "
+                                             f"{where.cluster} in location {where.location} of project proj")
+        assert f"Not found: {where.parent}." in str(refusal.value)
+    assert list(gke_api.pools) == ["katuna-digits"] and gke_api.pools["katuna-digits"]["status"] == "RUNNING"
+
+
+def test_a_pool_absent_from_a_cluster_gke_has_is_absent(gke_api: GkeStub, either):
+    assert either.describe("katuna-digits") is None
+    assert either.delete("katuna-digits") == PoolChange()
+    assert either.scale_back(spot_pool()) == PoolChange()

@@ -76,6 +76,20 @@ def test_gke_up_twice_changes_nothing_the_second_time_then_status_and_down(gke_a
     assert provision("gke", "down", *flags).returncode == 0, "an absent pool is already down"
 
 
+def test_gke_status_and_down_on_a_cluster_gke_does_not_have_name_the_flags_and_fail(gke_api: GkeStub):
+    """A typo in ``--cluster``, or a zone given for a regional cluster, is not an absent pool:
+    the pool in the cluster meant stays, and the user is told which flags to fix."""
+    gke_api.speed = 1e6
+    assert provision("gke", "up", *GKE_FLAGS, "--endpoint", gke_api.url).returncode == 0
+    for wrong in (["--cluster", "tunign"], ["--location", "europe-west4-a"]):
+        for command in ("status", "down", "up"):
+            result = provision("gke", command, *GKE_FLAGS, *wrong, "--endpoint", gke_api.url)
+            assert result.returncode == 1 and result.stdout == "", result.stdout
+            assert "error: --cluster/--location: GKE has no cluster" in result.stderr, result.stderr
+            assert "nothing to change" not in result.stderr
+    assert gke_api.pools["trials"]["status"] == "RUNNING"
+
+
 def test_gke_up_reports_a_failed_operation_and_a_refusal(gke_api: GkeStub):
     gke_api.speed = 1e6
     gke_api.fail_next = "Insufficient regional quota to satisfy request: resource \"CPUS\""

@@ -25,7 +25,7 @@ from typing import Any
 
 from functions.core import eks_ami, gpus
 from functions.core.cluster import TRIAL_TAINT, Cluster
-from functions.core.errors import PermanentError
+from functions.core.errors import PermanentError, Problem
 from functions.core.labels import valid_key, valid_value
 from functions.core.limits import DEFAULTS, EksQuotas, Limits
 from functions.core.reader import Reader, join
@@ -53,7 +53,17 @@ _FIELDS = {"name", "provider", "capacity", "machineType", "instanceTypes", "maxN
 
 
 class NodePoolFailed(PermanentError):
-    """The cloud refused a node-pool request for good (a bad machine type, a quota, a permission)."""
+    """The cloud refused a node-pool request for good (a bad machine type, a quota, a permission).
+
+    ``field`` names what to change, where one thing is to blame: a study's field
+    (``nodePool.machineType``) or a setting of the service (``KATUNA_GKE_CLUSTER``); the message
+    begins with it, and the provisioning script names its own flag instead (:attr:`reason` is
+    the message without it)."""
+
+    def __init__(self, reason: str, field: str | None = None) -> None:
+        self.reason = reason
+        self.field = field
+        super().__init__(f"{field}: {reason}" if field else reason)
 
 
 @dataclass(frozen=True)
@@ -335,25 +345,28 @@ class PoolStatus:
                 "capacity": self.capacity, "machineTypes": list(self.machine_types)}
 
 
-def adoption_problem(pool: NodePool, found: PoolStatus) -> str | None:
-    """Why a pool that exists cannot serve the study asking for ``pool``, naming the field to
+def adoption_problem(pool: NodePool, found: PoolStatus) -> Problem | None:
+    """Why a pool that exists cannot serve the study asking for ``pool``, with the field to
     change; None when it can. A pool without the trial taint runs other workloads, so katuna
     leaves it alone; one of another capacity or machine type would run trials on machines the
     study did not ask for; one without autoscaling never grows or shrinks for trials."""
     where = f"node pool {pool.name} exists"
     if not found.tainted:
-        return (f"nodePool.name: {where} without the taint {TRIAL_TAINT['key']}={TRIAL_TAINT['value']}:NoSchedule "
-                "that keeps other workloads off trial nodes; taint it, or name a pool katuna creates for the study")
+        return Problem("nodePool.name", f"{where} without the taint {TRIAL_TAINT['key']}={TRIAL_TAINT['value']}:"
+                                        "NoSchedule that keeps other workloads off trial nodes; taint it, or name a "
+                                        "pool katuna creates for the study")
     if found.capacity != pool.capacity:
-        return f"nodePool.capacity: {where} with {found.capacity} capacity; the study asks for {pool.capacity}"
+        return Problem("nodePool.capacity", f"{where} with {found.capacity} capacity; the study asks for {pool.capacity}")
     if pool.provider == GKE and found.machine_types != pool.machine_types[:1]:
-        return (f"nodePool.machineType: {where} with machine type {', '.join(found.machine_types) or 'unknown'}; "
-                f"the study asks for {pool.machine_types[0]}")
+        return Problem("nodePool.machineType", f"{where} with machine type "
+                                               f"{', '.join(found.machine_types) or 'unknown'}; "
+                                               f"the study asks for {pool.machine_types[0]}")
     if pool.provider == EKS and not set(found.machine_types) <= set(pool.machine_types):
-        return (f"nodePool.instanceTypes: {where} with instance types {', '.join(found.machine_types)}; the study "
-                f"accepts {', '.join(pool.machine_types)}")
+        return Problem("nodePool.instanceTypes", f"{where} with instance types {', '.join(found.machine_types)}; "
+                                                 f"the study accepts {', '.join(pool.machine_types)}")
     if not found.autoscaling:
-        return f"nodePool.name: {where} without autoscaling; enable it, or name a pool katuna creates for the study"
+        return Problem("nodePool.name", f"{where} without autoscaling; enable it, or name a pool katuna creates "
+                                        "for the study")
     return None
 
 
@@ -365,7 +378,7 @@ def claim(pool: NodePool, found: PoolStatus, owner: str | None, limits: Mapping[
         return PoolChange(created=True, owned=True)
     problem = adoption_problem(pool, found)
     if problem is not None:
-        raise NodePoolFailed(problem)
+        raise NodePoolFailed(problem.message, problem.path)
     if found.owner is not None:
         return PoolChange(owned=True)
     return PoolChange(adopted=dict(limits))
