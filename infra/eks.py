@@ -44,7 +44,14 @@ from functions.core.nodepool import (
     claim,
 )
 from functions.core.timeouts import REMOTE_TIMEOUT
-from infra.eks_requests import EksCluster, create_request, name_request, scaling_request, template_tags
+from infra.eks_requests import (
+    CLUSTER_SETTING,
+    EksCluster,
+    create_request,
+    name_request,
+    scaling_request,
+    template_tags,
+)
 
 _TEMPORARY = {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded",
               "ServiceUnavailableException", "ServerException", "InternalFailure", "InternalError",
@@ -57,6 +64,9 @@ ATTEMPTS = 2
 _NOT_ACTIVE = "is not in ACTIVE status"
 """EKS's ``InvalidRequestException`` while the cluster is being created, updated (a Kubernetes
 version upgrade) or deleted: the same request passes once the cluster is active again."""
+_NO_CLUSTER = "No cluster found"
+"""How EKS's ``ResourceNotFoundException`` begins when the cluster is missing (``No cluster found
+for name: C.``), which it answers for a group of that cluster as for a group that is absent."""
 _UPDATE_FAILED = {"Failed": "failed", "Cancelled": "was cancelled"}
 """The Update statuses that end it without its change, in words."""
 
@@ -79,10 +89,19 @@ def _code(exc: ClientError) -> str:
     return exc.response.get("Error", {}).get("Code", "")
 
 
+def _message(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Message", exc))
+
+
+def _no_cluster(exc: ClientError) -> bool:
+    """EKS's ``ResourceNotFoundException`` for the cluster a request names."""
+    return _code(exc) == "ResourceNotFoundException" and _message(exc).startswith(_NO_CLUSTER)
+
+
 def _translate(exc: Exception) -> Exception:
     if isinstance(exc, ClientError):
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        message = exc.response.get("Error", {}).get("Message", str(exc))
+        message = _message(exc)
         busy = _code(exc) == "InvalidRequestException" and _NOT_ACTIVE in message
         if _code(exc) in _TEMPORARY or status >= 500 or busy:
             return TemporaryError(f"EKS: {_code(exc)}: {message}")
@@ -103,15 +122,24 @@ class EksNodePools:
         self.autoscaling = autoscaling
 
     def _call(self, method: str, request: dict[str, Any], absent_ok: bool = False) -> dict[str, Any]:
-        """EKS's answer; an empty one when ``absent_ok`` and what the request names is absent."""
+        """EKS's answer; an empty one when ``absent_ok`` and what the request names is absent
+        from a cluster EKS has."""
         try:
             return getattr(self.eks, method)(**request)
         except ClientError as exc:
-            if absent_ok and _code(exc) == "ResourceNotFoundException":
+            if absent_ok and _code(exc) == "ResourceNotFoundException" and not _no_cluster(exc):
                 return {}
-            raise _translate(exc) from exc
+            raise self._refusal(exc) from exc
         except (BotoCoreError, ResponseParserError) as exc:
             raise _translate(exc) from exc
+
+    def _refusal(self, exc: ClientError) -> Exception:
+        """katuna's error for one EKS answered: a cluster EKS does not have is the settings' fault
+        (a typo, or another region), never an absent group."""
+        if _no_cluster(exc):
+            return NodePoolFailed(f"EKS has no cluster {self.cluster.name} in region {self.eks.meta.region_name}: "
+                                  f"{_message(exc)}", CLUSTER_SETTING)
+        return _translate(exc)
 
     def _group(self, name: str) -> dict[str, Any] | None:
         found = self._call("describe_nodegroup", name_request(self.cluster, name), absent_ok=True)
@@ -126,7 +154,7 @@ class EksNodePools:
             return PoolChange("create:" + pool.name, created=True, owned=owner is not None)
         except ClientError as exc:
             if _code(exc) != "ResourceInUseException":
-                raise _translate(exc) from exc
+                raise self._refusal(exc) from exc
         except (BotoCoreError, ResponseParserError) as exc:
             raise _translate(exc) from exc
         group = self._group(pool.name)

@@ -361,3 +361,20 @@ def test_a_group_launching_instance_types_the_study_does_not_accept_is_not_adopt
                                              "instance types m5.xlarge, c5.large; the study accepts m5.xlarge, "
                                              "m5a.xlarge"):
         pools.ensure(spot_pool(), owner="5e0f9b2c7d41")
+
+
+def test_a_cluster_eks_does_not_have_is_a_refusal_naming_the_setting_never_an_absent_group(aws, pools):
+    """EKS answers ResourceNotFoundException for the cluster as for a group: a group that
+    exists in the cluster the settings meant is not reported gone, nor its deletion done."""
+    pools.ensure(spot_pool())
+    elsewhere = eks.EksNodePools(eks_requests.EksCluster("tunign", aws.subnets, ROLE), pools.eks, pools.autoscaling)
+    for call in (lambda: elsewhere.describe("katuna-digits"), lambda: elsewhere.delete("katuna-digits"),
+                 lambda: elsewhere.check("delete:katuna-digits"), lambda: elsewhere.scale_back(spot_pool()),
+                 lambda: elsewhere.ensure(spot_pool())):
+        with pytest.raises(NodePoolFailed) as refusal:
+            call()
+        assert refusal.value.field == "KATUNA_EKS_CLUSTER"
+        assert str(refusal.value) == ("KATUNA_EKS_CLUSTER: EKS has no cluster tunign in region eu-west-1: "
+                                      "No cluster found for name: tunign.")
+    assert group(pools)["status"] == "ACTIVE"
+    assert pools.describe("absent") is None and pools.delete("absent") == PoolChange(), "a group absent is absent"

@@ -225,3 +225,12 @@ def test_eks_up_twice_status_and_down_against_moto_server(moto_server: dict[str,
     down = provision("eks", "down", *EKS_FLAGS, env=moto_server)
     assert down.returncode == 0 and json.loads(down.stdout) == {"pool": "trials", "state": "ABSENT"}
     assert client.list_nodegroups(clusterName="tuning")["nodegroups"] == []
+
+
+def test_eks_status_and_down_on_a_cluster_eks_does_not_have_name_the_flag_and_fail(moto_server: dict[str, str]):
+    """A typo in ``--cluster`` is not an absent node group: exit 1, naming the flag."""
+    for command in ("status", "down"):
+        result = provision("eks", command, "--cluster", "tunign", "--nodegroup", "trials", env=moto_server)
+        assert result.returncode == 1 and result.stdout == "", result.stdout
+        assert result.stderr == ("error: --cluster: EKS has no cluster tunign in region eu-west-1: "
+                                 "No cluster found for name: tunign.\n"), result.stderr
