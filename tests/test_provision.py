@@ -300,6 +300,20 @@ def test_node_labels_eks_would_refuse_are_refused_at_submission_naming_the_label
         parse_study(definition)
 
 
+@pytest.mark.parametrize("name", ["trials-", "trials_", "-trials", "t" * 64])
+def test_an_eks_node_group_name_no_label_value_can_hold_is_refused_at_submission_naming_it(name: str):
+    """The name is the nodes' ``katuna.dev/pool`` label and the trials' nodeSelector value, which
+    EKS and the API server refuse unless it starts and ends with a letter or digit."""
+    definition = study_definition(name="named")
+    definition["nodePool"] = {"provider": "eks", "name": name}
+    with pytest.raises(InvalidStudy) as invalid:
+        parse_study(definition)
+    [problem] = invalid.value.problems
+    assert problem.path == "nodePool.name" and "starting and ending with a letter or digit" in problem.message
+    definition["nodePool"]["name"] = "Trials_2-b"
+    assert parse_study(definition).node_pool.name == "Trials_2-b"
+
+
 def test_the_node_pool_round_trips_and_defaults_to_one_node_per_parallel_trial():
     spec = parse_study(pool_study("round", maxNodes=None))
     assert spec.node_pool.max_nodes == spec.parallelism == 2

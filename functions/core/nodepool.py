@@ -38,7 +38,9 @@ POOL_LABEL = "katuna.dev/pool"
 SELECTOR_KEYS = {GKE: "cloud.google.com/gke-nodepool", EKS: "eks.amazonaws.com/nodegroup"}
 DEFAULT_MACHINE = {GKE: ("e2-standard-4",), EKS: ("m5.xlarge", "m5a.xlarge", "m6i.xlarge")}
 GKE_NAME = re.compile(r"[a-z]([-a-z0-9]{0,38}[a-z0-9])?")
-EKS_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
+EKS_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?")
+"""EKS's node-group name, which katuna also gives the nodes as a label value (``katuna.dev/pool``)
+and trials select on: so it starts and ends with a letter or digit, as a label value must."""
 GKE_POOL_NODES = 1000
 """GKE's limit of nodes in one node pool: "Nodes per node pool zone: 1,000", a system limit no
 quota request raises (GKE's "Quotas and limits" page, cloud.google.com/kubernetes-engine/quotas).
@@ -230,7 +232,8 @@ def _check_provider_fields(r: Reader, path: str, provider: str, name: str, capac
         r.fail(join(path, "name"), "expected a GKE node pool name: lower-case letters, digits and '-', "
                                    "starting with a letter, at most 40 characters")
     if provider == EKS and not EKS_NAME.fullmatch(name):
-        r.fail(join(path, "name"), "expected an EKS node group name: letters, digits, '-' and '_', at most 63")
+        r.fail(join(path, "name"), "expected an EKS node group name: letters, digits, '-' and '_', starting and "
+                                   "ending with a letter or digit (the nodes carry it as a label value), at most 63")
     if provider == EKS and capacity == PREEMPTIBLE:
         r.fail(join(path, "capacity"), "preemptible is GKE's; EKS offers spot or on-demand")
     if provider == EKS and accelerators:
