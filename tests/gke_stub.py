@@ -52,6 +52,9 @@ STATUS = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 404: "NOT_FOUND", 4
 POOL_NAME = re.compile(r"[a-z]([-a-z0-9]{0,38}[a-z0-9])?")
 MACHINE_TYPE = re.compile(r"(e2|n1|n2|n2d|n4|c2|c2d|c3|c3d|c4|t2a|t2d|a2|a3|g2)-"
                           r"(standard|highmem|highcpu|highgpu|megagpu|ultragpu|micro|small|medium)(-\d+g?)?")
+RESERVED_LABELS = re.compile(r"(^|\.)(kubernetes\.io|k8s\.io)$")
+GKE_LABELS = re.compile(r"(^|\.)cloud\.google\.com$")
+"""Node-label prefixes GKE refuses: Kubernetes' own namespaces and its own."""
 GCE_LABEL_KEY = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 GCE_LABEL_VALUE = re.compile(r"[a-z0-9_-]{0,63}")
 N1_GPUS = {"nvidia-tesla-t4", "nvidia-tesla-v100", "nvidia-tesla-p100", "nvidia-tesla-p4"}
@@ -397,6 +400,7 @@ def check_pool(pool: dict, workload_identity: bool = True) -> None:
         if not GCE_LABEL_KEY.fullmatch(key) or not GCE_LABEL_VALUE.fullmatch(value):
             raise invalid(f"node_pool.config.resource_labels[{key}]", value,
                           "Label keys and values may hold lowercase letters, digits, '_' and '-' (at most 63).")
+    check_labels(config.get("labels") or {})
     for taint in config.get("taints", []):
         if taint.get("effect") not in TAINT_EFFECTS or not taint.get("key"):
             raise invalid("node_pool.config.taints", taint, "A taint needs a key and an effect.")
@@ -408,6 +412,18 @@ def check_pool(pool: dict, workload_identity: bool = True) -> None:
         raise invalid("node_pool.initial_node_count", initial, "Must be >= 0.")
     if scaling.get("enabled") and initial > int(scaling.get("maxNodeCount") or scaling.get("totalMaxNodeCount", 0)):
         raise invalid("node_pool.initial_node_count", initial, "Must not exceed the autoscaling maximum.")
+
+
+def check_labels(labels: dict[str, str]) -> None:
+    """Node labels in Kubernetes' own namespaces or in GKE's, in GKE's wordings (seen in
+    hashicorp/terraform-provider-google#6003 and GoogleCloudPlatform/magic-modules#11878)."""
+    for key in labels:
+        namespace = key.rpartition("/")[0]
+        if RESERVED_LABELS.search(namespace):
+            raise Refused(400, f"Applying kubernetes label is not allowed: {key}")
+        if GKE_LABELS.search(namespace):
+            raise Refused(400, f'Node labels with key "{key}" are managed by GKE or Kubernetes and must not be '
+                               "manually specified")
 
 
 def check_identity(config: dict, workload_identity: bool) -> None:

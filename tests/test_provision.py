@@ -300,6 +300,34 @@ def test_node_labels_eks_would_refuse_are_refused_at_submission_naming_the_label
         parse_study(definition)
 
 
+@pytest.mark.parametrize("provider,key,words", [
+    ("gke", "node-role.kubernetes.io/trial", "Kubernetes' own namespaces (kubernetes.io, k8s.io): GKE refuses them"),
+    ("gke", "node.kubernetes.io/pool", "GKE refuses them"),
+    ("gke", "kubernetes.io/role", "GKE refuses them"),
+    ("gke", "cloud.google.com/compute-class", "outside cloud.google.com: GKE sets the labels"),
+    ("eks", "node-role.kubernetes.io/trial", "kubelet refuses the others, and the nodes would never join"),
+    ("eks", "node.k8s.io/x", "kubelet refuses the others"),
+    ("eks", "eks.amazonaws.com/nodegroup", "outside eks.amazonaws.com: EKS sets the labels"),
+])
+def test_node_labels_in_kubernetes_or_the_clouds_own_namespaces_are_refused_naming_the_label(provider, key, words):
+    definition = study_definition(name="reserved")
+    definition["nodePool"] = {"provider": provider, "labels": {key: "x", "team": "vision"}}
+    with pytest.raises(InvalidStudy) as invalid:
+        parse_study(definition)
+    [problem] = invalid.value.problems
+    assert problem.path == f"nodePool.labels.{key}" and words in problem.message, problem.message
+
+
+def test_node_labels_kubelet_takes_or_outside_reserved_namespaces_are_taken():
+    definition = study_definition(name="allowed")
+    labels = {"node.kubernetes.io/team": "vision", "kubelet.kubernetes.io/tier": "batch",
+              "example.kubernetes.io.example.com/x": "y", "cloud.google.com/x": "y"}
+    definition["nodePool"] = {"provider": "eks", "labels": labels}
+    assert dict(parse_study(definition).node_pool.labels) == labels, "kubelet's own namespaces, on EKS"
+    definition["nodePool"] = {"provider": "gke", "labels": {"eks.amazonaws.com/x": "y", "team": "vision"}}
+    assert dict(parse_study(definition).node_pool.labels) == {"eks.amazonaws.com/x": "y", "team": "vision"}
+
+
 @pytest.mark.parametrize("name", ["trials-", "trials_", "-trials", "t" * 64])
 def test_an_eks_node_group_name_no_label_value_can_hold_is_refused_at_submission_naming_it(name: str):
     """The name is the nodes' ``katuna.dev/pool`` label and the trials' nodeSelector value, which

@@ -117,6 +117,8 @@ def test_bad_flags_are_named():
     result = provision("eks", "up", *EKS_FLAGS, "--subnets", "s-1", "--node-role", ROLE, "--max-nodes", "0",
                        "--dry-run")
     assert result.returncode == 2 and "--max-nodes: expected an integer from 1 to 450: EKS's quota" in result.stderr
+    result = provision("gke", "up", *GKE_FLAGS, "--label", "node-role.kubernetes.io/trial=true", "--dry-run")
+    assert result.returncode == 2 and "--label: expected a label outside Kubernetes' own namespaces" in result.stderr
 
 
 def test_eks_up_takes_as_many_nodes_as_the_accounts_quota():

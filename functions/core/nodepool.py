@@ -48,6 +48,10 @@ katuna sets a pool's limits pool-wide (``total_max_node_count``); a regional poo
 1,000 in each of its zones, but how many zones a pool spans is not known when a study is
 submitted, so the figure that holds for every pool is the bound. EKS's bound is its account's
 quota (:class:`functions.core.limits.EksQuotas`)."""
+_KUBERNETES_LABELS = ("kubernetes.io", "k8s.io")
+_KUBELET_LABELS = ("kubelet.kubernetes.io", "node.kubernetes.io")
+_CLOUD_LABELS = {GKE: ("cloud.google.com", "GKE"), EKS: ("eks.amazonaws.com", "EKS")}
+"""Each cloud's own node-label namespace, and the cloud."""
 OWNER_KEY = "katuna-study-uid"
 """The label (GKE ``resourceLabels``) or tag (EKS) naming the study whose request created a pool."""
 _FIELDS = {"name", "provider", "capacity", "machineType", "instanceTypes", "maxNodes", "diskSizeGb",
@@ -283,9 +287,37 @@ def _labels(r: Reader, item: Mapping[str, Any], path: str, provider: str | None)
             r.fail(where, "expected a label value: a string of at most 63 letters, digits, '-', '_' or '.'")
         elif provider == EKS and (len(key) > 63 or not value):
             r.fail(where, "EKS takes node labels whose key (prefix included) and value are each 1 to 63 characters")
+        elif (reserved := _reserved_label(key, provider)) is not None:
+            r.fail(where, reserved)
         else:
             out.append((key, value))
     return tuple(sorted(out))
+
+
+def _reserved_label(key: str, provider: str | None) -> str | None:
+    """Why a node label is not the study's to set, or None. Kubernetes' own namespaces
+    (``kubernetes.io``, ``k8s.io`` and their subdomains) are refused by GKE (400 "Applying
+    kubernetes label is not allowed") and, on EKS, by kubelet, which then never starts, so the
+    nodes never join: it takes only its own ``kubelet.kubernetes.io`` and ``node.kubernetes.io``.
+    The cloud's own namespace holds the labels it sets on its nodes (the pool's name trials
+    select on among them), which GKE refuses to have set and EKS's would be overridden."""
+    namespace = key.rpartition("/")[0]
+    domain, cloud = _CLOUD_LABELS.get(provider or "", ("", ""))
+    if domain and _under(namespace, domain):
+        return f"expected a label outside {domain}: {cloud} sets the labels of that namespace itself"
+    if not any(_under(namespace, reserved) for reserved in _KUBERNETES_LABELS):
+        return None
+    if provider == EKS and any(_under(namespace, kubelet) for kubelet in _KUBELET_LABELS):
+        return None
+    if provider == EKS:
+        return ("expected a label outside Kubernetes' own namespaces (kubernetes.io, k8s.io) but kubelet.kubernetes.io "
+                "and node.kubernetes.io: kubelet refuses the others, and the nodes would never join the cluster")
+    return "expected a label outside Kubernetes' own namespaces (kubernetes.io, k8s.io): GKE refuses them"
+
+
+def _under(namespace: str, domain: str) -> bool:
+    """Whether a label's prefix is ``domain`` or one of its subdomains."""
+    return namespace == domain or namespace.endswith("." + domain)
 
 
 def _accelerators(r: Reader, item: Mapping[str, Any], path: str) -> tuple[tuple[str, int], ...]:
