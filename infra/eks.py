@@ -26,7 +26,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError, WaiterError
+from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 from botocore.parsers import ResponseParserError
 
 from functions.core.cluster import TRIAL_TAINT
@@ -251,16 +251,11 @@ class EksNodePools:
 
     def wait(self, operation: str, interval: float = 30.0, timeout: float = 1800.0) -> OperationStatus:
         """Block until a change is done or ``timeout`` seconds have passed (for the provisioning
-        script): boto3's waiter for the group's status, then the change's own check (its Update,
-        its Auto Scaling group's tags) every ``interval`` seconds; the last status, done or not."""
-        kind, name, _ = _parts(operation)
+        script): the change's own check (the group's status, its Update, its Auto Scaling group's
+        tags) every ``interval`` seconds, so a failed change carries EKS's reasons (the group's
+        health issues, the Update's errors); the last status, done or not, so that a change still
+        under way when the time is up is reported pending, not failed."""
         deadline = time.monotonic() + timeout
-        waiter = self.eks.get_waiter("nodegroup_deleted" if kind == "delete" else "nodegroup_active")
-        config = {"Delay": max(1, round(interval)), "MaxAttempts": max(1, int(timeout // interval))}
-        try:
-            waiter.wait(**name_request(self.cluster, name), WaiterConfig=config)
-        except WaiterError as exc:
-            return OperationStatus(True, f"node group {name}: {exc}")
         while True:
             status = self.check(operation)
             left = deadline - time.monotonic()

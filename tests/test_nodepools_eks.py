@@ -378,3 +378,28 @@ def test_a_cluster_eks_does_not_have_is_a_refusal_naming_the_setting_never_an_ab
                                       "No cluster found for name: tunign.")
     assert group(pools)["status"] == "ACTIVE"
     assert pools.describe("absent") is None and pools.delete("absent") == PoolChange(), "a group absent is absent"
+
+
+def test_waiting_for_a_creation_that_fails_reports_the_health_issues(cluster):
+    """The provisioning script's wait polls the group's own check: EKS's reason, not a waiter's."""
+    pools, stubber = stubbed(cluster)
+    issue = {"code": "Ec2SubnetInvalidConfiguration", "message": "One or more Amazon EC2 Subnets of [subnet-1] for "
+             "node group katuna-digits does not automatically assign public IP addresses to instances launched into "
+             "it."}
+    stubber.add_response("describe_nodegroup", _described("CREATING"), NAMES)
+    stubber.add_response("describe_nodegroup", _described("CREATING"), NAMES)
+    stubber.add_response("describe_nodegroup", _described("CREATE_FAILED", health={"issues": [issue]}), NAMES)
+    with stubber:
+        status = pools.wait("create:katuna-digits", interval=0.01, timeout=60)
+    assert status == OperationStatus(True, "node group katuna-digits failed to create: Ec2SubnetInvalidConfiguration: "
+                                           + issue["message"])
+
+
+def test_waiting_past_the_timeout_for_a_group_still_creating_or_deleting_reports_it_pending(cluster):
+    """Not done when the time is up is still pending (the script says so), never a failure."""
+    pools, stubber = stubbed(cluster)
+    stubber.add_response("describe_nodegroup", _described("CREATING"), NAMES)
+    stubber.add_response("describe_nodegroup", _described("DELETING"), NAMES)
+    with stubber:
+        assert pools.wait("create:katuna-digits", interval=0.01, timeout=0) == OperationStatus(False)
+        assert pools.wait("delete:katuna-digits", interval=0.01, timeout=0) == OperationStatus(False)
