@@ -26,7 +26,14 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+    NoRegionError,
+    ParamValidationError,
+    PartialCredentialsError,
+)
 from botocore.parsers import ResponseParserError
 
 from functions.core.cluster import TRIAL_TAINT
@@ -46,6 +53,7 @@ from functions.core.nodepool import (
 from functions.core.timeouts import REMOTE_TIMEOUT
 from infra.eks_requests import (
     CLUSTER_SETTING,
+    REGION_SETTING,
     EksCluster,
     create_request,
     name_request,
@@ -67,6 +75,13 @@ version upgrade) or deleted: the same request passes once the cluster is active 
 _NO_CLUSTER = "No cluster found"
 """How EKS's ``ResourceNotFoundException`` begins when the cluster is missing (``No cluster found
 for name: C.``), which it answers for a group of that cluster as for a group that is absent."""
+_UNSET = (NoCredentialsError, PartialCredentialsError, NoRegionError)
+"""What botocore raises when the AWS configuration lacks credentials or a region: no retry
+brings them, so they are refusals naming what to set, not an unreachable EKS."""
+_NO_CREDENTIALS = ("no AWS credentials: give the service's Kubernetes service account katuna an IAM role (IRSA, or "
+                   "an EKS Pod Identity association); elsewhere set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
+                   "AWS_SECRET_ACCESS_KEY")
+_NO_REGION = "no AWS region is set (nor AWS_REGION, AWS_DEFAULT_REGION, or the AWS profile's region)"
 _UPDATE_FAILED = {"Failed": "failed", "Cancelled": "was cancelled"}
 """The Update statuses that end it without its change, in words."""
 
@@ -81,6 +96,8 @@ def clients(region: str | None = None, timeout: float = REMOTE_TIMEOUT) -> tuple
     try:
         session = boto3.session.Session(region_name=region)
         return session.client("eks", config=bounded), session.client("autoscaling", config=bounded)
+    except _UNSET as exc:
+        raise _translate(exc) from exc
     except BotoCoreError as exc:
         raise NodePoolFailed(f"cannot reach EKS: {exc}") from exc
 
@@ -108,6 +125,10 @@ def _translate(exc: Exception) -> Exception:
         return NodePoolFailed(f"EKS refused the request: {_code(exc)}: {message}")
     if isinstance(exc, ParamValidationError):
         return NodePoolFailed(f"EKS would refuse the request: {exc}")
+    if isinstance(exc, NoRegionError):
+        return NodePoolFailed(_NO_REGION, REGION_SETTING)
+    if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
+        return NodePoolFailed(f"{_NO_CREDENTIALS} ({exc})")
     return TemporaryError(f"EKS is unreachable: {exc}")
 
 

@@ -23,6 +23,8 @@ from functions.core.nodepool import ON_DEMAND, OWNER_KEY, NodePool, owner_value
 TEMPLATE = "k8s.io/cluster-autoscaler/node-template"
 CLUSTER_SETTING = "KATUNA_EKS_CLUSTER"
 """The service's setting that names the cluster: what to fix when EKS has no such cluster."""
+REGION_SETTING = "KATUNA_EKS_REGION"
+"""The service's setting that names the cluster's region: what to set when AWS's configuration has none."""
 _TOKEN = uuid.UUID("0b7c3c1e-8d0a-4f3b-a2a5-6a1f0d9e4c21")
 
 

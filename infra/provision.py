@@ -10,7 +10,8 @@ changes nothing. ``down`` deletes it and waits. A change not done when ``--timeo
 passed is an error naming what is still pending (exit code 1). ``status`` prints its state and
 autoscaling limits as JSON. ``--dry-run`` prints the exact API request as JSON and calls nothing.
 Credentials come from the SDKs' standard chains (Application Default Credentials; the AWS
-profile or environment); ``--endpoint`` (GKE) and ``AWS_ENDPOINT_URL`` point at another API.
+profile or environment), and the EKS region from ``--region`` or that chain; ``--endpoint``
+(GKE) and ``AWS_ENDPOINT_URL`` point at another API.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from infra import eks_requests, gke_requests
 FLAGS = {"name": "--pool", "machineType": "--machine-type", "maxNodes": "--max-nodes", "labels": "--label",
          "instanceTypes": "--instance-types", "capacity": "--spot/--on-demand"}
 """The flag that sets each field of a study's ``nodePool``."""
-SETTING_FLAGS = {gke_requests.CLUSTER_SETTINGS: "--cluster/--location", eks_requests.CLUSTER_SETTING: "--cluster"}
+SETTING_FLAGS = {gke_requests.CLUSTER_SETTINGS: "--cluster/--location", eks_requests.CLUSTER_SETTING: "--cluster",
+                 eks_requests.REGION_SETTING: "--region"}
 """The flags that set what the service's settings set."""
 
 
@@ -210,6 +212,8 @@ def eks_group() -> None:
 def eks_options(command: Callable) -> Callable:
     for option in reversed([
         click.option("--cluster", required=True, help="The EKS cluster."),
+        click.option("--region", help="The cluster's AWS region (default: AWS_REGION, AWS_DEFAULT_REGION or the "
+                                      "AWS profile's)."),
         click.option("--nodegroup", required=True, help="The managed node group's name."),
         click.option("--dry-run", is_flag=True, help="Print the API request as JSON; call nothing."),
     ]):
@@ -217,13 +221,13 @@ def eks_options(command: Callable) -> Callable:
     return command
 
 
-def _eks(cluster: str, subnets: Sequence[str] = (),
+def _eks(cluster: str, region: str | None, subnets: Sequence[str] = (),
          node_role: str | None = None) -> tuple[eks_requests.EksCluster, Callable[[], Any]]:
     """The cluster, and how to build the adapter (boto3 is imported only by the EKS commands)."""
     from infra import eks
 
     where = eks_requests.EksCluster(cluster, tuple(subnets), node_role)
-    return where, (lambda: eks.EksNodePools(where, *eks.clients()))
+    return where, (lambda: eks.EksNodePools(where, *eks.clients(region)))
 
 
 @eks_group.command(name="up")
@@ -242,13 +246,13 @@ def _eks(cluster: str, subnets: Sequence[str] = (),
               help="The account's EKS quota of nodes per managed node group, where it is raised: "
                    "--max-nodes may not exceed it.")
 @timeout_option
-def eks_up(cluster, nodegroup, dry_run, instance_types, max_nodes, subnets, node_role, capacity, labels,
+def eks_up(cluster, region, nodegroup, dry_run, instance_types, max_nodes, subnets, node_role, capacity, labels,
            nodes_per_group_quota, timeout) -> None:
     """Create the node group, or raise its maximum; wait until it is active."""
     quota = Limits(eks=EksQuotas(nodes_per_group=nodes_per_group_quota))
     spec = _pool({"name": nodegroup, "provider": EKS, "capacity": capacity, "instanceTypes": instance_types,
                   "maxNodes": max_nodes, "labels": labels}, "--nodegroup", quota)
-    where, pools = _eks(cluster, subnets, node_role)
+    where, pools = _eks(cluster, region, subnets, node_role)
     if dry_run:
         return _dry_run("create_nodegroup", eks_requests.create_request(where, spec))
     _run(pools, _change(lambda adapter: adapter.ensure(spec), nodegroup, "active", timeout), "--nodegroup")
@@ -257,9 +261,9 @@ def eks_up(cluster, nodegroup, dry_run, instance_types, max_nodes, subnets, node
 @eks_group.command(name="down")
 @eks_options
 @timeout_option
-def eks_down(cluster, nodegroup, dry_run, timeout) -> None:
+def eks_down(cluster, region, nodegroup, dry_run, timeout) -> None:
     """Delete the node group and wait until it is gone (an absent one is fine)."""
-    where, pools = _eks(cluster)
+    where, pools = _eks(cluster, region)
     if dry_run:
         return _dry_run("delete_nodegroup", eks_requests.name_request(where, nodegroup))
     _run(pools, _change(lambda adapter: adapter.delete(nodegroup), nodegroup, "deleted", timeout), "--nodegroup")
@@ -267,9 +271,9 @@ def eks_down(cluster, nodegroup, dry_run, timeout) -> None:
 
 @eks_group.command(name="status")
 @eks_options
-def eks_status(cluster, nodegroup, dry_run) -> None:
+def eks_status(cluster, region, nodegroup, dry_run) -> None:
     """Print the node group's state and scaling limits as JSON."""
-    where, pools = _eks(cluster)
+    where, pools = _eks(cluster, region)
     if dry_run:
         return _dry_run("describe_nodegroup", eks_requests.name_request(where, nodegroup))
     _run(pools, lambda adapter: _print_status(adapter, nodegroup), "--nodegroup")

@@ -403,3 +403,38 @@ def test_waiting_past_the_timeout_for_a_group_still_creating_or_deleting_reports
     with stubber:
         assert pools.wait("create:katuna-digits", interval=0.01, timeout=0) == OperationStatus(False)
         assert pools.wait("delete:katuna-digits", interval=0.01, timeout=0) == OperationStatus(False)
+
+
+def without_aws_configuration(monkeypatch, tmp_path) -> None:
+    """No credentials and no region anywhere the AWS chain looks (environment, files, metadata)."""
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_REGION",
+                "AWS_DEFAULT_REGION", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "AWS_ENDPOINT_URL",
+                "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "absent"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "absent"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+def test_missing_credentials_are_a_refusal_naming_what_to_set_not_an_unreachable_eks(monkeypatch, tmp_path):
+    """No retry brings credentials: the pool fails at once saying how to give katuna an identity."""
+    without_aws_configuration(monkeypatch, tmp_path)
+    pools = eks.EksNodePools(eks_requests.EksCluster("tuning", ("subnet-1",), ROLE), *eks.clients(REGION))
+    for call in (lambda: pools.describe("katuna-digits"), lambda: pools.ensure(spot_pool())):
+        with pytest.raises(NodePoolFailed, match=r"^no AWS credentials: give the service's Kubernetes service account "
+                                                 r"katuna an IAM role \(IRSA, or an EKS Pod Identity association\); "
+                                                 r"elsewhere set AWS_PROFILE.*Unable to locate credentials"):
+            call()
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    with pytest.raises(NodePoolFailed, match="no AWS credentials: .*Partial credentials found"):
+        pools = eks.EksNodePools(eks_requests.EksCluster("tuning"), *eks.clients(REGION))
+        pools.describe("katuna-digits")
+
+
+def test_a_missing_region_is_a_refusal_naming_the_setting(monkeypatch, tmp_path):
+    without_aws_configuration(monkeypatch, tmp_path)
+    with pytest.raises(NodePoolFailed) as refusal:
+        eks.clients(None)
+    assert refusal.value.field == "KATUNA_EKS_REGION"
+    assert str(refusal.value) == ("KATUNA_EKS_REGION: no AWS region is set (nor AWS_REGION, AWS_DEFAULT_REGION, or "
+                                  "the AWS profile's region)")

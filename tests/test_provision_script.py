@@ -24,9 +24,11 @@ EKS_FLAGS = ["--cluster", "tuning", "--nodegroup", "trials"]
 ROLE = "arn:aws:iam::123456789012:role/katuna-nodes"
 
 
-def provision(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def provision(*args: str, env: dict[str, str] | None = None, unset: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """The script run with this environment, ``env`` added and ``unset`` taken out."""
+    environment = {key: value for key, value in {**os.environ, **(env or {})}.items() if key not in unset}
     return subprocess.run([sys.executable, "-m", "infra.provision", *args], cwd=ROOT, capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=60)
+                          env=environment, timeout=60)
 
 
 def test_gke_dry_run_prints_the_exact_request_and_calls_nothing(gke_api: GkeStub):
@@ -236,3 +238,28 @@ def test_eks_status_and_down_on_a_cluster_eks_does_not_have_name_the_flag_and_fa
         assert result.returncode == 1 and result.stdout == "", result.stdout
         assert result.stderr == ("error: --cluster: EKS has no cluster tunign in region eu-west-1: "
                                  "No cluster found for name: tunign.\n"), result.stderr
+
+
+def test_eks_without_credentials_or_region_says_what_to_set_and_region_is_a_flag(moto_server: dict[str, str],
+                                                                                  tmp_path: Path):
+    absent = {"AWS_CONFIG_FILE": str(tmp_path / "absent"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "absent"),
+              "AWS_EC2_METADATA_DISABLED": "true"}
+    unset = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_REGION",
+             "AWS_DEFAULT_REGION", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+             "AWS_CONTAINER_CREDENTIALS_FULL_URI")
+    no_region = provision("eks", "status", *EKS_FLAGS, env={**moto_server, **absent}, unset=unset)
+    assert no_region.returncode == 1 and no_region.stderr == (
+        "error: --region: no AWS region is set (nor AWS_REGION, AWS_DEFAULT_REGION, or the AWS profile's region)\n")
+    no_credentials = provision("eks", "status", *EKS_FLAGS, "--region", "eu-west-1", env={**moto_server, **absent},
+                               unset=unset)
+    assert no_credentials.returncode == 1 and no_credentials.stderr.startswith(
+        "error: no AWS credentials: give the service's Kubernetes service account katuna an IAM role"), (
+        no_credentials.stderr)
+    assert "unreachable" not in no_credentials.stderr
+    client = boto3.client("eks", endpoint_url=moto_server["AWS_ENDPOINT_URL"], region_name="us-east-2",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    client.create_cluster(name="ohio", roleArn=ROLE, resourcesVpcConfig={"subnetIds": ["subnet-1"]})
+    found = provision("eks", "status", "--cluster", "ohio", "--region", "us-east-2", "--nodegroup", "trials",
+                      env=moto_server)
+    assert found.returncode == 0 and json.loads(found.stdout) == {"pool": "trials", "state": "ABSENT"}, found.stderr
+    assert found.stderr == "", "status says nothing of changes"
