@@ -15,8 +15,9 @@ CLIENTS = {"gke.py": {"api": "container", "_call": "container"},
 """For each adapter, the attribute of ``self`` that holds a client (or the helper that calls
 one by name) and the cloud service it speaks to."""
 NOT_CALLS = {"get_waiter"}
-EXTRA_EKS = {"iam:PassRole", "eks:TagResource"}
-"""Allowed besides the calls: passing the node role to EKS, and tagging on create."""
+EXTRA_EKS = {"iam:PassRole", "eks:TagResource", "iam:CreateServiceLinkedRole"}
+"""Allowed besides the calls: passing the node role to EKS, tagging on create, and creating
+EKS's node-group service-linked role with an account's first managed node group."""
 
 
 def calls() -> dict[str, set[str]]:
@@ -62,6 +63,14 @@ def test_the_eks_policy_allows_exactly_the_calls_katuna_makes():
     found = calls()
     made = {action(service, method) for service in ("eks", "autoscaling") for method in found[service]}
     assert allowed == made | EXTRA_EKS
+
+
+def test_the_eks_policy_lets_only_eks_node_groups_service_linked_role_be_created():
+    policy = json.loads(block(PAGE, "IAM on EKS", "json"))
+    [statement] = [s for s in policy["Statement"] if s["Action"] == "iam:CreateServiceLinkedRole"]
+    assert statement["Resource"] == ("arn:aws:iam::*:role/aws-service-role/eks-nodegroup.amazonaws.com/"
+                                     "AWSServiceRoleForAmazonEKSNodegroup")
+    assert statement["Condition"] == {"StringLike": {"iam:AWSServiceName": "eks-nodegroup.amazonaws.com"}}
 
 
 def test_the_identities_are_shown_with_their_annotations():

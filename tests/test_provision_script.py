@@ -92,6 +92,25 @@ def test_gke_status_and_down_on_a_cluster_gke_does_not_have_name_the_flags_and_f
     assert gke_api.pools["trials"]["status"] == "RUNNING"
 
 
+def test_a_pool_that_cannot_be_adopted_is_refused_naming_the_flag_and_status_only_prints_it(gke_api: GkeStub):
+    gke_api.speed = 1e6
+    flags = [*GKE_FLAGS, "--endpoint", gke_api.url]
+    assert provision("gke", "up", *flags).returncode == 0
+    machine = provision("gke", "up", *flags, "--machine-type", "n2-standard-8")
+    assert machine.returncode == 1 and machine.stderr.endswith(
+        "error: --machine-type: node pool trials exists with machine type e2-standard-4; the study asks for "
+        "n2-standard-8\n"), machine.stderr
+    capacity = provision("gke", "up", *flags, "--on-demand")
+    assert capacity.returncode == 1 and ("error: --spot/--on-demand: node pool trials exists with spot capacity"
+                                         in capacity.stderr), capacity.stderr
+    status = provision("gke", "status", *flags)
+    assert status.returncode == 0 and json.loads(status.stdout)["state"] == "RUNNING"
+    assert "node pool trials" not in status.stderr, "status changes nothing and says nothing of changes"
+    for cloud in ("gke", "eks"):
+        helped = " ".join(provision(cloud, "up", "--help").stdout.split())
+        assert "--max-nodes INTEGER The autoscaling maximum, at least 1 (the pool scales down to 0 nodes)" in helped
+
+
 def test_gke_up_reports_a_failed_operation_and_a_refusal(gke_api: GkeStub):
     gke_api.speed = 1e6
     gke_api.fail_next = "Insufficient regional quota to satisfy request: resource \"CPUS\""
