@@ -50,8 +50,15 @@ OPERATION = re.compile(r"/v1/projects/([^/]+)/locations/([^/]+)/operations/([^/]
 STATUS = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 404: "NOT_FOUND", 409: "ALREADY_EXISTS",
           429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
 POOL_NAME = re.compile(r"[a-z]([-a-z0-9]{0,38}[a-z0-9])?")
-MACHINE_TYPE = re.compile(r"(e2|n1|n2|n2d|n4|c2|c2d|c3|c3d|c4|t2a|t2d|a2|a3|g2)-"
-                          r"(standard|highmem|highcpu|highgpu|megagpu|ultragpu|micro|small|medium)(-\d+g?)?")
+SERIES = "a2|a3|a4|a4x|c2|c2d|c3|c3d|c4|c4a|c4d|e2|g2|g4|h3|h4d|m1|m2|m3|m4|n1|n2|n2d|n4|n4a|n4d|t2a|t2d|x4|z3"
+MACHINE_TYPE = re.compile(rf"f1-micro|g1-small|(?:(?:e2|n1|n2|n2d|n4|n4d)-)?custom-\d+-\d+(?:-ext)?"
+                          rf"|(?:{SERIES})-(?:micro|small|medium)"
+                          rf"|(?:{SERIES})-(?:standard|highmem|highcpu|highgpu|megagpu|ultragpu|edgegpu|megamem|ultramem|"
+                          rf"hypermem)-\d+g?(?:-lssd|-highlssd|-standardlssd|-metal)?")
+"""Compute Engine's machine types: predefined ones of its series (GPU types counting GPUs,
+``a3-highgpu-8g``; Local SSD and bare-metal variants), shared-core ones (``e2-medium``,
+``f1-micro``), and custom ones (``e2-custom-4-8192``, ``n2-custom-8-16384-ext``;
+``custom-2-7680`` is N1's)."""
 RESERVED_LABELS = re.compile(r"(^|\.)(kubernetes\.io|k8s\.io)$")
 GKE_LABELS = re.compile(r"(^|\.)cloud\.google\.com$")
 """Node-label prefixes GKE refuses: Kubernetes' own namespaces and its own."""

@@ -243,3 +243,16 @@ def test_only_the_clusters_added_are_served_each_with_its_own_pools(api, gke_api
         api.get_node_pool(request={"name": "projects/proj/locations/europe-west4/clusters/batch/nodePools/trials"})
     assert absent.value.message.endswith("Not found: projects/proj/locations/europe-west4/clusters/batch/nodePools/trials.")
     assert list(gke_api.pools) == ["trials"] and other == {}
+
+
+@pytest.mark.parametrize("machine", ["e2-custom-4-8192", "n2-custom-8-16384-ext", "custom-2-7680", "c4a-standard-8",
+                                     "n4d-standard-4", "z3-highmem-88", "h3-standard-88", "m3-megamem-64",
+                                     "c3-standard-4-lssd", "c4-standard-8", "f1-micro"])
+def test_custom_machine_types_and_every_series_gke_offers_are_accepted(api, gke_api: GkeStub, machine: str):
+    api.create_node_pool(request=request(config__machine_type=machine))
+    assert gke_api.pools["trials"]["config"]["machineType"] == machine
+
+
+@pytest.mark.parametrize("machine", ["n9-huge", "e2-standard", "e2-custom-4", "e2-standard-4-extra"])
+def test_machine_types_compute_engine_does_not_have_are_refused(api, gke_api: GkeStub, machine: str):
+    assert f"Invalid machine type {machine}" in refused(api, request(config__machine_type=machine))
