@@ -16,6 +16,14 @@ them too, by the account's quotas: AWS's defaults (:class:`functions.core.limits
 those :func:`teach` is given, or those :func:`raise_quotas` gives one region, as an increase
 granted in the Service Quotas console would.
 
+moto checks little else of a node group's configuration. :func:`teach` makes it refuse, as EKS
+does with ``InvalidParameterException``, scaling limits out of order (``minSize`` ≤
+``desiredSize`` ≤ ``maxSize``, an update's partial limits judged merged into the group's), a
+taint effect EKS does not know (``NO_SCHEDULE``, ``NO_EXECUTE``, ``PREFER_NO_SCHEDULE``), and a
+label whose key or value Kubernetes refuses (EKS's own wording for a value, as
+aws-controllers-k8s/community#2208 shows it; the other messages are the stand-in's). Subnets are
+not checked against moto's EC2: moto gives subnets ids of its own, and the tests name theirs.
+
 In this process that is for ``mock_aws``; ``python tests/moto_eks.py -p PORT`` runs moto's
 server with the same, its quotas read from ``KATUNA_EKS_NODES_PER_GROUP`` and
 ``KATUNA_EKS_GROUPS_PER_CLUSTER`` as katuna reads them, so a server started with the service's
@@ -28,6 +36,7 @@ botocore's Stubber (tests/test_nodepools_eks.py).
 from __future__ import annotations
 
 import os
+import re
 import sys
 from typing import Any
 
@@ -41,6 +50,11 @@ from moto.eks.responses import EKSResponse
 from functions.core.limits import EksQuotas
 from functions.settings import eks_quotas
 
+TAINT_EFFECTS = ("NO_SCHEDULE", "NO_EXECUTE", "PREFER_NO_SCHEDULE")
+LABEL_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
+"""A label key's name part, and a label value, as Kubernetes takes them (at most 63 characters)."""
+LABEL_PREFIX = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+"""A label key's prefix: a DNS subdomain (at most 253 characters)."""
 UPDATE_PATH = "{0}/clusters/(?P<name>[^/]+)/updates/(?P<updateId>[^/]+)$"
 _ACCOUNT = {"quotas": EksQuotas()}
 """The quotas of every account and region not given its own by :func:`raise_quotas`."""
@@ -73,12 +87,52 @@ def _check_size(backend: EKSBackend, cluster: str, group: str, scaling: dict[str
             message=f"maxSize can't be greater than {most}, the account's quota of nodes per managed node group")
 
 
+def _invalid(cluster: str, group: str, message: str) -> InvalidParameterException:
+    return InvalidParameterException(clusterName=cluster, nodegroupName=group, fargateProfileName=None,
+                                     addonName=None, message=message)
+
+
+def _check_order(cluster: str, group: str, scaling: dict[str, int]) -> None:
+    """EKS refuses limits out of order: ``minSize`` ≤ ``desiredSize`` ≤ ``maxSize``."""
+    low, high, desired = scaling.get("minSize"), scaling.get("maxSize"), scaling.get("desiredSize")
+    if low is not None and high is not None and low > high:
+        raise _invalid(cluster, group, f"Minimum capacity {low} can't be greater than maximum capacity {high}")
+    if desired is not None and high is not None and desired > high:
+        raise _invalid(cluster, group, f"Desired capacity {desired} can't be greater than maximum capacity {high}")
+    if desired is not None and low is not None and desired < low:
+        raise _invalid(cluster, group, f"Desired capacity {desired} can't be less than minimum capacity {low}")
+
+
+def _check_labels(cluster: str, group: str, labels: dict[str, str] | None) -> None:
+    """EKS refuses node labels Kubernetes would refuse."""
+    for key, value in (labels or {}).items():
+        prefix, _, name = key.rpartition("/")
+        if not LABEL_NAME.fullmatch(name) or (prefix and not (len(prefix) <= 253 and LABEL_PREFIX.fullmatch(prefix))):
+            raise _invalid(cluster, group, f'Invalid value: "{key}": a label key must be a name of at most 63 '
+                                           "alphanumeric characters, '-', '_' or '.', starting and ending with an "
+                                           "alphanumeric character, with an optional DNS subdomain prefix and '/'")
+        if not LABEL_NAME.fullmatch(value):
+            raise _invalid(cluster, group, f'Invalid value: "{value}": a valid label must be an empty string or '
+                                           "consist of alphanumeric characters, '-', '_' or '.', and must start and "
+                                           "end with an alphanumeric character")
+
+
+def _check_taints(cluster: str, group: str, taints: list[dict[str, str]] | None) -> None:
+    """EKS takes only its own names of the taint effects."""
+    for taint in taints or []:
+        if taint.get("effect") not in TAINT_EFFECTS:
+            raise _invalid(cluster, group, f"Taint effect {taint.get('effect')} is not one of {', '.join(TAINT_EFFECTS)}")
+
+
 def _create_nodegroup(answer: Any) -> Any:
     def create_nodegroup(self: EKSBackend, cluster_name: str, nodegroup_name: str,
                          scaling_config: dict[str, int] | None = None, **rest: Any) -> Any:
         cluster = self.clusters.get(cluster_name)
         if cluster is not None and nodegroup_name not in cluster.nodegroups:
             _check_size(self, cluster_name, nodegroup_name, scaling_config)
+            _check_order(cluster_name, nodegroup_name, scaling_config or {})
+            _check_labels(cluster_name, nodegroup_name, rest.get("labels"))
+            _check_taints(cluster_name, nodegroup_name, rest.get("taints"))
             most = quotas_of(self).groups_per_cluster
             if len(cluster.nodegroups) >= most:
                 raise ResourceLimitExceededException(
@@ -100,6 +154,11 @@ def _update_nodegroup_config(answer: Any) -> Any:
     def update_nodegroup_config(self: EKSBackend, cluster_name: str, nodegroup_name: str,
                                 **changes: Any) -> dict[str, Any]:
         _check_size(self, cluster_name, nodegroup_name, changes.get("scaling_config"))
+        group = self.clusters[cluster_name].nodegroups.get(nodegroup_name) if cluster_name in self.clusters else None
+        if group is not None:
+            _check_order(cluster_name, nodegroup_name, {**group.scaling_config, **(changes.get("scaling_config") or {})})
+        _check_labels(cluster_name, nodegroup_name, (changes.get("labels") or {}).get("addOrUpdateLabels"))
+        _check_taints(cluster_name, nodegroup_name, (changes.get("taints") or {}).get("addOrUpdateTaints"))
         update = answer(self, cluster_name, nodegroup_name, **changes)
         _kept(self)[(cluster_name, nodegroup_name, update["id"])] = update
         return update

@@ -438,3 +438,41 @@ def test_a_missing_region_is_a_refusal_naming_the_setting(monkeypatch, tmp_path)
     assert refusal.value.field == "KATUNA_EKS_REGION"
     assert str(refusal.value) == ("KATUNA_EKS_REGION: no AWS region is set (nor AWS_REGION, AWS_DEFAULT_REGION, or "
                                   "the AWS profile's region)")
+
+
+@pytest.mark.parametrize("call,request_,words", [
+    ("create", {"scalingConfig": {"minSize": 3, "maxSize": 1, "desiredSize": 2}}, "Minimum capacity 3 can't be greater"),
+    ("create", {"scalingConfig": {"minSize": 0, "maxSize": 2, "desiredSize": 3}}, "Desired capacity 3 can't be greater"),
+    ("create", {"taints": [{"key": "katuna.dev/trial", "value": "true", "effect": "NoSchedule"}]},
+     "Taint effect NoSchedule is not one of NO_SCHEDULE, NO_EXECUTE, PREFER_NO_SCHEDULE"),
+    ("create", {"labels": {"a/b/c": "x"}}, 'Invalid value: "a/b/c": a label key'),
+    ("create", {"labels": {"team": "-x-"}}, "must start and end with an alphanumeric character"),
+    ("update", {"scalingConfig": {"minSize": 5, "maxSize": 2}}, "Minimum capacity 5 can't be greater"),
+    ("update", {"scalingConfig": {"minSize": 7}}, "Minimum capacity 7 can't be greater than maximum capacity 6"),
+    ("update", {"scalingConfig": {"maxSize": 2, "desiredSize": 3}}, "Desired capacity 3 can't be greater"),
+    ("update", {"labels": {"addOrUpdateLabels": {"team": "vision-"}}}, "must start and end with an alphanumeric"),
+    ("update", {"taints": {"addOrUpdateTaints": [{"key": "k", "value": "v", "effect": "NoExecute"}]}},
+     "Taint effect NoExecute"),
+])
+def test_the_stand_in_refuses_a_node_group_configuration_eks_refuses(aws, pools, call, request_, words):
+    """What katuna sends passes (the other tests); one field away from it, EKS answers 400, and
+    so does the stand-in: an update's partial limits are judged merged into the group's."""
+    pools.ensure(spot_pool())
+    before = group(pools)
+    if call == "create":
+        sent = {**eks_requests.create_request(aws, spot_pool(name="other")), **request_}
+        method = pools.eks.create_nodegroup
+    else:
+        sent = {"clusterName": "tuning", "nodegroupName": "katuna-digits", **request_}
+        method = pools.eks.update_nodegroup_config
+    with pytest.raises(ClientError) as refused:
+        method(**sent)
+    assert refused.value.response["Error"]["Code"] == "InvalidParameterException"
+    assert words in refused.value.response["Error"]["Message"]
+    assert pools.describe("other") is None and group(pools) == before, "nothing changed"
+
+
+def test_a_node_group_name_no_label_value_can_hold_is_refused_by_the_stand_in_as_by_eks(aws, pools):
+    """The name is the nodes' katuna.dev/pool label value: EKS refuses the labels of ``trials-``."""
+    with pytest.raises(NodePoolFailed, match="InvalidParameterException: Invalid value: \"trials-\""):
+        pools.ensure(spot_pool(name="trials-"))
