@@ -673,6 +673,24 @@ def test_a_release_refused_for_good_says_the_pool_is_left_in_the_cluster(world, 
     assert "failed: " in shown.output and "delete it by hand" in " ".join(shown.output.split())
 
 
+def test_a_release_in_a_cluster_gke_does_not_have_is_not_taken_for_a_deleted_pool(world, gke_api: GkeStub,
+                                                                                    tmp_path: Path):
+    """The service set to a cluster name with a typo when the study ends: the pool its study made
+    is not recorded deleted, and the message names the settings to fix and what is left."""
+    dispatcher, store, clock = world
+    submit(store, pool_study("moved"), "u1")
+    deliver_twice(dispatcher, created("moved", "u1"))
+    gke_api.advance(600)
+    deliver_twice(dispatcher, pool_check())
+    mistyped = gke.GkeNodePools(gke_requests.GkeCluster("proj", "europe-west4", "tunign"), gke.client(gke_api.url))
+    end(Dispatcher(Deps(store, LocalExecutor(tmp_path / "logs", lambda event: None), clock, mistyped)), store, "moved")
+    use = store.pool_use("u1")
+    assert use.phase == "failed" and not use.deleted and gke_api.pools["katuna-moved"]["status"] == "RUNNING"
+    assert use.message.startswith("releasing the pool: KATUNA_GKE_CLUSTER/KATUNA_GKE_LOCATION: GKE has no cluster "
+                                  "tunign in location europe-west4 of project proj"), use.message
+    assert use.message.endswith("node pool katuna-moved is left in the cluster; delete it by hand")
+
+
 def test_a_token_refresh_failing_for_a_while_is_retried_and_never_fails_the_study(gke_api: GkeStub, tmp_path):
     credentials = MetadataServerHiccup(failures=4)
     store = SqliteStore(tmp_path / "katuna.db")
