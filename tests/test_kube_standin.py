@@ -445,9 +445,32 @@ def test_a_job_delete_whose_uid_precondition_fails_is_a_conflict_and_deletes_not
     assert status == 409 and message == ('Operation cannot be fulfilled on jobs.batch "kept": Precondition failed: UID '
                                          f"in precondition: not-its-uid, UID in object meta: {created.metadata.uid}")
     assert ("katuna", "kept") in static.jobs
-    own = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=created.metadata.uid))
-    batch.delete_namespaced_job("kept", "katuna", body=own, propagation_policy="Background")
+    own = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=created.metadata.uid),
+                                 propagation_policy="Background")
+    batch.delete_namespaced_job("kept", "katuna", body=own)
     assert ("katuna", "kept") not in static.jobs and not pods_of(static, "kept")
+
+
+def test_a_delete_with_a_body_takes_its_options_from_the_body_alone_and_a_job_orphans_its_pods_by_default(
+        static: KubeStub):
+    """As the API server decodes delete options: from the body when there is one, the query
+    parameters ignored then; from the query otherwise. A Job delete that leaves the propagation
+    policy unset keeps its pods (``batch/v1``'s default, ``Orphan``), and the answer warns of it."""
+    batch = client.BatchV1Api(api(static))
+    for name in ("queried", "bodied", "background"):
+        batch.create_namespaced_job("katuna", job(name, "import time; time.sleep(30)"))
+        eventually(lambda name=name: pods_of(static, name), f"{name} has its pod")
+    warned = {}
+    for name, body in (("queried", None), ("bodied", client.V1DeleteOptions(preconditions=client.V1Preconditions())),
+                       ("background", client.V1DeleteOptions(propagation_policy="Background"))):
+        _, _, headers = batch.delete_namespaced_job_with_http_info(name, "katuna", body=body,
+                                                                   propagation_policy="Background")
+        warned[name] = headers.get("Warning")
+    assert not pods_of(static, "queried") and not pods_of(static, "background")
+    assert [p["metadata"]["ownerReferences"] for p in pods_of(static, "bodied")] == [[]], "orphaned"
+    assert warned == {"queried": None, "background": None, "bodied": (
+        '299 - "child pods are preserved by default when jobs are deleted; set propagationPolicy=Background to '
+        'remove them"')}
 
 
 def test_a_failed_pod_is_replaced_after_the_controllers_back_off(static: KubeStub):

@@ -73,6 +73,15 @@ def translate(exc: Exception, doing: str) -> Exception:
     return TemporaryError(f"could not {doing}: {exc}")
 
 
+def delete_options(uid: str | None = None) -> client.V1DeleteOptions:
+    """A delete's options: what the object owns goes with it (``Background``), and only while
+    ``uid`` is its uid (when given). Always a body: the API server reads a delete's query
+    parameters only when it has none, so a ``propagationPolicy`` in the query beside a body is
+    lost, and a Job's pods would be left (``batch/v1`` Jobs orphan them by default)."""
+    return client.V1DeleteOptions(propagation_policy="Background",
+                                  preconditions=client.V1Preconditions(uid=uid) if uid else None)
+
+
 def read_or_none(read: Callable[[], Any], doing: str) -> Any | None:
     """What ``read`` returns, or None when the object is not there."""
     try:

@@ -26,7 +26,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from urllib3.exceptions import HTTPError
 
-from functions.adapters.kubernetes_client import read_or_none, translate
+from functions.adapters.kubernetes_client import delete_options, read_or_none, translate
 from functions.adapters.kubernetes_logs import PodLogs
 from functions.adapters.kubernetes_status import (
     current_run,
@@ -112,9 +112,8 @@ class KubernetesExecutor:
     def _delete(self, namespace: str, name: str, uid: str | None = None) -> None:
         """Delete one Job with its pods (``Background``), only while ``uid`` is its uid (when
         given); one gone already, or replaced since (409), is left."""
-        options = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid)) if uid else None
         try:
-            self._batch.delete_namespaced_job(name, namespace, body=options, propagation_policy="Background")
+            self._batch.delete_namespaced_job(name, namespace, body=delete_options(uid))
         except ApiException as exc:
             if exc.status not in (404, 409):
                 raise translate(exc, f"delete Job {name}") from exc

@@ -25,7 +25,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from urllib3.exceptions import HTTPError
 
-from functions.adapters.kubernetes_client import read_or_none, translate
+from functions.adapters.kubernetes_client import delete_options, read_or_none, translate
 from functions.core.errors import PermanentError, TemporaryError
 from functions.core.katib_trials import PLURAL, holder, owner_uid
 from functions.core.naming import OTHER, OWN
@@ -134,10 +134,9 @@ class Trials:
     def _delete(self, owner: Ref, name: str, uid: str) -> None:
         """Delete the Trial ``name`` while ``uid`` is its uid; one gone already, or replaced
         since (409), is left."""
-        options = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid))
         try:
             self._objects().delete_namespaced_custom_object(owner.group, owner.version, owner.namespace, PLURAL, name,
-                                                            body=options, propagation_policy="Background")
+                                                            body=delete_options(uid))
         except ApiException as exc:
             if exc.status not in (404, 409):
                 raise translate(exc, f"delete the Trial {name} of {owner}") from exc

@@ -24,6 +24,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from urllib3.exceptions import HTTPError
 
+from functions.adapters.kubernetes_client import delete_options
 from functions.core import gjson, trial_kinds
 from functions.core.cluster import UID_LABEL
 from functions.core.errors import PermanentError, TemporaryError
@@ -203,10 +204,9 @@ class Workloads:
         """Delete one workload with its pods (``Background``), only while ``uid`` is its uid
         (when given); one gone already, or replaced since (409), is left."""
         group, version, plural = trial_kinds.resource(launch.trial_spec or {})
-        options = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid)) if uid else None
         try:
-            self._objects.delete_namespaced_custom_object(group, version, namespace, plural, name, body=options,
-                                                          propagation_policy="Background")
+            self._objects.delete_namespaced_custom_object(group, version, namespace, plural, name,
+                                                          body=delete_options(uid))
         except ApiException as exc:
             if exc.status not in (404, 409):
                 raise self._translate(exc, f"delete {plural} {name}") from exc

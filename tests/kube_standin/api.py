@@ -16,6 +16,10 @@ from kube_standin.server import KINDS, Call
 from kube_standin.validation import defaulted, job_problems, undecodable
 
 PLURALS = {"Study": "studies", "Experiment": "experiments"}
+ORPHANS_PODS = ("child pods are preserved by default when jobs are deleted; set propagationPolicy=Background to "
+                "remove them")
+"""The API server's warning on a Job delete that leaves its propagation policy unset (batch/v1's
+default orphans the pods)."""
 
 
 class ApiServer:
@@ -30,17 +34,18 @@ class ApiServer:
             return katib_api.create(self, call.resource, call.namespace or "", call.body,
                                     call.query.get("fieldValidation"), call.warnings)
         if self._custom(call.resource) and call.method == "DELETE" and call.name and not call.subresource:
-            options = call.body or {}
+            options = call.delete_options()
             return katib_api.delete(self, call.resource, call.namespace or "", call.name, options,
-                                    options.get("propagationPolicy") or call.query.get("propagationPolicy"))
+                                    options.get("propagationPolicy"))
         if call.resource == "configmaps" and call.method == "POST" and not call.name:
             return configmaps.create(self, call.namespace or "", call.body)
         if call.resource == "jobs" and call.method == "POST":
             return self.create_job(call.namespace or "", call.body or {})
         if call.resource == "jobs" and call.method == "DELETE":
-            options = call.body or {}
-            return self.delete_job(call.namespace or "", call.name or "",
-                                   options.get("propagationPolicy") or call.query.get("propagationPolicy"), options)
+            options = call.delete_options()
+            if options.get("propagationPolicy") is None and options.get("orphanDependents") is None:
+                call.warnings.append(ORPHANS_PODS)
+            return self.delete_job(call.namespace or "", call.name or "", options.get("propagationPolicy"), options)
         if call.subresource == "log" and call.method == "GET":
             return self.read_log(call.namespace or "", call.name or "", call.query.get("container"), call.query)
         if call.subresource == "status" and call.method == "PATCH":

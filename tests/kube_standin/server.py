@@ -63,6 +63,13 @@ class Call:
     def watch(self) -> bool:
         return self.query.get("watch") in ("true", "1")
 
+    def delete_options(self) -> dict:
+        """A DELETE's options as the API server reads them: the body's when there is one (its
+        query parameters are then ignored, ``propagationPolicy`` included), else the query's."""
+        if self.body is not None:
+            return self.body
+        return {k: v for k, v in self.query.items() if k in ("propagationPolicy", "orphanDependents")}
+
     def verb(self) -> str:
         if self.method == "GET":
             return "watch" if self.watch else ("get" if self.name else "list")

@@ -97,8 +97,8 @@ class Workloads:
             if call.method == "POST":
                 return self._create_workload(crd, namespace, call.body or {}, version)
             if call.method == "DELETE" and call.name:
-                options = call.body or {}
-                policy = options.get("propagationPolicy") or call.query.get("propagationPolicy") or "Background"
+                options = call.delete_options()
+                policy = options.get("propagationPolicy") or "Background"
                 return self.delete_workload(crd, namespace, call.name, policy, options)
             if call.method == "GET" and not call.subresource:
                 return self.read(call.resource, namespace, call.name, call.query.get("labelSelector"),  # type: ignore[attr-defined]
