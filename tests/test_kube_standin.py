@@ -353,6 +353,20 @@ def with_pod(name: str, resources: dict | None = None, **pod) -> dict:
     return made
 
 
+def with_container(name: str, **fields) -> dict:
+    """A Job as katuna renders one, with fields of its container set (None: removed)."""
+    made = job(name)
+    container = made["spec"]["template"]["spec"]["containers"][0]
+    container.update(fields)
+    for key in [k for k, v in fields.items() if v is None]:
+        del container[key]
+    return made
+
+
+def manual(name: str, selector: dict) -> dict:
+    return job(name, manualSelector=True, selector=selector)
+
+
 EXACT = {"requests": {"nvidia.com/gpu": "2", "cpu": "1"}, "limits": {"nvidia.com/gpu": "2"}}
 
 
@@ -364,6 +378,10 @@ EXACT = {"requests": {"nvidia.com/gpu": "2", "cpu": "1"}, "limits": {"nvidia.com
                           {"key": "spot", "value": "true", "effect": "NoExecute", "tolerationSeconds": 30},
                           {"key": "k", "operator": "Equal", "value": "v", "effect": ""}]),
     job("replace", podReplacementPolicy="Failed"),
+    with_container("env", env=[{"name": "1st.relaxed-name$", "value": "x"}], imagePullPolicy="Never",
+                   ports=[{"containerPort": 65535, "hostPort": 1, "protocol": "UDP"}]),
+    with_pod("init", initContainers=[{"name": "fetch", "image": "busybox"}]),
+    manual("manual", {"matchLabels": {"app": "t"}}),
 ])
 def test_pod_fields_the_api_server_takes_are_accepted(static: KubeStub, body: dict):
     client.BatchV1Api(api(static)).create_namespaced_job("katuna", body)
@@ -398,6 +416,25 @@ CONTAINER = f"{POD}.containers[0].resources"
      f'{POD}.serviceAccountName: Invalid value: "Trainer_SA": a lowercase RFC 1123 subdomain'),
     (job("m", podReplacementPolicy="TerminatingOrFailed"),
      'spec.podReplacementPolicy: Unsupported value: "TerminatingOrFailed": supported values: "Failed"'),
+    (with_container("n", image=None), f"{POD}.containers[0].image: Required value"),
+    (with_container("o", imagePullPolicy="always"),
+     f'{POD}.containers[0].imagePullPolicy: Unsupported value: "always": supported values: "Always", '
+     '"IfNotPresent", "Never"'),
+    (with_container("p", ports=[{"containerPort": 70000}]),
+     f"{POD}.containers[0].ports[0].containerPort: Invalid value: 70000: must be between 1 and 65535, inclusive"),
+    (with_container("q", ports=[{"containerPort": 80, "hostPort": -1}]),
+     f"{POD}.containers[0].ports[0].hostPort: Invalid value: -1: must be between 1 and 65535, inclusive"),
+    (with_container("r", env=[{"name": "A=B", "value": "1"}]),
+     f'{POD}.containers[0].env[0].name: Invalid value: "A=B": a valid environment variable name must consist only '
+     "of printable ASCII characters other than '='"),
+    (with_container("s", env=[{"name": "", "value": "1"}]), f"{POD}.containers[0].env[0].name: Required value"),
+    (with_pod("t", containers=[{"name": "trial", "image": "a"}, {"name": "trial", "image": "b"}]),
+     f'{POD}.containers[1].name: Duplicate value: "trial"'),
+    (with_pod("u", initContainers=[{"name": "trial", "image": "busybox"}]),
+     f'{POD}.initContainers[0].name: Duplicate value: "trial"'),
+    (manual("v", {"matchLabels": {"app": "other"}}),
+     'spec.template.metadata.labels: Invalid value: {"app":"t"}: `selector` does not match template `labels`'),
+    (job("w", manualSelector=True), "spec.selector: Required value"),
 ])
 def test_pod_fields_the_api_server_refuses_are_refused_naming_the_field(static: KubeStub, body: dict, cause: str):
     status, message = refusal(lambda: client.BatchV1Api(api(static)).create_namespaced_job("katuna", body))
@@ -578,3 +615,40 @@ def test_a_katib_trial_delete_honours_its_uid_precondition_and_an_experiments_de
     katib_api.collect_due(static, static.clock.monotonic() + 3600)
     with static.lock:
         assert (*trials, "orphaned-0") in static.resources and (*trials, "collected-0") not in static.resources
+
+
+def test_a_dry_run_create_is_checked_defaulted_and_answered_as_a_create_and_stores_nothing(static: KubeStub):
+    """``dryRun=All``, as the API server takes it: the object is validated and defaulted and
+    answered 201 as created, but nothing is stored and no controller sees it; a refusal is the
+    create's (422, or 409 for a name taken); any other value is refused as an invalid option."""
+    batch = client.BatchV1Api(api(static))
+    answered = batch.create_namespaced_job("katuna", job("dry"), dry_run="All")
+    assert answered.metadata.uid and answered.spec.completions == 1 and answered.spec.backoff_limit == 0
+    assert answered.spec.selector.match_labels == {"batch.kubernetes.io/controller-uid": answered.metadata.uid}
+    time.sleep(0.5)
+    assert ("katuna", "dry") not in static.jobs and not pods_of(static, "dry") and "dry" not in static.created
+    status, message = refusal(lambda: batch.create_namespaced_job("katuna", with_container("dry", image=None),
+                                                                  dry_run="All"))
+    assert (status, message) == (422, 'Job.batch "dry" is invalid: spec.template.spec.containers[0].image: '
+                                      "Required value")
+    batch.create_namespaced_job("katuna", job("dry"))
+    status, message = refusal(lambda: batch.create_namespaced_job("katuna", job("dry"), dry_run="All"))
+    assert (status, message) == (409, 'jobs.batch "dry" already exists')
+    status, message = refusal(lambda: batch.create_namespaced_job("katuna", job("other"), dry_run="Server"))
+    assert (status, message) == (422, 'CreateOptions.meta.k8s.io "" is invalid: dryRun: Unsupported value: '
+                                      '["Server"]: supported values: "All"')
+    assert ("katuna", "other") not in static.jobs
+
+
+def test_a_dry_run_create_of_a_custom_object_stores_nothing_and_its_operator_makes_nothing(static: KubeStub):
+    static.install_operator("training-operator")
+    objects = client.CustomObjectsApi(api(static))
+    replica = {"replicas": 1, "restartPolicy": "OnFailure", "template": {"spec": {"containers": [
+        {"name": "pytorch", "image": "python:3.12", "command": [sys.executable, "-c", "print(1)"]}]}}}
+    body = {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "metadata": {"name": "dry"},
+            "spec": {"pytorchReplicaSpecs": {"Master": replica}}}
+    answered = objects.create_namespaced_custom_object("kubeflow.org", "v1", "katuna", "pytorchjobs", body,
+                                                       dry_run="All")
+    assert answered["metadata"]["uid"] and answered["metadata"]["namespace"] == "katuna"
+    time.sleep(0.5)
+    assert not static.workloads and not pods_of(static, "dry") and not static.pods

@@ -10,7 +10,15 @@ from collections.abc import Iterator
 
 from kube_standin import configmaps, katib_api, logs, patches
 from kube_standin.jobs import owned_pods
-from kube_standin.objects import already_exists, invalid, not_found, snapshot, status, unmet_precondition
+from kube_standin.objects import (
+    already_exists,
+    dry_run_refusal,
+    invalid,
+    not_found,
+    snapshot,
+    status,
+    unmet_precondition,
+)
 from kube_standin.selectors import matches
 from kube_standin.server import KINDS, Call
 from kube_standin.validation import defaulted, job_problems, undecodable
@@ -27,20 +35,22 @@ class ApiServer:
 
     def serve(self, call: Call) -> tuple[int, dict | str]:
         """Answer a non-watch request (already authorized)."""
+        if call.method == "POST" and (refused := dry_run_refusal(call.query)) is not None:
+            return refused
         if (call.group, call.resource) in self.crds:
             return self.serve_workload(call, call.version)
         call = katib_api.keyed(call)
         if self._custom(call.resource) and call.method == "POST" and not call.name:
             return katib_api.create(self, call.resource, call.namespace or "", call.body,
-                                    call.query.get("fieldValidation"), call.warnings)
+                                    call.query.get("fieldValidation"), call.warnings, call.dry_run)
         if self._custom(call.resource) and call.method == "DELETE" and call.name and not call.subresource:
             options = call.delete_options()
             return katib_api.delete(self, call.resource, call.namespace or "", call.name, options,
                                     options.get("propagationPolicy"))
         if call.resource == "configmaps" and call.method == "POST" and not call.name:
-            return configmaps.create(self, call.namespace or "", call.body)
+            return configmaps.create(self, call.namespace or "", call.body, call.dry_run)
         if call.resource == "jobs" and call.method == "POST":
-            return self.create_job(call.namespace or "", call.body or {})
+            return self.create_job(call.namespace or "", call.body or {}, call.dry_run)
         if call.resource == "jobs" and call.method == "DELETE":
             options = call.delete_options()
             if options.get("propagationPolicy") is None and options.get("orphanDependents") is None:
@@ -163,10 +173,13 @@ class ApiServer:
             lines = (self.logs.get((namespace, name)) or self.kubelets.log_of(pod)) if container == names[0] else []
             return 200, logs.serve(lines, query or {}, self.clock.time())
 
-    def create_job(self, namespace: str, job: dict) -> tuple[int, dict]:
+    def create_job(self, namespace: str, job: dict, dry_run: bool = False) -> tuple[int, dict]:
+        """Create a Job: refused as the API server refuses it, else defaulted and stored, where
+        the Job controller sees it; a ``dry_run`` stores nothing and is seen by none."""
         name = job.get("metadata", {}).get("name", "")
         with self.lock:
-            self.create_requests.append((namespace, name))
+            if not dry_run:
+                self.create_requests.append((namespace, name))
             if namespace not in self.namespaces:
                 return not_found("namespaces", namespace)
             unreadable = undecodable(job)
@@ -181,6 +194,8 @@ class ApiServer:
             if self.queued:
                 job["spec"]["suspend"] = True
             job["metadata"].update(creationTimestamp=self.clock.stamp(), namespace=namespace, generation=1)
+            if dry_run:
+                return 201, job
             self.jobs[(namespace, name)] = job
             self.created.append(name)
             self.created_jobs[name] = job

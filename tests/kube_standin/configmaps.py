@@ -15,8 +15,8 @@ MAX_DATA_BYTES = 1024 * 1024
 """``MaxSecretSize``: what a ConfigMap's data may hold in all."""
 
 
-def create(cluster, namespace: str, body: dict | None) -> tuple[int, dict]:
-    """POST of a ConfigMap into ``namespace``."""
+def create(cluster, namespace: str, body: dict | None, dry_run: bool = False) -> tuple[int, dict]:
+    """POST of a ConfigMap into ``namespace``; a ``dry_run`` stores nothing."""
     obj = snapshot(body or {})
     metadata = obj.setdefault("metadata", {})
     name = metadata.get("name") or ""
@@ -34,6 +34,8 @@ def create(cluster, namespace: str, body: dict | None) -> tuple[int, dict]:
             return already_exists("configmaps", name)
         metadata.update(namespace=namespace, uid=str(uuid.uuid4()), creationTimestamp=cluster.clock.stamp())
         obj.update(apiVersion="v1", kind="ConfigMap")
+        if dry_run:
+            return 201, obj
         cluster.configmaps[(namespace, name)] = obj
         cluster.history.record("ADDED", "configmaps", obj)
         return 201, snapshot(obj)

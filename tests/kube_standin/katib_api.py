@@ -80,9 +80,9 @@ def schemas(path) -> dict[str, dict]:
 
 
 def create(cluster, resource_key: str, namespace: str, body: dict | None, directive: str | None = None,
-           warnings: list[str] | None = None) -> tuple[int, dict]:
+           warnings: list[str] | None = None, dry_run: bool = False) -> tuple[int, dict]:
     """POST of a custom resource into ``namespace`` with the request's ``fieldValidation``
-    ``directive``; what the API warns of goes to ``warnings``."""
+    ``directive``; what the API warns of goes to ``warnings``. A ``dry_run`` stores nothing."""
     obj = snapshot(body or {})
     metadata = obj.setdefault("metadata", {})
     with cluster.lock:
@@ -113,6 +113,8 @@ def create(cluster, resource_key: str, namespace: str, body: dict | None, direct
             return already_exists(qualified(resource_key), name)
         obj.pop("status", None)
         metadata.update(namespace=namespace, uid=str(uuid.uuid4()), generation=1, creationTimestamp=cluster.clock.stamp())
+        if dry_run:
+            return 201, obj
         cluster.resources[(resource_key, namespace, name)] = obj
         cluster.history.record("ADDED", resource_key, obj)
         return 201, snapshot(obj)

@@ -4,6 +4,7 @@ merge patches, resource quantities."""
 from __future__ import annotations
 
 import copy
+import json
 import random
 import re
 from decimal import Decimal
@@ -83,6 +84,16 @@ def invalid(kind: str, qualified: str, name: str, causes: list[tuple[str, str]])
                        else f'{kind} "{name}" is invalid: {text}',
                        {"name": name, "group": group, "kind": kind,
                         "causes": [{"reason": "FieldValueInvalid", "message": m, "field": f} for f, m in causes]})
+
+
+def dry_run_refusal(query: dict[str, str]) -> tuple[int, dict] | None:
+    """A create's ``dryRun`` other than ``All`` (the only value there is) refused, as the API
+    server validates a create's options (422, before the body is read); None otherwise."""
+    value = query.get("dryRun")
+    if value is None or value == "All":
+        return None
+    return invalid("CreateOptions", "createoptions.meta.k8s.io", "",
+                   [("dryRun", f'Unsupported value: {json.dumps([value])}: supported values: "All"')])
 
 
 def unmet_precondition(qualified: str, obj: dict, options: dict) -> tuple[int, dict] | None:

@@ -76,3 +76,14 @@ def _check(key: str, values: set[str]) -> None:
                  for why in label_value_problems(value)]
     if problems:
         raise ValueError(f"unable to parse requirement: {problems[0]}")
+
+
+def selector_text(selector: dict) -> str:
+    """A ``LabelSelector`` object (``matchLabels``, ``matchExpressions``) as the selector string
+    :func:`matches` reads; empty for one that selects everything."""
+    terms = [f"{key}={value}" for key, value in (selector.get("matchLabels") or {}).items()]
+    for expression in selector.get("matchExpressions") or []:
+        key, operator, values = expression["key"], expression["operator"], expression.get("values") or []
+        terms.append({"In": f"{key} in ({','.join(values)})", "NotIn": f"{key} notin ({','.join(values)})",
+                      "Exists": key, "DoesNotExist": f"!{key}"}[operator])
+    return ",".join(terms)

@@ -63,6 +63,12 @@ class Call:
     def watch(self) -> bool:
         return self.query.get("watch") in ("true", "1")
 
+    @property
+    def dry_run(self) -> bool:
+        """Whether the request asks for a dry run (``dryRun=All``): admitted, validated and
+        defaulted as any, answered as if done, nothing stored and no controller told."""
+        return self.query.get("dryRun") == "All"
+
     def delete_options(self) -> dict:
         """A DELETE's options as the API server reads them: the body's when there is one (its
         query parameters are then ignored, ``propagationPolicy`` included), else the query's."""

@@ -11,6 +11,7 @@ from kube_standin.field_types import job_undecodable
 from kube_standin.names import label_problems
 from kube_standin.objects import DNS_LABEL, DNS_SUBDOMAIN, QUANTITY
 from kube_standin.pod_validation import pod_problems, resource_problems
+from kube_standin.selectors import matches, selector_text
 
 
 def nested_label_problems(obj: object, path: str = "") -> list[tuple[str, str]]:
@@ -31,6 +32,8 @@ def nested_label_problems(obj: object, path: str = "") -> list[tuple[str, str]]:
     return problems
 
 DECODE_QUANTITY = "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
+PULL_POLICIES = ("Always", "IfNotPresent", "Never")
+PROTOCOLS = ("SCTP", "TCP", "UDP")
 NON_NEGATIVE = ("parallelism", "completions", "activeDeadlineSeconds", "backoffLimit", "ttlSecondsAfterFinished")
 
 
@@ -92,9 +95,9 @@ def job_problems(job: dict) -> list[tuple[str, str]]:
             problems.append((f"spec.{field}", f"Invalid value: {value}: must be greater than or equal to 0"))
     if not pod.get("containers"):
         problems.append(("spec.template.spec.containers", "Required value"))
-    for index, container in enumerate(pod.get("containers") or []):
-        problems += _container_problems(f"spec.template.spec.containers[{index}]", container)
+    problems += containers_problems("spec.template.spec", pod)
     problems += pod_problems("spec.template.spec", pod)
+    problems += _selector_problems(job.get("spec") or {})
     problems += _volume_problems(pod)
     if job.get("metadata", {}).get("resourceVersion"):
         problems.append(("metadata.resourceVersion", "resourceVersion should not be set on objects to be created"))
@@ -112,13 +115,78 @@ def _replacement_problems(spec: dict) -> list[tuple[str, str]]:
                                           + ", ".join(json.dumps(a) for a in allowed))]
 
 
+def _selector_problems(spec: dict) -> list[tuple[str, str]]:
+    """A Job's ``manualSelector``: its selector, given, must select the pods its template makes."""
+    if not spec.get("manualSelector"):
+        return []
+    selector = spec.get("selector")
+    if selector is None:
+        return [("spec.selector", "Required value")]
+    labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+    if matches(labels, selector_text(selector)):
+        return []
+    shown = json.dumps(labels, separators=(",", ":"), sort_keys=True)
+    return [("spec.template.metadata.labels", f"Invalid value: {shown}: `selector` does not match template `labels`")]
+
+
+def containers_problems(path: str, pod: dict) -> list[tuple[str, str]]:
+    """The containers and init containers of the pod spec at ``path``, each named once among both."""
+    problems, names = [], set()
+    for key in ("containers", "initContainers"):
+        for index, container in enumerate(pod.get(key) or []):
+            where = f"{path}.{key}[{index}]"
+            problems += _container_problems(where, container)
+            if container.get("name") in names:
+                problems.append((f"{where}.name", f"Duplicate value: {json.dumps(container['name'])}"))
+            names.add(container.get("name"))
+    return problems
+
+
 def _container_problems(path: str, container: dict) -> list[tuple[str, str]]:
-    """A container's name and its resources."""
+    """A container's name, image, pull policy, resources, ports and environment variable names."""
     problems = []
     if not DNS_LABEL.match(container.get("name") or ""):
         problems.append((f"{path}.name", f"Invalid value: {json.dumps(container.get('name'))}: a lowercase RFC 1123 "
                                          "label must consist of lower case alphanumeric characters or '-'"))
-    return problems + resource_problems(f"{path}.resources", container.get("resources") or {})
+    if not container.get("image"):
+        problems.append((f"{path}.image", "Required value"))
+    policy = container.get("imagePullPolicy")
+    if policy and policy not in PULL_POLICIES:
+        problems.append((f"{path}.imagePullPolicy", f"Unsupported value: {json.dumps(policy)}: supported values: "
+                                                    + ", ".join(json.dumps(p) for p in PULL_POLICIES)))
+    problems += resource_problems(f"{path}.resources", container.get("resources") or {})
+    for index, port in enumerate(container.get("ports") or []):
+        problems += _port_problems(f"{path}.ports[{index}]", port)
+    for index, variable in enumerate(container.get("env") or []):
+        problems += _env_problems(f"{path}.env[{index}].name", variable.get("name") or "")
+    return problems
+
+
+def _port_problems(path: str, port: dict) -> list[tuple[str, str]]:
+    """A container port and host port within 1-65535, and a supported protocol (TCP by default)."""
+    problems = []
+    if not port.get("containerPort"):
+        problems.append((f"{path}.containerPort", "Required value"))
+    for field in ("containerPort", "hostPort"):
+        number = port.get(field)
+        if number and not 1 <= number <= 65535:
+            problems.append((f"{path}.{field}", f"Invalid value: {number}: must be between 1 and 65535, inclusive"))
+    protocol = port.get("protocol", "TCP")
+    if protocol not in PROTOCOLS:
+        problems.append((f"{path}.protocol", f"Unsupported value: {json.dumps(protocol)}: supported values: "
+                                             + ", ".join(json.dumps(p) for p in PROTOCOLS)))
+    return problems
+
+
+def _env_problems(path: str, name: str) -> list[tuple[str, str]]:
+    """An environment variable's name: given, and printable ASCII but ``=`` (the relaxed rule,
+    the only one since Kubernetes 1.34)."""
+    if not name:
+        return [(path, "Required value")]
+    if all(" " <= c <= "~" and c != "=" for c in name):
+        return []
+    return [(path, f"Invalid value: {json.dumps(name)}: a valid environment variable name must consist only of "
+                   "printable ASCII characters other than '='")]
 
 
 def _volume_problems(pod: dict) -> list[tuple[str, str]]:

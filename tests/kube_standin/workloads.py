@@ -95,7 +95,7 @@ class Workloads:
             return 404, status(404, "NotFound", "the server could not find the requested resource")
         with self.lock:  # type: ignore[attr-defined]
             if call.method == "POST":
-                return self._create_workload(crd, namespace, call.body or {}, version)
+                return self._create_workload(crd, namespace, call.body or {}, version, call.dry_run)
             if call.method == "DELETE" and call.name:
                 options = call.delete_options()
                 policy = options.get("propagationPolicy") or "Background"
@@ -105,7 +105,10 @@ class Workloads:
                                  call.query.get("limit"), call.query.get("continue"))
         return 405, status(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
 
-    def _create_workload(self, crd: Crd, namespace: str, body: dict, version: str) -> tuple[int, dict]:
+    def _create_workload(self, crd: Crd, namespace: str, body: dict, version: str,
+                         dry_run: bool = False) -> tuple[int, dict]:
+        """Create a workload of ``crd``'s kind; a ``dry_run`` is checked and answered alike, and
+        stores nothing (its operator never sees it)."""
         name = (body.get("metadata") or {}).get("name", "")
         if namespace not in self.namespaces:  # type: ignore[attr-defined]
             return not_found("namespaces", namespace)
@@ -124,6 +127,8 @@ class Workloads:
             return already_exists(crd.qualified, name)
         obj = snapshot(body)
         obj["metadata"].update(namespace=namespace, uid=str(uuid.uuid4()), generation=1, creationTimestamp=self.clock.stamp())
+        if dry_run:
+            return 201, obj
         self.workloads[key] = obj
         self.created.append(name)  # type: ignore[attr-defined]
         self.history.record("ADDED", crd.plural, obj)  # type: ignore[attr-defined]
