@@ -62,8 +62,12 @@ def check_study(spec: Study, definition: dict, settings: Settings, runs_jobs: bo
 
 def check_access(spec: Study, definition: dict, refusal: Callable[[Study], Problem | None]) -> None:
     """A study whose trials the cluster says katuna may not create where they would run
-    (``refusal``'s answer) is refused, naming the field, before anything is stored."""
-    problem = refusal(spec)
+    (``refusal``'s answer), or whose first trial's workload it refuses as invalid (``refusal``
+    raises ``InvalidStudy``), is refused, naming the field, before anything is stored."""
+    try:
+        problem = refusal(spec)
+    except InvalidStudy as exc:
+        _refuse(definition, list(exc.problems))
     if problem is not None:
         _refuse(definition, [problem])
 

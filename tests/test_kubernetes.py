@@ -120,6 +120,81 @@ def test_a_trial_spec_job_is_read_from_its_own_container(service: Service, kube:
         assert trial["imageDigest"] == image_id("python:3.12")
 
 
+def spec_study(name: str, container: dict, **job_spec) -> dict:
+    """A study whose ``trialSpec`` is a Job of one container ``training-container`` with the
+    fields of ``container`` (None: without the field), running the objective."""
+    definition = job_study(name, maxTrials=1, parallelism=1)
+    command = definition["trialTemplate"].pop("command")
+    definition["trialTemplate"] = {"trialSpec": {"apiVersion": "batch/v1", "kind": "Job", "spec": {**job_spec, "template": {
+        "spec": {"restartPolicy": "Never", "containers": [
+            {k: v for k, v in {"name": "training-container", "image": "python:3.12", "command": command,
+                               **container}.items() if v is not None}]}}}}}
+    return definition
+
+
+REFUSED = "the API server refuses the first trial's Job (a dry run of its create)"
+CONTAINER = "trialTemplate.trialSpec.spec.template.spec.containers[0]"
+
+
+def test_a_trial_spec_job_the_api_server_refuses_is_refused_when_posted_naming_its_fields(service: Service,
+                                                                                         kube: KubeStub):
+    """The first trial's Job is created in a dry run when the study is submitted: what the API
+    server refuses is refused at the ``trialSpec``'s field, with the API's reason, and nothing
+    is stored or created (before, the study was stored and failed at its first trial)."""
+    definition = spec_study("spec-refused", {"image": None, "imagePullPolicy": "always",
+                                             "env": [{"name": "LR=1", "value": "x"}],
+                                             "ports": [{"containerPort": 70000}]})
+    status, _, body = service.request("POST", "/studies", yaml.safe_dump(definition),
+                                      {"Content-Type": "application/yaml"})
+    problems = sorted((p["path"], p["message"]) for p in json.loads(body)["problems"])
+    assert status == 422 and problems == [
+        (f"{CONTAINER}.env[0].name", 'Invalid value: "LR=1": a valid environment variable name must consist only of '
+                                     f"printable ASCII characters other than '=': {REFUSED}"),
+        (f"{CONTAINER}.image", f"Required value: {REFUSED}"),
+        (f"{CONTAINER}.imagePullPolicy", 'Unsupported value: "always": supported values: "Always", "IfNotPresent", '
+                                         f'"Never": {REFUSED}'),
+        (f"{CONTAINER}.ports[0].containerPort", f"Invalid value: 70000: must be between 1 and 65535, inclusive: "
+                                                f"{REFUSED}")], problems
+    assert service.request("GET", "/studies/spec-refused")[0] == 404, "nothing is stored"
+    assert not [n for _, n in kube.create_requests if n.startswith("spec-refused")], "nothing is created"
+
+
+def test_a_trial_spec_jobs_selector_that_misses_its_pods_is_refused_when_posted(service: Service):
+    definition = spec_study("spec-selector", {}, manualSelector=True, selector={"matchLabels": {"app": "x"}})
+    status, _, body = service.request("POST", "/studies", yaml.safe_dump(definition),
+                                      {"Content-Type": "application/yaml"})
+    assert status == 422 and [p["path"] for p in json.loads(body)["problems"]] == [
+        "trialTemplate.trialSpec.spec.template.metadata.labels"], body
+
+
+def test_a_trial_spec_study_submitted_again_while_its_first_job_is_kept_is_taken(service: Service, kube: KubeStub):
+    """The dry run of a study submitted again meets its first trial's Job, kept (``retain``):
+    the API's "already exists" says the Job was valid, and the study is taken."""
+    definition = spec_study("spec-again", {})
+    definition["trialTemplate"]["retain"] = True
+    submit(service, definition)
+    assert service.wait_for("spec-again")["status"] == "completed"
+    assert ("trials", "spec-again-0") in kube.jobs
+    status, _, body = service.request("POST", "/studies", yaml.safe_dump(definition),
+                                      {"Content-Type": "application/yaml"})
+    assert status in (200, 201), body
+
+
+def test_a_trial_spec_study_is_not_refused_while_the_api_server_cannot_be_reached(tmp_path: Path):
+    """A dry run that cannot be made (the API unreachable) refuses nothing: the submission is
+    answered 503 with Retry-After, to be made again, and nothing is stored."""
+    service = Service(tmp_path, workers=1, KATUNA_EXECUTOR="kubernetes",
+                      KATUNA_K8S_API=f"http://127.0.0.1:{free_port()}", KATUNA_K8S_NAMESPACE="trials")
+    try:
+        status, headers, body = service.request("POST", "/studies", yaml.safe_dump(spec_study("spec-later", {})),
+                                                {"Content-Type": "application/yaml"})
+        stored = service.request("GET", "/studies/spec-later")[0]
+    finally:
+        service.close()
+    assert status == 503 and json.loads(body)["retryable"] is True and headers.get("Retry-After"), body
+    assert stored == 404
+
+
 def test_a_study_naming_a_namespace_katuna_may_not_use_is_refused_when_submitted(service: Service):
     """The cluster is asked (a SelfSubjectAccessReview) before anything is stored: a namespace
     where katuna's Role is not bound is refused naming the field, a Katib Experiment's own, and

@@ -590,6 +590,33 @@ def test_on_the_cluster_a_study_resource_where_katuna_may_not_create_jobs_is_ref
         cluster.close()
 
 
+def test_on_the_cluster_a_study_resource_whose_trial_spec_the_api_server_refuses_is_refused_in_its_status(
+        kube: KubeStub, tmp_path: Path):
+    """The first trial's Job is created in a dry run in the resource's namespace: a field the API
+    server refuses is refused in the status (``InvalidSpec``) at its place in the resource, and
+    nothing is stored or launched."""
+    cluster = Service(tmp_path, workers=1, KATUNA_EXECUTOR="kubernetes", KATUNA_K8S_API=kube.url,
+                      KATUNA_K8S_NAMESPACE="katuna")
+    try:
+        resource = study("kst-pull", maxTrials=1, parallelism=1)
+        command = resource["spec"]["trialTemplate"].pop("command")
+        resource["spec"]["trialTemplate"] = {"trialSpec": {"apiVersion": "batch/v1", "kind": "Job", "spec": {
+            "template": {"spec": {"restartPolicy": "Never", "containers": [
+                {"name": "trial", "image": "python:3.12", "imagePullPolicy": "sometimes", "command": command}]}}}}}
+        obj = kube.apply(resource)
+        assert send(cluster, "add", obj) == []
+        status = status_of(kube, obj)
+        assert (status["phase"], conditions(status)["Failed"]["reason"]) == ("Failed", "InvalidSpec"), status
+        assert status["problems"] == [{
+            "field": "spec.trialTemplate.trialSpec.spec.template.spec.containers[0].imagePullPolicy",
+            "message": 'Unsupported value: "sometimes": supported values: "Always", "IfNotPresent", "Never": the API '
+                       "server refuses the first trial's Job (a dry run of its create)"}], status
+        assert cluster.request("GET", "/studies/kst-pull")[0] == 404
+        assert not [name for _, name in kube.create_requests if name.startswith("kst-pull-")]
+    finally:
+        cluster.close()
+
+
 # the uid guard on status writes
 
 

@@ -174,6 +174,26 @@ def test_a_kind_katuna_is_not_granted_is_refused_when_submitted_naming_it(servic
     assert service.request("GET", "/studies/unserved")[0] == 404, "nothing is stored"
 
 
+def test_a_workload_its_kinds_schema_refuses_is_refused_when_submitted_naming_the_field(service: Service,
+                                                                                        kube: KubeStub):
+    """The first trial's workload is created in a dry run (the custom objects API's ``dryRun``):
+    a value its CRD's schema refuses is refused at its field in the ``trialSpec``, before
+    anything is stored or made."""
+    definition = study_definition("torch-typed", maxTrials=1, parallelism=1)
+    definition["trialTemplate"] = {"primaryContainerName": "pytorch", "trialSpec": {
+        "apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "spec": {"pytorchReplicaSpecs": {
+            "Master": {**_replica(1, _container("pytorch", OBJECTIVE)), "replicas": "one"}}}}}
+    status, _, body = service.request("POST", "/studies", yaml.safe_dump(definition),
+                                      {"Content-Type": "application/yaml"})
+    problems = json.loads(body)["problems"]
+    assert status == 422 and [p["path"] for p in problems] == [
+        "trialTemplate.trialSpec.spec.pytorchReplicaSpecs.Master.replicas"], body
+    assert problems[0]["message"].endswith("the API server refuses the first trial's PyTorchJob (a dry run of its "
+                                           "create)"), problems
+    assert service.request("GET", "/studies/torch-typed")[0] == 404, "nothing is stored"
+    assert not [key for key in kube.workloads if key[2].startswith("torch-typed")]
+
+
 def test_a_pytorchjob_study_submitted_again_while_the_first_ones_pods_terminate_reads_only_its_own(
         service: Service, kube: KubeStub, monkeypatch: pytest.MonkeyPatch):
     """Pod names of a Training Operator job carry no study uid: a study deleted while its trial

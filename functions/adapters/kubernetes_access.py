@@ -1,11 +1,23 @@
-"""Whether katuna may create a study's trial workloads where they would run, asked of the API
-server before the study is stored (a SelfSubjectAccessReview, which every account may make): a
-study naming a namespace where katuna's Role is not bound, or a workload kind katuna is not
-granted (a ``knative/trial-kinds/`` component not deployed), is refused, naming the field,
-instead of failing at its first trial.
+"""Whether katuna may create a study's trial workloads where they would run, and whether the
+cluster takes them, asked of the API server before the study is stored.
+
+First a SelfSubjectAccessReview, which every account may make: a study naming a namespace where
+katuna's Role is not bound, or a workload kind katuna is not granted (a ``knative/trial-kinds/``
+component not deployed), is refused, naming the field, instead of failing at its first trial.
+Then, for a ``trialSpec``, the first trial's workload is created in a dry run (``dryRun=All``),
+each parameter at its lowest value: the API server validates and defaults it, and its admission
+webhooks see it, as they will every trial's, and nothing is stored. What it refuses as invalid
+(422) is refused as ``trialTemplate.trialSpec`` at the API's field path; what it forbids (403,
+an admission webhook or quota) is refused as the review's refusals are; an answer of the name
+being taken (409) means the workload was valid. Other errors are translated as every API call's
+(:func:`~functions.adapters.kubernetes_client.translate`): a temporary one (5xx, unreachable)
+refuses nothing, and the submission is to be made again.
 """
 
 from __future__ import annotations
+
+import json
+from typing import Any, cast
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
@@ -13,27 +25,42 @@ from urllib3.exceptions import HTTPError
 
 from functions.adapters.kubernetes_client import translate
 from functions.core import trial_kinds
-from functions.core.errors import Problem
+from functions.core.cluster import Cluster
+from functions.core.errors import InvalidStudy, PermanentError, Problem
+from functions.core.job import render_trial
+from functions.core.launch import first_launch
 from functions.core.spec import Study
 
 JOB = {"apiVersion": "batch/v1", "kind": "Job"}
 """The workload of a study without a ``trialSpec``."""
 
 GRANTED_BY = "a kind of knative/trial-kinds/ is granted by deploying its component"
+TRIAL_SPEC = "trialTemplate.trialSpec"
 
 
 class Access:
-    """Asks the API server what this service's account may do; ``default_namespace`` is where
-    the trials of a study naming none run."""
+    """Asks the API server what this service's account may do and what it takes; ``defaults``
+    are the service's trial settings (``namespace``: where the trials of a study naming none run)."""
 
-    def __init__(self, api: client.ApiClient, default_namespace: str) -> None:
+    def __init__(self, api: client.ApiClient, defaults: Cluster) -> None:
         self._reviews = client.AuthorizationV1Api(api)
-        self._default_namespace = default_namespace
+        self._batch = client.BatchV1Api(api)
+        self._objects = client.CustomObjectsApi(api)
+        self._defaults = defaults
+        self._default_namespace = defaults.namespace or "default"
 
     def refusal(self, spec: Study) -> Problem | None:
         """Why katuna may not create the study's trial workloads where they would run; None where
-        it may, or where the study names no namespace and runs Jobs (in the service's own
-        namespace, which the operator binds)."""
+        it may. ``InvalidStudy`` where the API server refuses the first trial's ``trialSpec``
+        workload as invalid (:meth:`_dry_run`)."""
+        forbidden = self._access(spec)
+        if forbidden is None and spec.trial_template.trial_spec is not None:
+            return self._dry_run(spec)
+        return forbidden
+
+    def _access(self, spec: Study) -> Problem | None:
+        """The review's refusal; None where katuna may create the workload, or where the study
+        names no namespace and runs Jobs (in the service's own namespace, which the operator binds)."""
         named = spec.kubernetes.namespace
         group, _, plural = trial_kinds.resource(spec.trial_template.trial_spec or JOB)
         jobs = (group, plural) == ("batch", "jobs")
@@ -41,16 +68,7 @@ class Access:
             return None
         if self._may_create(named or self._default_namespace, group, plural):
             return None
-        what = plural + ("." + group if group else "")
-        if named is not None:
-            granted = "" if jobs else f" with this kind granted ({GRANTED_BY})"
-            return Problem("kubernetes.namespace", f"katuna may not create {what} in namespace {named!r}: bind the "
-                                                   f"katuna-trials ClusterRole to its account there{granted}, or "
-                                                   f"run the trials in a namespace where it is bound")
-        return Problem("trialTemplate.trialSpec", f"katuna may not create {what} in namespace "
-                                                  f"{self._default_namespace!r}, where this study's trials run: grant "
-                                                  f"its account that kind there ({GRANTED_BY}), or use a kind it may "
-                                                  f"create")
+        return _forbidden(spec, _what(group, plural), named or self._default_namespace, None)
 
     def _may_create(self, namespace: str, group: str, plural: str) -> bool:
         attributes = client.V1ResourceAttributes(namespace=namespace, verb="create", group=group, resource=plural)
@@ -62,3 +80,80 @@ class Access:
         except (ApiException, HTTPError) as exc:
             raise translate(exc, f"review katuna's access to namespace {namespace}") from exc
         return answer.status is not None and bool(answer.status.allowed)
+
+    def _dry_run(self, spec: Study) -> Problem | None:
+        """Create the first trial's workload with ``dryRun=All`` where it would run; see the
+        module's docstring for what each answer means. A first trial katuna itself would not
+        launch (a value making a label Kubernetes refuses) is left to fail at its launch."""
+        launch = first_launch(spec)
+        try:
+            workload = render_trial(launch, self._defaults)
+        except PermanentError:
+            return None
+        namespace = (launch.cluster or Cluster()).with_defaults(self._defaults).namespace or "default"
+        group, version, plural = trial_kinds.resource(workload)
+        doing = f"create {_what(group, plural)} {launch.job_name} in namespace {namespace} (a dry run)"
+        try:
+            self._create(namespace, (group, version, plural), workload)
+        except ApiException as exc:
+            if exc.status == 409:
+                return None
+            if exc.status == 422:
+                raise InvalidStudy(_invalid(exc, str(workload.get("kind")))) from exc
+            if exc.status == 403:
+                return _forbidden(spec, _what(group, plural), namespace, _message(exc))
+            raise translate(exc, doing) from exc
+        except HTTPError as exc:
+            raise translate(exc, doing) from exc
+        return None
+
+    def _create(self, namespace: str, resource: tuple[str, str, str], workload: dict[str, Any]) -> None:
+        group, version, plural = resource
+        if (group, plural) == ("batch", "jobs"):
+            # The client sends a plain dict as it is; the Job is rendered as one by the pure core.
+            self._batch.create_namespaced_job(namespace, cast(client.V1Job, workload), dry_run="All")
+        else:
+            self._objects.create_namespaced_custom_object(group, version, namespace, plural, workload, dry_run="All")
+
+
+def _what(group: str, plural: str) -> str:
+    return plural + ("." + group if group else "")
+
+
+def _forbidden(spec: Study, what: str, namespace: str, why: str | None) -> Problem:
+    """The refusal of a study whose trial workload katuna may not create in ``namespace``,
+    naming the field that chose it: for the reason the API server gave (``why``: it forbade
+    the dry run's create), else as the access review answered."""
+    field = "kubernetes.namespace" if spec.kubernetes.namespace is not None else TRIAL_SPEC
+    if why is not None:
+        return Problem(field, f"Kubernetes forbids katuna to create {what} in namespace {namespace!r}: {why}")
+    if field == TRIAL_SPEC:
+        return Problem(field, f"katuna may not create {what} in namespace {namespace!r}, where this study's trials "
+                              f"run: grant its account that kind there ({GRANTED_BY}), or use a kind it may create")
+    granted = "" if what == "jobs.batch" else f" with this kind granted ({GRANTED_BY})"
+    return Problem(field, f"katuna may not create {what} in namespace {namespace!r}: bind the katuna-trials "
+                          f"ClusterRole to its account there{granted}, or run the trials in a namespace where it is "
+                          f"bound")
+
+
+def _invalid(exc: ApiException, kind: str) -> list[Problem]:
+    """The API server's reasons for refusing the first trial's ``kind`` workload, each at its
+    field under the ``trialSpec`` (the workload is the ``trialSpec`` filled in)."""
+    causes = (_body(exc).get("details") or {}).get("causes") or []
+    refused = f"the API server refuses the first trial's {kind} (a dry run of its create)"
+    problems = [Problem(f"{TRIAL_SPEC}.{c['field']}" if c.get("field") else TRIAL_SPEC,
+                        f"{c.get('message', '')}: {refused}") for c in causes]
+    return problems or [Problem(TRIAL_SPEC, f"{_message(exc)}: {refused}")]
+
+
+def _body(exc: ApiException) -> dict[str, Any]:
+    """The ``Status`` the API server answered with; empty where the body is none."""
+    try:
+        body = json.loads(exc.body or "")
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _message(exc: ApiException) -> str:
+    return str(_body(exc).get("message") or exc.reason)

@@ -11,12 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 from functions.core import template, trial_spec
 from functions.core.naming import job_name
+from functions.core.parameters import ChoiceParameter
 from functions.core.records import StudyRecord, TrialRecord
 from functions.core.report_token import attempt_token
 from functions.core.spec import MAX_ATTEMPTS
 
 if TYPE_CHECKING:
     from functions.core.cluster import Cluster
+    from functions.core.spec import Study
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,17 @@ def trial_launch(record: StudyRecord, trial: TrialRecord) -> TrialLaunch:
         retain=tmpl.retain,
         max_attempts=tmpl.max_attempts,
     )
+
+
+def first_launch(spec: Study) -> TrialLaunch:
+    """The first attempt of the study's first trial, each parameter that applies at its lowest
+    (or first listed) value: a trial as the study could make one, before it is stored (for a dry
+    run of its workload; its uid is no study's)."""
+    params: dict[str, Any] = {}
+    for parameter in spec.parameters:
+        if parameter.active(params):
+            params[parameter.name] = parameter.values[0] if isinstance(parameter, ChoiceParameter) else parameter.low
+    return trial_launch(StudyRecord(spec, {}, ".", uid="dry-run"), TrialRecord(spec.name, 0, params))
 
 
 def _progress(record: StudyRecord, trial: TrialRecord) -> Progress:

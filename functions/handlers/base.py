@@ -76,7 +76,8 @@ class Deps:
     namespace and katuna's (:mod:`functions.core.cluster_templates`)."""
     access_refusal: Callable[[Study], Problem | None] | None = None
     """Why katuna may not create a study's trial workloads where they would run, asked of the
-    cluster; None where trials do not run on one."""
+    cluster (``InvalidStudy`` where it refuses the first trial's ``trialSpec`` workload as
+    invalid); None where trials do not run on one."""
 
 
 def earlier_results(deps: Deps, spec: Study, earlier: str) -> tuple[KnownResult, ...]:

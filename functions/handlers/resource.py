@@ -48,6 +48,7 @@ from functions.core.resources import (
     refused_fields,
     spec_paths,
 )
+from functions.core.spec import Study
 from functions.core.stop import Decision
 from functions.core.trial_identity import study_problems
 from functions.handlers.base import Deps, complete, go_on, reopen
@@ -118,7 +119,7 @@ def _create(deps: Deps, ref: Ref, current: Mapping[str, Any]) -> list[Event]:
         unsized = missing_requests(spec, deps.trial_defaults)
         if unsized is not None:
             raise InvalidStudy([unsized])
-        forbidden = deps.access_refusal(spec) if deps.access_refusal is not None else None
+        forbidden = _access_refusal(deps, spec, submitted)
         if forbidden is not None:
             _fail(deps, ref, uid, generation, "Forbidden", [Problem("metadata.namespace", forbidden.message)])
             return []
@@ -128,6 +129,18 @@ def _create(deps: Deps, ref: Ref, current: Mapping[str, Any]) -> list[Event]:
         return []
     report(record, deps)
     return [study_created(record.name, record.uid)]
+
+
+def _access_refusal(deps: Deps, spec: Study, submitted: dict[str, Any]) -> Problem | None:
+    """Why katuna may not create the study's trial workloads in its namespace, asked of the
+    cluster; a ``trialSpec`` the cluster refuses as invalid is ``InvalidStudy``, its paths those
+    of the resource as submitted."""
+    if deps.access_refusal is None:
+        return None
+    try:
+        return deps.access_refusal(spec)
+    except InvalidStudy as exc:
+        raise InvalidStudy(in_definition(submitted, exc.problems)) from exc
 
 
 def _edit(deps: Deps, stored: StudyRecord, origin: Origin, current: Mapping[str, Any]) -> list[Event]:
