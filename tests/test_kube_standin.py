@@ -363,6 +363,10 @@ def with_container(name: str, **fields) -> dict:
     return made
 
 
+def indexed(name: str, completions: int) -> dict:
+    return job(name, completionMode="Indexed", completions=completions, parallelism=1)
+
+
 def manual(name: str, selector: dict) -> dict:
     return job(name, manualSelector=True, selector=selector)
 
@@ -382,6 +386,7 @@ EXACT = {"requests": {"nvidia.com/gpu": "2", "cpu": "1"}, "limits": {"nvidia.com
                    ports=[{"containerPort": 65535, "hostPort": 1, "protocol": "UDP"}]),
     with_pod("init", initContainers=[{"name": "fetch", "image": "busybox"}]),
     manual("manual", {"matchLabels": {"app": "t"}}),
+    indexed("i" * 61, 10),
 ])
 def test_pod_fields_the_api_server_takes_are_accepted(static: KubeStub, body: dict):
     client.BatchV1Api(api(static)).create_namespaced_job("katuna", body)
@@ -435,6 +440,9 @@ CONTAINER = f"{POD}.containers[0].resources"
     (manual("v", {"matchLabels": {"app": "other"}}),
      'spec.template.metadata.labels: Invalid value: {"app":"t"}: `selector` does not match template `labels`'),
     (job("w", manualSelector=True), "spec.selector: Required value"),
+    (indexed("i" * 61, 11), f'metadata.name: Invalid value: "{"i" * 61}": will not able to create pod with invalid '
+                            f'DNS label: {"i" * 61}-10'),
+    (indexed("i" * 62, 1), "will not able to create pod with invalid DNS label"),
 ])
 def test_pod_fields_the_api_server_refuses_are_refused_naming_the_field(static: KubeStub, body: dict, cause: str):
     status, message = refusal(lambda: client.BatchV1Api(api(static)).create_namespaced_job("katuna", body))

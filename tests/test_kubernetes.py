@@ -195,6 +195,26 @@ def test_a_trial_spec_study_is_not_refused_while_the_api_server_cannot_be_reache
     assert stored == 404
 
 
+def test_an_indexed_trial_spec_whose_later_pods_names_are_too_long_is_refused_when_posted(service: Service,
+                                                                                        kube: KubeStub):
+    """An Indexed Job's pods are named ``<job name>-<index>``: a study name that leaves its last
+    trial's retried Job no room for its last index is refused naming the study's name, saying
+    how many characters must go; one character shorter, it runs."""
+    name = "s" * 56
+    definition = spec_study(name, {}, completionMode="Indexed", completions=2, parallelism=1)
+    definition.update(maxTrials=20, parallelism=1)
+    definition["trialTemplate"]["maxAttempts"] = 5
+    status, _, body = service.request("POST", "/studies", yaml.safe_dump(definition),
+                                      {"Content-Type": "application/yaml"})
+    [problem] = json.loads(body)["problems"]
+    assert status == 422 and problem["path"] == "name" and "shorten the name by 1 characters" in problem["message"]
+    assert f"would be named {name}-19-a5-1 (64 characters)" in problem["message"], problem
+    assert service.request("GET", f"/studies/{name}")[0] == 404
+    definition.update(name=name[:-1], maxTrials=1)
+    submit(service, definition)
+    assert service.wait_for(name[:-1], timeout=60)["status"] == "completed"
+
+
 def test_a_study_naming_a_namespace_katuna_may_not_use_is_refused_when_submitted(service: Service):
     """The cluster is asked (a SelfSubjectAccessReview) before anything is stored: a namespace
     where katuna's Role is not bound is refused naming the field, a Katib Experiment's own, and

@@ -249,6 +249,32 @@ def test_a_trial_spec_job_may_not_replace_pods_before_they_fail():
     parse_study(definition)
 
 
+def indexed_study(name: str, completions: int, **overrides) -> dict:
+    definition = study_definition(name=name, **overrides)
+    definition["trialTemplate"] = {"maxAttempts": 3, "trialSpec": {
+        "apiVersion": "batch/v1", "kind": "Job", "spec": {"completionMode": "Indexed", "completions": completions,
+                                                          "template": {"spec": {"containers": [
+            {"name": "t", "image": "python:3.12", "command": ["python", "-c", "1"], "args": ["${trialParameters.x}"]}]}}}}}
+    return definition
+
+
+def test_an_indexed_trial_spec_job_leaves_room_in_every_trials_name_for_its_last_pods_index():
+    """``<study>-<last trial>-a<last attempt>-<completions - 1>`` is at most 63 characters: the
+    hostname of the last pod of the last trial's last attempt, which the API server requires
+    to be a DNS-1123 label when it takes the Job."""
+    fits = "f" * (63 - len("-99-a3-9"))
+    parse_study(indexed_study(fits, 10, maxTrials=100))
+    assert problems(indexed_study(fits + "x", 10, maxTrials=100)) == [
+        f"name: expected at most {len(fits)} characters for an Indexed trialSpec Job of 10 completions: the last pod "
+        f"of trial 99's attempt 3 would be named {fits}x-99-a3-9 (64 characters), and the API server refuses a Job "
+        f"whose pod names pass the 63 of a DNS-1123 label; shorten the name by 1 characters, or lower maxTrials, "
+        f"trialTemplate.maxAttempts or completions"]
+    assert len(problems(indexed_study(fits, 11, maxTrials=100))) == 1, "the index 10 is a character longer"
+    unbounded = indexed_study(fits, 10, timeBudget="1h")
+    del unbounded["maxTrials"]
+    assert "trial 999999's attempt 3" in problems(unbounded)[0], "without maxTrials, up to KATUNA_MAX_TRIALS"
+
+
 def test_a_trial_spec_job_may_not_be_suspended():
     """A suspended Job makes no pods: its trial would wait for ever. Kueue suspends and resumes
     the Jobs it queues itself; a template has no reason to."""

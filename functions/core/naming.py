@@ -19,3 +19,11 @@ def job_name(study: str, number: int, attempt: int = 1) -> str:
     digest = hashlib.sha256(study.encode()).hexdigest()[:6]
     head = study[: MAX_NAME - len(suffix) - len(digest) - 1].rstrip("-")
     return f"{head}-{digest}{suffix}"
+
+
+def indexed_excess(study: str, trials: int, attempts: int, completions: int) -> int:
+    """How many characters the study's name must lose for the last pod of every trial's Indexed
+    Job (``<job name>-<completions-1>``, its hostname) to be a DNS-1123 label: the longest Job
+    name is the last trial's last attempt's, unshortened; 0 when it fits."""
+    longest = len(study) + len(f"-{trials - 1}") + (len(f"-a{attempts}") if attempts > 1 else 0)
+    return max(0, longest + len(f"-{completions - 1}") - MAX_NAME)

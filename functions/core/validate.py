@@ -23,6 +23,7 @@ from functions.core.cluster import parse_cluster
 from functions.core.errors import InvalidStudy, Problem
 from functions.core.limits import DEFAULTS, MAX_SEED, Limits
 from functions.core.metrics import check_filter
+from functions.core.naming import indexed_excess, job_name
 from functions.core.nodepool import parse_node_pool
 from functions.core.parameters import (
     DISTRIBUTIONS,
@@ -132,12 +133,37 @@ def parse_study(data: Any, limits: Limits = DEFAULTS, stored: Callable[[str], bo
         warm_start=warm_start,
         node_pool=node_pool,
     )
-    problems = over_limits(study, limits) or distribution_problems(parameters)
+    problems = over_limits(study, limits) or _indexed_names(study, limits) or distribution_problems(parameters)
     problems = problems or check_algorithm(algorithm, parameters, len(objectives), limits)
     problems = problems or check_sampler(algorithm, parameters, len(objectives))
     if problems:
         raise InvalidStudy(problems)
     return study
+
+
+def _indexed_names(study: Study, limits: Limits) -> list[Problem]:
+    """An Indexed ``trialSpec`` Job's pods are named ``<job name>-<index>``, which the API server
+    requires to be a DNS-1123 label for the last index when it takes the Job: a name whose later
+    trials (up to ``maxTrials``, else ``KATUNA_MAX_TRIALS``) or retries would be refused is refused
+    now, saying how many characters must go, rather than fail its study mid-run."""
+    job = study.trial_template.trial_spec or {}
+    spec = job.get("spec") or {}
+    if not isinstance(spec, Mapping):
+        return []
+    completions = spec.get("completions", 1 if spec.get("parallelism") is None else None)
+    if (job.get("apiVersion"), job.get("kind"), spec.get("completionMode")) != ("batch/v1", "Job", "Indexed") \
+            or not isinstance(completions, int) or completions < 1:
+        return []
+    trials, attempts = study.max_trials or limits.trials, study.trial_template.max_attempts
+    excess = indexed_excess(study.name, trials, attempts, completions)
+    if not excess:
+        return []
+    last = f"{job_name(study.name, trials - 1, attempts)}-{completions - 1}"
+    return [Problem("name", f"expected at most {len(study.name) - excess} characters for an Indexed trialSpec Job of "
+                            f"{completions} completions: the last pod of trial {trials - 1}'s attempt {attempts} would "
+                            f"be named {last} ({len(last)} characters), and the API server refuses a Job whose pod "
+                            f"names pass the 63 of a DNS-1123 label; shorten the name by {excess} characters, or "
+                            f"lower maxTrials, trialTemplate.maxAttempts or completions")]
 
 
 def _check_values(r: Reader, listed: list[Parameter | None], name: str | None, stored: Callable[[str], bool]) -> None:

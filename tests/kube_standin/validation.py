@@ -98,6 +98,7 @@ def job_problems(job: dict) -> list[tuple[str, str]]:
     problems += containers_problems("spec.template.spec", pod)
     problems += pod_problems("spec.template.spec", pod)
     problems += _selector_problems(job.get("spec") or {})
+    problems += _indexed_problems(job)
     problems += _volume_problems(pod)
     if job.get("metadata", {}).get("resourceVersion"):
         problems.append(("metadata.resourceVersion", "resourceVersion should not be set on objects to be created"))
@@ -127,6 +128,20 @@ def _selector_problems(spec: dict) -> list[tuple[str, str]]:
         return []
     shown = json.dumps(labels, separators=(",", ":"), sort_keys=True)
     return [("spec.template.metadata.labels", f"Invalid value: {shown}: `selector` does not match template `labels`")]
+
+
+def _indexed_problems(job: dict) -> list[tuple[str, str]]:
+    """An Indexed Job's pods are named ``<job>-<index>``, the hostname of its last one a DNS-1123
+    label too (the API refuses the Job rather than fail at that pod)."""
+    spec, name = job.get("spec") or {}, (job.get("metadata") or {}).get("name") or ""
+    completions = spec.get("completions", 1 if spec.get("parallelism") is None else None)
+    if spec.get("completionMode") != "Indexed" or not completions or completions <= 0:
+        return []
+    last = f"{name}-{completions - 1}"
+    if DNS_LABEL.match(last) and len(last) <= 63:
+        return []
+    return [("metadata.name", f"Invalid value: {json.dumps(name)}: will not able to create pod with invalid DNS "
+                              f"label: {last}")]
 
 
 def containers_problems(path: str, pod: dict) -> list[tuple[str, str]]:
