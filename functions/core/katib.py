@@ -18,7 +18,15 @@ from typing import Any
 
 import yaml
 
-from functions.core import bounded_yaml, katib_collectors, katib_paths, katib_search, katib_template, validate
+from functions.core import (
+    bounded_yaml,
+    katib_collectors,
+    katib_paths,
+    katib_search,
+    katib_shapes,
+    katib_template,
+    validate,
+)
 from functions.core.errors import InvalidStudy, Problem
 from functions.core.katib_paths import (
     ANNOTATION_FIELD,
@@ -67,7 +75,12 @@ def annotated_pool(metadata: Mapping[str, Any]) -> Any:
 def from_experiment(data: Mapping[str, Any], limits: Limits = DEFAULTS) -> dict[str, Any]:
     """The native definition of a Katib Experiment, or :class:`InvalidStudy` listing every
     problem with its Experiment path: those of the translation (Katib's webhook rules, fields
-    katuna cannot honour) and those the native study they leave would have under ``limits``."""
+    katuna cannot honour) and those the native study they leave would have under ``limits``. A
+    field holding the wrong kind of value is refused before anything is translated, as Katib's
+    webhook refuses an Experiment it cannot decode (:mod:`katib_shapes`)."""
+    shaped = katib_shapes.problems(data)
+    if shaped:
+        raise InvalidStudy(shaped)
     problems: list[Problem] = []
     metadata = data.get("metadata") or {}
     spec = data.get("spec") or {}

@@ -1,0 +1,94 @@
+"""The kind of value each field of a Katib Experiment holds, checked before it is translated.
+
+Katib's CRD keeps no schema: its webhook decodes an Experiment into Go structs, so a string where
+a list belongs (``additionalMetricNames: f1``) is refused by the field's path before anything
+else is read. :data:`SHAPE` describes the fields the translation reads the same way, and
+:func:`problems` names each field holding the wrong kind of value ("expected a list of strings,
+got a string"), so no field is read character by character or in the wrong sense. Free-form
+fields (the ``trialSpec``, a custom collector) are checked to be mappings only; fields not in
+:data:`SHAPE` are left to the translation, which refuses unknown ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from functions.core.errors import Problem
+from functions.core.reader import is_int, kind_of
+
+Shape = str | Mapping[str, "Shape"] | list["Shape"]
+"""A kind (``"string"``, ``"scalar"``, ...), a mapping of known fields (``"*"``: any key) to
+their shapes, or a one-item list: a list of values of that shape."""
+
+_SETTINGS: Shape = [{"name": "string", "value": "scalar"}]
+SHAPE: Shape = {
+    "metadata": {"name": "string", "namespace": "string", "annotations": "mapping", "labels": "mapping"},
+    "spec": {
+        "objective": {"type": "string", "goal": "number", "objectiveMetricName": "string",
+                      "additionalMetricNames": ["string"],
+                      "metricStrategies": [{"name": "string", "value": "string"}]},
+        "algorithm": {"algorithmName": "string", "algorithmSettings": _SETTINGS},
+        "earlyStopping": {"algorithmName": "string", "algorithmSettings": _SETTINGS},
+        "parallelTrialCount": "integer", "maxTrialCount": "integer", "maxFailedTrialCount": "integer",
+        "resumePolicy": "string", "nasConfig": "mapping",
+        "parameters": [{"name": "string", "parameterType": "string", "feasibleSpace": {
+            "min": "scalar", "max": "scalar", "step": "scalar", "list": ["scalar"], "distribution": "string"}}],
+        "trialTemplate": {
+            "trialSpec": "mapping", "retain": "boolean", "primaryContainerName": "string",
+            "primaryPodLabels": {"*": "string"}, "successCondition": "string", "failureCondition": "string",
+            "configMap": {"configMapName": "string", "configMapNamespace": "string", "templatePath": "string"},
+            "trialParameters": [{"name": "string", "reference": "string", "description": "string"}]},
+        "metricsCollectorSpec": {
+            "collector": {"kind": "string", "customCollector": "mapping"},
+            "source": {"filter": {"metricsFormat": ["string"]},
+                       "fileSystemPath": {"path": "string", "kind": "string", "format": "string"}}},
+    },
+}
+"""The fields of an Experiment the translation reads, each with the kind of value it holds.
+``scalar`` is a string, number or boolean (katuna takes ``min: 0.1`` as Katib takes ``"0.1"``)."""
+
+_KINDS: dict[str, tuple[Callable[[Any], bool], str, str]] = {
+    "string": (lambda v: isinstance(v, str), "a string", "strings"),
+    "scalar": (lambda v: v is None or isinstance(v, (str, int, float)), "a string or number", "strings or numbers"),
+    "integer": (is_int, "an integer", "integers"),
+    "number": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number", "numbers"),
+    "boolean": (lambda v: isinstance(v, bool), "true or false", "booleans"),
+    "mapping": (lambda v: isinstance(v, Mapping), "a mapping", "mappings"),
+}
+
+
+def problems(experiment: Any) -> list[Problem]:
+    """A problem for each field of ``experiment`` (a field left out or null is no problem) whose
+    value is not of the kind :data:`SHAPE` gives it, named by its path."""
+    return check(experiment, SHAPE, "")
+
+
+def _expected(shape: Shape, plural: bool = False) -> str:
+    """What a value of ``shape`` is, in words: ``a list of strings``, ``a mapping``."""
+    if isinstance(shape, list):
+        return "lists" if plural else f"a list of {_expected(shape[0], plural=True)}"
+    _, one, many = _KINDS["mapping" if isinstance(shape, Mapping) else shape]
+    return many if plural else one
+
+
+def check(value: Any, shape: Shape, path: str) -> list[Problem]:
+    """A problem for each part of ``value`` at ``path`` that is not of the kind ``shape`` gives it."""
+    if isinstance(shape, list):
+        if not isinstance(value, list):
+            return [_wrong(value, shape, path)]
+        return [p for i, item in enumerate(value) for p in check(item, shape[0], f"{path}[{i}]")]
+    if isinstance(shape, Mapping):
+        if not isinstance(value, Mapping):
+            return [_wrong(value, shape, path)]
+        return [p for key, item in value.items() if item is not None and (key in shape or "*" in shape)
+                for p in check(item, shape.get(key, shape.get("*", "mapping")), _join(path, str(key)))]
+    return [] if _KINDS[shape][0](value) else [_wrong(value, shape, path)]
+
+
+def _wrong(value: Any, shape: Shape, path: str) -> Problem:
+    return Problem(path, f"expected {_expected(shape)}, got {kind_of(value)}")
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key

@@ -1,0 +1,137 @@
+"""A field of a Katib Experiment holding the wrong kind of value is refused by its path, as
+Katib's webhook refuses an Experiment it cannot decode: never read character by character,
+never a crash, never the catch-all that names no field."""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import pytest
+import yaml
+from test_katib import experiment
+
+from functions.core import katib_shapes
+from functions.core.errors import InvalidStudy
+from functions.core.formats import load_study
+
+
+def _stdout() -> dict:
+    """A valid Experiment with every field of a StdOut collector, early stopping and trial template."""
+    doc = experiment(earlyStopping={"algorithmName": "medianstop",
+                                    "algorithmSettings": [{"name": "min_trials_required", "value": "2"}]},
+                     metricsCollectorSpec={"collector": {"kind": "StdOut"},
+                                           "source": {"filter": {"metricsFormat": [r"(\w+)=(-?\d+(\.\d+)?)"]}}},
+                     resumePolicy="Never")
+    doc["metadata"].update(annotations={"note": "kept"}, labels={"team": "a"})
+    spec = doc["spec"]
+    spec["objective"]["goal"] = 0.01
+    spec["parameters"] += [
+        {"name": "n", "parameterType": "int", "feasibleSpace": {"min": "1", "max": "9", "step": "2",
+                                                                "distribution": "uniform"}},
+        {"name": "opt", "parameterType": "categorical", "feasibleSpace": {"list": ["adam", "sgd"]}}]
+    template = spec["trialTemplate"]
+    template["trialParameters"] += [{"name": "n", "reference": "n"}, {"name": "opt", "reference": "opt"}]
+    template["trialSpec"]["spec"]["template"]["spec"]["containers"][0]["command"] += [
+        "--n=${trialParameters.n}", "--opt=${trialParameters.opt}"]
+    template.update(primaryPodLabels={"job-role": "main"}, successCondition="status.conditions.#(type==\"Complete\")#",
+                    failureCondition="status.conditions.#(type==\"Failed\")#", retain=False)
+    template["trialSpec"]["spec"]["template"]["metadata"] = {"labels": {"job-role": "main"}}
+    return doc
+
+
+def _file() -> dict:
+    """A valid Experiment with every field of a File collector."""
+    return experiment(metricsCollectorSpec={
+        "collector": {"kind": "File"},
+        "source": {"fileSystemPath": {"path": "/var/log/katib/metrics.log", "kind": "File", "format": "TEXT"}}})
+
+
+BASES = {"stdout": _stdout, "file": _file}
+WRONG = ["text", ["a"], {"k": "v"}, 7, True]
+LEFT_OUT = {"spec.nasConfig", "spec.trialTemplate.configMap", "spec.trialTemplate.configMap.configMapName",
+            "spec.trialTemplate.configMap.configMapNamespace", "spec.trialTemplate.configMap.templatePath",
+            "spec.metricsCollectorSpec.collector.customCollector"}
+"""Fields whose Experiments are refused for other reasons (each has its own test)."""
+
+
+def _fields(value: Any, shape: Any, path: str) -> Iterator[tuple[str, tuple[Any, ...], Any]]:
+    """``(path, keys, shape)`` of every field of ``value`` that :data:`katib_shapes.SHAPE` describes."""
+    if isinstance(shape, list) and isinstance(value, list):
+        for i, item in enumerate(value):
+            for sub, keys, inner in _fields(item, shape[0], f"{path}[{i}]"):
+                yield sub, (i, *keys), inner
+    elif isinstance(shape, Mapping) and isinstance(value, Mapping):
+        for key, item in value.items():
+            if key in shape or "*" in shape:
+                inner = shape.get(key, shape.get("*"))
+                where = f"{path}.{key}" if path else key
+                yield where, (key,), inner
+                for sub, keys, deeper in _fields(item, inner, where):
+                    yield sub, (key, *keys), deeper
+
+
+def _fits(value: Any, shape: Any) -> bool:
+    return not katib_shapes.check(value, shape, "")
+
+
+def _mutations() -> Iterator[Any]:
+    for base, make in BASES.items():
+        for path, keys, shape in _fields(make(), katib_shapes.SHAPE, ""):
+            for wrong in WRONG:
+                if not _fits(wrong, shape):
+                    yield pytest.param(make, keys, wrong, path, id=f"{base}:{path}={wrong!r}")
+
+
+@pytest.mark.parametrize("make", BASES.values(), ids=BASES)
+def test_the_base_experiments_are_valid(make):
+    load_study(yaml.safe_dump(make()))
+
+
+def test_the_base_experiments_hold_every_field_with_a_shape():
+    """So that every field :data:`katib_shapes.SHAPE` describes is mutated below."""
+    found = {_general(path) for make in BASES.values() for path, _, _ in _fields(make(), katib_shapes.SHAPE, "")}
+    described = {_general(path) for path, _, _ in _fields(_every(katib_shapes.SHAPE), katib_shapes.SHAPE, "")}
+    assert described - LEFT_OUT - found == set()
+
+
+def _general(path: str) -> str:
+    """``path`` with every list index left out: ``spec.parameters[].name``."""
+    return re.sub(r"\[\d+\]", "[]", path)
+
+
+def _every(shape: Any) -> Any:
+    """A value with every field ``shape`` describes (a list of one)."""
+    if isinstance(shape, list):
+        return [_every(shape[0])]
+    if isinstance(shape, Mapping):
+        return {key: _every(inner) for key, inner in shape.items() if key != "*"}
+    return "x"
+
+
+@pytest.mark.parametrize(("make", "keys", "wrong", "path"), list(_mutations()))
+def test_a_field_of_the_wrong_kind_is_refused_by_its_path(make, keys, wrong, path):
+    doc = make()
+    node = doc
+    for key in keys[:-1]:
+        node = node[key]
+    node[keys[-1]] = copy.deepcopy(wrong)
+    with pytest.raises(InvalidStudy) as caught:
+        load_study(yaml.safe_dump(doc))
+    found = caught.value.problems
+    assert any(p.path == path or p.path.startswith(f"{path}[") for p in found), found
+    assert not any("not shaped like" in p.message for p in found), found
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("additionalMetricNames", "f1", "expected a list of strings, got a string"),
+    ("metricStrategies", {"loss": "min"}, "expected a list of mappings, got a mapping"),
+])
+def test_the_message_says_what_was_expected_and_what_was_given(field, value, message):
+    doc = experiment()
+    doc["spec"]["objective"][field] = value
+    with pytest.raises(InvalidStudy) as caught:
+        load_study(yaml.safe_dump(doc))
+    assert [(p.path, p.message) for p in caught.value.problems] == [(f"spec.objective.{field}", message)]
