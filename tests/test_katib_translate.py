@@ -349,6 +349,25 @@ def test_a_file_collector_without_a_path_reads_katibs_default_file():
     assert (collector.kind, collector.path, collector.format) == ("file", "/var/log/katib/metrics.log", "text")
 
 
+def test_a_json_file_collector_takes_metric_names_as_its_keys_are_written():
+    """Katib's JSON collector reads each metric by its key, so no name is refused."""
+    doc = experiment(metricsCollectorSpec={"collector": {"kind": "File"}, "source": {"fileSystemPath": {
+        "path": "/var/log/katib/metrics.json", "kind": "File", "format": "JSON"}}})
+    doc["spec"]["objective"].update(objectiveMetricName="val.loss", additionalMetricNames=["eval/acc", "valid 1 auc"])
+    doc["spec"]["objective"]["metricStrategies"] = []
+    spec, _ = load_study(yaml.safe_dump(doc))
+    assert (spec.objectives[0].metric, spec.additional_metrics) == ("val.loss", ("eval/acc", "valid 1 auc"))
+
+
+def test_a_metric_name_the_default_filter_cannot_read_is_refused_by_its_own_path():
+    doc = experiment()
+    doc["spec"]["objective"].update(objectiveMetricName="val.loss", additionalMetricNames=["size", "eval/acc"])
+    doc["spec"]["objective"]["metricStrategies"] = []
+    found = problems_of(doc)
+    assert set(found) == {"spec.objective.objectiveMetricName", "spec.objective.additionalMetricNames[1]"}
+    assert "'eval/acc' cannot be matched by the default metric filter" in found["spec.objective.additionalMetricNames[1]"]
+
+
 def test_a_push_collector_is_refused_with_its_own_reason():
     found = problems_of(experiment(metricsCollectorSpec={"collector": {"kind": "Push"}}))
     assert "takes no pushed metrics" in found["spec.metricsCollectorSpec.collector.kind"]

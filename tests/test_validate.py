@@ -146,7 +146,7 @@ def test_json_is_accepted_too():
 @pytest.mark.parametrize("field, value, path", [
     ("name", "demo\n", "name"),
     ("parameter", "x\n", "parameters[0].name"),
-    ("metric", "loss\n", "objective"),
+    ("metric", "loss\n", "objective.metric"),
     ("env", "HOME\n", "trialTemplate.env.HOME\n"),
 ])
 def test_names_with_a_trailing_newline_are_refused(field: str, value: str, path: str):

@@ -109,10 +109,8 @@ def parse_study(data: Any, limits: Limits = DEFAULTS, stored: Callable[[str], bo
                                                         "a normal has no such set; expected uniform, or another algorithm")
     if "maxTrials" not in top and time_budget is None and not any(o.goal is not None for o in objectives) and algorithm.name != "grid":
         r.fail("maxTrials", "required unless timeBudget, an objective goal or the grid algorithm ends the study")
-    if objectives and not collector.filters and collector.kind != "tfevent":
-        for metric in [o.metric for o in objectives] + list(additional):
-            if not METRIC_NAME.fullmatch(metric):
-                r.fail("objective", f"metric name {metric!r} cannot be matched by the default metric filter: use letters, digits, '_', '-' or '|'")
+    if objectives and not collector.filters and collector.kind != "tfevent" and collector.format != "json":
+        _check_metric_names(r, top["objective"])
     if r.problems:
         raise InvalidStudy(r.problems)
     study = Study(
@@ -172,6 +170,19 @@ def _check_values(r: Reader, listed: list[Parameter | None], name: str | None, s
     clashing = clashes(listed)
     if clashing and not (name is not None and stored(name)):
         r.problems += clashing
+
+
+def _check_metric_names(r: Reader, objective: Mapping[str, Any]) -> None:
+    """Metric names the default filter reads, each refused by its own path (a JSON metrics file
+    names its metrics by its keys, so this holds for text only)."""
+    metrics, additional = objective.get("metrics"), objective.get("additionalMetrics")
+    names = ([(f"objective.metrics[{i}].name", m.get("name")) for i, m in enumerate(metrics) if isinstance(m, Mapping)]
+             if isinstance(metrics, list) else [("objective.metric", objective.get("metric"))])
+    names += [(f"objective.additionalMetrics[{i}]", m) for i, m in enumerate(additional or [])]
+    for path, metric in names:
+        if isinstance(metric, str) and not METRIC_NAME.fullmatch(metric):
+            r.fail(path, f"metric name {metric!r} cannot be matched by the default metric filter: use letters, "
+                         "digits, '_', '-' or '|', or a filter that reads it")
 
 
 def _check_counts(r: Reader, parallelism: int | None, max_trials: int | None, max_failed: int | None) -> None:
