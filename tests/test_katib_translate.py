@@ -368,6 +368,23 @@ def test_a_metric_name_the_default_filter_cannot_read_is_refused_by_its_own_path
     assert "'eval/acc' cannot be matched by the default metric filter" in found["spec.objective.additionalMetricNames[1]"]
 
 
+def test_an_experiment_without_max_trial_count_or_goal_is_refused_in_katibs_terms():
+    doc = experiment()
+    del doc["spec"]["maxTrialCount"]
+    found = problems_of(doc)
+    assert list(found) == ["spec.maxTrialCount"]
+    assert found["spec.maxTrialCount"].startswith("required unless spec.objective.goal is set")
+    assert "until it is deleted" in found["spec.maxTrialCount"] and "timeBudget" not in found["spec.maxTrialCount"]
+
+
+def test_an_experiment_without_max_trial_count_ends_at_its_goal():
+    doc = experiment()
+    del doc["spec"]["maxTrialCount"]
+    doc["spec"]["objective"]["goal"] = 0.1
+    spec, _ = load_study(yaml.safe_dump(doc))
+    assert (spec.max_trials, spec.objectives[0].goal) == (None, 0.1)
+
+
 def test_a_push_collector_is_refused_with_its_own_reason():
     found = problems_of(experiment(metricsCollectorSpec={"collector": {"kind": "Push"}}))
     assert "takes no pushed metrics" in found["spec.metricsCollectorSpec.collector.kind"]

@@ -105,6 +105,7 @@ def from_experiment(data: Mapping[str, Any], limits: Limits = DEFAULTS) -> dict[
         katib_search.as_hyperopt(native["algorithm"]["settings"], native["parallelism"])
     if spec.get("maxTrialCount") is not None:
         native["maxTrials"] = spec["maxTrialCount"]
+    _bounded(spec, problems)
     if spec.get("maxFailedTrialCount") is not None:
         native["maxFailedTrials"] = failures_allowed(spec["maxFailedTrialCount"])
     if spec.get("earlyStopping"):
@@ -189,6 +190,17 @@ def _parallelism(spec: Mapping[str, Any], problems: list[Problem]) -> Any:
 
 
 
+
+
+def _bounded(spec: Mapping[str, Any], problems: list[Problem]) -> None:
+    """katuna runs no study without an end (every request's cost is bounded): an Experiment needs
+    ``maxTrialCount`` unless its goal (or the grid, which runs out) ends it, where Katib runs one
+    with neither until it is deleted."""
+    if spec.get("maxTrialCount") is None and (spec.get("objective") or {}).get("goal") is None and \
+            (spec.get("algorithm") or {}).get("algorithmName") != "grid":
+        problems.append(Problem("spec.maxTrialCount", "required unless spec.objective.goal is set: katuna runs no "
+                                                      "Experiment without an end (Katib would run this one until "
+                                                      "it is deleted)"))
 
 
 def _unknown(given: Any, known: set[str], path: str, problems: list[Problem]) -> None:
