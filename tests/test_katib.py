@@ -156,6 +156,22 @@ def test_an_experiment_can_be_posted_to_the_api(tmp_path: Path):
         service.close()
 
 
+@pytest.mark.slow
+def test_an_experiment_whose_collector_cannot_wrap_its_container_is_refused_and_not_stored(tmp_path: Path):
+    doc = experiment(metricsCollectorSpec={"collector": {"kind": "File"}})
+    doc["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"] = [
+        {"name": "main", "image": "trainer", "args": ["--x=${trialParameters.position}"]}]
+    service = Service(tmp_path, workers=1)
+    try:
+        status, _, body = service.request("POST", "/studies", yaml.safe_dump(doc), {"Content-Type": "application/yaml"})
+        assert status == 422, body
+        assert [p["path"] for p in json.loads(body)["problems"]] == [
+            "spec.trialTemplate.trialSpec.spec.template.spec.containers[0].command"]
+        assert service.request("GET", "/studies/katib-exp")[0] == 404
+    finally:
+        service.close()
+
+
 def test_a_grid_experiment_runs_its_whole_grid_once(embedded, tmp_path: Path):
     doc = experiment(algorithm={"algorithmName": "grid"}, maxTrialCount=20,
                      parameters=[{"name": "x", "parameterType": "double",

@@ -99,7 +99,7 @@ def test_the_wrapper_copies_the_file_passes_signals_on_and_keeps_the_exit_status
 
 def test_a_container_without_a_command_is_refused_naming_the_collector():
     job = {"spec": {"template": {"spec": {"containers": [{"name": "main", "image": "trainer", "args": ["--x"]}]}}}}
-    with pytest.raises(NoCommand, match=r"^spec\.metricsCollectorSpec\.collector\.kind: .* has none"):
+    with pytest.raises(NoCommand, match=r"^trialTemplate\.trialSpec\.spec\.template\.spec\.containers\[0\]\.command: .* has none"):
         wrap(job, "main", "/var/log/katib/metrics.log")
     mounted = {"spec": {"template": {"spec": {"containers": [{
         "name": "main", "command": ["train"], "volumeMounts": [{"name": "logs", "mountPath": "/var/log/katib/"}]}],

@@ -385,6 +385,33 @@ def test_an_experiment_without_max_trial_count_ends_at_its_goal():
     assert (spec.max_trials, spec.objectives[0].goal) == (None, 0.1)
 
 
+ARGS_ONLY = {"name": "main", "image": "trainer", "args": ["--x=${trialParameters.position}"]}
+
+
+@pytest.mark.parametrize(("kind", "source"), [
+    ("File", {"fileSystemPath": {"path": "/var/log/katib/metrics.log", "kind": "File"}}),
+    ("TensorFlowEvent", {"fileSystemPath": {"path": "/var/log/katib/tfevent/", "kind": "Directory"}})])
+def test_a_collector_that_wraps_the_command_refuses_a_container_without_one_at_submission(kind, source):
+    """Katib reads the entrypoint from the image; katuna cannot, so the Experiment is refused
+    before anything is stored, not at its first trial."""
+    doc = experiment(metricsCollectorSpec={"collector": {"kind": kind}, "source": source})
+    doc["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"] = [ARGS_ONLY]
+    found = problems_of(doc)
+    path = "spec.trialTemplate.trialSpec.spec.template.spec.containers[0].command"
+    assert list(found) == [path]
+    assert found[path].startswith(f"required with the {kind} collector") and "image's entrypoint" in found[path]
+
+
+def test_a_file_collector_on_a_kind_without_pod_template_containers_is_refused_at_submission():
+    doc = experiment(metricsCollectorSpec={"collector": {"kind": "File"}})
+    doc["spec"]["trialTemplate"].update(primaryContainerName="node", trialSpec={
+        "apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob",
+        "spec": {"runtimeRef": {"name": "torch-distributed"},
+                 "trainer": {"image": "trainer", "command": ["train", "--x=${trialParameters.position}"]}}})
+    found = problems_of(doc)
+    assert "TrainJob has no pod template container 'node'" in found["spec.metricsCollectorSpec.collector.kind"]
+
+
 def test_a_push_collector_is_refused_with_its_own_reason():
     found = problems_of(experiment(metricsCollectorSpec={"collector": {"kind": "Push"}}))
     assert "takes no pushed metrics" in found["spec.metricsCollectorSpec.collector.kind"]

@@ -21,12 +21,13 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from functions.core import tfevents
-from functions.core.errors import PermanentError
+from functions.core.errors import PermanentError, Problem
 
 MARK = "katuna-metrics-file| "
 """What starts each line of the metrics file as the wrapper copies it to the pod log."""
 
 VOLUME = "katuna-metrics-file"
+TRIAL_SPEC = "trialTemplate.trialSpec"
 
 WRAPPER = r"""file=$1; shift
 (
@@ -93,29 +94,42 @@ def wrap_events(manifest: Mapping[str, Any], container: str, directory: str,
 def _wrap(manifest: Mapping[str, Any], container: str, collector: str, script: list[str],
           folder: str) -> dict[str, Any]:
     wrapped = copy.deepcopy(dict(manifest))
-    found = False
-    for pod in _pod_specs(wrapped):
-        for item in pod.get("containers") or []:
+    why = unwrappable(wrapped, container, collector)
+    if why is not None:
+        raise NoCommand(f"{why.path}: {why.message}")
+    for _, pod in _pod_specs(wrapped, ""):
+        for item in pod["containers"]:
             if isinstance(item, dict) and item.get("name") == container:
-                _wrap_container(pod, item, collector, script, folder)
-                found = True
-    if not found:
-        raise NoCommand(f"spec.metricsCollectorSpec.collector.kind: the {collector} collector on Kubernetes wraps "
-                        f"the primary container's command in the workload's pod templates, and the trial's "
-                        f"{manifest.get('kind')} has no pod template container {container!r} (a TrainJob, an Argo "
-                        f"Workflow or a Tekton PipelineRun describes its containers otherwise): use the StdOut "
-                        f"collector")
+                _wrap_container(pod, item, script, folder)
     return wrapped
 
 
-def _wrap_container(pod: dict[str, Any], container: dict[str, Any], collector: str, script: list[str],
-                    folder: str) -> None:
-    command = [*(container.get("command") or []), *(container.get("args") or [])]
-    if not container.get("command"):
-        raise NoCommand(f"spec.metricsCollectorSpec.collector.kind: the {collector} collector on Kubernetes wraps "
-                        f"the primary container's command; container {container.get('name')!r} has none (it runs "
-                        f"its image's entrypoint): give it a command")
-    container["command"] = ["sh", "-c", *script, *command]
+def unwrappable(manifest: Mapping[str, Any], container: str, collector: str) -> Problem | None:
+    """Why container ``container`` of the workload ``manifest`` (a ``trialSpec``, or the workload
+    rendered from it) cannot be wrapped for the ``collector`` (``File``, ``TensorFlowEvent``),
+    with the study's path (the collector's kind, or the container's command): no pod template holds
+    a container of that name (a TrainJob, an Argo Workflow or a Tekton PipelineRun describes its
+    containers otherwise), or one has no ``command`` (it runs its image's entrypoint, which
+    katuna cannot read; Katib reads it from the image's registry). None when it can be."""
+    found = [(f"{path}.containers[{i}]", item) for path, pod in _pod_specs(manifest, "")
+             for i, item in enumerate(pod["containers"]) if isinstance(item, Mapping) and item.get("name") == container]
+    if not found:
+        return Problem("metricsCollector.kind", (
+            f"the {collector} collector on Kubernetes wraps the primary container's command in the workload's "
+            f"pod templates, and the trial's {manifest.get('kind')} has no pod template container {container!r} "
+            f"(a TrainJob, an Argo Workflow or a Tekton PipelineRun describes its containers otherwise): use the "
+            f"StdOut collector"))
+    bare = next((path for path, item in found if not item.get("command")), None)
+    if bare is not None:
+        return Problem(f"{TRIAL_SPEC}.{bare}.command", (
+            f"required with the {collector} collector, which wraps the primary container's command; container "
+            f"{container!r} has none (it runs its image's entrypoint, which katuna does not read from the image "
+            f"as Katib does): give it the command the entrypoint runs"))
+    return None
+
+
+def _wrap_container(pod: dict[str, Any], container: dict[str, Any], script: list[str], folder: str) -> None:
+    container["command"] = ["sh", "-c", *script, *container["command"], *(container.get("args") or [])]
     container.pop("args", None)
     if posixpath.isabs(folder) and not _mounted(container, folder):
         pod["volumes"] = [*(pod.get("volumes") or []), {"name": VOLUME, "emptyDir": {}}]
@@ -129,16 +143,17 @@ def _mounted(container: Mapping[str, Any], folder: str) -> bool:
                for m in container.get("volumeMounts") or [])
 
 
-def _pod_specs(tree: Any) -> Iterator[dict[str, Any]]:
-    """Every pod spec in the manifest: each mapping holding a ``containers`` list."""
-    if isinstance(tree, dict):
+def _pod_specs(tree: Any, path: str) -> Iterator[tuple[str, Any]]:
+    """``(path, pod spec)`` of every pod spec in the manifest: each mapping holding a
+    ``containers`` list."""
+    if isinstance(tree, Mapping):
         if isinstance(tree.get("containers"), list):
-            yield tree
-        for value in tree.values():
-            yield from _pod_specs(value)
+            yield path, tree
+        for key, value in tree.items():
+            yield from _pod_specs(value, f"{path}.{key}" if path else str(key))
     elif isinstance(tree, list):
-        for value in tree:
-            yield from _pod_specs(value)
+        for i, value in enumerate(tree):
+            yield from _pod_specs(value, f"{path}[{i}]")
 
 
 def file_lines(output: Iterable[str]) -> Iterator[str]:

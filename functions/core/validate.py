@@ -17,7 +17,7 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
-from functions.core import quantiles, template
+from functions.core import file_collector, quantiles, template, trial_spec
 from functions.core.choices import clashes
 from functions.core.cluster import parse_cluster
 from functions.core.errors import InvalidStudy, Problem
@@ -39,7 +39,16 @@ from functions.core.pruners import parse_early_stopping
 from functions.core.reader import Reader, is_number, join, kind_of, nul_characters
 from functions.core.samplers import check_algorithm, check_sampler, convert_settings
 from functions.core.space import distribution_problems
-from functions.core.spec import MAXIMIZE, MINIMIZE, STRATEGIES, Algorithm, MetricsCollector, Objective, Study
+from functions.core.spec import (
+    MAXIMIZE,
+    MINIMIZE,
+    STRATEGIES,
+    Algorithm,
+    MetricsCollector,
+    Objective,
+    Study,
+    TrialTemplate,
+)
 from functions.core.study_limits import over_limits
 from functions.core.trial_template import parse_trial_template
 from functions.core.warm import parse_warm_start
@@ -99,6 +108,7 @@ def parse_study(data: Any, limits: Limits = DEFAULTS, stored: Callable[[str], bo
     warm_start = parse_warm_start(r, top.get("warmStart"), parameters, [o.metric for o in objectives])
     node_pool = parse_node_pool(r, top.get("nodePool"), name, parallelism, limits)
     _check_counts(r, parallelism, max_trials, max_failed)
+    _check_wrappable(r, trial_template, collector)
     if collector.kind == "tfevent" and early_stopping is not None:
         r.fail("earlyStopping", "not available with the tfevent collector: it reads the event files once the trial "
                                 "has ended, as Katib's TensorFlowEvent collector does, so no value comes in between")
@@ -170,6 +180,20 @@ def _check_values(r: Reader, listed: list[Parameter | None], name: str | None, s
     clashing = clashes(listed)
     if clashing and not (name is not None and stored(name)):
         r.problems += clashing
+
+
+def _check_wrappable(r: Reader, trial: TrialTemplate, collector: MetricsCollector) -> None:
+    """A ``trialSpec`` whose metrics a file or tfevent collector reads has a primary container
+    katuna can wrap on Kubernetes (:func:`file_collector.unwrappable`): refused here, not at its
+    first trial."""
+    if collector.kind not in ("file", "tfevent") or trial.trial_spec is None:
+        return
+    name = trial_spec.primary_container_name(trial.trial_spec, trial.primary_container,
+                                             dict(trial.primary_pod_labels) or None)
+    why = None if name is None else file_collector.unwrappable(
+        trial.trial_spec, name, "File" if collector.kind == "file" else "TensorFlowEvent")
+    if why is not None:
+        r.problems.append(why)
 
 
 def _check_metric_names(r: Reader, objective: Mapping[str, Any]) -> None:
