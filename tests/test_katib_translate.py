@@ -412,6 +412,23 @@ def test_a_file_collector_on_a_kind_without_pod_template_containers_is_refused_a
     assert "TrainJob has no pod template container 'node'" in found["spec.metricsCollectorSpec.collector.kind"]
 
 
+def test_a_strategy_of_a_metric_not_collected_is_ignored_as_katib_ignores_it():
+    doc = experiment()
+    doc["spec"]["objective"]["metricStrategies"].append({"name": "other", "value": "max"})
+    spec, _ = load_study(yaml.safe_dump(doc))
+    assert dict(spec.strategies) == {"loss": "latest"}
+
+
+def test_a_job_restarting_its_pods_on_failure_is_refused_saying_why():
+    """Without a podFailurePolicy a preemption would count as a failure, and a failed
+    OnFailure Job's pods, whose log holds the trial's metrics and exit code, are deleted."""
+    doc = experiment()
+    doc["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["restartPolicy"] = "OnFailure"
+    found = problems_of(doc)
+    message = found["spec.trialTemplate.trialSpec.spec.template.spec.restartPolicy"]
+    assert message.startswith("expected Never, got 'OnFailure'") and "podFailurePolicy" in message
+
+
 def test_a_push_collector_is_refused_with_its_own_reason():
     found = problems_of(experiment(metricsCollectorSpec={"collector": {"kind": "Push"}}))
     assert "takes no pushed metrics" in found["spec.metricsCollectorSpec.collector.kind"]

@@ -81,7 +81,7 @@ def load_definition(definition: dict[str, Any], read_file: Callable[[str], str] 
     if isinstance(warm, dict) and "file" in warm:
         study = {**study, "warmStart": _inline(warm, read_file)}
     try:
-        return parse_study(study, limits, stored), definition
+        return parse_study(study, limits, stored, unused_parameters=katib.is_experiment(_submitted(definition))), definition
     except InvalidStudy as exc:
         raise InvalidStudy(in_definition(definition, exc.problems)) from exc
 
@@ -89,8 +89,13 @@ def load_definition(definition: dict[str, Any], read_file: Callable[[str], str] 
 def in_definition(definition: dict[str, Any], problems: Sequence[Problem]) -> list[Problem]:
     """Problems of the native study, with paths into the definition as submitted (a Katib
     Experiment's own fields for one)."""
-    experiment = resources.definition(definition) if resources.is_resource(definition) else definition
+    experiment = _submitted(definition)
     return katib.katib_problems(problems, experiment) if katib.is_experiment(experiment) else list(problems)
+
+
+def _submitted(definition: dict[str, Any]) -> dict[str, Any]:
+    """The definition a resource stands for, else the definition itself."""
+    return resources.definition(definition) if resources.is_resource(definition) else definition
 
 
 def _inline(warm: dict[str, Any], read_file: Callable[[str], str] | None) -> dict[str, Any]:

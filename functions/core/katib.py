@@ -38,7 +38,6 @@ from functions.core.katib_search import is_count
 from functions.core.limits import DEFAULTS, Limits
 from functions.core.nodepool import parse_node_pool
 from functions.core.reader import Reader
-from functions.core.trial_template import NOT_USED
 
 API_VERSION = "kubeflow.org/v1beta1"
 _SPEC = {"objective", "algorithm", "parallelTrialCount", "maxTrialCount", "maxFailedTrialCount", "parameters",
@@ -132,11 +131,10 @@ def from_experiment(data: Mapping[str, Any], limits: Limits = DEFAULTS) -> dict[
 def _leading(spec: Mapping[str, Any], problems: list[Problem]) -> list[Problem]:
     """The problems that are not mere consequences of another: with a ``nasConfig`` (refused),
     the parameters and trial template of neural architecture search, and a NAS algorithm's
-    refusal, which says the same; and the native study's advice about a parameter no
-    placeholder names (the translation says which ``trialParameters`` entry is at fault)."""
+    refusal, which says the same."""
     nas = "nasConfig" in spec
     algorithm = (spec.get("algorithm") or {}).get("algorithmName")
-    return [p for p in problems if NOT_USED not in p.message and not (nas and (
+    return [p for p in problems if not (nas and (
         any(p.path == f or p.path.startswith((f"{f}.", f"{f}[")) for f in ("spec.parameters", "spec.trialTemplate"))
         or (p.path == "spec.algorithm.algorithmName" and katib_search.REFUSED.get(str(algorithm)) == katib_search.NAS)))]
 
@@ -147,7 +145,7 @@ def _native_problems(native: dict[str, Any], data: Mapping[str, Any], found: lis
     translation problem hides none of the others (none about a trial template left unread in
     its ConfigMap: ``found`` says why)."""
     try:
-        validate.parse_study(native, limits)
+        validate.parse_study(native, limits, unused_parameters=True)
     except InvalidStudy as exc:
         problems = katib_paths.katib_problems(exc.problems, data, already=found)
         if katib_template.unread(data.get("spec") or {}):
@@ -211,6 +209,8 @@ def _unknown(given: Any, known: set[str], path: str, problems: list[Problem]) ->
 
 
 def _objective(objective: Mapping[str, Any], problems: list[Problem]) -> dict[str, Any]:
+    """The objective; a strategy of a metric that is neither the objective nor an additional
+    metric is left out, as Katib, which collects no such metric, never reads it."""
     _unknown(objective, _OBJECTIVE, "spec.objective", problems)
     out: dict[str, Any] = {"metric": objective.get("objectiveMetricName"), "direction": objective.get("type")}
     if objective.get("goal") is not None:
@@ -220,7 +220,9 @@ def _objective(objective: Mapping[str, Any], problems: list[Problem]) -> dict[st
         out["additionalMetrics"] = additional
     if objective.get("objectiveMetricName") in additional:
         problems.append(Problem("spec.objective.additionalMetricNames", "should not contain spec.objective.objectiveMetricName"))
-    strategies = {s.get("name"): s.get("value") for s in objective.get("metricStrategies") or []}
+    collected = [objective.get("objectiveMetricName"), *additional]
+    strategies = {s.get("name"): s.get("value") for s in objective.get("metricStrategies") or []
+                  if s.get("name") in collected}  # Katib reads the strategies of collected metrics only
     if strategies:
         out["strategies"] = strategies
     return out

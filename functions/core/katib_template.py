@@ -71,7 +71,8 @@ def _source(trial: Mapping[str, Any], problems: list[Problem]) -> None:
 def _references(trial: Mapping[str, Any], parameters: list[Any], problems: list[Problem]) -> dict[str, str]:
     """``trialParameters.<name>`` to the placeholder it stands for, checked as Katib's webhook
     checks them: a name and a reference each, neither given twice, the reference a parameter or
-    the trial's metadata, and every name used in the trialSpec and every use declared."""
+    the trial's metadata, and every name used in the trialSpec and every use declared (a
+    parameter no entry refers to is sampled and passed to no trial, as in Katib)."""
     items = trial.get("trialParameters")
     if items is None:
         problems.append(Problem(f"{PATH}.trialParameters", "required: one entry per placeholder of the trialSpec"))
@@ -100,10 +101,6 @@ def _references(trial: Mapping[str, Any], parameters: list[Any], problems: list[
                         - {item.get("name") for item in items if isinstance(item, Mapping)})
     problems += [Problem(f"{PATH}.trialSpec", f"${{trialParameters.{name}}} is not declared in spec.trialTemplate.trialParameters")
                  for name in undeclared]
-    referenced = set(references.values())
-    problems += [Problem(f"spec.parameters[{i}]", f"{p.get('name')!r} is referenced by no entry of {PATH}.trialParameters")
-                 for i, p in enumerate(parameters)
-                 if isinstance(p, Mapping) and f"${{trialParameters.{p.get('name')}}}" not in referenced]
     return references
 
 

@@ -68,7 +68,9 @@ def _check_containers(r: Reader, trial_spec: Mapping[str, Any], primary: str | N
         restart = pod_spec(trial_spec).get("restartPolicy")
         if restart not in (None, "Never"):
             r.fail(f"{PATH}.spec.template.spec.restartPolicy",
-                   f"expected Never (a retried pod is a new pod), got {restart!r}")
+                   f"expected Never, got {restart!r}: katuna gives trial Jobs a podFailurePolicy (a preempted "
+                   "pod is no failure), which Kubernetes allows only with Never, and it reads a failed trial's "
+                   "metrics and exit code from its pods, which Kubernetes deletes when an OnFailure Job fails")
         replacement = (trial_spec.get("spec") or {}).get("podReplacementPolicy")
         if replacement not in (None, "Failed"):
             r.fail(f"{PATH}.spec.podReplacementPolicy",

@@ -15,15 +15,15 @@ from functions.core.reader import Reader, join, kind_of
 from functions.core.spec import MAX_ATTEMPTS, TrialTemplate
 
 NOT_USED = "is not used by trialTemplate"
-"""What the problem of a parameter no placeholder names says (a Katib Experiment says how its
-parameters reach trials otherwise: through ``trialParameters``, checked by its translation)."""
+"""What the problem of a parameter no placeholder names says."""
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 """Matched whole (``fullmatch``): a ``$`` would also accept a trailing newline."""
 
 
-def parse_trial_template(r: Reader, data: Any, parameters: list[str | None]) -> TrialTemplate:
+def parse_trial_template(r: Reader, data: Any, parameters: list[str | None], unused: bool = False) -> TrialTemplate:
     """The ``trialTemplate`` section; problems go to ``r``. ``parameters`` are the study's
-    parameter names by position (None where one has no usable name)."""
+    parameter names by position (None where one has no usable name); each must be used by a
+    placeholder, unless ``unused``."""
     path = "trialTemplate"
     if data is None:
         r.fail(path, "required; expected a mapping with command")
@@ -54,7 +54,7 @@ def parse_trial_template(r: Reader, data: Any, parameters: list[str | None]) -> 
     max_attempts = r.get(item, "maxAttempts", path, "int")
     if max_attempts is not None and max_attempts < 1:
         r.fail(join(path, "maxAttempts"), "expected an integer >= 1")
-    _check_placeholders(r, command, env, parameters, spec_names)
+    _check_placeholders(r, command, env, parameters, spec_names, every_used=not unused)
     retain = bool(r.get(item, "retain", path, "bool"))
     typed = _typed_fields(r, item, path, trial_spec)
     return TrialTemplate(command, env, working_dir, timeout, image, resources, max_attempts or MAX_ATTEMPTS,
@@ -123,7 +123,8 @@ def _string_map(r: Reader, item: Mapping[str, Any], key: str, path: str, key_pat
 
 
 def _check_placeholders(r: Reader, command: tuple[str, ...], env: tuple[tuple[str, str], ...],
-                        parameters: list[str | None], spec_names: list[str]) -> None:
+                        parameters: list[str | None], spec_names: list[str], every_used: bool) -> None:
+    """Each placeholder names a parameter, and (when ``every_used``) each parameter is named by one."""
     known = {name for name in parameters if name is not None}
     used: set[str] = set(spec_names)
     for name in sorted(set(spec_names) - known):
@@ -139,7 +140,7 @@ def _check_placeholders(r: Reader, command: tuple[str, ...], env: tuple[tuple[st
             if name not in known:
                 r.fail(where, f"${{trialParameters.{name}}} names no parameter; expected one of {', '.join(sorted(known)) or 'none'}")
             used.add(name)
-    for i, declared in enumerate(parameters):
+    for i, declared in enumerate(parameters if every_used else []):
         if declared is not None and declared not in used:
             r.fail(f"parameters[{i}]", f"{declared!r} {NOT_USED}: "
                                        f"reference it as ${{trialParameters.{declared}}} in command or env")

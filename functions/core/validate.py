@@ -78,12 +78,14 @@ def none_stored(name: str) -> bool:
     return False
 
 
-def parse_study(data: Any, limits: Limits = DEFAULTS, stored: Callable[[str], bool] = none_stored) -> Study:
+def parse_study(data: Any, limits: Limits = DEFAULTS, stored: Callable[[str], bool] = none_stored,
+                unused_parameters: bool = False) -> Study:
     """A validated :class:`Study` from the native format, or :class:`InvalidStudy` listing every
     problem; ``limits`` bound what the study may ask of the service. ``stored`` tells whether a
     study of a name is stored already (asked only of a study whose list values clash, which are
     then no problem: the stored study runs on as it was); by default none is, as for ``katuna
-    render`` and ``convert``."""
+    render`` and ``convert``. With ``unused_parameters``, a parameter no placeholder names is no
+    problem (a Katib Experiment's: Katib samples it and passes it to no trial)."""
     r = Reader()
     top = r.mapping(data, "", _TOP)
     if not isinstance(data, Mapping):
@@ -101,7 +103,8 @@ def parse_study(data: Any, limits: Limits = DEFAULTS, stored: Callable[[str], bo
     max_trials = r.get(top, "maxTrials", "", "int")
     max_failed = r.get(top, "maxFailedTrials", "", "int")
     time_budget = r.duration(top, "timeBudget", "")
-    trial_template = parse_trial_template(r, top.get("trialTemplate"), _names(top.get("parameters")))
+    trial_template = parse_trial_template(r, top.get("trialTemplate"), _names(top.get("parameters")),
+                                          unused_parameters)
     collector = _collector(r, top.get("metricsCollector"), limits)
     cluster = parse_cluster(r, top.get("kubernetes"))
     early_stopping = parse_early_stopping(r, top.get("earlyStopping"), len(objectives), limits)
