@@ -429,6 +429,22 @@ def test_a_job_restarting_its_pods_on_failure_is_refused_saying_why():
     assert message.startswith("expected Never, got 'OnFailure'") and "podFailurePolicy" in message
 
 
+def test_a_job_without_backoff_limit_gets_kubernetes_default_as_in_katib():
+    spec, _ = load_study(yaml.safe_dump(experiment()))
+    assert spec.trial_template.trial_spec["spec"]["backoffLimit"] == 6
+    doc = experiment()
+    doc["spec"]["trialTemplate"]["trialSpec"]["spec"]["backoffLimit"] = 0
+    spec, _ = load_study(yaml.safe_dump(doc))
+    assert spec.trial_template.trial_spec["spec"]["backoffLimit"] == 0
+
+
+def test_a_job_ttl_too_short_to_read_the_trials_log_is_refused_by_its_katib_path():
+    doc = experiment()
+    doc["spec"]["trialTemplate"]["trialSpec"]["spec"]["ttlSecondsAfterFinished"] = 60
+    found = problems_of(doc)
+    assert found["spec.trialTemplate.trialSpec.spec.ttlSecondsAfterFinished"].startswith("expected at least 600")
+
+
 def test_a_push_collector_is_refused_with_its_own_reason():
     found = problems_of(experiment(metricsCollectorSpec={"collector": {"kind": "Push"}}))
     assert "takes no pushed metrics" in found["spec.metricsCollectorSpec.collector.kind"]

@@ -164,6 +164,38 @@ def test_a_katib_style_trial_spec_runs_locally_as_its_primary_container(embedded
         assert trial.values[0] == pytest.approx((trial.params["x"] - 2) ** 2, abs=1e-5)
 
 
+def test_a_trial_spec_jobs_own_failure_policy_rules_follow_katunas_and_its_ttl_and_backoff_are_kept():
+    definition = katib_style()
+    rule = {"action": "FailJob", "onExitCodes": {"containerName": "training", "operator": "In", "values": [42]}}
+    definition["trialTemplate"]["trialSpec"]["spec"].update(
+        podFailurePolicy={"rules": [rule]}, ttlSecondsAfterFinished=900, backoffLimit=2)
+    spec = job_for(definition, {"x": 1.0, "tag": "a"}, defaults=Cluster(ttl_seconds_after_finished=3600))["spec"]
+    assert [r["action"] for r in spec["podFailurePolicy"]["rules"]] == ["Ignore", "FailJob"]
+    assert spec["podFailurePolicy"]["rules"][1] == rule
+    assert (spec["ttlSecondsAfterFinished"], spec["backoffLimit"]) == (900, 2)
+    definition["trialTemplate"]["retain"] = True
+    assert job_for(definition, {"x": 1.0, "tag": "a"})["spec"]["ttlSecondsAfterFinished"] is None, "retain keeps it"
+    del definition["trialTemplate"]["trialSpec"]["spec"]["backoffLimit"]
+    assert job_for(definition, {"x": 1.0, "tag": "a"})["spec"]["backoffLimit"] == 0, "a native study's default"
+
+
+@pytest.mark.parametrize(("field", "value", "expected"), [
+    ("ttlSecondsAfterFinished", 60, "expected at least 600 (or none), got 60"),
+    ("podFailurePolicy", {"rules": [{"action": "Ignore", "onExitCodes": {"operator": "In", "values": [i + 1]}}
+                                    for i in range(20)]}, "expected at most 19, got 20"),
+])
+def test_a_trial_spec_jobs_field_katuna_cannot_keep_is_refused_by_path(field, value, expected):
+    from functions.core.errors import InvalidStudy
+
+    definition = katib_style()
+    definition["trialTemplate"]["trialSpec"]["spec"][field] = value
+    with pytest.raises(InvalidStudy) as caught:
+        parse_study(definition)
+    path = f"trialTemplate.trialSpec.spec.{field}" + (".rules" if field == "podFailurePolicy" else "")
+    assert [p.path for p in caught.value.problems] == [path]
+    assert caught.value.problems[0].message.startswith(expected)
+
+
 def test_trial_spec_mistakes_are_reported_with_their_paths():
     from functions.core.errors import InvalidStudy
 

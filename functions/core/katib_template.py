@@ -25,6 +25,8 @@ NO_CLUSTER = ("a trial template held in a ConfigMap is read from the cluster whe
               "Experiment on the cluster")
 """Why ``configMap`` is refused where it reaches the translation unread (``katuna run``, ``katuna
 convert``, a service whose trials run as local processes)."""
+KUBERNETES_BACKOFF_LIMIT = 6
+"""The ``backoffLimit`` Kubernetes gives a Job that sets none."""
 META_REFERENCE = re.compile(r"\$\{(.*)\}")
 """A reference to the trial's metadata; its inner part must match :data:`template.SPEC_FIELD`."""
 
@@ -46,10 +48,21 @@ def translate(trial: Any, parameters: list[Any], problems: list[Problem]) -> dic
     references = _references(trial, parameters, problems)
     out: dict[str, Any] = {"trialSpec": template.substitute_tree(trial.get("trialSpec"), {}, references,
                                                                  drop_inactive=False)}
+    _retried_as_in_katib(out["trialSpec"])
     for key in ("primaryContainerName", "successCondition", "failureCondition", "primaryPodLabels", "retain"):
         if trial.get(key):
             out[key] = trial[key]
     return out
+
+
+def _retried_as_in_katib(trial_spec: Any) -> None:
+    """A Job that sets no ``backoffLimit`` gets Kubernetes' default, as Katib creates it: a failed
+    pod is replaced up to :data:`KUBERNETES_BACKOFF_LIMIT` times before the trial fails (a native
+    study's Job is not retried unless it says so)."""
+    known = trial_kinds.kind_of(trial_spec) if isinstance(trial_spec, Mapping) else None
+    spec = trial_spec.get("spec") if known is not None and known.kind == "Job" else None
+    if isinstance(spec, dict) and spec.get("backoffLimit") is None:
+        spec["backoffLimit"] = KUBERNETES_BACKOFF_LIMIT
 
 
 def unread(spec: Mapping[str, Any]) -> bool:

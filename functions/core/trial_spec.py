@@ -4,7 +4,8 @@ PipelineRun; see :mod:`functions.core.trial_kinds`).
 
 Checked when the study is parsed; on a cluster the workload is the template with every string
 substituted on its own and katuna's requirements laid over it (for a Job: name, labels, the
-preemption policy, deadline, TTL, ``restartPolicy: Never``; for other kinds: name, labels, the
+preemption policy before the Job's own rules, deadline, TTL unless the Job keeps its own,
+``restartPolicy: Never``; for other kinds: name, labels, the
 node pool's scheduling); locally the primary container's command and args run as the trial
 process (its image is noted and ignored).
 """
@@ -22,6 +23,11 @@ from functions.core.labels import problems as label_problems
 from functions.core.reader import Reader
 
 PATH = "trialTemplate.trialSpec"
+MIN_TTL = 600
+"""The least ``ttlSecondsAfterFinished`` a trialSpec Job may keep for its own: katuna must still
+find the finished trial's pods when it reads their logs."""
+MAX_POLICY_RULES = 20
+"""The most rules Kubernetes takes in a Job's ``podFailurePolicy``."""
 
 
 def check(r: Reader, trial_spec: Any, primary: str | None, conditions: tuple[str | None, str | None] = (None, None),
@@ -81,6 +87,25 @@ def _check_containers(r: Reader, trial_spec: Mapping[str, Any], primary: str | N
             r.fail(f"{PATH}.spec.suspend",
                    f"expected false or nothing, got {suspend!r}: a suspended Job makes no pods, so its trial would "
                    "never run (an admission controller such as Kueue suspends and resumes Jobs itself)")
+        _check_kept(r, trial_spec.get("spec") or {})
+
+
+def _check_kept(r: Reader, spec: Mapping[str, Any]) -> None:
+    """The Job fields :func:`render` keeps beside katuna's: a TTL long enough for katuna to read
+    the finished trial's log (:data:`MIN_TTL`), and ``podFailurePolicy`` rules that leave room
+    for katuna's own (Kubernetes takes at most :data:`MAX_POLICY_RULES`)."""
+    ttl = spec.get("ttlSecondsAfterFinished")
+    if isinstance(ttl, int) and not isinstance(ttl, bool) and ttl < MIN_TTL:
+        r.fail(f"{PATH}.spec.ttlSecondsAfterFinished",
+               f"expected at least {MIN_TTL} (or none), got {ttl}: katuna reads the finished trial's metrics and "
+               "exit code from its Job's pods, which the TTL deletes, after learning of its end (on Knative at "
+               "the next minute's tick, and a delivery retried with back-off takes longer)")
+    policy = spec.get("podFailurePolicy")
+    rules = policy.get("rules") if isinstance(policy, Mapping) else None
+    if isinstance(rules, list) and len(rules) >= MAX_POLICY_RULES:
+        r.fail(f"{PATH}.spec.podFailurePolicy.rules", f"expected at most {MAX_POLICY_RULES - 1}, got {len(rules)}: "
+                                                      "katuna adds its own rule first (a preempted pod is no "
+                                                      f"failure), and Kubernetes takes at most {MAX_POLICY_RULES}")
 
 
 def containers(trial_spec: Mapping[str, Any]) -> list[tuple[Mapping[str, Any], str, Mapping[str, Any]]]:
@@ -172,7 +197,8 @@ def render(trial_spec: Mapping[str, Any], primary: str | None, params: Mapping[s
            metadata: Mapping[str, Any], required: Mapping[str, Any], env: Mapping[str, str],
            resources: Mapping[str, Mapping[str, str]], typed: frozenset[Path] = frozenset()) -> dict[str, Any]:
     """The Job from the template: ``metadata`` (name, namespace, labels) and the ``required``
-    Job spec fields of katuna win; the pod template gets the ``required`` one's annotations where
+    Job spec fields of katuna win (the template's ``backoffLimit`` and TTL are kept, and its
+    ``podFailurePolicy`` rules follow katuna's: :func:`_required`); the pod template gets the ``required`` one's annotations where
     it sets none of them; katuna's node selector and tolerations (a node pool's, say)
     are added to the template's; ``env`` is added to the primary container, and ``resources``
     (requests and limits) where it names none of them; the ``typed`` strings are read as YAML
@@ -182,9 +208,8 @@ def render(trial_spec: Mapping[str, Any], primary: str | None, params: Mapping[s
     job["metadata"] = {**(job.get("metadata") or {}), **metadata, "labels": labels}
     spec = job.setdefault("spec", {})
     for key, value in required.items():
-        if key == "template":
-            continue
-        spec[key] = value if key != "backoffLimit" else spec.get(key, value)
+        if key != "template":
+            spec[key] = _required(key, value, spec.get(key))
     pod_template = spec.setdefault("template", {})
     pod_template.setdefault("metadata", {})
     pod_template["metadata"]["labels"] = {**(pod_template["metadata"].get("labels") or {}), **metadata["labels"]}
@@ -208,6 +233,18 @@ def render(trial_spec: Mapping[str, Any], primary: str | None, params: Mapping[s
             own[kind] = {**values, **(own.get(kind) or {})}
     _refuse_bad_labels(job)
     return job
+
+
+def _required(key: str, value: Any, own: Any) -> Any:
+    """A Job spec field as katuna requires it, given the template's ``own``: the template's
+    ``backoffLimit``, and its TTL unless katuna keeps the Job for good (``retain``: none), are
+    kept (:func:`check` refused a TTL too short); its ``podFailurePolicy`` rules follow katuna's,
+    which Kubernetes matches first; katuna's value of any other field."""
+    if key == "backoffLimit" or (key == "ttlSecondsAfterFinished" and value is not None):
+        return value if own is None else own
+    if key == "podFailurePolicy" and isinstance(own, Mapping) and isinstance(own.get("rules"), list):
+        return {**own, "rules": [*value["rules"], *own["rules"]]}
+    return value
 
 
 def render_workload(trial_spec: Mapping[str, Any], primary: str | None, primary_labels: Mapping[str, str] | None,

@@ -1,0 +1,73 @@
+"""A Katib Experiment's trial Job on a cluster is retried as Katib's is: without a
+``backoffLimit`` it gets Kubernetes' default (6), so a pod that fails once is replaced and the
+trial can still succeed, while a trial whose every pod fails ends failed (katuna serve with the
+Kubernetes executor, the real client, the loopback API whose Job controller retries pods)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from http_helpers import Service
+from kube_stub import KubeStub
+
+pytestmark = pytest.mark.slow
+
+KUBE_NAMESPACES = ("retries",)
+
+
+@pytest.fixture(scope="module")
+def service(kube, tmp_path_factory):
+    running = Service(tmp_path_factory.mktemp("retries"), workers=2, KATUNA_EXECUTOR="kubernetes",
+                      KATUNA_K8S_API=kube.url, KATUNA_K8S_NAMESPACE="retries")
+    yield running
+    running.close()
+
+
+def experiment(name: str, program: str) -> dict:
+    """A Katib Experiment of one trial that runs ``program``, its Job without a ``backoffLimit``."""
+    return {
+        "apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment", "metadata": {"name": name},
+        "spec": {
+            "objective": {"type": "minimize", "objectiveMetricName": "loss"},
+            "algorithm": {"algorithmName": "random"}, "parallelTrialCount": 1, "maxTrialCount": 1,
+            "maxFailedTrialCount": 1,
+            "parameters": [{"name": "lr", "parameterType": "double", "feasibleSpace": {"min": "0.1", "max": "0.2"}}],
+            "trialTemplate": {
+                "primaryContainerName": "training-container",
+                "trialParameters": [{"name": "learningRate", "reference": "lr"}],
+                "trialSpec": {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {
+                    "restartPolicy": "Never",
+                    "containers": [{"name": "training-container", "image": "python:3.12",
+                                    "command": [sys.executable, "-c", program, "${trialParameters.learningRate}"]}]}}}}}}}
+
+
+def counting(runs: Path, fails: int) -> str:
+    """A trial that counts its runs in ``runs`` and fails its first ``fails``."""
+    return (f"import pathlib, sys\np = pathlib.Path({str(runs)!r})\nn = int(p.read_text()) if p.exists() else 0\n"
+            f"p.write_text(str(n + 1))\nprint(f'run {{n}}', flush=True)\nsys.exit(1) if n < {fails} else print('loss=0.5')\n")
+
+
+def test_a_trial_whose_first_pod_fails_is_run_again_and_succeeds(service: Service, kube: KubeStub, tmp_path: Path):
+    runs = tmp_path / "runs"
+    status, _, body = service.request("POST", "/studies", yaml.safe_dump(experiment("flaky", counting(runs, 1))),
+                                      {"Content-Type": "application/yaml"})
+    assert status == 201, body
+    study = service.wait_for("flaky", timeout=120)
+    trial = service.json("GET", "/studies/flaky/trials")[1][0]
+    assert (study["status"], trial["state"], trial["value"]) == ("completed", "COMPLETE", 0.5), trial
+    assert runs.read_text() == "2"
+    assert kube.jobs[("retries", "flaky-0")]["spec"]["backoffLimit"] == 6
+
+
+def test_a_trial_whose_every_pod_fails_ends_failed_after_kubernetes_retries(service: Service, tmp_path: Path):
+    runs = tmp_path / "runs"
+    status, _, body = service.request("POST", "/studies", yaml.safe_dump(experiment("broken", counting(runs, 99))),
+                                      {"Content-Type": "application/yaml"})
+    assert status == 201, body
+    study = service.wait_for("broken", timeout=180)
+    trial = service.json("GET", "/studies/broken/trials")[1][0]
+    assert (study["status"], trial["state"]) == ("failed", "FAIL"), trial
+    assert runs.read_text() == "7", "the first pod and its six replacements"
