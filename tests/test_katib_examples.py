@@ -241,7 +241,8 @@ def experiment(example: Example, workdir: Path) -> dict[str, Any]:
     metrics files in a folder of each trial's own (the stand-in's pods share this machine's disk,
     where Katib gives each pod an empty volume)."""
     text = (DATA / f"{example.file}.yaml").read_text()
-    text = text.replace("tests/trials/", f"{TRIALS}/").replace("/katib/", f"{workdir / example.file}/${{trialSpec.Name}}/")
+    # Katib's folders first: the checkout's own path may hold "/katib/" too
+    text = text.replace("/katib/", f"{workdir / example.file}/${{trialSpec.Name}}/").replace("tests/trials/", f"{TRIALS}/")
     return yaml.safe_load(text)
 
 
