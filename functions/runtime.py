@@ -22,6 +22,7 @@ from functions import sink_senders
 from functions.adapters import cloudevents_http
 from functions.adapters.broker import LocalBroker
 from functions.adapters.local_executor import LocalExecutor
+from functions.adapters.local_log_reads import LocalLogReads
 from functions.adapters.sqlite_queue import LEASE_SECONDS, SqliteQueue
 from functions.adapters.sqlite_store import SqliteStore
 from functions.adapters.web import create_app, guard
@@ -29,6 +30,7 @@ from functions.cluster_ports import ClusterNodes, ClusterResources, watched_name
 from functions.core.cluster_templates import ClusterTemplates
 from functions.core.errors import KatunaError, Problem, TemporaryError
 from functions.core.events import Event, study_created
+from functions.core.log_reads import LogReads, StreamedLogReads
 from functions.core.ports import Admissions, Executor, RunningLogs
 from functions.core.records import StudyRecord
 from functions.core.spec import Study
@@ -69,6 +71,8 @@ class Runtime:
         self.access_refusal: Callable[[Study], Problem | None] | None = None
         """Why katuna may not create a study's trials where they would run, asked of the cluster."""
         self.executor = self._executor()
+        self.log_reads: LogReads = LocalLogReads(self.executor.log_file) \
+            if isinstance(self.executor, LocalExecutor) else StreamedLogReads(self.executor.output)
         self.node_pools = node_pools(settings)
         self.resources = ClusterResources(settings.k8s_api, watched_namespace(settings), settings.katib_api,
                                           settings.remote_timeout)

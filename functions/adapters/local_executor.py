@@ -299,8 +299,12 @@ class LocalExecutor:
             sweeper.join(timeout=self._kill_grace + 2)
         self._owners.release()
 
+    def log_file(self, launch: TrialLaunch) -> Path:
+        """The attempt's log."""
+        return self.log_path(launch.study, launch.number, launch.attempt)
+
     def output(self, launch: TrialLaunch) -> Iterator[str]:
-        return local_outputs.lines(self.log_path(launch.study, launch.number, launch.attempt))
+        return local_outputs.lines(self.log_file(launch))
 
     def read_file(self, launch: TrialLaunch, path: str) -> Iterator[str]:
         return local_outputs.read_file(launch, path)

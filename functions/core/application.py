@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from functions.core.cluster_templates import ClusterTemplates
 from functions.core.events import Event
 from functions.core.limits import Limits
+from functions.core.log_reads import LogReads
 from functions.core.ports import Executor, Store
 from functions.core.records import StudyRecord
 from functions.core.spec import Study
@@ -112,7 +113,11 @@ class Application(Protocol):
 
     @property
     def executor(self) -> Executor:
-        """Runs the trials: the web reads their output through it."""
+        """Runs the trials."""
+
+    @property
+    def log_reads(self) -> LogReads:
+        """The trials' logs, read in part: the web serves them through it."""
 
     def store(self) -> ServiceStore:
         """This thread's store."""

@@ -14,7 +14,6 @@ from functions.core.errors import StudyNotFound
 from functions.core.events import study_completed
 from functions.core.formats import parse_text
 from functions.core.launch import trial_launch
-from functions.core.lines import capped, what_is_left
 from functions.core.ports import has_study
 from functions.core.template_sources import load
 from functions.core.views import study_view, trial_view
@@ -117,12 +116,12 @@ def get_trial(name: str, number: int):
 @blueprint.get("/studies/<name>/trials/<int:number>/logs")
 def trial_logs(name: str, number: int):
     """The output of the trial's current attempt (or ``?attempt=k``, a 404 for one that never
-    ran), streamed as plain text; a log over ``KATUNA_MAX_LOG`` characters is served as its
-    start and its end, with a note."""
+    ran), streamed as plain text; a log over ``KATUNA_MAX_LOG`` bytes is served as its start
+    and its end, with a note: the middle is never read."""
     record, trial = find_trial(name, number)
     launch = trial_launch(record, replace(trial, attempt=attempt_of(trial)))
     limit = _runtime().settings.max_log
-    lines = capped(what_is_left(_runtime().executor.output(launch)), limit // 2, limit - limit // 2)
+    lines = _runtime().log_reads.ends(launch, limit // 2, limit - limit // 2)
     return Response(stream_with_context(lines), mimetype="text/plain")
 
 

@@ -37,7 +37,6 @@ from functions.adapters.web.query import attempt_of, whole_number
 from functions.core.application import Application
 from functions.core.errors import KatunaError
 from functions.core.launch import trial_launch
-from functions.core.lines import what_is_left
 from functions.core.pareto import best_trials
 from functions.core.records import ACTIVE_STATES, TrialQuery
 from functions.core.strict_json import dumps
@@ -46,7 +45,7 @@ from functions.core.views import study_view, trial_view
 blueprint = Blueprint("ui", __name__, url_prefix="/ui", static_folder="static", template_folder="templates")
 
 LOG_CHUNK = 256 * 1024
-"""The most log text one poll returns; the page asks again from the new offset."""
+"""The most log bytes one poll returns; the page asks again from the new offset."""
 DATA_SUFFIXES = (".json", "/log", "/plots", ".csv")
 
 
@@ -242,37 +241,16 @@ def trial(name: str, number: int):
 
 @blueprint.get("/studies/<name>/trials/<int:number>/log")
 def trial_log(name: str, number: int):
-    """Log text from character ``offset`` on (at most ``LOG_CHUNK``), the next offset, whether
+    """Log text from byte ``offset`` on (at most ``LOG_CHUNK`` bytes), the next offset, whether
     more text follows already, and whether the trial still runs (the page polls while it does).
-    ``offset=-1`` starts at the last ``LOG_CHUNK`` characters (``skipped`` says how many came before)."""
+    ``offset=-1`` starts at the last ``LOG_CHUNK`` bytes (``skipped`` says how many came before).
+    Only that part of the log is read, however large it is."""
     record, found = find_trial(name, number)
     attempt = attempt_of(found)
     launch = trial_launch(record, replace(found, attempt=attempt))
-    offset = whole_number("offset", 0, -1)
-    skipped = 0
-    if offset < 0:
-        offset = skipped = max(sum(len(line) for line in what_is_left(_runtime().executor.output(launch))) - LOG_CHUNK, 0)
-    text, more = _log_slice(what_is_left(_runtime().executor.output(launch)), offset, LOG_CHUNK)
-    return jsonify(text=text, offset=offset + len(text), more=more, skipped=skipped, attempt=attempt,
+    window = _runtime().log_reads.window(launch, whole_number("offset", 0, -1), LOG_CHUNK)
+    return jsonify(text=window.text, offset=window.offset, more=window.more, skipped=window.skipped, attempt=attempt,
                    running=found.state in ACTIVE_STATES)
-
-
-def _log_slice(lines, offset: int, limit: int) -> tuple[str, bool]:
-    """At most ``limit`` characters of the lines from ``offset`` on, and whether more follow;
-    read line by line, so a long log is never held whole."""
-    parts: list[str] = []
-    position = taken = 0
-    for line in lines:
-        end = position + len(line)
-        if end > offset:
-            piece = line[max(offset - position, 0):]
-            if taken + len(piece) > limit:
-                parts.append(piece[:limit - taken])
-                return "".join(parts), True
-            parts.append(piece)
-            taken += len(piece)
-        position = end
-    return "".join(parts), False
 
 
 @blueprint.get("/new")

@@ -157,7 +157,7 @@ const katuna = (() => {
       }
       if (chunk.skipped) {
         const note = Object.assign(document.createElement("a"), {href: log.dataset.full, className: "muted"});
-        note.textContent = `… ${chunk.skipped} earlier characters not shown (the whole log)\n`;
+        note.textContent = `… ${chunk.skipped} earlier bytes not shown (the whole log)\n`;
         log.append(note);
       }
       const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;

@@ -1,0 +1,72 @@
+"""A local trial's log read in part (:class:`functions.core.log_reads.LogReads`): the file is
+read at the offsets asked for, so a read costs what it returns, however large the log grew.
+The log is opened only once it proved a trial's file (:mod:`functions.adapters.trial_files`);
+a log not written yet reads as empty.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from functions.adapters import trial_files
+from functions.core.launch import TrialLaunch
+from functions.core.lines import bounded_lines
+from functions.core.log_reads import LogWindow, char_start, joined, window_of
+
+CHUNK = 64 * 1024
+"""Bytes read at a time."""
+EDGE = 4
+"""Bytes read at a cut to find where its character begins (a UTF-8 character has at most 4)."""
+
+
+class LocalLogReads:
+    """The logs of the attempts whose files ``log_path(launch)`` names."""
+
+    def __init__(self, log_path: Callable[[TrialLaunch], Path]) -> None:
+        self._log_path = log_path
+
+    def ends(self, launch: TrialLaunch, head: int, tail: int) -> Iterator[str]:
+        try:
+            handle = trial_files.open_file(self._log_path(launch))
+        except FileNotFoundError:
+            return
+        with handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size <= head + tail:
+                yield from bounded_lines(_chunks(handle, 0, size))
+                return
+            head_end = head + _lead(handle, head)
+            tail_start = size - tail + _lead(handle, size - tail)
+            yield from joined(bounded_lines(_chunks(handle, 0, head_end)), tail_start - head_end, head_end,
+                              bounded_lines(_chunks(handle, tail_start, size)), size - tail_start)
+
+    def window(self, launch: TrialLaunch, offset: int, limit: int) -> LogWindow:
+        try:
+            handle = trial_files.open_file(self._log_path(launch))
+        except FileNotFoundError:
+            return LogWindow("", max(offset, 0), False, 0)
+        with handle:
+            start = max(os.fstat(handle.fileno()).st_size - limit, 0) if offset < 0 else offset
+            handle.seek(start)
+            return window_of(handle.read(limit + 1), start, limit, offset < 0)
+
+
+def _lead(handle: BinaryIO, at: int) -> int:
+    """How many bytes from ``at`` on continue a character begun before it."""
+    handle.seek(at)
+    return char_start(handle.read(EDGE))
+
+
+def _chunks(handle: BinaryIO, start: int, end: int) -> Iterator[bytes]:
+    """The bytes from ``start`` to ``end``, a chunk at a time."""
+    handle.seek(start)
+    position = start
+    while position < end:
+        chunk = handle.read(min(CHUNK, end - position))
+        if not chunk:
+            return
+        position += len(chunk)
+        yield chunk

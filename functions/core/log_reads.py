@@ -1,0 +1,118 @@
+"""A trial's log read in part, for the API and the dashboard: its two ends, or a window of it
+from a byte offset on.
+
+A log may hold gigabytes, and one request must not cost more than what it returns: where the
+log is a local file it is read at the offsets asked for (:mod:`functions.adapters.local_log_reads`),
+never from its start. Offsets are bytes of the log. A window never begins or ends inside a
+UTF-8 character, so each piece decodes whole, and the offset after it is where the next begins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import NamedTuple, Protocol
+
+from functions.core.launch import TrialLaunch
+from functions.core.lines import capped, what_is_left
+
+_CONTINUATION = 0b1100_0000
+"""Masks the top two bits: UTF-8 bytes ``10xxxxxx`` continue a character, any other starts one."""
+
+
+class LogWindow(NamedTuple):
+    """Log text from a byte offset: the offset after it, whether more of the log follows
+    already, and how many bytes came before where it began (0 unless read from the end)."""
+
+    text: str
+    offset: int
+    more: bool
+    skipped: int
+
+
+class LogReads(Protocol):
+    """A trial attempt's log, read in part."""
+
+    def ends(self, launch: TrialLaunch, head: int, tail: int) -> Iterator[str]:
+        """The log's lines, or, when it is longer than ``head`` and ``tail`` bytes together, its
+        first ``head`` and last ``tail`` bytes with a note of what was left out between them."""
+
+    def window(self, launch: TrialLaunch, offset: int, limit: int) -> LogWindow:
+        """At most ``limit`` bytes of the log from ``offset`` on; ``-1`` reads its last ``limit``."""
+
+
+def char_start(data: bytes) -> int:
+    """How many bytes at the start of ``data`` continue a character begun before it (at most 3)."""
+    count = 0
+    while count < min(len(data), 3) and data[count] & _CONTINUATION == 0x80:
+        count += 1
+    return count
+
+
+def whole_chars(data: bytes) -> int:
+    """The length of ``data`` without a character it ends in the middle of (one its writer has
+    not finished, or a window cut); bytes that start no character are kept."""
+    for back in range(1, min(len(data), 4) + 1):
+        byte = data[-back]
+        if byte & _CONTINUATION != 0x80:
+            needed = 2 if byte >> 5 == 0b110 else 3 if byte >> 4 == 0b1110 else 4 if byte >> 3 == 0b11110 else 1
+            return len(data) - back if needed > back else len(data)
+    return len(data)
+
+
+def as_text(data: bytes) -> str:
+    """Log bytes as text, line breaks as :mod:`functions.core.lines` has them (``\\r\\n`` and
+    ``\\r`` become ``\\n``); undecodable bytes are replaced."""
+    return data.decode("utf-8", errors="replace").replace("\r\n", "\n").replace("\r", "\n")
+
+
+def window_of(data: bytes, offset: int, limit: int, from_end: bool) -> LogWindow:
+    """The window of the bytes ``data`` read at ``offset`` (``limit + 1`` of them when more
+    follow): it begins after a character cut at its start and ends before one cut at its end."""
+    lead = char_start(data) if offset else 0
+    piece = data[lead:limit]
+    piece = piece[:whole_chars(piece)]
+    return LogWindow(as_text(piece), offset + lead + len(piece), len(data) > limit, offset + lead if from_end else 0)
+
+
+def note(left_out: int, head: int, tail: int) -> str:
+    """The line that stands where the middle of a long log is left out."""
+    return (f"[katuna: {left_out} bytes left out here; the first {head} and the last {tail} bytes "
+            "of the log are shown]\n")
+
+
+def joined(head: Iterable[str], left_out: int, head_size: int, tail: Iterable[str], tail_size: int) -> Iterator[str]:
+    """The head's lines, then, when bytes were left out, the note on a line of its own and the tail's lines."""
+    last = "\n"
+    for line in head:
+        last = line
+        yield line
+    if left_out:
+        yield ("" if last.endswith("\n") else "\n") + note(left_out, head_size, tail_size)
+    yield from tail
+
+
+class StreamedLogReads:
+    """A log that can only be read as a stream of lines from its start (pods' logs from the
+    Kubernetes API): each read goes through it, bounded in memory, not in work. The window's
+    offsets are bytes of the UTF-8 text of its lines."""
+
+    def __init__(self, output: Callable[[TrialLaunch], Iterator[str]]) -> None:
+        self._output = output
+
+    def ends(self, launch: TrialLaunch, head: int, tail: int) -> Iterator[str]:
+        return capped(what_is_left(self._output(launch)), head, tail)
+
+    def window(self, launch: TrialLaunch, offset: int, limit: int) -> LogWindow:
+        start = offset
+        if offset < 0:
+            start = max(sum(len(line.encode()) for line in what_is_left(self._output(launch))) - limit, 0)
+        data = bytearray()
+        position = 0
+        for line in what_is_left(self._output(launch)):
+            raw = line.encode()
+            if position + len(raw) > start:
+                data += raw[max(start - position, 0):]
+            position += len(raw)
+            if len(data) > limit:
+                break
+        return window_of(bytes(data[:limit + 1]), start, limit, offset < 0)

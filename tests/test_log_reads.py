@@ -1,0 +1,137 @@
+"""A trial's log is read at the offsets a request asks for, through the real app (Flask's test
+client on a real Runtime, a real trial): a read of a log of hundreds of megabytes reads about
+what it returns (the bytes this process read, as the kernel counts them in /proc/self/io), and
+its pieces begin and end on whole UTF-8 characters."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import study_definition
+
+from functions.adapters.local_log_reads import LocalLogReads
+from functions.adapters.web import create_app
+from functions.adapters.web.ui import LOG_CHUNK
+from functions.core.log_reads import StreamedLogReads, window_of
+from functions.runtime import Runtime
+from functions.settings import Settings
+
+MAX_LOG = 1 << 20
+HEAD, TAIL = b"first line \xc3\xa9\n", b"last line \xe2\x82\xac\n"
+SIZE = 600 << 20
+"""The log's size: sparse, so written at once."""
+READ_BOUND = 8 << 20
+"""The most bytes one read may cost; reading the log through would take 600 MiB."""
+
+
+def bytes_read() -> int:
+    """The bytes this process has read so far, as the kernel counts them."""
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("rchar:"):
+            return int(line.split()[1])
+    raise AssertionError("no rchar in /proc/self/io")
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory) -> Iterator:
+    runtime = Runtime(Settings(db=tmp_path_factory.mktemp("logs") / "katuna.db", max_log=MAX_LOG))
+    try:
+        client = create_app(runtime).test_client()
+        assert client.post("/studies", json=study_definition(name="big", maxTrials=1, parallelism=1)).status_code == 201
+        deadline = time.monotonic() + 60
+        while client.get("/studies/big").get_json()["status"] != "completed":
+            assert time.monotonic() < deadline, "the study did not complete"
+            time.sleep(0.1)
+        yield client, runtime.settings.logs / "big" / "0.1.log"
+    finally:
+        runtime.close()
+
+
+@pytest.fixture
+def big(app) -> Iterator:
+    """The client, and the trial's log made 600 MiB: a first line, a hole of NULs, a last line."""
+    client, log = app
+    with log.open("wb") as handle:
+        handle.write(HEAD)
+        handle.truncate(SIZE - len(TAIL))
+        handle.seek(0, 2)
+        handle.write(TAIL)
+    yield client
+
+
+def _costs(read) -> tuple[object, int]:
+    before = bytes_read()
+    answer = read()
+    return answer, bytes_read() - before
+
+
+def test_the_api_reads_only_the_start_and_the_end_of_a_huge_log(big):
+    answer, cost = _costs(lambda: big.get("/studies/big/trials/0/logs").get_data(as_text=True))
+    assert cost < READ_BOUND, f"read {cost} bytes of a {SIZE}-byte log"
+    assert answer.startswith(HEAD.decode()) and answer.endswith(TAIL.decode())
+    left_out = SIZE - MAX_LOG
+    assert f"[katuna: {left_out} bytes left out here; the first {MAX_LOG // 2} and the last {MAX_LOG // 2} bytes" \
+        in answer
+    assert len(answer.encode()) < MAX_LOG + 200
+
+
+def test_the_dashboard_reads_only_the_end_of_a_huge_log_then_only_what_follows_an_offset(big):
+    last, cost = _costs(lambda: big.get("/ui/studies/big/trials/0/log?offset=-1").get_json())
+    assert cost < READ_BOUND, f"read {cost} bytes of a {SIZE}-byte log"
+    assert last["skipped"] == SIZE - LOG_CHUNK and last["offset"] == SIZE and not last["more"]
+    assert last["text"].endswith(TAIL.decode()) and len(last["text"].encode()) == LOG_CHUNK
+    middle, cost = _costs(lambda: big.get("/ui/studies/big/trials/0/log?offset=314572800").get_json())
+    assert cost < READ_BOUND, f"read {cost} bytes of a {SIZE}-byte log"
+    assert middle["offset"] == 314572800 + LOG_CHUNK and middle["more"] and middle["skipped"] == 0
+    assert middle["text"] == "\0" * LOG_CHUNK
+
+
+def _reads(tmp_path: Path, data: bytes) -> LocalLogReads:
+    log = tmp_path / "0.1.log"
+    log.write_bytes(data)
+    return LocalLogReads(lambda launch: log)
+
+
+def test_the_ends_of_a_log_are_cut_between_characters_with_the_note_on_its_own_line(tmp_path: Path):
+    reads = _reads(tmp_path, "aé€".encode() * 10 + "😀".encode() * 10)
+    text = "".join(reads.ends(None, 8, 9))
+    head, note, tail = text.split("\n")[:3]
+    assert "\ufffd" not in text
+    assert head == "aé€aé", "the head ends after the character its last byte is in"
+    assert tail == "😀😀", "the tail begins at the first character that starts within it"
+    assert note.startswith("[katuna: 83 bytes left out here; the first 9 and the last 8 bytes")
+
+
+def test_a_log_within_its_head_and_tail_is_served_whole(tmp_path: Path):
+    data = "one\r\ntwo\rthree é\n".encode()
+    assert "".join(_reads(tmp_path, data).ends(None, 10, 10)) == "one\ntwo\nthree é\n"
+
+
+def test_a_window_begins_and_ends_on_whole_characters_and_its_offset_is_where_the_next_begins(tmp_path: Path):
+    data = "ab€cd€".encode()
+    reads = _reads(tmp_path, data)
+    first = reads.window(None, 0, 4)
+    assert (first.text, first.offset, first.more) == ("ab", 2, True), "the euro sign cut at byte 4 waits"
+    second = reads.window(None, first.offset, 4)
+    assert (second.text, second.offset, second.more) == ("€c", 6, True)
+    last = reads.window(None, -1, 7)
+    assert (last.text, last.offset, last.skipped, last.more) == ("cd€", len(data), 5, False), \
+        "read from the end, the window begins at the first character that starts within it"
+    assert reads.window(None, len(data), 4) == ("", len(data), False, 0)
+
+
+def test_a_character_its_writer_has_not_finished_is_read_once_it_is_whole():
+    unfinished = window_of("x€".encode()[:-1], 0, 10, False)
+    assert (unfinished.text, unfinished.offset, unfinished.more) == ("x", 1, False)
+    assert window_of("€".encode(), 1, 10, False).text == "€"
+
+
+def test_a_log_read_as_a_stream_has_windows_of_the_same_byte_offsets():
+    reads = StreamedLogReads(lambda launch: iter(["ab€\n", "cd€\n"]))
+    first = reads.window(None, 0, 4)
+    assert (first.text, first.offset, first.more) == ("ab", 2, True)
+    assert reads.window(None, first.offset, 5)[:3] == ("€\nc", 7, True)
+    assert reads.window(None, -1, 6) == ("cd€\n", 12, False, 6)
