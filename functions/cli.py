@@ -19,7 +19,7 @@ import yaml
 
 from functions import cli_servers, cli_studies
 from functions.adapters.sqlite_store import SqliteStore
-from functions.cli_common import console, db_option, errors, fail, settings_for
+from functions.cli_common import console, db_option, errors, fail, settings_for, warn_if_root
 from functions.cli_output import print_result
 from functions.core.assignments import parse_assignments
 from functions.core.errors import (
@@ -129,6 +129,7 @@ def run(file: str, db: str | None) -> None:
         console.print(f"Study [bold]{markup(spec.name)}[/bold] already {record.status}: {markup(record.reason)}. "
                       "Nothing to run.")
     else:
+        warn_if_root()
         record = _run_to_end(embedded, spec)
     print_result(console, embedded.store, record, embedded.settings)
     embedded.close()

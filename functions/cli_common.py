@@ -3,6 +3,7 @@ database a command works on, and how a command fails."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -23,6 +24,18 @@ errors = Console(stderr=True)
 db_option = click.option("--db", type=click.Path(dir_okay=False), default=None,
                          help="SQLite database (default: $KATUNA_DB or ./katuna.db).")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+
+
+def warn(message: str) -> None:
+    errors.print(f"[yellow]warning:[/yellow] {markup(message)}", highlight=False)
+
+
+def warn_if_root() -> None:
+    """A study's commands run as the user katuna runs as: as root, every trial has the whole
+    machine, and can read the service's memory (its token with it)."""
+    if os.geteuid() == 0:
+        warn("katuna runs as root, so every trial's command runs as root too, able to read this process's memory "
+             "and environment: run it as an unprivileged user")
 
 
 def settings_for(db: str | None) -> Settings:

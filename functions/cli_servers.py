@@ -8,7 +8,7 @@ from functools import partial
 import click
 
 from functions.adapters.sqlite_store import SqliteStore
-from functions.cli_common import console, db_option, existing_db, fail, settings_for
+from functions.cli_common import console, db_option, existing_db, fail, settings_for, warn, warn_if_root
 from functions.terminal import markup
 
 
@@ -22,11 +22,13 @@ from functions.terminal import markup
 def serve(db: str | None, host: str, port: int, workers: int, executor: str | None) -> None:
     """Serve the HTTP API and the event functions with gunicorn.
 
-    Without KATUNA_API_TOKEN it listens on loopback only and answers loopback Host names only;
-    another address, or KATUNA_ALLOWED_HOSTS, needs the token.
+    Without KATUNA_API_TOKEN it listens on loopback only, answers loopback Host names only, and
+    takes requests only from this user's (or root's) connections; another address, or
+    KATUNA_ALLOWED_HOSTS, needs the token.
     """
     from functions.adapters.process_tree import hide_from_trials
     from functions.adapters.web.guard import exposure_problem
+    from functions.adapters.web.peers import can_tell
     from functions.adapters.web.server import Server, listen_problem
     from functions.runtime import service_app
 
@@ -42,6 +44,10 @@ def serve(db: str | None, host: str, port: int, workers: int, executor: str | No
         problem = configuration_problem(settings.k8s_api)
         if problem:
             fail(problem, 2)
+    warn_if_root()
+    if not settings.api_token and not can_tell():
+        warn("without KATUNA_API_TOKEN, every account of this machine can reach the service and run commands as "
+             "its user: this system does not tell which user a loopback connection is from. Set KATUNA_API_TOKEN")
     SqliteStore(settings.db).close()
     hide_from_trials()
     Server(partial(service_app, settings), host, port, workers).run()

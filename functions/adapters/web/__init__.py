@@ -7,11 +7,12 @@ which the composition root (:mod:`functions.runtime`) builds and hands in.
 from __future__ import annotations
 
 import logging
+import os
 
 from flask import Flask, Response, current_app, g, jsonify, redirect, request, url_for
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from functions.adapters.web import api, functions_ce, guard, ui
+from functions.adapters.web import api, functions_ce, guard, peers, ui
 from functions.adapters.web.auth import bearer, csrf_matches, current_session, has_token
 from functions.adapters.web.errors import error_response
 from functions.adapters.web.json_provider import StrictJSONProvider
@@ -62,6 +63,10 @@ def _guard():
     path = request.path
     if path in OPEN_PATHS:
         return None
+    if not settings.api_token and not (path == METRICS_PATH and settings.metrics_token):
+        refused = _check_local_user()
+        if refused is not None:
+            return refused
     if path == METRICS_PATH:
         return _check_scraper(settings)
     if not guard.host_allowed(request.host, settings.allowed_hosts):
@@ -81,6 +86,27 @@ def _guard():
     if event_path:
         return _check_event_sender(settings)
     return _check_caller(settings, path)
+
+
+def _check_local_user():
+    """Without the API token, a request only from a socket of the service's own user (or
+    root): any account of the machine can connect to loopback (:mod:`.peers`). A server that
+    does not hand over the connection (tests' clients), or a machine that does not list its
+    sockets' owners, is taken as before."""
+    connection = request.environ.get("gunicorn.socket")
+    if connection is None:
+        return None
+    uid = peers.peer_uid(connection)
+    if uid is None and not peers.can_tell():
+        return None
+    if uid is not None and peers.trusted(uid):
+        return None
+    caller = "whose socket could not be found" if uid is None else f"of uid {uid}"
+    return guard.refusal(request, 403, "local_user_not_allowed",
+                         f"without KATUNA_API_TOKEN this service takes requests only from its own user (uid "
+                         f"{os.geteuid()}) on this machine, not from a caller {caller}: a study runs commands as "
+                         "the service's user. Set KATUNA_API_TOKEN to serve other users, who then send "
+                         "Authorization: Bearer <token>")
 
 
 def _safety_headers(response: Response) -> Response:
