@@ -96,7 +96,7 @@ def _request_as(uid: int, port: int, method: str, path: str, body: bytes = b"") 
 
 @pytest.mark.slow
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root can send a request as another user (os.setuid in a child)")
-def test_a_request_from_another_account_of_the_machine_is_refused_and_the_services_own_user_is_served(tmp_path: Path):
+def test_a_request_from_another_account_of_the_machine_is_refused_and_the_services_own_user_is_served_with_a_warning(tmp_path: Path):
     service = Service(tmp_path, workers=1)
     try:
         status, answer = _request_as(NOBODY, service.port, "GET", "/studies")
@@ -110,3 +110,5 @@ def test_a_request_from_another_account_of_the_machine_is_refused_and_the_servic
         assert service.json("GET", "/healthz")[0] == 200
     finally:
         service.close()
+    assert "warning: katuna runs as root, so every trial's command runs as root too" in \
+        (tmp_path / "serve.log").read_text()
