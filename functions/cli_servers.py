@@ -62,11 +62,13 @@ def optuna_dashboard(db: str | None, host: str, port: int) -> None:
 
     katuna keeps Optuna's state in a journal inside its own database, which
     ``optuna-dashboard sqlite:///...`` cannot read; this serves it with that journal storage,
-    on loopback only (optuna-dashboard has no sign-in), refusing every change but notes
-    (katuna's own records must stay in step with it).
+    on loopback only (optuna-dashboard has no sign-in), to loopback Host names only (a name
+    rebound to 127.0.0.1 reaches nothing), refusing writes from other sites and every change
+    but notes (katuna's own records must stay in step with it).
     """
     from functions.adapters.dashboard_storage import DashboardStorage
     from functions.adapters.web.guard import is_loopback
+    from functions.adapters.web.wsgi_guard import guarded
 
     if not is_loopback(host):
         fail(f"refusing to listen on {host}: optuna-dashboard has no sign-in, so anyone who can reach it could "
@@ -74,14 +76,15 @@ def optuna_dashboard(db: str | None, host: str, port: int) -> None:
               f"(ssh -L {port}:127.0.0.1:{port} HOST)", 2)
     path = existing_db(db)
     try:
-        from bottle import HTTPError
-        from optuna_dashboard import run_server
+        from bottle import HTTPError, run
+        from optuna_dashboard import wsgi
     except ImportError:
         fail("optuna-dashboard is not installed: pip install 'katuna[dashboard]'")
     store = SqliteStore(path)
     console.print(f"optuna-dashboard on http://{markup(host)}:{port}/ for {markup(path.resolve())}", highlight=False)
     try:
-        run_server(DashboardStorage(store.optuna_storage(), lambda reason: HTTPError(403, reason)), host=host, port=port)
+        storage = DashboardStorage(store.optuna_storage(), lambda reason: HTTPError(403, reason))
+        run(guarded(wsgi(storage)), host=host, port=port)
     finally:
         store.close()
 

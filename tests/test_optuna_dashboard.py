@@ -26,10 +26,11 @@ def get(url: str) -> dict:
         return json.loads(response.read())
 
 
-def send(method: str, url: str, body: Any = None) -> tuple[int, dict]:
+def send(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, dict]:
     """The status and JSON answer of a request as the dashboard's page sends it."""
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(url, data=data, method=method,
+                                     headers={"Content-Type": "application/json", **(headers or {})})
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             status, text = response.status, response.read()
@@ -103,6 +104,28 @@ def test_optuna_dashboard_keeps_notes_and_refuses_every_other_change(embedded, t
     assert [(t.number, t.state, t.values) for t in after.trials] == before
     assert after.trials[0].user_attrs == {}
     assert embedded.store.get_study("od-demo").status == "completed"
+
+
+def test_optuna_dashboard_answers_loopback_host_names_only_takes_writes_from_its_own_pages_and_is_never_framed(
+        embedded, tmp_path):
+    run_study(embedded, study_definition(name="od-demo"), tmp_path)
+    with dashboard(tmp_path) as base:
+        rebound = {"Host": f"rebound.example:{base.rpartition(':')[2]}",
+                   "Origin": f"http://rebound.example:{base.rpartition(':')[2]}"}
+        [summary] = get(base + "/api/studies")["study_summaries"]
+        study = f"{base}/api/studies/{summary['study_id']}"
+        read = send("GET", base + "/api/studies", headers={"Host": rebound["Host"]})
+        written = send("PUT", f"{study}/note", {"version": 1, "body": "through a rebound name"}, headers=rebound)
+        cross = send("PUT", f"{study}/note", {"version": 1, "body": "from another site"},
+                     headers={"Origin": "http://evil.example"})
+        own = send("PUT", f"{study}/note", {"version": 1, "body": "from its own page"}, headers={"Origin": base})
+        assert get(study)["note"]["body"] == "from its own page"
+        with urllib.request.urlopen(base + "/dashboard", timeout=10) as page:
+            framing = page.headers["X-Frame-Options"]
+    assert read[0] == written[0] == 400 and read[1]["error"] == "host_not_allowed"
+    assert cross[0] == 403 and cross[1]["error"] == "cross_origin"
+    assert own[0] == 204
+    assert framing == "DENY"
 
 
 def test_optuna_dashboard_listens_on_loopback_only(tmp_path):

@@ -1,0 +1,47 @@
+"""The service's Host, Origin and framing checks (:mod:`.guard`) around a WSGI app that has none
+of its own: Optuna's dashboard, served by ``katuna optuna-dashboard`` on loopback.
+
+Listening on loopback keeps other machines out, not web pages: a host name an attacker rebinds
+to 127.0.0.1 makes their page same-origin with whatever answers there. So a request naming a
+Host other than a loopback name is refused (400), a write a browser says comes from another
+site is refused (403), and no page of another site may frame the dashboard.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
+
+from flask import Request
+
+from functions.adapters.web import SAFETY_HEADERS, guard
+
+
+def guarded(app: WSGIApplication) -> WSGIApplication:
+    """``app`` answering only requests that name a loopback Host, and writes only from its own
+    pages or from scripts; every answer forbids framing."""
+
+    def serve(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        request = Request(environ)
+        if not guard.host_allowed(request.host, ()):
+            return _refuse(start_response, "400 Bad Request", "host_not_allowed",
+                           f"Host {request.host!r} is not served here: open the dashboard at 127.0.0.1 or localhost")
+        if request.method in guard.WRITE_METHODS and guard.same_origin(request) is False:
+            return _refuse(start_response, "403 Forbidden", "cross_origin", "writes from another site are refused")
+
+        def with_safety_headers(status: str, headers: list[tuple[str, str]], exc_info=None):
+            named = {name.lower() for name, _ in headers}
+            return start_response(status, [*headers, *((name, value) for name, value in SAFETY_HEADERS.items()
+                                                       if name.lower() not in named)], exc_info)
+
+        return app(environ, with_safety_headers)
+
+    return serve
+
+
+def _refuse(start_response: StartResponse, status: str, error: str, message: str) -> list[bytes]:
+    body = json.dumps({"error": error, "message": message}).encode()
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
+                            *SAFETY_HEADERS.items()])
+    return [body]
