@@ -15,7 +15,7 @@ from conftest import study_definition
 from functions.adapters.local_log_reads import LocalLogReads
 from functions.adapters.web import create_app
 from functions.adapters.web.ui import LOG_CHUNK
-from functions.core.log_reads import StreamedLogReads, window_of
+from functions.core.log_reads import StreamedLogReads, note, window_of
 from functions.runtime import Runtime
 from functions.settings import Settings
 
@@ -135,3 +135,9 @@ def test_a_log_read_as_a_stream_has_windows_of_the_same_byte_offsets():
     assert (first.text, first.offset, first.more) == ("ab", 2, True)
     assert reads.window(None, first.offset, 5)[:3] == ("€\nc", 7, True)
     assert reads.window(None, -1, 6) == ("cd€\n", 12, False, 6)
+
+
+def test_a_log_read_as_a_stream_keeps_the_whole_lines_of_its_first_and_last_bytes():
+    reads = StreamedLogReads(lambda launch: iter(["one\n", "two\n", "three\n", "four\n", "€nd\n"]))
+    assert "".join(reads.ends(None, 8, 11)) == "one\ntwo\n" + note(6, 8, 11) + "four\n€nd\n"
+    assert "".join(reads.ends(None, 100, 100)) == "one\ntwo\nthree\nfour\n€nd\n"

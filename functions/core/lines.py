@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import codecs
 import re
-from collections import deque
 from collections.abc import Generator, Iterable, Iterator
 
 from functions.core.errors import OutputLost
@@ -47,30 +46,6 @@ def _complete_lines(text: str, max_line: int) -> Generator[str, None, str]:
             start += max_line
         else:
             return text[start:]
-
-
-def capped(lines: Iterable[str], head: int, tail: int) -> Iterator[str]:
-    """The first ``head`` and the last ``tail`` characters' worth of lines, with a note of what
-    was left out between them; memory is bounded by ``tail`` plus one line."""
-    shown = 0
-    kept: deque[str] = deque()
-    kept_size = skipped = skipped_lines = 0
-    for line in lines:
-        if shown + len(line) <= head and not kept:
-            shown += len(line)
-            yield line
-            continue
-        kept.append(line)
-        kept_size += len(line)
-        while kept and kept_size > tail:
-            dropped = kept.popleft()
-            kept_size -= len(dropped)
-            skipped += len(dropped)
-            skipped_lines += 1
-    if skipped:
-        yield (f"[katuna: {skipped_lines} lines ({skipped} characters) left out here; "
-               f"the first {shown} and the last {kept_size} characters are shown]\n")
-    yield from kept
 
 
 def what_is_left(lines: Iterable[str]) -> Iterator[str]:

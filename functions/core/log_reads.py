@@ -9,11 +9,12 @@ UTF-8 character, so each piece decodes whole, and the offset after it is where t
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple, Protocol
 
 from functions.core.launch import TrialLaunch
-from functions.core.lines import capped, what_is_left
+from functions.core.lines import what_is_left
 
 _CONTINUATION = 0b1100_0000
 """Masks the top two bits: UTF-8 bytes ``10xxxxxx`` continue a character, any other starts one."""
@@ -100,7 +101,26 @@ class StreamedLogReads:
         self._output = output
 
     def ends(self, launch: TrialLaunch, head: int, tail: int) -> Iterator[str]:
-        return capped(what_is_left(self._output(launch)), head, tail)
+        """Whole lines: those of the first ``head`` bytes, then those of the last ``tail``, held
+        while the stream goes on (memory is bounded by ``tail`` plus one line)."""
+        shown = 0
+        kept: deque[str] = deque()
+        kept_size = left_out = 0
+        for line in what_is_left(self._output(launch)):
+            size = len(line.encode())
+            if shown + size <= head and not kept:
+                shown += size
+                yield line
+                continue
+            kept.append(line)
+            kept_size += size
+            while kept_size > tail:
+                dropped = len(kept.popleft().encode())
+                kept_size -= dropped
+                left_out += dropped
+        if left_out:
+            yield note(left_out, shown, kept_size)
+        yield from kept
 
     def window(self, launch: TrialLaunch, offset: int, limit: int) -> LogWindow:
         start = offset
