@@ -101,7 +101,7 @@ def _check_local_user():
         return None
     if uid is not None and peers.trusted(uid):
         return None
-    caller = "whose socket could not be found" if uid is None else f"of uid {uid}"
+    caller = "this machine does not list (another host's or container's)" if uid is None else f"of uid {uid}"
     return guard.refusal(request, 403, "local_user_not_allowed",
                          f"without KATUNA_API_TOKEN this service takes requests only from its own user (uid "
                          f"{os.geteuid()}) on this machine, not from a caller {caller}: a study runs commands as "
