@@ -209,3 +209,13 @@ def test_process_exit(tmp_path: Path):
     assert all(len(runs) == 2 for runs in result["runs"].values())
     assert all(number(found[key]) > 0 for key in ("command_s", "command_teardown_s", "serve_stop_s"))
     assert number(found["serve_workers_gone_s"]) <= number(found["serve_stop_s"])
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux's /proc/net/tcp")
+def test_peer_lookup(tmp_path: Path):
+    """Both lookups find the caller's owner, before and after the TIME_WAIT sockets are added."""
+    found, result = run("peer_lookup.py", tmp_path)
+    assert [r["time_wait_added"] for r in result["results"]] == [0, 500]
+    assert int(found["tables_sockets"]) >= 500, "the closed connections are still listed, in TIME_WAIT"
+    assert number(found["tables_us_per_lookup"]) > 0 and number(found["sock_diag_us_per_lookup"]) > 0
+    assert list(found)[-1] == "sock_diag_us_per_lookup"
