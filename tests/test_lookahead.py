@@ -164,3 +164,22 @@ def test_a_study_left_with_a_prepared_trial_by_run_resumes_under_serve_within_it
     finally:
         service.close()
         store.close()
+
+
+def test_a_grid_resumed_without_look_ahead_runs_the_discarded_trials_point_and_every_point_once(tmp_path: Path):
+    definition = study_definition(maxTrials=10, parallelism=1, algorithm={"name": "grid", "seed": 1},
+                                  parameters=[{"name": "x", "type": "int", "min": 1, "max": 4}])
+    first = Embedded(Settings(db=tmp_path / "katuna.db"))
+    record = first.submit(parse_study(definition), definition, tmp_path)
+    first.dispatcher.deliver(study_created("demo", record.uid))
+    assert _states(first) == {0: "WAITING", 1: "WAITING"}, "trial 1 prepared ahead"
+    first.close()
+
+    again = Embedded(Settings(db=tmp_path / "katuna.db", lookahead=0))
+    try:
+        record = again.run("demo")
+        assert record.status == "completed", record.reason
+        points = sorted(t.params["x"] for t in again.store.trials("demo") if t.state == "COMPLETE")
+        assert points == [1, 2, 3, 4], "the discarded trial's point is run later; no point runs twice"
+    finally:
+        again.close()

@@ -26,6 +26,10 @@ from functions.core.spec import MINIMIZE
 DISCARDED = "katuna:discarded"
 """The Optuna system attribute of a trial asked for and never started, which katuna forgot."""
 
+GRID_SPACE = "search_space"
+"""The Optuna system attribute in which ``GridSampler`` records the grid a trial's point belongs
+to: it counts every finished trial of the same grid as a visit of that point, a failed one too."""
+
 _NEXT_CHANGE = "(SELECT coalesce(max(changed), 0) + 1 FROM trials WHERE study = ?)"
 """The study's next trial change number (an index lookup), for a statement that writes a trial."""
 
@@ -140,7 +144,9 @@ class SqliteTrials(SqliteStudies):
     def discard_trial(self, study: str, number: int) -> None:
         """Forget a trial that never started: its row goes (the kept counts follow), and Optuna,
         which cannot forget a trial, keeps it failed and marked :data:`DISCARDED`, so no sampler
-        learns from it and Optuna's own views can tell it apart. Discarding twice changes nothing."""
+        learns from it and Optuna's own views can tell it apart. Its grid point, if it had one, is
+        left unvisited (:data:`GRID_SPACE` emptied, a grid no sampler has), so that a later trial
+        runs it. Discarding twice changes nothing."""
         with self.transaction():
             self.db.execute("DELETE FROM observations WHERE study = ? AND trial = ?", [study, number])
             self.db.execute("DELETE FROM trials WHERE study = ? AND number = ?", [study, number])
@@ -149,8 +155,11 @@ class SqliteTrials(SqliteStudies):
                 trial_id = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study), number)
             except KeyError:
                 return
-            if not storage.get_trial(trial_id).state.is_finished():
+            trial = storage.get_trial(trial_id)
+            if not trial.state.is_finished():
                 storage.set_trial_system_attr(trial_id, DISCARDED, True)
+                if GRID_SPACE in trial.system_attrs:
+                    storage.set_trial_system_attr(trial_id, GRID_SPACE, {})
                 storage.set_trial_state_values(trial_id, TrialState.FAIL)
 
     @reading
