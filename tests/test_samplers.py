@@ -17,7 +17,7 @@ from functions.core.events import study_created
 from functions.core.formats import load_study
 from functions.core.samplers import REGISTRY, build_sampler, sampler_for, trial_seed
 from functions.core.skopt_sampler import BayesianSampler
-from functions.core.space import distribution
+from functions.core.space import distribution, sample
 from functions.core.validate import parse_study
 from functions.embedded import Embedded
 from functions.settings import Settings
@@ -133,6 +133,40 @@ def test_katibs_sobol_suggests_points_of_the_unscrambled_sequence_from_the_first
                 study.tell(trial, 1.0)
                 suggested.append(trial.params)
         assert suggested == expected, "dyadic fractions, exact"
+
+
+CONDITIONAL = [{"name": "kernel", "type": "categorical", "values": ["rbf", "poly"]},
+               {"name": "x", "type": "float", "min": 0.0, "max": 1.0},
+               {"name": "degree", "type": "int", "min": 2, "max": 50, "when": {"kernel": "poly"}},
+               {"name": "gamma", "type": "float", "min": 0.0, "max": 1.0, "when": {"kernel": "rbf"}}]
+
+
+def _conditional_trials(algorithm: str, seed: int) -> list[dict]:
+    """Ten trials of a study with conditional parameters, each from a sampler built for it."""
+    definition = study_definition(parameters=CONDITIONAL, algorithm={"name": algorithm, "seed": seed})
+    definition["trialTemplate"]["env"] = {p["name"]: f"${{trialParameters.{p['name']}}}" for p in CONDITIONAL}
+    spec = parse_study(definition)
+    study = optuna.create_study()
+    suggested = []
+    for number in range(10):
+        study.sampler = build_sampler(spec.algorithm, spec.parameters, number)
+        trial = sample(study, spec.parameters)
+        study.tell(trial, trial.params["x"])
+        suggested.append(trial.params)
+    return suggested
+
+
+@pytest.mark.parametrize("algorithm", ["qmc", "sobol"])
+def test_a_parameter_outside_the_sequences_space_varies_per_trial_and_repeats_per_seed(algorithm: str):
+    """The space of the sequence is the first trial's parameters; a conditional parameter that
+    trial lacks is drawn at random, each trial from its own seed."""
+    trials = _conditional_trials(algorithm, 3)
+    outside = [t["gamma"] if "gamma" in t else t["degree"] for t in trials[1:]
+               if ("gamma" in t) != ("gamma" in trials[0])]
+    assert len(outside) >= 3, trials
+    assert len(set(outside)) == len(outside), "a fresh value in every trial"
+    assert _conditional_trials(algorithm, 3) == trials, "the same trials for the same seed"
+    assert _conditional_trials(algorithm, 4) != trials
 
 
 def _settings_problems(algorithm: dict) -> list[str]:

@@ -4,7 +4,9 @@ A handler may run in a fresh process per event, so a sampler must suggest the sa
 whether it is new or has served earlier asks. A fixed seed would repeat the same suggestion;
 each trial's seed is instead derived from the study seed and the trial number, which keeps a
 seeded study reproducible. The grid and quasi-Monte Carlo samplers are the exception: their
-seed orders the grid or scrambles the sequence, which must stay the same for every trial.
+seed orders the grid or scrambles the sequence, which must stay the same for every trial. The
+parameters such a sampler draws at random instead (outside its space) come from a sampler
+seeded per trial, else they would repeat the same value in every trial.
 
 A warm process reuses its sampler (see :func:`sampler_for`): building one costs more than
 most asks, and the samplers that allow it keep incremental caches (the search space seen so
@@ -225,6 +227,8 @@ def build_sampler(
         kwargs["gamma"] = HyperoptGamma(kwargs["gamma"])
     if kind.seed_per_study:
         kwargs["seed"] = algorithm.seed or 0
+        if "independent_sampler" in inspect.signature(kind.factory).parameters:
+            kwargs["independent_sampler"] = optuna.samplers.RandomSampler(seed=trial_seed(algorithm.seed, trial_number))
     else:
         kwargs["seed"] = trial_seed(algorithm.seed, trial_number)
     if kind.needs_grid:
