@@ -50,8 +50,9 @@ def print_study(console: Console, view: dict[str, Any], record: StudyRecord, fro
                   f"running {counts['running']}, waiting {counts['waiting']})")
     made = view["reproducibility"]
     if made["seed"] is not None:
+        ahead = "" if made["lookahead"] is None else f"  look-ahead {made['lookahead']}"
         console.print(f"seed: {made['seed']}  katuna {markup(made['katunaVersion'])}  "
-                      f"optuna {markup(made['optunaVersion'])}", highlight=False)
+                      f"optuna {markup(made['optunaVersion'])}{ahead}", highlight=False)
     if view["trialTemplateSource"]:
         console.print(text(f"trial template: read from {view['trialTemplateSource']} at submission"), highlight=False)
     best = view["best"]

@@ -38,7 +38,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 def drop_report_keys(db: sqlite_utils.Database) -> None:
-    """Take a database back to before the nineteenth migration (studies' progress report keys)."""
+    """Take a database back to before the nineteenth migration (studies' progress report keys),
+    and the twentieth (the look-ahead each study started with)."""
+    db.execute("ALTER TABLE studies DROP COLUMN lookahead")
     db.execute("ALTER TABLE studies DROP COLUMN report_key")
 
 

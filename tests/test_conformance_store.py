@@ -102,14 +102,14 @@ class StoreContract:
 
     def test_what_was_stored_is_there_when_opened_again(self, store: Store):
         store.add_study(record())
-        store.update_study("demo", seed=7, katuna_version="1.2.3", optuna_version="5.0.0")
+        store.update_study("demo", seed=7, katuna_version="1.2.3", optuna_version="5.0.0", lookahead=0)
         store.add_trial(TrialRecord("demo", 0, {"x": 1.0}, "RUNNING"))
         store.update_trial("demo", 0, image_digest="python@sha256:00ff")
         again = self.open_again(store)
         try:
             found = again.get_study("demo")
             assert found.spec == record().spec
-            assert (found.seed, found.katuna_version, found.optuna_version) == (7, "1.2.3", "5.0.0")
+            assert (found.seed, found.katuna_version, found.optuna_version, found.lookahead) == (7, "1.2.3", "5.0.0", 0)
             assert again.get_trial("demo", 0).image_digest == "python@sha256:00ff"
         finally:
             self.close(again)

@@ -13,8 +13,12 @@ from conftest import study_definition, undo_trial_changes
 from test_cli import katuna, write_study
 
 from functions.adapters.sqlite_store import SqliteStore
+from functions.core.events import study_created
 from functions.core.records import StudyRecord, TrialRecord
 from functions.core.validate import parse_study
+from functions.core.views import study_view
+from functions.embedded import Embedded
+from functions.settings import Settings
 
 
 @pytest.mark.slow
@@ -27,12 +31,29 @@ def test_an_unseeded_study_records_its_seed_and_a_rerun_with_that_seed_repeats_i
     made = json.loads(katuna("show", "demo", "--json", cwd=first).stdout)["reproducibility"]
     assert isinstance(made["seed"], int)
     assert (made["katunaVersion"], made["optunaVersion"]) == (metadata.version("katuna"), optuna.__version__)
-    assert f"seed: {made['seed']}" in katuna("show", "demo", cwd=first).stdout
+    assert made["lookahead"] == 1, "katuna run asks one trial ahead by default"
+    shown = katuna("show", "demo", cwd=first).stdout
+    assert f"seed: {made['seed']}" in shown and "look-ahead 1" in shown
 
     seeded = study_definition(maxTrials=3, parallelism=1, algorithm={"name": "random", "seed": made["seed"]})
     katuna("run", str(write_study(again / "study.yaml", seeded)), cwd=again)
     params = [json.loads(katuna("trials", "demo", "--json", cwd=folder).stdout) for folder in (first, again)]
     assert [t["params"] for t in params[0]] == [t["params"] for t in params[1]]
+
+
+@pytest.mark.parametrize("lookahead", [0, 2])
+def test_a_study_records_the_look_ahead_it_started_with(tmp_path: Path, lookahead: int):
+    runner = Embedded(Settings(db=tmp_path / "katuna.db", lookahead=lookahead))
+    try:
+        definition = study_definition()
+        record = runner.submit(parse_study(definition), definition, tmp_path)
+        assert study_view(runner.store, record)["reproducibility"]["lookahead"] is None, "not started yet"
+        runner.dispatcher.deliver(study_created("demo", record.uid))
+        record = runner.store.get_study("demo")
+        assert record.lookahead == lookahead
+        assert study_view(runner.store, record)["reproducibility"]["lookahead"] == lookahead
+    finally:
+        runner.close()
 
 
 def test_a_database_from_before_the_records_keeps_loading(tmp_path: Path):
@@ -45,7 +66,7 @@ def test_a_database_from_before_the_records_keeps_loading(tmp_path: Path):
 
     reopened = SqliteStore(path)
     record = reopened.get_study("demo")
-    assert (record.seed, record.katuna_version, record.optuna_version) == (None, None, None)
+    assert (record.seed, record.katuna_version, record.optuna_version, record.lookahead) == (None, None, None, None)
     assert record.algorithm == record.spec.algorithm
     assert reopened.get_trial("demo", 0).image_digest is None
     reopened.close()

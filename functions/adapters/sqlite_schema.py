@@ -236,6 +236,12 @@ def _migrate_19(db: sqlite_utils.Database) -> None:
     db.execute("UPDATE studies SET report_key = lower(hex(randomblob(16)))")
 
 
+def _migrate_20(db: sqlite_utils.Database) -> None:
+    """The look-ahead each study started with, part of what makes it reproducible (empty on
+    older rows)."""
+    db.table("studies").add_column("lookahead", int)
+
+
 MIGRATIONS = (_migrate_1, _migrate_2, _migrate_3, _migrate_4, _migrate_5, _migrate_6, _migrate_7, _migrate_8,
               _migrate_9, _migrate_10, _migrate_11, _migrate_12, _migrate_13, _migrate_14, _migrate_15,
-              _migrate_16, _migrate_17, _migrate_18, _migrate_19)
+              _migrate_16, _migrate_17, _migrate_18, _migrate_19, _migrate_20)

@@ -83,7 +83,7 @@ class SqliteStudies(SqliteConnection):
                 "status": record.status, "reason": record.reason, "created_at": record.created_at,
                 "origin": dumps(record.origin) if record.origin is not None else None,
                 "seed": record.seed, "katuna_version": record.katuna_version, "optuna_version": record.optuna_version,
-                "warm_results": _known_text(record.warm_results), "report_key": record.report_key,
+                "lookahead": record.lookahead, "warm_results": _known_text(record.warm_results), "report_key": record.report_key,
             })
         return record
 
@@ -107,7 +107,7 @@ class SqliteStudies(SqliteConnection):
             base_dir=row["base_dir"], uid=row["uid"], status=status, reason=reason,
             created_at=row["created_at"], started_at=row["started_at"], completed_at=row["completed_at"],
             origin=_origin(row["origin"]), seed=row["seed"], katuna_version=row["katuna_version"],
-            optuna_version=row["optuna_version"], restarts=row["restarts"], restarted_at=row["restarted_at"],
+            optuna_version=row["optuna_version"], lookahead=row["lookahead"], restarts=row["restarts"], restarted_at=row["restarted_at"],
             warm_results=warm, report_key=row["report_key"],
         )
 

@@ -41,6 +41,10 @@ class StudyRecord:
     """The katuna release that started the study."""
     optuna_version: str | None = None
     """The Optuna release that started the study."""
+    lookahead: int | None = None
+    """The look-ahead of the process that started the study (trials asked for while others run):
+    the trials a seeded study suggests depend on it; None for studies stored before katuna
+    recorded it."""
     restarts: int = 0
     """How many times the study was reopened after it ended (:mod:`functions.core.resume`): the
     events of each run of it are told apart by it."""

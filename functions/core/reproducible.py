@@ -2,8 +2,9 @@
 
 A study without a seed in its definition still runs seeded: its seed is chosen when it starts,
 from its uid (random for every study, fixed for this one), and stored with the versions of
-katuna and Optuna that started it. Submitting the definition again with ``algorithm.seed`` set
-to that seed repeats the study's suggestions.
+katuna and Optuna that started it and the look-ahead it started with. Submitting the definition
+again with ``algorithm.seed`` set to that seed, run with the same look-ahead (and, above
+parallelism 1, with trials ending in the same order), repeats the study's suggestions.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ def katuna_version() -> str:
         return "unknown"
 
 
-def provenance(record: StudyRecord) -> dict[str, Any]:
-    """The study fields to store when it starts: its seed and the software that runs it."""
-    return {"seed": seed_for(record), "katuna_version": katuna_version(), "optuna_version": optuna.__version__}
+def provenance(record: StudyRecord, lookahead: int) -> dict[str, Any]:
+    """The study fields to store when it starts: its seed, the software that runs it and the
+    look-ahead of the process that starts it (which changes what the sampler has been told when
+    it is asked for a trial)."""
+    return {"seed": seed_for(record), "katuna_version": katuna_version(), "optuna_version": optuna.__version__,
+            "lookahead": lookahead}

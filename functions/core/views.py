@@ -50,7 +50,7 @@ def study_view(store: Store, record: StudyRecord) -> dict[str, Any]:
         "resource": _resource(record),
         "trialTemplateSource": annotated_source(record.definition),
         "reproducibility": {"seed": record.seed, "katunaVersion": record.katuna_version,
-                            "optunaVersion": record.optuna_version},
+                            "optunaVersion": record.optuna_version, "lookahead": record.lookahead},
     }
 
 

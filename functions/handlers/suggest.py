@@ -22,7 +22,7 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     if record.terminal or not record.owns(event.data):
         return []
     if record.started_at is None:
-        store.update_study(record.name, started_at=deps.clock(), **provenance(record))
+        store.update_study(record.name, started_at=deps.clock(), **provenance(record, deps.lookahead))
         record = store.get_study(record.name)
         lost = warm_start(record, deps)
         if lost is not None:

@@ -52,11 +52,14 @@ _SCHEMAS: dict[str, Any] = {
         "nodePool": {"oneOf": [{"$ref": "#/components/schemas/NodePoolUse"}, {"type": "null"}]},
         "definition": {"type": "object"}, "links": {"type": "object"},
         "reproducibility": {"type": "object", "description": "the sampler seed the study runs with (chosen at "
-                            "its start when the definition gives none) and the katuna and Optuna versions that "
-                            "started it; null fields for a study that has not started",
+                            "its start when the definition gives none), the katuna and Optuna versions that "
+                            "started it and the look-ahead it started with (trials asked for while others run: "
+                            "the same seed suggests the same trials only with the same look-ahead); null fields "
+                            "for a study that has not started",
                             "properties": {"seed": {"type": ["integer", "null"]},
                                            "katunaVersion": {"type": ["string", "null"]},
-                                           "optunaVersion": {"type": ["string", "null"]}}},
+                                           "optunaVersion": {"type": ["string", "null"]},
+                                           "lookahead": {"type": ["integer", "null"]}}},
         "trialTemplateSource": {"type": ["string", "null"], "description": "the ConfigMap and key the trial "
                                 "template was read from when the study was submitted (null: given inline)"},
         "resource": {"description": "the Kubernetes resource (kind, namespace, name) that manages the study",
