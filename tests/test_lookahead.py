@@ -166,13 +166,17 @@ def test_a_study_left_with_a_prepared_trial_by_run_resumes_under_serve_within_it
         store.close()
 
 
-def test_a_grid_resumed_without_look_ahead_runs_the_discarded_trials_point_and_every_point_once(tmp_path: Path):
+@pytest.mark.parametrize("discards", [0, 2], ids=["discarded-on-resume", "discarded-twice-before"])
+def test_a_grid_resumed_without_look_ahead_runs_the_discarded_trials_point_and_every_point_once(
+        tmp_path: Path, discards: int):
     definition = study_definition(maxTrials=10, parallelism=1, algorithm={"name": "grid", "seed": 1},
                                   parameters=[{"name": "x", "type": "int", "min": 1, "max": 4}])
     first = Embedded(Settings(db=tmp_path / "katuna.db"))
     record = first.submit(parse_study(definition), definition, tmp_path)
     first.dispatcher.deliver(study_created("demo", record.uid))
     assert _states(first) == {0: "WAITING", 1: "WAITING"}, "trial 1 prepared ahead"
+    for _ in range(discards):  # a discard delivered again
+        first.store.discard_trial("demo", 1)
     first.close()
 
     again = Embedded(Settings(db=tmp_path / "katuna.db", lookahead=0))
