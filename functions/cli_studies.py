@@ -23,6 +23,7 @@ from functions.cli_common import (
 from functions.cli_output import front_title, print_study, studies_table, trial_table
 from functions.core.errors import KatunaError
 from functions.core.pareto import best_trials
+from functions.core.resources import Origin
 from functions.core.views import study_view, trial_view
 from functions.embedded import Embedded
 from functions.terminal import markup, text
@@ -133,6 +134,9 @@ def delete(name: str, db: str | None) -> None:
             if not record.terminal:
                 fail(f"study {name!r} is {record.status} (or was interrupted, and a run would resume it): stop it "
                       f"first with katuna stop {name}, then delete it")
+            if record.origin is not None:
+                fail(f"{Origin.from_dict(record.origin).delete_refusal(name)} with DELETE /studies/{name} of the "
+                     "service that watches it (katuna delete cannot ask the cluster whether the resource is gone)")
             trials = store.count_trials(name).created
             store.delete_study(name)
     finally:

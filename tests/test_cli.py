@@ -286,6 +286,25 @@ def test_the_database_is_private_to_its_owner_in_new_folders_only_it_can_enter(t
         store.close()
 
 
+def test_delete_refuses_a_study_that_follows_a_kubernetes_resource_and_keeps_it(tmp_path: Path):
+    """katuna delete cannot ask the cluster whether the resource is still there (which would
+    bring the study back): it refuses, naming the resource and how to delete it."""
+    origin = {"kind": "Experiment", "namespace": "team", "name": "demo", "uid": "u-1", "generation": 1,
+              "apiVersion": "kubeflow.org/v1beta1"}
+    store = SqliteStore(tmp_path / "katuna.db")
+    try:
+        store.add_study(StudyRecord(parse_study(study_definition()), {}, str(tmp_path), uid="u-1", status="completed",
+                                    origin=origin))
+    finally:
+        store.close()
+    refused = katuna("delete", "demo", cwd=tmp_path, check=False)
+    assert (refused.returncode, refused.stdout) == (1, "")
+    assert refused.stderr.startswith("error: study 'demo' follows the Experiment 'demo' in namespace 'team' "
+                                     "(kubeflow.org/v1beta1)"), refused.stderr
+    assert "kubectl delete experiments.kubeflow.org demo -n team" in refused.stderr
+    assert katuna("show", "demo", cwd=tmp_path).returncode == 0
+
+
 def test_commands_on_an_unknown_study_say_so_and_where_they_looked(tmp_path: Path):
     SqliteStore(tmp_path / "katuna.db").close()
     result = katuna("show", "nope", cwd=tmp_path, check=False)

@@ -418,6 +418,49 @@ def test_deleting_the_resource_stops_the_study_and_reapplying_starts_a_new_one(s
     assert [t["state"] for t in service.json("GET", "/studies/kst-delete/trials")[1]] == ["COMPLETE", "COMPLETE"]
 
 
+def tick(service: Service) -> list[str]:
+    """Deliver a tick as the PingSource sends it; the emitted types."""
+    event = CloudEvent(attributes={"type": "dev.knative.sources.ping", "source": "/apis/v1/namespaces/team/pingsources/t",
+                                   "datacontenttype": "application/json"}, data={})
+    message = ce_http.to_binary_event(event)
+    status, headers, body = service.request("POST", "/", message.body, message.headers)
+    assert status == 202 and body == b"", body
+    return [named.split(" ", 1)[0] for named in headers["Katuna-Emitted"].split(", ") if named]
+
+
+@pytest.mark.slow
+def test_a_study_whose_resource_is_there_is_deleted_through_the_resource_only(kube: KubeStub, tmp_path: Path):
+    """DELETE /studies/{name} of a study that follows a Study resource is refused (409, naming the
+    resource and the kubectl command) and changes nothing, so the tick has nothing to submit
+    again; once the resource is deleted (which stops the study), the DELETE goes through and the
+    tick brings nothing back. A study submitted over HTTP is deleted as before."""
+    watching = Service(tmp_path, workers=1, KATUNA_K8S_API=kube.url, KATUNA_K8S_NAMESPACE="team")
+    try:
+        obj = kube.apply(study("kst-kept", mode="hang", maxTrials=4))
+        assert send(watching, "add", obj) == ["dev.katuna.study.created"]
+        wait_trials(watching, "kst-kept", 2)
+        before = watching.json("GET", "/studies/kst-kept")[1]
+        code, body = watching.json("DELETE", "/studies/kst-kept")
+        assert code == 409 and body["error"] == "FollowsResource", body
+        assert "'kst-kept' in namespace 'team'" in body["message"], body
+        assert "kubectl delete studies.katuna.dev kst-kept -n team" in body["message"], body
+        assert tick(watching) == [] and watching.json("GET", "/studies/kst-kept")[1] == before
+        assert status_of(kube, obj)["phase"] == "Running"
+
+        kube.delete("Study", "team", "kst-kept")
+        assert send(watching, "delete", obj) == ["dev.katuna.study.completed"]
+        assert watching.wait_for("kst-kept", timeout=10)["status"] == "stopped"
+        assert watching.request("DELETE", "/studies/kst-kept")[0] == 204
+        assert tick(watching) == [] and watching.request("GET", "/studies/kst-kept")[0] == 404
+
+        assert watching.request("POST", "/studies", json.dumps(study_definition("http-gone")),
+                                {"Content-Type": "application/json"})[0] == 201
+        assert watching.request("DELETE", "/studies/http-gone")[0] == 204
+        assert watching.request("GET", "/studies/http-gone")[0] == 404
+    finally:
+        watching.close()
+
+
 @pytest.mark.slow
 def test_a_delete_that_overtakes_its_add_leaves_nothing(service: Service, kube: KubeStub):
     obj = kube.apply(study("kst-gone"))

@@ -17,7 +17,7 @@ from functions.core.cluster_templates import ClusterTemplates
 from functions.core.events import Event
 from functions.core.limits import Limits
 from functions.core.log_reads import LogReads
-from functions.core.ports import Executor, Store
+from functions.core.ports import Executor, Resources, Store
 from functions.core.records import StudyRecord
 from functions.core.spec import Study
 
@@ -124,6 +124,10 @@ class Application(Protocol):
 
     def dispatcher(self) -> DispatchesFunctions:
         """Runs handlers with this thread's store."""
+
+    @property
+    def resources(self) -> Resources:
+        """Study resources on Kubernetes: what a study that came from one follows."""
 
     @property
     def templates(self) -> ClusterTemplates | None:

@@ -81,6 +81,11 @@ class StudyConflict(PermanentError):
         self.changed = tuple(changed)
 
 
+class FollowsResource(PermanentError):
+    """The study follows a Kubernetes resource that is still there: deleting the study alone
+    would leave the resource, and katuna would submit it again, so it is deleted through it."""
+
+
 class StudyNotFound(PermanentError):
     """No study is stored under the given name."""
 

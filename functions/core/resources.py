@@ -100,6 +100,15 @@ class Origin:
     def handled(self, generation: int, refused: str = "", now: float | None = None) -> Origin:
         return replace(self, generation=generation, refused=refused, refused_at=now if refused else None)
 
+    def delete_refusal(self, study: str) -> str:
+        """Why the study cannot be deleted on its own while this resource is there: the tick
+        would find the resource unknown and submit it again, running every trial again."""
+        ref = self.ref
+        return (f"study {study!r} follows the {ref.kind} {ref.name!r} in namespace {ref.namespace!r} "
+                f"({ref.api_version}), which katuna would submit again: delete that resource instead, with "
+                f"kubectl delete {ref.plural}.{ref.group} {ref.name} -n {ref.namespace}; that stops the study, "
+                f"which can then be deleted")
+
 
 def is_resource(obj: Mapping[str, Any]) -> bool:
     """Whether ``obj`` is one of katuna's own resources (``katuna.dev``)."""

@@ -10,11 +10,12 @@ from flask import Blueprint, Response, current_app, jsonify, request, stream_wit
 from functions.adapters.web.openapi import document
 from functions.adapters.web.query import attempt_of
 from functions.core.application import Application
-from functions.core.errors import StudyNotFound
+from functions.core.errors import FollowsResource, StudyNotFound
 from functions.core.events import study_completed
 from functions.core.formats import parse_text
 from functions.core.launch import trial_launch
 from functions.core.ports import has_study
+from functions.core.resources import Origin
 from functions.core.template_sources import load
 from functions.core.views import study_view, trial_view
 
@@ -134,9 +135,25 @@ def stop_study(name: str):
 
 @blueprint.delete("/studies/<name>")
 def delete_study(name: str):
+    """Stop, then delete the study; one that follows a Kubernetes resource that is still there
+    is refused (409) and left as it is (:meth:`~functions.core.resources.Origin.delete_refusal`)."""
+    _refuse_followed(name)
     _stop(name)
     _runtime().store().delete_study(name)
     return "", 204
+
+
+def _refuse_followed(name: str) -> None:
+    """``FollowsResource`` when the study came from a resource the cluster still holds (the
+    same uid): a resource deleted, or made again as another, no longer brings it back."""
+    runtime = _runtime()
+    record = runtime.store().get_study(name)
+    if record.origin is None:
+        return
+    origin = Origin.from_dict(record.origin)
+    current = runtime.resources.get(origin.ref)
+    if current is not None and (current.get("metadata") or {}).get("uid") == origin.uid:
+        raise FollowsResource(origin.delete_refusal(name))
 
 
 def _stop(name: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import jsonify
 
 from functions.core.errors import (
+    FollowsResource,
     ForgedEvent,
     InvalidStudy,
     KatunaError,
@@ -29,7 +30,7 @@ def status_of(exc: KatunaError, resource: bool = True) -> int:
         return 403
     if resource and isinstance(exc, StudyNotFound):
         return 404
-    if resource and isinstance(exc, StudyConflict):
+    if resource and isinstance(exc, (StudyConflict, FollowsResource)):
         return 409
     return 422
 

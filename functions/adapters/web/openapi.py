@@ -110,7 +110,9 @@ def _study_paths() -> dict[str, Any]:
             "get": {"summary": "A study: status, counts, best trial, stop reason", "operationId": "getStudy",
                     "responses": {"200": _json("Study", "the study"), "401": _UNAUTHORIZED, "404": _NOT_FOUND}},
             "delete": {"summary": "Stop, then delete a study", "operationId": "deleteStudy",
-                       "responses": {"204": {"description": "deleted"}, "401": _UNAUTHORIZED, "404": _NOT_FOUND}}},
+                       "responses": {"204": {"description": "deleted"}, "401": _UNAUTHORIZED, "404": _NOT_FOUND,
+                                     "409": _error("the study follows a Kubernetes resource that is still there: "
+                                                   "delete that resource instead")}}},
         "/studies/{name}/stop": {
             "parameters": [_NAME],
             "post": {"summary": "Stop a study and its running trials", "operationId": "stopStudy",
