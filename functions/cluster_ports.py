@@ -5,7 +5,7 @@ one should not pay for the import.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from functions.core.node_hours import NodeSeen
@@ -45,7 +45,7 @@ class ClusterResources:
     def get(self, ref: Ref) -> Mapping[str, Any] | None:
         return self._target().get(ref)
 
-    def write_status(self, ref: Ref, uid: str, status: Mapping[str, Any]) -> bool:
+    def write_status(self, ref: Ref, uid: str, status: Callable[[], Mapping[str, Any]]) -> bool:
         return self._target().write_status(ref, uid, status)
 
     def list(self, namespace: str) -> list[Mapping[str, Any]]:

@@ -206,3 +206,20 @@ def test_a_status_patch_changes_only_the_status(kube: KubeStub, api):
     code, body = refusal(lambda: api.patch_namespaced_custom_object_status(
         *STUDIES, "mp-status", [{"op": "test", "path": "/status/phase", "value": "Pending"}], _content_type=JSON_PATCH))
     assert code == 422 and body["details"]["causes"][0]["message"] == "testing value /status/phase failed: test failed"
+
+
+def test_a_status_json_patch_testing_an_older_resource_version_is_refused_whole(kube: KubeStub, api):
+    """As the API server answers a JSON patch whose ``test`` fails: 422, one cause naming the
+    path, nothing written (katuna's status writes test the version they were computed after)."""
+    created = api.create_namespaced_custom_object(*STUDIES, study("mp-version"))
+    read = created["metadata"]["resourceVersion"]
+    first = api.patch_namespaced_custom_object_status(*STUDIES, "mp-version", [
+        {"op": "test", "path": "/metadata/resourceVersion", "value": read},
+        {"op": "add", "path": "/status", "value": {"phase": "Stopped"}}], _content_type=JSON_PATCH)
+    assert first["status"] == {"phase": "Stopped"} and first["metadata"]["resourceVersion"] != read
+    code, body = refusal(lambda: api.patch_namespaced_custom_object_status(*STUDIES, "mp-version", [
+        {"op": "test", "path": "/metadata/resourceVersion", "value": read},
+        {"op": "add", "path": "/status", "value": {"phase": "Running"}}], _content_type=JSON_PATCH))
+    assert (code, body["message"]) == (422, "the server rejected our request due to an error in our request")
+    assert body["details"]["causes"][0]["message"] == "testing value /metadata/resourceVersion failed: test failed"
+    assert api.get_namespaced_custom_object(*STUDIES, "mp-version") == first

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -434,20 +435,23 @@ def test_a_study_whose_resource_is_there_is_deleted_through_the_resource_only(ku
     resource and the kubectl command) and changes nothing, so the tick has nothing to submit
     again; once the resource is deleted (which stops the study), the DELETE goes through and the
     tick brings nothing back. A study submitted over HTTP is deleted as before."""
-    watching = Service(tmp_path, workers=1, KATUNA_K8S_API=kube.url, KATUNA_K8S_NAMESPACE="team")
+    kube.add_namespace("kept")
+    with kube.lock:
+        kube.authorizer.copy_role("katuna", "kept")
+    watching = Service(tmp_path, workers=1, KATUNA_K8S_API=kube.url, KATUNA_K8S_NAMESPACE="kept")
     try:
-        obj = kube.apply(study("kst-kept", mode="hang", maxTrials=4))
+        obj = kube.apply(study("kst-kept", namespace="kept", mode="hang", maxTrials=4))
         assert send(watching, "add", obj) == ["dev.katuna.study.created"]
         wait_trials(watching, "kst-kept", 2)
         before = watching.json("GET", "/studies/kst-kept")[1]
         code, body = watching.json("DELETE", "/studies/kst-kept")
         assert code == 409 and body["error"] == "FollowsResource", body
-        assert "'kst-kept' in namespace 'team'" in body["message"], body
-        assert "kubectl delete studies.katuna.dev kst-kept -n team" in body["message"], body
+        assert "'kst-kept' in namespace 'kept'" in body["message"], body
+        assert "kubectl delete studies.katuna.dev kst-kept -n kept" in body["message"], body
         assert tick(watching) == [] and watching.json("GET", "/studies/kst-kept")[1] == before
         assert status_of(kube, obj)["phase"] == "Running"
 
-        kube.delete("Study", "team", "kst-kept")
+        kube.delete("Study", "kept", "kst-kept")
         assert send(watching, "delete", obj) == ["dev.katuna.study.completed"]
         assert watching.wait_for("kst-kept", timeout=10)["status"] == "stopped"
         assert watching.request("DELETE", "/studies/kst-kept")[0] == 204
@@ -684,15 +688,76 @@ def test_a_status_never_reaches_a_resource_made_again_under_the_same_name(kube: 
     target = KubernetesResources(lambda: api_client(kube.url))
     old = kube.apply(study("kst-guard"))
     ref = resources.ref_of(old)
-    assert target.write_status(ref, old["metadata"]["uid"], {"phase": "Running", "problems": None}) is True
+    assert target.write_status(ref, old["metadata"]["uid"], lambda: {"phase": "Running", "problems": None}) is True
     assert status_of(kube, old) == {"phase": "Running"}, "written whole, None left out"
     kube.delete("Study", "team", "kst-guard")
-    assert target.write_status(ref, old["metadata"]["uid"], {"phase": "Succeeded"}) is False, "gone"
+    assert target.write_status(ref, old["metadata"]["uid"], lambda: {"phase": "Succeeded"}) is False, "gone"
     new = kube.apply(study("kst-guard", maxTrials=2))
-    assert target.write_status(ref, old["metadata"]["uid"], {"phase": "Succeeded"}) is False, "another resource"
+    assert target.write_status(ref, old["metadata"]["uid"], lambda: {"phase": "Succeeded"}) is False, "another resource"
     assert status_of(kube, new) == {}
-    assert target.write_status(ref, new["metadata"]["uid"], {"phase": "Created"}) is True
+    assert target.write_status(ref, new["metadata"]["uid"], lambda: {"phase": "Created"}) is True
     assert status_of(kube, new) == {"phase": "Created"}
+
+
+def test_a_status_computed_before_the_study_ended_never_lands_over_its_end(kube: KubeStub, tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch):
+    """Knative delivers ``trial.suggested`` and ``study.completed`` to writeback in parallel: the
+    first report computes Running and, before its write reaches the API, the study is stopped and
+    the second report writes Stopped. The late write is refused (the resource changed since it was
+    read) and computed again from the store: the resource stays Stopped. The API server holds the
+    late write until the stop is done: no sleeps, the same order on every run."""
+    from functions.adapters.sqlite_store import SqliteStore
+    from functions.cluster_ports import ClusterResources
+    from functions.core.events import Event, study_completed
+    from functions.dispatch import Dispatcher
+    from functions.embedded import Embedded
+    from functions.handlers import Deps
+    from functions.settings import Settings
+
+    settings = Settings(db=tmp_path / "katuna.db")
+    runner = Embedded(settings)
+    cluster = ClusterResources(kube.url, "team")
+
+    def dispatcher(store) -> Dispatcher:
+        return Dispatcher(Deps(store, runner.executor, time.time, resources=cluster, workdir=str(tmp_path)))
+
+    arrived, go = threading.Event(), threading.Event()
+    serve = kube.serve
+
+    def held(call):
+        """The API server, holding the first status write of the study until told to go on."""
+        if call.subresource == "status" and call.name == "kst-race" and not arrived.is_set():
+            arrived.set()
+            go.wait(30)
+        return serve(call)
+
+    def late(event: Event) -> None:
+        store = SqliteStore(settings.db)
+        try:
+            dispatcher(store).deliver_to("writeback", event)
+        finally:
+            store.close()
+
+    try:
+        main = dispatcher(runner.store)
+        obj = kube.apply(study("kst-race", mode="hang", maxTrials=4))
+        created = main.deliver(Event("dev.knative.apiserver.resource.add", copy.deepcopy(obj), subject="kst-race"))
+        suggested = main.deliver_to("suggest", created[0])
+        assert status_of(kube, obj)["phase"] == "Created"
+        monkeypatch.setattr(kube, "serve", held)
+        worker = threading.Thread(target=late, args=(suggested[0],))
+        worker.start()
+        assert arrived.wait(30), "the late report wrote nothing"
+        record = runner.store.get_study("kst-race")
+        main.deliver(study_completed("kst-race", record.uid, "stopped", "stopped by user", record.restarts))
+        assert status_of(kube, obj)["phase"] == "Stopped"
+        go.set()
+        worker.join(30)
+        status = status_of(kube, obj)
+        assert (status["phase"], conditions(status)["Running"]["status"]) == ("Stopped", "False"), status
+    finally:
+        go.set()
+        runner.close()
 
 
 @pytest.mark.slow

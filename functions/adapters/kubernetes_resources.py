@@ -21,6 +21,9 @@ from functions.core.errors import PermanentError, TemporaryError
 from functions.core.node_hours import NodeSeen
 from functions.core.resources import GROUP, KATIB_API_VERSIONS, KINDS, PLURALS, VERSION, Ref
 
+WRITE_TRIES = 5
+"""Status writes tried before giving up (a TemporaryError: the event is delivered again), each
+one overtaken by another write to the resource after it was read."""
 LIST_PAGE = 500
 """Study resources asked for in one list request (the API's ``limit``; ``continue`` asks for more)."""
 
@@ -48,32 +51,50 @@ class KubernetesResources:
         return read_or_none(lambda: self._objects().get_namespaced_custom_object(ref.group, ref.version, ref.namespace,
                                                                           ref.plural, ref.name), f"read {ref}")
 
-    def write_status(self, ref: Ref, uid: str, status: Mapping[str, Any]) -> bool:
-        """Replace the status subresource, guarded by the resource's uid: a JSON patch whose first
-        operation tests ``/metadata/uid``, so the API refuses the whole patch (422) for a resource
-        deleted and made again under the same name. (A merge patch cannot guard: the status
-        subresource ignores ``metadata`` in it.) Keys whose value is None are left out. False
-        when the resource is gone or is another one of the same name."""
+    def write_status(self, ref: Ref, uid: str, status: Callable[[], Mapping[str, Any]]) -> bool:
+        """Read the resource, then replace its status subresource with what ``status()`` computes
+        now, over the version read only; a write that another overtook (the resource changed in
+        between) reads and computes again, so a status computed earlier never lands over a later
+        one, whichever write ends last. False when the resource is gone or is another one of the
+        same name."""
+        for _ in range(WRITE_TRIES):
+            current = self.get(ref)
+            metadata = (current or {}).get("metadata") or {}
+            if metadata.get("uid") != uid:
+                return False
+            if self._replace_status(ref, uid, metadata["resourceVersion"], status()):
+                return True
+        raise TemporaryError(f"the status of {ref} was changed by another writer under each of {WRITE_TRIES} writes")
+
+    def _replace_status(self, ref: Ref, uid: str, version: str, status: Mapping[str, Any]) -> bool:
+        """A JSON patch of the status subresource whose first operations test ``/metadata/uid`` and
+        ``/metadata/resourceVersion``: the API refuses the whole patch (422) for a resource deleted
+        and made again under the same name, or changed since ``version`` was read, as Katib's
+        own status update (which carries the resourceVersion) gets a 409. (A merge patch cannot
+        guard: the status subresource ignores ``metadata`` in it.) Keys whose value is None are
+        left out. False when refused so, or gone."""
         patch: list[dict[str, Any]] = [{"op": "test", "path": "/metadata/uid", "value": uid},
+                 {"op": "test", "path": "/metadata/resourceVersion", "value": version},
                  {"op": "add", "path": "/status", "value": {k: v for k, v in status.items() if v is not None}}]
         try:
             self._objects().patch_namespaced_custom_object_status(
                 ref.group, ref.version, ref.namespace, ref.plural, ref.name, patch,
                 _content_type="application/json-patch+json")
         except ApiException as exc:
-            if exc.status == 404 or (exc.status == 422 and not self._is(ref, uid)):
+            if exc.status == 404 or (exc.status == 422 and not self._is(ref, uid, version)):
                 return False
             raise translate(exc, f"write the status of {ref}") from exc
         except HTTPError as exc:
             raise translate(exc, f"write the status of {ref}") from exc
         return True
 
-    def _is(self, ref: Ref, uid: str) -> bool:
-        """Whether the resource at ``ref`` is the one with ``uid``: the API's answer to a failed
-        ``test`` operation (422, "the server rejected our request due to an error in our
-        request") does not say which operation failed."""
-        current = self.get(ref)
-        return current is not None and (current.get("metadata") or {}).get("uid") == uid
+    def _is(self, ref: Ref, uid: str, version: str | None = None) -> bool:
+        """Whether the resource at ``ref`` is the one with ``uid`` (and, given ``version``, still
+        at that resourceVersion): the API's answer to a failed ``test`` operation (422, "the
+        server rejected our request due to an error in our request") does not say which
+        operation failed."""
+        metadata = (self.get(ref) or {}).get("metadata") or {}
+        return metadata.get("uid") == uid and version in (None, metadata.get("resourceVersion"))
 
     def list(self, namespace: str) -> list[Mapping[str, Any]]:
         """Every Study and Experiment in ``namespace``, read page by page (each item with its

@@ -256,9 +256,11 @@ class Resources(Protocol):
     def get(self, ref: Ref) -> Mapping[str, Any] | None:
         """The resource as the API holds it now, or None when there is none."""
 
-    def write_status(self, ref: Ref, uid: str, status: Mapping[str, Any]) -> bool:
-        """Write ``status`` (whole; None values left out) as the status of the resource with this
-        ``uid``; False when that resource is gone (deleted, or replaced by another of the same name)."""
+    def write_status(self, ref: Ref, uid: str, status: Callable[[], Mapping[str, Any]]) -> bool:
+        """Write what ``status()`` computes (whole; None values left out) as the status of the
+        resource with this ``uid``, computed after the resource was read and written only over
+        that version (computed again when another write came between); False when that resource
+        is gone (deleted, or replaced by another of the same name)."""
 
     def list(self, namespace: str) -> list[Mapping[str, Any]]:
         """Every study resource (Study and Experiment) in ``namespace`` as the API holds them

@@ -101,7 +101,7 @@ def _handled(current: Mapping[str, Any], generation: int) -> bool:
 
 def _fail(deps: Deps, ref: Ref, uid: str, generation: int, reason: str, problems: list[Problem]) -> None:
     if deps.resources is not None:
-        deps.resources.write_status(ref, uid, failed_status(reason, problems, generation, deps.clock()))
+        deps.resources.write_status(ref, uid, partial(failed_status, reason, problems, generation, deps.clock()))
 
 
 def _create(deps: Deps, ref: Ref, current: Mapping[str, Any]) -> list[Event]:

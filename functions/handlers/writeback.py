@@ -3,8 +3,11 @@ resource follows it there.
 
 Both events are emitted after the state they follow was stored (a trial ended and the next was
 asked for; the study ended), so even a Trigger delivering in parallel with the other handlers
-reads fresh counts. The status is computed from the store alone and written whole: a duplicate
-or late event writes the same status again, or a fresher one. Studies submitted over HTTP have
+reads fresh counts. The status is computed from the store alone, after the resource was read,
+and written whole over the resourceVersion read: a write that another landed before is
+computed again from the store (:meth:`functions.core.ports.Resources.write_status`). So of two
+reports running at once, the one computed earlier never lands last (a Running status over a
+Stopped one), and a duplicate or late event writes the same status again, or a fresher one. Studies submitted over HTTP have
 no resource and cost one read; where no study resources are watched (``katuna run``), none.
 
 A Katib Experiment's Trial resources are written as its trials change, never listed: each
@@ -13,12 +16,13 @@ the change it reached, so an event costs as many writes as trials changed, at an
 A report that finds changed trials holds the store's write lock while it writes them: such
 reports follow one another, each reads what the one before left, and none can write an older
 state over a newer one; a report that fails records nothing, and the next one writes the same
-trials again. The Experiment's own status is written without the lock, as before.
+trials again. The Experiment's own status is written without the lock.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 from functions.core.errors import StudyNotFound
@@ -49,7 +53,7 @@ def report(record: StudyRecord, deps: Deps) -> None:
     if record.origin is None or resources is None:
         return
     origin = Origin.from_dict(record.origin)
-    if resources.write_status(origin.ref, origin.uid, _status(record, origin, deps.store)) \
+    if resources.write_status(origin.ref, origin.uid, partial(_current_status, record, origin, deps.store)) \
             and trials_owner(record) is not None and _changed(record, deps.store):
         with deps.store.transaction():
             _report_trials(record, origin, deps.store, resources)
@@ -68,6 +72,17 @@ def _status(record: StudyRecord, origin: Origin, store: Store) -> dict[str, Any]
     front of a study of several objectives (which reads its completed trials, as
     ``GET /studies/{name}`` does)."""
     return study_status(record, store.count_trials(record.name), best_trials(store, record), origin)
+
+
+def _current_status(record: StudyRecord, origin: Origin, store: Store) -> dict[str, Any]:
+    """The status from the store as it is when asked: the study is read again (unless it was
+    deleted or replaced since), as a write computed again must not reuse the record a report
+    started with."""
+    try:
+        current = store.get_study(record.name)
+    except StudyNotFound:
+        return _status(record, origin, store)
+    return _status(current if current.uid == record.uid else record, origin, store)
 
 
 def _changed(record: StudyRecord, store: Store) -> bool:
