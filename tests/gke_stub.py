@@ -25,7 +25,9 @@ regional cluster's region) gets GKE's 404 ``Not found: projects/P/locations/L/cl
 Tests can fail the next operation with a message (``fail_next``), refuse the next request
 (``refuse_next``, with an ``ErrorInfo`` reason if given, as GKE's 403
 ``CONCURRENT_OPERATIONS_QUOTA_EXCEEDED`` and 429 ``RATE_LIMIT_EXCEEDED`` carry one) or every poll
-of an operation (``refused_operations``), and demand OAuth tokens (``tokens``: a request without
+of an operation (``refused_operations``), carry out the next request of a method but lose its
+answer (``lose_next_answer``: the connection closes unanswered, as a reset or a timeout leaves
+the caller), and demand OAuth tokens (``tokens``: a request without
 one of them is refused 401 ``UNAUTHENTICATED``); every request is recorded. Node pools get the
 cluster's zones as their ``locations`` (three for a region), which per-zone autoscaling limits
 count in each of. The same API is served over gRPC by :mod:`gke_stub_grpc`. :meth:`pool_bounds`,
@@ -137,6 +139,8 @@ class GkeStub:
         self.speed = speed
         self.fail_next: str | None = None
         self.refuse_next: tuple[int, str] | tuple[int, str, str] | tuple[int, str, str, str] | None = None
+        self.lose_next_answer: str | None = None
+        """The method (``POST``, ``DELETE``) of the next request carried out whose answer is lost."""
         self.refused_operations: dict[str, tuple[int, str]] = {}
         """Operations whose every poll is refused (say 403, once the caller lost the right to read them)."""
         self.tokens: set[str] | None = None
@@ -156,6 +160,9 @@ class GkeStub:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length)) if length else None
                 code, answer = stub.answer(method, self.path.split("?")[0], body, self.headers.get("Authorization"))
+                if stub.answer_lost(method):
+                    self.close_connection = True
+                    return
                 data = json.dumps(answer).encode()
                 self.send_response(code)
                 self.send_header("Content-Type", "application/json")
@@ -204,6 +211,14 @@ class GkeStub:
             if self.tokens is not None and authorization not in {f"Bearer {token}" for token in self.tokens}:
                 return self.error(401, UNAUTHENTICATED)
             return self.route(method, path, body)
+
+    def answer_lost(self, method: str) -> bool:
+        """Whether the answer to this request, carried out, is lost (``lose_next_answer``)."""
+        with self.lock:
+            if self.lose_next_answer != method:
+                return False
+            self.lose_next_answer = None
+            return True
 
     # the stand-in's clock
 

@@ -217,6 +217,31 @@ def test_a_study_ending_while_its_pool_is_created_releases_it_once_created(world
     assert store.pool_use("u1").phase == "releasing" and len(gke_api.calls("DELETE")) == 1
 
 
+def test_a_pool_created_with_its_answer_lost_is_deleted_when_its_study_ends_first(world, gke_api: GkeStub):
+    """GKE took the create but its answer was lost, so no use records the pool, and the study ends
+    before its ``study.created`` comes again: its ``study.completed`` finds the pool by the
+    study's uid on it and deletes it. A pool of the name another study made is left alone."""
+    dispatcher, store, _ = world
+    # the pool's label holds the uid as GCE takes it (lower case, '.' as '_')
+    submit(store, pool_study("lost"), "Lost.1")
+    gke_api.lose_next_answer = "POST"
+    with pytest.raises(TemporaryError):
+        dispatcher.deliver_to("provision", created("lost", "Lost.1"))
+    assert store.pool_use("Lost.1") is None and list(gke_api.pools) == ["katuna-lost"]
+    gke_api.advance(600)
+    assert end(dispatcher, store, "lost", "stopped") == []
+    assert store.pool_use("Lost.1").phase == "releasing" and len(gke_api.calls("DELETE")) == 1
+    gke_api.advance(600)
+    deliver_twice(dispatcher, pool_check())
+    assert gke_api.pools == {} and store.pool_use("Lost.1").phase == "released"
+
+    submit(store, pool_study("theirs", name="katuna-kept"), "u2")
+    deliver_twice(dispatcher, created("theirs", "u2"))
+    submit(store, pool_study("mine", name="katuna-kept"), "u3")
+    end(dispatcher, store, "mine", "stopped")
+    assert store.pool_use("u3") is None and len(gke_api.calls("DELETE")) == 1, "the pool is u2's"
+
+
 def test_trials_land_on_the_pool():
     spec = parse_study(pool_study("placed", name="trials"))
     assert dict(spec.trial_cluster.node_selector) == {"cloud.google.com/gke-nodepool": "trials"}

@@ -16,7 +16,8 @@ creation failed included); one it refuses for good ends the use as failed, its m
 what is left in the cluster.
 
 katuna deletes only the pools it created (:attr:`PoolUse.owned`), once they are not shared and
-no running study uses them. A pool it found is adopted when it can serve the study
+no running study uses them; a pool an ended study created with no use recording it (the
+create's answer lost) is found by the study's uid on it. A pool it found is adopted when it can serve the study
 (:func:`functions.core.nodepool.claim`; otherwise the study fails naming the field),
 and the last study using it gives it back its autoscaling settings as first found.
 """
@@ -29,7 +30,7 @@ from typing import Any
 
 from functions.core.errors import PermanentError, StudyNotFound, TemporaryError
 from functions.core.events import POOL_CHECK, STUDY_CREATED, Event
-from functions.core.nodepool import NodePool, OperationStatus, PoolChange
+from functions.core.nodepool import NodePool, OperationStatus, PoolChange, owner_value
 from functions.core.pool_count import HOLDING, held_pools, pools_problem
 from functions.core.ports import NodePools, Store
 from functions.core.records import (
@@ -68,7 +69,7 @@ def handle(event: Event, deps: Deps) -> list[Event]:
         if use is None:
             return _provision(record, pool, deps)
     if use is None:
-        return []
+        return _release_unrecorded(record, pool, deps) if record.terminal else []
     return _advance(use, record, deps)
 
 
@@ -177,6 +178,22 @@ def _provision(record: StudyRecord, pool: NodePool, deps: Deps) -> list[Event]:
         use = replace(use, phase=READY, ready_at=deps.clock())
     deps.store.save_pool_use(use)
     return []
+
+
+def _release_unrecorded(record: StudyRecord, pool: NodePool, deps: Deps) -> list[Event]:
+    """Release the pool an ended study had created with no use recording it: the cloud took the
+    create, but its answer, or the handler's commit, was lost before the study ended, so no
+    ``study.created`` comes to record it. Found by the study's uid on it (:data:`~functions.core.nodepool.OWNER_KEY`),
+    it is recorded as created and released as any pool the study made (deleted unless shared or
+    used by another running study); none found, or another's, leaves nothing to do."""
+    pools = deps.node_pools
+    if pools is None or pools.provider != pool.provider:
+        return []
+    found = pools.describe(pool.name)
+    if found is None or found.owner != owner_value(record.uid):
+        return []
+    use = replace(_new_use(record, pool, deps), phase=READY, created=True, owned=True, ready_at=deps.clock())
+    return _advance(use, record, deps)
 
 
 def _whose(use: PoolUse, change: PoolChange, store: Store) -> PoolUse:
