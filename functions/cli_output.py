@@ -34,7 +34,7 @@ def print_result(console: Console, store: SqliteStore, record: StudyRecord, sett
     title = front_title(record) if record.spec.multi_objective else "Best trials"
     console.print(trial_table(record, best_trials(store, record, limit=5), title=title))
     console.print(f"Results: {markup(settings.db.resolve())} (study {markup(repr(record.name))})", highlight=False)
-    console.print(f"Logs:    {markup(settings.logs.resolve() / record.name)}", highlight=False)
+    console.print(f"Logs:    {markup(settings.logs.resolve() / record.log_folder)}", highlight=False)
     console.print(f"Trials: {view['trials']} ({view['counts']['complete']} complete, "
                   f"{view['counts']['failed']} failed, {view['counts']['pruned']} pruned)")
 

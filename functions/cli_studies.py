@@ -141,7 +141,7 @@ def delete(name: str, db: str | None) -> None:
             store.delete_study(name)
     finally:
         store.close()
-    logs = settings_for(db).logs / name
+    logs = settings_for(db).logs / record.log_folder
     kept = f"; its trial logs stay in {logs.resolve()}" if logs.is_dir() else ""
     console.print(text(f"Deleted study {name!r} and its {trials} trial(s) from {settings_for(db).db.resolve()}{kept}."),
                   soft_wrap=True)

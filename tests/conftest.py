@@ -37,9 +37,15 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip(MISSING)
 
 
+def drop_log_folders(db: sqlite_utils.Database) -> None:
+    """Take a database back to before the twenty-first migration (each study's log folder)."""
+    db.execute("ALTER TABLE studies DROP COLUMN log_folder")
+
+
 def drop_report_keys(db: sqlite_utils.Database) -> None:
     """Take a database back to before the nineteenth migration (studies' progress report keys),
-    and the twentieth (the look-ahead each study started with)."""
+    the twentieth (the look-ahead each study started with) and the twenty-first."""
+    drop_log_folders(db)
     db.execute("ALTER TABLE studies DROP COLUMN lookahead")
     db.execute("ALTER TABLE studies DROP COLUMN report_key")
 

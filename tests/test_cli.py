@@ -23,8 +23,11 @@ from conftest import study_definition
 from waiting import eventually
 
 from functions.adapters.sqlite_store import SqliteStore
+from functions.adapters.web import create_app
 from functions.core.records import StudyRecord
 from functions.core.validate import parse_study
+from functions.runtime import Runtime
+from functions.settings import Settings
 
 pytestmark = pytest.mark.slow
 
@@ -126,8 +129,9 @@ def test_delete_refuses_a_running_study_then_deletes_it_once_stopped_freeing_its
         process.kill()
     trials = len(_trials(tmp_path / "katuna.db"))
     deleted = katuna("delete", "demo", cwd=tmp_path)
+    [uid] = (path.name for path in (tmp_path / "katuna-logs" / "demo").iterdir())
     assert deleted.stdout == (f"Deleted study 'demo' and its {trials} trial(s) from {tmp_path / 'katuna.db'}; "
-                              f"its trial logs stay in {tmp_path / 'katuna-logs' / 'demo'}.\n")
+                              f"its trial logs stay in {tmp_path / 'katuna-logs' / 'demo' / uid}.\n")
     assert _trials(tmp_path / "katuna.db") == []
     gone = katuna("show", "demo", cwd=tmp_path, check=False)
     assert gone.returncode == 1 and "no study named 'demo'" in gone.stderr
@@ -135,6 +139,28 @@ def test_delete_refuses_a_running_study_then_deletes_it_once_stopped_freeing_its
     assert again.returncode == 1 and f"no study named 'demo' in {tmp_path / 'katuna.db'}" in again.stderr
     write_study(tmp_path / "other.yaml", study_definition(maxTrials=1, parallelism=1))
     assert "Study demo: completed" in katuna("run", "other.yaml", cwd=tmp_path).stdout
+
+
+def _printing_study(path: Path, words: str) -> None:
+    """A one-trial study named demo whose trial prints ``words`` and its metric."""
+    command = [sys.executable, "-c", f"print({words!r}); print('loss=1.0')", "${trialParameters.x}"]
+    write_study(path, study_definition(maxTrials=1, parallelism=1, trialTemplate={"command": command}))
+
+
+def test_the_logs_delete_keeps_stay_whole_when_a_study_of_the_same_name_runs_again(tmp_path: Path):
+    _printing_study(tmp_path / "s.yaml", "first run")
+    katuna("run", "s.yaml", cwd=tmp_path)
+    deleted = katuna("delete", "demo", cwd=tmp_path).stdout
+    kept = Path(deleted.split("its trial logs stay in ", 1)[1].removesuffix(".\n"))
+    _printing_study(tmp_path / "s.yaml", "second run")
+    katuna("run", "s.yaml", cwd=tmp_path)
+    assert (kept / "0.1.log").read_text().startswith("first run\n")
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
+    try:
+        served = create_app(runtime).test_client().get("/studies/demo/trials/0/logs").get_data(as_text=True)
+    finally:
+        runtime.close()
+    assert served.startswith("second run\n")
 
 
 def interruptible() -> None:

@@ -110,6 +110,6 @@ def test_four_workers_under_a_flood_lose_and_repeat_nothing(service: Service):
 
     logs = service.workdir / "katuna-logs"
     for name in settled + new:
-        assert sorted(p.name for p in (logs / name).glob("*.log")) == [f"{n}.1.log" for n in range(TRIALS)], name
+        assert sorted(p.name for p in (logs / name).glob("*/*.log")) == [f"{n}.1.log" for n in range(TRIALS)], name
     text = (service.workdir / "serve.log").read_text()
     assert "Traceback" not in text and "database is locked" not in text

@@ -138,7 +138,7 @@ def test_a_crash_after_any_store_step_is_redelivered_to_the_same_study(tmp_path:
         delivery.run("demo")
         assert store.crashed and delivery.crashes >= 1
         assert _outcome(runner) == undisturbed
-        logs = sorted(p.name for p in (runner.settings.logs / "demo").glob("*.log"))
+        logs = sorted(p.name for p in (runner.settings.logs / "demo").glob("*/*.log"))
         assert logs == [f"{k}.1.log" for k in range(TRIALS)], "every attempt launched once"
     finally:
         runner.close()
@@ -163,7 +163,7 @@ def test_a_crash_after_a_launch_or_in_the_middle_of_log_collection_is_redelivere
         delivery.run("demo")
         assert executor.crashed and delivery.crashes >= 1
         assert _outcome(runner) == undisturbed
-        logs = sorted(p.name for p in (runner.settings.logs / "demo").glob("*.log"))
+        logs = sorted(p.name for p in (runner.settings.logs / "demo").glob("*/*.log"))
         assert logs == [f"{k}.1.log" for k in range(TRIALS)], "a launched attempt is never launched again"
         observations = runner.store.observations("demo", 0)
         assert [o.step for o in observations] == [1, 2, 3, None], "observations stored once"

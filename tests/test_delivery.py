@@ -112,7 +112,7 @@ def test_duplicated_and_shuffled_delivery_matches_exactly_once(tmp_path: Path, s
     try:
         ChaosDelivery(chaos, seed).run("demo")
         _assert_same_study(chaos, exactly_once)
-        logs = sorted(p.name for p in (chaos.settings.logs / "demo").glob("*.log"))
+        logs = sorted(p.name for p in (chaos.settings.logs / "demo").glob("*/*.log"))
         assert logs == [f"{n}.1.log" for n in range(6)], "every trial launched exactly once"
     finally:
         chaos.close()
@@ -178,4 +178,4 @@ def test_an_attempt_launched_by_a_delivery_whose_record_was_lost_still_ends_its_
         embedded.broker.publish(event)
     embedded.broker.run(until=lambda: embedded.store.get_study("demo").terminal and not embedded.executor.running())
     assert [t.state for t in embedded.store.trials("demo")] == ["COMPLETE", "COMPLETE"]
-    assert sorted(p.name for p in (embedded.settings.logs / "demo").glob("*.log")) == ["0.1.log", "1.1.log"]
+    assert sorted(p.name for p in (embedded.settings.logs / "demo").glob("*/*.log")) == ["0.1.log", "1.1.log"]

@@ -177,8 +177,8 @@ def test_a_preempted_attempt_is_retried_not_failed(embedded, tmp_path: Path):
         assert trial.state == "COMPLETE"
         assert trial.attempt == 2
         assert trial.reason == "attempt 1 preempted: killed by SIGKILL from outside"
-    assert (embedded.settings.logs / "demo" / "0.1.log").exists()
-    assert (embedded.settings.logs / "demo" / "0.2.log").exists()
+    logs = embedded.settings.logs / record.log_folder
+    assert (logs / "0.1.log").exists() and (logs / "0.2.log").exists()
 
 
 def test_an_explicit_stop_kills_running_trials_and_keeps_them_pruned(embedded, tmp_path: Path):

@@ -207,7 +207,7 @@ def test_four_workers_share_one_database_without_losing_or_repeating_anything(tm
         for name in names:
             study = service.wait_for(name, timeout=120)
             assert (study["status"], study["counts"]["complete"], study["trials"]) == ("completed", 5, 5), study
-            logs = sorted(p.name for p in (tmp_path / "katuna-logs" / name).glob("*.log"))
+            logs = sorted(p.name for p in (tmp_path / "katuna-logs" / name).glob("*/*.log"))
             assert logs == [f"{n}.1.log" for n in range(5)], f"{name}: every trial launched once"
         assert "Traceback" not in (tmp_path / "serve.log").read_text()
     finally:

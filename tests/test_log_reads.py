@@ -45,7 +45,7 @@ def app(tmp_path_factory) -> Iterator:
         while client.get("/studies/big").get_json()["status"] != "completed":
             assert time.monotonic() < deadline, "the study did not complete"
             time.sleep(0.1)
-        yield client, runtime.settings.logs / "big" / "0.1.log"
+        yield client, runtime.settings.logs / runtime.store().get_study("big").log_folder / "0.1.log"
     finally:
         runtime.close()
 

@@ -120,7 +120,7 @@ def test_a_storm_of_sigkills_is_retried_and_never_counted_as_failure(embedded, t
         assert trial.reason.splitlines() == [f"attempt {a} preempted: killed by SIGKILL from outside"
                                              for a in range(trial.attempt - 1, 0, -1)]
         assert trial.values is not None and trial.exit_code == 0
-        logs = sorted(p.name for p in (embedded.settings.logs / "storm").glob(f"{trial.number}.*.log"))
+        logs = sorted(p.name for p in (embedded.settings.logs / "storm").glob(f"*/{trial.number}.*.log"))
         assert logs == [f"{trial.number}.{a}.log" for a in range(1, trial.attempt + 1)]
     optuna_trials = optuna.load_study(study_name="storm", storage=embedded.store.optuna_storage()).trials
     assert [t.state.name for t in optuna_trials] == ["COMPLETE"] * TRIALS, "Optuna sees each trial once"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import drop_log_reads, drop_report_keys, study_definition, undo_trial_changes
+from conftest import drop_log_folders, drop_log_reads, drop_report_keys, study_definition, undo_trial_changes
 
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.log_cursor import Cursor
@@ -88,6 +88,21 @@ def test_studies_stored_before_progress_tokens_get_a_key_of_their_own_on_opening
     keys = [reopened.get_study(name).report_key for name in ("demo", "other")]
     assert all(len(key) == 32 and int(key, 16) >= 0 for key in keys) and keys[0] != keys[1], keys
     assert keys[0] not in repr(reopened.get_study("demo"))
+    reopened.close()
+
+
+def test_studies_stored_before_logs_were_kept_per_study_keep_reading_theirs_from_the_named_folder(tmp_path: Path):
+    """An older katuna wrote a study's logs to ``<logs>/<name>``: they stay readable there,
+    while a study stored now has a folder of its own, so a later one of its name writes elsewhere."""
+    old = SqliteStore(tmp_path / "k.db")
+    old.add_study(record())
+    drop_log_folders(old.db)
+    old.db.execute("PRAGMA user_version = 19")
+    old.close()
+    reopened = SqliteStore(tmp_path / "k.db")
+    assert reopened.get_study("demo").log_folder == "demo"
+    new = reopened.add_study(record(name="other"))
+    assert reopened.get_study("other").log_folder == new.log_folder == f"other/{new.uid}"
     reopened.close()
 
 

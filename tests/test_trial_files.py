@@ -236,7 +236,7 @@ def _planted(tmp_path: Path) -> tuple[LocalExecutor, TrialLaunch, Path]:
 def test_a_link_planted_at_a_later_attempts_log_is_refused_and_its_target_left_whole(tmp_path: Path):
     """Before, opening the log followed the link and emptied the file it names."""
     executor, launch, precious = _planted(tmp_path)
-    log = executor.log_path("demo", 0, 2)
+    log = executor.log_path(launch)
     log.parent.mkdir(parents=True)
     log.symlink_to(precious)
     with pytest.raises(RefusedFile, match=r"0\.2\.log is a link .* katuna writes a trial's log only as a file"):
@@ -264,7 +264,7 @@ def test_a_link_planted_as_a_studys_log_folder_is_refused(tmp_path: Path):
 
 def test_a_fifo_planted_as_a_log_is_refused_without_blocking(tmp_path: Path):
     executor, launch, _ = _planted(tmp_path)
-    log = executor.log_path("demo", 0, 2)
+    log = executor.log_path(launch)
     log.parent.mkdir(parents=True)
     os.mkfifo(log)
     started = time.monotonic()
@@ -277,7 +277,7 @@ PLANTS = """
 import os, sys
 logs, precious = sys.argv[1], sys.argv[2]
 if os.environ["KATUNA_TRIAL"] == "0":
-    os.symlink(precious, os.path.join(logs, "planting", "1.1.log"))
+    os.symlink(precious, os.path.join(logs, "planting", os.environ["KATUNA_STUDY_UID"], "1.1.log"))
 print("loss=1")
 """
 """Trial 0 plants a link to a file of the service's where trial 1 will log."""

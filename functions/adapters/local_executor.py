@@ -90,11 +90,13 @@ class LocalExecutor:
         process_tree.become_subreaper()
         process_tree.hide_from_trials()
 
-    def log_path(self, study: str, number: int, attempt: int) -> Path:
-        return self.log_dir / study / f"{number}.{attempt}.log"
+    def log_path(self, launch: TrialLaunch, attempt: int | None = None) -> Path:
+        """The log of the launch's attempt (or of another ``attempt`` of its trial)."""
+        folder = self.log_dir / (launch.log_folder or launch.study)
+        return folder / f"{launch.number}.{attempt or launch.attempt}.log"
 
     def _owner_path(self, launch: TrialLaunch, attempt: int | None = None) -> Path:
-        return self.log_path(launch.study, launch.number, attempt or launch.attempt).with_suffix(".owner")
+        return self.log_path(launch, attempt).with_suffix(".owner")
 
     def launch(self, launch: TrialLaunch) -> None:
         """Register the attempt and start its process now (a trial slot is refilled without a
@@ -112,7 +114,7 @@ class LocalExecutor:
                 return
             run = self._runs[key] = self._active[key] = LocalRun(launch)
         try:
-            log = local_outputs.new_log(self.log_path(launch.study, launch.number, launch.attempt), self.log_dir)
+            log = local_outputs.new_log(self.log_path(launch), self.log_dir)
         except BaseException:
             with self._lock:
                 del self._runs[key], self._active[key]
@@ -301,7 +303,7 @@ class LocalExecutor:
 
     def log_file(self, launch: TrialLaunch) -> Path:
         """The attempt's log."""
-        return self.log_path(launch.study, launch.number, launch.attempt)
+        return self.log_path(launch)
 
     def output(self, launch: TrialLaunch) -> Iterator[str]:
         return local_outputs.lines(self.log_file(launch))

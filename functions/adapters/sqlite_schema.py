@@ -242,6 +242,14 @@ def _migrate_20(db: sqlite_utils.Database) -> None:
     db.table("studies").add_column("lookahead", int)
 
 
+def _migrate_21(db: sqlite_utils.Database) -> None:
+    """Where each study's trial logs are, under the logs folder: the studies stored before had
+    theirs in a folder named after the study."""
+    db.table("studies").add_column("log_folder", str, not_null_default="")
+    db.execute("UPDATE studies SET log_folder = name")
+
+
 MIGRATIONS = (_migrate_1, _migrate_2, _migrate_3, _migrate_4, _migrate_5, _migrate_6, _migrate_7, _migrate_8,
               _migrate_9, _migrate_10, _migrate_11, _migrate_12, _migrate_13, _migrate_14, _migrate_15,
-              _migrate_16, _migrate_17, _migrate_18, _migrate_19, _migrate_20)
+              _migrate_16, _migrate_17, _migrate_18, _migrate_19, _migrate_20,
+              _migrate_21)

@@ -7,6 +7,7 @@ more makes a failed study that still lists, shows and deletes.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
@@ -77,6 +78,7 @@ class SqliteStudies(SqliteConnection):
                 if existing.spec != record.spec:
                     raise study_conflict(existing, record.spec, record.definition)
                 return existing
+            record = replace(record, stored_log_folder=record.log_folder)
             self.db.table("studies").insert({
                 "name": record.name, "uid": record.uid, "definition": dumps(record.definition),
                 "normalized": dumps(record.spec.to_dict()), "spec_version": SPEC_VERSION, "base_dir": record.base_dir,
@@ -84,6 +86,7 @@ class SqliteStudies(SqliteConnection):
                 "origin": dumps(record.origin) if record.origin is not None else None,
                 "seed": record.seed, "katuna_version": record.katuna_version, "optuna_version": record.optuna_version,
                 "lookahead": record.lookahead, "warm_results": _known_text(record.warm_results), "report_key": record.report_key,
+                "log_folder": record.log_folder,
             })
         return record
 
@@ -107,8 +110,9 @@ class SqliteStudies(SqliteConnection):
             base_dir=row["base_dir"], uid=row["uid"], status=status, reason=reason,
             created_at=row["created_at"], started_at=row["started_at"], completed_at=row["completed_at"],
             origin=_origin(row["origin"]), seed=row["seed"], katuna_version=row["katuna_version"],
-            optuna_version=row["optuna_version"], lookahead=row["lookahead"], restarts=row["restarts"], restarted_at=row["restarted_at"],
-            warm_results=warm, report_key=row["report_key"],
+            optuna_version=row["optuna_version"], lookahead=row["lookahead"], restarts=row["restarts"],
+            restarted_at=row["restarted_at"], warm_results=warm, report_key=row["report_key"],
+            stored_log_folder=row["log_folder"],
         )
 
     @reading

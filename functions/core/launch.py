@@ -49,6 +49,9 @@ class TrialLaunch:
     """The ``trial_spec`` strings read as a YAML scalar once substituted (see :mod:`template`)."""
     progress: Progress | None = None
     """Set when intermediate values matter (early stopping): how to find them in the output."""
+    log_folder: str = ""
+    """Where a local attempt's log goes, under the logs folder (:attr:`StudyRecord.log_folder`);
+    the study's name if empty."""
     metrics_file: str | None = None
     """The File collector's path, placeholders filled: where a cluster trial's wrapper reads."""
     metrics_events: tuple[str, ...] = ()
@@ -88,6 +91,7 @@ def trial_launch(record: StudyRecord, trial: TrialRecord) -> TrialLaunch:
     return TrialLaunch(
         study=spec.name,
         uid=record.uid,
+        log_folder=record.log_folder,
         number=trial.number,
         attempt=trial.attempt,
         job_name=name,

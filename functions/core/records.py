@@ -58,10 +58,19 @@ class StudyRecord:
     report_key: str = field(default="", repr=False)
     """The study's key for its attempts' progress tokens (:mod:`functions.core.report_token`):
     a secret of katuna's store, never shown."""
+    stored_log_folder: str | None = None
+    """Where its trial logs are, under the logs folder, as stored; None for a study not stored
+    yet (see :attr:`log_folder`)."""
 
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @property
+    def log_folder(self) -> str:
+        """Where its trial logs are, under the logs folder: ``<name>/<uid>``, so a later study of
+        the same name never writes over them; just ``<name>`` for studies stored before."""
+        return self.stored_log_folder or f"{self.name}/{self.uid}"
 
     @property
     def algorithm(self) -> Algorithm:
