@@ -45,10 +45,11 @@ def settings_for(db: str | None) -> Settings:
 def existing_db(db: str | None) -> Path:
     """The database a command that only reads (or stops) studies uses; exit 2 when there is
     none: opening it would create an empty one, and a mistyped ``--db`` would then look like
-    a database whose studies are gone."""
+    a database whose studies are gone. An empty file is none either: it is left empty."""
     path = settings_for(db).db
-    if not path.exists():
-        fail(f"no database at {path.absolute()} (give --db PATH or set KATUNA_DB; katuna run creates it)", 2)
+    if not path.exists() or path.stat().st_size == 0:
+        empty = " (the file is empty)" if path.exists() else ""
+        fail(f"no database at {path.absolute()}{empty} (give --db PATH or set KATUNA_DB; katuna run creates it)", 2)
     return path
 
 

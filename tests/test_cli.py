@@ -163,6 +163,48 @@ def test_the_logs_delete_keeps_stay_whole_when_a_study_of_the_same_name_runs_aga
     assert served.startswith("second run\n")
 
 
+READ_COMMANDS = (["studies"], ["show", "demo"], ["trials", "demo"], ["best", "demo"], ["stop", "demo"],
+                 ["delete", "demo"], ["optuna-dashboard", "--port", "0"])
+
+
+def _foreign_databases(folder: Path) -> list[Path]:
+    """Another program's SQLite files: one with a table, one that also numbers its schema."""
+    paths = [folder / "app.db", folder / "versioned.db"]
+    for path, version in zip(paths, (0, 3)):
+        with sqlite3.connect(path) as conn:
+            conn.execute("CREATE TABLE notes (body TEXT)")
+            conn.execute("INSERT INTO notes VALUES ('mine')")
+            conn.execute(f"PRAGMA user_version = {version}")
+        conn.close()
+    return paths
+
+
+def test_every_command_refuses_another_programs_sqlite_file_leaving_it_byte_for_byte(tmp_path: Path):
+    write_study(tmp_path / "s.yaml", study_definition(maxTrials=1, parallelism=1))
+    for path in _foreign_databases(tmp_path):
+        before = path.read_bytes()
+        for command in [*READ_COMMANDS, ["run", "s.yaml"]]:
+            result = katuna(*command, "--db", str(path), cwd=tmp_path, check=False)
+            assert (result.returncode, result.stderr) == (2, (
+                f"error: {path} is an SQLite database, but not katuna's (its tables: notes); katuna left it as it "
+                "is: give --db (or KATUNA_DB) a katuna database, or a new path\n")), command
+            assert path.read_bytes() == before, command
+        assert sorted(p.name for p in tmp_path.glob(f"{path.stem}*")) == [path.name]
+
+
+def test_read_commands_leave_an_empty_file_empty_and_run_makes_it_a_database(tmp_path: Path):
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    for command in READ_COMMANDS:
+        result = katuna(*command, "--db", str(empty), cwd=tmp_path, check=False)
+        assert (result.returncode, result.stderr) == (2, f"error: no database at {empty} (the file is empty) (give "
+                                                         "--db PATH or set KATUNA_DB; katuna run creates it)\n")
+        assert empty.stat().st_size == 0
+    write_study(tmp_path / "s.yaml", study_definition(maxTrials=1, parallelism=1))
+    katuna("run", "s.yaml", "--db", str(empty), cwd=tmp_path)
+    assert "demo" in katuna("studies", "--db", str(empty), cwd=tmp_path).stdout
+
+
 def interruptible() -> None:
     """Ctrl-C reaches the child even where the tests run with SIGINT ignored (a background job
     of a shell), which the child would otherwise inherit."""

@@ -11,6 +11,7 @@ import optuna
 import pytest
 from conftest import drop_log_folders, drop_log_reads, drop_report_keys, study_definition, undo_trial_changes
 
+from functions.adapters.sqlite_schema import APPLICATION_ID
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.log_cursor import Cursor
 from functions.core.log_keep import Kept, LogRead
@@ -91,16 +92,18 @@ def test_studies_stored_before_progress_tokens_get_a_key_of_their_own_on_opening
     reopened.close()
 
 
-def test_studies_stored_before_logs_were_kept_per_study_keep_reading_theirs_from_the_named_folder(tmp_path: Path):
+def test_a_database_of_an_older_katuna_is_recognised_and_its_studies_logs_read_from_the_named_folder(tmp_path: Path):
     """An older katuna wrote a study's logs to ``<logs>/<name>``: they stay readable there,
     while a study stored now has a folder of its own, so a later one of its name writes elsewhere."""
     old = SqliteStore(tmp_path / "k.db")
     old.add_study(record())
     drop_log_folders(old.db)
-    old.db.execute("PRAGMA user_version = 19")
+    old.db.execute("PRAGMA application_id = 0")
+    old.db.execute("PRAGMA user_version = 20")
     old.close()
     reopened = SqliteStore(tmp_path / "k.db")
     assert reopened.get_study("demo").log_folder == "demo"
+    assert reopened.db.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
     new = reopened.add_study(record(name="other"))
     assert reopened.get_study("other").log_folder == new.log_folder == f"other/{new.uid}"
     reopened.close()

@@ -17,6 +17,11 @@ import sqlite_utils
 
 from functions.adapters.sqlite_journal import SNAPSHOT_TABLE, KatunaJournalStorage, SqliteJournalBackend
 from functions.adapters.sqlite_journal import TABLE as JOURNAL_TABLE
+from functions.core.errors import ForeignDatabase
+
+APPLICATION_ID = 0x6B74756E
+"""What katuna's databases say they are in SQLite's ``application_id`` ("ktun"): set by the
+twenty-second migration; older ones are told by their ``user_version`` and ``studies`` table."""
 
 
 def _create_private(path: Path) -> None:
@@ -36,13 +41,31 @@ def connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
     _create_private(path)
     conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
     try:
+        _refuse_foreign(conn, path)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA recursive_triggers=ON")
-    except sqlite3.Error:
+    except (sqlite3.Error, ForeignDatabase):
         conn.close()
         raise
     return conn
+
+
+def _refuse_foreign(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse, before anything is written to it, an SQLite file that holds another program's
+    tables: katuna's tables (and WAL mode) would otherwise be added to a mistyped ``--db``. An
+    empty file is a new database; one without an ``application_id`` yet is an older katuna's
+    when it is migrated and has katuna's ``studies`` table."""
+    application_id = conn.execute("PRAGMA application_id").fetchone()[0]
+    if application_id == APPLICATION_ID:
+        return
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    tables = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+    if application_id == 0 and (not tables if version == 0 else "studies" in tables):
+        return
+    shown = ", ".join(tables[:5]) + (f" and {len(tables) - 5} more" if len(tables) > 5 else "")
+    raise ForeignDatabase(f"{path.absolute()} is an SQLite database, but not katuna's (its tables: {shown or 'none'}); "
+                          "katuna left it as it is: give --db (or KATUNA_DB) a katuna database, or a new path")
 
 
 def _migrate_1(db: sqlite_utils.Database) -> None:
@@ -249,7 +272,12 @@ def _migrate_21(db: sqlite_utils.Database) -> None:
     db.execute("UPDATE studies SET log_folder = name")
 
 
+def _migrate_22(db: sqlite_utils.Database) -> None:
+    """Mark the file as katuna's database (:data:`APPLICATION_ID`)."""
+    db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+
+
 MIGRATIONS = (_migrate_1, _migrate_2, _migrate_3, _migrate_4, _migrate_5, _migrate_6, _migrate_7, _migrate_8,
               _migrate_9, _migrate_10, _migrate_11, _migrate_12, _migrate_13, _migrate_14, _migrate_15,
               _migrate_16, _migrate_17, _migrate_18, _migrate_19, _migrate_20,
-              _migrate_21)
+              _migrate_21, _migrate_22)

@@ -126,5 +126,9 @@ class StorageUnavailable(TemporaryError):
     an I/O error. Temporary for the service (an operator can fix it while it runs)."""
 
 
+class ForeignDatabase(StorageUnavailable):
+    """The file is an SQLite database, but not katuna's: it is left as it is, never migrated."""
+
+
 class StorageFull(StorageUnavailable):
     """The disk holding the database is full; writes succeed again once space is freed."""
