@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
+import optuna
 import yaml
 
 from functions import cli_servers, cli_studies
@@ -105,6 +106,7 @@ class _Commands(click.Group):
 @click.version_option(package_name="katuna")
 def main() -> None:
     """Hyperparameter tuning as event-driven functions."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # its INFO lines ("A new study created") are not katuna's
 
 
 @main.command()

@@ -205,6 +205,14 @@ def test_read_commands_leave_an_empty_file_empty_and_run_makes_it_a_database(tmp
     assert "demo" in katuna("studies", "--db", str(empty), cwd=tmp_path).stdout
 
 
+def test_render_prints_the_job_alone_without_optunas_log_lines(tmp_path: Path):
+    """Without --params, render asks the study's sampler for its first trial's parameters."""
+    study = Path(__file__).parent.parent / "examples" / "trial-image" / "study.yaml"
+    rendered = katuna("render", str(study), cwd=tmp_path)
+    assert rendered.stderr == ""
+    assert "kind: Job" in rendered.stdout
+
+
 def interruptible() -> None:
     """Ctrl-C reaches the child even where the tests run with SIGINT ignored (a background job
     of a shell), which the child would otherwise inherit."""
