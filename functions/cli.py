@@ -40,6 +40,7 @@ from functions.core.samplers import first_suggestion
 from functions.core.spec import Study
 from functions.core.trial_identity import study_problems
 from functions.core.validate import none_stored
+from functions.core.warm import missing_study
 from functions.embedded import Embedded
 from functions.interrupts import Interrupted, interruptible
 from functions.progress import StudyProgress
@@ -49,8 +50,9 @@ from functions.userfiles import read_text
 
 STUDY_FIELDS = {"objective", "parameters", "trialTemplate", "algorithm", "maxTrials", "parallelism",
                 "metricsCollector", "earlyStopping", "warmStart", "timeBudget", "apiVersion", "kind"}
-"""Fields of which a document given as a study holds at least one (``name`` alone does not count):
-a document with none is not a study, and its keys are not echoed back as unknown fields."""
+"""Fields of which a document given as a study holds at least one, or else a ``name``: a document
+with neither is not a study, and its keys (a credentials file's, say) are not echoed back as
+unknown fields. One with a ``name`` is read as a study whose other fields may all be misspelt."""
 
 
 def _load(file: str, settings: Settings, stored: Callable[[str], bool] = none_stored) -> tuple[Study, dict[str, Any]]:
@@ -62,7 +64,7 @@ def _load(file: str, settings: Settings, stored: Callable[[str], bool] = none_st
 
     try:
         definition = parse_text(read(file))
-        if not STUDY_FIELDS & definition.keys():
+        if "name" not in definition and not STUDY_FIELDS & definition.keys():
             fail(f"{file} is not a study: expected a YAML or JSON mapping with a study's fields "
                   "(name, objective, parameters, trialTemplate, ...), a Katib Experiment or a StudyJob", 2)
         return load_definition(definition, read, settings.limits, stored)
@@ -118,6 +120,7 @@ def run(file: str, db: str | None) -> None:
     spec, definition = _load(file, settings, partial(_stored, settings))
     if settings.executor == "local":
         _check_working_dir(file, spec)
+    _check_warm_study(file, spec, settings)
     embedded = Embedded(settings)
     try:
         record = embedded.submit(spec, definition, Path.cwd())
@@ -136,6 +139,14 @@ def run(file: str, db: str | None) -> None:
     print_result(console, embedded.store, record, embedded.settings)
     embedded.close()
     sys.exit(0 if record.status == "completed" else 1)
+
+
+def _check_warm_study(file: str, spec: Study, settings: Settings) -> None:
+    """Exit 2 when the warm start names a study of a database not made yet, before the run makes
+    it: a refused study leaves no empty database behind."""
+    problem = missing_study(spec.warm_start, settings.db.exists())
+    if problem is not None:
+        _problems(file, InvalidStudy([problem]))
 
 
 def _run_to_end(embedded: Embedded, spec: Study) -> StudyRecord:

@@ -124,3 +124,38 @@ def test_values_are_printed_as_they_are_never_as_markup_or_control_sequences(tmp
     for value in ("[/x]", "[link=https://attacker.invalid]click[/link]", "[bold red]loud",
                   "\\x1b]8;;https://attacker.invalid\\x07x", "\\x1b[2J\\u202eevil"):
         assert value in shown[0], f"{value!r} is shown as it is"
+
+
+def test_a_non_ascii_parameter_or_metric_name_is_refused_saying_ascii_letters(tmp_path: Path):
+    study = study_definition(objective={"metric": "точность", "direction": "maximize"},
+                             parameters=[{"name": "скорость", "type": "float", "min": 0.0, "max": 1.0}])
+    study["trialTemplate"]["command"] = ["python", "train.py", "${trialParameters.скорость}"]
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(study, allow_unicode=True), encoding="utf-8")
+    result = katuna("run", "study.yaml", cwd=tmp_path, check=False)
+    assert result.returncode == 2
+    assert "  - parameters[0].name: expected ASCII letters (a-z, A-Z), digits, '_', '.' or '-', at most" in result.stderr
+    assert ("  - objective.metric: metric name 'точность' cannot be matched by the default metric filter: use ASCII "
+            "letters (a-z, A-Z), digits, '_', '-' or '|', or a filter that reads it") in result.stderr
+
+
+def test_a_named_study_whose_every_other_field_is_misspelt_names_each_with_the_expected_fields(tmp_path: Path):
+    (tmp_path / "study.yaml").write_text("name: demo\nobjectiv: {metric: loss}\nparameter: []\n")
+    result = katuna("run", "study.yaml", cwd=tmp_path, check=False)
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert lines[0] == "error: study.yaml is not a valid study:"
+    for field in ("objectiv", "parameter"):
+        assert (f"  - {field}: unknown field; expected one of algorithm, description, earlyStopping, kubernetes, "
+                "maxFailedTrials, maxTrials, metricsCollector, name, nodePool, objective, parallelism, parameters, "
+                "timeBudget, trialTemplate, warmStart") in lines
+
+
+def test_a_warm_start_from_a_study_of_a_database_not_made_yet_leaves_no_database(tmp_path: Path):
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(study_definition(warmStart={"study": "earlier"})))
+    result = katuna("run", "study.yaml", "--db", "fresh.db", cwd=tmp_path, check=False)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "error: study.yaml is not a valid study:",
+        "  - warmStart.study: no study named 'earlier' in this database; expected the name of an earlier study "
+        "whose completed trials the sampler learns from"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["study.yaml"]

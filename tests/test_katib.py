@@ -127,6 +127,9 @@ def test_what_katuna_cannot_honour_is_an_error_naming_the_field():
                  "spec.metricsCollectorSpec.collector.kind", "spec.parameters[0].feasibleSpace.distribution",
                  "spec.trialTemplate.configMap", "spec.trialTemplate.successCondition"):
         assert path in found, f"{path} missing from {found}"
+    assert found["spec.colour"] == ("unknown field; expected one of algorithm, earlyStopping, maxFailedTrialCount, "
+                                    "maxTrialCount, metricsCollectorSpec, objective, parallelTrialCount, parameters, "
+                                    "resumePolicy, trialTemplate")
     assert not any(path.startswith("spec.parameters[1]") for path in found), "Katib samples an unused parameter"
 
 

@@ -104,7 +104,9 @@ def test_studyjob_problems_name_their_fields():
         load_study(yaml.safe_dump(bad))
     found = {p.path: p.message for p in caught.value.problems}
     assert found["spec.suggestionSpec.suggestionAlgorithm"].startswith("'hyperband' is not supported")
-    assert found["spec.colour"] == "unknown field"
+    assert found["spec.colour"] == ("unknown field; expected one of metricsCollectorSpec, metricsnames, "
+                                    "objectivevaluename, optimizationgoal, optimizationtype, owner, parameterconfigs, "
+                                    "requestcount, studyName, suggestionSpec, workerSpec")
     assert found["spec.workerSpec.goTemplate.rawTemplate"] == "cannot be rendered: unknown field .Missing"
 
 

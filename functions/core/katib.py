@@ -83,7 +83,8 @@ def from_experiment(data: Mapping[str, Any], limits: Limits = DEFAULTS) -> dict[
     problems: list[Problem] = []
     metadata = data.get("metadata") or {}
     spec = data.get("spec") or {}
-    problems += [Problem(f"spec.{key}", "unknown field") for key in spec if key not in _SPEC | {"nasConfig"}]
+    problems += [Problem(f"spec.{key}", f"unknown field; expected one of {', '.join(sorted(_SPEC))}")
+                 for key in spec if key not in _SPEC | {"nasConfig"}]
     if "nasConfig" in spec:
         problems.append(Problem("spec.nasConfig", katib_search.NAS))
     if spec.get("resumePolicy") not in (None, "", "Never", "LongRunning", "FromVolume"):

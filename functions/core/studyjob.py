@@ -124,7 +124,8 @@ def from_studyjob(data: Mapping[str, Any]) -> dict[str, Any]:
     problems: list[Problem] = []
     metadata = data.get("metadata") or {}
     spec = data.get("spec") or {}
-    problems += [Problem(f"spec.{key}", "unknown field") for key in spec if key not in _SPEC]
+    problems += [Problem(f"spec.{key}", f"unknown field; expected one of {', '.join(sorted(_SPEC))}")
+                 for key in spec if key not in _SPEC]
     if spec.get("metricsCollectorSpec"):
         problems.append(Problem("spec.metricsCollectorSpec", "not supported: metrics are read from the worker's output"))
     objective_name = spec.get("objectivevaluename")

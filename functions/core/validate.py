@@ -208,8 +208,8 @@ def _check_metric_names(r: Reader, objective: Mapping[str, Any]) -> None:
     names += [(f"objective.additionalMetrics[{i}]", m) for i, m in enumerate(additional or [])]
     for path, metric in names:
         if isinstance(metric, str) and not METRIC_NAME.fullmatch(metric):
-            r.fail(path, f"metric name {metric!r} cannot be matched by the default metric filter: use letters, "
-                         "digits, '_', '-' or '|', or a filter that reads it")
+            r.fail(path, f"metric name {metric!r} cannot be matched by the default metric filter: use ASCII "
+                         "letters (a-z, A-Z), digits, '_', '-' or '|', or a filter that reads it")
 
 
 def _check_counts(r: Reader, parallelism: int | None, max_trials: int | None, max_failed: int | None) -> None:
@@ -312,7 +312,8 @@ def _parameter(r: Reader, data: Any, path: str, limits: Limits) -> Parameter | N
     name = r.get(item, "name", path, "str", required=True)
     kind = r.get(item, "type", path, "str", required=True)
     if name is not None and not (PARAMETER_NAME.fullmatch(name) and len(name) <= limits.text):
-        r.fail(join(path, "name"), f"expected letters, digits, '_', '.' or '-', at most {limits.text:,} characters")
+        r.fail(join(path, "name"), f"expected ASCII letters (a-z, A-Z), digits, '_', '.' or '-', "
+                                     f"at most {limits.text:,} characters")
     parameter = None
     if kind in RANGE_TYPES:
         parameter = _range_parameter(r, item, path, name, kind)
