@@ -8,6 +8,7 @@ from contextlib import contextmanager
 
 import click
 
+from functions.adapters.owners import orphaned
 from functions.adapters.sqlite_store import SqliteStore
 from functions.cli_common import (
     console,
@@ -23,6 +24,7 @@ from functions.cli_common import (
 from functions.cli_output import front_title, print_study, studies_table, trial_table
 from functions.core.errors import KatunaError
 from functions.core.pareto import best_trials
+from functions.core.records import STUDY_RUNNING, StudyRecord
 from functions.core.resources import Origin
 from functions.core.views import study_view, trial_view
 from functions.embedded import Embedded
@@ -38,13 +40,36 @@ def _store(db: str | None) -> Iterator[SqliteStore]:
         store.close()
 
 
+INTERRUPTED = "interrupted (no katuna run is running it)"
+"""How a running study's status reads when the processes that ran its trials are all gone."""
+
+
+def _interrupted(store: SqliteStore, record: StudyRecord, db: str | None) -> bool:
+    """Whether the study is running, yet every one of its running trials (at least one) was
+    claimed by a local process that died since: a ``katuna run`` of it was killed or interrupted,
+    and the next one resumes it."""
+    if record.status != STUDY_RUNNING:
+        return False
+    folder = settings_for(db).logs / record.log_folder
+    running = store.trials(record.name, states=("RUNNING",))
+    return orphaned([folder / f"{trial.number}.{trial.attempt}.owner" for trial in running])
+
+
+def _as_seen(view: dict, store: SqliteStore, record: StudyRecord, db: str | None) -> dict:
+    """The study's view for a person: an interrupted study says so instead of ``running``."""
+    return {**view, "status": INTERRUPTED} if _interrupted(store, record, db) else view
+
+
 @click.command()
 @db_option
 @json_option
 def studies(db: str | None, as_json: bool) -> None:
     """List the stored studies."""
     with _store(db) as store:
-        views = [study_view(store, record) for record in store.list_studies()]
+        records = store.list_studies()
+        views = [study_view(store, record) for record in records]
+        if not as_json:
+            views = [_as_seen(view, store, record, db) for view, record in zip(views, records)]
     if as_json:
         print_json(views)
         return
@@ -61,11 +86,12 @@ def show(name: str, db: str | None, as_json: bool) -> None:
     view = study_view(store, record)
     view["definition"] = record.spec.to_dict()
     front = best_trials(store, record) if record.spec.multi_objective else []
+    seen = _as_seen(view, store, record, db)
     store.close()
     if as_json:
         print_json(view)
         return
-    print_study(console, view, record, front)
+    print_study(console, seen, record, front)
 
 
 @click.command()

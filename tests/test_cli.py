@@ -213,6 +213,24 @@ def test_render_prints_the_job_alone_without_optunas_log_lines(tmp_path: Path):
     assert "kind: Job" in rendered.stdout
 
 
+def test_a_study_whose_run_was_interrupted_reads_as_interrupted_not_running(tmp_path: Path):
+    study = _held_study(tmp_path)
+    process = subprocess.Popen([*KATUNA, "run", str(study)], cwd=tmp_path, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_two_running_trials(tmp_path)
+        assert "status: running " in katuna("show", "demo", cwd=tmp_path).stdout
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 130
+    finally:
+        process.kill()
+        process.communicate()
+    shown = katuna("show", "demo", cwd=tmp_path).stdout
+    assert "status: interrupted (no katuna run is running it) " in shown and "running 2" in shown
+    assert "interrupted (no katuna run is running it)" in katuna("studies", cwd=tmp_path, columns=400).stdout
+    assert json.loads(katuna("show", "demo", "--json", cwd=tmp_path).stdout)["status"] == "running"
+
+
 def interruptible() -> None:
     """Ctrl-C reaches the child even where the tests run with SIGINT ignored (a background job
     of a shell), which the child would otherwise inherit."""

@@ -40,6 +40,18 @@ def alive(owner: str) -> bool:
     return identity(pid) == owner and (fields is None or fields[0] != "Z")
 
 
+def orphaned(owner_paths: list[Path]) -> bool:
+    """Whether these attempts (at least one) are each claimed by a process that died: no process
+    runs them any more. An attempt with no owner file is not known to be orphaned."""
+    owners = []
+    for path in owner_paths:
+        try:
+            owners.append(path.read_text())
+        except FileNotFoundError:
+            return False
+    return bool(owners) and not any(alive(owner) for owner in owners)
+
+
 class Owners:
     """This process's claims on attempts, in a log directory other processes may share."""
 
