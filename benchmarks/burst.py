@@ -58,13 +58,17 @@ class HeldExecutor:
         self.logs, self.owner = logs, identity()
 
     def launch(self, launch: TrialLaunch) -> None:
-        folder = self.logs / launch.study
+        folder = self._folder(launch)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"{launch.number}.{launch.attempt}.log").write_text(f"loss={sphere(launch.params)!r}\n")
         (folder / f"{launch.number}.{launch.attempt}.owner").write_text(self.owner)
 
     def exists(self, launch: TrialLaunch) -> bool:
-        return (self.logs / launch.study / f"{launch.number}.{launch.attempt}.owner").exists()
+        return (self._folder(launch) / f"{launch.number}.{launch.attempt}.owner").exists()
+
+    def _folder(self, launch: TrialLaunch) -> Path:
+        """Where the local executor keeps the attempt's log: its study's own folder."""
+        return self.logs / (launch.log_folder or launch.study)
 
 
 def prepare(settings: Settings, trials: int, base_dir: Path) -> StudyRecord:
