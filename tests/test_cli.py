@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from click.testing import CliRunner, Result
 from conftest import study_definition
 from waiting import eventually
 
@@ -179,13 +180,21 @@ def _foreign_databases(folder: Path) -> list[Path]:
     return paths
 
 
+def in_process(*args: str) -> Result:
+    """The command run by the CLI in this process: for refusals made before anything runs,
+    where a process of its own per command would only add its start-up."""
+    from functions.cli import main
+
+    return CliRunner().invoke(main, list(args))
+
+
 def test_every_command_refuses_another_programs_sqlite_file_leaving_it_byte_for_byte(tmp_path: Path):
-    write_study(tmp_path / "s.yaml", study_definition(maxTrials=1, parallelism=1))
+    study = write_study(tmp_path / "s.yaml", study_definition(maxTrials=1, parallelism=1))
     for path in _foreign_databases(tmp_path):
         before = path.read_bytes()
-        for command in [*READ_COMMANDS, ["run", "s.yaml"]]:
-            result = katuna(*command, "--db", str(path), cwd=tmp_path, check=False)
-            assert (result.returncode, result.stderr) == (2, (
+        for command in [*READ_COMMANDS, ["run", str(study)]]:
+            result = in_process(*command, "--db", str(path))
+            assert (result.exit_code, result.stderr) == (2, (
                 f"error: {path} is an SQLite database, but not katuna's (its tables: notes); katuna left it as it "
                 "is: give --db (or KATUNA_DB) a katuna database, or a new path\n")), command
             assert path.read_bytes() == before, command
@@ -196,8 +205,8 @@ def test_read_commands_leave_an_empty_file_empty_and_run_makes_it_a_database(tmp
     empty = tmp_path / "empty.db"
     empty.touch()
     for command in READ_COMMANDS:
-        result = katuna(*command, "--db", str(empty), cwd=tmp_path, check=False)
-        assert (result.returncode, result.stderr) == (2, f"error: no database at {empty} (the file is empty) (give "
+        result = in_process(*command, "--db", str(empty))
+        assert (result.exit_code, result.stderr) == (2, f"error: no database at {empty} (the file is empty) (give "
                                                          "--db PATH or set KATUNA_DB; katuna run creates it)\n")
         assert empty.stat().st_size == 0
     write_study(tmp_path / "s.yaml", study_definition(maxTrials=1, parallelism=1))
