@@ -23,9 +23,11 @@ run: $(STAMP)
 # Two workers (pytest-xdist): most tests wait on real processes, so two share two cores well.
 # Bytecode is compiled up front (the dependencies' when .venv is made): the suite starts hundreds of
 # Python processes, and where PYTHONDONTWRITEBYTECODE is set each would compile its imports again.
+# Three workers even on two cores: the tests wait on trial processes and loopback servers more
+# than they compute, and a third worker runs while the others wait.
 test: $(STAMP) chromium
 	$(PY) -m compileall -q functions infra
-	$(PY) -m pytest -n auto --maxprocesses 2
+	$(PY) -m pytest -n 3
 
 # Everything but the tests marked slow or browser; `make test` still runs them all.
 check: $(STAMP)
