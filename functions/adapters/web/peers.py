@@ -144,7 +144,7 @@ def peer_uid(connection: socket.socket) -> int | None:
     return _table_uid(peer, own)
 
 
-def _as_filed(peer: tuple, own: tuple) -> tuple[int, tuple, tuple]:
+def _as_filed(peer: tuple, own: tuple) -> tuple[socket.AddressFamily, tuple, tuple]:
     """The family and ends under which the kernel files the client's socket: an IPv4 client of a
     dual-stack listener (``::ffff:a.b.c.d``) is reached by its IPv4 ends, whether it is an IPv4
     socket or an IPv6 one connected to a mapped address."""
@@ -170,13 +170,12 @@ def _table_uid(peer: tuple, own: tuple) -> int | None:
 
 def _where(peer: tuple, own: tuple) -> list[tuple[str, tuple, tuple]]:
     """The tables that can list the client's end, with its ends as they would be listed there:
-    an IPv4 client of a dual-stack listener (``::ffff:a.b.c.d``) has an IPv4 socket, in
-    /proc/net/tcp, unless it too is an IPv6 socket."""
-    mapped = getattr(ipaddress.ip_address(peer[0].partition("%")[0]), "ipv4_mapped", None)
-    if mapped is None:
-        return [(TABLES[socket.AF_INET6 if ":" in peer[0] else socket.AF_INET], peer, own)]
-    plain_own = str(ipaddress.IPv6Address(own[0].partition("%")[0]).ipv4_mapped or own[0]), own[1]
-    return [(TABLES[socket.AF_INET], (str(mapped), peer[1]), plain_own), (TABLES[socket.AF_INET6], peer, own)]
+    where the kernel files it (:func:`_as_filed`), and for an IPv4 client of a dual-stack
+    listener also /proc/net/tcp6 under its mapped ends, the tables writing an IPv6 socket
+    connected to a mapped address so."""
+    family, client, server = _as_filed(peer, own)
+    where = [(TABLES[family], client, server)]
+    return where if client == peer else [*where, (TABLES[socket.AF_INET6], peer, own)]
 
 
 def can_tell() -> bool:
