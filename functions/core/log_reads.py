@@ -123,16 +123,30 @@ class StreamedLogReads:
         yield from kept
 
     def window(self, launch: TrialLaunch, offset: int, limit: int) -> LogWindow:
-        start = offset
         if offset < 0:
-            start = max(sum(len(line.encode()) for line in what_is_left(self._output(launch))) - limit, 0)
+            return self._last(launch, limit)
         data = bytearray()
         position = 0
         for line in what_is_left(self._output(launch)):
             raw = line.encode()
-            if position + len(raw) > start:
-                data += raw[max(start - position, 0):]
+            if position + len(raw) > offset:
+                data += raw[max(offset - position, 0):]
             position += len(raw)
             if len(data) > limit:
                 break
-        return window_of(bytes(data[:limit + 1]), start, limit, offset < 0)
+        return window_of(bytes(data[:limit + 1]), offset, limit, False)
+
+    def _last(self, launch: TrialLaunch, limit: int) -> LogWindow:
+        """The window of the log's last ``limit`` bytes, in one pass over the stream, holding
+        only the lines that may end within them."""
+        kept: deque[bytes] = deque()
+        kept_size = total = 0
+        for line in what_is_left(self._output(launch)):
+            raw = line.encode()
+            kept.append(raw)
+            kept_size += len(raw)
+            total += len(raw)
+            while kept_size - len(kept[0]) >= limit:
+                kept_size -= len(kept.popleft())
+        start = max(total - limit, 0)
+        return window_of(b"".join(kept)[kept_size - (total - start):], start, limit, True)
