@@ -37,8 +37,17 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip(MISSING)
 
 
+def drop_session_marks(db: sqlite_utils.Database) -> None:
+    """Take a database back to before the twenty-third migration (the token each session is bound
+    to); a test that already put an older sessions table in place keeps it."""
+    if db["sessions"].exists() and "token_mac" in db["sessions"].columns_dict:
+        db.execute("ALTER TABLE sessions DROP COLUMN token_mac")
+
+
 def drop_log_folders(db: sqlite_utils.Database) -> None:
-    """Take a database back to before the twenty-first migration (each study's log folder)."""
+    """Take a database back to before the twenty-first migration (each study's log folder), and
+    the twenty-third."""
+    drop_session_marks(db)
     db.execute("ALTER TABLE studies DROP COLUMN log_folder")
 
 

@@ -12,6 +12,7 @@ import pytest
 from conftest import drop_log_folders, drop_log_reads, drop_report_keys, study_definition, undo_trial_changes
 
 from functions.adapters.sqlite_schema import APPLICATION_ID
+from functions.adapters.sqlite_service import session_hash
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.log_cursor import Cursor
 from functions.core.log_keep import Kept, LogRead
@@ -70,9 +71,25 @@ def test_sessions_kept_in_clear_by_an_older_database_are_dropped_on_opening(tmp_
     reopened = SqliteStore(tmp_path / "k.db")
     assert reopened.db.execute("SELECT count(*) FROM sessions").fetchone()[0] == 0
     assert reopened.session("clear-session-id") is None, "its user logs in again"
-    reopened.add_session("new-session-id", "csrf", "localhost", time.time() + 600)
+    reopened.add_session("new-session-id", "csrf", "localhost", time.time() + 600, "mac")
     assert reopened.session("new-session-id") == {"csrf": "csrf", "host": "localhost", "expires_at": pytest.approx(
-        time.time() + 600, abs=5)}
+        time.time() + 600, abs=5), "token_mac": "mac"}
+    reopened.close()
+
+
+def test_sessions_bound_to_no_api_token_are_dropped_on_opening(tmp_path: Path):
+    """An older katuna did not bind a session to the token it was opened with: such a session
+    would outlive a change of the token, so its user logs in again."""
+    old = SqliteStore(tmp_path / "k.db")
+    old.db.execute("DROP TABLE sessions")
+    old.db.execute("CREATE TABLE sessions (id_sha256 TEXT PRIMARY KEY, csrf TEXT, host TEXT, expires_at FLOAT)")
+    old.db.execute("INSERT INTO sessions VALUES (?, 'csrf', 'localhost', ?)",
+                   [session_hash("unbound-session-id"), time.time() + 600])
+    old.db.execute("PRAGMA user_version = 22")
+    old.close()
+    reopened = SqliteStore(tmp_path / "k.db")
+    assert reopened.session("unbound-session-id") is None
+    assert reopened.db.execute("SELECT count(*) FROM sessions").fetchone()[0] == 0
     reopened.close()
 
 

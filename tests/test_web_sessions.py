@@ -127,6 +127,31 @@ def test_logout_revokes_the_session_everywhere(guarded: Service):
         assert guarded.request("GET", "/studies", headers=jar)[0] == 401, "a copy of the cookie is revoked too"
 
 
+def test_a_changed_api_token_ends_every_session_opened_with_the_old_one(tmp_path):
+    """A restart with the same token keeps the sessions; one with another token (the old one
+    leaked) ends them all, the reads and writes of a session copied by whoever had the old one."""
+    first = Service(tmp_path, workers=1, KATUNA_API_TOKEN=TOKEN)
+    try:
+        cookie, _ = login(first)
+    finally:
+        first.close()
+    jar = {"Cookie": f"katuna_session={cookie}"}
+    same = Service(tmp_path, workers=1, port=first.port, KATUNA_API_TOKEN=TOKEN)
+    try:
+        assert same.request("GET", "/studies", headers=jar)[0] == 200, "a restart alone ends no session"
+        csrf = csrf_of(same, cookie)
+    finally:
+        same.close()
+    rotated = Service(tmp_path, workers=1, port=first.port, KATUNA_API_TOKEN="rotated-token-9876543210")
+    try:
+        assert rotated.request("GET", "/studies", headers=jar)[0] == 401
+        assert unfollowed(rotated, "GET", "/ui/", "", jar)[0] == 302
+        assert _write(rotated, cookie, "after-rotation", Origin=rotated.base, **{"X-CSRF-Token": csrf}) == 401
+        assert rotated.request("GET", "/studies", headers={"Authorization": "Bearer rotated-token-9876543210"})[0] == 200
+    finally:
+        rotated.close()
+
+
 def test_a_session_expires(tmp_path):
     service = Service(tmp_path, workers=1, KATUNA_API_TOKEN=TOKEN, KATUNA_SESSION_TTL="1")
     try:

@@ -277,7 +277,15 @@ def _migrate_22(db: sqlite_utils.Database) -> None:
     db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
 
 
+def _migrate_23(db: sqlite_utils.Database) -> None:
+    """Each dashboard session bound to the API token it was opened with (an HMAC of the session
+    id keyed with the token, never the token): the sessions of an older database, bound to none,
+    are dropped (their users log in again)."""
+    db.execute("DELETE FROM sessions")
+    db.table("sessions").add_column("token_mac", str, not_null_default="")
+
+
 MIGRATIONS = (_migrate_1, _migrate_2, _migrate_3, _migrate_4, _migrate_5, _migrate_6, _migrate_7, _migrate_8,
               _migrate_9, _migrate_10, _migrate_11, _migrate_12, _migrate_13, _migrate_14, _migrate_15,
               _migrate_16, _migrate_17, _migrate_18, _migrate_19, _migrate_20,
-              _migrate_21, _migrate_22)
+              _migrate_21, _migrate_22, _migrate_23)

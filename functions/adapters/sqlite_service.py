@@ -4,7 +4,8 @@ Each is a small table of its own that no study's rows refer to: the event path w
 two (a processed-event record in the handler's transaction), the dashboard the sessions it shares
 between workers. A session is kept under the SHA-256 of its id, never the id itself: whoever
 reads the database file (a local trial runs as the service's user; a backup) cannot take over a
-live session, and the id, 256 random bits, needs no salt or slow hash.
+live session, and the id, 256 random bits, needs no salt or slow hash. Beside it is the mark of
+the API token the session was opened with (see :mod:`functions.adapters.web.auth`).
 """
 
 from __future__ import annotations
@@ -53,18 +54,18 @@ class SqliteServiceRecords(SqliteConnection):
 
     # dashboard sessions
 
-    def add_session(self, session_id: str, csrf: str, host: str, expires_at: float) -> None:
+    def add_session(self, session_id: str, csrf: str, host: str, expires_at: float, token_mac: str) -> None:
         with self.transaction():
             self.db.execute("DELETE FROM sessions WHERE expires_at <= ?", [time.time()])
-            self.db.execute("INSERT INTO sessions (id_sha256, csrf, host, expires_at) VALUES (?, ?, ?, ?)",
-                            [session_hash(session_id), csrf, host, expires_at])
+            self.db.execute("INSERT INTO sessions (id_sha256, csrf, host, expires_at, token_mac) VALUES (?, ?, ?, ?, ?)",
+                            [session_hash(session_id), csrf, host, expires_at, token_mac])
 
     @reading
     def session(self, session_id: str) -> dict[str, Any] | None:
-        """The unexpired session ``session_id`` (its csrf, host and expires_at), or None."""
-        row = self.db.execute("SELECT csrf, host, expires_at FROM sessions WHERE id_sha256 = ? AND expires_at > ?",
-                              [session_hash(session_id), time.time()]).fetchone()
-        return None if row is None else {"csrf": row[0], "host": row[1], "expires_at": row[2]}
+        """The unexpired session ``session_id`` (its csrf, host, expires_at and token_mac), or None."""
+        row = self.db.execute("SELECT csrf, host, expires_at, token_mac FROM sessions "
+                              "WHERE id_sha256 = ? AND expires_at > ?", [session_hash(session_id), time.time()]).fetchone()
+        return None if row is None else {"csrf": row[0], "host": row[1], "expires_at": row[2], "token_mac": row[3]}
 
     def delete_session(self, session_id: str) -> None:
         with self.transaction():

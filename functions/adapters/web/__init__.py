@@ -171,7 +171,7 @@ def _check_caller(settings: ServiceSettings, path: str):
     token = settings.api_token
     if not token or ui.is_open_path(path) or has_token(request, token):
         return None
-    session = current_session(request, current_app.extensions["katuna"].store())
+    session = current_session(request, current_app.extensions["katuna"].store(), token)
     if session is not None:
         g.katuna_session = session
         if request.method in guard.WRITE_METHODS and not (guard.same_origin(request) and csrf_matches(request, session)):

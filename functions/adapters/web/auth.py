@@ -5,10 +5,17 @@ a session: a random id in an HttpOnly, SameSite=Strict cookie (``__Host-`` prefi
 kept in the database so every worker knows it, bound to the Host (with port) it was issued for,
 expiring after ``KATUNA_SESSION_TTL`` and ended by logging out. Each session has its own CSRF
 token, which the dashboard's forms and fetches send with every write.
+
+A session is bound to the token it was opened with: the database keeps an HMAC of the session id
+keyed with the token (neither the token nor anything that tells it without the id), and a
+session whose mark does not match the current token is no session. Changing
+``KATUNA_API_TOKEN`` (a leaked token) so ends every session opened with the old one at once, on
+every worker and across restarts.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 import time
@@ -50,13 +57,20 @@ def cookie_name(request: Request) -> str:
     return SECURE_COOKIE if request.is_secure else COOKIE
 
 
-def current_session(request: Request, store: ServiceStore) -> Session | None:
-    """The request's unexpired session, if it was issued for this very Host."""
+def token_mac(session_id: str, token: str) -> str:
+    """What binds a session to the API token: the HMAC-SHA256 of its id keyed with the token."""
+    return hmac.new(token.encode(), session_id.encode(), hashlib.sha256).hexdigest()
+
+
+def current_session(request: Request, store: ServiceStore, token: str) -> Session | None:
+    """The request's unexpired session, if it was issued for this very Host with this ``token``."""
     session_id = request.cookies.get(cookie_name(request), "")
     if not session_id:
         return None
     row = store.session(session_id)
     if row is None or not hmac.compare_digest(row["host"], request.host.lower()):
+        return None
+    if not hmac.compare_digest(row["token_mac"], token_mac(session_id, token)):
         return None
     return Session(session_id, row["csrf"])
 
@@ -66,10 +80,11 @@ def csrf_matches(request: Request, session: Session) -> bool:
     return bool(given) and token_matches(given, session.csrf)
 
 
-def start_session(request: Request, response: Response, store: ServiceStore, ttl: float) -> None:
-    """A new session for this Host, set as the response's cookie."""
+def start_session(request: Request, response: Response, store: ServiceStore, ttl: float, token: str) -> None:
+    """A new session for this Host and ``token``, set as the response's cookie."""
     session_id = secrets.token_urlsafe(32)
-    store.add_session(session_id, secrets.token_urlsafe(32), request.host.lower(), time.time() + ttl)
+    store.add_session(session_id, secrets.token_urlsafe(32), request.host.lower(), time.time() + ttl,
+                      token_mac(session_id, token))
     response.set_cookie(cookie_name(request), session_id, max_age=int(ttl), httponly=True, samesite="Strict",
                         secure=request.is_secure, path="/")
 

@@ -270,7 +270,7 @@ def login():
     if not token_matches(request.form.get("token", ""), token):
         return render_template("login.html", next=target, failed=True), 401
     response = redirect(target)
-    start_session(request, response, _runtime().store(), _runtime().settings.session_ttl)
+    start_session(request, response, _runtime().store(), _runtime().settings.session_ttl, token)
     return response
 
 
