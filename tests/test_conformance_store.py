@@ -246,6 +246,25 @@ class StoreContract:
         with pytest.raises(ValueError, match="unknown trial field 'bogus'"):
             store.query_trials("demo", TrialQuery(sort="bogus"))
 
+    def test_a_discrete_parameter_written_as_strings_sorts_and_filters_as_numbers(self, store: Store):
+        """A Katib Experiment lists discrete values as strings, which trials get as written."""
+        study = record(parameters=[{"name": "b", "type": "discrete", "values": ["16", "32", "128"]},
+                                   {"name": "c", "type": "categorical", "values": ["x", "y"]}],
+                       trialTemplate={"command": ["train", "${trialParameters.b}", "${trialParameters.c}"]})
+        store.add_study(study)
+        for number, (b, c) in enumerate([("128", "x"), ("16", "y"), ("32", "x")]):
+            store.add_trial(TrialRecord("demo", number, {"b": b, "c": c}, "COMPLETE", values=[1.0]))
+        store.add_trial(TrialRecord("demo", 3, {"c": "y"}, "WAITING"))
+
+        def numbers(**query) -> list[int]:
+            return [t.number for t in store.query_trials("demo", TrialQuery(limit=None, **query))[0]]
+
+        assert numbers(sort="param:b") == [1, 2, 0, 3]
+        assert numbers(sort="param:b", descending=True) == [0, 2, 1, 3]
+        assert numbers(ranges=(("param:b", None, 50.0),)) == [1, 2]
+        assert numbers(ranges=(("param:b", 32.0, None),)) == [0, 2]
+        assert numbers(sort="param:c") == [0, 2, 1, 3], "a categorical's labels sort as text"
+
     def test_trial_counts_follow_every_insert_replace_update_delete_and_rollback(self, store: Store):
         store.add_study(record())
         store.add_study(record(name="other"))

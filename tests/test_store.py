@@ -16,7 +16,7 @@ from functions.adapters.sqlite_service import session_hash
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.log_cursor import Cursor
 from functions.core.log_keep import Kept, LogRead
-from functions.core.records import StudyRecord, TrialRecord
+from functions.core.records import StudyRecord, TrialQuery, TrialRecord
 from functions.core.spec import KnownResult
 from functions.core.validate import parse_study
 
@@ -263,3 +263,22 @@ def test_a_rolled_back_transaction_leaves_no_cached_journal_records(store):
         assert fresh.get_trials() == []
         fresh.tell(fresh.ask(), 2.0)
     assert [t.number for t in store.optuna_study("demo", ["minimize"]).get_trials()] == [0]
+
+
+def test_a_discrete_parameter_is_sorted_and_filtered_through_the_same_index_as_any_other_field(tmp_path: Path):
+    """Casting a discrete parameter's strings to numbers changes no query plan: the study's
+    trials are still searched by index, never the whole table scanned."""
+    store = SqliteStore(tmp_path / "k.db")
+    store.add_study(record(parameters=[{"name": "b", "type": "discrete", "values": ["16", "32"]},
+                                       {"name": "x", "type": "float", "min": 0.0, "max": 1.0}],
+                           trialTemplate={"command": ["train", "${trialParameters.b}", "${trialParameters.x}"]}))
+    plans = []
+    for field in ("param:b", "param:x"):
+        statements: list[str] = []
+        store.db.conn.set_trace_callback(statements.append)
+        store.query_trials("demo", TrialQuery(ranges=((field, 1.0, None),), sort=field))
+        store.db.conn.set_trace_callback(None)
+        page = next(s for s in statements if s.startswith("SELECT * FROM trials"))
+        plans.append([row[3] for row in store.db.execute(f"EXPLAIN QUERY PLAN {page}").fetchall()])
+    assert plans[0] == plans[1] and plans[0][0].startswith("SEARCH trials USING INDEX")
+    store.close()

@@ -20,8 +20,9 @@ from functions.core.errors import StudyNotFound
 from functions.core.log_cursor import Cursor
 from functions.core.log_keep import Kept, LogRead
 from functions.core.metrics import Observation
+from functions.core.parameters import DiscreteParameter
 from functions.core.records import COMPLETE, Census, Counts, TrialQuery, TrialRecord
-from functions.core.spec import MINIMIZE
+from functions.core.spec import MINIMIZE, Study
 
 DISCARDED = "katuna:discarded"
 """The Optuna system attribute of a trial asked for and never started, which katuna forgot."""
@@ -44,13 +45,18 @@ _TRIAL_COLUMNS = {"number": "number", "state": "state", "value": "value", "start
                   "finishedAt": "finished_at", "duration": "(finished_at - started_at)"}
 
 
-def _trial_field(field: str) -> tuple[str, list[str]]:
-    """A query field as an SQL expression and its arguments (names travel as arguments)."""
+def _trial_field(field: str, spec: Study) -> tuple[str, list[str]]:
+    """A query field as an SQL expression and its arguments (names travel as arguments). A
+    discrete parameter's values are numbers, which a Katib Experiment writes as strings (kept as
+    written, ``"16"``): they sort and compare as the numbers they spell, not as text."""
     kind, _, name = field.partition(":")
     if kind in ("param", "metric") and name:
         column = "params" if kind == "param" else "metrics"
+        value = f"json_extract({column}, ?)"
+        if kind == "param" and any(isinstance(p, DiscreteParameter) and p.name == name for p in spec.parameters):
+            value = f"CAST({value} AS REAL)"
         # Metrics may hold NaN, which is not JSON to SQLite: such a row has no value for the field.
-        return f"CASE WHEN json_valid({column}) THEN json_extract({column}, ?) END", ['$."' + name + '"']
+        return f"CASE WHEN json_valid({column}) THEN {value} END", ['$."' + name + '"']
     if field in _TRIAL_COLUMNS:
         return _TRIAL_COLUMNS[field], []
     raise ValueError(f"unknown trial field {field!r}")
@@ -177,20 +183,21 @@ class SqliteTrials(SqliteStudies):
 
     def query_trials(self, study: str, query: TrialQuery) -> tuple[list[TrialRecord], int]:
         """Filtering, ordering and paging all happen in SQL, so a page costs the same at any size."""
+        spec = self.get_study(study).spec
         where: list[str] = ["study = ?"]
         args: list[Any] = [study]
         if query.states:
             where.append(f"state IN ({', '.join('?' * len(query.states))})")
             args += list(query.states)
         for field, low, high in query.ranges:
-            expression, field_args = _trial_field(field)
+            expression, field_args = _trial_field(field, spec)
             for bound, operator in ((low, ">="), (high, "<=")):
                 if bound is not None:
                     where.append(f"{expression} {operator} ?")
                     args += [*field_args, bound]
         condition = " AND ".join(where)
         total = self.db.execute(f"SELECT count(*) FROM trials WHERE {condition}", args).fetchone()[0]
-        expression, sort_args = _trial_field(query.sort)
+        expression, sort_args = _trial_field(query.sort, spec)
         direction = "DESC" if query.descending else "ASC"
         sql = (f"SELECT * FROM trials WHERE {condition} "
                f"ORDER BY ({expression}) IS NULL, {expression} {direction}, number {direction}")

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from functions.core.errors import MalformedRequest
+from functions.core.parameters import CategoricalParameter
 from functions.core.records import ACTIVE_STATES, FINISHED_STATES, SORT_COLUMNS, TrialQuery, TrialRecord
 from functions.core.spec import Study
 
@@ -25,18 +26,21 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 @dataclass(frozen=True)
 class Column:
-    """One column of the trial table: its query field (for sorting and ranges) and its title."""
+    """One column of the trial table: its query field (for sorting and, where its values are
+    numbers, min/max ranges) and its title."""
 
     field: str
     title: str
+    ranged: bool = False
 
 
 def columns(spec: Study) -> list[Column]:
-    """Number, state, the objectives, the parameters, the other metrics, then times."""
+    """Number, state, the objectives, the parameters, the other metrics, then times. A
+    categorical parameter's values are unordered labels: it sorts, but has no range."""
     out = [Column("number", "trial"), Column("state", "state")]
-    out += [Column(f"metric:{name}", name) for name in spec.metric_names]
-    out += [Column(f"param:{p.name}", p.name) for p in spec.parameters]
-    out += [Column("duration", "duration"), Column("startedAt", "started")]
+    out += [Column(f"metric:{name}", name, ranged=True) for name in spec.metric_names]
+    out += [Column(f"param:{p.name}", p.name, ranged=not isinstance(p, CategoricalParameter)) for p in spec.parameters]
+    out += [Column("duration", "duration", ranged=True), Column("startedAt", "started")]
     return out
 
 
@@ -56,15 +60,7 @@ def parse_query(spec: Study, args: Mapping[str, str], paged: bool = True) -> Tri
     sort = args.get("sort") or "number"
     if sort not in known:
         raise MalformedRequest(f"sort: unknown trial field {sort!r}")
-    ranges = []
-    lows, highs = _list(args, "min"), _list(args, "max")
-    for index, field in enumerate(_list(args, "field")):
-        low = _number(lows[index] if index < len(lows) else "", "min")
-        high = _number(highs[index] if index < len(highs) else "", "max")
-        if field and (low is not None or high is not None):
-            if field not in known:
-                raise MalformedRequest(f"field: unknown trial field {field!r}")
-            ranges.append((field, low, high))
+    ranges = _ranges(spec, args, known)
     size = _int(args, "size", 50)
     if size not in PAGE_SIZES:
         raise MalformedRequest(f"size: expected one of {', '.join(map(str, PAGE_SIZES))}, got {size}")
@@ -73,6 +69,25 @@ def parse_query(spec: Study, args: Mapping[str, str], paged: bool = True) -> Tri
         raise MalformedRequest(f"page: expected a whole number from 1 to {LARGEST_OFFSET // size}, got {page}")
     return TrialQuery(states=states, ranges=tuple(ranges), sort=sort, descending=args.get("desc") in ("1", "true"),
                       offset=(page - 1) * size if paged else 0, limit=size if paged else None)
+
+
+def _ranges(spec: Study, args: Mapping[str, str], known: set[str]) -> list[tuple[str, float | None, float | None]]:
+    """The ``field``/``min``/``max`` triples that name a bound. A field of labels (the state, a
+    categorical parameter) has no order a number could bound, so a range on it is refused."""
+    labels = {"state"} | {f"param:{p.name}" for p in spec.parameters if isinstance(p, CategoricalParameter)}
+    ranges = []
+    lows, highs = _list(args, "min"), _list(args, "max")
+    for index, field in enumerate(_list(args, "field")):
+        low = _number(lows[index] if index < len(lows) else "", "min")
+        high = _number(highs[index] if index < len(highs) else "", "max")
+        if field and (low is not None or high is not None):
+            if field not in known:
+                raise MalformedRequest(f"field: unknown trial field {field!r}")
+            if field in labels:
+                raise MalformedRequest(f"field: {field!r} takes labels, not numbers, so it has no min/max range: "
+                                       "expected a metric, a time, or a parameter that is not categorical")
+            ranges.append((field, low, high))
+    return ranges
 
 
 def _list(args: Mapping[str, str], name: str) -> list[str]:

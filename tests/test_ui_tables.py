@@ -1,0 +1,78 @@
+"""The dashboard's trial table and CSV export on a study whose discrete parameter is written as
+strings, as every converted Katib Experiment's is: they sort and filter by the numbers the
+strings spell, and a categorical parameter, whose values are labels, is offered no range."""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import re
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+from conftest import TRIAL, study_definition
+
+from functions.adapters.web import create_app
+from functions.runtime import Runtime
+from functions.settings import Settings
+
+TABLE = "/ui/studies/katib-like/trials"
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory) -> Iterator:
+    runtime = Runtime(Settings(db=tmp_path_factory.mktemp("tables") / "katuna.db"))
+    try:
+        client = create_app(runtime).test_client()
+        definition = study_definition(
+            name="katib-like", maxTrials=6, parallelism=2, algorithm={"name": "grid"},
+            parameters=[{"name": "b", "type": "discrete", "values": ["16", "32", "128"]},
+                        {"name": "c", "type": "categorical", "values": ["ok", "crash"]}],
+            trialTemplate={"command": [sys.executable, str(TRIAL), "--x", "${trialParameters.b}",
+                                       "--mode", "${trialParameters.c}"]})
+        assert client.post("/studies", json=definition).status_code == 201
+        deadline = time.monotonic() + 60
+        while client.get("/studies/katib-like").get_json()["status"] != "completed":
+            assert time.monotonic() < deadline, "the study did not complete"
+            time.sleep(0.1)
+        yield client
+    finally:
+        runtime.close()
+
+
+def shown(client, query: str, name: str = "b") -> list[str]:
+    """The values of parameter ``name`` in the table's rows, in order."""
+    answer = client.get(f"{TABLE}?size=25&{query}")
+    assert answer.status_code == 200, answer.text
+    return re.findall(rf'<td class="num" data-field="param:{name}">([^<]*)</td>', answer.text)
+
+
+def test_a_discrete_parameter_written_as_strings_sorts_as_numbers(client):
+    assert shown(client, "sort=param:b") == ["16", "16", "32", "32", "128", "128"]
+    assert shown(client, "sort=param:b&desc=1") == ["128", "128", "32", "32", "16", "16"]
+
+
+def test_its_range_filter_compares_numbers(client):
+    assert shown(client, "sort=param:b&field=param:b&max=50") == ["16", "16", "32", "32"]
+    assert shown(client, "sort=param:b&field=param:b&min=50") == ["128", "128"]
+    assert shown(client, "sort=param:b&field=param:b&min=20&max=40") == ["32", "32"]
+
+
+def test_the_csv_export_sorts_and_filters_the_same(client):
+    answer = client.get(f"{TABLE}.csv?sort=param:b&desc=1&field=param:b&min=20")
+    assert answer.status_code == 200
+    assert [row["b"] for row in csv.DictReader(io.StringIO(answer.text))] == ["128", "128", "32", "32"]
+
+
+def test_a_categorical_parameter_is_offered_no_range_and_one_asked_for_is_refused(client):
+    page = client.get(TABLE).text
+    options = re.findall(r'<option value="([^"]+)"', page.split('name="field"')[1].split("</select>")[0])
+    assert "param:b" in options and "param:c" not in options
+    for path in (TABLE, f"{TABLE}.csv"):
+        answer = client.get(f"{path}?field=param:c&min=0")
+        assert answer.status_code == 400
+        assert "field: 'param:c' takes labels, not numbers" in html.unescape(answer.text)
+    assert shown(client, "sort=param:c", "c") == ["crash"] * 3 + ["ok"] * 3, "its labels still sort"
