@@ -7,6 +7,7 @@ import io
 import json
 import re
 import sys
+import urllib.parse
 
 import pytest
 import yaml
@@ -253,6 +254,40 @@ def test_trial_log_and_studies_list_follow_a_running_trial(service: Service, pag
     expect(page.locator("#log")).to_contain_text("epoch=4 ")
     log = page.locator("#log").inner_text()
     assert log.count("epoch=1 ") == 1 and log.rstrip().splitlines()[-1].startswith("loss=")
+
+
+def test_an_ended_session_sends_the_studies_list_to_the_login_page(tmp_path, browser: Browser):
+    """The list refreshes itself while a study runs; once the session ends (logged out in
+    another tab, expired) the refresh sends the whole window to the login page, the list as next."""
+    guarded = Service(tmp_path, workers=1, KATUNA_API_TOKEN=TOKEN)
+    release = tmp_path / "release-ui-ended"
+    try:
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(guarded.base + "/ui/login?next=/ui/")
+        page.fill("#token", TOKEN)
+        page.click("#login button")
+        page.wait_for_url(guarded.base + "/ui/")
+        definition = study_definition(name="ui-ended", maxTrials=1, parallelism=1)
+        definition["trialTemplate"]["command"] += ["--mode", "curve", "--until", str(release)]
+        bearer = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+        assert guarded.request("POST", "/studies", json.dumps(definition), bearer)[0] == 201
+        page.reload()
+        expect(page.locator('tr[data-study="ui-ended"]')).to_contain_text("running")
+        assert guarded.request("GET", "/ui/studies.fragment")[0] == 401
+        cookie = next(c["value"] for c in context.cookies() if c["name"] == "katuna_session")
+        csrf = page.locator('meta[name="csrf-token"]').get_attribute("content")
+        form = {"Content-Type": "application/x-www-form-urlencoded", "Cookie": f"katuna_session={cookie}",
+                "Origin": guarded.base}
+        guarded.request("POST", "/ui/logout", urllib.parse.urlencode({"csrf": csrf}), form)
+        page.wait_for_url(guarded.base + "/ui/login?next=/ui/", timeout=15000)
+        expect(page.locator("header.top")).to_have_count(1)
+        expect(page.locator("#login")).to_have_count(1)
+        context.close()
+    finally:
+        release.touch()
+        guarded.close()
+
 
 
 def test_new_study_form_shows_problems_by_field_then_submits_an_uploaded_katib_experiment(service: Service, page: Page):

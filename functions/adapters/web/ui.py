@@ -46,7 +46,8 @@ blueprint = Blueprint("ui", __name__, url_prefix="/ui", static_folder="static", 
 
 LOG_CHUNK = 256 * 1024
 """The most log bytes one poll returns; the page asks again from the new offset."""
-DATA_SUFFIXES = (".json", "/log", "/plots", ".csv")
+DATA_SUFFIXES = (".json", "/log", "/plots", ".csv", ".fragment")
+"""Paths a page's script fetches: without a session they answer 401, never the login page."""
 
 
 class _ChartCache:

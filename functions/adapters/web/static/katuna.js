@@ -13,21 +13,31 @@ const katuna = (() => {
     return meta ? {"Content-Type": type, "X-CSRF-Token": meta.content} : {"Content-Type": type};
   }
 
-  async function getJSON(url) {
-    const response = await fetch(url, {credentials: "same-origin", headers: {Accept: "application/json"}});
+  // A 401 from a data path means the session ended (expired, or logged out in another tab):
+  // the whole window reloads, which the service answers with its login page, the page as next.
+  async function fetchData(url, accept) {
+    const response = await fetch(url, {credentials: "same-origin", headers: {Accept: accept}});
+    if (response.status === 401) location.reload();
     if (!response.ok) throw new Error(`${response.status} ${response.statusText}`);
-    return response.json();
+    return response;
+  }
+
+  async function getJSON(url) {
+    return (await fetchData(url, "application/json")).json();
+  }
+
+  // A server-rendered part of the page, fetched again into its holder.
+  async function refill(holder) {
+    holder.innerHTML = await (await fetchData(holder.dataset.src, "text/html")).text();
   }
 
   // Studies list: refresh the table while any study runs.
   function studiesPage() {
     const holder = document.getElementById("studies");
     if (!holder) return;
-    setInterval(async () => {
+    setInterval(() => {
       const table = document.getElementById("studies-table");
-      if (!table || table.dataset.running !== "true") return;
-      const response = await fetch(holder.dataset.src, {credentials: "same-origin"});
-      if (response.ok) holder.innerHTML = await response.text();
+      if (table && table.dataset.running === "true") refill(holder).catch(() => null);
     }, REFRESH_MS);
   }
 
