@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
+import signal
 import sys
 import urllib.parse
 
@@ -254,6 +256,42 @@ def test_trial_log_and_studies_list_follow_a_running_trial(service: Service, pag
     expect(page.locator("#log")).to_contain_text("epoch=4 ")
     log = page.locator("#log").inner_text()
     assert log.count("epoch=1 ") == 1 and log.rstrip().splitlines()[-1].startswith("loss=")
+
+
+def test_a_followed_log_starts_a_new_attempt_from_its_beginning_after_a_preemption(service: Service, page: Page):
+    """Attempt 1 is killed from outside (a preemption) and the trial runs again: the page reads
+    attempt 2's log from its first byte, after a separator, and links attempt 1's log."""
+    pids, release = service.workdir / "preempt-pids", service.workdir / "release-ui-preempt"
+    pids.mkdir()
+    definition = study_definition(name="ui-preempt", maxTrials=1, parallelism=1, trialTemplate={
+        "command": [sys.executable, str(TRIAL), "--x", "${trialParameters.x}", "--mode", "curve", "--epochs", "3",
+                    "--until", str(release)],
+        "env": {"PID_DIR": str(pids)}})
+    assert post(service, definition) == 201
+    eventually(lambda: (pids / "0.1.pid").exists(), "attempt 1 started", timeout=20)
+    page.goto(service.base + "/ui/studies/ui-preempt/trials/0")
+    expect(page.locator("#log")).to_contain_text("epoch=1 ", timeout=15000)
+    expect(page.locator("#earlier-attempts")).to_be_hidden()
+    os.kill(int((pids / "0.1.pid").read_text()), signal.SIGKILL)
+
+    separator = page.locator('#log .attempt-separator[data-attempt="2"]')
+    expect(separator).to_have_count(1, timeout=20000)
+    expect(page.locator("#log-attempt")).to_have_text("(attempt 2)")
+    expect(page.locator("#trial-attempt")).to_have_text("2")
+    page.wait_for_function("document.getElementById('log').textContent.split('attempt 2:')[1].includes('epoch=1 ')")
+    first, _, second = page.evaluate("document.getElementById('log').textContent").partition(
+        separator.text_content())
+    assert first.count("epoch=1 ") == 1
+    assert second.startswith("epoch=1 "), "attempt 2's log from its first line"
+    earlier = page.locator('#earlier-attempts a[data-attempt="1"]')
+    expect(earlier).to_be_visible()
+    status, _, body = service.request("GET", earlier.get_attribute("href"))
+    assert status == 200 and body.decode().startswith("epoch=1 ")
+    screenshot(page, "trial-log-attempt-2")
+    release.touch()
+    expect(page.locator("#trial-state")).to_have_text("COMPLETE", timeout=15000)
+    expect(page.locator('#earlier-attempts a[data-attempt="1"]')).to_be_visible()
+
 
 
 def test_an_ended_session_sends_the_studies_list_to_the_login_page(tmp_path, browser: Browser):

@@ -152,21 +152,19 @@ const katuna = (() => {
     });
   }
 
-  // Trial page: the log from an offset, polled while the trial runs.
+  // Trial page: the log from an offset, polled while the trial runs. The log served is the
+  // current attempt's: when the trial is run again (preempted, retried), the rest of the
+  // attempt shown is read, then a separator, then the new attempt's log from its beginning.
   function trialPage() {
     const log = document.getElementById("log");
     const status = document.getElementById("log-status");
+    let attempt = Number(log.dataset.attempt);
     let offset = -1;
-    const poll = async () => {
-      let chunk;
-      try {
-        chunk = await getJSON(`${log.dataset.src}?offset=${offset}`);
-      } catch (error) {
-        status.textContent = `log unavailable: ${error.message}`;
-        return;
-      }
+    const read = (at, from) => getJSON(`${log.dataset.src}?offset=${from}${at ? `&attempt=${at}` : ""}`);
+    const show = (chunk) => {
       if (chunk.skipped) {
-        const note = Object.assign(document.createElement("a"), {href: log.dataset.full, className: "muted"});
+        const note = Object.assign(document.createElement("a"),
+          {href: `${log.dataset.full}?attempt=${chunk.attempt}`, className: "muted"});
         note.textContent = `… ${chunk.skipped} earlier bytes not shown (the whole log)\n`;
         log.append(note);
       }
@@ -174,6 +172,40 @@ const katuna = (() => {
       log.append(chunk.text);
       offset = chunk.offset;
       if (atBottom) log.scrollTop = log.scrollHeight;
+    };
+    const switchTo = async (next) => {
+      if (offset >= 0) {
+        try {
+          for (let chunk = {more: true}; chunk.more;) {
+            chunk = await read(attempt, offset);
+            show(chunk);
+          }
+        } catch (error) {
+          log.append(`\n(the rest of attempt ${attempt}'s log could not be read: ${error.message})`);
+        }
+        const separator = Object.assign(document.createElement("span"), {className: "attempt-separator"});
+        separator.dataset.attempt = next;
+        separator.textContent = `\n——— attempt ${next}: the trial was run again; its log from the beginning ———\n`;
+        log.append(separator);
+        offset = 0;
+      }
+      attempt = next;
+      showAttempt(log, attempt);
+    };
+    const poll = async () => {
+      let chunk;
+      try {
+        chunk = await read(null, offset);
+        if (chunk.attempt !== attempt) {
+          const fresh = offset < 0;
+          await switchTo(chunk.attempt);
+          if (!fresh) return poll();
+        }
+      } catch (error) {
+        status.textContent = `log unavailable: ${error.message}`;
+        return;
+      }
+      show(chunk);
       if (chunk.more) return poll();
       if (chunk.running) {
         setTimeout(poll, LOG_POLL_MS);
@@ -183,6 +215,21 @@ const katuna = (() => {
       }
     };
     poll();
+  }
+
+  // The attempt in the heading, and a link to the log of each one before it.
+  function showAttempt(log, attempt) {
+    document.getElementById("log-attempt").textContent = attempt > 1 ? `(attempt ${attempt})` : "";
+    document.getElementById("trial-attempt").textContent = attempt;
+    const earlier = document.getElementById("earlier-attempts");
+    earlier.querySelectorAll("a").forEach((link) => link.remove());
+    for (let k = 1; k < attempt; k++) {
+      const link = Object.assign(document.createElement("a"), {href: `${log.dataset.full}?attempt=${k}`});
+      link.dataset.attempt = k;
+      link.textContent = `attempt ${k}`;
+      earlier.append(link, " ");
+    }
+    earlier.hidden = attempt < 2;
   }
 
   // New study: the API's own POST /studies; its problems are listed by field path.
