@@ -10,6 +10,7 @@ import re
 import signal
 import sys
 import urllib.parse
+from pathlib import Path
 
 import pytest
 import yaml
@@ -293,6 +294,44 @@ def test_a_followed_log_starts_a_new_attempt_from_its_beginning_after_a_preempti
     expect(page.locator('#earlier-attempts a[data-attempt="1"]')).to_be_visible()
 
 
+def test_the_study_page_follows_its_best_trials_and_ends_its_stop_button_without_a_reload(service: Service,
+                                                                                          page: Page):
+    release = service.workdir / "release-ui-live"
+    definition = study_definition(name="ui-live", maxTrials=2, parallelism=2, algorithm={"name": "grid"},
+                                  parameters=[{"name": "x", "type": "discrete", "values": ["1", "3"]}])
+    definition["trialTemplate"]["command"] += ["--mode", "curve", "--epochs", "2", "--until", f"{release}-${{trialParameters.x}}"]
+    assert post(service, definition) == 201
+    page.goto(service.base + "/ui/studies/ui-live")
+    page.evaluate("window.sameDocument = true")
+    expect(page.locator("#stop-study")).to_be_visible()
+    expect(page.locator("#best tbody tr")).to_have_count(0)
+    eventually(lambda: service.request("GET", "/studies/ui-live/trials/0")[0] == 200, "trial 0", timeout=20)
+    first = service.json("GET", "/studies/ui-live/trials/0")[1]
+    Path(f"{release}-{first['params']['x']}").touch()
+    expect(page.locator("#best tbody tr")).to_have_count(1, timeout=20000)
+    expect(page.locator("#best tbody")).to_contain_text("#0")
+    expect(page.locator("#study-status")).to_have_text("running")
+    expect(page.locator("#stop-study")).to_be_visible()
+    for value in ("1", "3"):
+        Path(f"{release}-{value}").touch()
+    expect(page.locator("#study-status")).to_have_text("completed", timeout=20000)
+    expect(page.locator("#best tbody tr")).to_have_count(2)
+    expect(page.locator("#stop-study")).to_have_count(0)
+    assert page.evaluate("window.sameDocument") is True, "followed, not reloaded"
+
+
+def test_the_pareto_front_table_lists_the_whole_front_with_its_count(service: Service, page: Page):
+    definition = study_definition(name="ui-front", maxTrials=14, parallelism=4, objective={"metrics": [
+        {"name": "loss", "direction": "minimize"}, {"name": "size", "direction": "minimize"}]},
+        parameters=[{"name": "x", "type": "float", "min": 0.0, "max": 2.0}])
+    assert post(service, definition) == 201
+    service.wait_for("ui-front")
+    front = service.json("GET", "/studies/ui-front")[1]["best"]
+    assert len(front) > 10, "every trial trades loss for size"
+    page.goto(service.base + "/ui/studies/ui-front")
+    expect(page.locator("#best tbody tr")).to_have_count(len(front))
+    expect(page.locator("#best-count")).to_have_text(f"{len(front)} trials")
+
 
 def test_an_ended_session_sends_the_studies_list_to_the_login_page(tmp_path, browser: Browser):
     """The list refreshes itself while a study runs; once the session ends (logged out in
@@ -325,7 +364,6 @@ def test_an_ended_session_sends_the_studies_list_to_the_login_page(tmp_path, bro
     finally:
         release.touch()
         guarded.close()
-
 
 
 def test_new_study_form_shows_problems_by_field_then_submits_an_uploaded_katib_experiment(service: Service, page: Page):

@@ -46,6 +46,8 @@ blueprint = Blueprint("ui", __name__, url_prefix="/ui", static_folder="static", 
 
 LOG_CHUNK = 256 * 1024
 """The most log bytes one poll returns; the page asks again from the new offset."""
+BEST_SHOWN = 5
+"""How many best trials the study page lists for one objective (of several: the whole front)."""
 DATA_SUFFIXES = (".json", "/log", "/plots", ".csv", ".fragment")
 """Paths a page's script fetches: without a session they answer 401, never the login page."""
 
@@ -162,7 +164,17 @@ def study(name: str):
     store = _runtime().store()
     record = store.get_study(name)
     return render_template("study.html", study=study_view(store, record), spec=record.spec, record=record,
-                           best=best_trials(store, record, limit=5), now=_runtime().clock())
+                           best=best_trials(store, record, limit=BEST_SHOWN), now=_runtime().clock())
+
+
+@blueprint.get("/studies/<name>/best.fragment")
+def best_fragment(name: str):
+    """The study page's best trials (the whole Pareto front of several objectives) alone, which
+    the page fetches again as trials finish."""
+    store = _runtime().store()
+    record = store.get_study(name)
+    return render_template("best_table.html", record=record, spec=record.spec,
+                           best=best_trials(store, record, limit=BEST_SHOWN))
 
 
 @blueprint.get("/studies/<name>/plots/<kind>")

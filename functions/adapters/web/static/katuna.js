@@ -76,34 +76,46 @@ const katuna = (() => {
     if (charts.dataset.running === "true") followStudy(charts, (div) => draw(div, url(div)));
   }
 
-  // While the study runs: counts and status from the API; the charts without user choices
-  // (history, intermediate values) redrawn as trials finish; every chart once it ends.
+  // While the study runs: counts and status from the API; the best trials and the charts
+  // without user choices (history, intermediate values) again as trials finish; once it ends,
+  // the best trials and every chart, and the Stop button goes.
   function followStudy(charts, redraw) {
+    const best = document.getElementById("best-trials");
     let finished = -1;
     const tick = async () => {
       const study = await getJSON(charts.dataset.studyUrl).catch(() => null);
       if (study) {
+        showCounts(study);
         const c = study.counts;
-        document.getElementById("trial-counts").textContent =
-          `${study.trials} of ${study.maxTrials || "∞"}: ${c.complete} complete, ${c.failed} failed, ` +
-          `${c.pruned} pruned, ${c.running} running, ${c.waiting} waiting`;
-        const status = document.getElementById("study-status");
-        status.textContent = study.status;
-        status.className = `status ${study.status}`;
-        document.getElementById("stop-reason").textContent = study.reason || study.status;
         const done = c.complete + c.failed + c.pruned;
         if (study.status !== "running") {
+          const stop = document.getElementById("stop-study");
+          if (stop) stop.remove();
+          await refill(best).catch(() => null);
           charts.querySelectorAll(".plot").forEach(redraw);
+          charts.dataset.running = "false";
           return;
         }
-        if (finished >= 0 && done !== finished) {
-          charts.querySelectorAll("#plot-history, #plot-intermediate, #plot-pareto").forEach(redraw);
+        if (done !== finished) {
+          refill(best).catch(() => null);
+          if (finished >= 0) charts.querySelectorAll("#plot-history, #plot-intermediate, #plot-pareto").forEach(redraw);
         }
         finished = done;
       }
       setTimeout(tick, STUDY_REFRESH_MS);
     };
     setTimeout(tick, STUDY_REFRESH_MS);
+  }
+
+  function showCounts(study) {
+    const c = study.counts;
+    document.getElementById("trial-counts").textContent =
+      `${study.trials} of ${study.maxTrials || "∞"}: ${c.complete} complete, ${c.failed} failed, ` +
+      `${c.pruned} pruned, ${c.running} running, ${c.waiting} waiting`;
+    const status = document.getElementById("study-status");
+    status.textContent = study.status;
+    status.className = `status ${study.status}`;
+    document.getElementById("stop-reason").textContent = study.reason || study.status;
   }
 
   function value(id) {
