@@ -115,9 +115,10 @@ class Settings:
     in ``kubeflow``, say), which a study resource's ``trialTemplate.configMap`` may name besides its
     own namespace and ``KATUNA_K8S_NAMESPACE`` (:mod:`functions.core.cluster_templates`);
     ``KATUNA_K8S_START_ALLOWANCE`` seconds (3600) a
-    trial's Job may spend beyond the trial's timeout waiting for a node, pulling its image or
-    losing runs to preemption (its ``activeDeadlineSeconds`` is the timeout plus this; the
-    timeout itself counts from the trial container's start);
+    trial's pod may spend waiting for a node and pulling its image (its Job's
+    ``activeDeadlineSeconds`` is the timeout plus this, for each run the Job may make; the
+    timeout itself counts from the trial container's start; a pod that cannot start for this
+    long, or a Job suspended this long, fails its trial);
     ``KATUNA_EXECUTOR``: ``local`` (trials are processes here) or ``kubernetes`` (trials are
     Jobs; the API from in-cluster configuration, the kubeconfig, or ``KATUNA_K8S_API``);
     ``KATUNA_REPORT_URL``, where trial Jobs of studies with early stopping post their progress

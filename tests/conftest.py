@@ -37,16 +37,23 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip(MISSING)
 
 
+def drop_lost_pods(db: sqlite_utils.Database) -> None:
+    """Take a database back to before the twenty-fourth migration (the pods a trial's attempt lost)."""
+    if "lost_pods" in db["trials"].columns_dict:
+        db.execute("ALTER TABLE trials DROP COLUMN lost_pods")
+
+
 def drop_session_marks(db: sqlite_utils.Database) -> None:
     """Take a database back to before the twenty-third migration (the token each session is bound
-    to); a test that already put an older sessions table in place keeps it."""
+    to), and the twenty-fourth; a test that already put an older sessions table in place keeps it."""
+    drop_lost_pods(db)
     if db["sessions"].exists() and "token_mac" in db["sessions"].columns_dict:
         db.execute("ALTER TABLE sessions DROP COLUMN token_mac")
 
 
 def drop_log_folders(db: sqlite_utils.Database) -> None:
     """Take a database back to before the twenty-first migration (each study's log folder), and
-    the twenty-third."""
+    the later ones."""
     drop_session_marks(db)
     db.execute("ALTER TABLE studies DROP COLUMN log_folder")
 

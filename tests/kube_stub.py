@@ -393,7 +393,9 @@ class KubeStub(ApiServer, Workloads):
         """Delete a pod: one whose container runs stays ``Terminating`` (its
         ``deletionTimestamp`` set) while the container takes ``stop_seconds`` to exit, at most
         the pod's ``terminationGracePeriodSeconds`` (30 unless set), after which the kubelet
-        kills it; then, or at once, the pod goes with its log."""
+        kills it; then, or at once, the pod goes with its log. A Job's pod deleted by its
+        disruption (:data:`kube_standin.kubelet.DELETING`) fails instead, and goes once its Job
+        controller has seen it (its tracking finalizer holds it until then)."""
         key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
         pod = self.pods.get(key)
         if pod is None:
@@ -405,6 +407,11 @@ class KubeStub(ApiServer, Workloads):
             pod["metadata"].update(deletionTimestamp=rfc3339(self.clock.time() + grace),
                                    deletionGracePeriodSeconds=math.ceil(grace))
             self.history.record("MODIFIED", "pods", pod)
+            return
+        if pod["metadata"]["uid"] in self.kubelets.deleting:
+            self.terminating.pop(key, None)
+            if pod["status"].get("phase") not in ("Succeeded", "Failed"):
+                self.kubelets.kill(self, pod)
             return
         self._remove_pod(key)
 
@@ -423,7 +430,8 @@ class KubeStub(ApiServer, Workloads):
         for key, until in list(self.terminating.items()):
             pod = self.pods.get(key)
             if pod is None or until <= now or pod["status"].get("phase") != "Running":
-                self._remove_pod(key)
+                self.delete_pod(pod) if pod is not None and pod["metadata"]["uid"] in self.kubelets.deleting \
+                    else self._remove_pod(key)
 
     def modified(self, resource: str, obj: dict) -> None:
         self.history.record("MODIFIED", resource, obj)

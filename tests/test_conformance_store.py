@@ -18,6 +18,7 @@ import pytest
 from conftest import study_definition
 
 from functions.adapters.sqlite_store import SqliteStore
+from functions.core.disruptions import Disruption, LostPods
 from functions.core.errors import StudyConflict, StudyNotFound
 from functions.core.events import study_created
 from functions.core.log_cursor import Cursor
@@ -148,6 +149,31 @@ class StoreContract:
                 write("demo", 9, value)
         store.delete_study("demo")
         assert store.log_read("demo", 0) == LogRead()
+
+    def test_the_pods_a_trials_attempt_lost_are_kept_with_it_and_only_grow(self, store: Store):
+        """Kept as each look sees them (their pods are deleted soon after): a pod seen again
+        counts once, an earlier attempt's are not the current one's, and nothing a reader of the
+        trial sees changes."""
+        store.add_study(record())
+        store.add_trial(TrialRecord("demo", 0, {"x": 1.0}, "RUNNING"))
+        assert store.lost_pods("demo", 0) == store.lost_pods("demo", 9) == LostPods()
+        _, change = store.trial_changes("demo", 0)
+        first = {"uid-1": Disruption("PreemptionByScheduler", "default-scheduler: preempting")}
+        store.set_lost_pods("demo", 0, store.lost_pods("demo", 0).seen(1, first))
+        for seen in (first, {"uid-2": Disruption("EvictionByEvictionAPI", "Eviction API: evicting")}, first):
+            store.set_lost_pods("demo", 0, store.lost_pods("demo", 0).seen(1, seen))
+        again = self.open_again(store)
+        try:
+            kept = again.lost_pods("demo", 0)
+        finally:
+            self.close(again)
+        assert sorted(kept.of(1)) == ["uid-1", "uid-2"] and kept.of(2) == {}
+        assert kept.of(1)["uid-2"] == Disruption("EvictionByEvictionAPI", "Eviction API: evicting")
+        assert store.trial_changes("demo", change) == ([], change), "nothing of the trial a report shows changed"
+        later = kept.seen(2, {"uid-3": Disruption("PreemptionByScheduler")})
+        assert (later.attempt, list(later.pods)) == (2, ["uid-3"]), "an earlier attempt's are dropped"
+        with pytest.raises(StudyNotFound, match="no trial demo 9"):
+            store.set_lost_pods("demo", 9, later)
 
     def test_studies_are_listed_updated_and_deleted_with_their_trials_and_optunas_twin(self, store: Store):
         store.add_study(record())

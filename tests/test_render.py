@@ -69,7 +69,8 @@ def test_the_job_carries_what_a_trial_needs_on_a_spot_pool(tmp_path: Path):
     assert job["metadata"]["labels"]["katuna.dev/trial"] == "7"
     spec = job["spec"]
     assert spec["backoffLimit"] == 0 and spec["ttlSecondsAfterFinished"] == 600
-    assert spec["activeDeadlineSeconds"] == 90 + 300, "a backstop: the timeout plus the start allowance"
+    assert spec["activeDeadlineSeconds"] == (90 + 300) * 4, \
+        "a backstop: the timeout plus the start allowance, for each of the 4 runs attempt 2 of 5 may make"
     assert spec["podFailurePolicy"]["rules"][0] == {
         "action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}
     assert spec["template"]["metadata"]["annotations"] == {"cluster-autoscaler.kubernetes.io/safe-to-evict": "false"}, \
@@ -226,8 +227,10 @@ def test_service_defaults_fill_what_the_study_leaves_out(tmp_path: Path):
     pod = job["spec"]["template"]["spec"]
     assert (job["metadata"]["namespace"], pod["serviceAccountName"], job["spec"]["ttlSecondsAfterFinished"]) == (
         "ml", "runner", 60)
-    assert job["spec"]["activeDeadlineSeconds"] == 90 + 120
-    assert job_for(k8s_definition(), {"x": 0.0, "tag": "a"})["spec"]["activeDeadlineSeconds"] == 90 + 3600
+    assert job["spec"]["activeDeadlineSeconds"] == (90 + 120) * 5
+    assert job_for(k8s_definition(), {"x": 0.0, "tag": "a"})["spec"]["activeDeadlineSeconds"] == (90 + 3600) * 5
+    assert job_for(k8s_definition(), {"x": 0.0, "tag": "a"}, attempt=5)["spec"]["activeDeadlineSeconds"] == 90 + 3600, \
+        "the last attempt may lose no pod: one run"
     assert pod["imagePullSecrets"] == [{"name": "a"}, {"name": "b"}]
     assert pod["containers"][0]["resources"] == {"requests": {"cpu": "2", "memory": "4Gi"}, "limits": {"memory": "4Gi"}}
     with pytest.raises(ValueError, match="KATUNA_K8S_DEFAULT_RESOURCES: expected name=quantity items, got 'cpu'"):

@@ -9,11 +9,19 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import drop_log_folders, drop_log_reads, drop_report_keys, study_definition, undo_trial_changes
+from conftest import (
+    drop_log_folders,
+    drop_log_reads,
+    drop_lost_pods,
+    drop_report_keys,
+    study_definition,
+    undo_trial_changes,
+)
 
 from functions.adapters.sqlite_schema import APPLICATION_ID
 from functions.adapters.sqlite_service import session_hash
 from functions.adapters.sqlite_store import SqliteStore
+from functions.core.disruptions import Disruption, LostPods
 from functions.core.log_cursor import Cursor
 from functions.core.log_keep import Kept, LogRead
 from functions.core.records import StudyRecord, TrialQuery, TrialRecord
@@ -81,6 +89,7 @@ def test_sessions_bound_to_no_api_token_are_dropped_on_opening(tmp_path: Path):
     """An older katuna did not bind a session to the token it was opened with: such a session
     would outlive a change of the token, so its user logs in again."""
     old = SqliteStore(tmp_path / "k.db")
+    drop_lost_pods(old.db)
     old.db.execute("DROP TABLE sessions")
     old.db.execute("CREATE TABLE sessions (id_sha256 TEXT PRIMARY KEY, csrf TEXT, host TEXT, expires_at FLOAT)")
     old.db.execute("INSERT INTO sessions VALUES (?, 'csrf', 'localhost', ?)",
@@ -128,6 +137,22 @@ def test_a_database_of_an_older_katuna_is_recognised_and_its_studies_logs_read_f
 
 TALLY = {"seen": 2, "counts": {"loss": 2}, "values": {"loss": [0.5, 0.75, 0.5, 0.0]}, "nonFinite": {}}
 """What a summary of two observations of ``loss`` learnt (:meth:`functions.core.metrics.Summary.tally`)."""
+
+
+def test_the_running_trials_of_an_older_database_have_lost_no_pods_yet(tmp_path: Path):
+    """Their attempts count the disrupted pods seen from now on."""
+    old = SqliteStore(tmp_path / "k.db")
+    old.add_study(record())
+    old.add_trial(TrialRecord("demo", 0, {"x": 1.0}, "RUNNING"))
+    drop_lost_pods(old.db)
+    old.db.execute("PRAGMA user_version = 23")
+    old.close()
+    reopened = SqliteStore(tmp_path / "k.db")
+    assert reopened.lost_pods("demo", 0) == LostPods()
+    reopened.set_lost_pods("demo", 0, LostPods().seen(1, {"uid-1": Disruption("PreemptionByScheduler")}))
+    assert list(reopened.lost_pods("demo", 0).of(1)) == ["uid-1"]
+    assert reopened.get_trial("demo", 0) == TrialRecord("demo", 0, {"x": 1.0}, "RUNNING")
+    reopened.close()
 
 
 def test_how_far_the_running_trials_logs_were_read_comes_over_from_optunas_attributes_on_opening(tmp_path: Path):

@@ -130,7 +130,7 @@ def test_a_trial_waiting_for_admission_says_so_until_it_runs(tmp_path: Path):
         assert status == 201, body
         reason = eventually(lambda: next((t["reason"] for t in service.json("GET", "/studies/kueued/trials")[1]), None),
                             "the trial's reason", timeout=60)
-        assert reason.startswith("waiting to be admitted: its Job is suspended since ")
+        assert reason.startswith("waiting: its Job is suspended since ")
         assert "(JobSuspended: Job suspended): an admission controller such as Kueue holds it" in reason
         kube.set_suspended("default", "kueued-0", False)
         study = service.wait_for("kueued")

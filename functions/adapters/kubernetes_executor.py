@@ -29,6 +29,7 @@ from urllib3.exceptions import HTTPError
 from functions.adapters.kubernetes_client import delete_options, read_or_none, translate
 from functions.adapters.kubernetes_logs import PodLogs
 from functions.adapters.kubernetes_status import (
+    cannot_start,
     current_run,
     disruption_of,
     exit_of,
@@ -49,7 +50,7 @@ from functions.adapters.kubernetes_workloads import (
 from functions.adapters.kubernetes_workloads import end as workload_end
 from functions.core import file_collector, report_token
 from functions.core.cluster import Cluster
-from functions.core.disruptions import exhausted
+from functions.core.disruptions import Disruption, exhausted
 from functions.core.events import Event, trial_finished
 from functions.core.job import holder, is_job, own_conditions, primary_container_name, render_trial, trial_selector
 from functions.core.launch import TrialLaunch
@@ -151,16 +152,20 @@ class KubernetesExecutor:
         latest one not disrupted): a running trial past it is reported as timed out (the
         ``trial.finished`` handler reads its log, then deletes the Job). A preempted pod's
         replacement starts a fresh timeout. The Job's own deadline is only a backstop (the
-        timeout plus the start allowance, see :func:`functions.core.job.job_deadline`). A running
-        Job that lost more pods to disruptions than the trial may lose is reported as preempted
-        with their count (:meth:`_running`); the handler deletes it. A Job held suspended longer
-        than the start allowance is reported as timed out (:meth:`_held`).
+        timeout plus the start allowance for each run the attempt may make, see
+        :func:`functions.core.job.job_deadline`). A running Job that lost more pods to
+        disruptions than the trial may lose is reported as preempted with their count
+        (:meth:`_running`); the handler deletes it. A Job held suspended longer than the start
+        allowance is reported as timed out (:meth:`_held`); one whose pod cannot start (its image
+        cannot be pulled, no node fits it) for that long, as an error (:meth:`_cannot_start`).
         """
         return self.look(launch).finished
 
     def look(self, launch: TrialLaunch) -> Look:
-        """The attempt's end as :meth:`poll` reads it, and while its Job is suspended (an admission
-        controller such as Kueue holds it until a queue admits it), why: see :meth:`_held`."""
+        """The attempt's end as :meth:`poll` reads it; while its Job is suspended (an admission
+        controller such as Kueue holds it until a queue admits it) or its pod cannot start, why
+        (:meth:`_held`, :meth:`_cannot_start`); and the pods it lost to disruptions, those of
+        :attr:`~functions.core.launch.TrialLaunch.lost_pods` with those seen now."""
         if not is_job(launch) or own_conditions(launch):
             return Look(self._poll_workload(launch))
         job = self._job(launch)
@@ -173,15 +178,19 @@ class KubernetesExecutor:
             return self._held(launch, *held)
         if condition is None:
             created = job.metadata.creation_timestamp if job.metadata else None
-            return Look(self._running(launch, created.timestamp() if created is not None else None))
+            return self._running(launch, created.timestamp() if created is not None else None)
         return Look(self._ended(launch, job, condition))
+
+    def _allowance(self, launch: TrialLaunch) -> int:
+        """The start allowance (``KATUNA_K8S_START_ALLOWANCE``), in seconds."""
+        return (launch.cluster or Cluster()).with_defaults(self._defaults).start_allowance or 0
 
     def _held(self, launch: TrialLaunch, since: float, why: str) -> Look:
         """A suspended Job makes no pods and its deadline does not run, so only katuna can end
         its wait: it may wait as long as the start allowance (``KATUNA_K8S_START_ALLOWANCE``),
         counted from its latest suspension, and is then reported as timed out (the handler
         deletes it). Until then, why it waits."""
-        allowance = (launch.cluster or Cluster()).with_defaults(self._defaults).start_allowance or 0
+        allowance = self._allowance(launch)
         stamp = datetime.fromtimestamp(since, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         words = (f"its Job is suspended since {stamp} ({why}): an admission controller such as Kueue holds it "
                  "until a queue admits it")
@@ -204,7 +213,7 @@ class KubernetesExecutor:
             deadline = job.spec.active_deadline_seconds if job.spec else None
             return trial_finished(*ids, outcome="timeout", image_id=image_id, message=(
                 f"its Job ran past its deadline ({deadline}s from the Job's start: the trial's timeout plus "
-                f"the start allowance for waiting for a node, pulling the image and runs lost to preemption; "
+                f"the start allowance, for each run its Job may make as it replaces pods lost to preemption; "
                 f"{condition.message})"))
         code, reason = exit_of(pods, primary_container_name(launch))
         return trial_finished(*ids, outcome="exited", exit_code=code if code else 1,
@@ -222,7 +231,7 @@ class KubernetesExecutor:
             return trial_finished(*ids, outcome="preempted", message=f"{kind} {launch.job_name} disappeared")
         ended = workload_end(launch, workload)
         if ended is None:
-            return self._running(launch, created_at(workload))
+            return self._running(launch, created_at(workload)).finished
         pods = self._pods(launch)
         image_id = image_of(pods, primary_container_name(launch))
         if not any(ran(p) for p in pods):
@@ -233,26 +242,50 @@ class KubernetesExecutor:
         return trial_finished(*ids, outcome="exited", exit_code=code if code else 1, image_id=image_id,
                               message=f"{kind} failed: {ended.reason}: {ended.message}; {reason}")
 
-    def _running(self, launch: TrialLaunch, created: float | None) -> Event | None:
+    def _running(self, launch: TrialLaunch, created: float | None) -> Look:
         """The end of an attempt whose workload runs, if it has one: a Job's that lost more pods
         to disruptions than the trial may lose (its ``podFailurePolicy`` would replace them for
-        ever), else one past the trial's timeout. A Job's pods are read once, at every look (the
+        ever), else one past the trial's timeout, else one whose pod could not start within the
+        start allowance; with the pods it lost. A Job's pods are read once, at every look (the
         list is as short as the bound keeps it); another kind's only once it may be past its timeout."""
         if not is_job(launch):
-            return self._timed_out(launch, created, None)
+            return Look(self._timed_out(launch, created, None))
         pods = self._pods(launch)
-        return self._lost_too_many(launch, pods) or self._timed_out(launch, created, pods)
+        lost = {**launch.lost_pods, **{pod.metadata.uid: d for pod in pods
+                                       if (d := disruption_of(pod)) is not None and pod.metadata.uid}}
+        ended = self._lost_too_many(launch, pods, lost) or self._timed_out(launch, created, pods)
+        if ended is not None:
+            return Look(ended, lost=lost)
+        return self._cannot_start(launch, pods)._replace(lost=lost)
 
-    def _lost_too_many(self, launch: TrialLaunch, pods: list[Any]) -> Event | None:
-        """The ``preempted`` end, with the count of its disrupted ``pods``, of an attempt whose
-        Job lost more of them than :func:`~functions.core.disruptions.pods_to_lose` allows."""
-        lost = [d for d in map(disruption_of, pods) if d is not None]
-        message = exhausted(launch.attempt, launch.max_attempts, lost)
+    def _lost_too_many(self, launch: TrialLaunch, pods: list[Any], lost: dict[str, Disruption]) -> Event | None:
+        """The ``preempted`` end, with the count of the pods ``lost`` (seen now or before), of an
+        attempt whose Job lost more of them than :func:`~functions.core.disruptions.pods_to_lose`
+        allows."""
+        message = exhausted(launch.attempt, launch.max_attempts, list(lost.values()))
         if message is None:
             return None
         return trial_finished(launch.study, launch.uid, launch.number, launch.attempt, outcome="preempted",
                               message=message, image_id=image_of(pods, primary_container_name(launch)),
                               disruptions=len(lost))
+
+    def _cannot_start(self, launch: TrialLaunch, pods: list[Any]) -> Look:
+        """While the Job's current pod cannot start (:func:`~functions.adapters.kubernetes_status.cannot_start`),
+        why: its kubelet retries a pull for ever and the scheduler waits for a node, so only katuna
+        ends the wait, with or without a timeout: once the pod has waited the start allowance
+        since its creation, the attempt ends as an ``error`` with the kubelet's or the scheduler's
+        words (the handler deletes the Job)."""
+        found = cannot_start(pods)
+        if found is None:
+            return Look(None)
+        since, pod, why = found
+        allowance = self._allowance(launch)
+        if self._clock() - since < allowance:
+            return Look(None, f"its pod {pod} cannot start: {why}; the trial fails if it has not started within "
+                              f"the start allowance of {allowance}s")
+        return Look(trial_finished(launch.study, launch.uid, launch.number, launch.attempt, outcome="error",
+                                   message=f"its pod {pod}: {why}; it waited past the start allowance of "
+                                           f"{allowance}s (KATUNA_K8S_START_ALLOWANCE)"))
 
     def _timed_out(self, launch: TrialLaunch, created: float | None, pods: list[Any] | None) -> Event | None:
         """The ``timeout`` end of a running attempt whose container has run past the trial's

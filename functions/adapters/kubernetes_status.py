@@ -14,6 +14,14 @@ KUBELET_ENDS = frozenset({"Evicted", "Terminated", "Shutdown", "NodeShutdown"})
 ``Shutdown`` before Kubernetes 1.22), or refused by a node shutting down (``NodeShutdown``)."""
 
 
+CANNOT_START = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError",
+                          "CreateContainerError"})
+"""A waiting container's reason when its kubelet cannot start it, and retries for ever (the pod
+stays ``Pending``; the Job does nothing until its deadline): its image cannot be pulled (a
+typo, a missing tag, no pull credentials) or named, or the container cannot be made (a
+Secret or ConfigMap key it reads is missing)."""
+
+
 def final_condition(job: Any) -> Any | None:
     for condition in (job.status.conditions or []) if job.status else []:
         if condition.type in ("Complete", "Failed") and condition.status == "True":
@@ -64,6 +72,25 @@ def oldest_first(pod: Any) -> tuple[str, bool, str]:
     created = pod.metadata.creation_timestamp
     stamp = created.isoformat() if hasattr(created, "isoformat") else str(created or "")
     return stamp, not disrupted(pod), pod.metadata.name
+
+
+def cannot_start(pods: list[Any]) -> tuple[float, str, str] | None:
+    """While the current pod (the latest one not disrupted) cannot start, since when (its
+    creation, seconds since the epoch), its name and why, in its kubelet's words (:data:`CANNOT_START`) or
+    the scheduler's (``PodScheduled`` ``False``, ``Unschedulable``: no node fits it); None while
+    nothing holds it back."""
+    current = next((pod for pod in reversed(pods) if not disrupted(pod)), None)
+    if current is None or current.status is None or current.status.phase != "Pending":
+        return None
+    since, name = current.metadata.creation_timestamp.timestamp(), current.metadata.name
+    for status in [*(current.status.init_container_statuses or []), *(current.status.container_statuses or [])]:
+        waiting = status.state.waiting if status.state else None
+        if waiting is not None and waiting.reason in CANNOT_START:
+            return since, name, f"container {status.name}: {waiting.reason}: {waiting.message or ''}".rstrip(": ")
+    scheduled = next((c for c in current.status.conditions or [] if c.type == "PodScheduled"), None)
+    if scheduled is not None and scheduled.status == "False" and scheduled.reason == "Unschedulable":
+        return since, name, f"no node fits it: {scheduled.message or 'Unschedulable'}"
+    return None
 
 
 def current_run(pods: list[Any], container: str) -> tuple[float | None, float | None]:

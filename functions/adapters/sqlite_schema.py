@@ -285,7 +285,13 @@ def _migrate_23(db: sqlite_utils.Database) -> None:
     db.table("sessions").add_column("token_mac", str, not_null_default="")
 
 
+def _migrate_24(db: sqlite_utils.Database) -> None:
+    """The pods each trial's attempt lost to disruptions, by uid (JSON; empty on older rows: their
+    running attempts count from the pods still to be seen)."""
+    db.table("trials").add_column("lost_pods", str)
+
+
 MIGRATIONS = (_migrate_1, _migrate_2, _migrate_3, _migrate_4, _migrate_5, _migrate_6, _migrate_7, _migrate_8,
               _migrate_9, _migrate_10, _migrate_11, _migrate_12, _migrate_13, _migrate_14, _migrate_15,
               _migrate_16, _migrate_17, _migrate_18, _migrate_19, _migrate_20,
-              _migrate_21, _migrate_22, _migrate_23)
+              _migrate_21, _migrate_22, _migrate_23, _migrate_24)

@@ -16,6 +16,7 @@ from optuna.trial import TrialState
 
 from functions.adapters.sqlite_connection import dumps, loads, reading
 from functions.adapters.sqlite_studies import SqliteStudies
+from functions.core.disruptions import LostPods
 from functions.core.errors import StudyNotFound
 from functions.core.log_cursor import Cursor
 from functions.core.log_keep import Kept, LogRead
@@ -34,9 +35,10 @@ to: it counts every finished trial of the same grid as a visit of that point, a 
 _NEXT_CHANGE = "(SELECT coalesce(max(changed), 0) + 1 FROM trials WHERE study = ?)"
 """The study's next trial change number (an index lookup), for a statement that writes a trial."""
 
-_LOG_COLUMNS = ("log_cursor", "log_kept")
-"""How far a running trial's log was read (JSON each), apart from the trial's record: written by
-every scan that finds new lines, they change nothing a reader of the trial sees."""
+_LOG_COLUMNS = ("log_cursor", "log_kept", "lost_pods")
+"""How far a running trial's log was read, and the pods its attempt lost to disruptions (JSON
+each), apart from the trial's record: written by the scans and looks that find more, they change
+nothing a reader of the trial sees."""
 
 _BY_STATE = "idx_trials_study_state"
 """The index of trials by study and state (made by the first migration)."""
@@ -123,6 +125,14 @@ class SqliteTrials(SqliteStudies):
 
     def set_log_kept(self, study: str, number: int, kept: Kept) -> None:
         self._set_log("log_kept", study, number, kept.to_dict())
+
+    @reading
+    def lost_pods(self, study: str, number: int) -> LostPods:
+        row = self.db.execute("SELECT lost_pods FROM trials WHERE study = ? AND number = ?", [study, number]).fetchone()
+        return LostPods.from_dict(loads(row[0]) if row is not None else None)
+
+    def set_lost_pods(self, study: str, number: int, lost: LostPods) -> None:
+        self._set_log("lost_pods", study, number, lost.to_dict())
 
     def _set_log(self, column: str, study: str, number: int, value: dict[str, Any]) -> None:
         """One column of how far the trial's log was read; the trial's change number stays."""

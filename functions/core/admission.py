@@ -1,11 +1,15 @@
 """A running trial whose attempt something other than katuna holds back from running (a Job an
-admission controller such as Kueue keeps suspended until a queue admits it): its reason says so,
-as its first line, for as long as it waits, and drops the note once the attempt runs or ends."""
+admission controller such as Kueue keeps suspended until a queue admits it, a pod whose image
+cannot be pulled or that no node fits): its reason says so, as its first line, for as long as it
+waits, and drops the note once the attempt runs or ends."""
 
 from __future__ import annotations
 
-HELD = "waiting to be admitted: "
+HELD = "waiting: "
 """How the note of a held attempt starts, among a trial's reasons."""
+
+EARLIER_HELD = "waiting to be admitted: "
+"""How it started in earlier katunas, whose notes are still dropped."""
 
 
 def noted(reason: str, held: str | None) -> str:
@@ -17,4 +21,4 @@ def noted(reason: str, held: str | None) -> str:
 def without_note(reason: str) -> str:
     """``reason`` without the note of a held attempt: what the trial's earlier attempts left."""
     first, _, rest = reason.partition("\n")
-    return rest if first.startswith(HELD) else reason
+    return rest if first.startswith((HELD, EARLIER_HELD)) else reason

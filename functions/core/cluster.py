@@ -51,10 +51,12 @@ class Cluster:
     forbids (privileged, the node's namespaces or files); ``privileged``: the operator lifted it
     (from the service's settings; see :mod:`functions.core.pod_security`)."""
     start_allowance: int | None = None
-    """Seconds a trial's Job may spend not running its trial (waiting for a node, pulling the
-    image, runs lost to preemption) on top of its timeout: the Job's ``activeDeadlineSeconds``
-    is the timeout plus this, a backstop. The timeout itself counts from the start of the trial's
-    container (the executor measures it), so waiting for a node never times a trial out."""
+    """Seconds a trial's pod may spend not running its trial (waiting for a node, pulling the
+    image) on top of its timeout: the Job's ``activeDeadlineSeconds`` is the timeout plus this,
+    for each run the Job may make (:func:`functions.core.job.job_deadline`), a backstop. The
+    timeout itself counts from the start of the trial's container (the executor measures it), so
+    waiting for a node never times a trial out; a pod that cannot start (its image cannot be
+    pulled, no node fits it) for this long fails its trial."""
 
     def with_defaults(self, defaults: Cluster) -> Cluster:
         return replace(

@@ -7,13 +7,19 @@ checkpoints on the node's disk), and its replacement runs into the same pressure
 of an attempt lost to a disruption is a run lost, as a preempted attempt is one, and
 ``trialTemplate.maxAttempts`` bounds both together: an attempt's Job may lose as many pods as
 the trial has attempts left after it, and the trial ends when it has lost that many runs.
+
+The pods are counted as seen, not as found: the scheduler, the Eviction API, the taint manager
+and the pod garbage collector delete a disrupted pod once the Job controller has counted it, and
+the Job's status has no count of the failures its policy ignored. So the disrupted pods of an
+attempt seen at each look are kept with the trial (:class:`LostPods`), and the count only grows.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 EVICTED = "Evicted"
 """A pod's ``status.reason`` when the kubelet evicted it (node pressure, or a local-storage limit)."""
@@ -31,6 +37,36 @@ class Disruption:
 
     cause: str
     message: str = ""
+
+
+@dataclass(frozen=True)
+class LostPods:
+    """The pods of a trial's ``attempt`` seen disrupted, by pod uid: kept with the trial, as
+    the pods themselves are deleted soon after (see the module's docstring)."""
+
+    attempt: int = 0
+    pods: Mapping[str, Disruption] = field(default_factory=dict)
+
+    def of(self, attempt: int) -> Mapping[str, Disruption]:
+        """The pods lost by ``attempt``: none when those kept are an earlier attempt's."""
+        return self.pods if attempt == self.attempt else {}
+
+    def seen(self, attempt: int, pods: Mapping[str, Disruption]) -> LostPods:
+        """These with ``pods`` of ``attempt`` seen too (a pod seen again is counted once, so a
+        look repeated or delivered twice changes nothing); an earlier attempt's are dropped."""
+        kept = self.of(attempt)
+        return LostPods(attempt, {**kept, **{uid: Disruption(d.cause, d.message[:MESSAGE_CHARS])
+                                            for uid, d in pods.items() if uid not in kept}})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"attempt": self.attempt, "pods": {uid: [d.cause, d.message] for uid, d in self.pods.items()}}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> LostPods:
+        """As :meth:`to_dict` wrote it; nothing lost for None (a trial that never lost a pod)."""
+        if not data:
+            return cls()
+        return cls(int(data["attempt"]), {uid: Disruption(*pair) for uid, pair in data["pods"].items()})
 
 
 def pods_to_lose(attempt: int, max_attempts: int) -> int:

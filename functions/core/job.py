@@ -21,6 +21,7 @@ from functions.core.cluster import (
     UID_LABEL,
     Cluster,
 )
+from functions.core.disruptions import pods_to_lose
 from functions.core.errors import PermanentError, Problem
 from functions.core.launch import TrialLaunch
 from functions.core.naming import EARLIER, OTHER, OWN
@@ -136,10 +137,15 @@ def missing_requests(spec: Study, defaults: Cluster) -> Problem | None:
                    "KATUNA_K8S_DEFAULT_RESOURCES")
 
 
-def job_deadline(timeout: float, cluster: Cluster) -> int:
-    """The Job's ``activeDeadlineSeconds``: a backstop of the trial's timeout plus the start
-    allowance, since the deadline counts from the Job's start, Pending time included."""
-    return math.ceil(timeout) + (cluster.start_allowance if cluster.start_allowance is not None else START_ALLOWANCE)
+def job_deadline(request: TrialLaunch, cluster: Cluster) -> int:
+    """The Job's ``activeDeadlineSeconds``, a backstop: the trial's timeout plus the start
+    allowance for each run the attempt's Job may make (the pods it may lose to disruptions,
+    :func:`~functions.core.disruptions.pods_to_lose`, and the last one). The deadline counts from
+    the Job's start, across its pods, Pending time included, while katuna gives each replacement
+    a fresh timeout: so it ends no run katuna lets go on, only an attempt katuna has not looked at."""
+    allowance = cluster.start_allowance if cluster.start_allowance is not None else START_ALLOWANCE
+    runs = pods_to_lose(request.attempt, request.max_attempts) + 1
+    return (math.ceil(request.timeout or 0) + allowance) * runs
 
 
 def render_job(request: TrialLaunch, defaults: Cluster = NO_DEFAULTS) -> dict[str, Any]:
@@ -191,7 +197,7 @@ def _render(request: TrialLaunch, defaults: Cluster) -> dict[str, Any]:
         "template": {"metadata": {"labels": dict(job_labels), "annotations": dict(POD_ANNOTATIONS)}, "spec": pod},
     }
     if request.timeout:
-        spec["activeDeadlineSeconds"] = job_deadline(request.timeout, cluster)
+        spec["activeDeadlineSeconds"] = job_deadline(request, cluster)
     metadata = {"name": name, "namespace": cluster.namespace, "labels": job_labels}
     if request.trial_spec is not None:
         katuna_env = {k: v for k, v in request.env.items() if k.startswith("KATUNA_")}

@@ -18,6 +18,7 @@ from functions.core.spec import MAX_ATTEMPTS
 
 if TYPE_CHECKING:
     from functions.core.cluster import Cluster
+    from functions.core.disruptions import Disruption
     from functions.core.spec import Study
 
 
@@ -62,6 +63,10 @@ class TrialLaunch:
     max_attempts: int = MAX_ATTEMPTS
     """``trialTemplate.maxAttempts``: with ``attempt``, how many disrupted pods the attempt's Job
     may lose (:func:`functions.core.disruptions.pods_to_lose`)."""
+    lost_pods: Mapping[str, Disruption] = field(default_factory=dict)
+    """The pods of this attempt seen disrupted at earlier looks, by uid (kept with the trial,
+    :class:`functions.core.disruptions.LostPods`): counted with those seen now, as the
+    controllers delete a disrupted pod soon after."""
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from functions.core.nodepool import NodePool, OperationStatus, PoolChange, PoolS
 from functions.core.records import Counts, PoolUse, StudyRecord, TrialQuery, TrialRecord
 
 if TYPE_CHECKING:
+    from functions.core.disruptions import Disruption, LostPods
     from functions.core.resources import Ref
 
 
@@ -75,6 +76,14 @@ class Store(Protocol):
 
     def set_log_kept(self, study: str, number: int, kept: Kept) -> None:
         """Store what was kept of the trial's running log (replacing an earlier attempt's)."""
+
+    def lost_pods(self, study: str, number: int) -> LostPods:
+        """The pods of the trial's attempt seen disrupted, as last stored (none, for a trial
+        that is not stored)."""
+
+    def set_lost_pods(self, study: str, number: int, lost: LostPods) -> None:
+        """Store the pods of the trial's attempt seen disrupted; like :meth:`set_log_cursor`, no
+        change of the trial to report; ``StudyNotFound`` for a trial that is not stored."""
 
     def discard_trial(self, study: str, number: int) -> None:
         """Forget a trial that was asked for and never started: it is no trial of the study
@@ -180,6 +189,9 @@ class Look(NamedTuple):
 
     finished: Event | None
     held: str | None = None
+    lost: Mapping[str, Disruption] | None = None
+    """The pods of the attempt lost to disruptions, by uid: those of :attr:`TrialLaunch.lost_pods`
+    and those seen now, to be kept with the trial."""
 
 
 class Admissions(Protocol):

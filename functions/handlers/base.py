@@ -6,7 +6,7 @@ through the executor, and returns the events to emit. It never talks HTTP.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -15,6 +15,7 @@ from optuna.trial import TrialState
 
 from functions.core.admission import noted
 from functions.core.cluster import Cluster
+from functions.core.disruptions import Disruption
 from functions.core.errors import Problem, RefusedFile, RefusedWorkload
 from functions.core.events import STUDY_CREATED, Event, derived_id, study_completed, trial_suggested
 from functions.core.katib_trials import trial_name, trials_owner
@@ -272,14 +273,31 @@ def go_on(record: StudyRecord, deps: Deps, ended: TrialRecord | None) -> list[Ev
 def look(record: StudyRecord, trial: TrialRecord, deps: Deps) -> Event | None:
     """The ``trial.finished`` of the running trial's attempt if it ended (:meth:`Executor.poll`).
     Where attempts may wait to be admitted (:attr:`Deps.admissions`), the trial's reason says
-    why its attempt waits while it does, and drops that once it runs (:mod:`functions.core.admission`)."""
-    launch = trial_launch(record, trial)
+    why its attempt waits while it does, and drops that once it runs (:mod:`functions.core.admission`);
+    the pods its attempt lost to disruptions are kept with the trial, and counted at the next
+    look with those seen then (:mod:`functions.core.disruptions`)."""
+    kept = deps.store.lost_pods(record.name, trial.number)
+    launch = replace(trial_launch(record, trial), lost_pods=kept.of(trial.attempt))
     if deps.admissions is None:
         return deps.executor.poll(launch)
     seen = deps.admissions.look(launch)
+    if seen.lost and set(seen.lost) - set(launch.lost_pods):
+        _keep_lost(record, trial, deps, seen.lost)
     if seen.finished is None:
         _note_held(record, trial, deps, seen.held)
     return seen.finished
+
+
+def _keep_lost(record: StudyRecord, trial: TrialRecord, deps: Deps, lost: Mapping[str, Disruption]) -> None:
+    """Keep the pods the trial's attempt lost with those kept before (the controllers delete a
+    disrupted pod soon after, so the count grows only from what was seen), while the attempt
+    is still the trial's."""
+    with deps.store.transaction():
+        current = deps.store.get_trial(record.name, trial.number)
+        if current is None or current.attempt != trial.attempt:
+            return
+        kept = deps.store.lost_pods(record.name, trial.number)
+        deps.store.set_lost_pods(record.name, trial.number, kept.seen(trial.attempt, lost))
 
 
 def _note_held(record: StudyRecord, trial: TrialRecord, deps: Deps, held: str | None) -> None:

@@ -10,7 +10,8 @@ condition turns ``False`` (``JobResumed``) and the start time, with the deadline
 it and a replacement pod is made, after the back-off if one is set; ``FailJob`` fails the Job;
 otherwise it counts); more counted failures than ``backoffLimit`` fail the Job with
 ``BackoffLimitExceeded``. Ignored failures are not bounded: a Job whose every pod is disrupted
-makes pods for ever, as the real controller does. Pods are created by ``generateName`` as the
+makes pods for ever, as the real controller does, and its status counts none of them (a
+preempted pod, deleted once seen, leaves no trace of it). Pods are created by ``generateName`` as the
 real controller creates them (``<job>-``, ``<job>-<index>-`` in an Indexed Job, then five
 random characters the API draws again while the name is taken), so no pod of an earlier Job of
 the same name, Terminating or orphaned, ever holds a new pod's name. A finished Job gets ``SuccessCriteriaMet``/``Complete``
@@ -127,6 +128,10 @@ class JobController:
         minutes (the real controller's is 10 s; ignored failures such as preemptions count too)."""
         self.failures: dict[str, tuple[set[str], float]] = {}
         """Per Job uid, its failed pods (counted or ignored) and when the last one was seen."""
+        self.tracked: set[str] = set()
+        """The uids of the terminated pods the controller has seen (counted, or ignored): the real
+        one then takes their ``batch.kubernetes.io/job-tracking`` finalizer off, so a pod deleted
+        meanwhile (a preempted one) goes only once it has been seen (:meth:`seen`)."""
         self.expires: dict[str, float] = {}
         """Per finished Job's uid with a ``ttlSecondsAfterFinished``, when it is deleted."""
         self.released: dict[str, set[str]] = {}
@@ -155,6 +160,7 @@ class JobController:
         fail_job = None
         for pod in pods:
             if pod["status"].get("phase") == "Succeeded":
+                self.tracked.add(pod["metadata"]["uid"])
                 counted["succeeded"].add(pod["metadata"]["uid"])
             elif pod["status"].get("phase") == "Failed":
                 self._failed(uid, pod)
@@ -206,7 +212,13 @@ class JobController:
                 cluster.delete_pod(pod)
         _set_suspended(job, "True", "JobSuspended", "Job suspended", self.clock.stamp())
 
+    def seen(self, pod: dict) -> bool:
+        """Whether the terminated pod was seen by the controller of its Job (if a Job owns it)."""
+        owned = any(o.get("kind") == "Job" for o in pod["metadata"].get("ownerReferences", []))
+        return not owned or pod["metadata"]["uid"] in self.tracked
+
     def _failed(self, uid: str, pod: dict) -> None:
+        self.tracked.add(pod["metadata"]["uid"])
         failed = self.failures.get(uid, (set(), 0.0))[0]
         if pod["metadata"]["uid"] not in failed:
             self.failures[uid] = (failed | {pod["metadata"]["uid"]}, self.clock.monotonic())

@@ -3,7 +3,8 @@
 A Pending pod is bound to the first Ready node it fits, else marked ``PodScheduled=False``
 (``Unschedulable``, with the scheduler's summary). A bound pod's container waits in
 ``ContainerCreating`` for ``image_pull_seconds``, then runs (:mod:`kube_standin.containers`: its
-command as a local process, or a simulated run) with its output as the container's log, read as
+command as a local process, or a simulated run; a container whose image the registry has not
+waits in ``ErrImagePull``/``ImagePullBackOff`` for ever) with its output as the container's log, read as
 the container runtime reads it (:mod:`kube_standin.logs`: lines with the time they were read,
 readable while the container runs); its exit ends the pod. A pod's first container runs the
 command; any other is modelled as a sidecar, running beside it and exiting 0 when it ends
@@ -12,8 +13,9 @@ node going away) kills the process and fails the pod with the ``DisruptionTarget
 (and, when its kubelet ends it as its node shuts down, ``status.reason`` ``Terminated``). A
 container that runs short of memory or disk (a scenario's) is killed as the kernel and the
 kubelet kill it (:meth:`Kubelets.exhaust`).
-Terminated pods are deleted ``pod_gc_seconds`` after they end, pods whose node is gone at once;
-a deleted pod's log is gone with it.
+Terminated pods are deleted ``pod_gc_seconds`` after they end, pods whose node is gone at once,
+and pods disrupted by a controller that deletes them (:data:`DELETING`: preemption, eviction)
+once their Job controller has seen them; a deleted pod's log is gone with it.
 """
 
 from __future__ import annotations
@@ -38,6 +40,16 @@ DISRUPTION_MESSAGES = {
 }
 KUBELET_REASONS = {"TerminationByKubelet": "Terminated"}
 """The ``status.reason`` of a pod its kubelet disrupted: killed as its node shut down."""
+DELETING = frozenset({"PreemptionByScheduler", "EvictionByEvictionAPI", "DeletionByTaintManager", "DeletionByPodGC"})
+"""Disruptions whose controller deletes the pod after marking it, as the real ones do: the
+scheduler's preemption (``preemption.go``, ``util.DeletePod``), the Eviction API
+(``eviction.go``, ``addConditionAndDeletePod``), the taint manager (``taint_eviction.go``) and
+the pod GC (``gc_controller.go``, ``gcOrphaned``). A Job's pod goes once its Job controller has
+seen it failed (its tracking finalizer holds it until then): nothing is left to count later."""
+
+SYNC_BACKOFF_SECONDS = 10.0
+"""How long after a failed sync the kubelet syncs the pod again (``backOffPeriod``, kubelet.go):
+a failed pull's ``ErrImagePull`` shows until then, ``ImagePullBackOff`` after."""
 
 RESOURCES = ("memory", "ephemeral-storage")
 """What a container may run short of (:meth:`Kubelets.exhaust`)."""
@@ -66,6 +78,11 @@ class Run:
     :data:`RESOURCES` its container runs short of."""
     seen_running: float = 0.0
     """The last moment the container was seen running (its start, at first)."""
+    pull_backoff: float = 0.0
+    """The image manager's back-off after the latest failed pull (10 s, doubled to 300 s)."""
+    pull_retry_at: float | None = None
+    """When the image is pulled again, after a failed pull."""
+    pull_failed_at: float = 0.0
 
 
 class Kubelets:
@@ -77,6 +94,9 @@ class Kubelets:
         whether to record it in the cluster's ``disrupted``, the cause: see :attr:`Run.cause`)``,
         or None."""
         self.image_pull_seconds = 0.0
+        self.missing_images: set[str] = set()
+        """Images the registry has not (its answer 404): a container of one never starts, its
+        pod stays ``Pending`` (:meth:`_pull_failed`)."""
         self.disruption_conditions = True
         """The ``PodDisruptionConditions`` feature (on from Kubernetes 1.26, GA in 1.31): off, a
         disrupted pod gets no ``DisruptionTarget`` condition, only its kubelet's ``status.reason``."""
@@ -89,6 +109,8 @@ class Kubelets:
         self.runs: dict[str, Run] = {}
         """By pod uid."""
         self.finished_at: dict[str, float] = {}
+        self.deleting: set[str] = set()
+        """The uids of the pods disrupted by one of :data:`DELETING`, deleted once their Job saw them."""
         self.tried: dict[str, tuple] = {}
         """By pod uid, the cluster's state (nodes, pods bound) when the pod last found no node."""
         self.logs_dir = Path(tempfile.mkdtemp(prefix="kube-standin-"))
@@ -141,13 +163,19 @@ class Kubelets:
             _statuses(pod, {"waiting": {"reason": "ContainerCreating"}}, ready=False)
             cluster.modified("pods", pod)
         elif run.process is None:
-            if self.clock.monotonic() - run.creating_since >= self.image_pull_seconds:
+            missing = next((c["image"] for c in pod["spec"]["containers"] if c.get("image") in self.missing_images), None)
+            if self.clock.monotonic() - run.creating_since < self.image_pull_seconds:
+                return
+            if missing is not None:
+                self._pull_failed(cluster, pod, run, missing)
+            else:
                 self._start(cluster, pod, run)
         elif _exited_first(run):
             code = run.process.returncode
             self._end(cluster, pod, run, "Succeeded" if code == 0 else "Failed", code,
                       "Completed" if code == 0 else "Error")
         elif run.disrupt_at is not None and self.clock.monotonic() >= run.disrupt_at:
+            run.disrupt_at = None
             if run.scenario:
                 cluster.disrupted.append((pod["metadata"]["labels"]["job-name"], run.index))
             if run.cause in RESOURCES:
@@ -158,6 +186,29 @@ class Kubelets:
             run.seen_running = self.clock.monotonic()
             if run.log is not None:
                 run.log.read()
+
+    def _pull_failed(self, cluster, pod: dict, run: Run, image: str) -> None:
+        """A pull of ``image`` fails as a registry's 404 makes it fail: the container waits with
+        ``ErrImagePull`` and the runtime's error until the pod's next sync, then with
+        ``ImagePullBackOff`` until the image manager tries again after its back-off
+        (``image_manager.go``: 10 s, doubled up to 300 s); the kubelet never fails the pod,
+        which stays ``Pending``."""
+        now = self.clock.monotonic()
+        if run.pull_retry_at is None or now >= run.pull_retry_at:
+            run.pull_backoff = min(run.pull_backoff * 2 or 10.0, 300.0)
+            run.pull_retry_at, run.pull_failed_at = now + run.pull_backoff, now
+            self.clock.wake_at(run.pull_retry_at)
+            self.clock.wake_at(now + SYNC_BACKOFF_SECONDS)
+        if now < run.pull_failed_at + SYNC_BACKOFF_SECONDS:
+            reference = _reference(image)
+            waiting = {"reason": "ErrImagePull", "message": (
+                f'rpc error: code = NotFound desc = failed to pull and unpack image "{reference}": failed to '
+                f'resolve reference "{reference}": {reference}: not found')}
+        else:
+            waiting = {"reason": "ImagePullBackOff", "message": f'Back-off pulling image "{image}"'}
+        if pod["status"]["containerStatuses"][0]["state"] != {"waiting": waiting}:
+            _statuses(pod, {"waiting": waiting}, ready=False)
+            cluster.modified("pods", pod)
 
     def _start(self, cluster, pod: dict, run: Run) -> None:
         run.log = Capture(self.logs_dir / f"{pod['metadata']['namespace']}.{pod['metadata']['name']}.log", self.clock,
@@ -178,13 +229,20 @@ class Kubelets:
 
     def disrupt(self, cluster, pod: dict, reason: str) -> None:
         """Kill the pod's container and fail the pod with the ``DisruptionTarget`` condition;
-        a pod its kubelet ends (its node shutting down) says so in ``status.reason`` too."""
+        a pod its kubelet ends (its node shutting down) says so in ``status.reason`` too. One
+        disrupted by a controller that deletes it (:data:`DELETING`) is deleted: ``Terminating``
+        while its container stops (the cluster's ``stop_seconds``, at most its grace period),
+        then failed, and gone once its Job controller has seen it."""
         message = DISRUPTION_MESSAGES.get(reason, reason)
         if self.disruption_conditions:
             _condition(pod, "DisruptionTarget", "True", self.clock.stamp(), reason, message)
         if reason in KUBELET_REASONS:
             pod["status"].update(reason=KUBELET_REASONS[reason], message=message)
-        self._kill(cluster, pod)
+        if reason in DELETING:
+            self.deleting.add(pod["metadata"]["uid"])
+            cluster.delete_pod(pod)
+        else:
+            self.kill(cluster, pod)
 
     def exhaust(self, cluster, pod: dict, resource: str) -> None:
         """The pod's container uses more ``resource`` (one of :data:`RESOURCES`) than it may.
@@ -211,9 +269,9 @@ class Kubelets:
             if self.disruption_conditions:
                 _condition(pod, "DisruptionTarget", "True", self.clock.stamp(), "TerminationByKubelet", message)
         pod["status"].update(reason="Evicted", message=message)
-        self._kill(cluster, pod)
+        self.kill(cluster, pod)
 
-    def _kill(self, cluster, pod: dict) -> None:
+    def kill(self, cluster, pod: dict) -> None:
         """Kill the pod's containers, if they run, and fail the pod."""
         run = self.runs.get(pod["metadata"]["uid"])
         if run is not None and run.process is not None:
@@ -247,16 +305,22 @@ class Kubelets:
         run = self.runs.pop(pod["metadata"]["uid"], None)
         self.tried.pop(pod["metadata"]["uid"], None)
         self.finished_at.pop(pod["metadata"]["uid"], None)
+        self.deleting.discard(pod["metadata"]["uid"])
         if run is not None and run.process is not None:
             kill(run.process)
         if run is not None and run.log is not None:
             run.log.output.unlink(missing_ok=True)
 
     def _collect(self, cluster, pod: dict) -> None:
-        """Pod GC: a terminated pod goes ``pod_gc_seconds`` after it ended; one whose node is gone, at once."""
+        """Pod GC: a terminated pod goes ``pod_gc_seconds`` after it ended; one whose node is gone, at once;
+        one its disruption deletes (:data:`DELETING`), once its Job controller has seen it."""
         ended = self.finished_at.setdefault(pod["metadata"]["uid"], self.clock.monotonic())
         node = pod["spec"].get("nodeName")
         orphan = node is not None and node not in cluster.nodes
+        if pod["metadata"]["uid"] in self.deleting and cluster.job_controller.seen(pod):
+            self.deleting.discard(pod["metadata"]["uid"])
+            cluster.delete_pod(pod)
+            return
         if self.pod_gc_seconds is not None:
             self.clock.wake_at(ended + self.pod_gc_seconds)
         if orphan or (self.pod_gc_seconds is not None and self.clock.monotonic() - ended >= self.pod_gc_seconds):
@@ -270,6 +334,15 @@ class Kubelets:
         if run.process is not None and run.process.poll() is None:
             run.log.read()
         return run.log.lines
+
+
+def _reference(image: str) -> str:
+    """The image's full reference, as the container runtime resolves a short one."""
+    name, _, tag = image.rpartition(":") if ":" in image.rsplit("/", 1)[-1] else (image, "", "latest")
+    domain = name.split("/", 1)[0]
+    if "/" not in name or ("." not in domain and ":" not in domain and domain != "localhost"):
+        name = f"docker.io/{name if '/' in name else 'library/' + name}"
+    return f"{name}:{tag}"
 
 
 def _exited_first(run: Run) -> bool:
