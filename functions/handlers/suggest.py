@@ -1,7 +1,8 @@
 """``study.created``: start or resume a study.
 
 Every delivery reconciles, so a duplicate is harmless and a re-run resumes: attempts whose run
-the executor no longer has are given a fresh attempt, then free parallel slots get new trials.
+the executor no longer has end as preempted (a fresh attempt, while the trial has runs left
+under ``trialTemplate.maxAttempts``), then free parallel slots get new trials.
 A continuation (sent when one event could not ask for every free slot) only asks. A study's
 first delivery also records what makes it reproducible (:mod:`functions.core.reproducible`) and
 gives the sampler the study's known results (its warm start).
@@ -9,9 +10,9 @@ gives the sampler the study's known results (its warm start).
 
 from __future__ import annotations
 
-from functions.core.events import Event, trial_suggested
+from functions.core.events import Event, trial_finished, trial_suggested
 from functions.core.launch import trial_launch
-from functions.core.records import ACTIVE_STATES, RUNNING, WAITING, StudyRecord, TrialRecord
+from functions.core.records import ACTIVE_STATES, RUNNING, StudyRecord, TrialRecord
 from functions.core.reproducible import provenance
 from functions.handlers.base import CONTINUED, Deps, ask_trials, check_stop, complete, discard, warm_start
 
@@ -35,18 +36,28 @@ def handle(event: Event, deps: Deps) -> list[Event]:
 
 
 def _resume(record: StudyRecord, deps: Deps) -> list[Event]:
-    """Suggest the active trials again: a fresh attempt where the executor lost the run. With
-    look-ahead, waiting trials are released into the free slots by :func:`ask_trials` instead."""
-    events = []
+    """Suggest the waiting trials again, and end each running attempt whose run the executor
+    lost (its process or Job is gone) as preempted. With look-ahead, waiting trials are
+    released into the free slots by :func:`ask_trials` instead.
+
+    A lost run is a run lost as a preempted one is: its ``trial.finished`` (:func:`_lost`) lets
+    ``collect`` run the trial again as its next attempt, saying so in its reason, or fail it once
+    it lost ``trialTemplate.maxAttempts`` runs. That event's id is the attempt's, so a delivery
+    of ``study.created`` again, or the attempt's own end arriving too, changes nothing twice."""
+    events, lost = [], []
     active = deps.store.trials(record.name, ACTIVE_STATES)
     for trial in active if deps.lookahead else _within_parallelism(record, deps, active):
         if trial.state == RUNNING and not deps.executor.exists(trial_launch(record, trial)):
-            deps.store.update_trial(record.name, trial.number, attempt=trial.attempt + 1, state=WAITING,
-                                    suggested_at=deps.clock())
-            events.append(trial_suggested(record.name, record.uid, trial.number, trial.attempt + 1))
+            lost.append(_lost(record, trial))
         elif trial.state != RUNNING:
             events.append(trial_suggested(record.name, record.uid, trial.number, trial.attempt))
-    return [] if deps.lookahead else events
+    return lost if deps.lookahead else lost + events
+
+
+def _lost(record: StudyRecord, trial: TrialRecord) -> Event:
+    """The ``preempted`` end of a running attempt of which nothing runs any more."""
+    return trial_finished(record.name, record.uid, trial.number, trial.attempt, outcome="preempted",
+                          message="its run was lost: no process or Job of it was found when the study resumed")
 
 
 def _within_parallelism(record: StudyRecord, deps: Deps, active: list[TrialRecord]) -> list[TrialRecord]:
