@@ -24,6 +24,7 @@ from functions.cli_common import console, db_option, errors, fail, settings_for,
 from functions.cli_output import print_result
 from functions.core.assignments import parse_assignments
 from functions.core.errors import (
+    InvalidSetting,
     InvalidStudy,
     KatunaError,
     Problem,
@@ -94,13 +95,14 @@ def _check_working_dir(file: str, spec: Study) -> None:
 
 
 class _Commands(click.Group):
-    """katuna's commands; a file that cannot be read or a database that cannot be used ends
-    any of them with exit 2 and a one-line message instead of a traceback."""
+    """katuna's commands; a file that cannot be read, a database that cannot be used or a
+    ``KATUNA_*`` setting that cannot be used ends any of them with exit 2 and a one-line
+    message instead of a traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (UnreadableFile, StorageUnavailable) as exc:
+        except (UnreadableFile, StorageUnavailable, InvalidSetting) as exc:
             fail(str(exc), 2)
 
 

@@ -9,11 +9,12 @@ a :class:`functions.core.application.Application`.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 from wsgiref.types import WSGIApplication
 
 import optuna
@@ -28,7 +29,7 @@ from functions.adapters.sqlite_store import SqliteStore
 from functions.adapters.web import create_app, guard
 from functions.cluster_ports import ClusterNodes, ClusterResources, watched_namespace
 from functions.core.cluster_templates import ClusterTemplates
-from functions.core.errors import KatunaError, Problem, TemporaryError
+from functions.core.errors import InvalidSetting, KatunaError, Problem, TemporaryError
 from functions.core.events import Event, study_created
 from functions.core.log_reads import LogReads, StreamedLogReads
 from functions.core.ports import Admissions, Executor, RunningLogs
@@ -230,16 +231,30 @@ def service_app(settings: Settings) -> WSGIApplication:
     return create_app(Runtime(settings))
 
 
+APP_LOAD_ERROR = 4
+"""The status a gunicorn worker exits with when its application cannot load: gunicorn then
+stops, saying "App failed to load", instead of starting the worker again (``Arbiter.APP_LOAD_ERROR``)."""
+
+
 def from_environment() -> WSGIApplication:
     """The HTTP service configured from the environment (gunicorn's entry point in a container).
 
-    Without ``KATUNA_API_TOKEN`` it serves loopback Host names only; naming other hosts in
-    ``KATUNA_ALLOWED_HOSTS`` without a token is a ``ValueError``: the worker fails to boot, and
-    gunicorn then stops instead of restarting it, so a container never serves writes to the
-    network unauthenticated.
+    A setting katuna cannot use, or other hosts named in ``KATUNA_ALLOWED_HOSTS`` without
+    ``KATUNA_API_TOKEN`` (it serves loopback Host names only without one), stop the worker with
+    one log line naming the variable and :data:`APP_LOAD_ERROR`, no traceback: gunicorn then stops
+    instead of restarting it, so a container never serves writes to the network unauthenticated,
+    nor runs with a setting it misread.
     """
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except InvalidSetting as exc:
+        _refuse(str(exc))
     problem = guard.exposure_problem(settings.allowed_hosts, settings.api_token)
     if problem:
-        raise ValueError(problem)
+        _refuse(problem)
     return service_app(settings)
+
+
+def _refuse(problem: str) -> NoReturn:
+    log.error("katuna cannot start: %s", problem)
+    sys.exit(APP_LOAD_ERROR)

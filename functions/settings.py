@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from functions.core import event_signature, pod_security, senders
-from functions.core.cluster import Cluster
+from functions.core.cluster import MIN_TTL, TTL_WHY, Cluster
+from functions.core.errors import InvalidSetting
 from functions.core.limits import EksQuotas, Limits
 from functions.core.node_hours import LOOK_EVERY
 from functions.core.pod_fields import resource_problem
@@ -28,15 +29,23 @@ NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 """A Kubernetes namespace's name (a DNS label)."""
 
 
+DEFAULT_RESOURCES = (("cpu", "1"), ("memory", "2Gi"))
+"""The resources of a trial container whose study names neither cpu nor memory, unless
+``KATUNA_K8S_DEFAULT_RESOURCES`` says otherwise: a pod without them is BestEffort, the first
+evicted and with no memory limit, and a node pool's autoscaler would never grow for it."""
+
+
 def _pairs(text: str) -> tuple[tuple[str, str], ...]:
-    """``a=1,b=2`` as pairs; ``ValueError`` names a malformed item."""
+    """``a=1,b=2`` as pairs, none for ``none``; :class:`InvalidSetting` names a malformed item."""
+    if text.strip().lower() == "none":
+        return ()
     pairs = []
     for item in filter(None, (part.strip() for part in text.split(","))):
         key, sep, value = item.partition("=")
         if not sep or not key or not value:
-            raise ValueError(f"{PREFIX}K8S_DEFAULT_RESOURCES: expected name=quantity items, got {item!r}")
+            raise InvalidSetting(f"{PREFIX}K8S_DEFAULT_RESOURCES: expected name=quantity items, got {item!r}")
         if (problem := resource_problem(key, value)) is not None:
-            raise ValueError(f"{PREFIX}K8S_DEFAULT_RESOURCES: {problem}")
+            raise InvalidSetting(f"{PREFIX}K8S_DEFAULT_RESOURCES: {problem}")
         pairs.append((key, value))
     return tuple(pairs)
 
@@ -45,8 +54,24 @@ def _flag(value: str) -> bool:
     """A yes/no setting: ``true``/``1``/``yes`` or ``false``/``0``/``no``."""
     lowered = value.strip().lower()
     if lowered not in ("true", "1", "yes", "false", "0", "no"):
-        raise ValueError(f"expected true or false, got {value!r}")
+        raise ValueError(value)
     return lowered in ("true", "1", "yes")
+
+
+EXPECTED: dict[Callable[[str], Any], str] = {int: "an integer", float: "a number", _flag: "true or false"}
+"""What a setting read by each conversion that may fail holds, for the refusal naming it."""
+
+
+def _converted(name: str, kind: Callable[[str], Any], raw: str) -> Any:
+    """The value of the variable ``name`` (``raw``) as ``kind`` makes it; :class:`InvalidSetting`
+    naming the variable and what was expected when it is not one (a conversion of its own
+    names it already)."""
+    if kind not in EXPECTED:
+        return kind(raw)
+    try:
+        return kind(raw)
+    except ValueError:
+        raise InvalidSetting(f"{name}: expected {EXPECTED[kind]}, got {raw!r}") from None
 
 
 def _list(text: str) -> tuple[str, ...]:
@@ -54,7 +79,7 @@ def _list(text: str) -> tuple[str, ...]:
 
 
 def _positive(env: Mapping[str, str], name: str, kind: type[int] | type[float] = int) -> int | float | None:
-    """The positive number variable ``name`` holds, None when unset; ``ValueError`` naming it."""
+    """The positive number variable ``name`` holds, None when unset; :class:`InvalidSetting` naming it."""
     if not env.get(name):
         return None
     try:
@@ -62,7 +87,7 @@ def _positive(env: Mapping[str, str], name: str, kind: type[int] | type[float] =
     except ValueError:
         value = 0
     if not value > 0:
-        raise ValueError(f"{name}: expected a positive {'number' if kind is float else 'integer'}, got {env[name]!r}")
+        raise InvalidSetting(f"{name}: expected a positive {'number' if kind is float else 'integer'}, got {env[name]!r}")
     return value
 
 
@@ -87,6 +112,39 @@ def _limits(env: Mapping[str, str]) -> Limits:
     return Limits(**overrides)
 
 
+VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "db": ("DB", Path), "log_dir": ("LOG_DIR", Path), "busy_timeout": ("BUSY_TIMEOUT", float),
+    "api_token": ("API_TOKEN", str), "max_body": ("MAX_BODY", int), "max_log": ("MAX_LOG", int), "workdir": ("WORKDIR", Path),
+    "events": ("EVENTS", str), "k8s_namespace": ("K8S_NAMESPACE", str),
+    "k8s_service_account": ("K8S_SERVICE_ACCOUNT", str), "k8s_ttl_seconds": ("K8S_TTL_SECONDS", int),
+    "k8s_image_pull_secrets": ("K8S_IMAGE_PULL_SECRETS", lambda v: tuple(s for s in v.split(",") if s)),
+    "executor": ("EXECUTOR", str), "k8s_api": ("K8S_API", str), "report_url": ("REPORT_URL", str),
+    "k8s_default_resources": ("K8S_DEFAULT_RESOURCES", _pairs),
+    "k8s_start_allowance": ("K8S_START_ALLOWANCE", int),
+    **{f"gke_{key}": (f"GKE_{key.upper()}", str)
+       for key in ("project", "location", "cluster", "endpoint", "node_service_account")},
+    "service_accounts": ("SERVICE_ACCOUNTS", _list), "service_secrets": ("SERVICE_SECRETS", _list),
+    "trial_pod_security": ("TRIAL_POD_SECURITY", str),
+    "template_namespaces": ("TEMPLATE_NAMESPACES", _list),
+    "eks_cluster": ("EKS_CLUSTER", str), "eks_node_role": ("EKS_NODE_ROLE", str),
+    "eks_region": ("EKS_REGION", str), "eks_subnets": ("EKS_SUBNETS", _list),
+    "trial_env": ("TRIAL_ENV", _list),
+    "allowed_hosts": ("ALLOWED_HOSTS", _list), "session_ttl": ("SESSION_TTL", float),
+    "oidc_audience": ("OIDC_AUDIENCE", str), "oidc_issuer_url": ("OIDC_ISSUER_URL", str),
+    "oidc_subjects": ("OIDC_SUBJECTS", _list),
+    "max_dead_letters": ("MAX_DEAD_LETTERS", int),
+    "metrics_token": ("METRICS_TOKEN", str), "lookahead": ("LOOKAHEAD", int),
+    "katib_api": ("KATIB_API", _flag),
+    "node_look_seconds": ("NODE_LOOK_SECONDS", float),
+    "k8s_progress_seconds": ("K8S_PROGRESS_SECONDS", float),
+    "k8s_keep_seconds": ("K8S_KEEP_SECONDS", float),
+    "remote_timeout": ("REMOTE_TIMEOUT", float), "pool_wait": ("POOL_WAIT", float),
+    "sink_token_file": ("SINK_TOKEN_FILE", Path),
+}
+"""Each :class:`Settings` field read from one variable: its name after ``KATUNA_``, and how its
+text becomes the value (``K_SINK``, ``K_CA_CERTS``, ``KUBERNETES_SERVICE_HOST`` and the limits are read apart)."""
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where state lives, how the HTTP service behaves, and where emitted events go.
@@ -100,8 +158,9 @@ class Settings:
     service's own workers take from) or ``reply`` (behind a Knative broker: the reply, and
     ``K_SINK`` for more than one). Trial Jobs: ``KATUNA_K8S_NAMESPACE``,
     ``KATUNA_K8S_SERVICE_ACCOUNT``, ``KATUNA_K8S_IMAGE_PULL_SECRETS`` (comma-separated) and
-    ``KATUNA_K8S_TTL_SECONDS``, ``KATUNA_K8S_DEFAULT_RESOURCES`` (``cpu=1,memory=2Gi``), each
-    the default for studies that do not set it; ``KATUNA_SERVICE_ACCOUNTS`` (comma-separated,
+    ``KATUNA_K8S_TTL_SECONDS`` (3600; at least 600, so katuna can still read a finished trial's
+    pods), ``KATUNA_K8S_DEFAULT_RESOURCES`` (``cpu=1,memory=2Gi``; ``none`` for none, leaving
+    such trials' pods BestEffort), each the default for studies that do not set it; ``KATUNA_SERVICE_ACCOUNTS`` (comma-separated,
     default ``katuna``), the service's own Kubernetes service accounts (its own and its event
     sources'), which hold its permissions and cloud identity: a study whose trial pods would run
     as one is refused, and ``KATUNA_K8S_SERVICE_ACCOUNT`` may not name one; ``KATUNA_SERVICE_SECRETS``
@@ -218,7 +277,7 @@ class Settings:
     template_namespaces: tuple[str, ...] = ()
     k8s_image_pull_secrets: tuple[str, ...] = ()
     k8s_ttl_seconds: int | None = None
-    k8s_default_resources: tuple[tuple[str, str], ...] = ()
+    k8s_default_resources: tuple[tuple[str, str], ...] = DEFAULT_RESOURCES
     k8s_start_allowance: int | None = None
     executor: str = "local"
     k8s_api: str | None = None
@@ -254,36 +313,8 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
-        read: dict[str, tuple[str, Callable[[str], Any]]] = {
-            "db": ("DB", Path), "log_dir": ("LOG_DIR", Path), "busy_timeout": ("BUSY_TIMEOUT", float),
-            "api_token": ("API_TOKEN", str), "max_body": ("MAX_BODY", int), "max_log": ("MAX_LOG", int), "workdir": ("WORKDIR", Path),
-            "events": ("EVENTS", str), "k8s_namespace": ("K8S_NAMESPACE", str),
-            "k8s_service_account": ("K8S_SERVICE_ACCOUNT", str), "k8s_ttl_seconds": ("K8S_TTL_SECONDS", int),
-            "k8s_image_pull_secrets": ("K8S_IMAGE_PULL_SECRETS", lambda v: tuple(s for s in v.split(",") if s)),
-            "executor": ("EXECUTOR", str), "k8s_api": ("K8S_API", str), "report_url": ("REPORT_URL", str),
-            "k8s_default_resources": ("K8S_DEFAULT_RESOURCES", _pairs),
-            "k8s_start_allowance": ("K8S_START_ALLOWANCE", int),
-            **{f"gke_{key}": (f"GKE_{key.upper()}", str)
-               for key in ("project", "location", "cluster", "endpoint", "node_service_account")},
-            "service_accounts": ("SERVICE_ACCOUNTS", _list), "service_secrets": ("SERVICE_SECRETS", _list),
-            "trial_pod_security": ("TRIAL_POD_SECURITY", str),
-            "template_namespaces": ("TEMPLATE_NAMESPACES", _list),
-            "eks_cluster": ("EKS_CLUSTER", str), "eks_node_role": ("EKS_NODE_ROLE", str),
-            "eks_region": ("EKS_REGION", str), "eks_subnets": ("EKS_SUBNETS", _list),
-            "trial_env": ("TRIAL_ENV", _list),
-            "allowed_hosts": ("ALLOWED_HOSTS", _list), "session_ttl": ("SESSION_TTL", float),
-            "oidc_audience": ("OIDC_AUDIENCE", str), "oidc_issuer_url": ("OIDC_ISSUER_URL", str),
-            "oidc_subjects": ("OIDC_SUBJECTS", _list),
-            "max_dead_letters": ("MAX_DEAD_LETTERS", int),
-            "metrics_token": ("METRICS_TOKEN", str), "lookahead": ("LOOKAHEAD", int),
-            "katib_api": ("KATIB_API", _flag),
-            "node_look_seconds": ("NODE_LOOK_SECONDS", float),
-            "k8s_progress_seconds": ("K8S_PROGRESS_SECONDS", float),
-            "k8s_keep_seconds": ("K8S_KEEP_SECONDS", float),
-            "remote_timeout": ("REMOTE_TIMEOUT", float), "pool_wait": ("POOL_WAIT", float),
-            "sink_token_file": ("SINK_TOKEN_FILE", Path),
-        }
-        values = {field: kind(env[PREFIX + name]) for field, (name, kind) in read.items() if env.get(PREFIX + name)}
+        values = {field: _converted(PREFIX + name, kind, env[PREFIX + name])
+                  for field, (name, kind) in VARIABLES.items() if env.get(PREFIX + name)}
         if env.get("K_SINK"):
             values["sink"] = env["K_SINK"]
             values.setdefault("report_url", env["K_SINK"])
@@ -293,81 +324,93 @@ class Settings:
         values["limits"] = _limits(env)
         settings = cls(**values)
         if settings.events not in ("queue", "reply"):
-            raise ValueError(f"{PREFIX}EVENTS: expected queue or reply, got {settings.events!r}")
+            raise InvalidSetting(f"{PREFIX}EVENTS: expected queue or reply, got {settings.events!r}")
         if settings.executor not in ("local", "kubernetes"):
-            raise ValueError(f"{PREFIX}EXECUTOR: expected local or kubernetes, got {settings.executor!r}")
+            raise InvalidSetting(f"{PREFIX}EXECUTOR: expected local or kubernetes, got {settings.executor!r}")
         settings._check_node_pools()
         settings._check_trial_identity()
         if f"{PREFIX}API_TOKEN" in settings.trial_env:
-            raise ValueError(f"{PREFIX}TRIAL_ENV: trials may never get {PREFIX}API_TOKEN; remove it from the list")
+            raise InvalidSetting(f"{PREFIX}TRIAL_ENV: trials may never get {PREFIX}API_TOKEN; remove it from the list")
         settings._check_sessions_and_dead_letters()
+        settings._check_sizes()
         if settings.lookahead < 0:
-            raise ValueError(f"{PREFIX}LOOKAHEAD: expected trials >= 0, got {settings.lookahead}")
+            raise InvalidSetting(f"{PREFIX}LOOKAHEAD: expected trials >= 0, got {settings.lookahead}")
         if settings.k8s_start_allowance is not None and settings.k8s_start_allowance < 0:
-            raise ValueError(f"{PREFIX}K8S_START_ALLOWANCE: expected seconds >= 0, got {settings.k8s_start_allowance}")
+            raise InvalidSetting(f"{PREFIX}K8S_START_ALLOWANCE: expected seconds >= 0, got {settings.k8s_start_allowance}")
         for name, seconds in (("K8S_PROGRESS_SECONDS", settings.k8s_progress_seconds),
                               ("K8S_KEEP_SECONDS", settings.k8s_keep_seconds)):
             if not seconds > 0:
-                raise ValueError(f"{PREFIX}{name}: expected a positive number of seconds, got {seconds}")
+                raise InvalidSetting(f"{PREFIX}{name}: expected a positive number of seconds, got {seconds}")
         for name, seconds in (("REMOTE_TIMEOUT", settings.remote_timeout), ("POOL_WAIT", settings.pool_wait)):
             if not 0 < seconds < math.inf:
-                raise ValueError(f"{PREFIX}{name}: expected a positive number of seconds, got {seconds}")
+                raise InvalidSetting(f"{PREFIX}{name}: expected a positive number of seconds, got {seconds}")
         if not settings.node_look_seconds > 0:
-            raise ValueError(f"{PREFIX}NODE_LOOK_SECONDS: expected a positive number of seconds, "
+            raise InvalidSetting(f"{PREFIX}NODE_LOOK_SECONDS: expected a positive number of seconds, "
                              f"got {settings.node_look_seconds}")
         return settings
 
+    def _check_sizes(self) -> None:
+        """Sizes and waits that must be positive (a read of a negative size reads everything), and
+        the trial Jobs' TTL, long enough for katuna to read a finished trial's pods."""
+        for name, value in (("MAX_BODY", self.max_body), ("MAX_LOG", self.max_log),
+                            ("BUSY_TIMEOUT", self.busy_timeout)):
+            if not 0 < value < math.inf:
+                raise InvalidSetting(f"{PREFIX}{name}: expected a positive number, got {value}")
+        ttl = self.k8s_ttl_seconds
+        if ttl is not None and ttl < MIN_TTL:
+            raise InvalidSetting(f"{PREFIX}K8S_TTL_SECONDS: expected at least {MIN_TTL} seconds, got {ttl}: {TTL_WHY}")
+
     def _check_sessions_and_dead_letters(self) -> None:
-        if self.session_ttl <= 0:
-            raise ValueError(f"{PREFIX}SESSION_TTL: expected a positive number of seconds, got {self.session_ttl}")
+        if not self.session_ttl > 0:
+            raise InvalidSetting(f"{PREFIX}SESSION_TTL: expected a positive number of seconds, got {self.session_ttl}")
         if self.max_dead_letters < 1:
-            raise ValueError(f"{PREFIX}MAX_DEAD_LETTERS: expected at least 1, got {self.max_dead_letters}")
+            raise InvalidSetting(f"{PREFIX}MAX_DEAD_LETTERS: expected at least 1, got {self.max_dead_letters}")
 
     def _check_trial_identity(self) -> None:
         if self.k8s_service_account in self.service_accounts:
-            raise ValueError(f"{PREFIX}K8S_SERVICE_ACCOUNT: {self.k8s_service_account!r} is one of the service's own "
+            raise InvalidSetting(f"{PREFIX}K8S_SERVICE_ACCOUNT: {self.k8s_service_account!r} is one of the service's own "
                              f"accounts ({PREFIX}SERVICE_ACCOUNTS), which trials may never run as; name an account "
                              "made for trials")
         shared = [name for name in self.k8s_image_pull_secrets if name in self.service_secrets]
         if shared:
-            raise ValueError(f"{PREFIX}K8S_IMAGE_PULL_SECRETS: {shared[0]!r} is one of the service's own Secrets "
+            raise InvalidSetting(f"{PREFIX}K8S_IMAGE_PULL_SECRETS: {shared[0]!r} is one of the service's own Secrets "
                              f"({PREFIX}SERVICE_SECRETS), which trials may never name; name a Secret made for trials")
         if self.trial_pod_security not in pod_security.LEVELS:
-            raise ValueError(f"{PREFIX}TRIAL_POD_SECURITY: expected {' or '.join(pod_security.LEVELS)}, got "
+            raise InvalidSetting(f"{PREFIX}TRIAL_POD_SECURITY: expected {' or '.join(pod_security.LEVELS)}, got "
                              f"{self.trial_pod_security!r}")
         self._check_senders()
         wrong = [name for name in self.template_namespaces if not NAMESPACE.fullmatch(name)]
         if wrong:
-            raise ValueError(f"{PREFIX}TEMPLATE_NAMESPACES: expected namespace names (lower-case letters, digits "
+            raise InvalidSetting(f"{PREFIX}TEMPLATE_NAMESPACES: expected namespace names (lower-case letters, digits "
                              f"and '-', at most 63), got {wrong[0]!r}")
         account = self.gke_node_service_account
         if account is not None and not GSA_EMAIL.fullmatch(account):
-            raise ValueError(f"{PREFIX}GKE_NODE_SERVICE_ACCOUNT: expected a Google service account's email "
+            raise InvalidSetting(f"{PREFIX}GKE_NODE_SERVICE_ACCOUNT: expected a Google service account's email "
                              f"(NAME@PROJECT_ID.iam.gserviceaccount.com), got {account!r}")
 
     def _check_senders(self) -> None:
         for subject in self.oidc_subjects:
             problem = senders.subject_problem(subject)
             if problem:
-                raise ValueError(f"{PREFIX}OIDC_SUBJECTS: {problem}")
+                raise InvalidSetting(f"{PREFIX}OIDC_SUBJECTS: {problem}")
         default = senders.account_subject(self.k8s_namespace or "default", self.k8s_service_account or "default")
         if senders.allowed(default, self.oidc_subjects):
-            raise ValueError(f"{PREFIX}OIDC_SUBJECTS: {default!r}, the account trials run as by default "
+            raise InvalidSetting(f"{PREFIX}OIDC_SUBJECTS: {default!r}, the account trials run as by default "
                              f"({PREFIX}K8S_SERVICE_ACCOUNT in {PREFIX}K8S_NAMESPACE), may send katuna events; "
                              "trials may never: name only the Triggers' accounts")
 
     def _check_node_pools(self) -> None:
         if self.gke_cluster and self.eks_cluster:
-            raise ValueError(f"{PREFIX}GKE_CLUSTER and {PREFIX}EKS_CLUSTER: node pools live in one cloud; set one")
+            raise InvalidSetting(f"{PREFIX}GKE_CLUSTER and {PREFIX}EKS_CLUSTER: node pools live in one cloud; set one")
         if self.gke_cluster:
             for name in ("project", "location"):
                 if not getattr(self, f"gke_{name}"):
-                    raise ValueError(f"{PREFIX}GKE_{name.upper()}: required with {PREFIX}GKE_CLUSTER")
+                    raise InvalidSetting(f"{PREFIX}GKE_{name.upper()}: required with {PREFIX}GKE_CLUSTER")
         if self.eks_cluster and not (self.eks_subnets and self.eks_node_role):
-            raise ValueError(f"{PREFIX}EKS_SUBNETS and {PREFIX}EKS_NODE_ROLE: required with {PREFIX}EKS_CLUSTER")
+            raise InvalidSetting(f"{PREFIX}EKS_SUBNETS and {PREFIX}EKS_NODE_ROLE: required with {PREFIX}EKS_CLUSTER")
         groups = self.limits.eks.groups_per_cluster
         if self.eks_cluster and self.limits.pools > groups:
-            raise ValueError(f"{PREFIX}MAX_POOLS: expected at most {groups} with {PREFIX}EKS_CLUSTER (EKS's quota of "
+            raise InvalidSetting(f"{PREFIX}MAX_POOLS: expected at most {groups} with {PREFIX}EKS_CLUSTER (EKS's quota of "
                              f"managed node groups per cluster; where the account's quota is raised, set "
                              f"{PREFIX}EKS_GROUPS_PER_CLUSTER to it), got {self.limits.pools}")
 

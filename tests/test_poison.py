@@ -51,7 +51,7 @@ RICH = study_definition(
                    "resources": {"cpu": "1"}, "maxAttempts": 2},
     metricsCollector={"kind": "stdout", "filters": [r"(\w+)=(\S+)"]},
     kubernetes={"namespace": "ml", "serviceAccountName": "trainer", "imagePullSecrets": ["reg"],
-                "ttlSecondsAfterFinished": 60, "backoffLimit": 1, "nodeSelector": {"disk": "ssd"}, "tolerations": []},
+                "ttlSecondsAfterFinished": 600, "backoffLimit": 1, "nodeSelector": {"disk": "ssd"}, "tolerations": []},
     earlyStopping={"algorithm": "median", "settings": {"n_startup_trials": 2}, "patience": 1},
     warmStart={"trials": [{"params": {"opt": "sgd", "units": 16, "x": 1}, "value": 3.0}]},
     nodePool={"provider": "eks", "instanceTypes": ["m5.large", "m5a.large"], "maxNodes": 4, "diskSizeGb": 50,

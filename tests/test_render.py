@@ -11,7 +11,8 @@ import yaml
 from conftest import study_definition
 from http_helpers import KATUNA
 
-from functions.core.cluster import STUDY_LABEL, Cluster
+from functions.core.cluster import STUDY_LABEL, TTL_WHY, Cluster
+from functions.core.errors import InvalidStudy
 from functions.core.job import NotRenderable, labels, render_job
 from functions.core.launch import trial_launch
 from functions.core.records import StudyRecord, TrialRecord
@@ -186,7 +187,6 @@ def test_a_trial_spec_jobs_own_failure_policy_rules_follow_katunas_and_its_ttl_a
                                     for i in range(20)]}, "expected at most 19, got 20"),
 ])
 def test_a_trial_spec_jobs_field_katuna_cannot_keep_is_refused_by_path(field, value, expected):
-    from functions.core.errors import InvalidStudy
 
     definition = katib_style()
     definition["trialTemplate"]["trialSpec"]["spec"][field] = value
@@ -218,7 +218,7 @@ def test_service_defaults_fill_what_the_study_leaves_out(tmp_path: Path):
     from functions.settings import Settings
 
     settings = Settings.from_env({"KATUNA_K8S_NAMESPACE": "ml", "KATUNA_K8S_SERVICE_ACCOUNT": "runner",
-                                  "KATUNA_K8S_IMAGE_PULL_SECRETS": "a,b", "KATUNA_K8S_TTL_SECONDS": "60",
+                                  "KATUNA_K8S_IMAGE_PULL_SECRETS": "a,b", "KATUNA_K8S_TTL_SECONDS": "600",
                                   "KATUNA_K8S_DEFAULT_RESOURCES": "cpu=2,memory=4Gi", "KATUNA_K8S_START_ALLOWANCE": "120"})
     definition = k8s_definition()
     del definition["trialTemplate"]["resources"]
@@ -226,7 +226,7 @@ def test_service_defaults_fill_what_the_study_leaves_out(tmp_path: Path):
     validate(tmp_path, job)
     pod = job["spec"]["template"]["spec"]
     assert (job["metadata"]["namespace"], pod["serviceAccountName"], job["spec"]["ttlSecondsAfterFinished"]) == (
-        "ml", "runner", 60)
+        "ml", "runner", 600)
     assert job["spec"]["activeDeadlineSeconds"] == (90 + 120) * 5
     assert job_for(k8s_definition(), {"x": 0.0, "tag": "a"})["spec"]["activeDeadlineSeconds"] == (90 + 3600) * 5
     assert job_for(k8s_definition(), {"x": 0.0, "tag": "a"}, attempt=5)["spec"]["activeDeadlineSeconds"] == 90 + 3600, \
@@ -241,6 +241,36 @@ def test_service_defaults_fill_what_the_study_leaves_out(tmp_path: Path):
             Settings.from_env({"KATUNA_K8S_DEFAULT_RESOURCES": given})
     with pytest.raises(ValueError, match="KATUNA_K8S_START_ALLOWANCE: expected seconds >= 0, got -1"):
         Settings.from_env({"KATUNA_K8S_START_ALLOWANCE": "-1"})
+
+
+def test_without_settings_a_trial_naming_no_resources_gets_the_default_ones_and_none_leaves_it_best_effort():
+    """A pod without cpu or memory requests is BestEffort, the first evicted, with no memory limit:
+    the service gives such trials cpu=1,memory=2Gi unless told otherwise."""
+    from functions.settings import Settings
+
+    definition = k8s_definition()
+    del definition["trialTemplate"]["resources"]
+    for env, expected in (({}, {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"memory": "2Gi"}}),
+                          ({"KATUNA_K8S_DEFAULT_RESOURCES": "none"}, None)):
+        job = job_for(definition, {"x": 0.0, "tag": "a"}, defaults=Settings.from_env(env).cluster_defaults())
+        assert job["spec"]["template"]["spec"]["containers"][0].get("resources") == expected, env
+
+
+@pytest.mark.parametrize("ttl", ["599", "0", "-5"])
+def test_a_job_ttl_too_short_for_katuna_to_read_the_finished_pods_is_refused_by_setting_and_by_study(ttl: str):
+    from functions.core.errors import InvalidSetting
+    from functions.settings import Settings
+
+    with pytest.raises(InvalidSetting, match=f"^KATUNA_K8S_TTL_SECONDS: expected at least 600 seconds, got {ttl}: "):
+        Settings.from_env({"KATUNA_K8S_TTL_SECONDS": ttl})
+    definition = k8s_definition()
+    definition["kubernetes"] = {"ttlSecondsAfterFinished": int(ttl)}
+    with pytest.raises(InvalidStudy) as refused:
+        parse_study(definition)
+    assert [str(p) for p in refused.value.problems] == [
+        f"kubernetes.ttlSecondsAfterFinished: expected at least 600 (or none), got {ttl}: {TTL_WHY}"]
+    definition["kubernetes"] = {"ttlSecondsAfterFinished": 600}
+    assert job_for(definition, {"x": 0.0, "tag": "a"})["spec"]["ttlSecondsAfterFinished"] == 600
 
 
 def _trial_spec(resources: dict | None = None) -> dict:
@@ -295,8 +325,9 @@ def test_a_study_with_a_node_pool_needs_requests_from_itself_or_the_service():
     gke = {"gke_project": "p", "gke_location": "l", "gke_cluster": "c"}
     pool = {"provider": "gke"}
     unsized = parse_study(study_definition(nodePool=pool))
+    check_node_pool(unsized, Settings(**gke), runs_jobs=True)
     with pytest.raises(InvalidStudy) as refused:
-        check_node_pool(unsized, Settings(**gke), runs_jobs=True)
+        check_node_pool(unsized, Settings(**gke, k8s_default_resources=()), runs_jobs=True)
     problem = refused.value.problems[0]
     assert problem.path == "trialTemplate.resources"
     assert "cpu or memory" in problem.message and "KATUNA_K8S_DEFAULT_RESOURCES" in problem.message
@@ -307,8 +338,8 @@ def test_a_study_with_a_node_pool_needs_requests_from_itself_or_the_service():
     check_node_pool(parse_study(spec_study({"limits": {"memory": "1Gi"}}, nodePool=pool)), Settings(**gke),
                     runs_jobs=True)
     with pytest.raises(InvalidStudy, match="trialTemplate.resources"):
-        check_node_pool(parse_study(spec_study({"limits": {"nvidia.com/gpu": "1"}}, nodePool=pool)), Settings(**gke),
-                        runs_jobs=True)
+        check_node_pool(parse_study(spec_study({"limits": {"nvidia.com/gpu": "1"}}, nodePool=pool)),
+                        Settings(**gke, k8s_default_resources=()), runs_jobs=True)
 
 
 def test_a_trial_specs_labels_are_filled_in_and_one_kubernetes_would_refuse_is_refused_naming_it():

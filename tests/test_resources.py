@@ -773,14 +773,19 @@ def test_a_study_whose_resource_was_made_again_unseen_never_writes_its_status_th
 
 
 @pytest.mark.slow
-def test_a_resource_asking_for_a_pool_without_requests_is_refused_naming_the_field(service: Service, kube: KubeStub):
-    obj = kube.apply(study("kst-unsized", nodePool={"provider": "gke"}))
-    assert send(service, "add", obj) == []
-    status = status_of(kube, obj)
-    assert status["phase"] == "Failed" and conditions(status)["Failed"]["reason"] == "InvalidSpec"
-    assert [p["field"] for p in status["problems"]] == ["spec.trialTemplate.resources"]
-    assert "KATUNA_K8S_DEFAULT_RESOURCES" in status["problems"][0]["message"]
-    assert service.request("GET", "/studies/kst-unsized")[0] == 404
+def test_a_resource_asking_for_a_pool_without_requests_is_refused_naming_the_field(kube: KubeStub, tmp_path: Path):
+    """Where the operator took away the service's default resources (``none``)."""
+    unsized = Service(tmp_path, workers=1, KATUNA_K8S_API=kube.url, KATUNA_K8S_DEFAULT_RESOURCES="none")
+    try:
+        obj = kube.apply(study("kst-unsized", nodePool={"provider": "gke"}))
+        assert send(unsized, "add", obj) == []
+        status = status_of(kube, obj)
+        assert status["phase"] == "Failed" and conditions(status)["Failed"]["reason"] == "InvalidSpec"
+        assert [p["field"] for p in status["problems"]] == ["spec.trialTemplate.resources"]
+        assert "KATUNA_K8S_DEFAULT_RESOURCES" in status["problems"][0]["message"]
+        assert unsized.request("GET", "/studies/kst-unsized")[0] == 404
+    finally:
+        unsized.close()
 
 
 def katib_resource(name: str, mode: str = "ok", **spec) -> dict:

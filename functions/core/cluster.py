@@ -19,6 +19,16 @@ UID_LABEL = "katuna.dev/uid"
 TRIAL_TAINT = {"key": "katuna.dev/trial", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
 START_ALLOWANCE = 3600
 """Seconds, by default, that a trial's Job may spend beyond its timeout (see :attr:`Cluster.start_allowance`)."""
+TTL = 3600
+"""Seconds, by default, that a finished trial Job (and its pods) is kept (``ttlSecondsAfterFinished``)."""
+MIN_TTL = 600
+"""The least ``ttlSecondsAfterFinished`` a trial Job may have: Kubernetes deletes the Job and its
+pods once it runs out, and katuna must still find the finished trial's pods when it reads their
+logs (on Knative it learns of an end at the next minute's tick, and a retried delivery takes longer)."""
+TTL_WHY = ("katuna reads the finished trial's metrics and exit code from its Job's pods, which the TTL deletes, "
+           "after learning of its end (on Knative at the next minute's tick, and a delivery retried with back-off "
+           "takes longer)")
+"""Why a shorter TTL than :data:`MIN_TTL` is refused, for the refusals that name it."""
 
 
 @dataclass(frozen=True)
@@ -64,7 +74,7 @@ class Cluster:
             namespace=self.namespace or defaults.namespace or "default",
             service_account=self.service_account or defaults.service_account,
             image_pull_secrets=self.image_pull_secrets or defaults.image_pull_secrets,
-            ttl_seconds_after_finished=_first(self.ttl_seconds_after_finished, defaults.ttl_seconds_after_finished, 3600),
+            ttl_seconds_after_finished=_first(self.ttl_seconds_after_finished, defaults.ttl_seconds_after_finished, TTL),
             default_resources=self.default_resources or defaults.default_resources,
             reserved_accounts=defaults.reserved_accounts,
             reserved_secrets=defaults.reserved_secrets,
@@ -100,9 +110,11 @@ def parse_cluster(r: Reader, data: Any, path: str = "kubernetes") -> Cluster:
         if not isinstance(secret, str) or not secret:
             r.fail(f"{path}.imagePullSecrets[{i}]", "expected a secret name")
     counts = {key: r.get(item, key, path, "int") for key in ("ttlSecondsAfterFinished", "backoffLimit")}
-    for key, value in counts.items():
-        if value is not None and value < 0:
-            r.fail(join(path, key), "expected an integer >= 0")
+    if counts["backoffLimit"] is not None and counts["backoffLimit"] < 0:
+        r.fail(join(path, "backoffLimit"), "expected an integer >= 0")
+    ttl = counts["ttlSecondsAfterFinished"]
+    if ttl is not None and ttl < MIN_TTL:
+        r.fail(join(path, "ttlSecondsAfterFinished"), f"expected at least {MIN_TTL} (or none), got {ttl}: {TTL_WHY}")
     selector = r.get(item, "nodeSelector", path, "mapping") or {}
     pod_fields.check_node_selector(r, selector, join(path, "nodeSelector"))
     tolerations = r.get(item, "tolerations", path, "list")

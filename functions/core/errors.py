@@ -95,6 +95,11 @@ class OutputLost(PermanentError):
     removed with their node): what it measured is unknowable, so the run is lost, not failed."""
 
 
+class InvalidSetting(PermanentError, ValueError):
+    """A setting (a ``KATUNA_*`` variable) holds what katuna cannot use: the message names the
+    variable and what was expected. Nothing starts with it: a command exits 2, the service stops."""
+
+
 class UnreadableFile(PermanentError):
     """A file given to the CLI is not something katuna reads: not a regular file, too large,
     or not UTF-8 text. The message names the file and what was expected, never its content."""

@@ -17,15 +17,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from functions.core import template, trial_kinds
+from functions.core.cluster import MIN_TTL, TTL_WHY
 from functions.core.documents import Path
 from functions.core.errors import InvalidStudy, Problem, RefusedWorkload
 from functions.core.labels import problems as label_problems
 from functions.core.reader import Reader
 
 PATH = "trialTemplate.trialSpec"
-MIN_TTL = 600
-"""The least ``ttlSecondsAfterFinished`` a trialSpec Job may keep for its own: katuna must still
-find the finished trial's pods when it reads their logs."""
 MAX_POLICY_RULES = 20
 """The most rules Kubernetes takes in a Job's ``podFailurePolicy``."""
 
@@ -97,9 +95,7 @@ def _check_kept(r: Reader, spec: Mapping[str, Any]) -> None:
     ttl = spec.get("ttlSecondsAfterFinished")
     if isinstance(ttl, int) and not isinstance(ttl, bool) and ttl < MIN_TTL:
         r.fail(f"{PATH}.spec.ttlSecondsAfterFinished",
-               f"expected at least {MIN_TTL} (or none), got {ttl}: katuna reads the finished trial's metrics and "
-               "exit code from its Job's pods, which the TTL deletes, after learning of its end (on Knative at "
-               "the next minute's tick, and a delivery retried with back-off takes longer)")
+               f"expected at least {MIN_TTL} (or none), got {ttl}: {TTL_WHY}")
     policy = spec.get("podFailurePolicy")
     rules = policy.get("rules") if isinstance(policy, Mapping) else None
     if isinstance(rules, list) and len(rules) >= MAX_POLICY_RULES:

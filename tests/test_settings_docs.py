@@ -1,0 +1,132 @@
+"""The ``KATUNA_*`` settings the pages name are the ones katuna reads, with the defaults they
+give, and a setting katuna cannot use ends every command with exit 2 and one line naming it."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import study_definition
+from doc_blocks import ROOT
+
+from functions.cli import main
+from functions.core.cluster import MIN_TTL, TTL
+from functions.core.limits import EksQuotas, Limits
+from functions.settings import PREFIX, VARIABLES, Settings
+
+KATUNA = str(Path(sys.executable).with_name("katuna"))
+PAGES = [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *sorted((ROOT / "docs").glob("*.md"))]
+NAME = re.compile(r"KATUNA_[A-Z0-9_]*[A-Z0-9]")
+TRIAL_ENV = {"KATUNA_STUDY", "KATUNA_STUDY_UID", "KATUNA_TRIAL", "KATUNA_ATTEMPT", "KATUNA_ATTEMPT_ID",
+             "KATUNA_OBJECTIVE", "KATUNA_REPORT_TOKEN"}
+"""Variables katuna gives a trial's process (no settings), named in functions/."""
+SUITE_KNOBS = {"KATUNA_CHAOS_SEEDS", "KATUNA_FUZZ_EXAMPLES", "KATUNA_LOAD_EVENTS", "KATUNA_LOAD_STUDIES"}
+"""Variables of the test suite's own, named in tests/."""
+
+
+def _settings() -> set[str]:
+    """Every variable katuna reads as a setting: :data:`VARIABLES`, the limits and the EKS quotas."""
+    limits = {f"{PREFIX}MAX_{item.name.upper()}" for item in fields(Limits) if isinstance(item.default, (int, float))}
+    quotas = {f"{PREFIX}EKS_{item.name.upper()}" for item in fields(EksQuotas)}
+    return {PREFIX + name for name, _ in VARIABLES.values()} | limits | quotas | {f"{PREFIX}POOL_MACHINE_TYPES"}
+
+
+def _documented() -> set[str]:
+    return {name for page in PAGES for name in NAME.findall(page.read_text())}
+
+
+def test_every_setting_is_documented_and_every_documented_variable_exists():
+    documented, settings = _documented(), _settings()
+    assert sorted(settings - documented) == [], "settings no page names"
+    assert sorted(documented - settings - TRIAL_ENV - SUITE_KNOBS) == [], "variables katuna does not read"
+    sources = {folder: "".join(p.read_text() for p in (ROOT / folder).rglob("*.py")) for folder in ("functions", "tests")}
+    for names, folder in ((TRIAL_ENV, "functions"), (SUITE_KNOBS, "tests")):
+        assert [name for name in sorted(names) if f'"{name}"' not in sources[folder]] == [], folder
+
+
+def _default(name: str) -> object:
+    """What katuna uses when the variable ``name`` is unset."""
+    field = {PREFIX + variable: key for key, (variable, _) in VARIABLES.items()}.get(name)
+    if field is not None:
+        return getattr(Settings(), field)
+    if name.startswith(f"{PREFIX}EKS_"):
+        return getattr(Limits().eks, name.removeprefix(f"{PREFIX}EKS_").lower())
+    if name == f"{PREFIX}POOL_MACHINE_TYPES":
+        return Limits().machine_types
+    return getattr(Limits(), name.removeprefix(f"{PREFIX}MAX_").lower())
+
+
+def _figure(cell: str) -> object:
+    """A default as the limits table writes it: ``1,000``, ``30 s``, ``1 MiB``, ``any``."""
+    if cell == "any":
+        return ()
+    number, _, unit = cell.partition(" ")
+    scale = {"MiB": 1 << 20}.get(unit.split(" ")[0], 1)
+    return int(number.replace(",", "")) * scale
+
+
+def test_the_limits_table_gives_the_defaults_katuna_uses():
+    page = (ROOT / "docs/reliability.md").read_text()
+    rows = re.findall(r"^\| [^|]+ \| ([^|]+) \| `(KATUNA_[A-Z0-9_]+)` \|$", page, re.MULTILINE)
+    assert len(rows) > 15
+    assert [(name, _figure(cell)) for cell, name in rows] == [(name, _default(name)) for _, name in rows]
+
+
+def test_the_kubernetes_page_gives_the_job_ttl_and_default_resources_katuna_uses():
+    page = " ".join((ROOT / "docs/kubernetes.md").read_text().split())
+    assert f"`ttlSecondsAfterFinished` seconds, {TTL} (an hour) by default" in page
+    assert f"`kubernetes.ttlSecondsAfterFinished` must be at least {MIN_TTL}" in page
+    resources = ",".join(f"{key}={value}" for key, value in Settings().k8s_default_resources)
+    assert f"`KATUNA_K8S_DEFAULT_RESOURCES` defaults to `{resources}`" in page
+
+
+@pytest.mark.parametrize("variable, value, expected", [
+    ("KATUNA_LOOKAHEAD", "abc", "KATUNA_LOOKAHEAD: expected an integer, got 'abc'"),
+    ("KATUNA_BUSY_TIMEOUT", "soon", "KATUNA_BUSY_TIMEOUT: expected a number, got 'soon'"),
+    ("KATUNA_KATIB_API", "maybe", "KATUNA_KATIB_API: expected true or false, got 'maybe'"),
+    ("KATUNA_MAX_BODY", "-5", "KATUNA_MAX_BODY: expected a positive number, got -5"),
+    ("KATUNA_MAX_LOG", "1MiB", "KATUNA_MAX_LOG: expected an integer, got '1MiB'"),
+    ("KATUNA_SESSION_TTL", "nan", "KATUNA_SESSION_TTL: expected a positive number of seconds, got nan"),
+    ("KATUNA_K8S_TTL_SECONDS", "0", "KATUNA_K8S_TTL_SECONDS: expected at least 600 seconds, got 0: "),
+    ("KATUNA_EXECUTOR", "cloud", "KATUNA_EXECUTOR: expected local or kubernetes, got 'cloud'"),
+])
+def test_a_setting_katuna_cannot_use_ends_every_command_with_exit_2_naming_it(tmp_path: Path, variable: str,
+                                                                             value: str, expected: str):
+    study = tmp_path / "s.yaml"
+    study.write_text(json.dumps(study_definition(maxTrials=1)))
+    db = str(tmp_path / "k.db")
+    for args in (["run", str(study), "--db", db], ["studies", "--db", db], ["convert", str(study)],
+                 ["render", str(study)], ["serve", "--db", db]):
+        result = CliRunner().invoke(main, args, env={variable: value})
+        assert (result.exit_code, result.stderr.startswith(f"error: {expected}")) == (2, True), (args, result.output)
+        assert result.stderr.count("\n") == 1 and isinstance(result.exception, SystemExit), result.stderr
+    assert not Path(db).exists(), "nothing was stored"
+
+
+@pytest.mark.slow
+def test_the_katuna_command_says_it_in_one_line_without_a_traceback(tmp_path: Path):
+    done = subprocess.run([KATUNA, "studies", "--db", str(tmp_path / "k.db")], capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", "KATUNA_LOOKAHEAD": "abc"}, timeout=60)
+    assert (done.returncode, done.stderr) == (2, "error: KATUNA_LOOKAHEAD: expected an integer, got 'abc'\n")
+
+
+@pytest.mark.slow
+def test_the_container_entry_point_stops_gunicorn_with_one_line_naming_the_setting(tmp_path: Path):
+    """gunicorn as the image runs it: each worker says why in one line, no traceback, and
+    gunicorn stops ("App failed to load") instead of starting workers again."""
+    env = {**os.environ, "KATUNA_DB": str(tmp_path / "k.db"), "KATUNA_K8S_TTL_SECONDS": "60"}
+    gunicorn = str(Path(sys.executable).with_name("gunicorn"))
+    done = subprocess.run([gunicorn, "--bind", "127.0.0.1:0", "--workers", "2", "--no-control-socket",
+                           "functions.runtime:from_environment()"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 4, done.stderr
+    assert "katuna cannot start: KATUNA_K8S_TTL_SECONDS: expected at least 600 seconds, got 60" in done.stderr
+    assert "Traceback" not in done.stderr and "App failed to load" in done.stderr
+    assert done.stderr.count("Booting worker") <= 2
