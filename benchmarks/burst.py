@@ -150,8 +150,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32, help="concurrent client threads (the bound)")
     parser.add_argument("--redeliver", type=float, default=0.1, help="share of events posted a second time")
     parser.add_argument("--quick", action="store_true", help="60 events, 8 clients, 2 workers (a smoke run)")
-    parser.add_argument("--out", type=Path, default=None, help="where results go (default benchmarks/results)")
+    parser.add_argument("--out", type=Path, default=None, help=report.OUT_HELP)
     args = parser.parse_args()
+    args.out = report.out_dir(args.out, args.quick)
     trials, clients = (60, 8) if args.quick else (args.events, args.clients)
     if args.quick:
         args.workers = 2

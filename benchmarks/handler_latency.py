@@ -164,9 +164,10 @@ def main() -> None:
     parser.add_argument("--sizes", default="100,1000,10000", help="stored trials at which to measure")
     parser.add_argument("--samples", type=int, default=30, help="events handled at each size")
     parser.add_argument("--quick", action="store_true", help="sizes 20,60 and 5 samples (a smoke run)")
-    parser.add_argument("--out", type=Path, default=None, help="where results go (default benchmarks/results)")
+    parser.add_argument("--out", type=Path, default=None, help=report.OUT_HELP)
     parser.add_argument("--cold", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    args.out = report.out_dir(args.out, args.quick)
     if args.cold:
         cold(args.cold)
         return

@@ -203,7 +203,7 @@ def main() -> None:
     parser.add_argument("-n", "--trials", type=int, default=200)
     parser.add_argument("-r", "--repeats", type=int, default=9, help="rounds; the median counts")
     parser.add_argument("--quick", action="store_true", help="10 trials, one run of each (a smoke run)")
-    parser.add_argument("--out", type=Path, default=None, help="where results go (default benchmarks/results)")
+    parser.add_argument("--out", type=Path, default=None, help=report.OUT_HELP)
     parser.add_argument("--ray", choices=["auto", "on", "off"], default="auto",
                         help="run Ray Tune beside katuna (auto: when installed; `make bench-peers`)")
     parser.add_argument("--ray-trials", type=int, default=20,
@@ -215,6 +215,7 @@ def main() -> None:
                         help="where katuna's database and trial logs go, in a fresh directory per run "
                              "(default: the system's temporary directory)")
     args = parser.parse_args()
+    args.out = report.out_dir(args.out, args.quick)
     if args.quick:
         args.trials, args.repeats = 10, 1
     optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -93,8 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sockets", type=int, default=6000, help="TIME_WAIT sockets to add")
     parser.add_argument("--times", type=int, default=2000, help="sock_diag lookups a round (a tenth as many reads)")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=None, help="where results go (default benchmarks/results)")
+    parser.add_argument("--out", type=Path, default=None, help=report.OUT_HELP)
     args = parser.parse_args(argv)
+    args.out = report.out_dir(args.out, args.quick)
     if not Path(peers.TABLES[socket.AF_INET]).exists():
         parser.error("needs Linux's /proc/net/tcp")
     sockets, times, rounds = (500, 100, 3) if args.quick else (args.sockets, args.times, args.rounds)

@@ -116,8 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="2 runs of each (a smoke run)")
     parser.add_argument("-r", "--repeats", type=int, default=9, help="runs of each; the median counts")
-    parser.add_argument("--out", type=Path, default=None, help="where results go (default benchmarks/results)")
+    parser.add_argument("--out", type=Path, default=None, help=report.OUT_HELP)
     args = parser.parse_args(argv)
+    args.out = report.out_dir(args.out, args.quick)
     repeats = 2 if args.quick else args.repeats
     results: dict[str, list[float]] = {"command": [], "command_teardown": [], "serve_workers_gone": [],
                                        "serve_stop": []}

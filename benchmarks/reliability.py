@@ -300,8 +300,9 @@ def main() -> None:
     parser.add_argument("--output-mb", type=int, default=1024)
     parser.add_argument("--quick", action="store_true",
                         help="60 events, 3 studies, 6 flooded trials, 20 MiB of output (a smoke run)")
-    parser.add_argument("--out", type=Path, default=None, help="where results go (default benchmarks/results)")
+    parser.add_argument("--out", type=Path, default=None, help=report.OUT_HELP)
     args = parser.parse_args()
+    args.out = report.out_dir(args.out, args.quick)
     if args.quick:
         args.events, args.studies, args.threads, args.output_mb = 60, 3, 4, 20
         args.flood_trials, args.flood, args.flood_seconds, args.flood_threads = 6, 400, 30.0, 2

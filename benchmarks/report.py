@@ -9,6 +9,16 @@ from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).parent / "results"
+"""Where a full-size run writes its figures: the ones docs/performance.md shows, kept in git."""
+QUICK_RESULTS = Path(__file__).parent / "quick-results"
+"""Where a ``--quick`` run writes unless given ``--out``: its tiny-size figures never replace the
+full-size ones in :data:`RESULTS` (git ignores the folder)."""
+OUT_HELP = "where results go (default benchmarks/results; with --quick, benchmarks/quick-results)"
+
+
+def out_dir(out: Path | None, quick: bool) -> Path:
+    """The folder a run writes its figures into: ``--out`` if given, else by its size."""
+    return out or (QUICK_RESULTS if quick else RESULTS)
 
 
 def machine() -> dict[str, Any]:
@@ -34,7 +44,8 @@ def table(headers: list[str], rows: list[list[Any]]) -> str:
 
 
 def save(name: str, result: dict[str, Any], out: Path | None = None) -> Path:
-    """Write ``<name>.json`` (with the machine) into ``out`` (default ``benchmarks/results``)."""
+    """Write ``<name>.json`` (with the machine) into ``out`` (default ``benchmarks/results``; a
+    script passes :func:`out_dir`)."""
     out = out or RESULTS
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}.json"

@@ -54,8 +54,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-n", "--trials", type=int, default=100_000)
     parser.add_argument("--quick", action="store_true", help="300 trials (a smoke run)")
-    parser.add_argument("--out", type=Path, default=None, help="where results go (default benchmarks/results)")
+    parser.add_argument("--out", type=Path, default=None, help=report.OUT_HELP)
     args = parser.parse_args()
+    args.out = report.out_dir(args.out, args.quick)
     trials = 300 if args.quick else args.trials
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "katuna.db"

@@ -137,8 +137,9 @@ def main() -> None:
     parser.add_argument("--dimension", type=int, default=5)
     parser.add_argument("--svm-evaluations", type=int, default=40)
     parser.add_argument("--quick", action="store_true", help="2 functions, 1 seed, 12 evaluations (a smoke run)")
-    parser.add_argument("--out", type=Path, default=None, help="where results go (default benchmarks/results)")
+    parser.add_argument("--out", type=Path, default=None, help=report.OUT_HELP)
     args = parser.parse_args()
+    args.out = report.out_dir(args.out, args.quick)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     functions = [1, 15] if args.quick else list(range(1, 25))
     evaluations = 12 if args.quick else args.evaluations

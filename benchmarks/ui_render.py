@@ -97,8 +97,9 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=10_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="200 trials, one repeat (a smoke run)")
-    parser.add_argument("--out", type=Path, default=None, help="where results go (default benchmarks/results)")
+    parser.add_argument("--out", type=Path, default=None, help=report.OUT_HELP)
     args = parser.parse_args()
+    args.out = report.out_dir(args.out, args.quick)
     if args.quick:
         args.trials, args.repeats = 200, 1
     results = render_times(args.trials, args.repeats)

@@ -34,6 +34,25 @@ def run(script: str, tmp_path: Path, *extra: str, timeout: float = 240) -> tuple
     return figures(done.stdout), json.loads((tmp_path / f"{name}.json").read_text())
 
 
+def test_a_quick_run_without_out_leaves_the_full_size_figures_alone():
+    """docs/performance.md suggests ``--quick``: its tiny-size figures go to an ignored folder of
+    their own, never over the committed ones in benchmarks/results/."""
+    committed = {path.name: path.read_bytes() for path in (BENCHMARKS / "results").glob("peer_lookup.*")}
+    made = [BENCHMARKS / "quick-results" / f"peer_lookup.{kind}" for kind in ("json", "png")]
+    for path in made:
+        path.unlink(missing_ok=True)
+    try:
+        done = subprocess.run([sys.executable, str(BENCHMARKS / "peer_lookup.py"), "--quick"],
+                              capture_output=True, text=True, timeout=240)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert {path.name: path.read_bytes() for path in (BENCHMARKS / "results").glob("peer_lookup.*")} == committed
+        assert all(path.stat().st_size > 0 for path in made)
+        assert "benchmarks/quick-results/" in (BENCHMARKS.parent / ".gitignore").read_text().splitlines()
+    finally:
+        for path in made:
+            path.unlink(missing_ok=True)
+
+
 def number(value: str) -> float:
     assert re.fullmatch(NUMBER, value), value
     return float(value)
