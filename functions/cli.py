@@ -183,7 +183,8 @@ def _tell(message: str) -> None:
 @main.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 def convert(file: str) -> None:
-    """Print the native study equivalent of FILE (a Katib Experiment, or a native study)."""
+    """Print the native study equivalent of FILE: a Katib Experiment (kubeflow.org/v1beta1), a
+    Katib StudyJob (kubeflow.org/v1alpha1), a katuna.dev/v1 Study resource, or a native study."""
     spec, _ = _load(file, Settings.from_env())
     click.echo(yaml.safe_dump(spec.to_dict(), sort_keys=False), nl=False)
 

@@ -75,7 +75,16 @@ def test_the_study_format_example_is_a_valid_study():
         "timeBudget",
         "trialTemplate",
         "metricsCollector",
+        "description",
     }
+
+
+def test_the_study_format_page_names_every_field_a_study_takes_at_its_top():
+    from functions.core.validate import _TOP
+
+    text = (ROOT / "docs/study-format.md").read_text()
+    head = text[: text.index("\n## ", text.index("```yaml"))]
+    assert [field for field in sorted(_TOP) if not re.search(rf"^{field}:|`{field}`", head, re.M)] == []
 
 
 def test_the_early_stopping_example_is_valid():
@@ -235,6 +244,10 @@ def test_the_benchmarks_on_the_performance_page_are_the_ones_make_bench_runs():
     named = set(re.findall(r"benchmarks/(\w+)\.py", text))
     makefile = (ROOT / "Makefile").read_text()
     assert named == set(re.search(r"^BENCHMARKS := (.+)$", makefile, flags=re.M).group(1).split())
+    counts = re.findall(r"(?:`make bench` runs|#) all (\w+) at full size", " ".join(text.split()))
+    words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
+             "twelve", "thirteen", "fourteen", "fifteen"]
+    assert counts and set(counts) == {words[len(named)]}, "the page counts the benchmarks make bench runs"
     assert all((ROOT / f"benchmarks/{name}.py").is_file() for name in named)
     commands = block("docs/performance.md", "Running the benchmarks", "sh")
     assert re.search(r"^bench:", makefile, flags=re.M) and "make bench" in commands
@@ -347,3 +360,11 @@ def _dockerfile_lines(path: Path) -> list[str]:
     """A Dockerfile's instructions, continuation lines joined, comments left out."""
     text = re.sub(r"\\\n\s*", " ", path.read_text())
     return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+def test_convert_help_names_every_kind_of_document_it_converts():
+    """README.md and docs/knative.md use ``katuna convert`` on Experiments, StudyJobs and Study resources."""
+    usage = " ".join(CliRunner().invoke(main, ["convert", "--help"]).output.split())
+    for kind in ("Katib Experiment (kubeflow.org/v1beta1)", "Katib StudyJob (kubeflow.org/v1alpha1)",
+                 "katuna.dev/v1 Study resource", "native study"):
+        assert kind in usage
