@@ -481,14 +481,22 @@ def test_labels_the_api_server_takes_are_taken(static: KubeStub):
     assert static.jobs[("katuna", "labelled")]["metadata"]["labels"] == body["metadata"]["labels"]
 
 
-def test_a_job_delete_whose_uid_precondition_fails_is_a_conflict_and_deletes_nothing(static: KubeStub):
+def test_a_job_delete_whose_precondition_fails_is_a_conflict_and_deletes_nothing(static: KubeStub):
     batch = client.BatchV1Api(api(static))
     created = batch.create_namespaced_job("katuna", job("kept", "import time; time.sleep(30)"))
     stale = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid="not-its-uid"))
     status, message = refusal(lambda: batch.delete_namespaced_job("kept", "katuna", body=stale,
                                                                   propagation_policy="Background"))
-    assert status == 409 and message == ('Operation cannot be fulfilled on jobs.batch "kept": Precondition failed: UID '
-                                         f"in precondition: not-its-uid, UID in object meta: {created.metadata.uid}")
+    assert status == 409 and message == ('Operation cannot be fulfilled on Job.batch "kept": the UID in the '
+                                         f"precondition (not-its-uid) does not match the UID in record "
+                                         f"({created.metadata.uid}). The object might have been deleted and then "
+                                         "recreated")
+    older = client.V1DeleteOptions(preconditions=client.V1Preconditions(resource_version="1"))
+    status, message = refusal(lambda: batch.delete_namespaced_job("kept", "katuna", body=older))
+    version = static.jobs[("katuna", "kept")]["metadata"]["resourceVersion"]
+    assert status == 409 and message == ('Operation cannot be fulfilled on Job.batch "kept": the ResourceVersion in '
+                                         f"the precondition (1) does not match the ResourceVersion in record ({version}). "
+                                         "The object might have been modified")
     assert ("katuna", "kept") in static.jobs
     own = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=created.metadata.uid),
                                  propagation_policy="Background")
@@ -610,8 +618,8 @@ def test_a_katib_trial_delete_honours_its_uid_precondition_and_an_experiments_de
     stale = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid="not-its-uid"))
     status, message = refusal(lambda: objects.delete_namespaced_custom_object(
         "kubeflow.org", "v1beta1", "default", "trials", "orphaned-0", body=stale))
-    assert status == 409 and message.startswith('Operation cannot be fulfilled on trials.kubeflow.org "orphaned-0": '
-                                                "Precondition failed: UID in precondition: not-its-uid")
+    assert status == 409 and message.startswith('Operation cannot be fulfilled on Trial.kubeflow.org "orphaned-0": '
+                                                "the UID in the precondition (not-its-uid) does not match")
 
     static.gc_seconds = 3600
     static.delete("Experiment", "default", "orphaned", "kubeflow.org/v1beta1", cascade="orphan")

@@ -3,6 +3,7 @@ every change in order from a list's resourceVersion, 410 Gone past the kept wind
 
 from __future__ import annotations
 
+import json
 import sys
 
 import pytest
@@ -120,3 +121,28 @@ def test_a_python_side_watch_follows_the_same_changes(kube: KubeStub):
     added = next(events)
     assert (added["type"], added["object"]["metadata"]["name"]) == ("ADDED", "followed")
     assert next(events)["object"]["status"].get("startTime"), "the Job controller's first sync"
+
+
+def test_a_page_tells_how_many_remain_unless_a_selector_filters_and_an_expired_token_is_410(kube: KubeStub):
+    """As etcd3's ``GetList``: ``remainingItemCount`` only where no selector filters the list;
+    a token whose version was compacted (left the kept history) is 410 Expired, with a token
+    that continues at the latest version."""
+    for name in ("c", "a", "b"):
+        kube.apply(study(name))
+    objects = client.CustomObjectsApi(api(kube, STUDIES_SOURCE))
+    first = objects.list_namespaced_custom_object("katuna.dev", "v1", "katuna", "studies", limit=1)
+    assert first["metadata"]["remainingItemCount"] == 2
+    selected = objects.list_namespaced_custom_object("katuna.dev", "v1", "katuna", "studies", limit=1,
+                                                     label_selector="team!=none")
+    assert "remainingItemCount" not in selected["metadata"] and selected["metadata"]["continue"]
+    for number in range(60):
+        kube.apply(study(f"z{number}"))
+    with pytest.raises(ApiException) as expired:
+        objects.list_namespaced_custom_object("katuna.dev", "v1", "katuna", "studies", limit=1,
+                                              _continue=first["metadata"]["continue"])
+    body = json.loads(expired.value.body)
+    assert (expired.value.status, body["reason"]) == (410, "Expired")
+    assert body["message"].startswith("The provided continue parameter is too old to display a consistent list result")
+    rest = objects.list_namespaced_custom_object("katuna.dev", "v1", "katuna", "studies", limit=2,
+                                                 _continue=body["metadata"]["continue"])
+    assert [o["metadata"]["name"] for o in rest["items"]] == ["b", "c"]

@@ -154,8 +154,9 @@ def test_a_delete_whose_uid_precondition_fails_is_a_conflict_and_deletes_nothing
     with pytest.raises(ApiException) as caught:
         api.delete_namespaced_custom_object("kubeflow.org", "v1", "default", "pytorchjobs", "p", body=stale)
     assert caught.value.status == 409 and _message(caught.value) == (
-        'Operation cannot be fulfilled on pytorchjobs.kubeflow.org "p": Precondition failed: UID in precondition: '
-        f"not-its-uid, UID in object meta: {created['metadata']['uid']}")
+        'Operation cannot be fulfilled on PyTorchJob.kubeflow.org "p": the UID in the precondition (not-its-uid) '
+        f"does not match the UID in record ({created['metadata']['uid']}). The object might have been deleted and "
+        "then recreated")
     assert ("pytorchjobs", "default", "p") in cluster.workloads
     own = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=created["metadata"]["uid"]))
     api.delete_namespaced_custom_object("kubeflow.org", "v1", "default", "pytorchjobs", "p", body=own)

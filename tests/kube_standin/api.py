@@ -89,7 +89,11 @@ class ApiServer:
     def read(self, resource: str, namespace: str | None, name: str | None, selector: str | None,
              limit: str | None = None, token: str | None = None) -> tuple[int, dict]:
         """One object (404 when it is not there), or a list by namespace and name carrying the
-        current resourceVersion, ``limit`` at a time with a ``continue`` token for the rest."""
+        current resourceVersion, ``limit`` at a time with a ``continue`` token for the rest and,
+        when no selector filters it, ``remainingItemCount`` (as etcd3's ``GetList``, which leaves
+        it unset where a selector makes the count unknown). A token whose version left the kept
+        history (etcd compacted it) is 410 Expired. Unlike the API server, a later page shows
+        the objects as they are now, not as of the first page's version."""
         crd = next((c for c in self.crds.values() if c.plural == resource), None)
         kind = crd.as_kind() if crd is not None else (katib_api.kind_of(resource) if "." in resource else
                 KINDS[("katuna.dev" if resource in PLURALS.values() else "batch" if resource == "jobs" else "",
@@ -102,16 +106,20 @@ class ApiServer:
                 return (200, snapshot(found[0])) if found else not_found(qualified, name)
             items = sorted((o for o in self._objects(resource, namespace)
                             if matches(o["metadata"].get("labels") or {}, selector)), key=_key)
-            metadata = {"resourceVersion": str(self.history.version)}
+            metadata: dict = {"resourceVersion": str(self.history.version)}
             if token:
                 after = _continue_from(token)
                 if after is None:
                     return 400, status(400, "BadRequest", "continue key is not valid: incorrect encoded start "
                                                           "resourceVersion (version meta.k8s.io/v1)")
-                items = [o for o in items if _key(o) > after]
+                if -1 < after[1] < self.history.first_kept - 1:
+                    return _continue_expired(after[0])
+                items = [o for o in items if _key(o) > after[0]]
             if limit and 0 < int(limit) < len(items):
+                metadata["continue"] = _continue_token(_key(items[int(limit) - 1]), self.history.version)
+                if not selector:
+                    metadata["remainingItemCount"] = len(items) - int(limit)
                 items = items[:int(limit)]
-                metadata["continue"] = _continue_token(_key(items[-1]), self.history.version)
             return 200, {"kind": f"{kind.kind}List", "apiVersion": kind.api_version, "metadata": metadata,
                          "items": [snapshot(o) for o in items]}
 
@@ -209,7 +217,7 @@ class ApiServer:
         with self.lock:
             self.deleted.append((namespace, name, policy))
             job = self.jobs.get((namespace, name))
-            unmet = unmet_precondition("jobs.batch", job, options or {}) if job is not None else None
+            unmet = unmet_precondition("Job", "batch", job, options or {}) if job is not None else None
             return unmet or self.remove_job(namespace, name, policy)
 
     def remove_job(self, namespace: str, name: str, policy: str | None) -> tuple[int, dict]:
@@ -234,15 +242,35 @@ def _key(obj: dict) -> tuple[str, str]:
 
 
 def _continue_token(after: tuple[str, str], version: int) -> str:
-    """An opaque token for the rest of a list, as the API server's (base64 of JSON)."""
+    """An opaque token for the rest of a list, as the API server's (base64 of JSON): where the
+    page ended, and the resourceVersion of the first page (-1: continue at the latest)."""
     return base64.urlsafe_b64encode(json.dumps({"v": "meta.k8s.io/v1", "rv": version,
                                                 "start": "/".join(after)}).encode()).decode()
 
 
-def _continue_from(token: str) -> tuple[str, str] | None:
+def _continue_from(token: str) -> tuple[tuple[str, str], int] | None:
+    """Where a token's list goes on (after which namespace and name), and its resourceVersion."""
     try:
-        start = json.loads(base64.urlsafe_b64decode(token.encode()))["start"]
+        decoded = json.loads(base64.urlsafe_b64decode(token.encode()))
+        start, version = decoded["start"], int(decoded["rv"])
     except (ValueError, KeyError, TypeError):
         return None
     namespace, _, name = start.partition("/")
-    return namespace, name
+    return (namespace, name), version
+
+
+INCONSISTENT_CONTINUE = ("The provided continue parameter is too old to display a consistent list result. You can "
+                         "start a new list without the continue parameter, or use the continue token in this response "
+                         "to retrieve the remainder of the results. Continuing with the provided token results in an "
+                         "inconsistent list - objects that were created, modified, or deleted between the time the "
+                         "first chunk was returned and now may show up in the list.")
+"""The API server's answer to a continue token whose resourceVersion was compacted
+(kubernetes/kubernetes, staging/src/k8s.io/apiserver/pkg/storage/etcd3/errors.go)."""
+
+
+def _continue_expired(after: tuple[str, str]) -> tuple[int, dict]:
+    """410 Expired for a token older than the kept history (etcd's compaction), carrying a token
+    that continues at the latest version, as ``handleCompactedErrorForPaging`` answers."""
+    body = status(410, "Expired", INCONSISTENT_CONTINUE)
+    body["metadata"] = {"continue": _continue_token(after, -1)}
+    return 410, body

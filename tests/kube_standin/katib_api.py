@@ -131,7 +131,7 @@ def delete(cluster, resource_key: str, namespace: str, name: str, options: dict 
         obj = cluster.resources.get((resource_key, namespace, name))
         if obj is None:
             return not_found(qualified(resource_key), name)
-        unmet = unmet_precondition(qualified(resource_key), obj, options or {})
+        unmet = unmet_precondition(obj["kind"], qualified(resource_key).partition(".")[2], obj, options or {})
         if unmet is not None:
             return unmet
         del cluster.resources[(resource_key, namespace, name)]

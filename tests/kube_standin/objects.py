@@ -96,17 +96,23 @@ def dry_run_refusal(query: dict[str, str]) -> tuple[int, dict] | None:
                    [("dryRun", f'Unsupported value: {json.dumps([value])}: supported values: "All"')])
 
 
-def unmet_precondition(qualified: str, obj: dict, options: dict) -> tuple[int, dict] | None:
+def unmet_precondition(kind: str, group: str, obj: dict, options: dict) -> tuple[int, dict] | None:
     """409 Conflict when a delete's ``preconditions`` (uid, resourceVersion) do not hold for
-    ``obj``, as the API server words it; None when they hold or there are none."""
+    ``obj`` (of ``kind`` in ``group``); None when they hold or there are none. Worded as the API
+    server's ``rest.BeforeDelete`` refuses it, which checks them against the object read before
+    anything is deleted (kubernetes/kubernetes,
+    staging/src/k8s.io/apiserver/pkg/registry/rest/delete.go): the conflict names the object's
+    kind qualified by its group (``Trial.kubeflow.org``, ``Job.batch``)."""
     wanted = options.get("preconditions") or {}
     name = obj["metadata"]["name"]
-    for field, label in (("uid", "UID"), ("resourceVersion", "ResourceVersion")):
+    for field, label, then in (("uid", "UID", "deleted and then recreated"), ("resourceVersion", "ResourceVersion",
+                                                                            "modified")):
         if wanted.get(field) is not None and wanted[field] != obj["metadata"].get(field):
-            return 409, status(409, "Conflict", f'Operation cannot be fulfilled on {qualified} "{name}": Precondition '
-                                                f"failed: {label} in precondition: {wanted[field]}, {label} in object "
-                                                f"meta: {obj['metadata'].get(field)}",
-                               {"name": name, "group": qualified.partition(".")[2], "kind": qualified.partition(".")[0]})
+            return 409, status(409, "Conflict", f'Operation cannot be fulfilled on {kind}{"." if group else ""}{group} '
+                                                f'"{name}": the {label} in the precondition ({wanted[field]}) does not '
+                                                f"match the {label} in record ({obj['metadata'].get(field)}). The "
+                                                f"object might have been {then}",
+                               {"name": name, "group": group, "kind": kind})
     return None
 
 

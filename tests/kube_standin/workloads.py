@@ -154,7 +154,7 @@ class Workloads:
         obj = self.workloads.get((crd.plural, namespace, name))
         if obj is None:
             return not_found(crd.qualified, name)
-        unmet = unmet_precondition(crd.qualified, obj, options or {})
+        unmet = unmet_precondition(crd.kind, crd.group, obj, options or {})
         if unmet is not None:
             return unmet
         del self.workloads[(crd.plural, namespace, name)]
