@@ -18,7 +18,7 @@ from waiting import eventually
 
 from functions.adapters.kubernetes_client import api_client
 from functions.adapters.kubernetes_executor import KubernetesExecutor
-from functions.adapters.kubernetes_resources import KubernetesNodes
+from functions.adapters.kubernetes_resources import LIST_PAGE, KubernetesNodes
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.cluster import Cluster
 from functions.core.errors import InvalidStudy
@@ -71,6 +71,23 @@ def test_a_node_whose_kubelet_stopped_posting_its_status_is_not_listed():
                 "spec": {}, "status": {"allocatable": {"cpu": "4"}, "conditions": [{"type": "Ready", "status": ready}]}})
         api = api_client(kube.url)
         assert sorted(n.name for n in KubernetesNodes(lambda: api).list(SELECTOR)) == ["booting", "running"]
+    finally:
+        kube.close()
+
+
+def test_a_pool_of_more_nodes_than_a_page_is_listed_whole():
+    """The API answers a node list ``limit`` at a time (katuna asks for :data:`LIST_PAGE`) and
+    gives a ``continue`` token for the rest: every node of a pool larger than a page is counted,
+    once; the static node outside the pool is not."""
+    kube = KubeStub()
+    try:
+        names = [f"node-{number:04}" for number in range(LIST_PAGE + 1)]
+        for name in names:
+            kube.add_node({"apiVersion": "v1", "kind": "Node", "metadata": {
+                "name": name, "creationTimestamp": "2026-11-30T12:00:00Z", "labels": dict(SELECTOR)},
+                "spec": {}, "status": {"allocatable": {"cpu": "4"}, "conditions": [{"type": "Ready", "status": "True"}]}})
+        api = api_client(kube.url)
+        assert sorted(n.name for n in KubernetesNodes(lambda: api).list(SELECTOR)) == names
     finally:
         kube.close()
 
