@@ -6,6 +6,7 @@ to the loopback Kubernetes API (with the overlay that serves Katib's kinds)."""
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +23,7 @@ from functions.adapters.kubernetes_executor import KubernetesExecutor
 from functions.adapters.kubernetes_resources import KubernetesResources
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.cluster import Cluster
-from functions.core.errors import PermanentError
+from functions.core.errors import PermanentError, TemporaryError
 from functions.core.events import resource_changed, study_completed, trial_suggested
 from functions.core.katib_trials import EXPERIMENT_LABEL, trial_resource, trial_status
 from functions.core.records import COMPLETE, RUNNING, WAITING, TrialRecord
@@ -152,6 +153,19 @@ def owned_trials(kube: KubeStub) -> dict[str, tuple[list[str], list[dict], dict 
             for item in listed["items"]}
 
 
+def apply_again(kube: KubeStub, dispatcher: Dispatcher, first: dict, cascade: str = "background") -> dict:
+    """Delete the Experiment ``first`` (``kubectl delete --cascade=<cascade>``) and apply it
+    again under its name, each change delivered to katuna as the ApiServerSource delivers it;
+    the Experiment applied again."""
+    kube.delete("Experiment", TEAM, NAME, api_version="kubeflow.org/v1beta1", cascade=cascade)
+    dispatcher.deliver_to("resource", resource_changed("delete", first))
+    body = experiment(maxTrialCount=100, parallelTrialCount=2)
+    body["metadata"] = {"name": NAME, "namespace": TEAM}
+    again = user_api(kube).create_namespaced_custom_object("kubeflow.org", "v1beta1", TEAM, "experiments", body)
+    dispatcher.deliver_to("resource", resource_changed("add", again))
+    return again
+
+
 @pytest.mark.parametrize("cascade", ["background", "orphan"])
 def test_an_experiment_applied_again_under_its_name_replaces_the_trials_the_first_one_left(kube: KubeStub, service,
                                                                                          cascade: str):
@@ -170,12 +184,7 @@ def test_an_experiment_applied_again_under_its_name_replaces_the_trials_the_firs
     dispatcher.deliver_to("writeback", trial_suggested(NAME, record.uid, 2, 1))
 
     kube.gc_seconds = 3600.0
-    kube.delete("Experiment", TEAM, NAME, api_version="kubeflow.org/v1beta1", cascade=cascade)
-    dispatcher.deliver_to("resource", resource_changed("delete", first))
-    body = experiment(maxTrialCount=100, parallelTrialCount=2)
-    body["metadata"] = {"name": NAME, "namespace": TEAM}
-    again = user_api(kube).create_namespaced_custom_object("kubeflow.org", "v1beta1", TEAM, "experiments", body)
-    dispatcher.deliver_to("resource", resource_changed("add", again))
+    again = apply_again(kube, dispatcher, first, cascade)
     renewed = store.get_study(NAME)
     assert renewed.uid != record.uid
     store.add_trial(TrialRecord(NAME, 0, {"x": 3.0}, RUNNING, created_at=now, started_at=now))
@@ -215,3 +224,107 @@ def test_a_trial_of_a_trials_name_katuna_did_not_make_refuses_the_write_and_is_l
             origin.ref, [{**trial_resource(record, origin, trial), "status": trial_status(trial)}])
     found = user_api(kube).get_namespaced_custom_object("kubeflow.org", "v1beta1", TEAM, "trials", f"{NAME}-0")
     assert found["metadata"]["labels"] == {"team": "vision"} and "status" not in found
+
+
+def second_worker(kube: KubeStub, tmp_path: Path) -> tuple[Dispatcher, SqliteStore]:
+    """Another worker of the service: its own client and connection to the same store."""
+    api = CountedClient(kube.url)
+    store = SqliteStore(tmp_path / "katuna.db")
+    resources = KubernetesResources(lambda: api, katib_api=True)
+    resources.namespace = TEAM
+    return Dispatcher(Deps(store, KubernetesExecutor(Cluster(namespace=TEAM), api), time.time,
+                           resources=resources)), store
+
+
+def test_a_late_report_of_a_deleted_experiment_leaves_the_trial_of_the_one_applied_again(
+        kube: KubeStub, service, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Two workers share the store. One reports on the Experiment: its status is written, and
+    before the report goes on to the Trials, the Experiment is deleted and applied again under
+    its name, and the other worker writes the new Experiment's Trial. The late report then
+    writes the trial that changed with the record it started with, owned by the deleted
+    Experiment: it neither deletes the new Experiment's Trial nor makes it anew as the deleted
+    one's (which the garbage collector would then delete, the new Experiment's results with it).
+    The API server holds the late report's answer until the rest is done: no sleeps."""
+    _, store, dispatcher = service
+    first = user_api(kube).get_namespaced_custom_object("kubeflow.org", "v1beta1", TEAM, "experiments", NAME)
+    record = store.get_study(NAME)
+    arrived, go = threading.Event(), threading.Event()
+    serve = kube.serve
+
+    def held(call):
+        """The API server, holding its answer to the first status write of the Experiment."""
+        answer = serve(call)
+        if call.subresource == "status" and call.resource == "experiments" and not arrived.is_set():
+            arrived.set()
+            go.wait(30)
+        return answer
+
+    late, late_store = second_worker(kube, tmp_path)
+    monkeypatch.setattr(kube, "serve", held)
+    worker = threading.Thread(target=late.deliver_to, args=("writeback", trial_suggested(NAME, record.uid, 0, 1)))
+    try:
+        worker.start()
+        assert arrived.wait(30), "the late report wrote no status"
+        again = apply_again(kube, dispatcher, first)
+        renewed, now = store.get_study(NAME), time.time()
+        store.add_trial(TrialRecord(NAME, 0, {"x": 0.9}, RUNNING, created_at=now, started_at=now))
+        dispatcher.deliver_to("writeback", trial_suggested(NAME, renewed.uid, 0, 1))
+        store.update_trial(NAME, 0, state=COMPLETE, values=[0.5], metrics={"loss": 0.5}, finished_at=time.time())
+        written = owned_trials(kube)
+        assert written == {f"{NAME}-0": ([again["metadata"]["uid"]], [{"name": "x", "value": "0.9"}], ANY)}
+        made = trial_uid(kube, f"{NAME}-0")
+    finally:
+        go.set()
+        worker.join(30)
+        late_store.close()
+    assert not worker.is_alive()
+    assert owned_trials(kube) == written, "the new Experiment's Trial is left as it was"
+    assert trial_uid(kube, f"{NAME}-0") == made, "and not made anew"
+
+
+def trial_uid(kube: KubeStub, name: str) -> str:
+    return user_api(kube).get_namespaced_custom_object("kubeflow.org", "v1beta1", TEAM, "trials", name)["metadata"]["uid"]
+
+
+def test_a_trial_made_anew_between_katunas_read_and_its_delete_is_left(kube: KubeStub, service,
+                                                                         monkeypatch: pytest.MonkeyPatch):
+    """Replacing the Trial an earlier Experiment of the same name left, katuna reads it, then
+    deletes it only while its uid is the one read. Between the two, the garbage collector may
+    delete it and someone else make a Trial of the name: the delete is refused (409, the API
+    server's uid precondition) and that Trial is left, katuna's write refused until it is gone."""
+    api, store, dispatcher = service
+    first = user_api(kube).get_namespaced_custom_object("kubeflow.org", "v1beta1", TEAM, "experiments", NAME)
+    record, now = store.get_study(NAME), time.time()
+    store.add_trial(TrialRecord(NAME, 0, {"x": 0.1}, COMPLETE, values=[1.0], metrics={"loss": 1.0},
+                                created_at=now, started_at=now, finished_at=now))
+    dispatcher.deliver_to("writeback", trial_suggested(NAME, record.uid, 0, 1))
+    kube.gc_seconds = 3600.0
+    apply_again(kube, dispatcher, first)
+    renewed = store.get_study(NAME)
+    store.add_trial(TrialRecord(NAME, 0, {"x": 3.0}, RUNNING, created_at=now, started_at=now))
+    foreign = {"apiVersion": "kubeflow.org/v1beta1", "kind": "Trial",
+               "metadata": {"name": f"{NAME}-0", "labels": {"team": "vision"}}, "spec": {}}
+    made: list[dict] = []
+    serve = kube.serve
+
+    def swapped(call):
+        """The API server, where the collector's pass and another's create land just before
+        katuna's first delete of the Trial."""
+        if call.method == "DELETE" and call.resource == "trials" and not made:
+            katib_api.collect_due(kube, math.inf)
+            made.append(user_api(kube).create_namespaced_custom_object("kubeflow.org", "v1beta1", TEAM, "trials",
+                                                                       foreign))
+        return serve(call)
+
+    monkeypatch.setattr(kube, "serve", swapped)
+    with pytest.raises(TemporaryError, match=f"the Trials {NAME}-0 of an earlier Experiment named {NAME} are being "
+                                             "deleted"):
+        dispatcher.deliver_to("writeback", trial_suggested(NAME, renewed.uid, 0, 1))
+    assert made, "katuna deleted the first Experiment's Trial"
+    found = user_api(kube).get_namespaced_custom_object("kubeflow.org", "v1beta1", TEAM, "trials", f"{NAME}-0")
+    assert (found["metadata"]["uid"], found["metadata"]["labels"]) == (made[0]["metadata"]["uid"], {"team": "vision"})
+    assert "status" not in found
+    with pytest.raises(PermanentError, match=f"the Trial {NAME}-0 in namespace {TEAM} exists and is no Trial of an "
+                                             f"Experiment named {NAME}"):
+        dispatcher.deliver_to("writeback", trial_suggested(NAME, renewed.uid, 0, 1))
+    assert trial_uid(kube, f"{NAME}-0") == made[0]["metadata"]["uid"]
