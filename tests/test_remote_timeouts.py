@@ -68,18 +68,16 @@ def silent() -> Iterator[SilentApi]:
     api.close()
 
 
-def post_event(service: Service, path: str, event: Event, answered: list[tuple[int, float, bytes]]) -> None:
-    """Deliver ``event`` as a broker would; the answer's status, how long it took and its body
-    are appended to ``answered``."""
+def post_event(service: Service, path: str, event: Event, answered: list[tuple[int, bytes]]) -> None:
+    """Deliver ``event`` as a broker would; the answer's status and body are appended to ``answered``."""
     headers, body = cloudevents_http.to_http(event)
     request = urllib.request.Request(service.base + path, data=body, headers=headers, method="POST")
-    started = time.monotonic()
     try:
         with urllib.request.urlopen(request, timeout=120) as response:
             status, body = response.status, response.read()
     except urllib.error.HTTPError as error:
         status, body = error.code, error.read()
-    answered.append((status, time.monotonic() - started, body))
+    answered.append((status, body))
 
 
 @pytest.mark.timeout(90)
@@ -99,25 +97,25 @@ def test_a_handler_facing_a_silent_api_answers_retry_later_and_lets_the_write_lo
             assert service.request("POST", "/studies", json.dumps(definition),
                                    {"Content-Type": "application/json"})[0] == 201
         uids = {data["study"]: data["uid"] for data in (json.loads(body) for _, body in sink.wait(2))}
-        suggested: list[tuple[int, float, bytes]] = []
+        suggested: list[tuple[int, bytes]] = []
         post_event(service, "/functions/suggest", Event("dev.katuna.study.created", {"study": "stuck", "uid": uids["stuck"]}),
                    suggested)
         assert suggested[0][0] in (200, 202)
 
-        spawned: list[tuple[int, float, bytes]] = []
+        spawned: list[tuple[int, bytes]] = []
         spawn = threading.Thread(target=post_event, args=(service, "/functions/spawn", Event(
             "dev.katuna.trial.suggested", {"study": "stuck", "uid": uids["stuck"], "trial": 0, "attempt": 1}), spawned),
             daemon=True)
         spawn.start()
         silent.wait_for_a_caller()
-        writer: list[tuple[int, float, bytes]] = []
+        writer: list[tuple[int, bytes]] = []
         post_event(service, "/functions/suggest", Event("dev.katuna.study.created", {"study": "free", "uid": uids["free"]}),
                    writer)
         spawn.join(timeout=30)
 
         assert not spawn.is_alive(), "spawn still waits on the silent API"
-        status, took, body = spawned[0]
-        assert status == 503 and took < TIMEOUT + 5, spawned
+        status, body = spawned[0]
+        assert status == 503, spawned
         assert b"did not answer within KATUNA_REMOTE_TIMEOUT" in body
         assert writer[0][0] in (200, 202), f"the writer waiting for the lock was refused: {writer}"
         states = {t["number"]: t["state"] for t in service.json("GET", "/studies/stuck/trials")[1]}
@@ -129,10 +127,9 @@ def test_a_handler_facing_a_silent_api_answers_retry_later_and_lets_the_write_lo
 
 @pytest.mark.timeout(60)
 def test_a_kubernetes_call_to_a_silent_api_times_out(silent: SilentApi):
-    started = time.monotonic()
-    with pytest.raises(ReadTimeoutError):
+    with pytest.raises(ReadTimeoutError, match=f"read timeout={TIMEOUT}"):
         client.CoreV1Api(api_client(silent.url, TIMEOUT)).read_namespaced_pod("p", "trials")
-    assert time.monotonic() - started < TIMEOUT + 2, "one try, not urllib3's retries of a GET"
+    assert len(silent.accepted) == 1, "one try, not urllib3's retries of a GET"
 
 
 class DrippingLog:
@@ -162,14 +159,13 @@ class DrippingLog:
 
 @pytest.mark.timeout(60)
 def test_a_streamed_log_is_bounded_per_read_not_in_all():
-    """The timeout is per read: a log whose lines keep coming is read to its end, however long."""
+    """The timeout is per read: a log whose lines keep coming is read to its end, however long
+    (five lines half a timeout apart take two and a half timeouts in all)."""
     log = DrippingLog(lines=5, every=TIMEOUT / 2)
     try:
-        started = time.monotonic()
         response = client.CoreV1Api(api_client(log.url, TIMEOUT)).read_namespaced_pod_log(
             "p", "trials", _preload_content=False)
         text = b"".join(response.stream(1024)).decode()
-        assert time.monotonic() - started > TIMEOUT
         assert text.splitlines() == [f"epoch={n}" for n in range(5)]
     finally:
         log.close()
@@ -178,10 +174,9 @@ def test_a_streamed_log_is_bounded_per_read_not_in_all():
 @pytest.mark.timeout(60)
 def test_a_gke_call_to_a_silent_api_is_a_temporary_error_within_the_timeout(silent: SilentApi):
     pools = gke.GkeNodePools(gke_requests.GkeCluster("proj", "europe-west4", "tuning"), gke.client(silent.url), TIMEOUT)
-    started = time.monotonic()
-    with pytest.raises(TemporaryError, match="GKE is unreachable"):
+    with pytest.raises(TemporaryError, match=f"GKE is unreachable: .*read timeout={TIMEOUT}"):
         pools.describe("trials")
-    assert time.monotonic() - started < TIMEOUT + 2
+    assert len(silent.accepted) == 1, "one try: the call's timeout bounds its own retries"
 
 
 @pytest.mark.timeout(60)
@@ -191,10 +186,8 @@ def test_an_eks_call_to_a_silent_api_is_a_temporary_error_after_two_tries(silent
                             "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}.items():
         monkeypatch.setenv(variable, value)
     pools = eks.EksNodePools(eks_requests.EksCluster("tuning"), *eks.clients("eu-west-1", TIMEOUT))
-    started = time.monotonic()
     with pytest.raises(TemporaryError, match="EKS is unreachable"):
         pools.describe("trials")
-    assert time.monotonic() - started < eks.ATTEMPTS * TIMEOUT + 3
     assert len(silent.accepted) == eks.ATTEMPTS
 
 
