@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 
 import pytest
@@ -202,6 +203,70 @@ def test_a_workload_of_an_earlier_study_of_the_same_name_gives_its_name_up_and_n
         assert ("pytorchjobs", "default", "torch-0") not in cluster.workloads
         assert cluster.workloads[("pytorchjobs", "default", "torch-0-a2")]["metadata"]["labels"]["katuna.dev/uid"] \
             == "0123456789ab"
+
+
+@pytest.mark.parametrize("plural", ["jobs", "pytorchjobs"])
+def test_a_workload_made_anew_between_katunas_read_and_its_delete_is_left(cluster: KubeStub, plural: str,
+                                                                          monkeypatch: pytest.MonkeyPatch):
+    """Giving up the name an earlier study's workload (a Job, or another kind) holds, katuna
+    reads it, then deletes it only while its uid is the one read. Between the two, the earlier
+    workload is deleted and another worker, launching the same attempt (a delivery made again),
+    makes the trial's own: the delete is refused (409, the API server's uid precondition) and
+    that workload runs on."""
+    from functions.adapters.kubernetes_executor import KubernetesExecutor
+    from functions.core.cluster import Cluster
+    from functions.core.errors import TemporaryError
+    from functions.core.launch import TrialLaunch
+
+    cluster.install_operator("training-operator")
+    workers = [KubernetesExecutor(Cluster(namespace="default"), api_client(cluster.url)) for _ in range(2)]
+    objects, batch = client.CustomObjectsApi(api_client(cluster.url)), client.BatchV1Api(api_client(cluster.url))
+
+    def launch(uid: str, code: int) -> TrialLaunch:
+        command = [sys.executable, "-c", f"print('loss={code}'); raise SystemExit({code})"]
+        if plural == "jobs":
+            return TrialLaunch("torch", uid, 0, 1, "torch-0", command, {}, ".", timeout=None, image="python:3.12",
+                               retain=True)
+        spec = json.loads(json.dumps(PYTORCHJOB))
+        del spec["metadata"]
+        spec["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]["containers"][0]["command"] = command
+        return TrialLaunch("torch", uid, 0, 1, "torch-0", [], {}, ".", timeout=None, trial_spec=spec, retain=True)
+
+    def delete_and_read() -> dict:
+        """Delete the workload of the name as a user would, let the other worker launch the
+        attempt, and read what then holds the name."""
+        if plural == "jobs":
+            batch.delete_namespaced_job("torch-0", "default", propagation_policy="Background")
+            workers[1].launch(mine)
+            return batch.read_namespaced_job("torch-0", "default").to_dict()
+        objects.delete_namespaced_custom_object("kubeflow.org", "v1", "default", plural, "torch-0")
+        workers[1].launch(mine)
+        return objects.get_namespaced_custom_object("kubeflow.org", "v1", "default", plural, "torch-0")
+
+    earlier, mine = launch("0123456789ab", 0), launch("ba9876543210", 3)
+    workers[0].launch(earlier)
+    assert _finished(workers[0], earlier).data["exitCode"] == 0
+    made: list[dict] = []
+    first = threading.Lock()
+    serve = cluster.serve
+
+    def swapped(call):
+        """The API server, where the user's delete and the other worker's launch land just
+        before katuna's delete (the first delete of the name it serves)."""
+        if call.method == "DELETE" and call.resource == plural and first.acquire(blocking=False):
+            made.append(delete_and_read())
+        return serve(call)
+
+    monkeypatch.setattr(cluster, "serve", swapped)
+    with pytest.raises(TemporaryError, match="earlier study named torch"):
+        workers[0].launch(mine)
+    assert made and made[0]["metadata"]["labels"]["katuna.dev/uid"] == "ba9876543210"
+    finished = _finished(workers[0], mine)
+    assert (finished.data["outcome"], finished.data["exitCode"]) == ("exited", 3)
+    with cluster.lock:
+        held = cluster.jobs[("default", "torch-0")] if plural == "jobs" else cluster.workloads[(plural, "default",
+                                                                                              "torch-0")]
+        assert held["metadata"]["uid"] == made[0]["metadata"]["uid"], "the worker's workload is the one left"
 
 
 def _finished(executor, launch):
