@@ -121,3 +121,20 @@ def test_katibs_kinds_keep_their_spec_whole_and_prune_what_lies_beside_it(kube: 
     with kube.lock:
         kept = kube.resources[("trials.kubeflow.org", "team", "t")]
     assert kept["spec"] == {"anything": {"goes": [1]}} and "specs" not in kept
+
+
+def test_a_null_field_is_dropped_as_if_left_out_unless_only_preserved_unknown_fields_admit_it(kube: KubeStub):
+    """As the API server drops a null whose schema is neither nullable nor defaulted before it
+    validates (prunenulls.go): a blank ``description:`` or ``earlyStopping:`` of a Study in YAML
+    is taken as the field left out, while a null inside a trialSpec, which no schema describes,
+    is kept for the workload's own API to judge."""
+    resource = study("kst-nulls")
+    resource["spec"].update(description=None, earlyStopping=None, timeBudget=None)
+    resource["spec"]["parameters"][0]["step"] = None
+    resource["spec"]["trialTemplate"]["trialSpec"] = {"apiVersion": "batch/v1", "kind": "Job",
+                                                      "spec": {"backoffLimit": None}}
+    kube.apply(resource)
+    spec = stored(kube, "kst-nulls")["spec"]
+    assert not {"description", "earlyStopping", "timeBudget"} & spec.keys()
+    assert "step" not in spec["parameters"][0]
+    assert spec["trialTemplate"]["trialSpec"]["spec"] == {"backoffLimit": None}

@@ -5,7 +5,9 @@ Decoding comes first: a field the schema does not list (outside a node that pres
 fields) is refused under ``fieldValidation=Strict``, which kubectl sends by default, with the
 decoder's 400 "strict decoding error: unknown field ..."; otherwise it is pruned, silently
 (``Ignore``) or with a warning for each (``Warn``, the API server's default, and what the
-``kubernetes`` client gets when it names no directive). Then the pruned object is validated:
+``kubernetes`` client gets when it names no directive). A null whose field's schema is neither
+``nullable`` nor has a ``default`` is dropped too, as if the field were left out (a blank
+``description:`` in YAML). Then the pruned object is validated:
 a wrong type, a value outside an ``enum``, a missing required field, a bound or pattern not met
 is a 422 Invalid listing each field. ``metadata`` is the API server's own (only the name is
 checked, where the schema says how); ``apiVersion`` and ``kind`` are never pruned.
@@ -63,7 +65,7 @@ def admitted(schema: dict, obj: dict, qualified: str, directive: str | None) -> 
         raise Refused(400, status(400, "BadRequest", f'{kind} in version "{version}" cannot be handled as a {kind}: '
                                                      "strict decoding error: "
                                                      + ", ".join(f'unknown field "{f}"' for f in found)))
-    kept = pruned(schema, obj)
+    kept = without_nulls(schema, pruned(schema, obj))
     causes = problems(schema, kept)
     if causes:
         code, body = invalid(kind, qualified, (kept.get("metadata") or {}).get("name", ""), causes)
@@ -123,6 +125,37 @@ def _pruned(node: dict, value: Any) -> Any:
     if isinstance(value, list) and isinstance(node.get("items"), dict):
         return [_pruned(node["items"], item) for item in value]
     return copy.deepcopy(value)
+
+
+def without_nulls(schema: dict | None, value: Any) -> Any:
+    """``value`` without the nulls of fields whose schema is neither ``nullable`` nor has a
+    ``default``, at every depth: what the API server drops after pruning and before validation
+    (apiextensions-apiserver, schema/defaulting/prunenulls.go,
+    ``PruneNonNullableNullsWithoutDefaults``). A field only a node preserving unknown fields
+    admits has no schema there, so its null is kept."""
+    if isinstance(value, dict):
+        kept = {}
+        for key, item in value.items():
+            child = _declared(schema, key)
+            if item is None and child is not None and not child.get("nullable") and "default" not in child:
+                continue
+            kept[key] = without_nulls(child, item)
+        return kept
+    if isinstance(value, list):
+        items = schema.get("items") if schema is not None else None
+        return [without_nulls(items if isinstance(items, dict) else None, item) for item in value]
+    return value
+
+
+def _declared(node: dict | None, key: str) -> dict | None:
+    """The schema the structural schema itself gives field ``key`` (its property, else the
+    ``additionalProperties`` schema): prunenulls.go's ``getSchemaForField``."""
+    if node is None:
+        return None
+    if key in (node.get("properties") or {}):
+        return node["properties"][key]
+    additional = node.get("additionalProperties")
+    return additional if isinstance(additional, dict) else None
 
 
 def problems(schema: dict, obj: dict) -> list[tuple[str, str]]:
