@@ -253,6 +253,8 @@ def kube() -> Iterator[KubeStub]:
     for operator in OPERATORS:
         cluster.install_operator(operator)
     katib_api.bind(cluster, USER, "katuna-katib-edit", NAMESPACE)
+    # The account Katib's Argo example names, given what Argo's executor needs (knative/trial-kinds/argo).
+    cluster.authorizer.bind("katuna-argo-executor", NAMESPACE, NAMESPACE, "argo")
     cluster.create_config_map(NAMESPACE, "trial-templates", TRIAL_TEMPLATES)
     yield cluster
     cluster.close()

@@ -302,3 +302,27 @@ def test_each_component_routes_the_changes_its_source_reports_to_jobwatch(operat
             assert _routed(base, attributes) == set(), "the base has no Trigger for the kind"
     job = {"type": "dev.knative.apiserver.resource.update", "apiversion": "batch/v1", "kind": "Job"}
     assert _routed(triggers, job) == {"/functions/jobwatch"}, "a Job still reaches jobwatch once"
+
+
+def test_the_argo_component_gives_workflows_an_account_their_executor_may_report_with():
+    """Argo's executor creates and patches a WorkflowTaskResult as its pod's account
+    (argo-workflows docs/workflow-rbac.md): the component's ``katuna-argo-executor`` may, in
+    katuna's namespace only (another namespace binds the ClusterRole itself); the namespace's
+    ``default`` account, which a Workflow naming none runs as, may not."""
+    from kube_standin.rbac import Authorizer, Request
+    from test_deploy_kustomize import render
+
+    objects = render(KNATIVE, components=("trial-kinds/argo",))
+    authorizer = Authorizer([o for o in objects if o["kind"] in ("Role", "ClusterRole", "RoleBinding",
+                                                                  "ClusterRoleBinding")])
+    assert ("ServiceAccount", "katuna-argo-executor", "katuna") in {
+        (o["kind"], o["metadata"]["name"], o["metadata"].get("namespace")) for o in objects}
+
+    def allowed(account: str, namespace: str) -> list[str]:
+        user = f"system:serviceaccount:{namespace}:{account}"
+        return [verb for verb in ("create", "patch", "get", "delete") if authorizer.allows(
+            Request(user, verb, "argoproj.io", "workflowtaskresults", namespace=namespace))]
+
+    assert allowed("katuna-argo-executor", "katuna") == ["create", "patch"]
+    assert allowed("katuna-argo-executor", "team") == []
+    assert allowed("default", "katuna") == []

@@ -21,12 +21,16 @@ KUBE_NAMESPACES = ("kinds",)
 IMAGE = "python:3.12"
 OBJECTIVE = [sys.executable, str(TRIAL), "--x", "${trialParameters.x}", "--epochs", "2"]
 DECOY = [sys.executable, "-c", "print('loss=999')"]
+EXECUTOR = "katuna-argo-executor"
+"""The account trial Workflows name, which Argo's executor needs to report each step."""
 
 
 @pytest.fixture(scope="module")
 def service(kube: KubeStub, tmp_path_factory):
     for operator in ("training-operator", "trainer", "jobset", "argo", "tekton"):
         kube.install_operator(operator)
+    # As knative/trial-kinds/argo/executor.yaml says for a namespace trials run in besides katuna's.
+    kube.authorizer.bind(EXECUTOR, "kinds", "kinds", EXECUTOR)
     running = Service(tmp_path_factory.mktemp("kinds"), workers=2, KATUNA_EXECUTOR="kubernetes",
                       KATUNA_K8S_API=kube.url, KATUNA_K8S_NAMESPACE="kinds")
     yield running
@@ -117,24 +121,48 @@ def test_a_jobset_reads_the_replicated_job_its_primary_labels_name(service: Serv
         primaryContainerName="trainer", primaryPodLabels={"jobset.sigs.k8s.io/replicatedjob-name": "trainer"})
 
 
-def test_an_argo_workflow_passes_a_steps_output_on_and_reads_the_labelled_step(service: Service, kube: KubeStub):
+def _workflow(**spec) -> dict:
     """As Katib's argo-workflow example: a first step's output is the training step's argument."""
-    _run(service, "argo", {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "spec": {
-        "entrypoint": "hp", "templates": [
+    return {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "spec": {
+        **spec, "entrypoint": "hp", "templates": [
             {"name": "hp", "steps": [[{"name": "prep", "template": "gen-epochs"}],
                                      [{"name": "fit", "template": "train", "arguments": {"parameters": [
                                          {"name": "epochs", "value": "{{steps.prep.outputs.result}}"}]}}]]},
             {"name": "gen-epochs", "script": {"image": IMAGE, "command": [sys.executable], "source": "print(3)"}},
             {"name": "train", "metadata": {"labels": {"katib.kubeflow.org/model-training": "true"}},
              "inputs": {"parameters": [{"name": "epochs"}]},
-             "container": {"image": IMAGE, "command": [*OBJECTIVE[:4], "--epochs", "{{inputs.parameters.epochs}}"]}}]}},
-        primaryContainerName="main", primaryPodLabels={"katib.kubeflow.org/model-training": "true"})
+             "container": {"image": IMAGE, "command": [*OBJECTIVE[:4], "--epochs", "{{inputs.parameters.epochs}}"]}}]}}
+
+
+def test_an_argo_workflow_passes_a_steps_output_on_and_reads_the_labelled_step(service: Service, kube: KubeStub):
+    _run(service, "argo", _workflow(serviceAccountName=EXECUTOR),
+         primaryContainerName="main", primaryPodLabels={"katib.kubeflow.org/model-training": "true"})
     with kube.lock:
         workflow = kube.workloads[("workflows", "kinds", "argo-0")]
         training = [p for p in kube.pods.values() if p["metadata"]["name"].startswith("argo-0-train-")]
     assert workflow["status"]["phase"] == "Succeeded"
     assert training[0]["spec"]["containers"][0]["command"][-2:] == ["--epochs", "3"]
+    assert training[0]["spec"]["serviceAccountName"] == EXECUTOR
     assert training[0]["metadata"]["annotations"] == KEEP, "from the Workflow's podMetadata"
+
+
+def test_an_argo_workflow_naming_no_account_fails_its_trials_as_its_executor_may_not_report(service: Service):
+    """A Workflow's pods run as the namespace's ``default`` account where it names none, which
+    nothing grants what Argo's executor writes: its first step errs, and the Workflow ends in
+    ``Error``, which the failure condition docs/kubernetes.md gives takes as a failure (the
+    default, Katib's, names ``Failed`` only)."""
+    definition = study_definition("argo-default", maxTrials=1, parallelism=1)
+    definition["trialTemplate"] = {"trialSpec": _workflow(), "primaryContainerName": "main", "failureCondition":
+                                   'status.[@this].#(phase!="Succeeded")#|#(phase!="Running")#|#(phase!="Pending")#'
+                                   '|#(phase!="")#'}
+    status, _, body = service.request("POST", "/studies", yaml.safe_dump(definition),
+                                      {"Content-Type": "application/yaml"})
+    assert status == 201, body
+    study = service.wait_for("argo-default", timeout=120)
+    [trial] = service.json("GET", "/studies/argo-default/trials")[1]
+    assert (study["status"], trial["state"]) == ("failed", "FAIL"), trial
+    assert ('wait: Error (exit code 64): workflowtaskresults.argoproj.io is forbidden: User '
+            '"system:serviceaccount:kinds:default" cannot create resource "workflowtaskresults"') in trial["reason"]
 
 
 def test_a_tekton_pipelinerun_passes_a_result_on_and_reads_the_training_task(service: Service, kube: KubeStub):

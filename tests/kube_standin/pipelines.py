@@ -7,7 +7,13 @@ Tekton Pipelines, for the shapes Katib's examples use.
   written to a file passed to its command), labelled ``workflows.argoproj.io/workflow`` plus the
   template's and ``spec.podMetadata``'s labels (and annotations). ``{{inputs.parameters.x}}`` takes the step's
   argument, which may be ``{{steps.<name>.outputs.result}}`` (an earlier step's output).
-  ``status.phase`` goes Running, then Succeeded, or Failed when a pod fails.
+  ``status.phase`` goes Running, then Succeeded, or Failed when a pod fails. Each pod runs as
+  its template's ``serviceAccountName``, else the Workflow's, else the namespace's ``default``
+  account (docs/workflow-rbac.md); Argo's executor (its ``wait`` container) reports the step's
+  end by creating and patching a ``WorkflowTaskResult`` with that account's token, or with
+  ``executor.serviceAccountName``'s where one is named (workflow/executor/taskresult.go). Where
+  RBAC does not grant that account both, the step errs as the executor does (exit code 64, the
+  API's 403) and the Workflow ends in ``Error``.
 - Tekton ``PipelineRun`` (``tekton.dev/v1`` and ``v1beta1``) with an inline ``pipelineSpec``:
   each task runs as a pod ``<run>-<task>-pod`` once the tasks it names (``runAfter``, or
   ``$(tasks.<t>.results.<r>)``) succeeded, with a container ``step-<name>``, labelled with the
@@ -33,6 +39,7 @@ from pathlib import Path
 from kube_standin import logs
 from kube_standin.objects import AlreadyExists
 from kube_standin.operators import make_pod
+from kube_standin.rbac import SERVICE_ACCOUNT_USER, Request, forbidden
 
 ARGO_PLACEHOLDER = re.compile(r"\{\{\s*([^}]+?)\s*\}\}")
 TEKTON_PLACEHOLDER = re.compile(r"\$\(([^)]+)\)")
@@ -51,6 +58,19 @@ def _substitute(pattern: re.Pattern[str], value, known: dict[str, str]):
     if isinstance(value, dict):
         return {k: _substitute(pattern, v, known) for k, v in value.items()}
     return value
+
+
+def _account(workflow: dict, template: dict) -> str:
+    """The account a step's pod runs as: its template's, else the Workflow's, else ``default``."""
+    return template.get("serviceAccountName") or workflow["spec"].get("serviceAccountName") or "default"
+
+
+def _executor_account(workflow: dict, template: dict) -> str:
+    """The account whose token a step's executor uses: ``executor.serviceAccountName`` of its
+    template or the Workflow where named, else its pod's."""
+    named = (template.get("executor") or {}).get("serviceAccountName") \
+        or (workflow["spec"].get("executor") or {}).get("serviceAccountName")
+    return named or _account(workflow, template)
 
 
 class Argo:
@@ -77,6 +97,10 @@ class Argo:
                 failed = next(n for n, p in pods.items() if p is not None and p["status"].get("phase") == "Failed")
                 self._phase(cluster, workflow, "Failed", f"child '{run['pods'][failed]}' failed")
             elif all(p is not None and p["status"].get("phase") == "Succeeded" for p in pods.values()):
+                if refused := self._unreported(cluster, workflow, groups[run["group"]] if run["group"] >= 0 else [],
+                                               run["pods"]):
+                    self._phase(cluster, workflow, "Error", refused)
+                    continue
                 run["results"].update({n: _output(cluster, p) for n, p in pods.items() if p is not None})
                 run["group"] += 1
                 if run["group"] >= len(groups):
@@ -95,6 +119,19 @@ class Argo:
                 run["pods"][step["name"]] = self._pod(cluster, workflow, step, run["results"])["metadata"]["name"]
                 run["pending"].remove(step)
         return not run["pending"]
+
+    @staticmethod
+    def _unreported(cluster, workflow: dict, steps: list[dict], pods: dict[str, str]) -> str:
+        """Why the executor of one of the finished ``steps`` could not report its end (the
+        message Argo gives the step's node), or "" when every one could."""
+        namespace = workflow["metadata"]["namespace"]
+        for step in steps:
+            user = SERVICE_ACCOUNT_USER.format(namespace=namespace, name=_executor_account(workflow, step["template"]))
+            for verb in ("create", "patch"):
+                request = Request(user, verb, "argoproj.io", "workflowtaskresults", namespace=namespace)
+                if not cluster.authorizer.allows(request):
+                    return f"child '{pods[step['name']]}': wait: Error (exit code 64): {forbidden(request)[1]['message']}"
+        return ""
 
     @staticmethod
     def _groups(workflow: dict) -> list[list[dict]]:
@@ -118,7 +155,7 @@ class Argo:
             script = self.scripts / f"{workflow['metadata']['uid']}-{step['name']}"
             script.write_text(_substitute(ARGO_PLACEHOLDER, body["source"], known))
             container["args"] = [*(container.get("args") or []), str(script)]
-        spec = {"restartPolicy": "Never", "containers": [container],
+        spec = {"restartPolicy": "Never", "containers": [container], "serviceAccountName": _account(workflow, template),
                 **{k: workflow["spec"][k] for k in ("nodeSelector", "tolerations") if k in workflow["spec"]}}
         labels = {**((workflow["spec"].get("podMetadata") or {}).get("labels") or {}),
                   "workflows.argoproj.io/workflow": name}
@@ -135,7 +172,7 @@ class Argo:
         if status.get("phase") == phase:
             return
         status.update(phase=phase, startedAt=status.get("startedAt") or cluster.clock.stamp())
-        if phase in ("Succeeded", "Failed"):
+        if phase in ("Succeeded", "Failed", "Error"):
             status["finishedAt"] = cluster.clock.stamp()
         if message:
             status["message"] = message

@@ -80,11 +80,17 @@ class Authorizer:
         --serviceaccount=katuna:katuna``): a RoleBinding there of the ``katuna-trials``
         ClusterRole to katuna's service account. Nothing else is granted there: katuna's
         ``Role`` lives in its own namespace, and a RoleBinding elsewhere naming it grants nothing."""
+        self.bind(TRIALS_ROLE, namespace, service_namespace, "katuna")
+
+    def bind(self, cluster_role: str, namespace: str, account_namespace: str, account: str) -> None:
+        """A RoleBinding named after ``cluster_role`` in ``namespace``, of that ClusterRole to the
+        ServiceAccount ``account_namespace:account``, as ``kubectl create rolebinding
+        --clusterrole --serviceaccount`` makes one."""
         self.objects.append({
             "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-            "metadata": {"name": TRIALS_ROLE, "namespace": namespace},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": TRIALS_ROLE},
-            "subjects": [{"kind": "ServiceAccount", "name": "katuna", "namespace": service_namespace}]})
+            "metadata": {"name": cluster_role, "namespace": namespace},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_role},
+            "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": account_namespace}]})
 
     def copy_role(self, name: str, namespace: str, home: str = "katuna") -> None:
         """A copy of the Role ``name`` of ``home`` made in ``namespace``, with a RoleBinding there
@@ -101,10 +107,14 @@ class Authorizer:
             copied["metadata"]["namespace"] = namespace
             self.objects.append(copied)
 
-    def enable(self, component: Path) -> None:
-        """Apply a Kustomize component's JSON patches of Roles and ClusterRoles (as ``components:``
-        in the Kustomization would): a ClusterRole's grants wherever it is bound."""
+    def enable(self, component: Path, namespace: str = "katuna") -> None:
+        """Apply a Kustomize component as ``components:`` in the Kustomization would: its RBAC
+        objects join, in katuna's namespace (where each names its own), and its JSON patches of
+        Roles and ClusterRoles apply (a ClusterRole's grants wherever it is bound)."""
         spec = manifests.document(component / "kustomization.yaml")
+        for resource in spec.get("resources", []):
+            self.objects.extend(_in_namespace(obj, namespace) for obj in manifests.documents(component / resource)
+                                if obj and obj.get("kind") in RBAC_KINDS)
         for patch in spec.get("patches", []):
             target = patch["target"]
             if target["kind"] not in RBAC_KINDS:
