@@ -179,7 +179,8 @@ class Settings:
     timeout itself counts from the trial container's start; a pod that cannot start for this
     long, or a Job suspended this long, fails its trial);
     ``KATUNA_EXECUTOR``: ``local`` (trials are processes here) or ``kubernetes`` (trials are
-    Jobs; the API from in-cluster configuration, the kubeconfig, or ``KATUNA_K8S_API``);
+    Jobs; the API from in-cluster configuration, the kubeconfig, or ``KATUNA_K8S_API``, a proxy
+    that adds credentials such as ``kubectl proxy``: katuna sends none to it);
     ``KATUNA_REPORT_URL``, where trial Jobs of studies with early stopping post their progress
     (:mod:`functions.reporter`; unset: ``K_SINK``, the broker that a SinkBinding names). Node pools for studies with a
     ``nodePool``, in one cloud: GKE with ``KATUNA_GKE_PROJECT``, ``KATUNA_GKE_LOCATION``,

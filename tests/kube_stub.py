@@ -37,8 +37,8 @@ from kube_standin.nodes import STATIC_ALLOCATABLE, STATIC_NODE, NodePool, node
 from kube_standin.objects import AlreadyExists, generated_name, invalid, not_found, snapshot
 from kube_standin.operators import JobSetController, Trainer, TrainingOperator
 from kube_standin.pipelines import Argo, Tekton
-from kube_standin.rbac import MANIFESTS, Authorizer, kustomization_objects
-from kube_standin.server import KINDS, handler
+from kube_standin.rbac import ANONYMOUS, MANIFESTS, Authorizer, kustomization_objects
+from kube_standin.server import KATUNA_USER, KINDS, handler
 from kube_standin.structural import Refused, admitted
 from kube_standin.workloads import Workloads
 from kubernetes import client
@@ -131,10 +131,16 @@ class KubeStub(ApiServer, Workloads):
         self._controllers = threading.Thread(target=self._control_loop, daemon=True)
         if not self.clock.simulated:
             self._controllers.start()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler(self))
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+        self.servers = [ThreadingHTTPServer(("127.0.0.1", 0), handler(self, user)) for user in (ANONYMOUS, KATUNA_USER)]
+        for server in self.servers:
+            server.daemon_threads = True
+            threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+        api, proxy = (f"http://127.0.0.1:{server.server_address[1]}" for server in self.servers)
+        self.api_url = api
+        """The API server itself: a request without a bearer token is ``system:anonymous``'s."""
+        self.url = proxy
+        """A ``kubectl proxy`` in front of it run with katuna's credentials, what ``KATUNA_K8S_API``
+        names: it adds them to a request without a token and passes a request's own token on."""
 
     def close(self) -> None:
         self._running = False
@@ -147,16 +153,17 @@ class KubeStub(ApiServer, Workloads):
         for process in self.processes:
             if process.poll() is None:
                 process.kill()
-        self.server.shutdown()
-        self.server.server_close()
+        for server in self.servers:
+            server.shutdown()
+            server.server_close()
         shutil.rmtree(self.kubelets.logs_dir, ignore_errors=True)
         for controller in self.operator_controllers.values():
             if hasattr(controller, "close"):
                 controller.close()
 
     def configuration(self, user: str | None = None) -> client.Configuration:
-        """A client's configuration for this API, as ``user`` (its bearer token names it), else as
-        katuna's ServiceAccount."""
+        """A client's configuration for this API, as ``user`` (its bearer token names it), else
+        through the proxy as katuna's ServiceAccount."""
         configuration = client.Configuration()
         configuration.host = self.url
         if user:

@@ -20,6 +20,7 @@ from kubernetes.client.rest import ApiException
 from moto import mock_aws
 from waiting import eventually
 
+from functions.adapters.kubernetes_client import api_client
 from functions.core.nodepool import NodePool as PoolSpec
 from infra import eks_requests
 
@@ -153,6 +154,28 @@ def test_a_bearer_token_names_another_account_with_its_own_grants(static: KubeSt
     refused = refusal(lambda: source.create_namespaced_job("katuna", job("j")))
     assert refused == (403, f'jobs.batch is forbidden: User "{JOBS_SOURCE}" cannot create resource "jobs" in API '
                        'group "batch" in the namespace "katuna"')
+
+
+def test_the_api_server_refuses_a_request_without_credentials_and_the_proxy_adds_katunas(static: KubeStub):
+    """The API server takes a request with no token as ``system:anonymous``, which may do
+    nothing, not even ask what it may do; so katuna pointed at it (``KATUNA_K8S_API``, which
+    carries no credentials) is refused. Through ``kubectl proxy`` run with katuna's credentials,
+    the same request is katuna's."""
+    anonymous = client.BatchV1Api(api_client(static.api_url))
+    assert refusal(lambda: anonymous.list_namespaced_job("katuna")) == (
+        403, 'jobs.batch is forbidden: User "system:anonymous" cannot list resource "jobs" in API group "batch" '
+             'in the namespace "katuna"')
+    attributes = client.V1ResourceAttributes(namespace="katuna", verb="list", group="batch", resource="jobs")
+    body = client.V1SelfSubjectAccessReview(spec=client.V1SelfSubjectAccessReviewSpec(resource_attributes=attributes))
+    assert refusal(lambda: client.AuthorizationV1Api(api_client(static.api_url)).create_self_subject_access_review(
+        body)) == (403, 'selfsubjectaccessreviews.authorization.k8s.io is forbidden: User "system:anonymous" cannot '
+                        'create resource "selfsubjectaccessreviews" in API group "authorization.k8s.io" at the '
+                        'cluster scope')
+    with_token = client.Configuration()
+    with_token.host, with_token.api_key, with_token.api_key_prefix = (
+        static.api_url, {"authorization": KATUNA}, {"authorization": "Bearer"})
+    assert client.BatchV1Api(client.ApiClient(with_token)).list_namespaced_job("katuna").items == []
+    assert client.BatchV1Api(api_client(static.url)).list_namespaced_job("katuna").items == []
 
 
 def test_a_pod_stays_pending_until_a_node_it_fits_is_ready(pools):

@@ -62,6 +62,8 @@ def test_serve_on_kubernetes_without_a_cluster_refuses_to_start_in_one_line(tmp_
                           capture_output=True, text=True, timeout=60, env={**env, "HOME": str(home)})
     assert done.returncode == 2
     assert done.stderr.startswith("error: no Kubernetes configuration for --executor kubernetes: not in a cluster")
+    assert done.stderr.rstrip().endswith("set KUBECONFIG, or KATUNA_K8S_API to the address of a proxy that adds "
+                                         "the credentials, such as `kubectl proxy`'s")
     assert len(done.stderr.splitlines()) == 1 and done.stdout == ""
     assert not (tmp_path / "katuna.db").exists()
 

@@ -36,8 +36,10 @@ class BoundedApiClient(client.ApiClient):
 
 
 def api_client(host: str | None = None, timeout: float = REMOTE_TIMEOUT) -> client.ApiClient:
-    """A client for ``host``, else in-cluster configuration, else the local kubeconfig; each
-    request bounded by ``timeout`` (:class:`BoundedApiClient`) and never retried by the client
+    """A client for ``host``, else in-cluster configuration, else the local kubeconfig. ``host``
+    (``KATUNA_K8S_API``) gets no credentials: it is a proxy that adds them (``kubectl proxy``),
+    since the API server itself refuses a request without them as ``system:anonymous``'s. Each
+    request is bounded by ``timeout`` (:class:`BoundedApiClient`) and never retried by the client
     itself (a failed call is a temporary error, and its event is delivered again), so one call
     costs one timeout to connect and one per read at most."""
     configuration = client.Configuration()
@@ -59,7 +61,8 @@ def configuration_problem(host: str | None = None) -> str | None:
         api_client(host).close()
     except (config.ConfigException, OSError, ValueError, yaml.YAMLError) as exc:
         return (f"no Kubernetes configuration for --executor kubernetes: not in a cluster and no usable kubeconfig "
-                f"({' '.join(str(exc).split())}); set KUBECONFIG, or KATUNA_K8S_API to the API's address")
+                f"({' '.join(str(exc).split())}); set KUBECONFIG, or KATUNA_K8S_API to the address of a proxy "
+                "that adds the credentials, such as `kubectl proxy`'s")
     return None
 
 

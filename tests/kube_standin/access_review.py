@@ -1,15 +1,24 @@
 """SelfSubjectAccessReview as the API server answers it: every authenticated account may ask
-(the ``system:basic-user`` ClusterRole every cluster binds), about resource attributes or
-non-resource attributes but not both, and is told whether the authorizer would let it."""
+(the ``system:basic-user`` ClusterRole every cluster binds to ``system:authenticated``; an
+anonymous request is refused), about resource attributes or non-resource attributes but not
+both, and is told whether the authorizer would let it."""
 
 from __future__ import annotations
 
 from kube_standin.objects import status
-from kube_standin.rbac import Request
+from kube_standin.rbac import ANONYMOUS, Request, forbidden
 
 PATH = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
 VERSION, KIND = "authorization.k8s.io/v1", "SelfSubjectAccessReview"
 EITHER = "exactly one of nonResourceAttributes or resourceAttributes must be specified"
+
+
+def answer(authorizer, user: str, body: object) -> tuple[int, dict]:
+    """The answer to a review posted by ``user``: refused (403) for an anonymous request, which
+    ``system:basic-user`` does not cover, else :func:`review`'s."""
+    if user == ANONYMOUS:
+        return forbidden(Request(user, "create", "authorization.k8s.io", "selfsubjectaccessreviews"))
+    return review(authorizer, user, body)
 
 
 def review(authorizer, user: str, body: object) -> tuple[int, dict]:

@@ -21,6 +21,8 @@ from kube_standin.objects import status
 
 MANIFESTS = Path(__file__).resolve().parents[2] / "knative"
 SERVICE_ACCOUNT_USER = "system:serviceaccount:{namespace}:{name}"
+ANONYMOUS = "system:anonymous"
+"""Who a request without credentials is to the API server (in group ``system:unauthenticated``)."""
 RBAC_KINDS = ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")
 TRIALS_ROLE = "katuna-trials"
 """The ClusterRole of what running trials takes, bound per namespace where they run."""
@@ -162,7 +164,8 @@ def _names(subject: dict, user: str) -> bool:
         return user == SERVICE_ACCOUNT_USER.format(namespace=subject.get("namespace", ""), name=subject["name"])
     if subject.get("kind") == "User":
         return user == subject["name"]
-    return subject.get("kind") == "Group" and subject["name"] == "system:authenticated"
+    group = "system:unauthenticated" if user == ANONYMOUS else "system:authenticated"
+    return subject.get("kind") == "Group" and subject["name"] == group
 
 
 def forbidden(request: Request) -> tuple[int, dict]:

@@ -1,6 +1,13 @@
-"""The HTTP face of the stand-in: paths parsed as the API server parses them, each request
-authorized as its user (the bearer token names it; katuna's ServiceAccount without one), then
-served by the cluster; watches stream one JSON event a line."""
+"""The HTTP faces of the stand-in: paths parsed as the API server parses them, each request
+authorized as its user, then served by the cluster; watches stream one JSON event a line.
+
+A request's bearer token names its user. Without one, the API server itself takes it as
+``system:anonymous`` (anonymous authentication, its default), which RBAC grants nothing here:
+every call is refused with 403, a SelfSubjectAccessReview included (``system:basic-user`` is
+bound to authenticated users only). ``kubectl proxy`` instead adds its kubeconfig's credentials to
+a request that carries none and passes a request's own ``Authorization`` on (client-go's
+``bearerAuthRoundTripper``): the proxy face takes a token-less request as katuna's ServiceAccount,
+as a proxy run with katuna's credentials would."""
 
 from __future__ import annotations
 
@@ -14,11 +21,11 @@ from kube_standin import access_review
 from kube_standin.history import Gone
 from kube_standin.objects import status
 from kube_standin.patches import APPLY_PATCH
-from kube_standin.rbac import Request, forbidden
+from kube_standin.rbac import ANONYMOUS, Request, forbidden
 from kube_standin.selectors import unreadable_selector
 
 KATUNA_USER = "system:serviceaccount:katuna:katuna"
-"""Who a request without a bearer token is: katuna's ServiceAccount, as in its pod."""
+"""katuna's ServiceAccount: whose credentials the proxy face adds to a request without a token."""
 
 PATH = re.compile(r"^/(?:api/(v1)|apis/([^/]+)/([^/]+))(?:/namespaces/([^/]+))?/([^/]+)(?:/([^/]+))?(?:/([^/]+))?$")
 
@@ -107,8 +114,10 @@ def warning(text: str) -> str:
     return f'299 - "{quoted}"'
 
 
-def handler(cluster) -> type[BaseHTTPRequestHandler]:
-    """A request handler class serving ``cluster``."""
+def handler(cluster, unauthenticated: str = ANONYMOUS) -> type[BaseHTTPRequestHandler]:
+    """A request handler class serving ``cluster``, taking a request without a bearer token as
+    ``unauthenticated``'s: ``system:anonymous`` for the API server itself, katuna's account for
+    a ``kubectl proxy`` run with katuna's credentials."""
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -132,7 +141,7 @@ def handler(cluster) -> type[BaseHTTPRequestHandler]:
 
         def _user(self) -> str:
             token = self.headers.get("Authorization", "")
-            return token[len("Bearer "):] if token.startswith("Bearer ") else KATUNA_USER
+            return token[len("Bearer "):] if token.startswith("Bearer ") else unauthenticated
 
         def _handle(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
@@ -145,7 +154,7 @@ def handler(cluster) -> type[BaseHTTPRequestHandler]:
                     return
                 body = None
             if self.command == "POST" and urlparse(self.path).path == access_review.PATH:
-                self._send(*access_review.review(cluster.authorizer, self._user(), body))
+                self._send(*access_review.answer(cluster.authorizer, self._user(), body))
                 return
             call = parse(self.command, self.path, body, content_type)
             if call is None:
