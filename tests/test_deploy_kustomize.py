@@ -14,6 +14,7 @@ then validated as in ``test_knative.py``.
 from __future__ import annotations
 
 import ipaddress
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -115,13 +116,18 @@ def _load(folder: Path, entry: str) -> list[dict]:
 
 
 def _patch(objects: list[dict], patch: dict[str, Any]) -> None:
-    """A JSON 6902 patch (``add`` and ``replace`` only) on the objects its target names."""
+    """A JSON 6902 patch (``add`` and ``replace`` only) on the objects its target names, or a
+    strategic merge patch that is ``$patch: delete`` alone, which removes them."""
     if set(patch) != {"target", "patch"} or not set(patch["target"]) <= {"kind", "name"}:
         raise Unsupported(f"patch {patch}: only an inline JSON 6902 patch with a kind/name target is modelled")
     matched = [doc for doc in objects if all(_field(doc, key) == value for key, value in patch["target"].items())]
     if not matched:
         raise Unsupported(f"patch target {patch['target']} matches no object")
-    for operation in yaml.safe_load(patch["patch"]):
+    operations = yaml.safe_load(patch["patch"])
+    if isinstance(operations, dict):
+        _delete(objects, matched, operations)
+        return
+    for operation in operations:
         if operation["op"] not in ("add", "replace"):
             raise Unsupported(f"JSON patch op {operation['op']!r}")
         for doc in matched:
@@ -129,6 +135,16 @@ def _patch(objects: list[dict], patch: dict[str, Any]) -> None:
                 jsonpatch.apply_patch(doc, [operation], in_place=True)
             except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as exc:
                 raise Unsupported(f"{operation['op']} of missing {operation['path']}: {exc}") from exc
+
+
+def _delete(objects: list[dict], matched: list[dict], patch: dict[str, Any]) -> None:
+    """kustomize's ``$patch: delete``: the object the patch names (kind and name, matching the
+    target's) is left out of the output."""
+    names = {(patch.get("kind"), (patch.get("metadata") or {}).get("name"))}
+    if patch.get("$patch") != "delete" or set(patch) - {"$patch", "apiVersion", "kind", "metadata"} \
+            or {(doc["kind"], doc["metadata"]["name"]) for doc in matched} != names:
+        raise Unsupported(f"strategic merge patch {patch}: only $patch: delete of its target is modelled")
+    objects[:] = [doc for doc in objects if not any(doc is found for found in matched)]
 
 
 def _field(doc: dict, key: str) -> str:
@@ -235,6 +251,53 @@ def test_the_documented_storage_class_patch_sets_the_claims_class(tmp_path):
     _patch(objects, patch)
     validate(objects, tmp_path)
     assert claim(objects)["spec"]["storageClassName"] == "premium-rwo"
+
+
+def _kubectl(page: str, heading: str) -> list[list[str]]:
+    """The ``kubectl`` commands of the ``sh`` block under ``heading``, continuation lines joined."""
+    text = block(page, heading, "sh").replace("\\\n", " ")
+    return [shlex.split(line) for line in text.splitlines() if line.startswith("kubectl ")]
+
+
+@pytest.mark.slow
+def test_the_documented_namespaced_jobs_source_reads_trial_namespaces_only(tmp_path):
+    """docs/katib.md's overlay and commands for the katib-api component: the source's account may
+    get, list and watch Jobs in each namespace its selector takes (as the ApiServerSource
+    controller checks before it runs), and reads none elsewhere; the objects stay valid."""
+    from kube_standin.rbac import Authorizer, Request
+
+    heading = "Watching only the namespaces trials run in"
+    overlay = yaml.safe_load(block("docs/katib.md", heading, "yaml"))
+    assert (overlay["resources"], overlay["components"]) == (["../katuna/knative"], ["../katuna/knative/katib-api"])
+    objects = render(KNATIVE, components=("katib-api",))
+    for patch in overlay["patches"]:
+        _patch(objects, patch)
+    validate(objects, tmp_path)
+    assert not [doc for doc in objects if doc["kind"] == "ClusterRoleBinding"
+                and doc["metadata"]["name"] == "katuna-jobs-source"]
+    authorizer = Authorizer([doc for doc in objects if doc["kind"] in ("Role", "ClusterRole", "RoleBinding",
+                                                                       "ClusterRoleBinding")])
+    labelled = set()
+    for command in _kubectl("docs/katib.md", heading):
+        if command[1:3] == ["label", "namespace"]:
+            assert command[4] == "katuna.dev/trials=true"
+            labelled.add(command[3])
+        else:
+            assert command[1:3] == ["create", "rolebinding"]
+            options = dict(option.removeprefix("--").split("=", 1) for option in command[6:])
+            authorizer.bind(options["clusterrole"], command[5], *options["serviceaccount"].split(":"))
+    [source] = [doc for doc in objects if doc["kind"] == "ApiServerSource" and doc["metadata"]["name"] == "katuna-jobs"]
+    assert source["spec"]["namespaceSelector"] == {"matchLabels": {"katuna.dev/trials": "true"}}
+    assert labelled == {"katuna", "team"}
+    account = f"system:serviceaccount:katuna:{source['spec']['serviceAccountName']}"
+
+    def reads(namespace: str) -> list[str]:
+        return [verb for verb in ("get", "list", "watch")
+                if authorizer.allows(Request(account, verb, "batch", "jobs", namespace=namespace))]
+
+    assert [reads(namespace) for namespace in sorted(labelled)] == [["get", "list", "watch"]] * 2
+    assert reads("kube-system") == [] and reads("other") == []
+    assert not authorizer.allows(Request(account, "list", "batch", "jobs")), "no cluster-wide read"
 
 
 COMPONENTS = ("eks", "oidc", "katib-api", *(f"trial-kinds/{kind.name}" for kind in sorted((KNATIVE / "trial-kinds").iterdir())))
