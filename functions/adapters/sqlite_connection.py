@@ -12,7 +12,7 @@ import functools
 import itertools
 import json
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -147,3 +147,15 @@ class SqliteConnection:
         cursor = self.db.conn.execute(sql, args)
         columns = [d[0] for d in cursor.description]
         return [dict(zip(columns, row)) for row in cursor.fetchall()]
+
+    def _lazy_rows(self, sql: str, args: Sequence[Any]) -> Generator[dict[str, Any], None, None]:
+        """Rows as dicts, each read from the file only when it is taken: a caller that stops
+        early (a page full in bytes) reads no further. Closing the generator ends the statement."""
+        with translated(self.path):
+            cursor = self.db.conn.execute(sql, args)
+            try:
+                columns = [d[0] for d in cursor.description]
+                for row in cursor:
+                    yield dict(zip(columns, row))
+            finally:
+                cursor.close()

@@ -13,7 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
+from contextlib import closing
 from typing import Any
 
 from functions.adapters.sqlite_connection import SqliteConnection, dumps, loads, reading
@@ -48,9 +49,17 @@ class SqliteServiceRecords(SqliteConnection):
             if newest is not None:
                 self.db.execute("DELETE FROM dead_letters WHERE id <= ?", [newest - keep])
 
-    def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
-        rows = self.db.query("SELECT * FROM dead_letters ORDER BY id DESC LIMIT ?", [limit])
-        return [{"event": loads(r["event"]), "reason": r["reason"], "receivedAt": r["received_at"]} for r in rows]
+    def dead_letters(self, limit: int = 100, before: int | None = None) -> Generator[dict[str, Any], None, None]:
+        """Up to ``limit`` of the kept dead letters older than the one numbered ``before`` (from
+        the newest when None), newest first, each with its number (``id``), read one at a time
+        as they are taken: each may be as large as a request body."""
+        sql, args = "SELECT * FROM dead_letters", [limit]
+        if before is not None:
+            sql, args = sql + " WHERE id < ?", [before, limit]
+        rows = self._lazy_rows(sql + " ORDER BY id DESC LIMIT ?", args)
+        with closing(rows):
+            for r in rows:
+                yield {"id": r["id"], "event": loads(r["event"]), "reason": r["reason"], "receivedAt": r["received_at"]}
 
     # dashboard sessions
 

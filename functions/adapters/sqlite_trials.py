@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
+from contextlib import closing
 from typing import Any
 
 from optuna.trial import TrialState
@@ -190,6 +191,16 @@ class SqliteTrials(SqliteStudies):
             sql += f" AND state IN ({', '.join('?' * len(states))})"
             args += list(states)
         return [self._trial(row) for row in self._rows(sql + " ORDER BY number", args)]
+
+    def trials_after(self, study: str, after: int | None, limit: int) -> Generator[TrialRecord, None, None]:
+        """Up to ``limit`` of the study's trials numbered above ``after`` (from the first when
+        None), by number, through the primary key and read one at a time as they are taken: a
+        page of the API's listing costs the same at any study size."""
+        rows = self._lazy_rows("SELECT * FROM trials WHERE study = ? AND number > ? ORDER BY number LIMIT ?",
+                               [study, -1 if after is None else after, limit])
+        with closing(rows):
+            for row in rows:
+                yield self._trial(row)
 
     def query_trials(self, study: str, query: TrialQuery) -> tuple[list[TrialRecord], int]:
         """Filtering, ordering and paging all happen in SQL, so a page costs the same at any size."""

@@ -5,7 +5,7 @@ Adapters implement them (``functions.adapters``); handlers and tests depend only
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
@@ -103,6 +103,10 @@ class Store(Protocol):
     def set_trials_reported(self, study: str, change: int) -> None:
         """Record that the study's trials were reported up to ``change`` (a later one stays)."""
 
+    def trials_after(self, study: str, after: int | None, limit: int) -> Generator[TrialRecord, None, None]:
+        """Up to ``limit`` of the study's trials numbered above ``after`` (from the first when
+        None), by number, read as they are taken."""
+
     def query_trials(self, study: str, query: TrialQuery) -> tuple[list[TrialRecord], int]:
         """One page of the trials that match ``query``, and how many match in all."""
 
@@ -126,8 +130,9 @@ class Store(Protocol):
     def add_dead_letter(self, event: Event, reason: str) -> None:
         """Keep an event that could not be delivered, with why."""
 
-    def dead_letters(self, limit: int = 100) -> list[dict[str, Any]]:
-        """The latest dead letters, newest first."""
+    def dead_letters(self, limit: int = 100, before: int | None = None) -> Generator[dict[str, Any], None, None]:
+        """Up to ``limit`` dead letters older than the one numbered ``before`` (the newest when
+        None), newest first, each with its number (``id``), read as they are taken."""
 
     def processed(self, event_id: str, handler: str) -> list[Event] | None:
         """The events a handler emitted for this event id, or None if it never handled it."""

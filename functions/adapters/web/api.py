@@ -7,6 +7,7 @@ from functools import partial
 
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context, url_for
 
+from functions.adapters.web import paging
 from functions.adapters.web.openapi import document
 from functions.adapters.web.query import attempt_of
 from functions.core.application import Application
@@ -86,11 +87,22 @@ def get_study(name: str):
     return jsonify(view)
 
 
+TRIALS_PAGE = 1_000
+"""Trials in a page of ``GET /studies/{name}/trials`` when ``limit`` is left out."""
+
+MAX_TRIALS_PAGE = 10_000
+"""The largest ``limit`` of that listing; a page is also cut at :data:`paging.PAGE_BYTES`."""
+
+
 @blueprint.get("/studies/<name>/trials")
 def list_trials(name: str):
+    """The study's trials by number, a page at a time (:mod:`.paging`): ``limit`` of them after
+    trial ``after``, and a ``Link`` to the next page while more follow."""
+    limit, after = paging.page_request("after", TRIALS_PAGE, MAX_TRIALS_PAGE)
     store = _runtime().store()
     store.get_study(name)
-    return jsonify([trial_view(t) for t in store.trials(name)])
+    trials = ((t.number, trial_view(t)) for t in store.trials_after(name, after, limit + 1))
+    return paging.page(trials, limit, lambda last: url_for("api.list_trials", name=name, limit=limit, after=last))
 
 
 def find_trial(name: str, number: int):

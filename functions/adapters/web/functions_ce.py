@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 
 from functions.adapters import cloudevents_http
+from functions.adapters.web import paging
 from functions.adapters.web.errors import error_response
 from functions.core.application import Application
 from functions.core.errors import ForgedEvent, KatunaError, StudyNotFound
@@ -118,9 +119,21 @@ def _required_key(runtime: Application) -> bytes | None:
     return None if g.get(API_CALLER) else runtime.settings.event_key
 
 
+DEAD_LETTERS_PAGE = 100
+"""Dead letters in a page of ``GET /dead-letters`` when ``limit`` is left out."""
+
+MAX_DEAD_LETTERS_PAGE = 1_000
+"""The largest ``limit`` of that listing; a page is also cut at :data:`paging.PAGE_BYTES`."""
+
+
 @blueprint.get("/dead-letters")
 def list_dead_letters():
-    return jsonify(current_app.extensions["katuna"].store().dead_letters())
+    """The kept dead letters, newest first, a page at a time (:mod:`.paging`): ``limit`` of them
+    older than letter ``before``, and a ``Link`` to the next page while more follow."""
+    limit, before = paging.page_request("before", DEAD_LETTERS_PAGE, MAX_DEAD_LETTERS_PAGE)
+    letters = current_app.extensions["katuna"].store().dead_letters(limit + 1, before)
+    return paging.page(((letter["id"], letter) for letter in letters), limit,
+                       lambda last: url_for("functions.list_dead_letters", limit=limit, before=last))
 
 
 def _emit(runtime: Application, emitted: list[Event]):

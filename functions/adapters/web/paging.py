@@ -1,0 +1,64 @@
+"""Long listings a page at a time: at most a count of items and of bytes each, and the next
+page's link.
+
+A study may hold a million trials and the dead-letter sink a thousand letters of up to a MiB
+each, so a listing answered whole would cost memory and time in proportion to what is stored,
+up to the worker's kill. A page is read from the store one row at a time and stops at its
+``limit`` or at :data:`PAGE_BYTES` of JSON, whichever comes first (always at least one item).
+The next page is named by the last item's key (keyset paging), never by a position: items added
+or dropped meanwhile shift no page, and none is skipped or served twice. It is given in a
+``Link`` header (RFC 8288, ``rel="next"``), absent on the last page, so the body stays the list
+it always was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from contextlib import closing
+from typing import Any
+
+from flask import Response, current_app, request
+
+from functions.adapters.web.query import whole_number
+from functions.core.errors import MalformedRequest
+
+PAGE_BYTES = 8 << 20
+"""The most bytes of JSON items in one page (8 MiB): eight dead letters at the largest body."""
+
+LIMIT = "limit"
+
+
+def page_request(cursor: str, default: int, maximum: int) -> tuple[int, int | None]:
+    """The page asked for: its ``limit`` (``default`` when absent) and the key of the item it
+    follows, the ``cursor`` parameter (None: from the first). Any other parameter is refused,
+    as one that would be ignored, such as ``offset``, makes a wrong page look right."""
+    unknown = sorted(set(request.args) - {LIMIT, cursor})
+    if unknown:
+        raise MalformedRequest(f"{unknown[0]}: not a parameter of this listing, which takes {LIMIT} (1 to "
+                               f"{maximum}, {default} when left out) and {cursor} (the key the page follows, as "
+                               "its next link gives it)")
+    return whole_number(LIMIT, default, 1, maximum), _cursor(cursor)
+
+
+def _cursor(name: str) -> int | None:
+    return None if request.args.get(name) is None else whole_number(name, 0, 0)
+
+
+def page(items: Generator[tuple[int, dict[str, Any]], None, None], limit: int, next_link: Callable[[int], str]) -> Response:
+    """A JSON list of the first ``limit`` views of ``items`` (key, view) that fit in
+    :data:`PAGE_BYTES`, with the link to the page after the last one when more follow. ``items``
+    should hold at most ``limit + 1``: the one past the page only tells that more follow."""
+    parts: list[str] = []
+    size, last, more = 0, 0, False
+    with closing(items):
+        for key, view in items:
+            text = current_app.json.dumps(view)
+            if len(parts) == limit or (parts and size + len(text) > PAGE_BYTES):
+                more = True
+                break
+            parts.append(text)
+            size, last = size + len(text) + 1, key
+    response = Response("[" + ",".join(parts) + "]", mimetype="application/json")
+    if more:
+        response.headers["Link"] = f'<{next_link(last)}>; rel="next"'
+    return response

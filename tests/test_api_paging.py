@@ -1,0 +1,178 @@
+"""The API's long listings a page at a time, through the real app (Flask's test client on a real
+Runtime and a real SQLite file): ``GET /studies/{name}/trials`` and ``GET /dead-letters`` answer at
+most ``limit`` items and :data:`paging.PAGE_BYTES` of them, with a ``Link`` to the next page; the
+links reach every item once, trials added meanwhile included; a bad ``limit`` or cursor, or a
+parameter the listing does not take, is a ``400`` naming it."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from cloudevents.core.bindings import http as ce_http
+from cloudevents.core.v1.event import CloudEvent
+from conftest import study_definition
+
+from functions.adapters.web import create_app, paging
+from functions.core.events import Event
+from functions.core.records import COMPLETE, StudyRecord, TrialRecord
+from functions.core.validate import parse_study
+from functions.runtime import Runtime
+from functions.settings import Settings
+
+TRIALS = 2_345
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory) -> Iterator:
+    base = tmp_path_factory.mktemp("paging")
+    runtime = Runtime(Settings(db=base / "katuna.db"))
+    store = runtime.store()
+    definition = study_definition(name="big", maxTrials=TRIALS + 100)
+    store.add_study(StudyRecord(parse_study(definition), definition, str(base), "uid-big", status="completed"))
+    with store.transaction():
+        for number in range(TRIALS):
+            store.add_trial(TrialRecord("big", number, {"x": number / 1000}, COMPLETE, values=[number / 7],
+                                        metrics={"loss": number / 7}))
+    try:
+        yield create_app(runtime).test_client()
+    finally:
+        runtime.close()
+
+
+def _next(answer) -> str | None:
+    found = re.fullmatch(r'<([^>]+)>; rel="next"', answer.headers.get("Link", ""))
+    return found.group(1) if found else None
+
+
+def _walk(client, path: str) -> tuple[list[dict], list[int]]:
+    """Every item the links reach from ``path``, and the size of each page."""
+    items, sizes = [], []
+    while path is not None:
+        answer = client.get(path)
+        assert answer.status_code == 200, answer.get_json()
+        items += answer.get_json()
+        sizes.append(len(answer.get_json()))
+        path = _next(answer)
+    return items, sizes
+
+
+def test_the_trials_come_a_page_at_a_time_and_the_links_reach_each_once(client):
+    first = client.get("/studies/big/trials")
+    assert [t["number"] for t in first.get_json()] == list(range(1_000))
+    assert _next(first) == "/studies/big/trials?limit=1000&after=999"
+    items, sizes = _walk(client, "/studies/big/trials?limit=700")
+    assert [t["number"] for t in items] == list(range(TRIALS))
+    assert sizes == [700, 700, 700, TRIALS - 2_100]
+    assert items[5] == first.get_json()[5]
+
+
+def test_trials_added_while_paging_come_last_and_none_twice(client):
+    store = client.application.extensions["katuna"].store()
+    first = client.get("/studies/big/trials?limit=1000")
+    with store.transaction():
+        for number in range(TRIALS, TRIALS + 10):
+            store.add_trial(TrialRecord("big", number, {"x": 0.5}, COMPLETE, values=[0.0]))
+    try:
+        rest, _ = _walk(client, _next(first))
+        numbers = [t["number"] for t in first.get_json() + rest]
+        assert numbers == list(range(TRIALS + 10))
+    finally:
+        with store.transaction():
+            for number in range(TRIALS, TRIALS + 10):
+                store.discard_trial("big", number)
+
+
+def test_the_last_page_has_no_next_link(client):
+    last = client.get(f"/studies/big/trials?after={TRIALS - 3}")
+    assert [t["number"] for t in last.get_json()] == [TRIALS - 2, TRIALS - 1] and "Link" not in last.headers
+    assert client.get(f"/studies/big/trials?after={TRIALS + 5}").get_json() == []
+
+
+@pytest.mark.parametrize("query, named", [
+    ("limit=0", "limit"), ("limit=10001", "limit"), ("limit=abc", "limit"), ("limit=", "limit"),
+    ("after=-1", "after"), ("after=1.5", "after"), ("after=" + "9" * 30, "after"),
+    ("offset=5", "offset"), ("page=2", "page"), ("before=3", "before")])
+def test_a_bad_paging_parameter_is_refused_naming_it(client, query: str, named: str):
+    answer = client.get(f"/studies/big/trials?{query}")
+    assert answer.status_code == 400, answer.get_data(as_text=True)
+    assert answer.get_json()["message"].startswith(f"{named}: "), answer.get_json()
+
+
+def test_the_trials_of_a_missing_study_are_a_404(client):
+    assert client.get("/studies/nosuch/trials?limit=5").status_code == 404
+
+
+def test_a_page_of_large_trials_is_cut_at_the_page_bytes(tmp_path):
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
+    try:
+        store = runtime.store()
+        definition = study_definition(name="wide", maxTrials=100)
+        store.add_study(StudyRecord(parse_study(definition), definition, str(tmp_path), "uid-w", status="failed"))
+        reason = "r" * (1 << 20)
+        with store.transaction():
+            for number in range(20):
+                store.add_trial(TrialRecord("wide", number, {"x": 0.1}, "FAIL", reason=reason))
+        client = create_app(runtime).test_client()
+        first = client.get("/studies/wide/trials")
+        assert len(first.get_data()) <= paging.PAGE_BYTES + 2 and len(first.get_json()) == 7
+        items, sizes = _walk(client, "/studies/wide/trials")
+        assert [t["number"] for t in items] == list(range(20)) and sizes == [7, 7, 6]
+    finally:
+        runtime.close()
+
+
+def _letter(client, number: int, data_bytes: int) -> None:
+    event = CloudEvent(attributes={"type": "dev.katuna.trial.finished", "source": "/test", "id": f"lost-{number}",
+                                   "datacontenttype": "application/json", "knativeerrorcode": "500"},
+                       data={"study": "gone", "trial": number, "pad": "p" * data_bytes})
+    message = ce_http.to_binary_event(event)
+    answer = client.post("/dead-letters", data=message.body, headers=message.headers)
+    assert answer.status_code == 202, answer.get_data(as_text=True)
+
+
+def test_every_kept_dead_letter_is_reached_a_page_at_a_time(tmp_path):
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db", max_dead_letters=150))
+    try:
+        client = create_app(runtime).test_client()
+        for number in range(160):
+            _letter(client, number, 10)
+        first = client.get("/dead-letters")
+        assert [d["event"]["id"] for d in first.get_json()] == [f"lost-{n}" for n in range(159, 59, -1)]
+        items, sizes = _walk(client, "/dead-letters?limit=40")
+        assert [d["event"]["id"] for d in items] == [f"lost-{n}" for n in range(159, 9, -1)]
+        assert sizes == [40, 40, 40, 30]
+        assert client.get("/dead-letters?limit=1001").get_json()["message"].startswith("limit: ")
+        assert client.get("/dead-letters?offset=100").get_json()["message"].startswith("offset: ")
+    finally:
+        runtime.close()
+
+
+def test_a_page_of_large_dead_letters_is_cut_at_the_page_bytes(tmp_path):
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
+    try:
+        client = create_app(runtime).test_client()
+        for number in range(12):
+            _letter(client, number, 1000 * 1024)
+        first = client.get("/dead-letters?limit=1000")
+        assert len(first.get_data()) <= paging.PAGE_BYTES + 2 and len(first.get_json()) == 8
+        items, sizes = _walk(client, "/dead-letters")
+        assert [d["event"]["id"] for d in items] == [f"lost-{n}" for n in range(11, -1, -1)] and sizes == [8, 4]
+    finally:
+        runtime.close()
+
+
+def test_the_store_reads_dead_letters_only_as_they_are_taken(tmp_path):
+    """Each letter may be a MiB: a page that stops early has read no further."""
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
+    try:
+        store = runtime.store()
+        for number in range(3):
+            store.add_dead_letter(Event("dev.katuna.trial.finished", {"trial": number}, f"e{number}"), "why")
+        letters = store.dead_letters(10)
+        assert next(letters)["event"]["id"] == "e2"
+        letters.close()
+        assert [d["id"] for d in store.dead_letters(10, before=3)] == [2, 1]
+    finally:
+        runtime.close()
