@@ -21,6 +21,7 @@ from functions.core import file_collector, quantiles, template, trial_spec
 from functions.core.choices import clashes
 from functions.core.cluster import parse_cluster
 from functions.core.errors import InvalidStudy, Problem
+from functions.core.exec_limits import exec_problems
 from functions.core.limits import DEFAULTS, MAX_SEED, Limits
 from functions.core.metrics import check_filter
 from functions.core.naming import indexed_excess, job_name
@@ -144,7 +145,8 @@ def parse_study(data: Any, limits: Limits = DEFAULTS, stored: Callable[[str], bo
         warm_start=warm_start,
         node_pool=node_pool,
     )
-    problems = over_limits(study, limits) or _indexed_names(study, limits) or distribution_problems(parameters)
+    problems = over_limits(study, limits) or exec_problems(study) or _indexed_names(study, limits)
+    problems = problems or distribution_problems(parameters)
     problems = problems or check_algorithm(algorithm, parameters, len(objectives), limits)
     problems = problems or check_sampler(algorithm, parameters, len(objectives))
     if problems:
