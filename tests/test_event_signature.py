@@ -151,7 +151,7 @@ def test_a_trial_pod_cannot_end_a_sibling_or_fail_its_study_behind_a_broker_with
         cluster.close()
         kube.close()
     (direct, direct_body), (brokered, _), (letter, letter_body) = [json.loads(line) for line in answers.read_text().splitlines()]
-    assert (direct, json.loads(direct_body)["error"]) == (403, "ForgedEvent")
+    assert (direct, json.loads(direct_body)["error"]) == (403, "forged_event")
     assert log.count("refused an event from 127.0.0.1: dev.katuna.trial.finished refused") == 2, \
         "each refusal is logged for the operator: the direct post, and the broker's delivery"
     assert brokered == 202, "the ingress takes any event; its delivery to katuna is what is refused"

@@ -445,7 +445,7 @@ def test_a_study_whose_resource_is_there_is_deleted_through_the_resource_only(ku
         wait_trials(watching, "kst-kept", 2)
         before = watching.json("GET", "/studies/kst-kept")[1]
         code, body = watching.json("DELETE", "/studies/kst-kept")
-        assert code == 409 and body["error"] == "FollowsResource", body
+        assert code == 409 and body["error"] == "follows_resource", body
         assert "'kst-kept' in namespace 'kept'" in body["message"], body
         assert "kubectl delete studies.katuna.dev kst-kept -n kept" in body["message"], body
         assert tick(watching) == [] and watching.json("GET", "/studies/kst-kept")[1] == before

@@ -181,7 +181,7 @@ def test_a_broker_delivery_of_katunas_own_event_types_is_taken_only_with_katunas
     delivery token proves the Trigger, not the event's origin."""
     token = {"Authorization": f"Bearer {jwt.encode(_claims(), RSA_KEY, 'RS256', headers={'kid': 'rsa'})}"}
     status, answer = _post(knative, "/functions/provision", completed("any"), **token)
-    assert (status, answer["error"]) == (403, "ForgedEvent"), answer
+    assert (status, answer["error"]) == (403, "forged_event"), answer
     forged_signature = _event("dev.katuna.study.completed", json.loads(completed("any")[0]), katunasignature="0" * 64)
     assert _post(knative, "/", forged_signature, **token)[0] == 403
     assert _post(knative, "/functions/provision", completed("any"), **BEARER)[0] == 202, "the API token needs none"

@@ -23,7 +23,7 @@ from cloudevents.core.v1.event import CloudEvent
 
 from functions.core import event_signature
 from functions.core.errors import MalformedRequest, PermanentError, TemporaryError
-from functions.core.events import ADVISORY, APISERVER_EVENTS, POOL_CHECK, Event
+from functions.core.events import ADVISORY, APISERVER_EVENTS, POOL_CHECK, ROUTES, Event
 
 REFUSED_FOR_GOOD = frozenset({400, 413, 415, 422})
 """A broker ingress's answers to an event it will never take (malformed, too large, of a media
@@ -124,8 +124,11 @@ def _signature(cloud_event: BaseCloudEvent) -> str | None:
 
 
 def _to_event(cloud_event: BaseCloudEvent, strict: bool = True) -> Event:
+    """The event, its data checked as far as its type is known here; a katuna event's fields
+    (``study`` and the rest) are checked by the dispatcher, after the type and the function, so
+    an event of a type or for a function that does not exist is refused as such (``422``)."""
     data = cloud_event.get_data()
-    if not strict:
+    if not strict or cloud_event.get_type() not in ROUTES:
         data = data if isinstance(data, dict) else {"raw": data.decode(errors="replace") if isinstance(data, bytes) else data}
     elif cloud_event.get_type() in APISERVER_EVENTS:
         if not isinstance(data, dict):
@@ -134,8 +137,8 @@ def _to_event(cloud_event: BaseCloudEvent, strict: bool = True) -> Event:
         data = {} if data is None else data
         if not isinstance(data, dict):
             raise MalformedEvent("expected a PingSource tick's data as a JSON object, such as {}")
-    elif not isinstance(data, dict) or not isinstance(data.get("study"), str):
-        raise MalformedEvent("expected JSON data with the study's name in 'study'")
+    elif not isinstance(data, dict):
+        raise MalformedEvent("expected JSON data: an object with the study's name in 'study'")
     time = cloud_event.get_time() or datetime.now(UTC)
     return Event(type=cloud_event.get_type(), data=data, id=cloud_event.get_id(),
                  source=cloud_event.get_source(), subject=cloud_event.get_subject(), time=time.isoformat())

@@ -198,6 +198,7 @@ def _http_error(exc: HTTPException):
     error = (exc.name or "error").lower().replace(" ", "_")
     if isinstance(exc, RequestEntityTooLarge):
         return guard.refusal(request, 413, error, _too_large(current_app.extensions["katuna"].settings.max_body))
-    response = jsonify(error=error, message=exc.description)
-    response.status_code = exc.code or 500
+    status = exc.code or 500
+    response = jsonify(error=error, message=exc.description, retryable=status == 503)
+    response.status_code = status
     return response

@@ -44,7 +44,7 @@ def healthz():
 def readyz():
     reason = _runtime().not_ready()
     if reason:
-        return jsonify(status="not ready", message=reason), 503
+        return jsonify(status="not ready", error="not_ready", message=reason, retryable=True), 503
     return jsonify(status="ready")
 
 

@@ -1,6 +1,15 @@
-"""katuna's errors as HTTP answers: permanent ones 4xx, temporary ones 503 with Retry-After."""
+"""katuna's errors as HTTP answers: permanent ones 4xx, temporary ones 503 with Retry-After.
+
+Every error answer of the service, whoever refuses (a route, the guard, Flask itself), has one
+shape: ``error``, a snake_case code a client can switch on (``study_not_found``,
+``host_not_allowed``), ``message`` for a person, and ``retryable``, whether the same request may
+succeed later (then with ``Retry-After``); an invalid study adds ``problems``, a conflict
+``changed``.
+"""
 
 from __future__ import annotations
+
+import re
 
 from flask import jsonify
 
@@ -35,8 +44,14 @@ def status_of(exc: KatunaError, resource: bool = True) -> int:
     return 422
 
 
+def error_code(exc: KatunaError) -> str:
+    """The ``error`` of an answer: the error's class name in snake_case (``StudyNotFound`` is
+    ``study_not_found``), the style of every other refusal's code."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
+
+
 def error_response(exc: KatunaError, resource: bool = True):
-    body = {"error": type(exc).__name__, "message": str(exc), "retryable": exc.retryable}
+    body = {"error": error_code(exc), "message": str(exc), "retryable": exc.retryable}
     if isinstance(exc, InvalidStudy):
         body["message"] = "invalid study"
         body["problems"] = [{"path": p.path, "message": p.message} for p in exc.problems]

@@ -143,9 +143,10 @@ def drain(request: Request) -> None:
 
 
 def refusal(request: Request, status: int, error: str, message: str) -> Response:
-    """A JSON refusal, sent after the body was drained; the connection closes after it."""
+    """A JSON refusal, sent after the body was drained; the connection closes after it. Nothing
+    the guard refuses changes by trying again (``retryable`` false)."""
     drain(request)
-    response = jsonify(error=error, message=message)
+    response = jsonify(error=error, message=message, retryable=False)
     response.status_code = status
     response.headers["Connection"] = "close"
     return response

@@ -1,7 +1,14 @@
-"""The OpenAPI 3.1 document of the HTTP service, served at ``/openapi.json``."""
+"""The OpenAPI 3.1 document of the HTTP service, served at ``/openapi.json``.
+
+Each operation lists every status the service answers it with: its own, and those of the checks
+every request passes first (:func:`_with_refusals`: the ``Host``, the local user, the body's size
+and type, the origin of a write, the caller), and ``503`` where the database is read. Every error
+body is an ``Error``, whose ``error`` is one of :data:`ERROR_CODES`.
+"""
 
 from __future__ import annotations
 
+from copy import deepcopy
 from typing import Any
 
 from functions.core.events import ROUTES
@@ -17,14 +24,31 @@ def _error(description: str) -> dict[str, Any]:
     return _json("Error", description)
 
 
+ERROR_CODES = (
+    # refused before any route: the Host, the local user, the body, the origin, the caller
+    "host_not_allowed", "local_user_not_allowed", "request_entity_too_large", "unsupported_media_type",
+    "cross_origin", "csrf", "unauthorized", "sender_not_allowed",
+    # no such route or method; a service not ready
+    "not_found", "method_not_allowed", "not_ready",
+    # katuna's errors (:func:`functions.adapters.web.errors.error_code`)
+    "malformed_request", "malformed_event", "malformed_event_data", "unparseable_study", "invalid_study",
+    "refused_workload", "config_map_forbidden", "unreadable_spec", "unreadable_file", "refused_file",
+    "study_not_found", "study_conflict", "follows_resource", "forged_event", "forged_report",
+    "unknown_event_type", "unknown_function", "output_lost", "no_command", "not_renderable", "node_pool_failed",
+    "no_node_pools", "permanent_error", "temporary_error", "storage_unavailable", "storage_full", "foreign_database",
+)
+"""Every ``error`` an answer may carry, snake_case: a client switches on these."""
+
 _NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
 _NUMBER = {"name": "number", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}
-_UNAUTHORIZED = _error("missing or wrong bearer token (when KATUNA_API_TOKEN is set)")
 _NOT_FOUND = _error("no such study or trial")
 
 _SCHEMAS: dict[str, Any] = {
-    "Error": {"type": "object", "required": ["error", "message"], "properties": {
-        "error": {"type": "string"}, "message": {"type": "string"}, "retryable": {"type": "boolean"},
+    "Error": {"type": "object", "required": ["error", "message", "retryable"], "properties": {
+        "error": {"enum": list(ERROR_CODES), "description": "what was refused, for a program to switch on"},
+        "message": {"type": "string", "description": "what was refused and what is expected, for a person"},
+        "retryable": {"type": "boolean", "description": "whether the same request may succeed later (then after "
+                      "Retry-After seconds)"},
         "problems": {"type": "array", "items": {"type": "object", "required": ["path", "message"], "properties": {
             "path": {"type": "string"}, "message": {"type": "string"}}}},
         "changed": {"type": "array", "items": {"type": "string"},
@@ -82,9 +106,85 @@ _SCHEMAS: dict[str, Any] = {
         "nodesProblem": {"type": ["string", "null"], "description": "why the last look at the nodes failed"},
         "pricePerNodeHour": {"type": ["number", "null"], "description": "the study's nodePool.pricePerNodeHour"},
         "cost": {"type": ["number", "null"], "description": "nodeHours times pricePerNodeHour"}}},
+    "DeadLetter": {"type": "object", "required": ["id", "event", "reason", "receivedAt"], "properties": {
+        "id": {"type": "integer", "description": "the letter's number: the next page's before"},
+        "event": {"type": "object"}, "reason": {"type": "string"}, "receivedAt": {"type": "number"}}},
     "Submitted": {"type": "object", "required": ["name", "status", "links"], "properties": {
         "name": {"type": "string"}, "status": {"type": "string"}, "links": {"type": "object"}}},
 }
+
+
+def _limit(default: int, maximum: int, what: str) -> dict[str, Any]:
+    return {"name": "limit", "in": "query", "description": f"{what} in the page (it also ends at 8 MiB)",
+            "schema": {"type": "integer", "minimum": 1, "maximum": maximum, "default": default}}
+
+
+def _cursor(name: str, description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "description": description,
+            "schema": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}}
+
+
+def _page(item: str, what: str) -> dict[str, Any]:
+    """A page of a listing (:mod:`functions.adapters.web.paging`)."""
+    return {"description": f"a page of {what}", "headers": {"Link": {
+                "description": "the next page's path, as <path>; rel=\"next\" (RFC 8288); absent on the last page",
+                "schema": {"type": "string"}}},
+            "content": {"application/json": {"schema": {"type": "array",
+                                                        "items": {"$ref": f"#/components/schemas/{item}"}}}}}
+
+
+_OPEN = ("/healthz", "/readyz")
+"""Paths no check stands in front of (``functions.adapters.web.OPEN_PATHS``)."""
+
+_EVENT_PATHS = ("/", "/functions/{function}")
+
+
+def _with_refusals(paths: dict[str, Any]) -> dict[str, Any]:
+    """``paths`` with, on each operation, the refusals of the checks in front of it (in the order
+    they run: ``functions.adapters.web._guard``) and the database's ``503``."""
+    paths = deepcopy(paths)
+    for path, item in paths.items():
+        for method, operation in item.items():
+            if method == "parameters" or path in _OPEN:
+                continue
+            for status, description in _refusals(path, method):
+                _add(operation["responses"], status, description)
+    return paths
+
+
+def _refusals(path: str, method: str) -> list[tuple[str, str]]:
+    """(status, description) of each refusal ``method path`` may get before its route runs;
+    ``/metrics`` has checks of its own after the local user's (``_check_scraper``)."""
+    local_user = ("403", "without KATUNA_API_TOKEN, a caller of another account of the machine "
+                         "(local_user_not_allowed)")
+    if path == "/metrics":
+        return [local_user]
+    event = path in _EVENT_PATHS or (path == "/dead-letters" and method == "post")
+    found = [local_user, ("400", "a Host that is not served (host_not_allowed)"),
+             ("413", "a body over KATUNA_MAX_BODY (request_entity_too_large)")]
+    if method != "get":
+        found += [("415", "a body of another content type (unsupported_media_type)"),
+                  ("403", "a write from another site's Origin (cross_origin)")]
+    if event:
+        found += [("401", "neither the API token nor an accepted OIDC delivery token (unauthorized)"),
+                  ("403", "an OIDC token of a sender not in KATUNA_OIDC_SUBJECTS (sender_not_allowed)")]
+    else:
+        found += [("401", "missing or wrong bearer token, when KATUNA_API_TOKEN is set (unauthorized)")]
+        if method != "get":
+            found.append(("403", "a dashboard session's write without its CSRF token (csrf)"))
+    if path != "/openapi.json":
+        found.append(("503", "the database cannot be used now (temporary_error, storage_unavailable, "
+                             "storage_full); retry after Retry-After seconds"))
+    return found
+
+
+def _add(responses: dict[str, Any], status: str, description: str) -> None:
+    """Document ``description`` as an ``Error`` answer of ``status``, beside what it has."""
+    known = responses.get(status)
+    if known is None:
+        responses[status] = _error(description)
+    elif description not in known["description"]:
+        responses[status] = _error(f"{known['description']}; {description}")
 
 
 def _study_paths() -> dict[str, Any]:
@@ -96,37 +196,38 @@ def _study_paths() -> dict[str, Any]:
                          "application/json": {"schema": {"type": "object"}}}},
                      "responses": {"201": _json("Submitted", "created; Location names it"),
                                    "200": _json("Submitted", "the identical study exists already"),
-                                   "400": _error("not YAML or JSON"), "401": _UNAUTHORIZED,
+                                   "400": _error("not YAML or JSON"),
                                    "409": _error("another definition uses the name"),
-                                   "403": _error("from another origin, or a session write without its CSRF token"),
-                                   "413": _error("body too large"), "415": _error("not YAML or JSON"),
-                                   "422": _error("invalid: every problem, with its field path")}},
+                                   "415": _error("not YAML or JSON"),
+                                   "422": _error("invalid: every problem, with its field path"),
+                                   "503": _error("the Kubernetes API cannot be asked about the study now")}},
             "get": {"summary": "List studies", "operationId": "listStudies", "responses": {
                 "200": {"description": "studies", "content": {"application/json": {"schema": {
-                    "type": "array", "items": {"$ref": "#/components/schemas/Study"}}}}},
-                "401": _UNAUTHORIZED}}},
+                    "type": "array", "items": {"$ref": "#/components/schemas/Study"}}}}}}}},
         "/studies/{name}": {
             "parameters": [_NAME],
             "get": {"summary": "A study: status, counts, best trial, stop reason", "operationId": "getStudy",
-                    "responses": {"200": _json("Study", "the study"), "401": _UNAUTHORIZED, "404": _NOT_FOUND}},
+                    "responses": {"200": _json("Study", "the study"), "404": _NOT_FOUND}},
             "delete": {"summary": "Stop, then delete a study", "operationId": "deleteStudy",
-                       "responses": {"204": {"description": "deleted"}, "401": _UNAUTHORIZED, "404": _NOT_FOUND,
+                       "responses": {"204": {"description": "deleted"}, "404": _NOT_FOUND,
                                      "409": _error("the study follows a Kubernetes resource that is still there: "
                                                    "delete that resource instead")}}},
         "/studies/{name}/stop": {
             "parameters": [_NAME],
             "post": {"summary": "Stop a study and its running trials", "operationId": "stopStudy",
-                     "responses": {"200": _json("Study", "stopped"), "401": _UNAUTHORIZED, "404": _NOT_FOUND}}},
+                     "responses": {"200": _json("Study", "stopped"), "404": _NOT_FOUND}}},
         "/studies/{name}/trials": {
-            "parameters": [_NAME],
-            "get": {"summary": "The trials of a study", "operationId": "listTrials", "responses": {
-                "200": {"description": "trials", "content": {"application/json": {"schema": {
-                    "type": "array", "items": {"$ref": "#/components/schemas/Trial"}}}}},
-                "401": _UNAUTHORIZED, "404": _NOT_FOUND}}},
+            "parameters": [_NAME, _limit(1_000, 10_000, "trials"),
+                           _cursor("after", "the number of the trial the page follows (as the next link gives it)")],
+            "get": {"summary": "The trials of a study by number, a page at a time", "operationId": "listTrials",
+                    "responses": {
+                        "200": _page("Trial", "trials"),
+                        "400": _error("limit or after is not a whole number in range, or another parameter was given"),
+                        "404": _NOT_FOUND}}},
         "/studies/{name}/trials/{number}": {
             "parameters": [_NAME, _NUMBER],
             "get": {"summary": "One trial with its observations", "operationId": "getTrial",
-                    "responses": {"200": _json("Trial", "the trial"), "401": _UNAUTHORIZED, "404": _NOT_FOUND}}},
+                    "responses": {"200": _json("Trial", "the trial"), "404": _NOT_FOUND}}},
         "/studies/{name}/trials/{number}/logs": {
             "parameters": [_NAME, _NUMBER,
                            {"name": "attempt", "in": "query",
@@ -134,7 +235,7 @@ def _study_paths() -> dict[str, Any]:
             "get": {"summary": "The output of a trial attempt, streamed", "operationId": "getTrialLogs",
                     "responses": {"200": {"description": "plain text", "content": {"text/plain": {
                         "schema": {"type": "string"}}}},
-                        "400": _error("attempt is not a whole number from 1"), "401": _UNAUTHORIZED,
+                        "400": _error("attempt is not a whole number from 1"),
                         "404": _NOT_FOUND}}},
     }
 
@@ -158,11 +259,11 @@ def _event_operation(summary: str, operation: str) -> dict[str, Any]:
                                   "Katuna-Emitted": {"description": ("the events sent, 'type id' each, comma-separated "
                                                                      "(at most 50, then '...')"),
                                                      "schema": {"type": "string"}}}},
-                          "400": _error("not a CloudEvent"), "401": _UNAUTHORIZED,
+                          "400": _error("not a CloudEvent"),
                           "403": _error("a trial.progress without its attempt's token (KATUNA_REPORT_TOKEN); "
                                         "without the API token (a broker's delivery), an event of a type katuna "
                                         "sends itself without its signature (katunasignature)"),
-                          "415": _error("neither binary nor structured mode"),
+                          "415": _error("neither binary nor structured mode (unsupported_media_type)"),
                           "422": _error("permanently unprocessable"),
                           "503": _error("temporarily unavailable; retry after Retry-After seconds")}}
 
@@ -203,15 +304,22 @@ def document() -> dict[str, Any]:
                      "not retry, 501, 505), never after temporary answers (5xx, 404, 408, 409, 429, no code), never "
                      "for a trial.progress, and without the API token (a broker's delivery) only for an event katuna "
                      "signed (katunasignature)")},
-                               "400": _error("not a CloudEvent"), "401": _UNAUTHORIZED,
-                               "413": _error("body too large")}},
-        "get": {"summary": "The latest dead letters, newest first", "operationId": "listDeadLetters",
-                "responses": {"200": {"description": "dead letters", "content": {"application/json": {
-                    "schema": {"type": "array", "items": {"type": "object"}}}}}, "401": _UNAUTHORIZED}}}
+                               "400": _error("not a CloudEvent")}},
+        "get": {"summary": "The kept dead letters, newest first, a page at a time", "operationId": "listDeadLetters",
+                "parameters": [_limit(100, 1_000, "dead letters"),
+                               _cursor("before", "the id of the letter the page follows (as the next link gives it)")],
+                "responses": {"200": _page("DeadLetter", "dead letters"),
+                              "400": _error("limit or before is not a whole number in range, or another parameter "
+                                            "was given")}}}
     paths["/metrics"] = _metrics_path()
-    for path, operation in (("/healthz", "healthz"), ("/readyz", "readyz"), ("/openapi.json", "openapi")):
-        paths[path] = {"get": {"summary": operation, "operationId": operation,
-                               "responses": {"200": {"description": "ok"}, "503": {"description": "not ready"}}}}
+    paths["/healthz"] = {"get": {"summary": "healthz", "operationId": "healthz",
+                                 "responses": {"200": {"description": "the process answers"}}}}
+    paths["/readyz"] = {"get": {"summary": "readyz", "operationId": "readyz", "responses": {
+        "200": {"description": "ready"},
+        "503": _error("not ready (not_ready, with status 'not ready'), or the database cannot be read")}}}
+    paths["/openapi.json"] = {"get": {"summary": "openapi", "operationId": "openapi",
+                                      "responses": {"200": {"description": "this document"}}}}
+    paths = _with_refusals(paths)
     return {"openapi": "3.1.0",
             "info": {"title": "katuna", "version": "1", "description": "Hyperparameter tuning as event-driven functions."},
             "components": {"schemas": _SCHEMAS,

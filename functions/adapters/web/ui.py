@@ -184,7 +184,7 @@ def plot(name: str, kind: str):
     store = _runtime().store()
     record = store.get_study(name)
     params = tuple(p for p in request.args.get("params", "").split(",") if p)
-    objective = request.args.get("objective", 0, type=int)
+    objective = whole_number("objective", 0, 0, max(len(record.spec.objectives) - 1, 0))
     key = (str(store.path), record.uid, kind, params, objective, store.optuna_version())
     body = chart_cache.get(key)
     if body is None:

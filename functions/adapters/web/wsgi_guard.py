@@ -41,7 +41,7 @@ def guarded(app: WSGIApplication) -> WSGIApplication:
 
 
 def _refuse(start_response: StartResponse, status: str, error: str, message: str) -> list[bytes]:
-    body = json.dumps({"error": error, "message": message}).encode()
+    body = json.dumps({"error": error, "message": message, "retryable": False}).encode()
     start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
                             *SAFETY_HEADERS.items()])
     return [body]

@@ -1,0 +1,216 @@
+"""Every answer the service gives is in its OpenAPI document: the real app (Flask's test client on
+a real Runtime and a real SQLite file) is driven through each refusal, of the checks in front of
+the routes and of the routes themselves, and each answer's status must be listed for its path
+and method, and its body must match that response's schema (an ``Error``: a snake_case ``error``
+of the document's list, a ``message``, ``retryable``). So the document cannot drift from the
+server again. Also: every error katuna's code can raise has its code in the document's list."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import pkgutil
+import socket
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import referencing.jsonschema
+from conftest import study_definition
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+
+import functions
+from functions.adapters.web import create_app
+from functions.adapters.web.errors import error_code
+from functions.adapters.web.openapi import ERROR_CODES, document
+from functions.core.errors import KatunaError
+from functions.runtime import Runtime
+from functions.settings import Settings
+
+NOBODY = 65534
+DOCUMENT = document()
+REGISTRY = Registry().with_resource("urn:katuna", Resource.from_contents(
+    DOCUMENT, default_specification=referencing.jsonschema.DRAFT202012))
+JSON = "application/json"
+EVENT = {"ce-specversion": "1.0", "ce-source": "/test", "ce-id": "e-1"}
+
+
+def _check(answer, path: str, method: str) -> dict:
+    """``answer`` is documented for ``method path``: its status, and its body by the schema."""
+    responses = DOCUMENT["paths"][path][method.lower()]["responses"]
+    status = str(answer.status_code)
+    assert status in responses, f"{method} {path} answered {status} {answer.get_data(as_text=True)[:200]}"
+    schema = ((responses[status].get("content") or {}).get(JSON) or {}).get("schema")
+    body = answer.get_json(silent=True)
+    if schema is not None:
+        resolved = json.loads(json.dumps(schema).replace('"#/components', '"urn:katuna#/components'))
+        problems = [e.message for e in Draft202012Validator(resolved, registry=REGISTRY).iter_errors(body)]
+        assert not problems, (method, path, status, body, problems)
+    return body
+
+
+@pytest.fixture(scope="module")
+def runtime(tmp_path_factory) -> Iterator[Runtime]:
+    runtime = Runtime(Settings(db=tmp_path_factory.mktemp("answers") / "katuna.db", max_body=4096,
+                               busy_timeout=0.2))
+    try:
+        yield runtime
+    finally:
+        runtime.close()
+
+
+@pytest.fixture(scope="module")
+def client(runtime):
+    client = create_app(runtime).test_client()
+    definition = study_definition(name="s1", maxTrials=1, parallelism=1)
+    assert client.post("/studies", json=definition).status_code == 201
+    deadline = time.monotonic() + 60
+    while client.get("/studies/s1").get_json()["status"] == "running" and time.monotonic() < deadline:
+        time.sleep(0.1)  # its one trial ends, so that trial 0's refusals are about the request alone
+    return client
+
+
+STUDY = study_definition(name="s2", maxTrials=1, parallelism=1)
+
+# (method, url, the document's path, keyword arguments of the request, status, error)
+REFUSALS = [
+    ("GET", "/studies", "/studies", {"headers": {"Host": "evil.example"}}, 400, "host_not_allowed"),
+    ("POST", "/studies/s1/stop", "/studies/{name}/stop", {"headers": {"Host": "evil.example"}}, 400,
+     "host_not_allowed"),
+    ("GET", "/openapi.json", "/openapi.json", {"headers": {"Host": "evil.example"}}, 400, "host_not_allowed"),
+    ("GET", "/studies/s1", "/studies/{name}", {"data": "x" * 5000, "content_type": JSON}, 413,
+     "request_entity_too_large"),
+    ("POST", "/studies", "/studies", {"data": "x" * 5000, "content_type": JSON}, 413, "request_entity_too_large"),
+    ("DELETE", "/studies/s1", "/studies/{name}", {"data": "x", "content_type": "text/plain"}, 415,
+     "unsupported_media_type"),
+    ("POST", "/studies/s1/stop", "/studies/{name}/stop", {"data": "x", "content_type": "text/plain"}, 415,
+     "unsupported_media_type"),
+    ("POST", "/studies", "/studies", {"data": "x", "content_type": "text/plain"}, 415, "unsupported_media_type"),
+    ("POST", "/", "/", {"data": "x", "content_type": "text/plain"}, 415, "unsupported_media_type"),
+    ("POST", "/studies/s1/stop", "/studies/{name}/stop", {"headers": {"Origin": "http://evil.example"}}, 403,
+     "cross_origin"),
+    ("DELETE", "/studies/s1", "/studies/{name}", {"headers": {"Origin": "http://evil.example"}}, 403, "cross_origin"),
+    ("POST", "/studies", "/studies", {"json": STUDY, "headers": {"Origin": "http://evil.example"}}, 403,
+     "cross_origin"),
+    ("GET", "/studies/nosuch", "/studies/{name}", {}, 404, "study_not_found"),
+    ("DELETE", "/studies/nosuch", "/studies/{name}", {}, 404, "study_not_found"),
+    ("POST", "/studies/nosuch/stop", "/studies/{name}/stop", {}, 404, "study_not_found"),
+    ("GET", "/studies/nosuch/trials", "/studies/{name}/trials", {}, 404, "study_not_found"),
+    ("GET", "/studies/s1/trials?limit=0", "/studies/{name}/trials", {}, 400, "malformed_request"),
+    ("GET", "/studies/s1/trials?offset=5", "/studies/{name}/trials", {}, 400, "malformed_request"),
+    ("GET", "/studies/s1/trials/99", "/studies/{name}/trials/{number}", {}, 404, "study_not_found"),
+    ("GET", "/studies/s1/trials/-1", "/studies/{name}/trials/{number}", {}, 404, "not_found"),
+    ("GET", "/studies/s1/trials/0/logs?attempt=x", "/studies/{name}/trials/{number}/logs", {}, 400,
+     "malformed_request"),
+    ("GET", "/studies/s1/trials/0/logs?attempt=9", "/studies/{name}/trials/{number}/logs", {}, 404,
+     "study_not_found"),
+    ("GET", "/dead-letters?limit=abc", "/dead-letters", {}, 400, "malformed_request"),
+    ("POST", "/studies", "/studies", {"data": "{", "content_type": JSON}, 400, "unparseable_study"),
+    ("POST", "/studies", "/studies", {"json": {**STUDY, "maxTrials": -1}}, 422, "invalid_study"),
+    ("POST", "/studies", "/studies", {"json": {**study_definition(name="s1"), "maxTrials": 2}}, 409,
+     "study_conflict"),
+    ("POST", "/", "/", {"data": "{}", "content_type": "application/cloudevents+json"}, 400, "malformed_event"),
+    ("POST", "/", "/", {"data": "{}", "headers": {**EVENT, "ce-type": "dev.katuna.study.created"},
+                        "content_type": JSON}, 400, "malformed_event_data"),
+    ("POST", "/", "/", {"data": "{}", "headers": {**EVENT, "ce-type": "x.unknown"}, "content_type": JSON}, 422,
+     "unknown_event_type"),
+    ("POST", "/functions/nosuch", "/functions/{function}",
+     {"data": "{}", "headers": {**EVENT, "ce-type": "x.unknown"}, "content_type": JSON}, 422, "unknown_function"),
+    ("POST", "/functions/suggest", "/functions/{function}",
+     {"data": '{"study": "s1"}', "headers": {**EVENT, "ce-type": "x.unknown"}, "content_type": JSON}, 422,
+     "unknown_function"),
+    ("POST", "/dead-letters", "/dead-letters", {"data": "{}", "content_type": "application/cloudevents+json"}, 400,
+     "malformed_event"),
+]
+
+
+@pytest.mark.parametrize("method, url, path, kwargs, status, error", REFUSALS,
+                         ids=[f"{r[0]} {r[1]} {r[5]}" for r in REFUSALS])
+def test_each_refusal_is_documented_for_its_path(client, method: str, url: str, path: str, kwargs: dict,
+                                                 status: int, error: str):
+    answer = client.open(url, method=method, **kwargs)
+    assert (answer.status_code, (answer.get_json(silent=True) or {}).get("error")) == (status, error), \
+        answer.get_data(as_text=True)[:300]
+    body = _check(answer, path, method)
+    assert body["retryable"] is False
+
+
+def test_a_write_the_database_cannot_take_now_is_a_documented_503(runtime, client):
+    """Another connection holds the write lock past KATUNA_BUSY_TIMEOUT: the submission is a
+    temporary refusal, retryable, with Retry-After, and nothing is stored."""
+    holder = sqlite3.connect(runtime.settings.db, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        answer = client.post("/studies", json=STUDY)
+        assert answer.status_code == 503 and answer.headers["Retry-After"], answer.get_data(as_text=True)
+        body = _check(answer, "/studies", "POST")
+        assert (body["error"], body["retryable"]) == ("temporary_error", True)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert client.get("/studies/s2").status_code == 404
+
+
+def test_the_refusals_of_a_service_with_a_token_are_documented(tmp_path: Path):
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db", api_token="s3cret-token"))
+    try:
+        client = create_app(runtime).test_client()
+        for method, url, path in (("GET", "/studies", "/studies"), ("POST", "/studies/x/stop", "/studies/{name}/stop"),
+                                  ("GET", "/dead-letters", "/dead-letters"), ("GET", "/openapi.json", "/openapi.json"),
+                                  ("POST", "/", "/")):
+            answer = client.open(url, method=method, headers={**EVENT, "ce-type": "x.unknown"}, data="{}",
+                                 content_type=JSON)
+            assert _check(answer, path, method)["error"] == "unauthorized", (method, url)
+        assert client.post("/ui/login", data={"token": "s3cret-token"}).status_code in (302, 303)
+        answer = client.post("/studies/x/stop")
+        assert _check(answer, "/studies/{name}/stop", "POST")["error"] == "csrf"
+    finally:
+        runtime.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can open a connection as another user (os.setuid)")
+def test_a_caller_of_another_account_is_refused_as_documented(client):
+    """The connection's client end belongs to ``nobody``, as sock_diag tells it."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        child = os.fork()
+        if child == 0:
+            try:
+                os.setgroups([])
+                os.setgid(NOBODY)
+                os.setuid(NOBODY)
+                with socket.create_connection(listener.getsockname(), timeout=30) as sock:
+                    sock.recv(1)
+            finally:
+                os._exit(0)
+        connection, _ = listener.accept()
+        try:
+            for method, url, path in (("GET", "/studies", "/studies"), ("POST", "/studies/s1/stop",
+                                                                        "/studies/{name}/stop")):
+                answer = client.open(url, method=method, environ_overrides={"gunicorn.socket": connection})
+                assert _check(answer, path, method)["error"] == "local_user_not_allowed"
+        finally:
+            connection.close()
+            os.waitpid(child, 0)
+
+
+def test_every_error_katuna_raises_has_its_code_in_the_document():
+    for module in pkgutil.walk_packages(functions.__path__, "functions."):
+        if module.name != "functions.__main__":
+            importlib.import_module(module.name)
+    pending, seen = [KatunaError], set()
+    while pending:
+        for subclass in pending.pop().__subclasses__():
+            pending.append(subclass)
+            seen.add(error_code(subclass.__new__(subclass)))
+    assert seen - {"katuna_error"} <= set(ERROR_CODES), seen - set(ERROR_CODES)
+
+
+def test_the_chart_of_an_objective_the_study_does_not_have_is_refused_naming_it(client):
+    for value in ("abc", "1", "-1"):
+        answer = client.get(f"/ui/studies/s1/plots/history?objective={value}")
+        assert answer.status_code == 400, answer.get_data(as_text=True)[:200]
+        assert answer.get_json()["message"].startswith("objective: expected a whole number from 0 to 0")
