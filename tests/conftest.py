@@ -37,8 +37,15 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip(MISSING)
 
 
+def drop_optuna_history(db: sqlite_utils.Database) -> None:
+    """Take a database back to before the twenty-fifth migration (the count of Optuna's trials)."""
+    db.execute("DROP TABLE IF EXISTS optuna_history")
+
+
 def drop_lost_pods(db: sqlite_utils.Database) -> None:
-    """Take a database back to before the twenty-fourth migration (the pods a trial's attempt lost)."""
+    """Take a database back to before the twenty-fourth migration (the pods a trial's attempt lost),
+    and the twenty-fifth."""
+    drop_optuna_history(db)
     if "lost_pods" in db["trials"].columns_dict:
         db.execute("ALTER TABLE trials DROP COLUMN lost_pods")
 

@@ -176,6 +176,15 @@ def test_ui_render(tmp_path: Path):
     assert result["pages"]["csv_export"]["bytes"] > 200 * 10, "the export holds every trial"
 
 
+def test_history_load(tmp_path: Path):
+    """A fresh process's first suggestion of a new study, after a history past the first snapshot."""
+    found, result = run("history_load.py", tmp_path)
+    measured = result["sizes"]["6000"]
+    assert measured["history"] == 6_001, "the built study's trials and the new study's first"
+    assert measured["snapshot_bytes"] > 6_000 * 100 and number(found["load_us_per_trial"]) > 0
+    assert number(found["first_trial_s"]) > 0 and found["history_trials"] == "6000"
+
+
 def test_reliability(tmp_path: Path):
     found, result = run("reliability.py", tmp_path)
     assert found["load_5xx_other_than_503"] == "0"

@@ -13,6 +13,7 @@ from conftest import (
     drop_log_folders,
     drop_log_reads,
     drop_lost_pods,
+    drop_optuna_history,
     drop_report_keys,
     study_definition,
     undo_trial_changes,
@@ -132,6 +133,27 @@ def test_a_database_of_an_older_katuna_is_recognised_and_its_studies_logs_read_f
     assert reopened.db.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
     new = reopened.add_study(record(name="other"))
     assert reopened.get_study("other").log_folder == new.log_folder == f"other/{new.uid}"
+    reopened.close()
+
+
+def test_a_database_from_before_the_history_count_gets_it_from_optunas_journal_on_opening(tmp_path: Path):
+    """The trials an older database's journal created, deleted studies' included, are counted
+    once when it is opened, and every trial created after adds one."""
+    old = SqliteStore(tmp_path / "k.db")
+    with old.transaction():
+        for name, asked in (("gone", 2), ("demo", 3)):
+            study = old.optuna_study(name, ["minimize"])
+            for _ in range(asked):
+                study.ask()
+        optuna.delete_study(study_name="gone", storage=old.optuna_storage())
+    drop_optuna_history(old.db)
+    old.db.execute("PRAGMA user_version = 24")
+    old.close()
+    reopened = SqliteStore(tmp_path / "k.db")
+    assert reopened.optuna_history() == 5
+    with reopened.transaction():
+        reopened.optuna_study("demo", ["minimize"]).ask()
+    assert reopened.optuna_history() == 6
     reopened.close()
 
 

@@ -21,8 +21,8 @@ import optuna
 import sqlite_utils
 
 from functions.adapters.sqlite_errors import translated
+from functions.adapters.sqlite_journal import HISTORY_TABLE, KatunaJournalStorage, SqliteJournalBackend
 from functions.adapters.sqlite_journal import TABLE as JOURNAL_TABLE
-from functions.adapters.sqlite_journal import KatunaJournalStorage, SqliteJournalBackend
 from functions.adapters.sqlite_schema import MIGRATIONS, connect
 from functions.core.errors import KatunaError
 
@@ -124,6 +124,11 @@ class SqliteConnection:
     def optuna_version(self) -> int:
         """How many records Optuna's journal holds: any change to Optuna's state raises it."""
         return self.db.execute(f"SELECT coalesce(max(number), 0) FROM {JOURNAL_TABLE}").fetchone()[0]
+
+    def optuna_history(self) -> int:
+        """How many trials Optuna's journal has created, in every study it ever held: what a
+        process that touches Optuna's storage loads, read without loading it."""
+        return self.db.execute(f"SELECT trials FROM {HISTORY_TABLE}").fetchone()[0]
 
     def optuna_study(self, name: str, directions: Sequence[str]) -> optuna.Study:
         """Loaded once per storage object and study id (a study deleted and created again under

@@ -9,6 +9,12 @@ replays only what came after it. Optuna's own snapshots pickle the whole state e
 trials, a cost that grows with the study on every hundredth trial; katuna writes one only when
 the journal has grown by a quarter since the last, in the transaction that grew it, so the
 snapshot always matches committed records and its amortized cost per record stays constant.
+
+The snapshot still holds every study's trials, deleted studies' included (Optuna's deletion
+forgets the study, not its trials), so what a fresh process loads grows with the database's
+whole history. The backend counts the trials it appends, in the transaction that appends them,
+so that the history can be bounded at submission without loading it
+(:data:`functions.core.limits.Limits.history`).
 """
 
 from __future__ import annotations
@@ -23,10 +29,12 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import BaseJournalBackend
 from optuna.trial import FrozenTrial, TrialState
 
-from functions.core.optuna_compat import BaseJournalSnapshot, journal_position, journal_snapshot
+from functions.core.optuna_compat import CREATE_TRIAL, BaseJournalSnapshot, journal_position, journal_snapshot
 
 TABLE = "optuna_journal"
 SNAPSHOT_TABLE = "optuna_snapshot"
+HISTORY_TABLE = "optuna_history"
+"""One row: how many trials the journal has created, in every study it ever held."""
 SNAPSHOT_FROM = 5_000
 """Journal records below which a fresh process replays everything (a fraction of a second)."""
 SNAPSHOT_GROWTH = 1.25
@@ -80,6 +88,9 @@ class SqliteJournalBackend(BaseJournalBackend):
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
         bodies = [json.dumps(log) for log in logs]
         self._conn.executemany(f"INSERT INTO {TABLE} (body) VALUES (?)", [(body,) for body in bodies])
+        created = sum(log["op_code"] == CREATE_TRIAL for log in logs)
+        if created:
+            self._conn.execute(f"UPDATE {HISTORY_TABLE} SET trials = trials + ?", (created,))
         if self._known_in is not None and self._known_in == self._writing():
             self._end += len(bodies)
             self._fresh += bodies

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import sqlite_utils
 
-from functions.adapters.sqlite_journal import SNAPSHOT_TABLE, KatunaJournalStorage, SqliteJournalBackend
+from functions.adapters.sqlite_journal import HISTORY_TABLE, SNAPSHOT_TABLE, KatunaJournalStorage, SqliteJournalBackend
 from functions.adapters.sqlite_journal import TABLE as JOURNAL_TABLE
 from functions.core.errors import ForeignDatabase
+from functions.core.optuna_compat import CREATE_TRIAL
 
 APPLICATION_ID = 0x6B74756E
 """What katuna's databases say they are in SQLite's ``application_id`` ("ktun"): set by the
@@ -291,7 +292,15 @@ def _migrate_24(db: sqlite_utils.Database) -> None:
     db.table("trials").add_column("lost_pods", str)
 
 
+def _migrate_25(db: sqlite_utils.Database) -> None:
+    """How many trials Optuna's journal has created (:data:`HISTORY_TABLE`), counted once here
+    from the records (each begins with its ``op_code``) and kept up to date as trials are added."""
+    db.execute(f"CREATE TABLE {HISTORY_TABLE} (id INTEGER PRIMARY KEY CHECK (id = 1), trials INTEGER NOT NULL)")
+    db.execute(f"INSERT INTO {HISTORY_TABLE} (id, trials) SELECT 1, count(*) FROM {JOURNAL_TABLE} "
+               f"WHERE body LIKE '{{\"op_code\": {CREATE_TRIAL},%'")
+
+
 MIGRATIONS = (_migrate_1, _migrate_2, _migrate_3, _migrate_4, _migrate_5, _migrate_6, _migrate_7, _migrate_8,
               _migrate_9, _migrate_10, _migrate_11, _migrate_12, _migrate_13, _migrate_14, _migrate_15,
               _migrate_16, _migrate_17, _migrate_18, _migrate_19, _migrate_20,
-              _migrate_21, _migrate_22, _migrate_23, _migrate_24)
+              _migrate_21, _migrate_22, _migrate_23, _migrate_24, _migrate_25)

@@ -29,12 +29,16 @@ from optuna.samplers import BaseSampler, CmaEsSampler, QMCSampler
 from optuna.samplers._lazy_random_state import LazyRandomState
 from optuna.storages import JournalStorage
 from optuna.storages.journal._base import BaseJournalSnapshot
+from optuna.storages.journal._storage import JournalOperation
 from optuna.study import StudyDirection
 from optuna.study._frozen import FrozenStudy
 from optuna.trial import FrozenTrial
 
-__all__ = ["BaseJournalSnapshot", "FrozenStudy", "KnownSpaceQMCSampler", "RestartKeys", "RestartingCmaEsSampler",
-           "color_scale", "contains",
+CREATE_TRIAL = int(JournalOperation.CREATE_TRIAL)
+"""The ``op_code`` of a journal record that creates a trial (Optuna's journal format)."""
+
+__all__ = ["CREATE_TRIAL", "BaseJournalSnapshot", "FrozenStudy", "KnownSpaceQMCSampler", "RestartKeys",
+           "RestartingCmaEsSampler", "color_scale", "contains",
            "journal_position", "journal_snapshot", "parallel_coordinate_info", "reseed", "restart_keys"]
 
 

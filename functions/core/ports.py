@@ -35,6 +35,11 @@ class Store(Protocol):
 
     def optuna_storage(self) -> optuna.storages.BaseStorage: ...
 
+    def optuna_history(self) -> int:
+        """How many trials Optuna's storage holds for the whole database, deleted studies'
+        included: what any process that touches it loads
+        (:attr:`functions.core.limits.Limits.history`)."""
+
     def optuna_study(self, name: str, directions: Sequence[str]) -> optuna.Study:
         """Optuna's view of a study in ``optuna_storage()``, created on first use."""
 

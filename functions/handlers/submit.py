@@ -13,6 +13,7 @@ from typing import Any
 from functions.core import resume
 from functions.core.conflicts import study_conflict
 from functions.core.errors import InvalidStudy, StudyConflict
+from functions.core.history import history_problem
 from functions.core.pool_count import HOLDING, held_pools, pools_problem
 from functions.core.ports import has_study
 from functions.core.records import StudyRecord
@@ -37,6 +38,7 @@ def store_study(deps: Deps, spec: Study, definition: dict[str, Any],
         stored_already = has_study(deps.store, spec.name)
         if not stored_already:
             _check_pool_room(deps, spec)
+            _check_history_room(deps, spec)
         record = StudyRecord(spec, definition, os.path.abspath(deps.workdir), uid, created_at=deps.clock(),
                              origin=origin, warm_results=None if stored_already else warm_results(deps, spec),
                              report_key=new_key())
@@ -72,6 +74,15 @@ def _check_pool_room(deps: Deps, spec: Study) -> None:
         return
     running = [r.spec.node_pool for r in deps.store.list_studies() if r.spec.node_pool is not None and not r.terminal]
     problem = pools_problem(pool, held_pools(deps.store.pool_uses(HOLDING), running), deps.limits.pools)
+    if problem is not None:
+        raise InvalidStudy([problem])
+
+
+def _check_history_room(deps: Deps, spec: Study) -> None:
+    """Refuse a new study when Optuna's history is full, or its ``maxTrials`` would overflow it
+    (:class:`InvalidStudy` at ``maxTrials``): every process that serves a study loads the whole
+    history first, and past the limit that load could outlast a worker's timeout."""
+    problem = history_problem(deps.store.optuna_history(), spec.max_trials, deps.limits.history)
     if problem is not None:
         raise InvalidStudy([problem])
 

@@ -1,0 +1,107 @@
+"""Optuna's history, which every process serving any study loads whole, bounded at submission by
+``KATUNA_MAX_HISTORY``: a study that would overflow it is refused naming the limit, what it
+costs and what to do, and the count it is checked against is exactly what a fresh process loads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import optuna
+import pytest
+from conftest import study_definition
+from http_helpers import Service
+
+from functions.adapters.sqlite_journal import KatunaJournalStorage, SqliteJournalBackend
+from functions.core.errors import InvalidStudy
+from functions.core.limits import Limits
+from functions.core.validate import parse_study
+from functions.embedded import Embedded
+from functions.settings import Settings
+
+
+def ran(runner: Embedded, tmp_path: Path, name: str, max_trials: int) -> None:
+    definition = study_definition(name=name, maxTrials=max_trials, parallelism=1)
+    runner.submit(parse_study(definition, runner.deps.limits), definition, tmp_path)
+    assert runner.run(name).status == "completed"
+
+
+def loaded_trials(runner: Embedded) -> int:
+    """How many trials a fresh process's Optuna storage holds once loaded (deleted studies' too)."""
+    fresh = KatunaJournalStorage(SqliteJournalBackend(runner.store.db.conn))
+    return len(fresh._replay_result._trials)
+
+
+def refusal(runner: Embedded, tmp_path: Path, name: str, max_trials: int) -> str:
+    definition = study_definition(name=name, maxTrials=max_trials, parallelism=1)
+    with pytest.raises(InvalidStudy) as caught:
+        runner.submit(parse_study(definition, runner.deps.limits), definition, tmp_path)
+    assert [s.name for s in runner.store.list_studies()].count(name) == 0, "nothing stored"
+    return str(caught.value)
+
+
+def test_a_study_that_would_overflow_the_history_is_refused_naming_the_limit_and_what_to_do(tmp_path: Path):
+    runner = Embedded(Settings(db=tmp_path / "katuna.db", limits=Limits(history=5)))
+    ran(runner, tmp_path, "first", 3)
+    assert runner.store.optuna_history() == loaded_trials(runner) == 3
+    message = refusal(runner, tmp_path, "second", 3)
+    assert "maxTrials: this database's Optuna history holds 3 trials, of at most 5 (set by KATUNA_MAX_HISTORY), " \
+           "and this study may add 3 (maxTrials) where 2 fit" in message, message
+    assert "Submit the study to a new database" in message and "deleting studies does not make room" in message
+    again = study_definition(name="first", maxTrials=3, parallelism=1)
+    assert runner.submit(parse_study(again), again, tmp_path).status == "completed", "the stored one, unrefused"
+    ran(runner, tmp_path, "second", 2)
+    assert runner.store.optuna_history() == loaded_trials(runner) == 5
+    assert "holds 5 trials, of at most 5 (set by KATUNA_MAX_HISTORY), and it is full" in \
+        refusal(runner, tmp_path, "third", 1)
+    runner.close()
+
+
+def test_deleted_studies_trials_stay_in_what_a_fresh_process_loads_and_are_counted(tmp_path: Path):
+    """Optuna forgets a deleted study, not its trials: the count says so, as the refusal does."""
+    runner = Embedded(Settings(db=tmp_path / "katuna.db", limits=Limits(history=4)))
+    ran(runner, tmp_path, "first", 2)
+    runner.store.delete_study("first")
+    ran(runner, tmp_path, "first", 2)
+    assert runner.store.optuna_history() == loaded_trials(runner) == 4
+    assert "it is full" in refusal(runner, tmp_path, "other", 1)
+    runner.close()
+
+
+def test_a_study_without_max_trials_is_refused_only_by_a_full_history(tmp_path: Path):
+    unbounded = study_definition(name="open", parallelism=1, timeBudget="1h")
+    del unbounded["maxTrials"]
+    full = Embedded(Settings(db=tmp_path / "katuna.db", limits=Limits(history=2)))
+    ran(full, tmp_path, "first", 2)
+    with pytest.raises(InvalidStudy, match="holds 2 trials, of at most 2 .*, and it is full"):
+        full.submit(parse_study(unbounded), unbounded, tmp_path)
+    full.close()
+    roomy = Embedded(Settings(db=tmp_path / "katuna.db", limits=Limits(history=3)))
+    assert roomy.submit(parse_study(unbounded), unbounded, tmp_path).name == "open"
+    roomy.close()
+
+
+@pytest.mark.slow
+def test_the_service_answers_a_study_past_the_history_with_422_and_stores_nothing(tmp_path: Path):
+    runner = Embedded(Settings(db=tmp_path / "katuna.db"))
+    ran(runner, tmp_path, "first", 2)
+    runner.close()
+    service = Service(tmp_path, workers=1, KATUNA_MAX_HISTORY="2")
+    try:
+        status, _, body = service.request("POST", "/studies", json.dumps(study_definition(name="second", maxTrials=1, parallelism=1)),
+                                          {"Content-Type": "application/json"})
+        assert status == 422, body
+        assert "holds 2 trials, of at most 2 (set by KATUNA_MAX_HISTORY), and it is full" in body.decode()
+        assert [s["name"] for s in json.loads(service.request("GET", "/studies")[2])] == ["first"]
+    finally:
+        service.close()
+
+
+def test_trials_created_through_optuna_directly_are_counted_too(tmp_path: Path):
+    runner = Embedded(Settings(db=tmp_path / "katuna.db"))
+    with runner.store.transaction():
+        study = optuna.create_study(storage=runner.store.optuna_storage(), study_name="direct")
+        study.add_trials([optuna.trial.create_trial(params={}, distributions={}, value=v) for v in (1.0, 2.0)])
+        study.ask()
+    assert runner.store.optuna_history() == loaded_trials(runner) == 3
+    runner.close()
