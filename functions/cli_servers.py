@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 from functools import partial
+from pathlib import Path
 
 import click
 
 from functions.adapters.sqlite_store import SqliteStore
 from functions.cli_common import console, db_option, existing_db, fail, settings_for, warn, warn_if_root
+from functions.core.history import history_warning
 from functions.terminal import markup
 
 
@@ -48,9 +50,21 @@ def serve(db: str | None, host: str, port: int, workers: int, executor: str | No
     if not settings.api_token and not can_tell():
         warn("without KATUNA_API_TOKEN, every account of this machine can reach the service and run commands as "
              "its user: this system does not tell which user a loopback connection is from. Set KATUNA_API_TOKEN")
-    SqliteStore(settings.db).close()
+    _warn_of_history(settings.db, settings.limits.history)
     hide_from_trials()
     Server(partial(service_app, settings), host, port, workers).run()
+
+
+def _warn_of_history(db: Path, limit: int) -> None:
+    """Open (and migrate) the database before the workers do, and warn when Optuna's history is
+    past ``limit`` already: every worker would load it whole (:mod:`functions.core.history`)."""
+    store = SqliteStore(db)
+    try:
+        problem = history_warning(store.optuna_history(), limit)
+    finally:
+        store.close()
+    if problem:
+        warn(problem)
 
 
 @click.command("optuna-dashboard")

@@ -105,3 +105,20 @@ def test_trials_created_through_optuna_directly_are_counted_too(tmp_path: Path):
         study.ask()
     assert runner.store.optuna_history() == loaded_trials(runner) == 3
     runner.close()
+
+
+@pytest.mark.slow
+def test_the_service_warns_at_start_of_a_history_past_the_limit_and_serves_on(tmp_path: Path):
+    """A database grown past the limit before (an older katuna, a raised limit) is named at start."""
+    runner = Embedded(Settings(db=tmp_path / "katuna.db"))
+    ran(runner, tmp_path, "first", 2)
+    runner.close()
+    service = Service(tmp_path, workers=1, KATUNA_MAX_HISTORY="1")
+    try:
+        assert service.request("GET", "/studies/first")[0] == 200
+    finally:
+        service.close()
+    log = " ".join((tmp_path / "serve.log").read_text().split())
+    assert "warning: this database's Optuna history holds 2 trials, past KATUNA_MAX_HISTORY (1): each worker " \
+           "loads all of them" in log, log
+    assert "Put new studies in a new database (--db)" in log

@@ -32,6 +32,17 @@ def history_problem(held: int, max_trials: int | None, limit: int) -> Problem | 
                                 "Optuna keeps a deleted study's trials in its history")
 
 
+def history_warning(held: int, limit: int) -> str | None:
+    """What to tell the operator of a database whose history is past ``limit`` already (grown by
+    an older katuna, a raised limit, or studies with no ``maxTrials``); None within it."""
+    if held <= limit:
+        return None
+    return (f"this database's Optuna history holds {held:,} trials, past {PREFIX}MAX_HISTORY ({limit:,}): "
+            f"each worker loads all of them (about {held * LOAD_SECONDS:.0f} s) the first time it serves any "
+            "study, and gunicorn kills a worker busy for 60 s; new studies are refused. Put new studies in a "
+            "new database (--db)")
+
+
 def _asked(max_trials: int | None, room: int) -> str:
     if room == 0:
         return "it is full"
