@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 
 import pytest
 
@@ -15,14 +16,20 @@ from functions.adapters import process_tree
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
 
-def test_a_marked_process_started_before_the_attempt_is_not_taken_for_one_of_its_processes():
+@pytest.fixture
+def attempt_id() -> str:
+    """An attempt id no other test's processes carry: the scans look at every process of the host."""
+    return f"scan-{uuid.uuid4().hex}/0/1"
+
+
+def test_a_marked_process_started_before_the_attempt_is_not_taken_for_one_of_its_processes(attempt_id: str):
     tick = os.sysconf("SC_CLK_TCK")
-    env = {**os.environ, process_tree.MARKER: "scan/0/1"}
+    env = {**os.environ, process_tree.MARKER: attempt_id}
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], env=env,
                              start_new_session=True)
     try:
         def found(since: float | None) -> list[int]:
-            return [p.pid for p in process_tree.members(None, "scan/0/1".__eq__, since)]
+            return [p.pid for p in process_tree.members(None, attempt_id.__eq__, since)]
 
         deadline = time.monotonic() + 30
         while not found(None) and time.monotonic() < deadline:
@@ -36,26 +43,27 @@ def test_a_marked_process_started_before_the_attempt_is_not_taken_for_one_of_its
 
 
 SCANNER = """
-import subprocess, sys, time
+import os, subprocess, sys, time
 from functions.adapters import process_tree
+MARK = os.environ[process_tree.MARKER]
 assert process_tree.become_subreaper() and process_tree.adopts_orphans()
 # A child that starts a grandchild in a new session, then exits: the grandchild is adopted here.
 subprocess.run([sys.executable, "-c", "import subprocess; subprocess.Popen(['sleep', '60'], start_new_session=True)"],
                stdout=subprocess.DEVNULL, check=True)
 def found(own):
-    return sorted(p.pid for p in process_tree.members(None, "scan/0/1".__eq__, own=own))
+    return sorted(p.pid for p in process_tree.members(None, MARK.__eq__, own=own))
 deadline = time.monotonic() + 30
 while len(found(True)) < 1 and time.monotonic() < deadline:
     time.sleep(0.02)
 print(found(True), flush=True)
 print(found(False), flush=True)
-process_tree.end(None, "scan/0/1".__eq__, 0.5, own=True)
+process_tree.end(None, MARK.__eq__, 0.5, own=True)
 print(found(False), flush=True)
 """
 
 
-def test_the_processes_of_an_attempt_started_here_are_looked_for_among_this_process_descendants_only():
-    env = {**os.environ, process_tree.MARKER: "scan/0/1"}
+def test_the_processes_of_an_attempt_started_here_are_looked_for_among_this_process_descendants_only(attempt_id: str):
+    env = {**os.environ, process_tree.MARKER: attempt_id}
     stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], env=env,
                                 start_new_session=True)
     try:
@@ -72,24 +80,25 @@ def test_the_processes_of_an_attempt_started_here_are_looked_for_among_this_proc
 
 
 APART = """
-import subprocess, sys, time
+import os, subprocess, sys, time
 from functions.adapters import process_tree
+MARK = os.environ[process_tree.MARKER]
 assert process_tree.become_subreaper()
 other = subprocess.Popen([sys.executable, "-c", "import subprocess, time; subprocess.Popen(['sleep', '60']); time.sleep(60)"])
 def found(apart=()):
-    return sorted(p.pid for p in process_tree.members(None, "scan/0/1".__eq__, own=True, apart=apart))
+    return sorted(p.pid for p in process_tree.members(None, MARK.__eq__, own=True, apart=apart))
 deadline = time.monotonic() + 30
 while len(found()) < 2 and time.monotonic() < deadline:
     time.sleep(0.02)
 print(found(apart=[other.pid]), flush=True)
 other.kill()
 other.wait()
-process_tree.end(None, "scan/0/1".__eq__, 0.5, own=True)
+process_tree.end(None, MARK.__eq__, 0.5, own=True)
 """
 
 
-def test_the_process_trees_of_other_attempts_are_not_looked_into():
-    env = {**os.environ, process_tree.MARKER: "scan/0/1"}
+def test_the_process_trees_of_other_attempts_are_not_looked_into(attempt_id: str):
+    env = {**os.environ, process_tree.MARKER: attempt_id}
     scan = subprocess.run([sys.executable, "-c", APART], env=env, capture_output=True, text=True, timeout=60)
     assert scan.returncode == 0, scan.stderr
     assert scan.stdout.split() == ["[]"], "another attempt's main process and its child (marked alike) are skipped"
