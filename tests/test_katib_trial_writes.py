@@ -243,8 +243,9 @@ def test_a_late_report_of_a_deleted_experiment_leaves_the_trial_of_the_one_appli
     its name, and the other worker writes the new Experiment's Trial. The late report then
     writes the trial that changed with the record it started with, owned by the deleted
     Experiment: it neither deletes the new Experiment's Trial nor makes it anew as the deleted
-    one's (which the garbage collector would then delete, the new Experiment's results with it).
-    The API server holds the late report's answer until the rest is done: no sleeps."""
+    one's (which the garbage collector would then delete, the new Experiment's results with it),
+    and it records nothing as reported, so the new Experiment's next report writes the trial's
+    completion. The API server holds the late report's answer until the rest is done: no sleeps."""
     _, store, dispatcher = service
     first = user_api(kube).get_namespaced_custom_object("kubeflow.org", "v1beta1", TEAM, "experiments", NAME)
     record = store.get_study(NAME)
@@ -278,6 +279,33 @@ def test_a_late_report_of_a_deleted_experiment_leaves_the_trial_of_the_one_appli
         worker.join(30)
         late_store.close()
     assert not worker.is_alive()
+    assert owned_trials(kube) == written, "the new Experiment's Trial is left as it was"
+    assert trial_uid(kube, f"{NAME}-0") == made, "and not made anew"
+    dispatcher.deliver_to("writeback", trial_suggested(NAME, renewed.uid, 0, 1))
+    assert owned_trials(kube)[f"{NAME}-0"] == ([again["metadata"]["uid"]], [{"name": "x", "value": "0.9"}],
+                                               trial_status(store.get_trial(NAME, 0))), \
+        "the new Experiment's report writes the trial's completion, which the late one left unrecorded"
+    assert trial_uid(kube, f"{NAME}-0") == made
+
+
+def test_a_trial_write_of_a_deleted_experiment_leaves_the_trial_of_the_one_applied_again(kube: KubeStub, service):
+    """The Trials adapter's own guard, below the store's: a write of a Trial in the name of an
+    Experiment that was deleted and applied again (its owner uid no longer the Experiment's)
+    neither deletes the new Experiment's Trial nor makes it anew as the deleted one's."""
+    api, store, dispatcher = service
+    first = user_api(kube).get_namespaced_custom_object("kubeflow.org", "v1beta1", TEAM, "experiments", NAME)
+    record, now = store.get_study(NAME), time.time()
+    again = apply_again(kube, dispatcher, first)
+    store.add_trial(TrialRecord(NAME, 0, {"x": 0.9}, RUNNING, created_at=now, started_at=now))
+    dispatcher.deliver_to("writeback", trial_suggested(NAME, store.get_study(NAME).uid, 0, 1))
+    written, made = owned_trials(kube), trial_uid(kube, f"{NAME}-0")
+    assert written[f"{NAME}-0"][0] == [again["metadata"]["uid"]]
+
+    origin = Origin.from_dict(record.origin)
+    finished = TrialRecord(NAME, 0, {"x": 0.1}, COMPLETE, values=[0.5], metrics={"loss": 0.5},
+                           created_at=now, started_at=now, finished_at=now)
+    KubernetesResources(lambda: api, katib_api=True).put_trials(
+        origin.ref, [{**trial_resource(record, origin, finished), "status": trial_status(finished)}])
     assert owned_trials(kube) == written, "the new Experiment's Trial is left as it was"
     assert trial_uid(kube, f"{NAME}-0") == made, "and not made anew"
 

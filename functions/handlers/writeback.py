@@ -94,7 +94,11 @@ def _changed(record: StudyRecord, store: Store) -> bool:
 
 def _report_trials(record: StudyRecord, origin: Origin, store: Store, resources: Resources) -> None:
     """Write the Trial resources of the trials changed since the last report, then record the
-    change this report reached."""
+    change this report reached. A report whose study was deleted and submitted again under its
+    name (a late one of a deleted Experiment) stops: the changes stored are the new study's,
+    which only a report of the new study writes and records."""
+    if not _current(record, store):
+        return
     reported = store.trials_reported(record.name)
     changed, latest = store.trial_changes(record.name, reported)
     if changed:
@@ -102,3 +106,12 @@ def _report_trials(record: StudyRecord, origin: Origin, store: Store, resources:
                                           for t in changed])
     if latest > reported:
         store.set_trials_reported(record.name, latest)
+
+
+def _current(record: StudyRecord, store: Store) -> bool:
+    """Whether the study stored under the record's name is still the record's (read under the
+    lock, so no study replaces it before the report records what it wrote)."""
+    try:
+        return store.get_study(record.name).uid == record.uid
+    except StudyNotFound:
+        return False
