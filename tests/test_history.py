@@ -9,11 +9,14 @@ from pathlib import Path
 
 import optuna
 import pytest
+import yaml
 from conftest import study_definition
 from http_helpers import Service
+from test_katib import experiment
 
 from functions.adapters.sqlite_journal import KatunaJournalStorage, SqliteJournalBackend
 from functions.core.errors import InvalidStudy
+from functions.core.formats import load_study
 from functions.core.limits import Limits
 from functions.core.validate import parse_study
 from functions.embedded import Embedded
@@ -122,3 +125,26 @@ def test_the_service_warns_at_start_of_a_history_past_the_limit_and_serves_on(tm
     assert "warning: this database's Optuna history holds 2 trials, past KATUNA_MAX_HISTORY (1): each worker " \
            "loads all of them" in log, log
     assert "Put new studies in a new database (--db)" in log
+
+
+def test_a_restart_whose_raised_budget_would_overflow_the_history_is_refused_and_changes_nothing(tmp_path: Path):
+    """An ended Katib Experiment restarted with a raised ``maxTrialCount`` adds trials to the
+    history as a new study does: the trials it may add beyond those it made are checked."""
+    runner = Embedded(Settings(db=tmp_path / "katuna.db", limits=Limits(history=3)))
+    doc = experiment(resumePolicy="LongRunning", maxTrialCount=2, parallelTrialCount=1)
+    runner.submit(*load_study(yaml.safe_dump(doc)), tmp_path)
+    ended = runner.run(doc["metadata"]["name"])
+    assert runner.store.optuna_history() == 2
+    doc["spec"]["maxTrialCount"] = 4
+    with pytest.raises(InvalidStudy) as caught:
+        runner.submit(*load_study(yaml.safe_dump(doc)), tmp_path)
+    message = str(caught.value)
+    assert "spec.maxTrialCount: this database's Optuna history holds 2 trials, of at most 3 (set by " \
+           "KATUNA_MAX_HISTORY), and this study, restarted with maxTrials 4 after 2 trials, may add 2 (maxTrials) " \
+           "where 1 fit" in message, message
+    assert runner.store.get_study(ended.name) == ended, "nothing changed"
+    doc["spec"]["maxTrialCount"] = 3
+    restarted = runner.submit(*load_study(yaml.safe_dump(doc)), tmp_path)
+    assert (restarted.status, restarted.restarts, restarted.spec.max_trials) == ("running", 1, 3)
+    assert runner.run(ended.name).status == "completed" and runner.store.optuna_history() == 3
+    runner.close()

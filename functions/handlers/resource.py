@@ -21,6 +21,7 @@ the update events of katuna's own status writes change nothing.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from functools import partial
 from typing import Any
@@ -51,9 +52,11 @@ from functions.core.resources import (
 from functions.core.spec import Study
 from functions.core.stop import Decision
 from functions.core.trial_identity import study_problems
-from functions.handlers.base import Deps, complete, go_on, reopen
-from functions.handlers.submit import store_study
+from functions.handlers.base import Deps, complete, go_on
+from functions.handlers.submit import restart, store_study
 from functions.handlers.writeback import report
+
+log = logging.getLogger("katuna.resource")
 
 
 def handle(event: Event, deps: Deps) -> list[Event]:
@@ -159,19 +162,26 @@ def _edit(deps: Deps, stored: StudyRecord, origin: Origin, current: Mapping[str,
         spec, submitted = load_definition(edited, limits=deps.limits, stored=partial(has_study, deps.store))
         spec = in_namespace(spec, stored.spec.kubernetes.namespace)
     except InvalidStudy as exc:
-        problems = "; ".join(str(p) for p in spec_paths(kind, exc.problems))
-        return _refuse(deps, stored, origin, generation, f"the edit is invalid: {problems}")
+        return _refuse(deps, stored, origin, generation, f"the edit is invalid: {_problems(kind, exc)}")
     except _Refusal as exc:
         return _refuse(deps, stored, origin, generation, str(exc))
     handled = origin.handled(generation).to_dict()
     if stored.terminal:
-        record = reopen(stored, deps, spec, submitted, handled)
+        try:
+            record = restart(deps, stored, spec, submitted, handled)
+        except InvalidStudy as exc:
+            return _refuse(deps, stored, origin, generation, f"the study does not restart: {_problems(kind, exc)}")
     else:
         deps.store.update_study(stored.name, spec=spec, definition=submitted, origin=handled)
         record = deps.store.get_study(stored.name)
     events = go_on(record, deps, None)
     report(deps.store.get_study(stored.name), deps)
     return events
+
+
+def _problems(kind: str, refused: InvalidStudy) -> str:
+    """The problems of a refused edit, with their paths in the resource."""
+    return "; ".join(str(p) for p in spec_paths(kind, refused.problems))
 
 
 def _editable(kind: str, stored: StudyRecord, edited: Mapping[str, Any], trials: int) -> None:
@@ -213,7 +223,8 @@ class _Refusal(Exception):
 
 
 def _refuse(deps: Deps, stored: StudyRecord, origin: Origin, generation: int, message: str) -> list[Event]:
-    """Keep running as before; the status says which edit was refused and why."""
+    """Keep running as before; the status says which edit was refused and why, and so does the log."""
+    log.warning("%s: generation %d is refused: %s", origin.ref, generation, message)
     deps.store.update_study(stored.name, origin=origin.handled(generation, message, deps.clock()).to_dict())
     report(deps.store.get_study(stored.name), deps)
     return []

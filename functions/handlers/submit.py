@@ -1,5 +1,6 @@
 """Storing a submitted study: under a fresh uid, or as the stored one when the same study is
-submitted again, or restarting an ended Katib Experiment whose budget it raises. The HTTP API,
+submitted again, or restarting an ended Katib Experiment whose budget it raises (within the
+Optuna history's limit, as a new study). The HTTP API,
 ``katuna run`` and the study resources all submit here; a warm start's results and the node
 pools held are checked in the same transaction, so concurrent submissions cannot slip past them.
 """
@@ -13,6 +14,7 @@ from typing import Any
 from functions.core import resume
 from functions.core.conflicts import study_conflict
 from functions.core.errors import InvalidStudy, StudyConflict
+from functions.core.formats import in_definition
 from functions.core.history import history_problem
 from functions.core.pool_count import HOLDING, held_pools, pools_problem
 from functions.core.ports import has_study
@@ -62,7 +64,21 @@ def store_or_restart(deps: Deps, spec: Study, definition: dict[str, Any]) -> tup
             if refused:
                 raise study_conflict(stored, spec, definition, f"it has ended ({stored.status}: {stored.reason}) and does "
                                      f"not restart: {'; '.join(refused)}") from exc
-            return reopen(stored, deps, spec, definition), False
+            return restart(deps, stored, spec, definition), False
+
+
+def restart(deps: Deps, stored: StudyRecord, spec: Study, definition: dict[str, Any],
+            origin: dict[str, Any] | None = None) -> StudyRecord:
+    """Reopen the ended study under ``spec``, its raised budget checked against Optuna's
+    history as a new study's is (:class:`InvalidStudy` at the budget, with the definition's
+    path, and nothing changed): the trials it may add load into every process as a new
+    study's do. In one transaction, so concurrent submissions cannot slip past the check."""
+    with deps.store.transaction():
+        problem = history_problem(deps.store.optuna_history(), spec.max_trials, deps.limits.history,
+                                  deps.store.count_trials(stored.name).created)
+        if problem is not None:
+            raise InvalidStudy(in_definition(definition, [problem]))
+        return reopen(stored, deps, spec, definition, origin)
 
 
 def _check_pool_room(deps: Deps, spec: Study) -> None:
