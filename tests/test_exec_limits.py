@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import errno
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
 import pytest
-from conftest import study_definition
+from conftest import TRIAL, study_definition
+from test_katib import experiment
 
 from functions.adapters.web import create_app
 from functions.core.exec_limits import MAX_ARG_STRLEN, MAX_ARGS_TOTAL
@@ -47,7 +49,8 @@ def _refused(client, definition: dict, path: str, *words: str) -> None:
     problems = answer.get_json()["problems"]
     assert [p["path"] for p in problems] == [path], problems
     assert all(word in problems[0]["message"] for word in words), problems
-    assert client.get(f"/studies/{definition['name']}").status_code == 404
+    name = definition["metadata"]["name"] if "metadata" in definition else definition["name"]
+    assert client.get(f"/studies/{name}").status_code == 404
 
 
 def _with(name: str, env: dict | None = None, extra: list[str] = (), values: list | None = None) -> dict:
@@ -93,3 +96,57 @@ def test_a_variable_at_the_kernel_s_limit_is_taken_and_its_trial_runs(client):
     while (study := client.get("/studies/at-limit").get_json())["status"] == "running" and time.monotonic() < deadline:
         time.sleep(0.1)
     assert study["counts"]["complete"] == 1, client.get("/studies/at-limit/trials").get_json()
+
+
+# a trialSpec's containers: each is a process of its own, its placeholders substituted alike
+
+CONTAINERS = "trialTemplate.trialSpec.spec.template.spec.containers"
+
+
+def _job(name: str, values: list | None, *containers: dict) -> dict:
+    """A study whose trial is a Job of the ``containers`` given after its primary one, with a
+    categorical parameter ``v`` of ``values`` (if any)."""
+    primary = {"name": "main", "image": "python:3.12", "command": [sys.executable, str(TRIAL)],
+               "args": ["--x=${trialParameters.x}"]}
+    job = {"apiVersion": "batch/v1", "kind": "Job",
+           "spec": {"template": {"spec": {"containers": [primary, *containers], "restartPolicy": "Never"}}}}
+    definition = study_definition(name=name, maxTrials=1, parallelism=1, trialTemplate={"trialSpec": job})
+    if values is not None:
+        definition["parameters"].append({"name": "v", "type": "categorical", "values": values})
+    return definition
+
+
+def test_a_trialspec_argument_past_the_limit_once_its_placeholders_are_replaced_is_refused_naming_it(client):
+    doc = experiment(maxTrialCount=1, parallelTrialCount=1)
+    doc["metadata"]["name"] = "spec-arg"
+    doc["spec"]["parameters"].append({"name": "v", "parameterType": "categorical",
+                                      "feasibleSpace": {"list": ["a", "b" * 70_000]}})
+    template = doc["spec"]["trialTemplate"]
+    template["trialParameters"].append({"name": "value", "reference": "v"})
+    container = template["trialSpec"]["spec"]["template"]["spec"]["containers"][0]
+    container["args"] = ["--quiet", "--v=${trialParameters.value}${trialParameters.value}"]
+    _refused(client, doc, f"spec.{CONTAINERS}[0].args[1]", "at most 131,071 bytes", "MAX_ARG_STRLEN",
+             "got 140,004 with each placeholder at its longest value")
+
+
+def test_a_trialspec_env_value_of_any_container_past_the_limit_is_refused_naming_it(client):
+    sidecar = {"name": "side", "image": "busybox", "command": ["sleep", "1"],
+               "env": [{"name": "KEEP", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                       {"name": "PAD", "value": "y" * (MAX_ARG_STRLEN - 8) + "${trialSpec.Name}"}]}
+    _refused(client, _job("spec-env", None, sidecar), f"{CONTAINERS}[1].env[1].value",
+             "at most 131,071 bytes as NAME=value", "got 131,131 with each placeholder at its longest value")
+
+
+def test_a_trialspec_container_past_the_total_is_refused_naming_it(client):
+    sidecar = {"name": "side", "image": "busybox", "command": ["echo"], "args": ["${trialParameters.v}"] * 6,
+               "env": [{"name": f"V{i}", "value": "${trialParameters.v}"} for i in range(5)]}
+    _refused(client, _job("spec-total", ["c" * 100_000, "d"], sidecar), f"{CONTAINERS}[1]",
+             f"expected command, args and env of at most {MAX_ARGS_TOTAL:,} bytes in all")
+
+
+def test_containers_each_within_the_total_are_taken_though_together_past_it(client):
+    """Each container is a process of its own: the total bounds each, not their sum."""
+    half = {"name": "side", "image": "busybox", "command": ["echo"], "args": ["${trialParameters.v}"] * 6}
+    definition = _job("spec-split", ["c" * 100_000, "d"], half, {**half, "name": "other"})
+    assert client.post("/studies", json=definition).status_code == 201
+    assert client.delete("/studies/spec-split").status_code in (200, 204)

@@ -7,11 +7,17 @@ quarter of the stack limit (2 MiB under the usual 8 MiB; execve(2), "Limits on s
 and environment"). Either way every trial of the study would fail with "Argument list too long",
 an error that names no field, and the same kernel starts a container's process on a cluster. So a
 study whose command or env could pass them once its placeholders are replaced (each by the
-longest value its parameter can take, known from the search space) is refused when submitted.
+longest value its parameter can take, known from the search space) is refused when submitted,
+and so is one whose ``trialSpec`` has a container whose command, args or env values could
+(each container is a process of its own, on a cluster or, the primary one, run locally).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+from functions.core import trial_spec as trial_spec_shapes
 from functions.core.errors import Problem
 from functions.core.naming import MAX_NAME
 from functions.core.parameters import CategoricalParameter, DiscreteParameter, Parameter
@@ -22,9 +28,9 @@ MAX_ARG_STRLEN = 32 * 4096
 """Bytes of one argv or envp string, its NUL included (Linux's ``MAX_ARG_STRLEN``)."""
 
 MAX_ARGS_TOTAL = 1 << 20
-"""Bytes of the study's command and env together, a NUL and a pointer for each string included:
-half of the 2 MiB the kernel takes under the usual 8 MiB stack, leaving the other half to what
-the service adds (``PATH``, ``HOME``, the locale, ``KATUNA_TRIAL_ENV``, katuna's trial variables)."""
+"""Bytes of the study's command and env together (or of one container's command, args and env),
+a NUL and a pointer for each string included: half of the 2 MiB the kernel takes under the
+usual 8 MiB stack, leaving the other half to what the service (or the image and the kubelet) adds (``PATH``, ``HOME``, the locale, ``KATUNA_TRIAL_ENV``, katuna's trial variables)."""
 
 POINTER = 8
 """Bytes of the pointer to each string in the new process's argv or envp."""
@@ -33,30 +39,82 @@ NUMBER_TEXT = 24
 """The longest text of a number parameter's value: a float's ``repr`` (``-2.2250738585072014e-308``)."""
 
 _PARAMETER = "trialParameters."
+_LABELS = "trialSpec.Labels["
+TRIAL_SPEC = "trialTemplate.trialSpec"
+LABEL_VALUE = 63
+"""Characters of a Kubernetes namespace name or label value at most: ``${trialSpec.Namespace}``
+and ``${trialSpec.Labels[key]}`` at their longest."""
+
+Strings = list[tuple[str, str, str]]
+"""``(field path, string the process gets, how it is counted)`` of one process's argv and envp."""
 
 
 def exec_problems(study: Study) -> list[Problem]:
     """A problem for each command argument or env variable (``NAME=value``) that could be past
-    ``MAX_ARG_STRLEN``, else one for the whole when it could be past :data:`MAX_ARGS_TOTAL`."""
+    ``MAX_ARG_STRLEN``, else one for the whole when it could be past :data:`MAX_ARGS_TOTAL`: of
+    the study's command and env, and of each container of its ``trialSpec``, whose command,
+    args and env values katuna substitutes the same placeholders in."""
     widths = {p.name: _widest(p) for p in study.parameters}
     template = study.trial_template
     strings = [(f"trialTemplate.command[{i}]", arg, "") for i, arg in enumerate(template.command)]
     strings += [(f"trialTemplate.env.{name}", f"{name}={value}", " as NAME=value") for name, value in template.env]
+    problems = _process_problems("trialTemplate", "command and env", strings, widths)
+    if template.trial_spec is not None:
+        widths.update(_spec_widths(template.trial_spec))
+        for path, container in _containers(template.trial_spec):
+            problems += _process_problems(path, "command, args and env", _container_strings(path, container), widths)
+    return problems
+
+
+def _process_problems(path: str, what: str, strings: Strings, widths: dict[str, int]) -> list[Problem]:
+    """The problems of one process started with ``strings`` (its ``what``, at ``path``)."""
     problems, total = [], 0
-    for path, text, form in strings:
+    for where, text, form in strings:
         size, widened = _longest(text, widths)
         total += size + 1 + POINTER
         if size >= MAX_ARG_STRLEN:
-            problems.append(Problem(path, f"expected at most {MAX_ARG_STRLEN - 1:,} bytes{form} (Linux's "
-                                          f"MAX_ARG_STRLEN, {MAX_ARG_STRLEN:,} with its NUL: no process starts with "
-                                          f"a longer argument or variable), got {size:,}{widened}"))
+            problems.append(Problem(where, f"expected at most {MAX_ARG_STRLEN - 1:,} bytes{form} (Linux's "
+                                           f"MAX_ARG_STRLEN, {MAX_ARG_STRLEN:,} with its NUL: no process starts with "
+                                           f"a longer argument or variable), got {size:,}{widened}"))
     if not problems and total > MAX_ARGS_TOTAL:
-        problems.append(Problem("trialTemplate", f"expected command and env of at most {MAX_ARGS_TOTAL:,} bytes in "
-                                                 f"all (a NUL and a {POINTER}-byte pointer each), got {total:,}, "
-                                                 "each placeholder at its longest value: the kernel refuses to start "
-                                                 "a process whose arguments and environment pass 2 MiB, and the "
-                                                 "service's own variables need the rest"))
+        problems.append(Problem(path, f"expected {what} of at most {MAX_ARGS_TOTAL:,} bytes in all (a NUL and a "
+                                      f"{POINTER}-byte pointer each), got {total:,}, each placeholder at its longest "
+                                      "value: the kernel refuses to start a process whose arguments and environment "
+                                      "pass 2 MiB, and the service's own variables need the rest"))
     return problems
+
+
+def _containers(trial_spec: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """Each container of the ``trialSpec`` (init containers too), with its field path."""
+    found = [(path, c) for path, _, _, c in trial_spec_shapes.located_containers(trial_spec)]
+    return [(f"{TRIAL_SPEC}.{path}", c) for path, c in found + trial_spec_shapes.init_containers(trial_spec)]
+
+
+def _container_strings(path: str, container: Mapping[str, Any]) -> Strings:
+    """The container's command and args, and its env variables given a value (``NAME=value``);
+    a string where a list of strings belongs is left to the API server to refuse."""
+    strings = [(f"{path}.{key}[{i}]", arg, "") for key in ("command", "args")
+               for i, arg in enumerate(_listed(container.get(key))) if isinstance(arg, str)]
+    return strings + [(f"{path}.env[{i}].value", f"{e.get('name')}={e['value']}", " as NAME=value")
+                      for i, e in enumerate(_listed(container.get("env")))
+                      if isinstance(e, Mapping) and isinstance(e.get("value"), str)]
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _spec_widths(trial_spec: Mapping[str, Any]) -> dict[str, int]:
+    """Bytes of the longest text each ``${trialSpec.*}`` field of the workload is substituted as
+    (keyed ``trialSpec.<field>``, as :func:`_longest` looks them up): the trial's name and
+    namespace, any label value at their longest, the template's own kind, apiVersion and annotations."""
+    metadata = trial_spec.get("metadata")
+    annotations = metadata.get("annotations") if isinstance(metadata, Mapping) else None
+    widths = {"trialSpec.Namespace": LABEL_VALUE, "trialSpec.Kind": len(_utf8(str(trial_spec.get("kind")))),
+              "trialSpec.APIVersion": len(_utf8(str(trial_spec.get("apiVersion"))))}
+    if isinstance(annotations, Mapping):
+        widths.update({f"trialSpec.Annotations[{k}]": len(_utf8(str(v))) for k, v in annotations.items()})
+    return widths
 
 
 def _widest(parameter: Parameter) -> int:
@@ -72,7 +130,8 @@ def _longest(text: str, widths: dict[str, int]) -> tuple[int, str]:
     size, placeholders = len(_utf8(text)), 0
     for match in PLACEHOLDER.finditer(text):
         inner = match.group(1)
-        width = MAX_NAME if inner == TRIAL_NAME else widths.get(inner.removeprefix(_PARAMETER), 0)
+        width = MAX_NAME if inner == TRIAL_NAME else LABEL_VALUE if inner.startswith(_LABELS) \
+            else widths.get(inner.removeprefix(_PARAMETER), 0)
         size += width - len(_utf8(match.group(0)))
         placeholders += 1
     return size, " with each placeholder at its longest value" if placeholders else ""

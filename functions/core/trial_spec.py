@@ -109,31 +109,46 @@ def containers(trial_spec: Mapping[str, Any]) -> list[tuple[Mapping[str, Any], s
     shape each kind describes them: pod templates' containers; a TrainJob's ``trainer`` (the
     ``node`` container); an Argo Workflow's templates (``main``, labelled as the template says);
     a Tekton PipelineRun's steps (``step-<name>``, in pods labelled with their task)."""
-    found = [(labels, str(c.get("name")), c) for _, labels, pod in trial_kinds.pod_specs(trial_spec)
-             for c in _listed(pod.get("containers"))]
+    return [(labels, name, container) for _, labels, name, container in located_containers(trial_spec)]
+
+
+def located_containers(trial_spec: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any], str, Mapping[str, Any]]]:
+    """Every container the workload runs (:func:`containers`), each with its path in the
+    ``trialSpec`` first (``spec.template.spec.containers[0]``)."""
+    found = [(f"{path}.spec.containers[{i}]", labels, str(c.get("name")), c)
+             for path, labels, pod in trial_kinds.pod_specs(trial_spec)
+             for i, c in _indexed(pod.get("containers"))]
     known = trial_kinds.kind_of(trial_spec)
     given = trial_spec.get("spec")
     spec: Mapping[str, Any] = given if isinstance(given, Mapping) else {}
     tasks = spec.get("pipelineSpec")
     if known is not None and known.kind == "TrainJob" and isinstance(spec.get("trainer"), Mapping):
-        found.append((trial_kinds.TRAINJOB_PRIMARY, "node", spec["trainer"]))
+        found.append(("spec.trainer", trial_kinds.TRAINJOB_PRIMARY, "node", spec["trainer"]))
     elif known is not None and known.kind == "Workflow":
-        for item in _listed(spec.get("templates")):
+        for i, item in _indexed(spec.get("templates")):
             metadata = item.get("metadata")
             labels = (metadata.get("labels") if isinstance(metadata, Mapping) else None) or {}
             for key in ("container", "script"):
                 if isinstance(item.get(key), Mapping):
-                    found.append((labels, "main", item[key]))
+                    found.append((f"spec.templates[{i}].{key}", labels, "main", item[key]))
     elif known is not None and known.kind == "PipelineRun":
-        for task in _listed(tasks.get("tasks") if isinstance(tasks, Mapping) else None):
+        for i, task in _indexed(tasks.get("tasks") if isinstance(tasks, Mapping) else None):
             task_spec = task.get("taskSpec")
-            for step in _listed(task_spec.get("steps") if isinstance(task_spec, Mapping) else None):
-                found.append(({"tekton.dev/pipelineTask": str(task.get("name"))}, f"step-{step.get('name')}", step))
+            for j, step in _indexed(task_spec.get("steps") if isinstance(task_spec, Mapping) else None):
+                found.append((f"spec.pipelineSpec.tasks[{i}].taskSpec.steps[{j}]",
+                              {"tekton.dev/pipelineTask": str(task.get("name"))}, f"step-{step.get('name')}", step))
     return found
 
 
-def _listed(value: Any) -> list[Mapping[str, Any]]:
-    return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
+def init_containers(trial_spec: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """``(path in the trialSpec, container)`` of each init container of the workload's pod templates."""
+    return [(f"{path}.spec.initContainers[{i}]", c) for path, _, pod in trial_kinds.pod_specs(trial_spec)
+            for i, c in _indexed(pod.get("initContainers"))]
+
+
+def _indexed(value: Any) -> list[tuple[int, Mapping[str, Any]]]:
+    """The mappings of a list, each with its index in it (none where ``value`` is no list)."""
+    return [(i, item) for i, item in enumerate(value) if isinstance(item, Mapping)] if isinstance(value, list) else []
 
 
 def pod_spec(trial_spec: Mapping[str, Any]) -> Mapping[str, Any]:
