@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import study_definition, undo_trial_changes
 from kube_stub import KubeStub, NodePool
+from test_reconcile import compacting_during_the_list
 from waiting import eventually
 
 from functions.adapters.kubernetes_client import api_client
@@ -88,6 +89,30 @@ def test_a_pool_of_more_nodes_than_a_page_is_listed_whole():
                 "spec": {}, "status": {"allocatable": {"cpu": "4"}, "conditions": [{"type": "Ready", "status": "True"}]}})
         api = api_client(kube.url)
         assert sorted(n.name for n in KubernetesNodes(lambda: api).list(SELECTOR)) == names
+    finally:
+        kube.close()
+
+
+def node(name: str, labels: dict) -> dict:
+    return {"apiVersion": "v1", "kind": "Node", "metadata": {
+        "name": name, "creationTimestamp": "2026-11-30T12:00:00Z", "labels": labels},
+        "spec": {}, "status": {"allocatable": {"cpu": "4"}, "conditions": [{"type": "Ready", "status": "True"}]}}
+
+
+def test_a_node_list_whose_continue_token_expired_is_started_again_and_whole(monkeypatch: pytest.MonkeyPatch):
+    """Nodes that come and go while a large pool is listed can push the list's version out of the
+    API server's kept history: its next page is 410 Expired, and the list starts again from its
+    first page, every node counted once, the new ones too."""
+    kube = KubeStub(history=20)
+    try:
+        names = [f"node-{number:04}" for number in range(LIST_PAGE + 1)]
+        for name in names:
+            kube.add_node(node(name, dict(SELECTOR)))
+        asked = compacting_during_the_list(kube, monkeypatch, lambda i: kube.add_node(
+            node(f"late-{i:02}", dict(SELECTOR) if i == 0 else {"pool": "other"})), 25)
+        api = api_client(kube.url)
+        assert sorted(n.name for n in KubernetesNodes(lambda: api).list(SELECTOR)) == sorted([*names, "late-00"])
+        assert len(asked) == 2, "the expired token, then the new list's own"
     finally:
         kube.close()
 

@@ -26,6 +26,7 @@ from functions.adapters.kubernetes_resources import LIST_PAGE
 from functions.adapters.local_executor import LocalExecutor
 from functions.adapters.sqlite_store import SqliteStore
 from functions.cluster_ports import ClusterResources, watched_namespace
+from functions.core.errors import TemporaryError
 from functions.core.events import OBJECTS, ROUTES, derived_id, study_created, trial_finished
 from functions.core.launch import trial_launch
 from functions.core.rotation import rotated
@@ -427,6 +428,66 @@ def test_a_later_attempt_lost_is_suggested_again_once_its_own_suggestion_is_old_
     finally:
         executor.shutdown()
         store.close()
+
+
+def compacting_during_the_list(kube: KubeStub, monkeypatch: pytest.MonkeyPatch, change: Callable[[int], None],
+                               changes: int, times: int = 1) -> list[str]:
+    """Make ``kube`` answer the first ``times`` ``continue`` requests of lists only after
+    ``changes`` changes (``change(i)``, ``i`` counting on) pushed the list's version out of its
+    kept history, as etcd's compaction does to a slow list: 410 Expired. The continue tokens
+    asked with, in order."""
+    serve, asked = kube.serve, []
+
+    def compacted(call):
+        token = call.query.get("continue")
+        if token:
+            if len(asked) < times:
+                for i in range(len(asked) * changes, (len(asked) + 1) * changes):
+                    change(i)
+            asked.append(token)
+        return serve(call)
+
+    monkeypatch.setattr(kube, "serve", compacted)
+    return asked
+
+
+def test_a_list_whose_continue_token_expired_is_started_again_and_whole(monkeypatch: pytest.MonkeyPatch):
+    """A continue token the API server compacted away (410 Expired, "start a new list without
+    the continue parameter") starts the list again from its first page: every resource, those
+    made meanwhile included, listed once."""
+    kube = KubeStub(namespaces=("rc-expire",), history=20)
+    with kube.lock:
+        kube.authorizer.copy_role("katuna", "rc-expire")
+    try:
+        names = [f"rc-expire-{i:03}" for i in range(LIST_PAGE + 1)]
+        for name in names:
+            kube.apply({**resource(name), "metadata": {"name": name, "namespace": "rc-expire"}})
+        late = [f"rc-expire-late-{i:02}" for i in range(25)]
+        asked = compacting_during_the_list(kube, monkeypatch, lambda i: kube.apply(
+            {**resource(late[i]), "metadata": {"name": late[i], "namespace": "rc-expire"}}), len(late))
+        listed = ClusterResources(kube.url, "rc-expire").list("rc-expire")
+        assert sorted(o["metadata"]["name"] for o in listed) == sorted(names + late)
+        assert len(asked) == 2, "the expired token, then the new list's own"
+    finally:
+        kube.close()
+
+
+def test_a_list_whose_continue_token_expires_again_is_a_temporary_error(monkeypatch: pytest.MonkeyPatch):
+    """The list started again once expires too: the event is delivered again, later."""
+    kube = KubeStub(namespaces=("rc-expire",), history=20)
+    with kube.lock:
+        kube.authorizer.copy_role("katuna", "rc-expire")
+    try:
+        for i in range(LIST_PAGE + 1):
+            kube.apply({**resource(f"rc-expire-{i:03}"), "metadata": {"name": f"rc-expire-{i:03}", "namespace": "rc-expire"}})
+        asked = compacting_during_the_list(kube, monkeypatch, lambda i: kube.apply(
+            {**resource(f"rc-again-{i:02}"), "metadata": {"name": f"rc-again-{i:02}", "namespace": "rc-expire"}}),
+                                           25, times=2)
+        with pytest.raises(TemporaryError, match="410 Gone|Expired"):
+            ClusterResources(kube.url, "rc-expire").list("rc-expire")
+        assert len(asked) == 2, "the list was started again once"
+    finally:
+        kube.close()
 
 
 def test_a_tick_looks_at_a_different_slice_each_window_and_at_everything_over_enough_of_them():

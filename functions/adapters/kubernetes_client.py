@@ -16,7 +16,10 @@ from urllib3.exceptions import HTTPError, ReadTimeoutError
 from functions.core.errors import PermanentError, TemporaryError
 from functions.core.timeouts import REMOTE_TIMEOUT
 
-RETRYABLE = {408, 409, 429, 500, 502, 503, 504}
+RETRYABLE = {408, 409, 410, 429, 500, 502, 503, 504}
+"""Statuses a later try may not get: 410 Gone is a resourceVersion or ``continue`` token the API
+server compacted away, which a list started again gets past (:func:`all_pages`)."""
+GONE = 410
 
 
 class BoundedApiClient(client.ApiClient):
@@ -74,6 +77,32 @@ def translate(exc: Exception, doing: str) -> Exception:
     if isinstance(exc, ReadTimeoutError):
         return TemporaryError(f"could not {doing}: the Kubernetes API did not answer within KATUNA_REMOTE_TIMEOUT: {exc}")
     return TemporaryError(f"could not {doing}: {exc}")
+
+
+def all_pages(page: Callable[[str], Any], next_token: Callable[[Any], str]) -> list[Any]:
+    """Every page of a list, ``page(token)`` asked from the first (``""``) on with the last
+    page's ``continue`` token (``next_token``) until a page has none. A token the API server
+    compacted away before the list ended (410 Gone: "The provided continue parameter is too old
+    to display a consistent list result. You can start a new list without the continue
+    parameter", kubernetes/kubernetes staging/src/k8s.io/apiserver/pkg/storage/etcd3/errors.go)
+    starts the list again, once, the pages read dropped: the API's other remedy, the token its
+    answer carries, would go on at a later version and give an inconsistent list. A second 410
+    is raised, for :func:`translate` to make temporary: the event is delivered again."""
+    try:
+        return _pages(page, next_token)
+    except ApiException as exc:
+        if exc.status != GONE:
+            raise
+    return _pages(page, next_token)
+
+
+def _pages(page: Callable[[str], Any], next_token: Callable[[Any], str]) -> list[Any]:
+    pages, token = [], ""
+    while True:
+        pages.append(page(token))
+        token = next_token(pages[-1])
+        if not token:
+            return pages
 
 
 def delete_options(uid: str | None = None) -> client.V1DeleteOptions:

@@ -14,7 +14,7 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from urllib3.exceptions import HTTPError
 
-from functions.adapters.kubernetes_client import read_or_none, translate
+from functions.adapters.kubernetes_client import all_pages, read_or_none, translate
 from functions.adapters.kubernetes_trials import Trials
 from functions.core.cluster_templates import ConfigMapForbidden
 from functions.core.errors import PermanentError, TemporaryError
@@ -97,19 +97,16 @@ class KubernetesResources:
         return metadata.get("uid") == uid and version in (None, metadata.get("resourceVersion"))
 
     def list(self, namespace: str) -> list[Mapping[str, Any]]:
-        """Every Study and Experiment in ``namespace``, read page by page (each item with its
-        ``apiVersion`` and ``kind``); none of a kind whose definition is not installed (404)."""
+        """Every Study and Experiment in ``namespace``, read page by page, started again where a
+        page's token expired (:func:`~functions.adapters.kubernetes_client.all_pages`); each item
+        with its ``apiVersion`` and ``kind``; none of a kind whose definition is not installed (404)."""
         found: list[Mapping[str, Any]] = []
         for kind in KINDS[f"{GROUP}/{VERSION}"]:
-            plural, token = PLURALS[kind], ""
-            while True:
-                page = read_or_none(partial(self._page, namespace, plural, token), f"list the {plural} in namespace {namespace}")
-                if page is None:
-                    break
-                found += [{**item, "apiVersion": f"{GROUP}/{VERSION}", "kind": kind} for item in page.get("items") or []]
-                token = (page.get("metadata") or {}).get("continue") or ""
-                if not token:
-                    break
+            plural = PLURALS[kind]
+            pages = read_or_none(partial(all_pages, partial(self._page, namespace, plural), _continue_of),
+                                 f"list the {plural} in namespace {namespace}")
+            found += [{**item, "apiVersion": f"{GROUP}/{VERSION}", "kind": kind}
+                      for page in pages or [] for item in page.get("items") or []]
         return found
 
     def _page(self, namespace: str, plural: str, token: str) -> Any:
@@ -186,19 +183,23 @@ class KubernetesNodes:
         page: one whose ``Ready`` condition is ``Unknown`` (its VM stopped, as GKE stops a
         preempted spot VM and keeps its Node) runs nothing and is not billed for."""
         selector = ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
-        found: list[NodeSeen] = []
-        token = ""
-        while True:
-            try:
-                page: Any = (self._core().list_node(label_selector=selector, limit=LIST_PAGE, _continue=token) if token
-                        else self._core().list_node(label_selector=selector, limit=LIST_PAGE))
-            except (ApiException, HTTPError) as exc:
-                raise translate(exc, f"list the nodes labelled {selector}") from exc
-            found += [NodeSeen(node.metadata.name, node.metadata.creation_timestamp.timestamp())
-                      for node in page.items or [] if not _unreachable(node)]
-            token = page.metadata._continue or ""
-            if not token:
-                return found
+        try:
+            pages = all_pages(partial(self._page, selector), lambda page: page.metadata._continue or "")
+        except (ApiException, HTTPError) as exc:
+            raise translate(exc, f"list the nodes labelled {selector}") from exc
+        return [NodeSeen(node.metadata.name, node.metadata.creation_timestamp.timestamp())
+                for page in pages for node in page.items or [] if not _unreachable(node)]
+
+    def _page(self, selector: str, token: str) -> Any:
+        """One page of the node list, from where ``token`` (the last page's ``continue``) left off."""
+        if token:
+            return self._core().list_node(label_selector=selector, limit=LIST_PAGE, _continue=token)
+        return self._core().list_node(label_selector=selector, limit=LIST_PAGE)
+
+
+def _continue_of(page: Mapping[str, Any]) -> str:
+    """A custom object list page's ``continue`` token; empty on the last page."""
+    return (page.get("metadata") or {}).get("continue") or ""
 
 
 def _unreachable(node: Any) -> bool:
