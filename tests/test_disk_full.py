@@ -48,13 +48,13 @@ def mounts(tmp_path: Path) -> None:
 
 
 def _fill(folder: Path) -> Path:
-    """Writes a file in ``folder`` until its file system has no space left."""
+    """Writes a file in ``folder`` until its file system has no space left. Unbuffered: a
+    buffered file would keep the bytes the full disk refused and fail again as it closes."""
     filler = folder / "filler"
-    with filler.open("wb") as file:
+    with filler.open("wb", buffering=0) as file:
         try:
             while True:
                 file.write(b"\0" * 65536)
-                file.flush()
         except OSError as exc:
             assert exc.errno == errno.ENOSPC
     return filler
