@@ -19,14 +19,17 @@ from functions.terminal import markup
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1), help="gunicorn workers.")
+@click.option("--threads", default=8, show_default=True, type=click.IntRange(min=1),
+              help="Requests each worker serves at once.")
 @click.option("--executor", type=click.Choice(["local", "kubernetes"]), default=None,
               help="Where trials run: processes here, or Jobs on Kubernetes (default: $KATUNA_EXECUTOR or local).")
-def serve(db: str | None, host: str, port: int, workers: int, executor: str | None) -> None:
+def serve(db: str | None, host: str, port: int, workers: int, threads: int, executor: str | None) -> None:
     """Serve the HTTP API and the event functions with gunicorn.
 
     Without KATUNA_API_TOKEN it listens on loopback only, answers loopback Host names only, and
-    takes requests only from this user's (or root's) connections; another address, or
-    KATUNA_ALLOWED_HOSTS, needs the token.
+    takes requests only from this user's (or root's) connections, refusing others before
+    reading them; another address, or KATUNA_ALLOWED_HOSTS, needs the token. A client has
+    KATUNA_CLIENT_TIMEOUT seconds (15) to send its request.
     """
     from functions.adapters.process_tree import hide_from_trials
     from functions.adapters.web.guard import exposure_problem
@@ -52,7 +55,7 @@ def serve(db: str | None, host: str, port: int, workers: int, executor: str | No
              "its user: this system does not tell which user a loopback connection is from. Set KATUNA_API_TOKEN")
     _warn_of_history(settings.db, settings.limits.history)
     hide_from_trials()
-    Server(partial(service_app, settings), host, port, workers).run()
+    Server(partial(service_app, settings), host, port, workers, threads, settings.worker_timeout).run()
 
 
 def _warn_of_history(db: Path, limit: int) -> None:

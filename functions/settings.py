@@ -139,6 +139,7 @@ VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "k8s_progress_seconds": ("K8S_PROGRESS_SECONDS", float),
     "k8s_keep_seconds": ("K8S_KEEP_SECONDS", float),
     "remote_timeout": ("REMOTE_TIMEOUT", float), "pool_wait": ("POOL_WAIT", float),
+    "client_timeout": ("CLIENT_TIMEOUT", float), "worker_timeout": ("WORKER_TIMEOUT", int),
     "sink_token_file": ("SINK_TOKEN_FILE", Path),
 }
 """Each :class:`Settings` field read from one variable: its name after ``KATUNA_``, and how its
@@ -213,6 +214,12 @@ class Settings:
     ``127.0.0.1`` and ``[::1]``; ``*.example.org`` allows every subdomain (unset: loopback names
     only, against DNS rebinding; naming other hosts needs ``KATUNA_API_TOKEN``).
     ``KATUNA_SESSION_TTL`` seconds a dashboard login lasts (43200, 12 hours).
+    ``KATUNA_CLIENT_TIMEOUT`` seconds (15) a client has to send a request, head and body, from
+    when the service starts reading it, and at most each write of an answer waits for the client
+    to take more (:mod:`functions.adapters.web.worker`); a slower client's connection is closed.
+    ``KATUNA_WORKER_TIMEOUT`` whole seconds (60) a ``katuna serve`` worker's main loop may go without
+    a heartbeat before gunicorn kills it, with the local trials it owns (gunicorn's ``timeout``;
+    a request a thread is serving does not stop the heartbeat, a GIL held that long does).
     ``KATUNA_OIDC_AUDIENCE``: the event paths then also take Knative Eventing's OIDC delivery
     tokens issued for this audience (the Trigger's ``subscriber.audience``), signed by a key of
     ``KATUNA_OIDC_ISSUER_URL`` (the Kubernetes API server, ``https://kubernetes.default.svc``:
@@ -309,6 +316,8 @@ class Settings:
     k8s_progress_seconds: float = 10.0
     k8s_keep_seconds: float = 30.0
     remote_timeout: float = REMOTE_TIMEOUT
+    client_timeout: float = 15.0
+    worker_timeout: int = 60
     pool_wait: float = POOL_WAIT
     sink_token_file: Path = Path("/oidc/token")
     sink_ca_certs: str | None = None
@@ -344,9 +353,13 @@ class Settings:
                               ("K8S_KEEP_SECONDS", settings.k8s_keep_seconds)):
             if not seconds > 0:
                 raise InvalidSetting(f"{PREFIX}{name}: expected a positive number of seconds, got {seconds}")
-        for name, seconds in (("REMOTE_TIMEOUT", settings.remote_timeout), ("POOL_WAIT", settings.pool_wait)):
+        for name, seconds in (("REMOTE_TIMEOUT", settings.remote_timeout), ("POOL_WAIT", settings.pool_wait),
+                              ("CLIENT_TIMEOUT", settings.client_timeout)):
             if not 0 < seconds < math.inf:
                 raise InvalidSetting(f"{PREFIX}{name}: expected a positive number of seconds, got {seconds}")
+        if settings.worker_timeout < 1:
+            raise InvalidSetting(f"{PREFIX}WORKER_TIMEOUT: expected a whole number of seconds >= 1, "
+                                 f"got {settings.worker_timeout}")
         if not settings.node_look_seconds > 0:
             raise InvalidSetting(f"{PREFIX}NODE_LOOK_SECONDS: expected a positive number of seconds, "
                              f"got {settings.node_look_seconds}")

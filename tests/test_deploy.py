@@ -10,6 +10,7 @@ environment variables, ports, mount paths and container name Serving reserves fo
 from __future__ import annotations
 
 import copy
+import importlib
 import posixpath
 import re
 import subprocess
@@ -22,6 +23,7 @@ import pytest
 import yaml
 from doc_blocks import block
 
+from functions.adapters.web.worker import Worker
 from functions.settings import Settings
 
 ROOT = Path(__file__).parent.parent
@@ -414,6 +416,8 @@ def test_the_image_installs_the_deploy_lock_compiles_byte_code_and_runs_without_
     command = yaml.safe_load(re.search(r"^CMD (\[.*?\])$", dockerfile, re.MULTILINE | re.DOTALL).group(1)
                              .replace("\\\n", ""))
     assert "--no-control-socket" in command and command[command.index("--worker-tmp-dir") + 1] == "/dev/shm"
+    module, _, name = command[command.index("--worker-class") + 1].rpartition(".")
+    assert getattr(importlib.import_module(module), name) is Worker, "katuna's bounded worker, as katuna serve runs"
     help_text = subprocess.run([str(Path(sys.executable).with_name("gunicorn")), "--help"],
                                capture_output=True, text=True, check=True).stdout
     assert all(option in help_text for option in command if option.startswith("--"))

@@ -69,7 +69,7 @@ def test_serve_on_kubernetes_without_a_cluster_refuses_to_start_in_one_line(tmp_
 
 
 def test_a_worker_that_failed_to_boot_exits_without_an_error():
-    """gunicorn runs the exit hook of a worker whose app could not be loaded: it has no ``wsgi``."""
+    """gunicorn runs the exit hook of a worker whose app could not be loaded: it has no runtime."""
     _worker_exit(server=None, worker=SimpleNamespace(pid=1))
 
 

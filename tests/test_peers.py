@@ -215,3 +215,43 @@ def test_a_request_from_another_account_of_the_machine_is_refused_and_the_servic
         service.close()
     assert "warning: katuna runs as root, so every trial's command runs as root too" in \
         (tmp_path / "serve.log").read_text()
+
+
+def _answer_unasked(uid: int, port: int) -> bytes:
+    """What the service sends, until it closes, on a connection from a child running as
+    ``uid`` that sends nothing at all."""
+    reading, writing = os.pipe()
+    child = os.fork()
+    if child == 0:
+        try:
+            os.close(reading)
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+                os.write(writing, b"".join(iter(lambda: sock.recv(65536), b"")))
+        finally:
+            os._exit(0)
+    os.close(writing)
+    with os.fdopen(reading, "rb") as pipe:
+        answer = pipe.read()
+    os.waitpid(child, 0)
+    return answer
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can connect as another user (os.setuid in a child)")
+def test_another_accounts_connection_is_refused_and_closed_before_anything_is_read_from_it(tmp_path: Path):
+    """The worker answers 403 as it accepts the connection: the caller has sent nothing, so no
+    request was read (none is logged), and no thread waited on it."""
+    service = Service(tmp_path, workers=1)
+    try:
+        head, _, body = _answer_unasked(NOBODY, service.port).partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 403") and b"Connection: close" in head, head
+        answer = json.loads(body)
+        assert answer["error"] == "local_user_not_allowed" and f"of uid {NOBODY}" in answer["message"], answer
+        assert service.json("GET", "/studies") == (200, [])
+    finally:
+        service.close()
+    access = [line for line in (tmp_path / "serve.log").read_text().splitlines() if '" 403 ' in line]
+    assert access == [], "the refused connection never reached the application"

@@ -7,7 +7,6 @@ which the composition root (:mod:`functions.runtime`) builds and hands in.
 from __future__ import annotations
 
 import logging
-import os
 
 from flask import Flask, Response, current_app, g, jsonify, redirect, request, url_for
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
@@ -90,23 +89,13 @@ def _guard():
 
 def _check_local_user():
     """Without the API token, a request only from a socket of the service's own user (or
-    root): any account of the machine can connect to loopback (:mod:`.peers`). A server that
-    does not hand over the connection (tests' clients), or a machine that does not list its
-    sockets' owners, is taken as before."""
+    root): any account of the machine can connect to loopback (:mod:`.peers`). ``katuna
+    serve``'s worker refuses other connections before reading them (:mod:`.worker`); this
+    check stands for servers that do not. A server that does not hand over the connection
+    (tests' clients) is taken as before."""
     connection = request.environ.get("gunicorn.socket")
-    if connection is None:
-        return None
-    uid = peers.peer_uid(connection)
-    if uid is None and not peers.can_tell():
-        return None
-    if uid is not None and peers.trusted(uid):
-        return None
-    caller = "this machine does not list (another host's or container's)" if uid is None else f"of uid {uid}"
-    return guard.refusal(request, 403, "local_user_not_allowed",
-                         f"without KATUNA_API_TOKEN this service takes requests only from its own user (uid "
-                         f"{os.geteuid()}) on this machine, not from a caller {caller}: a study runs commands as "
-                         "the service's user. Set KATUNA_API_TOKEN to serve other users, who then send "
-                         "Authorization: Bearer <token>")
+    problem = None if connection is None else peers.stranger(connection)
+    return None if problem is None else guard.refusal(request, 403, "local_user_not_allowed", problem)
 
 
 def _safety_headers(response: Response) -> Response:

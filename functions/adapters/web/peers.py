@@ -192,3 +192,16 @@ def can_tell() -> bool:
 def trusted(uid: int) -> bool:
     """Whether ``uid`` may use the service without a token: its own user, or root."""
     return uid in (os.geteuid(), 0)
+
+
+def stranger(connection: socket.socket) -> str | None:
+    """Why a service without a token refuses ``connection``, or None when it takes it: a
+    connection of its own user or root, or any where this machine cannot tell (not Linux). A
+    connection the kernel does not list (another host's or container's) is refused too."""
+    uid = peer_uid(connection)
+    if (uid is None and not can_tell()) or (uid is not None and trusted(uid)):
+        return None
+    caller = "this machine does not list (another host's or container's)" if uid is None else f"of uid {uid}"
+    return (f"without KATUNA_API_TOKEN this service takes requests only from its own user (uid {os.geteuid()}) on "
+            f"this machine, not from a caller {caller}: a study runs commands as the service's user. Set "
+            "KATUNA_API_TOKEN to serve other users, who then send Authorization: Bearer <token>")

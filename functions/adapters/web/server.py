@@ -23,11 +23,13 @@ from wsgiref.types import WSGIApplication
 
 from gunicorn.app.base import BaseApplication
 
+from functions.adapters.web.worker import Worker
+
 
 def _worker_exit(server: Any, worker: Any) -> None:
     """Kill the worker's trials when it exits; they are relaunched once nothing owns them. A
-    worker that failed to boot has no app, and no trials."""
-    runtime = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("katuna")
+    worker that failed to boot has no runtime, and no trials."""
+    runtime = getattr(worker, "runtime", None)
     if runtime is not None:
         runtime.close()
 
@@ -135,14 +137,17 @@ def listen_problem(host: str, port: int) -> str | None:
 class Server(BaseApplication):
     """gunicorn configured in code; the app is built in each worker, after the fork."""
 
-    def __init__(self, build: Callable[[], WSGIApplication], host: str, port: int, workers: int) -> None:
-        """``build`` makes the app a worker serves; it runs in each worker, after the fork. No
-        control socket: its one default path in the home directory would be shared by every
-        ``katuna serve`` of the user, and nothing here uses it."""
+    def __init__(self, build: Callable[[], WSGIApplication], host: str, port: int, workers: int,
+                 threads: int, timeout: int) -> None:
+        """``build`` makes the app a worker serves; it runs in each worker, after the fork. The
+        workers are katuna's threaded ones (:mod:`.worker`): a worker's heartbeat never waits on
+        a client, and every client connection is bounded, so no client can get a worker, and
+        the trials it owns, killed. No control socket: its one default path in the home
+        directory would be shared by every ``katuna serve`` of the user, and nothing here uses it."""
         self.build = build
         self.metrics_dir, self._metrics_lock = metrics_dir()
-        self.options = {"bind": f"{host}:{port}", "workers": workers, "worker_class": "sync",
-                        "timeout": 60, "graceful_timeout": 10, "accesslog": "-", "worker_exit": _worker_exit,
+        self.options = {"bind": f"{host}:{port}", "workers": workers, "worker_class": Worker, "threads": threads,
+                        "timeout": timeout, "graceful_timeout": 10, "accesslog": "-", "worker_exit": _worker_exit,
                         "on_exit": self._on_exit, "control_socket_disable": True}
         super().__init__()
 

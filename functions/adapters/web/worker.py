@@ -1,0 +1,322 @@
+"""The gunicorn worker ``katuna serve`` and the image run: gunicorn's threaded worker, made safe
+to face clients directly.
+
+A worker owns the local trials it started, and gunicorn kills a worker whose heartbeat stops for
+its ``timeout``: the trials die with it. gunicorn's ``sync`` worker sends that heartbeat only
+between requests and reads a request with no time limit (``workers/sync.py``: ``accept`` makes
+the socket blocking, ``handle`` parses it), so one client that sent half a request and then
+nothing got the worker, and its trials, killed. The threaded worker (``workers/gthread.py``)
+beats in its main loop, whatever its threads are doing; but its threads read a request with
+no limit either, once its first bytes have come (``handle``: ``wait_for_data``, then a blocking
+``next(conn.parser)``), so a few such clients could hold every thread for ever.
+
+Here every client connection is bounded (:class:`ClientSocket`). What has come of a request
+is gathered without waiting, and the connection goes back to the main loop until the rest
+comes (closed after gunicorn's ``keepalive`` seconds of silence): a thread takes it only once
+its head and a ``Content-Length`` body (up to ``KATUNA_MAX_BODY``) are here. A request must be
+whole within ``KATUNA_CLIENT_TIMEOUT`` seconds of its first read, and no write to the client may
+wait longer than that for it to take more. The body is read whole before the application sees
+the request (:class:`WholeBody`), so a client too slow to send it gets ``408`` and one that goes
+away part way gets ``400``, never a truncated body. Without ``KATUNA_API_TOKEN``, a connection of
+another account of the machine is answered ``403`` and closed as it is accepted, before anything
+is read from it (:mod:`.peers`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import io
+import json
+import re
+import socket
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from gunicorn.http.errors import NoMoreData
+from gunicorn.workers.gthread import _DEFER, ThreadWorker
+
+from functions.adapters.web import peers
+
+REFUSAL_HEAD = ("HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n"
+                "Connection: close\r\n\r\n")
+DISCARD_LIMIT = 1 << 16
+"""The most bytes already received that a refused connection throws away (without waiting for
+more) before it closes, so that the close is not a reset that could destroy the answer."""
+BODY_CHUNK = 64 * 1024
+GATHER_LIMIT = 64 * 1024
+"""The most of a request's head gathered before a thread takes it: a head larger than this
+(gunicorn allows 100 fields of 8 KiB) is read by the thread, with the deadline."""
+CONTENT_LENGTH = re.compile(rb"\ncontent-length:[ \t]*(\d{1,19})[ \t]*(?:\r|$)")
+
+
+class ClientTimeout(NoMoreData):
+    """The client did not send its request in time. A kind of gunicorn's own "no more data",
+    which its workers take as a client that went away: the connection is closed quietly."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+
+    def __str__(self) -> str:
+        return f"the client did not send its request within {self.seconds:g} s (KATUNA_CLIENT_TIMEOUT)"
+
+
+class ClientSocket(socket.socket):
+    """A client's connection whose request must arrive by a deadline, and whose blocking
+    operations each wait at most ``limit`` seconds.
+
+    What has come of a request is first gathered without waiting (:meth:`gather`), while the
+    worker's main loop, not a thread, waits for more: a thread reads the request only once its
+    head, and a ``Content-Length`` body of at most ``body_limit`` bytes, are here. The rest of
+    a request (a chunked or larger body) is read by the thread with the deadline. gunicorn makes
+    the socket blocking before it reads or writes (``setblocking(True)``) and restores a timeout
+    it changed by ``settimeout(None)``: both mean ``limit`` here. ``sendall`` is bounded by the
+    client's progress, not in all: a large answer to a slow reader goes on while it reads."""
+
+    limit: float = 15.0
+    body_limit: int = 1 << 20
+    deadline: float | None = None
+    gathered: bytes = b""
+
+    @classmethod
+    def adopt(cls, connection: socket.socket, limit: float, body_limit: int) -> ClientSocket:
+        """``connection`` (an accepted socket, which this takes over) as a ClientSocket."""
+        adopted = cls(connection.family, connection.type, connection.proto, fileno=connection.detach())
+        adopted.limit, adopted.body_limit = limit, body_limit
+        adopted.setblocking(True)
+        return adopted
+
+    def start(self) -> None:
+        """A request is being read: it must be here within ``limit`` seconds of its first read."""
+        if self.deadline is None:
+            self.deadline = time.monotonic() + self.limit
+
+    def gather(self) -> bool:
+        """Take what has come of the request without waiting, and nothing past its end; True
+        once a thread may read it (all of it is here, or it cannot all come: the client closed,
+        the deadline passed, or the head is larger than :data:`GATHER_LIMIT`), False while
+        more is to come."""
+        self.start()
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            return True
+        super().settimeout(0.0)
+        while True:
+            try:
+                peeked = super().recv(GATHER_LIMIT, socket.MSG_PEEK)
+            except BlockingIOError:
+                return False
+            except OSError:
+                return True
+            if not peeked:
+                return True
+            size = self._request_size(self.gathered + peeked)
+            self.gathered += super().recv(len(peeked) if size is None else min(len(peeked), size - len(self.gathered)))
+            if size is not None and len(self.gathered) >= size:
+                return True
+
+    def _request_size(self, data: bytes) -> int | None:
+        """How many bytes from the request's start a thread waits for: its head, and a
+        ``Content-Length`` body of at most ``body_limit`` bytes unless the client waits for
+        ``100 Continue``; None while the head is not whole (and within :data:`GATHER_LIMIT`)."""
+        head, ended, _ = data.partition(b"\r\n\r\n")
+        if not ended:
+            return GATHER_LIMIT if len(data) >= GATHER_LIMIT else None
+        fields = head.lower()
+        length = CONTENT_LENGTH.search(fields)
+        if length is None or b"\nexpect:" in fields or int(length.group(1)) > self.body_limit:
+            return len(head) + 4
+        return len(head) + 4 + int(length.group(1))
+
+    def served(self) -> None:
+        """The request was read and answered: the next one on the connection has its own deadline."""
+        self.deadline = None
+
+    def setblocking(self, flag: bool) -> None:
+        super().settimeout(self.limit if flag else 0.0)
+
+    def settimeout(self, value: float | None) -> None:
+        super().settimeout(self.limit if value is None else value)
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        if self.gathered:
+            taken, self.gathered = self.gathered[:bufsize], self.gathered[bufsize:]
+            return taken
+        configured = self.gettimeout()
+        if self.deadline is None or configured == 0.0:
+            return self._recv(bufsize, flags)
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise ClientTimeout(self.limit)
+        super().settimeout(remaining if configured is None else min(configured, remaining))
+        try:
+            return self._recv(bufsize, flags)
+        finally:
+            super().settimeout(configured)
+
+    def _recv(self, bufsize: int, flags: int) -> bytes:
+        try:
+            return super().recv(bufsize, flags)
+        except TimeoutError:
+            raise ClientTimeout(self.limit) from None
+
+    def sendall(self, data: Any, flags: int = 0) -> None:
+        """Send all of ``data``, waiting at most the socket's timeout each time the client takes
+        none of it (the socket's own ``sendall`` would bound the whole answer by it)."""
+        with memoryview(data) as whole, whole.cast("B") as view:
+            sent = 0
+            while sent < len(view):
+                sent += self.send(view[sent:], flags)
+
+
+class WholeBody:
+    """The application behind a read of the whole request body: a body of at most ``limit``
+    bytes (``Content-Length`` or chunked) is read from the client before the application sees
+    the request, which then reads it from memory. A client that does not send it in time gets
+    ``408``; one that closes before it is whole gets ``400`` (gunicorn would hand over the
+    part it got as if it were the body). A larger body is left to the application (a ``413``)."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    def __call__(self, environ: dict, start_response: Any) -> Iterable[bytes]:
+        length = environ.get("CONTENT_LENGTH") or ""
+        chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+        expected = int(length) if length.isdigit() else None
+        if (expected is None and not chunked) or (expected is not None and expected > self.limit):
+            return self.app(environ, start_response)
+        try:
+            body = _read(environ["wsgi.input"], self.limit + 1 if expected is None else expected)
+        except ClientTimeout as exc:
+            return _refuse(start_response, "408 Request Timeout", "request_timeout", str(exc))
+        except (OSError, ValueError):
+            return _refuse(start_response, "400 Bad Request", "incomplete_body",
+                           "the connection ended before the request body was whole")
+        if expected is not None and len(body) < expected:
+            return _refuse(start_response, "400 Bad Request", "incomplete_body",
+                           f"the connection ended after {len(body)} of the {expected} bytes of Content-Length")
+        if len(body) > self.limit:
+            environ["wsgi.input"] = _Rejoined(body, environ["wsgi.input"])
+            return self.app(environ, start_response)
+        if chunked:
+            environ.pop("HTTP_TRANSFER_ENCODING")
+            environ["CONTENT_LENGTH"] = str(len(body))
+        environ["wsgi.input"] = io.BytesIO(body)
+        return self.app(environ, start_response)
+
+
+class _Rejoined:
+    """A chunked body past the limit, as the application reads it to refuse it: the bytes
+    already read, then the rest from the client (which the refusal drains)."""
+
+    def __init__(self, head: bytes, rest: Any) -> None:
+        self.head = io.BytesIO(head)
+        self.rest = rest
+
+    def read(self, size: int = -1) -> bytes:
+        return self.head.read(size) or self.rest.read(size)
+
+
+def _read(stream: Any, most: int) -> bytes:
+    """Up to ``most`` bytes of ``stream``, fewer only where it ends."""
+    body = bytearray()
+    while len(body) < most:
+        chunk = stream.read(min(BODY_CHUNK, most - len(body)))
+        if not chunk:
+            break
+        body += chunk
+    return bytes(body)
+
+
+def _refuse(start_response: Any, status: str, error: str, message: str) -> list[bytes]:
+    body = json.dumps({"error": error, "message": message}).encode()
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
+                            ("Connection", "close")])
+    return [body]
+
+
+class Worker(ThreadWorker):
+    """gunicorn's threaded worker with every client connection bounded (see the module)."""
+
+    wsgi: Any
+    runtime: Any = None
+    """The application's katuna runtime, which ``katuna serve`` closes as the worker exits."""
+
+    def load_wsgi(self) -> None:
+        """Load the application, then take what the connections are bounded by from its
+        settings, and put the whole-body read in front of it."""
+        super().load_wsgi()
+        app: Any = self.wsgi
+        self.runtime = app.extensions["katuna"]
+        settings = self.runtime.settings
+        self.client_timeout = settings.client_timeout
+        self.local_only = not settings.api_token and peers.can_tell()
+        self.body_limit = settings.max_body
+        self.wsgi = WholeBody(app, settings.max_body)
+
+    def accept(self, listener: socket.socket) -> None:
+        super().accept(_Screened(listener, self))
+
+    def handle(self, conn: Any) -> Any:
+        """Serve a request once it is here: until then the connection goes back to the main
+        loop, which closes it after gunicorn's ``keepalive`` seconds of silence. A request the
+        parser already holds (sent behind the last) is served at once."""
+        sock = conn.sock
+        if not isinstance(sock, ClientSocket):
+            return super().handle(conn)
+        if conn.parser is not None and conn.parser.unreader.buf.getvalue():
+            sock.start()
+        elif not sock.gather():
+            return _DEFER
+        conn.data_ready = True
+        try:
+            return super().handle(conn)
+        finally:
+            sock.served()
+
+    def take(self, connection: socket.socket) -> ClientSocket | None:
+        """An accepted connection, bounded; None when it was refused (and closed)."""
+        if self.local_only:
+            problem = peers.stranger(connection)
+            if problem is not None:
+                turn_away(connection, problem)
+                return None
+        return ClientSocket.adopt(connection, self.client_timeout, self.body_limit)
+
+
+class _Screened:
+    """A listener whose ``accept`` hands the worker only the connections it takes, bounded; a
+    refused one is, to gunicorn, no connection at all (``EAGAIN``)."""
+
+    def __init__(self, listener: socket.socket, worker: Worker) -> None:
+        self.listener = listener
+        self.worker = worker
+
+    def accept(self) -> tuple[socket.socket, Any]:
+        connection, address = self.listener.accept()
+        taken = self.worker.take(connection)
+        if taken is None:
+            raise BlockingIOError(errno.EAGAIN, "connection refused at accept")
+        return taken, address
+
+    def getsockname(self) -> Any:
+        return self.listener.getsockname()
+
+
+def turn_away(connection: socket.socket, message: str) -> None:
+    """Answer ``403`` on a connection without reading the request, and close it. The answer is
+    written only if it fits at once; what the client already sent is thrown away unread (up
+    to :data:`DISCARD_LIMIT`, never waiting), so that the close is not a reset."""
+    body = json.dumps({"error": "local_user_not_allowed", "message": message}).encode()
+    with contextlib.suppress(OSError), connection:
+        connection.setblocking(False)
+        connection.send(REFUSAL_HEAD.format(length=len(body)).encode() + body)
+        connection.shutdown(socket.SHUT_WR)
+        discarded = 0
+        while discarded < DISCARD_LIMIT:
+            received = connection.recv(DISCARD_LIMIT)  # BlockingIOError once nothing more is there
+            if not received:
+                return
+            discarded += len(received)

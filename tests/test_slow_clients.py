@@ -1,0 +1,185 @@
+"""Clients that are slow on purpose, against a real ``katuna serve`` (gunicorn) on loopback: a
+connection that sends half a request and then nothing, or trickles it a byte at a time, must
+never get a worker killed (and with it the local trials it owns), nor keep other requests
+waiting; a body that comes too slowly is a ``408``, one cut short a ``400``, never a shorter
+body taken as whole; and a large answer still reaches a client that reads it slowly.
+
+The workers here get a heartbeat timeout of a few seconds (``KATUNA_WORKER_TIMEOUT``), so that
+a client holding one past it would show as a killed worker within the test."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import study_definition
+from http_helpers import Service
+
+from functions.adapters.web.worker import ClientSocket
+from functions.settings import Settings
+
+pytestmark = pytest.mark.slow
+
+WORKER_TIMEOUT = 3
+HALF_REQUEST = b"GET /studies HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+ENDLESS_HEAD = HALF_REQUEST + b"X-Slow: y\r\n" * 100
+POST_HEAD = b"POST /studies HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[Service]:
+    """One worker (of 8 threads), with a short heartbeat timeout and client timeout."""
+    serving = Service(tmp_path, workers=1, KATUNA_WORKER_TIMEOUT=str(WORKER_TIMEOUT), KATUNA_CLIENT_TIMEOUT="4",
+                      KATUNA_LOG_DIR=str(tmp_path / "logs"))
+    yield serving
+    serving.close()
+
+
+def _connect(service: Service, first: bytes = b"") -> socket.socket:
+    connection = socket.create_connection(("127.0.0.1", service.port), timeout=60)
+    if first:
+        connection.sendall(first)
+    return connection
+
+
+def _answer(connection: socket.socket) -> tuple[int, bytes]:
+    """The status and body of the one answer on ``connection``, read until the server closes it
+    or the body is whole; status 0 when it closed without answering."""
+    data = b""
+    while True:
+        head, ended, body = data.partition(b"\r\n\r\n")
+        if ended and b"content-length:" in head.lower():
+            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+            if len(body) >= length:
+                return int(head.split()[1]), body[:length]
+        try:
+            received = connection.recv(65536)
+        except ConnectionResetError:
+            received = b""
+        if not received:
+            return (int(head.split()[1]), body) if ended else (0, b"")
+        data += received
+
+
+def _trickle(connection: socket.socket, data: bytes, stop: threading.Event) -> None:
+    """Send ``data`` a byte every half second until it is sent, the server closes, or ``stop``."""
+    for offset in range(len(data)):
+        if stop.wait(0.5):
+            return
+        try:
+            connection.send(data[offset:offset + 1])
+        except OSError:
+            return
+
+
+def _running(service: Service, name: str) -> list[tuple[int, str, int]]:
+    status, trials = service.json("GET", f"/studies/{name}/trials")
+    assert status == 200, trials
+    return [(t["number"], t["state"], t["attempt"]) for t in trials]
+
+
+def test_half_sent_and_trickled_requests_never_cost_a_worker_its_trials_nor_keep_others_waiting(service, tmp_path):
+    sleep = [sys.executable, "-c", "import time; time.sleep(600)", "${trialParameters.x}"]
+    definition = study_definition(name="victim", parallelism=1, maxTrials=1, trialTemplate={"command": sleep})
+    status, answer = service.json("POST", "/studies", body=json.dumps(definition),
+                                  headers={"Content-Type": "application/json"})
+    assert status == 201, answer
+    while _running(service, "victim") != [(0, "RUNNING", 1)]:
+        time.sleep(0.2)
+
+    idle = [_connect(service, HALF_REQUEST) for _ in range(6)]
+    stop = threading.Event()
+    tricklers = [_connect(service), _connect(service, POST_HEAD % 400)]
+    threads = [threading.Thread(target=_trickle, args=(tricklers[0], ENDLESS_HEAD, stop)),
+               threading.Thread(target=_trickle, args=(tricklers[1], b"x" * 400, stop))]
+    for thread in threads:
+        thread.start()
+    try:
+        held_until = time.monotonic() + 3 * WORKER_TIMEOUT
+        while time.monotonic() < held_until:
+            assert service.json("GET", "/studies")[0] == 200, "a request is served while slow clients are connected"
+            time.sleep(0.5)
+        assert all(_answer(connection) == (0, b"") for connection in idle), "a half-sent request is closed unanswered"
+        assert _answer(tricklers[0]) == (0, b""), "a request head trickled past KATUNA_CLIENT_TIMEOUT is closed"
+        status, body = _answer(tricklers[1])
+        assert status == 408 and json.loads(body)["error"] == "request_timeout", body
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+        for connection in idle + tricklers:
+            connection.close()
+    assert _running(service, "victim") == [(0, "RUNNING", 1)], "the trial runs on, in its first attempt"
+    log = (tmp_path / "serve.log").read_text()
+    assert "WORKER TIMEOUT" not in log and log.count("Booting worker") == 1, log
+
+
+def test_a_body_cut_short_is_refused_never_taken_as_the_whole_body(service):
+    definition = json.dumps({"name": "cut"}).encode()
+    connection = _connect(service, POST_HEAD % (len(definition) + 10) + definition)
+    connection.shutdown(socket.SHUT_WR)
+    status, body = _answer(connection)
+    assert status == 400 and json.loads(body)["error"] == "incomplete_body", body
+    assert f"after {len(definition)} of the {len(definition) + 10} bytes" in json.loads(body)["message"]
+    assert service.json("GET", "/studies") == (200, [])
+
+
+def test_a_request_sent_in_pieces_within_the_limit_and_a_large_answer_read_slowly_are_served(service):
+    definition = json.dumps({"name": "bad"}).encode()
+    connection = _connect(service)
+    for piece in (POST_HEAD[:20], (POST_HEAD % len(definition))[20:], definition[:5], definition[5:]):
+        connection.sendall(piece)
+        time.sleep(0.3)
+    status, body = _answer(connection)
+    assert status == 422, body
+
+    with _connect(service, b"GET /openapi.json HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n") as slow:
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        data = b""
+        while received := slow.recv(4096):
+            data += received
+            time.sleep(0.001)
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and json.loads(body)["openapi"], "the whole answer arrived"
+
+
+def test_client_and_worker_timeouts_must_be_positive():
+    with pytest.raises(ValueError, match="KATUNA_CLIENT_TIMEOUT: expected a positive number of seconds, got 0.0"):
+        Settings.from_env({"KATUNA_CLIENT_TIMEOUT": "0"})
+    with pytest.raises(ValueError, match="KATUNA_WORKER_TIMEOUT: expected a whole number of seconds >= 1, got 0"):
+        Settings.from_env({"KATUNA_WORKER_TIMEOUT": "0"})
+    assert Settings.from_env({}).client_timeout < Settings.from_env({}).worker_timeout
+
+
+def test_a_client_socket_waits_for_each_write_as_long_as_the_client_keeps_reading():
+    """``sendall`` is bounded by the client's progress: an answer much larger than the socket
+    buffers reaches a client that takes longer than the limit to read all of it (64 reads,
+    20 ms apart, against a limit of 0.5 s; the socket's own ``sendall`` would give up)."""
+    left, right = socket.socketpair()
+    sender = ClientSocket.adopt(left, limit=0.5, body_limit=1)
+    payload = b"y" * (4 << 20)
+    received = bytearray()
+
+    def read_slowly() -> None:
+        right.settimeout(10)
+        with contextlib.suppress(TimeoutError):
+            while len(received) < len(payload):
+                received.extend(right.recv(1 << 16))
+                time.sleep(0.02)
+
+    reader = threading.Thread(target=read_slowly)
+    reader.start()
+    try:
+        sender.sendall(payload)
+    finally:
+        reader.join()
+        sender.close()
+        right.close()
+    assert bytes(received) == payload
