@@ -147,7 +147,8 @@ class Server(BaseApplication):
         self.build = build
         self.metrics_dir, self._metrics_lock = metrics_dir()
         self.options = {"bind": f"{host}:{port}", "workers": workers, "worker_class": Worker, "threads": threads,
-                        "timeout": timeout, "graceful_timeout": 10, "accesslog": "-", "worker_exit": _worker_exit,
+                        "timeout": timeout, "keepalive": 5, "graceful_timeout": 10, "accesslog": "-",
+                        "worker_exit": _worker_exit,
                         "on_exit": self._on_exit, "control_socket_disable": True}
         super().__init__()
 
