@@ -27,6 +27,7 @@ def _error(description: str) -> dict[str, Any]:
 ERROR_CODES = (
     # refused before any route: the Host, the local user, the body, the origin, the caller
     "host_not_allowed", "local_user_not_allowed", "request_entity_too_large", "unsupported_media_type",
+    "request_timeout", "incomplete_body",
     "cross_origin", "csrf", "unauthorized", "sender_not_allowed",
     # no such route or method; a service not ready
     "not_found", "method_not_allowed", "not_ready",

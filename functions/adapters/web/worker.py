@@ -231,7 +231,8 @@ def _read(stream: Any, most: int) -> bytes:
 
 
 def _refuse(start_response: Any, status: str, error: str, message: str) -> list[bytes]:
-    body = json.dumps({"error": error, "message": message}).encode()
+    """Katuna's error answer (the client may send the request again: it was cut short or late)."""
+    body = json.dumps({"error": error, "message": message, "retryable": True}).encode()
     start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
                             ("Connection", "close")])
     return [body]
@@ -309,7 +310,7 @@ def turn_away(connection: socket.socket, message: str) -> None:
     """Answer ``403`` on a connection without reading the request, and close it. The answer is
     written only if it fits at once; what the client already sent is thrown away unread (up
     to :data:`DISCARD_LIMIT`, never waiting), so that the close is not a reset."""
-    body = json.dumps({"error": "local_user_not_allowed", "message": message}).encode()
+    body = json.dumps({"error": "local_user_not_allowed", "message": message, "retryable": False}).encode()
     with contextlib.suppress(OSError), connection:
         connection.setblocking(False)
         connection.send(REFUSAL_HEAD.format(length=len(body)).encode() + body)
