@@ -172,8 +172,9 @@ def test_the_sock_diag_answer_is_read_for_its_uid_and_errors():
         peers.diag_owner(_answer(20, _message(1, 1000))[:40], 5)
 
 
-def _request_as(uid: int, port: int, method: str, path: str, body: bytes = b"") -> tuple[int, dict]:
-    """Status and JSON body of one request sent from a forked child running as ``uid``."""
+def _answer_as(uid: int, port: int, sent: bytes) -> bytes:
+    """What the service sends, until it closes, on a connection from a forked child running as
+    ``uid`` that sends ``sent`` (nothing at all when empty)."""
     reading, writing = os.pipe()
     child = os.fork()
     if child == 0:
@@ -183,16 +184,23 @@ def _request_as(uid: int, port: int, method: str, path: str, body: bytes = b"") 
             os.setgid(uid)
             os.setuid(uid)
             with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
-                sock.sendall(f"{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
-                             f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
-                answer = b"".join(iter(lambda: sock.recv(65536), b""))
-            os.write(writing, answer)
+                if sent:
+                    sock.sendall(sent)
+                os.write(writing, b"".join(iter(lambda: sock.recv(65536), b"")))
         finally:
             os._exit(0)
     os.close(writing)
     with os.fdopen(reading, "rb") as pipe:
         answer = pipe.read()
     os.waitpid(child, 0)
+    return answer
+
+
+def _request_as(uid: int, port: int, method: str, path: str, body: bytes = b"") -> tuple[int, dict]:
+    """Status and JSON body of one request sent from a forked child running as ``uid``."""
+    answer = _answer_as(uid, port, f"{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n"
+                                   "Content-Type: application/json\r\n"
+                                   f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
     head, _, body = answer.partition(b"\r\n\r\n")
     return int(head.split()[1]), json.loads(body or b"null")
 
@@ -217,28 +225,6 @@ def test_a_request_from_another_account_of_the_machine_is_refused_and_the_servic
         (tmp_path / "serve.log").read_text()
 
 
-def _answer_unasked(uid: int, port: int) -> bytes:
-    """What the service sends, until it closes, on a connection from a child running as
-    ``uid`` that sends nothing at all."""
-    reading, writing = os.pipe()
-    child = os.fork()
-    if child == 0:
-        try:
-            os.close(reading)
-            os.setgroups([])
-            os.setgid(uid)
-            os.setuid(uid)
-            with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
-                os.write(writing, b"".join(iter(lambda: sock.recv(65536), b"")))
-        finally:
-            os._exit(0)
-    os.close(writing)
-    with os.fdopen(reading, "rb") as pipe:
-        answer = pipe.read()
-    os.waitpid(child, 0)
-    return answer
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root can connect as another user (os.setuid in a child)")
 def test_another_accounts_connection_is_refused_and_closed_before_anything_is_read_from_it(tmp_path: Path):
@@ -246,7 +232,7 @@ def test_another_accounts_connection_is_refused_and_closed_before_anything_is_re
     request was read (none is logged), and no thread waited on it."""
     service = Service(tmp_path, workers=1)
     try:
-        head, _, body = _answer_unasked(NOBODY, service.port).partition(b"\r\n\r\n")
+        head, _, body = _answer_as(NOBODY, service.port, b"").partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 403") and b"Connection: close" in head, head
         answer = json.loads(body)
         assert answer["error"] == "local_user_not_allowed" and f"of uid {NOBODY}" in answer["message"], answer
