@@ -14,7 +14,6 @@ from typing import Any
 from functions.core import resume
 from functions.core.conflicts import study_conflict
 from functions.core.errors import InvalidStudy, StudyConflict
-from functions.core.formats import in_definition
 from functions.core.history import history_problem
 from functions.core.pool_count import HOLDING, held_pools, pools_problem
 from functions.core.ports import has_study
@@ -77,6 +76,10 @@ def restart(deps: Deps, stored: StudyRecord, spec: Study, definition: dict[str, 
         problem = history_problem(deps.store.optuna_history(), spec.max_trials, deps.limits.history,
                                   deps.store.count_trials(stored.name).created)
         if problem is not None:
+            # Imported here: formats brings YAML, which a trial's end (handled with this module
+            # loaded) never needs in a fresh process.
+            from functions.core.formats import in_definition
+
             raise InvalidStudy(in_definition(definition, [problem]))
         return reopen(stored, deps, spec, definition, origin)
 
