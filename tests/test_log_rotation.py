@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -56,6 +57,23 @@ def test_the_api_serves_only_the_lines_since_the_last_rotation_and_its_options_a
     assert capture.rotations == 1 and len(capture.lines) == 202, "an ended container's log is not rotated"
 
 
+def test_a_log_made_to_wait_for_its_reader_is_rotated_only_once_a_read_reached_its_end(tmp_path):
+    """The stand-in's opt-in for tests of a reader racing the rotation (a kubelet waits for no reader)."""
+    output = tmp_path / "container.log"
+    rotations: list[int] = []
+    capture = Capture(output, max_size=SMALL, waits_for_reader=True, on_rotation=lambda: rotations.append(1))
+    output.write_text("loss=0.1\n" + FLOOD)
+    capture.read()
+    capture.read()
+    assert capture.rotations == 0, "not read yet"
+    capture.served({"timestamps": "true", "limitBytes": "100"}, time.time())
+    capture.read()
+    assert capture.rotations == 0, "a read cut short before the last line"
+    capture.served({"timestamps": "true"}, time.time())
+    capture.read()
+    assert capture.rotations == 1 and rotations == [1] and capture.lines == []
+
+
 def test_a_log_that_begins_long_after_its_chatty_container_started_is_reported_rotated():
     """On a simulated clock: the trial prints its best loss at once, floods its log two minutes
     later, prints a worse loss and floods on until it ends. Its log now begins at the worse loss."""
@@ -85,17 +103,31 @@ def test_a_log_that_begins_long_after_its_chatty_container_started_is_reported_r
         kube.close()
 
 
-CHATTY = f"""
-import time
-print("loss=0.1", flush=True)
-time.sleep(2.5)
-print({FLOOD!r}, flush=True)
-time.sleep(1.0)
-print("loss=0.5", flush=True)
-time.sleep(0.5)
+def wait_for(signal: Path) -> str:
+    """A trial's code that waits until ``signal`` exists (:func:`run_on_cluster` creates it), or
+    fails after a minute."""
+    return f"""
+deadline = time.monotonic() + 60
+while not os.path.exists({str(signal)!r}):
+    if time.monotonic() > deadline:
+        sys.exit("no {signal.name} after a minute")
+    time.sleep(0.05)
 """
-"""Prints its best loss, waits while katuna reads its running log, floods the log past
-:data:`SMALL` (the stand-in rotates it at its next look), then prints a worse loss."""
+
+
+def chatty(signals: Path) -> str:
+    """Prints its best loss, waits while katuna reads its running log, floods the log past
+    :data:`SMALL` (the stand-in rotates it once katuna has read it all), then, once the log was
+    rotated, prints a worse loss and ends once katuna has read it."""
+    return f"""
+import os, sys, time
+print("loss=0.1", flush=True)
+time.sleep(1.5)
+print({FLOOD!r}, flush=True)
+{wait_for(signals / "rotated")}
+print("loss=0.5", flush=True)
+{wait_for(signals / "read")}
+"""
 
 
 def chatty_study(name: str, script: str, **extra: object) -> dict:
@@ -109,10 +141,26 @@ def chatty_study(name: str, script: str, **extra: object) -> dict:
     }
 
 
-def run_on_cluster(kube: KubeStub, tmp_path, definition: dict) -> dict:
+def run_on_cluster(kube: KubeStub, tmp_path: Path, definition: dict) -> tuple[dict, list[str]]:
     """The one trial of ``definition`` run by ``katuna serve`` on the stand-in, which rotates logs
-    at :data:`SMALL`; its running logs read every 0.3 s."""
-    kube.kubelets.log_max_size, kube.kubelets.log_look_seconds = SMALL, 1.0
+    at :data:`SMALL`, and the pods whose log it rotated; its running logs read every 0.3 s.
+    However late katuna reads, the stand-in waits for it: it rotates a log only once the API
+    served a read that reached the log's end; it creates ``tmp_path / "rotated"`` when it rotates
+    a log and ``tmp_path / "read"`` when a read reached the trial's last line, a worse loss
+    (the trial's signals, :func:`wait_for`)."""
+    rotations: list[str] = []
+
+    def rotated(pod: str) -> None:
+        rotations.append(pod)
+        (tmp_path / "rotated").touch()
+
+    def read(pod: str, last: str) -> None:
+        if last.startswith("loss=0.5"):
+            (tmp_path / "read").touch()
+
+    kubelets = kube.kubelets
+    kubelets.log_max_size, kubelets.log_look_seconds, kubelets.log_rotation_waits_for_reader = SMALL, 1.0, True
+    kubelets.on_log_rotation, kubelets.on_log_read = rotated, read
     service = Service(tmp_path, workers=1, KATUNA_EXECUTOR="kubernetes", KATUNA_K8S_API=kube.url,
                       KATUNA_K8S_NAMESPACE=NAMESPACE, KATUNA_K8S_PROGRESS_SECONDS="0.3", KATUNA_K8S_KEEP_SECONDS="0.3")
     try:
@@ -120,32 +168,37 @@ def run_on_cluster(kube: KubeStub, tmp_path, definition: dict) -> dict:
                                           {"Content-Type": "application/yaml"})
         assert status == 201, body
         service.wait_for(definition["name"], timeout=60)
-        return service.json("GET", f"/studies/{definition['name']}/trials/0")[1]
+        return service.json("GET", f"/studies/{definition['name']}/trials/0")[1], rotations
     finally:
-        kube.kubelets.log_max_size = 10 * 1024 * 1024
+        kubelets.log_max_size, kubelets.log_rotation_waits_for_reader = 10 * 1024 * 1024, False
+        kubelets.on_log_rotation, kubelets.on_log_read = None, None
         service.close()
 
 
 REPORTS = "".join(f"loss=0.3 acc=0.6 line {i} of a chatty trial, padded {'.' * 40}\n" for i in range(200))
 """About 16 KiB of reports: enough for the stand-in to rotate the log at :data:`SMALL`."""
 
-KEEPS = f"""
-import time
+
+def keeps(signals: Path) -> str:
+    """Prints its best loss, then enough reports for the log to rotate, then, once the log was
+    rotated, a worse loss and the last acc, and ends once katuna has read them."""
+    return f"""
+import os, sys, time
 print("loss=0.1 acc=0.5", flush=True)
 time.sleep(1.5)
 print({REPORTS!r}, end="", flush=True)
-time.sleep(1.5)
+{wait_for(signals / "rotated")}
 print("loss=0.5 acc=0.9", flush=True)
-time.sleep(0.5)
+{wait_for(signals / "read")}
 """
-"""Prints its best loss, then enough reports for the log to rotate, then a worse loss and the last acc."""
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_a_chatty_trial_keeps_every_observation_though_its_log_was_rotated(kube: KubeStub, tmp_path):
-    trial = run_on_cluster(kube, tmp_path, chatty_study("kept", KEEPS))
+    trial, rotations = run_on_cluster(kube, tmp_path, chatty_study("kept", keeps(tmp_path)))
     assert trial["state"] == "COMPLETE", trial["reason"]
+    assert len(rotations) == 1, "the stand-in rotated the trial's log once"
     assert trial["metrics"] == {"loss": 0.1, "acc": 0.9}, "min over the whole run; latest is the last printed"
     assert trial["values"] == [0.1]
     observations = trial["observations"]
@@ -159,10 +212,11 @@ def test_a_chatty_trial_keeps_every_observation_though_its_log_was_rotated(kube:
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_a_trial_with_early_stopping_whose_log_was_rotated_keeps_what_was_read(kube: KubeStub, tmp_path):
-    definition = chatty_study("chatty", CHATTY, earlyStopping={"algorithm": "median",
+    definition = chatty_study("chatty", chatty(tmp_path), earlyStopping={"algorithm": "median",
                                                                 "settings": {"n_startup_trials": 5}})
     definition["objective"] = {"metric": "loss", "direction": "minimize"}
-    trial = run_on_cluster(kube, tmp_path, definition)
+    trial, rotations = run_on_cluster(kube, tmp_path, definition)
+    assert len(rotations) == 1, "the stand-in rotated the trial's log once"
     assert trial["state"] == "COMPLETE" and trial["metrics"] == {"loss": 0.1}, "the best loss, read before the rotation"
     assert [o["value"] for o in trial["observations"]] == [0.1, 0.5]
     assert not trial["reason"], trial["reason"]

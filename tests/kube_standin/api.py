@@ -178,8 +178,14 @@ class ApiServer:
             if node in self.unreachable:
                 return 500, status(500, "", f'Get "https://{node}:10250/containerLogs/{namespace}/{name}/{container}": '
                                             f"dial tcp {node}:10250: connect: no route to host")
-            lines = (self.logs.get((namespace, name)) or self.kubelets.log_of(pod)) if container == names[0] else []
-            return 200, logs.serve(lines, query or {}, self.clock.time())
+            if container != names[0]:
+                return 200, ""
+            stored = self.logs.get((namespace, name))
+            if stored:
+                return 200, logs.serve(stored, query or {}, self.clock.time())
+            lines, now = self.kubelets.log_of(pod), self.clock.time()
+            self.kubelets.served(pod, query or {}, now)
+            return 200, logs.serve(lines, query or {}, now)
 
     def create_job(self, namespace: str, job: dict, dry_run: bool = False) -> tuple[int, dict]:
         """Create a Job: refused as the API server refuses it, else defaulted and stored, where

@@ -25,6 +25,7 @@ import subprocess
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from kube_standin.clock import RealClock
@@ -106,6 +107,15 @@ class Kubelets:
         rotated once it passes it, and the API serves only the current file (:mod:`kube_standin.logs`)."""
         self.log_look_seconds = 0.0
         """Seconds between the log manager's rotation checks (10 on a kubelet; 0: every step)."""
+        self.log_rotation_waits_for_reader = False
+        """Opt-in, for tests of a reader racing the rotation (a kubelet rotates on its own schedule,
+        whoever reads): a log that passed the size is rotated only once the API served a read
+        reaching its last line (:attr:`Capture.waits_for_reader`)."""
+        self.on_log_rotation: Callable[[str], None] | None = None
+        """For tests: called with the pod's name at each rotation of its container's log."""
+        self.on_log_read: Callable[[str, str], None] | None = None
+        """For tests: called with the pod's name and its log's last line whenever the API served a
+        read of the running container's log that reached that line."""
         self.runs: dict[str, Run] = {}
         """By pod uid."""
         self.finished_at: dict[str, float] = {}
@@ -212,7 +222,10 @@ class Kubelets:
 
     def _start(self, cluster, pod: dict, run: Run) -> None:
         run.log = Capture(self.logs_dir / f"{pod['metadata']['namespace']}.{pod['metadata']['name']}.log", self.clock,
-                          max_size=self.log_max_size, look_every=self.log_look_seconds)
+                          max_size=self.log_max_size, look_every=self.log_look_seconds,
+                          waits_for_reader=self.log_rotation_waits_for_reader,
+                          on_rotation=partial(self._log_rotated, pod["metadata"]["name"]),
+                          on_read_to_end=partial(self._log_read, pod["metadata"]["name"]))
         run.process = self.containers.start(pod, run.log.output)
         run.process.job = pod["metadata"]["labels"].get("job-name")  # type: ignore[union-attr]
         cluster.processes.append(run.process)
@@ -325,6 +338,20 @@ class Kubelets:
             self.clock.wake_at(ended + self.pod_gc_seconds)
         if orphan or (self.pod_gc_seconds is not None and self.clock.monotonic() - ended >= self.pod_gc_seconds):
             cluster.delete_pod(pod)
+
+    def _log_rotated(self, name: str) -> None:
+        if self.on_log_rotation is not None:
+            self.on_log_rotation(name)
+
+    def _log_read(self, name: str, last: Line) -> None:
+        if self.on_log_read is not None:
+            self.on_log_read(name, last.text)
+
+    def served(self, pod: dict, query: dict[str, str], now: float) -> None:
+        """The API served a read of the pod's running container's log with ``query`` at ``now``."""
+        run = self.runs.get(pod["metadata"]["uid"])
+        if run is not None and run.log is not None and run.process is not None and run.process.poll() is None:
+            run.log.served(query, now)
 
     def log_of(self, pod: dict) -> list[Line]:
         """The container's log so far (what its runtime has read of its output by now)."""

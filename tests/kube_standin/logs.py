@@ -15,11 +15,18 @@ aside and a new one begins; the API reads only the current file (kubernetes#5990
 option above applies to the lines since the last rotation, and the earlier ones are never served.
 Here the runtime's read is the manager's look: a read first rotates a file that passed the size,
 then appends the new lines. A container that ended is not rotated any more.
+
+A test of a reader racing the rotation may make a file wait for its reader (opt-in; no kubelet
+waits): a file that passed the size is then rotated only once the API has served a read that
+reached its last line, so the reader's read lands before the rotation however late it comes; and
+it may call back at each rotation and at each read served to the last line, so a test can let its
+trial go on only once its log was rotated, or read.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -73,6 +80,14 @@ class Capture:
     """Seconds between the log manager's looks (10 on a kubelet): a file is rotated at a read only
     this long after the last rotation check. 0: at every read, which loses the most lines."""
     looked: float = 0.0
+    waits_for_reader: bool = False
+    """Opt-in, for tests only: rotate a file only once :meth:`served` saw a read reach its last line."""
+    unserved: bool = False
+    """Whether lines were read in since the API last served a read that reached the last line."""
+    on_rotation: Callable[[], None] | None = None
+    """Called at each rotation (for tests to learn of it)."""
+    on_read_to_end: Callable[[Line], None] | None = None
+    """Called with the last line whenever :meth:`served` saw a read reach it (for tests to learn of it)."""
 
     def read(self, final: bool = False) -> None:
         """Take the complete lines written since the last read (and, once the container has
@@ -81,8 +96,8 @@ class Capture:
         now = self.clock.time()
         if not final and now - self.looked >= self.look_every:
             self.looked = now
-            if self.size > self.max_size:
-                self.lines, self.size, self.rotations = [], 0, self.rotations + 1
+            if self.size > self.max_size and not (self.waits_for_reader and self.unserved):
+                self._rotate()
         try:
             if self.output.stat().st_size <= self.offset:
                 return
@@ -100,6 +115,20 @@ class Capture:
         read = [Line(at, text) for text in pieces[:-1]] + ([Line(at, pieces[-1], complete=False)] if pieces[-1] else [])
         self.lines += read
         self.size += sum(CRI_PREFIX + len(line.text.encode()) + 1 for line in read)
+        self.unserved = True
+
+    def served(self, query: dict[str, str], now: float) -> None:
+        """The API served a read of this log with ``query`` at ``now``: note whether it reached the last line."""
+        if reaches_end(self.lines, query, now):
+            self.unserved = False
+            if self.lines and self.on_read_to_end is not None:
+                self.on_read_to_end(self.lines[-1])
+
+    def _rotate(self) -> None:
+        """Put the current file aside: a new, empty one begins."""
+        self.lines, self.size, self.rotations = [], 0, self.rotations + 1
+        if self.on_rotation is not None:
+            self.on_rotation()
 
 
 def _number(query: dict[str, str], name: str) -> int | None:
@@ -155,3 +184,12 @@ def serve(lines: list[Line], query: dict[str, str], now: float) -> str:
                    for line in chosen if since is None or line.at >= since)
     limit = _number(query, "limitBytes")
     return text.encode()[:limit].decode(errors="ignore") if limit is not None else text
+
+
+def reaches_end(lines: list[Line], query: dict[str, str], now: float) -> bool:
+    """Whether the answer to ``query`` at ``now`` holds the last of ``lines`` whole: neither left
+    out by its time or ``tailLines`` nor cut by ``limitBytes`` (true of a file with no line)."""
+    if not lines:
+        return True
+    whole = serve(lines, {key: value for key, value in query.items() if key != "limitBytes"}, now)
+    return bool(whole) and serve(lines, query, now) == whole
