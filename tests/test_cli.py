@@ -114,11 +114,8 @@ def test_a_different_definition_under_the_same_name_is_refused_naming_what_chang
 
 
 def test_delete_refuses_a_running_study_then_deletes_it_once_stopped_freeing_its_name(tmp_path: Path):
-    study = _held_study(tmp_path)
-    process = subprocess.Popen([*KATUNA, "run", str(study)], cwd=tmp_path, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    _, process = _held_run(tmp_path)
     try:
-        _wait_for_two_running_trials(tmp_path)
         refused = katuna("delete", "demo", cwd=tmp_path, check=False)
         assert (refused.returncode, refused.stdout) == (1, "")
         assert refused.stderr == ("error: study 'demo' is running (or was interrupted, and a run would resume it): "
@@ -223,11 +220,8 @@ def test_render_prints_the_job_alone_without_optunas_log_lines(tmp_path: Path):
 
 
 def test_a_study_whose_run_was_interrupted_reads_as_interrupted_not_running(tmp_path: Path):
-    study = _held_study(tmp_path)
-    process = subprocess.Popen([*KATUNA, "run", str(study)], cwd=tmp_path, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    _, process = _held_run(tmp_path)
     try:
-        _wait_for_two_running_trials(tmp_path)
         assert "status: running " in katuna("show", "demo", cwd=tmp_path).stdout
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 130
@@ -282,6 +276,21 @@ def _held_study(tmp_path: Path, *extra: str) -> Path:
     return write_study(tmp_path / "study.yaml", definition)
 
 
+def _held_run(tmp_path: Path) -> tuple[Path, subprocess.Popen[str]]:
+    """:func:`_held_study` and the ``katuna run`` of it, once two of its trials run (the run is
+    killed if they never do)."""
+    study = _held_study(tmp_path)
+    process = subprocess.Popen([*KATUNA, "run", str(study)], cwd=tmp_path, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_two_running_trials(tmp_path)
+    except BaseException:
+        process.kill()
+        process.communicate()
+        raise
+    return study, process
+
+
 def _wait_for_two_running_trials(tmp_path: Path, while_waiting: Callable[[], None] = lambda: None) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and len(list(tmp_path.glob("*.1.pid"))) < 2:
@@ -312,10 +321,7 @@ def _assert_resumes(study: Path, tmp_path: Path, interrupted: int) -> None:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
 def test_sigterm_or_sighup_stops_the_trials_like_ctrl_c_and_a_rerun_resumes(tmp_path: Path, sig: signal.Signals):
-    study = _held_study(tmp_path)
-    process = subprocess.Popen([*KATUNA, "run", str(study)], cwd=tmp_path, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-    _wait_for_two_running_trials(tmp_path)
+    study, process = _held_run(tmp_path)
     process.send_signal(sig)
     _, stderr = process.communicate(timeout=30)
     _assert_no_trial_outlives(tmp_path)
