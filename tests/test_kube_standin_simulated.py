@@ -177,6 +177,23 @@ def test_a_job_whose_every_pod_is_disrupted_replaces_them_for_ever():
         kube.close()
 
 
+def test_a_preempted_pod_whose_job_is_deleted_before_its_controller_saw_it_goes_with_the_job():
+    """The preempted pod waits on its Job controller's tracking finalizer; when the Job is
+    deleted first, the controller takes the finalizer off the orphan, and the pod goes."""
+    clock = SimulatedClock()
+    kube = static(clock)
+    try:
+        kube.create_job("katuna", job("trial-0", {}))
+        kube.run_until(lambda: any(p["status"].get("phase") == "Running" for p in pods_of(kube, "trial-0")))
+        [pod] = pods_of(kube, "trial-0")
+        with kube.lock:
+            kube.preempt_pod("katuna", pod["metadata"]["name"])
+            assert kube.delete_job("katuna", "trial-0", "Background")[0] == 200
+        kube.run_until(lambda: not pods_of(kube, "trial-0"))
+    finally:
+        kube.close()
+
+
 def conditions(pod: dict) -> dict[str, str]:
     return {c["type"]: c.get("reason", "") for c in pod["status"].get("conditions", [])}
 

@@ -212,10 +212,14 @@ class JobController:
                 cluster.delete_pod(pod)
         _set_suspended(job, "True", "JobSuspended", "Job suspended", self.clock.stamp())
 
-    def seen(self, pod: dict) -> bool:
-        """Whether the terminated pod was seen by the controller of its Job (if a Job owns it)."""
-        owned = any(o.get("kind") == "Job" for o in pod["metadata"].get("ownerReferences", []))
-        return not owned or pod["metadata"]["uid"] in self.tracked
+    def seen(self, cluster, pod: dict) -> bool:
+        """Whether the terminated pod was seen by the controller of its Job, or has no Job to be
+        seen by: the real controller takes the tracking finalizer off a pod whose Job is gone
+        (``syncOrphanPod``), so a Job deleted before it counted the pod does not keep it."""
+        if pod["metadata"]["uid"] in self.tracked:
+            return True
+        owners = {o.get("uid") for o in pod["metadata"].get("ownerReferences", []) if o.get("kind") == "Job"}
+        return not any(job["metadata"]["uid"] in owners for job in cluster.jobs.values())
 
     def _failed(self, uid: str, pod: dict) -> None:
         self.tracked.add(pod["metadata"]["uid"])

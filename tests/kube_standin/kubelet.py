@@ -330,7 +330,7 @@ class Kubelets:
         ended = self.finished_at.setdefault(pod["metadata"]["uid"], self.clock.monotonic())
         node = pod["spec"].get("nodeName")
         orphan = node is not None and node not in cluster.nodes
-        if pod["metadata"]["uid"] in self.deleting and cluster.job_controller.seen(pod):
+        if pod["metadata"]["uid"] in self.deleting and cluster.job_controller.seen(cluster, pod):
             self.deleting.discard(pod["metadata"]["uid"])
             cluster.delete_pod(pod)
             return
