@@ -148,13 +148,10 @@ def test_an_argo_workflow_passes_a_steps_output_on_and_reads_the_labelled_step(s
 
 def test_an_argo_workflow_naming_no_account_fails_its_trials_as_its_executor_may_not_report(service: Service):
     """A Workflow's pods run as the namespace's ``default`` account where it names none, which
-    nothing grants what Argo's executor writes: its first step errs, and the Workflow ends in
-    ``Error``, which the failure condition docs/kubernetes.md gives takes as a failure (the
-    default, Katib's, names ``Failed`` only)."""
+    nothing grants what Argo's executor writes: its first step errs, its step group fails, and
+    the Workflow ends ``Failed``; the trial's reason says which step and why."""
     definition = study_definition("argo-default", maxTrials=1, parallelism=1)
-    definition["trialTemplate"] = {"trialSpec": _workflow(), "primaryContainerName": "main", "failureCondition":
-                                   'status.[@this].#(phase!="Succeeded")#|#(phase!="Running")#|#(phase!="Pending")#'
-                                   '|#(phase!="")#'}
+    definition["trialTemplate"] = {"trialSpec": _workflow(), "primaryContainerName": "main"}
     status, _, body = service.request("POST", "/studies", yaml.safe_dump(definition),
                                       {"Content-Type": "application/yaml"})
     assert status == 201, body

@@ -235,7 +235,9 @@ class KubernetesExecutor:
         pods = self._pods(launch)
         image_id = image_of(pods, primary_container_name(launch))
         if not any(ran(p) for p in pods):
-            return trial_finished(*ids, outcome="preempted", message=_lost(launch, pods))
+            said = ": ".join(part for part in (ended.reason, ended.message) if part)
+            return trial_finished(*ids, outcome="preempted", message=_lost(launch, pods) + (
+                f" ({kind} {said})" if said and not ended.succeeded else ""))
         if ended.succeeded:
             return trial_finished(*ids, outcome="exited", exit_code=0, image_id=image_id)
         code, reason = exit_of(pods, primary_container_name(launch))

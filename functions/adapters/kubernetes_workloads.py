@@ -106,13 +106,18 @@ def made_by(pods: list[Any], makers: Collection[str]) -> list[Any]:
 
 def end(launch: TrialLaunch, workload: Mapping[str, Any]) -> End | None:
     """The workload's end by the study's conditions (else its kind's): failure is read first, as
-    Katib reads it; None while neither holds."""
-    success, failure = trial_kinds.conditions(launch.trial_spec or {}, launch.success_condition,
-                                              launch.failure_condition)
-    for path, succeeded in ((failure, False), (success, True)):
+    Katib reads it, then success; then, where neither holds, the end its controller gave up on it
+    at (:func:`~functions.core.trial_kinds.error`: an Argo Workflow's ``Error``), a failure. None
+    while none holds. A failure's reason is its condition's (else the Workflow's phase), its
+    message the condition's with the steps that failed (:func:`~functions.core.trial_kinds.failed_steps`)."""
+    spec = launch.trial_spec or {}
+    success, failure = trial_kinds.conditions(spec, launch.success_condition, launch.failure_condition)
+    for path, succeeded in ((failure, False), (success, True), (trial_kinds.error(spec), False)):
         found = gjson.holds(workload, path) if path else None
         if found is not None:
-            return End(succeeded, str(found.get("reason") or ""), str(found.get("message") or ""))
+            message = "; ".join(part for part in (str(found.get("message") or ""),
+                                                  *([] if succeeded else trial_kinds.failed_steps(workload))) if part)
+            return End(succeeded, str(found.get("reason") or found.get("phase") or ""), message)
     return None
 
 

@@ -10,6 +10,12 @@ document (PaddleJob and JAXJob as the Training Operator's other jobs, a JobSet's
 ``Failed``, an Argo Workflow's ``status.phase``, a Tekton PipelineRun's ``Succeeded`` condition).
 A study may name any other kind when it gives both conditions; its pods are then found by
 ``primaryPodLabels`` alone.
+
+An Argo Workflow has a third end besides ``Succeeded`` and ``Failed``: ``Error``, where its
+controller gave up on it (a pod it could not make, a template it could not run, an executor
+that could not report its step; ``WorkflowPhase`` in argo-workflows' ``pkg/apis/workflow/v1alpha1``).
+Katib's own example conditions name ``Failed`` only, under which such a trial would run for
+ever: :attr:`TrialKind.error` fails it once neither of the study's conditions holds.
 """
 
 from __future__ import annotations
@@ -59,6 +65,10 @@ class TrialKind:
     JobSet), whose Jobs make the pods and carry that kind's :attr:`owner_label`. Such pods are
     made from templates katuna does not write (:func:`labels_pods`), so they carry no study uid:
     they are known by their owners instead, each link checked by uid."""
+    error: str | None = None
+    """Where the kind's controller has given up on the workload (an Argo Workflow's ``Error``
+    phase): the trial fails when this holds and neither the study's conditions nor the kind's
+    defaults do, so no condition a study copied from Katib's examples leaves it running."""
     api_token: bool = False
     """Whether the kind's controller runs pods that need their service account's API token (an
     MPIJob's launcher starts its workers with ``kubectl exec``; an Argo Workflow's executor writes
@@ -94,7 +104,8 @@ KINDS: dict[str, TrialKind] = {kind.kind: kind for kind in (
     TrialKind(("jobset.x-k8s.io/v1alpha2",), "JobSet", "jobsets", JOBSET_SUCCESS, JOB_FAILURE,
               "jobset.sigs.k8s.io/jobset-name", ttl=("spec", "ttlSecondsAfterFinished")),
     TrialKind(("argoproj.io/v1alpha1",), "Workflow", "workflows", WORKFLOW_SUCCESS, WORKFLOW_FAILURE,
-              "workflows.argoproj.io/workflow", ttl=("spec", "ttlStrategy", "secondsAfterCompletion"), api_token=True),
+              "workflows.argoproj.io/workflow", ttl=("spec", "ttlStrategy", "secondsAfterCompletion"),
+              error=WORKFLOW_ERROR, api_token=True),
     TrialKind(("tekton.dev/v1", "tekton.dev/v1beta1"), "PipelineRun", "pipelineruns", TEKTON_SUCCESS,
               TEKTON_FAILURE, "tekton.dev/pipelineRun"),
 )}
@@ -118,6 +129,28 @@ def conditions(trial_spec: Mapping[str, Any], success: str | None, failure: str 
     """The study's conditions, else the kind's defaults (None where neither gives one)."""
     known = kind_of(trial_spec)
     return (success or (known.success if known else None), failure or (known.failure if known else None))
+
+
+def error(trial_spec: Mapping[str, Any]) -> str | None:
+    """The condition on which the workload's controller has given up on it
+    (:attr:`TrialKind.error`), if its kind has one."""
+    known = kind_of(trial_spec)
+    return known.error if known is not None else None
+
+
+def failed_steps(workload: Mapping[str, Any], limit: int = 3) -> list[str]:
+    """For an Argo Workflow, the first ``limit`` of its pod steps that failed or erred, each as
+    its name and its node's message (``status.nodes``): a Workflow of steps ends saying only
+    ``child '<node>' failed``, and the step's node says why (``wait: Error (exit code 64): ...``);
+    none whose message the Workflow's already holds. Empty for any other kind."""
+    known = kind_of(workload)
+    status = workload.get("status")
+    nodes = status.get("nodes") if known is not None and known.kind == "Workflow" and isinstance(status, Mapping) else None
+    said = str(status.get("message") or "") if isinstance(status, Mapping) else ""
+    found = [node for node in (nodes.values() if isinstance(nodes, Mapping) else ()) if isinstance(node, Mapping)
+             and node.get("type") == "Pod" and node.get("phase") in ("Failed", "Error") and node.get("message")
+             and str(node["message"]) not in said]
+    return [f"step {node.get('displayName') or node.get('name')}: {node['message']}" for node in found[:limit]]
 
 
 def closes_tokens(trial_spec: Mapping[str, Any]) -> bool:

@@ -7,13 +7,19 @@ Tekton Pipelines, for the shapes Katib's examples use.
   written to a file passed to its command), labelled ``workflows.argoproj.io/workflow`` plus the
   template's and ``spec.podMetadata``'s labels (and annotations). ``{{inputs.parameters.x}}`` takes the step's
   argument, which may be ``{{steps.<name>.outputs.result}}`` (an earlier step's output).
-  ``status.phase`` goes Running, then Succeeded, or Failed when a pod fails. Each pod runs as
-  its template's ``serviceAccountName``, else the Workflow's, else the namespace's ``default``
-  account (docs/workflow-rbac.md); Argo's executor (its ``wait`` container) reports the step's
-  end by creating and patching a ``WorkflowTaskResult`` with that account's token, or with
-  ``executor.serviceAccountName``'s where one is named (workflow/executor/taskresult.go). Where
-  RBAC does not grant that account both, the step errs as the executor does (exit code 64, the
-  API's 403) and the Workflow ends in ``Error``.
+  ``status.phase`` goes Running, then Succeeded, Failed or Error, as the controller infers it
+  from its nodes (workflow/controller/operator.go, steps.go): each step's pod is a node of
+  ``status.nodes`` (keyed here by its pod's name), ``Failed`` when its ``main`` container fails
+  (``main: Error (exit code N)``), ``Error`` when its executor errs (``inferFailedReason``). A
+  ``container``/``script`` entrypoint is the Workflow's one node, so the Workflow ends in that
+  node's phase with its message; a ``steps`` entrypoint's group fails on any child that failed
+  or erred (``child '<node>' failed``), and the Workflow ends ``Failed`` with that message. Each
+  pod runs as its template's ``serviceAccountName``, else the Workflow's, else the namespace's
+  ``default`` account (docs/workflow-rbac.md); Argo's executor (its ``wait`` container) reports
+  the step's end by creating and patching a ``WorkflowTaskResult`` with that account's token,
+  or with ``executor.serviceAccountName``'s where one is named (workflow/executor/taskresult.go).
+  Where RBAC does not grant that account both, the step errs as the executor does (exit code
+  64, the API's 403).
 - Tekton ``PipelineRun`` (``tekton.dev/v1`` and ``v1beta1``) with an inline ``pipelineSpec``:
   each task runs as a pod ``<run>-<task>-pod`` once the tasks it names (``runAfter``, or
   ``$(tasks.<t>.results.<r>)``) succeeded, with a container ``step-<name>``, labelled with the
@@ -93,22 +99,49 @@ class Argo:
             if not self._make(cluster, workflow, run):
                 continue
             pods = {name: cluster.pods.get((workflow["metadata"]["namespace"], pod)) for name, pod in run["pods"].items()}
-            if any(p is not None and p["status"].get("phase") == "Failed" for p in pods.values()):
-                failed = next(n for n, p in pods.items() if p is not None and p["status"].get("phase") == "Failed")
-                self._phase(cluster, workflow, "Failed", f"child '{run['pods'][failed]}' failed")
-            elif all(p is not None and p["status"].get("phase") == "Succeeded" for p in pods.values()):
-                if refused := self._unreported(cluster, workflow, groups[run["group"]] if run["group"] >= 0 else [],
-                                               run["pods"]):
-                    self._phase(cluster, workflow, "Error", refused)
-                    continue
-                run["results"].update({n: _output(cluster, p) for n, p in pods.items() if p is not None})
-                run["group"] += 1
-                if run["group"] >= len(groups):
-                    self._phase(cluster, workflow, "Succeeded", "")
-                else:
-                    run["pods"], run["pending"] = {}, list(groups[run["group"]])
-                    self._make(cluster, workflow, run)
-                    self._phase(cluster, workflow, "Running", "")
+            if not all(p is None or p["status"].get("phase") in ("Succeeded", "Failed") for p in pods.values()):
+                continue
+            steps = groups[run["group"]] if run["group"] >= 0 else []
+            ended = [self._node(cluster, workflow, step, run["pods"][step["name"]], pods[step["name"]]) for step in steps]
+            if failed := next((node for node in ended if node["phase"] != "Succeeded"), None):
+                self._end(cluster, workflow, failed)
+                continue
+            run["results"].update({n: _output(cluster, p) for n, p in pods.items() if p is not None})
+            run["group"] += 1
+            if run["group"] >= len(groups):
+                self._phase(cluster, workflow, "Succeeded", "")
+            else:
+                run["pods"], run["pending"] = {}, list(groups[run["group"]])
+                self._make(cluster, workflow, run)
+                self._phase(cluster, workflow, "Running", "")
+
+    def _end(self, cluster, workflow: dict, node: dict) -> None:
+        """End the Workflow on a step's ``node`` that failed or erred: in the node's phase and
+        words where the entrypoint is the step itself, else ``Failed`` as its step group."""
+        templates = {t["name"]: t for t in workflow["spec"].get("templates") or []}
+        if "steps" in templates[workflow["spec"]["entrypoint"]]:
+            self._phase(cluster, workflow, "Failed", f"child '{node['id']}' failed")
+        else:
+            self._phase(cluster, workflow, node["phase"], node["message"])
+
+    def _node(self, cluster, workflow: dict, step: dict, name: str, pod: dict | None) -> dict:
+        """The ended step's node in ``status.nodes``, as the controller infers it from its pod
+        ``name`` (``pod deleted`` when it is gone; the pod's own message where the kubelet gave
+        one, as to an evicted pod; else its containers')."""
+        phase, message = "Succeeded", ""
+        if pod is None:
+            phase, message = "Error", "pod deleted"
+        elif pod["status"]["phase"] == "Failed":
+            statuses = pod["status"].get("containerStatuses") or [{"state": {}}]
+            terminated = statuses[0]["state"].get("terminated") or {}
+            phase, message = "Failed", pod["status"].get("message") or (
+                f"main: {terminated.get('reason')} (exit code {terminated.get('exitCode')})")
+        elif refused := self._unreported(cluster, workflow, step):
+            phase, message = "Error", refused
+        node = {"id": name, "name": f"{workflow['metadata']['name']}.{step['name']}", "displayName": step["name"],
+                "type": "Pod", "templateName": step["template"]["name"], "phase": phase, "message": message}
+        workflow.setdefault("status", {}).setdefault("nodes", {})[name] = node
+        return node
 
     def _make(self, cluster, workflow: dict, run: dict) -> bool:
         """Make the pod of each step of the running group not made yet; whether every one is
@@ -121,16 +154,15 @@ class Argo:
         return not run["pending"]
 
     @staticmethod
-    def _unreported(cluster, workflow: dict, steps: list[dict], pods: dict[str, str]) -> str:
-        """Why the executor of one of the finished ``steps`` could not report its end (the
-        message Argo gives the step's node), or "" when every one could."""
+    def _unreported(cluster, workflow: dict, step: dict) -> str:
+        """Why the executor of the finished ``step`` could not report its end (its ``wait``
+        container's words, which become its node's message), or "" when it could."""
         namespace = workflow["metadata"]["namespace"]
-        for step in steps:
-            user = SERVICE_ACCOUNT_USER.format(namespace=namespace, name=_executor_account(workflow, step["template"]))
-            for verb in ("create", "patch"):
-                request = Request(user, verb, "argoproj.io", "workflowtaskresults", namespace=namespace)
-                if not cluster.authorizer.allows(request):
-                    return f"child '{pods[step['name']]}': wait: Error (exit code 64): {forbidden(request)[1]['message']}"
+        user = SERVICE_ACCOUNT_USER.format(namespace=namespace, name=_executor_account(workflow, step["template"]))
+        for verb in ("create", "patch"):
+            request = Request(user, verb, "argoproj.io", "workflowtaskresults", namespace=namespace)
+            if not cluster.authorizer.allows(request):
+                return f"wait: Error (exit code 64): {forbidden(request)[1]['message']}"
         return ""
 
     @staticmethod
