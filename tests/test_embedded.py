@@ -155,7 +155,8 @@ def test_a_missing_command_fails_the_trial_and_the_study_goes_on(embedded, tmp_p
 def test_too_many_failures_fail_the_study(embedded, tmp_path: Path):
     record = run_study(embedded, study_definition(mode="crash", maxTrials=10, maxFailedTrials=1), tmp_path)
     assert record.status == "failed"
-    assert record.reason == "too many failed trials: 2 failed, at most 1 allowed"
+    assert record.reason.startswith("too many failed trials: 2 failed, at most 1 allowed; the latest, trial ")
+    assert ": exited with code " in record.reason and "\n" not in record.reason
     assert len(embedded.store.trials("demo")) < 10
 
 

@@ -25,6 +25,7 @@ from functions.core.errors import InvalidStudy
 from functions.core.formats import load_definition, load_study
 from functions.core.katib_trials import trial_status
 from functions.core.records import Counts, StudyRecord, TrialRecord
+from functions.core.start_failures import image_cause, reason, unstartable
 from functions.core.stop import decide
 from functions.core.validate import _TOP, parse_study
 
@@ -177,6 +178,11 @@ def test_every_way_a_study_ends_has_a_katib_like_reason():
     assert {code: resources.end_reason(decision.reason) for code, decision in ends.items()} == {c: c for c in ends}
     assert resources.end_reason(resources.DELETED) == "ResourceDeleted"
     assert resources.end_reason("stopped by user") == "StoppedByUser"
+    imaged = study_definition()
+    imaged["trialTemplate"]["image"] = "python:3.12"
+    assert resources.end_reason(unstartable(parse_study(imaged).trial_template, Counts(failed=3), [TrialRecord(
+        "demo", n, {}, "FAIL", reason=reason("its pod ...", image_cause("python:3.12", unparsed=False)))
+        for n in range(3)])) == "StudyTrialsCannotStart"
 
 
 def test_a_long_pareto_front_is_shown_evenly_spread_and_as_the_crd_describes_it():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from conftest import study_definition
 
 from functions.core.records import Counts, TrialRecord
@@ -35,6 +37,19 @@ def test_too_many_failures():
     assert decide(study, Counts(failed=2, running=1), None, 0) is None
     decision = decide(study, Counts(failed=3), None, 0)
     assert decision.reason == "too many failed trials: 3 failed, at most 2 allowed"
+
+
+def test_too_many_failures_says_why_the_latest_failed():
+    """The study's reason quotes the first line of the reason of the trial whose failure ended
+    it (a typo in an image fails each trial the same way), cut to a bounded length."""
+    study = spec(maxTrials=10, maxFailedTrials=2)
+    failed = TrialRecord("demo", 7, {}, state="FAIL", reason='could not start: image "pyton:3.12" cannot be '
+                         "pulled; its pod demo-7-x: ...\nattempt 1 preempted: ...")
+    decision = decide(study, Counts(failed=3), failed, 0)
+    assert decision.reason == ('too many failed trials: 3 failed, at most 2 allowed; the latest, trial 7: could not '
+                               'start: image "pyton:3.12" cannot be pulled; its pod demo-7-x: ...')
+    long = replace(failed, reason="x" * 1000)
+    assert decide(study, Counts(failed=3), long, 0).reason.endswith("trial 7: " + "x" * 297 + "...")
 
 
 def test_goal_is_inclusive():

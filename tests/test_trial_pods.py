@@ -121,15 +121,15 @@ def test_a_trial_no_node_fits_says_the_schedulers_words_and_fails_after_the_star
                  f"allowance of {ALLOWANCE}s (KATUNA_K8S_START_ALLOWANCE)")
 
 
-def started(kube: KubeStub, tmp_path: Path, name: str, **template: object) -> tuple[SqliteStore, Deps, StudyRecord,
-                                                                                Dispatcher]:
-    """A study of one trial, stored and started as ``katuna serve`` starts it, its trial's Job
-    made on the stand-in."""
+def started(kube: KubeStub, tmp_path: Path, name: str, trials: int = 1, **template: object) -> tuple[
+        SqliteStore, Deps, StudyRecord, Dispatcher]:
+    """A study of ``trials`` trials run one at a time, stored and started as ``katuna serve``
+    starts it, its first trial's Job made on the stand-in."""
     store = SqliteStore(tmp_path / "katuna.db")
     executor = executor_of(kube)
     deps = Deps(store, executor, kube.clock.time, trial_defaults=Cluster(namespace="katuna", start_allowance=ALLOWANCE),
                 admissions=executor)
-    definition = study_definition(name, mode="hang", maxTrials=1, parallelism=1)
+    definition = study_definition(name, mode="hang", maxTrials=trials, parallelism=1)
     definition["trialTemplate"].update(template)
     record, _ = store_study(deps, parse_study(definition), definition)
     dispatcher = Dispatcher(deps)
@@ -153,9 +153,61 @@ def test_the_trials_reason_says_why_its_pod_waits_and_then_that_it_could_not_sta
         dispatcher.deliver(ended)
         trial = store.get_trial("typo", 0)
         assert (trial.state, trial.attempt) == ("FAIL", 1)
-        assert trial.reason.startswith("could not start its pod typo-0-") and MISSING in trial.reason
+        assert trial.reason.startswith(f'could not start: image "{MISSING}" cannot be pulled; its pod typo-0-')
         assert "waiting: " not in trial.reason
         assert ("katuna", "typo-0") not in kube.jobs, "its Job is deleted"
+    finally:
+        store.close()
+
+
+def test_a_trial_whose_image_reference_the_kubelet_cannot_parse_fails_at_once(kube: KubeStub):
+    """``InvalidImageName``: the kubelet parses the same reference at every sync, so waiting the
+    start allowance would change nothing."""
+    executor = executor_of(kube)
+    launch = launch_of("upper", image="Python:3.12")
+    executor.launch(launch)
+    kube.run_until(lambda: pods_of(kube, "upper-0") and (waiting(pods_of(kube, "upper-0")[0]) or {}).get("reason")
+                   == "InvalidImageName")
+    [pod] = pods_of(kube, "upper-0")
+    ended = executor.look(launch).finished
+    assert kube.clock.now - kube.clock.start < ALLOWANCE
+    assert ended is not None and (ended.data["outcome"], ended.data["cause"]) == (
+        "error", 'image "Python:3.12" is no valid image reference')
+    assert ended.data["message"] == (
+        f'its pod {pod["metadata"]["name"]}: container trial: InvalidImageName: Failed to apply default image tag '
+        '"Python:3.12": couldn\'t parse image name "Python:3.12": invalid reference format: repository name '
+        "(library/Python) must be lowercase; the kubelet retries it for ever, and no retry can change it")
+
+
+def test_a_single_failed_pull_waits_for_the_registry(kube: KubeStub):
+    """``ErrImagePull`` may be a registry's rate limit: the trial waits, as for a back-off."""
+    kube.kubelets.missing_images.add(MISSING)
+    executor = executor_of(kube)
+    launch = launch_of("limit", image=MISSING)
+    executor.launch(launch)
+    kube.run_until(lambda: pods_of(kube, "limit-0") and (waiting(pods_of(kube, "limit-0")[0]) or {}).get("reason")
+                   == "ErrImagePull")
+    seen = executor.look(launch)
+    assert seen.finished is None and "cannot start: container trial: ErrImagePull: " in seen.held
+
+
+def test_a_study_whose_trials_keep_failing_to_pull_its_image_stops_saying_why(kube: KubeStub, tmp_path: Path):
+    """Five trials, one at a time, of an image the registry has not: the third that fails to
+    start for it ends the study, which says why, and the last two never run."""
+    kube.kubelets.missing_images.add(MISSING)
+    store, deps, record, dispatcher = started(kube, tmp_path, "typos", trials=5, image=MISSING)
+    try:
+        for number in range(3):
+            kube.run_until(lambda job=f"typos-{number}": pods_of(kube, job))
+            kube.clock.now += ALLOWANCE
+            ended = look(record, store.get_trial("typos", number), deps)
+            assert ended is not None and ended.data["outcome"] == "error"
+            pending = dispatcher.deliver(ended)
+            while pending:
+                pending = [later for event in pending for later in dispatcher.deliver(event)]
+        study = store.get_study("typos")
+        assert (study.status, [t.state for t in store.trials("typos")]) == ("failed", ["FAIL"] * 3)
+        assert study.reason.startswith(f'every trial could not start: image "{MISSING}" cannot be pulled (3 trials, ')
     finally:
         store.close()
 

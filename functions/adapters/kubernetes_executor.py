@@ -29,6 +29,7 @@ from urllib3.exceptions import HTTPError
 from functions.adapters.kubernetes_client import delete_options, read_or_none, translate
 from functions.adapters.kubernetes_logs import PodLogs
 from functions.adapters.kubernetes_status import (
+    Unstartable,
     cannot_start,
     current_run,
     disruption_of,
@@ -276,17 +277,25 @@ class KubernetesExecutor:
         why: its kubelet retries a pull for ever and the scheduler waits for a node, so only katuna
         ends the wait, with or without a timeout: once the pod has waited the start allowance
         since its creation, the attempt ends as an ``error`` with the kubelet's or the scheduler's
-        words (the handler deletes the Job)."""
-        found = cannot_start(pods)
+        words (the handler deletes the Job); at once where nothing can change the cause (an image
+        reference the kubelet cannot parse)."""
+        return self._unstartable(launch, cannot_start(pods))
+
+    def _unstartable(self, launch: TrialLaunch, found: Unstartable | None) -> Look:
+        """The wait, or the ``error`` end, of an attempt whose pod cannot start as ``found`` says
+        (see :meth:`_cannot_start`), with the cause every attempt of its image would meet."""
         if found is None:
             return Look(None)
-        since, pod, why = found
         allowance = self._allowance(launch)
-        if self._clock() - since < allowance:
-            return Look(None, f"its pod {pod} cannot start: {why}; the trial fails if it has not started within "
-                              f"the start allowance of {allowance}s")
-        return Look(trial_finished(launch.study, launch.uid, launch.number, launch.attempt, outcome="error",
-                                   message=f"its pod {pod}: {why}; it waited past the start allowance of "
+        ids = (launch.study, launch.uid, launch.number, launch.attempt)
+        if found.permanent:
+            return Look(trial_finished(*ids, outcome="error", cause=found.cause, message=(
+                f"its pod {found.pod}: {found.why}; the kubelet retries it for ever, and no retry can change it")))
+        if self._clock() - found.since < allowance:
+            return Look(None, f"its pod {found.pod} cannot start: {found.why}; the trial fails if it has not started "
+                              f"within the start allowance of {allowance}s")
+        return Look(trial_finished(*ids, outcome="error", cause=found.cause,
+                                   message=f"its pod {found.pod}: {found.why}; it waited past the start allowance of "
                                            f"{allowance}s (KATUNA_K8S_START_ALLOWANCE)"))
 
     def _timed_out(self, launch: TrialLaunch, created: float | None, pods: list[Any] | None) -> Event | None:

@@ -4,9 +4,10 @@ image it ran and how it exited."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from functions.core.disruptions import Disruption
+from functions.core.start_failures import image_cause
 
 KUBELET_ENDS = frozenset({"Evicted", "Terminated", "Shutdown", "NodeShutdown"})
 """A failed pod's ``status.reason`` when its node's kubelet ended it, not its trial: evicted
@@ -20,6 +21,13 @@ CANNOT_START = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName"
 stays ``Pending``; the Job does nothing until its deadline): its image cannot be pulled (a
 typo, a missing tag, no pull credentials) or named, or the container cannot be made (a
 Secret or ConfigMap key it reads is missing)."""
+PULLS = frozenset({"ErrImagePull", "ImagePullBackOff"})
+"""A waiting container's reason while its image cannot be pulled: the registry may answer
+later (a rate limit, a tag pushed soon), so only the start allowance ends the wait."""
+PERMANENT = frozenset({"InvalidImageName"})
+"""A waiting container's reason that nothing can change while its pod lives: the kubelet
+cannot parse the image reference (``applyDefaultImageTag`` in pkg/kubelet/images), and every
+sync parses the same one, so the trial fails at once."""
 
 
 def final_condition(job: Any) -> Any | None:
@@ -74,22 +82,44 @@ def oldest_first(pod: Any) -> tuple[str, bool, str]:
     return stamp, not disrupted(pod), pod.metadata.name
 
 
-def cannot_start(pods: list[Any]) -> tuple[float, str, str] | None:
-    """While the current pod (the latest one not disrupted) cannot start, since when (its
-    creation, seconds since the epoch), its name and why, in its kubelet's words (:data:`CANNOT_START`) or
-    the scheduler's (``PodScheduled`` ``False``, ``Unschedulable``: no node fits it); None while
-    nothing holds it back."""
+class Unstartable(NamedTuple):
+    """A pod that cannot start (:func:`cannot_start`)."""
+
+    since: float
+    """Its creation, seconds since the epoch."""
+    pod: str
+    why: str
+    """In its kubelet's words, or the scheduler's."""
+    cause: str | None
+    """What every pod of its image would meet (:func:`~functions.core.start_failures.image_cause`):
+    an image the kubelet cannot pull or parse; None for any other cause."""
+    permanent: bool
+    """Whether nothing can change it while the pod lives (:data:`PERMANENT`)."""
+
+
+def cannot_start(pods: list[Any]) -> Unstartable | None:
+    """While the current pod (the latest one not disrupted) cannot start, since when, its name,
+    why, in its kubelet's words (:data:`CANNOT_START`) or the scheduler's (``PodScheduled``
+    ``False``, ``Unschedulable``: no node fits it), and the cause; None while nothing holds it back."""
     current = next((pod for pod in reversed(pods) if not disrupted(pod)), None)
-    if current is None or current.status is None or current.status.phase != "Pending":
+    return None if current is None else pod_cannot_start(current)
+
+
+def pod_cannot_start(pod: Any) -> Unstartable | None:
+    """As :func:`cannot_start`, for one pod: None unless it is ``Pending`` and held back."""
+    if pod.status is None or pod.status.phase != "Pending":
         return None
-    since, name = current.metadata.creation_timestamp.timestamp(), current.metadata.name
-    for status in [*(current.status.init_container_statuses or []), *(current.status.container_statuses or [])]:
+    since, name = pod.metadata.creation_timestamp.timestamp(), pod.metadata.name
+    for status in [*(pod.status.init_container_statuses or []), *(pod.status.container_statuses or [])]:
         waiting = status.state.waiting if status.state else None
         if waiting is not None and waiting.reason in CANNOT_START:
-            return since, name, f"container {status.name}: {waiting.reason}: {waiting.message or ''}".rstrip(": ")
-    scheduled = next((c for c in current.status.conditions or [] if c.type == "PodScheduled"), None)
+            cause = image_cause(status.image or "", waiting.reason in PERMANENT) \
+                if waiting.reason in PERMANENT | PULLS else None
+            return Unstartable(since, name, f"container {status.name}: {waiting.reason}: {waiting.message or ''}"
+                               .rstrip(": "), cause, waiting.reason in PERMANENT)
+    scheduled = next((c for c in pod.status.conditions or [] if c.type == "PodScheduled"), None)
     if scheduled is not None and scheduled.status == "False" and scheduled.reason == "Unschedulable":
-        return since, name, f"no node fits it: {scheduled.message or 'Unschedulable'}"
+        return Unstartable(since, name, f"no node fits it: {scheduled.message or 'Unschedulable'}", None, False)
     return None
 
 

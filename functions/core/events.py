@@ -113,18 +113,22 @@ def trial_suggested(study: str, uid: str, number: int, attempt: int) -> Event:
 
 def trial_finished(
     study: str, uid: str, number: int, attempt: int, outcome: str, exit_code: int | None = None, message: str = "",
-    image_id: str | None = None, disruptions: int | None = None,
+    image_id: str | None = None, disruptions: int | None = None, cause: str | None = None,
 ) -> Event:
     """A trial attempt ended. ``outcome``: exited, timeout, error (could not start), preempted;
     ``image_id`` is the image the cluster ran, with its digest, where it reports one;
     ``disruptions``, the pods its Job lost, when the executor ends a running attempt for losing
-    more than the trial may (:mod:`functions.core.disruptions`): its Job still runs."""
+    more than the trial may (:mod:`functions.core.disruptions`): its Job still runs; ``cause``,
+    of an attempt that could not start, what every attempt of its image would meet
+    (:mod:`functions.core.start_failures`)."""
     data: dict[str, Any] = {"study": study, "uid": uid, "trial": number, "attempt": attempt, "outcome": outcome,
                             "exitCode": exit_code, "message": message}
     if image_id:
         data["imageID"] = image_id
     if disruptions is not None:
         data["disruptions"] = disruptions
+    if cause:
+        data["cause"] = cause
     return Event(
         TRIAL_FINISHED,
         data,
@@ -253,7 +257,7 @@ _FIELDS: Mapping[str, Mapping[str, tuple[Any, str]]] = {
 }
 _OPTIONAL: Mapping[str, Mapping[str, tuple[Any, str]]] = {
     STUDY_COMPLETED: {"restarts": _COUNT},
-    TRIAL_FINISHED: {"disruptions": _ATTEMPT},
+    TRIAL_FINISHED: {"disruptions": _ATTEMPT, "cause": _TEXT},
 }
 
 

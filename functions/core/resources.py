@@ -199,7 +199,8 @@ whole in etcd, at most 1.5 MiB. ``GET /studies/{name}`` and ``katuna show`` give
 
 _REASONS = (("goal reached", "ExperimentGoalReached"), ("max trials reached", "ExperimentMaxTrialsReached"),
             ("too many failed trials", "ExperimentMaxFailedTrialsReached"), ("time budget", "StudyTimeBudgetUsed"),
-            ("search space exhausted", "StudySearchSpaceExhausted"), (DELETED, "ResourceDeleted"),
+            ("search space exhausted", "StudySearchSpaceExhausted"),
+            ("every trial could not start", "StudyTrialsCannotStart"), (DELETED, "ResourceDeleted"),
             ("stopped by user", "StoppedByUser"))
 
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from functions.core.durations import format_duration
-from functions.core.records import COMPLETED, FAILED, Counts, TrialRecord
+from functions.core.records import COMPLETED, FAIL, FAILED, Counts, TrialRecord
 from functions.core.spec import Study
+
+LATEST_FAILURE_CHARS = 300
+"""The most of a failed trial's reason a study's reason quotes."""
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,8 @@ def decide(
     for the grid algorithm, whose space runs out.
     """
     if study.max_failed_trials is not None and counts.failed > study.max_failed_trials:
-        return Decision(FAILED, f"too many failed trials: {counts.failed} failed, at most {study.max_failed_trials} allowed")
+        return Decision(FAILED, f"too many failed trials: {counts.failed} failed, at most {study.max_failed_trials} "
+                                f"allowed{_latest_failure(trial)}")
     goal = _goal_reached(study, trial)
     if goal:
         return Decision(COMPLETED, goal)
@@ -57,6 +61,16 @@ def decide(
             return _final(counts, f"max trials reached ({study.max_trials})")
         return _final(counts, f"search space exhausted after {counts.created} trials")
     return None
+
+
+def _latest_failure(trial: TrialRecord | None) -> str:
+    """Why the trial that just failed did, its reason's first line (at most
+    :data:`LATEST_FAILURE_CHARS`), to follow the count of failed trials; "" for any other trial."""
+    if trial is None or trial.state != FAIL or not trial.reason:
+        return ""
+    first = trial.reason.split("\n", 1)[0]
+    cut = first if len(first) <= LATEST_FAILURE_CHARS else first[:LATEST_FAILURE_CHARS - 3] + "..."
+    return f"; the latest, trial {trial.number}: {cut}"
 
 
 def _final(counts: Counts, reason: str) -> Decision:

@@ -13,6 +13,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from functions.core import start_failures
 from functions.core.admission import noted
 from functions.core.cluster import Cluster
 from functions.core.disruptions import Disruption
@@ -191,10 +192,17 @@ def tell(record: StudyRecord, deps: Deps, number: int, state: str, values: list[
 
 def check_stop(record: StudyRecord, deps: Deps, finished: TrialRecord | None = None,
                counts: Counts | None = None) -> Decision | None:
-    """Whether a stop rule fires now; ``finished`` is a trial that just completed."""
+    """Whether a stop rule fires now; ``finished`` is a trial that just completed. A trial that
+    could not start for its study's image may also end the study
+    (:func:`~functions.core.start_failures.unstartable`)."""
     started = record.started_at or record.created_at
     counts = deps.store.count_trials(record.name) if counts is None else counts
-    return decide(record.spec, counts, finished, deps.clock() - started, study_grid_size(record))
+    decision = decide(record.spec, counts, finished, deps.clock() - started, study_grid_size(record))
+    if decision is None and finished is not None and finished.state == FAIL \
+            and finished.reason.startswith(f"{start_failures.PREFIX}: "):
+        why = start_failures.unstartable(record.spec.trial_template, counts, deps.store.trials(record.name, (FAIL,)))
+        decision = Decision(FAILED, why) if why else None
+    return decision
 
 
 def complete(record: StudyRecord, deps: Deps, decision: Decision) -> list[Event]:

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from functions.core import start_failures
 from functions.core.admission import without_note
 from functions.core.disruptions import runs_lost
 from functions.core.errors import OutputLost
@@ -133,7 +134,7 @@ def _verdict(record: StudyRecord, data: Mapping[str, Any], metrics: dict[str, fl
     last = "\n".join(tail) or "(no output)"
     outcome, code = data["outcome"], data.get("exitCode")
     if outcome == "error":
-        return FAIL, None, f"could not start {data['message']}"
+        return FAIL, None, start_failures.reason(data["message"], data.get("cause"))
     if outcome == "timeout":
         return FAIL, None, f"timed out: {data['message']}; last lines:\n{last}"
     if outcome == "preempted" and "disruptions" in data:

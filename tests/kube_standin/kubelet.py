@@ -4,7 +4,8 @@ A Pending pod is bound to the first Ready node it fits, else marked ``PodSchedul
 (``Unschedulable``, with the scheduler's summary). A bound pod's container waits in
 ``ContainerCreating`` for ``image_pull_seconds``, then runs (:mod:`kube_standin.containers`: its
 command as a local process, or a simulated run; a container whose image the registry has not
-waits in ``ErrImagePull``/``ImagePullBackOff`` for ever) with its output as the container's log, read as
+waits in ``ErrImagePull``/``ImagePullBackOff`` for ever, one whose image the kubelet cannot parse
+in ``InvalidImageName``, :mod:`kube_standin.image_refs`) with its output as the container's log, read as
 the container runtime reads it (:mod:`kube_standin.logs`: lines with the time they were read,
 readable while the container runs); its exit ends the pod. A pod's first container runs the
 command; any other is modelled as a sidecar, running beside it and exiting 0 when it ends
@@ -30,6 +31,7 @@ from pathlib import Path
 
 from kube_standin.clock import RealClock
 from kube_standin.containers import Processes, SimulatedContainers, SimulatedProcess, kill
+from kube_standin.image_refs import invalid_image_message
 from kube_standin.logs import MAX_SIZE, Capture, Line
 from kube_standin.scheduling import TERMINATED, bound_by_node, misfit, unschedulable_message
 
@@ -174,9 +176,13 @@ class Kubelets:
             cluster.modified("pods", pod)
         elif run.process is None:
             missing = next((c["image"] for c in pod["spec"]["containers"] if c.get("image") in self.missing_images), None)
-            if self.clock.monotonic() - run.creating_since < self.image_pull_seconds:
+            invalid = next((m for c in pod["spec"]["containers"] if c.get("image")
+                            and (m := invalid_image_message(c["image"]))), None)
+            if invalid is not None:
+                self._waiting(cluster, pod, {"reason": "InvalidImageName", "message": invalid})
+            elif self.clock.monotonic() - run.creating_since < self.image_pull_seconds:
                 return
-            if missing is not None:
+            elif missing is not None:
                 self._pull_failed(cluster, pod, run, missing)
             else:
                 self._start(cluster, pod, run)
@@ -216,6 +222,11 @@ class Kubelets:
                 f'resolve reference "{reference}": {reference}: not found')}
         else:
             waiting = {"reason": "ImagePullBackOff", "message": f'Back-off pulling image "{image}"'}
+        self._waiting(cluster, pod, waiting)
+
+    @staticmethod
+    def _waiting(cluster, pod: dict, waiting: dict) -> None:
+        """The pod's containers wait, for the ``reason`` and ``message`` of ``waiting``."""
         if pod["status"]["containerStatuses"][0]["state"] != {"waiting": waiting}:
             _statuses(pod, {"waiting": waiting}, ready=False)
             cluster.modified("pods", pod)
