@@ -257,3 +257,48 @@ def test_a_preemption_late_in_a_long_run_gives_the_replacement_its_own_timeout(k
     assert kube.clock.now - kube.clock.start >= 4.5 * HOUR
     ended = executor.poll(launch)
     assert ended is not None and (ended.data["outcome"], ended.data["exitCode"]) == ("exited", 0)
+
+
+def _workload_launch(name: str, spec: dict, **fields: object) -> TrialLaunch:
+    return TrialLaunch(name, "0123456789ab", 0, 1, f"{name}-0", [], {}, ".", timeout=None, trial_spec=spec, **fields)
+
+
+def _replica(image: str) -> dict:
+    return {"replicas": 1, "restartPolicy": "OnFailure", "template": {"spec": {"containers": [
+        {"name": "pytorch", "image": image, "command": ["train"]}]}}}
+
+
+def test_a_training_job_whose_worker_cannot_pull_its_image_fails_after_the_start_allowance(kube: KubeStub):
+    """The worker is no primary pod, yet it holds the whole job back: every pod of the
+    workload is read for one that cannot start."""
+    kube.install_operator("training-operator")
+    kube.kubelets.missing_images.add(MISSING)
+    executor = executor_of(kube)
+    launch = _workload_launch("torch", {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "spec": {
+        "pytorchReplicaSpecs": {"Master": _replica("python:3.12"), "Worker": _replica(MISSING)}}},
+        primary_container="pytorch")
+    executor.launch(launch)
+    kube.run_until(lambda: ("katuna", "torch-0-worker-0") in kube.pods and (
+        waiting(kube.pods[("katuna", "torch-0-worker-0")]) or {}).get("reason") == "ImagePullBackOff")
+    seen = executor.look(launch)
+    assert seen.finished is None and seen.held.startswith(
+        "its pod torch-0-worker-0 cannot start: container pytorch: ImagePullBackOff: ")
+    kube.clock.now = kube.clock.start + ALLOWANCE
+    ended = executor.look(launch).finished
+    assert ended is not None and (ended.data["outcome"], ended.data["cause"]) == (
+        "error", f'image "{MISSING}" cannot be pulled')
+    assert ended.data["message"].startswith("its pod torch-0-worker-0: container pytorch: ")
+
+
+def test_an_argo_step_whose_image_reference_cannot_be_parsed_fails_its_trial_at_once(kube: KubeStub):
+    kube.install_operator("argo")
+    executor = executor_of(kube)
+    launch = _workload_launch("wf", {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "spec": {
+        "entrypoint": "fit", "templates": [{"name": "fit", "container": {"image": "Python:3.12", "command": ["t"]}}]}},
+        primary_container="main")
+    executor.launch(launch)
+    kube.run_until(lambda: [p for p in kube.pods.values() if p["metadata"]["name"].startswith("wf-0-")
+                            and (waiting(p) or {}).get("reason") == "InvalidImageName"])
+    ended = executor.look(launch).finished
+    assert ended is not None and (ended.data["outcome"], ended.data["cause"]) == (
+        "error", 'image "Python:3.12" is no valid image reference')

@@ -32,14 +32,17 @@ from functions.adapters.kubernetes_status import (
     Unstartable,
     cannot_start,
     current_run,
+    disrupted,
     disruption_of,
     exit_of,
     final_condition,
     image_of,
     oldest_first,
+    pod_cannot_start,
     ran,
     suspended_since,
 )
+from functions.adapters.kubernetes_workloads import End as WorkloadEnd
 from functions.adapters.kubernetes_workloads import (
     Workloads,
     created_at,
@@ -47,6 +50,7 @@ from functions.adapters.kubernetes_workloads import (
     own_pods,
     pod_selector,
     settle_conflict,
+    workload_pod_selector,
 )
 from functions.adapters.kubernetes_workloads import end as workload_end
 from functions.core import file_collector, report_token
@@ -168,7 +172,7 @@ class KubernetesExecutor:
         (:meth:`_held`, :meth:`_cannot_start`); and the pods it lost to disruptions, those of
         :attr:`~functions.core.launch.TrialLaunch.lost_pods` with those seen now."""
         if not is_job(launch) or own_conditions(launch):
-            return Look(self._poll_workload(launch))
+            return self._look_workload(launch)
         job = self._job(launch)
         if job is None:
             return Look(trial_finished(launch.study, launch.uid, launch.number, launch.attempt, outcome="preempted",
@@ -221,18 +225,24 @@ class KubernetesExecutor:
                               message=f"Job failed: {condition.reason}: {condition.message}; {reason}",
                               image_id=image_id)
 
-    def _poll_workload(self, launch: TrialLaunch) -> Event | None:
+    def _look_workload(self, launch: TrialLaunch) -> Look:
         """The end of an attempt whose workload is another kind than Job: by the study's (else
         the kind's) success and failure conditions, as Katib reads them; the exit code and image
-        from the primary pods."""
+        from the primary pods; while it runs, why it waits, if one of its pods cannot start."""
         ids = (launch.study, launch.uid, launch.number, launch.attempt)
         workload = self._workloads.get(launch, self._namespace(launch))
         kind = (launch.trial_spec or {}).get("kind")
         if workload is None:
-            return trial_finished(*ids, outcome="preempted", message=f"{kind} {launch.job_name} disappeared")
+            return Look(trial_finished(*ids, outcome="preempted", message=f"{kind} {launch.job_name} disappeared"))
         ended = workload_end(launch, workload)
         if ended is None:
-            return self._running(launch, created_at(workload)).finished
+            return self._running(launch, created_at(workload))
+        return Look(self._workload_ended(launch, ended))
+
+    def _workload_ended(self, launch: TrialLaunch, ended: WorkloadEnd) -> Event:
+        """The end of an attempt whose workload of another kind than Job ``ended`` by its conditions."""
+        ids = (launch.study, launch.uid, launch.number, launch.attempt)
+        kind = (launch.trial_spec or {}).get("kind")
         pods = self._pods(launch)
         image_id = image_of(pods, primary_container_name(launch))
         if not any(ran(p) for p in pods):
@@ -250,9 +260,11 @@ class KubernetesExecutor:
         to disruptions than the trial may lose (its ``podFailurePolicy`` would replace them for
         ever), else one past the trial's timeout, else one whose pod could not start within the
         start allowance; with the pods it lost. A Job's pods are read once, at every look (the
-        list is as short as the bound keeps it); another kind's only once it may be past its timeout."""
+        list is as short as the bound keeps it); another kind's primary pods only once it may be
+        past its timeout, and all its pods to see whether one cannot start (:meth:`_workload_unstartable`)."""
         if not is_job(launch):
-            return Look(self._timed_out(launch, created, None))
+            ended = self._timed_out(launch, created, None)
+            return Look(ended) if ended is not None else self._unstartable(launch, self._workload_unstartable(launch))
         pods = self._pods(launch)
         lost = {**launch.lost_pods, **{pod.metadata.uid: d for pod in pods
                                        if (d := disruption_of(pod)) is not None and pod.metadata.uid}}
@@ -298,6 +310,15 @@ class KubernetesExecutor:
                                    message=f"its pod {found.pod}: {found.why}; it waited past the start allowance of "
                                            f"{allowance}s (KATUNA_K8S_START_ALLOWANCE)"))
 
+    def _workload_unstartable(self, launch: TrialLaunch) -> Unstartable | None:
+        """Which pod of a workload of another kind than Job cannot start, if one cannot: any of
+        its pods, primary or not (a worker whose image cannot be pulled holds the whole job back),
+        one nothing can change first, else the one waiting longest. A pod its operator has not
+        made yet (a later step's) is nothing to wait for."""
+        pods = self._pods(launch, every=True)
+        found = [held for pod in pods if not disrupted(pod) and (held := pod_cannot_start(pod)) is not None]
+        return next((held for held in found if held.permanent), min(found, key=lambda held: held.since, default=None))
+
     def _timed_out(self, launch: TrialLaunch, created: float | None, pods: list[Any] | None) -> Event | None:
         """The ``timeout`` end of a running attempt whose container has run past the trial's
         timeout, else None. Unless given, the ``pods`` are read only once the workload itself
@@ -317,16 +338,17 @@ class KubernetesExecutor:
                                   f"ran past its timeout of {launch.timeout:g}s: its container started "
                                   f"{now - started:.0f}s ago"))
 
-    def _pods(self, launch: TrialLaunch) -> list[Any]:
-        """The attempt's pods, oldest first (none an earlier study's of the same name): by the
-        study's uid among their labels, or, for a TrainJob's, by their owners
-        (:meth:`~functions.adapters.kubernetes_workloads.Workloads.makers`)."""
+    def _pods(self, launch: TrialLaunch, every: bool = False) -> list[Any]:
+        """The attempt's primary pods (``every``: all of its workload's pods), oldest first (none
+        an earlier study's of the same name): by the study's uid among their labels, or, for a
+        TrainJob's, by their owners (:meth:`~functions.adapters.kubernetes_workloads.Workloads.makers`)."""
         namespace = self._namespace(launch)
         makers = None if launch.trial_spec is None else self._workloads.makers(launch, namespace)
         if makers is not None and not makers:
             return []
         try:
-            selector = f"job-name={launch.job_name}" if launch.trial_spec is None else pod_selector(launch)
+            selector = f"job-name={launch.job_name}" if launch.trial_spec is None else (
+                workload_pod_selector(launch) if every else pod_selector(launch))
             pods = self._core.list_namespaced_pod(namespace, label_selector=selector)
         except (ApiException, HTTPError) as exc:
             raise translate(exc, f"list the pods of Job {launch.job_name}") from exc

@@ -61,6 +61,18 @@ def pod_selector(launch: TrialLaunch) -> str:
     return ",".join(terms)
 
 
+def workload_pod_selector(launch: TrialLaunch) -> str:
+    """The label selector of every pod of the attempt's workload, primary or not (see
+    :func:`pod_selector`); a kind katuna does not know, whose pods no label of its operator's
+    tells apart, gets :func:`pod_selector`'s."""
+    spec = launch.trial_spec or {}
+    known = trial_kinds.kind_of(spec)
+    if known is None or known.owner_label is None:
+        return pod_selector(launch)
+    terms = [f"{known.owner_label}={launch.job_name}"]
+    return ",".join(terms + ([f"{UID_LABEL}={launch.uid}"] if trial_kinds.labels_pods(spec) else []))
+
+
 def settle_conflict(launch: TrialLaunch, what: str, found: Found | None, delete: Callable[[str | None], None]) -> None:
     """After the create of the launch's workload ``what`` answered 409 AlreadyExists, with the
     object ``found`` holding its name: nothing more when it is the attempt's own (the launch
