@@ -691,3 +691,18 @@ def test_a_dry_run_create_of_a_custom_object_stores_nothing_and_its_operator_mak
     assert answered["metadata"]["uid"] and answered["metadata"]["namespace"] == "katuna"
     time.sleep(0.5)
     assert not static.workloads and not pods_of(static, "dry") and not static.pods
+
+
+def test_a_disruption_due_before_the_container_exits_comes_first_however_late_the_kubelet_looks(static: KubeStub):
+    """A busy machine may stall the stand-in's control loop past both a pod's disruption and its
+    container's exit: the disruption, due first, still wins, as it would on a node."""
+    static.disrupt = lambda name, index: 1.0 if index == 0 else None
+    client.BatchV1Api(api(static)).create_namespaced_job("katuna", job("late", "import time; time.sleep(1.5)"))
+    def running() -> bool:
+        with static.lock:
+            return any(p["status"].get("phase") == "Running" for p in static.pods.values())
+    eventually(running, "the pod to run")
+    with static.lock:
+        time.sleep(2.5)
+    eventually(lambda: static.disrupted == [("late", 0)], "the disruption, though its container exited since")
+    eventually(lambda: static.jobs[("katuna", "late")]["status"].get("succeeded") == 1, "the replacement to succeed")

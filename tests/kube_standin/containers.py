@@ -17,6 +17,8 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable
 from itertools import takewhile
 from pathlib import Path
@@ -34,13 +36,27 @@ class Processes:
     def __init__(self, directory: Path) -> None:
         self.image_bin = image_interpreter(directory / "bin")
 
-    def start(self, pod: dict, log: Path) -> subprocess.Popen:
+    def start(self, pod: dict, log: Path) -> Container:
         container = pod["spec"]["containers"][0]
         env = {e["name"]: e.get("value", "") for e in container.get("env", [])}
         path = f"{self.image_bin}{os.pathsep}{os.environ.get('PATH', '')}"
         with log.open("w") as out:
-            return subprocess.Popen(_argv(container), stdout=out, stderr=subprocess.STDOUT,
-                                    env={**os.environ, "PATH": path, **env}, start_new_session=True)
+            process = Container(_argv(container), stdout=out, stderr=subprocess.STDOUT,
+                                env={**os.environ, "PATH": path, **env}, start_new_session=True)
+        threading.Thread(target=process.note_exit, daemon=True).start()
+        return process
+
+
+class Container(subprocess.Popen):
+    """A container's main process, which notes when it exited: a node's runtime knows that
+    moment, however late the stand-in's kubelet pass comes to look on a busy machine."""
+
+    exited_at: float | None = None
+    """``time.monotonic()`` (the real clock's) at its exit, once a waiting thread saw it."""
+
+    def note_exit(self) -> None:
+        self.wait()
+        self.exited_at = time.monotonic()
 
 
 def kill(process: subprocess.Popen | SimulatedProcess) -> None:
@@ -96,6 +112,11 @@ class SimulatedProcess:
                 out.write("".join(due) + (self.run.output if ended else ""))
             self.returncode = self.run.code if ended else None
         return self.returncode
+
+    @property
+    def exited_at(self) -> float | None:
+        """The moment it ended on its own (None while it runs, or once killed)."""
+        return self.ends_at if self.poll() is not None and self.returncode != KILLED else None
 
     def kill(self) -> None:
         if self.poll() is None:

@@ -22,7 +22,6 @@ once their Job controller has seen them; a deleted pod's log is gone with it.
 from __future__ import annotations
 
 import hashlib
-import subprocess
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from functools import partial
 from pathlib import Path
 
 from kube_standin.clock import RealClock
-from kube_standin.containers import Processes, SimulatedContainers, SimulatedProcess, kill
+from kube_standin.containers import Container, Processes, SimulatedContainers, SimulatedProcess, kill
 from kube_standin.image_refs import invalid_image_message
 from kube_standin.logs import MAX_SIZE, Capture, Line
 from kube_standin.scheduling import TERMINATED, bound_by_node, misfit, unschedulable_message
@@ -70,7 +69,7 @@ class Run:
     pod: dict
     index: int
     creating_since: float
-    process: subprocess.Popen | SimulatedProcess | None = None
+    process: Container | SimulatedProcess | None = None
     log: Capture | None = None
     started_at: str = ""
     disrupt_at: float | None = None
@@ -384,12 +383,13 @@ def _reference(image: str) -> str:
 
 
 def _exited_first(run: Run) -> bool:
-    """Whether the container has exited, and before its disruption: a disruption due while it
-    was last seen running (one due at its start, say) came first, however late a pass finds
-    both, as a busy machine's may."""
+    """Whether the container has exited, and before its disruption, however late a pass finds
+    both, as a busy machine's may: by the moment its process exited where that is known yet,
+    else by when it was last seen running (a disruption due by then came first)."""
     if run.process is None or run.process.poll() is None:
         return False
-    return run.disrupt_at is None or run.disrupt_at > run.seen_running
+    exited = run.process.exited_at
+    return run.disrupt_at is None or run.disrupt_at > (run.seen_running if exited is None else exited)
 
 
 def _condition(pod: dict, kind: str, value: str, stamp: str, reason: str | None = None,
