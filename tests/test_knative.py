@@ -173,3 +173,39 @@ def test_every_trigger_names_the_oidc_audience_the_service_verifies():
     audiences = {t["subscriber"].get("audience") for t in triggers}
     audiences |= {t["delivery"]["deadLetterSink"].get("audience") for t in triggers}
     assert audiences == {"katuna"}
+
+
+def documented_delivery() -> dict[str, dict]:
+    """The delivery docs/knative.md ("Delivery, retries and dead letters") gives the Triggers:
+    ``event`` for every event Trigger (and the Broker's default), ``ping`` for the PingSource's."""
+    text = " ".join((ROOT / "docs" / "knative.md").read_text().split())
+    retries, delay = re.search(r"Each event Trigger retries (\d+) times, exponentially from ([\d.]+) s", text).groups()
+    ping = re.search(r"The two Triggers of the PingSource keep (\d+) retries", text).group(1)
+    spec = {"backoffPolicy": "exponential", "backoffDelay": f"PT{delay}S"}
+    return {"event": {"retry": int(retries), **spec}, "ping": {"retry": int(ping), **spec}}
+
+
+def components() -> list[str]:
+    """Every kustomize Component under ``knative/`` (``oidc``, ``trial-kinds/jobset``, ...)."""
+    return sorted(str(path.parent.relative_to(KNATIVE)) for path in KNATIVE.glob("**/kustomization.yaml")
+                  if yaml.safe_load(path.read_text()).get("kind") == "Component")
+
+
+@pytest.mark.parametrize("component", ["", *components()])
+def test_every_trigger_delivers_as_documented(component: str):
+    """The base's Triggers and each component's retry as docs/knative.md says, and dead-letter
+    to the service: a component's trial workloads' ends as long as plain Jobs' ends."""
+    from test_deploy_kustomize import render
+
+    documented = documented_delivery()
+    objects = render(KNATIVE, components=(component,) if component else ())
+    triggers = [doc for doc in objects if doc["kind"] == "Trigger"]
+    assert triggers
+    for trigger in triggers:
+        delivery = dict(trigger["spec"]["delivery"])
+        sink = delivery.pop("deadLetterSink")
+        ping = trigger["spec"]["filters"][0]["exact"]["type"] == "dev.knative.sources.ping"
+        assert delivery == documented["ping" if ping else "event"], trigger["metadata"]["name"]
+        assert (sink["ref"]["name"], sink["uri"]) == ("katuna", "/dead-letters"), trigger["metadata"]["name"]
+    [broker] = [doc for doc in objects if doc["kind"] == "Broker"]
+    assert {k: v for k, v in broker["spec"]["delivery"].items() if k != "deadLetterSink"} == documented["event"]
