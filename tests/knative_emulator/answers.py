@@ -1,7 +1,8 @@
 """What the multi-tenant broker's filter makes of a subscriber's answer, as Knative Eventing's
 filter handler does before the channel dispatcher sees it.
 
-- No answer (a connection error): 500, the error text carried to the dead letter.
+- No answer (a connection error): a bare 500, with no error information (filter_handler.go
+  writes the status alone), so its dead letter carries no ``knativeerror*`` extensions.
 - A non-2xx answer: its status, passed on, with its body carried to the dead letter.
 - A 2xx answer that is a CloudEvent (binary mode: a ``ce-specversion`` of 1.0 or 0.3; structured
   mode: ``Content-Type: application/cloudevents+json``): its status, and the event as the reply,
@@ -13,9 +14,10 @@ filter handler does before the channel dispatcher sees it.
 - A 2xx answer that is no CloudEvent: its status when its body is empty; a 502 when it has one
   ("the response MUST be either empty or a valid CloudEvent").
 
-The filter's own 502 carries no error information, so a delivery given up after it is
-dead-lettered with no ``knativeerror*`` extensions at all: the channel dispatcher takes them
-from the filter's error body, and there is none.
+The filter's own 502 and its 500 for no answer carry no error information, so a delivery
+given up after them is dead-lettered with no ``knativeerror*`` extensions at all: the channel
+dispatcher takes them from the filter's error body, and there is none (event_dispatcher.go
+``dispatchExecutionInfoTransformers`` adds nothing when it cannot read one).
 """
 
 from __future__ import annotations
@@ -81,7 +83,7 @@ def _readable(headers: Mapping[str, str], body: bytes) -> bool:
 def filtered(status: int | None, headers: Mapping[str, str], body: bytes) -> FilterAnswer:
     """The filter's answer to a subscriber's (``status`` None: there was none)."""
     if status is None:
-        return FilterAnswer(NO_ANSWER, error_body=body)
+        return FilterAnswer(NO_ANSWER)
     if not 200 <= status < 300:
         return FilterAnswer(status, error_body=body)
     lowered = {name.lower(): value for name, value in headers.items()}

@@ -7,7 +7,15 @@ filter passes gets its own copy, sent in binary mode to its subscriber with the 
 dead-letter sink. A subscriber's answer goes through the broker filter's rule
 (:mod:`.answers`): a CloudEvent in a 2xx answer is a reply that re-enters the broker through
 the ingress; an empty 2xx answer is a success; any other 2xx body is a failed delivery (502),
-retried like any other. ``time_scale`` shrinks every back-off (a test's minutes in seconds),
+retried like any other.
+
+The ingress bounds a chain of replies with the ``knativebrokerttl`` extension, as Knative's
+multi-tenant broker does: an event that comes without one gets :data:`MAX_TTL`, one that
+comes with one gets one less, and one left at 0 is refused (400). The filter takes the TTL off
+the copy it delivers and puts the answered event's on the reply, so each reply costs one: the
+255th reply in a row is refused, and the event it answered is dead-lettered (the dead letter
+carrying the TTL, as the channel's copy does). An event posted afresh (a source's, one to
+``K_SINK``) starts a new chain. ``time_scale`` shrinks every back-off (a test's minutes in seconds),
 the number of retries staying the manifests'.
 
 The ingress answers as the default broker does, on an InMemoryChannel: only once every
@@ -48,6 +56,11 @@ from .filters import Filter, delivered, trigger_filter
 
 REQUEST_TIMEOUT = 60.0
 
+TTL = "knativebrokerttl"
+MAX_TTL = 255
+"""The ingress's TTL for an event that has none (``MAX_TTL`` of eventing's cmd/broker/ingress/main.go):
+the replies one event may start in a row (pkg/broker/ttl.go ``TTLDefaulter``)."""
+
 FANOUT_TIMEOUT = 900.0
 """Seconds an InMemoryChannel waits for one event's deliveries before it answers ``500``."""
 
@@ -60,6 +73,32 @@ def attributes_of(event: BaseCloudEvent) -> dict[str, str]:
 
 def with_extensions(event: BaseCloudEvent, **extensions: Any) -> CloudEvent:
     return CloudEvent(attributes={**event.get_attributes(), **extensions}, data=event.get_data())
+
+
+def ttl_of(event: BaseCloudEvent) -> int | None:
+    """The event's ``knativebrokerttl``, as the SDK's ``ToInteger`` reads it (None: none readable)."""
+    value = event.get_attributes().get(TTL)
+    try:
+        return None if value is None or isinstance(value, bool) else int(value)
+    except ValueError:
+        return None
+
+
+def admitted(event: BaseCloudEvent) -> CloudEvent:
+    """The event as the ingress takes it in (eventing pkg/broker/ingress/ingress_handler.go
+    ``receive``): stamped with ``knativearrivaltime``, its TTL given (:data:`MAX_TTL`) or one
+    less (never below 0); ``ValueError`` (the ingress's 400) where that leaves it at 0."""
+    given = ttl_of(event)
+    ttl = MAX_TTL if given is None else max(given - 1, 0)
+    if ttl <= 0:
+        raise ValueError(f"the event's {TTL} is spent: it was replied {MAX_TTL} times in a row")
+    return with_extensions(event, knativearrivaltime=datetime.now(UTC).isoformat(), **{TTL: ttl})
+
+
+def delivered_copy(event: BaseCloudEvent) -> CloudEvent:
+    """The copy the filter posts to a subscriber: without the TTL (filter_handler.go ``DeleteTTL``)."""
+    attributes = {name: value for name, value in event.get_attributes().items() if name != TTL}
+    return CloudEvent(attributes=attributes, data=event.get_data())
 
 
 def parse(headers: Mapping[str, str], body: bytes) -> BaseCloudEvent:
@@ -273,7 +312,7 @@ class Broker:
             def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 try:
-                    event = ingress_event(dict(self.headers), body, parse)
+                    event = admitted(ingress_event(dict(self.headers), body, parse))
                 except ValueError as exc:
                     self._answer(400, str(exc).encode())
                     return
@@ -304,11 +343,10 @@ class Broker:
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}/"
         threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
 
-    def publish(self, event: BaseCloudEvent, fanout: _Fanout | None = None) -> _Fanout:
-        """Take an event in (as the ingress does) and start its deliveries, counted in
+    def publish(self, event: CloudEvent, fanout: _Fanout | None = None) -> _Fanout:
+        """Start the deliveries of an event the ingress took in (:func:`admitted`), counted in
         ``fanout`` (a new one for a post; the answered event's for a reply)."""
         fanout = fanout or _Fanout()
-        event = with_extensions(event, knativearrivaltime=datetime.now(UTC).isoformat())
         attributes = attributes_of(event)
         with self._lock:
             self.received[event.get_type()] += 1
@@ -329,7 +367,7 @@ class Broker:
     def _deliver(self, trigger: Trigger, event: BaseCloudEvent, retry_number: int, fanout: _Fanout) -> None:
         if not self._go_on(fanout):
             return
-        status, headers, body = self._attempt(trigger.name, trigger.subscriber, event)
+        status, headers, body = self._attempt(trigger.name, trigger.subscriber, delivered_copy(event))
         answer = filtered(status, headers, body)
         if status is not None and 200 <= status < 300 and not answer.delivered:
             with self._lock:
@@ -372,11 +410,12 @@ class Broker:
 
     def _take_reply(self, trigger: Trigger, event: BaseCloudEvent, reply: tuple[Mapping[str, str], bytes],
                     fanout: _Fanout) -> None:
-        """Forward a reply to the ingress, its deliveries counted with the answered event's; one
-        the ingress refuses (400, not retried) dead-letters the event that was answered, naming
-        the ingress."""
+        """Forward a reply, with the answered event's TTL, to the ingress, its deliveries counted
+        with the answered event's; one the ingress refuses (400, not retried: an invalid event,
+        or a TTL spent) dead-letters the event that was answered, naming the ingress."""
         try:
-            taken = ingress_event(*reply, parse)
+            read = ingress_event(*reply, parse)
+            taken = admitted(with_extensions(read, **{TTL: ttl_of(event) or 0}))
         except ValueError:
             if trigger.dead_letter is not None:
                 refused = {"knativeerrordest": self.url, "knativeerrorcode": 400, "knativeerrordata": ""}
