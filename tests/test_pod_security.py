@@ -19,6 +19,8 @@ import pytest
 import yaml
 from conftest import study_definition
 from http_helpers import Service, run_on_cluster
+from knative_emulator import KnativeCluster
+from knative_emulator.broker import MAX_TTL, attributes_of
 from kube_stub import KubeStub
 
 from functions.core.cluster import Cluster
@@ -220,6 +222,31 @@ def test_in_the_service_a_trial_whose_parameters_give_it_the_node_fails_and_the_
         f"katuna refused the workload its parameters make: {POD}.hostNetwork: "), by_net["true"]
     assert set(kube.created_jobs) == {f"chosen-net-{by_net['false']['number']}"}, "no Job for the refused trial"
     assert study["status"] == "completed" and "failed" not in (study.get("reason") or ""), study
+
+
+@pytest.mark.slow
+def test_behind_knative_a_study_whose_launches_are_all_refused_runs_on_past_the_brokers_reply_limit(tmp_path: Path):
+    """Each refused launch is followed by the next trial's ``trial.suggested``: were it the reply,
+    300 refusals in one slot would be one chain of replies, which the broker refuses at its 255th
+    (``knativebrokerttl``), dead-lettering the event answered. Sent to ``K_SINK``, each starts
+    afresh, and the study runs to its ``maxTrials``."""
+    definition = _chosen("all-refused")
+    definition.update(maxTrials=MAX_TTL + 45, parallelism=1)
+    [net] = [p for p in definition["parameters"] if p["name"] == "net"]
+    net["values"] = ["true"]
+    kube = KubeStub()
+    cluster = KnativeCluster(tmp_path, kube.url, ping_interval=30, time_scale=0.01)
+    try:
+        status, body = cluster.api("POST", "/studies", definition)
+        assert status == 201, body
+        study = cluster.wait_for("all-refused", timeout=300)
+        assert (study["status"], study["counts"]["failed"]) == ("failed", MAX_TTL + 45), study
+        assert study["reason"].startswith(f"max trials reached ({MAX_TTL + 45})"), study["reason"]
+        assert not cluster.broker.dead_letters, [attributes_of(e) for e in cluster.broker.dead_letters]
+        assert not [n for n in kube.created if n.startswith("all-refused-")], "no workload for a refused trial"
+    finally:
+        cluster.close()
+        kube.close()
 
 
 def test_the_service_refuses_to_start_with_an_unknown_pod_security_level():

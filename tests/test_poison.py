@@ -256,6 +256,13 @@ def test_on_knative_a_study_whose_function_keeps_failing_fails_and_a_dead_letter
             status, _, body = _post_event(service, "/dead-letters", "dev.katuna.trial.suggested",
                                           {"study": name, "uid": f"uid-{name}", "trial": 0, "attempt": 1}, **errors)
             assert status == 202 and json.loads(body)["studyFailed"] == (name in PERMANENT_LETTERS), name
+        for code in ("400", "422"):
+            refused_reply = {"knativeerrorcode": code, "knativeerrordest": sink.url, "knativeerrordata": ""}
+            status, _, body = _post_event(service, "/dead-letters", "dev.katuna.trial.suggested",
+                                          {"study": "busy-503", "uid": "uid-busy-503", "trial": 0, "attempt": 1},
+                                          **refused_reply)
+            assert status == 202 and json.loads(body)["studyFailed"] is False, \
+                "the broker (K_SINK) refused the reply katuna answered with, not the event: its TTL was spent"
         for code in ("400", "403"):
             report = {"study": "busy-503", "uid": "uid-busy-503", "trial": 0, "attempt": 1, "step": 1,
                       "value": 1.0, "token": "forged"}

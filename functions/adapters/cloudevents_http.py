@@ -55,9 +55,10 @@ version not supported)."""
 class DeadLetter:
     """An event a Knative broker gave up delivering, with what its last attempt got.
 
-    ``code`` is ``knativeerrorcode``: the destination's answer (500 where there was none, a
-    connection error), or None where the broker set no code (the multi-tenant broker sets none
-    when its filter could not read a 2xx answer, so the function had run)."""
+    ``code`` is ``knativeerrorcode``: the destination's answer, or None where the broker set no
+    code: the multi-tenant broker sets none when its filter could not read a 2xx answer (so the
+    function had run), nor when the function gave no answer at all (a connection error: the
+    filter's bare 500 carries no error information)."""
 
     event: Event
     reason: str
@@ -65,14 +66,20 @@ class DeadLetter:
     authentic: bool = True
     """Whether the event may be believed: where the dead letter came without the API token, only
     an event katuna signed (:mod:`functions.core.event_signature`)."""
+    reply_refused: bool = False
+    """Whether what refused was the broker (``knativeerrordest`` is its address, ``K_SINK``): its
+    ingress refused the reply katuna answered the event with, not the event, which was handled.
+    Knative dead-letters the event answered when the ingress refuses its reply, as it does one
+    that was the 255th in a row (the ``knativebrokerttl`` spent)."""
 
     @property
     def permanent(self) -> bool:
         """Whether the delivery was refused for good: a code below 500 that Knative does not
-        retry (katuna answers 400 or 422 for a permanent error), or a 501/505. Anything else (5xx, 404, 408,
-        409, 429, no code) failed for the time being, and what the event would have done is
+        retry (katuna answers 400 or 422 for a permanent error), or a 501/505, from the
+        function. Anything else (5xx, 404, 408, 409, 429, no code, the broker's refusal of the
+        reply) failed for the time being, and what the event (or its reply) would have done is
         redone by the tick."""
-        if self.code is None:
+        if self.code is None or self.reply_refused:
             return False
         return self.code in PERMANENT_SERVER_CODES or self.code < 500 and self.code not in TEMPORARY_CODES
 
@@ -84,10 +91,12 @@ class DeadLetter:
         return self.permanent and self.event.type not in ADVISORY and self.authentic
 
 
-def dead_letter(headers: Mapping[str, str], body: bytes, key: bytes | None = None) -> DeadLetter:
+def dead_letter(headers: Mapping[str, str], body: bytes, key: bytes | None = None,
+                broker: str | None = None) -> DeadLetter:
     """A dead letter from a Knative broker: the event, and why its delivery failed (from the
     ``knativeerror*`` extension attributes; the answer's body decoded where it is text). With
-    ``key`` (it came without the API token), it is believed only if katuna signed its event with it."""
+    ``key`` (it came without the API token), it is believed only if katuna signed its event with it.
+    ``broker`` is the broker's address (``K_SINK``), where a refusal of its means the reply was refused."""
     cloud_event = _parse(headers, body)
     dest, code, data = (str(cloud_event.get_extension(name) or "") for name in
                         ("knativeerrordest", "knativeerrorcode", "knativeerrordata"))
@@ -95,7 +104,8 @@ def dead_letter(headers: Mapping[str, str], body: bytes, key: bytes | None = Non
     number = int(code) if code.isdigit() and len(code) <= 3 else None
     event = _to_event(cloud_event, strict=False)
     authentic = key is None or event_signature.is_katunas(key, event.type, event.data, _signature(cloud_event))
-    return DeadLetter(event, reason or "no reason given", number, authentic)
+    refused_by_broker = broker is not None and bool(dest) and dest.rstrip("/") == broker.rstrip("/")
+    return DeadLetter(event, reason or "no reason given", number, authentic, refused_by_broker)
 
 
 def _error_text(data: str) -> str:

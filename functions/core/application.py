@@ -79,6 +79,9 @@ class ServiceSettings(Protocol):
     def events(self) -> str: ...
 
     @property
+    def sink(self) -> str | None: ...
+
+    @property
     def limits(self) -> Limits: ...
 
 

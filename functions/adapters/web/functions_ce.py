@@ -3,7 +3,8 @@
 ``POST /functions/<function>`` runs one function; ``POST /`` runs every function subscribed to
 the event's type. Emitted events go, by ``KATUNA_EVENTS``, to the service's queue (``queue``),
 or back to the broker (``reply``): as the response when there is exactly one, otherwise each
-sent to ``K_SINK``. An answer that is no reply has an empty body: Knative's broker filter takes
+sent to ``K_SINK``, as are those of a handling that never replies
+(:data:`functions.core.events.NO_REPLY`: a chain of replies is bounded by the broker). An answer that is no reply has an empty body: Knative's broker filter takes
 a 2xx answer as either a CloudEvent or nothing, and fails the delivery (502, retried, then
 dead-lettered) for any other body. What was emitted is told in :data:`EMITTED_HEADER`, which
 the broker ignores.
@@ -25,7 +26,7 @@ from functions.adapters.web import paging
 from functions.adapters.web.errors import error_response
 from functions.core.application import Application
 from functions.core.errors import ForgedEvent, KatunaError, StudyNotFound
-from functions.core.events import Event
+from functions.core.events import NO_REPLY, Event
 
 blueprint = Blueprint("functions", __name__)
 log = logging.getLogger("katuna.functions")
@@ -79,7 +80,7 @@ def _handle(function: str | None):
         except StudyNotFound as exc:
             log.info("dropped %s (%s): %s", event.type, event.id, exc)
             emitted = []
-        return _emit(runtime, emitted)
+        return _emit(runtime, event, emitted)
     except ForgedEvent as exc:
         log.warning("refused an event from %s: %s", request.remote_addr, exc)
         return error_response(exc, resource=False)
@@ -96,7 +97,8 @@ def dead_letter():
     study to the tick."""
     runtime: Application = current_app.extensions["katuna"]
     try:
-        letter = cloudevents_http.dead_letter(dict(request.headers), request.get_data(), _required_key(runtime))
+        letter = cloudevents_http.dead_letter(dict(request.headers), request.get_data(), _required_key(runtime),
+                                              runtime.settings.sink)
         if letter.fails_study:
             runtime.fail_dead_letter(letter.event, letter.reason)
     except KatunaError as exc:
@@ -136,10 +138,11 @@ def list_dead_letters():
                        lambda last: url_for("functions.list_dead_letters", limit=limit, before=last))
 
 
-def _emit(runtime: Application, emitted: list[Event]):
-    """The answer to a handling: its one emitted event as a reply (reply mode); otherwise the
-    events sent on, and an answer with no body, naming them in headers only."""
-    if runtime.settings.events == "reply" and len(emitted) == 1:
+def _emit(runtime: Application, handled: Event, emitted: list[Event]):
+    """The answer to the handling of ``handled``: its one emitted event as a reply (reply mode,
+    unless ``handled`` is of a type whose handling never replies); otherwise the events sent on,
+    and an answer with no body, naming them in headers only."""
+    if runtime.settings.events == "reply" and len(emitted) == 1 and handled.type not in NO_REPLY:
         headers, body = cloudevents_http.to_http(emitted[0], runtime.settings.event_key)
         return Response(body, status=200, headers=headers)
     for event in emitted:
