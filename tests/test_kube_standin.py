@@ -5,6 +5,7 @@ a cluster's do, seen through the real ``kubernetes`` client: namespaces and RBAC
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -515,11 +516,14 @@ def test_a_job_delete_whose_precondition_fails_is_a_conflict_and_deletes_nothing
                                          f"({created.metadata.uid}). The object might have been deleted and then "
                                          "recreated")
     older = client.V1DeleteOptions(preconditions=client.V1Preconditions(resource_version="1"))
+    before = int(static.jobs[("katuna", "kept")]["metadata"]["resourceVersion"])
     status, message = refusal(lambda: batch.delete_namespaced_job("kept", "katuna", body=older))
-    version = static.jobs[("katuna", "kept")]["metadata"]["resourceVersion"]
-    assert status == 409 and message == ('Operation cannot be fulfilled on Job.batch "kept": the ResourceVersion in '
-                                         f"the precondition (1) does not match the ResourceVersion in record ({version}). "
-                                         "The object might have been modified")
+    after = int(static.jobs[("katuna", "kept")]["metadata"]["resourceVersion"])
+    refused = re.fullmatch(r'Operation cannot be fulfilled on Job\.batch "kept": the ResourceVersion in the precondition '
+                           r"\(1\) does not match the ResourceVersion in record \((\d+)\)\. The object might have been modified",
+                           message)
+    assert status == 409 and refused, message
+    assert before <= int(refused[1]) <= after, "the Job's version as it was when refused (its controller moves it on)"
     assert ("katuna", "kept") in static.jobs
     own = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=created.metadata.uid),
                                  propagation_policy="Background")
