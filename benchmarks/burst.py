@@ -134,7 +134,8 @@ def audit(db: Path, trials: int) -> dict[str, int]:
                             "GROUP BY trial, attempt HAVING count(*) > 1)", [NAME]).fetchone()[0]
     handled = conn.execute("SELECT count(*) FROM processed_events WHERE handler = 'collect'").fetchone()[0]
     told = Counter()
-    for (body,) in conn.execute("SELECT body FROM optuna_journal"):
+    for (body,) in conn.execute("SELECT body FROM optuna_journal WHERE stream = "
+                                "(SELECT id FROM optuna_streams WHERE name = ?)", [NAME]):
         log = json.loads(body)
         if log["op_code"] == 6 and log.get("state") == 1:
             told[log["trial_id"]] += 1

@@ -59,11 +59,12 @@ def serve(db: str | None, host: str, port: int, workers: int, threads: int, exec
 
 
 def _warn_of_history(db: Path, limit: int) -> None:
-    """Open (and migrate) the database before the workers do, and warn when Optuna's history is
-    past ``limit`` already: every worker would load it whole (:mod:`functions.core.history`)."""
+    """Open (and migrate) the database before the workers do, and warn when a study's Optuna
+    history is past ``limit`` already: every worker serving it would load it whole
+    (:mod:`functions.core.history`)."""
     store = SqliteStore(db)
     try:
-        problem = history_warning(store.optuna_history(), limit)
+        problem = history_warning(store.optuna_largest_history(), limit)
     finally:
         store.close()
     if problem:

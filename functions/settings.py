@@ -258,8 +258,8 @@ class Settings:
     sampler or pruner setting (100,000); ``KATUNA_MAX_TEXT`` characters of a metric filter or a
     name (4,096); ``KATUNA_MAX_WARM_START`` known results of a warm start, inline and taken from
     ``warmStart.study`` (1,000); ``KATUNA_MAX_HISTORY`` trials Optuna's storage may hold for
-    the whole database, deleted studies' included, past which new studies are refused
-    (100,000: every process loads them all). What one study's node pool may cost: ``KATUNA_MAX_POOL_NODES``
+    one study, past which a study's ``maxTrials`` is refused (100,000: every process serving
+    the study loads them all). What one study's node pool may cost: ``KATUNA_MAX_POOL_NODES``
     nodes of one pool (100); ``KATUNA_MAX_ACCELERATORS`` GPUs on one node (8);
     ``KATUNA_MAX_POOLS`` pools katuna's studies hold at once (10; at most
     ``KATUNA_EKS_GROUPS_PER_CLUSTER`` on EKS); ``KATUNA_POOL_MACHINE_TYPES`` (comma-separated,

@@ -4,6 +4,7 @@ marked ``browser`` skip before any of their fixtures start when Chromium is miss
 from __future__ import annotations
 
 import copy
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from browser import MISSING, chromium_path
 from gke_stub import GkeStub
 from kube_stub import KubeStub
 
+from functions.core.optuna_compat import CREATE_TRIAL
 from functions.core.validate import parse_study
 from functions.embedded import Embedded
 from functions.settings import Settings
@@ -37,8 +39,50 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip(MISSING)
 
 
+def shared_journal(db: sqlite_utils.Database, bodies: list[str], snapshot: bool = True) -> None:
+    """Optuna's journal as katuna kept it before the twenty-sixth migration: one table of every
+    study's records (``bodies``, in order), an empty snapshot table and the count of the trials
+    they created, in place of today's tables."""
+    db.execute("DROP TABLE IF EXISTS optuna_journal")
+    db.execute("DROP TABLE IF EXISTS optuna_snapshot")
+    db.execute("DROP TABLE IF EXISTS optuna_streams")
+    db.execute("DROP TABLE IF EXISTS optuna_history")
+    db.execute("CREATE TABLE optuna_journal (number INTEGER PRIMARY KEY, body TEXT NOT NULL)")
+    db.conn.executemany("INSERT INTO optuna_journal (body) VALUES (?)", [(body,) for body in bodies])
+    if snapshot:
+        db.execute("CREATE TABLE optuna_snapshot (id INTEGER PRIMARY KEY CHECK (id = 1), log_number INTEGER NOT NULL, "
+                   "optuna_version TEXT NOT NULL, body BLOB NOT NULL)")
+    db.execute("CREATE TABLE optuna_history (id INTEGER PRIMARY KEY CHECK (id = 1), trials INTEGER NOT NULL)")
+    db.execute("INSERT INTO optuna_history VALUES (1, ?)",
+               [sum(json.loads(body)["op_code"] == CREATE_TRIAL for body in bodies)])
+    db.conn.commit()  # a connection that opens transactions by itself would lose the rows, and what follows
+
+
+def drop_journal_streams(db: sqlite_utils.Database) -> None:
+    """Take a database back to before the twenty-sixth migration (a journal per study): every
+    study's records in one journal again, a study after the other, with the ids Optuna gives them
+    there (a study's, its place; a trial's, after every earlier study's trials)."""
+    if not db["optuna_streams"].exists():
+        return
+    bodies, studies, trials, created = [], {}, {}, 0
+    for stream, body in db.execute("SELECT s.id, j.body FROM optuna_streams s JOIN optuna_journal j ON j.stream = s.id "
+                                   "ORDER BY s.id, j.number").fetchall():
+        studies.setdefault(stream, len(studies))
+        trials.setdefault(stream, created)
+        record = json.loads(body)
+        if "study_id" in record:
+            record["study_id"] = studies[stream]
+        if "trial_id" in record:
+            record["trial_id"] += trials[stream]
+        created += record["op_code"] == CREATE_TRIAL
+        bodies.append(json.dumps(record))
+    shared_journal(db, bodies)
+
+
 def drop_optuna_history(db: sqlite_utils.Database) -> None:
-    """Take a database back to before the twenty-fifth migration (the count of Optuna's trials)."""
+    """Take a database back to before the twenty-fifth migration (the count of Optuna's trials),
+    and the twenty-sixth."""
+    drop_journal_streams(db)
     db.execute("DROP TABLE IF EXISTS optuna_history")
 
 

@@ -177,12 +177,15 @@ def test_ui_render(tmp_path: Path):
 
 
 def test_history_load(tmp_path: Path):
-    """A fresh process's first suggestion of a new study, after a history past the first snapshot."""
+    """A fresh process's first suggestion of a new study beside a study past its first snapshot,
+    and that study's next."""
     found, result = run("history_load.py", tmp_path)
     measured = result["sizes"]["6000"]
-    assert measured["history"] == 6_001, "the built study's trials and the new study's first"
+    assert measured["history"] == 1, "the new study loads its own first trial, none of the other's"
+    assert measured["large_history"] == 6_001, "the large study's trials and its next"
     assert measured["snapshot_bytes"] > 6_000 * 100 and number(found["load_us_per_trial"]) > 0
-    assert number(found["first_trial_s"]) > 0 and found["history_trials"] == "6000"
+    assert number(found["first_trial_s"]) > 0 and number(found["large_next_trial_s"]) > 0
+    assert found["history_trials"] == "6000"
 
 
 def test_reliability(tmp_path: Path):

@@ -1,6 +1,7 @@
-"""Optuna's history, which every process serving any study loads whole, bounded at submission by
-``KATUNA_MAX_HISTORY``: a study that would overflow it is refused naming the limit, what it
-costs and what to do, and the count it is checked against is exactly what a fresh process loads."""
+"""Optuna's history, one journal per study, which every process serving a study loads whole and
+which no other study adds to, bounded at submission by ``KATUNA_MAX_HISTORY``: a study that would
+take its own history past it is refused naming the limit, what it costs and what to do, and the
+count it is checked against is exactly what a fresh process serving the study loads."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from conftest import study_definition
 from http_helpers import Service
 from test_katib import experiment
 
-from functions.adapters.sqlite_journal import KatunaJournalStorage, SqliteJournalBackend
+from functions.adapters.sqlite_store import SqliteStore
 from functions.core.errors import InvalidStudy
 from functions.core.formats import load_study
 from functions.core.limits import Limits
@@ -29,10 +30,14 @@ def ran(runner: Embedded, tmp_path: Path, name: str, max_trials: int) -> None:
     assert runner.run(name).status == "completed"
 
 
-def loaded_trials(runner: Embedded) -> int:
-    """How many trials a fresh process's Optuna storage holds once loaded (deleted studies' too)."""
-    fresh = KatunaJournalStorage(SqliteJournalBackend(runner.store.db.conn))
-    return len(fresh._replay_result._trials)
+def loaded_trials(runner: Embedded, name: str) -> int:
+    """How many trials a fresh process's Optuna storage holds once it serves the study ``name``."""
+    fresh = SqliteStore(runner.store.path)
+    try:
+        fresh.optuna_study(name, ["minimize"])
+        return sum(len(stream._replay_result._trials) for stream in fresh.optuna_storage()._streams.values())
+    finally:
+        fresh.close()
 
 
 def refusal(runner: Embedded, tmp_path: Path, name: str, max_trials: int) -> str:
@@ -43,45 +48,49 @@ def refusal(runner: Embedded, tmp_path: Path, name: str, max_trials: int) -> str
     return str(caught.value)
 
 
-def test_a_study_that_would_overflow_the_history_is_refused_naming_the_limit_and_what_to_do(tmp_path: Path):
-    runner = Embedded(Settings(db=tmp_path / "katuna.db", limits=Limits(history=5)))
+def test_a_study_whose_max_trials_would_overflow_its_history_is_refused_naming_the_limit_and_what_to_do(tmp_path: Path):
+    runner = Embedded(Settings(db=tmp_path / "katuna.db", limits=Limits(history=3)))
+    message = refusal(runner, tmp_path, "large", 4)
+    assert "maxTrials: a study's Optuna history holds at most 3 trials (set by KATUNA_MAX_HISTORY), and this study " \
+           "may create 4 (maxTrials): every process that serves the study first loads its whole history" in message, message
+    assert "Run it as several studies of at most 3 trials" in message
     ran(runner, tmp_path, "first", 3)
-    assert runner.store.optuna_history() == loaded_trials(runner) == 3
-    message = refusal(runner, tmp_path, "second", 3)
-    assert "maxTrials: this database's Optuna history holds 3 trials, of at most 5 (set by KATUNA_MAX_HISTORY), " \
-           "and this study may add 3 (maxTrials) where 2 fit" in message, message
-    assert "Submit the study to a new database" in message and "deleting studies does not make room" in message
+    assert runner.store.optuna_history("first") == loaded_trials(runner, "first") == 3
+    ran(runner, tmp_path, "second", 3)
+    assert runner.store.optuna_history("second") == loaded_trials(runner, "second") == 3, \
+        "a study's history holds its own trials, not the database's"
     again = study_definition(name="first", maxTrials=3, parallelism=1)
     assert runner.submit(parse_study(again), again, tmp_path).status == "completed", "the stored one, unrefused"
-    ran(runner, tmp_path, "second", 2)
-    assert runner.store.optuna_history() == loaded_trials(runner) == 5
-    assert "holds 5 trials, of at most 5 (set by KATUNA_MAX_HISTORY), and it is full" in \
-        refusal(runner, tmp_path, "third", 1)
     runner.close()
 
 
-def test_deleted_studies_trials_stay_in_what_a_fresh_process_loads_and_are_counted(tmp_path: Path):
-    """Optuna forgets a deleted study, not its trials: the count says so, as the refusal does."""
-    runner = Embedded(Settings(db=tmp_path / "katuna.db", limits=Limits(history=4)))
+def test_a_deleted_study_leaves_nothing_for_a_fresh_process_to_load(tmp_path: Path):
+    runner = Embedded(Settings(db=tmp_path / "katuna.db", limits=Limits(history=2)))
     ran(runner, tmp_path, "first", 2)
     runner.store.delete_study("first")
+    assert runner.store.optuna_history("first") == 0
+    assert runner.store.db.execute("SELECT count(*) FROM optuna_journal").fetchone() == (0,)
     ran(runner, tmp_path, "first", 2)
-    assert runner.store.optuna_history() == loaded_trials(runner) == 4
-    assert "it is full" in refusal(runner, tmp_path, "other", 1)
+    ran(runner, tmp_path, "other", 2)
+    assert runner.store.optuna_history("first") == loaded_trials(runner, "first") == 2
     runner.close()
 
 
-def test_a_study_without_max_trials_is_refused_only_by_a_full_history(tmp_path: Path):
+def test_a_study_without_max_trials_is_refused_only_by_a_full_history_of_its_own(tmp_path: Path):
     unbounded = study_definition(name="open", parallelism=1, timeBudget="1h")
     del unbounded["maxTrials"]
-    full = Embedded(Settings(db=tmp_path / "katuna.db", limits=Limits(history=2)))
-    ran(full, tmp_path, "first", 2)
-    with pytest.raises(InvalidStudy, match="holds 2 trials, of at most 2 .*, and it is full"):
+    runner = Embedded(Settings(db=tmp_path / "katuna.db", limits=Limits(history=2)))
+    ran(runner, tmp_path, "first", 2)
+    assert runner.submit(parse_study(unbounded), unbounded, tmp_path).name == "open", "another study's trials add nothing"
+    runner.close()
+    store = SqliteStore(tmp_path / "direct.db")
+    study = optuna.create_study(storage=store.optuna_storage(), study_name="open")
+    study.add_trials([optuna.trial.create_trial(params={}, distributions={}, value=v) for v in (1.0, 2.0)])
+    store.close()
+    full = Embedded(Settings(db=tmp_path / "direct.db", limits=Limits(history=2)))
+    with pytest.raises(InvalidStudy, match="holds at most 2 trials .*, and this study's holds 2"):
         full.submit(parse_study(unbounded), unbounded, tmp_path)
     full.close()
-    roomy = Embedded(Settings(db=tmp_path / "katuna.db", limits=Limits(history=3)))
-    assert roomy.submit(parse_study(unbounded), unbounded, tmp_path).name == "open"
-    roomy.close()
 
 
 @pytest.mark.slow
@@ -91,10 +100,10 @@ def test_the_service_answers_a_study_past_the_history_with_422_and_stores_nothin
     runner.close()
     service = Service(tmp_path, workers=1, KATUNA_MAX_HISTORY="2")
     try:
-        status, _, body = service.request("POST", "/studies", json.dumps(study_definition(name="second", maxTrials=1, parallelism=1)),
+        status, _, body = service.request("POST", "/studies", json.dumps(study_definition(name="second", maxTrials=3, parallelism=1)),
                                           {"Content-Type": "application/json"})
         assert status == 422, body
-        assert "holds 2 trials, of at most 2 (set by KATUNA_MAX_HISTORY), and it is full" in body.decode()
+        assert "holds at most 2 trials (set by KATUNA_MAX_HISTORY), and this study may create 3" in body.decode()
         assert [s["name"] for s in json.loads(service.request("GET", "/studies")[2])] == ["first"]
     finally:
         service.close()
@@ -106,13 +115,13 @@ def test_trials_created_through_optuna_directly_are_counted_too(tmp_path: Path):
         study = optuna.create_study(storage=runner.store.optuna_storage(), study_name="direct")
         study.add_trials([optuna.trial.create_trial(params={}, distributions={}, value=v) for v in (1.0, 2.0)])
         study.ask()
-    assert runner.store.optuna_history() == loaded_trials(runner) == 3
+    assert runner.store.optuna_history("direct") == loaded_trials(runner, "direct") == 3
     runner.close()
 
 
 @pytest.mark.slow
-def test_the_service_warns_at_start_of_a_history_past_the_limit_and_serves_on(tmp_path: Path):
-    """A database grown past the limit before (an older katuna, a raised limit) is named at start."""
+def test_the_service_warns_at_start_of_a_study_whose_history_is_past_the_limit_and_serves_on(tmp_path: Path):
+    """A study grown past the limit before (under a raised limit, or without maxTrials) is named at start."""
     runner = Embedded(Settings(db=tmp_path / "katuna.db"))
     ran(runner, tmp_path, "first", 2)
     runner.close()
@@ -122,29 +131,28 @@ def test_the_service_warns_at_start_of_a_history_past_the_limit_and_serves_on(tm
     finally:
         service.close()
     log = " ".join((tmp_path / "serve.log").read_text().split())
-    assert "warning: this database's Optuna history holds 2 trials, past KATUNA_MAX_HISTORY (1): each worker " \
-           "loads all of them" in log, log
-    assert "Put new studies in a new database (--db)" in log
+    assert "warning: the study 'first' holds 2 trials in its Optuna history, past KATUNA_MAX_HISTORY (1): each " \
+           "worker loads all of them" in log, log
+    assert "other studies load only their own" in log
 
 
 def test_a_restart_whose_raised_budget_would_overflow_the_history_is_refused_and_changes_nothing(tmp_path: Path):
-    """An ended Katib Experiment restarted with a raised ``maxTrialCount`` adds trials to the
-    history as a new study does: the trials it may add beyond those it made are checked."""
+    """An ended Katib Experiment restarted with a raised ``maxTrialCount`` adds trials to its
+    history: the trials it may add beyond those it made are checked."""
     runner = Embedded(Settings(db=tmp_path / "katuna.db", limits=Limits(history=3)))
     doc = experiment(resumePolicy="LongRunning", maxTrialCount=2, parallelTrialCount=1)
     runner.submit(*load_study(yaml.safe_dump(doc)), tmp_path)
     ended = runner.run(doc["metadata"]["name"])
-    assert runner.store.optuna_history() == 2
+    assert runner.store.optuna_history(ended.name) == 2
     doc["spec"]["maxTrialCount"] = 4
     with pytest.raises(InvalidStudy) as caught:
         runner.submit(*load_study(yaml.safe_dump(doc)), tmp_path)
     message = str(caught.value)
-    assert "spec.maxTrialCount: this database's Optuna history holds 2 trials, of at most 3 (set by " \
-           "KATUNA_MAX_HISTORY), and this study, restarted with maxTrials 4 after 2 trials, may add 2 (maxTrials) " \
-           "where 1 fit" in message, message
+    assert "spec.maxTrialCount: a study's Optuna history holds at most 3 trials (set by KATUNA_MAX_HISTORY), and " \
+           "this study, restarted with maxTrials 4 after 2 trials, may add 2 (maxTrials) where 1 fit" in message, message
     assert runner.store.get_study(ended.name) == ended, "nothing changed"
     doc["spec"]["maxTrialCount"] = 3
     restarted = runner.submit(*load_study(yaml.safe_dump(doc)), tmp_path)
     assert (restarted.status, restarted.restarts, restarted.spec.max_trials) == ("running", 1, 3)
-    assert runner.run(ended.name).status == "completed" and runner.store.optuna_history() == 3
+    assert runner.run(ended.name).status == "completed" and runner.store.optuna_history(ended.name) == 3
     runner.close()

@@ -255,12 +255,12 @@ def test_the_scan_sends_each_report_once_handled_and_reads_a_slice_of_the_logs_a
     deps, record = started(kube, tmp_path, experiment(
         "scanned", WAITING.replace("FLAGS", repr(str(tmp_path))), parallel=2, min_trials=3))
     dispatcher = Dispatcher(deps)
-    journal = deps.store.optuna_version()
+    journal = deps.store.optuna_version("scanned")
     try:
         first = scanned(deps, record, 4)
         assert steps(first) == [(0, 1, 5.0), (0, 2, 4.0), (1, 1, 5.0), (1, 2, 4.0)]
         assert deps.store.log_read("scanned", 0).kept_of(1).cursors, "what the scans read was kept"
-        assert deps.store.optuna_version() == journal, "in katuna's store alone: Optuna's journal is not written"
+        assert deps.store.optuna_version("scanned") == journal, "in katuna's store alone: Optuna's journal is not written"
         assert [e.id for e in progress_scan.scan(deps, [record])] == [e.id for e in first], \
             "a scan before the reports are handled sends the same events again"
         ticked = [e for e in reconcile.handle(pool_check(), deps) if e.type == TRIAL_PROGRESS]

@@ -379,8 +379,8 @@ def test_the_sdks_budget_edit_of_an_experiment_katib_does_not_restart_is_refused
 @pytest.mark.slow
 def test_a_raised_budget_past_the_history_limit_is_refused_in_the_status_and_the_log(kube: KubeStub,
                                                                                     tmp_path: Path):
-    """The restart adds trials to Optuna's history, which every worker loads whole: one that would
-    overflow ``KATUNA_MAX_HISTORY`` is refused where the Experiment's user looks (its status) and
+    """The restart adds trials to the study's Optuna history, which every worker serving it loads
+    whole: one that would take it past ``KATUNA_MAX_HISTORY`` is refused where the Experiment's user looks (its status) and
     its operator (the log), and the ended study is left as it was."""
     bounded = Service(tmp_path, workers=1, KATUNA_K8S_API=kube.url, KATUNA_KATIB_API="true", KATUNA_MAX_HISTORY="3")
     try:
@@ -392,8 +392,8 @@ def test_a_raised_budget_past_the_history_limit_is_refused_in_the_status_and_the
         assert status["phase"] == "Succeeded" and status["observedGeneration"] == 2
         assert "Restarting" not in conditions(status)
         refusal = conditions(status)["UpdateRefused"]
-        why = ("the study does not restart: spec.maxTrialCount: this database's Optuna history holds 2 trials, of "
-               "at most 3 (set by KATUNA_MAX_HISTORY), and this study, restarted with maxTrials 4 after 2 trials, "
+        why = ("the study does not restart: spec.maxTrialCount: a study's Optuna history holds at most 3 trials "
+               "(set by KATUNA_MAX_HISTORY), and this study, restarted with maxTrials 4 after 2 trials, "
                "may add 2 (maxTrials) where 1 fit")
         assert refusal["reason"] == "SpecChangeRefused" and why in refusal["message"], refusal
         study = bounded.json("GET", "/studies/rs-history")[1]

@@ -16,6 +16,11 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import BaseJournalBackend
 
 from functions.core.optuna_compat import (
+    CREATE_STUDY,
+    CREATE_TRIAL,
+    DELETE_STUDY,
+    STUDY_RECORDS,
+    TRIAL_RECORDS,
     BaseJournalSnapshot,
     color_scale,
     contains,
@@ -23,9 +28,49 @@ from functions.core.optuna_compat import (
     journal_snapshot,
     parallel_coordinate_info,
     reseed,
+    trial_ids_in,
 )
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+class _Recorded(BaseJournalBackend):
+    def __init__(self) -> None:
+        self.logs: list[dict[str, Any]] = []
+
+    def read_logs(self, log_number_from: int) -> Iterator[dict[str, Any]]:
+        return iter(self.logs[log_number_from:])
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        self.logs.extend(logs)
+
+
+def test_journal_records_name_their_study_or_trial_by_the_op_codes_katuna_splits_them_by():
+    """Each study's records are kept in a journal of their own, renumbered by these fields."""
+    recorded = _Recorded()
+    storage = JournalStorage(recorded)
+    study = optuna.create_study(storage=storage, study_name="s")
+    study.set_user_attr("a", 1)
+    study.tell(study.ask({"x": optuna.distributions.FloatDistribution(0, 1)}), 0.5)
+    optuna.delete_study(study_name="s", storage=storage)
+    ops = [log["op_code"] for log in recorded.logs]
+    assert ops[0] == CREATE_STUDY and ops[2] == CREATE_TRIAL and ops[-1] == DELETE_STUDY
+    assert all("study_id" in log for log in recorded.logs if log["op_code"] in STUDY_RECORDS | {CREATE_TRIAL})
+    assert all("trial_id" in log for log in recorded.logs if log["op_code"] in TRIAL_RECORDS)
+    assert set(ops) <= {CREATE_STUDY, DELETE_STUDY, CREATE_TRIAL} | STUDY_RECORDS | TRIAL_RECORDS
+
+
+def test_a_genetic_sampler_keeps_its_parents_trial_ids_where_katuna_looks_for_them():
+    study = optuna.create_study(directions=["minimize", "minimize"],
+                                sampler=optuna.samplers.NSGAIISampler(population_size=4, seed=1))
+    for _ in range(12):
+        trial = study.ask()
+        x = trial.suggest_float("x", 0, 1)
+        study.tell(trial, [x, 1 - x])
+    attributes = study._storage.get_study_system_attrs(study._study_id)
+    kept = {key: value for key, value in attributes.items() if trial_ids_in(key, value)}
+    ids = {t._trial_id for t in study.trials}
+    assert kept and all(set(value) <= ids for value in kept.values()), attributes
 
 
 def _suggestions(sampler: optuna.samplers.BaseSampler, trials: int = 12) -> list[tuple[float, str]]:

@@ -50,7 +50,6 @@ def test_a_database_from_before_trial_counts_gets_them_on_opening(tmp_path: Path
     for trigger in ("trial_counted", "trial_uncounted", "trial_recounted"):
         old.db.execute(f"DROP TRIGGER {trigger}")
     old.db.execute("DROP TABLE trial_counts")
-    old.db.execute("DROP TABLE optuna_snapshot")
     for column in ("spec_version", "failures", "seed", "katuna_version", "optuna_version"):
         old.db.execute(f"ALTER TABLE studies DROP COLUMN {column}")
     old.db.execute("ALTER TABLE trials DROP COLUMN image_digest")
@@ -58,6 +57,7 @@ def test_a_database_from_before_trial_counts_gets_them_on_opening(tmp_path: Path
         old.db.execute(f"ALTER TABLE node_pools DROP COLUMN {column}")
     old.db.execute("DROP TABLE sessions")
     undo_trial_changes(old.db)
+    old.db.execute("DROP TABLE optuna_snapshot")
     old.db.execute("PRAGMA user_version = 4")
     old.close()
     reopened = SqliteStore(tmp_path / "k.db")
@@ -136,12 +136,12 @@ def test_a_database_of_an_older_katuna_is_recognised_and_its_studies_logs_read_f
     reopened.close()
 
 
-def test_a_database_from_before_the_history_count_gets_it_from_optunas_journal_on_opening(tmp_path: Path):
-    """The trials an older database's journal created, deleted studies' included, are counted
-    once when it is opened, and every trial created after adds one."""
+def test_a_database_from_before_the_history_count_gets_each_studys_on_opening(tmp_path: Path):
+    """The trials each study of an older database created are counted once when it is opened
+    (a deleted study's are gone with it), and every trial created after adds one to its study's."""
     old = SqliteStore(tmp_path / "k.db")
     with old.transaction():
-        for name, asked in (("gone", 2), ("demo", 3)):
+        for name, asked in (("gone", 2), ("demo", 3), ("other", 1)):
             study = old.optuna_study(name, ["minimize"])
             for _ in range(asked):
                 study.ask()
@@ -150,10 +150,11 @@ def test_a_database_from_before_the_history_count_gets_it_from_optunas_journal_o
     old.db.execute("PRAGMA user_version = 24")
     old.close()
     reopened = SqliteStore(tmp_path / "k.db")
-    assert reopened.optuna_history() == 5
+    assert [reopened.optuna_history(name) for name in ("gone", "demo", "other")] == [0, 3, 1]
     with reopened.transaction():
         reopened.optuna_study("demo", ["minimize"]).ask()
-    assert reopened.optuna_history() == 6
+    assert [reopened.optuna_history(name) for name in ("demo", "other")] == [4, 1]
+    assert reopened.optuna_largest_history() == ("demo", 4)
     reopened.close()
 
 
@@ -191,7 +192,7 @@ def test_how_far_the_running_trials_logs_were_read_comes_over_from_optunas_attri
             study.ask()
             old.add_trial(TrialRecord("demo", number, {"x": number}, "RUNNING"))
         old.add_trial(TrialRecord("demo", 3, {"x": 3}, "RUNNING"))
-        storage = old.optuna_storage()
+        storage = old.optuna_stream("demo")
         for number in (0, 2):
             trial_id = storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
             storage.set_trial_system_attr(trial_id, "katuna:log_cursor", cursor.to_dict())
@@ -270,7 +271,7 @@ def test_a_snapshot_taken_in_a_rolled_back_transaction_is_rolled_back_too(tmp_pa
 
 def _journal_reads(store: SqliteStore) -> list[str]:
     reads: list[str] = []
-    store.db.conn.set_trace_callback(lambda sql: reads.append(sql) if "FROM optuna_journal WHERE" in sql else None)
+    store.db.conn.set_trace_callback(lambda sql: reads.append(sql) if sql.startswith("SELECT body FROM optuna_journal") else None)
     return reads
 
 

@@ -21,9 +21,10 @@ import optuna
 import sqlite_utils
 
 from functions.adapters.sqlite_errors import translated
-from functions.adapters.sqlite_journal import HISTORY_TABLE, KatunaJournalStorage, SqliteJournalBackend
+from functions.adapters.sqlite_journal import STREAMS_TABLE, KatunaJournalStorage
 from functions.adapters.sqlite_journal import TABLE as JOURNAL_TABLE
 from functions.adapters.sqlite_schema import MIGRATIONS, connect
+from functions.adapters.sqlite_streams import KatunaStreams
 from functions.core.errors import KatunaError
 
 
@@ -59,7 +60,7 @@ class SqliteConnection:
         with translated(self.path):
             conn = connect(self.path, busy_timeout)
         self.db = sqlite_utils.Database(conn)
-        self._optuna: KatunaJournalStorage | None = None
+        self._optuna: KatunaStreams | None = None
         self._transactions = itertools.count(1)
         self._writing: int | None = None
         """The write transaction this connection holds, numbered; None outside one."""
@@ -116,35 +117,47 @@ class SqliteConnection:
         self._optuna = None
         self._studies.clear()
 
-    def optuna_storage(self) -> KatunaJournalStorage:
+    def optuna_storage(self) -> KatunaStreams:
+        """Optuna's storage of every study (:mod:`functions.adapters.sqlite_streams`)."""
         if self._optuna is None:
-            self._optuna = KatunaJournalStorage(SqliteJournalBackend(self.db.conn, lambda: self._writing))
+            self._optuna = KatunaStreams(self.db.conn, lambda: self._writing)
         return self._optuna
 
-    def optuna_version(self) -> int:
-        """How many records Optuna's journal holds: any change to Optuna's state raises it."""
-        return self.db.execute(f"SELECT coalesce(max(number), 0) FROM {JOURNAL_TABLE}").fetchone()[0]
+    def optuna_stream(self, name: str) -> KatunaJournalStorage:
+        """Optuna's storage of the study ``name`` alone, in which it is study 0, as
+        :meth:`optuna_study` uses it; ``KeyError`` when Optuna has no such study."""
+        storage = self.optuna_storage()
+        return storage.stream(storage.get_study_id_from_name(name))
 
-    def optuna_history(self) -> int:
-        """How many trials Optuna's journal has created, in every study it ever held: what a
-        process that touches Optuna's storage loads, read without loading it."""
-        return self.db.execute(f"SELECT trials FROM {HISTORY_TABLE}").fetchone()[0]
+    def optuna_version(self, name: str) -> int:
+        """How many records the study's Optuna journal holds: any change to its state raises it."""
+        return self.db.execute(f"SELECT coalesce(max(number), 0) FROM {JOURNAL_TABLE} WHERE stream = "
+                               f"(SELECT id FROM {STREAMS_TABLE} WHERE name = ?)", [name]).fetchone()[0]
+
+    def optuna_history(self, name: str) -> int:
+        """How many trials the study's Optuna journal has created: what a process that serves
+        it loads, read without loading it (0 for a study Optuna does not have)."""
+        row = self.db.execute(f"SELECT trials FROM {STREAMS_TABLE} WHERE name = ?", [name]).fetchone()
+        return row[0] if row else 0
+
+    def optuna_largest_history(self) -> tuple[str, int] | None:
+        """The study whose Optuna journal has created the most trials, and how many; None without studies."""
+        row = self.db.execute(f"SELECT name, trials FROM {STREAMS_TABLE} ORDER BY trials DESC, id LIMIT 1").fetchone()
+        return (row[0], row[1]) if row else None
 
     def optuna_study(self, name: str, directions: Sequence[str]) -> optuna.Study:
-        """Loaded once per storage object and study id (a study deleted and created again under
-        the same name gets a new id); loading before creating keeps the journal free of
-        repeated creation records."""
+        """Loaded once per storage object and stream (a study deleted and created again under
+        the same name gets a new stream), over the study's own storage; loading before creating
+        keeps the journal free of repeated creation records."""
         storage = self.optuna_storage()
-        try:
-            study_id = storage.get_study_id_from_name(name)
-        except KeyError:
+        stream = storage.stream_of(name)
+        if stream is None:
             with suppress(optuna.exceptions.DuplicatedStudyError):
-                optuna.create_study(storage=storage, study_name=name,
-                                    directions=[optuna.study.StudyDirection[d.upper()] for d in directions])
-            study_id = storage.get_study_id_from_name(name)
-        key = (name, study_id)
+                storage.create_new_study([optuna.study.StudyDirection[d.upper()] for d in directions], name)
+            stream = storage.get_study_id_from_name(name)
+        key = (name, stream)
         if key not in self._studies:
-            self._studies[key] = optuna.load_study(study_name=name, storage=storage)
+            self._studies[key] = optuna.load_study(study_name=name, storage=storage.stream(stream))
         return self._studies[key]
 
     def _rows(self, sql: str, args: Sequence[Any]) -> list[dict[str, Any]]:

@@ -1,19 +1,23 @@
-"""Optuna's journal kept in a table of katuna's own SQLite database, with snapshots.
+"""Optuna's journals kept in tables of katuna's own SQLite database, one journal per study, with snapshots.
+
+Each study's records form a journal of their own (a *stream*, numbered in
+:data:`STREAMS_TABLE`), which an Optuna journal storage of its own replays: a process serving a
+study loads that study's history only, however many trials other studies hold, and deleting a
+study deletes its stream. :mod:`functions.adapters.sqlite_streams` shows every stream as one
+Optuna storage.
 
 Appends share the store's connection, so Optuna's writes commit or roll back together with
 katuna's. Readers replay only what they have not seen yet, which keeps a warm process cheap.
 
-A fresh process would replay the whole journal (five records a trial; over a second for a
-10,000-trial study), so the storage also keeps a snapshot of Optuna's replayed state and
+A fresh process would replay the study's whole journal (five records a trial; over a second
+for a 10,000-trial study), so the storage also keeps a snapshot of Optuna's replayed state and
 replays only what came after it. Optuna's own snapshots pickle the whole state every 100
 trials, a cost that grows with the study on every hundredth trial; katuna writes one only when
 the journal has grown by a quarter since the last, in the transaction that grew it, so the
 snapshot always matches committed records and its amortized cost per record stays constant.
 
-The snapshot still holds every study's trials, deleted studies' included (Optuna's deletion
-forgets the study, not its trials), so what a fresh process loads grows with the database's
-whole history. The backend counts the trials it appends, in the transaction that appends them,
-so that the history can be bounded at submission without loading it
+The backend counts the trials it appends to each stream, in the transaction that appends them,
+so that what a study loads can be bounded at submission without loading it
 (:data:`functions.core.limits.Limits.history`).
 """
 
@@ -33,20 +37,31 @@ from functions.core.optuna_compat import CREATE_TRIAL, BaseJournalSnapshot, jour
 
 TABLE = "optuna_journal"
 SNAPSHOT_TABLE = "optuna_snapshot"
-HISTORY_TABLE = "optuna_history"
-"""One row: how many trials the journal has created, in every study it ever held."""
+STREAMS_TABLE = "optuna_streams"
+"""A row per study's journal: its number (never given twice), the study's name, and how many
+trials its records created."""
 SNAPSHOT_FROM = 5_000
 """Journal records below which a fresh process replays everything (a fraction of a second)."""
 SNAPSHOT_GROWTH = 1.25
 """How much the journal grows between two snapshots."""
 
 
+NOT_FOUND = "Record does not exist."
+"""What Optuna's storages say, with ``KeyError``, of a study or trial they do not hold."""
+
+
 def _outside_transactions() -> int | None:
     return None
 
 
+def connect_copy(path: str) -> sqlite3.Connection:
+    """A connection of its own to the database at ``path``, for a pickled storage's copy."""
+    return sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+
+
 class SqliteJournalBackend(BaseJournalBackend):
-    """Log number ``n`` is row ``n + 1``; rows are never deleted, so numbers have no gaps.
+    """The journal of stream ``stream``. Log number ``n`` is its row numbered ``n + 1``; rows go
+    only with the whole stream, so numbers have no gaps.
 
     Optuna reads the journal before every storage call, a dozen times per trial. While the
     connection holds the write lock nobody else can append, so within one write transaction
@@ -54,8 +69,10 @@ class SqliteJournalBackend(BaseJournalBackend):
     ``writing`` names the write transaction the connection holds now (None outside one).
     """
 
-    def __init__(self, conn: sqlite3.Connection, writing: Callable[[], int | None] = _outside_transactions) -> None:
+    def __init__(self, conn: sqlite3.Connection, stream: int,
+                 writing: Callable[[], int | None] = _outside_transactions) -> None:
         self._conn = conn
+        self.stream = stream
         self._writing = writing
         self.waiting_records = 0
         """How many records read so far put a trial in the ``WAITING`` state (an enqueued trial)."""
@@ -73,8 +90,8 @@ class SqliteJournalBackend(BaseJournalBackend):
             bodies = self._fresh
         else:
             rows = self._conn.execute(
-                f"SELECT body FROM {TABLE} WHERE number > ? ORDER BY number", (log_number_from,)
-            ).fetchall()
+                f"SELECT body FROM {TABLE} WHERE stream = ? AND number > ? ORDER BY number",
+                (self.stream, log_number_from)).fetchall()
             bodies = [body for (body,) in rows]
             self._known_in, self._end = transaction, log_number_from + len(bodies)
         self._fresh = []
@@ -86,11 +103,18 @@ class SqliteJournalBackend(BaseJournalBackend):
         return log
 
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        """Appends to the stream while it exists: a stream deleted since (its study deleted,
+        perhaps by another process) takes no record, and the storage is told its study is gone."""
         bodies = [json.dumps(log) for log in logs]
-        self._conn.executemany(f"INSERT INTO {TABLE} (body) VALUES (?)", [(body,) for body in bodies])
+        for body in bodies:
+            appended = self._conn.execute(
+                f"INSERT INTO {TABLE} (stream, number, body) SELECT id, (SELECT coalesce(max(number), 0) + 1 "
+                f"FROM {TABLE} WHERE stream = ?), ? FROM {STREAMS_TABLE} WHERE id = ?", (self.stream, body, self.stream))
+            if appended.rowcount == 0:
+                raise KeyError(NOT_FOUND)
         created = sum(log["op_code"] == CREATE_TRIAL for log in logs)
         if created:
-            self._conn.execute(f"UPDATE {HISTORY_TABLE} SET trials = trials + ?", (created,))
+            self._conn.execute(f"UPDATE {STREAMS_TABLE} SET trials = trials + ? WHERE id = ?", (created, self.stream))
         if self._known_in is not None and self._known_in == self._writing():
             self._end += len(bodies)
             self._fresh += bodies
@@ -100,23 +124,23 @@ class SqliteJournalBackend(BaseJournalBackend):
     def __getstate__(self) -> dict[str, Any]:
         """A pickled backend is the database's path: a copy opens its own connection, outside
         the original's transactions (Optuna pickles storages to hand them to other processes)."""
-        return {"path": self._conn.execute("PRAGMA database_list").fetchone()[2]}
+        return {"path": self._conn.execute("PRAGMA database_list").fetchone()[2], "stream": self.stream}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        conn = sqlite3.connect(state["path"], timeout=30.0, isolation_level=None, check_same_thread=False)
-        SqliteJournalBackend.__init__(self, conn)
+        SqliteJournalBackend.__init__(self, connect_copy(state["path"]), state["stream"])
 
     def snapshot(self) -> tuple[int, bytes | None]:
         """The latest snapshot's log number and body; no body when there is none, or when a
         different Optuna version wrote it (its replayed state may not unpickle here)."""
-        row = self._conn.execute(f"SELECT log_number, optuna_version, body FROM {SNAPSHOT_TABLE}").fetchone()
+        row = self._conn.execute(f"SELECT log_number, optuna_version, body FROM {SNAPSHOT_TABLE} WHERE stream = ?",
+                                 (self.stream,)).fetchone()
         if row is None or row[1] != optuna.__version__:
             return 0, None
         return row[0], row[2]
 
     def save_snapshot(self, log_number: int, body: bytes) -> None:
-        self._conn.execute(f"INSERT OR REPLACE INTO {SNAPSHOT_TABLE} (id, log_number, optuna_version, body) "
-                           "VALUES (1, ?, ?, ?)", (log_number, optuna.__version__, body))
+        self._conn.execute(f"INSERT OR REPLACE INTO {SNAPSHOT_TABLE} (stream, log_number, optuna_version, body) "
+                           "VALUES (?, ?, ?, ?)", (self.stream, log_number, optuna.__version__, body))
 
 
 class _SnapshotLoader(BaseJournalSnapshot, BaseJournalBackend):

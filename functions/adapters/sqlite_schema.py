@@ -10,16 +10,25 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+from collections.abc import Iterator
 from contextlib import suppress
 from pathlib import Path
+from typing import Any
 
+import optuna
 import sqlite_utils
+from optuna.storages import JournalStorage
+from optuna.storages.journal import BaseJournalBackend
 
-from functions.adapters.sqlite_journal import HISTORY_TABLE, SNAPSHOT_TABLE, KatunaJournalStorage, SqliteJournalBackend
+from functions.adapters.sqlite_journal import SNAPSHOT_FROM, SNAPSHOT_TABLE, STREAMS_TABLE
 from functions.adapters.sqlite_journal import TABLE as JOURNAL_TABLE
 from functions.core.errors import ForeignDatabase
-from functions.core.optuna_compat import CREATE_TRIAL
+from functions.core.journal_split import Created, Deleted, Kept, split
+from functions.core.optuna_compat import CREATE_TRIAL, journal_snapshot
 
+HISTORY_TABLE = "optuna_history"
+"""Where the twenty-fifth migration counted the trials of the journal shared by every study
+(replaced by each study's count in :data:`STREAMS_TABLE` since)."""
 APPLICATION_ID = 0x6B74756E
 """What katuna's databases say they are in SQLite's ``application_id`` ("ktun"): set by the
 twenty-second migration; older ones are told by their ``user_version`` and ``studies`` table."""
@@ -234,12 +243,32 @@ def _migrate_18(db: sqlite_utils.Database) -> None:
         _carry_log_attributes(db, running)
 
 
+class _SharedJournal(BaseJournalBackend):
+    """Optuna's journal as every study shared it before the twenty-sixth migration, read only;
+    with ``stream``, one study's journal as that migration leaves it."""
+
+    def __init__(self, db: sqlite_utils.Database, table: str = JOURNAL_TABLE, stream: int | None = None) -> None:
+        self._db = db
+        self._table = table
+        self._stream = stream
+
+    def read_logs(self, log_number_from: int) -> Iterator[dict[str, Any]]:
+        if self._stream is None:
+            rows = self._db.execute(f"SELECT body FROM {self._table} WHERE number > ? ORDER BY number",
+                                    [log_number_from])
+        else:
+            rows = self._db.execute(f"SELECT body FROM {self._table} WHERE stream = ? AND number > ? ORDER BY number",
+                                    [self._stream, log_number_from])
+        return (json.loads(body) for (body,) in rows)
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        raise NotImplementedError("a migration only reads the journal as it was")
+
+
 def _carry_log_attributes(db: sqlite_utils.Database, trials: list[tuple[str, int]]) -> None:
-    """Copy the trials' log attributes from Optuna's journal (replayed from its snapshot) to
-    their columns; a trial Optuna does not know, or without them, keeps none. The journal is read
-    by today's journal storage: a later migration that changes the journal's tables must keep
-    this one working on the tables as they were (or read them itself)."""
-    storage = KatunaJournalStorage(SqliteJournalBackend(db.conn))
+    """Copy the trials' log attributes from Optuna's journal, as it then was (one for every
+    study), to their columns; a trial Optuna does not know, or without them, keeps none."""
+    storage = JournalStorage(_SharedJournal(db))
     for study, number in trials:
         try:
             trial_id = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study), number)
@@ -300,7 +329,59 @@ def _migrate_25(db: sqlite_utils.Database) -> None:
                f"WHERE body LIKE '{{\"op_code\": {CREATE_TRIAL},%'")
 
 
+def _migrate_26(db: sqlite_utils.Database) -> None:
+    """Each study's Optuna records in a journal of their own (a stream, numbered in
+    :data:`STREAMS_TABLE` with the trials it created), renumbered as
+    :mod:`functions.core.journal_split` does, so that a study replays to the same trials and its
+    sampler goes on as before; deleted studies' records go. The journal shared by every study,
+    its snapshot and its count of trials (:data:`HISTORY_TABLE`) go too; each study's journal long
+    enough to have a snapshot gets one (a fresh process serving a large study, a chart of a
+    finished one, then loads it as quickly as before)."""
+    db.execute(f"ALTER TABLE {JOURNAL_TABLE} RENAME TO optuna_shared_journal")
+    db.execute(f"DROP TABLE {SNAPSHOT_TABLE}")
+    db.execute(f"DROP TABLE {HISTORY_TABLE}")
+    db.execute(f"CREATE TABLE {STREAMS_TABLE} (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE, "
+               "trials INTEGER NOT NULL DEFAULT 0)")
+    db.execute(f"CREATE TABLE {JOURNAL_TABLE} (stream INTEGER NOT NULL, number INTEGER NOT NULL, body TEXT NOT NULL, "
+               "PRIMARY KEY (stream, number))")
+    db.execute(f"CREATE TABLE {SNAPSHOT_TABLE} (stream INTEGER PRIMARY KEY, log_number INTEGER NOT NULL, "
+               "optuna_version TEXT NOT NULL, body BLOB NOT NULL)")
+    _split_journal(db)
+    db.execute("DROP TABLE optuna_shared_journal")
+    _snapshot_streams(db)
+
+
+def _split_journal(db: sqlite_utils.Database) -> None:
+    """Write each live study's stream, record by record, as the shared journal is read."""
+    streams: dict[int, int] = {}
+    lengths: dict[int, int] = {}
+    for step in split(_SharedJournal(db, "optuna_shared_journal").read_logs(0)):
+        if isinstance(step, Created):
+            streams[step.study] = db.execute(f"INSERT INTO {STREAMS_TABLE} (name) VALUES (?) RETURNING id",
+                                             [step.name]).fetchone()[0]
+            lengths[step.study] = 0
+        elif isinstance(step, Kept):
+            lengths[step.study] += 1
+            db.execute(f"INSERT INTO {JOURNAL_TABLE} (stream, number, body) VALUES (?, ?, ?)",
+                       [streams[step.study], lengths[step.study], json.dumps(step.record)])
+            if step.record["op_code"] == CREATE_TRIAL:
+                db.execute(f"UPDATE {STREAMS_TABLE} SET trials = trials + 1 WHERE id = ?", [streams[step.study]])
+        elif isinstance(step, Deleted):
+            stream = streams.pop(step.study)
+            db.execute(f"DELETE FROM {JOURNAL_TABLE} WHERE stream = ?", [stream])
+            db.execute(f"DELETE FROM {STREAMS_TABLE} WHERE id = ?", [stream])
+
+
+def _snapshot_streams(db: sqlite_utils.Database) -> None:
+    """A snapshot of Optuna's replayed state for each stream of :data:`SNAPSHOT_FROM` records or more."""
+    for (stream,) in db.execute(f"SELECT stream FROM {JOURNAL_TABLE} GROUP BY stream HAVING count(*) >= ?",
+                                [SNAPSHOT_FROM]).fetchall():
+        replayed, body = journal_snapshot(JournalStorage(_SharedJournal(db, JOURNAL_TABLE, stream)))
+        db.execute(f"INSERT INTO {SNAPSHOT_TABLE} (stream, log_number, optuna_version, body) VALUES (?, ?, ?, ?)",
+                   [stream, replayed, optuna.__version__, body])
+
+
 MIGRATIONS = (_migrate_1, _migrate_2, _migrate_3, _migrate_4, _migrate_5, _migrate_6, _migrate_7, _migrate_8,
               _migrate_9, _migrate_10, _migrate_11, _migrate_12, _migrate_13, _migrate_14, _migrate_15,
               _migrate_16, _migrate_17, _migrate_18, _migrate_19, _migrate_20,
-              _migrate_21, _migrate_22, _migrate_23, _migrate_24, _migrate_25)
+              _migrate_21, _migrate_22, _migrate_23, _migrate_24, _migrate_25, _migrate_26)

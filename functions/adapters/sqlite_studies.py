@@ -7,11 +7,10 @@ more makes a failed study that still lists, shows and deletes.
 from __future__ import annotations
 
 import json
+from contextlib import suppress
 from dataclasses import replace
 from functools import lru_cache
 from typing import Any
-
-import optuna
 
 from functions.adapters.sqlite_connection import SqliteConnection, dumps, loads, reading
 from functions.core.conflicts import study_conflict
@@ -131,8 +130,9 @@ class SqliteStudies(SqliteConnection):
             self.get_study(name)
             for table, column in (("observations", "study"), ("trials", "study"), ("studies", "name")):
                 self.db.execute(f"DELETE FROM {table} WHERE {column} = ?", [name])
-            if name in [s.study_name for s in optuna.get_all_study_summaries(self.optuna_storage())]:
-                optuna.delete_study(study_name=name, storage=self.optuna_storage())
+            storage = self.optuna_storage()
+            with suppress(KeyError):
+                storage.delete_study(storage.get_study_id_from_name(name))
 
     def count_failure(self, name: str, uid: str) -> int | None:
         """Kept in the study's row, so restarts and redeliveries add up instead of starting over."""

@@ -167,8 +167,8 @@ class SqliteTrials(SqliteStudies):
         with self.transaction():
             self.db.execute("DELETE FROM observations WHERE study = ? AND trial = ?", [study, number])
             self.db.execute("DELETE FROM trials WHERE study = ? AND number = ?", [study, number])
-            storage = self.optuna_storage()
             try:
+                storage = self.optuna_stream(study)
                 trial_id = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study), number)
             except KeyError:
                 return

@@ -92,8 +92,8 @@ class ServiceStore(Store, Protocol):
     @property
     def path(self) -> Path: ...
 
-    def optuna_version(self) -> int:
-        """A number that changes whenever Optuna's state in the store changes."""
+    def optuna_version(self, name: str) -> int:
+        """A number that changes whenever Optuna's state of the study ``name`` changes."""
 
     def add_dead_letter(self, event: Event, reason: str, keep: int = 1000) -> None:
         """Keep an event that could not be delivered, with why; only the newest ``keep``."""

@@ -1,12 +1,13 @@
-"""How many trials Optuna's storage holds for the whole database, against ``KATUNA_MAX_HISTORY``.
+"""How many trials Optuna's storage holds for one study, against ``KATUNA_MAX_HISTORY``.
 
-Optuna's state is one journal for the whole database, and a process loads all of it (a snapshot
-of every study's trials) the first time it serves any study: a new study's first suggestion,
-a chart, a pruning decision. So that load grows with every trial the database has held, deleted
-studies' included, and past some size it outlasts the 60 s a ``katuna serve`` worker is given.
-A new study is therefore refused at submission when the history is full, or when its
-``maxTrials`` would overflow it, and so is an ended Katib Experiment restarted with a raised
-``maxTrialCount`` whose added trials would; the studies already stored run on.
+Each study keeps its Optuna state in a journal of its own, and a process loads all of that study's
+(a snapshot of its trials, and the records after it) the first time it serves the study: its
+next suggestion, a chart, a pruning decision. Other studies, deleted ones included, cost it
+nothing. That load grows with the study's trials, and past some size it outlasts the 60 s a
+``katuna serve`` worker is given. A study is therefore refused at submission when its
+``maxTrials`` would take its history past the limit, and so is an ended Katib Experiment
+restarted with a raised ``maxTrialCount`` whose added trials would; a study without
+``maxTrials`` (ended by ``timeBudget`` or a goal) is refused only when its history is full.
 """
 
 from __future__ import annotations
@@ -15,41 +16,44 @@ from functions.core.errors import Problem
 from functions.core.limits import PREFIX
 
 LOAD_SECONDS = 1.2e-4
-"""About how long one trial of the history holds up a fresh process on a busy two-core machine
-(12.4 s for a new study's first trial behind 100,000): ``benchmarks/history_load.py``."""
+"""About how long one trial of a study's history holds up a fresh process on a busy two-core
+machine (12.4 s for the first trial of a study behind 100,000 trials, when every study's history
+was loaded): ``benchmarks/history_load.py``."""
 
 
 def history_problem(held: int, max_trials: int | None, limit: int, made: int = 0) -> Problem | None:
-    """Why a study of ``max_trials`` (None: no bound of its own) that has ``made`` trials already
-    (0 for a new one, those of its earlier runs for a restarted one, held in the history) does
-    not fit a history of ``held`` trials under ``limit``; None when it fits."""
+    """Why a study of ``max_trials`` (None: no bound of its own) whose Optuna history holds
+    ``held`` trials, ``made`` of them katuna's (0 for a new one, those of its earlier runs for a
+    restarted one), does not fit under ``limit``; None when it fits."""
     added = None if max_trials is None else max(max_trials - made, 0)
     if held < limit and (added is None or held + added <= limit):
         return None
     room = max(limit - held, 0)
-    return Problem("maxTrials", f"this database's Optuna history holds {held:,} trials, of at most {limit:,} "
-                                f"(set by {PREFIX}MAX_HISTORY), and {_asked(max_trials, made, room)}: every process "
-                                f"that serves a study first loads the whole history, about "
-                                f"{held * LOAD_SECONDS:.0f} s for this one. Submit the study to a new database "
-                                "(katuna serve --db, katuna run --db); deleting studies does not make room, as "
-                                "Optuna keeps a deleted study's trials in its history")
+    return Problem("maxTrials", f"a study's Optuna history holds at most {limit:,} trials (set by "
+                                f"{PREFIX}MAX_HISTORY), and {_asked(max_trials, made, held, room)}: every process "
+                                "that serves the study first loads its whole history, about "
+                                f"{limit * LOAD_SECONDS:.0f} s at the limit. Run it as several studies of at most "
+                                f"{limit:,} trials (warmStart carries the results of one into the next)")
 
 
-def history_warning(held: int, limit: int) -> str | None:
-    """What to tell the operator of a database whose history is past ``limit`` already (grown by
-    an older katuna, a raised limit, or studies with no ``maxTrials``); None within it."""
-    if held <= limit:
+def history_warning(largest: tuple[str, int] | None, limit: int) -> str | None:
+    """What to tell the operator of a database in which a study's history is past ``limit``
+    already (the largest, ``(name, trials)``; grown under a raised limit, or by a study with no
+    ``maxTrials``); None within it."""
+    if largest is None or largest[1] <= limit:
         return None
-    return (f"this database's Optuna history holds {held:,} trials, past {PREFIX}MAX_HISTORY ({limit:,}): "
-            f"each worker loads all of them (about {held * LOAD_SECONDS:.0f} s) the first time it serves any "
-            "study, and gunicorn kills a worker busy for 60 s; new studies are refused. Put new studies in a "
-            "new database (--db)")
+    name, held = largest
+    return (f"the study {name!r} holds {held:,} trials in its Optuna history, past {PREFIX}MAX_HISTORY ({limit:,}): "
+            f"each worker loads all of them (about {held * LOAD_SECONDS:.0f} s) the first time it serves that study, "
+            "and gunicorn kills a worker busy for 60 s; other studies load only their own")
 
 
-def _asked(max_trials: int | None, made: int, room: int) -> str:
+def _asked(max_trials: int | None, made: int, held: int, room: int) -> str:
     if room == 0:
-        return "it is full"
+        return f"this study's holds {held:,}"
     if made and max_trials is not None:
         return (f"this study, restarted with maxTrials {max_trials:,} after {made:,} trials, may add "
                 f"{max_trials - made:,} (maxTrials) where {room:,} fit")
-    return f"this study may add {max_trials:,} (maxTrials) where {room:,} fit"
+    if held:
+        return f"this study's holds {held:,} and it may add {max_trials:,} (maxTrials) where {room:,} fit"
+    return f"this study may create {max_trials:,} (maxTrials)"

@@ -87,12 +87,11 @@ class Limits:
     8 is the most the usual GPU machine types carry (a2-highgpu-8g, a3-highgpu-8g)."""
 
     history: int = 100_000
-    """Trials Optuna's storage may hold for the whole database, every study's and every deleted
-    study's: a process loads all of them the first time it serves any study (about 300 bytes
-    and 0.1-0.2 ms a trial; a new study's first trial waited 12 s behind 100,000 on a busy
-    two-core machine, well within the 60 s gunicorn gives a ``katuna serve`` worker). A new study is
-    refused when the history is full or its ``maxTrials`` would overflow it; a database whose
-    history is full takes new studies no more, and a new database (``--db``) does."""
+    """Trials Optuna's storage may hold for one study: a process loads all of that study's the
+    first time it serves it, and no other study's (about 300 bytes and 0.1-0.2 ms a trial; 12 s
+    for 100,000 on a busy two-core machine, well within the 60 s gunicorn gives a ``katuna
+    serve`` worker). A study whose ``maxTrials`` would take its history past it is refused, and
+    so is a restart whose raised budget would; other studies and the database's age add nothing."""
 
     pools: int = 10
     """Node pools katuna's studies hold at once: the distinct pools of running studies and of

@@ -2,7 +2,9 @@
 
 katuna leans on a few Optuna internals that no public API offers: whether a value lies in a
 distribution (within its bounds and on its step), the random states inside samplers (reseeded in place, far cheaper than building a sampler per trial), the journal
-storage's replayed state (snapshotted so a fresh process need not replay the whole journal),
+storage's replayed state (snapshotted so a fresh process need not replay the whole journal), its
+records' format and the name it gives a study created without one (each study's records are
+kept in a journal of their own), the study attribute in which genetic samplers keep trial ids,
 the data Optuna prepares for its parallel-coordinate chart, the optimizer state inside
 Optuna's CMA-ES (:class:`RestartingCmaEsSampler` restarts it as Katib's IPOP- and BIPOP-CMA-ES
 do, which Optuna's own CMA-ES no longer offers), and the QMC sampler's count of the points it
@@ -16,8 +18,10 @@ The visualization internals are imported on first use: they load plotly.
 
 from __future__ import annotations
 
+import copy
 import math
 import pickle
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -28,18 +32,32 @@ from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler, CmaEsSampler, QMCSampler
 from optuna.samplers._lazy_random_state import LazyRandomState
 from optuna.storages import JournalStorage
+from optuna.storages._base import DEFAULT_STUDY_NAME_PREFIX
 from optuna.storages.journal._base import BaseJournalSnapshot
 from optuna.storages.journal._storage import JournalOperation
 from optuna.study import StudyDirection
 from optuna.study._frozen import FrozenStudy
 from optuna.trial import FrozenTrial
 
+CREATE_STUDY = int(JournalOperation.CREATE_STUDY)
+DELETE_STUDY = int(JournalOperation.DELETE_STUDY)
 CREATE_TRIAL = int(JournalOperation.CREATE_TRIAL)
 """The ``op_code`` of a journal record that creates a trial (Optuna's journal format)."""
+STUDY_RECORDS = frozenset({int(JournalOperation.SET_STUDY_USER_ATTR), int(JournalOperation.SET_STUDY_SYSTEM_ATTR)})
+"""The ``op_code`` of the journal records that change a study, named by its ``study_id``."""
+TRIAL_RECORDS = frozenset(int(op) for op in (
+    JournalOperation.SET_TRIAL_PARAM, JournalOperation.SET_TRIAL_STATE_VALUES,
+    JournalOperation.SET_TRIAL_INTERMEDIATE_VALUE, JournalOperation.SET_TRIAL_USER_ATTR,
+    JournalOperation.SET_TRIAL_SYSTEM_ATTR))
+"""The ``op_code`` of the journal records that change a trial, named by its ``trial_id``."""
+_PARENT_CACHE = re.compile(r"[A-Za-z_]\w*:parent:\d+")
+"""The study system attributes in which Optuna's genetic samplers (NSGA-II, NSGA-III) keep a
+generation's parents, as trial ids (``BaseGASampler._PARENT_CACHE_KEY_PREFIX`` and the generation)."""
 
-__all__ = ["CREATE_TRIAL", "BaseJournalSnapshot", "FrozenStudy", "KnownSpaceQMCSampler", "RestartKeys",
-           "RestartingCmaEsSampler", "color_scale", "contains",
-           "journal_position", "journal_snapshot", "parallel_coordinate_info", "reseed", "restart_keys"]
+__all__ = ["CREATE_STUDY", "CREATE_TRIAL", "DEFAULT_STUDY_NAME_PREFIX", "DELETE_STUDY", "STUDY_RECORDS", "TRIAL_RECORDS", "BaseJournalSnapshot",
+           "FrozenStudy", "KnownSpaceQMCSampler", "RestartKeys", "RestartingCmaEsSampler", "color_scale", "contains",
+           "journal_position", "journal_snapshot", "parallel_coordinate_info", "reseed", "restart_keys",
+           "trial_id_of", "trial_ids_in", "with_study_id", "with_trial_id"]
 
 
 def contains(distribution: optuna.distributions.BaseDistribution, value: Any) -> bool:
@@ -70,6 +88,30 @@ def journal_snapshot(storage: JournalStorage) -> tuple[int, bytes]:
     which then replays only the records after those."""
     with storage._thread_lock:
         return storage._replay_result.log_number_read, pickle.dumps(storage._replay_result)
+
+
+def with_trial_id(trial: FrozenTrial, trial_id: int, copied: bool) -> FrozenTrial:
+    """``trial`` under another storage's id for it (changed in place where it is a copy already)."""
+    shown = trial if copied else copy.copy(trial)
+    shown._trial_id = trial_id
+    return shown
+
+
+def trial_id_of(trial: FrozenTrial) -> int:
+    """The id the storage ``trial`` was read from gives it."""
+    return trial._trial_id
+
+
+def with_study_id(study: FrozenStudy, study_id: int) -> FrozenStudy:
+    """``study`` (a copy) under another storage's id for it, changed in place."""
+    study._study_id = study_id
+    return study
+
+
+def trial_ids_in(key: str, value: Any) -> bool:
+    """Whether a study system attribute holds trial ids: the parents a genetic sampler cached."""
+    return bool(_PARENT_CACHE.fullmatch(key)) and isinstance(value, list) \
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
 
 
 def parallel_coordinate_info(study: optuna.Study, target: Callable[[optuna.trial.FrozenTrial], float] | None,

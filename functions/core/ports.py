@@ -33,15 +33,19 @@ class Store(Protocol):
     def transaction(self) -> AbstractContextManager[None]:
         """Everything inside commits together or not at all (Optuna's writes included)."""
 
-    def optuna_storage(self) -> optuna.storages.BaseStorage: ...
+    def optuna_storage(self) -> optuna.storages.BaseStorage:
+        """Optuna's storage of every study, for what wants them all (each is read on first use)."""
 
-    def optuna_history(self) -> int:
-        """How many trials Optuna's storage holds for the whole database, deleted studies'
-        included: what any process that touches it loads
-        (:attr:`functions.core.limits.Limits.history`)."""
+    def optuna_stream(self, name: str) -> optuna.storages.BaseStorage:
+        """Optuna's storage of the study ``name`` alone, as :meth:`optuna_study` uses it: ids
+        read from it are good in it only. ``KeyError`` when Optuna has no such study."""
+
+    def optuna_history(self, name: str) -> int:
+        """How many trials Optuna's storage holds for the study ``name`` (0 for none): what any
+        process that serves it loads (:attr:`functions.core.limits.Limits.history`)."""
 
     def optuna_study(self, name: str, directions: Sequence[str]) -> optuna.Study:
-        """Optuna's view of a study in ``optuna_storage()``, created on first use."""
+        """Optuna's view of a study, over its own storage (:meth:`optuna_stream`), created on first use."""
 
     def add_study(self, record: StudyRecord) -> StudyRecord:
         """Store a new study, or return the stored one when the definition is identical.

@@ -47,7 +47,7 @@ def handle(event: Event, deps: Deps) -> list[Event]:
         return []
     value = progress_value(data)
     study = optuna_study(record, deps)
-    storage = deps.store.optuna_storage()
+    storage = deps.store.optuna_stream(record.name)
     trial_id = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(record.name), trial.number)
     storage.set_trial_intermediate_value(trial_id, data["step"], value)
     remember(store, record.name, trial.number, data.get("cursor"))
@@ -86,7 +86,7 @@ def record_curve(record: StudyRecord, number: int, deps: Deps) -> None:
     output holds that no progress event brought (one lost, or handled after the end): rules
     that judge by completed trials' curves then see whole curves, as Katib's median rule, which
     reads the observation log, does."""
-    storage = deps.store.optuna_storage()
+    storage = deps.store.optuna_stream(record.name)
     trial_id = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(record.name), number)
     frozen = storage.get_trial(trial_id)
     if frozen.state.is_finished():

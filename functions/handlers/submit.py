@@ -68,12 +68,12 @@ def store_or_restart(deps: Deps, spec: Study, definition: dict[str, Any]) -> tup
 
 def restart(deps: Deps, stored: StudyRecord, spec: Study, definition: dict[str, Any],
             origin: dict[str, Any] | None = None) -> StudyRecord:
-    """Reopen the ended study under ``spec``, its raised budget checked against Optuna's
+    """Reopen the ended study under ``spec``, its raised budget checked against its Optuna
     history as a new study's is (:class:`InvalidStudy` at the budget, with the definition's
-    path, and nothing changed): the trials it may add load into every process as a new
-    study's do. In one transaction, so concurrent submissions cannot slip past the check."""
+    path, and nothing changed): the trials it may add load into every process that serves it.
+    In one transaction, so concurrent submissions cannot slip past the check."""
     with deps.store.transaction():
-        problem = history_problem(deps.store.optuna_history(), spec.max_trials, deps.limits.history,
+        problem = history_problem(deps.store.optuna_history(stored.name), spec.max_trials, deps.limits.history,
                                   deps.store.count_trials(stored.name).created)
         if problem is not None:
             # Imported here: formats brings YAML, which a trial's end (handled with this module
@@ -98,10 +98,11 @@ def _check_pool_room(deps: Deps, spec: Study) -> None:
 
 
 def _check_history_room(deps: Deps, spec: Study) -> None:
-    """Refuse a new study when Optuna's history is full, or its ``maxTrials`` would overflow it
-    (:class:`InvalidStudy` at ``maxTrials``): every process that serves a study loads the whole
-    history first, and past the limit that load could outlast a worker's timeout."""
-    problem = history_problem(deps.store.optuna_history(), spec.max_trials, deps.limits.history)
+    """Refuse a new study whose ``maxTrials`` would take its Optuna history past the limit
+    (:class:`InvalidStudy` at ``maxTrials``): every process that serves a study loads its whole
+    history first, and past the limit that load could outlast a worker's timeout. A name Optuna
+    holds a study of already (made through Optuna directly) counts that study's trials."""
+    problem = history_problem(deps.store.optuna_history(spec.name), spec.max_trials, deps.limits.history)
     if problem is not None:
         raise InvalidStudy([problem])
 

@@ -185,7 +185,7 @@ def plot(name: str, kind: str):
     record = store.get_study(name)
     params = tuple(p for p in request.args.get("params", "").split(",") if p)
     objective = whole_number("objective", 0, 0, max(len(record.spec.objectives) - 1, 0))
-    key = (str(store.path), record.uid, kind, params, objective, store.optuna_version())
+    key = (str(store.path), record.uid, kind, params, objective, store.optuna_version(name))
     body = chart_cache.get(key)
     if body is None:
         try:
