@@ -26,6 +26,7 @@ import pytest
 import yaml
 from http_helpers import KATUNA, Service
 from kube_standin import katib_api
+from kube_standin.nodes import STATIC_ALLOCATABLE, node
 from kube_stub import KubeStub
 from kubernetes import client
 
@@ -55,6 +56,8 @@ USER = "katib-user"
 """Who applies the Experiments: a user with Katib's edit role in the namespace."""
 OPERATORS = ("training-operator", "trainer", "jobset", "argo", "tekton")
 """The operators whose workload kinds Katib's examples run as trials."""
+FPGA = "xilinx/aws-vu9p-f1"
+"""The extended resource Katib's FPGA example asks for, unquoted: ``xilinx/aws-vu9p-f1: 1``."""
 
 Metrics = Callable[[dict[str, str]], dict[str, float]]
 """The metrics Katib's collector reads from a trial's output, from the trial's parameters."""
@@ -167,7 +170,8 @@ INVENTORY: dict[str, Example] = {
         "median-stop-with-json-format", "random; medianstop; double, int; File collector, JSON format",
         metrics=_epochs_json),
     "fpga/xgboost-example.yaml": Example(
-        "xgb-svhn-fpga", "random; double ×3; additionalMetricNames; one trial at a time; pod template labels",
+        "xgb-svhn-fpga", "random; double ×3; additionalMetricNames; one trial at a time; pod template labels; "
+        "an FPGA limit written as a number",
         metrics=_boost),
     "hp-tuning/bayesian-optimization.yaml": Example(
         "bayesian-optimization", "bayesianoptimization with random_state; double ×2", metrics=_mnist_loss),
@@ -249,6 +253,8 @@ def experiment(example: Example, workdir: Path) -> dict[str, Any]:
 @pytest.fixture
 def kube() -> Iterator[KubeStub]:
     cluster = KubeStub(namespaces=KUBE_NAMESPACES)
+    # The FPGA example's node, whose device plugin advertises the FPGAs its trials ask for.
+    cluster.add_node(node("node-fpga", {}, (), {**STATIC_ALLOCATABLE, FPGA: "2"}, cluster.clock.stamp()))
     katib_api.install(cluster)
     for operator in OPERATORS:
         cluster.install_operator(operator)

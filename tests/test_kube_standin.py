@@ -368,6 +368,42 @@ def test_a_job_field_of_the_wrong_type_cannot_be_decoded(static: KubeStub):
     assert not static.jobs, "nothing refused is stored"
 
 
+def test_a_quantity_is_a_json_number_or_a_string_and_what_is_none_is_refused_as_the_api_server_refuses_it(
+        static: KubeStub):
+    """``Quantity.UnmarshalJSON`` (k8s.io/apimachinery/pkg/api/resource/quantity.go) parses a
+    number's text as it parses a string: a Job with ``cpu: 0.5`` or ``sizeLimit: 1000`` is taken
+    (sent untyped: the typed client takes only strings). A value that is no quantity, in any
+    quantity of the pod spec, cannot be decoded (400); a negative one is invalid (422)."""
+    untyped = client.CustomObjectsApi(api(static))
+
+    def create(body: dict) -> object:
+        return untyped.create_namespaced_custom_object("batch", "v1", "katuna", "jobs", body)
+
+    def shaped(name: str, resources: dict, size: object = 1000, init: dict | None = None) -> dict:
+        made = job(name)
+        pod = made["spec"]["template"]["spec"]
+        pod["containers"][0]["resources"] = resources
+        pod["volumes"] = [{"name": "scratch", "emptyDir": {"sizeLimit": size}}]
+        if init is not None:
+            pod["initContainers"] = [{"name": "init", "image": "busybox", "command": ["true"], "resources": init}]
+        return made
+    create(shaped("numbers", {"requests": {"cpu": 0.5}, "limits": {"cpu": 1, "example.com/fpga": 1}},
+                  init={"limits": {"cpu": 0.25}}))
+    assert ("katuna", "numbers") in static.jobs
+    decode = ('Job in version "v1" cannot be handled as a Job: quantities must match the regular expression '
+              "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'")
+    for name, body in (("init", shaped("init", {}, init={"limits": {"cpu": "abc"}})),
+                       ("size", shaped("size", {}, size="lots")), ("flag", shaped("flag", {"limits": {"cpu": True}}))):
+        assert refusal(lambda body=body: create(body)) == (400, decode), name
+    status, message = refusal(lambda: create(shaped("negative", {"limits": {"cpu": -1}})))
+    assert status == 422 and 'spec.template.spec.containers[0].resources.limits[cpu]: Invalid value: "-1": must be ' \
+        "greater than or equal to 0" in message
+    status, message = refusal(lambda: create(shaped("small", {}, size=-1000)))
+    assert status == 422 and "spec.template.spec.volumes[0].emptyDir.sizeLimit: Forbidden: SizeLimit field must " \
+        "be a valid resource quantity" in message
+    assert set(static.jobs) == {("katuna", "numbers")}, "nothing refused is stored"
+
+
 def with_pod(name: str, resources: dict | None = None, **pod) -> dict:
     """A Job as katuna renders one, with its container's ``resources`` and fields of its pod spec set."""
     made = job(name)

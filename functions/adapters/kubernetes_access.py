@@ -7,7 +7,10 @@ component not deployed), is refused, naming the field, instead of failing at its
 Then, for a ``trialSpec``, the first trial's workload is created in a dry run (``dryRun=All``),
 each parameter at its lowest value: the API server validates and defaults it, and its admission
 webhooks see it, as they will every trial's, and nothing is stored. What it refuses as invalid
-(422) is refused as ``trialTemplate.trialSpec`` at the API's field path; what it forbids (403,
+(422) is refused as ``trialTemplate.trialSpec`` at the API's field path, what it cannot decode
+(400: a quantity that is no quantity, a field of the wrong type) as ``trialTemplate.trialSpec``
+with its message, and what the typed client refuses before sending it (a Job whose value is of
+a type its model does not take) at the field the client names; what it forbids (403,
 an admission webhook or quota) is refused as the review's refusals are; an answer of the name
 being taken (409) means the workload was valid. Other errors are translated as every API call's
 (:func:`~functions.adapters.kubernetes_client.translate`): a temporary one (5xx, unreachable)
@@ -21,9 +24,10 @@ from typing import Any, cast
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
+from pydantic import ValidationError
 from urllib3.exceptions import HTTPError
 
-from functions.adapters.kubernetes_client import translate
+from functions.adapters.kubernetes_client import client_refusals, translate
 from functions.core import trial_kinds
 from functions.core.cluster import Cluster
 from functions.core.errors import InvalidStudy, PermanentError, Problem
@@ -98,19 +102,22 @@ class Access:
         except ApiException as exc:
             if exc.status == 409:
                 return None
-            if exc.status == 422:
+            if exc.status in (400, 422):
                 raise InvalidStudy(_invalid(exc, str(workload.get("kind")))) from exc
             if exc.status == 403:
                 return _forbidden(spec, _what(group, plural), namespace, _message(exc))
             raise translate(exc, doing) from exc
         except HTTPError as exc:
             raise translate(exc, doing) from exc
+        except ValidationError as exc:
+            refused = f"Kubernetes' client refuses the first trial's {workload.get('kind')} before sending it"
+            raise InvalidStudy(client_refusals(exc, TRIAL_SPEC, refused)) from exc
         return None
 
     def _create(self, namespace: str, resource: tuple[str, str, str], workload: dict[str, Any]) -> None:
         group, version, plural = resource
         if (group, plural) == ("batch", "jobs"):
-            # The client sends a plain dict as it is; the Job is rendered as one by the pure core.
+            # The client checks the dict against its V1Job model, then sends it as it is.
             self._batch.create_namespaced_job(namespace, cast(client.V1Job, workload), dry_run="All")
         else:
             self._objects.create_namespaced_custom_object(group, version, namespace, plural, workload, dry_run="All")

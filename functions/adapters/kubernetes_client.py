@@ -11,9 +11,10 @@ from typing import Any
 import yaml
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
+from pydantic import ValidationError
 from urllib3.exceptions import HTTPError, ReadTimeoutError
 
-from functions.core.errors import PermanentError, TemporaryError
+from functions.core.errors import PermanentError, Problem, TemporaryError
 from functions.core.timeouts import REMOTE_TIMEOUT
 
 RETRYABLE = {408, 409, 410, 429, 500, 502, 503, 504}
@@ -124,3 +125,16 @@ def read_or_none(read: Callable[[], Any], doing: str) -> Any | None:
         raise translate(exc, doing) from exc
     except HTTPError as exc:
         raise translate(exc, doing) from exc
+
+
+def client_refusals(exc: ValidationError, prefix: str, refused: str) -> list[Problem]:
+    """The typed client's reasons for refusing a workload before sending it (a value of a type
+    its model does not take), each at its field under ``prefix``, followed by what was
+    ``refused``: so a workload the client will never send is a clear permanent refusal, not
+    an error retried for ever."""
+    problems = []
+    for error in exc.errors():
+        steps = error["loc"][1:] if error["loc"] and isinstance(error["loc"][0], int) else error["loc"]
+        path = "".join(f"[{step}]" if isinstance(step, int) else f".{step}" for step in steps)
+        problems.append(Problem(prefix + path, f"{error['msg']}, got {error.get('input')!r}: {refused}"))
+    return problems or [Problem(prefix, f"{exc}: {refused}")]

@@ -24,9 +24,10 @@ from typing import Any, cast
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
+from pydantic import ValidationError
 from urllib3.exceptions import HTTPError
 
-from functions.adapters.kubernetes_client import delete_options, read_or_none, translate
+from functions.adapters.kubernetes_client import client_refusals, delete_options, read_or_none, translate
 from functions.adapters.kubernetes_logs import PodLogs
 from functions.adapters.kubernetes_status import (
     Unstartable,
@@ -56,6 +57,7 @@ from functions.adapters.kubernetes_workloads import end as workload_end
 from functions.core import file_collector, report_token
 from functions.core.cluster import Cluster
 from functions.core.disruptions import Disruption, exhausted
+from functions.core.errors import RefusedWorkload
 from functions.core.events import Event, trial_finished
 from functions.core.job import holder, is_job, own_conditions, primary_container_name, render_trial, trial_selector
 from functions.core.launch import TrialLaunch
@@ -63,6 +65,7 @@ from functions.core.log_cursor import Cursor, RunningLog
 from functions.core.log_rotation import LogStart
 from functions.core.naming import OWN
 from functions.core.ports import Look
+from functions.core.trial_spec import PATH as TRIAL_SPEC
 
 
 class KubernetesExecutor:
@@ -84,7 +87,9 @@ class KubernetesExecutor:
 
     def launch(self, launch: TrialLaunch) -> None:
         """Create the Job; trials of studies with early stopping learn where to report progress,
-        and with which token."""
+        and with which token. A Job the client refuses before sending it (a value of a type its
+        model does not take, which a parameter put there: the submission's dry run passed) is
+        a :class:`RefusedWorkload` naming the field: that trial fails, not every delivery."""
         if launch.progress is not None and self._report_url:
             launch = replace(launch, env={**launch.env, "KATUNA_REPORT_URL": self._report_url,
                                           report_token.ENV: launch.progress.token})
@@ -93,7 +98,7 @@ class KubernetesExecutor:
             self._workloads.create(namespace, job, launch)
             return
         try:
-            # The client sends a plain dict as it is; the Job is rendered as one by the pure core.
+            # The client checks the dict against its V1Job model, then sends it as it is.
             self._batch.create_namespaced_job(namespace, cast(client.V1Job, job))
         except ApiException as exc:
             if exc.status != 409:
@@ -103,6 +108,10 @@ class KubernetesExecutor:
                 found.metadata.labels or {}, found.metadata.uid), partial(self._delete, namespace, launch.job_name))
         except HTTPError as exc:
             raise translate(exc, f"create Job {launch.job_name}") from exc
+        except ValidationError as exc:
+            refused = f"Kubernetes' client refuses Job {launch.job_name} before sending it"
+            raise RefusedWorkload(client_refusals(exc, TRIAL_SPEC if launch.trial_spec else "trialTemplate",
+                                                  refused)) from exc
 
     def _named(self, launch: TrialLaunch) -> Any | None:
         """The Job of the launch's name, whoever's it is; None when there is none."""

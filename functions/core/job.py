@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from functions.core import file_collector, trial_identity, trial_kinds, trial_spec
+from functions.core import file_collector, quantities, trial_identity, trial_kinds, trial_spec
 from functions.core.cluster import (
     ATTEMPT_LABEL,
     START_ALLOWANCE,
@@ -152,8 +152,10 @@ def render_job(request: TrialLaunch, defaults: Cluster = NO_DEFAULTS) -> dict[st
     """The workload that runs one trial attempt (a ``batch/v1`` Job, or the ``trialSpec``'s kind);
     ``defaults`` fill what the study leaves out. A trial whose pods would run as one of the
     service's own accounts, or would name one of its Secrets, is refused
-    (:mod:`functions.core.trial_identity`)."""
+    (:mod:`functions.core.trial_identity`). Numeric resource quantities are written as text
+    (:mod:`functions.core.quantities`), as Kubernetes' typed clients take them."""
     rendered = _render(request, defaults)
+    quantities.write_as_text(rendered)
     cluster = (request.cluster or Cluster()).with_defaults(defaults)
     trial_identity.check_launch(cluster, rendered if request.trial_spec is not None else None, request.trial_spec)
     return rendered

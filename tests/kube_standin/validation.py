@@ -1,15 +1,16 @@
 """What the API server does to a Job before storing it: decoding (a malformed quantity cannot
-be read: 400), validation of what katuna could send wrong (422, field by field; the pod
+be read: 400; a number is a quantity as a string is), validation of what katuna could send wrong (422, field by field; the pod
 template's scheduling fields and resources in :mod:`kube_standin.pod_validation`), and
 defaulting; and the label validation every object's metadata gets (``ValidateLabels``)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 from kube_standin.field_types import job_undecodable
 from kube_standin.names import label_problems
-from kube_standin.objects import DNS_LABEL, DNS_SUBDOMAIN, QUANTITY
+from kube_standin.objects import DNS_LABEL, DNS_SUBDOMAIN, QUANTITY, quantity
 from kube_standin.pod_validation import pod_problems, resource_problems
 from kube_standin.selectors import matches, selector_text
 
@@ -43,12 +44,25 @@ def undecodable(job: dict) -> str | None:
     wrong = job_undecodable(job)
     if wrong is not None:
         return wrong
-    for container in ((job.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or []:
-        for kind in ("requests", "limits"):
-            for value in ((container.get("resources") or {}).get(kind) or {}).values():
-                if not QUANTITY.match(str(value)):
-                    return DECODE_QUANTITY
+    pod = ((job.get("spec") or {}).get("template") or {}).get("spec") or {}
+    if any(value is not None and not QUANTITY.match(str(value)) for value in pod_quantities(pod)):
+        return DECODE_QUANTITY
     return None
+
+
+def pod_quantities(pod: dict) -> Iterator[object]:
+    """Every value of a pod spec that decodes as a ``resource.Quantity``: a JSON string or a
+    number alike, since ``Quantity.UnmarshalJSON`` parses the number's text
+    (k8s.io/apimachinery/pkg/api/resource/quantity.go): containers' and init containers'
+    requests and limits, the pod's own, its ``overhead``, an ``emptyDir``'s ``sizeLimit``."""
+    resources = [c.get("resources") or {} for key in ("initContainers", "containers") for c in pod.get(key) or []]
+    for requirements in [*resources, pod.get("resources") or {}]:
+        for kind in ("requests", "limits"):
+            yield from (requirements.get(kind) or {}).values()
+    yield from (pod.get("overhead") or {}).values()
+    for volume in pod.get("volumes") or []:
+        if "sizeLimit" in (volume.get("emptyDir") or {}):
+            yield volume["emptyDir"]["sizeLimit"]
 
 
 def defaulted(job: dict, uid: str) -> dict:
@@ -217,6 +231,11 @@ def _volume_problems(pod: dict) -> list[tuple[str, str]]:
             problems.append((f"{path}.name", f"Duplicate value: {json.dumps(volume['name'])}"))
         if len([k for k in volume if k != "name"]) != 1:
             problems.append((path, "Required value: must specify exactly 1 volume type"))
+        size = (volume.get("emptyDir") or {}).get("sizeLimit")
+        if size is not None and quantity(size) < 0:
+            # validateVolumeSource (pkg/apis/core/validation/validation.go) forbids a negative sizeLimit.
+            problems.append((f"{path}.emptyDir.sizeLimit", "Forbidden: SizeLimit field must be a valid resource "
+                                                           "quantity"))
     for index, container in enumerate(pod.get("containers") or []):
         seen: set[str] = set()
         for number, mount in enumerate(container.get("volumeMounts") or []):
