@@ -186,6 +186,11 @@ WEBHOOK_RULES = {
     "a Directory for the File collector": (lambda s: s.update(metricsCollectorSpec={
         "collector": {"kind": "File"}, "source": {"fileSystemPath": {"path": "/var/log/m", "kind": "Directory"}}}),
         "spec.metricsCollectorSpec.source.fileSystemPath.kind"),
+    "a filter beside the File collector's JSON": (lambda s: s.update(metricsCollectorSpec={
+        "collector": {"kind": "File"}, "source": {"fileSystemPath": {"path": "/var/log/m", "kind": "File",
+                                                                     "format": "JSON"},
+                                                  "filter": {"metricsFormat": [r"([\w|-]+)\s*=\s*((-?\d+)(\.\d+)?)"]}}}),
+        "spec.metricsCollectorSpec.source.filter"),
 }
 
 
@@ -194,6 +199,20 @@ def test_katibs_webhook_rules_refuse_by_path(change, path: str):
     doc = experiment()
     change(doc["spec"])
     assert path in problems_of(doc)
+
+
+def test_a_filter_beside_a_json_metrics_file_is_refused_with_katibs_words_and_text_keeps_its_filter():
+    """Katib's webhook: ``filter must be nil when format of metrics file is json`` (validator.go);
+    the filter applies to a TEXT file, which is taken."""
+    def collected(file_format: str) -> dict:
+        return experiment(metricsCollectorSpec={"collector": {"kind": "File"}, "source": {
+            "fileSystemPath": {"path": "/var/log/m", "kind": "File", "format": file_format},
+            "filter": {"metricsFormat": [r"(\w+)=(\S+)"]}}})
+    refused = problems_of(collected("JSON"))
+    assert list(refused) == ["spec.metricsCollectorSpec.source.filter"], refused
+    assert refused["spec.metricsCollectorSpec.source.filter"].startswith(
+        "filter must be nil when format of metrics file is json")
+    load_study(yaml.safe_dump(collected("TEXT")))
 
 
 def test_a_refused_experiment_leads_with_its_reason_and_adds_no_follow_on():

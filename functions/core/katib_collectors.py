@@ -39,7 +39,13 @@ def collector(spec: Mapping[str, Any], problems: list[Problem]) -> dict[str, Any
             problems.append(Problem("spec.metricsCollectorSpec.source.fileSystemPath.kind",
                                     f"expected File: the File collector reads one file, got {file.get('kind')!r} "
                                     "(a Directory is read by the TensorFlowEvent collector)"))
-        return {"kind": "file", "path": file.get("path") or METRICS_FILE, "format": str(file.get("format") or "TEXT").lower(),
+        fmt = str(file.get("format") or "TEXT").lower()
+        if fmt == "json" and source.get("filter") is not None:
+            # Katib's webhook (validator.go, validateMetricsCollector) refuses any filter beside JSON.
+            problems.append(Problem("spec.metricsCollectorSpec.source.filter",
+                                    "filter must be nil when format of metrics file is json: each JSON line's keys "
+                                    "name its metrics, and no filter applies"))
+        return {"kind": "file", "path": file.get("path") or METRICS_FILE, "format": fmt,
                 **({"filters": filters} if filters else {})}
     if kind == "TensorFlowEvent":
         return _event_collector(source, problems)
