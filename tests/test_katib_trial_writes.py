@@ -26,7 +26,7 @@ from functions.core.cluster import Cluster
 from functions.core.errors import PermanentError, TemporaryError
 from functions.core.events import resource_changed, study_completed, trial_suggested
 from functions.core.katib_trials import EXPERIMENT_LABEL, trial_resource, trial_status
-from functions.core.records import COMPLETE, RUNNING, WAITING, TrialRecord
+from functions.core.records import COMPLETE, PRUNED, RUNNING, WAITING, TrialRecord
 from functions.core.resources import Origin, ref_of
 from functions.dispatch import Dispatcher
 from functions.handlers import Deps
@@ -141,6 +141,32 @@ def test_a_trial_the_study_ended_before_it_started_loses_its_trial_resource(kube
     dispatcher.deliver_to("writeback", ended)
     assert set(trials_on_the_api(kube)) == {f"{NAME}-0"}, "a redelivery neither fails nor writes the Trial again"
     assert ("DELETE", f"/apis/kubeflow.org/v1beta1/namespaces/{TEAM}/trials/{NAME}-1") not in api.sent
+
+
+def test_a_trial_stopped_because_the_experiment_ended_is_killed_not_early_stopped(kube: KubeStub, service):
+    """katuna stops the trials still running when the study ends (Katib lets them run on):
+    such a trial was stopped by no early-stopping rule, so its Trial ends ``Killed``
+    (``TrialKilled``), counted in the Experiment's ``trialsKilled``, as Katib counts a trial
+    ended before its end from outside (trial_types.go, status_util.go); one a rule stopped stays
+    ``EarlyStopped``."""
+    api, store, dispatcher = service
+    record = store.get_study(NAME)
+    now = time.time()
+    store.add_trial(TrialRecord(NAME, 0, {"x": 0.5}, PRUNED, metrics={"loss": 2.0}, created_at=now, started_at=now,
+                                finished_at=now, reason="pruned at step 3 by the medianstop rule (loss=2)"))
+    store.add_trial(TrialRecord(NAME, 1, {"x": 0.7}, RUNNING, created_at=now, started_at=now))
+    twin = store.optuna_study(NAME, [o.direction for o in record.spec.objectives])
+    for _ in range(2):  # the trials as the sampler asked for them, for the stop to tell
+        twin.ask()
+    ended = study_completed(NAME, record.uid, "completed", "goal reached")
+    dispatcher.deliver_to("stop", ended)
+    dispatcher.deliver_to("writeback", ended)
+    ends = {name: (status["conditions"][-1]["type"], status["conditions"][-1]["reason"])
+            for name, status in trials_on_the_api(kube).items()}
+    assert ends == {f"{NAME}-0": ("EarlyStopped", "TrialEarlyStopped"), f"{NAME}-1": ("Killed", "TrialKilled")}
+    status = user_api(kube).get_namespaced_custom_object("kubeflow.org", "v1beta1", TEAM, "experiments", NAME)["status"]
+    assert (status["trialsEarlyStopped"], status["trialsKilled"]) == (1, 1), status
+    assert store.get_trial(NAME, 1).reason.startswith("stopped: the study ended before the trial did (goal reached")
 
 
 def owned_trials(kube: KubeStub) -> dict[str, tuple[list[str], list[dict], dict | None]]:

@@ -23,7 +23,7 @@ from functions.core.log_cursor import Cursor
 from functions.core.log_keep import Kept, LogRead
 from functions.core.metrics import Observation
 from functions.core.parameters import DiscreteParameter
-from functions.core.records import COMPLETE, Census, Counts, TrialQuery, TrialRecord
+from functions.core.records import COMPLETE, STOPPED_AT_END, Census, Counts, TrialQuery, TrialRecord
 from functions.core.spec import MINIMIZE, Study
 
 DISCARDED = "katuna:discarded"
@@ -231,7 +231,12 @@ class SqliteTrials(SqliteStudies):
     @reading
     def count_trials(self, study: str) -> Counts:
         rows = self.db.execute("SELECT state, n FROM trial_counts WHERE study = ?", [study]).fetchall()
-        return _counts(dict(rows))
+        counts = _counts(dict(rows))
+        if not counts.pruned:
+            return counts
+        stopped = self.db.execute("SELECT count(*) FROM trials WHERE study = ? AND state = 'PRUNED' "
+                                  "AND substr(reason, 1, length(?)) = ?", [study, STOPPED_AT_END, STOPPED_AT_END])
+        return dataclasses.replace(counts, stopped_at_end=stopped.fetchone()[0])
 
     @reading
     def census(self) -> Census:

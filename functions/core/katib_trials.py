@@ -26,6 +26,10 @@ PLURAL = "trials"
 _ENDS = {COMPLETE: ("Succeeded", "TrialSucceeded"), FAIL: ("Failed", "TrialFailed"),
          PRUNED: ("EarlyStopped", "TrialEarlyStopped")}
 """Katib's final condition (type, reason) for each finished state."""
+KILLED = ("Killed", "TrialKilled")
+"""Katib's condition of a trial ended from outside before its end (``TrialKilled`` in Katib's
+trial_types.go, counted in the Experiment's ``trialsKilled``): a trial katuna stopped because
+the study ended, which no early-stopping rule stopped."""
 
 
 def trial_name(experiment: str, number: int) -> str:
@@ -103,7 +107,7 @@ def trial_status(trial: TrialRecord) -> dict[str, Any]:
                                     "False" if trial.finished else "True"))
     status: dict[str, Any] = {"startTime": timestamp(trial.started_at or trial.created_at), "conditions": conditions}
     if trial.finished:
-        kind, reason = _ENDS[trial.state]
+        kind, reason = KILLED if trial.stopped_at_end else _ENDS[trial.state]
         conditions.append(condition(kind, reason, trial.finished_at))
         status["completionTime"] = timestamp(trial.finished_at)
     if trial.metrics:

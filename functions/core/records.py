@@ -12,6 +12,10 @@ from functions.core.spec import Algorithm, KnownResult, Study
 WAITING, RUNNING, COMPLETE, FAIL, PRUNED = "WAITING", "RUNNING", "COMPLETE", "FAIL", "PRUNED"
 ACTIVE_STATES = (WAITING, RUNNING)
 FINISHED_STATES = (COMPLETE, FAIL, PRUNED)
+STOPPED_AT_END = "stopped: the study ended before the trial did"
+"""How the reason of a trial stopped because its study ended begins: it is ``PRUNED`` (Optuna
+has no other state for a trial ended before its end) but was stopped by no early-stopping
+rule, so Katib's Trial shows it ``Killed``, not ``EarlyStopped``."""
 
 STUDY_RUNNING, COMPLETED, FAILED, STOPPED = "running", "completed", "failed", "stopped"
 TERMINAL_STATUSES = (COMPLETED, FAILED, STOPPED)
@@ -121,6 +125,11 @@ class TrialRecord:
     def finished(self) -> bool:
         return self.state in FINISHED_STATES
 
+    @property
+    def stopped_at_end(self) -> bool:
+        """Whether the trial was stopped because its study ended (not by an early-stopping rule)."""
+        return self.state == PRUNED and self.reason.startswith(STOPPED_AT_END)
+
 
 @dataclass(frozen=True)
 class Counts:
@@ -131,6 +140,8 @@ class Counts:
     complete: int = 0
     failed: int = 0
     pruned: int = 0
+    stopped_at_end: int = 0
+    """Of the ``pruned``, those stopped because the study ended (:data:`STOPPED_AT_END`)."""
 
     @property
     def active(self) -> int:

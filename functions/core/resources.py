@@ -221,7 +221,9 @@ def study_status(record: StudyRecord, counts: Counts, best: Sequence[TrialRecord
     of a study of several objectives, best first on the first objective (``paretoFront``: no one
     trial is optimal there, so ``currentOptimalTrial`` is left out). A metric that is NaN or an
     infinity is its name (:mod:`functions.core.strict_json`): the API server takes only JSON,
-    and the status read back then equals the one computed again."""
+    and the status read back then equals the one computed again. Trials stopped because the
+    study ended count in ``trialsKilled``, as Katib counts its ``Killed`` trials, not in
+    ``trialsEarlyStopped``, which counts those an early-stopping rule stopped."""
     spec = record.spec
     created = _condition("Created", "StudyCreated", f"study {record.name} accepted", record.created_at)
     conditions = [created]
@@ -242,7 +244,8 @@ def study_status(record: StudyRecord, counts: Counts, best: Sequence[TrialRecord
     status: dict[str, Any] = {
         "phase": phase, "conditions": conditions, "observedGeneration": origin.generation,
         "startTime": timestamp(record.started_at or record.created_at), "trials": counts.created,
-        "trialsSucceeded": counts.complete, "trialsFailed": counts.failed, "trialsEarlyStopped": counts.pruned,
+        "trialsSucceeded": counts.complete, "trialsFailed": counts.failed,
+        "trialsEarlyStopped": counts.pruned - counts.stopped_at_end, "trialsKilled": counts.stopped_at_end,
         "trialsRunning": counts.running, "trialsPending": counts.waiting,
         "progress": f"{counts.finished}/{spec.max_trials if spec.max_trials is not None else '-'}",
         "problems": None,

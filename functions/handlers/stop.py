@@ -1,4 +1,6 @@
-"""``study.completed``: record the final status and stop the trials still running.
+"""``study.completed``: record the final status and stop the trials still running: each is
+``PRUNED`` with a reason beginning :data:`~functions.core.records.STOPPED_AT_END` (Katib's Trial
+shows it ``Killed``, :mod:`functions.core.katib_trials`).
 
 A trial asked for that never started (prepared ahead of a free slot, or suggested just before
 the study ended) is no trial of the study: it is discarded, not counted or listed as pruned.
@@ -9,7 +11,7 @@ from __future__ import annotations
 
 from functions.core.events import Event, of_this_run
 from functions.core.launch import trial_launch
-from functions.core.records import ACTIVE_STATES, PRUNED
+from functions.core.records import ACTIVE_STATES, PRUNED, STOPPED_AT_END
 from functions.handlers.base import Deps, discard, tell
 
 
@@ -29,6 +31,6 @@ def handle(event: Event, deps: Deps) -> list[Event]:
             continue
         deps.executor.stop(launch)
         store.update_trial(record.name, trial.number, state=PRUNED, finished_at=deps.clock(),
-                           reason=f"stopped: the study ended before the trial did ({record.reason})")
+                           reason=f"{STOPPED_AT_END} ({record.reason})")
         tell(record, deps, trial.number, PRUNED)
     return []
