@@ -81,6 +81,40 @@ def test_a_cluster_trial_that_only_prints_is_stopped_by_katibs_rule_while_it_run
     assert deleted == [(NAMESPACE, "stop-early-1", "Background")], "its Job was deleted, with its pods, while it ran"
 
 
+@pytest.mark.slow
+def test_a_retained_trial_stopped_early_keeps_its_job_suspended_as_katib_keeps_it(kube: KubeStub, tmp_path):
+    """Katib deletes a completed trial's Job, an early-stopped one's too, only without
+    ``retainRun`` (trial_controller.go): with ``retain: true`` the stopped trial's Job stays,
+    suspended, so Kubernetes terminated its running pod and made no other."""
+    definition = experiment("stop-kept")
+    definition["spec"]["trialTemplate"]["retain"] = True
+    study, trials = run_on_cluster(kube.url, tmp_path, NAMESPACE, definition)
+    assert study["status"] == "completed", study
+    assert [t["state"] for t in trials] == ["COMPLETE", "PRUNED"], trials
+    assert not [name for _, name, _ in kube.deleted if name.startswith("stop-kept")], "no Job of the study is deleted"
+    kept = kube.jobs[(NAMESPACE, "stop-kept-1")]
+    assert kept["spec"]["suspend"] is True and "ttlSecondsAfterFinished" not in kept["spec"], kept["spec"]
+    assert eventually(lambda: [c for c in kept["status"].get("conditions") or []
+                               if c["type"] == "Suspended" and c["status"] == "True"], "the Job controller suspends it")
+    assert eventually(lambda: not [p for p in kube.pods.values() if p["metadata"]["labels"].get("job-name") ==
+                                   "stop-kept-1" and p["status"].get("phase") in ("Pending", "Running")],
+                      "its running pod is terminated")
+
+
+@pytest.mark.slow
+def test_a_retained_trial_stopped_because_the_experiment_ended_keeps_its_job_suspended(kube: KubeStub, tmp_path):
+    definition = experiment("end-kept", parallel=2)
+    spec = definition["spec"]
+    del spec["earlyStopping"]
+    spec["objective"]["goal"] = 2.0
+    spec["trialTemplate"]["retain"] = True
+    study, trials = run_on_cluster(kube.url, tmp_path, NAMESPACE, definition)
+    assert (study["status"], [t["state"] for t in trials]) == ("completed", ["COMPLETE", "PRUNED"]), trials
+    assert trials[1]["reason"].startswith("stopped: the study ended before the trial did"), trials[1]
+    assert not [name for _, name, _ in kube.deleted if name.startswith("end-kept")], "no Job of the study is deleted"
+    assert kube.jobs[(NAMESPACE, "end-kept-1")]["spec"]["suspend"] is True
+
+
 DIVERGING = """
 import os, time
 good = os.environ["KATUNA_TRIAL"] == "0"

@@ -404,6 +404,22 @@ def test_a_quantity_is_a_json_number_or_a_string_and_what_is_none_is_refused_as_
     assert set(static.jobs) == {("katuna", "numbers")}, "nothing refused is stored"
 
 
+def test_a_job_patched_suspended_loses_its_running_pod_and_stays_and_its_template_is_immutable(static: KubeStub):
+    """As the API server takes a merge patch of a Job: ``spec.suspend`` may change (the Job
+    controller then deletes its active pods), its pod template may not (``ValidateJobSpecUpdate``)."""
+    batch = client.BatchV1Api(api(static))
+    batch.create_namespaced_job("katuna", job("held", "import time; time.sleep(300)"))
+    eventually(lambda: [p for p in static.pods.values() if p["status"].get("phase") == "Running"], "its pod runs")
+    merge = "application/merge-patch+json"
+    batch.patch_namespaced_job("held", "katuna", {"spec": {"suspend": True}}, _content_type=merge)
+    eventually(lambda: not [p for p in static.pods.values() if p["status"].get("phase") in ("Pending", "Running")],
+               "its running pod is deleted")
+    assert static.jobs[("katuna", "held")]["spec"]["suspend"] is True
+    status, message = refusal(lambda: batch.patch_namespaced_job(
+        "held", "katuna", {"spec": {"template": {"spec": {"restartPolicy": "OnFailure"}}}}, _content_type=merge))
+    assert status == 422 and "spec.template: Invalid value" in message and "field is immutable" in message
+
+
 def with_pod(name: str, resources: dict | None = None, **pod) -> dict:
     """A Job as katuna renders one, with its container's ``resources`` and fields of its pod spec set."""
     made = job(name)

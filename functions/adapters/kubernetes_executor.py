@@ -140,9 +140,12 @@ class KubernetesExecutor:
             return self._workloads.get(launch, self._namespace(launch)) is not None
         return self._job(launch) is not None
 
-    def stop(self, launch: TrialLaunch) -> None:
+    def stop(self, launch: TrialLaunch, keep: bool = False) -> None:
         """Delete every Job (or workload) of the trial, with its pods (``propagationPolicy: Background``);
-        none of an earlier study of the same name (their labels carry its uid)."""
+        none of an earlier study of the same name (their labels carry its uid). With ``keep``
+        (``retain``) a trial's Jobs are suspended instead: Kubernetes terminates a suspended
+        Job's running pods and makes no more, and the Job stays, with its status, as Katib keeps
+        a retained trial's Job whatever its end; a workload of another kind is deleted."""
         namespace = self._namespace(launch)
         if not is_job(launch):
             self._workloads.delete_trial(launch, namespace)
@@ -152,7 +155,18 @@ class KubernetesExecutor:
         except (ApiException, HTTPError) as exc:
             raise translate(exc, f"list the Jobs of trial {launch.number}") from exc
         for name in [job.metadata.name for job in jobs if job.metadata and job.metadata.name]:
-            self._delete(namespace, name)
+            (self._suspend if keep else self._delete)(namespace, name)
+
+    def _suspend(self, namespace: str, name: str) -> None:
+        """Suspend one Job (``spec.suspend: true``); one gone already is left."""
+        try:
+            self._batch.patch_namespaced_job(name, namespace, {"spec": {"suspend": True}},
+                                             _content_type="application/merge-patch+json")
+        except ApiException as exc:
+            if exc.status != 404:
+                raise translate(exc, f"suspend Job {name}") from exc
+        except HTTPError as exc:
+            raise translate(exc, f"suspend Job {name}") from exc
 
     def running(self, study: str) -> int:
         """Jobs run on the cluster, not in this process."""

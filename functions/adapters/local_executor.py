@@ -240,8 +240,9 @@ class LocalExecutor:
                 return True
         return self._owners.owned_elsewhere(self._owner_path(launch))
 
-    def stop(self, launch: TrialLaunch) -> None:
-        """Stop the trial's attempts running here, and any left by a process that died."""
+    def stop(self, launch: TrialLaunch, keep: bool = False) -> None:
+        """Stop the trial's attempts running here, and any left by a process that died (a
+        process leaves nothing to ``keep``: its output stays in the trial's files either way)."""
         self._stop(lambda s, u, n, a: (s, u, n) == (launch.study, launch.uid, launch.number))
         if self._abandoned(launch):
             sweeper = threading.Thread(target=self._end_strays, args=(launch,), daemon=True)

@@ -178,8 +178,10 @@ class Executor(Protocol):
     def exists(self, launch: TrialLaunch) -> bool:
         """Whether the attempt has (or had) a run that is not lost."""
 
-    def stop(self, launch: TrialLaunch) -> None:
-        """Stop every attempt of the trial; no ``trial.finished`` follows."""
+    def stop(self, launch: TrialLaunch, keep: bool = False) -> None:
+        """Stop every attempt of the trial; no ``trial.finished`` follows. With ``keep`` (the
+        template's ``retain``: a trial early-stopped, or stopped as its study ended) its
+        workload is kept where the executor has one to keep, stopped."""
 
     def poll(self, launch: TrialLaunch) -> Event | None:
         """The ``trial.finished`` of the attempt if it ended, for executors that learn it by

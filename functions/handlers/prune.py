@@ -10,7 +10,8 @@ far the trial's log has been read, where the value was read from it, into katuna
 the storage. NaN and the infinities go in too, as Optuna's ``Trial.report`` takes them: its
 pruners stop a trial whose values turned NaN, or crossed a threshold, rather than let it run
 on to fail. A pruned trial's metrics so far are read from its output, as Katib's collector
-reports them before it stops a trial; then its processes (or Job) are stopped, it is recorded
+reports them before it stops a trial; then its processes (or Job) are stopped (a Job kept,
+suspended, when the template has ``retain``, as Katib keeps it), it is recorded
 as pruned at that step, and its slot is filled. A trial that completes gets the rest of its
 curve from its output (:func:`record_curve`).
 """
@@ -57,7 +58,7 @@ def handle(event: Event, deps: Deps) -> list[Event]:
         metrics = record_output(record, trial, deps).metrics
     except OutputLost:
         metrics = {}
-    deps.executor.stop(trial_launch(record, trial))
+    deps.executor.stop(trial_launch(record, trial), keep=record.spec.trial_template.retain)
     metric = record.spec.objectives[0].metric
     outcome = {"state": PRUNED, "metrics": metrics, "finished_at": deps.clock(),
                "reason": f"pruned at step {data['step']} by the {early_stopping.algorithm} rule "

@@ -1,6 +1,7 @@
 """``study.completed``: record the final status and stop the trials still running: each is
 ``PRUNED`` with a reason beginning :data:`~functions.core.records.STOPPED_AT_END` (Katib's Trial
-shows it ``Killed``, :mod:`functions.core.katib_trials`).
+shows it ``Killed``, :mod:`functions.core.katib_trials`); a template with ``retain`` keeps its
+Job, suspended.
 
 A trial asked for that never started (prepared ahead of a free slot, or suggested just before
 the study ended) is no trial of the study: it is discarded, not counted or listed as pruned.
@@ -29,7 +30,7 @@ def handle(event: Event, deps: Deps) -> list[Event]:
         if trial.started_at is None and not deps.executor.exists(launch):
             discard(record, deps, trial.number)
             continue
-        deps.executor.stop(launch)
+        deps.executor.stop(launch, keep=record.spec.trial_template.retain)
         store.update_trial(record.name, trial.number, state=PRUNED, finished_at=deps.clock(),
                            reason=f"{STOPPED_AT_END} ({record.reason})")
         tell(record, deps, trial.number, PRUNED)

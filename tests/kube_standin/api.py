@@ -14,6 +14,7 @@ from kube_standin.objects import (
     already_exists,
     dry_run_refusal,
     invalid,
+    merge,
     not_found,
     snapshot,
     status,
@@ -22,6 +23,8 @@ from kube_standin.objects import (
 from kube_standin.selectors import matches
 from kube_standin.server import KINDS, Call
 from kube_standin.validation import defaulted, job_problems, undecodable
+
+STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 
 PLURALS = {"Study": "studies", "Experiment": "experiments"}
 ORPHANS_PODS = ("child pods are preserved by default when jobs are deleted; set propagationPolicy=Background to "
@@ -51,6 +54,8 @@ class ApiServer:
             return configmaps.create(self, call.namespace or "", call.body, call.dry_run)
         if call.resource == "jobs" and call.method == "POST":
             return self.create_job(call.namespace or "", call.body or {}, call.dry_run)
+        if call.resource == "jobs" and call.method == "PATCH" and call.name and not call.subresource:
+            return self.patch_job(call.namespace or "", call.name, call.body, call.content_type)
         if call.resource == "jobs" and call.method == "DELETE":
             options = call.delete_options()
             if options.get("propagationPolicy") is None and options.get("orphanDependents") is None:
@@ -215,6 +220,26 @@ class ApiServer:
             self.created_jobs[name] = job
             self.history.record("ADDED", "jobs", job)
             return 201, snapshot(job)
+
+    def patch_job(self, namespace: str, name: str, body: object, content_type: str) -> tuple[int, dict]:
+        """A merge patch of a Job (JSON merge or strategic merge, the same for the fields a Job
+        may change): its pod template is immutable (``ValidateJobSpecUpdate``), so a patch of
+        it is 422; ``spec.suspend`` may change, and the Job controller then acts on it."""
+        if content_type not in (patches.MERGE_PATCH, STRATEGIC_MERGE_PATCH) or not isinstance(body, dict):
+            return 415, status(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - "
+                                                            f"accepted media types include: {patches.MERGE_PATCH}, "
+                                                            f"{STRATEGIC_MERGE_PATCH}")
+        with self.lock:
+            job = self.jobs.get((namespace, name))
+            if job is None:
+                return not_found("jobs.batch", name)
+            patched = merge(snapshot(job), body)
+            if patched["spec"].get("template") != job["spec"].get("template"):
+                return invalid("Job", "jobs.batch", name, [("spec.template", "Invalid value: ...: field is immutable")])
+            job["spec"], job["metadata"]["labels"] = patched["spec"], patched["metadata"].get("labels")
+            job["metadata"]["generation"] += 1
+            self.history.record("MODIFIED", "jobs", job)
+            return 200, snapshot(job)
 
     def delete_job(self, namespace: str, name: str, policy: str | None, options: dict | None = None) -> tuple[int, dict]:
         """Delete a Job; its pods go with ``Background``/``Foreground`` and stay (orphaned) with
