@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -243,3 +244,55 @@ def test_an_accepted_trial_finished_event_deletes_the_job_it_ends(kube, tmp_path
             [("forged-job-0", "Background")]
     finally:
         service.close()
+
+
+def test_trials_resumed_after_a_sigkill_run_their_next_attempt_to_its_end(tmp_path: Path, family: Path):
+    """The stale attempts a killed ``katuna run`` left are ended, and only those: the attempts
+    that the resumed run starts next are not, so trials allowed two attempts complete."""
+    definition = {
+        "name": "resumed", "objective": {"metric": "loss", "direction": "minimize"},
+        "parameters": [{"name": "x", "type": "float", "min": 0.0, "max": 1.0}],
+        "maxTrials": 4, "parallelism": 3,
+        "trialTemplate": {"command": ["sh", "-c", f"touch {family}/started.$KATUNA_TRIAL.$KATUNA_ATTEMPT; sleep 8; "
+                                      "echo loss=${trialParameters.x}"], "maxAttempts": 2},
+    }
+    study = tmp_path / "study.yaml"
+    study.write_text(yaml.safe_dump(definition))
+    command = [KATUNA, "run", str(study), "--db", str(tmp_path / "katuna.db")]
+    first = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        eventually(lambda: all((family / f"started.{n}.1").exists() for n in range(3)), "every first attempt runs",
+                   timeout=30)
+    finally:
+        first.kill()
+        first.wait()
+    second = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert second.returncode == 0, second.stdout + second.stderr
+    shown = subprocess.run([KATUNA, "trials", "resumed", "--json", "--db", str(tmp_path / "katuna.db")],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    trials = json.loads(shown.stdout)
+    assert [(t["state"], t["attempt"]) for t in trials] == [("COMPLETE", 2)] * 3 + [("COMPLETE", 1)], trials
+    assert not any("SIGKILL" in (t["reason"] or "") for t in trials), trials
+
+
+def test_stopping_an_attempt_a_killed_service_left_ends_no_later_attempt_of_its_trial(tmp_path: Path, family: Path):
+    """Another process of the service (a worker of ``katuna serve``) runs the trial's next
+    attempt when this one stops the attempt that a killed service left: the strays of that
+    attempt end, the next attempt runs on to its end."""
+    _, stale = killed_run(tmp_path, family)
+    store = SqliteStore(tmp_path / "katuna.db")
+    record = store.get_study("stale")
+    store.close()
+    lost = replace(launch_of(family, []), study="stale", uid=record.uid, log_folder=record.log_folder)
+    reported = []
+    runner = LocalExecutor(tmp_path / "katuna-logs", reported.append, kill_grace=0.5)
+    runner.launch(replace(lost, attempt=2, job_name="stale-0-2", env={"KATUNA_TRIAL": "0", "KATUNA_ATTEMPT": "2"},
+                          argv=family_argv(family, "--hold", "3")))
+    eventually(lambda: (family / "pids.0.2").exists(), "the next attempt runs", timeout=20)
+    assert [pid for pid in stale if alive(pid)] == [], "the next attempt's start ended the strays"
+    stopper = LocalExecutor(tmp_path / "katuna-logs", lambda event: None, kill_grace=0.5)
+    stopper.stop(lost)
+    stopper.shutdown()
+    eventually(lambda: reported, "the next attempt ends", timeout=20)
+    assert (reported[0].data["outcome"], reported[0].data["exitCode"]) == ("exited", 0), reported[0].data
+    runner.shutdown()

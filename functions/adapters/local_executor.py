@@ -119,33 +119,36 @@ class LocalExecutor:
             with self._lock:
                 del self._runs[key], self._active[key]
             raise
-        if self._abandoned(launch):
-            self._workers.submit(partial(self._start_after_strays, run, log))
+        strays = self._abandoned(launch)
+        if strays:
+            self._workers.submit(partial(self._start_after_strays, run, log, strays))
         else:
             self._workers.submit(self._start(run, log))
         self._owners.claim(self._owner_path(launch))
         self._claimed.add(key)
 
-    def _abandoned(self, launch: TrialLaunch) -> bool:
-        """Whether an attempt of the trial (this one included) was claimed by a process that died
-        (an attempt claimed here was not: its owner file names this process, which lives)."""
-        return any(self._owners.abandoned(self._owner_path(launch, attempt))
-                   for attempt in range(1, launch.attempt + 1)
-                   if (launch.study, launch.uid, launch.number, attempt) not in self._claimed)
+    def _abandoned(self, launch: TrialLaunch) -> frozenset[str]:
+        """The markers of the trial's attempts up to this one (included) that a process claimed
+        and died since (an attempt claimed here was not: its owner file names this process,
+        which lives). Only those are ended as strays: a later attempt, which another process or
+        this one may be starting meanwhile, is never among them."""
+        return frozenset(process_tree.marker(launch.uid, launch.number, attempt)
+                         for attempt in range(1, launch.attempt + 1)
+                         if (launch.study, launch.uid, launch.number, attempt) not in self._claimed
+                         and self._owners.abandoned(self._owner_path(launch, attempt)))
 
-    def _start_after_strays(self, run: LocalRun, log: BinaryIO) -> None:
-        """End every process an earlier run of the trial left behind, then start the attempt."""
-        self._end_strays(run.launch)
+    def _start_after_strays(self, run: LocalRun, log: BinaryIO, strays: frozenset[str]) -> None:
+        """End every process the abandoned attempts of the trial left behind, then start the attempt."""
+        self._end_strays(strays)
         if run.stopped or self._closed:
             log.close()
             self._ended(run)
             return
         self._start(run, log)()
 
-    def _end_strays(self, launch: TrialLaunch) -> None:
-        """End every process of every attempt of the trial."""
-        prefix = process_tree.marker(launch.uid, launch.number, 0)[:-1]
-        process_tree.end(None, lambda marker: marker.startswith(prefix), self._kill_grace)
+    def _end_strays(self, strays: frozenset[str]) -> None:
+        """End every process of the attempts whose markers are ``strays``."""
+        process_tree.end(None, strays.__contains__, self._kill_grace)
 
     def _start(self, run: LocalRun, log: BinaryIO) -> Callable[[], None]:
         """Start the attempt's process; the job that waits for its end."""
@@ -244,8 +247,9 @@ class LocalExecutor:
         """Stop the trial's attempts running here, and any left by a process that died (a
         process leaves nothing to ``keep``: its output stays in the trial's files either way)."""
         self._stop(lambda s, u, n, a: (s, u, n) == (launch.study, launch.uid, launch.number))
-        if self._abandoned(launch):
-            sweeper = threading.Thread(target=self._end_strays, args=(launch,), daemon=True)
+        strays = self._abandoned(launch)
+        if strays:
+            sweeper = threading.Thread(target=self._end_strays, args=(strays,), daemon=True)
             sweeper.start()
             self._sweepers.append(sweeper)
 
