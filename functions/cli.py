@@ -19,6 +19,7 @@ import optuna
 import yaml
 
 from functions import cli_servers, cli_studies
+from functions.adapters.local_outputs import check_log_dir
 from functions.adapters.sqlite_store import SqliteStore
 from functions.cli_common import console, db_option, errors, fail, settings_for, warn_if_root
 from functions.cli_output import print_result
@@ -27,6 +28,7 @@ from functions.core.errors import (
     InvalidSetting,
     InvalidStudy,
     KatunaError,
+    LogsUnavailable,
     Problem,
     StorageUnavailable,
     StudyConflict,
@@ -125,7 +127,11 @@ def run(file: str, db: str | None) -> None:
     _check_warm_study(file, spec, settings)
     embedded = Embedded(settings)
     try:
+        check_log_dir(settings.logs)
         record = embedded.submit(spec, definition, Path.cwd())
+    except LogsUnavailable as exc:
+        embedded.close()
+        fail(str(exc), 2)
     except InvalidStudy as exc:
         embedded.close()
         _problems(file, exc)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from functions.adapters.local_outputs import check_log_dir
 from functions.adapters.sqlite_store import SqliteStore
 from functions.cli_common import console, db_option, existing_db, fail, settings_for, warn, warn_if_root
 from functions.core.history import history_warning
@@ -54,6 +55,8 @@ def serve(db: str | None, host: str, port: int, workers: int, threads: int, exec
         warn("without KATUNA_API_TOKEN, every account of this machine can reach the service and run commands as "
              "its user: this system does not tell which user a loopback connection is from. Set KATUNA_API_TOKEN")
     _warn_of_history(settings.db, settings.limits.history)
+    if settings.executor == "local":
+        check_log_dir(settings.logs)
     hide_from_trials()
     Server(partial(service_app, settings), host, port, workers, threads, settings.worker_timeout).run()
 

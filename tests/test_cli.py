@@ -587,3 +587,21 @@ def _drain(terminal: int) -> None:
                 return
         except OSError:
             return
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("command", [("run", "study.yaml"), ("serve", "--port", "0")])
+def test_an_unusable_trial_log_folder_exits_2_naming_it_before_any_study_is_stored(tmp_path: Path, command):
+    """No trial could start: the command refuses at once, naming the folder and KATUNA_LOG_DIR,
+    instead of storing the study and retrying its first trials without end."""
+    write_study(tmp_path / "study.yaml", study_definition(maxTrials=2))
+    (tmp_path / "a-file").write_text("")
+    logs = tmp_path / "a-file" / "logs"
+    result = subprocess.run([*KATUNA, *command], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "KATUNA_LOG_DIR": str(logs)})
+    assert (result.returncode, result.stdout) == (2, ""), result.stdout + result.stderr
+    assert result.stderr.splitlines()[-1] == (f"error: cannot use the trial-log folder {logs}: Not a directory; katuna "
+                                              "needs to create it and write in it (KATUNA_LOG_DIR names another folder)")
+    assert "Traceback" not in result.stderr
+    assert _trials(tmp_path / "katuna.db") == []
+    assert json.loads(katuna("studies", "--json", cwd=tmp_path).stdout) == []

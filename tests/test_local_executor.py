@@ -19,7 +19,7 @@ from waiting import eventually
 from functions.adapters.broker import LocalBroker
 from functions.adapters.local_executor import LocalExecutor
 from functions.adapters.sqlite_store import SqliteStore
-from functions.core.errors import TemporaryError
+from functions.core.errors import LogsUnavailable, TemporaryError
 from functions.core.events import TRIAL_FINISHED, study_created
 from functions.core.launch import TrialLaunch
 from functions.core.validate import parse_study
@@ -153,3 +153,14 @@ def test_trial_logs_are_private_to_the_service_user(embedded, tmp_path: Path):
     for path in [logs, *logs.rglob("*")]:
         if path.is_dir() or path.suffix == ".log":
             assert path.stat().st_mode & 0o077 == 0, path
+
+
+def test_a_log_folder_that_cannot_be_made_fails_the_launch_naming_the_folder_not_the_database(tmp_path: Path):
+    (tmp_path / "a-file").write_text("")
+    logs = tmp_path / "a-file" / "logs"
+    executor = LocalExecutor(logs, publish=lambda event: None)
+    with pytest.raises(LogsUnavailable, match=f"katuna needs to write in the trial-log folder {logs} "
+                                              r"\(KATUNA_LOG_DIR\)"):
+        executor.launch(attempt(tmp_path, [sys.executable, "-c", "print('loss=1')"]))
+    assert executor.running() == 0
+    executor.shutdown()

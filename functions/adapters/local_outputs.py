@@ -15,6 +15,7 @@ import errno
 import json
 import os
 import stat
+import tempfile
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import BinaryIO
 
 from functions.adapters import trial_files
 from functions.core import tfevents
-from functions.core.errors import RefusedFile, StorageFull
+from functions.core.errors import LogsUnavailable, RefusedFile, StorageFull
 from functions.core.launch import TrialLaunch
 from functions.core.lines import bounded_lines
 
@@ -58,7 +59,23 @@ def new_log(path: Path, log_dir: Path) -> BinaryIO:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise StorageFull(f"the disk holding the trial logs {log_dir} is full; "
                               "trials start again once space is freed there") from exc
-        raise
+        raise LogsUnavailable(f"cannot write the trial log {path}: {exc.strerror or exc}; katuna needs "
+                              f"to write in the trial-log folder {log_dir} (KATUNA_LOG_DIR); trials start again once "
+                              "it can") from exc
+
+
+def check_log_dir(log_dir: Path) -> None:
+    """Make the trial-log folder where it is not there yet, and prove a file can be written in
+    it (then removed): a :class:`LogsUnavailable` naming the folder otherwise. Checked before a
+    study is stored or a service starts, as no trial could start without it."""
+    try:
+        folder = _folder(log_dir)
+        os.close(folder)
+        with tempfile.TemporaryFile(dir=log_dir):
+            pass
+    except OSError as exc:
+        raise LogsUnavailable(f"cannot use the trial-log folder {log_dir}: {exc.strerror or exc}; katuna "
+                              "needs to create it and write in it (KATUNA_LOG_DIR names another folder)") from exc
 
 
 def _folder(log_dir: Path) -> int:

@@ -135,5 +135,11 @@ class ForeignDatabase(StorageUnavailable):
     """The file is an SQLite database, but not katuna's: it is left as it is, never migrated."""
 
 
+class LogsUnavailable(StorageUnavailable):
+    """The trial-log folder (``KATUNA_LOG_DIR``, by default ``<db name>-logs`` beside the
+    database) cannot be written: no trial can start. ``katuna run`` and ``katuna serve`` refuse
+    to start; a folder that breaks later is temporary, as the operator can fix it."""
+
+
 class StorageFull(StorageUnavailable):
     """The disk holding the database is full; writes succeed again once space is freed."""

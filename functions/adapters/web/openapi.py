@@ -37,7 +37,7 @@ ERROR_CODES = (
     "study_not_found", "study_conflict", "follows_resource", "forged_event", "forged_report",
     "unknown_event_type", "unknown_function", "output_lost", "no_command", "not_renderable", "node_pool_failed",
     "no_node_pools", "permanent_error", "temporary_error", "storage_unavailable", "storage_full", "foreign_database",
-    "invalid_setting",
+    "logs_unavailable", "invalid_setting",
 )
 """Every ``error`` an answer may carry, snake_case: a client switches on these."""
 
@@ -175,8 +175,8 @@ def _refusals(path: str, method: str) -> list[tuple[str, str]]:
         if method != "get":
             found.append(("403", "a dashboard session's write without its CSRF token (csrf)"))
     if path != "/openapi.json":
-        found.append(("503", "the database cannot be used now (temporary_error, storage_unavailable, "
-                             "storage_full); retry after Retry-After seconds"))
+        found.append(("503", "the database (temporary_error, storage_unavailable, storage_full) or the trial-log "
+                             "folder (logs_unavailable) cannot be used now; retry after Retry-After seconds"))
     return found
 
 
