@@ -30,8 +30,8 @@ from functions.core.errors import (
     KatunaError,
     LogsUnavailable,
     Problem,
-    StorageUnavailable,
     StudyConflict,
+    TemporaryError,
     UnreadableFile,
 )
 from functions.core.formats import in_definition, load_definition, parse_text
@@ -97,14 +97,15 @@ def _check_working_dir(file: str, spec: Study) -> None:
 
 
 class _Commands(click.Group):
-    """katuna's commands; a file that cannot be read, a database that cannot be used or a
-    ``KATUNA_*`` setting that cannot be used ends any of them with exit 2 and a one-line
-    message instead of a traceback."""
+    """katuna's commands; a file that cannot be read, a database that cannot be used (or is
+    busy past ``KATUNA_BUSY_TIMEOUT``, or any other temporary failure) or a ``KATUNA_*``
+    setting that cannot be used ends any of them with exit 2 and a one-line message instead
+    of a traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (UnreadableFile, StorageUnavailable, InvalidSetting) as exc:
+        except (UnreadableFile, TemporaryError, InvalidSetting) as exc:
             fail(str(exc), 2)
 
 

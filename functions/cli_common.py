@@ -63,16 +63,27 @@ def print_json(value: Any) -> None:
     click.echo(dumps(value, indent=2, default=str))
 
 
+def open_store(db: str | None) -> SqliteStore:
+    """The existing database's store, which waits at most ``KATUNA_BUSY_TIMEOUT`` for another
+    writer (reading needs no wait)."""
+    return SqliteStore(existing_db(db), settings_for(db).busy_timeout)
+
+
 def with_study(db: str | None, name: str) -> tuple[SqliteStore, StudyRecord]:
     """The existing database's store and the study ``name`` in it; exit 1 naming the database
-    when the study is not there."""
-    path = existing_db(db)
-    store = SqliteStore(path)
+    when the study is not there (exit 2 when the database cannot be read now)."""
+    store = open_store(db)
     try:
         return store, store.get_study(name)
     except KatunaError as exc:
         store.close()
-        fail(looked_in(exc, path))
+        fail(looked_in(exc, store.path), failure_code(exc))
+
+
+def failure_code(exc: KatunaError) -> int:
+    """A command's exit code for an error: 2 for the database's (busy past the timeout, or
+    unusable), which trying again later or fixing the setup may cure; 1 for the study's."""
+    return 2 if exc.retryable else 1
 
 
 def looked_in(exc: KatunaError, db: Path) -> str:

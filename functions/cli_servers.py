@@ -54,18 +54,18 @@ def serve(db: str | None, host: str, port: int, workers: int, threads: int, exec
     if not settings.api_token and not can_tell():
         warn("without KATUNA_API_TOKEN, every account of this machine can reach the service and run commands as "
              "its user: this system does not tell which user a loopback connection is from. Set KATUNA_API_TOKEN")
-    _warn_of_history(settings.db, settings.limits.history)
+    _warn_of_history(settings.db, settings.limits.history, settings.busy_timeout)
     if settings.executor == "local":
         check_log_dir(settings.logs)
     hide_from_trials()
     Server(partial(service_app, settings), host, port, workers, threads, settings.worker_timeout).run()
 
 
-def _warn_of_history(db: Path, limit: int) -> None:
+def _warn_of_history(db: Path, limit: int, busy_timeout: float) -> None:
     """Open (and migrate) the database before the workers do, and warn when a study's Optuna
     history is past ``limit`` already: every worker serving it would load it whole
     (:mod:`functions.core.history`)."""
-    store = SqliteStore(db)
+    store = SqliteStore(db, busy_timeout)
     try:
         problem = history_warning(store.optuna_largest_history(), limit)
     finally:
@@ -101,7 +101,7 @@ def optuna_dashboard(db: str | None, host: str, port: int) -> None:
         from optuna_dashboard import wsgi
     except ImportError:
         fail("optuna-dashboard is not installed: pip install 'katuna[dashboard]'")
-    store = SqliteStore(path)
+    store = SqliteStore(path, settings_for(db).busy_timeout)
     console.print(f"optuna-dashboard on http://{markup(host)}:{port}/ for {markup(path.resolve())}", highlight=False)
     try:
         storage = DashboardStorage(store.optuna_storage(), lambda reason: HTTPError(403, reason))

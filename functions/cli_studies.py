@@ -15,8 +15,10 @@ from functions.cli_common import (
     db_option,
     existing_db,
     fail,
+    failure_code,
     json_option,
     looked_in,
+    open_store,
     print_json,
     settings_for,
     with_study,
@@ -33,7 +35,7 @@ from functions.terminal import markup, text
 
 @contextmanager
 def _store(db: str | None) -> Iterator[SqliteStore]:
-    store = SqliteStore(existing_db(db))
+    store = open_store(db)
     try:
         yield store
     finally:
@@ -142,7 +144,7 @@ def stop(name: str, db: str | None) -> None:
         embedded.stop(name)
         console.print(f"Study {markup(repr(name))} stopped.")
     except KatunaError as exc:
-        fail(looked_in(exc, path))
+        fail(looked_in(exc, path), failure_code(exc))
     finally:
         embedded.close()
 

@@ -605,3 +605,33 @@ def test_an_unusable_trial_log_folder_exits_2_naming_it_before_any_study_is_stor
     assert "Traceback" not in result.stderr
     assert _trials(tmp_path / "katuna.db") == []
     assert json.loads(katuna("studies", "--json", cwd=tmp_path).stdout) == []
+
+
+@pytest.mark.timeout(120)
+def test_a_database_another_writer_holds_is_read_and_a_write_exits_2_saying_it_is_busy(tmp_path: Path):
+    """Reading needs no write lock (not even to learn that no migration is due); a command that
+    must write waits KATUNA_BUSY_TIMEOUT, then exits 2 with one line instead of a traceback."""
+    katuna("run", str(write_study(tmp_path / "study.yaml", study_definition(maxTrials=2))), cwd=tmp_path)
+    write_study(tmp_path / "other.yaml", study_definition(name="other", maxTrials=2))
+    writer = sqlite3.connect(tmp_path / "katuna.db", isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    env = {**os.environ, "KATUNA_BUSY_TIMEOUT": "1", "COLUMNS": "200"}
+    try:
+        def run(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([*KATUNA, *args], cwd=tmp_path, capture_output=True, text=True, timeout=60, env=env)
+
+        for command, shown in ((("studies",), "demo"), (("show", "demo"), "completed"), (("trials", "demo"), "COMPLETE"),
+                               (("best", "demo", "--json"), '"state": "COMPLETE"')):
+            read = run(*command)
+            assert (read.returncode, read.stderr) == (0, ""), read.stdout + read.stderr
+            assert shown in read.stdout, read.stdout
+        for command in (("run", "other.yaml"), ("delete", "demo")):
+            write = run(*command)
+            assert write.returncode == 2, write.stdout + write.stderr
+            assert write.stderr.splitlines()[-1] == ("error: the database is busy: another writer held it past the "
+                                                     "busy timeout (KATUNA_BUSY_TIMEOUT); retry later"), write.stderr
+            assert "Traceback" not in write.stderr
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert [study["name"] for study in json.loads(katuna("studies", "--json", cwd=tmp_path).stdout)] == ["demo"]

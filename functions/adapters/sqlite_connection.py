@@ -82,6 +82,13 @@ class SqliteConnection:
         self.db.close()
 
     def _migrate(self) -> None:
+        """Bring the schema up to date. The version is read first without the write lock, which
+        is taken only when a migration is due (and the version read again under it, as another
+        process may have migrated meanwhile): opening the database to read it never waits for
+        another process's write transaction."""
+        with translated(self.path):
+            if self.db.execute("PRAGMA user_version").fetchone()[0] >= len(MIGRATIONS):
+                return
         with self.transaction():
             version = self.db.execute("PRAGMA user_version").fetchone()[0]
             for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
