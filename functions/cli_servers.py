@@ -18,7 +18,7 @@ from functions.terminal import markup
 @click.command()
 @db_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1), help="gunicorn workers.")
 @click.option("--threads", default=8, show_default=True, type=click.IntRange(min=1),
               help="Requests each worker serves at once.")
@@ -77,7 +77,7 @@ def _warn_of_history(db: Path, limit: int, busy_timeout: float) -> None:
 @click.command("optuna-dashboard")
 @db_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback only).")
-@click.option("--port", default=8081, show_default=True, type=int, help="Port to listen on.")
+@click.option("--port", default=8081, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
 def optuna_dashboard(db: str | None, host: str, port: int) -> None:
     """Open the database's studies in optuna-dashboard (pip install 'katuna[dashboard]').
 
@@ -89,6 +89,7 @@ def optuna_dashboard(db: str | None, host: str, port: int) -> None:
     """
     from functions.adapters.dashboard_storage import DashboardStorage
     from functions.adapters.web.guard import is_loopback
+    from functions.adapters.web.server import listen_problem
     from functions.adapters.web.wsgi_guard import guarded
 
     if not is_loopback(host):
@@ -102,6 +103,10 @@ def optuna_dashboard(db: str | None, host: str, port: int) -> None:
     except ImportError:
         fail("optuna-dashboard is not installed: pip install 'katuna[dashboard]'")
     store = SqliteStore(path, settings_for(db).busy_timeout)
+    problem = listen_problem(host, port, "katuna optuna-dashboard")
+    if problem:
+        store.close()
+        fail(problem, 2)
     console.print(f"optuna-dashboard on http://{markup(host)}:{port}/ for {markup(path.resolve())}", highlight=False)
     try:
         storage = DashboardStorage(store.optuna_storage(), lambda reason: HTTPError(403, reason))

@@ -21,6 +21,7 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 from conftest import study_definition
+from http_helpers import free_port
 from waiting import eventually
 
 from functions.adapters.sqlite_store import SqliteStore
@@ -162,7 +163,7 @@ def test_the_logs_delete_keeps_stay_whole_when_a_study_of_the_same_name_runs_aga
 
 
 READ_COMMANDS = (["studies"], ["show", "demo"], ["trials", "demo"], ["best", "demo"], ["stop", "demo"],
-                 ["delete", "demo"], ["optuna-dashboard", "--port", "0"])
+                 ["delete", "demo"], ["optuna-dashboard", "--port", str(free_port())])
 
 
 def _foreign_databases(folder: Path) -> list[Path]:
@@ -590,7 +591,7 @@ def _drain(terminal: int) -> None:
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("command", [("run", "study.yaml"), ("serve", "--port", "0")])
+@pytest.mark.parametrize("command", [("run", "study.yaml"), ("serve", "--port", str(free_port()))])
 def test_an_unusable_trial_log_folder_exits_2_naming_it_before_any_study_is_stored(tmp_path: Path, command):
     """No trial could start: the command refuses at once, naming the folder and KATUNA_LOG_DIR,
     instead of storing the study and retrying its first trials without end."""

@@ -123,7 +123,7 @@ def test_katuna_run_on_a_full_disk_exits_2_saying_the_disk_is_full(tmp_path: Pat
     assert "Traceback" not in done.stderr
 
 
-@pytest.mark.parametrize("command", [["run", "study.yaml"], ["serve", "--port", "0"]])
+@pytest.mark.parametrize("command", [["run", "study.yaml"], ["serve", "--port", str(free_port())]])
 def test_a_read_only_database_folder_gives_a_clear_message_and_exit_2(tmp_path: Path, mounts: None, command):
     folder = tmp_path / "data"
     folder.mkdir()

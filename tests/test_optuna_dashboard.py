@@ -4,6 +4,7 @@ on loopback only, changing nothing katuna keeps in step with its own records."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import time
 import urllib.error
@@ -17,6 +18,8 @@ import optuna
 import pytest
 from conftest import run_study, study_definition
 from http_helpers import KATUNA, free_port
+
+from functions.adapters.sqlite_store import SqliteStore
 
 pytestmark = pytest.mark.slow
 
@@ -141,3 +144,27 @@ def test_optuna_dashboard_names_a_missing_database(tmp_path):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and f"no database at {tmp_path / 'none.db'}" in result.stderr
     assert not (tmp_path / "none.db").exists()
+
+
+def test_optuna_dashboard_on_a_port_in_use_exits_2_naming_the_port(tmp_path):
+    SqliteStore(tmp_path / "katuna.db").close()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([KATUNA, "optuna-dashboard", "--db", str(tmp_path / "katuna.db"), "--port", str(port)],
+                                capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout) == (2, ""), result.stdout + result.stderr
+    assert result.stderr == (f"error: port {port} is already in use on 127.0.0.1 (another katuna optuna-dashboard?): "
+                             "stop what listens there, or choose another port with --port\n")
+
+
+@pytest.mark.parametrize("command", ["optuna-dashboard", "serve"])
+@pytest.mark.parametrize("port", ["0", "-1", "65536", "70000"])
+def test_a_port_out_of_range_exits_2_naming_the_option_and_the_range(tmp_path, command, port):
+    result = subprocess.run([KATUNA, command, "--db", str(tmp_path / "katuna.db"), "--port", port],
+                            capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout) == (2, ""), result.stdout + result.stderr
+    assert f"Invalid value for '--port': {port} is not in the range 1<=x<=65535." in result.stderr
+    assert "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []

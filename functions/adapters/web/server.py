@@ -112,11 +112,12 @@ def _locked(path: Path) -> int | None:
     return descriptor
 
 
-def listen_problem(host: str, port: int) -> str | None:
-    """Why gunicorn could not listen on ``host:port`` (the port in use, an address that is not
-    this machine's, a port the user may not take), or None. Asked before gunicorn starts, which
-    would otherwise retry for seconds and end with its own log lines. The probe reuses addresses
-    as gunicorn does, so a port whose last connections are closing counts as free."""
+def listen_problem(host: str, port: int, command: str = "katuna serve") -> str | None:
+    """Why ``command`` could not listen on ``host:port`` (the port in use, an address that is
+    not this machine's, a port the user may not take), or None. Asked before the server starts:
+    gunicorn would otherwise retry for seconds and end with its own log lines, and
+    optuna-dashboard's server with a traceback. The probe reuses addresses as gunicorn does, so
+    a port whose last connections are closing counts as free."""
     try:
         family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
                                                              flags=socket.AI_PASSIVE)[0]
@@ -128,7 +129,7 @@ def listen_problem(host: str, port: int) -> str | None:
             probe.bind(address)
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                return (f"port {port} is already in use on {host} (another katuna serve?): "
+                return (f"port {port} is already in use on {host} (another {command}?): "
                         "stop what listens there, or choose another port with --port")
             return f"cannot listen on {host}:{port}: {exc.strerror}"
     return None
