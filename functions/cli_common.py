@@ -18,8 +18,10 @@ from functions.core.strict_json import dumps
 from functions.settings import Settings
 from functions.terminal import markup
 
-console = Console()
-errors = Console(stderr=True)
+console = Console(emoji=False)
+errors = Console(stderr=True, emoji=False)
+"""Neither turns ``:name:`` codes into emoji: values are data (a parameter value ``:-1:``, an
+address ``127.0.0.1:-1:``) and are printed as they are (:mod:`functions.terminal`)."""
 
 db_option = click.option("--db", type=click.Path(dir_okay=False), default=None,
                          help="SQLite database (default: $KATUNA_DB or ./katuna.db).")

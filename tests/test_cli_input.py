@@ -106,7 +106,7 @@ def test_a_symlink_to_a_study_file_is_read(tmp_path: Path):
 
 
 MARKUP = ["[/x]", "[link=https://attacker.invalid]click[/link]", "[bold red]loud", "\x1b]8;;https://attacker.invalid\x07x",
-          "\x1b[2J\u202eevil"]
+          "\x1b[2J\u202eevil", ":-1:", ":thumbs_up:"]
 
 
 def test_values_are_printed_as_they_are_never_as_markup_or_control_sequences(tmp_path: Path):
@@ -122,8 +122,25 @@ def test_values_are_printed_as_they_are_never_as_markup_or_control_sequences(tmp
     for output in (ran.stdout, *shown):
         assert "\x1b" not in output and "\u202e" not in output
     for value in ("[/x]", "[link=https://attacker.invalid]click[/link]", "[bold red]loud",
-                  "\\x1b]8;;https://attacker.invalid\\x07x", "\\x1b[2J\\u202eevil"):
+                  "\\x1b]8;;https://attacker.invalid\\x07x", "\\x1b[2J\\u202eevil", ":-1:", ":thumbs_up:"):
         assert value in shown[0], f"{value!r} is shown as it is"
+
+
+def test_emoji_codes_and_markup_in_values_and_messages_are_printed_as_they_are(tmp_path: Path):
+    definition = study_definition(maxTrials=1, parallelism=1, algorithm={"name": "grid"}, parameters=[
+        {"name": "x", "type": "discrete", "values": [1.0]},
+        {"name": "tag", "type": "categorical", "values": [":-1:"]},
+        {"name": "mark", "type": "categorical", "values": ["[bold]:thumbs_up:"]}])
+    definition["trialTemplate"]["env"] = {"TAG": "${trialParameters.tag}", "MARK": "${trialParameters.mark}"}
+    (tmp_path / "study.json").write_text(json.dumps(definition))
+    katuna("run", "study.json", cwd=tmp_path)
+    show = katuna("show", "demo", cwd=tmp_path, columns=400).stdout
+    assert "'tag': ':-1:'" in show and "'mark': '[bold]:thumbs_up:'" in show, show
+    missing = katuna("show", "no:-1:", cwd=tmp_path, check=False, columns=400)
+    assert missing.returncode == 1
+    assert "'no:-1:'" in missing.stderr, missing.stderr
+    for output in (show, missing.stderr):
+        assert "\U0001f44e" not in output and "\U0001f44d" not in output, "no code became an emoji"
 
 
 def test_a_non_ascii_parameter_or_metric_name_is_refused_saying_ascii_letters(tmp_path: Path):
