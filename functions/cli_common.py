@@ -18,8 +18,22 @@ from functions.core.strict_json import dumps
 from functions.settings import Settings
 from functions.terminal import markup
 
-console = Console(emoji=False)
-errors = Console(stderr=True, emoji=False)
+
+class _Console(Console):
+    """A rich console whose reader may go away (``katuna run ... | head``, a pager quit): what
+    is printed from then on goes to /dev/null, and the command goes on to end with the status
+    its work earned (the README's exit codes). rich's own answer to a broken pipe is exit 1,
+    which reads as a failed study."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        nowhere = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(nowhere, self.file.fileno())
+        os.close(nowhere)
+
+
+console = _Console(emoji=False)
+errors = _Console(stderr=True, emoji=False)
 """Neither turns ``:name:`` codes into emoji: values are data (a parameter value ``:-1:``, an
 address ``127.0.0.1:-1:``) and are printed as they are (:mod:`functions.terminal`)."""
 

@@ -636,3 +636,30 @@ def test_a_database_another_writer_holds_is_read_and_a_write_exits_2_saying_it_i
         writer.execute("ROLLBACK")
         writer.close()
     assert [study["name"] for study in json.loads(katuna("studies", "--json", cwd=tmp_path).stdout)] == ["demo"]
+
+
+def _unread(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """A katuna command whose standard output nobody reads (``| head`` that has ended): a pipe
+    whose reading end is closed before the command writes to it."""
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        return subprocess.run([*KATUNA, *args], cwd=tmp_path, stdout=writer, stderr=subprocess.PIPE, text=True,
+                              timeout=120)
+    finally:
+        os.close(writer)
+
+
+def test_a_run_whose_output_nobody_reads_exits_with_its_studys_status(tmp_path: Path):
+    """The exit codes keep their meaning when the reader of the output went away: 0 for a study
+    that completed, 1 for one that failed, on every run of it."""
+    fine = write_study(tmp_path / "fine.yaml", study_definition(name="fine", maxTrials=2))
+    broken = write_study(tmp_path / "broken.yaml", study_definition(name="broken", mode="crash", maxTrials=1, parallelism=1))
+    for study, code in ((fine, 0), (broken, 1)):
+        for _ in range(2):
+            result = _unread(tmp_path, "run", str(study))
+            assert result.returncode == code, result.stderr
+            assert "Traceback" not in result.stderr and "error" not in result.stderr, result.stderr
+    assert json.loads(katuna("show", "fine", "--json", cwd=tmp_path).stdout)["status"] == "completed"
+    shown = _unread(tmp_path, "trials", "fine")
+    assert (shown.returncode, shown.stderr) == (0, "")
