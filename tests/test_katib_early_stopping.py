@@ -188,7 +188,8 @@ def test_trials_printing_as_katibs_images_do_are_stopped_by_katibs_rule(embedded
 @pytest.mark.slow
 def test_hyperband_stops_trials_printing_as_katibs_images_do(embedded, tmp_path: Path):
     """Katib's Hyperband: every configuration gets the most resource (``r_l`` epochs) and
-    Hyperband's rule stops the unpromising ones at its rungs, each report an epoch."""
+    Hyperband's rule stops the unpromising ones at its rungs, each report an epoch; one that
+    reaches ``r_l`` completes, as in Katib."""
     spec, definition = load_study(experiment(
         parameters=({"name": "epochs", "parameterType": "int", "feasibleSpace": {"min": "1", "max": "4"}},),
         command=("--epochs=${trialParameters.epochs}", "--sleep=0.4"),
@@ -203,5 +204,4 @@ def test_hyperband_stops_trials_printing_as_katibs_images_do(embedded, tmp_path:
     pruned = [t for t in trials if t.state == "PRUNED"]
     assert pruned and all("by the hyperband rule (loss=" in t.reason for t in pruned)
     steps = [int(t.reason.split("step ")[1].split(" ")[0]) for t in pruned]
-    assert all(1 <= step <= 4 for step in steps)
-    assert min(steps) < 4, "some trial was stopped before its last epoch"
+    assert all(1 <= step < 4 for step in steps), "a trial that ran its full budget is never stopped"

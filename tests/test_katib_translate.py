@@ -484,4 +484,5 @@ def test_hyperband_takes_a_whole_r_l_written_as_a_float_as_katib_does():
 
 def test_a_fractional_r_l_is_refused_on_the_field_the_experiment_wrote_alone():
     found = problems_of(hyperband("9.5"))
-    assert list(found) == ["spec.algorithm.algorithmSettings"] and "got 9.5" in found["spec.algorithm.algorithmSettings"]
+    assert list(found) == ["spec.algorithm.algorithmSettings[1].value"]
+    assert "got 9.5" in found["spec.algorithm.algorithmSettings[1].value"]

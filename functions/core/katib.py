@@ -111,7 +111,7 @@ def from_experiment(data: Mapping[str, Any], limits: Limits = DEFAULTS) -> dict[
     if spec.get("earlyStopping"):
         native["earlyStopping"] = katib_search.early_stopping(spec["earlyStopping"], problems)
     if (spec.get("algorithm") or {}).get("algorithmName") == "hyperband":
-        katib_search.hyperband(native, problems)
+        katib_search.hyperband(native, (spec.get("algorithm") or {}).get("algorithmSettings"), problems)
     if (spec.get("algorithm") or {}).get("algorithmName") == "cmaes" and \
             sum(p.get("type") in ("int", "float") for p in native["parameters"]) < 2:
         problems.append(Problem("spec.algorithm.algorithmName", "cmaes needs two or more int or double parameters, "

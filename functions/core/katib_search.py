@@ -75,29 +75,53 @@ def as_hyperopt(settings: dict[str, Any], parallelism: Any) -> None:
         settings.setdefault("n_startup_trials", parallelism)
 
 
-def hyperband(native: dict[str, Any], problems: list[Problem]) -> None:
+def hyperband(native: dict[str, Any], given: Any, problems: list[Problem]) -> None:
     """Katib's Hyperband as random search under Optuna's Hyperband pruner: the resource
     parameter is fixed at its maximum ``r_l``, and the pruner decides, from each trial's
-    intermediate values, how far it gets (``eta`` is the reduction factor)."""
-    path = "spec.algorithm.algorithmSettings"
+    intermediate values, how far it gets (``eta`` is the reduction factor). ``given`` is the
+    Experiment's ``algorithmSettings``, where each problem is reported."""
     settings = native["algorithm"].pop("settings")
     native["algorithm"]["settings"] = {}
     unknown = set(settings) - {"resource_name", "eta", "r_l"}
-    problems += [Problem(path, f"unknown hyperband setting {name!r}") for name in sorted(unknown)]
+    problems += [Problem(_at(given, name, "name"), f"unknown hyperband setting {name!r}; expected one of "
+                                                   f"resource_name, eta, r_l") for name in sorted(unknown)]
     resource, max_resource = settings.get("resource_name"), _whole(settings.get("r_l"))
     names = [p.get("name") for p in native["parameters"]]
     if resource not in names:
-        problems.append(Problem(path, f"resource_name must name a parameter; expected one of {', '.join(map(str, names))}"))
+        problems.append(Problem(_at(given, "resource_name"),
+                                f"resource_name must name a parameter; expected one of {', '.join(map(str, names))}"))
     if not is_count(max_resource) or max_resource < 1:
-        problems.append(Problem(path, f"r_l (the maximum resource) must be a positive whole number (9 or 9.0: the "
-                                      f"pruner counts whole steps), got {settings.get('r_l')!r}"))
+        problems.append(Problem(_at(given, "r_l"), f"r_l (the maximum resource) must be a positive whole number (9 or "
+                                                   f"9.0: the pruner counts whole steps), got {settings.get('r_l')!r}"))
         max_resource = "auto"
     if "earlyStopping" in native:
         problems.append(Problem("spec.earlyStopping", "hyperband stops trials itself; remove earlyStopping"))
     if resource in names and is_count(max_resource):
         native["parameters"][names.index(resource)] = {"name": resource, "type": "discrete", "values": [max_resource]}
     native["earlyStopping"] = {"algorithm": "hyperband", "settings": {
-        "min_resource": 1, "max_resource": max_resource, "reduction_factor": settings.get("eta", 3)}}
+        "min_resource": 1, "max_resource": max_resource, "reduction_factor": _eta(settings, given, problems)}}
+
+
+def _eta(settings: Mapping[str, Any], given: Any, problems: list[Problem]) -> int:
+    """Hyperband's ``eta`` as the pruner's reduction factor: a whole number of at least 2,
+    written ``3`` or ``3.0`` as Katib's service reads it (``float``); 3, Katib's default, when
+    it is not given, or when it is wrong (which is then a problem). Katib's service would fail
+    the Experiment on an ``eta`` below 2 (a division by ``log(1)``, a logarithm of 0 or less)."""
+    eta = _whole(settings.get("eta", 3))
+    if is_count(eta) and eta >= 2:
+        return eta
+    problems.append(Problem(_at(given, "eta"), f"eta (the reduction factor) must be a whole number of at least 2 "
+                                               f"(3 or 3.0: each rung keeps 1 in eta of its trials), got {settings['eta']!r}"))
+    return 3
+
+
+def _at(given: Any, name: str, field: str = "value") -> str:
+    """The path of the hyperband setting ``name`` in the Experiment's ``algorithmSettings``."""
+    path = "spec.algorithm.algorithmSettings"
+    for i, item in enumerate(given if isinstance(given, list) else []):
+        if isinstance(item, Mapping) and item.get("name") == name:
+            return f"{path}[{i}].{field}"
+    return path
 
 
 def _whole(value: Any) -> Any:

@@ -16,6 +16,7 @@ import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from functions.core import hyperband
 from functions.core.limits import DEFAULTS, Limits
 from functions.core.reader import Reader, join
 from functions.core.typed_settings import convert_all, culprit, plain_settings
@@ -106,8 +107,9 @@ class EarlyStopping:
 
 def parse_early_stopping(r: Reader, data: Any, n_objectives: int, limits: Limits = DEFAULTS) -> EarlyStopping | None:
     """The ``earlyStopping`` section, its settings converted to the types the pruner takes, or
-    None; problems go to ``r``. The pruner is built once here, so that settings it refuses are
-    problems of the submission."""
+    None; problems go to ``r``. Hyperband's settings are checked here (Optuna checks most of
+    them only at its first ``prune``), and the pruner is built once, so that settings it
+    refuses are problems of the submission."""
     if data is None:
         return None
     before = len(r.problems)
@@ -130,6 +132,8 @@ def parse_early_stopping(r: Reader, data: Any, n_objectives: int, limits: Limits
     if n_objectives > 1:
         r.fail(PATH, "early stopping needs a single objective")
     early_stopping = EarlyStopping(algorithm or "median", tuple(sorted(settings.items())), patience)
+    if algorithm == "hyperband" and len(r.problems) == before:
+        r.problems.extend(hyperband.problems(settings, f"{PATH}.settings"))
     if algorithm in REGISTRY and len(r.problems) == before:
         try:
             build_pruner(early_stopping)
@@ -139,7 +143,10 @@ def parse_early_stopping(r: Reader, data: Any, n_objectives: int, limits: Limits
 
 
 def build_pruner(early_stopping: EarlyStopping) -> optuna.pruners.BasePruner:
-    pruner = REGISTRY[early_stopping.algorithm](**dict(early_stopping.settings))
+    """The pruner of ``early_stopping`` (Hyperband's kept from pruning a trial that has run its
+    full budget: :mod:`hyperband`), wrapped in Optuna's patience when one is given."""
+    factory = hyperband.build if early_stopping.algorithm == "hyperband" else REGISTRY[early_stopping.algorithm]
+    pruner = factory(**dict(early_stopping.settings))
     if early_stopping.patience is not None:
         pruner = optuna.pruners.PatientPruner(pruner, patience=early_stopping.patience)
     return pruner
