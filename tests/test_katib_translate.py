@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import optuna
 import pytest
 import yaml
 from http_helpers import KATUNA
@@ -20,6 +21,8 @@ from functions.core.errors import InvalidStudy
 from functions.core.formats import load_study
 from functions.core.job import render_job
 from functions.core.launch import TrialLaunch
+from functions.core.samplers import build_sampler
+from functions.core.space import sample
 
 BATCH = {"name": "batch", "parameterType": "discrete", "feasibleSpace": {"list": ["16", "32", "64"]}}
 
@@ -250,7 +253,7 @@ SETTINGS = {
                      {"gamma": 0.25, "prior_weight": 1.5, "n_ei_candidates": 12, "n_startup_trials": 2}),
     "optuna multivariate-tpe": ("multivariate-tpe", {"n_startup_trials": "3", "n_ei_candidates": "8", "random_state": "7"},
                                 {"n_startup_trials": 3, "n_ei_candidates": 8}),
-    "goptuna cmaes": ("cmaes", {"sigma": "0.5", "random_state": "7", "restart_strategy": "none"}, {"sigma0": 0.5}),
+    "goptuna cmaes": ("cmaes", {"sigma": "0.75", "random_state": "7", "restart_strategy": "none"}, {"sigma0": 0.5}),
     "goptuna ipop": ("cmaes", {"restart_strategy": "ipop", "random_state": "7"}, {"restart_strategy": "ipop"}),
     "goptuna bipop": ("cmaes", {"restart_strategy": "bipop", "random_state": "7"}, {"restart_strategy": "bipop"}),
     "random": ("random", {"random_state": "7"}, {}),
@@ -273,6 +276,44 @@ def test_katib_settings_become_optuna_settings_of_the_same_meaning(algorithm, se
     spec, _ = load_study(yaml.safe_dump(_with_settings(algorithm, settings)))
     assert dict(spec.algorithm.settings) == expected
     assert spec.algorithm.seed == 7
+
+
+def test_cmaes_sigma_in_the_parameters_units_becomes_optunas_fraction_of_the_narrowest_range():
+    """Katib's goptuna takes ``sigma`` in the parameters' units; Optuna's ``sigma0`` is a fraction
+    of every range rescaled to [0, 1] (an int's or stepped one's one step wider). Above, x spans
+    9 steps of 1 and y 3 of 0.5: y's 1.5 is the narrowest."""
+    def sigma0(others: list[dict], sigma: str = "5") -> float:
+        x = {"name": "x", "parameterType": "double", "feasibleSpace": {"min": "0", "max": "100"}}
+        doc = experiment(algorithm={"algorithmName": "cmaes", "algorithmSettings": [{"name": "sigma", "value": sigma}]},
+                         parameters=[x, *others])
+        return dict(katib.from_experiment(doc)["algorithm"]["settings"])["sigma0"]
+
+    def double(low: str, high: str, **more: str) -> dict:
+        return {"name": f"p{low}{high}", "parameterType": "double", "feasibleSpace": {"min": low, "max": high, **more}}
+    assert sigma0([double("0", "200")]) == 0.05
+    assert sigma0([{"name": "n", "parameterType": "int", "feasibleSpace": {"min": "1", "max": "10"}}]) == 0.5, \
+        "an int of 10 values is 10 wide"
+    assert sigma0([double("0", "0.7", step="0.1")], "0.08") == pytest.approx(0.1)
+    assert sigma0([double("0.001", "10.001", distribution="logUniform"), double("3", "3")]) == 0.5, \
+        "goptuna searches a logUniform double in its own units; a single value has no range"
+
+
+@pytest.mark.slow
+def test_cmaes_samples_around_the_mean_with_katibs_sigma():
+    """``sigma: 5`` on [0, 100]: goptuna's CMA-ES samples about 50 +- 5, never the corners."""
+    doc = experiment(algorithm={"algorithmName": "cmaes", "algorithmSettings": [
+        {"name": "sigma", "value": "5"}, {"name": "random_state", "value": "1"}]},
+        parameters=[{"name": name, "parameterType": "double", "feasibleSpace": {"min": "0", "max": "100"}}
+                    for name in ("x", "y")])
+    spec, _ = load_study(yaml.safe_dump(doc))
+    study = optuna.create_study()
+    points = []
+    for number in range(12):
+        study.sampler = build_sampler(spec.algorithm, spec.parameters, number)
+        trial = sample(study, spec.parameters)
+        points.append((trial.params["x"], trial.params["y"]))
+        study.tell(trial, (trial.params["x"] - 50) ** 2 + (trial.params["y"] - 50) ** 2)
+    assert all(20 < value < 80 for point in points[1:] for value in point), points
 
 
 def test_tpe_takes_the_defaults_of_katibs_hyperopt_service_where_the_experiment_gives_none():

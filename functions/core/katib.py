@@ -20,6 +20,7 @@ import yaml
 
 from functions.core import (
     bounded_yaml,
+    katib_algorithms,
     katib_collectors,
     katib_paths,
     katib_search,
@@ -112,10 +113,8 @@ def from_experiment(data: Mapping[str, Any], limits: Limits = DEFAULTS) -> dict[
         native["earlyStopping"] = katib_search.early_stopping(spec["earlyStopping"], problems)
     if (spec.get("algorithm") or {}).get("algorithmName") == "hyperband":
         katib_search.hyperband(native, (spec.get("algorithm") or {}).get("algorithmSettings"), problems)
-    if (spec.get("algorithm") or {}).get("algorithmName") == "cmaes" and \
-            sum(p.get("type") in ("int", "float") for p in native["parameters"]) < 2:
-        problems.append(Problem("spec.algorithm.algorithmName", "cmaes needs two or more int or double parameters, "
-                                                                "as Katib's CMA-ES services do"))
+    if (spec.get("algorithm") or {}).get("algorithmName") == "cmaes":
+        _cmaes(native, problems)
     pool = _node_pool(data, native["parallelism"], problems, limits)
     if pool is not None:
         native["nodePool"] = pool
@@ -127,6 +126,15 @@ def from_experiment(data: Mapping[str, Any], limits: Limits = DEFAULTS) -> dict[
     if problems:
         raise InvalidStudy(_leading(spec, problems + _native_problems(native, data, problems, limits)))
     return native
+
+
+def _cmaes(native: dict[str, Any], problems: list[Problem]) -> None:
+    """Katib's CMA-ES: two or more int or double parameters, as Katib's services require, and
+    ``sigma`` in Optuna's unit (:func:`katib_algorithms.sigma_as_optuna_takes_it`)."""
+    if sum(p.get("type") in ("int", "float") for p in native["parameters"]) < 2:
+        problems.append(Problem("spec.algorithm.algorithmName", "cmaes needs two or more int or double parameters, "
+                                                                "as Katib's CMA-ES services do"))
+    katib_algorithms.sigma_as_optuna_takes_it(native["algorithm"]["settings"], native["parameters"])
 
 
 def _leading(spec: Mapping[str, Any], problems: list[Problem]) -> list[Problem]:
