@@ -204,10 +204,34 @@ def test_tpe_gamma_is_the_fraction_of_trials_taken_as_good():
 
 
 def test_a_setting_the_sampler_refuses_is_a_problem_of_the_submission():
-    found = _settings_problems({"name": "cmaes", "settings": {"popsize": -4}})
-    assert len(found) == 1 and found[0].startswith("algorithm.settings.popsize: not accepted by Optuna: popsize"), found
+    found = _settings_problems({"name": "cmaes", "settings": {"inc_popsize": 0}})
+    assert found == ["algorithm.settings.inc_popsize: not accepted by Optuna: inc_popsize must be an integer >= 1, got 0"]
     found = _settings_problems({"name": "nsga2", "settings": {"population_size": 1}})
     assert found[0].startswith("algorithm.settings.population_size: not accepted by Optuna"), found
+
+
+RANGED = {
+    "sigma0 -1": ("cmaes", {"sigma0": -1}, "sigma0: expected a number > 0: CMA-ES's initial spread, a fraction of "
+                                           "each range, got -1.0"),
+    "sigma0 0": ("cmaes", {"sigma0": 0}, "sigma0: expected a number > 0"),
+    "popsize 1": ("cmaes", {"popsize": 1}, "popsize: expected an integer >= 2: CMA-ES ranks two or more samples of "
+                                           "each generation, got 1"),
+    "popsize -4": ("cmaes", {"popsize": -4}, "popsize: expected an integer >= 2"),
+    "n_ei_candidates 0": ("tpe", {"n_ei_candidates": 0}, "n_ei_candidates: expected an integer >= 1: the samples TPE "
+                                                         "picks each suggestion from, got 0"),
+    "tpe n_startup_trials -1": ("tpe", {"n_startup_trials": -1}, "n_startup_trials: expected an integer >= 0"),
+    "cmaes n_startup_trials -1": ("cmaes", {"n_startup_trials": -1}, "n_startup_trials: expected an integer >= 0"),
+}
+
+
+@pytest.mark.parametrize("algorithm,settings,expected", RANGED.values(), ids=RANGED.keys())
+def test_a_setting_optuna_would_clamp_or_fail_on_unnamed_is_refused_naming_it(algorithm, settings, expected):
+    """Optuna clamps ``sigma0`` to 1e-10 (every trial the same point) and takes a negative
+    ``n_startup_trials`` as 0; ``popsize: 1`` and ``n_ei_candidates: 0`` fail inside its first
+    suggestions with a message that names no setting."""
+    assert _settings_problems({"name": algorithm, "settings": settings})[0].startswith(f"algorithm.settings.{expected}")
+    valid = {name: 2 if name == "popsize" else 0.3 if name == "sigma0" else 1 for name in settings}
+    assert parse_study(study_definition(algorithm={"name": algorithm, "settings": valid}))
 
 
 def test_settings_that_take_code_cannot_be_given():

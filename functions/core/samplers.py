@@ -112,6 +112,15 @@ STRUCTURED: dict[str, tuple[tuple[str, ...], Callable[[Any, str], list[Problem]]
 """Settings that are not plain values in Optuna (a callable, a mapping): the plain type each is
 given as in a study, and its check."""
 
+RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "sigma0": (lambda v: v > 0, "a number > 0: CMA-ES's initial spread, a fraction of each range"),
+    "popsize": (lambda v: v >= 2, "an integer >= 2: CMA-ES ranks two or more samples of each generation"),
+    "n_ei_candidates": (lambda v: v >= 1, "an integer >= 1: the samples TPE picks each suggestion from"),
+    "n_startup_trials": (lambda v: v >= 0, "an integer >= 0: the trials sampled at random first"),
+}
+"""Settings whose value Optuna takes without a check (clamping it, or failing inside its first
+suggestions with a message that names no setting), with the check and what is expected."""
+
 CHECK_TRIALS = 12
 """Trials of an empty study the sampler is asked for at submission: past the default startup
 trials of TPE and CMA-ES, where settings they refuse first show."""
@@ -143,6 +152,8 @@ def convert_settings(algorithm: Algorithm, max_int: int) -> tuple[Algorithm, lis
     for key, value in converted.items():
         if key in STRUCTURED:
             wrong.extend(STRUCTURED[key][1](value, f"algorithm.settings.{key}"))
+        elif key in RANGES and value is not None and not RANGES[key][0](value):
+            wrong.append(Problem(f"algorithm.settings.{key}", f"expected {RANGES[key][1]}, got {value!r}"))
     return replace(algorithm, settings=tuple(sorted(converted.items()))), problems + wrong
 
 
