@@ -118,7 +118,7 @@ def one_round(deps: Deps, store: SqliteStore, logs: TimedLogs, trials: int) -> d
     """Every running trial's log read once: milliseconds per trial read (wall, CPU; all of the
     scan, and the reads of the logs alone), and the records it added to Optuna's journal."""
     record = store.get_study(STUDY)
-    journal = store.optuna_version()
+    journal = store.optuna_version(STUDY)
     logs.wall = logs.cpu = 0.0
     logs.reads = 0
     wall, cpu = time.perf_counter(), time.thread_time()
@@ -128,7 +128,7 @@ def one_round(deps: Deps, store: SqliteStore, logs: TimedLogs, trials: int) -> d
     reads = max(logs.reads, 1)
     return {"reads": logs.reads, "scan_ms": wall * 1000 / reads, "scan_cpu_ms": cpu * 1000 / reads,
             "log_ms": logs.wall * 1000 / reads, "log_cpu_ms": logs.cpu * 1000 / reads,
-            "store_cpu_ms": (cpu - logs.cpu) * 1000 / reads, "journal_records": store.optuna_version() - journal}
+            "store_cpu_ms": (cpu - logs.cpu) * 1000 / reads, "journal_records": store.optuna_version(STUDY) - journal}
 
 
 def measure(trials: int, rounds: int, folder: Path) -> list[dict[str, float]]:
