@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import choose_encoder
@@ -78,7 +77,7 @@ class StateCollector:
     def collect(self) -> Iterator[Metric]:
         census = self._census()
         yield _by("katuna_studies", "Studies, by status", "status", STUDY_STATUSES, census.studies)
-        yield _by("katuna_trials", "Trials of every study, by state", "state", (), asdict(census.trials))
+        yield _by("katuna_trials", "Trials of every study, by state", "state", (), census.trials.by_state())
         yield _by("katuna_node_pool_uses", "Studies' uses of node pools, by phase", "phase", POOL_PHASES,
                   census.pool_uses)
         yield GaugeMetricFamily("katuna_node_pool_operations_pending",

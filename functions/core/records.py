@@ -143,6 +143,11 @@ class Counts:
     stopped_at_end: int = 0
     """Of the ``pruned``, those stopped because the study ended (:data:`STOPPED_AT_END`)."""
 
+    def by_state(self) -> dict[str, int]:
+        """The trials in each state (the stopped-at-end ones are among the pruned)."""
+        return {"complete": self.complete, "failed": self.failed, "pruned": self.pruned,
+                "running": self.running, "waiting": self.waiting}
+
     @property
     def active(self) -> int:
         return self.waiting + self.running
