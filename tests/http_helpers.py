@@ -116,10 +116,21 @@ def run_on_cluster(kube_url: str, workdir: Path, namespace: str, definition: dic
                                           {"Content-Type": "application/yaml"})
         assert status == 201, body
         study = service.wait_for(name, timeout=timeout)
-        trials = sorted(service.json("GET", f"/studies/{name}/trials")[1], key=lambda t: t["number"])
+        trials = settled_trials(service, name, timeout)
     finally:
         service.close()
     return study, trials
+
+
+def settled_trials(service: Service, name: str, timeout: float) -> list[dict]:
+    """The ended study's trials by number, once its end stopped those still running (the
+    ``study.completed`` handling, after the study shows its end), or as they are at ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        trials = sorted(service.json("GET", f"/studies/{name}/trials")[1], key=lambda t: t["number"])
+        if time.monotonic() > deadline or not [t for t in trials if t["state"] in ("RUNNING", "WAITING")]:
+            return trials
+        time.sleep(0.2)
 
 
 class Sink:
