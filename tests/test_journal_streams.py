@@ -160,9 +160,10 @@ def test_the_split_keeps_what_optuna_replays_and_drops_what_it_ignores():
                      Deleted(0)]
 
 
-def test_a_large_study_of_an_older_database_has_a_snapshot_of_its_own_after_the_split(tmp_path: Path):
-    """The shared journal's snapshot goes with it: a study long enough to have had one gets its
-    own, which a fresh process then starts from."""
+def test_a_large_study_of_an_older_database_gets_its_snapshot_from_the_first_process_to_load_it(tmp_path: Path):
+    """The shared journal's snapshot goes with it, and the split writes none (replaying every
+    study again would double the one-off migration): the first process that loads a study long
+    enough to have one writes it with its next commit, and a fresh process then starts from it."""
     path = tmp_path / "k.db"
     conn = older_database(path)
     older = JournalStorage(OlderJournal(conn))
@@ -174,6 +175,9 @@ def test_a_large_study_of_an_older_database_has_a_snapshot_of_its_own_after_the_
     expected = history(large.get_trials())
     conn.close()
     store = SqliteStore(path)
+    assert store.db.execute("SELECT count(*) FROM optuna_snapshot").fetchone() == (0,)
+    assert history(store.optuna_study("large", ["minimize"]).get_trials()) == expected
+    _asked(store, "small", 1)
     (stream,) = store.db.execute("SELECT id FROM optuna_streams WHERE name = 'large'").fetchone()
     assert store.db.execute("SELECT stream, log_number FROM optuna_snapshot").fetchall() == [(stream, 5_001)]
     store.db.execute("DELETE FROM optuna_journal WHERE stream = ?", [stream])
@@ -264,3 +268,4 @@ def test_a_katib_experiment_stored_before_restarts_after_the_split_and_goes_on_f
     assert history(after[:2]) == before and [t.state for t in after] == [TrialState.COMPLETE] * 4
     assert [t.number for t in reopened.store.trials(name)] == [0, 1, 2, 3]
     reopened.close()
+

@@ -15,16 +15,15 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-import optuna
 import sqlite_utils
 from optuna.storages import JournalStorage
 from optuna.storages.journal import BaseJournalBackend
 
-from functions.adapters.sqlite_journal import SNAPSHOT_FROM, SNAPSHOT_TABLE, STREAMS_TABLE
+from functions.adapters.sqlite_journal import SNAPSHOT_TABLE, STREAMS_TABLE
 from functions.adapters.sqlite_journal import TABLE as JOURNAL_TABLE
 from functions.core.errors import ForeignDatabase
 from functions.core.journal_split import Created, Deleted, Kept, split
-from functions.core.optuna_compat import CREATE_TRIAL, journal_snapshot
+from functions.core.optuna_compat import CREATE_TRIAL
 
 HISTORY_TABLE = "optuna_history"
 """Where the twenty-fifth migration counted the trials of the journal shared by every study
@@ -334,9 +333,10 @@ def _migrate_26(db: sqlite_utils.Database) -> None:
     :data:`STREAMS_TABLE` with the trials it created), renumbered as
     :mod:`functions.core.journal_split` does, so that a study replays to the same trials and its
     sampler goes on as before; deleted studies' records go. The journal shared by every study,
-    its snapshot and its count of trials (:data:`HISTORY_TABLE`) go too; each study's journal long
-    enough to have a snapshot gets one (a fresh process serving a large study, a chart of a
-    finished one, then loads it as quickly as before)."""
+    its snapshot and its count of trials (:data:`HISTORY_TABLE`) go too. No study gets a snapshot
+    here: replaying every study once more would double the time this one-off migration holds the
+    write lock (and delays the service's start); the first process to load a long journal writes
+    its snapshot (:meth:`functions.adapters.sqlite_streams.KatunaStreams.snapshot_if_due`)."""
     db.execute(f"ALTER TABLE {JOURNAL_TABLE} RENAME TO optuna_shared_journal")
     db.execute(f"DROP TABLE {SNAPSHOT_TABLE}")
     db.execute(f"DROP TABLE {HISTORY_TABLE}")
@@ -348,37 +348,44 @@ def _migrate_26(db: sqlite_utils.Database) -> None:
                "optuna_version TEXT NOT NULL, body BLOB NOT NULL)")
     _split_journal(db)
     db.execute("DROP TABLE optuna_shared_journal")
-    _snapshot_streams(db)
+
+
+SPLIT_BATCH = 10_000
+"""Records the twenty-sixth migration writes in one statement."""
 
 
 def _split_journal(db: sqlite_utils.Database) -> None:
-    """Write each live study's stream, record by record, as the shared journal is read."""
+    """Write each live study's stream as the shared journal is read, in batches of
+    :data:`SPLIT_BATCH` records, then each stream's count of trials once."""
     streams: dict[int, int] = {}
     lengths: dict[int, int] = {}
+    trials: dict[int, int] = {}
+    batch: list[tuple[int, int, str]] = []
     for step in split(_SharedJournal(db, "optuna_shared_journal").read_logs(0)):
         if isinstance(step, Created):
             streams[step.study] = db.execute(f"INSERT INTO {STREAMS_TABLE} (name) VALUES (?) RETURNING id",
                                              [step.name]).fetchone()[0]
-            lengths[step.study] = 0
+            lengths[step.study] = trials[step.study] = 0
         elif isinstance(step, Kept):
             lengths[step.study] += 1
-            db.execute(f"INSERT INTO {JOURNAL_TABLE} (stream, number, body) VALUES (?, ?, ?)",
-                       [streams[step.study], lengths[step.study], json.dumps(step.record)])
-            if step.record["op_code"] == CREATE_TRIAL:
-                db.execute(f"UPDATE {STREAMS_TABLE} SET trials = trials + 1 WHERE id = ?", [streams[step.study]])
+            trials[step.study] += step.record["op_code"] == CREATE_TRIAL
+            batch.append((streams[step.study], lengths[step.study], json.dumps(step.record)))
+            if len(batch) >= SPLIT_BATCH:
+                _write_records(db, batch)
         elif isinstance(step, Deleted):
+            _write_records(db, batch)
             stream = streams.pop(step.study)
             db.execute(f"DELETE FROM {JOURNAL_TABLE} WHERE stream = ?", [stream])
             db.execute(f"DELETE FROM {STREAMS_TABLE} WHERE id = ?", [stream])
+    _write_records(db, batch)
+    db.conn.executemany(f"UPDATE {STREAMS_TABLE} SET trials = ? WHERE id = ?",
+                        [(trials[study], stream) for study, stream in streams.items()])
 
 
-def _snapshot_streams(db: sqlite_utils.Database) -> None:
-    """A snapshot of Optuna's replayed state for each stream of :data:`SNAPSHOT_FROM` records or more."""
-    for (stream,) in db.execute(f"SELECT stream FROM {JOURNAL_TABLE} GROUP BY stream HAVING count(*) >= ?",
-                                [SNAPSHOT_FROM]).fetchall():
-        replayed, body = journal_snapshot(JournalStorage(_SharedJournal(db, JOURNAL_TABLE, stream)))
-        db.execute(f"INSERT INTO {SNAPSHOT_TABLE} (stream, log_number, optuna_version, body) VALUES (?, ?, ?, ?)",
-                   [stream, replayed, optuna.__version__, body])
+def _write_records(db: sqlite_utils.Database, batch: list[tuple[int, int, str]]) -> None:
+    """Write the records of ``batch`` (stream, number, body), and empty it."""
+    db.conn.executemany(f"INSERT INTO {JOURNAL_TABLE} (stream, number, body) VALUES (?, ?, ?)", batch)
+    batch.clear()
 
 
 MIGRATIONS = (_migrate_1, _migrate_2, _migrate_3, _migrate_4, _migrate_5, _migrate_6, _migrate_7, _migrate_8,
