@@ -269,3 +269,46 @@ def test_a_katib_experiment_stored_before_restarts_after_the_split_and_goes_on_f
     assert [t.number for t in reopened.store.trials(name)] == [0, 1, 2, 3]
     reopened.close()
 
+
+def _added(store: SqliteStore, name: str, trials: int) -> None:
+    """``trials`` finished trials added to the study ``name``: a journal record each."""
+    with store.transaction():
+        store.optuna_study(name, ["minimize"]).add_trials([optuna.trial.create_trial(value=float(v))
+                                                            for v in range(trials)])
+
+
+def _snapshots(store: SqliteStore) -> list[tuple[str, int]]:
+    return store.db.execute("SELECT coalesce(name, '(no study)'), log_number FROM optuna_snapshot "
+                            "LEFT JOIN optuna_streams ON id = stream ORDER BY stream").fetchall()
+
+
+def test_a_commit_writes_no_snapshot_of_a_study_another_process_deleted(tmp_path: Path):
+    """A process that read a long journal, once its study is deleted elsewhere, commits other
+    work: the deleted study's trials do not come back as its snapshot."""
+    serving, other = SqliteStore(tmp_path / "k.db"), SqliteStore(tmp_path / "k.db")
+    _added(serving, "long", 4_000)
+    _added(other, "long", 1_500)
+    assert [t.number for t in serving.optuna_study("long", ["minimize"]).get_trials()][-1] == 5_499
+    with other.transaction():
+        storage = other.optuna_storage()
+        storage.delete_study(storage.get_study_id_from_name("long"))
+    assert _snapshots(other) == []
+    _added(serving, "unrelated", 1)
+    assert _snapshots(serving) == []
+    serving.close()
+    other.close()
+
+
+def test_a_commit_sets_no_snapshot_back_to_fewer_records_than_another_process_saved(tmp_path: Path):
+    """A process whose view of a journal is behind commits other work: the snapshot another
+    process saved of more records stays, so a fresh process replays no more than it would."""
+    serving, other = SqliteStore(tmp_path / "k.db"), SqliteStore(tmp_path / "k.db")
+    _added(serving, "long", 4_000)
+    _added(other, "long", 1_500)
+    serving.optuna_study("long", ["minimize"]).get_trials()
+    _added(other, "long", 2_000)
+    assert _snapshots(other) == [("long", 7_501)]
+    _added(serving, "unrelated", 1)
+    assert _snapshots(serving) == [("long", 7_501)]
+    serving.close()
+    other.close()

@@ -82,6 +82,8 @@ class SqliteJournalBackend(BaseJournalBackend):
         """Rows in the table."""
         self._fresh: list[str] = []
         """The last rows, appended here and not read back yet."""
+        self._appended_in: int | None = None
+        """The write transaction that last appended to the stream here."""
 
     def read_logs(self, log_number_from: int) -> Iterator[dict[str, Any]]:
         transaction = self._writing()
@@ -120,6 +122,11 @@ class SqliteJournalBackend(BaseJournalBackend):
             self._fresh += bodies
         else:
             self._known_in = None
+        self._appended_in = self._writing()
+
+    def appended_now(self) -> bool:
+        """Whether the write transaction the connection holds has appended to the stream here."""
+        return self._appended_in is not None and self._appended_in == self._writing()
 
     def __getstate__(self) -> dict[str, Any]:
         """A pickled backend is the database's path: a copy opens its own connection, outside
@@ -139,8 +146,14 @@ class SqliteJournalBackend(BaseJournalBackend):
         return row[0], row[2]
 
     def save_snapshot(self, log_number: int, body: bytes) -> None:
-        self._conn.execute(f"INSERT OR REPLACE INTO {SNAPSHOT_TABLE} (stream, log_number, optuna_version, body) "
-                           "VALUES (?, ?, ?, ?)", (self.stream, log_number, optuna.__version__, body))
+        """Saves the snapshot of the first ``log_number`` records, unless the stream is gone (its
+        study deleted, perhaps by another process: its snapshot would outlive it) or holds a
+        snapshot of more records already (another process's, which this one would set back)."""
+        self._conn.execute(
+            f"INSERT OR REPLACE INTO {SNAPSHOT_TABLE} (stream, log_number, optuna_version, body) "
+            f"SELECT id, ?, ?, ? FROM {STREAMS_TABLE} WHERE id = ? AND NOT EXISTS "
+            f"(SELECT 1 FROM {SNAPSHOT_TABLE} WHERE stream = ? AND log_number > ?)",
+            (log_number, optuna.__version__, body, self.stream, self.stream, log_number))
 
 
 class _SnapshotLoader(BaseJournalSnapshot, BaseJournalBackend):
@@ -207,7 +220,12 @@ class KatunaJournalStorage(JournalStorage):
 
     def snapshot_if_due(self) -> None:
         """Save the replayed state when the journal has grown enough since the last snapshot;
-        called inside the transaction that wrote the records, just before it commits."""
+        called inside a write transaction, just before it commits. Due for a journal this
+        transaction appended to (its snapshot then matches committed records), and for one
+        replayed here from its start that has none yet (as the twenty-sixth migration leaves
+        every journal); any other replayed here may be behind what other processes appended."""
+        if not (self._backend.appended_now() or self._snapshot_at == 0):
+            return
         if journal_position(self) >= max(SNAPSHOT_FROM, SNAPSHOT_GROWTH * self._snapshot_at):
             replayed, body = journal_snapshot(self)
             self._backend.save_snapshot(replayed, body)

@@ -91,7 +91,7 @@ class KatunaStreams(BaseStorage):
         return storage
 
     def snapshot_if_due(self) -> None:
-        """Snapshot each journal read here that has grown enough (see ``KatunaJournalStorage``)."""
+        """Snapshot each journal read here that is due one (see ``KatunaJournalStorage.snapshot_if_due``)."""
         for storage in self._streams.values():
             storage.snapshot_if_due()
 
