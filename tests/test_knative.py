@@ -149,6 +149,20 @@ def test_the_service_is_one_stateful_pod_with_probes_and_its_volume():
     assert config["data"]["KATUNA_EVENTS"] == "reply"
 
 
+def test_a_long_one_off_migration_at_start_is_no_failed_liveness_probe_nor_failed_revision():
+    """The store migrates the database while the app loads, before ``/healthz`` answers; the
+    kubelet holds liveness back until the startup probe passes (KEP-950), and Knative marks a
+    revision failed once its progress deadline passes, so both allow ten minutes at least."""
+    service = next(doc for _, doc in manifests() if doc["kind"] == "Service" and "serving" in doc["apiVersion"])
+    template = service["spec"]["template"]
+    startup = template["spec"]["containers"][0]["startupProbe"]
+    assert startup["httpGet"]["path"] == "/healthz"
+    allowed = startup["periodSeconds"] * startup["failureThreshold"]
+    assert allowed >= 600
+    deadline = template["metadata"]["annotations"]["serving.knative.dev/progress-deadline"]
+    assert int(deadline.removesuffix("s")) > allowed
+
+
 def test_the_probes_find_a_thread_free_while_every_admitted_request_is_handled():
     """queue-proxy admits ``containerConcurrency`` requests; the kubelet's probes reach gunicorn
     directly, so gunicorn has more threads than that, and the probes a timeout above 1 s."""
