@@ -199,6 +199,31 @@ def test_every_command_refuses_another_programs_sqlite_file_leaving_it_byte_for_
         assert sorted(p.name for p in tmp_path.glob(f"{path.stem}*")) == [path.name]
 
 
+def test_every_command_and_the_service_refuse_a_database_a_newer_katuna_migrated_leaving_it_byte_for_byte(
+        tmp_path: Path):
+    """An older katuna (a rollback, or the old revision of a rollout) would misread tables a
+    newer one changed, and its writes could break them."""
+    from functions.adapters.sqlite_schema import MIGRATIONS
+
+    path = tmp_path / "newer.db"
+    SqliteStore(path).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    conn.close()
+    before = path.read_bytes()
+    refusal = (f"error: {path} was migrated by a newer katuna (schema {len(MIGRATIONS) + 1}; this katuna knows schema "
+               f"{len(MIGRATIONS)} at most); katuna left it as it is: upgrade katuna to use it\n")
+    study = write_study(tmp_path / "s.yaml", study_definition(maxTrials=1, parallelism=1))
+    for command in [*READ_COMMANDS, ["run", str(study)], ["serve", "--port", str(free_port())]]:
+        result = in_process(*command, "--db", str(path))
+        assert (result.exit_code, result.stderr.splitlines(keepends=True)[-1]) == (2, refusal), command
+        assert path.read_bytes() == before, command
+    with pytest.raises(Exception, match="migrated by a newer katuna") as refused:
+        Runtime(Settings(db=path))
+    assert refused.type.__name__ == "NewerDatabase"
+    assert path.read_bytes() == before
+
+
 def test_read_commands_leave_an_empty_file_empty_and_run_makes_it_a_database(tmp_path: Path):
     empty = tmp_path / "empty.db"
     empty.touch()

@@ -21,7 +21,7 @@ from optuna.storages.journal import BaseJournalBackend
 
 from functions.adapters.sqlite_journal import SNAPSHOT_TABLE, STREAMS_TABLE
 from functions.adapters.sqlite_journal import TABLE as JOURNAL_TABLE
-from functions.core.errors import ForeignDatabase
+from functions.core.errors import ForeignDatabase, NewerDatabase
 from functions.core.journal_split import Created, Deleted, Kept, split
 from functions.core.optuna_compat import CREATE_TRIAL
 
@@ -51,10 +51,11 @@ def connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
     try:
         _refuse_foreign(conn, path)
+        _refuse_newer(conn, path)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA recursive_triggers=ON")
-    except (sqlite3.Error, ForeignDatabase):
+    except (sqlite3.Error, ForeignDatabase, NewerDatabase):
         conn.close()
         raise
     return conn
@@ -75,6 +76,17 @@ def _refuse_foreign(conn: sqlite3.Connection, path: Path) -> None:
     shown = ", ".join(tables[:5]) + (f" and {len(tables) - 5} more" if len(tables) > 5 else "")
     raise ForeignDatabase(f"{path.absolute()} is an SQLite database, but not katuna's (its tables: {shown or 'none'}); "
                           "katuna left it as it is: give --db (or KATUNA_DB) a katuna database, or a new path")
+
+
+def _refuse_newer(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse, before anything is written to it, a database a newer katuna has migrated past
+    the schema this one knows: its tables may mean what this katuna would misread (the
+    twenty-sixth migration gave Optuna's journal one stream per study), and writing them could
+    break the newer katuna's data."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > len(MIGRATIONS):
+        raise NewerDatabase(f"{path.absolute()} was migrated by a newer katuna (schema {version}; this katuna knows "
+                            f"schema {len(MIGRATIONS)} at most); katuna left it as it is: upgrade katuna to use it")
 
 
 def _migrate_1(db: sqlite_utils.Database) -> None:

@@ -135,6 +135,11 @@ class ForeignDatabase(StorageUnavailable):
     """The file is an SQLite database, but not katuna's: it is left as it is, never migrated."""
 
 
+class NewerDatabase(StorageUnavailable):
+    """The database is katuna's, migrated past the schema this katuna knows by a newer one: it
+    is left as it is, neither read nor written, until katuna is upgraded."""
+
+
 class LogsUnavailable(StorageUnavailable):
     """The trial-log folder (``KATUNA_LOG_DIR``, by default ``<db name>-logs`` beside the
     database) cannot be written: no trial can start. ``katuna run`` and ``katuna serve`` refuse
