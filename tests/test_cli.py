@@ -18,9 +18,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import sqlite_utils
 import yaml
 from click.testing import CliRunner, Result
-from conftest import study_definition
+from conftest import shared_journal, study_definition
 from http_helpers import free_port
 from waiting import eventually
 
@@ -661,6 +662,35 @@ def test_a_database_another_writer_holds_is_read_and_a_write_exits_2_saying_it_i
         writer.execute("ROLLBACK")
         writer.close()
     assert [study["name"] for study in json.loads(katuna("studies", "--json", cwd=tmp_path).stdout)] == ["demo"]
+
+
+def test_a_command_finding_a_migration_due_and_the_database_held_exits_2_saying_so(tmp_path: Path,
+                                                                                  monkeypatch: pytest.MonkeyPatch):
+    """Every command migrates a database an older katuna made before using it, under the write
+    lock; another process holding it (migrating it, perhaps, which takes minutes for a large
+    database) past KATUNA_BUSY_TIMEOUT makes the command exit 2 with one line that says so."""
+    from functions.adapters.sqlite_schema import MIGRATIONS
+
+    path = tmp_path / "katuna.db"
+    SqliteStore(path).close()
+    older = sqlite_utils.Database(sqlite3.connect(path, isolation_level=None))
+    shared_journal(older, [])
+    older.execute(f"PRAGMA user_version = {len(MIGRATIONS) - 1}")
+    older.close()
+    monkeypatch.setenv("KATUNA_BUSY_TIMEOUT", "0.2")
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    try:
+        for command in READ_COMMANDS[:4]:
+            result = in_process(*command, "--db", str(path))
+            assert (result.exit_code, result.stderr) == (2, (
+                f"error: the database is busy: it is due a one-off migration (schema {len(MIGRATIONS) - 1} to "
+                f"{len(MIGRATIONS)}), which another katuna process may be running (minutes, for a large database), "
+                "and the write lock was held past the busy timeout (KATUNA_BUSY_TIMEOUT); retry later\n")), command
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert in_process("studies", "--db", str(path)).exit_code == 0
 
 
 def _unread(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -20,12 +20,12 @@ from typing import Any
 import optuna
 import sqlite_utils
 
-from functions.adapters.sqlite_errors import translated
+from functions.adapters.sqlite_errors import busy, translated
 from functions.adapters.sqlite_journal import STREAMS_TABLE, KatunaJournalStorage
 from functions.adapters.sqlite_journal import TABLE as JOURNAL_TABLE
 from functions.adapters.sqlite_schema import MIGRATIONS, connect
 from functions.adapters.sqlite_streams import KatunaStreams
-from functions.core.errors import KatunaError
+from functions.core.errors import KatunaError, TemporaryError
 
 
 def dumps(value: Any) -> str:
@@ -85,15 +85,25 @@ class SqliteConnection:
         """Bring the schema up to date. The version is read first without the write lock, which
         is taken only when a migration is due (and the version read again under it, as another
         process may have migrated meanwhile): opening the database to read it never waits for
-        another process's write transaction."""
+        another process's write transaction. A due migration that finds the lock held past the
+        busy timeout says so: the holder may be another process migrating a large database."""
         with translated(self.path):
-            if self.db.execute("PRAGMA user_version").fetchone()[0] >= len(MIGRATIONS):
+            found = self.db.execute("PRAGMA user_version").fetchone()[0]
+            if found >= len(MIGRATIONS):
                 return
-        with self.transaction():
-            version = self.db.execute("PRAGMA user_version").fetchone()[0]
-            for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
-                migration(self.db)
-                self.db.execute(f"PRAGMA user_version = {number}")
+        try:
+            with self.transaction():
+                version = self.db.execute("PRAGMA user_version").fetchone()[0]
+                for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
+                    migration(self.db)
+                    self.db.execute(f"PRAGMA user_version = {number}")
+        except TemporaryError as exc:
+            if not busy(exc):
+                raise
+            raise TemporaryError(
+                f"the database is busy: it is due a one-off migration (schema {found} to {len(MIGRATIONS)}), which "
+                "another katuna process may be running (minutes, for a large database), and the write lock was held "
+                "past the busy timeout (KATUNA_BUSY_TIMEOUT); retry later") from exc
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

@@ -19,6 +19,8 @@ from functions.core.errors import KatunaError, StorageFull, StorageUnavailable, 
 _UNWRITABLE = {sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM, sqlite3.SQLITE_IOERR,
                sqlite3.SQLITE_AUTH, sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT}
 """SQLite's primary result codes for a database that cannot be opened or written at all."""
+_BUSY = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
+"""SQLite's primary result codes for a lock another connection held past the busy timeout."""
 
 
 def _full(path: Path) -> str:
@@ -40,7 +42,7 @@ def _storage_error(exc: sqlite3.Error, path: Path) -> KatunaError | None:
     code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
     if code == sqlite3.SQLITE_FULL or (code in _UNWRITABLE and _no_space(path)):
         return StorageFull(_full(path))
-    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+    if code in _BUSY:
         return TemporaryError("the database is busy: another writer held it past the busy timeout "
                               "(KATUNA_BUSY_TIMEOUT); retry later")
     if code in _UNWRITABLE:
@@ -49,6 +51,12 @@ def _storage_error(exc: sqlite3.Error, path: Path) -> KatunaError | None:
     if isinstance(exc, sqlite3.OperationalError):
         return TemporaryError(f"the database failed ({exc}); retry later")
     return None
+
+
+def busy(error: BaseException) -> bool:
+    """Whether ``error`` is katuna's for another connection holding the write lock past the busy timeout."""
+    cause = error.__cause__
+    return isinstance(cause, sqlite3.Error) and getattr(cause, "sqlite_errorcode", 0) & 0xFF in _BUSY
 
 
 @contextmanager
