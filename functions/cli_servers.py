@@ -11,7 +11,7 @@ import click
 from functions.adapters.local_outputs import check_log_dir
 from functions.adapters.sqlite_store import SqliteStore
 from functions.cli_common import console, db_option, existing_db, fail, settings_for, warn, warn_if_root
-from functions.core.history import history_warning
+from functions.core.history import WARNED_STUDIES, history_warning
 from functions.terminal import markup
 
 
@@ -62,12 +62,12 @@ def serve(db: str | None, host: str, port: int, workers: int, threads: int, exec
 
 
 def _warn_of_history(db: Path, limit: int, busy_timeout: float) -> None:
-    """Open (and migrate) the database before the workers do, and warn when a study's Optuna
-    history is past ``limit`` already: every worker serving it would load it whole
-    (:mod:`functions.core.history`)."""
+    """Open (and migrate) the database before the workers do, and warn when studies' Optuna
+    histories are past ``limit`` already, naming them: every worker serving one would load it
+    whole (:mod:`functions.core.history`)."""
     store = SqliteStore(db, busy_timeout)
     try:
-        problem = history_warning(store.optuna_largest_history(), limit)
+        problem = history_warning(*store.optuna_histories_over(limit, WARNED_STUDIES), limit)
     finally:
         store.close()
     if problem:

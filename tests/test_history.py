@@ -136,6 +136,31 @@ def test_the_service_warns_at_start_of_a_study_whose_history_is_past_the_limit_a
     assert "other studies load only their own" in log
 
 
+def test_the_warning_at_start_names_every_study_past_the_limit_the_largest_first_then_a_count(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    """Each such study makes a worker serving it load its whole history: the operator learns
+    of all of them (the ten largest by name), not of the largest alone."""
+    from functions.cli_servers import _warn_of_history
+
+    store = SqliteStore(tmp_path / "katuna.db")
+    with store.transaction():
+        for name, trials in [*((f"s{n:02}", n + 2) for n in range(13)), ("within", 1)]:
+            store.optuna_study(name, ["minimize"]).add_trials(
+                [optuna.trial.create_trial(value=float(v)) for v in range(trials)])
+    store.close()
+    _warn_of_history(tmp_path / "katuna.db", 1, 5.0)
+    warning = " ".join(capsys.readouterr().err.split())
+    named = ", ".join(f"'s{n:02}' ({n + 2})" for n in range(12, 2, -1))
+    assert warning.startswith("warning: 13 studies hold more trials in their Optuna history than KATUNA_MAX_HISTORY "
+                              f"(1): {named} and 3 more; each worker loads a study's whole history (about 0 s for the "
+                              "largest) the first time it serves that study"), warning
+    assert "within" not in warning
+    _warn_of_history(tmp_path / "katuna.db", 13, 5.0)
+    assert " ".join(capsys.readouterr().err.split()).startswith(
+        "warning: the study 's12' holds 14 trials in its Optuna history, past KATUNA_MAX_HISTORY (13): each worker "
+        "loads all of them (about 0 s) the first time it serves that study")
+
+
 def test_a_restart_whose_raised_budget_would_overflow_the_history_is_refused_and_changes_nothing(tmp_path: Path):
     """An ended Katib Experiment restarted with a raised ``maxTrialCount`` adds trials to its
     history: the trials it may add beyond those it made are checked."""

@@ -154,7 +154,8 @@ def test_a_database_from_before_the_history_count_gets_each_studys_on_opening(tm
     with reopened.transaction():
         reopened.optuna_study("demo", ["minimize"]).ask()
     assert [reopened.optuna_history(name) for name in ("demo", "other")] == [4, 1]
-    assert reopened.optuna_largest_history() == ("demo", 4)
+    assert reopened.optuna_histories_over(0, 10) == ([("demo", 4), ("other", 1)], 2)
+    assert reopened.optuna_histories_over(1, 10) == ([("demo", 4)], 1)
     reopened.close()
 
 

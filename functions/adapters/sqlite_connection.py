@@ -157,10 +157,13 @@ class SqliteConnection:
         row = self.db.execute(f"SELECT trials FROM {STREAMS_TABLE} WHERE name = ?", [name]).fetchone()
         return row[0] if row else 0
 
-    def optuna_largest_history(self) -> tuple[str, int] | None:
-        """The study whose Optuna journal has created the most trials, and how many; None without studies."""
-        row = self.db.execute(f"SELECT name, trials FROM {STREAMS_TABLE} ORDER BY trials DESC, id LIMIT 1").fetchone()
-        return (row[0], row[1]) if row else None
+    def optuna_histories_over(self, limit: int, shown: int) -> tuple[list[tuple[str, int]], int]:
+        """The studies whose Optuna journals have created more than ``limit`` trials: the
+        ``shown`` largest, ``(name, trials)`` largest first, and how many there are in all."""
+        over = self.db.execute(f"SELECT name, trials FROM {STREAMS_TABLE} WHERE trials > ? ORDER BY trials DESC, id "
+                               "LIMIT ?", [limit, shown]).fetchall()
+        count = self.db.execute(f"SELECT count(*) FROM {STREAMS_TABLE} WHERE trials > ?", [limit]).fetchone()[0]
+        return [(name, trials) for name, trials in over], count
 
     def optuna_study(self, name: str, directions: Sequence[str]) -> optuna.Study:
         """Loaded once per storage object and stream (a study deleted and created again under

@@ -36,16 +36,26 @@ def history_problem(held: int, max_trials: int | None, limit: int, made: int = 0
                                 f"{limit:,} trials (warmStart carries the results of one into the next)")
 
 
-def history_warning(largest: tuple[str, int] | None, limit: int) -> str | None:
-    """What to tell the operator of a database in which a study's history is past ``limit``
-    already (the largest, ``(name, trials)``; grown under a raised limit, or by a study with no
-    ``maxTrials``); None within it."""
-    if largest is None or largest[1] <= limit:
+WARNED_STUDIES = 10
+"""How many studies past the limit the warning at start names (the largest; the rest counted)."""
+
+
+def history_warning(over: list[tuple[str, int]], count: int, limit: int) -> str | None:
+    """What to tell the operator of a database in which studies' histories are past ``limit``
+    already (grown under a raised limit, or by studies with no ``maxTrials``): ``count`` of them,
+    the largest ``over`` (``(name, trials)``, largest first); None when there are none."""
+    if not over:
         return None
-    name, held = largest
-    return (f"the study {name!r} holds {held:,} trials in its Optuna history, past {PREFIX}MAX_HISTORY ({limit:,}): "
-            f"each worker loads all of them (about {held * LOAD_SECONDS:.0f} s) the first time it serves that study, "
-            "and gunicorn kills a worker busy for 60 s; other studies load only their own")
+    name, held = over[0]
+    cost = (f"(about {held * LOAD_SECONDS:.0f} s{' for the largest' if count > 1 else ''}) the first time it serves "
+            "that study, and gunicorn kills a worker busy for 60 s; other studies load only their own")
+    if count == 1:
+        return (f"the study {name!r} holds {held:,} trials in its Optuna history, past {PREFIX}MAX_HISTORY "
+                f"({limit:,}): each worker loads all of them {cost}")
+    named = ", ".join(f"{name!r} ({held:,})" for name, held in over)
+    more = f" and {count - len(over):,} more" if count > len(over) else ""
+    return (f"{count:,} studies hold more trials in their Optuna history than {PREFIX}MAX_HISTORY ({limit:,}): "
+            f"{named}{more}; each worker loads a study's whole history {cost}")
 
 
 def _asked(max_trials: int | None, made: int, held: int, room: int) -> str:
