@@ -3,8 +3,8 @@
 It sends the requests :mod:`infra.eks_requests` builds (each create or update with the
 ``clientRequestToken`` of the logical change it belongs to), translates EKS's and Auto
 Scaling's errors into katuna's, and judges the groups it finds. A pending change is
-``create:<group>``, ``update:<group>:<update id>`` or ``delete:<group>``: a create or a delete
-is judged by the group's status, an update by EKS's Update (``describe_update``: in progress,
+``create:<group>``, ``update:<group>:<update id>``, ``delete:<group>`` or a maximum given back once the autoscaler
+has shrunk the group (:data:`SHRINK`): a create or a delete is judged by the group's status, an update by EKS's Update (``describe_update``: in progress,
 successful, or failed with its errors); an ``update:<group>`` stored before katuna kept update
 ids is judged by the group's status. Tags given to
 ``create_nodegroup`` never reach its Auto Scaling group, so once the group is active katuna
@@ -67,6 +67,13 @@ _TEMPORARY = {"ThrottlingException", "Throttling", "TooManyRequestsException", "
 """Error codes that pass: throttling, a server's failure, and a group busy with another change
 (EKS refuses to update or delete a group that is not active with ``ResourceInUseException``;
 Auto Scaling refuses a change to a group with one pending with ``ResourceContention``)."""
+SHRINK = "shrink"
+"""The kind of a pending maximum given back (``shrink:<group>:<min>:<max>:<held>``): the group
+runs more nodes than the maximum, so its maximum is held at that many (``held``) until the
+cluster-autoscaler has removed the nodes it no longer needs, then lowered. Setting the desired
+size instead would have EKS terminate nodes of its own choosing, trials of running studies
+among them (the API reference's ``NodegroupScalingConfig``: with the Cluster Autoscaler, "you
+shouldn't change the desiredSize value directly")."""
 ATTEMPTS = 2
 """Tries of one call, the first included."""
 _NOT_ACTIVE = "is not in ACTIVE status"
@@ -206,8 +213,12 @@ class EksNodePools:
         low, high = (adopted["minSize"], adopted["maxSize"]) if adopted is not None else (0, pool.max_nodes)
         if (scaling["minSize"], scaling["maxSize"]) == (low, high):
             return PoolChange()
-        return PoolChange(self._update(
-            scaling_request(self.cluster, pool.name, low, high, scaling.get("desiredSize"), request_id)))
+        desired = scaling.get("desiredSize", 0)
+        if desired <= high:
+            return PoolChange(self._update(scaling_request(self.cluster, pool.name, low, high, desired, request_id)))
+        if (scaling["minSize"], scaling["maxSize"]) != (low, desired):
+            self._update(scaling_request(self.cluster, pool.name, low, desired, desired, request_id))
+        return PoolChange(f"{SHRINK}:{pool.name}:{low}:{high}:{desired}")
 
     def _update(self, request: dict[str, Any]) -> str:
         """Ask for a scaling update; the operation that names it, with the id of EKS's Update."""
@@ -219,6 +230,8 @@ class EksNodePools:
         return PoolChange("delete:" + name) if found else PoolChange()
 
     def check(self, operation: str) -> OperationStatus:
+        if operation.startswith(SHRINK + ":"):
+            return self._shrink(*operation.split(":")[1:])
         kind, name, update_id = _parts(operation)
         if update_id:
             update = self._update_status(name, update_id)
@@ -237,6 +250,25 @@ class EksNodePools:
         if group["status"] in ("CREATING", "UPDATING"):
             return OperationStatus(False)
         return OperationStatus(self._tag(group, _pool_of(group)))
+
+    def _shrink(self, name: str, low: str, high: str, held: str) -> OperationStatus:
+        """A maximum given back once the autoscaler has brought the group within it: pending
+        while the group is busy or runs more nodes than the maximum; then the limits are lowered
+        (pending until EKS shows them). Done once they are, or once the group is gone or its
+        limits are no longer those held for the autoscaler (another study has changed them since,
+        and its own release gives them back)."""
+        group = self._group(name)
+        if group is None:
+            return OperationStatus(True)
+        if group["status"] in ("CREATING", "UPDATING"):
+            return OperationStatus(False)
+        scaling = group["scalingConfig"]
+        limits = (scaling["minSize"], scaling["maxSize"])
+        if limits == (int(low), int(high)) or limits != (int(low), int(held)):
+            return OperationStatus(True)
+        if scaling.get("desiredSize", 0) <= int(high):
+            self._update(scaling_request(self.cluster, name, int(low), int(high), scaling.get("desiredSize")))
+        return OperationStatus(False)
 
     def _update_status(self, name: str, update_id: str) -> OperationStatus | None:
         """How EKS's Update of the group stands: pending, or failed with its errors; None once it

@@ -70,11 +70,14 @@ def create_request(cluster: EksCluster, pool: NodePool, owner: str | None = None
 
 def scaling_request(cluster: EksCluster, name: str, min_size: int, max_size: int,
                     desired: int | None = None, request_id: str | None = None) -> dict[str, Any]:
-    """``update_nodegroup_config`` of the scaling limits (the autoscaler owns the desired size;
-    it is sent only when the group's current one falls outside the new limits, which EKS refuses)."""
+    """``update_nodegroup_config`` of the scaling limits. The cluster-autoscaler owns the desired
+    size, and EKS terminates nodes of its own choosing when it is set below the nodes running
+    (the API reference's ``NodegroupScalingConfig``), so it is sent only to raise it to a new
+    minimum above it, which EKS requires; a maximum is never lowered below it here
+    (:meth:`infra.eks.EksNodePools.scale_back` waits for the autoscaler instead)."""
     scaling = {"minSize": min_size, "maxSize": max_size}
-    if desired is not None and not min_size <= desired <= max_size:
-        scaling["desiredSize"] = min(max(desired, min_size), max_size)
+    if desired is not None and desired < min_size:
+        scaling["desiredSize"] = min_size
     request = {"clusterName": cluster.name, "nodegroupName": name, "scalingConfig": scaling}
     return request | _token_field(request_id, "update")
 

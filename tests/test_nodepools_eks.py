@@ -354,6 +354,21 @@ def test_an_adopted_group_gets_its_limits_back_with_a_desired_size_eks_accepts(p
     assert pools.check(given_back.operation) == OperationStatus(True), "its Update succeeded, its group tagged"
 
 
+def test_a_maximum_held_for_the_autoscaler_is_left_to_whoever_changed_it_since(pools):
+    """A maximum held at the nodes running waits for the autoscaler; a study raising the group
+    meanwhile makes the limits its own, and the maximum is not lowered under it."""
+    pools.ensure(spot_pool(max_nodes=10), owner="5e0f9b2c7d41")
+    pools.eks.update_nodegroup_config(clusterName="tuning", nodegroupName="katuna-digits",
+                                      scalingConfig={"desiredSize": 7})
+    held = pools.scale_back(spot_pool(max_nodes=4))
+    assert held.operation == "shrink:katuna-digits:0:4:7" and pools.check(held.operation) == OperationStatus(False)
+    assert group(pools)["scalingConfig"] == {"minSize": 0, "maxSize": 7, "desiredSize": 7}
+    pools.eks.update_nodegroup_config(clusterName="tuning", nodegroupName="katuna-digits",
+                                      scalingConfig={"maxSize": 12, "desiredSize": 2})
+    assert pools.check(held.operation) == OperationStatus(True)
+    assert group(pools)["scalingConfig"] == {"minSize": 0, "maxSize": 12, "desiredSize": 2}
+
+
 def test_a_group_launching_instance_types_the_study_does_not_accept_is_not_adopted(pools):
     pools.eks.create_nodegroup(**{**eks_requests.create_request(pools.cluster, spot_pool()),
                                   "instanceTypes": ["m5.xlarge", "c5.large"]})

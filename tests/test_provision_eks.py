@@ -138,6 +138,40 @@ def test_the_same_raise_by_two_studies_and_each_give_back_are_changes_of_their_o
             "update"]["status"] == "Successful", "the Update EKS answered the raise with is the one stored"
 
 
+def test_a_shared_groups_maximum_waits_for_the_autoscaler_and_never_sets_the_desired_size(world: World):
+    """Study b made the shared group team at 0..4 and runs on; study a raised it to 0..10, and the
+    autoscaler grew it to 8 nodes. When a ends, lowering the maximum to 4 would need a desired
+    size of 4, and EKS would terminate 4 nodes of its choosing, b's trials among them: the
+    maximum is held at the 8 nodes running until the autoscaler has removed those not needed,
+    and lowered then."""
+    sent: list[dict] = []
+    world.pools.eks.meta.events.register("before-parameter-build.eks.UpdateNodegroupConfig",
+                                         lambda params, **_: sent.append(dict(params["scalingConfig"])))
+    operator = boto3.client("eks", region_name=REGION)
+
+    def scaling() -> dict:
+        return operator.describe_nodegroup(clusterName="tuning", nodegroupName="team")["nodegroup"]["scalingConfig"]
+
+    world.submit("study-b", "ub", name="team", shared=True, maxNodes=4)
+    world.deliver(study_created("study-b", "ub"))
+    world.autoscaling_group_as_eks_would("team")
+    world.submit("study-a", "ua", name="team", shared=True, maxNodes=10)
+    world.deliver(study_created("study-a", "ua"))
+    world.deliver(pool_check())
+    assert [world.store.pool_use(uid).phase for uid in ("ub", "ua")] == ["ready", "ready"] and scaling()["maxSize"] == 10
+    operator.update_nodegroup_config(clusterName="tuning", nodegroupName="team", scalingConfig={"desiredSize": 8})
+    world.end("study-a")
+    world.deliver(pool_check())
+    assert scaling() == {"minSize": 0, "maxSize": 8, "desiredSize": 8}, "held at the nodes running"
+    assert world.store.pool_use("ua").phase == "releasing"
+    operator.update_nodegroup_config(clusterName="tuning", nodegroupName="team", scalingConfig={"desiredSize": 3})
+    world.deliver(pool_check())
+    world.deliver(pool_check())
+    assert scaling() == {"minSize": 0, "maxSize": 4, "desiredSize": 3}, "lowered once the autoscaler has shrunk it"
+    assert world.store.pool_use("ua").phase == "released" and world.store.pool_use("ub").phase == "ready"
+    assert sent[1:] == [{"minSize": 0, "maxSize": 8}, {"minSize": 0, "maxSize": 4}], "never a desired size"
+
+
 def test_a_group_mixing_instance_types_of_different_amis_is_refused_at_submission():
     definition = study_definition(name="mixed")
     definition["nodePool"] = {"provider": "eks", "instanceTypes": ["g5.xlarge", "m5.xlarge"]}
