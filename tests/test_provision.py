@@ -632,6 +632,44 @@ def test_a_pool_refused_for_now_past_the_pool_wait_fails_its_study_with_the_clou
     assert len(gke_api.calls("POST", "/nodePools")) == 4 and gke_api.pools == {}, "never asked again"
 
 
+def test_a_pool_created_past_the_pool_wait_with_its_answer_lost_is_deleted_by_the_ticks(world, gke_api):
+    """GKE took the create but its answer was lost once KATUNA_POOL_WAIT had passed: the study
+    fails, and its pool, found by the study's uid on it, is deleted rather than left running."""
+    dispatcher, store, clock = world
+    submit(store, pool_study("late"), "u1")
+    clock.now = START + 3601
+    gke_api.lose_next_answer = "POST"
+    dispatcher.deliver_to("provision", created("late", "u1"))
+    use = store.pool_use("u1")
+    assert store.get_study("late").status == "failed" and (use.phase, use.created) == ("failed", False)
+    assert "katuna-late" in gke_api.pools
+    gke_api.advance(600)
+    deliver_twice(dispatcher, pool_check())
+    gke_api.advance(600)
+    deliver_twice(dispatcher, pool_check())
+    use = store.pool_use("u1")
+    assert gke_api.pools == {} and use.deleted and use.released_at is not None
+
+
+def test_a_pool_the_studys_own_earlier_create_left_in_error_is_deleted(world, gke_api: GkeStub):
+    """The study's first create went through with its answer lost, and its operation failed:
+    the study.created delivered again finds the pool in error and fails the study; the pool,
+    the study's own by its uid, is deleted."""
+    dispatcher, store, _ = world
+    submit(store, pool_study("broken"), "u1")
+    gke_api.lose_next_answer = "POST"
+    gke_api.fail_next = "Instances failed to start: ZONE_RESOURCE_POOL_EXHAUSTED"
+    with pytest.raises(TemporaryError):
+        dispatcher.deliver_to("provision", created("broken", "u1"))
+    gke_api.advance(600)
+    deliver_twice(dispatcher, created("broken", "u1"))
+    assert "is in error" in store.get_study("broken").reason and not store.pool_use("u1").created
+    deliver_twice(dispatcher, pool_check())
+    gke_api.advance(600)
+    deliver_twice(dispatcher, pool_check())
+    assert gke_api.pools == {} and store.pool_use("u1").deleted
+
+
 def test_the_pool_wait_is_a_positive_number_of_seconds():
     assert Settings.from_env({}).pool_wait == 3600 and Settings.from_env({"KATUNA_POOL_WAIT": "600"}).pool_wait == 600
     for given in ("0", "-5", "inf"):

@@ -275,6 +275,11 @@ def _release(use: PoolUse, pool: NodePool, deps: Deps) -> PoolUse:
     A cloud that cannot take the change now leaves the use as it is, for the next tick (the events
     of the same step are kept)."""
     others = _running_others(use, deps)
+    if use.phase == POOL_FAILED and not use.created:
+        try:
+            use = _created_after_all(use, pool, deps)
+        except TemporaryError:
+            return use
     deleting = use.owned and not use.shared and not others
     if use.phase == POOL_FAILED and not (deleting and use.created):
         return replace(use, released_at=deps.clock())
@@ -297,6 +302,24 @@ def _release(use: PoolUse, pool: NodePool, deps: Deps) -> PoolUse:
     if change.operation is None:
         return replace(use, phase=RELEASED, operation=None, released_at=deps.clock())
     return replace(use, phase=RELEASING, operation=change.operation)
+
+
+def _created_after_all(use: PoolUse, pool: NodePool, deps: Deps) -> PoolUse:
+    """A failed use recorded as not created whose pool the study's own request made all the
+    same: a create the cloud took with its answer lost past ``KATUNA_POOL_WAIT``, or a pool its
+    own earlier create left in error. Found by the study's uid on it, as
+    :func:`_release_unrecorded` finds one, it is recorded as created, so that it is deleted; a
+    pool absent, another's, or not to be looked at (a refusal for good) leaves the use as it is."""
+    pools = deps.node_pools
+    if pools is None or pools.provider != pool.provider:
+        return use
+    try:
+        found = pools.describe(pool.name)
+    except PermanentError:
+        return use
+    if found is None or found.owner != owner_value(use.uid):
+        return use
+    return replace(use, created=True, owned=True)
 
 
 def _left(pool: str, deleting: bool, error: str) -> str:
