@@ -23,7 +23,7 @@ regional cluster's region) gets GKE's 404 ``Not found: projects/P/locations/L/cl
 :attr:`GkeStub.pools` and the autoscaler's view are those of the first cluster added.
 
 Tests can fail the next operation with a message (``fail_next``), refuse the next request
-(``refuse_next``, with an ``ErrorInfo`` reason if given, as GKE's 403
+(``refuse_next``; of one method only with ``refuse_method``; with an ``ErrorInfo`` reason if given, as GKE's 403
 ``CONCURRENT_OPERATIONS_QUOTA_EXCEEDED`` and 429 ``RATE_LIMIT_EXCEEDED`` carry one) or every poll
 of an operation (``refused_operations``), carry out the next request of a method but lose its
 answer (``lose_next_answer``: the connection closes unanswered, as a reset or a timeout leaves
@@ -139,6 +139,8 @@ class GkeStub:
         self.speed = speed
         self.fail_next: str | None = None
         self.refuse_next: tuple[int, str] | tuple[int, str, str] | tuple[int, str, str, str] | None = None
+        self.refuse_method: str | None = None
+        """The method (``POST``, ``GET``) whose next request ``refuse_next`` refuses; None: any."""
         self.lose_next_answer: str | None = None
         """The method (``POST``, ``DELETE``) of the next request carried out whose answer is lost."""
         self.refused_operations: dict[str, tuple[int, str]] = {}
@@ -305,8 +307,8 @@ class GkeStub:
 
     def route(self, method: str, path: str, body: dict | None) -> tuple[int, dict]:
         self._settle()
-        if self.refuse_next is not None and "/operations/" not in path:
-            refusal, self.refuse_next = self.refuse_next, None
+        if self.refuse_next is not None and "/operations/" not in path and self.refuse_method in (None, method):
+            refusal, self.refuse_next, self.refuse_method = self.refuse_next, None, None
             return self.error(*refusal)
         refused_poll = self.refused_operations.get(path.rpartition("/operations/")[2])
         if refused_poll is not None and "/operations/" in path:

@@ -400,6 +400,53 @@ def test_a_running_study_whose_provisioning_was_lost_gets_its_pool_on_the_next_t
     assert not waiting_on_pools(store)
 
 
+def deleted_by_hand(gke_api: GkeStub, name: str) -> None:
+    """The pool deleted in the console (or by ``gcloud``), as GKE deletes it."""
+    api = gke.client(gke_api.url)
+    api.delete_node_pool(name=f"projects/proj/locations/europe-west4/clusters/tuning/nodePools/{name}")
+    gke_api.advance(600)
+    assert name not in gke_api.pools
+
+
+def test_a_pool_deleted_while_its_study_runs_is_created_again_on_a_tick(world, gke_api: GkeStub):
+    """Trials would wait an hour each for nodes of a pool that is gone: the tick finds it
+    missing and creates it again, the study's own, deleted when the study ends."""
+    dispatcher, store, _ = world
+    submit(store, pool_study("oob"), "u1")
+    deliver_twice(dispatcher, created("oob", "u1"))
+    gke_api.advance(600)
+    deliver_twice(dispatcher, pool_check())
+    assert store.pool_use("u1").phase == "ready"
+    deleted_by_hand(gke_api, "katuna-oob")
+    deliver_twice(dispatcher, pool_check())
+    assert store.pool_use("u1").phase == "creating" and waiting_on_pools(store)
+    gke_api.advance(600)
+    deliver_twice(dispatcher, pool_check())
+    use = store.pool_use("u1")
+    assert (use.phase, use.created) == ("ready", True) and store.get_study("oob").status == "running"
+    assert gke_api.pools["katuna-oob"]["config"]["resourceLabels"]["katuna-study-uid"] == "u1"
+    end(dispatcher, store, "oob")
+    gke_api.advance(600)
+    deliver_twice(dispatcher, pool_check())
+    assert gke_api.pools == {} and store.pool_use("u1").deleted
+
+
+def test_a_deleted_pool_the_cloud_refuses_to_create_again_fails_its_study_naming_it(world, gke_api: GkeStub):
+    dispatcher, store, _ = world
+    submit(store, pool_study("gone"), "u1")
+    deliver_twice(dispatcher, created("gone", "u1"))
+    gke_api.advance(600)
+    deliver_twice(dispatcher, pool_check())
+    deleted_by_hand(gke_api, "katuna-gone")
+    gke_api.refuse_next = (403, "Insufficient regional quota to satisfy request: resource \"CPUS\"")
+    gke_api.refuse_method = "POST"
+    [ended] = dispatcher.deliver_to("provision", pool_check())
+    assert ended.type == "dev.katuna.study.completed"
+    assert store.get_study("gone").reason == (
+        "node pool katuna-gone: deleted while the study ran, and not created again: GKE refused the request: "
+        "Insufficient regional quota to satisfy request: resource \"CPUS\"")
+
+
 def test_a_trial_spec_job_keeps_its_own_selector_and_lands_on_the_pool():
     definition = pool_study("spec-pool", name="trials")
     definition["trialTemplate"] = {"trialSpec": {

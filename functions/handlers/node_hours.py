@@ -23,7 +23,8 @@ from functions.handlers.base import Deps
 log = logging.getLogger("katuna.nodes")
 
 
-def _due(use: PoolUse, now: float, every: float) -> bool:
+def due(use: PoolUse, now: float, every: float) -> bool:
+    """Whether the pool's nodes are due for a look: watched, and not looked at for ``every`` seconds."""
     return use.watching(now) and (use.looked_at is None or now - use.looked_at >= every)
 
 
@@ -38,7 +39,7 @@ def looks_due(deps: Deps) -> bool:
     if deps.nodes is None:
         return False
     now = deps.clock()
-    return any(_due(use, now, deps.node_look_seconds) for use in _watched(deps, now))
+    return any(due(use, now, deps.node_look_seconds) for use in _watched(deps, now))
 
 
 def look_at_nodes(deps: Deps) -> None:
@@ -48,7 +49,7 @@ def look_at_nodes(deps: Deps) -> None:
         return
     now = deps.clock()
     for use in _watched(deps, now):
-        if not _due(use, now, deps.node_look_seconds):
+        if not due(use, now, deps.node_look_seconds):
             continue
         labels = {SELECTOR_KEYS[use.provider]: use.pool}
         try:

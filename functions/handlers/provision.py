@@ -17,13 +17,15 @@ what is left in the cluster.
 
 katuna deletes only the pools it created (:attr:`PoolUse.owned`), once they are not shared and
 no running study uses them; a pool an ended study created with no use recording it (the
-create's answer lost) is found by the study's uid on it. A pool it found is adopted when it can serve the study
+create's answer lost) is found by the study's uid on it. The ready pool of a running study is looked for at the pace of the looks at
+its nodes; one deleted meanwhile (by hand, say) is created again as the study's own. A pool it found is adopted when it can serve the study
 (:func:`functions.core.nodepool.claim`; otherwise the study fails naming the field),
 and the last study using it gives it back its autoscaling settings as first found.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -46,7 +48,9 @@ from functions.core.records import (
 )
 from functions.core.stop import Decision
 from functions.handlers.base import Deps, complete
-from functions.handlers.node_hours import look_at_nodes
+from functions.handlers.node_hours import due, look_at_nodes
+
+log = logging.getLogger("katuna.pools")
 
 
 class NoNodePools(PermanentError):
@@ -55,7 +59,7 @@ class NoNodePools(PermanentError):
 
 def handle(event: Event, deps: Deps) -> list[Event]:
     if event.type == POOL_CHECK:
-        events = reconcile(deps)
+        events = reconcile(deps) + _create_missing(deps)
         look_at_nodes(deps)
         return events
     record = deps.store.get_study(event.data["study"])
@@ -90,6 +94,59 @@ def reconcile(deps: Deps) -> list[Event]:
         if use.operation or owner is None or owner.terminal:
             events += _on_tick(_advance, use, owner, deps)
     return events
+
+
+def _create_missing(deps: Deps) -> list[Event]:
+    """Create again the pools of running studies found deleted (:func:`_create_again`)."""
+    events: list[Event] = []
+    for use, record, pool in _ready_in_use(deps):
+        events += _on_tick(_create_again, use, record, pool, deps)
+    return events
+
+
+def _ready_in_use(deps: Deps) -> list[tuple[PoolUse, StudyRecord, NodePool]]:
+    """The ready pools of running studies whose nodes are due for a look (at most every
+    ``KATUNA_NODE_LOOK_SECONDS``), each with its study, on the provider configured."""
+    now, found = deps.clock(), []
+    for use in deps.store.pool_uses((READY,)):
+        if use.operation or use.released_at is not None or not due(use, now, deps.node_look_seconds):
+            continue
+        if deps.node_pools is None or deps.node_pools.provider != use.provider:
+            continue
+        try:
+            record = deps.store.get_study(use.study)
+        except StudyNotFound:
+            continue
+        if record.uid == use.uid and not record.terminal and record.spec.node_pool is not None:
+            found.append((use, record, record.spec.node_pool))
+    return found
+
+
+def _create_again(use: PoolUse, record: StudyRecord, pool: NodePool, deps: Deps) -> list[Event]:
+    """Create again the pool of a running study that was deleted meanwhile (by hand, or by the
+    provisioning script's ``down``): the study asked for it, and its trials wait for nodes that
+    never come without it. Created as on ``study.created``, carrying the study's uid, so it is
+    this study's own and deleted when it ends; a create refused for good fails the study,
+    naming the pool."""
+    pools = _pools(deps, pool)
+    try:
+        if pools.describe(use.pool) is not None:
+            return []
+    except PermanentError:
+        return []
+    log.warning("node pool %s of the running study %s is gone; creating it again", use.pool, use.study)
+    use = replace(use, phase=CREATING, adopted=None, ready_at=None)
+    try:
+        change = pools.ensure(pool, owner=record.uid, request_id=use.request_id)
+    except PermanentError as exc:
+        message = f"deleted while the study ran, and not created again: {exc}"
+        deps.store.save_pool_use(replace(use, phase=POOL_FAILED, message=message))
+        return complete(record, deps, Decision(FAILED, f"node pool {use.pool}: {message}"))
+    use = _whose(use, change, deps.store)
+    if change.operation is None:
+        use = replace(use, phase=READY, ready_at=deps.clock())
+    deps.store.save_pool_use(use)
+    return []
 
 
 def _on_tick(step: Callable[..., list[Event]], *args: Any) -> list[Event]:
