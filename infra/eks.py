@@ -19,7 +19,6 @@ limits as found are what :meth:`EksNodePools.scale_back` gives back.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -60,6 +59,7 @@ from infra.eks_requests import (
     scaling_request,
     template_tags,
 )
+from infra.polling import until_done
 
 _TEMPORARY = {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded",
               "ServiceUnavailableException", "ServerException", "InternalFailure", "InternalError",
@@ -307,14 +307,9 @@ class EksNodePools:
         script): the change's own check (the group's status, its Update, its Auto Scaling group's
         tags) every ``interval`` seconds, so a failed change carries EKS's reasons (the group's
         health issues, the Update's errors); the last status, done or not, so that a change still
-        under way when the time is up is reported pending, not failed."""
-        deadline = time.monotonic() + timeout
-        while True:
-            status = self.check(operation)
-            left = deadline - time.monotonic()
-            if status.done or left <= 0:
-                return status
-            time.sleep(min(interval, left))
+        under way when the time is up is reported pending, not failed; a poll refused for now
+        (throttled) is polled again (:func:`infra.polling.until_done`)."""
+        return until_done(self.check, operation, interval, timeout)
 
     def describe(self, name: str) -> PoolStatus | None:
         group = self._group(name)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, TypeGuard
@@ -40,6 +39,7 @@ from functions.core.nodepool import (
 )
 from functions.core.timeouts import REMOTE_TIMEOUT
 from infra.gke_requests import CLUSTER_SETTINGS, GkeCluster, autoscaling_request, create_request, name_request
+from infra.polling import until_done
 
 POOL_TOKEN = "pool:"
 """An operation that is a pool's own status: an existing pool found still provisioning."""
@@ -246,13 +246,9 @@ class GkeNodePools:
         return OperationStatus(True, error or None)
 
     def wait(self, operation: str, interval: float = 5.0, timeout: float = 1800.0) -> OperationStatus:
-        """Poll an operation until it is done (for the provisioning script, never a request)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            status = self.check(operation)
-            if status.done or time.monotonic() > deadline:
-                return status
-            time.sleep(interval)
+        """Poll an operation until it is done (for the provisioning script, never a request); a
+        poll refused for now is polled again (:func:`infra.polling.until_done`)."""
+        return until_done(self.check, operation, interval, timeout)
 
     def describe(self, name: str) -> PoolStatus | None:
         current = self._get(name)

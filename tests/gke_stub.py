@@ -25,7 +25,7 @@ regional cluster's region) gets GKE's 404 ``Not found: projects/P/locations/L/cl
 Tests can fail the next operation with a message (``fail_next``), refuse the next request
 (``refuse_next``; of one method only with ``refuse_method``; with an ``ErrorInfo`` reason if given, as GKE's 403
 ``CONCURRENT_OPERATIONS_QUOTA_EXCEEDED`` and 429 ``RATE_LIMIT_EXCEEDED`` carry one) or every poll
-of an operation (``refused_operations``), carry out the next request of a method but lose its
+of an operation (``refused_operations``) or the next polls (``refused_polls``), carry out the next request of a method but lose its
 answer (``lose_next_answer``: the connection closes unanswered, as a reset or a timeout leaves
 the caller), and demand OAuth tokens (``tokens``: a request without
 one of them is refused 401 ``UNAUTHENTICATED``); every request is recorded. Node pools get the
@@ -144,6 +144,8 @@ class GkeStub:
         self.lose_next_answer: str | None = None
         """The method (``POST``, ``DELETE``) of the next request carried out whose answer is lost."""
         self.refused_operations: dict[str, tuple[int, str]] = {}
+        self.refused_polls: list[tuple[int, str]] = []
+        """The next polls of any operation refused, one refusal each, in order (a read quota hit)."""
         """Operations whose every poll is refused (say 403, once the caller lost the right to read them)."""
         self.tokens: set[str] | None = None
         """OAuth access tokens the API takes (``Authorization: Bearer``); None takes any request."""
@@ -310,6 +312,8 @@ class GkeStub:
         if self.refuse_next is not None and "/operations/" not in path and self.refuse_method in (None, method):
             refusal, self.refuse_next, self.refuse_method = self.refuse_next, None, None
             return self.error(*refusal)
+        if self.refused_polls and "/operations/" in path:
+            return self.error(*self.refused_polls.pop(0))
         refused_poll = self.refused_operations.get(path.rpartition("/operations/")[2])
         if refused_poll is not None and "/operations/" in path:
             return self.error(*refused_poll)

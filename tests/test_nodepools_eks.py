@@ -420,6 +420,28 @@ def test_waiting_past_the_timeout_for_a_group_still_creating_or_deleting_reports
         assert pools.wait("delete:katuna-digits", interval=0.01, timeout=0) == OperationStatus(False)
 
 
+def test_waiting_polls_again_after_a_throttled_poll(cluster):
+    """A poll throttled while the group is deleted says nothing about the deletion, which goes on."""
+    pools, stubber = stubbed(cluster)
+    stubber.add_client_error("describe_nodegroup", "ThrottlingException", "Rate exceeded", 400)
+    stubber.add_client_error("describe_nodegroup", "ThrottlingException", "Rate exceeded", 400)
+    stubber.add_response("describe_nodegroup", _described("DELETING"), NAMES)
+    stubber.add_client_error("describe_nodegroup", "ResourceNotFoundException",
+                             "No node group found for name: katuna-digits.", 404)
+    with stubber:
+        assert pools.wait("delete:katuna-digits", interval=0.01, timeout=60) == OperationStatus(True)
+        stubber.assert_no_pending_responses()
+
+
+def test_waiting_that_ends_on_a_throttled_poll_says_the_change_may_still_be_pending(cluster):
+    pools, stubber = stubbed(cluster)
+    stubber.add_client_error("describe_nodegroup", "ThrottlingException", "Rate exceeded", 400)
+    stubber.add_client_error("describe_nodegroup", "ThrottlingException", "Rate exceeded", 400)
+    with stubber, pytest.raises(TemporaryError, match="delete:katuna-digits is still pending after 0 s, as far as "
+                                                       "the last poll could tell: EKS: ThrottlingException"):
+        pools.wait("delete:katuna-digits", interval=0.01, timeout=0)
+
+
 def without_aws_configuration(monkeypatch, tmp_path) -> None:
     """No credentials and no region anywhere the AWS chain looks (environment, files, metadata)."""
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_REGION",

@@ -312,6 +312,18 @@ def test_an_unreachable_api_is_temporary(gke_api: GkeStub):
         gke.GkeNodePools(CLUSTER, gke.client(gke_api.url)).ensure(spot_pool())
 
 
+def test_waiting_polls_again_after_polls_refused_for_now(gke_api: GkeStub, pools: gke.GkeNodePools):
+    """The provisioning script's wait: a poll refused by a per-minute read quota says nothing
+    about the operation, which goes on; the wait polls again until it is done."""
+    gke_api.speed = 1e6
+    change = pools.ensure(spot_pool())
+    quota = (429, "Quota exceeded for quota metric 'Read requests' and limit 'Read requests per minute' of service "
+                  "'container.googleapis.com'")
+    gke_api.refused_polls = [quota, quota, quota]
+    assert pools.wait(change.operation, interval=0, timeout=60) == OperationStatus(True)
+    assert gke_api.refused_polls == [] and gke_api.pools["katuna-digits"]["status"] == "RUNNING"
+
+
 def test_an_existing_pool_in_error_is_a_refusal_and_one_being_deleted_a_wait(gke_api: GkeStub, pools: gke.GkeNodePools):
     settled(gke_api, pools, pools.ensure(spot_pool()))
     gke_api.pools["katuna-digits"].update(status="ERROR",
