@@ -226,6 +226,13 @@ class EksNodePools:
         return f"update:{request['nodegroupName']}:{update['id']}"
 
     def delete(self, name: str) -> PoolChange:
+        """Delete the group; one EKS is deleting already is waited for, not asked again (as
+        Ansible's ``community.aws.eks_nodegroup`` does), so a delete run twice waits for the first."""
+        group = self._group(name)
+        if group is None:
+            return PoolChange()
+        if group["status"] == "DELETING":
+            return PoolChange("delete:" + name)
         found = self._call("delete_nodegroup", name_request(self.cluster, name), absent_ok=True)
         return PoolChange("delete:" + name) if found else PoolChange()
 

@@ -43,6 +43,8 @@ from infra.polling import until_done
 
 POOL_TOKEN = "pool:"
 """An operation that is a pool's own status: an existing pool found still provisioning."""
+GONE_TOKEN = "gone:"
+"""An operation that is a pool's deletion found under way (another's delete): done once the pool is absent."""
 _PENDING = ("PROVISIONING", "RECONCILING", "STOPPING")
 
 
@@ -222,15 +224,27 @@ class GkeNodePools:
         return self._operation(self._call("set_node_pool_autoscaling", lowered))
 
     def delete(self, name: str) -> PoolChange:
+        """Delete the pool. GKE refuses a second delete while the first runs (the cluster is busy
+        with it): a pool found being deleted then is waited for (:data:`GONE_TOKEN`)."""
         try:
             return self._operation(self.api.delete_node_pool(request=name_request(self.cluster, name),
                                                               timeout=self.timeout))
         except API_ERRORS as exc:
             if _no_pool(exc):
                 return PoolChange()
-            raise self._refusal(exc) from exc
+            refusal = self._refusal(exc)
+            busy = isinstance(exc, google_errors.GoogleAPICallError) and _status_name(exc) == "FAILED_PRECONDITION"
+            if busy and isinstance(refusal, TemporaryError) and self._being_deleted(name):
+                return PoolChange(GONE_TOKEN + name)
+            raise refusal from exc
+
+    def _being_deleted(self, name: str) -> bool:
+        current = self._get(name)
+        return current is not None and _status(current).state == "STOPPING"
 
     def check(self, operation: str) -> OperationStatus:
+        if operation.startswith(GONE_TOKEN):
+            return self._gone(operation[len(GONE_TOKEN):])
         if operation.startswith(POOL_TOKEN):
             current = self._get(operation[len(POOL_TOKEN):])
             if current is None:
@@ -244,6 +258,17 @@ class GkeNodePools:
             return OperationStatus(False)
         error = found.error.message if found.error and found.error.message else found.status_message
         return OperationStatus(True, error or None)
+
+    def _gone(self, name: str) -> OperationStatus:
+        """A deletion found under way: done once the pool is gone, failed if it stops being deleted."""
+        current = self._get(name)
+        if current is None:
+            return OperationStatus(True)
+        state = _status(current).state
+        if state == "STOPPING":
+            return OperationStatus(False)
+        return OperationStatus(True, f"node pool {name} is {state}, no longer being deleted: "
+                                     f"{current.status_message or 'no message'}")
 
     def wait(self, operation: str, interval: float = 5.0, timeout: float = 1800.0) -> OperationStatus:
         """Poll an operation until it is done (for the provisioning script, never a request); a

@@ -315,6 +315,7 @@ def test_a_group_busy_with_another_change_is_tried_again_not_given_up(cluster):
     ResourceInUseException: the release waits for the group, it does not fail for good."""
     pools, stubber = stubbed(cluster)
     busy = "Nodegroup cannot be deleted as it is currently not in Active State"
+    stubber.add_response("describe_nodegroup", _described("UPDATING"), NAMES)
     stubber.add_client_error("delete_nodegroup", "ResourceInUseException", busy, 409, expected_params=NAMES)
     stubber.add_response("describe_nodegroup", _described("ACTIVE"), NAMES)
     stubber.add_client_error("update_nodegroup_config", "ResourceInUseException", busy, 409)
@@ -323,6 +324,20 @@ def test_a_group_busy_with_another_change_is_tried_again_not_given_up(cluster):
             pools.delete("katuna-digits")
         with pytest.raises(TemporaryError, match="not in Active State"):
             pools.scale_back(spot_pool(), {"minSize": 1, "maxSize": 3})
+
+
+def test_a_delete_of_a_group_eks_is_deleting_already_waits_for_it_without_asking_again(cluster):
+    """``down`` run again while EKS deletes the group: the deletion under way is waited for."""
+    pools, stubber = stubbed(cluster)
+    stubber.add_response("describe_nodegroup", _described("DELETING"), NAMES)
+    stubber.add_response("describe_nodegroup", _described("DELETING"), NAMES)
+    stubber.add_client_error("describe_nodegroup", "ResourceNotFoundException",
+                             "No node group found for name: katuna-digits.", 404)
+    with stubber:
+        change = pools.delete("katuna-digits")
+        assert change == PoolChange("delete:katuna-digits")
+        assert pools.wait(change.operation, interval=0.01, timeout=60) == OperationStatus(True)
+        stubber.assert_no_pending_responses()
 
 
 def test_a_request_botocore_refuses_before_sending_is_a_refusal_not_an_outage(aws, pools):

@@ -324,6 +324,26 @@ def test_waiting_polls_again_after_polls_refused_for_now(gke_api: GkeStub, pools
     assert gke_api.refused_polls == [] and gke_api.pools["katuna-digits"]["status"] == "RUNNING"
 
 
+def test_a_delete_asked_again_while_the_first_runs_waits_for_it(gke_api: GkeStub, pools: gke.GkeNodePools):
+    """GKE refuses a second delete while the first runs (the cluster is busy with it): ``down``
+    run again waits for the deletion under way instead of failing."""
+    settled(gke_api, pools, pools.ensure(spot_pool()))
+    first = pools.delete("katuna-digits")
+    again = pools.delete("katuna-digits")
+    assert again == PoolChange("gone:katuna-digits") and again != first
+    assert len(gke_api.calls("DELETE")) == 2, "the second delete was asked and refused"
+    assert pools.check(again.operation) == OperationStatus(False)
+    gke_api.advance(600)
+    assert pools.check(again.operation) == OperationStatus(True) and "katuna-digits" not in gke_api.pools
+
+
+def test_a_delete_refused_for_now_with_the_pool_not_being_deleted_is_still_refused(gke_api, pools):
+    settled(gke_api, pools, pools.ensure(spot_pool()))
+    gke_api.update_master(300)
+    with pytest.raises(TemporaryError, match="Master is being updated"):
+        pools.delete("katuna-digits")
+
+
 def test_an_existing_pool_in_error_is_a_refusal_and_one_being_deleted_a_wait(gke_api: GkeStub, pools: gke.GkeNodePools):
     settled(gke_api, pools, pools.ensure(spot_pool()))
     gke_api.pools["katuna-digits"].update(status="ERROR",
