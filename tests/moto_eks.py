@@ -1,5 +1,6 @@
-"""moto's EKS, taught the ``DescribeUpdate`` call that EKS has and moto 5 lacks, and the
-account's service quotas that EKS holds node groups to and moto does not.
+"""moto's EKS, taught the ``DescribeUpdate`` call that EKS has and moto 5 lacks, the Auto
+Scaling group EKS makes for each node group, and the account's service quotas that EKS holds
+node groups to and moto does not.
 
 moto answers ``update_nodegroup_config`` with an Update (``Successful`` at once: it applies the
 change at once) but keeps none, so katuna's check of that Update would reach a call moto does
@@ -29,6 +30,11 @@ server with the same, its quotas read from ``KATUNA_EKS_NODES_PER_GROUP`` and
 ``KATUNA_EKS_GROUPS_PER_CLUSTER`` as katuna reads them, so a server started with the service's
 environment holds it to the quotas it is configured with.
 
+EKS makes each managed node group's Auto Scaling group, which moto only names in the group's
+``resources``: :func:`teach` makes moto create it (in its autoscaling backend, sized as the
+group's ``scalingConfig``) and delete it with the group, so the node-template tags katuna
+writes on it land as they do on AWS, and a group katuna waits for becomes done.
+
 What moto cannot show (an Update in progress, or failed with its errors) is tested with
 botocore's Stubber (tests/test_nodepools_eks.py).
 """
@@ -40,6 +46,7 @@ import re
 import sys
 from typing import Any
 
+from moto.autoscaling.models import autoscaling_backends
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.core.responses import ActionResult
 from moto.eks import urls
@@ -55,6 +62,8 @@ LABEL_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
 """A label key's name part, and a label value, as Kubernetes takes them (at most 63 characters)."""
 LABEL_PREFIX = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 """A label key's prefix: a DNS subdomain (at most 253 characters)."""
+IMAGE = "ami-12c6146b"
+"""An AMI moto's EC2 holds, for the instances a node group's Auto Scaling group launches."""
 UPDATE_PATH = "{0}/clusters/(?P<name>[^/]+)/updates/(?P<updateId>[^/]+)$"
 _ACCOUNT = {"quotas": EksQuotas()}
 """The quotas of every account and region not given its own by :func:`raise_quotas`."""
@@ -139,10 +148,42 @@ def _create_nodegroup(answer: Any) -> Any:
                     clusterName=cluster_name, nodegroupName=nodegroup_name, subscriptionId=None,
                     message=f"Cluster {cluster_name} already has {len(cluster.nodegroups)} managed node groups, the "
                             f"account's quota of managed node groups per cluster ({most})")
-        return answer(self, cluster_name=cluster_name, nodegroup_name=nodegroup_name, scaling_config=scaling_config,
-                      **rest)
+        group = answer(self, cluster_name=cluster_name, nodegroup_name=nodegroup_name, scaling_config=scaling_config,
+                       **rest)
+        _make_autoscaling_group(self, group)
+        return group
 
     return create_nodegroup
+
+
+def _make_autoscaling_group(backend: EKSBackend, group: Any) -> None:
+    """The Auto Scaling group EKS makes for a managed node group, by the name moto gives it in
+    the group's ``resources``: sized as the group's ``scalingConfig``, launching its first
+    instance type, in the region's first zone (moto's EC2 does not hold the subnets tests name)."""
+    autoscaling = autoscaling_backends[backend.account_id][backend.region_name]
+    name = group.resources["autoScalingGroups"][0]["name"]
+    scaling = group.scaling_config
+    autoscaling.create_launch_configuration(
+        name=name, image_id=IMAGE, key_name=None, kernel_id="", ramdisk_id="", security_groups=[], user_data=None,
+        instance_type=group.instance_types[0], instance_monitoring=False, instance_profile_name=None, spot_price=None,
+        ebs_optimized=False, associate_public_ip_address=False, block_device_mappings=[])
+    autoscaling.create_auto_scaling_group(
+        name=name, availability_zones=[f"{backend.region_name}a"], desired_capacity=scaling.get("desiredSize"),
+        max_size=scaling.get("maxSize"), min_size=scaling.get("minSize"), launch_config_name=name, launch_template={},
+        vpc_zone_identifier=None, default_cooldown=None, health_check_period=None, health_check_type=None,
+        load_balancers=[], target_group_arns=[], placement_group=None, termination_policies=[], tags=[])
+
+
+def _delete_nodegroup(answer: Any) -> Any:
+    def delete_nodegroup(self: EKSBackend, cluster_name: str, nodegroup_name: str) -> Any:
+        group = answer(self, cluster_name, nodegroup_name)
+        autoscaling = autoscaling_backends[self.account_id][self.region_name]
+        for asg in group.resources["autoScalingGroups"]:
+            autoscaling.delete_auto_scaling_group(asg["name"])
+            autoscaling.delete_launch_configuration(asg["name"])
+        return group
+
+    return delete_nodegroup
 
 
 def _kept(backend: EKSBackend) -> dict[tuple[str, str, str], dict[str, Any]]:
@@ -189,6 +230,7 @@ def teach(quotas: EksQuotas | None = None) -> None:
     if hasattr(EKSBackend, "describe_update"):
         return
     EKSBackend.create_nodegroup = _create_nodegroup(EKSBackend.create_nodegroup)
+    EKSBackend.delete_nodegroup = _delete_nodegroup(EKSBackend.delete_nodegroup)
     EKSBackend.update_nodegroup_config = _update_nodegroup_config(EKSBackend.update_nodegroup_config)
     EKSBackend.describe_update = describe_update
     EKSResponse.describe_update = _describe_update

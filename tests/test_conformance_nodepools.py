@@ -185,27 +185,12 @@ class TestEksNodePools(NodePoolsContract):
                 name="tuning", roleArn=role, resourcesVpcConfig={"subnetIds": list(subnets)})
             yield eks.EksNodePools(eks_requests.EksCluster("tuning", subnets, role), *eks.clients(self.region))
 
-    def settle(self, pools: NodePools, change: PoolChange) -> None:
-        """moto names a new node group's Auto Scaling group but creates none: create it, as EKS would."""
-        if change.created:
-            self._create_autoscaling_group(pools)
-        super().settle(pools, change)
-
-    def _create_autoscaling_group(self, pools: eks.EksNodePools) -> None:
-        group = pools.eks.describe_nodegroup(clusterName="tuning", nodegroupName=NAME)["nodegroup"]
-        pools.autoscaling.create_launch_configuration(LaunchConfigurationName="lc", ImageId="ami-12c6146b",
-                                                      InstanceType=self.machine_types[0])
-        pools.autoscaling.create_auto_scaling_group(
-            AutoScalingGroupName=group["resources"]["autoScalingGroups"][0]["name"], LaunchConfigurationName="lc",
-            MinSize=0, MaxSize=5, AvailabilityZones=[f"{self.region}a"])
-
     def make_by_hand(self, pools: NodePools, tainted: bool, capacity: str = SPOT, max_nodes: int = 3) -> None:
         request = eks_requests.create_request(pools.cluster, self.pool(capacity=capacity, max_nodes=max_nodes))
         request["scalingConfig"] = {"minSize": 1, "maxSize": max_nodes, "desiredSize": 1}
         if not tainted:
             del request["taints"]
         pools.eks.create_nodegroup(**request)
-        self._create_autoscaling_group(pools)
 
     def set_minimum(self, pools: NodePools, nodes: int) -> None:
         scaling = pools.eks.describe_nodegroup(clusterName="tuning", nodegroupName=NAME)["nodegroup"]["scalingConfig"]

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import boto3
+import moto_eks
 import pytest
 from kube_standin.clouds import eks_node_groups, eks_pools
 from kube_standin.nodes import NodePool
@@ -24,6 +25,8 @@ from waiting import eventually
 from functions.adapters.kubernetes_client import api_client
 from functions.core.nodepool import NodePool as PoolSpec
 from infra import eks_requests
+
+moto_eks.teach()
 
 KATUNA = "system:serviceaccount:katuna:katuna"
 JOBS_SOURCE = "system:serviceaccount:katuna:katuna-jobs-source"
@@ -327,7 +330,7 @@ def test_the_autoscaler_skips_a_node_group_deleted_between_its_list_and_its_desc
             if params.get("nodegroupName") == "katuna-a":
                 katuna.delete_nodegroup(clusterName="tuning", nodegroupName="katuna-a")
         reader.meta.events.register("before-parameter-build.eks.DescribeNodegroup", delete_first)
-        groups = eks_node_groups(reader, boto3.client("autoscaling", region_name="eu-west-1"), "tuning")()
+        groups = eks_node_groups(reader, "tuning")()
         assert [g["nodegroupName"] for g in groups] == ["katuna-b"]
 
 

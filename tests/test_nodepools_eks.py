@@ -60,16 +60,6 @@ def group(pools: eks.EksNodePools, name: str = "katuna-digits") -> dict:
     return pools.eks.describe_nodegroup(clusterName="tuning", nodegroupName=name)["nodegroup"]
 
 
-def autoscaling_group_of(pools: eks.EksNodePools) -> str:
-    """moto names a node group's Auto Scaling group but creates none: create it, as EKS would."""
-    name = group(pools)["resources"]["autoScalingGroups"][0]["name"]
-    pools.autoscaling.create_launch_configuration(LaunchConfigurationName="lc", ImageId="ami-12c6146b",
-                                                  InstanceType="m5.xlarge")
-    pools.autoscaling.create_auto_scaling_group(AutoScalingGroupName=name, LaunchConfigurationName="lc",
-                                                MinSize=0, MaxSize=6, AvailabilityZones=[f"{REGION}a"])
-    return name
-
-
 @pytest.mark.slow
 def test_a_spot_node_group_scales_from_zero_with_labels_taint_and_subnets(aws, pools):
     change = pools.ensure(spot_pool(), owner="5e0f9b2c7d41")
@@ -201,8 +191,9 @@ def test_the_stand_in_refuses_a_group_past_the_accounts_quota_of_groups_as_eks_d
 
 def test_once_active_its_auto_scaling_group_is_tagged_for_scale_up_from_zero(pools):
     pools.ensure(spot_pool())
-    assert pools.check("create:katuna-digits") == OperationStatus(False), "pending until its group is there to tag"
-    asg = autoscaling_group_of(pools)
+    asg = group(pools)["resources"]["autoScalingGroups"][0]["name"]
+    [made] = pools.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[asg])["AutoScalingGroups"]
+    assert (made["MinSize"], made["MaxSize"], made["DesiredCapacity"]) == (0, 6, 0), "EKS made it with the group"
     assert pools.check("create:katuna-digits") == OperationStatus(True)
     tags = {t["Key"]: t["Value"] for t in pools.autoscaling.describe_tags(
         Filters=[{"Name": "auto-scaling-group", "Values": [asg]}])["Tags"]}
@@ -365,8 +356,21 @@ def test_an_adopted_group_gets_its_limits_back_with_a_desired_size_eks_accepts(p
     given_back = pools.scale_back(spot_pool(), change.adopted)
     assert UPDATE.fullmatch(given_back.operation) and given_back.operation != change.operation
     assert group(pools)["scalingConfig"] == {"minSize": 1, "maxSize": 3, "desiredSize": 1}
-    autoscaling_group_of(pools)
     assert pools.check(given_back.operation) == OperationStatus(True), "its Update succeeded, its group tagged"
+
+
+def test_a_group_whose_auto_scaling_group_is_not_there_yet_is_pending_until_it_can_be_tagged(pools):
+    pools.ensure(spot_pool())
+    asg = group(pools)["resources"]["autoScalingGroups"][0]["name"]
+    pools.autoscaling.delete_auto_scaling_group(AutoScalingGroupName=asg, ForceDelete=True)
+    assert pools.check("create:katuna-digits") == OperationStatus(False)
+
+
+def test_a_deleted_group_takes_its_auto_scaling_group_with_it(pools):
+    pools.ensure(spot_pool())
+    asg = group(pools)["resources"]["autoScalingGroups"][0]["name"]
+    pools.delete("katuna-digits")
+    assert pools.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[asg])["AutoScalingGroups"] == []
 
 
 def test_a_maximum_held_for_the_autoscaler_is_left_to_whoever_changed_it_since(pools):

@@ -3,8 +3,8 @@ group once it is active, from the tick: a PingSource event (``dev.knative.source
 ``{}``) posted to ``katuna serve`` in reply mode, and the service's own tick in queue mode.
 
 A real ``katuna serve`` talks to moto's server mode through boto3 (``AWS_ENDPOINT_URL``), held
-to the EKS account's quotas the service is configured with (tests/moto_eks.py). moto names a node
-group's Auto Scaling group but creates none, so the test creates it, as EKS would.
+to the EKS account's quotas the service is configured with (tests/moto_eks.py). That stand-in
+makes each node group's Auto Scaling group, as EKS does.
 """
 
 from __future__ import annotations
@@ -99,16 +99,10 @@ def submit(service: Service, name: str, expected: int = 201, **pool) -> bytes:
     return body
 
 
-def autoscaling_group_as_eks_would(aws: dict[str, str], group: str) -> str:
-    """The Auto Scaling group the node group's resources name, created as EKS would."""
-    eks, autoscaling = client("eks", aws), client("autoscaling", aws)
-    described = eks.describe_nodegroup(clusterName="tuning", nodegroupName=group)["nodegroup"]
-    name = described["resources"]["autoScalingGroups"][0]["name"]
-    autoscaling.create_launch_configuration(LaunchConfigurationName=f"lc-{group}", ImageId="ami-12c6146b",
-                                            InstanceType="m5.xlarge")
-    autoscaling.create_auto_scaling_group(AutoScalingGroupName=name, LaunchConfigurationName=f"lc-{group}",
-                                          MinSize=0, MaxSize=3, AvailabilityZones=[f"{REGION}a"])
-    return name
+def autoscaling_group(aws: dict[str, str], group: str) -> str:
+    """The Auto Scaling group EKS made for the node group, as its resources name it."""
+    described = client("eks", aws).describe_nodegroup(clusterName="tuning", nodegroupName=group)["nodegroup"]
+    return described["resources"]["autoScalingGroups"][0]["name"]
 
 
 def template_tags(aws: dict[str, str], asg: str) -> dict[str, str]:
@@ -137,7 +131,7 @@ def test_a_pingsource_tick_tags_the_active_node_groups_auto_scaling_group(tmp_pa
         uid = store.get_study("pinged").uid
         assert post(service, study_created("pinged", uid)) < 300
         assert store.pool_use(uid).operation == "create:katuna-pinged"
-        asg = autoscaling_group_as_eks_would(aws, "katuna-pinged")
+        asg = autoscaling_group(aws, "katuna-pinged")
         assert template_tags(aws, asg) == {}, "nothing tags it before a tick"
         tick = Event("dev.knative.sources.ping", {},
                      source="/apis/v1/namespaces/katuna/pingsources/katuna-nodepool-check")
@@ -158,7 +152,7 @@ def test_the_services_own_tick_tags_it_in_queue_mode(tmp_path: Path, kube, aws):
         eks = client("eks", aws)
         eventually(lambda: "katuna-queued" in eks.list_nodegroups(clusterName="tuning")["nodegroups"],
                    "the node group", timeout=60)
-        asg = autoscaling_group_as_eks_would(aws, "katuna-queued")
+        asg = autoscaling_group(aws, "katuna-queued")
         eventually(lambda: template_tags(aws, asg) == expected_tags("katuna-queued"), "the tick to tag it", timeout=60)
     finally:
         service.close()

@@ -68,15 +68,6 @@ class World:
         self.dispatcher.deliver_to("stop", event)
         self.deliver(event)
 
-    def autoscaling_group_as_eks_would(self, group: str) -> None:
-        """moto names a node group's Auto Scaling group but creates none: create it, as EKS would."""
-        described = self.pools.eks.describe_nodegroup(clusterName="tuning", nodegroupName=group)["nodegroup"]
-        self.pools.autoscaling.create_launch_configuration(LaunchConfigurationName=f"lc-{group}",
-                                                           ImageId="ami-12c6146b", InstanceType="m5.xlarge")
-        self.pools.autoscaling.create_auto_scaling_group(
-            AutoScalingGroupName=described["resources"]["autoScalingGroups"][0]["name"],
-            LaunchConfigurationName=f"lc-{group}", MinSize=0, MaxSize=8, AvailabilityZones=[f"{REGION}a"])
-
 
 @pytest.fixture
 def world(tmp_path: Path, monkeypatch):
@@ -118,7 +109,6 @@ def test_the_same_raise_by_two_studies_and_each_give_back_are_changes_of_their_o
     request = eks_requests.create_request(world.pools.cluster, NodePool("team", "eks", machine_types=("m5.xlarge",)))
     operator = boto3.client("eks", region_name=REGION)
     operator.create_nodegroup(**{**request, "scalingConfig": {"minSize": 1, "maxSize": 3, "desiredSize": 1}})
-    world.autoscaling_group_as_eks_would("team")
     raises = []
     for study, uid in (("study-a", "ua"), ("study-b", "ub")):
         world.submit(study, uid, name="team", shared=True)
@@ -154,7 +144,6 @@ def test_a_shared_groups_maximum_waits_for_the_autoscaler_and_never_sets_the_des
 
     world.submit("study-b", "ub", name="team", shared=True, maxNodes=4)
     world.deliver(study_created("study-b", "ub"))
-    world.autoscaling_group_as_eks_would("team")
     world.submit("study-a", "ua", name="team", shared=True, maxNodes=10)
     world.deliver(study_created("study-a", "ua"))
     world.deliver(pool_check())

@@ -157,7 +157,7 @@ def moto_server() -> Iterator[dict[str, str]]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-p", str(port)], stdout=subprocess.DEVNULL,
+    server = subprocess.Popen([sys.executable, str(Path(__file__).with_name("moto_eks.py")), "-p", str(port)], stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "testing",
            "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION}
@@ -177,10 +177,9 @@ def _accepts(port: int) -> bool:
 
 def node_groups(env: dict[str, str], cluster: str) -> Callable[[], list[dict]]:
     """The cluster's node groups as the cluster autoscaler reads them (moto's, through boto3)."""
-    eks, autoscaling = (boto3.client(name, endpoint_url=env["AWS_ENDPOINT_URL"], region_name=REGION,
-                                     aws_access_key_id="testing", aws_secret_access_key="testing")
-                        for name in ("eks", "autoscaling"))
-    return eks_node_groups(eks, autoscaling, cluster)
+    eks = boto3.client("eks", endpoint_url=env["AWS_ENDPOINT_URL"], region_name=REGION,
+                       aws_access_key_id="testing", aws_secret_access_key="testing")
+    return eks_node_groups(eks, cluster)
 
 
 def test_the_seed_study_on_an_eks_spot_node_group(tmp_path: Path, moto_server: dict[str, str]):

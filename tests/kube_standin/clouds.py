@@ -85,12 +85,9 @@ def eks_pools(nodegroups: Callable[[], Iterable[Mapping]]) -> Callable[[], list[
     return lambda: [eks_pool(g) for g in nodegroups() if g.get("status", "ACTIVE") in ("ACTIVE", "UPDATING")]
 
 
-def eks_node_groups(eks, autoscaling, cluster: str) -> Callable[[], list[dict]]:
-    """A cluster's node groups as the cluster autoscaler reads them (through boto3 clients).
-
-    EKS makes each managed node group's Auto Scaling group; moto only names it, so it is made
-    here when the group first shows (katuna tags it for scale-up from zero)."""
-    made: set[str] = set()
+def eks_node_groups(eks, cluster: str) -> Callable[[], list[dict]]:
+    """A cluster's node groups as the cluster autoscaler reads them (through a boto3 client);
+    their Auto Scaling groups are EKS's to make (moto's, taught by tests/moto_eks.py)."""
 
     def described(name: str) -> dict | None:
         """The node group, or None when it was deleted since it was listed."""
@@ -100,18 +97,8 @@ def eks_node_groups(eks, autoscaling, cluster: str) -> Callable[[], list[dict]]:
             return None
 
     def describe() -> list[dict]:
-        groups = [group for name in eks.list_nodegroups(clusterName=cluster)["nodegroups"]
-                  if (group := described(name)) is not None]
-        for group in groups:
-            for asg in group.get("resources", {}).get("autoScalingGroups", []):
-                if asg["name"] not in made:
-                    autoscaling.create_launch_configuration(LaunchConfigurationName=asg["name"], ImageId="ami-12c6146b",
-                                                            InstanceType=(group.get("instanceTypes") or ["m5.xlarge"])[0])
-                    autoscaling.create_auto_scaling_group(
-                        AutoScalingGroupName=asg["name"], LaunchConfigurationName=asg["name"], MinSize=0,
-                        MaxSize=group["scalingConfig"]["maxSize"], AvailabilityZones=[f"{autoscaling.meta.region_name}a"])
-                    made.add(asg["name"])
-        return groups
+        return [group for name in eks.list_nodegroups(clusterName=cluster)["nodegroups"]
+                if (group := described(name)) is not None]
 
     return describe
 
