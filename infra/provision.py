@@ -249,6 +249,7 @@ def _eks(cluster: str, region: str | None, subnets: Sequence[str] = (),
 def eks_up(cluster, region, nodegroup, dry_run, instance_types, max_nodes, subnets, node_role, capacity, labels,
            nodes_per_group_quota, timeout) -> None:
     """Create the node group, or raise its maximum; wait until it is active."""
+    _required_flags(subnets, node_role)
     quota = Limits(eks=EksQuotas(nodes_per_group=nodes_per_group_quota))
     spec = _pool({"name": nodegroup, "provider": EKS, "capacity": capacity, "instanceTypes": instance_types,
                   "maxNodes": max_nodes, "labels": labels}, "--nodegroup", quota)
@@ -256,6 +257,16 @@ def eks_up(cluster, region, nodegroup, dry_run, instance_types, max_nodes, subne
     if dry_run:
         return _dry_run("create_nodegroup", eks_requests.create_request(where, spec))
     _run(pools, _change(lambda adapter: adapter.ensure(spec), nodegroup, "active", timeout), "--nodegroup")
+
+
+def _required_flags(subnets: Sequence[str], node_role: str) -> None:
+    """EKS creates a node group only in subnets and with a node role: flags given empty
+    (``--subnets " , "``, ``--node-role ""``) are refused as bad flags, dry run or not."""
+    empty = [flag for flag, value in (("--subnets", subnets), ("--node-role", node_role.strip())) if not value]
+    if empty:
+        raise click.UsageError("; ".join(f"{flag}: expected {what}" for flag, what in (
+            ("--subnets", "at least one subnet id (comma-separated)"), ("--node-role", "the IAM role ARN of the nodes"))
+            if flag in empty))
 
 
 @eks_group.command(name="down")

@@ -142,6 +142,17 @@ def test_bad_flags_are_named():
     assert result.returncode == 2 and "--label: expected a label outside Kubernetes' own namespaces" in result.stderr
 
 
+@pytest.mark.parametrize("dry_run", [(), ("--dry-run",)], ids=["run", "dry-run"])
+def test_eks_up_with_empty_subnets_or_node_role_names_the_flags(dry_run):
+    result = provision("eks", "up", *EKS_FLAGS, "--subnets", " , ", "--node-role", "", *dry_run)
+    assert result.returncode == 2 and result.stdout == ""
+    assert ("--subnets: expected at least one subnet id (comma-separated); --node-role: expected the IAM role ARN "
+            "of the nodes") in result.stderr
+    result = provision("eks", "up", *EKS_FLAGS, "--subnets", "subnet-1", "--node-role", " ", *dry_run)
+    assert result.returncode == 2 and "--node-role: expected the IAM role ARN" in result.stderr
+    assert "--subnets" not in result.stderr.split("Error:")[-1] and "KATUNA_EKS" not in result.stderr
+
+
 def test_eks_up_takes_as_many_nodes_as_the_accounts_quota():
     """``--max-nodes`` above EKS's default quota of 450 is refused naming the setting; told the
     account's raised quota (the flag, or the service's own KATUNA_EKS_NODES_PER_GROUP), it is sent."""
