@@ -143,6 +143,24 @@ def undo_trial_changes(db: sqlite_utils.Database) -> None:
     db.execute("DROP INDEX idx_node_pools_released_at")
 
 
+def katib_job_experiment(name: str, container: dict[str, Any], /, **pod: Any) -> dict[str, Any]:
+    """A Katib Experiment of one trial (``lr`` in [0.1, 0.2], minimizing ``loss``) whose Job's
+    pod spec has ``pod`` and one container ``training-container`` with ``container``'s fields."""
+    return {
+        "apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment", "metadata": {"name": name},
+        "spec": {
+            "objective": {"type": "minimize", "objectiveMetricName": "loss"},
+            "algorithm": {"algorithmName": "random"}, "parallelTrialCount": 1, "maxTrialCount": 1,
+            "maxFailedTrialCount": 1,
+            "parameters": [{"name": "lr", "parameterType": "double", "feasibleSpace": {"min": "0.1", "max": "0.2"}}],
+            "trialTemplate": {
+                "primaryContainerName": "training-container",
+                "trialParameters": [{"name": "learningRate", "reference": "lr"}],
+                "trialSpec": {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {
+                    "restartPolicy": "Never", **pod,
+                    "containers": [{"name": "training-container", "image": "python:3.12", **container}]}}}}}}}
+
+
 def study_definition(name: str = "demo", mode: str = "ok", **overrides: Any) -> dict[str, Any]:
     """A small study whose trials run ``tests/trials/objective.py`` as a real subprocess."""
     definition: dict[str, Any] = {

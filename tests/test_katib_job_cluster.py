@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import katib_job_experiment
 from http_helpers import Service
 from kube_stub import KubeStub
 
@@ -28,20 +29,7 @@ def service(kube, tmp_path_factory):
 
 def experiment(name: str, program: str) -> dict:
     """A Katib Experiment of one trial that runs ``program``, its Job without a ``backoffLimit``."""
-    return {
-        "apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment", "metadata": {"name": name},
-        "spec": {
-            "objective": {"type": "minimize", "objectiveMetricName": "loss"},
-            "algorithm": {"algorithmName": "random"}, "parallelTrialCount": 1, "maxTrialCount": 1,
-            "maxFailedTrialCount": 1,
-            "parameters": [{"name": "lr", "parameterType": "double", "feasibleSpace": {"min": "0.1", "max": "0.2"}}],
-            "trialTemplate": {
-                "primaryContainerName": "training-container",
-                "trialParameters": [{"name": "learningRate", "reference": "lr"}],
-                "trialSpec": {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {
-                    "restartPolicy": "Never",
-                    "containers": [{"name": "training-container", "image": "python:3.12",
-                                    "command": [sys.executable, "-c", program, "${trialParameters.learningRate}"]}]}}}}}}}
+    return katib_job_experiment(name, {"command": [sys.executable, "-c", program, "${trialParameters.learningRate}"]})
 
 
 def counting(runs: Path, fails: int) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import study_definition
+from conftest import katib_job_experiment, study_definition
 from http_helpers import Service, run_on_cluster
 from kube_standin.nodes import STATIC_ALLOCATABLE, node
 from kube_stub import KubeStub
@@ -32,21 +32,8 @@ POD = f"{SPEC}.spec.template.spec"
 
 def experiment(name: str, resources: dict, /, **pod: object) -> dict:
     """A Katib Experiment of one trial whose container has ``resources`` and whose pod spec has ``pod``."""
-    return {
-        "apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment", "metadata": {"name": name},
-        "spec": {
-            "objective": {"type": "minimize", "objectiveMetricName": "loss"},
-            "algorithm": {"algorithmName": "random"}, "parallelTrialCount": 1, "maxTrialCount": 1,
-            "maxFailedTrialCount": 1,
-            "parameters": [{"name": "lr", "parameterType": "double", "feasibleSpace": {"min": "0.1", "max": "0.2"}}],
-            "trialTemplate": {
-                "primaryContainerName": "training-container",
-                "trialParameters": [{"name": "learningRate", "reference": "lr"}],
-                "trialSpec": {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {
-                    "restartPolicy": "Never", **pod,
-                    "containers": [{"name": "training-container", "image": "python:3.12", "resources": resources,
-                                    "command": [sys.executable, "-c", "print('loss=0.5')",
-                                                "${trialParameters.learningRate}"]}]}}}}}}}
+    command = [sys.executable, "-c", "print('loss=0.5')", "${trialParameters.learningRate}"]
+    return katib_job_experiment(name, {"resources": resources, "command": command}, **pod)
 
 
 NUMERIC = {"requests": {"cpu": 0.5, "memory": "1Gi"}, "limits": {"cpu": 1, "nvidia.com/gpu": 1, "memory": "1Gi"}}
