@@ -231,12 +231,12 @@ class SqliteTrials(SqliteStudies):
     @reading
     def count_trials(self, study: str) -> Counts:
         rows = self.db.execute("SELECT state, n FROM trial_counts WHERE study = ?", [study]).fetchall()
-        counts = _counts(dict(rows))
-        if not counts.pruned:
-            return counts
-        stopped = self.db.execute("SELECT count(*) FROM trials WHERE study = ? AND state = 'PRUNED' "
-                                  "AND substr(reason, 1, length(?)) = ?", [study, STOPPED_AT_END, STOPPED_AT_END])
-        return dataclasses.replace(counts, stopped_at_end=stopped.fetchone()[0])
+        return _counts(dict(rows))
+
+    @reading
+    def count_stopped_at_end(self, study: str) -> int:
+        return self.db.execute("SELECT count(*) FROM trials WHERE study = ? AND state = 'PRUNED' "
+                               "AND substr(reason, 1, length(?)) = ?", [study, STOPPED_AT_END, STOPPED_AT_END]).fetchone()[0]
 
     @reading
     def census(self) -> Census:

@@ -100,7 +100,12 @@ class Store(Protocol):
 
     def trials(self, study: str, states: Sequence[str] = ()) -> list[TrialRecord]: ...
 
-    def count_trials(self, study: str) -> Counts: ...
+    def count_trials(self, study: str) -> Counts:
+        """The trials in each state (``stopped_at_end`` left 0: see :meth:`count_stopped_at_end`)."""
+
+    def count_stopped_at_end(self, study: str) -> int:
+        """Of the study's pruned trials, those stopped because it ended: counted apart, as only a
+        Katib Experiment's status tells them (``trialsKilled``), not every trial's end."""
 
     def trial_changes(self, study: str, after: int) -> tuple[list[TrialRecord], int]:
         """The study's trials written (added or updated) since its trial change ``after`` (0:

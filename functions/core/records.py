@@ -141,7 +141,8 @@ class Counts:
     failed: int = 0
     pruned: int = 0
     stopped_at_end: int = 0
-    """Of the ``pruned``, those stopped because the study ended (:data:`STOPPED_AT_END`)."""
+    """Of the ``pruned``, those stopped because the study ended (:data:`STOPPED_AT_END`); counted only
+    for a Katib status, which tells them apart (:meth:`~functions.core.ports.Store.count_stopped_at_end`)."""
 
     def by_state(self) -> dict[str, int]:
         """The trials in each state (the stopped-at-end ones are among the pruned)."""

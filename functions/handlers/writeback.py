@@ -21,6 +21,7 @@ trials again. The Experiment's own status is written without the lock.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from functools import partial
 from typing import Any
@@ -71,7 +72,10 @@ def _status(record: StudyRecord, origin: Origin, store: Store) -> dict[str, Any]
     """The status of the study's resource, from the store: with its best trial, or the Pareto
     front of a study of several objectives (which reads its completed trials, as
     ``GET /studies/{name}`` does)."""
-    return study_status(record, store.count_trials(record.name), best_trials(store, record), origin)
+    counts = store.count_trials(record.name)
+    if counts.pruned:
+        counts = dataclasses.replace(counts, stopped_at_end=store.count_stopped_at_end(record.name))
+    return study_status(record, counts, best_trials(store, record), origin)
 
 
 def _current_status(record: StudyRecord, origin: Origin, store: Store) -> dict[str, Any]:
