@@ -4,7 +4,9 @@ Builds a completed study directly through the store (katuna's trial rows and Opt
 no trial processes), then asks the Flask app for the studies list, the study page, each chart,
 the trial table (sorted by a metric, filtered by a range, a deep page) and the CSV export.
 Prints a table (first request and the median of the next ones) and ends with ``name=value``
-lines in milliseconds; the JSON and a bar chart go to ``benchmarks/results/``.
+lines in milliseconds; the JSON and a bar chart go to ``benchmarks/results/``. Also prints the
+peak memory of ``katuna trials --json`` listing the study, beside ``katuna studies``'s (what
+any command takes), in MB.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import argparse
 import math
 import random
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -102,24 +106,25 @@ def main() -> None:
     args.out = report.out_dir(args.out, args.quick)
     if args.quick:
         args.trials, args.repeats = 200, 1
-    results = render_times(args.trials, args.repeats)
+    results, memory = render_times(args.trials, args.repeats)
     print("first: the first request (Optuna's journal is replayed into memory, imports load);")
     print("median: the next requests, each building its page or chart again")
     print(report.table(["page", "first ms", "median ms", "bytes"],
                        [[name, first, median, size] for name, (first, median, size) in results.items()]))
     report.save("ui_render", {"trials": args.trials, "repeats": args.repeats,
                               "pages": {name: {"first_ms": first, "median_ms": median, "bytes": size}
-                                        for name, (first, median, size) in results.items()}}, args.out)
+                                        for name, (first, median, size) in results.items()}, **memory}, args.out)
     fig, ax = report.figure()
     ax.barh(list(results), [median for _, median, _ in results.values()])
     ax.set_xlabel(f"milliseconds (median), {args.trials:,} trials")
     ax.invert_yaxis()
     report.save_plot(fig, "ui_render", args.out)
-    report.lines({f"{name}_ms": round(median, 1) for name, (_, median, _) in results.items()})
+    report.lines({**{f"{name}_ms": round(median, 1) for name, (_, median, _) in results.items()}, **memory})
 
 
-def render_times(trials: int, repeats: int) -> dict[str, tuple[float, float, int]]:
-    """First and median milliseconds, and body size, of every page and chart."""
+def render_times(trials: int, repeats: int) -> tuple[dict[str, tuple[float, float, int]], dict[str, float]]:
+    """First and median milliseconds, and body size, of every page and chart; the peak memory
+    of the command line's listings."""
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "katuna.db"
         start = time.perf_counter()
@@ -143,7 +148,22 @@ def render_times(trials: int, repeats: int) -> dict[str, tuple[float, float, int
         }
         results = {name: measure(client, path, repeats) for name, path in pages.items()}
         runtime.close()
-    return results
+        memory = {"cli_studies_mb": peak_mb("studies", "--db", str(db)),
+                  "cli_trials_json_mb": peak_mb("trials", NAME, "--json", "--db", str(db))}
+    return results, memory
+
+
+PEAK_OF_CHILD = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
+                 "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+"""Run by a fresh interpreter whose only child is the command: ``RUSAGE_CHILDREN`` is its peak."""
+
+
+def peak_mb(*command: str) -> float:
+    """The peak resident memory of ``katuna command``, its output thrown away, in MB."""
+    katuna = str(Path(sys.executable).with_name("katuna"))
+    kilobytes = subprocess.run([sys.executable, "-c", PEAK_OF_CHILD, katuna, *command], check=True,
+                               capture_output=True, text=True).stdout
+    return round(int(kilobytes) / 1024, 1)
 
 
 if __name__ == "__main__":

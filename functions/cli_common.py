@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import os
 import sys
+import textwrap
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -76,7 +79,33 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 def print_json(value: Any) -> None:
     """``value`` as strict JSON: NaN and the infinities by name (:mod:`functions.core.strict_json`)."""
-    click.echo(dumps(value, indent=2, default=str))
+    with _writing_output():
+        click.echo(dumps(value, indent=2, default=str))
+
+
+def print_json_list(items: Iterable[Any]) -> None:
+    """``items`` as the JSON list :func:`print_json` prints, written an item at a time, so a
+    list of any length never has to be held whole."""
+    with _writing_output():
+        first = True
+        for item in items:
+            click.echo(("[\n" if first else ",\n") + textwrap.indent(dumps(item, indent=2, default=str), "  "), nl=False)
+            first = False
+        click.echo("[]" if first else "\n]")
+
+
+@contextmanager
+def _writing_output() -> Iterator[None]:
+    """Output written to standard output: a reader that went away ends the output, not the
+    command (as :class:`_Console`); a disk that is full fails the command with exit 2, in a line."""
+    try:
+        yield
+        sys.stdout.flush()
+    except BrokenPipeError:
+        console.on_broken_pipe()
+    except OSError as exc:
+        console.on_broken_pipe()
+        fail(f"cannot write the output: {exc.strerror or exc}", 2)
 
 
 def open_store(db: str | None) -> SqliteStore:

@@ -20,13 +20,14 @@ from functions.cli_common import (
     looked_in,
     open_store,
     print_json,
+    print_json_list,
     settings_for,
     with_study,
 )
 from functions.cli_output import front_title, print_study, studies_table, trial_table
 from functions.core.errors import KatunaError
 from functions.core.pareto import best_trials
-from functions.core.records import STUDY_RUNNING, StudyRecord
+from functions.core.records import STUDY_RUNNING, StudyRecord, TrialRecord
 from functions.core.resources import Origin
 from functions.core.views import study_view, trial_view
 from functions.embedded import Embedded
@@ -96,19 +97,42 @@ def show(name: str, db: str | None, as_json: bool) -> None:
     print_study(console, seen, record, front)
 
 
+TRIALS_READ = 500
+"""Trials read from the database at a time by ``katuna trials``: its memory stays the same at
+any study size, and no read is held open while the output waits on a slow reader."""
+
+
 @click.command()
 @click.argument("name")
 @db_option
 @json_option
-def trials(name: str, db: str | None, as_json: bool) -> None:
-    """List the trials of a study."""
+@click.option("--after", type=click.IntRange(min=0), default=None, metavar="NUMBER",
+              help="Only the trials numbered above NUMBER (the API's `after`).")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many trials.")
+def trials(name: str, db: str | None, as_json: bool, after: int | None, limit: int | None) -> None:
+    """List the trials of a study by number: all of them, or a page with --after and --limit."""
     store, record = with_study(db, name)
-    rows = store.trials(name)
-    store.close()
-    if as_json:
-        print_json([trial_view(t) for t in rows])
-        return
-    console.print(trial_table(record, rows))
+    try:
+        rows = _trials_by_number(store, name, after, limit)
+        if as_json:
+            print_json_list(trial_view(t) for t in rows)
+        else:
+            console.print(trial_table(record, list(rows)))
+    finally:
+        store.close()
+
+
+def _trials_by_number(store: SqliteStore, name: str, after: int | None, limit: int | None) -> Iterator[TrialRecord]:
+    """The study's trials numbered above ``after``, at most ``limit`` of them, read
+    :data:`TRIALS_READ` at a time; trials added meanwhile come when their number is reached."""
+    left = limit
+    while left is None or left > 0:
+        page = list(store.trials_after(name, after, TRIALS_READ if left is None else min(left, TRIALS_READ)))
+        yield from page
+        if len(page) < TRIALS_READ:
+            return
+        after = page[-1].number
+        left = None if left is None else left - len(page)
 
 
 @click.command()

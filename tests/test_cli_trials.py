@@ -1,0 +1,123 @@
+"""``katuna trials``: every trial of a study of any size, by number, read from the database a
+page at a time and written as it is read; ``--after`` and ``--limit`` give one page of it, the
+same page as the API's; the output ends without an error when its reader goes away, and a full
+disk fails the command in a line with exit 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import study_definition
+
+from functions.adapters.web import create_app
+from functions.cli import main
+from functions.cli_studies import TRIALS_READ
+from functions.core.records import COMPLETE, FAILED, StudyRecord, TrialRecord
+from functions.core.validate import parse_study
+from functions.runtime import Runtime
+from functions.settings import Settings
+
+KATUNA = str(Path(sys.executable).with_name("katuna"))
+TRIALS = 2 * TRIALS_READ + 37
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory) -> Iterator[Path]:
+    """A study of more trials than two reads hold, among them values JSON has no literal for."""
+    base = tmp_path_factory.mktemp("trials")
+    runtime = Runtime(Settings(db=base / "katuna.db"))
+    store = runtime.store()
+    definition = study_definition(name="big", maxTrials=TRIALS)
+    store.add_study(StudyRecord(parse_study(definition), definition, str(base), "uid-big", status="completed"))
+    with store.transaction():
+        for number in range(TRIALS):
+            value = float("nan") if number == TRIALS_READ else number / 7
+            state = FAILED if number % 97 == 0 else COMPLETE
+            store.add_trial(TrialRecord("big", number, {"x": number / 1000}, state, values=[value],
+                                        metrics={"loss": value}))
+    runtime.close()
+    yield base / "katuna.db"
+
+
+def _trials(db: Path, *options: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, ["trials", "big", "--db", str(db), *options])
+    return result.exit_code, result.output
+
+
+def _api_pages(db: Path) -> list[dict]:
+    """Every trial, as the API's pages give them."""
+    runtime = Runtime(Settings(db=db))
+    try:
+        client, found, after = create_app(runtime).test_client(), [], ""
+        while page := client.get(f"/studies/big/trials?limit=300{after}").get_json():
+            found += page
+            after = f"&after={page[-1]['number']}"
+        return found
+    finally:
+        runtime.close()
+
+
+def test_the_json_of_every_trial_is_the_apis_in_one_list_laid_out_as_any_katuna_json(db: Path):
+    code, output = _trials(db, "--json")
+    assert code == 0, output
+    listed = json.loads(output)
+    assert [t["number"] for t in listed] == list(range(TRIALS))
+    assert listed == _api_pages(db)
+    assert listed[TRIALS_READ]["value"] == "nan"
+    assert output == json.dumps(listed, indent=2) + "\n"
+
+
+@pytest.mark.parametrize(("options", "numbers"), [
+    (("--limit", "3"), [0, 1, 2]),
+    (("--after", "5", "--limit", "2"), [6, 7]),
+    (("--after", str(TRIALS_READ - 2), "--limit", str(TRIALS_READ + 4)), list(range(TRIALS_READ - 1, 2 * TRIALS_READ + 3))),
+    (("--after", str(TRIALS - 3)), [TRIALS - 2, TRIALS - 1]),
+    (("--after", str(TRIALS + 5)), []),
+])
+def test_after_and_limit_give_one_page_by_number_across_the_reads(db: Path, options: tuple[str, ...], numbers: list[int]):
+    code, output = _trials(db, "--json", *options)
+    assert code == 0, output
+    assert [t["number"] for t in json.loads(output)] == numbers
+
+
+def test_the_table_takes_the_same_page(db: Path):
+    code, output = _trials(db, "--after", "40", "--limit", "2")
+    assert code == 0, output
+    rows = [line.split()[:2] for line in output.splitlines() if line.strip()[:1].isdigit()]
+    assert rows == [["41", "COMPLETE"], ["42", "COMPLETE"]]
+
+
+@pytest.mark.parametrize(("options", "named"), [
+    (("--after", "-1"), "--after"), (("--after", "x"), "--after"), (("--limit", "0"), "--limit"),
+])
+def test_a_bad_page_is_refused_naming_the_option(db: Path, options: tuple[str, ...], named: str):
+    code, output = _trials(db, "--json", *options)
+    assert code == 2
+    assert named in output
+
+
+def test_a_reader_that_goes_away_ends_the_output_not_the_command(db: Path):
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        result = subprocess.run([KATUNA, "trials", "big", "--json", "--db", str(db)], stdout=writer,
+                                stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(writer)
+    assert (result.returncode, result.stderr) == (0, "")
+
+
+@pytest.mark.parametrize("command", [("trials", "big", "--json"), ("show", "big", "--json")])
+def test_a_full_disk_fails_the_command_in_a_line(db: Path, command: tuple[str, ...]):
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([KATUNA, *command, "--db", str(db)], stdout=full, stderr=subprocess.PIPE,
+                                text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: cannot write the output: No space left on device"
