@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from http.server import ThreadingHTTPServer
 
-from kube_standin import configmaps, katib_api, patches
+from kube_standin import configmaps, katib_api, patches, secrets
 from kube_standin.api import PLURALS, ApiServer
 from kube_standin.autoscaler import Autoscaler
 from kube_standin.clock import RealClock, rfc3339
@@ -74,6 +74,7 @@ class KubeStub(ApiServer, Workloads):
         """What the API serves, by (group, plural); :func:`kube_standin.katib_api.install` adds Katib's."""
         self.namespaces: dict[str, dict] = {}
         self.configmaps: dict[tuple[str, str], dict] = {}
+        self.secrets: dict[tuple[str, str], dict] = {}
         self.jobs: dict[tuple[str, str], dict] = {}
         self.pods: dict[tuple[str, str], dict] = {}
         self.nodes: dict[str, dict] = {}
@@ -260,6 +261,14 @@ class KubeStub(ApiServer, Workloads):
     def create_config_map(self, namespace: str, name: str, data: dict) -> dict:
         """Create a ConfigMap as a cluster admin (``kubectl create configmap``), with the API's checks."""
         code, body = configmaps.create(self, namespace, {"metadata": {"name": name}, "data": data})
+        if code != 201:
+            raise LookupError(body["message"])
+        return body
+
+    def create_secret(self, namespace: str, name: str, data: dict[str, str]) -> dict:
+        """Create a Secret of ``data`` as a cluster admin (``kubectl create secret generic
+        --from-literal``), with the API's checks."""
+        code, body = secrets.create(self, namespace, {"metadata": {"name": name}, "stringData": data})
         if code != 201:
             raise LookupError(body["message"])
         return body

@@ -24,7 +24,7 @@ def create(cluster, namespace: str, body: dict | None, dry_run: bool = False) ->
     if not isinstance(data, dict) or any(not isinstance(v, str) for v in data.values()):
         return 400, status(400, "BadRequest", 'ConfigMap in version "v1" cannot be handled as a ConfigMap: '
                                               "json: cannot unmarshal into Go struct field ConfigMap.data of type string")
-    problems = _problems(name, data)
+    problems = problems_of(name, data)
     if problems:
         return invalid("ConfigMap", "configmaps", name, problems)
     with cluster.lock:
@@ -41,8 +41,9 @@ def create(cluster, namespace: str, body: dict | None, dry_run: bool = False) ->
         return 201, snapshot(obj)
 
 
-def _problems(name: str, data: dict) -> list[tuple[str, str]]:
-    """The API server's validation of a ConfigMap (``ValidateConfigMap``)."""
+def problems_of(name: str, data: dict) -> list[tuple[str, str]]:
+    """The API server's validation of a ConfigMap (``ValidateConfigMap``), and of a Secret's name
+    and keys (``ValidateSecret`` checks them alike)."""
     problems = []
     if not name:
         problems.append(("metadata.name", "Required value: name or generateName is required"))

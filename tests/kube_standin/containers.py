@@ -36,9 +36,9 @@ class Processes:
     def __init__(self, directory: Path) -> None:
         self.image_bin = image_interpreter(directory / "bin")
 
-    def start(self, pod: dict, log: Path) -> Container:
+    def start(self, pod: dict, log: Path, env: dict[str, str]) -> Container:
+        """Run the pod's first container with its environment ``env``, as its kubelet made it."""
         container = pod["spec"]["containers"][0]
-        env = {e["name"]: e.get("value", "") for e in container.get("env", [])}
         path = f"{self.image_bin}{os.pathsep}{os.environ.get('PATH', '')}"
         with log.open("w") as out:
             process = Container(_argv(container), stdout=out, stderr=subprocess.STDOUT,
@@ -133,7 +133,7 @@ class SimulatedContainers:
         self.clock = clock
         self.behaviour = behaviour
 
-    def start(self, pod: dict, log: Path) -> SimulatedProcess:
+    def start(self, pod: dict, log: Path, env: dict[str, str]) -> SimulatedProcess:
         return SimulatedProcess(self.clock, self.behaviour(pod), log)
 
 

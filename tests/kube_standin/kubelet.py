@@ -5,7 +5,9 @@ A Pending pod is bound to the first Ready node it fits, else marked ``PodSchedul
 ``ContainerCreating`` for ``image_pull_seconds``, then runs (:mod:`kube_standin.containers`: its
 command as a local process, or a simulated run; a container whose image the registry has not
 waits in ``ErrImagePull``/``ImagePullBackOff`` for ever, one whose image the kubelet cannot parse
-in ``InvalidImageName``, :mod:`kube_standin.image_refs`) with its output as the container's log, read as
+in ``InvalidImageName``, :mod:`kube_standin.image_refs`; one whose env reads a ConfigMap, Secret or
+key that is missing, in ``CreateContainerConfigError`` until it is there, :meth:`Kubelets._create`)
+with its output as the container's log, read as
 the container runtime reads it (:mod:`kube_standin.logs`: lines with the time they were read,
 readable while the container runs); its exit ends the pod. A pod's first container runs the
 command; any other is modelled as a sidecar, running beside it and exiting 0 when it ends
@@ -30,6 +32,7 @@ from pathlib import Path
 
 from kube_standin.clock import RealClock
 from kube_standin.containers import Container, Processes, SimulatedContainers, SimulatedProcess, kill
+from kube_standin.environment import Unresolved, environment
 from kube_standin.image_refs import invalid_image_message
 from kube_standin.logs import MAX_SIZE, Capture, Line
 from kube_standin.scheduling import TERMINATED, bound_by_node, misfit, unschedulable_message
@@ -51,7 +54,8 @@ seen it failed (its tracking finalizer holds it until then): nothing is left to 
 
 SYNC_BACKOFF_SECONDS = 10.0
 """How long after a failed sync the kubelet syncs the pod again (``backOffPeriod``, kubelet.go):
-a failed pull's ``ErrImagePull`` shows until then, ``ImagePullBackOff`` after."""
+a failed pull's ``ErrImagePull`` shows until then, ``ImagePullBackOff`` after; a container whose
+environment could not be made is tried again then."""
 
 RESOURCES = ("memory", "ephemeral-storage")
 """What a container may run short of (:meth:`Kubelets.exhaust`)."""
@@ -85,6 +89,8 @@ class Run:
     pull_retry_at: float | None = None
     """When the image is pulled again, after a failed pull."""
     pull_failed_at: float = 0.0
+    config_retry_at: float | None = None
+    """When the kubelet makes the containers' environment again, after it could not."""
 
 
 class Kubelets:
@@ -184,7 +190,7 @@ class Kubelets:
             elif missing is not None:
                 self._pull_failed(cluster, pod, run, missing)
             else:
-                self._start(cluster, pod, run)
+                self._create(cluster, pod, run)
         elif _exited_first(run):
             code = run.process.returncode
             self._end(cluster, pod, run, "Succeeded" if code == 0 else "Failed", code,
@@ -230,13 +236,41 @@ class Kubelets:
             _statuses(pod, {"waiting": waiting}, ready=False)
             cluster.modified("pods", pod)
 
-    def _start(self, cluster, pod: dict, run: Run) -> None:
+    def _create(self, cluster, pod: dict, run: Run) -> None:
+        """Make each container's environment (:mod:`kube_standin.environment`), then start the
+        pod. A container whose env reads a ConfigMap, Secret or key that is missing (and not
+        optional) waits with ``CreateContainerConfigError`` and the kubelet's message, and the
+        kubelet tries again at its next sync, :data:`SYNC_BACKOFF_SECONDS` on: the pod starts once
+        what it reads is there, and never fails for it. The stand-in starts a pod's containers
+        together, so the others wait with it, in ``ContainerCreating``."""
+        now = self.clock.monotonic()
+        if run.config_retry_at is not None and now < run.config_retry_at:
+            return
+        envs, failed = {}, {}
+        for container in pod["spec"]["containers"]:
+            try:
+                envs[container["name"]] = environment(cluster, pod["metadata"]["namespace"], container)
+            except Unresolved as unresolved:
+                failed[container["name"]] = {"reason": "CreateContainerConfigError", "message": str(unresolved)}
+        if not failed:
+            self._start(cluster, pod, run, envs[pod["spec"]["containers"][0]["name"]])
+            return
+        run.config_retry_at = now + SYNC_BACKOFF_SECONDS
+        self.clock.wake_at(run.config_retry_at)
+        statuses = sorted((_status(c, {"waiting": failed.get(c["name"], {"reason": "ContainerCreating"})}, ready=False)
+                           for c in pod["spec"]["containers"]), key=lambda status: status["name"])
+        if pod["status"]["containerStatuses"] != statuses:
+            pod["status"]["containerStatuses"] = statuses
+            cluster.modified("pods", pod)
+
+    def _start(self, cluster, pod: dict, run: Run, env: dict[str, str]) -> None:
+        """Run the pod's first container, with its environment ``env``."""
         run.log = Capture(self.logs_dir / f"{pod['metadata']['namespace']}.{pod['metadata']['name']}.log", self.clock,
                           max_size=self.log_max_size, look_every=self.log_look_seconds,
                           waits_for_reader=self.log_rotation_waits_for_reader,
                           on_rotation=partial(self._log_rotated, pod["metadata"]["name"]),
                           on_read_to_end=partial(self._log_read, pod["metadata"]["name"]))
-        run.process = self.containers.start(pod, run.log.output)
+        run.process = self.containers.start(pod, run.log.output, env)
         run.process.job = pod["metadata"]["labels"].get("job-name")  # type: ignore[union-attr]
         cluster.processes.append(run.process)
         run.started_at, run.seen_running = self.clock.stamp(), self.clock.monotonic()

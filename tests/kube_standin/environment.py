@@ -1,0 +1,71 @@
+"""A container's environment as the kubelet makes it before it creates the container
+(``makeEnvironmentVariables``, pkg/kubelet/kubelet_pods.go).
+
+Each ``envFrom`` first: every key of its ConfigMap or Secret, behind its ``prefix``. Then each
+``env`` in order: a ``value`` as written (no ``$(VAR)`` expansion here), else a
+``configMapKeyRef``'s or ``secretKeyRef``'s key; another ``valueFrom`` (``fieldRef``,
+``resourceFieldRef``) is not modelled and reads as empty. An object or key that is missing
+and not ``optional: true`` stops it with the kubelet's error: the ConfigMap and Secret
+managers' NotFound (``configmap "NAME" not found``, ``secret "NAME" not found``: the API's
+wording for ``corev1.Resource("configmap")`` and ``corev1.Resource("secret")``), or ``couldn't
+find key KEY in ConfigMap NAMESPACE/NAME`` (``in Secret``) for a key. The kubelet shows that
+error as the container's ``CreateContainerConfigError`` (``startContainer``,
+kuberuntime_container.go) and makes the environment again at its next sync. A missing optional
+object or key is skipped: its variables are not set.
+"""
+
+from __future__ import annotations
+
+from kube_standin import secrets
+
+KINDS = {"configMap": "ConfigMap", "secret": "Secret"}
+"""How a reference's key starts (``configMapKeyRef``, ``secretRef``), to the kind it names."""
+
+
+class Unresolved(Exception):
+    """What the container reads is missing: the kubelet's message."""
+
+
+def environment(cluster, namespace: str, container: dict) -> dict[str, str]:
+    """The ``container``'s variables, from the objects of ``namespace``; :class:`Unresolved`
+    when one it reads is missing."""
+    env: dict[str, str] = {}
+    for source in container.get("envFrom") or []:
+        kind = next((kind for kind in KINDS if source.get(f"{kind}Ref")), None)
+        if kind is None:
+            continue
+        ref = source[f"{kind}Ref"]
+        data = _data(cluster, kind, namespace, ref["name"])
+        if data is None and not ref.get("optional"):
+            raise Unresolved(f'{kind.lower()} "{ref["name"]}" not found')
+        env.update({source.get("prefix", "") + key: value for key, value in (data or {}).items()})
+    for variable in container.get("env") or []:
+        value = _value(cluster, namespace, variable)
+        if value is not None:
+            env[variable["name"]] = value
+    return env
+
+
+def _value(cluster, namespace: str, variable: dict) -> str | None:
+    """One ``env`` entry's value; None for an optional one whose object or key is missing."""
+    source = variable.get("valueFrom") or {}
+    kind = next((kind for kind in KINDS if source.get(f"{kind}KeyRef")), None)
+    if variable.get("value") or kind is None:
+        return variable.get("value", "")
+    ref = source[f"{kind}KeyRef"]
+    data = _data(cluster, kind, namespace, ref["name"])
+    if data is not None and ref["key"] in data:
+        return data[ref["key"]]
+    if ref.get("optional"):
+        return None
+    if data is None:
+        raise Unresolved(f'{kind.lower()} "{ref["name"]}" not found')
+    raise Unresolved(f"couldn't find key {ref['key']} in {KINDS[kind]} {namespace}/{ref['name']}")
+
+
+def _data(cluster, kind: str, namespace: str, name: str) -> dict[str, str] | None:
+    """The data of the ConfigMap or Secret (decoded) ``name``; None when there is none."""
+    if kind == "secret":
+        return secrets.data_of(cluster, namespace, name)
+    found = cluster.configmaps.get((namespace, name))
+    return None if found is None else dict(found.get("data") or {})
