@@ -1,12 +1,14 @@
-"""A study whose trials keep failing to start for its own image stops, saying why; one whose
-image a trial's parameters make, or that had a trial complete, goes on."""
+"""A study whose trials keep failing to start for its own image, or for a Secret or ConfigMap
+its own template reads that is missing, stops, saying why and what to do; one whose image or
+object a trial's parameters make, or that had a trial complete, goes on."""
 
 from __future__ import annotations
 
+import pytest
 from conftest import study_definition
 
 from functions.core.records import Counts, TrialRecord
-from functions.core.start_failures import image_cause, reason, unstartable
+from functions.core.start_failures import image_cause, missing_cause, reason, unstartable
 from functions.core.validate import parse_study
 
 IMAGE = "registry.example.com/team/trainer:v2"
@@ -53,3 +55,63 @@ def test_a_study_goes_on_after_a_completed_trial_a_different_cause_or_an_image_i
 def test_a_reason_without_a_cause_reads_as_before():
     assert reason("'no-such-program' (No such file or directory)", None) == \
         "could not start 'no-such-program' (No such file or directory)"
+
+
+def _reading(*env: dict, env_from: tuple[dict, ...] = ()):
+    definition = study_definition()
+    container = {"name": "trial", "image": IMAGE, "command": ["train", "${trialParameters.x}"], "env": list(env),
+                 "envFrom": list(env_from)}
+    definition["trialTemplate"] = {"trialSpec": {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {
+        "spec": {"containers": [container]}}}}}
+    return parse_study(definition).trial_template
+
+
+def _key_ref(kind: str, name: str, key: str, optional: bool = False) -> dict:
+    return {"name": "V", "valueFrom": {f"{kind}KeyRef": {"name": name, "key": key, "optional": optional}}}
+
+
+def _missing(cause: str) -> list[TrialRecord]:
+    message = "its pod demo-0-x: container trial: CreateContainerConfigError: ...; it waited past the start allowance"
+    return [TrialRecord("demo", n, {}, state="FAIL", reason=reason(message, cause)) for n in range(3)]
+
+
+STOPS = {
+    "secret": (_key_ref("secret", "db", "password"), missing_cause("Secret", "db", "team"),
+               'Secret "db" in namespace "team" is missing',
+               "Create it (kubectl create secret generic db -n team --from-literal=password=<value>)"),
+    "configmap": (_key_ref("configMap", "settings", "lr"), missing_cause("ConfigMap", "settings", "team"),
+                  'ConfigMap "settings" in namespace "team" is missing',
+                  "Create it (kubectl create configmap settings -n team --from-literal=lr=<value>)"),
+    "secret key": (_key_ref("secret", "db", "password"), missing_cause("Secret", "db", "team", "password"),
+                   'key "password" of Secret "db" in namespace "team" is missing',
+                   """Add the key (kubectl patch secret db -n team --type merge -p '{"stringData":{"password":"<value>"}}')"""),
+}
+
+
+@pytest.mark.parametrize(("env", "cause", "words", "fix"), STOPS.values(), ids=STOPS.keys())
+def test_three_trials_that_could_not_read_what_the_template_names_stop_the_study(env, cause, words, fix):
+    assert cause == words
+    assert unstartable(_reading(env), Counts(failed=2), _missing(cause)[:2]) is None, "two may be bad luck"
+    assert unstartable(_reading(env), Counts(failed=3), _missing(cause)) == (
+        f"every trial could not start: {words} (3 trials, each after waiting for it); every later trial would meet "
+        f"the same, so the study stops. {fix}, and submit the study again")
+
+
+def test_an_env_from_names_the_object_without_a_key():
+    template = _reading(env_from=({"secretRef": {"name": "db"}},))
+    why = unstartable(template, Counts(failed=3), _missing(missing_cause("Secret", "db", "team")))
+    assert why is not None and "(kubectl create secret generic db -n team --from-literal=<key>=<value>)" in why
+
+
+def test_a_study_goes_on_for_an_object_its_template_does_not_name_for_sure():
+    secret = missing_cause("Secret", "db", "team")
+    made = _reading(_key_ref("secret", "db-${trialParameters.x}", "password"))
+    assert unstartable(made, Counts(failed=3), _missing(secret)) is None, "a trial's parameters make the name"
+    optional = _reading(_key_ref("secret", "db", "password", optional=True))
+    assert unstartable(optional, Counts(failed=3), _missing(secret)) is None, "the kubelet skips an optional one"
+    other_kind = _reading(_key_ref("configMap", "db", "password"))
+    assert unstartable(other_kind, Counts(failed=3), _missing(secret)) is None
+    other_key = missing_cause("Secret", "db", "team", "token")
+    assert unstartable(_reading(_key_ref("secret", "db", "password")), Counts(failed=3), _missing(other_key)) is None
+    assert unstartable(_reading(_key_ref("secret", "db", "password")), Counts(failed=3, complete=1),
+                       _missing(secret)) is None

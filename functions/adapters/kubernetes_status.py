@@ -4,10 +4,11 @@ image it ran and how it exited."""
 
 from __future__ import annotations
 
+import re
 from typing import Any, NamedTuple
 
 from functions.core.disruptions import Disruption
-from functions.core.start_failures import image_cause
+from functions.core.start_failures import image_cause, missing_cause
 
 KUBELET_ENDS = frozenset({"Evicted", "Terminated", "Shutdown", "NodeShutdown"})
 """A failed pod's ``status.reason`` when its node's kubelet ended it, not its trial: evicted
@@ -28,6 +29,12 @@ PERMANENT = frozenset({"InvalidImageName"})
 """A waiting container's reason that nothing can change while its pod lives: the kubelet
 cannot parse the image reference (``applyDefaultImageTag`` in pkg/kubelet/images), and every
 sync parses the same one, so the trial fails at once."""
+CONFIG_ERROR = "CreateContainerConfigError"
+"""A waiting container's reason while its kubelet cannot make its config: among other causes,
+its environment reads a Secret or ConfigMap, or a key of one, that is missing (:func:`missing`).
+The kubelet tries again at each sync, so the object created meanwhile starts the container."""
+_NOT_FOUND = re.compile(r'^(?P<kind>secret|configmap) "(?P<name>[^"]+)" not found$')
+_NO_KEY = re.compile(r"^couldn't find key (?P<key>.+) in (?P<kind>Secret|ConfigMap) (?P<namespace>[^/ ]+)/(?P<name>[^/ ]+)$")
 
 
 def final_condition(job: Any) -> Any | None:
@@ -91,8 +98,9 @@ class Unstartable(NamedTuple):
     why: str
     """In its kubelet's words, or the scheduler's."""
     cause: str | None
-    """What every pod of its image would meet (:func:`~functions.core.start_failures.image_cause`):
-    an image the kubelet cannot pull or parse; None for any other cause."""
+    """What every pod of its template would meet: an image the kubelet cannot pull or parse
+    (:func:`~functions.core.start_failures.image_cause`), a Secret or ConfigMap its containers
+    read that is missing, or a key of it (:func:`missing`); None for any other cause."""
     permanent: bool
     """Whether nothing can change it while the pod lives (:data:`PERMANENT`)."""
 
@@ -113,14 +121,35 @@ def pod_cannot_start(pod: Any) -> Unstartable | None:
     for status in [*(pod.status.init_container_statuses or []), *(pod.status.container_statuses or [])]:
         waiting = status.state.waiting if status.state else None
         if waiting is not None and waiting.reason in CANNOT_START:
-            cause = image_cause(status.image or "", waiting.reason in PERMANENT) \
-                if waiting.reason in PERMANENT | PULLS else None
             return Unstartable(since, name, f"container {status.name}: {waiting.reason}: {waiting.message or ''}"
-                               .rstrip(": "), cause, waiting.reason in PERMANENT)
+                               .rstrip(": "), _cause(status, waiting, pod.metadata.namespace),
+                               waiting.reason in PERMANENT)
     scheduled = next((c for c in pod.status.conditions or [] if c.type == "PodScheduled"), None)
     if scheduled is not None and scheduled.status == "False" and scheduled.reason == "Unschedulable":
         return Unstartable(since, name, f"no node fits it: {scheduled.message or 'Unschedulable'}", None, False)
     return None
+
+
+def _cause(status: Any, waiting: Any, namespace: str) -> str | None:
+    """What every pod of the template would meet, of a container ``waiting`` to start: its
+    image cannot be pulled or parsed, or a Secret or ConfigMap it reads is missing; else None."""
+    if waiting.reason in PERMANENT | PULLS:
+        return image_cause(status.image or "", waiting.reason in PERMANENT)
+    return missing(waiting.message or "", namespace) if waiting.reason == CONFIG_ERROR else None
+
+
+def missing(message: str, namespace: str) -> str | None:
+    """The cause (:func:`~functions.core.start_failures.missing_cause`) a kubelet's
+    ``CreateContainerConfigError`` ``message`` gives for a pod of ``namespace``, when it is a
+    Secret or ConfigMap the container's environment reads (``makeEnvironmentVariables``,
+    pkg/kubelet/kubelet_pods.go): the object is missing (its manager's NotFound, ``secret "NAME"
+    not found``, ``configmap "NAME" not found``), or a key of it (``couldn't find key KEY in
+    Secret NAMESPACE/NAME``). None for any other message."""
+    found = _NOT_FOUND.match(message)
+    if found is not None:
+        return missing_cause("Secret" if found["kind"] == "secret" else "ConfigMap", found["name"], namespace)
+    found = _NO_KEY.match(message)
+    return None if found is None else missing_cause(found["kind"], found["name"], found["namespace"], found["key"])
 
 
 def current_run(pods: list[Any], container: str) -> tuple[float | None, float | None]:

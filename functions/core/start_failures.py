@@ -3,14 +3,17 @@ failing to start for a cause every trial meets.
 
 A trial pod whose image the kubelet cannot pull waits for as long as the start allowance
 (``KATUNA_K8S_START_ALLOWANCE``) before its trial fails: a registry may be slow, rate-limit
-pulls, or get the image pushed soon. But each trial of the study runs the same image, so a typo
-in it would cost every trial its allowance, the whole study through. So each such failure
-keeps its cause (:func:`image_cause`: the image, and what the kubelet met) as its reason's
-first words (:func:`reason`), and once :data:`UNSTARTABLE_TRIALS` trials have failed, every
-one of them for the same cause, naming an image the study's template itself gives (no trial's
-parameters made it), with none of its trials completed, the study fails, saying why
-(:func:`unstartable`). A study whose image depends on a trial's parameters, or that had a
-trial complete, goes on: ``maxFailedTrials`` bounds its failures.
+pulls, or get the image pushed soon. So does one whose container reads a Secret or ConfigMap
+(or a key of one) that is missing: its kubelet tries again at every sync, and the user may
+create it meanwhile. But each trial of the study runs the same image and reads the same
+objects, so a typo in one would cost every trial its allowance, the whole study through. So
+each such failure keeps its cause (:func:`image_cause`: the image, and what the kubelet met;
+:func:`missing_cause`: the object or key, and its namespace) as its reason's first words
+(:func:`reason`), and once :data:`UNSTARTABLE_TRIALS` trials have failed, every one of them
+for the same cause, naming an image or object the study's template itself gives (no trial's
+parameters made it), with none of its trials completed, the study fails, saying why and how to
+fix it (:func:`unstartable`). A study whose image or object depends on a trial's parameters,
+or that had a trial complete, goes on: ``maxFailedTrials`` bounds its failures.
 """
 
 from __future__ import annotations
@@ -25,7 +28,14 @@ from functions.core.spec import TrialTemplate
 UNSTARTABLE_TRIALS = 3
 """Failed trials, every one unable to start for the same cause, after which the study fails."""
 PREFIX = "could not start"
-_CAUSE = re.compile(r'^could not start: (image "(?P<image>.*)" [^;]*?); ')
+_CAUSE = re.compile(r"^could not start: (?P<cause>[^;]*); ")
+_IMAGE = re.compile(r'^image "(?P<image>[^"]*)" ')
+_MISSING = re.compile(r'^(?:key "(?P<key>[^"]*)" of )?(?P<kind>Secret|ConfigMap) "(?P<name>[^"]*)" in namespace '
+                      r'"(?P<namespace>[^"]*)" is missing$')
+REFERENCES = {"secretKeyRef": "Secret", "secretRef": "Secret", "configMapKeyRef": "ConfigMap",
+              "configMapRef": "ConfigMap"}
+"""The fields of a container that read a Secret or ConfigMap into its environment (an ``env``'s
+``valueFrom``, an ``envFrom``), to the kind each reads."""
 
 
 def image_cause(image: str, unparsed: bool) -> str:
@@ -34,17 +44,24 @@ def image_cause(image: str, unparsed: bool) -> str:
     return f'image "{image}" is no valid image reference' if unparsed else f'image "{image}" cannot be pulled'
 
 
+def missing_cause(kind: str, name: str, namespace: str, key: str | None = None) -> str:
+    """The cause of a pod that cannot start because a container reads the ``kind`` (``Secret``
+    or ``ConfigMap``) ``name`` of ``namespace`` that is missing, or a ``key`` of it that is."""
+    missing = f'{kind} "{name}" in namespace "{namespace}" is missing'
+    return f'key "{key}" of {missing}' if key else missing
+
+
 def reason(message: str, cause: str | None) -> str:
     """A trial's reason when it could not start: the executor's ``message``, behind the ``cause``
     where it has one."""
     return f"{PREFIX}: {cause}; {message}" if cause else f"{PREFIX} {message}"
 
 
-def _cause(trial: TrialRecord) -> tuple[str, str] | None:
-    """The cause and its image of a trial that could not start for its image (its reason's
-    first line, the latest attempt's), else None."""
+def _cause(trial: TrialRecord) -> str | None:
+    """The cause of a trial that could not start for one (its reason's first line, the latest
+    attempt's), else None."""
     found = _CAUSE.match(trial.reason.split("\n", 1)[0])
-    return (found.group(1), found.group("image")) if found else None
+    return found.group("cause") if found else None
 
 
 def _images(value: Any) -> Iterator[str]:
@@ -61,19 +78,66 @@ def _images(value: Any) -> Iterator[str]:
             yield from _images(item)
 
 
+def _references(value: Any) -> Iterator[tuple[str, str, str | None]]:
+    """Every Secret or ConfigMap a template's containers must read (:data:`REFERENCES`, not
+    ``optional``: the kubelet skips those), as its kind, its name and the key read (None for
+    an ``envFrom``'s, which reads them all), in a ``trialSpec`` of any kind."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if key in REFERENCES and isinstance(item, Mapping) and isinstance(item.get("name"), str):
+                if not item.get("optional"):
+                    yield REFERENCES[key], item["name"], item.get("key")
+            else:
+                yield from _references(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _references(item)
+
+
+def _create(kind: str, name: str, namespace: str, keys: Iterable[str | None]) -> str:
+    """How to create the missing ``kind`` ``name`` with the ``keys`` the template reads."""
+    literals = " ".join(f"--from-literal={key}=<value>" for key in sorted({k for k in keys if k})) \
+        or "--from-literal=<key>=<value>"
+    command = "secret generic" if kind == "Secret" else "configmap"
+    return f"Create it (kubectl create {command} {name} -n {namespace} {literals})"
+
+
+def _add(kind: str, name: str, namespace: str, key: str) -> str:
+    """How to add the missing ``key`` to the ``kind`` ``name``."""
+    field = "stringData" if kind == "Secret" else "data"
+    return (f"Add the key (kubectl patch {kind.lower()} {name} -n {namespace} --type merge -p "
+            f"'{{\"{field}\":{{\"{key}\":\"<value>\"}}}}')")
+
+
+def _fix(cause: str, template: TrialTemplate) -> str | None:
+    """What the user does about ``cause`` when an image or object the study's template itself
+    gives meets it; None for one a trial's parameters made."""
+    image = _IMAGE.match(cause)
+    if image is not None:
+        if image.group("image") not in {template.image, *_images(template.trial_spec)}:
+            return None
+        return "Fix the image, or make it pullable (its tag pushed, the pull secret given)"
+    missing = _MISSING.match(cause)
+    if missing is None:
+        return None
+    kind, name, namespace, key = missing.group("kind", "name", "namespace", "key")
+    keys = [read for of, called, read in _references(template.trial_spec) if (of, called) == (kind, name)]
+    if not keys or (key is not None and key not in keys):
+        return None
+    return _add(kind, name, namespace, key) if key is not None else _create(kind, name, namespace, keys)
+
+
 def unstartable(template: TrialTemplate, counts: Counts, failed: Iterable[TrialRecord]) -> str | None:
-    """Why the study stops, if its trials keep failing to start for one cause (see the module):
-    at least :data:`UNSTARTABLE_TRIALS` ``failed`` trials, none completed or pruned, each unable
-    to start for the same image of the study's template. None otherwise."""
+    """Why the study stops, and how to fix it, if its trials keep failing to start for one
+    cause (see the module): at least :data:`UNSTARTABLE_TRIALS` ``failed`` trials, none
+    completed or pruned, each unable to start for the same image, Secret or ConfigMap of the
+    study's template. None otherwise."""
     if counts.complete or counts.pruned or counts.failed < UNSTARTABLE_TRIALS:
         return None
     causes = {_cause(trial) for trial in failed}
-    found = causes.pop() if len(causes) == 1 else None
-    if found is None:
-        return None
-    cause, image = found
-    if image not in {template.image, *_images(template.trial_spec)}:
+    cause = causes.pop() if len(causes) == 1 else None
+    fix = _fix(cause, template) if cause is not None else None
+    if fix is None:
         return None
     return (f"every trial could not start: {cause} ({counts.failed} trials, each after waiting for it); every "
-            "later trial would meet the same, so the study stops. Fix the image, or make it pullable (its tag "
-            "pushed, the pull secret given), and submit the study again")
+            f"later trial would meet the same, so the study stops. {fix}, and submit the study again")
