@@ -35,6 +35,7 @@ from functions.core.errors import (
     UnreadableFile,
 )
 from functions.core.formats import in_definition, load_definition, parse_text
+from functions.core.history import history_problem
 from functions.core.job import render_trial
 from functions.core.launch import trial_launch
 from functions.core.ports import has_study
@@ -125,7 +126,7 @@ def run(file: str, db: str | None) -> None:
     spec, definition = _load(file, settings, partial(_stored, settings))
     if settings.executor == "local":
         _check_working_dir(file, spec)
-    _check_warm_study(file, spec, settings)
+    _check_new_database(file, spec, definition, settings)
     embedded = Embedded(settings)
     try:
         check_log_dir(settings.logs)
@@ -150,12 +151,18 @@ def run(file: str, db: str | None) -> None:
     sys.exit(0 if record.status == "completed" else 1)
 
 
-def _check_warm_study(file: str, spec: Study, settings: Settings) -> None:
-    """Exit 2 when the warm start names a study of a database not made yet, before the run makes
-    it: a refused study leaves no empty database behind."""
-    problem = missing_study(spec.warm_start, settings.db.exists())
-    if problem is not None:
-        _problems(file, InvalidStudy([problem]))
+def _check_new_database(file: str, spec: Study, definition: dict[str, Any], settings: Settings) -> None:
+    """Exit 2, before the run makes the database, when the study would be refused by one not made
+    yet: its warm start names a study (none is there) or its ``maxTrials`` is past
+    ``KATUNA_MAX_HISTORY`` (its Optuna history is empty), so a refused study leaves no empty
+    database behind. A database that exists is checked at submission, against what it holds."""
+    if settings.db.exists():
+        return
+    problems = [problem for problem in (missing_study(spec.warm_start, False),
+                                        history_problem(0, spec.max_trials, settings.limits.history))
+                if problem is not None]
+    if problems:
+        _problems(file, InvalidStudy(in_definition(definition, problems)))
 
 
 def _run_to_end(embedded: Embedded, spec: Study) -> StudyRecord:

@@ -176,3 +176,27 @@ def test_a_warm_start_from_a_study_of_a_database_not_made_yet_leaves_no_database
         "  - warmStart.study: no study named 'earlier' in this database; expected the name of an earlier study "
         "whose completed trials the sampler learns from"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["study.yaml"]
+
+
+
+HISTORY_REFUSAL = ("- maxTrials: a study's Optuna history holds at most 3 trials (set by KATUNA_MAX_HISTORY), and this "
+                   "study may create 4 (maxTrials): every process that serves the study first loads its whole history, "
+                   "under a second at the limit. Run it as several studies of at most 3 trials (warmStart carries the "
+                   "results of one into the next)")
+
+
+@pytest.mark.parametrize("warm", [False, True])
+def test_a_study_past_the_history_limit_is_refused_before_the_run_makes_a_database(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, warm: bool):
+    """As every other refused study: its problems listed (with a warm start from a study the new
+    database cannot hold, both), exit 2, and no empty database left behind."""
+    monkeypatch.setenv("KATUNA_MAX_HISTORY", "3")
+    extra = {"warmStart": {"study": "earlier"}} if warm else {}
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(study_definition(maxTrials=4, **extra)))
+    result = katuna("run", "study.yaml", "--db", "fresh.db", cwd=tmp_path, check=False)
+    assert result.returncode == 2
+    warm_refusal = ("- warmStart.study: no study named 'earlier' in this database; expected the name of an earlier "
+                    "study whose completed trials the sampler learns from ")
+    assert " ".join(result.stderr.split()) == \
+        f"error: study.yaml is not a valid study: {warm_refusal if warm else ''}{HISTORY_REFUSAL}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["study.yaml"]

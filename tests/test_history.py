@@ -18,6 +18,7 @@ from test_katib import experiment
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.errors import InvalidStudy
 from functions.core.formats import load_study
+from functions.core.history import history_problem, history_warning
 from functions.core.limits import Limits
 from functions.core.validate import parse_study
 from functions.embedded import Embedded
@@ -62,6 +63,15 @@ def test_a_study_whose_max_trials_would_overflow_its_history_is_refused_naming_t
     again = study_definition(name="first", maxTrials=3, parallelism=1)
     assert runner.submit(parse_study(again), again, tmp_path).status == "completed", "the stored one, unrefused"
     runner.close()
+
+
+def test_the_refusal_says_how_long_loading_the_history_takes_at_the_limit_in_seconds_or_under_one():
+    """A limit set low (a small machine, a test) loads in under a second: never "about 0 s"."""
+    low = history_problem(0, 11, 10)
+    assert low is not None and "loads its whole history, under a second at the limit." in low.message, low
+    high = history_problem(0, 200_000, 100_000)
+    assert high is not None and "loads its whole history, about 12 s at the limit." in high.message, high
+    assert "about 0 s" not in (history_warning([("small", 11)], 1, 10) or "")
 
 
 def test_a_deleted_study_leaves_nothing_for_a_fresh_process_to_load(tmp_path: Path):
@@ -152,13 +162,13 @@ def test_the_warning_at_start_names_every_study_past_the_limit_the_largest_first
     warning = " ".join(capsys.readouterr().err.split())
     named = ", ".join(f"'s{n:02}' ({n + 2})" for n in range(12, 2, -1))
     assert warning.startswith("warning: 13 studies hold more trials in their Optuna history than KATUNA_MAX_HISTORY "
-                              f"(1): {named} and 3 more; each worker loads a study's whole history (about 0 s for the "
-                              "largest) the first time it serves that study"), warning
+                              f"(1): {named} and 3 more; each worker loads a study's whole history (under a second for "
+                              "the largest) the first time it serves that study"), warning
     assert "within" not in warning
     _warn_of_history(tmp_path / "katuna.db", 13, 5.0)
     assert " ".join(capsys.readouterr().err.split()).startswith(
         "warning: the study 's12' holds 14 trials in its Optuna history, past KATUNA_MAX_HISTORY (13): each worker "
-        "loads all of them (about 0 s) the first time it serves that study")
+        "loads all of them (under a second) the first time it serves that study")
 
 
 def test_a_restart_whose_raised_budget_would_overflow_the_history_is_refused_and_changes_nothing(tmp_path: Path):

@@ -31,9 +31,16 @@ def history_problem(held: int, max_trials: int | None, limit: int, made: int = 0
     room = max(limit - held, 0)
     return Problem("maxTrials", f"a study's Optuna history holds at most {limit:,} trials (set by "
                                 f"{PREFIX}MAX_HISTORY), and {_asked(max_trials, made, held, room)}: every process "
-                                "that serves the study first loads its whole history, about "
-                                f"{limit * LOAD_SECONDS:.0f} s at the limit. Run it as several studies of at most "
+                                f"that serves the study first loads its whole history, {load_time(limit)} at the "
+                                "limit. Run it as several studies of at most "
                                 f"{limit:,} trials (warmStart carries the results of one into the next)")
+
+
+def load_time(trials: int) -> str:
+    """About how long a fresh process takes to load a history of ``trials``, in words: a limit
+    set low for a small machine or a test loads in well under a second, never "about 0 s"."""
+    seconds = trials * LOAD_SECONDS
+    return "under a second" if seconds < 0.5 else f"about {seconds:.0f} s"
 
 
 WARNED_STUDIES = 10
@@ -47,7 +54,7 @@ def history_warning(over: list[tuple[str, int]], count: int, limit: int) -> str 
     if not over:
         return None
     name, held = over[0]
-    cost = (f"(about {held * LOAD_SECONDS:.0f} s{' for the largest' if count > 1 else ''}) the first time it serves "
+    cost = (f"({load_time(held)}{' for the largest' if count > 1 else ''}) the first time it serves "
             "that study, and gunicorn kills a worker busy for 60 s; other studies load only their own")
     if count == 1:
         return (f"the study {name!r} holds {held:,} trials in its Optuna history, past {PREFIX}MAX_HISTORY "
