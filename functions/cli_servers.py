@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -79,7 +80,7 @@ def _warn_of_history(db: Path, limit: int, busy_timeout: float) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback only).")
 @click.option("--port", default=8081, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
 def optuna_dashboard(db: str | None, host: str, port: int) -> None:
-    """Open the database's studies in optuna-dashboard (pip install 'katuna[dashboard]').
+    """Open the database's studies in optuna-dashboard (in the .venv that make run sets up).
 
     katuna keeps Optuna's state in a journal inside its own database, which
     ``optuna-dashboard sqlite:///...`` cannot read; this serves it with that journal storage,
@@ -101,7 +102,9 @@ def optuna_dashboard(db: str | None, host: str, port: int) -> None:
         from bottle import HTTPError, run
         from optuna_dashboard import wsgi
     except ImportError:
-        fail("optuna-dashboard is not installed: pip install 'katuna[dashboard]'")
+        fail(f"optuna-dashboard is not installed in this Python ({sys.executable}): run "
+             f"`{sys.executable} -m pip install -e '.[dashboard]'` in katuna's checkout (katuna is not on the "
+             "package index), or use the checkout's .venv/bin/katuna, which `make run` sets up with it")
     store = SqliteStore(path, settings_for(db).busy_timeout)
     problem = listen_problem(host, port, "katuna optuna-dashboard")
     if problem:

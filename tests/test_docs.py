@@ -163,9 +163,17 @@ def test_the_serve_command_on_the_api_page_exists():
 def test_the_optuna_dashboard_commands_exist():
     text = block("docs/dashboard.md", "optuna-dashboard", "sh")
     _assert_cli_usage(command_lines(text, "katuna"))
-    extra = re.search(r"'katuna\[(\w+)\]'", text).group(1)
+    makefile = (ROOT / "Makefile").read_text()
+    for target in re.findall(r"^make (\w+)", text, flags=re.M):
+        assert re.search(rf"^{target}: \$\(STAMP\)", makefile, flags=re.M), f"make {target} sets up .venv"
+    assert re.search(r"^\t.*uv pip sync .*requirements\.lock$", makefile, flags=re.M), ".venv is the lock's"
+    assert re.search(r"^optuna-dashboard==", (ROOT / "requirements.lock").read_text(), flags=re.M)
+    page = (ROOT / "docs/dashboard.md").read_text()
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
-    assert any(requirement.startswith("optuna-dashboard") for requirement in extras[extra])
+    installs = re.findall(r"pip install -e '\.\[(\w+)\]'", page)
+    assert installs, "how a katuna installed from the checkout gets the dashboard"
+    for extra in installs:
+        assert any(requirement.startswith("optuna-dashboard") for requirement in extras[extra])
 
 
 # docs/knative.md

@@ -4,9 +4,12 @@ on loopback only, changing nothing katuna keeps in step with its own records."""
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
+import sys
 import time
+import tomllib
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -17,6 +20,7 @@ from typing import Any
 import optuna
 import pytest
 from conftest import run_study, study_definition
+from doc_blocks import ROOT
 from http_helpers import KATUNA, free_port
 
 from functions.adapters.sqlite_store import SqliteStore
@@ -168,3 +172,21 @@ def test_a_port_out_of_range_exits_2_naming_the_option_and_the_range(tmp_path, c
     assert f"Invalid value for '--port': {port} is not in the range 1<=x<=65535." in result.stderr
     assert "Traceback" not in result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_without_optuna_dashboard_the_command_says_how_to_install_it_from_the_checkout(embedded, tmp_path):
+    """katuna is not on the package index: the hint installs the checkout's ``dashboard`` extra
+    with the Python katuna runs in (optuna-dashboard made unimportable, as where it is missing)."""
+    run_study(embedded, study_definition(name="od-missing"), tmp_path)
+    missing = ("import sys; sys.modules['optuna_dashboard'] = None; sys.argv[0] = 'katuna'; "
+               "from functions.cli import main; main()")
+    done = subprocess.run([sys.executable, "-c", missing, "optuna-dashboard", "--db", str(tmp_path / "katuna.db")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    message = " ".join(done.stderr.split())
+    assert f"optuna-dashboard is not installed in this Python ({sys.executable})" in message, message
+    extra = re.search(rf"`{re.escape(sys.executable)} -m pip install -e '\.\[(\w+)\]'` in katuna's checkout", message)
+    assert extra, message
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert any(requirement.startswith("optuna-dashboard") for requirement in extras[extra.group(1)])
+    assert "katuna[" not in message, "no katuna on the package index to install an extra of"
