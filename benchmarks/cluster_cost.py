@@ -242,7 +242,13 @@ def run_policy(policy: str, cloud_name: str, ref: Reference, rate: float, prices
         cloud.close()
 
 
-def plot(results: list[dict[str, Any]], out: Path | None) -> None:
+def result_name(cloud: str) -> str:
+    """The name of a run's files: ``cluster_cost`` on GKE, ``cluster_cost_<cloud>`` on another
+    cloud, so that each cloud's figures are kept side by side."""
+    return NAME if cloud == "gke" else f"{NAME}_{cloud}"
+
+
+def plot(results: list[dict[str, Any]], name: str, out: Path | None) -> None:
     """Cost and makespan of each policy, relative to the fixed pool."""
     fig, ax = report.figure()
     fixed = results[-1]
@@ -253,7 +259,7 @@ def plot(results: list[dict[str, Any]], out: Path | None) -> None:
     ax.set_xticks(list(positions), [r["policy"] for r in results])
     ax.set_ylabel("relative to the fixed pool")
     ax.legend()
-    report.save_plot(fig, NAME, out)
+    report.save_plot(fig, name, out)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -288,10 +294,11 @@ def main(argv: list[str] | None = None) -> int:
     figures["spot_measured_node_hours"] = spot["measured_node_hours"]
     figures["cost_ratio_vs_fixed"] = spot["cost_usd"] / fixed["cost_usd"]
     figures["makespan_ratio_vs_fixed"] = spot["makespan_h"] / fixed["makespan_h"]
-    report.save(NAME, {"trials": ref.trials, "parallelism": ref.parallelism, "cloud": args.cloud,
+    name = result_name(args.cloud)
+    report.save(name, {"trials": ref.trials, "parallelism": ref.parallelism, "cloud": args.cloud,
                        "preemptions_per_hour": args.preemptions, "prices": prices, "results": results,
                        "figures": figures}, args.out)
-    plot(results, args.out)
+    plot(results, name, args.out)
     report.lines(figures)
     return 0
 

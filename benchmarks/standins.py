@@ -73,16 +73,18 @@ class Gke(Cloud):
 class Eks(Cloud):
     def __init__(self, clock: SimulatedClock, interruptions_per_hour: float, seed: int) -> None:
         import boto3  # only a run on EKS pays for importing moto and boto3
+        import moto_eks
         from moto import mock_aws
 
         for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
             os.environ.setdefault(key, "testing")
+        moto_eks.teach()  # EKS's Auto Scaling group of each node group, which the autoscaler sizes
         self._aws = mock_aws()
         self._aws.start()
         self.clock = clock
         self.eks = boto3.client("eks", region_name=AWS_REGION)
         self.eks.create_cluster(name=CLUSTER, roleArn=NODE_ROLE, resourcesVpcConfig={"subnetIds": list(SUBNETS)})
-        self.pools = eks_pools(eks_node_groups(self.eks, boto3.client("autoscaling", region_name=AWS_REGION), CLUSTER))
+        self.pools = eks_pools(eks_node_groups(self.eks, CLUSTER))
         self.interruptions = Interruptions.eks(interruptions_per_hour, seed)
         self.settings = {"KATUNA_EKS_CLUSTER": CLUSTER, "KATUNA_EKS_SUBNETS": ",".join(SUBNETS),
                          "KATUNA_EKS_NODE_ROLE": NODE_ROLE, "KATUNA_EKS_REGION": AWS_REGION}

@@ -25,11 +25,13 @@ def figures(stdout: str) -> dict[str, str]:
     return dict(re.findall(r"^(\w+)=(\S+)$", stdout, re.MULTILINE))
 
 
-def run(script: str, tmp_path: Path, *extra: str, timeout: float = 240) -> tuple[dict[str, str], dict]:
+def run(script: str, tmp_path: Path, *extra: str, timeout: float = 240,
+        name: str | None = None) -> tuple[dict[str, str], dict]:
+    """Run ``script`` at its quick size; its figures, and its ``<name>.json`` (default: the script's name)."""
     done = subprocess.run([sys.executable, str(BENCHMARKS / script), "--quick", "--out", str(tmp_path), *extra],
                           capture_output=True, text=True, timeout=timeout, cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
-    name = script.removesuffix(".py")
+    name = name or script.removesuffix(".py")
     assert (tmp_path / f"{name}.png").stat().st_size > 1000
     return figures(done.stdout), json.loads((tmp_path / f"{name}.json").read_text())
 
@@ -219,10 +221,14 @@ def test_progress_scan(tmp_path: Path):
     assert list(found)[-1] == "scan_ms_per_trial"
 
 
-def test_cluster_cost(tmp_path: Path):
-    """Through katuna's Kubernetes executor and GKE adapter against the stand-ins on a simulated
-    clock, with spot interruptions frequent enough to hit the small study."""
-    found, result = run("cluster_cost.py", tmp_path, "--preemptions", "2")
+@pytest.mark.parametrize(("cloud", "name"), [("gke", "cluster_cost"), ("eks", "cluster_cost_eks")])
+def test_cluster_cost(tmp_path: Path, cloud: str, name: str):
+    """Through katuna's Kubernetes executor and node-pool adapter (GKE's, or EKS's against moto)
+    against the stand-ins on a simulated clock, with spot interruptions frequent enough to hit the
+    small study; each cloud's figures in a file of their own."""
+    found, result = run("cluster_cost.py", tmp_path, "--preemptions", "2", "--cloud", cloud, name=name)
+    assert result["cloud"] == cloud
+    assert [path.name for path in tmp_path.glob("cluster_cost*.json")] == [f"{name}.json"]
     for policy in ("spot", "on_demand", "fixed"):
         assert number(found[f"{policy}_makespan_h"]) > 0 and number(found[f"{policy}_node_hours"]) > 0
         assert number(found[f"{policy}_cost_usd"]) > 0
