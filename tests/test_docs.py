@@ -266,6 +266,53 @@ def test_the_benchmarks_on_the_performance_page_are_the_ones_make_bench_runs():
         assert usage.returncode == 0 and "--quick" in usage.stdout, usage.stderr
 
 
+RESULTS = ROOT / "benchmarks/results"
+
+
+def _held_figures() -> dict[str, list[tuple[str, float]]]:
+    """Each number a committed result file holds at its top level or in its ``figures``, by name
+    (what its script's closing ``name=value`` lines print), with the file's name."""
+    held: dict[str, list[tuple[str, float]]] = {}
+    for path in sorted(RESULTS.glob("*.json")):
+        result = json.loads(path.read_text())
+        for name, value in [*result.items(), *(result.get("figures") or {}).items()]:
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                held.setdefault(name, []).append((path.name, float(value)))
+    return held
+
+
+def test_the_figures_the_performance_page_quotes_are_those_of_its_result_files():
+    """In the page's Figures table, the first ``name=value`` of a name in each row is the result
+    file's, as rounded on the page (later ones in a row are earlier runs, said to be)."""
+    text = (ROOT / "docs/performance.md").read_text()
+    table = text.split("\n## Figures\n", 1)[1].split("\n## ", 1)[0]
+    held = _held_figures()
+    checked = 0
+    for row in (line for line in table.splitlines() if line.startswith("| ")):
+        seen: set[str] = set()
+        for name, written in re.findall(r"`(\w+)=(-?\d+(?:\.\d+)?)", row):
+            if name in seen or name not in held:
+                continue
+            seen.add(name)
+            assert len(held[name]) == 1, f"{name} is in several result files: {held[name]}"
+            file, value = held[name][0]
+            decimals = len(written.partition(".")[2])
+            assert abs(value - float(written)) <= 0.5 * 10 ** -decimals + 1e-9, \
+                f"the page says {name}={written}; benchmarks/results/{file} holds {value}"
+            checked += 1
+    assert checked >= 20, checked
+
+
+def test_the_performance_page_names_the_cpu_each_result_file_ran_on():
+    intro = (ROOT / "docs/performance.md").read_text().split("\n## ", 1)[0]
+    listed = {name: cpu for cpu, names in re.findall(r"^\| ([^|`]+?) \| ((?:`\w+`(?:, )?)+) \|$", intro, re.M)
+              for name in re.findall(r"`(\w+)`", names)}
+    assert set(listed) == {path.stem for path in RESULTS.glob("*.json")}
+    for name, cpu in listed.items():
+        recorded = json.loads((RESULTS / f"{name}.json").read_text())["machine"]["cpu"].replace("(R)", "")
+        assert set(cpu.split()) <= set(recorded.split()), f"{name}: the page says {cpu}, the file {recorded}"
+
+
 # docs/reliability.md
 
 
