@@ -5,8 +5,10 @@ executor, the real client, the loopback API whose kubelet runs the wrapped comma
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,17 @@ import yaml
 from http_helpers import Service
 from kube_stub import KubeStub
 
-from functions.core.file_collector import MARK, WRAPPER, NoCommand, file_lines, wrap
+from functions.core.file_collector import (
+    END_DONE,
+    END_MARK,
+    EVENTS_WRAPPER,
+    MARK,
+    WRAPPER,
+    NoCommand,
+    file_lines,
+    final_lines,
+    wrap,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +38,7 @@ KATIB_TEXT = r"{metricName: ([\w|-]+), metricValue: ((-?\d+)(\.\d+)?)}"
 @pytest.fixture(scope="module")
 def service(kube, tmp_path_factory):
     running = Service(tmp_path_factory.mktemp("files"), workers=2, KATUNA_EXECUTOR="kubernetes",
-                      KATUNA_K8S_API=kube.url, KATUNA_K8S_NAMESPACE="files")
+                      KATUNA_K8S_API=kube.url, KATUNA_K8S_NAMESPACE="files", KATUNA_K8S_KEEP_SECONDS="0.3")
     yield running
     running.close()
 
@@ -95,6 +107,96 @@ def test_the_wrapper_copies_the_file_passes_signals_on_and_keeps_the_exit_status
     waiting.terminate()
     assert waiting.wait(timeout=30) == 143, "SIGTERM reached the command"
     waiting.stdout.close()
+
+
+def test_a_metrics_file_rewritten_in_place_gives_its_last_content_on_a_cluster(service: Service, tmp_path: Path):
+    """As Katib's collector reads the file once the training ended (and a local trial's file is
+    read then), the file as it is at the end gives the metrics, though its log was read while the
+    trial ran: not each value the file held on the way."""
+    path = tmp_path / "katib" / "metrics.log"
+    program = (f"import os, time\nos.makedirs({str(path.parent)!r}, exist_ok=True)\n"
+               "for value in ('0.1', '0.9', '0.5'):\n"
+               f"    open({str(path)!r}, 'w').write('{{metricName: accuracy, metricValue: %s}}\\n' % value)\n"
+               "    time.sleep(0.6)\n")
+    status, _, body = service.request("POST", "/studies", yaml.safe_dump(experiment("rewritten", path, program)),
+                                      {"Content-Type": "application/yaml"})
+    assert status == 201, body
+    service.wait_for("rewritten", timeout=90)
+    trial = service.json("GET", "/studies/rewritten/trials")[1][0]
+    assert (trial["state"], trial["value"]) == ("COMPLETE", 0.5), trial
+    assert [o["value"] for o in service.json("GET", "/studies/rewritten/trials/0")[1]["observations"]] == [0.5]
+
+
+def run_wrapper(cwd: Path, *command: str) -> subprocess.CompletedProcess:
+    """The File collector's wrapper run by the machine's ``sh`` (dash on Debian), following ``m.log``."""
+    return subprocess.run(["sh", "-c", WRAPPER, "katuna-metrics-file", "m.log", *command], cwd=cwd,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_a_command_that_ends_at_once_never_loses_the_file(tmp_path: Path):
+    """The command starts once the follower can be told to stop: one that ends at once cannot
+    kill it with that signal before it copied a line (the runs are many, as the loss was a race)."""
+    (tmp_path / "m.log").write_text("acc=1\n")
+    for _ in range(150):
+        done = run_wrapper(tmp_path, ":")
+        assert (done.returncode, done.stderr) == (0, "")
+        assert done.stdout.splitlines() == [f"{MARK}acc=1", f"{END_MARK}acc=1", END_DONE]
+
+
+CATCHES_TERM = r"""while read -r key mask; do
+  if [ "$key" = SigCgt: ] && [ $((0x$mask & 0x4000)) = 0 ]; then exit 7; fi
+done </proc/$$/status"""
+"""Run by ``eval`` in the wrapper's own fork (no ``exec``, so as soon as it can): exit 7 when
+the wrapper does not catch SIGTERM yet."""
+
+
+def test_a_sigterm_as_soon_as_the_wrapper_catches_it_reaches_the_command(tmp_path: Path):
+    """The wrapper catches SIGTERM before it starts the command (a SIGTERM in between would end
+    the wrapper and leave the command running); one that arrives before the command started
+    ends the wrapper with 143, and no command is left running."""
+    for script, args in ((WRAPPER, ["m.log"]), (EVENTS_WRAPPER, [str(tmp_path), "pass", "[]"])):
+        for _ in range(30):
+            done = subprocess.run(["sh", "-c", script, "katuna-metrics-file", *args, "eval", CATCHES_TERM],
+                                  cwd=tmp_path, capture_output=True, text=True, timeout=60)
+            assert done.returncode == 0, "the wrapper caught SIGTERM when the command started"
+        pids = tmp_path / "pid"
+        pids.unlink(missing_ok=True)
+        wrapper = subprocess.Popen(["sh", "-c", script, "katuna-metrics-file", *args, "sh", "-c",
+                                    f"echo $$ > {pids}; exec sleep 60"], cwd=tmp_path, stdout=subprocess.DEVNULL)
+        while not int(_status(wrapper.pid, "SigCgt"), 16) & (1 << (signal.SIGTERM - 1)):
+            time.sleep(0.001)
+        wrapper.send_signal(signal.SIGTERM)
+        assert wrapper.wait(timeout=30) == 143
+        if pids.exists() and pids.read_text().strip():
+            assert not _alive(int(pids.read_text()))
+
+
+def _status(pid: int, key: str) -> str:
+    """Field ``key`` of the process's ``/proc`` status."""
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return next(line.split(":", 1)[1].strip() for line in lines if line.startswith(f"{key}:"))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return _status(pid, "State")[0] != "Z"
+    except (FileNotFoundError, StopIteration):
+        return False
+
+
+def test_the_whole_file_at_the_end_counts_though_it_was_rewritten_or_replaced(tmp_path: Path):
+    """The wrapper prints the file as it is once the command ended; that copy is read, as Katib
+    reads the file then. Without it (the container was killed first) the followed lines count."""
+    program = ("import os, time\nopen('m.log', 'w').write('acc=0.1\\nacc=0.2\\n'); time.sleep(0.5)\n"
+               "open('m.log', 'w').write('acc=0.9\\n'); time.sleep(0.5)\n"
+               "open('new.log', 'w').write('acc=0.5\\nacc=0.6'); os.rename('new.log', 'm.log')\n")
+    done = run_wrapper(tmp_path, sys.executable, "-c", program)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert list(file_lines(lines))[:2] == ["acc=0.1", "acc=0.2"], "followed as it was first written"
+    assert list(final_lines(lambda: lines)) == ["acc=0.5", "acc=0.6"]
+    assert list(final_lines(lambda: lines[:-1])) == list(file_lines(lines)), "an end copy cut short is not read"
+    assert list(final_lines(lambda: run_wrapper(tmp_path, "rm", "m.log").stdout.splitlines())) == []
 
 
 def test_a_container_without_a_command_is_refused_naming_the_collector():

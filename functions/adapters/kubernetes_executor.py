@@ -411,8 +411,9 @@ class KubernetesExecutor:
         return self._pod_logs.start(self._pods(launch), self._namespace(launch), primary_container_name(launch))
 
     def read_file(self, launch: TrialLaunch, path: str) -> Iterator[str]:
-        """The metrics file's lines, as the wrapped trial container copied them to its log."""
-        return file_collector.file_lines(self.output(launch))
+        """The metrics file's lines, as the wrapped trial container printed them to its log
+        (:func:`~functions.core.file_collector.final_lines`)."""
+        return file_collector.final_lines(lambda: self.output(launch))
 
 
 def _lost(launch: TrialLaunch, pods: list[Any]) -> str:

@@ -17,7 +17,8 @@ import copy
 import inspect
 import json
 import posixpath
-from collections.abc import Iterable, Iterator, Mapping
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from functions.core import tfevents
@@ -30,9 +31,13 @@ VOLUME = "katuna-metrics-file"
 TRIAL_SPEC = "trialTemplate.trialSpec"
 
 WRAPPER = r"""file=$1; shift
+child=; term=; ready=
+trap 'ready=1' USR2
+trap 'term=1; [ -z "$child" ] || kill -TERM "$child" 2>/dev/null' TERM INT
 (
   stop=; opened=; pending=
   trap 'stop=1' USR1
+  kill -USR2 $$
   while :; do
     last=$stop
     if [ -z "$opened" ] && [ -e "$file" ]; then exec 3<"$file" && opened=1; fi
@@ -41,20 +46,41 @@ WRAPPER = r"""file=$1; shift
       pending=$pending$line
     fi
     if [ -n "$last" ]; then break; fi
-    sleep 0.2
+    sleep 0.2 >/dev/null 2>&1 <&- 3<&- & wait $!
   done
   if [ -n "$pending" ]; then printf 'katuna-metrics-file| %s\n' "$pending"; fi
 ) &
 follower=$!
-"$@" &
-child=$!
-trap 'kill -TERM "$child" 2>/dev/null' TERM INT
-while :; do wait "$child"; code=$?; kill -0 "$child" 2>/dev/null || break; done
+while [ -z "$ready" ] && kill -0 "$follower" 2>/dev/null; do sleep 0.01; done
+code=143
+if [ -z "$term" ]; then
+  "$@" &
+  child=$!
+  if [ -n "$term" ]; then kill -TERM "$child" 2>/dev/null; fi
+  while :; do wait "$child"; code=$?; kill -0 "$child" 2>/dev/null || break; done
+fi
 kill -USR1 "$follower"; wait "$follower"
+if [ -r "$file" ]; then
+  while IFS= read -r line || [ -n "$line" ]; do printf 'katuna-metrics-end| %s\n' "$line"; done <"$file"
+fi
+printf 'katuna-metrics-end.\n'
 exit "$code"
 """
-"""``sh -c WRAPPER katuna-metrics-file PATH COMMAND...``; the follower stops one full read after
-the command ended. Each copied line starts with :data:`MARK`."""
+"""``sh -c WRAPPER katuna-metrics-file PATH COMMAND...``. The follower copies each new line of the
+file behind :data:`MARK` while the command runs, and stops one full read after it ended; it
+tells the script it is ready (``USR2``, once its own ``USR1`` trap is set) before the command
+starts, so a command that ends at once cannot kill it with the ``USR1`` meant to stop it. Then
+the script prints the whole file as it is at the end behind :data:`END_MARK`, and
+:data:`END_DONE` (even when there is no file): what Katib's collector reads, a file rewritten
+in place or replaced included (:func:`final_lines`). SIGTERM and SIGINT are caught before the
+command starts: one that came first ends the wrapper with 143 and the command never starts, one
+that comes while it starts is passed on once it has."""
+
+END_MARK = "katuna-metrics-end| "
+"""What starts each line of the metrics file as the wrapper prints it whole once the command ended."""
+
+END_DONE = "katuna-metrics-end."
+"""The line the wrapper prints once it printed the whole file (none, when there was no file)."""
 
 
 class NoCommand(PermanentError):
@@ -62,10 +88,15 @@ class NoCommand(PermanentError):
 
 
 EVENTS_WRAPPER = r"""dir=$1; source=$2; names=$3; shift 3
-"$@" &
-child=$!
-trap 'kill -TERM "$child" 2>/dev/null' TERM INT
-while :; do wait "$child"; code=$?; kill -0 "$child" 2>/dev/null || break; done
+child=; term=
+trap 'term=1; [ -z "$child" ] || kill -TERM "$child" 2>/dev/null' TERM INT
+code=143
+if [ -z "$term" ]; then
+  "$@" &
+  child=$!
+  if [ -n "$term" ]; then kill -TERM "$child" 2>/dev/null; fi
+  while :; do wait "$child"; code=$?; kill -0 "$child" 2>/dev/null || break; done
+fi
 if command -v python3 >/dev/null 2>&1; then python=python3; else python=python; fi
 "$python" -c "$source" 'katuna-metrics-file| ' "$dir" "$names"
 exit "$code"
@@ -157,7 +188,36 @@ def _pod_specs(tree: Any, path: str) -> Iterator[tuple[str, Any]]:
 
 
 def file_lines(output: Iterable[str]) -> Iterator[str]:
-    """The metrics file's lines among a wrapped container's output lines."""
+    """The metrics file's lines among a wrapped container's output lines, as the wrapper copied
+    them while the command ran (what progress is read from)."""
     for line in output:
         if line.startswith(MARK):
             yield line[len(MARK):]
+
+
+class EndCopy:
+    """The metrics file as the wrapper printed it whole once the command ended, read from a
+    wrapped container's output lines (:meth:`lines`): ``complete`` once its closing line was
+    read (a container killed while printing it has none)."""
+
+    def __init__(self) -> None:
+        self.complete = False
+
+    def lines(self, output: Iterable[str]) -> Iterator[str]:
+        """The file's lines printed at the end, among ``output``."""
+        for line in output:
+            if line.startswith(END_MARK):
+                yield line[len(END_MARK):]
+            elif line.rstrip("\n") == END_DONE:
+                self.complete = True
+
+
+def final_lines(read: Callable[[], Iterable[str]]) -> Iterator[str]:
+    """The metrics file's lines in a wrapped container's output, which ``read`` reads (twice:
+    the output is streamed, never held): the whole file as it was when the command ended, as
+    Katib's collector reads it then (a file rewritten in place or replaced gives its last
+    content), when the wrapper printed it to its end; else the lines copied while the command
+    ran (the container was killed first)."""
+    ended = EndCopy()
+    deque(ended.lines(read()), maxlen=0)
+    return EndCopy().lines(read()) if ended.complete else file_lines(read())

@@ -46,14 +46,18 @@ def keeps(spec: Study) -> bool:
 def line_parser(spec: Study, launch: TrialLaunch) -> Parse:
     """How the study's metrics are read from a cluster trial's log lines: its collector's format
     and filters, from the metrics file's lines where its wrapper copies a file to the log."""
-    collector = spec.metrics_collector
-    if collector.format == "json":
-        parse: Parse = partial(parse_json_lines, metrics=spec.metric_names)
-    else:
-        parse = partial(parse_text, metrics=spec.metric_names, filters=collector.filters)
+    parse = format_parser(spec)
     if launch.metrics_file is None:
         return parse
     return lambda lines: parse(file_lines(lines))
+
+
+def format_parser(spec: Study) -> Parse:
+    """How the study's metrics are read from lines in its collector's format, with its filters."""
+    collector = spec.metrics_collector
+    if collector.format == "json":
+        return partial(parse_json_lines, metrics=spec.metric_names)
+    return partial(parse_text, metrics=spec.metric_names, filters=collector.filters)
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,9 @@ from typing import NamedTuple
 
 from functions.core import template, tfevents
 from functions.core.errors import RefusedFile
+from functions.core.file_collector import EndCopy
 from functions.core.launch import trial_launch
-from functions.core.log_keep import Kept, keeps, line_parser, new_summary, unread
+from functions.core.log_keep import Kept, format_parser, keeps, line_parser, new_summary, unread
 from functions.core.metrics import Summary, parse_json_lines, parse_text
 from functions.core.records import StudyRecord, TrialRecord
 from functions.handlers.base import Deps
@@ -38,7 +39,9 @@ def record_output(record: StudyRecord, trial: TrialRecord, deps: Deps) -> Output
     its strategy over all of them, the last lines the attempt printed, and the bytes read.
     The output is read once, line by line: memory stays bounded whatever the trial printed.
     Where observations were kept as the running log was read (:mod:`functions.core.log_keep`),
-    they count with those of the lines read now past them."""
+    they count with those of the lines read now past them; but where the File collector's
+    wrapper printed the whole metrics file once the command ended, that file alone gives them,
+    as Katib's collector reads it then (:class:`~functions.core.file_collector.EndCopy`)."""
     summary, tail, size = _observations(record, trial, deps)
     deps.store.add_observations(record.name, trial.number, trial.attempt, summary.kept)
     return Output(summary.reduced(), tail, size, summary.counts.get(record.spec.objectives[0].metric, 0))
@@ -74,12 +77,14 @@ def _observations(record: StudyRecord, trial: TrialRecord, deps: Deps) -> tuple[
     kept = _kept(record, trial, deps)
     if kept is not None and deps.logs is not None:
         summary.resume(kept.tally, deps.store.observations(record.name, trial.number, trial.attempt))
-        parse_line = line_parser(spec, launch)
+        parse_line, parse_file = line_parser(spec, launch), format_parser(spec)
+        ended, whole = EndCopy(), new_summary(spec)
         for text, new in unread(deps.logs.stamped_output(launch), kept):
             seen(text)
             if new:
                 summary.add(parse_line([text]))
-        return summary, list(tail), size
+            whole.add(parse_file(ended.lines([text])))
+        return whole if ended.complete else summary, list(tail), size
 
     def output() -> Iterator[str]:
         for line in deps.executor.output(launch):
