@@ -3,7 +3,13 @@
 A trial may print a gigabyte, or a single line of hundreds of megabytes (a progress bar that
 never ends its line, a dumped array). Readers split raw bytes into lines themselves, as text
 files would (``\\n``, ``\\r\\n`` and ``\\r``), and cut a line longer than ``max_line``
-characters into pieces: no line, and so no reader, ever holds more than that.
+characters into pieces: no line, and so no reader, ever holds more than that. Each reader parses
+each piece as a line, so a cut falls where it splits no ``name=value``: just after the last
+separator (a character that is none of a name's or a number's, ``\\w|+-.=``: a space, a comma, a
+brace...) within :data:`CUT_SLACK` characters of the limit; with none that near, just before the
+last ``=`` there (the name stays with one piece, its value with the next, and neither reads as
+a metric); with neither, at the limit, which then splits a name or a number 4 KiB long at least.
+So a value is read whole or not at all, never as a different one.
 """
 
 from __future__ import annotations
@@ -17,35 +23,58 @@ from functions.core.errors import OutputLost
 MAX_LINE = 64 * 1024
 """Characters of one line; a longer line arrives in pieces of at most this size."""
 
+CUT_SLACK = 4 * 1024
+"""How far before :data:`MAX_LINE` a piece may end, at a separator, so no value is split."""
+
 _BREAK = re.compile(r"\r\n|\r|\n")
+_LAST_SEPARATOR = re.compile(r"[^\w|+\-.=][\w|+\-.=]*\Z")
 
 
 def bounded_lines(chunks: Iterable[bytes], max_line: int = MAX_LINE) -> Iterator[str]:
-    """Lines (with their ``\\n``) from chunks of UTF-8 bytes; undecodable bytes are replaced."""
+    """Lines (with their ``\\n``) from chunks of UTF-8 bytes; undecodable bytes are replaced.
+    The unfinished line is searched for a line break only where it grew, so output without
+    line breaks costs time in proportion to its length, whatever the size of its chunks."""
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    pending = ""
+    pending, scanned = "", 0
     for chunk in chunks:
         pending += decoder.decode(chunk)
-        pending = yield from _complete_lines(pending, max_line)
+        pending, scanned = yield from _complete_lines(pending, scanned, max_line)
     pending += decoder.decode(b"", final=True)
-    pending = yield from _complete_lines(pending, max_line)
+    pending, _ = yield from _complete_lines(pending, scanned, max_line)
     if pending:
         yield pending[:-1] + "\n" if pending.endswith("\r") else pending
 
 
-def _complete_lines(text: str, max_line: int) -> Generator[str, None, str]:
-    """Yield the complete (or overlong) lines of ``text``; return the unfinished rest."""
+def _complete_lines(text: str, scanned: int, max_line: int) -> Generator[str, None, tuple[str, int]]:
+    """Yield the complete (or overlong) lines of ``text``, whose first ``scanned`` characters
+    hold no line break (but a last ``\\r``, which may begin a ``\\r\\n``); return the
+    unfinished rest and how many of its characters are searched so."""
     start = 0
     while True:
-        match = _BREAK.search(text, start, start + max_line + 1)
+        end = start + max_line + 1
+        match = _BREAK.search(text, max(start, scanned), end)
         if match is not None and not (match.group() == "\r" and match.end() == len(text)):
             yield text[start:match.start()] + "\n"
             start = match.end()
-        elif len(text) - start > max_line:
-            yield text[start:start + max_line]
-            start += max_line
-        else:
-            return text[start:]
+            continue
+        scanned = match.start() if match is not None else min(end, len(text))
+        if len(text) - start <= max_line:
+            return text[start:], scanned - start
+        cut = _cut(text, start, max_line)
+        yield text[start:cut]
+        start = cut
+
+
+def _cut(text: str, start: int, max_line: int) -> int:
+    """Where the piece of an overlong line from ``start`` ends: just after its last separator
+    within :data:`CUT_SLACK` of the limit, else just before its last ``=`` there, else at the limit."""
+    limit = start + max_line
+    low = max(start + 1, limit - CUT_SLACK)
+    separator = _LAST_SEPARATOR.search(text, low, limit)
+    if separator is not None:
+        return separator.start() + 1
+    equals = text.rfind("=", low, limit)
+    return equals if equals >= 0 else limit
 
 
 def what_is_left(lines: Iterable[str]) -> Iterator[str]:
