@@ -390,6 +390,29 @@ def test_metadata_trial_parameters_become_the_trials_own_fields():
     assert command[-6:] == ["--x=1.5", "katib-exp-0-1", "kubeflow", "Job", "batch/v1", "vision"]
 
 
+def test_a_metadata_reference_to_a_label_or_annotation_the_trial_spec_lacks_is_refused_by_path():
+    """Katib's trial generator fails every trial whose reference names a key the trialSpec's
+    labels or annotations lack; a reference that is no metadata field is one problem, not two."""
+    doc = with_trial_parameters(experiment(), [
+        {"name": "team", "reference": "${trialSpec.Labels[nope]}"},
+        {"name": "owner", "reference": "${trialSpec.Annotations[owner]}"},
+        {"name": "bogus", "reference": "${trialSpec.Bogus}"}],
+        ["${trialParameters.team}", "${trialParameters.owner}", "${trialParameters.bogus}"])
+    doc["spec"]["trialTemplate"]["trialSpec"]["metadata"] = {"labels": {"team": "vision"}}
+    found = problems_of(doc)
+    where = "spec.trialTemplate.trialParameters"
+    first = len(experiment()["spec"]["trialTemplate"]["trialParameters"])
+    assert found == {
+        f"{where}[{first}].reference": "${trialSpec.Labels[nope]} names label 'nope', which spec.trialTemplate."
+        "trialSpec.metadata.labels lacks (it has team): Katib fails every trial of such an Experiment (failed to "
+        "fetch Label)",
+        f"{where}[{first + 1}].reference": "${trialSpec.Annotations[owner]} names annotation 'owner', which spec."
+        "trialTemplate.trialSpec.metadata.annotations lacks (it has none): Katib fails every trial of such an "
+        "Experiment (failed to fetch Annotation)",
+        f"{where}[{first + 2}].reference": "names no parameter: '${trialSpec.Bogus}'; expected a parameter name or "
+        "one of ${trialSpec.Name|Namespace|Kind|APIVersion|Labels[key]|Annotations[key]}"}
+
+
 def test_retain_keeps_the_finished_trials_job():
     doc = experiment()
     doc["spec"]["trialTemplate"]["retain"] = True

@@ -29,6 +29,8 @@ KUBERNETES_BACKOFF_LIMIT = 6
 """The ``backoffLimit`` Kubernetes gives a Job that sets none."""
 META_REFERENCE = re.compile(r"\$\{(.*)\}")
 """A reference to the trial's metadata; its inner part must match :data:`template.SPEC_FIELD`."""
+KEYED_FIELD = re.compile(r"trialSpec\.(Labels|Annotations)\[(.+)\]")
+"""A metadata reference that names a label's or an annotation's key."""
 
 
 def translate(trial: Any, parameters: list[Any], problems: list[Problem]) -> dict[str, Any]:
@@ -92,6 +94,7 @@ def _references(trial: Mapping[str, Any], parameters: list[Any], problems: list[
         items = []
     parameter_names = {p.get("name") for p in parameters if isinstance(p, Mapping)}
     unread = trial.get("trialSpec") is None  # nothing to check the names against (an unread ConfigMap's, or none)
+    metadata = None if unread else _metadata(trial.get("trialSpec"))
     used = _used_names(trial.get("trialSpec"))
     references: dict[str, str] = {}
     seen: set[Any] = set()
@@ -106,7 +109,7 @@ def _references(trial: Mapping[str, Any], parameters: list[Any], problems: list[
             problems.append(Problem(f"{where}.reference", f"{reference!r} is referenced twice"))
         else:
             seen.add(reference)
-            placeholder = _placeholder(str(reference), parameter_names, f"{where}.reference", problems)
+            placeholder = _placeholder(str(reference), parameter_names, metadata, f"{where}.reference", problems)
             references[f"trialParameters.{name}"] = placeholder
             if name not in used and not unread:
                 problems.append(Problem(f"{where}.name", f"${{trialParameters.{name}}} is not used in spec.trialTemplate.trialSpec"))
@@ -117,16 +120,49 @@ def _references(trial: Mapping[str, Any], parameters: list[Any], problems: list[
     return references
 
 
-def _placeholder(reference: str, parameter_names: set[Any], where: str, problems: list[Problem]) -> str:
+def _placeholder(reference: str, parameter_names: set[Any], metadata: Mapping[str, Any] | None, where: str,
+                 problems: list[Problem]) -> str:
     """What a trial parameter's reference stands for: a parameter's placeholder, or the trial's
-    metadata field as it is (Katib's ``trial-metadata-substitution``)."""
+    metadata field as it is (Katib's ``trial-metadata-substitution``); nothing for a reference
+    refused (its problem is the only one)."""
     meta = META_REFERENCE.fullmatch(reference)
     if meta and template.SPEC_FIELD.fullmatch(meta.group(1)):
+        missing = _missing_key(meta.group(1), metadata)
+        if missing is not None:
+            problems.append(Problem(where, missing))
+            return ""
         return reference
     if meta or reference not in parameter_names:
         problems.append(Problem(where, f"names no parameter: {reference!r}; expected a parameter name or one of "
                                        "${trialSpec.Name|Namespace|Kind|APIVersion|Labels[key]|Annotations[key]}"))
+        return ""
     return f"${{trialParameters.{reference}}}"
+
+
+def _metadata(trial_spec: Any) -> Mapping[str, Any]:
+    """The trialSpec's own ``metadata`` (empty when it has none)."""
+    metadata = trial_spec.get("metadata") if isinstance(trial_spec, Mapping) else None
+    return metadata if isinstance(metadata, Mapping) else {}
+
+
+def _missing_key(field: str, metadata: Mapping[str, Any] | None) -> str | None:
+    """Why a ``Labels[key]`` or ``Annotations[key]`` reference is refused: the trialSpec's own
+    metadata has no such key. Katib's trial generator reads the key from the trialSpec's
+    labels or annotations, and fails every trial that lacks it ("illegal reference of trial
+    metadata: ...; failed to fetch Label", ``applyParameters`` in
+    ``pkg/controller.v1beta1/experiment/manifest/generator.go``). None when the key is there, or
+    there is no trialSpec to look in (an unread ConfigMap's)."""
+    keyed = KEYED_FIELD.fullmatch(field)
+    if keyed is None or metadata is None:
+        return None
+    kind, key = keyed.groups()
+    given = metadata.get(kind.lower())
+    keys = sorted(str(k) for k in given) if isinstance(given, Mapping) else []
+    if key in keys:
+        return None
+    return (f"${{{field}}} names {kind[:-1].lower()} {key!r}, which spec.trialTemplate.trialSpec.metadata."
+            f"{kind.lower()} lacks (it has {', '.join(keys) or 'none'}): Katib fails every trial of such an "
+            f"Experiment (failed to fetch {kind[:-1]})")
 
 
 def _used_names(trial_spec: Any) -> set[str]:
