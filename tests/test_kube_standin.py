@@ -253,6 +253,23 @@ def test_terminated_pods_are_collected_after_a_while_and_the_ttl_deletes_the_job
     assert not pods_of(static, "ttl")
 
 
+def test_the_kubelet_expands_variables_in_a_containers_command_args_and_env(static: KubeStub):
+    """As Kubernetes documents ``command``, ``args`` and ``env[].value``: ``$(NAME)`` is the
+    container's variable (an env value sees those defined before it), an unknown one stays as
+    written, and ``$$`` is one ``$``; a trial's values reach a cluster trial so, where a local
+    trial gets them as they are."""
+    manifest = job("expanded", "import os, sys; print(sys.argv[1:], os.environ['B'])")
+    container = manifest["spec"]["template"]["spec"]["containers"][0]
+    container["args"] = ["$(A)", "a$$b", "$$(A)", "$(NONE)", "${$} $1 $", "$(B)"]
+    container["env"] = [{"name": "A", "value": "x"}, {"name": "B", "value": "$(A)-$$-$(C)"},
+                        {"name": "C", "value": "late"}]
+    client.BatchV1Api(api(static)).create_namespaced_job("katuna", manifest)
+    eventually(lambda: condition(static, "expanded"), "the Job completes")
+    [pod] = pods_of(static, "expanded")
+    log = client.CoreV1Api(api(static)).read_namespaced_pod_log(pod["metadata"]["name"], "katuna")
+    assert log == "['x', 'a$b', '$(A)', '$(NONE)', '${$} $1 $', 'x-$-$(C)'] x-$-$(C)\n"
+
+
 def test_the_deadline_counts_from_the_jobs_start_pending_time_included(pools):
     kube, _ = pools
     client.BatchV1Api(api(kube)).create_namespaced_job("katuna", job("late", pool=True, activeDeadlineSeconds=1))

@@ -37,7 +37,7 @@ trap 'term=1; [ -z "$child" ] || kill -TERM "$child" 2>/dev/null' TERM INT
 (
   stop=; opened=; pending=
   trap 'stop=1' USR1
-  kill -USR2 $$
+  kill -USR2 ${$}
   while :; do
     last=$stop
     if [ -z "$opened" ] && [ -e "$file" ]; then exec 3<"$file" && opened=1; fi
@@ -74,7 +74,9 @@ the script prints the whole file as it is at the end behind :data:`END_MARK`, an
 :data:`END_DONE` (even when there is no file): what Katib's collector reads, a file rewritten
 in place or replaced included (:func:`final_lines`). SIGTERM and SIGINT are caught before the
 command starts: one that came first ends the wrapper with 143 and the command never starts, one
-that comes while it starts is passed on once it has."""
+that comes while it starts is passed on once it has. The script holds no ``$$`` nor ``$(``: the
+kubelet expands those in a container's command (``$$`` to ``$``, ``$(NAME)`` to a variable's
+value), so the wrapper's own process id is written ``${$}``."""
 
 END_MARK = "katuna-metrics-end| "
 """What starts each line of the metrics file as the wrapper prints it whole once the command ended."""

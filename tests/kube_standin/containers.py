@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from kube_standin.clock import SimulatedClock
+from kube_standin.environment import expand
 
 KILLED = -9
 """A killed process's return code (SIGKILL), as :class:`subprocess.Popen` reports it."""
@@ -41,7 +42,7 @@ class Processes:
         container = pod["spec"]["containers"][0]
         path = f"{self.image_bin}{os.pathsep}{os.environ.get('PATH', '')}"
         with log.open("w") as out:
-            process = Container(_argv(container), stdout=out, stderr=subprocess.STDOUT,
+            process = Container([expand(arg, env) for arg in _argv(container)], stdout=out, stderr=subprocess.STDOUT,
                                 env={**os.environ, "PATH": path, **env}, start_new_session=True)
         threading.Thread(target=process.note_exit, daemon=True).start()
         return process

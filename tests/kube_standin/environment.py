@@ -2,7 +2,7 @@
 (``makeEnvironmentVariables``, pkg/kubelet/kubelet_pods.go).
 
 Each ``envFrom`` first: every key of its ConfigMap or Secret, behind its ``prefix``. Then each
-``env`` in order: a ``value`` as written (no ``$(VAR)`` expansion here), else a
+``env`` in order: a ``value`` with ``$(VAR)`` expanded from the variables before it (:func:`expand`), else a
 ``configMapKeyRef``'s or ``secretKeyRef``'s key; another ``valueFrom`` (``fieldRef``,
 ``resourceFieldRef``) is not modelled and reads as empty. An object or key that is missing
 and not ``optional: true`` stops it with the kubelet's error: the ConfigMap and Secret
@@ -15,6 +15,8 @@ object or key is skipped: its variables are not set.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from kube_standin import secrets
 
@@ -42,7 +44,7 @@ def environment(cluster, namespace: str, container: dict) -> dict[str, str]:
     for variable in container.get("env") or []:
         value = _value(cluster, namespace, variable)
         if value is not None:
-            env[variable["name"]] = value
+            env[variable["name"]] = expand(value, env) if variable.get("value") else value
     return env
 
 
@@ -69,3 +71,29 @@ def _data(cluster, kind: str, namespace: str, name: str) -> dict[str, str] | Non
         return secrets.data_of(cluster, namespace, name)
     found = cluster.configmaps.get((namespace, name))
     return None if found is None else dict(found.get("data") or {})
+
+
+def expand(text: str, variables: Mapping[str, str]) -> str:
+    """``text`` (a container's ``command`` or ``args`` item, or an ``env`` value) as the kubelet
+    expands it: ``$(NAME)`` is the value of the container's variable NAME (an ``env`` value sees
+    the variables defined before it), or stays as written when there is none; ``$$`` is one
+    ``$``; any other ``$`` stays. Kubernetes' ``third_party/forked/golang/expansion/expand.go``
+    (``Expand``), applied by ``ExpandContainerCommandAndArgs`` (``pkg/kubelet/container/helpers.go``)
+    and to env values in ``pkg/kubelet/kubelet_pods.go``."""
+    out: list[str] = []
+    cursor = 0
+    while (dollar := text.find("$", cursor, len(text) - 1)) >= 0:
+        out.append(text[cursor:dollar])
+        following = text[dollar + 1]
+        closer = text.find(")", dollar + 2) if following == "(" else -1
+        if following == "$":
+            out.append("$")
+            cursor = dollar + 2
+        elif closer >= 0:
+            name = text[dollar + 2:closer]
+            out.append(variables.get(name, f"$({name})"))
+            cursor = closer + 1
+        else:
+            out.append(text[dollar:dollar + 2])
+            cursor = dollar + 2
+    return "".join(out) + text[cursor:]
