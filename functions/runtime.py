@@ -177,8 +177,9 @@ class Runtime:
         return None
 
     def _serve_events(self) -> None:
-        """Deliver events until closed; whatever breaks the loop (the database, say) is logged
-        and the loop starts again, so the service never stops delivering for good."""
+        """Deliver events until closed; whatever breaks the loop is logged (a temporary failure,
+        the database busy past its timeout, in a line) and the loop starts again, so the service
+        never stops delivering for good."""
         deps = self.deps()
         broker = LocalBroker(Dispatcher(deps, observer=self._metrics.events), self.queue, on_dead_letter=self._dropped)
         stop_local = self.executor.stop_study if isinstance(self.executor, LocalExecutor) else (lambda study: None)
@@ -187,6 +188,9 @@ class Runtime:
         while not self._stopping.is_set():
             try:
                 broker.run(until=self._stopping.is_set, tick=watcher.tick, drain=False)
+            except TemporaryError as exc:
+                log.warning("delivering events failed; starting again: %s", exc)
+                self._stopping.wait(RESTART_AFTER)
             except Exception:
                 log.exception("delivering events failed; starting again")
                 self._stopping.wait(RESTART_AFTER)

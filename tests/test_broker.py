@@ -7,8 +7,10 @@ handlers on a real store, routed by the dispatcher's injectable table.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -33,8 +35,10 @@ def store(tmp_path: Path):
     s.close()
 
 
-def chain_dispatcher(store: SqliteStore, seen: list[str], fail_once: set[str] = frozenset()) -> Dispatcher:
-    """``start`` emits ``next``, which emits ``last``; ``other`` emits nothing."""
+def chain_dispatcher(store: SqliteStore, seen: list[str], fail_once: set[str] = frozenset(),
+                     handled: Callable[[], None] = lambda: None) -> Dispatcher:
+    """``start`` emits ``next``, which emits ``last``; ``other`` emits nothing. ``handled`` is
+    called after each handler."""
     failed: set[str] = set()
 
     def handler(emits: str | None):
@@ -44,6 +48,7 @@ def chain_dispatcher(store: SqliteStore, seen: list[str], fail_once: set[str] = 
                 failed.add(name)
                 raise TemporaryError("not yet")
             seen.append(name)
+            handled()
             return [Event(f"test.{emits}", {"name": f"{name}>{emits}"})] if emits else []
         return handle
 
@@ -241,3 +246,66 @@ def test_temporary_errors_and_other_studies_failures_count_nothing(store):
             broken.deliver(Event("test.h", {"study": "demo", "uid": "an-earlier-study"}))
     assert store.db.execute("SELECT failures FROM studies").fetchone()[0] == 0
     assert store.get_study("demo").status == "running"
+
+
+class WriteLock:
+    """Another connection to the queue's database, holding its write lock: a slow writer."""
+
+    def __init__(self, path: Path) -> None:
+        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+
+    def hold(self) -> None:
+        self._conn.execute("BEGIN IMMEDIATE")
+
+    def release(self) -> None:
+        self._conn.execute("ROLLBACK")
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def test_each_queue_write_made_while_the_database_is_held_is_a_temporary_error(tmp_path: Path):
+    """A lock held past the busy timeout is katuna's temporary error (503 with Retry-After for the
+    service), never SQLite's own; the queue is unchanged and works once the lock is released."""
+    events = SqliteQueue(tmp_path / "k.db", busy_timeout=0.05)
+    events.put(Event("test.other", {"name": "x"}))
+    delivery = events.take(timeout=0)
+    events.put(Event("test.other", {"name": "y"}))
+    lock = WriteLock(tmp_path / "k.db")
+    lock.hold()
+    try:
+        for write in (lambda: events.put(Event("test.other", {"name": "z"})), lambda: events.take(timeout=0),
+                      lambda: events.done(delivery), lambda: events.retry(delivery, 0)):
+            with pytest.raises(TemporaryError, match="the database is busy") as raised:
+                write()
+            assert isinstance(raised.value.__cause__, sqlite3.OperationalError)
+    finally:
+        lock.release()
+        lock.close()
+    assert events.depth() == 2
+    events.done(delivery)
+    assert events.take(timeout=0).event.data == {"name": "y"}
+    events.close()
+
+
+def test_an_event_whose_queue_writes_fail_is_delivered_again_once_the_database_is_free(store, tmp_path: Path):
+    """The queue's database is held past the busy timeout while a handled event's follow-up is
+    queued: the broker keeps the event, puts it back as soon as the lock is gone and delivers it
+    again, instead of leaving it taken (out of every taker's reach until its lease runs out)."""
+    lock = WriteLock(tmp_path / "queue.db")
+    seen: list[str] = []
+
+    def hold_the_queue() -> None:
+        if seen == ["a"]:
+            lock.hold()
+            threading.Timer(0.5, lock.release).start()
+
+    events = SqliteQueue(tmp_path / "queue.db", busy_timeout=0.05)
+    broker = LocalBroker(chain_dispatcher(store, seen, handled=hold_the_queue), events, backoff=0.01)
+    broker.publish(Event("test.start", {"name": "a"}))
+    deadline = time.monotonic() + 60
+    broker.run(until=lambda: "a>next>last" in seen or time.monotonic() > deadline, interval=0.01)
+    assert seen == ["a", "a>next", "a>next>last"], "delivered again (its follow-up kept), then the follow-ups"
+    assert events.empty()
+    events.close()
+    lock.close()

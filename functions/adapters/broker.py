@@ -13,7 +13,10 @@ fails unexpectedly is retried :data:`MAX_DELIVERIES` times; a permanent error is
 the event dropped, as a dead-letter sink would. The dispatcher has counted an unexpected or
 permanent failure against the study, which fails after a bounded count
 (:mod:`functions.handlers.failures`). A failing tick is logged and tried again at the next:
-nothing one study does stops the loop.
+nothing one study does stops the loop. The queue's own writes may fail for a while too (the
+database held past its busy timeout): what a delivery left to settle in the queue (its event
+done, or put back to be taken again) is settled before anything else is taken, so its event is
+not left taken, out of every taker's reach, until its lease runs out.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Protocol
 
 from functions.core.application import Delivers
@@ -146,6 +150,9 @@ class LocalBroker:
         self._on_dead_letter = on_dead_letter
         self._handling = threading.Lock()
         self._closed = False
+        self._unsettled: list[Callable[[], None]] = []
+        """The queue writes that settle a delivery (its ``done``, its ``retry``) still to make,
+        in order: each failed with a temporary error (the database busy)."""
         self.dead_letters: list[tuple[Event, str]] = []
 
     def publish(self, event: Event) -> None:
@@ -163,7 +170,7 @@ class LocalBroker:
             return
         try:
             self.events.put(event, wake=False)
-            while not self._closed and (delivery := self.events.take(timeout=0)) is not None:
+            while not self._closed and self._settled() and (delivery := self.events.take(timeout=0)) is not None:
                 self._deliver(delivery)
         finally:
             self._handling.release()
@@ -183,7 +190,11 @@ class LocalBroker:
         per event."""
         next_tick = 0.0
         while True:
-            delivery = self.events.take(timeout=interval)
+            with self._handling:
+                settled = self._settled()
+            delivery = self.events.take(timeout=interval) if settled else None
+            if not settled:
+                time.sleep(interval)  # nothing is taken meanwhile: it could not be settled either
             with self._handling:
                 if delivery is not None:
                     self._deliver(delivery)
@@ -197,6 +208,23 @@ class LocalBroker:
                 if (not drain or self.events.empty()) and until():
                     return
 
+    def _settled(self) -> bool:
+        """Make the queue writes left to settle earlier deliveries; whether none is left."""
+        while self._unsettled:
+            try:
+                self._unsettled[0]()
+            except TemporaryError as exc:
+                log.warning("the event queue cannot be written yet, trying again: %s", exc)
+                return False
+            self._unsettled.pop(0)
+        return True
+
+    def _settle(self, write: Callable[[], None]) -> None:
+        """Make ``write`` (settling a delivery in the queue) now, or as soon as the queue takes
+        writes again if it fails with a temporary error."""
+        self._unsettled.append(write)
+        self._settled()
+
     def _deliver(self, delivery: Delivery) -> None:
         try:
             emitted = self._dispatcher.deliver(delivery.event)
@@ -207,18 +235,24 @@ class LocalBroker:
             log.exception("unexpected failure handling %s (%s)", delivery.event.type, delivery.event.id)
             self._failed(delivery, TemporaryError(f"unexpected {type(exc).__name__}: {exc}"), bounded=True)
             return
-        for event in emitted:
-            self.events.put(event, follow_up=True, wake=False)
-        self.events.done(delivery)
+        try:
+            for event in emitted:
+                self.events.put(event, follow_up=True, wake=False)
+        except TemporaryError as exc:
+            log.warning("could not queue the events %s (%s) led to; delivering it again: %s", delivery.event.type,
+                        delivery.event.id, exc)
+            self._settle(partial(self.events.retry, delivery, self._delay(delivery)))
+            return
+        self._settle(partial(self.events.done, delivery))
 
     def _failed(self, delivery: Delivery, exc: KatunaError, bounded: bool = False) -> None:
         """Retry with back-off while the error may pass (``bounded``: at most
         :data:`MAX_DELIVERIES` times), else drop the event (as a dead letter)."""
         event = delivery.event
         if exc.retryable and not (bounded and delivery.attempt >= MAX_DELIVERIES):
-            delay = min(MAX_BACKOFF, self._backoff * 2 ** min(delivery.attempt - 1, 16))
+            delay = self._delay(delivery)
             log.warning("retrying %s (%s) in %.1fs: %s", event.type, event.id, delay, exc)
-            self.events.retry(delivery, delay)
+            self._settle(partial(self.events.retry, delivery, delay))
             return
         log.error("dropped %s (%s): %s", event.type, event.id, exc)
         self.dead_letters.append((event, str(exc)))
@@ -226,12 +260,18 @@ class LocalBroker:
             self._on_dead_letter(event, exc)
         except Exception:
             log.exception("the dead letter %s (%s) could not be taken", event.type, event.id)
-        self.events.done(delivery)
+        self._settle(partial(self.events.done, delivery))
+
+    def _delay(self, delivery: Delivery) -> float:
+        """The back-off before the next delivery of an event taken ``delivery.attempt`` times."""
+        return min(MAX_BACKOFF, self._backoff * 2 ** min(delivery.attempt - 1, 16))
 
 
 def _tick(tick: Callable[[], None]) -> None:
-    """Run one tick; its failure is logged, and the next tick tries again."""
+    """Run one tick; its failure is logged (a temporary one in a line), and the next tick tries again."""
     try:
         tick()
+    except TemporaryError as exc:
+        log.warning("a tick failed; trying again at the next: %s", exc)
     except Exception:
         log.exception("a tick failed; trying again at the next")

@@ -3,7 +3,10 @@
 ``katuna serve`` runs several gunicorn workers; each takes events from this table, so an event
 published by one worker (or by a trial that one worker runs) may be handled by any. Taking an
 event leases it; an event whose taker died is taken again once its lease runs out, so delivery
-is at least once and the handlers' idempotency does the rest.
+is at least once and the handlers' idempotency does the rest. Every statement's storage failure
+(a lock held past the busy timeout, a full disk) is katuna's temporary error, as the store's are
+(:func:`functions.adapters.sqlite_errors.translated`): the service answers 503 and the broker
+tries again, where a raw SQLite error would be an internal error.
 """
 
 from __future__ import annotations
@@ -14,9 +17,11 @@ import sqlite3
 import threading
 import time
 import uuid
+from contextlib import suppress
 from pathlib import Path
 
 from functions.adapters.broker import Delivery
+from functions.adapters.sqlite_errors import translated
 from functions.core.events import Event
 
 log = logging.getLogger("katuna.queue")
@@ -40,14 +45,15 @@ class SqliteQueue:
 
     def __init__(self, path: str | Path, busy_timeout: float = 30.0, lease_seconds: float = LEASE_SECONDS) -> None:
         self._lease = lease_seconds
-        self._conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._path = Path(path)
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._woken = threading.Event()
         self._stopped = threading.Event()
         self._taker = uuid.uuid4().hex
-        with self._lock:
+        with translated(self._path):
+            self._conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
+            self._conn.execute("PRAGMA journal_mode=WAL")
             create_table(self._conn)
 
     def close(self) -> None:
@@ -64,7 +70,7 @@ class SqliteQueue:
     def put(self, event: Event, follow_up: bool = False, wake: bool = True) -> None:
         """Events are taken in order of ``due``; a follow-up is due since the epoch, which puts
         it ahead of every event waiting but other follow-ups."""
-        with self._lock:
+        with self._lock, translated(self._path):
             self._conn.execute(f"INSERT INTO {TABLE} (event_id, body, due) VALUES (?, ?, ?)",
                                (event.id, json.dumps(event.to_dict()), 0.0 if follow_up else time.time()))
         if wake:
@@ -85,7 +91,7 @@ class SqliteQueue:
     def _claim(self) -> Delivery | None:
         now = time.time()
         available = "due <= ? AND (taken_by IS NULL OR taken_at < ?)"
-        with self._lock:
+        with self._lock, translated(self._path):
             if self._conn.execute(f"SELECT 1 FROM {TABLE} WHERE {available} LIMIT 1",
                                   (now, now - self._lease)).fetchone() is None:
                 return None
@@ -100,7 +106,7 @@ class SqliteQueue:
                         (self._taker, now, row[0]))
                 self._conn.execute("COMMIT")
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                self._roll_back()
                 raise
         if row is None:
             return None
@@ -111,10 +117,17 @@ class SqliteQueue:
             return None
         return Delivery(event, row[2] + 1, row[0])
 
+    def _roll_back(self) -> None:
+        """End a failed claim's transaction, if SQLite has not ended it already (as it does when
+        a COMMIT fails on a full disk): the claim's own error is the one to report."""
+        if self._conn.in_transaction:
+            with suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
+
     def _discard(self, row_id: int, exc: Exception) -> None:
         """Drop a queued row that is no event (a damaged file): it would fail every taker."""
         log.error("dropped queued row %s, which is no event: %s: %s", row_id, type(exc).__name__, exc)
-        with self._lock:
+        with self._lock, translated(self._path):
             self._conn.execute(f"DELETE FROM {TABLE} WHERE id = ?", (row_id,))
 
     def wake(self) -> None:
@@ -122,26 +135,26 @@ class SqliteQueue:
         self._wake.set()
 
     def done(self, delivery: Delivery) -> None:
-        with self._lock:
+        with self._lock, translated(self._path):
             self._conn.execute(f"DELETE FROM {TABLE} WHERE id = ?", (delivery.token,))
 
     def retry(self, delivery: Delivery, delay: float) -> None:
-        with self._lock:
+        with self._lock, translated(self._path):
             self._conn.execute(f"UPDATE {TABLE} SET taken_by = NULL, due = ? WHERE id = ?",
                                (time.time() + delay, delivery.token))
 
     def empty(self) -> bool:
-        with self._lock:
+        with self._lock, translated(self._path):
             return self._conn.execute(f"SELECT 1 FROM {TABLE} LIMIT 1").fetchone() is None
 
     def depth(self) -> int:
         """How many events wait in the queue or are being handled."""
-        with self._lock:
+        with self._lock, translated(self._path):
             return self._conn.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0]
 
     def pending(self, study: str) -> bool:
         """Whether any event about ``study`` is waiting or being handled."""
-        with self._lock:
+        with self._lock, translated(self._path):
             return self._conn.execute(
                 f"SELECT 1 FROM {TABLE} WHERE CASE WHEN json_valid(body) THEN json_extract(body, '$.data.study') END = ? "
                 "LIMIT 1",
