@@ -31,6 +31,7 @@ from functions.core.errors import (
     LogsUnavailable,
     Problem,
     StudyConflict,
+    StudyNotFound,
     TemporaryError,
     UnreadableFile,
 )
@@ -168,7 +169,9 @@ def _check_new_database(file: str, spec: Study, definition: dict[str, Any], sett
 def _run_to_end(embedded: Embedded, spec: Study) -> StudyRecord:
     """Run the study until it ends. Ctrl-C, SIGTERM or SIGHUP stops its trials, leaves it
     resumable, says so and exits 128 + the signal's number; another such signal meanwhile only
-    says what is left to stop."""
+    says what is left to stop. A study another process deleted meanwhile (``DELETE
+    /studies/{name}`` through ``katuna serve``) ends the run with exit 1 and one line saying so,
+    its trials stopped."""
     with interruptible(partial(_still_stopping, embedded, spec.name)):
         try:
             with StudyProgress(console, embedded.store, spec) as progress:
@@ -177,6 +180,9 @@ def _run_to_end(embedded: Embedded, spec: Study) -> StudyRecord:
             embedded.close()
             _tell(f"\nInterrupted ({exc}): running trials were stopped. {_resume_hint(spec.name)}")
             sys.exit(exc.exit_code)
+        except StudyNotFound as exc:
+            embedded.close()
+            fail(str(exc), 1)
 
 
 def _still_stopping(embedded: Embedded, name: str, signum: int) -> None:

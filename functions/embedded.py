@@ -18,7 +18,7 @@ import optuna
 from functions.adapters.broker import LocalBroker
 from functions.adapters.local_executor import LocalExecutor
 from functions.adapters.sqlite_store import SqliteStore
-from functions.core.errors import KatunaError
+from functions.core.errors import KatunaError, StudyNotFound
 from functions.core.events import TRIAL_FINISHED, Event, study_completed, study_created
 from functions.core.records import StudyRecord
 from functions.core.spec import Study
@@ -77,20 +77,28 @@ class Embedded:
             gc.unfreeze()
 
     def _run(self, name: str, on_tick: Callable[[], None]) -> StudyRecord:
+        """Deliver the study's events until it ends; raises :class:`StudyNotFound` once its
+        trials are stopped if another process deleted it (or stored another study under its
+        name) meanwhile."""
         record = self.store.get_study(name)
         self.broker.publish(study_created(name, record.uid))
-        watcher = Watcher(self.deps, self.broker.events, lambda: [self.store.get_study(name)],
-                          stop_local=self.executor.stop_study)
+        followed = _Followed(self.store, self.executor, record)
+        watcher = Watcher(self.deps, self.broker.events, followed.current, stop_local=self.executor.stop_study)
 
         def tick() -> None:
             watcher.tick()
-            on_tick()
+            if not followed.gone:
+                on_tick()
 
         def finished() -> bool:
-            return self.executor.running(name) == 0 and self.store.get_study(name).terminal
+            studies = followed.current()
+            return self.executor.running(name) == 0 and (not studies or studies[0].terminal)
 
         self.broker.run(until=finished, tick=tick)
-        return self.store.get_study(name)
+        studies = followed.current()
+        if not studies:
+            raise StudyNotFound(f"study {name!r} was deleted by another process (its trials were stopped)")
+        return studies[0]
 
     def stop(self, name: str, reason: str = "stopped by user") -> None:
         """Stop a study, here or in another process running it (which notices and kills its trials)."""
@@ -101,3 +109,28 @@ class Embedded:
         self.broker.close()
         self.executor.shutdown()
         self.store.close()
+
+
+class _Followed:
+    """The study a run follows, as stored now: gone for good once another process deleted it (or
+    stored another study under its name), and its trials here then stopped."""
+
+    def __init__(self, store: SqliteStore, executor: LocalExecutor, record: StudyRecord) -> None:
+        self._store = store
+        self._executor = executor
+        self._record = record
+        self.gone = False
+
+    def current(self) -> list[StudyRecord]:
+        """The study as stored now; none once it is gone."""
+        if self.gone:
+            return []
+        try:
+            stored = self._store.get_study(self._record.name)
+        except StudyNotFound:
+            stored = None
+        if stored is not None and stored.uid == self._record.uid:
+            return [stored]
+        self.gone = True
+        self._executor.stop_study(self._record.name, self._record.uid)
+        return []

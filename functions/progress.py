@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 from rich.text import Text
 
+from functions.core.errors import StudyNotFound
 from functions.core.ports import Store
 from functions.core.records import Counts
 from functions.core.spec import Study
@@ -72,9 +73,10 @@ class StudyProgress:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        """Show the final counts; a terminal that hung up (SIGHUP) takes nothing more, and the
-        run still has its trials to stop."""
-        self.update()
+        """Show the final counts (the last shown, of a study another process deleted); a
+        terminal that hung up (SIGHUP) takes nothing more, and the run still has its trials to stop."""
+        with suppress(StudyNotFound):
+            self.update()
         with suppress(OSError):
             self._progress.stop()
 

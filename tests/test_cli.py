@@ -22,7 +22,7 @@ import sqlite_utils
 import yaml
 from click.testing import CliRunner, Result
 from conftest import shared_journal, study_definition
-from http_helpers import free_port
+from http_helpers import Service, free_port
 from waiting import eventually
 
 from functions.adapters.sqlite_store import SqliteStore
@@ -405,6 +405,28 @@ def test_stop_from_another_process_ends_a_running_study(tmp_path: Path):
     assert process.returncode == 1
     assert "Study demo: stopped (stopped by user)" in stdout
     assert {t["state"] for t in _trials(db)} == {"PRUNED"}
+
+
+def test_a_run_whose_study_another_process_deletes_ends_in_one_line_its_trials_stopped(tmp_path: Path):
+    """``DELETE /studies/{name}`` through ``katuna serve`` on the run's database removes the study
+    the run is running: the run stops its trials and ends with exit 1 and one line saying so, no
+    traceback."""
+    _, process = _held_run(tmp_path)
+    uid = _uid(tmp_path / "katuna.db")
+    service = Service(tmp_path, workers=1)
+    try:
+        assert service.request("DELETE", "/studies/demo")[0] == 204
+    finally:
+        service.close()
+    stdout, stderr = process.communicate(timeout=60)
+    left = _attempt_processes(uid)
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert left == [], "no trial process outlives the run"
+    assert process.returncode == 1
+    assert stderr.endswith("\nerror: study 'demo' was deleted by another process (its trials were stopped)\n"), stderr
+    assert "Traceback" not in stdout + stderr
+    assert _trials(tmp_path / "katuna.db") == []
 
 
 def test_the_database_is_private_to_its_owner_in_new_folders_only_it_can_enter(tmp_path: Path):
