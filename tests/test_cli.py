@@ -357,6 +357,33 @@ def test_sigterm_or_sighup_stops_the_trials_like_ctrl_c_and_a_rerun_resumes(tmp_
     _assert_resumes(study, tmp_path, interrupted=2)
 
 
+def test_a_run_killed_outright_takes_its_trials_whole_process_trees_with_it(tmp_path: Path):
+    """A ``katuna run`` killed with SIGKILL runs no shutdown; its trials, each leading a session of
+    its own with a background child and deaf to SIGTERM, still end with it (everything they
+    started), instead of running on unwatched. The next run counts their attempts as lost and
+    runs them again."""
+    definition = yaml.safe_load(_held_study(tmp_path, "--ignore-sigterm").read_text())
+    definition["trialTemplate"]["command"] = ["/bin/sh", "-c", 'sleep 600 & exec "$0" "$@"',
+                                              *definition["trialTemplate"]["command"]]
+    study = write_study(tmp_path / "study.yaml", definition)
+    process = subprocess.Popen([*KATUNA, "run", str(study)], cwd=tmp_path, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_two_running_trials(tmp_path)
+        uid = _uid(tmp_path / "katuna.db")
+        assert len(_attempt_processes(uid)) == 4, "each trial and its background child"
+    finally:
+        process.kill()
+        process.communicate()
+    try:
+        eventually(lambda: not _attempt_processes(uid), "every process of the trials ended")
+    finally:
+        _assert_no_trial_outlives(tmp_path)
+    _assert_resumes(study, tmp_path, interrupted=2)
+    lost = [t["reason"] for t in _trials(tmp_path / "katuna.db") if t["attempt"] == 2]
+    assert len(lost) == 2 and all("its run was lost" in (reason or "") for reason in lost), lost
+
+
 def test_closing_the_terminal_of_a_run_stops_its_trials(tmp_path: Path):
     """A real hang-up: the run's controlling terminal goes away (SIGHUP, then every write to it fails)."""
     study = _held_study(tmp_path)

@@ -16,6 +16,7 @@ import pytest
 from conftest import study_definition
 from waiting import eventually
 
+from functions.adapters import process_tree
 from functions.adapters.broker import LocalBroker
 from functions.adapters.local_executor import LocalExecutor
 from functions.adapters.sqlite_store import SqliteStore
@@ -37,23 +38,24 @@ def attempt(tmp_path: Path, argv: list[str]) -> TrialLaunch:
 
 
 OWNER = textwrap.dedent("""
-    import sys, time
+    import os, sys, time
     from pathlib import Path
     from functions.adapters.local_executor import LocalExecutor
     from functions.core.launch import TrialLaunch
     executor = LocalExecutor(Path(sys.argv[1]), publish=lambda event: None)
-    executor.launch(TrialLaunch(study="demo", uid="u1", number=0, attempt=1, job_name="demo-0-1",
-                                argv=[sys.executable, "-c", "import time; time.sleep(5)"], env={},
+    executor.launch(TrialLaunch(study="demo", uid=os.environ.get("OWNER_UID", "u1"), number=0, attempt=1, job_name="demo-0-1",
+                                argv=sys.argv[2:] or [sys.executable, "-c", "import time; time.sleep(5)"], env={},
                                 working_dir=sys.argv[1], timeout=None))
     print("launched", flush=True)
     time.sleep(60)
 """)
 
 
-def start_owner(logs: Path) -> subprocess.Popen[str]:
-    """Another process that runs attempt 1 of trial 0 of ``demo``, logging to ``logs``."""
-    owner = subprocess.Popen([sys.executable, "-c", OWNER, str(logs)], cwd=ROOT, stdout=subprocess.PIPE, text=True,
-                             env={**os.environ, "PYTHONPATH": str(ROOT)})
+def start_owner(logs: Path, *argv: str, uid: str = "u1") -> subprocess.Popen[str]:
+    """Another process that runs attempt 1 of trial 0 of ``demo`` of ``uid`` (``argv``, or 5 s
+    of sleep), logging to ``logs``."""
+    owner = subprocess.Popen([sys.executable, "-c", OWNER, str(logs), *argv], cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                             env={**os.environ, "PYTHONPATH": str(ROOT), "OWNER_UID": uid})
     assert owner.stdout is not None and owner.stdout.readline().strip() == "launched"
     return owner
 
@@ -83,6 +85,27 @@ def test_an_attempt_owned_by_a_live_process_exists_and_stops_existing_when_that_
     identities = [p.read_text() for p in (logs / ".owners").iterdir()]
     assert [i.split(":")[0] for i in identities] == [str(owner.pid)], \
         "this executor's identity file goes with it (a killed owner's stays behind)"
+
+
+def test_an_attempts_processes_end_with_the_process_that_runs_it_killed_outright(tmp_path: Path):
+    """The process running an attempt is killed with SIGKILL, running no shutdown: the attempt's
+    main process (leading a session of its own) and its background child end with it."""
+    uid = f"guarded-{os.getpid()}"
+
+    def alive() -> list[int]:
+        return [p.pid for p in process_tree.processes() if p.marker == f"{uid}/0/1" and not p.zombie]
+
+    owner = start_owner(tmp_path / "logs", "/bin/sh", "-c", "sleep 600 & exec sleep 600", uid=uid)
+    try:
+        eventually(lambda: len(alive()) == 2, "the attempt and its background child run")
+    finally:
+        owner.send_signal(signal.SIGKILL)
+        owner.wait()
+    try:
+        eventually(lambda: not alive(), "every process of the attempt ended")
+    finally:
+        for pid in alive():
+            os.kill(pid, signal.SIGKILL)
 
 
 def test_an_end_that_publishing_refuses_a_few_times_still_arrives(tmp_path: Path):

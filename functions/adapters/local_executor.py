@@ -5,7 +5,8 @@ per-attempt log file (:mod:`functions.adapters.local_outputs`), and progress is 
 an attempt runs (:mod:`functions.adapters.local_progress`). Everything an attempt starts is
 contained (:mod:`functions.adapters.process_tree`): a timeout, a stop or a shutdown ends the
 whole tree (SIGTERM, a grace period, then SIGKILL), and so does the main process's own end,
-before that end is reported. Ends are reported as ``trial.finished`` events through
+before that end is reported, and this process's death, however it dies
+(:mod:`functions.adapters.local_guard`). Ends are reported as ``trial.finished`` events through
 ``publish``, retried with back-off while it fails; an end that could not be reported is
 answered by :meth:`LocalExecutor.poll`. Ends that katuna caused by stopping are not reported.
 
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from functions.adapters import local_outputs, process_tree
+from functions.adapters.local_guard import Guard
 from functions.adapters.local_progress import ProgressReports, streamed
 from functions.adapters.local_run import Key, LocalRun, attempt_key, ids
 from functions.adapters.owners import Owners
@@ -87,6 +89,8 @@ class LocalExecutor:
         self._workers = Workers()
         self._sweepers: list[threading.Thread] = []
         """Threads ending what dead processes left behind, which a shutdown waits for."""
+        self._guard = Guard(kill_grace)
+        """Ends the running attempts' processes if this process is killed outright."""
         process_tree.become_subreaper()
         process_tree.hide_from_trials()
 
@@ -154,6 +158,7 @@ class LocalExecutor:
         """Start the attempt's process; the job that waits for its end."""
         launch = run.launch
         run.since = process_tree.boot_ticks() - os.sysconf("SC_CLK_TCK")
+        self._guard.starting(run.marker)
         try:
             run.process = subprocess.Popen(
                 launch.argv, cwd=launch.working_dir, stdin=subprocess.DEVNULL,
@@ -165,6 +170,7 @@ class LocalExecutor:
             with log:
                 log.write(f"katuna: could not start {message}\n".encode())
             return partial(self._failed_to_start, run, message)
+        self._guard.started(run.marker, run.process.pid)
         if not streamed(launch):
             log.close()
         return partial(self._watch, run, log if streamed(launch) else None)
@@ -218,6 +224,7 @@ class LocalExecutor:
     def _ended(self, run: LocalRun) -> None:
         with self._lock:
             self._active.pop(attempt_key(run.launch), None)
+        self._guard.ended(run.marker)
         run.done.set()
 
     def _contain(self, run: LocalRun) -> None:
@@ -304,6 +311,7 @@ class LocalExecutor:
             run.done.wait(timeout=self._kill_grace + 2)
         for sweeper in self._sweepers:
             sweeper.join(timeout=self._kill_grace + 2)
+        self._guard.close()
         self._owners.release()
 
     def log_file(self, launch: TrialLaunch) -> Path:
