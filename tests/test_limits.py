@@ -13,7 +13,7 @@ from http_helpers import Service
 
 from functions.core.errors import InvalidStudy
 from functions.core.limits import DEFAULTS, EksQuotas, Limits
-from functions.core.metrics import parse_text
+from functions.core.metrics import compile_filter, parse_text
 from functions.core.samplers import build_sampler, grid_size
 from functions.core.space import sample
 from functions.core.validate import parse_study
@@ -308,3 +308,42 @@ def test_a_service_refuses_past_its_configured_limits_and_stores_nothing(tmp_pat
         assert service.json("GET", "/studies")[1] == []
     finally:
         service.close()
+
+
+def test_the_number_of_filters_is_bounded_naming_the_field_and_the_limit():
+    filters = [rf"(m{i})=([0-9.]+)" for i in range(17)]
+    definition = study_definition(metricsCollector={"filters": filters})
+    assert problems(definition) == ["metricsCollector.filters: expected at most 16 (set by KATUNA_MAX_FILTERS), got 17"]
+    definition = study_definition(metricsCollector={"filters": filters[:16]})
+    assert len(parse_study(definition).metrics_collector.filters) == 16
+    assert Settings.from_env({"KATUNA_MAX_FILTERS": "2"}).limits == Limits(filters=2)
+
+
+def test_each_studys_filters_are_compiled_once_not_for_every_line_of_its_output():
+    """Twenty studies of sixteen filters each, their output read a line at a time and
+    interleaved: after the first line of each, no line compiles a pattern again."""
+    studies = [[rf"(s{s}m{i})=([0-9.]+)" for i in range(16)] for s in range(20)]
+    compile_filter.cache_clear()
+    for filters in studies:
+        parse_text(["s0m0=1\n"], ["s0m0"], filters)
+    compiled = compile_filter.cache_info().misses
+    for line in range(5):
+        for s, filters in enumerate(studies):
+            assert parse_text([f"s{s}m3={line}\n"], [f"s{s}m3"], filters)[0].value == line
+    assert compile_filter.cache_info().misses == compiled == 320
+
+
+def test_the_number_of_objectives_and_of_metrics_is_bounded_naming_the_field_and_the_limit():
+    many = [{"name": f"m{i}", "direction": "minimize"} for i in range(9)]
+    definition = study_definition(objective={"metrics": many})
+    assert "objective.metrics: expected at most 8 (set by KATUNA_MAX_OBJECTIVES), got 9" in problems(definition)
+    definition = study_definition(objective={"metrics": many[:8]})
+    assert len(parse_study(definition).objectives) == 8
+    extra = [f"extra{i}" for i in range(64)]
+    definition = study_definition(objective={"metric": "loss", "direction": "minimize", "additionalMetrics": extra})
+    assert problems(definition) == ["objective.additionalMetrics: expected at most 64 (set by KATUNA_MAX_METRICS), "
+                                    "got 65"]
+    definition = study_definition(objective={"metric": "loss", "direction": "minimize", "additionalMetrics": extra[:63]})
+    assert len(parse_study(definition).metric_names) == 64
+    assert Settings.from_env({"KATUNA_MAX_OBJECTIVES": "2", "KATUNA_MAX_METRICS": "3"}).limits == Limits(
+        objectives=2, metrics=3)

@@ -72,6 +72,20 @@ class Limits:
     text: int = 4_096
     """Characters of a metric filter or of a name (metric, parameter, environment variable)."""
 
+    filters: int = 16
+    """Filters of ``metricsCollector.filters`` (Katib's ``metricsFormat``): every line of a
+    trial's output is matched against each of them, while the database's write lock is held.
+    Katib's own examples give one."""
+
+    objectives: int = 8
+    """Objectives of one study (``objective.metrics``). Optuna's multi-objective samplers are
+    made for a handful (NSGA-III's "many objectives" are four or more), and each one more widens
+    the Pareto front every view of the study computes. Katib's Experiments have exactly one."""
+
+    metrics: int = 64
+    """Metrics one study collects: its objectives and ``objective.additionalMetrics`` together.
+    Each is looked for in every line of output, and kept and shown for every trial."""
+
     warm_start: int = 1_000
     """Known results of a warm start in all: given inline in ``warmStart.trials`` (or its file)
     and taken from ``warmStart.study`` when the study is stored. The sampler learns from each of

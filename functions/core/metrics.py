@@ -59,6 +59,14 @@ def compile_filter(pattern: str) -> re2._Regexp:
     return re2.compile(pattern, options)
 
 
+@functools.lru_cache(maxsize=128)
+def compile_filters(filters: tuple[str, ...]) -> tuple[re2._Regexp, ...]:
+    """A study's filters compiled, kept per study (per set of filters) rather than per pattern:
+    its output is parsed a line at a time, and the patterns of many studies together would
+    outgrow :func:`compile_filter`'s cache and be compiled again for every line."""
+    return tuple(compile_filter(pattern) for pattern in filters)
+
+
 def check_filter(pattern: object, max_length: int = 4_096) -> str | None:
     """Why ``pattern`` cannot serve as a metric filter, or None when it can."""
     if not isinstance(pattern, str):
@@ -142,7 +150,7 @@ def parse_text(
 ) -> list[Observation]:
     """Observations of ``metrics`` found in text output lines."""
     wanted = set(metrics)
-    patterns = [compile_filter(f) for f in (list(filters) or [KATIB_DEFAULT_FILTER])]
+    patterns = compile_filters(tuple(filters) or (KATIB_DEFAULT_FILTER,))
     observations: list[Observation] = []
     for raw in lines:
         if not any(name in raw for name in wanted):

@@ -27,6 +27,8 @@ def over_limits(study: Study, limits: Limits) -> list[Problem]:
     checks += [(f"parameters[{i}].values", len(p.values), limits.values, "VALUES")
                for i, p in enumerate(study.parameters) if isinstance(p, ChoiceParameter)]
     checks += [("objective", len(metric), limits.text, "TEXT") for metric in study.metric_names]
+    checks += [("objective.metrics", len(study.objectives), limits.objectives, "OBJECTIVES"),
+               ("objective.additionalMetrics", len(study.metric_names), limits.metrics, "METRICS")]
     checks += _pool_checks(study.node_pool, limits)
     return [Problem(path, f"expected at most {bound:,} (set by {PREFIX}MAX_{variable}), got {value:,}")
             for path, value, bound, variable in checks if value is not None and value > bound]

@@ -22,7 +22,7 @@ from functions.core.choices import clashes
 from functions.core.cluster import parse_cluster
 from functions.core.errors import InvalidStudy, Problem
 from functions.core.exec_limits import exec_problems
-from functions.core.limits import DEFAULTS, MAX_SEED, Limits
+from functions.core.limits import DEFAULTS, MAX_SEED, PREFIX, Limits
 from functions.core.metrics import check_filter
 from functions.core.naming import indexed_excess, job_name
 from functions.core.nodepool import parse_node_pool
@@ -438,6 +438,10 @@ def _collector(r: Reader, data: Any, limits: Limits) -> MetricsCollector:
     if file_path is not None:
         for placeholder in template.referenced_parameters(file_path)[1]:
             r.fail(join(path, "path"), f"unknown placeholder {placeholder}; only ${{trialSpec.Name}} is known here")
+    if len(filters) > limits.filters:
+        r.fail(join(path, "filters"), f"expected at most {limits.filters:,} (set by {PREFIX}MAX_FILTERS), "
+                                      f"got {len(filters):,}")
+        return MetricsCollector(kind, file_path, fmt, ())
     for i, pattern in enumerate(filters):
         message = check_filter(pattern, limits.text)
         if message:
