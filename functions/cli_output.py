@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from functions.adapters.sqlite_store import SqliteStore
-from functions.core.pareto import best_trials
+from functions.core.pareto import FRONT_SHOWN, best_trials
 from functions.core.records import StudyRecord, TrialRecord
 from functions.core.views import study_view
 from functions.settings import Settings
@@ -59,7 +59,7 @@ def print_study(console: Console, view: dict[str, Any], record: StudyRecord, fro
     if isinstance(best, dict):
         console.print(f"best: trial {best['number']} value {best['value']:.6g} params {markup(best['params'])}")
     elif record.spec.multi_objective:
-        console.print(trial_table(record, front, title=front_title(record)) if front
+        console.print(trial_table(record, front, title=front_title(record, view["frontSize"])) if front
                       else f"{front_title(record)}: no completed trial{'' if record.terminal else ' yet'}")
     pool = view["nodePool"]
     if pool:
@@ -83,7 +83,7 @@ def studies_table(views: list[dict[str, Any]]) -> Table:
         table.add_column(column)
     for view in views:
         best = view["best"]
-        shown = f"{best['value']:.6g}" if isinstance(best, dict) else (f"{len(best)} on the front" if best else "")
+        shown = f"{best['value']:.6g}" if isinstance(best, dict) else (f"{view['frontSize']} on the front" if best else "")
         table.add_row(*map(text, (view["name"], view["status"], view["algorithm"], view["trials"], shown,
                                   view["reason"] or "")))
     return table
@@ -162,9 +162,13 @@ class _TrialTable:
         return [metrics, params] if self._spec.additional_metrics else [params]
 
 
-def front_title(record: StudyRecord) -> str:
-    """The title of a Pareto front's table: which way each objective is better."""
-    return markup("Pareto front (" + ", ".join(f"{o.metric} {o.direction}" for o in record.spec.objectives) + ")")
+def front_title(record: StudyRecord, size: int | None = None) -> str:
+    """The title of a Pareto front's table: which way each objective is better, and, when it
+    shows a sample of a front of ``size`` trials, how many of them (``katuna best`` lists all)."""
+    title = "Pareto front (" + ", ".join(f"{o.metric} {o.direction}" for o in record.spec.objectives) + ")"
+    if size is not None and size > FRONT_SHOWN:
+        title += f": {FRONT_SHOWN} of its {size:,} trials, spread along it (katuna best lists all)"
+    return markup(title)
 
 
 def _number(value: float | None, spec: str) -> str:

@@ -26,7 +26,7 @@ from functions.cli_common import (
 )
 from functions.cli_output import front_title, print_study, studies_table, trial_table
 from functions.core.errors import KatunaError
-from functions.core.pareto import best_trials
+from functions.core.pareto import best_trials, front_sample
 from functions.core.records import STUDY_RUNNING, StudyRecord, TrialRecord
 from functions.core.resources import Origin
 from functions.core.views import study_view, trial_view
@@ -88,7 +88,7 @@ def show(name: str, db: str | None, as_json: bool) -> None:
     store, record = with_study(db, name)
     view = study_view(store, record)
     view["definition"] = record.spec.to_dict()
-    front = best_trials(store, record) if record.spec.multi_objective else []
+    front = front_sample(store, record)[0] if record.spec.multi_objective else []
     seen = _as_seen(view, store, record, db)
     store.close()
     if as_json:

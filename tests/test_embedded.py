@@ -11,6 +11,8 @@ import pytest
 from conftest import run_study, study_definition
 
 from functions.core.events import study_completed
+from functions.core.pareto import FRONT_SHOWN, best_trials
+from functions.core.views import study_view
 
 
 def test_a_study_runs_to_max_trials_and_finds_its_best(embedded, tmp_path: Path):
@@ -251,3 +253,20 @@ def _alive(pid: int) -> bool:
             return handle.read().split()[2] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_a_studys_view_lists_a_sample_of_a_large_pareto_front_with_its_size(embedded, tmp_path: Path):
+    """``GET /studies``, ``katuna studies`` and the dashboard's list show at most FRONT_SHOWN
+    trials of a front, spread along it (both ends), and the size of the whole front."""
+    definition = study_definition(maxTrials=25, parallelism=5, parameters=[
+        {"name": "x", "type": "float", "min": 0.0, "max": 2.0}])
+    definition["objective"] = {"metrics": [{"name": "loss", "direction": "minimize"},
+                                           {"name": "size", "direction": "minimize"}]}
+    record = run_study(embedded, definition, tmp_path)
+    whole = [t.number for t in best_trials(embedded.store, record)]
+    assert len(whole) == 25 > FRONT_SHOWN, "every trial trades loss for size"
+    view = study_view(embedded.store, record)
+    shown = [t["number"] for t in view["best"]]
+    assert view["frontSize"] == 25 and len(shown) == FRONT_SHOWN
+    assert shown[0] == whole[0] and shown[-1] == whole[-1] and set(shown) < set(whole)
+    assert [whole.index(n) for n in shown] == sorted(whole.index(n) for n in shown)

@@ -419,3 +419,25 @@ def test_login_form_trades_the_token_for_a_strict_cookie(tmp_path, browser: Brow
         context.close()
     finally:
         guarded.close()
+
+
+def test_the_studies_list_starts_no_refresh_while_one_is_unanswered(service: Service, page: Page):
+    """The list refreshes while a study runs, one fetch at a time: an answer that is slow to come
+    (a database busy with a large study) has no others piling up behind it."""
+    release = service.workdir / "release-ui-held"
+    held = study_definition(name="ui-held", maxTrials=1, parallelism=1, trialTemplate={"command": [
+        sys.executable, str(TRIAL), "--x", "${trialParameters.x}", "--mode", "curve", "--until", str(release)]})
+    assert post(service, held) == 201
+    asked: list = []
+    page.route("**/ui/studies.fragment", lambda route: asked.append(route))
+    page.goto(service.base + "/ui/")
+    expect(page.locator('tr[data-study="ui-held"]')).to_contain_text("running")
+    eventually(lambda: page.wait_for_timeout(100) or asked, "a first refresh", timeout=15)
+    page.wait_for_timeout(10_000)
+    assert len(asked) == 1, "refreshes started while the first was unanswered"
+    asked[0].continue_()
+    eventually(lambda: page.wait_for_timeout(100) or len(asked) == 2, "the next refresh, once the first was answered",
+               timeout=15)
+    asked[1].continue_()
+    release.touch()
+    service.wait_for("ui-held")

@@ -11,6 +11,13 @@ import operator
 from functions.core.ports import Store
 from functions.core.records import StudyRecord, TrialRecord
 from functions.core.spec import MINIMIZE, Study
+from functions.core.spread import spread
+
+FRONT_SHOWN = 20
+"""The most trials of a Pareto front a study's view lists (``frontSize`` counts them all): with
+several objectives most of a long study's trials can be on its front, and a listing of every
+study (``GET /studies``, ``katuna studies``, the dashboard) must cost the same for each study
+whatever its size. ``katuna best`` and the dashboard's study page give the whole front."""
 
 
 def _dominates(a: list[float], b: list[float]) -> bool:
@@ -40,3 +47,11 @@ def best_trials(store: Store, record: StudyRecord, limit: int = 1) -> list[Trial
                  for number in pareto_front(record.spec, store.completed_values(record.name)))
         return [trial for trial in front if trial is not None]
     return store.best_trials(record.name, limit)
+
+
+def front_sample(store: Store, record: StudyRecord, most: int = FRONT_SHOWN) -> tuple[list[TrialRecord], int]:
+    """At most ``most`` trials of a multi-objective study's Pareto front (:func:`spread` along
+    it), read whole, and the size of the whole front, of which only the numbers are read."""
+    numbers = pareto_front(record.spec, store.completed_values(record.name))
+    shown = (store.get_trial(record.name, number) for number in spread(numbers, most))
+    return [trial for trial in shown if trial is not None], len(numbers)

@@ -19,6 +19,7 @@ from typing import Any
 from functions.core.errors import InvalidStudy, Problem
 from functions.core.records import COMPLETED, FAILED, STOPPED, Counts, StudyRecord, TrialRecord
 from functions.core.spec import Study
+from functions.core.spread import spread
 from functions.core.strict_json import finite
 
 GROUP, VERSION = "katuna.dev", "v1"
@@ -262,7 +263,7 @@ def _best(record: StudyRecord, best: Sequence[TrialRecord], origin: Origin) -> d
     if record.spec.multi_objective:
         front = [{"trialName": f"{record.name}-{t.number}", "trialNumber": t.number,
                   "objectiveValues": list(t.values or ()), **_results(t, origin)}
-                 for t in _spread(best, PARETO_FRONT_SHOWN)]
+                 for t in spread(best, PARETO_FRONT_SHOWN)]
         return {"paretoFront": front, "paretoFrontSize": len(best)} if best else {}
     if not best or not best[0].values:
         return {}
@@ -276,14 +277,6 @@ def _results(trial: TrialRecord, origin: Origin) -> dict[str, Any]:
     return {"parameterAssignments": [{"name": k, "value": str(v)} for k, v in trial.params.items()],
             "observation": {"metrics": [{"name": k, "value": v, **({"latest": str(v)} if origin.ref.katib else {})}
                                         for k, v in trial.metrics.items()]}}
-
-
-def _spread(front: Sequence[TrialRecord], most: int) -> list[TrialRecord]:
-    """At most ``most`` trials of ``front`` (``most`` >= 2), evenly spaced along it, its two ends
-    included: a sample of the whole trade-off, where the first ``most`` would show one end."""
-    if len(front) <= most:
-        return list(front)
-    return [front[round(i * (len(front) - 1) / (most - 1))] for i in range(most)]
 
 
 def failed_status(reason: str, problems: Sequence[Problem], generation: int, now: float) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from functions.core.pareto import best_trials
+from functions.core.pareto import best_trials, front_sample
 from functions.core.ports import Store
 from functions.core.records import StudyRecord, TrialRecord
 from functions.core.template_sources import annotated_source
@@ -31,7 +31,6 @@ def trial_view(trial: TrialRecord) -> dict[str, Any]:
 def study_view(store: Store, record: StudyRecord) -> dict[str, Any]:
     counts = store.count_trials(record.name)
     spec = record.spec
-    best = best_trials(store, record)
     return {
         "name": record.name,
         "status": record.status,
@@ -41,7 +40,7 @@ def study_view(store: Store, record: StudyRecord) -> dict[str, Any]:
         "trials": counts.created,
         "counts": counts.by_state(),
         "maxTrials": spec.max_trials,
-        "best": (trial_view(best[0]) if best else None) if not spec.multi_objective else [trial_view(t) for t in best],
+        **_best(store, record),
         "createdAt": record.created_at,
         "startedAt": record.started_at,
         "completedAt": record.completed_at,
@@ -51,6 +50,16 @@ def study_view(store: Store, record: StudyRecord) -> dict[str, Any]:
         "reproducibility": {"seed": record.seed, "katunaVersion": record.katuna_version,
                             "optunaVersion": record.optuna_version, "lookahead": record.lookahead},
     }
+
+
+def _best(store: Store, record: StudyRecord) -> dict[str, Any]:
+    """The best trial, or a sample of a multi-objective study's Pareto front (at most
+    :data:`functions.core.pareto.FRONT_SHOWN` trials spread along it) and the front's size."""
+    if not record.spec.multi_objective:
+        best = best_trials(store, record)
+        return {"best": trial_view(best[0]) if best else None}
+    shown, size = front_sample(store, record)
+    return {"best": [trial_view(t) for t in shown], "frontSize": size}
 
 
 def _node_pool(store: Store, record: StudyRecord) -> dict[str, Any] | None:

@@ -74,7 +74,11 @@ _SCHEMAS: dict[str, Any] = {
         "reason": {"type": ["string", "null"]}, "algorithm": {"type": "string"},
         "trials": {"type": "integer"}, "counts": {"type": "object"},
         "best": {"oneOf": [{"$ref": "#/components/schemas/Trial"}, {"type": "null"},
-                           {"type": "array", "items": {"$ref": "#/components/schemas/Trial"}}]},
+                           {"type": "array", "items": {"$ref": "#/components/schemas/Trial"}}],
+                 "description": "the best trial; with several objectives, at most 20 trials of the Pareto front, "
+                                "spread evenly along it, its two ends included"},
+        "frontSize": {"type": "integer", "description": "with several objectives: the trials on the whole Pareto "
+                                                        "front (best lists at most 20 of them)"},
         "nodePool": {"oneOf": [{"$ref": "#/components/schemas/NodePoolUse"}, {"type": "null"}]},
         "definition": {"type": "object"}, "links": {"type": "object"},
         "reproducibility": {"type": "object", "description": "the sampler seed the study runs with (chosen at "

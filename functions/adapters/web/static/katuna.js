@@ -31,14 +31,17 @@ const katuna = (() => {
     holder.innerHTML = await (await fetchData(holder.dataset.src, "text/html")).text();
   }
 
-  // Studies list: refresh the table while any study runs.
+  // Studies list: refresh the table while any study runs, the next fetch timed from the end of
+  // the last, so a slow answer never has others piling up behind it.
   function studiesPage() {
     const holder = document.getElementById("studies");
     if (!holder) return;
-    setInterval(() => {
+    const tick = async () => {
       const table = document.getElementById("studies-table");
-      if (table && table.dataset.running === "true") refill(holder).catch(() => null);
-    }, REFRESH_MS);
+      if (table && table.dataset.running === "true") await refill(holder).catch(() => null);
+      setTimeout(tick, REFRESH_MS);
+    };
+    setTimeout(tick, REFRESH_MS);
   }
 
   // Study page: each chart is fetched on its own, so the page shows before the slow ones.
