@@ -526,6 +526,34 @@ def test_edits_of_parallelism_and_max_trials_apply_and_others_are_refused(servic
     assert service.wait_for("kst-edit", timeout=10)["status"] == "stopped"
 
 
+def test_an_edit_raising_max_trials_past_the_history_limit_is_refused_and_changes_nothing(kube: KubeStub,
+                                                                                          tmp_path: Path):
+    """A running study's edit is held to ``KATUNA_MAX_HISTORY`` as a new study is: refused in
+    the status at ``spec.maxTrials``, the study running on with its budget as it was."""
+    limited = Service(tmp_path, workers=1, KATUNA_K8S_API=kube.url, KATUNA_MAX_HISTORY="10")
+    try:
+        obj = kube.apply(study("kst-history", mode="hang", parallelism=1, maxTrials=5))
+        send(limited, "add", obj)
+        wait_trials(limited, "kst-history", 1)
+        raised = kube.apply(study("kst-history", mode="hang", parallelism=1, maxTrials=1_000_000))
+        assert send(limited, "update", raised) == []
+        status = status_of(kube, raised)
+        assert status["observedGeneration"] == 2 and status["phase"] == "Running"
+        message = conditions(status)["UpdateRefused"]["message"]
+        assert message.startswith("the edit is invalid: spec.maxTrials: a study's Optuna history holds at most 10 "
+                                  "trials (set by KATUNA_MAX_HISTORY)"), message
+        assert limited.json("GET", "/studies/kst-history")[1]["definition"]["maxTrials"] == 5
+        fits = kube.apply(study("kst-history", mode="hang", parallelism=1, maxTrials=10))
+        assert send(limited, "update", fits) == []
+        assert "UpdateRefused" not in conditions(status_of(kube, fits))
+        assert limited.json("GET", "/studies/kst-history")[1]["definition"]["maxTrials"] == 10
+        kube.delete("Study", "team", "kst-history")
+        send(limited, "delete", fits)
+        assert limited.wait_for("kst-history", timeout=10)["status"] == "stopped"
+    finally:
+        limited.close()
+
+
 @pytest.mark.slow
 def test_a_name_taken_over_http_is_reported_and_the_study_left_alone(service: Service, kube: KubeStub):
     definition = study_definition(name="kst-taken", maxTrials=1, parallelism=1)

@@ -105,7 +105,7 @@ class Limits:
     first time it serves it, and no other study's (about 300 bytes and 0.1-0.2 ms a trial; 12 s
     for 100,000 on a busy two-core machine, well within the 60 s gunicorn gives a ``katuna
     serve`` worker). A study whose ``maxTrials`` would take its history past it is refused, and
-    so is a restart whose raised budget would; other studies and the database's age add nothing."""
+    so is a restart whose raised budget would, and an edit of a running study's resource that would; other studies and the database's age add nothing."""
 
     pools: int = 10
     """Node pools katuna's studies hold at once: the distinct pools of running studies and of

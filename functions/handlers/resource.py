@@ -12,7 +12,8 @@ trials in its namespace, and so is one where katuna may not create its trial wor
 cluster answers a SelfSubjectAccessReview: ``Forbidden``); its deletion
 stops the study; an edit of the fields a running study takes (parallelism, max
 trials, max failed trials; an Experiment's maxTrialCount only above the trials it has made, as
-Katib's webhook rules) updates it, an edit raising the trial budget of an ended Experiment
+Katib's webhook rules; not one whose maxTrials would take the study's Optuna history past
+``KATUNA_MAX_HISTORY``, as a new study's would not be taken) updates it, an edit raising the trial budget of an ended Experiment
 that Katib would restart restarts it (:mod:`functions.core.resume`), and any other edit is
 refused in the status. Each generation
 is handled once: the stored origin (or, for a refused resource, its status) remembers it, so
@@ -31,6 +32,7 @@ from functions.core.cluster_templates import ClusterTemplates
 from functions.core.errors import InvalidStudy, Problem, StudyNotFound
 from functions.core.events import Event, study_created
 from functions.core.formats import in_definition, load_definition
+from functions.core.history import history_problem
 from functions.core.job import missing_requests
 from functions.core.launch import trial_launch
 from functions.core.ports import has_study
@@ -172,11 +174,27 @@ def _edit(deps: Deps, stored: StudyRecord, origin: Origin, current: Mapping[str,
         except InvalidStudy as exc:
             return _refuse(deps, stored, origin, generation, f"the study does not restart: {_problems(kind, exc)}")
     else:
-        deps.store.update_study(stored.name, spec=spec, definition=submitted, origin=handled)
-        record = deps.store.get_study(stored.name)
+        try:
+            record = _apply_edit(deps, stored, spec, submitted, handled)
+        except InvalidStudy as exc:
+            return _refuse(deps, stored, origin, generation, f"the edit is invalid: {_problems(kind, exc)}")
     events = go_on(record, deps, None)
     report(deps.store.get_study(stored.name), deps)
     return events
+
+
+def _apply_edit(deps: Deps, stored: StudyRecord, spec: Study, submitted: dict[str, Any],
+                handled: dict[str, Any]) -> StudyRecord:
+    """Store the edit of the running study, unless its ``maxTrials`` would take the study's
+    Optuna history past ``KATUNA_MAX_HISTORY`` (:class:`InvalidStudy` at ``maxTrials``, nothing
+    changed), as a new study and a restart are refused. In one transaction, as a restart is."""
+    with deps.store.transaction():
+        problem = history_problem(deps.store.optuna_history(stored.name), spec.max_trials, deps.limits.history,
+                                  deps.store.count_trials(stored.name).created)
+        if problem is not None:
+            raise InvalidStudy(in_definition(submitted, [problem]))
+        deps.store.update_study(stored.name, spec=spec, definition=submitted, origin=handled)
+        return deps.store.get_study(stored.name)
 
 
 def _problems(kind: str, refused: InvalidStudy) -> str:
