@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from functions.core.records import TERMINAL_STATUSES
 from functions.core.strict_json import NON_FINITE, json_value
 from functions.core.trial_kinds import KINDS
 
@@ -262,7 +263,9 @@ _FIELDS: Mapping[str, Mapping[str, tuple[Any, str]]] = {
                      "exitCode": (lambda v: v is None or _EXIT_CODE[0](v), f"{_EXIT_CODE[1]}, or null"),
                      "message": (lambda v: isinstance(v, str), "a string")},
     TRIAL_PROGRESS: {**_TRIAL_FIELDS, "step": _COUNT, "value": _PROGRESS_VALUE, "token": _TEXT},
-    STUDY_COMPLETED: {**_STUDY_FIELDS, "status": _TEXT, "reason": (lambda v: isinstance(v, str), "a string")},
+    STUDY_COMPLETED: {**_STUDY_FIELDS, "status": (lambda v: v in TERMINAL_STATUSES,
+                                                  f"one of {', '.join(TERMINAL_STATUSES)}"),
+                      "reason": (lambda v: isinstance(v, str), "a string")},
 }
 _OPTIONAL: Mapping[str, Mapping[str, tuple[Any, str]]] = {
     STUDY_COMPLETED: {"restarts": _COUNT},
