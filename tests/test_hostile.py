@@ -256,8 +256,11 @@ TEXTS: list[tuple[str, str, bytes, int, str]] = [
      b"!!python/object/apply:os.system ['touch pwned-by-yaml']\n", 400, "YAML"),
     ("python-name-tag", "application/yaml", _VALID_YAML.replace("name: hostile", "name: !!python/name:os.system")
      .encode(), 400, "YAML"),
-    ("non-utf8-bytes", "application/yaml", _VALID_YAML.encode().replace(b"hostile", b"host\xff\xfeile"), 422, "name"),
-    ("latin1-body", "application/yaml", "name: h\u00f6stile\n".encode("latin-1"), 422, "name"),
+    ("non-utf8-bytes", "application/yaml", _VALID_YAML.encode().replace(b"hostile", b"host\xff\xfeile"), 400,
+     "(0xff) cannot be decoded; expected YAML or JSON in UTF-8"),
+    ("non-utf8-bytes-in-a-command", "application/yaml", _VALID_YAML.encode().replace(b"--mode", b"--mo\xffde"), 400,
+     "not UTF-8"),
+    ("latin1-body", "application/yaml", "name: h\u00f6stile\n".encode("latin-1"), 400, "byte 7 (0xf6)"),
     ("xml", "application/xml", b"<study name='hostile'/>", 415, "application/json"),
     ("int-of-5001-digits", "application/yaml", _VALID_YAML.replace("maxTrials: 4", "maxTrials: 1" + "0" * 5000)
      .encode(), 422, '"path": "maxTrials"'),

@@ -19,6 +19,17 @@ from functions.core.validate import none_stored, parse_study
 from functions.core.warm import FileResult
 
 
+def decode(body: bytes) -> str:
+    """A submitted body as text: UTF-8, as YAML and JSON are, and refused (``UnparseableStudy``
+    naming the byte) otherwise, never read with its bytes replaced, which would store a name,
+    command or value nobody wrote."""
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UnparseableStudy([Problem("", f"the body is not UTF-8 text: byte {exc.start} (0x{body[exc.start]:02x}) "
+                                            "cannot be decoded; expected YAML or JSON in UTF-8")]) from exc
+
+
 def parse_text(text: str) -> dict[str, Any]:
     """The definition in ``text`` (YAML, of which JSON is a subset) as a mapping."""
     try:

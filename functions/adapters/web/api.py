@@ -13,7 +13,7 @@ from functions.adapters.web.query import attempt_of
 from functions.core.application import Application
 from functions.core.errors import FollowsResource, StudyNotFound
 from functions.core.events import study_completed
-from functions.core.formats import parse_text
+from functions.core.formats import decode, parse_text
 from functions.core.launch import trial_launch
 from functions.core.ports import has_study
 from functions.core.resources import Origin
@@ -61,7 +61,7 @@ def create_study():
     trials run on Kubernetes, and stored inline. List values that clash are refused only in a
     study not stored yet (:func:`functions.core.validate.parse_study`)."""
     runtime = _runtime()
-    spec, definition = load(parse_text(request.get_data(as_text=True)), runtime.templates, runtime.settings.limits,
+    spec, definition = load(parse_text(decode(request.get_data())), runtime.templates, runtime.settings.limits,
                             partial(has_study, runtime.store()))
     record, created = runtime.submit(spec, definition)
     body = {"name": record.name, "status": record.status, "links": _links(record.name)}
