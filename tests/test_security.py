@@ -5,6 +5,7 @@ route, and nothing from the network unpickled, evaluated or run through a shell.
 from __future__ import annotations
 
 import ast
+import base64
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 from http_helpers import Service
+from waiting import eventually
 
 from functions.adapters.web.openapi import document
 from functions.core import pod_security
@@ -373,3 +375,18 @@ def test_only_the_journal_and_the_cma_es_pickle_and_only_their_own_state():
     assert "pickle.dumps(storage._replay_result)" in source and "pickle.dumps(optimizer)" in source
     assert source.count("pickle.") == 2
 
+
+
+def test_a_token_sent_the_wrong_way_is_refused_and_kept_out_of_the_access_log(locked: Service):
+    """A token as a Basic auth user name or in the query string is refused (``401``) and never
+    written to the log: its access lines give the method, the path and the status alone."""
+    basic = "Basic " + base64.b64encode(b"s3cret-token:").decode()
+    assert locked.request("POST", "/studies", b"{}", {"Content-Type": "application/json",
+                                                     "Authorization": basic})[0] == 401
+    assert locked.request("POST", "/studies?token=s3cret-token&access_token=s3cret-token", b"{}",
+                          {"Content-Type": "application/json", "Referer": "http://127.0.0.1/ui/?token=s3cret-token"}
+                          )[0] == 401
+    log = eventually(lambda: len(re.findall(r'"POST /studies[^"]*" 401 ', text := (locked.workdir / "serve.log")
+                                            .read_text())) >= 2 and text, "the access lines of both requests")
+    assert "s3cret-token" not in log
+    assert log.count('"POST /studies HTTP/1.1" 401 ') >= 2

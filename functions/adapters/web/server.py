@@ -135,6 +135,14 @@ def listen_problem(host: str, port: int, command: str = "katuna serve") -> str |
     return None
 
 
+ACCESS_LOG_FORMAT = '%(h)s %(l)s - %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(a)s"'
+"""gunicorn's default access log line without what may hold a credential sent the wrong way:
+the Basic auth user name (``%(u)s``; ``curl -u TOKEN:`` sends the token there), the query
+string (``%(r)s`` is the whole request line, ``?token=...`` included; ``%(U)s`` is the path
+alone) and the referrer, a page's URL with its query. katuna reads a token only from
+``Authorization: Bearer``, which is never logged."""
+
+
 class Server(BaseApplication):
     """gunicorn configured in code; the app is built in each worker, after the fork."""
 
@@ -149,6 +157,7 @@ class Server(BaseApplication):
         self.metrics_dir, self._metrics_lock = metrics_dir()
         self.options = {"bind": f"{host}:{port}", "workers": workers, "worker_class": Worker, "threads": threads,
                         "timeout": timeout, "keepalive": 5, "graceful_timeout": 10, "accesslog": "-",
+                        "access_log_format": ACCESS_LOG_FORMAT,
                         "worker_exit": _worker_exit,
                         "on_exit": self._on_exit, "control_socket_disable": True}
         super().__init__()
