@@ -194,6 +194,14 @@ WEBHOOK_RULES = {
                                                                      "format": "JSON"},
                                                   "filter": {"metricsFormat": [r"([\w|-]+)\s*=\s*((-?\d+)(\.\d+)?)"]}}}),
         "spec.metricsCollectorSpec.source.filter"),
+    # validator.go, validateTrialTemplate: "metadata.name and metadata.namespace in spec.trialTemplate must be omitted"
+    "a name for the trial's workload": (lambda s: s["trialTemplate"]["trialSpec"].setdefault("metadata", {}).update(
+        name="fixed"), "spec.trialTemplate.trialSpec.metadata.name"),
+    "a namespace for the trial's workload": (lambda s: s["trialTemplate"]["trialSpec"].setdefault(
+        "metadata", {}).update(namespace="other"), "spec.trialTemplate.trialSpec.metadata.namespace"),
+    "too many filters": (lambda s: s.update(metricsCollectorSpec={"collector": {"kind": "StdOut"}, "source": {
+        "filter": {"metricsFormat": [rf"(m{i})=([0-9.]+)" for i in range(17)]}}}),
+        "spec.metricsCollectorSpec.source.filter.metricsFormat"),
 }
 
 

@@ -77,6 +77,7 @@ def test_a_studyjob_translates_with_placeholders_instead_of_values():
     assert spec.additional_metrics == ("size",) and (spec.algorithm.seed, spec.algorithm.settings) == (5, ())
     container = spec.trial_template.trial_spec["spec"]["template"]["spec"]["containers"][0]
     assert container["name"] == "${trialSpec.Name}"
+    assert "name" not in spec.trial_template.trial_spec.get("metadata", {}), "every trial's workload is named so"
     assert container["command"][-2:] == ["--x=${trialParameters.--x}", "--mode=${trialParameters.--mode}"]
 
 

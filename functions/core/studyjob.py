@@ -201,7 +201,22 @@ def _worker(worker: Mapping[str, Any], parameters: list[dict[str, Any]], problem
     root = {"WorkerID": "${trialSpec.Name}", "NameSpace": "${trialSpec.Namespace}",
             "HyperParameters": [{"Name": p["name"], "Value": f"${{trialParameters.{p['name']}}}"} for p in parameters]}
     try:
-        return bounded_yaml.load(render_go_template(raw, root))
+        return _own_identity(bounded_yaml.load(render_go_template(raw, root)))
     except (TemplateError, yaml.YAMLError) as exc:
         problems.append(Problem(path, f"cannot be rendered: {exc}"))
         return None
+
+
+_IDENTITY = {"name": "${trialSpec.Name}", "namespace": "${trialSpec.Namespace}"}
+
+
+def _own_identity(worker: Any) -> Any:
+    """The worker without the ``metadata.name`` and ``namespace`` that v1alpha1 templates give
+    it as ``{{.WorkerID}}`` and ``{{.NameSpace}}``: every trial's workload has just those, and a
+    ``trialSpec`` may name neither (any other name or namespace is left, to be refused)."""
+    metadata = worker.get("metadata") if isinstance(worker, dict) else None
+    if isinstance(metadata, dict):
+        for key, own in _IDENTITY.items():
+            if metadata.get(key) == own:
+                del metadata[key]
+    return worker

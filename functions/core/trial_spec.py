@@ -43,6 +43,7 @@ def check(r: Reader, trial_spec: Any, primary: str | None, conditions: tuple[str
         r.fail("trialTemplate", f"a trialSpec of kind {api_version} {kind} needs successCondition and "
                                 f"failureCondition (katuna knows the defaults of {known})")
     _check_containers(r, trial_spec, primary, primary_pod_labels)
+    _check_identity(r, trial_spec)
     _check_labels(r, trial_spec)
     used: list[str] = []
     for where, text in template.strings(trial_spec, PATH):
@@ -322,6 +323,19 @@ def _labelled(workload: Mapping[str, Any]) -> list[tuple[str, Mapping[Any, Any]]
     found: list[tuple[str, Mapping[Any, Any]]] = [(f"{PATH}.metadata.labels", own if isinstance(own, Mapping) else {})]
     found += [(f"{PATH}.{path}.metadata.labels", pod) for path, pod, _ in trial_kinds.pod_specs(workload)]
     return found
+
+
+def _check_identity(r: Reader, trial_spec: Mapping[str, Any]) -> None:
+    """A ``trialSpec`` names neither its workload nor its namespace: each trial's is named after
+    the trial and made in the study's namespace, so a name or namespace given would be silently
+    replaced. Katib's webhook refuses both ("metadata.name and metadata.namespace in
+    spec.trialTemplate must be omitted", validator.go, validateTrialTemplate)."""
+    metadata = trial_spec.get("metadata")
+    for key in ("name", "namespace"):
+        if isinstance(metadata, Mapping) and metadata.get(key) not in (None, ""):
+            r.fail(f"{PATH}.metadata.{key}", "must be omitted, as Katib's webhook requires: each trial's workload is "
+                                             "named after its trial and made in the study's namespace "
+                                             "(kubernetes.namespace; a resource's own)")
 
 
 def _check_labels(r: Reader, trial_spec: Mapping[str, Any]) -> None:
