@@ -12,15 +12,20 @@ the study is answered with the study's ``study.completed`` instead of the error.
 
 Each handling is reported to an :class:`Observer` (the service's metrics): the event's type, the
 handler, the outcome (:data:`OUTCOMES`) and how long it took.
+
+Where several threads of a process deliver events (``katuna serve``'s workers), their recorded
+handlings take :class:`Turns` over one store.
 """
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Protocol
 
-from functions.core.errors import ForgedEvent, MalformedRequest, PermanentError, StudyNotFound
+from functions.core.errors import ForgedEvent, MalformedRequest, PermanentError, StudyNotFound, TemporaryError
 from functions.core.events import OBJECTS, OVERLAY_OBJECTS, ROUTES, Event, data_problems
 from functions.handlers import HANDLERS, UNRECORDED, Deps, Handler
 from functions.handlers.failures import count_failure, counts, dead_letter_ends, temporary
@@ -69,8 +74,38 @@ class MalformedEventData(MalformedRequest):
     """The event's data lacks a field its handlers read, or holds a value of the wrong type."""
 
 
+class Turns:
+    """One store over which the threads of a process take turns at their recorded handlings.
+
+    SQLite lets one connection write at a time, so threads that each handled events over a
+    store of their own gained nothing by it, and each store kept its own replay of a study's
+    Optuna journal: a fresh one read the whole journal, and every one read and applied every
+    record the others appended, inside the write lock (a worker's eight threads, eight times
+    the work). Taking turns keeps one replay per process; a thread waits for its turn at most
+    ``wait`` seconds (the busy timeout), then gives up with a temporary error, as it would
+    have on the database's lock. Turns nest: a handling may deliver again on its own thread.
+    """
+
+    def __init__(self, deps: Deps, wait: float) -> None:
+        self._deps = deps
+        self._wait = wait
+        self._lock = threading.RLock()
+
+    @contextmanager
+    def turn(self) -> Iterator[Deps]:
+        """The shared store's ports, this thread's alone until the block ends."""
+        if not self._lock.acquire(timeout=self._wait):
+            raise TemporaryError(f"the service is busy: other events held the database past the busy timeout "
+                                 f"({self._wait:g} s, KATUNA_BUSY_TIMEOUT); retry later")
+        try:
+            yield self._deps
+        finally:
+            self._lock.release()
+
+
 class Dispatcher:
-    """Runs handlers for events; safe to call twice with the same event, in any order."""
+    """Runs handlers for events; safe to call twice with the same event, in any order. With
+    ``turns``, recorded handlings run in their turn over its store, the others over ``deps``."""
 
     def __init__(
         self,
@@ -80,8 +115,10 @@ class Dispatcher:
         objects: Mapping[str, str] = OBJECTS,
         unrecorded: frozenset[str] = UNRECORDED,
         observer: Observer | None = None,
+        turns: Turns | None = None,
     ) -> None:
         self.deps = deps
+        self.turns = turns
         self._observer = observer if observer is not None else Unobserved()
         self._handlers = handlers
         self._unrecorded = unrecorded
@@ -140,12 +177,18 @@ class Dispatcher:
         return self._handlers[name](event, self.deps), OK
 
     def _recorded_run(self, name: str, event: Event) -> tuple[list[Event], str]:
-        store = self.deps.store
+        if self.turns is None:
+            return self._recorded_with(self.deps, name, event)
+        with self.turns.turn() as deps:
+            return self._recorded_with(deps, name, event)
+
+    def _recorded_with(self, deps: Deps, name: str, event: Event) -> tuple[list[Event], str]:
+        store = deps.store
         with store.transaction():
             done = store.processed(event.id, name)
             if done is not None:
                 return done, DUPLICATE
-            emitted = self._handlers[name](event, self.deps)
+            emitted = self._handlers[name](event, deps)
             store.record_processed(event.id, name, emitted)
         return emitted, OK
 

@@ -1,7 +1,9 @@
 """The composition root of the HTTP service: one per gunicorn worker (built after the fork).
 
-Each thread gets its own store connection; the executor and the database event queue are
-shared. A broker thread takes events from the queue (so do the other workers' brokers) and a
+Each thread gets its own store connection to read; the handlings that write take turns over
+one more, so that the process keeps one replay of a study's Optuna journal however many
+threads it serves (:class:`functions.dispatch.Turns`). The executor and the database event
+queue are shared. A broker thread takes events from the queue (so do the other workers' brokers) and a
 watcher nudges studies that nothing else would move. The web adapter sees the runtime only as
 a :class:`functions.core.application.Application`.
 """
@@ -35,7 +37,7 @@ from functions.core.log_reads import LogReads, StreamedLogReads
 from functions.core.ports import Admissions, Executor, RunningLogs
 from functions.core.records import StudyRecord
 from functions.core.spec import Study
-from functions.dispatch import Dispatcher
+from functions.dispatch import Dispatcher, Turns
 from functions.handlers import Deps
 from functions.handlers.submit import store_or_restart
 from functions.pools import check_access, check_study, node_pools
@@ -89,6 +91,8 @@ class Runtime:
                                               settings.event_key)) \
             if settings.sink and settings.events == "reply" else None
         self._metrics = self._service_metrics()
+        self._turns = Turns(self.deps(self._new_store()), settings.busy_timeout)
+        """Every recorded handling of this process, on any thread, runs in its turn over one store."""
 
     def _executor(self) -> Executor:
         if self.settings.executor == "kubernetes":
@@ -117,14 +121,18 @@ class Runtime:
         """This thread's connection to the database."""
         store = getattr(self._local, "store", None)
         if store is None:
-            store = self._local.store = SqliteStore(self.settings.db, self.settings.busy_timeout)
-            with self._stores_lock:
-                self._stores.add(store)
+            store = self._local.store = self._new_store()
         return store
 
-    def deps(self) -> Deps:
-        """The ports, with this thread's store."""
-        return Deps(self.store(), self.executor, self.clock, node_pools=self.node_pools, resources=self.resources,
+    def _new_store(self) -> SqliteStore:
+        store = SqliteStore(self.settings.db, self.settings.busy_timeout)
+        with self._stores_lock:
+            self._stores.add(store)
+        return store
+
+    def deps(self, store: SqliteStore | None = None) -> Deps:
+        """The ports, with ``store`` (this thread's when None)."""
+        return Deps(store or self.store(), self.executor, self.clock, node_pools=self.node_pools, resources=self.resources,
                     workdir=str(self.settings.workdir.resolve()), limits=self.settings.limits,
                     trial_defaults=self.settings.cluster_defaults(), nodes=self.nodes,
                     node_look_seconds=self.settings.node_look_seconds, logs=self.logs, admissions=self.admissions,
@@ -132,7 +140,7 @@ class Runtime:
                     access_refusal=self.access_refusal)
 
     def dispatcher(self) -> Dispatcher:
-        return Dispatcher(self.deps(), observer=self._metrics.events)
+        return Dispatcher(self.deps(), observer=self._metrics.events, turns=self._turns)
 
     def submit(self, spec: Study, definition: dict) -> tuple[StudyRecord, bool]:
         """Store a study and start it; the stored record, and whether it is new.
@@ -181,7 +189,8 @@ class Runtime:
         the database busy past its timeout, in a line) and the loop starts again, so the service
         never stops delivering for good."""
         deps = self.deps()
-        broker = LocalBroker(Dispatcher(deps, observer=self._metrics.events), self.queue, on_dead_letter=self._dropped)
+        broker = LocalBroker(Dispatcher(deps, observer=self._metrics.events, turns=self._turns), self.queue,
+                             on_dead_letter=self._dropped)
         stop_local = self.executor.stop_study if isinstance(self.executor, LocalExecutor) else (lambda study: None)
         watcher = Watcher(deps, self.queue, self._watched, stop_local, progress_every=self.settings.k8s_progress_seconds,
                           keep_every=self.settings.k8s_keep_seconds)
