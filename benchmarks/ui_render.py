@@ -7,18 +7,28 @@ Prints a table (first request and the median of the next ones) and ends with ``n
 lines in milliseconds; the JSON and a bar chart go to ``benchmarks/results/``. Also prints the
 peak memory of ``katuna trials --json`` listing the study, beside ``katuna studies``'s (what
 any command takes), in MB.
+
+Then, as a browser opens the study page, a real ``katuna serve`` worker (one, with 12 threads as
+the image runs it) is asked for the page's charts all at once, twice (the second time with
+another parameter picked for slice and contour): the seconds until the last chart, the worker's
+peak and settled resident memory, and the longest ``/healthz`` answer meanwhile.
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
+import contextlib
 import math
 import random
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import optuna
@@ -149,8 +159,102 @@ def render_times(trials: int, repeats: int) -> tuple[dict[str, tuple[float, floa
         results = {name: measure(client, path, repeats) for name, path in pages.items()}
         runtime.close()
         memory = {"cli_studies_mb": peak_mb("studies", "--db", str(db)),
-                  "cli_trials_json_mb": peak_mb("trials", NAME, "--json", "--db", str(db))}
+                  "cli_trials_json_mb": peak_mb("trials", NAME, "--json", "--db", str(db)),
+                  **concurrent_charts(db)}
     return results, memory
+
+
+CHARTS = ("history", "parallel", "slice?params={}", "contour?params={}", "importance", "intermediate")
+"""The charts the study page fetches at once (a single-objective study: no Pareto front)."""
+THREADS = 12
+"""Threads of the one gunicorn worker, as ``knative/Dockerfile`` runs the service."""
+
+
+def concurrent_charts(db: Path) -> dict[str, float]:
+    """The page's charts fetched at once from a real worker, then again with other parameters."""
+    port = free_port()
+    katuna = str(Path(sys.executable).with_name("katuna"))
+    server = subprocess.Popen([katuna, "serve", "--db", str(db), "--port", str(port), "--workers", "1",
+                               "--threads", str(THREADS)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(base)
+        worker = worker_pid(server.pid)
+        figures: dict[str, float] = {"worker_start_mb": memory_mb(worker, "VmRSS")}
+        for label, params in (("charts", "lr,dropout"), ("charts_other_params", "dropout,optimizer")):
+            seconds, health = fetch_at_once(base, [f"/ui/studies/{NAME}/plots/" + c.format(params) for c in CHARTS])
+            figures[f"{label}_all_s"] = round(seconds, 1)
+            figures[f"{label}_healthz_max_s"] = round(health, 2)
+        figures["worker_peak_mb"] = memory_mb(worker, "VmHWM")
+        figures["worker_after_mb"] = memory_mb(worker, "VmRSS")
+        return figures
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_ready(base: str) -> None:
+    for _ in range(300):
+        try:
+            urllib.request.urlopen(base + "/healthz", timeout=2).read()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError("katuna serve did not answer /healthz")
+
+
+def worker_pid(master: int) -> int:
+    """The gunicorn worker: the master's one child."""
+    for _ in range(100):
+        children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+        if children:
+            return int(children[0])
+        time.sleep(0.1)
+    raise RuntimeError("gunicorn started no worker")
+
+
+def memory_mb(pid: int, field: str) -> float:
+    """A ``/proc/<pid>/status`` memory figure (``VmRSS`` now, ``VmHWM`` the peak), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return round(int(line.split()[1]) / 1024, 1)
+    raise RuntimeError(f"no {field} for process {pid}")
+
+
+def fetch_at_once(base: str, paths: list[str]) -> tuple[float, float]:
+    """Seconds until every path answered, fetched at once, and the longest ``/healthz`` answer
+    while they were (asked once a second, as a liveness probe does)."""
+    done = threading.Event()
+    health: list[float] = []
+
+    def probe() -> None:
+        while not done.is_set():
+            start = time.perf_counter()
+            with contextlib.suppress(OSError):  # a probe that failed counts as its whole wait
+                urllib.request.urlopen(base + "/healthz", timeout=60).read()
+            health.append(time.perf_counter() - start)
+            done.wait(1.0)
+
+    def get(path: str) -> None:
+        with urllib.request.urlopen(base + path, timeout=1800) as answer:
+            assert answer.status == 200, (path, answer.status)
+            answer.read()
+
+    prober = threading.Thread(target=probe, daemon=True)
+    prober.start()
+    start = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(len(paths)) as pool:
+        list(pool.map(get, paths))
+    seconds = time.perf_counter() - start
+    done.set()
+    prober.join()
+    return seconds, max(health, default=0.0)
 
 
 PEAK_OF_CHILD = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "

@@ -2,10 +2,11 @@
 
 Each thread gets its own store connection to read; the handlings that write take turns over
 one more, so that the process keeps one replay of a study's Optuna journal however many
-threads it serves (:class:`functions.dispatch.Turns`). The executor and the database event
-queue are shared. A broker thread takes events from the queue (so do the other workers' brokers) and a
-watcher nudges studies that nothing else would move. The web adapter sees the runtime only as
-a :class:`functions.core.application.Application`.
+threads it serves (:class:`functions.dispatch.Turns`). The executor, the database event queue
+and the Optuna histories read for the dashboard's charts are shared. A broker thread takes
+events from the queue (so do the other workers' brokers) and a watcher nudges studies that
+nothing else would move. The web adapter sees the runtime only as a
+:class:`functions.core.application.Application`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from functions.adapters import cloudevents_http
 from functions.adapters.broker import LocalBroker
 from functions.adapters.local_executor import LocalExecutor
 from functions.adapters.local_log_reads import LocalLogReads
+from functions.adapters.sqlite_histories import ChartHistories
 from functions.adapters.sqlite_queue import LEASE_SECONDS, SqliteQueue
 from functions.adapters.sqlite_store import SqliteStore
 from functions.adapters.web import create_app, guard
@@ -64,6 +66,8 @@ class Runtime:
         self._stores: weakref.WeakSet[SqliteStore] = weakref.WeakSet()
         """Each thread's store while the thread lives (a thread's store goes with it), to close at the end."""
         self._stores_lock = threading.Lock()
+        self.histories = ChartHistories()
+        """The studies' Optuna histories the charts read: one copy per process, however many threads draw them."""
         self.store()
         self.queue = SqliteQueue(settings.db, settings.busy_timeout,
                                  sink_senders.LEASE_SECONDS if settings.events == "reply" else LEASE_SECONDS)
@@ -125,7 +129,7 @@ class Runtime:
         return store
 
     def _new_store(self) -> SqliteStore:
-        store = SqliteStore(self.settings.db, self.settings.busy_timeout)
+        store = SqliteStore(self.settings.db, self.settings.busy_timeout, self.histories)
         with self._stores_lock:
             self._stores.add(store)
         return store

@@ -21,6 +21,7 @@ import optuna
 import sqlite_utils
 
 from functions.adapters.sqlite_errors import busy, translated
+from functions.adapters.sqlite_histories import ChartHistories
 from functions.adapters.sqlite_journal import STREAMS_TABLE, KatunaJournalStorage
 from functions.adapters.sqlite_journal import TABLE as JOURNAL_TABLE
 from functions.adapters.sqlite_schema import MIGRATIONS, connect
@@ -55,8 +56,10 @@ CHECKPOINT_WAIT = 1.0
 class SqliteConnection:
     """One connection to the database file, migrated on opening. Use one instance per thread."""
 
-    def __init__(self, path: str | Path, busy_timeout: float = 30.0) -> None:
+    def __init__(self, path: str | Path, busy_timeout: float = 30.0, histories: ChartHistories | None = None) -> None:
         self.path = Path(path)
+        self._histories = histories if histories is not None else ChartHistories()
+        """Where the charts' histories are read and kept: one object shared by a process's stores."""
         with translated(self.path):
             conn = connect(self.path, busy_timeout)
         self.db = sqlite_utils.Database(conn)
@@ -150,6 +153,13 @@ class SqliteConnection:
         """How many records the study's Optuna journal holds: any change to its state raises it."""
         return self.db.execute(f"SELECT coalesce(max(number), 0) FROM {JOURNAL_TABLE} WHERE stream = "
                                f"(SELECT id FROM {STREAMS_TABLE} WHERE name = ?)", [name]).fetchone()[0]
+
+    def chart_storage(self, name: str, version: int) -> optuna.storages.BaseStorage | None:
+        """The study's Optuna state at journal position ``version`` or later, for charts: read
+        once and shared by every store given the same :class:`ChartHistories`, outside this
+        connection's own Optuna state (which keeps what it reads); None when Optuna has no such study."""
+        row = self.db.execute(f"SELECT id FROM {STREAMS_TABLE} WHERE name = ?", [name]).fetchone()
+        return None if row is None else self._histories.history(str(self.path), row[0], version).storage
 
     def optuna_history(self, name: str) -> int:
         """How many trials the study's Optuna journal has created: what a process that serves

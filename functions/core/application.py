@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+import optuna
+
 from functions.core.cluster_templates import ClusterTemplates
 from functions.core.events import Event
 from functions.core.limits import Limits
@@ -94,6 +96,10 @@ class ServiceStore(Store, Protocol):
 
     def optuna_version(self, name: str) -> int:
         """A number that changes whenever Optuna's state of the study ``name`` changes."""
+
+    def chart_storage(self, name: str, version: int) -> optuna.storages.BaseStorage | None:
+        """Optuna's state of the study ``name`` at ``version`` or later, read for charts, shared
+        by the process's threads; None when Optuna has no such study."""
 
     def add_dead_letter(self, event: Event, reason: str, keep: int = 1000) -> None:
         """Keep an event that could not be delivered, with why; only the newest ``keep``."""

@@ -27,6 +27,8 @@ CONTOUR_TRIALS = 300
 """A contour's grid has a row and a column per distinct value: beyond this many completed trials
 it is drawn from an even sample of them (the best included), and says so."""
 
+NOT_STARTED = "the study has not started: no trial was suggested yet"
+
 
 class NoChart(Exception):
     """The chart cannot be drawn for this study yet; the message says why."""
@@ -40,15 +42,18 @@ class _ReadOnlyStudy(optuna.Study):
         return super().get_trials(deepcopy=False, states=states)
 
 
-def figure_json(storage: optuna.storages.BaseStorage, record: StudyRecord, kind: str,
+def figure_json(storage: optuna.storages.BaseStorage | None, record: StudyRecord, kind: str,
                 params: Sequence[str] = (), objective: int = 0) -> str:
-    """The plotly JSON of one chart; ``NoChart`` when the study cannot have it (yet)."""
+    """The plotly JSON of one chart from ``storage`` (None where Optuna has no such study yet);
+    ``NoChart`` when the study cannot have it (yet)."""
     if kind not in KINDS:
         raise NoChart(f"unknown chart {kind!r}; one of {', '.join(KINDS)}")
+    if storage is None:
+        raise NoChart(NOT_STARTED)
     try:
         study = _ReadOnlyStudy(study_name=record.name, storage=storage)
     except KeyError as exc:
-        raise NoChart("the study has not started: no trial was suggested yet") from exc
+        raise NoChart(NOT_STARTED) from exc
     if not any(t.state == optuna.trial.TrialState.COMPLETE for t in study.get_trials(deepcopy=False)):
         raise NoChart("no completed trial yet")
     spec = record.spec

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import replace
 from importlib.resources import files
 from pathlib import Path
@@ -38,7 +39,7 @@ from functions.core.application import Application
 from functions.core.errors import KatunaError
 from functions.core.launch import trial_launch
 from functions.core.pareto import best_trials
-from functions.core.records import ACTIVE_STATES, TrialQuery
+from functions.core.records import ACTIVE_STATES, StudyRecord, TrialQuery
 from functions.core.strict_json import dumps
 from functions.core.views import study_view, trial_view
 
@@ -50,16 +51,33 @@ BEST_SHOWN = 5
 """How many best trials the study page lists for one objective (of several: the whole front)."""
 DATA_SUFFIXES = (".json", "/log", "/plots", ".csv", ".fragment")
 """Paths a page's script fetches: without a session they answer 401, never the login page."""
+CHART_BUILDS = 2
+"""Charts a process builds at once; more requests wait. Building is Python work that holds the
+interpreter, so more at once would not finish sooner, and each takes memory while it builds."""
+CHART_BYTES = 64 * 1024 * 1024
+"""Characters of chart JSON a process keeps (a chart of a 100,000-trial study takes megabytes)."""
+PARAM_CHARTS = ("slice", "contour")
+"""The charts drawn for the parameters the page picks: the others are kept whatever it picks."""
 
 
 class _ChartCache:
     """Recent charts by study and Optuna journal length: a chart is rebuilt only after the
-    study changed, so a finished study's page is drawn once per worker."""
+    study changed, so a finished study's page is drawn once per worker.
 
-    def __init__(self, size: int = 32) -> None:
+    A chart is built by one thread at a time: others asking for it meanwhile wait for it and
+    take it. At most :data:`CHART_BUILDS` charts are built at once in a process, whatever the
+    threads, and the charts kept take at most :data:`CHART_BYTES` (the newest is always kept).
+    """
+
+    def __init__(self, size: int = 32, total: int = CHART_BYTES, builds: int = CHART_BUILDS) -> None:
         self._items: OrderedDict[tuple, str] = OrderedDict()
         self._size = size
+        self._total = total
         self._lock = threading.Lock()
+        self._building: dict[tuple, threading.Lock] = {}
+        self._builds = threading.BoundedSemaphore(builds)
+        self.built = 0
+        """How many charts were built: what the tests count."""
 
     def get(self, key: tuple) -> str | None:
         with self._lock:
@@ -67,10 +85,32 @@ class _ChartCache:
                 self._items.move_to_end(key)
             return self._items.get(key)
 
+    def get_or_build(self, key: tuple, build: Callable[[], str]) -> str:
+        """The chart kept under ``key``, else built by ``build`` (once, whoever asks meanwhile)."""
+        body = self.get(key)
+        if body is not None:
+            return body
+        with self._lock:
+            building = self._building.setdefault(key, threading.Lock())
+        try:
+            with building:
+                body = self.get(key)
+                if body is None:
+                    with self._builds:
+                        body = build()
+                        self.built += 1
+                    self.put(key, body)
+        finally:
+            with self._lock:
+                self._building.pop(key, None)
+        return body
+
     def put(self, key: tuple, body: str) -> None:
         with self._lock:
             self._items[key] = body
-            while len(self._items) > self._size:
+            self._items.move_to_end(key)
+            while len(self._items) > 1 and (len(self._items) > self._size
+                                            or sum(map(len, self._items.values())) > self._total):
                 self._items.popitem(last=False)
 
     def clear(self) -> None:
@@ -180,20 +220,24 @@ def best_fragment(name: str):
 @blueprint.get("/studies/<name>/plots/<kind>")
 def plot(name: str, kind: str):
     """One chart as plotly JSON; ``{"message": ...}`` when the study cannot have it yet."""
-    from functions.adapters.web import plots  # Optuna's visualization stack: loaded on first use
     store = _runtime().store()
     record = store.get_study(name)
-    params = tuple(p for p in request.args.get("params", "").split(",") if p)
+    params = tuple(p for p in request.args.get("params", "").split(",") if p) if kind in PARAM_CHARTS else ()
     objective = whole_number("objective", 0, 0, max(len(record.spec.objectives) - 1, 0))
-    key = (str(store.path), record.uid, kind, params, objective, store.optuna_version(name))
-    body = chart_cache.get(key)
-    if body is None:
-        try:
-            body = plots.figure_json(store.optuna_storage(), record, kind, params, objective)
-        except plots.NoChart as exc:
-            body = dumps({"message": str(exc)})
-        chart_cache.put(key, body)
+    version = store.optuna_version(name)
+    key = (str(store.path), record.uid, kind, params, objective, version)
+    body = chart_cache.get_or_build(key, lambda: _chart(record, kind, params, objective, version))
     return Response(body, mimetype="application/json")
+
+
+def _chart(record: StudyRecord, kind: str, params: tuple[str, ...], objective: int, version: int) -> str:
+    """The chart's plotly JSON, or its message, from the study's history as the process's
+    threads share it (never a copy of their own)."""
+    from functions.adapters.web import plots  # Optuna's visualization stack: loaded on first use
+    try:
+        return plots.figure_json(_runtime().store().chart_storage(record.name, version), record, kind, params, objective)
+    except plots.NoChart as exc:
+        return dumps({"message": str(exc)})
 
 
 @blueprint.get("/studies/<name>/trials")

@@ -1,0 +1,129 @@
+"""The study page's charts asked for at once, through the real app (Flask's test clients, one per
+thread, on a real Runtime and SQLite file): a process reads a study's Optuna history once per
+change, whatever the threads asking, keeps a bounded number of histories, builds each chart
+once, and keeps answering ``/healthz`` while charts wait."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import optuna
+import pytest
+from conftest import study_definition
+from optuna.distributions import FloatDistribution
+
+from functions.adapters.sqlite_histories import ChartHistories
+from functions.adapters.sqlite_store import SqliteStore
+from functions.adapters.web import create_app, ui
+from functions.core.records import COMPLETE, StudyRecord, TrialRecord
+from functions.core.validate import parse_study
+from functions.runtime import Runtime
+from functions.settings import Settings
+
+TRIALS = 60
+CHARTS = ("history", "parallel", "slice?params={}", "contour?params={}", "importance", "intermediate")
+
+
+def add_study(store: SqliteStore, name: str, trials: int = TRIALS) -> None:
+    """A completed study of ``trials`` trials, written as katuna writes them: its rows and Optuna's journal."""
+    definition = study_definition(name=name, maxTrials=trials, parameters=[
+        {"name": "x", "type": "float", "min": 0.0, "max": 1.0}, {"name": "y", "type": "float", "min": 0.0, "max": 1.0}])
+    definition["trialTemplate"]["command"] += ["--y", "${trialParameters.y}"]
+    store.add_study(StudyRecord(parse_study(definition), definition, "/tmp", f"uid-{name}", status="completed"))
+    space = {"x": FloatDistribution(0.0, 1.0), "y": FloatDistribution(0.0, 1.0)}
+    with store.transaction():
+        study = store.optuna_study(name, ["minimize"])
+        for number in range(trials):
+            params = {"x": number / trials, "y": (number * 7 % trials) / trials}
+            store.add_trial(TrialRecord(name, number, params, COMPLETE, values=[sum(params.values())]))
+            study.add_trial(optuna.trial.create_trial(params=params, distributions=space, value=sum(params.values())))
+
+
+@pytest.fixture
+def runtime(tmp_path) -> Iterator[Runtime]:
+    running = Runtime(Settings(db=tmp_path / "katuna.db"))
+    add_study(running.store(), "charted")
+    ui.chart_cache.clear()
+    try:
+        yield running
+    finally:
+        running.close()
+
+
+def fetch_at_once(runtime: Runtime, paths: list[str]) -> list[int]:
+    """The statuses of ``paths``, each asked on a thread of its own at the same time."""
+    app = create_app(runtime)
+    start = threading.Barrier(len(paths))
+
+    def get(path: str) -> int:
+        client = app.test_client()
+        start.wait()
+        return client.get(path).status_code
+
+    with ThreadPoolExecutor(len(paths)) as pool:
+        return list(pool.map(get, paths))
+
+
+def charts(name: str, params: str = "x,y") -> list[str]:
+    return [f"/ui/studies/{name}/plots/" + chart.format(params) for chart in CHARTS]
+
+
+def test_charts_asked_at_once_read_the_history_once_and_build_each_chart_once(runtime: Runtime):
+    built = ui.chart_cache.built
+    assert fetch_at_once(runtime, charts("charted") * 2) == [200] * len(CHARTS) * 2
+    assert runtime.histories.reads == 1, "twelve threads, one read of the study's journal"
+    assert ui.chart_cache.built - built == len(CHARTS), "a chart asked twice at once is built once"
+
+
+def test_other_parameters_rebuild_only_the_charts_drawn_for_them(runtime: Runtime):
+    fetch_at_once(runtime, charts("charted"))
+    built = ui.chart_cache.built
+    assert fetch_at_once(runtime, charts("charted", params="y,x")) == [200] * len(CHARTS)
+    assert ui.chart_cache.built - built == 2, "slice and contour; history, parallel and the rest are kept"
+    assert runtime.histories.reads == 1
+
+
+def test_a_changed_study_is_read_again_and_its_older_history_let_go(runtime: Runtime):
+    fetch_at_once(runtime, charts("charted"))
+    store = runtime.store()
+    with store.transaction():
+        store.optuna_study("charted", ["minimize"]).add_trial(optuna.trial.create_trial(
+            params={"x": 0.5, "y": 0.5}, distributions={"x": FloatDistribution(0.0, 1.0), "y": FloatDistribution(0.0, 1.0)},
+            value=1.0))
+    assert fetch_at_once(runtime, ["/ui/studies/charted/plots/history"]) == [200]
+    assert runtime.histories.reads == 2 and runtime.histories.kept() == 1
+
+
+def test_the_histories_kept_are_bounded_by_their_trials(tmp_path):
+    histories = ChartHistories(kept_trials=TRIALS + TRIALS // 2)
+    store = SqliteStore(tmp_path / "katuna.db", histories=histories)
+    for name in ("first", "second"):
+        add_study(store, name)
+        storage = store.chart_storage(name, store.optuna_version(name))
+        assert len(storage.get_all_trials(0, deepcopy=False)) == TRIALS
+    assert histories.reads == 2 and histories.kept() == 1, "the first study's history went when the second came"
+    assert store.chart_storage("none", 0) is None
+    store.close()
+
+
+def test_a_history_read_for_charts_takes_no_writes(tmp_path):
+    store = SqliteStore(tmp_path / "katuna.db")
+    add_study(store, "charted")
+    storage = store.chart_storage("charted", store.optuna_version("charted"))
+    with pytest.raises(PermissionError, match="takes no writes"):
+        storage.set_study_user_attr(0, "note", "x")
+    store.close()
+
+
+def test_healthz_answers_while_charts_wait_for_a_history(runtime: Runtime):
+    app = create_app(runtime)
+    answers: list[int] = []
+    with runtime.histories._reading:  # a read of another study's history under way
+        waiting = threading.Thread(target=lambda: answers.append(app.test_client().get(charts("charted")[0]).status_code))
+        waiting.start()
+        assert app.test_client().get("/healthz").status_code == 200
+        assert answers == [] and waiting.is_alive()
+    waiting.join()
+    assert answers == [200]
