@@ -414,6 +414,10 @@ def test_login_form_trades_the_token_for_a_strict_cookie(tmp_path, browser: Brow
         expect(page.locator('#study-problems li[data-path="maxTrials"]')).to_be_visible()
 
         page.click("text=Log out")
+        page.wait_for_url("**/ui/login**")
+        page.go_back()  # no page of the session is kept (Cache-Control: no-store): it is asked for again
+        page.wait_for_url(guarded.base + "/ui/login?next=/ui/new")
+        expect(page.locator("#login")).to_have_count(1)
         page.goto(guarded.base + "/ui/")
         assert "/ui/login" in page.url
         context.close()

@@ -92,6 +92,19 @@ def test_no_other_site_may_frame_the_dashboard_or_have_its_answers_sniffed(servi
         assert answer["X-Content-Type-Options"] == "nosniff", path
 
 
+def test_no_answer_but_the_static_files_is_kept_by_a_browser(service: Service):
+    """Pages, fragments, charts, JSON, CSV and logs carry a study's data: a browser that kept them
+    would show them again after logging out (the Back button). Scripts are cached as before."""
+    service.request("POST", "/studies", _study_json("kept"), {"Content-Type": "application/json"})
+    for path in ("/ui/", "/ui/studies/kept", "/ui/studies.fragment", "/ui/studies/kept/best.fragment",
+                 "/ui/studies/kept/plots/history", "/ui/studies/kept/trials.csv", "/studies", "/studies/kept",
+                 "/ui/studies/none", "/healthz"):
+        status, answer, _ = service.request("GET", path)
+        assert answer["Cache-Control"] == "no-store", (path, status)
+    assert service.request("GET", "/ui/static/katuna.js")[1]["Cache-Control"] == "no-cache"
+    assert "max-age=86400" in service.request("GET", "/ui/vendor/plotly.min.js")[1]["Cache-Control"]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("host, env", [("0.0.0.0", {}), ("192.0.2.1", {}), (None, {"KATUNA_ALLOWED_HOSTS": "katuna.example"})])
 def test_serve_refuses_to_expose_the_api_without_a_token(tmp_path: Path, host, env):

@@ -26,6 +26,12 @@ SAFETY_HEADERS = {"X-Frame-Options": "DENY", "Content-Security-Policy": "frame-a
 """On every answer: no page of another site may frame the dashboard (where a click it hides
 under its own could press Stop or submit a study: clickjacking), no answer is read as another
 type than it says, and no URL of the service leaves it in a Referer."""
+STATIC_PREFIXES = ("/ui/static/", "/ui/vendor/")
+"""The dashboard's scripts and styles: the same for everyone, cached by the browser as they say."""
+NO_STORE = "no-store"
+"""``Cache-Control`` of every other answer: pages, fragments, charts, JSON, CSV and logs carry a
+study's data, and a browser that kept them would show them again after **Log out** (the Back
+button), without asking the server."""
 METRICS_PATH = "/metrics"
 log = logging.getLogger("katuna.web")
 
@@ -101,6 +107,8 @@ def _check_local_user():
 def _safety_headers(response: Response) -> Response:
     for name, value in SAFETY_HEADERS.items():
         response.headers.setdefault(name, value)
+    if not request.path.startswith(STATIC_PREFIXES):
+        response.headers["Cache-Control"] = NO_STORE
     return response
 
 
