@@ -113,7 +113,7 @@ def optuna_dashboard(db: str | None, host: str, port: int) -> None:
     console.print(f"optuna-dashboard on http://{markup(host)}:{port}/ for {markup(path.resolve())}", highlight=False)
     try:
         storage = DashboardStorage(store.optuna_storage(), lambda reason: HTTPError(403, reason))
-        run(guarded(wsgi(storage)), host=host, port=port)
+        run(guarded(wsgi(storage), storage.refused_request), host=host, port=port)
     finally:
         store.close()
 

@@ -98,7 +98,7 @@ def test_optuna_dashboard_keeps_notes_and_refuses_every_other_change(embedded, t
             "preference": send("POST", f"{study}/preference", {"mode": "ChooseWorst", "candidates": [0, 1],
                                                                "clicked": 0}),
         }
-        renamed, _ = send("POST", f"{study}/rename", {"study_name": "renamed"})
+        renamed = send("POST", f"{study}/rename", {"study_name": "renamed"})
         assert send("PUT", f"{study}/note", {"version": 1, "body": "baseline"})[0] == 204
         assert [s["study_name"] for s in get(base + "/api/studies")["study_summaries"]] == ["od-demo"]
         assert get(study)["note"]["body"] == "baseline"
@@ -106,7 +106,8 @@ def test_optuna_dashboard_keeps_notes_and_refuses_every_other_change(embedded, t
     assert "may not delete the study 'od-demo'" in refusals["delete"][1]["reason"]
     assert "may not end trial 0 as FAIL" in refusals["tell"][1]["reason"]
     assert "may not create the study 'other'" in refusals["create"][1]["reason"]
-    assert renamed >= 400
+    assert renamed == (403, {"reason": renamed[1]["reason"]})
+    assert "may not rename the study 'od-demo'" in renamed[1]["reason"]
     after = optuna.load_study(study_name="od-demo", storage=storage)
     assert [(t.number, t.state, t.values) for t in after.trials] == before
     assert after.trials[0].user_attrs == {}

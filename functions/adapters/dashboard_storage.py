@@ -12,10 +12,16 @@ preferences are the dashboard's way of telling a trial's result by hand, which k
 report themselves (and Optuna refuses them on a finished trial). So only notes are written
 (study system attributes under ``dashboard:``, which no sampler reads); every other write raises
 the refusal it is given, naming what was refused and why, before anything is written.
+
+Renaming a study is refused before optuna-dashboard sees the request
+(:meth:`DashboardStorage.refused_request`): its handler creates the new study inside an
+``except Exception`` that catches the storage's refusal, then fails on its own (optuna-dashboard
+0.21.0 answers 500), so the refusal raised here would never reach the page.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Container, Sequence
 from typing import Any
 
@@ -28,6 +34,14 @@ from functions.core.optuna_compat import FrozenStudy
 
 NOTES = "dashboard:"
 """The prefix of the study system attributes optuna-dashboard keeps its notes in."""
+RENAME = re.compile(r"/api/studies/(\d+)/rename")
+"""optuna-dashboard's path for renaming study ``<id>`` (``POST``)."""
+
+
+def _reason(what: str) -> str:
+    return (f"katuna optuna-dashboard may not {what}: katuna owns these studies and keeps them in step with its "
+            "own records. Run, stop or delete studies with katuna (katuna run, katuna stop, DELETE /studies/NAME "
+            "of katuna serve); only notes can be written here")
 
 
 class DashboardStorage(BaseStorage):
@@ -39,13 +53,21 @@ class DashboardStorage(BaseStorage):
         self._refuse = refuse
 
     def _refused(self, what: str) -> Exception:
-        return self._refuse(f"katuna optuna-dashboard may not {what}: katuna owns these studies and keeps "
-                            "them in step with its own records. Run, stop or delete studies with katuna "
-                            "(katuna run, katuna stop, DELETE /studies/NAME of katuna serve); only notes "
-                            "can be written here")
+        return self._refuse(_reason(what))
 
     def _study(self, study_id: int) -> str:
         return repr(self._storage.get_study_name_from_id(study_id))
+
+    def refused_request(self, method: str, path: str) -> str | None:
+        """Why a request is refused before optuna-dashboard sees it (renaming a study), or None."""
+        found = RENAME.fullmatch(path)
+        if method != "POST" or found is None:
+            return None
+        try:
+            study = self._study(int(found.group(1)))
+        except KeyError:
+            return None  # optuna-dashboard answers 404 for a study it does not have
+        return _reason(f"rename the study {study}")
 
     def create_new_study(self, directions: Sequence[StudyDirection], study_name: str | None = None) -> int:
         raise self._refused(f"create the study {study_name!r} (or rename a study)")

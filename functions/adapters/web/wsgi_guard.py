@@ -4,13 +4,14 @@ of its own: Optuna's dashboard, served by ``katuna optuna-dashboard`` on loopbac
 Listening on loopback keeps other machines out, not web pages: a host name an attacker rebinds
 to 127.0.0.1 makes their page same-origin with whatever answers there. So a request naming a
 Host other than a loopback name is refused (400), a write a browser says comes from another
-site is refused (403), and no page of another site may frame the dashboard.
+site is refused (403), and no page of another site may frame the dashboard. Requests the
+caller names are refused too (403, with the reason as Optuna's dashboard gives its own).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from flask import Request
@@ -18,9 +19,14 @@ from flask import Request
 from functions.adapters.web import SAFETY_HEADERS, guard
 
 
-def guarded(app: WSGIApplication) -> WSGIApplication:
+def _none(method: str, path: str) -> str | None:
+    return None
+
+
+def guarded(app: WSGIApplication, refused: Callable[[str, str], str | None] = _none) -> WSGIApplication:
     """``app`` answering only requests that name a loopback Host, and writes only from its own
-    pages or from scripts; every answer forbids framing."""
+    pages or from scripts; every answer forbids framing. ``refused(method, path)`` says why a
+    request is refused before ``app`` sees it (403, ``{"reason": ...}``), or None."""
 
     def serve(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request = Request(environ)
@@ -29,6 +35,9 @@ def guarded(app: WSGIApplication) -> WSGIApplication:
                            f"Host {request.host!r} is not served here: open the dashboard at 127.0.0.1 or localhost")
         if request.method in guard.WRITE_METHODS and guard.same_origin(request) is False:
             return _refuse(start_response, "403 Forbidden", "cross_origin", "writes from another site are refused")
+        reason = refused(request.method, request.path)
+        if reason is not None:
+            return _answer(start_response, "403 Forbidden", {"reason": reason})
 
         def with_safety_headers(status: str, headers: list[tuple[str, str]], exc_info=None):
             named = {name.lower() for name, _ in headers}
@@ -41,7 +50,11 @@ def guarded(app: WSGIApplication) -> WSGIApplication:
 
 
 def _refuse(start_response: StartResponse, status: str, error: str, message: str) -> list[bytes]:
-    body = json.dumps({"error": error, "message": message, "retryable": False}).encode()
+    return _answer(start_response, status, {"error": error, "message": message, "retryable": False})
+
+
+def _answer(start_response: StartResponse, status: str, answer: dict[str, object]) -> list[bytes]:
+    body = json.dumps(answer).encode()
     start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
                             *SAFETY_HEADERS.items()])
     return [body]
