@@ -24,6 +24,8 @@ from waiting import eventually
 pytestmark = pytest.mark.browser
 
 TOKEN = "ui-s3cret"
+STUDY_REFRESH_MS = 5000
+"""How often a study page asks for its running study (``katuna.js``)."""
 
 
 def mixed_study(name: str) -> dict:
@@ -318,6 +320,31 @@ def test_the_study_page_follows_its_best_trials_and_ends_its_stop_button_without
     expect(page.locator("#best tbody tr")).to_have_count(2)
     expect(page.locator("#stop-study")).to_have_count(0)
     assert page.evaluate("window.sameDocument") is True, "followed, not reloaded"
+
+
+def test_a_study_deleted_while_its_page_is_open_is_said_to_be_and_no_longer_followed(service: Service, page: Page):
+    """The page's clock is Playwright's: its refresh timer fires when the test moves the clock on."""
+    release = service.workdir / "release-ui-deleted"
+    definition = study_definition(name="ui-deleted", maxTrials=1, parallelism=1)
+    definition["trialTemplate"]["command"] += ["--mode", "curve", "--until", str(release)]
+    assert post(service, definition) == 201
+    followed: list[str] = []
+    page.on("request", lambda request: followed.append(request.url) if request.url.endswith("/studies/ui-deleted") else None)
+    page.clock.install()
+    try:
+        page.goto(service.base + "/ui/studies/ui-deleted")
+        expect(page.locator("#stop-study")).to_be_visible()
+        assert service.request("DELETE", "/studies/ui-deleted")[0] == 204
+        page.clock.run_for(STUDY_REFRESH_MS)
+        expect(page.locator("#study-status")).to_have_text("deleted")
+        expect(page.locator("#stop-reason")).to_contain_text("this study was deleted")
+        expect(page.locator("#stop-study")).to_have_count(0)
+        asked = len(followed)
+        page.clock.run_for(STUDY_REFRESH_MS * 3)
+        assert page.evaluate("fetch('/healthz').then((answer) => answer.status)") == 200
+        assert len(followed) == asked, "the page no longer asks for the deleted study"
+    finally:
+        release.touch()
 
 
 def test_the_pareto_front_table_lists_the_whole_front_with_its_count(service: Service, page: Page):

@@ -18,7 +18,7 @@ const katuna = (() => {
   async function fetchData(url, accept) {
     const response = await fetch(url, {credentials: "same-origin", headers: {Accept: accept}});
     if (response.status === 401) location.reload();
-    if (!response.ok) throw new Error(`${response.status} ${response.statusText}`);
+    if (!response.ok) throw Object.assign(new Error(`${response.status} ${response.statusText}`), {status: response.status});
     return response;
   }
 
@@ -81,12 +81,18 @@ const katuna = (() => {
 
   // While the study runs: counts and status from the API; the best trials and the charts
   // without user choices (history, intermediate values) again as trials finish; once it ends,
-  // the best trials and every chart, and the Stop button goes.
+  // the best trials and every chart, and the Stop button goes. A study deleted meanwhile (404)
+  // is said to be, and no longer followed; other failures are tried again at the next tick.
   function followStudy(charts, redraw) {
     const best = document.getElementById("best-trials");
     let finished = -1;
     const tick = async () => {
-      const study = await getJSON(charts.dataset.studyUrl).catch(() => null);
+      let study = null;
+      try {
+        study = await getJSON(charts.dataset.studyUrl);
+      } catch (error) {
+        if (error.status === 404) return studyDeleted(charts);
+      }
       if (study) {
         showCounts(study);
         const c = study.counts;
@@ -108,6 +114,17 @@ const katuna = (() => {
       setTimeout(tick, STUDY_REFRESH_MS);
     };
     setTimeout(tick, STUDY_REFRESH_MS);
+  }
+
+  // The study's page stays, saying the study was deleted; there is nothing left to stop or follow.
+  function studyDeleted(charts) {
+    const stop = document.getElementById("stop-study");
+    if (stop) stop.remove();
+    const status = document.getElementById("study-status");
+    status.textContent = "deleted";
+    status.className = "status deleted";
+    document.getElementById("stop-reason").textContent = "this study was deleted: what this page shows is all that is left of it";
+    charts.dataset.running = "false";
   }
 
   function showCounts(study) {
