@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from optuna.storages import JournalStorage
+from optuna.storages.journal import BaseJournalBackend
 
-from functions.adapters.sqlite_journal import SnapshotLoader, SqliteJournalBackend, connect_copy
+from functions.adapters.sqlite_journal import SqliteJournalBackend, connect_copy
 from functions.core.optuna_compat import journal_position
 
 KEPT_TRIALS = 100_000
@@ -26,14 +27,17 @@ KEPT_TRIALS = 100_000
 least recently used go first, though the last one read is always kept."""
 
 
-class _ReadOnce(SnapshotLoader):
-    """The journal as Optuna's storage starts from it (snapshot, then the records after), read
-    while the connection is open; once :attr:`ended`, there is nothing more to read."""
+class _ReadOnce(BaseJournalBackend):
+    """The journal's records as Optuna's storage starts from them, read while the connection is
+    open; once :attr:`ended`, there is nothing more to read."""
 
     ended = False
 
+    def __init__(self, backend: SqliteJournalBackend) -> None:
+        self._backend = backend
+
     def read_logs(self, log_number_from: int) -> Iterator[dict[str, Any]]:
-        return iter(()) if self.ended else super().read_logs(log_number_from)
+        return iter(()) if self.ended else self._backend.read_logs(log_number_from)
 
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
         raise PermissionError("a study's history read for its charts takes no writes")
@@ -41,11 +45,14 @@ class _ReadOnce(SnapshotLoader):
 
 def read_history(path: str, stream: int) -> JournalStorage:
     """The Optuna state of stream ``stream`` (its study is study 0) as the journal holds it now,
-    read on a connection of its own, closed before this returns."""
+    read on a connection of its own, closed before this returns.
+
+    Every record is replayed, the snapshot left aside: unpickling a 100,000-trial snapshot is one
+    call that holds the interpreter for seconds (15 s on the 2-core machine), in which no other
+    thread of the worker runs, ``/healthz`` included; a replay lets them run between records."""
     conn = connect_copy(path)
     try:
-        backend = SqliteJournalBackend(conn, stream)
-        reader = _ReadOnce(backend, backend.snapshot()[1])
+        reader = _ReadOnce(SqliteJournalBackend(conn, stream))
         storage = JournalStorage(reader)
     finally:
         conn.close()

@@ -156,7 +156,7 @@ class SqliteJournalBackend(BaseJournalBackend):
             (log_number, optuna.__version__, body, self.stream, self.stream, log_number))
 
 
-class SnapshotLoader(BaseJournalSnapshot, BaseJournalBackend):
+class _SnapshotLoader(BaseJournalSnapshot, BaseJournalBackend):
     """What Optuna's storage reads at its start: the snapshot, then the records after it."""
 
     def __init__(self, backend: SqliteJournalBackend, snapshot: bytes | None) -> None:
@@ -192,7 +192,7 @@ class KatunaJournalStorage(JournalStorage):
 
     def __init__(self, backend: SqliteJournalBackend) -> None:
         self._snapshot_at, snapshot = backend.snapshot()
-        super().__init__(SnapshotLoader(backend, snapshot))
+        super().__init__(_SnapshotLoader(backend, snapshot))
         self._backend = backend
         self._none_waiting: dict[int, int] = {}
         """Per study id, the backend's ``waiting_records`` when a scan last found no waiting trial."""
