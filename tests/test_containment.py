@@ -109,9 +109,24 @@ def test_a_stop_kills_a_trial_whose_processes_ignore_sigterm_and_leave_the_sessi
     executor.shutdown()
 
 
+def guards_of(pid: int) -> list[int]:
+    """The trials' guard processes (:mod:`functions.adapters.local_guard`) that process ``pid`` started."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            command = (entry / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        if parent == pid and b"functions.adapters.local_guard" in command:
+            found.append(int(entry.name))
+    return found
+
+
 def killed_run(tmp_path: Path, family: Path) -> tuple[list[str], list[int]]:
-    """A ``katuna run`` killed with SIGKILL while its trial runs: its command, and the pids
-    of the trial processes it left behind."""
+    """A ``katuna run`` killed with SIGKILL while its trial runs, its trials' guard killed
+    first (else the guard ends the trial): its command, and the pids of the trial processes
+    it left behind, which only katuna's own clean-up of stale attempts can end."""
     definition = {
         "name": "stale", "objective": {"metric": "loss", "direction": "minimize"},
         "parameters": [{"name": "x", "type": "float", "min": 0.0, "max": 1.0}],
@@ -124,6 +139,9 @@ def killed_run(tmp_path: Path, family: Path) -> tuple[list[str], list[int]]:
     first = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         eventually(lambda: (family / "pids.0.1").exists(), "the first attempt starts its children", timeout=20)
+        guards = guards_of(first.pid)
+        assert len(guards) == 1, "the run started one guard for its trials"
+        os.kill(guards[0], signal.SIGKILL)
     finally:
         first.kill()
         first.wait()
