@@ -13,15 +13,19 @@ So katuna puts the events it emits beyond a reply into the store's queue, and
 out a broker away for a while and a restart of the service: the next process sends them. A
 send that fails for now is tried again with back-off, :data:`MAX_SENDS` times in all, then
 dropped with an error logged; one the broker refuses for good (a malformed event) is dropped at
-once. Either way the reconcile tick redoes whatever a lost event would have done.
+once. Either way the reconcile tick redoes whatever a lost event would have done. A sender
+whose queue write (an event sent, or put back for later) fails for now, the database held past
+its busy timeout, logs a line, makes that write again as soon as the database takes it, and takes
+nothing else meanwhile: its event is not left taken, out of every sender's reach, for its lease.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from functools import partial
 
-from functions.adapters.broker import Delivery
+from functions.adapters.broker import Delivery, Settlements
 from functions.adapters.cloudevents_http import Sink
 from functions.adapters.sqlite_queue import SqliteQueue
 from functions.core.errors import PermanentError, TemporaryError
@@ -78,16 +82,26 @@ class SinkSenders:
             thread.join(timeout=timeout / len(self._threads))
 
     def _run(self) -> None:
+        """Send events until stopped; a failure is logged (a temporary one, the database busy past
+        its timeout, in a line) and the sender goes on after :data:`BACKOFF`."""
+        settlements = Settlements(log)
         while not self._stopping.is_set():
             try:
+                if not settlements.settled():
+                    self._stopping.wait(BACKOFF)
+                    continue
                 delivery = self._queue.take(WAIT_SECONDS)
                 if delivery is not None:
-                    self._send(delivery)
+                    self._send(delivery, settlements)
+            except TemporaryError as exc:
+                log.warning("sending events to %s failed for now; going on: %s", self._sink.url, exc)
+                self._stopping.wait(BACKOFF)
             except Exception:
                 log.exception("sending events to %s failed; going on", self._sink.url)
                 self._stopping.wait(BACKOFF)
 
-    def _send(self, delivery: Delivery) -> None:
+    def _send(self, delivery: Delivery, settlements: Settlements) -> None:
+        """Post ``delivery``'s event, then settle it in the queue: done, or put back for a later post."""
         event = delivery.event
         try:
             self._sink.send(event, timeout=SEND_TIMEOUT)
@@ -96,8 +110,9 @@ class SinkSenders:
         except TemporaryError as exc:
             if delivery.attempt < MAX_SENDS:
                 log.warning("could not send %s (%s) yet, post %d: %s", event.type, event.id, delivery.attempt, exc)
-                self._queue.retry(delivery, min(BACKOFF * 2 ** (delivery.attempt - 1), MAX_BACKOFF))
+                settlements.settle(partial(self._queue.retry, delivery,
+                                           min(BACKOFF * 2 ** (delivery.attempt - 1), MAX_BACKOFF)))
                 return
             log.error("dropped %s (%s) after %d posts, the tick redoes its work: %s", event.type, event.id,
                       delivery.attempt, exc)
-        self._queue.done(delivery)
+        settlements.settle(partial(self._queue.done, delivery))

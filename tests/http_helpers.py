@@ -11,6 +11,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -135,9 +136,10 @@ def settled_trials(service: Service, name: str, timeout: float) -> list[dict]:
 
 class Sink:
     """A loopback HTTP server that records the CloudEvents posted to it (as a broker would receive
-    them), answering each with ``status``; on ``port`` where given (a broker back at its address)."""
+    them), answering each with ``status``; on ``port`` where given (a broker back at its address).
+    ``answering`` runs as each post is recorded, before its answer."""
 
-    def __init__(self, port: int = 0, status: int = 202) -> None:
+    def __init__(self, port: int = 0, status: int = 202, answering: Callable[[], None] = lambda: None) -> None:
         self.received: list[tuple[dict[str, str], bytes]] = []
         self.arrived = threading.Condition()
         sink = self
@@ -148,6 +150,7 @@ class Sink:
                 with sink.arrived:
                     sink.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
                     sink.arrived.notify_all()
+                answering()
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()

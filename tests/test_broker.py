@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import study_definition
+from write_lock import WriteLock
 
 from functions.adapters.broker import LocalBroker, MemoryQueue
 from functions.adapters.sqlite_queue import SqliteQueue
@@ -246,22 +247,6 @@ def test_temporary_errors_and_other_studies_failures_count_nothing(store):
             broken.deliver(Event("test.h", {"study": "demo", "uid": "an-earlier-study"}))
     assert store.db.execute("SELECT failures FROM studies").fetchone()[0] == 0
     assert store.get_study("demo").status == "running"
-
-
-class WriteLock:
-    """Another connection to the queue's database, holding its write lock: a slow writer."""
-
-    def __init__(self, path: Path) -> None:
-        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-
-    def hold(self) -> None:
-        self._conn.execute("BEGIN IMMEDIATE")
-
-    def release(self) -> None:
-        self._conn.execute("ROLLBACK")
-
-    def close(self) -> None:
-        self._conn.close()
 
 
 def test_each_queue_write_made_while_the_database_is_held_is_a_temporary_error(tmp_path: Path):

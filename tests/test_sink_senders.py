@@ -1,11 +1,14 @@
 """Events for the Knative broker wait in the database's queue until the broker takes them: a
 study submitted while the broker is away is stored at once, and its start is posted by the
 service that runs once the broker is back, even after a restart; an event the broker refuses
-for good is dropped after one post."""
+for good is dropped after one post. A queue write that fails for now (the database held past its
+busy timeout) is made as soon as the database is free, without a traceback."""
 
 from __future__ import annotations
 
 import json
+import logging
+import threading
 import time
 from pathlib import Path
 
@@ -13,8 +16,12 @@ import pytest
 from conftest import study_definition
 from http_helpers import Service, Sink, free_port
 from waiting import eventually
+from write_lock import WriteLock
 
-pytestmark = pytest.mark.slow
+from functions.adapters import cloudevents_http
+from functions.adapters.sqlite_queue import SqliteQueue
+from functions.core.events import Event
+from functions.sink_senders import SinkSenders
 
 
 def submit(service: Service, name: str) -> int:
@@ -34,6 +41,7 @@ def settled(service: Service, count: float, timeout: float = 30.0) -> None:
     eventually(lambda: waiting(service) == count, f"{count} events waiting", timeout)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_a_start_posted_while_the_broker_is_away_reaches_it_after_a_restart(tmp_path: Path):
     port = free_port()
@@ -55,6 +63,7 @@ def test_a_start_posted_while_the_broker_is_away_reaches_it_after_a_restart(tmp_
         broker.close()
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(60)
 def test_an_event_the_broker_refuses_for_good_is_dropped_after_one_post(tmp_path: Path):
     broker = Sink(status=400)
@@ -69,3 +78,82 @@ def test_an_event_the_broker_refuses_for_good_is_dropped_after_one_post(tmp_path
     finally:
         service.close()
         broker.close()
+
+
+@pytest.mark.parametrize(("status", "posts"), [(202, 1), (503, 2)], ids=["sent", "put-back"])
+def test_a_queue_write_failing_while_the_database_is_held_is_made_once_it_is_free(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, status: int, posts: int):
+    """Another writer holds the database past the busy timeout as the broker answers a post: the
+    sender logs a line, no traceback, and makes the event's queue write (done once sent, or put
+    back for a later post) as soon as the lock is gone, instead of leaving the event taken, out
+    of every sender's reach, for its lease."""
+    lock = WriteLock(tmp_path / "queue.db")
+    held = threading.Event()
+
+    def hold_the_queue_once() -> None:
+        if not held.is_set():
+            held.set()
+            lock.hold()
+            threading.Timer(0.5, lock.release).start()
+
+    queue = SqliteQueue(tmp_path / "queue.db", busy_timeout=0.05)
+    queue.put(Event("test.sent", {"name": "a"}))
+    broker = Sink(status=status, answering=hold_the_queue_once)
+    senders = SinkSenders(queue, cloudevents_http.Sink(broker.url), senders=1)
+    caplog.set_level(logging.WARNING, logger="katuna")
+    senders.start()
+    try:
+        assert len(broker.wait(posts)) == posts, "put back and posted again once the database was free"
+        if status == 202:
+            eventually(lambda: queue.depth() == 0, "the event sent left the queue")
+    finally:
+        senders.stop()
+        broker.close()
+    queue.close()
+    lock.close()
+    assert "the event queue cannot be written yet" in caplog.text
+    assert [r.getMessage() for r in caplog.records if r.exc_info] == [], "a temporary failure is one line"
+
+
+def test_taking_an_event_while_the_database_is_held_fails_in_a_line_and_is_tried_again(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    """A sender's take that finds the database held past the busy timeout logs one line, no
+    traceback, and takes the event once the lock is gone."""
+    queue = SqliteQueue(tmp_path / "queue.db", busy_timeout=0.05)
+    queue.put(Event("test.sent", {"name": "a"}))
+    lock = WriteLock(tmp_path / "queue.db")
+    lock.hold()
+    broker = Sink()
+    senders = SinkSenders(queue, cloudevents_http.Sink(broker.url), senders=1)
+    caplog.set_level(logging.WARNING, logger="katuna")
+    senders.start()
+    try:
+        eventually(lambda: "failed for now" in caplog.text, "the failed take logged")
+        lock.release()
+        assert len(broker.wait(1)) == 1
+        eventually(lambda: queue.depth() == 0, "the event sent left the queue")
+    finally:
+        senders.stop()
+        broker.close()
+    queue.close()
+    lock.close()
+    assert "the database is busy" in caplog.text
+    assert [r.getMessage() for r in caplog.records if r.exc_info] == [], "a temporary failure is one line"
+
+def test_a_queue_write_failing_for_good_is_logged_with_its_traceback(tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    """An error that is no storage failure (here the queue's connection closed under the sender)
+    is not katuna's temporary error: it is logged with its traceback, to be looked into."""
+    queue = SqliteQueue(tmp_path / "queue.db")
+    queue.put(Event("test.sent", {"name": "a"}))
+    broker = Sink(answering=queue.close)
+    senders = SinkSenders(queue, cloudevents_http.Sink(broker.url), senders=1)
+    caplog.set_level(logging.WARNING, logger="katuna")
+    senders.start()
+    try:
+        broker.wait(1)
+        failed = eventually(lambda: [r for r in caplog.records if r.exc_info], "a failure logged with its traceback")
+    finally:
+        senders.stop()
+        broker.close()
+    assert "Cannot operate on a closed database" in str(failed[0].exc_info[1])
+    assert "cannot be written yet" not in caplog.text

@@ -136,6 +136,38 @@ class MemoryQueue:
         return any(d.event.data.get("study") == study for d in waiting)
 
 
+class Settlements:
+    """The queue writes that settle a taker's deliveries (an event done, or put back to be taken
+    again) still to make, in order: each failed with a temporary error (the database held past
+    its busy timeout). A taker makes them before it takes anything else (:meth:`settled`), so
+    its events are not left taken, out of every taker's reach, until their lease runs out; the
+    write that failed is made again as soon as the queue takes writes. Not thread-safe: one per
+    taking thread, or guarded by the taker's own lock."""
+
+    def __init__(self, log: logging.Logger) -> None:
+        self._log = log
+        self._writes: deque[Callable[[], None]] = deque()
+
+    def settle(self, write: Callable[[], None]) -> None:
+        """Make ``write`` now, or as soon as the queue takes writes again if it fails with a
+        temporary error (logged in a line). Any other error is raised, and the write dropped:
+        making it again would fail the same way, and the event's lease gives it back in time."""
+        self._writes.append(write)
+        self.settled()
+
+    def settled(self) -> bool:
+        """Make the writes left to settle earlier deliveries; whether none is left."""
+        while self._writes:
+            write = self._writes.popleft()
+            try:
+                write()
+            except TemporaryError as exc:
+                self._writes.appendleft(write)
+                self._log.warning("the event queue cannot be written yet, trying again: %s", exc)
+                return False
+        return True
+
+
 class LocalBroker:
     """A queue in front of a dispatcher (:class:`functions.dispatch.Dispatcher`, handed in by
     the composition root); events are handled one at a time. An event given up on goes to
@@ -150,9 +182,7 @@ class LocalBroker:
         self._on_dead_letter = on_dead_letter
         self._handling = threading.Lock()
         self._closed = False
-        self._unsettled: list[Callable[[], None]] = []
-        """The queue writes that settle a delivery (its ``done``, its ``retry``) still to make,
-        in order: each failed with a temporary error (the database busy)."""
+        self._settlements = Settlements(log)
         self.dead_letters: list[tuple[Event, str]] = []
 
     def publish(self, event: Event) -> None:
@@ -170,7 +200,7 @@ class LocalBroker:
             return
         try:
             self.events.put(event, wake=False)
-            while not self._closed and self._settled() and (delivery := self.events.take(timeout=0)) is not None:
+            while not self._closed and self._settlements.settled() and (delivery := self.events.take(timeout=0)) is not None:
                 self._deliver(delivery)
         finally:
             self._handling.release()
@@ -191,7 +221,7 @@ class LocalBroker:
         next_tick = 0.0
         while True:
             with self._handling:
-                settled = self._settled()
+                settled = self._settlements.settled()
             delivery = self.events.take(timeout=interval) if settled else None
             if not settled:
                 time.sleep(interval)  # nothing is taken meanwhile: it could not be settled either
@@ -207,23 +237,6 @@ class LocalBroker:
                     continue
                 if (not drain or self.events.empty()) and until():
                     return
-
-    def _settled(self) -> bool:
-        """Make the queue writes left to settle earlier deliveries; whether none is left."""
-        while self._unsettled:
-            try:
-                self._unsettled[0]()
-            except TemporaryError as exc:
-                log.warning("the event queue cannot be written yet, trying again: %s", exc)
-                return False
-            self._unsettled.pop(0)
-        return True
-
-    def _settle(self, write: Callable[[], None]) -> None:
-        """Make ``write`` (settling a delivery in the queue) now, or as soon as the queue takes
-        writes again if it fails with a temporary error."""
-        self._unsettled.append(write)
-        self._settled()
 
     def _deliver(self, delivery: Delivery) -> None:
         try:
@@ -241,9 +254,9 @@ class LocalBroker:
         except TemporaryError as exc:
             log.warning("could not queue the events %s (%s) led to; delivering it again: %s", delivery.event.type,
                         delivery.event.id, exc)
-            self._settle(partial(self.events.retry, delivery, self._delay(delivery)))
+            self._settlements.settle(partial(self.events.retry, delivery, self._delay(delivery)))
             return
-        self._settle(partial(self.events.done, delivery))
+        self._settlements.settle(partial(self.events.done, delivery))
 
     def _failed(self, delivery: Delivery, exc: KatunaError, bounded: bool = False) -> None:
         """Retry with back-off while the error may pass (``bounded``: at most
@@ -252,7 +265,7 @@ class LocalBroker:
         if exc.retryable and not (bounded and delivery.attempt >= MAX_DELIVERIES):
             delay = self._delay(delivery)
             log.warning("retrying %s (%s) in %.1fs: %s", event.type, event.id, delay, exc)
-            self._settle(partial(self.events.retry, delivery, delay))
+            self._settlements.settle(partial(self.events.retry, delivery, delay))
             return
         log.error("dropped %s (%s): %s", event.type, event.id, exc)
         self.dead_letters.append((event, str(exc)))
@@ -260,7 +273,7 @@ class LocalBroker:
             self._on_dead_letter(event, exc)
         except Exception:
             log.exception("the dead letter %s (%s) could not be taken", event.type, event.id)
-        self._settle(partial(self.events.done, delivery))
+        self._settlements.settle(partial(self.events.done, delivery))
 
     def _delay(self, delivery: Delivery) -> float:
         """The back-off before the next delivery of an event taken ``delivery.attempt`` times."""
