@@ -30,6 +30,18 @@ MARK = "katuna-metrics-file| "
 VOLUME = "katuna-metrics-file"
 TRIAL_SPEC = "trialTemplate.trialSpec"
 
+RUN_COMMAND = r"""code=143
+if [ -z "$term" ]; then
+  "$@" &
+  child=$!
+  if [ -n "$term" ]; then kill -TERM "$child" 2>/dev/null; fi
+  while :; do wait "$child"; code=$?; kill -0 "$child" 2>/dev/null || break; done
+fi
+"""
+"""The wrappers' run of the command: not started when a SIGTERM or SIGINT came first (exit
+143), passed one that comes while it starts, waited for through the signals it is passed; its
+exit status in ``code``. The wrapper sets ``child=; term=`` and its trap before."""
+
 WRAPPER = r"""file=$1; shift
 child=; term=; ready=
 trap 'ready=1' USR2
@@ -52,14 +64,7 @@ trap 'term=1; [ -z "$child" ] || kill -TERM "$child" 2>/dev/null' TERM INT
 ) &
 follower=$!
 while [ -z "$ready" ] && kill -0 "$follower" 2>/dev/null; do sleep 0.01; done
-code=143
-if [ -z "$term" ]; then
-  "$@" &
-  child=$!
-  if [ -n "$term" ]; then kill -TERM "$child" 2>/dev/null; fi
-  while :; do wait "$child"; code=$?; kill -0 "$child" 2>/dev/null || break; done
-fi
-kill -USR1 "$follower"; wait "$follower"
+""" + RUN_COMMAND + r"""kill -USR1 "$follower"; wait "$follower"
 if [ -r "$file" ]; then
   while IFS= read -r line || [ -n "$line" ]; do printf 'katuna-metrics-end| %s\n' "$line"; done <"$file"
 fi
@@ -92,14 +97,7 @@ class NoCommand(PermanentError):
 EVENTS_WRAPPER = r"""dir=$1; source=$2; names=$3; shift 3
 child=; term=
 trap 'term=1; [ -z "$child" ] || kill -TERM "$child" 2>/dev/null' TERM INT
-code=143
-if [ -z "$term" ]; then
-  "$@" &
-  child=$!
-  if [ -n "$term" ]; then kill -TERM "$child" 2>/dev/null; fi
-  while :; do wait "$child"; code=$?; kill -0 "$child" 2>/dev/null || break; done
-fi
-if command -v python3 >/dev/null 2>&1; then python=python3; else python=python; fi
+""" + RUN_COMMAND + r"""if command -v python3 >/dev/null 2>&1; then python=python3; else python=python; fi
 "$python" -c "$source" 'katuna-metrics-file| ' "$dir" "$names"
 exit "$code"
 """
