@@ -39,10 +39,19 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip(MISSING)
 
 
+def drop_trials_removed(db: sqlite_utils.Database) -> None:
+    """Take a database back to before the twenty-seventh migration (the latest change of each
+    study's trials that are gone)."""
+    db.execute("DROP TRIGGER IF EXISTS trial_change_kept")
+    if "trials_removed" in db["studies"].columns_dict:
+        db.execute("ALTER TABLE studies DROP COLUMN trials_removed")
+
+
 def shared_journal(db: sqlite_utils.Database, bodies: list[str], snapshot: bool = True) -> None:
-    """Optuna's journal as katuna kept it before the twenty-sixth migration: one table of every
-    study's records (``bodies``, in order), an empty snapshot table and the count of the trials
-    they created, in place of today's tables."""
+    """Optuna's journal as katuna kept it before the twenty-sixth migration (and the
+    twenty-seventh): one table of every study's records (``bodies``, in order), an empty
+    snapshot table and the count of the trials they created, in place of today's tables."""
+    drop_trials_removed(db)
     db.execute("DROP TABLE IF EXISTS optuna_journal")
     db.execute("DROP TABLE IF EXISTS optuna_snapshot")
     db.execute("DROP TABLE IF EXISTS optuna_streams")
@@ -61,7 +70,9 @@ def shared_journal(db: sqlite_utils.Database, bodies: list[str], snapshot: bool 
 def drop_journal_streams(db: sqlite_utils.Database) -> None:
     """Take a database back to before the twenty-sixth migration (a journal per study): every
     study's records in one journal again, a study after the other, with the ids Optuna gives them
-    there (a study's, its place; a trial's, after every earlier study's trials)."""
+    there (a study's, its place; a trial's, after every earlier study's trials), and the
+    twenty-seventh."""
+    drop_trials_removed(db)
     if not db["optuna_streams"].exists():
         return
     bodies, studies, trials, created = [], {}, {}, 0

@@ -724,7 +724,7 @@ def test_a_command_finding_a_migration_due_and_the_database_held_exits_2_saying_
     SqliteStore(path).close()
     older = sqlite_utils.Database(sqlite3.connect(path, isolation_level=None))
     shared_journal(older, [])
-    older.execute(f"PRAGMA user_version = {len(MIGRATIONS) - 1}")
+    older.execute(f"PRAGMA user_version = {len(MIGRATIONS) - 2}")
     older.close()
     monkeypatch.setenv("KATUNA_BUSY_TIMEOUT", "0.2")
     writer = sqlite3.connect(path, isolation_level=None)
@@ -733,7 +733,7 @@ def test_a_command_finding_a_migration_due_and_the_database_held_exits_2_saying_
         for command in READ_COMMANDS[:4]:
             result = in_process(*command, "--db", str(path))
             assert (result.exit_code, result.stderr) == (2, (
-                f"error: the database is busy: it is due a one-off migration (schema {len(MIGRATIONS) - 1} to "
+                f"error: the database is busy: it is due a one-off migration (schema {len(MIGRATIONS) - 2} to "
                 f"{len(MIGRATIONS)}), which another katuna process may be running (minutes, for a large database), "
                 "and the write lock was held past the busy timeout (KATUNA_BUSY_TIMEOUT); retry later\n")), command
     finally:

@@ -223,6 +223,19 @@ class StoreContract:
         assert store.completed_values("demo") == [(n, v) for n, (state, v) in enumerate(trials) if state == "COMPLETE"]
         assert [t.number for t in best_trials(store, study)] == [6, 1, 0, 3]
 
+    def test_a_write_after_a_discard_is_a_change_after_every_earlier_one(self, store: Store):
+        """The latest written trial discarded, the next write is still found among the changes
+        after those read before it: no change number is given twice."""
+        store.add_study(record())
+        store.add_trial(TrialRecord("demo", 0, {"x": 0}, "COMPLETE", values=[1.0]))
+        store.add_trial(TrialRecord("demo", 1, {"x": 1}, "WAITING"))
+        store.update_trial("demo", 1, state="WAITING")
+        latest = store.trial_changes("demo", 0)[1]
+        store.discard_trial("demo", 1)
+        store.update_trial("demo", 0, state="FAIL")
+        changed, after = store.trial_changes("demo", latest)
+        assert [(t.number, t.state) for t in changed] == [(0, "FAIL")] and after > latest
+
     def test_processed_events_keep_what_was_emitted(self, store: Store):
         assert store.processed("e1", "suggest") is None
         emitted = [study_created("demo", "uid-1")]

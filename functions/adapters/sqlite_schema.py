@@ -394,6 +394,15 @@ def _split_journal(db: sqlite_utils.Database) -> None:
                         [(trials[study], stream) for study, stream in streams.items()])
 
 
+def _migrate_27(db: sqlite_utils.Database) -> None:
+    """The latest change of a study's trials that are gone (a trial discarded before it started),
+    so that no later write of a trial takes a change number one took before: whoever read the
+    trials up to a change (a Katib status, a Pareto front kept) would miss that write."""
+    db.table("studies").add_column("trials_removed", int, not_null_default=0)
+    db.execute("CREATE TRIGGER trial_change_kept AFTER DELETE ON trials BEGIN UPDATE studies "
+               "SET trials_removed = max(trials_removed, coalesce(OLD.changed, 0)) WHERE name = OLD.study; END")
+
+
 def _write_records(db: sqlite_utils.Database, batch: list[tuple[int, int, str]]) -> None:
     """Write the records of ``batch`` (stream, number, body), and empty it."""
     db.conn.executemany(f"INSERT INTO {JOURNAL_TABLE} (stream, number, body) VALUES (?, ?, ?)", batch)
@@ -403,4 +412,4 @@ def _write_records(db: sqlite_utils.Database, batch: list[tuple[int, int, str]])
 MIGRATIONS = (_migrate_1, _migrate_2, _migrate_3, _migrate_4, _migrate_5, _migrate_6, _migrate_7, _migrate_8,
               _migrate_9, _migrate_10, _migrate_11, _migrate_12, _migrate_13, _migrate_14, _migrate_15,
               _migrate_16, _migrate_17, _migrate_18, _migrate_19, _migrate_20,
-              _migrate_21, _migrate_22, _migrate_23, _migrate_24, _migrate_25, _migrate_26)
+              _migrate_21, _migrate_22, _migrate_23, _migrate_24, _migrate_25, _migrate_26, _migrate_27)

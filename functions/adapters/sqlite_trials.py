@@ -33,8 +33,10 @@ GRID_SPACE = "search_space"
 """The Optuna system attribute in which ``GridSampler`` records the grid a trial's point belongs
 to: it counts every finished trial of the same grid as a visit of that point, a failed one too."""
 
-_NEXT_CHANGE = "(SELECT coalesce(max(changed), 0) + 1 FROM trials WHERE study = ?)"
-"""The study's next trial change number (an index lookup), for a statement that writes a trial."""
+_NEXT_CHANGE = ("(SELECT max(coalesce((SELECT max(changed) FROM trials WHERE study = ?), 0), "
+                "coalesce((SELECT trials_removed FROM studies WHERE name = ?), 0)) + 1)")
+"""The study's next trial change number (two index lookups), for a statement that writes a trial:
+past those of its trials and of those it no longer has, so that none is given twice."""
 
 _LOG_COLUMNS = ("log_cursor", "log_kept", "lost_pods")
 """How far a running trial's log was read, and the pods its attempt lost to disruptions (JSON
@@ -78,7 +80,8 @@ class SqliteTrials(SqliteStudies):
         row = self._trial_columns({f.name: getattr(trial, f.name) for f in dataclasses.fields(TrialRecord)})
         columns = ", ".join(f"[{column}]" for column in row)
         self.db.execute(f"INSERT OR REPLACE INTO trials ({columns}, [changed]) "
-                        f"VALUES ({', '.join('?' * len(row))}, {_NEXT_CHANGE})", [*row.values(), trial.study])
+                        f"VALUES ({', '.join('?' * len(row))}, {_NEXT_CHANGE})",
+                        [*row.values(), trial.study, trial.study])
 
     @staticmethod
     def _trial_columns(fields: dict[str, Any]) -> dict[str, Any]:
@@ -109,7 +112,7 @@ class SqliteTrials(SqliteStudies):
         row = self._trial_columns(fields)
         assignments = "".join(f"[{column}] = ?, " for column in row)
         cursor = self.db.execute(f"UPDATE trials SET {assignments}[changed] = {_NEXT_CHANGE} "
-                                 "WHERE study = ? AND number = ?", [*row.values(), study, study, number])
+                                 "WHERE study = ? AND number = ?", [*row.values(), study, study, study, number])
         if cursor.rowcount == 0:
             raise StudyNotFound(f"no trial {study} {number}")
 
