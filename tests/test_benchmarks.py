@@ -178,6 +178,13 @@ def test_ui_render(tmp_path: Path):
     assert result["pages"]["csv_export"]["bytes"] > 200 * 10, "the export holds every trial"
 
 
+def test_pareto_front(tmp_path: Path):
+    """A multi-objective study's view: its front computed, shown again, computed after a change."""
+    found, result = run("pareto_front.py", tmp_path)
+    assert result["trials"] == 500 and 0 < result["front_size"] <= 500
+    assert all(number(found[name]) > 0 for name in ("first_ms", "again_ms", "after_change_ms"))
+
+
 def test_history_load(tmp_path: Path):
     """A fresh process's first suggestion of a new study beside a study past its first snapshot,
     and that study's next."""

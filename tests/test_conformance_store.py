@@ -11,6 +11,7 @@ tests/test_conformance_optuna_storage.py.
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import optuna
@@ -24,7 +25,7 @@ from functions.core.events import study_created
 from functions.core.log_cursor import Cursor
 from functions.core.log_keep import Kept, LogRead
 from functions.core.metrics import Observation, Summary
-from functions.core.pareto import best_trials
+from functions.core.pareto import best_trials, front_sample, pareto_front
 from functions.core.ports import Store
 from functions.core.records import READY, RELEASED, PoolUse, StudyRecord, TrialQuery, TrialRecord
 from functions.core.validate import parse_study
@@ -48,6 +49,28 @@ def listed_by_state(store: Store, study: str) -> dict[str, int]:
     for trial in store.trials(study):
         counts[trial.state] = counts.get(trial.state, 0) + 1
     return counts
+
+
+def _random_write(store: Store, rng: random.Random, step: int) -> None:
+    """One write of a random history of study ``demo``: a trial added (in any state), completed,
+    re-marked failed or pruned, given other values, or discarded (one that never started)."""
+    trials = store.trials("demo")
+    values = [float(rng.randint(0, 2)) for _ in range(3)]
+    kind = rng.choice(["add", "add", "complete", "remark", "rewrite", "discard"])
+    completed = [t.number for t in trials if t.state == "COMPLETE"]
+    waiting = [t.number for t in trials if t.state in ("WAITING", "RUNNING")]
+    if kind == "complete" and waiting:
+        store.update_trial("demo", rng.choice(waiting), state="COMPLETE", values=values)
+    elif kind == "remark" and completed:
+        store.update_trial("demo", rng.choice(completed), state=rng.choice(["FAIL", "PRUNED"]))
+    elif kind == "rewrite" and completed:
+        store.update_trial("demo", rng.choice(completed), values=values)
+    elif kind == "discard" and waiting:
+        store.discard_trial("demo", rng.choice(waiting))
+    else:
+        number = max((t.number for t in trials), default=-1) + 1
+        state = rng.choice(["COMPLETE", "COMPLETE", "WAITING", "RUNNING", "FAIL"])
+        store.add_trial(TrialRecord("demo", number, {"x": step}, state, values=values if state == "COMPLETE" else None))
 
 
 class StoreContract:
@@ -223,6 +246,33 @@ class StoreContract:
         assert store.completed_values("demo") == [(n, v) for n, (state, v) in enumerate(trials) if state == "COMPLETE"]
         assert [t.number for t in best_trials(store, study)] == [6, 1, 0, 3]
 
+    def test_a_shown_pareto_front_follows_every_change_of_the_completed_trials(self, store: Store):
+        """A front shown again may be the one computed before, so it must be the front of the
+        trials as they are now: after each write of a random history (three objectives of few
+        values, so ties and duplicates abound; trials added, completed, re-marked failed or
+        pruned, their values rewritten, discarded; some through another connection), the marker
+        differs whenever the completed values do, and the front shown (whole, and its sample
+        and size) is the one computed afresh, trial for trial and in order."""
+        objective = {"metrics": [{"name": "a", "direction": "minimize"}, {"name": "b", "direction": "maximize"},
+                                 {"name": "c", "direction": "minimize"}]}
+        study = store.add_study(record(objective=objective))
+        other = self.open_again(store)
+        rng = random.Random(7)
+        try:
+            marker, values = store.trials_marker("demo"), store.completed_values("demo")
+            for step in range(300):
+                writer = other if step % 3 == 0 else store
+                _random_write(writer, rng, step)
+                now = store.completed_values("demo")
+                assert store.trials_marker("demo") != marker or now == values, f"step {step}"
+                marker, values = store.trials_marker("demo"), now
+                fresh = pareto_front(study.spec, now)
+                assert [t.number for t in best_trials(store, study)] == fresh, f"step {step}"
+                assert [t.number for t in best_trials(store, study)] == fresh, f"step {step}, shown again"
+                assert front_sample(store, study, 5)[1] == len(fresh)
+        finally:
+            self.close(other)
+
     def test_a_write_after_a_discard_is_a_change_after_every_earlier_one(self, store: Store):
         """The latest written trial discarded, the next write is still found among the changes
         after those read before it: no change number is given twice."""
@@ -235,6 +285,20 @@ class StoreContract:
         store.update_trial("demo", 0, state="FAIL")
         changed, after = store.trial_changes("demo", latest)
         assert [(t.number, t.state) for t in changed] == [(0, "FAIL")] and after > latest
+
+    def test_a_pareto_front_shown_again_follows_a_write_after_a_discard(self, store: Store):
+        """A discarded trial that was the latest written leaves its change number to the next
+        write: a front shown before the discard is not shown again once a trial it lists is
+        re-marked failed, though the study's latest change is the same number again."""
+        objective = {"metrics": [{"name": "a", "direction": "minimize"}, {"name": "b", "direction": "minimize"}]}
+        study = store.add_study(record(objective=objective))
+        for number, values in enumerate([[1.0, 2.0], [2.0, 1.0]]):
+            store.add_trial(TrialRecord("demo", number, {"x": number}, "COMPLETE", values=values))
+        store.add_trial(TrialRecord("demo", 2, {"x": 2}, "WAITING"))
+        assert [t.number for t in best_trials(store, study)] == [0, 1]
+        store.discard_trial("demo", 2)
+        store.update_trial("demo", 1, state="FAIL")
+        assert [t.number for t in best_trials(store, study)] == [0]
 
     def test_processed_events_keep_what_was_emitted(self, store: Store):
         assert store.processed("e1", "suggest") is None

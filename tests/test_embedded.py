@@ -257,7 +257,8 @@ def _alive(pid: int) -> bool:
 
 def test_a_studys_view_lists_a_sample_of_a_large_pareto_front_with_its_size(embedded, tmp_path: Path):
     """``GET /studies``, ``katuna studies`` and the dashboard's list show at most FRONT_SHOWN
-    trials of a front, spread along it (both ends), and the size of the whole front."""
+    trials of a front, spread along it (both ends), and the size of the whole front; shown
+    again while no trial changed, the front is not computed again."""
     definition = study_definition(maxTrials=25, parallelism=5, parameters=[
         {"name": "x", "type": "float", "min": 0.0, "max": 2.0}])
     definition["objective"] = {"metrics": [{"name": "loss", "direction": "minimize"},
@@ -270,3 +271,12 @@ def test_a_studys_view_lists_a_sample_of_a_large_pareto_front_with_its_size(embe
     assert view["frontSize"] == 25 and len(shown) == FRONT_SHOWN
     assert shown[0] == whole[0] and shown[-1] == whole[-1] and set(shown) < set(whole)
     assert [whole.index(n) for n in shown] == sorted(whole.index(n) for n in shown)
+
+    statements: list[str] = []
+    embedded.store.db.conn.set_trace_callback(statements.append)
+    try:
+        assert study_view(embedded.store, record)["best"] == view["best"]
+    finally:
+        embedded.store.db.conn.set_trace_callback(None)
+    assert statements and not [s for s in statements if "trial_values" in s], \
+        "shown again unchanged, the front is not computed again from every completed trial"

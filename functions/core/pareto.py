@@ -6,7 +6,11 @@ dashboard, the status of a study's Kubernetes resource), so none can tell anothe
 
 from __future__ import annotations
 
-import operator
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable
+
+import numpy
 
 from functions.core.ports import Store
 from functions.core.records import StudyRecord, TrialRecord
@@ -19,32 +23,84 @@ several objectives most of a long study's trials can be on its front, and a list
 study (``GET /studies``, ``katuna studies``, the dashboard) must cost the same for each study
 whatever its size. ``katuna best`` and the dashboard's study page give the whole front."""
 
+FRONTS_KEPT = 64
+"""The most studies whose Pareto front a process keeps (the least recently shown goes first)."""
 
-def _dominates(a: list[float], b: list[float]) -> bool:
-    """Whether ``a`` is no worse than ``b`` on every objective and better on one (both signed,
-    so that less is better)."""
-    return all(map(operator.le, a, b)) and a != b
+
+class _Fronts:
+    """The Pareto front last computed for each study, with the marker of the trials it was
+    computed from (:meth:`~functions.core.ports.Store.trials_marker`): shown again while the
+    marker holds, a study's front costs that one small read instead of reading every completed
+    trial and comparing them, seconds for a study of tens of thousands. Keyed by the study's
+    uid, so a study made again under the same name starts afresh; shared by the threads of a
+    process."""
+
+    def __init__(self) -> None:
+        self._kept: OrderedDict[tuple[str, str], tuple[Hashable, list[int]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def numbers(self, store: Store, record: StudyRecord) -> list[int]:
+        """The numbers of the study's Pareto front, as :func:`pareto_front` computes them. The
+        marker is read before the values, so a write between the two leaves a marker that no
+        longer holds, and the next request computes the front again."""
+        key = (record.name, record.uid)
+        marker = store.trials_marker(record.name)
+        with self._lock:
+            kept = self._kept.get(key)
+            if kept is not None and kept[0] == marker:
+                self._kept.move_to_end(key)
+                return kept[1]
+        numbers = pareto_front(record.spec, store.completed_values(record.name))
+        with self._lock:
+            self._kept[key] = (marker, numbers)
+            self._kept.move_to_end(key)
+            while len(self._kept) > FRONTS_KEPT:
+                self._kept.popitem(last=False)
+        return numbers
+
+
+_FRONTS = _Fronts()
+
+
+_BLOCK = 256
+"""How many trials (in their order) are compared with the front at once, before each of them
+with those of the block that joined it."""
+
+
+def _beaten(front: numpy.ndarray, points: numpy.ndarray) -> numpy.ndarray:
+    """For each point, whether a point of ``front`` is no worse on every objective and better
+    on one (signed values: less is better)."""
+    no_worse = (front[None, :, :] <= points[:, None, :]).all(axis=2)
+    return (no_worse & (front[None, :, :] != points[:, None, :]).any(axis=2)).any(axis=1)
 
 
 def pareto_front(spec: Study, scored: list[tuple[int, list[float]]]) -> list[int]:
     """The numbers of the trials (number, objective values) that no other beats on every
-    objective, best first on the first objective. Sorted so, a trial can only be beaten by one
-    before it, and then by one already on the front: each is compared with the front alone."""
+    objective (no worse on each, better on one), best first on the first objective. Sorted so,
+    a trial can only be beaten by one before it, and then by one already on the front: each is
+    compared with the front alone, a block of trials with all of it at once (arrays), as a
+    front can hold thousands, then with those of its block that joined it."""
     signs = [1 if o.direction == MINIMIZE else -1 for o in spec.objectives]
     ranked = sorted(([s * v for s, v in zip(signs, values)], number) for number, values in scored)
-    front: list[tuple[list[float], int]] = []
-    for values, number in ranked:
-        if not any(_dominates(best, values) for best, _ in front):
-            front.append((values, number))
-    return [number for _, number in front]
+    points = numpy.array([values for values, _ in ranked], dtype=float).reshape(len(ranked), len(signs))
+    front = numpy.empty_like(points)
+    numbers: list[int] = []
+    for start in range(0, len(ranked), _BLOCK):
+        block = points[start:start + _BLOCK]
+        before = len(numbers)
+        for offset in numpy.flatnonzero(~_beaten(front[:before], block)):
+            if not _beaten(front[before:len(numbers)], block[offset:offset + 1])[0]:
+                front[len(numbers)] = block[offset]
+                numbers.append(ranked[start + offset][1])
+    return numbers
 
 
 def best_trials(store: Store, record: StudyRecord, limit: int = 1) -> list[TrialRecord]:
     """The best trials: by the objective, or the Pareto front when there are several (read as
-    numbers and values, and only the front's trials whole)."""
+    numbers and values when the study's trials changed since its front was last computed, and
+    only the front's trials whole)."""
     if record.spec.multi_objective:
-        front = (store.get_trial(record.name, number)
-                 for number in pareto_front(record.spec, store.completed_values(record.name)))
+        front = (store.get_trial(record.name, number) for number in _FRONTS.numbers(store, record))
         return [trial for trial in front if trial is not None]
     return store.best_trials(record.name, limit)
 
@@ -52,6 +108,6 @@ def best_trials(store: Store, record: StudyRecord, limit: int = 1) -> list[Trial
 def front_sample(store: Store, record: StudyRecord, most: int = FRONT_SHOWN) -> tuple[list[TrialRecord], int]:
     """At most ``most`` trials of a multi-objective study's Pareto front (:func:`spread` along
     it), read whole, and the size of the whole front, of which only the numbers are read."""
-    numbers = pareto_front(record.spec, store.completed_values(record.name))
+    numbers = _FRONTS.numbers(store, record)
     shown = (store.get_trial(record.name, number) for number in spread(numbers, most))
     return [trial for trial in shown if trial is not None], len(numbers)

@@ -5,7 +5,7 @@ Adapters implement them (``functions.adapters``); handlers and tests depend only
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Hashable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
@@ -129,6 +129,10 @@ class Store(Protocol):
 
     def completed_values(self, study: str) -> list[tuple[int, list[float]]]:
         """The number and objective values of each completed trial that has values, by number."""
+
+    def trials_marker(self, study: str) -> Hashable:
+        """A cheap value that differs whenever a write could have changed the study's completed
+        trials or their values (equal markers: the same :meth:`completed_values`)."""
 
     def add_observations(self, study: str, number: int, attempt: int, observations: Sequence[Observation]) -> None:
         """Replaces any observations stored earlier for the same attempt."""

@@ -1,0 +1,111 @@
+"""What a multi-objective study's view costs as its Pareto front is shown again and again.
+
+Builds a finished study of 20,000 trials with three objectives (by default) directly through
+the store, their values drawn so that about a tenth of the trials end on the front (ties
+included), then asks the HTTP API for the study (``GET /studies/<name>``, which lists a sample
+of its front and the front's size) through the Flask app, on a SQLite store: the first request,
+which computes the front from every completed trial (what each request cost before fronts were
+kept), the median of the next ones (the front kept: one small read of the study's marker), and
+the first request after one more trial completed (the front computed again). Ends with
+``name=value`` lines in milliseconds; the JSON and a bar chart go to ``benchmarks/results/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import report
+
+from functions.adapters.sqlite_store import SqliteStore
+from functions.adapters.web import create_app
+from functions.core.records import COMPLETE, StudyRecord, TrialRecord
+from functions.core.validate import parse_study
+from functions.runtime import Runtime
+from functions.settings import Settings
+
+NAME = "front"
+DEFINITION = {
+    "name": NAME,
+    "objective": {"metrics": [{"name": "loss", "direction": "minimize"}, {"name": "latency", "direction": "minimize"},
+                              {"name": "accuracy", "direction": "maximize"}]},
+    "parameters": [{"name": "x", "type": "float", "min": 0.0, "max": 1.0}],
+    "algorithm": {"name": "random"},
+    "maxTrials": 20_000,
+    "trialTemplate": {"command": ["python", "train.py", "--x", "${trialParameters.x}"]},
+}
+
+
+def values(rng: random.Random) -> list[float]:
+    """Three objectives that mostly trade against one another, rounded so that ties occur."""
+    loss, latency = rng.random(), rng.random()
+    accuracy = (loss + latency) / 2 + rng.gauss(0, 0.01)
+    return [round(loss, 3), round(latency, 3), round(accuracy, 3)]
+
+
+def build(db: Path, trials: int) -> StudyRecord:
+    """A finished study of ``trials`` completed trials, in one transaction."""
+    rng = random.Random(1)
+    store = SqliteStore(db)
+    spec = parse_study({**DEFINITION, "maxTrials": trials + 1})
+    record = store.add_study(StudyRecord(spec, DEFINITION, str(db.parent), "bench", status="completed",
+                                         reason="max trials reached", created_at=time.time()))
+    with store.transaction():
+        for number in range(trials):
+            store.add_trial(TrialRecord(NAME, number, {"x": rng.random()}, COMPLETE, values=values(rng)))
+    store.close()
+    return record
+
+
+def timed(client, path: str) -> tuple[float, dict]:
+    start = time.perf_counter()
+    response = client.get(path)
+    elapsed = (time.perf_counter() - start) * 1000
+    assert response.status_code == 200, (path, response.status_code, response.get_data()[:300])
+    return elapsed, response.get_json()
+
+
+def measure(trials: int, repeats: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as folder:
+        db = Path(folder) / "katuna.db"
+        build(db, trials)
+        runtime = Runtime(Settings(db=db, log_dir=Path(folder) / "logs"))
+        client = create_app(runtime).test_client()
+        path = f"/studies/{NAME}"
+        first, view = timed(client, path)
+        again = statistics.median(timed(client, path)[0] for _ in range(repeats))
+        runtime.store().add_trial(TrialRecord(NAME, trials, {"x": 0.5}, COMPLETE, values=values(random.Random(2))))
+        changed = timed(client, path)[0]
+        runtime.close()
+    return {"first_ms": first, "again_ms": again, "after_change_ms": changed, "front_size": view["frontSize"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=20_000)
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--quick", action="store_true", help="500 trials (a smoke run)")
+    parser.add_argument("--out", type=Path, default=None, help=report.OUT_HELP)
+    args = parser.parse_args()
+    trials = 500 if args.quick else args.trials
+    result = measure(trials, 3 if args.quick else args.repeats)
+    print(f"GET /studies/{NAME}: {trials:,} trials, three objectives, {result['front_size']:,} on the front")
+    print(report.table(["request", "ms"], [["first (front computed)", result["first_ms"]],
+                                            ["again (front kept)", result["again_ms"]],
+                                            ["after a new trial (computed again)", result["after_change_ms"]]]))
+    out = report.out_dir(args.out, args.quick)
+    report.save("pareto_front", {"trials": trials, **result}, out)
+    fig, ax = report.figure()
+    ax.bar(["first", "again", "after a new trial"], [result["first_ms"], result["again_ms"], result["after_change_ms"]])
+    ax.set_ylabel(f"ms for GET /studies/{NAME} ({trials:,} trials, three objectives)")
+    report.save_plot(fig, "pareto_front", out)
+    report.lines({"first_ms": round(result["first_ms"], 1), "again_ms": round(result["again_ms"], 2),
+                  "after_change_ms": round(result["after_change_ms"], 1), "front_size": result["front_size"]})
+
+
+if __name__ == "__main__":
+    main()

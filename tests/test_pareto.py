@@ -1,0 +1,35 @@
+"""The Pareto front of a study of several objectives, against its definition."""
+
+from __future__ import annotations
+
+import random
+
+from conftest import study_definition
+
+from functions.core.pareto import pareto_front
+from functions.core.validate import parse_study
+
+
+def by_definition(signs: list[int], scored: list[tuple[int, list[float]]]) -> list[int]:
+    """Every trial that no other is no worse than on each objective and better than on one,
+    ordered by its (signed) values and then its number: each trial compared with every other."""
+    signed = [([s * v for s, v in zip(signs, values)], number) for number, values in scored]
+    kept = [(values, number) for values, number in signed
+            if not any(all(o <= v for o, v in zip(other, values)) and other != values for other, _ in signed)]
+    return [number for _, number in sorted(kept)]
+
+
+def test_the_front_is_every_trial_no_other_beats_in_order_with_ties_and_duplicates_kept():
+    """Random histories of 2 to 8 objectives, each minimized or maximized, whose values come
+    mostly from a few (ties on some objectives, trials equal on all), infinities among them."""
+    rng = random.Random(5)
+    for case in range(200):
+        signs = [rng.choice([1, -1]) for _ in range(rng.randint(2, 8))]
+        objective = {"metrics": [{"name": f"m{i}", "direction": "minimize" if s == 1 else "maximize"}
+                                 for i, s in enumerate(signs)]}
+        spec = parse_study(study_definition(objective=objective))
+        few = rng.choice([[0.0, 1.0], [0.0, 1.0, 2.0], [float("-inf"), -1.5, 0.5, float("inf")]])
+        scored = [(number, [rng.choice(few) if rng.random() < 0.8 else rng.random() for _ in signs])
+                  for number in range(rng.randint(0, 120))]
+        rng.shuffle(scored)
+        assert pareto_front(spec, scored) == by_definition(signs, scored), case
