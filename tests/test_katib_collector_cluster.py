@@ -8,13 +8,13 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 from http_helpers import Service
 from kube_stub import KubeStub
+from waiting import eventually
 
 from functions.core.file_collector import (
     END_DONE,
@@ -150,25 +150,24 @@ done </proc/$$/status"""
 the wrapper does not catch SIGTERM yet."""
 
 
-def test_a_sigterm_as_soon_as_the_wrapper_catches_it_reaches_the_command(tmp_path: Path):
+def test_the_wrapper_catches_sigterm_before_the_command_starts_and_passes_it_on(tmp_path: Path):
     """The wrapper catches SIGTERM before it starts the command (a SIGTERM in between would end
-    the wrapper and leave the command running); one that arrives before the command started
-    ends the wrapper with 143, and no command is left running."""
+    the wrapper and leave the command running), and passes a SIGTERM on to the running command,
+    then ends with 143."""
+    pids = tmp_path / "pid"
     for script, args in ((WRAPPER, ["m.log"]), (EVENTS_WRAPPER, [str(tmp_path), "pass", "[]"])):
         for _ in range(30):
             done = subprocess.run(["sh", "-c", script, "katuna-metrics-file", *args, "eval", CATCHES_TERM],
                                   cwd=tmp_path, capture_output=True, text=True, timeout=60)
             assert done.returncode == 0, "the wrapper caught SIGTERM when the command started"
-        pids = tmp_path / "pid"
         pids.unlink(missing_ok=True)
         wrapper = subprocess.Popen(["sh", "-c", script, "katuna-metrics-file", *args, "sh", "-c",
-                                    f"echo $$ > {pids}; exec sleep 60"], cwd=tmp_path, stdout=subprocess.DEVNULL)
-        while not int(_status(wrapper.pid, "SigCgt"), 16) & (1 << (signal.SIGTERM - 1)):
-            time.sleep(0.001)
+                                    f"echo $$ > {pids}.new && mv {pids}.new {pids}; exec sleep 60"],
+                                   cwd=tmp_path, stdout=subprocess.DEVNULL)
+        eventually(lambda: pids.exists(), "the command runs", timeout=30)
         wrapper.send_signal(signal.SIGTERM)
         assert wrapper.wait(timeout=30) == 143
-        if pids.exists() and pids.read_text().strip():
-            assert not _alive(int(pids.read_text()))
+        assert not _alive(int(pids.read_text()))
 
 
 def _status(pid: int, key: str) -> str:

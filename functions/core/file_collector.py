@@ -40,7 +40,10 @@ fi
 """
 """The wrappers' run of the command: not started when a SIGTERM or SIGINT came first (exit
 143), passed one that comes while it starts, waited for through the signals it is passed; its
-exit status in ``code``. The wrapper sets ``child=; term=`` and its trap before."""
+exit status in ``code``. The wrapper sets ``child=; term=`` and its trap before. One instant
+stays open: a signal passed on between the fork and the command's ``exec`` meets the fork's
+copy of the trap and is lost (``sh`` offers no way to close it); the pod then ends at its
+grace period, as one whose command ignores SIGTERM."""
 
 WRAPPER = r"""file=$1; shift
 child=; term=; ready=
