@@ -98,6 +98,7 @@ def test_study_page_draws_optunas_charts_from_the_trials(service: Service, page:
         expect(page.locator(f"#plot-{chart}")).to_have_attribute("data-ready", "true", timeout=15000)
 
     history = page.evaluate("document.getElementById('plot-history').data")
+    assert history is not None, page.locator("#plot-history").inner_text()
     assert len(history[0]["y"]) == len(complete)
     assert history[1]["name"] == "Best Value"
     assert min(history[1]["y"]) == pytest.approx(min(t["value"] for t in complete))
@@ -121,6 +122,32 @@ def test_study_page_draws_optunas_charts_from_the_trials(service: Service, page:
     assert sorted(importance) == ["mode", "x", "y"]
     expect(page.locator("#plot-intermediate")).to_contain_text("no intermediate values")
     screenshot(page, "study")
+
+
+def test_a_chart_the_service_cannot_answer_for_now_is_asked_again_and_drawn(service: Service, page: Page):
+    """A busy database's 503 and a worker that never answers (restarting) are passing: the chart
+    is asked again after the Retry-After given, and drawn. A 404 is not asked again."""
+    asked: list[str] = []
+
+    def history(route):
+        asked.append(route.request.url)
+        if len(asked) == 1:
+            route.fulfill(status=503, headers={"Retry-After": "1"}, json={"error": "temporary_error"})
+        elif len(asked) == 2:
+            route.abort("connectionreset")
+        else:
+            route.continue_()
+
+    missing: list[str] = []
+    page.route("**/plots/history*", history)
+    page.route("**/plots/importance*", lambda route: missing.append(route.request.url) or route.fulfill(status=404))
+    page.goto(service.base + "/ui/studies/ui-demo")
+    expect(page.locator("#plot-history")).to_have_attribute("data-ready", "true", timeout=15000)
+    assert page.evaluate("document.getElementById('plot-history').data[0].y.length") > 0
+    assert len(asked) == 3
+    expect(page.locator("#plot-importance")).to_have_text("Could not load the chart: 404 Not Found")
+    page.wait_for_timeout(3000)
+    assert len(missing) == 1, "a chart that is not there was asked for again"
 
 
 def test_a_multi_objective_study_shows_its_pareto_front_and_charts_either_objective(service: Service, page: Page):

@@ -6,6 +6,7 @@ const katuna = (() => {
   const REFRESH_MS = 3000;
   const LOG_POLL_MS = 1000;
   const STUDY_REFRESH_MS = 5000;
+  const CHART_TRIES = 4;
 
   // Writes carry the session's CSRF token (from the page's meta tag) and a JSON content type.
   function writeHeaders(type = "application/json") {
@@ -18,7 +19,10 @@ const katuna = (() => {
   async function fetchData(url, accept) {
     const response = await fetch(url, {credentials: "same-origin", headers: {Accept: accept}});
     if (response.status === 401) location.reload();
-    if (!response.ok) throw Object.assign(new Error(`${response.status} ${response.statusText}`), {status: response.status});
+    if (!response.ok) {
+      throw Object.assign(new Error(`${response.status} ${response.statusText}`),
+        {status: response.status, retryAfter: Number(response.headers.get("Retry-After")) || 0});
+    }
     return response;
   }
 
@@ -143,10 +147,25 @@ const katuna = (() => {
     return el ? el.value : "";
   }
 
+  // A chart asked while the service is briefly unable to answer (a restarting worker, a busy
+  // database: no answer, 502, 503 or 504) is asked again after the Retry-After it was given
+  // (2 s without one, 30 s at most), up to CHART_TRIES times, before the page says it could not be loaded.
+  async function chartJSON(url) {
+    for (let tries = 1; ; tries++) {
+      try {
+        return await getJSON(url);
+      } catch (error) {
+        const transient = error.status === undefined || [502, 503, 504].includes(error.status);
+        if (!transient || tries >= CHART_TRIES) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 1000 * Math.min(error.retryAfter || 2, 30)));
+      }
+    }
+  }
+
   async function draw(div, url) {
     div.classList.add("loading");
     try {
-      const figure = await getJSON(url);
+      const figure = await chartJSON(url);
       Plotly.purge(div);
       div.innerHTML = "";
       if (figure.message) {
