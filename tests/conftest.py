@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,8 @@ import pytest
 import sqlite_utils
 from browser import MISSING, chromium_path
 from gke_stub import GkeStub
+from kube_standin.clock import SimulatedClock
+from kube_standin.containers import Run, SimulatedContainers
 from kube_stub import KubeStub
 
 from functions.core.optuna_compat import CREATE_TRIAL
@@ -223,3 +226,19 @@ def kube(request: pytest.FixtureRequest):
     yield stub
     stub.close()
 
+
+
+SIMULATED_RUN = Run(60, "loss=0.5\n")
+"""How each container of :func:`simulated_kube` runs unless its module says otherwise."""
+
+
+@pytest.fixture
+def simulated_kube(request: pytest.FixtureRequest) -> Iterator[KubeStub]:
+    """A loopback Kubernetes API of its own for each test, on a simulated clock, whose containers
+    all run as the module's ``SIMULATED_RUN`` (a :class:`Run`; by default a minute, printing a
+    loss): hours of a cluster's life pass in the instants the test takes."""
+    stub = KubeStub(clock=SimulatedClock())
+    run = getattr(request.module, "SIMULATED_RUN", SIMULATED_RUN)
+    stub.kubelets.containers = SimulatedContainers(stub.clock, lambda pod: run)
+    yield stub
+    stub.close()

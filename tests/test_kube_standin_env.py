@@ -7,22 +7,11 @@ an optional reference is skipped."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
-from kube_standin.clock import SimulatedClock
-from kube_standin.containers import Run, SimulatedContainers
 from kube_stub import KubeStub
 
 HOUR = 3600.0
-
-
-@pytest.fixture
-def kube() -> Iterator[KubeStub]:
-    stub = KubeStub(clock=SimulatedClock())
-    stub.kubelets.containers = SimulatedContainers(stub.clock, lambda pod: Run(60, "loss=0.5\n"))
-    yield stub
-    stub.close()
 
 
 def job(name: str, **container: object) -> dict:
@@ -52,17 +41,18 @@ def secret_env(name: str = "db", key: str = "password", optional: bool = False) 
     return [{"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": name, "key": key, "optional": optional}}}]
 
 
-def test_a_missing_secret_leaves_the_container_waiting_until_it_is_created(kube: KubeStub):
-    assert kube.create_job("katuna", job("reads", env=secret_env()))[0] == 201
-    assert held(kube, "reads") == {"reason": "CreateContainerConfigError", "message": 'secret "db" not found'}
-    kube.clock.now += 10 * HOUR
-    kube.settle()
-    pod = pod_of(kube, "reads")
-    assert pod["status"]["phase"] == "Pending" and not kube.jobs[("katuna", "reads")]["status"].get("conditions")
-    kube.create_secret("katuna", "db", {"password": "hunter2"})
-    kube.run_until(lambda: pod["status"]["phase"] == "Running")
-    assert kube.clock.now - kube.clock.start <= 10 * HOUR + 10, "the kubelet's next sync finds it"
-    kube.run_until(lambda: pod["status"]["phase"] == "Succeeded")
+def test_a_missing_secret_leaves_the_container_waiting_until_it_is_created(simulated_kube: KubeStub):
+    assert simulated_kube.create_job("katuna", job("reads", env=secret_env()))[0] == 201
+    assert held(simulated_kube, "reads") == {"reason": "CreateContainerConfigError", "message": 'secret "db" not found'}
+    simulated_kube.clock.now += 10 * HOUR
+    simulated_kube.settle()
+    pod = pod_of(simulated_kube, "reads")
+    assert pod["status"]["phase"] == "Pending"
+    assert not simulated_kube.jobs[("katuna", "reads")]["status"].get("conditions")
+    simulated_kube.create_secret("katuna", "db", {"password": "hunter2"})
+    simulated_kube.run_until(lambda: pod["status"]["phase"] == "Running")
+    assert simulated_kube.clock.now - simulated_kube.clock.start <= 10 * HOUR + 10, "the kubelet's next sync finds it"
+    simulated_kube.run_until(lambda: pod["status"]["phase"] == "Succeeded")
 
 
 @pytest.mark.parametrize(("container", "message"), [
@@ -74,29 +64,31 @@ def test_a_missing_secret_leaves_the_container_waiting_until_it_is_created(kube:
     ({"envFrom": [{"secretRef": {"name": "absent"}}]}, 'secret "absent" not found'),
     ({"envFrom": [{"configMapRef": {"name": "absent"}}]}, 'configmap "absent" not found'),
 ])
-def test_each_way_to_read_what_is_missing_has_the_kubelets_words(kube: KubeStub, container: dict, message: str):
-    kube.create_secret("katuna", "db", {"password": "hunter2"})
-    kube.create_config_map("katuna", "present", {"batch": "32"})
-    assert kube.create_job("katuna", job("reads", **container))[0] == 201
-    assert held(kube, "reads") == {"reason": "CreateContainerConfigError", "message": message}
+def test_each_way_to_read_what_is_missing_has_the_kubelets_words(simulated_kube: KubeStub, container: dict,
+                                                                  message: str):
+    simulated_kube.create_secret("katuna", "db", {"password": "hunter2"})
+    simulated_kube.create_config_map("katuna", "present", {"batch": "32"})
+    assert simulated_kube.create_job("katuna", job("reads", **container))[0] == 201
+    assert held(simulated_kube, "reads") == {"reason": "CreateContainerConfigError", "message": message}
 
 
-def test_optional_references_to_what_is_missing_are_skipped(kube: KubeStub):
+def test_optional_references_to_what_is_missing_are_skipped(simulated_kube: KubeStub):
     env = [*secret_env(optional=True), *secret_env(name="db2", key="x", optional=True)]
-    kube.create_secret("katuna", "db2", {"other": "1"})
+    simulated_kube.create_secret("katuna", "db2", {"other": "1"})
     env_from = [{"secretRef": {"name": "absent", "optional": True}}, {"configMapRef": {"name": "a", "optional": True}}]
-    assert kube.create_job("katuna", job("skips", env=env, envFrom=env_from))[0] == 201
-    kube.run_until(lambda: pod_of(kube, "skips")["status"]["phase"] == "Succeeded")
+    assert simulated_kube.create_job("katuna", job("skips", env=env, envFrom=env_from))[0] == 201
+    simulated_kube.run_until(lambda: pod_of(simulated_kube, "skips")["status"]["phase"] == "Succeeded")
 
 
-def test_a_sidecar_reading_what_is_missing_says_so_under_its_own_name(kube: KubeStub):
+def test_a_sidecar_reading_what_is_missing_says_so_under_its_own_name(simulated_kube: KubeStub):
     sidecar = {"name": "agent", "image": "busybox", "env": secret_env()}
     body = job("side")
     body["spec"]["template"]["spec"]["containers"].append(sidecar)
-    assert kube.create_job("katuna", body)[0] == 201
-    kube.run_until(lambda: any(p["metadata"]["labels"]["job-name"] == "side" for p in kube.pods.values())
-                   and waiting(pod_of(kube, "side")).get("reason") == "CreateContainerConfigError")
-    states = {s["name"]: s["state"]["waiting"] for s in pod_of(kube, "side")["status"]["containerStatuses"]}
+    assert simulated_kube.create_job("katuna", body)[0] == 201
+    simulated_kube.run_until(
+        lambda: any(p["metadata"]["labels"]["job-name"] == "side" for p in simulated_kube.pods.values())
+        and waiting(pod_of(simulated_kube, "side")).get("reason") == "CreateContainerConfigError")
+    states = {s["name"]: s["state"]["waiting"] for s in pod_of(simulated_kube, "side")["status"]["containerStatuses"]}
     assert states == {"agent": {"reason": "CreateContainerConfigError", "message": 'secret "db" not found'},
                       "trial": {"reason": "ContainerCreating"}}
 
@@ -104,29 +96,29 @@ def test_a_sidecar_reading_what_is_missing_says_so_under_its_own_name(kube: Kube
 def test_a_process_container_gets_what_it_reads():
     """On the machine's clock the container is a local process: its environment holds the
     Secret's and the ConfigMap's values."""
-    kube = KubeStub()
+    simulated_kube = KubeStub()
     try:
-        kube.create_secret("katuna", "db", {"password": "hunter2"})
-        kube.create_config_map("katuna", "settings", {"lr": "0.1", "batch": "32"})
+        simulated_kube.create_secret("katuna", "db", {"password": "hunter2"})
+        simulated_kube.create_config_map("katuna", "settings", {"lr": "0.1", "batch": "32"})
         script = "import os; print(os.environ['PASSWORD'], os.environ['LR'], os.environ['CFG_batch'])"
         env = [*secret_env(), {"name": "LR", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "lr"}}}]
         body = job("proc", command=["python", "-c", script], env=env,
                    envFrom=[{"configMapRef": {"name": "settings"}, "prefix": "CFG_"}])
-        assert kube.create_job("katuna", body)[0] == 201
+        assert simulated_kube.create_job("katuna", body)[0] == 201
         deadline = time.monotonic() + 30
-        while not kube.jobs[("katuna", "proc")]["status"].get("succeeded") and time.monotonic() < deadline:
+        while not simulated_kube.jobs[("katuna", "proc")]["status"].get("succeeded") and time.monotonic() < deadline:
             time.sleep(0.05)
-        pod = pod_of(kube, "proc")
-        assert kube.read_log("katuna", pod["metadata"]["name"], None) == (200, "hunter2 0.1 32\n")
+        pod = pod_of(simulated_kube, "proc")
+        assert simulated_kube.read_log("katuna", pod["metadata"]["name"], None) == (200, "hunter2 0.1 32\n")
     finally:
-        kube.close()
+        simulated_kube.close()
 
 
-def test_a_secret_is_refused_as_the_api_server_refuses_it(kube: KubeStub):
+def test_a_secret_is_refused_as_the_api_server_refuses_it(simulated_kube: KubeStub):
     with pytest.raises(LookupError, match=r'Secret "Bad_Name" is invalid: metadata.name: Invalid value'):
-        kube.create_secret("katuna", "Bad_Name", {"a": "b"})
+        simulated_kube.create_secret("katuna", "Bad_Name", {"a": "b"})
     with pytest.raises(LookupError, match=r"a valid config key must consist of"):
-        kube.create_secret("katuna", "ok", {"bad key": "b"})
-    kube.create_secret("katuna", "ok", {"a": "b"})
+        simulated_kube.create_secret("katuna", "ok", {"bad key": "b"})
+    simulated_kube.create_secret("katuna", "ok", {"a": "b"})
     with pytest.raises(LookupError, match=r'secrets "ok" already exists'):
-        kube.create_secret("katuna", "ok", {"a": "c"})
+        simulated_kube.create_secret("katuna", "ok", {"a": "c"})

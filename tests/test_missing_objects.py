@@ -6,13 +6,11 @@ the missing object stops once 3 trials could not start for it, saying how to cre
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from conftest import study_definition
-from kube_standin.clock import SimulatedClock
-from kube_standin.containers import Run, SimulatedContainers
 from kube_stub import KubeStub
 from test_trial_pods import ALLOWANCE, executor_of, pods_of, waiting
 
@@ -27,14 +25,6 @@ from functions.handlers.base import look
 from functions.handlers.submit import store_study
 
 SECRET_ENV = [{"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}]
-
-
-@pytest.fixture
-def kube() -> Iterator[KubeStub]:
-    stub = KubeStub(clock=SimulatedClock())
-    stub.kubelets.containers = SimulatedContainers(stub.clock, lambda pod: Run(60, "loss=0.5\n"))
-    yield stub
-    stub.close()
 
 
 def started(kube: KubeStub, tmp_path: Path, name: str, trials: int, parameters: tuple[dict, ...] = (),
@@ -85,16 +75,16 @@ CASES = {
 
 @pytest.mark.parametrize(("container", "setup", "kubelet", "cause", "fix"), CASES.values(), ids=CASES.keys())
 def test_a_study_whose_trials_read_a_missing_object_of_its_template_stops_saying_how_to_create_it(
-        kube: KubeStub, tmp_path: Path, container: dict, setup, kubelet: str, cause: str, fix: str):
+        simulated_kube: KubeStub, tmp_path: Path, container: dict, setup, kubelet: str, cause: str, fix: str):
     """Five trials, one at a time: the third that could not start for it ends the study, and
     the last two never run."""
-    setup(kube)
-    store, deps, record, dispatcher = started(kube, tmp_path, "reads", trials=5, **container)
+    setup(simulated_kube)
+    store, deps, record, dispatcher = started(simulated_kube, tmp_path, "reads", trials=5, **container)
     try:
         for number in range(3):
-            kube.run_until(held(kube, f"reads-{number}"))
+            simulated_kube.run_until(held(simulated_kube, f"reads-{number}"))
             assert look(record, store.get_trial("reads", number), deps) is None, "it waits for the object"
-            kube.clock.now += ALLOWANCE
+            simulated_kube.clock.now += ALLOWANCE
             ended = look(record, store.get_trial("reads", number), deps)
             assert ended is not None and ended.data["outcome"] == "error"
             deliver(dispatcher, ended)
@@ -111,18 +101,18 @@ def test_a_study_whose_trials_read_a_missing_object_of_its_template_stops_saying
         store.close()
 
 
-def test_a_trial_waiting_for_a_missing_secret_runs_once_it_is_created(kube: KubeStub, tmp_path: Path):
-    store, deps, record, dispatcher = started(kube, tmp_path, "later", trials=1, env=SECRET_ENV)
+def test_a_trial_waiting_for_a_missing_secret_runs_once_it_is_created(simulated_kube: KubeStub, tmp_path: Path):
+    store, deps, record, dispatcher = started(simulated_kube, tmp_path, "later", trials=1, env=SECRET_ENV)
     try:
-        kube.run_until(held(kube, "later-0"))
+        simulated_kube.run_until(held(simulated_kube, "later-0"))
         assert look(record, store.get_trial("later", 0), deps) is None
         assert 'cannot start: container trial: CreateContainerConfigError: secret "db" not found; the trial fails ' \
                "if it has not started within the start allowance" in store.get_trial("later", 0).reason
-        kube.clock.now += ALLOWANCE - 60
-        kube.settle()
+        simulated_kube.clock.now += ALLOWANCE - 60
+        simulated_kube.settle()
         assert look(record, store.get_trial("later", 0), deps) is None, "the allowance is not over"
-        kube.create_secret("katuna", "db", {"password": "hunter2"})
-        kube.run_until(lambda: pods_of(kube, "later-0")[0]["status"]["phase"] == "Succeeded")
+        simulated_kube.create_secret("katuna", "db", {"password": "hunter2"})
+        simulated_kube.run_until(lambda: pods_of(simulated_kube, "later-0")[0]["status"]["phase"] == "Succeeded")
         ended = look(record, store.get_trial("later", 0), deps)
         assert ended is not None and ended.data["outcome"] == "exited"
         deliver(dispatcher, ended)
@@ -132,16 +122,16 @@ def test_a_trial_waiting_for_a_missing_secret_runs_once_it_is_created(kube: Kube
         store.close()
 
 
-def test_a_study_whose_secret_a_trials_parameter_names_goes_on(kube: KubeStub, tmp_path: Path):
+def test_a_study_whose_secret_a_trials_parameter_names_goes_on(simulated_kube: KubeStub, tmp_path: Path):
     """The name is the trial's, not the study's: another trial may name one that exists (here
     every trial names the same, its parameter's one value, and still the study goes on)."""
     env = [{"name": "P", "valueFrom": {"secretKeyRef": {"name": "db-${trialParameters.shard}", "key": "password"}}}]
     shard = {"name": "shard", "type": "categorical", "values": ["a"]}
-    store, deps, record, dispatcher = started(kube, tmp_path, "chosen", 5, (shard,), env=env)
+    store, deps, record, dispatcher = started(simulated_kube, tmp_path, "chosen", 5, (shard,), env=env)
     try:
         for number in range(3):
-            kube.run_until(held(kube, f"chosen-{number}"))
-            kube.clock.now += ALLOWANCE
+            simulated_kube.run_until(held(simulated_kube, f"chosen-{number}"))
+            simulated_kube.clock.now += ALLOWANCE
             ended = look(record, store.get_trial("chosen", number), deps)
             assert ended is not None and ended.data["outcome"] == "error"
             deliver(dispatcher, ended)

@@ -5,14 +5,12 @@ through the real client on a simulated clock."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import yaml
 from conftest import study_definition
 from http_helpers import Service
-from kube_standin.clock import SimulatedClock, rfc3339
+from kube_standin.clock import rfc3339
 from kube_standin.containers import Run, SimulatedContainers
 from kube_stub import KubeStub
 from waiting import eventually
@@ -25,12 +23,8 @@ from functions.core.launch import TrialLaunch
 ALLOWANCE = 600
 
 
-@pytest.fixture
-def kube() -> Iterator[KubeStub]:
-    stub = KubeStub(clock=SimulatedClock())
-    stub.kubelets.containers = SimulatedContainers(stub.clock, lambda pod: Run(100, "loss=0.5\n"))
-    yield stub
-    stub.close()
+SIMULATED_RUN = Run(100, "loss=0.5\n")
+"""How each container of the ``simulated_kube`` fixture runs."""
 
 
 def executor_of(kube: KubeStub) -> KubernetesExecutor:
@@ -55,62 +49,70 @@ def pods_of(kube: KubeStub, name: str) -> list[dict]:
     return [p for p in kube.pods.values() if p["metadata"]["labels"]["job-name"] == f"{name}-0"]
 
 
-def test_a_suspended_job_makes_no_pods_and_its_deadline_waits_until_it_is_resumed(kube: KubeStub):
+def test_a_suspended_job_makes_no_pods_and_its_deadline_waits_until_it_is_resumed(simulated_kube: KubeStub):
     """As the real Job controller: a Job created suspended gets the ``Suspended`` condition and
     no start time; its deadline does not run however long it waits; resumed, it starts then."""
-    kube.queued = True
-    executor_of(kube).launch(launch_of("queued"))
-    kube.settle()
-    assert pods_of(kube, "queued") == [] and "startTime" not in job(kube, "queued")["status"]
-    assert {k: suspended(kube, "queued")[k] for k in ("status", "reason", "message")} == {
+    simulated_kube.queued = True
+    executor_of(simulated_kube).launch(launch_of("queued"))
+    simulated_kube.settle()
+    assert pods_of(simulated_kube, "queued") == [] and "startTime" not in job(simulated_kube, "queued")["status"]
+    assert {k: suspended(simulated_kube, "queued")[k] for k in ("status", "reason", "message")} == {
         "status": "True", "reason": "JobSuspended", "message": "Job suspended"}
-    kube.clock.now += 10 * (60 + ALLOWANCE)
-    kube.settle()
-    assert not [c for c in job(kube, "queued")["status"]["conditions"] if c["type"] in ("Failed", "FailureTarget")]
+    simulated_kube.clock.now += 10 * (60 + ALLOWANCE)
+    simulated_kube.settle()
+    conditions = job(simulated_kube, "queued")["status"]["conditions"]
+    assert not [c for c in conditions if c["type"] in ("Failed", "FailureTarget")]
 
-    kube.set_suspended("katuna", "queued-0", False)
-    kube.settle()
-    resumed = suspended(kube, "queued")
+    simulated_kube.set_suspended("katuna", "queued-0", False)
+    simulated_kube.settle()
+    resumed = suspended(simulated_kube, "queued")
     assert (resumed["status"], resumed["reason"], resumed["message"]) == ("False", "JobResumed", "Job resumed")
-    assert job(kube, "queued")["status"]["startTime"] == kube.clock.stamp(), "its deadline counts from now"
-    kube.run_until(lambda: any(c["type"] == "Complete" for c in job(kube, "queued")["status"]["conditions"]))
+    assert job(simulated_kube, "queued")["status"]["startTime"] == simulated_kube.clock.stamp(), \
+        "its deadline counts from now"
+    simulated_kube.run_until(
+        lambda: any(c["type"] == "Complete" for c in job(simulated_kube, "queued")["status"]["conditions"]))
 
 
-def test_suspending_a_running_job_deletes_its_pod_without_counting_a_failure(kube: KubeStub):
+def test_suspending_a_running_job_deletes_its_pod_without_counting_a_failure(simulated_kube: KubeStub):
     """Kueue takes a Job's admission back (to preempt it for a higher-priority workload): its
     active pods are deleted, uncounted, and a fresh one runs once it is admitted again."""
-    executor_of(kube).launch(launch_of("preempted"))
-    kube.run_until(lambda: any(p["status"].get("phase") == "Running" for p in pods_of(kube, "preempted")))
-    kube.set_suspended("katuna", "preempted-0", True)
-    kube.run_until(lambda: not pods_of(kube, "preempted"))
-    status = job(kube, "preempted")["status"]
-    assert suspended(kube, "preempted")["status"] == "True"
+    executor_of(simulated_kube).launch(launch_of("preempted"))
+    simulated_kube.run_until(
+        lambda: any(p["status"].get("phase") == "Running" for p in pods_of(simulated_kube, "preempted")))
+    simulated_kube.set_suspended("katuna", "preempted-0", True)
+    simulated_kube.run_until(lambda: not pods_of(simulated_kube, "preempted"))
+    status = job(simulated_kube, "preempted")["status"]
+    assert suspended(simulated_kube, "preempted")["status"] == "True"
     assert "failed" not in status and "active" not in status
-    kube.set_suspended("katuna", "preempted-0", False)
-    kube.run_until(lambda: any(c["type"] == "Complete" for c in job(kube, "preempted")["status"]["conditions"]))
-    assert job(kube, "preempted")["status"]["succeeded"] == 1 and "failed" not in job(kube, "preempted")["status"]
+    simulated_kube.set_suspended("katuna", "preempted-0", False)
+    simulated_kube.run_until(
+        lambda: any(c["type"] == "Complete" for c in job(simulated_kube, "preempted")["status"]["conditions"]))
+    status = job(simulated_kube, "preempted")["status"]
+    assert status["succeeded"] == 1 and "failed" not in status
 
 
-def test_a_job_kept_suspended_times_out_after_the_start_allowance_and_one_admitted_in_time_runs(kube: KubeStub):
+def test_a_job_kept_suspended_times_out_after_the_start_allowance_and_one_admitted_in_time_runs(
+        simulated_kube: KubeStub):
     """No pod, no deadline: only katuna can end the wait. It ends the attempt once the Job has
     been suspended longer than the start allowance; a Job admitted before then runs as any other."""
-    kube.queued = True
-    executor = executor_of(kube)
+    simulated_kube.queued = True
+    executor = executor_of(simulated_kube)
     held, admitted = launch_of("held", timeout=None), launch_of("admitted")
     executor.launch(held)
     executor.launch(admitted)
-    kube.settle()
-    kube.clock.now += ALLOWANCE - 200
-    kube.set_suspended("katuna", "admitted-0", False)
-    kube.run_until(lambda: any(c["type"] == "Complete" for c in job(kube, "admitted")["status"]["conditions"]))
-    assert kube.clock.now < kube.clock.start + ALLOWANCE and executor.poll(held) is None
+    simulated_kube.settle()
+    simulated_kube.clock.now += ALLOWANCE - 200
+    simulated_kube.set_suspended("katuna", "admitted-0", False)
+    simulated_kube.run_until(
+        lambda: any(c["type"] == "Complete" for c in job(simulated_kube, "admitted")["status"]["conditions"]))
+    assert simulated_kube.clock.now < simulated_kube.clock.start + ALLOWANCE and executor.poll(held) is None
     ran = executor.poll(admitted)
     assert (ran.data["outcome"], ran.data["exitCode"]) == ("exited", 0)
-    kube.clock.now = kube.clock.start + ALLOWANCE
+    simulated_kube.clock.now = simulated_kube.clock.start + ALLOWANCE
     ended = executor.poll(held)
     assert ended is not None and ended.data["outcome"] == "timeout"
     assert ended.data["message"] == (
-        f"its Job is suspended since {rfc3339(kube.clock.start)} (JobSuspended: Job suspended): an admission "
+        f"its Job is suspended since {rfc3339(simulated_kube.clock.start)} (JobSuspended: Job suspended): an admission "
         "controller such as Kueue holds it until a queue admits it, and it waited past the start allowance of "
         f"{ALLOWANCE}s (KATUNA_K8S_START_ALLOWANCE)")
 
@@ -118,9 +120,9 @@ def test_a_job_kept_suspended_times_out_after_the_start_allowance_and_one_admitt
 def test_a_trial_waiting_for_admission_says_so_until_it_runs(tmp_path: Path):
     """Through ``katuna serve``: the running trial's reason says why it waits while its Job is
     suspended, and no longer once its queue admitted it and it ran."""
-    kube = KubeStub()
-    kube.queued = True
-    service = Service(tmp_path, workers=1, KATUNA_EXECUTOR="kubernetes", KATUNA_K8S_API=kube.url,
+    simulated_kube = KubeStub()
+    simulated_kube.queued = True
+    service = Service(tmp_path, workers=1, KATUNA_EXECUTOR="kubernetes", KATUNA_K8S_API=simulated_kube.url,
                       KATUNA_K8S_NAMESPACE="default")
     try:
         definition = study_definition(name="kueued", maxTrials=1, parallelism=1)
@@ -132,34 +134,36 @@ def test_a_trial_waiting_for_admission_says_so_until_it_runs(tmp_path: Path):
                             "the trial's reason", timeout=60)
         assert reason.startswith("waiting: its Job is suspended since ")
         assert "(JobSuspended: Job suspended): an admission controller such as Kueue holds it" in reason
-        kube.set_suspended("default", "kueued-0", False)
+        simulated_kube.set_suspended("default", "kueued-0", False)
         study = service.wait_for("kueued")
         [trial] = service.json("GET", "/studies/kueued/trials")[1]
         assert (study["status"], trial["state"], trial["reason"]) == ("completed", "COMPLETE", None)
     finally:
         service.close()
-        kube.close()
+        simulated_kube.close()
 
 
-def test_a_sidecar_has_its_own_status_listed_by_name_and_no_log(kube: KubeStub):
+def test_a_sidecar_has_its_own_status_listed_by_name_and_no_log(simulated_kube: KubeStub):
     """The kubelet lists a pod's containers by name; a sidecar runs beside the trial's container
     and exits 0 as it ends, with a log of its own."""
-    kube.kubelets.containers = SimulatedContainers(kube.clock, lambda pod: Run(10, "boom\n", 3))
-    executor_of(kube).launch(sidecar_launch("sidecar"))
-    kube.run_until(lambda: any(p["status"].get("phase") == "Failed" for p in pods_of(kube, "sidecar")))
-    [pod] = pods_of(kube, "sidecar")
+    simulated_kube.kubelets.containers = SimulatedContainers(simulated_kube.clock, lambda pod: Run(10, "boom\n", 3))
+    executor_of(simulated_kube).launch(sidecar_launch("sidecar"))
+    simulated_kube.run_until(
+        lambda: any(p["status"].get("phase") == "Failed" for p in pods_of(simulated_kube, "sidecar")))
+    [pod] = pods_of(simulated_kube, "sidecar")
     states = [(s["name"], s["state"]["terminated"]["exitCode"]) for s in pod["status"]["containerStatuses"]]
     assert states == [("istio-proxy", 0), ("trainer", 3)]
 
 
-def test_a_failed_trial_reports_its_own_containers_exit_code_not_a_sidecars(kube: KubeStub):
+def test_a_failed_trial_reports_its_own_containers_exit_code_not_a_sidecars(simulated_kube: KubeStub):
     """A sidecar listed before the trial's container (``istio-proxy`` < ``trainer``) exited 0;
     the trial's container exited 3, and that is the trial's exit."""
-    kube.kubelets.containers = SimulatedContainers(kube.clock, lambda pod: Run(10, "boom\n", 3))
-    executor = executor_of(kube)
+    simulated_kube.kubelets.containers = SimulatedContainers(simulated_kube.clock, lambda pod: Run(10, "boom\n", 3))
+    executor = executor_of(simulated_kube)
     launch = sidecar_launch("exits")
     executor.launch(launch)
-    kube.run_until(lambda: any(c["type"] == "Failed" for c in job(kube, "exits")["status"].get("conditions", [])))
+    simulated_kube.run_until(
+        lambda: any(c["type"] == "Failed" for c in job(simulated_kube, "exits")["status"].get("conditions", [])))
     ended = executor.poll(launch)
     assert (ended.data["outcome"], ended.data["exitCode"]) == ("exited", 3)
     assert ended.data["message"].endswith("container trainer exited with code 3 (Error)")
