@@ -398,10 +398,40 @@ def _finished(**changes) -> dict:
     return {k: v for k, v in data.items() if v is not ...}
 
 
+STUDY_RESOURCE = json.dumps({"apiVersion": "katuna.dev/v1", "kind": "Study",
+                             "metadata": {"name": "target", "namespace": "team"},
+                             "spec": study_definition(name="target")}).encode()
+"""A Study resource as an ApiServerSource sends it (the event's data is the object)."""
+
+LATIN1 = STUDY_RESOURCE.replace(b'"target"', b'"t\xe4rget"')
+"""The resource with its name in Latin-1, as a client that is not UTF-8 writes it."""
+
+SURROGATE = STUDY_RESOURCE.replace(b"--mode", b"--m\xed\xa0\x80de")
+"""The resource with an encoded UTF-16 surrogate in a command: not UTF-8 either."""
+
+
+def _structured(data: bytes) -> tuple[bytes, dict[str, str]]:
+    """A CloudEvent in structured mode, the whole event in the body, ``data`` its JSON data."""
+    envelope = (b'{"specversion": "1.0", "id": "hostile-1", "source": "/hostile", '
+                b'"type": "dev.knative.apiserver.resource.add", "datacontenttype": "application/json", "data": ')
+    return envelope + data + b"}", {"Content-Type": "application/cloudevents+json"}
+
+
+def _first_bad(body: bytes) -> str:
+    start = body.index(b"\xe4") if b"\xe4" in body else body.index(b"\xed")
+    return f"not UTF-8 text: byte {start} (0x{body[start]:02x}) cannot be decoded"
+
+
 # (case id, path, (body, headers), expected status, a word the answer must contain)
 EVENTS: list[tuple[str, str, tuple[bytes, dict[str, str]], int, str]] = [
     ("no-ce-headers", "/", (b"{}", {"Content-Type": "application/json"}), 415, "CloudEvent"),
     ("data-not-json", "/", _ce(FINISHED, b"\xff\xfe not json"), 400, "JSON data"),
+    ("study-resource-latin1-binary", "/", _ce("dev.knative.apiserver.resource.add", LATIN1), 400,
+     _first_bad(LATIN1)),
+    ("study-resource-latin1-structured", "/", _structured(LATIN1), 400, _first_bad(_structured(LATIN1)[0])),
+    ("study-resource-surrogate-binary", "/functions/resource", _ce("dev.knative.apiserver.resource.add", SURROGATE),
+     400, _first_bad(SURROGATE)),
+    ("study-resource-surrogate-structured", "/", _structured(SURROGATE), 400, _first_bad(_structured(SURROGATE)[0])),
     ("data-a-list", "/", _ce(FINISHED, [1, 2]), 400, "study"),
     ("structured-garbage", "/", (b'{"specversion": "1.0", "type": 5',
                                  {"Content-Type": "application/cloudevents+json"}), 400, "CloudEvent"),

@@ -19,9 +19,10 @@ from typing import Any
 from cloudevents.core.base import BaseCloudEvent
 from cloudevents.core.bindings import http as ce_http
 from cloudevents.core.exceptions import BaseCloudEventException
+from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
-from functions.core import event_signature
+from functions.core import event_signature, utf8
 from functions.core.errors import MalformedRequest, PermanentError, TemporaryError
 from functions.core.events import ADVISORY, APISERVER_EVENTS, POOL_CHECK, ROUTES, Event
 
@@ -120,12 +121,32 @@ def _error_text(data: str) -> str:
 def from_http(headers: Mapping[str, str], body: bytes, key: bytes | None = None) -> Event:
     """The katuna event in an HTTP request. With ``key`` (it came without the API token), an event of
     a type katuna signs is refused (:class:`~functions.core.errors.ForgedEvent`) unless katuna
-    signed it with that key."""
+    signed it with that key. JSON that is not UTF-8 is refused naming its first undecodable byte
+    (:func:`_check_utf8`)."""
+    _check_utf8(headers, body)
     cloud_event = _parse(headers, body)
     event = _to_event(cloud_event)
     if key is not None:
         event_signature.check(key, event.type, event.data, _signature(cloud_event))
     return event
+
+
+def _check_utf8(headers: Mapping[str, str], body: bytes) -> None:
+    """Refuse a body of JSON that is not UTF-8 (as JSON must be, RFC 8259 section 8.1): the data
+    in binary mode (``ce-*`` headers, a JSON ``Content-Type`` or none, which CloudEvents reads as
+    JSON), the whole event in structured mode. The SDK would take such data as bytes, or fail
+    naming a character of its own reading; a study resource's JSON read with bytes replaced
+    would submit a name or command nobody wrote."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    binary = any(name.startswith("ce-") for name in lowered)
+    content_type = lowered.get("content-type") or JSONFormat.DEFAULT_CONTENT_TYPE
+    if binary and not JSONFormat.JSON_CONTENT_TYPE_PATTERN.match(content_type):
+        return
+    try:
+        utf8.text(body)
+    except utf8.NotUtf8 as exc:
+        what = "the event's JSON data" if binary else "the event as JSON (structured mode)"
+        raise MalformedEvent(f"the body is not UTF-8 text: {exc}; expected {what} in UTF-8") from exc
 
 
 def _signature(cloud_event: BaseCloudEvent) -> str | None:

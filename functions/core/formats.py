@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from functions.core import bounded_yaml, katib, resources, studyjob
+from functions.core import bounded_yaml, katib, resources, studyjob, utf8
 from functions.core.errors import InvalidStudy, Problem, UnparseableStudy, UnreadableFile
 from functions.core.limits import DEFAULTS, Limits
 from functions.core.spec import Study
@@ -24,10 +24,10 @@ def decode(body: bytes) -> str:
     naming the byte) otherwise, never read with its bytes replaced, which would store a name,
     command or value nobody wrote."""
     try:
-        return body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise UnparseableStudy([Problem("", f"the body is not UTF-8 text: byte {exc.start} (0x{body[exc.start]:02x}) "
-                                            "cannot be decoded; expected YAML or JSON in UTF-8")]) from exc
+        return utf8.text(body)
+    except utf8.NotUtf8 as exc:
+        raise UnparseableStudy([Problem("", f"the body is not UTF-8 text: {exc}; expected YAML or JSON in UTF-8")]) \
+            from exc
 
 
 def parse_text(text: str) -> dict[str, Any]:
