@@ -342,6 +342,24 @@ def test_a_study_with_a_node_pool_needs_requests_from_itself_or_the_service():
                         Settings(**gke, k8s_default_resources=()), runs_jobs=True)
 
 
+def test_a_label_or_annotation_the_trial_spec_lacks_is_refused_naming_the_field_and_the_key():
+    """``${trialSpec.Labels[key]}`` reads the trialSpec's own labels (katuna's are no more there
+    locally than in Katib): a key it lacks would stay as written in every trial."""
+    definition = katib_style()
+    env = definition["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][1]["env"]
+    env.append({"name": "TEAM", "value": "${trialSpec.Labels[tema]} of ${trialSpec.Labels[team]}"})
+    env.append({"name": "STUDY", "value": "${trialSpec.Annotations[katuna.dev/study]}"})
+    with pytest.raises(InvalidStudy) as caught:
+        parse_study(definition)
+    where = "trialTemplate.trialSpec.spec.template.spec.containers[1].env"
+    kept = ": it would stay as written in every trial; add the key there, or use ${trialSpec.Name} or a parameter instead"
+    assert [(p.path, p.message) for p in caught.value.problems] == [
+        (f"{where}[2].value", "${trialSpec.Labels[tema]} names label 'tema', which trialTemplate.trialSpec.metadata."
+                              f"labels lacks (it has team){kept}"),
+        (f"{where}[3].value", "${trialSpec.Annotations[katuna.dev/study]} names annotation 'katuna.dev/study', which "
+                              f"trialTemplate.trialSpec.metadata.annotations lacks (it has owner){kept}")]
+
+
 def test_a_trial_specs_labels_are_filled_in_and_one_kubernetes_would_refuse_is_refused_naming_it():
     """Labels are substituted like the rest of the template (``${trialSpec.Labels[...]}`` reads
     the filled-in value); a value the API server would refuse once filled in fails the launch

@@ -29,8 +29,6 @@ KUBERNETES_BACKOFF_LIMIT = 6
 """The ``backoffLimit`` Kubernetes gives a Job that sets none."""
 META_REFERENCE = re.compile(r"\$\{(.*)\}")
 """A reference to the trial's metadata; its inner part must match :data:`template.SPEC_FIELD`."""
-KEYED_FIELD = re.compile(r"trialSpec\.(Labels|Annotations)\[(.+)\]")
-"""A metadata reference that names a label's or an annotation's key."""
 
 
 def translate(trial: Any, parameters: list[Any], problems: list[Problem]) -> dict[str, Any]:
@@ -147,22 +145,16 @@ def _metadata(trial_spec: Any) -> Mapping[str, Any]:
 
 def _missing_key(field: str, metadata: Mapping[str, Any] | None) -> str | None:
     """Why a ``Labels[key]`` or ``Annotations[key]`` reference is refused: the trialSpec's own
-    metadata has no such key. Katib's trial generator reads the key from the trialSpec's
-    labels or annotations, and fails every trial that lacks it ("illegal reference of trial
-    metadata: ...; failed to fetch Label", ``applyParameters`` in
+    metadata has no such key (:func:`template.missing_key`). Katib's trial generator reads the
+    key from the trialSpec's labels or annotations, and fails every trial that lacks it ("illegal
+    reference of trial metadata: ...; failed to fetch Label", ``applyParameters`` in
     ``pkg/controller.v1beta1/experiment/manifest/generator.go``). None when the key is there, or
     there is no trialSpec to look in (an unread ConfigMap's)."""
-    keyed = KEYED_FIELD.fullmatch(field)
-    if keyed is None or metadata is None:
+    missing = None if metadata is None else template.missing_key(field, metadata, f"{PATH}.trialSpec")
+    if missing is None:
         return None
-    kind, key = keyed.groups()
-    given = metadata.get(kind.lower())
-    keys = sorted(str(k) for k in given) if isinstance(given, Mapping) else []
-    if key in keys:
-        return None
-    return (f"${{{field}}} names {kind[:-1].lower()} {key!r}, which spec.trialTemplate.trialSpec.metadata."
-            f"{kind.lower()} lacks (it has {', '.join(keys) or 'none'}): Katib fails every trial of such an "
-            f"Experiment (failed to fetch {kind[:-1]})")
+    noun = "Label" if field.startswith("trialSpec.Labels[") else "Annotation"
+    return f"{missing}: Katib fails every trial of such an Experiment (failed to fetch {noun})"
 
 
 def _used_names(trial_spec: Any) -> set[str]:

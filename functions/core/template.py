@@ -26,6 +26,8 @@ _PREFIX = "trialParameters."
 TRIAL_NAME = "trialSpec.Name"
 SPEC_FIELD = re.compile(r"trialSpec\.(Name|Namespace|Kind|APIVersion|Labels\[[^\]]+\]|Annotations\[[^\]]+\])")
 """A placeholder (without ``${}``) for a field of the trial's own workload."""
+KEYED_FIELD = re.compile(r"trialSpec\.(Labels|Annotations)\[(.+)\]")
+"""A placeholder (without ``${}``) for one of the workload's labels or annotations, by key."""
 
 
 def referenced_parameters(text: str, spec_fields: bool = False) -> tuple[list[str], list[str]]:
@@ -40,6 +42,30 @@ def referenced_parameters(text: str, spec_fields: bool = False) -> tuple[list[st
         elif inner != TRIAL_NAME and not (spec_fields and SPEC_FIELD.fullmatch(inner)):
             unknown.append(match.group(0))
     return names, unknown
+
+
+def keyed_fields(text: str) -> list[str]:
+    """The ``trialSpec.Labels[key]`` and ``trialSpec.Annotations[key]`` placeholders (without
+    ``${}``) in ``text``."""
+    return [m.group(1) for m in PLACEHOLDER.finditer(text) if SPEC_FIELD.fullmatch(m.group(1))
+            and KEYED_FIELD.fullmatch(m.group(1))]
+
+
+def missing_key(field: str, metadata: Mapping[str, Any], where: str) -> str | None:
+    """Why the placeholder ``field`` (``trialSpec.Labels[key]``, without ``${}``) has no value:
+    the trialSpec's own metadata (``metadata``, at ``where``) has no such label or annotation.
+    Only those are read (:func:`spec_context`), so the placeholder would stay as written in
+    every trial. None when the key is there, or ``field`` names no key."""
+    keyed = KEYED_FIELD.fullmatch(field)
+    if keyed is None:
+        return None
+    kind, key = keyed.groups()
+    given = metadata.get(kind.lower())
+    keys = sorted(str(k) for k in given) if isinstance(given, Mapping) else []
+    if key in keys:
+        return None
+    return (f"${{{field}}} names {kind[:-1].lower()} {key!r}, which {where}.metadata.{kind.lower()} lacks (it has "
+            f"{', '.join(keys) or 'none'})")
 
 
 def strings(value: Any, path: str) -> list[tuple[str, str]]:

@@ -46,13 +46,26 @@ def check(r: Reader, trial_spec: Any, primary: str | None, conditions: tuple[str
     _check_identity(r, trial_spec)
     _check_labels(r, trial_spec)
     used: list[str] = []
+    metadata = trial_spec.get("metadata")
     for where, text in template.strings(trial_spec, PATH):
         names, unknown = template.referenced_parameters(text, spec_fields=True)
         used += names
         for placeholder in unknown:
             r.fail(where, f"unknown placeholder {placeholder}; expected ${{trialParameters.<name>}} or "
                           "${trialSpec.Name|Namespace|Kind|APIVersion|Labels[key]|Annotations[key]}")
+        _check_keys(r, where, text, metadata if isinstance(metadata, Mapping) else {})
     return used
+
+
+def _check_keys(r: Reader, where: str, text: str, metadata: Mapping[str, Any]) -> None:
+    """A ``${trialSpec.Labels[key]}`` or ``${trialSpec.Annotations[key]}`` in ``text`` names a key
+    of the trialSpec's own metadata: only those are read, so any other (katuna's own labels
+    included, which a local trial does not have) would stay as written in every trial."""
+    for field in template.keyed_fields(text):
+        missing = template.missing_key(field, metadata, PATH)
+        if missing is not None:
+            r.fail(where, f"{missing}: it would stay as written in every trial; add the key there, or use "
+                          "${trialSpec.Name} or a parameter instead")
 
 
 def _check_containers(r: Reader, trial_spec: Mapping[str, Any], primary: str | None,
