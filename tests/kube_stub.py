@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from http.server import ThreadingHTTPServer
 
-from kube_standin import configmaps, katib_api, patches, secrets
+from kube_standin import configmaps, events, katib_api, patches, secrets
 from kube_standin.api import PLURALS, ApiServer
 from kube_standin.autoscaler import Autoscaler
 from kube_standin.clock import RealClock, rfc3339
@@ -384,20 +384,11 @@ class KubeStub(ApiServer, Workloads):
         self.history.record("ADDED", "jobs", job)
         return job
 
-    def record_event(self, obj: dict, kind: str, reason: str, message: str) -> None:
-        """A controller's Event about ``obj``, as its event recorder writes it: one repeated
-        (same object, reason and message) counts up on the first."""
-        meta = obj["metadata"]
-        involved = {"kind": obj.get("kind"), "namespace": meta.get("namespace"), "name": meta["name"],
-                    "uid": meta["uid"]}
-        stamp = self.clock.stamp()
-        same = next((e for e in self.events if (e["involvedObject"], e["reason"], e["message"]) ==
-                     (involved, reason, message)), None)
-        if same is not None:
-            same.update(count=same["count"] + 1, lastTimestamp=stamp)
-            return
-        self.events.append({"involvedObject": involved, "type": kind, "reason": reason, "message": message,
-                            "count": 1, "firstTimestamp": stamp, "lastTimestamp": stamp})
+    def record_event(self, obj: dict, kind: str, reason: str, message: str, component: str = "") -> None:
+        """A controller's Event about ``obj``, as its event recorder (``component``'s) writes it:
+        one repeated (same object, reason and message) counts up on the first
+        (:func:`kube_standin.events.record`)."""
+        events.record(self.events, obj, kind, reason, message, self.clock.stamp(), component)
 
     def events_of(self, kind: str, name: str) -> list[dict]:
         """The Events recorded about the object ``kind``/``name`` (as ``kubectl describe`` lists them)."""

@@ -8,7 +8,7 @@ import json
 import uuid
 from collections.abc import Iterator
 
-from kube_standin import configmaps, katib_api, logs, patches
+from kube_standin import configmaps, events, katib_api, logs, patches
 from kube_standin.jobs import owned_pods
 from kube_standin.objects import (
     already_exists,
@@ -61,6 +61,9 @@ class ApiServer:
             if options.get("propagationPolicy") is None and options.get("orphanDependents") is None:
                 call.warnings.append(ORPHANS_PODS)
             return self.delete_job(call.namespace or "", call.name or "", options.get("propagationPolicy"), options)
+        if call.resource == "events" and call.method == "GET" and not call.name:
+            with self.lock:
+                return events.listed(self.events, call.namespace, call.query.get("fieldSelector"), self.history.version)
         if call.subresource == "log" and call.method == "GET":
             return self.read_log(call.namespace or "", call.name or "", call.query.get("container"), call.query)
         if call.subresource == "status" and call.method == "PATCH":

@@ -14,6 +14,17 @@ unless annotated, are not modelled: the stand-in drains more, never less.) Nodes
 provider no longer reports are drained, their pods disrupted. Pods already promised a booting
 node do not ask for another, as the real autoscaler's binpacking estimate.
 
+The autoscaler says what it did about each such pod, in Events on the pod as the real one
+records them (``EventingScaleUpStatusProcessor``, processors/status): ``TriggeredScaleUp``
+("pod triggered scale-up: [{POOL 0->1 (max: 3)}]") on the pods a new node is for; else, in a
+pass that added no node, ``NotTriggerScaleUp`` ("pod didn't trigger scale-up: " and, counted over
+the pools, why each could not help: the scheduler's reason the pool's node would not fit it,
+``max node group size reached``, ``in backoff after failed scale-up``), at every scan while the
+pod waits (the recorder counts a repeat up). A pool the cloud has no machines for
+(``NodePool.stocked_out``) makes no node: its scale-up fails once the node would have booted,
+the pods it was for get ``FailedScaleUp`` (GKE's wording), and the pool is in backoff for
+:data:`BACKOFF_SECONDS` (``--initial-node-group-backoff-duration``).
+
 Spot capacity may be taken back (``interruptions``, :mod:`kube_standin.interruptions`). Every
 machine is kept in a ledger from its creation (the boot included) until it is gone, which is
 what a cloud bills (:meth:`Autoscaler.node_seconds`).
@@ -21,6 +32,7 @@ what a cloud bills (:meth:`Autoscaler.node_seconds`).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -37,6 +49,11 @@ SIMULATED_SCAN_SECONDS = 10.0
 UTILIZATION_THRESHOLD = 0.5
 """The real autoscaler's default ``--scale-down-utilization-threshold``."""
 
+BACKOFF_SECONDS = 300.0
+"""How long a pool whose scale-up failed is not asked for another node."""
+COMPONENT = "cluster-autoscaler"
+"""The component its Events name as their source."""
+
 SAFE_TO_EVICT = "cluster-autoscaler.kubernetes.io/safe-to-evict"
 GPU = "nvidia.com/gpu"
 
@@ -48,6 +65,8 @@ class Booting:
     pool: NodePool
     ready_at: float
     planned: list[dict] = field(default_factory=list)
+    fails: bool = False
+    """The cloud cannot make it (its pool was stocked out when asked)."""
 
 
 @dataclass
@@ -85,6 +104,10 @@ class Autoscaler:
         """Every VM a pool had, by node name."""
         self.interruptions: Interruptions | None = None
         """How the cloud takes spot nodes back; None: it never does."""
+        self.backoff: dict[str, float] = {}
+        """Until when each pool whose scale-up failed is not asked for another node."""
+        self.fresh = False
+        """Whether the pools were scanned for this pass: the real one's loop, which records its Events."""
 
     def peak(self, pool: str | None = None) -> int:
         """The most Ready nodes seen at once, in ``pool`` or in all pools."""
@@ -96,6 +119,7 @@ class Autoscaler:
         if self.clock.monotonic() - self.scanned_at >= self.scan_seconds:
             self.known = {pool.name: pool for pool in self.pools()}
             self.scanned_at = self.clock.monotonic()
+            self.fresh = True
             self.clock.wake_at(self.scanned_at + self.scan_seconds)
         return self.known
 
@@ -116,6 +140,7 @@ class Autoscaler:
             while counts[pool.name] < pool.min_nodes:
                 self._boot(pool, now, counts)
         self._scale_up(cluster, pools, now, counts)
+        self.fresh = False
         self._scale_down(cluster, pools, now, counts)
         self._record(cluster, pools, now)
         self._bill(cluster, now)
@@ -138,11 +163,26 @@ class Autoscaler:
         for name, booting in list(self.booting.items()):
             if now >= booting.ready_at:
                 del self.booting[name]
-                cluster.add_node(template(booting.pool, name, self.clock.stamp()))
+                if booting.fails:
+                    self._failed(cluster, name, booting, now)
+                else:
+                    cluster.add_node(template(booting.pool, name, self.clock.stamp()))
+
+    def _failed(self, cluster, name: str, booting: Booting, now: float) -> None:
+        """A node the cloud could not make: never billed, its pool in backoff, its pods told."""
+        self.machines[name].removed = self.machines[name].created
+        self.backoff[booting.pool.name] = now + BACKOFF_SECONDS
+        self.clock.wake_at(now + BACKOFF_SECONDS)
+        zone = booting.pool.labels.get("topology.kubernetes.io/zone", "us-central1-a")
+        for pod in booting.planned:
+            if not pod["spec"].get("nodeName"):
+                cluster.record_event(pod, "Warning", "FailedScaleUp",
+                                     f"Node scale up in zones {zone} associated with this pod failed: GCE out of "
+                                     "resources. Pod is at risk of not being scheduled.", COMPONENT)
 
     def _boot(self, pool: NodePool, now: float, counts: dict[str, int]) -> Booting:
         name = f"{pool.name}-{suffix()}"
-        booting = self.booting[name] = Booting(pool, now + self.boot_seconds)
+        booting = self.booting[name] = Booting(pool, now + self.boot_seconds, fails=pool.stocked_out)
         self.machines[name] = Machine(pool.name, now)
         self.clock.wake_at(booting.ready_at)
         counts[pool.name] += 1
@@ -155,6 +195,8 @@ class Autoscaler:
         pods = list(cluster.pods.values())
         landing = bound_by_node(pods, list(cluster.nodes))
         templates = {p.name: template(p, "new") for p in [*pools.values(), *(b.pool for b in self.booting.values())]}
+        triggered: dict[str, list] = {}
+        helpless: list[tuple[dict, list[str]]] = []
         for pod in _unschedulable(pods):
             if id(pod) in promised:
                 continue
@@ -167,10 +209,44 @@ class Autoscaler:
             if room is not None:
                 room.planned.append(pod)
                 continue
+            reasons = []
             for pool in sorted(pools.values(), key=lambda p: p.name):
-                if counts[pool.name] < pool.max_nodes and misfit(pod, templates[pool.name], []) is None:
+                reason = self._why_not(pod, pool, templates[pool.name], now, counts)
+                if reason is None:
+                    before = counts[pool.name]
                     self._boot(pool, now, counts).planned.append(pod)
+                    triggered.setdefault(pool.name, [before, 0, pool.max_nodes, []])[3].append(pod)
+                    triggered[pool.name][1] = counts[pool.name]
                     break
+                reasons.append(reason)
+            else:
+                helpless.append((pod, reasons))
+        if self.fresh:
+            self._tell(cluster, triggered, helpless)
+
+    def _why_not(self, pod: dict, pool: NodePool, node: dict, now: float, counts: dict[str, int]) -> str | None:
+        """Why a new node of ``pool`` cannot be the pod's, in the real autoscaler's words: the
+        pool is skipped (at its maximum, in backoff), or its node would not fit the pod (the
+        scheduler's reason); None when it can."""
+        if counts[pool.name] >= pool.max_nodes:
+            return "max node group size reached"
+        if self.backoff.get(pool.name, float("-inf")) > now:
+            return "in backoff after failed scale-up"
+        return misfit(pod, node, [])
+
+    def _tell(self, cluster, triggered: dict[str, list], helpless: list[tuple[dict, list[str]]]) -> None:
+        """The pass's Events: ``TriggeredScaleUp`` on the pods of each new node; else (no pool
+        grew) ``NotTriggerScaleUp`` on each pod no pool could help, its reasons counted."""
+        infos = ", ".join(f"{{{name} {before}->{after} (max: {most})}}"
+                          for name, (before, after, most, _) in sorted(triggered.items()))
+        for _, _, _, planned in triggered.values():
+            for pod in planned:
+                cluster.record_event(pod, "Normal", "TriggeredScaleUp", f"pod triggered scale-up: [{infos}]", COMPONENT)
+        if triggered:
+            return
+        for pod, reasons in helpless:
+            counted = ", ".join(f"{n} {reason}" for reason, n in sorted(Counter(reasons).items()))
+            cluster.record_event(pod, "Normal", "NotTriggerScaleUp", f"pod didn't trigger scale-up: {counted}", COMPONENT)
 
     def _scale_down(self, cluster, pools: dict[str, NodePool], now: float, counts: dict[str, int]) -> None:
         """Remove the nodes unneeded for ``idle_seconds``, each pool down to its minimum: the empty

@@ -22,6 +22,9 @@ class NodePool:
     taints: tuple[dict, ...] = ()
     """``{"key", "value", "effect"}`` as on a Node (``NoSchedule``)."""
     allocatable: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_ALLOCATABLE))
+    stocked_out: bool = False
+    """The cloud has no machine of the pool's type now (a spot or GPU stockout): a node the
+    autoscaler asks for is never made (:mod:`kube_standin.autoscaler`)."""
 
 
 def node(name: str, labels: dict[str, str], taints: list[dict] | tuple[dict, ...],

@@ -43,6 +43,7 @@ KINDS = {
     ("", "nodes"): Kind("Node", "v1", namespaced=False),
     ("", "namespaces"): Kind("Namespace", "v1", namespaced=False),
     ("", "configmaps"): Kind("ConfigMap", "v1"),
+    ("", "events"): Kind("Event", "v1"),
     ("katuna.dev", "studies"): Kind("Study", "katuna.dev/v1"),
     ("katuna.dev", "experiments"): Kind("Experiment", "katuna.dev/v1"),
 }
