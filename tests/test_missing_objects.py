@@ -28,10 +28,10 @@ SECRET_ENV = [{"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", 
 
 
 def started(kube: KubeStub, tmp_path: Path, name: str, trials: int, parameters: tuple[dict, ...] = (),
-            **container: object) -> tuple[SqliteStore, Deps, StudyRecord, Dispatcher]:
+            pod: dict | None = None, **container: object) -> tuple[SqliteStore, Deps, StudyRecord, Dispatcher]:
     """A study of ``trials`` trials run one at a time, with ``parameters`` besides ``x``, its
-    trialSpec a Job whose container has ``container``'s fields, stored and started as ``katuna
-    serve`` starts it."""
+    trialSpec a Job whose pod has ``pod``'s fields and whose container has ``container``'s,
+    stored and started as ``katuna serve`` starts it."""
     store = SqliteStore(tmp_path / "katuna.db")
     executor = executor_of(kube)
     deps = Deps(store, executor, kube.clock.time, trial_defaults=Cluster(namespace="katuna", start_allowance=ALLOWANCE),
@@ -40,7 +40,8 @@ def started(kube: KubeStub, tmp_path: Path, name: str, trials: int, parameters: 
     definition["parameters"].extend(parameters)
     definition["trialTemplate"] = {"trialSpec": {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {
         "spec": {"restartPolicy": "Never", "containers": [{
-            "name": "trial", "image": "python:3.12", "command": ["train", "--x=${trialParameters.x}"], **container}]}}}},
+            "name": "trial", "image": "python:3.12", "command": ["train", "--x=${trialParameters.x}"], **container}],
+        **(pod or {})}}}},
         "primaryContainerName": "trial"}
     record, _ = store_study(deps, parse_study(definition), definition)
     dispatcher = Dispatcher(deps)

@@ -31,13 +31,14 @@ from functions.adapters.kubernetes_client import client_refusals, delete_options
 from functions.adapters.kubernetes_logs import PodLogs
 from functions.adapters.kubernetes_status import (
     Unstartable,
-    cannot_start,
+    current_pod,
     current_run,
     disrupted,
     disruption_of,
     exit_of,
     final_condition,
     image_of,
+    misfit,
     oldest_first,
     pod_cannot_start,
     ran,
@@ -308,13 +309,34 @@ class KubernetesExecutor:
                               disruptions=len(lost))
 
     def _cannot_start(self, launch: TrialLaunch, pods: list[Any]) -> Look:
-        """While the Job's current pod cannot start (:func:`~functions.adapters.kubernetes_status.cannot_start`),
+        """While the Job's current pod cannot start (:func:`~functions.adapters.kubernetes_status.pod_cannot_start`),
         why: its kubelet retries a pull for ever and the scheduler waits for a node, so only katuna
         ends the wait, with or without a timeout: once the pod has waited the start allowance
         since its creation, the attempt ends as an ``error`` with the kubelet's or the scheduler's
         words (the handler deletes the Job); at once where nothing can change the cause (an image
-        reference the kubelet cannot parse)."""
-        return self._unstartable(launch, cannot_start(pods))
+        reference the kubelet cannot parse, a pod no node the cluster autoscaler could add would
+        fit: :meth:`_judged`)."""
+        current = current_pod(pods)
+        held = None if current is None else pod_cannot_start(current)
+        return self._unstartable(launch, None if held is None else self._judged(launch, current, held))
+
+    def _judged(self, launch: TrialLaunch, pod: Any, held: Unstartable) -> Unstartable:
+        """``held`` as the cluster autoscaler judges it, for a ``pod`` no node fits: its Events on
+        the pod (:func:`~functions.adapters.kubernetes_status.misfit`), listed by the pod's uid. A
+        cluster without one records none, and an account that may not list Events (403) reads
+        none: the pod then waits its start allowance."""
+        if not held.unschedulable:
+            return held
+        try:
+            events = self._core.list_namespaced_event(self._namespace(launch),
+                                                      field_selector=f"involvedObject.uid={held.uid}").items
+        except ApiException as exc:
+            if exc.status != 403:
+                raise translate(exc, f"list the Events of pod {held.pod}") from exc
+            return held
+        except HTTPError as exc:
+            raise translate(exc, f"list the Events of pod {held.pod}") from exc
+        return misfit(held, pod, events)
 
     def _unstartable(self, launch: TrialLaunch, found: Unstartable | None) -> Look:
         """The wait, or the ``error`` end, of an attempt whose pod cannot start as ``found`` says
@@ -324,8 +346,8 @@ class KubernetesExecutor:
         allowance = self._allowance(launch)
         ids = (launch.study, launch.uid, launch.number, launch.attempt)
         if found.permanent:
-            return Look(trial_finished(*ids, outcome="error", cause=found.cause, message=(
-                f"its pod {found.pod}: {found.why}; the kubelet retries it for ever, and no retry can change it")))
+            return Look(trial_finished(*ids, outcome="error", cause=found.cause,
+                                       message=f"its pod {found.pod}: {found.why}; {found.never}"))
         if self._clock() - found.since < allowance:
             return Look(None, f"its pod {found.pod} cannot start: {found.why}; the trial fails if it has not started "
                               f"within the start allowance of {allowance}s")
@@ -339,7 +361,8 @@ class KubernetesExecutor:
         one nothing can change first, else the one waiting longest. A pod its operator has not
         made yet (a later step's) is nothing to wait for."""
         pods = self._pods(launch, every=True)
-        found = [held for pod in pods if not disrupted(pod) and (held := pod_cannot_start(pod)) is not None]
+        found = [self._judged(launch, pod, held) for pod in pods
+                 if not disrupted(pod) and (held := pod_cannot_start(pod)) is not None]
         return next((held for held in found if held.permanent), min(found, key=lambda held: held.since, default=None))
 
     def _timed_out(self, launch: TrialLaunch, created: float | None, pods: list[Any] | None) -> Event | None:

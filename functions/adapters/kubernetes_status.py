@@ -8,7 +8,7 @@ import re
 from typing import Any, NamedTuple
 
 from functions.core.disruptions import Disruption
-from functions.core.start_failures import image_cause, missing_cause
+from functions.core.start_failures import image_cause, missing_cause, unfit_cause
 
 KUBELET_ENDS = frozenset({"Evicted", "Terminated", "Shutdown", "NodeShutdown"})
 """A failed pod's ``status.reason`` when its node's kubelet ended it, not its trial: evicted
@@ -33,6 +33,23 @@ CONFIG_ERROR = "CreateContainerConfigError"
 """A waiting container's reason while its kubelet cannot make its config: among other causes,
 its environment reads a Secret or ConfigMap, or a key of one, that is missing (:func:`missing`).
 The kubelet tries again at each sync, so the object created meanwhile starts the container."""
+KUBELET_NEVER = "the kubelet retries it for ever, and no retry can change it"
+UNFIT_NEVER = "no node the cluster autoscaler could add would fit it, so no wait can change it"
+AUTOSCALER = "cluster-autoscaler"
+"""The component the cluster autoscaler's Events name as their source (client-go's recorder)."""
+NOT_TRIGGERED, TRIGGERED = "NotTriggerScaleUp", "TriggeredScaleUp"
+"""The reasons of the cluster autoscaler's Events on a pending pod (``EventingScaleUpStatusProcessor``,
+cluster-autoscaler/processors/status): no pool could help it, or a pool grows for it."""
+HOPEFUL = ("max node group size reached", "in backoff after failed scale-up", "not ready for scale-up",
+           "max cluster ", "max total nodes in cluster reached", "atomic scale-up exceeds",
+           "expansion options filtered out", "not all pods would fit")
+"""The autoscaler's words for a pool it did not try (``SkippedReasons``, ``RejectedReasons``,
+core/scaleup/orchestrator): full, in backoff after a failed scale-up (a stockout: the cloud had
+no machines), at a limit. Such a pool may take the pod later, so the pod is no misfit."""
+COMBINED = "(combined from similar events): "
+"""What client-go's event aggregator puts before a message it stands for several similar ones."""
+_NOT_TRIGGERED = re.compile(r"^(?:\(combined from similar events\): )?pod didn't trigger scale-up"
+                            r"(?P<old> \(it wouldn't fit if a new node is added\))?:? ?(?P<reasons>.*)$", re.DOTALL)
 _NOT_FOUND = re.compile(r'^(?P<kind>secret|configmap) "(?P<name>[^"]+)" not found$')
 _NO_KEY = re.compile(r"^couldn't find key (?P<key>.+) in (?P<kind>Secret|ConfigMap) (?P<namespace>[^/ ]+)/(?P<name>[^/ ]+)$")
 
@@ -90,7 +107,7 @@ def oldest_first(pod: Any) -> tuple[str, bool, str]:
 
 
 class Unstartable(NamedTuple):
-    """A pod that cannot start (:func:`cannot_start`)."""
+    """A pod that cannot start (:func:`pod_cannot_start`)."""
 
     since: float
     """Its creation, seconds since the epoch."""
@@ -103,18 +120,23 @@ class Unstartable(NamedTuple):
     read that is missing, or a key of it (:func:`missing`); None for any other cause."""
     permanent: bool
     """Whether nothing can change it while the pod lives (:data:`PERMANENT`)."""
+    never: str = KUBELET_NEVER
+    """Why no wait can change it, for a ``permanent`` one."""
+    uid: str = ""
+    """The pod's uid."""
+    unschedulable: bool = False
+    """Whether the scheduler holds it (no node fits it), not its kubelet."""
 
 
-def cannot_start(pods: list[Any]) -> Unstartable | None:
-    """While the current pod (the latest one not disrupted) cannot start, since when, its name,
-    why, in its kubelet's words (:data:`CANNOT_START`) or the scheduler's (``PodScheduled``
-    ``False``, ``Unschedulable``: no node fits it), and the cause; None while nothing holds it back."""
-    current = next((pod for pod in reversed(pods) if not disrupted(pod)), None)
-    return None if current is None else pod_cannot_start(current)
+def current_pod(pods: list[Any]) -> Any | None:
+    """The latest of ``pods`` (oldest first) not disrupted; None when there is none."""
+    return next((pod for pod in reversed(pods) if not disrupted(pod)), None)
 
 
 def pod_cannot_start(pod: Any) -> Unstartable | None:
-    """As :func:`cannot_start`, for one pod: None unless it is ``Pending`` and held back."""
+    """While the pod cannot start, since when, its name, why, in its kubelet's words
+    (:data:`CANNOT_START`) or the scheduler's (``PodScheduled`` ``False``, ``Unschedulable``: no
+    node fits it), and the cause; None unless it is ``Pending`` and held back."""
     if pod.status is None or pod.status.phase != "Pending":
         return None
     since, name = pod.metadata.creation_timestamp.timestamp(), pod.metadata.name
@@ -126,8 +148,67 @@ def pod_cannot_start(pod: Any) -> Unstartable | None:
                                waiting.reason in PERMANENT)
     scheduled = next((c for c in pod.status.conditions or [] if c.type == "PodScheduled"), None)
     if scheduled is not None and scheduled.status == "False" and scheduled.reason == "Unschedulable":
-        return Unstartable(since, name, f"no node fits it: {scheduled.message or 'Unschedulable'}", None, False)
+        return Unstartable(since, name, f"no node fits it: {scheduled.message or 'Unschedulable'}", None, False,
+                           uid=pod.metadata.uid or "", unschedulable=True)
     return None
+
+
+def misfit(found: Unstartable, pod: Any, events: list[Any]) -> Unstartable:
+    """``found`` (a ``pod`` no node fits), permanent with its cause (what the pod asks for, and
+    the autoscaler's reasons) when the cluster autoscaler's ``events`` on it say no node any of
+    its pools could add would fit it (:func:`unfit`); as it is otherwise."""
+    reasons = unfit(events)
+    if reasons is None:
+        return found
+    return found._replace(cause=unfit_cause(asked(pod), reasons), permanent=True, never=UNFIT_NEVER)
+
+
+def unfit(events: list[Any]) -> str | None:
+    """The cluster autoscaler's words (its ``NotTriggerScaleUp`` message) when its latest word
+    on a pod, among its ``events``, is that no pool could help it, and for each pool only
+    because the pool's node would not fit it (the scheduler's reason, e.g. ``1 Insufficient
+    cpu``, ``1 node(s) didn't match Pod's node affinity/selector``). None when it said nothing,
+    when a pool grows for it (``TriggeredScaleUp``, the later on a tie), or when a pool was
+    skipped for a passing cause (:data:`HOPEFUL`)."""
+    said = [e for e in events if e.reason in (NOT_TRIGGERED, TRIGGERED) and _source(e) == AUTOSCALER]
+    if not said:
+        return None
+    latest = max(said, key=lambda e: (_when(e), e.reason == TRIGGERED))
+    found = _NOT_TRIGGERED.match(latest.message or "") if latest.reason == NOT_TRIGGERED else None
+    if found is None:
+        return None
+    reasons = [r for r in re.split(r", (?=\d+ )", found["reasons"].strip()) if r]
+    if not (reasons or found["old"]) or any(not re.match(r"^\d+ ", r) or any(h in r for h in HOPEFUL)
+                                             for r in reasons):
+        return None
+    return " ".join(latest.message.removeprefix(COMBINED).split()).replace(";", ",")
+
+
+def _source(event: Any) -> str:
+    """The component that recorded the Event (``source.component``, else ``reportingComponent``)."""
+    return (event.source.component if event.source is not None else None) or event.reporting_component or ""
+
+
+def _when(event: Any) -> float:
+    """When the Event was last recorded, seconds since the epoch (0 when it does not say)."""
+    stamp = event.last_timestamp or event.event_time or event.first_timestamp or event.metadata.creation_timestamp
+    return stamp.timestamp() if stamp is not None else 0.0
+
+
+def asked(pod: Any) -> str:
+    """What the pod asks of a node: its containers' resources (requests, limits where a
+    request is unset), each container's by name when it has several, and its nodeSelector."""
+    containers = pod.spec.containers or []
+    parts = []
+    for container in containers:
+        resources = container.resources
+        wanted = {**((resources.limits or {}) if resources else {}), **((resources.requests or {}) if resources else {})}
+        if wanted:
+            text = ", ".join(f"{name}: {value}" for name, value in sorted(wanted.items()))
+            parts.append(text if len(containers) == 1 else f"{container.name} ({text})")
+    selector = ", ".join(f"{key}={value}" for key, value in sorted((pod.spec.node_selector or {}).items()))
+    words = ", ".join(parts) or "no resources"
+    return f"{words} with nodeSelector {selector}" if selector else words
 
 
 def _cause(status: Any, waiting: Any, namespace: str) -> str | None:

@@ -14,6 +14,13 @@ for the same cause, naming an image or object the study's template itself gives 
 parameters made it), with none of its trials completed, the study fails, saying why and how to
 fix it (:func:`unstartable`). A study whose image or object depends on a trial's parameters,
 or that had a trial complete, goes on: ``maxFailedTrials`` bounds its failures.
+
+A pod no node of the cluster's pools can fit (it asks for more cpu, memory or GPUs than the
+pool's machine type has, or for labels or taints no pool's nodes have) waits for nothing: the
+cluster autoscaler says so (:func:`unfit_cause`), and the trial fails at once. Its cause names
+what the pod asked for, so a study whose template itself asks for it (no trial's parameters in
+its resources, nodeSelector, tolerations or affinity) stops after 3 such failures, saying what to
+change.
 """
 
 from __future__ import annotations
@@ -32,6 +39,9 @@ _CAUSE = re.compile(r"^could not start: (?P<cause>[^;]*); ")
 _IMAGE = re.compile(r'^image "(?P<image>[^"]*)" ')
 _MISSING = re.compile(r'^(?:key "(?P<key>[^"]*)" of )?(?P<kind>Secret|ConfigMap) "(?P<name>[^"]*)" in namespace '
                       r'"(?P<namespace>[^"]*)" is missing$')
+_UNFIT = re.compile(r"^cannot be scheduled: the pod asks for ")
+SCHEDULING = frozenset({"resources", "nodeSelector", "tolerations", "affinity"})
+"""The fields of a trialSpec's pod that decide which nodes may take it."""
 REFERENCES = {"secretKeyRef": "Secret", "secretRef": "Secret", "configMapKeyRef": "ConfigMap",
               "configMapRef": "ConfigMap"}
 """The fields of a container that read a Secret or ConfigMap into its environment (an ``env``'s
@@ -49,6 +59,13 @@ def missing_cause(kind: str, name: str, namespace: str, key: str | None = None) 
     or ``ConfigMap``) ``name`` of ``namespace`` that is missing, or a ``key`` of it that is."""
     missing = f'{kind} "{name}" in namespace "{namespace}" is missing'
     return f'key "{key}" of {missing}' if key else missing
+
+
+def unfit_cause(asked: str, autoscaler: str) -> str:
+    """The cause of a pod no node the cluster's pools can add would fit: what it ``asked`` for
+    (its resources and nodeSelector), and the cluster ``autoscaler``'s words."""
+    return (f"cannot be scheduled: the pod asks for {asked}, and no node the cluster's pools can add fits it "
+            f"(cluster autoscaler: {autoscaler})").replace(";", ",")
 
 
 def reason(message: str, cause: str | None) -> str:
@@ -109,9 +126,24 @@ def _add(kind: str, name: str, namespace: str, key: str) -> str:
             f"'{{\"{field}\":{{\"{key}\":\"<value>\"}}}}')")
 
 
+def _parametrized(value: Any, scheduling: bool = False) -> bool:
+    """Whether a trial's parameters (a ``${...}`` reference) reach a field of :data:`SCHEDULING` in ``value``."""
+    if isinstance(value, Mapping):
+        return any(_parametrized(item, scheduling or key in SCHEDULING) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_parametrized(item, scheduling) for item in value)
+    return scheduling and isinstance(value, str) and "${" in value
+
+
 def _fix(cause: str, template: TrialTemplate) -> str | None:
     """What the user does about ``cause`` when an image or object the study's template itself
-    gives meets it; None for one a trial's parameters made."""
+    gives meets it, or a pod it asks for that no node fits; None for one a trial's parameters made."""
+    if _UNFIT.match(cause):
+        if _parametrized({"resources": dict(template.resources)}) or _parametrized(template.trial_spec):
+            return None
+        return ("Ask for what a node of the pool offers in the trial template (its resources, nodeSelector, "
+                "tolerations), or give the pool a machine type that fits the trials (enough cpu, memory or GPUs, "
+                "the labels and taints the trials select)")
     image = _IMAGE.match(cause)
     if image is not None:
         if image.group("image") not in {template.image, *_images(template.trial_spec)}:
@@ -131,13 +163,14 @@ def unstartable(template: TrialTemplate, counts: Counts, failed: Iterable[TrialR
     """Why the study stops, and how to fix it, if its trials keep failing to start for one
     cause (see the module): at least :data:`UNSTARTABLE_TRIALS` ``failed`` trials, none
     completed or pruned, each unable to start for the same image, Secret or ConfigMap of the
-    study's template. None otherwise."""
+    study's template, or for the same pod no node fits that the template asks for. None otherwise."""
     if counts.complete or counts.pruned or counts.failed < UNSTARTABLE_TRIALS:
         return None
     causes = {_cause(trial) for trial in failed}
     cause = causes.pop() if len(causes) == 1 else None
     fix = _fix(cause, template) if cause is not None else None
-    if fix is None:
+    if cause is None or fix is None:
         return None
-    return (f"every trial could not start: {cause} ({counts.failed} trials, each after waiting for it); every "
+    waited = "" if _UNFIT.match(cause) else ", each after waiting for it"
+    return (f"every trial could not start: {cause} ({counts.failed} trials{waited}); every "
             f"later trial would meet the same, so the study stops. {fix}, and submit the study again")
