@@ -26,6 +26,8 @@ pytestmark = pytest.mark.browser
 TOKEN = "ui-s3cret"
 STUDY_REFRESH_MS = 5000
 """How often a study page asks for its running study (``katuna.js``)."""
+CHART_WAIT_MS = 30_000
+"""How long a test waits for a chart: a fresh worker loads Optuna's plotting stack for its first."""
 
 
 def mixed_study(name: str) -> dict:
@@ -95,7 +97,7 @@ def test_study_page_draws_optunas_charts_from_the_trials(service: Service, page:
     page.goto(service.base + "/ui/studies/ui-demo")
     expect(page.locator("#summary")).to_contain_text("minimize loss")
     for chart in ("history", "parallel", "pair", "importance", "intermediate"):
-        expect(page.locator(f"#plot-{chart}")).to_have_attribute("data-ready", "true", timeout=15000)
+        expect(page.locator(f"#plot-{chart}")).to_have_attribute("data-ready", "true", timeout=CHART_WAIT_MS)
 
     history = page.evaluate("document.getElementById('plot-history').data")
     assert history is not None, page.locator("#plot-history").inner_text()
@@ -142,7 +144,7 @@ def test_a_chart_the_service_cannot_answer_for_now_is_asked_again_and_drawn(serv
     page.route("**/plots/history*", history)
     page.route("**/plots/importance*", lambda route: missing.append(route.request.url) or route.fulfill(status=404))
     page.goto(service.base + "/ui/studies/ui-demo")
-    expect(page.locator("#plot-history")).to_have_attribute("data-ready", "true", timeout=15000)
+    expect(page.locator("#plot-history")).to_have_attribute("data-ready", "true", timeout=CHART_WAIT_MS)
     assert page.evaluate("document.getElementById('plot-history').data[0].y.length") > 0
     assert len(asked) == 3
     expect(page.locator("#plot-importance")).to_have_text("Could not load the chart: 404 Not Found")
@@ -153,7 +155,7 @@ def test_a_chart_the_service_cannot_answer_for_now_is_asked_again_and_drawn(serv
 def test_a_multi_objective_study_shows_its_pareto_front_and_charts_either_objective(service: Service, page: Page):
     complete = [t for t in trials_of(service, "ui-pareto") if t["state"] == "COMPLETE"]
     page.goto(service.base + "/ui/studies/ui-pareto")
-    expect(page.locator("#plot-pareto")).to_have_attribute("data-ready", "true", timeout=15000)
+    expect(page.locator("#plot-pareto")).to_have_attribute("data-ready", "true", timeout=CHART_WAIT_MS)
     points = page.evaluate("document.getElementById('plot-pareto').data.map(trace => trace.x.length)")
     assert sum(points) == len(complete)
     front = service.json("GET", "/studies/ui-pareto")[1]["best"]
@@ -168,7 +170,7 @@ def test_a_multi_objective_study_shows_its_pareto_front_and_charts_either_object
 def test_intermediate_values_are_drawn_for_a_study_with_early_stopping(service: Service, page: Page):
     trials = trials_of(service, "ui-curves")
     page.goto(service.base + "/ui/studies/ui-curves")
-    expect(page.locator("#plot-intermediate")).to_have_attribute("data-ready", "true", timeout=15000)
+    expect(page.locator("#plot-intermediate")).to_have_attribute("data-ready", "true", timeout=CHART_WAIT_MS)
     curves = page.evaluate("document.getElementById('plot-intermediate').data.map(t => [t.name, t.x])")
     assert sorted(name for name, _ in curves) == sorted(f"Trial{t['number']}" for t in trials)
     assert all(steps[0] == 1 and steps == sorted(steps) for _, steps in curves)
@@ -265,7 +267,7 @@ def test_trial_log_and_studies_list_follow_a_running_trial(service: Service, pag
     assert post(service, slow) == 201
     eventually(lambda: service.request("GET", "/studies/ui-slow/trials/0")[0] == 200, "trial 0", timeout=20)
     page.goto(service.base + "/ui/studies/ui-slow/trials/0")
-    expect(page.locator("#log")).to_contain_text("epoch=1 ", timeout=15000)
+    expect(page.locator("#log")).to_contain_text("epoch=1 ", timeout=CHART_WAIT_MS)
     expect(page.locator("#trial-state")).to_have_text(re.compile("WAITING|RUNNING"))
     expect(page.locator("#log-status")).to_have_text("following…")
     assert "epoch=2 " not in page.locator("#log").inner_text()
@@ -278,9 +280,9 @@ def test_trial_log_and_studies_list_follow_a_running_trial(service: Service, pag
     study.goto(service.base + "/ui/studies/ui-slow")
     expect(study.locator("#plot-history")).to_contain_text("no completed trial yet")
     release.touch()
-    expect(page.locator("#trial-state")).to_have_text("COMPLETE", timeout=15000)
-    expect(row).to_contain_text("completed", timeout=15000)
-    expect(study.locator("#study-status")).to_have_text("completed", timeout=15000)
+    expect(page.locator("#trial-state")).to_have_text("COMPLETE", timeout=CHART_WAIT_MS)
+    expect(row).to_contain_text("completed", timeout=CHART_WAIT_MS)
+    expect(study.locator("#study-status")).to_have_text("completed", timeout=CHART_WAIT_MS)
     expect(study.locator("#trial-counts")).to_contain_text("1 of 1: 1 complete")
     study.wait_for_function("document.getElementById('plot-history').data?.[0]?.y?.length === 1")
     expect(page.locator("#log")).to_contain_text("epoch=4 ")
@@ -300,7 +302,7 @@ def test_a_followed_log_starts_a_new_attempt_from_its_beginning_after_a_preempti
     assert post(service, definition) == 201
     eventually(lambda: (pids / "0.1.pid").exists(), "attempt 1 started", timeout=20)
     page.goto(service.base + "/ui/studies/ui-preempt/trials/0")
-    expect(page.locator("#log")).to_contain_text("epoch=1 ", timeout=15000)
+    expect(page.locator("#log")).to_contain_text("epoch=1 ", timeout=CHART_WAIT_MS)
     expect(page.locator("#earlier-attempts")).to_be_hidden()
     os.kill(int((pids / "0.1.pid").read_text()), signal.SIGKILL)
 
@@ -319,7 +321,7 @@ def test_a_followed_log_starts_a_new_attempt_from_its_beginning_after_a_preempti
     assert status == 200 and body.decode().startswith("epoch=1 ")
     screenshot(page, "trial-log-attempt-2")
     release.touch()
-    expect(page.locator("#trial-state")).to_have_text("COMPLETE", timeout=15000)
+    expect(page.locator("#trial-state")).to_have_text("COMPLETE", timeout=CHART_WAIT_MS)
     expect(page.locator('#earlier-attempts a[data-attempt="1"]')).to_be_visible()
 
 
@@ -411,7 +413,7 @@ def test_an_ended_session_sends_the_studies_list_to_the_login_page(tmp_path, bro
         form = {"Content-Type": "application/x-www-form-urlencoded", "Cookie": f"katuna_session={cookie}",
                 "Origin": guarded.base}
         guarded.request("POST", "/ui/logout", urllib.parse.urlencode({"csrf": csrf}), form)
-        page.wait_for_url(guarded.base + "/ui/login?next=/ui/", timeout=15000)
+        page.wait_for_url(guarded.base + "/ui/login?next=/ui/", timeout=CHART_WAIT_MS)
         expect(page.locator("header.top")).to_have_count(1)
         expect(page.locator("#login")).to_have_count(1)
         context.close()
