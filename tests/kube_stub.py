@@ -463,6 +463,7 @@ class KubeStub(ApiServer, Workloads):
                         self.operator_controllers[controller] = controller()
                     self.operator_controllers[controller].step(self)  # type: ignore[attr-defined]
             katib_api.collect_due(self)
+            secrets.collect(self)
             self._end_terminating()
             self.job_controller.step(self)
             self.kubelets.step(self)

@@ -146,7 +146,7 @@ def test_any_account_may_ask_what_it_may_do_and_is_told_as_rbac_decides(static: 
 
     assert allowed("katuna", "list") and not allowed("katuna"), "the jobs source lists Jobs, and creates none"
     reviews = client.AuthorizationV1Api(api(static))
-    assert allowed("katuna") and not allowed("elsewhere") and not allowed("katuna", "create", "secrets", "")
+    assert allowed("katuna") and not allowed("elsewhere") and not allowed("katuna", "get", "secrets", "")
     neither = client.V1SelfSubjectAccessReview(spec=client.V1SelfSubjectAccessReviewSpec())
     refused = refusal(lambda: reviews.create_self_subject_access_review(neither))
     assert refused[0] == 422 and "exactly one of nonResourceAttributes or resourceAttributes" in refused[1]

@@ -679,9 +679,10 @@ def test_trial_jobs_report_progress_and_the_pruner_deletes_the_losers(kube: Kube
         assert pruned and all(states[n][1].startswith("pruned at step") for n in pruned), states
         deleted = {name for ns, name, policy in kube.deleted if ns == "pruning" and policy == "Background"}
         assert {f"job-prune-{n}" for n in pruned} <= deleted
-        env = {e["name"]: e["value"] for e in kube.created_jobs["job-prune-0"]["spec"]["template"]["spec"]
-               ["containers"][0]["env"]}
+        env = {e["name"]: e.get("value", e.get("valueFrom")) for e in kube.created_jobs["job-prune-0"]["spec"]
+               ["template"]["spec"]["containers"][0]["env"]}
         assert env["KATUNA_REPORT_URL"] == f"http://127.0.0.1:{port}/" and env["KATUNA_OBJECTIVE"] == "loss"
+        assert env["KATUNA_REPORT_TOKEN"] == {"secretKeyRef": {"name": "job-prune-0.report", "key": "token"}}
     finally:
         service.close()
 
@@ -763,6 +764,7 @@ def test_a_trial_job_cannot_report_for_another_trial_of_its_study(kube: KubeStub
         in metrics, "each refusal is counted as forged, not as a failure"
     assert states == {0: ("COMPLETE", None), 1: ("COMPLETE", None)}, states
     assert study["status"] == "completed", study
-    tokens = {env["value"] for name, job in kube.created_jobs.items() if name.startswith("job-forged-")
-              for env in job["spec"]["template"]["spec"]["containers"][0]["env"] if env["name"] == "KATUNA_REPORT_TOKEN"}
+    made = {change.object["metadata"]["name"]: change.object["data"]["token"]
+            for change in kube.changes_since(0, "secrets") if change.type == "ADDED"}
+    tokens = {made[f"{name}.report"] for name in kube.created_jobs if name.startswith("job-forged-")}
     assert len(tokens) == 2, "each attempt has a token of its own"

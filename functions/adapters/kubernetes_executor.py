@@ -29,6 +29,7 @@ from urllib3.exceptions import HTTPError
 
 from functions.adapters.kubernetes_client import client_refusals, delete_options, read_or_none, translate
 from functions.adapters.kubernetes_logs import PodLogs
+from functions.adapters.kubernetes_report_secrets import ReportSecrets
 from functions.adapters.kubernetes_status import (
     Unstartable,
     current_pod,
@@ -58,7 +59,7 @@ from functions.adapters.kubernetes_workloads import end as workload_end
 from functions.core import file_collector, report_token
 from functions.core.cluster import Cluster
 from functions.core.disruptions import Disruption, exhausted
-from functions.core.errors import RefusedWorkload
+from functions.core.errors import PermanentError, RefusedWorkload
 from functions.core.events import Event, trial_finished
 from functions.core.job import holder, is_job, own_conditions, primary_container_name, render_trial, trial_selector
 from functions.core.launch import TrialLaunch
@@ -66,6 +67,7 @@ from functions.core.log_cursor import Cursor, RunningLog
 from functions.core.log_rotation import LogStart
 from functions.core.naming import OWN
 from functions.core.ports import Look
+from functions.core.start_failures import missing_cause
 from functions.core.trial_spec import PATH as TRIAL_SPEC
 
 
@@ -81,6 +83,7 @@ class KubernetesExecutor:
         self._core = client.CoreV1Api(api)
         self._workloads = Workloads(api, translate)
         self._pod_logs = PodLogs(api, clock)
+        self._secrets = ReportSecrets(api)
 
     def _namespace(self, launch: TrialLaunch) -> str:
         """The launch's namespace, else the configured one, else Kubernetes' own default."""
@@ -88,25 +91,44 @@ class KubernetesExecutor:
 
     def launch(self, launch: TrialLaunch) -> None:
         """Create the Job; trials of studies with early stopping learn where to report progress,
-        and with which token. A Job the client refuses before sending it (a value of a type its
-        model does not take, which a parameter put there: the submission's dry run passed) is
-        a :class:`RefusedWorkload` naming the field: that trial fails, not every delivery."""
-        if launch.progress is not None and self._report_url:
-            launch = replace(launch, env={**launch.env, "KATUNA_REPORT_URL": self._report_url,
-                                          report_token.ENV: launch.progress.token})
+        and with which token, which their container reads from a Secret made once the Job is,
+        owned by it (:mod:`~functions.adapters.kubernetes_report_secrets`). A Secret Kubernetes
+        refuses for good deletes the Job again, so no attempt waits for a token that never comes.
+        A Job the client refuses before sending it (a value of a type its model does not take,
+        which a parameter put there: the submission's dry run passed) is a :class:`RefusedWorkload`
+        naming the field: that trial fails, not every delivery."""
+        value = launch.progress.token if launch.progress is not None and self._report_url else None
+        if value is not None:
+            launch = replace(launch, env={**launch.env, "KATUNA_REPORT_URL": self._report_url or "",
+                                          report_token.ENV: value})
         job, namespace = render_trial(launch, self._defaults), self._namespace(launch)
-        if not is_job(launch):
-            self._workloads.create(namespace, job, launch)
+        uid = self._workloads.create(namespace, job, launch) if not is_job(launch) else \
+            self._create_job(namespace, job, launch)
+        if value is None:
             return
         try:
+            self._secrets.hand(namespace, job, uid, value)
+        except PermanentError:
+            if is_job(launch):
+                self._delete(namespace, launch.job_name, uid)
+            else:
+                self._workloads.delete_own(launch, namespace, uid)
+            raise
+
+    def _create_job(self, namespace: str, job: dict[str, Any], launch: TrialLaunch) -> str:
+        """Create the attempt's Job; its uid (the one there already when the launch was
+        delivered before)."""
+        try:
             # The client checks the dict against its V1Job model, then sends it as it is.
-            self._batch.create_namespaced_job(namespace, cast(client.V1Job, job))
+            created = self._batch.create_namespaced_job(namespace, cast(client.V1Job, job))
+            return cast(str, cast(Any, created).metadata.uid)
         except ApiException as exc:
             if exc.status != 409:
                 raise translate(exc, f"create Job {launch.job_name}") from exc
             found = self._named(launch)
             settle_conflict(launch, f"Job {launch.job_name}", None if found is None else (
                 found.metadata.labels or {}, found.metadata.uid), partial(self._delete, namespace, launch.job_name))
+            return cast(str, cast(Any, found).metadata.uid)
         except HTTPError as exc:
             raise translate(exc, f"create Job {launch.job_name}") from exc
         except ValidationError as exc:
@@ -343,6 +365,8 @@ class KubernetesExecutor:
         (see :meth:`_cannot_start`), with the cause every attempt of its image would meet."""
         if found is None:
             return Look(None)
+        if found.cause is not None and found.cause == self._own_holder_missing(launch):
+            return self._hand_again(launch, found)
         allowance = self._allowance(launch)
         ids = (launch.study, launch.uid, launch.number, launch.attempt)
         if found.permanent:
@@ -354,6 +378,31 @@ class KubernetesExecutor:
         return Look(trial_finished(*ids, outcome="error", cause=found.cause,
                                    message=f"its pod {found.pod}: {found.why}; it waited past the start allowance of "
                                            f"{allowance}s (KATUNA_K8S_START_ALLOWANCE)"))
+
+    def _own_holder_missing(self, launch: TrialLaunch) -> str | None:
+        """The cause a pod of the attempt meets while the Secret of its report token is missing
+        (None when the attempt has none)."""
+        if launch.progress is None or not self._report_url:
+            return None
+        return missing_cause("Secret", report_token.holder_name(launch.job_name), self._namespace(launch))
+
+    def _hand_again(self, launch: TrialLaunch, found: Unstartable) -> Look:
+        """The wait of an attempt whose pod waits for its report token's Secret: katuna's own,
+        never the user's to make, so it fails no trial and stops no study; made again (the
+        launch that made the workload may have stopped before it made the Secret, or the Secret
+        was deleted), and the kubelet starts the container at its next try."""
+        namespace = self._namespace(launch)
+        workload = self._workloads.get(launch, namespace) if not is_job(launch) else self._job_of(launch)
+        if workload is not None and launch.progress is not None:
+            self._secrets.hand(namespace, workload, workload["metadata"]["uid"], launch.progress.token)
+        return Look(None, f"its pod {found.pod} waits for its report token's Secret "
+                          f"{report_token.holder_name(launch.job_name)}, made again now")
+
+    def _job_of(self, launch: TrialLaunch) -> dict[str, Any] | None:
+        """The attempt's Job's kind and metadata, as :meth:`ReportSecrets.hand` names its owner."""
+        job = self._job(launch)
+        return None if job is None else {"apiVersion": "batch/v1", "kind": "Job", "metadata": {
+            "name": job.metadata.name, "uid": job.metadata.uid, "labels": job.metadata.labels or {}}}
 
     def _workload_unstartable(self, launch: TrialLaunch) -> Unstartable | None:
         """Which pod of a workload of another kind than Job cannot start, if one cannot: any of

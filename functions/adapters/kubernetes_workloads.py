@@ -147,14 +147,15 @@ class Workloads:
         self._batch = client.BatchV1Api(api)
         self._translate = translate
 
-    def create(self, namespace: str, workload: Mapping[str, Any], launch: TrialLaunch) -> None:
-        """Create the launch's workload; what a name already taken (409) means is
-        :func:`settle_conflict`'s. A kind the cluster does not serve (404: its operator is not
-        installed) is refused for good."""
+    def create(self, namespace: str, workload: Mapping[str, Any], launch: TrialLaunch) -> str:
+        """Create the launch's workload; its uid (the one there already when the launch was
+        delivered before). What a name already taken (409) means is :func:`settle_conflict`'s.
+        A kind the cluster does not serve (404: its operator is not installed) is refused for good."""
         group, version, plural = trial_kinds.resource(workload)
         what = f"{workload.get('kind')} {launch.job_name}"
         try:
-            self._objects.create_namespaced_custom_object(group, version, namespace, plural, dict(workload))
+            created = self._objects.create_namespaced_custom_object(group, version, namespace, plural, dict(workload))
+            return cast(str, cast(Mapping[str, Any], created)["metadata"]["uid"])
         except ApiException as exc:
             if exc.status != 409:
                 raise self._translate(exc, f"create {what} ({plural}.{group}/{version}; "
@@ -163,6 +164,7 @@ class Workloads:
             metadata = (found or {}).get("metadata") or {}
             settle_conflict(launch, what, None if found is None else (metadata.get("labels") or {}, metadata.get("uid")),
                             lambda uid: self._delete(launch, namespace, launch.job_name, uid))
+            return cast(str, metadata["uid"])
         except HTTPError as exc:
             raise self._translate(exc, f"create {what}") from exc
 
@@ -229,6 +231,10 @@ class Workloads:
                 raise self._translate(exc, f"delete {plural} {name}") from exc
         except HTTPError as exc:
             raise self._translate(exc, f"delete {plural} {name}") from exc
+
+    def delete_own(self, launch: TrialLaunch, namespace: str, uid: str) -> None:
+        """Delete the attempt's workload, only while ``uid`` is its uid, with its pods."""
+        self._delete(launch, namespace, launch.job_name, uid)
 
     def delete_trial(self, launch: TrialLaunch, namespace: str) -> None:
         """Delete every workload of the trial (each attempt's), with their pods (``Background``)."""

@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from functions.core import file_collector, quantities, trial_identity, trial_kinds, trial_spec
+from functions.core import file_collector, quantities, report_token, trial_identity, trial_kinds, trial_spec
 from functions.core.cluster import (
     ATTEMPT_LABEL,
     START_ALLOWANCE,
@@ -171,7 +171,7 @@ def _render(request: TrialLaunch, defaults: Cluster) -> dict[str, Any]:
         "name": CONTAINER,
         "image": request.image,
         "command": list(request.argv),
-        "env": [{"name": k, "value": v} for k, v in sorted(request.env.items())],
+        "env": report_token.env_entries(request.env, name),
         "securityContext": copy.deepcopy(CONTAINER_SECURITY),
     }
     resources = trial_resources(request.resources or {}, cluster)

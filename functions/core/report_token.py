@@ -7,6 +7,11 @@ token is the key's HMAC of the study's uid, the trial's number and the attempt, 
 attempt alone (``KATUNA_REPORT_TOKEN``), and carried by every report of it: by
 :mod:`functions.reporter`, and by katuna's own readers of the attempt's output. A token opens
 nothing else, and nothing once its attempt has ended.
+
+On Kubernetes the token is no value of the pod template, which anyone who may read Jobs or pods
+of the namespace reads (the built-in ``view`` role included, which leaves Secrets out): the
+container reads it from a Secret of its attempt (:func:`holder_name`, :func:`env_entries`),
+which katuna creates beside the workload, owned by it.
 """
 
 from __future__ import annotations
@@ -26,6 +31,9 @@ ENV = "KATUNA_REPORT_TOKEN"
 KEY_BYTES = 16
 """A study's key: 128 random bits."""
 
+HOLDER_KEY = "token"
+"""The key of the attempt's Secret whose value is its token."""
+
 
 def new_key() -> str:
     """A study's key, in hex."""
@@ -44,3 +52,19 @@ def check_report(key: str, data: Mapping[str, Any]) -> None:
     if not hmac.compare_digest(str(data["token"]).encode(), expected.encode()):
         raise ForgedReport(f"progress report for trial {data['trial']} attempt {data['attempt']} of study "
                            f"{data['study']!r} refused: its token is not that attempt's ({ENV})", TRIAL_PROGRESS)
+
+
+def holder_name(workload: str) -> str:
+    """The name of the Secret holding the token of the attempt whose Job (or workload of another
+    kind) is named ``workload``: a DNS subdomain with a dot, which no Job or workload name of
+    katuna's (DNS labels) has, so it is told apart from anything else katuna names."""
+    return f"{workload}.report"
+
+
+def env_entries(env: Mapping[str, str], workload: str) -> list[dict[str, Any]]:
+    """A container's ``env`` entries for ``env``, by name: each variable's value, but the token's
+    (:data:`ENV`), which the container reads from its attempt's Secret (:func:`holder_name`),
+    so the workload's spec never holds it. The kubelet retries a container whose Secret is not
+    there yet (``CreateContainerConfigError``), and starts it once it is."""
+    return [{"name": name, "valueFrom": {"secretKeyRef": {"name": holder_name(workload), "key": HOLDER_KEY}}}
+            if name == ENV else {"name": name, "value": value} for name, value in sorted(env.items())]

@@ -16,7 +16,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from functions.core import template, trial_kinds
+from functions.core import report_token, template, trial_kinds
 from functions.core.cluster import MIN_TTL, TTL_WHY
 from functions.core.documents import Path
 from functions.core.errors import InvalidStudy, Problem, RefusedWorkload
@@ -251,7 +251,7 @@ def render(trial_spec: Mapping[str, Any], primary: str | None, params: Mapping[s
     container = primary_container(job, primary)
     if not isinstance(container, dict):
         raise InvalidStudy([Problem("trialTemplate.primaryContainerName", "names no container of the trialSpec")])
-    container["env"] = [*(container.get("env") or []), *({"name": k, "value": v} for k, v in sorted(env.items()))]
+    container["env"] = [*(container.get("env") or []), *report_token.env_entries(env, metadata["name"])]
     if resources:
         own = container.setdefault("resources", {})
         for kind, values in resources.items():
@@ -304,7 +304,7 @@ def render_workload(trial_spec: Mapping[str, Any], primary: str | None, primary_
             spec.setdefault("automountServiceAccountToken", bool(pod.get("automountServiceAccountToken")))  # type: ignore[attr-defined]
     container = primary_container(workload, primary, primary_labels)
     if isinstance(container, dict):
-        container["env"] = [*(container.get("env") or []), *({"name": k, "value": v} for k, v in sorted(env.items()))]
+        container["env"] = [*(container.get("env") or []), *report_token.env_entries(env, metadata["name"])]
     name = primary_container_name(workload, primary, primary_labels)
     for _, own, each in containers(workload):
         if resources and own == name and isinstance(each, dict) and "resources" not in each:

@@ -8,7 +8,7 @@ import json
 import uuid
 from collections.abc import Iterator
 
-from kube_standin import configmaps, events, katib_api, logs, patches
+from kube_standin import configmaps, events, katib_api, logs, patches, secrets
 from kube_standin.jobs import owned_pods
 from kube_standin.objects import (
     already_exists,
@@ -52,6 +52,10 @@ class ApiServer:
                                     options.get("propagationPolicy"))
         if call.resource == "configmaps" and call.method == "POST" and not call.name:
             return configmaps.create(self, call.namespace or "", call.body, call.dry_run)
+        if call.resource == "secrets" and call.method == "POST" and not call.name:
+            return secrets.create(self, call.namespace or "", call.body, call.dry_run)
+        if call.resource == "secrets" and call.method == "DELETE" and call.name:
+            return secrets.delete(self, call.namespace or "", call.name)
         if call.resource == "jobs" and call.method == "POST":
             return self.create_job(call.namespace or "", call.body or {}, call.dry_run)
         if call.resource == "jobs" and call.method == "PATCH" and call.name and not call.subresource:
@@ -80,7 +84,7 @@ class ApiServer:
 
     def _table(self, resource: str) -> dict:
         return {"jobs": self.jobs, "pods": self.pods, "nodes": self.nodes, "namespaces": self.namespaces,
-                "configmaps": self.configmaps}[resource]
+                "configmaps": self.configmaps, "secrets": self.secrets}[resource]
 
     @staticmethod
     def _custom(resource: str) -> bool:

@@ -1,8 +1,15 @@
 """Secrets as the API server keeps them: created with its validation (``ValidateSecret``: a DNS
-subdomain for a name, config keys, at most 1 MiB of data), ``stringData`` merged into
-``data`` base64-encoded, as the API server does on write. katuna never reads them; the
-kubelets do, to make a container's environment (:mod:`kube_standin.environment`). Tests create
-them as ``kubectl create secret generic`` would."""
+subdomain for a name, config keys, at most 1 MiB of data; ``ValidateOwnerReferences`` of
+apimachinery's objectmeta.go for its owners), ``stringData`` merged into ``data``
+base64-encoded, as the API server does on write, and deleted. katuna creates the Secrets of
+its attempts' report tokens and never reads one; the kubelets do, to make a container's
+environment (:mod:`kube_standin.environment`). Tests create them as ``kubectl create secret
+generic`` would.
+
+The garbage collector deletes a Secret all of whose owners are absent (``attemptToDeleteItem``
+in pkg/controller/garbagecollector/garbagecollector.go: an owner is absent when no object of
+its kind and name in the Secret's namespace has its uid), whether the owner went after the
+Secret was made or before (:func:`collect`); a Secret without owners stays."""
 
 from __future__ import annotations
 
@@ -14,8 +21,8 @@ from kube_standin.configmaps import MAX_DATA_BYTES, problems_of
 from kube_standin.objects import already_exists, invalid, not_found, snapshot, status
 
 
-def create(cluster, namespace: str, body: dict | None) -> tuple[int, dict]:
-    """POST of a Secret into ``namespace``."""
+def create(cluster, namespace: str, body: dict | None, dry_run: bool = False) -> tuple[int, dict]:
+    """POST of a Secret into ``namespace``; a ``dry_run`` stores nothing."""
     obj = snapshot(body or {})
     name = obj.setdefault("metadata", {}).get("name") or ""
     try:
@@ -24,7 +31,7 @@ def create(cluster, namespace: str, body: dict | None) -> tuple[int, dict]:
         return 400, status(400, "BadRequest", 'Secret in version "v1" cannot be handled as a Secret: illegal base64 '
                                               "data at input byte 0")
     data.update({key: value.encode() for key, value in (obj.pop("stringData", None) or {}).items()})
-    problems = problems_of(name, dict.fromkeys(data, ""))
+    problems = problems_of(name, dict.fromkeys(data, "")) + owner_problems(obj["metadata"].get("ownerReferences"))
     if sum(len(value) for value in data.values()) > MAX_DATA_BYTES:
         problems.append(("data", f"Too long: must have at most {MAX_DATA_BYTES} bytes"))
     if problems:
@@ -37,6 +44,8 @@ def create(cluster, namespace: str, body: dict | None) -> tuple[int, dict]:
         obj["metadata"].update(namespace=namespace, uid=str(uuid.uuid4()), creationTimestamp=cluster.clock.stamp())
         obj.update(apiVersion="v1", kind="Secret", type=obj.get("type") or "Opaque",
                    data={key: base64.b64encode(value).decode() for key, value in data.items()})
+        if dry_run:
+            return 201, snapshot(obj)
         cluster.secrets[(namespace, name)] = obj
         cluster.history.record("ADDED", "secrets", obj)
         return 201, snapshot(obj)
@@ -48,3 +57,49 @@ def data_of(cluster, namespace: str, name: str) -> dict[str, str] | None:
     if found is None:
         return None
     return {key: base64.b64decode(value).decode(errors="replace") for key, value in (found.get("data") or {}).items()}
+
+
+def owner_problems(references: list | None) -> list[tuple[str, str]]:
+    """The API server's refusals of ``metadata.ownerReferences`` (``validateOwnerReference``):
+    an apiVersion without a version, or an empty kind, name or uid."""
+    problems = []
+    field = "metadata.ownerReferences"
+    for reference in references or []:
+        version = str(reference.get("apiVersion") or "").rpartition("/")[2]
+        if not version:
+            problems.append((f"{field}.apiVersion", f'Invalid value: "{reference.get("apiVersion") or ""}": '
+                                                   "version must not be empty"))
+        problems += [(f"{field}.{key}", 'Invalid value: "": must not be empty') for key in ("kind", "name", "uid")
+                     if not reference.get(key)]
+    return problems
+
+
+def delete(cluster, namespace: str, name: str) -> tuple[int, dict]:
+    """DELETE of a Secret: gone at once (it has no finalizers), answered with the Status the
+    registry's store gives for a kind that does not return the deleted object."""
+    with cluster.lock:
+        obj = cluster.secrets.pop((namespace, name), None)
+        if obj is None:
+            return not_found("secrets", name)
+        cluster.history.record("DELETED", "secrets", obj)
+        return 200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                     "details": {"name": name, "kind": "secrets", "uid": obj["metadata"]["uid"]}}
+
+
+def collect(cluster) -> None:
+    """The garbage collector's pass over Secrets: one that has owners, none of them present, goes."""
+    with cluster.lock:
+        for (namespace, name), obj in list(cluster.secrets.items()):
+            owners = obj["metadata"].get("ownerReferences") or []
+            if owners and not any(_present(cluster, namespace, owner) for owner in owners):
+                delete(cluster, namespace, name)
+
+
+def _present(cluster, namespace: str, owner: dict) -> bool:
+    """Whether the object an ownerReference names is there, with its uid."""
+    if owner.get("kind") == "Job":
+        found = cluster.jobs.get((namespace, owner.get("name")))
+    else:
+        found = next((o for (_, ns, name), o in [*cluster.workloads.items(), *cluster.resources.items()]
+                      if ns == namespace and name == owner.get("name") and o.get("kind") == owner.get("kind")), None)
+    return found is not None and found["metadata"].get("uid") == owner.get("uid")

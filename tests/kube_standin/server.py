@@ -44,6 +44,7 @@ KINDS = {
     ("", "namespaces"): Kind("Namespace", "v1", namespaced=False),
     ("", "configmaps"): Kind("ConfigMap", "v1"),
     ("", "events"): Kind("Event", "v1"),
+    ("", "secrets"): Kind("Secret", "v1"),
     ("katuna.dev", "studies"): Kind("Study", "katuna.dev/v1"),
     ("katuna.dev", "experiments"): Kind("Experiment", "katuna.dev/v1"),
 }

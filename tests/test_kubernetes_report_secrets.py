@@ -1,0 +1,196 @@
+"""A Kubernetes trial attempt's report token travels in a Secret of its own, owned by its Job,
+never in the Job's pod template: the real client against the stand-in's API server, RBAC,
+garbage collector and kubelet, on a simulated clock (nothing moves until the test settles it)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from kube_standin import secrets
+from kube_standin.clock import SimulatedClock
+from kube_standin.containers import Run, SimulatedContainers
+from kube_stub import KubeStub
+
+from functions.adapters.kubernetes_client import api_client
+from functions.adapters.kubernetes_executor import KubernetesExecutor
+from functions.core.cluster import Cluster
+from functions.core.errors import PermanentError
+from functions.core.launch import Progress, TrialLaunch
+
+VALUE = "0123456789abcdef0123456789abcdef"
+"""The attempt's token, as :func:`functions.core.report_token.attempt_token` makes one."""
+SINK = "http://sink.katuna.svc/"
+
+
+class Containers(SimulatedContainers):
+    """Simulated containers that keep the environment each pod's container was started with, by pod."""
+
+    def __init__(self, clock: SimulatedClock) -> None:
+        super().__init__(clock, lambda pod: Run(60, "loss=0.5\n"))
+        self.started: dict[str, dict[str, str]] = {}
+
+    def start(self, pod: dict, log: Path, env: dict[str, str]):
+        self.started[pod["metadata"]["name"]] = env
+        return super().start(pod, log, env)
+
+
+@pytest.fixture
+def kube() -> Iterator[KubeStub]:
+    stub = KubeStub(namespaces=("tokens",), clock=SimulatedClock())
+    stub.kubelets.containers = Containers(stub.clock)
+    yield stub
+    stub.close()
+
+
+def executor(kube: KubeStub, namespace: str = "tokens") -> KubernetesExecutor:
+    return KubernetesExecutor(Cluster(namespace=namespace, start_allowance=60), api_client(kube.url), SINK,
+                              clock=kube.clock.time)
+
+
+def launch(name: str = "tok-0") -> TrialLaunch:
+    return TrialLaunch("tok", "u1", 0, 1, name, ["train"], {"KATUNA_STUDY": "tok"}, ".", None, image="python:3.12",
+                       progress=Progress("loss", token=VALUE))
+
+
+def started_env(kube: KubeStub, pod_prefix: str = "tok-0-") -> dict[str, str] | None:
+    """The environment the first container of the pod whose name starts ``pod_prefix`` started with."""
+    return next((env for name, env in kube.kubelets.containers.started.items() if name.startswith(pod_prefix)), None)
+
+
+def held_value(kube: KubeStub, name: str = "tok-0.report") -> str:
+    return base64.b64decode(kube.secrets[("tokens", name)]["data"]["token"]).decode()
+
+
+def test_the_token_is_in_a_secret_owned_by_the_job_and_the_container_reads_it(kube: KubeStub):
+    executor(kube).launch(launch())
+    job = kube.jobs[("tokens", "tok-0")]
+    assert VALUE not in json.dumps(job), "whoever may read Jobs or pods would read the token"
+    env = {e["name"]: e for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["KATUNA_REPORT_TOKEN"] == {"name": "KATUNA_REPORT_TOKEN", "valueFrom": {
+        "secretKeyRef": {"name": "tok-0.report", "key": "token"}}}
+    assert env["KATUNA_REPORT_URL"]["value"] == SINK
+    secret = kube.secrets[("tokens", "tok-0.report")]
+    assert secret["metadata"]["ownerReferences"] == [{"apiVersion": "batch/v1", "kind": "Job", "name": "tok-0",
+                                                      "uid": job["metadata"]["uid"]}]
+    assert held_value(kube) == VALUE and secret["metadata"]["labels"] == job["metadata"]["labels"]
+    kube.run_until(lambda: started_env(kube) is not None)
+    assert started_env(kube)["KATUNA_REPORT_TOKEN"] == VALUE
+
+
+def test_the_garbage_collector_deletes_the_secret_with_its_job(kube: KubeStub):
+    runner = executor(kube)
+    runner.launch(launch())
+    assert ("tokens", "tok-0.report") in kube.secrets
+    runner.stop(launch())
+    kube.settle()
+    assert ("tokens", "tok-0") not in kube.jobs and ("tokens", "tok-0.report") not in kube.secrets
+
+
+def test_a_launch_delivered_again_makes_the_secret_again_owned_by_the_same_job(kube: KubeStub):
+    runner = executor(kube)
+    runner.launch(launch())
+    runner.launch(launch())
+    kube.settle()
+    [job] = [j for (ns, _), j in kube.jobs.items() if ns == "tokens"]
+    assert [name for ns, name in kube.secrets if ns == "tokens"] == ["tok-0.report"]
+    assert kube.secrets[("tokens", "tok-0.report")]["metadata"]["ownerReferences"][0]["uid"] == job["metadata"]["uid"]
+    assert held_value(kube) == VALUE
+
+
+def test_an_earlier_studys_secret_of_the_name_is_replaced_by_the_attempts_own(kube: KubeStub):
+    """One whose Job is gone, the collector not there yet: kept, it would hand the pod a
+    stranger's token, and go with its old owner from under the pod."""
+    secrets.create(kube, "tokens", {"metadata": {"name": "tok-0.report", "ownerReferences": [
+        {"apiVersion": "batch/v1", "kind": "Job", "name": "tok-0", "uid": "an-earlier-job"}]},
+        "stringData": {"token": "an earlier study's"}})
+    executor(kube).launch(launch())
+    kube.settle()
+    assert held_value(kube) == VALUE
+    assert kube.secrets[("tokens", "tok-0.report")]["metadata"]["ownerReferences"][0]["uid"] == \
+        kube.jobs[("tokens", "tok-0")]["metadata"]["uid"]
+
+
+def test_a_refused_job_leaves_no_secret_and_a_refused_secret_no_job(kube: KubeStub):
+    kube.add_namespace("elsewhere", grant=False)
+    with pytest.raises(PermanentError, match="create Job tok-0: 403"):
+        executor(kube, "elsewhere").launch(launch())
+    assert not [name for ns, name in kube.secrets if ns == "elsewhere"]
+    kube.add_namespace("old-grants", grant=False)
+    with kube.lock:
+        rules = [rule for rule in _role(kube, "katuna-trials")["rules"] if "secrets" not in rule["resources"]]
+        kube.authorizer.objects.append({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                                        "metadata": {"name": "old-trials", "namespace": "old-grants"}, "rules": rules})
+        kube.authorizer.objects.append({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": "old-trials", "namespace": "old-grants"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "old-trials"},
+            "subjects": [{"kind": "ServiceAccount", "name": "katuna", "namespace": "katuna"}]})
+    with pytest.raises(PermanentError, match=r"create Secret tok-0.report .*403 Forbidden.*cannot create resource .*secrets"):
+        executor(kube, "old-grants").launch(launch())
+    assert ("old-grants", "tok-0") not in kube.jobs, "no attempt waits for a token that never comes"
+
+
+def _role(kube: KubeStub, name: str) -> dict:
+    return next(o for o in kube.authorizer.objects if o["kind"] == "ClusterRole" and o["metadata"]["name"] == name)
+
+
+def test_a_missing_token_secret_is_made_again_and_never_fails_the_trial(kube: KubeStub):
+    """Deleted (or never made: the launch stopped between the Job and its Secret), the pod waits
+    in CreateContainerConfigError; katuna's look makes it again, however long it waited, and
+    never reports it as the user's missing Secret."""
+    runner = executor(kube)
+    runner.launch(launch())
+    secrets.delete(kube, "tokens", "tok-0.report")
+    kube.run_until(lambda: any(s.get("state", {}).get("waiting", {}).get("reason") == "CreateContainerConfigError"
+                               for p in kube.pods.values() for s in p["status"].get("containerStatuses", [])))
+    kube.clock.now += 600
+    look = runner.look(launch())
+    assert look.finished is None, look
+    assert look.held is not None and "waits for its report token's Secret tok-0.report, made again now" in look.held
+    assert held_value(kube) == VALUE
+    kube.run_until(lambda: started_env(kube) is not None)
+    assert started_env(kube)["KATUNA_REPORT_TOKEN"] == VALUE
+
+
+def test_the_standin_refuses_an_owner_without_a_uid_and_collects_a_secret_whose_owner_is_gone(kube: KubeStub):
+    """As the API server's ``validateOwnerReference`` and the garbage collector's
+    ``attemptToDeleteItem``: an owner that is not there (no Job of its name has its uid) is
+    absent, and a Secret whose owners are all absent goes; one without owners stays."""
+    code, body = secrets.create(kube, "tokens", {"metadata": {"name": "x", "ownerReferences": [
+        {"apiVersion": "batch/v1", "kind": "Job", "name": "j"}]}})
+    assert (code, body["details"]["causes"]) == (422, [{"reason": "FieldValueInvalid", "field":
+                                                        "metadata.ownerReferences.uid",
+                                                        "message": 'Invalid value: "": must not be empty'}])
+    secrets.create(kube, "tokens", {"metadata": {"name": "orphan", "ownerReferences": [
+        {"apiVersion": "batch/v1", "kind": "Job", "name": "j", "uid": "gone"}]}})
+    secrets.create(kube, "tokens", {"metadata": {"name": "unowned"}})
+    kube.settle()
+    assert ("tokens", "orphan") not in kube.secrets and ("tokens", "unowned") in kube.secrets
+
+
+def test_a_workload_of_another_kind_owns_its_attempts_secret(kube: KubeStub):
+    """A PyTorchJob's primary container reads the token from the Secret, which the collector
+    deletes with the PyTorchJob."""
+    kube.install_operator("training-operator")
+    replica = {"replicas": 1, "restartPolicy": "OnFailure",
+               "template": {"spec": {"containers": [{"name": "pytorch", "image": "python:3.12", "command": ["t"]}]}}}
+    torch = {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob",
+             "spec": {"pytorchReplicaSpecs": {"Master": replica, "Worker": replica}}}
+    attempt = replace(launch(), trial_spec=torch, primary_container="pytorch", params={},
+                      primary_pod_labels={"training.kubeflow.org/job-role": "master"})
+    runner = executor(kube)
+    runner.launch(attempt)
+    [workload] = [w for (plural, ns, name), w in kube.workloads.items() if (ns, name) == ("tokens", "tok-0")]
+    assert VALUE not in json.dumps(workload)
+    assert kube.secrets[("tokens", "tok-0.report")]["metadata"]["ownerReferences"] == [
+        {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "name": "tok-0", "uid": workload["metadata"]["uid"]}]
+    kube.run_until(lambda: started_env(kube) is not None)
+    assert started_env(kube)["KATUNA_REPORT_TOKEN"] == VALUE
+    runner.stop(attempt)
+    kube.settle()
+    assert ("tokens", "tok-0.report") not in kube.secrets
