@@ -15,6 +15,14 @@ A fresh Python process then handles one more ``trial.finished`` on the largest s
 start, imports included, until the freed slot is refilled (the prepared trial launched); then
 it asks the sampler for the next trial ahead (``cold_ask_s``, from the process's start).
 
+Then another study's ``trial.finished`` events are handled in this process, one after the other,
+while a second process handles the end of a trial that printed ``--parse-mb`` MiB (50 by
+default; lines of 1 KiB, a report of its loss in every 64): its output read and parsed into metrics. Each of this process's handlings
+is a write to the same database, as another worker's or another study's would be; how long each
+took while the output was parsed, against the same handlings alone, shows whether the parse
+holds the database's write lock (``writer_ms_max_during_parse``, ``writer_events_during_parse``;
+a handling that waited past the busy timeout counts in ``writer_refused_during_parse``).
+
 Ends with ``own_ms_p50_at_<largest>=`` (target <= 10 ms and <= 2x the value at the smallest
 size) and ``cold_start_s=`` (target <= 1 s).
 """
@@ -27,20 +35,27 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import optuna
 import report
-from instant import InstantRunner, definition, sphere
+from instant import InstantExecutor, InstantRunner, definition, sphere
 
 import functions.handlers.base as handler_steps
+from functions.adapters.sqlite_store import SqliteStore
+from functions.core.errors import TemporaryError
 from functions.core.events import TRIAL_SUGGESTED, Event, study_created, trial_finished
 from functions.core.records import COMPLETE, RUNNING, TrialRecord
 from functions.core.space import distribution
+from functions.dispatch import Dispatcher
+from functions.handlers import Deps
 from functions.settings import Settings
 
 NAME = "latency"
+LOUD, WRITER = "loud", "writer"
+"""The study whose one trial printed a large output, and the one written meanwhile."""
 HERE = Path(__file__).parent
 LOOKAHEAD = Settings().lookahead
 """``katuna run``'s default."""
@@ -89,16 +104,16 @@ def grow(runner: InstantRunner, to: int) -> None:
         study.sampler = kept
 
 
-def running_trial(runner: InstantRunner) -> TrialRecord:
-    running = runner.store.trials(NAME, (RUNNING,))
+def running_trial(runner: InstantRunner, name: str = NAME) -> TrialRecord:
+    running = runner.store.trials(name, (RUNNING,))
     assert len(running) == 1, running
     return running[0]
 
 
-def finished_event(runner: InstantRunner) -> Event:
-    trial = running_trial(runner)
-    record = runner.store.get_study(NAME)
-    return trial_finished(NAME, record.uid, trial.number, trial.attempt, outcome="exited", exit_code=0)
+def finished_event(runner: InstantRunner, name: str = NAME) -> Event:
+    trial = running_trial(runner, name)
+    record = runner.store.get_study(name)
+    return trial_finished(name, record.uid, trial.number, trial.attempt, outcome="exited", exit_code=0)
 
 
 def deliver_all(runner: InstantRunner, events: list[Event]) -> None:
@@ -159,17 +174,78 @@ def cold_process(db: Path) -> tuple[dict[str, float], float]:
     return marks, children_cpu() - cpu
 
 
+def parse_child(db: Path, megabytes: float) -> None:
+    """In a fresh process: launch the loud study's one trial, then handle its end, which reads and
+    parses its ``megabytes`` MiB of output; prints ``parsing`` before that handling, ``parsed`` after."""
+    ended: list[Event] = []
+    store = SqliteStore(db)
+    dispatcher = Dispatcher(Deps(store, InstantExecutor(ended.append, noise_bytes=int(megabytes * (1 << 20))), time.time))
+    pending = [study_created(LOUD, store.get_study(LOUD).uid)]
+    while pending:
+        pending = dispatcher.deliver(pending[0]) + pending[1:]
+    print("parsing", flush=True)
+    dispatcher.deliver(ended[0])
+    print("parsed", flush=True)
+    store.close()
+
+
+def writer_ms(runner: InstantRunner) -> float | None:
+    """Milliseconds of one ``trial.finished`` of the writer study with the events it leads to;
+    None when the database stayed busy past the busy timeout (a 503 to the sender)."""
+    started = time.perf_counter()
+    try:
+        deliver_all(runner, [finished_event(runner, WRITER)])
+    except TemporaryError:
+        return None
+    return (time.perf_counter() - started) * 1000
+
+
+def parse_phase(tmp: Path, megabytes: float, alone: int) -> dict[str, float]:
+    """The writer study's handlings alone, then while another process parses a loud trial's output."""
+    db = tmp / "parse.db"
+    runner = InstantRunner(db)
+    runner.submit(definition(WRITER, 50_000), tmp)
+    runner.submit(definition(LOUD, 1), tmp)
+    deliver_all(runner, [study_created(WRITER, runner.store.get_study(WRITER).uid)])
+    before = [writer_ms(runner) for _ in range(alone)]
+    during: list[float | None] = []
+    with subprocess.Popen([sys.executable, __file__, "--parse-child", str(db), "--parse-mb", str(megabytes)],
+                          stdout=subprocess.PIPE, text=True) as child:
+        assert child.stdout is not None and child.stdout.readline().strip() == "parsing"
+        parsed = threading.Event()
+        started = time.perf_counter()
+        threading.Thread(target=lambda: (child.stdout.readline(), parsed.set()), daemon=True).start()
+        while not parsed.is_set():
+            during.append(writer_ms(runner))
+        parse_s = time.perf_counter() - started
+    if child.returncode:
+        raise SystemExit(f"the parsing process failed with exit code {child.returncode}")
+    runner.close()
+    done = [ms for ms in during if ms is not None]
+    return {"parse_mb": megabytes, "parse_s": parse_s,
+            "writer_ms_p50_alone": statistics.median(ms for ms in before if ms is not None),
+            "writer_events_during_parse": len(done), "writer_refused_during_parse": len(during) - len(done),
+            "writer_ms_p50_during_parse": statistics.median(done) if done else parse_s * 1000,
+            "writer_ms_max_during_parse": max(done, default=parse_s * 1000)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="100,1000,10000", help="stored trials at which to measure")
     parser.add_argument("--samples", type=int, default=30, help="events handled at each size")
     parser.add_argument("--quick", action="store_true", help="sizes 20,60 and 5 samples (a smoke run)")
     parser.add_argument("--out", type=Path, default=None, help=report.OUT_HELP)
+    parser.add_argument("--parse-mb", type=float, default=50.0,
+                        help="MiB of output parsed while another study is written (2 with --quick)")
     parser.add_argument("--cold", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--parse-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.out = report.out_dir(args.out, args.quick)
     if args.cold:
         cold(args.cold)
+        return
+    if args.parse_child:
+        parse_child(args.parse_child, args.parse_mb)
         return
     sizes = [20, 60] if args.quick else [int(s) for s in args.sizes.split(",")]
     samples = 5 if args.quick else args.samples
@@ -194,6 +270,7 @@ def main() -> None:
         marks, cold_cpu = cold_process(db)
         cold_inside, cold_ask, cold_wall = marks["cold_handled_s"], marks["cold_asked_s"], marks["exit"]
         cold_start_cpu = marks["cold_handled_s_cpu"]
+        parse = parse_phase(Path(tmp), 2.0 if args.quick else args.parse_mb, samples)
     print(f"one trial.finished handled in a warm process (TPE, {samples} events per size); CPU time of the "
           "handling thread, and wall time")
     print(report.table(["stored trials", "CPU ms p50", "sampler CPU p50", "own CPU p50", "own CPU p90",
@@ -202,9 +279,13 @@ def main() -> None:
           f"slot refilled {cold_inside:.2f} s after the process was started (imports included), the next trial "
           f"asked for ahead at {cold_ask:.2f} s; the whole process {cold_wall:.2f} s of wall, {cold_cpu:.2f} s of CPU "
           f"({cold_start_cpu:.2f} s of it until the slot was refilled)")
+    print(f"another study written while a process parses a trial's {parse['parse_mb']:g} MiB output "
+          f"({parse['parse_s']:.2f} s): {parse['writer_events_during_parse']} trial.finished handled meanwhile "
+          f"({parse['writer_refused_during_parse']} refused as busy), p50 {parse['writer_ms_p50_during_parse']:.1f} ms, "
+          f"max {parse['writer_ms_max_during_parse']:.1f} ms; alone p50 {parse['writer_ms_p50_alone']:.1f} ms")
     first, last = result["sizes"][sizes[0]], result["sizes"][sizes[-1]]
     result.update(samples=samples, cold_start_s=cold_inside, cold_ask_s=cold_ask, cold_process_s=cold_wall,
-                  cold_process_cpu_s=cold_cpu, cold_start_cpu_s=cold_start_cpu, lookahead=LOOKAHEAD,
+                  cold_process_cpu_s=cold_cpu, cold_start_cpu_s=cold_start_cpu, lookahead=LOOKAHEAD, parse=parse,
                   own_growth=last["own_cpu_ms_p50"] / first["own_cpu_ms_p50"])
     report.save("handler_latency", result, args.out)
     fig, ax = report.figure()
@@ -225,6 +306,7 @@ def main() -> None:
                   f"own_wall_ms_p50_at_{sizes[-1]}": last["own_ms_p50"], "own_growth": result["own_growth"],
                   "cold_process_cpu_s": cold_cpu, "cold_start_cpu_s": cold_start_cpu, "cold_process_s": cold_wall, "cold_ask_s": cold_ask,
                   "cold_start_s": cold_inside,
+                  **{key: value for key, value in parse.items() if key.startswith(("writer_", "parse_s"))},
                   f"own_ms_p50_at_{sizes[-1]}": last["own_cpu_ms_p50"]})
 
 

@@ -25,6 +25,10 @@ from functions.dispatch import Dispatcher
 from functions.handlers import Deps
 
 Objective = Callable[[Mapping[str, Any]], float]
+NOISE = ("epoch progress " * 69)[:1023] + "\n"
+"""A loud trial's line of 1 KiB that names no metric."""
+REPORT_EVERY = 64
+"""A loud trial reports its metric once in this many lines."""
 
 
 def sphere(params: Mapping[str, Any]) -> float:
@@ -34,9 +38,11 @@ def sphere(params: Mapping[str, Any]) -> float:
 class InstantExecutor:
     """Implements :class:`functions.core.ports.Executor`; a trial ends as it is launched."""
 
-    def __init__(self, publish: Callable[[Event], None], objective: Objective = sphere) -> None:
+    def __init__(self, publish: Callable[[Event], None], objective: Objective = sphere, noise_bytes: int = 0) -> None:
         self._publish = publish
         self._objective = objective
+        self._noise_bytes = noise_bytes
+        """Bytes of lines each trial prints before its objective's final value."""
         self._launched: set[tuple[str, int, int]] = set()
         self.launched = 0
 
@@ -66,9 +72,13 @@ class InstantExecutor:
         return 0
 
     def output(self, launch: TrialLaunch) -> Iterator[str]:
-        """The one line the trial printed: its objective, computed from its parameters (so any
-        process can read it, as any process can read a trial's log)."""
+        """The line the trial printed: its objective, computed from its parameters (so any
+        process can read it, as any process can read a trial's log); for a loud trial, after
+        ``noise_bytes`` of lines of 1 KiB (progress text, as a training loop prints), with an
+        earlier, worse report (``step=<n> loss=<value>``) every :data:`REPORT_EVERY` lines."""
         value = self._objective(launch.params)
+        for number in range(self._noise_bytes // len(NOISE)):
+            yield f"step={number} loss={value + 1.0!r}\n" if number % REPORT_EVERY == 0 else NOISE
         yield f"loss={value!r}\n" if math.isfinite(value) else "loss=nan\n"
 
     def read_file(self, launch: TrialLaunch, path: str) -> Iterator[str]:
@@ -93,11 +103,11 @@ def definition(name: str, trials: int, algorithm: str = "random", dimensions: in
 class InstantRunner:
     """The embedded wiring (store, dispatcher, in-process broker) around an instant executor."""
 
-    def __init__(self, db: Path, objective: Objective = sphere, lookahead: int = 0) -> None:
+    def __init__(self, db: Path, objective: Objective = sphere, lookahead: int = 0, noise_bytes: int = 0) -> None:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.store = SqliteStore(db)
         self.broker: LocalBroker | None = None
-        self.executor = InstantExecutor(lambda event: self.broker.publish(event), objective)
+        self.executor = InstantExecutor(lambda event: self.broker.publish(event), objective, noise_bytes)
         self.deps = Deps(self.store, self.executor, time.time, lookahead=lookahead)
         self.dispatcher = Dispatcher(self.deps)
         self.broker = LocalBroker(self.dispatcher)

@@ -4,7 +4,10 @@ Each handler runs in one store transaction with the record of its processing, wh
 the events it emitted. A redelivered event is answered from that record: nothing changes twice,
 and the emitted events go out again, so a crash between commit and emit loses nothing.
 Handlers that change no state (``UNRECORDED``: they emit nothing, or only events named by the
-facts they found) need neither, and run bare.
+facts they found) need neither, and run bare. What a handler reads before its transaction (the
+ended attempt's output ``collect`` parses: :mod:`functions.handlers.parsed`) is read first,
+outside it, so that no long read holds the database's write lock; the handler takes it only if
+the state it was read against still holds.
 
 A recorded handler that fails with anything but a temporary error (or a forged report) counts a
 failure against the event's study (:mod:`functions.handlers.failures`); the failure that ends
@@ -23,12 +26,14 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Protocol
 
 from functions.core.errors import ForgedEvent, MalformedRequest, PermanentError, StudyNotFound, TemporaryError
 from functions.core.events import OBJECTS, OVERLAY_OBJECTS, ROUTES, Event, data_problems
-from functions.handlers import HANDLERS, UNRECORDED, Deps, Handler
+from functions.handlers import HANDLERS, PREPARERS, UNRECORDED, Deps, Handler, Preparer
 from functions.handlers.failures import count_failure, counts, dead_letter_ends, temporary
+from functions.handlers.parsed import ParsedOutput
 
 OK, DUPLICATE, DROPPED, TEMPORARY_ERROR, PERMANENT_ERROR, FORGED = (
     "ok", "duplicate", "dropped", "temporary_error", "permanent_error", "forged")
@@ -116,8 +121,10 @@ class Dispatcher:
         unrecorded: frozenset[str] = UNRECORDED,
         observer: Observer | None = None,
         turns: Turns | None = None,
+        preparers: Mapping[str, Preparer] = PREPARERS,
     ) -> None:
         self.deps = deps
+        self._preparers = preparers
         self.turns = turns
         self._observer = observer if observer is not None else Unobserved()
         self._handlers = handlers
@@ -177,10 +184,26 @@ class Dispatcher:
         return self._handlers[name](event, self.deps), OK
 
     def _recorded_run(self, name: str, event: Event) -> tuple[list[Event], str]:
+        parsed = self._prepared(name, event)
         if self.turns is None:
-            return self._recorded_with(self.deps, name, event)
+            return self._recorded_with(replace(self.deps, parsed=parsed), name, event)
         with self.turns.turn() as deps:
-            return self._recorded_with(deps, name, event)
+            return self._recorded_with(replace(deps, parsed=parsed), name, event)
+
+    def _prepared(self, name: str, event: Event) -> ParsedOutput | None:
+        """What the handler reads before its transaction, on this thread's store outside any
+        transaction and outside the turns (:mod:`functions.handlers.parsed`): an ended attempt's
+        output, parsed while other writers go on. None for a handler that reads nothing ahead,
+        for an event already handled, and where the read failed for good: the handling then
+        reads in its transaction, and fails there as it would have. A temporary failure is
+        the handling's (nothing was written: the event is delivered again)."""
+        prepare = self._preparers.get(name)
+        if prepare is None or self.deps.store.processed(event.id, name) is not None:
+            return None
+        try:
+            return prepare(event, self.deps)
+        except PermanentError:
+            return None
 
     def _recorded_with(self, deps: Deps, name: str, event: Event) -> tuple[list[Event], str]:
         store = deps.store

@@ -138,6 +138,10 @@ def test_handler_latency(tmp_path: Path):
     assert 0 < number(found["cold_start_cpu_s"]) <= number(found["cold_process_cpu_s"])
     assert sorted(result["sizes"], key=int) == ["20", "60"]
     assert result["lookahead"] == 1
+    assert number(found["parse_s"]) > 0 and number(found["writer_ms_p50_alone"]) > 0
+    assert number(found["writer_ms_max_during_parse"]) > 0
+    assert int(found["writer_events_during_parse"]) >= 0 and found["writer_refused_during_parse"] == "0"
+    assert result["parse"]["parse_mb"] == 2
 
 
 def test_scale(tmp_path: Path):

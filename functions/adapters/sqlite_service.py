@@ -26,6 +26,7 @@ class SqliteServiceRecords(SqliteConnection):
 
     # processed events
 
+    @reading
     def processed(self, event_id: str, handler: str) -> list[Event] | None:
         row = self.db.execute(
             "SELECT emitted FROM processed_events WHERE event_id = ? AND handler = ?", [event_id, handler]

@@ -308,6 +308,7 @@ class SqliteTrials(SqliteStudies):
         self.db.execute(f"DELETE FROM observations WHERE {where} AND seq >= ? AND seq <= ?",
                         [study, number, attempt, keep // 2, newest - (keep - keep // 2)])
 
+    @reading
     def observations(self, study: str, number: int, attempt: int | None = None) -> list[Observation]:
         which = "" if attempt is None else " AND attempt = ?"
         rows = self.db.query(

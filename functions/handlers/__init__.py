@@ -4,26 +4,33 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterator, Mapping
+from typing import Generic, TypeVar
 
 from functions.core.events import Event
 from functions.handlers.base import Deps
+from functions.handlers.parsed import ParsedOutput
 
 Handler = Callable[[Event, Deps], list[Event]]
+Preparer = Callable[[Event, Deps], ParsedOutput | None]
+"""What a handler reads before its transaction (:mod:`functions.handlers.parsed`)."""
+
+F = TypeVar("F")
 
 
-class Registry(Mapping[str, Handler]):
-    """Handler names to their functions, each module imported when it is first asked for: a
-    fresh process that handles one event imports that event's handlers only (a scale-from-zero
-    service pays for every import before its first answer)."""
+class Registry(Mapping[str, F], Generic[F]):
+    """Handler names to their functions (``attribute`` of each handler's module), each module
+    imported when it is first asked for: a fresh process that handles one event imports that
+    event's handlers only (a scale-from-zero service pays for every import before its first answer)."""
 
-    def __init__(self, names: tuple[str, ...]) -> None:
+    def __init__(self, names: tuple[str, ...], attribute: str = "handle") -> None:
         self._names = names
+        self._attribute = attribute
 
-    def __getitem__(self, name: str) -> Handler:
+    def __getitem__(self, name: str) -> F:
         if name not in self._names:
             raise KeyError(name)
-        handle: Handler = importlib.import_module(f"{__name__}.{name}").handle
-        return handle
+        function: F = getattr(importlib.import_module(f"{__name__}.{name}"), self._attribute)
+        return function
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._names)
@@ -35,6 +42,10 @@ class Registry(Mapping[str, Handler]):
 HANDLERS: Mapping[str, Handler] = Registry(
     ("suggest", "spawn", "collect", "stop", "jobwatch", "prune", "provision", "resource", "writeback", "reconcile"))
 
+PREPARERS: Mapping[str, Preparer] = Registry(("collect",), "prepare")
+"""Handlers that read what they can before their transaction: ``collect`` parses the ended
+attempt's output there, so that no large output holds the database's write lock."""
+
 UNRECORDED: frozenset[str] = frozenset({"writeback", "reconcile"})
 """Handlers whose effect is the same however often it happens: they leave no processed-event
 record, and run outside a store transaction of the dispatcher's (``writeback`` copies the stored
@@ -44,4 +55,4 @@ reads, and every event it emits has an id derived from what it found, so a dupli
 emits the same events again and no tick holds the database's write lock while it asks the
 cluster)."""
 
-__all__ = ["HANDLERS", "UNRECORDED", "Deps", "Handler"]
+__all__ = ["HANDLERS", "PREPARERS", "UNRECORDED", "Deps", "Handler", "Preparer"]

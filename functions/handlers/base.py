@@ -42,6 +42,7 @@ from functions.core.stop import Decision, decide, trials_to_ask
 from functions.core.timeouts import POOL_WAIT
 from functions.core.warm import lost_study, study_results
 from functions.handlers import ahead
+from functions.handlers.parsed import ParsedOutput
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,9 @@ class Deps:
     """Why katuna may not create a study's trial workloads where they would run, asked of the
     cluster (``InvalidStudy`` where it refuses the first trial's ``trialSpec`` workload as
     invalid); None where trials do not run on one."""
+    parsed: ParsedOutput | None = None
+    """The output of the attempt the handling ends, parsed before its transaction by the
+    dispatcher (:mod:`functions.handlers.parsed`); None when it was not."""
 
 
 def earlier_results(deps: Deps, spec: Study, earlier: str) -> tuple[KnownResult, ...]:

@@ -9,6 +9,10 @@ An accepted end stops the attempt's process or Job if it still runs; a trial pas
 than the trial may lose (both of which an executor may report while it still runs), is stopped
 once its output is read. Each pod so lost is a run lost, as a preempted attempt is one:
 ``trialTemplate.maxAttempts`` bounds them together (:mod:`functions.core.disruptions`).
+
+The output is read and parsed before the handling's transaction (:func:`prepare`, which the
+dispatcher runs), so that a large one holds no write lock; the handling takes that parse while
+the state it was parsed against holds (:mod:`functions.handlers.parsed`).
 """
 
 from __future__ import annotations
@@ -27,19 +31,44 @@ from functions.core.launch import TrialLaunch, trial_launch
 from functions.core.log_rotation import rotated
 from functions.core.records import COMPLETE, FAIL, WAITING, StudyRecord, TrialRecord
 from functions.handlers.base import Deps, go_on, tell
-from functions.handlers.output import record_output
+from functions.handlers.output import parse_output, record_output
+from functions.handlers.parsed import ParsedOutput
 from functions.handlers.prune import record_curve
 
 IMAGE_ID_CHARS = 512
 """An image reference with its digest is well under this; anything longer is cut."""
 
 
+def prepare(event: Event, deps: Deps) -> ParsedOutput | None:
+    """The attempt's output parsed before the handling's transaction, where the handling would
+    read it (the end accepted, the attempt not to run again), so that a large output does not
+    hold the database's write lock (:mod:`functions.handlers.parsed`); None elsewhere. A
+    workload still running is stopped first, as the handling stops it before it reads."""
+    data = event.data
+    record = deps.store.get_study(data["study"])
+    trial = _current(record, deps.store.get_trial(record.name, data["trial"]), data)
+    if trial is None:
+        return None
+    if data["outcome"] == "preempted" and _runs_left(record, trial, data):
+        return None
+    if not _ended_running(data):
+        _stop_if_running(deps, trial_launch(record, trial))
+    return parse_output(record, trial, deps)
+
+
+def _current(record: StudyRecord, trial: TrialRecord | None, data: Mapping[str, Any]) -> TrialRecord | None:
+    """The trial, when the end is its current attempt's and it has not ended: else the end changes nothing."""
+    if not record.owns(data) or trial is None or trial.finished or trial.attempt != data["attempt"]:
+        return None
+    return trial
+
+
 def handle(event: Event, deps: Deps) -> list[Event]:
     store = deps.store
     data = event.data
     record = store.get_study(data["study"])
-    trial = store.get_trial(record.name, data["trial"])
-    if not record.owns(data) or trial is None or trial.finished or trial.attempt != data["attempt"]:
+    trial = _current(record, store.get_trial(record.name, data["trial"]), data)
+    if trial is None:
         return []
     launch = trial_launch(record, trial)
     running = _ended_running(data)

@@ -8,16 +8,17 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterator
 from functools import partial
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from functions.core import template, tfevents
-from functions.core.errors import RefusedFile
+from functions.core.errors import OutputLost, RefusedFile
 from functions.core.file_collector import EndCopy
 from functions.core.launch import trial_launch
 from functions.core.log_keep import Kept, format_parser, keeps, line_parser, new_summary, unread
 from functions.core.metrics import Summary, parse_json_lines, parse_text
 from functions.core.records import StudyRecord, TrialRecord
 from functions.handlers.base import Deps
+from functions.handlers.parsed import ParsedOutput
 
 TAIL_LINES = 10
 TAIL_LINE_CHARS = 500
@@ -41,10 +42,46 @@ def record_output(record: StudyRecord, trial: TrialRecord, deps: Deps) -> Output
     Where observations were kept as the running log was read (:mod:`functions.core.log_keep`),
     they count with those of the lines read now past them; but where the File collector's
     wrapper printed the whole metrics file once the command ended, that file alone gives them,
-    as Katib's collector reads it then (:class:`~functions.core.file_collector.EndCopy`)."""
-    summary, tail, size = _observations(record, trial, deps)
+    as Katib's collector reads it then (:class:`~functions.core.file_collector.EndCopy`).
+
+    The output parsed before the handling's transaction (``deps.parsed``) is taken when the
+    state it was parsed against is the stored one still; else it is parsed now
+    (:mod:`functions.handlers.parsed`)."""
+    kept = _kept(record, trial, deps)
+    basis = _basis(record, trial, kept)
+    parsed = deps.parsed
+    if parsed is None or parsed.basis != basis:
+        parsed = _parse(record, trial, deps, kept, basis)
+    if parsed.lost is not None:
+        raise parsed.lost
+    summary = parsed.summary
     deps.store.add_observations(record.name, trial.number, trial.attempt, summary.kept)
-    return Output(summary.reduced(), tail, size, summary.counts.get(record.spec.objectives[0].metric, 0))
+    return Output(summary.reduced(), list(parsed.tail), parsed.size,
+                  summary.counts.get(record.spec.objectives[0].metric, 0))
+
+
+def parse_output(record: StudyRecord, trial: TrialRecord, deps: Deps) -> ParsedOutput:
+    """The attempt's output parsed against the stored state, outside any transaction: what
+    :func:`record_output` takes in the handling's transaction while that state holds."""
+    kept = _kept(record, trial, deps)
+    return _parse(record, trial, deps, kept, _basis(record, trial, kept))
+
+
+def _basis(record: StudyRecord, trial: TrialRecord, kept: Kept | None) -> tuple[Any, ...]:
+    """What a parse of the attempt's output depends on in the store: which attempt of which
+    trial it is (its launch), how the study reads metrics (its spec), and what was kept of the
+    attempt's running log."""
+    return trial_launch(record, trial), record.spec, kept
+
+
+def _parse(record: StudyRecord, trial: TrialRecord, deps: Deps, kept: Kept | None,
+           basis: tuple[Any, ...]) -> ParsedOutput:
+    """The attempt's output parsed, or why it was lost."""
+    try:
+        summary, tail, size = _observations(record, trial, deps, kept)
+    except OutputLost as lost:
+        return ParsedOutput(basis, new_summary(record.spec), lost=lost)
+    return ParsedOutput(basis, summary, tuple(tail), size)
 
 
 def _kept(record: StudyRecord, trial: TrialRecord, deps: Deps) -> Kept | None:
@@ -55,7 +92,8 @@ def _kept(record: StudyRecord, trial: TrialRecord, deps: Deps) -> Kept | None:
     return kept if kept.cursors else None
 
 
-def _observations(record: StudyRecord, trial: TrialRecord, deps: Deps) -> tuple[Summary, list[str], int]:
+def _observations(record: StudyRecord, trial: TrialRecord, deps: Deps,
+                  kept: Kept | None) -> tuple[Summary, list[str], int]:
     """The attempt's observations, the last lines it printed (for failure reasons), and the
     bytes of its output. A file the executor refused to read (a local trial's metrics file that
     is a link to the service's own ``/proc/self/environ``) gives no more observations, and its
@@ -74,7 +112,6 @@ def _observations(record: StudyRecord, trial: TrialRecord, deps: Deps) -> tuple[
         return line
 
     summary = new_summary(spec)
-    kept = _kept(record, trial, deps)
     if kept is not None and deps.logs is not None:
         summary.resume(kept.tally, deps.store.observations(record.name, trial.number, trial.attempt))
         parse_line, parse_file = line_parser(spec, launch), format_parser(spec)

@@ -1,0 +1,169 @@
+"""A trial's output is parsed outside the store's write transaction: while ``katuna run`` reads
+and parses a large output at a trial's end, another study's write goes through; and the parse is
+taken in the transaction only while the state it was parsed against holds.
+
+The parse is held for as long as the test needs, without timing anything: the ``katuna run``
+process is stopped (SIGSTOP) while its read of the trial's log is under way, which the test
+sees in ``/proc`` (the log open for reading, its offset short of the log's end).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import study_definition
+from http_helpers import KATUNA
+
+from functions.adapters.sqlite_store import SqliteStore
+from functions.core.events import TRIAL_FINISHED, Event, study_created
+from functions.core.validate import parse_study
+from functions.dispatch import Dispatcher
+from functions.embedded import Embedded
+from functions.handlers import Deps, collect
+from functions.handlers.output import parse_output, record_output
+from functions.handlers.parsed import ParsedOutput
+from functions.settings import Settings
+
+LOUD = Path(__file__).parent / "trials" / "loud.py"
+SHORT_MB, REPORTS = 2, 5_000
+"""Output of the held trial: 2 MiB of noise lines, and its reports of the loss."""
+POLL = 0.002
+"""Seconds between two looks at the run's read (a pause, so the looks leave the run the CPU)."""
+
+
+def _reading(pid: int, log: Path) -> tuple[int, int] | None:
+    """The offset of ``pid``'s read of ``log``, and the log's size, while it holds the log
+    open for reading only; None when it does not."""
+    fds = Path(f"/proc/{pid}/fd")
+    for fd in fds.iterdir():
+        try:
+            if Path(os.readlink(fd)) != log:
+                continue
+            info = dict(line.split(":", 1) for line in (Path(f"/proc/{pid}/fdinfo") / fd.name).read_text().splitlines()
+                        if ":" in line)
+        except OSError:
+            continue
+        if int(info["flags"].strip(), 8) & os.O_ACCMODE == os.O_RDONLY:
+            return int(info["pos"]), log.stat().st_size
+    return None
+
+
+def _held_mid_read(process: subprocess.Popen, logs: Path) -> tuple[int, int]:
+    """Stop ``process`` once it reads its trial's log, partway; the offset it reached and the
+    log's size."""
+    while process.poll() is None:
+        found = list(logs.glob("held/*/0.1.log"))
+        reading = _reading(process.pid, found[0]) if found else None
+        if reading is not None and reading[0] > 0:
+            process.send_signal(signal.SIGSTOP)
+            held = _reading(process.pid, found[0])
+            assert held is not None and held[0] < held[1], "the run was stopped partway through its read of the log"
+            return held
+        time.sleep(POLL)
+    pytest.fail(f"katuna run ended before its read of the trial's log was seen: {process.returncode}")
+
+
+def test_another_study_is_written_while_a_trials_large_output_is_parsed(tmp_path: Path):
+    db = tmp_path / "katuna.db"
+    held = study_definition("held", maxTrials=1, parallelism=1)
+    held["objective"] = {"metric": "loss", "direction": "minimize"}
+    held["parameters"] = [{"name": "best", "type": "categorical", "values": [0.125]}]
+    held["trialTemplate"] = {"command": [sys.executable, str(LOUD), "--best", "${trialParameters.best}",
+                                         "--short-mb", str(SHORT_MB), "--reports", str(REPORTS)]}
+    (tmp_path / "held.yaml").write_text(yaml.safe_dump(held))
+    process = subprocess.Popen([KATUNA, "run", "held.yaml", "--db", str(db)], cwd=tmp_path,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _held_mid_read(process, tmp_path / "katuna-logs")
+        other = Embedded(Settings(db=db, busy_timeout=2.0))
+        try:
+            definition = study_definition("other")
+            other.submit(parse_study(definition), definition, tmp_path)
+        finally:
+            other.close()
+        assert process.poll() is None, "the held run is still in its read"
+        process.send_signal(signal.SIGCONT)
+        _, errors = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGCONT)
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, errors.decode()
+    store = SqliteStore(db)
+    try:
+        trial = store.get_trial("held", 0)
+        assert trial is not None and trial.state == "COMPLETE" and trial.values == [0.125]
+        assert len(store.observations("held", 0)) > 0
+        assert store.get_study("other").name == "other"
+    finally:
+        store.close()
+
+
+def _ended_trial(runner: Embedded, tmp_path: Path) -> Event:
+    """A one-trial study run until its trial ended: the ``trial.finished`` event of its end, not
+    handled yet."""
+    definition = study_definition("race", maxTrials=1, parallelism=1)
+    record = runner.submit(parse_study(definition), definition, tmp_path)
+    ended: list[Event] = []
+    runner.broker.publish_and_handle = ended.append  # the local executor reports the trial's end here
+    pending = runner.dispatcher.deliver(study_created("race", record.uid))
+    while pending:
+        pending = runner.dispatcher.deliver(pending[0]) + pending[1:]
+    while not ended:
+        time.sleep(POLL)
+    [event] = ended
+    assert event.type == TRIAL_FINISHED
+    return event
+
+
+def test_an_end_another_worker_handles_while_its_output_is_parsed_is_handled_once(tmp_path: Path):
+    """Another worker handles the same ``trial.finished`` between this one's parse and its
+    transaction: this one's handling is then a duplicate, answered with what the other emitted,
+    and the trial's observations are stored once."""
+    runner = Embedded(Settings(db=tmp_path / "katuna.db"))
+    other = SqliteStore(tmp_path / "katuna.db")
+    try:
+        event = _ended_trial(runner, tmp_path)
+        raced: list[list[Event]] = []
+
+        def parse_then_race(event: Event, deps: Deps) -> ParsedOutput | None:
+            parsed = collect.prepare(event, deps)
+            raced.append(Dispatcher(Deps(other, runner.executor, time.time)).deliver(event))
+            return parsed
+
+        emitted = Dispatcher(runner.deps, preparers={"collect": parse_then_race}).deliver(event)
+        assert [e.id for e in emitted] == [e.id for e in raced[0]]
+        trial = runner.store.get_trial("race", 0)
+        assert trial is not None and trial.state == "COMPLETE"
+        once = len(runner.store.observations("race", 0))
+        assert once > 0
+        assert runner.dispatcher.deliver(event) == emitted and len(runner.store.observations("race", 0)) == once
+    finally:
+        other.close()
+        runner.close()
+
+
+def test_an_output_parsed_against_another_state_is_parsed_again(tmp_path: Path):
+    """A parse whose basis is not the stored state (here: another attempt's) is not taken."""
+    runner = Embedded(Settings(db=tmp_path / "katuna.db"))
+    try:
+        _ended_trial(runner, tmp_path)
+        record, trial = runner.store.get_study("race"), runner.store.get_trial("race", 0)
+        assert trial is not None
+        fresh = record_output(record, trial, runner.deps)
+        stale = parse_output(record, replace(trial, attempt=trial.attempt + 1), runner.deps)
+        assert stale.summary.seen == 0, "no output of an attempt that never ran"
+        with runner.store.transaction():
+            taken = record_output(record, trial, replace(runner.deps, parsed=stale))
+        assert taken == fresh and fresh.metrics
+    finally:
+        runner.close()
