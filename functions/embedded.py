@@ -106,6 +106,10 @@ class Embedded:
         self.dispatcher.deliver(study_completed(name, record.uid, "stopped", reason, record.restarts))
 
     def close(self) -> None:
+        """Stop: a handler reading a trial's output gives up at once (its attempt's end is
+        handled when the study resumes), then nothing more is handled, the trials still running
+        are killed and the store is closed."""
+        self.executor.stop_reads()
         self.broker.close()
         self.executor.shutdown()
         self.store.close()

@@ -1,19 +1,26 @@
 """Huge outputs: a trial printing 200 MB, with single lines of 10 MB, is parsed in bounded
 memory, its observations are capped (the metric still reduced over every report), and the
-API serves its log capped, with a note of what it left out."""
+API serves its log capped, with a note of what it left out. A run interrupted while it reads a
+huge log stops without reading on to its end."""
 
 from __future__ import annotations
 
 import os
+import signal
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 import yaml
 from http_helpers import KATUNA, Service
+from waiting import eventually
 
 from functions.core.metrics import MAX_OBSERVATIONS
+from functions.embedded import Embedded
+from functions.settings import Settings
 
 pytestmark = pytest.mark.slow
 
@@ -68,3 +75,55 @@ def test_a_trial_printing_200_mb_is_parsed_in_bounded_memory_and_served_capped(t
     assert len(text) < (1 << 20) + 65 * 1024 * 2, "the served log is capped"
     assert "bytes left out here" in text
     assert text.startswith("x" * 1000) and text.endswith("done\n")
+
+
+def test_a_run_stopped_while_it_reads_a_huge_log_exits_before_reading_on_and_the_trial_runs_again(tmp_path: Path):
+    """SIGTERM (handled as Ctrl-C) reaches ``katuna run`` while it reads the 24 MiB log of the
+    trial that just ended: the run exits on it without reading on to the log's end, so the
+    attempt's end stays unrecorded (no partial read is taken for the whole), and the study is
+    resumable: run again, it runs the trial anew (its second attempt prints little)."""
+    path = tmp_path / "loud.yaml"
+    path.write_text(yaml.safe_dump(_study("loud", "--short-mb", "24", "--first-attempt-only")))
+    command = [KATUNA, "run", str(path), "--db", str(tmp_path / "katuna.db")]
+    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        log, position = eventually(lambda: _log_read(process.pid), "the run reading the trial's log", timeout=60,
+                                   interval=0.01)
+        assert position < log.stat().st_size // 2, "the signal comes before the read is half way"
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+        process.communicate()
+    assert process.returncode == 128 + signal.SIGTERM
+    assert "Interrupted (SIGTERM): running trials were stopped. Run the same command again" in stderr
+    assert "retrying" not in stderr, "a read given up as the run stops is no failure to report"
+    assert _trials(tmp_path) == [("RUNNING", 1)], "the attempt's end was not recorded from a read cut short"
+
+    resumed = Embedded(Settings(db=tmp_path / "katuna.db"))
+    try:
+        assert resumed.run("loud").status == "completed"
+    finally:
+        resumed.close()
+    assert _trials(tmp_path) == [("COMPLETE", 2)]
+
+
+def _log_read(pid: int) -> tuple[Path, int] | None:
+    """The trial log the process has open for reading, and how far it has read it; None while
+    it reads none (the log it opens to write a trial's output into is not one)."""
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = Path(os.readlink(fd))
+            info = dict(line.split(":\t") for line in Path(f"/proc/{pid}/fdinfo/{fd.name}").read_text().splitlines()
+                        if ":\t" in line)
+        except OSError:
+            continue
+        if target.suffix == ".log" and int(info["flags"], 8) & os.O_ACCMODE == os.O_RDONLY:
+            return target, int(info["pos"])
+    return None
+
+
+def _trials(workdir: Path) -> list[tuple[str, int]]:
+    """Each trial's state and attempt, as stored."""
+    with closing(sqlite3.connect(workdir / "katuna.db")) as conn:
+        return conn.execute("SELECT state, attempt FROM trials ORDER BY number").fetchall()

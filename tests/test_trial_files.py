@@ -12,17 +12,19 @@ import shutil
 import sys
 import tempfile
 import time
+from collections import deque
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import tfevent_writer
 from conftest import run_study, study_definition
 from http_helpers import Service
 
 from functions.adapters import local_outputs, trial_files
 from functions.adapters.file_follow import follow
 from functions.adapters.local_executor import LocalExecutor
-from functions.core.errors import InvalidStudy, RefusedFile
+from functions.core.errors import InvalidStudy, RefusedFile, Stopping
 from functions.core.formats import load_definition
 from functions.core.launch import TrialLaunch
 from functions.core.validate import parse_study
@@ -197,6 +199,25 @@ def test_a_fifo_or_device_is_refused_without_blocking(tmp_path: Path):
         list(local_outputs.read_file(_launch(tmp_path), "metrics.txt"))
     with pytest.raises(RefusedFile, match="zero is a character device"):
         list(local_outputs.lines(tmp_path / "zero"))
+
+
+def test_a_read_of_a_trials_output_or_event_files_ends_once_reads_are_stopped(tmp_path: Path):
+    """Asked between chunks (and event records), a stop ends the read where it is: the lines
+    left unread never come, the read ends in a temporary error naming the file."""
+    log = tmp_path / "0.1.log"
+    log.write_bytes(b"loss=1\n" * (3 * local_outputs.CHUNK))
+    stopped = False
+    read = local_outputs.lines(log, lambda: stopped)
+    assert next(read) == "loss=1\n"
+    stopped = True
+    with pytest.raises(Stopping, match=r"katuna is stopping: the read of .*0\.1\.log was given up") as ended:
+        deque(read, maxlen=0)
+    assert ended.value.retryable
+    (tmp_path / "events").mkdir()
+    tfevent_writer.write(tmp_path / "events" / "events.out.tfevents.1", [tfevent_writer.event(0, [("loss", 1.0)])])
+    assert len(list(local_outputs.read_file(_launch(tmp_path), "events"))) == 1
+    with pytest.raises(Stopping, match="the read of .*events was given up"):
+        list(local_outputs.read_file(_launch(tmp_path), "events", lambda: True))
 
 
 def test_a_trial_log_replaced_by_a_link_is_refused(tmp_path: Path):

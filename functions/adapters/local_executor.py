@@ -83,6 +83,8 @@ class LocalExecutor:
         """Ends that could not be published: :meth:`poll` answers them."""
         self._lock = threading.Lock()
         self._closed = False
+        self._reads_stopped = threading.Event()
+        """Set once the process stops: reads of trials' output then end (:meth:`stop_reads`)."""
         self._owners = Owners(self.log_dir)
         self._claimed: set[Key] = set()
         """Attempts this executor claimed: their owner is this process, known without a read."""
@@ -318,8 +320,15 @@ class LocalExecutor:
         """The attempt's log."""
         return self.log_path(launch)
 
+    def stop_reads(self) -> None:
+        """End every read of an attempt's output or files under way, and refuse any later one,
+        with a :class:`~functions.core.errors.Stopping`: a run being interrupted must not wait
+        for a handler to read a log of hundreds of megabytes to its end. That handler's
+        transaction is rolled back, so the attempt's end is handled when the study resumes."""
+        self._reads_stopped.set()
+
     def output(self, launch: TrialLaunch) -> Iterator[str]:
-        return local_outputs.lines(self.log_file(launch))
+        return local_outputs.lines(self.log_file(launch), self._reads_stopped.is_set)
 
     def read_file(self, launch: TrialLaunch, path: str) -> Iterator[str]:
-        return local_outputs.read_file(launch, path)
+        return local_outputs.read_file(launch, path, self._reads_stopped.is_set)

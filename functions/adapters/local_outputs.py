@@ -16,14 +16,13 @@ import json
 import os
 import stat
 import tempfile
-from collections.abc import Iterator
-from functools import partial
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 from functions.adapters import trial_files
 from functions.core import tfevents
-from functions.core.errors import LogsUnavailable, RefusedFile, StorageFull
+from functions.core.errors import LogsUnavailable, RefusedFile, Stopping, StorageFull
 from functions.core.launch import TrialLaunch
 from functions.core.lines import bounded_lines
 
@@ -134,27 +133,48 @@ def _new_file(folder: int, path: Path) -> BinaryIO:
     return os.fdopen(fd, "wb")
 
 
-def read_file(launch: TrialLaunch, path: str) -> Iterator[str]:
+def read_file(launch: TrialLaunch, path: str, stopped: Callable[[], bool] = lambda: False) -> Iterator[str]:
     """The lines of a file the attempt wrote (``path`` from its working directory); a folder
     is read as TensorFlow event files, a JSON record a line. Only a trial's files are read
-    (:mod:`functions.adapters.trial_files`): anything else is a :class:`RefusedFile`."""
+    (:mod:`functions.adapters.trial_files`): anything else is a :class:`RefusedFile`. Once
+    ``stopped()`` holds, the read ends in a :class:`Stopping` (see :func:`lines`)."""
     target = Path(launch.working_dir) / path
     if target.is_dir():
         try:
             directory = trial_files.real_directory(target)
         except FileNotFoundError:
             return
-        records = tfevents.directory_records(directory, trial_files.open_file)
-        yield from (json.dumps(record) for record in records)
+        for record in tfevents.directory_records(directory, trial_files.open_file):
+            _check(stopped, target)
+            yield json.dumps(record)
     else:
-        yield from lines(target)
+        yield from lines(target, stopped)
 
 
-def lines(path: Path) -> Iterator[str]:
+def lines(path: Path, stopped: Callable[[], bool] = lambda: False) -> Iterator[str]:
     """The file's lines, read in chunks: however long a line, memory stays bounded. The file
-    must be a trial's (:mod:`functions.adapters.trial_files`), whatever link its path became."""
+    must be a trial's (:mod:`functions.adapters.trial_files`), whatever link its path became.
+    ``stopped()`` is asked before each chunk: once it holds, the read ends in a
+    :class:`Stopping`, so a stop never waits for the rest of a log of hundreds of megabytes."""
     try:
         with trial_files.open_file(path) as handle:
-            yield from bounded_lines(iter(partial(handle.read, CHUNK), b""))
+            yield from bounded_lines(_chunks(handle, stopped, path))
     except FileNotFoundError:
         return
+
+
+def _chunks(handle: BinaryIO, stopped: Callable[[], bool], path: Path) -> Iterator[bytes]:
+    """The file's bytes, a chunk at a time, until its end or until ``stopped()`` holds."""
+    while True:
+        _check(stopped, path)
+        chunk = handle.read(CHUNK)
+        if not chunk:
+            return
+        yield chunk
+
+
+def _check(stopped: Callable[[], bool], path: Path) -> None:
+    """A :class:`Stopping` once ``stopped()`` holds."""
+    if stopped():
+        raise Stopping(f"katuna is stopping: the read of {path} was given up; the trial's end is handled "
+                       "when the study resumes")

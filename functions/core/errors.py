@@ -126,6 +126,12 @@ class ForgedReport(ForgedEvent):
     katuna sent it (a trial posting as another trial of its study, say)."""
 
 
+class Stopping(TemporaryError):
+    """katuna is stopping (``katuna run`` was interrupted) while a trial's output was being read:
+    the read is given up, and with it the handling's transaction, so the attempt's end is left
+    as it was stored, to be handled when the study resumes."""
+
+
 class StorageUnavailable(TemporaryError):
     """The database cannot be opened or written: a read-only directory or file, missing rights,
     an I/O error. Temporary for the service (an operator can fix it while it runs)."""
