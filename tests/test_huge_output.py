@@ -1,10 +1,11 @@
 """Huge outputs: a trial printing 200 MB, with single lines of 10 MB, is parsed in bounded
 memory, its observations are capped (the metric still reduced over every report), and the
-API serves its log capped, with a note of what it left out. A run interrupted while it reads a
-huge log stops without reading on to its end."""
+API serves its log capped, with a note of what it left out. A run, or a service, stopped while
+it reads a huge log stops without reading on to its end."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -106,6 +107,42 @@ def test_a_run_stopped_while_it_reads_a_huge_log_exits_before_reading_on_and_the
     finally:
         resumed.close()
     assert _trials(tmp_path) == [("COMPLETE", 2)]
+
+
+def test_a_service_stopped_while_it_reads_a_huge_log_stops_before_reading_on_and_handles_the_end_later(
+        tmp_path: Path):
+    """SIGTERM reaches ``katuna serve`` while its worker reads the 24 MiB log of the trial that
+    just ended: the worker stops without reading on to the log's end (its stop does not wait for
+    the read, nor cut it off at its broker thread's join), so the attempt's end stays unrecorded,
+    and nothing is reported as failed. Started again, the service handles the end."""
+    definition = _study("loud", "--short-mb", "24", "--first-attempt-only")
+    service = Service(tmp_path, workers=1)
+    try:
+        status, _, _ = service.request("POST", "/studies", json.dumps(definition), {"Content-Type": "application/json"})
+        assert status == 201
+        worker = eventually(lambda: _children(service.process.pid), "the service's worker", timeout=30)[0]
+        log, position = eventually(lambda: _log_read(worker), "the worker reading the trial's log", timeout=60,
+                                   interval=0.01)
+        assert position < log.stat().st_size // 2, "the signal comes before the read is half way"
+        service.process.send_signal(signal.SIGTERM)
+        assert service.process.wait(timeout=60) == 0
+    finally:
+        service.close()
+    said = (tmp_path / "serve.log").read_text()
+    assert "Traceback" not in said and "retrying" not in said, said
+    assert _trials(tmp_path) == [("RUNNING", 1)], "the attempt's end was not recorded from a read cut short"
+
+    service = Service(tmp_path, workers=1)
+    try:
+        assert service.wait_for("loud")["status"] == "completed"
+    finally:
+        service.close()
+    assert _trials(tmp_path) == [("COMPLETE", 1)], "the end put back in the queue is recorded from the attempt's log"
+
+
+def _children(pid: int) -> list[int]:
+    """The process's children."""
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
 def _log_read(pid: int) -> tuple[Path, int] | None:
