@@ -84,6 +84,9 @@ class InstantExecutor:
     def read_file(self, launch: TrialLaunch, path: str) -> Iterator[str]:
         return iter(())
 
+    def recorded_end(self, launch: TrialLaunch) -> Event | None:
+        return None
+
 
 def definition(name: str, trials: int, algorithm: str = "random", dimensions: int = 2, seed: int = 1,
                parallelism: int = 1) -> dict[str, Any]:

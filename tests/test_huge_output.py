@@ -78,13 +78,14 @@ def test_a_trial_printing_200_mb_is_parsed_in_bounded_memory_and_served_capped(t
     assert text.startswith("x" * 1000) and text.endswith("done\n")
 
 
-def test_a_run_stopped_while_it_reads_a_huge_log_exits_before_reading_on_and_the_trial_runs_again(tmp_path: Path):
-    """SIGTERM (handled as Ctrl-C) reaches ``katuna run`` while it reads the 24 MiB log of the
+def test_a_run_stopped_while_it_reads_a_huge_log_exits_before_reading_on_and_its_resume_records_the_trial(tmp_path: Path):
+    """SIGTERM (handled as Ctrl-C) reaches ``katuna run`` while it reads the 8 MiB log of the
     trial that just ended: the run exits on it without reading on to the log's end, so the
     attempt's end stays unrecorded (no partial read is taken for the whole), and the study is
-    resumable: run again, it runs the trial anew (its second attempt prints little)."""
+    resumable: run again, it records the trial from its whole log, as its attempt had ended on
+    its own."""
     path = tmp_path / "loud.yaml"
-    path.write_text(yaml.safe_dump(_study("loud", "--short-mb", "24", "--first-attempt-only")))
+    path.write_text(yaml.safe_dump(_study("loud", "--short-mb", "8", "--first-attempt-only")))
     command = [KATUNA, "run", str(path), "--db", str(tmp_path / "katuna.db")]
     process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -106,16 +107,16 @@ def test_a_run_stopped_while_it_reads_a_huge_log_exits_before_reading_on_and_the
         assert resumed.run("loud").status == "completed"
     finally:
         resumed.close()
-    assert _trials(tmp_path) == [("COMPLETE", 2)]
+    assert _trials(tmp_path) == [("COMPLETE", 1)], "the attempt that had ended is recorded, not run again"
 
 
 def test_a_service_stopped_while_it_reads_a_huge_log_stops_before_reading_on_and_handles_the_end_later(
         tmp_path: Path):
-    """SIGTERM reaches ``katuna serve`` while its worker reads the 24 MiB log of the trial that
+    """SIGTERM reaches ``katuna serve`` while its worker reads the 8 MiB log of the trial that
     just ended: the worker stops without reading on to the log's end (its stop does not wait for
     the read, nor cut it off at its broker thread's join), so the attempt's end stays unrecorded,
     and nothing is reported as failed. Started again, the service handles the end."""
-    definition = _study("loud", "--short-mb", "24", "--first-attempt-only")
+    definition = _study("loud", "--short-mb", "8", "--first-attempt-only")
     service = Service(tmp_path, workers=1)
     try:
         status, _, _ = service.request("POST", "/studies", json.dumps(definition), {"Content-Type": "application/json"})

@@ -1,17 +1,25 @@
 """A running attempt whose run is gone when its study resumes (its process ended with the
 ``katuna`` that ran it, its Job deleted) is a run lost: it counts against
-``trialTemplate.maxAttempts`` as a preempted one does, and the trial's reason says so. Real
-trial processes, a real SQLite store, the handlers as dispatched."""
+``trialTemplate.maxAttempts`` as a preempted one does, and the trial's reason says so. One whose
+process ended on its own, its end recorded beside its log, but whose handling was given up (the
+``katuna`` that ran it stopped meanwhile) is recorded from its log instead. Real trial
+processes, a real SQLite store, the handlers as dispatched."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import pytest
 from conftest import study_definition
+from waiting import eventually
 
+from functions.adapters import local_ends
 from functions.adapters.local_executor import LocalExecutor
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.events import TRIAL_FINISHED, Event, study_created
+from functions.core.launch import trial_launch
+from functions.core.records import RUNNING, TrialRecord
 from functions.core.validate import parse_study
 from functions.dispatch import Dispatcher
 from functions.handlers import Deps
@@ -28,13 +36,14 @@ def _deliver_all(dispatcher: Dispatcher, events: list[Event]) -> list[Event]:
     return delivered
 
 
-def _resume(store: SqliteStore, tmp_path: Path, uid: str, lookahead: int, deliveries: int = 1) -> list[Event]:
+def _resume(store: SqliteStore, tmp_path: Path, uid: str, lookahead: int, deliveries: int = 1,
+            name: str = "lost") -> list[Event]:
     """A fresh process resumes the study (``deliveries`` times: an event delivered again), its
     trial left running; then that process ends, its trial's run with it."""
     executor = LocalExecutor(tmp_path / "logs", lambda event: None)
     dispatcher = Dispatcher(Deps(store, executor, lambda: 1000.0, lookahead=lookahead))
     try:
-        return [event for _ in range(deliveries) for event in _deliver_all(dispatcher, [study_created("lost", uid)])]
+        return [event for _ in range(deliveries) for event in _deliver_all(dispatcher, [study_created(name, uid)])]
     finally:
         executor.shutdown()
 
@@ -62,3 +71,59 @@ def test_a_run_lost_while_the_study_was_not_running_counts_against_max_attempts(
             assert store.get_study("lost").status == "failed"
         finally:
             store.close()
+
+
+def test_an_attempt_that_ended_on_its_own_before_its_end_was_handled_is_recorded_from_its_log_on_resume(
+        tmp_path: Path):
+    """The process that ran the trial stopped before it handled the attempt's end (its event
+    went with it): the attempt had ended on its own, its exit recorded beside its log, so the
+    resume records the trial from that log, attempt 1, without running it again; resumed again,
+    nothing changes. A record that is not this attempt's proves nothing: that run is lost."""
+    store = SqliteStore(tmp_path / "katuna.db")
+    native = study_definition("ended", maxTrials=1, parallelism=1)
+    first = LocalExecutor(tmp_path / "logs", lambda event: None)
+    record, _ = store_study(Deps(store, first, lambda: 1000.0), parse_study(native), native)
+    try:
+        _deliver_all(Dispatcher(Deps(store, first, lambda: 1000.0)), [study_created("ended", record.uid)])
+        eventually(lambda: first.running("ended") == 0, "the trial ending on its own", timeout=20)
+        first.shutdown()
+        assert (store.get_trial("ended", 0).state, store.get_trial("ended", 0).attempt) == ("RUNNING", 1)
+
+        ends = [e for e in _resume(store, tmp_path, record.uid, 0, deliveries=2, name="ended") if e.type == TRIAL_FINISHED]
+        trial = store.get_trial("ended", 0)
+        assert (trial.state, trial.attempt) == ("COMPLETE", 1), trial.reason
+        assert trial.values == [pytest.approx((trial.params["x"] - 2) ** 2, abs=1e-6)]
+        assert len({e.id for e in ends}) == 1 and ends[0].data["outcome"] == "exited"
+        assert ends[0].data["exitCode"] == 0
+        _resume(store, tmp_path, record.uid, 0, name="ended")
+        assert store.get_trial("ended", 0) == trial, "resumed again, nothing changes"
+    finally:
+        store.close()
+
+
+def test_an_end_record_that_is_not_the_attempts_own_is_not_taken(tmp_path: Path):
+    """Only a record of this very attempt, written as katuna writes it, proves its end: one of
+    another attempt (or study made again under the name), a malformed one, or a link are not."""
+    store = SqliteStore(tmp_path / "katuna.db")
+    native = study_definition("ended", maxTrials=1, parallelism=1)
+    executor = LocalExecutor(tmp_path / "logs", lambda event: None)
+    try:
+        record, _ = store_study(Deps(store, executor, lambda: 1000.0), parse_study(native), native)
+        launch = trial_launch(record, TrialRecord("ended", 0, {"x": 1.0}, RUNNING))
+        log = executor.log_path(launch)
+        log.parent.mkdir(parents=True)
+        local_ends.record(log, tmp_path / "logs", launch, 0, False)
+        assert executor.recorded_end(launch).data["exitCode"] == 0
+        local_ends.path(log).write_text(local_ends.path(log).read_text().replace('"attempt": 1', '"attempt": 2'))
+        assert executor.recorded_end(launch) is None
+        text_code = {"uid": record.uid, "trial": 0, "attempt": 1, "exitCode": "0", "timedOut": False}
+        for forged in (json.dumps(text_code), "not json", ""):
+            local_ends.path(log).write_text(forged)
+            assert executor.recorded_end(launch) is None, forged
+        local_ends.path(log).unlink()
+        (tmp_path / "elsewhere.exit").write_text(local_ends.path(log).name)
+        local_ends.path(log).symlink_to(tmp_path / "elsewhere.exit")
+        assert executor.recorded_end(launch) is None
+    finally:
+        executor.shutdown()
+        store.close()

@@ -195,6 +195,11 @@ class KubernetesExecutor:
         """Jobs run on the cluster, not in this process."""
         return 0
 
+    def recorded_end(self, launch: TrialLaunch) -> Event | None:
+        """None: an attempt's end is read from its Job (:meth:`poll`); once the Job is gone,
+        nothing of it proves how it ended."""
+        return None
+
     def poll(self, launch: TrialLaunch) -> Event | None:
         """The attempt's end, read from its Job and pods, with the image digest its pod reports
         (:meth:`look`).

@@ -19,7 +19,10 @@ service's Python's bin directory first), ``HOME``, ``USER``, ``LOGNAME``, ``LANG
 
 Several executors may share one log directory (the workers of ``katuna serve``): beside each
 log an ``.owner`` file names the process that runs the attempt (see
-:mod:`functions.adapters.owners`), so every executor knows whether an attempt exists.
+:mod:`functions.adapters.owners`), so every executor knows whether an attempt exists. An
+attempt that ended on its own has its exit recorded there too, before its end is reported
+(:mod:`functions.adapters.local_ends`), so that a study resuming after its handling was given
+up records it from its log instead of running it again.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
-from functions.adapters import local_outputs, process_tree
+from functions.adapters import local_ends, local_outputs, process_tree
 from functions.adapters.local_guard import Guard
 from functions.adapters.local_progress import ProgressReports, streamed
 from functions.adapters.local_run import Key, LocalRun, attempt_key, ids
@@ -43,7 +46,7 @@ from functions.adapters.owners import Owners
 from functions.adapters.trial_ends import PUBLISH_DELAYS, finished_event, publish_with_retries
 from functions.adapters.trial_env import trial_environment
 from functions.adapters.workers import Workers
-from functions.core.errors import InvalidStudy, Problem
+from functions.core.errors import InvalidStudy, Problem, RefusedFile
 from functions.core.events import Event, trial_finished
 from functions.core.launch import TrialLaunch
 
@@ -207,10 +210,24 @@ class LocalExecutor:
         self._contain(run)
         if run.streamer is not None:
             run.streamer.join()
+        if not (run.stopped or self._closed):
+            self._record_end(run, code)
         self._ended(run)
         if run.stopped or self._closed:
             return
         self._report(run, finished_event(run.launch, code, run.timed_out))
+
+    def _record_end(self, run: LocalRun, code: int) -> None:
+        """Record beside its log how the attempt ended on its own, before the end is reported
+        (and before a shutdown, which waits for the attempt, may go on): were its handling given
+        up, the study's resume records the attempt from its log (:meth:`recorded_end`). A record
+        that cannot be written costs only that: the attempt would then run again."""
+        try:
+            local_ends.record(self.log_path(run.launch), self.log_dir, run.launch, code, run.timed_out)
+        except (OSError, RefusedFile) as exc:
+            log.warning("could not record the end of %s trial %d attempt %d beside its log (were its handling "
+                        "interrupted, it would run again): %s", run.launch.study, run.launch.number,
+                        run.launch.attempt, exc)
 
     def _report(self, run: LocalRun, event: Event) -> None:
         """Publish the attempt's end, trying again while publishing fails; an end still
@@ -267,6 +284,13 @@ class LocalExecutor:
         reported as they happen, never learnt by asking."""
         with self._lock:
             return self._unreported.get(attempt_key(launch))
+
+    def recorded_end(self, launch: TrialLaunch) -> Event | None:
+        """The end of an attempt that no process runs any more, as recorded beside its log when
+        its process ended on its own (:mod:`functions.adapters.local_ends`): the handling of that
+        end was given up, or lost with the process that ran it. None without such a record."""
+        end = local_ends.recorded(self.log_path(launch), launch)
+        return None if end is None else finished_event(launch, *end)
 
     def stop_study(self, study: str, uid: str | None = None) -> None:
         """Stop every attempt of the study (of that uid, if given) that is still running here."""

@@ -45,12 +45,8 @@ def new_log(path: Path, log_dir: Path) -> BinaryIO:
     name, emptied only then; anything else is a :class:`RefusedFile` naming the path. The log of
     an attempt launched again (an event delivered twice) is simply made new again."""
     try:
-        folder = _folder(log_dir)
+        folder = open_folder(path, log_dir)
         try:
-            for part in path.relative_to(log_dir).parts[:-1]:
-                inner = _subfolder(folder, part, path)
-                os.close(folder)
-                folder = inner
             return _new_file(folder, path)
         finally:
             os.close(folder)
@@ -61,6 +57,21 @@ def new_log(path: Path, log_dir: Path) -> BinaryIO:
         raise LogsUnavailable(f"cannot write the trial log {path}: {exc.strerror or exc}; katuna needs "
                               f"to write in the trial-log folder {log_dir} (KATUNA_LOG_DIR); trials start again once "
                               "it can") from exc
+
+
+def open_folder(path: Path, log_dir: Path) -> int:
+    """The folder of ``path`` under ``log_dir`` opened (made where it is not there), no link
+    below ``log_dir`` followed on the way: a :class:`RefusedFile` names one met."""
+    folder = _folder(log_dir)
+    try:
+        for part in path.relative_to(log_dir).parts[:-1]:
+            inner = _subfolder(folder, part, path)
+            os.close(folder)
+            folder = inner
+    except BaseException:
+        os.close(folder)
+        raise
+    return folder
 
 
 def check_log_dir(log_dir: Path) -> None:

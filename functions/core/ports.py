@@ -196,6 +196,12 @@ class Executor(Protocol):
         """The ``trial.finished`` of the attempt if it ended, for executors that learn it by
         asking; executors that report ends themselves answer None."""
 
+    def recorded_end(self, launch: TrialLaunch) -> Event | None:
+        """The ``trial.finished`` of an attempt no process runs any more (:meth:`exists` said so)
+        that is proven to have ended on its own before its end was handled (its exit recorded),
+        to be handled from its output when its study resumes; None when nothing proves it ended
+        so (the run was lost)."""
+
     def running(self, study: str) -> int:
         """How many attempts of the study this process is still waiting for."""
 

@@ -2,7 +2,8 @@
 
 Every delivery reconciles, so a duplicate is harmless and a re-run resumes: attempts whose run
 the executor no longer has end as preempted (a fresh attempt, while the trial has runs left
-under ``trialTemplate.maxAttempts``), then free parallel slots get new trials.
+under ``trialTemplate.maxAttempts``), unless it proves they ended on their own (then their end is
+handled), then free parallel slots get new trials.
 A continuation (sent when one event could not ask for every free slot) only asks. A study's
 first delivery also records what makes it reproducible (:mod:`functions.core.reproducible`) and
 gives the sampler the study's known results (its warm start).
@@ -42,13 +43,17 @@ def _resume(record: StudyRecord, deps: Deps) -> list[Event]:
 
     A lost run is a run lost as a preempted one is: its ``trial.finished`` (:func:`_lost`) lets
     ``collect`` run the trial again as its next attempt, saying so in its reason, or fail it once
-    it lost ``trialTemplate.maxAttempts`` runs. That event's id is the attempt's, so a delivery
-    of ``study.created`` again, or the attempt's own end arriving too, changes nothing twice."""
+    it lost ``trialTemplate.maxAttempts`` runs. An attempt the executor proves ended on its own
+    (its exit recorded, its handling given up as katuna stopped: :meth:`Executor.recorded_end`)
+    is no lost run: its own ``trial.finished`` is handled, from its output. Either event's id is
+    the attempt's, so a delivery of ``study.created`` again, or the attempt's own end arriving
+    too, changes nothing twice."""
     events, lost = [], []
     active = deps.store.trials(record.name, ACTIVE_STATES)
     for trial in active if deps.lookahead else _within_parallelism(record, deps, active):
-        if trial.state == RUNNING and not deps.executor.exists(trial_launch(record, trial)):
-            lost.append(_lost(record, trial))
+        launch = trial_launch(record, trial)
+        if trial.state == RUNNING and not deps.executor.exists(launch):
+            lost.append(deps.executor.recorded_end(launch) or _lost(record, trial))
         elif trial.state != RUNNING:
             events.append(trial_suggested(record.name, record.uid, trial.number, trial.attempt))
     return lost if deps.lookahead else lost + events

@@ -1,0 +1,77 @@
+"""A local attempt's end, recorded beside its log once its process ended on its own.
+
+The end of an attempt is reported as an event, and handled by reading its log. A katuna process
+that stops while that handling reads the log (an interrupted ``katuna run``, a ``katuna serve``
+worker stopping) gives it up, and the event goes with the process; the attempt had ended, its
+log and exit status whole. So the executor writes the exit status beside the log (``<trial>.
+<attempt>.exit``) before it reports the end, only for an attempt whose process ended without
+katuna stopping or killing it (past its timeout excepted, which katuna reports as such): when
+the study resumes, such an attempt is recorded from its log instead of run again. An attempt
+without a record, or with one katuna cannot read as its own, is lost as before.
+
+The record is written as the log is, never through a link a trial planted
+(:func:`functions.adapters.local_outputs.open_folder`), and replaces any earlier one at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+from pathlib import Path
+
+from functions.adapters import local_outputs, trial_files
+from functions.core.errors import RefusedFile
+from functions.core.launch import TrialLaunch
+
+SUFFIX = ".exit"
+"""The record's name is the log's with this suffix."""
+MAX_BYTES = 4096
+"""The most of a record read: katuna writes a hundred bytes or so."""
+
+
+def path(log: Path) -> Path:
+    """Where the end of the attempt logging to ``log`` is recorded."""
+    return log.with_suffix(SUFFIX)
+
+
+def record(log: Path, log_dir: Path, launch: TrialLaunch, code: int, timed_out: bool) -> None:
+    """Record that the attempt's main process exited with ``code`` (negative: a signal), killed
+    past its timeout if ``timed_out``; raises :class:`OSError` (or :class:`RefusedFile`) when
+    it cannot be written."""
+    target = path(log)
+    data = json.dumps({"uid": launch.uid, "trial": launch.number, "attempt": launch.attempt, "exitCode": code,
+                       "timedOut": timed_out}).encode()
+    folder = local_outputs.open_folder(target, log_dir)
+    try:
+        temporary = f".{target.name}.{secrets.token_hex(4)}"
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                     dir_fd=folder)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(temporary, target.name, src_dir_fd=folder, dst_dir_fd=folder)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary, dir_fd=folder)
+            raise
+    finally:
+        os.close(folder)
+
+
+def recorded(log: Path, launch: TrialLaunch) -> tuple[int, bool] | None:
+    """The exit code and whether it came past the timeout, as recorded for this very attempt
+    (its study's uid, trial and attempt); None without a record katuna can read as its own."""
+    try:
+        with trial_files.open_file(path(log)) as handle:
+            data = json.loads(handle.read(MAX_BYTES))
+    except (OSError, RefusedFile, ValueError):
+        return None
+    if not isinstance(data, dict) or (data.get("uid"), data.get("trial"), data.get("attempt")) != (
+            launch.uid, launch.number, launch.attempt):
+        return None
+    code, timed_out = data.get("exitCode"), data.get("timedOut")
+    if type(code) is not int or type(timed_out) is not bool:
+        return None
+    return code, timed_out
