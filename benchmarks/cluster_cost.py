@@ -264,7 +264,7 @@ def plot(results: list[dict[str, Any]], name: str, out: Path | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="20 trials, 5 at a time (a smoke run)")
+    parser.add_argument("--quick", action="store_true", help="10 trials, 5 at a time (a smoke run)")
     parser.add_argument("--cloud", choices=sorted(PRICES), default="gke")
     parser.add_argument("--preemptions", type=float, default=0.05, help="spot interruptions per node-hour")
     parser.add_argument("--spot-price", type=float, default=None, help="USD per spot node-hour")
@@ -274,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out = report.out_dir(args.out, args.quick)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger("katuna").setLevel(logging.ERROR)
-    ref = Reference(trials=20, parallelism=5) if args.quick else Reference()
+    ref = Reference(trials=10, parallelism=5) if args.quick else Reference()
     machine = PRICES[args.cloud]
     prices = {"spot": args.spot_price or machine["spot"], "on_demand": args.on_demand_price or machine["on_demand"]}
     with tempfile.TemporaryDirectory() as folder:

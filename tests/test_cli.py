@@ -691,7 +691,7 @@ def test_a_database_another_writer_holds_is_read_and_a_write_exits_2_saying_it_i
     write_study(tmp_path / "other.yaml", study_definition(name="other", maxTrials=2))
     writer = sqlite3.connect(tmp_path / "katuna.db", isolation_level=None)
     writer.execute("BEGIN IMMEDIATE")
-    env = {**os.environ, "KATUNA_BUSY_TIMEOUT": "1", "COLUMNS": "200"}
+    env = {**os.environ, "KATUNA_BUSY_TIMEOUT": "0.2", "COLUMNS": "200"}
     try:
         def run(*args: str) -> subprocess.CompletedProcess[str]:
             return subprocess.run([*KATUNA, *args], cwd=tmp_path, capture_output=True, text=True, timeout=60, env=env)

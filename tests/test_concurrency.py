@@ -151,7 +151,7 @@ def test_a_writer_holding_the_database_past_the_busy_timeout_gets_503s_and_every
         uid = _uids(tmp_path)["settled"]
         holder = threading.Thread(target=hold)
         holder.start()
-        new = [f"busy-{i}" for i in range(30)]
+        new = [f"busy-{i}" for i in range(16)]
 
         def fire(i: int) -> tuple[int, dict, bytes]:
             if i % 2:

@@ -669,7 +669,7 @@ def test_trial_jobs_report_progress_and_the_pruner_deletes_the_losers(kube: Kube
     service = Service(tmp_path, workers=2, port=port, KATUNA_EXECUTOR="kubernetes", KATUNA_K8S_API=kube.url,
                       KATUNA_K8S_NAMESPACE="pruning", KATUNA_REPORT_URL=f"http://127.0.0.1:{port}/")
     try:
-        definition = job_study("job-prune", mode="curve", maxTrials=8, parallelism=2,
+        definition = job_study("job-prune", mode="curve", maxTrials=6, parallelism=2,
                                earlyStopping={"algorithm": "median", "settings": {"n_startup_trials": 2}})
         definition["trialTemplate"]["command"] += ["--sleep", "2.4"]
         submit(service, definition)

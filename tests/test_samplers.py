@@ -26,14 +26,15 @@ TWO_D = [{"name": "x", "type": "float", "min": -5.0, "max": 5.0},
          {"name": "y", "type": "float", "min": -5.0, "max": 5.0}]
 
 
-def definition_for(algorithm: str, trials: int = 8) -> dict:
+def definition_for(algorithm: str, trials: int = 8, grid_step: float = 2.5) -> dict:
+    """A seeded 2-D study; grid's space is the points ``grid_step`` apart, fewer than its maxTrials."""
     definition = study_definition(maxTrials=trials, parallelism=1, parameters=TWO_D,
                                   algorithm={"name": algorithm, "seed": 11})
     definition["trialTemplate"]["command"] = [sys.executable, str(TRIAL), "--x", "${trialParameters.x}",
                                               "--y", "${trialParameters.y}"]
     if algorithm == "grid":
         for parameter in definition["parameters"]:
-            parameter["step"] = 2.5
+            parameter["step"] = grid_step
         definition["maxTrials"] = 100
     if algorithm == "nsga2":
         definition["objective"] = {"metrics": [{"name": "loss", "direction": "minimize"},
@@ -67,14 +68,14 @@ def drive_with_fresh_state(tmp_path: Path, definition: dict) -> list[dict]:
 @pytest.mark.slow
 @pytest.mark.parametrize("algorithm", sorted(REGISTRY))
 def test_sampler_from_fresh_state_is_distinct_and_reproducible(tmp_path: Path, algorithm: str):
-    definition = definition_for(algorithm)
+    definition = definition_for(algorithm, grid_step=5.0)
     first = drive_with_fresh_state(tmp_path / "a", definition)
     second = drive_with_fresh_state(tmp_path / "b", definition)
     assert first == second, "a seeded study is reproducible"
     points = [(p["x"], p["y"]) for p in first]
     assert len(set(points)) == len(points), "no suggestion repeats"
     assert all(-5 <= x <= 5 and -5 <= y <= 5 for x, y in points)
-    expected = 25 if algorithm == "grid" else 8
+    expected = 9 if algorithm == "grid" else 8  # grid: its 3 x 3 points, though maxTrials is 100
     assert len(points) == expected
 
 
