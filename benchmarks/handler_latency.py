@@ -23,6 +23,14 @@ took while the output was parsed, against the same handlings alone, shows whethe
 holds the database's write lock (``writer_ms_max_during_parse``, ``writer_events_during_parse``;
 a handling that waited past the busy timeout counts in ``writer_refused_during_parse``).
 
+Before all that, the text parser's own rate (``--parse-rate``: this part alone), on output made
+only of reports (``epoch=N loss=... accuracy=...``, as a trial reporting every step prints),
+parsed a line at a time as a trial's end reads it, with Katib's default filter and with a
+Katib-style filter of the study's own (``name: value``): microseconds per report line
+(``parse_us_per_report_line``, ``parse_custom_us_per_report_line``) and MiB/s, each beside the
+same output parsed by the parser before it matched filters in Python's ``re`` or over bytes
+(tests/metrics_reference.py), in alternating rounds on the same machine.
+
 Ends with ``own_ms_p50_at_<largest>=`` (target <= 10 ms and <= 2x the value at the smallest
 size) and ``cold_start_s=`` (target <= 1 s).
 """
@@ -229,6 +237,47 @@ def parse_phase(tmp: Path, megabytes: float, alone: int) -> dict[str, float]:
             "writer_ms_max_during_parse": max(done, default=parse_s * 1000)}
 
 
+CUSTOM_FILTER = r"([\w|-]+)\s*:\s*([+-]?\d*(\.\d+)?([Ee][+-]?\d+)?)"
+"""A filter of the kind Katib users give for ``name: value`` output."""
+
+
+def report_lines(megabytes: float, separator: str) -> list[str]:
+    """``megabytes`` MiB of output lines that each report a step's loss and accuracy."""
+    lines, size, step = [], 0, 0
+    while size < megabytes * (1 << 20):
+        line = f"epoch{separator}{step} loss{separator}{1 / (step + 1):.6f} accuracy{separator}{step % 997 / 997:.6f}\n"
+        lines.append(line)
+        size += len(line)
+        step += 1
+    return lines
+
+
+def parse_rate(megabytes: float, rounds: int = 3) -> dict[str, float]:
+    """Microseconds per report line and MiB/s of the text parser, with the default filter and a
+    study's own, now and before (tests/metrics_reference.py), medians of alternating rounds."""
+    sys.path.insert(0, str(HERE.parent / "tests"))
+    import metrics_reference
+
+    from functions.core.metrics import parse_text
+
+    cases = {"": ("=", ()), "custom_": (":", (CUSTOM_FILTER,))}
+    parsers = {"": parse_text, "_before": metrics_reference.parse_text}
+    seconds: dict[tuple[str, str], list[float]] = {}
+    for _ in range(rounds):
+        for label, (separator, filters) in cases.items():
+            lines = report_lines(megabytes, separator)
+            for when, parse in parsers.items():
+                started = time.process_time()
+                for line in lines:
+                    parse([line], ["loss", "accuracy"], filters)
+                seconds.setdefault((label, when), []).append((time.process_time() - started) / len(lines))
+    figures = {}
+    for (label, when), per_line in seconds.items():
+        figures[f"parse_{label}us_per_report_line{when}"] = statistics.median(per_line) * 1e6
+        figures[f"parse_{label}mib_per_s{when}"] = megabytes / (statistics.median(per_line) * len(lines))
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="100,1000,10000", help="stored trials at which to measure")
@@ -237,6 +286,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help=report.OUT_HELP)
     parser.add_argument("--parse-mb", type=float, default=50.0,
                         help="MiB of output parsed while another study is written (2 with --quick)")
+    parser.add_argument("--parse-rate", action="store_true", help="only measure the text parser's rate")
+    parser.add_argument("--parse-rate-mb", type=float, default=2.0,
+                        help="MiB of report lines the parser's rate is measured on (0.2 with --quick)")
     parser.add_argument("--cold", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--parse-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -246,6 +298,14 @@ def main() -> None:
         return
     if args.parse_child:
         parse_child(args.parse_child, args.parse_mb)
+        return
+    rate = parse_rate(0.2 if args.quick else args.parse_rate_mb)
+    print(f"text parser, output made only of reports, a line at a time (CPU, median of 3 rounds): default filter "
+          f"{rate['parse_us_per_report_line']:.1f} µs a line ({rate['parse_us_per_report_line_before']:.1f} before), "
+          f"a study's own filter {rate['parse_custom_us_per_report_line']:.1f} µs "
+          f"({rate['parse_custom_us_per_report_line_before']:.1f} before)")
+    if args.parse_rate:
+        report.lines(rate)
         return
     sizes = [20, 60] if args.quick else [int(s) for s in args.sizes.split(",")]
     samples = 5 if args.quick else args.samples
@@ -286,6 +346,7 @@ def main() -> None:
     first, last = result["sizes"][sizes[0]], result["sizes"][sizes[-1]]
     result.update(samples=samples, cold_start_s=cold_inside, cold_ask_s=cold_ask, cold_process_s=cold_wall,
                   cold_process_cpu_s=cold_cpu, cold_start_cpu_s=cold_start_cpu, lookahead=LOOKAHEAD, parse=parse,
+                  parse_rate=rate,
                   own_growth=last["own_cpu_ms_p50"] / first["own_cpu_ms_p50"])
     report.save("handler_latency", result, args.out)
     fig, ax = report.figure()
@@ -306,7 +367,7 @@ def main() -> None:
                   f"own_wall_ms_p50_at_{sizes[-1]}": last["own_ms_p50"], "own_growth": result["own_growth"],
                   "cold_process_cpu_s": cold_cpu, "cold_start_cpu_s": cold_start_cpu, "cold_process_s": cold_wall, "cold_ask_s": cold_ask,
                   "cold_start_s": cold_inside,
-                  **{key: value for key, value in parse.items() if key.startswith(("writer_", "parse_s"))},
+                  **{key: value for key, value in parse.items() if key.startswith(("writer_", "parse_s"))}, **rate,
                   f"own_ms_p50_at_{sizes[-1]}": last["own_cpu_ms_p50"]})
 
 
