@@ -10,8 +10,9 @@ any command takes), in MB.
 
 Then, as a browser opens the study page, a real ``katuna serve`` worker (one, with 12 threads as
 the image runs it) is asked for the page's charts all at once, twice (the second time with
-another parameter picked for slice and contour): the seconds until the last chart, the worker's
-peak and settled resident memory, and the longest ``/healthz`` answer meanwhile.
+another parameter picked for slice and contour), then once more after one more trial completed
+(what a running study's page costs after each trial): the seconds until the last chart, the
+worker's peak and settled resident memory, and the longest ``/healthz`` answer meanwhile.
 """
 
 from __future__ import annotations
@@ -185,12 +186,31 @@ def concurrent_charts(db: Path) -> dict[str, float]:
             seconds, health = fetch_at_once(base, [f"/ui/studies/{NAME}/plots/" + c.format(params) for c in CHARTS])
             figures[f"{label}_all_s"] = round(seconds, 1)
             figures[f"{label}_healthz_max_s"] = round(health, 2)
+        add_trial(db)
+        seconds, health = fetch_at_once(base, [f"/ui/studies/{NAME}/plots/" + c.format("lr,dropout") for c in CHARTS])
+        figures["charts_new_trial_all_s"] = round(seconds, 1)
+        figures["charts_new_trial_healthz_max_s"] = round(health, 2)
         figures["worker_peak_mb"] = memory_mb(worker, "VmHWM")
         figures["worker_after_mb"] = memory_mb(worker, "VmRSS")
         return figures
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def add_trial(db: Path) -> None:
+    """One more completed trial, written as katuna records a trial's end: its row and Optuna's record."""
+    store = SqliteStore(db)
+    number = store.optuna_history(NAME)
+    params = {"lr": 1e-3, "dropout": 0.25, "optimizer": "adam"}
+    distributions = {"lr": FloatDistribution(1e-5, 1e-1, log=True), "dropout": FloatDistribution(0.0, 0.5),
+                     "optimizer": CategoricalDistribution(["sgd", "adam", "rmsprop"])}
+    with store.transaction():
+        store.add_trial(TrialRecord(NAME, number, params, COMPLETE, values=[0.3], metrics={"loss": 0.3, "accuracy": 0.94},
+                                    exit_code=0))
+        store.optuna_study(NAME, ["minimize"]).add_trial(
+            optuna.trial.create_trial(params=params, distributions=distributions, value=0.3))
+    store.close()
 
 
 def free_port() -> int:

@@ -1,7 +1,8 @@
 """The study page's charts asked for at once, through the real app (Flask's test clients, one per
-thread, on a real Runtime and SQLite file): a process reads a study's Optuna history once per
-change, whatever the threads asking, keeps a bounded number of histories, builds each chart
-once, and keeps answering ``/healthz`` while charts wait."""
+thread, on a real Runtime and SQLite file): a process reads a study's Optuna history once,
+whatever the threads asking, then replays into it only the records each change adds, keeps a
+bounded number of histories, builds each chart once, and keeps answering ``/healthz`` while
+charts wait."""
 
 from __future__ import annotations
 
@@ -85,15 +86,53 @@ def test_other_parameters_rebuild_only_the_charts_drawn_for_them(runtime: Runtim
     assert runtime.histories.reads == 1
 
 
-def test_a_changed_study_is_read_again_and_its_older_history_let_go(runtime: Runtime):
-    fetch_at_once(runtime, charts("charted"))
-    store = runtime.store()
+def add_trial(store: SqliteStore, name: str = "charted") -> int:
+    """One more completed trial in the study's Optuna journal; how many records that took."""
+    before = store.optuna_version(name)
     with store.transaction():
-        store.optuna_study("charted", ["minimize"]).add_trial(optuna.trial.create_trial(
+        store.optuna_study(name, ["minimize"]).add_trial(optuna.trial.create_trial(
             params={"x": 0.5, "y": 0.5}, distributions={"x": FloatDistribution(0.0, 1.0), "y": FloatDistribution(0.0, 1.0)},
             value=1.0))
-    assert fetch_at_once(runtime, ["/ui/studies/charted/plots/history"]) == [200]
-    assert runtime.histories.reads == 2 and runtime.histories.kept() == 1
+    return store.optuna_version(name) - before
+
+
+def test_a_changed_study_s_history_replays_only_the_records_that_came_after_it(runtime: Runtime):
+    fetch_at_once(runtime, charts("charted"))
+    store = runtime.store()
+    histories = runtime.histories
+    replayed = histories.replayed
+    assert replayed == store.optuna_version("charted"), "the first chart replays the whole journal"
+    added = add_trial(store)
+    assert fetch_at_once(runtime, charts("charted")) == [200] * len(CHARTS)
+    assert (histories.reads, histories.extends, histories.kept()) == (1, 1, 1)
+    assert histories.replayed - replayed == added, "only the new trial's records are read"
+    storage = store.chart_storage("charted", store.optuna_version("charted"))
+    assert len(storage.get_all_trials(0, deepcopy=False)) == TRIALS + 1
+    assert (histories.reads, histories.extends) == (1, 1), "a history as new as the journal is not read again"
+
+
+def test_the_trials_a_chart_holds_stay_as_they_were_while_its_history_is_extended(runtime: Runtime):
+    store = runtime.store()
+    with store.transaction():
+        asked = store.optuna_study("charted", ["minimize"]).ask()
+    held = store.chart_storage("charted", store.optuna_version("charted")).get_all_trials(0, deepcopy=False)
+    with store.transaction():
+        store.optuna_study("charted", ["minimize"]).tell(asked, 0.25)
+    add_trial(store)
+    now = store.chart_storage("charted", store.optuna_version("charted")).get_all_trials(0, deepcopy=False)
+    assert runtime.histories.extends == 1
+    assert len(held) == TRIALS + 1 and held[-1].state == optuna.trial.TrialState.RUNNING
+    assert len(now) == TRIALS + 2 and now[TRIALS].state == optuna.trial.TrialState.COMPLETE and now[TRIALS].value == 0.25
+
+
+def test_a_study_created_again_under_its_name_is_read_from_its_own_stream(runtime: Runtime):
+    store = runtime.store()
+    assert len(store.chart_storage("charted", store.optuna_version("charted")).get_all_trials(0)) == TRIALS
+    store.delete_study("charted")
+    add_study(store, "charted", trials=5)
+    storage = store.chart_storage("charted", store.optuna_version("charted"))
+    assert [t.number for t in storage.get_all_trials(0, deepcopy=False)] == list(range(5))
+    assert (runtime.histories.reads, runtime.histories.extends) == (2, 0), "never extended across streams"
 
 
 def test_the_histories_kept_are_bounded_by_their_trials(tmp_path):
