@@ -53,10 +53,12 @@ from functions.core.timeouts import REMOTE_TIMEOUT
 from infra.eks_requests import (
     CLUSTER_SETTING,
     REGION_SETTING,
+    SUBNETS_SETTING,
     EksCluster,
     create_request,
     name_request,
     scaling_request,
+    subnet_problem,
     template_tags,
 )
 from infra.polling import until_done
@@ -93,8 +95,8 @@ _UPDATE_FAILED = {"Failed": "failed", "Cancelled": "was cancelled"}
 """The Update statuses that end it without its change, in words."""
 
 
-def clients(region: str | None = None, timeout: float = REMOTE_TIMEOUT) -> tuple[Any, Any]:
-    """EKS and Auto Scaling clients from the standard chain (profile, environment,
+def clients(region: str | None = None, timeout: float = REMOTE_TIMEOUT) -> tuple[Any, Any, Any]:
+    """EKS, Auto Scaling and EC2 clients from the standard chain (profile, environment,
     ``AWS_ENDPOINT_URL``), whose calls each wait at most ``timeout`` seconds to connect and as
     long for each read, and are tried twice at most (botocore's standard retries: throttling,
     a server's failure, a timeout), so a call that hangs gives up instead of holding on."""
@@ -102,7 +104,8 @@ def clients(region: str | None = None, timeout: float = REMOTE_TIMEOUT) -> tuple
                      retries={"mode": "standard", "total_max_attempts": ATTEMPTS})
     try:
         session = boto3.session.Session(region_name=region)
-        return session.client("eks", config=bounded), session.client("autoscaling", config=bounded)
+        return (session.client("eks", config=bounded), session.client("autoscaling", config=bounded),
+                session.client("ec2", config=bounded))
     except _UNSET as exc:
         raise _translate(exc) from exc
     except BotoCoreError as exc:
@@ -144,10 +147,11 @@ class EksNodePools:
 
     provider = EKS
 
-    def __init__(self, cluster: EksCluster, eks: Any, autoscaling: Any) -> None:
+    def __init__(self, cluster: EksCluster, eks: Any, autoscaling: Any, ec2: Any) -> None:
         self.cluster = cluster
         self.eks = eks
         self.autoscaling = autoscaling
+        self.ec2 = ec2
 
     def _call(self, method: str, request: dict[str, Any], absent_ok: bool = False) -> dict[str, Any]:
         """EKS's answer; an empty one when ``absent_ok`` and what the request names is absent
@@ -177,6 +181,7 @@ class EksNodePools:
         if not self.cluster.subnets or not self.cluster.node_role:
             raise NodePoolFailed("EKS node groups need subnets and a node role (KATUNA_EKS_SUBNETS, "
                                  "KATUNA_EKS_NODE_ROLE)")
+        self._check_subnets(pool.name)
         try:
             self.eks.create_nodegroup(**create_request(self.cluster, pool, owner, request_id))
             return PoolChange("create:" + pool.name, created=True, owned=owner is not None)
@@ -203,6 +208,26 @@ class EksNodePools:
             return whose
         return replace(whose, operation=self._update(
             scaling_request(self.cluster, pool.name, scaling["minSize"], pool.max_nodes, request_id=request_id)))
+
+    def _check_subnets(self, name: str) -> None:
+        """Refuse, before anything is created, subnets that cannot hold the cluster's node groups
+        (:func:`infra.eks_requests.subnet_problem`): EKS would refuse some with a bare
+        ``InvalidParameterException`` and accept the public ones that give no address, only for
+        the group to fail minutes later. A group ``name`` that exists already is not created,
+        so it is adopted or raised whatever the subnets."""
+        cluster = self._call("describe_cluster", {"name": self.cluster.name})["cluster"]
+        wanted = list(self.cluster.subnets)
+        try:
+            subnets = self.ec2.describe_subnets(Filters=[{"Name": "subnet-id", "Values": wanted}])["Subnets"]
+            vpcs = sorted({subnet["VpcId"] for subnet in subnets})
+            tables = self.ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": vpcs}])["RouteTables"] \
+                if vpcs else []
+        except (ClientError, BotoCoreError, ResponseParserError) as exc:
+            raise _translate(exc) from exc
+        vpc = cluster.get("resourcesVpcConfig", {}).get("vpcId")
+        problem = subnet_problem(self.cluster.name, vpc, self.cluster.subnets, subnets, tables)
+        if problem and self._group(name) is None:
+            raise NodePoolFailed(problem, SUBNETS_SETTING)
 
     def scale_back(self, pool: NodePool, adopted: Mapping[str, Any] | None = None, *,
                    request_id: str | None = None) -> PoolChange:

@@ -3,6 +3,7 @@
 What ``--dry-run`` prints is what :mod:`infra.eks` sends: the cluster a group belongs to
 (:class:`EksCluster`), a group's create request, its scaling limits, the name-only requests of
 a describe or a delete, and cluster-autoscaler's node-template tags for its Auto Scaling group.
+:func:`subnet_problem` judges, from EC2's answers, whether the subnets can hold a group.
 A create or an update carries the AMI type its instance types need
 (:mod:`functions.core.eks_ami`), and a ``clientRequestToken`` derived from the id of the logical
 change it belongs to (the pool use's request, :attr:`functions.core.records.PoolUse.request_id`):
@@ -23,6 +24,8 @@ from functions.core.nodepool import ON_DEMAND, OWNER_KEY, NodePool, owner_value
 TEMPLATE = "k8s.io/cluster-autoscaler/node-template"
 CLUSTER_SETTING = "KATUNA_EKS_CLUSTER"
 """The service's setting that names the cluster: what to fix when EKS has no such cluster."""
+SUBNETS_SETTING = "KATUNA_EKS_SUBNETS"
+"""The service's setting that names the subnets of new node groups: what to fix when one cannot hold them."""
 REGION_SETTING = "KATUNA_EKS_REGION"
 """The service's setting that names the cluster's region: what to set when AWS's configuration has none."""
 _TOKEN = uuid.UUID("0b7c3c1e-8d0a-4f3b-a2a5-6a1f0d9e4c21")
@@ -80,6 +83,44 @@ def scaling_request(cluster: EksCluster, name: str, min_size: int, max_size: int
         scaling["desiredSize"] = min_size
     request = {"clusterName": cluster.name, "nodegroupName": name, "scalingConfig": scaling}
     return request | _token_field(request_id, "update")
+
+
+def subnet_problem(cluster: str, vpc: str | None, wanted: tuple[str, ...], subnets: list[dict[str, Any]],
+                   tables: list[dict[str, Any]]) -> str | None:
+    """Why the ``wanted`` subnets cannot hold a node group of the cluster whose VPC is ``vpc``,
+    judged from EC2's ``subnets`` and their VPCs' route ``tables``; None when they can. EKS
+    refuses subnets EC2 does not have, and places nodes only "in any subnet in your cluster's
+    VPC" (the EKS User Guide); a public subnet (routed to an internet gateway) that assigns
+    nodes neither a public IPv4 nor an IPv6 address on launch gives them no way out, and EKS
+    fails the group it accepted (``Ec2SubnetInvalidConfiguration``, the API reference's ``Issue``)."""
+    found = {subnet["SubnetId"]: subnet for subnet in subnets}
+    expected = f"expected subnet ids of the VPC {vpc} of the EKS cluster {cluster}"
+    missing = [subnet for subnet in wanted if subnet not in found]
+    if missing:
+        return f"EC2 has no subnet {', '.join(missing)} in this region; {expected}"
+    outside = [f"{subnet} (in {found[subnet]['VpcId']})" for subnet in wanted if found[subnet]["VpcId"] != vpc]
+    if outside:
+        return f"subnet {', '.join(outside)} is not in the cluster's VPC; {expected}"
+    unaddressed = [subnet for subnet in wanted
+                   if not _addressed(found[subnet]) and _public(found[subnet], tables)]
+    if unaddressed:
+        return (f"subnet {', '.join(unaddressed)} is public (its route table sends traffic to an internet gateway) "
+                "but does not assign public IPv4 addresses on launch, so nodes there could not reach EKS; expected "
+                "private subnets, or public ones with auto-assign public IPv4 addresses turned on (MapPublicIpOnLaunch)")
+    return None
+
+
+def _addressed(subnet: dict[str, Any]) -> bool:
+    """Whether instances launched in the subnet get a public IPv4 or an IPv6 address."""
+    return bool(subnet.get("MapPublicIpOnLaunch") or subnet.get("AssignIpv6AddressOnCreation"))
+
+
+def _public(subnet: dict[str, Any], tables: list[dict[str, Any]]) -> bool:
+    """Whether the subnet's route table (its own, else its VPC's main one) routes to an internet gateway."""
+    mine = [table for table in tables if table.get("VpcId") == subnet["VpcId"]]
+    own = [t for t in mine if any(a.get("SubnetId") == subnet["SubnetId"] for a in t.get("Associations", []))]
+    table = next(iter(own or [t for t in mine if any(a.get("Main") for a in t.get("Associations", []))]), {})
+    return any(route.get("GatewayId", "").startswith("igw-") for route in table.get("Routes", []))
 
 
 def name_request(cluster: EksCluster, name: str) -> dict[str, Any]:

@@ -33,7 +33,7 @@ FLAGS = {"name": "--pool", "machineType": "--machine-type", "maxNodes": "--max-n
          "instanceTypes": "--instance-types", "capacity": "--spot/--on-demand"}
 """The flag that sets each field of a study's ``nodePool``."""
 SETTING_FLAGS = {gke_requests.CLUSTER_SETTINGS: "--cluster/--location", eks_requests.CLUSTER_SETTING: "--cluster",
-                 eks_requests.REGION_SETTING: "--region"}
+                 eks_requests.REGION_SETTING: "--region", eks_requests.SUBNETS_SETTING: "--subnets"}
 """The flags that set what the service's settings set."""
 
 

@@ -22,8 +22,20 @@ does with ``InvalidParameterException``, scaling limits out of order (``minSize`
 ``desiredSize`` ≤ ``maxSize``, an update's partial limits judged merged into the group's), a
 taint effect EKS does not know (``NO_SCHEDULE``, ``NO_EXECUTE``, ``PREFER_NO_SCHEDULE``), and a
 label whose key or value Kubernetes refuses (EKS's own wording for a value, as
-aws-controllers-k8s/community#2208 shows it; the other messages are the stand-in's). Subnets are
-not checked against moto's EC2: moto gives subnets ids of its own, and the tests name theirs.
+aws-controllers-k8s/community#2208 shows it; the other messages are the stand-in's).
+
+moto takes any subnet ids; EKS checks them against EC2. :func:`teach` makes moto's EKS hold a
+cluster's and a node group's subnets to moto's EC2 (the tests make them with :func:`network`):
+a subnet EC2 does not have is refused with ``InvalidParameterException`` carrying EC2's
+``InvalidSubnetID.NotFound`` (EKS's wording for a cluster, as
+AdminTurnedDevOps/DevOps-The-Hard-Way-AWS#16 shows it; the stand-in gives a node group the
+same); a node group's subnet outside the cluster's VPC is refused too (nodes run "in any subnet
+in your cluster's VPC", the EKS User Guide's cluster VPC considerations; the wording is the
+stand-in's); a cluster's ``resourcesVpcConfig`` names its VPC, as EKS's does. A public subnet
+(one whose route table sends traffic to an internet gateway) that assigns neither public IPv4
+nor IPv6 addresses on launch is not refused: EKS creates the group, which fails with the health issue
+``Ec2SubnetInvalidConfiguration`` (its wording as sassoftware/viya4-iac-aws#271 shows it; the
+EKS API reference's ``Issue``), and so does the group here, at once.
 
 In this process that is for ``mock_aws``; ``python tests/moto_eks.py -p PORT`` runs moto's
 server with the same, its quotas read from ``KATUNA_EKS_NODES_PER_GROUP`` and
@@ -49,6 +61,7 @@ from typing import Any
 from moto.autoscaling.models import autoscaling_backends
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.core.responses import ActionResult
+from moto.ec2.models import ec2_backends
 from moto.eks import urls
 from moto.eks.exceptions import EKSError, InvalidParameterException, ResourceNotFoundException
 from moto.eks.models import EKSBackend, eks_backends
@@ -133,11 +146,68 @@ def _check_taints(cluster: str, group: str, taints: list[dict[str, str]] | None)
             raise _invalid(cluster, group, f"Taint effect {taint.get('effect')} is not one of {', '.join(TAINT_EFFECTS)}")
 
 
+def _subnets(backend: EKSBackend, cluster: str, group: str | None, ids: list[str]) -> list[Any]:
+    """EC2's subnets of the ids, as EKS looks them up: one EC2 does not have is refused with
+    EC2's error, as EKS passes it on."""
+    found = {subnet.id: subnet for subnet in ec2_backends[backend.account_id][backend.region_name].describe_subnets()}
+    for subnet in ids:
+        if subnet not in found:
+            raise _invalid(cluster, group, f"The subnet ID '{subnet}' does not exist (Service: AmazonEC2; Status Code: "
+                                           "400; Error Code: InvalidSubnetID.NotFound)")
+    return [found[subnet] for subnet in ids]
+
+
+def _create_cluster(answer: Any) -> Any:
+    def create_cluster(self: EKSBackend, name: str, role_arn: str, resources_vpc_config: dict[str, Any],
+                       **rest: Any) -> Any:
+        if name not in self.clusters:
+            subnets = _subnets(self, name, None, list(resources_vpc_config.get("subnetIds") or []))
+            resources_vpc_config = {**resources_vpc_config, "vpcId": subnets[0].vpc_id if subnets else None}
+        return answer(self, name=name, role_arn=role_arn, resources_vpc_config=resources_vpc_config, **rest)
+
+    return create_cluster
+
+
+def _public(backend: EKSBackend, subnet: Any) -> bool:
+    """Whether the subnet's route table (its own, else its VPC's main one) routes to an internet gateway."""
+    tables = ec2_backends[backend.account_id][backend.region_name].describe_route_tables(
+        filters={"vpc-id": [subnet.vpc_id]})
+    own = [t for t in tables if subnet.id in t._associations.values()]
+    table = (own or [t for t in tables if t.main_association_id is not None])[0]
+    return any(route.gateway is not None and route.gateway.id.startswith("igw-") for route in table.routes)
+
+
+def _check_subnets(backend: EKSBackend, cluster: Any, group: str, ids: list[str]) -> list[str]:
+    """Refuse subnets EC2 does not have or outside the cluster's VPC; the public ones that give
+    no public addresses, whose group fails once created."""
+    vpc = cluster.resources_vpc_config.get("vpcId")
+    subnets = _subnets(backend, cluster.name, group, ids)
+    for subnet in subnets:
+        if subnet.vpc_id != vpc:
+            raise _invalid(cluster.name, group, f"Subnet {subnet.id} is in VPC {subnet.vpc_id}, not in the cluster's "
+                                                f"VPC {vpc}")
+    return [s.id for s in subnets
+            if not (s.map_public_ip_on_launch or s.assign_ipv6_address_on_creation) and _public(backend, s)]
+
+
+def _fail_creation(group: Any, subnets: list[str]) -> None:
+    """The group as EKS leaves it when its public subnets give nodes no public address."""
+    group.status = "CREATE_FAILED"
+    group.health = {"issues": [{
+        "code": "Ec2SubnetInvalidConfiguration", "resourceIds": subnets,
+        "message": f"One or more Amazon EC2 Subnets of [{', '.join(subnets)}] for node group {group.nodegroup_name} "
+                   "does not automatically assign public IP addresses to instances launched into it. If you want your "
+                   "instances to be assigned a public IP address, then you need to enable auto-assign public IP "
+                   "address for the subnet."}]}
+
+
 def _create_nodegroup(answer: Any) -> Any:
     def create_nodegroup(self: EKSBackend, cluster_name: str, nodegroup_name: str,
                          scaling_config: dict[str, int] | None = None, **rest: Any) -> Any:
         cluster = self.clusters.get(cluster_name)
+        unaddressed: list[str] = []
         if cluster is not None and nodegroup_name not in cluster.nodegroups:
+            unaddressed = _check_subnets(self, cluster, nodegroup_name, list(rest.get("subnets") or []))
             _check_size(self, cluster_name, nodegroup_name, scaling_config)
             _check_order(cluster_name, nodegroup_name, scaling_config or {})
             _check_labels(cluster_name, nodegroup_name, rest.get("labels"))
@@ -150,7 +220,10 @@ def _create_nodegroup(answer: Any) -> Any:
                             f"account's quota of managed node groups per cluster ({most})")
         group = answer(self, cluster_name=cluster_name, nodegroup_name=nodegroup_name, scaling_config=scaling_config,
                        **rest)
-        _make_autoscaling_group(self, group)
+        if unaddressed:
+            _fail_creation(group, unaddressed)
+        else:
+            _make_autoscaling_group(self, group)
         return group
 
     return create_nodegroup
@@ -179,6 +252,8 @@ def _delete_nodegroup(answer: Any) -> Any:
         group = answer(self, cluster_name, nodegroup_name)
         autoscaling = autoscaling_backends[self.account_id][self.region_name]
         for asg in group.resources["autoScalingGroups"]:
+            if asg["name"] not in autoscaling.autoscaling_groups:
+                continue
             autoscaling.delete_auto_scaling_group(asg["name"])
             autoscaling.delete_launch_configuration(asg["name"])
         return group
@@ -223,12 +298,33 @@ def _describe_update(self: EKSResponse) -> ActionResult:
     return ActionResult({"update": update})
 
 
+def network(ec2: Any, count: int = 2, *, public: bool = False, addresses: bool = False) -> tuple[str, ...]:
+    """A new VPC's ``count`` subnets (one per zone) through the EC2 client ``ec2``: private, or
+    ``public`` (routed to an internet gateway), and assigning public IPv4 addresses on launch
+    when ``addresses``."""
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    zones = [zone["ZoneName"] for zone in ec2.describe_availability_zones()["AvailabilityZones"]]
+    subnets = tuple(ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=zones[i % len(zones)])
+                    ["Subnet"]["SubnetId"] for i in range(count))
+    if public:
+        gateway = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+        ec2.attach_internet_gateway(InternetGatewayId=gateway, VpcId=vpc)
+        table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+        ec2.create_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0", GatewayId=gateway)
+        for subnet in subnets:
+            ec2.associate_route_table(RouteTableId=table, SubnetId=subnet)
+    for subnet in subnets if addresses else ():
+        ec2.modify_subnet_attribute(SubnetId=subnet, MapPublicIpOnLaunch={"Value": True})
+    return subnets
+
+
 def teach(quotas: EksQuotas | None = None) -> None:
     """Teach moto's EKS ``DescribeUpdate`` and the account's quotas in this process (once):
     ``quotas``, else AWS's defaults, wherever :func:`raise_quotas` gives none."""
     _ACCOUNT["quotas"] = quotas or EksQuotas()
     if hasattr(EKSBackend, "describe_update"):
         return
+    EKSBackend.create_cluster = _create_cluster(EKSBackend.create_cluster)
     EKSBackend.create_nodegroup = _create_nodegroup(EKSBackend.create_nodegroup)
     EKSBackend.delete_nodegroup = _delete_nodegroup(EKSBackend.delete_nodegroup)
     EKSBackend.update_nodegroup_config = _update_nodegroup_config(EKSBackend.update_nodegroup_config)

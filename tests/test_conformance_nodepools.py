@@ -179,8 +179,9 @@ class TestEksNodePools(NodePoolsContract):
                            "AWS_DEFAULT_REGION": self.region}.items():
             monkeypatch.setenv(key, value)
         monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-        role, subnets = "arn:aws:iam::123456789012:role/katuna-nodes", ("subnet-0a1b2c3d",)
+        role = "arn:aws:iam::123456789012:role/katuna-nodes"
         with mock_aws():
+            subnets = moto_eks.network(boto3.client("ec2", region_name=self.region))
             boto3.client("eks", region_name=self.region).create_cluster(
                 name="tuning", roleArn=role, resourcesVpcConfig={"subnetIds": list(subnets)})
             yield eks.EksNodePools(eks_requests.EksCluster("tuning", subnets, role), *eks.clients(self.region))

@@ -11,7 +11,7 @@ from doc_blocks import ROOT, block
 
 PAGE = "docs/kubernetes.md"
 CLIENTS = {"gke.py": {"api": "container", "_call": "container"},
-           "eks.py": {"eks": "eks", "autoscaling": "autoscaling", "_call": "eks"}}
+           "eks.py": {"eks": "eks", "autoscaling": "autoscaling", "ec2": "ec2", "_call": "eks"}}
 """For each adapter, the attribute of ``self`` that holds a client (or the helper that calls
 one by name) and the cloud service it speaks to."""
 NOT_CALLS = {"get_waiter"}
@@ -46,6 +46,7 @@ def test_the_calls_are_read_from_the_code():
     assert {"create_node_pool", "set_node_pool_autoscaling", "get_operation"} <= found["container"]
     assert {"create_nodegroup", "update_nodegroup_config"} <= found["eks"]
     assert found["autoscaling"] == {"describe_auto_scaling_groups", "create_or_update_tags"}
+    assert found["ec2"] == {"describe_subnets", "describe_route_tables"} and "describe_cluster" in found["eks"]
 
 
 def test_the_gke_table_names_every_call_and_nothing_else():
@@ -61,7 +62,7 @@ def test_the_eks_policy_allows_exactly_the_calls_katuna_makes():
         actions = statement["Action"]
         allowed |= {actions} if isinstance(actions, str) else set(actions)
     found = calls()
-    made = {action(service, method) for service in ("eks", "autoscaling") for method in found[service]}
+    made = {action(service, method) for service in ("eks", "autoscaling", "ec2") for method in found[service]}
     assert allowed == made | EXTRA_EKS
 
 

@@ -305,10 +305,12 @@ def test_the_autoscaler_grows_an_eks_node_group_as_moto_describes_it(monkeypatch
     for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    cluster = eks_requests.EksCluster("tuning", ("subnet-0a1b2c3d",), "arn:aws:iam::123456789012:role/nodes")
     with mock_aws():
+        cluster = eks_requests.EksCluster("tuning", moto_eks.network(boto3.client("ec2", region_name="eu-west-1")),
+                                          "arn:aws:iam::123456789012:role/nodes")
         groups = boto3.client("eks", region_name="eu-west-1")
-        groups.create_cluster(name="tuning", roleArn=cluster.node_role, resourcesVpcConfig={"subnetIds": ["s"]})
+        groups.create_cluster(name="tuning", roleArn=cluster.node_role,
+                              resourcesVpcConfig={"subnetIds": list(cluster.subnets)})
         groups.create_nodegroup(**eks_requests.create_request(cluster, PoolSpec(
             name="katuna-spot", provider="eks", capacity="spot", machine_types=("m5.xlarge",), max_nodes=2)))
         kube = KubeStub(pools=eks_pools(lambda: [
@@ -335,10 +337,12 @@ def test_the_autoscaler_skips_a_node_group_deleted_between_its_list_and_its_desc
     for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    cluster = eks_requests.EksCluster("tuning", ("subnet-0a1b2c3d",), "arn:aws:iam::123456789012:role/nodes")
     with mock_aws():
+        cluster = eks_requests.EksCluster("tuning", moto_eks.network(boto3.client("ec2", region_name="eu-west-1")),
+                                          "arn:aws:iam::123456789012:role/nodes")
         katuna, reader = (boto3.client("eks", region_name="eu-west-1") for _ in range(2))
-        katuna.create_cluster(name="tuning", roleArn=cluster.node_role, resourcesVpcConfig={"subnetIds": ["s"]})
+        katuna.create_cluster(name="tuning", roleArn=cluster.node_role,
+                              resourcesVpcConfig={"subnetIds": list(cluster.subnets)})
         for name in ("katuna-a", "katuna-b"):
             katuna.create_nodegroup(**eks_requests.create_request(cluster, PoolSpec(
                 name=name, provider="eks", capacity="spot", machine_types=("m5.xlarge",), max_nodes=2)))

@@ -6,6 +6,7 @@ checked by the contract in tests/test_conformance_nodepools.py."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import boto3
 import moto_eks
@@ -39,10 +40,12 @@ def cluster(monkeypatch) -> eks_requests.EksCluster:
 
 @pytest.fixture
 def aws(cluster: eks_requests.EksCluster):
+    """The cluster in moto, with private subnets of its VPC for its node groups."""
     with mock_aws():
+        subnets = moto_eks.network(boto3.client("ec2", region_name=REGION))
         boto3.client("eks", region_name=REGION).create_cluster(
-            name="tuning", roleArn=ROLE, resourcesVpcConfig={"subnetIds": list(cluster.subnets)})
-        yield cluster
+            name="tuning", roleArn=ROLE, resourcesVpcConfig={"subnetIds": list(subnets)})
+        yield replace(cluster, subnets=subnets)
 
 
 @pytest.fixture
@@ -74,6 +77,63 @@ def test_a_spot_node_group_scales_from_zero_with_labels_taint_and_subnets(aws, p
     assert found["subnets"] == list(aws.subnets) and found["nodeRole"] == ROLE
 
 
+def in_subnets(pools: eks.EksNodePools, subnets: tuple[str, ...], cluster: str = "tuning") -> eks.EksNodePools:
+    """The adapter of ``cluster`` told to create its node groups in ``subnets``."""
+    return eks.EksNodePools(eks_requests.EksCluster(cluster, subnets, ROLE), pools.eks, pools.autoscaling, pools.ec2)
+
+
+def test_subnets_that_cannot_hold_a_node_group_are_refused_naming_the_setting_and_nothing_is_created(aws, pools):
+    """A subnet EC2 does not have, one of another VPC, or a public one that gives nodes no
+    address: refused before EKS is asked, naming KATUNA_EKS_SUBNETS and what was expected."""
+    ec2 = pools.ec2
+    elsewhere, public = moto_eks.network(ec2), moto_eks.network(ec2, public=True)
+    pools.eks.create_cluster(name="edge", roleArn=ROLE, resourcesVpcConfig={"subnetIds": list(public)})
+    vpc = pools.eks.describe_cluster(name="tuning")["cluster"]["resourcesVpcConfig"]["vpcId"]
+    expected = f"expected subnet ids of the VPC {vpc} of the EKS cluster tuning"
+    for subnets, cluster, words in (
+            ((aws.subnets[0], "subnet-0bad"), "tuning", f"EC2 has no subnet subnet-0bad in this region; {expected}"),
+            ((aws.subnets[0], elsewhere[0]), "tuning",
+             f"subnet {elsewhere[0]} (in {ec2.describe_subnets(SubnetIds=[elsewhere[0]])['Subnets'][0]['VpcId']}) "
+             f"is not in the cluster's VPC; {expected}"),
+            (public, "edge", f"subnet {', '.join(public)} is public (its route table sends traffic to an internet "
+                             "gateway) but does not assign public IPv4 addresses on launch")):
+        with pytest.raises(NodePoolFailed) as refused:
+            in_subnets(pools, subnets, cluster).ensure(spot_pool())
+        assert refused.value.field == "KATUNA_EKS_SUBNETS" and refused.value.reason.startswith(words), refused.value
+        assert pools.eks.list_nodegroups(clusterName=cluster)["nodegroups"] == [], "nothing created"
+
+
+def test_a_group_that_exists_is_adopted_whatever_the_subnets_since_none_is_created(aws, pools):
+    pools.ensure(spot_pool())
+    assert in_subnets(pools, ("subnet-0bad",)).ensure(spot_pool()).operation is None
+
+
+def test_public_subnets_that_assign_addresses_and_private_ones_hold_node_groups(aws, pools):
+    addressed = moto_eks.network(pools.ec2, public=True, addresses=True)
+    pools.eks.create_cluster(name="edge", roleArn=ROLE, resourcesVpcConfig={"subnetIds": list(addressed)})
+    edge = in_subnets(pools, addressed, "edge")
+    assert edge.ensure(spot_pool()).created
+    assert edge.check("create:katuna-digits") == OperationStatus(True), "active, its Auto Scaling group tagged"
+
+
+def test_the_stand_in_holds_subnets_to_ec2_as_eks_does(aws, pools):
+    """moto alone takes any subnet: EKS refuses one EC2 does not have or outside the cluster's
+    VPC, and fails a group in public subnets that give no address once it has accepted it."""
+    request = eks_requests.create_request(aws, spot_pool())
+    for subnets in (["subnet-0bad"], list(moto_eks.network(pools.ec2))):
+        assert refusal(lambda bad=subnets: pools.eks.create_nodegroup(**{**request, "subnets": bad})) == {
+            "code": "InvalidParameterException", "status": 400, "clusterName": "tuning",
+            "nodegroupName": "katuna-digits"}
+    assert refusal(lambda: pools.eks.create_cluster(name="x", roleArn=ROLE, resourcesVpcConfig={
+        "subnetIds": ["subnet-0bad"]}))["code"] == "InvalidParameterException"
+    public = moto_eks.network(pools.ec2, public=True)
+    pools.eks.create_cluster(name="edge", roleArn=ROLE, resourcesVpcConfig={"subnetIds": list(public)})
+    pools.eks.create_nodegroup(**{**request, "clusterName": "edge", "subnets": list(public)})
+    status = in_subnets(pools, public, "edge").check("create:katuna-digits")
+    assert status.done and status.error.startswith(
+        "node group katuna-digits failed to create: Ec2SubnetInvalidConfiguration: One or more Amazon EC2 Subnets")
+
+
 def test_the_token_names_the_change_the_same_when_retried_and_new_for_the_next_one(aws):
     """A scaling request has the same content whichever study sends it, and a create after a
     delete the same as the first: only the change's id (its pool use, its request number) may
@@ -99,7 +159,9 @@ def test_a_retried_change_sends_its_token_again_and_the_next_change_a_new_one(cl
     for call in ("CreateNodegroup", "UpdateNodegroupConfig"):
         pools.eks.meta.events.register(f"before-parameter-build.eks.{call}", lambda params, **_: sent.append(
             params.get("clientRequestToken")))
+    subnets_checked(pools, stubber)
     stubber.add_client_error("create_nodegroup", "ThrottlingException", "Rate exceeded", 400)
+    subnets_checked(pools, stubber)
     stubber.add_client_error("create_nodegroup", "ResourceInUseException", "NodeGroup already exists", 409)
     stubber.add_response("describe_nodegroup", _described("ACTIVE", scalingConfig={"minSize": 0, "maxSize": 3},
                                                           taints=[TAINT]), NAMES)
@@ -138,6 +200,7 @@ def test_a_cluster_not_active_is_waited_for_and_other_invalid_requests_are_refus
     backend.status = "ACTIVE"
     assert pools.ensure(spot_pool()).created
     stubbed_pools, stubber = stubbed(cluster)
+    subnets_checked(stubbed_pools, stubber)
     stubber.add_client_error("create_nodegroup", "InvalidRequestException",
                              "Launch template and diskSize cannot be given together", 400)
     with stubber, pytest.raises(NodePoolFailed, match="Launch template and diskSize"):
@@ -218,9 +281,26 @@ UPDATE_ID = "0f0b6a52-3c1d-4e7a-9b8c-2d4e6f8a0b1c"
 UPDATE_NAMES = {"name": "tuning", "updateId": UPDATE_ID, "nodegroupName": "katuna-digits"}
 
 
+VPC = "vpc-0a1b2c3d4e5f6a7b8"
+
+
 def stubbed(cluster: eks_requests.EksCluster) -> tuple[eks.EksNodePools, Stubber]:
-    client = boto3.client("eks", region_name=REGION)
-    return eks.EksNodePools(cluster, client, boto3.client("autoscaling", region_name=REGION)), Stubber(client)
+    """The adapter with EKS's client stubbed, and EC2's (``stubber.ec2``) stubbed and active."""
+    client, ec2 = boto3.client("eks", region_name=REGION), boto3.client("ec2", region_name=REGION)
+    stubber = Stubber(client)
+    stubber.ec2 = Stubber(ec2)
+    stubber.ec2.activate()
+    return eks.EksNodePools(cluster, client, boto3.client("autoscaling", region_name=REGION), ec2), stubber
+
+
+def subnets_checked(pools: eks.EksNodePools, stubber: Stubber) -> None:
+    """EKS's and EC2's answers to the check of the subnets before a create: private subnets of
+    the cluster's VPC."""
+    stubber.add_response("describe_cluster", {"cluster": {"name": "tuning", "resourcesVpcConfig": {"vpcId": VPC}}},
+                         {"name": "tuning"})
+    stubber.ec2.add_response("describe_subnets", {"Subnets": [
+        {"SubnetId": subnet, "VpcId": VPC, "MapPublicIpOnLaunch": False} for subnet in pools.cluster.subnets]})
+    stubber.ec2.add_response("describe_route_tables", {"RouteTables": []})
 
 
 def test_creating_and_deleting_states_are_pending(cluster):
@@ -237,6 +317,7 @@ def test_creating_and_deleting_states_are_pending(cluster):
 
 def test_a_node_group_found_creating_is_waited_for(cluster):
     pools, stubber = stubbed(cluster)
+    subnets_checked(pools, stubber)
     stubber.add_client_error("create_nodegroup", "ResourceInUseException", "NodeGroup already exists", 409)
     stubber.add_response("describe_nodegroup", _described("CREATING", tags={"katuna-study-uid": "5e0f9b2c7d41"}),
                          NAMES)
@@ -296,6 +377,7 @@ def test_a_failed_creation_reports_the_health_issues(cluster):
 ])
 def test_throttling_is_temporary_and_refusals_permanent(cluster, code, status, error):
     pools, stubber = stubbed(cluster)
+    subnets_checked(pools, stubber)
     stubber.add_client_error("create_nodegroup", code, f"{code} happened", status)
     with stubber, pytest.raises(error, match=f"{code} happened"):
         pools.ensure(spot_pool())
@@ -401,7 +483,8 @@ def test_a_cluster_eks_does_not_have_is_a_refusal_naming_the_setting_never_an_ab
     """EKS answers ResourceNotFoundException for the cluster as for a group: a group that
     exists in the cluster the settings meant is not reported gone, nor its deletion done."""
     pools.ensure(spot_pool())
-    elsewhere = eks.EksNodePools(eks_requests.EksCluster("tunign", aws.subnets, ROLE), pools.eks, pools.autoscaling)
+    elsewhere = eks.EksNodePools(eks_requests.EksCluster("tunign", aws.subnets, ROLE), pools.eks, pools.autoscaling,
+                                 pools.ec2)
     for call in (lambda: elsewhere.describe("katuna-digits"), lambda: elsewhere.delete("katuna-digits"),
                  lambda: elsewhere.check("delete:katuna-digits"), lambda: elsewhere.scale_back(spot_pool()),
                  lambda: elsewhere.ensure(spot_pool())):

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import boto3
+import moto_eks
 import pytest
 import yaml
 from conftest import study_definition
@@ -41,15 +42,16 @@ CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing
 @contextmanager
 def moto_server(**quotas: str) -> Iterator[dict[str, str]]:
     """moto's server mode, held to the EKS quotas ``quotas`` set (``KATUNA_EKS_*``), with an EKS
-    cluster: the environment that reaches it."""
+    cluster in private subnets of its VPC: the environment that reaches it, and names them."""
     port = free_port()
     server = subprocess.Popen([sys.executable, str(Path(__file__).with_name("moto_eks.py")), "-p", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **quotas})
     env = {**CREDENTIALS, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
     try:
         eventually(lambda: _listening(port) or server.poll() is not None, "moto server to start", timeout=60)
-        client("eks", env).create_cluster(name="tuning", roleArn=ROLE, resourcesVpcConfig={"subnetIds": ["subnet-1"]})
-        yield env
+        subnets = moto_eks.network(client("ec2", env))
+        client("eks", env).create_cluster(name="tuning", roleArn=ROLE, resourcesVpcConfig={"subnetIds": list(subnets)})
+        yield {**env, "KATUNA_EKS_SUBNETS": ",".join(subnets)}
     finally:
         server.terminate()
         server.wait(timeout=10)
@@ -83,7 +85,7 @@ def client(service: str, env: dict[str, str]):
 
 def serve(workdir: Path, kube: KubeStub, aws: dict[str, str], **env: str) -> Service:
     return Service(workdir, workers=1, KATUNA_EXECUTOR="kubernetes", KATUNA_K8S_API=kube.url,
-                   KATUNA_K8S_NAMESPACE="pools", KATUNA_EKS_CLUSTER="tuning", KATUNA_EKS_SUBNETS="subnet-1",
+                   KATUNA_K8S_NAMESPACE="pools", KATUNA_EKS_CLUSTER="tuning",
                    KATUNA_EKS_NODE_ROLE=ROLE, KATUNA_EKS_REGION=REGION, KATUNA_K8S_DEFAULT_RESOURCES="cpu=100m",
                    **aws, **env)
 

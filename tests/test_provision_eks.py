@@ -31,18 +31,20 @@ from infra import eks, eks_requests
 
 REGION = "eu-west-1"
 ROLE = "arn:aws:iam::123456789012:role/katuna-nodes"
-SUBNETS = ("subnet-0a1b2c3d",)
 
 moto_eks.teach()
 
 
 class World:
-    """The dispatcher and store, the adapter on moto, and the tokens boto3 sent, in order."""
+    """The dispatcher and store, the adapter on moto (in the subnets of the cluster), and the
+    tokens boto3 sent, in order."""
 
     def __init__(self, tmp_path: Path, limits: Limits = DEFAULTS) -> None:
         self.store = SqliteStore(tmp_path / "katuna.db")
         self.limits = limits
-        self.pools = eks.EksNodePools(eks_requests.EksCluster("tuning", SUBNETS, ROLE), *eks.clients(REGION))
+        clients = eks.clients(REGION)
+        subnets = clients[0].describe_cluster(name="tuning")["cluster"]["resourcesVpcConfig"]["subnetIds"]
+        self.pools = eks.EksNodePools(eks_requests.EksCluster("tuning", tuple(subnets), ROLE), *clients)
         self.dispatcher = Dispatcher(Deps(self.store, LocalExecutor(tmp_path / "logs", lambda event: None),
                                           lambda: 1_000_000.0, self.pools, limits=limits))
         self.tokens: list[tuple[str, str]] = []
@@ -76,8 +78,9 @@ def world(tmp_path: Path, monkeypatch):
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():
+        subnets = moto_eks.network(boto3.client("ec2", region_name=REGION))
         boto3.client("eks", region_name=REGION).create_cluster(name="tuning", roleArn=ROLE,
-                                                               resourcesVpcConfig={"subnetIds": list(SUBNETS)})
+                                                               resourcesVpcConfig={"subnetIds": list(subnets)})
         world = World(tmp_path)
         yield world
         world.store.close()
@@ -172,7 +175,7 @@ def test_a_group_mixing_instance_types_of_different_amis_is_refused_at_submissio
                                "g5.xlarge: AL2023_x86_64_NVIDIA; m5.xlarge: AL2023_x86_64_STANDARD")
 
 
-RAISED = {"KATUNA_EKS_CLUSTER": "tuning", "KATUNA_EKS_SUBNETS": SUBNETS[0], "KATUNA_EKS_NODE_ROLE": ROLE,
+RAISED = {"KATUNA_EKS_CLUSTER": "tuning", "KATUNA_EKS_SUBNETS": "subnet-0a1b2c3d", "KATUNA_EKS_NODE_ROLE": ROLE,
           "KATUNA_EKS_NODES_PER_GROUP": "600", "KATUNA_MAX_POOL_NODES": "1000"}
 
 

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import boto3
+import moto_eks
 import pytest
 from gke_stub import GkeStub
 
@@ -228,8 +229,9 @@ def moto_server():
 def test_eks_up_twice_status_and_down_against_moto_server(moto_server: dict[str, str]):
     client = boto3.client("eks", endpoint_url=moto_server["AWS_ENDPOINT_URL"], region_name="eu-west-1",
                           aws_access_key_id="testing", aws_secret_access_key="testing")
-    client.create_cluster(name="tuning", roleArn=ROLE, resourcesVpcConfig={"subnetIds": ["subnet-1"]})
-    up = ["eks", "up", *EKS_FLAGS, "--max-nodes", "5", "--subnets", "subnet-1,subnet-2", "--node-role", ROLE]
+    subnets = moto_eks.network(aws_client("ec2", moto_server))
+    client.create_cluster(name="tuning", roleArn=ROLE, resourcesVpcConfig={"subnetIds": list(subnets)})
+    up = ["eks", "up", *EKS_FLAGS, "--max-nodes", "5", "--subnets", ",".join(subnets), "--node-role", ROLE]
     first = provision(*up, env=moto_server)
     assert first.returncode == 0 and "node pool trials: active" in first.stderr, first.stderr
     assert json.loads(first.stdout) == {"pool": "trials", "state": "ACTIVE", "minNodes": 0, "maxNodes": 5,
@@ -253,6 +255,30 @@ def test_eks_up_twice_status_and_down_against_moto_server(moto_server: dict[str,
     down = provision("eks", "down", *EKS_FLAGS, env=moto_server)
     assert down.returncode == 0 and json.loads(down.stdout) == {"pool": "trials", "state": "ABSENT"}
     assert client.list_nodegroups(clusterName="tuning")["nodegroups"] == []
+
+
+def aws_client(service: str, env: dict[str, str], region: str = "eu-west-1"):
+    """A boto3 client of the moto server ``env`` points at."""
+    return boto3.client(service, endpoint_url=env["AWS_ENDPOINT_URL"], region_name=region,
+                        aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+def test_eks_up_in_subnets_that_cannot_hold_nodes_names_the_flag_and_creates_nothing(moto_server: dict[str, str]):
+    """A subnet EC2 does not have, one outside the cluster's VPC, or a public one that gives
+    nodes no address: exit 1 naming --subnets, before EKS is asked to create anything."""
+    ec2, client = aws_client("ec2", moto_server), aws_client("eks", moto_server)
+    ours, elsewhere, public = moto_eks.network(ec2), moto_eks.network(ec2), moto_eks.network(ec2, public=True)
+    client.create_cluster(name="subnets", roleArn=ROLE, resourcesVpcConfig={"subnetIds": list(ours)})
+    client.create_cluster(name="edge", roleArn=ROLE, resourcesVpcConfig={"subnetIds": list(public)})
+    for cluster, subnets, words in (
+            ("subnets", f"{ours[0]},subnet-0bad", "EC2 has no subnet subnet-0bad in this region; expected subnet ids "),
+            ("subnets", f"{ours[0]},{elsewhere[0]}", f"subnet {elsewhere[0]} (in vpc-"),
+            ("edge", public[0], f"subnet {public[0]} is public (its route table sends traffic to an internet gateway)")):
+        result = provision("eks", "up", "--cluster", cluster, "--region", "eu-west-1", "--nodegroup", "trials",
+                           "--subnets", subnets, "--node-role", ROLE, env=moto_server)
+        assert result.returncode == 1 and result.stderr.startswith(f"error: --subnets: {words}"), result.stderr
+        assert "KATUNA_EKS" not in result.stderr
+        assert client.list_nodegroups(clusterName=cluster)["nodegroups"] == [], "nothing created"
 
 
 def test_eks_status_and_down_on_a_cluster_eks_does_not_have_name_the_flag_and_fail(moto_server: dict[str, str]):
@@ -282,7 +308,8 @@ def test_eks_without_credentials_or_region_says_what_to_set_and_region_is_a_flag
     assert "unreachable" not in no_credentials.stderr
     client = boto3.client("eks", endpoint_url=moto_server["AWS_ENDPOINT_URL"], region_name="us-east-2",
                           aws_access_key_id="testing", aws_secret_access_key="testing")
-    client.create_cluster(name="ohio", roleArn=ROLE, resourcesVpcConfig={"subnetIds": ["subnet-1"]})
+    ohio = moto_eks.network(aws_client("ec2", moto_server, "us-east-2"))
+    client.create_cluster(name="ohio", roleArn=ROLE, resourcesVpcConfig={"subnetIds": list(ohio)})
     found = provision("eks", "status", "--cluster", "ohio", "--region", "us-east-2", "--nodegroup", "trials",
                       env=moto_server)
     assert found.returncode == 0 and json.loads(found.stdout) == {"pool": "trials", "state": "ABSENT"}, found.stderr

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import boto3
+import moto_eks
 import pytest
 from gke_stub import GkeStub
 from knative_emulator import KnativeCluster
@@ -185,7 +186,8 @@ def node_groups(env: dict[str, str], cluster: str) -> Callable[[], list[dict]]:
 def test_the_seed_study_on_an_eks_spot_node_group(tmp_path: Path, moto_server: dict[str, str]):
     eks = boto3.client("eks", endpoint_url=moto_server["AWS_ENDPOINT_URL"], region_name=REGION,
                        aws_access_key_id="testing", aws_secret_access_key="testing")
-    subnets = ("subnet-0a1b2c3d", "subnet-4e5f6a7b")
+    subnets = moto_eks.network(boto3.client("ec2", endpoint_url=moto_server["AWS_ENDPOINT_URL"], region_name=REGION,
+                                            aws_access_key_id="testing", aws_secret_access_key="testing"))
     eks.create_cluster(name="tuning", roleArn=ROLE, resourcesVpcConfig={"subnetIds": list(subnets)})
     kube = KubeStub(pools=eks_pools(node_groups(moto_server, "tuning")), boot_seconds=0.5, idle_seconds=IDLE_SECONDS)
     try:
