@@ -250,6 +250,7 @@ def eks_up(cluster, region, nodegroup, dry_run, instance_types, max_nodes, subne
            nodes_per_group_quota, timeout) -> None:
     """Create the node group, or raise its maximum; wait until it is active."""
     _required_flags(subnets, node_role)
+    _warn_single_spot_type(capacity, instance_types)
     quota = Limits(eks=EksQuotas(nodes_per_group=nodes_per_group_quota))
     spec = _pool({"name": nodegroup, "provider": EKS, "capacity": capacity, "instanceTypes": instance_types,
                   "maxNodes": max_nodes, "labels": labels}, "--nodegroup", quota)
@@ -257,6 +258,16 @@ def eks_up(cluster, region, nodegroup, dry_run, instance_types, max_nodes, subne
     if dry_run:
         return _dry_run("create_nodegroup", eks_requests.create_request(where, spec))
     _run(pools, _change(lambda adapter: adapter.ensure(spec), nodegroup, "active", timeout), "--nodegroup")
+
+
+def _warn_single_spot_type(capacity: str, instance_types: Sequence[str]) -> None:
+    """EKS takes a spot node group of one instance type, but it cannot scale up while that type
+    has no spot capacity in any of its zones (AWS's best practices for Spot on EKS: add several
+    instance types): a warning on stderr, dry run or not."""
+    if capacity == "spot" and len(instance_types) == 1:
+        click.echo(f"warning: --instance-types: a spot node group of one instance type ({instance_types[0]}) cannot "
+                   "scale up while that type has no spot capacity in its zones; several types give spot capacity "
+                   "more pools to come from", err=True)
 
 
 def _required_flags(subnets: Sequence[str], node_role: str) -> None:

@@ -154,6 +154,18 @@ def test_eks_up_with_empty_subnets_or_node_role_names_the_flags(dry_run):
     assert "--subnets" not in result.stderr.split("Error:")[-1] and "KATUNA_EKS" not in result.stderr
 
 
+def test_eks_up_of_spot_capacity_in_one_instance_type_is_taken_with_a_warning():
+    """EKS takes a spot group of one type; it cannot scale up while that type has no spot capacity."""
+    flags = ["eks", "up", *EKS_FLAGS, "--subnets", "subnet-1", "--node-role", ROLE, "--dry-run"]
+    one = provision(*flags, "--instance-types", "m5.xlarge")
+    assert one.returncode == 0 and json.loads(one.stdout)["request"]["instanceTypes"] == ["m5.xlarge"]
+    assert one.stderr.startswith("warning: --instance-types: a spot node group of one instance type (m5.xlarge) "
+                                 "cannot scale up while that type has no spot capacity in its zones"), one.stderr
+    for quiet in (provision(*flags, "--instance-types", "m5.xlarge,m5a.xlarge"),
+                  provision(*flags, "--instance-types", "m5.xlarge", "--on-demand")):
+        assert quiet.returncode == 0 and "warning" not in quiet.stderr, quiet.stderr
+
+
 def test_eks_up_takes_as_many_nodes_as_the_accounts_quota():
     """``--max-nodes`` above EKS's default quota of 450 is refused naming the setting; told the
     account's raised quota (the flag, or the service's own KATUNA_EKS_NODES_PER_GROUP), it is sent."""
