@@ -21,7 +21,7 @@ from kubernetes import client
 from test_missing_objects import deliver, started
 from test_trial_pods import pods_of
 
-from functions.adapters.kubernetes_status import unfit
+from functions.adapters.kubernetes_status import Unstartable, misfit, unfit
 from functions.handlers.base import look
 
 POOL = NodePool("standard", 0, 3, {"pool": "standard"}, (), {"cpu": "2", "memory": "8Gi", "pods": "110"})
@@ -145,3 +145,20 @@ WORDS = {
 @pytest.mark.parametrize(("events", "words"), WORDS.values(), ids=WORDS.keys())
 def test_only_the_autoscalers_latest_word_that_every_pools_node_would_not_fit_is_a_misfit(events, words):
     assert unfit(events) == words
+
+
+SELECTED = {"none": ({}, True), "a label of the user's": ({"pool": "a100"}, True),
+            "katuna's GKE pool": ({"cloud.google.com/gke-nodepool": "katuna-study"}, False),
+            "katuna's EKS node group": ({"eks.amazonaws.com/nodegroup": "katuna-study"}, False)}
+
+
+@pytest.mark.parametrize(("selector", "misfit_now"), SELECTED.values(), ids=SELECTED.keys())
+def test_a_pod_for_a_pool_katuna_makes_is_no_misfit_until_that_pools_node_is_too_small(selector, misfit_now):
+    """A study's own pool is made as the study starts (minutes on GKE and EKS): until it is, and
+    the autoscaler has found it, no pool's node matches the pod's nodeSelector. Only a node of
+    that pool too small for the pod (``Insufficient``) makes it a misfit."""
+    pod = client.V1Pod(spec=client.V1PodSpec(containers=[client.V1Container(name="trial")], node_selector=selector))
+    held = Unstartable(0.0, "p", "no node fits it", None, False, uid="u", unschedulable=True)
+    unmatched = [event("NotTriggerScaleUp", NO + "1 node(s) didn't match Pod's node affinity/selector", 0)]
+    assert misfit(held, pod, unmatched).permanent is misfit_now
+    assert misfit(held, pod, [event("NotTriggerScaleUp", NO + "1 Insufficient cpu", 0)]).permanent

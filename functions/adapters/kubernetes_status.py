@@ -8,6 +8,7 @@ import re
 from typing import Any, NamedTuple
 
 from functions.core.disruptions import Disruption
+from functions.core.nodepool import SELECTOR_KEYS
 from functions.core.start_failures import image_cause, missing_cause, unfit_cause
 
 KUBELET_ENDS = frozenset({"Evicted", "Terminated", "Shutdown", "NodeShutdown"})
@@ -158,9 +159,17 @@ def misfit(found: Unstartable, pod: Any, events: list[Any]) -> Unstartable:
     the autoscaler's reasons) when the cluster autoscaler's ``events`` on it say no node any of
     its pools could add would fit it (:func:`unfit`); as it is otherwise."""
     reasons = unfit(events)
-    if reasons is None:
+    if reasons is None or (_in_katuna_pool(pod) and "Insufficient " not in reasons):
         return found
     return found._replace(cause=unfit_cause(asked(pod), reasons), permanent=True, never=UNFIT_NEVER)
+
+
+def _in_katuna_pool(pod: Any) -> bool:
+    """Whether the pod asks for a node of a pool katuna makes for its study (its nodeSelector
+    names one, :data:`~functions.core.nodepool.SELECTOR_KEYS`). Until that pool is made (GKE
+    and EKS take minutes) and the autoscaler has found it, no pool's node matches the pod, which
+    no wait changes only once the pool is there: its node is then too small (``Insufficient``)."""
+    return any(key in (pod.spec.node_selector or {}) for key in SELECTOR_KEYS.values())
 
 
 def unfit(events: list[Any]) -> str | None:
