@@ -26,7 +26,6 @@ __all__ = ["Cloud", "KubeStub", "Run", "SimulatedClock", "SimulatedContainers", 
 CLUSTER = "tuning"
 GCP_PROJECT, GCP_LOCATION = "katuna-bench", "us-central1"
 AWS_REGION = "us-east-1"
-SUBNETS = ("subnet-0a1b2c3d", "subnet-4e5f6a7b")
 NODE_ROLE = "arn:aws:iam::123456789012:role/katuna-nodes"
 
 
@@ -83,14 +82,15 @@ class Eks(Cloud):
         self._aws.start()
         self.clock = clock
         self.eks = boto3.client("eks", region_name=AWS_REGION)
-        self.eks.create_cluster(name=CLUSTER, roleArn=NODE_ROLE, resourcesVpcConfig={"subnetIds": list(SUBNETS)})
+        self.subnets = list(moto_eks.network(boto3.client("ec2", region_name=AWS_REGION)))
+        self.eks.create_cluster(name=CLUSTER, roleArn=NODE_ROLE, resourcesVpcConfig={"subnetIds": self.subnets})
         self.pools = eks_pools(eks_node_groups(self.eks, CLUSTER))
         self.interruptions = Interruptions.eks(interruptions_per_hour, seed)
-        self.settings = {"KATUNA_EKS_CLUSTER": CLUSTER, "KATUNA_EKS_SUBNETS": ",".join(SUBNETS),
+        self.settings = {"KATUNA_EKS_CLUSTER": CLUSTER, "KATUNA_EKS_SUBNETS": ",".join(self.subnets),
                          "KATUNA_EKS_NODE_ROLE": NODE_ROLE, "KATUNA_EKS_REGION": AWS_REGION}
 
     def fixed_pool(self, machine: str, nodes: int) -> None:
-        self.eks.create_nodegroup(clusterName=CLUSTER, nodegroupName="fixed", subnets=list(SUBNETS),
+        self.eks.create_nodegroup(clusterName=CLUSTER, nodegroupName="fixed", subnets=self.subnets,
                                   nodeRole=NODE_ROLE, instanceTypes=[machine], capacityType="ON_DEMAND",
                                   scalingConfig={"minSize": nodes, "maxSize": nodes, "desiredSize": nodes})
 
