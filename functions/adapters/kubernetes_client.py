@@ -117,10 +117,16 @@ def delete_options(uid: str | None = None) -> client.V1DeleteOptions:
 
 def read_or_none(read: Callable[[], Any], doing: str) -> Any | None:
     """What ``read`` returns, or None when the object is not there."""
+    return unless(404, read, doing)
+
+
+def unless(status: int, call: Callable[[], Any], doing: str) -> Any | None:
+    """What ``call`` returns, or None where the API answers ``status`` (404: not there; 409:
+    there already); any other refusal or failure translated, saying what katuna was ``doing``."""
     try:
-        return read()
+        return call()
     except ApiException as exc:
-        if exc.status == 404:
+        if exc.status == status:
             return None
         raise translate(exc, doing) from exc
     except HTTPError as exc:

@@ -16,10 +16,8 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 from kubernetes import client
-from kubernetes.client.rest import ApiException
-from urllib3.exceptions import HTTPError
 
-from functions.adapters.kubernetes_client import translate
+from functions.adapters.kubernetes_client import unless
 from functions.core.report_token import HOLDER_KEY, holder_name
 
 
@@ -50,22 +48,9 @@ class ReportSecrets:
     def _create(self, namespace: str, body: dict[str, Any]) -> bool:
         """Create the Secret; False when one of its name is there (409)."""
         doing = f"create Secret {body['metadata']['name']} (its attempt's report token)"
-        try:
-            self._core.create_namespaced_secret(namespace, cast(client.V1Secret, body))
-        except ApiException as exc:
-            if exc.status == 409:
-                return False
-            raise translate(exc, doing) from exc
-        except HTTPError as exc:
-            raise translate(exc, doing) from exc
-        return True
+        return unless(409, lambda: self._core.create_namespaced_secret(namespace, cast(client.V1Secret, body)),
+                      doing) is not None
 
     def _delete(self, namespace: str, name: str) -> None:
         """Delete the Secret ``name``; one gone already is left."""
-        try:
-            self._core.delete_namespaced_secret(name, namespace)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise translate(exc, f"delete Secret {name}") from exc
-        except HTTPError as exc:
-            raise translate(exc, f"delete Secret {name}") from exc
+        unless(404, lambda: self._core.delete_namespaced_secret(name, namespace), f"delete Secret {name}")
