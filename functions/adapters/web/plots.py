@@ -8,6 +8,7 @@ The dashboard imports this module on the first chart request, so workers start w
 
 from __future__ import annotations
 
+import threading
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -28,6 +29,12 @@ CONTOUR_TRIALS = 300
 it is drawn from an even sample of them (the best included), and says so."""
 
 NOT_STARTED = "the study has not started: no trial was suggested yet"
+
+_PLOTTING = threading.Lock()
+"""Held while a figure is built and written out. Optuna's visualization package is imported on
+first use and imports itself circularly; two threads first using it at once (a fresh worker
+asked for every chart of a page) could see it half loaded and answer 500. The warnings filter
+is process-wide too. Building is pure Python under the GIL: one at a time costs no throughput."""
 
 
 class NoChart(Exception):
@@ -62,12 +69,17 @@ def figure_json(storage: optuna.storages.BaseStorage | None, record: StudyRecord
     target, name = _target(index), spec.objectives[index].metric
     known = [p.name for p in spec.parameters]
     chosen = [p for p in params if p in known] or known[:2]
-    with warnings.catch_warnings():
+    with _PLOTTING, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             fig = _build(study, kind, spec.multi_objective, target, name, chosen, [o.metric for o in spec.objectives])
         except (ValueError, RuntimeError) as exc:
             raise NoChart(str(exc)) from exc
+        return _serialized(fig, kind)
+
+
+def _serialized(fig, kind: str) -> str:
+    """The figure's plotly JSON, titled by the page rather than by Optuna."""
     # The page titles each chart; parallel coordinates need room above for their axis labels.
     top = {"parallel": 80, "contour": 40}.get(kind, 30)
     margin = {"l": 60, "r": 40, "t": top, "b": 50}
