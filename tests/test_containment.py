@@ -202,6 +202,8 @@ def test_deleting_a_study_kills_its_trials_run_by_another_service_process(tmp_pa
 
 def test_a_service_and_its_workers_killed_with_sigkill_have_their_stale_attempt_killed_on_restart(
         tmp_path: Path, family: Path):
+    """The trials' guard processes are killed with it (as when every process of katuna's container
+    is killed), so only the restarted service can end the attempt it finds stale."""
     service = Service(tmp_path, workers=2, KATUNA_API_TOKEN=TOKEN)
     try:
         submit(service, study_of("crashed", family, trialTemplate={
@@ -209,7 +211,9 @@ def test_a_service_and_its_workers_killed_with_sigkill_have_their_stale_attempt_
         eventually(lambda: (family / "pids.0.1").exists(), "the first attempt starts its children", timeout=20)
         workers = [int(pid) for pid in Path(f"/proc/{service.process.pid}/task/{service.process.pid}/children")
                    .read_text().split()]
-        for pid in [service.process.pid, *workers]:
+        guards = [guard for worker in workers for guard in guards_of(worker)]
+        assert guards, "the worker running the trial started a guard for it"
+        for pid in [*guards, service.process.pid, *workers]:
             os.kill(pid, signal.SIGKILL)
         service.process.wait()
     finally:
