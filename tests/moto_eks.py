@@ -56,7 +56,13 @@ from __future__ import annotations
 import os
 import re
 import sys
+from pathlib import Path
 from typing import Any
+
+os.environ.setdefault("MOTO_AMIS_PATH", str(Path(__file__).with_name("moto_amis.json")))
+"""moto's EC2 holds this one image (:data:`IMAGE`) instead of its defaults: loading those (and
+each region's latest) cost each fresh mock a second of CPU. Read once, when moto's EC2 is
+first imported, which is after this module's first import."""
 
 from moto.autoscaling.models import autoscaling_backends
 from moto.core import DEFAULT_ACCOUNT_ID
@@ -76,7 +82,7 @@ LABEL_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
 LABEL_PREFIX = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 """A label key's prefix: a DNS subdomain (at most 253 characters)."""
 IMAGE = "ami-12c6146b"
-"""An AMI moto's EC2 holds, for the instances a node group's Auto Scaling group launches."""
+"""The AMI moto's EC2 holds (tests/moto_amis.json), for the instances a node group's Auto Scaling group launches."""
 UPDATE_PATH = "{0}/clusters/(?P<name>[^/]+)/updates/(?P<updateId>[^/]+)$"
 _ACCOUNT = {"quotas": EksQuotas()}
 """The quotas of every account and region not given its own by :func:`raise_quotas`."""
