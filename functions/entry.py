@@ -20,6 +20,8 @@ import atexit
 import os
 import sys
 
+from functions.collector import collect_less_often
+
 BROKEN_STDOUT = 120
 """Python's exit status when the standard output cannot be flushed at exit."""
 
@@ -30,6 +32,7 @@ _status: list[int | None] = [None]
 def main() -> None:
     """Run the CLI (``functions.cli.main``) as the ``katuna`` console script."""
     atexit.register(_exit_now)
+    collect_less_often()
     from functions.cli import main as cli
 
     try:

@@ -32,6 +32,7 @@ from functions.adapters.sqlite_queue import LEASE_SECONDS, SqliteQueue
 from functions.adapters.sqlite_store import SqliteStore
 from functions.adapters.web import create_app, guard
 from functions.cluster_ports import ClusterNodes, ClusterResources, watched_namespace
+from functions.collector import collect_less_often
 from functions.core.cluster_templates import ClusterTemplates
 from functions.core.errors import InvalidSetting, KatunaError, Problem, TemporaryError
 from functions.core.events import Event, study_created
@@ -268,6 +269,7 @@ def from_environment() -> WSGIApplication:
     instead of restarting it, so a container never serves writes to the network unauthenticated,
     nor runs with a setting it misread.
     """
+    collect_less_often()
     try:
         settings = Settings.from_env()
     except InvalidSetting as exc:

@@ -4,6 +4,7 @@ marked ``browser`` skip before any of their fixtures start when Chromium is miss
 from __future__ import annotations
 
 import copy
+import gc
 import json
 import sys
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from kube_standin.clock import SimulatedClock
 from kube_standin.containers import Run, SimulatedContainers
 from kube_stub import KubeStub
 
+from functions.collector import collect_less_often
 from functions.core.optuna_compat import CREATE_TRIAL
 from functions.core.validate import parse_study
 from functions.embedded import Embedded
@@ -29,6 +31,17 @@ TRIAL = Path(__file__).parent / "trials" / "objective.py"
 LONGEST = ("test_seed_study.py", "test_katib_examples.py")
 """Modules whose tests take minutes: run first, so that with two processes (``make test``) they
 overlap the many short tests instead of finishing alone at the end."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The suite's own processes allocate heavily too (assertion rewriting, moto's AWS,
+    hypothesis): at Python's default thresholds the collector took a third of their CPU."""
+    collect_less_often()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """What collection made (modules, tests) lives to the end: no collection walks it again."""
+    gc.freeze()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
