@@ -51,11 +51,12 @@ def _resume(record: StudyRecord, deps: Deps) -> list[Event]:
     events, lost = [], []
     active = deps.store.trials(record.name, ACTIVE_STATES)
     for trial in active if deps.lookahead else _within_parallelism(record, deps, active):
-        launch = trial_launch(record, trial)
-        if trial.state == RUNNING and not deps.executor.exists(launch):
-            lost.append(deps.executor.recorded_end(launch) or _lost(record, trial))
-        elif trial.state != RUNNING:
+        if trial.state != RUNNING:
             events.append(trial_suggested(record.name, record.uid, trial.number, trial.attempt))
+            continue
+        launch = trial_launch(record, trial)
+        if not deps.executor.exists(launch):
+            lost.append(deps.executor.recorded_end(launch) or _lost(record, trial))
     return lost if deps.lookahead else lost + events
 
 
