@@ -22,9 +22,9 @@ run: $(STAMP)
 
 # Bytecode is compiled up front (the dependencies' when .venv is made): the suite starts hundreds of
 # Python processes, and where PYTHONDONTWRITEBYTECODE is set each would compile its imports again.
-# Four workers (pytest-xdist) even on two cores: the tests wait on trial processes and loopback
-# servers more than they compute, so others run while one waits (on 2 cores: 649 s with four,
-# 666-737 s with three).
+# Four workers (pytest-xdist) even on two cores: the suite keeps both cores busy, but each test
+# waits on trial processes and loopback servers at times, and another runs meanwhile (on 2 cores:
+# 649 s with four, 666-737 s with three).
 test: $(STAMP) chromium
 	$(PY) -m compileall -q functions infra
 	$(PY) -m pytest -n 4
