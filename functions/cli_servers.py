@@ -37,6 +37,7 @@ def serve(db: str | None, host: str, port: int, workers: int, threads: int, exec
     from functions.adapters.web.guard import exposure_problem
     from functions.adapters.web.peers import can_tell
     from functions.adapters.web.server import Server, listen_problem
+    from functions.cluster_ports import watched_namespace
     from functions.runtime import service_app
 
     settings = settings_for(db)
@@ -51,6 +52,10 @@ def serve(db: str | None, host: str, port: int, workers: int, threads: int, exec
         problem = configuration_problem(settings.k8s_api)
         if problem:
             fail(problem, 2)
+    if settings.executor == "kubernetes" or watched_namespace(settings):
+        from functions.adapters.kubernetes_client import load_apis
+
+        load_apis()
     warn_if_root()
     if not settings.api_token and not can_tell():
         warn("without KATUNA_API_TOKEN, every account of this machine can reach the service and run commands as "

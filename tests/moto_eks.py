@@ -59,6 +59,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import botocore_models  # noqa: F401  (one read of each service model per process)
+
 os.environ.setdefault("MOTO_AMIS_PATH", str(Path(__file__).with_name("moto_amis.json")))
 """moto's EC2 holds this one image (:data:`IMAGE`) instead of its 1,291: loading those cost
 every fresh mock half a second of CPU. moto reads it when its EC2 is first imported, so this

@@ -308,7 +308,7 @@ def _held_run(tmp_path: Path) -> tuple[Path, subprocess.Popen[str]]:
     killed if they never do)."""
     study = _held_study(tmp_path)
     process = subprocess.Popen([*KATUNA, "run", str(study)], cwd=tmp_path, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
     try:
         _wait_for_two_running_trials(tmp_path)
     except BaseException:

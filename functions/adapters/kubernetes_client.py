@@ -39,6 +39,19 @@ class BoundedApiClient(client.ApiClient):
                                 _request_timeout=_request_timeout or (self.timeout, self.timeout))
 
 
+APIS = ("CoreV1Api", "BatchV1Api", "CustomObjectsApi", "AuthorizationV1Api")
+"""The client's API classes that katuna's adapters call."""
+
+
+def load_apis() -> None:
+    """Build the API classes katuna calls now, rather than at first use. The client builds each
+    lazily, and ``CoreV1Api`` with its hundreds of validated methods takes most of a second of
+    CPU: ``katuna serve`` calls this before it forks, so its workers share one build instead of
+    each making its own."""
+    for name in APIS:
+        getattr(client, name)
+
+
 def api_client(host: str | None = None, timeout: float = REMOTE_TIMEOUT) -> client.ApiClient:
     """A client for ``host``, else in-cluster configuration, else the local kubeconfig. ``host``
     (``KATUNA_K8S_API``) gets no credentials: it is a proxy that adds them (``kubectl proxy``),

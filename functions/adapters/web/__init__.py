@@ -7,6 +7,7 @@ which the composition root (:mod:`functions.runtime`) builds and hands in.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from flask import Flask, Response, current_app, g, jsonify, redirect, request, url_for
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
@@ -15,10 +16,12 @@ from functions.adapters.web import api, functions_ce, guard, peers, ui
 from functions.adapters.web.auth import bearer, csrf_matches, current_session, has_token
 from functions.adapters.web.errors import error_response
 from functions.adapters.web.json_provider import StrictJSONProvider
-from functions.adapters.web.oidc import Verifier
 from functions.core import senders
 from functions.core.application import Application, ServiceSettings
 from functions.core.errors import KatunaError
+
+if TYPE_CHECKING:
+    from functions.adapters.web.oidc import Verifier
 
 OPEN_PATHS = ("/healthz", "/readyz")
 SAFETY_HEADERS = {"X-Frame-Options": "DENY", "Content-Security-Policy": "frame-ancestors 'none'",
@@ -43,6 +46,8 @@ def create_app(runtime: Application) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = runtime.settings.max_body
     app.extensions["katuna"] = runtime
     if runtime.settings.oidc_audience:
+        from functions.adapters.web.oidc import Verifier  # PyJWT and its cryptography: only where tokens come
+
         app.extensions["katuna_oidc"] = Verifier(runtime.settings.oidc_audience, runtime.settings.oidc_issuer_url)
     elif runtime.settings.events == "reply":
         log.warning("the event paths take any sender: set KATUNA_OIDC_AUDIENCE when the cluster enables "
