@@ -24,6 +24,7 @@ from functions.adapters.local_executor import LocalExecutor
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.events import trial_finished
 from functions.core.launch import TrialLaunch
+from functions.core.records import RUNNING, TrialRecord
 
 pytestmark = pytest.mark.slow
 KUBE_NAMESPACES = ("forged",)
@@ -268,6 +269,17 @@ def test_an_accepted_trial_finished_event_deletes_the_job_it_ends(kube, tmp_path
         service.close()
 
 
+def running(db: Path, study: str) -> list[TrialRecord]:
+    """The study's trials recorded as running. A run killed between starting an attempt and
+    recording it leaves a trial that never ran, as far as the database says: its resume starts
+    that attempt again (ending what the first start left), as the same attempt."""
+    store = SqliteStore(db)
+    try:
+        return store.trials(study, [RUNNING])
+    finally:
+        store.close()
+
+
 def test_trials_resumed_after_a_sigkill_run_their_next_attempt_to_its_end(tmp_path: Path, family: Path):
     """The stale attempts a killed ``katuna run`` left are ended, and only those: the attempts
     that the resumed run starts next are not, so trials allowed two attempts complete."""
@@ -284,6 +296,8 @@ def test_trials_resumed_after_a_sigkill_run_their_next_attempt_to_its_end(tmp_pa
     first = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         eventually(lambda: all((family / f"started.{n}.1").exists() for n in range(3)), "every first attempt runs",
+                   timeout=30)
+        eventually(lambda: len(running(tmp_path / "katuna.db", "resumed")) == 3, "every first attempt is recorded",
                    timeout=30)
     finally:
         first.kill()
