@@ -37,7 +37,6 @@ def serve(db: str | None, host: str, port: int, workers: int, threads: int, exec
     from functions.adapters.web.guard import exposure_problem
     from functions.adapters.web.peers import can_tell
     from functions.adapters.web.server import Server, listen_problem
-    from functions.cluster_ports import watched_namespace
     from functions.runtime import service_app
 
     settings = settings_for(db)
@@ -47,14 +46,11 @@ def serve(db: str | None, host: str, port: int, workers: int, threads: int, exec
     if executor:
         settings = replace(settings, executor=executor)
     if settings.executor == "kubernetes":
-        from functions.adapters.kubernetes_client import configuration_problem
+        from functions.adapters.kubernetes_client import configuration_problem, load_apis
 
         problem = configuration_problem(settings.k8s_api)
         if problem:
             fail(problem, 2)
-    if settings.executor == "kubernetes" or watched_namespace(settings):
-        from functions.adapters.kubernetes_client import load_apis
-
         load_apis()
     warn_if_root()
     if not settings.api_token and not can_tell():
