@@ -76,3 +76,34 @@ def test_the_make_targets_in_the_quick_start_exist():
     makefile = (ROOT / "Makefile").read_text()
     for target in re.findall(r"^make (\w+)", block(README, "Quick start", "sh"), flags=re.M):
         assert re.search(rf"^{target}:", makefile, flags=re.M), target
+
+
+def _script(path, body: str) -> str:
+    path.write_text(f"#!/bin/sh\n{body}\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+@pytest.mark.parametrize(("system", "chosen"), [
+    ('exec "{python}" "$@"', "system"),
+    ("echo '(3, 99)'", "python3"),
+    ("exit 1", "python3"),
+    (None, "python3"),
+])
+def test_make_builds_the_venv_on_the_systems_python_only_when_it_is_the_same_version(tmp_path, system, chosen):
+    """The system's build is preferred for its speed, never for another Python version nor
+    when it cannot make a venv."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python3").symlink_to(sys.executable)
+    fake = _script(tmp_path / "system-python", system.format(python=sys.executable)) if system else str(tmp_path / "none")
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin"}
+    planned = subprocess.run(["make", "-n", "--no-print-directory", "-C", str(ROOT), "-W", "pyproject.toml", f"VENV={tmp_path / 'v'}",
+                              f"SYSTEM_PYTHON={fake}", f"{tmp_path / 'v'}/.katuna-installed"],
+                             capture_output=True, text=True, env=env, check=True).stdout
+    expected = fake if chosen == "system" else "python3"
+    assert planned.splitlines()[0] == f"{expected} -m venv {tmp_path / 'v'}"
+    given = subprocess.run(["make", "-n", "--no-print-directory", "-C", str(ROOT), "-W", "pyproject.toml", f"VENV={tmp_path / 'v'}",
+                            f"SYSTEM_PYTHON={fake}", "PYTHON=/opt/python", f"{tmp_path / 'v'}/.katuna-installed"],
+                           capture_output=True, text=True, env=env, check=True).stdout
+    assert given.splitlines()[0] == f"/opt/python -m venv {tmp_path / 'v'}"
