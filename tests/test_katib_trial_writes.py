@@ -30,6 +30,7 @@ from functions.core.records import COMPLETE, PRUNED, RUNNING, WAITING, TrialReco
 from functions.core.resources import Origin, ref_of
 from functions.dispatch import Dispatcher
 from functions.handlers import Deps
+from functions.handlers.writeback import report
 
 TEAM = "writes-team"
 USER = "writer"
@@ -382,3 +383,23 @@ def test_a_trial_made_anew_between_katunas_read_and_its_delete_is_left(kube: Kub
                                              f"Experiment named {NAME}"):
         dispatcher.deliver_to("writeback", trial_suggested(NAME, renewed.uid, 0, 1))
     assert trial_uid(kube, f"{NAME}-0") == made[0]["metadata"]["uid"]
+
+
+def test_a_report_begun_before_an_edit_was_refused_leaves_the_refusal_in_the_status(kube: KubeStub, service):
+    """A report writes the status the store holds when it writes: one that read its study
+    before an edit was refused, and writes after the refusal was reported, must not put back the
+    generation before it (the handler of a trial's event in one worker, a refused edit in
+    another)."""
+    _, store, dispatcher = service
+    begun = store.get_study(NAME)
+    experiments = ("kubeflow.org", "v1beta1", TEAM, "experiments", NAME)
+    parameters = user_api(kube).get_namespaced_custom_object(*experiments)["spec"]["parameters"]
+    parameters[0]["feasibleSpace"]["max"] = "9"
+    edited = user_api(kube).patch_namespaced_custom_object(*experiments, {"spec": {"parameters": parameters}})
+    dispatcher.deliver_to("resource", resource_changed("update", edited))
+    refused = user_api(kube).get_namespaced_custom_object(*experiments)["status"]
+    assert refused["observedGeneration"] == edited["metadata"]["generation"] == 2
+    assert "UpdateRefused" in [condition["type"] for condition in refused["conditions"]]
+
+    report(begun, dispatcher.deps)
+    assert user_api(kube).get_namespaced_custom_object(*experiments)["status"] == refused

@@ -80,13 +80,18 @@ def _status(record: StudyRecord, origin: Origin, store: Store) -> dict[str, Any]
 
 def _current_status(record: StudyRecord, origin: Origin, store: Store) -> dict[str, Any]:
     """The status from the store as it is when asked: the study is read again (unless it was
-    deleted or replaced since), as a write computed again must not reuse the record a report
-    started with."""
+    deleted or replaced since), its origin with it, as a write computed again must not reuse the
+    record a report started with. An edit handled since (refused, or applied) is the generation
+    the status observes; with the origin read at the start, a report that began before it would
+    put the generation before back over the edit's own report."""
     try:
         current = store.get_study(record.name)
     except StudyNotFound:
         return _status(record, origin, store)
-    return _status(current if current.uid == record.uid else record, origin, store)
+    if current.uid != record.uid or current.origin is None:
+        return _status(record, origin, store)
+    now = Origin.from_dict(current.origin)
+    return _status(current, now if now.uid == origin.uid else origin, store)
 
 
 def _changed(record: StudyRecord, store: Store) -> bool:
