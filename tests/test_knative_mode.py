@@ -603,7 +603,8 @@ def test_a_dead_letter_of_a_permanent_refusal_fails_its_study_with_the_reason(tm
         assert study["status"] == "failed"
         assert study["reason"].startswith("an event could not be delivered (dev.katuna.trial.suggested): "), study
         assert "/functions/spawn 422 " in study["reason"] and "403" in study["reason"], study["reason"]
-        assert ("dev.katuna.trial.suggested", "422") in _letters(cluster)
+        eventually(lambda: ("dev.katuna.trial.suggested", "422") in _letters(cluster),
+                   "the broker to record the dead letter, once its sink has answered", timeout=30)
     finally:
         cluster.close()
         kube.close()
