@@ -108,7 +108,8 @@ class Runtime:
             api = api_client(self.settings.k8s_api, self.settings.remote_timeout)
             executor = KubernetesExecutor(self.settings.cluster_defaults(), api, self.settings.report_url, clock=self.clock)
             self.logs = self.admissions = executor
-            self.access_refusal = Access(api, self.settings.cluster_defaults()).refusal
+            self.access_refusal = Access(api, self.settings.cluster_defaults(),
+                                         hands_tokens=bool(self.settings.report_url)).refusal
             return executor
         return LocalExecutor(self.settings.logs, self.publish, pass_env=self.settings.trial_env)
 

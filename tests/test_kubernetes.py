@@ -237,6 +237,35 @@ def test_a_study_naming_a_namespace_katuna_may_not_use_is_refused_when_submitted
     assert service.wait_for("bound", timeout=60)["status"] == "completed"
 
 
+def test_a_study_with_early_stopping_where_katuna_may_not_make_secrets_is_refused_when_submitted(
+        service: Service, kube: KubeStub, tmp_path: Path):
+    """Each attempt of a study with early stopping reads its report token from a Secret katuna
+    makes: in a namespace where katuna's grant leaves Secrets out, such a study is refused naming
+    ``earlyStopping`` (its every attempt would fail at launch), nothing stored; one without
+    early stopping runs there, and a service handing no tokens asks nothing of Secrets."""
+    kube.add_namespace("no-secrets", grant=False)
+    with kube.lock:
+        kube.authorizer.grant_in_but("no-secrets", "secrets")
+    pruned = job_study("no-tokens", maxTrials=1, parallelism=1, kubernetes={"namespace": "no-secrets"},
+                       earlyStopping={"algorithm": "median", "settings": {"n_startup_trials": 2}})
+    reporting = Service(tmp_path, workers=1, KATUNA_EXECUTOR="kubernetes", KATUNA_K8S_API=kube.url,
+                        KATUNA_K8S_NAMESPACE="trials", KATUNA_REPORT_URL="http://127.0.0.1:9/")
+    try:
+        status, _, body = reporting.request("POST", "/studies", yaml.safe_dump(pruned),
+                                            {"Content-Type": "application/yaml"})
+        assert status == 422 and json.loads(body)["problems"] == [{"path": "earlyStopping", "message": (
+            "katuna may not create secrets in namespace 'no-secrets', where this study's trials run: each attempt of "
+            "a study with early stopping reads its report token from a Secret katuna creates. Grant its account "
+            "create and delete on secrets there (the katuna-trials ClusterRole does), or leave early stopping out")}]
+        assert reporting.request("GET", "/studies/no-tokens")[0] == 404, "nothing is stored"
+        submit(reporting, {key: value for key, value in pruned.items() if key != "earlyStopping"})
+        assert reporting.wait_for("no-tokens", timeout=60)["status"] == "completed"
+    finally:
+        reporting.close()
+    submit(service, {**pruned, "name": "no-tokens-handed"})
+    assert service.wait_for("no-tokens-handed", timeout=60)["status"] == "completed"
+
+
 def test_a_trial_kind_katuna_is_not_granted_is_refused_when_submitted(service: Service):
     """No ``knative/trial-kinds/`` component grants katuna PyTorchJobs here: a study of them is
     refused naming its ``trialSpec``, or, where it names a namespace, that namespace with the

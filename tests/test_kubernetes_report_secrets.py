@@ -122,21 +122,10 @@ def test_a_refused_job_leaves_no_secret_and_a_refused_secret_no_job(kube: KubeSt
     assert not [name for ns, name in kube.secrets if ns == "elsewhere"]
     kube.add_namespace("old-grants", grant=False)
     with kube.lock:
-        rules = [rule for rule in _role(kube, "katuna-trials")["rules"] if "secrets" not in rule["resources"]]
-        kube.authorizer.objects.append({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-                                        "metadata": {"name": "old-trials", "namespace": "old-grants"}, "rules": rules})
-        kube.authorizer.objects.append({
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-            "metadata": {"name": "old-trials", "namespace": "old-grants"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "old-trials"},
-            "subjects": [{"kind": "ServiceAccount", "name": "katuna", "namespace": "katuna"}]})
+        kube.authorizer.grant_in_but("old-grants", "secrets")
     with pytest.raises(PermanentError, match=r"create Secret tok-0.report .*403 Forbidden.*cannot create resource .*secrets"):
         executor(kube, "old-grants").launch(launch())
     assert ("old-grants", "tok-0") not in kube.jobs, "no attempt waits for a token that never comes"
-
-
-def _role(kube: KubeStub, name: str) -> dict:
-    return next(o for o in kube.authorizer.objects if o["kind"] == "ClusterRole" and o["metadata"]["name"] == name)
 
 
 def test_a_missing_token_secret_is_made_again_and_never_fails_the_trial(kube: KubeStub):

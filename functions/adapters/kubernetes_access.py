@@ -3,7 +3,8 @@ cluster takes them, asked of the API server before the study is stored.
 
 First a SelfSubjectAccessReview, which every account may make: a study naming a namespace where
 katuna's Role is not bound, or a workload kind katuna is not granted (a ``knative/trial-kinds/``
-component not deployed), is refused, naming the field, instead of failing at its first trial.
+component not deployed), is refused, naming the field, instead of failing at its first trial;
+so is a study with early stopping where katuna may not create the Secrets of its report tokens.
 Then, for a ``trialSpec``, the first trial's workload is created in a dry run (``dryRun=All``),
 each parameter at its lowest value: the API server validates and defaults it, and its admission
 webhooks see it, as they will every trial's, and nothing is stored. What it refuses as invalid
@@ -46,21 +47,39 @@ class Access:
     """Asks the API server what this service's account may do and what it takes; ``defaults``
     are the service's trial settings (``namespace``: where the trials of a study naming none run)."""
 
-    def __init__(self, api: client.ApiClient, defaults: Cluster) -> None:
+    def __init__(self, api: client.ApiClient, defaults: Cluster, hands_tokens: bool = False) -> None:
         self._reviews = client.AuthorizationV1Api(api)
         self._batch = client.BatchV1Api(api)
         self._objects = client.CustomObjectsApi(api)
         self._defaults = defaults
         self._default_namespace = defaults.namespace or "default"
+        self._hands_tokens = hands_tokens
 
     def refusal(self, spec: Study) -> Problem | None:
-        """Why katuna may not create the study's trial workloads where they would run; None where
-        it may. ``InvalidStudy`` where the API server refuses the first trial's ``trialSpec``
-        workload as invalid (:meth:`_dry_run`)."""
+        """Why katuna may not create the study's trial workloads where they would run, or the
+        Secrets that hand them their report tokens; None where it may. ``InvalidStudy`` where
+        the API server refuses the first trial's ``trialSpec`` workload as invalid (:meth:`_dry_run`)."""
         forbidden = self._access(spec)
         if forbidden is None and spec.trial_template.trial_spec is not None:
-            return self._dry_run(spec)
-        return forbidden
+            forbidden = self._dry_run(spec)
+        return forbidden or self._token_refusal(spec)
+
+    def _token_refusal(self, spec: Study) -> Problem | None:
+        """Why katuna may not create the Secret each attempt of a study with early stopping reads
+        its report token from (:mod:`~functions.adapters.kubernetes_report_secrets`), where the
+        trials run; None where it may, or where no token is handed (no early stopping, or no
+        ``KATUNA_REPORT_URL``). Refused here, a study whose every attempt would fail at its
+        launch is not stored."""
+        if not (self._hands_tokens and spec.early_stopping):
+            return None
+        namespace = spec.kubernetes.namespace or self._default_namespace
+        if self._may_create(namespace, "", "secrets"):
+            return None
+        return Problem("earlyStopping", f"katuna may not create secrets in namespace {namespace!r}, where this "
+                                        f"study's trials run: each attempt of a study with early stopping reads its "
+                                        f"report token from a Secret katuna creates. Grant its account create and "
+                                        f"delete on secrets there (the katuna-trials ClusterRole does), or leave "
+                                        f"early stopping out")
 
     def _access(self, spec: Study) -> Problem | None:
         """The review's refusal; None where katuna may create the workload, or where the study

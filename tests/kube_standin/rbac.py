@@ -84,6 +84,21 @@ class Authorizer:
         ``Role`` lives in its own namespace, and a RoleBinding elsewhere naming it grants nothing."""
         self.bind(TRIALS_ROLE, namespace, service_namespace, "katuna")
 
+    def grant_in_but(self, namespace: str, resource: str, service_namespace: str = "katuna") -> None:
+        """A Role in ``namespace`` with the ``katuna-trials`` ClusterRole's rules but those on
+        ``resource``, bound to katuna's service account: a grant an operator made by hand, or
+        from an older katuna's manifests."""
+        [trials] = [o for o in self.objects if o["kind"] == "ClusterRole" and o["metadata"]["name"] == TRIALS_ROLE]
+        name = f"{TRIALS_ROLE}-but-{resource}"
+        self.objects.append({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                             "metadata": {"name": name, "namespace": namespace},
+                             "rules": [rule for rule in trials["rules"] if resource not in rule["resources"]]})
+        self.objects.append({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": name, "namespace": namespace},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+            "subjects": [{"kind": "ServiceAccount", "name": "katuna", "namespace": service_namespace}]})
+
     def bind(self, cluster_role: str, namespace: str, account_namespace: str, account: str) -> None:
         """A RoleBinding named after ``cluster_role`` in ``namespace``, of that ClusterRole to the
         ServiceAccount ``account_namespace:account``, as ``kubectl create rolebinding
