@@ -84,6 +84,18 @@ def _script(path, body: str) -> str:
     return str(path)
 
 
+def _venv_made_by(tmp_path, *variables: str) -> str:
+    """The command ``make`` would make a new venv with, given ``variables``, with only
+    ``tmp_path/bin`` (its ``python3``) before the system's folders on the PATH."""
+    venv = tmp_path / "v"
+    planned = subprocess.run(["make", "-n", "--no-print-directory", "-C", str(ROOT), "-W", "pyproject.toml",
+                              f"VENV={venv}", *variables, f"{venv}/.katuna-installed"], capture_output=True,
+                             text=True, env={"PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin"}, check=True).stdout
+    first = planned.splitlines()[0]
+    assert first.endswith(f" -m venv {venv}"), planned
+    return first.removesuffix(f" -m venv {venv}")
+
+
 @pytest.mark.parametrize(("system", "chosen"), [
     ('exec "{python}" "$@"', "system"),
     ("echo '(3, 99)'", "python3"),
@@ -92,18 +104,9 @@ def _script(path, body: str) -> str:
 ])
 def test_make_builds_the_venv_on_the_systems_python_only_when_it_is_the_same_version(tmp_path, system, chosen):
     """The system's build is preferred for its speed, never for another Python version nor
-    when it cannot make a venv."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "python3").symlink_to(sys.executable)
+    when it cannot make a venv; ``PYTHON`` given picks the interpreter whatever the system has."""
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "python3").symlink_to(sys.executable)
     fake = _script(tmp_path / "system-python", system.format(python=sys.executable)) if system else str(tmp_path / "none")
-    env = {"PATH": f"{bin_dir}:/usr/bin:/bin"}
-    planned = subprocess.run(["make", "-n", "--no-print-directory", "-C", str(ROOT), "-W", "pyproject.toml", f"VENV={tmp_path / 'v'}",
-                              f"SYSTEM_PYTHON={fake}", f"{tmp_path / 'v'}/.katuna-installed"],
-                             capture_output=True, text=True, env=env, check=True).stdout
-    expected = fake if chosen == "system" else "python3"
-    assert planned.splitlines()[0] == f"{expected} -m venv {tmp_path / 'v'}"
-    given = subprocess.run(["make", "-n", "--no-print-directory", "-C", str(ROOT), "-W", "pyproject.toml", f"VENV={tmp_path / 'v'}",
-                            f"SYSTEM_PYTHON={fake}", "PYTHON=/opt/python", f"{tmp_path / 'v'}/.katuna-installed"],
-                           capture_output=True, text=True, env=env, check=True).stdout
-    assert given.splitlines()[0] == f"/opt/python -m venv {tmp_path / 'v'}"
+    assert _venv_made_by(tmp_path, f"SYSTEM_PYTHON={fake}") == (fake if chosen == "system" else "python3")
+    assert _venv_made_by(tmp_path, f"SYSTEM_PYTHON={fake}", "PYTHON=/opt/python") == "/opt/python"
