@@ -32,10 +32,11 @@ run: $(STAMP)
 # Bytecode is compiled up front (the dependencies' when .venv is made): the suite starts hundreds of
 # Python processes, and where PYTHONDONTWRITEBYTECODE is set each would compile its imports again.
 # Five workers (pytest-xdist) even on two cores: each test waits on trial processes and loopback
-# servers at times, and another runs meanwhile (on 2 cores, the system's Python: 455-491 s with
-# five, 518 s with four, 490 s with six, whose extra worker collects the suite once more). Work
-# stealing: a worker that runs out of tests takes some from another's queue, so all end within a
-# second of each other (handed out in fixed chunks, one worker once ran its last 65 s alone).
+# servers at times, and another runs meanwhile (on 2 cores, the system's Python: 455-538 s over
+# six runs with five, 518 s with four, 490 s with six, whose extra worker collects the suite once
+# more). Work stealing: a worker that runs out of tests takes some from another's queue, so all
+# end within a second of each other (handed out in fixed chunks, one worker once ran its last 65 s
+# alone).
 test: $(STAMP) chromium
 	$(PY) -m compileall -q functions infra
 	$(PY) -m pytest -n 5 --dist worksteal
