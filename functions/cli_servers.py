@@ -85,12 +85,15 @@ def optuna_dashboard(db: str | None, host: str, port: int) -> None:
 
     katuna keeps Optuna's state in a journal inside its own database, which
     ``optuna-dashboard sqlite:///...`` cannot read; this serves it with that journal storage,
-    on loopback only (optuna-dashboard has no sign-in), to loopback Host names only (a name
-    rebound to 127.0.0.1 reaches nothing), refusing writes from other sites and every change
-    but notes (katuna's own records must stay in step with it).
+    on loopback only (optuna-dashboard has no sign-in), to this user's (or root's) connections
+    only, to loopback Host names only (a name rebound to 127.0.0.1 reaches nothing), refusing
+    writes from other sites and every change but notes (katuna's own records must stay in step
+    with it). A client has KATUNA_CLIENT_TIMEOUT seconds (15) to send its request.
     """
     from functions.adapters.dashboard_storage import DashboardStorage
+    from functions.adapters.web.dashboard_server import dashboard_server
     from functions.adapters.web.guard import is_loopback
+    from functions.adapters.web.peers import can_tell
     from functions.adapters.web.server import listen_problem
     from functions.adapters.web.wsgi_guard import guarded
 
@@ -106,15 +109,20 @@ def optuna_dashboard(db: str | None, host: str, port: int) -> None:
         fail(f"optuna-dashboard is not installed in this Python ({sys.executable}): run "
              f"`{sys.executable} -m pip install -e '.[dashboard]'` in katuna's checkout (katuna is not on the "
              "package index), or use the checkout's .venv/bin/katuna, which `make run` sets up with it")
-    store = SqliteStore(path, settings_for(db).busy_timeout)
+    settings = settings_for(db)
+    store = SqliteStore(path, settings.busy_timeout)
     problem = listen_problem(host, port, "katuna optuna-dashboard")
     if problem:
         store.close()
         fail(problem, 2)
+    if not can_tell():
+        warn("every account of this machine can read the studies through optuna-dashboard: this system does not "
+             "tell which user a loopback connection is from")
     console.print(f"optuna-dashboard on http://{markup(host)}:{port}/ for {markup(path.resolve())}", highlight=False)
     try:
         storage = DashboardStorage(store.optuna_storage(), lambda reason: HTTPError(403, reason))
-        run(guarded(wsgi(storage), storage.refused_request), host=host, port=port)
+        run(guarded(wsgi(storage), storage.refused_request), host=host, port=port,
+            **dashboard_server(settings.client_timeout))
     finally:
         store.close()
 

@@ -216,7 +216,8 @@ class Settings:
     ``KATUNA_SESSION_TTL`` seconds a dashboard login lasts (43200, 12 hours).
     ``KATUNA_CLIENT_TIMEOUT`` seconds (15) a client has to send a request, head and body, from
     when the service starts reading it, and at most each write of an answer waits for the client
-    to take more (:mod:`functions.adapters.web.worker`); a slower client's connection is closed.
+    to take more (:mod:`functions.adapters.web.worker`, and ``katuna optuna-dashboard``'s
+    :mod:`functions.adapters.web.dashboard_server`); a slower client's connection is closed.
     ``KATUNA_WORKER_TIMEOUT`` whole seconds (60) a ``katuna serve`` worker's main loop may go without
     a heartbeat before gunicorn kills it, with the local trials it owns (gunicorn's ``timeout``;
     a request a thread is serving does not stop the heartbeat, a GIL held that long does).

@@ -18,6 +18,8 @@ from pathlib import Path
 import yaml
 
 KATUNA = str(Path(sys.executable).with_name("katuna"))
+NOBODY = 65534
+"""The uid of Linux's ``nobody``, as which root's tests connect as another account of the machine."""
 
 
 def strict_loads(text: str | bytes) -> object:
@@ -32,6 +34,31 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+
+def answer_as(uid: int, port: int, sent: bytes) -> bytes:
+    """What the service sends, until it closes, on a connection from a forked child running as
+    ``uid`` that sends ``sent`` (nothing at all when empty)."""
+    reading, writing = os.pipe()
+    child = os.fork()
+    if child == 0:
+        try:
+            os.close(reading)
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+                if sent:
+                    sock.sendall(sent)
+                os.write(writing, b"".join(iter(lambda: sock.recv(65536), b"")))
+        finally:
+            os._exit(0)
+    os.close(writing)
+    with os.fdopen(reading, "rb") as pipe:
+        answer = pipe.read()
+    os.waitpid(child, 0)
+    return answer
 
 
 def serve_command(workdir: Path, port: int, workers: int = 1, host: str | None = None) -> list[str]:

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import referencing.jsonschema
 from conftest import study_definition
+from http_helpers import NOBODY
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
@@ -31,7 +32,6 @@ from functions.core.errors import KatunaError
 from functions.runtime import Runtime
 from functions.settings import Settings
 
-NOBODY = 65534
 DOCUMENT = document()
 REGISTRY = Registry().with_resource("urn:katuna", Resource.from_contents(
     DOCUMENT, default_specification=referencing.jsonschema.DRAFT202012))

@@ -4,6 +4,7 @@ on loopback only, changing nothing katuna keeps in step with its own records."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import subprocess
@@ -21,7 +22,7 @@ import optuna
 import pytest
 from conftest import run_study, study_definition
 from doc_blocks import ROOT
-from http_helpers import KATUNA, free_port
+from http_helpers import KATUNA, NOBODY, answer_as, free_port
 
 from functions.adapters.sqlite_store import SqliteStore
 
@@ -47,12 +48,13 @@ def send(method: str, url: str, body: Any = None, headers: dict[str, str] | None
 
 
 @contextmanager
-def dashboard(tmp_path: Path) -> Iterator[str]:
-    """A running ``katuna optuna-dashboard`` of the database in ``tmp_path``: its base URL."""
+def dashboard(tmp_path: Path, **env: str) -> Iterator[str]:
+    """A running ``katuna optuna-dashboard`` of the database in ``tmp_path`` (with ``env`` added
+    to its environment): its base URL."""
     port = free_port()
     log = (tmp_path / "dashboard.log").open("w")
     server = subprocess.Popen([KATUNA, "optuna-dashboard", "--db", str(tmp_path / "katuna.db"), "--port", str(port)],
-                              stdout=log, stderr=subprocess.STDOUT)
+                              stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env})
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
@@ -134,6 +136,38 @@ def test_optuna_dashboard_answers_loopback_host_names_only_takes_writes_from_its
     assert cross[0] == 403 and cross[1]["error"] == "cross_origin"
     assert own[0] == 204
     assert framing == "DENY"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can connect as another user (os.setuid in a child)")
+def test_optuna_dashboard_turns_other_accounts_away_before_reading_them_and_serves_its_own_user(embedded, tmp_path):
+    run_study(embedded, study_definition(name="od-demo"), tmp_path)
+    with dashboard(tmp_path) as base:
+        port = int(base.rpartition(":")[2])
+        asked = answer_as(NOBODY, port, f"GET /api/studies HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+        silent = answer_as(NOBODY, port, b"")
+        own = get(base + "/api/studies")
+    for head, _, body in (asked.partition(b"\r\n\r\n"), silent.partition(b"\r\n\r\n")):
+        assert head.startswith(b"HTTP/1.1 403") and b"Connection: close" in head, head
+        answer = json.loads(body)
+        assert answer["error"] == "local_user_not_allowed", answer
+        assert f"serves only its own user on this machine (uid {os.geteuid()}), not a caller of uid {NOBODY}" in \
+            answer["message"]
+    assert [summary["study_name"] for summary in own["study_summaries"]] == ["od-demo"]
+    assert "HTTP/1.0" not in (tmp_path / "dashboard.log").read_text(), "the refused request was never read"
+
+
+def test_a_client_that_stops_part_way_through_its_request_holds_optuna_dashboard_only_until_the_client_timeout(
+        tmp_path):
+    SqliteStore(tmp_path / "katuna.db").close()
+    with dashboard(tmp_path, KATUNA_CLIENT_TIMEOUT="1") as base:
+        with socket.create_connection(("127.0.0.1", int(base.rpartition(":")[2])), timeout=30) as stalled:
+            stalled.sendall(b"GET /api/studies HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            studies = get(base + "/api/studies")
+            closed = stalled.recv(1024)
+    assert studies["study_summaries"] == []
+    assert closed == b"", "the stalled connection is closed unanswered"
+    assert "the client did not send its request within 1 s (KATUNA_CLIENT_TIMEOUT)" in \
+        (tmp_path / "dashboard.log").read_text()
 
 
 def test_optuna_dashboard_listens_on_loopback_only(tmp_path):

@@ -16,14 +16,11 @@ from pathlib import Path
 
 import pytest
 from conftest import study_definition
-from http_helpers import Service
+from http_helpers import NOBODY, Service, answer_as
 
 from functions.adapters.web import peers
 
 pytestmark = pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux's /proc/net/tcp")
-
-NOBODY = 65534
-
 
 @pytest.fixture(params=[(socket.AF_INET, "127.0.0.1", "/proc/net/tcp"), (socket.AF_INET6, "::1", "/proc/net/tcp6")],
                 ids=["tcp", "tcp6"])
@@ -172,33 +169,9 @@ def test_the_sock_diag_answer_is_read_for_its_uid_and_errors():
         peers.diag_owner(_answer(20, _message(1, 1000))[:40], 5)
 
 
-def _answer_as(uid: int, port: int, sent: bytes) -> bytes:
-    """What the service sends, until it closes, on a connection from a forked child running as
-    ``uid`` that sends ``sent`` (nothing at all when empty)."""
-    reading, writing = os.pipe()
-    child = os.fork()
-    if child == 0:
-        try:
-            os.close(reading)
-            os.setgroups([])
-            os.setgid(uid)
-            os.setuid(uid)
-            with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
-                if sent:
-                    sock.sendall(sent)
-                os.write(writing, b"".join(iter(lambda: sock.recv(65536), b"")))
-        finally:
-            os._exit(0)
-    os.close(writing)
-    with os.fdopen(reading, "rb") as pipe:
-        answer = pipe.read()
-    os.waitpid(child, 0)
-    return answer
-
-
 def _request_as(uid: int, port: int, method: str, path: str, body: bytes = b"") -> tuple[int, dict]:
     """Status and JSON body of one request sent from a forked child running as ``uid``."""
-    answer = _answer_as(uid, port, f"{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n"
+    answer = answer_as(uid, port, f"{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n"
                                    "Content-Type: application/json\r\n"
                                    f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
     head, _, body = answer.partition(b"\r\n\r\n")
@@ -232,7 +205,7 @@ def test_another_accounts_connection_is_refused_and_closed_before_anything_is_re
     request was read (none is logged), and no thread waited on it."""
     service = Service(tmp_path, workers=1)
     try:
-        head, _, body = _answer_as(NOBODY, service.port, b"").partition(b"\r\n\r\n")
+        head, _, body = answer_as(NOBODY, service.port, b"").partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 403") and b"Connection: close" in head, head
         answer = json.loads(body)
         assert answer["error"] == "local_user_not_allowed" and f"of uid {NOBODY}" in answer["message"], answer

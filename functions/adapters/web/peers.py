@@ -18,9 +18,11 @@ can reach it.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import ipaddress
 import itertools
+import json
 import os
 import socket
 import struct
@@ -73,6 +75,11 @@ NO_COOKIE = 0xFFFFFFFF
 """INET_DIAG_NOCOOKIE, in each of the cookie's two words."""
 LIVE_STATES = 0xFFFFFFFF & ~(1 << TCP_TIME_WAIT | 1 << TCP_LISTEN)
 ANSWER_TIMEOUT_S = 1.0
+REFUSAL_HEAD = ("HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n"
+                "Connection: close\r\n\r\n")
+DISCARD_LIMIT = 1 << 16
+"""The most bytes already received that a refused connection throws away (without waiting for
+more) before it closes, so that the close is not a reset that could destroy the answer."""
 _sequence = itertools.count(1)
 
 
@@ -194,14 +201,41 @@ def trusted(uid: int) -> bool:
     return uid in (os.geteuid(), 0)
 
 
-def stranger(connection: socket.socket) -> str | None:
-    """Why a service without a token refuses ``connection``, or None when it takes it: a
-    connection of its own user or root, or any where this machine cannot tell (not Linux). A
-    connection the kernel does not list (another host's or container's) is refused too."""
+def refused_caller(connection: socket.socket) -> str | None:
+    """Who the caller on ``connection`` is, for its refusal, when a server that serves only its
+    own user refuses it; None when it takes it: a connection of its own user or root, or any
+    where this machine cannot tell (not Linux). A connection the kernel does not list (another
+    host's or container's) is refused too."""
     uid = peer_uid(connection)
     if (uid is None and not can_tell()) or (uid is not None and trusted(uid)):
         return None
-    caller = "this machine does not list (another host's or container's)" if uid is None else f"of uid {uid}"
+    return "this machine does not list (another host's or container's)" if uid is None else f"of uid {uid}"
+
+
+def stranger(connection: socket.socket) -> str | None:
+    """Why a service without a token refuses ``connection`` (:func:`refused_caller`), or None
+    when it takes it."""
+    caller = refused_caller(connection)
+    if caller is None:
+        return None
     return (f"without KATUNA_API_TOKEN this service takes requests only from its own user (uid {os.geteuid()}) on "
             f"this machine, not from a caller {caller}: a study runs commands as the service's user. Set "
             "KATUNA_API_TOKEN to serve other users, who then send Authorization: Bearer <token>")
+
+
+def turn_away(connection: socket.socket, message: str) -> None:
+    """Answer ``403`` on a connection without reading the request, and close it. The answer is
+    written only if it fits at once; what the client already sent is thrown away unread (up
+    to :data:`DISCARD_LIMIT`, never waiting), so that the close is not a reset."""
+    body = json.dumps({"error": "local_user_not_allowed", "message": message, "retryable": False}).encode()
+    with contextlib.suppress(OSError), connection:
+        connection.setblocking(False)
+        connection.send(REFUSAL_HEAD.format(length=len(body)).encode() + body)
+        connection.shutdown(socket.SHUT_WR)
+        discarded = 0
+        while discarded < DISCARD_LIMIT:
+            received = connection.recv(DISCARD_LIMIT)  # BlockingIOError once nothing more is there
+            if not received:
+                return
+            discarded += len(received)
+

@@ -24,7 +24,6 @@ is read from it (:mod:`.peers`).
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import io
 import json
@@ -39,11 +38,6 @@ from gunicorn.workers.gthread import _DEFER, ThreadWorker
 
 from functions.adapters.web import peers
 
-REFUSAL_HEAD = ("HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n"
-                "Connection: close\r\n\r\n")
-DISCARD_LIMIT = 1 << 16
-"""The most bytes already received that a refused connection throws away (without waiting for
-more) before it closes, so that the close is not a reset that could destroy the answer."""
 BODY_CHUNK = 64 * 1024
 GATHER_LIMIT = 64 * 1024
 """The most of a request's head gathered before a thread takes it: a head larger than this
@@ -282,7 +276,7 @@ class Worker(ThreadWorker):
         if self.local_only:
             problem = peers.stranger(connection)
             if problem is not None:
-                turn_away(connection, problem)
+                peers.turn_away(connection, problem)
                 return None
         return ClientSocket.adopt(connection, self.client_timeout, self.body_limit)
 
@@ -304,20 +298,3 @@ class _Screened:
 
     def getsockname(self) -> Any:
         return self.listener.getsockname()
-
-
-def turn_away(connection: socket.socket, message: str) -> None:
-    """Answer ``403`` on a connection without reading the request, and close it. The answer is
-    written only if it fits at once; what the client already sent is thrown away unread (up
-    to :data:`DISCARD_LIMIT`, never waiting), so that the close is not a reset."""
-    body = json.dumps({"error": "local_user_not_allowed", "message": message, "retryable": False}).encode()
-    with contextlib.suppress(OSError), connection:
-        connection.setblocking(False)
-        connection.send(REFUSAL_HEAD.format(length=len(body)).encode() + body)
-        connection.shutdown(socket.SHUT_WR)
-        discarded = 0
-        while discarded < DISCARD_LIMIT:
-            received = connection.recv(DISCARD_LIMIT)  # BlockingIOError once nothing more is there
-            if not received:
-                return
-            discarded += len(received)
