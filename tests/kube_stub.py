@@ -82,6 +82,8 @@ class KubeStub(ApiServer, Workloads):
         """Nodes whose VM stopped while their Node stays (a GKE spot VM), by when: the API server
         cannot reach their kubelet."""
         self.logs: dict[tuple[str, str], list[Line]] = {}
+        self.on_log_read: Callable[[str, dict[str, str]], None] | None = None
+        """Called with the pod and query of each read of a pod's log, before the API answers it."""
         self.resources: dict[tuple[str, str, str], dict] = {}
         self.stop_seconds = 0.0
         """How long a deleted pod's running container takes to exit (its grace period caps it)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -21,20 +22,25 @@ import pytest
 import yaml
 from conftest import study_definition
 from http_helpers import KATUNA
+from kube_stub import KubeStub
 
 from functions.adapters.sqlite_store import SqliteStore
-from functions.core.events import TRIAL_FINISHED, Event, study_created
+from functions.adapters.web import create_app
+from functions.core.events import TRIAL_FINISHED, Event, study_created, trial_finished
 from functions.core.validate import parse_study
 from functions.dispatch import Dispatcher
 from functions.embedded import Embedded
 from functions.handlers import Deps, collect
 from functions.handlers.output import parse_output, record_output
 from functions.handlers.parsed import ParsedOutput
+from functions.runtime import Runtime
 from functions.settings import Settings
 
 LOUD = Path(__file__).parent / "trials" / "loud.py"
 SHORT_MB, REPORTS = 2, 5_000
 """Output of the held trial: 2 MiB of noise lines, and its reports of the loss."""
+NAMESPACE = "ends"
+KUBE_NAMESPACES = (NAMESPACE,)
 POLL = 0.002
 """Seconds between two looks at the run's read (a pause, so the looks leave the run the CPU)."""
 
@@ -167,3 +173,48 @@ def test_an_output_parsed_against_another_state_is_parsed_again(tmp_path: Path):
         assert taken == fresh and fresh.metrics
     finally:
         runner.close()
+
+
+def _write_locked(db: Path) -> bool:
+    """Whether another connection holds ``db``'s write lock (a transaction under way)."""
+    probe = sqlite3.connect(db, timeout=0)
+    try:
+        probe.execute("BEGIN IMMEDIATE")
+        probe.rollback()
+        return False
+    except sqlite3.OperationalError:
+        return True
+    finally:
+        probe.close()
+
+
+def test_a_cluster_trials_log_and_where_it_begins_are_read_while_other_writers_go_on(kube: KubeStub, tmp_path: Path):
+    """At a cluster trial's end its log is read for its output and for where it begins, which
+    says whether the kubelet rotated lines away (:mod:`functions.core.log_rotation`): neither
+    call to the Kubernetes API is made while the handling holds the database's write lock."""
+    db = tmp_path / "katuna.db"
+    runtime = Runtime(Settings(db=db, executor="kubernetes", k8s_api=kube.url, k8s_namespace=NAMESPACE))
+    reads: list[tuple[dict[str, str], bool]] = []
+    try:
+        definition = study_definition("cluster-end", maxTrials=1, parallelism=1)
+        definition["trialTemplate"]["image"] = "python:3.12"
+        assert create_app(runtime).test_client().post("/studies", json=definition).status_code == 201
+        record = runtime.store().get_study("cluster-end")
+        pending = runtime.dispatcher().deliver(study_created("cluster-end", record.uid))
+        while pending:
+            pending = [emitted for event in pending for emitted in runtime.dispatcher().deliver(event)]
+        deadline = time.monotonic() + 60
+        while not any(c["type"] == "Complete" for c in kube.jobs[(NAMESPACE, "cluster-end-0")]["status"].get(
+                "conditions", [])):
+            assert time.monotonic() < deadline, "the trial's Job did not complete within a minute"
+            time.sleep(0.05)
+        kube.on_log_read = lambda pod, query: reads.append((query, _write_locked(db)))
+        runtime.dispatcher().deliver(trial_finished("cluster-end", record.uid, 0, 1, "exited", 0))
+        trial = runtime.store().get_trial("cluster-end", 0)
+        assert trial is not None and trial.state == "COMPLETE", trial
+    finally:
+        kube.on_log_read = None
+        runtime.close()
+    assert any(query.get("limitBytes") for query, _ in reads), "where the log begins was read"
+    assert any(not query.get("limitBytes") for query, _ in reads), "the whole log was read"
+    assert [query for query, locked in reads if locked] == [], "no read waited in the write transaction"

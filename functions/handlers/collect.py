@@ -31,7 +31,7 @@ from functions.core.launch import TrialLaunch, trial_launch
 from functions.core.log_rotation import rotated
 from functions.core.records import COMPLETE, FAIL, WAITING, StudyRecord, TrialRecord
 from functions.handlers.base import Deps, go_on, tell
-from functions.handlers.output import parse_output, record_output
+from functions.handlers.output import Output, parse_output, record_output
 from functions.handlers.parsed import ParsedOutput
 from functions.handlers.prune import record_curve
 
@@ -53,7 +53,7 @@ def prepare(event: Event, deps: Deps) -> ParsedOutput | None:
         return None
     if not _ended_running(data):
         _stop_if_running(deps, trial_launch(record, trial))
-    return parse_output(record, trial, deps)
+    return parse_output(record, trial, deps, log_start=deps.logs is not None)
 
 
 def _current(record: StudyRecord, trial: TrialRecord | None, data: Mapping[str, Any]) -> TrialRecord | None:
@@ -81,8 +81,9 @@ def handle(event: Event, deps: Deps) -> list[Event]:
         return _run_again(record, trial, deps, f"preempted: {data['message']}")
     rotation = None
     try:
-        metrics, tail, size, reports = record_output(record, trial, deps)
-        rotation = _rotation(record, trial, launch, deps, size, reports)
+        output = record_output(record, trial, deps, log_start=deps.logs is not None)
+        metrics, tail = output.metrics, output.tail
+        rotation = _rotation(record, trial, deps, output)
     except OutputLost as lost:
         if data["outcome"] == "exited" and not data.get("exitCode") and retry:
             return _run_again(record, trial, deps, f"lost: {lost}")
@@ -101,17 +102,17 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     return go_on(record, deps, replace(trial, **outcome))
 
 
-def _rotation(record: StudyRecord, trial: TrialRecord, launch: TrialLaunch, deps: Deps, size: int,
-              reports: int) -> str | None:
+def _rotation(record: StudyRecord, trial: TrialRecord, deps: Deps, output: Output) -> str | None:
     """What the trial's reason says of the kubelet's rotation of its log, which lost the
     observations printed before it (:mod:`functions.core.log_rotation`), where trials run on a
     cluster: from how far katuna read the running log (a study with early stopping), where the
-    log the API serves begins, and what it holds (``size`` bytes, ``reports`` of the objective)."""
+    log the API serves began as the output was read, and what it held (its bytes, and its
+    reports of the objective)."""
     if deps.logs is None:
         return None
     read = deps.store.log_read(record.name, trial.number)
     cursor = read.cursor if record.spec.early_stopping else None
-    return rotated(deps.logs.log_start(launch), cursor, size, reports, deps.clock(), read.kept_of(trial.attempt))
+    return rotated(output.start, cursor, output.size, output.reports, deps.clock(), read.kept_of(trial.attempt))
 
 
 def _run_again(record: StudyRecord, trial: TrialRecord, deps: Deps, what: str) -> list[Event]:

@@ -15,6 +15,7 @@ from functions.core.errors import OutputLost, RefusedFile
 from functions.core.file_collector import EndCopy
 from functions.core.launch import trial_launch
 from functions.core.log_keep import Kept, format_parser, keeps, line_parser, new_summary, unread
+from functions.core.log_rotation import LogStart
 from functions.core.metrics import Summary, parse_json_lines, parse_text
 from functions.core.records import StudyRecord, TrialRecord
 from functions.handlers.base import Deps
@@ -33,9 +34,11 @@ class Output(NamedTuple):
     tail: list[str]
     size: int
     reports: int
+    start: LogStart | None = None
+    """Where the attempt's cluster log began as its output was read, when that was asked for."""
 
 
-def record_output(record: StudyRecord, trial: TrialRecord, deps: Deps) -> Output:
+def record_output(record: StudyRecord, trial: TrialRecord, deps: Deps, log_start: bool = False) -> Output:
     """Store the attempt's observations (at most ``MAX_OBSERVATIONS``); every metric reduced by
     its strategy over all of them, the last lines the attempt printed, and the bytes read.
     The output is read once, line by line: memory stays bounded whatever the trial printed.
@@ -44,27 +47,29 @@ def record_output(record: StudyRecord, trial: TrialRecord, deps: Deps) -> Output
     wrapper printed the whole metrics file once the command ended, that file alone gives them,
     as Katib's collector reads it then (:class:`~functions.core.file_collector.EndCopy`).
 
+    With ``log_start``, where the attempt's cluster log began is read with it (:attr:`Output.start`).
+
     The output parsed before the handling's transaction (``deps.parsed``) is taken when the
-    state it was parsed against is the stored one still; else it is parsed now
-    (:mod:`functions.handlers.parsed`)."""
+    state it was parsed against is the stored one still (and it has the log's start if that is
+    asked for); else it is parsed now (:mod:`functions.handlers.parsed`)."""
     kept = _kept(record, trial, deps)
     basis = _basis(record, trial, kept)
     parsed = deps.parsed
-    if parsed is None or parsed.basis != basis:
-        parsed = _parse(record, trial, deps, kept, basis)
+    if parsed is None or parsed.basis != basis or (log_start and not parsed.start_read):
+        parsed = _parse(record, trial, deps, kept, basis, log_start)
     if parsed.lost is not None:
         raise parsed.lost
     summary = parsed.summary
     deps.store.add_observations(record.name, trial.number, trial.attempt, summary.kept)
     return Output(summary.reduced(), list(parsed.tail), parsed.size,
-                  summary.counts.get(record.spec.objectives[0].metric, 0))
+                  summary.counts.get(record.spec.objectives[0].metric, 0), parsed.start)
 
 
-def parse_output(record: StudyRecord, trial: TrialRecord, deps: Deps) -> ParsedOutput:
+def parse_output(record: StudyRecord, trial: TrialRecord, deps: Deps, log_start: bool = False) -> ParsedOutput:
     """The attempt's output parsed against the stored state, outside any transaction: what
     :func:`record_output` takes in the handling's transaction while that state holds."""
     kept = _kept(record, trial, deps)
-    return _parse(record, trial, deps, kept, _basis(record, trial, kept))
+    return _parse(record, trial, deps, kept, _basis(record, trial, kept), log_start)
 
 
 def _basis(record: StudyRecord, trial: TrialRecord, kept: Kept | None) -> tuple[Any, ...]:
@@ -75,13 +80,17 @@ def _basis(record: StudyRecord, trial: TrialRecord, kept: Kept | None) -> tuple[
 
 
 def _parse(record: StudyRecord, trial: TrialRecord, deps: Deps, kept: Kept | None,
-           basis: tuple[Any, ...]) -> ParsedOutput:
-    """The attempt's output parsed, or why it was lost."""
+           basis: tuple[Any, ...], log_start: bool) -> ParsedOutput:
+    """The attempt's output parsed, or why it was lost; with ``log_start`` and a cluster's logs,
+    where the attempt's log began, read once the output was."""
     try:
         summary, tail, size = _observations(record, trial, deps, kept)
     except OutputLost as lost:
         return ParsedOutput(basis, new_summary(record.spec), lost=lost)
-    return ParsedOutput(basis, summary, tuple(tail), size)
+    if not log_start or deps.logs is None:
+        return ParsedOutput(basis, summary, tuple(tail), size)
+    return ParsedOutput(basis, summary, tuple(tail), size, start_read=True,
+                        start=deps.logs.log_start(trial_launch(record, trial)))
 
 
 def _kept(record: StudyRecord, trial: TrialRecord, deps: Deps) -> Kept | None:

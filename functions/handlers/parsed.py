@@ -6,7 +6,9 @@ parsed there, a large output would hold the database's write lock, and every oth
 studies' events, other workers) would wait for it. So the dispatcher has it parsed first, outside
 any transaction (:func:`functions.handlers.collect.prepare`), and the handler, in its transaction,
 takes the parse only if the state it read is still the state it assumed (its :attr:`basis`);
-otherwise it parses again there, as it would have without one.
+otherwise it parses again there, as it would have without one. Where trials run on a cluster,
+the start of the attempt's log is read with it, for the same reason: it is a call to the
+Kubernetes API, which no transaction should wait on.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from functions.core.errors import OutputLost
+from functions.core.log_rotation import LogStart
 from functions.core.metrics import Summary
 
 
@@ -33,3 +36,9 @@ class ParsedOutput:
     """Bytes of output read."""
     lost: OutputLost | None = None
     """Why the output could not be read, when it was lost."""
+    start_read: bool = False
+    """Whether the start of the attempt's cluster log was read with the output (:attr:`start`)."""
+    start: LogStart | None = None
+    """Where the attempt's cluster log began when its output was read (None when it could not be
+    read): what the trial's reason says of the kubelet's rotation of it is judged from this
+    (:mod:`functions.core.log_rotation`)."""

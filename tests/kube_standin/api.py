@@ -164,7 +164,10 @@ class ApiServer:
         """A pod's log: as the API server, a log names one of the pod's containers (400 otherwise),
         a pod not yet bound or a container not yet started has none (400), a pod that is gone
         has none (404), a pod on a node whose kubelet does not answer gets the failed dial (500); the log options as the kubelet applies them (:mod:`kube_standin.logs`).
-        Only the first container runs a command, so only its log has lines (the others are sidecars)."""
+        Only the first container runs a command, so only its log has lines (the others are sidecars).
+        ``on_log_read``, when set, is called with each read's pod and query before it is answered."""
+        if self.on_log_read is not None:
+            self.on_log_read(name, query or {})
         refused = logs.refusal(name, query or {})
         if refused is not None:
             return refused
