@@ -33,6 +33,7 @@ scheduling never starves a worker's heartbeat that long."""
 HALF_REQUEST = b"GET /studies HTTP/1.1\r\nHost: 127.0.0.1\r\n"
 ENDLESS_HEAD = HALF_REQUEST + b"X-Slow: y\r\n" * 100
 POST_HEAD = b"POST /studies HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+CHUNKED_HEAD = b"POST /studies HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
 
 
 @pytest.fixture
@@ -123,6 +124,29 @@ def test_half_sent_and_trickled_requests_never_cost_a_worker_its_trials_nor_keep
     assert _running(service, "victim") == [(0, "RUNNING", 1)], "the trial runs on, in its first attempt"
     log = (tmp_path / "serve.log").read_text()
     assert "WORKER TIMEOUT" not in log and log.count("Booting worker") == 1, log
+
+
+def test_chunked_bodies_stopped_part_way_hold_no_thread_and_are_closed(service):
+    """More clients than the worker has threads each send part of a chunked body and then
+    nothing: requests are served meanwhile, before any of them is answered (a thread holding
+    one would have served the requests only after its deadline), and each is closed unanswered
+    once silent for gunicorn's ``keepalive``, as a half-sent head is."""
+    stalled = [_connect(service, CHUNKED_HEAD + b"10\r\n{\"name\": \"st") for _ in range(12)]
+    try:
+        for _ in range(3):
+            assert service.json("GET", "/studies") == (200, [])
+        for connection in stalled:
+            connection.setblocking(False)
+            with pytest.raises(BlockingIOError):
+                connection.recv(1)
+            connection.setblocking(True)
+        answers = [_answer(connection) for connection in stalled]
+    finally:
+        for connection in stalled:
+            connection.close()
+    assert answers == [(0, b"")] * len(stalled)
+    status, _ = _answer(_connect(service, CHUNKED_HEAD + b"3\r\n{}\n\r\n0\r\n\r\n"))
+    assert status == 422, "a whole chunked body gathered so is served"
 
 
 def test_a_body_cut_short_is_refused_never_taken_as_the_whole_body(service):

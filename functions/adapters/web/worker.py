@@ -13,7 +13,8 @@ no limit either, once its first bytes have come (``handle``: ``wait_for_data``, 
 Here every client connection is bounded (:class:`ClientSocket`). What has come of a request
 is gathered without waiting, and the connection goes back to the main loop until the rest
 comes (closed after gunicorn's ``keepalive`` seconds of silence): a thread takes it only once
-its head and a ``Content-Length`` body (up to ``KATUNA_MAX_BODY``) are here. A request must be
+its head and its body, ``Content-Length`` or chunked (up to ``KATUNA_MAX_BODY``), are here
+(:mod:`.framing`). A request must be
 whole within ``KATUNA_CLIENT_TIMEOUT`` seconds of its first read, and no write to the client may
 wait longer than that for it to take more. The body is read whole before the application sees
 the request (:class:`WholeBody`), so a client too slow to send it gets ``408`` and one that goes
@@ -27,7 +28,6 @@ from __future__ import annotations
 import errno
 import io
 import json
-import re
 import socket
 import time
 from collections.abc import Iterable
@@ -37,12 +37,9 @@ from gunicorn.http.errors import NoMoreData
 from gunicorn.workers.gthread import _DEFER, ThreadWorker
 
 from functions.adapters.web import peers
+from functions.adapters.web.framing import GATHER_LIMIT, request_size
 
 BODY_CHUNK = 64 * 1024
-GATHER_LIMIT = 64 * 1024
-"""The most of a request's head gathered before a thread takes it: a head larger than this
-(gunicorn allows 100 fields of 8 KiB) is read by the thread, with the deadline."""
-CONTENT_LENGTH = re.compile(rb"\ncontent-length:[ \t]*(\d{1,19})[ \t]*(?:\r|$)")
 
 
 class ClientTimeout(NoMoreData):
@@ -63,8 +60,8 @@ class ClientSocket(socket.socket):
 
     What has come of a request is first gathered without waiting (:meth:`gather`), while the
     worker's main loop, not a thread, waits for more: a thread reads the request only once its
-    head, and a ``Content-Length`` body of at most ``body_limit`` bytes, are here. The rest of
-    a request (a chunked or larger body) is read by the thread with the deadline. gunicorn makes
+    head, and a body of at most ``body_limit`` bytes, are here (:func:`.framing.request_size`).
+    The rest of a request (a larger body) is read by the thread with the deadline. gunicorn makes
     the socket blocking before it reads or writes (``setblocking(True)``) and restores a timeout
     it changed by ``settimeout(None)``: both mean ``limit`` here. ``sendall`` is bounded by the
     client's progress, not in all: a large answer to a slow reader goes on while it reads."""
@@ -90,7 +87,7 @@ class ClientSocket(socket.socket):
     def gather(self) -> bool:
         """Take what has come of the request without waiting, and nothing past its end; True
         once a thread may read it (all of it is here, or it cannot all come: the client closed,
-        the deadline passed, or the head is larger than :data:`GATHER_LIMIT`), False while
+        the deadline passed, or the head is larger than :data:`.framing.GATHER_LIMIT`), False while
         more is to come."""
         self.start()
         if self.deadline is not None and time.monotonic() >= self.deadline:
@@ -105,23 +102,12 @@ class ClientSocket(socket.socket):
                 return True
             if not peeked:
                 return True
-            size = self._request_size(self.gathered + peeked)
-            self.gathered += super().recv(len(peeked) if size is None else min(len(peeked), size - len(self.gathered)))
+            size = request_size(self.gathered + peeked, self.body_limit)
+            wanted = len(peeked) if size is None else min(len(peeked), size - len(self.gathered))
+            if wanted > 0:  # none once a body gathered in part goes to the thread after all
+                self.gathered += super().recv(wanted)
             if size is not None and len(self.gathered) >= size:
                 return True
-
-    def _request_size(self, data: bytes) -> int | None:
-        """How many bytes from the request's start a thread waits for: its head, and a
-        ``Content-Length`` body of at most ``body_limit`` bytes unless the client waits for
-        ``100 Continue``; None while the head is not whole (and within :data:`GATHER_LIMIT`)."""
-        head, ended, _ = data.partition(b"\r\n\r\n")
-        if not ended:
-            return GATHER_LIMIT if len(data) >= GATHER_LIMIT else None
-        fields = head.lower()
-        length = CONTENT_LENGTH.search(fields)
-        if length is None or b"\nexpect:" in fields or int(length.group(1)) > self.body_limit:
-            return len(head) + 4
-        return len(head) + 4 + int(length.group(1))
 
     def served(self) -> None:
         """The request was read and answered: the next one on the connection has its own deadline."""

@@ -1,0 +1,83 @@
+"""Where an HTTP/1.1 request ends in the bytes received so far, so that ``katuna serve``'s worker
+can gather a whole request without a thread (:class:`~functions.adapters.web.worker.ClientSocket`).
+
+A request whose end these bytes cannot tell cheaply is handed to a thread sooner, which reads
+the rest under the client's deadline: a head past :data:`GATHER_LIMIT`, a body past the body
+limit (refused ``413`` once read), a client waiting for ``100 Continue``, and framing that
+gunicorn refuses (a bad chunk size, both ``Content-Length`` and ``Transfer-Encoding``).
+"""
+
+from __future__ import annotations
+
+import re
+
+GATHER_LIMIT = 64 * 1024
+"""The most of a request's head gathered before a thread takes it: a head larger than this
+(gunicorn allows 100 fields of 8 KiB) is read by the thread, with the deadline."""
+CONTENT_LENGTH = re.compile(rb"\ncontent-length:[ \t]*(\d{1,19})[ \t]*(?:\r|$)")
+CHUNKED = re.compile(rb"\ntransfer-encoding:[ \t]*chunked[ \t]*(?:\r|$)")
+SIZE_LINE = re.compile(rb"([0-9a-fA-F]{1,16})[ \t]*(?:;[^\r\n]*)?\r\n")
+"""A chunk's size line: its size in hex, then any extensions."""
+SIZE_LINE_LIMIT = 1024
+"""The longest chunk size line (with its extensions) gathered; a longer one goes to the thread."""
+
+
+def request_size(data: bytes, body_limit: int) -> int | None:
+    """How many bytes from the request's start a thread waits for: its head, and a body of at
+    most ``body_limit`` bytes (``Content-Length``, or chunked with its trailer) unless the client
+    waits for ``100 Continue``; None while that cannot be told yet: the head, or a chunked body,
+    is not all here (and within the bounds above)."""
+    head, ended, _ = data.partition(b"\r\n\r\n")
+    if not ended:
+        return GATHER_LIMIT if len(data) >= GATHER_LIMIT else None
+    fields = head.lower()
+    body_start = len(head) + 4
+    length = CONTENT_LENGTH.search(fields)
+    encodings = fields.count(b"\ntransfer-encoding:")
+    if b"\nexpect:" in fields or (length is not None and encodings):
+        return body_start
+    if length is not None:
+        size = int(length.group(1))
+        return body_start + size if size <= body_limit else body_start
+    if encodings == 1 and CHUNKED.search(fields):
+        return chunked_end(data, body_start, body_limit)
+    return body_start
+
+
+def chunked_end(data: bytes, start: int, body_limit: int) -> int | None:
+    """Where a chunked body that begins at ``start`` ends (past its last chunk and its trailer);
+    None while it is not all here. ``start`` itself where a thread should read it instead: its
+    framing is bad, its chunks carry more than ``body_limit`` bytes, or its framing takes more
+    than :data:`GATHER_LIMIT` bytes besides."""
+    position, carried, framing = start, 0, 0
+    while True:
+        line = SIZE_LINE.match(data, position)
+        if line is None:
+            rest = data[position:position + SIZE_LINE_LIMIT + 1]
+            return None if b"\n" not in rest and len(rest) <= SIZE_LINE_LIMIT else start
+        size = int(line.group(1), 16)
+        carried, framing = carried + size, framing + len(line.group(0)) + 2
+        if carried > body_limit or framing > GATHER_LIMIT:
+            return start
+        if size == 0:
+            return _trailer_end(data, line.end(), start)
+        end = line.end() + size
+        if len(data) < end + 2:
+            return None
+        if data[end:end + 2] != b"\r\n":
+            return start
+        position = end + 2
+
+
+def _trailer_end(data: bytes, begins: int, start: int) -> int | None:
+    """Where the trailer after the last chunk ends (its empty line), from ``begins``; None while
+    more is to come, ``start`` when it is longer than :data:`GATHER_LIMIT`."""
+    position = begins
+    while position - begins <= GATHER_LIMIT:
+        end = data.find(b"\r\n", position)
+        if end < 0:
+            return None if len(data) - begins <= GATHER_LIMIT else start
+        if end == position:
+            return end + 2
+        position = end + 2
+    return start
