@@ -229,14 +229,14 @@ class Runtime:
 
     def close(self) -> None:
         """Stop taking events and kill this process's local trials (trial Jobs run on); the
-        studies stay resumable. A handler reading a local trial's output gives up at once, as
-        ``katuna run``'s does (:meth:`LocalExecutor.stop_reads`): its event goes back to the
+        studies stay resumable. A handler reading a trial's output (a local log, or a pod's
+        streamed from the cluster) gives up at once, as ``katuna run``'s does
+        (:meth:`~functions.core.ports.Executor.stop_reads`): its event goes back to the
         queue, to be handled again, where a stop would otherwise wait for a log of hundreds of
         megabytes to be read, then cut the read off at the broker thread's join. Every
         connection to the database is closed: the last one to go folds the write-ahead log into
         the database file, which is then whole on its own."""
-        if isinstance(self.executor, LocalExecutor):
-            self.executor.stop_reads()
+        self.executor.stop_reads()
         self._stopping.set()
         self.queue.stop_waiting()
         if self._thread is not None:

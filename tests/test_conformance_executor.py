@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import sys
 import time
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from functions.adapters.kubernetes_client import api_client
 from functions.adapters.kubernetes_executor import KubernetesExecutor
 from functions.adapters.local_executor import LocalExecutor
 from functions.core.cluster import Cluster
+from functions.core.errors import Stopping
 from functions.core.events import TRIAL_FINISHED, Event
 from functions.core.ports import Executor, TrialLaunch
 
@@ -93,6 +95,21 @@ class ExecutorContract:
         executor.launch(launch)
         self.end_of(executor, launch)
         assert list(executor.read_file(launch, "metrics.txt")) == []
+
+    def test_once_reads_are_stopped_a_read_under_way_ends_and_no_other_begins(self, executor: Executor,
+                                                                              tmp_path: Path):
+        """The process is stopping: a handler reading a long output gives up (:class:`Stopping`,
+        a temporary error, so its event is handled again) rather than read it to its end."""
+        launch = self.attempt(tmp_path, python("print('\\n'.join(f'loss={i}' for i in range(100000)))"))
+        executor.launch(launch)
+        self.end_of(executor, launch)
+        reading = iter(executor.output(launch))
+        assert next(reading).startswith("loss=0")
+        executor.stop_reads()
+        with pytest.raises(Stopping, match="katuna is stopping"):
+            deque(reading, maxlen=0)
+        with pytest.raises(Stopping):
+            list(executor.output(launch))
 
 
 def lines(output: Iterator[str]) -> list[str]:

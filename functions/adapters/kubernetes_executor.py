@@ -85,6 +85,11 @@ class KubernetesExecutor:
         self._pod_logs = PodLogs(api, clock)
         self._secrets = ReportSecrets(api)
 
+    def stop_reads(self) -> None:
+        """End every read of an attempt's output under way, and refuse any later one
+        (:meth:`~functions.adapters.kubernetes_logs.PodLogs.stop`)."""
+        self._pod_logs.stop()
+
     def _namespace(self, launch: TrialLaunch) -> str:
         """The launch's namespace, else the configured one, else Kubernetes' own default."""
         return (launch.cluster or Cluster()).with_defaults(self._defaults).namespace or "default"

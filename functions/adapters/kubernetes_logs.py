@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -18,7 +19,7 @@ from urllib3.exceptions import HTTPError
 
 from functions.adapters.kubernetes_client import translate
 from functions.adapters.kubernetes_status import current_run, disrupted
-from functions.core.errors import OutputLost
+from functions.core.errors import OutputLost, Stopping
 from functions.core.lines import bounded_lines
 from functions.core.log_cursor import Cursor, RunningLog, written_at
 from functions.core.log_rotation import LogStart
@@ -42,6 +43,14 @@ class PodLogs:
     def __init__(self, api: client.ApiClient, clock: Callable[[], float]) -> None:
         self._core = client.CoreV1Api(api)
         self._clock = clock
+        self._stopped = threading.Event()
+
+    def stop(self) -> None:
+        """End every stream of a trial's output under way, and refuse any later one, with a
+        :class:`~functions.core.errors.Stopping`: a service stopping must not wait for a
+        handler to read a pod's log of hundreds of megabytes to its end (its event is handled
+        again, by the next process to take it)."""
+        self._stopped.set()
 
     def streams(self, pods: list[Any], namespace: str, container: str, timestamps: bool,
                 job_name: str) -> Iterator[tuple[str, Iterator[str]]]:
@@ -50,13 +59,14 @@ class PodLogs:
         that ran to its end (and none still running) has one, the output is lost (:class:`OutputLost`)."""
         read = False
         for pod in pods:
+            self._check(pod.metadata.name)
             # Unread (_preload_content=False), the log comes back as urllib3's response, not a str.
             response = self._read(pod, namespace, logging.WARNING, container=container,
                                   timestamps=timestamps or None, _preload_content=False)
             if response is None:
                 continue
             read = read or not disrupted(pod)
-            yield pod.metadata.uid, _streamed(pod.metadata.name, response)
+            yield pod.metadata.uid, self._streamed(pod.metadata.name, response)
         if not read:
             raise OutputLost(f"no log of Job {job_name}'s last run is left: its pods are gone with their "
                              "node, or were never scheduled")
@@ -98,6 +108,27 @@ class PodLogs:
             return None
         return LogStart(current.metadata.uid, started, ended, written_at(first.partition(" ")[0]) if first else None)
 
+    def _streamed(self, pod: str, response: BaseHTTPResponse) -> Iterator[str]:
+        """The lines of a pod's log as its answer streams in, until it ends or reads are stopped;
+        the connection released at the end."""
+        try:
+            yield from bounded_lines(self._checked(pod, response.stream(CHUNK)))
+        except HTTPError as exc:
+            raise translate(exc, f"read the log of pod {pod}") from exc
+        finally:
+            response.release_conn()
+
+    def _checked(self, pod: str, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        for chunk in chunks:
+            self._check(pod)
+            yield chunk
+
+    def _check(self, pod: str) -> None:
+        """A :class:`Stopping` once reads are stopped (:meth:`stop`)."""
+        if self._stopped.is_set():
+            raise Stopping(f"katuna is stopping: the read of pod {pod}'s log was given up; the trial's end is "
+                           "handled again")
+
     def _read(self, pod: Any, namespace: str, level: int = logging.DEBUG, **options: Any) -> Any:
         """The pod's log read with ``options`` (a str, or urllib3's response when unread), or None
         when the API has none to give: the container never started (400), the pod is gone (404),
@@ -113,13 +144,3 @@ class PodLogs:
             raise translate(exc, f"read the log of pod {pod.metadata.name}") from exc
         except HTTPError as exc:
             raise translate(exc, f"read the log of pod {pod.metadata.name}") from exc
-
-
-def _streamed(pod: str, response: BaseHTTPResponse) -> Iterator[str]:
-    """The lines of a pod's log as its answer streams in; the connection released at the end."""
-    try:
-        yield from bounded_lines(response.stream(CHUNK))
-    except HTTPError as exc:
-        raise translate(exc, f"read the log of pod {pod}") from exc
-    finally:
-        response.release_conn()

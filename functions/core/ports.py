@@ -213,6 +213,12 @@ class Executor(Protocol):
         For a directory (the tfevent collector), the scalars of the TensorFlow event files under
         it, one JSON object a line (:func:`functions.core.tfevents.directory_records`)."""
 
+    def stop_reads(self) -> None:
+        """End every read of an attempt's output or files under way, and refuse any later one,
+        with a :class:`~functions.core.errors.Stopping`: the process is stopping, and must not
+        wait for a handler to read a log of hundreds of megabytes to its end. That handler's
+        transaction is rolled back, so the attempt's end is handled again later."""
+
 
 class Look(NamedTuple):
     """What an executor found of an attempt: its ``trial.finished`` if it ended; while it has not,

@@ -238,4 +238,3 @@ def turn_away(connection: socket.socket, message: str) -> None:
             if not received:
                 return
             discarded += len(received)
-
