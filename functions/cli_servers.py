@@ -118,10 +118,12 @@ def optuna_dashboard(db: str | None, host: str, port: int) -> None:
     if not can_tell():
         warn("every account of this machine can read the studies through optuna-dashboard: this system does not "
              "tell which user a loopback connection is from")
-    console.print(f"optuna-dashboard on http://{markup(host)}:{port}/ for {markup(path.resolve())}", highlight=False)
+    shown = f"[{host}]" if ":" in host else host
+    console.print(f"optuna-dashboard on http://{markup(shown)}:{port}/ for {markup(path.resolve())} (Ctrl-C stops it)",
+                  highlight=False)
     try:
         storage = DashboardStorage(store.optuna_storage(), lambda reason: HTTPError(403, reason))
-        run(guarded(wsgi(storage), storage.refused_request), host=host, port=port,
+        run(guarded(wsgi(storage), storage.refused_request), host=host, port=port, quiet=True,
             **dashboard_server(settings.client_timeout))
     finally:
         store.close()
