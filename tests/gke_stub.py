@@ -49,7 +49,7 @@ CLUSTER = r"/v1/projects/([^/]+)/locations/([^/]+)/clusters/([^/]+)"
 POOLS = re.compile(CLUSTER + r"/nodePools$")
 POOL = re.compile(CLUSTER + r"/nodePools/([^/:]+)(:setAutoscaling)?$")
 OPERATION = re.compile(r"/v1/projects/([^/]+)/locations/([^/]+)/operations/([^/]+)$")
-STATUS = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 404: "NOT_FOUND", 409: "ALREADY_EXISTS",
+STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND", 409: "ALREADY_EXISTS",
           429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
 POOL_NAME = re.compile(r"[a-z]([-a-z0-9]{0,38}[a-z0-9])?")
 SERIES = "a2|a3|a4|a4x|c2|c2d|c3|c3d|c4|c4a|c4d|e2|g2|g4|h3|h4d|m1|m2|m3|m4|n1|n2|n2d|n4|n4a|n4d|t2a|t2d|x4|z3"
@@ -68,8 +68,8 @@ GCE_LABEL_KEY = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 GCE_LABEL_VALUE = re.compile(r"[a-z0-9_-]{0,63}")
 N1_GPUS = {"nvidia-tesla-t4", "nvidia-tesla-v100", "nvidia-tesla-p100", "nvidia-tesla-p4"}
 GPU_FAMILIES = {"g2-standard": "nvidia-l4", "a2-highgpu": "nvidia-tesla-a100", "a2-megagpu": "nvidia-tesla-a100",
-                "a2-ultragpu": "nvidia-a100-80gb", "a3-highgpu": "nvidia-h100-80gb", "a3-megagpu": "nvidia-h100-mega-80gb",
-                "a3-ultragpu": "nvidia-h200-141gb"}
+                "a2-ultragpu": "nvidia-a100-80gb", "a3-highgpu": "nvidia-h100-80gb", "a3-edgegpu": "nvidia-h100-80gb",
+                "a3-megagpu": "nvidia-h100-mega-80gb", "a3-ultragpu": "nvidia-h200-141gb", "a4-highgpu": "nvidia-b200"}
 SERVICE_ACCOUNT = re.compile(r"default|[a-z0-9][a-z0-9-]{0,62}@[a-z0-9][a-z0-9.:-]*\.gserviceaccount\.com")
 """A node pool's ``service_account``: ``default`` or a service account's email."""
 METADATA_MODES = {"MODE_UNSPECIFIED": 0, "GCE_METADATA": 1, "GKE_METADATA": 2, 0: 0, 1: 1, 2: 2}

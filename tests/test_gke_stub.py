@@ -82,6 +82,7 @@ def gpus(machine: str | None, accelerator: str) -> dict:
 @pytest.mark.parametrize("machine,accelerator", [
     ("n1-standard-8", "nvidia-tesla-t4"), ("n1-highmem-4", "nvidia-tesla-v100"), ("g2-standard-8", "nvidia-l4"),
     ("a2-highgpu-1g", "nvidia-tesla-a100"), ("a2-ultragpu-1g", "nvidia-a100-80gb"), ("a3-highgpu-8g", "nvidia-h100-80gb"),
+    ("a3-edgegpu-8g", "nvidia-h100-80gb"), ("a4-highgpu-8g", "nvidia-b200"),
 ])
 def test_gpus_on_machines_that_carry_them_are_accepted(api, gke_api: GkeStub, machine: str, accelerator: str):
     api.create_node_pool(request=gpus(machine, accelerator))
