@@ -161,6 +161,26 @@ def test_a_trial_spec_job_the_api_server_refuses_is_refused_when_posted_naming_i
     assert not [n for _, n in kube.create_requests if n.startswith("spec-refused")], "nothing is created"
 
 
+def test_a_trial_spec_jobs_failure_policy_the_api_server_refuses_is_refused_at_the_templates_own_rules(
+        service: Service):
+    """katuna puts its own rule (a preempted pod is no failure) before the template's: the API
+    server's refusal of the Job's rule ``i + 1`` is the template's rule ``i``."""
+    rules = [{"action": "FailJob", "onExitCodes": {"operator": "In", "values": [42, 0]}},
+             {"action": "FailIndex", "onExitCodes": {"containerName": "trainer", "operator": "In", "values": [3]}}]
+    definition = spec_study("spec-policy", {}, podFailurePolicy={"rules": rules})
+    status, _, body = service.request("POST", "/studies", yaml.safe_dump(definition),
+                                      {"Content-Type": "application/yaml"})
+    problems = sorted((p["path"].removeprefix("trialTemplate.trialSpec.spec.podFailurePolicy."),
+                       p["message"].removesuffix(f": {REFUSED}")) for p in json.loads(body)["problems"])
+    assert status == 422 and problems == [
+        ("rules[0].onExitCodes.values", "Invalid value: [42,0]: must be ordered"),
+        ("rules[0].onExitCodes.values[1]", "Invalid value: 0: must not be 0 for the In operator"),
+        ("rules[1].action", 'Invalid value: "FailIndex": requires the backoffLimitPerIndex to be set'),
+        ("rules[1].onExitCodes.containerName", 'Invalid value: "trainer": must be one of the container or '
+                                               "initContainer names in the pod template")], problems
+    assert service.request("GET", "/studies/spec-policy")[0] == 404, "nothing is stored"
+
+
 def test_a_trial_spec_jobs_selector_that_misses_its_pods_is_refused_when_posted(service: Service):
     definition = spec_study("spec-selector", {}, manualSelector=True, selector={"matchLabels": {"app": "x"}})
     status, _, body = service.request("POST", "/studies", yaml.safe_dump(definition),

@@ -181,6 +181,19 @@ def test_a_trial_spec_jobs_own_failure_policy_rules_follow_katunas_and_its_ttl_a
     assert job_for(definition, {"x": 1.0, "tag": "a"})["spec"]["backoffLimit"] == 0, "a native study's default"
 
 
+def test_a_trial_spec_job_counting_failures_per_index_gets_no_job_wide_backoff_limit():
+    """Kubernetes limits failures Job-wide by ``backoffLimit`` beside each index's own: katuna's
+    default of none retried would end an Indexed Job at its first failed pod, whatever
+    ``backoffLimitPerIndex`` allows, so a template counting per index gets none of katuna's."""
+    definition = katib_style()
+    definition["trialTemplate"]["trialSpec"]["spec"].update(completionMode="Indexed", completions=2,
+                                                            backoffLimitPerIndex=3)
+    spec = job_for(definition, {"x": 1.0, "tag": "a"})["spec"]
+    assert spec["backoffLimit"] is None and spec["backoffLimitPerIndex"] == 3
+    definition["trialTemplate"]["trialSpec"]["spec"]["backoffLimit"] = 4
+    assert job_for(definition, {"x": 1.0, "tag": "a"})["spec"]["backoffLimit"] == 4, "the template's own is kept"
+
+
 @pytest.mark.parametrize(("field", "value", "expected"), [
     ("ttlSecondsAfterFinished", 60, "expected at least 600 (or none), got 60"),
     ("podFailurePolicy", {"rules": [{"action": "Ignore", "onExitCodes": {"operator": "In", "values": [i + 1]}}

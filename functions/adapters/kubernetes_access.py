@@ -35,6 +35,7 @@ from functions.core.errors import InvalidStudy, PermanentError, Problem
 from functions.core.job import render_trial
 from functions.core.launch import first_launch
 from functions.core.spec import Study
+from functions.core.trial_spec import template_field
 
 JOB = {"apiVersion": "batch/v1", "kind": "Job"}
 """The workload of a study without a ``trialSpec``."""
@@ -164,10 +165,12 @@ def _forbidden(spec: Study, what: str, namespace: str, why: str | None) -> Probl
 
 def _invalid(exc: ApiException, kind: str) -> list[Problem]:
     """The API server's reasons for refusing the first trial's ``kind`` workload, each at its
-    field under the ``trialSpec`` (the workload is the ``trialSpec`` filled in)."""
+    field under the ``trialSpec`` (the workload is the ``trialSpec`` filled in, a Job's
+    ``podFailurePolicy`` rules after katuna's own: :func:`~functions.core.trial_spec.template_field`)."""
     causes = (_body(exc).get("details") or {}).get("causes") or []
     refused = f"the API server refuses the first trial's {kind} (a dry run of its create)"
-    problems = [Problem(f"{TRIAL_SPEC}.{c['field']}" if c.get("field") else TRIAL_SPEC,
+    own = template_field if kind == "Job" else str
+    problems = [Problem(f"{TRIAL_SPEC}.{own(c['field'])}" if c.get("field") else TRIAL_SPEC,
                         f"{c.get('message', '')}: {refused}") for c in causes]
     return problems or [Problem(TRIAL_SPEC, f"{_message(exc)}: {refused}")]
 

@@ -13,6 +13,7 @@ process (its image is noted and ignored).
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,6 +26,9 @@ from functions.core.reader import Reader
 
 PATH = "trialTemplate.trialSpec"
 MAX_POLICY_RULES = 20
+OWN_POLICY_RULES = 1
+"""The ``podFailurePolicy`` rules katuna puts before a Job template's own (:func:`_required`)."""
+_POLICY_RULE = re.compile(r"spec\.podFailurePolicy\.rules\[(\d+)\]")
 """The most rules Kubernetes takes in a Job's ``podFailurePolicy``."""
 
 
@@ -112,8 +116,9 @@ def _check_kept(r: Reader, spec: Mapping[str, Any]) -> None:
                f"expected at least {MIN_TTL} (or none), got {ttl}: {TTL_WHY}")
     policy = spec.get("podFailurePolicy")
     rules = policy.get("rules") if isinstance(policy, Mapping) else None
-    if isinstance(rules, list) and len(rules) >= MAX_POLICY_RULES:
-        r.fail(f"{PATH}.spec.podFailurePolicy.rules", f"expected at most {MAX_POLICY_RULES - 1}, got {len(rules)}: "
+    if isinstance(rules, list) and len(rules) > MAX_POLICY_RULES - OWN_POLICY_RULES:
+        r.fail(f"{PATH}.spec.podFailurePolicy.rules", f"expected at most {MAX_POLICY_RULES - OWN_POLICY_RULES}, "
+                                                      f"got {len(rules)}: "
                                                       "katuna adds its own rule first (a preempted pod is no "
                                                       f"failure), and Kubernetes takes at most {MAX_POLICY_RULES}")
 
@@ -234,7 +239,7 @@ def render(trial_spec: Mapping[str, Any], primary: str | None, params: Mapping[s
     spec = job.setdefault("spec", {})
     for key, value in required.items():
         if key != "template":
-            spec[key] = _required(key, value, spec.get(key))
+            spec[key] = _required(key, value, spec.get(key), spec)
     pod_template = spec.setdefault("template", {})
     pod_template.setdefault("metadata", {})
     pod_template["metadata"]["labels"] = {**(pod_template["metadata"].get("labels") or {}), **metadata["labels"]}
@@ -260,16 +265,31 @@ def render(trial_spec: Mapping[str, Any], primary: str | None, params: Mapping[s
     return job
 
 
-def _required(key: str, value: Any, own: Any) -> Any:
-    """A Job spec field as katuna requires it, given the template's ``own``: the template's
-    ``backoffLimit``, and its TTL unless katuna keeps the Job for good (``retain``: none), are
-    kept (:func:`check` refused a TTL too short); its ``podFailurePolicy`` rules follow katuna's,
-    which Kubernetes matches first; katuna's value of any other field."""
+def _required(key: str, value: Any, own: Any, spec: Mapping[str, Any]) -> Any:
+    """A Job spec field as katuna requires it, given the template's ``own`` and its whole
+    ``spec``: the template's ``backoffLimit``, and its TTL unless katuna keeps the Job for good
+    (``retain``: none), are kept (:func:`check` refused a TTL too short); no ``backoffLimit``
+    where the template counts failures per index (``backoffLimitPerIndex``: Kubernetes then
+    limits none Job-wide, where katuna's would end the Job at its first failure); its
+    ``podFailurePolicy`` rules follow katuna's, which Kubernetes matches first; katuna's value
+    of any other field."""
+    if key == "backoffLimit" and own is None and spec.get("backoffLimitPerIndex") is not None:
+        return None
     if key == "backoffLimit" or (key == "ttlSecondsAfterFinished" and value is not None):
         return value if own is None else own
     if key == "podFailurePolicy" and isinstance(own, Mapping) and isinstance(own.get("rules"), list):
         return {**own, "rules": [*value["rules"], *own["rules"]]}
     return value
+
+
+def template_field(field: str) -> str:
+    """The field of a Job template that the API server's refusal of the rendered Job names at
+    ``field``: the Job's ``podFailurePolicy`` rules begin with katuna's own, so its rule
+    ``i + OWN_POLICY_RULES`` is the template's rule ``i``; any other field is the template's own."""
+    rule = _POLICY_RULE.match(field)
+    if rule is None or int(rule[1]) < OWN_POLICY_RULES:
+        return field
+    return f"spec.podFailurePolicy.rules[{int(rule[1]) - OWN_POLICY_RULES}]{field[rule.end():]}"
 
 
 def render_workload(trial_spec: Mapping[str, Any], primary: str | None, primary_labels: Mapping[str, str] | None,

@@ -1,6 +1,7 @@
 """What the API server does to a Job before storing it: decoding (a malformed quantity cannot
 be read: 400; a number is a quantity as a string is), validation of what katuna could send wrong (422, field by field; the pod
-template's scheduling fields and resources in :mod:`kube_standin.pod_validation`), and
+template's scheduling fields and resources in :mod:`kube_standin.pod_validation`, its failure and
+completion policies in :mod:`kube_standin.job_policies`), and
 defaulting; and the label validation every object's metadata gets (``ValidateLabels``)."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import json
 from collections.abc import Iterator
 
 from kube_standin.field_types import job_undecodable
+from kube_standin.job_policies import completion_problems, failure_policy_problems
 from kube_standin.names import label_problems
 from kube_standin.objects import DNS_LABEL, DNS_SUBDOMAIN, QUANTITY, quantity
 from kube_standin.pod_validation import pod_problems, resource_problems
@@ -35,6 +37,8 @@ def nested_label_problems(obj: object, path: str = "") -> list[tuple[str, str]]:
 DECODE_QUANTITY = "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 PROTOCOLS = ("SCTP", "TCP", "UDP")
+MAX_INT32 = 2**31 - 1
+"""``backoffLimit``'s default where ``backoffLimitPerIndex`` is set: each index has its own."""
 NON_NEGATIVE = ("parallelism", "completions", "activeDeadlineSeconds", "backoffLimit", "ttlSecondsAfterFinished")
 
 
@@ -69,10 +73,12 @@ def defaulted(job: dict, uid: str) -> dict:
     """The Job as the API server stores it: defaults filled in, a selector on its uid, and the
     labels that select its pods on the template."""
     spec = job["spec"]
-    for key, value in (("parallelism", 1), ("completions", 1), ("backoffLimit", 6), ("suspend", False),
+    backoff = 6 if spec.get("backoffLimitPerIndex") is None else MAX_INT32
+    for key, value in (("parallelism", 1), ("completions", 1), ("backoffLimit", backoff), ("suspend", False),
                        ("completionMode", "NonIndexed"), ("manualSelector", False),
                        ("podReplacementPolicy", "Failed" if spec.get("podFailurePolicy") else "TerminatingOrFailed")):
-        spec.setdefault(key, value)
+        if spec.get(key) is None:
+            spec[key] = value
     job["metadata"]["uid"] = uid
     labels = {"batch.kubernetes.io/controller-uid": uid, "batch.kubernetes.io/job-name": job["metadata"]["name"],
               "controller-uid": uid, "job-name": job["metadata"]["name"]}
@@ -112,6 +118,7 @@ def job_problems(job: dict) -> list[tuple[str, str]]:
     problems += containers_problems("spec.template.spec", pod)
     problems += pod_problems("spec.template.spec", pod)
     problems += _selector_problems(job.get("spec") or {})
+    problems += failure_policy_problems(job.get("spec") or {}) + completion_problems(job.get("spec") or {})
     problems += _indexed_problems(job)
     problems += _volume_problems(pod)
     if job.get("metadata", {}).get("resourceVersion"):

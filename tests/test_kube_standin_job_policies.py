@@ -1,0 +1,84 @@
+"""The stand-in API server validates a Job's failure and completion policies as
+``pkg/apis/batch/validation`` does, after batch/v1's defaulting: what katuna sends from a
+Katib ``trialSpec`` is refused here where a cluster would refuse it, and nothing more."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from kube_standin.validation import defaulted, job_problems
+
+JOB = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"}, "spec": {"template": {"spec": {
+    "restartPolicy": "Never", "containers": [{"name": "trainer", "image": "python:3.12"}],
+    "initContainers": [{"name": "fetch", "image": "busybox:1.36"}]}}}}
+
+
+def job(**spec: object) -> dict:
+    made = copy.deepcopy(JOB)
+    made["spec"].update(spec)
+    return made
+
+
+def policy(*rules: dict) -> dict:
+    return {"podFailurePolicy": {"rules": list(rules)}}
+
+
+@pytest.mark.parametrize("spec", [
+    policy({"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+           {"action": "FailJob", "onExitCodes": {"containerName": "fetch", "operator": "NotIn", "values": [0, 1, 7]}},
+           {"action": "Count", "onPodConditions": [{"type": "example.com/Custom", "status": "Unknown"}]}),
+    {"completionMode": "Indexed", "completions": 4, "backoffLimitPerIndex": 1, "maxFailedIndexes": 4,
+     **policy({"action": "FailIndex", "onExitCodes": {"operator": "In", "values": [42]}})},
+    {"completionMode": "Indexed", "completions": 3, "successPolicy": {"rules": [{"succeededCount": 1}]}},
+], ids=["every action but FailIndex, an empty status defaulted", "FailIndex per index", "success policy"])
+def test_policies_a_cluster_takes_are_taken(spec: dict):
+    assert job_problems(job(**spec)) == []
+
+
+@pytest.mark.parametrize(("spec", "expected"), [
+    (policy({"action": "Fail", "onExitCodes": {"operator": "In", "values": [1]}}),
+     [("spec.podFailurePolicy.rules[0].action",
+       'Unsupported value: "Fail": supported values: "Count", "FailIndex", "FailJob", "Ignore"')]),
+    (policy({"action": "FailJob"}),
+     [("spec.podFailurePolicy.rules[0]", "Invalid value: specifying one of OnExitCodes and OnPodConditions is "
+                                         "required")]),
+    (policy({"action": "FailJob", "onExitCodes": {"operator": "In", "values": [1]},
+             "onPodConditions": [{"type": "Ready"}]}),
+     [("spec.podFailurePolicy.rules[0]", "Invalid value: specifying both OnExitCodes and OnPodConditions is not "
+                                         "supported")]),
+    (policy({"action": "FailJob", "onExitCodes": {"operator": "Is", "values": [3, 3]}}),
+     [("spec.podFailurePolicy.rules[0].onExitCodes.operator", 'Unsupported value: "Is": supported values: "In", '
+                                                              '"NotIn"'),
+      ("spec.podFailurePolicy.rules[0].onExitCodes.values[1]", "Duplicate value: 3")]),
+    (policy({"action": "FailJob", "onExitCodes": {"operator": "In", "values": []}}),
+     [("spec.podFailurePolicy.rules[0].onExitCodes.values", "Invalid value: []: at least one value is required")]),
+    (policy({"action": "Ignore", "onPodConditions": [{"type": "Bad Type", "status": "Yes"}]}),
+     [("spec.podFailurePolicy.rules[0].onPodConditions[0].type",
+       "Invalid value: \"Bad Type\": name part must consist of alphanumeric characters, '-', '_' or '.', and must "
+       "start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for "
+       "validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"),
+      ("spec.podFailurePolicy.rules[0].onPodConditions[0].status",
+       'Unsupported value: "Yes": supported values: "False", "True", "Unknown"')]),
+    ({"backoffLimitPerIndex": 1, "maxFailedIndexes": 1},
+     [("spec.backoffLimitPerIndex", "Invalid value: 1: requires indexed completion mode"),
+      ("spec.maxFailedIndexes", "Invalid value: 1: requires indexed completion mode")]),
+    ({"completionMode": "Indexed", "maxFailedIndexes": 5, "completions": 2},
+     [("spec.backoffLimitPerIndex", "Required value: when maxFailedIndexes is specified"),
+      ("spec.maxFailedIndexes", "Invalid value: 5: must be less than or equal to completions")]),
+    ({"completionMode": "Indexed", "parallelism": 2},
+     [("spec.completions", "Required value: when completion mode is Indexed")]),
+    ({"completionMode": "indexed", "successPolicy": {"rules": [{"succeededCount": 1}]}},
+     [("spec.completionMode", 'Unsupported value: "indexed": supported values: "NonIndexed", "Indexed"'),
+      ("spec.successPolicy", "Invalid value: requires indexed completion mode")]),
+], ids=["unknown action", "no requirement", "both requirements", "operator and duplicate", "no exit codes",
+        "condition type and status", "per-index fields of a NonIndexed Job", "maxFailedIndexes alone and too many",
+        "Indexed without completions", "completion mode misspelt"])
+def test_policies_a_cluster_refuses_are_refused_field_by_field(spec: dict, expected: list[tuple[str, str]]):
+    assert job_problems(job(**spec)) == expected
+
+
+def test_a_job_counting_failures_per_index_is_defaulted_to_no_job_wide_limit():
+    assert defaulted(job(completionMode="Indexed", completions=2, backoffLimitPerIndex=1), "u")["spec"][
+        "backoffLimit"] == 2**31 - 1
+    assert defaulted(job(backoffLimit=None), "u")["spec"]["backoffLimit"] == 6, "a null is no value"
