@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import NoReturn
 
 from functions.core.errors import InvalidStudy, Problem
-from functions.core.job import missing_requests
+from functions.core.job import hugepages_alone, missing_requests
 from functions.core.ports import NodePools
 from functions.core.spec import Study
 from functions.core.system_paths import local_problems
@@ -53,8 +53,11 @@ def check_study(spec: Study, definition: dict, settings: Settings, runs_jobs: bo
     """What the service refuses of a study it would otherwise take, before anything is stored:
     trial pods running as one of the service's own accounts or naming one of its Secrets, a
     metrics file under the system's folders for trials run on this machine
-    (:mod:`functions.core.system_paths`), and a node pool it cannot provide."""
+    (:mod:`functions.core.system_paths`), hugepages without cpu or memory for trials run as Jobs,
+    and a node pool it cannot provide."""
     problems = study_problems(spec, settings.cluster_defaults()) + ([] if runs_jobs else local_problems(spec))
+    if runs_jobs and (alone := hugepages_alone(spec, settings.cluster_defaults())) is not None:
+        problems.append(alone)
     if problems:
         _refuse(definition, problems)
     check_node_pool(spec, settings, runs_jobs)

@@ -101,6 +101,9 @@ REFUSED = {
     "no quantity": ({"limits": {"cpu": "abc"}}, [], SPEC, (
         "Job in version \"v1\" cannot be handled as a Job: quantities must match the regular expression "
         "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'")),
+    "exponent and suffix": ({"limits": {"memory": "1e-05Gi"}}, [], SPEC, "quantities must match the regular "
+                                                                             "expression"),
+    "two points": ({"limits": {"memory": "1.2.3"}}, [], SPEC, "quantities must match the regular expression"),
     "negative": ({"limits": {"cpu": -1}}, [], f"{POD}.containers[0].resources.limits[cpu]",
                  'Invalid value: "-1": must be greater than or equal to 0'),
     "negative size": ({}, [{"name": "scratch", "emptyDir": {"sizeLimit": -1000}}], f"{POD}.volumes[0].emptyDir.sizeLimit",

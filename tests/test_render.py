@@ -475,3 +475,27 @@ def test_trial_spec_labels_kubernetes_would_refuse_whatever_the_trial_are_refuse
     assert any(p.message.startswith("expected a Kubernetes label value") and p.message.endswith("got 'vision team'")
                for p in caught.value.problems)
     assert any(p.message.startswith("expected a Kubernetes label key") for p in caught.value.problems)
+
+
+def test_hugepages_without_cpu_or_memory_are_refused_where_trials_run_as_jobs():
+    """Kubernetes refuses a container asking for hugepages alone: katuna refuses such a study
+    when it is submitted to a service running Jobs, as the API server would refuse every trial's."""
+    from kube_standin.validation import job_problems
+
+    from functions.pools import check_study
+    from functions.settings import Settings
+
+    definition = study_definition()
+    definition["trialTemplate"].update(image="python:3.12", resources={"hugepages-2Mi": "1Gi"})
+    spec, bare = parse_study(definition), Settings(k8s_default_resources=())
+    with pytest.raises(InvalidStudy) as refused:
+        check_study(spec, definition, bare, runs_jobs=True)
+    [problem] = refused.value.problems
+    assert problem.path == "trialTemplate.resources" and problem.message.startswith(
+        "hugepages-2Mi needs cpu or memory beside it: Kubernetes refuses a container asking for hugepages alone")
+    assert ("spec.template.spec.containers[0].resources", "Forbidden: HugePages require cpu or memory") in \
+        job_problems(job_for(definition, {"x": 1.0})), "what the API server would refuse"
+    check_study(spec, definition, Settings(), runs_jobs=True)
+    assert job_problems(job_for(definition, {"x": 1.0}, defaults=Settings().cluster_defaults())) == [], \
+        "the service's default cpu and memory go beside it"
+    check_study(spec, definition, bare, runs_jobs=False)

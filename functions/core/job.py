@@ -137,6 +137,20 @@ def missing_requests(spec: Study, defaults: Cluster) -> Problem | None:
                    "KATUNA_K8S_DEFAULT_RESOURCES")
 
 
+def hugepages_alone(spec: Study, defaults: Cluster) -> Problem | None:
+    """A study whose trial container, katuna's own, would ask for hugepages without cpu or
+    memory, which Kubernetes refuses in every pod (a Katib ``trialSpec``'s is judged by the API
+    server's dry run at submission)."""
+    template = spec.trial_template
+    resources = trial_resources(dict(template.resources), defaults)
+    huge = sorted(name for name in resources if name.startswith("hugepages-"))
+    if template.trial_spec is not None or not huge or _sized(resources):
+        return None
+    return Problem("trialTemplate.resources", f"{huge[0]} needs cpu or memory beside it: Kubernetes refuses a "
+                   "container asking for hugepages alone; expected cpu or memory in trialTemplate.resources (or a "
+                   "service default in KATUNA_K8S_DEFAULT_RESOURCES)")
+
+
 def job_deadline(request: TrialLaunch, cluster: Cluster) -> int:
     """The Job's ``activeDeadlineSeconds``, a backstop: the trial's timeout plus the start
     allowance for each run the attempt's Job may make (the pods it may lose to disruptions,

@@ -19,7 +19,9 @@ DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]
 SUFFIXES = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
             "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": 1,
             "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18}
-QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$")
+QUANTITY = re.compile(r"^([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))(?:[eE]([+-]?[0-9]+)|(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E))?$")
+"""A quantity as ``resource.ParseQuantity`` reads it: a decimal number, then either a decimal
+exponent or one suffix (``1e3`` and ``1Gi``, never ``1e-05Gi``)."""
 
 
 def suffix() -> str:
@@ -134,4 +136,5 @@ def quantity(text: str | int | float) -> Decimal:
     found = QUANTITY.match(str(text).strip())
     if not found:
         raise ValueError(f"quantities must match the regular expression {QUANTITY.pattern!r}: {text!r}")
-    return Decimal(found.group(1)) * Decimal(SUFFIXES[found.group(2) or ""])
+    number, exponent, unit = found.groups()
+    return Decimal(number) * (Decimal(10) ** int(exponent) if exponent else Decimal(SUFFIXES[unit or ""]))

@@ -62,12 +62,15 @@ def _toleration_problems(path: str, toleration: dict) -> list[tuple[str, str]]:
 def resource_problems(path: str, resources: dict) -> list[tuple[str, str]]:
     """A container's resource names and quantities, and each request against its limit: equal
     for what cannot be overcommitted (extended resources such as ``nvidia.com/gpu``, hugepages),
-    at most the limit otherwise."""
+    at most the limit otherwise; hugepages only beside cpu or memory."""
     requests, limits = resources.get("requests") or {}, resources.get("limits") or {}
     problems = []
     for kind, named in (("limits", limits), ("requests", requests)):
         for name, value in named.items():
             problems += _quantity_problems(f"{path}.{kind}[{name}]", name, value)
+    named = {*requests, *limits}
+    if any(name.startswith("hugepages-") for name in named) and not named & {"cpu", "memory"}:
+        problems.append((path, "Forbidden: HugePages require cpu or memory"))
     for name, value in requests.items():
         if name in limits and not overcommitted(name) and quantity(value) != quantity(limits[name]):
             problems.append((f"{path}.requests", f"Invalid value: {json.dumps(str(value))}: must be equal to {name} "
