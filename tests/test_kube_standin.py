@@ -133,6 +133,37 @@ def test_katuna_may_only_do_what_the_manifests_grant_it(static: KubeStub):
     assert core.list_namespaced_pod("katuna", label_selector="job-name=granted").metadata.resource_version
 
 
+def test_an_owner_reference_blocking_its_owners_deletion_needs_update_on_the_owners_finalizers(static: KubeStub):
+    """OwnerReferencesPermissionEnforcement, as OpenShift runs it: katuna may make a Secret owned
+    by its trial's Job, but may not block the Job's deletion with it, not being granted
+    ``jobs/finalizers``; an account granted that may."""
+    core = client.CoreV1Api(api(static))
+    owner = client.BatchV1Api(api(static)).create_namespaced_job("katuna", job("owner")).metadata
+
+    def owned(name: str, blocking: bool) -> dict:
+        return {"metadata": {"name": name, "ownerReferences": [{
+            "apiVersion": "batch/v1", "kind": "Job", "name": owner.name, "uid": owner.uid, "controller": True,
+            "blockOwnerDeletion": blocking}]}, "stringData": {"token": "t"}}
+
+    assert core.create_namespaced_secret("katuna", owned("held", False)).metadata.name == "held"
+    assert refusal(lambda: core.create_namespaced_secret("katuna", owned("blocking", True))) == (
+        403, 'secrets "blocking" is forbidden: cannot set blockOwnerDeletion if an ownerReference refers to a '
+             f'resource you can\'t set finalizers on: User "{KATUNA}" cannot update resource "jobs/finalizers" in API '
+             'group "batch" in the namespace "katuna"')
+    with static.lock:
+        static.authorizer.objects.append({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                                          "metadata": {"name": "finalizers", "namespace": "katuna"},
+                                          "rules": [{"apiGroups": ["batch"], "resources": ["jobs/finalizers"],
+                                                     "verbs": ["update"]}]})
+        static.authorizer.objects.append({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                                          "metadata": {"name": "finalizers", "namespace": "katuna"},
+                                          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                                      "name": "finalizers"},
+                                          "subjects": [{"kind": "ServiceAccount", "name": "katuna",
+                                                        "namespace": "katuna"}]})
+    assert core.create_namespaced_secret("katuna", owned("blocking", True)).metadata.name == "blocking"
+
+
 def test_any_account_may_ask_what_it_may_do_and_is_told_as_rbac_decides(static: KubeStub):
     """A SelfSubjectAccessReview, as the API server takes one: every account may post it, it
     names resource or non-resource attributes but not both, and its answer is the authorizer's."""

@@ -52,7 +52,11 @@ def metrics(values: Mapping[str, float]) -> list[dict[str, Any]]:
 
 
 def trial_resource(record: StudyRecord, origin: Origin, trial: TrialRecord) -> dict[str, Any]:
-    """The Trial resource of ``trial`` (spec and metadata; :func:`trial_status` is its status)."""
+    """The Trial resource of ``trial`` (spec and metadata; :func:`trial_status` is its status),
+    owned by its Experiment, whose deletion the garbage collector follows with its Trials'. The
+    reference does not block the Experiment's deletion: a blocking one would need ``update`` on
+    ``experiments/finalizers`` where the OwnerReferencesPermissionEnforcement admission plugin
+    runs (OpenShift), which katuna's role has no need to grant."""
     spec = record.definition.get("spec") or {}
     ref = origin.ref
     return {
@@ -61,7 +65,7 @@ def trial_resource(record: StudyRecord, origin: Origin, trial: TrialRecord) -> d
             "name": trial_name(ref.name, trial.number), "namespace": ref.namespace,
             "labels": {EXPERIMENT_LABEL: ref.name},
             "ownerReferences": [{"apiVersion": ref.api_version, "kind": ref.kind, "name": ref.name, "uid": origin.uid,
-                                 "controller": True, "blockOwnerDeletion": True}],
+                                 "controller": True}],
         },
         "spec": {
             "objective": spec.get("objective") or {},

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlparse
 
-from kube_standin import access_review
+from kube_standin import access_review, owner_refs
 from kube_standin.history import Gone
 from kube_standin.objects import status
 from kube_standin.patches import APPLY_PATCH
@@ -166,6 +166,8 @@ def handler(cluster, unauthenticated: str = ANONYMOUS) -> type[BaseHTTPRequestHa
                               call.namespace or "", call.name or "")
             if not cluster.authorizer.allows(request):
                 self._send(*forbidden(request))
+            elif (refused := owner_refs.refusal(request, body, cluster.resource_of, cluster.authorizer.allows)):
+                self._send(*refused)
             elif cluster.served(call.group, call.resource) is None:
                 # As the API server: authorization comes before routing, so a kind it does not
                 # serve is refused (403) where not granted, and not found (404) where granted.

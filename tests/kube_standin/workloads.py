@@ -78,6 +78,13 @@ class Workloads:
         crd = self.crds.get((group, resource))
         return crd.as_kind() if crd is not None else self.kinds.get((group, resource))
 
+    def resource_of(self, group: str, kind: str) -> str | None:
+        """The resource the API serves objects of ``kind`` in ``group`` at, None where it serves none."""
+        with self.lock:  # type: ignore[attr-defined]
+            served = [*((c.group, c.plural, c.kind) for c in self.crds.values()),
+                      *((g, resource, k.kind) for (g, resource), k in self.kinds.items())]
+        return next((resource for g, resource, named in served if (g, named) == (group, kind)), None)
+
     def install(self, operator: str) -> None:
         """Install an operator: its CRDs are served and its controller runs."""
         with self.lock:  # type: ignore[attr-defined]
