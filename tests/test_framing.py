@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from functions.adapters.web.framing import GATHER_LIMIT, SIZE_LINE_LIMIT, request_size
+from functions.adapters.web.framing import GATHER_LIMIT, SIZE_LINE_LIMIT, Walk, request_size
 
 LIMIT = 1 << 20
 POST = b"POST /studies HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
@@ -37,6 +37,19 @@ def test_a_chunked_body_ends_after_its_last_chunk_and_trailer_and_is_waited_for_
     whole = CHUNKED + body
     assert request_size(whole + b"GET / HTTP/1.1\r\n", LIMIT) == len(whole), "nothing past its end"
     assert [request_size(whole[:cut], LIMIT) for cut in range(HEAD, len(whole))] == [None] * (len(whole) - HEAD)
+    walk = Walk()
+    assert [request_size(whole[:cut], LIMIT, walk) for cut in range(HEAD, len(whole) + 1)] == \
+        [None] * (len(whole) - HEAD) + [len(whole)], "the same, a byte more at each call, going on from its walk"
+
+
+def test_the_walk_of_a_chunked_body_goes_on_past_its_last_whole_chunk():
+    """A body that comes a piece at a time is walked once: each call starts where the last one
+    left its walk, past the last whole chunk."""
+    walk, first = Walk(), CHUNKED + b"5\r\nhello\r\n3\r\nab"
+    assert request_size(first, LIMIT, walk) is None
+    assert (walk.position, walk.carried) == (HEAD + len(b"5\r\nhello\r\n"), 5)
+    assert request_size(first + b"c\r\n0\r\n\r\n", LIMIT, walk) == len(first) + 8
+    assert (walk.position, walk.carried) == (HEAD + len(b"5\r\nhello\r\n3\r\nabc\r\n"), 8)
 
 
 @pytest.mark.parametrize("body", [

@@ -10,6 +10,7 @@ gunicorn refuses (a bad chunk size, both ``Content-Length`` and ``Transfer-Encod
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 GATHER_LIMIT = 64 * 1024
 """The most of a request's head gathered before a thread takes it: a head larger than this
@@ -22,11 +23,25 @@ SIZE_LINE_LIMIT = 1024
 """The longest chunk size line (with its extensions) gathered; a longer one goes to the thread."""
 
 
-def request_size(data: bytes, body_limit: int) -> int | None:
+@dataclass
+class Walk:
+    """How far the walk of a chunked body got, past its last whole chunk: each call for more
+    bytes of the same request goes on from there, so a body sent a chunk at a time costs its
+    length once, not once for every piece that came."""
+
+    position: int = 0
+    carried: int = 0
+    """Bytes of the chunks walked."""
+    framing: int = 0
+    """Bytes of their size lines and line ends."""
+
+
+def request_size(data: bytes, body_limit: int, walk: Walk | None = None) -> int | None:
     """How many bytes from the request's start a thread waits for: its head, and a body of at
     most ``body_limit`` bytes (``Content-Length``, or chunked with its trailer) unless the client
     waits for ``100 Continue``; None while that cannot be told yet: the head, or a chunked body,
-    is not all here (and within the bounds above)."""
+    is not all here (and within the bounds above). ``walk`` keeps a chunked body's walk from one
+    call to the next, ``data`` having grown."""
     head, ended, _ = data.partition(b"\r\n\r\n")
     if not ended:
         return GATHER_LIMIT if len(data) >= GATHER_LIMIT else None
@@ -40,23 +55,23 @@ def request_size(data: bytes, body_limit: int) -> int | None:
         size = int(length.group(1))
         return body_start + size if size <= body_limit else body_start
     if encodings == 1 and CHUNKED.search(fields):
-        return chunked_end(data, body_start, body_limit)
+        return chunked_end(data, body_start, body_limit, walk or Walk())
     return body_start
 
 
-def chunked_end(data: bytes, start: int, body_limit: int) -> int | None:
+def chunked_end(data: bytes, start: int, body_limit: int, walk: Walk) -> int | None:
     """Where a chunked body that begins at ``start`` ends (past its last chunk and its trailer);
     None while it is not all here. ``start`` itself where a thread should read it instead: its
     framing is bad, its chunks carry more than ``body_limit`` bytes, or its framing takes more
-    than :data:`GATHER_LIMIT` bytes besides."""
-    position, carried, framing = start, 0, 0
+    than :data:`GATHER_LIMIT` bytes besides. The walk goes on from ``walk``, which it advances."""
+    walk.position = max(walk.position, start)
     while True:
-        line = SIZE_LINE.match(data, position)
+        line = SIZE_LINE.match(data, walk.position)
         if line is None:
-            rest = data[position:position + SIZE_LINE_LIMIT + 1]
+            rest = data[walk.position:walk.position + SIZE_LINE_LIMIT + 1]
             return None if b"\n" not in rest and len(rest) <= SIZE_LINE_LIMIT else start
         size = int(line.group(1), 16)
-        carried, framing = carried + size, framing + len(line.group(0)) + 2
+        carried, framing = walk.carried + size, walk.framing + len(line.group(0)) + 2
         if carried > body_limit or framing > GATHER_LIMIT:
             return start
         if size == 0:
@@ -66,7 +81,7 @@ def chunked_end(data: bytes, start: int, body_limit: int) -> int | None:
             return None
         if data[end:end + 2] != b"\r\n":
             return start
-        position = end + 2
+        walk.position, walk.carried, walk.framing = end + 2, carried, framing
 
 
 def _trailer_end(data: bytes, begins: int, start: int) -> int | None:

@@ -37,7 +37,7 @@ from gunicorn.http.errors import NoMoreData
 from gunicorn.workers.gthread import _DEFER, ThreadWorker
 
 from functions.adapters.web import peers
-from functions.adapters.web.framing import GATHER_LIMIT, request_size
+from functions.adapters.web.framing import GATHER_LIMIT, Walk, request_size
 
 BODY_CHUNK = 64 * 1024
 
@@ -70,12 +70,14 @@ class ClientSocket(socket.socket):
     body_limit: int = 1 << 20
     deadline: float | None = None
     gathered: bytes = b""
+    walk: Walk
+    """How far the walk of the request's chunked body got (:class:`.framing.Walk`)."""
 
     @classmethod
     def adopt(cls, connection: socket.socket, limit: float, body_limit: int) -> ClientSocket:
         """``connection`` (an accepted socket, which this takes over) as a ClientSocket."""
         adopted = cls(connection.family, connection.type, connection.proto, fileno=connection.detach())
-        adopted.limit, adopted.body_limit = limit, body_limit
+        adopted.limit, adopted.body_limit, adopted.walk = limit, body_limit, Walk()
         adopted.setblocking(True)
         return adopted
 
@@ -102,7 +104,7 @@ class ClientSocket(socket.socket):
                 return True
             if not peeked:
                 return True
-            size = request_size(self.gathered + peeked, self.body_limit)
+            size = request_size(self.gathered + peeked, self.body_limit, self.walk)
             wanted = len(peeked) if size is None else min(len(peeked), size - len(self.gathered))
             if wanted > 0:  # none once a body gathered in part goes to the thread after all
                 self.gathered += super().recv(wanted)
@@ -110,8 +112,10 @@ class ClientSocket(socket.socket):
                 return True
 
     def served(self) -> None:
-        """The request was read and answered: the next one on the connection has its own deadline."""
+        """The request was read and answered: the next one on the connection has its own
+        deadline, and its own walk of a chunked body."""
         self.deadline = None
+        self.walk = Walk()
 
     def setblocking(self, flag: bool) -> None:
         super().settimeout(self.limit if flag else 0.0)
