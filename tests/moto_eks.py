@@ -84,6 +84,7 @@ LABEL_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
 LABEL_PREFIX = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 """A label key's prefix: a DNS subdomain (at most 253 characters)."""
 IMAGE = "ami-12c6146b"
+AL2023_SNAPSHOT_GB = 20
 """The AMI moto's EC2 holds (tests/moto_amis.json), for the instances a node group's Auto Scaling group launches."""
 UPDATE_PATH = "{0}/clusters/(?P<name>[^/]+)/updates/(?P<updateId>[^/]+)$"
 _ACCOUNT = {"quotas": EksQuotas()}
@@ -145,6 +146,14 @@ def _check_labels(cluster: str, group: str, labels: dict[str, str] | None) -> No
             raise _invalid(cluster, group, f'Invalid value: "{value}": a valid label must be an empty string or '
                                            "consist of alphanumeric characters, '-', '_' or '.', and must start and "
                                            "end with an alphanumeric character")
+
+
+def _check_disk(cluster: str, group: str, size: int | None) -> None:
+    """EKS refuses a boot disk smaller than its AMI's root snapshot: 20 GiB for Amazon Linux 2023
+    (awslabs/amazon-eks-ami#1581), in its own words (seen in cilium/cilium#43051)."""
+    if size is not None and size < AL2023_SNAPSHOT_GB:
+        raise _invalid(cluster, group, f"Volume of size {size}GB is smaller than snapshot 'snap-0al2023root', "
+                                       f"expect size>= {AL2023_SNAPSHOT_GB}GB")
 
 
 def _check_taints(cluster: str, group: str, taints: list[dict[str, str]] | None) -> None:
@@ -220,6 +229,7 @@ def _create_nodegroup(answer: Any) -> Any:
             _check_order(cluster_name, nodegroup_name, scaling_config or {})
             _check_labels(cluster_name, nodegroup_name, rest.get("labels"))
             _check_taints(cluster_name, nodegroup_name, rest.get("taints"))
+            _check_disk(cluster_name, nodegroup_name, rest.get("disk_size"))
             most = quotas_of(self).groups_per_cluster
             if len(cluster.nodegroups) >= most:
                 raise ResourceLimitExceededException(

@@ -13,12 +13,14 @@ import moto_eks
 import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
+from conftest import study_definition
 from moto import mock_aws
 from moto.eks.models import eks_backends
 
-from functions.core.errors import TemporaryError
+from functions.core.errors import InvalidStudy, TemporaryError
 from functions.core.limits import EksQuotas
 from functions.core.nodepool import NodePool, NodePoolFailed, OperationStatus, PoolChange
+from functions.core.validate import parse_study
 from infra import eks, eks_requests
 
 REGION = "eu-west-1"
@@ -75,6 +77,22 @@ def test_a_spot_node_group_scales_from_zero_with_labels_taint_and_subnets(aws, p
     assert found["labels"] == {"team": "vision", "katuna.dev/pool": "katuna-digits"}
     assert found["taints"] == [{"key": "katuna.dev/trial", "value": "true", "effect": "NO_SCHEDULE"}]
     assert found["subnets"] == list(aws.subnets) and found["nodeRole"] == ROLE
+
+
+@pytest.mark.slow
+def test_a_disk_smaller_than_the_amis_root_snapshot_is_refused_by_eks_and_by_katuna_at_submission(aws, pools):
+    with pytest.raises(NodePoolFailed, match="EKS refused the request: InvalidParameterException: Volume of size 16GB "
+                                             "is smaller than snapshot"):
+        pools.ensure(spot_pool(disk_size_gb=16), owner="5e0f9b2c7d41")
+    definition = study_definition(name="small-disk", nodePool={"provider": "eks", "diskSizeGb": 16})
+    with pytest.raises(InvalidStudy) as refused:
+        parse_study(definition)
+    assert [(p.path, p.message) for p in refused.value.problems] == [(
+        "nodePool.diskSizeGb", "expected at least 20 for an EKS node group: EKS refuses a disk smaller than its "
+                               "Amazon Linux 2023 AMIs' root snapshot (20 GiB)")]
+    definition["nodePool"] = {"provider": "gke", "diskSizeGb": 16}
+    assert parse_study(definition).node_pool.disk_size_gb == 16, "GKE takes 10 GiB and more"
+    assert pools.ensure(spot_pool(disk_size_gb=20), owner="5e0f9b2c7d41").created
 
 
 def in_subnets(pools: eks.EksNodePools, subnets: tuple[str, ...], cluster: str = "tuning") -> eks.EksNodePools:

@@ -175,6 +175,21 @@ def test_a_group_mixing_instance_types_of_different_amis_is_refused_at_submissio
                                "g5.xlarge: AL2023_x86_64_NVIDIA; m5.xlarge: AL2023_x86_64_STANDARD")
 
 
+@pytest.mark.parametrize(("instance_type", "why"), [
+    ("a1.large", "Amazon Linux 2023 does not run on A1 instances"),
+    ("p2.xlarge", "the NVIDIA driver of EKS's Amazon Linux 2023 AMI no longer supports its K80 GPUs"),
+    ("g3s.xlarge", "the NVIDIA driver of EKS's Amazon Linux 2023 AMI no longer supports its M60 GPUs"),
+])
+def test_a_family_no_amazon_linux_2023_ami_boots_is_refused_at_submission(instance_type: str, why: str):
+    definition = study_definition(name="old")
+    definition["nodePool"] = {"provider": "eks", "instanceTypes": ["m7g.large" if instance_type == "a1.large"
+                                                                   else "g4dn.xlarge", instance_type]}
+    with pytest.raises(InvalidStudy) as refused:
+        parse_study(definition)
+    assert [(p.path, p.message) for p in refused.value.problems] == [
+        ("nodePool.instanceTypes", f"{instance_type}: {why}; expected a newer family (m7g for a1, g4dn or g5 for GPUs)")]
+
+
 RAISED = {"KATUNA_EKS_CLUSTER": "tuning", "KATUNA_EKS_SUBNETS": "subnet-0a1b2c3d", "KATUNA_EKS_NODE_ROLE": ROLE,
           "KATUNA_EKS_NODES_PER_GROUP": "600", "KATUNA_MAX_POOL_NODES": "1000"}
 

@@ -7,8 +7,10 @@ for GPUs stay Pending), no Neuron driver, and no ARM64 build (Graviton nodes fai
 katuna sends the Amazon Linux 2023 type (Amazon Linux 2 AMIs end with Kubernetes 1.32) that the
 instance family needs: the NVIDIA one for the P and G families (g5g on ARM64), the Neuron one for
 Inferentia and Trainium, the ARM64 one for Graviton (a ``g`` right after the generation: m7g,
-c6gn, r8gd, and a1), the standard x86 one otherwise. g4ad's AMD GPUs have no EKS-optimized AMI
-with their driver: it gets the standard one, as any family katuna does not know.
+c6gn, r8gd), the standard x86 one otherwise. g4ad's AMD GPUs have no EKS-optimized AMI with
+their driver: it gets the standard one, as any family katuna does not know. A family no Amazon
+Linux 2023 AMI boots (a1; p2, g3 and g3s, whose GPUs its NVIDIA driver dropped) is refused when
+the study is submitted.
 """
 
 from __future__ import annotations
@@ -31,12 +33,29 @@ def ami_type(instance_type: str) -> str:
     if match is None:
         return X86
     series, _, rest = match.groups()
-    arm = family == "a1" or rest.startswith("g") or "-gb" in rest
+    arm = rest.startswith("g") or "-gb" in rest
     if series in _NEURON_SERIES:
         return NEURON
     if series in _NVIDIA_SERIES and family not in _NOT_NVIDIA:
         return ARM_NVIDIA if arm else X86_NVIDIA
     return ARM if arm else X86
+
+
+UNSUPPORTED = {"a1": "Amazon Linux 2023 does not run on A1 instances",
+               "p2": "the NVIDIA driver of EKS's Amazon Linux 2023 AMI no longer supports its K80 GPUs",
+               "g3": "the NVIDIA driver of EKS's Amazon Linux 2023 AMI no longer supports its M60 GPUs",
+               "g3s": "the NVIDIA driver of EKS's Amazon Linux 2023 AMI no longer supports its M60 GPUs"}
+"""Families no Amazon Linux 2023 AMI of EKS boots, and why."""
+
+
+def unsupported_problem(instance_types: tuple[str, ...]) -> str | None:
+    """Why a node group cannot launch one of ``instance_types`` (a family no Amazon Linux 2023
+    AMI of EKS supports); None when it can."""
+    for instance_type in instance_types:
+        why = UNSUPPORTED.get(instance_type.split(".", 1)[0].lower())
+        if why is not None:
+            return f"{instance_type}: {why}; expected a newer family (m7g for a1, g4dn or g5 for GPUs)"
+    return None
 
 
 def mixed_problem(instance_types: tuple[str, ...]) -> str | None:

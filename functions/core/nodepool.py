@@ -178,8 +178,9 @@ def parse_node_pool(r: Reader, data: Any, study: str | None, parallelism: int | 
     most = _most_nodes(provider, limits.eks)
     if max_nodes is not None and not 1 <= max_nodes <= most:
         r.fail(join(path, "maxNodes"), _too_many(provider, most))
-    if disk is not None and disk < 10:
-        r.fail(join(path, "diskSizeGb"), "expected at least 10")
+    if disk is not None and disk < MIN_DISK_GB.get(provider or "", 10):
+        r.fail(join(path, "diskSizeGb"), f"expected at least {MIN_DISK_GB.get(provider or '', 10)}"
+                                         + (EKS_DISK_WHY if provider == "eks" else ""))
     labels = _labels(r, item, path, provider)
     accelerators = _accelerators(r, item, path)
     machines = _machines(r, item, path, provider)
@@ -190,13 +191,19 @@ def parse_node_pool(r: Reader, data: Any, study: str | None, parallelism: int | 
     _check_allowed(r, path, provider, machines, limits.machine_types, defaulted)
     if provider == GKE:
         _check_gpus(r, path, machines[0], accelerators, defaulted="machineType" not in item)
-    mixed = eks_ami.mixed_problem(machines) if provider == EKS else None
+    mixed = (eks_ami.unsupported_problem(machines) or eks_ami.mixed_problem(machines)) if provider == EKS else None
     if mixed is not None:
         r.fail(join(path, "instanceTypes"), mixed)
     default_nodes = min(parallelism or 3, limits.pool_nodes, most)
     return NodePool(name=name, provider=provider, capacity=capacity, machine_types=machines,
                     max_nodes=max_nodes or default_nodes, disk_size_gb=disk, accelerators=accelerators,
                     labels=labels, shared=shared, price_per_node_hour=None if price is None else float(price))
+
+
+MIN_DISK_GB = {"gke": 10, "eks": 20}
+"""The smallest boot disk each provider takes, in GiB."""
+EKS_DISK_WHY = (" for an EKS node group: EKS refuses a disk smaller than its Amazon Linux 2023 AMIs' root "
+                "snapshot (20 GiB)")
 
 
 def _most_nodes(provider: str | None, quotas: EksQuotas) -> int:
