@@ -36,17 +36,17 @@ class Walk:
     """Bytes of their size lines and line ends."""
 
 
-def request_size(data: bytes, body_limit: int, walk: Walk | None = None) -> int | None:
+def request_size(data: bytes | bytearray, body_limit: int, walk: Walk | None = None) -> int | None:
     """How many bytes from the request's start a thread waits for: its head, and a body of at
     most ``body_limit`` bytes (``Content-Length``, or chunked with its trailer) unless the client
     waits for ``100 Continue``; None while that cannot be told yet: the head, or a chunked body,
     is not all here (and within the bounds above). ``walk`` keeps a chunked body's walk from one
     call to the next, ``data`` having grown."""
-    head, ended, _ = data.partition(b"\r\n\r\n")
-    if not ended:
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
         return GATHER_LIMIT if len(data) >= GATHER_LIMIT else None
-    fields = head.lower()
-    body_start = len(head) + 4
+    fields = bytes(data[:end]).lower()
+    body_start = end + 4
     length = CONTENT_LENGTH.search(fields)
     encodings = fields.count(b"\ntransfer-encoding:")
     if b"\nexpect:" in fields or (length is not None and encodings):
@@ -59,7 +59,7 @@ def request_size(data: bytes, body_limit: int, walk: Walk | None = None) -> int 
     return body_start
 
 
-def chunked_end(data: bytes, start: int, body_limit: int, walk: Walk) -> int | None:
+def chunked_end(data: bytes | bytearray, start: int, body_limit: int, walk: Walk) -> int | None:
     """Where a chunked body that begins at ``start`` ends (past its last chunk and its trailer);
     None while it is not all here. ``start`` itself where a thread should read it instead: its
     framing is bad, its chunks carry more than ``body_limit`` bytes, or its framing takes more
@@ -84,7 +84,7 @@ def chunked_end(data: bytes, start: int, body_limit: int, walk: Walk) -> int | N
         walk.position, walk.carried, walk.framing = end + 2, carried, framing
 
 
-def _trailer_end(data: bytes, begins: int, start: int) -> int | None:
+def _trailer_end(data: bytes | bytearray, begins: int, start: int) -> int | None:
     """Where the trailer after the last chunk ends (its empty line), from ``begins``; None while
     more is to come, ``start`` when it is longer than :data:`GATHER_LIMIT`."""
     position = begins

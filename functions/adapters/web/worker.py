@@ -69,7 +69,9 @@ class ClientSocket(socket.socket):
     limit: float = 15.0
     body_limit: int = 1 << 20
     deadline: float | None = None
-    gathered: bytes = b""
+    gathered: bytearray
+    """What has come of the request so far, taken off the socket; appended to and handed out
+    in place, so that a request sent in many small pieces costs its length once."""
     walk: Walk
     """How far the walk of the request's chunked body got (:class:`.framing.Walk`)."""
 
@@ -77,7 +79,7 @@ class ClientSocket(socket.socket):
     def adopt(cls, connection: socket.socket, limit: float, body_limit: int) -> ClientSocket:
         """``connection`` (an accepted socket, which this takes over) as a ClientSocket."""
         adopted = cls(connection.family, connection.type, connection.proto, fileno=connection.detach())
-        adopted.limit, adopted.body_limit, adopted.walk = limit, body_limit, Walk()
+        adopted.limit, adopted.body_limit, adopted.walk, adopted.gathered = limit, body_limit, Walk(), bytearray()
         adopted.setblocking(True)
         return adopted
 
@@ -104,8 +106,11 @@ class ClientSocket(socket.socket):
                 return True
             if not peeked:
                 return True
-            size = request_size(self.gathered + peeked, self.body_limit, self.walk)
-            wanted = len(peeked) if size is None else min(len(peeked), size - len(self.gathered))
+            mark = len(self.gathered)
+            self.gathered += peeked
+            size = request_size(self.gathered, self.body_limit, self.walk)
+            del self.gathered[mark:]
+            wanted = len(peeked) if size is None else min(len(peeked), size - mark)
             if wanted > 0:  # none once a body gathered in part goes to the thread after all
                 self.gathered += super().recv(wanted)
             if size is not None and len(self.gathered) >= size:
@@ -125,7 +130,8 @@ class ClientSocket(socket.socket):
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         if self.gathered:
-            taken, self.gathered = self.gathered[:bufsize], self.gathered[bufsize:]
+            taken = bytes(self.gathered[:bufsize])
+            del self.gathered[:bufsize]
             return taken
         configured = self.gettimeout()
         if self.deadline is None or configured == 0.0:
