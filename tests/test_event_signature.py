@@ -155,7 +155,7 @@ def test_a_trial_pod_cannot_end_a_sibling_or_fail_its_study_behind_a_broker_with
     assert log.count("refused an event from 127.0.0.1: dev.katuna.trial.finished refused") == 2, \
         "each refusal is logged for the operator: the direct post, and the broker's delivery"
     assert brokered == 202, "the ingress takes any event; its delivery to katuna is what is refused"
-    assert (letter, json.loads(letter_body)["studyFailed"]) == (202, False)
+    assert (letter, letter_body) == (202, ""), "an empty answer, as Knative's filter takes from a dead-letter sink"
     assert trials == {0: ("COMPLETE", [0.5], None), 1: ("COMPLETE", [0.5], None)}, trials
     assert study["status"] == "completed", study
     assert ("dev.katuna.trial.finished", "403") in [

@@ -310,6 +310,42 @@ def test_no_answer_is_a_500_retried_whose_dead_letter_carries_no_error_extension
         sink.close()
 
 
+def test_an_error_answer_too_long_for_the_dead_letters_error_data_crashes_the_dispatcher_and_loses_the_event(
+        tmp_path: Path):
+    """The in-memory channel writes the answer's body, base64, into a buffer of 1,024
+    characters: 768 bytes fit, one more panics the dispatcher (eventing-natss#434)."""
+    fits, crashes = (422, {}, b"x" * 768), (422, {}, b"x" * 769)
+    sink = Subscriber([202])
+    for answer, letters in ((fits, 1), (crashes, 1)):
+        subscriber = Subscriber([answer])
+        broker = Broker(one_trigger(tmp_path, RETRY_TWICE.format(sink=sink.url)), {SERVICE_REF: subscriber.url})
+        try:
+            assert post(broker.url, event(), None)[0] == (202 if answer is fits else 500)
+            assert len([r for r in sink.received if r[1] == "/dead-letters"]) == letters, "no dead letter after a crash"
+            assert broker.crashes == ([] if answer is fits else [
+                "index out of range [1024] with length 1024: an error answer of 769 bytes"])
+        finally:
+            broker.close()
+            subscriber.close()
+    sink.close()
+
+
+def test_a_dead_letter_sinks_2xx_answer_with_a_body_that_is_no_event_fails_as_the_filter_judges_it(tmp_path: Path):
+    """With OIDC, the dead-letter sink is reached through broker-filter's ``/dls``, whose answer
+    rule is a subscriber's: an empty 2xx is taken, a body that is no CloudEvent is a 502."""
+    for sink_answer, kept in (((202, {}, b'{"recorded": "x"}'), 0), ((202, {}, b""), 1)):
+        sink, subscriber = Subscriber([sink_answer]), Subscriber([422])
+        broker = Broker(one_trigger(tmp_path, RETRY_TWICE.format(sink=sink.url)), {SERVICE_REF: subscriber.url})
+        try:
+            post(broker.url, event(), None)
+            assert len(broker.dead_letters) == kept
+            assert len(sink.received) == (3 if kept == 0 else 1), "a 502 is retried"
+        finally:
+            broker.close()
+            subscriber.close()
+            sink.close()
+
+
 def test_the_ingress_gives_each_event_a_ttl_and_refuses_one_spent(tmp_path: Path):
     """255 for an event without one, one less for one with one, a 400 where that leaves 0
     (eventing pkg/broker/ttl.go, ingress_handler.go); the subscriber gets its copy without it."""

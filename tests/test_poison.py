@@ -253,22 +253,22 @@ def test_on_knative_a_study_whose_function_keeps_failing_fails_and_a_dead_letter
         for name, code in {**PERMANENT_LETTERS, **TEMPORARY_LETTERS}.items():
             errors = {} if code is None else {"knativeerrorcode": code, "knativeerrordest": "http://katuna/functions/spawn",
                                               "knativeerrordata": base64.b64encode(b'{"error": "x"}').decode()}
-            status, _, body = _post_event(service, "/dead-letters", "dev.katuna.trial.suggested",
-                                          {"study": name, "uid": f"uid-{name}", "trial": 0, "attempt": 1}, **errors)
-            assert status == 202 and json.loads(body)["studyFailed"] == (name in PERMANENT_LETTERS), name
+            status, headers, _ = _post_event(service, "/dead-letters", "dev.katuna.trial.suggested",
+                                             {"study": name, "uid": f"uid-{name}", "trial": 0, "attempt": 1}, **errors)
+            assert (status, headers["Katuna-Study-Failed"]) == (202, str(name in PERMANENT_LETTERS).lower()), name
         for code in ("400", "422"):
             refused_reply = {"knativeerrorcode": code, "knativeerrordest": sink.url, "knativeerrordata": ""}
-            status, _, body = _post_event(service, "/dead-letters", "dev.katuna.trial.suggested",
-                                          {"study": "busy-503", "uid": "uid-busy-503", "trial": 0, "attempt": 1},
-                                          **refused_reply)
-            assert status == 202 and json.loads(body)["studyFailed"] is False, \
+            status, headers, _ = _post_event(service, "/dead-letters", "dev.katuna.trial.suggested",
+                                             {"study": "busy-503", "uid": "uid-busy-503", "trial": 0, "attempt": 1},
+                                             **refused_reply)
+            assert (status, headers["Katuna-Study-Failed"]) == (202, "false"), \
                 "the broker (K_SINK) refused the reply katuna answered with, not the event: its TTL was spent"
         for code in ("400", "403"):
             report = {"study": "busy-503", "uid": "uid-busy-503", "trial": 0, "attempt": 1, "step": 1,
                       "value": 1.0, "token": "forged"}
-            status, _, body = _post_event(service, "/dead-letters", "dev.katuna.trial.progress", report,
-                                          knativeerrorcode=code, knativeerrordest="http://katuna/functions/prune")
-            assert status == 202 and json.loads(body)["studyFailed"] is False, "a lost report fails no study"
+            status, headers, _ = _post_event(service, "/dead-letters", "dev.katuna.trial.progress", report,
+                                             knativeerrorcode=code, knativeerrordest="http://katuna/functions/prune")
+            assert (status, headers["Katuna-Study-Failed"]) == (202, "false"), "a lost report fails no study"
         for name, code in PERMANENT_LETTERS.items():
             lost = service.json("GET", "/studies/" + name)[1]
             assert lost["status"] == "failed", name

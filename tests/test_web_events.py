@@ -8,6 +8,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -211,3 +212,32 @@ def test_a_bad_delivery_token_is_refused(knative: Service, case: str):
 
 def test_the_api_token_still_reaches_the_event_paths_beside_oidc(knative: Service):
     assert _post(knative, "/functions/provision", completed("any"), **BEARER)[0] == 202
+
+
+def test_an_event_functions_error_answer_is_cut_to_fit_a_dead_letters_error_data(tmp_path):
+    """Knative carries the answer's body into the dead letter (``knativeerrordata``, base64 in
+    1,024 characters; its in-memory channel crashes on a body past 768 bytes): however long the
+    error's message, the answer stays under 700 bytes, saying how much was cut."""
+    from functions.adapters.web import create_app
+    from functions.runtime import Runtime
+    from functions.settings import Settings
+
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
+    try:
+        client = create_app(runtime).test_client()
+        long_type = "dev.katuna." + "x" * 3000
+        message = ce_http.to_binary_event(CloudEvent(attributes={
+            "type": long_type, "source": "/test", "datacontenttype": "application/json"}, data={"study": "s"}))
+        answer = client.post("/functions/collect", data=message.body, headers=message.headers)
+        short = ce_http.to_binary_event(CloudEvent(attributes={
+            "type": "dev.katuna.other", "source": "/test", "datacontenttype": "application/json"}, data={}))
+        whole = client.post("/functions/collect", data=short.body, headers=short.headers).get_json()["message"]
+    finally:
+        runtime.close()
+    body = answer.get_data()
+    assert answer.status_code == 422 and len(body) <= 700, len(body)
+    refusal = json.loads(body)
+    assert refusal["error"] == "unknown_function" and refusal["message"].startswith(
+        "function 'collect' does not handle events of type 'dev.katuna.xxx")
+    assert re.fullmatch(r".* \[katuna: \d+ more characters cut\]", refusal["message"]), refusal["message"]
+    assert whole == "function 'collect' does not handle events of type 'dev.katuna.other'", "a short one is whole"

@@ -51,7 +51,7 @@ from cloudevents.core.bindings import http as ce_http
 from cloudevents.core.v1.event import CloudEvent
 
 from .answers import FilterAnswer, filtered, ingress_event
-from .delivery import Delivery, error_data, retried
+from .delivery import Delivery, DispatcherCrash, error_data, retried
 from .filters import Filter, delivered, trigger_filter
 
 REQUEST_TIMEOUT = 60.0
@@ -286,7 +286,11 @@ class Broker:
     the manifests'. ``received`` counts the events the ingress took by type; ``attempts`` records
     every delivery attempt; ``unreadable`` the subscribers' 2xx answers the filter failed (502),
     by Trigger and event type; ``dead_letters`` the events given up on (with their
-    ``knativeerror*`` extensions, where the filter's answer carried them).
+    ``knativeerror*`` extensions, where the filter's answer carried them); ``crashes`` the
+    dispatcher's panics on an error answer too long to dead-letter (the event is lost).
+    A dead-letter sink's answer goes through the filter's rule too, as it does where Eventing
+    runs with OIDC (the sink reached through broker-filter's ``/dls``): a 2xx body that is no
+    CloudEvent fails the delivery (502), retried as any other.
     """
 
     def __init__(self, manifests: Path | Sequence[Mapping[str, Any]], refs: Mapping[str, str], name: str = "katuna",
@@ -301,6 +305,7 @@ class Broker:
         self.attempts: list[Attempt] = []
         self.unreadable: list[tuple[str, str]] = []
         self.dead_letters: list[BaseCloudEvent] = []
+        self.crashes: list[str] = []
         self.replies = 0
         self.cancelled = 0
         self.answer_at_once = answer_at_once
@@ -380,7 +385,14 @@ class Broker:
             self._schedule.at(self._backoff(trigger, retry_number),
                               lambda: self._deliver(trigger, event, retry_number + 1, fanout))
         elif trigger.dead_letter is not None:
-            self._dead_letter(trigger, with_extensions(event, **_error_extensions(trigger, answer)), 0, fanout)
+            try:
+                extensions = _error_extensions(trigger, answer)
+            except DispatcherCrash as crash:
+                with self._lock:
+                    self.crashes.append(str(crash))
+                fanout.finish(False)
+                return
+            self._dead_letter(trigger, with_extensions(event, **extensions), 0, fanout)
         else:
             fanout.finish(False)
 
@@ -391,7 +403,8 @@ class Broker:
         assert trigger.dead_letter is not None
         if not self._go_on(fanout):
             return
-        status, _, _ = self._attempt(trigger.name, trigger.dead_letter, letter)
+        status, headers, body = self._attempt(trigger.name, trigger.dead_letter, letter)
+        status = filtered(status, headers, body).status
         if status is not None and 200 <= status < 300:
             with self._lock:
                 self.dead_letters.append(letter)

@@ -7,8 +7,12 @@ back-off). An answer is retried when there is none (a connection error) or it is
 409 or 429; any other non-2xx answer gives up at once. On giving up the event goes to the
 ``deadLetterSink`` (with the same retries) carrying ``knativeerrordest``, ``knativeerrorcode``
 and ``knativeerrordata`` (the answer's body, base64, at most 1,024 characters), where the broker
-filter's answer carried them (:mod:`.answers`). Fields the
-emulator does not honour (``timeout``, ``retryAfterMax``) are refused loudly.
+filter's answer carried them (:mod:`.answers`). A body longer than 768 bytes does not fit: the
+in-memory channel's dispatcher sizes its buffer for 1,024 characters and then writes the whole
+body's base64 into it (``dispatchExecutionInfoTransformers`` in event_dispatcher.go), and the
+panic ends the dispatcher with every channel's events in flight (knative-extensions/
+eventing-natss#434): :class:`DispatcherCrash`. Fields the emulator does not honour
+(``timeout``, ``retryAfterMax``) are refused loudly.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 ERROR_DATA_MAX = 1024
+ERROR_BODY_FITS = ERROR_DATA_MAX // 4 * 3
+"""The longest answer body whose base64 fits the dispatcher's buffer: 768 bytes."""
 NO_ANSWER = 500
 """The code Knative's dispatcher records when a request got no answer (a connection error)."""
 
@@ -40,9 +46,17 @@ def retried(status: int | None) -> bool:
     return status is None or status >= 500 or status in (404, 408, 409, 429)
 
 
+class DispatcherCrash(Exception):
+    """The in-memory channel's dispatcher panicked on an error body too long for its buffer."""
+
+
 def error_data(body: bytes) -> str:
-    """The ``knativeerrordata`` of an answer's body."""
-    return base64.b64encode(body).decode()[:ERROR_DATA_MAX]
+    """The ``knativeerrordata`` of an answer's body; :class:`DispatcherCrash` where it is longer
+    than :data:`ERROR_BODY_FITS`."""
+    if len(body) > ERROR_BODY_FITS:
+        raise DispatcherCrash(f"index out of range [{ERROR_DATA_MAX}] with length {ERROR_DATA_MAX}: an error answer "
+                              f"of {len(body)} bytes")
+    return base64.b64encode(body).decode()
 
 
 @dataclass(frozen=True)

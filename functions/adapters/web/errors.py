@@ -9,6 +9,7 @@ succeed later (then with ``Retry-After``); an invalid study adds ``problems``, a
 
 from __future__ import annotations
 
+import json
 import re
 
 from flask import jsonify
@@ -26,6 +27,12 @@ from functions.core.errors import (
 )
 
 RETRY_AFTER_SECONDS = 2
+EVENT_ANSWER_MAX = 700
+"""The most bytes of an error answer to an event's delivery. Knative's channel dispatcher puts
+the answer's body, base64, into the dead letter's ``knativeerrordata``, sized for 1,024
+characters, and its in-memory channel crashes on a body past 768 bytes
+(``dispatchExecutionInfoTransformers``; knative-extensions/eventing-natss#434): the message is
+cut to keep the whole answer (and a line end) under that."""
 
 
 def status_of(exc: KatunaError, resource: bool = True) -> int:
@@ -50,6 +57,21 @@ def error_code(exc: KatunaError) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
 
 
+def _cut(body: dict, most: int) -> str:
+    """``body``'s message, cut so that ``body`` as JSON takes at most ``most`` bytes, saying how
+    much was cut."""
+    message = body["message"]
+    over = len(json.dumps(body).encode()) - most
+    if over <= 0:
+        return message
+    keep = max(len(message) - over - 40, 0)
+    while True:
+        cut = f"{message[:keep]} [katuna: {len(message) - keep} more characters cut]"
+        if len(json.dumps({**body, "message": cut}).encode()) <= most or keep == 0:
+            return cut
+        keep = max(keep - 40, 0)
+
+
 def error_response(exc: KatunaError, resource: bool = True):
     body = {"error": error_code(exc), "message": str(exc), "retryable": exc.retryable}
     if isinstance(exc, InvalidStudy):
@@ -57,6 +79,8 @@ def error_response(exc: KatunaError, resource: bool = True):
         body["problems"] = [{"path": p.path, "message": p.message} for p in exc.problems]
     if isinstance(exc, StudyConflict):
         body["changed"] = list(exc.changed)
+    if not resource:
+        body["message"] = _cut(body, EVENT_ANSWER_MAX)
     response = jsonify(body)
     response.status_code = status_of(exc, resource)
     if exc.retryable:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
+from flask import Blueprint, Response, current_app, g, request, url_for
 
 from functions.adapters import cloudevents_http
 from functions.adapters.web import paging
@@ -112,7 +112,7 @@ def dead_letter():
                     letter.reason)
     else:
         log.warning("dead letter %s (%s), left to the tick: %s", event.type, event.id, letter.reason)
-    return jsonify(recorded=event.id, studyFailed=letter.fails_study), 202
+    return "", 202, {"Katuna-Recorded": event.id, "Katuna-Study-Failed": str(letter.fails_study).lower()}
 
 
 def _required_key(runtime: Application) -> bytes | None:

@@ -305,11 +305,16 @@ def document() -> dict[str, Any]:
         "post": {**_event_operation("Keep an event the broker could not deliver (its dead-letter sink)",
                                     "deadLetter"),
                  "responses": {"202": {"description": (
-                     "kept (the newest KATUNA_MAX_DEAD_LETTERS); studyFailed says whether the event's study was "
-                     "failed: only for a delivery refused for good (a knativeerrorcode below 500 that Knative does "
-                     "not retry, 501, 505), never after temporary answers (5xx, 404, 408, 409, 429, no code), never "
-                     "for a trial.progress, and without the API token (a broker's delivery) only for an event katuna "
-                     "signed (katunasignature)")},
+                     "kept (the newest KATUNA_MAX_DEAD_LETTERS). The body is empty: with OIDC, Knative reaches the "
+                     "dead-letter sink through its broker filter, which fails a 2xx answer that is no CloudEvent. "
+                     "Katuna-Study-Failed says whether the event's study was failed: only for a delivery refused "
+                     "for good (a knativeerrorcode below 500 that Knative does not retry, 501, 505), never after "
+                     "temporary answers (5xx, 404, 408, 409, 429, no code), never for a trial.progress, and without "
+                     "the API token (a broker's delivery) only for an event katuna signed (katunasignature)"),
+                     "headers": {"Katuna-Recorded": {"description": "the id of the event kept",
+                                                     "schema": {"type": "string"}},
+                                 "Katuna-Study-Failed": {"description": "true or false",
+                                                         "schema": {"type": "string"}}}},
                                "400": _error("not a CloudEvent")}},
         "get": {"summary": "The kept dead letters, newest first, a page at a time", "operationId": "listDeadLetters",
                 "parameters": [_limit(100, 1_000, "dead letters"),
