@@ -293,9 +293,9 @@ def test_an_empty_2xx_answer_is_delivered_whatever_its_headers(tmp_path: Path):
         subscriber.close()
 
 
-def test_no_answer_is_a_500_retried_whose_dead_letter_carries_no_error_extensions(tmp_path: Path):
-    """The filter answers the channel a bare 500 (filter_handler.go), from which the channel's
-    dispatcher reads no error information for the dead letter."""
+def test_no_answer_is_a_500_retried_whose_dead_letter_carries_the_dispatchers_words(tmp_path: Path):
+    """A request that got no answer is a 500 with ``dispatch error: ...`` as its body
+    (executeRequest), which the dead letter carries as any answer's."""
     sink = Subscriber([202])
     closed = f"http://127.0.0.1:{free_port()}"
     broker = Broker(one_trigger(tmp_path, RETRY_TWICE.format(sink=sink.url)), {SERVICE_REF: closed})
@@ -303,7 +303,8 @@ def test_no_answer_is_a_500_retried_whose_dead_letter_carries_no_error_extension
         post(broker.url, event(), None)
         headers = sink.wait(1, "/dead-letters")[0][2]
         assert headers["ce-type"] == "test.event"
-        assert not [name for name in headers if name.startswith("ce-knativeerror")], headers
+        assert (headers["ce-knativeerrorcode"], headers["ce-knativeerrordest"]) == ("500", f"{closed}/functions/x")
+        assert base64.b64decode(headers["ce-knativeerrordata"]).startswith(b"dispatch error: ")
         assert [a.status for a in broker.attempts][:3] == [None] * 3
     finally:
         broker.close()

@@ -56,10 +56,10 @@ version not supported)."""
 class DeadLetter:
     """An event a Knative broker gave up delivering, with what its last attempt got.
 
-    ``code`` is ``knativeerrorcode``: the destination's answer, or None where the broker set no
-    code: the multi-tenant broker sets none when its filter could not read a 2xx answer (so the
-    function had run), nor when the function gave no answer at all (a connection error: the
-    filter's bare 500 carries no error information)."""
+    ``code`` is ``knativeerrorcode``: the destination's answer (500 where it gave none at all, a
+    connection error, with the dispatcher's ``dispatch error: ...`` as its data), or None where
+    the broker set no code: the multi-tenant broker sets none when its filter could not read a
+    2xx answer (so the function had run)."""
 
     event: Event
     reason: str

@@ -1,8 +1,9 @@
 """What the multi-tenant broker's filter makes of a subscriber's answer, as Knative Eventing's
 filter handler does before the channel dispatcher sees it.
 
-- No answer (a connection error): a bare 500, with no error information (filter_handler.go
-  writes the status alone), so its dead letter carries no ``knativeerror*`` extensions.
+- No answer (a connection error): a 500 whose error information is the dispatcher's words
+  (``dispatch error: ...``: executeRequest sets both when the request fails), so its dead
+  letter names the subscriber, code 500, and those words.
 - A non-2xx answer: its status, passed on, with its body carried to the dead letter.
 - A 2xx answer that is a CloudEvent (binary mode: a ``ce-specversion`` of 1.0 or 0.3; structured
   mode: ``Content-Type: application/cloudevents+json``): its status, and the event as the reply,
@@ -14,9 +15,9 @@ filter handler does before the channel dispatcher sees it.
 - A 2xx answer that is no CloudEvent: its status when its body is empty; a 502 when it has one
   ("the response MUST be either empty or a valid CloudEvent").
 
-The filter's own 502 and its 500 for no answer carry no error information, so a delivery
-given up after them is dead-lettered with no ``knativeerror*`` extensions at all: the channel
-dispatcher takes them from the filter's error body, and there is none (event_dispatcher.go
+The filter's own 502 carries no error information, so a delivery given up after it is
+dead-lettered with no ``knativeerror*`` extensions at all: the channel dispatcher takes them
+from the filter's error body, and there is none (event_dispatcher.go
 ``dispatchExecutionInfoTransformers`` adds nothing when it cannot read one).
 """
 
@@ -81,9 +82,10 @@ def _readable(headers: Mapping[str, str], body: bytes) -> bool:
 
 
 def filtered(status: int | None, headers: Mapping[str, str], body: bytes) -> FilterAnswer:
-    """The filter's answer to a subscriber's (``status`` None: there was none)."""
+    """The filter's answer to a subscriber's (``status`` None: there was none, and ``body`` is
+    the dispatcher's words for it)."""
     if status is None:
-        return FilterAnswer(NO_ANSWER)
+        return FilterAnswer(NO_ANSWER, error_body=body)
     if not 200 <= status < 300:
         return FilterAnswer(status, error_body=body)
     lowered = {name.lower(): value for name, value in headers.items()}
