@@ -178,9 +178,9 @@ def parse_node_pool(r: Reader, data: Any, study: str | None, parallelism: int | 
     most = _most_nodes(provider, limits.eks)
     if max_nodes is not None and not 1 <= max_nodes <= most:
         r.fail(join(path, "maxNodes"), _too_many(provider, most))
-    if disk is not None and disk < MIN_DISK_GB.get(provider or "", 10):
-        r.fail(join(path, "diskSizeGb"), f"expected at least {MIN_DISK_GB.get(provider or '', 10)}"
-                                         + (EKS_DISK_WHY if provider == "eks" else ""))
+    least = MIN_DISK_GB.get(provider or GKE, MIN_DISK_GB[GKE])
+    if disk is not None and disk < least:
+        r.fail(join(path, "diskSizeGb"), f"expected at least {least}" + (EKS_DISK_WHY if provider == EKS else ""))
     labels = _labels(r, item, path, provider)
     accelerators = _accelerators(r, item, path)
     machines = _machines(r, item, path, provider)
@@ -200,7 +200,7 @@ def parse_node_pool(r: Reader, data: Any, study: str | None, parallelism: int | 
                     labels=labels, shared=shared, price_per_node_hour=None if price is None else float(price))
 
 
-MIN_DISK_GB = {"gke": 10, "eks": 20}
+MIN_DISK_GB = {GKE: 10, EKS: 20}
 """The smallest boot disk each provider takes, in GiB."""
 EKS_DISK_WHY = (" for an EKS node group: EKS refuses a disk smaller than its Amazon Linux 2023 AMIs' root "
                 "snapshot (20 GiB)")

@@ -26,10 +26,10 @@ from functions.core.reader import Reader
 
 PATH = "trialTemplate.trialSpec"
 MAX_POLICY_RULES = 20
+"""The most rules Kubernetes takes in a Job's ``podFailurePolicy``."""
 OWN_POLICY_RULES = 1
 """The ``podFailurePolicy`` rules katuna puts before a Job template's own (:func:`_required`)."""
 _POLICY_RULE = re.compile(r"spec\.podFailurePolicy\.rules\[(\d+)\]")
-"""The most rules Kubernetes takes in a Job's ``podFailurePolicy``."""
 
 
 def check(r: Reader, trial_spec: Any, primary: str | None, conditions: tuple[str | None, str | None] = (None, None),
