@@ -1,6 +1,7 @@
 """The stand-in API server validates a Job's failure and completion policies as
-``pkg/apis/batch/validation`` does, after batch/v1's defaulting: what katuna sends from a
-Katib ``trialSpec`` is refused here where a cluster would refuse it, and nothing more."""
+``pkg/apis/batch/validation`` does, after batch/v1's defaulting, and its containers' names and
+environment as ``pkg/apis/core/validation`` does: what katuna sends from a Katib ``trialSpec``
+is refused here where a cluster would refuse it, and nothing more."""
 
 from __future__ import annotations
 
@@ -82,3 +83,15 @@ def test_a_job_counting_failures_per_index_is_defaulted_to_no_job_wide_limit():
     assert defaulted(job(completionMode="Indexed", completions=2, backoffLimitPerIndex=1), "u")["spec"][
         "backoffLimit"] == 2**31 - 1
     assert defaulted(job(backoffLimit=None), "u")["spec"]["backoffLimit"] == 6, "a null is no value"
+
+
+def test_a_container_name_past_63_characters_and_an_env_var_with_value_and_value_from_are_refused():
+    made = job()
+    container = made["spec"]["template"]["spec"]["containers"][0]
+    container["name"] = "t" * 64
+    container["env"] = [{"name": "TOKEN", "value": "x", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
+                        {"name": "OTHER", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]
+    assert job_problems(made) == [
+        ("spec.template.spec.containers[0].name", f'Invalid value: "{"t" * 64}": must be no more than 63 characters'),
+        ("spec.template.spec.containers[0].env[0].valueFrom", 'Invalid value: "": may not be specified when `value` '
+                                                              "is not empty")]

@@ -179,11 +179,15 @@ def containers_problems(path: str, pod: dict) -> list[tuple[str, str]]:
 
 
 def _container_problems(path: str, container: dict) -> list[tuple[str, str]]:
-    """A container's name, image, pull policy, resources, ports and environment variable names."""
+    """A container's name, image, pull policy, resources, ports, and environment variables' names
+    and sources (a literal ``value`` or ``valueFrom``, not both)."""
     problems = []
     if not DNS_LABEL.match(container.get("name") or ""):
         problems.append((f"{path}.name", f"Invalid value: {json.dumps(container.get('name'))}: a lowercase RFC 1123 "
                                          "label must consist of lower case alphanumeric characters or '-'"))
+    elif len(container["name"]) > 63:
+        problems.append((f"{path}.name", f"Invalid value: {json.dumps(container['name'])}: must be no more than 63 "
+                                         "characters"))
     if not container.get("image"):
         problems.append((f"{path}.image", "Required value"))
     policy = container.get("imagePullPolicy")
@@ -195,6 +199,9 @@ def _container_problems(path: str, container: dict) -> list[tuple[str, str]]:
         problems += _port_problems(f"{path}.ports[{index}]", port)
     for index, variable in enumerate(container.get("env") or []):
         problems += _env_problems(f"{path}.env[{index}].name", variable.get("name") or "")
+        if variable.get("value") and variable.get("valueFrom") is not None:
+            problems.append((f"{path}.env[{index}].valueFrom", "Invalid value: \"\": may not be specified when "
+                                                               "`value` is not empty"))
     return problems
 
 
