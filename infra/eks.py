@@ -19,6 +19,7 @@ limits as found are what :meth:`EksNodePools.scale_back` gives back.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -81,6 +82,9 @@ ATTEMPTS = 2
 _NOT_ACTIVE = "is not in ACTIVE status"
 """EKS's ``InvalidRequestException`` while the cluster is being created, updated (a Kubernetes
 version upgrade) or deleted: the same request passes once the cluster is active again."""
+_OVERTAKEN = re.compile(r"Desired capacity \d+ can't be (greater than maximum|less than minimum) capacity")
+"""EKS's ``InvalidParameterException`` for limits asked of a group whose desired size its
+autoscaler moved past them since katuna looked: the next look asks limits that hold it."""
 _NO_CLUSTER = "No cluster found"
 """How EKS's ``ResourceNotFoundException`` begins when the cluster is missing (``No cluster found
 for name: C.``), which it answers for a group of that cluster as for a group that is absent."""
@@ -129,7 +133,8 @@ def _translate(exc: Exception) -> Exception:
     if isinstance(exc, ClientError):
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         message = _message(exc)
-        busy = _code(exc) == "InvalidRequestException" and _NOT_ACTIVE in message
+        busy = (_code(exc) == "InvalidRequestException" and _NOT_ACTIVE in message) or (
+            _code(exc) == "InvalidParameterException" and _OVERTAKEN.search(message) is not None)
         if _code(exc) in _TEMPORARY or status >= 500 or busy:
             return TemporaryError(f"EKS: {_code(exc)}: {message}")
         return NodePoolFailed(f"EKS refused the request: {_code(exc)}: {message}")

@@ -488,6 +488,30 @@ def test_a_maximum_held_for_the_autoscaler_is_left_to_whoever_changed_it_since(p
     assert group(pools)["scalingConfig"] == {"minSize": 0, "maxSize": 12, "desiredSize": 2}
 
 
+def test_a_scale_back_the_autoscaler_overtakes_is_tried_again_and_then_held_for_it(pools):
+    """The autoscaler grows the group between katuna's look at it and its lowered maximum: EKS
+    refuses the maximum below the new desired size, for now only; the next try holds the
+    maximum at the nodes running."""
+    pools.ensure(spot_pool(max_nodes=10), owner="5e0f9b2c7d41")
+    operator = boto3.client("eks", region_name=REGION)
+    operator.update_nodegroup_config(clusterName="tuning", nodegroupName="katuna-digits",
+                                     scalingConfig={"desiredSize": 3})
+    grown: list[int] = []
+
+    def autoscaler_grows(**_: object) -> None:
+        if not grown:
+            grown.append(7)
+            operator.update_nodegroup_config(clusterName="tuning", nodegroupName="katuna-digits",
+                                             scalingConfig={"desiredSize": 7})
+
+    pools.eks.meta.events.register("before-call.eks.UpdateNodegroupConfig", autoscaler_grows)
+    with pytest.raises(TemporaryError, match="Desired capacity 7 can't be greater than maximum capacity 4"):
+        pools.scale_back(spot_pool(max_nodes=4))
+    held = pools.scale_back(spot_pool(max_nodes=4))
+    assert held.operation == "shrink:katuna-digits:0:4:7"
+    assert group(pools)["scalingConfig"] == {"minSize": 0, "maxSize": 7, "desiredSize": 7}
+
+
 def test_a_group_launching_instance_types_the_study_does_not_accept_is_not_adopted(pools):
     pools.eks.create_nodegroup(**{**eks_requests.create_request(pools.cluster, spot_pool()),
                                   "instanceTypes": ["m5.xlarge", "c5.large"]})
