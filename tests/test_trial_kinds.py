@@ -176,6 +176,26 @@ def test_every_replica_is_scheduled_and_sized_and_a_finished_workload_kept_as_a_
     assert set(_rendered(tekton, "step-fit")["spec"]) == {"pipelineSpec"}, "a PipelineRun has no TTL of its own"
 
 
+def test_each_kind_is_sized_in_the_field_it_reads_resources_from():
+    """A TrainJob's trainer asks resources per node (``resourcesPerNode``; it has no
+    ``resources``), a Tekton v1 step in ``computeResources`` (v1beta1's ``resources``); a
+    template's own sizing there is left as it is."""
+    defaults = {"cpu": "1", "memory": "2Gi"}
+    train = {"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob", "spec": {
+        "runtimeRef": {"name": "torch-distributed"}, "trainer": {"numNodes": 2, "command": ["train"]}}}
+    trainer = _rendered(train, "node")["spec"]["trainer"]
+    assert (trainer["resourcesPerNode"]["requests"], "resources" in trainer) == (defaults, False)
+    train["spec"]["trainer"]["resourcesPerNode"] = {"requests": {"cpu": "4"}}
+    trainer = _rendered(train, "node")["spec"]["trainer"]
+    assert (trainer["resourcesPerNode"], "resources" in trainer) == ({"requests": {"cpu": "4"}}, False), \
+        "its own sizing kept, alone"
+    for version, key in (("tekton.dev/v1", "computeResources"), ("tekton.dev/v1beta1", "resources")):
+        tekton = {"apiVersion": version, "kind": "PipelineRun", "spec": {"pipelineSpec": {"tasks": [
+            {"name": "train", "taskSpec": {"steps": [{"name": "fit", "command": ["x"]}]}}]}}}
+        step = _rendered(tekton, "step-fit")["spec"]["pipelineSpec"]["tasks"][0]["taskSpec"]["steps"][0]
+        assert set(step) - {"name", "command", "env"} == {key} and step[key]["requests"] == defaults, version
+
+
 def test_every_pod_template_katuna_writes_keeps_its_pods_from_the_cluster_autoscalers_evictions():
     """The autoscaler drains an under-used node by evicting its pods when they fit elsewhere (a
     Job's, an operator's): a running trial would start again from its beginning. A template's own

@@ -106,9 +106,10 @@ def test_a_trainjob_runs_as_a_jobset_and_reads_node_zero(service: Service, kube:
     _run(service, "train", {"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob", "spec": {
         "runtimeRef": {"name": "torch-distributed"},
         "trainer": {"numNodes": 2, "image": IMAGE, "command": OBJECTIVE}}}, primaryContainerName="node")
-    indexes = sorted(p["metadata"]["labels"]["batch.kubernetes.io/job-completion-index"]
-                     for p in _pods(kube, "jobset.sigs.k8s.io/jobset-name", "train-0"))
-    assert indexes == ["0", "1"]
+    pods = _pods(kube, "jobset.sigs.k8s.io/jobset-name", "train-0")
+    assert sorted(p["metadata"]["labels"]["batch.kubernetes.io/job-completion-index"] for p in pods) == ["0", "1"]
+    assert [p["spec"]["containers"][0]["resources"]["requests"] for p in pods] == [
+        {"cpu": "1", "memory": "2Gi"}] * 2, "each node's pod sized by the service's default (resourcesPerNode)"
 
 
 def test_a_jobset_reads_the_replicated_job_its_primary_labels_name(service: Service, kube: KubeStub):

@@ -211,11 +211,22 @@ def local_process(trial_spec: Mapping[str, Any], primary: str | None, params: Ma
     return argv, env
 
 
+def resources_key(trial_spec: Mapping[str, Any], path: str) -> str:
+    """The field that holds the resources of the container at ``path`` (:func:`located_containers`):
+    a TrainJob's trainer asks them per node (``resourcesPerNode``), a Tekton v1 step names them
+    ``computeResources`` (v1beta1's ``resources`` went in v1), any other container ``resources``."""
+    if path == "spec.trainer":
+        return "resourcesPerNode"
+    if path.startswith("spec.pipelineSpec.") and trial_spec.get("apiVersion") == "tekton.dev/v1":
+        return "computeResources"
+    return "resources"
+
+
 def requests_resources(trial_spec: Mapping[str, Any], names: frozenset[str]) -> bool:
     """Whether a container of the template requests (or limits, which implies a request) one of
     the resources ``names``."""
-    for _, _, container in containers(trial_spec):
-        resources = container.get("resources")
+    for path, _, _, container in located_containers(trial_spec):
+        resources = container.get(resources_key(trial_spec, path))
         for kind in ("requests", "limits"):
             given = resources.get(kind) if isinstance(resources, Mapping) else None
             if isinstance(given, Mapping) and names & set(given):
@@ -303,7 +314,7 @@ def render_workload(trial_spec: Mapping[str, Any], primary: str | None, primary_
     ``pod`` are added to every pod template (an Argo Workflow takes them for all its pods); ``env`` is added to the primary
     container, and ``resources`` to every container of the primary's name (each replica's: a
     worker's pods need requests as the master's do, for the scheduler and the autoscaler) that
-    names none; ``ttl`` goes where the kind keeps one, unless the template sets its own; the pod
+    names none, in the field its kind reads them from (:func:`resources_key`); ``ttl`` goes where the kind keeps one, unless the template sets its own; the pod
     templates of a kind whose pods need no API token get ``pod``'s ``automountServiceAccountToken``
     where they set none (:func:`~functions.core.trial_kinds.closes_tokens`). The
     kind's controller makes the pods, with katuna's labels where the kind takes pod labels
@@ -326,9 +337,10 @@ def render_workload(trial_spec: Mapping[str, Any], primary: str | None, primary_
     if isinstance(container, dict):
         container["env"] = [*(container.get("env") or []), *report_token.env_entries(env, metadata["name"])]
     name = primary_container_name(workload, primary, primary_labels)
-    for _, own, each in containers(workload):
-        if resources and own == name and isinstance(each, dict) and "resources" not in each:
-            each["resources"] = {kind: dict(values) for kind, values in resources.items()}
+    for path, _, own, each in located_containers(workload):
+        key = resources_key(workload, path)
+        if resources and own == name and isinstance(each, dict) and key not in each:
+            each[key] = {kind: dict(values) for kind, values in resources.items()}
     _keep_finished_for(workload, ttl)
     _refuse_bad_labels(workload)
     return workload
