@@ -173,7 +173,27 @@ def test_every_replica_is_scheduled_and_sized_and_a_finished_workload_kept_as_a_
     assert _rendered(workflow, "main")["spec"]["ttlStrategy"] == {"secondsAfterSuccess": 60, "secondsAfterCompletion": 600}
     tekton = {"apiVersion": "tekton.dev/v1", "kind": "PipelineRun", "spec": {"pipelineSpec": {"tasks": [
         {"name": "train", "taskSpec": {"steps": [{"name": "fit", "command": ["x"]}]}}]}}}
-    assert set(_rendered(tekton, "step-fit")["spec"]) == {"pipelineSpec"}, "a PipelineRun has no TTL of its own"
+    assert set(_rendered(tekton, "step-fit")["spec"]) == {"pipelineSpec", "taskRunTemplate"}, \
+        "a PipelineRun has no TTL of its own"
+
+
+def test_kinds_without_pod_templates_are_placed_where_their_controllers_read_it():
+    """A TrainJob's trainer nodes through its ``podSpecOverrides`` (an entry of the template's for
+    them taken), a PipelineRun's TaskRun pods through its pod template, wherever its version keeps it."""
+    spot = [{"key": "spot", "operator": "Exists", "effect": "NoSchedule"}]
+    train = {"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob", "spec": {
+        "runtimeRef": {"name": "torch-distributed"}, "trainer": {"command": ["train"]}}}
+    assert _rendered(train, "node")["spec"]["podSpecOverrides"] == [{"targetJobs": [{"name": "node"}],
+                                                                      "tolerations": spot}]
+    own = {"targetJobs": [{"name": "node"}], "nodeSelector": {"disk": "ssd"}}
+    train["spec"]["podSpecOverrides"] = [{"targetJobs": [{"name": "dataset-initializer"}]}, own]
+    assert _rendered(train, "node")["spec"]["podSpecOverrides"] == [
+        {"targetJobs": [{"name": "dataset-initializer"}]}, {**own, "tolerations": spot}]
+    steps = {"pipelineSpec": {"tasks": [{"name": "train", "taskSpec": {"steps": [{"name": "fit"}]}}]}}
+    v1 = _rendered({"apiVersion": "tekton.dev/v1", "kind": "PipelineRun", "spec": steps}, "step-fit")["spec"]
+    assert v1["taskRunTemplate"] == {"podTemplate": {"tolerations": spot}}
+    beta = _rendered({"apiVersion": "tekton.dev/v1beta1", "kind": "PipelineRun", "spec": steps}, "step-fit")["spec"]
+    assert beta["podTemplate"] == {"tolerations": spot} and "taskRunTemplate" not in beta
 
 
 def test_each_kind_is_sized_in_the_field_it_reads_resources_from():

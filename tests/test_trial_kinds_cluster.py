@@ -49,8 +49,8 @@ def _replica(replicas: int, *containers: dict) -> dict:
     return {"replicas": replicas, "restartPolicy": "OnFailure", "template": {"spec": {"containers": list(containers)}}}
 
 
-def _run(service: Service, name: str, trial_spec: dict, **template) -> list[dict]:
-    definition = study_definition(name, maxTrials=2, parallelism=2)
+def _run(service: Service, name: str, trial_spec: dict, kubernetes: dict | None = None, **template) -> list[dict]:
+    definition = study_definition(name, maxTrials=2, parallelism=2, **({"kubernetes": kubernetes} if kubernetes else {}))
     definition["trialTemplate"] = {"trialSpec": trial_spec, **template}
     status, _, body = service.request("POST", "/studies", yaml.safe_dump(definition),
                                       {"Content-Type": "application/yaml"})
@@ -103,13 +103,16 @@ def test_an_mpijob_runs_its_launcher_beside_idle_workers_and_reads_it_by_katibs_
 
 
 def test_a_trainjob_runs_as_a_jobset_and_reads_node_zero(service: Service, kube: KubeStub):
+    spot = {"key": "spot", "operator": "Exists", "effect": "NoSchedule"}
     _run(service, "train", {"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob", "spec": {
         "runtimeRef": {"name": "torch-distributed"},
-        "trainer": {"numNodes": 2, "image": IMAGE, "command": OBJECTIVE}}}, primaryContainerName="node")
+        "trainer": {"numNodes": 2, "image": IMAGE, "command": OBJECTIVE}}}, kubernetes={"tolerations": [spot]},
+        primaryContainerName="node")
     pods = _pods(kube, "jobset.sigs.k8s.io/jobset-name", "train-0")
     assert sorted(p["metadata"]["labels"]["batch.kubernetes.io/job-completion-index"] for p in pods) == ["0", "1"]
     assert [p["spec"]["containers"][0]["resources"]["requests"] for p in pods] == [
         {"cpu": "1", "memory": "2Gi"}] * 2, "each node's pod sized by the service's default (resourcesPerNode)"
+    assert [p["spec"]["tolerations"] for p in pods] == [[spot]] * 2, "placed through the TrainJob's podSpecOverrides"
 
 
 def test_a_jobset_reads_the_replicated_job_its_primary_labels_name(service: Service, kube: KubeStub):

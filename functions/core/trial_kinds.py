@@ -253,6 +253,27 @@ def pod_labelled(workload: dict[str, Any], labels: Mapping[str, str]) -> None:
             metadata["labels"] = {**(metadata.get("labels") or {}), **labels}
 
 
+def scheduled_elsewhere(workload: dict[str, Any]) -> list[dict[str, Any]]:
+    """Where a kind with no pod templates takes its pods' node selector and tolerations: a
+    TrainJob's ``podSpecOverrides`` entry for its trainer's ``node`` jobs (made where it has
+    none), a PipelineRun's pod template for its TaskRuns (``spec.taskRunTemplate.podTemplate`` in
+    ``tekton.dev/v1``, ``spec.podTemplate`` in v1beta1); none for other kinds."""
+    known, spec = kind_of(workload), workload.get("spec")
+    if known is None or not isinstance(spec, dict):
+        return []
+    if known.kind == "TrainJob":
+        overrides = spec.setdefault("podSpecOverrides", [])
+        for override in overrides:
+            if isinstance(override, dict) and {"name": "node"} in (override.get("targetJobs") or []):
+                return [override]
+        overrides.append({"targetJobs": [{"name": "node"}]})
+        return [overrides[-1]]
+    if known.kind == "PipelineRun":
+        holder = spec.setdefault("taskRunTemplate", {}) if workload.get("apiVersion") == "tekton.dev/v1" else spec
+        return [holder.setdefault("podTemplate", {})]
+    return []
+
+
 def pod_annotated(workload: dict[str, Any], annotations: Mapping[str, str]) -> None:
     """Give ``annotations`` to every pod the workload's controller makes from what katuna writes
     (the pod templates and a Workflow's ``spec.podMetadata``, as :func:`pod_labelled`; a

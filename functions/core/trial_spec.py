@@ -311,7 +311,9 @@ def render_workload(trial_spec: Mapping[str, Any], primary: str | None, primary_
     """A workload of a kind other than Job from the template: katuna's ``metadata`` (name,
     namespace, labels) wins; its pods get ``pod_annotations`` where the template sets none of
     them (:func:`~functions.core.trial_kinds.pod_annotated`); the node selector and tolerations in
-    ``pod`` are added to every pod template (an Argo Workflow takes them for all its pods); ``env`` is added to the primary
+    ``pod`` are added to every pod template (an Argo Workflow takes them for all its pods; a
+    TrainJob and a PipelineRun where :func:`~functions.core.trial_kinds.scheduled_elsewhere`
+    says); ``env`` is added to the primary
     container, and ``resources`` to every container of the primary's name (each replica's: a
     worker's pods need requests as the master's do, for the scheduler and the autoscaler) that
     names none, in the field its kind reads them from (:func:`resources_key`); ``ttl`` goes where the kind keeps one, unless the template sets its own; the pod
@@ -328,6 +330,8 @@ def render_workload(trial_spec: Mapping[str, Any], primary: str | None, primary_
     pod_specs = [spec for _, _, spec in trial_kinds.pod_specs(workload)]
     if getattr(trial_kinds.kind_of(workload), "kind", None) == "Workflow":
         pod_specs.append(workload.setdefault("spec", {}))
+    if pod.get("nodeSelector") or pod.get("tolerations"):
+        pod_specs += trial_kinds.scheduled_elsewhere(workload)
     for spec in pod_specs:
         _schedule(spec, pod)  # type: ignore[arg-type]
     if trial_kinds.closes_tokens(workload):

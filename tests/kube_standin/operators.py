@@ -276,6 +276,9 @@ class Trainer:
         if trainer.get("resourcesPerNode"):
             container["resources"] = trainer["resourcesPerNode"]
         pod = {"spec": {"restartPolicy": "Never", "containers": [container]}}
+        for override in train["spec"].get("podSpecOverrides") or []:
+            if {"name": "node"} in (override.get("targetJobs") or []):
+                pod["spec"].update({k: override[k] for k in ("nodeSelector", "tolerations") if k in override})
         job = {"metadata": {"labels": {"trainer.kubeflow.org/trainjob-ancestor-step": "trainer"}},
                "spec": {"parallelism": nodes, "completions": nodes, "completionMode": "Indexed", "backoffLimit": 0,
                         "template": pod}}

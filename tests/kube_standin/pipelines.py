@@ -274,15 +274,19 @@ class Tekton:
         folder.mkdir(parents=True, exist_ok=True)
         params.update({f"results.{r['name']}.path": str(folder / r["name"])
                        for r in (task.get("taskSpec") or {}).get("results") or []})
-        step = task["taskSpec"]["steps"][0]
+        step = {**task["taskSpec"]["steps"][0]}
+        if run["apiVersion"] == "tekton.dev/v1" and "computeResources" in step:
+            step["resources"] = step.pop("computeResources")
         container = {**_substitute(TEKTON_PLACEHOLDER, step, params), "name": f"step-{step['name']}"}
         name = run["metadata"]["name"]
         labels = {**(run["metadata"].get("labels") or {}), "tekton.dev/pipelineRun": name,
                   "tekton.dev/pipelineTask": task["name"], "tekton.dev/taskRun": f"{name}-{task['name']}",
                   "tekton.dev/pipeline": name}
+        spec = run["spec"].get("taskRunTemplate", {}) if run["apiVersion"] == "tekton.dev/v1" else run["spec"]
+        placed = {k: v for k, v in (spec.get("podTemplate") or {}).items() if k in ("nodeSelector", "tolerations")}
         return make_pod(cluster, run, f"{name}-{task['name']}-pod",
                         {"metadata": {"annotations": dict(run["metadata"].get("annotations") or {})},
-                         "spec": {"restartPolicy": "Never", "containers": [container]}}, labels)
+                         "spec": {"restartPolicy": "Never", "containers": [container], **placed}}, labels)
 
     @staticmethod
     def _condition(cluster, run: dict, value: str, reason: str, message: str) -> None:
