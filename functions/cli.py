@@ -206,7 +206,19 @@ def convert(file: str) -> None:
     """Print the native study equivalent of FILE: a Katib Experiment (kubeflow.org/v1beta1), a
     Katib StudyJob (kubeflow.org/v1alpha1), a katuna.dev/v1 Study resource, or a native study."""
     spec, _ = _load(file, Settings.from_env())
-    click.echo(yaml.safe_dump(spec.to_dict(), sort_keys=False), nl=False)
+    click.echo(_plain_yaml(spec.to_dict()), nl=False)
+
+
+class _Plain(yaml.SafeDumper):
+    """YAML written out whole: an object met twice (a toleration every replica takes) is written
+    again, not as an anchor and an alias, which a reader of ``kubectl apply`` input would not expect."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def _plain_yaml(data: Any) -> str:
+    return yaml.dump(data, Dumper=_Plain, sort_keys=False)
 
 
 def _problems(file: str, exc: InvalidStudy) -> NoReturn:
@@ -255,7 +267,7 @@ def render(file: str, assignments: tuple[str, ...]) -> None:
         _problems(file, exc)
     except KatunaError as exc:
         fail(str(exc), 2)
-    click.echo(yaml.safe_dump(job, sort_keys=False), nl=False)
+    click.echo(_plain_yaml(job), nl=False)
 
 
 for command in (*cli_studies.COMMANDS, *cli_servers.COMMANDS):

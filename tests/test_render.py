@@ -116,6 +116,25 @@ def test_katuna_render_prints_a_valid_job_for_the_first_suggestion_or_given_para
     assert "--params tag: expected one of" in bad.stderr
 
 
+def test_katuna_render_writes_each_replicas_tolerations_out_whole_with_no_yaml_aliases(tmp_path: Path):
+    """Every replica of a PyTorchJob takes the same tolerations: written once each, as ``kubectl
+    apply`` input is, never as a YAML anchor and aliases of it."""
+    definition = study_definition(name="replicas", kubernetes={"tolerations": [
+        {"key": "spot", "operator": "Exists", "effect": "NoSchedule"}]})
+    pod = {"spec": {"containers": [{"name": "pytorch", "image": "python:3.12",
+                                    "command": ["train", "--x", "${trialParameters.x}"]}]}}
+    definition["trialTemplate"] = {"primaryContainerName": "pytorch", "trialSpec": {
+        "apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "spec": {"pytorchReplicaSpecs": {
+            "Master": {"replicas": 1, "template": pod}, "Worker": {"replicas": 2, "template": pod}}}}}
+    study = tmp_path / "study.yaml"
+    study.write_text(yaml.safe_dump(definition))
+    rendered = subprocess.run([KATUNA, "render", str(study)], capture_output=True, text=True, check=True).stdout
+    assert "&id" not in rendered and "*id" not in rendered, rendered
+    replicas = yaml.safe_load(rendered)["spec"]["pytorchReplicaSpecs"]
+    assert [replicas[role]["template"]["spec"]["tolerations"] for role in ("Master", "Worker")] == [
+        [{"key": "spot", "operator": "Exists", "effect": "NoSchedule"}]] * 2
+
+
 def katib_style(**overrides) -> dict:
     """A study whose trial is a whole Job template, Katib style."""
     definition = study_definition(name="katib-style", **overrides)
