@@ -233,6 +233,21 @@ def test_a_file_collector_reads_a_per_trial_file(embedded, tmp_path: Path):
     assert (tmp_path / "metrics-demo-0.txt").exists()
 
 
+def test_a_file_collectors_folder_is_made_for_a_local_trial_as_katibs_volume_is_mounted_there(
+        embedded, tmp_path: Path):
+    """Katib mounts an empty volume at the metrics file's folder; a Katib trial writes its file
+    there without making the folder, so a local trial finds it made (``/katib/mnist.log`` in
+    Katib's examples; an absolute folder under the test's own here)."""
+    folder = tmp_path / "katib" / "run"
+    definition = study_definition(maxTrials=2)
+    definition["trialTemplate"]["command"] = ["sh", "-c", f'echo "loss=$1" > {folder}/metrics.log', "trial",
+                                              "${trialParameters.x}"]
+    definition["metricsCollector"] = {"kind": "file", "path": str(folder / "metrics.log")}
+    run_study(embedded, definition, tmp_path)
+    assert [t.state for t in embedded.store.trials("demo")] == ["COMPLETE", "COMPLETE"]
+    assert folder.is_dir()
+
+
 def test_multi_objective_study_keeps_both_values(embedded, tmp_path: Path):
     definition = study_definition(maxTrials=6, algorithm={"name": "nsga2", "seed": 3})
     definition["objective"] = {"metrics": [{"name": "loss", "direction": "minimize"},

@@ -164,6 +164,7 @@ class LocalExecutor:
         launch = run.launch
         run.since = process_tree.boot_ticks() - os.sysconf("SC_CLK_TCK")
         self._guard.starting(run.marker)
+        local_outputs.make_metrics_folder(launch)
         try:
             run.process = subprocess.Popen(
                 launch.argv, cwd=launch.working_dir, stdin=subprocess.DEVNULL,

@@ -144,6 +144,18 @@ def _new_file(folder: int, path: Path) -> BinaryIO:
     return os.fdopen(fd, "wb")
 
 
+def make_metrics_folder(launch: TrialLaunch) -> None:
+    """Make the folder the attempt's metrics file goes in (the tfevent collector's folder
+    itself) where it is missing, as Katib mounts an empty volume there for its collector: a
+    Katib example writing ``/katib/mnist.log`` finds ``/katib``. One that cannot be made is left
+    to the trial, whose own error then says why."""
+    if launch.metrics_file is None:
+        return
+    target = Path(launch.working_dir) / launch.metrics_file
+    with contextlib.suppress(OSError):
+        (target if launch.metrics_events else target.parent).mkdir(parents=True, exist_ok=True)
+
+
 def read_file(launch: TrialLaunch, path: str, stopped: Callable[[], bool] = lambda: False) -> Iterator[str]:
     """The lines of a file the attempt wrote (``path`` from its working directory); a folder
     is read as TensorFlow event files, a JSON record a line. Only a trial's files are read
