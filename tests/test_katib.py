@@ -210,6 +210,15 @@ def test_a_count_above_the_max_trial_count_is_refused_as_katib_refuses_it(field:
     assert [str(p) for p in caught.value.problems] == [f"spec.{field}: expected at most spec.maxTrialCount (4), got 5"]
 
 
+def test_the_objective_among_the_additional_metrics_is_one_problem_as_katib_says_it():
+    doc = experiment()
+    doc["spec"]["objective"]["additionalMetricNames"] = ["size", "loss"]
+    with pytest.raises(InvalidStudy) as caught:
+        load_study(yaml.safe_dump(doc))
+    assert [str(p) for p in caught.value.problems] == [
+        "spec.objective.additionalMetricNames: should not contain spec.objective.objectiveMetricName"]
+
+
 def test_a_metrics_format_that_re2_cannot_compile_is_refused():
     doc = experiment(metricsCollectorSpec={"source": {"filter": {"metricsFormat": [r"(\w+)=(\d+)(?=x)"]}}})
     with pytest.raises(InvalidStudy) as caught:

@@ -219,16 +219,19 @@ def _unknown(given: Any, known: set[str], path: str, problems: list[Problem]) ->
 
 def _objective(objective: Mapping[str, Any], problems: list[Problem]) -> dict[str, Any]:
     """The objective; a strategy of a metric that is neither the objective nor an additional
-    metric is left out, as Katib, which collects no such metric, never reads it."""
+    metric is left out, as Katib, which collects no such metric, never reads it. The objective
+    among the additional metrics is refused once, as Katib refuses it, not again as a metric
+    listed twice."""
     _unknown(objective, _OBJECTIVE, "spec.objective", problems)
     out: dict[str, Any] = {"metric": objective.get("objectiveMetricName"), "direction": objective.get("type")}
     if objective.get("goal") is not None:
         out["goal"] = objective["goal"]
     additional = list(objective.get("additionalMetricNames") or [])
-    if additional:
-        out["additionalMetrics"] = additional
     if objective.get("objectiveMetricName") in additional:
         problems.append(Problem("spec.objective.additionalMetricNames", "should not contain spec.objective.objectiveMetricName"))
+    others = [name for name in additional if name != objective.get("objectiveMetricName")]
+    if others:
+        out["additionalMetrics"] = others
     collected = [objective.get("objectiveMetricName"), *additional]
     strategies = {s.get("name"): s.get("value") for s in objective.get("metricStrategies") or []
                   if s.get("name") in collected}  # Katib reads the strategies of collected metrics only
