@@ -313,11 +313,11 @@ def render_workload(trial_spec: Mapping[str, Any], primary: str | None, primary_
     them (:func:`~functions.core.trial_kinds.pod_annotated`); the node selector and tolerations in
     ``pod`` are added to every pod template (an Argo Workflow takes them for all its pods; a
     TrainJob and a PipelineRun where :func:`~functions.core.trial_kinds.scheduled_elsewhere`
-    says); ``env`` is added to the primary
-    container, and ``resources`` to every container of the primary's name (each replica's: a
-    worker's pods need requests as the master's do, for the scheduler and the autoscaler) that
-    names none, in the field its kind reads them from (:func:`resources_key`); ``ttl`` goes where the kind keeps one, unless the template sets its own; the pod
-    templates of a kind whose pods need no API token get ``pod``'s ``automountServiceAccountToken``
+    says); ``env`` is added to the primary container, and ``resources`` to every container of
+    the primary's name (each replica's: a worker's pods need requests as the master's do, for
+    the scheduler and the autoscaler) that names none, in the field its kind reads them from
+    (:func:`resources_key`); ``ttl`` goes where the kind keeps one, unless the template sets its
+    own; the pod templates of a kind whose pods need no API token get ``pod``'s ``automountServiceAccountToken``
     where they set none (:func:`~functions.core.trial_kinds.closes_tokens`). The
     kind's controller makes the pods, with katuna's labels where the kind takes pod labels
     (:func:`~functions.core.trial_kinds.pod_labelled`), so pods tell the attempt they are of;
