@@ -15,6 +15,7 @@ from test_katib import experiment
 from functions.core.errors import InvalidStudy
 from functions.core.events import study_created
 from functions.core.formats import load_study
+from functions.core.records import RUNNING
 from functions.core.samplers import REGISTRY, build_sampler, sampler_for, trial_seed
 from functions.core.skopt_sampler import BayesianSampler
 from functions.core.space import distribution, sample
@@ -42,6 +43,12 @@ def definition_for(algorithm: str, trials: int = 8, grid_step: float = 2.5) -> d
     return definition
 
 
+def _running(runner: Embedded, study: str) -> set[tuple[int, int]]:
+    """The attempts of the study RUNNING in the store: one this runner's event started stays so
+    until its end is handled (its executor stops counting it a moment before it reports it)."""
+    return {(t.number, t.attempt) for t in runner.store.trials(study) if t.state == RUNNING}
+
+
 def drive_with_fresh_state(tmp_path: Path, definition: dict) -> list[dict]:
     """Handle each event with a new store, Optuna storage and executor, as a new process would."""
     settings = Settings(db=tmp_path / "katuna.db")
@@ -54,8 +61,9 @@ def drive_with_fresh_state(tmp_path: Path, definition: dict) -> list[dict]:
         runner = Embedded(settings)
         reported: list = []
         runner.broker.publish = runner.broker.publish_and_handle = reported.append
+        before = _running(runner, definition["name"])
         pending += runner.dispatcher.deliver(event)
-        launched = runner.executor.running() > 0
+        launched = bool(_running(runner, definition["name"]) - before)
         deadline = time.monotonic() + 30
         while launched and not reported and time.monotonic() < deadline:
             time.sleep(0.01)
