@@ -169,11 +169,11 @@ def test_every_way_a_study_ends_has_a_katib_like_reason():
                                         objective={"metric": "loss", "direction": "minimize", "goal": 0.1}))
     best = TrialRecord("demo", 0, {"x": 2.0}, "COMPLETE", values=[0.05])
     ends = {
-        "ExperimentMaxFailedTrialsReached": decide(spec, Counts(failed=1), None, 0),
+        "ExperimentFailed": decide(spec, Counts(failed=1), None, 0),
         "ExperimentGoalReached": decide(spec, Counts(complete=1), best, 0),
         "StudyTimeBudgetUsed": decide(spec, Counts(complete=1), None, 11),
         "ExperimentMaxTrialsReached": decide(spec, Counts(complete=2), None, 0),
-        "StudySearchSpaceExhausted": decide(spec, Counts(complete=1), None, 0, grid_size=1),
+        "ExperimentSuggestionEndReached": decide(spec, Counts(complete=1), None, 0, grid_size=1),
     }
     assert {code: resources.end_reason(decision.reason) for code, decision in ends.items()} == {c: c for c in ends}
     assert resources.end_reason(resources.DELETED) == "ResourceDeleted"

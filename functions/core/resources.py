@@ -199,8 +199,8 @@ front of several objectives can hold most of a long study's trials, and a resour
 whole in etcd, at most 1.5 MiB. ``GET /studies/{name}`` and ``katuna show`` give all of it."""
 
 _REASONS = (("goal reached", "ExperimentGoalReached"), ("max trials reached", "ExperimentMaxTrialsReached"),
-            ("too many failed trials", "ExperimentMaxFailedTrialsReached"), ("time budget", "StudyTimeBudgetUsed"),
-            ("search space exhausted", "StudySearchSpaceExhausted"),
+            ("too many failed trials", "ExperimentFailed"), ("time budget", "StudyTimeBudgetUsed"),
+            ("search space exhausted", "ExperimentSuggestionEndReached"),
             ("every trial could not start", "StudyTrialsCannotStart"), (DELETED, "ResourceDeleted"),
             ("stopped by user", "StoppedByUser"))
 
