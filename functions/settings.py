@@ -161,7 +161,7 @@ class Settings:
     ``KATUNA_K8S_SERVICE_ACCOUNT``, ``KATUNA_K8S_IMAGE_PULL_SECRETS`` (comma-separated) and
     ``KATUNA_K8S_TTL_SECONDS`` (3600; at least 600, so katuna can still read a finished trial's
     pods), ``KATUNA_K8S_DEFAULT_RESOURCES`` (``cpu=1,memory=2Gi``; ``none`` for none, leaving
-    such trials' pods BestEffort), each the default for studies that do not set it; ``KATUNA_SERVICE_ACCOUNTS`` (comma-separated,
+    such trials' pods BestEffort; requests only in a ``trialSpec``), each the default for studies that do not set it; ``KATUNA_SERVICE_ACCOUNTS`` (comma-separated,
     default ``katuna``), the service's own Kubernetes service accounts (its own and its event
     sources'), which hold its permissions and cloud identity: a study whose trial pods would run
     as one is refused, and ``KATUNA_K8S_SERVICE_ACCOUNT`` may not name one; ``KATUNA_SERVICE_SECRETS``

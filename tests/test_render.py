@@ -330,7 +330,22 @@ def test_the_shipped_configuration_gives_every_trial_pod_requests():
     assert {"cpu", "memory"} <= set(container["resources"]["requests"]), "never BestEffort"
     spec_job = job_for(spec_study(), {"x": 0.0}, defaults=defaults)
     primary, sidecar = spec_job["spec"]["template"]["spec"]["containers"]
-    assert primary["resources"] == container["resources"] and "resources" not in sidecar
+    assert primary["resources"] == {"requests": container["resources"]["requests"]} and "resources" not in sidecar
+
+
+def test_a_trial_spec_gets_the_default_resources_as_requests_and_no_limit_katib_would_not_set():
+    defaults = Cluster(default_resources=(("cpu", "1"), ("memory", "2Gi")))
+    gpu_only = job_for(spec_study({"limits": {"nvidia.com/gpu": "1"}}), {"x": 0.0}, defaults=defaults)
+    primary = gpu_only["spec"]["template"]["spec"]["containers"][0]
+    assert primary["resources"] == {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"nvidia.com/gpu": "1"}}
+    asked = spec_study()
+    asked["trialTemplate"]["resources"] = {"gpu": "1"}
+    primary = job_for(asked, {"x": 0.0}, defaults=defaults)["spec"]["template"]["spec"]["containers"][0]
+    assert primary["resources"] == {"requests": {"cpu": "1", "memory": "2Gi", "nvidia.com/gpu": "1"},
+                                    "limits": {"nvidia.com/gpu": "1"}}
+    asked["trialTemplate"]["resources"] = {"memory": "8Gi"}
+    primary = job_for(asked, {"x": 0.0}, defaults=defaults)["spec"]["template"]["spec"]["containers"][0]
+    assert primary["resources"] == {"requests": {"memory": "8Gi"}, "limits": {"memory": "8Gi"}}, "the study's own"
 
 
 def test_defaults_fill_what_a_template_leaves_unsized_and_never_override_its_own():

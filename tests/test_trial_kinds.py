@@ -164,7 +164,7 @@ def test_every_replica_is_scheduled_and_sized_and_a_finished_workload_kept_as_a_
     for role in ("Master", "Worker"):
         pod = rendered["spec"]["pytorchReplicaSpecs"][role]["template"]["spec"]
         assert pod["tolerations"] == [{"key": "spot", "operator": "Exists", "effect": "NoSchedule"}]
-        assert pod["containers"][0]["resources"]["requests"] == {"cpu": "1", "memory": "2Gi"}, role
+        assert pod["containers"][0]["resources"] == {"requests": {"cpu": "1", "memory": "2Gi"}}, role
     assert "resources" not in rendered["spec"]["pytorchReplicaSpecs"]["Worker"]["template"]["spec"]["containers"][1]
     assert rendered["spec"]["runPolicy"] == {"ttlSecondsAfterFinished": 600}
     assert "runPolicy" not in _rendered(pytorch, "pytorch", retain=True)["spec"]

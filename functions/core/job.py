@@ -105,10 +105,24 @@ def trial_selector(launch: TrialLaunch) -> str:
     return f"{STUDY_LABEL}={launch.study},{UID_LABEL}={launch.uid},{TRIAL_LABEL}={launch.number}"
 
 
-def _resources(resources: Mapping[str, str]) -> dict[str, dict[str, str]]:
+def _resources(resources: Mapping[str, str], unlimited: frozenset[str] = frozenset()) -> dict[str, dict[str, str]]:
+    """Requests of every resource, limits of all but cpu, ``ephemeral-storage`` and ``unlimited``."""
     requests = {EXTENDED_RESOURCES.get(k, k): v for k, v in resources.items()}
-    limits = {k: v for k, v in requests.items() if k not in ("cpu", "ephemeral-storage")}
+    limits = {k: v for k, v in requests.items() if k not in {"cpu", "ephemeral-storage", *unlimited}}
     return {key: value for key, value in (("requests", requests), ("limits", limits)) if value}
+
+
+def _added_to_trial_spec(request: TrialLaunch, cluster: Cluster) -> dict[str, dict[str, str]]:
+    """The resources added to a ``trialSpec``'s primary containers: none when they request cpu
+    or memory themselves; else the study's ``trialTemplate.resources``, and the service's
+    defaults as requests only. Katib runs such a container with no limit, so a default memory
+    limit would kill a trial (a PyTorchJob's, a GPU one) that Katib runs to its end; the requests
+    still keep its pods out of the BestEffort class and size nodes for the autoscaler."""
+    if trial_spec.requests_resources(request.trial_spec or {}, SIZED):
+        return {}
+    own = request.resources or {}
+    defaulted = frozenset() if _sized(own) else SIZED
+    return _resources(trial_resources(own, cluster), unlimited=defaulted)
 
 
 def _sized(resources: Mapping[str, Any]) -> bool:
@@ -218,15 +232,14 @@ def _render(request: TrialLaunch, defaults: Cluster) -> dict[str, Any]:
     if request.trial_spec is not None:
         katuna_env = {k: v for k, v in request.env.items() if k.startswith("KATUNA_")}
         del spec["template"]["spec"]["containers"]
-        sized = trial_spec.requests_resources(request.trial_spec, SIZED)
+        added = _added_to_trial_spec(request, cluster)
         if not is_job(request):
             return trial_spec.render_workload(request.trial_spec, request.primary_container,
                                               request.primary_pod_labels, request.params or {}, metadata, pod,
-                                              katuna_env, {} if sized else container.get("resources", {}),
-                                              spec["ttlSecondsAfterFinished"], request.typed_fields, POD_ANNOTATIONS)
+                                              katuna_env, added, spec["ttlSecondsAfterFinished"],
+                                              request.typed_fields, POD_ANNOTATIONS)
         return trial_spec.render(request.trial_spec, request.primary_container, request.params or {},
-                                 metadata, spec, katuna_env, {} if sized else container.get("resources", {}),
-                                 request.typed_fields)
+                                 metadata, spec, katuna_env, added, request.typed_fields)
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": spec}
 
 
