@@ -73,6 +73,29 @@ def test_int_and_stepped_normals_round_to_their_step_as_hyperopt_quantizes():
     assert statistics.fmean(math.log(d["n"]) for d in drawn) == pytest.approx(math.log(32 * 64) / 2, abs=0.05)
 
 
+@pytest.mark.parametrize("algorithm", ["random", "tpe", "cmaes", "qmc", "gp"])
+def test_a_log_scale_with_a_step_is_drawn_on_the_log_scale_and_put_on_its_step(algorithm: str):
+    drawn = _draws(_native({"name": "lr", "type": "float", "min": 0.001, "max": 0.1, "step": 0.001, "log": True},
+                           {"name": "units", "type": "int", "min": 2, "max": 513, "step": 2, "log": True},
+                           algorithm=algorithm), count=300 if algorithm == "random" else 14)
+    assert all(0.001 <= d["lr"] <= 0.1 and d["lr"] == round(d["lr"], 3) for d in drawn)
+    assert all(type(d["units"]) is int and d["units"] % 2 == 0 and 2 <= d["units"] <= 512 for d in drawn)
+    if algorithm == "random":
+        assert sum(d["lr"] <= 0.01 for d in drawn) > 0.4 * len(drawn), "half the draws in the first decade, as a log scale"
+        assert sum(d["units"] <= 32 for d in drawn) > 0.4 * len(drawn)
+
+
+def test_a_given_value_of_a_log_scale_with_a_step_must_be_on_the_step():
+    parameters = parse_study(_native({"name": "units", "type": "int", "min": 2, "max": 512, "step": 2, "log": True},
+                                     {"name": "lr", "type": "float", "min": 0.001, "max": 0.1, "step": 0.001,
+                                      "log": True})).parameters
+    assert parse_assignments(parameters, ["units=64", "lr=0.003"]) == {"units": 64, "lr": 0.003}
+    with pytest.raises(InvalidStudy, match=r"units: expected a value in \[2, 512\] on the step 2, got 63"):
+        parse_assignments(parameters, ["units=63", "lr=0.003"])
+    with pytest.raises(InvalidStudy, match=r"lr: expected a value in \[0.001, 0.1\] on the step 0.001, got 0.0035"):
+        parse_assignments(parameters, ["units=64", "lr=0.0035"])
+
+
 def test_model_based_samplers_search_the_quantiles_and_trials_get_values():
     definition = _native({"name": "x", "type": "float", "min": -1, "max": 1, "distribution": "normal"},
                          {"name": "n", "type": "int", "min": 1, "max": 9, "distribution": "normal"}, algorithm="tpe")
@@ -148,6 +171,13 @@ def test_katibs_four_distributions_translate_to_native_parameters():
     assert spec.parameters == (FloatParameter("a", 0.01, 1.0), FloatParameter("b", 0.01, 1.0, log=True),
                                FloatParameter("c", 0.01, 1.0, 0.01, distribution="normal"),
                                IntParameter("d", 32, 64, 1, log=True, distribution="normal"))
+
+
+def test_a_katib_log_uniform_with_a_step_is_accepted_as_katibs_hyperopt_service_takes_it():
+    spec, _ = load_study(_experiment(_double("a", "logUniform", step="0.01"),
+                                     {"name": "n", "parameterType": "int",
+                                      "feasibleSpace": {"min": "1", "max": "64", "step": "3", "distribution": "logUniform"}}))
+    assert spec.parameters == (FloatParameter("a", 0.01, 1.0, 0.01, log=True), IntParameter("n", 1, 64, 3, log=True))
 
 
 def test_katib_refusals_name_the_distribution_field():

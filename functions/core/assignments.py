@@ -12,9 +12,8 @@ from typing import Any
 
 from functions.core import quantiles, reader
 from functions.core.errors import InvalidStudy, Problem
-from functions.core.optuna_compat import contains
 from functions.core.parameters import ChoiceParameter, FloatParameter, IntParameter, Parameter
-from functions.core.space import distribution, on_step, stepped_floats
+from functions.core.space import admits, on_step, stepped
 
 
 def from_text(parameter: Parameter, raw: str) -> Any:
@@ -36,8 +35,8 @@ def from_text(parameter: Parameter, raw: str) -> Any:
     problem = value_problem(parameter, value, shown=raw)
     if problem:
         raise ValueError(problem)
-    stepped = stepped_floats((parameter,)).get(parameter.name)
-    return on_step(stepped, value) if stepped is not None else value
+    put_on_step = stepped((parameter,)).get(parameter.name)
+    return on_step(put_on_step, value) if put_on_step is not None else value
 
 
 def value_problem(parameter: Parameter, value: Any, shown: str | None = None) -> str | None:
@@ -50,7 +49,7 @@ def value_problem(parameter: Parameter, value: Any, shown: str | None = None) ->
         kind = "a whole" if isinstance(parameter, IntParameter) else "a"
         return f"expected {kind} finite{' positive' if parameter.log else ''} number, got {shown}"
     try:
-        if contains(distribution(parameter), value):
+        if admits(parameter, value):
             return None
     except (ValueError, TypeError, OverflowError):
         pass

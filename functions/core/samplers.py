@@ -36,7 +36,7 @@ from functions.core.limits import DEFAULTS, Limits
 from functions.core.optuna_compat import KnownSpaceQMCSampler, RestartingCmaEsSampler, reseed
 from functions.core.parameters import FloatParameter, Parameter
 from functions.core.skopt_sampler import BayesianSampler
-from functions.core.space import distributions, grid_count, grid_values, sample, stepped_floats, values
+from functions.core.space import distributions, grid_count, grid_values, sample, stepped, values
 from functions.core.spec import Algorithm, Study
 from functions.core.step_sampler import OnStepSampler
 from functions.core.typed_settings import convert_all, culprit, plain_settings
@@ -231,7 +231,7 @@ def build_sampler(
     algorithm: Algorithm, parameters: tuple[Parameter, ...], trial_number: int
 ) -> optuna.samplers.BaseSampler:
     """The sampler that suggests trial ``trial_number``; its state comes from the storage. Stepped
-    float values come out exactly on their step (:class:`OnStepSampler`)."""
+    values come out exactly on their step (:class:`OnStepSampler`)."""
     kind = REGISTRY[algorithm.name]
     kwargs: dict[str, Any] = {**kind.fixed, **dict(algorithm.settings)}
     if isinstance(kwargs.get("gamma"), (int, float)):
@@ -250,8 +250,8 @@ def build_sampler(
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         warnings.simplefilter("ignore", FutureWarning)  # Katib's settings include ones Optuna deprecates (gamma)
         sampler = kind.factory(**kwargs)
-    stepped = stepped_floats(parameters)
-    return OnStepSampler(sampler, stepped) if stepped else sampler
+    on_step = stepped(parameters)
+    return OnStepSampler(sampler, on_step) if on_step else sampler
 
 
 _BUILT_FOR: weakref.WeakKeyDictionary[optuna.samplers.BaseSampler, tuple[Algorithm, tuple[Parameter, ...]]] = (

@@ -34,10 +34,22 @@ def distribution(parameter: Parameter) -> BaseDistribution:
     if quantiles.is_normal(parameter):
         return quantiles.QUANTILES
     if isinstance(parameter, IntParameter):
-        return IntDistribution(parameter.low, int(top(parameter)), log=parameter.log, step=parameter.step)
+        return IntDistribution(parameter.low, int(top(parameter)), log=parameter.log, step=_int_step(parameter))
     if isinstance(parameter, FloatParameter):
-        return FloatDistribution(parameter.low, top(parameter), log=parameter.log, step=parameter.step)
+        return FloatDistribution(parameter.low, top(parameter), log=parameter.log, step=_float_step(parameter))
     return CategoricalDistribution(parameter.values)
+
+
+def _int_step(parameter: IntParameter) -> int:
+    """An int parameter's step as Optuna's distribution takes it: none (1) on a log scale,
+    which Optuna refuses a step on; there the value drawn is put on its step afterwards
+    (:func:`on_step`), as Katib's ``logUniform`` with a step draws (hyperopt's ``qloguniform``)."""
+    return 1 if parameter.log else parameter.step
+
+
+def _float_step(parameter: FloatParameter) -> float | None:
+    """A float parameter's step as Optuna's distribution takes it (as :func:`_int_step`)."""
+    return None if parameter.log else parameter.step
 
 
 def top(parameter: IntParameter | FloatParameter) -> float:
@@ -54,19 +66,22 @@ def top(parameter: IntParameter | FloatParameter) -> float:
     return float(span // step * step + low) if span % step else parameter.high
 
 
-def on_step(parameter: FloatParameter, value: float) -> float:
-    """A value of a stepped float parameter exactly on its step: ``min + k * step`` rounded to
-    the decimals ``min`` and ``step`` are written with, so whichever sampler picks a point the
+def on_step(parameter: IntParameter | FloatParameter, value: float) -> float:
+    """A value of a stepped parameter exactly on its step: ``min + k * step``, a float's rounded
+    to the decimals ``min`` and ``step`` are written with, so whichever sampler picks a point the
     trial gets the same number (``0.9``, never the ``0.8999999999999999`` of float arithmetic)."""
     step = parameter.step or 1
     k = round((value - parameter.low) / step)
+    if isinstance(parameter, IntParameter):
+        return parameter.low + k * step
     return round(parameter.low + k * step, decimals(parameter.low, step))
 
 
-def stepped_floats(parameters: tuple[Parameter, ...]) -> dict[str, FloatParameter]:
-    """The uniform float parameters with a step, by name: their values go through :func:`on_step`."""
-    return {p.name: p for p in parameters
-            if isinstance(p, FloatParameter) and p.step is not None and not quantiles.is_normal(p)}
+def stepped(parameters: tuple[Parameter, ...]) -> dict[str, IntParameter | FloatParameter]:
+    """The parameters whose sampled values go through :func:`on_step`, by name: the uniform
+    floats with a step, and the log-scale ints with a step above 1."""
+    return {p.name: p for p in parameters if not quantiles.is_normal(p) and (
+        isinstance(p, FloatParameter) and p.step is not None or isinstance(p, IntParameter) and p.log and p.step > 1)}
 
 
 def values(parameters: tuple[Parameter, ...], sampled: Mapping[str, Any]) -> dict[str, Any]:
@@ -78,7 +93,7 @@ def sampler_params(parameters: tuple[Parameter, ...], known: Mapping[str, Any]) 
     """Known values (of a warm start) as the sampler holds them: a normal's as its quantile, a
     stepped float's exactly on its step, as sampled ones are."""
     out = _normals_mapped(parameters, known, quantiles.quantile)
-    for name, parameter in stepped_floats(parameters).items():
+    for name, parameter in stepped(parameters).items():
         if name in out:
             out[name] = on_step(parameter, out[name])
     return out
@@ -120,7 +135,10 @@ def admits(parameter: Parameter, value: Any) -> bool:
     :class:`TypeError` for one of the wrong kind)."""
     if quantiles.is_normal(parameter):
         return quantiles.admits(parameter, value)
-    return contains(distribution(parameter), value)
+    if not contains(distribution(parameter), value):
+        return False
+    put_on_step = stepped((parameter,)).get(parameter.name)
+    return put_on_step is None or on_step(put_on_step, value) == value
 
 
 def distribution_problems(parameters: tuple[Parameter, ...]) -> list[Problem]:
@@ -189,7 +207,8 @@ def _suggest(trial: optuna.trial.Trial, parameter: Parameter) -> Any:
     if quantiles.is_normal(parameter):
         return trial.suggest_float(parameter.name, quantiles.QUANTILES.low, quantiles.QUANTILES.high)
     if isinstance(parameter, IntParameter):
-        return trial.suggest_int(parameter.name, parameter.low, int(top(parameter)), step=parameter.step, log=parameter.log)
+        return trial.suggest_int(parameter.name, parameter.low, int(top(parameter)), step=_int_step(parameter), log=parameter.log)
     if isinstance(parameter, FloatParameter):
-        return trial.suggest_float(parameter.name, parameter.low, top(parameter), step=parameter.step, log=parameter.log)
+        return trial.suggest_float(parameter.name, parameter.low, top(parameter), step=_float_step(parameter),
+                                   log=parameter.log)
     return trial.suggest_categorical(parameter.name, list(parameter.values))

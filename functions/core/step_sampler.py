@@ -1,10 +1,12 @@
-"""Stepped float values exactly on their step, whichever sampler draws them.
+"""Stepped values exactly on their step, whichever sampler draws them.
 
 Optuna's samplers put a float on its step by arithmetic (``low + round((x - low) / step) * step``),
 which leaves float noise: random search or TPE on ``[0, 0.9]`` with step ``0.3`` would give a
-trial ``0.8999999999999999`` where the grid gives ``0.9``. :class:`OnStepSampler` hands each
-stepped float a sampler returns through :func:`functions.core.space.on_step` before Optuna
-stores it, so Optuna's history, katuna's store and the trial's command line hold one number.
+trial ``0.8999999999999999`` where the grid gives ``0.9``. And on a log scale Optuna takes no
+step at all, so a log-scale value with a step is drawn without one. :class:`OnStepSampler`
+hands each stepped value a sampler returns through :func:`functions.core.space.on_step` before
+Optuna stores it, so Optuna's history, katuna's store and the trial's command line hold one
+number, on its step.
 """
 
 from __future__ import annotations
@@ -17,21 +19,23 @@ from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
-from functions.core.parameters import FloatParameter
+from functions.core.parameters import FloatParameter, IntParameter
 from functions.core.space import on_step
 
 
 class OnStepSampler(BaseSampler):
-    """``sampler`` with the values of the stepped float parameters ``stepped`` (by name) put
-    exactly on their step; everything else is the wrapped sampler's."""
+    """``sampler`` with the values of the stepped parameters ``stepped`` (by name,
+    :func:`functions.core.space.stepped`) put exactly on their step; everything else is the
+    wrapped sampler's."""
 
-    def __init__(self, sampler: BaseSampler, stepped: dict[str, FloatParameter]) -> None:
+    def __init__(self, sampler: BaseSampler, stepped: dict[str, IntParameter | FloatParameter]) -> None:
         self.sampler = sampler
         self.stepped = stepped
 
     def _on_step(self, name: str, value: Any) -> Any:
         parameter = self.stepped.get(name)
-        return on_step(parameter, value) if parameter is not None and isinstance(value, float) else value
+        numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return on_step(parameter, value) if parameter is not None and numeric else value
 
     def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
         return self.sampler.infer_relative_search_space(study, trial)

@@ -352,8 +352,6 @@ def _range_parameter(r: Reader, item: Mapping[str, Any], path: str, name: str | 
                                    "leaves min as the only value")
     if log and low is not None and low <= 0:
         r.fail(join(path, "min"), "expected > 0 on a log scale")
-    if log and drawn == UNIFORM and step is not None and (kind == "float" or step != 1):
-        r.fail(join(path, "step"), "a log-scale parameter takes no step (an int one only step 1)")
     if name is None or low is None or high is None:
         return None
     drawn = drawn if drawn in DISTRIBUTIONS else UNIFORM
