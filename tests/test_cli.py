@@ -270,6 +270,7 @@ def interruptible() -> None:
 def test_ctrl_c_kills_trials_and_a_rerun_resumes_without_repeating_finished_ones(tmp_path: Path):
     definition = study_definition(maxTrials=6, parallelism=2)
     definition["trialTemplate"]["command"] += ["--sleep", "1.5"]
+    definition["trialTemplate"]["maxAttempts"] = 1
     definition["trialTemplate"]["env"] = {"PID_DIR": str(tmp_path)}
     study = write_study(tmp_path / "study.yaml", definition)
     process = subprocess.Popen([*KATUNA, "run", str(study)], cwd=tmp_path, stdout=subprocess.PIPE,
@@ -292,6 +293,8 @@ def test_ctrl_c_kills_trials_and_a_rerun_resumes_without_repeating_finished_ones
         assert after[number]["finished_at"] == trial["finished_at"], "finished trials are not run again"
     assert sorted(p.name for n in before for p in tmp_path.glob(f"{n}.*.pid")) == [f"{n}.1.pid" for n in sorted(before)]
     assert all(after[n]["attempt"] == 2 for n in interrupted), "an interrupted attempt runs again as a new one"
+    assert all(after[n]["reason"].startswith("attempt 1 interrupted: the katuna process running it stopped")
+               for n in interrupted), "never counted as a lost run: maxAttempts is 1"
 
 
 def _held_study(tmp_path: Path, *extra: str) -> Path:

@@ -1,6 +1,7 @@
 """A running attempt whose run is gone when its study resumes (its process ended with the
-``katuna`` that ran it, its Job deleted) is a run lost: it counts against
-``trialTemplate.maxAttempts`` as a preempted one does, and the trial's reason says so. One whose
+``katuna`` that ran it, killed outright, its Job deleted) is a run lost: it counts against
+``trialTemplate.maxAttempts`` as a preempted one does, and the trial's reason says so. One that
+katuna killed as it stopped (Ctrl-C, a shutdown) runs again and is not counted. One whose
 process ended on its own, its end recorded beside its log, but whose handling was given up (the
 ``katuna`` that ran it stopped meanwhile) is recorded from its log instead. Real trial
 processes, a real SQLite store, the handlers as dispatched."""
@@ -37,15 +38,20 @@ def _deliver_all(dispatcher: Dispatcher, events: list[Event]) -> list[Event]:
 
 
 def _resume(store: SqliteStore, tmp_path: Path, uid: str, lookahead: int, deliveries: int = 1,
-            name: str = "lost") -> list[Event]:
+            name: str = "lost", outright: bool = True) -> list[Event]:
     """A fresh process resumes the study (``deliveries`` times: an event delivered again), its
-    trial left running; then that process ends, its trial's run with it."""
+    trial left running; then that process ends, its trial's run with it: killed ``outright``
+    (as ``kill -9``, whose guard ends the trials and records nothing), else shut down."""
     executor = LocalExecutor(tmp_path / "logs", lambda event: None)
     dispatcher = Dispatcher(Deps(store, executor, lambda: 1000.0, lookahead=lookahead))
     try:
         return [event for _ in range(deliveries) for event in _deliver_all(dispatcher, [study_created(name, uid)])]
     finally:
         executor.shutdown()
+        if outright:
+            for record in (tmp_path / "logs").glob(f"{name}/*/*{local_ends.SUFFIX}"):
+                if json.loads(record.read_text())["interrupted"]:
+                    record.unlink()
 
 
 def test_a_run_lost_while_the_study_was_not_running_counts_against_max_attempts(tmp_path: Path):
@@ -71,6 +77,29 @@ def test_a_run_lost_while_the_study_was_not_running_counts_against_max_attempts(
             assert store.get_study("lost").status == "failed"
         finally:
             store.close()
+
+
+def test_a_run_that_katuna_ended_as_it_stopped_runs_again_and_is_never_counted(tmp_path: Path):
+    store = SqliteStore(tmp_path / "katuna.db")
+    native = study_definition("lost", mode="hang", maxTrials=1, parallelism=1)
+    native["trialTemplate"]["maxAttempts"] = 1
+    record, _ = store_study(Deps(store, LocalExecutor(tmp_path / "logs", lambda event: None), lambda: 1000.0),
+                            parse_study(native), native)
+    try:
+        for attempt in (1, 2, 3):
+            ends = [e for e in _resume(store, tmp_path, record.uid, 0, deliveries=2, outright=False)
+                    if e.type == TRIAL_FINISHED]
+            trial = store.get_trial("lost", 0)
+            assert (trial.state, trial.attempt) == ("RUNNING", attempt), trial.reason
+            assert [e.data["outcome"] for e in ends] == ["interrupted"] * (attempt > 1)
+        assert trial.reason.splitlines() == [f"attempt {n} interrupted: the katuna process running it stopped, and "
+                                             "ended it" for n in (2, 1)]
+        assert store.get_study("lost").status == "running"
+        _resume(store, tmp_path, record.uid, 0)
+        trial = store.get_trial("lost", 0)
+        assert (trial.state, trial.attempt) == ("RUNNING", 4), "the interruption is recorded, however it then ends"
+    finally:
+        store.close()
 
 
 def test_an_attempt_that_ended_on_its_own_before_its_end_was_handled_is_recorded_from_its_log_on_resume(
@@ -112,7 +141,7 @@ def test_an_end_record_that_is_not_the_attempts_own_is_not_taken(tmp_path: Path)
         launch = trial_launch(record, TrialRecord("ended", 0, {"x": 1.0}, RUNNING))
         log = executor.log_path(launch)
         log.parent.mkdir(parents=True)
-        local_ends.record(log, tmp_path / "logs", launch, 0, False)
+        local_ends.record(log, tmp_path / "logs", launch, local_ends.End(0))
         assert executor.recorded_end(launch).data["exitCode"] == 0
         local_ends.path(log).write_text(local_ends.path(log).read_text().replace('"attempt": 1', '"attempt": 2'))
         assert executor.recorded_end(launch) is None

@@ -1,13 +1,17 @@
-"""A local attempt's end, recorded beside its log once its process ended on its own.
+"""A local attempt's end, recorded beside its log once its process ended on its own, or once
+katuna ended it by stopping itself.
 
 The end of an attempt is reported as an event, and handled by reading its log. A katuna process
 that stops while that handling reads the log (an interrupted ``katuna run``, a ``katuna serve``
 worker stopping) gives it up, and the event goes with the process; the attempt had ended, its
 log and exit status whole. So the executor writes the exit status beside the log (``<trial>.
-<attempt>.exit``) before it reports the end, only for an attempt whose process ended without
-katuna stopping or killing it (past its timeout excepted, which katuna reports as such): when
-the study resumes, such an attempt is recorded from its log instead of run again. An attempt
-without a record, or with one katuna cannot read as its own, is lost as before.
+<attempt>.exit``) before it reports the end, for an attempt whose process ended without katuna
+stopping or killing it (past its timeout excepted, which katuna reports as such): when the
+study resumes, such an attempt is recorded from its log instead of run again. An attempt that
+katuna killed because its own process was stopping (an interrupted ``katuna run``, a worker shut
+down) is recorded as ``interrupted``: the resume runs it again, and that run does not count
+against ``trialTemplate.maxAttempts``, as the trial lost nothing of its own. An attempt without
+a record, or with one katuna cannot read as its own, is lost as before.
 
 The record is written as the log is, never through a link a trial planted
 (:func:`functions.adapters.local_outputs.open_folder`), and replaces any earlier one at once.
@@ -20,6 +24,7 @@ import json
 import os
 import secrets
 from pathlib import Path
+from typing import NamedTuple
 
 from functions.adapters import local_outputs, trial_files
 from functions.core.errors import RefusedFile
@@ -36,13 +41,21 @@ def path(log: Path) -> Path:
     return log.with_suffix(SUFFIX)
 
 
-def record(log: Path, log_dir: Path, launch: TrialLaunch, code: int, timed_out: bool) -> None:
-    """Record that the attempt's main process exited with ``code`` (negative: a signal), killed
-    past its timeout if ``timed_out``; raises :class:`OSError` (or :class:`RefusedFile`) when
-    it cannot be written."""
+class End(NamedTuple):
+    """How an attempt's main process ended: its exit ``code`` (negative: a signal), killed past
+    its timeout (``timed_out``) or by katuna stopping itself (``interrupted``)."""
+
+    code: int
+    timed_out: bool = False
+    interrupted: bool = False
+
+
+def record(log: Path, log_dir: Path, launch: TrialLaunch, end: End) -> None:
+    """Record how the attempt ended; raises :class:`OSError` (or :class:`RefusedFile`) when it
+    cannot be written."""
     target = path(log)
-    data = json.dumps({"uid": launch.uid, "trial": launch.number, "attempt": launch.attempt, "exitCode": code,
-                       "timedOut": timed_out}).encode()
+    data = json.dumps({"uid": launch.uid, "trial": launch.number, "attempt": launch.attempt, "exitCode": end.code,
+                       "timedOut": end.timed_out, "interrupted": end.interrupted}).encode()
     folder = local_outputs.open_folder(target, log_dir)
     try:
         temporary = f".{target.name}.{secrets.token_hex(4)}"
@@ -60,9 +73,9 @@ def record(log: Path, log_dir: Path, launch: TrialLaunch, code: int, timed_out: 
         os.close(folder)
 
 
-def recorded(log: Path, launch: TrialLaunch) -> tuple[int, bool] | None:
-    """The exit code and whether it came past the timeout, as recorded for this very attempt
-    (its study's uid, trial and attempt); None without a record katuna can read as its own."""
+def recorded(log: Path, launch: TrialLaunch) -> End | None:
+    """The end recorded for this very attempt (its study's uid, trial and attempt); None
+    without a record katuna can read as its own."""
     try:
         with trial_files.open_file(path(log)) as handle:
             data = json.loads(handle.read(MAX_BYTES))
@@ -71,7 +84,7 @@ def recorded(log: Path, launch: TrialLaunch) -> tuple[int, bool] | None:
     if not isinstance(data, dict) or (data.get("uid"), data.get("trial"), data.get("attempt")) != (
             launch.uid, launch.number, launch.attempt):
         return None
-    code, timed_out = data.get("exitCode"), data.get("timedOut")
-    if type(code) is not int or type(timed_out) is not bool:
+    code, timed_out, interrupted = data.get("exitCode"), data.get("timedOut"), data.get("interrupted", False)
+    if type(code) is not int or type(timed_out) is not bool or type(interrupted) is not bool:
         return None
-    return code, timed_out
+    return End(code, timed_out, interrupted)

@@ -211,20 +211,23 @@ class LocalExecutor:
         self._contain(run)
         if run.streamer is not None:
             run.streamer.join()
-        if not (run.stopped or self._closed):
-            self._record_end(run, code)
+        if run.interrupted:
+            self._record_end(run, local_ends.End(code, interrupted=True))
+        elif not run.stopped:
+            self._record_end(run, local_ends.End(code, run.timed_out))
         self._ended(run)
         if run.stopped or self._closed:
             return
         self._report(run, finished_event(run.launch, code, run.timed_out))
 
-    def _record_end(self, run: LocalRun, code: int) -> None:
-        """Record beside its log how the attempt ended on its own, before the end is reported
-        (and before a shutdown, which waits for the attempt, may go on): were its handling given
-        up, the study's resume records the attempt from its log (:meth:`recorded_end`). A record
-        that cannot be written costs only that: the attempt would then run again."""
+    def _record_end(self, run: LocalRun, end: local_ends.End) -> None:
+        """Record beside its log how the attempt ended, on its own or killed by a shutdown,
+        before the end is reported (and before a shutdown, which waits for the attempt, may go
+        on): were its handling given up, the study's resume records the attempt from its log, or
+        runs an interrupted one again (:meth:`recorded_end`). A record that cannot be written
+        costs only that: the attempt would then run again as a lost run."""
         try:
-            local_ends.record(self.log_path(run.launch), self.log_dir, run.launch, code, run.timed_out)
+            local_ends.record(self.log_path(run.launch), self.log_dir, run.launch, end)
         except (OSError, RefusedFile) as exc:
             log.warning("could not record the end of %s trial %d attempt %d beside its log (were its handling "
                         "interrupted, it would run again): %s", run.launch.study, run.launch.number,
@@ -291,7 +294,7 @@ class LocalExecutor:
         its process ended on its own (:mod:`functions.adapters.local_ends`): the handling of that
         end was given up, or lost with the process that ran it. None without such a record."""
         end = local_ends.recorded(self.log_path(launch), launch)
-        return None if end is None else finished_event(launch, *end)
+        return None if end is None else finished_event(launch, end.code, end.timed_out, end.interrupted)
 
     def stop_study(self, study: str, uid: str | None = None) -> None:
         """Stop every attempt of the study (of that uid, if given) that is still running here."""
@@ -324,12 +327,15 @@ class LocalExecutor:
             return sum(1 for s, _, _, _ in self._active if study in (None, s))
 
     def shutdown(self) -> None:
-        """Kill every running attempt without reporting it: the study stays resumable."""
+        """Kill every running attempt without reporting it, recording it as interrupted: the
+        study stays resumable, and its resume runs those attempts again, uncounted."""
         self._closed = True
         with self._lock:
             runs = list(self._active.values())
-        threads = [threading.Thread(target=self._kill, args=(run,))
-                   for run in runs if run.process is not None and not run.done.is_set()]
+        killed = [run for run in runs if run.process is not None and not run.done.is_set()]
+        for run in killed:
+            run.interrupted = not run.stopped and run.started.poll() is None
+        threads = [threading.Thread(target=self._kill, args=(run,)) for run in killed]
         for thread in threads:
             thread.start()
         for thread in threads:

@@ -23,6 +23,8 @@ class LocalRun:
     process: subprocess.Popen[bytes] | None = None
     stopped: bool = False
     timed_out: bool = False
+    interrupted: bool = False
+    """Killed because the executor shut down: recorded so, never reported."""
     done: threading.Event = field(default_factory=threading.Event)
     streamer: threading.Thread | None = None
     since: float | None = None

@@ -17,9 +17,15 @@ PUBLISH_DELAYS = (0.1, 0.3, 1.0, 3.0, 5.0)
 """Seconds to wait before each new try of publishing an attempt's end, while publishing fails."""
 
 
-def finished_event(launch: TrialLaunch, code: int, timed_out: bool) -> Event:
+INTERRUPTED = "the katuna process running it stopped, and ended it"
+"""The message of an attempt katuna killed as its own process stopped."""
+
+
+def finished_event(launch: TrialLaunch, code: int, timed_out: bool, interrupted: bool = False) -> Event:
     """The end of an attempt whose main process exited with ``code`` (negative: a signal)."""
     ids = launch.study, launch.uid, launch.number, launch.attempt
+    if interrupted:
+        return trial_finished(*ids, outcome="interrupted", exit_code=code, message=INTERRUPTED)
     if timed_out:
         return trial_finished(*ids, outcome="timeout", exit_code=code,
                               message=f"ran past its timeout of {launch.timeout:g}s")

@@ -125,7 +125,8 @@ def trial_finished(
     study: str, uid: str, number: int, attempt: int, outcome: str, exit_code: int | None = None, message: str = "",
     image_id: str | None = None, disruptions: int | None = None, cause: str | None = None,
 ) -> Event:
-    """A trial attempt ended. ``outcome``: exited, timeout, error (could not start), preempted;
+    """A trial attempt ended. ``outcome``: exited, timeout, error (could not start), preempted,
+    interrupted (killed as the katuna process running it stopped: run again, uncounted);
     ``image_id`` is the image the cluster ran, with its digest, where it reports one;
     ``disruptions``, the pods its Job lost, when the executor ends a running attempt for losing
     more than the trial may (:mod:`functions.core.disruptions`): its Job still runs; ``cause``,
@@ -255,7 +256,7 @@ _PROGRESS_VALUE = (_is_progress_value,
                    'a finite number a float can hold, or the string "nan", "inf" or "-inf" for a value that is not')
 _STUDY_FIELDS = {"study": _TEXT, "uid": _TEXT}
 _TRIAL_FIELDS = {**_STUDY_FIELDS, "trial": _COUNT, "attempt": _ATTEMPT}
-OUTCOMES = ("exited", "timeout", "error", "preempted")
+OUTCOMES = ("exited", "timeout", "error", "preempted", "interrupted")
 _FIELDS: Mapping[str, Mapping[str, tuple[Any, str]]] = {
     STUDY_CREATED: _STUDY_FIELDS,
     TRIAL_SUGGESTED: _TRIAL_FIELDS,

@@ -49,7 +49,7 @@ def prepare(event: Event, deps: Deps) -> ParsedOutput | None:
     trial = _current(record, deps.store.get_trial(record.name, data["trial"]), data)
     if trial is None:
         return None
-    if data["outcome"] == "preempted" and _runs_left(record, trial, data):
+    if _runs_again(record, trial, data):
         return None
     if not _ended_running(data):
         _stop_if_running(deps, trial_launch(record, trial))
@@ -75,10 +75,10 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     if not running:
         _stop_if_running(deps, launch)
     retry = trial.attempt < record.spec.trial_template.max_attempts and not record.terminal
-    if data["outcome"] == "preempted" and _runs_left(record, trial, data):
+    if _runs_again(record, trial, data):
         if running:
             deps.executor.stop(launch)
-        return _run_again(record, trial, deps, f"preempted: {data['message']}")
+        return _run_again(record, trial, deps, f"{data['outcome']}: {data['message']}")
     rotation = None
     try:
         output = record_output(record, trial, deps, log_start=deps.logs is not None)
@@ -115,9 +115,18 @@ def _rotation(record: StudyRecord, trial: TrialRecord, deps: Deps, output: Outpu
     return rotated(output.start, cursor, output.size, output.reports, deps.clock(), read.kept_of(trial.attempt))
 
 
+def _runs_again(record: StudyRecord, trial: TrialRecord, data: Mapping[str, Any]) -> bool:
+    """Whether the attempt's end sends its trial to run again: interrupted (by katuna's own
+    process stopping, never counted against ``trialTemplate.maxAttempts``), or preempted with
+    runs left, while the study goes on."""
+    if data["outcome"] == "interrupted":
+        return not record.terminal
+    return data["outcome"] == "preempted" and _runs_left(record, trial, data)
+
+
 def _run_again(record: StudyRecord, trial: TrialRecord, deps: Deps, what: str) -> list[Event]:
-    """The attempt's run did not count (preempted, or its output lost): the same parameters
-    run again as the next attempt, never counted as a failure."""
+    """The attempt's run did not count (interrupted, preempted, or its output lost): the same
+    parameters run again as the next attempt, never counted as a failure."""
     deps.store.update_trial(record.name, trial.number, attempt=trial.attempt + 1, state=WAITING,
                             suggested_at=deps.clock(), reason=_history(trial.reason, f"attempt {trial.attempt} {what}"))
     return [trial_suggested(record.name, record.uid, trial.number, trial.attempt + 1)]
@@ -171,6 +180,8 @@ def _verdict(record: StudyRecord, data: Mapping[str, Any], metrics: dict[str, fl
         return FAIL, None, f"preempted: {data['message']}"
     if outcome == "preempted":
         return FAIL, None, f"preempted in all {data['attempt']} attempts: {data['message']}"
+    if outcome == "interrupted":
+        return FAIL, None, f"interrupted: {data['message']}"
     if code:
         detail = f" ({data['message']})" if data.get("message") else ""
         return FAIL, None, f"exited with code {code}{detail}; last lines:\n{last}"
