@@ -4,6 +4,7 @@ broker, where a trial pod forges a sibling's end and a dead letter."""
 
 from __future__ import annotations
 
+import base64
 import json
 import sys
 import urllib.request
@@ -163,3 +164,32 @@ def test_a_trial_pod_cannot_end_a_sibling_or_fail_its_study_behind_a_broker_with
     assert metrics == {("dev.katuna.trial.finished", "none"): 2.0}, "each refusal is counted for the operator too"
     assert sorted(d["event"]["id"] for d in letters if d["event"]["type"] == "dev.katuna.trial.finished") == \
         ["forged", "forged"], "both dead letters are kept for the operator to see"
+
+
+def test_a_signed_event_replayed_as_a_dead_letter_without_the_token_fails_no_study_it_does_not_fail(tmp_path: Path):
+    """Behind a broker without OIDC, anyone who can reach the service may post a dead letter of
+    an event katuna signed (a reply it answered someone with) and claim any refusal: katuna
+    handles that event once more and, as it is not refused again, leaves the study running; the
+    refusal's text is kept with the letter, never as the study's reason."""
+    from http_helpers import Service, Sink
+
+    token = "replay-token-0123456789"
+    sink = Sink()
+    service = Service(tmp_path, workers=1, KATUNA_API_TOKEN=token, KATUNA_EVENTS="reply", K_SINK=sink.url)
+    try:
+        definition = study_definition(name="replayed", maxTrials=2)
+        status, _, body = service.request("POST", "/studies", json.dumps(definition),
+                                          {"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+        assert status == 201, body
+        (headers, body), = sink.wait(1)
+        assert headers["ce-type"] == "dev.katuna.study.created" and f"ce-{event_signature.EXTENSION}" in headers
+        forged = {**headers, "ce-knativeerrordest": service.base + "/functions/suggest", "ce-knativeerrorcode": "422",
+                  "ce-knativeerrordata": base64.b64encode(b"sabotaged").decode()}
+        status, answer_headers, answer = service.request("POST", "/dead-letters", body, forged)
+        assert (status, answer, answer_headers["Katuna-Study-Failed"]) == (202, b"", "false")
+        study = service.json("GET", "/studies/replayed", headers={"Authorization": f"Bearer {token}"})[1]
+        assert study["status"] == "running" and "sabotaged" not in (study["reason"] or ""), study
+        assert "handled here: its refusal" in (tmp_path / "serve.log").read_text()
+    finally:
+        service.close()
+        sink.close()
