@@ -83,6 +83,9 @@ def test_bad_events_are_permanent_errors_and_change_nothing(cluster):
 
     assert service.request("POST", "/", b"not an event", {"Content-Type": "text/plain"})[0] == 415
     assert service.request("POST", "/", b"not an event", {"Content-Type": "application/cloudevents+json"})[0] == 400
+    for not_an_object in (b"[]", b'"x"', b"1", b"null"):
+        for path in ("/", "/functions/suggest", "/dead-letters"):
+            assert service.request("POST", path, not_an_object, {"Content-Type": "application/cloudevents+json"})[0] == 400
 
     def send(path: str, event_type: str, data: dict) -> int:
         event = CloudEvent(attributes={"type": event_type, "source": "/test", "datacontenttype": "application/json"},

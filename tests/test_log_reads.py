@@ -121,6 +121,7 @@ def test_a_window_begins_and_ends_on_whole_characters_and_its_offset_is_where_th
     assert (last.text, last.offset, last.skipped, last.more) == ("cd€", len(data), 5, False), \
         "read from the end, the window begins at the first character that starts within it"
     assert reads.window(None, len(data), 4) == ("", len(data), False, 0)
+    assert reads.window(None, 10**17, 4) == ("", len(data), False, 0), "an offset past any file's end is its end"
 
 
 def test_a_character_its_writer_has_not_finished_is_read_once_it_is_whole():

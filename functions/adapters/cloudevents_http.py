@@ -39,8 +39,8 @@ def _parse(headers: Mapping[str, str], body: bytes) -> BaseCloudEvent:
     message = ce_http.HTTPMessage(headers={k.lower(): v for k, v in headers.items()}, body=body)
     try:
         return ce_http.from_http_event(message)
-    except (BaseCloudEventException, ValueError, KeyError, TypeError, RecursionError) as exc:
-        raise MalformedEvent(f"not a CloudEvent: {exc}") from exc
+    except (BaseCloudEventException, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+        raise MalformedEvent(f"not a CloudEvent: {exc}") from exc  # AttributeError: JSON that is no object
 
 
 TEMPORARY_CODES = frozenset({404, 408, 409, 429})

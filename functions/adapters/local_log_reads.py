@@ -49,7 +49,8 @@ class LocalLogReads:
         except FileNotFoundError:
             return LogWindow("", max(offset, 0), False, 0)
         with handle:
-            start = max(os.fstat(handle.fileno()).st_size - limit, 0) if offset < 0 else offset
+            size = os.fstat(handle.fileno()).st_size
+            start = max(size - limit, 0) if offset < 0 else min(offset, size)
             handle.seek(start)
             return window_of(handle.read(limit + 1), start, limit, offset < 0)
 
