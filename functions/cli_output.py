@@ -16,7 +16,7 @@ from rich.text import Text
 
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.pareto import FRONT_SHOWN, best_trials
-from functions.core.records import StudyRecord, TrialRecord
+from functions.core.records import FAIL, StudyRecord, TrialQuery, TrialRecord
 from functions.core.views import study_view
 from functions.settings import Settings
 from functions.terminal import markup, text
@@ -32,11 +32,34 @@ def print_result(console: Console, store: SqliteStore, record: StudyRecord, sett
     view = study_view(store, record)
     console.print(f"Study [bold]{markup(record.name)}[/bold]: {record.status} ({markup(record.reason)})")
     title = front_title(record) if record.spec.multi_objective else "Best trials"
-    console.print(trial_table(record, best_trials(store, record, limit=5), title=title))
+    best = best_trials(store, record, limit=5)
+    if best:
+        console.print(trial_table(record, best, title=title))
+    else:
+        _print_last_failure(console, store, record)
     console.print(f"Results: {markup(settings.db.resolve())} (study {markup(repr(record.name))})", highlight=False)
     console.print(f"Logs:    {markup(settings.logs.resolve() / record.log_folder)}", highlight=False)
     console.print(f"Trials: {view['trials']} ({view['counts']['complete']} complete, "
                   f"{view['counts']['failed']} failed, {view['counts']['pruned']} pruned)")
+
+
+FAILURE_LINES = 12
+"""The most lines of the last failed trial's reason a run's summary prints."""
+
+
+def _print_last_failure(console: Console, store: SqliteStore, record: StudyRecord) -> None:
+    """For a run with no completed trial, the reason of the last trial that failed, with the
+    last lines it printed: the first thing to know, where a table of best trials is empty."""
+    failed, count = store.query_trials(record.name, TrialQuery(states=(FAIL,), sort="number", descending=True, limit=1))
+    if not failed:
+        console.print("No trial completed.")
+        return
+    first, *rest = failed[0].reason.splitlines() or ["(no reason recorded)"]
+    console.print(text(f"No trial completed. The last of {count} failed, trial {failed[0].number}: {first}"),
+                  highlight=False)
+    for line in rest[-FAILURE_LINES:]:
+        console.print(text(f"  {line}"), highlight=False)
+    console.print(f"Every trial's reason: katuna trials {markup(record.name)} --json", highlight=False)
 
 
 def print_study(console: Console, view: dict[str, Any], record: StudyRecord, front: list[TrialRecord]) -> None:
@@ -91,8 +114,18 @@ def studies_table(views: list[dict[str, Any]]) -> Table:
 
 def trial_table(record: StudyRecord, trials: list[TrialRecord], title: str | None = None) -> RenderableType:
     """Trials with their values, additional metrics and parameters; without a title (all
-    trials) with their state, and with the first line of their reasons when any has one."""
+    trials) with their state, and with their reasons in a line when any has one
+    (:func:`reason_cell`)."""
     return _TrialTable(record, trials, title)
+
+
+def reason_cell(reason: str) -> str:
+    """A trial's reason in one line: its first, and where that ends on the trial's last lines
+    (a failure's), the last of them, which is most often what went wrong."""
+    lines = [line for line in reason.splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].endswith("last lines:"):
+        return f"{lines[0]} … {lines[-1].strip()}"
+    return lines[0] if lines else ""
 
 
 class _TrialTable:
@@ -116,8 +149,8 @@ class _TrialTable:
 
     def _table(self, wide: bool) -> Table:
         spec = self._spec
-        with_reason = any(t.reason for t in self._trials)
         with_state = self._title is None
+        with_reason = with_state and any(t.reason for t in self._trials)
         title_width = Text.from_markup(self._title).cell_len if self._title else None
         table = Table(title=self._title, box=box.SIMPLE_HEAD, pad_edge=False, min_width=title_width)
         table.add_column("trial", justify="right", no_wrap=True)
@@ -140,7 +173,7 @@ class _TrialTable:
             row = [str(trial.number), *([trial.state] if with_state else []), *self._values(trial),
                    *(self._cells(trial) if wide else self._lists(trial))]
             if with_reason:
-                row.append(trial.reason.splitlines()[0] if trial.reason else "")
+                row.append(reason_cell(trial.reason))
             table.add_row(*map(text, row))
         return table
 

@@ -516,12 +516,26 @@ def test_a_failed_study_exits_1_whenever_it_is_run_and_has_no_best_trial(tmp_pat
     first = katuna("run", str(study), cwd=tmp_path, check=False)
     again = katuna("run", str(study), cwd=tmp_path, check=False)
     assert (first.returncode, again.returncode) == (1, 1)
+    assert "Best trials" not in first.stdout, "no empty table"
+    assert "No trial completed. The last of 2 failed, trial 1: exited with code 3" in first.stdout
+    assert "\n  about to fail\n" in first.stdout, "the last lines it printed follow"
     assert "already failed" in again.stdout and "Nothing to run" in again.stdout
     table = katuna("best", "demo", cwd=tmp_path, check=False)
     as_json = katuna("best", "demo", "--json", cwd=tmp_path, check=False)
     assert (table.returncode, as_json.returncode) == (1, 1)
     assert "error: study 'demo' has no completed trial\n" in table.stderr
     assert json.loads(as_json.stdout) is None
+
+
+def test_a_trial_that_never_reported_its_objective_says_what_was_expected_and_what_it_printed_last(tmp_path: Path):
+    study = write_study(tmp_path / "study.yaml", study_definition(mode="silent", maxTrials=1, parallelism=1))
+    run = katuna("run", str(study), cwd=tmp_path, check=False, columns=400)
+    assert run.returncode == 1
+    assert ("No trial completed. The last of 1 failed, trial 0: metrics unavailable: objective 'loss' never "
+            "reported (expected lines like loss=<number> on its output); last lines:\n"
+            "  training without reporting the objective\n  Validation-loss=0.5\n") in run.stdout
+    listed = katuna("trials", "demo", cwd=tmp_path, columns=400).stdout
+    assert ": … Validation-loss=0.5" in listed, "the reason's line ends on the last line the trial printed"
 
 
 CONDITIONAL = [{"name": "x", "type": "float", "min": -5.0, "max": 5.0},

@@ -30,6 +30,7 @@ from functions.core.events import Event, trial_suggested
 from functions.core.launch import TrialLaunch, trial_launch
 from functions.core.log_rotation import rotated
 from functions.core.records import COMPLETE, FAIL, WAITING, StudyRecord, TrialRecord
+from functions.core.spec import MetricsCollector
 from functions.handlers.base import Deps, go_on, tell
 from functions.handlers.output import Output, parse_output, record_output
 from functions.handlers.parsed import ParsedOutput
@@ -168,6 +169,20 @@ def _history(earlier: str, latest: str) -> str:
     return "\n".join(part for part in (latest, without_note(earlier)) if part)
 
 
+def _expected(collector: MetricsCollector, missing: list[str]) -> str:
+    """What the study's collector would have read the missing objectives from, so a reason
+    says what to print, where a misspelt name or a wrong separator is the usual cause."""
+    if collector.kind == "tfevent":
+        return f"expected scalars tagged {', '.join(missing)} in the event files under {collector.path}"
+    where = f"in the file {collector.path}" if collector.kind == "file" else "on its output"
+    if collector.format == "json":
+        form = ", ".join(f'"{m}": <number>' for m in missing)
+        return f"expected JSON lines with {form} {where}"
+    if collector.filters:
+        return f"expected {', '.join(missing)} in lines its metric filters match, {where}"
+    return f"expected lines like {', '.join(f'{m}=<number>' for m in missing)} {where}"
+
+
 def _verdict(record: StudyRecord, data: Mapping[str, Any], metrics: dict[str, float], tail: list[str]) -> tuple[str, list[float] | None, str]:
     """The trial's final state, objective values and reason."""
     last = "\n".join(tail) or "(no output)"
@@ -189,7 +204,8 @@ def _verdict(record: StudyRecord, data: Mapping[str, Any], metrics: dict[str, fl
     missing = [m for m in objectives if m not in metrics]
     if missing:
         names = ", ".join(repr(m) for m in missing)
-        return FAIL, None, f"metrics unavailable: objective {names} never reported; last lines:\n{last}"
+        return FAIL, None, (f"metrics unavailable: objective {names} never reported "
+                            f"({_expected(record.spec.metrics_collector, missing)}); last lines:\n{last}")
     values = [metrics[m] for m in objectives]
     bad = [f"{m}={v}" for m, v in zip(objectives, values) if not math.isfinite(v)]
     if bad:
