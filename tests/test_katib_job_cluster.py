@@ -59,3 +59,21 @@ def test_a_trial_whose_every_pod_fails_ends_failed_after_kubernetes_retries(serv
     trial = service.json("GET", "/studies/broken/trials")[1][0]
     assert (study["status"], trial["state"]) == ("failed", "FAIL"), trial
     assert runs.read_text() == "7", "the first pod and its six replacements"
+
+
+def test_a_job_with_a_manual_selector_has_its_pods_found_by_katunas_own_labels(service: Service, kube: KubeStub):
+    """With ``manualSelector``, neither the API server nor the Job controller puts the Job's name
+    on its pods: katuna finds them by the trial and attempt labels its template carries, and
+    reads the trial's end from them."""
+    manual = experiment("manual", "import sys; print('loss=0.25')")
+    job = manual["spec"]["trialTemplate"]["trialSpec"]["spec"]
+    job["manualSelector"] = True
+    job["selector"] = {"matchLabels": {"app": "manual-training"}}
+    job["template"]["metadata"] = {"labels": {"app": "manual-training"}}
+    status, _, body = service.request("POST", "/studies", yaml.safe_dump(manual), {"Content-Type": "application/yaml"})
+    assert status == 201, body
+    study = service.wait_for("manual", timeout=120)
+    trial = service.json("GET", "/studies/manual/trials")[1][0]
+    assert (study["status"], trial["state"], trial["value"], trial["attempt"]) == ("completed", "COMPLETE", 0.25, 1), trial
+    (pod,) = [p for p in kube.pods.values() if p["metadata"]["labels"].get("katuna.dev/study") == "manual"]
+    assert "batch.kubernetes.io/job-name" not in pod["metadata"]["labels"], "the stand-in labels as the API does"

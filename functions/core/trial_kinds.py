@@ -227,6 +227,13 @@ def _template(path: str, template: Any,
         yield path, template, own or {}
 
 
+def manual_selector(trial_spec: Mapping[str, Any]) -> bool:
+    """Whether the workload is a Job with ``manualSelector``: the API server and the Job
+    controller then leave its pods with its template's labels alone, none naming the Job."""
+    known = kind_of(trial_spec)
+    return known is not None and known.kind == "Job" and (trial_spec.get("spec") or {}).get("manualSelector") is True
+
+
 def labels_pods(trial_spec: Mapping[str, Any]) -> bool:
     """Whether katuna's labels reach every pod of the workload (:func:`pod_labelled`): the pod
     templates of a Job, a Training Operator job, a JobSet or a kind katuna knows nothing of

@@ -34,13 +34,12 @@ def _seconds(stamp: str) -> float:
 
 def new_pod(job: dict, made: int = 0) -> dict:
     """A pod of ``job`` from its template, as the Job controller creates it (named by the API:
-    ``generateName``); the ``made``-th pod of an Indexed Job carries its completion index
-    (indexes in the order pods are made)."""
+    ``generateName``), with its template's labels alone (the API server put the Job's own there,
+    unless ``manualSelector``); the ``made``-th pod of an Indexed Job carries its completion
+    index (indexes in the order pods are made)."""
     template = snapshot(job["spec"]["template"])
     meta = job["metadata"]
-    labels = {**(template.get("metadata") or {}).get("labels", {}), "controller-uid": meta["uid"],
-              "job-name": meta["name"], "batch.kubernetes.io/controller-uid": meta["uid"],
-              "batch.kubernetes.io/job-name": meta["name"]}
+    labels = dict((template.get("metadata") or {}).get("labels", {}))
     prefix = f"{meta['name']}-"
     if job["spec"].get("completionMode") == "Indexed":
         index = str(made % job["spec"].get("completions", 1))

@@ -70,8 +70,10 @@ def pod_quantities(pod: dict) -> Iterator[object]:
 
 
 def defaulted(job: dict, uid: str) -> dict:
-    """The Job as the API server stores it: defaults filled in, a selector on its uid, and the
-    labels that select its pods on the template."""
+    """The Job as the API server stores it: defaults filled in, and unless ``manualSelector``
+    (whose selector and template stay as given: ``generateSelectorIfNeeded``,
+    pkg/registry/batch/job/strategy.go) a selector on its uid and the labels that select its
+    pods on the template."""
     spec = job["spec"]
     backoff = 6 if spec.get("backoffLimitPerIndex") is None else MAX_INT32
     for key, value in (("parallelism", 1), ("completions", 1), ("backoffLimit", backoff), ("suspend", False),
@@ -80,12 +82,14 @@ def defaulted(job: dict, uid: str) -> dict:
         if spec.get(key) is None:
             spec[key] = value
     job["metadata"]["uid"] = uid
+    job["status"] = {}
+    if spec["manualSelector"] is True:
+        return job
     labels = {"batch.kubernetes.io/controller-uid": uid, "batch.kubernetes.io/job-name": job["metadata"]["name"],
               "controller-uid": uid, "job-name": job["metadata"]["name"]}
     spec["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
     template = spec["template"].setdefault("metadata", {})
     template["labels"] = {**(template.get("labels") or {}), **labels}
-    job["status"] = {}
     return job
 
 
