@@ -423,6 +423,25 @@ def test_a_job_field_of_the_wrong_type_cannot_be_decoded(static: KubeStub):
     assert not static.jobs, "nothing refused is stored"
 
 
+def test_a_job_field_its_schema_lacks_is_refused_under_strict_validation_and_warned_of_otherwise(static: KubeStub):
+    """As the API server decodes a Job: ``fieldValidation=Strict`` refuses it naming each unknown
+    field, the default (``Warn``) takes it with a warning for each, ``Ignore`` with none."""
+    untyped = client.CustomObjectsApi(api(static))
+    misspelt = job("misspelt")
+    misspelt["spec"]["backofLimit"] = 2
+    misspelt["spec"]["template"]["spec"]["containers"][0]["comand"] = ["python"]
+    status, message = refusal(lambda: untyped.create_namespaced_custom_object(
+        "batch", "v1", "katuna", "jobs", misspelt, field_validation="Strict"))
+    assert (status, message) == (400, 'Job in version "v1" cannot be handled as a Job: strict decoding error: unknown '
+                                      'field "spec.backofLimit", unknown field "spec.template.spec.containers[0].comand"')
+    assert not static.jobs, "nothing refused is stored"
+    for directive, warned in (("Warn", 2), ("Ignore", 0)):
+        misspelt["metadata"]["name"] = f"misspelt-{directive.lower()}"
+        _, code, headers = untyped.create_namespaced_custom_object_with_http_info(
+            "batch", "v1", "katuna", "jobs", misspelt, field_validation=directive)
+        assert code == 201 and len([w for w in headers.getlist("Warning") if "unknown field" in w]) == warned, directive
+
+
 def test_a_quantity_is_a_json_number_or_a_string_and_what_is_none_is_refused_as_the_api_server_refuses_it(
         static: KubeStub):
     """``Quantity.UnmarshalJSON`` (k8s.io/apimachinery/pkg/api/resource/quantity.go) parses a

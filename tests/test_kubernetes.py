@@ -181,6 +181,23 @@ def test_a_trial_spec_jobs_failure_policy_the_api_server_refuses_is_refused_at_t
     assert service.request("GET", "/studies/spec-policy")[0] == 404, "nothing is stored"
 
 
+def test_a_trial_spec_job_field_a_job_does_not_have_is_refused_when_posted_as_katibs_webhook_refuses_it(
+        service: Service, kube: KubeStub):
+    """A misspelt field (``resurces``, ``backofLimit``), which the API server would drop,
+    running the trial unsized, is refused by name when the study is posted: the client's Job
+    model refuses it before sending, and the dry run asks for strict field validation besides."""
+    definition = spec_study("spec-typo", {"resurces": {"limits": {"memory": "1Gi"}}})
+    definition["trialTemplate"]["trialSpec"]["spec"]["backofLimit"] = 2
+    status, _, body = service.request("POST", "/studies", yaml.safe_dump(definition),
+                                      {"Content-Type": "application/yaml"})
+    assert status == 422, body
+    paths = sorted(p["path"] for p in json.loads(body)["problems"])
+    assert paths == ["trialTemplate.trialSpec.spec.backofLimit", f"{CONTAINER}.resurces"], body
+    assert all("Extra inputs are not permitted" in p["message"] for p in json.loads(body)["problems"])
+    assert service.request("GET", "/studies/spec-typo")[0] == 404, "nothing is stored"
+    assert not [n for _, n in kube.create_requests if n.startswith("spec-typo")], "nothing is created"
+
+
 def test_a_trial_spec_jobs_selector_that_misses_its_pods_is_refused_when_posted(service: Service):
     definition = spec_study("spec-selector", {}, manualSelector=True, selector={"matchLabels": {"app": "x"}})
     status, _, body = service.request("POST", "/studies", yaml.safe_dump(definition),

@@ -7,7 +7,9 @@ component not deployed), is refused, naming the field, instead of failing at its
 so is a study with early stopping where katuna may not create the Secrets of its report tokens.
 Then, for a ``trialSpec``, the first trial's workload is created in a dry run (``dryRun=All``),
 each parameter at its lowest value: the API server validates and defaults it, and its admission
-webhooks see it, as they will every trial's, and nothing is stored. What it refuses as invalid
+webhooks see it, as they will every trial's, and nothing is stored. A Job's is sent with
+``fieldValidation=Strict``: a field a Job does not have (``comand``) is refused, as Katib's
+webhook refuses it, where the API server would drop it and run the image's own command. What it refuses as invalid
 (422) is refused as ``trialTemplate.trialSpec`` at the API's field path, what it cannot decode
 (400: a quantity that is no quantity, a field of the wrong type) as ``trialTemplate.trialSpec``
 with its message, and what the typed client refuses before sending it (a Job whose value is of
@@ -137,8 +139,10 @@ class Access:
     def _create(self, namespace: str, resource: tuple[str, str, str], workload: dict[str, Any]) -> None:
         group, version, plural = resource
         if (group, plural) == ("batch", "jobs"):
-            # The client checks the dict against its V1Job model, then sends it as it is.
-            self._batch.create_namespaced_job(namespace, cast(client.V1Job, workload), dry_run="All")
+            # The client checks the dict against its V1Job model, then sends it as it is. Strict:
+            # a field a Job does not have is refused, as Katib's webhook refuses it, not dropped.
+            self._batch.create_namespaced_job(namespace, cast(client.V1Job, workload), dry_run="All",
+                                              field_validation="Strict")
         else:
             self._objects.create_namespaced_custom_object(group, version, namespace, plural, workload, dry_run="All")
 

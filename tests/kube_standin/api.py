@@ -8,7 +8,7 @@ import json
 import uuid
 from collections.abc import Iterator
 
-from kube_standin import configmaps, events, katib_api, logs, patches, secrets
+from kube_standin import configmaps, events, job_fields, katib_api, logs, patches, secrets
 from kube_standin.jobs import owned_pods
 from kube_standin.objects import (
     already_exists,
@@ -57,7 +57,8 @@ class ApiServer:
         if call.resource == "secrets" and call.method == "DELETE" and call.name:
             return secrets.delete(self, call.namespace or "", call.name)
         if call.resource == "jobs" and call.method == "POST":
-            return self.create_job(call.namespace or "", call.body or {}, call.dry_run)
+            return self.create_job(call.namespace or "", call.body or {}, call.dry_run,
+                                   call.query.get("fieldValidation"), call.warnings)
         if call.resource == "jobs" and call.method == "PATCH" and call.name and not call.subresource:
             return self.patch_job(call.namespace or "", call.name, call.body, call.content_type)
         if call.resource == "jobs" and call.method == "DELETE":
@@ -202,16 +203,28 @@ class ApiServer:
             self.kubelets.served(pod, query or {}, now)
             return 200, logs.serve(lines, query or {}, now)
 
-    def create_job(self, namespace: str, job: dict, dry_run: bool = False) -> tuple[int, dict]:
+    def create_job(self, namespace: str, job: dict, dry_run: bool = False, directive: str | None = None,
+                   warnings: list[str] | None = None) -> tuple[int, dict]:
         """Create a Job: refused as the API server refuses it, else defaulted and stored, where
-        the Job controller sees it; a ``dry_run`` stores nothing and is seen by none."""
+        the Job controller sees it; a ``dry_run`` stores nothing and is seen by none. Fields its
+        schema lacks are refused, warned of or passed over as ``directive`` (the request's
+        ``fieldValidation``) says (:mod:`kube_standin.job_fields`)."""
         name = job.get("metadata", {}).get("name", "")
+        directive = directive or "Warn"
+        if directive not in job_fields.DIRECTIVES:
+            return 400, status(400, "BadRequest", f"fieldValidation must be one of "
+                                                  f"{', '.join(job_fields.DIRECTIVES)}, got {directive!r}")
         with self.lock:
             if not dry_run:
                 self.create_requests.append((namespace, name))
             if namespace not in self.namespaces:
                 return not_found("namespaces", namespace)
             unreadable = undecodable(job)
+            unknown = [] if directive == "Ignore" else job_fields.unknown_fields(job)
+            if unknown and directive == "Strict":
+                unreadable = "strict decoding error: " + ", ".join(f'unknown field "{f}"' for f in unknown)
+            elif warnings is not None:
+                warnings += [f'unknown field "{f}"' for f in unknown]
             if unreadable:
                 return 400, status(400, "BadRequest", f'Job in version "v1" cannot be handled as a Job: {unreadable}')
             problems = job_problems(job)
