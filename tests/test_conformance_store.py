@@ -12,6 +12,7 @@ tests/test_conformance_optuna_storage.py.
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import optuna
@@ -348,6 +349,18 @@ class StoreContract:
         assert total == 7, "NaN metrics and missing ones fall outside every range"
         with pytest.raises(ValueError, match="unknown trial field 'bogus'"):
             store.query_trials("demo", TrialQuery(sort="bogus"))
+
+    def test_every_matching_trial_is_read_in_the_querys_order_a_page_at_a_time(self, store: Store):
+        store.add_study(record())
+        for number in range(25):
+            store.add_trial(TrialRecord("demo", number, {"x": (number * 7) % 25 / 10}, "FAIL" if number % 5 == 0
+                                        else "COMPLETE", values=None if number % 5 == 0 else [float(number)]))
+        query = TrialQuery(states=("COMPLETE",), sort="param:x", descending=True, offset=3, limit=2)
+        whole, _ = store.query_trials("demo", replace(query, offset=0, limit=None))
+        streamed = store.matching_trials("demo", query, page=3)
+        assert [t.number for t in streamed] == [t.number for t in whole] and len(whole) == 20, \
+            "every match, in order, offset and limit aside"
+        assert list(store.matching_trials("demo", TrialQuery(ranges=(("param:x", 9.0, None),)))) == []
 
     def test_a_discrete_parameter_written_as_strings_sorts_and_filters_as_numbers(self, store: Store):
         """A Katib Experiment lists discrete values as strings, which trials get as written."""

@@ -207,6 +207,30 @@ class SqliteTrials(SqliteStudies):
 
     def query_trials(self, study: str, query: TrialQuery) -> tuple[list[TrialRecord], int]:
         """Filtering, ordering and paging all happen in SQL, so a page costs the same at any size."""
+        condition, args, order, order_args = self._query(study, query)
+        total = self.db.execute(f"SELECT count(*) FROM trials WHERE {condition}", args).fetchone()[0]
+        sql, page_args = f"SELECT * FROM trials WHERE {condition} ORDER BY {order}", [*args, *order_args]
+        if query.limit is not None:
+            sql += " LIMIT ? OFFSET ?"
+            page_args += [query.limit, query.offset]
+        return [self._trial(row) for row in self.db.query(sql, page_args)], total
+
+    def matching_trials(self, study: str, query: TrialQuery, page: int = 1000) -> Generator[TrialRecord, None, None]:
+        """Every trial that matches ``query``, in its order (its ``offset`` and ``limit`` left
+        aside), read ``page`` at a time: the numbers of them all come from one sorted query, then
+        their rows by number. So a whole export costs one sort and memory for the numbers alone,
+        where pages at growing offsets sorted the study again for each, quadratic in its size."""
+        condition, args, order, order_args = self._query(study, query)
+        numbers = [row[0] for row in self.db.execute(f"SELECT number FROM trials WHERE {condition} ORDER BY {order}",
+                                                     [*args, *order_args])]
+        for start in range(0, len(numbers), page):
+            wanted = numbers[start:start + page]
+            rows = {row["number"]: row for row in self.db.query(
+                f"SELECT * FROM trials WHERE study = ? AND number IN ({', '.join('?' * len(wanted))})", [study, *wanted])}
+            yield from (self._trial(rows[number]) for number in wanted if number in rows)
+
+    def _query(self, study: str, query: TrialQuery) -> tuple[str, list[Any], str, list[Any]]:
+        """The ``WHERE`` condition of ``query`` with its arguments, and its ``ORDER BY`` with its own."""
         spec = self.get_study(study).spec
         where: list[str] = ["study = ?"]
         args: list[Any] = [study]
@@ -219,17 +243,10 @@ class SqliteTrials(SqliteStudies):
                 if bound is not None:
                     where.append(f"{expression} {operator} ?")
                     args += [*field_args, bound]
-        condition = " AND ".join(where)
-        total = self.db.execute(f"SELECT count(*) FROM trials WHERE {condition}", args).fetchone()[0]
         expression, sort_args = _trial_field(query.sort, spec)
         direction = "DESC" if query.descending else "ASC"
-        sql = (f"SELECT * FROM trials WHERE {condition} "
-               f"ORDER BY ({expression}) IS NULL, {expression} {direction}, number {direction}")
-        page_args = [*args, *sort_args, *sort_args]
-        if query.limit is not None:
-            sql += " LIMIT ? OFFSET ?"
-            page_args += [query.limit, query.offset]
-        return [self._trial(row) for row in self.db.query(sql, page_args)], total
+        order = f"({expression}) IS NULL, {expression} {direction}, number {direction}"
+        return " AND ".join(where), args, order, [*sort_args, *sort_args]
 
     @reading
     def count_trials(self, study: str) -> Counts:

@@ -124,6 +124,10 @@ class Store(Protocol):
     def query_trials(self, study: str, query: TrialQuery) -> tuple[list[TrialRecord], int]:
         """One page of the trials that match ``query``, and how many match in all."""
 
+    def matching_trials(self, study: str, query: TrialQuery, page: int = 1000) -> Generator[TrialRecord, None, None]:
+        """Every trial that matches ``query``, in its order, read a page at a time: a whole
+        export's cost is one sort, whatever the study's size."""
+
     def best_trials(self, study: str, limit: int) -> list[TrialRecord]:
         """Completed trials, best first by the first objective."""
 

@@ -39,7 +39,7 @@ from functions.core.application import Application
 from functions.core.errors import KatunaError
 from functions.core.launch import trial_launch
 from functions.core.pareto import best_trials
-from functions.core.records import ACTIVE_STATES, StudyRecord, TrialQuery
+from functions.core.records import ACTIVE_STATES, StudyRecord
 from functions.core.strict_json import dumps
 from functions.core.views import study_view, trial_view
 
@@ -267,22 +267,10 @@ def trials_csv(name: str):
     store = _runtime().store()
     spec = store.get_study(name).spec
     query = tables.parse_query(spec, request.args, paged=False)
-    rows = _all_pages(name, query)
+    rows = store.matching_trials(name, query)
     response = Response(stream_with_context(tables.csv_rows(spec, rows)), mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="{name}-trials.csv"'
     return response
-
-
-def _all_pages(name: str, query: TrialQuery, size: int = 2000):
-    """The matching trials, fetched a page at a time so memory stays flat for large studies."""
-    store = _runtime().store()
-    offset = 0
-    while True:
-        rows, _ = store.query_trials(name, replace(query, offset=offset, limit=size))
-        yield from rows
-        if len(rows) < size:
-            return
-        offset += size
 
 
 @blueprint.get("/studies/<name>/trials/<int:number>")
