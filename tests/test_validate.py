@@ -30,7 +30,7 @@ def test_the_quickstart_example_is_valid_and_round_trips():
     spec, _ = load_study((ROOT / "examples" / "quickstart.yaml").read_text())
     assert spec.name == "quickstart"
     assert [p.type for p in spec.parameters] == ["int", "float", "float", "categorical", "discrete"]
-    assert spec.strategy("accuracy") == "max" and spec.strategy("loss") == "max"
+    assert spec.strategy("accuracy") == "max" and spec.strategy("loss") == "min"
     assert parse_study(spec.to_dict()) == spec
 
 
