@@ -176,3 +176,48 @@ def test_the_store_reads_dead_letters_only_as_they_are_taken(tmp_path):
         assert [d["id"] for d in store.dead_letters(10, before=3)] == [2, 1]
     finally:
         runtime.close()
+
+
+def test_studies_are_listed_a_page_at_a_time_in_the_order_they_were_stored(tmp_path):
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
+    store = runtime.store()
+    names = [f"s{n:03d}" for n in range(23)]
+    for name in names:
+        definition = study_definition(name=name)
+        store.add_study(StudyRecord(parse_study(definition), definition, str(tmp_path), f"uid-{name}",
+                                    status="running" if name == "s000" else "completed"))
+    client = create_app(runtime).test_client()
+    try:
+        listed, sizes = _walk(client, "/studies?limit=5")
+        assert [s["name"] for s in listed] == names and sizes == [5, 5, 5, 5, 3]
+        assert len(client.get("/studies").get_json()) == 23, "500 when left out"
+        refused = client.get("/studies?limit=1001")
+        assert refused.status_code == 400 and "limit" in refused.get_json()["message"]
+        assert client.get("/studies?offset=5").status_code == 400, "a parameter the listing does not take"
+        store.delete_study("s001")
+        assert [s["name"] for s in _walk(client, "/studies?limit=5&after=1")[0]] == names[2:], "keys, not positions"
+        fragment = client.get("/ui/studies.fragment").get_data(as_text=True)
+        assert 'data-running="true"' in fragment and "studies-more" not in fragment
+    finally:
+        runtime.close()
+
+
+def test_the_dashboards_list_shows_the_newest_studies_and_says_how_many_are_stored(tmp_path):
+    from functions.adapters.web.ui import STUDIES_SHOWN
+
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
+    store = runtime.store()
+    stored = STUDIES_SHOWN + 2
+    with store.transaction():
+        for n in range(stored):
+            definition = study_definition(name=f"s{n}")
+            store.add_study(StudyRecord(parse_study(definition), definition, str(tmp_path), f"uid-{n}",
+                                        status="running" if n == 0 else "completed"))
+    try:
+        fragment = create_app(runtime).test_client().get("/ui/studies.fragment").get_data(as_text=True)
+        shown = re.findall(r'data-study="s(\d+)"', fragment)
+        assert [int(n) for n in shown] == list(range(stored - 1, 1, -1)), "the newest first"
+        assert f"The {STUDIES_SHOWN} newest of {stored} studies" in fragment
+        assert 'data-running="true"' in fragment, "an older study runs: the list is still followed"
+    finally:
+        runtime.close()

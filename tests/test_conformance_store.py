@@ -350,6 +350,16 @@ class StoreContract:
         with pytest.raises(ValueError, match="unknown trial field 'bogus'"):
             store.query_trials("demo", TrialQuery(sort="bogus"))
 
+    def test_studies_come_a_page_at_a_time_by_keys_that_rise_as_they_are_stored(self, store: Store):
+        for name in ("a", "c", "b", "d"):
+            store.add_study(record(name=name))
+        first = store.studies_page(2)
+        assert [r.name for _, r in first] == ["a", "c"]
+        assert [r.name for _, r in store.studies_page(5, after=first[-1][0])] == ["b", "d"]
+        newest = store.studies_page(3, newest_first=True)
+        assert [r.name for _, r in newest] == ["d", "b", "c"]
+        assert [r.name for _, r in store.studies_page(3, after=newest[-1][0], newest_first=True)] == ["a"]
+
     def test_every_matching_trial_is_read_in_the_querys_order_a_page_at_a_time(self, store: Store):
         store.add_study(record())
         for number in range(25):

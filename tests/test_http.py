@@ -186,7 +186,7 @@ def test_auth_when_a_token_is_set(tmp_path: Path):
         assert service.request("GET", "/healthz")[0] == 200
         status, _, body = post_study(service, study_definition(name="locked"))
         assert status == 401 and service.request(
-            "GET", "/studies", headers={"Authorization": "Bearer s3cret"})[2] == b"[]\n"
+            "GET", "/studies", headers={"Authorization": "Bearer s3cret"})[2] == b"[]"
     finally:
         service.close()
 

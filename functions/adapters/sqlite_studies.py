@@ -125,6 +125,16 @@ class SqliteStudies(SqliteConnection):
     def list_studies(self) -> list[StudyRecord]:
         return [self._study(row) for row in self._rows("SELECT * FROM studies ORDER BY created_at", [])]
 
+    @reading
+    def studies_page(self, limit: int, after: int | None = None, newest_first: bool = False) -> list[tuple[int, StudyRecord]]:
+        """Up to ``limit`` studies (each with its key, the row's id: the order they were stored
+        in) after the one keyed ``after``, oldest first or ``newest_first``."""
+        sql, args = "SELECT rowid AS key, * FROM studies", [limit]
+        if after is not None:
+            sql, args = sql + (" WHERE rowid < ?" if newest_first else " WHERE rowid > ?"), [after, limit]
+        rows = self._rows(sql + f" ORDER BY rowid {'DESC' if newest_first else 'ASC'} LIMIT ?", args)
+        return [(row["key"], self._study(row)) for row in rows]
+
     def delete_study(self, name: str) -> None:
         with self.transaction():
             self.get_study(name)

@@ -20,7 +20,7 @@ from functions.core.events import Event
 from functions.core.limits import Limits
 from functions.core.log_reads import LogReads
 from functions.core.ports import Executor, Resources, Store
-from functions.core.records import StudyRecord
+from functions.core.records import Census, StudyRecord
 from functions.core.spec import Study
 
 
@@ -103,6 +103,9 @@ class ServiceStore(Store, Protocol):
 
     def add_dead_letter(self, event: Event, reason: str, keep: int = 1000) -> None:
         """Keep an event that could not be delivered, with why; only the newest ``keep``."""
+
+    def census(self) -> Census:
+        """Counts across studies: studies by status, trials by state, node-pool uses by phase."""
 
     def add_session(self, session_id: str, csrf: str, host: str, expires_at: float, token_mac: str) -> None: ...
 

@@ -58,6 +58,10 @@ class Store(Protocol):
 
     def list_studies(self) -> list[StudyRecord]: ...
 
+    def studies_page(self, limit: int, after: int | None = None, newest_first: bool = False) -> list[tuple[int, StudyRecord]]:
+        """Up to ``limit`` studies after the one keyed ``after``, each with its key (keys rise in
+        the order studies were stored), oldest first or ``newest_first``."""
+
     def update_study(self, name: str, **fields: Any) -> None:
         """Change fields of the stored record (``spec`` replaces the definition's normal form)."""
 

@@ -71,10 +71,24 @@ def create_study():
     return response
 
 
+STUDIES_PAGE = 500
+"""Studies in a page of ``GET /studies`` when ``limit`` is left out."""
+
+MAX_STUDIES_PAGE = 1_000
+"""The largest ``limit`` of that listing: each study's view costs a few reads of its own."""
+
+
 @blueprint.get("/studies")
 def list_studies():
+    """The studies in the order they were stored, a page at a time (:mod:`.paging`): however
+    many are stored, one request views at most ``limit`` of them."""
+    limit, after = paging.page_request("after", STUDIES_PAGE, MAX_STUDIES_PAGE)
     store = _runtime().store()
-    return jsonify([study_view(store, record) for record in store.list_studies()])
+
+    def views():
+        for key, record in store.studies_page(limit + 1, after):
+            yield key, study_view(store, record)
+    return paging.page(views(), limit, lambda last: url_for("api.list_studies", limit=limit, after=last))
 
 
 @blueprint.get("/studies/<name>")

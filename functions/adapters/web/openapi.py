@@ -207,9 +207,14 @@ def _study_paths() -> dict[str, Any]:
                                    "415": _error("not YAML or JSON"),
                                    "422": _error("invalid: every problem, with its field path"),
                                    "503": _error("the Kubernetes API cannot be asked about the study now")}},
-            "get": {"summary": "List studies", "operationId": "listStudies", "responses": {
-                "200": {"description": "studies", "content": {"application/json": {"schema": {
-                    "type": "array", "items": {"$ref": "#/components/schemas/Study"}}}}}}}},
+            "get": {"summary": "The studies in the order they were stored, a page at a time",
+                    "operationId": "listStudies",
+                    "parameters": [_limit(500, 1_000, "studies"),
+                                   _cursor("after", "the key of the study the page follows (as the next link gives it)")],
+                    "responses": {
+                        "200": _page("Study", "studies"),
+                        "400": _error("limit or after is not a whole number in range, or another parameter was "
+                                      "given")}}},
         "/studies/{name}": {
             "parameters": [_NAME],
             "get": {"summary": "A study: status, counts, best trial, stop reason", "operationId": "getStudy",

@@ -39,7 +39,7 @@ from functions.core.application import Application
 from functions.core.errors import KatunaError
 from functions.core.launch import trial_launch
 from functions.core.pareto import best_trials
-from functions.core.records import ACTIVE_STATES, StudyRecord
+from functions.core.records import ACTIVE_STATES, STUDY_RUNNING, StudyRecord
 from functions.core.strict_json import dumps
 from functions.core.views import study_view, trial_view
 
@@ -193,10 +193,18 @@ def studies_fragment():
     return render_template("studies_table.html", **_studies_context())
 
 
+STUDIES_SHOWN = 200
+"""The most studies the dashboard's list shows, the newest: the list is polled every few seconds
+while a study runs, and each study's view costs a few reads of its own."""
+
+
 def _studies_context() -> dict:
+    """The newest studies' views, how many are stored, and whether any runs (shown or not)."""
     store = _runtime().store()
-    views = [study_view(store, record) for record in reversed(store.list_studies())]
-    return {"studies": views, "running": any(v["status"] == "running" for v in views), "now": _runtime().clock()}
+    views = [study_view(store, record) for _, record in store.studies_page(STUDIES_SHOWN, newest_first=True)]
+    by_status = store.census().studies
+    return {"studies": views, "stored": sum(by_status.values()), "running": by_status.get(STUDY_RUNNING, 0) > 0,
+            "now": _runtime().clock()}
 
 
 @blueprint.get("/studies/<name>")
