@@ -149,8 +149,8 @@ def test_a_missing_command_fails_the_trial_and_the_study_goes_on(embedded, tmp_p
     trials = embedded.store.trials("demo")
     assert len(trials) == 3
     assert all(t.state == "FAIL" for t in trials)
-    assert "could not start 'no-such-program-katuna'" in trials[0].reason
-    assert "No such file or directory" in trials[0].reason
+    assert trials[0].reason.startswith('could not start: program "no-such-program-katuna" cannot be run: No such '
+                                       "file or directory; 'no-such-program-katuna': No such file or directory")
     assert record.status == "failed"
 
 

@@ -115,3 +115,40 @@ def test_a_study_goes_on_for_an_object_its_template_does_not_name_for_sure():
     assert unstartable(_reading(_key_ref("secret", "db", "password")), Counts(failed=3), _missing(other_key)) is None
     assert unstartable(_reading(_key_ref("secret", "db", "password")), Counts(failed=3, complete=1),
                        _missing(secret)) is None
+
+
+def test_a_local_study_whose_program_cannot_run_stops_after_three_trials(embedded, tmp_path):
+    """Real trial processes that cannot start: the program the template names is on no PATH;
+    the study stops after 3 trials of 6, naming the program and what to fix."""
+    from conftest import run_study
+
+    definition = study_definition(name="typo", maxTrials=6, parallelism=1)
+    definition["trialTemplate"]["command"] = ["no-such-program-k7", "${trialParameters.x}"]
+    record = run_study(embedded, definition, tmp_path)
+    assert record.status == "failed" and record.reason.startswith(
+        'every trial could not start: program "no-such-program-k7" cannot be run: No such file or directory '
+        "(3 trials); every later trial would meet the same, so the study stops. Fix the program the trial "
+        "template runs"), record.reason
+    assert embedded.store.count_trials("typo").failed == 3
+
+
+def test_a_program_or_working_directory_a_trials_parameters_make_stops_no_study():
+    from functions.core.start_failures import directory_cause, program_cause
+
+    definition = study_definition(parameters=[{"name": "tool", "type": "categorical", "values": ["a", "b"]}])
+    definition["trialTemplate"] = {"command": ["${trialParameters.tool}"], "workingDir": "runs/${trialParameters.tool}"}
+    template = parse_study(definition).trial_template
+    for cause in (program_cause("a", "No such file or directory"), directory_cause("runs/a", "No such file or directory")):
+        trials = [TrialRecord("demo", n, {}, state="FAIL", reason=reason("...", cause)) for n in range(3)]
+        assert unstartable(template, Counts(failed=3), trials) is None, cause
+
+
+def test_a_working_directory_the_template_names_that_cannot_be_entered_stops_the_study():
+    from functions.core.start_failures import directory_cause
+
+    definition = study_definition()
+    definition["trialTemplate"]["workingDir"] = "no-such-folder"
+    cause = directory_cause("/work/no-such-folder", "No such file or directory")
+    trials = [TrialRecord("demo", n, {}, state="FAIL", reason=reason("...", cause)) for n in range(3)]
+    why = unstartable(parse_study(definition).trial_template, Counts(failed=3), trials)
+    assert why is not None and "Fix trialTemplate.workingDir" in why

@@ -46,6 +46,7 @@ from functions.adapters.owners import Owners
 from functions.adapters.trial_ends import PUBLISH_DELAYS, finished_event, publish_with_retries
 from functions.adapters.trial_env import trial_environment
 from functions.adapters.workers import Workers
+from functions.core import start_failures
 from functions.core.errors import InvalidStudy, Problem, RefusedFile
 from functions.core.events import Event, trial_finished
 from functions.core.launch import TrialLaunch
@@ -53,13 +54,15 @@ from functions.core.launch import TrialLaunch
 log = logging.getLogger("katuna.executor")
 
 
-def _start_failure(launch: TrialLaunch, exc: OSError | ValueError) -> str:
-    """What kept the attempt from starting: the working directory when entering it failed
-    (``subprocess`` names it as the error's file), otherwise the program."""
-    reason = getattr(exc, "strerror", None) or exc
+def _start_failure(launch: TrialLaunch, exc: OSError | ValueError) -> tuple[str, str]:
+    """What kept the attempt from starting, and its cause (:mod:`functions.core.start_failures`):
+    the working directory when entering it failed (``subprocess`` names it as the error's
+    file), otherwise the program."""
+    reason = str(getattr(exc, "strerror", None) or exc)
     if isinstance(exc, OSError) and exc.filename == launch.working_dir and launch.argv[0] != launch.working_dir:
-        return f"{launch.argv[0]!r}: working directory {launch.working_dir!r}: {reason}"
-    return f"{launch.argv[0]!r}: {reason}"
+        return (f"{launch.argv[0]!r}: working directory {launch.working_dir!r}: {reason}",
+                start_failures.directory_cause(launch.working_dir, reason))
+    return f"{launch.argv[0]!r}: {reason}", start_failures.program_cause(launch.argv[0], reason)
 
 
 class LocalExecutor:
@@ -172,19 +175,19 @@ class LocalExecutor:
                 stdout=subprocess.PIPE if streamed(launch) else log, stderr=subprocess.STDOUT, start_new_session=True,
             )
         except (OSError, ValueError) as exc:
-            message = _start_failure(launch, exc)
+            message, cause = _start_failure(launch, exc)
             with log:
                 log.write(f"katuna: could not start {message}\n".encode())
-            return partial(self._failed_to_start, run, message)
+            return partial(self._failed_to_start, run, message, cause)
         self._guard.started(run.marker, run.process.pid)
         if not streamed(launch):
             log.close()
         return partial(self._watch, run, log if streamed(launch) else None)
 
-    def _failed_to_start(self, run: LocalRun, message: str) -> None:
+    def _failed_to_start(self, run: LocalRun, message: str, cause: str) -> None:
         """Report from a worker thread: the caller may hold a transaction that publishing waits on."""
         self._ended(run)
-        self._report(run, trial_finished(*ids(run.launch), outcome="error", message=message))
+        self._report(run, trial_finished(*ids(run.launch), outcome="error", message=message, cause=cause))
 
     def _watch(self, run: LocalRun, log: BinaryIO | None) -> None:
         """Stream the output, or follow the metrics file (when progress is reported), and wait

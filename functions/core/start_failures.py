@@ -15,6 +15,10 @@ parameters made it), with none of its trials completed, the study fails, saying 
 fix it (:func:`unstartable`). A study whose image or object depends on a trial's parameters,
 or that had a trial complete, goes on: ``maxFailedTrials`` bounds its failures.
 
+A local trial whose program cannot be run (not found, not executable) or whose working
+directory cannot be entered fails at once (:func:`program_cause`, :func:`directory_cause`); a
+study whose template itself names that program or directory stops after 3 such failures too.
+
 A pod no node of the cluster's pools can fit (it asks for more cpu, memory or GPUs than the
 pool's machine type has, or for labels or taints no pool's nodes have) waits for nothing: the
 cluster autoscaler says so (:func:`unfit_cause`), and the trial fails at once. Its cause names
@@ -40,6 +44,8 @@ _IMAGE = re.compile(r'^image "(?P<image>[^"]*)" ')
 _MISSING = re.compile(r'^(?:key "(?P<key>[^"]*)" of )?(?P<kind>Secret|ConfigMap) "(?P<name>[^"]*)" in namespace '
                       r'"(?P<namespace>[^"]*)" is missing$')
 _UNFIT = re.compile(r"^cannot be scheduled: the pod asks for ")
+_PROGRAM = re.compile(r'^program "(?P<program>[^"]*)" cannot be run: ')
+_DIRECTORY = re.compile(r"^working directory .* cannot be entered: ")
 SCHEDULING = frozenset({"resources", "nodeSelector", "tolerations", "affinity"})
 """The fields of a trialSpec's pod that decide which nodes may take it."""
 REFERENCES = {"secretKeyRef": "Secret", "secretRef": "Secret", "configMapKeyRef": "ConfigMap",
@@ -68,6 +74,16 @@ def unfit_cause(asked: str, autoscaler: str) -> str:
             f"(cluster autoscaler: {autoscaler})").replace(";", ",")
 
 
+def program_cause(program: str, why: str) -> str:
+    """The cause of a local trial whose ``program`` (its command's first word) could not be run."""
+    return f'program "{program}" cannot be run: {why}'.replace(";", ",")
+
+
+def directory_cause(directory: str, why: str) -> str:
+    """The cause of a local trial whose working ``directory`` could not be entered."""
+    return f'working directory "{directory}" cannot be entered: {why}'.replace(";", ",")
+
+
 def reason(message: str, cause: str | None) -> str:
     """A trial's reason when it could not start: the executor's ``message``, behind the ``cause``
     where it has one."""
@@ -93,6 +109,18 @@ def _images(value: Any) -> Iterator[str]:
     elif isinstance(value, list):
         for item in value:
             yield from _images(item)
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every string a template holds, however deep."""
+    if isinstance(value, Mapping):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _strings(item)
+    elif isinstance(value, str):
+        yield value
 
 
 def _references(value: Any) -> Iterator[tuple[str, str, str | None]]:
@@ -144,6 +172,16 @@ def _fix(cause: str, template: TrialTemplate) -> str | None:
         return ("Ask for what a node of the pool offers in the trial template (its resources, nodeSelector, "
                 "tolerations), or give the pool a machine type that fits the trials (enough cpu, memory or GPUs, "
                 "the labels and taints the trials select)")
+    program = _PROGRAM.match(cause)
+    if program is not None:
+        if program.group("program") not in set(_strings([template.command, template.trial_spec])):
+            return None
+        return ("Fix the program the trial template runs (its command's first word: one on the trials' PATH, or "
+                "the path of an executable file)")
+    if _DIRECTORY.match(cause):
+        if template.working_dir is None or "${" in template.working_dir:
+            return None
+        return "Fix trialTemplate.workingDir (a folder that exists, relative to where katuna runs)"
     image = _IMAGE.match(cause)
     if image is not None:
         if image.group("image") not in {template.image, *_images(template.trial_spec)}:
@@ -163,7 +201,8 @@ def unstartable(template: TrialTemplate, counts: Counts, failed: Iterable[TrialR
     """Why the study stops, and how to fix it, if its trials keep failing to start for one
     cause (see the module): at least :data:`UNSTARTABLE_TRIALS` ``failed`` trials, none
     completed or pruned, each unable to start for the same image, Secret or ConfigMap of the
-    study's template, or for the same pod no node fits that the template asks for. None otherwise."""
+    study's template, for the same program or working directory of it that a local trial could
+    not run or enter, or for the same pod no node fits that the template asks for. None otherwise."""
     if counts.complete or counts.pruned or counts.failed < UNSTARTABLE_TRIALS:
         return None
     causes = {_cause(trial) for trial in failed}
@@ -171,6 +210,6 @@ def unstartable(template: TrialTemplate, counts: Counts, failed: Iterable[TrialR
     fix = _fix(cause, template) if cause is not None else None
     if cause is None or fix is None:
         return None
-    waited = "" if _UNFIT.match(cause) else ", each after waiting for it"
+    waited = ", each after waiting for it" if _IMAGE.match(cause) or _MISSING.match(cause) else ""
     return (f"every trial could not start: {cause} ({counts.failed} trials{waited}); every "
             f"later trial would meet the same, so the study stops. {fix}, and submit the study again")
