@@ -1,4 +1,4 @@
-"""The ``katuna`` commands about stored studies: list, show, trials, best, stop and delete."""
+"""The ``katuna`` commands about stored studies: list, show, trials, best, logs, stop and delete."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from contextlib import contextmanager
 
 import click
 
+from functions.adapters import trial_files
 from functions.adapters.owners import orphaned
 from functions.adapters.sqlite_store import SqliteStore
 from functions.cli_common import (
@@ -25,7 +26,7 @@ from functions.cli_common import (
     with_study,
 )
 from functions.cli_output import front_title, print_study, studies_table, trial_table
-from functions.core.errors import KatunaError
+from functions.core.errors import KatunaError, RefusedFile
 from functions.core.pareto import best_trials, front_sample
 from functions.core.records import STUDY_RUNNING, StudyRecord, TrialRecord
 from functions.core.resources import Origin
@@ -199,4 +200,38 @@ def delete(name: str, db: str | None) -> None:
                   soft_wrap=True)
 
 
-COMMANDS = (studies, show, trials, best, stop, delete)
+LOG_CHUNK = 1 << 16
+"""Bytes of a log copied to the output at a time: any log is printed in bounded memory."""
+
+
+@click.command()
+@click.argument("name")
+@click.argument("number", type=click.IntRange(min=0))
+@db_option
+@click.option("--attempt", type=click.IntRange(min=1), default=None,
+              help="The log of this attempt of the trial (its latest when left out).")
+def logs(name: str, number: int, db: str | None, attempt: int | None) -> None:
+    """Print what a trial printed (its output and errors), byte for byte, as it stands: a
+    running trial's log so far. A trial run on Kubernetes keeps its log in its pods: read it
+    with GET /studies/NAME/trials/NUMBER/logs of the service that ran it."""
+    store, record = with_study(db, name)
+    try:
+        trial = store.get_trial(name, number)
+    finally:
+        store.close()
+    if trial is None:
+        fail(f"study {name!r} has no trial {number}")
+    if attempt is not None and attempt > trial.attempt:
+        fail(f"trial {number} of {name!r} has run {trial.attempt} attempt(s); --attempt goes up to {trial.attempt}")
+    path = settings_for(db).logs / record.log_folder / f"{number}.{attempt or trial.attempt}.log"
+    try:
+        with trial_files.open_file(path) as log:
+            while chunk := log.read(LOG_CHUNK):
+                sys.stdout.buffer.write(chunk)
+    except (OSError, RefusedFile) as exc:
+        fail(f"no log of trial {number} attempt {attempt or trial.attempt} at {path.resolve()} ({exc}): it has not "
+             "started, or ran on Kubernetes, whose pods keep it (GET /studies/NAME/trials/NUMBER/logs)")
+    sys.stdout.buffer.flush()
+
+
+COMMANDS = (studies, show, trials, best, stop, delete, logs)

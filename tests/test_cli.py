@@ -527,6 +527,21 @@ def test_a_failed_study_exits_1_whenever_it_is_run_and_has_no_best_trial(tmp_pat
     assert json.loads(as_json.stdout) is None
 
 
+def test_logs_prints_what_a_trial_printed_and_names_what_is_not_there(tmp_path: Path):
+    study = write_study(tmp_path / "study.yaml", study_definition(mode="silent", maxTrials=1, parallelism=1))
+    katuna("run", str(study), cwd=tmp_path, check=False)
+    log = next((tmp_path / "katuna-logs" / "demo").glob("*/0.1.log")).read_bytes()
+    printed = subprocess.run([*KATUNA, "logs", "demo", "0"], cwd=tmp_path, capture_output=True, check=True)
+    assert printed.stdout == log and b"training without reporting the objective\n" in log
+    assert subprocess.run([*KATUNA, "logs", "demo", "0", "--attempt", "1"], cwd=tmp_path, capture_output=True,
+                          check=True).stdout == log
+    beyond = katuna("logs", "demo", "0", "--attempt", "2", cwd=tmp_path, check=False)
+    assert (beyond.returncode, beyond.stderr) == (1, "error: trial 0 of 'demo' has run 1 attempt(s); --attempt goes "
+                                                     "up to 1\n")
+    missing = katuna("logs", "demo", "5", cwd=tmp_path, check=False)
+    assert (missing.returncode, missing.stderr) == (1, "error: study 'demo' has no trial 5\n")
+
+
 def test_a_trial_that_never_reported_its_objective_says_what_was_expected_and_what_it_printed_last(tmp_path: Path):
     study = write_study(tmp_path / "study.yaml", study_definition(mode="silent", maxTrials=1, parallelism=1))
     run = katuna("run", str(study), cwd=tmp_path, check=False, columns=400)
