@@ -12,6 +12,7 @@ tests/test_conformance_optuna_storage.py.
 from __future__ import annotations
 
 import random
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -349,6 +350,25 @@ class StoreContract:
         assert total == 7, "NaN metrics and missing ones fall outside every range"
         with pytest.raises(ValueError, match="unknown trial field 'bogus'"):
             store.query_trials("demo", TrialQuery(sort="bogus"))
+
+    def test_awaiting_writers_waits_for_a_transaction_under_way_and_then_reads_what_it_committed(self, store: Store):
+        store.add_study(record())
+        other = self.open_again(store)
+        seen: list[str] = []
+        try:
+            with other.transaction():
+                other.update_study("demo", status="stopped", reason="written meanwhile")
+                reader = threading.Thread(target=lambda: (store.await_writers(),
+                                                          seen.append(store.get_study("demo").status)))
+                reader.start()
+                reader.join(timeout=0.5)
+                assert reader.is_alive() and seen == [], "it waits while the other transaction is under way"
+            reader.join(timeout=10)
+            assert seen == ["stopped"]
+            with store.transaction():
+                store.await_writers()
+        finally:
+            self.close(other)
 
     def test_studies_come_a_page_at_a_time_by_keys_that_rise_as_they_are_stored(self, store: Store):
         for name in ("a", "c", "b", "d"):

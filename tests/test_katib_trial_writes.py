@@ -9,6 +9,7 @@ import math
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from unittest.mock import ANY
@@ -383,6 +384,34 @@ def test_a_trial_made_anew_between_katunas_read_and_its_delete_is_left(kube: Kub
                                              f"Experiment named {NAME}"):
         dispatcher.deliver_to("writeback", trial_suggested(NAME, renewed.uid, 0, 1))
     assert trial_uid(kube, f"{NAME}-0") == made[0]["metadata"]["uid"]
+
+
+def test_a_report_written_while_a_refused_edit_commits_waits_for_it_and_keeps_its_generation(kube: KubeStub, service):
+    """The ``resource`` function reports a refused edit inside its transaction, so the status
+    holds generation 2 before the store does: a report by another worker that reads the
+    resource then computes its status once that transaction has committed, never from the store
+    before it, which would put generation 1 back (seen as a flaky status under load)."""
+    _, store, dispatcher = service
+    experiments = ("kubeflow.org", "v1beta1", TEAM, "experiments", NAME)
+    parameters = user_api(kube).get_namespaced_custom_object(*experiments)["spec"]["parameters"]
+    parameters[0]["feasibleSpace"]["max"] = "9"
+    edited = user_api(kube).patch_namespaced_custom_object(*experiments, {"spec": {"parameters": parameters}})
+
+    def another_worker() -> None:
+        other = SqliteStore(store.path)
+        try:
+            report(other.get_study(NAME), replace(dispatcher.deps, store=other))
+        finally:
+            other.close()
+    worker = threading.Thread(target=another_worker)
+    with store.transaction():
+        dispatcher.deliver_to("resource", resource_changed("update", edited))
+        refused = user_api(kube).get_namespaced_custom_object(*experiments)["status"]
+        assert refused["observedGeneration"] == 2
+        worker.start()
+        worker.join(timeout=1.0)
+    worker.join(timeout=30)
+    assert user_api(kube).get_namespaced_custom_object(*experiments)["status"]["observedGeneration"] == 2
 
 
 def test_a_report_begun_before_an_edit_was_refused_leaves_the_refusal_in_the_status(kube: KubeStub, service):

@@ -108,6 +108,17 @@ class SqliteConnection:
                 "another katuna process may be running (minutes, for a large database), and the write lock was held "
                 "past the busy timeout (KATUNA_BUSY_TIMEOUT); retry later") from exc
 
+    def await_writers(self) -> None:
+        """Return once no other connection is writing: taking the write lock an instant waits
+        for a transaction under way to commit (or roll back). Inside this connection's own
+        transaction there is none to wait for."""
+        conn = self.db.conn
+        if conn.in_transaction:
+            return
+        with translated(self.path):
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("COMMIT")
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         conn = self.db.conn

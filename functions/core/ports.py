@@ -33,6 +33,10 @@ class Store(Protocol):
     def transaction(self) -> AbstractContextManager[None]:
         """Everything inside commits together or not at all (Optuna's writes included)."""
 
+    def await_writers(self) -> None:
+        """Return once no other process or thread is writing: a read after it sees every
+        transaction that was under way when it was called, committed (or rolled back)."""
+
     def optuna_storage(self) -> optuna.storages.BaseStorage:
         """Optuna's storage of every study, for what wants them all (each is read on first use)."""
 

@@ -83,7 +83,14 @@ def _current_status(record: StudyRecord, origin: Origin, store: Store) -> dict[s
     deleted or replaced since), its origin with it, as a write computed again must not reuse the
     record a report started with. An edit handled since (refused, or applied) is the generation
     the status observes; with the origin read at the start, a report that began before it would
-    put the generation before back over the edit's own report."""
+    put the generation before back over the edit's own report.
+
+    A writer under way is waited for first (:meth:`~functions.core.ports.Store.await_writers`):
+    the ``resource`` function reports an edit inside its transaction, so the status it wrote
+    (and the resource version this write was read at) may already hold a generation the store
+    commits only later; computed from the store before that commit, this status would put the
+    generation before back over it."""
+    store.await_writers()
     try:
         current = store.get_study(record.name)
     except StudyNotFound:
