@@ -65,6 +65,12 @@ def _start_failure(launch: TrialLaunch, exc: OSError | ValueError) -> tuple[str,
     return f"{launch.argv[0]!r}: {reason}", start_failures.program_cause(launch.argv[0], reason)
 
 
+SWEEP_SCANS = 30.0
+"""Seconds a shutdown allows, beyond the kill grace, for ending what dead processes left: each
+look for their processes reads every process of the machine, which a loaded machine makes slow,
+and ``katuna stop`` must not return while they live."""
+
+
 class LocalExecutor:
     """Implements :class:`functions.core.ports.Executor` with local processes.
 
@@ -346,7 +352,7 @@ class LocalExecutor:
         for run in runs:
             run.done.wait(timeout=self._kill_grace + 2)
         for sweeper in self._sweepers:
-            sweeper.join(timeout=self._kill_grace + 2)
+            sweeper.join(timeout=self._kill_grace + SWEEP_SCANS)
         self._guard.close()
         self._owners.release()
 
