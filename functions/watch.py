@@ -174,14 +174,17 @@ class Watcher:
         return True
 
     def _settled(self, record: StudyRecord, alive: Callable[[], bool]) -> bool:
-        """Nothing queued and no attempt alive anywhere, for :data:`RECONCILE_AFTER` seconds:
-        nothing happens unless nudged."""
-        busy = self._events.pending(record.name) or alive()
+        """Nothing queued for :data:`RECONCILE_AFTER` seconds and no attempt alive anywhere:
+        nothing happens unless nudged. Whether an attempt is alive is asked only once the queue
+        has been quiet that long, so at most once in that time per study: on a cluster each ask
+        is a read of the API server, and ticks come a few times a second (a hundred running
+        studies asked at every tick made hundreds of reads a second)."""
         now = time.monotonic()
+        if self._events.pending(record.name):
+            self._quiet_since[record.name] = now
+            return False
         since = self._quiet_since.setdefault(record.name, now)
-        if busy or now - since < RECONCILE_AFTER:
-            if busy:
-                self._quiet_since[record.name] = now
+        if now - since < RECONCILE_AFTER:
             return False
         self._quiet_since[record.name] = now
-        return True
+        return not alive()
