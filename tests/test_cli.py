@@ -111,8 +111,35 @@ def test_a_different_definition_under_the_same_name_is_refused_naming_what_chang
     result = katuna("run", "b.yaml", cwd=tmp_path, check=False)
     assert result.returncode == 2
     assert result.stderr == ("error: study 'demo' already exists with a different definition (changed: "
-                             "maxTrials, parameters[0].max); give it another name, or delete the stored study "
-                             "and its trials first (katuna delete demo, or DELETE /studies/demo)\n")
+                             "maxTrials, parameters[0].max); it has ended (completed: max trials reached (1)) and "
+                             "does not restart: parameters cannot change (only maxTrials, parallelism, "
+                             "maxFailedTrials can); give it another name, or delete the stored study and its trials "
+                             "first (katuna delete demo, or DELETE /studies/demo)\n")
+
+
+def test_a_finished_study_run_again_with_more_trials_goes_on_where_it_ended(tmp_path: Path):
+    """As Optuna's ``optimize`` called again: the trials it has stay (and are not run again),
+    the sampler sees them, and the raised budget runs the rest; a study that ended otherwise,
+    or a budget not above its trials, is refused saying so."""
+    study = write_study(tmp_path / "study.yaml", study_definition(maxTrials=2, parallelism=1))
+    katuna("run", str(study), cwd=tmp_path)
+    before = json.loads(katuna("trials", "demo", "--json", cwd=tmp_path).stdout)
+    write_study(study, study_definition(maxTrials=4, parallelism=2))
+    katuna("run", str(study), cwd=tmp_path)
+    after = json.loads(katuna("trials", "demo", "--json", cwd=tmp_path).stdout)
+    assert [t["number"] for t in after] == [0, 1, 2, 3] and after[:2] == before
+    assert all(t["state"] == "COMPLETE" for t in after)
+    shown = json.loads(katuna("show", "demo", "--json", cwd=tmp_path).stdout)
+    assert (shown["status"], shown["maxTrials"], shown["reason"]) == ("completed", 4, "max trials reached (4)")
+
+    goal = write_study(tmp_path / "goal.yaml", study_definition(
+        name="goal", maxTrials=3, parallelism=1, objective={"metric": "loss", "direction": "minimize", "goal": 100.0}))
+    katuna("run", str(goal), cwd=tmp_path)
+    write_study(goal, study_definition(name="goal", maxTrials=5, parallelism=1,
+                                       objective={"metric": "loss", "direction": "minimize", "goal": 100.0}))
+    refused = katuna("run", str(goal), cwd=tmp_path, check=False)
+    assert refused.returncode == 2 and ("does not restart: only a study that ended by reaching maxTrials restarts "
+                                        "(with maxTrials raised)") in refused.stderr
 
 
 def test_delete_refuses_a_running_study_then_deletes_it_once_stopped_freeing_its_name(tmp_path: Path):

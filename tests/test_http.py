@@ -99,11 +99,11 @@ def test_reposting_is_idempotent_and_a_different_definition_conflicts(service: S
     definition = study_definition(name="twice", maxTrials=1, parallelism=1)
     assert post_study(service, definition)[0] == 201
     assert post_study(service, definition, "application/json")[0] == 200
-    status, _, body = post_study(service, {**definition, "maxTrials": 2})
+    status, _, body = post_study(service, {**definition, "algorithm": {"name": "random", "seed": 2}})
     assert status == 409
     conflict = json.loads(body)
-    assert conflict["changed"] == ["maxTrials"]
-    assert conflict["message"] == ("study 'twice' already exists with a different definition (changed: maxTrials); "
+    assert conflict["changed"] == ["algorithm.seed"]
+    assert conflict["message"] == ("study 'twice' already exists with a different definition (changed: algorithm.seed); "
                                    "give it another name, or delete the stored study and its trials first "
                                    "(katuna delete twice, or DELETE /studies/twice)")
     service.wait_for("twice")

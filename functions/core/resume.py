@@ -1,5 +1,6 @@
-"""Restarting a finished Katib Experiment whose trial budget was raised, as Katib restarts one,
-and the budget Katib's webhook refuses for any edited Experiment.
+"""Restarting a finished study whose trial budget was raised: a Katib Experiment as Katib
+restarts one, a native study alike; and the budget Katib's webhook refuses for any edited
+Experiment.
 
 Katib restarts an Experiment that succeeded by reaching ``maxTrialCount`` when its
 ``resumePolicy`` is ``LongRunning`` or ``FromVolume`` and ``maxTrialCount`` is raised above
@@ -10,6 +11,11 @@ alike: the stored trials stay, trial numbers go on, and the sampler sees every e
 A study katuna ended by ``maxTrialCount`` with no trial succeeded (Katib calls that a success
 too) restarts as well. Katib's webhook also refuses any spec edit of a running Experiment whose
 ``maxTrialCount`` is not above the trials it has made (:func:`too_few_trials`).
+
+A native study that ended by reaching ``maxTrials`` restarts the same way when it is submitted
+again with ``maxTrials`` raised above its trials (``parallelism`` and ``maxFailedTrials`` may
+change with it, nothing else), as an Optuna study takes more trials when ``optimize`` is called
+again: it needs no ``resumePolicy``, as katuna keeps every study's whole state.
 
 :mod:`functions.core.katib` (and YAML with it) is imported only where an ended study is asked
 about: every handler imports this module, through :mod:`functions.handlers.base`.
@@ -25,6 +31,8 @@ from functions.core.records import COMPLETED, FAILED, StudyRecord
 RESUME_POLICIES = ("LongRunning", "FromVolume")
 EDITABLE = ("parallelTrialCount", "maxTrialCount", "maxFailedTrialCount")
 """The spec fields an edit that restarts an Experiment may change (Katib's webhook's)."""
+NATIVE_EDITABLE = ("maxTrials", "parallelism", "maxFailedTrials")
+"""The fields of a native study that a submission restarting it may change."""
 MAX_TRIALS_REACHED = "max trials reached"
 """How katuna's stop rule says a study reached its ``maxTrials`` (:mod:`functions.core.stop`)."""
 
@@ -37,27 +45,58 @@ def is_experiment(definition: Mapping[str, Any]) -> bool:
 
 
 def restartable(record: StudyRecord) -> bool:
-    """Whether the finished study is a Katib Experiment that Katib would restart once its
-    ``maxTrialCount`` is raised."""
-    spec = record.definition.get("spec") if is_experiment(record.definition) else None
-    return isinstance(spec, Mapping) and spec.get("resumePolicy") in RESUME_POLICIES \
-        and record.status in (COMPLETED, FAILED) and record.reason.startswith(MAX_TRIALS_REACHED)
+    """Whether the finished study restarts once its trial budget is raised: it ended by
+    reaching it, and a Katib Experiment has a ``resumePolicy`` under which Katib restarts it."""
+    if record.status not in (COMPLETED, FAILED) or not record.reason.startswith(MAX_TRIALS_REACHED):
+        return False
+    if not is_experiment(record.definition):
+        return True
+    spec = record.definition.get("spec")
+    return isinstance(spec, Mapping) and spec.get("resumePolicy") in RESUME_POLICIES
+
+
+def asks_restart(record: StudyRecord, edited: Mapping[str, Any]) -> bool:
+    """Whether submitting ``edited`` over the finished study asks to restart it: an Experiment
+    over an Experiment (whose refusal Katib users expect to read), a native study with its
+    ``maxTrials`` raised over a native study; any other change is a conflict, plainly."""
+    if is_experiment(record.definition) or is_experiment(edited):
+        return is_experiment(record.definition) and is_experiment(edited)
+    raised = edited.get("maxTrials")
+    return isinstance(raised, int) and (record.spec.max_trials is None or raised > record.spec.max_trials)
 
 
 def refusals(record: StudyRecord, edited: Mapping[str, Any], trials: int) -> list[str]:
     """Why the finished study ``record`` cannot restart as the definition ``edited`` (none when
     it can); ``trials`` is how many trials it has."""
+    experiment = is_experiment(record.definition)
     if not restartable(record):
         return ["only a Katib Experiment with spec.resumePolicy LongRunning or FromVolume that ended by reaching "
-                "spec.maxTrialCount restarts, as in Katib"]
-    found = [f"{path} cannot change (only {', '.join(f'spec.{f}' for f in EDITABLE)} can)"
-             for path in _changed(record.definition, edited)]
+                "spec.maxTrialCount restarts, as in Katib" if experiment else
+                "only a study that ended by reaching maxTrials restarts (with maxTrials raised)"]
+    editable = [f"spec.{f}" for f in EDITABLE] if experiment else list(NATIVE_EDITABLE)
+    changed = _changed(record.definition, edited) if experiment else _native_changed(record.definition, edited)
+    found = [f"{path} cannot change (only {', '.join(editable)} can)" for path in changed]
     if record.spec.node_pool is not None:
-        found.append("an Experiment with a node pool does not restart: its pool was given back when it ended")
-    too_low = too_few_trials(edited, trials, " to restart it")
+        found.append(f"{'an Experiment' if experiment else 'a study'} with a node pool does not restart: its pool "
+                     "was given back when it ended")
+    too_low = too_few_trials(edited, trials, " to restart it") if experiment else _too_few_native(edited, trials)
     if too_low is not None:
         found.append(too_low)
     return found
+
+
+def _too_few_native(edited: Mapping[str, Any], trials: int) -> str | None:
+    """Why a native study's raised budget restarts nothing: ``maxTrials`` not above its ``trials``."""
+    limit = edited.get("maxTrials")
+    if not isinstance(limit, int) or limit <= trials:
+        return f"maxTrials must be more than the {trials} trials it has to restart it, got {limit}"
+    return None
+
+
+def _native_changed(stored: Mapping[str, Any], edited: Mapping[str, Any]) -> list[str]:
+    """The top-level fields of a native study an edit changes besides :data:`NATIVE_EDITABLE`."""
+    return sorted(key for key in (stored.keys() | edited.keys()) - set(NATIVE_EDITABLE)
+                  if stored.get(key) != edited.get(key))
 
 
 def too_few_trials(edited: Mapping[str, Any], trials: int, purpose: str = "") -> str | None:

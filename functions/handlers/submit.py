@@ -48,16 +48,16 @@ def store_study(deps: Deps, spec: Study, definition: dict[str, Any],
 
 
 def store_or_restart(deps: Deps, spec: Study, definition: dict[str, Any]) -> tuple[StudyRecord, bool]:
-    """Store a submitted study as :func:`store_study` does; where its name holds an ended Katib
-    Experiment that the definition restarts as Katib would (its trial budget raised, nothing
-    else changed: :mod:`functions.core.resume`), restart that study instead. ``StudyConflict``
-    otherwise, saying why an ended Experiment does not restart. The record, and whether it is new."""
+    """Store a submitted study as :func:`store_study` does; where its name holds an ended study
+    that the definition restarts (its trial budget raised, nothing else changed:
+    :mod:`functions.core.resume`), restart that study instead. ``StudyConflict`` otherwise,
+    saying why an ended study does not restart. The record, and whether it is new."""
     try:
         return store_study(deps, spec, definition)
     except StudyConflict as exc:
         with deps.store.transaction():
             stored = deps.store.get_study(spec.name)
-            if not stored.terminal or not resume.is_experiment(stored.definition):
+            if not stored.terminal or not resume.asks_restart(stored, definition):
                 raise
             refused = resume.refusals(stored, definition, deps.store.count_trials(stored.name).created)
             if refused:
