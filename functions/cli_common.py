@@ -79,14 +79,14 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 def print_json(value: Any) -> None:
     """``value`` as strict JSON: NaN and the infinities by name (:mod:`functions.core.strict_json`)."""
-    with _writing_output():
+    with writing_output():
         click.echo(dumps(value, indent=2, default=str))
 
 
 def print_json_list(items: Iterable[Any]) -> None:
     """``items`` as the JSON list :func:`print_json` prints, written an item at a time, so a
     list of any length never has to be held whole."""
-    with _writing_output():
+    with writing_output():
         first = True
         for item in items:
             click.echo(("[\n" if first else ",\n") + textwrap.indent(dumps(item, indent=2, default=str), "  "), nl=False)
@@ -95,7 +95,7 @@ def print_json_list(items: Iterable[Any]) -> None:
 
 
 @contextmanager
-def _writing_output() -> Iterator[None]:
+def writing_output() -> Iterator[None]:
     """Output written to standard output: a reader that went away ends the output, not the
     command (as :class:`_Console`); a disk that is full fails the command with exit 2, in a line."""
     try:

@@ -24,9 +24,11 @@ from functions.cli_common import (
     print_json_list,
     settings_for,
     with_study,
+    writing_output,
 )
 from functions.cli_output import front_title, print_study, studies_table, trial_table
 from functions.core.errors import KatunaError, RefusedFile
+from functions.core.events import MAX_STORED_INT
 from functions.core.pareto import best_trials, front_sample
 from functions.core.records import STUDY_RUNNING, StudyRecord, TrialRecord
 from functions.core.resources import Origin
@@ -107,7 +109,7 @@ any study size, and no read is held open while the output waits on a slow reader
 @click.argument("name")
 @db_option
 @json_option
-@click.option("--after", type=click.IntRange(min=0), default=None, metavar="NUMBER",
+@click.option("--after", type=click.IntRange(0, MAX_STORED_INT), default=None, metavar="NUMBER",
               help="Only the trials numbered above NUMBER (the API's `after`).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many trials.")
 def trials(name: str, db: str | None, as_json: bool, after: int | None, limit: int | None) -> None:
@@ -206,7 +208,7 @@ LOG_CHUNK = 1 << 16
 
 @click.command()
 @click.argument("name")
-@click.argument("number", type=click.IntRange(min=0))
+@click.argument("number", type=click.IntRange(0, MAX_STORED_INT))
 @db_option
 @click.option("--attempt", type=click.IntRange(min=1), default=None,
               help="The log of this attempt of the trial (its latest when left out).")
@@ -225,13 +227,14 @@ def logs(name: str, number: int, db: str | None, attempt: int | None) -> None:
         fail(f"trial {number} of {name!r} has run {trial.attempt} attempt(s); --attempt goes up to {trial.attempt}")
     path = settings_for(db).logs / record.log_folder / f"{number}.{attempt or trial.attempt}.log"
     try:
-        with trial_files.open_file(path) as log:
-            while chunk := log.read(LOG_CHUNK):
-                sys.stdout.buffer.write(chunk)
+        log = trial_files.open_file(path)
     except (OSError, RefusedFile) as exc:
         fail(f"no log of trial {number} attempt {attempt or trial.attempt} at {path.resolve()} ({exc}): it has not "
              "started, or ran on Kubernetes, whose pods keep it (GET /studies/NAME/trials/NUMBER/logs)")
-    sys.stdout.buffer.flush()
+    with log, writing_output():
+        while chunk := log.read(LOG_CHUNK):
+            sys.stdout.buffer.write(chunk)
+        sys.stdout.buffer.flush()
 
 
 COMMANDS = (studies, show, trials, best, stop, delete, logs)

@@ -567,6 +567,13 @@ def test_logs_prints_what_a_trial_printed_and_names_what_is_not_there(tmp_path: 
                                                      "up to 1\n")
     missing = katuna("logs", "demo", "5", cwd=tmp_path, check=False)
     assert (missing.returncode, missing.stderr) == (1, "error: study 'demo' has no trial 5\n")
+    huge = katuna("logs", "demo", str(2**64), cwd=tmp_path, check=False)
+    assert huge.returncode == 2 and "is not in the range 0<=x<=9223372036854775807" in huge.stderr
+    with open("/dev/full", "wb") as full:
+        unwritable = subprocess.run([*KATUNA, "logs", "demo", "0"], cwd=tmp_path, stdout=full, stderr=subprocess.PIPE,
+                                    text=True)
+    assert (unwritable.returncode, unwritable.stderr) == (2, "error: cannot write the output: No space left on device\n")
+    assert katuna("trials", "demo", "--after", str(2**64), cwd=tmp_path, check=False).returncode == 2
 
 
 def test_a_trial_that_never_reported_its_objective_says_what_was_expected_and_what_it_printed_last(tmp_path: Path):

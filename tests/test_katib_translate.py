@@ -351,6 +351,10 @@ def test_tpe_settings_fit_one_of_katibs_services_as_each_refuses_the_others():
         "the other's: gamma (hyperopt's, which runs tpe by default) with n_startup_trials (Optuna's); expected the "
         "settings of one")]
     with pytest.raises(InvalidStudy) as caught:
+        load_study(yaml.safe_dump(_with_settings("tpe", {"bogus": "1"})))
+    assert [p.path for p in caught.value.problems] == ["spec.algorithm.algorithmSettings[0].name"], \
+        "an unknown setting alone, no mix of services"
+    with pytest.raises(InvalidStudy) as caught:
         load_study(yaml.safe_dump(_with_settings("multivariate-tpe", {"gamma": "0.3", "n_ei_candidates": "8"})))
     assert [p.message for p in caught.value.problems] == [
         "'gamma' is not a setting of Katib's multivariate-tpe; expected one of: random_state, n_ei_candidates, "

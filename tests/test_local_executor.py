@@ -187,3 +187,20 @@ def test_a_log_folder_that_cannot_be_made_fails_the_launch_naming_the_folder_not
         executor.launch(attempt(tmp_path, [sys.executable, "-c", "print('loss=1')"]))
     assert executor.running() == 0
     executor.shutdown()
+
+
+def test_a_start_failure_names_the_templates_program_as_its_cause_only_for_what_every_trial_would_meet(tmp_path: Path):
+    """A program that is not there is the template's fault, which every trial meets: the end
+    names it as its cause (3 such trials stop the study). An argument list too long, which a
+    parameter's value may make, is no such cause."""
+    ends: list = []
+    executor = LocalExecutor(tmp_path / "logs", ends.append, publish_delays=())
+    try:
+        executor.launch(attempt(tmp_path, ["no-such-program-k7"]))
+        executor.launch(replace(attempt(tmp_path, [sys.executable, "-c", "pass", "x" * 200_000]), number=1))
+        eventually(lambda: len(ends) == 2, "both ends", timeout=10)
+    finally:
+        executor.shutdown()
+    causes = {end.data["trial"]: end.data.get("cause") for end in ends}
+    assert causes == {0: 'program "no-such-program-k7" cannot be run: No such file or directory', 1: None}, causes
+    assert all(end.data["outcome"] == "error" for end in ends)

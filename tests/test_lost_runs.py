@@ -102,6 +102,25 @@ def test_a_run_that_katuna_ended_as_it_stopped_runs_again_and_is_never_counted(t
         store.close()
 
 
+def test_a_trial_interrupted_again_and_again_fails_past_max_attempts_and_the_interruptions_allowed(tmp_path: Path):
+    from functions.core.disruptions import INTERRUPTIONS
+
+    store = SqliteStore(tmp_path / "katuna.db")
+    native = study_definition("lost", mode="hang", maxTrials=1, parallelism=1)
+    native["trialTemplate"]["maxAttempts"] = 1
+    record, _ = store_study(Deps(store, LocalExecutor(tmp_path / "logs", lambda event: None), lambda: 1000.0),
+                            parse_study(native), native)
+    try:
+        for _ in range(INTERRUPTIONS + 2):
+            _resume(store, tmp_path, record.uid, 0, outright=False)
+        trial = store.get_trial("lost", 0)
+        assert (trial.state, trial.attempt) == ("FAIL", 1 + INTERRUPTIONS)
+        assert trial.reason.startswith(f"interrupted in attempt {1 + INTERRUPTIONS}: the katuna process running it "
+                                       f"stopped, and ended it; at most {1 + INTERRUPTIONS} attempts run"), trial.reason
+    finally:
+        store.close()
+
+
 def test_an_attempt_that_ended_on_its_own_before_its_end_was_handled_is_recorded_from_its_log_on_resume(
         tmp_path: Path):
     """The process that ran the trial stopped before it handled the attempt's end (its event

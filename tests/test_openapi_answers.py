@@ -111,7 +111,7 @@ REFUSALS = [
     ("GET", "/dead-letters?limit=abc", "/dead-letters", {}, 400, "malformed_request"),
     ("POST", "/studies", "/studies", {"data": "{", "content_type": JSON}, 400, "unparseable_study"),
     ("POST", "/studies", "/studies", {"json": {**STUDY, "maxTrials": -1}}, 422, "invalid_study"),
-    ("POST", "/studies", "/studies", {"json": {**study_definition(name="s1"), "maxTrials": 2}}, 409,
+    ("POST", "/studies", "/studies", {"json": {**study_definition(name="s1"), "algorithm": {"name": "tpe"}}}, 409,
      "study_conflict"),
     ("POST", "/", "/", {"data": "{}", "content_type": "application/cloudevents+json"}, 400, "malformed_event"),
     ("POST", "/", "/", {"data": "{}", "headers": {**EVENT, "ce-type": "dev.katuna.study.created"},

@@ -28,11 +28,13 @@ up records it from its log instead of running it again.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from pathlib import Path
@@ -54,19 +56,26 @@ from functions.core.launch import TrialLaunch
 log = logging.getLogger("katuna.executor")
 
 
-def _start_failure(launch: TrialLaunch, exc: OSError | ValueError) -> tuple[str, str]:
-    """What kept the attempt from starting, and its cause (:mod:`functions.core.start_failures`):
-    the working directory when entering it failed (``subprocess`` names it as the error's
-    file), otherwise the program."""
+TEMPLATES_FAULTS = frozenset({errno.ENOENT, errno.EACCES, errno.ENOEXEC, errno.ENOTDIR, errno.ELOOP, errno.EISDIR})
+"""Errors of starting a process that its program or working directory causes, which every
+trial of the template meets; others (no memory or processes left to fork, an argument list too
+long for a parameter's value, a script still being written) may not come again."""
+
+
+def _start_failure(launch: TrialLaunch, exc: OSError | ValueError) -> tuple[str, str | None]:
+    """What kept the attempt from starting, and its cause where it is the template's
+    (:mod:`functions.core.start_failures`): the working directory when entering it failed
+    (``subprocess`` names it as the error's file), otherwise the program."""
     reason = str(getattr(exc, "strerror", None) or exc)
+    templates = isinstance(exc, OSError) and exc.errno in TEMPLATES_FAULTS
     if isinstance(exc, OSError) and exc.filename == launch.working_dir and launch.argv[0] != launch.working_dir:
         return (f"{launch.argv[0]!r}: working directory {launch.working_dir!r}: {reason}",
-                start_failures.directory_cause(launch.working_dir, reason))
-    return f"{launch.argv[0]!r}: {reason}", start_failures.program_cause(launch.argv[0], reason)
+                start_failures.directory_cause(launch.working_dir, reason) if templates else None)
+    return f"{launch.argv[0]!r}: {reason}", start_failures.program_cause(launch.argv[0], reason) if templates else None
 
 
 SWEEP_SCANS = 30.0
-"""Seconds a shutdown allows, beyond the kill grace, for ending what dead processes left: each
+"""Seconds a shutdown allows in all, beyond the kill grace, for ending what dead processes left: each
 look for their processes reads every process of the machine, which a loaded machine makes slow,
 and ``katuna stop`` must not return while they live."""
 
@@ -190,7 +199,7 @@ class LocalExecutor:
             log.close()
         return partial(self._watch, run, log if streamed(launch) else None)
 
-    def _failed_to_start(self, run: LocalRun, message: str, cause: str) -> None:
+    def _failed_to_start(self, run: LocalRun, message: str, cause: str | None) -> None:
         """Report from a worker thread: the caller may hold a transaction that publishing waits on."""
         self._ended(run)
         self._report(run, trial_finished(*ids(run.launch), outcome="error", message=message, cause=cause))
@@ -343,7 +352,7 @@ class LocalExecutor:
             runs = list(self._active.values())
         killed = [run for run in runs if run.process is not None and not run.done.is_set()]
         for run in killed:
-            run.interrupted = not run.stopped and run.started.poll() is None
+            run.interrupted = not (run.stopped or run.timed_out) and run.started.poll() is None
         threads = [threading.Thread(target=self._kill, args=(run,)) for run in killed]
         for thread in threads:
             thread.start()
@@ -351,8 +360,9 @@ class LocalExecutor:
             thread.join()
         for run in runs:
             run.done.wait(timeout=self._kill_grace + 2)
+        deadline = time.monotonic() + self._kill_grace + SWEEP_SCANS
         for sweeper in self._sweepers:
-            sweeper.join(timeout=self._kill_grace + SWEEP_SCANS)
+            sweeper.join(timeout=max(0.0, deadline - time.monotonic()))
         self._guard.close()
         self._owners.release()
 

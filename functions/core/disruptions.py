@@ -75,6 +75,13 @@ def pods_to_lose(attempt: int, max_attempts: int) -> int:
     return max(max_attempts - attempt, 0)
 
 
+INTERRUPTIONS = 10
+"""Attempts beyond ``trialTemplate.maxAttempts`` that a trial may be run again for, after
+katuna ended its run as katuna itself stopped (``interrupted``): such a run is no run the trial
+lost, but a trial that itself makes katuna stop (starving a worker past its timeout, say)
+must not run again for ever."""
+
+
 def runs_lost(attempt: int, disruptions: int) -> int:
     """Runs a trial has lost when ``attempt`` ends preempted having lost ``disruptions`` pods:
     one per earlier attempt, and this attempt's (at least one, its own run)."""

@@ -138,7 +138,7 @@ def translate(algorithm: str, settings: list[Any], path: str) -> tuple[dict[str,
             seed = value
         elif setting.optuna and value is not None:
             out[setting.optuna] = value
-    given = {item.get("name") for item in settings if isinstance(item, Mapping)}
+    given = {item.get("name") for item in settings if isinstance(item, Mapping)} & known.keys()
     if algorithm == "tpe" and not (given <= HYPEROPT_TPE or given <= OPTUNA_TPE):
         problems.append(Problem(path, _mixed(given)))
     return out, seed, problems

@@ -50,9 +50,14 @@ def restartable(record: StudyRecord) -> bool:
     if record.status not in (COMPLETED, FAILED) or not record.reason.startswith(MAX_TRIALS_REACHED):
         return False
     if not is_experiment(record.definition):
-        return True
+        return is_native(record.definition)
     spec = record.definition.get("spec")
     return isinstance(spec, Mapping) and spec.get("resumePolicy") in RESUME_POLICIES
+
+
+def is_native(definition: Mapping[str, Any]) -> bool:
+    """Whether a definition is katuna's own format (a Katib document names its ``kind``)."""
+    return "kind" not in definition
 
 
 def asks_restart(record: StudyRecord, edited: Mapping[str, Any]) -> bool:
@@ -61,6 +66,8 @@ def asks_restart(record: StudyRecord, edited: Mapping[str, Any]) -> bool:
     ``maxTrials`` raised over a native study; any other change is a conflict, plainly."""
     if is_experiment(record.definition) or is_experiment(edited):
         return is_experiment(record.definition) and is_experiment(edited)
+    if not (is_native(record.definition) and is_native(edited)):
+        return False
     raised = edited.get("maxTrials")
     return isinstance(raised, int) and (record.spec.max_trials is None or raised > record.spec.max_trials)
 
@@ -70,9 +77,12 @@ def refusals(record: StudyRecord, edited: Mapping[str, Any], trials: int) -> lis
     it can); ``trials`` is how many trials it has."""
     experiment = is_experiment(record.definition)
     if not restartable(record):
-        return ["only a Katib Experiment with spec.resumePolicy LongRunning or FromVolume that ended by reaching "
-                "spec.maxTrialCount restarts, as in Katib" if experiment else
-                "only a study that ended by reaching maxTrials restarts (with maxTrials raised)"]
+        if experiment:
+            return ["only a Katib Experiment with spec.resumePolicy LongRunning or FromVolume that ended by reaching "
+                    "spec.maxTrialCount restarts, as in Katib"]
+        if not is_native(record.definition):
+            return ["a StudyJob does not restart (Katib's v1alpha1 never restarted one)"]
+        return ["only a study that ended by reaching maxTrials restarts (with maxTrials raised)"]
     editable = [f"spec.{f}" for f in EDITABLE] if experiment else list(NATIVE_EDITABLE)
     changed = _changed(record.definition, edited) if experiment else _native_changed(record.definition, edited)
     found = [f"{path} cannot change (only {', '.join(editable)} can)" for path in changed]

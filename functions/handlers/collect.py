@@ -24,7 +24,7 @@ from typing import Any
 
 from functions.core import start_failures
 from functions.core.admission import without_note
-from functions.core.disruptions import runs_lost
+from functions.core.disruptions import INTERRUPTIONS, runs_lost
 from functions.core.errors import OutputLost
 from functions.core.events import Event, trial_suggested
 from functions.core.launch import TrialLaunch, trial_launch
@@ -118,10 +118,11 @@ def _rotation(record: StudyRecord, trial: TrialRecord, deps: Deps, output: Outpu
 
 def _runs_again(record: StudyRecord, trial: TrialRecord, data: Mapping[str, Any]) -> bool:
     """Whether the attempt's end sends its trial to run again: interrupted (by katuna's own
-    process stopping, never counted against ``trialTemplate.maxAttempts``), or preempted with
-    runs left, while the study goes on."""
+    process stopping: not counted against ``trialTemplate.maxAttempts``, up to
+    :data:`~functions.core.disruptions.INTERRUPTIONS` attempts beyond it), or preempted with runs
+    left, while the study goes on."""
     if data["outcome"] == "interrupted":
-        return not record.terminal
+        return trial.attempt < record.spec.trial_template.max_attempts + INTERRUPTIONS and not record.terminal
     return data["outcome"] == "preempted" and _runs_left(record, trial, data)
 
 
@@ -196,7 +197,9 @@ def _verdict(record: StudyRecord, data: Mapping[str, Any], metrics: dict[str, fl
     if outcome == "preempted":
         return FAIL, None, f"preempted in all {data['attempt']} attempts: {data['message']}"
     if outcome == "interrupted":
-        return FAIL, None, f"interrupted: {data['message']}"
+        return FAIL, None, (f"interrupted in attempt {data['attempt']}: {data['message']}; at most "
+                            f"{record.spec.trial_template.max_attempts + INTERRUPTIONS} attempts run (trialTemplate."
+                            f"maxAttempts and {INTERRUPTIONS} more for interruptions)")
     if code:
         detail = f" ({data['message']})" if data.get("message") else ""
         return FAIL, None, f"exited with code {code}{detail}; last lines:\n{last}"

@@ -1,6 +1,6 @@
 """Storing a submitted study: under a fresh uid, or as the stored one when the same study is
-submitted again, or restarting an ended Katib Experiment whose budget it raises (within the
-Optuna history's limit, as a new study). The HTTP API,
+submitted again, or restarting an ended study (a Katib Experiment, or a native study) whose
+budget it raises (within the Optuna history's limit, as a new study). The HTTP API,
 ``katuna run`` and the study resources all submit here; a warm start's results and the node
 pools held are checked in the same transaction, so concurrent submissions cannot slip past them.
 """

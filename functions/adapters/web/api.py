@@ -56,8 +56,8 @@ def openapi():
 @blueprint.post("/studies")
 def create_study():
     """Submit a study (YAML or JSON; the content type is checked with every write): 201 when
-    new, 200 when the identical one exists, or when an ended Katib Experiment restarts with the
-    trial budget the definition raises. A trial template held in a ConfigMap is read where
+    new, 200 when the identical one exists, or when an ended study (a Katib Experiment, or a
+    native study) restarts with the trial budget the definition raises. A trial template held in a ConfigMap is read where
     trials run on Kubernetes, and stored inline. List values that clash are refused only in a
     study not stored yet (:func:`functions.core.validate.parse_study`)."""
     runtime = _runtime()

@@ -26,7 +26,8 @@ from functions.adapters.web import paging
 from functions.adapters.web.errors import error_response
 from functions.core.application import Application
 from functions.core.errors import ForgedEvent, KatunaError, StudyNotFound
-from functions.core.events import NO_REPLY, Event
+from functions.core.events import NO_REPLY, STUDY_COMPLETED, Event
+from functions.core.records import FAILED
 
 blueprint = Blueprint("functions", __name__)
 log = logging.getLogger("katuna.functions")
@@ -93,52 +94,59 @@ def dead_letter():
     """Where the broker sends an event it gave up delivering: kept (the newest
     ``KATUNA_MAX_DEAD_LETTERS``, each within ``KATUNA_MAX_BODY``) and logged. A delivery refused
     for good fails the event's study with the reason (unless it is a progress report, or the
-    refusal cannot be believed and does not come again: :func:`_failure`); one that failed only
+    refusal cannot be believed and does not come again: :func:`_failed`); one that failed only
     for the time being (a busy cloud, an API server away for minutes) leaves the study to the
     tick."""
     runtime: Application = current_app.extensions["katuna"]
     try:
         letter = cloudevents_http.dead_letter(dict(request.headers), request.get_data(), _required_key(runtime),
                                               runtime.settings.sink)
-        failure = _failure(runtime, letter) if letter.fails_study else None
-        if failure is not None:
-            runtime.fail_dead_letter(letter.event, failure)
+        failed = letter.fails_study and _failed(runtime, letter)
     except KatunaError as exc:
         return error_response(exc, resource=False)
     event = letter.event
     runtime.store().add_dead_letter(event, letter.reason, keep=runtime.settings.max_dead_letters)
-    if failure is not None:
-        log.error("dead letter %s (%s), its study failed: %s", event.type, event.id, failure)
+    if failed:
+        log.error("dead letter %s (%s), its study failed: %s", event.type, event.id, letter.reason)
     elif not letter.authentic:
         log.warning("dead letter %s (%s) not signed by katuna, its study left as it is: %s", event.type, event.id,
                     letter.reason)
     else:
-        log.warning("dead letter %s (%s), left to the tick: %s", event.type, event.id, letter.reason)
-    return "", 202, {"Katuna-Recorded": event.id, "Katuna-Study-Failed": str(failure is not None).lower()}
+        log.warning("dead letter %s (%s), its study left to the tick: %s", event.type, event.id, letter.reason)
+    return "", 202, {"Katuna-Recorded": event.id, "Katuna-Study-Failed": str(failed).lower()}
 
 
-def _failure(runtime: Application, letter: cloudevents_http.DeadLetter) -> str | None:
-    """Why the study of a dead letter refused for good fails. A letter that came with the API
-    token or the broker's OIDC token (or to a service without a token, which only this machine
-    reaches) is believed. Any other (a broker without OIDC, and whoever else can reach the
-    service) proves only its event, which katuna signed: its error code and text may be anyone's,
-    replayed from a reply katuna signed. So katuna handles the event once more (as a
-    redelivery, which every function takes) and fails the study only with its own refusal;
-    None when the event is handled, or fails for the time being (the tick then does what it
-    would have done)."""
-    if _required_key(runtime) is None or "katuna_oidc" in current_app.extensions:
-        return letter.reason
+def _failed(runtime: Application, letter: cloudevents_http.DeadLetter) -> bool:
+    """Fail the study of a dead letter refused for good, where that refusal holds; whether it
+    failed. A letter that came with the API token, or from a Trigger's OIDC account (the
+    senders of ``KATUNA_OIDC_SUBJECTS``), or to a service without a token (which only this
+    machine reaches) is believed. Any other (a broker without OIDC, and whoever else can reach
+    the service) proves only its event, which katuna signed: its error code and text may be
+    anyone's, replayed from a reply katuna signed. So katuna handles the event once more (a
+    redelivery, which every function takes), publishes what that emits, and the study fails
+    only for katuna's own refusal, in katuna's words."""
+    if _required_key(runtime) is None or ("katuna_oidc" in current_app.extensions and runtime.settings.oidc_subjects):
+        runtime.fail_dead_letter(letter.event, letter.reason)
+        return True
     try:
-        runtime.dispatcher().deliver(letter.event)
+        emitted = runtime.dispatcher().deliver(letter.event)
     except StudyNotFound:
-        return None
+        return False
     except KatunaError as exc:
         if exc.retryable:
-            return None
-        return f"refused for good, and again when katuna handled it once more: {exc}"
-    log.warning("dead letter %s (%s) handled here: its refusal (%s) did not come again", letter.event.type,
-                letter.event.id, letter.reason)
-    return None
+            return False
+        runtime.fail_dead_letter(letter.event, f"refused for good, and again when katuna handled it once more: {exc}")
+        return True
+    except Exception:
+        log.exception("dead letter %s (%s): handling it once more failed", letter.event.type, letter.event.id)
+        return False
+    for event in emitted:
+        runtime.publish(event)
+    ended = [e for e in emitted if e.type == STUDY_COMPLETED and e.data.get("status") == FAILED]
+    if not ended:
+        log.warning("dead letter %s (%s) handled here: its refusal (%s) did not come again", letter.event.type,
+                    letter.event.id, letter.reason)
+    return bool(ended)
 
 
 def _required_key(runtime: Application) -> bytes | None:

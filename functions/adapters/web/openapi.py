@@ -201,7 +201,8 @@ def _study_paths() -> dict[str, Any]:
                          "application/yaml": {"schema": {"type": "string"}},
                          "application/json": {"schema": {"type": "object"}}}},
                      "responses": {"201": _json("Submitted", "created; Location names it"),
-                                   "200": _json("Submitted", "the identical study exists already"),
+                                   "200": _json("Submitted", "the identical study exists already, or an ended study restarts with "
+                                                             "its trial budget raised"),
                                    "400": _error("not YAML or JSON"),
                                    "409": _error("another definition uses the name"),
                                    "415": _error("not YAML or JSON"),
