@@ -61,9 +61,9 @@ def submit(service: Service, definition: dict) -> None:
     assert status == 201, body
 
 
-def only_trial(service: Service, name: str) -> dict:
-    """The study's only trial, once the study ended (within a minute)."""
-    service.wait_for(name)
+def only_trial(service: Service, name: str, timeout: float = 60) -> dict:
+    """The study's only trial, once the study ended (within ``timeout`` seconds)."""
+    service.wait_for(name, timeout=timeout)
     [trial] = service.json("GET", f"/studies/{name}/trials")[1]
     return trial
 
@@ -119,14 +119,17 @@ def test_with_a_memory_limit_the_same_trial_fails_at_once_out_of_memory(service:
 
 def test_preempted_pods_count_as_runs_with_the_attempts_before_them(service: Service, kube: KubeStub):
     """Attempt 1's Job vanishes (a preempted attempt, run again); with maxAttempts 2, attempt 2
-    may lose no pod: its first preempted pod ends the trial, not naming memory."""
+    may lose no pod: its first preempted pod ends the trial, not naming memory. A pod the
+    scheduler preempts is deleted once its Job controller has seen it, so the watcher, which
+    looks every 2 s, sees one only if it looks within that moment: a look in ten finds one,
+    and the wait allows for a loaded machine, where pods are replaced more slowly."""
     kube.disrupt = lambda job, index: 0.3 if job == "spot-0-a2" else None
     submit(service, hanging_study("spot", {"cpu": "500m"}, max_attempts=2))
     deadline = time.monotonic() + 20
     while not pods_of(kube, "spot-0") and time.monotonic() < deadline:
         time.sleep(0.05)
     kube.delete_job(NAMESPACE, "spot-0", None)
-    trial = only_trial(service, "spot")
+    trial = only_trial(service, "spot", timeout=240)
     assert (trial["state"], trial["attempt"]) == ("FAIL", 2)
     latest, earlier = trial["reason"].splitlines()
     assert latest.startswith("preempted: its Job lost ")
