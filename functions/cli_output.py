@@ -6,6 +6,7 @@ so rich shows it as it is, never as markup or control sequences.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from rich import box
@@ -54,11 +55,14 @@ def _print_last_failure(console: Console, store: SqliteStore, record: StudyRecor
     if not failed:
         console.print("No trial completed.")
         return
-    first, *rest = failed[0].reason.splitlines() or ["(no reason recorded)"]
+    own, notes = _split_reason(failed[0].reason)
+    first, *rest = own or ["(no reason recorded)"]
     console.print(text(f"No trial completed. The last of {count} failed, trial {failed[0].number}: {first}"),
                   highlight=False)
     for line in rest[-FAILURE_LINES:]:
         console.print(text(f"  {line}"), highlight=False)
+    for note in notes:
+        console.print(text(f"Before: {note}"), highlight=False)
     console.print(f"Every trial's reason: katuna trials {markup(record.name)} --json", highlight=False)
 
 
@@ -119,10 +123,26 @@ def trial_table(record: StudyRecord, trials: list[TrialRecord], title: str | Non
     return _TrialTable(record, trials, title)
 
 
+EARLIER_ATTEMPT = re.compile(r"^attempt \d+ [a-z]+: ")
+"""How the notes of a trial's earlier attempts begin, which follow its reason (``attempt 1
+interrupted: ...``, :func:`functions.handlers.collect._run_again`): katuna's words, not the
+trial's output."""
+
+
+def _split_reason(reason: str) -> tuple[list[str], list[str]]:
+    """A trial's reason as its own lines (the first, then the last lines the trial printed,
+    where it has them), and the notes of its earlier attempts that follow."""
+    lines = [line for line in reason.splitlines() if line.strip()]
+    notes: list[str] = []
+    while len(lines) > 1 and EARLIER_ATTEMPT.match(lines[-1]):
+        notes.insert(0, lines.pop())
+    return lines, notes
+
+
 def reason_cell(reason: str) -> str:
     """A trial's reason in one line: its first, and where that ends on the trial's last lines
     (a failure's), the last of them, which is most often what went wrong."""
-    lines = [line for line in reason.splitlines() if line.strip()]
+    lines, _ = _split_reason(reason)
     if len(lines) > 1 and lines[0].endswith("last lines:"):
         return f"{lines[0]} … {lines[-1].strip()}"
     return lines[0] if lines else ""

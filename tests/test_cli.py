@@ -833,3 +833,13 @@ def test_a_run_whose_output_nobody_reads_exits_with_its_studys_status(tmp_path: 
     assert json.loads(katuna("show", "fine", "--json", cwd=tmp_path).stdout)["status"] == "completed"
     shown = _unread(tmp_path, "trials", "fine")
     assert (shown.returncode, shown.stderr) == (0, "")
+
+
+def test_a_reasons_line_ends_on_what_the_trial_printed_not_on_an_earlier_attempts_note():
+    from functions.cli_output import reason_cell
+
+    reason = ("exited with code 3; last lines:\ntraining\nabout to fail\n"
+              "attempt 1 interrupted: the katuna process running it stopped, and ended it")
+    assert reason_cell(reason) == "exited with code 3; last lines: … about to fail"
+    assert reason_cell("attempt 1 preempted: Job demo-0 disappeared") == "attempt 1 preempted: Job demo-0 disappeared"
+    assert reason_cell("") == ""
