@@ -20,7 +20,7 @@ from functions.adapters.local_executor import LocalExecutor
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.events import TRIAL_FINISHED, Event, study_created
 from functions.core.launch import trial_launch
-from functions.core.records import RUNNING, TrialRecord
+from functions.core.records import RUNNING, StudyRecord, TrialRecord
 from functions.core.validate import parse_study
 from functions.dispatch import Dispatcher
 from functions.handlers import Deps
@@ -79,12 +79,18 @@ def test_a_run_lost_while_the_study_was_not_running_counts_against_max_attempts(
             store.close()
 
 
-def test_a_run_that_katuna_ended_as_it_stopped_runs_again_and_is_never_counted(tmp_path: Path):
+def _hanging_study(tmp_path: Path) -> tuple[SqliteStore, StudyRecord]:
+    """A stored study of one trial that runs until it is ended, allowed one attempt."""
     store = SqliteStore(tmp_path / "katuna.db")
     native = study_definition("lost", mode="hang", maxTrials=1, parallelism=1)
     native["trialTemplate"]["maxAttempts"] = 1
     record, _ = store_study(Deps(store, LocalExecutor(tmp_path / "logs", lambda event: None), lambda: 1000.0),
                             parse_study(native), native)
+    return store, record
+
+
+def test_a_run_that_katuna_ended_as_it_stopped_runs_again_and_is_never_counted(tmp_path: Path):
+    store, record = _hanging_study(tmp_path)
     try:
         for attempt in (1, 2, 3):
             ends = [e for e in _resume(store, tmp_path, record.uid, 0, deliveries=2, outright=False)
@@ -105,11 +111,7 @@ def test_a_run_that_katuna_ended_as_it_stopped_runs_again_and_is_never_counted(t
 def test_a_trial_interrupted_again_and_again_fails_past_max_attempts_and_the_interruptions_allowed(tmp_path: Path):
     from functions.core.disruptions import INTERRUPTIONS
 
-    store = SqliteStore(tmp_path / "katuna.db")
-    native = study_definition("lost", mode="hang", maxTrials=1, parallelism=1)
-    native["trialTemplate"]["maxAttempts"] = 1
-    record, _ = store_study(Deps(store, LocalExecutor(tmp_path / "logs", lambda event: None), lambda: 1000.0),
-                            parse_study(native), native)
+    store, record = _hanging_study(tmp_path)
     try:
         for _ in range(INTERRUPTIONS + 2):
             _resume(store, tmp_path, record.uid, 0, outright=False)
