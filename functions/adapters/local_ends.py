@@ -10,7 +10,8 @@ stopping or killing it (past its timeout excepted, which katuna reports as such)
 study resumes, such an attempt is recorded from its log instead of run again. An attempt that
 katuna killed because its own process was stopping (an interrupted ``katuna run``, a worker shut
 down) is recorded as ``interrupted``: the resume runs it again, and that run does not count
-against ``trialTemplate.maxAttempts``, as the trial lost nothing of its own. An attempt without
+against ``trialTemplate.maxAttempts`` (up to :data:`~functions.core.disruptions.INTERRUPTIONS`
+attempts beyond it), as the trial lost nothing of its own. An attempt without
 a record, or with one katuna cannot read as its own, is lost as before.
 
 The record is written as the log is, never through a link a trial planted
