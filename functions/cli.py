@@ -229,18 +229,9 @@ def _listed(heading: str, exc: InvalidStudy) -> NoReturn:
     """Exit 2 with ``heading`` and each problem of ``exc`` on a line of its own (never wrapped,
     so a long path or message stays one line a script can read)."""
     errors.print(f"[red]error:[/red] {markup(heading)}", highlight=False, soft_wrap=True)
-    for problem in _unparseable(exc) or exc.problems:
+    for problem in exc.problems:
         errors.print(f"  - {printable(problem)}", highlight=False, markup=False, soft_wrap=True)
     sys.exit(2)
-
-
-def _unparseable(exc: InvalidStudy) -> list[str]:
-    """Where the YAML parser stopped, without the excerpt of the file its message quotes."""
-    cause = exc.__cause__
-    if not isinstance(cause, yaml.MarkedYAMLError) or cause.problem_mark is None:
-        return []
-    mark = cause.problem_mark
-    return [f"not valid YAML or JSON: {cause.problem} (line {mark.line + 1}, column {mark.column + 1})"]
 
 
 @main.command()

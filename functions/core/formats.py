@@ -39,10 +39,19 @@ def parse_text(text: str) -> dict[str, Any]:
     except bounded_yaml.NumberTooLarge as exc:
         raise InvalidStudy([Problem(exc.path, exc.message)]) from exc
     except yaml.YAMLError as exc:
-        raise UnparseableStudy([Problem("", f"not valid YAML or JSON: {exc}")]) from exc
+        raise UnparseableStudy([Problem("", f"not valid YAML or JSON: {_where(exc)}")]) from exc
     if not isinstance(data, dict):
         raise UnparseableStudy([Problem("", "expected a mapping at the top level of the study definition")])
     return data
+
+
+def _where(exc: yaml.YAMLError) -> str:
+    """What the YAML parser met and where (``line 2, column 1``), without the excerpt of the
+    text its message quotes under a name no reader knows (``"<unicode string>"``)."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem is not None and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        return f"{exc.problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return str(exc)
 
 
 def native(definition: dict[str, Any], limits: Limits = DEFAULTS) -> dict[str, Any]:
