@@ -94,6 +94,11 @@ class KubeStub(ApiServer, Workloads):
         self.garbage: list[tuple[float, str, str]] = []
         """(when, namespace, owner uid) of each owner gone whose dependents the collector has yet to delete."""
         self.deleted: list[tuple[str, str, str | None]] = []
+        """(namespace, name, propagation policy) of each Job deleted, alone or in a collection."""
+        self.audit: list[tuple[str, str, str, str]] = []
+        """(verb, resource, namespace, name) of every request to a resource, as the API server's audit log."""
+        self.collection_deletes: list[tuple[str, str | None, str | None]] = []
+        """(namespace, label selector, propagation policy) of each DeleteCollection of Jobs."""
         self.created: list[str] = []
         self.create_requests: list[tuple[str, str]] = []
         self.created_jobs: dict[str, dict] = {}

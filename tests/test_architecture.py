@@ -17,7 +17,7 @@ VENDORS = {
     "kubernetes": ("functions/adapters/kubernetes_access.py", "functions/adapters/kubernetes_client.py",
                    "functions/adapters/kubernetes_executor.py",
                    "functions/adapters/kubernetes_logs.py", "functions/adapters/kubernetes_report_secrets.py",
-                   "functions/adapters/kubernetes_resources.py",
+                   "functions/adapters/kubernetes_resources.py", "functions/adapters/kubernetes_together.py",
                    "functions/adapters/kubernetes_trials.py", "functions/adapters/kubernetes_workloads.py"),
     "cloudevents": "functions/adapters/cloudevents_http.py",
     "flask": None,

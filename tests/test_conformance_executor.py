@@ -12,6 +12,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -90,6 +91,22 @@ class ExecutorContract:
         time.sleep(2.0)
         assert not finished.exists(), "the attempt was stopped before it finished its work"
 
+    def test_stopping_trials_of_a_study_stops_their_attempts_and_no_other(self, executor: Executor,
+                                                                         tmp_path: Path):
+        """A study's end stops every trial it still runs at once; a trial not named runs on."""
+        first = self.attempt(tmp_path, [])
+        launches = [replace(first, number=number, job_name=f"{first.study}-{number}", argv=python(
+            f"import time; open({str(tmp_path / f'started-{number}')!r}, 'w').close(); time.sleep(1.5); "
+            f"open({str(tmp_path / f'finished-{number}')!r}, 'w').close()")) for number in range(3)]
+        for launch in launches:
+            executor.launch(launch)
+        eventually(lambda: all((tmp_path / f"started-{n}").exists() for n in range(3)), "the attempts start",
+                   timeout=ENDS_WITHIN)
+        executor.stop_trials(launches[:2])
+        assert self.end_of(executor, launches[2]).data["exitCode"] == 0
+        time.sleep(1.0)
+        assert [(tmp_path / f"finished-{n}").exists() for n in range(3)] == [False, False, True]
+
     def test_a_file_the_attempt_did_not_write_has_no_lines(self, executor: Executor, tmp_path: Path):
         launch = self.attempt(tmp_path, python("pass"))
         executor.launch(launch)
@@ -110,6 +127,12 @@ class ExecutorContract:
             deque(reading, maxlen=0)
         with pytest.raises(Stopping):
             list(executor.output(launch))
+
+
+def pods_of(kube: KubeStub, study: str) -> set[str]:
+    """The Jobs of the study's pods on the stand-in."""
+    return {pod["metadata"]["labels"]["job-name"] for pod in list(kube.pods.values())
+            if pod["metadata"]["labels"].get("katuna.dev/study") == study}
 
 
 def lines(output: Iterator[str]) -> list[str]:
@@ -144,3 +167,46 @@ class TestKubernetesExecutor(ExecutorContract):
 
     def end_of(self, executor: Executor, launch: TrialLaunch) -> Event:
         return eventually(lambda: executor.poll(launch), "the attempt's end", timeout=ENDS_WITHIN)
+
+    def test_stopping_trials_deletes_their_jobs_with_their_pods_in_one_request(self, executor: Executor,
+                                                                               kube: KubeStub, tmp_path: Path):
+        """A study's end makes one DeleteCollection, inside its handler's transaction, however
+        many trials it stops; their pods go with their Jobs, and another trial's Job stays."""
+        first = self.attempt(tmp_path, python("import time; time.sleep(60)"))
+        launches = [replace(first, number=n, job_name=f"{first.study}-{n}") for n in range(4)]
+        for launch in launches:
+            executor.launch(launch)
+        eventually(lambda: len(pods_of(kube, first.study)) == 4, "the pods are made", timeout=ENDS_WITHIN)
+        before = len(kube.collection_deletes)
+        executor.stop_trials(launches[:3])
+        assert [(ns, policy) for ns, _, policy in kube.collection_deletes[before:]] == [("contract", "Background")]
+        assert {name for ns, name in kube.jobs if ns == "contract" and name.startswith(first.study)} == {
+            f"{first.study}-3"}
+        assert pods_of(kube, first.study) == {f"{first.study}-3"}
+        executor.stop(launches[3])
+        assert pods_of(kube, first.study) == set()
+
+    def test_running_attempts_looked_at_together_cost_one_list_of_jobs_and_one_of_pods(
+            self, executor: KubernetesExecutor, kube: KubeStub, tmp_path: Path):
+        """The watcher's look at every running trial of a study, every two seconds: the ended
+        attempt is found with its exit code and output, the running ones are left, as when each
+        is read alone, in two requests rather than two for each trial."""
+        first = self.attempt(tmp_path, python("import time; time.sleep(60)"))
+        launches = [replace(first, number=n, job_name=f"{first.study}-{n}") for n in range(5)]
+        launches[2] = replace(launches[2], argv=python("print('loss=0.25'); raise SystemExit(3)"))
+        for launch in launches:
+            executor.launch(launch)
+        alone = eventually(lambda: executor.poll(launches[2]), "the short attempt's end", timeout=ENDS_WITHIN)
+        before = len(kube.audit)
+        with executor.together(launches):
+            ends = [executor.poll(launch) for launch in launches]
+            output = lines(executor.output(launches[2]))
+        made = [(verb, resource) for verb, resource, _, _ in kube.audit[before:]]
+        assert [end is not None for end in ends] == [False, False, True, False, False]
+        assert ends[2].data == alone.data and (ends[2].data["outcome"], ends[2].data["exitCode"]) == ("exited", 3)
+        assert output == ["loss=0.25"]
+        assert made == [("list", "jobs"), ("list", "pods"), ("get", "pods")], "the log is the only read alone"
+        before = len(kube.audit)
+        assert [end and end.data for end in map(executor.poll, launches)] == [end and end.data for end in ends]
+        assert len(kube.audit) - before == 2 * len(launches), "outside the block, each is read alone"
+        executor.stop_trials(launches)

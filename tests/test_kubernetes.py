@@ -518,6 +518,8 @@ def test_stopping_a_study_deletes_its_running_jobs_with_their_pods(service: Serv
     assert status == 200 and study["status"] == "stopped"
     deleted = {name: policy for _, name, policy in kube.deleted if name.startswith("job-stop-")}
     assert deleted == {"job-stop-0": "Background", "job-stop-1": "Background"}
+    ended = [selector for _, selector, _ in kube.collection_deletes if "katuna.dev/study=job-stop," in (selector or "")]
+    assert len(ended) == 1 and ended[0].endswith("katuna.dev/trial in (0,1)"), "one request stops them all"
     assert not [k for k in kube.jobs if k[1].startswith("job-stop-")]
 
 

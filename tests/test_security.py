@@ -45,7 +45,7 @@ CUSTOM_OBJECT_CALLS = {
 CLUSTER_CALLS = {"list_node": ("", "nodes", "list")}
 """Cluster-scope reads, granted by a ClusterRole of their own."""
 VERBS = {"create": "create", "read": "get", "list": "list", "delete": "delete", "patch": "patch",
-         "replace": "update", "watch": "watch"}
+         "replace": "update", "watch": "watch", "deletecollection": "deletecollection"}
 
 
 def _docs(path: Path) -> list[dict]:
@@ -60,8 +60,8 @@ def used_permissions() -> set[tuple[str, str, str]]:
     kinds' components.)"""
     apis: dict[str, str] = {}
     used: set[tuple[str, str, str]] = set()
-    for module in ("kubernetes_executor.py", "kubernetes_logs.py", "kubernetes_report_secrets.py",
-                   "kubernetes_resources.py", "kubernetes_trials.py"):
+    for module in ("kubernetes_executor.py", "kubernetes_together.py", "kubernetes_logs.py",
+                   "kubernetes_report_secrets.py", "kubernetes_resources.py", "kubernetes_trials.py"):
         used |= _calls(ast.parse((FUNCTIONS / "adapters" / module).read_text()), apis)
     return used
 
@@ -76,7 +76,7 @@ def _calls(tree: ast.Module, apis: dict[str, str]) -> set[tuple[str, str, str]]:
     for node in ast.walk(tree):
         if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute)
                 and node.value.attr in apis):
-            verb, _, rest = node.attr.partition("_")
+            verb, _, rest = node.attr.replace("delete_collection", "deletecollection").partition("_")
             resource = rest.removeprefix("namespaced_").replace("config_map", "configmap")  # one word in the API
             resource, _, sub = resource.partition("_")
             used.add((apis[node.value.attr], resource + "s" + (f"/{sub}" if sub else ""), VERBS[verb]))

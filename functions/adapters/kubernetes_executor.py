@@ -16,7 +16,8 @@ delivers, and from the watcher's reconcile pass, so a lost event cannot leave a 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
@@ -45,6 +46,7 @@ from functions.adapters.kubernetes_status import (
     ran,
     suspended_since,
 )
+from functions.adapters.kubernetes_together import Together
 from functions.adapters.kubernetes_workloads import End as WorkloadEnd
 from functions.adapters.kubernetes_workloads import (
     Workloads,
@@ -61,7 +63,7 @@ from functions.core.cluster import Cluster
 from functions.core.disruptions import Disruption, exhausted
 from functions.core.errors import PermanentError, RefusedWorkload
 from functions.core.events import Event, trial_finished
-from functions.core.job import holder, is_job, own_conditions, primary_container_name, render_trial, trial_selector
+from functions.core.job import holder, is_job, own_conditions, primary_container_name, render_trial, trials_selector
 from functions.core.launch import TrialLaunch
 from functions.core.log_cursor import Cursor, RunningLog
 from functions.core.log_rotation import LogStart
@@ -69,6 +71,9 @@ from functions.core.naming import OWN
 from functions.core.ports import Look
 from functions.core.start_failures import missing_cause
 from functions.core.trial_spec import PATH as TRIAL_SPEC
+
+STOP_CHUNK = 100
+"""Trials one collection delete selects: their numbers keep its query well under any URL limit."""
 
 
 class KubernetesExecutor:
@@ -84,6 +89,12 @@ class KubernetesExecutor:
         self._workloads = Workloads(api, translate)
         self._pod_logs = PodLogs(api, clock)
         self._secrets = ReportSecrets(api)
+        self._together = Together(self._batch, self._core)
+
+    def together(self, launches: Sequence[TrialLaunch]) -> AbstractContextManager[None]:
+        """Within the block, the Jobs and pods of these running attempts (of one study) are read
+        from one list of each, made now (:mod:`~functions.adapters.kubernetes_together`)."""
+        return self._together.reading(launches, self._namespace)
 
     def stop_reads(self) -> None:
         """End every read of an attempt's output under way, and refuse any later one
@@ -149,7 +160,9 @@ class KubernetesExecutor:
     def _job(self, launch: TrialLaunch) -> Any | None:
         """The attempt's Job; None when there is none, or when the one of its name is another's
         (an earlier study's of the same name)."""
-        job = self._named(launch)
+        listed, job = self._together.job(self._namespace(launch), launch)
+        if not listed:
+            job = self._named(launch)
         return job if job is not None and holder(job.metadata.labels, launch) == OWN else None
 
     def _delete(self, namespace: str, name: str, uid: str | None = None) -> None:
@@ -169,21 +182,43 @@ class KubernetesExecutor:
         return self._job(launch) is not None
 
     def stop(self, launch: TrialLaunch, keep: bool = False) -> None:
-        """Delete every Job (or workload) of the trial, with its pods (``propagationPolicy: Background``);
-        none of an earlier study of the same name (their labels carry its uid). With ``keep``
-        (``retain``) a trial's Jobs are suspended instead: Kubernetes terminates a suspended
-        Job's running pods and makes no more, and the Job stays, with its status, as Katib keeps
-        a retained trial's Job whatever its end; a workload of another kind is deleted."""
-        namespace = self._namespace(launch)
-        if not is_job(launch):
-            self._workloads.delete_trial(launch, namespace)
-            return
+        """Delete every Job (or workload) of the trial, with its pods (:meth:`stop_trials`)."""
+        self.stop_trials([launch], keep)
+
+    def stop_trials(self, launches: Sequence[TrialLaunch], keep: bool = False) -> None:
+        """Delete every Job of the trials with their pods (``propagationPolicy: Background``), in
+        one collection delete per namespace and :data:`STOP_CHUNK` trials, whatever their count
+        (a study's end stops a hundred in its transaction); none of an earlier study of the same
+        name (their labels carry its uid). With ``keep`` (``retain``) their Jobs are listed once
+        and suspended instead: Kubernetes terminates a suspended Job's running pods and makes no
+        more, and the Job stays, with its status, as Katib keeps a retained trial's Job whatever
+        its end. A workload of another kind is deleted trial by trial."""
+        by_namespace: dict[str, list[TrialLaunch]] = {}
+        for launch in launches:
+            if not is_job(launch):
+                self._workloads.delete_trial(launch, self._namespace(launch))
+            else:
+                by_namespace.setdefault(self._namespace(launch), []).append(launch)
+        for namespace, jobs in by_namespace.items():
+            for start in range(0, len(jobs), STOP_CHUNK):
+                chunk = jobs[start:start + STOP_CHUNK]
+                (self._suspend_jobs if keep else self._delete_jobs)(namespace, trials_selector(chunk), chunk)
+
+    def _delete_jobs(self, namespace: str, selector: str, launches: Sequence[TrialLaunch]) -> None:
+        """Delete the Jobs ``selector`` selects, with their pods, in one request."""
         try:
-            jobs = self._batch.list_namespaced_job(namespace, label_selector=trial_selector(launch)).items
+            self._batch.delete_collection_namespaced_job(namespace, label_selector=selector, body=delete_options())
         except (ApiException, HTTPError) as exc:
-            raise translate(exc, f"list the Jobs of trial {launch.number}") from exc
+            raise translate(exc, f"delete the Jobs of {_trials(launches)}") from exc
+
+    def _suspend_jobs(self, namespace: str, selector: str, launches: Sequence[TrialLaunch]) -> None:
+        """Suspend each Job ``selector`` selects, listed once."""
+        try:
+            jobs = self._batch.list_namespaced_job(namespace, label_selector=selector).items
+        except (ApiException, HTTPError) as exc:
+            raise translate(exc, f"list the Jobs of {_trials(launches)}") from exc
         for name in [job.metadata.name for job in jobs if job.metadata and job.metadata.name]:
-            (self._suspend if keep else self._delete)(namespace, name)
+            self._suspend(namespace, name)
 
     def _suspend(self, namespace: str, name: str) -> None:
         """Suspend one Job (``spec.suspend: true``); one gone already is left."""
@@ -451,13 +486,15 @@ class KubernetesExecutor:
         makers = None if launch.trial_spec is None else self._workloads.makers(launch, namespace)
         if makers is not None and not makers:
             return []
+        selector = f"job-name={launch.job_name}" if launch.trial_spec is None else (
+            workload_pod_selector(launch) if every else pod_selector(launch))
+        listed = self._together.pods(namespace, launch, selector)
         try:
-            selector = f"job-name={launch.job_name}" if launch.trial_spec is None else (
-                workload_pod_selector(launch) if every else pod_selector(launch))
-            pods = self._core.list_namespaced_pod(namespace, label_selector=selector)
+            items = listed if listed is not None else self._core.list_namespaced_pod(
+                namespace, label_selector=selector).items
         except (ApiException, HTTPError) as exc:
             raise translate(exc, f"list the pods of Job {launch.job_name}") from exc
-        own = own_pods(launch, pods.items, lambda pod: pod.metadata.labels if pod.metadata else None)
+        own = own_pods(launch, items, lambda pod: pod.metadata.labels if pod.metadata else None)
         return sorted(own if makers is None else made_by(own, makers), key=oldest_first)
 
     def output(self, launch: TrialLaunch) -> Iterator[str]:
@@ -496,6 +533,12 @@ class KubernetesExecutor:
         """The metrics file's lines, as the wrapped trial container printed them to its log
         (:func:`~functions.core.file_collector.final_lines`)."""
         return file_collector.final_lines(lambda: self.output(launch))
+
+
+def _trials(launches: Sequence[TrialLaunch]) -> str:
+    """The trials of ``launches``, as an error names them."""
+    numbers = [str(launch.number) for launch in launches]
+    return f"trial {numbers[0]}" if len(numbers) == 1 else f"trials {', '.join(numbers)}"
 
 
 def _lost(launch: TrialLaunch, pods: list[Any]) -> str:

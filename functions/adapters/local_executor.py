@@ -35,7 +35,8 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from functools import partial
 from pathlib import Path
 from typing import BinaryIO
@@ -300,6 +301,15 @@ class LocalExecutor:
             sweeper = threading.Thread(target=self._end_strays, args=(strays,), daemon=True)
             sweeper.start()
             self._sweepers.append(sweeper)
+
+    def together(self, launches: Sequence[TrialLaunch]) -> AbstractContextManager[None]:
+        """Nothing to read together: the processes are this one's children."""
+        return contextlib.nullcontext()
+
+    def stop_trials(self, launches: Sequence[TrialLaunch], keep: bool = False) -> None:
+        """Stop each trial's attempts as :meth:`stop` does (signals to processes: nothing to gather)."""
+        for launch in launches:
+            self.stop(launch, keep)
 
     def poll(self, launch: TrialLaunch) -> Event | None:
         """The end of an attempt that ended here but could not be reported; ends are otherwise

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from functions.core import file_collector, quantities, report_token, trial_identity, trial_kinds, trial_spec
@@ -103,6 +103,14 @@ def trial_selector(launch: TrialLaunch) -> str:
     """The label selector of every workload of the launch's trial (each attempt's), and of no
     trial of an earlier study of the same name."""
     return f"{STUDY_LABEL}={launch.study},{UID_LABEL}={launch.uid},{TRIAL_LABEL}={launch.number}"
+
+
+def trials_selector(launches: Sequence[TrialLaunch]) -> str:
+    """The label selector of every workload of the ``launches``' trials, all of one study (as
+    :func:`trial_selector` selects one trial's)."""
+    first = launches[0]
+    numbers = ",".join(str(launch.number) for launch in launches)
+    return f"{STUDY_LABEL}={first.study},{UID_LABEL}={first.uid},{TRIAL_LABEL} in ({numbers})"
 
 
 def _resources(resources: Mapping[str, str], unlimited: frozenset[str] = frozenset()) -> dict[str, dict[str, str]]:

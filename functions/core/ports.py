@@ -204,6 +204,16 @@ class Executor(Protocol):
         template's ``retain``: a trial early-stopped, or stopped as its study ended) its
         workload is kept where the executor has one to keep, stopped."""
 
+    def stop_trials(self, launches: Sequence[TrialLaunch], keep: bool = False) -> None:
+        """Stop every attempt of these trials, all of one study, as :meth:`stop` stops each: a
+        study's end stops all it runs, in as few calls as the executor can (a handler makes
+        them inside its transaction)."""
+
+    def together(self, launches: Sequence[TrialLaunch]) -> AbstractContextManager[None]:
+        """A block within which the executor's reads of these running attempts (of one study:
+        :meth:`poll`, a look, a running log) may be answered from one read of them all, made as
+        it begins, where one read each would cost a request each."""
+
     def poll(self, launch: TrialLaunch) -> Event | None:
         """The ``trial.finished`` of the attempt if it ended, for executors that learn it by
         asking; executors that report ends themselves answer None."""

@@ -17,7 +17,8 @@ dropped: the next one goes on from what is stored), and that the attempt still r
 one row of the trials table, read and written by its key: a scan of many running trials costs
 no lookup or write in Optuna's storage.
 
-A scan is bounded: only running trials of running studies, only pods that run, at most
+A scan is bounded: only running trials of running studies, only pods that run, their pods
+listed together per study (:meth:`~functions.core.ports.Executor.together`), at most
 :data:`MAX_READS` logs (a different slice each window when there are more), each read at most
 :data:`READ_LIMIT` bytes from about where the last read stopped; a trial printing faster than
 that between two scans falls behind, and the lines the kubelet rotates away before they are
@@ -58,12 +59,17 @@ def scan(deps: Deps, studies: Sequence[StudyRecord], window: int = 0, every_stud
     running = [(record, trial) for record in studies
                if not record.terminal and (record.spec.early_stopping or (every_study and keeps(record.spec)))
                for trial in deps.store.trials(record.name, (RUNNING,))]
-    events: list[Event] = []
+    by_study: dict[str, list[tuple[StudyRecord, TrialRecord]]] = {}
     for record, trial in rotated(running, window, MAX_READS)[:MAX_READS]:
-        try:
-            events += trial_reports(record, trial, deps)
-        except KatunaError as exc:
-            log.warning("reading the progress of %s trial %d: %s", record.name, trial.number, exc)
+        by_study.setdefault(record.name, []).append((record, trial))
+    events: list[Event] = []
+    for chosen in by_study.values():
+        with deps.executor.together([trial_launch(record, trial) for record, trial in chosen]):
+            for record, trial in chosen:
+                try:
+                    events += trial_reports(record, trial, deps)
+                except KatunaError as exc:
+                    log.warning("reading the progress of %s trial %d: %s", record.name, trial.number, exc)
     return events
 
 

@@ -159,15 +159,11 @@ def reconcile_study(record: StudyRecord, deps: Deps, budget: Budget, settled: Se
 
 
 def _ended(record: StudyRecord, deps: Deps, running: Iterable[TrialRecord], budget: Budget) -> list[Event]:
-    """The ``trial.finished`` of each running attempt that ended without a word."""
-    events = []
-    for trial in running:
-        if not budget.take():
-            break
-        finished = look(record, trial, deps)
-        if finished is not None:
-            events.append(finished)
-    return events
+    """The ``trial.finished`` of each running attempt that ended without a word, the attempts
+    read together (:meth:`~functions.core.ports.Executor.together`)."""
+    looked = [trial for trial in running if budget.take()]
+    with deps.executor.together([trial_launch(record, trial) for trial in looked]):
+        return [finished for trial in looked if (finished := look(record, trial, deps)) is not None]
 
 
 def _alive(record: StudyRecord, deps: Deps, running: Iterable[TrialRecord], budget: Budget) -> bool:

@@ -251,6 +251,5 @@ def _refuse(deps: Deps, stored: StudyRecord, origin: Origin, generation: int, me
 def _retire(deps: Deps, stored: StudyRecord) -> None:
     """Forget the study of a resource that was deleted and made again under the same name
     (its trials stopped): the new resource is a new study."""
-    for trial in deps.store.trials(stored.name, ACTIVE_STATES):
-        deps.executor.stop(trial_launch(stored, trial))
+    deps.executor.stop_trials([trial_launch(stored, trial) for trial in deps.store.trials(stored.name, ACTIVE_STATES)])
     deps.store.delete_study(stored.name)

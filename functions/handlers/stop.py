@@ -25,12 +25,14 @@ def handle(event: Event, deps: Deps) -> list[Event]:
         store.update_study(record.name, status=event.data["status"], reason=event.data["reason"],
                            completed_at=deps.clock())
         record = store.get_study(record.name)
+    stopped = []
     for trial in store.trials(record.name, ACTIVE_STATES):
-        launch = trial_launch(record, trial)
-        if trial.started_at is None and not deps.executor.exists(launch):
+        if trial.started_at is None and not deps.executor.exists(trial_launch(record, trial)):
             discard(record, deps, trial.number)
-            continue
-        deps.executor.stop(launch, keep=record.spec.trial_template.retain)
+        else:
+            stopped.append(trial)
+    deps.executor.stop_trials([trial_launch(record, trial) for trial in stopped], keep=record.spec.trial_template.retain)
+    for trial in stopped:
         store.update_trial(record.name, trial.number, state=PRUNED, finished_at=deps.clock(),
                            reason=f"{STOPPED_AT_END} ({record.reason})")
         tell(record, deps, trial.number, PRUNED)

@@ -65,7 +65,10 @@ class ApiServer:
             options = call.delete_options()
             if options.get("propagationPolicy") is None and options.get("orphanDependents") is None:
                 call.warnings.append(ORPHANS_PODS)
-            return self.delete_job(call.namespace or "", call.name or "", options.get("propagationPolicy"), options)
+            if not call.name:
+                return self.delete_jobs(call.namespace or "", call.query.get("labelSelector"),
+                                        options.get("propagationPolicy"))
+            return self.delete_job(call.namespace or "", call.name, options.get("propagationPolicy"), options)
         if call.resource == "events" and call.method == "GET" and not call.name:
             with self.lock:
                 return events.listed(self.events, call.namespace, call.query.get("fieldSelector"), self.history.version)
@@ -273,6 +276,21 @@ class ApiServer:
             job = self.jobs.get((namespace, name))
             unmet = unmet_precondition("Job", "batch", job, options or {}) if job is not None else None
             return unmet or self.remove_job(namespace, name, policy)
+
+    def delete_jobs(self, namespace: str, selector: str | None, policy: str | None) -> tuple[int, dict]:
+        """Delete the collection of a namespace's Jobs that ``selector`` selects, each as one
+        delete would (its pods going by ``policy``), answered as the API server answers a
+        DeleteCollection: the list of the objects deleted."""
+        with self.lock:
+            self.collection_deletes.append((namespace, selector, policy))
+            chosen = [job for (held, _), job in sorted(self.jobs.items())
+                      if held == namespace and matches(job["metadata"].get("labels") or {}, selector)]
+            for job in chosen:
+                self.deleted.append((namespace, job["metadata"]["name"], policy))
+                self.remove_job(namespace, job["metadata"]["name"], policy)
+            return 200, {"kind": "JobList", "apiVersion": "batch/v1",
+                         "metadata": {"resourceVersion": str(self.history.version)},
+                         "items": [snapshot(job) for job in chosen]}
 
     def remove_job(self, namespace: str, name: str, policy: str | None) -> tuple[int, dict]:
         with self.lock:

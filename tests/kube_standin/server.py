@@ -164,6 +164,7 @@ def handler(cluster, unauthenticated: str = ANONYMOUS) -> type[BaseHTTPRequestHa
                 return
             request = Request(self._user(), call.verb(), call.group, call.resource, call.subresource,
                               call.namespace or "", call.name or "")
+            cluster.audit.append((request.verb, call.resource, call.namespace or "", call.name or ""))
             if not cluster.authorizer.allows(request):
                 self._send(*forbidden(request))
             elif (refused := owner_refs.refusal(request, body, cluster.resource_of, cluster.authorizer.allows)):
