@@ -186,6 +186,22 @@ class TestKubernetesExecutor(ExecutorContract):
         executor.stop(launches[3])
         assert pods_of(kube, first.study) == set()
 
+    def test_where_a_log_begins_is_read_when_its_first_bytes_cut_a_character(self, executor: KubernetesExecutor,
+                                                                             tmp_path: Path):
+        """The kubelet cuts ``limitBytes`` at a byte: one of these two first lines is cut inside
+        a two-byte character, whatever the length of the time before it. The client would
+        refuse to decode it; the time that leads the line is read all the same."""
+        first = self.attempt(tmp_path, [])
+        launches = [replace(first, number=n, job_name=f"{first.study}-{n}",
+                            argv=python(f"print({'x' * n!r} + 'é' * 60); print('loss=1')")) for n in range(2)]
+        for launch in launches:
+            executor.launch(launch)
+        for number, launch in enumerate(launches):
+            self.end_of(executor, launch)
+            start = executor.log_start(launch)
+            assert start is not None and start.first is not None
+            assert lines(executor.output(launch)) == ["x" * number + "é" * 60, "loss=1"]
+
     def test_running_attempts_looked_at_together_cost_one_list_of_jobs_and_one_of_pods(
             self, executor: KubernetesExecutor, kube: KubeStub, tmp_path: Path):
         """The watcher's look at every running trial of a study, every two seconds: the ended

@@ -115,8 +115,7 @@ def test_what_katuna_cannot_honour_is_an_error_naming_the_field():
         algorithm={"algorithmName": "pbt"},
         metricsCollectorSpec={"collector": {"kind": "PrometheusMetric"}},
         parameters=[{"name": "x", "parameterType": "double",
-                     "feasibleSpace": {"min": "0", "max": "1", "distribution": "gaussian"}},
-                    {"name": "unused", "parameterType": "int", "feasibleSpace": {"min": "1", "max": "2"}}],
+                     "feasibleSpace": {"min": "0", "max": "1", "distribution": "gaussian"}}],
     )
     doc["spec"]["trialTemplate"].update(retain=True, configMap={"configMapName": "templates"},
                                         successCondition="status.succeeded>0")
@@ -130,17 +129,6 @@ def test_what_katuna_cannot_honour_is_an_error_naming_the_field():
     assert found["spec.colour"] == ("unknown field; expected one of algorithm, earlyStopping, maxFailedTrialCount, "
                                     "maxTrialCount, metricsCollectorSpec, objective, parallelTrialCount, parameters, "
                                     "resumePolicy, trialTemplate")
-    assert not any(path.startswith("spec.parameters[1]") for path in found), "Katib samples an unused parameter"
-
-
-def test_a_parameter_no_trial_parameter_refers_to_is_sampled_and_passed_to_no_trial(embedded, tmp_path: Path):
-    doc = experiment(parameters=[*experiment()["spec"]["parameters"],
-                                 {"name": "unused", "parameterType": "int", "feasibleSpace": {"min": "1", "max": "2"}}])
-    spec, definition = load_study(yaml.safe_dump(doc))
-    assert [p.name for p in spec.parameters] == ["x", "unused"]
-    embedded.submit(spec, definition, tmp_path)
-    assert embedded.run("katib-exp").status == "completed"
-    assert all(t.params["unused"] in (1, 2) for t in embedded.store.trials("katib-exp"))
 
 
 def test_katuna_convert_prints_the_native_study(tmp_path: Path):

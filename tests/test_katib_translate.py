@@ -33,6 +33,13 @@ def problems_of(doc: dict) -> dict[str, str]:
     return {p.path: p.message for p in caught.value.problems}
 
 
+def referring_to_all(doc: dict) -> dict:
+    """``doc`` whose trial gets the value of every parameter besides the objective's ``x``."""
+    names = [p["name"] for p in doc["spec"]["parameters"] if p["name"] != "x"]
+    return with_trial_parameters(doc, [{"name": f"t{name}", "reference": name} for name in names],
+                                 [f"--{name}=${{trialParameters.t{name}}}" for name in names])
+
+
 def with_trial_parameters(doc: dict, parameters: list[dict], args: list[str]) -> dict:
     """``doc`` whose trial declares ``parameters`` and passes ``args`` after the objective's ``--x``."""
     doc = copy.deepcopy(doc)
@@ -177,12 +184,20 @@ WEBHOOK_RULES = {
         {"name": "spare", "reference": "${trialSpec.Name}"}), "spec.trialTemplate.trialParameters[1].name"),
     "a trial parameter given twice": (lambda s: s["trialTemplate"]["trialParameters"].append(
         {"name": "position", "reference": "${trialSpec.Name}"}), "spec.trialTemplate.trialParameters[1].name"),
+    # generator.go, applyParameters: more parameter assignments than trial parameters fails every trial
+    "a parameter no trial parameter refers to": (lambda s: s["parameters"].append(
+        {"name": "spare", "parameterType": "double", "feasibleSpace": {"min": "0", "max": "1"}}),
+        "spec.parameters[1].name"),
     "a reference given twice": (lambda s: s["trialTemplate"]["trialParameters"].append(
         {"name": "again", "reference": "x"}), "spec.trialTemplate.trialParameters[1].reference"),
     "an undeclared placeholder": (lambda s: s["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0][
         "command"].append("${trialParameters.ghost}"), "spec.trialTemplate.trialSpec"),
     "an unknown metadata reference": (lambda s: s["trialTemplate"]["trialParameters"].append(
         {"name": "colour", "reference": "${trialSpec.Colour}"}), "spec.trialTemplate.trialParameters[1].reference"),
+    # validator.go, validateEarlyStopping and validateMetricsCollector: an empty section is no default
+    "early stopping without its algorithm": (lambda s: s.update(earlyStopping={}), "spec.earlyStopping.algorithmName"),
+    "a collector without its kind": (lambda s: s.update(metricsCollectorSpec={"collector": {}}),
+                                     "spec.metricsCollectorSpec.collector.kind"),
     "a custom collector": (lambda s: s.update(metricsCollectorSpec={"collector": {
         "kind": "Custom", "customCollector": {"name": "c", "image": "i"}}}),
                            "spec.metricsCollectorSpec.collector.customCollector"),
@@ -234,6 +249,10 @@ def test_a_refused_experiment_leads_with_its_reason_and_adds_no_follow_on():
     unused = experiment()
     unused["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]["command"][-1] = "--x=1"
     assert list(problems_of(unused)) == ["spec.trialTemplate.trialParameters[0].name"]
+    mistaken = experiment()
+    mistaken["spec"]["trialTemplate"]["trialParameters"][0]["reference"] = "X"
+    assert list(problems_of(mistaken)) == ["spec.trialTemplate.trialParameters[0].reference"], \
+        "not also its parameter as referred to by none"
     nas = experiment(algorithm={"algorithmName": "darts"}, parameters=[],
                      nasConfig={"graphConfig": {"numLayers": 8}, "operations": []})
     nas["spec"]["trialTemplate"]["trialParameters"] = [{"name": "searchSpace", "reference": "search-space"}]
@@ -294,7 +313,7 @@ def test_cmaes_sigma_in_the_parameters_units_becomes_optunas_fraction_of_the_nar
         x = {"name": "x", "parameterType": "double", "feasibleSpace": {"min": "0", "max": "100"}}
         doc = experiment(algorithm={"algorithmName": "cmaes", "algorithmSettings": [{"name": "sigma", "value": sigma}]},
                          parameters=[x, *others])
-        return dict(katib.from_experiment(doc)["algorithm"]["settings"])["sigma0"]
+        return dict(katib.from_experiment(referring_to_all(doc))["algorithm"]["settings"])["sigma0"]
 
     def double(low: str, high: str, **more: str) -> dict:
         return {"name": f"p{low}{high}", "parameterType": "double", "feasibleSpace": {"min": low, "max": high, **more}}
@@ -313,7 +332,7 @@ def test_cmaes_samples_around_the_mean_with_katibs_sigma():
         {"name": "sigma", "value": "5"}, {"name": "random_state", "value": "1"}]},
         parameters=[{"name": name, "parameterType": "double", "feasibleSpace": {"min": "0", "max": "100"}}
                     for name in ("x", "y")])
-    spec, _ = load_study(yaml.safe_dump(doc))
+    spec, _ = load_study(yaml.safe_dump(referring_to_all(doc)))
     study = optuna.create_study()
     points = []
     for number in range(12):

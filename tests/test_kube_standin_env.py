@@ -109,7 +109,7 @@ def test_a_process_container_gets_what_it_reads():
         while not simulated_kube.jobs[("katuna", "proc")]["status"].get("succeeded") and time.monotonic() < deadline:
             time.sleep(0.05)
         pod = pod_of(simulated_kube, "proc")
-        assert simulated_kube.read_log("katuna", pod["metadata"]["name"], None) == (200, "hunter2 0.1 32\n")
+        assert simulated_kube.read_log("katuna", pod["metadata"]["name"], None) == (200, b"hunter2 0.1 32\n")
     finally:
         simulated_kube.close()
 

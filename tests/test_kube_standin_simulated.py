@@ -65,7 +65,7 @@ def test_a_job_runs_on_a_pool_that_gke_creates_and_the_autoscaler_grows_and_shri
         terminated = pod["status"]["containerStatuses"][0]["state"]["terminated"]
         assert (terminated["startedAt"], terminated["finishedAt"]) == (rfc3339(START + 180), rfc3339(START + 480)), \
             "created in 90 s, booted in 90 s, then the container's 300 s"
-        assert kube.read_log("katuna", pod["metadata"]["name"], None) == (200, "loss=1.5\n")
+        assert kube.read_log("katuna", pod["metadata"]["name"], None) == (200, b"loss=1.5\n")
         [node] = kube.nodes.values()
         assert node["metadata"]["creationTimestamp"] == rfc3339(START + 180), "a Node exists from its registration"
 

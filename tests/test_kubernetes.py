@@ -206,6 +206,25 @@ def test_a_trial_spec_jobs_selector_that_misses_its_pods_is_refused_when_posted(
         "trialTemplate.trialSpec.spec.template.metadata.labels"], body
 
 
+def test_a_trial_spec_jobs_annotations_the_api_server_refuses_are_refused_when_posted(service: Service):
+    """``ValidateObjectMeta`` on annotations, the Job's and its pods' alike: a key that is no
+    qualified name, and more than 256 KiB of them."""
+    definition = spec_study("spec-notes", {})
+    definition["trialTemplate"]["trialSpec"]["metadata"] = {"annotations": {"team notes": "x"}}
+    definition["trialTemplate"]["trialSpec"]["spec"]["template"]["metadata"] = {"annotations": {"a": "n" * 300_000}}
+    status, _, body = service.request("POST", "/studies", yaml.safe_dump(definition),
+                                      {"Content-Type": "application/yaml"})
+    problems = sorted((p["path"], p["message"].removesuffix(f": {REFUSED}")) for p in json.loads(body)["problems"])
+    assert status == 422 and problems == [
+        ("trialTemplate.trialSpec.metadata.annotations", 'Invalid value: "team notes": name part must consist of '
+         "alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. "
+         "'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?"
+         "[A-Za-z0-9]')"),
+        ("trialTemplate.trialSpec.spec.template.metadata.annotations", "Too long: may not be more than 262144 bytes"),
+    ], problems
+    assert service.request("GET", "/studies/spec-notes")[0] == 404, "nothing is stored"
+
+
 def test_a_trial_spec_study_submitted_again_while_its_first_job_is_kept_is_taken(service: Service, kube: KubeStub):
     """The dry run of a study submitted again meets its first trial's Job, kept (``retain``):
     the API's "already exists" says the Job was valid, and the study is taken."""

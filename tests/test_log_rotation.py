@@ -48,9 +48,9 @@ def test_the_api_serves_only_the_lines_since_the_last_rotation_and_its_options_a
         out.write("loss=0.5\nend\n")
     capture.read()
     assert capture.rotations == 1
-    assert serve(capture.lines, {}, 0.0) == "loss=0.5\nend\n"
-    assert serve(capture.lines, {"tailLines": "5"}, 0.0) == "loss=0.5\nend\n", "the tail of the current file"
-    assert serve(capture.lines, {"limitBytes": "4"}, 0.0) == "loss"
+    assert serve(capture.lines, {}, 0.0) == b"loss=0.5\nend\n"
+    assert serve(capture.lines, {"tailLines": "5"}, 0.0) == b"loss=0.5\nend\n", "the tail of the current file"
+    assert serve(capture.lines, {"limitBytes": "4"}, 0.0) == b"loss"
     with output.open("a") as out:
         out.write(FLOOD)
     capture.read(final=True)

@@ -290,6 +290,17 @@ def writes(kube: KubeStub, name: str) -> int:
     return sum(1 for _, n, _ in kube.status_writes if n == name)
 
 
+def settled_writes(kube: KubeStub, name: str, quiet: float = 1.0, timeout: float = 30) -> int:
+    """The status writes of the resource once none has come for ``quiet`` seconds: a report of
+    trials that started a moment ago may still be on its way."""
+    deadline, count, since = time.monotonic() + timeout, writes(kube, name), time.monotonic()
+    while time.monotonic() - since < quiet and time.monotonic() < deadline:
+        time.sleep(0.1)
+        if writes(kube, name) != count:
+            count, since = writes(kube, name), time.monotonic()
+    return count
+
+
 def wait_trials(service: Service, name: str, count: int, state: str = "RUNNING", timeout: float = 30) -> list[dict]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -512,7 +523,7 @@ def test_edits_of_parallelism_and_max_trials_apply_and_others_are_refused(servic
     assert condition["reason"] == "SpecChangeRefused" and "spec.parameters cannot change" in condition["message"]
     assert service.json("GET", "/studies/kst-edit")[1]["definition"]["parameters"][0]["max"] == 5.0
 
-    written = writes(kube, "kst-edit")
+    written = settled_writes(kube, "kst-edit")
     assert send(service, "update", wider) == [], "an update older than the last one handled changes nothing"
     assert writes(kube, "kst-edit") == written
 

@@ -251,7 +251,7 @@ def test_a_pytorchjob_study_submitted_again_while_the_first_ones_pods_terminate_
 
     submit(linger)
     eventually(lambda: (pod := master()) is not None and pod["status"].get("phase") == "Running"
-               and kube.read_log("kinds", "rerun-0-master-0", None) == (200, "loss=999\n"),
+               and kube.read_log("kinds", "rerun-0-master-0", None) == (200, b"loss=999\n"),
                "the master pod runs and prints", timeout=30)
     earlier = master()["metadata"]["uid"]  # type: ignore[index]
     assert service.request("DELETE", "/studies/rerun")[0] == 204
@@ -298,7 +298,7 @@ def test_a_trainjob_study_submitted_again_while_the_first_ones_pods_terminate_re
 
     submit(linger)
     eventually(lambda: (pod := node()) is not None and pod["status"].get("phase") == "Running"
-               and kube.read_log("kinds", pod["metadata"]["name"], None) == (200, "loss=999\n"),
+               and kube.read_log("kinds", pod["metadata"]["name"], None) == (200, b"loss=999\n"),
                "the node pod runs and prints", timeout=30)
     earlier = node()["metadata"]  # type: ignore[index]
     assert service.request("DELETE", "/studies/retrain")[0] == 204

@@ -10,7 +10,7 @@ import logging
 import math
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
@@ -60,9 +60,9 @@ class PodLogs:
         read = False
         for pod in pods:
             self._check(pod.metadata.name)
-            # Unread (_preload_content=False), the log comes back as urllib3's response, not a str.
-            response = self._read(pod, namespace, logging.WARNING, container=container,
-                                  timestamps=timestamps or None, _preload_content=False)
+            if not (pod.spec and pod.spec.node_name):
+                continue  # never scheduled: the API answers an empty log (204), as if it had written nothing
+            response = self._read(pod, namespace, logging.WARNING, container=container, timestamps=timestamps or None)
             if response is None:
                 continue
             read = read or not disrupted(pod)
@@ -85,7 +85,7 @@ class PodLogs:
         if after is not None and after.pod == pod.metadata.uid:
             since = max(1, math.ceil(self._clock() - after.since) + CLOCK_ALLOWANCE)
         response = self._read(pod, namespace, container=container, timestamps=True,
-                              limit_bytes=limit_bytes, since_seconds=since, _preload_content=False)
+                              limit_bytes=limit_bytes, since_seconds=since)
         if response is None:
             return None
         try:
@@ -103,9 +103,16 @@ class PodLogs:
         started, ended = current_run(pods, container)
         if current is None or started is None:
             return None
-        first = self._read(current, namespace, container=container, timestamps=True, limit_bytes=FIRST_STAMP_BYTES)
-        if first is None:
+        response = self._read(current, namespace, container=container, timestamps=True, limit_bytes=FIRST_STAMP_BYTES)
+        if response is None:
             return None
+        try:
+            # The kubelet cuts at a byte, maybe inside a character: only the leading time is read.
+            first = response.data.decode(errors="replace")
+        except HTTPError as exc:
+            raise translate(exc, f"read the log of pod {current.metadata.name}") from exc
+        finally:
+            response.release_conn()
         return LogStart(current.metadata.uid, started, ended, written_at(first.partition(" ")[0]) if first else None)
 
     def _streamed(self, pod: str, response: BaseHTTPResponse) -> Iterator[str]:
@@ -129,13 +136,16 @@ class PodLogs:
             raise Stopping(f"katuna is stopping: the read of pod {pod}'s log was given up; the trial's end is "
                            "handled again")
 
-    def _read(self, pod: Any, namespace: str, level: int = logging.DEBUG, **options: Any) -> Any:
-        """The pod's log read with ``options`` (a str, or urllib3's response when unread), or None
-        when the API has none to give: the container never started (400), the pod is gone (404),
+    def _read(self, pod: Any, namespace: str, level: int = logging.DEBUG, **options: Any) -> BaseHTTPResponse | None:
+        """The pod's log read with ``options``, unread (urllib3's response: the caller decodes its
+        bytes), or None when the API has none to give: the container never started (400), the pod is gone (404),
         or the pod was disrupted and its node cannot be reached (any answer); logged at ``level``
         (a warning where the trial's output is read, not at every scan of a running log)."""
         try:
-            return self._core.read_namespaced_pod_log(pod.metadata.name, namespace, **options)
+            # Unread (_preload_content=False), the log comes back as urllib3's response, not a str
+            # the client decodes strictly.
+            return cast(BaseHTTPResponse, self._core.read_namespaced_pod_log(
+                pod.metadata.name, namespace, _preload_content=False, **options))
         except ApiException as exc:
             if exc.status in (400, 404) or disrupted(pod):
                 log.log(level, "no log from pod %s (container %s): %s %s", pod.metadata.name,

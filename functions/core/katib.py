@@ -109,7 +109,7 @@ def from_experiment(data: Mapping[str, Any], limits: Limits = DEFAULTS) -> dict[
     _bounded(spec, problems)
     if spec.get("maxFailedTrialCount") is not None:
         native["maxFailedTrials"] = failures_allowed(spec["maxFailedTrialCount"])
-    if spec.get("earlyStopping"):
+    if spec.get("earlyStopping") is not None:
         native["earlyStopping"] = katib_search.early_stopping(spec["earlyStopping"], problems)
     if (spec.get("algorithm") or {}).get("algorithmName") == "hyperband":
         katib_search.hyperband(native, (spec.get("algorithm") or {}).get("algorithmSettings"), problems)

@@ -24,7 +24,14 @@ METRICS_FILE = "/var/log/katib/metrics.log"
 def collector(spec: Mapping[str, Any], problems: list[Problem]) -> dict[str, Any] | None:
     """The native ``metricsCollector`` of a ``metricsCollectorSpec``; None for Katib's default,
     StdOut without filters, which is katuna's default too."""
-    kind = (spec.get("collector") or {}).get("kind", "StdOut")
+    given = spec.get("collector")
+    kind = given.get("kind") if isinstance(given, Mapping) else "StdOut"
+    if not kind:
+        # Katib defaults a missing collector to StdOut, not a collector without a kind (validator.go).
+        problems.append(Problem("spec.metricsCollectorSpec.collector.kind",
+                                "required: the collector given has no kind; expected StdOut, File or TensorFlowEvent "
+                                "(or leave out spec.metricsCollectorSpec.collector for StdOut)"))
+        return None
     source = spec.get("source") or {}
     filters = list((source.get("filter") or {}).get("metricsFormat") or [])
     if kind == "StdOut":

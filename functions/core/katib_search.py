@@ -133,7 +133,11 @@ def early_stopping(early: Mapping[str, Any], problems: list[Problem]) -> dict[st
     """Katib's median stop, by Katib's own rule (the ``medianstop`` pruner): each report of the
     objective is a step; settings as Katib's service validates them."""
     path = "spec.earlyStopping"
-    if early.get("algorithmName") != "medianstop":
+    if not early.get("algorithmName"):
+        problems.append(Problem(f"{path}.algorithmName", "required, as Katib's webhook says (must be specified): "
+                                                         "expected medianstop; without early stopping, leave out "
+                                                         "spec.earlyStopping"))
+    elif early.get("algorithmName") != "medianstop":
         problems.append(Problem(f"{path}.algorithmName", f"{early.get('algorithmName')!r} is not supported; expected medianstop"))
     settings: dict[str, int] = {}
     for i, setting in enumerate(early.get("algorithmSettings") or []):

@@ -84,8 +84,8 @@ def _source(trial: Mapping[str, Any], problems: list[Problem]) -> None:
 def _references(trial: Mapping[str, Any], parameters: list[Any], problems: list[Problem]) -> dict[str, str]:
     """``trialParameters.<name>`` to the placeholder it stands for, checked as Katib's webhook
     checks them: a name and a reference each, neither given twice, the reference a parameter or
-    the trial's metadata, and every name used in the trialSpec and every use declared (a
-    parameter no entry refers to is sampled and passed to no trial, as in Katib)."""
+    the trial's metadata, every name used in the trialSpec and every use declared, and every
+    parameter referred to (:func:`_unreferenced`)."""
     items = trial.get("trialParameters")
     if items is None:
         problems.append(Problem(f"{PATH}.trialParameters", "required: one entry per placeholder of the trialSpec"))
@@ -115,7 +115,22 @@ def _references(trial: Mapping[str, Any], parameters: list[Any], problems: list[
                         - {item.get("name") for item in items if isinstance(item, Mapping)})
     problems += [Problem(f"{PATH}.trialSpec", f"${{trialParameters.{name}}} is not declared in spec.trialTemplate.trialParameters")
                  for name in undeclared]
+    if trial.get("trialParameters") is not None and not any(
+            p.path.startswith(f"{PATH}.trialParameters") for p in problems):  # a mistaken reference is cause enough
+        problems += _unreferenced(parameters, {item.get("reference") for item in items if isinstance(item, Mapping)})
     return references
+
+
+def _unreferenced(parameters: list[Any], referenced: set[Any]) -> list[Problem]:
+    """A parameter no ``trialParameters`` entry refers to: Katib's webhook takes it, then its
+    trial generator fails every trial, finding more parameter assignments than trial parameters
+    (``applyParameters`` in ``pkg/controller.v1beta1/experiment/manifest/generator.go``), so the
+    Experiment never starts one."""
+    names = [(i, p.get("name")) for i, p in enumerate(parameters) if isinstance(p, Mapping)]
+    return [Problem(f"spec.parameters[{i}].name", f"{name!r} is referred to by no entry of {PATH}.trialParameters, "
+                                                  "so no trial would get its value (Katib makes no trial of such an "
+                                                  "Experiment): refer to it, or remove it")
+            for i, name in names if isinstance(name, str) and name and name not in referenced]
 
 
 def _placeholder(reference: str, parameter_names: set[Any], metadata: Mapping[str, Any] | None, where: str,

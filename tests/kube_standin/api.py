@@ -36,7 +36,7 @@ default orphans the pods)."""
 class ApiServer:
     """Request handling over the cluster's objects (a mixin of :class:`kube_stub.KubeStub`)."""
 
-    def serve(self, call: Call) -> tuple[int, dict | str]:
+    def serve(self, call: Call) -> tuple[int, dict | str | bytes]:
         """Answer a non-watch request (already authorized)."""
         if call.method == "POST" and (refused := dry_run_refusal(call.query)) is not None:
             return refused
@@ -143,7 +143,7 @@ class ApiServer:
         return self.read("jobs", namespace, name, selector)
 
     def get_pods(self, namespace: str, name: str | None, log: bool, selector: str | None,
-                 container: str | None = None) -> tuple[int, dict | str]:
+                 container: str | None = None) -> tuple[int, dict | bytes]:
         return self.read_log(namespace, name or "", container) if log else self.read("pods", namespace, name, selector)
 
     def watch(self, call: Call, until: float, bookmarks: float | None) -> Iterator[dict]:
@@ -164,9 +164,10 @@ class ApiServer:
         yield from self.history.follow(start, call.resource, call.namespace, selector, until, bookmarks)
 
     def read_log(self, namespace: str, name: str, container: str | None,
-                 query: dict[str, str] | None = None) -> tuple[int, dict | str]:
+                 query: dict[str, str] | None = None) -> tuple[int, dict | bytes]:
         """A pod's log: as the API server, a log names one of the pod's containers (400 otherwise),
-        a pod not yet bound or a container not yet started has none (400), a pod that is gone
+        a pod not yet bound has an empty one (204: its log has no location), a container not yet
+        started has none (400), a pod that is gone
         has none (404), a pod on a node whose kubelet does not answer gets the failed dial (500); the log options as the kubelet applies them (:mod:`kube_standin.logs`).
         Only the first container runs a command, so only its log has lines (the others are sidecars).
         ``on_log_read``, when set, is called with each read's pod and query before it is answered."""
@@ -187,7 +188,7 @@ class ApiServer:
                                                       f"choose one of: [{' '.join(names)}]")
             container = container or names[0]
             if not pod["spec"].get("nodeName"):
-                return 400, status(400, "BadRequest", f"pod {name} does not have a host assigned")
+                return 204, b""
             state = next((s["state"] for s in pod["status"].get("containerStatuses", []) if s["name"] == container),
                          {"waiting": {"reason": "ContainerCreating"}})
             if "waiting" in state:
@@ -198,7 +199,7 @@ class ApiServer:
                 return 500, status(500, "", f'Get "https://{node}:10250/containerLogs/{namespace}/{name}/{container}": '
                                             f"dial tcp {node}:10250: connect: no route to host")
             if container != names[0]:
-                return 200, ""
+                return 200, b""
             stored = self.logs.get((namespace, name))
             if stored:
                 return 200, logs.serve(stored, query or {}, self.clock.time())

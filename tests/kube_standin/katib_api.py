@@ -20,7 +20,7 @@ import uuid
 from dataclasses import replace
 
 from kube_standin import manifests
-from kube_standin.names import label_problems
+from kube_standin.names import metadata_problems
 from kube_standin.objects import (
     DNS_SUBDOMAIN,
     already_exists,
@@ -106,9 +106,9 @@ def create(cluster, resource_key: str, namespace: str, body: dict | None, direct
             return invalid(obj.get("kind", ""), qualified(resource_key), name,
                            [("metadata.name", f'Invalid value: "{name}": a lowercase RFC 1123 subdomain must consist '
                                               "of lower case alphanumeric characters, '-' or '.'")])
-        labels = label_problems(metadata.get("labels"), "metadata.labels")
-        if labels:
-            return invalid(obj.get("kind", ""), qualified(resource_key), name, labels)
+        refused = metadata_problems(metadata, "metadata")
+        if refused:
+            return invalid(obj.get("kind", ""), qualified(resource_key), name, refused)
         if (resource_key, namespace, name) in cluster.resources:
             return already_exists(qualified(resource_key), name)
         obj.pop("status", None)

@@ -174,16 +174,17 @@ def refusal(name: str, query: dict[str, str]) -> tuple[int, dict] | None:
     return invalid("PodLogOptions", "PodLogOptions", name, refused) if refused else None
 
 
-def serve(lines: list[Line], query: dict[str, str], now: float) -> str:
+def serve(lines: list[Line], query: dict[str, str], now: float) -> bytes:
     """The log the kubelet answers at ``now`` (seconds since the epoch) for a container whose
-    current log file holds ``lines`` (options checked by :func:`refusal` first)."""
+    current log file holds ``lines`` (options checked by :func:`refusal` first), as bytes: its
+    ``limitBytes`` cuts at a byte, inside a character when one spans the limit."""
     since, tail = _since(query, now), _number(query, "tailLines")
     chosen = lines[len(lines) - min(tail, len(lines)):] if tail is not None else lines
     stamped = query.get("timestamps") in ("true", "1")
     text = "".join((f"{line.stamp} " if stamped else "") + line.text + ("\n" if line.complete else "")
                    for line in chosen if since is None or line.at >= since)
     limit = _number(query, "limitBytes")
-    return text.encode()[:limit].decode(errors="ignore") if limit is not None else text
+    return text.encode()[:limit] if limit is not None else text.encode()
 
 
 def reaches_end(lines: list[Line], query: dict[str, str], now: float) -> bool:

@@ -34,6 +34,32 @@ def label_problems(labels: object, path: str) -> list[tuple[str, str]]:
     return problems
 
 
+ANNOTATIONS_LIMIT = 256 * 1024
+"""Bytes all of an object's annotations may hold, keys and values (``TotalAnnotationSizeLimitB``)."""
+
+
+def metadata_problems(metadata: object, path: str) -> list[tuple[str, str]]:
+    """What ``ValidateObjectMeta`` refuses of the labels and annotations of the object
+    ``metadata`` at ``path`` (``metadata``, or a template's)."""
+    if not isinstance(metadata, dict):
+        return []
+    return (label_problems(metadata.get("labels"), f"{path}.labels")
+            + annotation_problems(metadata.get("annotations"), f"{path}.annotations"))
+
+
+def annotation_problems(annotations: object, path: str) -> list[tuple[str, str]]:
+    """What ``ValidateAnnotations`` refuses: keys that are no qualified name once lower-cased
+    (their case does not matter), and more than :data:`ANNOTATIONS_LIMIT` bytes in all."""
+    if not isinstance(annotations, dict):
+        return []
+    problems = [(path, f"Invalid value: {json.dumps(key)}: {why}")
+                for key in annotations for why in qualified_name_problems(str(key).lower())]
+    size = sum(len(str(key).encode()) + len(str(value).encode()) for key, value in annotations.items())
+    if size > ANNOTATIONS_LIMIT:
+        problems.append((path, f"Too long: may not be more than {ANNOTATIONS_LIMIT} bytes"))
+    return problems
+
+
 def label_value_problems(value: object) -> list[str]:
     """Why ``value`` is no label value, as ``IsValidLabelValue`` words it."""
     if not isinstance(value, str) or (value and not LABEL_VALUE.match(value)):

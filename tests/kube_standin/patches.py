@@ -28,7 +28,7 @@ from typing import Any
 import jsonpatch
 import jsonpointer
 
-from kube_standin.names import label_problems
+from kube_standin.names import metadata_problems
 from kube_standin.objects import invalid, merge, snapshot, status
 from kube_standin.structural import Refused, admitted, unknown_fields
 
@@ -77,7 +77,7 @@ def _updated(schema: dict, current: dict, body: Any, content_type: str, directiv
         raise _invalid_patch(patched, "strict decoding error: " + ", ".join(f'unknown field "{f}"' for f in unknown))
     new = _status_only(current, patched) if subresource == "status" else _without_status(current, patched)
     kept, warned = admitted(schema, new, qualified, directive)
-    refused = label_problems(kept["metadata"].get("labels"), "metadata.labels")
+    refused = metadata_problems(kept["metadata"], "metadata")
     if refused:
         raise Refused(*invalid(kept.get("kind", ""), qualified, kept["metadata"]["name"], refused))
     if subresource != "status" and _content(kept) != _content(current):

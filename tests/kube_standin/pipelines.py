@@ -53,7 +53,7 @@ TEKTON_PLACEHOLDER = re.compile(r"\$\(([^)]+)\)")
 
 def _output(cluster, pod: dict) -> str:
     key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
-    return logs.serve(cluster.logs.get(key) or cluster.kubelets.log_of(pod), {}, cluster.clock.time()).strip()
+    return logs.serve(cluster.logs.get(key) or cluster.kubelets.log_of(pod), {}, cluster.clock.time()).decode().strip()
 
 
 def _substitute(pattern: re.Pattern[str], value, known: dict[str, str]):

@@ -131,10 +131,11 @@ def handler(cluster, unauthenticated: str = ANONYMOUS) -> type[BaseHTTPRequestHa
         def log_message(self, *args) -> None:
             return
 
-        def _send(self, code: int, body: dict | str, warnings: list[str] | None = None) -> None:
-            data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+        def _send(self, code: int, body: dict | str | bytes, warnings: list[str] | None = None) -> None:
+            text = isinstance(body, str | bytes)
+            data = body if isinstance(body, bytes) else body.encode() if isinstance(body, str) else json.dumps(body).encode()
             self.send_response(code)
-            self.send_header("Content-Type", "text/plain" if isinstance(body, str) else "application/json")
+            self.send_header("Content-Type", "text/plain" if text else "application/json")
             for text in warnings or ():
                 self.send_header("Warning", warning(text))
             self.send_header("Content-Length", str(len(data)))

@@ -11,27 +11,26 @@ from collections.abc import Iterator
 
 from kube_standin.field_types import job_undecodable
 from kube_standin.job_policies import completion_problems, failure_policy_problems
-from kube_standin.names import label_problems
+from kube_standin.names import metadata_problems
 from kube_standin.objects import DNS_LABEL, DNS_SUBDOMAIN, QUANTITY, quantity
 from kube_standin.pod_validation import pod_problems, resource_problems
 from kube_standin.selectors import matches, selector_text
 
 
-def nested_label_problems(obj: object, path: str = "") -> list[tuple[str, str]]:
-    """Label problems of every ``metadata.labels`` in a custom resource: its own, which the API
-    server refuses (422), and its pod and Job templates', which the kind's admission webhook or
-    controller refuses when it makes the pods (the stand-in refuses the object at once, so a
-    test sees what a cluster would never run)."""
+def nested_metadata_problems(obj: object, path: str = "") -> list[tuple[str, str]]:
+    """Label and annotation problems of every ``metadata`` in a custom resource: its own, which
+    the API server refuses (422), and its pod and Job templates', which the kind's admission
+    webhook or controller refuses when it makes the pods (the stand-in refuses the object at
+    once, so a test sees what a cluster would never run)."""
     if isinstance(obj, list):
-        return [p for i, item in enumerate(obj) for p in nested_label_problems(item, f"{path}[{i}]")]
+        return [p for i, item in enumerate(obj) for p in nested_metadata_problems(item, f"{path}[{i}]")]
     if not isinstance(obj, dict):
         return []
     metadata = obj.get("metadata")
-    where = f"{path}.metadata.labels" if path else "metadata.labels"
-    problems = label_problems(metadata.get("labels"), where) if isinstance(metadata, dict) else []
+    problems = metadata_problems(metadata, f"{path}.metadata" if path else "metadata")
     for key, value in obj.items():
         if key != "metadata":
-            problems += nested_label_problems(value, f"{path}.{key}" if path else key)
+            problems += nested_metadata_problems(value, f"{path}.{key}" if path else key)
     return problems
 
 DECODE_QUANTITY = "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
@@ -102,9 +101,9 @@ def job_problems(job: dict) -> list[tuple[str, str]]:
                                           "consist of lower case alphanumeric characters, '-' or '.'"))
     elif len(name) > 63:
         problems.append(("metadata.name", f"Invalid value: {json.dumps(name)}: must be no more than 63 characters"))
-    problems += label_problems(job.get("metadata", {}).get("labels"), "metadata.labels")
+    problems += metadata_problems(job.get("metadata"), "metadata")
     template = job.get("spec", {}).get("template") or {}
-    problems += label_problems((template.get("metadata") or {}).get("labels"), "spec.template.metadata.labels")
+    problems += metadata_problems(template.get("metadata"), "spec.template.metadata")
     pod = template.get("spec") or {}
     if pod.get("restartPolicy") not in ("Never", "OnFailure"):
         problems.append(("spec.template.spec.restartPolicy", f"Unsupported value: {json.dumps(pod.get('restartPolicy'))}"

@@ -31,7 +31,7 @@ from kube_standin.objects import (
 from kube_standin.operators import TRAINING
 from kube_standin.server import Call, Kind
 from kube_standin.structural import problems
-from kube_standin.validation import nested_label_problems
+from kube_standin.validation import nested_metadata_problems
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,7 @@ class Workloads:
             return invalid(crd.kind, crd.qualified, name, [("metadata.name", f'Invalid value: "{name}": a lowercase '
                                                             "RFC 1123 subdomain must consist of lower case "
                                                             "alphanumeric characters, '-' or '.'")])
-        causes = nested_label_problems(body) + (problems(crd.schema, body) if crd.schema else [])
+        causes = nested_metadata_problems(body) + (problems(crd.schema, body) if crd.schema else [])
         if causes:
             return invalid(crd.kind, crd.qualified, name, causes)
         key = (crd.plural, namespace, name)
