@@ -268,8 +268,12 @@ TEXTS: list[tuple[str, str, bytes, int, str]] = [
         '"maxTrials": 4', '"maxTrials": ' + "9" * 5000).encode(), 422, '"path": "maxTrials"'),
     ("int-past-a-float", "application/yaml", _VALID_YAML.replace("max: 5.0", f"max: {10**400}").encode(), 422,
      '"path": "parameters[0].max"'),
-    ("yaml-date-of-month-13", "application/yaml", (_VALID_YAML + "description: 2001-13-45\n").encode(), 400,
-     "month must be in 1..12"),
+    ("yaml-recursive-alias", "application/yaml", (_VALID_YAML + "description: &d [1, {a: *d}]\n").encode(), 400,
+     "may not hold itself"),
+    ("study-resource-metadata-a-string", "application/json", json.dumps({
+        "apiVersion": "katuna.dev/v1", "kind": "Study", "metadata": "x", "spec": study_definition(name="hostile")})
+     .encode(), 422, '"path": "metadata"'),
+    ("yaml-set", "application/yaml", (_VALID_YAML + "description: !!set {a, b}\n").encode(), 400, "no JSON form"),
     ("yaml-duplicate-key", "application/yaml", (_VALID_YAML + "name: other\n").encode(), 400,
      "duplicate key 'name'"),
     ("json-duplicate-key", "application/json", json.dumps(study_definition(name="hostile")).replace(
@@ -477,8 +481,13 @@ EVENTS: list[tuple[str, str, tuple[bytes, dict[str, str]], int, str]] = [
         "metadata": {"labels": {"katuna.dev/study": "target", "katuna.dev/study-uid": "UID",
                                 "katuna.dev/trial": "zero", "katuna.dev/attempt": "1"}}}), 202,
      '"Katuna-Emitted-Count": "0"'),
-    ("job-event-metadata-a-string", "/", _ce("dev.knative.apiserver.resource.update", {"metadata": "x"}), 202,
-     '"Katuna-Emitted-Count": "0"'),
+    ("job-event-metadata-a-string", "/", _ce("dev.knative.apiserver.resource.update", {"metadata": "x"}), 400,
+     "data.metadata: expected a mapping"),
+    ("study-event-metadata-a-list", "/", _ce("dev.knative.apiserver.resource.update", {
+        "apiVersion": "katuna.dev/v1", "kind": "Study", "metadata": ["target"]}), 400,
+     "data.metadata: expected a mapping"),
+    ("experiment-event-kind-a-number", "/", _ce("dev.knative.apiserver.resource.add", {
+        "apiVersion": "kubeflow.org/v1beta1", "kind": 7, "metadata": {"name": "target"}}), 400, "data.kind"),
 ]
 
 

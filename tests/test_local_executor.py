@@ -21,8 +21,8 @@ from functions.adapters.broker import LocalBroker
 from functions.adapters.local_executor import LocalExecutor
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.errors import LogsUnavailable, TemporaryError
-from functions.core.events import TRIAL_FINISHED, study_created
-from functions.core.launch import TrialLaunch
+from functions.core.events import TRIAL_FINISHED, TRIAL_PROGRESS, study_created
+from functions.core.launch import Progress, TrialLaunch
 from functions.core.validate import parse_study
 from functions.dispatch import Dispatcher
 from functions.handlers import Deps
@@ -204,3 +204,23 @@ def test_a_start_failure_names_the_templates_program_as_its_cause_only_for_what_
     causes = {end.data["trial"]: end.data.get("cause") for end in ends}
     assert causes == {0: 'program "no-such-program-k7" cannot be run: No such file or directory', 1: None}, causes
     assert all(end.data["outcome"] == "error" for end in ends)
+
+
+def test_a_trial_printing_steps_by_the_thousand_reports_them_paced_and_its_latest_last(tmp_path: Path):
+    """A trial with early stopping that prints 20,000 steps at once: the first hundred are
+    reported as they come, then ten a second, each the latest; the last of the first 10,000
+    (as many as the store keeps) is reported once the output ends. One study's flood no longer
+    queues tens of thousands of events ahead of every other study's."""
+    published = []
+    executor = LocalExecutor(tmp_path / "logs", publish=published.append)
+    script = "import time\nfor i in range(20000): print(f'score={i}', flush=True)\ntime.sleep(0.5)"
+    launch = replace(attempt(tmp_path, [sys.executable, "-c", script]), progress=Progress("score"))
+    started = time.monotonic()
+    try:
+        executor.launch(launch)
+        eventually(lambda: any(e.type == TRIAL_FINISHED for e in published), "the attempt's end", timeout=60)
+    finally:
+        executor.shutdown()
+    steps = [e.data["step"] for e in published if e.type == TRIAL_PROGRESS]
+    assert steps[:100] == list(range(1, 101)) and steps[-1] == 10_000 and steps == sorted(steps)
+    assert len(steps) <= 100 + 10 * (time.monotonic() - started) + 1, len(steps)

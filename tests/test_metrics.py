@@ -7,6 +7,12 @@ import math
 from functions.core.metrics import Observation, parse_json_lines, parse_text, reduce
 
 
+def test_a_json_line_nested_past_pythons_recursion_limit_is_no_metric_line():
+    """The metric-line parsers never raise on any text a trial prints."""
+    nested = "[" * 30_000 + "]" * 30_000
+    assert parse_json_lines([nested, '{"score": 0.5}'], ["score"]) == [Observation("score", 0.5)]
+
+
 def test_names_are_compared_exactly():
     found = parse_text(["Validation-accuracy=0.91 accuracy=0.95 train_accuracy=0.99"], ["accuracy"])
     assert found == [Observation("accuracy", 0.95)]

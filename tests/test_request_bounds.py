@@ -124,7 +124,7 @@ HUGE_NUMBERS = [
     ("int-step-400-digits", "application/yaml", _YAML.replace("type: float", "type: int").replace(
         "min: -5.0", "min: 0").replace("max: 5.0", "max: 10\n  step: " + "9" * 400), "parameters[0].step",
      "1.8e+308"),
-    ("month-13", "application/yaml", _YAML + "description: 2001-13-45\n", "", "month must be in 1..12"),
+    ("binary", "application/yaml", _YAML + "description: !!binary aGVsbG8=\n", "", "no JSON form"),
 ]
 
 
@@ -136,6 +136,15 @@ def test_a_number_too_large_to_read_is_refused_naming_where_it_is(client, case: 
     problems = answer.get_json()["problems"]
     assert any(p["path"] == path and word in p["message"] for p in problems), (case, problems)
     assert client.get("/studies/huge").status_code == 404
+
+
+def test_a_date_is_kept_as_the_text_it_is_written_as(client):
+    """YAML 1.1 reads ``2024-01-01`` as a date, which no JSON holds (the study is stored as
+    JSON): it stays the text it is, as JSON and YAML 1.2 read it, even one no calendar has."""
+    body = _YAML.replace("name: huge", "name: dated") + "description: 2001-13-45\n"
+    answer = client.post("/studies", data=body, content_type="application/yaml")
+    assert answer.status_code == 201, answer.get_data(as_text=True)[:500]
+    assert client.post("/studies/dated/stop").status_code == 200
 
 
 def _nul(change) -> dict:

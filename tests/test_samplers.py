@@ -226,8 +226,12 @@ RANGED = {
     "popsize 1": ("cmaes", {"popsize": 1}, "popsize: expected an integer >= 2: CMA-ES ranks two or more samples of "
                                            "each generation, got 1"),
     "popsize -4": ("cmaes", {"popsize": -4}, "popsize: expected an integer >= 2"),
-    "n_ei_candidates 0": ("tpe", {"n_ei_candidates": 0}, "n_ei_candidates: expected an integer >= 1: the samples TPE "
-                                                         "picks each suggestion from, got 0"),
+    "n_ei_candidates 0": ("tpe", {"n_ei_candidates": 0}, "n_ei_candidates: expected an integer from 1 to 1,000: the "
+                                                         "samples TPE scores at each suggestion to pick one, got 0"),
+    "n_ei_candidates 100000": ("tpe", {"n_ei_candidates": 100_000}, "n_ei_candidates: expected an integer from 1 to "
+                                                                    "1,000"),
+    "multivariate n_ei_candidates 1001": ("multivariate-tpe", {"n_ei_candidates": 1001},
+                                          "n_ei_candidates: expected an integer from 1 to 1,000"),
     "tpe n_startup_trials -1": ("tpe", {"n_startup_trials": -1}, "n_startup_trials: expected an integer >= 0"),
     "cmaes n_startup_trials -1": ("cmaes", {"n_startup_trials": -1}, "n_startup_trials: expected an integer >= 0"),
 }

@@ -199,3 +199,9 @@ def test_katib_early_stopping_with_the_tensorflow_event_collector_is_refused_by_
         load_definition(experiment)
     problems = {p.path: p.message for p in refused.value.problems}
     assert "reads the event files once the trial has ended" in problems["spec.earlyStopping"], problems
+
+
+def test_a_line_nested_past_pythons_recursion_limit_is_no_record():
+    """A trial's log holds whatever it printed beside the wrapper's records: none of it raises."""
+    record = {"dir": "", "tag": "accuracy", "step": 1, "value": 0.5}
+    assert list(tfevents.records(["[" * 30_000 + "]" * 30_000, json.dumps(record)])) == [record]

@@ -87,6 +87,7 @@ def test_the_gjson_subset_paths_queries_pipes_and_counts():
     ('status.conditions.#(type=="Complete"', "unbalanced"),
     ('status.conditions.#(type==Complete)#', "expected a JSON value"),
     ("status..phase", "an empty component"),
+    ("status.conditions.#(type==" + "[" * 3000 + "]" * 3000 + ")", "expected a JSON value"),
 ])
 def test_a_path_outside_the_subset_is_refused_saying_what_it_met(path: str, why: str):
     assert why in (gjson.check(path) or "")

@@ -80,7 +80,7 @@ def recorded(log: Path, launch: TrialLaunch) -> End | None:
     try:
         with trial_files.open_file(path(log)) as handle:
             data = json.loads(handle.read(MAX_BYTES))
-    except (OSError, RefusedFile, ValueError):
+    except (OSError, RefusedFile, ValueError, RecursionError):
         return None
     if not isinstance(data, dict) or (data.get("uid"), data.get("trial"), data.get("attempt")) != (
             launch.uid, launch.number, launch.attempt):

@@ -8,8 +8,11 @@ for, aliases expanded, and its nesting depth while composing, and refuses either
 long before the cost shows. A key given twice in one mapping is refused too, naming the key
 and where it is: YAML's last-wins would silently drop the first value. So is an integer
 larger than the largest float, naming where it is: no field takes one, and Python refuses to
-read one of more than 4,300 digits (``ValueError``); any other value PyYAML cannot convert (a
-date with month 13) is a YAML error with its line and column.
+read one of more than 4,300 digits (``ValueError``); any other value PyYAML cannot convert is a
+YAML error with its line and column. A timestamp stays the text it is written as, as in JSON and
+YAML 1.2; a ``!!binary`` or ``!!set`` value, which has no JSON form, is refused. An alias inside
+the value its anchor names (``&a [1, *a]``), a value holding itself that any walk over the data
+would follow for ever, is refused while composing.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import math
 import re
 import sys
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -70,6 +73,7 @@ class _BoundedLoader(yaml.SafeLoader):
         self._weights: dict[int, int] = {}
         self._path: list[str] = []
         self._int_paths: dict[int, str] = {}
+        self._open_anchors: list[str] = []
 
     def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
         """The node at ``index`` of ``parent``: a position in a sequence, or the key node of a
@@ -79,6 +83,7 @@ class _BoundedLoader(yaml.SafeLoader):
             raise DocumentTooLarge(f"nested deeper than {MAX_DEPTH} levels")
         self._path.append(f"[{index}]" if isinstance(index, int) else
                           f".{index.value}" if isinstance(index, yaml.ScalarNode) else "")
+        opened = self._opened()
         try:
             node = super().compose_node(parent, index)  # type: ignore[arg-type]  # a key node, as PyYAML passes it
             if isinstance(node, yaml.MappingNode):
@@ -88,6 +93,8 @@ class _BoundedLoader(yaml.SafeLoader):
         finally:
             self._depth -= 1
             self._path.pop()
+            if opened:
+                self._open_anchors.pop()
         if node is None:
             return None
         weight = self._weights.get(id(node))
@@ -97,6 +104,20 @@ class _BoundedLoader(yaml.SafeLoader):
             raise DocumentTooLarge(f"stands for more than {MAX_NODES} values once its aliases are expanded")
         return node
 
+
+    def _opened(self) -> bool:
+        """Whether the next node is a collection with an anchor, now open until composed; an
+        alias to an open one (``&a [1, *a]``) is refused: it stands for a value that holds
+        itself, endless to any walk over it."""
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) and event.anchor in self._open_anchors:
+            raise yaml.composer.ComposerError(None, None, f"found the alias *{event.anchor} inside the value its "
+                                              "anchor names: a value may not hold itself",
+                                              cast(yaml.Mark, event.start_mark))  # the pure-Python parser's
+        if isinstance(event, yaml.CollectionStartEvent) and event.anchor is not None:
+            self._open_anchors.append(event.anchor)
+            return True
+        return False
 
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         """The value of ``node``; a scalar PyYAML cannot convert (a date with month 13) is a
@@ -119,6 +140,17 @@ class _BoundedLoader(yaml.SafeLoader):
             raise NumberTooLarge(path, node.start_mark)
         return value
 
+    def construct_timestamp_text(self, node: yaml.ScalarNode) -> str:
+        """A timestamp as it is written (``2024-01-01``, a Kubernetes ``creationTimestamp``), as
+        JSON and YAML 1.2 read it: a date is no JSON value, and a study is kept as JSON."""
+        return str(self.construct_scalar(node))
+
+    def refuse_no_json(self, node: yaml.Node) -> Any:
+        """A ``!!binary`` or ``!!set`` value: it has no JSON form, and a study is kept as JSON."""
+        kind = node.tag.rsplit(":", 1)[-1]
+        raise yaml.constructor.ConstructorError(None, None, f"found a !!{kind} value, which has no JSON form; "
+                                                "expected text, a number, a list or a mapping", node.start_mark)
+
     def _check_keys(self, node: yaml.MappingNode) -> None:
         seen = set()
         for key, _ in node.value:
@@ -131,6 +163,9 @@ class _BoundedLoader(yaml.SafeLoader):
 
 
 _BoundedLoader.add_constructor(_INT, _BoundedLoader.construct_bounded_int)
+_BoundedLoader.add_constructor("tag:yaml.org,2002:timestamp", _BoundedLoader.construct_timestamp_text)
+_BoundedLoader.add_constructor("tag:yaml.org,2002:binary", _BoundedLoader.refuse_no_json)
+_BoundedLoader.add_constructor("tag:yaml.org,2002:set", _BoundedLoader.refuse_no_json)
 _BoundedLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float", re.compile(r"[-+]?[0-9]+(?:\.[0-9]*)?[eE][-+]?[0-9]+\Z"), list("-+0123456789"))
 """JSON's (and YAML 1.2's) exponent numbers, ``1e-12``, ``-1e+308``: YAML 1.1 reads them as strings."""

@@ -268,9 +268,14 @@ _FIELDS: Mapping[str, Mapping[str, tuple[Any, str]]] = {
                                                   f"one of {', '.join(TERMINAL_STATUSES)}"),
                       "reason": (lambda v: isinstance(v, str), "a string")},
 }
+_OBJECT_FIELDS: Mapping[str, tuple[Any, str]] = {
+    "metadata": (lambda v: isinstance(v, Mapping), "a mapping (the object's metadata)"),
+    "kind": (lambda v: isinstance(v, str), "a string"), "apiVersion": (lambda v: isinstance(v, str), "a string")}
+"""The fields of an ApiServerSource event's object that katuna reads, when it has them."""
 _OPTIONAL: Mapping[str, Mapping[str, tuple[Any, str]]] = {
     STUDY_COMPLETED: {"restarts": _COUNT},
     TRIAL_FINISHED: {"disruptions": _ATTEMPT, "cause": _TEXT},
+    **{apiserver_event: _OBJECT_FIELDS for apiserver_event in APISERVER_EVENTS},
 }
 
 

@@ -150,7 +150,7 @@ def _json_results(path: str, text: str) -> list[FileResult]:
     """Each entry of a JSON file's list (or its one object)."""
     try:
         trials = json.loads(text, object_pairs_hook=_unique_keys)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise InvalidStudy([Problem("warmStart.file", f"{path} is not JSON: {exc}")]) from exc
     entries = trials if isinstance(trials, list) else [trials]
     return [FileResult(path, f"entry [{i}]", entry, csv=False) for i, entry in enumerate(entries)]

@@ -196,8 +196,8 @@ def _condition(body: str) -> tuple[str, str | None, Any]:
                 literal = body[i + len(operator):].strip()
                 try:
                     wanted = json.loads(literal)
-                except ValueError as exc:
-                    raise GjsonError(f"expected a JSON value after {operator!r} in #({body}), got {literal!r}") from exc
+                except (ValueError, RecursionError) as exc:  # nested past Python's recursion limit
+                    raise GjsonError(f"expected a JSON value after {operator!r} in #({body:.80}), got {literal!r:.80}") from exc
                 return body[:i].strip(), operator, wanted
     return body.strip(), None, None
 

@@ -331,7 +331,7 @@ def _typed_fields(metadata: Mapping[str, Any], problems: list[Problem]) -> Any:
         return None
     try:
         return json.loads(raw) if isinstance(raw, str) else None
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         problems.append(Problem(TYPED_FIELDS_FIELD, f"expected a JSON list of paths into the trialSpec: {exc}"))
         return None
 

@@ -187,7 +187,7 @@ def parse_json_lines(lines: Iterable[str], metrics: Iterable[str]) -> list[Obser
     for raw in lines:
         try:
             record = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past Python's recursion limit
             continue
         if not isinstance(record, dict):
             continue

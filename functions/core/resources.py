@@ -129,6 +129,8 @@ def ref_of(obj: Mapping[str, Any]) -> Ref:
 def definition(obj: Mapping[str, Any]) -> dict[str, Any]:
     """The study definition a resource stands for, as ``POST /studies`` would receive it."""
     metadata = obj.get("metadata") or {}
+    if not isinstance(metadata, Mapping):
+        raise InvalidStudy([Problem("metadata", f"expected a mapping (name, namespace, labels, ...), got {metadata!r:.80}")])
     spec = obj.get("spec")
     if not isinstance(spec, Mapping):
         raise InvalidStudy([Problem("spec", "required; expected a mapping")])

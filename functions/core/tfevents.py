@@ -199,7 +199,7 @@ def records(lines: Iterable[str]) -> Iterator[dict[str, object]]:
     for line in lines:
         try:
             record = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past Python's recursion limit
             continue
         if isinstance(record, dict) and {"dir", "tag", "step", "value"} <= record.keys():
             yield record
