@@ -146,6 +146,8 @@ STUDIES: list[tuple[str, dict, str]] = [
     ("maxAttempts-zero", _mutated(_set("trialTemplate.maxAttempts", 0)), "trialTemplate.maxAttempts"),
     ("workingDir-number", _mutated(_set("trialTemplate.workingDir", 5)), "trialTemplate.workingDir"),
     ("collector-kind-unknown", _mutated(_set("metricsCollector", {"kind": "socket"})), "metricsCollector.kind"),
+    ("collector-non-finite-unknown", _mutated(_set("metricsCollector", {"nonFinite": "ignore"})),
+     "metricsCollector.nonFinite"),
     ("collector-filter-unclosed", _mutated(_set("metricsCollector", {"filters": ["(unclosed"]})),
      "metricsCollector.filters[0]"),
     ("collector-filter-one-group", _mutated(_set("metricsCollector", {"filters": ["(loss)"]})),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,8 @@ from functions.core.errors import InvalidStudy
 from functions.core.formats import load_study
 from functions.core.job import render_job
 from functions.core.launch import TrialLaunch
+from functions.core.log_keep import new_summary
+from functions.core.metrics import Observation
 from functions.core.samplers import build_sampler
 from functions.core.space import sample
 
@@ -123,6 +126,39 @@ def test_katuna_run_fails_an_experiment_once_its_failures_reach_max_failed_trial
     states = [t["state"] for t in json.loads(listed.stdout)]
     assert states == ["FAIL"] * trials
     assert "too many failed trials" in run.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("last,metrics", [("loss=nan acc=0.6", {"loss": 0.3, "acc": 0.6}),
+                                          ("", {"loss": 0.3, "acc": 0.7}),
+                                          ("loss=inf", {"loss": 0.3, "acc": 0.7})],
+                         ids=["nan-last", "nan-between", "inf-last"])
+def test_a_trial_reporting_nan_keeps_the_value_of_its_finite_reports_as_katib_reads_them(
+        tmp_path: Path, last: str, metrics: dict):
+    """Katib's collector reads no number from ``loss=nan`` (its rule matches an empty value), and
+    its reduction passes over what is no number: a trial that diverged in its last epoch keeps
+    its best loss, and every metric its value over its finite reports (Katib's default strategy,
+    min in a minimizing Experiment, for ``acc`` too)."""
+    doc = experiment(maxTrialCount=1, parallelTrialCount=1, objective={
+        "type": "minimize", "objectiveMetricName": "loss", "additionalMetricNames": ["acc"]})
+    script = "print('loss=0.5 acc=0.7'); print('loss=0.3 acc=nan')" + (f"; print({last!r})" if last else "")
+    doc["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]["command"] = [
+        sys.executable, "-c", script, "${trialParameters.position}"]
+    (tmp_path / "experiment.yaml").write_text(yaml.safe_dump(doc))
+    run = subprocess.run([KATUNA, "run", "experiment.yaml"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    listed = subprocess.run([KATUNA, "trials", "katib-exp", "--json"], cwd=tmp_path, capture_output=True, text=True,
+                            check=True)
+    trial = json.loads(listed.stdout)[0]
+    assert (trial["state"], trial["metrics"]) == ("COMPLETE", metrics), trial
+
+
+def test_a_trial_reporting_its_objective_only_as_nan_fails_as_not_finite():
+    """With no finite report, there is nothing to keep: the trial fails, saying so (Katib's
+    collector would find the objective unavailable)."""
+    summary = new_summary(load_study(yaml.safe_dump(experiment()))[0])
+    summary.add([Observation("loss", math.nan), Observation("loss", math.inf)])
+    assert math.isnan(summary.reduced()["loss"])
 
 
 @pytest.mark.parametrize("max_failed,native", [(0, 0), (1, 0), (2, 1), (4, 3)])

@@ -133,9 +133,9 @@ def _experiment(collector: dict) -> dict:
 def test_katib_tensorflow_event_collector_becomes_the_tfevent_collector():
     given = katib.from_experiment(_experiment({"collector": {"kind": "TensorFlowEvent"}, "source": {
         "fileSystemPath": {"path": "/logs/test", "kind": "Directory"}}}))
-    assert given["metricsCollector"] == {"kind": "tfevent", "path": "/logs/test"}
+    assert given["metricsCollector"] == {"kind": "tfevent", "path": "/logs/test", "nonFinite": "skip"}
     default = katib.from_experiment(_experiment({"collector": {"kind": "TensorFlowEvent"}}))
-    assert default["metricsCollector"] == {"kind": "tfevent", "path": "/var/log/katib/tfevent/"}
+    assert default["metricsCollector"] == {"kind": "tfevent", "path": "/var/log/katib/tfevent/", "nonFinite": "skip"}
 
 
 @pytest.mark.parametrize(("source", "field", "words"), [

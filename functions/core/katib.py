@@ -119,8 +119,8 @@ def from_experiment(data: Mapping[str, Any], limits: Limits = DEFAULTS) -> dict[
     if pool is not None:
         native["nodePool"] = pool
     collector = katib_collectors.collector(spec.get("metricsCollectorSpec") or {}, problems)
-    if collector:
-        native["metricsCollector"] = collector
+    # Katib's collector reads no number from loss=nan, and its reduction passes over what is none.
+    native["metricsCollector"] = {**(collector or {"kind": "stdout"}), "nonFinite": "skip"}
     if metadata.get("namespace"):
         native["kubernetes"] = {"namespace": metadata["namespace"]}
     if problems:

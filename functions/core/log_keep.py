@@ -141,7 +141,8 @@ def start(kept: Cursor | None, progress: Cursor | None) -> Cursor | None:
 
 def new_summary(spec: Study) -> Summary:
     """An empty summary of a trial's observations of the study's metrics, each reduced by its strategy."""
-    return Summary({m: spec.strategy(m) for m in spec.metric_names}, objectives=[o.metric for o in spec.objectives])
+    return Summary({m: spec.strategy(m) for m in spec.metric_names}, objectives=[o.metric for o in spec.objectives],
+                   skip_non_finite=spec.metrics_collector.non_finite == "skip")
 
 
 def take(log: RunningLog, parse: Parse, objective: str, after: Cursor | None) -> Taken | None:

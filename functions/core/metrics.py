@@ -235,12 +235,17 @@ class Summary:
 
     An objective (of ``objectives``) reported even once as NaN or an infinity reduces to that
     first value whatever its strategy, so that the trial fails as not finite: a later finite
-    report does not hide it (an ``inf`` under ``min``, say)."""
+    report does not hide it (an ``inf`` under ``min``, say). With ``skip_non_finite`` (Katib's
+    rule: its collector reads no number from ``loss=nan``, and its reduction passes over what
+    is no number), such a report is no value: every metric is reduced over its finite reports
+    (``latest``: the latest finite one), and only one with none reduces to its first value
+    that is not finite."""
 
     def __init__(self, strategies: Mapping[str, str], keep: int = MAX_OBSERVATIONS,
-                 objectives: Iterable[str] = ()) -> None:
+                 objectives: Iterable[str] = (), skip_non_finite: bool = False) -> None:
         self._strategies = strategies
         self._objectives = frozenset(objectives)
+        self._skip = skip_non_finite
         self._non_finite: dict[str, float] = {}
         self._values: dict[str, list[float]] = {}
         self._head: list[Observation] = []
@@ -258,9 +263,10 @@ class Summary:
                 self._head.append(obs)
             else:
                 self._tail.append(obs)
-            self._fold(obs)
             if not math.isfinite(obs.value):
                 self._non_finite.setdefault(obs.metric, obs.value)
+            if math.isfinite(obs.value) or not self._skip:
+                self._fold(obs)
 
     def _fold(self, obs: Observation) -> None:
         """``[min, max, latest, nan seen]`` of the metric, NaN compared as nothing."""
@@ -308,11 +314,12 @@ class Summary:
 
     def reduced(self) -> dict[str, float]:
         """One value per observed metric; NaN when any value was NaN, unless only the latest counts
-        (an objective: its first value that is not finite, if any)."""
-        reduced = {}
+        (an objective: its first value that is not finite, if any; skipping them, a metric's
+        first one where it has no other)."""
+        reduced = {metric: value for metric, value in self._non_finite.items() if metric not in self._values}
         for metric, (low, high, latest, nan) in self._values.items():
             strategy = self._strategies.get(metric, "latest")
-            if metric in self._objectives and metric in self._non_finite:
+            if metric in self._objectives and metric in self._non_finite and not self._skip:
                 reduced[metric] = self._non_finite[metric]
             elif strategy == "latest":
                 reduced[metric] = latest

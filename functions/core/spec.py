@@ -150,6 +150,9 @@ class MetricsCollector:
     path: str | None = None
     format: str = "text"
     filters: tuple[str, ...] = ()
+    non_finite: str = "fail"
+    """What a NaN or infinite report is: ``fail`` (the objective's fails the trial) or ``skip``
+    (Katib's rule: no value; a metric is reduced over its finite reports)."""
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind, "format": self.format}
@@ -157,6 +160,8 @@ class MetricsCollector:
             out["path"] = self.path
         if self.filters:
             out["filters"] = list(self.filters)
+        if self.non_finite != "fail":
+            out["nonFinite"] = self.non_finite
         return out
 
 
