@@ -158,6 +158,7 @@ class Runtime:
         check_study(spec, definition, self.settings, runs_jobs=self.settings.executor == "kubernetes")
         if self.access_refusal is not None:
             check_access(spec, definition, self.access_refusal)
+        self._check_publishing()
         stored, created = store_or_restart(self.deps(), spec, definition)
         if not stored.terminal:
             self.publish(study_created(stored.name, stored.uid))
@@ -167,9 +168,14 @@ class Runtime:
         """Send an event on through the queue: to this service's own broker threads, or (reply
         mode) to the threads that post it to the Knative broker at ``K_SINK``
         (:mod:`functions.sink_senders`)."""
+        self._check_publishing()
+        self.queue.put(event)
+
+    def _check_publishing(self) -> None:
+        """A temporary error where nothing could send an event on (reply mode without ``K_SINK``):
+        a submission is refused before its study is stored, not stored and then answered 503."""
         if self.settings.events == "reply" and self._senders is None:
             raise TemporaryError("events go to K_SINK in reply mode, and K_SINK is not set")
-        self.queue.put(event)
 
     def start(self) -> None:
         """Start taking events from the queue in background threads: this service's broker

@@ -12,6 +12,10 @@ from cloudevents.core.v1.event import CloudEvent
 from conftest import study_definition
 from http_helpers import Service, Sink
 
+from functions.adapters.web import create_app
+from functions.runtime import Runtime
+from functions.settings import Settings
+
 pytestmark = pytest.mark.slow
 
 
@@ -114,3 +118,16 @@ def test_dead_letters_are_kept_and_listed(cluster):
     _, letters = service.json("GET", "/dead-letters")
     assert letters[0]["event"]["id"] == "lost-1"
     assert letters[0]["reason"] == "http://katuna/functions/collect 500"
+
+
+def test_a_study_posted_where_no_event_can_be_sent_on_is_refused_before_it_is_stored(tmp_path: Path):
+    """Reply mode without ``K_SINK``: the study's first event could never go out, so the POST is
+    a 503 to retry, and nothing is stored that would wait for ever."""
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db", events="reply"))
+    try:
+        client = create_app(runtime).test_client()
+        answer = client.post("/studies", json=study_definition(name="unsent"))
+        assert answer.status_code == 503 and "K_SINK is not set" in answer.get_json()["message"], answer.get_json()
+        assert client.get("/studies/unsent").status_code == 404
+    finally:
+        runtime.close()

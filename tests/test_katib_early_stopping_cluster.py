@@ -314,6 +314,22 @@ def test_the_scan_sends_each_report_once_handled_and_reads_a_slice_of_the_logs_a
         stop(deps, record)
 
 
+FLOOD = "import time\nfor i in range(5000): print(f'loss={5000 - i}')\ntime.sleep(60)"
+
+
+@pytest.mark.slow
+def test_a_log_read_holding_thousands_of_reports_sends_the_first_and_the_latest(kube: KubeStub, tmp_path):
+    """A trial printing 5,000 reports at once: the scan sends the first 99, which the rule's
+    judged step is among, and the latest, not 5,000 events ahead of every other study's."""
+    deps, record = started(kube, tmp_path, experiment("flood", FLOOD))
+    try:
+        sent = eventually(lambda: (found := progress_scan.scan(deps, [record])) and found[-1].data["step"] == 5000
+                          and found, "a scan that read the whole flood", timeout=30)
+        assert [step for _, step, _ in steps(sent)] == [*range(1, 100), 5000]
+    finally:
+        stop(deps, record)
+
+
 PRINTS_NAN = "import time\nprint('loss=1', flush=True)\nprint('loss=nan', flush=True)\ntime.sleep(60)"
 
 

@@ -20,7 +20,8 @@ no lookup or write in Optuna's storage.
 A scan is bounded: only running trials of running studies, only pods that run, their pods
 listed together per study (:meth:`~functions.core.ports.Executor.together`), at most
 :data:`MAX_READS` logs (a different slice each window when there are more), each read at most
-:data:`READ_LIMIT` bytes from about where the last read stopped; a trial printing faster than
+:data:`READ_LIMIT` bytes from about where the last read stopped, and at most
+:data:`REPORTS_PER_READ` reports sent of each read; a trial printing faster than
 that between two scans falls behind, and the lines the kubelet rotates away before they are
 read are lost (the trial's reason says so: :mod:`functions.core.log_rotation`).
 """
@@ -48,6 +49,12 @@ MAX_READS = 50
 
 READ_LIMIT = 1 << 20
 """Bytes of one log read: a trial that printed more since the last read is read on at the next."""
+
+REPORTS_PER_READ = 100
+"""Reports of one log read sent at most: the first ones and the latest. A megabyte of short lines
+holds tens of thousands, each an event ahead of every other study's; those passed over are never
+judged (the latest handled moves the cursor past them), as a local trial's flood is paced
+(:mod:`functions.adapters.local_progress`)."""
 
 
 def scan(deps: Deps, studies: Sequence[StudyRecord], window: int = 0, every_study: bool = True) -> list[Event]:
@@ -91,8 +98,10 @@ def trial_reports(record: StudyRecord, trial: TrialRecord, deps: Deps) -> list[E
     if launch.progress is None:
         return []
     ids = (record.name, record.uid, trial.number, trial.attempt)
-    return [trial_progress(*ids, found.step, found.value, launch.progress.token, found.cursor.to_dict())
-            for found in reports(launch, running, begin)]
+    found = reports(launch, running, begin)
+    sent = found if len(found) <= REPORTS_PER_READ else [*found[:REPORTS_PER_READ - 1], found[-1]]
+    return [trial_progress(*ids, report.step, report.value, launch.progress.token, report.cursor.to_dict())
+            for report in sent]
 
 
 def _keep(record: StudyRecord, trial: TrialRecord, deps: Deps, running: RunningLog, kept: Kept) -> None:
