@@ -184,9 +184,9 @@ class StoreContract:
         assert store.lost_pods("demo", 0) == store.lost_pods("demo", 9) == LostPods()
         _, change = store.trial_changes("demo", 0)
         first = {"uid-1": Disruption("PreemptionByScheduler", "default-scheduler: preempting")}
-        store.set_lost_pods("demo", 0, store.lost_pods("demo", 0).seen(1, first))
+        store.set_lost_pods("demo", 0, store.lost_pods("demo", 0).seen(1, first, frozenset({"uid-2"})))
         for seen in (first, {"uid-2": Disruption("EvictionByEvictionAPI", "Eviction API: evicting")}, first):
-            store.set_lost_pods("demo", 0, store.lost_pods("demo", 0).seen(1, seen))
+            store.set_lost_pods("demo", 0, store.lost_pods("demo", 0).seen(1, seen, frozenset({"uid-4"})))
         again = self.open_again(store)
         try:
             kept = again.lost_pods("demo", 0)
@@ -194,8 +194,9 @@ class StoreContract:
             self.close(again)
         assert sorted(kept.of(1)) == ["uid-1", "uid-2"] and kept.of(2) == {}
         assert kept.of(1)["uid-2"] == Disruption("EvictionByEvictionAPI", "Eviction API: evicting")
+        assert (kept.running_of(1), kept.running_of(2)) == ({"uid-4"}, set()), "the pods running at the latest look"
         assert store.trial_changes("demo", change) == ([], change), "nothing of the trial a report shows changed"
-        later = kept.seen(2, {"uid-3": Disruption("PreemptionByScheduler")})
+        later = kept.seen(2, {"uid-3": Disruption("PreemptionByScheduler")}, frozenset())
         assert (later.attempt, list(later.pods)) == (2, ["uid-3"]), "an earlier attempt's are dropped"
         with pytest.raises(StudyNotFound, match="no trial demo 9"):
             store.set_lost_pods("demo", 9, later)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import replace
 
 import pytest
 import yaml
@@ -121,24 +122,53 @@ def test_preempted_pods_count_as_runs_with_the_attempts_before_them(service: Ser
     """Attempt 1's Job vanishes (a preempted attempt, run again); with maxAttempts 2, attempt 2
     may lose no pod: its first preempted pod ends the trial, not naming memory. A pod the
     scheduler preempts is deleted once its Job controller has seen it, so the watcher, which
-    looks every 2 s, sees one only if it looks within that moment: a look in ten finds one,
-    and the wait allows for a loaded machine, where pods are replaced more slowly."""
+    looks every 2 s, sees its preemption only if it looks within that moment (a look in ten);
+    else it sees the pod it saw running gone, its Job running on, which is a run lost too."""
     kube.disrupt = lambda job, index: 0.3 if job == "spot-0-a2" else None
     submit(service, hanging_study("spot", {"cpu": "500m"}, max_attempts=2))
     deadline = time.monotonic() + 20
     while not pods_of(kube, "spot-0") and time.monotonic() < deadline:
         time.sleep(0.05)
     kube.delete_job(NAMESPACE, "spot-0", None)
-    trial = only_trial(service, "spot", timeout=240)
+    trial = only_trial(service, "spot", timeout=60)
     assert (trial["state"], trial["attempt"]) == ("FAIL", 2)
     latest, earlier = trial["reason"].splitlines()
     assert latest.startswith("preempted: its Job lost ")
-    assert re.search(r"\(\d+ PreemptionByScheduler: default-scheduler: preempting to accommodate a higher "
-                     r"priority pod\): the trial lost \d+ runs with its earlier attempts, and "
-                     r"trialTemplate\.maxAttempts is 2$", latest), latest
+    assert re.search(r"\(\d+ (PreemptionByScheduler: default-scheduler: preempting to accommodate a higher "
+                     r"priority pod|Deleted: its pod was deleted while the Job ran, between two looks \(a preemption, "
+                     r"an eviction or a node's removal deletes a pod so\))\): the trial lost \d+ runs with its earlier "
+                     r"attempts, and trialTemplate\.maxAttempts is 2$", latest), latest
     assert "memory" not in latest
     assert earlier == "attempt 1 preempted: Job spot-0 disappeared"
     assert_stopped(kube, "spot-0-a2")
+
+
+def test_a_pod_preempted_and_gone_between_two_looks_is_a_run_lost(kube: KubeStub):
+    """The scheduler deletes the pod it preempts once the Job controller has seen it: a look
+    that comes after finds no disrupted pod, but the pod it saw running at the look before is
+    gone while the Job runs on, which nothing but a disruption does."""
+    executor = KubernetesExecutor(Cluster(), api_client(kube.url))
+    command = study_definition(mode="hang")["trialTemplate"]["command"]
+    launch = TrialLaunch("vanish", "u1", 0, 1, "vanish-0", [c.replace("${trialParameters.x}", "1") for c in command],
+                         {}, ".", timeout=None, image="python:3.12", cluster=Cluster(namespace=NAMESPACE), max_attempts=2)
+    executor.launch(launch)
+    try:
+        pod = running_pod(kube, "vanish-0", 1)
+        before = executor.look(launch)
+        assert before.finished is None and before.running == {pod["metadata"]["uid"]}
+        kube.preempt_pod(NAMESPACE, pod["metadata"]["name"], "PreemptionByScheduler")
+        eventually(lambda: pod["metadata"]["uid"] not in {p["metadata"]["uid"] for p in pods_of(kube, "vanish-0")},
+                   "the preempted pod gone", timeout=20)
+        replacement = running_pod(kube, "vanish-0", 1)
+        assert not executor.look(launch).lost, "a look that knows of no pod running before sees nothing lost"
+        after = executor.look(replace(launch, running_pods=before.running))
+        assert after.finished is None, "the trial may lose one run"
+        assert [d.cause for d in (after.lost or {}).values()] == ["Deleted"]
+        assert after.running == {replacement["metadata"]["uid"]}, "its replacement runs"
+        assert executor.look(replace(launch, max_attempts=1, running_pods=before.running)).finished.data[
+            "message"].startswith("its Job lost 1 pod (1 Deleted: its pod was deleted while the Job ran")
+    finally:
+        executor.stop(launch)
 
 
 def test_pods_shut_down_with_their_node_count_without_the_disruption_condition(kube: KubeStub):

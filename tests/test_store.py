@@ -173,7 +173,7 @@ def test_the_running_trials_of_an_older_database_have_lost_no_pods_yet(tmp_path:
     old.close()
     reopened = SqliteStore(tmp_path / "k.db")
     assert reopened.lost_pods("demo", 0) == LostPods()
-    reopened.set_lost_pods("demo", 0, LostPods().seen(1, {"uid-1": Disruption("PreemptionByScheduler")}))
+    reopened.set_lost_pods("demo", 0, LostPods().seen(1, {"uid-1": Disruption("PreemptionByScheduler")}, frozenset()))
     assert list(reopened.lost_pods("demo", 0).of(1)) == ["uid-1"]
     assert reopened.get_trial("demo", 0) == TrialRecord("demo", 0, {"x": 1.0}, "RUNNING")
     reopened.close()

@@ -60,7 +60,7 @@ from functions.adapters.kubernetes_workloads import (
 from functions.adapters.kubernetes_workloads import end as workload_end
 from functions.core import file_collector, report_token
 from functions.core.cluster import Cluster
-from functions.core.disruptions import Disruption, exhausted
+from functions.core.disruptions import Disruption, exhausted, vanished
 from functions.core.errors import PermanentError, RefusedWorkload
 from functions.core.events import Event, trial_finished
 from functions.core.job import holder, is_job, own_conditions, primary_container_name, render_trial, trials_selector
@@ -350,19 +350,23 @@ class KubernetesExecutor:
         """The end of an attempt whose workload runs, if it has one: a Job's that lost more pods
         to disruptions than the trial may lose (its ``podFailurePolicy`` would replace them for
         ever), else one past the trial's timeout, else one whose pod could not start within the
-        start allowance; with the pods it lost. A Job's pods are read once, at every look (the
-        list is as short as the bound keeps it); another kind's primary pods only once it may be
-        past its timeout, and all its pods to see whether one cannot start (:meth:`_workload_unstartable`)."""
+        start allowance; with the pods it lost (seen disrupted, or seen running before and gone
+        now: :func:`~functions.core.disruptions.vanished`) and those running. A Job's pods are
+        read once, at every look (the list is as short as the bound keeps it); another kind's
+        primary pods only once it may be past its timeout, and all its pods to see whether one
+        cannot start (:meth:`_workload_unstartable`)."""
         if not is_job(launch):
             ended = self._timed_out(launch, created, None)
             return Look(ended) if ended is not None else self._unstartable(launch, self._workload_unstartable(launch))
         pods = self._pods(launch)
-        lost = {**launch.lost_pods, **{pod.metadata.uid: d for pod in pods
-                                       if (d := disruption_of(pod)) is not None and pod.metadata.uid}}
+        lost = {**launch.lost_pods, **vanished(launch.running_pods, {pod.metadata.uid for pod in pods}),
+                **{pod.metadata.uid: d for pod in pods if (d := disruption_of(pod)) is not None and pod.metadata.uid}}
+        running = frozenset(pod.metadata.uid for pod in pods
+                            if pod.status and pod.status.phase == "Running" and not disrupted(pod))
         ended = self._lost_too_many(launch, pods, lost) or self._timed_out(launch, created, pods)
         if ended is not None:
-            return Look(ended, lost=lost)
-        return self._cannot_start(launch, pods)._replace(lost=lost)
+            return Look(ended, lost=lost, running=running)
+        return self._cannot_start(launch, pods)._replace(lost=lost, running=running)
 
     def _lost_too_many(self, launch: TrialLaunch, pods: list[Any], lost: dict[str, Disruption]) -> Event | None:
         """The ``preempted`` end, with the count of the pods ``lost`` (seen now or before), of an

@@ -12,6 +12,9 @@ The pods are counted as seen, not as found: the scheduler, the Eviction API, the
 and the pod garbage collector delete a disrupted pod once the Job controller has counted it, and
 the Job's status has no count of the failures its policy ignored. So the disrupted pods of an
 attempt seen at each look are kept with the trial (:class:`LostPods`), and the count only grows.
+A look may miss a disruption whole, the pod deleted between two looks: so the pods seen running
+are kept too, and one of them gone from a Job still running is a run lost (:data:`VANISHED`),
+as nothing but a disruption deletes the pod of a running Job.
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ EVICTED = "Evicted"
 
 MESSAGE_CHARS = 200
 """Characters of one disruption's message quoted in a trial's reason."""
+
+VANISHED = "Deleted"
+"""The cause of a pod seen running at one look and gone at the next while its Job runs on."""
 
 
 @dataclass(frozen=True)
@@ -46,27 +52,44 @@ class LostPods:
 
     attempt: int = 0
     pods: Mapping[str, Disruption] = field(default_factory=dict)
+    running: frozenset[str] = frozenset()
+    """The uids of the attempt's pods running at the latest look."""
 
     def of(self, attempt: int) -> Mapping[str, Disruption]:
         """The pods lost by ``attempt``: none when those kept are an earlier attempt's."""
         return self.pods if attempt == self.attempt else {}
 
-    def seen(self, attempt: int, pods: Mapping[str, Disruption]) -> LostPods:
+    def running_of(self, attempt: int) -> frozenset[str]:
+        """The pods of ``attempt`` running at the latest look: none when an earlier attempt's."""
+        return self.running if attempt == self.attempt else frozenset()
+
+    def seen(self, attempt: int, pods: Mapping[str, Disruption], running: frozenset[str]) -> LostPods:
         """These with ``pods`` of ``attempt`` seen too (a pod seen again is counted once, so a
-        look repeated or delivered twice changes nothing); an earlier attempt's are dropped."""
+        look repeated or delivered twice changes nothing), and the pods ``running`` now; an
+        earlier attempt's are dropped."""
         kept = self.of(attempt)
         return LostPods(attempt, {**kept, **{uid: Disruption(d.cause, d.message[:MESSAGE_CHARS])
-                                            for uid, d in pods.items() if uid not in kept}})
+                                            for uid, d in pods.items() if uid not in kept}}, running)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"attempt": self.attempt, "pods": {uid: [d.cause, d.message] for uid, d in self.pods.items()}}
+        return {"attempt": self.attempt, "pods": {uid: [d.cause, d.message] for uid, d in self.pods.items()},
+                "running": sorted(self.running)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> LostPods:
         """As :meth:`to_dict` wrote it; nothing lost for None (a trial that never lost a pod)."""
         if not data:
             return cls()
-        return cls(int(data["attempt"]), {uid: Disruption(*pair) for uid, pair in data["pods"].items()})
+        return cls(int(data["attempt"]), {uid: Disruption(*pair) for uid, pair in data["pods"].items()},
+                   frozenset(data.get("running", ())))
+
+
+def vanished(running_before: frozenset[str], present: set[str]) -> dict[str, Disruption]:
+    """The pods seen running at the latest look and gone now, while their Job runs on: lost
+    runs whose disruption no look saw (:data:`VANISHED`)."""
+    return {uid: Disruption(VANISHED, "its pod was deleted while the Job ran, between two looks (a preemption, "
+                                      "an eviction or a node's removal deletes a pod so)")
+            for uid in running_before - present}
 
 
 def pods_to_lose(attempt: int, max_attempts: int) -> int:

@@ -67,6 +67,9 @@ class TrialLaunch:
     """The pods of this attempt seen disrupted at earlier looks, by uid (kept with the trial,
     :class:`functions.core.disruptions.LostPods`): counted with those seen now, as the
     controllers delete a disrupted pod soon after."""
+    running_pods: frozenset[str] = frozenset()
+    """The uids of this attempt's pods running at the latest look: one gone now, its Job still
+    running, was lost to a disruption no look saw."""
 
 
 @dataclass(frozen=True)

@@ -251,6 +251,8 @@ class Look(NamedTuple):
     lost: Mapping[str, Disruption] | None = None
     """The pods of the attempt lost to disruptions, by uid: those of :attr:`TrialLaunch.lost_pods`
     and those seen now, to be kept with the trial."""
+    running: frozenset[str] | None = None
+    """The uids of the attempt's pods running now, to be kept with the trial (None: not looked at)."""
 
 
 class Admissions(Protocol):

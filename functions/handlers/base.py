@@ -289,27 +289,31 @@ def look(record: StudyRecord, trial: TrialRecord, deps: Deps) -> Event | None:
     the pods its attempt lost to disruptions are kept with the trial, and counted at the next
     look with those seen then (:mod:`functions.core.disruptions`)."""
     kept = deps.store.lost_pods(record.name, trial.number)
-    launch = replace(trial_launch(record, trial), lost_pods=kept.of(trial.attempt))
+    launch = replace(trial_launch(record, trial), lost_pods=kept.of(trial.attempt),
+                     running_pods=kept.running_of(trial.attempt))
     if deps.admissions is None:
         return deps.executor.poll(launch)
     seen = deps.admissions.look(launch)
-    if seen.lost and set(seen.lost) - set(launch.lost_pods):
-        _keep_lost(record, trial, deps, seen.lost)
+    if (seen.lost and set(seen.lost) - set(launch.lost_pods)) or (
+            seen.running is not None and seen.running != launch.running_pods):
+        _keep_lost(record, trial, deps, seen.lost or {}, seen.running)
     if seen.finished is None:
         _note_held(record, trial, deps, seen.held)
     return seen.finished
 
 
-def _keep_lost(record: StudyRecord, trial: TrialRecord, deps: Deps, lost: Mapping[str, Disruption]) -> None:
+def _keep_lost(record: StudyRecord, trial: TrialRecord, deps: Deps, lost: Mapping[str, Disruption],
+               running: frozenset[str] | None) -> None:
     """Keep the pods the trial's attempt lost with those kept before (the controllers delete a
-    disrupted pod soon after, so the count grows only from what was seen), while the attempt
-    is still the trial's."""
+    disrupted pod soon after, so the count grows only from what was seen), and those running
+    now (one gone at a later look was lost too), while the attempt is still the trial's."""
     with deps.store.transaction():
         current = deps.store.get_trial(record.name, trial.number)
         if current is None or current.attempt != trial.attempt:
             return
         kept = deps.store.lost_pods(record.name, trial.number)
-        deps.store.set_lost_pods(record.name, trial.number, kept.seen(trial.attempt, lost))
+        now = kept.running_of(trial.attempt) if running is None else running
+        deps.store.set_lost_pods(record.name, trial.number, kept.seen(trial.attempt, lost, now))
 
 
 def _note_held(record: StudyRecord, trial: TrialRecord, deps: Deps, held: str | None) -> None:
