@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from functions.adapters.sqlite_store import SqliteStore
 from functions.core.events import Event, study_created, trial_finished
 from functions.core.launch import TrialLaunch
 from functions.core.records import StudyRecord
-from functions.dispatch import Dispatcher
+from functions.dispatch import PERMANENT_ERROR, TEMPORARY_ERROR, Dispatcher
 from functions.handlers import Deps
 
 Objective = Callable[[Mapping[str, Any]], float]
@@ -65,6 +66,13 @@ class InstantExecutor:
     def stop(self, launch: TrialLaunch) -> None:
         """Nothing runs long enough to stop."""
 
+    def stop_trials(self, launches: Sequence[TrialLaunch], keep: bool = False) -> None:
+        """Nothing runs long enough to stop."""
+
+    def together(self, launches: Sequence[TrialLaunch]) -> AbstractContextManager[None]:
+        """Nothing to read: the trials ended as they were launched."""
+        return nullcontext()
+
     def poll(self, launch: TrialLaunch) -> Event | None:
         return None
 
@@ -103,6 +111,17 @@ def definition(name: str, trials: int, algorithm: str = "random", dimensions: in
     }
 
 
+class _Failures:
+    """A dispatcher's observer that keeps the handlings that failed."""
+
+    def __init__(self) -> None:
+        self.handlings: list[tuple[str, str, str]] = []
+
+    def handled(self, event_type: str, handler: str, outcome: str, seconds: float) -> None:
+        if outcome in (TEMPORARY_ERROR, PERMANENT_ERROR):
+            self.handlings.append((event_type, handler, outcome))
+
+
 class InstantRunner:
     """The embedded wiring (store, dispatcher, in-process broker) around an instant executor."""
 
@@ -112,7 +131,8 @@ class InstantRunner:
         self.broker: LocalBroker | None = None
         self.executor = InstantExecutor(lambda event: self.broker.publish(event), objective, noise_bytes)
         self.deps = Deps(self.store, self.executor, time.time, lookahead=lookahead)
-        self.dispatcher = Dispatcher(self.deps)
+        self._failures = _Failures()
+        self.dispatcher = Dispatcher(self.deps, observer=self._failures)
         self.broker = LocalBroker(self.dispatcher)
 
     def submit(self, study: dict[str, Any], base_dir: Path) -> StudyRecord:
@@ -123,11 +143,16 @@ class InstantRunner:
         return self.store.add_study(record)
 
     def run(self, name: str) -> StudyRecord:
-        """Deliver events until the study ends."""
+        """Deliver events until the study ends; a study that ends other than completed, or a
+        handler that failed on the way, is an error, not a figure."""
         record = self.store.get_study(name)
         self.broker.publish(study_created(name, record.uid))
         self.broker.run(until=lambda: self.store.get_study(name).terminal, interval=3600.0)
-        return self.store.get_study(name)
+        ended = self.store.get_study(name)
+        if ended.status != "completed" or self._failures.handlings:
+            raise RuntimeError(f"study {name} ended {ended.status} ({ended.reason}), handlers failing: "
+                               f"{self._failures.handlings[:3]}")
+        return ended
 
     def close(self) -> None:
         self.store.close()

@@ -202,6 +202,24 @@ class TestKubernetesExecutor(ExecutorContract):
             assert start is not None and start.first is not None
             assert lines(executor.output(launch)) == ["x" * number + "é" * 60, "loss=1"]
 
+    def test_where_katuna_may_not_delete_a_collection_of_jobs_each_job_is_deleted_alone(self, kube: KubeStub,
+                                                                                     tmp_path: Path):
+        """A namespace bound to a Role from an older katuna's manifests, without
+        ``deletecollection``: a study's end still stops its trials, a Job at a time."""
+        kube.add_namespace("older", grant=False)
+        with kube.lock:
+            kube.authorizer.grant_in_but("older", "jobs", verb="deletecollection")
+        executor = KubernetesExecutor(Cluster(namespace="older"), api_client(kube.url))
+        first = self.attempt(tmp_path, python("import time; time.sleep(60)"))
+        launches = [replace(first, number=n, job_name=f"{first.study}-{n}") for n in range(2)]
+        for launch in launches:
+            executor.launch(launch)
+        before = len(kube.audit)
+        executor.stop_trials(launches)
+        assert [(verb, resource) for verb, resource, _, _ in kube.audit[before:]] == [
+            ("deletecollection", "jobs"), ("list", "jobs"), ("delete", "jobs"), ("delete", "jobs")]
+        assert not [name for ns, name in kube.jobs if ns == "older"]
+
     def test_running_attempts_looked_at_together_cost_one_list_of_jobs_and_one_of_pods(
             self, executor: KubernetesExecutor, kube: KubeStub, tmp_path: Path):
         """The watcher's look at every running trial of a study, every two seconds: the ended

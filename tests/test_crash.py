@@ -19,14 +19,20 @@ import pytest
 from conftest import study_definition
 from kube_stub import KubeStub
 from test_delivery import ChaosDelivery
+from waiting import eventually
 
 from functions.adapters.kubernetes_client import api_client
 from functions.adapters.kubernetes_executor import KubernetesExecutor
+from functions.adapters.local_executor import LocalExecutor
+from functions.adapters.sqlite_store import SqliteStore
 from functions.core.cluster import Cluster
+from functions.core.events import study_completed, study_created
 from functions.core.validate import parse_study
 from functions.dispatch import Dispatcher
 from functions.embedded import Embedded
 from functions.handlers import Deps
+from functions.handlers.reconcile import Budget, reconcile_study
+from functions.handlers.submit import store_study
 from functions.settings import Settings
 
 pytestmark = pytest.mark.slow
@@ -204,3 +210,33 @@ def test_a_crash_after_a_job_create_and_before_its_record_creates_no_second_job(
         assert sorted(posted) == [f"demo-{k}" for k in range(TRIALS)]
     finally:
         runner.close()
+
+
+def test_an_attempt_stopped_for_a_verdict_that_was_never_stored_is_found_ended_and_runs_again(tmp_path: Path):
+    """The stop function stops a study's attempts inside its transaction, and the process dies
+    right after: the verdict is never stored (and POST /studies/{name}/stop delivers it once).
+    The trials are left running with their processes gone; the next reconcile pass finds each
+    attempt ended, interrupted, so that it runs again rather than wait for ever."""
+    store = SqliteStore(tmp_path / "katuna.db")
+    executor = LocalExecutor(tmp_path / "logs", publish=lambda event: None)
+    deps = Deps(store, executor, time.time)
+    definition = study_definition(name="halted", mode="hang", maxTrials=2, parallelism=2)
+    record, _ = store_study(deps, parse_study(definition), definition)
+    try:
+        pending = [study_created(record.name, record.uid)]
+        while pending:
+            pending = [emitted for event in pending for emitted in Dispatcher(deps).deliver(event)]
+        eventually(lambda: executor.running("halted") == 2, "both attempts running", timeout=30)
+        crashing = Dispatcher(Deps(store, CrashAfter(executor, "stop_trials", 1), time.time))
+        with pytest.raises(Crash):
+            crashing.deliver(study_completed(record.name, record.uid, "stopped", "stopped by its user", 0))
+        assert [t.state for t in store.trials("halted")] == ["RUNNING", "RUNNING"]
+        eventually(lambda: executor.running("halted") == 0, "the stopped processes gone", timeout=30)
+        found = reconcile_study(store.get_study("halted"), deps, Budget())
+        assert sorted((e.data["trial"], e.data["outcome"]) for e in found) == [(0, "interrupted"), (1, "interrupted")]
+        for event in found:
+            Dispatcher(deps).deliver(event)
+        assert [(t.state, t.attempt) for t in store.trials("halted")] == [("WAITING", 2), ("WAITING", 2)]
+    finally:
+        executor.shutdown()
+        store.close()

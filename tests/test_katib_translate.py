@@ -153,12 +153,18 @@ def test_a_trial_reporting_nan_keeps_the_value_of_its_finite_reports_as_katib_re
     assert (trial["state"], trial["metrics"]) == ("COMPLETE", metrics), trial
 
 
-def test_a_trial_reporting_its_objective_only_as_nan_fails_as_not_finite():
-    """With no finite report, there is nothing to keep: the trial fails, saying so (Katib's
-    collector would find the objective unavailable)."""
-    summary = new_summary(load_study(yaml.safe_dump(experiment()))[0])
-    summary.add([Observation("loss", math.nan), Observation("loss", math.inf)])
-    assert math.isnan(summary.reduced()["loss"])
+def test_an_experiments_nan_is_no_value_and_a_metric_with_none_other_is_its_first_nan():
+    """The translated Experiment passes over NaN and infinities (a native study fails on them);
+    with no finite report there is nothing to keep, and the objective is its first value that
+    is not finite, so the trial fails saying so (Katib's collector would find it unavailable)."""
+    spec = load_study(yaml.safe_dump(experiment()))[0]
+    assert spec.metrics_collector.non_finite == "skip"
+    mixed = new_summary(spec)
+    mixed.add([Observation("loss", 0.5), Observation("loss", math.inf), Observation("size", math.nan)])
+    assert mixed.reduced() == {"loss": 0.5, "size": mixed.reduced()["size"]} and math.isnan(mixed.reduced()["size"])
+    only = new_summary(spec)
+    only.add([Observation("loss", math.inf), Observation("loss", math.nan)])
+    assert only.reduced()["loss"] == math.inf
 
 
 @pytest.mark.parametrize("max_failed,native", [(0, 0), (1, 0), (2, 1), (4, 3)])

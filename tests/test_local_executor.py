@@ -21,7 +21,7 @@ from functions.adapters.broker import LocalBroker
 from functions.adapters.local_executor import LocalExecutor
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.errors import LogsUnavailable, TemporaryError
-from functions.core.events import TRIAL_FINISHED, TRIAL_PROGRESS, study_created
+from functions.core.events import TRIAL_FINISHED, TRIAL_PROGRESS, Event, study_created
 from functions.core.launch import Progress, TrialLaunch
 from functions.core.validate import parse_study
 from functions.dispatch import Dispatcher
@@ -224,3 +224,20 @@ def test_a_trial_printing_steps_by_the_thousand_reports_them_paced_and_its_lates
     steps = [e.data["step"] for e in published if e.type == TRIAL_PROGRESS]
     assert steps[:100] == list(range(1, 101)) and steps[-1] == 10_000 and steps == sorted(steps)
     assert len(steps) <= 100 + 10 * (time.monotonic() - started) + 1, len(steps)
+
+
+def test_a_step_held_back_by_the_pace_is_reported_while_the_trial_prints_nothing_more(tmp_path: Path):
+    """150 steps at once, then three seconds of silence: the 150th, held back, goes out as soon
+    as the pace allows (a tenth of a second), not when the trial next prints or ends."""
+    published: list[tuple[float, Event]] = []
+    executor = LocalExecutor(tmp_path / "logs", publish=lambda event: published.append((time.monotonic(), event)))
+    script = "import time\nfor i in range(150): print(f'score={i}', flush=True)\ntime.sleep(3)"
+    launch = replace(attempt(tmp_path, [sys.executable, "-c", script]), progress=Progress("score"))
+    try:
+        executor.launch(launch)
+        eventually(lambda: any(e.type == TRIAL_FINISHED for _, e in published), "the attempt's end", timeout=60)
+    finally:
+        executor.shutdown()
+    at = {e.data["step"]: when for when, e in published if e.type == TRIAL_PROGRESS}
+    ended = next(when for when, e in published if e.type == TRIAL_FINISHED)
+    assert 150 in at and 101 <= len(at) < 150 and ended - at[150] > 2.0, (sorted(at), ended - at.get(150, 0))

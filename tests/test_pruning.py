@@ -14,9 +14,9 @@ from conftest import run_study, study_definition
 from functions.adapters.local_executor import LocalExecutor
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.errors import ForgedReport, InvalidStudy
-from functions.core.events import study_created, trial_progress
+from functions.core.events import study_created, trial_finished, trial_progress
 from functions.core.launch import trial_launch
-from functions.core.records import RUNNING, STUDY_RUNNING
+from functions.core.records import PRUNED, RUNNING, STUDY_RUNNING
 from functions.core.report_token import attempt_token
 from functions.core.validate import parse_study
 from functions.dispatch import Dispatcher, MalformedEventData
@@ -168,6 +168,41 @@ def test_a_report_without_its_attempts_token_is_refused_counts_nothing_and_takes
         assert store.optuna_study("guarded", ["minimize"]).trials[0].intermediate_values == {1: 0.5}
         with pytest.raises(MalformedEventData, match="token"):
             dispatcher.deliver(replace(forged, data={k: v for k, v in forged.data.items() if k != "token"}))
+    finally:
+        executor.shutdown()
+        store.close()
+
+
+def test_an_attempt_run_again_is_judged_on_its_own_curve_not_its_predecessors(tmp_path: Path):
+    """Attempt 1 reports three steps far below the threshold and is preempted; attempt 2, the
+    same Optuna trial, reports a value far above it at its first step: it is pruned there, not
+    judged at attempt 1's last step with attempt 1's value."""
+    store = SqliteStore(tmp_path / "k.db")
+    executor = LocalExecutor(tmp_path / "logs", lambda event: None)
+    deps = Deps(store, executor, time.time)
+    dispatcher = Dispatcher(deps)
+    definition = study_definition("rerun", maxTrials=1, parallelism=1,
+                                  earlyStopping={"algorithm": "threshold", "settings": {"upper": 10.0}})
+    definition["trialTemplate"]["command"] = [sys.executable, "-c", "import time; time.sleep(30)",
+                                              "${trialParameters.x}"]
+
+    def delivered(events: list) -> None:
+        for event in events:
+            delivered(dispatcher.deliver(event))
+
+    def report(attempt: int, step: int, value: float) -> str:
+        token = trial_launch(record, store.get_trial("rerun", 0)).progress.token
+        delivered([trial_progress("rerun", record.uid, 0, attempt, step, value, token)])
+        return store.get_trial("rerun", 0).state
+
+    try:
+        record, _ = store_study(deps, parse_study(definition), definition)
+        delivered([study_created(record.name, record.uid)])
+        assert [report(1, step, 1.0) for step in (1, 2, 3)] == [RUNNING] * 3
+        delivered([trial_finished("rerun", record.uid, 0, 1, outcome="preempted", exit_code=-9, message="reclaimed")])
+        assert store.get_trial("rerun", 0).attempt == 2
+        assert report(2, 1, 100.0) == PRUNED
+        assert store.get_trial("rerun", 0).reason == "pruned at step 1 by the threshold rule (loss=100)"
     finally:
         executor.shutdown()
         store.close()

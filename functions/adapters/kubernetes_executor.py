@@ -15,6 +15,7 @@ delivers, and from the watcher's reconcile pass, so a lost event cannot leave a 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
@@ -63,7 +64,15 @@ from functions.core.cluster import Cluster
 from functions.core.disruptions import Disruption, exhausted, vanished
 from functions.core.errors import PermanentError, RefusedWorkload
 from functions.core.events import Event, trial_finished
-from functions.core.job import holder, is_job, own_conditions, primary_container_name, render_trial, trials_selector
+from functions.core.job import (
+    TRIALS_PER_SELECTOR,
+    holder,
+    is_job,
+    own_conditions,
+    primary_container_name,
+    render_trial,
+    trials_selector,
+)
 from functions.core.launch import TrialLaunch
 from functions.core.log_cursor import Cursor, RunningLog
 from functions.core.log_rotation import LogStart
@@ -72,9 +81,7 @@ from functions.core.ports import Look
 from functions.core.start_failures import missing_cause
 from functions.core.trial_spec import PATH as TRIAL_SPEC
 
-STOP_CHUNK = 100
-"""Trials one collection delete selects: their numbers keep its query well under any URL limit."""
-
+log = logging.getLogger("katuna.kubernetes")
 
 class KubernetesExecutor:
     """Implements :class:`functions.core.ports.Executor` with Jobs."""
@@ -187,7 +194,8 @@ class KubernetesExecutor:
 
     def stop_trials(self, launches: Sequence[TrialLaunch], keep: bool = False) -> None:
         """Delete every Job of the trials with their pods (``propagationPolicy: Background``), in
-        one collection delete per namespace and :data:`STOP_CHUNK` trials, whatever their count
+        one collection delete per namespace and :data:`~functions.core.job.TRIALS_PER_SELECTOR`
+        trials, whatever their count
         (a study's end stops a hundred in its transaction); none of an earlier study of the same
         name (their labels carry its uid). With ``keep`` (``retain``) their Jobs are listed once
         and suspended instead: Kubernetes terminates a suspended Job's running pods and makes no
@@ -200,25 +208,38 @@ class KubernetesExecutor:
             else:
                 by_namespace.setdefault(self._namespace(launch), []).append(launch)
         for namespace, jobs in by_namespace.items():
-            for start in range(0, len(jobs), STOP_CHUNK):
-                chunk = jobs[start:start + STOP_CHUNK]
+            for start in range(0, len(jobs), TRIALS_PER_SELECTOR):
+                chunk = jobs[start:start + TRIALS_PER_SELECTOR]
                 (self._suspend_jobs if keep else self._delete_jobs)(namespace, trials_selector(chunk), chunk)
 
     def _delete_jobs(self, namespace: str, selector: str, launches: Sequence[TrialLaunch]) -> None:
-        """Delete the Jobs ``selector`` selects, with their pods, in one request."""
+        """Delete the Jobs ``selector`` selects, with their pods, in one request; where katuna's
+        grant lacks ``deletecollection`` (its namespace bound to a Role of an older katuna's
+        manifests), listed and deleted one by one, as such a katuna did."""
         try:
             self._batch.delete_collection_namespaced_job(namespace, label_selector=selector, body=delete_options())
-        except (ApiException, HTTPError) as exc:
+        except ApiException as exc:
+            if exc.status != 403:
+                raise translate(exc, f"delete the Jobs of {_trials(launches)}") from exc
+            log.warning("katuna may not deletecollection jobs.batch in namespace %s (grant it, as the katuna-trials "
+                        "ClusterRole does): the Jobs of %s are deleted one by one", namespace, _trials(launches))
+            for name in self._job_names(namespace, selector, launches):
+                self._delete(namespace, name)
+        except HTTPError as exc:
             raise translate(exc, f"delete the Jobs of {_trials(launches)}") from exc
 
     def _suspend_jobs(self, namespace: str, selector: str, launches: Sequence[TrialLaunch]) -> None:
         """Suspend each Job ``selector`` selects, listed once."""
+        for name in self._job_names(namespace, selector, launches):
+            self._suspend(namespace, name)
+
+    def _job_names(self, namespace: str, selector: str, launches: Sequence[TrialLaunch]) -> list[str]:
+        """The names of the Jobs ``selector`` selects."""
         try:
             jobs = self._batch.list_namespaced_job(namespace, label_selector=selector).items
         except (ApiException, HTTPError) as exc:
             raise translate(exc, f"list the Jobs of {_trials(launches)}") from exc
-        for name in [job.metadata.name for job in jobs if job.metadata and job.metadata.name]:
-            self._suspend(namespace, name)
+        return [job.metadata.name for job in jobs if job.metadata and job.metadata.name]
 
     def _suspend(self, namespace: str, name: str) -> None:
         """Suspend one Job (``spec.suspend: true``); one gone already is left."""

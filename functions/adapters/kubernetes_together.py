@@ -1,5 +1,6 @@
 """Reads of many running attempts' Jobs and pods made together: a list of each per namespace for
-up to :data:`CHUNK` trials, where looking at them one by one made a Job read and a pod list each.
+up to :data:`~functions.core.job.TRIALS_PER_SELECTOR` trials, where looking at them one by one
+made a Job read and a pod list each.
 
 The watcher looks at every running trial of a study every two seconds; with a hundred running,
 that was a hundred requests a second to the API server from one katuna process, enough for its
@@ -25,13 +26,10 @@ from urllib3.exceptions import HTTPError
 
 from functions.core import trial_kinds
 from functions.core.cluster import TRIAL_LABEL, UID_LABEL
-from functions.core.job import is_job, trials_selector
+from functions.core.job import TRIALS_PER_SELECTOR, is_job, trials_selector
 from functions.core.launch import TrialLaunch
 
 log = logging.getLogger("katuna.kubernetes")
-
-CHUNK = 100
-"""Trials one list selects: their numbers keep its query well under any URL limit."""
 
 Key = tuple[str, str, int]
 """(namespace, study uid, trial number)."""
@@ -91,8 +89,8 @@ class Together:
             if is_job(launch) and (launch.trial_spec is None or trial_kinds.labels_pods(launch.trial_spec)):
                 groups.setdefault((namespace_of(launch), launch.uid), []).append(launch)
         for (namespace, _), group in groups.items():
-            for start in range(0, len(group), CHUNK):
-                self._list(lists, namespace, group[start:start + CHUNK])
+            for start in range(0, len(group), TRIALS_PER_SELECTOR):
+                self._list(lists, namespace, group[start:start + TRIALS_PER_SELECTOR])
         return lists
 
     def _list(self, lists: _Lists, namespace: str, launches: Sequence[TrialLaunch]) -> None:

@@ -8,7 +8,11 @@ whole tree (SIGTERM, a grace period, then SIGKILL), and so does the main process
 before that end is reported, and this process's death, however it dies
 (:mod:`functions.adapters.local_guard`). Ends are reported as ``trial.finished`` events through
 ``publish``, retried with back-off while it fails; an end that could not be reported is
-answered by :meth:`LocalExecutor.poll`. Ends that katuna caused by stopping are not reported.
+answered by :meth:`LocalExecutor.poll`. Ends that katuna caused by stopping are not reported,
+but :meth:`LocalExecutor.poll` answers the latest of them as ``interrupted``: a handler stops an
+attempt inside its transaction, before its verdict (pruned, stopped with its study) is stored,
+and were that transaction rolled back, the trial would be left running with its process gone
+and nothing to say so; the reconcile pass finds it ended, and it runs again.
 
 A trial's environment is minimal (:mod:`functions.adapters.trial_env`): ``PATH`` (the
 service's Python's bin directory first), ``HOME``, ``USER``, ``LOGNAME``, ``LANG``, ``LC_*``,
@@ -35,6 +39,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from functools import partial
@@ -80,6 +85,9 @@ SWEEP_SCANS = 30.0
 look for their processes reads every process of the machine, which a loaded machine makes slow,
 and ``katuna stop`` must not return while they live."""
 
+STOPPED_ENDS = 1_000
+"""Ends of attempts katuna stopped that :meth:`LocalExecutor.poll` keeps answering."""
+
 
 class LocalExecutor:
     """Implements :class:`functions.core.ports.Executor` with local processes.
@@ -103,6 +111,9 @@ class LocalExecutor:
         """The runs that have not ended: what stops and counts look at, however many ended."""
         self._unreported: dict[Key, Event] = {}
         """Ends that could not be published: :meth:`poll` answers them."""
+        self._stopped_ends: OrderedDict[Key, Event] = OrderedDict()
+        """The ends of the latest attempts katuna stopped (at most :data:`STOPPED_ENDS`), as
+        ``interrupted``: :meth:`poll` answers them too, for a trial whose verdict was rolled back."""
         self._lock = threading.Lock()
         self._closed = False
         self._reads_stopped = threading.Event()
@@ -235,9 +246,22 @@ class LocalExecutor:
         elif not run.stopped:
             self._record_end(run, local_ends.End(code, run.timed_out))
         self._ended(run)
+        if run.stopped and not self._closed:
+            self._keep_stopped_end(run)
         if run.stopped or self._closed:
             return
         self._report(run, finished_event(run.launch, code, run.timed_out))
+
+    def _keep_stopped_end(self, run: LocalRun) -> None:
+        """Keep the end of an attempt katuna stopped for :meth:`poll`, the latest
+        :data:`STOPPED_ENDS` only: its trial's verdict is stored, or rolled back and found by the
+        next reconcile pass, within seconds."""
+        event = trial_finished(*ids(run.launch), outcome="interrupted", message=(
+            "katuna stopped it (its trial judged, or its study ending), and that verdict was not stored"))
+        with self._lock:
+            self._stopped_ends[attempt_key(run.launch)] = event
+            while len(self._stopped_ends) > STOPPED_ENDS:
+                self._stopped_ends.popitem(last=False)
 
     def _record_end(self, run: LocalRun, end: local_ends.End) -> None:
         """Record beside its log how the attempt ended, on its own or killed by a shutdown,
@@ -315,7 +339,8 @@ class LocalExecutor:
         """The end of an attempt that ended here but could not be reported; ends are otherwise
         reported as they happen, never learnt by asking."""
         with self._lock:
-            return self._unreported.get(attempt_key(launch))
+            key = attempt_key(launch)
+            return self._unreported.get(key) or self._stopped_ends.get(key)
 
     def recorded_end(self, launch: TrialLaunch) -> Event | None:
         """The end of an attempt that no process runs any more, as recorded beside its log when

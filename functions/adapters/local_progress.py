@@ -1,10 +1,10 @@
 """A local trial attempt's progress while it runs, reported for early stopping.
 
 When a study's early stopping judges intermediate values, each new step of the objective is
-published as a ``trial.progress`` event as it appears, paced (:class:`Pace`) and up to
-:data:`MAX_STEPS`: read from the attempt's output as it is printed (copied to its log on the
-way), or from the File collector's metrics file, followed as it grows
-(:mod:`functions.adapters.file_follow`). Each runs on its own thread, beside the one
+published as a ``trial.progress`` event as it appears, paced
+(:mod:`functions.adapters.local_pace`) and up to :data:`MAX_STEPS`: read from the attempt's
+output as it is printed (copied to its log on the way), or from the File collector's metrics
+file, followed as it grows (:mod:`functions.adapters.file_follow`). Each runs on its own thread, beside the one
 that waits for the attempt's end; kept apart from the executor, which starts that thread.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
@@ -20,6 +21,7 @@ from typing import BinaryIO, cast
 
 from functions.adapters.file_follow import follow
 from functions.adapters.local_outputs import CHUNK
+from functions.adapters.local_pace import Held, Pace
 from functions.adapters.local_run import LocalRun, ids
 from functions.core.errors import RefusedFile
 from functions.core.events import Event, trial_progress
@@ -29,18 +31,9 @@ from functions.core.metrics import StepCounter, parse_json_lines, parse_text
 
 log = logging.getLogger("katuna.executor")
 
-BURST = 100
-"""Steps an attempt reports at once before :data:`PER_SECOND` holds it back."""
-
-PER_SECOND = 10.0
-"""Steps an attempt reports a second past its :data:`BURST`: a trial printing a step every
-millisecond would otherwise queue thousands of events a second, ahead of every other study's
-(a training reports an epoch every few seconds, never held back). A step that comes while the
-attempt is held back waits, and gives way to the next: the latest is reported once it may be."""
-
 MAX_STEPS = 10_000
-"""Steps of one attempt reported at most, as many as the store keeps observations of it; later
-ones are judged by no pruner, and the trial's end reports its value."""
+"""Steps of one attempt read for progress at most, as many as the store keeps observations of
+it: later ones are neither reported nor judged, and the trial's end reports its value."""
 
 
 def streamed(launch: TrialLaunch) -> bool:
@@ -54,6 +47,8 @@ class ProgressReports:
     def __init__(self, publish: Callable[[Event], None], clock: Callable[[], float] = time.monotonic) -> None:
         self._publish = publish
         self._clock = clock
+        self._paces: dict[str, Pace] = {}
+        self._lock = threading.Lock()
 
     def stream(self, run: LocalRun, log: BinaryIO, progress: Progress) -> None:
         """Copy the output to the log, and report each new step of the objective as it appears."""
@@ -80,23 +75,25 @@ class ProgressReports:
 
     def _report_steps(self, run: LocalRun, progress: Progress, lines: Iterable[str]) -> None:
         """Report each new step of the objective in ``lines`` (each report is a step, as Katib
-        counts them, unless the line names its step), as fast as :data:`PER_SECOND` lets, up to
-        :data:`MAX_STEPS`."""
+        counts them, unless the line names its step), as its study's pace lets
+        (:mod:`functions.adapters.local_pace`), up to :data:`MAX_STEPS`."""
         parse = parse_json_lines if progress.format == "json" else partial(parse_text, filters=progress.filters)
-        counter, pace = StepCounter(progress.metric), Pace(self._clock)
+        counter = StepCounter(progress.metric)
+        held = Held(self._publish_progress, self._pace(run.launch.uid), lambda: run.stopped)
         seen: set[int] = set()
-        held: Event | None = None
-        for line in lines:
-            for step, value in counter.steps(parse([line], [progress.metric])):
-                if step in seen or len(seen) >= MAX_STEPS or run.stopped:
-                    continue
-                seen.add(step)
-                held = trial_progress(*ids(run.launch), step, value, progress.token)
-            if held is not None and pace.take():
-                self._publish_progress(held)
-                held = None
-        if held is not None and not run.stopped:
-            self._publish_progress(held)
+        try:
+            for line in lines:
+                for step, value in counter.steps(parse([line], [progress.metric])):
+                    if step not in seen and len(seen) < MAX_STEPS and not run.stopped:
+                        seen.add(step)
+                        held.offer(trial_progress(*ids(run.launch), step, value, progress.token))
+        finally:
+            held.close()
+
+    def _pace(self, study_uid: str) -> Pace:
+        """The pace of the study's reports, shared by its attempts running here."""
+        with self._lock:
+            return self._paces.setdefault(study_uid, Pace(self._clock))
 
     def _publish_progress(self, event: Event) -> None:
         """A step that cannot be reported is skipped: the output must go on being read."""
@@ -104,22 +101,3 @@ class ProgressReports:
             self._publish(event)
         except Exception as exc:
             log.warning("could not report progress %s: %s", event.id, exc)
-
-
-class Pace:
-    """A token bucket: :data:`BURST` reports at once, then :data:`PER_SECOND`."""
-
-    def __init__(self, clock: Callable[[], float]) -> None:
-        self._clock = clock
-        self._tokens = float(BURST)
-        self._at = clock()
-
-    def take(self) -> bool:
-        """Whether a report may go now (taking its token)."""
-        now = self._clock()
-        self._tokens = min(float(BURST), self._tokens + (now - self._at) * PER_SECOND)
-        self._at = now
-        if self._tokens < 1:
-            return False
-        self._tokens -= 1
-        return True

@@ -104,7 +104,6 @@ class _BoundedLoader(yaml.SafeLoader):
             raise DocumentTooLarge(f"stands for more than {MAX_NODES} values once its aliases are expanded")
         return node
 
-
     def _opened(self) -> bool:
         """Whether the next node is a collection with an anchor, now open until composed; an
         alias to an open one (``&a [1, *a]``) is refused: it stands for a value that holds
@@ -120,8 +119,8 @@ class _BoundedLoader(yaml.SafeLoader):
         return False
 
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
-        """The value of ``node``; a scalar PyYAML cannot convert (a date with month 13) is a
-        YAML error saying where it is, as a syntax error does."""
+        """The value of ``node``; a scalar PyYAML cannot convert (``!!float abc``) is a YAML error
+        saying where it is, as a syntax error does."""
         try:
             return super().construct_object(node, deep)
         except (ValueError, OverflowError) as exc:

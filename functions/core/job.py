@@ -105,9 +105,14 @@ def trial_selector(launch: TrialLaunch) -> str:
     return f"{STUDY_LABEL}={launch.study},{UID_LABEL}={launch.uid},{TRIAL_LABEL}={launch.number}"
 
 
+TRIALS_PER_SELECTOR = 100
+"""Trials one :func:`trials_selector` names at most: their numbers keep a request's query well
+under any URL limit."""
+
+
 def trials_selector(launches: Sequence[TrialLaunch]) -> str:
-    """The label selector of every workload of the ``launches``' trials, all of one study (as
-    :func:`trial_selector` selects one trial's)."""
+    """The label selector of every workload of the ``launches``' trials, all of one study and at
+    most :data:`TRIALS_PER_SELECTOR` (as :func:`trial_selector` selects one trial's)."""
     first = launches[0]
     numbers = ",".join(str(launch.number) for launch in launches)
     return f"{STUDY_LABEL}={first.study},{UID_LABEL}={first.uid},{TRIAL_LABEL} in ({numbers})"

@@ -98,7 +98,7 @@ def handle(event: Event, deps: Deps) -> list[Event]:
                "image_digest": _image_digest(data)}
     store.update_trial(record.name, trial.number, **outcome)
     if state == COMPLETE and record.spec.early_stopping is not None:
-        record_curve(record, trial.number, deps)
+        record_curve(record, trial, deps)
     tell(record, deps, trial.number, state, values)
     return go_on(record, deps, replace(trial, **outcome))
 

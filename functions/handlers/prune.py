@@ -28,7 +28,7 @@ from functions.core.events import Event, progress_value
 from functions.core.launch import trial_launch
 from functions.core.metrics import StepCounter
 from functions.core.pruners import build_pruner
-from functions.core.records import PRUNED, RUNNING, StudyRecord
+from functions.core.records import PRUNED, RUNNING, StudyRecord, TrialRecord
 from functions.core.report_token import check_report
 from functions.handlers.base import Deps, go_on, optuna_study, tell
 from functions.handlers.output import record_output
@@ -52,7 +52,8 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     trial_id = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(record.name), trial.number)
     storage.set_trial_intermediate_value(trial_id, data["step"], value)
     remember(store, record.name, trial.number, data.get("cursor"))
-    if not build_pruner(early_stopping).prune(study, as_launched(storage.get_trial(trial_id), trial.started_at)):
+    through = data["step"] if trial.attempt > 1 else None
+    if not build_pruner(early_stopping).prune(study, as_launched(storage.get_trial(trial_id), trial.started_at, through)):
         return []
     try:
         metrics = record_output(record, trial, deps).metrics
@@ -68,33 +69,41 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     return go_on(record, deps, None)
 
 
-def as_launched(frozen: FrozenTrial, started_at: float | None) -> FrozenTrial:
+def as_launched(frozen: FrozenTrial, started_at: float | None, through: int | None = None) -> FrozenTrial:
     """The trial as the rule judges it: started when its attempt was launched, not when it was
     asked for (a trial prepared ahead is asked for while others still run, and Katib gives a
-    trial its rule when it starts it)."""
-    if started_at is None or frozen.datetime_start is None:
-        return frozen
-    launched = datetime.fromtimestamp(started_at)
-    if launched <= frozen.datetime_start:
+    trial its rule when it starts it). With ``through`` (the step a run again attempt reports
+    now), its values up to that step alone: the Optuna trial is the same for every attempt, so
+    it still holds an earlier attempt's values past the steps this one has reached, which are
+    no part of its curve."""
+    launched = None if started_at is None else datetime.fromtimestamp(started_at)
+    later = launched is not None and frozen.datetime_start is not None and launched > frozen.datetime_start
+    if not later and through is None:
         return frozen
     judged = copy.copy(frozen)
-    judged.datetime_start = launched
+    if later:
+        judged.datetime_start = launched
+    if through is not None:
+        judged.intermediate_values = {step: value for step, value in frozen.intermediate_values.items()
+                                      if step <= through}
     return judged
 
 
-def record_curve(record: StudyRecord, number: int, deps: Deps) -> None:
-    """Give a trial about to complete every intermediate value of the objective its stored
-    output holds that no progress event brought (one lost, or handled after the end): rules
-    that judge by completed trials' curves then see whole curves, as Katib's median rule, which
-    reads the observation log, does."""
+def record_curve(record: StudyRecord, trial: TrialRecord, deps: Deps) -> None:
+    """Give a trial about to complete every intermediate value of the objective its attempt's
+    stored output holds that no progress event brought (one lost, or handled after the end):
+    rules that judge by completed trials' curves then see whole curves, as Katib's median rule,
+    which reads the observation log, does. A run again attempt's values replace every earlier
+    attempt's at the steps it reached."""
     storage = deps.store.optuna_stream(record.name)
-    trial_id = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(record.name), number)
+    trial_id = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(record.name),
+                                                               trial.number)
     frozen = storage.get_trial(trial_id)
     if frozen.state.is_finished():
         return
-    known = set(frozen.intermediate_values)
+    known = set(frozen.intermediate_values) if trial.attempt == 1 else set()
     counter = StepCounter(record.spec.objectives[0].metric)
-    for step, value in counter.steps(deps.store.observations(record.name, number)):
+    for step, value in counter.steps(deps.store.observations(record.name, trial.number, trial.attempt)):
         if step not in known:
             known.add(step)
             storage.set_trial_intermediate_value(trial_id, step, value)

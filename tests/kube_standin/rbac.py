@@ -84,15 +84,18 @@ class Authorizer:
         ``Role`` lives in its own namespace, and a RoleBinding elsewhere naming it grants nothing."""
         self.bind(TRIALS_ROLE, namespace, service_namespace, "katuna")
 
-    def grant_in_but(self, namespace: str, resource: str, service_namespace: str = "katuna") -> None:
+    def grant_in_but(self, namespace: str, resource: str, service_namespace: str = "katuna",
+                     verb: str | None = None) -> None:
         """A Role in ``namespace`` with the ``katuna-trials`` ClusterRole's rules but those on
-        ``resource``, bound to katuna's service account: a grant an operator made by hand, or
-        from an older katuna's manifests."""
+        ``resource`` (only its ``verb``, when one is named), bound to katuna's service account: a
+        grant an operator made by hand, or from an older katuna's manifests."""
         [trials] = [o for o in self.objects if o["kind"] == "ClusterRole" and o["metadata"]["name"] == TRIALS_ROLE]
         name = f"{TRIALS_ROLE}-but-{resource}"
+        rules = [rule for rule in trials["rules"] if resource not in rule["resources"]] if verb is None else [
+            {**rule, "verbs": [v for v in rule["verbs"] if v != verb]} if resource in rule["resources"] else rule
+            for rule in trials["rules"]]
         self.objects.append({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-                             "metadata": {"name": name, "namespace": namespace},
-                             "rules": [rule for rule in trials["rules"] if resource not in rule["resources"]]})
+                             "metadata": {"name": name, "namespace": namespace}, "rules": rules})
         self.objects.append({
             "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
             "metadata": {"name": name, "namespace": namespace},

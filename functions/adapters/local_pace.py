@@ -1,0 +1,93 @@
+"""How fast a study's local trials report their steps: a burst at once, then a few a second.
+
+A trial printing a step every millisecond would otherwise queue thousands of ``trial.progress``
+events a second, ahead of every other study's; a training reports an epoch every few seconds
+and is never held back. The pace is the study's, shared by its running trials (:class:`Pace`).
+A step that comes while its study is held back waits with its attempt (:class:`Held`), gives
+way to the attempt's next, and is reported as soon as the pace allows, whether or not the trial
+prints again: the latest step is never held back for long.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from functions.core.events import Event
+
+BURST = 100
+"""Steps a study's trials report at once before :data:`PER_SECOND` holds them back."""
+
+PER_SECOND = 10.0
+"""Steps a study's trials report a second, all together, past their :data:`BURST`."""
+
+
+class Pace:
+    """A token bucket, safe from any thread: :data:`BURST` reports at once, then :data:`PER_SECOND`."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._tokens = float(BURST)
+        self._at = clock()
+        self._lock = threading.Lock()
+
+    def take(self) -> float:
+        """0 when a report may go now (its token taken), else the seconds until one may."""
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(float(BURST), self._tokens + (now - self._at) * PER_SECOND)
+            self._at = now
+            if self._tokens < 1:
+                return (1 - self._tokens) / PER_SECOND
+            self._tokens -= 1
+            return 0.0
+
+
+class Held:
+    """The latest step of one attempt waiting for its study's pace; published by ``publish``
+    as soon as the pace allows (a timer's thread, when the trial prints nothing more), unless
+    ``stopped`` says the attempt was stopped meanwhile."""
+
+    def __init__(self, publish: Callable[[Event], None], pace: Pace, stopped: Callable[[], bool]) -> None:
+        self._publish = publish
+        self._pace = pace
+        self._stopped = stopped
+        self._event: Event | None = None
+        self._timer: threading.Timer | None = None
+        self._lock = threading.Lock()
+
+    def offer(self, event: Event) -> None:
+        """Report ``event`` now if the pace allows, else hold it in place of the one held (a
+        timer set for the one held reports this one instead)."""
+        with self._lock:
+            self._event = event
+            waiting = self._timer is not None
+        if not waiting:
+            self._flush()
+
+    def close(self) -> None:
+        """The attempt's output ended: its held step goes out now, whatever the pace."""
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+            event, self._event = self._event, None
+        if event is not None and not self._stopped():
+            self._publish(event)
+
+    def _fire(self) -> None:
+        with self._lock:
+            self._timer = None
+        self._flush()
+
+    def _flush(self) -> None:
+        with self._lock:
+            if self._event is None or self._timer is not None or self._stopped():
+                return
+            wait = self._pace.take()
+            if wait:
+                self._timer = threading.Timer(wait, self._fire)
+                self._timer.daemon = True
+                self._timer.start()
+                return
+            event, self._event = self._event, None
+        self._publish(event)
