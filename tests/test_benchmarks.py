@@ -232,6 +232,16 @@ def test_progress_scan(tmp_path: Path):
     assert list(found)[-1] == "scan_ms_per_trial"
 
 
+def test_cluster_requests(tmp_path: Path):
+    """A look at every running trial, a progress scan and the study's end, counted from the
+    Kubernetes stand-in's audit log: a few requests for the whole study, not a few per trial."""
+    found, result = run("cluster_requests.py", tmp_path)
+    assert result["requests"]["look"] == {"list jobs": 1, "list pods": 1}
+    assert result["requests"]["stop"] == {"deletecollection jobs": 1}
+    assert result["requests"]["scan"]["get pods"] == result["trials"], "one log read a trial"
+    assert list(found) == ["look_requests_per_trial", "scan_requests_per_trial", "stop_requests"]
+
+
 @pytest.mark.parametrize(("cloud", "name"), [("gke", "cluster_cost"), ("eks", "cluster_cost_eks")])
 def test_cluster_cost(tmp_path: Path, cloud: str, name: str):
     """Through katuna's Kubernetes executor and node-pool adapter (GKE's, or EKS's against moto)
