@@ -48,6 +48,11 @@ one is dropped (the pruner judges the latest steps)."""
 EXIT_WAIT = 5.0
 """Seconds an exiting trial gives its waiting reports to go out."""
 
+POST_TIMEOUT = 60.0
+"""Seconds one post may take: a Knative broker answers once the report is handled, and a post
+given up cancels its delivery (katuna answers a report without a reply, so it waits for one
+handling, which may wait out a busy database's lock)."""
+
 
 def report(step: int, **metrics: float) -> bool:
     """Send the objective's value at ``step``, in the background; whether it was taken to be
@@ -91,7 +96,7 @@ def _post(url: str, body: bytes, headers: dict[str, str]) -> bool:
             context.load_verify_locations(cadata=env["K_CA_CERTS"])
         headers = {**headers, **_authorization(env.get("KATUNA_SINK_TOKEN_FILE") or OIDC_MOUNT)}
         request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-        with urllib.request.urlopen(request, timeout=5, context=context):
+        with urllib.request.urlopen(request, timeout=POST_TIMEOUT, context=context):
             return True
     except (OSError, ValueError, http.client.HTTPException):
         return False

@@ -12,7 +12,9 @@ from cloudevents.core.v1.event import CloudEvent
 from conftest import study_definition
 from http_helpers import Service, Sink
 
+from functions.adapters.sqlite_store import SqliteStore
 from functions.adapters.web import create_app
+from functions.core.launch import trial_launch
 from functions.runtime import Runtime
 from functions.settings import Settings
 
@@ -131,3 +133,30 @@ def test_a_study_posted_where_no_event_can_be_sent_on_is_refused_before_it_is_st
         assert client.get("/studies/unsent").status_code == 404
     finally:
         runtime.close()
+
+
+def test_a_progress_report_is_answered_without_a_reply_and_what_it_emits_goes_to_the_sink(cluster):
+    """A report that prunes its trial emits the next trial's ``trial.suggested``: it goes to
+    ``K_SINK`` and the report is answered at once with 202, so the trial's reporter waits for one
+    handling, not for the chain of the next trial's launch the broker would make it wait for."""
+    service, sink = cluster
+    definition = study_definition(name="reported", mode="hang", maxTrials=2, parallelism=1,
+                                  earlyStopping={"algorithm": "threshold", "settings": {"upper": 10.0}})
+    assert service.request("POST", "/studies", yaml.safe_dump(definition), {"Content-Type": "application/yaml"})[0] == 201
+    status, suggested, body = forward(service, "/functions/suggest", *sink.wait(1)[0])
+    assert status == 200 and suggested["ce-type"] == "dev.katuna.trial.suggested", "one event: the reply"
+    assert forward(service, "/", suggested, body)[0] == 202
+    store = SqliteStore(service.workdir / "katuna.db")
+    try:
+        record, trial = store.get_study("reported"), store.get_trial("reported", 0)
+        token = trial_launch(record, trial).progress.token
+    finally:
+        store.close()
+    report = ce_http.to_binary_event(CloudEvent(
+        attributes={"type": "dev.katuna.trial.progress", "source": "/test", "datacontenttype": "application/json"},
+        data={"study": "reported", "uid": record.uid, "trial": 0, "attempt": trial.attempt, "step": 1, "value": 100.0,
+              "token": token}))
+    status, headers, body = forward(service, "/functions/prune", dict(report.headers), report.body)
+    assert (status, body, headers["Katuna-Emitted-Count"]) == (202, b"", "1"), body
+    assert sink.wait(2)[1][0]["ce-type"] == "dev.katuna.trial.suggested"
+    assert service.json("GET", "/studies/reported/trials")[1][0]["state"] == "PRUNED"

@@ -40,14 +40,18 @@ ADVISORY = frozenset({TRIAL_PROGRESS})
 from the trial's log, and the trial's end is judged without it. A dead letter of one fails no
 study, so no sender can end a study with a report it had no right to send."""
 
-NO_REPLY = frozenset({TRIAL_SUGGESTED})
+NO_REPLY = frozenset({TRIAL_SUGGESTED, TRIAL_PROGRESS, *APISERVER_EVENTS})
 """Events whose handling never answers with a reply (``KATUNA_EVENTS=reply``): what it emits
 goes to ``K_SINK``, as events beyond one do. A ``trial.suggested`` emits only after its launch
 was refused for what the trial's parameters made (the next trial's ``trial.suggested``, or a
 look-ahead's ``study.created``), and a study whose launches keep being refused would otherwise
 answer reply with reply, one chain through the broker, which Knative's broker cuts at its
 255th reply (the ``knativebrokerttl`` its ingress counts down); an event posted to ``K_SINK``
-starts a chain of its own."""
+starts a chain of its own. The broker answers its sender only once every Trigger's delivery,
+and the delivery of each reply, has ended: a trial's progress report (its reporter gives up
+after :data:`functions.reporter.POST_TIMEOUT`, cancelling the chain) and an ApiServerSource's
+event (its adapter sends the next only after) would wait for the whole chain of a pruned
+trial's or an ended Job's successors; answered without a reply, each waits for one handling."""
 
 ROUTES: Mapping[str, tuple[str, ...]] = {
     STUDY_CREATED: ("provision", "suggest"),
