@@ -21,8 +21,8 @@ from functions.adapters.broker import LocalBroker
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.events import Event, study_created, trial_finished
 from functions.core.launch import TrialLaunch
-from functions.core.records import StudyRecord
-from functions.dispatch import PERMANENT_ERROR, TEMPORARY_ERROR, Dispatcher
+from functions.core.records import COMPLETED, StudyRecord
+from functions.dispatch import PERMANENT_ERROR, Dispatcher
 from functions.handlers import Deps
 
 Objective = Callable[[Mapping[str, Any]], float]
@@ -112,13 +112,14 @@ def definition(name: str, trials: int, algorithm: str = "random", dimensions: in
 
 
 class _Failures:
-    """A dispatcher's observer that keeps the handlings that failed."""
+    """A dispatcher's observer that keeps the handlings that failed for good (a temporary
+    error is retried by design)."""
 
     def __init__(self) -> None:
         self.handlings: list[tuple[str, str, str]] = []
 
     def handled(self, event_type: str, handler: str, outcome: str, seconds: float) -> None:
-        if outcome in (TEMPORARY_ERROR, PERMANENT_ERROR):
+        if outcome == PERMANENT_ERROR:
             self.handlings.append((event_type, handler, outcome))
 
 
@@ -149,7 +150,7 @@ class InstantRunner:
         self.broker.publish(study_created(name, record.uid))
         self.broker.run(until=lambda: self.store.get_study(name).terminal, interval=3600.0)
         ended = self.store.get_study(name)
-        if ended.status != "completed" or self._failures.handlings:
+        if ended.status != COMPLETED or self._failures.handlings:
             raise RuntimeError(f"study {name} ended {ended.status} ({ended.reason}), handlers failing: "
                                f"{self._failures.handlings[:3]}")
         return ended

@@ -146,7 +146,8 @@ def test_preempted_pods_count_as_runs_with_the_attempts_before_them(service: Ser
 def test_a_pod_preempted_and_gone_between_two_looks_is_a_run_lost(kube: KubeStub):
     """The scheduler deletes the pod it preempts once the Job controller has seen it: a look
     that comes after finds no disrupted pod, but the pod it saw running at the look before is
-    gone while the Job runs on, which nothing but a disruption does."""
+    gone while the Job runs on, which nothing but a disruption does. A look whose lists were made
+    before a pod that a later look saw running confirms its absence with a list of now."""
     executor = KubernetesExecutor(Cluster(), api_client(kube.url))
     command = study_definition(mode="hang")["trialTemplate"]["command"]
     launch = TrialLaunch("vanish", "u1", 0, 1, "vanish-0", [c.replace("${trialParameters.x}", "1") for c in command],
@@ -156,10 +157,13 @@ def test_a_pod_preempted_and_gone_between_two_looks_is_a_run_lost(kube: KubeStub
         pod = running_pod(kube, "vanish-0", 1)
         before = executor.look(launch)
         assert before.finished is None and before.running == {pod["metadata"]["uid"]}
-        kube.preempt_pod(NAMESPACE, pod["metadata"]["name"], "PreemptionByScheduler")
-        eventually(lambda: pod["metadata"]["uid"] not in {p["metadata"]["uid"] for p in pods_of(kube, "vanish-0")},
-                   "the preempted pod gone", timeout=20)
-        replacement = running_pod(kube, "vanish-0", 1)
+        with executor.together([launch]):  # lists made now, as a tick's: its pod running
+            kube.preempt_pod(NAMESPACE, pod["metadata"]["name"], "PreemptionByScheduler")
+            eventually(lambda: pod["metadata"]["uid"] not in {p["metadata"]["uid"] for p in pods_of(kube, "vanish-0")},
+                       "the preempted pod gone", timeout=20)
+            replacement = running_pod(kube, "vanish-0", 1)
+            stale = executor.look(replace(launch, running_pods=frozenset({replacement["metadata"]["uid"]})))
+            assert not stale.lost, "a pod a later look saw running is no loss for lists made before it ran"
         assert not executor.look(launch).lost, "a look that knows of no pod running before sees nothing lost"
         after = executor.look(replace(launch, running_pods=before.running))
         assert after.finished is None, "the trial may lose one run"

@@ -20,6 +20,7 @@ from functions.core.records import PRUNED, RUNNING, STUDY_RUNNING
 from functions.core.report_token import attempt_token
 from functions.core.validate import parse_study
 from functions.dispatch import Dispatcher, MalformedEventData
+from functions.handlers import prune
 from functions.handlers.base import Deps
 from functions.handlers.failures import MAX_FAILURES
 from functions.handlers.submit import store_study
@@ -206,3 +207,25 @@ def test_an_attempt_run_again_is_judged_on_its_own_curve_not_its_predecessors(tm
     finally:
         executor.shutdown()
         store.close()
+
+
+def test_a_late_report_of_an_attempt_run_again_judges_it_where_it_has_got_to():
+    """Steps 1 to 3 at 5.0, then 4 to 10 at 0.5, of attempt 2, beside five finished trials at 1.0
+    every step: judged at step 10 it goes on; a copy of its step 3 handled late (a redelivery, the
+    log scan's copy of a report the trial posted) judges it at step 10 still, not at step 3."""
+    study = optuna.create_study()
+    distributions = {"x": optuna.distributions.FloatDistribution(0, 1)}
+    for _ in range(5):
+        study.add_trial(optuna.trial.create_trial(params={"x": 0.5}, distributions=distributions, value=1.0,
+                                                  intermediate_values={s: 1.0 for s in range(1, 11)}))
+    trial = study.ask(distributions)
+    storage, trial_id = study._storage, trial._trial_id
+    for step in range(1, 11):
+        storage.set_trial_intermediate_value(trial_id, step, 5.0 if step <= 3 else 0.5)
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=1)
+    assert prune._reached(storage, trial_id, 2, 10) == 10
+    assert not pruner.prune(study, prune.as_launched(storage.get_trial(trial_id), None, 10))
+    late = prune._reached(storage, trial_id, 2, 3)
+    assert late == 10 and not pruner.prune(study, prune.as_launched(storage.get_trial(trial_id), None, late))
+    assert pruner.prune(study, prune.as_launched(storage.get_trial(trial_id), None, 3)), "judged at step 3 it is pruned"
+    assert prune._reached(storage, trial_id, 3, 2) == 2, "a later attempt counts from its own steps"

@@ -33,6 +33,7 @@ from functions.adapters.kubernetes_client import client_refusals, delete_options
 from functions.adapters.kubernetes_logs import PodLogs
 from functions.adapters.kubernetes_report_secrets import ReportSecrets
 from functions.adapters.kubernetes_status import (
+    SUCCEEDED,
     Unstartable,
     current_pod,
     current_run,
@@ -82,6 +83,7 @@ from functions.core.start_failures import missing_cause
 from functions.core.trial_spec import PATH as TRIAL_SPEC
 
 log = logging.getLogger("katuna.kubernetes")
+
 
 class KubernetesExecutor:
     """Implements :class:`functions.core.ports.Executor` with Jobs."""
@@ -223,23 +225,24 @@ class KubernetesExecutor:
                 raise translate(exc, f"delete the Jobs of {_trials(launches)}") from exc
             log.warning("katuna may not deletecollection jobs.batch in namespace %s (grant it, as the katuna-trials "
                         "ClusterRole does): the Jobs of %s are deleted one by one", namespace, _trials(launches))
-            for name in self._job_names(namespace, selector, launches):
-                self._delete(namespace, name)
+            for name, uid in self._jobs_listed(namespace, selector, launches):
+                self._delete(namespace, name, uid)
         except HTTPError as exc:
             raise translate(exc, f"delete the Jobs of {_trials(launches)}") from exc
 
     def _suspend_jobs(self, namespace: str, selector: str, launches: Sequence[TrialLaunch]) -> None:
         """Suspend each Job ``selector`` selects, listed once."""
-        for name in self._job_names(namespace, selector, launches):
+        for name, _ in self._jobs_listed(namespace, selector, launches):
             self._suspend(namespace, name)
 
-    def _job_names(self, namespace: str, selector: str, launches: Sequence[TrialLaunch]) -> list[str]:
-        """The names of the Jobs ``selector`` selects."""
+    def _jobs_listed(self, namespace: str, selector: str,
+                     launches: Sequence[TrialLaunch]) -> list[tuple[str, str | None]]:
+        """The name and uid of each Job ``selector`` selects (the uid a delete's precondition)."""
         try:
             jobs = self._batch.list_namespaced_job(namespace, label_selector=selector).items
         except (ApiException, HTTPError) as exc:
             raise translate(exc, f"list the Jobs of {_trials(launches)}") from exc
-        return [job.metadata.name for job in jobs if job.metadata and job.metadata.name]
+        return [(job.metadata.name, job.metadata.uid) for job in jobs if job.metadata and job.metadata.name]
 
     def _suspend(self, namespace: str, name: str) -> None:
         """Suspend one Job (``spec.suspend: true``); one gone already is left."""
@@ -324,7 +327,7 @@ class KubernetesExecutor:
         image_id = image_of(pods, primary_container_name(launch))
         if condition.reason != "DeadlineExceeded" and not any(ran(p) for p in pods):
             return trial_finished(*ids, outcome="preempted", message=_lost(launch, pods))
-        if condition.type == "Complete":
+        if condition.type in SUCCEEDED:
             return trial_finished(*ids, outcome="exited", exit_code=0, image_id=image_id)
         if condition.reason == "DeadlineExceeded":
             deadline = job.spec.active_deadline_seconds if job.spec else None
@@ -380,7 +383,11 @@ class KubernetesExecutor:
             ended = self._timed_out(launch, created, None)
             return Look(ended) if ended is not None else self._unstartable(launch, self._workload_unstartable(launch))
         pods = self._pods(launch)
-        lost = {**launch.lost_pods, **vanished(launch.running_pods, {pod.metadata.uid for pod in pods}),
+        gone = vanished(launch.running_pods - set(launch.lost_pods), {pod.metadata.uid for pod in pods})
+        if gone:  # confirmed by a list of now, not a snapshot made before the pods seen running
+            pods = self._pods(launch, fresh=True)
+            gone = vanished(launch.running_pods - set(launch.lost_pods), {pod.metadata.uid for pod in pods})
+        lost = {**launch.lost_pods, **gone,
                 **{pod.metadata.uid: d for pod in pods if (d := disruption_of(pod)) is not None and pod.metadata.uid}}
         running = frozenset(pod.metadata.uid for pod in pods
                             if pod.status and pod.status.phase == "Running" and not disrupted(pod))
@@ -503,17 +510,18 @@ class KubernetesExecutor:
                                   f"ran past its timeout of {launch.timeout:g}s: its container started "
                                   f"{now - started:.0f}s ago"))
 
-    def _pods(self, launch: TrialLaunch, every: bool = False) -> list[Any]:
+    def _pods(self, launch: TrialLaunch, every: bool = False, fresh: bool = False) -> list[Any]:
         """The attempt's primary pods (``every``: all of its workload's pods), oldest first (none
         an earlier study's of the same name): by the study's uid among their labels, or, for a
-        TrainJob's, by their owners (:meth:`~functions.adapters.kubernetes_workloads.Workloads.makers`)."""
+        TrainJob's, by their owners (:meth:`~functions.adapters.kubernetes_workloads.Workloads.makers`);
+        ``fresh``: listed now, never from the lists read together before."""
         namespace = self._namespace(launch)
         makers = None if launch.trial_spec is None else self._workloads.makers(launch, namespace)
         if makers is not None and not makers:
             return []
         selector = f"job-name={launch.job_name}" if launch.trial_spec is None else (
             workload_pod_selector(launch) if every else pod_selector(launch))
-        listed = self._together.pods(namespace, launch, selector)
+        listed = None if fresh else self._together.pods(namespace, launch, selector)
         try:
             items = listed if listed is not None else self._core.list_namespaced_pod(
                 namespace, label_selector=selector).items

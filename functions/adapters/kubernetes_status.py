@@ -55,9 +55,16 @@ _NOT_FOUND = re.compile(r'^(?P<kind>secret|configmap) "(?P<name>[^"]+)" not foun
 _NO_KEY = re.compile(r"^couldn't find key (?P<key>.+) in (?P<kind>Secret|ConfigMap) (?P<namespace>[^/ ]+)/(?P<name>[^/ ]+)$")
 
 
+SUCCEEDED = ("Complete", "SuccessCriteriaMet")
+"""The conditions of a Job that succeeded: since Kubernetes 1.31 the Job controller adds
+``SuccessCriteriaMet`` (``FailureTarget`` for a failure) first, then deletes the Job's pods still
+running, and adds ``Complete`` (``Failed``) only once they are gone."""
+
+
 def final_condition(job: Any) -> Any | None:
+    """The condition that ends the Job, the first of :data:`SUCCEEDED`, ``Failed`` or ``FailureTarget``."""
     for condition in (job.status.conditions or []) if job.status else []:
-        if condition.type in ("Complete", "Failed") and condition.status == "True":
+        if condition.type in (*SUCCEEDED, "Failed", "FailureTarget") and condition.status == "True":
             return condition
     return None
 

@@ -182,6 +182,8 @@ class LocalExecutor:
         if run.stopped or self._closed:
             log.close()
             self._ended(run)
+            if run.stopped and not self._closed:
+                self._keep_stopped_end(run)
             return
         self._start(run, log)()
 

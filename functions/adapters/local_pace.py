@@ -1,11 +1,11 @@
-"""How fast a study's local trials report their steps: a burst at once, then a few a second.
+"""How fast a local trial reports its steps: a burst at once, then a few a second.
 
 A trial printing a step every millisecond would otherwise queue thousands of ``trial.progress``
 events a second, ahead of every other study's; a training reports an epoch every few seconds
-and is never held back. The pace is the study's, shared by its running trials (:class:`Pace`).
-A step that comes while its study is held back waits with its attempt (:class:`Held`), gives
-way to the attempt's next, and is reported as soon as the pace allows, whether or not the trial
-prints again: the latest step is never held back for long.
+and is never held back. Each attempt has its pace (:class:`Pace`). A step that comes while its
+attempt is held back waits (:class:`Held`), gives way to the attempt's next, and is reported as
+soon as the pace allows, whether or not the trial prints again: the latest step is never held
+back for long.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from collections.abc import Callable
 from functions.core.events import Event
 
 BURST = 100
-"""Steps a study's trials report at once before :data:`PER_SECOND` holds them back."""
+"""Steps an attempt reports at once before :data:`PER_SECOND` holds it back."""
 
 PER_SECOND = 10.0
-"""Steps a study's trials report a second, all together, past their :data:`BURST`."""
+"""Steps an attempt reports a second past its :data:`BURST`."""
 
 
 class Pace:
@@ -75,11 +75,14 @@ class Held:
             self._publish(event)
 
     def _fire(self) -> None:
+        """The timer's: the pace allows a report now, so the one held goes out."""
         with self._lock:
             self._timer = None
         self._flush()
 
     def _flush(self) -> None:
+        """Publish the held step if the pace allows, else set a timer for when it will (none
+        while one is set: it publishes whichever step is held when it fires)."""
         with self._lock:
             if self._event is None or self._timer is not None or self._stopped():
                 return

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
@@ -47,8 +46,6 @@ class ProgressReports:
     def __init__(self, publish: Callable[[Event], None], clock: Callable[[], float] = time.monotonic) -> None:
         self._publish = publish
         self._clock = clock
-        self._paces: dict[str, Pace] = {}
-        self._lock = threading.Lock()
 
     def stream(self, run: LocalRun, log: BinaryIO, progress: Progress) -> None:
         """Copy the output to the log, and report each new step of the objective as it appears."""
@@ -75,11 +72,11 @@ class ProgressReports:
 
     def _report_steps(self, run: LocalRun, progress: Progress, lines: Iterable[str]) -> None:
         """Report each new step of the objective in ``lines`` (each report is a step, as Katib
-        counts them, unless the line names its step), as its study's pace lets
+        counts them, unless the line names its step), as the attempt's pace lets
         (:mod:`functions.adapters.local_pace`), up to :data:`MAX_STEPS`."""
         parse = parse_json_lines if progress.format == "json" else partial(parse_text, filters=progress.filters)
         counter = StepCounter(progress.metric)
-        held = Held(self._publish_progress, self._pace(run.launch.uid), lambda: run.stopped)
+        held = Held(self._publish_progress, Pace(self._clock), lambda: run.stopped)
         seen: set[int] = set()
         try:
             for line in lines:
@@ -89,11 +86,6 @@ class ProgressReports:
                         held.offer(trial_progress(*ids(run.launch), step, value, progress.token))
         finally:
             held.close()
-
-    def _pace(self, study_uid: str) -> Pace:
-        """The pace of the study's reports, shared by its attempts running here."""
-        with self._lock:
-            return self._paces.setdefault(study_uid, Pace(self._clock))
 
     def _publish_progress(self, event: Event) -> None:
         """A step that cannot be reported is skipped: the output must go on being read."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 from datetime import datetime
 
+from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial
 
 from functions.core.errors import OutputLost
@@ -52,7 +53,7 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     trial_id = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(record.name), trial.number)
     storage.set_trial_intermediate_value(trial_id, data["step"], value)
     remember(store, record.name, trial.number, data.get("cursor"))
-    through = data["step"] if trial.attempt > 1 else None
+    through = _reached(storage, trial_id, trial.attempt, data["step"])
     if not build_pruner(early_stopping).prune(study, as_launched(storage.get_trial(trial_id), trial.started_at, through)):
         return []
     try:
@@ -67,6 +68,25 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     store.update_trial(record.name, trial.number, **outcome)
     tell(record, deps, trial.number, PRUNED)
     return go_on(record, deps, None)
+
+
+REACHED = "katuna:attempt_reached"
+"""The Optuna trial's system attribute of ``[attempt, step]``: the highest step a run again
+attempt has reported, up to which the trial's intermediate values are its own."""
+
+
+def _reached(storage: BaseStorage, trial_id: int, attempt: int, step: int) -> int | None:
+    """The highest step attempt ``attempt`` has reported with this one, kept with the trial; None
+    for a first attempt, all of whose values are its own. A report that comes late (a
+    redelivery, the log scan's copy of a report the trial posted) judges the attempt where it
+    has got to, not at the step it names."""
+    if attempt == 1:
+        return None
+    kept = storage.get_trial_system_attrs(trial_id).get(REACHED)
+    reached = max(step, kept[1]) if isinstance(kept, list) and kept[0] == attempt else step
+    if kept != [attempt, reached]:
+        storage.set_trial_system_attr(trial_id, REACHED, [attempt, reached])
+    return reached
 
 
 def as_launched(frozen: FrozenTrial, started_at: float | None, through: int | None = None) -> FrozenTrial:
