@@ -139,19 +139,24 @@ def test_early_stopping_settings_are_converted_and_the_pruner_built_at_submissio
         assert any(str(p).startswith(expected) for p in caught.value.problems), (early_stopping, caught.value)
 
 
+def thresholded(tmp_path: Path, name: str) -> tuple[SqliteStore, LocalExecutor, Deps, Dispatcher, dict]:
+    """The ports over a fresh store, and a study of one trial of 30 s, stopped early above 10."""
+    store = SqliteStore(tmp_path / "k.db")
+    executor = LocalExecutor(tmp_path / "logs", lambda event: None)
+    deps = Deps(store, executor, time.time)
+    definition = study_definition(name, maxTrials=1, parallelism=1,
+                                  earlyStopping={"algorithm": "threshold", "settings": {"upper": 10.0}})
+    definition["trialTemplate"]["command"] = [sys.executable, "-c", "import time; time.sleep(30)",
+                                              "${trialParameters.x}"]
+    return store, executor, deps, Dispatcher(deps), definition
+
+
 def test_a_report_without_its_attempts_token_is_refused_counts_nothing_and_takes_no_id(tmp_path: Path):
     """A running trial is sent a report with a wrong token, more often than a study may fail: each
     is refused, the study runs on, and nothing is recorded under the report's id, so the real
     report of that step, with the same id, still reaches the pruner. A report with no token is
     malformed, and says which field it lacks."""
-    store = SqliteStore(tmp_path / "k.db")
-    executor = LocalExecutor(tmp_path / "logs", lambda event: None)
-    deps = Deps(store, executor, time.time)
-    dispatcher = Dispatcher(deps)
-    definition = study_definition("guarded", maxTrials=1, parallelism=1,
-                                  earlyStopping={"algorithm": "threshold", "settings": {"upper": 10.0}})
-    definition["trialTemplate"]["command"] = [sys.executable, "-c", "import time; time.sleep(30)",
-                                              "${trialParameters.x}"]
+    store, executor, deps, dispatcher, definition = thresholded(tmp_path, "guarded")
     try:
         record, _ = store_study(deps, parse_study(definition), definition)
         for event in dispatcher.deliver(study_created(record.name, record.uid)):
@@ -178,14 +183,7 @@ def test_an_attempt_run_again_is_judged_on_its_own_curve_not_its_predecessors(tm
     """Attempt 1 reports three steps far below the threshold and is preempted; attempt 2, the
     same Optuna trial, reports a value far above it at its first step: it is pruned there, not
     judged at attempt 1's last step with attempt 1's value."""
-    store = SqliteStore(tmp_path / "k.db")
-    executor = LocalExecutor(tmp_path / "logs", lambda event: None)
-    deps = Deps(store, executor, time.time)
-    dispatcher = Dispatcher(deps)
-    definition = study_definition("rerun", maxTrials=1, parallelism=1,
-                                  earlyStopping={"algorithm": "threshold", "settings": {"upper": 10.0}})
-    definition["trialTemplate"]["command"] = [sys.executable, "-c", "import time; time.sleep(30)",
-                                              "${trialParameters.x}"]
+    store, executor, deps, dispatcher, definition = thresholded(tmp_path, "rerun")
 
     def delivered(events: list) -> None:
         for event in events:

@@ -197,9 +197,8 @@ class KubernetesExecutor:
     def stop_trials(self, launches: Sequence[TrialLaunch], keep: bool = False) -> None:
         """Delete every Job of the trials with their pods (``propagationPolicy: Background``), in
         one collection delete per namespace and :data:`~functions.core.job.TRIALS_PER_SELECTOR`
-        trials, whatever their count
-        (a study's end stops a hundred in its transaction); none of an earlier study of the same
-        name (their labels carry its uid). With ``keep`` (``retain``) their Jobs are listed once
+        trials, whatever their count (a study's end stops a hundred in its transaction); none of
+        an earlier study of the same name (their labels carry its uid). With ``keep`` (``retain``) their Jobs are listed once
         and suspended instead: Kubernetes terminates a suspended Job's running pods and makes no
         more, and the Job stays, with its status, as Katib keeps a retained trial's Job whatever
         its end. A workload of another kind is deleted trial by trial."""
