@@ -44,7 +44,7 @@ class Pace:
 
 
 class Held:
-    """The latest step of one attempt waiting for its study's pace; published by ``publish``
+    """The latest step of one attempt waiting for its pace; published by ``publish``
     as soon as the pace allows (a timer's thread, when the trial prints nothing more), unless
     ``stopped`` says the attempt was stopped meanwhile."""
 
