@@ -66,12 +66,12 @@ from functions.core.disruptions import Disruption, exhausted, vanished
 from functions.core.errors import PermanentError, RefusedWorkload
 from functions.core.events import Event, trial_finished
 from functions.core.job import (
-    TRIALS_PER_SELECTOR,
     holder,
     is_job,
     own_conditions,
     primary_container_name,
     render_trial,
+    selector_chunks,
     trials_selector,
 )
 from functions.core.launch import TrialLaunch
@@ -202,16 +202,11 @@ class KubernetesExecutor:
         and suspended instead: Kubernetes terminates a suspended Job's running pods and makes no
         more, and the Job stays, with its status, as Katib keeps a retained trial's Job whatever
         its end. A workload of another kind is deleted trial by trial."""
-        by_namespace: dict[str, list[TrialLaunch]] = {}
         for launch in launches:
             if not is_job(launch):
                 self._workloads.delete_trial(launch, self._namespace(launch))
-            else:
-                by_namespace.setdefault(self._namespace(launch), []).append(launch)
-        for namespace, jobs in by_namespace.items():
-            for start in range(0, len(jobs), TRIALS_PER_SELECTOR):
-                chunk = jobs[start:start + TRIALS_PER_SELECTOR]
-                (self._suspend_jobs if keep else self._delete_jobs)(namespace, trials_selector(chunk), chunk)
+        for namespace, chunk in selector_chunks([launch for launch in launches if is_job(launch)], self._namespace):
+            (self._suspend_jobs if keep else self._delete_jobs)(namespace, trials_selector(chunk), chunk)
 
     def _delete_jobs(self, namespace: str, selector: str, launches: Sequence[TrialLaunch]) -> None:
         """Delete the Jobs ``selector`` selects, with their pods, in one request; where katuna's

@@ -5,9 +5,10 @@ made a Job read and a pod list each.
 The watcher looks at every running trial of a study every two seconds; with a hundred running,
 that was a hundred requests a second to the API server from one katuna process, enough for its
 priority and fairness limits to answer 429. Within :meth:`Together.reading`, the executor's reads
-of the attempts it names are answered from the lists made as the block began (a moment old, as a
-look one by one would have been by the end of the loop); the lists select by katuna's labels the
-trials named, so the retained Jobs and pods of ended trials are not read again and again. An
+of the attempts it names are answered from lists made at the first read of each kind (a moment
+old, as a look one by one would have been by the end of the loop; a scan of logs, which reads no
+Job, lists none); the lists select by katuna's labels the trials named, so the retained Jobs and
+pods of ended trials are not read again and again. An
 attempt whose pods carry no katuna label (a TrainJob's), or whose lists could not be made, is
 read one by one as before.
 """
@@ -26,7 +27,7 @@ from urllib3.exceptions import HTTPError
 
 from functions.core import trial_kinds
 from functions.core.cluster import TRIAL_LABEL, UID_LABEL
-from functions.core.job import TRIALS_PER_SELECTOR, is_job, trials_selector
+from functions.core.job import is_job, selector_chunks, trials_selector
 from functions.core.launch import TrialLaunch
 
 log = logging.getLogger("katuna.kubernetes")
@@ -36,12 +37,13 @@ Key = tuple[str, str, int]
 
 
 class _Lists:
-    """The Jobs and pods of the trials listed together, by trial."""
+    """The trials read together, in chunks a selector names, and of each kind (``jobs``,
+    ``pods``) listed so far the objects by trial and the trials whose list was made."""
 
-    def __init__(self) -> None:
-        self.covered: set[Key] = set()
-        self.jobs: dict[tuple[str, str], Any] = {}
-        self.pods: dict[Key, list[Any]] = {}
+    def __init__(self, chunks: list[tuple[str, list[TrialLaunch]]]) -> None:
+        self.chunks = chunks
+        self.trials = {(namespace, launch.uid, launch.number) for namespace, chunk in chunks for launch in chunk}
+        self.made: dict[str, tuple[dict[Key, list[Any]], set[Key]]] = {}
 
 
 class Together:
@@ -55,9 +57,9 @@ class Together:
     @contextmanager
     def reading(self, launches: Sequence[TrialLaunch], namespace_of: Callable[[TrialLaunch], str]) -> Iterator[None]:
         """Within the block, :meth:`job` and :meth:`pods` answer for the ``launches`` (of one
-        study) that katuna's labels select, from lists made now."""
+        study) that katuna's labels select, from lists made at their first read."""
         outer = getattr(self._local, "lists", None)
-        self._local.lists = self._listed(launches, namespace_of)
+        self._local.lists = _Lists(selector_chunks([launch for launch in launches if _labelled(launch)], namespace_of))
         try:
             yield
         finally:
@@ -65,51 +67,55 @@ class Together:
 
     def job(self, namespace: str, launch: TrialLaunch) -> tuple[bool, Any | None]:
         """Whether the launch's Job was listed, and the Job of its name listed (None if none)."""
-        lists = self._covering(namespace, launch)
-        return (False, None) if lists is None else (True, lists.jobs.get((namespace, launch.job_name)))
+        jobs = self._listed("jobs", namespace, launch)
+        if jobs is None:
+            return False, None
+        return True, next((job for job in jobs if job.metadata.name == launch.job_name), None)
 
     def pods(self, namespace: str, launch: TrialLaunch, selector: str) -> list[Any] | None:
         """The listed pods of the launch's trial that ``selector`` (equality terms) selects;
         None when they were not listed."""
-        lists = self._covering(namespace, launch)
-        if lists is None:
+        pods = self._listed("pods", namespace, launch)
+        if pods is None:
             return None
         terms = dict(term.split("=", 1) for term in selector.split(","))
-        return [pod for pod in lists.pods.get((namespace, launch.uid, launch.number), [])
-                if _has(pod.metadata.labels if pod.metadata else None, terms)]
+        return [pod for pod in pods if _has(pod.metadata.labels if pod.metadata else None, terms)]
 
-    def _covering(self, namespace: str, launch: TrialLaunch) -> _Lists | None:
+    def _listed(self, kind: str, namespace: str, launch: TrialLaunch) -> list[Any] | None:
+        """The listed objects of ``kind`` of the launch's trial, the lists made now if not yet;
+        None when the trial is not read together, or its list could not be made."""
         lists: _Lists | None = getattr(self._local, "lists", None)
-        return lists if lists is not None and (namespace, launch.uid, launch.number) in lists.covered else None
+        key = (namespace, launch.uid, launch.number)
+        if lists is None or key not in lists.trials:
+            return None
+        if kind not in lists.made:
+            lists.made[kind] = self._list(kind, lists.chunks)
+        by_trial, covered = lists.made[kind]
+        return by_trial.get(key, []) if key in covered else None
 
-    def _listed(self, launches: Sequence[TrialLaunch], namespace_of: Callable[[TrialLaunch], str]) -> _Lists:
-        lists = _Lists()
-        groups: dict[tuple[str, str], list[TrialLaunch]] = {}
-        for launch in launches:
-            if is_job(launch) and (launch.trial_spec is None or trial_kinds.labels_pods(launch.trial_spec)):
-                groups.setdefault((namespace_of(launch), launch.uid), []).append(launch)
-        for (namespace, _), group in groups.items():
-            for start in range(0, len(group), TRIALS_PER_SELECTOR):
-                self._list(lists, namespace, group[start:start + TRIALS_PER_SELECTOR])
-        return lists
+    def _list(self, kind: str, chunks: list[tuple[str, list[TrialLaunch]]]) -> tuple[dict[Key, list[Any]], set[Key]]:
+        """The objects of ``kind`` of the chunks' trials, by trial, and the trials listed; a
+        chunk whose list fails is left to be read one by one."""
+        read = self._batch.list_namespaced_job if kind == "jobs" else self._core.list_namespaced_pod
+        by_trial: dict[Key, list[Any]] = {}
+        covered: set[Key] = set()
+        for namespace, chunk in chunks:
+            try:
+                items = read(namespace, label_selector=trials_selector(chunk)).items
+            except (ApiException, HTTPError) as exc:
+                log.warning("listing the %s of %d running trials together in %s: %s; each is read alone",
+                            kind, len(chunk), namespace, exc)
+                continue
+            for item in items:
+                labels = (item.metadata.labels if item.metadata else None) or {}
+                by_trial.setdefault((namespace, labels[UID_LABEL], int(labels[TRIAL_LABEL])), []).append(item)
+            covered.update((namespace, launch.uid, launch.number) for launch in chunk)
+        return by_trial, covered
 
-    def _list(self, lists: _Lists, namespace: str, launches: Sequence[TrialLaunch]) -> None:
-        """List the Jobs and pods of the ``launches``' trials; on failure, leave them to be read one by one."""
-        selector = trials_selector(launches)
-        try:
-            jobs = self._batch.list_namespaced_job(namespace, label_selector=selector).items
-            pods = self._core.list_namespaced_pod(namespace, label_selector=selector).items
-        except (ApiException, HTTPError) as exc:
-            log.warning("listing the Jobs and pods of %d running trials together in %s: %s; each is read alone",
-                        len(launches), namespace, exc)
-            return
-        for job in jobs:
-            if job.metadata is not None and job.metadata.name:
-                lists.jobs[(namespace, job.metadata.name)] = job
-        for pod in pods:
-            labels = (pod.metadata.labels if pod.metadata else None) or {}
-            lists.pods.setdefault((namespace, labels[UID_LABEL], int(labels[TRIAL_LABEL])), []).append(pod)
-        lists.covered.update((namespace, launch.uid, launch.number) for launch in launches)
+
+def _labelled(launch: TrialLaunch) -> bool:
+    """Whether the attempt's workload is a Job whose pods carry katuna's labels, as the lists select them."""
+    return is_job(launch) and (launch.trial_spec is None or trial_kinds.labels_pods(launch.trial_spec))
 
 
 def _has(labels: Mapping[str, str] | None, terms: Mapping[str, str]) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from functions.core import file_collector, quantities, report_token, trial_identity, trial_kinds, trial_spec
@@ -108,6 +108,17 @@ def trial_selector(launch: TrialLaunch) -> str:
 TRIALS_PER_SELECTOR = 100
 """Trials one :func:`trials_selector` names at most: their numbers keep a request's query well
 under any URL limit."""
+
+
+def selector_chunks(launches: Sequence[TrialLaunch],
+                    namespace_of: Callable[[TrialLaunch], str]) -> list[tuple[str, list[TrialLaunch]]]:
+    """The ``launches`` by namespace and study, in chunks of at most :data:`TRIALS_PER_SELECTOR`,
+    each with its namespace: what one :func:`trials_selector` may select."""
+    groups: dict[tuple[str, str], list[TrialLaunch]] = {}
+    for launch in launches:
+        groups.setdefault((namespace_of(launch), launch.uid), []).append(launch)
+    return [(namespace, group[start:start + TRIALS_PER_SELECTOR]) for (namespace, _), group in groups.items()
+            for start in range(0, len(group), TRIALS_PER_SELECTOR)]
 
 
 def trials_selector(launches: Sequence[TrialLaunch]) -> str:

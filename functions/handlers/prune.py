@@ -121,9 +121,11 @@ def record_curve(record: StudyRecord, trial: TrialRecord, deps: Deps) -> None:
     frozen = storage.get_trial(trial_id)
     if frozen.state.is_finished():
         return
-    known = set(frozen.intermediate_values) if trial.attempt == 1 else set()
+    stored, taken = frozen.intermediate_values, set()
     counter = StepCounter(record.spec.objectives[0].metric)
     for step, value in counter.steps(deps.store.observations(record.name, trial.number, trial.attempt)):
-        if step not in known:
-            known.add(step)
+        if step in taken:
+            continue
+        taken.add(step)
+        if step not in stored or (trial.attempt > 1 and stored[step] != value):
             storage.set_trial_intermediate_value(trial_id, step, value)
