@@ -1,0 +1,183 @@
+"""The Jobs and pods of trial attempts as the Kubernetes executor reads, makes and deletes them:
+each read selects the study's uid too (Job names carry none, so one left by an earlier study of
+the same name is never taken for the attempt's own), and a study's end deletes its trials' Jobs
+in one collection delete per hundred trials (:meth:`TrialJobs.stop`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from functools import partial
+from typing import Any, cast
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+from pydantic import ValidationError
+from urllib3.exceptions import HTTPError
+
+from functions.adapters.kubernetes_client import client_refusals, delete_options, read_or_none, translate
+from functions.adapters.kubernetes_status import oldest_first
+from functions.adapters.kubernetes_together import Together
+from functions.adapters.kubernetes_workloads import (
+    Workloads,
+    made_by,
+    own_pods,
+    pod_selector,
+    settle_conflict,
+    workload_pod_selector,
+)
+from functions.core.cluster import Cluster
+from functions.core.errors import RefusedWorkload
+from functions.core.job import holder, is_job, selector_chunks, trials_selector
+from functions.core.launch import TrialLaunch
+from functions.core.naming import OWN
+from functions.core.trial_spec import PATH as TRIAL_SPEC
+
+log = logging.getLogger("katuna.kubernetes")
+
+
+class TrialJobs:
+    """Reads, creates and deletes of the attempts' Jobs and pods, the reads within
+    :meth:`Together.reading` answered from its lists."""
+
+    def __init__(self, defaults: Cluster, api: client.ApiClient, workloads: Workloads, together: Together) -> None:
+        self._defaults = defaults
+        self._batch = client.BatchV1Api(api)
+        self._core = client.CoreV1Api(api)
+        self._workloads = workloads
+        self._together = together
+
+    def cluster(self, launch: TrialLaunch) -> Cluster:
+        """The launch's cluster settings over the configured ones."""
+        return (launch.cluster or Cluster()).with_defaults(self._defaults)
+
+    def namespace(self, launch: TrialLaunch) -> str:
+        """The launch's namespace, else the configured one, else Kubernetes' own default."""
+        return self.cluster(launch).namespace or "default"
+
+    def create(self, namespace: str, job: dict[str, Any], launch: TrialLaunch) -> str:
+        """Create the attempt's Job; its uid (the one there already when the launch was
+        delivered before). A Job the client refuses before sending it (a value of a type its
+        model does not take, which a parameter put there: the submission's dry run passed) is a
+        :class:`RefusedWorkload` naming the field."""
+        try:
+            # The client checks the dict against its V1Job model, then sends it as it is.
+            created = self._batch.create_namespaced_job(namespace, cast(client.V1Job, job))
+            return cast(str, cast(Any, created).metadata.uid)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise translate(exc, f"create Job {launch.job_name}") from exc
+            found = self._named(launch)
+            settle_conflict(launch, f"Job {launch.job_name}", None if found is None else (
+                found.metadata.labels or {}, found.metadata.uid), partial(self.delete, namespace, launch.job_name))
+            return cast(str, cast(Any, found).metadata.uid)
+        except HTTPError as exc:
+            raise translate(exc, f"create Job {launch.job_name}") from exc
+        except ValidationError as exc:
+            refused = f"Kubernetes' client refuses Job {launch.job_name} before sending it"
+            raise RefusedWorkload(client_refusals(exc, TRIAL_SPEC if launch.trial_spec else "trialTemplate",
+                                                  refused)) from exc
+
+    def _named(self, launch: TrialLaunch) -> Any | None:
+        """The Job of the launch's name, whoever's it is; None when there is none."""
+        return read_or_none(lambda: self._batch.read_namespaced_job(launch.job_name, self.namespace(launch)),
+                            f"read Job {launch.job_name}")
+
+    def job(self, launch: TrialLaunch) -> Any | None:
+        """The attempt's Job; None when there is none, or when the one of its name is another's
+        (an earlier study's of the same name)."""
+        listed, job = self._together.job(self.namespace(launch), launch)
+        if not listed:
+            job = self._named(launch)
+        return job if job is not None and holder(job.metadata.labels, launch) == OWN else None
+
+    def pods(self, launch: TrialLaunch, every: bool = False, fresh: bool = False) -> list[Any]:
+        """The attempt's primary pods (``every``: all of its workload's pods), oldest first (none
+        an earlier study's of the same name): by the study's uid among their labels, or, for a
+        TrainJob's, by their owners (:meth:`~functions.adapters.kubernetes_workloads.Workloads.makers`);
+        ``fresh``: listed now, never from the lists read together before."""
+        namespace = self.namespace(launch)
+        makers = None if launch.trial_spec is None else self._workloads.makers(launch, namespace)
+        if makers is not None and not makers:
+            return []
+        selector = f"job-name={launch.job_name}" if launch.trial_spec is None else (
+            workload_pod_selector(launch) if every else pod_selector(launch))
+        listed = None if fresh else self._together.pods(namespace, launch, selector)
+        try:
+            items = listed if listed is not None else self._core.list_namespaced_pod(
+                namespace, label_selector=selector).items
+        except (ApiException, HTTPError) as exc:
+            raise translate(exc, f"list the pods of Job {launch.job_name}") from exc
+        own = own_pods(launch, items, lambda pod: pod.metadata.labels if pod.metadata else None)
+        return sorted(own if makers is None else made_by(own, makers), key=oldest_first)
+
+    def delete(self, namespace: str, name: str, uid: str | None = None) -> None:
+        """Delete one Job with its pods (``Background``), only while ``uid`` is its uid (when
+        given); one gone already, or replaced since (409), is left."""
+        try:
+            self._batch.delete_namespaced_job(name, namespace, body=delete_options(uid))
+        except ApiException as exc:
+            if exc.status not in (404, 409):
+                raise translate(exc, f"delete Job {name}") from exc
+        except HTTPError as exc:
+            raise translate(exc, f"delete Job {name}") from exc
+
+    def stop(self, launches: Sequence[TrialLaunch], keep: bool) -> None:
+        """Delete every Job of the trials with their pods (``propagationPolicy: Background``), in
+        one collection delete per namespace and :data:`~functions.core.job.TRIALS_PER_SELECTOR`
+        trials, whatever their count (a study's end stops a hundred in its transaction); none of
+        an earlier study of the same name (their labels carry its uid). With ``keep`` (``retain``)
+        their Jobs are listed once and suspended instead: Kubernetes terminates a suspended Job's
+        running pods and makes no more, and the Job stays, with its status, as Katib keeps a
+        retained trial's Job whatever its end. Workloads of other kinds are not Jobs: see
+        :meth:`~functions.adapters.kubernetes_workloads.Workloads.delete_trial`."""
+        for namespace, chunk in selector_chunks([launch for launch in launches if is_job(launch)], self.namespace):
+            (self._suspend_jobs if keep else self._delete_jobs)(namespace, trials_selector(chunk), chunk)
+
+    def _delete_jobs(self, namespace: str, selector: str, launches: Sequence[TrialLaunch]) -> None:
+        """Delete the Jobs ``selector`` selects, with their pods, in one request; where katuna's
+        grant lacks ``deletecollection`` (its namespace bound to a Role of an older katuna's
+        manifests), listed and deleted one by one, as such a katuna did."""
+        try:
+            self._batch.delete_collection_namespaced_job(namespace, label_selector=selector, body=delete_options())
+        except ApiException as exc:
+            if exc.status != 403:
+                raise translate(exc, f"delete the Jobs of {_trials(launches)}") from exc
+            log.warning("katuna may not deletecollection jobs.batch in namespace %s (grant it, as the katuna-trials "
+                        "ClusterRole does): the Jobs of %s are deleted one by one", namespace, _trials(launches))
+            for name, uid in self._jobs_listed(namespace, selector, launches):
+                self.delete(namespace, name, uid)
+        except HTTPError as exc:
+            raise translate(exc, f"delete the Jobs of {_trials(launches)}") from exc
+
+    def _suspend_jobs(self, namespace: str, selector: str, launches: Sequence[TrialLaunch]) -> None:
+        """Suspend each Job ``selector`` selects, listed once."""
+        for name, _ in self._jobs_listed(namespace, selector, launches):
+            self._suspend(namespace, name)
+
+    def _jobs_listed(self, namespace: str, selector: str,
+                     launches: Sequence[TrialLaunch]) -> list[tuple[str, str | None]]:
+        """The name and uid of each Job ``selector`` selects (the uid a delete's precondition)."""
+        try:
+            jobs = self._batch.list_namespaced_job(namespace, label_selector=selector).items
+        except (ApiException, HTTPError) as exc:
+            raise translate(exc, f"list the Jobs of {_trials(launches)}") from exc
+        return [(job.metadata.name, job.metadata.uid) for job in jobs if job.metadata and job.metadata.name]
+
+    def _suspend(self, namespace: str, name: str) -> None:
+        """Suspend one Job (``spec.suspend: true``); one gone already is left."""
+        try:
+            self._batch.patch_namespaced_job(name, namespace, {"spec": {"suspend": True}},
+                                             _content_type="application/merge-patch+json")
+        except ApiException as exc:
+            if exc.status != 404:
+                raise translate(exc, f"suspend Job {name}") from exc
+        except HTTPError as exc:
+            raise translate(exc, f"suspend Job {name}") from exc
+
+
+def _trials(launches: Sequence[TrialLaunch]) -> str:
+    """The trials of ``launches``, as an error names them."""
+    numbers = [str(launch.number) for launch in launches]
+    return f"trial {numbers[0]}" if len(numbers) == 1 else f"trials {', '.join(numbers)}"
