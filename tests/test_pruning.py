@@ -16,6 +16,7 @@ from functions.adapters.sqlite_store import SqliteStore
 from functions.core.errors import ForgedReport, InvalidStudy
 from functions.core.events import study_created, trial_finished, trial_progress
 from functions.core.launch import trial_launch
+from functions.core.metrics import Observation
 from functions.core.records import PRUNED, RUNNING, STUDY_RUNNING
 from functions.core.report_token import attempt_token
 from functions.core.validate import parse_study
@@ -202,6 +203,35 @@ def test_an_attempt_run_again_is_judged_on_its_own_curve_not_its_predecessors(tm
         assert store.get_trial("rerun", 0).attempt == 2
         assert report(2, 1, 100.0) == PRUNED
         assert store.get_trial("rerun", 0).reason == "pruned at step 1 by the threshold rule (loss=100)"
+    finally:
+        executor.shutdown()
+        store.close()
+
+
+def test_a_trials_steps_past_the_cap_are_neither_stored_nor_judged_however_they_come(tmp_path: Path, monkeypatch):
+    """With the cap at three steps, a fourth step's report (posted, or a log scan's) far above
+    the threshold is not stored and prunes nothing, and the completed curve read from the output
+    adds no step past the cap either; with the cap raised, such a report prunes."""
+    monkeypatch.setattr(prune, "MAX_STEPS", 3)
+    store, executor, deps, dispatcher, definition = thresholded(tmp_path, "capped")
+    try:
+        record, _ = store_study(deps, parse_study(definition), definition)
+        for event in dispatcher.deliver(study_created(record.name, record.uid)):
+            dispatcher.deliver(event)
+        token = trial_launch(record, store.get_trial("capped", 0)).progress.token
+
+        def report(step: int, value: float) -> str:
+            dispatcher.deliver(trial_progress("capped", record.uid, 0, 1, step, value, token))
+            return store.get_trial("capped", 0).state
+
+        assert [report(step, 1.0) for step in (1, 2, 3)] == [RUNNING] * 3
+        assert report(4, 100.0) == RUNNING
+        assert store.optuna_study("capped", ["minimize"]).trials[0].intermediate_values == {1: 1.0, 2: 1.0, 3: 1.0}
+        store.append_observations("capped", 0, 1, [Observation("loss", 0.5, step) for step in range(1, 7)], 100)
+        prune.record_curve(record, store.get_trial("capped", 0), deps)
+        assert sorted(store.optuna_study("capped", ["minimize"]).trials[0].intermediate_values) == [1, 2, 3]
+        monkeypatch.setattr(prune, "MAX_STEPS", 10)
+        assert report(5, 100.0) == PRUNED, "below the cap, the same report prunes"
     finally:
         executor.shutdown()
         store.close()

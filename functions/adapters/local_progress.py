@@ -26,14 +26,9 @@ from functions.core.errors import RefusedFile
 from functions.core.events import Event, trial_progress
 from functions.core.launch import Progress, TrialLaunch
 from functions.core.lines import bounded_lines
-from functions.core.metrics import StepCounter, parse_json_lines, parse_text
+from functions.core.metrics import MAX_STEPS, StepCounter, parse_json_lines, parse_text
 
 log = logging.getLogger("katuna.executor")
-
-MAX_STEPS = 10_000
-"""Steps of one attempt read for progress at most, as many as the store keeps observations of
-it: later ones are neither reported nor judged, and the trial's end reports its value."""
-
 
 def streamed(launch: TrialLaunch) -> bool:
     """Whether progress is read from the output as it is printed (not from a metrics file)."""

@@ -228,6 +228,12 @@ class StepCounter:
 MAX_OBSERVATIONS = 10_000
 """Observations kept per trial attempt for the observation log: the first and the last halves."""
 
+MAX_STEPS = 10_000
+"""Steps of one trial judged for early stopping at most, as many as the store keeps observations
+of an attempt: later ones are neither stored as intermediate values nor judged (the trial's end
+reports its value), however they come (a local trial's output, a cluster log's scan, a posted
+report), so no trial grows Optuna's storage, which every process replays, without bound."""
+
 
 class Summary:
     """The observations of one output, in bounded memory: every metric reduced (min, max or

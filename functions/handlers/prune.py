@@ -27,7 +27,7 @@ from optuna.trial import FrozenTrial
 from functions.core.errors import OutputLost
 from functions.core.events import Event, progress_value
 from functions.core.launch import trial_launch
-from functions.core.metrics import StepCounter
+from functions.core.metrics import MAX_STEPS, StepCounter
 from functions.core.pruners import build_pruner
 from functions.core.records import PRUNED, RUNNING, StudyRecord, TrialRecord
 from functions.core.report_token import check_report
@@ -51,8 +51,10 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     study = optuna_study(record, deps)
     storage = deps.store.optuna_stream(record.name)
     trial_id = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(record.name), trial.number)
-    storage.set_trial_intermediate_value(trial_id, data["step"], value)
     remember(store, record.name, trial.number, data.get("cursor"))
+    if _past_the_cap(storage.get_trial(trial_id).intermediate_values, data["step"]):
+        return []
+    storage.set_trial_intermediate_value(trial_id, data["step"], value)
     through = _reached(storage, trial_id, trial.attempt, data["step"])
     if not build_pruner(early_stopping).prune(study, as_launched(storage.get_trial(trial_id), trial.started_at, through)):
         return []
@@ -68,6 +70,12 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     store.update_trial(record.name, trial.number, **outcome)
     tell(record, deps, trial.number, PRUNED)
     return go_on(record, deps, None)
+
+
+def _past_the_cap(values: dict[int, float], step: int) -> bool:
+    """Whether ``step`` is a new step of a trial that has :data:`MAX_STEPS` already: not stored
+    nor judged (its cursor is, so a log's scan reads on past it)."""
+    return step not in values and len(values) >= MAX_STEPS
 
 
 REACHED = "katuna:attempt_reached"
@@ -114,18 +122,19 @@ def record_curve(record: StudyRecord, trial: TrialRecord, deps: Deps) -> None:
     stored output holds that no progress event brought (one lost, or handled after the end):
     rules that judge by completed trials' curves then see whole curves, as Katib's median rule,
     which reads the observation log, does. A run again attempt's values replace every earlier
-    attempt's at the steps it reached."""
+    attempt's at the steps it reached; no more than :data:`MAX_STEPS` in all."""
     storage = deps.store.optuna_stream(record.name)
     trial_id = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(record.name),
                                                                trial.number)
     frozen = storage.get_trial(trial_id)
     if frozen.state.is_finished():
         return
-    stored, taken = frozen.intermediate_values, set()
+    stored, taken = dict(frozen.intermediate_values), set()
     counter = StepCounter(record.spec.objectives[0].metric)
     for step, value in counter.steps(deps.store.observations(record.name, trial.number, trial.attempt)):
-        if step in taken:
+        if step in taken or _past_the_cap(stored, step):
             continue
         taken.add(step)
         if step not in stored or (trial.attempt > 1 and stored[step] != value):
             storage.set_trial_intermediate_value(trial_id, step, value)
+            stored[step] = value
