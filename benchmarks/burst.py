@@ -12,7 +12,6 @@ journal. Ends with ``events_per_s=``, ``lost=`` and ``duplicated=`` (both must b
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sqlite3
@@ -145,15 +144,12 @@ def audit(db: Path, trials: int) -> dict[str, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = report.arguments(__doc__, "60 events, 8 clients, 2 workers (a smoke run)")
     parser.add_argument("-n", "--events", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers")
     parser.add_argument("--clients", type=int, default=32, help="concurrent client threads (the bound)")
     parser.add_argument("--redeliver", type=float, default=0.1, help="share of events posted a second time")
-    parser.add_argument("--quick", action="store_true", help="60 events, 8 clients, 2 workers (a smoke run)")
-    parser.add_argument("--out", type=Path, default=None, help=report.OUT_HELP)
-    args = parser.parse_args()
-    args.out = report.out_dir(args.out, args.quick)
+    args = report.parsed(parser)
     trials, clients = (60, 8) if args.quick else (args.events, args.clients)
     if args.quick:
         args.workers = 2

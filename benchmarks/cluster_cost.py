@@ -39,7 +39,6 @@ removes a node idle for 10 minutes (its defaults ``scan-interval`` and ``scale-d
 
 from __future__ import annotations
 
-import argparse
 import logging
 import random
 import sys
@@ -263,15 +262,12 @@ def plot(results: list[dict[str, Any]], name: str, out: Path | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="10 trials, 5 at a time (a smoke run)")
+    parser = report.arguments(__doc__, "10 trials, 5 at a time (a smoke run)")
     parser.add_argument("--cloud", choices=sorted(PRICES), default="gke")
     parser.add_argument("--preemptions", type=float, default=0.05, help="spot interruptions per node-hour")
     parser.add_argument("--spot-price", type=float, default=None, help="USD per spot node-hour")
     parser.add_argument("--on-demand-price", type=float, default=None, help="USD per on-demand node-hour")
-    parser.add_argument("--out", type=Path, default=None, help=report.OUT_HELP)
-    args = parser.parse_args(argv)
-    args.out = report.out_dir(args.out, args.quick)
+    args = report.parsed(parser, argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger("katuna").setLevel(logging.ERROR)
     ref = Reference(trials=10, parallelism=5) if args.quick else Reference()

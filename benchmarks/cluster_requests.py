@@ -12,7 +12,6 @@ Ends with ``look_requests_per_trial=``, ``scan_requests_per_trial=`` and ``stop_
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 import tempfile
@@ -74,12 +73,9 @@ def plot(made: dict[str, Counter[str]], trials: int, out: Path | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="20 trials (a smoke run)")
+    parser = report.arguments(__doc__, "20 trials (a smoke run)")
     parser.add_argument("--trials", type=int, default=200, help="trials running at once")
-    parser.add_argument("--out", type=Path, default=None, help=report.OUT_HELP)
-    args = parser.parse_args(argv)
-    args.out = report.out_dir(args.out, args.quick)
+    args = report.parsed(parser, argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger("katuna").setLevel(logging.ERROR)
     trials = 20 if args.quick else args.trials

@@ -279,11 +279,9 @@ def parse_rate(megabytes: float, rounds: int = 3) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = report.arguments(__doc__, "sizes 20,60 and 5 samples (a smoke run)")
     parser.add_argument("--sizes", default="100,1000,10000", help="stored trials at which to measure")
     parser.add_argument("--samples", type=int, default=30, help="events handled at each size")
-    parser.add_argument("--quick", action="store_true", help="sizes 20,60 and 5 samples (a smoke run)")
-    parser.add_argument("--out", type=Path, default=None, help=report.OUT_HELP)
     parser.add_argument("--parse-mb", type=float, default=50.0,
                         help="MiB of output parsed while another study is written (2 with --quick)")
     parser.add_argument("--parse-rate", action="store_true", help="only measure the text parser's rate")
@@ -291,8 +289,7 @@ def main() -> None:
                         help="MiB of report lines the parser's rate is measured on (0.2 with --quick)")
     parser.add_argument("--cold", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--parse-child", type=Path, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    args.out = report.out_dir(args.out, args.quick)
+    args = report.parsed(parser)
     if args.cold:
         cold(args.cold)
         return

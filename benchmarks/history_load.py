@@ -78,12 +78,10 @@ def measure(trials: int) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = report.arguments(__doc__, "6,000 trials, past the first snapshot (a smoke run)")
     parser.add_argument("--trials", type=int, nargs="+", default=[10_000, 50_000, DEFAULTS.history])
-    parser.add_argument("--quick", action="store_true", help="6,000 trials, past the first snapshot (a smoke run)")
     parser.add_argument("--first-trial", nargs=2, metavar=("DB", "STUDY"), help=argparse.SUPPRESS)
-    parser.add_argument("--out", type=Path, default=None, help="where results go (default benchmarks/results)")
-    args = parser.parse_args()
+    args = report.parsed(parser)
     if args.first_trial:
         print(json.dumps(first_trial(Path(args.first_trial[0]), args.first_trial[1])))
         return

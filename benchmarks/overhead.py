@@ -199,11 +199,9 @@ def report_peers(runs: dict[str, list[tuple[float, float]]], trials: int, ray_tr
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = report.arguments(__doc__, "10 trials, one run of each (a smoke run)")
     parser.add_argument("-n", "--trials", type=int, default=200)
     parser.add_argument("-r", "--repeats", type=int, default=9, help="rounds; the median counts")
-    parser.add_argument("--quick", action="store_true", help="10 trials, one run of each (a smoke run)")
-    parser.add_argument("--out", type=Path, default=None, help=report.OUT_HELP)
     parser.add_argument("--ray", choices=["auto", "on", "off"], default="auto",
                         help="run Ray Tune beside katuna (auto: when installed; `make bench-peers`)")
     parser.add_argument("--ray-trials", type=int, default=20,
@@ -214,8 +212,7 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=None,
                         help="where katuna's database and trial logs go, in a fresh directory per run "
                              "(default: the system's temporary directory)")
-    args = parser.parse_args()
-    args.out = report.out_dir(args.out, args.quick)
+    args = report.parsed(parser)
     if args.quick:
         args.trials, args.repeats = 10, 1
     optuna.logging.set_verbosity(optuna.logging.WARNING)

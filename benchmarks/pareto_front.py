@@ -12,7 +12,6 @@ the first request after one more trial completed (the front computed again). End
 
 from __future__ import annotations
 
-import argparse
 import random
 import statistics
 import tempfile
@@ -85,24 +84,21 @@ def measure(trials: int, repeats: int) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = report.arguments(__doc__, "500 trials (a smoke run)")
     parser.add_argument("--trials", type=int, default=20_000)
     parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--quick", action="store_true", help="500 trials (a smoke run)")
-    parser.add_argument("--out", type=Path, default=None, help=report.OUT_HELP)
-    args = parser.parse_args()
+    args = report.parsed(parser)
     trials = 500 if args.quick else args.trials
     result = measure(trials, 3 if args.quick else args.repeats)
     print(f"GET /studies/{NAME}: {trials:,} trials, three objectives, {result['front_size']:,} on the front")
     print(report.table(["request", "ms"], [["first (front computed)", result["first_ms"]],
                                             ["again (front kept)", result["again_ms"]],
                                             ["after a new trial (computed again)", result["after_change_ms"]]]))
-    out = report.out_dir(args.out, args.quick)
-    report.save("pareto_front", {"trials": trials, **result}, out)
+    report.save("pareto_front", {"trials": trials, **result}, args.out)
     fig, ax = report.figure()
     ax.bar(["first", "again", "after a new trial"], [result["first_ms"], result["again_ms"], result["after_change_ms"]])
     ax.set_ylabel(f"ms for GET /studies/{NAME} ({trials:,} trials, three objectives)")
-    report.save_plot(fig, "pareto_front", out)
+    report.save_plot(fig, "pareto_front", args.out)
     report.lines({"first_ms": round(result["first_ms"], 1), "again_ms": round(result["again_ms"], 2),
                   "after_change_ms": round(result["after_change_ms"], 1), "front_size": result["front_size"]})
 

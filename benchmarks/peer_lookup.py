@@ -13,7 +13,6 @@ Ends with ``tables_sockets=`` (sockets listed in /proc/net/tcp and tcp6 under lo
 
 from __future__ import annotations
 
-import argparse
 import socket
 import statistics
 import sys
@@ -88,14 +87,11 @@ def plot(results: list[dict[str, float]], out: Path | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="500 TIME_WAIT sockets, few lookups (a smoke run)")
+    parser = report.arguments(__doc__, "500 TIME_WAIT sockets, few lookups (a smoke run)")
     parser.add_argument("--sockets", type=int, default=6000, help="TIME_WAIT sockets to add")
     parser.add_argument("--times", type=int, default=2000, help="sock_diag lookups a round (a tenth as many reads)")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=None, help=report.OUT_HELP)
-    args = parser.parse_args(argv)
-    args.out = report.out_dir(args.out, args.quick)
+    args = report.parsed(parser, argv)
     if not Path(peers.TABLES[socket.AF_INET]).exists():
         parser.error("needs Linux's /proc/net/tcp")
     sockets, times, rounds = (500, 100, 3) if args.quick else (args.sockets, args.times, args.rounds)

@@ -16,7 +16,6 @@ Ends with ``command_s=`` (the console script's wall time, median), ``command_tea
 
 from __future__ import annotations
 
-import argparse
 import os
 import signal
 import socket
@@ -113,12 +112,9 @@ def plot(results: dict[str, list[float]], out: Path | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="2 runs of each (a smoke run)")
+    parser = report.arguments(__doc__, "2 runs of each (a smoke run)")
     parser.add_argument("-r", "--repeats", type=int, default=9, help="runs of each; the median counts")
-    parser.add_argument("--out", type=Path, default=None, help=report.OUT_HELP)
-    args = parser.parse_args(argv)
-    args.out = report.out_dir(args.out, args.quick)
+    args = report.parsed(parser, argv)
     repeats = 2 if args.quick else args.repeats
     results: dict[str, list[float]] = {"command": [], "command_teardown": [], "serve_workers_gone": [],
                                        "serve_stop": []}

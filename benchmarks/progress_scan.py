@@ -20,7 +20,6 @@ the whole scan per trial read).
 
 from __future__ import annotations
 
-import argparse
 import logging
 import statistics
 import sys
@@ -166,13 +165,10 @@ def plot(rounds: list[dict[str, float]], out: Path | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="20 trials, 3 rounds (a smoke run)")
+    parser = report.arguments(__doc__, "20 trials, 3 rounds (a smoke run)")
     parser.add_argument("--trials", type=int, default=200, help="trials running at once")
     parser.add_argument("--rounds", type=int, default=10, help="rounds of scans, 10 simulated seconds apart")
-    parser.add_argument("--out", type=Path, default=None, help=report.OUT_HELP)
-    args = parser.parse_args(argv)
-    args.out = report.out_dir(args.out, args.quick)
+    args = report.parsed(parser, argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger("katuna").setLevel(logging.ERROR)
     trials, rounds = (20, 3) if args.quick else (args.trials, args.rounds)

@@ -15,11 +15,9 @@ medians over the seeds. Ends with ``epochs_saved_pct=`` (target >= 50) and
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 import warnings
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -101,14 +99,11 @@ def tune(data: Digits, pruner: str, seed: int, trials: int, epochs: int) -> dict
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = report.arguments(__doc__, "8 trials of 5 epochs, 1 seed (a smoke run)")
     parser.add_argument("--trials", type=int, default=40)
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="8 trials of 5 epochs, 1 seed (a smoke run)")
-    parser.add_argument("--out", type=Path, default=None, help=report.OUT_HELP)
-    args = parser.parse_args()
-    args.out = report.out_dir(args.out, args.quick)
+    args = report.parsed(parser)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     trials, epochs, seeds = (8, 5, [1]) if args.quick else (args.trials, args.epochs, list(range(1, args.seeds + 1)))
     data = Digits()

@@ -18,7 +18,6 @@ Ends with ``name=value`` lines; the JSON and a plot go to ``benchmarks/results/`
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -289,7 +288,7 @@ def memory(output_mb: int) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = report.arguments(__doc__, "60 events, 3 studies, 6 flooded trials, 20 MiB of output (a smoke run)")
     parser.add_argument("--events", type=int, default=1000)
     parser.add_argument("--studies", type=int, default=50)
     parser.add_argument("--threads", type=int, default=16)
@@ -298,11 +297,7 @@ def main() -> None:
     parser.add_argument("--flood-seconds", type=float, default=120.0, help="how long the flood lasts at most")
     parser.add_argument("--flood-threads", type=int, default=4)
     parser.add_argument("--output-mb", type=int, default=1024)
-    parser.add_argument("--quick", action="store_true",
-                        help="60 events, 3 studies, 6 flooded trials, 20 MiB of output (a smoke run)")
-    parser.add_argument("--out", type=Path, default=None, help=report.OUT_HELP)
-    args = parser.parse_args()
-    args.out = report.out_dir(args.out, args.quick)
+    args = report.parsed(parser)
     if args.quick:
         args.events, args.studies, args.threads, args.output_mb = 60, 3, 4, 20
         args.flood_trials, args.flood, args.flood_seconds, args.flood_threads = 6, 400, 30.0, 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -14,6 +15,22 @@ QUICK_RESULTS = Path(__file__).parent / "quick-results"
 """Where a ``--quick`` run writes unless given ``--out``: its tiny-size figures never replace the
 full-size ones in :data:`RESULTS` (git ignores the folder)."""
 OUT_HELP = "where results go (default benchmarks/results; with --quick, benchmarks/quick-results)"
+
+
+def arguments(doc: str | None, quick: str) -> argparse.ArgumentParser:
+    """The command line every benchmark starts from: its docstring as the help, ``--quick`` (a
+    smoke run: what ``quick`` says) and ``--out``."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help=quick)
+    parser.add_argument("--out", type=Path, default=None, help=OUT_HELP)
+    return parser
+
+
+def parsed(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> argparse.Namespace:
+    """The benchmark's arguments, ``out`` the folder its results go to (:func:`out_dir`)."""
+    args = parser.parse_args(argv)
+    args.out = out_dir(args.out, args.quick)
+    return args
 
 
 def out_dir(out: Path | None, quick: bool) -> Path:

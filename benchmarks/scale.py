@@ -9,7 +9,6 @@ progress and the resident memory every second. Ends with ``peak_rss_mb=`` (targe
 
 from __future__ import annotations
 
-import argparse
 import resource
 import tempfile
 import threading
@@ -51,12 +50,9 @@ class Sampler(threading.Thread):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = report.arguments(__doc__, "300 trials (a smoke run)")
     parser.add_argument("-n", "--trials", type=int, default=100_000)
-    parser.add_argument("--quick", action="store_true", help="300 trials (a smoke run)")
-    parser.add_argument("--out", type=Path, default=None, help=report.OUT_HELP)
-    args = parser.parse_args()
-    args.out = report.out_dir(args.out, args.quick)
+    args = report.parsed(parser)
     trials = 300 if args.quick else args.trials
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "katuna.db"

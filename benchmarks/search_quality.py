@@ -17,14 +17,12 @@ its median regret over the seeds is below random search's. Ends with
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -131,15 +129,12 @@ def checkpoints(runs: dict[int, dict[str, list]], evaluations: int) -> dict[str,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = report.arguments(__doc__, "2 functions, 1 seed, 12 evaluations (a smoke run)")
     parser.add_argument("--evaluations", type=int, default=100)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--dimension", type=int, default=5)
     parser.add_argument("--svm-evaluations", type=int, default=40)
-    parser.add_argument("--quick", action="store_true", help="2 functions, 1 seed, 12 evaluations (a smoke run)")
-    parser.add_argument("--out", type=Path, default=None, help=report.OUT_HELP)
-    args = parser.parse_args()
-    args.out = report.out_dir(args.out, args.quick)
+    args = report.parsed(parser)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     functions = [1, 15] if args.quick else list(range(1, 25))
     evaluations = 12 if args.quick else args.evaluations

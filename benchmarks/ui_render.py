@@ -17,7 +17,6 @@ worker's peak and settled resident memory, and the longest ``/healthz`` answer m
 
 from __future__ import annotations
 
-import argparse
 import concurrent.futures
 import contextlib
 import math
@@ -108,13 +107,10 @@ def measure(client, path: str, repeats: int) -> tuple[float, float, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = report.arguments(__doc__, "200 trials, one repeat (a smoke run)")
     parser.add_argument("--trials", type=int, default=10_000)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="200 trials, one repeat (a smoke run)")
-    parser.add_argument("--out", type=Path, default=None, help=report.OUT_HELP)
-    args = parser.parse_args()
-    args.out = report.out_dir(args.out, args.quick)
+    args = report.parsed(parser)
     if args.quick:
         args.trials, args.repeats = 200, 1
     results, memory = render_times(args.trials, args.repeats)
