@@ -42,6 +42,7 @@ from functions.core.nodepool import (
     EKS,
     ON_DEMAND,
     OWNER_KEY,
+    POOL_LABEL,
     SPOT,
     NodePool,
     NodePoolFailed,
@@ -209,7 +210,7 @@ class EksNodePools:
             return replace(whose, operation="create:" + pool.name)
         scaling = group["scalingConfig"]
         if scaling["maxSize"] >= pool.max_nodes:
-            self._tag(group, pool)
+            self._tag(group, _pool_of(group))
             return whose
         return replace(whose, operation=self._update(
             scaling_request(self.cluster, pool.name, scaling["minSize"], pool.max_nodes, request_id=request_id)))
@@ -361,7 +362,7 @@ def _status(group: dict[str, Any]) -> PoolStatus:
         group.get("taints") or [])
     return PoolStatus(group["nodegroupName"], group["status"], scaling.get("minSize", 0), scaling.get("maxSize", 0),
                       capacity, tuple(group.get("instanceTypes") or ()), tainted=tainted,
-                      owner=(group.get("tags") or {}).get(OWNER_KEY))
+                      owner=(group.get("tags") or {}).get(OWNER_KEY), labels=_pool_of(group).labels)
 
 
 def _parts(operation: str) -> tuple[str, str, str]:
@@ -384,7 +385,7 @@ def _issues(group: dict[str, Any]) -> str:
 
 def _pool_of(group: dict[str, Any]) -> NodePool:
     """The pool a node group stands for, from its own description."""
-    labels = {k: v for k, v in (group.get("labels") or {}).items() if k != "katuna.dev/pool"}
+    labels = {k: v for k, v in (group.get("labels") or {}).items() if k != POOL_LABEL}
     capacity = SPOT if group.get("capacityType") == "SPOT" else ON_DEMAND
     return NodePool(group["nodegroupName"], EKS, capacity, tuple(group.get("instanceTypes") or ()),
                     group.get("scalingConfig", {}).get("maxSize", 1), labels=tuple(sorted(labels.items())))

@@ -28,6 +28,7 @@ from functions.core.nodepool import (
     GKE,
     ON_DEMAND,
     OWNER_KEY,
+    POOL_LABEL,
     PREEMPTIBLE,
     SPOT,
     NodePool,
@@ -299,7 +300,8 @@ def _status(current: container_v1.NodePool) -> PoolStatus:
                   and container_v1.NodeTaint.Effect(taint.effect).name == "NO_SCHEDULE" for taint in config.taints)
     return PoolStatus(current.name, container_v1.NodePool.Status(current.status).name, low, high, capacity,
                       (config.machine_type,) if config.machine_type else (), tainted=tainted,
-                      autoscaling=current.autoscaling.enabled, owner=config.resource_labels.get(OWNER_KEY))
+                      autoscaling=current.autoscaling.enabled, owner=config.resource_labels.get(OWNER_KEY),
+                      labels=tuple(sorted((k, v) for k, v in config.labels.items() if k != POOL_LABEL)))
 
 
 def _autoscaling(current: container_v1.NodePool) -> dict[str, Any]:

@@ -54,12 +54,12 @@ def _csv(_ctx: click.Context, _param: click.Parameter, value: str | None) -> lis
 def _pool(section: dict[str, Any], name_flag: str, limits: Limits = DEFAULTS) -> NodePool:
     """The pool the flags describe, checked by the same rules as a study's ``nodePool``."""
     reader = Reader()
-    pool = parse_node_pool(reader, {k: v for k, v in section.items() if v not in (None, {}, [])}, None, None, limits)
+    pool = parse_node_pool(reader, {k: v for k, v in section.items() if v not in (None, {})}, None, None, limits)
     if reader.problems or pool is None:
-        flags = FLAGS | {"name": name_flag}
-        raise click.UsageError("; ".join(f"{flags.get(p.path.split('.')[1], p.path)}: {p.message}"
+        raise click.UsageError("; ".join(f"{_flag(p.path, name_flag) or p.path}: {p.message}"
                                          for p in reader.problems))
     return pool
+
 
 
 WAIT = 1800.0
@@ -91,11 +91,14 @@ def _run(adapter: Callable[[], Any], act: Callable[[Any], None], name_flag: str)
 
 
 def _flag(field: str | None, name_flag: str) -> str | None:
-    """The flag that sets the study field or service setting an error names, if there is one."""
+    """The flag that sets the study field or service setting an error names, if there is one; a
+    label's with its key (``--label team``)."""
     if field is None:
         return None
     if field.startswith("nodePool."):
-        return (FLAGS | {"name": name_flag}).get(field.split(".")[1])
+        _, name, *key = field.split(".", 2)
+        flag = (FLAGS | {"name": name_flag}).get(name)
+        return f"{flag} {key[0]}" if flag and name == "labels" and key else flag
     return SETTING_FLAGS.get(field)
 
 

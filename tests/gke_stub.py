@@ -64,6 +64,12 @@ MACHINE_TYPE = re.compile(rf"f1-micro|g1-small|(?:(?:e2|n1|n2|n2d|n4|n4d)-)?cust
 RESERVED_LABELS = re.compile(r"(^|\.)(kubernetes\.io|k8s\.io)$")
 GKE_LABELS = re.compile(r"(^|\.)cloud\.google\.com$")
 """Node-label prefixes GKE refuses: Kubernetes' own namespaces and its own."""
+K8S_LABEL_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
+K8S_LABEL_PREFIX = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+LABEL_CHARACTERS = 1024
+"""``NodeConfig.labels``: "supports up to 1,024 total characters in a single request"."""
+MIN_DISK_GB = 10
+"""``NodeConfig.disk_size_gb``: "The smallest allowed disk size is 10GB"."""
 GCE_LABEL_KEY = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 GCE_LABEL_VALUE = re.compile(r"[a-z0-9_-]{0,63}")
 N1_GPUS = {"nvidia-tesla-t4", "nvidia-tesla-v100", "nvidia-tesla-p100", "nvidia-tesla-p4"}
@@ -429,6 +435,9 @@ def check_pool(pool: dict, workload_identity: bool = True) -> None:
             raise invalid(f"node_pool.config.resource_labels[{key}]", value,
                           "Label keys and values may hold lowercase letters, digits, '_' and '-' (at most 63).")
     check_labels(config.get("labels") or {})
+    disk = int(config.get("diskSizeGb") or 0)
+    if disk and disk < MIN_DISK_GB:
+        raise invalid("node_pool.config.disk_size_gb", disk, f"The smallest allowed disk size is {MIN_DISK_GB}GB.")
     for taint in config.get("taints", []):
         if taint.get("effect") not in TAINT_EFFECTS or not taint.get("key"):
             raise invalid("node_pool.config.taints", taint, "A taint needs a key and an effect.")
@@ -444,9 +453,18 @@ def check_pool(pool: dict, workload_identity: bool = True) -> None:
 
 def check_labels(labels: dict[str, str]) -> None:
     """Node labels in Kubernetes' own namespaces or in GKE's, in GKE's wordings (seen in
-    hashicorp/terraform-provider-google#6003 and GoogleCloudPlatform/magic-modules#11878)."""
-    for key in labels:
-        namespace = key.rpartition("/")[0]
+    hashicorp/terraform-provider-google#6003 and GoogleCloudPlatform/magic-modules#11878); keys
+    and values outside Kubernetes' syntax, and more than 1,024 characters of them in all, as
+    ``NodeConfig.labels`` says (those refusals' texts are this stand-in's own)."""
+    if sum(len(key) + len(value) for key, value in labels.items()) > LABEL_CHARACTERS:
+        raise invalid("node_pool.config.labels", labels, f"Labels may hold up to {LABEL_CHARACTERS} characters in all.")
+    for key, value in labels.items():
+        namespace, _, name = key.rpartition("/")
+        if not (K8S_LABEL_NAME.fullmatch(name) and (not namespace or (
+                len(namespace) <= 253 and K8S_LABEL_PREFIX.fullmatch(namespace)))):
+            raise invalid(f"node_pool.config.labels[{key}]", key, "Label keys must follow Kubernetes' syntax.")
+        if value and not K8S_LABEL_NAME.fullmatch(value):
+            raise invalid(f"node_pool.config.labels[{key}]", value, "Label values must follow Kubernetes' syntax.")
         if RESERVED_LABELS.search(namespace):
             raise Refused(400, f"Applying kubernetes label is not allowed: {key}")
         if GKE_LABELS.search(namespace):

@@ -84,6 +84,15 @@ LABEL_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
 LABEL_PREFIX = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 """A label key's prefix: a DNS subdomain (at most 253 characters)."""
 IMAGE = "ami-12c6146b"
+GROUP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
+"""A node group's name: "alphanumeric characters (case-sensitive), hyphens, and underscores. It
+must start with an alphanumeric character and can't be longer than 63 characters" (the EKS API
+reference's ``CreateNodegroup``)."""
+KEY_MOST = 63
+"""EKS's ``labelKey`` and ``taintKey`` shapes: at most 63 characters, a label's prefix included."""
+TAGS_MOST, TAG_KEY_MOST, TAG_VALUE_MOST = 50, 128, 256
+"""EKS's ``TagMap``: at most 50 tags, keys of 1 to 128 characters, values of at most 256; keys
+starting ``aws:`` are AWS's own."""
 AL2023_SNAPSHOT_GB = 20
 """The AMI moto's EC2 holds (tests/moto_amis.json), for the instances a node group's Auto Scaling group launches."""
 UPDATE_PATH = "{0}/clusters/(?P<name>[^/]+)/updates/(?P<updateId>[^/]+)$"
@@ -137,6 +146,9 @@ def _check_order(cluster: str, group: str, scaling: dict[str, int]) -> None:
 def _check_labels(cluster: str, group: str, labels: dict[str, str] | None) -> None:
     """EKS refuses node labels Kubernetes would refuse."""
     for key, value in (labels or {}).items():
+        if len(key) > KEY_MOST:
+            raise _invalid(cluster, group, f'Invalid value: "{key}": a node group label key may be at most {KEY_MOST} '
+                                           "characters, its prefix included")
         prefix, _, name = key.rpartition("/")
         if not LABEL_NAME.fullmatch(name) or (prefix and not (len(prefix) <= 253 and LABEL_PREFIX.fullmatch(prefix))):
             raise _invalid(cluster, group, f'Invalid value: "{key}": a label key must be a name of at most 63 '
@@ -159,8 +171,36 @@ def _check_disk(cluster: str, group: str, size: int | None) -> None:
 def _check_taints(cluster: str, group: str, taints: list[dict[str, str]] | None) -> None:
     """EKS takes only its own names of the taint effects."""
     for taint in taints or []:
+        if not 1 <= len(taint.get("key") or "") <= KEY_MOST or len(taint.get("value") or "") > KEY_MOST:
+            raise _invalid(cluster, group, f"A taint's key must be 1 to {KEY_MOST} characters, its value at most "
+                                           f"{KEY_MOST}")
         if taint.get("effect") not in TAINT_EFFECTS:
             raise _invalid(cluster, group, f"Taint effect {taint.get('effect')} is not one of {', '.join(TAINT_EFFECTS)}")
+
+
+def _check_tags(cluster: str, group: str, tags: dict[str, str] | None) -> None:
+    """EKS's bounds on a resource's tags, and AWS's reserved prefix."""
+    tags = tags or {}
+    if len(tags) > TAGS_MOST:
+        raise _invalid(cluster, group, f"A resource may have at most {TAGS_MOST} tags; {len(tags)} were given")
+    for key, value in tags.items():
+        if key.lower().startswith("aws:"):
+            raise _invalid(cluster, group, f"Tag key {key!r} uses the reserved prefix 'aws:'")
+        if not 1 <= len(key) <= TAG_KEY_MOST or len(value) > TAG_VALUE_MOST:
+            raise _invalid(cluster, group, f"Tag keys must be 1 to {TAG_KEY_MOST} characters and values at most "
+                                           f"{TAG_VALUE_MOST}")
+
+
+def _check_create(cluster: str, group: str, scaling: dict[str, int] | None) -> None:
+    """A new group's name, and its ``scalingConfig``: "When creating a node group, you must
+    specify all or none of the properties" (``NodegroupScalingConfig``)."""
+    if not GROUP_NAME.fullmatch(group):
+        raise _invalid(cluster, group, f"Nodegroup name {group!r} is invalid: it may hold only alphanumeric "
+                                       "characters, hyphens and underscores, start with an alphanumeric character and "
+                                       "be at most 63 characters long")
+    given = set(scaling or {}) & {"minSize", "maxSize", "desiredSize"}
+    if given and len(given) != 3:
+        raise _invalid(cluster, group, "scalingConfig: specify all of minSize, maxSize and desiredSize, or none")
 
 
 def _subnets(backend: EKSBackend, cluster: str, group: str | None, ids: list[str]) -> list[Any]:
@@ -224,7 +264,9 @@ def _create_nodegroup(answer: Any) -> Any:
         cluster = self.clusters.get(cluster_name)
         unaddressed: list[str] = []
         if cluster is not None and nodegroup_name not in cluster.nodegroups:
+            _check_create(cluster_name, nodegroup_name, scaling_config)
             unaddressed = _check_subnets(self, cluster, nodegroup_name, list(rest.get("subnets") or []))
+            _check_tags(cluster_name, nodegroup_name, rest.get("tags"))
             _check_size(self, cluster_name, nodegroup_name, scaling_config)
             _check_order(cluster_name, nodegroup_name, scaling_config or {})
             _check_labels(cluster_name, nodegroup_name, rest.get("labels"))

@@ -101,6 +101,14 @@ class NodePoolsContract:
         with pytest.raises(NodePoolFailed, match="nodePool.capacity: .* on-demand capacity; the study asks for spot"):
             pools.ensure(self.pool(), owner=UID)
 
+    def test_a_pool_whose_nodes_lack_the_studys_labels_is_not_adopted_one_with_more_is(self, pools: NodePools):
+        self.make_by_hand(pools, tainted=True)
+        with pytest.raises(NodePoolFailed, match="nodePool.labels: .* without the labels team=audio"):
+            pools.ensure(self.pool(max_nodes=8, labels=(("team", "audio"),)), owner=UID)
+        assert pools.describe(NAME).labels == (("team", "vision"),), "left as it was"
+        change = pools.ensure(self.pool(max_nodes=8, labels=()), owner=UID)
+        assert change.adopted is not None
+
     def test_a_larger_maximum_raises_it_and_keeps_the_minimum(self, pools: NodePools):
         self.settle(pools, pools.ensure(self.pool()))
         self.set_minimum(pools, 1)

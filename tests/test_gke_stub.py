@@ -63,6 +63,11 @@ def test_a_pool_name_gke_does_not_accept_is_refused(api, gke_api: GkeStub, name:
     ({"config__labels": {"node-role.kubernetes.io/trial": "true"}}, "Applying kubernetes label is not allowed"),
     ({"config__labels": {"node.k8s.io/x": "y"}}, "Applying kubernetes label is not allowed: node.k8s.io/x"),
     ({"config__labels": {"cloud.google.com/compute-class": "x"}}, "managed by GKE or Kubernetes"),
+    ({"config__labels": {"bad key!": "x"}}, "Kubernetes' syntax"),
+    ({"config__labels": {"opt": "sgd momentum"}}, "Kubernetes' syntax"),
+    ({"config__labels": {"team": "v" * 64}}, "Kubernetes' syntax"),
+    ({"config__labels": {f"label-{n:02}": "v" * 63 for n in range(15)}}, "1024 characters in all"),
+    ({"config__disk_size_gb": 5}, "smallest allowed disk size is 10GB"),
 ])
 def test_inconsistent_pools_are_refused(api, gke_api: GkeStub, changes: dict, words: str):
     assert words in refused(api, request(**changes))

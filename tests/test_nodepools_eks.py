@@ -152,6 +152,20 @@ def test_the_stand_in_holds_subnets_to_ec2_as_eks_does(aws, pools):
         "node group katuna-digits failed to create: Ec2SubnetInvalidConfiguration: One or more Amazon EC2 Subnets")
 
 
+@pytest.mark.parametrize("changes", [
+    {"nodegroupName": "bad name!"}, {"nodegroupName": "-katuna"}, {"nodegroupName": "k" * 64},
+    {"labels": {"example.com/" + "k" * 58: "v"}},
+    {"taints": [{"key": "k" * 64, "value": "true", "effect": "NO_SCHEDULE"}]},
+    {"tags": {f"t{n}": "v" for n in range(51)}}, {"tags": {"aws:owner": "x"}},
+    {"scalingConfig": {"minSize": 0, "maxSize": 3}},
+], ids=["name-space", "name-dash", "name-long", "label-key-long", "taint-key-long", "tags-51", "tag-aws", "scaling-part"])
+def test_the_stand_in_refuses_what_eks_api_model_bounds(aws, pools, changes: dict):
+    """Each request is katuna's own but for one field past what EKS's API model allows."""
+    request = {**eks_requests.create_request(aws, spot_pool()), **changes}
+    assert refusal(lambda: pools.eks.create_nodegroup(**request))["code"] == "InvalidParameterException"
+    assert pools.eks.list_nodegroups(clusterName="tuning")["nodegroups"] == []
+
+
 def test_the_token_names_the_change_the_same_when_retried_and_new_for_the_next_one(aws):
     """A scaling request has the same content whichever study sends it, and a create after a
     delete the same as the first: only the change's id (its pool use, its request number) may
@@ -182,7 +196,7 @@ def test_a_retried_change_sends_its_token_again_and_the_next_change_a_new_one(cl
     subnets_checked(pools, stubber)
     stubber.add_client_error("create_nodegroup", "ResourceInUseException", "NodeGroup already exists", 409)
     stubber.add_response("describe_nodegroup", _described("ACTIVE", scalingConfig={"minSize": 0, "maxSize": 3},
-                                                          taints=[TAINT]), NAMES)
+                                                          taints=[TAINT], labels={"team": "vision"}), NAMES)
     stubber.add_response("update_nodegroup_config", {"update": {"id": UPDATE_ID, "status": "InProgress"}})
     with stubber:
         with pytest.raises(TemporaryError, match="Rate exceeded"):

@@ -325,6 +325,24 @@ def test_node_labels_eks_would_refuse_are_refused_at_submission_naming_the_label
         parse_study(definition)
 
 
+def test_gke_node_labels_past_its_total_are_refused_at_submission_counting_katunas_own():
+    """GKE takes 1,024 characters of node labels in all; katuna's ``katuna.dev/pool`` (15) and
+    the pool's name count: 13 labels of 71 characters (923) fit beside a short name, not beside
+    one of 40 with another label of 50."""
+    labels = {f"label-{n:02}": "v" * 63 for n in range(13)}
+    definition = study_definition(name="labels")
+    definition["nodePool"] = {"provider": "gke", "name": "p", "labels": labels}
+    assert len(parse_study(definition).node_pool.labels) == 13
+    definition["nodePool"] = {"provider": "gke", "name": "p" * 40, "labels": {**labels, "extra": "x" * 45}}
+    with pytest.raises(InvalidStudy) as invalid:
+        parse_study(definition)
+    [problem] = invalid.value.problems
+    assert problem.path == "nodePool.labels" and "at most 1024 characters" in problem.message
+    assert "these hold 1028" in problem.message, problem.message
+    definition["nodePool"]["provider"] = "eks"
+    assert parse_study(definition).node_pool is not None, "EKS's bound is per label"
+
+
 @pytest.mark.parametrize("provider,key,words", [
     ("gke", "node-role.kubernetes.io/trial", "Kubernetes' own namespaces (kubernetes.io, k8s.io): GKE refuses them"),
     ("gke", "node.kubernetes.io/pool", "GKE refuses them"),

@@ -65,7 +65,7 @@ def test_gke_up_twice_changes_nothing_the_second_time_then_status_and_down(gke_a
     first = provision("gke", "up", *flags, "--max-nodes", "4", "--spot")
     assert first.returncode == 0, first.stderr
     assert json.loads(first.stdout) == {"pool": "trials", "state": "RUNNING", "minNodes": 0, "maxNodes": 4,
-                                        "capacity": "spot", "machineTypes": ["e2-standard-4"]}
+                                        "capacity": "spot", "machineTypes": ["e2-standard-4"], "labels": {}}
     assert [m for m, _, _ in gke_api.calls()] == ["POST", "GET"]
     gke_api.requests.clear()
     second = provision("gke", "up", *flags, "--max-nodes", "4", "--spot")
@@ -140,7 +140,11 @@ def test_bad_flags_are_named():
                        "--dry-run")
     assert result.returncode == 2 and "--max-nodes: expected an integer from 1 to 450: EKS's quota" in result.stderr
     result = provision("gke", "up", *GKE_FLAGS, "--label", "node-role.kubernetes.io/trial=true", "--dry-run")
-    assert result.returncode == 2 and "--label: expected a label outside Kubernetes' own namespaces" in result.stderr
+    assert result.returncode == 2 and ("--label node-role.kubernetes.io/trial: expected a label outside Kubernetes' "
+                                       "own namespaces") in result.stderr
+    result = provision("eks", "up", *EKS_FLAGS, "--subnets", "s-1", "--node-role", ROLE, "--instance-types", "",
+                       "--dry-run")
+    assert result.returncode == 2 and "--instance-types: expected at least one instance type" in result.stderr
 
 
 @pytest.mark.parametrize("dry_run", [(), ("--dry-run",)], ids=["run", "dry-run"])
@@ -247,7 +251,8 @@ def test_eks_up_twice_status_and_down_against_moto_server(moto_server: dict[str,
     first = provision(*up, env=moto_server)
     assert first.returncode == 0 and "node pool trials: active" in first.stderr, first.stderr
     assert json.loads(first.stdout) == {"pool": "trials", "state": "ACTIVE", "minNodes": 0, "maxNodes": 5,
-                                        "capacity": "spot", "machineTypes": ["m5.xlarge", "m5a.xlarge", "m6i.xlarge"]}
+                                        "capacity": "spot", "machineTypes": ["m5.xlarge", "m5a.xlarge", "m6i.xlarge"],
+                                        "labels": {}}
     before = client.describe_nodegroup(clusterName="tuning", nodegroupName="trials")["nodegroup"]
     autoscaling = boto3.client("autoscaling", endpoint_url=moto_server["AWS_ENDPOINT_URL"], region_name="eu-west-1",
                                aws_access_key_id="testing", aws_secret_access_key="testing")

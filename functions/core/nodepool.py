@@ -48,6 +48,10 @@ katuna sets a pool's limits pool-wide (``total_max_node_count``); a regional poo
 1,000 in each of its zones, but how many zones a pool spans is not known when a study is
 submitted, so the figure that holds for every pool is the bound. EKS's bound is its account's
 quota (:class:`functions.core.limits.EksQuotas`)."""
+GKE_LABEL_CHARACTERS = 1024
+"""GKE's bound on a pool's node labels, keys and values together: "up to 1,024 total characters
+in a single request" (``NodeConfig.labels`` in the v1 API), katuna's own ``katuna.dev/pool``
+among them."""
 _KUBERNETES_LABELS = ("kubernetes.io", "k8s.io")
 _KUBELET_LABELS = ("kubelet.kubernetes.io", "node.kubernetes.io")
 _CLOUD_LABELS = {GKE: ("cloud.google.com", "GKE"), EKS: ("eks.amazonaws.com", "EKS")}
@@ -181,7 +185,7 @@ def parse_node_pool(r: Reader, data: Any, study: str | None, parallelism: int | 
     least = MIN_DISK_GB.get(provider or GKE, MIN_DISK_GB[GKE])
     if disk is not None and disk < least:
         r.fail(join(path, "diskSizeGb"), f"expected at least {least}" + (EKS_DISK_WHY if provider == EKS else ""))
-    labels = _labels(r, item, path, provider)
+    labels = _labels(r, item, path, provider, name)
     accelerators = _accelerators(r, item, path)
     machines = _machines(r, item, path, provider)
     if provider is None:
@@ -280,9 +284,11 @@ def _machines(r: Reader, item: Mapping[str, Any], path: str, provider: str | Non
     return tuple(t for t in types or () if isinstance(t, str) and t) or DEFAULT_MACHINE[EKS]
 
 
-def _labels(r: Reader, item: Mapping[str, Any], path: str, provider: str | None) -> tuple[tuple[str, str], ...]:
+def _labels(r: Reader, item: Mapping[str, Any], path: str, provider: str | None,
+            pool: str) -> tuple[tuple[str, str], ...]:
     """The nodes' labels, as Kubernetes takes them; EKS takes only keys of at most 63
-    characters, prefix included, and no empty value."""
+    characters, prefix included, and no empty value; GKE at most :data:`GKE_LABEL_CHARACTERS`
+    in all, with the pool's own label."""
     raw = r.get(item, "labels", path, "mapping") or {}
     out = []
     for key, value in raw.items():
@@ -298,6 +304,10 @@ def _labels(r: Reader, item: Mapping[str, Any], path: str, provider: str | None)
             r.fail(where, reserved)
         else:
             out.append((key, value))
+    total = sum(len(key) + len(value) for key, value in [*out, (POOL_LABEL, pool)])
+    if provider == GKE and total > GKE_LABEL_CHARACTERS:
+        r.fail(join(path, "labels"), f"GKE takes node labels of at most {GKE_LABEL_CHARACTERS} characters in all, "
+                                     f"keys and values with katuna's {POOL_LABEL}: these hold {total}")
     return tuple(sorted(out))
 
 
@@ -381,17 +391,21 @@ class PoolStatus:
     autoscaling: bool = True
     owner: str | None = None
     """The :data:`OWNER_KEY` value of a pool katuna created, None for any other pool."""
+    labels: tuple[tuple[str, str], ...] = ()
+    """The labels its nodes get, but for katuna's own :data:`POOL_LABEL`."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"pool": self.name, "state": self.state, "minNodes": self.min_nodes, "maxNodes": self.max_nodes,
-                "capacity": self.capacity, "machineTypes": list(self.machine_types)}
+                "capacity": self.capacity, "machineTypes": list(self.machine_types), "labels": dict(self.labels)}
 
 
 def adoption_problem(pool: NodePool, found: PoolStatus) -> Problem | None:
     """Why a pool that exists cannot serve the study asking for ``pool``, with the field to
     change; None when it can. A pool without the trial taint runs other workloads, so katuna
     leaves it alone; one of another capacity or machine type would run trials on machines the
-    study did not ask for; one without autoscaling never grows or shrinks for trials."""
+    study did not ask for; one whose nodes lack a label the study gives them would run its
+    trials on nodes without it (and on EKS, tell the cluster autoscaler otherwise); one without
+    autoscaling never grows or shrinks for trials."""
     where = f"node pool {pool.name} exists"
     if not found.tainted:
         return Problem("nodePool.name", f"{where} without the taint {TRIAL_TAINT['key']}={TRIAL_TAINT['value']}:"
@@ -406,6 +420,10 @@ def adoption_problem(pool: NodePool, found: PoolStatus) -> Problem | None:
     if pool.provider == EKS and not set(found.machine_types) <= set(pool.machine_types):
         return Problem("nodePool.instanceTypes", f"{where} with instance types {', '.join(found.machine_types)}; "
                                                  f"the study accepts {', '.join(pool.machine_types)}")
+    lacking = [f"{key}={value}" for key, value in pool.labels if dict(found.labels).get(key) != value]
+    if lacking:
+        return Problem("nodePool.labels", f"{where}, its nodes without the labels {', '.join(lacking)} the study "
+                                          "gives them; label the pool so, or leave them out")
     if not found.autoscaling:
         return Problem("nodePool.name", f"{where} without autoscaling; enable it, or name a pool katuna creates "
                                         "for the study")
