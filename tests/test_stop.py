@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 from conftest import study_definition
 
+from functions.adapters.local_executor import LocalExecutor
+from functions.adapters.sqlite_store import SqliteStore
 from functions.core.records import Counts, TrialRecord
 from functions.core.stop import decide, trials_to_ask
 from functions.core.validate import parse_study
+from functions.handlers.base import Deps, check_stop, reopen
+from functions.handlers.submit import store_study
 
 
 def spec(**overrides):
@@ -77,3 +82,25 @@ def test_time_budget():
     assert decide(study, Counts(running=2, complete=1), None, 59) is None
     decision = decide(study, Counts(running=2, complete=1), None, 60)
     assert (decision.status, decision.reason) == ("completed", "time budget of 1m00s used")
+
+
+def test_a_restarted_studys_time_budget_counts_from_its_restart(tmp_path: Path):
+    """A study of a one-hour budget ends by reaching maxTrials, and is restarted two hours later
+    with maxTrials raised: its budget is whole again, used up an hour after the restart."""
+    clock = [1_000.0]
+    store = SqliteStore(tmp_path / "k.db")
+    executor = LocalExecutor(tmp_path / "logs", lambda event: None)
+    deps = Deps(store, executor, lambda: clock[0])
+    try:
+        definition = study_definition(name="budget", timeBudget="1h", maxTrials=2)
+        record, _ = store_study(deps, parse_study(definition), definition)
+        store.update_study("budget", started_at=clock[0])
+        clock[0] += 7_200
+        raised = {**definition, "maxTrials": 4}
+        restarted = reopen(store.get_study("budget"), deps, parse_study(raised), raised)
+        assert check_stop(restarted, deps) is None
+        clock[0] += 3_600
+        assert check_stop(restarted, deps).reason == "time budget of 1h00m used; no trial succeeded"
+    finally:
+        executor.shutdown()
+        store.close()

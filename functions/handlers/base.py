@@ -198,8 +198,9 @@ def check_stop(record: StudyRecord, deps: Deps, finished: TrialRecord | None = N
                counts: Counts | None = None) -> Decision | None:
     """Whether a stop rule fires now; ``finished`` is a trial that just completed. A trial that
     could not start for its study's image may also end the study
-    (:func:`~functions.core.start_failures.unstartable`)."""
-    started = record.started_at or record.created_at
+    (:func:`~functions.core.start_failures.unstartable`). The time budget counts from the
+    study's latest restart, as Optuna's ``optimize`` called again gives its ``timeout`` afresh."""
+    started = record.restarted_at or record.started_at or record.created_at
     counts = deps.store.count_trials(record.name) if counts is None else counts
     decision = decide(record.spec, counts, finished, deps.clock() - started, study_grid_size(record))
     if decision is None and finished is not None and finished.state == FAIL \
