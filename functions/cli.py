@@ -147,7 +147,11 @@ def run(file: str, db: str | None) -> None:
     else:
         warn_if_root()
         record = _run_to_end(embedded, spec)
-    print_result(console, embedded.store, record, embedded.settings)
+    try:
+        print_result(console, embedded.store, record, embedded.settings)
+    except StudyNotFound:
+        embedded.close()
+        fail(f"study {spec.name!r} was deleted by another process once it had ended", 1)
     embedded.close()
     sys.exit(0 if record.status == "completed" else 1)
 

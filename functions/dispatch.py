@@ -22,6 +22,7 @@ handlings take :class:`Turns` over one store.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -34,6 +35,8 @@ from functions.core.events import OBJECTS, OVERLAY_OBJECTS, ROUTES, Event, data_
 from functions.handlers import HANDLERS, PREPARERS, UNRECORDED, Deps, Handler, Preparer
 from functions.handlers.failures import count_failure, counts, dead_letter_ends, temporary
 from functions.handlers.parsed import ParsedOutput
+
+log = logging.getLogger("katuna.dispatch")
 
 OK, DUPLICATE, DROPPED, TEMPORARY_ERROR, PERMANENT_ERROR, FORGED = (
     "ok", "duplicate", "dropped", "temporary_error", "permanent_error", "forged")
@@ -171,6 +174,9 @@ class Dispatcher:
             emitted, outcome = run(name, event)
         except Exception as exc:
             self._observe(event.type, name, _failure(exc), started)
+            if isinstance(exc, StudyNotFound) and self._gone(event):
+                log.info("dropped %s (%s) for %s: its study is gone", event.type, event.id, name)
+                return []
             if name in self._unrecorded:
                 raise
             ended = self._count_failure(name, event, exc) if counts(exc) else None
@@ -235,6 +241,18 @@ class Dispatcher:
         if problems:
             self._refused(event)
             raise MalformedEventData(f"malformed {event.type} event {event.id}: {'; '.join(problems)}")
+
+    def _gone(self, event: Event) -> bool:
+        """Whether the event's study is not stored, or another of its name is (a study another
+        process deleted): its late events are done, not failures to count or dead letters."""
+        study, uid = event.data.get("study"), event.data.get("uid")
+        if not isinstance(study, str):
+            return False
+        try:
+            stored = self.deps.store.get_study(study)
+        except StudyNotFound:
+            return True
+        return isinstance(uid, str) and stored.uid != uid
 
     def _count_failure(self, name: str, event: Event, exc: Exception) -> list[Event] | None:
         study, uid = event.data.get("study"), event.data.get("uid")

@@ -18,8 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 from rich.text import Text
 
-from functions.core.errors import StudyNotFound
-from functions.core.ports import Store
+from functions.core.ports import Store, has_study
 from functions.core.records import Counts
 from functions.core.spec import Study
 from functions.terminal import printable
@@ -75,18 +74,19 @@ class StudyProgress:
     def __exit__(self, *exc: object) -> None:
         """Show the final counts (the last shown, of a study another process deleted); a
         terminal that hung up (SIGHUP) takes nothing more, and the run still has its trials to stop."""
-        with suppress(StudyNotFound):
-            self.update()
+        self.update()
         with suppress(OSError):
             self._progress.stop()
 
     def update(self) -> None:
+        """Show the study's counts and best value now; those last shown once another process
+        deleted it (read first, so none read after the delete is shown; the run's own tick then
+        ends the run, saying so)."""
         counts = self._store.count_trials(self._spec.name)
-        best = None
-        if not self._spec.multi_objective:
-            top = self._store.best_trials(self._spec.name, 1)
-            if top and top[0].values:
-                best = top[0].values[0]
+        top = [] if self._spec.multi_objective else self._store.best_trials(self._spec.name, 1)
+        if not has_study(self._store, self._spec.name):
+            return
+        best = top[0].values[0] if top and top[0].values else None
         self._progress.update(self._task, completed=counts.finished, counts=counts, best=best)
 
 

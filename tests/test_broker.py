@@ -20,7 +20,7 @@ from write_lock import WriteLock
 from functions.adapters.broker import LocalBroker, MemoryQueue
 from functions.adapters.sqlite_queue import SqliteQueue
 from functions.adapters.sqlite_store import SqliteStore
-from functions.core.errors import TemporaryError
+from functions.core.errors import StudyNotFound, TemporaryError
 from functions.core.events import Event
 from functions.core.records import StudyRecord
 from functions.core.validate import parse_study
@@ -294,3 +294,16 @@ def test_an_event_whose_queue_writes_fail_is_delivered_again_once_the_database_i
     assert events.empty()
     events.close()
     lock.close()
+
+
+def test_a_late_event_of_a_deleted_or_replaced_study_is_done_and_a_missing_trial_of_a_live_one_is_not(store):
+    """A handler that finds the event's study gone (deleted by another process, or replaced by one
+    of the same name) drops the event, as the service answers it: no failure counted against the
+    new study, no dead letter. One that finds no trial in the event's own study still fails."""
+    uid = _study(store)
+    missing = failing_dispatcher(store, StudyNotFound("no trial 7 in study 'demo'"))
+    for data in ({"study": "demo", "uid": "an-earlier-study"}, {"study": "gone", "uid": "uid-0"}):
+        assert missing.deliver(Event("test.h", data)) == []
+    assert store.db.execute("SELECT failures FROM studies").fetchone()[0] == 0
+    with pytest.raises(StudyNotFound, match="no trial 7"):
+        missing.deliver(Event("test.h", {"study": "demo", "uid": uid}))

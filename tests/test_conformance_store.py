@@ -213,6 +213,8 @@ class StoreContract:
         with pytest.raises(StudyNotFound):
             store.get_study("demo")
         assert store.trials("demo") == [] and store.observations("demo", 0) == []
+        assert store.best_trials("demo", 1) == [] and store.count_trials("demo").created == 0, \
+            "a deleted study's readers (a progress line, a status) find it empty, not an error"
         assert [s.study_name for s in optuna.get_all_study_summaries(store.optuna_storage())] == []
         assert [s.name for s in store.list_studies()] == ["other"]
 

@@ -30,7 +30,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from functions.adapters.web import METRICS_PATH, create_app
 from functions.adapters.web.server import IN_USE, METRICS_DIR, metrics_dir
-from functions.core.errors import StudyNotFound
 from functions.core.events import Event, study_created, trial_finished
 from functions.core.records import READY, RELEASED, PoolUse
 from functions.core.validate import parse_study
@@ -219,8 +218,7 @@ def test_the_dispatcher_reports_each_handling_and_its_outcome(embedded, tmp_path
     created = study_created(record.name, record.uid)
     dispatcher.deliver(created)
     dispatcher.deliver(created)
-    with pytest.raises(StudyNotFound):
-        dispatcher.deliver(trial_finished("gone", "no-uid", 0, 1, "exited", 0))
+    assert dispatcher.deliver(trial_finished("gone", "no-uid", 0, 1, "exited", 0)) == [], "its study is gone: done"
     with pytest.raises(UnknownEventType):
         dispatcher.deliver(Event("dev.example.unheard.of", {}))
     with pytest.raises(MalformedEventData):

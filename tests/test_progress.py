@@ -71,3 +71,16 @@ def test_every_width_gets_one_line_that_fits_with_the_trials_finished_and_the_el
     assert len(line) <= width
     assert " 12/30 " in f" {line}"
     assert ELAPSED.search(line), line
+
+
+def test_a_study_another_process_deletes_mid_run_keeps_the_line_last_shown(store: SqliteStore):
+    """The run's tick refreshes the line after each look; a study deleted between the two (the
+    tick then ends the run, saying so) leaves the counts last shown, and no error."""
+    spec = _study(store)
+    out = io.StringIO()
+    with StudyProgress(Console(file=out, width=200), store, spec) as progress:
+        progress.update()
+        store.delete_study(spec.name)
+        progress.update()
+    assert out.getvalue().splitlines()[-1].endswith("12/30 done 9 · failed 3 · pruned 0 · running 2 best accuracy=0.911 "
+                                                    "0:00:00")

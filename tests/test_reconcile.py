@@ -25,13 +25,15 @@ from functions.adapters.kubernetes_resources import LIST_PAGE
 from functions.adapters.local_executor import LocalExecutor
 from functions.adapters.sqlite_store import SqliteStore
 from functions.cluster_ports import ClusterResources, watched_namespace
+from functions.core.disruptions import Disruption
 from functions.core.errors import TemporaryError
 from functions.core.events import OBJECTS, ROUTES, derived_id, study_created, trial_finished
 from functions.core.launch import trial_launch
+from functions.core.records import RUNNING, StudyRecord, TrialRecord
 from functions.core.rotation import rotated
 from functions.core.validate import parse_study
 from functions.dispatch import Dispatcher
-from functions.handlers import Deps
+from functions.handlers import Deps, base
 from functions.handlers.reconcile import IN_FLIGHT, Budget, reconcile_study
 from functions.handlers.submit import store_study
 from functions.settings import Settings
@@ -514,3 +516,47 @@ def test_resources_are_listed_page_by_page_only_where_there_is_a_cluster(kube: K
     assert watched_namespace(Settings(k8s_api=kube.url)) == "default"
     in_a_pod = Settings.from_env({"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KATUNA_K8S_NAMESPACE": "katuna"})
     assert watched_namespace(in_a_pod) == "katuna"
+
+
+def test_a_ticks_writes_from_what_it_read_never_land_on_a_study_made_since_under_the_same_name(tmp_path: Path):
+    """A look read study 'demo' (uid A) and its trial 0; A is deleted and B made under its name,
+    with a trial 0 of its own running; what the look saw of A's trial (a lost pod, why it waits,
+    the observations of its log) is not kept for B's."""
+    store = SqliteStore(tmp_path / "k.db")
+    spec = parse_study(study_definition("demo"))
+    old = store.add_study(StudyRecord(spec, {}, str(tmp_path), uid="uid-a"))
+    store.add_trial(TrialRecord("demo", 0, {"x": 1.0}, RUNNING, started_at=1.0))
+    seen = store.get_trial("demo", 0)
+    store.delete_study("demo")
+    new = store.add_study(StudyRecord(spec, {}, str(tmp_path), uid="uid-b"))
+    store.add_trial(TrialRecord("demo", 0, {"x": -3.0}, RUNNING, started_at=2.0))
+    deps = Deps(store, None, lambda: 3.0)
+    try:
+        assert base.current_attempt(store, old, seen) is None
+        base._keep_lost(old, seen, deps, {"pod-of-a": Disruption("Evicted", "node drained")}, frozenset())
+        base._note_held(old, seen, deps, "waiting for Kueue to admit it (queue full)")
+        assert store.lost_pods("demo", 0).of(1) == {} and store.get_trial("demo", 0).reason == ""
+        assert base.current_attempt(store, new, store.get_trial("demo", 0)) is not None, "B's own look writes"
+    finally:
+        store.close()
+
+
+def test_a_tick_judges_the_stop_rules_on_the_study_as_stored_now_not_as_it_read_it(tmp_path: Path):
+    """The tick read the study with ``maxFailedTrials: 1``; an edit raised it to 5 before the tick
+    judged it, with two trials failed: the study runs on."""
+    store = SqliteStore(tmp_path / "k.db")
+    definition = study_definition("edited", maxTrials=10, maxFailedTrials=1)
+    read = store.add_study(StudyRecord(parse_study(definition), definition, str(tmp_path), uid="uid-e"))
+    for number in (0, 1):
+        store.add_trial(TrialRecord("edited", number, {"x": 1.0}, "FAIL", started_at=1.0))
+    deps = Deps(store, LocalExecutor(tmp_path / "logs", lambda event: None), lambda: 3.0)
+    try:
+        assert [e.data["status"] for e in reconcile_study(read, deps, Budget(), poll=False)
+                if e.type == "dev.katuna.study.completed"] == ["failed"], "by the rule it was read with"
+        edited = {**definition, "maxFailedTrials": 5}
+        store.update_study("edited", spec=parse_study(edited), definition=edited)
+        assert not [e for e in reconcile_study(read, deps, Budget(), poll=False)
+                    if e.type == "dev.katuna.study.completed"]
+    finally:
+        deps.executor.shutdown()
+        store.close()

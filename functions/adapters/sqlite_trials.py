@@ -269,7 +269,10 @@ class SqliteTrials(SqliteStudies):
         return Census(studies, _counts(trials), pools, operations)
 
     def best_trials(self, study: str, limit: int) -> list[TrialRecord]:
-        spec = self.get_study(study).spec
+        row = self._study_row(study)
+        if row is None:
+            return []
+        spec = self._study(row).spec
         if not spec.objectives:
             return []
         order = "ASC" if spec.objectives[0].direction == MINIMIZE else "DESC"

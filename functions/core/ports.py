@@ -137,7 +137,8 @@ class Store(Protocol):
         export's cost is one sort, whatever the study's size."""
 
     def best_trials(self, study: str, limit: int) -> list[TrialRecord]:
-        """Completed trials, best first by the first objective."""
+        """Completed trials, best first by the first objective; none of a study not stored (one
+        another process deleted), as it has no trials to count."""
 
     def completed_values(self, study: str) -> list[tuple[int, list[float]]]:
         """The number and objective values of each completed trial that has values, by number."""
@@ -181,13 +182,14 @@ class Store(Protocol):
         time is given) not released, or released after it."""
 
 
-def has_study(store: Store, name: str) -> bool:
-    """Whether ``store`` holds a study named ``name``."""
+def has_study(store: Store, name: str, uid: str | None = None) -> bool:
+    """Whether ``store`` holds a study named ``name`` (with ``uid``, that very study, not one
+    of its name made since)."""
     try:
-        store.get_study(name)
+        found = store.get_study(name)
     except StudyNotFound:
         return False
-    return True
+    return uid is None or found.uid == uid
 
 
 class Executor(Protocol):

@@ -303,14 +303,26 @@ def look(record: StudyRecord, trial: TrialRecord, deps: Deps) -> Event | None:
     return seen.finished
 
 
+def current_attempt(store: Store, record: StudyRecord, trial: TrialRecord,
+                    running: bool = True) -> TrialRecord | None:
+    """The trial as stored now, while ``trial``'s attempt is still its own (and still runs, with
+    ``running``) in the very study of ``record``, not one of its name made since; None
+    otherwise. A tick writes from reads made before its transaction: it checks them so there."""
+    if not has_study(store, record.name, record.uid):
+        return None
+    current = store.get_trial(record.name, trial.number)
+    if current is None or current.attempt != trial.attempt or (running and current.state != RUNNING):
+        return None
+    return current
+
+
 def _keep_lost(record: StudyRecord, trial: TrialRecord, deps: Deps, lost: Mapping[str, Disruption],
                running: frozenset[str] | None) -> None:
     """Keep the pods the trial's attempt lost with those kept before (the controllers delete a
     disrupted pod soon after, so the count grows only from what was seen), and those running
     now (one gone at a later look was lost too), while the attempt is still the trial's."""
     with deps.store.transaction():
-        current = deps.store.get_trial(record.name, trial.number)
-        if current is None or current.attempt != trial.attempt:
+        if current_attempt(deps.store, record, trial, running=False) is None:
             return
         kept = deps.store.lost_pods(record.name, trial.number)
         now = kept.running_of(trial.attempt) if running is None else running
@@ -320,8 +332,8 @@ def _keep_lost(record: StudyRecord, trial: TrialRecord, deps: Deps, lost: Mappin
 def _note_held(record: StudyRecord, trial: TrialRecord, deps: Deps, held: str | None) -> None:
     """Put ``held`` in the reason of the trial, while its attempt is still the one running."""
     with deps.store.transaction():
-        current = deps.store.get_trial(record.name, trial.number)
-        if current is None or current.state != RUNNING or current.attempt != trial.attempt:
+        current = current_attempt(deps.store, record, trial)
+        if current is None:
             return
         reason = noted(current.reason, held)
         if reason != current.reason:

@@ -40,7 +40,7 @@ from functions.core.metrics import MAX_OBSERVATIONS
 from functions.core.ports import Store
 from functions.core.records import RUNNING, StudyRecord, TrialRecord
 from functions.core.rotation import rotated
-from functions.handlers.base import Deps
+from functions.handlers.base import Deps, current_attempt
 
 log = logging.getLogger("katuna.progress")
 
@@ -119,8 +119,7 @@ def _keep(record: StudyRecord, trial: TrialRecord, deps: Deps, running: RunningL
     summary.add(taken.observations)
     store = deps.store
     with store.transaction():
-        current = store.get_trial(record.name, trial.number)
-        if (current is None or current.state != RUNNING or current.attempt != trial.attempt
+        if (current_attempt(store, record, trial) is None
                 or store.log_read(record.name, trial.number).kept_of(trial.attempt) != kept):
             return
         store.append_observations(record.name, trial.number, trial.attempt, taken.observations, MAX_OBSERVATIONS)

@@ -47,7 +47,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
-from functions.core.errors import KatunaError
+from functions.core.errors import KatunaError, StudyNotFound
 from functions.core.events import Event, resource_changed, study_completed, study_stalled, trial_suggested
 from functions.core.launch import trial_launch
 from functions.core.records import ACTIVE_STATES, RUNNING, StudyRecord, TrialRecord
@@ -148,7 +148,8 @@ def reconcile_study(record: StudyRecord, deps: Deps, budget: Budget, settled: Se
         return _unstopped(record, deps) if settled(lambda: False) else []
     running = deps.store.trials(record.name, (RUNNING,))
     ended = _ended(record, deps, rotated(running, window, budget.left), budget) if poll else []
-    decision = check_stop(record, deps)
+    current = _current(record, deps)
+    decision = None if current is None or current.terminal else check_stop(current, deps)
     if decision is not None:
         return [*ended, study_completed(record.name, record.uid, decision.status, decision.reason, record.restarts)]
     if ended:
@@ -156,6 +157,17 @@ def reconcile_study(record: StudyRecord, deps: Deps, budget: Budget, settled: Se
     if settled(lambda: _alive(record, deps, running, budget)):
         return [_stalled(record, deps)]
     return _unsuggested(record, deps)
+
+
+def _current(record: StudyRecord, deps: Deps) -> StudyRecord | None:
+    """The study as stored now, unless it was deleted or replaced since the tick read it: its
+    stop rules are judged on its current spec (an edit may have raised ``maxFailedTrials`` while
+    the tick looked at its trials), as the handlers that end it judge them."""
+    try:
+        current = deps.store.get_study(record.name)
+    except StudyNotFound:
+        return None
+    return current if current.uid == record.uid else None
 
 
 def _ended(record: StudyRecord, deps: Deps, running: Iterable[TrialRecord], budget: Budget) -> list[Event]:
