@@ -183,7 +183,8 @@ def test_a_report_without_its_attempts_token_is_refused_counts_nothing_and_takes
 def test_an_attempt_run_again_is_judged_on_its_own_curve_not_its_predecessors(tmp_path: Path):
     """Attempt 1 reports three steps far below the threshold and is preempted; attempt 2, the
     same Optuna trial, reports a value far above it at its first step: it is pruned there, not
-    judged at attempt 1's last step with attempt 1's value."""
+    judged at attempt 1's last step with attempt 1's value, and Optuna records it with its own
+    value (attempt 1's later steps, which Optuna cannot delete, carry it)."""
     store, executor, deps, dispatcher, definition = thresholded(tmp_path, "rerun")
 
     def delivered(events: list) -> None:
@@ -203,6 +204,29 @@ def test_an_attempt_run_again_is_judged_on_its_own_curve_not_its_predecessors(tm
         assert store.get_trial("rerun", 0).attempt == 2
         assert report(2, 1, 100.0) == PRUNED
         assert store.get_trial("rerun", 0).reason == "pruned at step 1 by the threshold rule (loss=100)"
+        pruned = store.optuna_study("rerun", ["minimize"]).trials[0]
+        assert (pruned.state.name, pruned.value) == ("PRUNED", 100.0), "its own value, not attempt 1's last"
+        assert pruned.intermediate_values == {1: 100.0, 2: 100.0, 3: 100.0}, "attempt 1's steps carry its value"
+    finally:
+        executor.shutdown()
+        store.close()
+
+
+def test_a_completed_rerun_curve_replaces_its_predecessors_and_carries_its_last_value_past_it(tmp_path: Path):
+    """Attempt 1 reports steps 1 to 3 at 1.0 and is preempted; attempt 2's output holds steps 1
+    and 2 at 0.5: its curve is 0.5 at every step, none of attempt 1's values left."""
+    store, executor, deps, dispatcher, definition = thresholded(tmp_path, "curve")
+    try:
+        record, _ = store_study(deps, parse_study(definition), definition)
+        for event in dispatcher.deliver(study_created(record.name, record.uid)):
+            dispatcher.deliver(event)
+        token = trial_launch(record, store.get_trial("curve", 0)).progress.token
+        for step in (1, 2, 3):
+            dispatcher.deliver(trial_progress("curve", record.uid, 0, 1, step, 1.0, token))
+        dispatcher.deliver(trial_finished("curve", record.uid, 0, 1, outcome="preempted", exit_code=-9, message="x"))
+        store.append_observations("curve", 0, 2, [Observation("loss", 0.5, step) for step in (1, 2)], 100)
+        prune.record_curve(record, store.get_trial("curve", 0), deps)
+        assert store.optuna_study("curve", ["minimize"]).trials[0].intermediate_values == {1: 0.5, 2: 0.5, 3: 0.5}
     finally:
         executor.shutdown()
         store.close()

@@ -68,8 +68,23 @@ def handle(event: Event, deps: Deps) -> list[Event]:
                "reason": f"pruned at step {data['step']} by the {early_stopping.algorithm} rule "
                          f"({metric}={value:g})"}
     store.update_trial(record.name, trial.number, **outcome)
+    _carry(storage, trial_id, through)
     tell(record, deps, trial.number, PRUNED)
     return go_on(record, deps, None)
+
+
+def _carry(storage: BaseStorage, trial_id: int, through: int | None) -> None:
+    """Give the steps an earlier attempt reached past ``through`` (the last a run again attempt
+    reached) that attempt's value there: Optuna cannot delete intermediate values, and it takes
+    a pruned trial's value, and TPE a pruned trial's rank, from its last step, which would be
+    the predecessor's."""
+    if through is None:
+        return
+    values = storage.get_trial(trial_id).intermediate_values
+    if through not in values:
+        return
+    for step in sorted(step for step in values if step > through and values[step] != values[through]):
+        storage.set_trial_intermediate_value(trial_id, step, values[through])
 
 
 def _past_the_cap(values: dict[int, float], step: int) -> bool:
@@ -122,7 +137,8 @@ def record_curve(record: StudyRecord, trial: TrialRecord, deps: Deps) -> None:
     stored output holds that no progress event brought (one lost, or handled after the end):
     rules that judge by completed trials' curves then see whole curves, as Katib's median rule,
     which reads the observation log, does. A run again attempt's values replace every earlier
-    attempt's at the steps it reached; no more than :data:`MAX_STEPS` in all."""
+    attempt's at the steps it reached, and its last carries on over the steps it did not reach
+    (:func:`_carry`); no more than :data:`MAX_STEPS` in all."""
     storage = deps.store.optuna_stream(record.name)
     trial_id = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(record.name),
                                                                trial.number)
@@ -138,3 +154,5 @@ def record_curve(record: StudyRecord, trial: TrialRecord, deps: Deps) -> None:
         if step not in stored or (trial.attempt > 1 and stored[step] != value):
             storage.set_trial_intermediate_value(trial_id, step, value)
             stored[step] = value
+    if trial.attempt > 1 and taken:
+        _carry(storage, trial_id, max(taken))
