@@ -12,8 +12,9 @@ from conftest import study_definition
 
 from functions.core.errors import InvalidStudy
 from functions.core.formats import load_study
-from functions.core.pruners import EarlyStopping, build_pruner
+from functions.core.pruners import EarlyStopping, auto_resource, build_pruner
 from functions.core.validate import parse_study
+from functions.handlers import prune
 
 PATH = "earlyStopping.settings"
 NATIVE = {
@@ -108,3 +109,26 @@ def test_a_trial_that_has_run_its_full_budget_completes_as_in_katib():
         assert report(study, early_stopping, [0.5, 0.5, 0.5]) is None
     assert [report(study, early_stopping, [0.5, 0.5, 9.0]) for _ in range(6)] == [None] * 6
     assert 1 in [report(study, early_stopping, [9.0, 9.0, 9.0]) for _ in range(6)], "the rungs below still prune"
+
+
+def completed(study: optuna.Study, steps: int) -> None:
+    """A trial of ``steps`` reports, completed."""
+    study.add_trial(optuna.trial.create_trial(params={}, distributions={}, value=0.5,
+                                              intermediate_values={step: 0.5 for step in range(1, steps + 1)}))
+
+
+@pytest.mark.parametrize("algorithm,resolved", [("hyperband", {"max_resource": 11}), ("asha", {"min_resource": 1})])
+def test_an_auto_resource_is_resolved_at_the_first_completed_trial_and_kept_after(algorithm: str, resolved: dict):
+    """Optuna resolves ``auto`` once, from the longest trial completed by then; the pruner built
+    for every report is given that value, not one a later, longer trial would give (200 steps:
+    Hyperband's brackets, and the bracket of every running trial, would move)."""
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(storage=storage, study_name="auto", direction="minimize")
+    early_stopping = EarlyStopping(algorithm)
+    assert prune._resolved(early_stopping, storage, "auto") is None, "nothing completed: left to Optuna"
+    completed(study, 10)
+    assert prune._resolved(early_stopping, storage, "auto") == resolved
+    completed(study, 200)
+    assert prune._resolved(early_stopping, storage, "auto") == resolved
+    assert auto_resource(early_stopping, study.trials[1:]) != resolved, "the later trial alone resolves otherwise"
+    assert auto_resource(EarlyStopping(algorithm, (("max_resource", 9), ("min_resource", 1))), study.trials) is None

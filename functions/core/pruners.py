@@ -8,7 +8,7 @@ would. ``medianstop`` is Katib's rule (:class:`MedianStop`), beside Optuna's own
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -142,11 +142,35 @@ def parse_early_stopping(r: Reader, data: Any, n_objectives: int, limits: Limits
     return early_stopping
 
 
-def build_pruner(early_stopping: EarlyStopping) -> optuna.pruners.BasePruner:
-    """The pruner of ``early_stopping`` (Hyperband's kept from pruning a trial that has run its
-    full budget: :mod:`hyperband`), wrapped in Optuna's patience when one is given."""
+AUTO_RESOURCE = "katuna:auto_resource"
+"""The Optuna study's system attribute holding its pruner's ``auto`` resource, once resolved."""
+
+_AUTO = {"hyperband": ("max_resource", lambda longest: longest + 1),
+         "asha": ("min_resource", lambda longest: max(longest // 100, 1))}
+"""The setting of each pruner that ``auto`` (its default) leaves to Optuna, and the value Optuna
+gives it from the longest completed trial's last step at its first judgement after one completed."""
+
+
+def auto_resource(early_stopping: EarlyStopping, completed: Iterable[FrozenTrial]) -> dict[str, int] | None:
+    """The resource ``early_stopping`` leaves ``auto``, resolved from the ``completed`` trials as
+    Optuna resolves it; None when it leaves none, or none has completed yet. Optuna resolves it
+    once, in a pruner that lives as long as its ``optimize``; katuna builds the pruner for every
+    report, so the value is kept with the study (:data:`AUTO_RESOURCE`) and given to every
+    pruner built after: otherwise Hyperband's brackets, and so every running trial's, would move
+    each time a longer trial completed."""
+    found = _AUTO.get(early_stopping.algorithm)
+    if found is None or dict(early_stopping.settings).get(found[0], "auto") != "auto":
+        return None
+    steps = [t.last_step for t in completed if t.state == TrialState.COMPLETE and t.last_step is not None]
+    return {found[0]: found[1](max(steps))} if steps else None
+
+
+def build_pruner(early_stopping: EarlyStopping, resolved: Mapping[str, int] | None = None) -> optuna.pruners.BasePruner:
+    """The pruner of ``early_stopping``, its ``auto`` resource as ``resolved``
+    (:func:`auto_resource`), Hyperband's kept from pruning a trial that has run its full budget
+    (:mod:`hyperband`), wrapped in Optuna's patience when one is given."""
     factory = hyperband.build if early_stopping.algorithm == "hyperband" else REGISTRY[early_stopping.algorithm]
-    pruner = factory(**dict(early_stopping.settings))
+    pruner = factory(**{**dict(early_stopping.settings), **(resolved or {})})
     if early_stopping.patience is not None:
         pruner = optuna.pruners.PatientPruner(pruner, patience=early_stopping.patience)
     return pruner

@@ -22,13 +22,13 @@ import copy
 from datetime import datetime
 
 from optuna.storages import BaseStorage
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 
 from functions.core.errors import OutputLost
 from functions.core.events import Event, progress_value
 from functions.core.launch import trial_launch
 from functions.core.metrics import MAX_STEPS, StepCounter
-from functions.core.pruners import build_pruner
+from functions.core.pruners import AUTO_RESOURCE, EarlyStopping, auto_resource, build_pruner
 from functions.core.records import PRUNED, RUNNING, StudyRecord, TrialRecord
 from functions.core.report_token import check_report
 from functions.handlers.base import Deps, go_on, optuna_study, tell
@@ -56,7 +56,8 @@ def handle(event: Event, deps: Deps) -> list[Event]:
         return []
     storage.set_trial_intermediate_value(trial_id, data["step"], value)
     through = _reached(storage, trial_id, trial.attempt, data["step"])
-    if not build_pruner(early_stopping).prune(study, as_launched(storage.get_trial(trial_id), trial.started_at, through)):
+    pruner = build_pruner(early_stopping, _resolved(early_stopping, storage, record.name))
+    if not pruner.prune(study, as_launched(storage.get_trial(trial_id), trial.started_at, through)):
         return []
     try:
         metrics = record_output(record, trial, deps).metrics
@@ -85,6 +86,19 @@ def _carry(storage: BaseStorage, trial_id: int, through: int | None) -> None:
         return
     for step in sorted(step for step in values if step > through and values[step] != values[through]):
         storage.set_trial_intermediate_value(trial_id, step, values[through])
+
+
+def _resolved(early_stopping: EarlyStopping, storage: BaseStorage, study: str) -> dict[str, int] | None:
+    """The pruner's ``auto`` resource as first resolved, kept with the Optuna study
+    (:func:`~functions.core.pruners.auto_resource`)."""
+    study_id = storage.get_study_id_from_name(study)
+    kept = storage.get_study_system_attrs(study_id).get(AUTO_RESOURCE)
+    if kept is not None:
+        return dict(kept)
+    found = auto_resource(early_stopping, storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.COMPLETE,)))
+    if found is not None:
+        storage.set_study_system_attr(study_id, AUTO_RESOURCE, found)
+    return found
 
 
 def _past_the_cap(values: dict[int, float], step: int) -> bool:
