@@ -141,6 +141,12 @@ def run(file: str, db: str | None) -> None:
     except StudyConflict as exc:
         embedded.close()
         fail(str(exc), 2)
+    elsewhere = embedded.runs_elsewhere(record)
+    if elsewhere:
+        embedded.close()
+        fail(f"study {spec.name!r} is running in another katuna process ({elsewhere} of its trials run there: "
+             f"`katuna serve`, or another `katuna run` on this database); follow it with `katuna show {spec.name}`, "
+             "or stop that process first to run it here", 2)
     if record.terminal:
         console.print(f"Study [bold]{markup(spec.name)}[/bold] already {record.status}: {markup(record.reason)}. "
                       "Nothing to run.")

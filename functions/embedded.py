@@ -20,7 +20,8 @@ from functions.adapters.local_executor import LocalExecutor
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.errors import KatunaError, StudyNotFound
 from functions.core.events import TRIAL_FINISHED, Event, study_completed, study_created
-from functions.core.records import StudyRecord
+from functions.core.launch import trial_launch
+from functions.core.records import RUNNING, StudyRecord
 from functions.core.spec import Study
 from functions.dispatch import Dispatcher
 from functions.handlers import Deps
@@ -62,6 +63,15 @@ class Embedded:
         Experiment whose trial budget the definition raises, as Katib does)."""
         check_study(spec, definition, self.settings, runs_jobs=False)
         return store_or_restart(replace(self.deps, workdir=str(base_dir)), spec, definition)[0]
+
+    def runs_elsewhere(self, record: StudyRecord) -> int:
+        """How many of the study's running trials another live process runs (``katuna serve``,
+        another ``katuna run`` on the same database): a run that joined it would share its
+        parallelism with that process, which makes trials of its own too."""
+        if record.terminal:
+            return 0
+        return sum(self.executor.exists(trial_launch(record, trial))
+                   for trial in self.store.trials(record.name, (RUNNING,)))
 
     def run(self, name: str, on_tick: Callable[[], None] = lambda: None) -> StudyRecord:
         """Run (or resume) the study until it ends and its trials are gone.

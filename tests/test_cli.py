@@ -486,6 +486,24 @@ def test_a_run_whose_study_another_process_deletes_ends_in_one_line_its_trials_s
     assert _trials(tmp_path / "katuna.db") == []
 
 
+def test_a_run_of_a_study_another_process_runs_is_refused_and_leaves_that_run_as_it_was(tmp_path: Path):
+    """A second ``katuna run`` of a study whose trials a live process runs (here another run; a
+    ``katuna serve`` alike) would share that study's parallelism with it: it is refused, naming
+    the study, and the first run goes on, resumable as ever once interrupted."""
+    study, process = _held_run(tmp_path)
+    try:
+        second = katuna("run", str(study), cwd=tmp_path, check=False)
+        assert second.returncode == 2
+        assert ("error: study 'demo' is running in another katuna process (2 of its trials run there" in second.stderr)
+        assert "Traceback" not in second.stdout + second.stderr
+        assert [t["state"] for t in _trials(tmp_path / "katuna.db")].count("RUNNING") == 2
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=60)
+    assert process.returncode == 130
+    _assert_no_trial_outlives(tmp_path)
+
+
 def test_the_database_is_private_to_its_owner_in_new_folders_only_it_can_enter(tmp_path: Path):
     tmp_path.chmod(0o755)
     study = write_study(tmp_path / "study.yaml", study_definition(maxTrials=1, parallelism=1))
