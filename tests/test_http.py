@@ -116,10 +116,15 @@ def test_bad_bodies_get_the_right_status_and_store_nothing(service: Service):
     assert status == 400 and json.loads(body)["problems"][0]["message"] == (
         "not valid YAML or JSON: expected ',' or ']', but got '<stream end>' (line 1, column 16)"), \
         "where the parser stopped, as the CLI says it, not its excerpt of a '<unicode string>'"
+    assert json.loads(body)["message"] == ("invalid study: not valid YAML or JSON: expected ',' or ']', but got "
+                                           "'<stream end>' (line 1, column 16)"), "the message says what was refused"
 
     status, _, body = post_study(service, study_definition(name="Bad Name", parallelism=0))
     problems = {p["path"]: p["message"] for p in json.loads(body)["problems"]}
     assert status == 422
+    assert json.loads(body)["message"].startswith("invalid study: name: expected a DNS-1123 label")
+    assert json.loads(body)["message"].endswith(f"(and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''}: "
+                                                "see problems)")
     assert problems["parallelism"] == "expected an integer >= 1"
     assert problems["name"].startswith("expected a DNS-1123 label")
 

@@ -147,9 +147,13 @@ def test_native_studies_name_the_rule_and_its_settings_are_checked():
                                                        "settings": {"min_trials_required": "2", "start_step": "5"}}))
     assert dict(spec.early_stopping.settings) == {"min_trials_required": 2, "start_step": 5}
     with pytest.raises(InvalidStudy) as caught:
-        parse_study(study_definition(earlyStopping={"algorithm": "medianstop", "settings": {"start_step": 0}}))
-    assert str(caught.value.problems[0]).startswith("earlyStopping.settings.start_step: not accepted by Optuna: "
-                                                    "start_step must be at least one")
+        parse_study(study_definition(earlyStopping={"algorithm": "medianstop",
+                                                    "settings": {"start_step": 0, "min_trials_required": -2}}))
+    assert [str(p) for p in caught.value.problems] == [
+        "earlyStopping.settings.min_trials_required: not accepted by Katib's medianstop rule: min_trials_required "
+        "must be greater than zero, got -2",
+        "earlyStopping.settings.start_step: not accepted by Katib's medianstop rule: start_step must be at least one, "
+        "got 0"], "every setting the rule refuses, named as the rule's, not Optuna's"
 
 
 def expected_states(xs: list[float], min_trials: int, start_step: int) -> list[str]:

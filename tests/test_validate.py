@@ -418,3 +418,23 @@ def test_a_study_stored_before_list_values_were_checked_resumes_and_shows(tmp_pa
     assert "Study clash: completed (max trials reached (2))" in result.stdout
     shown = json.loads(katuna("show", "clash", "--json", cwd=tmp_path).stdout)
     assert (shown["counts"]["complete"], shown["definition"]["parameters"][1]["values"]) == (2, [True, 1, "1", 1.0, None, "a"])
+
+
+def test_problems_of_different_checks_are_listed_together():
+    """Each refused pruner setting (Optuna raises at the first), an algorithm that cannot take
+    several objectives beside its refused settings, a description that is no text and a
+    strategy's metric listed once, all in one answer."""
+    definition = study_definition(earlyStopping={"algorithm": "median", "patience": -1, "settings": {
+        "n_startup_trials": -1, "n_warmup_steps": -4, "interval_steps": 0}}, description={"a": [1]})
+    found = problems(definition)
+    assert sorted(p.split(":")[0] for p in found) == [
+        "description", "earlyStopping.patience", "earlyStopping.settings.interval_steps",
+        "earlyStopping.settings.n_startup_trials", "earlyStopping.settings.n_warmup_steps"], found
+    definition = study_definition(algorithm={"name": "cmaes", "seed": -3})
+    definition["objective"] = {"metrics": [{"name": "loss", "direction": "minimize"},
+                                           {"name": "acc", "direction": "maximize"}]}
+    assert {p.split(":")[0] for p in problems(definition)} == {"algorithm.seed", "algorithm.name"}
+    definition = study_definition(description="")
+    definition["objective"] = {"metric": "loss", "direction": "minimize", "additionalMetrics": ["acc", "loss"],
+                               "strategies": {"f1": "max"}}
+    assert "objective.strategies.f1: not a collected metric; expected one of loss, acc" in problems(definition)

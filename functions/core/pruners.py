@@ -17,6 +17,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from functions.core import hyperband
+from functions.core.errors import Problem
 from functions.core.limits import DEFAULTS, Limits
 from functions.core.reader import Reader, join
 from functions.core.typed_settings import convert_all, culprit, plain_settings
@@ -116,7 +117,6 @@ def parse_early_stopping(r: Reader, data: Any, n_objectives: int, limits: Limits
     item = r.mapping(data, PATH, {"algorithm", "settings", "patience"})
     algorithm = r.get(item, "algorithm", PATH, "str", required=True)
     settings: Mapping[str, Any] = r.get(item, "settings", PATH, "mapping") or {}
-    patience = r.get(item, "patience", PATH, "int")
     if algorithm is not None and algorithm not in REGISTRY:
         r.fail(join(PATH, "algorithm"), f"unknown algorithm {algorithm!r}; expected one of {', '.join(REGISTRY)}")
     elif algorithm is not None:
@@ -127,19 +127,41 @@ def parse_early_stopping(r: Reader, data: Any, n_objectives: int, limits: Limits
         settings, wrong = convert_all({k: v for k, v in settings.items() if k in accepted}, accepted,
                                       f"{PATH}.settings", limits.setting)
         r.problems.extend(wrong)
+    settled = algorithm in REGISTRY and len(r.problems) == before
+    patience = r.get(item, "patience", PATH, "int")
     if patience is not None and not 0 <= patience <= limits.setting:
-        r.fail(join(PATH, "patience"), f"expected an integer from 0 to {limits.setting:,}")
+        r.fail(join(PATH, "patience"), f"expected an integer from 0 to {limits.setting:,}, got {patience}")
     if n_objectives > 1:
         r.fail(PATH, "early stopping needs a single objective")
     early_stopping = EarlyStopping(algorithm or "median", tuple(sorted(settings.items())), patience)
-    if algorithm == "hyperband" and len(r.problems) == before:
-        r.problems.extend(hyperband.problems(settings, f"{PATH}.settings"))
-    if algorithm in REGISTRY and len(r.problems) == before:
-        try:
-            build_pruner(early_stopping)
-        except (TypeError, ValueError) as exc:
-            r.problems.append(culprit(exc, plain_settings(REGISTRY[algorithm], set()), f"{PATH}.settings"))
+    found = hyperband.problems(settings, f"{PATH}.settings") if settled and algorithm == "hyperband" else []
+    r.problems.extend(found or (_refusals(early_stopping) if settled else []))
     return early_stopping
+
+
+def _refusals(early_stopping: EarlyStopping) -> list[Problem]:
+    """What Optuna refuses in the pruner's settings. It raises at the first setting it refuses,
+    so the pruner is built again without each setting refused, until it takes the rest (or a
+    refusal names none), and every one refused is named at once."""
+    found: list[Problem] = []
+    settings = dict(early_stopping.settings)
+    while (problem := _refused(early_stopping.algorithm, tuple(settings.items()))) is not None:
+        found.append(problem)
+        setting = problem.path.removeprefix(f"{PATH}.settings").removeprefix(".")
+        if setting not in settings:
+            break
+        del settings[setting]
+    return found
+
+
+def _refused(algorithm: str, settings: tuple[tuple[str, Any], ...]) -> Problem | None:
+    """The problem of the pruner ``algorithm`` refusing these settings, if it refuses them."""
+    try:
+        build_pruner(EarlyStopping(algorithm, settings))
+    except (TypeError, ValueError) as exc:
+        by = "Katib's medianstop rule" if algorithm == "medianstop" else "Optuna"
+        return culprit(exc, plain_settings(REGISTRY[algorithm], set()), f"{PATH}.settings", by)
+    return None
 
 
 AUTO_RESOURCE = "katuna:auto_resource"

@@ -170,8 +170,6 @@ def check_algorithm(
     """Every reason this algorithm (its settings converted) cannot run this search space."""
     kind = REGISTRY[algorithm.name]
     problems = []
-    if n_objectives > 1 and not kind.multi_objective:
-        problems.append(Problem("algorithm.name", f"{algorithm.name!r} supports a single objective only"))
     if kind.needs_grid and any(p.when for p in parameters):
         problems.append(Problem("algorithm.name", "grid needs every parameter in every trial; drop the when conditions"))
     if kind.needs_grid:
@@ -184,6 +182,15 @@ def check_algorithm(
             problems.append(Problem("parameters", f"the grid has {grid_size(parameters):,} points; expected at most "
                                                   f"{limits.grid:,} (KATUNA_MAX_GRID)"))
     return problems
+
+
+def objectives_problem(algorithm: Algorithm, n_objectives: int) -> Problem | None:
+    """Why the algorithm cannot take this many objectives, if it cannot (an unknown one is
+    another problem)."""
+    kind = REGISTRY.get(algorithm.name)
+    if kind is None or n_objectives <= 1 or kind.multi_objective:
+        return None
+    return Problem("algorithm.name", f"{algorithm.name!r} supports a single objective only")
 
 
 def check_sampler(algorithm: Algorithm, parameters: tuple[Parameter, ...], n_objectives: int) -> list[Problem]:

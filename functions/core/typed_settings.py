@@ -69,13 +69,13 @@ def convert_all(settings: Mapping[str, Any], accepted: Mapping[str, tuple[str, .
     return out, problems
 
 
-def culprit(error: Exception, names: Iterable[str], path: str) -> Problem:
+def culprit(error: Exception, names: Iterable[str], path: str, by: str = "Optuna") -> Problem:
     """The problem a constructor's error stands for, naming the setting (of ``names``) its
-    message mentions."""
+    message mentions, and who refused it."""
     message = str(error) or type(error).__name__
     named = [name for name in names if name in message]
     where = f"{path}.{max(named, key=len)}" if named else path
-    return Problem(where, f"not accepted by Optuna: {message}")
+    return Problem(where, f"not accepted by {by}: {message}")
 
 
 _NO = object()

@@ -38,7 +38,7 @@ from functions.core.parameters import (
 )
 from functions.core.pruners import parse_early_stopping
 from functions.core.reader import Reader, is_number, join, kind_of, nul_characters
-from functions.core.samplers import check_algorithm, check_sampler, convert_settings
+from functions.core.samplers import check_algorithm, check_sampler, convert_settings, objectives_problem
 from functions.core.space import distribution_problems
 from functions.core.spec import (
     MAXIMIZE,
@@ -96,11 +96,15 @@ def parse_study(data: Any, limits: Limits = DEFAULTS, stored: Callable[[str], bo
     name = r.get(top, "name", "", "str", required=True)
     if name is not None and (len(name) > 63 or not DNS1123_LABEL.fullmatch(name)):
         r.fail("name", "expected a DNS-1123 label: lower-case letters, digits and '-', starting and ending alphanumeric, at most 63 characters")
+    if top.get("description") is not None and not isinstance(top["description"], str):
+        r.fail("description", f"expected text, got {kind_of(top['description'])}")
     objectives, additional, strategies = _objective(r, top.get("objective"))
     listed = _parameters(r, top.get("parameters"), limits)
     parameters = tuple(p for p in listed if p is not None)
     _check_values(r, listed, name, stored)
     algorithm = _algorithm(r, top.get("algorithm"), limits)
+    if (unfit := objectives_problem(algorithm, len(objectives))) is not None:
+        r.problems.append(unfit)
     parallelism = r.get(top, "parallelism", "", "int")
     max_trials = r.get(top, "maxTrials", "", "int")
     max_failed = r.get(top, "maxFailedTrials", "", "int")
@@ -146,8 +150,9 @@ def parse_study(data: Any, limits: Limits = DEFAULTS, stored: Callable[[str], bo
         warm_start=warm_start,
         node_pool=node_pool,
     )
-    problems = over_limits(study, limits) or exec_problems(study) or _indexed_names(study, limits)
-    problems = problems or distribution_problems(parameters)
+    problems = over_limits(study, limits)
+    if not problems:
+        problems = [*exec_problems(study), *_indexed_names(study, limits), *distribution_problems(parameters)]
     problems = problems or check_algorithm(algorithm, parameters, len(objectives), limits)
     problems = problems or check_sampler(algorithm, parameters, len(objectives))
     if problems:
@@ -251,7 +256,8 @@ def _objective(r: Reader, data: Any) -> tuple[tuple[Objective, ...], tuple[str, 
     strategies = r.get(obj, "strategies", "objective", "mapping") or {}
     for metric, strategy in strategies.items():
         if metric not in names:
-            r.fail(f"objective.strategies.{metric}", f"not a collected metric; expected one of {', '.join(names)}")
+            r.fail(f"objective.strategies.{metric}",
+                   f"not a collected metric; expected one of {', '.join(dict.fromkeys(names))}")
         if strategy not in STRATEGIES:
             r.fail(f"objective.strategies.{metric}", f"expected one of {', '.join(STRATEGIES)}, got {strategy!r}")
     return found, tuple(m for m in additional if isinstance(m, str)), tuple(sorted(strategies.items()))

@@ -72,10 +72,20 @@ def _cut(body: dict, most: int) -> str:
         keep = max(keep - 40, 0)
 
 
+def _invalid(exc: InvalidStudy) -> str:
+    """The message of an invalid study: its first problem, and how many more ``problems`` lists."""
+    if not exc.problems:
+        return "invalid study"
+    first = exc.problems[0]
+    more = len(exc.problems) - 1
+    return (f"invalid study: {first.path + ': ' if first.path else ''}{first.message}"
+            + (f" (and {more} more problem{'s' if more > 1 else ''}: see problems)" if more else ""))
+
+
 def error_response(exc: KatunaError, resource: bool = True):
     body = {"error": error_code(exc), "message": str(exc), "retryable": exc.retryable}
     if isinstance(exc, InvalidStudy):
-        body["message"] = "invalid study"
+        body["message"] = _invalid(exc)
         body["problems"] = [{"path": p.path, "message": p.message} for p in exc.problems]
     if isinstance(exc, StudyConflict):
         body["changed"] = list(exc.changed)
