@@ -84,11 +84,9 @@ def list_studies():
     many are stored, one request views at most ``limit`` of them."""
     limit, after = paging.page_request("after", STUDIES_PAGE, MAX_STUDIES_PAGE)
     store = _runtime().store()
-
-    def views():
-        for key, record in store.studies_page(limit + 1, after):
-            yield key, study_view(store, record)
-    return paging.page(views(), limit, lambda last: url_for("api.list_studies", limit=limit, after=last))
+    return paging.page((row for row in store.studies_page(limit + 1, after)), limit,
+                       lambda last: url_for("api.list_studies", limit=limit, after=last),
+                       partial(study_view, store))
 
 
 @blueprint.get("/studies/<name>")
@@ -115,8 +113,9 @@ def list_trials(name: str):
     limit, after = paging.page_request("after", TRIALS_PAGE, MAX_TRIALS_PAGE)
     store = _runtime().store()
     store.get_study(name)
-    trials = ((t.number, trial_view(t)) for t in store.trials_after(name, after, limit + 1))
-    return paging.page(trials, limit, lambda last: url_for("api.list_trials", name=name, limit=limit, after=last))
+    trials = ((t.number, t) for t in store.trials_after(name, after, limit + 1))
+    return paging.page(trials, limit, lambda last: url_for("api.list_trials", name=name, limit=limit, after=last),
+                       trial_view)
 
 
 def find_trial(name: str, number: int):

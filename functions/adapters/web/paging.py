@@ -44,16 +44,21 @@ def _cursor(name: str) -> int | None:
     return None if request.args.get(name) is None else whole_number(name, 0, 0)
 
 
-def page(items: Generator[tuple[int, dict[str, Any]], None, None], limit: int, next_link: Callable[[int], str]) -> Response:
-    """A JSON list of the first ``limit`` views of ``items`` (key, view) that fit in
-    :data:`PAGE_BYTES`, with the link to the page after the last one when more follow. ``items``
-    should hold at most ``limit + 1``: the one past the page only tells that more follow."""
+def page(items: Generator[tuple[int, Any], None, None], limit: int, next_link: Callable[[int], str],
+         view: Callable[[Any], Any] = lambda item: item) -> Response:
+    """A JSON list of the ``view`` of each of the first ``limit`` of ``items`` (key, item) that
+    fit in :data:`PAGE_BYTES`, with the link to the page after the last one when more follow.
+    ``items`` should hold at most ``limit + 1``: the one past the page only tells that more
+    follow, and no view is made of it."""
     parts: list[str] = []
     size, last, more = 0, 0, False
     with closing(items):
-        for key, view in items:
-            text = current_app.json.dumps(view)
-            if len(parts) == limit or (parts and size + len(text) > PAGE_BYTES):
+        for key, item in items:
+            if len(parts) == limit:
+                more = True
+                break
+            text = current_app.json.dumps(view(item))
+            if parts and size + len(text) > PAGE_BYTES:
                 more = True
                 break
             parts.append(text)
