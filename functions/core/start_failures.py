@@ -97,46 +97,36 @@ def _cause(trial: TrialRecord) -> str | None:
     return found.group("cause") if found else None
 
 
+def _walk(value: Any, key: object = None) -> Iterator[tuple[object, Any]]:
+    """Each value a template holds, however deep, with the key it is under (None for a list's
+    items and the template itself)."""
+    yield key, value
+    if isinstance(value, Mapping):
+        for name, item in value.items():
+            yield from _walk(item, name)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _walk(item)
+
+
 def _images(value: Any) -> Iterator[str]:
     """Every ``image`` a template holds, in a trialSpec of any kind (a container's, a TrainJob's
     trainer's, an Argo script's, a Tekton step's)."""
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            if key == "image" and isinstance(item, str):
-                yield item
-            else:
-                yield from _images(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _images(item)
+    return (item for key, item in _walk(value) if key == "image" and isinstance(item, str))
 
 
 def _strings(value: Any) -> Iterator[str]:
     """Every string a template holds, however deep."""
-    if isinstance(value, Mapping):
-        for item in value.values():
-            yield from _strings(item)
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            yield from _strings(item)
-    elif isinstance(value, str):
-        yield value
+    return (item for _, item in _walk(value) if isinstance(item, str))
 
 
 def _references(value: Any) -> Iterator[tuple[str, str, str | None]]:
     """Every Secret or ConfigMap a template's containers must read (:data:`REFERENCES`, not
     ``optional``: the kubelet skips those), as its kind, its name and the key read (None for
     an ``envFrom``'s, which reads them all), in a ``trialSpec`` of any kind."""
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            if key in REFERENCES and isinstance(item, Mapping) and isinstance(item.get("name"), str):
-                if not item.get("optional"):
-                    yield REFERENCES[key], item["name"], item.get("key")
-            else:
-                yield from _references(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _references(item)
+    return ((REFERENCES[key], item["name"], item.get("key")) for key, item in _walk(value)
+            if key in REFERENCES and isinstance(item, Mapping) and isinstance(item.get("name"), str)
+            and not item.get("optional"))
 
 
 def _create(kind: str, name: str, namespace: str, keys: Iterable[str | None]) -> str:
