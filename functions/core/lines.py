@@ -3,13 +3,16 @@
 A trial may print a gigabyte, or a single line of hundreds of megabytes (a progress bar that
 never ends its line, a dumped array). Readers split raw bytes into lines themselves, as text
 files would (``\\n``, ``\\r\\n`` and ``\\r``), and cut a line longer than ``max_line``
-characters into pieces: no line, and so no reader, ever holds more than that. Each reader parses
-each piece as a line, so a cut falls where it splits no ``name=value``: just after the last
-separator (a character that is none of a name's or a number's, ``\\w|+-.=``: a space, a comma, a
-brace...) within :data:`CUT_SLACK` characters of the limit; with none that near, just before the
-last ``=`` there (the name stays with one piece, its value with the next, and neither reads as
-a metric); with neither, at the limit, which then splits a name or a number 4 KiB long at least.
-So a value is read whole or not at all, never as a different one.
+characters (a mebibyte: a JSON line of a model's predictions fits) into pieces: no line, and so
+no reader, ever holds more than that. Each reader parses each piece as a line, so a cut falls
+where it splits no ``name=value``: just before the last name followed by ``=`` or ``:`` (spaces
+around them included, as Katib's rule and Keras' ``loss: 0.3`` have them) within
+:data:`CUT_SLACK` characters of the limit, so that name goes with its value; with none that
+near, just after the last separator there (a character that is none of a name's or a number's,
+``\\w|+-.=``: a space, a comma, a brace...); with none either, just before the last ``=``
+there (the name stays with one piece, its value with the next, and neither reads as a metric);
+with none of them, at the limit, which then splits a name or a number 4 KiB long at least. So a
+value is read whole or not at all, never as a different one.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from collections.abc import Generator, Iterable, Iterator
 
 from functions.core.errors import OutputLost
 
-MAX_LINE = 64 * 1024
+MAX_LINE = 1024 * 1024
 """Characters of one line; a longer line arrives in pieces of at most this size."""
 
 CUT_SLACK = 4 * 1024
@@ -28,6 +31,9 @@ CUT_SLACK = 4 * 1024
 
 _BREAK = re.compile(r"\r\n|\r|\n")
 _LAST_SEPARATOR = re.compile(r"[^\w|+\-.=][\w|+\-.=]*\Z")
+_NAME = re.compile(r"(?<![\w|+\-.=:])(?<![=:]\s)[A-Za-z_][\w|+\-.]*\s*[=:]")
+"""A name with its ``=`` or ``:`` (a metric's start): not the tail of a longer name, nor a value
+run together with the name after it (``acc=0.9loss=0.3``)."""
 
 
 def bounded_lines(chunks: Iterable[bytes], max_line: int = MAX_LINE) -> Iterator[str]:
@@ -66,10 +72,14 @@ def _complete_lines(text: str, scanned: int, max_line: int) -> Generator[str, No
 
 
 def _cut(text: str, start: int, max_line: int) -> int:
-    """Where the piece of an overlong line from ``start`` ends: just after its last separator
-    within :data:`CUT_SLACK` of the limit, else just before its last ``=`` there, else at the limit."""
+    """Where the piece of an overlong line from ``start`` ends: just before its last name with
+    its ``=`` or ``:`` within :data:`CUT_SLACK` of the limit, else just after its last separator
+    there, else just before its last ``=`` there, else at the limit."""
     limit = start + max_line
     low = max(start + 1, limit - CUT_SLACK)
+    names = [match.start() for match in _NAME.finditer(text, low, limit) if match.start() > low]
+    if names:
+        return names[-1]
     separator = _LAST_SEPARATOR.search(text, low, limit)
     if separator is not None:
         return separator.start() + 1
