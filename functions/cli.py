@@ -152,7 +152,7 @@ def run(file: str, db: str | None) -> None:
                       "Nothing to run.")
     else:
         warn_if_root()
-        record = _run_to_end(embedded, spec)
+        record = _run_to_end(embedded, record)
     try:
         print_result(console, embedded.store, record, embedded.settings)
     except StudyNotFound:
@@ -176,15 +176,16 @@ def _check_new_database(file: str, spec: Study, definition: dict[str, Any], sett
         _problems(file, InvalidStudy(in_definition(definition, problems)))
 
 
-def _run_to_end(embedded: Embedded, spec: Study) -> StudyRecord:
+def _run_to_end(embedded: Embedded, record: StudyRecord) -> StudyRecord:
     """Run the study until it ends. Ctrl-C, SIGTERM or SIGHUP stops its trials, leaves it
     resumable, says so and exits 128 + the signal's number; another such signal meanwhile only
     says what is left to stop. A study another process deleted meanwhile (``DELETE
     /studies/{name}`` through ``katuna serve``) ends the run with exit 1 and one line saying so,
     its trials stopped."""
+    spec = record.spec
     with interruptible(partial(_still_stopping, embedded, spec.name)):
         try:
-            with StudyProgress(console, embedded.store, spec) as progress:
+            with StudyProgress(console, embedded.store, record) as progress:
                 return embedded.run(spec.name, on_tick=progress.update)
         except Interrupted as exc:
             embedded.close()

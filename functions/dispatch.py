@@ -32,6 +32,7 @@ from typing import Protocol
 
 from functions.core.errors import ForgedEvent, MalformedRequest, PermanentError, StudyNotFound, TemporaryError
 from functions.core.events import OBJECTS, OVERLAY_OBJECTS, ROUTES, Event, data_problems
+from functions.core.ports import has_study
 from functions.handlers import HANDLERS, PREPARERS, UNRECORDED, Deps, Handler, Preparer
 from functions.handlers.failures import count_failure, counts, dead_letter_ends, temporary
 from functions.handlers.parsed import ParsedOutput
@@ -246,13 +247,7 @@ class Dispatcher:
         """Whether the event's study is not stored, or another of its name is (a study another
         process deleted): its late events are done, not failures to count or dead letters."""
         study, uid = event.data.get("study"), event.data.get("uid")
-        if not isinstance(study, str):
-            return False
-        try:
-            stored = self.deps.store.get_study(study)
-        except StudyNotFound:
-            return True
-        return isinstance(uid, str) and stored.uid != uid
+        return isinstance(study, str) and not has_study(self.deps.store, study, uid if isinstance(uid, str) else None)
 
     def _count_failure(self, name: str, event: Event, exc: Exception) -> list[Event] | None:
         study, uid = event.data.get("study"), event.data.get("uid")

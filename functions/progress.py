@@ -19,8 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from functions.core.ports import Store, has_study
-from functions.core.records import Counts
-from functions.core.spec import Study
+from functions.core.records import Counts, StudyRecord
 from functions.terminal import printable
 
 BAR_WIDTH = (10, 40)
@@ -60,9 +59,11 @@ LOOKS = (
 class StudyProgress:
     """A rich progress line fed from the store on every broker tick."""
 
-    def __init__(self, console: Console, store: Store, spec: Study) -> None:
+    def __init__(self, console: Console, store: Store, record: StudyRecord) -> None:
+        spec = record.spec
         self._store = store
         self._spec = spec
+        self._uid = record.uid
         self._progress = _FittingProgress(spec.objectives[0].metric, console=console)
         self._task = self._progress.add_task(spec.name, total=spec.max_trials, counts=Counts(), best=None)
 
@@ -80,11 +81,11 @@ class StudyProgress:
 
     def update(self) -> None:
         """Show the study's counts and best value now; those last shown once another process
-        deleted it (read first, so none read after the delete is shown; the run's own tick then
-        ends the run, saying so)."""
+        deleted it, or stored another under its name (read first, so none read after is shown;
+        the run's own tick then ends the run, saying so)."""
         counts = self._store.count_trials(self._spec.name)
         top = [] if self._spec.multi_objective else self._store.best_trials(self._spec.name, 1)
-        if not has_study(self._store, self._spec.name):
+        if not has_study(self._store, self._spec.name, self._uid):
             return
         best = top[0].values[0] if top and top[0].values else None
         self._progress.update(self._task, completed=counts.finished, counts=counts, best=best)

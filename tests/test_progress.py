@@ -13,7 +13,6 @@ from rich.console import Console
 
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.records import COMPLETE, FAIL, RUNNING, StudyRecord, TrialRecord
-from functions.core.spec import Study
 from functions.core.validate import parse_study
 from functions.progress import StudyProgress
 
@@ -27,22 +26,21 @@ def store(tmp_path: Path):
     s.close()
 
 
-def _study(store: SqliteStore, name: str = "quickstart") -> Study:
+def _study(store: SqliteStore, name: str = "quickstart") -> StudyRecord:
     """A study of 30 trials maximizing accuracy: 12 finished (9 complete, 3 failed), 2 running."""
     definition = study_definition(name=name, maxTrials=30, objective={"metric": "accuracy", "direction": "maximize"})
-    spec = parse_study(definition)
-    store.add_study(StudyRecord(spec, definition, "/tmp", uid="u"))
+    record = store.add_study(StudyRecord(parse_study(definition), definition, "/tmp", uid="u"))
     for number in range(14):
         state = RUNNING if number >= 12 else FAIL if number % 4 == 0 else COMPLETE
         values = [0.9 + number / 1000] if state == COMPLETE else None
         store.add_trial(TrialRecord(name, number, {"x": 1.0}, state=state, values=values))
-    return spec
+    return record
 
 
-def _line(store: SqliteStore, spec: Study, width: int) -> str:
+def _line(store: SqliteStore, record: StudyRecord, width: int) -> str:
     """What a run's progress leaves on a console of ``width`` columns (not a terminal: the last view only)."""
     out = io.StringIO()
-    with StudyProgress(Console(file=out, width=width), store, spec):
+    with StudyProgress(Console(file=out, width=width), store, record):
         pass
     lines = out.getvalue().splitlines()
     assert len(lines) == 1, lines
@@ -60,8 +58,8 @@ def test_an_80_column_terminal_drops_the_bar_and_the_zero_counts_before_anything
 
 
 def test_a_long_name_is_shortened_before_the_counts_go(store: SqliteStore):
-    spec = _study(store, "a-study-with-a-name-much-longer-than-its-line-has-room-for")
-    assert _line(store, spec, 80) == "⠋ a-study-with-a-… 12/30 done 9 · failed 3 · running 2 best 0.911 0:00:00"
+    record = _study(store, "a-study-with-a-name-much-longer-than-its-line-has-room-for")
+    assert _line(store, record, 80) == "⠋ a-study-with-a-… 12/30 done 9 · failed 3 · running 2 best 0.911 0:00:00"
 
 
 @pytest.mark.parametrize("width", [100, 80, 70, 60, 50, 40, 30, 20, 15])
@@ -73,14 +71,17 @@ def test_every_width_gets_one_line_that_fits_with_the_trials_finished_and_the_el
     assert ELAPSED.search(line), line
 
 
-def test_a_study_another_process_deletes_mid_run_keeps_the_line_last_shown(store: SqliteStore):
+def test_a_study_another_process_deletes_or_replaces_mid_run_keeps_the_line_last_shown(store: SqliteStore):
     """The run's tick refreshes the line after each look; a study deleted between the two (the
-    tick then ends the run, saying so) leaves the counts last shown, and no error."""
-    spec = _study(store)
+    tick then ends the run, saying so), or replaced by another of its name, leaves the counts
+    last shown, and no error."""
+    record = _study(store)
     out = io.StringIO()
-    with StudyProgress(Console(file=out, width=200), store, spec) as progress:
+    with StudyProgress(Console(file=out, width=200), store, record) as progress:
         progress.update()
-        store.delete_study(spec.name)
+        store.delete_study(record.name)
         progress.update()
+        store.add_study(StudyRecord(record.spec, record.definition, "/tmp", uid="another"))
+        store.add_trial(TrialRecord(record.name, 0, {"x": 1.0}, state=COMPLETE, values=[0.123]))
     assert out.getvalue().splitlines()[-1].endswith("12/30 done 9 · failed 3 · pruned 0 · running 2 best accuracy=0.911 "
                                                     "0:00:00")

@@ -60,9 +60,9 @@ def used_permissions() -> set[tuple[str, str, str]]:
     kinds' components.)"""
     apis: dict[str, str] = {}
     used: set[tuple[str, str, str]] = set()
-    for module in ("kubernetes_jobs.py", "kubernetes_looks.py", "kubernetes_together.py", "kubernetes_logs.py",
-                   "kubernetes_report_secrets.py", "kubernetes_resources.py", "kubernetes_trials.py"):
-        used |= _calls(ast.parse((FUNCTIONS / "adapters" / module).read_text()), apis)
+    for module in sorted((FUNCTIONS / "adapters").glob("kubernetes_*.py")):
+        if module.name != "kubernetes_workloads.py":
+            used |= _calls(ast.parse(module.read_text()), apis)
     return used
 
 

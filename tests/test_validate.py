@@ -430,6 +430,11 @@ def test_problems_of_different_checks_are_listed_together():
     assert sorted(p.split(":")[0] for p in found) == [
         "description", "earlyStopping.patience", "earlyStopping.settings.interval_steps",
         "earlyStopping.settings.n_startup_trials", "earlyStopping.settings.n_warmup_steps"], found
+    for early_stopping, refused in (({"algorithm": "percentile", "settings": {"percentile": 200}}, ["percentile"]),
+                                    ({"algorithm": "asha", "settings": {"min_resource": 0, "bootstrap_count": 2}},
+                                     ["min_resource"])):
+        assert [p.split(":")[0] for p in problems(study_definition(earlyStopping=early_stopping))] == [
+            f"earlyStopping.settings.{name}" for name in refused], "no refusal its removal would cause"
     definition = study_definition(algorithm={"name": "cmaes", "seed": -3})
     definition["objective"] = {"metrics": [{"name": "loss", "direction": "minimize"},
                                            {"name": "acc", "direction": "maximize"}]}

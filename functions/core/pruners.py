@@ -141,11 +141,16 @@ def parse_early_stopping(r: Reader, data: Any, n_objectives: int, limits: Limits
 
 def _refusals(early_stopping: EarlyStopping) -> list[Problem]:
     """What Optuna refuses in the pruner's settings. It raises at the first setting it refuses,
-    so the pruner is built again without each setting refused, until it takes the rest (or a
-    refusal names none), and every one refused is named at once."""
+    so the pruner is built again without each setting refused, until it takes the rest; a
+    refusal the removal itself causes (a required setting missing, a default that clashes with
+    another setting: its message names a removed one) ends the search, and is not reported."""
     found: list[Problem] = []
     settings = dict(early_stopping.settings)
-    while (problem := _refused(early_stopping.algorithm, tuple(settings.items()))) is not None:
+    while (refused := _refused(early_stopping.algorithm, tuple(settings.items()))) is not None:
+        problem, error = refused
+        removed = set(dict(early_stopping.settings)) - set(settings)
+        if found and (isinstance(error, TypeError) or any(name in str(error) for name in removed)):
+            break
         found.append(problem)
         setting = problem.path.removeprefix(f"{PATH}.settings").removeprefix(".")
         if setting not in settings:
@@ -154,13 +159,14 @@ def _refusals(early_stopping: EarlyStopping) -> list[Problem]:
     return found
 
 
-def _refused(algorithm: str, settings: tuple[tuple[str, Any], ...]) -> Problem | None:
-    """The problem of the pruner ``algorithm`` refusing these settings, if it refuses them."""
+def _refused(algorithm: str, settings: tuple[tuple[str, Any], ...]) -> tuple[Problem, Exception] | None:
+    """The problem of the pruner ``algorithm`` refusing these settings, with the error it
+    raised, if it refuses them."""
     try:
         build_pruner(EarlyStopping(algorithm, settings))
     except (TypeError, ValueError) as exc:
         by = "Katib's medianstop rule" if algorithm == "medianstop" else "Optuna"
-        return culprit(exc, plain_settings(REGISTRY[algorithm], set()), f"{PATH}.settings", by)
+        return culprit(exc, plain_settings(REGISTRY[algorithm], set()), f"{PATH}.settings", by), exc
     return None
 
 
@@ -180,11 +186,19 @@ def auto_resource(early_stopping: EarlyStopping, completed: Iterable[FrozenTrial
     report, so the value is kept with the study (:data:`AUTO_RESOURCE`) and given to every
     pruner built after: otherwise Hyperband's brackets, and so every running trial's, would move
     each time a longer trial completed."""
+    name = auto_setting(early_stopping)
+    if name is None:
+        return None
+    steps = [t.last_step for t in completed if t.state == TrialState.COMPLETE and t.last_step is not None]
+    return {name: _AUTO[early_stopping.algorithm][1](max(steps))} if steps else None
+
+
+def auto_setting(early_stopping: EarlyStopping) -> str | None:
+    """The setting ``early_stopping`` leaves ``auto``, if one."""
     found = _AUTO.get(early_stopping.algorithm)
     if found is None or dict(early_stopping.settings).get(found[0], "auto") != "auto":
         return None
-    steps = [t.last_step for t in completed if t.state == TrialState.COMPLETE and t.last_step is not None]
-    return {found[0]: found[1](max(steps))} if steps else None
+    return found[0]
 
 
 def build_pruner(early_stopping: EarlyStopping, resolved: Mapping[str, int] | None = None) -> optuna.pruners.BasePruner:

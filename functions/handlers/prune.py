@@ -28,7 +28,7 @@ from functions.core.errors import OutputLost
 from functions.core.events import Event, progress_value
 from functions.core.launch import trial_launch
 from functions.core.metrics import MAX_STEPS, StepCounter
-from functions.core.pruners import AUTO_RESOURCE, EarlyStopping, auto_resource, build_pruner
+from functions.core.pruners import AUTO_RESOURCE, EarlyStopping, auto_resource, auto_setting, build_pruner
 from functions.core.records import PRUNED, RUNNING, StudyRecord, TrialRecord
 from functions.core.report_token import check_report
 from functions.handlers.base import Deps, go_on, optuna_study, tell
@@ -77,8 +77,8 @@ def handle(event: Event, deps: Deps) -> list[Event]:
 def _carry(storage: BaseStorage, trial_id: int, through: int | None) -> None:
     """Give the steps an earlier attempt reached past ``through`` (the last a run again attempt
     reached) that attempt's value there: Optuna cannot delete intermediate values, and it takes
-    a pruned trial's value, and TPE a pruned trial's rank, from its last step, which would be
-    the predecessor's."""
+    a pruned trial's value from its last step, which would be the predecessor's (TPE ranks a
+    pruned trial by that step too, which stays)."""
     if through is None:
         return
     values = storage.get_trial(trial_id).intermediate_values
@@ -91,6 +91,8 @@ def _carry(storage: BaseStorage, trial_id: int, through: int | None) -> None:
 def _resolved(early_stopping: EarlyStopping, storage: BaseStorage, study: str) -> dict[str, int] | None:
     """The pruner's ``auto`` resource as first resolved, kept with the Optuna study
     (:func:`~functions.core.pruners.auto_resource`)."""
+    if auto_setting(early_stopping) is None:
+        return None
     study_id = storage.get_study_id_from_name(study)
     kept = storage.get_study_system_attrs(study_id).get(AUTO_RESOURCE)
     if kept is not None:

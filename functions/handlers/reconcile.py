@@ -149,14 +149,16 @@ def reconcile_study(record: StudyRecord, deps: Deps, budget: Budget, settled: Se
     running = deps.store.trials(record.name, (RUNNING,))
     ended = _ended(record, deps, rotated(running, window, budget.left), budget) if poll else []
     current = _current(record, deps)
-    decision = None if current is None or current.terminal else check_stop(current, deps)
+    if current is None or current.terminal:
+        return ended
+    decision = check_stop(current, deps)
     if decision is not None:
-        return [*ended, study_completed(record.name, record.uid, decision.status, decision.reason, record.restarts)]
+        return [*ended, study_completed(current.name, current.uid, decision.status, decision.reason, current.restarts)]
     if ended:
         return ended
-    if settled(lambda: _alive(record, deps, running, budget)):
-        return [_stalled(record, deps)]
-    return _unsuggested(record, deps)
+    if settled(lambda: _alive(current, deps, running, budget)):
+        return [_stalled(current, deps)]
+    return _unsuggested(current, deps)
 
 
 def _current(record: StudyRecord, deps: Deps) -> StudyRecord | None:
