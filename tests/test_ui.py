@@ -290,6 +290,38 @@ def test_trial_log_and_studies_list_follow_a_running_trial(service: Service, pag
     assert log.count("epoch=1 ") == 1 and log.rstrip().splitlines()[-1].startswith("loss=")
 
 
+CHATTY = """import pathlib, sys, time
+go, done = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+print("started", flush=True)
+while not go.exists():
+    time.sleep(0.05)
+for i in range(40_000):
+    print(f"line {i:06d} " + "x" * 90)
+print("loss=1", flush=True)
+while not done.exists():
+    time.sleep(0.05)
+"""
+
+
+def test_a_followed_log_far_behind_jumps_to_its_end_and_the_page_keeps_its_latest_part(service: Service, page: Page):
+    """A trial prints 4 MB at once while its page follows it: the page shows its end with a note
+    of what it does not show, not every chunk one after another, and holds at most about a MiB."""
+    go, done = service.workdir / "chatty-go", service.workdir / "chatty-done"
+    definition = study_definition(name="ui-chatty", maxTrials=1, parallelism=1, trialTemplate={
+        "command": [sys.executable, "-c", CHATTY, str(go), str(done), "${trialParameters.x}"]})
+    assert post(service, definition) == 201
+    eventually(lambda: service.request("GET", "/studies/ui-chatty/trials/0")[0] == 200, "trial 0", timeout=20)
+    page.goto(service.base + "/ui/studies/ui-chatty/trials/0")
+    expect(page.locator("#log")).to_contain_text("started", timeout=CHART_WAIT_MS)
+    go.touch()
+    expect(page.locator("#log")).to_contain_text("loss=1", timeout=CHART_WAIT_MS)
+    text = page.evaluate("document.getElementById('log').textContent")
+    assert "line 039999 " in text and "line 000000 " not in text
+    assert "earlier bytes not shown (open the log)" in text and len(text) <= 1024 * 1024 + 256 * 1024
+    done.touch()
+    expect(page.locator("#trial-state")).to_have_text("COMPLETE", timeout=CHART_WAIT_MS)
+
+
 def test_a_followed_log_starts_a_new_attempt_from_its_beginning_after_a_preemption(service: Service, page: Page):
     """Attempt 1 is killed from outside (a preemption) and the trial runs again: the page reads
     attempt 2's log from its first byte, after a separator, and links attempt 1's log."""

@@ -5,6 +5,7 @@
 const katuna = (() => {
   const REFRESH_MS = 3000;
   const LOG_POLL_MS = 1000;
+  const LOG_KEEP = 1024 * 1024;
   const STUDY_REFRESH_MS = 5000;
   const CHART_TRIES = 4;
 
@@ -212,25 +213,47 @@ const katuna = (() => {
     let attempt = Number(log.dataset.attempt);
     let offset = -1;
     const read = (at, from) => getJSON(`${log.dataset.src}?offset=${from}${at ? `&attempt=${at}` : ""}`);
-    const show = (chunk) => {
-      if (chunk.skipped) {
-        const note = Object.assign(document.createElement("a"),
-          {href: `${log.dataset.full}?attempt=${chunk.attempt}`, className: "muted"});
-        note.textContent = `… ${chunk.skipped} earlier bytes not shown (the whole log)\n`;
-        log.append(note);
+    const note = (at, words) => {
+      const link = Object.assign(document.createElement("a"),
+        {href: `${log.dataset.full}?attempt=${at}`, className: "muted"});
+      link.textContent = `… ${words} not shown (open the log)\n`;
+      return link;
+    };
+    // The page holds the latest LOG_KEEP characters at most, in whole chunks: a trial printing
+    // megabytes a second would otherwise fill it without end.
+    const trim = () => {
+      let trimmed = false;
+      while (log.childNodes.length > 1 && log.textContent.length > LOG_KEEP) {
+        log.firstChild.remove();
+        trimmed = true;
       }
+      if (trimmed) log.prepend(note(attempt, "earlier output"));
+    };
+    const show = (chunk) => {
+      if (chunk.skipped) log.append(note(chunk.attempt, `${chunk.skipped} earlier bytes`));
       const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
       log.append(chunk.text);
       offset = chunk.offset;
+      trim();
       if (atBottom) log.scrollTop = log.scrollHeight;
+    };
+    // The next chunk of attempt ``at`` (the current one when null); more than a chunk behind, the
+    // attempt's last chunk in place of all that is shown, as the first read shows it, so the
+    // page keeps up however fast the trial prints.
+    const next = async (at) => {
+      const chunk = await read(at, offset);
+      if (!chunk.more || offset < 0 || chunk.attempt !== attempt) return chunk;
+      log.replaceChildren();
+      return read(chunk.attempt, -1);
     };
     const switchTo = async (next) => {
       if (offset >= 0) {
         try {
-          for (let chunk = {more: true}; chunk.more;) {
-            chunk = await read(attempt, offset);
+          let chunk;
+          do {
+            chunk = await next(attempt);
             show(chunk);
-          }
+          } while (chunk.more);
         } catch (error) {
           log.append(`\n(the rest of attempt ${attempt}'s log could not be read: ${error.message})`);
         }
@@ -246,7 +269,7 @@ const katuna = (() => {
     const poll = async () => {
       let chunk;
       try {
-        chunk = await read(null, offset);
+        chunk = await next(null);
         if (chunk.attempt !== attempt) {
           const fresh = offset < 0;
           await switchTo(chunk.attempt);
