@@ -124,6 +124,7 @@ VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     **{f"gke_{key}": (f"GKE_{key.upper()}", str)
        for key in ("project", "location", "cluster", "endpoint", "node_service_account")},
     "service_accounts": ("SERVICE_ACCOUNTS", _list), "service_secrets": ("SERVICE_SECRETS", _list),
+    "service_claims": ("SERVICE_CLAIMS", _list),
     "trial_pod_security": ("TRIAL_POD_SECURITY", str),
     "template_namespaces": ("TEMPLATE_NAMESPACES", _list),
     "eks_cluster": ("EKS_CLUSTER", str), "eks_node_role": ("EKS_NODE_ROLE", str),
@@ -167,7 +168,9 @@ class Settings:
     as one is refused, and ``KATUNA_K8S_SERVICE_ACCOUNT`` may not name one; ``KATUNA_SERVICE_SECRETS``
     (comma-separated, default ``katuna-api-token``), the service's own Secrets: a study whose trial
     pods would name one (an env, a volume, an image pull Secret) is refused, and
-    ``KATUNA_K8S_IMAGE_PULL_SECRETS`` may not name one; ``KATUNA_TRIAL_POD_SECURITY``: ``baseline``
+    ``KATUNA_K8S_IMAGE_PULL_SECRETS`` may not name one; ``KATUNA_SERVICE_CLAIMS`` (comma-separated,
+    default ``katuna-data``), the service's own PersistentVolumeClaims (its database): a study
+    whose trial pods would mount one is refused; ``KATUNA_TRIAL_POD_SECURITY``: ``baseline``
     (the default: a study whose trial pods ask for what Kubernetes' baseline Pod Security Standard
     forbids, a privileged container or the node's files or namespaces, is refused) or
     ``privileged`` (no such check); ``KATUNA_TEMPLATE_NAMESPACES`` (comma-separated namespaces,
@@ -285,6 +288,7 @@ class Settings:
     k8s_service_account: str | None = None
     service_accounts: tuple[str, ...] = ("katuna",)
     service_secrets: tuple[str, ...] = ("katuna-api-token",)
+    service_claims: tuple[str, ...] = ("katuna-data",)
     trial_pod_security: str = "baseline"
     template_namespaces: tuple[str, ...] = ()
     k8s_image_pull_secrets: tuple[str, ...] = ()
@@ -451,6 +455,7 @@ class Settings:
                        image_pull_secrets=self.k8s_image_pull_secrets, ttl_seconds_after_finished=self.k8s_ttl_seconds,
                        default_resources=self.k8s_default_resources, start_allowance=self.k8s_start_allowance,
                        reserved_accounts=self.service_accounts, reserved_secrets=self.service_secrets,
+                       reserved_claims=self.service_claims,
                        sender_subjects=self.oidc_subjects, pod_security=self.trial_pod_security)
 
     @property

@@ -558,3 +558,28 @@ def test_posting_a_workflow_whose_account_an_earlier_step_writes_is_refused(serv
     assert [p["path"] for p in body["problems"]] == ["spec.trialTemplate.trialSpec.spec.templates[0].serviceAccountName"]
     assert service.json("GET", "/studies/late-account")[0] == 404
     assert not [key for key in cluster.workloads if "late-account" in str(key)]
+
+
+def test_the_services_database_claim_and_another_attempts_report_token_are_refused_its_own_token_is_not():
+    """A trial pod mounting the service's database (``katuna-data``) would read every study's
+    report key and could write a study of its own; one reading another attempt's report-token
+    Secret could report for that trial. Both are refused at their fields; the attempt's own
+    token, which katuna gives it, is rendered."""
+    trial_spec = _job(main={"image": "python:3.12", "env": [
+        {"name": "T", "valueFrom": {"secretKeyRef": {"name": "victim-0.report", "key": "token"}}}]},
+        volumes=[{"name": "db", "persistentVolumeClaim": {"claimName": "katuna-data"}}])
+    spec, _ = load_definition(_native("claims", trial_spec))
+    service = Settings.from_env({}).cluster_defaults()
+    assert service.reserved_claims == ("katuna-data",)
+    found = {p.path: p.message for p in study_problems(spec, service)}
+    assert set(found) == {"trialTemplate.trialSpec.spec.template.spec.volumes[0].persistentVolumeClaim.claimName",
+                          "trialTemplate.trialSpec.spec.template.spec.containers[0].env[0].valueFrom.secretKeyRef.name"}
+    assert any("own PersistentVolumeClaims (its database)" in m for m in found.values())
+    assert any("a trial may never read another's" in m for m in found.values())
+    mine = _native("mine", _job(main={"image": "python:3.12"}))
+    mine_spec, _ = load_definition(mine)
+    launch = TrialLaunch("mine", "u1", 0, 1, "mine-0", [], {"KATUNA_REPORT_TOKEN": "t"}, ".", None,
+                         trial_spec=mine_spec.trial_template.trial_spec, primary_container="main", params={"x": 1.0})
+    env = render_job(launch, service)["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {"name": "KATUNA_REPORT_TOKEN", "valueFrom": {"secretKeyRef": {"name": "mine-0.report", "key": "token"}}} \
+        in env, env

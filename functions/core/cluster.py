@@ -53,6 +53,9 @@ class Cluster:
     reserved_secrets: tuple[str, ...] = ()
     """The katuna service's own Secrets, which no trial pod may name (from the service's
     settings; see :mod:`functions.core.trial_identity`)."""
+    reserved_claims: tuple[str, ...] = ()
+    """The katuna service's own PersistentVolumeClaims (its database), which no trial pod may
+    mount (from the service's settings; see :mod:`functions.core.trial_identity`)."""
     sender_subjects: tuple[str, ...] = ()
     """The subjects katuna takes events from (from the service's settings; see
     :mod:`functions.core.senders`): no trial pod may run as an account they name in its namespace."""
@@ -78,6 +81,7 @@ class Cluster:
             default_resources=self.default_resources or defaults.default_resources,
             reserved_accounts=defaults.reserved_accounts,
             reserved_secrets=defaults.reserved_secrets,
+            reserved_claims=defaults.reserved_claims,
             sender_subjects=defaults.sender_subjects,
             pod_security=defaults.pod_security,
             start_allowance=_first(self.start_allowance, defaults.start_allowance, START_ALLOWANCE),

@@ -54,11 +54,19 @@ def check_report(key: str, data: Mapping[str, Any]) -> None:
                            f"{data['study']!r} refused: its token is not that attempt's ({ENV})", TRIAL_PROGRESS)
 
 
+HOLDER_SUFFIX = ".report"
+
+
 def holder_name(workload: str) -> str:
     """The name of the Secret holding the token of the attempt whose Job (or workload of another
     kind) is named ``workload``: a DNS subdomain with a dot, which no Job or workload name of
     katuna's (DNS labels) has, so it is told apart from anything else katuna names."""
-    return f"{workload}.report"
+    return f"{workload}{HOLDER_SUFFIX}"
+
+
+def is_holder(secret: str) -> bool:
+    """Whether ``secret`` is named as an attempt's token Secret is (:func:`holder_name`)."""
+    return secret.endswith(HOLDER_SUFFIX)
 
 
 def env_entries(env: Mapping[str, str], workload: str) -> list[dict[str, Any]]:

@@ -29,6 +29,12 @@ does is refused (:mod:`functions.core.pod_spec_patch`). A field name is matched 
 case, as Argo's decoder of a patch matches it (the API server drops such a field elsewhere, so
 refusing it there costs nothing).
 
+The service's database is a PersistentVolumeClaim of that namespace too (``katuna-data``): a
+pod scheduled beside the service's could mount it, read every study's report key and write a
+study of its own; a study mounting one of the service's claims (``KATUNA_SERVICE_CLAIMS``) is
+refused. So is one naming a Secret of an attempt's report token (``<job>.report``, katuna's own:
+:func:`functions.core.report_token.holder_name`), which would let its trial report for another.
+
 A name holding an expression that Argo (``{{...}}``) or Tekton (``$(...)``) fills in is refused
 too: the controller fills it in after katuna's check, perhaps from an earlier step's outputs,
 which trial code writes, so it could be any name.
@@ -43,7 +49,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from functions.core import pod_security, pod_spec_patch, senders, template
+from functions.core import pod_security, pod_spec_patch, report_token, senders, template
 from functions.core.cluster import Cluster
 from functions.core.errors import InvalidStudy, Problem, RefusedWorkload
 from functions.core.spec import Study
@@ -104,7 +110,8 @@ def study_problems(spec: Study, service: Cluster) -> list[Problem]:
     account, namespace = spec.kubernetes.service_account, spec.kubernetes.with_defaults(service).namespace
     return (unreadable + _accounts(account, strings, service.reserved_accounts)
             + _senders(account, strings, service, namespace or "default")
-            + _secrets(spec.kubernetes.image_pull_secrets, strings, service.reserved_secrets) + beyond)
+            + _secrets(spec.kubernetes.image_pull_secrets, strings, service.reserved_secrets)
+            + _claims(strings, service.reserved_claims) + beyond)
 
 
 def account_problems(spec: Study, reserved: Iterable[str]) -> list[Problem]:
@@ -130,7 +137,10 @@ def check_launch(cluster: Cluster, workload: Mapping[str, Any] | None,
     strings, found = _trial_strings(workload, filled=True)
     found += _accounts(cluster.service_account, strings, cluster.reserved_accounts)
     found += _senders(cluster.service_account, strings, cluster, cluster.namespace or "default")
-    found += _secrets(cluster.image_pull_secrets, strings, cluster.reserved_secrets)
+    own = (workload or {}).get("metadata", {}).get("name")
+    found += _secrets(cluster.image_pull_secrets, strings, cluster.reserved_secrets,
+                      report_token.holder_name(own) if isinstance(own, str) else None)
+    found += _claims(strings, cluster.reserved_claims)
     if workload is not None and cluster.pod_security == pod_security.BASELINE:
         found += pod_security.launch_problems(trial_spec, workload)
     if found:
@@ -145,7 +155,8 @@ def _refusal(cluster: Cluster, found: list[Problem], trial_spec: Mapping[str, An
     account, namespace = cluster.service_account, cluster.namespace or "default"
     as_stored = {*unreadable, *_accounts(account, strings, cluster.reserved_accounts),
                  *_senders(account, strings, cluster, namespace),
-                 *_secrets(cluster.image_pull_secrets, strings, cluster.reserved_secrets)}
+                 *_secrets(cluster.image_pull_secrets, strings, cluster.reserved_secrets),
+                 *_claims(strings, cluster.reserved_claims)}
     return InvalidStudy(found) if as_stored.intersection(found) else RefusedWorkload(found)
 
 
@@ -180,12 +191,33 @@ def _sender(path: str, account: str, namespace: str) -> Problem:
                          "name an account made for trials (or none)")
 
 
-def _secrets(pull_secrets: Iterable[str], strings: Iterable[tuple[str, str]], reserved: Iterable[str]) -> list[Problem]:
-    """Where the ``kubernetes`` section's ``pull_secrets`` or a ``trialSpec``'s ``strings`` name a ``reserved`` Secret."""
+def _secrets(pull_secrets: Iterable[str], strings: Iterable[tuple[str, str]], reserved: Iterable[str],
+             own: str | None = None) -> list[Problem]:
+    """Where the ``kubernetes`` section's ``pull_secrets`` or a ``trialSpec``'s ``strings`` name a
+    ``reserved`` Secret, or an attempt's report token's other than the ``own`` one katuna gave it."""
     given: list[tuple[str, str | None]] = [(f"kubernetes.imagePullSecrets[{i}]", name)
                                            for i, name in enumerate(pull_secrets)]
     given += [(path, value) for path, value in strings if secret_field(path)]
-    return _reserved(given, reserved, _secret)
+    return _reserved(given, reserved, _secret) + [_token(path, value) for path, value in given
+                                                  if value is not None and value != own
+                                                  and report_token.is_holder(value)]
+
+
+def _token(path: str, secret: str) -> Problem:
+    return Problem(path, f"{secret!r} is the Secret of a trial attempt's report token (katuna's own, named "
+                         "<job>.report); a trial may never read another's, which would let it report for that trial")
+
+
+def _claims(strings: Iterable[tuple[str, str]], reserved: Iterable[str]) -> list[Problem]:
+    """Where a ``trialSpec``'s ``strings`` mount a ``reserved`` PersistentVolumeClaim (a
+    ``persistentVolumeClaim`` volume's ``claimName``)."""
+    return _reserved([(path, value) for path, value in strings if path.rpartition(".")[2].lower() == "claimname"],
+                     reserved, _claim)
+
+
+def _claim(path: str, claim: str) -> Problem:
+    return Problem(path, f"{claim!r} is one of the katuna service's own PersistentVolumeClaims (its database); trials "
+                         "may never mount it: name a claim made for trials")
 
 
 def _reserved(given: Iterable[tuple[str, str | None]], reserved: Iterable[str],
