@@ -208,7 +208,7 @@ class Settings:
     of a chatty trial's (:mod:`functions.core.log_keep`).
     ``KATUNA_TRIAL_ENV`` (comma-separated names, none by default): variables of the service's
     environment that local trial processes get besides their minimal one (say
-    ``CUDA_VISIBLE_DEVICES``); ``KATUNA_API_TOKEN`` is refused. ``KATUNA_LOOKAHEAD`` (1): trials
+    ``CUDA_VISIBLE_DEVICES``); a ``KATUNA_*`` name (the API and metrics tokens among them) is refused. ``KATUNA_LOOKAHEAD`` (1): trials
     ``katuna run`` asks the sampler for ahead of a free slot, while the study's trials run, so a
     slot that frees is refilled without waiting for the sampler (0: ask only when a slot frees).
 
@@ -347,8 +347,10 @@ class Settings:
             raise InvalidSetting(f"{PREFIX}EXECUTOR: expected local or kubernetes, got {settings.executor!r}")
         settings._check_node_pools()
         settings._check_trial_identity()
-        if f"{PREFIX}API_TOKEN" in settings.trial_env:
-            raise InvalidSetting(f"{PREFIX}TRIAL_ENV: trials may never get {PREFIX}API_TOKEN; remove it from the list")
+        own = [name for name in settings.trial_env if name.startswith(PREFIX)]
+        if own:
+            raise InvalidSetting(f"{PREFIX}TRIAL_ENV: trials may never get the service's own {PREFIX}* variables "
+                                 f"(its tokens among them): remove {', '.join(own)} from the list")
         settings._check_sessions_and_dead_letters()
         settings._check_sizes()
         if settings.lookahead < 0:

@@ -694,6 +694,9 @@ def test_job_events_from_a_broker_end_a_trial_once(kube: KubeStub, tmp_path: Pat
         assert sink.wait(2)[1][0]["ce-type"] == "dev.katuna.trial.finished"
         foreign = {"metadata": {"name": "other", "labels": {"app": "x"}}}
         assert _job_event(service, "update", foreign) == ""
+        for number in ("9" * 20, "9" * 5000):
+            huge = {"metadata": {**job["metadata"], "labels": {**job["metadata"]["labels"], "katuna.dev/trial": number}}}
+            assert _job_event(service, "update", {**job, "metadata": huge["metadata"]}) == "", "no trial of katuna's"
     finally:
         service.close()
         sink.close()

@@ -59,11 +59,12 @@ def test_a_trial_gets_only_the_documented_variables(tmp_path: Path):
     assert env["KATUNA_ATTEMPT_ID"] == f"{env['KATUNA_STUDY_UID']}/0/1"
 
 
-def test_the_api_token_can_never_be_passed_through():
-    with pytest.raises(ValueError, match="KATUNA_TRIAL_ENV.*KATUNA_API_TOKEN"):
-        Settings.from_env({"KATUNA_TRIAL_ENV": "CUDA_VISIBLE_DEVICES,KATUNA_API_TOKEN"})
-    env = trial_environment({"KATUNA_API_TOKEN": "t", "PATH": "/bin"}, ["KATUNA_API_TOKEN"], {}, ("M", "m"))
-    assert "KATUNA_API_TOKEN" not in env
+@pytest.mark.parametrize("name", ["KATUNA_API_TOKEN", "KATUNA_METRICS_TOKEN", "KATUNA_DB"])
+def test_the_services_own_variables_can_never_be_passed_through(name: str):
+    with pytest.raises(ValueError, match=f"KATUNA_TRIAL_ENV.*remove {name}"):
+        Settings.from_env({"KATUNA_TRIAL_ENV": f"CUDA_VISIBLE_DEVICES,{name}"})
+    env = trial_environment({name: "t", "PATH": "/bin"}, [name], {}, ("M", "m"))
+    assert name not in env
 
 
 def test_a_study_cannot_take_over_the_attempt_marker():

@@ -106,7 +106,8 @@ def test_no_answer_but_the_static_files_is_kept_by_a_browser(service: Service):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("host, env", [("0.0.0.0", {}), ("192.0.2.1", {}), (None, {"KATUNA_ALLOWED_HOSTS": "katuna.example"})])
+@pytest.mark.parametrize("host, env", [("0.0.0.0", {}), ("192.0.2.1", {}), ("127.attacker.example", {}),
+                                       (None, {"KATUNA_ALLOWED_HOSTS": "katuna.example"})])
 def test_serve_refuses_to_expose_the_api_without_a_token(tmp_path: Path, host, env):
     done = refused_start(tmp_path, host=host, **env)
     assert done.returncode == 2, done.stderr

@@ -9,7 +9,7 @@ trial gets, and nothing else:
   service has them;
 - ``PYTHONUNBUFFERED=1``, so a Python trial's output arrives as it prints;
 - the variables an operator lists in ``KATUNA_TRIAL_ENV`` (say ``CUDA_VISIBLE_DEVICES``),
-  never ``KATUNA_API_TOKEN``;
+  never one of the service's own ``KATUNA_*`` (its API and metrics tokens among them);
 - the study's ``env``, and katuna's trial variables ``KATUNA_STUDY``, ``KATUNA_STUDY_UID``,
   ``KATUNA_TRIAL``, ``KATUNA_ATTEMPT`` and ``KATUNA_OBJECTIVE``;
 - ``KATUNA_ATTEMPT_ID``, the marker by which the attempt's processes are found
@@ -28,8 +28,9 @@ KEPT = ("HOME", "USER", "LOGNAME", "LANG", "TZ", "TMPDIR")
 KEPT_PREFIXES = ("LC_",)
 """Prefixes of variables every trial gets (the locale's categories)."""
 
-NEVER = frozenset({"KATUNA_API_TOKEN"})
-"""Variables never passed on, whatever the operator lists."""
+NEVER_PREFIX = "KATUNA_"
+"""The service's own variables, never passed on, whatever the operator lists (the settings
+refuse such a name too)."""
 
 
 def trial_environment(service: Mapping[str, str], pass_through: Iterable[str], study_env: Mapping[str, str],
@@ -37,7 +38,7 @@ def trial_environment(service: Mapping[str, str], pass_through: Iterable[str], s
     """The environment of a trial process, from the service's environment ``service``."""
     wanted = set(KEPT) | set(pass_through)
     env = {name: value for name, value in service.items()
-           if name not in NEVER and (name in wanted or name.startswith(KEPT_PREFIXES))}
+           if not name.startswith(NEVER_PREFIX) and (name in wanted or name.startswith(KEPT_PREFIXES))}
     env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), service.get("PATH", os.defpath)])
     env["PYTHONUNBUFFERED"] = "1"
     env.update(study_env)

@@ -23,6 +23,10 @@ MISSING: Any = object()
 
 OPERATORS = ("==", "!=", "<=", ">=", "<", ">", "!%", "%")
 
+MAX_NESTING = 32
+"""Brackets and parentheses a path may nest: the paths are read (and applied) recursively, and a
+condition nested thousands deep would exhaust Python's recursion; Katib's conditions nest two or three."""
+
 
 class GjsonError(ValueError):
     """A path outside the supported subset, or not a path at all."""
@@ -92,6 +96,8 @@ def _top_level(text: str, separators: str) -> list[int]:
             quoted = True
         elif char in "([{":
             depth += 1
+            if depth > MAX_NESTING:
+                raise GjsonError(f"brackets or parentheses nested deeper than {MAX_NESTING} in {text[:80]!r}")
         elif char in ")]}":
             depth -= 1
         elif char in separators and depth == 0:

@@ -18,7 +18,7 @@ from typing import Any
 
 from functions.core.cluster import ATTEMPT_LABEL, STUDY_LABEL, TRIAL_LABEL, UID_LABEL
 from functions.core.errors import StudyNotFound
-from functions.core.events import Event
+from functions.core.events import MAX_STORED_INT, Event
 from functions.core.records import RUNNING
 from functions.handlers.base import Deps, look
 
@@ -47,6 +47,13 @@ def _labels(workload: Mapping[str, Any]) -> dict[str, Any] | None:
         return None
     if not all(isinstance(labels[key], str) for key in (STUDY_LABEL, UID_LABEL)):
         return None
-    if not all(isinstance(labels[key], str) and labels[key].isascii() and labels[key].isdigit() for key in (TRIAL_LABEL, ATTEMPT_LABEL)):
+    if not all(_stored_int(labels[key]) for key in (TRIAL_LABEL, ATTEMPT_LABEL)):
         return None
     return labels
+
+
+def _stored_int(label: object) -> bool:
+    """Whether a label is a whole number the store holds (a label value is at most 63
+    characters, but 20 digits already pass SQLite's integers)."""
+    return (isinstance(label, str) and label.isascii() and label.isdigit() and len(label) <= 19
+            and int(label) <= MAX_STORED_INT)

@@ -11,6 +11,7 @@ answer instead of a broken pipe.
 from __future__ import annotations
 
 import io
+import ipaddress
 import time
 from urllib.parse import urlsplit
 
@@ -39,7 +40,15 @@ def host_name(host: str) -> str:
 
 
 def is_loopback(name: str) -> bool:
-    return host_name(name) in LOOPBACK_NAMES or host_name(name).startswith("127.")
+    """Whether ``name`` is a loopback name or address (``127.0.0.2``; never a name that only
+    begins like one, ``127.example.org``, which resolves wherever its owner wants)."""
+    host = host_name(name)
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def host_allowed(host: str, allowed: tuple[str, ...]) -> bool:
