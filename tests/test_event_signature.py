@@ -193,3 +193,25 @@ def test_a_signed_event_replayed_as_a_dead_letter_without_the_token_fails_no_stu
     finally:
         service.close()
         sink.close()
+
+
+def test_a_dead_letter_nobody_vouches_for_is_kept_as_a_bounded_summary(tmp_path: Path):
+    """Without the API token, and of an event katuna did not sign, a dead letter could come from
+    anyone who reaches the service: what is kept of it is its attributes, cut, and its reason,
+    cut, not its body (a thousand of a MiB each would fill the service's disk)."""
+    from http_helpers import Service
+
+    token = "summary-token-0123456789"
+    service = Service(tmp_path, workers=1, KATUNA_API_TOKEN=token, KATUNA_EVENTS="reply", K_SINK="http://127.0.0.1:9")
+    try:
+        headers = {"ce-specversion": "1.0", "ce-type": "dev.katuna.trial.finished", "ce-source": "/anyone",
+                   "ce-id": "x" * 1000, "content-type": "application/json", "ce-knativeerrorcode": "500",
+                   "ce-knativeerrordata": base64.b64encode(b"r" * 700).decode()}
+        body = json.dumps({"study": "s", "uid": "u", "padding": "p" * 500_000})
+        status, _, _ = service.request("POST", "/dead-letters", body, headers)
+        assert status == 202
+        [kept] = service.json("GET", "/dead-letters", headers={"Authorization": f"Bearer {token}"})[1]
+        assert kept["event"]["id"] == "x" * 256 and "padding" not in kept["event"]["data"]
+        assert "data not kept" in kept["event"]["data"]["katuna"] and len(kept["reason"]) <= 1024
+    finally:
+        service.close()

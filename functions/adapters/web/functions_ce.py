@@ -104,8 +104,8 @@ def dead_letter():
         failed = letter.fails_study and _failed(runtime, letter)
     except KatunaError as exc:
         return error_response(exc, resource=False)
-    event = letter.event
-    runtime.store().add_dead_letter(event, letter.reason, keep=runtime.settings.max_dead_letters)
+    event, reason = (letter.event, letter.reason) if letter.authentic else _unvouched(letter)
+    runtime.store().add_dead_letter(event, reason, keep=runtime.settings.max_dead_letters)
     if failed:
         log.error("dead letter %s (%s), its study failed: %s", event.type, event.id, letter.reason)
     elif not letter.authentic:
@@ -114,6 +114,23 @@ def dead_letter():
     else:
         log.warning("dead letter %s (%s), its study left to the tick: %s", event.type, event.id, letter.reason)
     return "", 202, {"Katuna-Recorded": event.id, "Katuna-Study-Failed": str(failed).lower()}
+
+
+UNVOUCHED_KEPT = 256
+"""Characters kept of each attribute, and four times that of the reason, of a dead letter nobody
+vouches for."""
+
+
+def _unvouched(letter: cloudevents_http.DeadLetter) -> tuple[Event, str]:
+    """What is kept of a dead letter that came without the API token, of an event katuna did not
+    sign: anyone who reaches the service could send it, so its attributes are cut and its data
+    not kept, and a thousand of them (``KATUNA_MAX_DEAD_LETTERS``) hold kilobytes each, not
+    their bodies' megabytes."""
+    event, cut = letter.event, UNVOUCHED_KEPT
+    summary = Event(event.type[:cut], {"katuna": "data not kept: the letter came without the API token, and its "
+                                                 "event without katuna's signature"},
+                    event.id[:cut], event.source[:cut], (event.subject or "")[:cut] or None, event.time[:cut])
+    return summary, letter.reason[:4 * cut]
 
 
 def _failed(runtime: Application, letter: cloudevents_http.DeadLetter) -> bool:
