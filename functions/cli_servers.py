@@ -123,7 +123,7 @@ def optuna_dashboard(db: str | None, host: str, port: int) -> None:
                   highlight=False)
     try:
         storage = DashboardStorage(store.optuna_storage(), lambda reason: HTTPError(403, reason))
-        run(guarded(wsgi(storage), storage.refused_request), host=host, port=port, quiet=True,
+        run(guarded(wsgi(storage), storage.refused_request, settings.max_body), host=host, port=port, quiet=True,
             **dashboard_server(settings.client_timeout))
     finally:
         store.close()

@@ -88,7 +88,7 @@ def test_optuna_dashboard_keeps_notes_and_refuses_every_other_change(embedded, t
     run_study(embedded, study_definition(name="od-demo"), tmp_path)
     storage = embedded.store.optuna_storage()
     before = [(t.number, t.state, t.values) for t in optuna.load_study(study_name="od-demo", storage=storage).trials]
-    with dashboard(tmp_path) as base:
+    with dashboard(tmp_path, KATUNA_MAX_BODY="4096") as base:
         [summary] = get(base + "/api/studies")["study_summaries"]
         study = f"{base}/api/studies/{summary['study_id']}"
         trial = get(study)["trials"][0]["trial_id"]
@@ -101,6 +101,8 @@ def test_optuna_dashboard_keeps_notes_and_refuses_every_other_change(embedded, t
                                                                "clicked": 0}),
         }
         renamed = send("POST", f"{study}/rename", {"study_name": "renamed"})
+        huge = send("PUT", f"{study}/note", {"version": 1, "body": "n" * 5000})
+        assert huge[0] == 413 and "at most 4096 bytes (KATUNA_MAX_BODY)" in huge[1]["message"]
         assert send("PUT", f"{study}/note", {"version": 1, "body": "baseline"})[0] == 204
         assert [s["study_name"] for s in get(base + "/api/studies")["study_summaries"]] == ["od-demo"]
         assert get(study)["note"]["body"] == "baseline"

@@ -23,16 +23,23 @@ def _none(method: str, path: str) -> str | None:
     return None
 
 
-def guarded(app: WSGIApplication, refused: Callable[[str, str], str | None] = _none) -> WSGIApplication:
+def guarded(app: WSGIApplication, refused: Callable[[str, str], str | None] = _none,
+            max_body: int = 1 << 20) -> WSGIApplication:
     """``app`` answering only requests that name a loopback Host, and writes only from its own
-    pages or from scripts; every answer forbids framing. ``refused(method, path)`` says why a
-    request is refused before ``app`` sees it (403, ``{"reason": ...}``), or None."""
+    pages or from scripts, with bodies of at most ``max_body`` bytes (``KATUNA_MAX_BODY``: a
+    note of 50 MB was taken, and every later load of Optuna's storage replayed it); every
+    answer forbids framing. ``refused(method, path)`` says why a request is refused before
+    ``app`` sees it (403, ``{"reason": ...}``), or None."""
 
     def serve(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request = Request(environ)
         if not guard.host_allowed(request.host, ()):
             return _refuse(start_response, "400 Bad Request", "host_not_allowed",
                            f"Host {request.host!r} is not served here: open the dashboard at 127.0.0.1 or localhost")
+        chunked = request.content_length is None and "chunked" in (request.headers.get("Transfer-Encoding") or "").lower()
+        if chunked or (request.content_length or 0) > max_body:
+            return _refuse(start_response, "413 Request Entity Too Large", "request_entity_too_large",
+                           f"expected a body of at most {max_body} bytes (KATUNA_MAX_BODY), with its Content-Length")
         if request.method in guard.WRITE_METHODS and guard.same_origin(request) is False:
             return _refuse(start_response, "403 Forbidden", "cross_origin", "writes from another site are refused")
         reason = refused(request.method, request.path)
