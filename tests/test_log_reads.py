@@ -142,3 +142,11 @@ def test_a_log_read_as_a_stream_keeps_the_whole_lines_of_its_first_and_last_byte
     reads = StreamedLogReads(lambda launch: iter(["one\n", "two\n", "three\n", "four\n", "€nd\n"]))
     assert "".join(reads.ends(None, 8, 11)) == "one\ntwo\n" + note(6, 8, 11) + "four\n€nd\n"
     assert "".join(reads.ends(None, 100, 100)) == "one\ntwo\nthree\nfour\n€nd\n"
+
+
+def test_a_logs_window_shows_no_terminal_escape_sequences():
+    """A training logger's colours, a window title and a screen clear are no text a page shows;
+    the window's byte offsets still count them."""
+    data = b"\x1b[31mred text\x1b[0m \x1b]0;a title\x07\x1b[2Jloss=0.5\r\n"
+    window = window_of(data, 0, 1000, False)
+    assert window.text == "red text loss=0.5\n" and window.offset == len(data)

@@ -55,6 +55,9 @@ def test_too_many_failures_says_why_the_latest_failed():
                                'start: image "pyton:3.12" cannot be pulled; its pod demo-7-x: ...')
     long = replace(failed, reason="x" * 1000)
     assert decide(study, Counts(failed=3), long, 0).reason.endswith("trial 7: " + "x" * 297 + "...")
+    crashed = replace(failed, reason="exited with code 3; last lines:\nTraceback (most recent call last):")
+    assert decide(study, Counts(failed=3), crashed, 0).reason.endswith("trial 7: exited with code 3"), \
+        "no dangling lead to the output the trial's own reason shows"
 
 
 def test_goal_is_inclusive():

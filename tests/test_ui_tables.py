@@ -76,3 +76,18 @@ def test_a_categorical_parameter_is_offered_no_range_and_one_asked_for_is_refuse
         assert answer.status_code == 400
         assert "field: 'param:c' takes labels, not numbers" in html.unescape(answer.text)
     assert shown(client, "sort=param:c", "c") == ["crash"] * 3 + ["ok"] * 3, "its labels still sort"
+
+
+def test_a_range_filters_bounds_are_kept_as_given_so_applying_it_again_matches_the_same(client):
+    """The form shows the bounds it was given, as they read back, not rounded: the same Apply
+    again (say with another page size) filters the same trials."""
+    page = client.get(f"{TABLE}?field=param:b&min=0.1237238&max=31.9999999")
+    assert 'value="0.1237238"' in page.text and 'value="31.9999999"' in page.text
+
+
+def test_a_dashboard_path_with_nothing_there_is_the_dashboards_error_page(client):
+    for path in ("/ui/studies", "/ui/nonexistent", "/ui/studies/katib-like/trials/abc"):
+        answer = client.get(path)
+        assert answer.status_code == 404 and answer.mimetype == "text/html", path
+        assert "Not Found" in answer.text and 'href="/ui/"' in answer.text
+    assert client.get("/studies/katib-like/nothing").mimetype == "application/json", "the API keeps its JSON"

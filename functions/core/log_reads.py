@@ -9,6 +9,7 @@ UTF-8 character, so each piece decodes whole, and the offset after it is where t
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple, Protocol
@@ -62,8 +63,20 @@ def whole_chars(data: bytes) -> int:
 
 def as_text(data: bytes) -> str:
     """Log bytes as text, line breaks as :mod:`functions.core.lines` has them (``\\r\\n`` and
-    ``\\r`` become ``\\n``); undecodable bytes are replaced."""
-    return data.decode("utf-8", errors="replace").replace("\r\n", "\n").replace("\r", "\n")
+    ``\\r`` become ``\\n``), without terminal escape sequences (:func:`without_escapes`);
+    undecodable bytes are replaced."""
+    return without_escapes(data.decode("utf-8", errors="replace").replace("\r\n", "\n").replace("\r", "\n"))
+
+
+_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]")
+"""A terminal's escape sequences: colours and cursor moves (CSI), window titles (OSC), and the
+two-character ones."""
+
+
+def without_escapes(text: str) -> str:
+    """``text`` without the escape sequences a training logger colours its output with, which a
+    page would show as raw control characters."""
+    return _ESCAPES.sub("", text)
 
 
 def window_of(data: bytes, offset: int, limit: int, from_end: bool) -> LogWindow:

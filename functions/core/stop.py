@@ -65,10 +65,11 @@ def decide(
 
 def _latest_failure(trial: TrialRecord | None) -> str:
     """Why the trial that just failed did, its reason's first line (at most
-    :data:`LATEST_FAILURE_CHARS`), to follow the count of failed trials; "" for any other trial."""
+    :data:`LATEST_FAILURE_CHARS`, without the "last lines:" that leads to the output the trial's
+    own reason shows), to follow the count of failed trials; "" for any other trial."""
     if trial is None or trial.state != FAIL or not trial.reason:
         return ""
-    first = trial.reason.split("\n", 1)[0]
+    first = trial.reason.split("\n", 1)[0].removesuffix("; last lines:")
     cut = first if len(first) <= LATEST_FAILURE_CHARS else first[:LATEST_FAILURE_CHARS - 3] + "..."
     return f"; the latest, trial {trial.number}: {cut}"
 

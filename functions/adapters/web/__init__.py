@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from flask import Flask, Response, current_app, g, jsonify, redirect, request, url_for
+from flask import Flask, Response, current_app, g, jsonify, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from functions.adapters.web import api, functions_ce, guard, peers, ui
@@ -197,10 +197,14 @@ def _too_large(limit: int) -> str:
 
 
 def _http_error(exc: HTTPException):
+    """An HTTP error as JSON (the API's one shape); a dashboard page's as the dashboard's error
+    page, whose links lead back."""
     error = (exc.name or "error").lower().replace(" ", "_")
     if isinstance(exc, RequestEntityTooLarge):
         return guard.refusal(request, 413, error, _too_large(current_app.extensions["katuna"].settings.max_body))
     status = exc.code or 500
+    if ui.is_page(request.path) and request.method == "GET":
+        return render_template("error.html", message=f"{exc.name}: {exc.description}"), status
     response = jsonify(error=error, message=exc.description, retryable=status == 503)
     response.status_code = status
     return response

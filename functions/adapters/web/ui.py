@@ -38,6 +38,7 @@ from functions.adapters.web.query import attempt_of, whole_number
 from functions.core.application import Application
 from functions.core.errors import KatunaError
 from functions.core.launch import trial_launch
+from functions.core.log_reads import without_escapes
 from functions.core.pareto import best_trials
 from functions.core.records import ACTIVE_STATES, STUDY_RUNNING, StudyRecord
 from functions.core.strict_json import dumps
@@ -156,7 +157,9 @@ def _csrf_token() -> dict:
 
 @blueprint.app_template_filter("when")
 def _when(value: float | None) -> str:
-    return tables.timestamp(value)
+    """A time as the pages show it, saying its zone."""
+    shown = tables.timestamp(value)
+    return f"{shown} UTC" if shown else ""
 
 
 @blueprint.app_template_filter("span")
@@ -173,6 +176,18 @@ def _num(value) -> str:
     if value is None:
         return ""
     return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+@blueprint.app_template_filter("plain")
+def _plain(text: str | None) -> str:
+    """Text a trial printed, without the terminal escape sequences that colour it."""
+    return without_escapes(text or "")
+
+
+@blueprint.app_template_filter("exact")
+def _exact(value) -> str:
+    """A number as it reads back to itself (a form's bound, applied again, is the same bound)."""
+    return "" if value is None else repr(value) if isinstance(value, float) else str(value)
 
 
 @blueprint.get("/vendor/plotly.min.js")

@@ -32,8 +32,16 @@ const katuna = (() => {
   }
 
   // A server-rendered part of the page, fetched again into its holder.
+  // The focused link (or element with an id) inside is focused again in the new content, so a
+  // keyboard or screen-reader user keeps their place while a table refreshes.
   async function refill(holder) {
+    const focused = holder.contains(document.activeElement) ? document.activeElement : null;
+    const key = focused && (focused.getAttribute("href") || focused.id);
     holder.innerHTML = await (await fetchData(holder.dataset.src, "text/html")).text();
+    if (key) {
+      const again = [...holder.querySelectorAll("a[href], [id]")].find((el) => (el.getAttribute("href") || el.id) === key);
+      if (again) again.focus();
+    }
   }
 
   // Studies list: refresh the table while any study runs, the next fetch timed from the end of
@@ -112,7 +120,10 @@ const katuna = (() => {
         }
         if (done !== finished) {
           refill(best).catch(() => null);
-          if (finished >= 0) charts.querySelectorAll("#plot-history, #plot-intermediate, #plot-pareto").forEach(redraw);
+          if (finished >= 0) {
+            charts.querySelectorAll("#plot-history, #plot-intermediate, #plot-pareto, .plot[data-message]")
+              .forEach(redraw);
+          }
         }
         finished = done;
       }
@@ -141,6 +152,17 @@ const katuna = (() => {
     status.textContent = study.status;
     status.className = `status ${study.status}`;
     document.getElementById("stop-reason").textContent = study.reason || study.status;
+    const span = document.getElementById("study-span");
+    if (span && study.startedAt) span.textContent = duration((study.completedAt || Date.now() / 1000) - study.startedAt);
+  }
+
+  // A duration as the server writes one (its ``span`` filter): 1.9s, 3m 05s, 2h 04m.
+  function duration(seconds) {
+    const whole = Math.round(seconds);
+    const hours = Math.floor(whole / 3600), minutes = Math.floor(whole / 60) % 60, secs = whole % 60;
+    const two = (n) => String(n).padStart(2, "0");
+    if (hours) return `${hours}h ${two(minutes)}m`;
+    return minutes ? `${minutes}m ${two(secs)}s` : `${seconds.toFixed(1)}s`;
   }
 
   function value(id) {
