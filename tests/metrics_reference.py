@@ -13,7 +13,7 @@ from functions.core.metrics import Observation, _as_float, _step, compile_filter
 
 KATIB_DEFAULT_FILTER = r"([\w|-]+)\s*=\s*([+-]?\d*(\.\d+)?([Ee][+-]?\d+)?)"
 NON_FINITE = re2.compile(r"(?i)(nan|inf(inity)?)\b")
-RFC3339 = re2.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+RFC3339 = re2.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}([.,]\d+)?(Z|[+-]\d{2}:\d{2})")
 
 
 def _rfc3339(text: str) -> str | None:

@@ -27,6 +27,10 @@ def test_a_leading_rfc3339_timestamp_is_kept():
     line = "2026-11-29T10:00:00.123Z accuracy=0.5"
     assert parse_text([line], ["accuracy"]) == [Observation("accuracy", 0.5, None, "2026-11-29T10:00:00.123Z")]
     assert parse_text(["notatime accuracy=0.5"], ["accuracy"]) == [Observation("accuracy", 0.5)]
+    comma = "2026-11-29T10:00:00,5Z"
+    assert parse_text([f"{comma} accuracy=0.5"], ["accuracy"])[0].timestamp == comma, "Go takes a comma too"
+    for lower in ("2026-11-29t10:00:00Z", "2026-11-29T10:00:00z"):
+        assert parse_text([f"{lower} accuracy=0.5"], ["accuracy"])[0].timestamp is None, "Go takes no lower case"
 
 
 def test_step_or_epoch_marks_intermediate_values():

@@ -39,9 +39,10 @@ number (``score=nan`` matches with an empty value); after a name and ``=`` (and 
 read here as the value it spells, so a trial reporting it fails as not finite instead of seeming
 never to report."""
 STEP_KEYS = ("step", "epoch")
-RFC3339 = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})")
+RFC3339 = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}([.,][0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})")
 """A timestamp as Go's ``time.RFC3339Nano`` layout parses it (what Katib's collector accepts):
-ASCII digits, as RE2's ``\\d`` (tried on every line that names a metric, so by ``re``)."""
+ASCII digits, as RE2's ``\\d`` (tried on every line that names a metric, so by ``re``); ``T`` and
+``Z`` upper-case, and ``.`` or ``,`` before the fraction, as Go's parser takes them."""
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ def rfc3339(text: str) -> str | None:
     if not RFC3339.fullmatch(text):
         return None
     try:
-        datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
+        datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
     return text
