@@ -107,3 +107,10 @@ def test_each_report_is_a_step_unless_the_output_names_its_steps():
     assert list(StepCounter("loss").steps(named)) == [(1, 0.5), (2, 0.4)], "a final value after the epochs is no step"
     counter = StepCounter("loss")
     assert [list(counter.steps(parse_text([line], ["loss"]))) for line in ("loss=1", "loss=2")] == [[(1, 1.0)], [(2, 2.0)]]
+
+
+def test_a_json_value_is_read_as_katibs_parse_float_reads_it():
+    """Python's ``float`` takes spaces around a number, ``_`` between digits and non-ASCII
+    digits; Go's ``ParseFloat``, which Katib's collector uses, takes none of them."""
+    lines = ['{"loss": " 0.3 "}', '{"loss": "1_0"}', '{"loss": "\u0660.\u0665"}', '{"loss": "0.25"}']
+    assert parse_json_lines(lines, ["loss"]) == [Observation("loss", 0.25)]

@@ -125,7 +125,11 @@ def _split_timestamp(line: str) -> tuple[str | None, str]:
 def _as_float(value: Any) -> float | None:
     """``value`` as a float, or None when it is no number. An integer beyond a float's range
     (a JSON counter such as ``10**400``) is the infinity of its sign, as ``1e400`` written out
-    reads: never an error that would stop the output's collection."""
+    reads: never an error that would stop the output's collection. Text is read as Go's
+    ``ParseFloat`` (Katib's) reads it, not as Python's ``float`` would: no spaces around it, no
+    ``_`` between digits, ASCII digits only (``٠.٥`` is no number there)."""
+    if isinstance(value, str) and (not value.isascii() or value != value.strip() or "_" in value):
+        return None
     try:
         return float(value)
     except OverflowError:
