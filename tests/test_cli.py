@@ -349,11 +349,17 @@ def _held_run(tmp_path: Path) -> tuple[Path, subprocess.Popen[str]]:
 
 
 def _wait_for_two_running_trials(tmp_path: Path, while_waiting: Callable[[], None] = lambda: None) -> None:
+    """Until two trials' processes run and the store has both as running (a process starts
+    before the transaction that marks its trial running commits)."""
+    def both() -> bool:
+        return len(list(tmp_path.glob("*.1.pid"))) == 2 and \
+            [t["state"] for t in _trials(tmp_path / "katuna.db")].count("RUNNING") == 2
+
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(list(tmp_path.glob("*.1.pid"))) < 2:
+    while time.monotonic() < deadline and not both():
         while_waiting()
         time.sleep(0.1)
-    assert len(list(tmp_path.glob("*.1.pid"))) == 2
+    assert both()
 
 
 def _assert_no_trial_outlives(tmp_path: Path) -> None:
