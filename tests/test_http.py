@@ -194,6 +194,7 @@ def test_auth_when_a_token_is_set(tmp_path: Path):
         status, _, body = post_study(service, study_definition(name="locked"))
         assert status == 401 and service.request(
             "GET", "/studies", headers={"Authorization": "Bearer s3cret"})[2] == b"[]"
+        assert "KATUNA_API_TOKEN is 6 characters" in (tmp_path / "serve.log").read_text(), "a short token is told"
     finally:
         service.close()
 
