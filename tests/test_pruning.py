@@ -17,7 +17,7 @@ from functions.core.errors import ForgedReport, InvalidStudy
 from functions.core.events import study_created, trial_finished, trial_progress
 from functions.core.launch import trial_launch
 from functions.core.metrics import Observation
-from functions.core.records import PRUNED, RUNNING, STUDY_RUNNING
+from functions.core.records import PRUNED, RUNNING, STUDY_RUNNING, StudyRecord
 from functions.core.report_token import attempt_token
 from functions.core.validate import parse_study
 from functions.dispatch import Dispatcher, MalformedEventData
@@ -152,6 +152,15 @@ def thresholded(tmp_path: Path, name: str) -> tuple[SqliteStore, LocalExecutor, 
     return store, executor, deps, Dispatcher(deps), definition
 
 
+def started(store: SqliteStore, deps: Deps, dispatcher: Dispatcher, definition: dict) -> tuple[StudyRecord, str]:
+    """The study of ``definition`` stored and started, its trial 0 running: its record, and the
+    report token of trial 0's first attempt."""
+    record, _ = store_study(deps, parse_study(definition), definition)
+    for event in dispatcher.deliver(study_created(record.name, record.uid)):
+        dispatcher.deliver(event)
+    return record, trial_launch(record, store.get_trial(record.name, 0)).progress.token
+
+
 def test_a_report_without_its_attempts_token_is_refused_counts_nothing_and_takes_no_id(tmp_path: Path):
     """A running trial is sent a report with a wrong token, more often than a study may fail: each
     is refused, the study runs on, and nothing is recorded under the report's id, so the real
@@ -217,10 +226,7 @@ def test_a_completed_rerun_curve_replaces_its_predecessors_and_carries_its_last_
     and 2 at 0.5: its curve is 0.5 at every step, none of attempt 1's values left."""
     store, executor, deps, dispatcher, definition = thresholded(tmp_path, "curve")
     try:
-        record, _ = store_study(deps, parse_study(definition), definition)
-        for event in dispatcher.deliver(study_created(record.name, record.uid)):
-            dispatcher.deliver(event)
-        token = trial_launch(record, store.get_trial("curve", 0)).progress.token
+        record, token = started(store, deps, dispatcher, definition)
         for step in (1, 2, 3):
             dispatcher.deliver(trial_progress("curve", record.uid, 0, 1, step, 1.0, token))
         dispatcher.deliver(trial_finished("curve", record.uid, 0, 1, outcome="preempted", exit_code=-9, message="x"))
@@ -239,10 +245,7 @@ def test_a_trials_steps_past_the_cap_are_neither_stored_nor_judged_however_they_
     monkeypatch.setattr(prune, "MAX_STEPS", 3)
     store, executor, deps, dispatcher, definition = thresholded(tmp_path, "capped")
     try:
-        record, _ = store_study(deps, parse_study(definition), definition)
-        for event in dispatcher.deliver(study_created(record.name, record.uid)):
-            dispatcher.deliver(event)
-        token = trial_launch(record, store.get_trial("capped", 0)).progress.token
+        record, token = started(store, deps, dispatcher, definition)
 
         def report(step: int, value: float) -> str:
             dispatcher.deliver(trial_progress("capped", record.uid, 0, 1, step, value, token))
