@@ -128,7 +128,7 @@ def run(file: str, db: str | None) -> None:
     if settings.executor == "local":
         _check_working_dir(file, spec)
     _check_new_database(file, spec, definition, settings)
-    embedded = Embedded(settings)
+    embedded = Embedded(settings, sole_parent=True)
     try:
         check_log_dir(settings.logs)
         record = embedded.submit(spec, definition, Path.cwd())

@@ -34,11 +34,14 @@ from functions.watch import Watcher
 class Embedded:
     """One process running studies end to end on this machine."""
 
-    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time, sole_parent: bool = False) -> None:
+        """``sole_parent``: this process starts no child but the trials (``katuna run``), so an
+        orphan a trial left outside its session is ended (:class:`LocalExecutor`)."""
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.settings = settings
         self.store = SqliteStore(settings.db, settings.busy_timeout)
-        self.executor = LocalExecutor(settings.logs, self._publish, pass_env=settings.trial_env)
+        self.executor = LocalExecutor(settings.logs, self._publish, pass_env=settings.trial_env,
+                                      sole_parent=sole_parent)
         self.deps = Deps(self.store, self.executor, clock, limits=settings.limits, lookahead=settings.lookahead)
         self.dispatcher = Dispatcher(self.deps)
         self.broker = LocalBroker(self.dispatcher, on_dead_letter=self._dropped)

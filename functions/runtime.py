@@ -59,10 +59,13 @@ RESTART_AFTER = 1.0
 class Runtime:
     """Stores, executor, queue and broker thread of one service process."""
 
-    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time, sole_parent: bool = False) -> None:
+        """``sole_parent``: this process starts no child but the trials (a ``katuna serve``
+        worker), so an orphan a trial left outside its session is ended (:class:`LocalExecutor`)."""
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.settings = settings
         self.clock = clock
+        self._sole_parent = sole_parent
         self._local = threading.local()
         self._stores: weakref.WeakSet[SqliteStore] = weakref.WeakSet()
         """Each thread's store while the thread lives (a thread's store goes with it), to close at the end."""
@@ -111,7 +114,8 @@ class Runtime:
             self.access_refusal = Access(api, self.settings.cluster_defaults(),
                                          hands_tokens=bool(self.settings.report_url)).refusal
             return executor
-        return LocalExecutor(self.settings.logs, self.publish, pass_env=self.settings.trial_env)
+        return LocalExecutor(self.settings.logs, self.publish, pass_env=self.settings.trial_env,
+                             sole_parent=self._sole_parent)
 
     def _service_metrics(self) -> ServiceMetrics:
         """Imported here, in the worker: prometheus_client picks its multiprocess mode when first
@@ -259,7 +263,7 @@ class Runtime:
 
 def service_app(settings: Settings) -> WSGIApplication:
     """The HTTP service over a new runtime: what each gunicorn worker serves (built after the fork)."""
-    return create_app(Runtime(settings))
+    return create_app(Runtime(settings, sole_parent=True))
 
 
 APP_LOAD_ERROR = 4

@@ -332,3 +332,45 @@ def test_stopping_an_attempt_a_killed_service_left_ends_no_later_attempt_of_its_
     eventually(lambda: reported, "the next attempt ends", timeout=20)
     assert (reported[0].data["outcome"], reported[0].data["exitCode"]) == ("exited", 0), reported[0].data
     runner.shutdown()
+
+
+ESCAPE = """import os, sys
+child = os.fork()
+if child == 0:
+    os.setsid()
+    if os.fork() == 0:
+        os.execve("/bin/sleep", ["sleep", sys.argv[1]], {})
+    os._exit(0)
+os.waitpid(child, 0)
+print("loss=0.5")
+"""
+
+
+def _sleeping(mark: str) -> list[int]:
+    """The processes whose command line is ``sleep <mark>``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and (proc / "cmdline").read_bytes().split(b"\0")[:2] == [b"sleep", mark.encode()]:
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_a_trial_process_that_leaves_its_session_and_clears_its_environment_outlives_no_run(tmp_path: Path):
+    """A trial double-forks a process into a new session and runs it with an empty environment:
+    no session, group or marker ties it to its attempt, but ``katuna run`` adopted it as a
+    subreaper when its parent ended, and no trial process of the run's outlives it."""
+    mark = f"600.{os.getpid()}"
+    definition = study_definition(name="escape", maxTrials=2, parallelism=1)
+    definition["trialTemplate"]["command"] = [sys.executable, "-c", ESCAPE, mark, "${trialParameters.x}"]
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(definition))
+    try:
+        done = subprocess.run([KATUNA, "run", "study.yaml"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+        left = _sleeping(mark)
+        assert left == [], "no process a trial started outlives the run"
+    finally:
+        for pid in _sleeping(mark):
+            os.kill(pid, signal.SIGKILL)

@@ -99,7 +99,8 @@ class LocalExecutor:
     """
 
     def __init__(self, log_dir: Path, publish: Callable[[Event], None], kill_grace: float = 3.0,
-                 pass_env: Iterable[str] = (), publish_delays: Iterable[float] = PUBLISH_DELAYS) -> None:
+                 pass_env: Iterable[str] = (), publish_delays: Iterable[float] = PUBLISH_DELAYS,
+                 sole_parent: bool = False) -> None:
         self.log_dir = Path(log_dir)
         self._publish = publish
         self._kill_grace = kill_grace
@@ -126,6 +127,10 @@ class LocalExecutor:
         """Threads ending what dead processes left behind, which a shutdown waits for."""
         self._guard = Guard(kill_grace)
         """Ends the running attempts' processes if this process is killed outright."""
+        self._sole_parent = sole_parent
+        """Whether every child of this process is a trial's process or the guard (``katuna run``, a
+        ``katuna serve`` worker): then, when no attempt runs and at shutdown, any other child is
+        an orphan a trial left, and is ended (:func:`~functions.adapters.process_tree.adopted`)."""
         process_tree.become_subreaper()
         process_tree.hide_from_trials()
 
@@ -248,6 +253,7 @@ class LocalExecutor:
         elif not run.stopped:
             self._record_end(run, local_ends.End(code, run.timed_out))
         self._ended(run)
+        self._end_adopted()
         if run.stopped and not self._closed:
             self._keep_stopped_end(run)
         if run.stopped or self._closed:
@@ -306,6 +312,23 @@ class LocalExecutor:
             os.killpg(run.started.pid, signal.SIGTERM)
         self._contain(run)
         return run.started.wait()
+
+    def _end_adopted(self) -> None:
+        """End the orphans of trial processes that left their session and cleared their
+        environment, where this process is their sole parent (see :attr:`_sole_parent`), once no
+        attempt runs: looked for while no launch can begin (an attempt is registered before its
+        process starts), so none is taken for one."""
+        if not (self._sole_parent and process_tree.adopts_orphans()):
+            return
+        guard = self._guard.pid
+        with self._lock:
+            if self._active:
+                return
+            orphans = process_tree.adopted(lambda p: p.pid == guard)
+        process_tree.end_family(orphans, self._kill_grace)
+        if orphans:
+            log.warning("ended %d process(es) that trials left running outside their session and without "
+                        "KATUNA_ATTEMPT_ID", len(orphans))
 
     def _leaders(self) -> set[int]:
         """The main processes of attempts, whose exit status their own threads wait for."""
@@ -397,6 +420,7 @@ class LocalExecutor:
             thread.join()
         for run in runs:
             run.done.wait(timeout=self._kill_grace + 2)
+        self._end_adopted()
         deadline = time.monotonic() + self._kill_grace + SWEEP_SCANS
         for sweeper in self._sweepers:
             sweeper.join(timeout=max(0.0, deadline - time.monotonic()))

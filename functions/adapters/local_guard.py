@@ -55,6 +55,12 @@ class Guard:
         """The attempt and every process it started have ended."""
         self._send(f"- {marker}")
 
+    @property
+    def pid(self) -> int | None:
+        """The guard process's pid, once started."""
+        with self._lock:
+            return None if self._process is None else self._process.pid
+
     def close(self) -> None:
         """Close the pipe (the guard ends what is still listed, then exits) and wait for the guard."""
         with self._lock:

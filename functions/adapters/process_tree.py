@@ -10,7 +10,9 @@ session and clears its environment is not found.
 The service makes itself a child subreaper (``prctl(PR_SET_CHILD_SUBREAPER)``): orphaned
 descendants of its trials become its children rather than init's, so they stay visible to it
 and it reaps them once they are killed. On systems without ``/proc`` or ``prctl`` only the
-session is signalled, and :func:`become_subreaper` says so.
+session is signalled, and :func:`become_subreaper` says so. A process that both leaves the session
+and clears its environment is found as an orphan its parent left to the service, where the
+service's every child is a trial's (:func:`adopted`).
 
 Every process an attempt started is then a descendant of the service, whatever session it
 moved to: ending an attempt that this process started walks this process's descendants
@@ -242,6 +244,44 @@ def end(leader: int | None, markers: Callable[[str], bool], grace: float, keep: 
             found = members(leader, markers, since, own, apart)
         snapshot = _snapshot(since, own, apart)
     _reap(snapshot, lambda p: p.pid in seen or (leader is not None and p.session == leader), keep)
+
+
+def adopted(claimed: Callable[[Process], bool]) -> set[int]:
+    """This process's live children that ``claimed`` does not take. In a process whose every
+    child is a trial's process or the trials' guard, with no attempt running, each is an orphan
+    it adopted as a subreaper from a trial process that left its session and cleared its
+    environment (its marker with it), which nothing else ties to an attempt."""
+    me = os.getpid()
+    return {p.pid for p in descendants() if p.parent == me and not p.zombie and not claimed(p)}
+
+
+def end_family(roots: set[int], grace: float) -> None:
+    """End the processes ``roots`` and whatever they started (SIGTERM, then SIGKILL after
+    ``grace`` seconds), and reap those that are this process's children."""
+    if not roots:
+        return
+    victims = _with_descendants(roots, descendants())
+    _signal(victims, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(p.pid in victims and not p.zombie for p in descendants()):
+        time.sleep(0.02)
+    for _ in range(KILL_ROUNDS):
+        snapshot = descendants()
+        victims = _with_descendants(victims, snapshot)
+        alive = {p.pid for p in snapshot if p.pid in victims and not p.zombie}
+        if not alive:
+            break
+        _signal(alive, signal.SIGKILL)
+        time.sleep(0.01)
+    _reap(descendants(), lambda p: p.pid in victims, ())
+
+
+def _with_descendants(pids: set[int], snapshot: list[Process]) -> set[int]:
+    """``pids`` and every process of ``snapshot`` they started, however deep."""
+    found = set(pids)
+    while more := {p.pid for p in snapshot if p.parent in found and p.pid not in found}:
+        found |= more
+    return found
 
 
 def _reap(snapshot: Iterable[Process], belongs: Callable[[Process], bool], keep: Iterable[int]) -> None:
