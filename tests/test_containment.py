@@ -361,16 +361,19 @@ def _sleeping(mark: str) -> list[int]:
 def test_a_trial_process_that_leaves_its_session_and_clears_its_environment_outlives_no_run(tmp_path: Path):
     """A trial double-forks a process into a new session and runs it with an empty environment:
     no session, group or marker ties it to its attempt, but ``katuna run`` adopted it as a
-    subreaper when its parent ended, and no trial process of the run's outlives it."""
-    mark = f"600.{os.getpid()}"
+    subreaper when its parent ended, and no trial process of the run's outlives it. A child the
+    run inherited from the shell that ``exec``'d it is no trial's, and is left."""
+    mark, shells = f"600.{os.getpid()}", f"601.{os.getpid()}"
     definition = study_definition(name="escape", maxTrials=2, parallelism=1)
     definition["trialTemplate"]["command"] = [sys.executable, "-c", ESCAPE, mark, "${trialParameters.x}"]
     (tmp_path / "study.yaml").write_text(yaml.safe_dump(definition))
     try:
-        done = subprocess.run([KATUNA, "run", "study.yaml"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        done = subprocess.run(["sh", "-c", f'sleep {shells} >/dev/null 2>&1 & exec "$0" run study.yaml', KATUNA], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stdout + done.stderr
         left = _sleeping(mark)
         assert left == [], "no process a trial started outlives the run"
+        assert len(_sleeping(shells)) == 1, "the shell's own job is left"
     finally:
-        for pid in _sleeping(mark):
+        for pid in _sleeping(mark) + _sleeping(shells):
             os.kill(pid, signal.SIGKILL)

@@ -150,3 +150,5 @@ def test_a_logs_window_shows_no_terminal_escape_sequences():
     data = b"\x1b[31mred text\x1b[0m \x1b]0;a title\x07\x1b[2Jloss=0.5\r\n"
     window = window_of(data, 0, 1000, False)
     assert window.text == "red text loss=0.5\n" and window.offset == len(data)
+    stray = window_of(b"epoch 1\x1b]stray\nepoch 2 loss=0.3\n", 0, 1000, False)
+    assert stray.text == "epoch 1\nepoch 2 loss=0.3\n", "an unterminated title takes no line after it"

@@ -561,18 +561,22 @@ def test_posting_a_workflow_whose_account_an_earlier_step_writes_is_refused(serv
 
 
 def test_the_services_database_claim_and_another_attempts_report_token_are_refused_its_own_token_is_not():
-    """A trial pod mounting the service's database (``katuna-data``) would read every study's
+    """A trial pod mounting (or cloning) the service's database (``katuna-data``) would read every study's
     report key and could write a study of its own; one reading another attempt's report-token
     Secret could report for that trial. Both are refused at their fields; the attempt's own
     token, which katuna gives it, is rendered."""
     trial_spec = _job(main={"image": "python:3.12", "env": [
         {"name": "T", "valueFrom": {"secretKeyRef": {"name": "victim-0.report", "key": "token"}}}]},
-        volumes=[{"name": "db", "persistentVolumeClaim": {"claimName": "katuna-data"}}])
+        volumes=[{"name": "db", "persistentVolumeClaim": {"claimName": "katuna-data"}},
+                 {"name": "copy", "ephemeral": {"volumeClaimTemplate": {"spec": {
+                     "dataSource": {"kind": "PersistentVolumeClaim", "name": "katuna-data"}}}}}])
     spec, _ = load_definition(_native("claims", trial_spec))
     service = Settings.from_env({}).cluster_defaults()
     assert service.reserved_claims == ("katuna-data",)
     found = {p.path: p.message for p in study_problems(spec, service)}
     assert set(found) == {"trialTemplate.trialSpec.spec.template.spec.volumes[0].persistentVolumeClaim.claimName",
+                          "trialTemplate.trialSpec.spec.template.spec.volumes[1].ephemeral.volumeClaimTemplate.spec."
+                          "dataSource.name",
                           "trialTemplate.trialSpec.spec.template.spec.containers[0].env[0].valueFrom.secretKeyRef.name"}
     assert any("own PersistentVolumeClaims (its database)" in m for m in found.values())
     assert any("a trial may never read another's" in m for m in found.values())

@@ -128,9 +128,13 @@ class LocalExecutor:
         self._guard = Guard(kill_grace)
         """Ends the running attempts' processes if this process is killed outright."""
         self._sole_parent = sole_parent
-        """Whether every child of this process is a trial's process or the guard (``katuna run``, a
-        ``katuna serve`` worker): then, when no attempt runs and at shutdown, any other child is
-        an orphan a trial left, and is ended (:func:`~functions.adapters.process_tree.adopted`)."""
+        self._inherited = process_tree.children() if sole_parent else frozenset()
+        """Children this process had before it started any trial: those of a shell that ``exec``'d
+        it (``sh -c 'tensorboard & exec katuna run ...'``), never taken for a trial's orphans."""
+        """Whether every child this process starts is a trial's process or the guard (``katuna
+        run``, a ``katuna serve`` worker): then, when no attempt runs and at shutdown, any other
+        child but those it had already is an orphan a trial left, and is ended
+        (:func:`~functions.adapters.process_tree.adopted`)."""
         process_tree.become_subreaper()
         process_tree.hide_from_trials()
 
@@ -320,11 +324,11 @@ class LocalExecutor:
         process starts), so none is taken for one."""
         if not (self._sole_parent and process_tree.adopts_orphans()):
             return
-        guard = self._guard.pid
         with self._lock:
             if self._active:
                 return
-            orphans = process_tree.adopted(lambda p: p.pid == guard)
+            kept = {*self._inherited, self._guard.pid}
+            orphans = process_tree.adopted(lambda p: p.pid in kept)
         process_tree.end_family(orphans, self._kill_grace)
         if orphans:
             log.warning("ended %d process(es) that trials left running outside their session and without "

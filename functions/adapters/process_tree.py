@@ -246,6 +246,11 @@ def end(leader: int | None, markers: Callable[[str], bool], grace: float, keep: 
     _reap(snapshot, lambda p: p.pid in seen or (leader is not None and p.session == leader), keep)
 
 
+def children() -> frozenset[int]:
+    """This process's children now."""
+    return frozenset(_children(os.getpid()))
+
+
 def adopted(claimed: Callable[[Process], bool]) -> set[int]:
     """This process's live children that ``claimed`` does not take. In a process whose every
     child is a trial's process or the trials' guard, with no attempt running, each is an orphan

@@ -68,7 +68,7 @@ def as_text(data: bytes) -> str:
     return without_escapes(data.decode("utf-8", errors="replace").replace("\r\n", "\n").replace("\r", "\n"))
 
 
-_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]")
+_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b\n]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]")
 """A terminal's escape sequences: colours and cursor moves (CSI), window titles (OSC), and the
 two-character ones."""
 

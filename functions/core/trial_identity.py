@@ -210,9 +210,16 @@ def _token(path: str, secret: str) -> Problem:
 
 def _claims(strings: Iterable[tuple[str, str]], reserved: Iterable[str]) -> list[Problem]:
     """Where a ``trialSpec``'s ``strings`` mount a ``reserved`` PersistentVolumeClaim (a
-    ``persistentVolumeClaim`` volume's ``claimName``)."""
-    return _reserved([(path, value) for path, value in strings if path.rpartition(".")[2].lower() == "claimname"],
-                     reserved, _claim)
+    ``persistentVolumeClaim`` volume's ``claimName``) or clone one (the ``name`` of a claim
+    template's ``dataSource`` or ``dataSourceRef``: an ephemeral volume's, an Argo or Tekton
+    ``volumeClaimTemplate``'s)."""
+    return _reserved([(path, value) for path, value in strings if _claim_field(path.lower())], reserved, _claim)
+
+
+def _claim_field(path: str) -> bool:
+    """Whether the string at ``path`` (lower-cased) names a PersistentVolumeClaim to mount or clone."""
+    parent, _, key = path.rpartition(".")
+    return key == "claimname" or (key == "name" and parent.rpartition(".")[2] in ("datasource", "datasourceref"))
 
 
 def _claim(path: str, claim: str) -> Problem:

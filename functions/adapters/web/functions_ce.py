@@ -110,7 +110,7 @@ def dead_letter():
         log.error("dead letter %s (%s), its study failed: %s", event.type, event.id, letter.reason)
     elif not letter.authentic:
         log.warning("dead letter %s (%s) not signed by katuna, its study left as it is: %s", event.type, event.id,
-                    letter.reason)
+                    reason)
     else:
         log.warning("dead letter %s (%s), its study left to the tick: %s", event.type, event.id, letter.reason)
     return "", 202, {"Katuna-Recorded": event.id, "Katuna-Study-Failed": str(failed).lower()}

@@ -153,7 +153,9 @@ const katuna = (() => {
     status.className = `status ${study.status}`;
     document.getElementById("stop-reason").textContent = study.reason || study.status;
     const span = document.getElementById("study-span");
-    if (span && study.startedAt) span.textContent = duration((study.completedAt || Date.now() / 1000) - study.startedAt);
+    if (span && study.startedAt) {
+      span.textContent = duration(Math.max(0, (study.completedAt || Date.now() / 1000) - study.startedAt));
+    }
   }
 
   // A duration as the server writes one (its ``span`` filter): 1.9s, 3m 05s, 2h 04m.
@@ -268,7 +270,7 @@ const katuna = (() => {
       log.replaceChildren();
       return read(chunk.attempt, -1);
     };
-    const switchTo = async (next) => {
+    const switchTo = async (to) => {
       if (offset >= 0) {
         try {
           let chunk;
@@ -280,12 +282,12 @@ const katuna = (() => {
           log.append(`\n(the rest of attempt ${attempt}'s log could not be read: ${error.message})`);
         }
         const separator = Object.assign(document.createElement("span"), {className: "attempt-separator"});
-        separator.dataset.attempt = next;
-        separator.textContent = `\n——— attempt ${next}: the trial was run again; its log from the beginning ———\n`;
+        separator.dataset.attempt = to;
+        separator.textContent = `\n——— attempt ${to}: the trial was run again; its log from the beginning ———\n`;
         log.append(separator);
         offset = 0;
       }
-      attempt = next;
+      attempt = to;
       showAttempt(log, attempt);
     };
     const poll = async () => {
