@@ -21,6 +21,7 @@ from functions.adapters.sqlite_store import SqliteStore
 from functions.core.errors import KatunaError, StudyNotFound
 from functions.core.events import TRIAL_FINISHED, Event, study_completed, study_created
 from functions.core.launch import trial_launch
+from functions.core.ports import stored_study
 from functions.core.records import RUNNING, StudyRecord
 from functions.core.spec import Study
 from functions.dispatch import Dispatcher
@@ -142,11 +143,8 @@ class _Followed:
         """The study as stored now; none once it is gone."""
         if self.gone:
             return []
-        try:
-            stored = self._store.get_study(self._record.name)
-        except StudyNotFound:
-            stored = None
-        if stored is not None and stored.uid == self._record.uid:
+        stored = stored_study(self._store, self._record.name, self._record.uid)
+        if stored is not None:
             return [stored]
         self.gone = True
         self._executor.stop_study(self._record.name, self._record.uid)

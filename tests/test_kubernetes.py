@@ -677,13 +677,17 @@ def test_job_events_from_a_broker_end_a_trial_once(kube: KubeStub, tmp_path: Pat
     service = Service(tmp_path, workers=1, KATUNA_EVENTS="reply", K_SINK=sink.url, KATUNA_EXECUTOR="kubernetes",
                       KATUNA_K8S_API=kube.url, KATUNA_K8S_NAMESPACE="events")
     try:
-        submit(service, job_study("job-events", maxTrials=1, parallelism=1))
+        release = tmp_path / "release-job-events"
+        definition = job_study("job-events", maxTrials=1, parallelism=1)
+        definition["trialTemplate"]["command"] += ["--until", str(release)]
+        submit(service, definition)
         headers, body = sink.wait(1)[0]
         status, reply_headers, reply = service.request("POST", "/functions/suggest", body, _ce_headers(headers))
         assert status == 200 and reply_headers["ce-type"] == "dev.katuna.trial.suggested"
         assert service.request("POST", "/functions/spawn", reply, _ce_headers(reply_headers))[0] == 202
         job = kube.jobs[("events", "job-events-0")]
         assert _job_event(service, "update", job) == "", "a Job still running ends nothing"
+        release.touch()
         deadline = time.monotonic() + 20
         while not job["status"].get("conditions") and time.monotonic() < deadline:
             time.sleep(0.05)

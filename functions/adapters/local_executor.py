@@ -242,7 +242,8 @@ class LocalExecutor:
         self._wait(run)
 
     def _wait(self, run: LocalRun) -> None:
-        """Wait for the main process, end whatever it left behind, then report the end."""
+        """Wait for the main process, end whatever it left behind, then report the end; only
+        then look for orphans (:meth:`_end_adopted`), off the path to the successor's start."""
         process, timeout = run.started, run.launch.timeout
         try:
             code = process.wait(timeout=timeout)
@@ -257,12 +258,11 @@ class LocalExecutor:
         elif not run.stopped:
             self._record_end(run, local_ends.End(code, run.timed_out))
         self._ended(run)
-        self._end_adopted()
         if run.stopped and not self._closed:
             self._keep_stopped_end(run)
-        if run.stopped or self._closed:
-            return
-        self._report(run, finished_event(run.launch, code, run.timed_out))
+        if not (run.stopped or self._closed):
+            self._report(run, finished_event(run.launch, code, run.timed_out))
+        self._end_adopted()
 
     def _keep_stopped_end(self, run: LocalRun) -> None:
         """Keep the end of an attempt katuna stopped for :meth:`poll`, the latest

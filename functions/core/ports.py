@@ -182,14 +182,19 @@ class Store(Protocol):
         time is given) not released, or released after it."""
 
 
-def has_study(store: Store, name: str, uid: str | None = None) -> bool:
-    """Whether ``store`` holds a study named ``name`` (with ``uid``, that very study, not one
-    of its name made since)."""
+def stored_study(store: Store, name: str, uid: str | None = None) -> StudyRecord | None:
+    """The study named ``name`` as ``store`` holds it now (with ``uid``, only while it is that
+    very study, not one of its name made since); None when it holds none."""
     try:
         found = store.get_study(name)
     except StudyNotFound:
-        return False
-    return uid is None or found.uid == uid
+        return None
+    return found if uid is None or found.uid == uid else None
+
+
+def has_study(store: Store, name: str, uid: str | None = None) -> bool:
+    """Whether ``store`` holds a study named ``name`` (with ``uid``, that very study)."""
+    return stored_study(store, name, uid) is not None
 
 
 class Executor(Protocol):

@@ -47,9 +47,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
-from functions.core.errors import KatunaError, StudyNotFound
+from functions.core.errors import KatunaError
 from functions.core.events import Event, resource_changed, study_completed, study_stalled, trial_suggested
 from functions.core.launch import trial_launch
+from functions.core.ports import stored_study
 from functions.core.records import ACTIVE_STATES, RUNNING, StudyRecord, TrialRecord
 from functions.core.resources import Origin, Ref, is_study_resource, ref_of
 from functions.core.rotation import rotated
@@ -142,13 +143,15 @@ def reconcile_study(record: StudyRecord, deps: Deps, budget: Budget, settled: Se
     """The events that move one study on where no event did (steps 1, 3 and 4 above).
 
     ``settled`` says whether the study may be nudged (the watcher also waits for its queue to
-    be empty); ``poll`` whether to ask about its running attempts now.
+    be empty); ``poll`` whether to ask about its running attempts now. The stop rules are judged
+    on the study as stored once its attempts are looked at (an edit may have raised
+    ``maxFailedTrials`` meanwhile), and nothing more is done for one deleted, replaced or ended since.
     """
     if record.terminal:
         return _unstopped(record, deps) if settled(lambda: False) else []
     running = deps.store.trials(record.name, (RUNNING,))
     ended = _ended(record, deps, rotated(running, window, budget.left), budget) if poll else []
-    current = _current(record, deps)
+    current = stored_study(deps.store, record.name, record.uid)
     if current is None or current.terminal:
         return ended
     decision = check_stop(current, deps)
@@ -159,17 +162,6 @@ def reconcile_study(record: StudyRecord, deps: Deps, budget: Budget, settled: Se
     if settled(lambda: _alive(current, deps, running, budget)):
         return [_stalled(current, deps)]
     return _unsuggested(current, deps)
-
-
-def _current(record: StudyRecord, deps: Deps) -> StudyRecord | None:
-    """The study as stored now, unless it was deleted or replaced since the tick read it: its
-    stop rules are judged on its current spec (an edit may have raised ``maxFailedTrials`` while
-    the tick looked at its trials), as the handlers that end it judge them."""
-    try:
-        current = deps.store.get_study(record.name)
-    except StudyNotFound:
-        return None
-    return current if current.uid == record.uid else None
 
 
 def _ended(record: StudyRecord, deps: Deps, running: Iterable[TrialRecord], budget: Budget) -> list[Event]:
