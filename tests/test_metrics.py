@@ -110,7 +110,9 @@ def test_each_report_is_a_step_unless_the_output_names_its_steps():
 
 
 def test_a_json_value_is_read_as_katibs_parse_float_reads_it():
-    """Python's ``float`` takes spaces around a number, ``_`` between digits and non-ASCII
-    digits; Go's ``ParseFloat``, which Katib's collector uses, takes none of them."""
-    lines = ['{"loss": " 0.3 "}', '{"loss": "1_0"}', '{"loss": "\u0660.\u0665"}', '{"loss": "0.25"}']
-    assert parse_json_lines(lines, ["loss"]) == [Observation("loss", 0.25)]
+    """Python's ``float`` takes spaces around a number, non-ASCII digits and ``-nan``, and
+    refuses hexadecimal numbers; Go's ``ParseFloat``, which Katib uses, does the opposite."""
+    refused = ['{"loss": " 0.3 "}', '{"loss": "\u0660.\u0665"}', '{"loss": "1__0"}', '{"loss": "1_.5"}']
+    lines = [*refused, '{"loss": "1_000"}', '{"loss": "0x1.8p1"}', '{"loss": "0.25"}']
+    assert parse_json_lines(lines, ["loss"]) == [Observation("loss", v) for v in (1000.0, 3.0, 0.25)]
+    assert parse_json_lines(['{"loss": "-nan"}', '{"loss": "+NaN"}'], ["loss"]) == []

@@ -29,6 +29,7 @@ from typing import Any
 import re2
 
 from functions.core.events import MAX_STORED_INT
+from functions.core.go_float import parse_float
 from functions.core.metric_filters import AFTER, KATIB_DEFAULT_FILTER, Matcher, default_matches, re2_matcher
 from functions.core.strict_json import NON_FINITE as NON_FINITE_NAMES
 from functions.core.strict_json import finite
@@ -123,13 +124,12 @@ def _split_timestamp(line: str) -> tuple[str | None, str]:
 
 
 def _as_float(value: Any) -> float | None:
-    """``value`` as a float, or None when it is no number. An integer beyond a float's range
-    (a JSON counter such as ``10**400``) is the infinity of its sign, as ``1e400`` written out
-    reads: never an error that would stop the output's collection. Text is read as Go's
-    ``ParseFloat`` (Katib's) reads it, not as Python's ``float`` would: no spaces around it, no
-    ``_`` between digits, ASCII digits only (``٠.٥`` is no number there)."""
-    if isinstance(value, str) and (not value.isascii() or value != value.strip() or "_" in value):
-        return None
+    """``value`` as a float, or None when it is no number. Text is read as Go's ``ParseFloat``
+    (Katib's) reads it (:func:`~functions.core.go_float.parse_float`). An integer beyond a
+    float's range (a JSON counter such as ``10**400``) is the infinity of its sign, as ``1e400``
+    written out reads: never an error that would stop the output's collection."""
+    if isinstance(value, str):
+        return parse_float(value)
     try:
         return float(value)
     except OverflowError:
