@@ -357,6 +357,50 @@ def test_a_followed_log_starts_a_new_attempt_from_its_beginning_after_a_preempti
     expect(page.locator('#earlier-attempts a[data-attempt="1"]')).to_be_visible()
 
 
+RERUN_CHATTY = """import os, pathlib, sys, time
+here = pathlib.Path(sys.argv[1])
+block = "".join(f"{i:05d} " + "x" * 93 + "\\n" for i in range(2_000))
+if not (here / "first").exists():
+    (here / "first").touch()
+    print(block + "attempt-1-end", flush=True)
+    (here / "pid").write_text(str(os.getpid()))
+    time.sleep(600)
+for k in range(1, 5):
+    while not (here / f"go-{k}").exists():
+        time.sleep(0.05)
+    print(block + "x" * 45_000 + f" chunk-{k}", flush=True)
+while not (here / "done").exists():
+    time.sleep(0.05)
+print("loss=1", flush=True)
+"""
+
+
+def test_a_trimmed_followed_log_links_the_attempt_whose_output_it_no_longer_shows(service: Service, page: Page):
+    """Attempt 1 printed 200 KB before it was preempted; attempt 2's output, followed a chunk at
+    a time, fills the page past its MiB: attempt 1's text leaves the page, and the note in its
+    place links attempt 1's log, not attempt 2's."""
+    here = service.workdir / "rerun-chatty"
+    here.mkdir()
+    definition = study_definition(name="ui-rerun-trim", maxTrials=1, parallelism=1, trialTemplate={
+        "command": [sys.executable, "-c", RERUN_CHATTY, str(here), "${trialParameters.x}"]})
+    assert post(service, definition) == 201
+    eventually(lambda: (here / "pid").exists(), "attempt 1 printed", timeout=20)
+    page.goto(service.base + "/ui/studies/ui-rerun-trim/trials/0")
+    expect(page.locator("#log")).to_contain_text("attempt-1-end", timeout=CHART_WAIT_MS)
+    os.kill(int((here / "pid").read_text()), signal.SIGKILL)
+    expect(page.locator('#log .attempt-separator[data-attempt="2"]')).to_have_count(1, timeout=20000)
+    for k in range(1, 5):
+        (here / f"go-{k}").touch()
+        expect(page.locator("#log")).to_contain_text(f"chunk-{k}", timeout=CHART_WAIT_MS)
+    assert "attempt-1-end" not in page.locator("#log").text_content()
+    expect(page.locator('#log .attempt-separator[data-attempt="2"]')).to_have_count(1)
+    first = page.locator("#log > a").first
+    expect(first).to_contain_text("earlier output not shown")
+    assert first.get_attribute("href").endswith("?attempt=1")
+    (here / "done").touch()
+    expect(page.locator("#trial-state")).to_have_text("COMPLETE", timeout=CHART_WAIT_MS)
+
+
 def test_the_study_page_follows_its_best_trials_and_ends_its_stop_button_without_a_reload(service: Service,
                                                                                           page: Page):
     release = service.workdir / "release-ui-live"

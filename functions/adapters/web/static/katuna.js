@@ -244,14 +244,16 @@ const katuna = (() => {
       return link;
     };
     // The page holds the latest LOG_KEEP characters at most, in whole chunks: a trial printing
-    // megabytes a second would otherwise fill it without end.
+    // megabytes a second would otherwise fill it without end. The note links the log of the
+    // attempt whose output it replaces: the one before the first separator left, if any.
     const trim = () => {
       let trimmed = false;
       while (log.childNodes.length > 1 && log.textContent.length > LOG_KEEP) {
         log.firstChild.remove();
         trimmed = true;
       }
-      if (trimmed) log.prepend(note(attempt, "earlier output"));
+      const separator = log.querySelector(".attempt-separator");
+      if (trimmed) log.prepend(note(separator ? separator.dataset.before : attempt, "earlier output"));
     };
     const show = (chunk) => {
       if (chunk.skipped) log.append(note(chunk.attempt, `${chunk.skipped} earlier bytes`));
@@ -283,6 +285,7 @@ const katuna = (() => {
         }
         const separator = Object.assign(document.createElement("span"), {className: "attempt-separator"});
         separator.dataset.attempt = to;
+        separator.dataset.before = attempt;
         separator.textContent = `\n——— attempt ${to}: the trial was run again; its log from the beginning ———\n`;
         log.append(separator);
         offset = 0;
