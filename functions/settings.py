@@ -131,6 +131,7 @@ VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "eks_region": ("EKS_REGION", str), "eks_subnets": ("EKS_SUBNETS", _list),
     "trial_env": ("TRIAL_ENV", _list),
     "allowed_hosts": ("ALLOWED_HOSTS", _list), "session_ttl": ("SESSION_TTL", float),
+    "tick_floor": ("TICK_FLOOR", float),
     "oidc_audience": ("OIDC_AUDIENCE", str), "oidc_issuer_url": ("OIDC_ISSUER_URL", str),
     "oidc_subjects": ("OIDC_SUBJECTS", _list),
     "max_dead_letters": ("MAX_DEAD_LETTERS", int),
@@ -217,6 +218,9 @@ class Settings:
     ``127.0.0.1`` and ``[::1]``; ``*.example.org`` allows every subdomain (unset: loopback names
     only, against DNS rebinding; naming other hosts needs ``KATUNA_API_TOKEN``).
     ``KATUNA_SESSION_TTL`` seconds a dashboard login lasts (43200, 12 hours).
+    ``KATUNA_TICK_FLOOR`` (10): the fewest seconds between two ticks (``dev.knative.sources.ping``)
+    handled for senders nobody vouches for (no token, no OIDC: a broker without OIDC, which
+    passes on what any pod posted); a tick sooner is answered and does nothing. 0 handles every one.
     ``KATUNA_CLIENT_TIMEOUT`` seconds (15) a client has to send a request, head and body, from
     when the service starts reading it, and at most each write of an answer waits for the client
     to take more (:mod:`functions.adapters.web.worker`, and ``katuna optuna-dashboard``'s
@@ -310,6 +314,7 @@ class Settings:
     trial_env: tuple[str, ...] = ()
     allowed_hosts: tuple[str, ...] = ()
     session_ttl: float = 12 * 3600.0
+    tick_floor: float = 10.0
     oidc_audience: str | None = None
     oidc_subjects: tuple[str, ...] = ()
     oidc_issuer_url: str = "https://kubernetes.default.svc"
@@ -387,6 +392,8 @@ class Settings:
     def _check_sessions_and_dead_letters(self) -> None:
         if not self.session_ttl > 0:
             raise InvalidSetting(f"{PREFIX}SESSION_TTL: expected a positive number of seconds, got {self.session_ttl}")
+        if not 0 <= self.tick_floor < math.inf:
+            raise InvalidSetting(f"{PREFIX}TICK_FLOOR: expected a number of seconds, 0 or more, got {self.tick_floor}")
         if self.max_dead_letters < 1:
             raise InvalidSetting(f"{PREFIX}MAX_DEAD_LETTERS: expected at least 1, got {self.max_dead_letters}")
 

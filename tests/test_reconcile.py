@@ -123,7 +123,8 @@ def sink():
 @pytest.fixture(scope="module")
 def service(kube: KubeStub, sink: Sink, tmp_path_factory):
     running = Service(tmp_path_factory.mktemp("reconcile"), workers=1, KATUNA_EVENTS="reply", K_SINK=sink.url,
-                      KATUNA_EXECUTOR="kubernetes", KATUNA_K8S_API=kube.url, KATUNA_K8S_NAMESPACE=NAMESPACE)
+                      KATUNA_EXECUTOR="kubernetes", KATUNA_K8S_API=kube.url, KATUNA_K8S_NAMESPACE=NAMESPACE,
+                      KATUNA_TICK_FLOOR="0")
     yield running
     running.close()
 

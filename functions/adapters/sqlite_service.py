@@ -20,6 +20,11 @@ from typing import Any
 from functions.adapters.sqlite_connection import SqliteConnection, dumps, loads, reading
 from functions.core.events import Event
 
+TICK_CLAIM = "katuna.tick-claim"
+"""The event id under which the last tick nobody vouched for is kept, with the function it was
+for as the handler: an id no delivered event has (each of katuna's is named by the fact it
+stands for, a source's is a UUID), so no handling's record is taken for it."""
+
 
 class SqliteServiceRecords(SqliteConnection):
     """Processed events, dead letters and dashboard sessions, on the store's connection."""
@@ -61,6 +66,23 @@ class SqliteServiceRecords(SqliteConnection):
         with closing(rows):
             for r in rows:
                 yield {"id": r["id"], "event": loads(r["event"]), "reason": r["reason"], "receivedAt": r["received_at"]}
+
+    # ticks nobody vouches for
+
+    def claim_tick(self, function: str, floor: float) -> bool:
+        """Whether a tick nobody vouches for may be handled by ``function`` now: none was granted
+        to it in the last ``floor`` seconds (a clock set back grants one). The last grant is kept
+        as a processed event of its own (:data:`TICK_CLAIM`), a row per function whatever the
+        number of ticks."""
+        now = time.time()
+        with self.transaction():
+            row = self.db.execute("SELECT processed_at FROM processed_events WHERE event_id = ? AND handler = ?",
+                                  [TICK_CLAIM, function]).fetchone()
+            if row is not None and 0 <= now - row[0] < floor:
+                return False
+            self.db.execute("INSERT OR REPLACE INTO processed_events (event_id, handler, emitted, processed_at) "
+                            "VALUES (?, ?, '[]', ?)", [TICK_CLAIM, function, now])
+        return True
 
     # dashboard sessions
 

@@ -69,6 +69,9 @@ class ServiceSettings(Protocol):
     def session_ttl(self) -> float: ...
 
     @property
+    def tick_floor(self) -> float: ...
+
+    @property
     def oidc_audience(self) -> str | None: ...
 
     @property
@@ -108,6 +111,11 @@ class ServiceStore(Store, Protocol):
         """Counts across studies: studies by status, trials by state, node-pool uses by phase."""
 
     def add_session(self, session_id: str, csrf: str, host: str, expires_at: float, token_mac: str) -> None: ...
+
+    def claim_tick(self, function: str, floor: float) -> bool:
+        """Whether a tick nobody vouches for may be handled by ``function`` (``*``: every function
+        of the tick) now: none was in the last ``floor`` seconds, by any process of the service.
+        A claim is recorded when granted."""
 
     def session(self, session_id: str) -> dict[str, Any] | None: ...
 

@@ -68,7 +68,8 @@ class KnativeCluster:
         self.service = KatunaProcess(
             workdir, workers=workers, port=port, KATUNA_EVENTS="reply",
             K_SINK=sink_of_service(self.broker.url, components), KATUNA_EXECUTOR="kubernetes", KATUNA_K8S_API=kube_api,
-            KATUNA_K8S_NAMESPACE=namespace, KATUNA_API_TOKEN=self.token, **env)
+            KATUNA_K8S_NAMESPACE=namespace, KATUNA_API_TOKEN=self.token,
+            **{"KATUNA_TICK_FLOOR": str(ping_interval / 2), **env})
         self.sources = [ApiServerSource(doc, kube_api, self.broker.url, self.faults, namespace)
                         for doc in docs if doc["kind"] == "ApiServerSource"]
         [ping] = [doc for doc in docs if doc["kind"] == "PingSource"]

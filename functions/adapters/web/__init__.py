@@ -164,6 +164,8 @@ def _check_event_sender(settings: ServiceSettings):
         return None
     verifier: Verifier | None = current_app.extensions.get("katuna_oidc")
     if verifier is None:
+        if settings.events == "reply":
+            setattr(g, functions_ce.ANONYMOUS, True)
         return None if settings.events == "reply" or not settings.api_token else _unauthorized()
     given = bearer(request)
     subject = verifier.subject(given) if given is not None else None
