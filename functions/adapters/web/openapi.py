@@ -270,7 +270,11 @@ def _event_operation(summary: str, operation: str) -> dict[str, Any]:
                                                            "schema": {"type": "string"}},
                                   "Katuna-Emitted": {"description": ("the events sent, 'type id' each, comma-separated "
                                                                      "(at most 50, then '...')"),
-                                                     "schema": {"type": "string"}}}},
+                                                     "schema": {"type": "string"}},
+                                  "Katuna-Tick-Coalesced": {"description": (
+                                      "'true' on a tick left unhandled: it came behind a broker without OIDC less "
+                                      "than KATUNA_TICK_FLOOR seconds after one the same function handled"),
+                                      "schema": {"type": "string"}}}},
                           "400": _error("not a CloudEvent"),
                           "403": _error("a trial.progress without its attempt's token (KATUNA_REPORT_TOKEN); "
                                         "without the API token (a broker's delivery), an event of a type katuna "
