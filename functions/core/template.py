@@ -16,7 +16,7 @@ Katib's substitution into the text gives it, while ``a: b`` stays the string it 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from functions.core.documents import Path
@@ -26,22 +26,37 @@ _PREFIX = "trialParameters."
 TRIAL_NAME = "trialSpec.Name"
 SPEC_FIELD = re.compile(r"trialSpec\.(Name|Namespace|Kind|APIVersion|Labels\[[^\]]+\]|Annotations\[[^\]]+\])")
 """A placeholder (without ``${}``) for a field of the trial's own workload."""
+OURS = re.compile(r"(?i)trial_?(?:parameters?|specs?)\b")
+"""How a placeholder of katuna's (and Katib's) begins, in any case so that a misspelt one is
+caught; any other ``${...}`` (``${HOME}``, ``${DATA:-/tmp}``) is a shell's."""
+SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash", "mksh", "busybox"})
+"""Programs that expand a ``${...}`` of their own in the script they are given."""
 KEYED_FIELD = re.compile(r"trialSpec\.(Labels|Annotations)\[(.+)\]")
 """A placeholder (without ``${}``) for one of the workload's labels or annotations, by key."""
 
 
-def referenced_parameters(text: str, spec_fields: bool = False) -> tuple[list[str], list[str]]:
+def referenced_parameters(text: str, spec_fields: bool = False,
+                          read_by_shell: bool = False) -> tuple[list[str], list[str]]:
     """Parameter names referenced by ``text``, and placeholders it may not use (only
-    ``${trialSpec.Name}`` of the ``trialSpec`` fields unless ``spec_fields``)."""
+    ``${trialSpec.Name}`` of the ``trialSpec`` fields unless ``spec_fields``). Where a shell reads
+    ``text`` (``read_by_shell``), a ``${...}`` that is not katuna's is the shell's to expand, as Katib
+    leaves it, and is left as written."""
     names: list[str] = []
     unknown: list[str] = []
     for match in PLACEHOLDER.finditer(text):
         inner = match.group(1)
         if inner.startswith(_PREFIX) and len(inner) > len(_PREFIX):
             names.append(inner[len(_PREFIX):])
+        elif read_by_shell and not OURS.match(inner):
+            continue
         elif inner != TRIAL_NAME and not (spec_fields and SPEC_FIELD.fullmatch(inner)):
             unknown.append(match.group(0))
     return names, unknown
+
+
+def runs_shell(command: Sequence[str]) -> bool:
+    """Whether ``command`` runs a shell (:data:`SHELLS`), which expands ``${...}`` itself."""
+    return bool(command) and command[0].rsplit("/", 1)[-1] in SHELLS
 
 
 def keyed_fields(text: str) -> list[str]:

@@ -52,7 +52,7 @@ def check(r: Reader, trial_spec: Any, primary: str | None, conditions: tuple[str
     used: list[str] = []
     metadata = trial_spec.get("metadata")
     for where, text in template.strings(trial_spec, PATH):
-        names, unknown = template.referenced_parameters(text, spec_fields=True)
+        names, unknown = template.referenced_parameters(text, spec_fields=True, read_by_shell=True)
         used += names
         for placeholder in unknown:
             r.fail(where, f"unknown placeholder {placeholder}; expected ${{trialParameters.<name>}} or "
