@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from http.server import ThreadingHTTPServer
 
-from kube_standin import configmaps, events, katib_api, patches, secrets
+from kube_standin import admission, configmaps, events, katib_api, patches, secrets
 from kube_standin.api import PLURALS, ApiServer
 from kube_standin.autoscaler import Autoscaler
 from kube_standin.clock import RealClock, rfc3339
@@ -73,6 +73,12 @@ class KubeStub(ApiServer, Workloads):
         self.kinds = dict(KINDS)
         """What the API serves, by (group, plural); :func:`kube_standin.katib_api.install` adds Katib's."""
         self.namespaces: dict[str, dict] = {}
+        self.deployed_labels, self.service_accounts = admission.deployed(MANIFESTS)
+        """The labels ``knative/`` gives its namespaces (``katuna``'s Pod Security level), and the
+        ServiceAccounts (namespace, name) that exist: those ``knative/`` deploys, each namespace's
+        ``default``, and those a test adds (:meth:`add_service_account`)."""
+        self.quotas: dict[str, dict[str, int]] = {}
+        """Each namespace's ResourceQuota, hard ``pods`` and ``count/jobs.batch`` (:meth:`set_quota`)."""
         self.configmaps: dict[tuple[str, str], dict] = {}
         self.secrets: dict[tuple[str, str], dict] = {}
         self.jobs: dict[tuple[str, str], dict] = {}
@@ -217,10 +223,27 @@ class KubeStub(ApiServer, Workloads):
             if name not in self.namespaces:
                 self.namespaces[name] = {"apiVersion": "v1", "kind": "Namespace", "status": {"phase": "Active"},
                                          "metadata": {"name": name, "uid": str(uuid.uuid4()),
-                                                      "creationTimestamp": self.clock.stamp()}}
+                                                      "creationTimestamp": self.clock.stamp(),
+                                                      "labels": dict(self.deployed_labels.get(name, {}))}}
+                self.service_accounts.add((name, "default"))
                 self.history.record("ADDED", "namespaces", self.namespaces[name])
                 if grant and name != "katuna":
                     self.authorizer.grant_in(name)
+
+    def add_service_account(self, namespace: str, name: str) -> None:
+        """Create a ServiceAccount (``kubectl create serviceaccount``), which trial pods may name."""
+        with self.lock:
+            self.service_accounts.add((namespace, name))
+
+    def label_namespace(self, name: str, labels: dict[str, str]) -> None:
+        """Set labels on a namespace (``kubectl label namespace``): its Pod Security level, say."""
+        with self.lock:
+            self.namespaces[name]["metadata"]["labels"].update(labels)
+
+    def set_quota(self, namespace: str, hard: dict[str, int]) -> None:
+        """Give ``namespace`` a ResourceQuota (its hard ``pods`` and ``count/jobs.batch``); an empty one removes it."""
+        with self.lock:
+            self.quotas[namespace] = dict(hard)
 
     def add_node(self, obj: dict) -> None:
         with self.lock:
@@ -367,13 +390,20 @@ class KubeStub(ApiServer, Workloads):
     def add_pod(self, pod: dict, index: int) -> dict:
         """Create a pod a controller makes, as the API creates it: named by its ``generateName``
         where it has no name, and refused (:class:`AlreadyExists`, nothing stored) where a pod
-        holds its name, a Terminating one included."""
+        holds its name, a Terminating one included, or as its admission plugins refuse it
+        (:class:`admission.Forbidden`: :mod:`kube_standin.admission`)."""
         metadata = pod["metadata"]
         namespace = metadata["namespace"]
         if not metadata.get("name"):
             metadata["name"] = generated_name(metadata["generateName"], lambda name: (namespace, name) in self.pods)
         if (namespace, metadata["name"]) in self.pods:
             raise AlreadyExists("pods", metadata["name"])
+        live = sum(1 for (where, _), other in self.pods.items()
+                   if where == namespace and other.get("status", {}).get("phase") not in ("Succeeded", "Failed"))
+        refused = admission.pod_refusal(self.namespaces[namespace], self.service_accounts, pod,
+                                        self.quotas.get(namespace), live)
+        if refused is not None:
+            raise admission.Forbidden(refused)
         metadata.update(uid=str(uuid.uuid4()), creationTimestamp=self.clock.stamp())
         self.pods[(namespace, metadata["name"])] = pod
         self.pod_index[pod["metadata"]["uid"]] = index

@@ -260,6 +260,7 @@ def kube() -> Iterator[KubeStub]:
         cluster.install_operator(operator)
     katib_api.bind(cluster, USER, "katuna-katib-edit", NAMESPACE)
     # The account Katib's Argo example names, given what Argo's executor needs (knative/trial-kinds/argo).
+    cluster.add_service_account(NAMESPACE, "argo")
     cluster.authorizer.bind("katuna-argo-executor", NAMESPACE, NAMESPACE, "argo")
     cluster.create_config_map(NAMESPACE, "trial-templates", TRIAL_TEMPLATES)
     yield cluster

@@ -63,6 +63,7 @@ def experiment(name: str, account: str, api_version: str = "kubeflow.org/v1beta1
 @pytest.fixture(scope="module")
 def cluster(kube: KubeStub) -> KubeStub:
     katib_api.install(kube)
+    kube.add_service_account("team", "trainer")
     return kube
 
 

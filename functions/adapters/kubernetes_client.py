@@ -21,6 +21,10 @@ RETRYABLE = {408, 409, 410, 429, 500, 502, 503, 504}
 """Statuses a later try may not get: 410 Gone is a resourceVersion or ``continue`` token the API
 server compacted away, which a list started again gets past (:func:`all_pages`)."""
 GONE = 410
+OVER_QUOTA = "exceeded quota"
+"""What the API server's ResourceQuota admission says of a create past its namespace's quota (a
+403, ``jobs.batch "x" is forbidden: exceeded quota: ...``): refused for now, not for good, as the
+quota frees when Jobs end (finished ones count until deleted)."""
 
 
 class BoundedApiClient(client.ApiClient):
@@ -85,9 +89,12 @@ def configuration_problem(host: str | None = None) -> str | None:
 
 def translate(exc: Exception, doing: str) -> Exception:
     """The katuna error for a failed API call: permanent for a refusal the API will repeat,
-    temporary (retried) otherwise, a call that timed out included."""
-    if isinstance(exc, ApiException) and exc.status not in RETRYABLE:
+    temporary (retried) otherwise, a call that timed out and a quota full included."""
+    if isinstance(exc, ApiException) and exc.status not in RETRYABLE and OVER_QUOTA not in str(exc.body or ""):
         return PermanentError(f"Kubernetes refused to {doing}: {exc.status} {exc.reason}: {exc.body}")
+    if isinstance(exc, ApiException) and exc.status not in RETRYABLE:
+        return TemporaryError(f"Kubernetes refused to {doing} for now, its namespace's quota full: {exc.status} "
+                              f"{exc.reason}: {exc.body}")
     if isinstance(exc, ReadTimeoutError):
         return TemporaryError(f"could not {doing}: the Kubernetes API did not answer within KATUNA_REMOTE_TIMEOUT: {exc}")
     return TemporaryError(f"could not {doing}: {exc}")

@@ -31,6 +31,7 @@ from functions.adapters.kubernetes_status import (
     misfit,
     pod_cannot_start,
     ran,
+    refused_create,
     suspended_since,
 )
 from functions.adapters.kubernetes_workloads import End as WorkloadEnd
@@ -86,7 +87,7 @@ class Looks:
             return self._held(launch, *held)
         if condition is None:
             created = job.metadata.creation_timestamp if job.metadata else None
-            return self._running(launch, created.timestamp() if created is not None else None)
+            return self._running(launch, created.timestamp() if created is not None else None, job)
         return Look(self._ended(launch, job, condition))
 
     def _allowance(self, launch: TrialLaunch) -> int:
@@ -158,7 +159,7 @@ class Looks:
         return trial_finished(*ids, outcome="exited", exit_code=code if code else 1, image_id=image_id,
                               message=f"{kind} failed: {ended.reason}: {ended.message}; {reason}")
 
-    def _running(self, launch: TrialLaunch, created: float | None) -> Look:
+    def _running(self, launch: TrialLaunch, created: float | None, job: Any = None) -> Look:
         """The end of an attempt whose workload runs, if it has one: a Job's that lost more pods
         to disruptions than the trial may lose (its ``podFailurePolicy`` would replace them for
         ever), else one past the trial's timeout, else one whose pod could not start within the
@@ -166,7 +167,8 @@ class Looks:
         now: :func:`~functions.core.disruptions.vanished`) and those running. A Job's pods are
         read once, at every look (the list is as short as the bound keeps it); another kind's
         primary pods only once it may be past its timeout, and all its pods to see whether one
-        cannot start (:meth:`_workload_unstartable`)."""
+        cannot start (:meth:`_workload_unstartable`). A ``job`` with no pod to start may have its
+        pod refused by the API server (:meth:`_refused`)."""
         if not is_job(launch):
             ended = self._timed_out(launch, created, None)
             return Look(ended) if ended is not None else self._unstartable(launch, self._workload_unstartable(launch))
@@ -182,7 +184,7 @@ class Looks:
         ended = self._lost_too_many(launch, pods, lost) or self._timed_out(launch, created, pods)
         if ended is not None:
             return Look(ended, lost=lost, running=running)
-        return self._cannot_start(launch, pods)._replace(lost=lost, running=running)
+        return self._cannot_start(launch, pods, job)._replace(lost=lost, running=running)
 
     def _lost_too_many(self, launch: TrialLaunch, pods: list[Any], lost: dict[str, Disruption]) -> Event | None:
         """The ``preempted`` end, with the count of the pods ``lost`` (seen now or before), of an
@@ -195,17 +197,44 @@ class Looks:
                               message=message, image_id=image_of(pods, primary_container_name(launch)),
                               disruptions=len(lost))
 
-    def _cannot_start(self, launch: TrialLaunch, pods: list[Any]) -> Look:
+    def _cannot_start(self, launch: TrialLaunch, pods: list[Any], job: Any) -> Look:
         """While the Job's current pod cannot start (:func:`~functions.adapters.kubernetes_status.pod_cannot_start`),
         why: its kubelet retries a pull for ever and the scheduler waits for a node, so only katuna
         ends the wait, with or without a timeout: once the pod has waited the start allowance
         since its creation, the attempt ends as an ``error`` with the kubelet's or the scheduler's
         words (the handler deletes the Job); at once where nothing can change the cause (an image
         reference the kubelet cannot parse, a pod no node the cluster autoscaler could add would
-        fit: :meth:`_judged`)."""
+        fit: :meth:`_judged`). With no pod to start, the one the API server refuses to create
+        (:meth:`_refused`)."""
         current = current_pod(pods)
-        held = None if current is None else pod_cannot_start(current)
+        if current is None:
+            return self._unstartable(launch, self._refused(launch, job, pods))
+        held = pod_cannot_start(current)
         return self._unstartable(launch, None if held is None else self._judged(launch, current, held))
+
+    def _refused(self, launch: TrialLaunch, job: Any, pods: list[Any]) -> Unstartable | None:
+        """The pod of ``job`` the API server keeps refusing to create, by the Job controller's
+        Events on it (:func:`~functions.adapters.kubernetes_status.refused_create`): a
+        ServiceAccount that does not exist, a pod its namespace's Pod Security level forbids, a
+        quota full. None when there is no such Event, or the Job was made a moment ago."""
+        if job is None or job.metadata is None or job.metadata.creation_timestamp is None:
+            return None
+        events = self._events(launch, f"involvedObject.uid={job.metadata.uid}", f"Job {job.metadata.name}")
+        latest_pod = max((pod.metadata.creation_timestamp.timestamp() for pod in pods), default=None)
+        return refused_create(events, job.metadata.creation_timestamp.timestamp(), latest_pod)
+
+    def _events(self, launch: TrialLaunch, selector: str, of: str) -> list[Any]:
+        """The Events of the attempt's namespace the field ``selector`` selects. A cluster
+        records none where no controller writes them, and an account that may not list Events
+        (403) reads none: the trial then waits its start allowance, or its Job's deadline."""
+        try:
+            return self._core.list_namespaced_event(self._jobs.namespace(launch), field_selector=selector).items
+        except ApiException as exc:
+            if exc.status != 403:
+                raise translate(exc, f"list the Events of {of}") from exc
+            return []
+        except HTTPError as exc:
+            raise translate(exc, f"list the Events of {of}") from exc
 
     def _judged(self, launch: TrialLaunch, pod: Any, held: Unstartable) -> Unstartable:
         """``held`` as the cluster autoscaler judges it, for a ``pod`` no node fits: its Events on
@@ -214,16 +243,7 @@ class Looks:
         none: the pod then waits its start allowance."""
         if not held.unschedulable:
             return held
-        try:
-            events = self._core.list_namespaced_event(self._jobs.namespace(launch),
-                                                      field_selector=f"involvedObject.uid={held.uid}").items
-        except ApiException as exc:
-            if exc.status != 403:
-                raise translate(exc, f"list the Events of pod {held.pod}") from exc
-            return held
-        except HTTPError as exc:
-            raise translate(exc, f"list the Events of pod {held.pod}") from exc
-        return misfit(held, pod, events)
+        return misfit(held, pod, self._events(launch, f"involvedObject.uid={held.uid}", f"pod {held.pod}"))
 
     def _unstartable(self, launch: TrialLaunch, found: Unstartable | None) -> Look:
         """The wait, or the ``error`` end, of an attempt whose pod cannot start as ``found`` says
@@ -236,12 +256,12 @@ class Looks:
         ids = (launch.study, launch.uid, launch.number, launch.attempt)
         if found.permanent:
             return Look(trial_finished(*ids, outcome="error", cause=found.cause,
-                                       message=f"its pod {found.pod}: {found.why}; {found.never}"))
+                                       message=f"{found.subject}: {found.why}; {found.never}"))
         if self._clock() - found.since < allowance:
-            return Look(None, f"its pod {found.pod} cannot start: {found.why}; the trial fails if it has not started "
+            return Look(None, f"{found.subject} cannot start: {found.why}; the trial fails if it has not started "
                               f"within the start allowance of {allowance}s")
         return Look(trial_finished(*ids, outcome="error", cause=found.cause,
-                                   message=f"its pod {found.pod}: {found.why}; it waited past the start allowance of "
+                                   message=f"{found.subject}: {found.why}; it waited past the start allowance of "
                                            f"{allowance}s (KATUNA_K8S_START_ALLOWANCE)"))
 
     def _own_holder_missing(self, launch: TrialLaunch) -> str | None:

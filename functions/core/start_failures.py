@@ -19,6 +19,11 @@ A local trial whose program cannot be run (not found, not executable) or whose w
 directory cannot be entered fails at once (:func:`program_cause`, :func:`directory_cause`); a
 study whose template itself names that program or directory stops after 3 such failures too.
 
+A pod the API server refuses to create (the Job controller tries again for ever) waits the start
+allowance as well where its ServiceAccount is missing (:func:`account_cause`), and fails at once
+where its namespace's Pod Security level forbids it; a study whose every trial meets either stops
+after 3, saying what to create or change.
+
 A pod no node of the cluster's pools can fit (it asks for more cpu, memory or GPUs than the
 pool's machine type has, or for labels or taints no pool's nodes have) waits for nothing: the
 cluster autoscaler says so (:func:`unfit_cause`), and the trial fails at once. Its cause names
@@ -44,6 +49,8 @@ _IMAGE = re.compile(r'^image "(?P<image>[^"]*)" ')
 _MISSING = re.compile(r'^(?:key "(?P<key>[^"]*)" of )?(?P<kind>Secret|ConfigMap) "(?P<name>[^"]*)" in namespace '
                       r'"(?P<namespace>[^"]*)" is missing$')
 _UNFIT = re.compile(r"^cannot be scheduled: the pod asks for ")
+_ACCOUNT = re.compile(r'^ServiceAccount "(?P<name>[^"]*)" in namespace "(?P<namespace>[^"]*)" is missing$')
+_POD_SECURITY = re.compile(r"^violates PodSecurity ")
 _PROGRAM = re.compile(r'^program "(?P<program>[^"]*)" cannot be run: ')
 _DIRECTORY = re.compile(r"^working directory .* cannot be entered: ")
 SCHEDULING = frozenset({"resources", "nodeSelector", "tolerations", "affinity"})
@@ -65,6 +72,11 @@ def missing_cause(kind: str, name: str, namespace: str, key: str | None = None) 
     or ``ConfigMap``) ``name`` of ``namespace`` that is missing, or a ``key`` of it that is."""
     missing = f'{kind} "{name}" in namespace "{namespace}" is missing'
     return f'key "{key}" of {missing}' if key else missing
+
+
+def account_cause(name: str, namespace: str) -> str:
+    """The cause of a pod the API server refuses because its ServiceAccount ``name`` is missing."""
+    return f'ServiceAccount "{name}" in namespace "{namespace}" is missing'
 
 
 def unfit_cause(asked: str, autoscaler: str) -> str:
@@ -156,6 +168,15 @@ def _parametrized(value: Any, scheduling: bool = False) -> bool:
 def _fix(cause: str, template: TrialTemplate) -> str | None:
     """What the user does about ``cause`` when an image or object the study's template itself
     gives meets it, or a pod it asks for that no node fits; None for one a trial's parameters made."""
+    account = _ACCOUNT.match(cause)
+    if account is not None:
+        name, namespace = account.group("name", "namespace")
+        return (f"Create the ServiceAccount (kubectl create serviceaccount {name} -n {namespace}), or name one that "
+                "exists in kubernetes.serviceAccountName")
+    if _POD_SECURITY.match(cause):
+        return ("Ask for no more than the namespace's Pod Security level allows in the trial template (its "
+                "securityContext, host namespaces, hostPath volumes, capabilities), or run the trials in a namespace "
+                "whose level allows it (kubernetes.namespace)")
     if _UNFIT.match(cause):
         if _parametrized({"resources": dict(template.resources)}) or _parametrized(template.trial_spec):
             return None
@@ -200,6 +221,6 @@ def unstartable(template: TrialTemplate, counts: Counts, failed: Iterable[TrialR
     fix = _fix(cause, template) if cause is not None else None
     if cause is None or fix is None:
         return None
-    waited = ", each after waiting for it" if _IMAGE.match(cause) or _MISSING.match(cause) else ""
+    waited = ", each after waiting for it" if any(rule.match(cause) for rule in (_IMAGE, _MISSING, _ACCOUNT)) else ""
     return (f"every trial could not start: {cause} ({counts.failed} trials{waited}); every "
             f"later trial would meet the same, so the study stops. {fix}, and submit the study again")

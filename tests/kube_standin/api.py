@@ -8,7 +8,7 @@ import json
 import uuid
 from collections.abc import Iterator
 
-from kube_standin import configmaps, events, job_fields, katib_api, logs, patches, secrets
+from kube_standin import admission, configmaps, events, job_fields, katib_api, logs, patches, secrets
 from kube_standin.jobs import owned_pods
 from kube_standin.objects import (
     already_exists,
@@ -236,6 +236,10 @@ class ApiServer:
                 return invalid("Job", "jobs.batch", name, problems)
             if (namespace, name) in self.jobs:
                 return already_exists("jobs.batch", name)
+            refused = admission.job_refusal(name, self.quotas.get(namespace),
+                                            sum(1 for where, _ in self.jobs if where == namespace))
+            if refused is not None:
+                return 403, status(403, "Forbidden", refused, {"name": name, "group": "batch", "kind": "jobs"})
             job = defaulted(snapshot(job), str(uuid.uuid4()))
             if self.queued:
                 job["spec"]["suspend"] = True

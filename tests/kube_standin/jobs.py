@@ -23,6 +23,7 @@ from __future__ import annotations
 import time
 from calendar import timegm
 
+from kube_standin.admission import Forbidden
 from kube_standin.clock import RealClock
 from kube_standin.objects import snapshot
 from kube_standin.scheduling import requests
@@ -240,7 +241,11 @@ class JobController:
             return
         wanted = min(job["spec"].get("parallelism", 1), job["spec"].get("completions", 1) - succeeded)
         while len(active) < wanted:
-            active.append(cluster.add_pod(new_pod(job, self.pods_made.get(uid, 0)), self.pods_made.get(uid, 0)))
+            try:
+                active.append(cluster.add_pod(new_pod(job, self.pods_made.get(uid, 0)), self.pods_made.get(uid, 0)))
+            except Forbidden as refused:
+                cluster.record_event(job, "Warning", "FailedCreate", f"Error creating: {refused}", "job-controller")
+                return
             self.pods_made[uid] = self.pods_made.get(uid, 0) + 1
 
     def _fail(self, cluster, job: dict, active: list[dict], counted: dict[str, set[str]], reason: str,

@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 
+from kube_standin.admission import Forbidden
 from kube_standin.clock import RealClock
 from kube_standin.jobs import owned_pods
 from kube_standin.objects import AlreadyExists, snapshot
@@ -53,7 +54,8 @@ def owner_reference(owner: dict) -> dict:
 
 def make_pod(cluster, owner: dict, name: str, template: dict, labels: dict, index: int = 0) -> dict:
     """A pod of ``owner`` from a pod template, as a controller creates it; refused
-    (:class:`~kube_standin.objects.AlreadyExists`) where a pod holds the name."""
+    (:class:`~kube_standin.objects.AlreadyExists`) where a pod holds the name, and as the API
+    server's admission refuses it (:class:`~kube_standin.admission.Forbidden`)."""
     template = snapshot(template)
     metadata = template.get("metadata") or {}
     pod = {"apiVersion": "v1", "kind": "Pod",
@@ -140,7 +142,7 @@ class TrainingOperator:
                 continue
             try:
                 make_pod(cluster, job, pod_name, template, labels, index)
-            except AlreadyExists as refused:
+            except (AlreadyExists, Forbidden) as refused:
                 cluster.record_event(job, "Warning", "FailedCreatePod", f"Error creating: {refused}")
             else:
                 made.add(pod_name)

@@ -36,13 +36,13 @@ refused as the API refuses it, and made at a later sync once the name is free.
 
 from __future__ import annotations
 
-import contextlib
 import re
 import shutil
 import tempfile
 from pathlib import Path
 
 from kube_standin import logs
+from kube_standin.admission import Forbidden
 from kube_standin.objects import AlreadyExists
 from kube_standin.operators import make_pod
 from kube_standin.rbac import SERVICE_ACCOUNT_USER, Request, forbidden
@@ -146,11 +146,17 @@ class Argo:
     def _make(self, cluster, workflow: dict, run: dict) -> bool:
         """Make the pod of each step of the running group not made yet; whether every one is
         made. A pod whose name another holds (an earlier Workflow's of the same name) is tried
-        again at the next sync."""
+        again at the next sync; one the API server's admission refuses fails the Workflow with
+        its words, as Argo's controller fails the step's node."""
         for step in list(run["pending"]):
-            with contextlib.suppress(AlreadyExists):
+            try:
                 run["pods"][step["name"]] = self._pod(cluster, workflow, step, run["results"])["metadata"]["name"]
-                run["pending"].remove(step)
+            except AlreadyExists:
+                continue
+            except Forbidden as refused:
+                self._phase(cluster, workflow, "Failed", str(refused))
+                return False
+            run["pending"].remove(step)
         return not run["pending"]
 
     @staticmethod
@@ -245,8 +251,12 @@ class Tekton:
                 if len((task.get("taskSpec") or {}).get("steps") or []) != 1:
                     return self._condition(cluster, run, "False", "StepsUnsupported",
                                            f"task {task['name']}: the stand-in runs tasks of one step")
-                with contextlib.suppress(AlreadyExists):  # its name held: tried again at the next sync
+                try:
                     state["pods"][task["name"]] = self._pod(cluster, run, task, state["results"])["metadata"]["name"]
+                except AlreadyExists:  # its name held: tried again at the next sync
+                    continue
+                except Forbidden as refused:  # as Tekton's reconciler fails a TaskRun whose pod is refused
+                    return self._condition(cluster, run, "False", "PodCreationFailed", str(refused))
         if len(done) == len(tasks):
             return self._condition(cluster, run, "True", "Succeeded",
                                    f"Tasks Completed: {len(done)} (Failed: 0, Cancelled 0), Skipped: 0")

@@ -1,0 +1,104 @@
+"""Trial Jobs whose pods the API server refuses to create, on the stand-in's simulated clock
+through the real client: the Job controller records ``FailedCreate`` on the Job and tries again
+for ever, so the Job waits with no pod. A missing ServiceAccount waits the start allowance (the
+user may create it, and the trial then runs); a pod the namespace's Pod Security level forbids
+fails at once; either stops a study whose every trial meets it after 3, saying what to do. A Job
+the namespace's quota refuses is refused for now, never for good."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from kube_stub import KubeStub
+from test_missing_objects import deliver, started
+from test_trial_pods import ALLOWANCE, pods_of
+
+from functions.adapters.kubernetes_client import translate
+from functions.core.errors import TemporaryError
+from functions.handlers.base import look
+
+
+def refused(kube: KubeStub, job: str) -> Callable[[], bool]:
+    """Whether the Job controller has been refused a pod of ``job``, and made none."""
+    return lambda: not pods_of(kube, job) and any(e["reason"] == "FailedCreate" for e in kube.events_of("Job", job))
+
+
+def test_a_trial_whose_service_account_is_missing_waits_then_runs_once_it_is_created(simulated_kube: KubeStub,
+                                                                                       tmp_path: Path):
+    store, deps, record, dispatcher = started(simulated_kube, tmp_path, "account", trials=1,
+                                              pod={"serviceAccountName": "trainer"})
+    try:
+        simulated_kube.run_until(refused(simulated_kube, "account-0"))
+        assert look(record, store.get_trial("account", 0), deps) is None, "it waits for the account"
+        assert ("its Job's pod cannot start: the API server refuses to create it: error looking up service account "
+                'katuna/trainer: serviceaccount "trainer" not found; the trial fails if it has not started within') in \
+            store.get_trial("account", 0).reason
+        simulated_kube.add_service_account("katuna", "trainer")
+        simulated_kube.run_until(lambda: bool(pods_of(simulated_kube, "account-0"))
+                                 and pods_of(simulated_kube, "account-0")[0]["status"]["phase"] == "Succeeded")
+        ended = look(record, store.get_trial("account", 0), deps)
+        assert ended is not None and ended.data["outcome"] == "exited"
+        deliver(dispatcher, ended)
+        assert store.get_study("account").status == "completed"
+    finally:
+        store.close()
+
+
+CASES = {
+    "account": ({"serviceAccountName": "trainer"}, True,
+                'ServiceAccount "trainer" in namespace "katuna" is missing', "3 trials, each after waiting for it",
+                "Create the ServiceAccount (kubectl create serviceaccount trainer -n katuna)"),
+    "pod security": ({"hostNetwork": True}, False,
+                     'violates PodSecurity "baseline:latest": host namespaces (hostNetwork=true)', "3 trials",
+                     "Ask for no more than the namespace's Pod Security level allows"),
+}
+
+
+@pytest.mark.parametrize(("pod", "waits", "cause", "trials", "fix"), CASES.values(), ids=CASES.keys())
+def test_a_study_whose_every_pod_is_refused_stops_after_three_trials_saying_why(
+        simulated_kube: KubeStub, tmp_path: Path, pod: dict, waits: bool, cause: str, trials: str, fix: str):
+    store, deps, record, dispatcher = started(simulated_kube, tmp_path, "refused", trials=5, pod=pod)
+    try:
+        for number in range(3):
+            simulated_kube.run_until(refused(simulated_kube, f"refused-{number}"))
+            if waits:
+                assert look(record, store.get_trial("refused", number), deps) is None
+                simulated_kube.clock.now += ALLOWANCE
+            ended = look(record, store.get_trial("refused", number), deps)
+            assert ended is not None and ended.data["outcome"] == "error"
+            deliver(dispatcher, ended)
+        assert store.get_trial("refused", 0).reason.startswith(
+            f"could not start: {cause}; its Job's pod: the API server refuses to create it: ")
+        study = store.get_study("refused")
+        assert (study.status, [t.state for t in store.trials("refused")]) == ("failed", ["FAIL"] * 3)
+        assert study.reason.startswith(f"every trial could not start: {cause} ({trials}); every later trial would "
+                                       f"meet the same, so the study stops. {fix}")
+    finally:
+        store.close()
+
+
+def test_a_job_the_namespaces_quota_refuses_is_refused_for_now(simulated_kube: KubeStub, tmp_path: Path):
+    """The quota frees as Jobs end: the launch is retried (its event delivered again), and the
+    trial runs once the quota lets it."""
+    simulated_kube.set_quota("katuna", {"count/jobs.batch": 0})
+    with pytest.raises(TemporaryError, match="quota full: 403 Forbidden: .*exceeded quota: trial-quota"):
+        started(simulated_kube, tmp_path, "quota", trials=1)
+    simulated_kube.set_quota("katuna", {})
+    store, deps, record, dispatcher = started(simulated_kube, tmp_path / "again", "quota", trials=1)
+    try:
+        simulated_kube.run_until(lambda: bool(pods_of(simulated_kube, "quota-0")))
+        assert store.get_trial("quota", 0).state == "RUNNING"
+    finally:
+        store.close()
+
+
+def test_only_a_quota_refusal_is_temporary():
+    from kubernetes.client.rest import ApiException
+
+    quota, webhook = ApiException(status=403, reason="Forbidden"), ApiException(status=403, reason="Forbidden")
+    quota.body = '{"message": "jobs.batch \\"x\\" is forbidden: exceeded quota: q, requested: count/jobs.batch=1"}'
+    webhook.body = '{"message": "admission webhook \\"policy.example\\" denied the request"}'
+    assert isinstance(translate(quota, "create Job x"), TemporaryError)
+    assert not isinstance(translate(webhook, "create Job x"), TemporaryError)
