@@ -218,6 +218,8 @@ BOUNDS: list[tuple[str, dict, str, str]] = [
     ("parallelism", _mutated(lambda d: d.update(parallelism=1_001, maxTrials=2_000)), "parallelism",
      "at most 1,000 (set by KATUNA_MAX_PARALLELISM)"),
     ("maxTrials", _mutated(_set("maxTrials", 10**9)), "maxTrials", "at most 1,000,000 (set by KATUNA_MAX_TRIALS)"),
+    ("categorical-value", _mutated(_set("parameters", [{"name": "x", "type": "categorical", "values": [
+        "a", "b" * 5_000, "c" * 4_097]}])), "parameters[0].values[1]", "at most 4,096 (set by KATUNA_MAX_TEXT), got 5,000"),
     ("maxTrials-beyond-exact-floats", _mutated(_set("maxTrials", 10**30)), "maxTrials", "at most 2**53"),
     ("grid", _mutated(lambda d: d.update(algorithm={"name": "grid"}, parameters=[
         {"name": "x", "type": "float", "min": 0.0, "max": 1.0, "step": 1e-12}])), "parameters",
@@ -230,6 +232,8 @@ BOUNDS: list[tuple[str, dict, str, str]] = [
 BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
     f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]\n" for i in range(8))
 _VALID_YAML = yaml.safe_dump(study_definition(name="hostile"))
+LONG_TEXT_BOMB = f"x: &a \"{'x' * 100_000}\"\n" + f"junk: [{', '.join(['*a'] * 2_000)}]\n"
+"""2,000 references to one 100 KB string: a 108 KB body standing for 200 MB of text in 2,000 nodes."""
 
 # (case id, content type, body, expected status, a word the answer must contain)
 TEXTS: list[tuple[str, str, bytes, int, str]] = [
@@ -250,6 +254,8 @@ TEXTS: list[tuple[str, str, bytes, int, str]] = [
         "trialTemplate:\n  trialSpec:\n    apiVersion: batch/v1\n    kind: Job\n    metadata:\n      annotations:\n"
         + "".join(f"        {line}\n" for line in BOMB.splitlines())
         + _VALID_YAML.split("trialTemplate:")[0]).encode(), 400, "aliases"),
+    ("long-text-laughs", "application/yaml", (LONG_TEXT_BOMB + _VALID_YAML).encode(), 400,
+     "more than 4,194,304 characters of text once its aliases are expanded"),
     ("deep-json-list", "application/json", b"[" * 50_000 + b"]" * 50_000, 400, "nested"),
     ("deep-yaml-mapping", "application/yaml", b"{a: " * 5_000 + b"1" + b"}" * 5_000, 400, "nested"),
     ("deep-json-in-a-field", "application/json", json.dumps(study_definition(name="hostile")).replace(

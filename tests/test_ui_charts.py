@@ -86,6 +86,16 @@ def test_other_parameters_rebuild_only_the_charts_drawn_for_them(runtime: Runtim
     assert runtime.histories.reads == 1
 
 
+def test_names_the_study_does_not_have_neither_change_a_chart_nor_build_it_again(runtime: Runtime):
+    """The chart and its cache key are drawn for two distinct known names at most: junk appended
+    to ``params`` cannot have the same chart built again under a new key."""
+    fetch_at_once(runtime, ["/ui/studies/charted/plots/slice?params=x,y"])
+    built = ui.chart_cache.built
+    asked = [f"/ui/studies/charted/plots/slice?params=x,y,{junk}" for junk in ("j1", "j2", "x", "y,x")]
+    assert fetch_at_once(runtime, [*asked, "/ui/studies/charted/plots/slice?params=x,x,y"]) == [200] * 5
+    assert ui.chart_cache.built == built
+
+
 def add_trial(store: SqliteStore, name: str = "charted") -> int:
     """One more completed trial in the study's Optuna journal; how many records that took."""
     before = store.optuna_version(name)

@@ -80,6 +80,33 @@ def test_a_write_from_the_dashboard_origin_or_a_script_is_served(service: Servic
     assert service.request("POST", "/studies/from-page/stop", None, fetched)[0] == 200
 
 
+EMBEDDED = {"image": {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Dest": "image"},
+            "fetch": {"Sec-Fetch-Site": "same-site", "Sec-Fetch-Mode": "cors", "Sec-Fetch-Dest": "empty"},
+            "frame": {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "iframe"}}
+VISITS = {"link": {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"},
+          "typed": {"Sec-Fetch-Site": "none", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"},
+          "own page": {"Sec-Fetch-Site": "same-origin", "Sec-Fetch-Mode": "cors", "Sec-Fetch-Dest": "empty"},
+          "script": {}}
+
+
+@pytest.mark.parametrize("headers", EMBEDDED.values(), ids=EMBEDDED.keys())
+def test_a_read_another_sites_page_embeds_or_fetches_is_refused_before_any_work(service: Service,
+                                                                                 headers: dict[str, str]):
+    """Any page the user opens could otherwise have the service build charts or exports for it
+    with the user's own connection, again and again, its answers unread."""
+    service.request("POST", "/studies", _study_json("embedded"), {"Content-Type": "application/json"})
+    for path in ("/ui/studies/embedded/plots/slice?params=x", "/ui/studies/embedded/trials.csv", "/studies"):
+        status, _, body = service.request("GET", path, headers=headers)
+        assert (status, json.loads(body)["error"]) == (403, "cross_origin"), path
+
+
+@pytest.mark.parametrize("headers", VISITS.values(), ids=VISITS.keys())
+def test_a_visit_the_dashboards_own_reads_and_scripts_are_served(service: Service, headers: dict[str, str]):
+    service.request("POST", "/studies", _study_json("visited"), {"Content-Type": "application/json"})
+    assert service.request("GET", "/ui/studies/visited", headers=headers)[0] == 200
+    assert service.request("GET", "/studies/visited", headers=headers)[0] == 200
+
+
 def test_no_other_site_may_frame_the_dashboard_or_have_its_answers_sniffed(service: Service):
     """Without a token the dashboard needs no login, so a page framing it could hide the Stop
     button or the new-study form under its own (clickjacking): every answer forbids framing."""

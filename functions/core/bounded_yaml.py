@@ -4,7 +4,7 @@
 "billion laughs" document of a few hundred bytes stands for hundreds of millions of nodes,
 which any later walk over the data visits) and recurses once per nesting level (a deeply
 nested document ends in ``RecursionError``). This loader counts the nodes a document stands
-for, aliases expanded, and its nesting depth while composing, and refuses either past a bound
+for and the characters of its text, aliases expanded, and its nesting depth while composing, and refuses either past a bound
 long before the cost shows. A key given twice in one mapping is refused too, naming the key
 and where it is: YAML's last-wins would silently drop the first value. So is an integer
 larger than the largest float, naming where it is: no field takes one, and Python refuses to
@@ -29,6 +29,11 @@ from functions.core.documents import Path, value_at
 
 MAX_NODES = 100_000
 """Nodes a document may stand for, every alias counted at the size of what it names."""
+
+MAX_CHARS = 4 << 20
+"""Characters of text a document may stand for, every alias counted at the size of what it names:
+four times the largest request body by default. A few references to one long anchored string
+would otherwise stand for gigabytes while counting as a few nodes."""
 
 MAX_DEPTH = 64
 """Nesting levels of collections; study definitions need fewer than 15."""
@@ -70,7 +75,7 @@ class _BoundedLoader(yaml.SafeLoader):
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._depth = 0
-        self._weights: dict[int, int] = {}
+        self._weights: dict[int, tuple[int, int]] = {}
         self._path: list[str] = []
         self._int_paths: dict[int, str] = {}
         self._open_anchors: list[str] = []
@@ -97,12 +102,26 @@ class _BoundedLoader(yaml.SafeLoader):
                 self._open_anchors.pop()
         if node is None:
             return None
+        nodes, chars = self._weigh(node)
+        if nodes > MAX_NODES:
+            raise DocumentTooLarge(f"stands for more than {MAX_NODES:,} values once its aliases are expanded")
+        if chars > MAX_CHARS:
+            raise DocumentTooLarge(f"stands for more than {MAX_CHARS:,} characters of text once its aliases are "
+                                   "expanded")
+        return node
+
+    def _weigh(self, node: yaml.Node) -> tuple[int, int]:
+        """The nodes ``node`` stands for and the characters of their text, aliases expanded (a
+        node an alias names again counts again), kept for each node once composed."""
         weight = self._weights.get(id(node))
         if weight is None:
-            weight = self._weights[id(node)] = 1 + sum(self._weights.get(id(child), 1) for child in _children(node))
-        if weight > MAX_NODES:
-            raise DocumentTooLarge(f"stands for more than {MAX_NODES} values once its aliases are expanded")
-        return node
+            if isinstance(node, yaml.ScalarNode):
+                weight = (1, len(node.value))
+            else:
+                children = [self._weights.get(id(child), (1, 0)) for child in _children(node)]
+                weight = (1 + sum(n for n, _ in children), sum(c for _, c in children))
+            self._weights[id(node)] = weight
+        return weight
 
     def _opened(self) -> bool:
         """Whether the next node is a collection with an anchor, now open until composed; an

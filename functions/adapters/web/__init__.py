@@ -77,8 +77,9 @@ def create_app(runtime: Application) -> Flask:
 
 
 def _guard():
-    """Every request but the health probes: an allowed Host, a body within the limit, then
-    for writes an accepted content type and no cross-site Origin, then a known caller."""
+    """Every request but the health probes: an allowed Host, a body within the limit, no read
+    another site's page asks for (:func:`guard.cross_site_read`), then for writes an accepted
+    content type and no cross-site Origin, then a known caller."""
     settings = current_app.extensions["katuna"].settings
     path = request.path
     if path in OPEN_PATHS:
@@ -94,6 +95,9 @@ def _guard():
     if not guard.buffer_chunked(request.environ, settings.max_body) or (request.content_length or 0) > settings.max_body:
         return guard.refusal(request, 413, "request_entity_too_large", _too_large(settings.max_body))
     event_path = functions_ce.is_event_path(path)
+    if request.method not in guard.WRITE_METHODS and guard.cross_site_read(request):
+        return guard.refusal(request, 403, "cross_origin", "reads another site's page asks for are refused: open "
+                                                           "this service's pages from its own address")
     if request.method in guard.WRITE_METHODS:
         kind = "event" if event_path else "form" if ui.is_form_path(path) else "api"
         problem = guard.content_type_problem(request, kind)

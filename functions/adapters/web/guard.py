@@ -89,6 +89,21 @@ def same_origin(request: Request) -> bool | None:
     return None
 
 
+def cross_site_read(request: Request) -> bool:
+    """Whether a browser says this read is another site's page asking for what it embeds or
+    fetches (an image, a script, a frame, a ``fetch``), not the user's own visit: such a request
+    carries the user's own connection and cookies, and with no token set, any page the user
+    opens could have the service build charts and exports for it, its answers unread. Reads from
+    the service's own pages (``same-origin``), visits (``none``, or a navigation to a document)
+    and clients that are no browser (no ``Sec-Fetch-Site``) are taken."""
+    site = request.headers.get("Sec-Fetch-Site")
+    if site in (None, "same-origin", "none"):
+        return False
+    visit = request.headers.get("Sec-Fetch-Mode") == "navigate" and request.headers.get("Sec-Fetch-Dest") in (
+        None, "document")
+    return not visit
+
+
 def content_type_problem(request: Request, kind: str) -> str | None:
     """Why a write's content type is refused, or None. ``kind`` is ``event``, ``form`` or ``api``."""
     mimetype = request.mimetype

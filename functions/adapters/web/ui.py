@@ -41,6 +41,7 @@ from functions.core.launch import trial_launch
 from functions.core.log_reads import without_escapes
 from functions.core.pareto import best_trials
 from functions.core.records import ACTIVE_STATES, STUDY_RUNNING, StudyRecord
+from functions.core.spec import Study
 from functions.core.strict_json import dumps
 from functions.core.views import study_view, trial_view
 
@@ -245,12 +246,21 @@ def plot(name: str, kind: str):
     """One chart as plotly JSON; ``{"message": ...}`` when the study cannot have it yet."""
     store = _runtime().store()
     record = store.get_study(name)
-    params = tuple(p for p in request.args.get("params", "").split(",") if p) if kind in PARAM_CHARTS else ()
+    params = chart_params(request.args.get("params", ""), record.spec) if kind in PARAM_CHARTS else ()
     objective = whole_number("objective", 0, 0, max(len(record.spec.objectives) - 1, 0))
     version = store.optuna_version(name)
     key = (str(store.path), record.uid, kind, params, objective, version)
     body = chart_cache.get_or_build(key, lambda: _chart(record, kind, params, objective, version))
     return Response(body, mimetype="application/json")
+
+
+def chart_params(asked: str, spec: Study) -> tuple[str, ...]:
+    """The parameters a slice or contour chart is drawn for: the first two distinct names of the
+    study's among those ``asked`` (comma-separated), else its first two. The chart and its cache
+    key depend on these alone, so names it does not have cannot make the same chart be built again."""
+    known = [p.name for p in spec.parameters]
+    chosen = tuple(dict.fromkeys(name for name in asked.split(",") if name in known))[:2]
+    return chosen or tuple(known[:2])
 
 
 def _chart(record: StudyRecord, kind: str, params: tuple[str, ...], objective: int, version: int) -> str:
