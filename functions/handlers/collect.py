@@ -29,7 +29,7 @@ from functions.core.errors import OutputLost
 from functions.core.events import Event, trial_suggested
 from functions.core.launch import TrialLaunch, trial_launch
 from functions.core.log_rotation import rotated
-from functions.core.records import COMPLETE, FAIL, WAITING, StudyRecord, TrialRecord
+from functions.core.records import COMPLETE, FAIL, PRUNED, STOPPED_AT_END, WAITING, StudyRecord, TrialRecord
 from functions.core.spec import MetricsCollector
 from functions.handlers.base import Deps, go_on, tell
 from functions.handlers.output import Output, parse_output, record_output
@@ -50,7 +50,7 @@ def prepare(event: Event, deps: Deps) -> ParsedOutput | None:
     trial = _current(record, deps.store.get_trial(record.name, data["trial"]), data)
     if trial is None:
         return None
-    if _runs_again(record, trial, data):
+    if _lost_run(record, trial, data):
         return None
     if not _ended_running(data):
         _stop_if_running(deps, trial_launch(record, trial))
@@ -75,10 +75,11 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     running = _ended_running(data)
     if not running:
         _stop_if_running(deps, launch)
-    retry = trial.attempt < record.spec.trial_template.max_attempts and not record.terminal
-    if _runs_again(record, trial, data):
+    if _lost_run(record, trial, data):
         if running:
             deps.executor.stop(launch)
+        if record.terminal:
+            return _stopped_at_end(record, trial, deps)
         return _run_again(record, trial, deps, f"{data['outcome']}: {data['message']}")
     rotation = None
     try:
@@ -86,8 +87,10 @@ def handle(event: Event, deps: Deps) -> list[Event]:
         metrics, tail = output.metrics, output.tail
         rotation = _rotation(record, trial, deps, output)
     except OutputLost as lost:
-        if data["outcome"] == "exited" and not data.get("exitCode") and retry:
-            return _run_again(record, trial, deps, f"lost: {lost}")
+        if data["outcome"] == "exited" and not data.get("exitCode") \
+                and trial.attempt < record.spec.trial_template.max_attempts:
+            return _stopped_at_end(record, trial, deps) if record.terminal else \
+                _run_again(record, trial, deps, f"lost: {lost}")
         metrics, tail = {}, [str(lost)]
     if running:
         deps.executor.stop(launch)
@@ -116,14 +119,24 @@ def _rotation(record: StudyRecord, trial: TrialRecord, deps: Deps, output: Outpu
     return rotated(output.start, cursor, output.size, output.reports, deps.clock(), read.kept_of(trial.attempt))
 
 
-def _runs_again(record: StudyRecord, trial: TrialRecord, data: Mapping[str, Any]) -> bool:
-    """Whether the attempt's end sends its trial to run again: interrupted (by katuna's own
-    process stopping: not counted against ``trialTemplate.maxAttempts``, up to
-    :data:`~functions.core.disruptions.INTERRUPTIONS` attempts beyond it), or preempted with runs
-    left, while the study goes on."""
+def _lost_run(record: StudyRecord, trial: TrialRecord, data: Mapping[str, Any]) -> bool:
+    """Whether the attempt's end is a run lost, not the trial's, that would send it to run
+    again: interrupted (by katuna's own process stopping: not counted against
+    ``trialTemplate.maxAttempts``, up to :data:`~functions.core.disruptions.INTERRUPTIONS`
+    attempts beyond it), or preempted with runs left. Once the study has ended it runs no more,
+    and ends as the study's end stops it (:func:`_stopped_at_end`)."""
     if data["outcome"] == "interrupted":
-        return trial.attempt < record.spec.trial_template.max_attempts + INTERRUPTIONS and not record.terminal
+        return trial.attempt < record.spec.trial_template.max_attempts + INTERRUPTIONS
     return data["outcome"] == "preempted" and _runs_left(record, trial, data)
+
+
+def _stopped_at_end(record: StudyRecord, trial: TrialRecord, deps: Deps) -> list[Event]:
+    """The end of a trial whose run was lost after its study ended: pruned as the study's end
+    stops it (:mod:`functions.handlers.stop`), whichever of the two is handled first."""
+    deps.store.update_trial(record.name, trial.number, state=PRUNED, finished_at=deps.clock(),
+                            reason=f"{STOPPED_AT_END} ({record.reason})")
+    tell(record, deps, trial.number, PRUNED)
+    return []
 
 
 def _run_again(record: StudyRecord, trial: TrialRecord, deps: Deps, what: str) -> list[Event]:
@@ -135,11 +148,9 @@ def _run_again(record: StudyRecord, trial: TrialRecord, deps: Deps, what: str) -
 
 
 def _runs_left(record: StudyRecord, trial: TrialRecord, data: Mapping[str, Any]) -> bool:
-    """Whether a preempted trial runs again: its study goes on, and it lost fewer runs than
-    ``trialTemplate.maxAttempts`` (each earlier attempt, and this one's pods lost, when its
+    """Whether a preempted trial has runs left: it lost fewer runs than ``trialTemplate.maxAttempts`` (each earlier attempt, and this one's pods lost, when its
     executor counted them)."""
-    lost = runs_lost(trial.attempt, data.get("disruptions", 1))
-    return lost < record.spec.trial_template.max_attempts and not record.terminal
+    return runs_lost(trial.attempt, data.get("disruptions", 1)) < record.spec.trial_template.max_attempts
 
 
 def _ended_running(data: Mapping[str, Any]) -> bool:
