@@ -218,8 +218,6 @@ BOUNDS: list[tuple[str, dict, str, str]] = [
     ("parallelism", _mutated(lambda d: d.update(parallelism=1_001, maxTrials=2_000)), "parallelism",
      "at most 1,000 (set by KATUNA_MAX_PARALLELISM)"),
     ("maxTrials", _mutated(_set("maxTrials", 10**9)), "maxTrials", "at most 1,000,000 (set by KATUNA_MAX_TRIALS)"),
-    ("categorical-value", _mutated(_set("parameters", [{"name": "x", "type": "categorical", "values": [
-        "a", "b" * 5_000, "c" * 4_097]}])), "parameters[0].values[1]", "at most 4,096 (set by KATUNA_MAX_TEXT), got 5,000"),
     ("maxTrials-beyond-exact-floats", _mutated(_set("maxTrials", 10**30)), "maxTrials", "at most 2**53"),
     ("grid", _mutated(lambda d: d.update(algorithm={"name": "grid"}, parameters=[
         {"name": "x", "type": "float", "min": 0.0, "max": 1.0, "step": 1e-12}])), "parameters",

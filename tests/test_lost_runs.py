@@ -179,6 +179,34 @@ def test_an_end_record_that_is_not_the_attempts_own_is_not_taken(tmp_path: Path)
         store.close()
 
 
+def _lost_after_end(tmp_path: Path, order: str, outcome: str) -> tuple[str, str, str, int]:
+    """Trial 1's state, reason, state in Optuna and the study's pruned count, after trial 0
+    failed and ended the study while trial 1 ran, and trial 1's run was then lost (``outcome``),
+    its end delivered before the study's end (``lost first``) or after it."""
+    import optuna
+
+    from functions.core.events import trial_finished
+
+    store = SqliteStore(tmp_path / f"{order}.db")
+    executor = LocalExecutor(tmp_path / order, lambda event: None)
+    dispatcher = Dispatcher(Deps(store, executor, lambda: 1000.0, lookahead=0))
+    definition = study_definition("ended", mode="hang", maxTrials=4, parallelism=2, maxFailedTrials=0)
+    try:
+        record, _ = store_study(Deps(store, executor, lambda: 1000.0), parse_study(definition), definition)
+        _deliver_all(dispatcher, [study_created("ended", record.uid)])
+        eventually(lambda: store.count_trials("ended").running == 2, "two trials running")
+        ended = dispatcher.deliver(trial_finished("ended", record.uid, 0, 1, "exited", exit_code=1))
+        assert [event.type for event in ended] == ["dev.katuna.study.completed"]
+        lost = trial_finished("ended", record.uid, 1, 1, outcome, message="its node was reclaimed")
+        _deliver_all(dispatcher, [lost, *ended] if order == "lost first" else [*ended, lost])
+        trial = store.get_trial("ended", 1)
+        told = optuna.load_study(study_name="ended", storage=store.optuna_storage()).trials[1].state.name
+        return trial.state, trial.reason.split(" (")[0], told, store.count_trials("ended").pruned
+    finally:
+        executor.shutdown()
+        store.close()
+
+
 @pytest.mark.parametrize("outcome", ["preempted", "interrupted"])
 def test_a_run_lost_after_its_study_ended_is_stopped_at_end_whichever_event_comes_first(tmp_path: Path,
                                                                                          outcome: str):
@@ -186,29 +214,7 @@ def test_a_run_lost_after_its_study_ended_is_stopped_at_end_whichever_event_come
     is then lost. Its end handled before or after the study's end stops it, trial 1 is pruned as
     stopped at the study's end, in katuna and in Optuna alike: never a failure that claims it used
     every attempt."""
-    import optuna
-
-    from functions.core.events import trial_finished
     from functions.core.records import PRUNED, STOPPED_AT_END
 
-    results = []
-    for order in ("lost first", "end first"):
-        store = SqliteStore(tmp_path / f"{order}.db")
-        executor = LocalExecutor(tmp_path / order, lambda event: None)
-        dispatcher = Dispatcher(Deps(store, executor, lambda: 1000.0, lookahead=0))
-        definition = study_definition("ended", mode="hang", maxTrials=4, parallelism=2, maxFailedTrials=0)
-        try:
-            record, _ = store_study(Deps(store, executor, lambda: 1000.0), parse_study(definition), definition)
-            _deliver_all(dispatcher, [study_created("ended", record.uid)])
-            eventually(lambda: store.count_trials("ended").running == 2, "two trials running")
-            ended = dispatcher.deliver(trial_finished("ended", record.uid, 0, 1, "exited", exit_code=1))
-            assert [event.type for event in ended] == ["dev.katuna.study.completed"]
-            lost = trial_finished("ended", record.uid, 1, 1, outcome, message="its node was reclaimed")
-            _deliver_all(dispatcher, [lost, *ended] if order == "lost first" else [*ended, lost])
-            trial = store.get_trial("ended", 1)
-            told = optuna.load_study(study_name="ended", storage=store.optuna_storage()).trials[1].state.name
-            results.append((trial.state, trial.reason.split(" (")[0], told, store.count_trials("ended").pruned))
-        finally:
-            executor.shutdown()
-            store.close()
+    results = [_lost_after_end(tmp_path, order, outcome) for order in ("lost first", "end first")]
     assert results == [(PRUNED, STOPPED_AT_END, "PRUNED", 1)] * 2

@@ -477,7 +477,7 @@ UNREADABLE = {
     "a key twice": ("serviceAccountName: trainer\nserviceAccountName: katuna\n", "duplicate key 'serviceAccountName'", ""),
     "too large": ("a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
         f"{b}: &{b} [*{a}, *{a}, *{a}, *{a}, *{a}, *{a}, *{a}, *{a}, *{a}, *{a}]\n" for a, b in zip("abcd", "bcde")),
-                  "more than 100000 values", ""),
+                  "more than 100,000 values", ""),
     "an Argo expression": ('{"serviceAccountName": "{{inputs.parameters.sa}}"}', "an Argo expression", ""),
     "a name outside ASCII": ('{"ſerviceAccountName": "katuna"}', "expected a field name in ASCII",
                              ".ſerviceAccountName"),

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from functions.core.errors import Problem
 from functions.core.limits import PREFIX, Limits
 from functions.core.nodepool import NodePool
@@ -29,23 +27,11 @@ def over_limits(study: Study, limits: Limits) -> list[Problem]:
     checks += [(f"parameters[{i}].values", len(p.values), limits.values, "VALUES")
                for i, p in enumerate(study.parameters) if isinstance(p, ChoiceParameter)]
     checks += [("objective", len(metric), limits.text, "TEXT") for metric in study.metric_names]
-    checks += [(f"parameters[{i}].values[{j}]", length, limits.text, "TEXT")
-               for i, p in enumerate(study.parameters) if isinstance(p, ChoiceParameter)
-               for j, length in [_longest(p.values)]]
     checks += [("objective.metrics", len(study.objectives), limits.objectives, "OBJECTIVES"),
                ("objective.additionalMetrics", len(study.metric_names), limits.metrics, "METRICS")]
     checks += _pool_checks(study.node_pool, limits)
     return [Problem(path, f"expected at most {bound:,} (set by {PREFIX}MAX_{variable}), got {value:,}")
             for path, value, bound, variable in checks if value is not None and value > bound]
-
-
-def _longest(values: tuple[Any, ...]) -> tuple[int, int]:
-    """The index and length of the longest text among ``values`` (a categorical or discrete
-    parameter's): each reaches a trial's command line or environment, which bound an argument's
-    length."""
-    lengths = [len(value) if isinstance(value, str) else 0 for value in values]
-    longest = max(range(len(lengths)), key=lengths.__getitem__, default=0)
-    return longest, lengths[longest] if lengths else 0
 
 
 def _pool_checks(pool: NodePool | None, limits: Limits) -> list[tuple[str, int, int, str]]:
