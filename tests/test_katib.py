@@ -68,6 +68,35 @@ def test_an_experiment_runs_locally_as_its_primary_container(embedded, tmp_path:
     assert all(t.values[0] == pytest.approx((t.params["x"] - 2) ** 2, abs=1e-5) for t in trials)
 
 
+def test_a_local_trial_fails_at_its_jobs_active_deadline_as_kubernetes_fails_the_job(embedded, tmp_path: Path):
+    """Katib's trial fails once its Job runs past ``activeDeadlineSeconds`` (DeadlineExceeded);
+    a local trial has no Job, so it is ended there, not allowed to run on and report a value."""
+    doc = experiment(maxTrialCount=1, parallelTrialCount=1)
+    job = doc["spec"]["trialTemplate"]["trialSpec"]
+    job["spec"]["activeDeadlineSeconds"] = 2
+    job["spec"]["template"]["spec"]["containers"][0]["command"] = [
+        sys.executable, "-c", "import time; print('loss=0.9', flush=True); time.sleep(6); print('loss=0.1')",
+        "--x=${trialParameters.position}"]
+    spec, definition = load_study(yaml.safe_dump(doc))
+    embedded.submit(spec, definition, tmp_path)
+    embedded.run("katib-exp")
+    [trial] = embedded.store.trials("katib-exp")
+    assert trial.state == "FAIL" and trial.values is None
+    assert trial.reason.startswith("timed out: ran past its Job's spec.activeDeadlineSeconds of 2s (DeadlineExceeded")
+    assert trial.finished_at - trial.started_at < 5
+
+
+@pytest.mark.parametrize("deadline", [0, "soon", 1.5, True])
+def test_a_job_deadline_kubernetes_would_refuse_is_refused_naming_it(deadline):
+    doc = experiment()
+    doc["spec"]["trialTemplate"]["trialSpec"]["spec"]["activeDeadlineSeconds"] = deadline
+    with pytest.raises(InvalidStudy) as caught:
+        load_study(yaml.safe_dump(doc))
+    assert [(p.path, p.message) for p in caught.value.problems] == [
+        ("spec.trialTemplate.trialSpec.spec.activeDeadlineSeconds",
+         f"expected a whole number of seconds >= 1, as Kubernetes takes it, got {deadline!r}")]
+
+
 def test_median_stop_translates_to_katibs_medianstop_rule():
     spec, _ = load_study(yaml.safe_dump(experiment(earlyStopping={
         "algorithmName": "medianstop",

@@ -200,6 +200,19 @@ def test_a_trial_spec_jobs_own_failure_policy_rules_follow_katunas_and_its_ttl_a
     assert job_for(definition, {"x": 1.0, "tag": "a"})["spec"]["backoffLimit"] == 0, "a native study's default"
 
 
+def test_a_trial_spec_jobs_own_deadline_is_kept_where_it_is_sooner_than_katunas_backstop():
+    """Kubernetes fails a Job past its ``activeDeadlineSeconds``, as Katib's trial does: the
+    template's own deadline stays when sooner than the backstop katuna sizes from the timeout;
+    a later one gives way to it; without a timeout it is the Job's only one."""
+    definition = katib_style()
+    definition["trialTemplate"]["trialSpec"]["spec"]["activeDeadlineSeconds"] = 30
+    assert job_for(definition, {"x": 1.0, "tag": "a"})["spec"]["activeDeadlineSeconds"] == 30
+    definition["trialTemplate"]["timeout"] = "90s"
+    assert job_for(definition, {"x": 1.0, "tag": "a"})["spec"]["activeDeadlineSeconds"] == 30
+    definition["trialTemplate"]["trialSpec"]["spec"]["activeDeadlineSeconds"] = 10 ** 6
+    assert job_for(definition, {"x": 1.0, "tag": "a"})["spec"]["activeDeadlineSeconds"] == (90 + 3600) * 5
+
+
 def test_a_trial_spec_job_counting_failures_per_index_gets_no_job_wide_backoff_limit():
     """Kubernetes limits failures Job-wide by ``backoffLimit`` beside each index's own: katuna's
     default of none retried would end an Indexed Job at its first failed pod, whatever

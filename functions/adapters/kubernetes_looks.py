@@ -120,10 +120,8 @@ class Looks:
             return trial_finished(*ids, outcome="exited", exit_code=0, image_id=image_id)
         if condition.reason == "DeadlineExceeded":
             deadline = job.spec.active_deadline_seconds if job.spec else None
-            return trial_finished(*ids, outcome="timeout", image_id=image_id, message=(
-                f"its Job ran past its deadline ({deadline}s from the Job's start: the trial's timeout plus "
-                f"the start allowance, for each run its Job may make as it replaces pods lost to preemption; "
-                f"{condition.message})"))
+            return trial_finished(*ids, outcome="timeout", image_id=image_id,
+                                  message=_past_deadline(launch, deadline, condition.message))
         code, reason = exit_of(pods, primary_container_name(launch))
         return trial_finished(*ids, outcome="exited", exit_code=code if code else 1,
                               message=f"Job failed: {condition.reason}: {condition.message}; {reason}",
@@ -327,3 +325,14 @@ def _lost(launch: TrialLaunch, pods: list[Any]) -> str:
         return f"every pod of its {kind} was disrupted"
     return (f"the pods of {kind} {launch.job_name} are gone, and their logs with them (their node was removed "
             "before the end was read): the run is lost, not failed")
+
+
+def _past_deadline(launch: TrialLaunch, deadline: int | None, why: str) -> str:
+    """Why a Job that ran past its ``activeDeadlineSeconds`` failed: the trialSpec's own
+    deadline, where the Job kept it (:func:`functions.core.trial_spec.render`), or katuna's
+    backstop."""
+    if deadline is not None and deadline == launch.deadline:
+        return (f"its Job ran past its own spec.activeDeadlineSeconds ({deadline}s from the Job's start, as its "
+                f"trialSpec sets it: DeadlineExceeded; {why})")
+    return (f"its Job ran past its deadline ({deadline}s from the Job's start: the trial's timeout plus the start "
+            f"allowance, for each run its Job may make as it replaces pods lost to preemption; {why})")

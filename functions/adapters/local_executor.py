@@ -57,7 +57,7 @@ from functions.adapters.workers import Workers
 from functions.core import start_failures
 from functions.core.errors import InvalidStudy, Problem, RefusedFile
 from functions.core.events import Event, trial_finished
-from functions.core.launch import TrialLaunch
+from functions.core.launch import TrialLaunch, local_timeout
 
 log = logging.getLogger("katuna.executor")
 
@@ -244,7 +244,7 @@ class LocalExecutor:
     def _wait(self, run: LocalRun) -> None:
         """Wait for the main process, end whatever it left behind, then report the end; only
         then look for orphans (:meth:`_end_adopted`), off the path to the successor's start."""
-        process, timeout = run.started, run.launch.timeout
+        process, timeout = run.started, local_timeout(run.launch)
         try:
             code = process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:

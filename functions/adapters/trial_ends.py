@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from functions.core.events import Event, trial_finished
-from functions.core.launch import TrialLaunch
+from functions.core.launch import TrialLaunch, past_deadline
 
 PREEMPTION_SIGNALS = {signal.SIGKILL, signal.SIGTERM, signal.SIGHUP, signal.SIGINT}
 """Signals from outside that end an attempt the way a preemption does."""
@@ -26,6 +26,10 @@ def finished_event(launch: TrialLaunch, code: int, timed_out: bool, interrupted:
     ids = launch.study, launch.uid, launch.number, launch.attempt
     if interrupted:
         return trial_finished(*ids, outcome="interrupted", exit_code=code, message=INTERRUPTED)
+    if timed_out and past_deadline(launch):
+        return trial_finished(*ids, outcome="timeout", exit_code=code, message=(
+            f"ran past its Job's spec.activeDeadlineSeconds of {launch.deadline}s (DeadlineExceeded: Kubernetes "
+            "fails the Job there, and the trial with it)"))
     if timed_out:
         return trial_finished(*ids, outcome="timeout", exit_code=code,
                               message=f"ran past its timeout of {launch.timeout:g}s")

@@ -194,7 +194,8 @@ def job_deadline(request: TrialLaunch, cluster: Cluster) -> int:
     allowance for each run the attempt's Job may make (the pods it may lose to disruptions,
     :func:`~functions.core.disruptions.pods_to_lose`, and the last one). The deadline counts from
     the Job's start, across its pods, Pending time included, while katuna gives each replacement
-    a fresh timeout: so it ends no run katuna lets go on, only an attempt katuna has not looked at."""
+    a fresh timeout: so it ends no run katuna lets go on, only an attempt katuna has not looked at.
+    A ``trialSpec`` Job's own sooner deadline is kept over it (:func:`trial_spec.render`)."""
     allowance = cluster.start_allowance if cluster.start_allowance is not None else START_ALLOWANCE
     runs = pods_to_lose(request.attempt, request.max_attempts) + 1
     return (math.ceil(request.timeout or 0) + allowance) * runs

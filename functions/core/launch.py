@@ -36,6 +36,9 @@ class TrialLaunch:
     working_dir: str
     timeout: float | None
     image: str | None = None
+    deadline: int | None = None
+    """A ``trialSpec`` Job's own ``activeDeadlineSeconds``, filled in: where Kubernetes fails the
+    Job (:func:`~functions.core.trial_spec.active_deadline`; a local attempt, :func:`local_timeout`)."""
     resources: dict[str, str] | None = None
     cluster: Cluster | None = None
     container_working_dir: str | None = None
@@ -83,6 +86,20 @@ class Progress:
     """The attempt's report token (:mod:`functions.core.report_token`), which its reports carry."""
 
 
+def local_timeout(launch: TrialLaunch) -> float | None:
+    """How long a local attempt may run: its trial's timeout, or its Job's own deadline where
+    that is sooner. A local process has no Job, so it is ended where Kubernetes would fail the
+    Job (``DeadlineExceeded``), as the trial fails on Katib; on a cluster Kubernetes ends it."""
+    limits = [limit for limit in (launch.timeout, launch.deadline) if limit]
+    return min(limits) if limits else None
+
+
+def past_deadline(launch: TrialLaunch) -> bool:
+    """Whether a local attempt ended at :func:`local_timeout` ran past its Job's own deadline
+    (rather than its trial's longer timeout)."""
+    return launch.deadline is not None and local_timeout(launch) == launch.deadline
+
+
 def trial_launch(record: StudyRecord, trial: TrialRecord) -> TrialLaunch:
     """The attempt to run for a trial, from the study's trial template."""
     spec = record.spec
@@ -107,6 +124,8 @@ def trial_launch(record: StudyRecord, trial: TrialRecord) -> TrialLaunch:
         env=env,
         working_dir=os.path.normpath(os.path.join(record.base_dir, tmpl.working_dir or ".")),
         timeout=tmpl.timeout,
+        deadline=(trial_spec.active_deadline(tmpl.trial_spec, trial.params, frozenset(tmpl.typed_fields))
+                  if tmpl.trial_spec is not None else None),
         image=tmpl.image,
         resources=dict(tmpl.resources),
         cluster=spec.trial_cluster,

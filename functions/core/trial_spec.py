@@ -4,10 +4,10 @@ PipelineRun; see :mod:`functions.core.trial_kinds`).
 
 Checked when the study is parsed; on a cluster the workload is the template with every string
 substituted on its own and katuna's requirements laid over it (for a Job: name, labels, the
-preemption policy before the Job's own rules, deadline, TTL unless the Job keeps its own,
-``restartPolicy: Never``; for other kinds: name, labels, the
+preemption policy before the Job's own rules, deadline unless the Job's own is sooner, TTL
+unless the Job keeps its own, ``restartPolicy: Never``; for other kinds: name, labels, the
 node pool's scheduling); locally the primary container's command and args run as the trial
-process (its image is noted and ignored).
+process (its image is noted and ignored), ended at a Job's own deadline (:func:`active_deadline`).
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ MAX_POLICY_RULES = 20
 OWN_POLICY_RULES = 1
 """The ``podFailurePolicy`` rules katuna puts before a Job template's own (:func:`_required`)."""
 _POLICY_RULE = re.compile(r"spec\.podFailurePolicy\.rules\[(\d+)\]")
+DEADLINE = ("spec", "activeDeadlineSeconds")
+"""Where a Job keeps its deadline, as a path in the ``trialSpec``."""
 
 
 def check(r: Reader, trial_spec: Any, primary: str | None, conditions: tuple[str | None, str | None] = (None, None),
@@ -107,9 +109,11 @@ def _check_containers(r: Reader, trial_spec: Mapping[str, Any], primary: str | N
 
 
 def _check_kept(r: Reader, spec: Mapping[str, Any]) -> None:
-    """The Job fields :func:`render` keeps beside katuna's: a TTL long enough for katuna to read
-    the finished trial's log (:data:`MIN_TTL`), and ``podFailurePolicy`` rules that leave room
-    for katuna's own (Kubernetes takes at most :data:`MAX_POLICY_RULES`)."""
+    """The Job fields :func:`render` keeps beside katuna's: a deadline (:func:`_check_deadline`),
+    a TTL long enough for katuna to read the finished trial's log (:data:`MIN_TTL`), and
+    ``podFailurePolicy`` rules that leave room for katuna's own (Kubernetes takes at most
+    :data:`MAX_POLICY_RULES`)."""
+    _check_deadline(r, spec.get(DEADLINE[-1]))
     ttl = spec.get("ttlSecondsAfterFinished")
     if isinstance(ttl, int) and not isinstance(ttl, bool) and ttl < MIN_TTL:
         r.fail(f"{PATH}.spec.ttlSecondsAfterFinished",
@@ -121,6 +125,16 @@ def _check_kept(r: Reader, spec: Mapping[str, Any]) -> None:
                                                       f"got {len(rules)}: "
                                                       "katuna adds its own rule first (a preempted pod is no "
                                                       f"failure), and Kubernetes takes at most {MAX_POLICY_RULES}")
+
+
+def _check_deadline(r: Reader, deadline: Any) -> None:
+    """A Job's own ``activeDeadlineSeconds`` is a whole number of seconds, or a placeholder filled
+    in per trial: a local trial ends there (:func:`active_deadline`), so one Kubernetes would
+    refuse is refused here, not ignored."""
+    if deadline is None or _seconds(deadline) or isinstance(deadline, str) and template.PLACEHOLDER.search(deadline):
+        return
+    r.fail(f"{PATH}.{'.'.join(DEADLINE)}", f"expected a whole number of seconds >= 1, as Kubernetes takes it, "
+                                           f"got {deadline!r}")
 
 
 def containers(trial_spec: Mapping[str, Any]) -> list[tuple[Mapping[str, Any], str, Mapping[str, Any]]]:
@@ -211,6 +225,25 @@ def local_process(trial_spec: Mapping[str, Any], primary: str | None, params: Ma
     return argv, env
 
 
+def active_deadline(trial_spec: Mapping[str, Any], params: Mapping[str, Any],
+                    typed: frozenset[Path] = frozenset()) -> int | None:
+    """A Job's own ``spec.activeDeadlineSeconds`` (its placeholder filled in, read as a number
+    where the field is typed): Kubernetes fails the Job there (``DeadlineExceeded``), counting
+    from its start, so a local trial, which has no Job, ends there too. None for another kind,
+    or without a positive whole number there."""
+    known = trial_kinds.kind_of(trial_spec)
+    spec = trial_spec.get("spec")
+    if known is None or known.kind != "Job" or not isinstance(spec, Mapping):
+        return None
+    value = template.substitute_tree(spec.get(DEADLINE[-1]), params, {}, typed=typed, at=DEADLINE)
+    return value if _seconds(value) else None
+
+
+def _seconds(value: Any) -> bool:
+    """Whether ``value`` is a deadline Kubernetes takes: a whole number of seconds, at least 1."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
 def resources_key(trial_spec: Mapping[str, Any], path: str) -> str:
     """The field that holds the resources of the container at ``path`` (:func:`located_containers`):
     a TrainJob's trainer asks them per node (``resourcesPerNode``), a Tekton v1 step names them
@@ -281,13 +314,16 @@ def _required(key: str, value: Any, own: Any, spec: Mapping[str, Any]) -> Any:
     ``spec``: the template's ``backoffLimit``, and its TTL unless katuna keeps the Job for good
     (``retain``: none), are kept (:func:`check` refused a TTL too short); no ``backoffLimit``
     where the template counts failures per index (``backoffLimitPerIndex``: Kubernetes then
-    limits none Job-wide, where katuna's would end the Job at its first failure); its
-    ``podFailurePolicy`` rules follow katuna's, which Kubernetes matches first; katuna's value
-    of any other field."""
+    limits none Job-wide, where katuna's would end the Job at its first failure); its own
+    ``activeDeadlineSeconds`` where it is sooner than katuna's backstop (the Job then fails
+    there, as on Katib); its ``podFailurePolicy`` rules follow katuna's, which Kubernetes
+    matches first; katuna's value of any other field."""
     if key == "backoffLimit" and own is None and spec.get("backoffLimitPerIndex") is not None:
         return None
     if key == "backoffLimit" or (key == "ttlSecondsAfterFinished" and value is not None):
         return value if own is None else own
+    if key == DEADLINE[-1] and _seconds(own) and own < value:
+        return own
     if key == "podFailurePolicy" and isinstance(own, Mapping) and isinstance(own.get("rules"), list):
         return {**own, "rules": [*value["rules"], *own["rules"]]}
     return value
