@@ -16,6 +16,7 @@ from functions.core.ports import NodePools
 from functions.core.spec import Study
 from functions.core.system_paths import local_problems
 from functions.core.trial_identity import study_problems
+from functions.core.trial_spec import local_entrypoint
 from functions.settings import Settings
 
 _NEEDS = {"gke": "KATUNA_GKE_PROJECT, KATUNA_GKE_LOCATION and KATUNA_GKE_CLUSTER",
@@ -53,14 +54,25 @@ def check_study(spec: Study, definition: dict, settings: Settings, runs_jobs: bo
     """What the service refuses of a study it would otherwise take, before anything is stored:
     trial pods running as one of the service's own accounts or naming one of its Secrets, a
     metrics file under the system's folders for trials run on this machine
-    (:mod:`functions.core.system_paths`), hugepages without cpu or memory for trials run as Jobs,
-    and a node pool it cannot provide."""
-    problems = study_problems(spec, settings.cluster_defaults()) + ([] if runs_jobs else local_problems(spec))
+    (:mod:`functions.core.system_paths`) or a trialSpec container that runs its image's
+    entrypoint, hugepages without cpu or memory for trials run as Jobs, and a node pool it cannot
+    provide."""
+    problems = study_problems(spec, settings.cluster_defaults()) + ([] if runs_jobs else _local_problems(spec))
     if runs_jobs and (alone := hugepages_alone(spec, settings.cluster_defaults())) is not None:
         problems.append(alone)
     if problems:
         _refuse(definition, problems)
     check_node_pool(spec, settings, runs_jobs)
+
+
+def _local_problems(spec: Study) -> list[Problem]:
+    """What a study whose trials run on this machine cannot have: a metrics file under a system
+    folder, or a ``trialSpec`` primary container with no ``command`` (a local process runs no
+    image, so the image's entrypoint its ``args`` go to is unknown: a cluster runs it)."""
+    template = spec.trial_template
+    entrypoint = None if template.trial_spec is None else local_entrypoint(
+        template.trial_spec, template.primary_container, dict(template.primary_pod_labels) or None)
+    return local_problems(spec) + ([entrypoint] if entrypoint is not None else [])
 
 
 def check_access(spec: Study, definition: dict, refusal: Callable[[Study], Problem | None]) -> None:

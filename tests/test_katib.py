@@ -97,6 +97,49 @@ def test_a_job_deadline_kubernetes_would_refuse_is_refused_naming_it(deadline):
          f"expected a whole number of seconds >= 1, as Kubernetes takes it, got {deadline!r}")]
 
 
+def args_only(**spec_overrides) -> dict:
+    """An Experiment whose primary container gives only ``args``, as Katib's XGBoostJob example
+    does: the image's entrypoint runs them."""
+    doc = experiment(**spec_overrides)
+    doc["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"] = [
+        {"name": "main", "image": "trainer", "args": ["--job_type=Train", "--x=${trialParameters.position}"]}]
+    return doc
+
+
+def test_a_container_with_args_alone_is_refused_where_trials_run_on_this_machine(embedded, tmp_path: Path):
+    spec, definition = load_study(yaml.safe_dump(args_only()))
+    with pytest.raises(InvalidStudy) as caught:
+        embedded.submit(spec, definition, tmp_path)
+    [problem] = caught.value.problems
+    assert problem.path == "spec.trialTemplate.trialSpec.spec.template.spec.containers[0].command"
+    assert problem.message.startswith("required where trials run on this machine")
+    assert "outside a cluster its image's entrypoint is not known" in problem.message
+    assert "give it the command the entrypoint runs" in problem.message
+    assert embedded.store.list_studies() == []
+
+
+def test_a_container_with_args_alone_is_taken_where_trials_run_on_a_cluster():
+    from functions.pools import check_study
+    from functions.settings import Settings
+
+    spec, definition = load_study(yaml.safe_dump(args_only()))
+    check_study(spec, definition, Settings(), runs_jobs=True)
+
+
+@pytest.mark.slow
+def test_a_service_running_trials_locally_refuses_a_container_with_args_alone(tmp_path: Path):
+    service = Service(tmp_path, workers=1)
+    try:
+        status, _, body = service.request("POST", "/studies", yaml.safe_dump(args_only()),
+                                          {"Content-Type": "application/yaml"})
+        assert status == 422, body
+        assert [p["path"] for p in json.loads(body)["problems"]] == [
+            "spec.trialTemplate.trialSpec.spec.template.spec.containers[0].command"]
+        assert service.request("GET", "/studies/katib-exp")[0] == 404
+    finally:
+        service.close()
+
+
 def test_median_stop_translates_to_katibs_medianstop_rule():
     spec, _ = load_study(yaml.safe_dump(experiment(earlyStopping={
         "algorithmName": "medianstop",

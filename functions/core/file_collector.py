@@ -23,12 +23,12 @@ from typing import Any
 
 from functions.core import tfevents
 from functions.core.errors import PermanentError, Problem
+from functions.core.trial_spec import no_command
 
 MARK = "katuna-metrics-file| "
 """What starts each line of the metrics file as the wrapper copies it to the pod log."""
 
 VOLUME = "katuna-metrics-file"
-TRIAL_SPEC = "trialTemplate.trialSpec"
 
 RUN_COMMAND = r"""code=143
 if [ -z "$term" ]; then
@@ -155,10 +155,8 @@ def unwrappable(manifest: Mapping[str, Any], container: str, collector: str) -> 
             f"StdOut collector"))
     bare = next((path for path, item in found if not item.get("command")), None)
     if bare is not None:
-        return Problem(f"{TRIAL_SPEC}.{bare}.command", (
-            f"required with the {collector} collector, which wraps the primary container's command; container "
-            f"{container!r} has none (it runs its image's entrypoint, which katuna does not read from the image "
-            f"as Katib does): give it the command the entrypoint runs"))
+        return no_command(bare, container, f"with the {collector} collector, which wraps the primary container's "
+                                           f"command")
     return None
 
 

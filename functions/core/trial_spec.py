@@ -203,6 +203,30 @@ def primary_container(trial_spec: Mapping[str, Any], name: str | None,
     return None
 
 
+def no_command(path: str, container: str, needed: str) -> Problem:
+    """The problem of the container at ``path`` (in the ``trialSpec``) that gives no ``command``
+    where katuna ``needed`` one: it runs its image's entrypoint, which Katib reads from the
+    image's registry and katuna does not read at all."""
+    return Problem(f"{PATH}.{path}.command", (
+        f"required {needed}; container {container!r} has none (it runs its image's entrypoint, which katuna does "
+        f"not read from the image as Katib does): give it the command the entrypoint runs"))
+
+
+def local_entrypoint(trial_spec: Mapping[str, Any], primary: str | None,
+                     labels: Mapping[str, str] | None = None) -> Problem | None:
+    """Why the ``trialSpec``'s primary container cannot run as a local process: it gives no
+    ``command`` (``args`` alone run the image's entrypoint, which only a cluster knows), so its
+    first argument would be run as the program. None when it can, or has no container katuna
+    can find (a kind it has no shape of)."""
+    container = primary_container(trial_spec, primary, labels)
+    found = next(((path, own) for path, _, own, c in located_containers(trial_spec) if c is container), None)
+    if found is None or container is None or container.get("command"):
+        return None
+    return no_command(*found, "where trials run on this machine (katuna run, or a service whose trials run as local "
+                              "processes): a local trial runs the container's command and args as a process, and "
+                              "outside a cluster its image's entrypoint is not known")
+
+
 def primary_container_name(trial_spec: Mapping[str, Any], name: str | None,
                            labels: Mapping[str, str] | None = None) -> str | None:
     """The primary container's name in its pod (Argo's ``main``, Tekton's ``step-<name>``)."""
