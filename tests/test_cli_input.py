@@ -143,14 +143,15 @@ def test_emoji_codes_and_markup_in_values_and_messages_are_printed_as_they_are(t
         assert "\U0001f44e" not in output and "\U0001f44d" not in output, "no code became an emoji"
 
 
-def test_a_non_ascii_parameter_or_metric_name_is_refused_saying_ascii_letters(tmp_path: Path):
+def test_a_non_ascii_metric_name_is_refused_saying_ascii_letters_and_a_parameter_name_is_taken(tmp_path: Path):
+    """The default metric filter reads ASCII names only; a parameter's name is any printable text."""
     study = study_definition(objective={"metric": "точность", "direction": "maximize"},
                              parameters=[{"name": "скорость", "type": "float", "min": 0.0, "max": 1.0}])
     study["trialTemplate"]["command"] = ["python", "train.py", "${trialParameters.скорость}"]
     (tmp_path / "study.yaml").write_text(yaml.safe_dump(study, allow_unicode=True), encoding="utf-8")
     result = katuna("run", "study.yaml", cwd=tmp_path, check=False)
     assert result.returncode == 2
-    assert "  - parameters[0].name: expected ASCII letters (a-z, A-Z), digits, '_', '.' or '-', at most" in result.stderr
+    assert "parameters[0]" not in result.stderr, result.stderr
     assert ("  - objective.metric: metric name 'точность' cannot be matched by the default metric filter: use ASCII "
             "letters (a-z, A-Z), digits, '_', '-' or '|', or a filter that reads it") in result.stderr
 

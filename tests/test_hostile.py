@@ -99,7 +99,7 @@ STUDIES: list[tuple[str, dict, str]] = [
     ("parameter-type-unknown", _mutated(_set("parameters.0.type", "complex")), "parameters[0].type"),
     ("parameters-empty", _mutated(_set("parameters", [])), "parameters"),
     ("parameters-not-a-list", _mutated(_set("parameters", "x")), "parameters"),
-    ("parameter-name-with-space", _mutated(_set("parameters.0.name", "x y")), "parameters[0].name"),
+    ("parameter-name-ending-its-placeholder", _mutated(_set("parameters.0.name", "x}y")), "parameters[0].name"),
     ("parameter-duplicated", _mutated(lambda d: d["parameters"].append(dict(d["parameters"][0]))), "parameters"),
     ("step-negative", _mutated(_set("parameters.0.step", -0.5)), "parameters[0].step"),
     ("log-scale-from-zero", _mutated(lambda d: d["parameters"][0].update(log=True, min=0.0)), "parameters[0].min"),

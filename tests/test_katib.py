@@ -140,6 +140,47 @@ def test_a_service_running_trials_locally_refuses_a_container_with_args_alone(tm
         service.close()
 
 
+@pytest.mark.slow
+def test_parameter_names_katib_takes_run_locally_and_show_as_written(tmp_path: Path):
+    """Katib's webhook checks no parameter name: ``model/lr`` and ``optimizer[lr]`` reach the
+    trial through their trial parameters, and its trials list them as written."""
+    doc = experiment(maxTrialCount=2, parallelTrialCount=1, parameters=[
+        {"name": "model/lr", "parameterType": "double", "feasibleSpace": {"min": "1", "max": "3"}},
+        {"name": "optimizer[lr]", "parameterType": "categorical", "feasibleSpace": {"list": ["0", "1"]}}])
+    template = doc["spec"]["trialTemplate"]
+    template["trialParameters"] = [{"name": "position", "reference": "model/lr"},
+                                   {"name": "optimizer", "reference": "optimizer[lr]"}]
+    template["trialSpec"]["spec"]["template"]["spec"]["containers"][0]["command"] += [
+        "--y=${trialParameters.optimizer}"]
+    (tmp_path / "experiment.yaml").write_text(yaml.safe_dump(doc))
+    subprocess.run([KATUNA, "run", "experiment.yaml"], cwd=tmp_path, check=True, capture_output=True, timeout=120)
+    listed = subprocess.run([KATUNA, "trials", "katib-exp", "--json"], cwd=tmp_path, check=True, capture_output=True,
+                            text=True, timeout=60)
+    trials = json.loads(listed.stdout)
+    assert [t["state"] for t in trials] == ["COMPLETE", "COMPLETE"]
+    for trial in trials:
+        params = trial["params"]
+        assert set(params) == {"model/lr", "optimizer[lr]"} and params["optimizer[lr]"] in ("0", "1")
+        assert trial["values"][0] == pytest.approx((params["model/lr"] - 2) ** 2 + int(params["optimizer[lr]"]), abs=1e-5)
+
+
+@pytest.mark.parametrize(("name", "why"), [
+    ("a}b", "it ends a ${trialParameters.<name>} placeholder"),
+    ('a"b', "a query sorting or filtering trials by the parameter names it in quotes"),
+    ("a=b", "katuna render --params reads NAME=VALUE"),
+    ("line\nbreak", None)])
+def test_a_parameter_name_katuna_cannot_carry_is_refused_saying_why(name: str, why: str | None):
+    doc = experiment(parameters=[{"name": name, "parameterType": "double", "feasibleSpace": {"min": "0", "max": "1"}}])
+    doc["spec"]["trialTemplate"]["trialParameters"][0]["reference"] = name
+    with pytest.raises(InvalidStudy) as caught:
+        load_study(yaml.safe_dump(doc))
+    found = {p.path: p.message for p in caught.value.problems}
+    assert found["spec.parameters[0].name"].startswith(
+        "expected printable text without control characters, '}', '\"' or '=', 1 to 4,096 characters, "
+        f"got {name!r}")
+    assert why is None or found["spec.parameters[0].name"].endswith(f"({name[1]!r}: {why})")
+
+
 def test_median_stop_translates_to_katibs_medianstop_rule():
     spec, _ = load_study(yaml.safe_dump(experiment(earlyStopping={
         "algorithmName": "medianstop",

@@ -210,3 +210,11 @@ def test_csv_export_neutralises_spreadsheet_formulas():
     cells = [row[header.index("c")] for row in rows]
     assert cells == ["'=HYPERLINK(\"http://x\")", "'+1", "'-1", "'@SUM(A1)", "'\tx", "'\rx", "plain"]
     assert {row[header.index("reason")] for row in rows} == {"'=cmd|' /C calc'!A0"}
+
+
+def test_csv_export_neutralises_a_parameter_name_a_spreadsheet_would_run():
+    """A parameter's name is any printable text but ``=``: one starting ``@`` or ``+`` heads its column quoted."""
+    definition = study_definition(name="sheet", parameters=[{"name": "@SUM(A1)", "type": "float", "min": 0, "max": 1}])
+    definition["trialTemplate"]["command"][3] = "${trialParameters.@SUM(A1)}"
+    header = next(csv.reader(io.StringIO(next(tables.csv_rows(parse_study(definition), [])))))
+    assert "'@SUM(A1)" in header and "@SUM(A1)" not in header

@@ -58,7 +58,11 @@ from functions.core.warm import parse_warm_start
 DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 METRIC_NAME = re.compile(r"[\w|-]+", re.ASCII)
 """What Katib's default filter (RE2, whose ``\\w`` is ASCII) reads as a metric name."""
-PARAMETER_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+NAME_UNFIT = {"}": "it ends a ${trialParameters.<name>} placeholder",
+              '"': "a query sorting or filtering trials by the parameter names it in quotes",
+              "=": "katuna render --params reads NAME=VALUE"}
+"""Characters a parameter name cannot hold, and why; any other printable text is a name (Katib
+checks none), so ``model/lr`` or ``optimizer[lr]`` reaches the trial and the tables as written."""
 
 RANGE_TYPES = ("int", "float")
 LIST_TYPES = ("categorical", "discrete")
@@ -320,9 +324,8 @@ def _parameter(r: Reader, data: Any, path: str, limits: Limits) -> Parameter | N
     item = r.mapping(data, path, {"name", "type", "min", "max", "step", "log", "distribution", "values", "when"})
     name = r.get(item, "name", path, "str", required=True)
     kind = r.get(item, "type", path, "str", required=True)
-    if name is not None and not (PARAMETER_NAME.fullmatch(name) and len(name) <= limits.text):
-        r.fail(join(path, "name"), f"expected ASCII letters (a-z, A-Z), digits, '_', '.' or '-', "
-                                     f"at most {limits.text:,} characters")
+    if name is not None and (why := _name_problem(name, limits.text)) is not None:
+        r.fail(join(path, "name"), why)
     parameter = None
     if kind in RANGE_TYPES:
         parameter = _range_parameter(r, item, path, name, kind)
@@ -333,6 +336,18 @@ def _parameter(r: Reader, data: Any, path: str, limits: Limits) -> Parameter | N
     when = r.get(item, "when", path, "mapping") or {}
     conditions = tuple((str(k), tuple(v) if isinstance(v, list) else (v,)) for k, v in when.items())
     return replace(parameter, when=conditions) if parameter is not None else None
+
+
+def _name_problem(name: str, most: int) -> str | None:
+    """Why ``name`` is no parameter name: empty, longer than ``most`` characters, or holding a
+    control character (no terminal, table or log shows it as written) or one of
+    :data:`NAME_UNFIT`. None for a name."""
+    unfit = next((c for c in name if c in NAME_UNFIT), None)
+    if name and len(name) <= most and name.isprintable() and unfit is None:
+        return None
+    why = f" ({unfit!r}: {NAME_UNFIT[unfit]})" if unfit is not None else ""
+    return (f"expected printable text without control characters, '}}', '\"' or '=', 1 to {most:,} characters, "
+            f"got {name[:80]!r}{why}")
 
 
 def _range_parameter(r: Reader, item: Mapping[str, Any], path: str, name: str | None, kind: str) -> Parameter | None:

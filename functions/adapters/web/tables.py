@@ -149,7 +149,8 @@ def csv_rows(spec: Study, trials: Iterable[TrialRecord]) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     metrics, params = spec.metric_names, [p.name for p in spec.parameters]
-    writer.writerow(["number", "state", *metrics, *params, "attempt", "started", "finished", "duration", "reason"])
+    writer.writerow([_csv(title) for title in ("number", "state", *metrics, *params, "attempt", "started", "finished",
+                                               "duration", "reason")])
     for trial in trials:
         writer.writerow([trial.number, trial.state, *[_csv(trial.metrics.get(m)) for m in metrics],
                          *[_csv(trial.params.get(p)) for p in params], trial.attempt, timestamp(trial.started_at),
