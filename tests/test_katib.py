@@ -168,6 +168,7 @@ def test_parameter_names_katib_takes_run_locally_and_show_as_written(tmp_path: P
     ("a}b", "it ends a ${trialParameters.<name>} placeholder"),
     ('a"b', "a query sorting or filtering trials by the parameter names it in quotes"),
     ("a=b", "katuna render --params reads NAME=VALUE"),
+    ("a,b", "the dashboard asks for a chart's parameters as a comma-separated list"),
     ("line\nbreak", None)])
 def test_a_parameter_name_katuna_cannot_carry_is_refused_saying_why(name: str, why: str | None):
     doc = experiment(parameters=[{"name": name, "parameterType": "double", "feasibleSpace": {"min": "0", "max": "1"}}])
@@ -176,7 +177,7 @@ def test_a_parameter_name_katuna_cannot_carry_is_refused_saying_why(name: str, w
         load_study(yaml.safe_dump(doc))
     found = {p.path: p.message for p in caught.value.problems}
     assert found["spec.parameters[0].name"].startswith(
-        "expected printable text without control characters, '}', '\"' or '=', 1 to 4,096 characters, "
+        "expected printable text without control characters, '}', '\"', '=' or ',', 1 to 4,096 characters, "
         f"got {name!r}")
     assert why is None or found["spec.parameters[0].name"].endswith(f"({name[1]!r}: {why})")
 

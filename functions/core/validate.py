@@ -60,7 +60,8 @@ METRIC_NAME = re.compile(r"[\w|-]+", re.ASCII)
 """What Katib's default filter (RE2, whose ``\\w`` is ASCII) reads as a metric name."""
 NAME_UNFIT = {"}": "it ends a ${trialParameters.<name>} placeholder",
               '"': "a query sorting or filtering trials by the parameter names it in quotes",
-              "=": "katuna render --params reads NAME=VALUE"}
+              "=": "katuna render --params reads NAME=VALUE",
+              ",": "the dashboard asks for a chart's parameters as a comma-separated list"}
 """Characters a parameter name cannot hold, and why; any other printable text is a name (Katib
 checks none), so ``model/lr`` or ``optimizer[lr]`` reaches the trial and the tables as written."""
 
@@ -346,7 +347,7 @@ def _name_problem(name: str, most: int) -> str | None:
     if name and len(name) <= most and name.isprintable() and unfit is None:
         return None
     why = f" ({unfit!r}: {NAME_UNFIT[unfit]})" if unfit is not None else ""
-    return (f"expected printable text without control characters, '}}', '\"' or '=', 1 to {most:,} characters, "
+    return (f"expected printable text without control characters, '}}', '\"', '=' or ',', 1 to {most:,} characters, "
             f"got {name[:80]!r}{why}")
 
 
