@@ -128,13 +128,13 @@ class LocalExecutor:
         self._guard = Guard(kill_grace)
         """Ends the running attempts' processes if this process is killed outright."""
         self._sole_parent = sole_parent
-        self._inherited = process_tree.children() if sole_parent else frozenset()
-        """Children this process had before it started any trial: those of a shell that ``exec``'d
-        it (``sh -c 'tensorboard & exec katuna run ...'``), never taken for a trial's orphans."""
         """Whether every child this process starts is a trial's process or the guard (``katuna
         run``, a ``katuna serve`` worker): then, when no attempt runs and at shutdown, any other
         child but those it had already is an orphan a trial left, and is ended
         (:func:`~functions.adapters.process_tree.adopted`)."""
+        self._inherited = process_tree.children() if sole_parent else frozenset()
+        """Children this process had before it started any trial: those of a shell that ``exec``'d
+        it (``sh -c 'tensorboard & exec katuna run ...'``), never taken for a trial's orphans."""
         process_tree.become_subreaper()
         process_tree.hide_from_trials()
 
