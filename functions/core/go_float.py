@@ -15,25 +15,31 @@ _DIGITS = r"[0-9](?:_?[0-9])*"
 _HEX = r"[0-9a-fA-F](?:_?[0-9a-fA-F])*"
 DECIMAL = re.compile(rf"[+-]?(?:{_DIGITS}(?:\.(?:{_DIGITS})?)?|\.{_DIGITS})(?:[eE][+-]?{_DIGITS})?")
 HEXADECIMAL = re.compile(rf"[+-]?0[xX](?:_?{_HEX}(?:\.(?:{_HEX})?)?|\.{_HEX})[pP][+-]?{_DIGITS}")
-SPECIAL = re.compile(r"(?ai)[+-]?inf(?:inity)?|nan")
-"""Go's names for the values that are not finite: an infinity may be signed, NaN may not."""
 
 
 def parse_float(text: str) -> float | None:
     """``text`` as Go's ``ParseFloat`` reads it, or None where Go finds no number. A value
     beyond a float's range is the infinity of its sign (Go returns that infinity with an error;
-    a value written out so large is taken at its word here)."""
-    if SPECIAL.fullmatch(text):
-        return float(text)
-    if DECIMAL.fullmatch(text):
-        return float(text.replace("_", ""))
-    if HEXADECIMAL.fullmatch(text):
-        return _from_hex(text.replace("_", ""))
-    return None
-
-
-def _from_hex(text: str) -> float:
+    a value written out so large is taken at its word here). Plain decimal text, what trials
+    print, is read by ``float`` itself: Go and Python agree on it but for a sign before ``nan``
+    (Go's names for what is not finite, ``nan``, ``inf`` and ``infinity`` in any case, an
+    infinity alone signed)."""
+    if not text.isascii() or text != text.strip():
+        return None
+    if "_" in text:
+        return float(text.replace("_", "")) if DECIMAL.fullmatch(text) else _hexadecimal(text)
     try:
-        return float.fromhex(text)
+        value = float(text)
+    except ValueError:
+        return _hexadecimal(text)
+    return None if math.isnan(value) and text[0] in "+-" else value
+
+
+def _hexadecimal(text: str) -> float | None:
+    """A hexadecimal number with its binary exponent (``0x1.8p1``), which ``float`` does not read."""
+    if not HEXADECIMAL.fullmatch(text):
+        return None
+    try:
+        return float.fromhex(text.replace("_", ""))
     except OverflowError:
         return -math.inf if text.startswith("-") else math.inf
