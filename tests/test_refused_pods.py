@@ -102,3 +102,32 @@ def test_only_a_quota_refusal_is_temporary():
     webhook.body = '{"message": "admission webhook \\"policy.example\\" denied the request"}'
     assert isinstance(translate(quota, "create Job x"), TemporaryError)
     assert not isinstance(translate(webhook, "create Job x"), TemporaryError)
+
+
+def _event(message: str, first: float, last: float):
+    from datetime import UTC, datetime
+
+    from kubernetes import client
+
+    def at(seconds: float) -> datetime:
+        return datetime.fromtimestamp(seconds, UTC)
+
+    return client.CoreV1Event(involved_object=client.V1ObjectReference(kind="Job"), metadata=client.V1ObjectMeta(),
+                              reason="FailedCreate", message=f'Error creating: pods "j-x" is forbidden: {message}',
+                              first_timestamp=at(first), last_timestamp=at(last))
+
+
+def test_a_refusal_waits_from_its_own_first_record_and_one_no_longer_repeated_is_past():
+    """A Job made two hours ago whose pod was lost and whose replacement the quota has refused for
+    a minute waits from that minute; a Pod Security refusal last recorded long ago (the pod was
+    made since, and deleted) fails nothing."""
+    from functions.adapters.kubernetes_refused import RECENT, refused_create
+
+    now = 100_000.0
+    quota = _event("exceeded quota: q, requested: pods=1, used: pods=2, limited: pods=2", now - 60, now - 5)
+    found = refused_create([quota], now - 7200, now)
+    assert found is not None and (found.since, found.permanent, found.cause) == (now - 60, False, None)
+    old = _event('violates PodSecurity "baseline:latest": host namespaces (hostNetwork=true)', now - 7000, now - 6990)
+    assert refused_create([old], now - 7200, now) is None
+    assert refused_create([old], now - 7200, now - 6990 + RECENT - 1).permanent
+    assert refused_create([quota], now - 1, now) is None, "refused before the Job's latest pod was made"

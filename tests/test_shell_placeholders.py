@@ -34,7 +34,8 @@ def test_a_katib_trial_spec_keeps_a_shells_placeholders_as_katib_does(tmp_path: 
 
 
 @pytest.mark.parametrize("placeholder", ["${trialSpec.Uid}", "${trialparameters.x}", "${trialParameter.x}",
-                                         "${TrialSpec.Name}"])
+                                         "${TrialSpec.Name}", "${trialParams.x}", "${trailParameters.x}",
+                                         "${trialSpecName}", "${ trialParameters.x}"])
 def test_a_misspelt_placeholder_of_katunas_is_still_refused_in_a_trial_spec(placeholder: str):
     definition = katib_style()
     definition["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][1]["args"].append(placeholder)
@@ -48,6 +49,19 @@ def test_a_command_without_a_shell_refuses_a_placeholder_nothing_would_expand():
     found = problems(definition)
     assert any(p.startswith("trialTemplate.command[6]: unknown placeholder ${HOME}; ") and "sh -c" in p for p in found)
     assert any(p.startswith("trialTemplate.env.DATA: unknown placeholder ${HOME}; ") for p in found)
+
+
+def test_only_a_shells_script_is_read_by_it():
+    """``bash train.sh --out=${HOME}/x`` gives the script its argument as written: only the
+    script of ``-c`` is expanded, so only there is a shell's placeholder taken."""
+    definition = study_definition()
+    definition["trialTemplate"]["command"] = ["bash", "train.sh", "--out=${HOME}/x", "${trialParameters.x}"]
+    assert any(p.startswith("trialTemplate.command[2]: unknown placeholder ${HOME}; ") for p in problems(definition))
+    definition["trialTemplate"]["command"] = ["/bin/bash", "-e", "-c", "train --out=${HOME}/x --x=$1", "train",
+                                              "${trialParameters.x}"]
+    assert parse_study(definition).trial_template.command[3] == "train --out=${HOME}/x --x=$1"
+    definition["trialTemplate"]["command"] = ["sh", "-c", "echo ${trialParams.x} ${trialParameters.x}"]
+    assert any(p.startswith("trialTemplate.command[2]: unknown placeholder ${trialParams.x}; ") for p in problems(definition))
 
 
 def test_a_shell_command_expands_its_own_placeholders_and_gets_katunas(tmp_path: Path):

@@ -17,6 +17,7 @@ from urllib3.exceptions import HTTPError
 
 from functions.adapters.kubernetes_client import translate
 from functions.adapters.kubernetes_jobs import TrialJobs
+from functions.adapters.kubernetes_refused import refused_create
 from functions.adapters.kubernetes_report_secrets import ReportSecrets
 from functions.adapters.kubernetes_status import (
     SUCCEEDED,
@@ -31,7 +32,6 @@ from functions.adapters.kubernetes_status import (
     misfit,
     pod_cannot_start,
     ran,
-    refused_create,
     suspended_since,
 )
 from functions.adapters.kubernetes_workloads import End as WorkloadEnd
@@ -212,14 +212,16 @@ class Looks:
 
     def _refused(self, launch: TrialLaunch, job: Any, pods: list[Any]) -> Unstartable | None:
         """The pod of ``job`` the API server keeps refusing to create, by the Job controller's
-        Events on it (:func:`~functions.adapters.kubernetes_status.refused_create`): a
+        Events on it (:func:`~functions.adapters.kubernetes_refused.refused_create`): a
         ServiceAccount that does not exist, a pod its namespace's Pod Security level forbids, a
-        quota full. None when there is no such Event, or the Job was made a moment ago."""
+        quota full; only refusals since the Job's latest pod was made count. None when there is
+        no such Event."""
         if job is None or job.metadata is None or job.metadata.creation_timestamp is None:
             return None
         events = self._events(launch, f"involvedObject.uid={job.metadata.uid}", f"Job {job.metadata.name}")
-        latest_pod = max((pod.metadata.creation_timestamp.timestamp() for pod in pods), default=None)
-        return refused_create(events, job.metadata.creation_timestamp.timestamp(), latest_pod)
+        since = max((pod.metadata.creation_timestamp.timestamp() for pod in pods),
+                    default=job.metadata.creation_timestamp.timestamp())
+        return refused_create(events, since, self._clock())
 
     def _events(self, launch: TrialLaunch, selector: str, of: str) -> list[Any]:
         """The Events of the attempt's namespace the field ``selector`` selects. A cluster

@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 
 from functions.core.disruptions import Disruption
 from functions.core.nodepool import SELECTOR_KEYS
-from functions.core.start_failures import account_cause, image_cause, missing_cause, unfit_cause
+from functions.core.start_failures import image_cause, missing_cause, unfit_cause
 
 KUBELET_ENDS = frozenset({"Evicted", "Terminated", "Shutdown", "NodeShutdown"})
 """A failed pod's ``status.reason`` when its node's kubelet ended it, not its trial: evicted
@@ -35,14 +35,6 @@ CONFIG_ERROR = "CreateContainerConfigError"
 its environment reads a Secret or ConfigMap, or a key of one, that is missing (:func:`missing`).
 The kubelet tries again at each sync, so the object created meanwhile starts the container."""
 KUBELET_NEVER = "the kubelet retries it for ever, and no retry can change it"
-POD_SECURITY_NEVER = "its namespace's Pod Security level refuses every pod of the template, so no wait can change it"
-FAILED_CREATE = "FailedCreate"
-"""The reason of the Job controller's Event on a Job whose pod the API server refused to create
-(``Error creating: pods "x" is forbidden: ...``): an admission plugin refused it (a missing
-ServiceAccount, the namespace's Pod Security level, a ResourceQuota full), and the controller
-tries again for ever, so the Job waits with no pod and no condition."""
-_FORBIDDEN = re.compile(r'^(?:Error creating: )?pods "[^"]*" is forbidden: (?P<why>.*)$', re.DOTALL)
-_NO_ACCOUNT = re.compile(r"^error looking up service account (?P<namespace>[^/ ]+)/(?P<name>[^: ]+):")
 UNFIT_NEVER = "no node the cluster autoscaler could add would fit it, so no wait can change it"
 AUTOSCALER = "cluster-autoscaler"
 """The component the cluster autoscaler's Events name as their source (client-go's recorder)."""
@@ -172,35 +164,6 @@ def pod_cannot_start(pod: Any) -> Unstartable | None:
         return Unstartable(since, name, f"no node fits it: {scheduled.message or 'Unschedulable'}", None, False,
                            uid=pod.metadata.uid or "", unschedulable=True)
     return None
-
-
-def refused_create(events: list[Any], created: float, latest_pod: float | None) -> Unstartable | None:
-    """The pod a Job waits for that the API server refuses to create, by the latest of the Job
-    controller's :data:`FAILED_CREATE` ``events`` on it since its ``latest_pod`` was created
-    (seconds since the epoch; older ones are past), waiting since the Job was ``created``; None
-    when there is none. A missing ServiceAccount is the user's to create, so it waits (as a
-    missing Secret does); a Pod Security refusal meets every pod of the template and fails at
-    once; any other (a ResourceQuota full) waits, as it may pass."""
-    latest = max(((_stamp(event), event) for event in events if event.reason == FAILED_CREATE),
-                  key=lambda found: found[0], default=None)
-    if latest is None or (latest_pod is not None and latest[0] < latest_pod):
-        return None
-    message = latest[1].message or ""
-    forbidden = _FORBIDDEN.match(message)
-    why = forbidden.group("why") if forbidden else message.removeprefix("Error creating: ")
-    said = f"the API server refuses to create it: {why}"
-    account = _NO_ACCOUNT.match(why)
-    if account is not None:
-        return Unstartable(created, "", said, account_cause(account["name"], account["namespace"]), False)
-    if why.startswith("violates PodSecurity "):
-        return Unstartable(created, "", said, why.replace(";", ","), True, POD_SECURITY_NEVER)
-    return Unstartable(created, "", said, None, False)
-
-
-def _stamp(event: Any) -> float:
-    """When an Event was last recorded, seconds since the epoch."""
-    when = event.last_timestamp or event.event_time or event.metadata.creation_timestamp
-    return when.timestamp() if when is not None else 0.0
 
 
 def misfit(found: Unstartable, pod: Any, events: list[Any]) -> Unstartable:

@@ -18,6 +18,7 @@ from contextlib import closing
 from typing import Any
 
 from functions.adapters.sqlite_connection import SqliteConnection, dumps, loads, reading
+from functions.core.application import TickClaim
 from functions.core.events import Event
 
 TICK_CLAIM = "katuna.tick-claim"
@@ -69,20 +70,31 @@ class SqliteServiceRecords(SqliteConnection):
 
     # ticks nobody vouches for
 
-    def claim_tick(self, function: str, floor: float) -> bool:
-        """Whether a tick nobody vouches for may be handled by ``function`` now: none was granted
-        to it in the last ``floor`` seconds (a clock set back grants one). The last grant is kept
-        as a processed event of its own (:data:`TICK_CLAIM`), a row per function whatever the
+    def claim_tick(self, function: str, floor: float) -> TickClaim | None:
+        """A claim on handling a tick nobody vouches for by ``function`` now, or None when one was
+        claimed in the last ``floor`` seconds (a clock set back grants one). The latest claim is
+        kept as a processed event of its own (:data:`TICK_CLAIM`), a row per function whatever the
         number of ticks."""
         now = time.time()
         with self.transaction():
             row = self.db.execute("SELECT processed_at FROM processed_events WHERE event_id = ? AND handler = ?",
                                   [TICK_CLAIM, function]).fetchone()
             if row is not None and 0 <= now - row[0] < floor:
-                return False
+                return None
             self.db.execute("INSERT OR REPLACE INTO processed_events (event_id, handler, emitted, processed_at) "
                             "VALUES (?, ?, '[]', ?)", [TICK_CLAIM, function, now])
-        return True
+        return TickClaim(function, now, None if row is None else row[0])
+
+    def release_tick(self, claim: TickClaim) -> None:
+        """Give back a claim whose tick was not handled (its handling failed, and the broker will
+        deliver it again): the claim it replaced stands again, unless a later one was made since."""
+        with self.transaction():
+            if claim.previous is None:
+                self.db.execute("DELETE FROM processed_events WHERE event_id = ? AND handler = ? AND processed_at = ?",
+                                [TICK_CLAIM, claim.function, claim.at])
+            else:
+                self.db.execute("UPDATE processed_events SET processed_at = ? WHERE event_id = ? AND handler = ? "
+                                "AND processed_at = ?", [claim.previous, TICK_CLAIM, claim.function, claim.at])
 
     # dashboard sessions
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import optuna
 
@@ -90,6 +90,16 @@ class ServiceSettings(Protocol):
     def limits(self) -> Limits: ...
 
 
+class TickClaim(NamedTuple):
+    """A claim on handling a tick nobody vouches for (:meth:`ServiceStore.claim_tick`)."""
+
+    function: str
+    at: float
+    """When it was claimed, seconds since the epoch."""
+    previous: float | None
+    """When the claim it replaced was made (None: there was none), which giving it back restores."""
+
+
 class ServiceStore(Store, Protocol):
     """The store as the HTTP service uses it: the port, plus dashboard sessions, bounded dead
     letters and what identifies a version of the stored Optuna state."""
@@ -112,10 +122,12 @@ class ServiceStore(Store, Protocol):
 
     def add_session(self, session_id: str, csrf: str, host: str, expires_at: float, token_mac: str) -> None: ...
 
-    def claim_tick(self, function: str, floor: float) -> bool:
-        """Whether a tick nobody vouches for may be handled by ``function`` (``*``: every function
-        of the tick) now: none was in the last ``floor`` seconds, by any process of the service.
-        A claim is recorded when granted."""
+    def claim_tick(self, function: str, floor: float) -> TickClaim | None:
+        """A claim on handling a tick nobody vouches for by ``function`` now, recorded; None when
+        one was claimed in the last ``floor`` seconds, by any process of the service."""
+
+    def release_tick(self, claim: TickClaim) -> None:
+        """Give back a claim whose tick was not handled, unless a later one was made since."""
 
     def session(self, session_id: str) -> dict[str, Any] | None: ...
 

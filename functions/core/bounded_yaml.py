@@ -31,9 +31,10 @@ MAX_NODES = 100_000
 """Nodes a document may stand for, every alias counted at the size of what it names."""
 
 MAX_CHARS = 4 << 20
-"""Characters of text a document may stand for, every alias counted at the size of what it names:
-four times the largest request body by default. A few references to one long anchored string
-would otherwise stand for gigabytes while counting as a few nodes."""
+"""Characters of text a document may stand for, every alias counted at the size of what it names,
+beyond four times its own length: a few references to one long anchored string would otherwise
+stand for gigabytes while counting as a few nodes. A document without aliases is never refused
+for its length (the request's body limit bounds that)."""
 
 MAX_DEPTH = 64
 """Nesting levels of collections; study definitions need fewer than 15."""
@@ -79,6 +80,7 @@ class _BoundedLoader(yaml.SafeLoader):
         self._path: list[str] = []
         self._int_paths: dict[int, str] = {}
         self._open_anchors: list[str] = []
+        self._max_chars = max(MAX_CHARS, 4 * len(stream))
 
     def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
         """The node at ``index`` of ``parent``: a position in a sequence, or the key node of a
@@ -105,9 +107,9 @@ class _BoundedLoader(yaml.SafeLoader):
         nodes, chars = self._weigh(node)
         if nodes > MAX_NODES:
             raise DocumentTooLarge(f"stands for more than {MAX_NODES:,} values once its aliases are expanded")
-        if chars > MAX_CHARS:
-            raise DocumentTooLarge(f"stands for more than {MAX_CHARS:,} characters of text once its aliases are "
-                                   "expanded")
+        if chars > self._max_chars:
+            raise DocumentTooLarge(f"stands for more than {self._max_chars:,} characters of text once its aliases "
+                                   "are expanded")
         return node
 
     def _weigh(self, node: yaml.Node) -> tuple[int, int]:

@@ -26,11 +26,17 @@ _PREFIX = "trialParameters."
 TRIAL_NAME = "trialSpec.Name"
 SPEC_FIELD = re.compile(r"trialSpec\.(Name|Namespace|Kind|APIVersion|Labels\[[^\]]+\]|Annotations\[[^\]]+\])")
 """A placeholder (without ``${}``) for a field of the trial's own workload."""
-OURS = re.compile(r"(?i)trial_?(?:parameters?|specs?)\b")
-"""How a placeholder of katuna's (and Katib's) begins, in any case so that a misspelt one is
-caught; any other ``${...}`` (``${HOME}``, ``${DATA:-/tmp}``) is a shell's."""
+OURS = re.compile(r"(?i)trial_?(?:param|spec)")
+"""How a placeholder of katuna's (and Katib's) begins, in any case and spelling, so that a
+misspelt one (``${trialParams.x}``, ``${trialSpecName}``) is caught, never left to a shell."""
+SHELL_PARAMETER = re.compile(r"[#!]?(?:[A-Za-z_][A-Za-z0-9_]*|[0-9]+|[@*#?$!-])(?:\[[^\]]*\])?(?:[-:#%/^,@+=?].*)?",
+                             re.DOTALL)
+"""What a shell reads between ``${`` and ``}``: a name, a positional or special parameter, an
+array's item, then an operator (``${HOME}``, ``${DATA:-/tmp}``, ``${#ARGS[@]}``, ``${1}``)."""
 SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash", "mksh", "busybox"})
-"""Programs that expand a ``${...}`` of their own in the script they are given."""
+"""Programs that expand a ``${...}`` of their own in the script they are given with ``-c``."""
+SCRIPT_OPTION = re.compile(r"-[A-Za-z]*c[A-Za-z]*")
+"""A shell's option cluster that takes the next argument as its script (``-c``, ``-ec``, ``-lc``)."""
 KEYED_FIELD = re.compile(r"trialSpec\.(Labels|Annotations)\[(.+)\]")
 """A placeholder (without ``${}``) for one of the workload's labels or annotations, by key."""
 
@@ -38,25 +44,30 @@ KEYED_FIELD = re.compile(r"trialSpec\.(Labels|Annotations)\[(.+)\]")
 def referenced_parameters(text: str, spec_fields: bool = False,
                           read_by_shell: bool = False) -> tuple[list[str], list[str]]:
     """Parameter names referenced by ``text``, and placeholders it may not use (only
-    ``${trialSpec.Name}`` of the ``trialSpec`` fields unless ``spec_fields``). Where a shell reads
-    ``text`` (``read_by_shell``), a ``${...}`` that is not katuna's is the shell's to expand, as Katib
-    leaves it, and is left as written."""
+    ``${trialSpec.Name}`` of the ``trialSpec`` fields unless ``spec_fields``). Where a shell may
+    read ``text`` (``read_by_shell``), a ``${...}`` that is not katuna's and is a shell's parameter
+    (:data:`SHELL_PARAMETER`) is the shell's to expand, as Katib leaves it, and is left as written."""
     names: list[str] = []
     unknown: list[str] = []
     for match in PLACEHOLDER.finditer(text):
         inner = match.group(1)
         if inner.startswith(_PREFIX) and len(inner) > len(_PREFIX):
             names.append(inner[len(_PREFIX):])
-        elif read_by_shell and not OURS.match(inner):
+        elif read_by_shell and not OURS.match(inner) and SHELL_PARAMETER.fullmatch(inner):
             continue
         elif inner != TRIAL_NAME and not (spec_fields and SPEC_FIELD.fullmatch(inner)):
             unknown.append(match.group(0))
     return names, unknown
 
 
-def runs_shell(command: Sequence[str]) -> bool:
-    """Whether ``command`` runs a shell (:data:`SHELLS`), which expands ``${...}`` itself."""
-    return bool(command) and command[0].rsplit("/", 1)[-1] in SHELLS
+def shell_script(command: Sequence[str]) -> int | None:
+    """The index of the script ``command`` gives a shell (:data:`SHELLS`) to run, the argument
+    after its ``-c`` (:data:`SCRIPT_OPTION`): the only argument the shell expands ``${...}`` in.
+    None where it runs no shell, or gives it no script."""
+    if not command or command[0].rsplit("/", 1)[-1] not in SHELLS:
+        return None
+    option = next((i for i, arg in enumerate(command[1:], 1) if SCRIPT_OPTION.fullmatch(arg)), None)
+    return option + 1 if option is not None and option + 1 < len(command) else None
 
 
 def keyed_fields(text: str) -> list[str]:

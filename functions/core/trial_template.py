@@ -16,7 +16,7 @@ from functions.core.spec import MAX_ATTEMPTS, TrialTemplate
 
 NOT_USED = "is not used by trialTemplate"
 """What the problem of a parameter no placeholder names says."""
-NO_SHELL = " (nothing expands another ${...} here: a trial's command runs with no shell unless it names one, as in sh -c)"
+NO_SHELL = " (nothing expands another ${...} here: a shell expands its own only in the script it runs, as in sh -c)"
 """Why a placeholder not katuna's is refused where no shell reads it."""
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 """Matched whole (``fullmatch``): a ``$`` would also accept a trailing newline."""
@@ -132,8 +132,8 @@ def _check_placeholders(r: Reader, command: tuple[str, ...], env: tuple[tuple[st
     for name in sorted(set(spec_names) - known):
         r.fail("trialTemplate.trialSpec", f"${{trialParameters.{name}}} names no parameter; expected one of "
                                           f"{', '.join(sorted(known)) or 'none'}")
-    shell = template.runs_shell(command)
-    fields = [(f"trialTemplate.command[{i}]", arg, shell) for i, arg in enumerate(command)]
+    script = template.shell_script(command)
+    fields = [(f"trialTemplate.command[{i}]", arg, i == script) for i, arg in enumerate(command)]
     fields += [(f"trialTemplate.env.{k}", v, False) for k, v in env]
     for where, text, read_by_shell in fields:
         names, unknown = template.referenced_parameters(text, read_by_shell=read_by_shell)

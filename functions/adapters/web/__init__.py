@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from flask import Flask, Response, current_app, g, jsonify, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from functions.adapters.web import api, functions_ce, guard, peers, ui
+from functions.adapters.web import api, functions_ce, guard, peers, tick_floor, ui
 from functions.adapters.web.auth import bearer, csrf_matches, current_session, has_token
 from functions.adapters.web.errors import error_response
 from functions.adapters.web.json_provider import StrictJSONProvider
@@ -169,7 +169,7 @@ def _check_event_sender(settings: ServiceSettings):
     verifier: Verifier | None = current_app.extensions.get("katuna_oidc")
     if verifier is None:
         if settings.events == "reply":
-            setattr(g, functions_ce.ANONYMOUS, True)
+            setattr(g, tick_floor.ANONYMOUS, True)
         return None if settings.events == "reply" or not settings.api_token else _unauthorized()
     given = bearer(request)
     subject = verifier.subject(given) if given is not None else None

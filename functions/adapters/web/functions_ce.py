@@ -22,11 +22,11 @@ import logging
 from flask import Blueprint, Response, current_app, g, request, url_for
 
 from functions.adapters import cloudevents_http
-from functions.adapters.web import paging
+from functions.adapters.web import paging, tick_floor
 from functions.adapters.web.errors import error_response
-from functions.core.application import Application
+from functions.core.application import Application, DispatchesFunctions
 from functions.core.errors import ForgedEvent, KatunaError, StudyNotFound
-from functions.core.events import NO_REPLY, POOL_CHECK, STUDY_COMPLETED, Event
+from functions.core.events import NO_REPLY, STUDY_COMPLETED, Event
 from functions.core.records import FAILED
 
 blueprint = Blueprint("functions", __name__)
@@ -44,13 +44,6 @@ API_CALLER = "katuna_api_caller"
 (a broker's delivery, with or without OIDC), events of katuna's own types are taken only signed
 by katuna, and a dead letter fails its study only when katuna signed its event
 (:mod:`functions.core.event_signature`)."""
-
-ANONYMOUS = "katuna_anonymous_sender"
-"""Set on the request context when the event came behind a broker without OIDC
-(``KATUNA_EVENTS=reply``), with neither the API token nor an OIDC token: anyone who reaches the
-service may have sent it. Such ticks are handled at most once every
-``KATUNA_TICK_FLOOR`` seconds (:func:`_coalesced`): a tick reads up to hundreds of Jobs and
-calls the cloud's API, and a pod posting ticks in a loop would otherwise multiply that."""
 
 COALESCED_HEADER = "Katuna-Tick-Coalesced"
 """On the answer to a tick left unhandled because another was handled less than
@@ -87,13 +80,15 @@ def _handle(function: str | None):
         except ForgedEvent as exc:
             dispatcher.forged(exc.event_type)
             raise
-        if _coalesced(runtime, function, event):
-            return Response(status=202, headers={COALESCED_HEADER: "true", EMITTED_COUNT_HEADER: "0"})
         try:
-            emitted = dispatcher.deliver(event) if function is None else dispatcher.deliver_to(function, event)
+            emitted = _delivered(runtime, dispatcher, event, function)
         except StudyNotFound as exc:
             log.info("dropped %s (%s): %s", event.type, event.id, exc)
             emitted = []
+        if emitted is None:
+            log.info("tick %s from %s not handled: each of its functions handled one less than %g s ago "
+                     "(KATUNA_TICK_FLOOR)", event.id, request.remote_addr, runtime.settings.tick_floor)
+            return Response(status=202, headers={COALESCED_HEADER: "true", EMITTED_COUNT_HEADER: "0"})
         return _emit(runtime, event, emitted)
     except ForgedEvent as exc:
         log.warning("refused an event from %s: %s", request.remote_addr, exc)
@@ -179,19 +174,13 @@ def _failed(runtime: Application, letter: cloudevents_http.DeadLetter) -> bool:
     return bool(ended)
 
 
-def _coalesced(runtime: Application, function: str | None, event: Event) -> bool:
-    """Whether ``event`` is a tick nobody vouches for that comes too soon after the last one the
-    same function handled (each of a tick's Triggers delivers it to its function): it is then
-    answered as delivered (a broker would retry a refusal) and does nothing, which loses
-    nothing, as the tick handled did the same."""
-    floor = runtime.settings.tick_floor
-    if event.type != POOL_CHECK or not g.get(ANONYMOUS) or not floor:
-        return False
-    if runtime.store().claim_tick(function or "*", floor):
-        return False
-    log.info("tick %s from %s not handled: another was, less than %g s ago (KATUNA_TICK_FLOOR)", event.id,
-             request.remote_addr, floor)
-    return True
+def _delivered(runtime: Application, dispatcher: DispatchesFunctions, event: Event,
+               function: str | None) -> list[Event] | None:
+    """The events emitted by handling ``event`` (by ``function``, or every function taking it);
+    None for a tick nobody vouches for that came too soon (:mod:`.tick_floor`)."""
+    if tick_floor.floored(runtime, event, function):
+        return tick_floor.deliver(runtime, dispatcher, event, function)
+    return dispatcher.deliver(event) if function is None else dispatcher.deliver_to(function, event)
 
 
 def _required_key(runtime: Application) -> bytes | None:

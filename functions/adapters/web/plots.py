@@ -52,7 +52,9 @@ class _ReadOnlyStudy(optuna.Study):
 def figure_json(storage: optuna.storages.BaseStorage | None, record: StudyRecord, kind: str,
                 params: Sequence[str] = (), objective: int = 0) -> str:
     """The plotly JSON of one chart from ``storage`` (None where Optuna has no such study yet);
-    ``NoChart`` when the study cannot have it (yet)."""
+    ``NoChart`` when the study cannot have it (yet). A slice or contour is drawn for ``params``,
+    names of the study's parameters (:func:`~functions.adapters.web.ui.chart_params` picks them
+    from a request), else its first two."""
     if kind not in KINDS:
         raise NoChart(f"unknown chart {kind!r}; one of {', '.join(KINDS)}")
     if storage is None:
@@ -68,7 +70,7 @@ def figure_json(storage: optuna.storages.BaseStorage | None, record: StudyRecord
     index = min(max(objective, 0), len(spec.objectives) - 1)
     target, name = _target(index), spec.objectives[index].metric
     known = [p.name for p in spec.parameters]
-    chosen = [p for p in params if p in known] or known[:2]
+    chosen = list(params) or known[:2]
     with _PLOTTING, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:

@@ -1,0 +1,61 @@
+"""A trial Job's pod the API server refuses to create, as the Job controller's Events on the Job
+tell it: ``FailedCreate``, ``Error creating: pods "x" is forbidden: ...``. An admission plugin
+refused the pod (a ServiceAccount that does not exist, the namespace's Pod Security level, a
+ResourceQuota full), and the controller tries again for ever, so the Job waits with no pod and
+no condition; only its Events say why."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from functions.adapters.kubernetes_status import Unstartable
+from functions.core.start_failures import account_cause
+
+FAILED_CREATE = "FailedCreate"
+"""The reason of the Job controller's Event on a Job whose pod the API server refused to create."""
+RECENT = 1200.0
+"""Seconds within which a refusal still holds: the Job controller tries a refused create again
+after a back-off that grows to about 1,000 s (its rate limiter's ceiling), so a refusal not
+repeated for longer is past (the pod was made since, and later deleted)."""
+POD_SECURITY_NEVER = "its namespace's Pod Security level refuses every pod of the template, so no wait can change it"
+_FORBIDDEN = re.compile(r'^(?:Error creating: )?pods "[^"]*" is forbidden: (?P<why>.*)$', re.DOTALL)
+_NO_ACCOUNT = re.compile(r"^error looking up service account (?P<namespace>[^/ ]+)/(?P<name>[^: ]+):")
+
+
+def refused_create(events: list[Any], since: float, now: float) -> Unstartable | None:
+    """The pod a Job waits for that the API server refuses to create, by the latest of the Job
+    controller's :data:`FAILED_CREATE` ``events`` on it recorded after ``since`` (the Job's
+    creation, or its latest pod's: earlier ones are past) and :data:`RECENT` before ``now``; None
+    when there is none. It waits from its refusal's first record after ``since``. A missing
+    ServiceAccount is the user's to create, so it waits (as a missing Secret does); a Pod
+    Security refusal meets every pod of the template and fails at once; any other (a
+    ResourceQuota full) waits, as it may pass."""
+    current = [event for event in events if event.reason == FAILED_CREATE and since <= _last(event) <= now + 1
+               and now - _last(event) <= RECENT]
+    if not current:
+        return None
+    latest = max(current, key=_last)
+    waiting = max(since, _first(latest))
+    message = latest.message or ""
+    forbidden = _FORBIDDEN.match(message)
+    why = forbidden.group("why") if forbidden else message.removeprefix("Error creating: ")
+    said = f"the API server refuses to create it: {why}"
+    account = _NO_ACCOUNT.match(why)
+    if account is not None:
+        return Unstartable(waiting, "", said, account_cause(account["name"], account["namespace"]), False)
+    if why.startswith("violates PodSecurity "):
+        return Unstartable(waiting, "", said, why.replace(";", ","), True, POD_SECURITY_NEVER)
+    return Unstartable(waiting, "", said, None, False)
+
+
+def _last(event: Any) -> float:
+    """When an Event was last recorded, seconds since the epoch."""
+    when = event.last_timestamp or event.event_time or event.metadata.creation_timestamp
+    return when.timestamp() if when is not None else 0.0
+
+
+def _first(event: Any) -> float:
+    """When an Event was first recorded (the first of the refusals it counts), seconds since the epoch."""
+    when = event.first_timestamp or event.event_time or event.metadata.creation_timestamp
+    return when.timestamp() if when is not None else 0.0
