@@ -11,6 +11,7 @@ nothing else would move. The web adapter sees the runtime only as a
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import threading
@@ -34,7 +35,7 @@ from functions.adapters.web import create_app, guard
 from functions.cluster_ports import ClusterNodes, ClusterResources, watched_namespace
 from functions.collector import collect_less_often
 from functions.core.cluster_templates import ClusterTemplates
-from functions.core.errors import InvalidSetting, KatunaError, Problem, TemporaryError
+from functions.core.errors import InvalidSetting, KatunaError, Problem, StudyNotFound, TemporaryError
 from functions.core.events import Event, study_created
 from functions.core.log_reads import LogReads, StreamedLogReads
 from functions.core.ports import Admissions, Executor, RunningLogs
@@ -235,7 +236,17 @@ class Runtime:
             self.fail_dead_letter(event, str(error))
 
     def _watched(self) -> list[StudyRecord]:
-        return [r for r in self.store().list_studies() if not r.terminal or self.executor.running(r.name)]
+        """What the watcher looks at, five times a second: the studies not ended, and those ended
+        whose trials this process still runs. Ended studies are read by name only: they are most
+        of a long-lived service's, and reading every one each time cost a worker a seventh of a
+        core at 1,000 stored studies."""
+        store = self.store()
+        watched = store.unended_studies()
+        local = {key[0] for key in self.executor.attempts()} if isinstance(self.executor, LocalExecutor) else set()
+        for name in sorted(local - {record.name for record in watched}):
+            with contextlib.suppress(StudyNotFound):
+                watched.append(store.get_study(name))
+        return watched
 
     def close(self) -> None:
         """Stop taking events and kill this process's local trials (trial Jobs run on); the

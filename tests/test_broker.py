@@ -307,3 +307,25 @@ def test_a_late_event_of_a_deleted_or_replaced_study_is_done_and_a_missing_trial
     assert store.db.execute("SELECT failures FROM studies").fetchone()[0] == 0
     with pytest.raises(StudyNotFound, match="no trial 7"):
         missing.deliver(Event("test.h", {"study": "demo", "uid": uid}))
+
+
+def test_events_queued_before_the_clock_was_set_back_are_due_and_their_leases_over(tmp_path: Path, monkeypatch):
+    """An NTP step an hour back: the event queued before it, and the one a taker held then, are
+    taken at once, not an hour later; one retried since waits its own delay."""
+    import functions.adapters.sqlite_queue as sqlite_queue
+
+    first, second = SqliteQueue(tmp_path / "k.db"), SqliteQueue(tmp_path / "k.db")
+    try:
+        first.put(Event("dev.katuna.study.created", {"study": "a"}, id="queued"))
+        first.put(Event("dev.katuna.study.created", {"study": "b"}, id="held"))
+        held = second.take(0.5)
+        assert held is not None and held.event.id == "queued"
+        stepped = time.time() - 3600
+        monkeypatch.setattr(sqlite_queue.time, "time", lambda: stepped)
+        taken = [first.take(0.5), first.take(0.5)]
+        assert [d.event.id for d in taken if d is not None] == ["queued", "held"]
+        first.retry(taken[0], 5.0)
+        assert first.take(0.2) is None, "retried after the step, it waits its delay"
+    finally:
+        first.close()
+        second.close()

@@ -39,7 +39,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from functools import partial
@@ -88,6 +88,11 @@ and ``katuna stop`` must not return while they live."""
 STOPPED_ENDS = 1_000
 """Ends of attempts katuna stopped that :meth:`LocalExecutor.poll` keeps answering."""
 
+ENDED_KEPT = 1_000
+"""Ended attempts whose runs the executor keeps, the latest: a launch of one again (an event
+delivered twice) starts nothing. A ``katuna serve`` worker runs trials for weeks, and kept every
+run it ever made (some KB each) until it stopped."""
+
 
 class LocalExecutor:
     """Implements :class:`functions.core.ports.Executor` with local processes.
@@ -108,6 +113,8 @@ class LocalExecutor:
         self._publish_delays = tuple(publish_delays)
         self._progress = ProgressReports(publish)
         self._runs: dict[Key, LocalRun] = {}
+        self._ended_keys: deque[Key] = deque()
+        """The ended attempts of :attr:`_runs`, oldest first: past :data:`ENDED_KEPT`, the oldest go."""
         self._active: dict[Key, LocalRun] = {}
         """The runs that have not ended: what stops and counts look at, however many ended."""
         self._unreported: dict[Key, Event] = {}
@@ -300,8 +307,15 @@ class LocalExecutor:
                 self._unreported[attempt_key(run.launch)] = event
 
     def _ended(self, run: LocalRun) -> None:
+        key = attempt_key(run.launch)
         with self._lock:
-            self._active.pop(attempt_key(run.launch), None)
+            self._active.pop(key, None)
+            self._ended_keys.append(key)
+            while len(self._ended_keys) > ENDED_KEPT:
+                oldest = self._ended_keys.popleft()
+                if oldest not in self._active:
+                    self._runs.pop(oldest, None)
+                    self._claimed.discard(oldest)
         self._guard.ended(run.marker)
         run.done.set()
 

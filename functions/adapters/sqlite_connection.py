@@ -12,6 +12,7 @@ import functools
 import itertools
 import json
 import sqlite3
+from collections import OrderedDict
 from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -25,7 +26,7 @@ from functions.adapters.sqlite_histories import ChartHistories
 from functions.adapters.sqlite_journal import STREAMS_TABLE, KatunaJournalStorage
 from functions.adapters.sqlite_journal import TABLE as JOURNAL_TABLE
 from functions.adapters.sqlite_schema import MIGRATIONS, connect
-from functions.adapters.sqlite_streams import KatunaStreams
+from functions.adapters.sqlite_streams import KEPT_STREAMS, KatunaStreams
 from functions.core.errors import KatunaError, TemporaryError
 
 
@@ -67,7 +68,8 @@ class SqliteConnection:
         self._transactions = itertools.count(1)
         self._writing: int | None = None
         """The write transaction this connection holds, numbered; None outside one."""
-        self._studies: dict[tuple[str, int], optuna.Study] = {}
+        self._studies: OrderedDict[tuple[str, int], optuna.Study] = OrderedDict()
+        """Optuna's view of the studies loaded, the :data:`~functions.adapters.sqlite_streams.KEPT_STREAMS` used latest."""
         try:
             self._migrate()
         except KatunaError:
@@ -199,6 +201,9 @@ class SqliteConnection:
         key = (name, stream)
         if key not in self._studies:
             self._studies[key] = optuna.load_study(study_name=name, storage=storage.stream(stream))
+            while len(self._studies) > KEPT_STREAMS:
+                self._studies.popitem(last=False)
+        self._studies.move_to_end(key)
         return self._studies[key]
 
     def _rows(self, sql: str, args: Sequence[Any]) -> list[dict[str, Any]]:

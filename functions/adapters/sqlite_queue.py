@@ -20,7 +20,7 @@ import uuid
 from contextlib import suppress
 from pathlib import Path
 
-from functions.adapters.broker import Delivery
+from functions.adapters.broker import MAX_BACKOFF, Delivery
 from functions.adapters.sqlite_errors import translated
 from functions.core.events import Event
 
@@ -29,6 +29,14 @@ log = logging.getLogger("katuna.queue")
 TABLE = "event_queue"
 LEASE_SECONDS = 300.0
 POLL_SECONDS = 0.05
+CLOCK_SLACK = 60.0
+"""Seconds by which the clocks of the processes sharing the queue may differ. Times are the
+wall clock's, shared by every process: an event due later than the longest retry delay from now,
+or taken later than this from now, was stamped before the clock was set back (an NTP step), and
+is due now, its lease over; it would otherwise wait as long as the step."""
+AVAILABLE = "(due <= ? OR due > ?) AND (taken_by IS NULL OR taken_at < ? OR taken_at > ?)"
+"""An event a taker may claim at a time ``now``, with ``now``, ``now + MAX_BACKOFF + CLOCK_SLACK``,
+``now - lease`` and ``now + CLOCK_SLACK`` (:data:`CLOCK_SLACK`)."""
 
 
 def create_table(conn: sqlite3.Connection) -> None:
@@ -90,16 +98,15 @@ class SqliteQueue:
 
     def _claim(self) -> Delivery | None:
         now = time.time()
-        available = "due <= ? AND (taken_by IS NULL OR taken_at < ?)"
+        bounds = (now, now + MAX_BACKOFF + CLOCK_SLACK, now - self._lease, now + CLOCK_SLACK)
         with self._lock, translated(self._path):
-            if self._conn.execute(f"SELECT 1 FROM {TABLE} WHERE {available} LIMIT 1",
-                                  (now, now - self._lease)).fetchone() is None:
+            if self._conn.execute(f"SELECT 1 FROM {TABLE} WHERE {AVAILABLE} LIMIT 1", bounds).fetchone() is None:
                 return None
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 row = self._conn.execute(
-                    f"SELECT id, body, attempts FROM {TABLE} WHERE {available} ORDER BY due, id LIMIT 1",
-                    (now, now - self._lease)).fetchone()
+                    f"SELECT id, body, attempts FROM {TABLE} WHERE {AVAILABLE} ORDER BY due, id LIMIT 1",
+                    bounds).fetchone()
                 if row is not None:
                     self._conn.execute(
                         f"UPDATE {TABLE} SET taken_by = ?, taken_at = ?, attempts = attempts + 1 WHERE id = ?",

@@ -44,9 +44,16 @@ def _create_private(path: Path) -> None:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
+WAL_KEPT = 16 << 20
+"""Bytes the write-ahead log keeps of its file once a checkpoint has folded it in: the log of a
+burst of writes (a large study deleted) would otherwise keep its largest size for as long as
+the database is open."""
+
+
 def connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
     """The database file, created private if it is new, opened in WAL mode with recursive
-    triggers (the kept trial counts need them); outside any transaction."""
+    triggers (the kept trial counts need them), its write-ahead log truncated to :data:`WAL_KEPT`
+    after checkpoints; outside any transaction."""
     _create_private(path)
     conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
     try:
@@ -55,6 +62,7 @@ def connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA recursive_triggers=ON")
+        conn.execute(f"PRAGMA journal_size_limit={WAL_KEPT}")
     except (sqlite3.Error, ForeignDatabase, NewerDatabase):
         conn.close()
         raise

@@ -21,6 +21,14 @@ from functions.adapters.sqlite_connection import SqliteConnection, dumps, loads,
 from functions.core.application import TickClaim
 from functions.core.events import Event
 
+PROCESSED_KEPT = 7 * 86_400.0
+"""Seconds a handling's record is kept: far past the longest an event is delivered again (a
+Trigger retries for 8.5 minutes, the queue's lease is 5), after which a duplicate is handled as
+an event of its own, which each handler's checks of what is stored make change nothing. A
+service kept every record (0.5 KB a trial) for ever, its deleted studies' too."""
+PRUNE_EVERY = 1_000
+"""Records made on one connection between two prunings of the old ones (a scan of the table)."""
+
 TICK_CLAIM = "katuna.tick-claim"
 """The event id under which the last tick nobody vouched for is kept, with the function it was
 for as the handler: an id no delivered event has (each of katuna's is named by the fact it
@@ -40,9 +48,15 @@ class SqliteServiceRecords(SqliteConnection):
         return None if row is None else [Event.from_dict(e) for e in json.loads(row[0])]
 
     def record_processed(self, event_id: str, handler: str, emitted: Sequence[Event]) -> None:
+        """Record a handling; every :data:`PRUNE_EVERY` records on a connection, those older
+        than :data:`PROCESSED_KEPT` go."""
+        now = time.time()
         self.db.execute(
             "INSERT INTO processed_events (event_id, handler, emitted, processed_at) VALUES (?, ?, ?, ?)",
-            [event_id, handler, dumps([e.to_dict() for e in emitted]), time.time()])
+            [event_id, handler, dumps([e.to_dict() for e in emitted]), now])
+        self._recorded = getattr(self, "_recorded", 0) + 1
+        if self._recorded % PRUNE_EVERY == 0:
+            self.db.execute("DELETE FROM processed_events WHERE processed_at < ?", [now - PROCESSED_KEPT])
 
     # dead letters
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Container, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -51,6 +52,11 @@ TRIAL_IDS = 1 << 32
 beyond any history katuna allows). Ids stay below 2**53, exact in JSON for a browser, for the
 first two million streams."""
 
+KEPT_STREAMS = 64
+"""Journals a storage object keeps read, the latest used: each holds its study's every trial,
+and a worker of a service that ran thousands of studies kept them all (megabytes each for large
+ones) for as long as it lived. One dropped is read again when next used, from its snapshot."""
+
 
 def _outside_transactions() -> int | None:
     return None
@@ -66,8 +72,8 @@ class KatunaStreams(BaseStorage):
     def __init__(self, conn: sqlite3.Connection, writing: Callable[[], int | None] = _outside_transactions) -> None:
         self._conn = conn
         self._writing = writing
-        self._streams: dict[int, KatunaJournalStorage] = {}
-        """The journals read so far, by stream number."""
+        self._streams: OrderedDict[int, KatunaJournalStorage] = OrderedDict()
+        """The journals read, by stream number: the :data:`KEPT_STREAMS` used latest."""
 
     def __getstate__(self) -> dict[str, Any]:
         """A pickled storage is the database's path: a copy opens its own connection, outside the
@@ -83,11 +89,15 @@ class KatunaStreams(BaseStorage):
         return row[0] if row else None
 
     def stream(self, number: int) -> KatunaJournalStorage:
-        """The storage of one stream, read on first use and kept: its study is study 0."""
+        """The storage of one stream, read on first use and kept while it is among the
+        :data:`KEPT_STREAMS` used latest: its study is study 0."""
         storage = self._streams.get(number)
         if storage is None:
             storage = KatunaJournalStorage(SqliteJournalBackend(self._conn, number, self._writing))
             self._streams[number] = storage
+            while len(self._streams) > KEPT_STREAMS:
+                self._streams.popitem(last=False)
+        self._streams.move_to_end(number)
         return storage
 
     def snapshot_if_due(self) -> None:

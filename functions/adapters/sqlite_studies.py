@@ -125,6 +125,12 @@ class SqliteStudies(SqliteConnection):
     def list_studies(self) -> list[StudyRecord]:
         return [self._study(row) for row in self._rows("SELECT * FROM studies ORDER BY created_at", [])]
 
+    def unended_studies(self) -> list[StudyRecord]:
+        """The studies not ended, oldest first; only their rows are read into records."""
+        ended = ", ".join("?" * len(TERMINAL_STATUSES))
+        return [self._study(row) for row in self._rows(
+            f"SELECT * FROM studies WHERE status NOT IN ({ended}) ORDER BY created_at", list(TERMINAL_STATUSES))]
+
     @reading
     def studies_page(self, limit: int, after: int | None = None, newest_first: bool = False) -> list[tuple[int, StudyRecord]]:
         """Up to ``limit`` studies (each with its key, the row's id: the order they were stored
@@ -138,7 +144,8 @@ class SqliteStudies(SqliteConnection):
     def delete_study(self, name: str) -> None:
         with self.transaction():
             self.get_study(name)
-            for table, column in (("observations", "study"), ("trials", "study"), ("studies", "name")):
+            for table, column in (("observations", "study"), ("trials", "study"), ("trial_counts", "study"),
+                                  ("studies", "name")):
                 self.db.execute(f"DELETE FROM {table} WHERE {column} = ?", [name])
             storage = self.optuna_storage()
             with suppress(KeyError):

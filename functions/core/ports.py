@@ -62,6 +62,10 @@ class Store(Protocol):
 
     def list_studies(self) -> list[StudyRecord]: ...
 
+    def unended_studies(self) -> list[StudyRecord]:
+        """The studies not ended (running, oldest first): a few, where a long-lived service
+        stores thousands."""
+
     def studies_page(self, limit: int, after: int | None = None, newest_first: bool = False) -> list[tuple[int, StudyRecord]]:
         """Up to ``limit`` studies after the one keyed ``after``, each with its key (keys rise in
         the order studies were stored), oldest first or ``newest_first``."""
