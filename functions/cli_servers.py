@@ -16,9 +16,16 @@ from functions.core.history import WARNED_STUDIES, history_warning
 from functions.terminal import markup
 
 
+def _address(ctx: click.Context, param: click.Parameter, host: str) -> str:
+    """The ``--host`` address without the brackets an IPv6 one may be written in, as in a URL
+    (``[::1]`` is ``::1``): the form the socket calls take."""
+    return host[1:-1] if host.startswith("[") and host.endswith("]") else host
+
+
 @click.command()
 @db_option
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--host", default="127.0.0.1", show_default=True, callback=_address,
+              help="Address to listen on (an IPv6 one as ::1 or [::1]).")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1), help="gunicorn workers.")
 @click.option("--threads", default=8, show_default=True, type=click.IntRange(min=1),
@@ -78,7 +85,8 @@ def _warn_of_history(db: Path, limit: int, busy_timeout: float) -> None:
 
 @click.command("optuna-dashboard")
 @db_option
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback only).")
+@click.option("--host", default="127.0.0.1", show_default=True, callback=_address,
+              help="Address to listen on (loopback only).")
 @click.option("--port", default=8081, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
 def optuna_dashboard(db: str | None, host: str, port: int) -> None:
     """Open the database's studies in optuna-dashboard (in the .venv that make run sets up).

@@ -84,7 +84,8 @@ class Service:
     def __init__(self, workdir: Path, workers: int = 2, port: int | None = None, host: str | None = None,
                  **env: str) -> None:
         self.port = port or free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
+        address = host or "127.0.0.1"
+        self.base = f"http://{f'[{address}]' if ':' in address and not address.startswith('[') else address}:{self.port}"
         self.workdir = workdir
         self.log = (workdir / "serve.log").open("w")
         self.process = subprocess.Popen(

@@ -689,6 +689,17 @@ def test_serve_on_a_port_in_use_exits_2_at_once_naming_the_port(tmp_path: Path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("host", ["::1", "[::1]"])
+def test_serve_listens_on_the_ipv6_loopback_address_written_bare_or_in_brackets(tmp_path: Path, host: str):
+    service = Service(tmp_path, workers=1, host=host)
+    try:
+        assert service.json("GET", "/studies") == (200, [])
+    finally:
+        service.close()
+    assert f"Listening at: http://[::1]:{service.port}" in (tmp_path / "serve.log").read_text()
+
+
 def _trials(db: Path) -> list[dict]:
     if not db.exists():
         return []

@@ -131,8 +131,14 @@ def listen_problem(host: str, port: int, command: str = "katuna serve") -> str |
             if exc.errno == errno.EADDRINUSE:
                 return (f"port {port} is already in use on {host} (another {command}?): "
                         "stop what listens there, or choose another port with --port")
-            return f"cannot listen on {host}:{port}: {exc.strerror}"
+            return f"cannot listen on {bind_address(host, port)}: {exc.strerror}"
     return None
+
+
+def bind_address(host: str, port: int) -> str:
+    """``host:port`` as gunicorn's ``bind`` reads it: an IPv6 address in brackets (``[::1]:8080``),
+    since gunicorn takes what follows the last colon of a bare one for the port."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 ACCESS_LOG_FORMAT = '%(h)s %(l)s - %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(a)s"'
@@ -155,7 +161,7 @@ class Server(BaseApplication):
         directory would be shared by every ``katuna serve`` of the user, and nothing here uses it."""
         self.build = build
         self.metrics_dir, self._metrics_lock = metrics_dir()
-        self.options = {"bind": f"{host}:{port}", "workers": workers, "worker_class": Worker, "threads": threads,
+        self.options = {"bind": bind_address(host, port), "workers": workers, "worker_class": Worker, "threads": threads,
                         "timeout": timeout, "keepalive": 5, "graceful_timeout": 10, "accesslog": "-",
                         "access_log_format": ACCESS_LOG_FORMAT,
                         "worker_exit": _worker_exit,
