@@ -123,14 +123,36 @@ def main() -> None:
 @db_option
 def run(file: str, db: str | None) -> None:
     """Run the study in FILE to completion (resuming it if it was interrupted)."""
-    settings = settings_for(db)
+    with interruptible(lambda signum: None):
+        try:
+            _run(file, settings_for(db))
+        except Interrupted as exc:
+            _tell(f"\nInterrupted ({exc}): no trial was running. Run the same command again to go on.")
+            sys.exit(exc.exit_code)
+
+
+def _run(file: str, settings: Settings) -> NoReturn:
+    """``katuna run``, under a handler of the stopping signals: one while no trial runs (the
+    database's write lock awaited, say, or the result printed) raises :class:`Interrupted`, the
+    runner closed, and ``run`` exits 128 + its number as it does while trials run. A submission
+    it interrupts stores nothing: its transaction is rolled back whole."""
     spec, definition = _load(file, settings, partial(_stored, settings))
     if settings.executor == "local":
         _check_working_dir(file, spec)
     _check_new_database(file, spec, definition, settings)
     embedded = Embedded(settings, sole_parent=True)
     try:
-        check_log_dir(settings.logs)
+        _run_with(embedded, file, spec, definition)
+    except Interrupted:
+        embedded.close()
+        raise
+
+
+def _run_with(embedded: Embedded, file: str, spec: Study, definition: dict[str, Any]) -> NoReturn:
+    """Submit the study to ``embedded`` and run it to its end, if it has not ended; print how it
+    ended and exit 0 when it completed, 1 otherwise."""
+    try:
+        check_log_dir(embedded.settings.logs)
         record = embedded.submit(spec, definition, Path.cwd())
     except LogsUnavailable as exc:
         embedded.close()

@@ -324,6 +324,40 @@ def test_ctrl_c_kills_trials_and_a_rerun_resumes_without_repeating_finished_ones
                for n in interrupted), "never counted as a lost run: maxAttempts is 1"
 
 
+@pytest.mark.timeout(90)
+def test_ctrl_c_while_a_run_waits_for_the_database_exits_130_in_a_line_storing_nothing(tmp_path: Path):
+    """Before its trials start (the write lock held by another connection, say), Ctrl-C ends a
+    run as it does later: exit 130, one line saying how to go on, and the study not stored."""
+    katuna("run", str(write_study(tmp_path / "first.yaml", study_definition(name="first", maxTrials=1,
+                                                                             parallelism=1))), cwd=tmp_path)
+    study = write_study(tmp_path / "study.yaml", study_definition(maxTrials=1, parallelism=1))
+    db = tmp_path / "katuna.db"
+    writer = sqlite3.connect(db, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    try:
+        process = subprocess.Popen([*KATUNA, "run", str(study)], cwd=tmp_path, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True, preexec_fn=interruptible,
+                                   env={**os.environ, "KATUNA_BUSY_TIMEOUT": "10"})
+        eventually(lambda: _has_open(process.pid, db), "the run opened the database")
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert (process.returncode, stdout) == (130, ""), stderr
+    assert stderr.strip() == "Interrupted (SIGINT): no trial was running. Run the same command again to go on."
+    assert [s["name"] for s in json.loads(katuna("studies", "--json", cwd=tmp_path).stdout)] == ["first"]
+
+
+def _has_open(pid: int, path: Path) -> bool:
+    """Whether the process ``pid`` has the file at ``path`` open."""
+    with_links = Path(f"/proc/{pid}/fd")
+    try:
+        return any(os.readlink(fd) == str(path) for fd in with_links.iterdir())
+    except OSError:
+        return False
+
+
 def _held_study(tmp_path: Path, *extra: str) -> Path:
     """A study of 4 trials, 2 at a time, each of which waits after its first epoch until the
     file ``go`` exists (its pid in ``<trial>.<attempt>.pid``)."""

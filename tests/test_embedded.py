@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import sys
 from pathlib import Path
 
 import pytest
 from conftest import run_study, study_definition
 
+from functions.adapters.sqlite_store import SqliteStore
 from functions.core.events import study_completed
 from functions.core.pareto import FRONT_SHOWN, best_trials
+from functions.core.records import StudyRecord
+from functions.core.validate import parse_study
 from functions.core.views import study_view
+from functions.interrupts import Interrupted
 
 
 def test_a_study_runs_to_max_trials_and_finds_its_best(embedded, tmp_path: Path):
@@ -295,3 +300,24 @@ def test_a_studys_view_lists_a_sample_of_a_large_pareto_front_with_its_size(embe
         embedded.store.db.conn.set_trace_callback(None)
     assert statements and not [s for s in statements if "trial_values" in s], \
         "shown again unchanged, the front is not computed again from every completed trial"
+
+
+def test_a_submission_interrupted_before_it_commits_stores_nothing(embedded, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch):
+    """Ctrl-C while a study is being stored (:class:`Interrupted`, which no ``except Exception``
+    catches) rolls its transaction back whole: the study is not kept."""
+    definition = study_definition(maxTrials=1, parallelism=1)
+    add_study = embedded.store.add_study
+
+    def interrupted(record: StudyRecord) -> StudyRecord:
+        add_study(record)
+        raise Interrupted(signal.SIGINT)
+
+    monkeypatch.setattr(embedded.store, "add_study", interrupted)
+    with pytest.raises(Interrupted):
+        embedded.submit(parse_study(definition), definition, tmp_path)
+    store = SqliteStore(tmp_path / "katuna.db")
+    try:
+        assert store.list_studies() == []
+    finally:
+        store.close()
