@@ -21,7 +21,7 @@ import yaml
 from functions import cli_servers, cli_studies
 from functions.adapters.local_outputs import check_log_dir
 from functions.adapters.sqlite_store import SqliteStore
-from functions.cli_common import console, db_option, errors, fail, settings_for, warn_if_root
+from functions.cli_common import console, db_option, errors, fail, settings_for, warn_if_root, writing_output
 from functions.cli_output import print_result
 from functions.core.assignments import parse_assignments
 from functions.core.errors import (
@@ -170,13 +170,15 @@ def _run_with(embedded: Embedded, file: str, spec: Study, definition: dict[str, 
              f"`katuna serve`, or another `katuna run` on this database); follow it with `katuna show {spec.name}`, "
              "or stop that process first to run it here", 2)
     if record.terminal:
-        console.print(f"Study [bold]{markup(spec.name)}[/bold] already {record.status}: {markup(record.reason)}. "
-                      "Nothing to run.")
+        with writing_output():
+            console.print(f"Study [bold]{markup(spec.name)}[/bold] already {record.status}: {markup(record.reason)}. "
+                          "Nothing to run.")
     else:
         warn_if_root()
         record = _run_to_end(embedded, record)
     try:
-        print_result(console, embedded.store, record, embedded.settings)
+        with writing_output():
+            print_result(console, embedded.store, record, embedded.settings)
     except StudyNotFound:
         embedded.close()
         fail(f"study {spec.name!r} was deleted by another process once it had ended", 1)
@@ -239,7 +241,8 @@ def convert(file: str) -> None:
     """Print the native study equivalent of FILE: a Katib Experiment (kubeflow.org/v1beta1), a
     Katib StudyJob (kubeflow.org/v1alpha1), a katuna.dev/v1 Study resource, or a native study."""
     spec, _ = _load(file, Settings.from_env())
-    click.echo(_plain_yaml(spec.to_dict()), nl=False)
+    with writing_output():
+        click.echo(_plain_yaml(spec.to_dict()), nl=False)
 
 
 class _Plain(yaml.SafeDumper):
@@ -291,7 +294,8 @@ def render(file: str, assignments: tuple[str, ...]) -> None:
         _problems(file, exc)
     except KatunaError as exc:
         fail(str(exc), 2)
-    click.echo(_plain_yaml(job), nl=False)
+    with writing_output():
+        click.echo(_plain_yaml(job), nl=False)
 
 
 for command in (*cli_studies.COMMANDS, *cli_servers.COMMANDS):

@@ -79,7 +79,8 @@ def studies(db: str | None, as_json: bool) -> None:
     if as_json:
         print_json(views)
         return
-    console.print(studies_table(views))
+    with writing_output():
+        console.print(studies_table(views))
 
 
 @click.command()
@@ -97,7 +98,8 @@ def show(name: str, db: str | None, as_json: bool) -> None:
     if as_json:
         print_json(view)
         return
-    print_study(console, seen, record, front)
+    with writing_output():
+        print_study(console, seen, record, front)
 
 
 TRIALS_READ = 500
@@ -120,7 +122,8 @@ def trials(name: str, db: str | None, as_json: bool, after: int | None, limit: i
         if as_json:
             print_json_list(trial_view(t) for t in rows)
         else:
-            console.print(trial_table(record, list(rows)))
+            with writing_output():
+                console.print(trial_table(record, list(rows)))
     finally:
         store.close()
 
@@ -153,7 +156,9 @@ def best(name: str, db: str | None, as_json: bool) -> None:
         sys.exit(0 if found else 1)
     if not found:
         fail(f"study {name!r} has no completed trial{'' if record.terminal else ' yet'}")
-    console.print(trial_table(record, found, title=front_title(record) if record.spec.multi_objective else "Best trial"))
+    with writing_output():
+        console.print(trial_table(record, found, title=front_title(record) if record.spec.multi_objective
+                                  else "Best trial"))
 
 
 @click.command()
@@ -166,10 +171,12 @@ def stop(name: str, db: str | None) -> None:
     try:
         record = embedded.store.get_study(name)
         if record.terminal:
-            console.print(f"Study {markup(repr(name))} already {record.status}: {markup(record.reason)}")
+            with writing_output():
+                console.print(f"Study {markup(repr(name))} already {record.status}: {markup(record.reason)}")
             return
         embedded.stop(name)
-        console.print(f"Study {markup(repr(name))} stopped.")
+        with writing_output():
+            console.print(f"Study {markup(repr(name))} stopped.")
     except KatunaError as exc:
         fail(looked_in(exc, path), failure_code(exc))
     finally:
@@ -198,8 +205,9 @@ def delete(name: str, db: str | None) -> None:
         store.close()
     logs = settings_for(db).logs / record.log_folder
     kept = f"; its trial logs stay in {logs.resolve()}" if logs.is_dir() else ""
-    console.print(text(f"Deleted study {name!r} and its {trials} trial(s) from {settings_for(db).db.resolve()}{kept}."),
-                  soft_wrap=True)
+    with writing_output():
+        console.print(text(f"Deleted study {name!r} and its {trials} trial(s) from {settings_for(db).db.resolve()}"
+                           f"{kept}."), soft_wrap=True)
 
 
 LOG_CHUNK = 1 << 16

@@ -634,6 +634,23 @@ def test_logs_prints_what_a_trial_printed_and_names_what_is_not_there(tmp_path: 
     assert katuna("trials", "demo", "--after", str(2**64), cwd=tmp_path, check=False).returncode == 2
 
 
+@pytest.mark.timeout(120)
+def test_every_command_that_prints_fails_in_a_line_on_a_full_disk(tmp_path: Path):
+    """Output a full disk refuses ends the command with exit 2 and one line, never a traceback;
+    a run's study is stored and run all the same."""
+    study = write_study(tmp_path / "study.yaml", study_definition(maxTrials=1, parallelism=1))
+    image = Path(__file__).parent.parent / "examples" / "trial-image" / "study.yaml"
+    for command in (("run", str(study)), ("run", str(study)), ("studies",), ("show", "demo"), ("trials", "demo"),
+                    ("best", "demo"), ("convert", str(study)), ("render", str(image)), ("stop", "demo"),
+                    ("delete", "demo")):
+        with open("/dev/full", "w") as full:
+            result = subprocess.run([*KATUNA, *command], cwd=tmp_path, stdout=full, stderr=subprocess.PIPE, text=True,
+                                    timeout=60)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, (command, result.stderr)
+        assert result.stderr.splitlines()[-1] == "error: cannot write the output: No space left on device", command
+    assert json.loads(katuna("studies", "--json", cwd=tmp_path).stdout) == []
+
+
 def test_a_trial_that_never_reported_its_objective_says_what_was_expected_and_what_it_printed_last(tmp_path: Path):
     study = write_study(tmp_path / "study.yaml", study_definition(mode="silent", maxTrials=1, parallelism=1))
     run = katuna("run", str(study), cwd=tmp_path, check=False, columns=400)
