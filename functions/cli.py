@@ -137,8 +137,7 @@ def _run(file: str, settings: Settings) -> NoReturn:
     runner closed, and ``run`` exits 128 + its number as it does while trials run. A submission
     it interrupts stores nothing: its transaction is rolled back whole."""
     spec, definition = _load(file, settings, partial(_stored, settings))
-    if settings.executor == "local":
-        _check_working_dir(file, spec)
+    _check_working_dir(file, spec)
     _check_new_database(file, spec, definition, settings)
     embedded = Embedded(settings, sole_parent=True)
     try:

@@ -64,10 +64,14 @@ def test_an_invalid_study_exits_2_lists_every_problem_and_stores_nothing(tmp_pat
     assert not (tmp_path / "katuna.db").exists()
 
 
-def test_a_working_directory_missing_here_exits_2_naming_it_before_any_trial(tmp_path: Path):
+@pytest.mark.parametrize("executor", ["local", "kubernetes"])
+def test_a_working_directory_missing_here_exits_2_naming_it_before_any_trial(tmp_path: Path, executor: str):
+    """``katuna run`` runs its trials here whatever ``KATUNA_EXECUTOR`` says (that is
+    ``katuna serve``'s), so it checks their working directory here."""
     study = write_study(tmp_path / "s.yaml", study_definition(trialTemplate={
         "command": [sys.executable, "-c", "print('loss=1')", "${trialParameters.x}"], "workingDir": "runs"}))
-    result = katuna("run", str(study), cwd=tmp_path, check=False)
+    result = subprocess.run([*KATUNA, "run", str(study)], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "KATUNA_EXECUTOR": executor})
     assert result.returncode == 2, result.stdout + result.stderr
     assert f"trialTemplate.workingDir: expected a directory; {tmp_path / 'runs'} is none" in result.stderr
     assert not (tmp_path / "katuna.db").exists()
