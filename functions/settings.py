@@ -6,6 +6,7 @@ and sink bindings, and ``KUBERNETES_SERVICE_HOST``, which Kubernetes sets in eve
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
@@ -78,6 +79,29 @@ def _list(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
+def _hosts(text: str) -> tuple[str, ...]:
+    """``KATUNA_ALLOWED_HOSTS``: host names (``*.example.org`` for the subdomains) or addresses,
+    an IPv6 one kept without brackets, as a request's ``Host`` is compared once its port is
+    dropped; :class:`InvalidSetting` naming an entry with a port, scheme or path, which no
+    ``Host`` would ever match."""
+    hosts = []
+    for entry in _list(text):
+        bare = entry[1:-1] if entry.startswith("[") and entry.endswith("]") else entry
+        if ("/" in bare or ":" in bare) and not _is_ipv6(bare):
+            raise InvalidSetting(f"{PREFIX}ALLOWED_HOSTS: expected host names alone (example.org, *.example.org), "
+                                 f"without a scheme, port or path: they are served on any port; got {entry!r}")
+        hosts.append(bare)
+    return tuple(hosts)
+
+
+def _is_ipv6(text: str) -> bool:
+    """Whether ``text`` is an IPv6 address, the one host a colon may be part of."""
+    try:
+        return isinstance(ipaddress.ip_address(text), ipaddress.IPv6Address)
+    except ValueError:
+        return False
+
+
 def _positive(env: Mapping[str, str], name: str, kind: type[int] | type[float] = int) -> int | float | None:
     """The positive number variable ``name`` holds, None when unset; :class:`InvalidSetting` naming it."""
     if not env.get(name):
@@ -130,7 +154,7 @@ VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "eks_cluster": ("EKS_CLUSTER", str), "eks_node_role": ("EKS_NODE_ROLE", str),
     "eks_region": ("EKS_REGION", str), "eks_subnets": ("EKS_SUBNETS", _list),
     "trial_env": ("TRIAL_ENV", _list),
-    "allowed_hosts": ("ALLOWED_HOSTS", _list), "session_ttl": ("SESSION_TTL", float),
+    "allowed_hosts": ("ALLOWED_HOSTS", _hosts), "session_ttl": ("SESSION_TTL", float),
     "tick_floor": ("TICK_FLOOR", float),
     "oidc_audience": ("OIDC_AUDIENCE", str), "oidc_issuer_url": ("OIDC_ISSUER_URL", str),
     "oidc_subjects": ("OIDC_SUBJECTS", _list),
@@ -214,7 +238,7 @@ class Settings:
     slot that frees is refilled without waiting for the sampler (0: ask only when a slot frees).
 
     Who may reach the HTTP service (:mod:`functions.adapters.web.guard`): ``KATUNA_ALLOWED_HOSTS``,
-    comma-separated host names (no port) served besides the loopback names ``localhost``,
+    comma-separated host names (no port: a name with one, a scheme or a path is refused at start) served besides the loopback names ``localhost``,
     ``127.0.0.1`` and ``[::1]``; ``*.example.org`` allows every subdomain (unset: loopback names
     only, against DNS rebinding; naming other hosts needs ``KATUNA_API_TOKEN``).
     ``KATUNA_SESSION_TTL`` seconds a dashboard login lasts (43200, 12 hours).

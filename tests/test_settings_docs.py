@@ -97,6 +97,9 @@ def test_the_kubernetes_page_gives_the_job_ttl_and_default_resources_katuna_uses
     ("KATUNA_TICK_FLOOR", "-1", "KATUNA_TICK_FLOOR: expected a number of seconds, 0 or more, got -1.0"),
     ("KATUNA_K8S_TTL_SECONDS", "0", "KATUNA_K8S_TTL_SECONDS: expected at least 600 seconds, got 0: "),
     ("KATUNA_EXECUTOR", "cloud", "KATUNA_EXECUTOR: expected local or kubernetes, got 'cloud'"),
+    ("KATUNA_ALLOWED_HOSTS", "katuna.example.org, example.org:8080",
+     "KATUNA_ALLOWED_HOSTS: expected host names alone (example.org, *.example.org), without a scheme, port or "
+     "path: they are served on any port; got 'example.org:8080'"),
 ])
 def test_a_setting_katuna_cannot_use_ends_every_command_with_exit_2_naming_it(tmp_path: Path, variable: str,
                                                                              value: str, expected: str):

@@ -18,8 +18,10 @@ from conftest import study_definition
 from http_helpers import Service, free_port, refused_start
 
 from functions.adapters.web import tables
+from functions.adapters.web.guard import host_allowed
 from functions.core.records import TrialRecord
 from functions.core.validate import parse_study
+from functions.settings import Settings
 
 HUGE = str(1 << 64)
 
@@ -130,6 +132,14 @@ def test_no_answer_but_the_static_files_is_kept_by_a_browser(service: Service):
         assert answer["Cache-Control"] == "no-store", (path, status)
     assert service.request("GET", "/ui/static/katuna.js")[1]["Cache-Control"] == "no-cache"
     assert "max-age=86400" in service.request("GET", "/ui/vendor/plotly.min.js")[1]["Cache-Control"]
+
+
+def test_allowed_hosts_match_the_host_a_client_sends_on_any_port_an_ipv6_address_with_or_without_brackets():
+    allowed = Settings.from_env({"KATUNA_ALLOWED_HOSTS": "Katuna.example.org, *.example.net, [fd00::1], fd00::2"})
+    assert allowed.allowed_hosts == ("Katuna.example.org", "*.example.net", "fd00::1", "fd00::2")
+    for host in ("katuna.example.org:8080", "katuna.example.org", "a.example.net:443", "[fd00::1]:8080", "[fd00::2]"):
+        assert host_allowed(host, allowed.allowed_hosts), host
+    assert not host_allowed("example.net", allowed.allowed_hosts)
 
 
 @pytest.mark.slow
