@@ -20,6 +20,7 @@ import yaml
 
 from functions import cli_servers, cli_studies
 from functions.adapters.local_outputs import check_log_dir
+from functions.adapters.sqlite_errors import check_creatable
 from functions.adapters.sqlite_store import SqliteStore
 from functions.cli_common import console, db_option, errors, fail, settings_for, warn_if_root, writing_output
 from functions.cli_output import print_result
@@ -139,7 +140,7 @@ def _run(file: str, settings: Settings) -> NoReturn:
     spec, definition = _load(file, settings, partial(_stored, settings))
     _check_working_dir(file, spec)
     _check_new_database(file, spec, definition, settings)
-    embedded = Embedded(settings, sole_parent=True)
+    embedded = _runner(settings)
     try:
         _run_with(embedded, file, spec, definition)
     except Interrupted:
@@ -147,15 +148,29 @@ def _run(file: str, settings: Settings) -> NoReturn:
         raise
 
 
+def _runner(settings: Settings) -> Embedded:
+    """The runner on the database, the trial-log folder checked (exit 2 naming it) in the order
+    that leaves nothing behind a refusal: a database that exists is opened first, so one that is
+    not katuna's is refused before a folder is made beside it; a new one is made only after, its
+    folder proved writable first (a read-only one is named as the database's)."""
+    if not settings.db.exists():
+        check_creatable(settings.db)
+        check_log_dir(settings.logs)
+        return Embedded(settings, sole_parent=True)
+    embedded = Embedded(settings, sole_parent=True)
+    try:
+        check_log_dir(settings.logs)
+    except LogsUnavailable:
+        embedded.close()
+        raise
+    return embedded
+
+
 def _run_with(embedded: Embedded, file: str, spec: Study, definition: dict[str, Any]) -> NoReturn:
     """Submit the study to ``embedded`` and run it to its end, if it has not ended; print how it
     ended and exit 0 when it completed, 1 otherwise."""
     try:
-        check_log_dir(embedded.settings.logs)
         record = embedded.submit(spec, definition, Path.cwd())
-    except LogsUnavailable as exc:
-        embedded.close()
-        fail(str(exc), 2)
     except InvalidStudy as exc:
         embedded.close()
         _problems(file, exc)

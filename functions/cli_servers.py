@@ -10,9 +10,11 @@ from pathlib import Path
 import click
 
 from functions.adapters.local_outputs import check_log_dir
+from functions.adapters.sqlite_errors import check_creatable
 from functions.adapters.sqlite_store import SqliteStore
 from functions.cli_common import console, db_option, existing_db, fail, settings_for, warn, warn_if_root
 from functions.core.history import WARNED_STUDIES, history_warning
+from functions.settings import Settings
 from functions.terminal import markup
 
 
@@ -63,11 +65,24 @@ def serve(db: str | None, host: str, port: int, workers: int, threads: int, exec
     if not settings.api_token and not can_tell():
         warn("without KATUNA_API_TOKEN, every account of this machine can reach the service and run commands as "
              "its user: this system does not tell which user a loopback connection is from. Set KATUNA_API_TOKEN")
-    _warn_of_history(settings.db, settings.limits.history, settings.busy_timeout)
-    if settings.executor == "local":
-        check_log_dir(settings.logs)
+    _open_database(settings)
     hide_from_trials()
     Server(partial(service_app, settings), host, port, workers, threads, settings.worker_timeout).run()
+
+
+def _open_database(settings: Settings) -> None:
+    """Open the database (:func:`_warn_of_history`) and check the trial-log folder of local
+    trials (exit 2 naming it) in the order that leaves nothing behind a refusal: a database that
+    exists is opened first, so one that is not katuna's is refused before a folder is made beside
+    it; a new one is made only after, its folder proved writable first (a read-only one is named
+    as the database's)."""
+    local, new = settings.executor == "local", not settings.db.exists()
+    if local and new:
+        check_creatable(settings.db)
+        check_log_dir(settings.logs)
+    _warn_of_history(settings.db, settings.limits.history, settings.busy_timeout)
+    if local and not new:
+        check_log_dir(settings.logs)
 
 
 def _warn_of_history(db: Path, limit: int, busy_timeout: float) -> None:

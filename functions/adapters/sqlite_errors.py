@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import os
 import sqlite3
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -75,3 +76,14 @@ def translated(path: Path) -> Iterator[None]:
             raise StorageFull(_full(path)) from exc
         raise StorageUnavailable(f"cannot create the database {path}: {exc.strerror or exc}; "
                                  "katuna needs write access to its folder") from exc
+
+
+def check_creatable(path: Path) -> None:
+    """Prove that a new database could be made at ``path``, without making it: a file can be
+    written (then removed) in the nearest of its folders that exists, where the missing ones would
+    be made. The error opening it would give otherwise (:func:`translated`), so a command with
+    more to check first leaves no new, empty database behind a refusal."""
+    folder = next(parent for parent in path.parents if parent.exists())
+    with translated(path), tempfile.TemporaryFile(dir=folder):
+        pass
+
