@@ -9,7 +9,7 @@ from contextlib import contextmanager
 import click
 
 from functions.adapters import trial_files
-from functions.adapters.owners import orphaned
+from functions.adapters.owners import RUNNER, orphaned
 from functions.adapters.sqlite_store import SqliteStore
 from functions.cli_common import (
     console,
@@ -46,24 +46,34 @@ def _store(db: str | None) -> Iterator[SqliteStore]:
         store.close()
 
 
-INTERRUPTED = "interrupted (no katuna run is running it)"
-"""How a running study's status reads when the processes that ran its trials are all gone."""
+INTERRUPTED = "interrupted (the katuna process that ran it is gone)"
+"""How a running study's status reads when the processes that ran it are all gone: a ``katuna
+run`` of it (or the ``katuna serve`` running it) was killed or interrupted, and the next one
+resumes it."""
 
 
 def _interrupted(store: SqliteStore, record: StudyRecord, db: str | None) -> bool:
-    """Whether the study is running, yet every one of its running trials (at least one) was
-    claimed by a local process that died since: a ``katuna run`` of it was killed or interrupted,
-    and the next one resumes it."""
+    """Whether the study is running, yet every process that claimed it died since: its runner
+    (:data:`~functions.adapters.owners.RUNNER`, where one claimed it) and the local process of
+    each of its running trials. With neither claim (a study whose trials run on Kubernetes),
+    nothing tells, and it is not."""
     if record.status != STUDY_RUNNING:
         return False
     folder = settings_for(db).logs / record.log_folder
     running = store.trials(record.name, states=("RUNNING",))
-    return orphaned([folder / f"{trial.number}.{trial.attempt}.owner" for trial in running])
+    claims = [folder / f"{trial.number}.{trial.attempt}.owner" for trial in running]
+    runner = folder / RUNNER
+    return orphaned([*claims, runner] if runner.exists() else claims)
 
 
-def _as_seen(view: dict, store: SqliteStore, record: StudyRecord, db: str | None) -> dict:
-    """The study's view for a person: an interrupted study says so instead of ``running``."""
-    return {**view, "status": INTERRUPTED} if _interrupted(store, record, db) else view
+def _judged(view: dict, store: SqliteStore, record: StudyRecord, db: str | None) -> dict:
+    """The study's view with ``interrupted``: whether it is running, yet nothing runs it now."""
+    return {**view, "interrupted": _interrupted(store, record, db)}
+
+
+def _as_seen(view: dict) -> dict:
+    """A judged view for a person: an interrupted study's status says so instead of ``running``."""
+    return {**view, "status": INTERRUPTED} if view["interrupted"] else view
 
 
 @click.command()
@@ -72,15 +82,12 @@ def _as_seen(view: dict, store: SqliteStore, record: StudyRecord, db: str | None
 def studies(db: str | None, as_json: bool) -> None:
     """List the stored studies."""
     with _store(db) as store:
-        records = store.list_studies()
-        views = [study_view(store, record) for record in records]
-        if not as_json:
-            views = [_as_seen(view, store, record, db) for view, record in zip(views, records)]
+        views = [_judged(study_view(store, record), store, record, db) for record in store.list_studies()]
     if as_json:
         print_json(views)
         return
     with writing_output():
-        console.print(studies_table(views))
+        console.print(studies_table([_as_seen(view) for view in views]))
 
 
 @click.command()
@@ -90,16 +97,15 @@ def studies(db: str | None, as_json: bool) -> None:
 def show(name: str, db: str | None, as_json: bool) -> None:
     """Show a study: status, trial counts, best trial, stop reason."""
     store, record = with_study(db, name)
-    view = study_view(store, record)
+    view = _judged(study_view(store, record), store, record, db)
     view["definition"] = record.spec.to_dict()
     front = front_sample(store, record)[0] if record.spec.multi_objective else []
-    seen = _as_seen(view, store, record, db)
     store.close()
     if as_json:
         print_json(view)
         return
     with writing_output():
-        print_study(console, seen, record, front)
+        print_study(console, _as_seen(view), record, front)
 
 
 TRIALS_READ = 500

@@ -91,10 +91,12 @@ class Embedded:
             gc.unfreeze()
 
     def _run(self, name: str, on_tick: Callable[[], None]) -> StudyRecord:
-        """Deliver the study's events until it ends; raises :class:`StudyNotFound` once its
-        trials are stopped if another process deleted it (or stored another study under its
-        name) meanwhile."""
+        """Claim the study as this process's to run (``katuna show`` tells by the claim whether
+        its runner is gone), then deliver its events until it ends; raises
+        :class:`StudyNotFound` once its trials are stopped if another process deleted it (or
+        stored another study under its name) meanwhile."""
         record = self.store.get_study(name)
+        self.executor.claim_study(record.log_folder)
         self.broker.publish(study_created(name, record.uid))
         followed = _Followed(self.store, self.executor, record)
         watcher = Watcher(self.deps, self.broker.events, followed.current, stop_local=self.executor.stop_study)

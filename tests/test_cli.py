@@ -281,15 +281,41 @@ def test_a_study_whose_run_was_interrupted_reads_as_interrupted_not_running(tmp_
     _, process = _held_run(tmp_path)
     try:
         assert "status: running " in katuna("show", "demo", cwd=tmp_path).stdout
+        assert json.loads(katuna("show", "demo", "--json", cwd=tmp_path).stdout)["interrupted"] is False
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 130
     finally:
         process.kill()
         process.communicate()
-    shown = katuna("show", "demo", cwd=tmp_path).stdout
-    assert "status: interrupted (no katuna run is running it) " in shown and "running 2" in shown
-    assert "interrupted (no katuna run is running it)" in katuna("studies", cwd=tmp_path, columns=400).stdout
-    assert json.loads(katuna("show", "demo", "--json", cwd=tmp_path).stdout)["status"] == "running"
+    _assert_interrupted(tmp_path)
+    assert "running 2" in katuna("show", "demo", cwd=tmp_path).stdout
+
+
+KILLED_AT_FIRST_LAUNCH = ("import os, signal; from functions.adapters.local_executor import LocalExecutor; "
+                          "LocalExecutor.launch = lambda self, launch: os.kill(os.getpid(), signal.SIGKILL); "
+                          "from functions.entry import main; main()")
+"""``katuna run``, killed outright as it is about to start its first trial."""
+
+
+def test_a_run_killed_before_its_first_trial_started_leaves_its_study_interrupted(tmp_path: Path):
+    study = write_study(tmp_path / "study.yaml", study_definition(maxTrials=2, parallelism=1))
+    killed = subprocess.run([sys.executable, "-c", KILLED_AT_FIRST_LAUNCH, "run", str(study)], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert json.loads(katuna("show", "demo", "--json", cwd=tmp_path).stdout)["counts"]["running"] == 0
+    _assert_interrupted(tmp_path)
+    katuna("run", str(study), cwd=tmp_path)
+    assert json.loads(katuna("show", "demo", "--json", cwd=tmp_path).stdout)["interrupted"] is False
+
+
+def _assert_interrupted(tmp_path: Path) -> None:
+    """``show``, ``studies`` and their JSON all say the study ``demo`` was interrupted."""
+    assert "status: interrupted (the katuna process that ran it is gone) " in katuna("show", "demo", cwd=tmp_path).stdout
+    assert "interrupted (the katuna process that ran it is gone)" in katuna("studies", cwd=tmp_path, columns=400).stdout
+    shown = json.loads(katuna("show", "demo", "--json", cwd=tmp_path).stdout)
+    assert (shown["status"], shown["interrupted"]) == ("running", True)
+    assert [(s["status"], s["interrupted"]) for s in json.loads(katuna("studies", "--json", cwd=tmp_path).stdout)] == \
+        [("running", True)]
 
 
 def interruptible() -> None:

@@ -19,6 +19,7 @@ from waiting import eventually
 from functions.adapters import process_tree
 from functions.adapters.broker import LocalBroker
 from functions.adapters.local_executor import LocalExecutor
+from functions.adapters.owners import RUNNER
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.errors import LogsUnavailable, TemporaryError
 from functions.core.events import TRIAL_FINISHED, TRIAL_PROGRESS, Event, study_created
@@ -67,9 +68,11 @@ def test_an_attempt_owned_by_a_live_process_exists_and_stops_existing_when_that_
         here = LocalExecutor(logs, publish=lambda event: None)
         launch = attempt(tmp_path, [sys.executable, "-c", "pass"])
         claim = logs / "demo" / "0.1.owner"
+        runner = logs / "demo" / RUNNER
         assert here.exists(launch), "another live process runs the attempt"
-        assert claim.stat().st_nlink == 2, "the claim is a link to the owner's identity file"
+        assert claim.stat().st_nlink == 3, "the claims of the attempt and its study are links to the owner's identity file"
         assert claim.read_text().startswith(f"{owner.pid}:")
+        assert runner.read_text().startswith(f"{owner.pid}:"), "the process launching a trial runs its study"
     finally:
         owner.send_signal(signal.SIGKILL)
         owner.wait()
@@ -77,6 +80,7 @@ def test_an_attempt_owned_by_a_live_process_exists_and_stops_existing_when_that_
 
     here.launch(launch)
     assert claim.read_text().startswith(f"{os.getpid()}:"), "a new run of the attempt claims it anew"
+    assert runner.read_text().startswith(f"{os.getpid()}:"), "and its study"
     deadline = time.monotonic() + 10
     while here.running() and time.monotonic() < deadline:
         time.sleep(0.05)

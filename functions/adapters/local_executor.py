@@ -50,7 +50,7 @@ from functions.adapters import local_ends, local_outputs, process_tree
 from functions.adapters.local_guard import Guard
 from functions.adapters.local_progress import ProgressReports, streamed
 from functions.adapters.local_run import Key, LocalRun, attempt_key, ids
-from functions.adapters.owners import Owners
+from functions.adapters.owners import RUNNER, Owners
 from functions.adapters.trial_ends import PUBLISH_DELAYS, finished_event, publish_with_retries
 from functions.adapters.trial_env import trial_environment
 from functions.adapters.workers import Workers
@@ -181,6 +181,16 @@ class LocalExecutor:
             self._workers.submit(self._start(run, log))
         self._owners.claim(self._owner_path(launch))
         self._claimed.add(key)
+        self._owners.claim_runner(self.log_path(launch).with_name(RUNNER))
+
+    def claim_study(self, log_folder: str) -> None:
+        """Name this process as the runner of the study whose logs go to ``log_folder`` (made
+        where it is not there yet, as a trial's log makes it), before any trial of it starts:
+        ``katuna run`` claims it at once, so a run killed before its first trial is told apart
+        from one that is starting it."""
+        runner = self.log_dir / log_folder / RUNNER
+        os.close(local_outputs.open_folder(runner, self.log_dir))
+        self._owners.claim_runner(runner)
 
     def _abandoned(self, launch: TrialLaunch) -> frozenset[str]:
         """The markers of the trial's attempts up to this one (included) that a process claimed

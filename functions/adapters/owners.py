@@ -2,14 +2,21 @@
 
 Beside each attempt's log an ``.owner`` file names the process that runs it, by ``pid:start
 time``, so an attempt exists while its owner lives and none while it does not (the attempt was
-lost). Owner files are hard links to one file per process that holds its identity: a link costs
-a directory entry, where a new file costs an inode too, on every trial.
+lost); one more in the study's log folder names the process that runs the study (:data:`RUNNER`).
+Owner files are hard links to one file per process that holds its identity: a link costs a
+directory entry, where a new file costs an inode too, on every trial.
 """
 
 from __future__ import annotations
 
 import os
+from contextlib import suppress
 from pathlib import Path
+
+RUNNER = "runner.owner"
+"""In a study's log folder, the process that runs the study: the ``katuna run`` of it from its
+start, else the last process that launched one of its trials. So a study with no trial running
+tells whether something still runs it (``katuna show`` says ``interrupted`` when nothing does)."""
 
 
 def _stat(pid: int) -> list[str] | None:
@@ -68,6 +75,17 @@ class Owners:
         except FileNotFoundError:
             self._file = None
             os.link(self._identity_file(), owner_path)
+
+    def claim_runner(self, runner_path: Path) -> None:
+        """Name this process as the study's runner (:data:`RUNNER`), unless it is named already;
+        where another process names itself at the same moment, its claim stands."""
+        try:
+            if runner_path.read_text() == self.identity:
+                return
+        except FileNotFoundError:
+            pass
+        with suppress(FileExistsError):
+            self.claim(runner_path)
 
     def owned_elsewhere(self, owner_path: Path) -> bool:
         """Whether another process that still lives claims the attempt."""
