@@ -152,13 +152,14 @@ def _trials_by_number(store: SqliteStore, name: str, after: int | None, limit: i
 @db_option
 @json_option
 def best(name: str, db: str | None, as_json: bool) -> None:
-    """Show the best trial (or the Pareto front of a multi-objective study); exit 1 if there is none."""
+    """Show the best trial (or the Pareto front of a multi-objective study); exit 1 if there is
+    none (``null`` with ``--json``, whatever the objectives)."""
     store, record = with_study(db, name)
     found = best_trials(store, record)
     store.close()
     if as_json:
         views = [trial_view(t) for t in found]
-        print_json(views if record.spec.multi_objective else (views[0] if views else None))
+        print_json(None if not views else views if record.spec.multi_objective else views[0])
         sys.exit(0 if found else 1)
     if not found:
         fail(f"study {name!r} has no completed trial{'' if record.terminal else ' yet'}")

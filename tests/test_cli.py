@@ -626,8 +626,12 @@ def test_commands_that_read_refuse_a_missing_database_and_create_nothing(tmp_pat
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_failed_study_exits_1_whenever_it_is_run_and_has_no_best_trial(tmp_path: Path):
-    study = write_study(tmp_path / "study.yaml", study_definition(mode="crash", maxTrials=2, parallelism=1))
+@pytest.mark.parametrize("objective", [{"metric": "loss", "direction": "minimize"},
+                                       {"metrics": [{"name": "loss", "direction": "minimize"},
+                                                    {"name": "size", "direction": "maximize"}]}])
+def test_a_failed_study_exits_1_whenever_it_is_run_and_has_no_best_trial(tmp_path: Path, objective: dict):
+    study = write_study(tmp_path / "study.yaml", study_definition(mode="crash", maxTrials=2, parallelism=1,
+                                                                  objective=objective))
     first = katuna("run", str(study), cwd=tmp_path, check=False)
     again = katuna("run", str(study), cwd=tmp_path, check=False)
     assert (first.returncode, again.returncode) == (1, 1)
