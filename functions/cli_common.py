@@ -12,14 +12,14 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.errors import KatunaError, StudyNotFound
 from functions.core.records import StudyRecord
 from functions.core.strict_json import dumps
 from functions.settings import Settings
-from functions.terminal import markup
+from functions.terminal import UNBOUNDED, markup
 
 
 class _Console(Console):
@@ -33,6 +33,22 @@ class _Console(Console):
         nowhere = os.open(os.devnull, os.O_WRONLY)
         os.dup2(nowhere, self.file.fileno())
         os.close(nowhere)
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        """rich's size, but :data:`~functions.terminal.UNBOUNDED` wide where the output is no
+        terminal (a pipe, a file) and ``COLUMNS`` gives no width: no table cell is cut there to
+        the width of a terminal the output never reaches, so ``katuna studies | grep NAME``
+        finds a long name whole."""
+        size = super().size
+        if self.is_terminal or self._width is not None or os.environ.get("COLUMNS", "").isdigit():
+            return size
+        return ConsoleDimensions(UNBOUNDED, size.height)
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        """A size set is kept, as rich keeps it, whatever the output."""
+        self._width, self._height = new_size
 
 
 console = _Console(emoji=False)

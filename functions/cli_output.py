@@ -20,12 +20,10 @@ from functions.core.pareto import FRONT_SHOWN, best_trials
 from functions.core.records import FAIL, StudyRecord, TrialQuery, TrialRecord
 from functions.core.views import study_view
 from functions.settings import Settings
-from functions.terminal import markup, text
+from functions.terminal import UNBOUNDED, markup, text
 
 INACTIVE = "—"
 """How a table shows a parameter a trial does not have (a conditional one whose ``when`` did not hold)."""
-UNBOUNDED = 1 << 20
-"""A width no table reaches: a table measured in it takes its natural width."""
 
 
 def print_result(console: Console, store: SqliteStore, record: StudyRecord, settings: Settings) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, Task, TimeElapsedColumn
@@ -113,7 +113,10 @@ class _Line:
         self._task = task
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        for look in LOOKS:
+        """The line; with no spinner where the output is not interactive (a pipe, a file, a dumb
+        terminal), which gets the line once, as the run ends: a spinner's frame there would
+        mean nothing."""
+        for look in LOOKS if console.is_interactive else [replace(look, spinner=False) for look in LOOKS]:
             head, tail = self._parts(look)
             room = options.max_width - sum(part.cell_len + 1 for part in (*head, *tail)) + 1
             if not look.bar and room >= 0:

@@ -13,6 +13,10 @@ import re
 from rich.markup import escape
 from rich.text import Text
 
+UNBOUNDED = 1 << 20
+"""A width no line or table reaches: a table measured in it takes its natural width, and output
+printed in it is never cut or wrapped."""
+
 _INVISIBLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 """Control characters (newline and tab excepted) and the bidirectional overrides."""
 

@@ -729,6 +729,24 @@ def test_trials_shows_additional_metrics_and_a_dash_for_a_parameter_a_trial_does
     assert "None" not in "\n".join(lines)
 
 
+def test_output_to_a_pipe_is_never_cut_to_a_width_and_has_no_spinner(tmp_path: Path):
+    """Where the output is no terminal and COLUMNS says nothing, lines are as long as they
+    need: ``katuna studies | grep NAME`` finds a long name, and a run's progress line, printed
+    once as it ends, has no spinner frame."""
+    name = "a-study-whose-name-is-longer-than-a-narrow-terminal-has-room"
+    study = write_study(tmp_path / "study.yaml", study_definition(name=name, maxTrials=1, parallelism=1))
+    piped = {key: value for key, value in os.environ.items() if key != "COLUMNS"}
+
+    def run(*args: str) -> str:
+        return subprocess.run([*KATUNA, *args], cwd=tmp_path, stdin=subprocess.DEVNULL, capture_output=True,
+                              text=True, timeout=120, env=piped, check=True).stdout
+
+    assert run("run", str(study)).startswith(f"{name} ━")
+    assert [line for line in run("studies").splitlines() if name in line][0].split()[1:4] == \
+        [name, "│", "completed"]
+    assert f"{name}  status: completed  reason: max trials reached (1)\n" in run("show", name)
+
+
 def test_a_wide_trials_table_fits_80_columns_keeping_every_number_whole(tmp_path: Path):
     katuna("run", str(_conditional_study(tmp_path, CONDITIONAL)), cwd=tmp_path)
     trials = json.loads(katuna("trials", "demo", "--json", cwd=tmp_path).stdout)

@@ -37,10 +37,11 @@ def _study(store: SqliteStore, name: str = "quickstart") -> StudyRecord:
     return record
 
 
-def _line(store: SqliteStore, record: StudyRecord, width: int) -> str:
-    """What a run's progress leaves on a console of ``width`` columns (not a terminal: the last view only)."""
+def _line(store: SqliteStore, record: StudyRecord, width: int, interactive: bool = True) -> str:
+    """What a run's progress leaves on a console of ``width`` columns: the last view only,
+    on a terminal (``interactive``) or in a pipe or a file."""
     out = io.StringIO()
-    with StudyProgress(Console(file=out, width=width), store, record):
+    with StudyProgress(Console(file=out, width=width, force_interactive=interactive), store, record):
         pass
     lines = out.getvalue().splitlines()
     assert len(lines) == 1, lines
@@ -51,6 +52,11 @@ def test_a_wide_terminal_shows_every_part(store: SqliteStore):
     line = _line(store, _study(store), 200)
     assert line.startswith("⠋ quickstart ━")
     assert line.endswith(" 12/30 done 9 · failed 3 · pruned 0 · running 2 best accuracy=0.911 0:00:00")
+
+
+def test_a_pipe_or_a_file_gets_the_line_once_without_a_spinner(store: SqliteStore):
+    assert _line(store, _study(store), 80, interactive=False) == \
+        "quickstart 12/30 done 9 · failed 3 · running 2 best accuracy=0.911 0:00:00"
 
 
 def test_an_80_column_terminal_drops_the_bar_and_the_zero_counts_before_anything_else(store: SqliteStore):
