@@ -82,6 +82,19 @@ def test_placeholders_must_name_parameters_and_parameters_must_be_used():
     assert any(p.startswith("parameters[1]: 'unused' is not used by trialTemplate") for p in found)
 
 
+@pytest.mark.parametrize("template, refusal", [
+    ({"command": "python train.py --x=${trialParameters.x}"},
+     "trialTemplate.command: expected a list, got a string 'python train.py --x=${trialParameters.x}'"),
+    ({"command": ["python", {"x": "${trialParameters.x}"}]}, "trialTemplate.command[1]: expected a string, got a mapping"),
+    ({}, "trialTemplate: expected either command or trialSpec"),
+])
+def test_a_refused_command_is_the_only_problem_its_placeholders_have(template: dict, refusal: str):
+    """The parameters a refused command references are unknown, so none is reported unused."""
+    found = problems(study_definition(trialTemplate=template))
+    assert refusal in found
+    assert not any("is not used by trialTemplate" in p for p in found), found
+
+
 def test_algorithm_names_and_settings_are_checked():
     assert problems(study_definition(algorithm={"name": "annealing"}))[0].startswith(
         "algorithm.name: unknown algorithm 'annealing'; expected one of cmaes, gp, grid")

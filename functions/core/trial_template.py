@@ -25,7 +25,9 @@ ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 def parse_trial_template(r: Reader, data: Any, parameters: list[str | None], unused: bool = False) -> TrialTemplate:
     """The ``trialTemplate`` section; problems go to ``r``. ``parameters`` are the study's
     parameter names by position (None where one has no usable name); each must be used by a
-    placeholder, unless ``unused``."""
+    placeholder, unless ``unused``, or unless the command was refused (a string, say, not an
+    argv list): what it references is unknown then, and that parameter's problem would only
+    follow from the command's."""
     path = "trialTemplate"
     if data is None:
         r.fail(path, "required; expected a mapping with command")
@@ -34,9 +36,11 @@ def parse_trial_template(r: Reader, data: Any, parameters: list[str | None], unu
                                   "primaryPodLabels", "retain", "typedFields"})
     trial_spec = item.get("trialSpec")
     primary = r.get(item, "primaryContainerName", path, "str")
+    before = len(r.problems)
     if (trial_spec is None) == ("command" not in item):
         r.fail(path, "expected either command or trialSpec")
     command = _command(r, item, path) if trial_spec is None else ()
+    command_read = len(r.problems) == before
     conditions = _conditions(r, item, path, trial_spec)
     pod_labels = _string_map(r, item, "primaryPodLabels", path, key_pattern=None)
     if pod_labels and trial_spec is None:
@@ -56,7 +60,7 @@ def parse_trial_template(r: Reader, data: Any, parameters: list[str | None], unu
     max_attempts = r.get(item, "maxAttempts", path, "int")
     if max_attempts is not None and max_attempts < 1:
         r.fail(join(path, "maxAttempts"), "expected an integer >= 1")
-    _check_placeholders(r, command, env, parameters, spec_names, every_used=not unused)
+    _check_placeholders(r, command, env, parameters, spec_names, every_used=not unused and command_read)
     retain = bool(r.get(item, "retain", path, "bool"))
     typed = _typed_fields(r, item, path, trial_spec)
     return TrialTemplate(command, env, working_dir, timeout, image, resources, max_attempts or MAX_ATTEMPTS,
