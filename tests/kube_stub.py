@@ -310,6 +310,7 @@ class KubeStub(ApiServer, Workloads):
         if grant:
             with self.lock:
                 self.authorizer.enable(MANIFESTS / "trial-kinds" / operator)
+                self.service_accounts |= admission.deployed(MANIFESTS / "trial-kinds" / operator)[1]
 
     # custom resources: tests play kubectl through apply/delete, katuna reads and patches status
 

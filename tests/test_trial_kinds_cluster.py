@@ -30,6 +30,7 @@ def service(kube: KubeStub, tmp_path_factory):
     for operator in ("training-operator", "trainer", "jobset", "argo", "tekton"):
         kube.install_operator(operator)
     # As knative/trial-kinds/argo/executor.yaml says for a namespace trials run in besides katuna's.
+    kube.add_service_account("kinds", EXECUTOR)
     kube.authorizer.bind(EXECUTOR, "kinds", "kinds", EXECUTOR)
     running = Service(tmp_path_factory.mktemp("kinds"), workers=2, KATUNA_EXECUTOR="kubernetes",
                       KATUNA_K8S_API=kube.url, KATUNA_K8S_NAMESPACE="kinds")

@@ -31,8 +31,8 @@ BASELINE_CAPABILITIES = frozenset({"AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWN
 
 
 def deployed(directory: Path) -> tuple[dict[str, dict[str, str]], set[tuple[str, str]]]:
-    """The labels of each Namespace ``directory``'s Kustomization applies, and its ServiceAccounts
-    as (namespace, name), in the namespace it sets (as ``kubectl apply -k``)."""
+    """The labels of each Namespace ``directory``'s Kustomization (or Component) applies, and its
+    ServiceAccounts as (namespace, name), in their own namespace or the one it sets."""
     kustomization = manifests.document(directory / "kustomization.yaml")
     namespace = kustomization.get("namespace", "default")
     labels, accounts = {}, set()
@@ -41,7 +41,7 @@ def deployed(directory: Path) -> tuple[dict[str, dict[str, str]], set[tuple[str,
             if obj and obj.get("kind") == "Namespace":
                 labels[obj["metadata"]["name"]] = obj["metadata"].get("labels") or {}
             elif obj and obj.get("kind") == "ServiceAccount":
-                accounts.add((namespace, obj["metadata"]["name"]))
+                accounts.add((obj["metadata"].get("namespace", namespace), obj["metadata"]["name"]))
     return labels, accounts
 
 
