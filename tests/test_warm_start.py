@@ -294,3 +294,31 @@ def test_over_the_api_a_study_keeps_the_warm_start_it_was_submitted_with(tmp_pat
         assert known(store, "second", 3) == taken
     finally:
         store.close()
+
+
+def test_an_earlier_studys_results_are_taken_by_metric_name_whatever_its_objectives(embedded, tmp_path: Path):
+    """The earlier study minimised ``loss`` and maximised ``size``; the new one lists them the
+    other way round: each known result's values are this study's objectives' own, by name. One
+    optimising ``size`` alone learns each trial's size, not its loss."""
+    both = [{"name": "loss", "direction": "minimize"}, {"name": "size", "direction": "maximize"}]
+    run_study(embedded, study_definition(name="first", maxTrials=3, objective={"metrics": both}), tmp_path)
+    metrics = {t.params["x"]: t.metrics for t in embedded.store.trials("first", ("COMPLETE",))}
+    for name, objective in (("swapped", {"metrics": both[::-1]}), ("sizes", {"metric": "size", "direction": "maximize"})):
+        names = [m["name"] for m in objective.get("metrics", [{"name": objective.get("metric")}])]
+        run_study(embedded, study_definition(name=name, maxTrials=1, parallelism=1, objective=objective,
+                                             warmStart={"study": "first"}), tmp_path)
+        taken = optuna.load_study(study_name=name, storage=embedded.store.optuna_storage()).trials[:3]
+        assert {t.params["x"]: t.values for t in taken} == {
+            x: [m[n] for n in names] for x, m in metrics.items()}, name
+
+
+def test_a_warm_start_none_of_whose_trials_can_be_taken_is_refused(embedded, tmp_path: Path):
+    run_study(embedded, study_definition(name="first", maxTrials=2), tmp_path)
+    later = study_definition(name="second", objective={"metric": "accuracy", "direction": "maximize"},
+                             warmStart={"study": "first"})
+    with pytest.raises(InvalidStudy) as caught:
+        embedded.submit(parse_study(later), later, tmp_path)
+    assert [str(p) for p in caught.value.problems] == [
+        "warmStart.study: no completed trial of 'first' fits this study's space with a value of each of its "
+        "objectives (accuracy); expected a study whose completed trials report them"]
+    assert [s.name for s in embedded.store.list_studies()] == ["first"]

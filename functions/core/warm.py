@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from functions.core.assignments import from_text, point_problems
 from functions.core.errors import Problem
@@ -149,13 +149,31 @@ def missing_study(warm: WarmStart | None, exists: bool) -> Problem | None:
                                         "earlier study whose completed trials the sampler learns from")
 
 
-def study_results(parameters: Sequence[Parameter], objectives: int, trials: Iterable[TrialRecord]) -> tuple[KnownResult, ...]:
+def study_results(parameters: Sequence[Parameter], objectives: Sequence[str],
+                  trials: Iterable[TrialRecord]) -> tuple[KnownResult, ...]:
     """The completed ``trials`` of an earlier study as known results of a study with these
-    ``parameters`` and that many ``objectives``: those with a value for each objective whose
-    parameters are a point of this space (a study over another space informs only where the
-    two agree)."""
-    return tuple(KnownResult(dict(t.params), tuple(t.values)) for t in trials
-                 if t.state == COMPLETE and t.values and len(t.values) == objectives and fits(parameters, t.params))
+    ``parameters`` and ``objectives`` (metric names): those whose parameters are a point of this
+    space (a study over another space informs only where the two agree) and whose metrics have a
+    finite value of each objective, read by name: the earlier study may order its objectives
+    otherwise, or optimise others, and a value taken by its place would be another metric's."""
+    results = []
+    for trial in trials:
+        values = [trial.metrics.get(name) for name in objectives]
+        if trial.state == COMPLETE and all(v is not None and math.isfinite(v) for v in values) \
+                and fits(parameters, trial.params):
+            results.append(KnownResult(dict(trial.params), tuple(cast(float, v) for v in values)))
+    return tuple(results)
+
+
+def nothing_taken(warm: WarmStart, taken: int, objectives: Sequence[str]) -> Problem | None:
+    """The problem of a warm start from a study none of whose completed trials could be taken
+    (``taken`` is 0): it would start cold without a word."""
+    if warm.study is None or taken:
+        return None
+    names = ", ".join(objectives)
+    return Problem(join(PATH, "study"), f"no completed trial of {warm.study!r} fits this study's space with a value "
+                                        f"of each of its objectives ({names}); expected a study whose completed "
+                                        "trials report them")
 
 
 def over_limit(warm: WarmStart, taken: int, limit: int) -> Problem | None:

@@ -88,7 +88,7 @@ class Deps:
 
 def earlier_results(deps: Deps, spec: Study, earlier: str) -> tuple[KnownResult, ...]:
     """The completed trials of the study ``earlier`` that fit ``spec``, as known results."""
-    return study_results(spec.parameters, len(spec.objectives), deps.store.trials(earlier, (COMPLETE,)))
+    return study_results(spec.parameters, [o.metric for o in spec.objectives], deps.store.trials(earlier, (COMPLETE,)))
 
 
 def optuna_study(record: StudyRecord, deps: Deps, trial_number: int | None = None) -> optuna.Study:

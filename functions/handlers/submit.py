@@ -20,7 +20,7 @@ from functions.core.ports import has_study
 from functions.core.records import StudyRecord
 from functions.core.report_token import new_key
 from functions.core.spec import KnownResult, Study
-from functions.core.warm import missing_study, over_limit
+from functions.core.warm import missing_study, nothing_taken, over_limit
 from functions.handlers.base import Deps, earlier_results, reopen
 
 
@@ -109,9 +109,9 @@ def _check_history_room(deps: Deps, spec: Study) -> None:
 
 def warm_results(deps: Deps, spec: Study) -> tuple[KnownResult, ...] | None:
     """The completed trials of the study ``spec``'s warm start names that fit its space, to be
-    kept with it; None where it names none. A study the database lacks, or more results than
-    ``KATUNA_MAX_WARM_START`` with those given inline, is refused (:class:`InvalidStudy` at
-    ``warmStart.study``): it would start cold without a word. Only for a name not stored yet: a
+    kept with it; None where it names none. A study the database lacks, one none of whose
+    trials can be taken, or more results than ``KATUNA_MAX_WARM_START`` with those given inline,
+    is refused (:class:`InvalidStudy` at ``warmStart.study``): it would start cold without a word. Only for a name not stored yet: a
     study stored under it, submitted again to resume it, keeps what it took at first (and is not
     refused if that earlier study was deleted since); a different one is a conflict."""
     warm = spec.warm_start
@@ -121,7 +121,8 @@ def warm_results(deps: Deps, spec: Study) -> tuple[KnownResult, ...] | None:
     if problem is not None:
         raise InvalidStudy([problem])
     taken = earlier_results(deps, spec, warm.study)
-    problem = over_limit(warm, len(taken), deps.limits.warm_start)
+    problem = over_limit(warm, len(taken), deps.limits.warm_start) or \
+        nothing_taken(warm, len(taken), [o.metric for o in spec.objectives])
     if problem is not None:
         raise InvalidStudy([problem])
     return taken
