@@ -42,11 +42,17 @@ class NoChart(Exception):
 
 
 class _ReadOnlyStudy(optuna.Study):
-    """The study as the charts read it: trials without Optuna's defensive deep copies, which
-    cost seconds at 10,000 trials (the visualizations only read them)."""
+    """The study as the charts read it: trials without Optuna's defensive deep copies, which cost
+    seconds at 10,000 trials (the visualizations only read them); for the Pareto front, only its
+    own, from number ``own_from`` on (the known results of a warm start come first, and the
+    front katuna shows is of the study's own trials). The other charts take every trial:
+    Optuna's history and its kin index their values by trial number."""
+
+    own_from = 0
 
     def get_trials(self, deepcopy: bool = True, states=None) -> list[FrozenTrial]:
-        return super().get_trials(deepcopy=False, states=states)
+        trials = super().get_trials(deepcopy=False, states=states)
+        return trials if not self.own_from else [t for t in trials if t.number >= self.own_from]
 
 
 def figure_json(storage: optuna.storages.BaseStorage | None, record: StudyRecord, kind: str,
@@ -63,6 +69,7 @@ def figure_json(storage: optuna.storages.BaseStorage | None, record: StudyRecord
         study = _ReadOnlyStudy(study_name=record.name, storage=storage)
     except KeyError as exc:
         raise NoChart(NOT_STARTED) from exc
+    study.own_from = known_results(record) if kind == "pareto" else 0
     if not any(t.state == optuna.trial.TrialState.COMPLETE for t in study.get_trials(deepcopy=False)):
         raise NoChart("no completed trial yet")
     spec = record.spec
@@ -92,6 +99,13 @@ def _serialized(fig, kind: str) -> str:
         fig.update_layout(title=None)
     fig.update_layout(margin=margin, template="plotly_white")
     return fig.to_json()
+
+
+def known_results(record: StudyRecord) -> int:
+    """How many known results of a warm start come before the study's own trials in Optuna's
+    storage: those given inline and those taken from an earlier study."""
+    warm = record.spec.warm_start
+    return 0 if warm is None else len(warm.trials) + len(record.warm_results or ())
 
 
 def _with_values(study: _ReadOnlyStudy, parameters: tuple[Parameter, ...]) -> _ReadOnlyStudy:
@@ -138,6 +152,9 @@ def _build(study: optuna.Study, kind: str, multi: bool, target, name: str, param
         return vis.plot_intermediate_values(study)
     if not multi:
         raise NoChart("a Pareto front needs two or more objectives")
+    if len(metrics) > 3:
+        raise NoChart(f"a Pareto front is drawn for 2 or 3 objectives, and this study has {len(metrics)}: the table "
+                      "lists its front")
     return vis.plot_pareto_front(study, target_names=metrics)
 
 

@@ -1,0 +1,63 @@
+"""The dashboard's Pareto front is of the study's own trials: its chart leaves out the known
+results of a warm start (Optuna's storage holds them first), as its table, the API and the CLI
+do; a Pareto chart of more objectives than it can draw says so; the best trials' table lists the
+additional metrics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import run_study, study_definition
+
+from functions.adapters.web import create_app, plots
+from functions.embedded import Embedded
+from functions.runtime import Runtime
+from functions.settings import Settings
+
+BOTH = [{"name": "loss", "direction": "minimize"}, {"name": "size", "direction": "maximize"}]
+KNOWN = [{"params": {"x": 0.3}, "values": [-100.0, 100.0]}, {"params": {"x": 0.5}, "values": [-50.0, 50.0]}]
+
+
+def test_the_pareto_chart_leaves_out_a_warm_starts_known_results(embedded, tmp_path: Path):
+    """Known results that dominate every trial of the study's own are not drawn as its front."""
+    definition = study_definition(name="warm", maxTrials=3, parallelism=1, objective={"metrics": BOTH},
+                                  warmStart={"trials": KNOWN})
+    record = run_study(embedded, definition, tmp_path)
+    pareto = json.loads(plots.figure_json(embedded.store.optuna_storage(), record, "pareto"))
+    xs = [x for trace in pareto["data"] for x in trace.get("x") or []]
+    assert sorted(xs) == sorted(t.values[0] for t in embedded.store.trials("warm")), "the study's own three"
+
+
+def test_a_pareto_chart_of_more_than_three_objectives_says_the_table_lists_the_front(embedded, tmp_path: Path):
+    four = [{"name": "loss", "direction": "minimize"}, {"name": "size", "direction": "maximize"},
+            {"name": "loss2", "direction": "minimize"}, {"name": "size2", "direction": "maximize"}]
+    definition = study_definition(name="four", maxTrials=1, parallelism=1, objective={"metrics": four})
+    definition["trialTemplate"]["command"] = ["sh", "-c", "echo loss=1 size=2 loss2=3 size2=${trialParameters.x}"]
+    record = run_study(embedded, definition, tmp_path)
+    with pytest.raises(plots.NoChart, match="a Pareto front is drawn for 2 or 3 objectives, and this study has 4: "
+                                           "the table lists its front"):
+        plots.figure_json(embedded.store.optuna_storage(), record, "pareto")
+
+
+def test_the_best_trials_table_lists_the_additional_metrics(tmp_path: Path):
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
+    try:
+        definition = study_definition(name="extra", maxTrials=1, parallelism=1,
+                                      objective={"metrics": BOTH, "additionalMetrics": ["epoch"]})
+
+        embedded = Embedded(Settings(db=tmp_path / "katuna.db"))
+        try:
+            run_study(embedded, definition, tmp_path)
+        finally:
+            embedded.close()
+        page = create_app(runtime).test_client().get("/ui/studies/extra/best.fragment").get_data(as_text=True)
+        trial = Embedded(Settings(db=tmp_path / "katuna.db"))
+        try:
+            epoch = trial.store.trials("extra")[0].metrics["epoch"]
+        finally:
+            trial.close()
+        assert "<th>epoch</th>" in page and f'<td class="num">{epoch:g}</td>' in page
+    finally:
+        runtime.close()
