@@ -429,45 +429,45 @@ def test_a_timeout_counts_from_the_start_of_the_current_pods_container(kube: Kub
     executor.stop(launch)
 
 
-def test_a_job_past_its_backstop_deadline_times_out_naming_it(kube: KubeStub):
+def _ended_job(kube: KubeStub, cluster, launch):
+    """The end of ``launch``, run by an executor of ``cluster``, polled once its Job has a condition."""
     from functions.adapters.kubernetes_client import api_client
     from functions.adapters.kubernetes_executor import KubernetesExecutor
+
+    executor = KubernetesExecutor(cluster, api_client(kube.url), clock=lambda: 0.0)
+    executor.launch(launch)
+    deadline = time.monotonic() + 20
+    while not kube.jobs[(cluster.namespace, launch.job_name)]["status"].get("conditions") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    finished = executor.poll(launch)
+    assert finished is not None
+    return finished
+
+
+def test_a_job_past_its_backstop_deadline_times_out_naming_it(kube: KubeStub):
     from functions.core.cluster import Cluster
     from functions.core.launch import TrialLaunch
 
-    executor = KubernetesExecutor(Cluster(namespace="backstop", start_allowance=0), api_client(kube.url),
-                                  clock=lambda: 0.0)
     command = [c.replace("${trialParameters.x}", "1") for c in study_definition(mode="hang")["trialTemplate"]["command"]]
     launch = TrialLaunch("backstop", "u1", 0, 1, "backstop-0", command, {}, ".", timeout=1, image="python:3.12",
                          max_attempts=1)
-    executor.launch(launch)
-    deadline = time.monotonic() + 20
-    while not kube.jobs[("backstop", "backstop-0")]["status"].get("conditions") and time.monotonic() < deadline:
-        time.sleep(0.05)
-    finished = executor.poll(launch)
-    assert finished is not None and finished.data["outcome"] == "timeout"
+    finished = _ended_job(kube, Cluster(namespace="backstop", start_allowance=0), launch)
+    assert finished.data["outcome"] == "timeout"
     assert finished.data["message"].startswith("its Job ran past its deadline (1s from the Job's start: the trial's "
                                                "timeout plus the start allowance")
 
 
 def test_a_job_past_its_trial_specs_own_deadline_times_out_naming_it(kube: KubeStub):
-    from functions.adapters.kubernetes_client import api_client
-    from functions.adapters.kubernetes_executor import KubernetesExecutor
     from functions.core.cluster import Cluster
     from functions.core.launch import TrialLaunch
 
-    executor = KubernetesExecutor(Cluster(namespace="backstop"), api_client(kube.url), clock=lambda: 0.0)
     command = [c.replace("${trialParameters.x}", "1") for c in study_definition(mode="hang")["trialTemplate"]["command"]]
     job = {"apiVersion": "batch/v1", "kind": "Job", "spec": {"activeDeadlineSeconds": 1, "template": {"spec": {
         "containers": [{"name": "main", "image": "python:3.12", "command": command}], "restartPolicy": "Never"}}}}
     launch = TrialLaunch("own", "u1", 0, 1, "own-0", command, {}, ".", timeout=None, deadline=1, trial_spec=job,
                          primary_container="main", max_attempts=1)
-    executor.launch(launch)
-    deadline = time.monotonic() + 20
-    while not kube.jobs[("backstop", "own-0")]["status"].get("conditions") and time.monotonic() < deadline:
-        time.sleep(0.05)
-    finished = executor.poll(launch)
-    assert finished is not None and finished.data["outcome"] == "timeout"
+    finished = _ended_job(kube, Cluster(namespace="backstop"), launch)
+    assert finished.data["outcome"] == "timeout"
     assert finished.data["message"].startswith("its Job ran past its own spec.activeDeadlineSeconds (1s from the "
                                                "Job's start, as its trialSpec sets it: DeadlineExceeded")
 
