@@ -245,6 +245,7 @@ def test_an_edit_katib_refuses_leaves_the_ended_experiment_as_it_was(kube: KubeS
     assert status["phase"] == "Succeeded" and status["observedGeneration"] == 2
     refusal = conditions(status)["UpdateRefused"]
     assert refusal["reason"] == "SpecChangeRefused" and why in refusal["message"]
+    assert status["conditions"][-1]["type"] == "Succeeded", "kubectl get experiments shows the last condition"
     assert "Restarting" not in conditions(status)
     assert len(service.json("GET", f"/studies/{name}/trials")[1]) == 2
 

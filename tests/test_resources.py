@@ -207,6 +207,36 @@ def test_a_long_pareto_front_is_shown_evenly_spread_and_as_the_crd_describes_it(
     assert kept["status"]["paretoFront"] == status["paretoFront"], "the CRD lists every field, none is pruned"
 
 
+def katib_origin(name: str = "demo", refused: str = "") -> resources.Origin:
+    return resources.Origin(resources.Ref("Experiment", "team", name, resources.KATIB_API_VERSIONS[0]), "uid-1", 2,
+                            refused, 5.0 if refused else None)
+
+
+@pytest.mark.parametrize("started,ended", [(False, False), (True, False), (True, True)])
+def test_a_refused_edit_leaves_the_experiments_state_as_its_last_condition(started: bool, ended: bool):
+    """``kubectl get experiments`` (``.status.conditions[-1:]``) and Katib's UI read the last
+    condition as the Experiment's state: ``UpdateRefused`` comes before it."""
+    definition = study_definition()
+    record = StudyRecord(parse_study(definition), definition, ".", "uid-1", created_at=1.0,
+                         started_at=2.0 if started else None, status="completed" if ended else "running",
+                         completed_at=3.0 if ended else None)
+    status = resources.study_status(record, Counts(), [], katib_origin(refused="spec.parameters cannot change"))
+    types = [c["type"] for c in status["conditions"]]
+    assert types[-1] == {(False, False): "Created", (True, False): "Running", (True, True): "Succeeded"}[started, ended]
+    assert "UpdateRefused" in types
+
+
+def test_a_katib_experiment_without_a_completed_trial_has_an_empty_optimal_trial_as_katib_writes():
+    """Katib's ``currentOptimalTrial`` is no pointer: its status always has one, and Katib's UI
+    reads it without a guard. katuna's own resources leave it out until a trial completes."""
+    definition = study_definition()
+    record = StudyRecord(parse_study(definition), definition, ".", "uid-1", started_at=1.0)
+    assert resources.study_status(record, Counts(running=1), [], katib_origin())["currentOptimalTrial"] == {
+        "observation": {}}
+    study_origin = resources.Origin(resources.Ref("Study", "team", "demo"), "uid-1", 1)
+    assert "currentOptimalTrial" not in resources.study_status(record, Counts(running=1), [], study_origin)
+
+
 def test_a_nan_or_infinite_metric_is_shown_by_name_in_a_status_a_cluster_takes_and_reads_back_as_written():
     """The API server takes only JSON, which has no NaN: such a metric is written as Katib's
     ``latest`` writes it ("nan", "inf", "-inf"), in a study's status and in a Katib Trial's, and

@@ -222,7 +222,10 @@ def study_status(record: StudyRecord, counts: Counts, best: Sequence[TrialRecord
 
     ``best`` is the best trial first (one objective: ``currentOptimalTrial``), or the Pareto front
     of a study of several objectives, best first on the first objective (``paretoFront``: no one
-    trial is optimal there, so ``currentOptimalTrial`` is left out). A metric that is NaN or an
+    trial is optimal there, so ``currentOptimalTrial`` is left out). A refused edit's
+    ``UpdateRefused`` condition goes before the last one, which stays the study's state: Katib's
+    printer columns (``kubectl get experiments``) and its UI read the last condition as the
+    Experiment's state. A metric that is NaN or an
     infinity is its name (:mod:`functions.core.strict_json`): the API server takes only JSON,
     and the status read back then equals the one computed again. Trials stopped because the
     study ended count in ``trialsKilled``, as Katib counts its ``Killed`` trials, not in
@@ -243,7 +246,8 @@ def study_status(record: StudyRecord, counts: Counts, best: Sequence[TrialRecord
         phase = {COMPLETED: "Succeeded", FAILED: "Failed", STOPPED: "Stopped"}[record.status]
         conditions.append(_condition(phase, end_reason(record.reason), record.reason, record.completed_at))
     if origin.refused:
-        conditions.append(_condition("UpdateRefused", "SpecChangeRefused", origin.refused, origin.refused_at))
+        conditions.insert(len(conditions) - 1, _condition("UpdateRefused", "SpecChangeRefused", origin.refused,
+                                                          origin.refused_at))
     status: dict[str, Any] = {
         "phase": phase, "conditions": conditions, "observedGeneration": origin.generation,
         "startTime": timestamp(record.started_at or record.created_at), "trials": counts.created,
@@ -261,14 +265,16 @@ def study_status(record: StudyRecord, counts: Counts, best: Sequence[TrialRecord
 
 def _best(record: StudyRecord, best: Sequence[TrialRecord], origin: Origin) -> dict[str, Any]:
     """The best trial as Katib's ``currentOptimalTrial``, or a multi-objective study's Pareto
-    front; nothing before a trial has completed."""
+    front. Before a trial has completed, nothing; on Katib's own resources an empty
+    ``currentOptimalTrial`` (``{observation: {}}``), which Katib always writes (the field is
+    no pointer) and its UI reads without a guard."""
     if record.spec.multi_objective:
         front = [{"trialName": f"{record.name}-{t.number}", "trialNumber": t.number,
                   "objectiveValues": list(t.values or ()), **_results(t, origin)}
                  for t in spread(best, PARETO_FRONT_SHOWN)]
         return {"paretoFront": front, "paretoFrontSize": len(best)} if best else {}
     if not best or not best[0].values:
-        return {}
+        return {"currentOptimalTrial": {"observation": {}}} if origin.ref.katib else {}
     return {"currentOptimalTrial": {"bestTrialName": f"{record.name}-{best[0].number}", "trialNumber": best[0].number,
                                     "objectiveValue": best[0].values[0], **_results(best[0], origin)}}
 
