@@ -26,9 +26,9 @@ from functions.adapters.sqlite_store import SqliteStore
 from functions.core.cluster import Cluster
 from functions.core.errors import PermanentError, TemporaryError
 from functions.core.events import resource_changed, study_completed, trial_suggested
-from functions.core.katib_trials import EXPERIMENT_LABEL, trial_resource, trial_status
+from functions.core.katib_trials import EXPERIMENT_LABEL, TRIALS_LISTED, trial_lists, trial_resource, trial_status
 from functions.core.records import COMPLETE, PRUNED, RUNNING, WAITING, TrialRecord
-from functions.core.resources import Origin, ref_of
+from functions.core.resources import PARETO_FRONT_SHOWN, Origin, ref_of
 from functions.dispatch import Dispatcher
 from functions.handlers import Deps
 from functions.handlers.writeback import report
@@ -161,6 +161,9 @@ def test_a_trial_stopped_because_the_experiment_ended_is_killed_not_early_stoppe
     for _ in range(2):  # the trials as the sampler asked for them, for the stop to tell
         twin.ask()
     ended = study_completed(NAME, record.uid, "completed", "goal reached")
+    dispatcher.deliver_to("writeback", ended)
+    running = user_api(kube).get_namespaced_custom_object("kubeflow.org", "v1beta1", TEAM, "experiments", NAME)["status"]
+    assert (running["runningTrialList"], running["earlyStoppedTrialList"]) == ([f"{NAME}-1"], [f"{NAME}-0"])
     dispatcher.deliver_to("stop", ended)
     dispatcher.deliver_to("writeback", ended)
     ends = {name: (status["conditions"][-1]["type"], status["conditions"][-1]["reason"])
@@ -168,7 +171,21 @@ def test_a_trial_stopped_because_the_experiment_ended_is_killed_not_early_stoppe
     assert ends == {f"{NAME}-0": ("EarlyStopped", "TrialEarlyStopped"), f"{NAME}-1": ("Killed", "TrialKilled")}
     status = user_api(kube).get_namespaced_custom_object("kubeflow.org", "v1beta1", TEAM, "experiments", NAME)["status"]
     assert (status["trialsEarlyStopped"], status["trialsKilled"]) == (1, 1), status
+    lists = {key: value for key, value in status.items() if key.endswith("TrialList")}
+    assert lists == {"earlyStoppedTrialList": [f"{NAME}-0"], "killedTrialList": [f"{NAME}-1"]}, \
+        "Katib's UI counts the trials from these lists; one emptied since is gone"
     assert store.get_trial(NAME, 1).reason.startswith("stopped: the study ended before the trial did (goal reached")
+
+
+def test_each_state_lists_at_most_as_many_trials_as_a_pareto_front_the_latest_ones():
+    """A resource is stored whole, at most 1.5 MiB: each per-state list of a long Experiment names
+    its state's latest 100 Trials, in order (the ``trials*`` counters count them all)."""
+    trials = [TrialRecord(NAME, n, {"x": 0.5}, COMPLETE) for n in range(250, -1, -1)]
+    trials.append(TrialRecord(NAME, 251, {"x": 0.5}, WAITING))
+    lists = trial_lists(NAME, trials)
+    assert len(lists["succeededTrialList"]) == TRIALS_LISTED == PARETO_FRONT_SHOWN
+    assert lists["succeededTrialList"][0] == f"{NAME}-151" and lists["succeededTrialList"][-1] == f"{NAME}-250"
+    assert lists["pendingTrialList"] == [f"{NAME}-251"] and lists["runningTrialList"] is None
 
 
 def owned_trials(kube: KubeStub) -> dict[str, tuple[list[str], list[dict], dict | None]]:

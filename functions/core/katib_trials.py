@@ -12,12 +12,12 @@ orphaned by ``kubectl delete --cascade=orphan``); :func:`holder` tells them from
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from functions.core.naming import EARLIER, OTHER, OWN
-from functions.core.records import COMPLETE, FAIL, PRUNED, RUNNING, StudyRecord, TrialRecord
-from functions.core.resources import KATIB_API_VERSIONS, Origin, timestamp
+from functions.core.records import COMPLETE, FAIL, PRUNED, RUNNING, WAITING, StudyRecord, TrialRecord
+from functions.core.resources import KATIB_API_VERSIONS, PARETO_FRONT_SHOWN, Origin, timestamp
 from functions.core.strict_json import finite
 
 EXPERIMENT_LABEL = "katib.kubeflow.org/experiment"
@@ -34,6 +34,29 @@ the study ended, which no early-stopping rule stopped."""
 
 def trial_name(experiment: str, number: int) -> str:
     return f"{experiment}-{number}"
+
+
+TRIAL_LISTS = {WAITING: "pendingTrialList", RUNNING: "runningTrialList", COMPLETE: "succeededTrialList",
+               FAIL: "failedTrialList", PRUNED: "earlyStoppedTrialList"}
+"""The Experiment status's list of the Trials in each state (Katib's status_util), by katuna's
+state; a pruned trial stopped because the study ended is in ``killedTrialList`` instead. A
+trial that printed no metrics is a failed one to katuna (its reason says so), so
+``metricsUnavailableTrialList`` is never written."""
+KILLED_LIST = "killedTrialList"
+TRIALS_LISTED = PARETO_FRONT_SHOWN
+"""The most Trials a list names (the ``trials*`` counters count them all), as a status lists at
+most this many trials of a Pareto front: a resource is stored whole, at most 1.5 MiB."""
+
+
+def trial_lists(experiment: str, trials: Sequence[TrialRecord]) -> dict[str, list[str] | None]:
+    """Katib's per-state lists of Trial names (its UI counts an Experiment's trials from them),
+    each the latest :data:`TRIALS_LISTED` of its state by number, in order; an empty list is
+    None, so that a merge patch removes what an earlier status listed."""
+    lists: dict[str, list[TrialRecord]] = {name: [] for name in [*TRIAL_LISTS.values(), KILLED_LIST]}
+    for trial in sorted(trials, key=lambda t: t.number):
+        lists[KILLED_LIST if trial.stopped_at_end else TRIAL_LISTS[trial.state]].append(trial)
+    return {name: [trial_name(experiment, t.number) for t in listed[-TRIALS_LISTED:]] or None
+            for name, listed in lists.items()}
 
 
 def trials_owner(record: StudyRecord) -> Origin | None:

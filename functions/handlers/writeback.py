@@ -28,10 +28,17 @@ from typing import Any
 
 from functions.core.errors import StudyNotFound
 from functions.core.events import Event
-from functions.core.katib_trials import trial_resource, trial_status, trials_owner
+from functions.core.katib_trials import (
+    TRIAL_LISTS,
+    TRIALS_LISTED,
+    trial_lists,
+    trial_resource,
+    trial_status,
+    trials_owner,
+)
 from functions.core.pareto import best_trials
 from functions.core.ports import Resources, Store
-from functions.core.records import StudyRecord
+from functions.core.records import PRUNED, Counts, StudyRecord, TrialQuery, TrialRecord
 from functions.core.resources import Origin, study_status
 from functions.handlers.base import Deps
 
@@ -75,7 +82,22 @@ def _status(record: StudyRecord, origin: Origin, store: Store) -> dict[str, Any]
     counts = store.count_trials(record.name)
     if counts.pruned:
         counts = dataclasses.replace(counts, stopped_at_end=store.count_stopped_at_end(record.name))
-    return study_status(record, counts, best_trials(store, record), origin)
+    status = study_status(record, counts, best_trials(store, record), origin)
+    if trials_owner(record) is None:
+        return status
+    return status | trial_lists(origin.ref.name, _listed_trials(record, counts, store))
+
+
+def _listed_trials(record: StudyRecord, counts: Counts, store: Store) -> list[TrialRecord]:
+    """The trials a Katib Experiment's per-state lists may name: the latest
+    :data:`~functions.core.katib_trials.TRIALS_LISTED` of each state, and of the pruned as many
+    more as were stopped because the study ended, which are listed apart (so both lists fill),
+    each state read in one bounded query whatever the study's size."""
+    listed: list[TrialRecord] = []
+    for state in TRIAL_LISTS:
+        limit = TRIALS_LISTED + (counts.stopped_at_end if state == PRUNED else 0)
+        listed += store.query_trials(record.name, TrialQuery((state,), sort="number", descending=True, limit=limit))[0]
+    return listed
 
 
 def _current_status(record: StudyRecord, origin: Origin, store: Store) -> dict[str, Any]:
