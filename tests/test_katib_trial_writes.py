@@ -27,6 +27,7 @@ from functions.core.cluster import Cluster
 from functions.core.errors import PermanentError, TemporaryError
 from functions.core.events import resource_changed, study_completed, trial_suggested
 from functions.core.katib_trials import EXPERIMENT_LABEL, TRIALS_LISTED, trial_lists, trial_resource, trial_status
+from functions.core.metrics import Observation
 from functions.core.records import COMPLETE, PRUNED, RUNNING, WAITING, TrialRecord
 from functions.core.resources import PARETO_FRONT_SHOWN, Origin, ref_of
 from functions.dispatch import Dispatcher
@@ -69,6 +70,11 @@ def trials_on_the_api(kube: KubeStub) -> dict[str, dict]:
     listed = user_api(kube).list_namespaced_custom_object("kubeflow.org", "v1beta1", TEAM, "trials",
                                                           label_selector=f"{EXPERIMENT_LABEL}={NAME}")
     return {item["metadata"]["name"]: item.get("status") for item in listed["items"]}
+
+
+def expected_status(store: SqliteStore, trial: TrialRecord) -> dict:
+    """The status katuna writes for ``trial``'s Trial, its metrics from its stored reports."""
+    return trial_status(trial, store.get_study(NAME).spec, store.observations(NAME, trial.number, trial.attempt))
 
 
 @pytest.fixture
@@ -120,7 +126,7 @@ def test_an_event_writes_only_the_trials_that_changed_and_lists_none(kube: KubeS
     assert not [path for _, path in api.sent if "/trials" in path], "a redelivered event finds nothing changed"
 
     on_the_api = trials_on_the_api(kube)
-    assert on_the_api == {f"{NAME}-{t.number}": trial_status(t) for t in store.trials(NAME)}
+    assert on_the_api == {f"{NAME}-{t.number}": expected_status(store, t) for t in store.trials(NAME)}
 
 
 def test_a_trial_the_study_ended_before_it_started_loses_its_trial_resource(kube: KubeStub, service):
@@ -175,6 +181,24 @@ def test_a_trial_stopped_because_the_experiment_ended_is_killed_not_early_stoppe
     assert lists == {"earlyStoppedTrialList": [f"{NAME}-0"], "killedTrialList": [f"{NAME}-1"]}, \
         "Katib's UI counts the trials from these lists; one emptied since is gone"
     assert store.get_trial(NAME, 1).reason.startswith("stopped: the study ended before the trial did (goal reached")
+
+
+def test_a_trials_metrics_have_the_min_max_and_latest_of_its_reports_as_katib_writes_them(kube: KubeStub, service):
+    """Katib's Metric has ``min``, ``max`` and ``latest`` (text its SDK reads with ``float``),
+    each over the trial's numeric reports, in its Trial and in the Experiment's
+    ``currentOptimalTrial`` (a NaN report is no number: Katib's collector reads none from it).
+    The one the metric's strategy picks (``latest`` here) is katuna's reduced value."""
+    _, store, dispatcher = service
+    record = store.get_study(NAME)
+    now = time.time()
+    store.add_trial(TrialRecord(NAME, 0, {"x": 0.5}, COMPLETE, values=[0.5], metrics={"loss": 0.5},
+                                created_at=now, started_at=now, finished_at=now))
+    store.add_observations(NAME, 0, 1, [Observation("loss", v) for v in (0.9, 0.3, math.nan, 0.5)])
+    dispatcher.deliver_to("writeback", trial_suggested(NAME, record.uid, 0, 1))
+    expected = [{"name": "loss", "min": "0.3", "max": "0.9", "latest": "0.5", "value": 0.5}]
+    assert trials_on_the_api(kube)[f"{NAME}-0"]["observation"]["metrics"] == expected
+    status = user_api(kube).get_namespaced_custom_object("kubeflow.org", "v1beta1", TEAM, "experiments", NAME)["status"]
+    assert status["currentOptimalTrial"]["observation"]["metrics"] == expected
 
 
 def test_each_state_lists_at_most_as_many_trials_as_a_pareto_front_the_latest_ones():
@@ -239,7 +263,7 @@ def test_an_experiment_applied_again_under_its_name_replaces_the_trials_the_firs
 
     def expected() -> dict:
         return {f"{NAME}-{t.number}": ([again["metadata"]["uid"]], [{"name": "x", "value": str(t.params["x"])}],
-                                       trial_status(t)) for t in store.trials(NAME)}
+                                       expected_status(store, t)) for t in store.trials(NAME)}
 
     left = [first["metadata"]["uid"]] if cascade == "background" else []
     assert owned_trials(kube) == {**expected(), f"{NAME}-2": (left, [{"name": "x", "value": "0.2"}], ANY)}
@@ -266,7 +290,7 @@ def test_a_trial_of_a_trials_name_katuna_did_not_make_refuses_the_write_and_is_l
     with pytest.raises(PermanentError, match=f"the Trial {NAME}-0 in namespace {TEAM} exists and is no Trial of an "
                                              f"Experiment named {NAME}"):
         KubernetesResources(lambda: api, katib_api=True).put_trials(
-            origin.ref, [{**trial_resource(record, origin, trial), "status": trial_status(trial)}])
+            origin.ref, [{**trial_resource(record, origin, trial), "status": expected_status(store, trial)}])
     found = user_api(kube).get_namespaced_custom_object("kubeflow.org", "v1beta1", TEAM, "trials", f"{NAME}-0")
     assert found["metadata"]["labels"] == {"team": "vision"} and "status" not in found
 
@@ -328,7 +352,7 @@ def test_a_late_report_of_a_deleted_experiment_leaves_the_trial_of_the_one_appli
     assert trial_uid(kube, f"{NAME}-0") == made, "and not made anew"
     dispatcher.deliver_to("writeback", trial_suggested(NAME, renewed.uid, 0, 1))
     assert owned_trials(kube)[f"{NAME}-0"] == ([again["metadata"]["uid"]], [{"name": "x", "value": "0.9"}],
-                                               trial_status(store.get_trial(NAME, 0))), \
+                                               expected_status(store, store.get_trial(NAME, 0))), \
         "the new Experiment's report writes the trial's completion, which the late one left unrecorded"
     assert trial_uid(kube, f"{NAME}-0") == made
 
@@ -350,7 +374,7 @@ def test_a_trial_write_of_a_deleted_experiment_leaves_the_trial_of_the_one_appli
     finished = TrialRecord(NAME, 0, {"x": 0.1}, COMPLETE, values=[0.5], metrics={"loss": 0.5},
                            created_at=now, started_at=now, finished_at=now)
     KubernetesResources(lambda: api, katib_api=True).put_trials(
-        origin.ref, [{**trial_resource(record, origin, finished), "status": trial_status(finished)}])
+        origin.ref, [{**trial_resource(record, origin, finished), "status": expected_status(store, finished)}])
     assert owned_trials(kube) == written, "the new Experiment's Trial is left as it was"
     assert trial_uid(kube, f"{NAME}-0") == made, "and not made anew"
 

@@ -24,6 +24,7 @@ from functions.core import resources
 from functions.core.errors import InvalidStudy
 from functions.core.formats import load_definition, load_study
 from functions.core.katib_trials import trial_status
+from functions.core.metrics import Observation
 from functions.core.records import Counts, StudyRecord, TrialRecord
 from functions.core.start_failures import image_cause, reason, unstartable
 from functions.core.stop import decide
@@ -237,6 +238,18 @@ def test_a_katib_experiment_without_a_completed_trial_has_an_empty_optimal_trial
     assert "currentOptimalTrial" not in resources.study_status(record, Counts(running=1), [], study_origin)
 
 
+def test_the_slot_a_metrics_strategy_picks_is_its_value_reduced_over_every_report():
+    """The store keeps the first and last reports of a very long output: the minimum of a
+    ``min`` metric printed in its middle is still its ``min``, as Katib's controller picks it."""
+    definition = study_definition()
+    spec = parse_study(definition)
+    trial = TrialRecord("demo", 0, {"x": 1.0}, "COMPLETE", values=[0.1], metrics={"loss": 0.1})
+    kept = [Observation("loss", v) for v in (0.9, 0.4, 0.6)]
+    assert spec.strategy("loss") == "min"
+    assert resources.katib_metrics(trial, spec, kept) == [
+        {"name": "loss", "min": "0.1", "max": "0.9", "latest": "0.6", "value": 0.1}]
+
+
 def test_a_nan_or_infinite_metric_is_shown_by_name_in_a_status_a_cluster_takes_and_reads_back_as_written():
     """The API server takes only JSON, which has no NaN: such a metric is written as Katib's
     ``latest`` writes it ("nan", "inf", "-inf"), in a study's status and in a Katib Trial's, and
@@ -254,9 +267,10 @@ def test_a_nan_or_infinite_metric_is_shown_by_name_in_a_status_a_cluster_takes_a
     assert strict_loads(json.dumps(status)) == status
     kept, _ = admitted(schema("Study"), {**study("demo"), "status": status}, "studies.katuna.dev", "Strict")
     assert kept["status"] == status, "the CRD takes a metric's name where its number would be"
-    written = trial_status(trial)
-    assert written["observation"]["metrics"][2:] == [{"name": "grad", "latest": "nan", "value": "nan"},
-                                                     {"name": "norm", "latest": "-inf", "value": "-inf"}]
+    written = trial_status(trial, record.spec)
+    assert written["observation"]["metrics"][2:] == [
+        {"name": "grad", "min": "nan", "max": "nan", "latest": "nan", "value": "nan"},
+        {"name": "norm", "min": "-inf", "max": "-inf", "latest": "-inf", "value": "-inf"}]
     assert strict_loads(json.dumps(written)) == written
 
 

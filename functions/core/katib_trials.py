@@ -15,9 +15,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from functions.core.metrics import Observation
 from functions.core.naming import EARLIER, OTHER, OWN
 from functions.core.records import COMPLETE, FAIL, PRUNED, RUNNING, WAITING, StudyRecord, TrialRecord
-from functions.core.resources import KATIB_API_VERSIONS, PARETO_FRONT_SHOWN, Origin, timestamp
+from functions.core.resources import KATIB_API_VERSIONS, PARETO_FRONT_SHOWN, Origin, katib_metrics, timestamp
+from functions.core.spec import Study
 from functions.core.strict_json import finite
 
 EXPERIMENT_LABEL = "katib.kubeflow.org/experiment"
@@ -68,12 +70,6 @@ def trials_owner(record: StudyRecord) -> Origin | None:
     return origin if origin.ref.kind == "Experiment" and origin.ref.katib else None
 
 
-def metrics(values: Mapping[str, float]) -> list[dict[str, Any]]:
-    """Observed metrics in Katib's shape: each metric's value (reduced by the study's rule) as
-    ``latest``, a string as Katib writes it, and as ``value``, a number."""
-    return [{"name": name, "latest": str(value), "value": value} for name, value in values.items()]
-
-
 def trial_resource(record: StudyRecord, origin: Origin, trial: TrialRecord) -> dict[str, Any]:
     """The Trial resource of ``trial`` (spec and metadata; :func:`trial_status` is its status),
     owned by its Experiment, whose deletion the garbage collector follows with its Trials'. The
@@ -120,10 +116,11 @@ def holder(found: Mapping[str, Any], experiment: str, uid: str) -> str:
     return EARLIER if labelled and same_name else OTHER
 
 
-def trial_status(trial: TrialRecord) -> dict[str, Any]:
+def trial_status(trial: TrialRecord, spec: Study, observed: Sequence[Observation] = ()) -> dict[str, Any]:
     """Katib's Trial status: Created, then Running while it runs, then its end, with the
-    observation of the metrics katuna parsed (one that is NaN or an infinity by its name, as
-    :mod:`functions.core.strict_json` writes it)."""
+    observation of the metrics katuna parsed, from the trial's ``observed`` reports
+    (:func:`~functions.core.resources.katib_metrics`; one that is NaN or an infinity by its
+    name, as :mod:`functions.core.strict_json` writes it)."""
     def condition(kind: str, reason: str, when: float | None, status: str = "True") -> dict[str, Any]:
         return {"type": kind, "status": status, "reason": reason, "message": trial.reason or reason,
                 "lastTransitionTime": timestamp(when), "lastUpdateTime": timestamp(when)}
@@ -138,5 +135,5 @@ def trial_status(trial: TrialRecord) -> dict[str, Any]:
         conditions.append(condition(kind, reason, trial.finished_at))
         status["completionTime"] = timestamp(trial.finished_at)
     if trial.metrics:
-        status["observation"] = {"metrics": metrics(trial.metrics)}
+        status["observation"] = {"metrics": katib_metrics(trial, spec, observed)}
     return finite(status)

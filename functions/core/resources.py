@@ -11,12 +11,14 @@ Experiment spec, a ``StudyJob``'s a Katib ``v1alpha1`` StudyJob spec; the resour
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from functions.core.errors import InvalidStudy, Problem
+from functions.core.metrics import Observation
 from functions.core.records import COMPLETED, FAILED, STOPPED, Counts, StudyRecord, TrialRecord
 from functions.core.spec import Study
 from functions.core.spread import spread
@@ -217,7 +219,8 @@ def _condition(kind: str, reason: str, message: str, when: float | None, status:
             "lastTransitionTime": timestamp(when), "lastUpdateTime": timestamp(when)}
 
 
-def study_status(record: StudyRecord, counts: Counts, best: Sequence[TrialRecord], origin: Origin) -> dict[str, Any]:
+def study_status(record: StudyRecord, counts: Counts, best: Sequence[TrialRecord], origin: Origin,
+                 observed: Sequence[Observation] = ()) -> dict[str, Any]:
     """The status of a stored study's resource, all from the store: writing it twice is harmless.
 
     ``best`` is the best trial first (one objective: ``currentOptimalTrial``), or the Pareto front
@@ -229,7 +232,8 @@ def study_status(record: StudyRecord, counts: Counts, best: Sequence[TrialRecord
     infinity is its name (:mod:`functions.core.strict_json`): the API server takes only JSON,
     and the status read back then equals the one computed again. Trials stopped because the
     study ended count in ``trialsKilled``, as Katib counts its ``Killed`` trials, not in
-    ``trialsEarlyStopped``, which counts those an early-stopping rule stopped."""
+    ``trialsEarlyStopped``, which counts those an early-stopping rule stopped. ``observed``
+    holds the best trial's observations (:func:`katib_metrics`)."""
     spec = record.spec
     created = _condition("Created", "StudyCreated", f"study {record.name} accepted", record.created_at)
     conditions = [created]
@@ -260,31 +264,55 @@ def study_status(record: StudyRecord, counts: Counts, best: Sequence[TrialRecord
     """None: left out, so nothing an earlier refusal wrote stays."""
     if record.completed_at is not None:
         status["completionTime"] = timestamp(record.completed_at)
-    return finite(status | _best(record, best, origin))
+    return finite(status | _best(record, best, origin, observed))
 
 
-def _best(record: StudyRecord, best: Sequence[TrialRecord], origin: Origin) -> dict[str, Any]:
+def _best(record: StudyRecord, best: Sequence[TrialRecord], origin: Origin,
+          observed: Sequence[Observation]) -> dict[str, Any]:
     """The best trial as Katib's ``currentOptimalTrial``, or a multi-objective study's Pareto
     front. Before a trial has completed, nothing; on Katib's own resources an empty
     ``currentOptimalTrial`` (``{observation: {}}``), which Katib always writes (the field is
     no pointer) and its UI reads without a guard."""
     if record.spec.multi_objective:
         front = [{"trialName": f"{record.name}-{t.number}", "trialNumber": t.number,
-                  "objectiveValues": list(t.values or ()), **_results(t, origin)}
+                  "objectiveValues": list(t.values or ()), **_results(t, record.spec, origin)}
                  for t in spread(best, PARETO_FRONT_SHOWN)]
         return {"paretoFront": front, "paretoFrontSize": len(best)} if best else {}
     if not best or not best[0].values:
         return {"currentOptimalTrial": {"observation": {}}} if origin.ref.katib else {}
     return {"currentOptimalTrial": {"bestTrialName": f"{record.name}-{best[0].number}", "trialNumber": best[0].number,
-                                    "objectiveValue": best[0].values[0], **_results(best[0], origin)}}
+                                    "objectiveValue": best[0].values[0], **_results(best[0], record.spec, origin, observed)}}
 
 
-def _results(trial: TrialRecord, origin: Origin) -> dict[str, Any]:
+def _results(trial: TrialRecord, spec: Study, origin: Origin, observed: Sequence[Observation] = ()) -> dict[str, Any]:
     """A trial's parameters and reduced metrics as Katib's status gives them (a Katib
-    resource's metrics with their ``latest`` value as text)."""
+    resource's metrics with their ``min``, ``max`` and ``latest`` as text: :func:`katib_metrics`)."""
+    metrics = katib_metrics(trial, spec, observed) if origin.ref.katib else \
+        [{"name": k, "value": v} for k, v in trial.metrics.items()]
     return {"parameterAssignments": [{"name": k, "value": str(v)} for k, v in trial.params.items()],
-            "observation": {"metrics": [{"name": k, "value": v, **({"latest": str(v)} if origin.ref.katib else {})}
-                                        for k, v in trial.metrics.items()]}}
+            "observation": {"metrics": metrics}}
+
+
+def katib_metrics(trial: TrialRecord, spec: Study, observed: Sequence[Observation]) -> list[dict[str, Any]]:
+    """A trial's metrics as Katib's Metric: the ``min`` and ``max`` of its numeric reports and
+    its ``latest`` report, as text (Katib's clients read them with ``float``), and katuna's
+    reduced value as ``value``, a number. ``observed`` are the observations the store kept (the
+    first and last of a very long output); the slot the metric's strategy (in ``spec``) picks,
+    as Katib's controller picks it, is its reduced value, which covers every report, as is any
+    slot no report fills."""
+    found: dict[str, list[float]] = {}
+    for obs in observed:
+        extremes = found.setdefault(obs.metric, [math.nan, math.nan, math.nan])
+        if math.isfinite(obs.value):
+            extremes[0] = obs.value if math.isnan(extremes[0]) else min(extremes[0], obs.value)
+            extremes[1] = obs.value if math.isnan(extremes[1]) else max(extremes[1], obs.value)
+        extremes[2] = obs.value
+    shown = []
+    for name, value in trial.metrics.items():
+        slots = dict(zip(("min", "max", "latest"), found.get(name, [math.nan] * 3), strict=True))
+        slots = {slot: value if math.isnan(v) or slot == spec.strategy(name) else v for slot, v in slots.items()}
+        shown.append({"name": name, **{slot: str(v) for slot, v in slots.items()}, "value": value})
+    return shown
 
 
 def failed_status(reason: str, problems: Sequence[Problem], generation: int, now: float) -> dict[str, Any]:

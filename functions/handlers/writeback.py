@@ -36,6 +36,7 @@ from functions.core.katib_trials import (
     trial_status,
     trials_owner,
 )
+from functions.core.metrics import Observation
 from functions.core.pareto import best_trials
 from functions.core.ports import Resources, Store
 from functions.core.records import PRUNED, Counts, StudyRecord, TrialQuery, TrialRecord
@@ -82,10 +83,17 @@ def _status(record: StudyRecord, origin: Origin, store: Store) -> dict[str, Any]
     counts = store.count_trials(record.name)
     if counts.pruned:
         counts = dataclasses.replace(counts, stopped_at_end=store.count_stopped_at_end(record.name))
-    status = study_status(record, counts, best_trials(store, record), origin)
+    best = best_trials(store, record)
     if trials_owner(record) is None:
-        return status
+        return study_status(record, counts, best, origin)
+    status = study_status(record, counts, best, origin, _observed(best[0], store) if best else ())
     return status | trial_lists(origin.ref.name, _listed_trials(record, counts, store))
+
+
+def _observed(trial: TrialRecord, store: Store) -> list[Observation]:
+    """The reports of a Katib Experiment's trial that its metrics' ``min``, ``max`` and
+    ``latest`` come from (its current attempt's, as stored): none before it has metrics."""
+    return store.observations(trial.study, trial.number, trial.attempt) if trial.metrics else []
 
 
 def _listed_trials(record: StudyRecord, counts: Counts, store: Store) -> list[TrialRecord]:
@@ -140,7 +148,8 @@ def _report_trials(record: StudyRecord, origin: Origin, store: Store, resources:
     reported = store.trials_reported(record.name)
     changed, latest = store.trial_changes(record.name, reported)
     if changed:
-        resources.put_trials(origin.ref, [{**trial_resource(record, origin, t), "status": trial_status(t)}
+        resources.put_trials(origin.ref, [{**trial_resource(record, origin, t),
+                                           "status": trial_status(t, record.spec, _observed(t, store))}
                                           for t in changed])
     if latest > reported:
         store.set_trials_reported(record.name, latest)
