@@ -98,6 +98,10 @@ def test_tune_runs_its_trials_and_the_sdk_reads_the_result(kube: KubeStub, servi
         assert trial.status.observation.metrics[0].name == "loss"
     jobs = [(ns, name) for (ns, name) in kube.jobs if name.startswith("sdk-tune")]
     assert {ns for ns, _ in jobs} == {TEAM}, "trials run in the Experiment's namespace"
+    pods = [p["metadata"]["labels"] for p in kube.pods.values() if p["metadata"]["name"].startswith("sdk-tune")]
+    assert sorted(labels.get("katib.kubeflow.org/trial") for labels in pods) == [f"sdk-tune-{i}" for i in range(3)], \
+        "Katib's SDK and UI find a trial's pods by its name"
+    assert {labels.get(EXPERIMENT_LABEL) for labels in pods} == {"sdk-tune"}
 
     sdk.delete_experiment("sdk-tune")
     assert sdk.list_trials("sdk-tune") == [], "the Trials go with their Experiment"

@@ -546,3 +546,19 @@ def test_hugepages_without_cpu_or_memory_are_refused_where_trials_run_as_jobs():
     assert job_problems(job_for(definition, {"x": 1.0}, defaults=Settings().cluster_defaults())) == [], \
         "the service's default cpu and memory go beside it"
     check_study(spec, definition, bare, runs_jobs=False)
+
+
+def test_a_katib_trials_pods_carry_katibs_labels_each_that_a_label_value_can_hold():
+    from dataclasses import replace
+
+    from functions.core.job import labels
+
+    spec = parse_study(study_definition(name="plain"))
+    launch = trial_launch(StudyRecord(spec, study_definition(name="plain"), "/somewhere", "uid"),
+                          TrialRecord("plain", 7, {"x": 1.0}))
+    assert not any(key.startswith("katib.kubeflow.org/") for key in labels(launch))
+    assert {k: v for k, v in labels(replace(launch, katib_experiment="mnist")).items() if k.startswith("katib")} == {
+        "katib.kubeflow.org/experiment": "mnist", "katib.kubeflow.org/trial": "mnist-7"}
+    long = "e" * 62
+    assert {k for k in labels(replace(launch, katib_experiment=long)) if k.startswith("katib")} == {
+        "katib.kubeflow.org/experiment"}, "the Trial's name would be 64 characters"

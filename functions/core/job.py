@@ -12,7 +12,15 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from functions.core import file_collector, quantities, report_token, trial_identity, trial_kinds, trial_spec
+from functions.core import (
+    file_collector,
+    katib_trials,
+    quantities,
+    report_token,
+    trial_identity,
+    trial_kinds,
+    trial_spec,
+)
 from functions.core.cluster import (
     ATTEMPT_LABEL,
     START_ALLOWANCE,
@@ -23,6 +31,7 @@ from functions.core.cluster import (
 )
 from functions.core.disruptions import pods_to_lose
 from functions.core.errors import PermanentError, Problem
+from functions.core.labels import valid_value
 from functions.core.launch import TrialLaunch
 from functions.core.naming import EARLIER, OTHER, OWN
 from functions.core.spec import Study
@@ -82,8 +91,18 @@ another node; the node goes once the trial has ended. A trial template's own val
 
 
 def labels(launch: TrialLaunch) -> dict[str, str]:
-    return {STUDY_LABEL: launch.study, UID_LABEL: launch.uid, TRIAL_LABEL: str(launch.number),
-            ATTEMPT_LABEL: str(launch.attempt), MANAGED_BY: "katuna"}
+    """The labels of the attempt's workload and of every pod it makes; a Katib Experiment's
+    trial adds Katib's (``katib.kubeflow.org/experiment`` and ``katib.kubeflow.org/trial``,
+    the Trial resource's name), which Katib's pod webhook gives a trial's pods and its SDK
+    (``get_job_logs``) and UI select them by: each that is a label value (63 characters at most;
+    a Trial of an Experiment named near that long has none, as Katib's own names stay short)."""
+    own = {STUDY_LABEL: launch.study, UID_LABEL: launch.uid, TRIAL_LABEL: str(launch.number),
+           ATTEMPT_LABEL: str(launch.attempt), MANAGED_BY: "katuna"}
+    if launch.katib_experiment is None:
+        return own
+    trial = katib_trials.trial_name(launch.katib_experiment, launch.number)
+    katib = {katib_trials.EXPERIMENT_LABEL: launch.katib_experiment, katib_trials.TRIAL_NAME_LABEL: trial}
+    return own | {key: value for key, value in katib.items() if valid_value(value)}
 
 
 def holder(found: Mapping[str, str] | None, launch: TrialLaunch) -> str:

@@ -23,6 +23,7 @@ from functions.core.spec import Study
 from functions.core.strict_json import finite
 
 EXPERIMENT_LABEL = "katib.kubeflow.org/experiment"
+TRIAL_NAME_LABEL = "katib.kubeflow.org/trial"
 PLURAL = "trials"
 
 _ENDS = {COMPLETE: ("Succeeded", "TrialSucceeded"), FAIL: ("Failed", "TrialFailed"),
