@@ -329,7 +329,8 @@ def _params(trial: dict[str, Any]) -> dict[str, str]:
 
 def _runs(example: Example, item: dict[str, Any], custom: client.CustomObjectsApi) -> list[str]:
     """Katib's status (every trial run, ended by the trial count) and, per Trial, the metrics
-    Katib's collector reads from its output."""
+    Katib's collector reads from its output, each reduced by its strategy (``value``, the slot
+    of ``min``, ``max`` or ``latest`` that Katib's controller picks)."""
     status, end = item["status"], _end(item)
     if (end.get("type"), end.get("reason")) != ("Succeeded", "ExperimentMaxTrialsReached"):
         return [f"ended {end.get('type')} ({end.get('reason')}: {end.get('message')})"]
@@ -338,7 +339,7 @@ def _runs(example: Example, item: dict[str, Any], custom: client.CustomObjectsAp
         wrong.append(f"expected {example.trials} trials, got {status}")
     assert example.metrics is not None
     for trial in trials_of(custom, example.file):
-        observed = {m["name"]: float(m["latest"]) for m in trial["status"]["observation"]["metrics"]}
+        observed = {m["name"]: float(m["value"]) for m in trial["status"]["observation"]["metrics"]}
         expected = example.metrics(_params(trial))
         if observed != pytest.approx(expected):
             wrong.append(f"{trial['metadata']['name']} {_params(trial)}: metrics {observed}, expected {expected}")
