@@ -77,6 +77,26 @@ def test_a_storage_keeps_the_latest_studies_read_and_reads_an_older_one_again_wh
         store.close()
 
 
+def test_a_study_used_while_others_are_read_shares_its_journal_with_the_stream_handlers_write_through(
+        tmp_path: Path, monkeypatch):
+    """Study ``a`` is used on while two others are read, so its journal leaves the storage's
+    kept ones though its study stays loaded: the study is read again on the journal the handlers
+    write intermediate values through, so a trial asked of one is seen by the other at once."""
+    monkeypatch.setattr(sqlite_streams, "KEPT_STREAMS", 2)
+    store = SqliteStore(tmp_path / "katuna.db")
+    try:
+        store.optuna_study("a", ("minimize",))
+        store.optuna_study("b", ("minimize",))
+        store.optuna_study("a", ("minimize",))
+        store.optuna_study("c", ("minimize",))
+        with store.transaction():
+            study, journal = store.optuna_study("a", ("minimize",)), store.optuna_stream("a")
+            asked = study.ask()
+            assert [t.number for t in journal.get_all_trials(0)] == [asked.number]
+    finally:
+        store.close()
+
+
 def test_old_handling_records_are_pruned_and_a_deleted_study_leaves_no_counts(tmp_path: Path, monkeypatch):
     monkeypatch.setattr(sqlite_service, "PRUNE_EVERY", 3)
     store = SqliteStore(tmp_path / "katuna.db")

@@ -68,7 +68,7 @@ class SqliteConnection:
         self._transactions = itertools.count(1)
         self._writing: int | None = None
         """The write transaction this connection holds, numbered; None outside one."""
-        self._studies: OrderedDict[tuple[str, int], optuna.Study] = OrderedDict()
+        self._studies: OrderedDict[tuple[str, int], tuple[KatunaJournalStorage, optuna.Study]] = OrderedDict()
         """Optuna's view of the studies loaded, the :data:`~functions.adapters.sqlite_streams.KEPT_STREAMS` used latest."""
         try:
             self._migrate()
@@ -190,7 +190,9 @@ class SqliteConnection:
 
     def optuna_study(self, name: str, directions: Sequence[str]) -> optuna.Study:
         """Loaded once per storage object and stream (a study deleted and created again under
-        the same name gets a new stream), over the study's own storage; loading before creating
+        the same name gets a new stream), over the study's own storage, the one :meth:`optuna_stream`
+        gives (loaded again where the storage dropped that journal since: two objects of one
+        journal would not see each other's writes in a transaction); loading before creating
         keeps the journal free of repeated creation records."""
         storage = self.optuna_storage()
         stream = storage.stream_of(name)
@@ -198,13 +200,14 @@ class SqliteConnection:
             with suppress(optuna.exceptions.DuplicatedStudyError):
                 storage.create_new_study([optuna.study.StudyDirection[d.upper()] for d in directions], name)
             stream = storage.get_study_id_from_name(name)
-        key = (name, stream)
-        if key not in self._studies:
-            self._studies[key] = optuna.load_study(study_name=name, storage=storage.stream(stream))
+        key, journal = (name, stream), storage.stream(stream)
+        loaded = self._studies.get(key)
+        if loaded is None or loaded[0] is not journal:
+            loaded = self._studies[key] = (journal, optuna.load_study(study_name=name, storage=journal))
             while len(self._studies) > KEPT_STREAMS:
                 self._studies.popitem(last=False)
         self._studies.move_to_end(key)
-        return self._studies[key]
+        return loaded[1]
 
     def _rows(self, sql: str, args: Sequence[Any]) -> list[dict[str, Any]]:
         """Rows as dicts, straight from the connection (``db.query`` adds a savepoint per call)."""
