@@ -19,17 +19,23 @@ import optuna
 import yaml
 
 from functions import cli_servers, cli_studies
-from functions.adapters.local_outputs import check_log_dir
-from functions.adapters.sqlite_errors import check_creatable
 from functions.adapters.sqlite_store import SqliteStore
-from functions.cli_common import console, db_option, errors, fail, settings_for, warn_if_root, writing_output
+from functions.cli_common import (
+    console,
+    db_option,
+    errors,
+    fail,
+    opened_beside_logs,
+    settings_for,
+    warn_if_root,
+    writing_output,
+)
 from functions.cli_output import print_result
 from functions.core.assignments import parse_assignments
 from functions.core.errors import (
     InvalidSetting,
     InvalidStudy,
     KatunaError,
-    LogsUnavailable,
     Problem,
     StudyConflict,
     StudyNotFound,
@@ -149,21 +155,8 @@ def _run(file: str, settings: Settings) -> NoReturn:
 
 
 def _runner(settings: Settings) -> Embedded:
-    """The runner on the database, the trial-log folder checked (exit 2 naming it) in the order
-    that leaves nothing behind a refusal: a database that exists is opened first, so one that is
-    not katuna's is refused before a folder is made beside it; a new one is made only after, its
-    folder proved writable first (a read-only one is named as the database's)."""
-    if not settings.db.exists():
-        check_creatable(settings.db)
-        check_log_dir(settings.logs)
-        return Embedded(settings, sole_parent=True)
-    embedded = Embedded(settings, sole_parent=True)
-    try:
-        check_log_dir(settings.logs)
-    except LogsUnavailable:
-        embedded.close()
-        raise
-    return embedded
+    """The runner on the database, the trial-log folder checked (:func:`opened_beside_logs`)."""
+    return opened_beside_logs(settings, lambda: Embedded(settings, sole_parent=True), Embedded.close)
 
 
 def _run_with(embedded: Embedded, file: str, spec: Study, definition: dict[str, Any]) -> NoReturn:

@@ -6,16 +6,18 @@ from __future__ import annotations
 import os
 import sys
 import textwrap
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import click
 from rich.console import Console, ConsoleDimensions
 
+from functions.adapters.local_outputs import check_log_dir
+from functions.adapters.sqlite_errors import check_creatable
 from functions.adapters.sqlite_store import SqliteStore
-from functions.core.errors import KatunaError, StudyNotFound
+from functions.core.errors import KatunaError, LogsUnavailable, StudyNotFound
 from functions.core.records import StudyRecord
 from functions.core.strict_json import dumps
 from functions.settings import Settings
@@ -150,3 +152,26 @@ def failure_code(exc: KatunaError) -> int:
 def looked_in(exc: KatunaError, db: Path) -> str:
     """The error, naming the database when the study is not in it: the wrong one, perhaps."""
     return f"{exc} in {db.absolute()}" if isinstance(exc, StudyNotFound) else str(exc)
+
+
+Opened = TypeVar("Opened")
+
+
+def opened_beside_logs(settings: Settings, opening: Callable[[], Opened],
+                       closing: Callable[[Opened], None] = lambda opened: None) -> Opened:
+    """What ``opening`` opens on the database, the trial-log folder checked too (its
+    :class:`LogsUnavailable` names it), in the order that leaves nothing behind a refusal: a
+    database that exists is opened first (``closing`` it where the folder is refused), so one
+    that is not katuna's is refused before a folder is made beside it; a new one is made only
+    after, its folder proved writable first (a read-only one is named as the database's)."""
+    if not settings.db.exists():
+        check_creatable(settings.db)
+        check_log_dir(settings.logs)
+        return opening()
+    opened = opening()
+    try:
+        check_log_dir(settings.logs)
+    except LogsUnavailable:
+        closing(opened)
+        raise
+    return opened

@@ -9,10 +9,17 @@ from pathlib import Path
 
 import click
 
-from functions.adapters.local_outputs import check_log_dir
-from functions.adapters.sqlite_errors import check_creatable
 from functions.adapters.sqlite_store import SqliteStore
-from functions.cli_common import console, db_option, existing_db, fail, settings_for, warn, warn_if_root
+from functions.cli_common import (
+    console,
+    db_option,
+    existing_db,
+    fail,
+    opened_beside_logs,
+    settings_for,
+    warn,
+    warn_if_root,
+)
 from functions.core.history import WARNED_STUDIES, history_warning
 from functions.settings import Settings
 from functions.terminal import markup
@@ -71,18 +78,13 @@ def serve(db: str | None, host: str, port: int, workers: int, threads: int, exec
 
 
 def _open_database(settings: Settings) -> None:
-    """Open the database (:func:`_warn_of_history`) and check the trial-log folder of local
-    trials (exit 2 naming it) in the order that leaves nothing behind a refusal: a database that
-    exists is opened first, so one that is not katuna's is refused before a folder is made beside
-    it; a new one is made only after, its folder proved writable first (a read-only one is named
-    as the database's)."""
-    local, new = settings.executor == "local", not settings.db.exists()
-    if local and new:
-        check_creatable(settings.db)
-        check_log_dir(settings.logs)
-    _warn_of_history(settings.db, settings.limits.history, settings.busy_timeout)
-    if local and not new:
-        check_log_dir(settings.logs)
+    """Open the database (:func:`_warn_of_history`), with the trial-log folder checked where
+    trials run here (:func:`opened_beside_logs`)."""
+    opening = partial(_warn_of_history, settings.db, settings.limits.history, settings.busy_timeout)
+    if settings.executor == "local":
+        opened_beside_logs(settings, opening)
+    else:
+        opening()
 
 
 def _warn_of_history(db: Path, limit: int, busy_timeout: float) -> None:

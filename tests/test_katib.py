@@ -126,12 +126,17 @@ def test_a_container_with_args_alone_is_taken_where_trials_run_on_a_cluster():
     check_study(spec, definition, Settings(), runs_jobs=True)
 
 
+def post_yaml(service: Service, document: dict) -> tuple[int, bytes]:
+    """The status and body of ``POST /studies`` of ``document`` as YAML."""
+    status, _, body = service.request("POST", "/studies", yaml.safe_dump(document), {"Content-Type": "application/yaml"})
+    return status, body
+
+
 @pytest.mark.slow
 def test_a_service_running_trials_locally_refuses_a_container_with_args_alone(tmp_path: Path):
     service = Service(tmp_path, workers=1)
     try:
-        status, _, body = service.request("POST", "/studies", yaml.safe_dump(args_only()),
-                                          {"Content-Type": "application/yaml"})
+        status, body = post_yaml(service, args_only())
         assert status == 422, body
         assert [p["path"] for p in json.loads(body)["problems"]] == [
             "spec.trialTemplate.trialSpec.spec.template.spec.containers[0].command"]
@@ -258,8 +263,7 @@ def test_katuna_convert_prints_the_native_study(tmp_path: Path):
 def test_an_experiment_can_be_posted_to_the_api(tmp_path: Path):
     service = Service(tmp_path, workers=1)
     try:
-        status, _, body = service.request("POST", "/studies", yaml.safe_dump(experiment()),
-                                          {"Content-Type": "application/yaml"})
+        status, body = post_yaml(service, experiment())
         assert status == 201, body
         assert service.wait_for("katib-exp")["counts"]["complete"] == 4
         bad = experiment(earlyStopping={"algorithmName": "truncation"})
@@ -278,7 +282,7 @@ def test_an_experiment_whose_collector_cannot_wrap_its_container_is_refused_and_
         {"name": "main", "image": "trainer", "args": ["--x=${trialParameters.position}"]}]
     service = Service(tmp_path, workers=1)
     try:
-        status, _, body = service.request("POST", "/studies", yaml.safe_dump(doc), {"Content-Type": "application/yaml"})
+        status, body = post_yaml(service, doc)
         assert status == 422, body
         assert [p["path"] for p in json.loads(body)["problems"]] == [
             "spec.trialTemplate.trialSpec.spec.template.spec.containers[0].command"]
