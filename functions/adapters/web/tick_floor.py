@@ -7,9 +7,10 @@ hundreds of Jobs and ``provision`` call the cloud's API. So each function a tick
 the floor before it handles it, a row per function in the store, claimed atomically across the
 service's processes: a tick sooner is answered as delivered and does nothing, which loses
 nothing, as the tick handled did the same. A claim whose handling failed is given back, so the
-broker's retry of that tick is handled; a tick a function recorded as handled already (its id
-replayed) is a duplicate, answered from its record with no claim; a function that does not
-exist is refused by the dispatcher before any claim.
+broker's retry of that tick is handled; a tick ``provision`` recorded as handled already (its
+id replayed) is a duplicate, answered from its record with no claim, while ``reconcile`` keeps
+no record (it changes no state), so its replay claims the floor as any tick
+does; a function that does not exist is refused by the dispatcher before any claim.
 """
 
 from __future__ import annotations
