@@ -389,22 +389,24 @@ class KubeStub(ApiServer, Workloads):
     # the controllers' side
 
     def add_pod(self, pod: dict, index: int) -> dict:
-        """Create a pod a controller makes, as the API creates it: named by its ``generateName``
-        where it has no name, and refused (:class:`AlreadyExists`, nothing stored) where a pod
-        holds its name, a Terminating one included, or as its admission plugins refuse it
-        (:class:`admission.Forbidden`: :mod:`kube_standin.admission`)."""
+        """Create a pod a controller makes, as the API creates it: refused as its mutating
+        admission plugin refuses it, then named by its ``generateName`` where it has no name,
+        then refused as its validating plugins refuse it (:class:`admission.Forbidden`:
+        :mod:`kube_standin.admission`), or (:class:`AlreadyExists`, nothing stored) where a pod
+        holds its name, a Terminating one included."""
         metadata = pod["metadata"]
         namespace = metadata["namespace"]
-        if not metadata.get("name"):
-            metadata["name"] = generated_name(metadata["generateName"], lambda name: (namespace, name) in self.pods)
-        if (namespace, metadata["name"]) in self.pods:
-            raise AlreadyExists("pods", metadata["name"])
-        live = sum(1 for (where, _), other in self.pods.items()
-                   if where == namespace and other.get("status", {}).get("phase") not in ("Succeeded", "Failed"))
-        refused = admission.pod_refusal(self.namespaces[namespace], self.service_accounts, pod,
-                                        self.quotas.get(namespace), live)
+        refused = admission.account_refusal(self.service_accounts, pod)
+        if refused is None:
+            if not metadata.get("name"):
+                metadata["name"] = generated_name(metadata["generateName"], lambda name: (namespace, name) in self.pods)
+            live = sum(1 for (where, _), other in self.pods.items()
+                       if where == namespace and other.get("status", {}).get("phase") not in ("Succeeded", "Failed"))
+            refused = admission.pod_refusal(self.namespaces[namespace], pod, self.quotas.get(namespace), live)
         if refused is not None:
             raise admission.Forbidden(refused)
+        if (namespace, metadata["name"]) in self.pods:
+            raise AlreadyExists("pods", metadata["name"])
         metadata.update(uid=str(uuid.uuid4()), creationTimestamp=self.clock.stamp())
         self.pods[(namespace, metadata["name"])] = pod
         self.pod_index[pod["metadata"]["uid"]] = index

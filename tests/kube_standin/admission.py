@@ -4,16 +4,23 @@
   does not have (``spec.serviceAccountName``, ``default`` when unset): ``error looking up service
   account NS/NAME: serviceaccount "NAME" not found``. Every namespace has ``default`` (the
   ServiceAccount controller makes it), and the tests add others (:meth:`KubeStub.add_service_account`).
+  It is a mutating plugin, run before the API server names a pod created by ``generateName``, so
+  it names the pod by that prefix (``pods "job-" is forbidden``, apiserver's ``NewForbidden``):
+  every refusal of a Job's pods reads the same, and its Event counts up.
 - Pod Security (staging/src/k8s.io/pod-security-admission): a pod its namespace's
-  ``pod-security.kubernetes.io/enforce`` level forbids, for ``baseline``: host namespaces,
-  privileged containers, ``hostPath`` volumes, host ports, and capabilities added beyond
-  baseline's list; ``restricted`` refuses these too (its further checks are not modelled).
-  Workloads are not checked, only the pods their controllers make: ``violates PodSecurity
-  "baseline:latest": host namespaces (hostNetwork=true), ...``.
+  ``pod-security.kubernetes.io/enforce`` level forbids (:mod:`kube_standin.pod_security`,
+  :mod:`kube_standin.pod_security_restricted`): ``violates PodSecurity "baseline:latest": host
+  namespaces (hostNetwork=true), ...``. Workloads are not refused, only the pods their
+  controllers make; a Job created through the API is answered with a ``Warning`` where its pod
+  template falls short of the namespace's ``warn`` level (its ``enforce`` one when unset):
+  ``would violate PodSecurity "restricted:latest": ...``. Only the ``latest`` version is
+  modelled.
 - ResourceQuota (plugin/pkg/admission/resourcequota): a create past its namespace's hard
   ``pods`` (pods not yet ended) or ``count/jobs.batch`` (every Job): ``exceeded quota: NAME,
   requested: pods=1, used: pods=2, limited: pods=2``.
 
+Pod Security and ResourceQuota validate, after the pod is named, so they name it in full (each
+refusal of a Job's pods words its own Event).
 A controller refused (the Job controller) records ``FailedCreate`` on its Job, ``Error creating:
 pods "x" is forbidden: ...``, and tries again at its next sync.
 """
@@ -23,11 +30,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from kube_standin import manifests
+from kube_standin.pod_security import BASELINE
+from kube_standin.pod_security_restricted import RESTRICTED
 
 ENFORCE = "pod-security.kubernetes.io/enforce"
-BASELINE_CAPABILITIES = frozenset({"AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD",
-                                   "NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"})
-"""The capabilities the baseline level lets a container add (its ``capabilities_baseline`` check)."""
+WARN = "pod-security.kubernetes.io/warn"
 
 
 def deployed(directory: Path) -> tuple[dict[str, dict[str, str]], set[tuple[str, str]]]:
@@ -49,21 +56,51 @@ class Forbidden(Exception):
     """A create an admission plugin refused, with the API server's message."""
 
 
-def pod_refusal(namespace: dict, accounts: set[tuple[str, str]], pod: dict, quota: dict[str, int] | None,
-                live_pods: int) -> str | None:
-    """Why the API server refuses to create ``pod`` in ``namespace``, the first plugin's words
-    (ServiceAccount, then Pod Security, then quota), or None."""
-    name, spec = pod["metadata"].get("name", ""), pod["spec"]
-    where = namespace["metadata"]["name"]
+def account_refusal(accounts: set[tuple[str, str]], pod: dict) -> str | None:
+    """Why the ServiceAccount plugin refuses ``pod`` (its namespace lacks the account it names),
+    naming the pod as the request does: by its name, else its ``generateName``; or None."""
+    where, spec = pod["metadata"]["namespace"], pod["spec"]
     account = spec.get("serviceAccountName") or "default"
-    if (where, account) not in accounts:
-        return (f'pods "{name}" is forbidden: error looking up service account {where}/{account}: '
-                f'serviceaccount "{account}" not found')
+    if (where, account) in accounts:
+        return None
+    name = pod["metadata"].get("name") or pod["metadata"].get("generateName", "")
+    return (f'pods "{name}" is forbidden: error looking up service account {where}/{account}: '
+            f'serviceaccount "{account}" not found')
+
+
+def pod_refusal(namespace: dict, pod: dict, quota: dict[str, int] | None, live_pods: int) -> str | None:
+    """Why the validating plugins refuse to create the named ``pod`` in ``namespace``, the first
+    one's words (Pod Security, then quota), or None."""
+    name = pod["metadata"]["name"]
     level = (namespace["metadata"].get("labels") or {}).get(ENFORCE, "privileged")
-    violations = [] if level == "privileged" else _baseline_violations(spec)
+    violations = pod_security(level, pod["metadata"], pod["spec"])
     if violations:
         return f'pods "{name}" is forbidden: violates PodSecurity "{level}:latest": {", ".join(violations)}'
     return _over_quota("pods", name, "pods", quota, live_pods)
+
+
+def workload_warnings(namespace: dict, template: dict) -> list[str]:
+    """The warnings Pod Security answers the create of a workload whose pod ``template`` falls
+    short of its ``namespace``'s warn level (its enforce level where it sets none)."""
+    labels = namespace["metadata"].get("labels") or {}
+    level = labels.get(WARN, labels.get(ENFORCE, "privileged"))
+    violations = pod_security(level, template.get("metadata") or {}, template.get("spec") or {})
+    return [f'would violate PodSecurity "{level}:latest": {", ".join(violations)}'] if violations else []
+
+
+def pod_security(level: str, metadata: dict, spec: dict) -> list[str]:
+    """What ``level`` refuses in a pod (its ``metadata`` and ``spec``): each failed check's
+    ``reason (detail)``, in the order Pod Security runs them (baseline's checks by id, then
+    restricted's, each of these in place of the baseline check it replaces); none at ``privileged``."""
+    if level == "privileged":
+        return []
+    checks = dict(BASELINE)
+    if level == "restricted":
+        for name, (check, replaced) in RESTRICTED.items():
+            checks.pop(replaced or "", None)
+            checks[name] = check
+    results = [checks[name](metadata, spec) for name in [*sorted(BASELINE), *sorted(RESTRICTED)] if name in checks]
+    return [f"{reason} ({detail})" for reason, detail in filter(None, results)]
 
 
 def job_refusal(name: str, quota: dict[str, int] | None, jobs: int) -> str | None:
@@ -77,36 +114,3 @@ def _over_quota(qualified: str, name: str, resource: str, quota: dict[str, int] 
         return None
     return (f'{qualified} "{name}" is forbidden: exceeded quota: trial-quota, requested: {resource}=1, '
             f"used: {resource}={used}, limited: {resource}={limit}")
-
-
-def _baseline_violations(spec: dict) -> list[str]:
-    """What the baseline level refuses in a pod spec, each check worded as Pod Security words it."""
-    found = []
-    hosts = [f"{field}=true" for field in ("hostNetwork", "hostPID", "hostIPC") if spec.get(field)]
-    if hosts:
-        found.append(f"host namespaces ({', '.join(hosts)})")
-    containers = [*spec.get("initContainers", []), *spec.get("containers", [])]
-    privileged = [c["name"] for c in containers if (c.get("securityContext") or {}).get("privileged")]
-    if privileged:
-        found.append(f"privileged ({_containers(privileged)} must not set securityContext.privileged=true)")
-    paths = [v["name"] for v in spec.get("volumes", []) if "hostPath" in v]
-    if paths:
-        found.append(f"hostPath volumes ({_named('volume', paths)})")
-    ports = [c["name"] for c in containers if any(p.get("hostPort") for p in c.get("ports", []))]
-    if ports:
-        found.append(f"hostPort ({_containers(ports)} uses hostPort)")
-    added = [c["name"] for c in containers
-             if set(((c.get("securityContext") or {}).get("capabilities") or {}).get("add") or ()) - BASELINE_CAPABILITIES]
-    if added:
-        found.append(f"non-default capabilities ({_containers(added)} must not include capabilities beyond the "
-                     "baseline set in securityContext.capabilities.add)")
-    return found
-
-
-def _containers(names: list[str]) -> str:
-    return _named("container", names)
-
-
-def _named(what: str, names: list[str]) -> str:
-    quoted = ", ".join(f'"{name}"' for name in names)
-    return f"{what} {quoted}" if len(names) == 1 else f"{what}s {quoted}"

@@ -212,7 +212,8 @@ class ApiServer:
         """Create a Job: refused as the API server refuses it, else defaulted and stored, where
         the Job controller sees it; a ``dry_run`` stores nothing and is seen by none. Fields its
         schema lacks are refused, warned of or passed over as ``directive`` (the request's
-        ``fieldValidation``) says (:mod:`kube_standin.job_fields`)."""
+        ``fieldValidation``) says (:mod:`kube_standin.job_fields`); a pod template short of the
+        namespace's Pod Security warn level is warned of (:mod:`kube_standin.admission`)."""
         name = job.get("metadata", {}).get("name", "")
         directive = directive or "Warn"
         if directive not in job_fields.DIRECTIVES:
@@ -240,6 +241,8 @@ class ApiServer:
                                             sum(1 for where, _ in self.jobs if where == namespace))
             if refused is not None:
                 return 403, status(403, "Forbidden", refused, {"name": name, "group": "batch", "kind": "jobs"})
+            if warnings is not None:
+                warnings += admission.workload_warnings(self.namespaces[namespace], job["spec"].get("template") or {})
             job = defaulted(snapshot(job), str(uuid.uuid4()))
             if self.queued:
                 job["spec"]["suspend"] = True
