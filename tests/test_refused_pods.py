@@ -46,6 +46,24 @@ def test_a_trial_whose_service_account_is_missing_waits_then_runs_once_it_is_cre
         store.close()
 
 
+def test_a_missing_service_account_waits_from_the_first_refusal_while_the_controller_tries_again(
+        simulated_kube: KubeStub, tmp_path: Path):
+    """The ServiceAccount plugin names the pod by its ``generateName``, so every refusal reads
+    the same and counts up on one Event: the allowance runs from the first, not the latest."""
+    store, deps, record, _ = started(simulated_kube, tmp_path, "again", trials=1, pod={"serviceAccountName": "trainer"})
+    try:
+        simulated_kube.run_until(refused(simulated_kube, "again-0"))
+        for _ in range(2):
+            simulated_kube.clock.now += ALLOWANCE / 2 + 1
+            simulated_kube.settle()
+        (event,) = simulated_kube.events_of("Job", "again-0")
+        assert event["count"] > 1 and event["message"].startswith('Error creating: pods "again-0-" is forbidden: ')
+        ended = look(record, store.get_trial("again", 0), deps)
+        assert ended is not None and ended.data["outcome"] == "error"
+    finally:
+        store.close()
+
+
 CASES = {
     "account": ({"serviceAccountName": "trainer"}, True,
                 'ServiceAccount "trainer" in namespace "katuna" is missing', "3 trials, each after waiting for it",
