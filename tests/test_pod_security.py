@@ -1,7 +1,7 @@
 """Trial pods never get the node: a study whose ``trialSpec`` (of any kind, an Argo ``podSpecPatch``
 in it included) asks for what Kubernetes' baseline Pod Security Standard forbids (a privileged
 container, the node's files, network, process or IPC namespace, host ports, added capabilities,
-unsafe sysctls, unconfined profiles) is refused at submission, naming the field, on every path
+unsafe sysctls, unconfined profiles, probe hosts) is refused at submission, naming the field, on every path
 (``POST /studies`` of a real ``katuna serve``, ``katuna run``, ``katuna render``), and nothing is
 stored; a parameter that makes a pod ask for one fails the launch; an operator can lift the check
 with ``KATUNA_TRIAL_POD_SECURITY=privileged``."""
@@ -68,13 +68,21 @@ BEYOND = {
     "hostPort": (_job(main={"ports": [{"containerPort": 80, "hostPort": 80}]}), "containers[0].ports[0].hostPort"),
     "capability": (_job(main={"securityContext": {"capabilities": {"add": ["NET_ADMIN"]}}}),
                    "containers[0].securityContext.capabilities.add"),
+    "capability spelt otherwise": (_job(main={"securityContext": {"capabilities": {"add": ["CHOWN", "cap_chown"]}}}),
+                                   "containers[0].securityContext.capabilities.add"),
     "sysctl": (_job(securityContext={"sysctls": [{"name": "kernel.msgmax", "value": "1"}]}),
                "securityContext.sysctls"),
     "procMount": (_job(main={"securityContext": {"procMount": "Unmasked"}}), "containers[0].securityContext.procMount"),
+    "procMount with the node's users": (_job(main={"securityContext": {"procMount": "Unmasked"}}, hostUsers=True),
+                                        "containers[0].securityContext.procMount"),
     "seccomp": (_job(securityContext={"seccompProfile": {"type": "Unconfined"}}), "securityContext.seccompProfile"),
     "appArmor": (_job(main={"securityContext": {"appArmorProfile": {"type": "Unconfined"}}}),
                  "containers[0].securityContext.appArmorProfile"),
     "seLinux": (_job(securityContext={"seLinuxOptions": {"type": "spc_t"}}), "securityContext.seLinuxOptions"),
+    "probe host": (_job(main={"livenessProbe": {"httpGet": {"host": "127.0.0.1", "port": 80}}}),
+                   "containers[0].livenessProbe.httpGet.host"),
+    "lifecycle host": (_job(main={"lifecycle": {"preStop": {"tcpSocket": {"host": "10.0.0.1", "port": 80}}}}),
+                       "containers[0].lifecycle.preStop.tcpSocket.host"),
     "hostProcess": (_job(securityContext={"windowsOptions": {"hostProcess": True}}),
                     "securityContext.windowsOptions.hostProcess"),
     "initContainer": (_job(initContainers=[{"name": "i", "image": "p", "securityContext": {"privileged": True}}]),
@@ -96,6 +104,9 @@ WITHIN = {
                                                              "capabilities": {"drop": ["ALL"], "add": ["CHOWN"]}}},
                                    hostNetwork=False, securityContext={"seccompProfile": {"type": "RuntimeDefault"}}),
     "safe sysctl": _job(securityContext={"sysctls": [{"name": "net.ipv4.tcp_keepalive_time", "value": "60"}]}),
+    "sysctls Kubernetes 1.32 and 1.37 allow": _job(securityContext={"sysctls": [{"name": n, "value": "1"} for n in (
+        "net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem", "net.ipv4.tcp_slow_start_after_idle", "net.ipv4.tcp_notsent_lowat")]}),
+    "procMount in a user namespace": _job(main={"securityContext": {"procMount": "Unmasked"}}, hostUsers=False),
     "volumes of the pod's own": _job(volumes=[{"name": "scratch", "emptyDir": {"medium": "Memory"}},
                                               {"name": "data", "persistentVolumeClaim": {"claimName": "datasets"}}]),
     "a container port": _job(main={"ports": [{"containerPort": 8080}]}),
@@ -105,6 +116,41 @@ WITHIN = {
 @pytest.mark.parametrize("trial_spec", WITHIN.values(), ids=WITHIN.keys())
 def test_what_the_baseline_allows_is_taken(trial_spec: dict):
     assert _found(_study("within", trial_spec)) == []
+
+
+def test_an_apparmor_annotation_other_than_runtime_default_or_localhost_is_refused_at_its_key():
+    trial_spec = _job()
+    trial_spec["spec"]["template"]["metadata"] = {"annotations": {
+        "container.apparmor.security.beta.kubernetes.io/main": "unconfined",
+        "container.apparmor.security.beta.kubernetes.io/side": "localhost/trials"}}
+    spec, _ = load_definition(_study("apparmor", trial_spec))
+    [problem] = study_problems(spec, BASELINE)
+    assert problem.path == ('trialTemplate.trialSpec.spec.template.metadata.annotations'
+                            '["container.apparmor.security.beta.kubernetes.io/main"]')
+    assert problem.message.startswith("expected runtime/default or localhost/<profile>, got 'unconfined'")
+
+
+def test_a_probe_host_is_refused_saying_baseline_expects_none():
+    spec, _ = load_definition(_study("host", BEYOND["probe host"][0]))
+    [problem] = study_problems(spec, BASELINE)
+    assert problem.message.startswith("expected no host (the probe or handler then reaches the pod's own IP")
+    assert "got '127.0.0.1'" in problem.message
+
+
+def _patched(workflow_patch: str, *template_patch: str) -> dict:
+    """An Argo Workflow whose ``spec`` has ``workflow_patch``, its template ``main`` any ``template_patch``."""
+    main = {"name": "main", "container": MAIN, **({"podSpecPatch": template_patch[0]} if template_patch else {})}
+    return {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
+            "spec": {"entrypoint": "main", "podSpecPatch": workflow_patch, "templates": [main]}}
+
+
+def test_procmount_in_a_user_namespace_is_taken_unless_a_patch_may_give_the_pod_the_nodes_users():
+    """Argo merges the Workflow's patch, then the template's, into each pod: the template's
+    ``hostUsers: true`` undoes the Workflow's ``hostUsers: false``, and baseline refuses the pod."""
+    unmasked = '{"hostUsers": false, "containers": [{"name": "main", "securityContext": {"procMount": "Unmasked"}}]}'
+    assert _found(_study("userns", _patched(unmasked))) == []
+    assert _found(_study("userns", _patched(unmasked, '{"HostUsers": true}'))) == [
+        "trialTemplate.trialSpec.spec.podSpecPatch.containers[0].securityContext.procMount"]
 
 
 KINDS = {
