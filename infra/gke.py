@@ -75,6 +75,10 @@ _TEMPORARY_REASONS = frozenset({"CONCURRENT_OPERATIONS_QUOTA_EXCEEDED", "RATE_LI
 _BUSY = re.compile(r"is being updated|incompatible operation|not ready for operation|quota metric .* per minute")
 """GKE's wordings for a busy cluster (as Google's own GKE module retries them) and for a
 per-minute quota: temporary whatever code they come with."""
+_NO_MACHINE_TYPE = re.compile(r"Invalid machine type\b")
+"""How GKE's 400 begins for a machine type Compute Engine has not in the pool's zones
+(``Invalid machine type "e2-standard-3" in zone "europe-west4-a": GCE_NOT_FOUND``, as
+keras-team/kinetic#305 quotes it): the study's ``nodePool.machineType`` to fix."""
 _NO_CLUSTER = re.compile(r"/clusters/[^/\s]+\.?$")
 """How GKE's ``NOT_FOUND`` ends when the cluster is missing (``Not found:
 projects/P/locations/L/clusters/C.``); a missing pool's names the pool (``…/nodePools/N.``)."""
@@ -133,7 +137,8 @@ def _translate(exc: Exception) -> Exception:
         if (_status_name(exc) in _TEMPORARY_STATUSES or (exc.code or 0) >= 500 or _reasons(exc) & _TEMPORARY_REASONS
                 or _BUSY.search(message)):
             return TemporaryError(f"GKE: {message}")
-        return NodePoolFailed(f"GKE refused the request: {message}")
+        field = "nodePool.machineType" if _NO_MACHINE_TYPE.match(message) else None
+        return NodePoolFailed(f"GKE refused the request: {message}", field)
     if isinstance(exc, GoogleAuthError):
         if _auth_temporary(exc):
             return TemporaryError(f"GKE: Google Cloud credentials could not be refreshed now: {exc}")
@@ -301,7 +306,8 @@ def _status(current: container_v1.NodePool) -> PoolStatus:
     return PoolStatus(current.name, container_v1.NodePool.Status(current.status).name, low, high, capacity,
                       (config.machine_type,) if config.machine_type else (), tainted=tainted,
                       autoscaling=current.autoscaling.enabled, owner=config.resource_labels.get(OWNER_KEY),
-                      labels=tuple(sorted((k, v) for k, v in config.labels.items() if k != POOL_LABEL)))
+                      labels=tuple(sorted((k, v) for k, v in config.labels.items() if k != POOL_LABEL)),
+                      message=current.status_message or None)
 
 
 def _autoscaling(current: container_v1.NodePool) -> dict[str, Any]:

@@ -22,7 +22,8 @@ name), each with its own pools; a request naming any other cluster (a typo, a zo
 regional cluster's region) gets GKE's 404 ``Not found: projects/P/locations/L/clusters/C.``
 :attr:`GkeStub.pools` and the autoscaler's view are those of the first cluster added.
 
-Tests can fail the next operation with a message (``fail_next``), refuse the next request
+Tests can fail the next operation with a message (``fail_next``: its pool is left ``ERROR``
+with that ``statusMessage``, as GKE says why a pool is in error), refuse the next request
 (``refuse_next``; of one method only with ``refuse_method``; with an ``ErrorInfo`` reason if given, as GKE's 403
 ``CONCURRENT_OPERATIONS_QUOTA_EXCEEDED`` and 429 ``RATE_LIMIT_EXCEEDED`` carry one) or every poll
 of an operation (``refused_operations``) or the next polls (``refused_polls``), carry out the next request of a method but lose its
@@ -60,7 +61,21 @@ MACHINE_TYPE = re.compile(rf"f1-micro|g1-small|(?:(?:e2|n1|n2|n2d|n4|n4d)-)?cust
 """Compute Engine's machine types: predefined ones of its series (GPU types counting GPUs,
 ``a3-highgpu-8g``; Local SSD and bare-metal variants), shared-core ones (``e2-medium``,
 ``f1-micro``), and custom ones (``e2-custom-4-8192``, ``n2-custom-8-16384-ext``;
-``custom-2-7680`` is N1's)."""
+``custom-2-7680`` is N1's). A predefined type of a family in :data:`SIZES` must be one of its sizes."""
+SIZES = {family: frozenset(sizes.split()) for family, sizes in {
+    "e2-standard": "2 4 8 16 32", "e2-highmem": "2 4 8 16", "e2-highcpu": "2 4 8 16 32",
+    "n1-standard": "1 2 4 8 16 32 64 96", "n1-highmem": "2 4 8 16 32 64 96", "n1-highcpu": "2 4 8 16 32 64 96",
+    "n2-standard": "2 4 8 16 32 48 64 80 96 128", "n2-highmem": "2 4 8 16 32 48 64 80 96 128",
+    "n2-highcpu": "2 4 8 16 32 48 64 80 96", "n2d-standard": "2 4 8 16 32 48 64 80 96 128 224",
+    "n2d-highmem": "2 4 8 16 32 48 64 80 96", "n2d-highcpu": "2 4 8 16 32 48 64 80 96 128 224",
+    "c2-standard": "4 8 16 30 60", "t2d-standard": "1 2 4 8 16 32 48 60", "g2-standard": "4 8 12 16 24 32 48 96",
+    "a2-highgpu": "1g 2g 4g 8g", "a2-megagpu": "16g", "a2-ultragpu": "1g 2g 4g 8g",
+    "a3-highgpu": "1g 2g 4g 8g", "a3-megagpu": "8g", "a3-edgegpu": "8g", "a3-ultragpu": "8g", "a4-highgpu": "8g",
+}.items()}
+"""The predefined sizes (vCPUs, or GPUs) of the families whose lists are Compute Engine's
+documented ones (its machine-family pages); ``e2-standard-3`` is no machine type. Families not
+listed are held to the shape of a name only."""
+PREDEFINED = re.compile(r"([a-z0-9]+-[a-z]+)-(\d+g?)(-[a-z]+)?")
 RESERVED_LABELS = re.compile(r"(^|\.)(kubernetes\.io|k8s\.io)$")
 GKE_LABELS = re.compile(r"(^|\.)cloud\.google\.com$")
 """Node-label prefixes GKE refuses: Kubernetes' own namespaces and its own."""
@@ -82,11 +97,13 @@ METADATA_MODES = {"MODE_UNSPECIFIED": 0, "GCE_METADATA": 1, "GKE_METADATA": 2, 0
 """``WorkloadMetadataConfig.Mode`` by name, and by number (the REST client sends enums as numbers)."""
 TAINT_EFFECTS = {"NO_SCHEDULE": "NoSchedule", "PREFER_NO_SCHEDULE": "PreferNoSchedule", "NO_EXECUTE": "NoExecute",
                  1: "NoSchedule", 2: "PreferNoSchedule", 3: "NoExecute"}
-DOING = {"CREATE_NODE_POOL": "creating a node pool", "DELETE_NODE_POOL": "deleting a node pool",
+DOING = {"CREATE_NODE_POOL": "creating a node pool for cluster", "DELETE_NODE_POOL": "deleting a node pool for cluster",
          "UPDATE_CLUSTER": "updating cluster", "UPGRADE_MASTER": "upgrading cluster"}
+"""What an operation is doing, in GKE's words for a busy cluster (``... is currently upgrading
+cluster C.``, hashicorp/terraform-provider-google#3650; ``... creating a node pool for cluster C.``)."""
 DEFAULT_SECONDS = {"CREATE_NODE_POOL": 90.0, "DELETE_NODE_POOL": 60.0, "UPDATE_CLUSTER": 10.0}
 BUSY = {
-    "operation": "Operation {number} is currently {doing} for cluster {cluster}. Please wait and try again once it is done.",
+    "operation": "Operation {number} is currently {doing} {cluster}. Please wait and try again once it is done.",
     "incompatible": "Cluster is running incompatible operation {number}.",
     "master": "Master is being updated.",
     "cluster": "Cluster is being updated.",
@@ -339,7 +356,7 @@ class GkeStub:
         if (match := POOLS.match(path)) and method == "POST":
             pools = self._cluster(match)
             pool = body.get("nodePool", {})
-            check_pool(pool, self.workload_identity)
+            check_pool(pool, self.workload_identity, (pool.get("locations") or zones(match[2]))[0])
             if pool["name"] in pools:
                 return self.error(409, f"Already exists: {path}/{pool['name']}.")
             self._idle(match)
@@ -395,7 +412,7 @@ class GkeStub:
             pool, pools = operation["pool"], self.clusters[operation["cluster"]]
             if operation["error"]:
                 if pool in pools:
-                    pools[pool]["status"] = "ERROR"
+                    pools[pool].update(status="ERROR", statusMessage=operation["error"])
             elif operation["on_done"] == "deleted":
                 pools.pop(pool, None)
                 self._nodes.pop((operation["cluster"], pool), None)
@@ -416,8 +433,19 @@ def invalid(field: str, value: Any, expected: str) -> Refused:
     return Refused(400, f"Invalid value for field \"{field}\": {json.dumps(value)}. {expected}")
 
 
-def check_pool(pool: dict, workload_identity: bool = True) -> None:
-    """What GKE validates in a node pool it is asked to create."""
+def machine_exists(machine: str) -> bool:
+    """Whether Compute Engine has the machine type (:data:`MACHINE_TYPE`, :data:`SIZES`)."""
+    predefined = PREDEFINED.fullmatch(machine)
+    if predefined and predefined[1] in SIZES:
+        return predefined[2] in SIZES[predefined[1]] and not predefined[3]
+    return MACHINE_TYPE.fullmatch(machine) is not None
+
+
+def check_pool(pool: dict, workload_identity: bool = True, zone: str = "us-central1-a") -> None:
+    """What GKE validates in a node pool it is asked to create in ``zone`` (a zone of its
+    cluster's): a machine type Compute Engine does not have is refused in GKE's words (as
+    keras-team/kinetic#305 quotes them: ``Invalid machine type "e2-standard-4" in zone
+    "us-central2-b": GCE_NOT_FOUND``)."""
     name = pool.get("name", "")
     if not POOL_NAME.fullmatch(name):
         raise invalid("node_pool.name", name, "Must be a match of regex '(?:[a-z](?:[-a-z0-9]{0,38}[a-z0-9])?)' "
@@ -425,8 +453,8 @@ def check_pool(pool: dict, workload_identity: bool = True) -> None:
                       "alphanumeric, and must be no longer than 40 characters).")
     config = pool.get("config", {})
     machine = config.get("machineType", "e2-medium")
-    if not MACHINE_TYPE.fullmatch(machine):
-        raise Refused(400, f"Invalid machine type {machine}: the machine type does not exist in this location.")
+    if not machine_exists(machine):
+        raise Refused(400, f'Invalid machine type "{machine}" in zone "{zone}": GCE_NOT_FOUND')
     check_accelerators(machine, config.get("accelerators") or [], "machineType" in config)
     if config.get("spot") and config.get("preemptible"):
         raise Refused(400, "Spot VMs and preemptible VMs cannot both be enabled on a node pool.")

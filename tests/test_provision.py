@@ -165,13 +165,12 @@ def test_an_own_pool_another_running_study_uses_is_kept_until_the_last_one_ends(
 
 def test_a_permanent_refusal_fails_the_study_with_the_clouds_message(world, gke_api: GkeStub):
     dispatcher, store, _ = world
-    submit(store, pool_study("bad-machine", machineType="n9-huge"), "u1")
-    gke_api.refuse_next = (400, "Invalid machine type n9-huge in zone europe-west4-a")
+    submit(store, pool_study("bad-machine", machineType="e2-standard-3"), "u1")
     emitted = deliver_twice(dispatcher, created("bad-machine", "u1"))
     record = store.get_study("bad-machine")
     assert record.status == "failed"
-    assert record.reason == ("node pool katuna-bad-machine: GKE refused the request: "
-                             "Invalid machine type n9-huge in zone europe-west4-a")
+    assert record.reason == ("node pool katuna-bad-machine: nodePool.machineType: GKE refused the request: "
+                             'Invalid machine type "e2-standard-3" in zone "europe-west4-a": GCE_NOT_FOUND')
     assert [e.type for e in emitted] == ["dev.katuna.study.completed"]
     assert store.pool_use("u1").phase == "failed"
     deliver_twice(dispatcher, emitted[0])

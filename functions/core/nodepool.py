@@ -393,6 +393,9 @@ class PoolStatus:
     """The :data:`OWNER_KEY` value of a pool katuna created, None for any other pool."""
     labels: tuple[tuple[str, str], ...] = ()
     """The labels its nodes get, but for katuna's own :data:`POOL_LABEL`."""
+    message: str | None = None
+    """What the cloud says of the pool's state, if anything (GKE's ``statusMessage``, EKS's
+    health issues): why a pool is in error."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"pool": self.name, "state": self.state, "minNodes": self.min_nodes, "maxNodes": self.max_nodes,
