@@ -19,6 +19,7 @@ limits as found are what :meth:`EksNodePools.scale_back` gives back.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import replace
@@ -29,6 +30,8 @@ from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
+    EndpointConnectionError,
+    InvalidRegionError,
     NoCredentialsError,
     NoRegionError,
     ParamValidationError,
@@ -83,9 +86,16 @@ ATTEMPTS = 2
 _NOT_ACTIVE = "is not in ACTIVE status"
 """EKS's ``InvalidRequestException`` while the cluster is being created, updated (a Kubernetes
 version upgrade) or deleted: the same request passes once the cluster is active again."""
-_OVERTAKEN = re.compile(r"Desired capacity \d+ can't be (greater than maximum|less than minimum) capacity")
-"""EKS's ``InvalidParameterException`` for limits asked of a group whose desired size its
-autoscaler moved past them since katuna looked: the next look asks limits that hold it."""
+_OVERTAKEN = re.compile(r"desired capacity \d+ can't be greater than max size \d+"
+                        r"|minimum capacity \d+ can't be greater than desired size \d+", re.IGNORECASE)
+"""EKS's ``InvalidParameterException`` to ``UpdateNodegroupConfig`` for limits asked of a group
+whose desired size its autoscaler moved past them since katuna looked (``desired capacity 7
+can't be greater than max size 4``, ``Minimum capacity 8 can't be greater than desired size
+4``, as terraform-aws-modules/terraform-aws-eks#3306 and eksctl users quote them): the next
+look asks limits that hold it."""
+_NO_INSTANCE_TYPES = "The following supplied instance types do not exist"
+"""How EKS's ``InvalidParameterException`` begins for instance types EC2 has not in the region
+(``... do not exist: [m5n.large, m5zn.large]``): the study's ``nodePool.instanceTypes`` to fix."""
 _NO_CLUSTER = "No cluster found"
 """How EKS's ``ResourceNotFoundException`` begins when the cluster is missing (``No cluster found
 for name: C.``), which it answers for a group of that cluster as for a group that is absent."""
@@ -111,8 +121,8 @@ def clients(region: str | None = None, timeout: float = REMOTE_TIMEOUT) -> tuple
         session = boto3.session.Session(region_name=region)
         return (session.client("eks", config=bounded), session.client("autoscaling", config=bounded),
                 session.client("ec2", config=bounded))
-    except _UNSET as exc:
-        raise _translate(exc) from exc
+    except (*_UNSET, InvalidRegionError) as exc:
+        raise _translate(exc, region) from exc
     except BotoCoreError as exc:
         raise NodePoolFailed(f"cannot reach EKS: {exc}") from exc
 
@@ -130,7 +140,27 @@ def _no_cluster(exc: ClientError) -> bool:
     return _code(exc) == "ResourceNotFoundException" and _message(exc).startswith(_NO_CLUSTER)
 
 
-def _translate(exc: Exception) -> Exception:
+@functools.cache
+def _regions() -> frozenset[str]:
+    """The regions botocore knows EKS in, in every partition."""
+    session = boto3.session.Session()
+    return frozenset(region for partition in session.get_available_partitions()
+                     for region in session.get_available_regions("eks", partition))
+
+
+def _no_region(exc: Exception, region: str | None) -> bool:
+    """Whether ``exc`` says the region is none of AWS's: a name botocore refuses, or one it
+    knows of nowhere whose endpoint does not answer (GKE's answer to a location it does not
+    have is a refusal naming the setting too). An endpoint of a region botocore knows not
+    answering is the network's fault, for now."""
+    return isinstance(exc, InvalidRegionError) or (
+        isinstance(exc, EndpointConnectionError) and region is not None and region not in _regions())
+
+
+def _translate(exc: Exception, region: str | None = None) -> Exception:
+    if _no_region(exc, region):
+        return NodePoolFailed(f"EKS has no region {region} (expected an AWS region, such as us-east-1): {exc}",
+                              REGION_SETTING)
     if isinstance(exc, ClientError):
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         message = _message(exc)
@@ -138,7 +168,8 @@ def _translate(exc: Exception) -> Exception:
             _code(exc) == "InvalidParameterException" and _OVERTAKEN.search(message) is not None)
         if _code(exc) in _TEMPORARY or status >= 500 or busy:
             return TemporaryError(f"EKS: {_code(exc)}: {message}")
-        return NodePoolFailed(f"EKS refused the request: {_code(exc)}: {message}")
+        field = "nodePool.instanceTypes" if message.startswith(_NO_INSTANCE_TYPES) else None
+        return NodePoolFailed(f"EKS refused the request: {_code(exc)}: {message}", field)
     if isinstance(exc, ParamValidationError):
         return NodePoolFailed(f"EKS would refuse the request: {exc}")
     if isinstance(exc, NoRegionError):
@@ -169,7 +200,12 @@ class EksNodePools:
                 return {}
             raise self._refusal(exc) from exc
         except (BotoCoreError, ResponseParserError) as exc:
-            raise _translate(exc) from exc
+            raise self._failed(exc) from exc
+
+    def _failed(self, exc: Exception) -> Exception:
+        """katuna's error for a call that raised ``exc`` before or without EKS's answer, or with an
+        EC2 or Auto Scaling one."""
+        return _translate(exc, self.eks.meta.region_name)
 
     def _refusal(self, exc: ClientError) -> Exception:
         """katuna's error for one EKS answered: a cluster EKS does not have is the settings' fault
@@ -195,7 +231,7 @@ class EksNodePools:
             if _code(exc) != "ResourceInUseException":
                 raise self._refusal(exc) from exc
         except (BotoCoreError, ResponseParserError) as exc:
-            raise _translate(exc) from exc
+            raise self._failed(exc) from exc
         group = self._group(pool.name)
         if group is None:
             raise TemporaryError(f"EKS: node group {pool.name} exists and is gone again; try again")
@@ -229,7 +265,7 @@ class EksNodePools:
             tables = self.ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": vpcs}])["RouteTables"] \
                 if vpcs else []
         except (ClientError, BotoCoreError, ResponseParserError) as exc:
-            raise _translate(exc) from exc
+            raise self._failed(exc) from exc
         vpc = cluster.get("resourcesVpcConfig", {}).get("vpcId")
         problem = subnet_problem(self.cluster.name, vpc, self.cluster.subnets, subnets, tables)
         if problem and self._group(name) is None:
@@ -337,7 +373,7 @@ class EksNodePools:
             if missing:
                 self.autoscaling.create_or_update_tags(Tags=missing)
         except (ClientError, BotoCoreError, ResponseParserError) as exc:
-            raise _translate(exc) from exc
+            raise self._failed(exc) from exc
         return len(found) == len(names)
 
     def wait(self, operation: str, interval: float = 30.0, timeout: float = 1800.0) -> OperationStatus:
@@ -360,9 +396,11 @@ def _status(group: dict[str, Any]) -> PoolStatus:
     capacity = SPOT if group.get("capacityType") == "SPOT" else ON_DEMAND
     tainted = {"key": TRIAL_TAINT["key"], "value": TRIAL_TAINT["value"], "effect": "NO_SCHEDULE"} in (
         group.get("taints") or [])
+    issues = (group.get("health") or {}).get("issues")
     return PoolStatus(group["nodegroupName"], group["status"], scaling.get("minSize", 0), scaling.get("maxSize", 0),
                       capacity, tuple(group.get("instanceTypes") or ()), tainted=tainted,
-                      owner=(group.get("tags") or {}).get(OWNER_KEY), labels=_pool_of(group).labels)
+                      owner=(group.get("tags") or {}).get(OWNER_KEY), labels=_pool_of(group).labels,
+                      message=_issues(group) if issues else None)
 
 
 def _parts(operation: str) -> tuple[str, str, str]:
@@ -379,7 +417,7 @@ def _errors(update: dict[str, Any]) -> str:
 
 
 def _issues(group: dict[str, Any]) -> str:
-    issues = group.get("health", {}).get("issues", [])
+    issues = (group.get("health") or {}).get("issues") or []
     return "; ".join(f"{i.get('code')}: {i.get('message')}" for i in issues) or group["status"]
 
 

@@ -19,10 +19,25 @@ granted in the Service Quotas console would.
 
 moto checks little else of a node group's configuration. :func:`teach` makes it refuse, as EKS
 does with ``InvalidParameterException``, scaling limits out of order (``minSize`` ≤
-``desiredSize`` ≤ ``maxSize``, an update's partial limits judged merged into the group's), a
+``desiredSize`` ≤ ``maxSize``, an update's partial limits judged merged into the group's; in
+EKS's words, which differ between a create, ``minSize can't be greater than desiredSize`` as
+sassoftware/viya4-iac-aws#298 quotes it, and an update, ``Minimum capacity 8 can't be greater
+than desired size 4`` and ``desired capacity 2 can't be greater than max size 1`` as
+terraform-aws-modules/terraform-aws-eks#3306 and eksctl users quote them), instance types EC2
+does not have (``The following supplied instance types do not exist: [m4.large]``, EKS's words
+as terraform-aws-modules/terraform-aws-eks#1279 quotes them; EKS also refuses so a type its
+region does not offer, which the stand-in, holding moto's list of every type, does not), a
 taint effect EKS does not know (``NO_SCHEDULE``, ``NO_EXECUTE``, ``PREFER_NO_SCHEDULE``), and a
 label whose key or value Kubernetes refuses (EKS's own wording for a value, as
 aws-controllers-k8s/community#2208 shows it; the other messages are the stand-in's).
+
+EKS holds a cluster ``UPDATING`` while an update of its configuration runs, and refuses to
+create or update its node groups meanwhile (``InvalidRequestException``: ``Cluster 'C' is not
+in ACTIVE status``, moto's words for a create); it refuses to update a node group that is not
+``ACTIVE`` with ``ResourceInUseException`` (``Nodegroup cannot be updated as it is currently not
+in Active State``, as EKS users quote it). :func:`teach` makes moto's ``UpdateClusterConfig``
+hold the cluster ``UPDATING`` for :data:`UPDATE_SECONDS` (minutes on EKS; seconds here, so the
+tests wait little), and refuse both.
 
 moto takes any subnet ids; EKS checks them against EC2. :func:`teach` makes moto's EKS hold a
 cluster's and a node group's subnets to moto's EC2 (the tests make them with :func:`network`):
@@ -56,6 +71,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -70,9 +86,16 @@ from moto.autoscaling.models import autoscaling_backends
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.core.responses import ActionResult
 from moto.ec2.models import ec2_backends
+from moto.ec2.models.instance_types import INSTANCE_TYPES
 from moto.eks import urls
-from moto.eks.exceptions import EKSError, InvalidParameterException, ResourceNotFoundException
-from moto.eks.models import EKSBackend, eks_backends
+from moto.eks.exceptions import (
+    EKSError,
+    InvalidParameterException,
+    InvalidRequestException,
+    ResourceInUseException,
+    ResourceNotFoundException,
+)
+from moto.eks.models import CLUSTER_NOT_READY_MSG, EKSBackend, eks_backends
 from moto.eks.responses import EKSResponse
 
 from functions.core.limits import EksQuotas
@@ -98,6 +121,9 @@ AL2023_SNAPSHOT_GB = 20
 UPDATE_PATH = "{0}/clusters/(?P<name>[^/]+)/updates/(?P<updateId>[^/]+)$"
 _ACCOUNT = {"quotas": EksQuotas()}
 """The quotas of every account and region not given its own by :func:`raise_quotas`."""
+UPDATE_SECONDS = 3.0
+"""How long an ``UpdateClusterConfig`` holds the cluster ``UPDATING``, in seconds of this process's clock."""
+GROUP_BUSY = "Nodegroup cannot be updated as it is currently not in Active State"
 
 
 class ResourceLimitExceededException(EKSError):
@@ -132,15 +158,41 @@ def _invalid(cluster: str, group: str, message: str) -> InvalidParameterExceptio
                                      addonName=None, message=message)
 
 
-def _check_order(cluster: str, group: str, scaling: dict[str, int]) -> None:
-    """EKS refuses limits out of order: ``minSize`` ≤ ``desiredSize`` ≤ ``maxSize``."""
+def _check_order(cluster: str, group: str, scaling: dict[str, int], *, update: bool) -> None:
+    """EKS refuses limits out of order, ``minSize`` ≤ ``desiredSize`` ≤ ``maxSize`` (limits out
+    of order leave the desired size outside one of them), in a create's words or an update's."""
     low, high, desired = scaling.get("minSize"), scaling.get("maxSize"), scaling.get("desiredSize")
-    if low is not None and high is not None and low > high:
-        raise _invalid(cluster, group, f"Minimum capacity {low} can't be greater than maximum capacity {high}")
+    if desired is not None and low is not None and low > desired:
+        raise _invalid(cluster, group, f"Minimum capacity {low} can't be greater than desired size {desired}" if update
+                       else "minSize can't be greater than desiredSize")
     if desired is not None and high is not None and desired > high:
-        raise _invalid(cluster, group, f"Desired capacity {desired} can't be greater than maximum capacity {high}")
-    if desired is not None and low is not None and desired < low:
-        raise _invalid(cluster, group, f"Desired capacity {desired} can't be less than minimum capacity {low}")
+        raise _invalid(cluster, group, f"desired capacity {desired} can't be greater than max size {high}" if update
+                       else "desiredSize can't be greater than maxSize")
+
+
+def _check_instance_types(cluster: str, group: str, types: list[str] | None) -> None:
+    """EKS refuses instance types EC2 does not have."""
+    unknown = [kind for kind in types or () if kind not in INSTANCE_TYPES]
+    if unknown:
+        raise _invalid(cluster, group, f"The following supplied instance types do not exist: [{', '.join(unknown)}]")
+
+
+def _settle(cluster: Any) -> None:
+    """The cluster ``ACTIVE`` again once the update that holds it is done."""
+    until = cluster.__dict__.get("katuna_updating_until")
+    if until is not None and time.monotonic() >= until:
+        cluster.status = "ACTIVE"
+        del cluster.__dict__["katuna_updating_until"]
+
+
+def _check_active(backend: EKSBackend, cluster_name: str) -> None:
+    """EKS refuses a node group change while its cluster is not ``ACTIVE``."""
+    cluster = backend.clusters.get(cluster_name)
+    if cluster is None:
+        return
+    _settle(cluster)
+    if not cluster.is_active:
+        raise InvalidRequestException(message=CLUSTER_NOT_READY_MSG.format(clusterName=cluster_name))
 
 
 def _check_labels(cluster: str, group: str, labels: dict[str, str] | None) -> None:
@@ -263,12 +315,15 @@ def _create_nodegroup(answer: Any) -> Any:
                          scaling_config: dict[str, int] | None = None, **rest: Any) -> Any:
         cluster = self.clusters.get(cluster_name)
         unaddressed: list[str] = []
+        if cluster is not None:
+            _settle(cluster)
         if cluster is not None and nodegroup_name not in cluster.nodegroups:
             _check_create(cluster_name, nodegroup_name, scaling_config)
+            _check_instance_types(cluster_name, nodegroup_name, rest.get("instance_types"))
             unaddressed = _check_subnets(self, cluster, nodegroup_name, list(rest.get("subnets") or []))
             _check_tags(cluster_name, nodegroup_name, rest.get("tags"))
             _check_size(self, cluster_name, nodegroup_name, scaling_config)
-            _check_order(cluster_name, nodegroup_name, scaling_config or {})
+            _check_order(cluster_name, nodegroup_name, scaling_config or {}, update=False)
             _check_labels(cluster_name, nodegroup_name, rest.get("labels"))
             _check_taints(cluster_name, nodegroup_name, rest.get("taints"))
             _check_disk(cluster_name, nodegroup_name, rest.get("disk_size"))
@@ -329,10 +384,15 @@ def _kept(backend: EKSBackend) -> dict[tuple[str, str, str], dict[str, Any]]:
 def _update_nodegroup_config(answer: Any) -> Any:
     def update_nodegroup_config(self: EKSBackend, cluster_name: str, nodegroup_name: str,
                                 **changes: Any) -> dict[str, Any]:
+        _check_active(self, cluster_name)
         _check_size(self, cluster_name, nodegroup_name, changes.get("scaling_config"))
         group = self.clusters[cluster_name].nodegroups.get(nodegroup_name) if cluster_name in self.clusters else None
+        if group is not None and group.status != "ACTIVE":
+            raise ResourceInUseException(clusterName=cluster_name, nodegroupName=nodegroup_name, addonName=None,
+                                         message=GROUP_BUSY)
         if group is not None:
-            _check_order(cluster_name, nodegroup_name, {**group.scaling_config, **(changes.get("scaling_config") or {})})
+            _check_order(cluster_name, nodegroup_name, {**group.scaling_config, **(changes.get("scaling_config") or {})},
+                         update=True)
         _check_labels(cluster_name, nodegroup_name, (changes.get("labels") or {}).get("addOrUpdateLabels"))
         _check_taints(cluster_name, nodegroup_name, (changes.get("taints") or {}).get("addOrUpdateTaints"))
         update = answer(self, cluster_name, nodegroup_name, **changes)
@@ -340,6 +400,25 @@ def _update_nodegroup_config(answer: Any) -> Any:
         return update
 
     return update_nodegroup_config
+
+
+def _update_cluster_config(answer: Any) -> Any:
+    def update_cluster_config(self: EKSBackend, name: str, **changes: Any) -> Any:
+        cluster = answer(self, name=name, **changes)
+        cluster.status = "UPDATING"
+        cluster.__dict__["katuna_updating_until"] = time.monotonic() + UPDATE_SECONDS
+        return cluster
+
+    return update_cluster_config
+
+
+def _describe_cluster(answer: Any) -> Any:
+    def describe_cluster(self: EKSBackend, name: str) -> Any:
+        cluster = answer(self, name)
+        _settle(cluster)
+        return cluster
+
+    return describe_cluster
 
 
 def describe_update(self: EKSBackend, cluster_name: str, update_id: str, nodegroup_name: str | None) -> dict:
@@ -388,6 +467,8 @@ def teach(quotas: EksQuotas | None = None) -> None:
     EKSBackend.create_nodegroup = _create_nodegroup(EKSBackend.create_nodegroup)
     EKSBackend.delete_nodegroup = _delete_nodegroup(EKSBackend.delete_nodegroup)
     EKSBackend.update_nodegroup_config = _update_nodegroup_config(EKSBackend.update_nodegroup_config)
+    EKSBackend.update_cluster_config = _update_cluster_config(EKSBackend.update_cluster_config)
+    EKSBackend.describe_cluster = _describe_cluster(EKSBackend.describe_cluster)
     EKSBackend.describe_update = describe_update
     EKSResponse.describe_update = _describe_update
     urls.url_paths[UPDATE_PATH] = urls.response.dispatch

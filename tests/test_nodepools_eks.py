@@ -16,6 +16,7 @@ from botocore.stub import Stubber
 from conftest import study_definition
 from moto import mock_aws
 from moto.eks.models import eks_backends
+from waiting import eventually
 
 from functions.core.errors import InvalidStudy, TemporaryError
 from functions.core.limits import EksQuotas
@@ -519,11 +520,52 @@ def test_a_scale_back_the_autoscaler_overtakes_is_tried_again_and_then_held_for_
                                              scalingConfig={"desiredSize": 7})
 
     pools.eks.meta.events.register("before-call.eks.UpdateNodegroupConfig", autoscaler_grows)
-    with pytest.raises(TemporaryError, match="Desired capacity 7 can't be greater than maximum capacity 4"):
+    with pytest.raises(TemporaryError, match="desired capacity 7 can't be greater than max size 4"):
         pools.scale_back(spot_pool(max_nodes=4))
     held = pools.scale_back(spot_pool(max_nodes=4))
     assert held.operation == "shrink:katuna-digits:0:4:7"
     assert group(pools)["scalingConfig"] == {"minSize": 0, "maxSize": 7, "desiredSize": 7}
+
+
+@pytest.mark.parametrize("message", ["desired capacity 7 can't be greater than max size 4",
+                                     "Minimum capacity 8 can't be greater than desired size 4"])
+def test_limits_the_autoscaler_overtook_are_refused_for_now_in_ekss_own_words(cluster, message):
+    """EKS's words for limits that no longer hold the desired size (as its users quote them)."""
+    pools, stubber = stubbed(cluster)
+    stubber.add_response("describe_nodegroup", _described("ACTIVE", scalingConfig={
+        "minSize": 0, "maxSize": 10, "desiredSize": 3}), NAMES)
+    stubber.add_client_error("update_nodegroup_config", "InvalidParameterException", message, 400)
+    with stubber, pytest.raises(TemporaryError, match=message):
+        pools.scale_back(spot_pool(max_nodes=4))
+
+
+def test_instance_types_ec2_does_not_have_are_refused_naming_the_field(aws, pools):
+    with pytest.raises(NodePoolFailed) as refused:
+        pools.ensure(spot_pool(machine_types=("m5.xlarge", "m5.xlargee")))
+    assert refused.value.field == "nodePool.instanceTypes"
+    assert refused.value.reason == ("EKS refused the request: InvalidParameterException: The following supplied "
+                                    "instance types do not exist: [m5.xlargee]")
+    assert pools.describe("katuna-digits") is None
+
+
+def test_the_stand_in_holds_a_cluster_updating_and_refuses_node_group_changes_meanwhile(aws, pools, monkeypatch):
+    """While an update of the cluster's configuration runs, EKS refuses to create or update its
+    node groups, for now; a group busy with a change of its own refuses an update, for now."""
+    pools.ensure(spot_pool())
+    monkeypatch.setattr(moto_eks, "UPDATE_SECONDS", 2.0)
+    pools.eks.update_cluster_config(name="tuning", logging={"clusterLogging": [{"types": ["api"], "enabled": True}]})
+    assert pools.eks.describe_cluster(name="tuning")["cluster"]["status"] == "UPDATING"
+    for call in (lambda: pools.ensure(spot_pool(name="other")), lambda: pools.scale_back(spot_pool(max_nodes=4))):
+        with pytest.raises(TemporaryError, match="InvalidRequestException: Cluster 'tuning' is not in ACTIVE status"):
+            call()
+    eventually(lambda: pools.eks.describe_cluster(name="tuning")["cluster"]["status"] == "ACTIVE",
+               "the cluster's update to end")
+    assert pools.ensure(spot_pool(name="other")).created
+    eks_backends["123456789012"][REGION].clusters["tuning"].nodegroups["katuna-digits"].status = "UPDATING"
+    with pytest.raises(TemporaryError, match="ResourceInUseException: Nodegroup cannot be updated as it is currently "
+                                             "not in Active State"):
+        pools.scale_back(spot_pool(max_nodes=4))
+    assert group(pools)["scalingConfig"]["maxSize"] == 6, "nothing changed"
 
 
 def test_a_group_launching_instance_types_the_study_does_not_accept_is_not_adopted(pools):
@@ -636,15 +678,21 @@ def test_a_missing_region_is_a_refusal_naming_the_setting(monkeypatch, tmp_path)
 
 
 @pytest.mark.parametrize("call,request_,words", [
-    ("create", {"scalingConfig": {"minSize": 3, "maxSize": 1, "desiredSize": 2}}, "Minimum capacity 3 can't be greater"),
-    ("create", {"scalingConfig": {"minSize": 0, "maxSize": 2, "desiredSize": 3}}, "Desired capacity 3 can't be greater"),
+    ("create", {"scalingConfig": {"minSize": 3, "maxSize": 1, "desiredSize": 2}},
+     "minSize can't be greater than desiredSize"),
+    ("create", {"scalingConfig": {"minSize": 0, "maxSize": 2, "desiredSize": 3}},
+     "desiredSize can't be greater than maxSize"),
+    ("create", {"instanceTypes": ["m5.xlarge", "m5.xlargee", "t9.huge"]},
+     "The following supplied instance types do not exist: [m5.xlargee, t9.huge]"),
     ("create", {"taints": [{"key": "katuna.dev/trial", "value": "true", "effect": "NoSchedule"}]},
      "Taint effect NoSchedule is not one of NO_SCHEDULE, NO_EXECUTE, PREFER_NO_SCHEDULE"),
     ("create", {"labels": {"a/b/c": "x"}}, 'Invalid value: "a/b/c": a label key'),
     ("create", {"labels": {"team": "-x-"}}, "must start and end with an alphanumeric character"),
-    ("update", {"scalingConfig": {"minSize": 5, "maxSize": 2}}, "Minimum capacity 5 can't be greater"),
-    ("update", {"scalingConfig": {"minSize": 7}}, "Minimum capacity 7 can't be greater than maximum capacity 6"),
-    ("update", {"scalingConfig": {"maxSize": 2, "desiredSize": 3}}, "Desired capacity 3 can't be greater"),
+    ("update", {"scalingConfig": {"minSize": 5, "maxSize": 2}}, "Minimum capacity 5 can't be greater than desired "
+                                                                "size 0"),
+    ("update", {"scalingConfig": {"minSize": 7}}, "Minimum capacity 7 can't be greater than desired size 0"),
+    ("update", {"scalingConfig": {"maxSize": 2, "desiredSize": 3}}, "desired capacity 3 can't be greater than max "
+                                                                    "size 2"),
     ("update", {"labels": {"addOrUpdateLabels": {"team": "vision-"}}}, "must start and end with an alphanumeric"),
     ("update", {"taints": {"addOrUpdateTaints": [{"key": "k", "value": "v", "effect": "NoExecute"}]}},
      "Taint effect NoExecute"),
