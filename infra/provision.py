@@ -6,9 +6,13 @@
 
 ``up`` creates the pool (autoscaling from 0, tainted ``katuna.dev/trial=true:NoSchedule``) or,
 when it exists, raises its maximum if it is lower, and waits until it is ready; run again, it
-changes nothing. ``down`` deletes it and waits. A change not done when ``--timeout`` has
-passed is an error naming what is still pending (exit code 1). ``status`` prints its state and
-autoscaling limits as JSON. ``--dry-run`` prints the exact API request as JSON and calls nothing.
+changes nothing. A pool found still being created (an earlier run interrupted) is waited for
+and then asked again for the flags' settings. ``down`` deletes it and waits. A change the
+cloud refuses for now (a cluster busy with another operation, throttling) is asked again
+until ``--timeout`` has passed; a change not done by then is an error naming what is still
+pending (exit code 1). A pool its cloud could not create is an error saying why, and that
+``down`` then ``up`` creates it again. ``status`` prints its state and autoscaling limits as
+JSON. ``--dry-run`` prints the exact API request as JSON and calls nothing.
 Credentials come from the SDKs' standard chains (Application Default Credentials; the AWS
 profile or environment), and the EKS region from ``--region`` or that chain; ``--endpoint``
 (GKE) and ``AWS_ENDPOINT_URL`` point at another API.
@@ -16,7 +20,6 @@ profile or environment), and the EKS region from ``--region`` or that chain; ``-
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -25,16 +28,24 @@ import click
 
 from functions.core.errors import KatunaError
 from functions.core.limits import DEFAULTS, EksQuotas, Limits
-from functions.core.nodepool import EKS, GKE, NodePool, NodePoolFailed, PoolChange, parse_node_pool
+from functions.core.nodepool import EKS, GKE, NodePool, NodePoolFailed, parse_node_pool
 from functions.core.reader import Reader
 from infra import eks_requests, gke_requests
+from infra.changes import change, print_json, print_status
 
-FLAGS = {"name": "--pool", "machineType": "--machine-type", "maxNodes": "--max-nodes", "labels": "--label",
-         "instanceTypes": "--instance-types", "capacity": "--spot/--on-demand"}
-"""The flag that sets each field of a study's ``nodePool``."""
+FLAGS = {"machineType": "--machine-type", "maxNodes": "--max-nodes", "labels": "--label",
+         "instanceTypes": "--instance-types"}
+"""The flag that sets each field of a study's ``nodePool``; the name's and the capacity's are
+each command's own (:func:`_flags`)."""
 SETTING_FLAGS = {gke_requests.CLUSTER_SETTINGS: "--cluster/--location", eks_requests.CLUSTER_SETTING: "--cluster",
                  eks_requests.REGION_SETTING: "--region", eks_requests.SUBNETS_SETTING: "--subnets"}
 """The flags that set what the service's settings set."""
+
+
+def _flags(name_flag: str, capacity: str | None = None) -> dict[str, str]:
+    """The flags of one command by the study field each sets: the pool's name flag, and the
+    capacity flag as typed (``--preemptible``; ``--spot``, the default, when none was)."""
+    return FLAGS | {"name": name_flag} | ({"capacity": f"--{capacity}"} if capacity else {})
 
 
 def _labels(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
@@ -51,38 +62,34 @@ def _csv(_ctx: click.Context, _param: click.Parameter, value: str | None) -> lis
     return [part.strip() for part in (value or "").split(",") if part.strip()]
 
 
-def _pool(section: dict[str, Any], name_flag: str, limits: Limits = DEFAULTS) -> NodePool:
+def _pool(section: dict[str, Any], flags: dict[str, str], limits: Limits = DEFAULTS) -> NodePool:
     """The pool the flags describe, checked by the same rules as a study's ``nodePool``."""
     reader = Reader()
     pool = parse_node_pool(reader, {k: v for k, v in section.items() if v not in (None, {})}, None, None, limits)
     if reader.problems or pool is None:
-        raise click.UsageError("; ".join(f"{_flag(p.path, name_flag) or p.path}: {p.message}"
-                                         for p in reader.problems))
+        raise click.UsageError("; ".join(f"{_flag(p.path, flags) or p.path}: {p.message}" for p in reader.problems))
     return pool
 
 
-
 WAIT = 1800.0
-"""How long ``up`` and ``down`` wait for the change by default, in seconds."""
+"""How long ``up`` and ``down`` take at most by default, in seconds: asking again a change
+refused for now, and waiting for it."""
 timeout_option = click.option("--timeout", type=click.FloatRange(min=0), default=WAIT, show_default=True,
-                              help="How long to wait for the change, in seconds; not done by then is an error.")
-
-
-def _print(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2, sort_keys=True, allow_nan=False))
+                              help="How long to ask again a change refused for now and wait for it, in seconds; "
+                                   "not done by then is an error.")
 
 
 def _dry_run(call: str, request: dict[str, Any]) -> None:
-    _print({"call": call, "request": request})
+    print_json({"call": call, "request": request})
 
 
-def _run(adapter: Callable[[], Any], act: Callable[[Any], None], name_flag: str) -> None:
+def _run(adapter: Callable[[], Any], act: Callable[[Any], None], flags: dict[str, str]) -> None:
     """Build the adapter and act with it; a refusal from the cloud is an error message, in
-    terms of the flags (``name_flag`` is the one naming the pool), and exit code 1."""
+    terms of the command's ``flags`` (:func:`_flags`), and exit code 1."""
     try:
         act(adapter())
     except NodePoolFailed as exc:
-        flag = _flag(exc.field, name_flag)
+        flag = _flag(exc.field, flags)
         click.echo(f"error: {flag}: {exc.reason}" if flag else f"error: {exc}", err=True)
         sys.exit(1)
     except KatunaError as exc:
@@ -90,44 +97,16 @@ def _run(adapter: Callable[[], Any], act: Callable[[Any], None], name_flag: str)
         sys.exit(1)
 
 
-def _flag(field: str | None, name_flag: str) -> str | None:
+def _flag(field: str | None, flags: dict[str, str]) -> str | None:
     """The flag that sets the study field or service setting an error names, if there is one; a
     label's with its key (``--label team``)."""
     if field is None:
         return None
     if field.startswith("nodePool."):
         _, name, *key = field.split(".", 2)
-        flag = (FLAGS | {"name": name_flag}).get(name)
+        flag = flags.get(name)
         return f"{flag} {key[0]}" if flag and name == "labels" and key else flag
     return SETTING_FLAGS.get(field)
-
-
-def _change(change: Callable[[Any], PoolChange], pool: str, done: str, timeout: float) -> Callable[[Any], None]:
-    """Make the change, wait for it (``timeout`` seconds at most) and print how the pool stands;
-    a failed change, or one still pending when the wait ends, is an error and exit code 1."""
-    return lambda pools: _finish(pools, change(pools), pool, done, timeout)
-
-
-def _finish(pools: Any, change: PoolChange, pool: str, done: str, timeout: float) -> None:
-    if change.operation is None:
-        click.echo(f"node pool {pool}: nothing to change", err=True)
-    else:
-        click.echo(f"node pool {pool}: waiting for {change.operation}", err=True)
-        status = pools.wait(change.operation, timeout=timeout)
-        if status.error:
-            click.echo(f"error: node pool {pool}: {status.error}", err=True)
-            sys.exit(1)
-        if not status.done:
-            click.echo(f"error: node pool {pool}: {change.operation} is still pending after {timeout:g} s", err=True)
-            _print_status(pools, pool)
-            sys.exit(1)
-        click.echo(f"node pool {pool}: {done}", err=True)
-    _print_status(pools, pool)
-
-
-def _print_status(pools: Any, pool: str) -> None:
-    described = pools.describe(pool)
-    _print(described.to_dict() if described else {"pool": pool, "state": "ABSENT"})
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -178,12 +157,13 @@ def _gke(project: str, location: str, cluster: str, endpoint: str | None,
 def gke_up(project, location, cluster, pool, endpoint, dry_run, machine_type, max_nodes, capacity, labels,
            node_service_account, timeout) -> None:
     """Create the node pool, or raise its maximum; wait until it is ready."""
+    flags = _flags("--pool", capacity)
     spec = _pool({"name": pool, "provider": GKE, "capacity": capacity, "machineType": machine_type,
-                  "maxNodes": max_nodes, "labels": labels}, "--pool")
+                  "maxNodes": max_nodes, "labels": labels}, flags)
     where, pools = _gke(project, location, cluster, endpoint, node_service_account)
     if dry_run:
         return _dry_run("create_node_pool", gke_requests.create_request(where, spec))
-    _run(pools, _change(lambda adapter: adapter.ensure(spec), pool, "ready", timeout), "--pool")
+    _run(pools, change(lambda adapter: adapter.ensure(spec), pool, "ready", timeout, settle=True), flags)
 
 
 @gke_group.command(name="down")
@@ -194,7 +174,7 @@ def gke_down(project, location, cluster, pool, endpoint, dry_run, timeout) -> No
     where, pools = _gke(project, location, cluster, endpoint)
     if dry_run:
         return _dry_run("delete_node_pool", gke_requests.name_request(where, pool))
-    _run(pools, _change(lambda adapter: adapter.delete(pool), pool, "deleted", timeout), "--pool")
+    _run(pools, change(lambda adapter: adapter.delete(pool), pool, "deleted", timeout), _flags("--pool"))
 
 
 @gke_group.command(name="status")
@@ -204,7 +184,7 @@ def gke_status(project, location, cluster, pool, endpoint, dry_run) -> None:
     where, pools = _gke(project, location, cluster, endpoint)
     if dry_run:
         return _dry_run("get_node_pool", gke_requests.name_request(where, pool))
-    _run(pools, lambda adapter: _print_status(adapter, pool), "--pool")
+    _run(pools, lambda adapter: print_status(adapter, pool), _flags("--pool"))
 
 
 @main.group(name="eks")
@@ -255,12 +235,13 @@ def eks_up(cluster, region, nodegroup, dry_run, instance_types, max_nodes, subne
     _required_flags(subnets, node_role)
     _warn_single_spot_type(capacity, instance_types)
     quota = Limits(eks=EksQuotas(nodes_per_group=nodes_per_group_quota))
+    flags = _flags("--nodegroup", capacity)
     spec = _pool({"name": nodegroup, "provider": EKS, "capacity": capacity, "instanceTypes": instance_types,
-                  "maxNodes": max_nodes, "labels": labels}, "--nodegroup", quota)
+                  "maxNodes": max_nodes, "labels": labels}, flags, quota)
     where, pools = _eks(cluster, region, subnets, node_role)
     if dry_run:
         return _dry_run("create_nodegroup", eks_requests.create_request(where, spec))
-    _run(pools, _change(lambda adapter: adapter.ensure(spec), nodegroup, "active", timeout), "--nodegroup")
+    _run(pools, change(lambda adapter: adapter.ensure(spec), nodegroup, "active", timeout, settle=True), flags)
 
 
 def _warn_single_spot_type(capacity: str, instance_types: Sequence[str]) -> None:
@@ -291,7 +272,8 @@ def eks_down(cluster, region, nodegroup, dry_run, timeout) -> None:
     where, pools = _eks(cluster, region)
     if dry_run:
         return _dry_run("delete_nodegroup", eks_requests.name_request(where, nodegroup))
-    _run(pools, _change(lambda adapter: adapter.delete(nodegroup), nodegroup, "deleted", timeout), "--nodegroup")
+    _run(pools, change(lambda adapter: adapter.delete(nodegroup), nodegroup, "deleted", timeout),
+         _flags("--nodegroup"))
 
 
 @eks_group.command(name="status")
@@ -301,7 +283,7 @@ def eks_status(cluster, region, nodegroup, dry_run) -> None:
     where, pools = _eks(cluster, region)
     if dry_run:
         return _dry_run("describe_nodegroup", eks_requests.name_request(where, nodegroup))
-    _run(pools, lambda adapter: _print_status(adapter, nodegroup), "--nodegroup")
+    _run(pools, lambda adapter: print_status(adapter, nodegroup), _flags("--nodegroup"))
 
 
 if __name__ == "__main__":

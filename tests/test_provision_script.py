@@ -101,9 +101,11 @@ def test_a_pool_that_cannot_be_adopted_is_refused_naming_the_flag_and_status_onl
     assert machine.returncode == 1 and machine.stderr.endswith(
         "error: --machine-type: node pool trials exists with machine type e2-standard-4; the study asks for "
         "n2-standard-8\n"), machine.stderr
-    capacity = provision("gke", "up", *flags, "--on-demand")
-    assert capacity.returncode == 1 and ("error: --spot/--on-demand: node pool trials exists with spot capacity"
-                                         in capacity.stderr), capacity.stderr
+    for typed in ("--on-demand", "--preemptible"):
+        capacity = provision("gke", "up", *flags, typed)
+        assert capacity.returncode == 1 and capacity.stderr.endswith(
+            f"error: {typed}: node pool trials exists with spot capacity; the study asks for {typed[2:]}\n"), (
+            capacity.stderr)
     status = provision("gke", "status", *flags)
     assert status.returncode == 0 and json.loads(status.stdout)["state"] == "RUNNING"
     assert "node pool trials" not in status.stderr, "status changes nothing and says nothing of changes"
@@ -117,10 +119,14 @@ def test_gke_up_reports_a_failed_operation_and_a_refusal(gke_api: GkeStub):
     gke_api.fail_next = "Insufficient regional quota to satisfy request: resource \"CPUS\""
     failed = provision("gke", "up", *GKE_FLAGS, "--endpoint", gke_api.url)
     assert failed.returncode == 1 and "Insufficient regional quota" in failed.stderr
-    gke_api.refuse_next = (400, "Invalid machine type n9-huge")
-    refused = provision("gke", "up", *GKE_FLAGS, "--pool", "other", "--machine-type", "n9-huge",
+    gke_api.requests.clear()
+    refused = provision("gke", "up", *GKE_FLAGS, "--pool", "other", "--machine-type", "e2-standard-3",
                         "--endpoint", gke_api.url)
-    assert refused.returncode == 1 and "GKE refused the request: Invalid machine type n9-huge" in refused.stderr
+    assert refused.returncode == 1 and refused.stderr.endswith(
+        'error: --machine-type: GKE refused the request: Invalid machine type "e2-standard-3" in zone '
+        '"europe-west4-a": GCE_NOT_FOUND\n'), refused.stderr
+    assert [m for m, _, _ in gke_api.calls()].count("POST") == 1, "a refusal for good is not asked again"
+    assert "trying again" not in refused.stderr
 
 
 def test_gke_up_whose_operation_is_not_done_when_the_wait_ends_is_an_error(gke_api: GkeStub):
@@ -130,6 +136,100 @@ def test_gke_up_whose_operation_is_not_done_when_the_wait_ends_is_an_error(gke_a
     assert re.search(r"error: node pool trials: projects/proj/locations/europe-west4/operations/\S+ is still "
                      r"pending after 1 s", result.stderr), result.stderr
     assert json.loads(result.stdout)["state"] == "PROVISIONING", "how the pool stands is still printed"
+
+
+def started(*args: str) -> subprocess.Popen:
+    """The script started as a user starts it, its output read as it comes."""
+    return subprocess.Popen([sys.executable, "-m", "infra.provision", *args], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def said(run: subprocess.Popen, words: str) -> list[str]:
+    """The script's stderr up to the line holding ``words`` (all of it, if it ends first)."""
+    lines: list[str] = []
+    while line := run.stderr.readline():
+        lines.append(line)
+        if words in line:
+            break
+    return lines
+
+
+def test_gke_up_after_an_interrupted_run_gives_the_pool_the_maximum_asked_now(gke_api: GkeStub):
+    """An ``up`` whose wait was cut short left the pool being created; the next ``up``, with
+    another ``--max-nodes``, waits for that creation and then raises the maximum to its own."""
+    gke_api.seconds.update(UPDATE_CLUSTER=0)
+    flags = [*GKE_FLAGS, "--endpoint", gke_api.url]
+    interrupted = provision("gke", "up", *flags, "--max-nodes", "4", "--timeout", "0")
+    assert interrupted.returncode == 1 and json.loads(interrupted.stdout)["state"] == "PROVISIONING"
+    run = started("gke", "up", *flags, "--max-nodes", "8", "--timeout", "60")
+    assert "waiting for pool:trials" in said(run, "waiting for pool:trials")[-1]
+    gke_api.advance(600)  # the first run's creation ends
+    out, err = run.communicate(timeout=60)
+    assert run.returncode == 0 and "node pool trials: ready" in err, err
+    assert json.loads(out)["maxNodes"] == 8
+    assert gke_api.pools["trials"]["autoscaling"]["totalMaxNodeCount"] == 8
+
+
+def test_gke_up_while_another_operation_holds_the_cluster_asks_again_until_it_is_done(gke_api: GkeStub):
+    """GKE refuses a change while another operation runs on the cluster (400
+    FAILED_PRECONDITION, a control-plane upgrade here): ``up`` asks again, after pauses, until
+    the upgrade is done."""
+    gke_api.seconds.update(CREATE_NODE_POOL=0)
+    upgrade = gke_api.update_master(600, busy="operation")
+    run = started("gke", "up", *GKE_FLAGS, "--endpoint", gke_api.url, "--timeout", "60")
+    refused = said(run, "trying again")[-1]
+    assert refused == (f"node pool trials: refused for now (GKE: Operation {upgrade} is currently upgrading cluster "
+                       "tuning. Please wait and try again once it is done.); trying again in 1 s\n")
+    gke_api.advance(600)
+    out, err = run.communicate(timeout=60)
+    assert run.returncode == 0 and "node pool trials: ready" in err, err
+    assert json.loads(out)["state"] == "RUNNING"
+
+
+def test_gke_up_refused_for_now_until_the_timeout_says_so_and_creates_nothing(gke_api: GkeStub):
+    gke_api.update_master(600, busy="master")
+    result = provision("gke", "up", *GKE_FLAGS, "--endpoint", gke_api.url, "--timeout", "2")
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.endswith("error: node pool trials: still refused for now when --timeout (2 s) was up: GKE: "
+                                  "Master is being updated.\n"), result.stderr
+    assert "trying again in 1 s" in result.stderr and gke_api.pools == {}
+
+
+@pytest.mark.parametrize("refusal,method", [
+    ((429, "Quota exceeded for quota metric 'Write requests' and limit 'Write requests per minute'"), "POST"),
+    ((400, "Cluster is running incompatible operation operation-9.", "FAILED_PRECONDITION"), "DELETE"),
+])
+def test_gke_up_and_down_throttled_or_meeting_another_operation_ask_again(gke_api: GkeStub, refusal: tuple,
+                                                                          method: str):
+    gke_api.speed = 1e6
+    flags = [*GKE_FLAGS, "--endpoint", gke_api.url]
+    if method == "DELETE":
+        assert provision("gke", "up", *flags).returncode == 0
+    gke_api.refuse_next, gke_api.refuse_method = refusal, method
+    result = provision("gke", "up" if method == "POST" else "down", *flags)
+    assert result.returncode == 0, result.stderr
+    assert f"node pool trials: refused for now (GKE: {refusal[1]}); trying again in 1 s" in result.stderr
+    assert list(gke_api.pools) == (["trials"] if method == "POST" else [])
+
+
+def test_gke_pool_its_cloud_could_not_create_says_why_and_how_to_bring_it_back(gke_api: GkeStub):
+    gke_api.speed = 1e6
+    flags = [*GKE_FLAGS, "--endpoint", gke_api.url]
+    reason = 'Insufficient regional quota to satisfy request: resource "CPUS"'
+    advice = "node pool trials is ERROR: run `down`, then `up` to create it again"
+    gke_api.fail_next = reason
+    failed = provision("gke", "up", *flags)
+    assert failed.returncode == 1 and failed.stderr.endswith(f"error: node pool trials: {reason}; {advice}\n"), (
+        failed.stderr)
+    again = provision("gke", "up", *flags)
+    assert again.returncode == 1 and again.stderr.endswith(
+        f"error: GKE node pool trials is in error: {reason}; {advice}\n"), again.stderr
+    status = provision("gke", "status", *flags)
+    assert status.returncode == 0 and json.loads(status.stdout)["state"] == "ERROR"
+    assert status.stderr.endswith(f"warning: node pool trials is ERROR ({reason}): run `down`, then `up` to create it "
+                                  "again\n"), status.stderr
+    assert provision("gke", "down", *flags).returncode == 0
+    assert provision("gke", "up", *flags).returncode == 0 and gke_api.pools["trials"]["status"] == "RUNNING"
 
 
 def test_bad_flags_are_named():
@@ -331,3 +431,67 @@ def test_eks_without_credentials_or_region_says_what_to_set_and_region_is_a_flag
                       env=moto_server)
     assert found.returncode == 0 and json.loads(found.stdout) == {"pool": "trials", "state": "ABSENT"}, found.stderr
     assert found.stderr == "", "status says nothing of changes"
+
+
+def test_eks_up_while_the_cluster_updates_asks_again_until_it_is_active(moto_server: dict[str, str]):
+    """EKS refuses node group changes while the cluster is UPDATING (an update of its
+    configuration): ``up`` asks again until the update is done, within ``--timeout``."""
+    client = aws_client("eks", moto_server)
+    subnets = moto_eks.network(aws_client("ec2", moto_server))
+    client.create_cluster(name="busy", roleArn=ROLE, resourcesVpcConfig={"subnetIds": list(subnets)})
+    client.update_cluster_config(name="busy", logging={"clusterLogging": [{"types": ["api"], "enabled": True}]})
+    up = ["eks", "up", "--cluster", "busy", "--nodegroup", "trials", "--subnets", ",".join(subnets), "--node-role", ROLE]
+    short = provision(*up, "--timeout", "1", env=moto_server)
+    assert short.returncode == 1 and short.stderr.endswith(
+        "error: node pool trials: still refused for now when --timeout (1 s) was up: EKS: InvalidRequestException: "
+        "Cluster 'busy' is not in ACTIVE status\n"), short.stderr
+    done = provision(*up, env=moto_server)
+    assert done.returncode == 0 and json.loads(done.stdout)["state"] == "ACTIVE", done.stderr
+
+
+def test_eks_group_its_cloud_could_not_create_says_why_and_how_to_bring_it_back(moto_server: dict[str, str]):
+    """A group created in public subnets that give nodes no address fails to create (EKS's
+    health issue): ``up`` says so, and that ``down`` then ``up`` creates it again."""
+    client = aws_client("eks", moto_server)
+    public = moto_eks.network(aws_client("ec2", moto_server), public=True)
+    client.create_cluster(name="edge2", roleArn=ROLE, resourcesVpcConfig={"subnetIds": list(public)})
+    client.create_nodegroup(clusterName="edge2", nodegroupName="trials", subnets=list(public), nodeRole=ROLE,
+                            taints=[{"key": "katuna.dev/trial", "value": "true", "effect": "NO_SCHEDULE"}])
+    flags = ["--cluster", "edge2", "--nodegroup", "trials"]
+    failed = provision("eks", "up", *flags, "--subnets", ",".join(public), "--node-role", ROLE, env=moto_server)
+    assert failed.returncode == 1, failed.stderr
+    assert failed.stderr.startswith("error: EKS node group trials failed to create: Ec2SubnetInvalidConfiguration: ")
+    assert failed.stderr.endswith("; node pool trials is CREATE_FAILED: run `down`, then `up` to create it again\n")
+    status = provision("eks", "status", *flags, env=moto_server)
+    assert json.loads(status.stdout)["state"] == "CREATE_FAILED"
+    assert "warning: node pool trials is CREATE_FAILED (Ec2SubnetInvalidConfiguration: " in status.stderr
+    down = provision("eks", "down", *flags, env=moto_server)
+    assert down.returncode == 0 and json.loads(down.stdout)["state"] == "ABSENT", down.stderr
+
+
+def test_eks_up_of_instance_types_ec2_does_not_have_names_the_flag(moto_server: dict[str, str]):
+    client = aws_client("eks", moto_server)
+    subnets = moto_eks.network(aws_client("ec2", moto_server))
+    client.create_cluster(name="typo", roleArn=ROLE, resourcesVpcConfig={"subnetIds": list(subnets)})
+    result = provision("eks", "up", "--cluster", "typo", "--nodegroup", "trials", "--subnets", ",".join(subnets),
+                       "--node-role", ROLE, "--instance-types", "m5.xlarge,m5.xlargee", env=moto_server)
+    assert result.returncode == 1 and result.stderr.endswith(
+        "error: --instance-types: EKS refused the request: InvalidParameterException: The following supplied instance "
+        "types do not exist: [m5.xlargee]\n"), result.stderr
+    assert client.list_nodegroups(clusterName="typo")["nodegroups"] == []
+
+
+@pytest.mark.parametrize("region,words", [
+    ("eu-west-9", 'Could not connect to the endpoint URL: "https://eks.eu-west-9.amazonaws.com/'),
+    ("eu west", "Provided region_name 'eu west' doesn't match a supported format."),
+])
+def test_eks_in_a_region_aws_does_not_have_names_the_flag_and_fails_at_once(region: str, words: str):
+    """As GKE's answer to a location it does not have names the flags, a region AWS does not
+    have is a refusal naming ``--region``, not an outage to wait out."""
+    result = provision("eks", "down", "--cluster", "tuning", "--nodegroup", "trials", "--region", region,
+                       env={"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"},
+                       unset=("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_EKS"))
+    assert result.returncode == 1 and result.stdout == "", result.stdout
+    assert result.stderr.startswith(f"error: --region: EKS has no region {region} (expected an AWS region, such as "
+                                    "us-east-1): "), result.stderr
+    assert words in result.stderr and "trying again" not in result.stderr

@@ -1,0 +1,123 @@
+"""The provisioning script's changes carried out: asked of the cloud, asked again while it
+refuses them for now, waited for, and told (progress and errors on stderr, how the pool stands
+as JSON on stdout).
+
+Everything a change does happens within the command's ``--timeout``: the pauses between tries
+of a change refused for now (a cluster busy with another operation, throttling, a server's
+failure: :func:`infra.polling.retrying`) and the wait for its operation alike. ``up`` settles:
+a change that only waited for a pool found pending (one an interrupted run was creating, or
+another's change) is asked again once that is done, so the pool ends with the flags' settings
+(a maximum raised), not as it was found. A pool its cloud could not create (:data:`BROKEN`) is
+told with its cloud's reason and what brings it back: ``down``, then ``up``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import click
+
+from functions.core.errors import KatunaError, TemporaryError
+from functions.core.nodepool import NodePoolFailed, PoolChange, PoolStatus
+from infra.polling import retrying
+
+BROKEN = frozenset({"ERROR", "CREATE_FAILED"})
+"""The states of a pool its cloud could not create (GKE's ``ERROR``, EKS's ``CREATE_FAILED``):
+it stays so until it is deleted."""
+
+
+def print_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, sort_keys=True, allow_nan=False))
+
+
+def change(ask: Callable[[Any], PoolChange], pool: str, done: str, timeout: float, *,
+           settle: bool = False) -> Callable[[Any], None]:
+    """What the command does with its adapter: ``ask`` the change of it, wait for the change and
+    print how the pool stands, all within ``timeout`` seconds; ``settle`` for ``up``. A failed
+    change, or one still pending when the time is up, is an error and exit code 1."""
+    return lambda pools: _finish(pools, ask, _Run(pool, time.monotonic() + timeout, timeout), done, settle)
+
+
+@dataclass(frozen=True)
+class _Run:
+    """The pool a command changes, and when its time is up (``deadline``, after ``timeout`` seconds)."""
+
+    pool: str
+    deadline: float
+    timeout: float
+
+
+def _finish(pools: Any, ask: Callable[[Any], PoolChange], run: _Run, done: str, settle: bool) -> None:
+    def again() -> PoolChange:
+        return _retried(lambda: ask(pools), run)
+
+    try:
+        made = again()
+        if made.operation is None:
+            click.echo(f"node pool {run.pool}: nothing to change", err=True)
+        else:
+            while made.operation is not None:
+                _wait(pools, made.operation, run)
+                made = again() if settle and not made.created else PoolChange()
+            click.echo(f"node pool {run.pool}: {done}", err=True)
+    except NodePoolFailed as exc:
+        raise _advised(pools, run.pool, exc) from exc
+    print_status(pools, run.pool, run)
+
+
+def _retried(call: Callable[[], Any], run: _Run) -> Any:
+    """``call()``, asked again while the cloud refuses it for now, until the time is up; each
+    refusal is told on stderr, and the one still there then is the error."""
+    def told(exc: TemporaryError, pause: float) -> None:
+        click.echo(f"node pool {run.pool}: refused for now ({exc}); trying again in {pause:g} s", err=True)
+
+    try:
+        return retrying(call, run.deadline, told)
+    except TemporaryError as exc:
+        raise TemporaryError(f"node pool {run.pool}: still refused for now when --timeout ({run.timeout:g} s) was "
+                             f"up: {exc}") from exc
+
+
+def _wait(pools: Any, operation: str, run: _Run) -> None:
+    """Wait for the operation until the time is up: a failed one is a refusal; one still
+    pending then is an error and exit code 1, with how the pool stands."""
+    click.echo(f"node pool {run.pool}: waiting for {operation}", err=True)
+    status = pools.wait(operation, timeout=max(run.deadline - time.monotonic(), 0.0))
+    if status.error:
+        raise NodePoolFailed(f"node pool {run.pool}: {status.error}")
+    if not status.done:
+        click.echo(f"error: node pool {run.pool}: {operation} is still pending after {run.timeout:g} s", err=True)
+        print_status(pools, run.pool)
+        sys.exit(1)
+
+
+def _advised(pools: Any, pool: str, exc: NodePoolFailed) -> NodePoolFailed:
+    """The refusal, told what to do where the pool is one its cloud could not create: nothing
+    but deleting it and creating it again brings it back."""
+    try:
+        found = pools.describe(pool)
+    except KatunaError:
+        return exc
+    if found is None or found.state not in BROKEN:
+        return exc
+    return NodePoolFailed(f"{exc.reason}; {_broken(found, exc.reason)}", exc.field)
+
+
+def _broken(found: PoolStatus, said: str = "") -> str:
+    """What to do about a pool its cloud could not create, with the cloud's reason unless ``said`` already holds it."""
+    cause = f" ({found.message})" if found.message and found.message not in said else ""
+    return f"node pool {found.name} is {found.state}{cause}: run `down`, then `up` to create it again"
+
+
+def print_status(pools: Any, pool: str, run: _Run | None = None) -> None:
+    """How the pool stands, as JSON on stdout (read again while refused for now, until the
+    ``run``'s time is up if given); a pool its cloud could not create is told on stderr too."""
+    described = pools.describe(pool) if run is None else _retried(lambda: pools.describe(pool), run)
+    if described is not None and described.state in BROKEN:
+        click.echo(f"warning: {_broken(described)}", err=True)
+    print_json(described.to_dict() if described else {"pool": pool, "state": "ABSENT"})
