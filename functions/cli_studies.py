@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import click
 
@@ -34,7 +35,11 @@ from functions.core.records import STUDY_RUNNING, StudyRecord, TrialRecord
 from functions.core.resources import Origin
 from functions.core.views import study_view, trial_view
 from functions.embedded import Embedded
+from functions.settings import Settings
 from functions.terminal import markup, text
+
+if TYPE_CHECKING:
+    from functions.runtime import Runtime
 
 
 @contextmanager
@@ -172,22 +177,42 @@ def best(name: str, db: str | None, as_json: bool) -> None:
 @click.argument("name")
 @db_option
 def stop(name: str, db: str | None) -> None:
-    """Stop a running study; a `katuna run` of it stops its trials within a second."""
+    """Stop a running study and its trials: a `katuna run` of it stops its trials within a
+    second; with KATUNA_EXECUTOR=kubernetes (the service's setting) its trial Jobs are deleted
+    with their pods, as POST /studies/NAME/stop deletes them."""
     path = existing_db(db)
-    embedded = Embedded(settings_for(db))
     try:
-        record = embedded.store.get_study(name)
+        with _store(db) as store:
+            record = store.get_study(name)
         if record.terminal:
             with writing_output():
                 console.print(f"Study {markup(repr(name))} already {record.status}: {markup(record.reason)}")
             return
-        embedded.stop(name)
+        stopper = _stopper(settings_for(db))
+        try:
+            stopper.stop(name)
+        finally:
+            stopper.close()
         with writing_output():
             console.print(f"Study {markup(repr(name))} stopped.")
     except KatunaError as exc:
         fail(looked_in(exc, path), failure_code(exc))
-    finally:
-        embedded.close()
+
+
+def _stopper(settings: Settings) -> Embedded | Runtime:
+    """What stops a study where its trials run: the service's runtime where they run as Jobs
+    (its stop deletes them, and releases the study's node pools), else an embedded runner (a
+    ``katuna run`` of the study, in its own process, kills its trial processes when it sees the
+    study ended). No cluster configuration stops the command before anything changes."""
+    if settings.executor != "kubernetes":
+        return Embedded(settings)
+    from functions.adapters.kubernetes_client import configuration_problem
+    from functions.runtime import Runtime
+
+    problem = configuration_problem(settings.k8s_api, "KATUNA_EXECUTOR=kubernetes")
+    if problem:
+        fail(problem, 2)
+    return Runtime(settings)
 
 
 @click.command()

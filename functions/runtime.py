@@ -36,7 +36,7 @@ from functions.cluster_ports import ClusterNodes, ClusterResources, watched_name
 from functions.collector import collect_less_often
 from functions.core.cluster_templates import ClusterTemplates
 from functions.core.errors import InvalidSetting, KatunaError, Problem, StudyNotFound, TemporaryError
-from functions.core.events import Event, study_created
+from functions.core.events import Event, study_completed, study_created
 from functions.core.log_reads import LogReads, StreamedLogReads
 from functions.core.ports import Admissions, Executor, RunningLogs
 from functions.core.records import StudyRecord
@@ -168,6 +168,13 @@ class Runtime:
         if not stored.terminal:
             self.publish(study_created(stored.name, stored.uid))
         return stored, created
+
+    def stop(self, name: str, reason: str = "stopped by user") -> None:
+        """Stop a study as ``POST /studies/NAME/stop`` does, through this process's executor: on
+        Kubernetes its trial Jobs are deleted with their pods (``katuna stop`` where
+        ``KATUNA_EXECUTOR=kubernetes``), its node pools released."""
+        record = self.store().get_study(name)
+        self.dispatcher().deliver(study_completed(name, record.uid, "stopped", reason, record.restarts))
 
     def publish(self, event: Event) -> None:
         """Send an event on through the queue: to this service's own broker threads, or (reply

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
+from click.testing import CliRunner
 from cloudevents.core.bindings import http as ce_http
 from cloudevents.core.v1.event import CloudEvent
 from conftest import study_definition
@@ -19,7 +20,13 @@ from http_helpers import Service, Sink, free_port, serve_command
 from kube_stub import KubeStub, image_id
 from waiting import eventually
 
+from functions.adapters.sqlite_store import SqliteStore
 from functions.adapters.web.server import _worker_exit
+from functions.cli import main
+from functions.core.records import STOPPED_AT_END
+from functions.core.validate import parse_study
+from functions.embedded import Embedded
+from functions.settings import Settings
 
 pytestmark = pytest.mark.slow
 
@@ -885,3 +892,45 @@ def test_a_trial_job_cannot_report_for_another_trial_of_its_study(kube: KubeStub
             for change in kube.changes_since(0, "secrets") if change.type == "ADDED"}
     tokens = {made[f"{name}.report"] for name in kube.created_jobs if name.startswith("job-forged-")}
     assert len(tokens) == 2, "each attempt has a token of its own"
+
+
+def test_katuna_stop_deletes_the_running_jobs_of_a_study_on_the_cluster(service: Service, kube: KubeStub):
+    """``katuna stop`` where trials run as Jobs (``KATUNA_EXECUTOR=kubernetes``, as the service's
+    own settings say) stops the study as ``POST /studies/NAME/stop`` does: its Jobs are deleted
+    with their pods, and its trials end stopped by the study's end, not left running on the
+    cluster behind a study the store calls stopped."""
+    submit(service, job_study("cli-stop", mode="hang", maxTrials=4))
+    deadline = time.monotonic() + 20
+    while sum(n.startswith("cli-stop-") for n in kube.created) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    result = CliRunner().invoke(main, ["stop", "cli-stop", "--db", str(service.workdir / "katuna.db")],
+                                env={"KATUNA_EXECUTOR": "kubernetes", "KATUNA_K8S_API": kube.url,
+                                     "KATUNA_K8S_NAMESPACE": "trials"})
+    assert result.exit_code == 0, result.output
+    deleted = {name: policy for _, name, policy in kube.deleted if name.startswith("cli-stop-")}
+    assert deleted == {"cli-stop-0": "Background", "cli-stop-1": "Background"}
+    assert not [k for k in kube.jobs if k[1].startswith("cli-stop-")]
+    ended = {t["number"]: (t["state"], t["reason"]) for t in trials(service, "cli-stop")}
+    assert ended == {n: ("PRUNED", f"{STOPPED_AT_END} (stopped by user)") for n in (0, 1)}
+
+
+def test_katuna_stop_on_kubernetes_without_a_cluster_says_so_and_leaves_the_study_running(tmp_path: Path):
+    """No cluster to delete the Jobs on: the command fails naming the setting that asked for one,
+    and the study stays as it was (marking it stopped would leave its Jobs running for good)."""
+    runner = Embedded(Settings(db=tmp_path / "katuna.db"))
+    try:
+        runner.submit(parse_study(job_study("unreached")), job_study("unreached"), tmp_path)
+    finally:
+        runner.close()
+    home = tmp_path / "home"
+    home.mkdir()
+    result = CliRunner().invoke(main, ["stop", "unreached", "--db", str(tmp_path / "katuna.db")],
+                                env={"KATUNA_EXECUTOR": "kubernetes", "KATUNA_K8S_API": None, "KUBECONFIG": None,
+                                     "KUBERNETES_SERVICE_HOST": None, "HOME": str(home)})
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: no Kubernetes configuration for KATUNA_EXECUTOR=kubernetes: not in a cluster")
+    store = SqliteStore(tmp_path / "katuna.db")
+    try:
+        assert store.get_study("unreached").status == "running"
+    finally:
+        store.close()

@@ -75,13 +75,14 @@ def api_client(host: str | None = None, timeout: float = REMOTE_TIMEOUT) -> clie
     return BoundedApiClient(configuration, timeout)
 
 
-def configuration_problem(host: str | None = None) -> str | None:
+def configuration_problem(host: str | None = None, wanted_by: str = "--executor kubernetes") -> str | None:
     """Why no client for the cluster can be made here (no API address, not in a cluster, no usable
-    kubeconfig), or None: said once at start, where each worker would otherwise fail to boot."""
+    kubeconfig), or None: said once at start, where each worker would otherwise fail to boot;
+    ``wanted_by`` names what asked for the cluster."""
     try:
         api_client(host).close()
     except (config.ConfigException, OSError, ValueError, yaml.YAMLError) as exc:
-        return (f"no Kubernetes configuration for --executor kubernetes: not in a cluster and no usable kubeconfig "
+        return (f"no Kubernetes configuration for {wanted_by}: not in a cluster and no usable kubeconfig "
                 f"({' '.join(str(exc).split())}); set KUBECONFIG, or KATUNA_K8S_API to the address of a proxy "
                 "that adds the credentials, such as `kubectl proxy`'s")
     return None
