@@ -20,10 +20,12 @@ import yaml
 from conftest import study_definition
 from http_helpers import Service
 from kube_stub import KubeStub
+from kubernetes import client
 from waiting import eventually
 
 from functions.adapters.kubernetes_client import api_client
 from functions.adapters.kubernetes_executor import KubernetesExecutor
+from functions.adapters.kubernetes_status import exit_of, ran
 from functions.core.cluster import Cluster
 from functions.core.launch import TrialLaunch
 
@@ -208,3 +210,63 @@ def running_pod(kube: KubeStub, job: str, count: int) -> dict:
         pods = pods_of(kube, job)
         return next((p for p in pods if p["status"].get("phase") == "Running"), None) if len(pods) >= count else None
     return eventually(running, f"{job} to run its pod {count}", timeout=20)
+
+
+def test_a_pod_shut_down_with_its_node_without_the_condition_is_a_run_lost_though_it_failed_its_job(kube: KubeStub):
+    """With the Job's ``backoffLimit`` 0 the pod its kubelet ``Terminated`` as the node shut down
+    (no ``DisruptionTarget`` condition: the policy cannot ignore it) fails the Job; its trial
+    did not fail, its run was lost: the attempt ends ``preempted``, to run again."""
+    executor = KubernetesExecutor(Cluster(), api_client(kube.url))
+    command = study_definition(mode="hang")["trialTemplate"]["command"]
+    launch = TrialLaunch("halted", "u1", 0, 1, "halted-0", [c.replace("${trialParameters.x}", "1") for c in command],
+                         {}, ".", timeout=None, image="python:3.12", cluster=Cluster(namespace=NAMESPACE), max_attempts=2)
+    kube.kubelets.disruption_conditions = False
+    executor.launch(launch)
+    try:
+        pod = running_pod(kube, "halted-0", 1)
+        kube.preempt_pod(NAMESPACE, pod["metadata"]["name"], "TerminationByKubelet")
+        ended = eventually(lambda: executor.poll(launch), "the Job to fail", timeout=20)
+        assert kube.jobs[(NAMESPACE, "halted-0")]["status"]["conditions"][-1]["reason"] == "BackoffLimitExceeded"
+        assert (ended.data["outcome"], ended.data["message"]) == ("preempted", "every pod of its Job was disrupted")
+    finally:
+        executor.stop(launch)
+
+
+def pod_of(phase: str, reason: str | None = None, init: dict | None = None, main: dict | None = None,
+           condition: bool = False) -> client.V1Pod:
+    """A pod as the client reads it: its init container ``fetch`` and its container ``trial`` in
+    the states given (as the API writes them), with the ``DisruptionTarget`` condition or not."""
+    def status(name: str, state: dict | None) -> list[client.V1ContainerStatus]:
+        if state is None:
+            return []
+        terminated = state.get("terminated")
+        return [client.V1ContainerStatus(name=name, image="busybox", image_id="", ready=False, restart_count=0,
+                                         state=client.V1ContainerState(
+                                             terminated=client.V1ContainerStateTerminated(**terminated)
+                                             if terminated else None,
+                                             waiting=client.V1ContainerStateWaiting(**state["waiting"])
+                                             if "waiting" in state else None))]
+    conditions = [client.V1PodCondition(type="DisruptionTarget", status="True", reason="TerminationByKubelet")] \
+        if condition else []
+    return client.V1Pod(metadata=client.V1ObjectMeta(name="p", uid="u"), status=client.V1PodStatus(
+        phase=phase, reason=reason, conditions=conditions, init_container_statuses=status("fetch", init),
+        container_statuses=status("trial", main)))
+
+
+def test_a_failed_init_container_is_the_trials_failure_and_a_node_shutdown_a_run_lost():
+    """An init container that exits non-zero fails the pod before its containers start: the
+    trial failed, naming it (it was reported as every pod disrupted). A pod its node's shutdown
+    ended is no run of the trial, with or without the condition; one ``Evicted`` without the
+    condition (over its own local-storage limit) is."""
+    waiting = {"waiting": {"reason": "PodInitializing"}}
+    failed_init = pod_of("Failed", init={"terminated": {"exit_code": 2, "reason": "Error"}}, main=waiting)
+    assert ran(failed_init)
+    assert exit_of([failed_init], "trial") == (2, "init container fetch exited with code 2 (Error), so container "
+                                                  "trial never started")
+    stopped_after_init = pod_of("Failed", init={"terminated": {"exit_code": 0, "reason": "Completed"}}, main=waiting)
+    assert not ran(stopped_after_init), "its containers never started, and nothing of its own failed"
+    killed = {"terminated": {"exit_code": 137, "reason": "Error"}}
+    for reason in ("Terminated", "Shutdown", "NodeShutdown"):
+        assert not ran(pod_of("Failed", reason, main=killed)), reason
+    assert ran(pod_of("Failed", "Evicted", main=killed)), "evicted over its own limit"
+    assert not ran(pod_of("Failed", "Evicted", main=killed, condition=True)), "evicted for its node's pressure"

@@ -11,10 +11,16 @@ from functions.core.disruptions import Disruption
 from functions.core.nodepool import SELECTOR_KEYS
 from functions.core.start_failures import image_cause, missing_cause, unfit_cause
 
-KUBELET_ENDS = frozenset({"Evicted", "Terminated", "Shutdown", "NodeShutdown"})
-"""A failed pod's ``status.reason`` when its node's kubelet ended it, not its trial: evicted
-(node pressure, or over a local-storage limit), killed as its node shut down (``Terminated``;
-``Shutdown`` before Kubernetes 1.22), or refused by a node shutting down (``NodeShutdown``)."""
+NODE_SHUTDOWN = frozenset({"Terminated", "Shutdown", "NodeShutdown"})
+"""A failed pod's ``status.reason`` when its node's shutdown ended it, not its trial (the
+kubelet's graceful node shutdown, pkg/kubelet/nodeshutdown): killed as its node shut down
+(``Terminated``, "Pod was terminated in response to imminent node shutdown."; ``Shutdown`` in
+Kubernetes 1.21), or refused by a node shutting down (``NodeShutdown``, "Pod was rejected as the
+node is shutting down."). Without the ``PodDisruptionConditions`` feature (before 1.26, or
+turned off) the reason is all that says so."""
+KUBELET_ENDS = NODE_SHUTDOWN | {"Evicted"}
+"""A failed pod's ``status.reason`` when its node's kubelet ended it: its node's shutdown
+(:data:`NODE_SHUTDOWN`), or evicted (node pressure, or over a local-storage limit)."""
 
 
 CANNOT_START = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError",
@@ -83,7 +89,16 @@ def suspended_since(job: Any) -> tuple[float, str] | None:
 
 
 def disrupted(pod: Any) -> bool:
-    return any(c.type == "DisruptionTarget" and c.status == "True" for c in (pod.status.conditions or []))
+    """Whether something other than its trial ended the pod: its ``DisruptionTarget`` condition
+    says so, or its node's shutdown did (:data:`NODE_SHUTDOWN`, all a cluster without the
+    condition says). A pod ``Evicted`` without the condition is not: the kubelet evicts a pod
+    over its own local-storage limit so (its trial's doing), and a node-pressure eviction adds
+    the condition wherever the feature is on."""
+    status = pod.status
+    if status is None:
+        return False
+    return any(c.type == "DisruptionTarget" and c.status == "True" for c in (status.conditions or [])) or (
+        status.phase == "Failed" and status.reason in NODE_SHUTDOWN)
 
 
 def disruption_of(pod: Any) -> Disruption | None:
@@ -99,11 +114,21 @@ def disruption_of(pod: Any) -> Disruption | None:
 
 
 def ran(pod: Any) -> bool:
-    """Whether the pod ran its containers to an end of their own (not disrupted), so its log
-    holds the attempt's output."""
-    return not disrupted(pod) and any(
-        status.state is not None and status.state.terminated is not None
-        for status in (pod.status.container_statuses or []))
+    """Whether the pod ran to an end of its own (not disrupted): a container of it ended, so its
+    log holds the attempt's output, or an init container failed, which fails the pod before its
+    containers start (the trial's own failure, not a run lost)."""
+    if disrupted(pod):
+        return False
+    status = pod.status
+    return any(s.state is not None and s.state.terminated is not None for s in (status.container_statuses or [])) \
+        or _failed_init(pod) is not None
+
+
+def _failed_init(pod: Any) -> Any | None:
+    """The status of the pod's init container that exited with a code other than 0, if one did."""
+    statuses = (pod.status.init_container_statuses or []) if pod.status else []
+    return next((s for s in statuses if s.state is not None and s.state.terminated is not None
+                 and s.state.terminated.exit_code), None)
 
 
 def oldest_first(pod: Any) -> tuple[str, bool, str]:
@@ -285,11 +310,17 @@ def exit_of(pods: list[Any], container: str) -> tuple[int | None, str]:
     """How the trial's ``container`` exited in the latest pod where it has: its code, and words
     saying so. Only the primary container's: the kubelet lists a pod's containers by name, so a
     sidecar (an injected Istio proxy, a Vault agent) or a second container of a ``trialSpec``
-    may come first, with a code of its own."""
+    may come first, with a code of its own. A pod whose init container failed never started it:
+    that init container's code, saying so."""
     for pod in reversed(pods):
         for status in pod.status.container_statuses or []:
             terminated = status.state.terminated if status.state else None
             if status.name == container and terminated is not None:
                 return terminated.exit_code, (f"container {container} exited with code {terminated.exit_code} "
                                               f"({terminated.reason})")
+        init = _failed_init(pod)
+        if init is not None:
+            ended = init.state.terminated
+            return ended.exit_code, (f"init container {init.name} exited with code {ended.exit_code} ({ended.reason}), "
+                                     f"so container {container} never started")
     return None, f"no status of container {container}"
