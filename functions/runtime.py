@@ -82,9 +82,7 @@ class Runtime:
         """Where launched trials may wait to be admitted: the trial Jobs (Kueue suspends them)."""
         self.access_refusal: Callable[[Study], Problem | None] | None = None
         """Why katuna may not create a study's trials where they would run, asked of the cluster."""
-        self.executor = self._executor()
-        self.log_reads: LogReads = LocalLogReads(self.executor.log_file) \
-            if isinstance(self.executor, LocalExecutor) else StreamedLogReads(self.executor.output)
+        self.executor, self.log_reads = self._executor()
         self.node_pools = node_pools(settings)
         self.resources = ClusterResources(settings.k8s_api, watched_namespace(settings), settings.katib_api,
                                           settings.remote_timeout)
@@ -103,7 +101,10 @@ class Runtime:
         self._turns = Turns(self.deps(self._new_store()), settings.busy_timeout)
         """Every recorded handling of this process, on any thread, runs in its turn over one store."""
 
-    def _executor(self) -> Executor:
+    def _executor(self) -> tuple[Executor, LogReads]:
+        """The executor, and where trials' logs are read for a person: a local trial's log file,
+        a cluster trial's pods' logs, the runs its Job lost included
+        (:meth:`~functions.adapters.kubernetes_executor.KubernetesExecutor.log`)."""
         if self.settings.executor == "kubernetes":
             from functions.adapters.kubernetes_access import Access
             from functions.adapters.kubernetes_client import api_client
@@ -114,9 +115,10 @@ class Runtime:
             self.logs = self.admissions = executor
             self.access_refusal = Access(api, self.settings.cluster_defaults(),
                                          hands_tokens=bool(self.settings.report_url)).refusal
-            return executor
-        return LocalExecutor(self.settings.logs, self.publish, pass_env=self.settings.trial_env,
-                             sole_parent=self._sole_parent)
+            return executor, StreamedLogReads(executor.log)
+        local = LocalExecutor(self.settings.logs, self.publish, pass_env=self.settings.trial_env,
+                              sole_parent=self._sole_parent)
+        return local, LocalLogReads(local.log_file)
 
     def _service_metrics(self) -> ServiceMetrics:
         """Imported here, in the worker: prometheus_client picks its multiprocess mode when first

@@ -29,6 +29,7 @@ from functions.adapters.kubernetes_jobs import TrialJobs
 from functions.adapters.kubernetes_logs import PodLogs
 from functions.adapters.kubernetes_looks import Looks
 from functions.adapters.kubernetes_report_secrets import ReportSecrets
+from functions.adapters.kubernetes_status import counted
 from functions.adapters.kubernetes_together import Together
 from functions.adapters.kubernetes_workloads import Workloads
 from functions.core import file_collector, report_token
@@ -130,14 +131,24 @@ class KubernetesExecutor:
         return self._looks.look(launch)
 
     def output(self, launch: TrialLaunch) -> Iterator[str]:
-        """Every pod's log of the attempt's Job, oldest pod first, from the trial's container,
-        streamed: a log of any size is read in bounded memory. A pod whose container never
-        started, or that is gone with its node, has no log, nor has a disrupted pod whose log the
-        API cannot read now (its node stopped: a preempted GKE spot VM's Node stays, its kubelet
+        """The attempt's output, its metrics read from it: the log of each pod of its Job whose
+        output is the attempt's, oldest pod first, from the trial's container, streamed (a log of
+        any size is read in bounded memory). A disrupted pod that a later pod replaced is left
+        out (:func:`~functions.adapters.kubernetes_status.counted`): its run was lost, and the
+        replacement ran the trial again from its start. A pod whose container never started, or
+        that is gone with its node, has no log, nor has a disrupted pod whose log the API cannot
+        read now (its node stopped: a preempted GKE spot VM's Node stays, its kubelet
         unreachable, and the API answers 500 for minutes), as its run was lost anyway; when no
         pod that ran to its end (and none still running) has one, the output is lost
         (:class:`OutputLost`)."""
         for _, lines in self._logs(launch, timestamps=False):
+            yield from lines
+
+    def log(self, launch: TrialLaunch) -> Iterator[str]:
+        """The attempt's log as a person reads it (``GET /studies/NAME/trials/NUMBER/logs``):
+        :meth:`output`, with the logs of the runs its Job lost and ran again too, each before the
+        run that replaced it, so what a disrupted pod printed before it went stays in sight."""
+        for _, lines in self._logs(launch, timestamps=False, every=True):
             yield from lines
 
     def stamped_output(self, launch: TrialLaunch) -> Iterator[tuple[str, Iterator[str]]]:
@@ -145,10 +156,15 @@ class KubernetesExecutor:
         lines, to be read before the next pod's), each line behind the time it was written."""
         return self._logs(launch, timestamps=True)
 
-    def _logs(self, launch: TrialLaunch, timestamps: bool) -> Iterator[tuple[str, Iterator[str]]]:
-        """The uid and the streamed log of each pod of the attempt that has one (see :meth:`output`)."""
+    def counted_pods(self, launch: TrialLaunch) -> frozenset[str]:
+        """The uids of the attempt's pods whose output is the attempt's (those :meth:`output` reads)."""
+        return frozenset(pod.metadata.uid for pod in counted(self._jobs.pods(launch)))
+
+    def _logs(self, launch: TrialLaunch, timestamps: bool, every: bool = False) -> Iterator[tuple[str, Iterator[str]]]:
+        """The uid and the streamed log of each pod of the attempt that has one (see :meth:`output`
+        and, for ``every``, :meth:`log`)."""
         yield from self._pod_logs.streams(self._jobs.pods(launch), self._jobs.namespace(launch), primary_container_name(launch),
-                                          timestamps, launch.job_name)
+                                          timestamps, launch.job_name, every)
 
     def running_log(self, launch: TrialLaunch, after: Cursor | None, limit_bytes: int) -> RunningLog | None:
         """At most ``limit_bytes`` of the log of the trial's container in the attempt's running pod

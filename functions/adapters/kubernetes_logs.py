@@ -18,7 +18,7 @@ from urllib3 import BaseHTTPResponse
 from urllib3.exceptions import HTTPError
 
 from functions.adapters.kubernetes_client import translate
-from functions.adapters.kubernetes_status import current_run, disrupted
+from functions.adapters.kubernetes_status import counted, current_run, disrupted
 from functions.core.errors import OutputLost, Stopping
 from functions.core.lines import bounded_lines
 from functions.core.log_cursor import Cursor, RunningLog, written_at
@@ -53,12 +53,15 @@ class PodLogs:
         self._stopped.set()
 
     def streams(self, pods: list[Any], namespace: str, container: str, timestamps: bool,
-                job_name: str) -> Iterator[tuple[str, Iterator[str]]]:
-        """The uid and the streamed log of each pod that has one. A disrupted pod's log the API
-        cannot read now (its node stopped) is skipped, as its run was lost anyway; when no pod
-        that ran to its end (and none still running) has one, the output is lost (:class:`OutputLost`)."""
+                job_name: str, every: bool = False) -> Iterator[tuple[str, Iterator[str]]]:
+        """The uid and the streamed log of each pod whose output is the attempt's
+        (:func:`~functions.adapters.kubernetes_status.counted`: not a disrupted one that a later
+        pod replaced), or, with ``every``, of each pod, the runs lost included, that has one. A
+        disrupted pod's log the API cannot read now (its node stopped) is skipped, as its run was
+        lost anyway; when no pod that ran to its end (and none still running) has one, the output
+        is lost (:class:`OutputLost`)."""
         read = False
-        for pod in pods:
+        for pod in pods if every else counted(pods):
             self._check(pod.metadata.name)
             if not (pod.spec and pod.spec.node_name):
                 continue  # never scheduled: the API answers an empty log (204), as if it had written nothing

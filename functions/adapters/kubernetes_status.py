@@ -131,6 +131,27 @@ def _failed_init(pod: Any) -> Any | None:
                  and s.state.terminated.exit_code), None)
 
 
+SLOT_KEYS = ("batch.kubernetes.io/job-completion-index", "jobset.sigs.k8s.io/job-index",
+             "training.kubeflow.org/replica-type", "training.kubeflow.org/replica-index")
+"""The labels (or, for a Job's completion index before Kubernetes 1.28, annotations) that tell
+which part of a workload a pod runs: a pod made in place of a disrupted one carries the same."""
+
+
+def counted(pods: list[Any]) -> list[Any]:
+    """The pods (oldest first) whose output is the attempt's: all but the disrupted pods that a
+    later pod of the same part of the workload (:data:`SLOT_KEYS`) replaced. Such a pod's run was
+    lost, and its replacement ran the trial again from its start: the lost run's steps and
+    metrics would otherwise count twice."""
+    return [pod for index, pod in enumerate(pods)
+            if not (disrupted(pod) and any(_slot(later) == _slot(pod) for later in pods[index + 1:]))]
+
+
+def _slot(pod: Any) -> tuple[str | None, ...]:
+    """Which part of its workload the pod runs (:data:`SLOT_KEYS`; a Job of one pod has one part)."""
+    labels, annotations = pod.metadata.labels or {}, pod.metadata.annotations or {}
+    return tuple(labels.get(key, annotations.get(key)) for key in SLOT_KEYS)
+
+
 def oldest_first(pod: Any) -> tuple[str, bool, str]:
     """By creation time (whole seconds), a disrupted pod before its replacement created in the
     same second, then by name (real pod names end in random characters)."""

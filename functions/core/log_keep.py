@@ -12,7 +12,9 @@ and keeps the observations of the study's metrics as it reads them: the observat
 ``latest`` reduces over the whole run. :class:`Kept` is what was kept of an attempt: how far each
 of its pods' logs was read (a :class:`~functions.core.log_cursor.Cursor` each), and the tally. At
 the end, the lines of the final read past each pod's cursor are added to it (:func:`unread`), so
-no line counts twice.
+no line counts twice. A pod disrupted and replaced inside its Job (its replacement runs the
+trial again from its start) leaves what was kept of it behind (:func:`lost_run`): the keeping
+starts over with the replacement's log, so the lost run's steps and metrics never count.
 
 A TensorFlow event collector's records are printed only once the trial's command ended, and
 sorted by step when read: they are read at the end only.
@@ -163,6 +165,14 @@ def take(log: RunningLog, parse: Parse, objective: str, after: Cursor | None) ->
         deque(counter.steps(observations), maxlen=0)
         cursor = Cursor(log.pod, at, same, counter.reports, counter.named)
     return None if cursor is None else Taken(found, cursor)
+
+
+def lost_run(kept: Kept, counted: frozenset[str]) -> bool:
+    """Whether some of what was ``kept`` is of a pod whose output no longer counts, ``counted``
+    being the pods whose output is the attempt's: a disrupted pod that a later one replaced, which
+    ran the trial again from its start. The tally holds that run's observations with the rest,
+    so none of it can count: the attempt's observations are read again from the pods that count."""
+    return any(cursor.pod not in counted for cursor in kept.cursors)
 
 
 def unread(output: Iterable[tuple[str, Iterable[str]]], kept: Kept) -> Iterator[tuple[str, bool]]:

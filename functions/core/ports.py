@@ -288,6 +288,11 @@ class RunningLogs(Protocol):
         """The ended attempt's output as :meth:`Executor.output` reads it, each pod's apart: the
         pod's uid and its lines (read before the next pod's), each behind the time it was written."""
 
+    def counted_pods(self, launch: TrialLaunch) -> frozenset[str]:
+        """The uids of the attempt's pods whose output is the attempt's now: not a disrupted pod
+        that a later one replaced, which ran the trial again from its start. What was kept of the
+        log of a pod not among them is of a run lost (:mod:`functions.core.log_keep`)."""
+
     def log_start(self, launch: TrialLaunch) -> LogStart | None:
         """Where the log of the attempt's last run begins, to tell whether it was rotated
         (:mod:`functions.core.log_rotation`); None when no container of the attempt started."""

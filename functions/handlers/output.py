@@ -14,7 +14,7 @@ from functions.core import template, tfevents
 from functions.core.errors import OutputLost, RefusedFile
 from functions.core.file_collector import EndCopy
 from functions.core.launch import trial_launch
-from functions.core.log_keep import Kept, format_parser, keeps, line_parser, new_summary, unread
+from functions.core.log_keep import Kept, format_parser, keeps, line_parser, lost_run, new_summary, unread
 from functions.core.log_rotation import LogStart
 from functions.core.metrics import Summary, parse_json_lines, parse_text
 from functions.core.records import StudyRecord, TrialRecord
@@ -104,7 +104,9 @@ def _kept(record: StudyRecord, trial: TrialRecord, deps: Deps) -> Kept | None:
 def _observations(record: StudyRecord, trial: TrialRecord, deps: Deps,
                   kept: Kept | None) -> tuple[Summary, list[str], int]:
     """The attempt's observations, the last lines it printed (for failure reasons), and the
-    bytes of its output. A file the executor refused to read (a local trial's metrics file that
+    bytes of its output. What was kept of a run lost (a disrupted pod, replaced since:
+    :func:`~functions.core.log_keep.lost_run`) counts for nothing: its replacement's output,
+    read now, is the attempt's. A file the executor refused to read (a local trial's metrics file that
     is a link to the service's own ``/proc/self/environ``) gives no more observations, and its
     refusal is the last line, which a failure's reason shows."""
     spec = record.spec
@@ -121,6 +123,8 @@ def _observations(record: StudyRecord, trial: TrialRecord, deps: Deps,
         return line
 
     summary = new_summary(spec)
+    if kept is not None and deps.logs is not None and lost_run(kept, deps.logs.counted_pods(launch)):
+        kept = None  # what was kept is of a run lost: the output read now gives every observation
     if kept is not None and deps.logs is not None:
         summary.resume(kept.tally, deps.store.observations(record.name, trial.number, trial.attempt))
         parse_line, parse_file = line_parser(spec, launch), format_parser(spec)

@@ -35,7 +35,7 @@ from functions.core.errors import KatunaError
 from functions.core.events import Event, trial_progress
 from functions.core.launch import trial_launch
 from functions.core.log_cursor import Cursor, RunningLog, reports
-from functions.core.log_keep import Kept, keeps, line_parser, new_summary, start, take
+from functions.core.log_keep import Kept, keeps, line_parser, lost_run, new_summary, start, take
 from functions.core.metrics import MAX_OBSERVATIONS
 from functions.core.ports import Store
 from functions.core.records import RUNNING, StudyRecord, TrialRecord
@@ -107,23 +107,30 @@ def trial_reports(record: StudyRecord, trial: TrialRecord, deps: Deps) -> list[E
 def _keep(record: StudyRecord, trial: TrialRecord, deps: Deps, running: RunningLog, kept: Kept) -> None:
     """Store the observations of the lines of ``running`` past what was ``kept``, with how far
     they go and the tally of all kept so far; unless the attempt ended, or a read that raced
-    this one kept lines first (this read goes, and the next goes on from the stored)."""
+    this one kept lines first (this read goes, and the next goes on from the stored). The first
+    read of a pod that replaced a disrupted one whose log was kept
+    (:func:`~functions.core.log_keep.lost_run`) starts the keeping over: the lost run's
+    observations go, and the replacement's count from its first line."""
     spec = record.spec
-    taken = take(running, line_parser(spec, trial_launch(record, trial)), spec.objectives[0].metric,
-                 kept.of(running.pod))
+    launch = trial_launch(record, trial)
+    lost = kept.of(running.pod) is None and deps.logs is not None and lost_run(kept, deps.logs.counted_pods(launch))
+    base = Kept(kept.attempt) if lost else kept
+    taken = take(running, line_parser(spec, launch), spec.objectives[0].metric, base.of(running.pod))
     if taken is None:
         return
     summary = new_summary(spec)
-    if kept.tally:
-        summary.resume(kept.tally, ())
+    if base.tally:
+        summary.resume(base.tally, ())
     summary.add(taken.observations)
     store = deps.store
     with store.transaction():
         if (current_attempt(store, record, trial) is None
                 or store.log_read(record.name, trial.number).kept_of(trial.attempt) != kept):
             return
+        if lost:
+            store.add_observations(record.name, trial.number, trial.attempt, [])
         store.append_observations(record.name, trial.number, trial.attempt, taken.observations, MAX_OBSERVATIONS)
-        store.set_log_kept(record.name, trial.number, kept.on(taken.cursor, summary.tally()))
+        store.set_log_kept(record.name, trial.number, base.on(taken.cursor, summary.tally()))
 
 
 def remember(store: Store, study: str, number: int, raw: object) -> None:
