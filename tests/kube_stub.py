@@ -119,6 +119,8 @@ class KubeStub(ApiServer, Workloads):
         """``(job name, pod index)`` to ``(seconds after its container starts, the resource it then
         runs short of: memory or ephemeral-storage)``, or None (:meth:`Kubelets.exhaust`)."""
         self.events: list[dict] = []
+        self.similar_events: events.Similar = {}
+        """The event recorders' record of similar events, which they combine (:mod:`kube_standin.events`)."""
         """The controllers' Events (:meth:`record_event`): a create they were refused, for one."""
         self.queued = False
         """Kueue with ``manageJobsWithoutQueueName``: its webhook creates every Job suspended, and
@@ -426,9 +428,9 @@ class KubeStub(ApiServer, Workloads):
 
     def record_event(self, obj: dict, kind: str, reason: str, message: str, component: str = "") -> None:
         """A controller's Event about ``obj``, as its event recorder (``component``'s) writes it:
-        one repeated (same object, reason and message) counts up on the first
-        (:func:`kube_standin.events.record`)."""
-        events.record(self.events, obj, kind, reason, message, self.clock.stamp(), component)
+        one repeated (same object, reason and message) counts up on the first, and similar ones
+        (differing by message) are combined past ten (:func:`kube_standin.events.record`)."""
+        events.record(self.events, self.similar_events, obj, kind, reason, message, self.clock.stamp(), component)
 
     def events_of(self, kind: str, name: str) -> list[dict]:
         """The Events recorded about the object ``kind``/``name`` (as ``kubectl describe`` lists them)."""

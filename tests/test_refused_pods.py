@@ -16,6 +16,7 @@ from test_missing_objects import deliver, started
 from test_trial_pods import ALLOWANCE, pods_of
 
 from functions.adapters.kubernetes_client import translate
+from functions.adapters.kubernetes_status import COMBINED
 from functions.core.errors import TemporaryError
 from functions.handlers.base import look
 
@@ -149,3 +150,52 @@ def test_a_refusal_waits_from_its_own_first_record_and_one_no_longer_repeated_is
     assert refused_create([old], now - 7200, now) is None
     assert refused_create([old], now - 7200, now - 6990 + RECENT - 1).permanent
     assert refused_create([quota], now - 1, now) is None, "refused before the Job's latest pod was made"
+
+
+def test_refusals_the_event_recorder_combined_still_say_why_and_the_wait_counts_from_the_first(
+        simulated_kube: KubeStub, tmp_path: Path):
+    """The Job controller tries again after a back-off (1 s, doubled up to 60 s), each refusal
+    naming the pod by the name the API server drew: after ten such messages in ten minutes, the
+    recorder combines the next ones into an Event of its own, first recorded then, its message
+    behind ``(combined from similar events): ``. The trial still says why it waits, and it waits
+    its start allowance from the first refusal, not from the combined Event's first record."""
+    simulated_kube.set_quota("katuna", {"pods": 0})
+    store, deps, record, _ = started(simulated_kube, tmp_path, "full", trials=1)
+    try:
+        simulated_kube.run_until(lambda: any(e["message"].startswith(COMBINED)
+                                             for e in simulated_kube.events_of("Job", "full-0")))
+        events = simulated_kube.events_of("Job", "full-0")
+        first = min(_seconds(e["firstTimestamp"]) for e in events)
+        [combined] = [e for e in events if e["message"].startswith(COMBINED)]
+        assert len(events) == 10 and _seconds(combined["firstTimestamp"]) - first > 180, "1+2+4+...+60+60 s of back-off"
+        assert look(record, store.get_trial("full", 0), deps) is None, "it waits for the quota"
+        reason = store.get_trial("full", 0).reason
+        assert "its Job's pod cannot start: the API server refuses to create it: exceeded quota: trial-quota, " \
+               "requested: pods=1" in reason and "combined" not in reason
+        simulated_kube.clock.now = first + ALLOWANCE + 1
+        ended = look(record, store.get_trial("full", 0), deps)
+        assert ended is not None and ended.data["outcome"] == "error", "the allowance counts from the first refusal"
+    finally:
+        store.close()
+
+
+def _seconds(stamp: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def test_a_combined_refusal_is_read_as_the_refusal_it_combines():
+    """A Pod Security refusal the recorder combined fails at once as the first did, naming the
+    level; the wait counts from the earliest refusal recorded since the Job's latest pod."""
+    from functions.adapters.kubernetes_refused import refused_create
+
+    now = 100_000.0
+    single = _event('violates PodSecurity "baseline:latest": host namespaces (hostNetwork=true)', now - 300, now - 300)
+    combined = _event('violates PodSecurity "baseline:latest": host namespaces (hostNetwork=true)', now - 60, now - 5)
+    combined.message = COMBINED + combined.message
+    found = refused_create([single, combined], now - 7200, now)
+    assert found is not None and (found.since, found.permanent) == (now - 300, True)
+    assert found.why == ('the API server refuses to create it: violates PodSecurity "baseline:latest": host namespaces '
+                         "(hostNetwork=true)")
+    assert found.cause == 'violates PodSecurity "baseline:latest": host namespaces (hostNetwork=true)'

@@ -9,15 +9,18 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from functions.adapters.kubernetes_status import Unstartable
+from functions.adapters.kubernetes_status import COMBINED, Unstartable
 from functions.core.start_failures import account_cause
 
 FAILED_CREATE = "FailedCreate"
 """The reason of the Job controller's Event on a Job whose pod the API server refused to create."""
 RECENT = 1200.0
-"""Seconds within which a refusal still holds: the Job controller tries a refused create again
-after a back-off that grows to about 1,000 s (its rate limiter's ceiling), so a refusal not
-repeated for longer is past (the pod was made since, and later deleted)."""
+"""Seconds within which a refusal still holds: the Job controller syncs a Job whose create was
+refused again after its queue's back-off, 1 s doubled up to 60 s (``DefaultJobApiBackOff``,
+``MaxJobApiBackOff``, pkg/controller/job), and its event recorder lets one Event about an object
+through every 5 minutes once 25 have gone (client-go's ``EventSourceObjectSpamFilter``), so a
+refusal that still holds is recorded again within about 6 minutes; one not recorded for longer
+than this is past (the pod was made since, and later deleted)."""
 POD_SECURITY_NEVER = "its namespace's Pod Security level refuses every pod of the template, so no wait can change it"
 _FORBIDDEN = re.compile(r'^(?:Error creating: )?pods "[^"]*" is forbidden: (?P<why>.*)$', re.DOTALL)
 _NO_ACCOUNT = re.compile(r"^error looking up service account (?P<namespace>[^/ ]+)/(?P<name>[^: ]+):")
@@ -27,17 +30,20 @@ def refused_create(events: list[Any], since: float, now: float) -> Unstartable |
     """The pod a Job waits for that the API server refuses to create, by the latest of the Job
     controller's :data:`FAILED_CREATE` ``events`` on it recorded after ``since`` (the Job's
     creation, or its latest pod's: earlier ones are past) and :data:`RECENT` before ``now``; None
-    when there is none. It waits from its refusal's first record after ``since``. A missing
-    ServiceAccount is the user's to create, so it waits (as a missing Secret does); a Pod
+    when there is none. It waits from the first refusal recorded after ``since``: the earliest
+    first record of those events, as the event recorder combines similar ones (refusals naming
+    each pod it was refused by its own name) into an Event of its own once ten came, first
+    recorded then, its message behind :data:`~functions.adapters.kubernetes_status.COMBINED`. A
+    missing ServiceAccount is the user's to create, so it waits (as a missing Secret does); a Pod
     Security refusal meets every pod of the template and fails at once; any other (a
     ResourceQuota full) waits, as it may pass."""
-    current = [event for event in events if event.reason == FAILED_CREATE and since <= _last(event) <= now + 1
-               and now - _last(event) <= RECENT]
+    refusals = [event for event in events if event.reason == FAILED_CREATE and since <= _last(event) <= now + 1]
+    current = [event for event in refusals if now - _last(event) <= RECENT]
     if not current:
         return None
     latest = max(current, key=_last)
-    waiting = max(since, _first(latest))
-    message = latest.message or ""
+    waiting = max(since, min(_first(event) for event in refusals))
+    message = (latest.message or "").removeprefix(COMBINED)
     forbidden = _FORBIDDEN.match(message)
     why = forbidden.group("why") if forbidden else message.removeprefix("Error creating: ")
     said = f"the API server refuses to create it: {why}"

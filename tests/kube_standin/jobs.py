@@ -136,6 +136,11 @@ class JobController:
         """Per finished Job's uid with a ``ttlSecondsAfterFinished``, when it is deleted."""
         self.released: dict[str, set[str]] = {}
         """Per Job uid, its pods deleted as it was suspended: the Job no longer counts them."""
+        self.refusals: dict[str, tuple[int, float]] = {}
+        """Per Job uid whose last pod create the API server refused, how many it refused in a row
+        and when the last: the real controller syncs such a Job again after its queue's back-off
+        (``DefaultJobApiBackOff`` 1 s, doubled up to ``MaxJobApiBackOff``, 60 s), and forgets it
+        once a sync succeeds."""
 
     def step(self, cluster) -> None:
         """One sync of every Job (the cluster's lock held)."""
@@ -237,7 +242,7 @@ class JobController:
         """Make pods up to the Job's parallelism (what is left of its completions), once the
         back-off after the last failure has passed."""
         uid = job["metadata"]["uid"]
-        if self._backing_off(uid):
+        if self._backing_off(uid) or self._refused_lately(uid):
             return
         wanted = min(job["spec"].get("parallelism", 1), job["spec"].get("completions", 1) - succeeded)
         while len(active) < wanted:
@@ -245,8 +250,20 @@ class JobController:
                 active.append(cluster.add_pod(new_pod(job, self.pods_made.get(uid, 0)), self.pods_made.get(uid, 0)))
             except Forbidden as refused:
                 cluster.record_event(job, "Warning", "FailedCreate", f"Error creating: {refused}", "job-controller")
+                self.refusals[uid] = (self.refusals.get(uid, (0, 0.0))[0] + 1, self.clock.monotonic())
+                self._refused_lately(uid)  # the clock wakes when the back-off has passed
                 return
+            self.refusals.pop(uid, None)
             self.pods_made[uid] = self.pods_made.get(uid, 0) + 1
+
+    def _refused_lately(self, uid: str) -> bool:
+        """Whether the Job's last pod create was refused less than its back-off ago (:attr:`refusals`)."""
+        if uid not in self.refusals:
+            return False
+        count, last = self.refusals[uid]
+        due = last + min(2.0 ** (count - 1), 60.0)
+        self.clock.wake_at(due)
+        return self.clock.monotonic() < due
 
     def _fail(self, cluster, job: dict, active: list[dict], counted: dict[str, set[str]], reason: str,
               message: str) -> None:
