@@ -17,7 +17,7 @@ from test_trial_pods import ALLOWANCE, pods_of
 
 from functions.adapters.kubernetes_client import translate
 from functions.adapters.kubernetes_status import COMBINED
-from functions.core.errors import TemporaryError
+from functions.core.errors import PermanentError, TemporaryError
 from functions.handlers.base import look
 
 
@@ -121,6 +121,11 @@ def test_only_a_quota_refusal_is_temporary():
     webhook.body = '{"message": "admission webhook \\"policy.example\\" denied the request"}'
     assert isinstance(translate(quota, "create Job x"), TemporaryError)
     assert not isinstance(translate(webhook, "create Job x"), TemporaryError)
+    invalid = ApiException(status=422, reason="Unprocessable Entity")
+    invalid.body = ('{"message": "Job.batch \\"x\\" is invalid: metadata.annotations: Invalid value: '
+                    '\\"exceeded quota\\": must be no more than 63 characters"}')
+    refused = translate(invalid, "create Job x")
+    assert isinstance(refused, PermanentError), "only a 403 says the quota is full, whatever the body quotes"
 
 
 def _event(message: str, first: float, last: float):

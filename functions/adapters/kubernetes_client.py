@@ -21,10 +21,12 @@ RETRYABLE = {408, 409, 410, 429, 500, 502, 503, 504}
 """Statuses a later try may not get: 410 Gone is a resourceVersion or ``continue`` token the API
 server compacted away, which a list started again gets past (:func:`all_pages`)."""
 GONE = 410
+FORBIDDEN = 403
 OVER_QUOTA = "exceeded quota"
 """What the API server's ResourceQuota admission says of a create past its namespace's quota (a
-403, ``jobs.batch "x" is forbidden: exceeded quota: ...``): refused for now, not for good, as the
-quota frees when Jobs end (finished ones count until deleted)."""
+403 Forbidden, ``jobs.batch "x" is forbidden: exceeded quota: ...``): refused for now, not for
+good, as the quota frees when Jobs end (finished ones count until deleted). Only a 403 says so:
+the words may be anywhere in another refusal's body (a 422 quoting a value of the object)."""
 
 
 class BoundedApiClient(client.ApiClient):
@@ -91,7 +93,7 @@ def configuration_problem(host: str | None = None, wanted_by: str = "--executor 
 def translate(exc: Exception, doing: str) -> Exception:
     """The katuna error for a failed API call: permanent for a refusal the API will repeat,
     temporary (retried) otherwise, a call that timed out and a quota full included."""
-    if isinstance(exc, ApiException) and exc.status not in RETRYABLE and OVER_QUOTA not in str(exc.body or ""):
+    if isinstance(exc, ApiException) and exc.status not in RETRYABLE and not _over_quota(exc):
         return PermanentError(f"Kubernetes refused to {doing}: {exc.status} {exc.reason}: {exc.body}")
     if isinstance(exc, ApiException) and exc.status not in RETRYABLE:
         return TemporaryError(f"Kubernetes refused to {doing} for now, its namespace's quota full: {exc.status} "
@@ -165,3 +167,8 @@ def client_refusals(exc: ValidationError, prefix: str, refused: str) -> list[Pro
         path = "".join(f"[{step}]" if isinstance(step, int) else f".{step}" for step in steps)
         problems.append(Problem(prefix + path, f"{error['msg']}, got {error.get('input')!r}: {refused}"))
     return problems or [Problem(prefix, f"{exc}: {refused}")]
+
+
+def _over_quota(exc: ApiException) -> bool:
+    """Whether the API server refused for a quota full (:data:`OVER_QUOTA`): a 403 saying so."""
+    return exc.status == FORBIDDEN and OVER_QUOTA in str(exc.body or "")
