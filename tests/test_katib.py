@@ -86,15 +86,33 @@ def test_a_local_trial_fails_at_its_jobs_active_deadline_as_kubernetes_fails_the
     assert trial.finished_at - trial.started_at < 5
 
 
-@pytest.mark.parametrize("deadline", [0, "soon", 1.5, True])
+@pytest.mark.parametrize("deadline", [-1, "soon", 1.5, True, 2**63])
 def test_a_job_deadline_kubernetes_would_refuse_is_refused_naming_it(deadline):
+    """The batch API takes a Job's ``activeDeadlineSeconds`` not negative, in an int64."""
     doc = experiment()
     doc["spec"]["trialTemplate"]["trialSpec"]["spec"]["activeDeadlineSeconds"] = deadline
     with pytest.raises(InvalidStudy) as caught:
         load_study(yaml.safe_dump(doc))
     assert [(p.path, p.message) for p in caught.value.problems] == [
         ("spec.trialTemplate.trialSpec.spec.activeDeadlineSeconds",
-         f"expected a whole number of seconds >= 1, as Kubernetes takes it, got {deadline!r}")]
+         f"expected a whole number of seconds from 0 to {2**63 - 1}, as Kubernetes takes a Job's (0 fails it at "
+         f"once), got {deadline!r}")]
+
+
+def test_a_job_deadline_of_zero_is_taken_and_ends_each_local_trial_at_once(embedded, tmp_path: Path):
+    """Kubernetes takes 0, and its Job controller fails such a Job at its first sync
+    (``DeadlineExceeded``): a local trial is ended at once, as its Job would be."""
+    doc = experiment(maxTrialCount=1, parallelTrialCount=1)
+    job = doc["spec"]["trialTemplate"]["trialSpec"]
+    job["spec"]["activeDeadlineSeconds"] = 0
+    job["spec"]["template"]["spec"]["containers"][0]["command"] = [
+        sys.executable, "-c", "import time; time.sleep(6); print('loss=0.1')", "--x=${trialParameters.position}"]
+    spec, definition = load_study(yaml.safe_dump(doc))
+    embedded.submit(spec, definition, tmp_path)
+    embedded.run("katib-exp")
+    [trial] = embedded.store.trials("katib-exp")
+    assert trial.state == "FAIL" and trial.values is None
+    assert trial.reason.startswith("timed out: ran past its Job's spec.activeDeadlineSeconds of 0s (DeadlineExceeded")
 
 
 def args_only(**spec_overrides) -> dict:

@@ -94,7 +94,9 @@ def local_timeout(launch: TrialLaunch) -> float | None:
     """How long a local attempt may run: its trial's timeout, or its Job's own deadline where
     that is sooner. A local process has no Job, so it is ended where Kubernetes would fail the
     Job (``DeadlineExceeded``), as the trial fails on Katib; on a cluster Kubernetes ends it."""
-    limits = [limit for limit in (launch.timeout, launch.deadline) if limit]
+    limits = [limit for limit in (launch.timeout,) if limit]
+    if launch.deadline is not None:
+        limits.append(launch.deadline)  # 0 included: Kubernetes fails such a Job at once
     return min(limits) if limits else None
 
 

@@ -32,6 +32,8 @@ OWN_POLICY_RULES = 1
 _POLICY_RULE = re.compile(r"spec\.podFailurePolicy\.rules\[(\d+)\]")
 DEADLINE = ("spec", "activeDeadlineSeconds")
 """Where a Job keeps its deadline, as a path in the ``trialSpec``."""
+MAX_DEADLINE = 2**63 - 1
+"""The largest ``activeDeadlineSeconds`` a Job holds (an int64): a larger number cannot be decoded."""
 
 
 def check(r: Reader, trial_spec: Any, primary: str | None, conditions: tuple[str | None, str | None] = (None, None),
@@ -128,13 +130,13 @@ def _check_kept(r: Reader, spec: Mapping[str, Any]) -> None:
 
 
 def _check_deadline(r: Reader, deadline: Any) -> None:
-    """A Job's own ``activeDeadlineSeconds`` is a whole number of seconds, or a placeholder filled
-    in per trial: a local trial ends there (:func:`active_deadline`), so one Kubernetes would
-    refuse is refused here, not ignored."""
+    """A Job's own ``activeDeadlineSeconds`` is a whole number of seconds Kubernetes takes
+    (:func:`_seconds`), or a placeholder filled in per trial: a local trial ends there
+    (:func:`active_deadline`), so one Kubernetes would refuse is refused here, not ignored."""
     if deadline is None or _seconds(deadline) or isinstance(deadline, str) and template.PLACEHOLDER.search(deadline):
         return
-    r.fail(f"{PATH}.{'.'.join(DEADLINE)}", f"expected a whole number of seconds >= 1, as Kubernetes takes it, "
-                                           f"got {deadline!r}")
+    r.fail(f"{PATH}.{'.'.join(DEADLINE)}", f"expected a whole number of seconds from 0 to {MAX_DEADLINE}, as "
+                                           f"Kubernetes takes a Job's (0 fails it at once), got {deadline!r}")
 
 
 def containers(trial_spec: Mapping[str, Any]) -> list[tuple[Mapping[str, Any], str, Mapping[str, Any]]]:
@@ -253,8 +255,8 @@ def active_deadline(trial_spec: Mapping[str, Any], params: Mapping[str, Any],
                     typed: frozenset[Path] = frozenset()) -> int | None:
     """A Job's own ``spec.activeDeadlineSeconds`` (its placeholder filled in, read as a number
     where the field is typed): Kubernetes fails the Job there (``DeadlineExceeded``), counting
-    from its start, so a local trial, which has no Job, ends there too. None for another kind,
-    or without a positive whole number there."""
+    from its start, so a local trial, which has no Job, ends there too (at once for 0). None for
+    another kind, or without a deadline Kubernetes takes there."""
     known = trial_kinds.kind_of(trial_spec)
     spec = trial_spec.get("spec")
     if known is None or known.kind != "Job" or not isinstance(spec, Mapping):
@@ -264,8 +266,11 @@ def active_deadline(trial_spec: Mapping[str, Any], params: Mapping[str, Any],
 
 
 def _seconds(value: Any) -> bool:
-    """Whether ``value`` is a deadline Kubernetes takes: a whole number of seconds, at least 1."""
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+    """Whether ``value`` is a Job deadline Kubernetes takes: a whole number of seconds, not
+    negative (the batch API's validation, ``ValidateNonnegativeField``), that its int64 field
+    holds (:data:`MAX_DEADLINE`). With 0 the Job controller fails the Job at its first sync
+    (``DeadlineExceeded``), and a local trial is ended at once."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_DEADLINE
 
 
 def resources_key(trial_spec: Mapping[str, Any], path: str) -> str:
