@@ -31,7 +31,12 @@ Tekton Pipelines, for the shapes Katib's examples use.
   so a task of several steps fails the run (reason ``StepsUnsupported``).
 
 A pod whose name another holds (an earlier run's of the same name, Terminating or orphaned) is
-refused as the API refuses it, and made at a later sync once the name is free.
+refused as the API refuses it, and made at a later sync once the name is free. A pod a
+ResourceQuota refuses (a 403 saying ``exceeded quota``) is a transient refusal to both
+controllers: Argo's leaves the step's node Pending and requeues the Workflow
+(``requeueIfTransientErr``, ``IsTransientErr`` in util/errors), Tekton's leaves the TaskRun
+running (``ExceededResourceQuota``) and tries again a minute later (``handlePodCreationError``,
+pkg/reconciler/taskrun); either makes the pod once the quota lets it. Any other refusal fails the run.
 """
 
 from __future__ import annotations
@@ -49,6 +54,12 @@ from kube_standin.rbac import SERVICE_ACCOUNT_USER, Request, forbidden
 
 ARGO_PLACEHOLDER = re.compile(r"\{\{\s*([^}]+?)\s*\}\}")
 TEKTON_PLACEHOLDER = re.compile(r"\$\(([^)]+)\)")
+OVER_QUOTA = "exceeded quota"
+"""What a refusal says where a ResourceQuota refused the pod: transient to both controllers."""
+ARGO_REQUEUE_SECONDS = 1.0
+"""When Argo's controller looks at a Workflow again after a transient refusal (its rate-limited requeue)."""
+TEKTON_REQUEUE_SECONDS = 60.0
+"""When Tekton's controller tries a TaskRun's pod again after a quota refused it (``NewRequeueAfter(time.Minute)``)."""
 
 
 def _output(cluster, pod: dict) -> str:
@@ -145,15 +156,20 @@ class Argo:
 
     def _make(self, cluster, workflow: dict, run: dict) -> bool:
         """Make the pod of each step of the running group not made yet; whether every one is
-        made. A pod whose name another holds (an earlier Workflow's of the same name) is tried
-        again at the next sync; one the API server's admission refuses fails the Workflow with
-        its words, as Argo's controller fails the step's node."""
+        made. A pod whose name another holds (an earlier Workflow's of the same name), or that a
+        ResourceQuota refuses (the Workflow runs on, its step waiting), is tried again at a later
+        sync; one the API server's admission refuses otherwise fails the Workflow with its words,
+        as Argo's controller fails the step's node."""
         for step in list(run["pending"]):
             try:
                 run["pods"][step["name"]] = self._pod(cluster, workflow, step, run["results"])["metadata"]["name"]
             except AlreadyExists:
                 continue
             except Forbidden as refused:
+                if OVER_QUOTA in str(refused):
+                    self._phase(cluster, workflow, "Running", "")
+                    cluster.clock.wake_at(cluster.clock.monotonic() + ARGO_REQUEUE_SECONDS)
+                    continue
                 self._phase(cluster, workflow, "Failed", str(refused))
                 return False
             run["pending"].remove(step)
@@ -235,7 +251,7 @@ class Tekton:
             self._sync(cluster, run)
 
     def _sync(self, cluster, run: dict) -> None:
-        state = self.runs.setdefault(run["metadata"]["uid"], {"pods": {}, "results": {}})
+        state = self.runs.setdefault(run["metadata"]["uid"], {"pods": {}, "results": {}, "refused": {}})
         tasks = (run["spec"].get("pipelineSpec") or {}).get("tasks") or []
         namespace = run["metadata"]["namespace"]
         done = []
@@ -247,7 +263,7 @@ class Tekton:
             if phase == "Succeeded":
                 done.append(task["name"])
                 state["results"].setdefault(task["name"], self._results(run, task))
-            elif task["name"] not in state["pods"] and self._ready(task, state["results"]):
+            elif task["name"] not in state["pods"] and self._ready(task, state["results"]) and self._due(cluster, state, task):
                 if len((task.get("taskSpec") or {}).get("steps") or []) != 1:
                     return self._condition(cluster, run, "False", "StepsUnsupported",
                                            f"task {task['name']}: the stand-in runs tasks of one step")
@@ -255,7 +271,12 @@ class Tekton:
                     state["pods"][task["name"]] = self._pod(cluster, run, task, state["results"])["metadata"]["name"]
                 except AlreadyExists:  # its name held: tried again at the next sync
                     continue
-                except Forbidden as refused:  # as Tekton's reconciler fails a TaskRun whose pod is refused
+                except Forbidden as refused:
+                    if OVER_QUOTA in str(refused):  # the TaskRun runs on, its pod tried again a minute later
+                        state["refused"][task["name"]] = cluster.clock.monotonic()
+                        cluster.clock.wake_at(cluster.clock.monotonic() + TEKTON_REQUEUE_SECONDS)
+                        continue
+                    # as Tekton's reconciler fails a TaskRun whose pod is refused otherwise
                     return self._condition(cluster, run, "False", "PodCreationFailed", str(refused))
         if len(done) == len(tasks):
             return self._condition(cluster, run, "True", "Succeeded",
@@ -263,6 +284,12 @@ class Tekton:
         self._condition(cluster, run, "Unknown", "Running",
                         f"Tasks Completed: {len(done)} (Failed: 0, Cancelled 0), Incomplete: {len(tasks) - len(done)}, "
                         "Skipped: 0")
+
+    @staticmethod
+    def _due(cluster, state: dict, task: dict) -> bool:
+        """Whether the task's pod may be tried now: never refused for a quota, or a minute since."""
+        refused = state["refused"].get(task["name"])
+        return refused is None or cluster.clock.monotonic() - refused >= TEKTON_REQUEUE_SECONDS
 
     @staticmethod
     def _ready(task: dict, results: dict[str, dict[str, str]]) -> bool:
