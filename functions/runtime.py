@@ -172,9 +172,9 @@ class Runtime:
         return stored, created
 
     def stop(self, name: str, reason: str = "stopped by user") -> None:
-        """Stop a study as ``POST /studies/NAME/stop`` does, through this process's executor: on
-        Kubernetes its trial Jobs are deleted with their pods (``katuna stop`` where
-        ``KATUNA_EXECUTOR=kubernetes``), its node pools released."""
+        """Stop a study (``POST /studies/NAME/stop``, and ``katuna stop`` where
+        ``KATUNA_EXECUTOR=kubernetes``) through this process's executor: on Kubernetes its trial
+        Jobs are deleted with their pods; its node pools are released."""
         record = self.store().get_study(name)
         self.dispatcher().deliver(study_completed(name, record.uid, "stopped", reason, record.restarts))
 

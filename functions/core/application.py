@@ -168,6 +168,9 @@ class Application(Protocol):
     def submit(self, spec: Study, definition: dict[str, Any]) -> tuple[StudyRecord, bool]:
         """Store a study and start it: the stored record, and whether it is new."""
 
+    def stop(self, name: str, reason: str = "stopped by user") -> None:
+        """End the study, or finish ending it: its running trials stopped where they run."""
+
     def publish(self, event: Event) -> None:
         """Send an event on, to be delivered later."""
 

@@ -113,7 +113,8 @@ def _keep(record: StudyRecord, trial: TrialRecord, deps: Deps, running: RunningL
     observations go, and the replacement's count from its first line."""
     spec = record.spec
     launch = trial_launch(record, trial)
-    lost = kept.of(running.pod) is None and deps.logs is not None and lost_run(kept, deps.logs.counted_pods(launch))
+    lost = bool(kept.cursors) and kept.of(running.pod) is None and deps.logs is not None \
+        and lost_run(kept, deps.logs.counted_pods(launch))
     base = Kept(kept.attempt) if lost else kept
     taken = take(running, line_parser(spec, launch), spec.objectives[0].metric, base.of(running.pod))
     if taken is None:

@@ -12,7 +12,6 @@ from functions.adapters.web.openapi import document
 from functions.adapters.web.query import attempt_of
 from functions.core.application import Application
 from functions.core.errors import FollowsResource, StudyNotFound
-from functions.core.events import study_completed
 from functions.core.formats import decode, parse_text
 from functions.core.launch import trial_launch
 from functions.core.ports import has_study
@@ -185,6 +184,4 @@ def _stop(name: str) -> None:
     """End the study, or finish ending it: a study a handler has just ended has its running
     trials stopped by its ``study.completed``, which may not have arrived yet. That event's id
     follows from the study's uid, so this delivery and that one stop the trials once."""
-    runtime = _runtime()
-    record = runtime.store().get_study(name)
-    runtime.dispatcher().deliver(study_completed(name, record.uid, "stopped", "stopped by user", record.restarts))
+    _runtime().stop(name)
