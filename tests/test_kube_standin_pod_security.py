@@ -10,6 +10,7 @@ import re
 
 import pytest
 from kube_standin.admission import ENFORCE
+from kube_standin.clock import SimulatedClock
 from kube_stub import KubeStub
 
 from functions.core.job import CONTAINER_SECURITY, POD_SECURITY
@@ -29,10 +30,13 @@ def _job(name: str, container: dict | None = None, annotations: dict | None = No
 
 def _refusals(kube: KubeStub, namespace: str, job: dict) -> list[tuple[str, int]]:
     """The Job controller's ``FailedCreate`` Events on ``job`` after three syncs (each tries a
-    pod again), with their counts; none when it made the pod."""
+    pod again once the controller's back-off has passed, on a simulated clock), with their
+    counts; none when it made the pod."""
     assert kube.create_job(namespace, job)[0] == 201
     for _ in range(3):
         kube.settle()
+        if isinstance(kube.clock, SimulatedClock):
+            kube.clock.advance()
     return [(e["message"], e["count"]) for e in kube.events_of("Job", job["metadata"]["name"])
             if e["reason"] == "FailedCreate"]
 
