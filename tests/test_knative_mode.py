@@ -37,10 +37,11 @@ Answer = int | tuple[int, dict[str, str], bytes]
 class Subscriber:
     """A loopback subscriber answering each POST with the next of ``answers`` (then the last one);
     ``reply`` maps an event type to the CloudEvent to answer it with (binary mode). It answers
-    only while ``released`` is set (it is at first)."""
+    only while ``released`` is set (it is at first), ``hold`` seconds after a POST came."""
 
-    def __init__(self, answers: list[Answer], reply: dict[str, CloudEvent] | None = None) -> None:
+    def __init__(self, answers: list[Answer], reply: dict[str, CloudEvent] | None = None, hold: float = 0) -> None:
         self.answers = answers
+        self.hold = hold
         self.reply = reply or {}
         self.released = threading.Event()
         self.released.set()
@@ -56,6 +57,7 @@ class Subscriber:
                     given = subscriber.answers[min(len(subscriber.received), len(subscriber.answers)) - 1]
                     subscriber.arrived.notify_all()
                 subscriber.released.wait(30)
+                time.sleep(subscriber.hold)
                 code, headers, payload = given if isinstance(given, tuple) else (
                     given, {}, b'{"error": "refused"}' if given >= 300 else b"")
                 self.send_response(code)
@@ -199,10 +201,7 @@ def test_a_sender_hanging_up_cancels_the_deliveries_still_to_be_attempted(tmp_pa
         with pytest.raises(TimeoutError):
             sender.getresponse()
         sender.close()
-        deadline = time.monotonic() + 5
-        while not broker.cancelled and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert broker.cancelled == 1 and broker.idle()
+        eventually(lambda: broker.cancelled == 1 and broker.idle(), "the retry to be cancelled", timeout=10)
         assert len(subscriber.received) == 1, "the retries after the sender hung up were never attempted"
     finally:
         broker.close()
@@ -381,6 +380,96 @@ def test_a_chain_of_replies_is_refused_at_its_255th_and_the_event_answered_is_de
     finally:
         broker.close()
         subscriber.close()
+
+
+def two_triggers(tmp_path: Path, first: str, second: str, types: tuple[str, str] = ("first", "second")) -> Path:
+    """A Broker with Trigger ``first`` (events of type test.<types[0]> to the ``katuna``
+    Service) and Trigger ``second`` (type test.<types[1]> to the ``other`` Service), each with
+    the ``delivery`` given."""
+    (tmp_path / "broker.yaml").write_text(
+        "apiVersion: eventing.knative.dev/v1\nkind: Broker\nmetadata:\n  name: katuna\nspec: {}\n")
+    for name, service, delivery, kind in (("first", "katuna", first, types[0]), ("second", "other", second, types[1])):
+        (tmp_path / f"{name}.yaml").write_text(f"""\
+apiVersion: eventing.knative.dev/v1
+kind: Trigger
+metadata:
+  name: {name}
+spec:
+  broker: katuna
+  filters:
+    - exact:
+        type: test.{kind}
+  subscriber:
+    ref: {{apiVersion: serving.knative.dev/v1, kind: Service, name: {service}}}
+  delivery:
+{delivery}
+""")
+    return tmp_path
+
+
+OTHER_REF = "serving.knative.dev/v1/Service/other"
+
+
+def test_a_reply_the_ingress_fails_is_posted_again_with_back_off_then_dead_letters_the_event_answered(tmp_path: Path):
+    """The channel posts a reply to the ingress with the Trigger's delivery (event_dispatcher.go
+    ``send``): the ingress answers 500 while the reply's own delivery fails, so the reply is
+    posted again after delay * 2^n, reaching its Trigger each time, and once the retries are
+    spent the event answered is dead-lettered, naming the ingress and its empty answer."""
+    answering = Subscriber([200], reply={"test.first": event("test.second")})
+    refusing, sink = Subscriber([503]), Subscriber([202])
+    first = f"""    retry: 2
+    backoffPolicy: exponential
+    backoffDelay: PT0.1S
+    deadLetterSink:
+      uri: {sink.url}/dead-letters"""
+    broker = Broker(two_triggers(tmp_path, first, "    retry: 0"), {SERVICE_REF: answering.url, OTHER_REF: refusing.url})
+    try:
+        assert post(broker.url, event("test.first"), None)[0] == 202, "the dead-letter sink took the event answered"
+        letter = sink.wait(1, "/dead-letters")[0][2]
+        assert (letter["ce-type"], letter["ce-knativeerrorcode"], letter["ce-knativeerrordest"]) == (
+            "test.first", "500", broker.url)
+        assert letter["ce-knativeerrordata"] == "", "the ingress answers a failed fan-out with no body"
+        tries = [r[0] for r in refusing.received]
+        assert len(tries) == 3, "the reply's first post and two more"
+        assert tries[1] - tries[0] >= 0.1 and tries[2] - tries[1] >= 0.2, "0.1 s, then 0.2 s: delay * 2^n"
+        assert len(answering.received) == 1, "the subscriber's answer is not asked for again"
+        assert broker.received == {"test.first": 1, "test.second": 3} and broker.replies == 3
+    finally:
+        broker.close()
+        for subscriber in (answering, refusing, sink):
+            subscriber.close()
+
+
+def test_the_channel_waits_its_limit_for_each_next_delivery_to_end_not_for_all(tmp_path: Path):
+    """The fan-out limit restarts with each delivery that ends (a fresh ``time.After`` per
+    result in fanout_event_handler.go ``dispatch``): deliveries ending 0.6 and 1.2 limits after
+    the post are both waited for. One still running a limit after the last result is not: the
+    channel answers 500 and cancels it, so its retry is never attempted."""
+    limit = 1.5
+    soon, later = Subscriber([202], hold=0.6 * limit), Subscriber([202], hold=1.2 * limit)
+    broker = Broker(two_triggers(tmp_path, "    retry: 0", "    retry: 0", ("event", "event")),
+                    {SERVICE_REF: soon.url, OTHER_REF: later.url}, fanout_timeout=limit)
+    try:
+        assert post(broker.url, event(), None)[0] == 202
+        assert (len(soon.received), len(later.received), broker.timeouts) == (1, 1, 0)
+    finally:
+        broker.close()
+        soon.close()
+        later.close()
+    stuck = Subscriber([503])
+    stuck.released.clear()
+    (tmp_path / "stuck").mkdir()
+    broker = Broker(one_trigger(tmp_path / "stuck", "    retry: 2"), {SERVICE_REF: stuck.url}, fanout_timeout=limit)
+    try:
+        assert post(broker.url, event(), None)[0] == 500
+        assert broker.timeouts == 1
+        stuck.released.set()
+        eventually(lambda: broker.cancelled == 1 and broker.idle(), "the retry to be cancelled", timeout=10)
+        assert len(stuck.received) == 1, "the retry after the channel answered was never attempted"
+    finally:
+        stuck.released.set()
+        broker.close()
+        stuck.close()
 
 
 def test_time_scale_shrinks_the_back_off_and_keeps_the_retries(tmp_path: Path):

@@ -63,8 +63,7 @@ class KnativeCluster:
         self.token, self.faults = token or secrets.token_urlsafe(16), faults or Faults()
         port = free_port()
         docs = documents(components)
-        self.broker = Broker(docs, {SERVICE_REF: f"http://127.0.0.1:{port}"}, workers=24,
-                             time_scale=time_scale)
+        self.broker = Broker(docs, {SERVICE_REF: f"http://127.0.0.1:{port}"}, time_scale=time_scale)
         self.service = KatunaProcess(
             workdir, workers=workers, port=port, KATUNA_EVENTS="reply",
             K_SINK=sink_of_service(self.broker.url, components), KATUNA_EXECUTOR="kubernetes", KATUNA_K8S_API=kube_api,

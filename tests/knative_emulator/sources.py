@@ -29,8 +29,8 @@ from cloudevents.core.v1.event import CloudEvent
 
 from functions.core.trial_kinds import KINDS
 
-from .broker import post
 from .faults import Faults
+from .messages import post
 
 API_SERVER = "https://10.96.0.1:443"
 """The source the ApiServerSource adapter names: the API server it watches."""

@@ -1,0 +1,74 @@
+"""The Triggers of a Broker in ``knative/``: each one's filter, subscriber address, delivery and
+dead-letter sink, with refs resolved to loopback addresses."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .delivery import Delivery
+from .filters import Filter, trigger_filter
+
+
+@dataclass(frozen=True)
+class Trigger:
+    name: str
+    check: Filter
+    subscriber: str
+    delivery: Delivery
+    dead_letter: str | None
+
+
+@dataclass
+class Attempt:
+    """One POST to a subscriber or a dead-letter sink, as the emulator records it."""
+
+    trigger: str
+    event_type: str
+    event_id: str
+    url: str
+    status: int | None
+    at: float = field(default_factory=time.monotonic)
+
+
+class Addresses:
+    """Where a ``ref`` (plus relative ``uri``) points: refs are looked up by ``apiVersion/kind/name``."""
+
+    def __init__(self, refs: Mapping[str, str]) -> None:
+        self.refs = dict(refs)
+
+    def resolve(self, destination: Mapping[str, Any], where: str) -> str:
+        ref, uri = destination.get("ref"), destination.get("uri", "")
+        if ref is None:
+            if not uri.startswith("http"):
+                raise ValueError(f"{where}: a destination without ref needs an absolute uri")
+            return uri
+        key = f"{ref['apiVersion']}/{ref['kind']}/{ref['name']}"
+        if key not in self.refs:
+            raise ValueError(f"{where}: no address for {key} (known: {sorted(self.refs)})")
+        return self.refs[key].rstrip("/") + uri
+
+
+def load_triggers(manifests: Path | Sequence[Mapping[str, Any]], broker_name: str,
+                  addresses: Addresses) -> list[Trigger]:
+    """The Triggers of ``broker_name`` in ``manifests`` (a folder of manifests, or the objects a
+    kustomization renders); the Broker's delivery is their default."""
+    docs = manifests if not isinstance(manifests, Path) else [
+        doc for path in sorted(manifests.glob("*.yaml")) for doc in yaml.safe_load_all(path.read_text()) if doc]
+    brokers = [d for d in docs if d.get("kind") == "Broker" and d["metadata"]["name"] == broker_name]
+    if len(brokers) != 1:
+        raise ValueError(f"expected one Broker named {broker_name!r} in the manifests")
+    default = brokers[0].get("spec", {}).get("delivery")
+    triggers = []
+    for doc in (d for d in docs if d.get("kind") == "Trigger" and d["spec"]["broker"] == broker_name):
+        name, spec = doc["metadata"]["name"], doc["spec"]
+        delivery = Delivery.from_spec(spec.get("delivery") or default)
+        sink = delivery.dead_letter
+        triggers.append(Trigger(name, trigger_filter(spec), addresses.resolve(spec["subscriber"], name), delivery,
+                                None if sink is None else addresses.resolve(sink, f"{name} deadLetterSink")))
+    return triggers
