@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import copy
 import os
-import re
 import stat
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -31,10 +29,10 @@ from pathlib import Path
 import pytest
 import yaml
 from http_helpers import free_port
+from knative_emulator.service import image_command
 
 ROOT = Path(__file__).parent.parent
 KNATIVE = ROOT / "knative"
-GUNICORN = Path(sys.executable).with_name("gunicorn")
 
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="handing a directory to root and switching users needs root; "
                              "test_the_ownership_model_* checks the same access without it")
@@ -98,14 +96,6 @@ def container_env(manifest: dict, volume: Path, port: int) -> dict[str, str]:
         env[item["name"]] = item.get("value", "a-token-from-the-secret")
     return {**env, "KATUNA_WORKDIR": str(ROOT), "KATUNA_K8S_API": f"http://127.0.0.1:{free_port()}",
             "K_SINK": f"http://127.0.0.1:{free_port()}/", "PATH": os.environ["PATH"], "PYTHONDONTWRITEBYTECODE": "1"}
-
-
-def image_command(port: int) -> list[str]:
-    """The image's CMD, bound to a loopback port."""
-    dockerfile = (KNATIVE / "Dockerfile").read_text()
-    command = yaml.safe_load(re.search(r"^CMD (\[.*?\])$", dockerfile, re.MULTILINE | re.DOTALL).group(1).replace("\\\n", ""))
-    command[command.index("--bind") + 1] = f"127.0.0.1:{port}"
-    return [str(GUNICORN), *command[1:]]
 
 
 @pytest.fixture

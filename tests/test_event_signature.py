@@ -139,7 +139,7 @@ def test_a_trial_pod_cannot_end_a_sibling_or_fail_its_study_behind_a_broker_with
     try:
         definition = study_definition(name="signed", maxTrials=2, parallelism=2)
         definition["trialTemplate"]["image"] = "python:3.12"
-        definition["trialTemplate"]["command"] = [sys.executable, "-c", FORGER, cluster.service.url + "/",
+        definition["trialTemplate"]["command"] = [sys.executable, "-c", FORGER, cluster.url + "/",
                                                   cluster.broker.url, str(answers), "${trialParameters.x}"]
         status, body = cluster.api("POST", "/studies", definition)
         assert status == 201, body

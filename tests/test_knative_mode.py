@@ -19,10 +19,11 @@ from cloudevents.core.v1.event import CloudEvent
 from conftest import study_definition
 from gke_stub import GkeStub
 from http_helpers import free_port
-from knative_emulator import MANIFESTS, KnativeCluster, manifests
+from knative_emulator import MANIFESTS, KnativeCluster, documents, katuna_service, manifests
 from knative_emulator.broker import MAX_TTL, Broker, attributes_of, post
 from knative_emulator.delivery import Delivery, iso_seconds
 from knative_emulator.filters import UnsupportedFilter, delivered, trigger_filter
+from knative_emulator.serving import Revision, revision_limits
 from kube_standin.clouds import gke_pools, gke_resize
 from kube_stub import KubeStub
 from waiting import eventually
@@ -560,6 +561,37 @@ def test_the_manifests_triggers_route_each_event_type_to_its_functions():
         assert {t.dead_letter for t in broker.triggers} == {"http://127.0.0.1:1/dead-letters"}
     finally:
         broker.close()
+
+
+def test_the_services_address_holds_the_container_to_its_concurrency_and_its_requests_to_the_timeout():
+    """The activator lets ``containerConcurrency`` requests reach the container at once and
+    queues the rest; one unanswered after ``timeoutSeconds`` gets 504. The manifests' Service
+    allows 8 at once and 300 s."""
+    assert revision_limits(katuna_service(documents())) == (8, 300.0)
+    container = Subscriber([202])
+    container.released.clear()
+    revision = Revision({"spec": {"template": {"spec": {"containerConcurrency": 2, "timeoutSeconds": 1}}}},
+                        int(container.url.rsplit(":", 1)[1]))
+    answers: list[int | None] = []
+    senders = [threading.Thread(target=lambda: answers.append(post(revision.url + "/functions/x", event(), None)[0]))
+               for _ in range(3)]
+    try:
+        for sender in senders:
+            sender.start()
+        container.wait(2)
+        eventually(lambda: revision.gate.waiting == 1, "the third request to wait in the queue", timeout=10)
+        assert len(container.received) == 2, "two at once"
+        container.released.set()
+        for sender in senders:
+            sender.join()
+        assert (answers, len(container.received), revision.gate.most) == ([202] * 3, 3, 2)
+        container.released.clear()
+        status, _, body = post(revision.url + "/functions/x", event(), None)
+        assert (status, body) == (504, b"activator request timeout")
+    finally:
+        container.released.set()
+        revision.close()
+        container.close()
 
 
 def _functions() -> set[str]:

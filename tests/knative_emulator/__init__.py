@@ -1,9 +1,11 @@
-"""Knative Eventing on loopback, for ``katuna serve`` in reply mode.
+"""Knative Eventing and Serving on loopback, for the katuna Service in reply mode.
 
 :class:`KnativeCluster` wires the parts as ``knative/`` deploys them: the Broker and its
-Triggers (:mod:`.broker`), ``K_SINK`` as the SinkBinding injects it, the PingSource and the ApiServerSources (:mod:`.sources`) watching
-a Kubernetes API (the loopback stand-in), faults on the sources' sends (:mod:`.faults`), and
-the service as a process that can be killed and started again (:mod:`.service`).
+Triggers (:mod:`.broker`), ``K_SINK`` as the SinkBinding injects it, the PingSource and the
+ApiServerSources (:mod:`.sources`) watching a Kubernetes API (the loopback stand-in), faults
+on the sources' sends (:mod:`.faults`), the container as the image runs it, a process that can
+be killed and started again (:mod:`.service`), and the Service's address in front of it,
+holding it to the revision's ``containerConcurrency`` and ``timeoutSeconds`` (:mod:`.serving`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from http_helpers import free_port
 from .broker import Broker
 from .faults import Faults
 from .service import KatunaProcess
+from .serving import Revision
 from .sources import ApiServerSource, PingSource
 
 MANIFESTS = Path(__file__).resolve().parents[2] / "knative"
@@ -51,21 +54,33 @@ def sink_of_service(broker_url: str, components: tuple[str, ...] = ()) -> str:
     return broker_url
 
 
+def katuna_service(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The katuna Knative Service of the manifests."""
+    found = [doc for doc in docs if doc["kind"] == "Service" and doc["apiVersion"] == "serving.knative.dev/v1"
+             and doc["metadata"]["name"] == "katuna"]
+    if len(found) != 1:
+        raise ValueError("expected one Knative Service named katuna in the manifests")
+    return found[0]
+
+
 class KnativeCluster:
     """The service behind the broker, fed by the sources; ``token`` guards the service's API, and
     the broker delivers without it, as Knative's does without OIDC: the service believes katuna's
     own events on their signature alone; ``time_scale`` shrinks the Triggers' back-offs (:class:`Broker`);
-    ``components`` of ``knative/`` are deployed too (their Triggers and their sources' resources)."""
+    ``components`` of ``knative/`` are deployed too (their Triggers and their sources' resources).
+    ``url`` is the Service's address (:class:`Revision`), ``service.url`` the container's."""
 
     def __init__(self, workdir: Path, kube_api: str, *, faults: Faults | None = None, ping_interval: float = 1.0,
-                 token: str | None = None, namespace: str = "katuna", workers: int = 2, time_scale: float = 1.0,
+                 token: str | None = None, namespace: str = "katuna", time_scale: float = 1.0,
                  components: tuple[str, ...] = (), **env: str) -> None:
         self.token, self.faults = token or secrets.token_urlsafe(16), faults or Faults()
         port = free_port()
         docs = documents(components)
-        self.broker = Broker(docs, {SERVICE_REF: f"http://127.0.0.1:{port}"}, time_scale=time_scale)
+        self.revision = Revision(katuna_service(docs), port)
+        self.url = self.revision.url
+        self.broker = Broker(docs, {SERVICE_REF: self.url}, time_scale=time_scale)
         self.service = KatunaProcess(
-            workdir, workers=workers, port=port, KATUNA_EVENTS="reply",
+            workdir, port=port, KATUNA_EVENTS="reply",
             K_SINK=sink_of_service(self.broker.url, components), KATUNA_EXECUTOR="kubernetes", KATUNA_K8S_API=kube_api,
             KATUNA_K8S_NAMESPACE=namespace, KATUNA_API_TOKEN=self.token,
             **{"KATUNA_TICK_FLOOR": str(ping_interval / 2), **env})
@@ -77,7 +92,7 @@ class KnativeCluster:
     def api(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         """The service's HTTP API with the token: status and JSON answer."""
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.service.url + path, data=data, method=method, headers={
+        request = urllib.request.Request(self.url + path, data=data, method=method, headers={
             "Authorization": f"Bearer {self.token}", "Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
@@ -108,4 +123,5 @@ class KnativeCluster:
         for source in self.sources:
             source.close()
         self.service.close()
+        self.revision.close()
         self.broker.close()

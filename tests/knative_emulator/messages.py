@@ -1,5 +1,12 @@
 """CloudEvents as the broker's parts pass them on: the ingress's TTL and arrival time, the
-filter's copy for a subscriber, and a POST in binary mode."""
+filter's copy for a subscriber, and a POST in binary mode.
+
+A POST waits for its answer however long it takes, as Knative's senders do: the channel
+dispatcher's client has no timeout where a Trigger's ``delivery`` sets none, nor has a source's
+(``K_SINK_TIMEOUT`` unset). What bounds a delivery to the katuna Service is Serving's revision
+timeout, whose ``504`` the Service's address answers (:mod:`.serving`); what bounds a post to
+the ingress is the channel's fan-out limit (:mod:`.fanout`).
+"""
 
 from __future__ import annotations
 
@@ -12,8 +19,6 @@ from typing import Any
 from cloudevents.core.base import BaseCloudEvent
 from cloudevents.core.bindings import http as ce_http
 from cloudevents.core.v1.event import CloudEvent
-
-REQUEST_TIMEOUT = 60.0
 
 TTL = "knativebrokerttl"
 MAX_TTL = 255
@@ -63,15 +68,15 @@ def parse(headers: Mapping[str, str], body: bytes) -> BaseCloudEvent:
 
 
 def post(url: str, event: BaseCloudEvent, token: str | None) -> tuple[int | None, Mapping[str, str], bytes]:
-    """POST an event in binary mode: the answer's status, headers and body; where there was no
-    answer, None and the error as Knative's dispatcher words it."""
+    """POST an event in binary mode and wait for the answer: its status, headers and body; where
+    there was no answer, None and the error as Knative's dispatcher words it."""
     message = ce_http.to_binary_event(event)
     headers = dict(message.headers)
     if token:
         headers["Authorization"] = f"Bearer {token}"
     request = urllib.request.Request(url, data=message.body, headers=headers, method="POST")
     try:
-        with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT) as response:
+        with urllib.request.urlopen(request) as response:
             return response.status, dict(response.headers), response.read()
     except urllib.error.HTTPError as error:
         return error.code, dict(error.headers), error.read()

@@ -1,6 +1,10 @@
 """Knative's event sources of ``knative/``: a PingSource's ticks and an ApiServerSource's
 changes, sent to a broker's ingress over HTTP with faults injected.
 
+Each send waits for the broker's answer however long it takes (no ``K_SINK_TIMEOUT``), as the
+adapters' clients do. The PingSource sends each tick on its own, as its cron runs each in a
+goroutine of its own: a tick whose fan-out takes long holds up no later tick.
+
 The ApiServerSource (mode ``Resource``) lists and watches each of its resources in its own
 namespace, as client-go's reflector does, and sends every watched change as
 ``dev.knative.apiserver.resource.{add,update,delete}`` carrying the object, with the extension
@@ -74,7 +78,7 @@ class PingSource:
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             self.ticks += 1
-            _send(self.ingress, self.tick(), self.faults)
+            threading.Thread(target=_send, args=(self.ingress, self.tick(), self.faults), daemon=True).start()
 
     def close(self) -> None:
         self._stop.set()

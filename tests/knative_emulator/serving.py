@@ -1,0 +1,191 @@
+"""Knative Serving's data path to the katuna Service, on loopback: what stands between the
+Service's address and the container.
+
+With ``min-scale`` 1 and Knative's default target burst capacity (200, far above one pod's
+``containerConcurrency``), the activator stays in the path of every request, and it enforces
+the revision's spec (knative/serving cmd/activator/main.go, pkg/activator/net/throttler.go):
+
+- ``containerConcurrency``: at most that many requests reach the container at once; the rest
+  wait in the activator's queue, in arrival order, 10,000 deep (beyond it: 503, "pending
+  request queue full").
+- ``timeoutSeconds``: a request not answered within it, counted from its arrival (its wait in
+  the queue included), gets 504 with the body "activator request timeout", and the container's
+  request is cut (its context cancelled). An answer under way by then is cut short.
+- a container that does not answer (killed, starting again): 502, as the activator's proxy
+  answers a connection it cannot make.
+
+The kubelet's probes reach the container directly (:class:`.service.KatunaProcess` waits for
+its readiness there), as do requests to the pod's own address.
+"""
+
+from __future__ import annotations
+
+import http.client
+import threading
+import time
+from collections.abc import Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+QUEUE_DEPTH = 10_000
+"""Requests the activator queues for a revision beyond those its pods take (``breakerQueueDepth``)."""
+TIMED_OUT = b"activator request timeout"
+HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade"}
+
+
+def revision_limits(service: Mapping[str, Any]) -> tuple[int, float]:
+    """``containerConcurrency`` and ``timeoutSeconds`` of a Knative Service manifest's template
+    (Knative's defaults, 0 for no limit and 300 s, where it gives none)."""
+    spec = service["spec"]["template"]["spec"]
+    concurrency, timeout = spec.get("containerConcurrency", 0), spec.get("timeoutSeconds", 300)
+    if not isinstance(concurrency, int) or concurrency < 0:
+        raise ValueError(f"containerConcurrency: expected an integer >= 0, got {concurrency!r}")
+    if not isinstance(timeout, int) or timeout <= 0:
+        raise ValueError(f"timeoutSeconds: expected a positive integer, got {timeout!r}")
+    return concurrency, float(timeout)
+
+
+class _Gate:
+    """The activator's breaker: ``capacity`` requests in at once (0: any number), the rest queued
+    in arrival order up to :data:`QUEUE_DEPTH`."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.inside = 0
+        self.most = 0
+        """The most requests the container had at once."""
+        self._queue: list[object] = []
+        self._changed = threading.Condition()
+
+    def enter(self, deadline: float) -> bool | None:
+        """Wait for a place until ``deadline``: True once in, False past it, None with the queue full."""
+        ticket = object()
+        with self._changed:
+            if len(self._queue) >= QUEUE_DEPTH:
+                return None
+            self._queue.append(ticket)
+            admitted = self._changed.wait_for(lambda: self._first(ticket), deadline - time.monotonic())
+            self._queue.remove(ticket)
+            if admitted:
+                self.inside += 1
+                self.most = max(self.most, self.inside)
+            self._changed.notify_all()
+            return admitted
+
+    @property
+    def waiting(self) -> int:
+        """Requests in the queue now."""
+        with self._changed:
+            return len(self._queue)
+
+    def _first(self, ticket: object) -> bool:
+        return self._queue[0] is ticket and (self.capacity == 0 or self.inside < self.capacity)
+
+    def leave(self) -> None:
+        with self._changed:
+            self.inside -= 1
+            self._changed.notify_all()
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        return
+
+
+class Revision:
+    """The Service's address for a container listening on ``port``, with ``service``'s
+    (a Knative Service manifest's) concurrency and timeout; ``url`` is the address."""
+
+    def __init__(self, service: Mapping[str, Any], port: int) -> None:
+        concurrency, self.timeout = revision_limits(service)
+        self.gate = _Gate(concurrency)
+        self.port = port
+        self.timeouts = 0
+        self._server = _QuietServer(("127.0.0.1", 0), self._handler())
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        revision = self
+
+        class Activator(BaseHTTPRequestHandler):
+            def _proxy(self) -> None:
+                deadline = time.monotonic() + revision.timeout
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                admitted = revision.gate.enter(deadline)
+                if admitted is None:
+                    _answer(self, 503, b"pending request queue full")
+                    return
+                if not admitted:
+                    revision.timeouts += 1
+                    _answer(self, 504, TIMED_OUT)
+                    return
+                try:
+                    revision.forward(self, body, deadline)
+                finally:
+                    revision.gate.leave()
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _proxy  # noqa: N815 (the stdlib's names)
+
+            def log_message(self, *args) -> None:
+                return
+
+        return Activator
+
+    def forward(self, request: BaseHTTPRequestHandler, body: bytes, deadline: float) -> None:
+        """Pass ``request`` on to the container and its answer back, both cut at ``deadline``."""
+        upstream = http.client.HTTPConnection("127.0.0.1", self.port, timeout=max(deadline - time.monotonic(), 0.001))
+        headers = {name: value for name, value in request.headers.items() if name.lower() not in HOP_BY_HOP}
+        try:
+            upstream.request(request.command, request.path, body=body if body else None, headers=headers)
+            answer = upstream.getresponse()
+        except TimeoutError:
+            self.timeouts += 1
+            _answer(request, 504, TIMED_OUT)
+            upstream.close()
+            return
+        except OSError as error:
+            _answer(request, 502, f"dial tcp 127.0.0.1:{self.port}: {error}".encode())
+            upstream.close()
+            return
+        try:
+            _relay(request, answer, upstream, deadline)
+        finally:
+            upstream.close()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def _relay(request: BaseHTTPRequestHandler, answer: http.client.HTTPResponse, upstream: http.client.HTTPConnection,
+           deadline: float) -> None:
+    """Send the container's answer on as it comes, closing the connection at its end (or at
+    ``deadline``, the answer then cut short)."""
+    request.send_response(answer.status, answer.reason)
+    for name, value in answer.getheaders():
+        if name.lower() not in HOP_BY_HOP:
+            request.send_header(name, value)
+    request.send_header("Connection", "close")
+    request.end_headers()
+    while (left := deadline - time.monotonic()) > 0:
+        if upstream.sock is not None:
+            upstream.sock.settimeout(left)
+        try:
+            chunk = answer.read1(65536)
+        except (TimeoutError, OSError, http.client.HTTPException):
+            break
+        if not chunk:
+            break
+        request.wfile.write(chunk)
+    request.close_connection = True
+
+
+def _answer(request: BaseHTTPRequestHandler, code: int, body: bytes) -> None:
+    """The activator's own answer (an error), with ``body``."""
+    request.send_response(code)
+    request.send_header("Content-Length", str(len(body)))
+    request.end_headers()
+    request.wfile.write(body)
