@@ -563,6 +563,36 @@ def test_the_manifests_triggers_route_each_event_type_to_its_functions():
         broker.close()
 
 
+def test_the_api_server_source_names_an_object_as_the_adapter_does_and_katuna_routes_by_its_apiversion():
+    """The adapter's ``subject`` is ``createSelfLink``'s: ``/apis/`` and the apiVersion as it is
+    (a core object's too, where its API path is ``/api/v1``), the resource guessed from the
+    kind; the manifests' Triggers route on the ``apiversion`` attribute, whatever the subject."""
+    from knative_emulator.sources import resource_event
+
+    def changed(api_version: str, kind: str) -> dict[str, str]:
+        obj = {"apiVersion": api_version, "kind": kind, "metadata": {"name": "x", "namespace": "katuna"}}
+        return attributes_of(resource_event("update", obj))
+
+    subjects = {kind: changed(version, kind)["subject"] for version, kind in (
+        ("v1", "Pod"), ("v1", "Endpoints"), ("networking.k8s.io/v1", "Ingress"),
+        ("networking.k8s.io/v1", "NetworkPolicy"), ("batch/v1", "Job"), ("katuna.dev/v1", "Study"))}
+    assert subjects == {
+        "Pod": "/apis/v1/namespaces/katuna/pods/x", "Endpoints": "/apis/v1/namespaces/katuna/endpoints/x",
+        "Ingress": "/apis/networking.k8s.io/v1/namespaces/katuna/ingresses/x",
+        "NetworkPolicy": "/apis/networking.k8s.io/v1/namespaces/katuna/networkpolicies/x",
+        "Job": "/apis/batch/v1/namespaces/katuna/jobs/x", "Study": "/apis/katuna.dev/v1/namespaces/katuna/studies/x"}
+    broker = Broker(MANIFESTS, {SERVICE_REF: "http://127.0.0.1:1"})
+    try:
+        def routed(api_version: str, kind: str) -> set[str]:
+            attributes = changed(api_version, kind)
+            return {t.subscriber.rsplit("/", 1)[1] for t in broker.triggers if delivered(t.check, attributes)}
+
+        assert (routed("batch/v1", "Job"), routed("katuna.dev/v1", "Study")) == ({"jobwatch"}, {"resource"})
+        assert routed("v1", "Pod") == set(), "katuna takes no core object's change"
+    finally:
+        broker.close()
+
+
 def test_the_services_address_holds_the_container_to_its_concurrency_and_its_requests_to_the_timeout():
     """The activator lets ``containerConcurrency`` requests reach the container at once and
     queues the rest; one unanswered after ``timeoutSeconds`` gets 504. The manifests' Service

@@ -6,12 +6,13 @@ adapters' clients do. The PingSource sends each tick on its own, as its cron run
 goroutine of its own: a tick whose fan-out takes long holds up no later tick.
 
 The ApiServerSource (mode ``Resource``) lists and watches each of its resources in its own
-namespace, as client-go's reflector does, and sends every watched change as
-``dev.knative.apiserver.resource.{add,update,delete}`` carrying the object, with the extension
-attributes ``kind``, ``apiversion``, ``name`` and ``namespace`` and the object's path as
-``subject``. Like the real adapter, whose store ignores ``Replace``, it sends nothing for what
-a list returns: objects that exist when it starts, and changes made while a watch was gone
-(410 Gone, then a relist), are never sent.
+namespace, as client-go's reflector does, and sends every watched change, once the previous
+one's send has been answered, as ``dev.knative.apiserver.resource.{add,update,delete}``
+carrying the object, with the extension attributes ``kind``, ``apiversion``, ``name`` and
+``namespace`` and the ``subject`` the adapter makes (:func:`self_link`). Like the real adapter,
+whose store ignores ``Replace``, it sends nothing for what a list returns: objects that exist
+when it starts, and changes made while a watch was gone (410 Gone, then a relist), are never
+sent.
 """
 
 from __future__ import annotations
@@ -45,6 +46,40 @@ PLURALS = {("katuna.dev/v1", "Study"): "studies", ("katuna.dev/v1", "Experiment"
 WATCH_SECONDS = 5
 """How long one watch request lasts before the reflector watches again (client-go: minutes)."""
 CHANGES = {"ADDED": "add", "MODIFIED": "update", "DELETED": "delete"}
+
+
+def guessed_plural(kind: str) -> str:
+    """The resource apimachinery's ``UnsafeGuessKindToResource`` makes of a kind: lower case,
+    then ``es`` after an ``s``, ``ies`` for a ``y``, else ``s`` (a kind ending in ``endpoints``
+    as it is)."""
+    singular = kind.lower()
+    if singular.endswith("endpoints"):
+        return singular
+    if singular.endswith("s"):
+        return singular + "es"
+    return singular[:-1] + "ies" if singular.endswith("y") else singular + "s"
+
+
+def self_link(obj: Mapping[str, Any]) -> str:
+    """The ``subject`` of the adapter's event for ``obj`` (pkg/adapter/apiserver/events
+    ``createSelfLink``): ``/apis/`` with the apiVersion as it is, so a core object's is
+    ``/apis/v1/namespaces/ns/pods/name`` (not its API path, ``/api/v1/...``), and the resource
+    guessed from the kind (:func:`guessed_plural`), not the API's own plural."""
+    version = obj["apiVersion"]
+    if "." in version and "/" not in version:
+        version += "/versionUnknown"
+    metadata = obj["metadata"]
+    return f"/apis/{version}/namespaces/{metadata.get('namespace', '')}/{guessed_plural(obj['kind'])}/{metadata['name']}"
+
+
+def resource_event(change: str, obj: Mapping[str, Any]) -> CloudEvent:
+    """The adapter's event for a watched ``change`` (``add``, ``update`` or ``delete``) of ``obj``."""
+    metadata = obj["metadata"]
+    return CloudEvent(attributes={
+        "type": f"dev.knative.apiserver.resource.{change}", "source": API_SERVER,
+        "id": str(uuid.uuid4()), "time": datetime.now(UTC), "datacontenttype": "application/json",
+        "subject": self_link(obj), "kind": obj["kind"], "apiversion": obj["apiVersion"], "name": metadata["name"],
+        "namespace": metadata.get("namespace", "")}, data=dict(obj))
 
 
 def _send(ingress: str, event: CloudEvent, faults: Faults) -> None:
@@ -214,17 +249,8 @@ class ApiServerSource:
     def _emit(self, resource: Mapping[str, Any], change: str, obj: dict) -> None:
         obj.setdefault("apiVersion", resource["apiVersion"])
         obj.setdefault("kind", resource["kind"])
-        metadata = obj["metadata"]
-        plural = PLURALS[(resource["apiVersion"], resource["kind"])]
-        group = "/api/v1" if "/" not in resource["apiVersion"] else f"/apis/{resource['apiVersion']}"
-        event = CloudEvent(attributes={
-            "type": f"dev.knative.apiserver.resource.{change}", "source": API_SERVER,
-            "id": str(uuid.uuid4()), "time": datetime.now(UTC), "datacontenttype": "application/json",
-            "subject": f"{group}/namespaces/{metadata['namespace']}/{plural}/{metadata['name']}",
-            "kind": obj["kind"], "apiversion": obj["apiVersion"], "name": metadata["name"],
-            "namespace": metadata["namespace"]}, data=obj)
         self.sent += 1
-        _send(self.ingress, event, self.faults)
+        _send(self.ingress, resource_event(change, obj), self.faults)
 
     def pause(self) -> None:
         """Cut the source off the API server (its watches end at their next line, a bookmark at
