@@ -2,10 +2,12 @@
 thread, on a real Runtime and SQLite file): a process reads a study's Optuna history once,
 whatever the threads asking, then replays into it only the records each change adds, keeps a
 bounded number of histories, builds each chart once, and keeps answering ``/healthz`` while
-charts wait."""
+charts wait. A chart reads a bounded number of a study's values, so a wide study's charts are
+drawn from fewer of its trials, and say so."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +19,7 @@ from optuna.distributions import FloatDistribution
 
 from functions.adapters.sqlite_histories import ChartHistories
 from functions.adapters.sqlite_store import SqliteStore
-from functions.adapters.web import create_app, ui
+from functions.adapters.web import create_app, plots, ui
 from functions.core.records import COMPLETE, StudyRecord, TrialRecord
 from functions.core.validate import parse_study
 from functions.runtime import Runtime
@@ -116,7 +118,7 @@ def test_a_changed_study_s_history_replays_only_the_records_that_came_after_it(r
     assert fetch_at_once(runtime, charts("charted")) == [200] * len(CHARTS)
     assert (histories.reads, histories.extends, histories.kept()) == (1, 1, 1)
     assert histories.replayed - replayed == added, "only the new trial's records are read"
-    storage = store.chart_storage("charted", store.optuna_version("charted"))
+    storage = store.chart_history("charted", store.optuna_version("charted")).storage
     assert len(storage.get_all_trials(0, deepcopy=False)) == TRIALS + 1
     assert (histories.reads, histories.extends) == (1, 1), "a history as new as the journal is not read again"
 
@@ -125,11 +127,13 @@ def test_the_trials_a_chart_holds_stay_as_they_were_while_its_history_is_extende
     store = runtime.store()
     with store.transaction():
         asked = store.optuna_study("charted", ["minimize"]).ask()
-    held = store.chart_storage("charted", store.optuna_version("charted")).get_all_trials(0, deepcopy=False)
+    charted = store.chart_history("charted", store.optuna_version("charted"))
+    held = charted.storage.get_all_trials(0, deepcopy=False)
     with store.transaction():
         store.optuna_study("charted", ["minimize"]).tell(asked, 0.25)
     add_trial(store)
-    now = store.chart_storage("charted", store.optuna_version("charted")).get_all_trials(0, deepcopy=False)
+    charted = store.chart_history("charted", store.optuna_version("charted"))
+    now = charted.storage.get_all_trials(0, deepcopy=False)
     assert runtime.histories.extends == 1
     assert len(held) == TRIALS + 1 and held[-1].state == optuna.trial.TrialState.RUNNING
     assert len(now) == TRIALS + 2 and now[TRIALS].state == optuna.trial.TrialState.COMPLETE and now[TRIALS].value == 0.25
@@ -137,30 +141,31 @@ def test_the_trials_a_chart_holds_stay_as_they_were_while_its_history_is_extende
 
 def test_a_study_created_again_under_its_name_is_read_from_its_own_stream(runtime: Runtime):
     store = runtime.store()
-    assert len(store.chart_storage("charted", store.optuna_version("charted")).get_all_trials(0)) == TRIALS
+    assert len(store.chart_history("charted", store.optuna_version("charted")).storage.get_all_trials(0)) == TRIALS
     store.delete_study("charted")
     add_study(store, "charted", trials=5)
-    storage = store.chart_storage("charted", store.optuna_version("charted"))
+    storage = store.chart_history("charted", store.optuna_version("charted")).storage
     assert [t.number for t in storage.get_all_trials(0, deepcopy=False)] == list(range(5))
     assert (runtime.histories.reads, runtime.histories.extends) == (2, 0), "never extended across streams"
 
 
-def test_the_histories_kept_are_bounded_by_their_trials(tmp_path):
-    histories = ChartHistories(kept_trials=TRIALS + TRIALS // 2)
+def test_the_histories_kept_are_bounded_by_their_values(tmp_path):
+    """A trial of ``add_study`` is one record setting two parameters and one value: four cells."""
+    histories = ChartHistories(kept_cells=(TRIALS + TRIALS // 2) * 4)
     store = SqliteStore(tmp_path / "katuna.db", histories=histories)
     for name in ("first", "second"):
         add_study(store, name)
-        storage = store.chart_storage(name, store.optuna_version(name))
+        storage = store.chart_history(name, store.optuna_version(name)).storage
         assert len(storage.get_all_trials(0, deepcopy=False)) == TRIALS
     assert histories.reads == 2 and histories.kept() == 1, "the first study's history went when the second came"
-    assert store.chart_storage("none", 0) is None
+    assert store.chart_history("none", 0) is None
     store.close()
 
 
 def test_a_history_read_for_charts_takes_no_writes(tmp_path):
     store = SqliteStore(tmp_path / "katuna.db")
     add_study(store, "charted")
-    storage = store.chart_storage("charted", store.optuna_version("charted"))
+    storage = store.chart_history("charted", store.optuna_version("charted")).storage
     with pytest.raises(PermissionError, match="takes no writes"):
         storage.set_study_user_attr(0, "note", "x")
     store.close()
@@ -176,3 +181,86 @@ def test_healthz_answers_while_charts_wait_for_a_history(runtime: Runtime):
         assert answers == [] and waiting.is_alive()
     waiting.join()
     assert answers == [200]
+
+
+def add_wide_study(store: SqliteStore, name: str, width: int, trials: int, objectives: int = 1) -> StudyRecord:
+    """A completed study of ``width`` parameters and ``trials`` trials, as :func:`add_study`
+    writes one; with two objectives every trial is on the Pareto front."""
+    names = [f"p{i}" for i in range(width)]
+    metrics = [{"name": "loss", "direction": "minimize"}, {"name": "size", "direction": "maximize"}][:objectives]
+    definition = study_definition(name=name, maxTrials=trials, objective={"metrics": metrics},
+                                  parameters=[{"name": p, "type": "float", "min": 0.0, "max": 1.0} for p in names])
+    definition["trialTemplate"]["command"] = ["train", *(f"${{trialParameters.{p}}}" for p in names)]
+    record = store.add_study(StudyRecord(parse_study(definition), definition, "/tmp", f"uid-{name}",
+                                         status="completed"))
+    space = {p: FloatDistribution(0.0, 1.0) for p in names}
+    with store.transaction():
+        study = store.optuna_study(name, ["minimize", "maximize"][:objectives])
+        for number in range(trials):
+            params = {p: (number * (i + 1) % trials) / trials for i, p in enumerate(names)}
+            values = [number / trials, number / trials][:objectives]
+            store.add_trial(TrialRecord(name, number, params, COMPLETE, values=values))
+            study.add_trial(optuna.trial.create_trial(params=params, distributions=space, values=values))
+    return record
+
+
+def test_a_chart_reads_a_bounded_number_of_values_so_a_wide_study_is_drawn_from_fewer_trials(tmp_path):
+    """Each trial here is one record setting its parameters and its value: 2 + 1 + 1 cells for
+    the narrow study, 40 + 1 + 1 for the wide one. A history is read up to the budget, when first
+    read or when brought up to date, and no further however the study grows; the charts drawn
+    from it say which trials they show."""
+    histories = ChartHistories(read_cells=2_000)
+    store = SqliteStore(tmp_path / "katuna.db", histories=histories)
+    add_wide_study(store, "narrow", width=2, trials=200)
+    wide = add_wide_study(store, "wide", width=40, trials=200)
+    narrow_read = store.chart_history("narrow", store.optuna_version("narrow"))
+    wide_read = store.chart_history("wide", store.optuna_version("wide"))
+    assert narrow_read.cut is None and len(narrow_read.storage.get_all_trials(0)) == 200
+    assert wide_read.cut == (2_000 // 42, 200, 2_000), "the wide study's first 47 trials of 200"
+    assert len(wide_read.storage.get_all_trials(0)) == 2_000 // 42
+    reads, replayed = histories.reads, histories.replayed
+    with store.transaction():
+        store.optuna_study("wide", ["minimize"]).add_trial(optuna.trial.create_trial(
+            params={f"p{i}": 0.5 for i in range(40)}, distributions={f"p{i}": FloatDistribution(0.0, 1.0)
+                                                                       for i in range(40)}, value=0.5))
+    again = store.chart_history("wide", store.optuna_version("wide"))
+    assert again.cut == (47, 201, 2_000), "a history cut is read no further"
+    assert (histories.reads, histories.replayed) == (reads, replayed)
+    space = {"p0": FloatDistribution(0.0, 1.0), "p1": FloatDistribution(0.0, 1.0)}
+    with store.transaction():
+        study = store.optuna_study("narrow", ["minimize"])
+        for _ in range(400):
+            study.add_trial(optuna.trial.create_trial(params={"p0": 0.5, "p1": 0.5}, distributions=space, value=0.5))
+    grown = store.chart_history("narrow", store.optuna_version("narrow"))
+    assert grown.cut == (200 + (2_000 - 801) // 4, 600, 2_000), "a history brought up to date stops at the budget too"
+    figure = json.loads(plots.figure_json(again.storage, wide, "history", cut=again.cut))
+    assert figure["layout"]["title"]["text"] == ("the study's first 47 of 201 trials: a chart reads 2,000 values at "
+                                                 "most<br>the trial table lists every trial")
+    assert len(figure["data"][0]["x"]) == 47
+    store.close()
+
+
+def test_the_parallel_coordinates_of_a_wide_study_draw_a_bounded_sample(tmp_path):
+    """250 parameters and an objective over 420 trials is 105,420 values: past
+    :data:`~functions.adapters.web.plots.PARALLEL_VALUES`, so the chart draws an even sample."""
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
+    try:
+        add_wide_study(runtime.store(), "wide", width=250, trials=420)
+        response = create_app(runtime).test_client().get("/ui/studies/wide/plots/parallel")
+    finally:
+        runtime.close()
+    figure = json.loads(response.get_data())
+    dimensions = figure["data"][0]["dimensions"]
+    drawn = plots.PARALLEL_VALUES // 251
+    assert len(dimensions) == 251 and {len(d["values"]) for d in dimensions} == {drawn}
+    assert figure["layout"]["title"]["text"] == f"from {drawn} of 420 completed trials"
+
+
+def test_a_contour_is_drawn_when_the_pareto_front_holds_more_trials_than_its_sample(tmp_path):
+    """Every one of 320 trials is on the front, and the contour draws 300 of them."""
+    store = SqliteStore(tmp_path / "katuna.db")
+    record = add_wide_study(store, "front", width=2, trials=320, objectives=2)
+    history = store.chart_history("front", store.optuna_version("front"))
+    figure = json.loads(plots.figure_json(history.storage, record, "contour", ["p0", "p1"]))
+    assert figure["layout"]["title"]["text"] == f"from {plots.CONTOUR_TRIALS} of 320 completed trials"
+    store.close()

@@ -27,6 +27,7 @@ from functions.adapters.sqlite_journal import STREAMS_TABLE, KatunaJournalStorag
 from functions.adapters.sqlite_journal import TABLE as JOURNAL_TABLE
 from functions.adapters.sqlite_schema import MIGRATIONS, connect
 from functions.adapters.sqlite_streams import KEPT_STREAMS, KatunaStreams
+from functions.core.application import ChartHistory, HistoryCut
 from functions.core.errors import KatunaError, TemporaryError
 
 
@@ -167,12 +168,17 @@ class SqliteConnection:
         return self.db.execute(f"SELECT coalesce(max(number), 0) FROM {JOURNAL_TABLE} WHERE stream = "
                                f"(SELECT id FROM {STREAMS_TABLE} WHERE name = ?)", [name]).fetchone()[0]
 
-    def chart_storage(self, name: str, version: int) -> optuna.storages.BaseStorage | None:
-        """The study's Optuna state at journal position ``version`` or later, for charts: read
-        once and shared by every store given the same :class:`ChartHistories`, outside this
-        connection's own Optuna state (which keeps what it reads); None when Optuna has no such study."""
+    def chart_history(self, name: str, version: int) -> ChartHistory | None:
+        """The study's Optuna state at journal position ``version`` or later (or as far as a
+        chart reads), for charts: read once and shared by every store given the same
+        :class:`ChartHistories`, outside this connection's own Optuna state (which keeps what it
+        reads); None when Optuna has no such study."""
         row = self.db.execute(f"SELECT id FROM {STREAMS_TABLE} WHERE name = ?", [name]).fetchone()
-        return None if row is None else self._histories.history(str(self.path), row[0], version).storage
+        if row is None:
+            return None
+        history = self._histories.history(str(self.path), row[0], version)
+        cut = HistoryCut(history.trials, self.optuna_history(name), history.reader.budget) if history.cut else None
+        return ChartHistory(history.storage, cut)
 
     def optuna_history(self, name: str) -> int:
         """How many trials the study's Optuna journal has created: what a process that serves

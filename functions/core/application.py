@@ -100,6 +100,23 @@ class TickClaim(NamedTuple):
     """When the claim it replaced was made (None: there was none), which giving it back restores."""
 
 
+class HistoryCut(NamedTuple):
+    """Where a study's Optuna history read for its charts stopped, at ``cells`` values
+    (:data:`functions.core.history.CHART_CELLS`): its first ``trials`` of the ``held`` its
+    journal holds."""
+
+    trials: int
+    held: int
+    cells: int
+
+
+class ChartHistory(NamedTuple):
+    """A study's Optuna state as its charts read it: whole, or ``cut`` short."""
+
+    storage: optuna.storages.BaseStorage
+    cut: HistoryCut | None
+
+
 class ServiceStore(Store, Protocol):
     """The store as the HTTP service uses it: the port, plus dashboard sessions, bounded dead
     letters and what identifies a version of the stored Optuna state."""
@@ -110,9 +127,9 @@ class ServiceStore(Store, Protocol):
     def optuna_version(self, name: str) -> int:
         """A number that changes whenever Optuna's state of the study ``name`` changes."""
 
-    def chart_storage(self, name: str, version: int) -> optuna.storages.BaseStorage | None:
-        """Optuna's state of the study ``name`` at ``version`` or later, read for charts, shared
-        by the process's threads; None when Optuna has no such study."""
+    def chart_history(self, name: str, version: int) -> ChartHistory | None:
+        """Optuna's state of the study ``name`` at ``version`` or later (or as far as a chart
+        reads), read for charts, shared by the process's threads; None when Optuna has no such study."""
 
     def add_dead_letter(self, event: Event, reason: str, keep: int = 1000) -> None:
         """Keep an event that could not be delivered, with why; only the newest ``keep``."""

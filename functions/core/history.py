@@ -2,12 +2,18 @@
 
 Each study keeps its Optuna state in a journal of its own, and a process loads all of that study's
 (a snapshot of its trials, and the records after it) the first time it serves the study: its
-next suggestion, a chart, a pruning decision. Other studies, deleted ones included, cost it
+next suggestion, a pruning decision. Other studies, deleted ones included, cost it
 nothing. That load grows with the study's trials, and past some size it outlasts the 60 s a
 ``katuna serve`` worker is given. A study is therefore refused at submission when its
 ``maxTrials`` would take its history past the limit, and so is an ended Katib Experiment
 restarted with a raised ``maxTrialCount`` whose added trials would; a study without
 ``maxTrials`` (ended by ``timeBudget`` or a goal) is refused only when its history is full.
+
+A dashboard's chart reads the study's history too (a copy of its own, which a worker keeps
+for its charts), and what that read costs grows with each trial's values (its parameters,
+intermediate values and objective values) as much as with its trials: 4,000 trials of 256
+parameters took 13 s of CPU and 680 MB. So a chart reads at most :data:`CHART_CELLS` values of
+one study's history, from its start, and a chart drawn from a history cut there says so.
 """
 
 from __future__ import annotations
@@ -19,6 +25,13 @@ LOAD_SECONDS = 1.2e-4
 """About how long one trial of a study's history holds up a fresh process on a busy two-core
 machine (12.4 s for the first trial of a study behind 100,000 trials, when every study's history
 was loaded): ``benchmarks/history_load.py``."""
+
+CHART_CELLS = 250_000
+"""The most values a chart reads of one study's Optuna history: about 3 s of CPU and 80 MB
+whatever the study's shape (``benchmarks/history_load.py``), the first 40,000 or so trials of a
+study of three parameters, the first 965 of one of 256. A journal record is one value, and a
+trial created whole (a warm start's known results) one more for each parameter, intermediate
+value, attribute and objective value it holds."""
 
 
 def history_problem(held: int, max_trials: int | None, limit: int, made: int = 0) -> Problem | None:

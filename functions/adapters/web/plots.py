@@ -18,15 +18,25 @@ import plotly.io
 from optuna import visualization as vis
 from optuna.trial import FrozenTrial
 
+from functions.core.application import HistoryCut
 from functions.core.optuna_compat import color_scale, parallel_coordinate_info
 from functions.core.parameters import Parameter
 from functions.core.records import StudyRecord
 from functions.core.space import shown_trials
+from functions.core.spec import Study
 
 KINDS = ("history", "parallel", "slice", "contour", "importance", "intermediate", "pareto")
 CONTOUR_TRIALS = 300
 """A contour's grid has a row and a column per distinct value: beyond this many completed trials
 it is drawn from an even sample of them (the best included), and says so."""
+PARALLEL_VALUES = 100_000
+"""Values parallel coordinates draw: an axis per parameter and one for the objective, a value on
+each for every completed trial (4,000 trials of 256 parameters made 20 MB of JSON for the page).
+Beyond this many the chart is drawn from an even sample of the trials (the best included), and
+says so: about 2 MB."""
+NOTE_LINE = 32
+"""Pixels of top margin a line of a chart's note (a sample's, a cut history's) takes: plotly
+sets a title's first line on the middle of the top margin, so a line of 16 takes twice that."""
 
 NOT_STARTED = "the study has not started: no trial was suggested yet"
 
@@ -56,11 +66,12 @@ class _ReadOnlyStudy(optuna.Study):
 
 
 def figure_json(storage: optuna.storages.BaseStorage | None, record: StudyRecord, kind: str,
-                params: Sequence[str] = (), objective: int = 0) -> str:
+                params: Sequence[str] = (), objective: int = 0, cut: HistoryCut | None = None) -> str:
     """The plotly JSON of one chart from ``storage`` (None where Optuna has no such study yet);
     ``NoChart`` when the study cannot have it (yet). A slice or contour is drawn for ``params``,
     names of the study's parameters (:func:`~functions.adapters.web.ui.chart_params` picks them
-    from a request), else its first two."""
+    from a request), else its first two. ``cut``: the storage holds only the study's first trials
+    (:data:`~functions.core.history.CHART_CELLS`), which the chart's note says."""
     if kind not in KINDS:
         raise NoChart(f"unknown chart {kind!r}; one of {', '.join(KINDS)}")
     if storage is None:
@@ -75,29 +86,37 @@ def figure_json(storage: optuna.storages.BaseStorage | None, record: StudyRecord
     spec = record.spec
     study = _with_values(study, spec.parameters)
     index = min(max(objective, 0), len(spec.objectives) - 1)
-    target, name = _target(index), spec.objectives[index].metric
     known = [p.name for p in spec.parameters]
     chosen = list(params) or known[:2]
     with _PLOTTING, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            fig = _build(study, kind, spec.multi_objective, target, name, chosen, [o.metric for o in spec.objectives])
+            fig, sampled = _build(study, kind, spec, index, chosen)
         except (ValueError, RuntimeError) as exc:
             raise NoChart(str(exc)) from exc
-        return _serialized(fig, kind)
+        return _serialized(fig, kind, [note for note in (sampled, _cut_note(cut)) if note])
 
 
-def _serialized(fig, kind: str) -> str:
-    """The figure's plotly JSON, titled by the page rather than by Optuna."""
+def _cut_note(cut: HistoryCut | None) -> str | None:
+    """What a chart drawn from a cut history says of it, and where the rest is."""
+    if cut is None:
+        return None
+    return (f"the study's first {cut.trials:,} of {cut.held:,} trials: a chart reads {cut.cells:,} values at most"
+            "<br>the trial table lists every trial")
+
+
+def _serialized(fig, kind: str, notes: list[str]) -> str:
+    """The figure's plotly JSON, titled by the page rather than by Optuna: its title is only
+    its notes, one after the other (each of a line or two, to fit half the page's width)."""
     # The page titles each chart; parallel coordinates need room above for their axis labels.
-    top = {"parallel": 80, "contour": 40}.get(kind, 30)
+    lines = sum(note.count("<br>") + 1 for note in notes)
+    top = {"parallel": 80, "contour": 40}.get(kind, 30) + NOTE_LINE * lines
     margin = {"l": 60, "r": 40, "t": top, "b": 50}
+    title = {"text": "<br>".join(notes), "font": {"size": 12}} if notes else None
     if isinstance(fig, dict):
-        fig["layout"] = {"margin": margin}
+        fig["layout"] = {"margin": margin} | ({"title": title} if title else {})
         return plotly.io.to_json(fig, validate=False)
-    if kind != "contour":
-        fig.update_layout(title=None)
-    fig.update_layout(margin=margin, template="plotly_white")
+    fig.update_layout(title=title, margin=margin, template="plotly_white")
     return fig.to_json()
 
 
@@ -126,31 +145,38 @@ def _target(index: int) -> Callable[[FrozenTrial], float]:
     return lambda trial: trial.values[index]
 
 
-def _build(study: optuna.Study, kind: str, multi: bool, target, name: str, params: list[str], metrics: list[str]):
-    """Optuna's figure for ``kind``; multi-objective studies chart the chosen objective."""
-    one = {"target": target, "target_name": name} if multi else {"target_name": name}
+def _build(study: optuna.Study, kind: str, spec: Study, index: int, params: list[str]):
+    """Optuna's figure for ``kind``, and what it says of the trials it drew where it drew a
+    sample; multi-objective studies chart objective ``index``."""
+    multi, name = spec.multi_objective, spec.objectives[index].metric
+    one = {"target": _target(index), "target_name": name} if multi else {"target_name": name}
     if kind == "history":
-        return vis.plot_optimization_history(study, **one)
+        return vis.plot_optimization_history(study, **one), None
     if kind == "parallel":
-        return _parallel_coordinates(study, **one)
+        sample, sampled = _sample(study, max(PARALLEL_VALUES // (len(spec.parameters) + 1), 1))
+        return _parallel_coordinates(sample, **one), sampled
     if kind == "slice":
-        return vis.plot_slice(study, params=params, **one)
+        return vis.plot_slice(study, params=params, **one), None
     if kind == "contour":
         if len(params) < 2:
             raise NoChart("a contour needs two parameters")
-        sample, total = _sample(study, CONTOUR_TRIALS)
-        fig = vis.plot_contour(sample, params=params[:2], **one)
-        note = f"from {CONTOUR_TRIALS} of {total} completed trials" if sample is not study else None
-        return fig.update_layout(title={"text": note, "font": {"size": 12}} if note else None)
+        sample, sampled = _sample(study, CONTOUR_TRIALS)
+        return vis.plot_contour(sample, params=params[:2], **one), sampled
     if kind == "importance":
         from optuna.importance import PedAnovaImportanceEvaluator  # optuna.importance loads scikit-learn: seconds
 
-        return vis.plot_param_importances(study, evaluator=PedAnovaImportanceEvaluator(), **one)
+        return vis.plot_param_importances(study, evaluator=PedAnovaImportanceEvaluator(), **one), None
     if kind == "intermediate":
         if not any(t.intermediate_values for t in study.get_trials(deepcopy=False)):
             raise NoChart("no intermediate values: the study reports none (it has no early stopping)")
-        return vis.plot_intermediate_values(study)
-    if not multi:
+        return vis.plot_intermediate_values(study), None
+    return _pareto(study, spec), None
+
+
+def _pareto(study: optuna.Study, spec: Study):
+    """The Pareto front of a study of two or three objectives."""
+    metrics = [o.metric for o in spec.objectives]
+    if not spec.multi_objective:
         raise NoChart("a Pareto front needs two or more objectives")
     if len(metrics) > 3:
         raise NoChart(f"a Pareto front is drawn for 2 or 3 objectives, and this study has {len(metrics)}: the table "
@@ -158,20 +184,21 @@ def _build(study: optuna.Study, kind: str, multi: bool, target, name: str, param
     return vis.plot_pareto_front(study, target_names=metrics)
 
 
-def _sample(study: optuna.Study, limit: int) -> tuple[optuna.Study, int]:
+def _sample(study: optuna.Study, limit: int) -> tuple[optuna.Study, str | None]:
     """``study`` itself when it has at most ``limit`` completed trials, else an in-memory copy
-    holding ``limit`` of them spread evenly over the study (its best trials among them)."""
+    holding ``limit`` of them: its best trials (as many as fit), and the others spread evenly over
+    the study; and what the chart says of it."""
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if len(complete) <= limit:
-        return study, len(complete)
+        return study, None
     best = {t.number for t in study.best_trials}
     chosen = [t for t in complete if t.number in best][:limit]
     rest = [t for t in complete if t.number not in best]
-    step = len(rest) / (limit - len(chosen))
-    chosen += [rest[int(i * step)] for i in range(limit - len(chosen))]
+    room = limit - len(chosen)
+    chosen += [rest[int(i * len(rest) / room)] for i in range(room)]
     copy = optuna.create_study(directions=study.directions)
-    copy.add_trials(chosen)
-    return copy, len(complete)
+    copy.add_trials(sorted(chosen, key=lambda t: t.number))
+    return copy, f"from {limit:,} of {len(complete):,} completed trials"
 
 
 def _parallel_coordinates(study: optuna.Study, **target) -> dict[str, Any]:

@@ -267,8 +267,10 @@ def _chart(record: StudyRecord, kind: str, params: tuple[str, ...], objective: i
     """The chart's plotly JSON, or its message, from the study's history as the process's
     threads share it (never a copy of their own)."""
     from functions.adapters.web import plots  # Optuna's visualization stack: loaded on first use
+    history = _runtime().store().chart_history(record.name, version)
+    storage, cut = (None, None) if history is None else history
     try:
-        return plots.figure_json(_runtime().store().chart_storage(record.name, version), record, kind, params, objective)
+        return plots.figure_json(storage, record, kind, params, objective, cut=cut)
     except plots.NoChart as exc:
         return dumps({"message": str(exc)})
 
