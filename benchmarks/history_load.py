@@ -8,26 +8,43 @@ history size, builds a completed study of that many trials directly through the 
 fresh process as a ``katuna serve`` worker is, times a new study's first suggestion (flat: the
 other study costs it nothing) and the large study's next one (its own history loaded). Also
 prints the large study's snapshot size and Optuna's load time per trial, against which
-``KATUNA_MAX_HISTORY`` (100,000 trials for one study) is set. Ends with ``name=value`` lines;
-the JSON and a plot go to ``benchmarks/results/``.
+``KATUNA_MAX_HISTORY`` (100,000 trials for one study) is set.
+
+Then a wide study (256 parameters, 4,000 trials, written as katuna writes them: a journal record
+per parameter) is charted in a fresh process as a ``katuna serve`` worker charts it: its
+parallel coordinates, the first chart of its page, which reads the study's history
+(:data:`functions.core.history.CHART_CELLS` values at most) and draws it (a sample of
+:data:`functions.adapters.web.plots.PARALLEL_VALUES` values at most): the seconds, the memory
+the request added at its peak, and the chart's bytes. Ends with ``name=value`` lines; the JSON
+and a plot go to ``benchmarks/results/``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import random
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import optuna
 import report
-from ui_render import NAME, build
+from optuna.distributions import FloatDistribution
+from ui_render import NAME, build, memory_mb
 
 from functions.adapters.sqlite_journal import KatunaJournalStorage, SqliteJournalBackend
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.limits import DEFAULTS
+from functions.core.records import COMPLETE, StudyRecord, TrialRecord
+from functions.core.validate import parse_study
+
+WIDE = "wide"
+WIDE_PARAMETERS = 256
+"""The most parameters a study may have (``KATUNA_MAX_PARAMETERS``)."""
 
 
 def first_trial(db: Path, name: str) -> dict[str, float]:
@@ -77,22 +94,96 @@ def measure(trials: int) -> dict[str, float]:
             "bytes_per_trial": size / trials, "load_us_per_trial": load / trials * 1e6}
 
 
+def build_wide(db: Path, trials: int) -> None:
+    """A completed study of :data:`WIDE_PARAMETERS` parameters and ``trials`` trials, each asked
+    and told as katuna's sampler asks (a record per parameter), in one transaction."""
+    names = [f"p{i}" for i in range(WIDE_PARAMETERS)]
+    definition = {"name": WIDE, "objective": {"metric": "loss", "direction": "minimize"},
+                  "parameters": [{"name": p, "type": "float", "min": 0.0, "max": 1.0} for p in names],
+                  "algorithm": {"name": "random"}, "maxTrials": trials,
+                  "trialTemplate": {"command": ["train", *(f"${{trialParameters.{p}}}" for p in names)]}}
+    store = SqliteStore(db)
+    now = time.time()
+    store.add_study(StudyRecord(parse_study(definition), definition, str(db.parent), "bench-wide", status="completed",
+                                reason="max trials reached", created_at=now, started_at=now, completed_at=now))
+    rng = random.Random(1)
+    space = {p: FloatDistribution(0.0, 1.0) for p in names}
+    with store.transaction():
+        study = store.optuna_study(WIDE, ["minimize"])
+        study.sampler = optuna.samplers.RandomSampler(seed=1)
+        for number in range(trials):
+            trial = study.ask(space)
+            loss = sum(trial.params.values()) / len(names) + rng.random() * 0.1
+            study.tell(trial, loss)
+            store.add_trial(TrialRecord(WIDE, number, trial.params, COMPLETE, values=[loss], metrics={"loss": loss},
+                                        exit_code=0, created_at=now, started_at=now, finished_at=now + 1))
+    store.close()
+
+
+def wide_chart(db: Path) -> dict[str, float | str]:
+    """In this process, as a fresh worker with the plotting libraries loaded: the wide study's
+    parallel coordinates, its history read and the chart drawn. Seconds (and of the process's
+    CPU), the memory the request added at its peak (MB), the chart's bytes, the trials it drew
+    and what its title says."""
+    from functions.adapters.web import create_app, plots  # noqa: F401  (plots: loaded before the request)
+    from functions.runtime import Runtime
+    from functions.settings import Settings
+
+    runtime = Runtime(Settings(db=db, log_dir=db.parent / "logs"))
+    client = create_app(runtime).test_client()
+    Path("/proc/self/clear_refs").write_text("5")  # the peak (VmHWM) starts again from now
+    before = memory_mb(os.getpid(), "VmRSS")
+    start, cpu = time.perf_counter(), time.process_time()
+    response = client.get(f"/ui/studies/{WIDE}/plots/parallel")
+    body = response.get_data()
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    figure = json.loads(body)
+    runtime.close()
+    return {"seconds": seconds, "cpu_s": cpu, "peak_added_mb": memory_mb(os.getpid(), "VmHWM") - before,
+            "bytes": len(body), "drawn": len(figure["data"][0]["dimensions"][0]["values"]),
+            "note": (figure["layout"].get("title") or {}).get("text") or ""}
+
+
+def measure_wide(trials: int) -> dict[str, float | str]:
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "katuna.db"
+        start = time.perf_counter()
+        build_wide(db, trials)
+        print(f"built a {trials:,}-trial study of {WIDE_PARAMETERS} parameters in {time.perf_counter() - start:.1f} s",
+              flush=True)
+        fresh = subprocess.run([sys.executable, __file__, "--wide-chart", str(db)], check=True, capture_output=True,
+                               text=True, cwd=Path(__file__).parent)
+    return {"trials": trials, **json.loads(fresh.stdout.splitlines()[-1])}
+
+
 def main() -> None:
     parser = report.arguments(__doc__, "6,000 trials, past the first snapshot (a smoke run)")
     parser.add_argument("--trials", type=int, nargs="+", default=[10_000, 50_000, DEFAULTS.history])
+    parser.add_argument("--wide-trials", type=int, default=4_000,
+                        help=f"trials of the wide study ({WIDE_PARAMETERS} parameters) charted")
     parser.add_argument("--first-trial", nargs=2, metavar=("DB", "STUDY"), help=argparse.SUPPRESS)
+    parser.add_argument("--wide-chart", metavar="DB", help=argparse.SUPPRESS)
     args = report.parsed(parser)
     if args.first_trial:
         print(json.dumps(first_trial(Path(args.first_trial[0]), args.first_trial[1])))
         return
+    if args.wide_chart:
+        print(json.dumps(wide_chart(Path(args.wide_chart))))
+        return
     sizes = [6_000] if args.quick else args.trials
     results = {n: measure(n) for n in sizes}
+    wide = measure_wide(100 if args.quick else args.wide_trials)
     print("a fresh process opens the database and suggests a new study's first value, or the large study's next")
     print(report.table(["other study's trials", "new study's first s", "large study's next s", "snapshot MB", "load s",
                         "B/trial", "us/trial"],
                        [[f"{n:,}", r["first_trial_s"], r["large_next_trial_s"], r["snapshot_bytes"] / 1e6, r["load_s"],
                          r["bytes_per_trial"], r["load_us_per_trial"]] for n, r in results.items()]))
-    report.save("history_load", {"limit": DEFAULTS.history, "sizes": {str(n): r for n, r in results.items()}}, args.out)
+    print(f"a fresh worker charts the parallel coordinates of {wide['trials']:,} trials of {WIDE_PARAMETERS} "
+          "parameters: "
+          f"{wide['seconds']:.1f} s ({wide['cpu_s']:.1f} s of CPU), {wide['peak_added_mb']:.0f} MB more at its peak, "
+          f"{wide['bytes']:,} bytes, {wide['drawn']:,} trials drawn; its note: {wide['note'] or '(none)'}")
+    report.save("history_load", {"limit": DEFAULTS.history, "sizes": {str(n): r for n, r in results.items()},
+                                 "wide_chart": wide}, args.out)
     fig, ax = report.figure()
     ax.plot(list(results), [r["first_trial_s"] for r in results.values()], marker="o", label="a new study's first")
     ax.plot(list(results), [r["large_next_trial_s"] for r in results.values()], marker="s",
@@ -104,7 +195,11 @@ def main() -> None:
     largest = max(results)
     report.lines({"first_trial_s": round(results[largest]["first_trial_s"], 2), "history_trials": largest,
                   "large_next_trial_s": round(results[largest]["large_next_trial_s"], 2),
-                  "load_us_per_trial": round(results[largest]["load_us_per_trial"], 1)})
+                  "load_us_per_trial": round(results[largest]["load_us_per_trial"], 1),
+                  "wide_chart_trials": wide["trials"], "wide_chart_s": round(wide["seconds"], 2),
+                  "wide_chart_cpu_s": round(wide["cpu_s"], 2),
+                  "wide_chart_peak_added_mb": round(wide["peak_added_mb"]), "wide_chart_bytes": wide["bytes"],
+                  "wide_chart_drawn": wide["drawn"]})
 
 
 if __name__ == "__main__":

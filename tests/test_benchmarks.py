@@ -191,7 +191,7 @@ def test_pareto_front(tmp_path: Path):
 
 def test_history_load(tmp_path: Path):
     """A fresh process's first suggestion of a new study beside a study past its first snapshot,
-    and that study's next."""
+    and that study's next; a wide study's parallel coordinates charted in a fresh process."""
     found, result = run("history_load.py", tmp_path)
     measured = result["sizes"]["6000"]
     assert measured["history"] == 1, "the new study loads its own first trial, none of the other's"
@@ -199,6 +199,8 @@ def test_history_load(tmp_path: Path):
     assert measured["snapshot_bytes"] > 6_000 * 100 and number(found["load_us_per_trial"]) > 0
     assert number(found["first_trial_s"]) > 0 and number(found["large_next_trial_s"]) > 0
     assert found["history_trials"] == "6000"
+    assert result["wide_chart"]["trials"] == 100 and found["wide_chart_drawn"] == "100"
+    assert number(found["wide_chart_s"]) > 0 and number(found["wide_chart_bytes"]) > 100 * 256
 
 
 def test_reliability(tmp_path: Path):
