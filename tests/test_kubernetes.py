@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -21,7 +20,6 @@ from kube_stub import KubeStub, image_id
 from waiting import eventually
 
 from functions.adapters.sqlite_store import SqliteStore
-from functions.adapters.web.server import _worker_exit
 from functions.cli import main
 from functions.core.records import STOPPED_AT_END
 from functions.core.validate import parse_study
@@ -73,11 +71,6 @@ def test_serve_on_kubernetes_without_a_cluster_refuses_to_start_in_one_line(tmp_
                                          "the credentials, such as `kubectl proxy`'s")
     assert len(done.stderr.splitlines()) == 1 and done.stdout == ""
     assert not (tmp_path / "katuna.db").exists()
-
-
-def test_a_worker_that_failed_to_boot_exits_without_an_error():
-    """gunicorn runs the exit hook of a worker whose app could not be loaded: it has no runtime."""
-    _worker_exit(server=None, worker=SimpleNamespace(pid=1))
 
 
 def test_a_study_runs_as_jobs_and_reads_their_pod_logs(service: Service, kube: KubeStub):

@@ -12,6 +12,7 @@ import functools
 import itertools
 import json
 import sqlite3
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -55,8 +56,22 @@ CHECKPOINT_WAIT = 1.0
 """Seconds a closing connection waits for other writers before folding the write-ahead log in."""
 
 
+def _fold_and_close(conn: sqlite3.Connection) -> None:
+    """Close ``conn``, having first folded the write-ahead log into the database file (waiting
+    at most :data:`CHECKPOINT_WAIT` seconds for other writers). SQLite folds it on its own only
+    when the last connection closes, and when several processes close at once none may find
+    itself the last: a copy of the file alone would then lack their writes."""
+    with suppress(sqlite3.Error):
+        conn.execute(f"PRAGMA busy_timeout = {int(CHECKPOINT_WAIT * 1000)}")
+        conn.execute("PRAGMA wal_checkpoint(FULL)")
+    conn.close()
+
+
 class SqliteConnection:
-    """One connection to the database file, migrated on opening. Use one instance per thread."""
+    """One connection to the database file, migrated on opening. Use one instance per thread:
+    one left unclosed is closed as it is dropped (its thread ended, say), or else as the process
+    exits, for a ``sqlite3`` connection is freed only by the cyclic garbage collector, which may
+    never run: it would stay open, and the write-ahead log would not be folded in."""
 
     def __init__(self, path: str | Path, busy_timeout: float = 30.0, histories: ChartHistories | None = None) -> None:
         self.path = Path(path)
@@ -65,6 +80,7 @@ class SqliteConnection:
         with translated(self.path):
             conn = connect(self.path, busy_timeout)
         self.db = sqlite_utils.Database(conn)
+        self._closing = weakref.finalize(self, _fold_and_close, conn)
         self._optuna: KatunaStreams | None = None
         self._transactions = itertools.count(1)
         self._writing: int | None = None
@@ -74,18 +90,12 @@ class SqliteConnection:
         try:
             self._migrate()
         except KatunaError:
-            conn.close()
+            self._closing()
             raise
 
     def close(self) -> None:
-        """Close the connection, having first folded the write-ahead log into the database file
-        (waiting at most :data:`CHECKPOINT_WAIT` seconds for other writers). SQLite folds it on
-        its own only when the last connection closes, and when several processes close at once
-        none may find itself the last: a copy of the file alone would then lack their writes."""
-        with suppress(sqlite3.Error):
-            self.db.execute(f"PRAGMA busy_timeout = {int(CHECKPOINT_WAIT * 1000)}")
-            self.db.execute("PRAGMA wal_checkpoint(FULL)")
-        self.db.close()
+        """Close the connection, the write-ahead log folded in first (:func:`_fold_and_close`)."""
+        self._closing()
 
     def _migrate(self) -> None:
         """Bring the schema up to date. The version is read first without the write lock, which

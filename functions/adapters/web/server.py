@@ -25,15 +25,6 @@ from gunicorn.app.base import BaseApplication
 
 from functions.adapters.web.worker import Worker
 
-
-def _worker_exit(server: Any, worker: Any) -> None:
-    """Kill the worker's trials when it exits; they are relaunched once nothing owns them. A
-    worker that failed to boot has no runtime, and no trials."""
-    runtime = getattr(worker, "runtime", None)
-    if runtime is not None:
-        runtime.close()
-
-
 METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 """prometheus_client's variable (:mod:`functions.adapters.prometheus`, which this module must not
 import: the master would choose prometheus_client's mode before the variable is set)."""
@@ -164,7 +155,6 @@ class Server(BaseApplication):
         self.options = {"bind": bind_address(host, port), "workers": workers, "worker_class": Worker, "threads": threads,
                         "timeout": timeout, "keepalive": 5, "graceful_timeout": 10, "accesslog": "-",
                         "access_log_format": ACCESS_LOG_FORMAT,
-                        "worker_exit": _worker_exit,
                         "on_exit": self._on_exit, "control_socket_disable": True}
         super().__init__()
 

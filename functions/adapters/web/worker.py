@@ -233,7 +233,7 @@ class Worker(ThreadWorker):
 
     wsgi: Any
     runtime: Any = None
-    """The application's katuna runtime, which ``katuna serve`` closes as the worker exits."""
+    """The application's katuna runtime, closed as the worker exits (:meth:`run`)."""
 
     def load_wsgi(self) -> None:
         """Load the application, then take what the connections are bounded by from its
@@ -246,6 +246,19 @@ class Worker(ThreadWorker):
         self.local_only = not settings.api_token and peers.can_tell()
         self.body_limit = settings.max_body
         self.wsgi = WholeBody(app, settings.max_body)
+
+    def run(self) -> None:
+        """Serve until told to stop, then close the runtime, whichever way the worker ends (its
+        loop done, or gunicorn's quick exit from a signal handler): the worker's local trials
+        are killed, to be relaunched once nothing owns them, its senders stop, and its last
+        connection folds the write-ahead log into the database. Here rather than in a gunicorn
+        hook, so that the image's CMD, which sets no hooks, does it as ``katuna serve`` does. A
+        worker that failed to load its app has no runtime, and no trials."""
+        try:
+            super().run()
+        finally:
+            if self.runtime is not None:
+                self.runtime.close()
 
     def accept(self, listener: socket.socket) -> None:
         super().accept(_Screened(listener, self))
