@@ -24,10 +24,11 @@ from functions.core.events import ROUTES, data_problems
 from functions.core.formats import load_study
 from functions.core.limits import Limits
 from functions.core.metrics import KATIB_DEFAULT_FILTER, Observation, parse_json_lines, parse_text
+from functions.core.naming import DNS1123_LABEL
 from functions.core.samplers import build_sampler, grid_size
 from functions.core.space import sample
 from functions.core.spec import Study
-from functions.core.validate import DNS1123_LABEL, parse_study
+from functions.core.validate import parse_study
 
 FUZZ = settings(max_examples=int(os.environ.get("KATUNA_FUZZ_EXAMPLES", "300")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -166,6 +166,10 @@ STUDIES: list[tuple[str, dict, str]] = [
     ("workingDir-nul-byte", _mutated(_set("trialTemplate.workingDir", "a\u0000b")), "trialTemplate.workingDir"),
     ("categorical-nul-byte", _mutated(_set("parameters.0", {"name": "x", "type": "categorical",
                                                             "values": ["a\u0000b"]})), "parameters[0].values[0]"),
+    # nor with a lone surrogate (JSON's "\\ud800"), which UTF-8 cannot hold either
+    ("command-lone-surrogate", _mutated(_command("a\ud800b")), "trialTemplate.command[4]"),
+    ("env-name-lone-surrogate", _mutated(_set("trialTemplate.env", {"X\udc80": "a"})), "trialTemplate.env.X\\udc80"),
+    ("description-lone-surrogate", _mutated(_set("description", "caf\udce9")), "description"),
     # names are matched whole: a trailing newline is not part of a name
     ("name-trailing-newline", _mutated(_set("name", "hostile\n")), "name"),
     ("parameter-name-trailing-newline", _mutated(_set("parameters.0.name", "x\n")), "parameters[0].name"),
@@ -458,6 +462,24 @@ EVENTS: list[tuple[str, str, tuple[bytes, dict[str, str]], int, str]] = [
     ("message-missing", "/", _ce(FINISHED, _finished(message=...)), 400, "data.message"),
     ("uid-missing", "/", _ce(FINISHED, _finished(uid=...)), 400, "data.uid"),
     ("study-a-number", "/", _ce(FINISHED, _finished(study=7)), 400, "study"),
+    ("study-a-lone-surrogate", "/", _ce(FINISHED, _finished(study="\ud800")), 400,
+     "data.study: expected Unicode text, got a lone surrogate"),
+    ("study-not-a-study-name", "/", _ce(FINISHED, _finished(study="Target")), 400,
+     "data.study: expected a study's name: a DNS-1123 label"),
+    ("message-a-lone-surrogate", "/", _ce(FINISHED, _finished(message="done \udc80")), 400, "data.message"),
+    ("job-label-a-lone-surrogate", "/", _ce("dev.knative.apiserver.resource.update", {
+        "apiVersion": "batch/v1", "kind": "Job", "metadata": {"labels": {
+            "katuna.dev/study": "target", "katuna.dev/study-uid": "\udfff", "katuna.dev/trial": "0",
+            "katuna.dev/attempt": "1"}}}), 400, "data.metadata.labels.katuna.dev/study-uid"),
+    ("no-ce-id", "/", (json.dumps(_GOOD).encode(), {k: v for k, v in _ce(FINISHED, _GOOD)[1].items() if k != "ce-id"}),
+     400, "has no id"),
+    ("structured-no-id", "/", (b'{"specversion": "1.0", "source": "/hostile", "type": "' + FINISHED.encode()
+                               + b'", "data": ' + json.dumps(_GOOD).encode() + b"}",
+                               {"Content-Type": "application/cloudevents+json"}), 400, "has no id"),
+    ("structured-id-a-lone-surrogate", "/", (b'{"specversion": "1.0", "id": "\\ud800", "source": "/hostile", '
+                                             b'"type": "' + FINISHED.encode() + b'", "data": '
+                                             + json.dumps(_GOOD).encode() + b"}",
+                                             {"Content-Type": "application/cloudevents+json"}), 400, "attributes.id"),
     ("progress-value-string", "/", _ce("dev.katuna.trial.progress", _finished(step=1, value="NaN")), 400,
      "data.value"),
     ("progress-step-float", "/", _ce("dev.katuna.trial.progress", _finished(step=1.5, value=1.0)), 400,

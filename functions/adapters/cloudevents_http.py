@@ -18,8 +18,10 @@ from typing import Any
 
 from cloudevents.core.base import BaseCloudEvent
 from cloudevents.core.bindings import http as ce_http
+from cloudevents.core.bindings.common import get_event_factory_for_version
 from cloudevents.core.exceptions import BaseCloudEventException
 from cloudevents.core.formats.json import JSONFormat
+from cloudevents.core.spec import SPECVERSION_V1_0
 from cloudevents.core.v1.event import CloudEvent
 
 from functions.core import event_signature, utf8
@@ -38,9 +40,25 @@ class MalformedEvent(MalformedRequest):
 def _parse(headers: Mapping[str, str], body: bytes) -> BaseCloudEvent:
     message = ce_http.HTTPMessage(headers={k.lower(): v for k, v in headers.items()}, body=body)
     try:
-        return ce_http.from_http_event(message)
+        return ce_http.from_http(message, JSONFormat(), _checked)
     except (BaseCloudEventException, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         raise MalformedEvent(f"not a CloudEvent: {exc}") from exc  # AttributeError: JSON that is no object
+
+
+def _checked(attributes: dict[str, Any], data: Any) -> BaseCloudEvent:
+    """The event of the version its ``specversion`` names, where it has an ``id`` and all its text
+    is text UTF-8 holds. The SDK gives an event without an id a random one, so a redelivery of it
+    would be taken for another event (CloudEvents requires the id: its source and id identify the
+    event); an attribute or data whose JSON escapes a lone surrogate would fail where it is stored."""
+    if "id" not in attributes:
+        raise MalformedEvent("the CloudEvent has no id (ce-id header, or id in structured mode); expected a "
+                             "non-empty string that, with its source, identifies the event")
+    for where in (utf8.unencodable(attributes, "attributes"), utf8.unencodable(data, "data")):
+        if where is not None:
+            raise MalformedEvent(f"{where}: expected Unicode text, got a lone surrogate (a \\uD800-\\uDFFF escape "
+                                 "that is no character), which UTF-8 cannot hold")
+    factory = get_event_factory_for_version(attributes.get("specversion", SPECVERSION_V1_0))
+    return factory(attributes, data)
 
 
 TEMPORARY_CODES = frozenset({404, 408, 409, 429})

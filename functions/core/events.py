@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from functions.core.naming import LABEL_EXPECTED, is_label
 from functions.core.records import TERMINAL_STATUSES
 from functions.core.strict_json import NON_FINITE, json_value
 from functions.core.trial_kinds import KINDS
@@ -253,12 +254,13 @@ def _whole(low: int, high: int) -> tuple[Any, str]:
 
 
 _TEXT = (lambda v: isinstance(v, str) and v != "", "a non-empty string")
+_STUDY_NAME = (is_label, f"a study's name: {LABEL_EXPECTED}")
 _COUNT = _whole(0, MAX_STORED_INT)
 _ATTEMPT = _whole(1, MAX_STORED_INT)
 _EXIT_CODE = _whole(*EXIT_CODES)
 _PROGRESS_VALUE = (_is_progress_value,
                    'a finite number a float can hold, or the string "nan", "inf" or "-inf" for a value that is not')
-_STUDY_FIELDS = {"study": _TEXT, "uid": _TEXT}
+_STUDY_FIELDS = {"study": _STUDY_NAME, "uid": _TEXT}
 _TRIAL_FIELDS = {**_STUDY_FIELDS, "trial": _COUNT, "attempt": _ATTEMPT}
 OUTCOMES = ("exited", "timeout", "error", "preempted", "interrupted")
 _FIELDS: Mapping[str, Mapping[str, tuple[Any, str]]] = {

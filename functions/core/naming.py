@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import hashlib
+import re
 
 MAX_NAME = 63
+DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+"""A DNS-1123 label, matched whole (``fullmatch``: ``$`` with ``match`` would also accept a
+trailing newline); at most :data:`MAX_NAME` characters besides."""
+LABEL_EXPECTED = ("a DNS-1123 label: lower-case letters, digits and '-', starting and ending alphanumeric, "
+                  f"at most {MAX_NAME} characters")
 OWN, EARLIER, OTHER = "own", "earlier", "other"
 """Whose is an object found holding a name katuna gives (names carry no study uid): the one
 katuna is about to make's own, one katuna made for an earlier study of the same name, or
 another's."""
+
+
+def is_label(name: object) -> bool:
+    """Whether ``name`` is a DNS-1123 label, as every study's name is."""
+    return isinstance(name, str) and len(name) <= MAX_NAME and DNS1123_LABEL.fullmatch(name) is not None
 
 
 def job_name(study: str, number: int, attempt: int = 1) -> str:

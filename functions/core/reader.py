@@ -94,26 +94,43 @@ _EXPECTED = {
 }
 
 
-def nul_characters(data: Any) -> list[Problem]:
+def unfit_characters(data: Any) -> list[Problem]:
     """A problem for each string in ``data`` (a key or a value, at any depth) that holds a NUL
-    character: no argument, environment variable or path a trial is started with can hold one,
-    so such a study could only fail every trial."""
+    character or a lone surrogate (JSON's ``\\ud800`` escape, or YAML's): no argument,
+    environment variable or path a trial is started with can hold either, so such a study could
+    only fail every trial, and UTF-8 cannot hold a surrogate where the study is stored or shown."""
     problems = []
     stack: list[tuple[str, Any]] = [("", data)]
     while stack:
         path, value = stack.pop()
-        if isinstance(value, str) and "\x00" in value:
-            problems.append(Problem(path, "expected text without NUL characters (\\0): no argument, environment "
+        if isinstance(value, str) and (why := _unfit(value)) is not None:
+            problems.append(Problem(path, f"expected text without {why}: no argument, environment "
                                           "variable or path a trial starts with can hold one"))
         elif isinstance(value, Mapping):
             for key, item in value.items():
-                where = join(path, str(key).replace("\x00", "\\0"))
-                if isinstance(key, str) and "\x00" in key:
-                    problems.append(Problem(where, "expected a name without NUL characters (\\0)"))
+                where = join(path, _shown(str(key)))
+                if isinstance(key, str) and (why := _unfit(key)) is not None:
+                    problems.append(Problem(where, f"expected a name without {why}"))
                 stack.append((where, item))
         elif isinstance(value, list):
             stack.extend((f"{path}[{i}]", item) for i, item in enumerate(value))
     return sorted(problems, key=lambda p: p.path)
+
+
+def _unfit(text: str) -> str | None:
+    """What in ``text`` no trial can be started with, if anything."""
+    if "\x00" in text:
+        return "NUL characters (\\0)"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "lone surrogates (\\uD800-\\uDFFF escapes that are no character)"
+    return None
+
+
+def _shown(key: str) -> str:
+    """A key as a problem's path names it: a NUL as ``\\0``, a lone surrogate as its escape."""
+    return key.replace("\x00", "\\0").encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def kind_of(value: Any) -> str:

@@ -3,10 +3,14 @@ keep a name or command nobody wrote) where it is not UTF-8, naming the first byt
 
 Python's ``utf-8`` codec is strict: it refuses encoded surrogates and overlong forms too. Study
 definitions over HTTP (:func:`functions.core.formats.decode`) and CloudEvents whose JSON is not
-UTF-8 (:mod:`functions.adapters.cloudevents_http`) are refused with these words.
+UTF-8 (:mod:`functions.adapters.cloudevents_http`) are refused with these words; so is a
+CloudEvent whose JSON escapes a lone surrogate (:func:`unencodable`), UTF-8 bytes that decode to
+text UTF-8 cannot write again.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 
 class NotUtf8(ValueError):
@@ -24,3 +28,30 @@ def text(body: bytes) -> str:
         return body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise NotUtf8(body, exc) from exc
+
+
+def unencodable(value: object, path: str) -> str | None:
+    """The path (``data.message``, ``data.metadata.labels``) of the first string in ``value``, a
+    mapping's key or any value at any depth, that UTF-8 cannot hold; None when every one can.
+    JSON's ``\\ud800`` escape reads as a lone surrogate: text no store, log or header writes."""
+    stack: list[tuple[str, object]] = [(path, value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, str) and not _encodable(item):
+            return where
+        if isinstance(item, Mapping):
+            for key, inner in item.items():
+                if isinstance(key, str) and not _encodable(key):
+                    return where
+                stack.append((f"{where}.{key}", inner))
+        elif isinstance(item, list):
+            stack.extend((f"{where}[{i}]", inner) for i, inner in enumerate(item))
+    return None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

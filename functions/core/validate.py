@@ -24,7 +24,7 @@ from functions.core.errors import InvalidStudy, Problem
 from functions.core.exec_limits import exec_problems
 from functions.core.limits import DEFAULTS, MAX_SEED, PREFIX, Limits
 from functions.core.metrics import check_filter
-from functions.core.naming import indexed_excess, job_name
+from functions.core.naming import LABEL_EXPECTED, indexed_excess, is_label, job_name
 from functions.core.nodepool import parse_node_pool
 from functions.core.parameters import (
     DISTRIBUTIONS,
@@ -37,7 +37,7 @@ from functions.core.parameters import (
     Parameter,
 )
 from functions.core.pruners import parse_early_stopping
-from functions.core.reader import Reader, is_number, join, kind_of, nul_characters
+from functions.core.reader import Reader, is_number, join, kind_of, unfit_characters
 from functions.core.samplers import check_algorithm, check_sampler, convert_settings, objectives_problem
 from functions.core.space import distribution_problems
 from functions.core.spec import (
@@ -54,8 +54,6 @@ from functions.core.study_limits import over_limits
 from functions.core.trial_template import parse_trial_template
 from functions.core.warm import parse_warm_start
 
-# Names are matched whole (``fullmatch``): ``$`` with ``match`` would also accept a trailing newline.
-DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 METRIC_NAME = re.compile(r"[\w|-]+", re.ASCII)
 """What Katib's default filter (RE2, whose ``\\w`` is ASCII) reads as a metric name."""
 NAME_UNFIT = {"}": "it ends a ${trialParameters.<name>} placeholder",
@@ -97,10 +95,10 @@ def parse_study(data: Any, limits: Limits = DEFAULTS, stored: Callable[[str], bo
     top = r.mapping(data, "", _TOP)
     if not isinstance(data, Mapping):
         raise InvalidStudy(r.problems or [Problem("", "expected a mapping: the study definition")])
-    r.problems += nul_characters(data)
+    r.problems += unfit_characters(data)
     name = r.get(top, "name", "", "str", required=True)
-    if name is not None and (len(name) > 63 or not DNS1123_LABEL.fullmatch(name)):
-        r.fail("name", "expected a DNS-1123 label: lower-case letters, digits and '-', starting and ending alphanumeric, at most 63 characters")
+    if name is not None and not is_label(name):
+        r.fail("name", f"expected {LABEL_EXPECTED}")
     if top.get("description") is not None and not isinstance(top["description"], str):
         r.fail("description", f"expected text, got {kind_of(top['description'])}")
     objectives, additional, strategies = _objective(r, top.get("objective"))
