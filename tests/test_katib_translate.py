@@ -67,7 +67,52 @@ def test_a_discrete_value_that_is_not_a_number_is_refused_with_its_path():
     bad = {"name": "batch", "parameterType": "discrete", "feasibleSpace": {"list": ["16", "many"]}}
     doc = experiment(parameters=[experiment()["spec"]["parameters"][0], bad])
     doc = with_trial_parameters(doc, [{"name": "b", "reference": "batch"}], ["${trialParameters.b}"])
-    assert problems_of(doc)["spec.parameters[1].feasibleSpace.list[1]"] == "expected a number, got 'many'"
+    assert problems_of(doc)["spec.parameters[1].feasibleSpace.list[1]"].startswith("expected a finite number: ")
+    assert problems_of(doc)["spec.parameters[1].feasibleSpace.list[1]"].endswith(", got 'many'")
+
+
+def _space(kind: str, **space) -> dict:
+    """The Experiment whose one parameter ``x`` is of ``kind`` over ``space`` (0 to 10 unless given)."""
+    return experiment(parameters=[{"name": "x", "parameterType": kind,
+                                   "feasibleSpace": {"min": "0", "max": "10", **space}}])
+
+
+# What Go's strconv.Atoi / ParseFloat (goptuna) and Python's int() / float() (Katib's other
+# suggestion services) do not read alike, or katuna cannot search
+NUMBERS_REFUSED = {
+    "a fraction for an int": ("int", "min", 1.5, "got 1.5"),
+    "true for an int": ("int", "min", True, "got a boolean (true)"),
+    "true for a double": ("double", "max", True, "got a boolean (true)"),
+    "true for a step": ("int", "step", True, "got a boolean (true)"),
+    "an underscore": ("int", "max", "1_0", "got '1_0'"),
+    "an underscore in a double": ("double", "max", "1_0.5", "got '1_0.5'"),
+    "arabic-indic digits": ("int", "min", "\u0663", "got '\u0663'"),
+    "a padded int": ("int", "min", " 3", "got ' 3'"),
+    "a padded double": ("double", "max", "4 ", "got '4 '"),
+    "a hexadecimal float": ("double", "min", "0x1p-2", "got '0x1p-2'"),
+    "nan": ("double", "min", "nan", "got 'nan'"),
+    "infinity": ("double", "max", "Infinity", "got 'Infinity'"),
+    "past a float": ("double", "max", "1e400", "got '1e400'"),
+    "past int64": ("int", "max", str(2**63), f"got '{2**63}'"),
+}
+
+
+@pytest.mark.parametrize("kind,field,value,got", NUMBERS_REFUSED.values(), ids=NUMBERS_REFUSED.keys())
+def test_a_bound_katib_does_not_read_as_katuna_would_is_refused_naming_its_field(kind, field, value, got):
+    with pytest.raises(InvalidStudy) as caught:
+        load_study(json.dumps(_space(kind, **{field: value})))  # JSON: each string stays one
+    message = {p.path: p.message for p in caught.value.problems}[f"spec.parameters[0].feasibleSpace.{field}"]
+    assert message.startswith("expected an integer: " if kind == "int" else "expected a finite number: ")
+    assert message.endswith(got)
+
+
+def test_bounds_are_read_as_katib_reads_them():
+    spec, _ = load_study(yaml.safe_dump(_space("int", min="+3", max="010", step="2")))
+    assert (spec.parameters[0].low, spec.parameters[0].high, spec.parameters[0].step) == (3, 10, 2)
+    spec, _ = load_study(yaml.safe_dump(_space("double", min="-.5", max="1E1")))
+    assert (spec.parameters[0].low, spec.parameters[0].high) == (-0.5, 10.0)
+    spec, _ = load_study(yaml.safe_dump(_space("int", min=0, max=7)))
+    assert (spec.parameters[0].low, spec.parameters[0].high) == (0, 7)
 
 
 TRIAL_SCRIPT = (
@@ -210,6 +255,7 @@ WEBHOOK_RULES = {
     "a list for a double": (lambda s: s["parameters"][0]["feasibleSpace"].update(list=["1"]),
                             "spec.parameters[0].feasibleSpace.list"),
     "no max": (lambda s: s["parameters"][0]["feasibleSpace"].pop("max"), "spec.parameters[0].feasibleSpace.max"),
+    "no min": (lambda s: s["parameters"][0]["feasibleSpace"].pop("min"), "spec.parameters[0].feasibleSpace.min"),
     "a range for a categorical": (lambda s: s["parameters"][0].update(
         parameterType="categorical", feasibleSpace={"list": ["1"], "min": "0"}), "spec.parameters[0].feasibleSpace"),
     "objective among additional metrics": (lambda s: s["objective"].update(additionalMetricNames=["loss"]),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -109,6 +110,20 @@ def test_studyjob_problems_name_their_fields():
                                     "objectivevaluename, optimizationgoal, optimizationtype, owner, parameterconfigs, "
                                     "requestcount, studyName, suggestionSpec, workerSpec")
     assert found["spec.workerSpec.goTemplate.rawTemplate"] == "cannot be rendered: unknown field .Missing"
+
+
+def test_studyjob_bounds_are_read_as_katibs_go_suggestions_read_them():
+    doc = studyjob()
+    doc["spec"]["parameterconfigs"][0]["feasible"] = {"min": " -3", "max": True}
+    doc["spec"]["parameterconfigs"].append({"name": "--n", "parametertype": "int", "feasible": {"min": "1_0",
+                                                                                             "max": 2.5}})
+    with pytest.raises(InvalidStudy) as caught:
+        load_study(json.dumps(doc))
+    found = {p.path: p.message for p in caught.value.problems}
+    assert found["spec.parameterconfigs[0].feasible.min"].endswith("got ' -3'")
+    assert found["spec.parameterconfigs[0].feasible.max"].endswith("got a boolean (true)")
+    assert found["spec.parameterconfigs[2].feasible.min"].endswith("got '1_0'")
+    assert found["spec.parameterconfigs[2].feasible.max"].startswith("expected an integer")
 
 
 def test_a_single_request_studyjob_runs_one_trial_at_a_time():

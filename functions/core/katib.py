@@ -12,7 +12,6 @@ Experiment searches is translated in :mod:`katib_search`, its metrics collector 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -22,6 +21,7 @@ from functions.core import (
     bounded_yaml,
     katib_algorithms,
     katib_collectors,
+    katib_numbers,
     katib_paths,
     katib_search,
     katib_shapes,
@@ -241,12 +241,10 @@ def _objective(objective: Mapping[str, Any], problems: list[Problem]) -> dict[st
 
 
 def _number(text: Any, kind: str, path: str, problems: list[Problem]) -> float | int | None:
-    try:
-        value = int(text) if kind == "int" else float(text)
-    except (TypeError, ValueError):
-        problems.append(Problem(path, f"expected {'an integer' if kind == 'int' else 'a number'}, got {text!r}"))
-        return None
-    return value if kind == "int" or math.isfinite(value) else None
+    number, problem = katib_numbers.parse(text, kind)
+    if problem is not None:
+        problems.append(Problem(path, problem))
+    return number
 
 
 def _parameter(parameter: Mapping[str, Any], path: str, problems: list[Problem]) -> dict[str, Any]:
@@ -274,8 +272,10 @@ def _parameter(parameter: Mapping[str, Any], path: str, problems: list[Problem])
         return out
     if space.get("list"):
         problems.append(Problem(f"{where}.list", f"not supported for parameterType {parameter.get('parameterType')}"))
-    if space.get("min") is None or space.get("max") is None:
-        problems.append(Problem(f"{where}.max", "feasibleSpace.min and feasibleSpace.max are required"))
+    for key in ("min", "max"):
+        if space.get(key) is None:
+            problems.append(Problem(f"{where}.{key}", f"required for parameterType {parameter.get('parameterType')}: "
+                                                      "feasibleSpace.min and feasibleSpace.max"))
     for key in ("min", "max", "step"):
         if space.get(key) is not None:
             out[key] = _number(space[key], kind, f"{where}.{key}", problems)

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from functions.core import bounded_yaml
+from functions.core import bounded_yaml, katib_numbers
 from functions.core.errors import InvalidStudy, Problem
 from functions.core.katib_search import typed_setting
 
@@ -178,11 +178,9 @@ def _parameter(config: Mapping[str, Any], path: str, problems: list[Problem]) ->
         out["values"] = list(feasible.get("list") or [])
     else:
         for key in ("min", "max"):
-            bound: Any = feasible.get(key)  # whatever the document holds; int() and float() refuse the rest
-            try:
-                out[key] = int(bound) if kind == "int" else float(bound)
-            except (TypeError, ValueError):
-                problems.append(Problem(f"{path}.feasible.{key}", f"expected a number, got {bound!r}"))
+            out[key], problem = katib_numbers.parse(feasible.get(key), kind)
+            if problem is not None:
+                problems.append(Problem(f"{path}.feasible.{key}", problem))
     return out
 
 
