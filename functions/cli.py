@@ -31,6 +31,7 @@ from functions.cli_common import (
     writing_output,
 )
 from functions.cli_output import print_result
+from functions.core import bounded_yaml
 from functions.core.assignments import parse_assignments
 from functions.core.errors import (
     InvalidSetting,
@@ -252,9 +253,10 @@ def convert(file: str) -> None:
         click.echo(_plain_yaml(spec.to_dict()), nl=False)
 
 
-class _Plain(yaml.SafeDumper):
+class _Plain(bounded_yaml.Dumper):
     """YAML written out whole: an object met twice (a toleration every replica takes) is written
-    again, not as an anchor and an alias, which a reader of ``kubectl apply`` input would not expect."""
+    again, not as an anchor and an alias, which a reader of ``kubectl apply`` input would not expect;
+    a string any reader would take for something else is quoted."""
 
     def ignore_aliases(self, data: Any) -> bool:
         return True

@@ -251,6 +251,17 @@ TEXTS: list[tuple[str, str, bytes, int, str]] = [
      "parameters[0].max"),
     ("float-overflow", "application/yaml", _VALID_YAML.replace("max: 5.0", "max: 1.0e+400").encode(), 422,
      "parameters[0].max"),
+    # plain scalars YAML 1.1 and 1.2 read differently: refused by their path, never read one way
+    ("yaml-1.1-sexagesimal", "application/yaml", (_VALID_YAML + "timeBudget: 1:30\n").encode(), 422,
+     'timeBudget: 1:30 (line 23, column 13) is 90 in YAML 1.1 but the text \\"1:30\\" in YAML 1.2; quote it'),
+    ("yaml-1.1-octal", "application/yaml", _VALID_YAML.replace("maxTrials: 4", "maxTrials: 010").encode(), 422,
+     "maxTrials: 010 (line 4, column 12) is 8 in YAML 1.1 but 10 in YAML 1.2"),
+    ("yaml-1.1-boolean", "application/yaml", _VALID_YAML.replace("- ok", "- on").encode(), 422,
+     '"path": "trialTemplate.command[5]"'),
+    ("yaml-1.1-underscore", "application/yaml", _VALID_YAML.replace("seed: 1", "seed: 1_000").encode(), 422,
+     "algorithm.seed: 1_000 (line 3, column 9) is 1000 in YAML 1.1 but the text"),
+    ("yaml-1.1-boolean-key", "application/yaml", _VALID_YAML.replace("  seed: 1", "  seed: 1\n  off: 1").encode(),
+     422, "the key off (line 4, column 3) is false in YAML 1.1"),
     ("billion-laughs", "application/yaml", (BOMB + _VALID_YAML).encode(), 400, "aliases"),
     ("billion-laughs-in-trialSpec", "application/yaml", (
         "trialTemplate:\n  trialSpec:\n    apiVersion: batch/v1\n    kind: Job\n    metadata:\n      annotations:\n"

@@ -107,11 +107,11 @@ def test_a_bound_katib_does_not_read_as_katuna_would_is_refused_naming_its_field
 
 
 def test_bounds_are_read_as_katib_reads_them():
-    spec, _ = load_study(yaml.safe_dump(_space("int", min="+3", max="010", step="2")))
+    spec, _ = load_study(json.dumps(_space("int", min="+3", max="010", step="2")))
     assert (spec.parameters[0].low, spec.parameters[0].high, spec.parameters[0].step) == (3, 10, 2)
-    spec, _ = load_study(yaml.safe_dump(_space("double", min="-.5", max="1E1")))
+    spec, _ = load_study(json.dumps(_space("double", min="-.5", max="1E1")))
     assert (spec.parameters[0].low, spec.parameters[0].high) == (-0.5, 10.0)
-    spec, _ = load_study(yaml.safe_dump(_space("int", min=0, max=7)))
+    spec, _ = load_study(json.dumps(_space("int", min=0, max=7)))
     assert (spec.parameters[0].low, spec.parameters[0].high) == (0, 7)
 
 

@@ -12,7 +12,9 @@ read one of more than 4,300 digits (``ValueError``); any other value PyYAML cann
 YAML error with its line and column. A timestamp stays the text it is written as, as in JSON and
 YAML 1.2; a ``!!binary`` or ``!!set`` value, which has no JSON form, is refused. An alias inside
 the value its anchor names (``&a [1, *a]``), a value holding itself that any walk over the data
-would follow for ever, is refused while composing.
+would follow for ever, is refused while composing. A plain scalar YAML 1.1 and YAML 1.2 read
+differently (``yes``, ``010``, ``1:30``) is refused naming where it is (:mod:`yaml_core`), and
+:class:`Dumper` quotes every string a reader could take for something else.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any, cast
 
 import yaml
 
+from functions.core import yaml_core
 from functions.core.documents import Path, value_at
 
 MAX_NODES = 100_000
@@ -191,6 +194,46 @@ _BoundedLoader.add_implicit_resolver(
 """JSON's (and YAML 1.2's) exponent numbers, ``1e-12``, ``-1e+308``: YAML 1.1 reads them as strings."""
 
 
+class _CoreLoader(_BoundedLoader):
+    """Refuses a plain scalar YAML 1.1 (PyYAML) and YAML 1.2 read differently
+    (:mod:`functions.core.yaml_core`), so what a study says does not depend on who reads it."""
+
+    def compose_scalar_node(self, anchor: Any) -> yaml.ScalarNode:  # the anchor's name (its stubs say a dict)
+        self._scalar_mark = self.peek_event().start_mark
+        return super().compose_scalar_node(anchor)
+
+    def resolve(self, kind: type[yaml.Node], value: str | None, implicit: tuple[bool, bool]) -> str:
+        tag = super().resolve(kind, value, implicit)
+        if kind is not yaml.ScalarNode or value is None or not implicit[0] or len(value) > MAX_INT_TEXT:
+            return tag  # a longer number is too large whoever reads it (construct_bounded_int)
+        if tag == "tag:yaml.org,2002:value":  # YAML 1.1's ``=``, which no loader constructs
+            tag = _STR
+        new = yaml_core.core_value(value)
+        if tag not in _TYPED and isinstance(new, str):
+            return tag
+        try:
+            old = self.construct_object(yaml.ScalarNode(tag, value)) if tag in _TYPED else value
+        except yaml.YAMLError:
+            return tag  # refused where it is constructed, naming its path
+        if not yaml_core.same(old, new):
+            mark = self._scalar_mark
+            raise yaml_core.Ambiguous("".join(self._path).lstrip("."), value, old, new, self._path[-1:] == [""],
+                                      mark.line + 1, mark.column + 1)
+        return tag
+
+
+class Dumper(yaml.SafeDumper):
+    """Writes a string plain only where :func:`load`, and so every YAML 1.1 and 1.2 reader,
+    reads it back as the same text; any other (``08``, ``0o17``, ``-.5``, ``1e3``) is quoted."""
+
+    def resolve(self, kind: type[yaml.Node], value: str | None, implicit: tuple[bool, bool]) -> str:
+        tag = super().resolve(kind, value, implicit)
+        if (kind is yaml.ScalarNode and value is not None and implicit[0] and tag == _STR
+                and not isinstance(yaml_core.core_value(value), str)):
+            return "tag:yaml.org,2002:int"  # not the string's tag: the emitter quotes it
+        return tag
+
+
 def _children(node: yaml.Node) -> list[yaml.Node]:
     if isinstance(node, yaml.SequenceNode):
         return node.value
@@ -201,7 +244,7 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
 
 def load(text: str) -> Any:
     """The data in ``text``; ``yaml.YAMLError`` when it is not YAML or exceeds the bounds."""
-    loader = _BoundedLoader(text)
+    loader = _CoreLoader(text)
     try:
         return loader.get_single_data()
     finally:
@@ -211,7 +254,7 @@ def load(text: str) -> Any:
 def load_plain(text: str, wanted: Callable[[str], bool]) -> tuple[Any, list[Path]]:
     """The data in ``text`` (as :func:`load`), and the paths of the plain (unquoted) string
     scalars in it that ``wanted`` accepts: the ones whose type YAML decides from their text."""
-    loader = _BoundedLoader(text)
+    loader = _CoreLoader(text)
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None

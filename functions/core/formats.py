@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from functions.core import bounded_yaml, katib, resources, studyjob, utf8
+from functions.core import bounded_yaml, katib, resources, studyjob, utf8, yaml_core
 from functions.core.errors import InvalidStudy, Problem, UnparseableStudy, UnreadableFile
 from functions.core.limits import DEFAULTS, Limits
 from functions.core.spec import Study
@@ -36,7 +36,7 @@ def parse_text(text: str) -> dict[str, Any]:
         data = bounded_yaml.load(text)
     except bounded_yaml.DuplicateKey as exc:
         raise UnparseableStudy([Problem(exc.path, f"duplicate key {exc.key!r}; each key may appear once")]) from exc
-    except bounded_yaml.NumberTooLarge as exc:
+    except (bounded_yaml.NumberTooLarge, yaml_core.Ambiguous) as exc:
         raise InvalidStudy([Problem(exc.path, exc.message)]) from exc
     except yaml.YAMLError as exc:
         raise UnparseableStudy([Problem("", f"not valid YAML or JSON: {_where(exc)}")]) from exc
