@@ -172,8 +172,17 @@ def test_a_study_stored_before_results_were_kept_starts_warm_or_fails_saying_why
     ("x,loss\n1.0,0.5\nabc,0.1\n", ["known.csv line 3, column x: expected a number, got 'abc'"]),
     ("x,loss\n10,0.1\n", ["known.csv line 2, column x: expected a value in [-5.0, 5.0], got 10"]),
     ("x,loss\n1.0,high\n", ["known.csv line 2, column loss: expected the objective's value, a finite number; got 'high'"]),
-    ("y,loss\n1,0.1\n", ["known.csv line 2, column x: no such column (the file has y, loss); expected one per "
+    ("y,loss\n1,0.1\n", ["known.csv line 1: column 'y' is no parameter or objective of the study; expected "
+                          "columns among x, loss",
+                          "known.csv line 2, column x: no such column (the file has y, loss); expected one per "
                           "parameter and per objective"]),
+    ("x,loss,note\n1,0.1,good\n", ["known.csv line 1: column 'note' is no parameter or objective of the study; "
+                                    "expected columns among x, loss"]),
+    ("x,loss,x\n1,0.1,2\n", ["known.csv line 1: the header names 'x' more than once; expected each column once"]),
+    ("x,loss\n1,0.1\n1,0.1,7\n", ["known.csv line 3: 3 cells; expected 2, one per column of the header (an empty "
+                                   "one for a parameter a trial did not have)"]),
+    ("loss,x\n0.1\n", ["known.csv line 2: 1 cell; expected 2, one per column of the header (an empty one for a "
+                        "parameter a trial did not have)"]),
     ("x,loss\n", ["known.csv holds no known results; expected at least one"])])
 def test_a_bad_known_results_file_names_the_file_the_line_the_column_and_the_value(content: str, problems: list[str]):
     import yaml
@@ -183,6 +192,50 @@ def test_a_bad_known_results_file_names_the_file_the_line_the_column_and_the_val
     with pytest.raises(InvalidStudy) as caught:
         load_study(yaml.safe_dump(study_definition(warmStart={"file": "known.csv"})), read_file=lambda path: content)
     assert [str(p) for p in caught.value.problems] == [f"warmStart.file: {p}" for p in problems]
+
+
+def test_a_csv_file_a_spreadsheet_saved_with_a_byte_order_mark_is_read():
+    import yaml
+
+    from functions.core.formats import load_study
+
+    spec, _ = load_study(yaml.safe_dump(study_definition(warmStart={"file": "known.csv"})),
+                         read_file=lambda path: "\ufeffx,loss\r\n1.5,0.25\r\n")
+    assert [(r.params, r.values) for r in spec.warm_start.trials] == [({"x": 1.5}, (0.25,))]
+
+
+def _with_choice(values: list, trials: list) -> dict:
+    """A study with the float ``x`` and a categorical ``c`` of ``values``, warm started with ``trials``."""
+    definition = study_definition(warmStart={"trials": trials})
+    definition["parameters"].append({"name": "c", "type": "categorical", "values": values})
+    definition["trialTemplate"]["command"].append("--c=${trialParameters.c}")
+    return definition
+
+
+@pytest.mark.parametrize(("params", "problem"), [
+    ({"x": True, "c": "a"}, "params.x: expected a number, got a boolean (true)"),
+    ({"x": "0.5", "c": "a"}, 'params.x: expected a number, got a string ("0.5")'),
+    ({"x": 0.5, "c": 1}, 'params.c: expected one of true, "a", got 1'),
+    ({"x": 0.5, "c": "true"}, 'params.c: expected one of true, "a", got "true"'),
+])
+def test_a_known_value_of_another_kind_than_its_parameters_is_refused(params: dict, problem: str):
+    with pytest.raises(InvalidStudy) as caught:
+        parse_study(_with_choice([True, "a"], [{"params": params, "value": 1.0}]))
+    assert [str(p) for p in caught.value.problems] == [f"warmStart.trials[0].{problem}"]
+
+
+def test_a_known_result_with_value_and_values_is_refused():
+    with pytest.raises(InvalidStudy) as caught:
+        parse_study(study_definition(warmStart={"trials": [{"params": {"x": 1.0}, "value": 1.0, "values": [2.0]}]}))
+    assert [str(p) for p in caught.value.problems] == [
+        "warmStart.trials[0].values: given with value; expected value (one objective's) or values (one per "
+        "objective), not both"]
+
+
+def test_a_known_value_of_its_parameters_kind_is_taken():
+    spec = parse_study(_with_choice([True, 16.0], [{"params": {"x": 1, "c": True}, "value": 1.0},
+                                                   {"params": {"x": 0.5, "c": 16}, "value": 2.0}]))
+    assert [r.params for r in spec.warm_start.trials] == [{"x": 1, "c": True}, {"x": 0.5, "c": 16}]
 
 
 def test_a_bad_entry_of_a_json_known_results_file_names_the_file_the_entry_and_the_field():

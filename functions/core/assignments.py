@@ -6,13 +6,14 @@ apply has one. Every problem says what was expected, in katuna's words rather th
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from functions.core import quantiles, reader
 from functions.core.errors import InvalidStudy, Problem
-from functions.core.parameters import ChoiceParameter, FloatParameter, IntParameter, Parameter
+from functions.core.parameters import ChoiceParameter, FloatParameter, IntParameter, Parameter, same_value
 from functions.core.space import admits, on_step, stepped
 
 
@@ -43,6 +44,8 @@ def value_problem(parameter: Parameter, value: Any, shown: str | None = None) ->
     """Why ``value`` is no value of the parameter, or None when it is one (the message shows
     the value as ``shown``, by default its ``repr``)."""
     shown = reader.shown(value) if shown is None else shown
+    if (wrong := _kind_problem(parameter, value)) is not None or isinstance(parameter, ChoiceParameter):
+        return wrong  # a list parameter's value of its kind is one of its values
     if quantiles.is_normal(parameter):
         if quantiles.admits(parameter, value):
             return None
@@ -53,11 +56,31 @@ def value_problem(parameter: Parameter, value: Any, shown: str | None = None) ->
             return None
     except (ValueError, TypeError, OverflowError):
         pass
-    if isinstance(parameter, ChoiceParameter):
-        return f"expected one of {', '.join(map(str, parameter.values))}, got {shown}"
     step = parameter.step if isinstance(parameter, FloatParameter) or parameter.step != 1 else None
     return f"expected a value in [{parameter.low}, {parameter.high}]" + (f" on the step {step}" if step else "") + \
         f", got {shown}"
+
+
+def _kind_problem(parameter: Parameter, value: Any) -> str | None:
+    """Why ``value`` is of a kind the parameter never takes: a number parameter's is an int or
+    a float, never a boolean (``true == 1`` in Python) nor a string (Optuna would read ``"0.5"``
+    as 0.5); a list parameter's is one of its values, of the same kind (:func:`same_value`)."""
+    if isinstance(parameter, ChoiceParameter):
+        if any(same_value(choice, value) for choice in parameter.values):
+            return None
+        return f"expected one of {', '.join(map(_json, parameter.values))}, got {_json(value)}"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        kind = "an integer" if isinstance(parameter, IntParameter) else "a number"
+        return f"expected {kind}, got {reader.kind_of(value)} ({_json(value)})"
+    return None
+
+
+def _json(value: Any) -> str:
+    """A value as JSON writes it, so ``true``, ``1`` and ``"1"`` read apart."""
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
 
 
 def point_problems(parameters: Sequence[Parameter], params: Mapping[str, Any]) -> list[tuple[str, str]]:

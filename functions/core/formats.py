@@ -138,12 +138,31 @@ def _inline(warm: dict[str, Any], read_file: Callable[[str], str] | None) -> dic
 
 
 def _csv_results(path: str, text: str) -> list[FileResult]:
-    """Each row of a CSV file, with the line it ends on (the header is line 1)."""
-    reader = csv.DictReader(io.StringIO(text))
+    """Each row of a CSV file, with the line it ends on (the header is line 1), where the header
+    names each column once and every row has a cell for each. A byte-order mark (a spreadsheet's
+    "CSV UTF-8") is no part of the first column's name."""
+    reader = csv.DictReader(io.StringIO(text.removeprefix("\ufeff")))
     try:
-        return [FileResult(path, f"line {reader.line_num}", row, csv=True) for row in reader]
+        columns = reader.fieldnames or []
+        twice = sorted({name for name in columns if columns.count(name) > 1})
+        if twice:
+            raise _csv_problem(path, 1, f"the header names {', '.join(map(repr, twice))} more than once; expected each "
+                                        "column once")
+        rows = []
+        for row in reader:
+            cells = len(columns) + len(row.get(None) or []) - list(row.values()).count(None)
+            if cells != len(columns):
+                raise _csv_problem(path, reader.line_num, f"{cells} cell{'s' * (cells != 1)}; expected {len(columns)}, "
+                                                          "one per column of the header (an empty one for a parameter "
+                                                          "a trial did not have)")
+            rows.append(FileResult(path, f"line {reader.line_num}", row, csv=True))
+        return rows
     except csv.Error as exc:
-        raise InvalidStudy([Problem("warmStart.file", f"{path} line {reader.line_num} is not CSV: {exc}")]) from exc
+        raise _csv_problem(path, reader.line_num, f"not CSV: {exc}") from exc
+
+
+def _csv_problem(path: str, line: int, message: str) -> InvalidStudy:
+    return InvalidStudy([Problem("warmStart.file", f"{path} line {line}: {message}")])
 
 
 def _json_results(path: str, text: str) -> list[FileResult]:

@@ -62,8 +62,10 @@ __all__ = ["CREATE_STUDY", "CREATE_TRIAL", "DEFAULT_STUDY_NAME_PREFIX", "DELETE_
 
 def contains(distribution: optuna.distributions.BaseDistribution, value: Any) -> bool:
     """Whether ``value``, as a trial's parameter holds it, is a point of ``distribution``: within
-    its bounds and on its step, or one of its choices. A value of the wrong kind (a string for
-    a number, a choice the distribution lacks) raises ``ValueError`` or ``TypeError``."""
+    its bounds and on its step, or one of its choices. Optuna converts before it compares (``"0.5"``
+    is 0.5, ``true`` is the choice ``1``), so a value's kind is checked before it is asked
+    (:func:`functions.core.assignments.value_problem`); one it cannot convert raises
+    ``ValueError`` or ``TypeError``."""
     return distribution._contains(distribution.to_internal_repr(value))
 
 

@@ -23,6 +23,17 @@ Condition: TypeAlias = tuple[tuple[str, tuple[Any, ...]], ...]
 """A parameter's ``when``: for each named earlier parameter, the values under which it exists."""
 
 
+def same_value(one: Any, other: Any) -> bool:
+    """Whether two values of a list parameter are the same value: equal, and of one kind. Python's
+    ``==`` takes ``true`` for ``1`` and ``1`` for ``"1"`` never, so ``true`` matches only a
+    boolean; an int and a float are one kind (``16`` is ``16.0``), as JSON has one number."""
+    if isinstance(one, bool) or isinstance(other, bool):
+        return isinstance(one, bool) and isinstance(other, bool) and one == other
+    if isinstance(one, int | float) and isinstance(other, int | float):
+        return one == other
+    return type(one) is type(other) and one == other
+
+
 @dataclass(frozen=True)
 class _Dimension:
     """What every parameter has: a name and the conditions under which it exists."""

@@ -93,7 +93,9 @@ def _entry_result(entry: Any, parameters: Sequence[Parameter],
     item = r.mapping(entry, "", {"params", "value", "values"})
     params = r.get(item, "params", "", "mapping", required=True) or {}
     values = item.get("values", [item["value"]] if "value" in item else None)
-    if not isinstance(values, list) or len(values) != len(objectives) or not all(map(is_number, values)):
+    if "value" in item and "values" in item:
+        r.fail("values", "given with value; expected value (one objective's) or values (one per objective), not both")
+    elif not isinstance(values, list) or len(values) != len(objectives) or not all(map(is_number, values)):
         r.fail("", f"expected value (or values: a list of {len(objectives)}) with finite numbers")
     names = {p.name for p in parameters}
     for name in params:
@@ -113,6 +115,16 @@ def _result(raw: Any, parameters: Sequence[Parameter],
     return _entry_result(raw.data if isinstance(raw, FileResult) else raw, parameters, objectives)
 
 
+def _unknown_columns(entries: Sequence[Any], parameters: Sequence[Parameter],
+                     objectives: Sequence[str]) -> list[tuple[str, str]]:
+    """For each CSV file, its columns that are no parameter or objective of the study, which no
+    result would be read from: a misspelt column silently left out would drop what it holds."""
+    known = [*(p.name for p in parameters), *objectives]
+    headers = {raw.file: list(raw.data) for raw in entries if isinstance(raw, FileResult) and raw.csv}
+    return [(file, f"column {name!r} is no parameter or objective of the study; expected columns among "
+                   f"{', '.join(known)}") for file, columns in headers.items() for name in columns if name not in known]
+
+
 def parse_warm_start(r: Reader, data: Any, parameters: Sequence[Parameter], objectives: Sequence[str]) -> WarmStart | None:
     if data is None:
         return None
@@ -121,6 +133,8 @@ def parse_warm_start(r: Reader, data: Any, parameters: Sequence[Parameter], obje
     entries = r.get(item, "trials", PATH, "list") or []
     results = []
     per_file: dict[str, int] = {}
+    for file, problem in _unknown_columns(entries, parameters, objectives):
+        r.fail(join(PATH, "file"), f"{file} line 1: {problem}")
     for i, raw in enumerate(entries):
         result, problems = _result(raw, parameters, objectives)
         if result is not None:
