@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -49,8 +50,28 @@ def test_conditions_must_name_an_earlier_list_parameter_and_its_values():
     with pytest.raises(InvalidStudy) as caught:
         parse_study(definition)
     found = [str(p) for p in caught.value.problems]
-    assert "parameters[2].when.shape: expected values among flat, bowl" in found
+    assert 'parameters[2].when.shape: expected values among "flat", "bowl", got "cone"' in found
     assert "parameters[1].when.y: expected a categorical or discrete parameter defined before this one" in found
+
+
+@pytest.mark.parametrize(("values", "when", "got"), [([1, 2], True, "true"), ([True, False], 1, "1"),
+                                                  (["1", "2"], 1, "1")])
+def test_a_condition_names_a_value_of_its_parameters_kind(values: list, when, got: str):
+    """``true == 1`` in Python: a condition ``true`` on values 1 and 2 would hold when 1 is chosen."""
+    definition = conditional_study()
+    definition["parameters"][0]["values"] = values
+    definition["parameters"][2]["when"] = {"shape": when}
+    with pytest.raises(InvalidStudy) as caught:
+        parse_study(definition)
+    assert [str(p) for p in caught.value.problems] == [
+        f"parameters[2].when.shape: expected values among {', '.join(map(json.dumps, values))}, got {got}"]
+
+
+def test_a_condition_on_a_number_holds_for_the_same_number_written_either_way():
+    definition = conditional_study()
+    definition["parameters"][0] = {"name": "shape", "type": "discrete", "values": [1, 2.5]}
+    definition["parameters"][2]["when"] = {"shape": [1.0]}
+    assert parse_study(definition).parameters[2].active({"shape": 1})
 
 
 def test_grid_refuses_conditions():

@@ -10,6 +10,7 @@ is submitted again to resume it, edited or restarted, so the caller says which n
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -35,6 +36,7 @@ from functions.core.parameters import (
     FloatParameter,
     IntParameter,
     Parameter,
+    same_value,
 )
 from functions.core.pruners import parse_early_stopping
 from functions.core.reader import Reader, is_number, join, kind_of, unfit_characters
@@ -305,8 +307,9 @@ def _check_conditions(r: Reader, parameters: list[Parameter | None]) -> None:
             where = f"parameters[{i}].when.{name}"
             if not isinstance(parent, ChoiceParameter):
                 r.fail(where, "expected a categorical or discrete parameter defined before this one")
-            elif any(v not in parent.values for v in values):
-                r.fail(where, f"expected values among {', '.join(map(str, parent.values))}")
+            elif unknown := [v for v in values if not any(same_value(v, choice) for choice in parent.values)]:
+                r.fail(where, f"expected values among {', '.join(map(json.dumps, parent.values))}, "
+                              f"got {', '.join(map(json.dumps, unknown))}")
         if parameter is not None:
             earlier[parameter.name] = parameter
 
