@@ -329,6 +329,28 @@ def test_a_filter_beside_a_json_metrics_file_is_refused_with_katibs_words_and_te
     load_study(yaml.safe_dump(collected("TEXT")))
 
 
+REPEATED = {
+    "a metric strategy": (("objective", "metricStrategies"), [{"name": "loss", "value": "min"},
+                                                               {"name": "loss", "value": "latest"}]),
+    "an algorithm setting": (("algorithm", "algorithmSettings"), [{"name": "random_state", "value": "3"},
+                                                                   {"name": "random_state", "value": "4"}]),
+    "an early stopping setting": (("earlyStopping", "algorithmSettings"), [{"name": "min_trials_required",
+                                                                            "value": "2"},
+                                                                           {"name": "min_trials_required",
+                                                                            "value": "3"}]),
+}
+
+
+@pytest.mark.parametrize("where,items", REPEATED.values(), ids=REPEATED.keys())
+def test_a_name_given_twice_in_a_list_katib_reads_by_name_is_refused(where: tuple[str, str], items: list):
+    """Katib reads one of the two, the first here and the last there; katuna would read the last."""
+    doc = experiment(earlyStopping={"algorithmName": "medianstop"})
+    doc["spec"][where[0]][where[1]] = items
+    found = problems_of(doc)
+    assert found[f"spec.{where[0]}.{where[1]}[1].name"] == f"{items[0]['name']!r} is given at [0] already; " \
+                                                           "expected each name once"
+
+
 def test_a_refused_experiment_leads_with_its_reason_and_adds_no_follow_on():
     """One cause, one problem: a trial parameter the trialSpec never uses is the problem (as
     Katib's webhook says it), not also the native advice to reference its parameter in a

@@ -81,9 +81,9 @@ def from_experiment(data: Mapping[str, Any], limits: Limits = DEFAULTS) -> dict[
     shaped = katib_shapes.problems(data)
     if shaped:
         raise InvalidStudy(shaped)
-    problems: list[Problem] = []
     metadata = data.get("metadata") or {}
     spec = data.get("spec") or {}
+    problems = katib_shapes.repeated_names(spec)
     problems += [Problem(f"spec.{key}", f"unknown field; expected one of {', '.join(sorted(_SPEC))}")
                  for key in spec if key not in _SPEC | {"nasConfig"}]
     if "nasConfig" in spec:

@@ -92,3 +92,24 @@ def _wrong(value: Any, shape: Shape, path: str) -> Problem:
 
 def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
+
+
+NAMED_LISTS = ("objective.metricStrategies", "algorithm.algorithmSettings", "earlyStopping.algorithmSettings")
+"""Lists of the Experiment's ``spec`` whose items Katib looks up by ``name``."""
+
+
+def repeated_names(spec: Mapping[str, Any]) -> list[Problem]:
+    """A problem at ``[i].name`` for each item of a :data:`NAMED_LISTS` list whose name an
+    earlier item has: Katib reads one of the two (its Trial's objective value the first
+    strategy, a suggestion service its settings in turn, the last winning), so which one counts
+    would depend on who reads it. ``spec``'s shape is checked already (:func:`problems`)."""
+    found = []
+    for path in NAMED_LISTS:
+        section, field = path.split(".")
+        first: dict[str, int] = {}
+        for i, item in enumerate((spec.get(section) or {}).get(field) or []):
+            name = item.get("name") if isinstance(item, Mapping) else None
+            if isinstance(name, str) and first.setdefault(name, i) < i:
+                found.append(Problem(f"spec.{path}[{i}].name", f"{name!r} is given at [{first[name]}] already; "
+                                                               "expected each name once"))
+    return found
