@@ -65,11 +65,13 @@ def _print_last_failure(console: Console, store: SqliteStore, record: StudyRecor
 
 
 def print_study(console: Console, view: dict[str, Any], record: StudyRecord, front: list[TrialRecord]) -> None:
-    """``katuna show``: status, reason, counts, best trial (or, with several objectives, the
+    """``katuna show``: status, reason, description, counts, best trial (or, with several objectives, the
     Pareto ``front``) and node pool of a study's view."""
     counts = view["counts"]
     console.print(f"[bold]{markup(view['name'])}[/bold]  status: {view['status']}  "
                   f"reason: {markup(view['reason'] or '-')}")
+    if view["description"]:
+        console.print(text(view["description"]), highlight=False)
     console.print(f"algorithm: {markup(view['algorithm'])}  trials: {view['trials']}/{view['maxTrials'] or '-'} "
                   f"(complete {counts['complete']}, failed {counts['failed']}, pruned {counts['pruned']}, "
                   f"running {counts['running']}, waiting {counts['waiting']})")

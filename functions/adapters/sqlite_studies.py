@@ -13,7 +13,7 @@ from functools import lru_cache
 from typing import Any
 
 from functions.adapters.sqlite_connection import SqliteConnection, dumps, loads, reading
-from functions.core.conflicts import study_conflict
+from functions.core.conflicts import same_study, study_conflict
 from functions.core.errors import StudyNotFound
 from functions.core.records import FAILED, TERMINAL_STATUSES, StudyRecord
 from functions.core.spec import KnownResult, Study
@@ -74,7 +74,7 @@ class SqliteStudies(SqliteConnection):
             row = self._study_row(record.name)
             if row is not None:
                 existing = self._study(row)
-                if existing.spec != record.spec:
+                if not same_study(existing, record.spec, record.definition):
                     raise study_conflict(existing, record.spec, record.definition)
                 return existing
             record = replace(record, stored_log_folder=record.log_folder)

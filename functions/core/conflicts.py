@@ -8,11 +8,19 @@ from typing import Any
 
 from functions.core.errors import StudyConflict
 from functions.core.records import StudyRecord
+from functions.core.resources import description
 from functions.core.spec import Study
 
 SHOWN = 8
 """The most changed paths a message lists; the error's ``changed`` has them all."""
 _ABSENT = object()
+
+
+def same_study(stored: StudyRecord, spec: Study, definition: Mapping[str, Any]) -> bool:
+    """Whether the study ``spec`` (submitted as ``definition``) is the ``stored`` one submitted
+    again: the same normalised study with the same ``description``, which the normalised study
+    leaves out, so a changed description is a conflict as any other changed field is."""
+    return stored.spec == spec and description(stored.definition) == description(definition)
 
 
 def study_conflict(stored: StudyRecord, spec: Study, definition: Mapping[str, Any], why: str = "") -> StudyConflict:

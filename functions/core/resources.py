@@ -118,6 +118,15 @@ def is_resource(obj: Mapping[str, Any]) -> bool:
     return obj.get("apiVersion") == API_VERSION and obj.get("kind") in KINDS[API_VERSION]
 
 
+def description(definition_: Mapping[str, Any]) -> str | None:
+    """The ``description`` a stored definition gives its study: a native study's, or that of a
+    katuna.dev resource's spec (a Katib document has none). Free text katuna keeps and shows
+    but never reads; it is no part of the normalised study, so it is read from the definition."""
+    native = definition_.get("spec") if is_resource(definition_) else definition_
+    given = native.get("description") if isinstance(native, Mapping) else None
+    return given if isinstance(given, str) else None
+
+
 def is_study_resource(obj: Mapping[str, Any]) -> bool:
     """Whether ``obj`` is a resource that stands for a study: katuna's own, or Katib's."""
     return obj.get("kind") in KINDS.get(obj.get("apiVersion") or "", ())

@@ -8,6 +8,7 @@ from typing import Any
 from functions.core.pareto import best_trials, front_sample
 from functions.core.ports import Store
 from functions.core.records import StudyRecord, TrialRecord
+from functions.core.resources import description
 from functions.core.template_sources import annotated_source
 
 
@@ -33,6 +34,7 @@ def study_view(store: Store, record: StudyRecord) -> dict[str, Any]:
     spec = record.spec
     return {
         "name": record.name,
+        "description": description(record.definition),
         "status": record.status,
         "reason": record.reason or None,
         "algorithm": spec.algorithm.name,

@@ -71,6 +71,7 @@ _SCHEMAS: dict[str, Any] = {
                   "observations": {"type": "array", "items": {"type": "object"}}}},
     "Study": {"type": "object", "required": ["name", "status", "trials", "counts", "best"], "properties": {
         "name": {"type": "string"}, "status": {"enum": [STUDY_RUNNING, *TERMINAL_STATUSES]},
+        "description": {"type": ["string", "null"], "description": "the description the study was submitted with"},
         "reason": {"type": ["string", "null"]}, "algorithm": {"type": "string"},
         "trials": {"type": "integer"}, "counts": {"type": "object"},
         "best": {"oneOf": [{"$ref": "#/components/schemas/Trial"}, {"type": "null"},
