@@ -269,7 +269,11 @@ TEXTS: list[tuple[str, str, bytes, int, str]] = [
         + _VALID_YAML.split("trialTemplate:")[0]).encode(), 400, "aliases"),
     ("long-text-laughs", "application/yaml", (LONG_TEXT_BOMB + _VALID_YAML).encode(), 400,
      "more than 4,194,304 characters of text once its aliases are expanded"),
-    ("deep-json-list", "application/json", b"[" * 50_000 + b"]" * 50_000, 400, "nested"),
+    ("deep-json-list", "application/json", b"[" * 50_000 + b"]" * 50_000, 400,
+     "too large to read: the document is nested deeper than 64 levels"),
+    ("json-too-many-values", "application/json", json.dumps({**study_definition(name="hostile"),
+                                                              "junk": [0] * 100_001}).encode(), 400,
+     "too large to read: the document holds more than 100,000 values (each mapping, list and scalar counts one)"),
     ("deep-yaml-mapping", "application/yaml", b"{a: " * 5_000 + b"1" + b"}" * 5_000, 400, "nested"),
     ("deep-json-in-a-field", "application/json", json.dumps(study_definition(name="hostile")).replace(
         '"maxTrials": 4', '"maxTrials": ' + "[" * 1000 + "]" * 1000).encode(), 400, "nested"),

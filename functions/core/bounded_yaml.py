@@ -84,13 +84,14 @@ class _BoundedLoader(yaml.SafeLoader):
         self._int_paths: dict[int, str] = {}
         self._open_anchors: list[str] = []
         self._max_chars = max(MAX_CHARS, 4 * len(stream))
+        self._aliased = False
 
     def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
         """The node at ``index`` of ``parent``: a position in a sequence, or the key node of a
         mapping value (PyYAML passes either; its stubs say ``int``)."""
         self._depth += 1
         if self._depth > MAX_DEPTH:
-            raise DocumentTooLarge(f"nested deeper than {MAX_DEPTH} levels")
+            raise DocumentTooLarge(f"is nested deeper than {MAX_DEPTH} levels")
         self._path.append(f"[{index}]" if isinstance(index, int) else
                           f".{index.value}" if isinstance(index, yaml.ScalarNode) else "")
         opened = self._opened()
@@ -109,7 +110,9 @@ class _BoundedLoader(yaml.SafeLoader):
             return None
         nodes, chars = self._weigh(node)
         if nodes > MAX_NODES:
-            raise DocumentTooLarge(f"stands for more than {MAX_NODES:,} values once its aliases are expanded")
+            raise DocumentTooLarge(f"stands for more than {MAX_NODES:,} values once its aliases are expanded"
+                                   if self._aliased else f"holds more than {MAX_NODES:,} values (each mapping, list "
+                                   "and scalar counts one), far more than any study needs")
         if chars > self._max_chars:
             raise DocumentTooLarge(f"stands for more than {self._max_chars:,} characters of text once its aliases "
                                    "are expanded")
@@ -133,6 +136,7 @@ class _BoundedLoader(yaml.SafeLoader):
         alias to an open one (``&a [1, *a]``) is refused: it stands for a value that holds
         itself, endless to any walk over it."""
         event = self.peek_event()
+        self._aliased = self._aliased or isinstance(event, yaml.AliasEvent)
         if isinstance(event, yaml.AliasEvent) and event.anchor in self._open_anchors:
             raise yaml.composer.ComposerError(None, None, f"found the alias *{event.anchor} inside the value its "
                                               "anchor names: a value may not hold itself",

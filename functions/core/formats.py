@@ -38,6 +38,8 @@ def parse_text(text: str) -> dict[str, Any]:
         raise UnparseableStudy([Problem(exc.path, f"duplicate key {exc.key!r}; each key may appear once")]) from exc
     except (bounded_yaml.NumberTooLarge, yaml_core.Ambiguous) as exc:
         raise InvalidStudy([Problem(exc.path, exc.message)]) from exc
+    except bounded_yaml.DocumentTooLarge as exc:
+        raise UnparseableStudy([Problem("", f"too large to read: the document {exc}")]) from exc
     except yaml.YAMLError as exc:
         raise UnparseableStudy([Problem("", f"not valid YAML or JSON: {_where(exc)}")]) from exc
     if not isinstance(data, dict):
