@@ -221,8 +221,9 @@ class _CoreLoader(_BoundedLoader):
             return tag  # refused where it is constructed, naming its path
         if not yaml_core.same(old, new):
             mark = self._scalar_mark
-            raise yaml_core.Ambiguous("".join(self._path).lstrip("."), value, old, new, self._path[-1:] == [""],
-                                      mark.line + 1, mark.column + 1)
+            key = len(self._path) > 1 and self._path[-1] == ""  # a mapping's key (the root's entry is "" too)
+            raise yaml_core.Ambiguous("".join(self._path).lstrip("."), value, old, new, key, mark.line + 1,
+                                      mark.column + 1)
         return tag
 
 

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+from functions.core import utf8
 from functions.core.durations import parse_duration
 from functions.core.errors import Problem
 from functions.core.limits import MAX_EXACT_INT
@@ -121,11 +122,7 @@ def _unfit(text: str) -> str | None:
     """What in ``text`` no trial can be started with, if anything."""
     if "\x00" in text:
         return "NUL characters (\\0)"
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return "lone surrogates (\\uD800-\\uDFFF escapes that are no character)"
-    return None
+    return None if utf8.encodable(text) else "lone surrogates (\\uD800-\\uDFFF escapes that are no character)"
 
 
 def _shown(key: str) -> str:

@@ -37,11 +37,11 @@ def unencodable(value: object, path: str) -> str | None:
     stack: list[tuple[str, object]] = [(path, value)]
     while stack:
         where, item = stack.pop()
-        if isinstance(item, str) and not _encodable(item):
+        if isinstance(item, str) and not encodable(item):
             return where
         if isinstance(item, Mapping):
             for key, inner in item.items():
-                if isinstance(key, str) and not _encodable(key):
+                if isinstance(key, str) and not encodable(key):
                     return where
                 stack.append((f"{where}.{key}", inner))
         elif isinstance(item, list):
@@ -49,7 +49,8 @@ def unencodable(value: object, path: str) -> str | None:
     return None
 
 
-def _encodable(text: str) -> bool:
+def encodable(text: str) -> bool:
+    """Whether UTF-8 can hold ``text``: it holds no lone surrogate."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
