@@ -170,6 +170,7 @@ STUDIES: list[tuple[str, dict, str]] = [
     ("command-lone-surrogate", _mutated(_command("a\ud800b")), "trialTemplate.command[4]"),
     ("env-name-lone-surrogate", _mutated(_set("trialTemplate.env", {"X\udc80": "a"})), "trialTemplate.env.X\\udc80"),
     ("description-lone-surrogate", _mutated(_set("description", "caf\udce9")), "description"),
+    ("env-value-lone-surrogate", _mutated(_set("trialTemplate.env", {"X": "a\udfffb"})), "trialTemplate.env.X"),
     # names are matched whole: a trailing newline is not part of a name
     ("name-trailing-newline", _mutated(_set("name", "hostile\n")), "name"),
     ("parameter-name-trailing-newline", _mutated(_set("parameters.0.name", "x\n")), "parameters[0].name"),

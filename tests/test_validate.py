@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -456,3 +457,14 @@ def test_problems_of_different_checks_are_listed_together():
     definition["objective"] = {"metric": "loss", "direction": "minimize", "additionalMetrics": ["acc", "loss"],
                                "strategies": {"f1": "max"}}
     assert "objective.strategies.f1: not a collected metric; expected one of loss, acc" in problems(definition)
+
+
+@pytest.mark.parametrize(("field", "value", "path"), [
+    ("command", [sys.executable, "t.py", "${trialParameters.x}", "a\ud800b"], "trialTemplate.command[3]"),
+    ("env", {"X": "\udfff"}, "trialTemplate.env.X"),
+    ("env", {"X\udc80": "a"}, "trialTemplate.env.X\\udc80"),
+])
+def test_a_lone_surrogate_in_what_a_trial_starts_with_is_refused_naming_the_field(field: str, value, path: str):
+    definition = study_definition()
+    definition["trialTemplate"][field] = value
+    assert any(p.startswith(f"{path}: expected ") and "lone surrogates" in p for p in problems(definition))
