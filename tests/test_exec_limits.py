@@ -83,6 +83,19 @@ def test_an_argument_past_the_limit_once_its_placeholders_are_replaced_is_refuse
              "trialTemplate.command[6]", "got 140,004 with each placeholder at its longest value")
 
 
+def test_a_shells_script_is_refused_where_the_variable_carrying_a_value_would_be_past_the_limit(client):
+    """A value a shell's script names reaches it in a variable of its own, ``KATUNA_PARAM_v=...``,
+    which the kernel bounds as any other."""
+    values = ["a", "b" * (LONGEST - 10)]
+    definition = _with("scripted", values=values)
+    definition["trialTemplate"]["command"] = ["sh", "-c", "echo ${trialParameters.v}", "${trialParameters.x}"]
+    _refused(client, definition, "trialTemplate.command[2]", "as the variable KATUNA_PARAM_v=value",
+             f"got {LONGEST - 10 + len('KATUNA_PARAM_v='):,} with each placeholder at its longest value")
+    definition["trialTemplate"]["command"] = ["sh", "-c", 'echo "$1"', "${trialParameters.v}", "${trialParameters.x}"]
+    assert client.post("/studies", json=definition).status_code == 201
+    assert client.delete("/studies/scripted").status_code in (200, 204)
+
+
 def test_arguments_and_env_past_their_total_are_refused(client):
     env = {f"V{i}": "${trialParameters.v}" for i in range(11)}
     _refused(client, _with("total", env, extra=["${trialParameters.v}"], values=["c" * 100_000, "d"]),

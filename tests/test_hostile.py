@@ -171,6 +171,8 @@ STUDIES: list[tuple[str, dict, str]] = [
     ("env-name-lone-surrogate", _mutated(_set("trialTemplate.env", {"X\udc80": "a"})), "trialTemplate.env.X\\udc80"),
     ("description-lone-surrogate", _mutated(_set("description", "caf\udce9")), "description"),
     ("env-value-lone-surrogate", _mutated(_set("trialTemplate.env", {"X": "a\udfffb"})), "trialTemplate.env.X"),
+    # katuna's own variables of a trial are katuna's
+    ("env-name-katunas", _mutated(_set("trialTemplate.env", {"KATUNA_TRIAL": "0"})), "trialTemplate.env.KATUNA_TRIAL"),
     # names are matched whole: a trailing newline is not part of a name
     ("name-trailing-newline", _mutated(_set("name", "hostile\n")), "name"),
     ("parameter-name-trailing-newline", _mutated(_set("parameters.0.name", "x\n")), "parameters[0].name"),

@@ -27,6 +27,9 @@ NAME = re.compile(r"KATUNA_[A-Z0-9_]*[A-Z0-9]")
 TRIAL_ENV = {"KATUNA_STUDY", "KATUNA_STUDY_UID", "KATUNA_TRIAL", "KATUNA_ATTEMPT", "KATUNA_ATTEMPT_ID",
              "KATUNA_OBJECTIVE", "KATUNA_REPORT_TOKEN"}
 """Variables katuna gives a trial's process (no settings), named in functions/."""
+TRIAL_ENV_FAMILIES = {"KATUNA_PARAM"}
+"""Variables katuna gives a trial's process one for each parameter (``KATUNA_PARAM_<name>``),
+their prefix named in functions/."""
 SUITE_KNOBS = {"KATUNA_CHAOS_SEEDS", "KATUNA_FUZZ_EXAMPLES", "KATUNA_LOAD_EVENTS", "KATUNA_LOAD_STUDIES"}
 """Variables of the test suite's own, named in tests/."""
 
@@ -45,10 +48,12 @@ def _documented() -> set[str]:
 def test_every_setting_is_documented_and_every_documented_variable_exists():
     documented, settings = _documented(), _settings()
     assert sorted(settings - documented) == [], "settings no page names"
-    assert sorted(documented - settings - TRIAL_ENV - SUITE_KNOBS) == [], "variables katuna does not read"
+    assert sorted(documented - settings - TRIAL_ENV - TRIAL_ENV_FAMILIES - SUITE_KNOBS) == [], \
+        "variables katuna does not read"
     sources = {folder: "".join(p.read_text() for p in (ROOT / folder).rglob("*.py")) for folder in ("functions", "tests")}
     for names, folder in ((TRIAL_ENV, "functions"), (SUITE_KNOBS, "tests")):
         assert [name for name in sorted(names) if f'"{name}"' not in sources[folder]] == [], folder
+    assert [name for name in sorted(TRIAL_ENV_FAMILIES) if f'"{name}_"' not in sources["functions"]] == []
 
 
 def _default(name: str) -> object:

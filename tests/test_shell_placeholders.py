@@ -1,7 +1,9 @@
 """A ``${...}`` that is not katuna's (``${HOME}``, ``${DATA:-/tmp}``) belongs to a shell: left as
 written where a shell reads it (a Katib trialSpec, which Katib leaves alone; a command that runs
 ``sh -c``), refused where nothing would expand it; katuna's own placeholders, misspelt in any
-case, are still refused by name."""
+case, are still refused by name, and filled in (and checked) inside a shell's own. In a shell's
+script a parameter's value is data: written in where the shell reads it as a plain word, else
+read from a variable of the trial."""
 
 from __future__ import annotations
 
@@ -9,11 +11,13 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import study_definition
+from conftest import run_study, study_definition
 from test_cli import katuna, write_study
 from test_render import job_for, katib_style, validate
 
 from functions.core.errors import InvalidStudy
+from functions.core.launch import trial_launch
+from functions.core.records import StudyRecord, TrialRecord
 from functions.core.validate import parse_study
 
 
@@ -35,7 +39,8 @@ def test_a_katib_trial_spec_keeps_a_shells_placeholders_as_katib_does(tmp_path: 
 
 @pytest.mark.parametrize("placeholder", ["${trialSpec.Uid}", "${trialparameters.x}", "${trialParameter.x}",
                                          "${TrialSpec.Name}", "${trialParams.x}", "${trailParameters.x}",
-                                         "${trialSpecName}", "${ trialParameters.x}"])
+                                         "${trialSpecName}", "${ trialParameters.x}", "${trial_parameters.x}",
+                                         "${trialParameters}", "${trialParams[x]}"])
 def test_a_misspelt_placeholder_of_katunas_is_still_refused_in_a_trial_spec(placeholder: str):
     definition = katib_style()
     definition["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][1]["args"].append(placeholder)
@@ -74,3 +79,67 @@ def test_a_shell_command_expands_its_own_placeholders_and_gets_katunas(tmp_path:
     log = katuna("logs", "shelled", "0", "--db", str(tmp_path / "k.db"), cwd=tmp_path).stdout
     assert trial["state"] == "COMPLETE" and trial["values"] == [float(trial["params"]["x"])]
     assert f"home={Path.home()} dir=fallback" in log
+
+
+@pytest.mark.parametrize("variable", ["${TRIAL_PARAMS_FILE}", "${trialSpecDir}", "${trial_spec_dir:-/tmp}",
+                                      "${TRIAL_PARAMS}", "${trialParametersPath}"])
+def test_a_shells_variable_that_only_begins_like_a_placeholder_is_the_shells(variable: str):
+    definition = study_definition()
+    definition["trialTemplate"]["command"] = ["sh", "-c", f"cat {variable}; echo loss=${{trialParameters.x}}"]
+    assert parse_study(definition).trial_template.command[2].startswith(f"cat {variable}; ")
+    definition = katib_style()
+    definition["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][1]["args"].append(variable)
+    parse_study(definition)
+
+
+def test_a_placeholder_inside_a_shells_own_is_filled_in_and_checked(embedded, tmp_path: Path):
+    definition = study_definition(name="nested", maxTrials=2, parallelism=1)
+    definition["trialTemplate"] = {"command": ["sh", "-c", 'echo "loss=${LOSS:-${trialParameters.x}}"']}
+    study = run_study(embedded, definition, tmp_path)
+    assert study.status == "completed"
+    assert all(t.values == [t.params["x"]] for t in embedded.store.trials("nested"))
+    definition["trialTemplate"]["command"][2] = 'echo "loss=${LOSS:-${trialParameters.y}}"'
+    assert any(p.startswith("trialTemplate.command[2]: ${trialParameters.y} names no parameter") for p in problems(definition))
+    definition["trialTemplate"]["command"] = ["echo", "loss=${LOSS:-${trialParameters.x}}"]
+    assert any(p.startswith("trialTemplate.command[1]: unknown placeholder ${LOSS:-${trialParameters.x}}; ")
+               for p in problems(definition))
+    definition = katib_style()
+    definition["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][1]["args"][1] = \
+        "${X:-${trialParameters.x}}"
+    job = job_for(definition, {"x": 1.25, "tag": "a"})
+    assert job["spec"]["template"]["spec"]["containers"][1]["args"][:2] == ["--x", "${X:-1.25}"]
+
+
+def _launch(definition: dict, params: dict):
+    spec = parse_study(definition)
+    return trial_launch(StudyRecord(spec, definition, "/base", "uid"), TrialRecord(spec.name, 3, params))
+
+
+def test_a_script_gets_numbers_and_plain_words_as_written_and_any_other_value_from_a_variable():
+    definition = study_definition(parameters=[
+        {"name": "lr", "type": "float", "min": 0.001, "max": 0.1},
+        {"name": "opt", "type": "categorical", "values": ["adam", "a b", "$(reboot)"]},
+        {"name": "model/depth", "type": "int", "min": 1, "max": 9}])
+    definition["trialTemplate"]["command"] = [
+        "sh", "-c", "train --lr=${trialParameters.lr} --opt=\"${trialParameters.opt}\" --depth ${trialParameters.model/depth} "
+        "--name '${trialSpec.Name}' --tag ${trialParameters.opt}"]
+    launch = _launch(definition, {"lr": 0.01, "opt": "adam", "model/depth": 3})
+    assert launch.argv[2] == "train --lr=0.01 --opt=\"adam\" --depth 3 --name 'demo-3' --tag adam"
+    launch = _launch(definition, {"lr": 0.01, "opt": "$(reboot)", "model/depth": 3})
+    assert launch.argv[2] == ('train --lr=0.01 --opt="${KATUNA_PARAM_opt}" --depth 3 --name \'demo-3\' '
+                              '--tag "${KATUNA_PARAM_opt}"')
+    assert {k: v for k, v in launch.env.items() if k.startswith("KATUNA_PARAM_")} == {
+        "KATUNA_PARAM_lr": "0.01", "KATUNA_PARAM_opt": "$(reboot)", "KATUNA_PARAM_model_2Fdepth": "3"}
+
+
+def test_a_trial_spec_containers_script_reads_other_values_from_variables_of_that_container(tmp_path: Path):
+    definition = katib_style()
+    containers = definition["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"]
+    containers[0].update(command=["sh", "-c"], args=["echo '${trialParameters.tag}' > /tmp/tag"])
+    containers[1]["args"] += ["--then", "${trialParameters.tag}"]
+    job = job_for(definition, {"x": 1.25, "tag": "a b"})
+    validate(tmp_path, job)
+    sidecar, training = job["spec"]["template"]["spec"]["containers"]
+    assert sidecar["args"] == ["echo ''\"${KATUNA_PARAM_tag}\"'' > /tmp/tag"]
+    assert sidecar["env"] == [{"name": "KATUNA_PARAM_tag", "value": "a b"}]
+    assert training["args"][-1] == "a b" and not any(e["name"] == "KATUNA_PARAM_tag" for e in training["env"])

@@ -11,6 +11,7 @@ import pytest
 import yaml
 from conftest import study_definition
 from test_cli import katuna, write_study
+from test_render import katib_style
 
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.errors import InvalidStudy, KatunaError
@@ -468,3 +469,16 @@ def test_a_lone_surrogate_in_what_a_trial_starts_with_is_refused_naming_the_fiel
     definition = study_definition()
     definition["trialTemplate"][field] = value
     assert any(p.startswith(f"{path}: expected ") and "lone surrogates" in p for p in problems(definition))
+
+
+def test_a_variable_named_as_katunas_own_is_refused_naming_the_field():
+    definition = study_definition()
+    definition["trialTemplate"]["env"] = {"KATUNA_TRIAL": "7", "KATUNA_PARAM_x": "1", "katuna_own": "ok"}
+    found = problems(definition)
+    assert [p.split(":")[0] for p in found] == ["trialTemplate.env.KATUNA_PARAM_x", "trialTemplate.env.KATUNA_TRIAL"]
+    assert "expected a name not beginning with KATUNA_" in found[0]
+    definition = katib_style()
+    containers = definition["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"]
+    containers[0]["env"] = [{"name": "KATUNA_STUDY", "value": "other"}]
+    assert any(p.startswith("trialTemplate.trialSpec.spec.template.spec.containers[0].env[0].name: expected a name "
+                            "not beginning with KATUNA_, got 'KATUNA_STUDY'") for p in problems(definition))

@@ -7,7 +7,11 @@ deterministic name (its Job name on a cluster); in a Katib-style ``trialSpec`` J
 
 Substitution works on each string on its own (an argv element, an env value, a string field of
 a Job), so a value with spaces, quotes, newlines or YAML syntax stays one literal string: trial
-parameters never pass through a shell, and never through serialised YAML. A ``trialSpec`` field
+parameters never pass through a shell, and never through serialised YAML. The one string a
+shell reads, the script a command gives it with ``-c``, gets each value as data: as it is where
+the shell reads it as a plain word, else from a variable of the trial (:mod:`shell_quoting`).
+A placeholder inside a shell's own ``${...}`` (``${OUT:-${trialParameters.lr}}``) is filled too,
+as Katib fills it. A ``trialSpec`` field
 listed as typed (one written as a plain YAML scalar in a template read as text, as Katib's
 ConfigMap templates are) is then read as that one scalar: ``2`` becomes the integer 2, as
 Katib's substitution into the text gives it, while ``a: b`` stays the string it is.
@@ -19,16 +23,23 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from functions.core import shell_quoting
 from functions.core.documents import Path
 
 PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
+"""Any ``${...}``: one of katuna's, or another a shell may expand."""
+OWN = re.compile(r"\$\{((?:trialParameters|trialSpec)\.[^}]*)\}")
+"""A placeholder of katuna's, wherever it stands: alone, or inside a shell's ``${...}``."""
+_INNERMOST = re.compile(r"\$\{([^{}]*)\}")
 _PREFIX = "trialParameters."
 TRIAL_NAME = "trialSpec.Name"
 SPEC_FIELD = re.compile(r"trialSpec\.(Name|Namespace|Kind|APIVersion|Labels\[[^\]]+\]|Annotations\[[^\]]+\])")
 """A placeholder (without ``${}``) for a field of the trial's own workload."""
-OURS = re.compile(r"(?i)trial_?(?:param|spec)")
-"""How a placeholder of katuna's (and Katib's) begins, in any case and spelling, so that a
-misspelt one (``${trialParams.x}``, ``${trialSpecName}``) is caught, never left to a shell."""
+NEAR_MISS = re.compile(r"(?i)\s*trial_?(?:param[a-z]*|spec)\s*[.\[]"
+                       r"|\s*trial(?:param(?:eter)?s?|spec(?:name|namespace|kind|apiversion|labels|annotations)?)\s*$")
+"""A placeholder of katuna's (and Katib's) misspelt, in any case and spelling (``${trialParams.x}``,
+``${trial_parameters.x}``, ``${trialSpecName}``): caught, never left to a shell. A shell's own
+variable that merely begins alike (``${TRIAL_PARAMS_FILE}``, ``${trialSpecDir}``) is the shell's."""
 SHELL_PARAMETER = re.compile(r"[#!]?(?:[A-Za-z_][A-Za-z0-9_]*|[0-9]+|[@*#?$!-])(?:\[[^\]]*\])?(?:[-:#%/^,@+=?].*)?",
                              re.DOTALL)
 """What a shell reads between ``${`` and ``}``: a name, a positional or special parameter, an
@@ -46,18 +57,43 @@ def referenced_parameters(text: str, spec_fields: bool = False,
     """Parameter names referenced by ``text``, and placeholders it may not use (only
     ``${trialSpec.Name}`` of the ``trialSpec`` fields unless ``spec_fields``). Where a shell may
     read ``text`` (``read_by_shell``), a ``${...}`` that is not katuna's and is a shell's parameter
-    (:data:`SHELL_PARAMETER`) is the shell's to expand, as Katib leaves it, and is left as written."""
+    (:data:`SHELL_PARAMETER`) is the shell's to expand, as Katib leaves it, and is left as written;
+    katuna's own are found inside it too."""
     names: list[str] = []
-    unknown: list[str] = []
-    for match in PLACEHOLDER.finditer(text):
+    unknown: list[tuple[int, str]] = []
+    for match in OWN.finditer(text):
         inner = match.group(1)
         if inner.startswith(_PREFIX) and len(inner) > len(_PREFIX):
             names.append(inner[len(_PREFIX):])
-        elif read_by_shell and not OURS.match(inner) and SHELL_PARAMETER.fullmatch(inner):
-            continue
         elif inner != TRIAL_NAME and not (spec_fields and SPEC_FIELD.fullmatch(inner)):
-            unknown.append(match.group(0))
-    return names, unknown
+            unknown.append((match.start(), match.group(0)))
+    unknown += _foreign(text, read_by_shell)
+    return names, [placeholder for _, placeholder in sorted(unknown)]
+
+
+def parameter_names(text: str) -> list[str]:
+    """The names of the parameters ``text`` references (``${trialParameters.<name>}``)."""
+    return [m.group(1)[len(_PREFIX):] for m in OWN.finditer(text) if m.group(1).startswith(_PREFIX)
+            and len(m.group(1)) > len(_PREFIX)]
+
+
+def _foreign(text: str, read_by_shell: bool) -> list[tuple[int, str]]:
+    """The ``${...}`` not katuna's that ``text`` may not hold, each with where it begins, read
+    innermost first (each read one, and each of katuna's, then stands as plain text): any where
+    no shell reads ``text``; where one does, any that is no shell's parameter, or is one of
+    katuna's misspelt (:data:`NEAR_MISS`)."""
+    found = []
+    masked = OWN.sub(_blank, text)
+    while matches := list(_INNERMOST.finditer(masked)):
+        found += [(m.start(), text[m.start():m.end()]) for m in matches
+                  if not (read_by_shell and not NEAR_MISS.match(m.group(1)) and SHELL_PARAMETER.fullmatch(m.group(1)))]
+        masked = _INNERMOST.sub(_blank, masked)
+    return found
+
+
+def _blank(match: re.Match[str]) -> str:
+    """A placeholder read already, as plain text of its length (no ``$``, ``{`` or ``}``)."""
+    return "_" * len(match.group(0))
 
 
 def shell_script(command: Sequence[str]) -> int | None:
@@ -73,7 +109,7 @@ def shell_script(command: Sequence[str]) -> int | None:
 def keyed_fields(text: str) -> list[str]:
     """The ``trialSpec.Labels[key]`` and ``trialSpec.Annotations[key]`` placeholders (without
     ``${}``) in ``text``."""
-    return [m.group(1) for m in PLACEHOLDER.finditer(text) if SPEC_FIELD.fullmatch(m.group(1))
+    return [m.group(1) for m in OWN.finditer(text) if SPEC_FIELD.fullmatch(m.group(1))
             and KEYED_FIELD.fullmatch(m.group(1))]
 
 
@@ -126,36 +162,51 @@ def spec_context(name: str, namespace: str | None = None, kind: str = "Job", api
     return context
 
 
-def substitute(text: str, params: Mapping[str, Any], context: Mapping[str, str] | str) -> str:
+def substitute(text: str, params: Mapping[str, Any], context: Mapping[str, str] | str, script: bool = False) -> str:
     """``text`` with its placeholders replaced by parameter values and the trial's fields
-    (``context``: from :func:`spec_context`, or just the trial's name)."""
+    (``context``: from :func:`spec_context`, or just the trial's name); where ``text`` is a
+    shell's ``script``, each parameter's value as data (:func:`shell_quoting.as_data`), read
+    from its variable (:func:`script_env`) unless the shell reads it as a plain word."""
     known = spec_context(context) if isinstance(context, str) else context
+    spots = iter(shell_quoting.spots(text, [m.start() for m in OWN.finditer(text)]) if script else [])
 
     def replace(match: re.Match[str]) -> str:
-        inner = match.group(1)
+        inner, spot = match.group(1), next(spots, None)
+        name = inner[len(_PREFIX):]
         if inner in known:
             return known[inner]
-        if inner.startswith(_PREFIX) and inner[len(_PREFIX):] in params:
-            return format_value(params[inner[len(_PREFIX):]])
-        return match.group(0)
+        if not inner.startswith(_PREFIX) or name not in params:
+            return match.group(0)
+        value = format_value(params[name])
+        return value if spot is None else shell_quoting.as_data(value, shell_quoting.variable(name), spot)
 
-    return PLACEHOLDER.sub(replace, text)
+    return OWN.sub(replace, text)
+
+
+def script_env(script: str, params: Mapping[str, Any]) -> dict[str, str]:
+    """The variables a shell's ``script`` substituted by :func:`substitute` may read: each
+    parameter it names that the trial has (:func:`shell_quoting.variable`), holding its value."""
+    return {shell_quoting.variable(name): format_value(params[name])
+            for name in parameter_names(script) if name in params}
 
 
 def substitute_tree(value: Any, params: Mapping[str, Any], context: Mapping[str, str],
-                    drop_inactive: bool = True, typed: frozenset[Path] = frozenset(), at: Path = ()) -> Any:
+                    drop_inactive: bool = True, typed: frozenset[Path] = frozenset(), at: Path = (),
+                    scripts: frozenset[Path] = frozenset()) -> Any:
     """A copy of a nested structure with every string substituted on its own; list items about
     parameters the trial does not have are left out, unless ``drop_inactive`` is false. A string
     whose path (from ``at``, indexes those of ``value``) is in ``typed`` is then read as one
-    plain YAML scalar (:func:`bounded_yaml.plain_scalar`)."""
+    plain YAML scalar (:func:`bounded_yaml.plain_scalar`); one in ``scripts`` is a shell's script
+    (:func:`substitute`)."""
     if isinstance(value, str):
-        text = substitute(value, params, context)
+        text = substitute(value, params, context, script=at in scripts)
         return _plain_scalar(text) if at in typed else text
     if isinstance(value, Mapping):
-        return {key: substitute_tree(child, params, context, drop_inactive, typed, (*at, key))
+        return {key: substitute_tree(child, params, context, drop_inactive, typed, (*at, key), scripts)
                 for key, child in value.items()}
     if isinstance(value, list):
-        return [substitute_tree(child, params, context, drop_inactive, typed, (*at, i)) for i, child in enumerate(value)
+        return [substitute_tree(child, params, context, drop_inactive, typed, (*at, i), scripts)
+                for i, child in enumerate(value)
                 if not (drop_inactive and isinstance(child, str)) or applies(child, params)]
     return value
 
@@ -171,12 +222,16 @@ def _plain_scalar(text: str) -> Any:
 def applies(text: str, params: Mapping[str, Any]) -> bool:
     """Whether every parameter ``text`` names has a value: an argument or variable about a
     parameter a trial does not have (its conditions do not hold) is left out."""
-    return all(name in params for name in referenced_parameters(text, spec_fields=True)[0])
+    return all(name in params for name in parameter_names(text))
 
 
-def render_command(command: tuple[str, ...], params: Mapping[str, Any], trial_name: str) -> list[str]:
-    """The argv of one trial."""
-    return [substitute(arg, params, trial_name) for arg in command if applies(arg, params)]
+def render_command(command: tuple[str, ...], params: Mapping[str, Any],
+                   trial_name: str) -> tuple[list[str], dict[str, str]]:
+    """The argv of one trial, and the variables its shell's script reads (:func:`script_env`)."""
+    script = shell_script(command)
+    argv = [substitute(arg, params, trial_name, script=i == script) for i, arg in enumerate(command)
+            if applies(arg, params)]
+    return argv, script_env(command[script], params) if script is not None else {}
 
 
 def render_env(env: tuple[tuple[str, str], ...], params: Mapping[str, Any], trial_name: str) -> dict[str, str]:

@@ -12,12 +12,11 @@ process (its image is noted and ignored), ended at a Job's own deadline (:func:`
 
 from __future__ import annotations
 
-import copy
 import re
 from collections.abc import Mapping
 from typing import Any
 
-from functions.core import report_token, template, trial_kinds
+from functions.core import container_scripts, report_token, template, trial_kinds
 from functions.core.cluster import MIN_TTL, TTL_WHY
 from functions.core.documents import Path
 from functions.core.errors import InvalidStudy, Problem, RefusedWorkload
@@ -51,6 +50,7 @@ def check(r: Reader, trial_spec: Any, primary: str | None, conditions: tuple[str
         r.fail("trialTemplate", f"a trialSpec of kind {api_version} {kind} needs successCondition and "
                                 f"failureCondition (katuna knows the defaults of {known})")
     _check_containers(r, trial_spec, primary, primary_pod_labels)
+    _check_env_names(r, trial_spec)
     _check_identity(r, trial_spec)
     _check_labels(r, trial_spec)
     used: list[str] = []
@@ -74,6 +74,14 @@ def _check_keys(r: Reader, where: str, text: str, metadata: Mapping[str, Any]) -
         if missing is not None:
             r.fail(where, f"{missing}: it would stay as written in every trial; add the key there, or use "
                           "${trialSpec.Name} or a parameter instead")
+
+
+def _check_env_names(r: Reader, trial_spec: Mapping[str, Any]) -> None:
+    """No container's variable is named as katuna's own are (:data:`container_scripts.RESERVED`)."""
+    located = [(path, c) for path, _, _, c in located_containers(trial_spec)] + init_containers(trial_spec)
+    for where, name in container_scripts.reserved_names([(f"{PATH}.{path}", c) for path, c in located]):
+        r.fail(where, f"expected a name not beginning with {container_scripts.RESERVED}, got {name!r}: katuna's own "
+                      "variables of a trial are so named, and it sets them over any of the template's")
 
 
 def _check_containers(r: Reader, trial_spec: Mapping[str, Any], primary: str | None,
@@ -245,7 +253,8 @@ def local_process(trial_spec: Mapping[str, Any], primary: str | None, params: Ma
     context = template.spec_context(name, namespace, labels=(trial_spec.get("metadata") or {}).get("labels"),
                                     annotations=(trial_spec.get("metadata") or {}).get("annotations"),
                                     kind=str(trial_spec.get("kind")), api_version=str(trial_spec.get("apiVersion")))
-    container = template.substitute_tree(primary_container(trial_spec, primary, labels) or {}, params, context)
+    found = primary_container(trial_spec, primary, labels) or {}
+    container = container_scripts.fill(found, [found], params, context)
     argv = [str(a) for a in (container.get("command") or []) + (container.get("args") or [])]
     env = {e["name"]: str(e["value"]) for e in container.get("env") or [] if "value" in e}
     return argv, env
@@ -307,7 +316,7 @@ def render(trial_spec: Mapping[str, Any], primary: str | None, params: Mapping[s
     (requests and limits) where it names none of them; the ``typed`` strings are read as YAML
     scalars once substituted."""
     context, labels = _context(trial_spec, params, metadata)
-    job = template.substitute_tree(copy.deepcopy(dict(trial_spec)), params, context, typed=typed)
+    job = container_scripts.fill(trial_spec, _every_container(trial_spec), params, context, typed)
     job["metadata"] = {**(job.get("metadata") or {}), **metadata, "labels": labels}
     spec = job.setdefault("spec", {})
     for key, value in required.items():
@@ -388,7 +397,7 @@ def render_workload(trial_spec: Mapping[str, Any], primary: str | None, primary_
     (:func:`~functions.core.trial_kinds.pod_labelled`), so pods tell the attempt they are of;
     the ``typed`` strings are read as YAML scalars once substituted."""
     context, labels = _context(trial_spec, params, metadata)
-    workload = template.substitute_tree(copy.deepcopy(dict(trial_spec)), params, context, typed=typed)
+    workload = container_scripts.fill(trial_spec, _every_container(trial_spec), params, context, typed)
     workload["metadata"] = {**(workload.get("metadata") or {}), **metadata, "labels": labels}
     trial_kinds.pod_labelled(workload, metadata["labels"])
     trial_kinds.pod_annotated(workload, pod_annotations or {})
@@ -413,6 +422,11 @@ def render_workload(trial_spec: Mapping[str, Any], primary: str | None, primary_
     _keep_finished_for(workload, ttl)
     _refuse_bad_labels(workload)
     return workload
+
+
+def _every_container(trial_spec: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """Every container of the workload, init containers too: each runs a script of its own."""
+    return [c for *_, c in located_containers(trial_spec)] + [c for _, c in init_containers(trial_spec)]
 
 
 def _context(trial_spec: Mapping[str, Any], params: Mapping[str, Any],

@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from functions.core import labels, pod_fields, template, trial_kinds
+from functions.core import container_scripts, labels, pod_fields, template, trial_kinds
 from functions.core import trial_spec as trial_spec_module
 from functions.core.documents import Path, value_at
 from functions.core.reader import Reader, join, kind_of
@@ -50,6 +50,10 @@ def parse_trial_template(r: Reader, data: Any, parameters: list[str | None], unu
     spec_names = (trial_spec_module.check(r, trial_spec, primary, conditions, dict(pod_labels))
                   if trial_spec is not None else [])
     env = _string_map(r, item, "env", path, key_pattern=ENV_NAME)
+    for name in (name for name, _ in env if name.startswith(container_scripts.RESERVED)):
+        r.fail(f"{path}.env.{name}", f"expected a name not beginning with {container_scripts.RESERVED}: katuna's own "
+                                     "variables of a trial are so named (KATUNA_STUDY, KATUNA_TRIAL, KATUNA_PARAM_<name>, "
+                                     "...), and it sets them over any of the study's")
     resources = _string_map(r, item, "resources", path, key_pattern=None)
     for name, value in resources:
         if (problem := pod_fields.resource_problem(name, value)) is not None:
