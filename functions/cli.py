@@ -99,9 +99,11 @@ def _stored(settings: Settings, name: str) -> bool:
 def _check_working_dir(file: str, spec: Study) -> None:
     """Exit 2 when the study's ``workingDir`` (relative to the current directory, as its trials
     are run) is not a directory here; every trial would fail to start. Only for local trials: a
-    container's working directory is inside its image."""
+    container's working directory is inside its image; and only for one without placeholders,
+    each trial's own (filled in with its parameters)."""
     working_dir = spec.trial_template.working_dir
-    if working_dir is not None and spec.trial_template.trial_spec is None and not (Path.cwd() / working_dir).is_dir():
+    if working_dir is not None and spec.trial_template.trial_spec is None and "${" not in working_dir and \
+            not (Path.cwd() / working_dir).is_dir():
         _problems(file, InvalidStudy([Problem("trialTemplate.workingDir",
                                               f"expected a directory; {Path.cwd() / working_dir} is none")]))
 

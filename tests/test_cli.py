@@ -79,6 +79,17 @@ def test_a_working_directory_missing_here_exits_2_naming_it_before_any_trial(tmp
     assert katuna("run", str(study), cwd=tmp_path).returncode == 0
 
 
+def test_a_working_directory_with_placeholders_is_each_trials_own(tmp_path: Path):
+    study = write_study(tmp_path / "s.yaml", study_definition(
+        parameters=[{"name": "tool", "type": "categorical", "values": ["a", "b c"]}], algorithm={"name": "grid"},
+        trialTemplate={"command": [sys.executable, "-c", "open('ran', 'w').close(); print('loss=1')"],
+                       "workingDir": "runs/${trialParameters.tool}"}))
+    for tool in ("a", "b c"):
+        (tmp_path / "runs" / tool).mkdir(parents=True)
+    katuna("run", str(study), cwd=tmp_path)
+    assert (tmp_path / "runs" / "a" / "ran").exists() and (tmp_path / "runs" / "b c" / "ran").exists()
+
+
 def test_run_then_inspect_with_json(tmp_path: Path):
     study = write_study(tmp_path / "study.yaml", study_definition(maxTrials=4))
     result = katuna("run", str(study), cwd=tmp_path)

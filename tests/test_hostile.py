@@ -173,6 +173,14 @@ STUDIES: list[tuple[str, dict, str]] = [
     ("env-value-lone-surrogate", _mutated(_set("trialTemplate.env", {"X": "a\udfffb"})), "trialTemplate.env.X"),
     # katuna's own variables of a trial are katuna's
     ("env-name-katunas", _mutated(_set("trialTemplate.env", {"KATUNA_TRIAL": "0"})), "trialTemplate.env.KATUNA_TRIAL"),
+    # every placeholder names a parameter, and the metrics file is the trial's
+    ("workingDir-unknown-parameter", _mutated(_set("trialTemplate.workingDir", "runs/${trialParameters.nope}")),
+     "trialTemplate.workingDir"),
+    ("collector-path-unknown-parameter", _mutated(_set("metricsCollector", {"kind": "file",
+                                                                          "path": "${trialParameters.nope}.log"})),
+     "metricsCollector.path"),
+    ("collector-path-climbing-out", _mutated(_set("metricsCollector", {"kind": "file", "path": "../../.ssh/id_rsa"})),
+     "metricsCollector.path"),
     # names are matched whole: a trailing newline is not part of a name
     ("name-trailing-newline", _mutated(_set("name", "hostile\n")), "name"),
     ("parameter-name-trailing-newline", _mutated(_set("parameters.0.name", "x\n")), "parameters[0].name"),

@@ -16,7 +16,8 @@ from test_render import katib_style
 from functions.adapters.sqlite_store import SqliteStore
 from functions.core.errors import InvalidStudy, KatunaError
 from functions.core.formats import load_study
-from functions.core.records import StudyRecord
+from functions.core.launch import trial_launch
+from functions.core.records import StudyRecord, TrialRecord
 from functions.core.validate import parse_study
 
 ROOT = Path(__file__).parent.parent
@@ -458,6 +459,45 @@ def test_problems_of_different_checks_are_listed_together():
     definition["objective"] = {"metric": "loss", "direction": "minimize", "additionalMetrics": ["acc", "loss"],
                                "strategies": {"f1": "max"}}
     assert "objective.strategies.f1: not a collected metric; expected one of loss, acc" in problems(definition)
+
+
+def _launch(definition: dict, params: dict):
+    spec = parse_study(definition)
+    return trial_launch(StudyRecord(spec, definition, "/base", "uid"), TrialRecord(spec.name, 3, params))
+
+
+def test_a_working_directory_is_each_trials_own_with_its_placeholders_checked():
+    definition = study_definition(parameters=[{"name": "x", "type": "float", "min": 0, "max": 1},
+                                              {"name": "tool", "type": "categorical", "values": ["a", "b c"]}])
+    definition["trialTemplate"]["workingDir"] = "runs/${trialParameters.tool}/${trialSpec.Name}"
+    assert _launch(definition, {"x": 0.5, "tool": "b c"}).working_dir == "/base/runs/b c/demo-3"
+    definition["trialTemplate"]["workingDir"] = "runs/${trialParameters.nope}/${HOME}"
+    found = problems(definition)
+    assert "trialTemplate.workingDir: ${trialParameters.nope} names no parameter; expected one of tool, x" in found
+    assert any(p.startswith("trialTemplate.workingDir: unknown placeholder ${HOME}; ") for p in found)
+    assert "parameters[1]: 'tool' is not used by trialTemplate" in " ".join(found)
+
+
+def test_a_metrics_file_names_parameters_of_the_study_and_stays_in_the_working_directory():
+    definition = study_definition(parameters=[{"name": "x", "type": "float", "min": 0, "max": 1},
+                                              {"name": "tag", "type": "categorical", "values": ["a", "b"]}])
+    definition["trialTemplate"]["command"] += ["${trialParameters.tag}"]
+    definition["metricsCollector"] = {"kind": "file", "path": "out/${trialParameters.tag}-${trialSpec.Name}.log"}
+    assert _launch(definition, {"x": 0.5, "tag": "b"}).metrics_file == "out/b-demo-3.log"
+    for path, expected in [
+        ("out/${trialParameters.nope}.log", "metricsCollector.path: ${trialParameters.nope} names no parameter; "
+                                            "expected one of tag, x"),
+        ("out/${HOME}.log", "metricsCollector.path: unknown placeholder ${HOME}; expected ${trialParameters.<name>} "
+                            "or ${trialSpec.Name}"),
+        ("out/../../secret.log", "metricsCollector.path: expected a path inside the trial's working directory "
+                                 "(trialTemplate.workingDir), without '..' segments, got 'out/../../secret.log'"),
+    ]:
+        definition["metricsCollector"]["path"] = path
+        assert any(p.startswith(expected) for p in problems(definition)), path
+    definition["parameters"][1]["values"] = ["a", "../.."]
+    definition["metricsCollector"]["path"] = "out/${trialParameters.tag}/m.log"
+    assert any(p.startswith("metricsCollector.path: ${trialParameters.tag} may be '../..', which would take the path "
+                            "out of its folder") for p in problems(definition))
 
 
 @pytest.mark.parametrize(("field", "value", "path"), [

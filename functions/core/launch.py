@@ -117,6 +117,7 @@ def trial_launch(record: StudyRecord, trial: TrialRecord) -> TrialLaunch:
     else:
         argv, env = template.render_command(tmpl.command, trial.params, name)
     env.update(template.render_env(tmpl.env, trial.params, name))
+    working_dir = None if tmpl.working_dir is None else template.substitute(tmpl.working_dir, trial.params, name)
     env.update(KATUNA_STUDY=spec.name, KATUNA_STUDY_UID=record.uid, KATUNA_TRIAL=str(trial.number),
                KATUNA_ATTEMPT=str(trial.attempt), KATUNA_OBJECTIVE=spec.objectives[0].metric if spec.objectives else "")
     return TrialLaunch(
@@ -128,14 +129,14 @@ def trial_launch(record: StudyRecord, trial: TrialRecord) -> TrialLaunch:
         job_name=name,
         argv=argv,
         env=env,
-        working_dir=os.path.normpath(os.path.join(record.base_dir, tmpl.working_dir or ".")),
+        working_dir=os.path.normpath(os.path.join(record.base_dir, working_dir or ".")),
         timeout=tmpl.timeout,
         deadline=(trial_spec.active_deadline(tmpl.trial_spec, trial.params, frozenset(tmpl.typed_fields))
                   if tmpl.trial_spec is not None else None),
         image=tmpl.image,
         resources=dict(tmpl.resources),
         cluster=spec.trial_cluster,
-        container_working_dir=tmpl.working_dir,
+        container_working_dir=working_dir,
         params=dict(trial.params),
         trial_spec=tmpl.trial_spec,
         primary_container=tmpl.primary_container,

@@ -64,7 +64,9 @@ def parse_trial_template(r: Reader, data: Any, parameters: list[str | None], unu
     max_attempts = r.get(item, "maxAttempts", path, "int")
     if max_attempts is not None and max_attempts < 1:
         r.fail(join(path, "maxAttempts"), "expected an integer >= 1")
-    _check_placeholders(r, command, env, parameters, spec_names, every_used=not unused and command_read)
+    others = [(f"{path}.env.{name}", value) for name, value in env]
+    others += [(join(path, "workingDir"), working_dir)] if working_dir is not None else []
+    _check_placeholders(r, command, others, parameters, spec_names, every_used=not unused and command_read)
     retain = bool(r.get(item, "retain", path, "bool"))
     typed = _typed_fields(r, item, path, trial_spec)
     return TrialTemplate(command, env, working_dir, timeout, image, resources, max_attempts or MAX_ATTEMPTS,
@@ -132,9 +134,11 @@ def _string_map(r: Reader, item: Mapping[str, Any], key: str, path: str, key_pat
     return tuple(sorted(out))
 
 
-def _check_placeholders(r: Reader, command: tuple[str, ...], env: tuple[tuple[str, str], ...],
+def _check_placeholders(r: Reader, command: tuple[str, ...], others: list[tuple[str, str]],
                         parameters: list[str | None], spec_names: list[str], every_used: bool) -> None:
-    """Each placeholder names a parameter, and (when ``every_used``) each parameter is named by one."""
+    """Each placeholder of the command and the ``others`` (strings no shell reads, each with its
+    field path: env values, the working directory) names a parameter, and (when ``every_used``)
+    each parameter is named by one."""
     known = {name for name in parameters if name is not None}
     used: set[str] = set(spec_names)
     for name in sorted(set(spec_names) - known):
@@ -142,7 +146,7 @@ def _check_placeholders(r: Reader, command: tuple[str, ...], env: tuple[tuple[st
                                           f"{', '.join(sorted(known)) or 'none'}")
     script = template.shell_script(command)
     fields = [(f"trialTemplate.command[{i}]", arg, i == script) for i, arg in enumerate(command)]
-    fields += [(f"trialTemplate.env.{k}", v, False) for k, v in env]
+    fields += [(where, text, False) for where, text in others]
     for where, text, read_by_shell in fields:
         names, unknown = template.referenced_parameters(text, read_by_shell=read_by_shell)
         for placeholder in unknown:

@@ -18,7 +18,7 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
-from functions.core import file_collector, quantiles, template, trial_spec
+from functions.core import collector_path, file_collector, quantiles, trial_spec
 from functions.core.choices import clashes
 from functions.core.cluster import parse_cluster
 from functions.core.errors import InvalidStudy, Problem
@@ -117,6 +117,8 @@ def parse_study(data: Any, limits: Limits = DEFAULTS, stored: Callable[[str], bo
     trial_template = parse_trial_template(r, top.get("trialTemplate"), _names(top.get("parameters")),
                                           unused_parameters)
     collector = _collector(r, top.get("metricsCollector"), limits)
+    if collector.path is not None:
+        r.problems += collector_path.problems(collector.path, parameters)
     cluster = parse_cluster(r, top.get("kubernetes"))
     early_stopping = parse_early_stopping(r, top.get("earlyStopping"), len(objectives), limits)
     warm_start = parse_warm_start(r, top.get("warmStart"), parameters, [o.metric for o in objectives])
@@ -461,9 +463,6 @@ def _collector(r: Reader, data: Any, limits: Limits) -> MetricsCollector:
         _event_collector(r, item)
     if fmt not in COLLECTOR_FORMATS:
         r.fail(join(path, "format"), f"expected text or json, got {fmt!r}")
-    if file_path is not None:
-        for placeholder in template.referenced_parameters(file_path)[1]:
-            r.fail(join(path, "path"), f"unknown placeholder {placeholder}; only ${{trialSpec.Name}} is known here")
     if len(filters) > limits.filters:
         r.fail(join(path, "filters"), f"expected at most {limits.filters:,} (set by {PREFIX}MAX_FILTERS), "
                                       f"got {len(filters):,}")
