@@ -48,7 +48,9 @@ def variable(name: str) -> str:
 
 
 def as_data(value: str, name: str, spot: Spot) -> str:
-    """What stands for ``value`` (carried by variable ``name``) at ``spot`` of a script."""
+    """What stands for ``value`` (carried by variable ``name``) at ``spot`` of a script. A
+    here-document read as written (``<<'EOF'``) expands nothing, so it gets the value itself,
+    unless a line of the value would end it: then the reference stays there as text."""
     if PLAIN_WORD.fullmatch(value) or spot.kind == LITERAL and not _ends_heredoc(value, spot):
         return value
     reference = f"${{{name}}}"
@@ -69,6 +71,7 @@ class _Frame:
     depth: int = 0
     delimiter: str = ""
     strip_tabs: bool = False
+    arithmetic: bool = False
 
 
 _SPOTS = {"code": CODE, "brace": CODE, "double": DOUBLE, "qbrace": DOUBLE, "heredoc": DOUBLE, "single": SINGLE,
@@ -141,6 +144,9 @@ class _Reader:
         if text.startswith("${", i):
             self.frames.append(_Frame("qbrace" if quoted else "brace"))
             return i + 2
+        if text.startswith("$((", i):
+            self.frames.append(_Frame("code", ")", depth=1, arithmetic=True))
+            return i + 3
         if text.startswith("$(", i):
             self.frames.append(_Frame("code", ")"))
             return i + 2
@@ -185,7 +191,7 @@ class _Reader:
             self.pending = []
         elif self.script.startswith("<<<", i):
             return i + 3
-        elif self.script.startswith("<<", i) and (heredoc := _HEREDOC.match(self.script, i)):
+        elif self.script.startswith("<<", i) and not top.arithmetic and (heredoc := _HEREDOC.match(self.script, i)):
             word = heredoc.group(2)
             self.pending.append(_Frame("literal" if re.search(r"['\"\\]", word) else "heredoc",
                                        delimiter=re.sub(r"['\"\\]", "", word), strip_tabs=bool(heredoc.group(1))))
