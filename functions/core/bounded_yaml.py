@@ -27,7 +27,7 @@ from typing import Any, cast
 
 import yaml
 
-from functions.core import yaml_core
+from functions.core import bounded_json, yaml_core
 from functions.core.documents import Path, value_at
 
 MAX_NODES = 100_000
@@ -51,6 +51,10 @@ _INT = "tag:yaml.org,2002:int"
 _STR = "tag:yaml.org,2002:str"
 _TYPED = {"tag:yaml.org,2002:null", "tag:yaml.org,2002:bool", _INT, "tag:yaml.org,2002:float"}
 """The tags a plain scalar may resolve to that :func:`plain_scalar` gives as typed values."""
+
+def _too_many() -> str:
+    return f"holds more than {MAX_NODES:,} values (each mapping, list and scalar counts one), far more than any study needs"
+
 
 class DocumentTooLarge(yaml.YAMLError):
     """The document stands for too many nodes, or nests too deeply."""
@@ -111,8 +115,7 @@ class _BoundedLoader(yaml.SafeLoader):
         nodes, chars = self._weigh(node)
         if nodes > MAX_NODES:
             raise DocumentTooLarge(f"stands for more than {MAX_NODES:,} values once its aliases are expanded"
-                                   if self._aliased else f"holds more than {MAX_NODES:,} values (each mapping, list "
-                                   "and scalar counts one), far more than any study needs")
+                                   if self._aliased else _too_many())
         if chars > self._max_chars:
             raise DocumentTooLarge(f"stands for more than {self._max_chars:,} characters of text once its aliases "
                                    "are expanded")
@@ -248,7 +251,14 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
 
 
 def load(text: str) -> Any:
-    """The data in ``text``; ``yaml.YAMLError`` when it is not YAML or exceeds the bounds."""
+    """The data in ``text``; ``yaml.YAMLError`` when it is not YAML or exceeds the bounds. JSON
+    is read as JSON (:mod:`.bounded_json`), within the same bounds."""
+    try:
+        data = bounded_json.read(text, MAX_NODES, MAX_DEPTH, MAX_INT_TEXT)
+    except bounded_json.TooManyValues as exc:
+        raise DocumentTooLarge(_too_many()) from exc
+    if data is not bounded_json.NOT_JSON:
+        return data
     loader = _CoreLoader(text)
     try:
         return loader.get_single_data()

@@ -1,0 +1,78 @@
+"""A JSON body is read as JSON, to the same data and within the same bounds as the YAML reader
+keeps: only faster, and with escaped characters beyond the Basic Multilingual Plane read as the
+characters they are."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import study_definition
+
+from functions.adapters.web import create_app
+from functions.core import bounded_json, bounded_yaml
+from functions.runtime import Runtime
+from functions.settings import Settings
+
+
+def _yaml_only(text: str):
+    """What the YAML reader alone makes of ``text``: the data, or its error's type and message."""
+    loader = bounded_yaml._CoreLoader(text)
+    try:
+        return loader.get_single_data()
+    except yaml.YAMLError as exc:
+        return type(exc).__name__, str(exc)
+    finally:
+        loader.dispose()
+
+
+def _read(text: str):
+    try:
+        return bounded_yaml.load(text)
+    except yaml.YAMLError as exc:
+        return type(exc).__name__, str(exc)
+
+
+SAME = {
+    "a study": json.dumps(study_definition()),
+    "numbers": '{"i": -12, "f": 1e-05, "g": 2.5E3, "z": -0.0, "big": 123456789012345678901234567890}',
+    "texts": r'{"s": "tab\tquote\"slash\/nul\u0000", "n": null, "b": [true, false]}',
+    "a key twice": '{"a": 1, "b": {"c": 1, "c": 2}}',
+    "an integer past the largest float": '{"a": ' + "9" * 400 + "}",
+    "NaN": '{"a": NaN}',
+    "a float past the largest": '{"a": 1e400}',
+    "nesting at the bound": "[" * 63 + "]" * 63,
+    "nesting past the bound": "[" * 65 + "]" * 65,
+    "too many values": json.dumps({"junk": [0] * 100_001}),
+    "not JSON": "{a: 1, b: [x, y]}",
+    "a top-level list": "[1, 2]",
+}
+
+
+@pytest.mark.parametrize("text", SAME.values(), ids=SAME.keys())
+def test_json_reads_as_the_yaml_reader_reads_it(text: str):
+    assert _read(text) == _yaml_only(text)
+
+
+def test_a_json_body_of_many_values_is_read_by_the_json_parser_not_yaml():
+    text = json.dumps({"junk": list(range(90_000))})
+    assert bounded_json.read(text, bounded_yaml.MAX_NODES, bounded_yaml.MAX_DEPTH, bounded_yaml.MAX_INT_TEXT) \
+        == {"junk": list(range(90_000))}
+
+
+def test_an_escaped_character_beyond_the_basic_plane_is_the_character(tmp_path: Path):
+    """``json.dumps`` writes an emoji as a pair of surrogate escapes; the YAML reader alone made
+    them two lone surrogates, which a study may not hold, so the study was refused."""
+    definition = {**study_definition(name="party"), "description": "done \U0001F389"}
+    text = json.dumps(definition)
+    assert "\\ud83c\\udf89" in text
+    assert _yaml_only(text)["description"] != definition["description"]
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
+    try:
+        client = create_app(runtime).test_client()
+        assert client.post("/studies", data=text, headers={"Content-Type": "application/json"}).status_code == 201
+        assert client.get("/studies/party").get_json()["description"] == "done \U0001F389"
+    finally:
+        runtime.close()
