@@ -29,6 +29,7 @@ from functions.adapters.broker import Delivery, Settlements
 from functions.adapters.cloudevents_http import Sink
 from functions.adapters.sqlite_queue import SqliteQueue
 from functions.core.errors import PermanentError, TemporaryError
+from functions.core.events import ROUTES
 
 log = logging.getLogger("katuna.sink")
 
@@ -36,9 +37,15 @@ SENDERS = 4
 """Threads of each worker that post events; a post waits for its chain of deliveries, so a few
 run at once."""
 
-SEND_TIMEOUT = 960.0
-"""Seconds a post waits for the broker's answer: an InMemoryChannel gives one event's fan-out
-15 minutes before it answers; one more minute covers the ingress in front of it."""
+FANOUT_WAIT = 900.0
+"""Seconds an InMemoryChannel waits for the next of a fan-out's deliveries to end, its timer
+started again at each end: a fan-out to several Triggers may last that long for each."""
+
+SEND_TIMEOUT = FANOUT_WAIT * max(len(functions) for functions in ROUTES.values()) + 60.0
+"""Seconds a post waits for the broker's answer: as long as the channel may wait on a fan-out
+of the event type with the most Triggers (:data:`~functions.core.events.ROUTES`), each ending
+just before the channel would give up on it; one more minute covers the ingress in front of it.
+A sender that hung up sooner would cancel the deliveries still running, to be made again."""
 
 LEASE_SECONDS = SEND_TIMEOUT + 60.0
 """How long an event taken from the queue is held by its sender: beyond the longest post, so

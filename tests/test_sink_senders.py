@@ -10,18 +10,23 @@ import json
 import logging
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import study_definition
 from http_helpers import Service, Sink, free_port
 from waiting import eventually
 from write_lock import WriteLock
 
+from functions import sink_senders
 from functions.adapters import cloudevents_http
 from functions.adapters.sqlite_queue import SqliteQueue
 from functions.core.events import Event
 from functions.sink_senders import SinkSenders
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def submit(service: Service, name: str) -> int:
@@ -157,3 +162,14 @@ def test_a_queue_write_failing_for_good_is_logged_with_its_traceback(tmp_path: P
         broker.close()
     assert "Cannot operate on a closed database" in str(failed[0].exc_info[1])
     assert "cannot be written yet" not in caplog.text
+
+
+def test_a_post_waits_as_long_as_the_channel_may_wait_on_the_widest_fan_out_deployed():
+    """The deployed Triggers (``knative/triggers.yaml``) decide how many deliveries a fan-out of
+    one event type waits on, each up to the channel's wait: a sender hanging up sooner cancels
+    them half made."""
+    triggers = [doc for doc in yaml.safe_load_all((ROOT / "knative" / "triggers.yaml").read_text()) if doc]
+    per_type = Counter(f["exact"]["type"] for t in triggers for f in t["spec"].get("filters", []) if "exact" in f)
+    assert max(per_type.values()) >= 3
+    assert sink_senders.FANOUT_WAIT * max(per_type.values()) <= sink_senders.SEND_TIMEOUT
+    assert sink_senders.LEASE_SECONDS > sink_senders.SEND_TIMEOUT
