@@ -83,15 +83,19 @@ def test_an_argument_past_the_limit_once_its_placeholders_are_replaced_is_refuse
              "trialTemplate.command[6]", "got 140,004 with each placeholder at its longest value")
 
 
-def test_a_shells_script_is_refused_where_the_variable_carrying_a_value_would_be_past_the_limit(client):
-    """A value a shell's script names reaches it in a variable of its own, ``KATUNA_PARAM_v=...``,
-    which the kernel bounds as any other."""
+def test_a_value_too_long_for_the_variable_every_trial_gets_is_refused_at_its_parameter(client):
+    """Every process of a trial gets each parameter's value in a variable of its own,
+    ``KATUNA_PARAM_v=...``, which the kernel bounds as any other: however the command uses the
+    value, a trial could not start."""
     values = ["a", "b" * (LONGEST - 10)]
     definition = _with("scripted", values=values)
-    definition["trialTemplate"]["command"] = ["sh", "-c", "echo ${trialParameters.v}", "${trialParameters.x}"]
-    _refused(client, definition, "trialTemplate.command[2]", "as the variable KATUNA_PARAM_v=value",
-             f"got {LONGEST - 10 + len('KATUNA_PARAM_v='):,} with each placeholder at its longest value")
-    definition["trialTemplate"]["command"] = ["sh", "-c", 'echo "$1"', "${trialParameters.v}", "${trialParameters.x}"]
+    for command in (["sh", "-c", "echo ${trialParameters.v}", "${trialParameters.x}"],
+                    ["sh", "-c", 'echo "$1"', "${trialParameters.v}", "${trialParameters.x}"]):
+        definition["trialTemplate"]["command"] = command
+        _refused(client, definition, "parameters[1].values", "as the variable KATUNA_PARAM_v=value",
+                 "which every process of a trial gets",
+                 f"got {LONGEST - 10 + len('KATUNA_PARAM_v='):,} with each placeholder at its longest value")
+    definition["parameters"][1]["values"] = ["a", "b" * (LONGEST - len("KATUNA_PARAM_v="))]
     assert client.post("/studies", json=definition).status_code == 201
     assert client.delete("/studies/scripted").status_code in (200, 204)
 
@@ -154,7 +158,7 @@ def test_a_trialspec_container_past_the_total_is_refused_naming_it(client):
     sidecar = {"name": "side", "image": "busybox", "command": ["echo"], "args": ["${trialParameters.v}"] * 6,
                "env": [{"name": f"V{i}", "value": "${trialParameters.v}"} for i in range(5)]}
     _refused(client, _job("spec-total", ["c" * 100_000, "d"], sidecar), f"{CONTAINERS}[1]",
-             f"expected command, args and env of at most {MAX_ARGS_TOTAL:,} bytes in all")
+             f"expected command, args, env and parameter variables of at most {MAX_ARGS_TOTAL:,} bytes in all")
 
 
 def test_containers_each_within_the_total_are_taken_though_together_past_it(client):

@@ -173,7 +173,8 @@ def test_a_katib_style_trial_spec_renders_with_every_placeholder_and_katunas_req
     assert env["TAG"] == HOSTILE[3]
     assert env["WHO"] == "katib-style-7 in vision for vision by ada"
     assert env["KATUNA_TRIAL"] == "7"
-    assert "env" not in pod["containers"][0], "only the primary container gets katuna's variables"
+    assert all(e["name"].startswith("KATUNA_PARAM_") for e in pod["containers"][0]["env"]), \
+        "only the primary container gets katuna's trial variables; every container gets the parameters'"
 
 
 def test_a_katib_style_trial_spec_runs_locally_as_its_primary_container(embedded, tmp_path: Path):

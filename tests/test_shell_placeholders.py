@@ -8,6 +8,7 @@ read from a variable of the trial."""
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -132,7 +133,7 @@ def test_a_script_gets_numbers_and_plain_words_as_written_and_any_other_value_fr
         "KATUNA_PARAM_lr": "0.01", "KATUNA_PARAM_opt": "$(reboot)", "KATUNA_PARAM_model_2Fdepth": "3"}
 
 
-def test_a_trial_spec_containers_script_reads_other_values_from_variables_of_that_container(tmp_path: Path):
+def test_a_trial_spec_containers_script_reads_other_values_from_variables_every_container_has(tmp_path: Path):
     definition = katib_style()
     containers = definition["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"]
     containers[0].update(command=["sh", "-c"], args=["echo '${trialParameters.tag}' > /tmp/tag"])
@@ -141,5 +142,61 @@ def test_a_trial_spec_containers_script_reads_other_values_from_variables_of_tha
     validate(tmp_path, job)
     sidecar, training = job["spec"]["template"]["spec"]["containers"]
     assert sidecar["args"] == ["echo ''\"${KATUNA_PARAM_tag}\"'' > /tmp/tag"]
-    assert sidecar["env"] == [{"name": "KATUNA_PARAM_tag", "value": "a b"}]
-    assert training["args"][-1] == "a b" and not any(e["name"] == "KATUNA_PARAM_tag" for e in training["env"])
+    variables = [{"name": "KATUNA_PARAM_tag", "value": "a b"}, {"name": "KATUNA_PARAM_x", "value": "1.25"}]
+    assert sidecar["env"] == variables
+    assert training["args"][-1] == "a b"
+    assert [e for e in training["env"] if e["name"].startswith("KATUNA_PARAM_")] == variables
+
+
+def _options_study(command: list[str], values: list[str]) -> dict:
+    return {"name": "options", "objective": {"metric": "loss", "direction": "minimize"},
+            "parameters": [{"name": "opt", "type": "categorical", "values": values}],
+            "algorithm": {"name": "grid"}, "parallelism": 2, "trialTemplate": {"command": command}}
+
+
+@pytest.mark.parametrize("command", [["bash", "-c", "-e", "printf '[%s]' ${trialParameters.opt} > \"$0\"; echo loss=1"],
+                                     ["bash", "-o", "pipefail", "-c", "--",
+                                      "printf '[%s]' ${trialParameters.opt} > \"$0\"; echo loss=1"]])
+def test_a_shells_script_after_its_options_gets_values_as_data(embedded, tmp_path: Path, command: list[str]):
+    """``bash -c -e SCRIPT`` runs SCRIPT, the first operand after ``-c`` and the shell's other
+    options, not ``-e``."""
+    marker, out = tmp_path / "ran", tmp_path / "out"
+    out.mkdir()
+    values = [f"$(touch {marker})", f"`touch {marker}`", f"\"; touch {marker}; \"", "a  b", "*"]
+    study = run_study(embedded, _options_study([*command, f"{out}/${{trialSpec.Name}}"], values), tmp_path)
+    assert study.status == "completed"
+    for trial in embedded.store.trials("options"):
+        assert (out / f"options-{trial.number}").read_text() == f"[{trial.params['opt']}]"
+    assert not marker.exists()
+
+
+def test_a_containers_probe_and_hook_scripts_get_values_as_data(tmp_path: Path):
+    """A probe's or hook's ``sh -c`` script runs in its container: it reads a value from the
+    container's variable as its command's script does, never pasted in."""
+    marker = tmp_path / "ran"
+    value = f"' ; touch {marker} #"
+    definition = katib_style()
+    definition["parameters"][1]["values"].append(value)
+    training = definition["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][1]
+    training["readinessProbe"] = {"exec": {"command": ["sh", "-c", "printf '[%s]' '${trialParameters.tag}'"]}}
+    training["lifecycle"] = {"postStart": {"exec": {"command": ["/bin/sh", "-ec", "printf '[%s]' ${trialParameters.tag}"]}},
+                             "preStop": {"exec": {"command": ["sleep", "1"]}}}
+    job = job_for(definition, {"x": 1.25, "tag": value})
+    validate(tmp_path, job)
+    rendered = job["spec"]["template"]["spec"]["containers"][1]
+    env = {e["name"]: e["value"] for e in rendered["env"] if "value" in e}
+    assert env["KATUNA_PARAM_tag"] == value
+    for command in (rendered["readinessProbe"]["exec"]["command"], rendered["lifecycle"]["postStart"]["exec"]["command"]):
+        assert "${KATUNA_PARAM_tag}" in command[-1]
+        ran = subprocess.run(command, env={"PATH": "/usr/bin:/bin", **env}, capture_output=True, text=True, check=True)
+        assert ran.stdout == f"[{value}]"
+    assert rendered["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "1"]
+    assert not marker.exists()
+
+
+def test_every_container_of_a_trial_spec_gets_each_parameters_variable_once():
+    job = job_for(katib_style(), {"x": 1.25, "tag": "a b"})
+    for container in job["spec"]["template"]["spec"]["containers"]:
+        env = [e for e in container["env"] if e["name"].startswith("KATUNA_PARAM_")]
+        assert env == [{"name": "KATUNA_PARAM_tag", "value": "a b"}, {"name": "KATUNA_PARAM_x", "value": "1.25"}], \
+            container["name"]

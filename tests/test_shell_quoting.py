@@ -45,7 +45,7 @@ def test_a_script_gets_exactly_the_value_wherever_it_names_it(tmp_path: Path, sh
     script, expected = FORMS[form]
     for value in VALUES + hostile(marker):
         text = template.substitute(script, {"v": value}, "trial-0", script=True)
-        env = {"PATH": "/usr/bin:/bin", **template.script_env(script, {"v": value})}
+        env = {"PATH": "/usr/bin:/bin", **template.parameter_env({"v": value})}
         out = subprocess.run([shell, "-c", text], capture_output=True, text=True, env=env, timeout=10).stdout
         if form == "in a here-document read as written" and value.startswith("EOF\n"):
             assert out == expected.format("${KATUNA_PARAM_v}"), text  # the value would end the document
@@ -59,4 +59,4 @@ def test_a_number_or_plain_word_is_written_into_the_script_and_any_other_value_i
     assert template.substitute(script, {"v": 0.001}, "t", script=True) == "train --v=0.001"
     assert template.substitute(script, {"v": "sgd/momentum:0.9"}, "t", script=True) == "train --v=sgd/momentum:0.9"
     assert template.substitute(script, {"v": "a b"}, "t", script=True) == 'train --v="${KATUNA_PARAM_v}"'
-    assert template.script_env(script, {"v": "a b"}) == {"KATUNA_PARAM_v": "a b"}
+    assert template.parameter_env({"v": "a b"}) == {"KATUNA_PARAM_v": "a b"}

@@ -48,7 +48,7 @@ def test_a_trial_gets_only_the_documented_variables(tmp_path: Path):
     env = json.loads(seen.read_text())
     assert not set(SERVICE_ONLY) & set(env), "no secret or setting of the service reaches a trial"
     katuna = {"KATUNA_STUDY", "KATUNA_STUDY_UID", "KATUNA_TRIAL", "KATUNA_ATTEMPT", "KATUNA_OBJECTIVE",
-              "KATUNA_ATTEMPT_ID"}
+              "KATUNA_ATTEMPT_ID", "KATUNA_PARAM_x"}
     documented = {"PATH", "HOME", "USER", "LOGNAME", "LANG", "TZ", "TMPDIR", "PYTHONUNBUFFERED",
                   "CUDA_VISIBLE_DEVICES", "STUDY_SETTING"} | katuna
     assert {name for name in env if not name.startswith("LC_")} <= documented
@@ -56,6 +56,7 @@ def test_a_trial_gets_only_the_documented_variables(tmp_path: Path):
     assert (env["CUDA_VISIBLE_DEVICES"], env["LANG"], env["TZ"], env["HOME"]) == ("1", "C.UTF-8", "UTC", str(tmp_path))
     assert env["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent), "the service's Python comes first"
     assert env["PYTHONUNBUFFERED"] == "1" and float(env["STUDY_SETTING"]) <= 1.0
+    assert env["KATUNA_PARAM_x"] == env["STUDY_SETTING"], "every trial gets each parameter's value in a variable"
     assert env["KATUNA_ATTEMPT_ID"] == f"{env['KATUNA_STUDY_UID']}/0/1"
 
 

@@ -9,25 +9,23 @@ an error that names no field, and the same kernel starts a container's process o
 study whose command or env could pass them once its placeholders are replaced (each by the
 longest value its parameter can take, known from the search space) is refused when submitted,
 and so is one whose ``trialSpec`` has a container whose command, args or env values could
-(each container is a process of its own, on a cluster or, the primary one, run locally). A
-shell's script gets a variable for each parameter it names (``KATUNA_PARAM_<name>``), counted
-with the rest.
+(each container is a process of its own, on a cluster or, the primary one, run locally). Each
+process also gets a variable for each parameter (``KATUNA_PARAM_<name>``), counted with the
+rest: one too long for any process is told once, at the parameter's values.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from functions.core import container_scripts
 from functions.core import trial_spec as trial_spec_shapes
-from functions.core.documents import value_at
 from functions.core.errors import Problem
 from functions.core.naming import MAX_NAME
 from functions.core.parameters import CategoricalParameter, DiscreteParameter, Parameter
 from functions.core.shell_quoting import variable
 from functions.core.spec import Study
-from functions.core.template import OWN, TRIAL_NAME, format_value, parameter_names, shell_script
+from functions.core.template import OWN, TRIAL_NAME, format_value
 
 MAX_ARG_STRLEN = 32 * 4096
 """Bytes of one argv or envp string, its NUL included (Linux's ``MAX_ARG_STRLEN``)."""
@@ -61,16 +59,16 @@ def exec_problems(study: Study) -> list[Problem]:
     args and env values katuna substitutes the same placeholders in."""
     widths = {p.name: _widest(p) for p in study.parameters}
     template = study.trial_template
+    variables = _parameter_variables(study.parameters)
     strings = [(f"trialTemplate.command[{i}]", arg, "") for i, arg in enumerate(template.command)]
     strings += [(f"trialTemplate.env.{name}", f"{name}={value}", " as NAME=value") for name, value in template.env]
-    script = shell_script(template.command)
-    strings += _script_variables(f"trialTemplate.command[{script}]", template.command[script]) if script is not None else []
-    problems = _process_problems("trialTemplate", "command and env", strings, widths)
+    problems = _process_problems("trialTemplate", "command, env and parameter variables", strings + variables, widths)
     if template.trial_spec is not None:
         widths.update(_spec_widths(template.trial_spec))
         for path, container in _containers(template.trial_spec):
-            problems += _process_problems(path, "command, args and env", _container_strings(path, container), widths)
-    return problems
+            problems += _process_problems(path, "command, args, env and parameter variables",
+                                          _container_strings(path, container) + variables, widths)
+    return list(dict.fromkeys(problems))
 
 
 def _process_problems(path: str, what: str, strings: Strings, widths: dict[str, int]) -> list[Problem]:
@@ -102,19 +100,18 @@ def _container_strings(path: str, container: Mapping[str, Any]) -> Strings:
     a string where a list of strings belongs is left to the API server to refuse."""
     strings = [(f"{path}.{key}[{i}]", arg, "") for key in ("command", "args")
                for i, arg in enumerate(_listed(container.get(key))) if isinstance(arg, str)]
-    for field in container_scripts.script_fields(container):
-        where = f"{path}.{field[0]}" + "".join(f"[{step}]" for step in field[1:])
-        strings += _script_variables(where, str(value_at(container, field)))
     return strings + [(f"{path}.env[{i}].value", f"{e.get('name')}={e['value']}", " as NAME=value")
                       for i, e in enumerate(_listed(container.get("env")))
                       if isinstance(e, Mapping) and isinstance(e.get("value"), str)]
 
 
-def _script_variables(where: str, script: str) -> Strings:
-    """The variables a shell's ``script`` at ``where`` gets, one for each parameter it names
-    (:func:`functions.core.template.script_env`), as ``NAME=value`` strings."""
-    return [(where, f"{variable(name)}=${{trialParameters.{name}}}", f" as the variable {variable(name)}=value")
-            for name in dict.fromkeys(parameter_names(script))]
+def _parameter_variables(parameters: Sequence[Parameter]) -> Strings:
+    """The variables every process of a trial gets, one for each parameter
+    (:func:`functions.core.template.parameter_env`), as ``NAME=value`` strings, each told at
+    its parameter's values."""
+    return [(f"parameters[{i}].values", f"{variable(p.name)}=${{trialParameters.{p.name}}}",
+             f" as the variable {variable(p.name)}=value, which every process of a trial gets")
+            for i, p in enumerate(parameters)]
 
 
 def _listed(value: Any) -> list[Any]:

@@ -115,8 +115,9 @@ def trial_launch(record: StudyRecord, trial: TrialRecord) -> TrialLaunch:
         argv, env = trial_spec.local_process(tmpl.trial_spec, tmpl.primary_container, trial.params, name,
                                              dict(tmpl.primary_pod_labels), spec.trial_cluster.namespace)
     else:
-        argv, env = template.render_command(tmpl.command, trial.params, name)
+        argv, env = template.render_command(tmpl.command, trial.params, name), {}
     env.update(template.render_env(tmpl.env, trial.params, name))
+    env.update(template.parameter_env(trial.params))
     working_dir = None if tmpl.working_dir is None else template.substitute(tmpl.working_dir, trial.params, name)
     env.update(KATUNA_STUDY=spec.name, KATUNA_STUDY_UID=record.uid, KATUNA_TRIAL=str(trial.number),
                KATUNA_ATTEMPT=str(trial.attempt), KATUNA_OBJECTIVE=spec.objectives[0].metric if spec.objectives else "")

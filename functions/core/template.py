@@ -20,10 +20,10 @@ Katib's substitution into the text gives it, while ``a: b`` stays the string it 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
-from functions.core import shell_quoting
+from functions.core import inline_code, shell_quoting
 from functions.core.documents import Path
 
 PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
@@ -44,10 +44,6 @@ SHELL_PARAMETER = re.compile(r"[#!]?(?:[A-Za-z_][A-Za-z0-9_]*|[0-9]+|[@*#?$!-])(
                              re.DOTALL)
 """What a shell reads between ``${`` and ``}``: a name, a positional or special parameter, an
 array's item, then an operator (``${HOME}``, ``${DATA:-/tmp}``, ``${#ARGS[@]}``, ``${1}``)."""
-SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash", "mksh", "busybox"})
-"""Programs that expand a ``${...}`` of their own in the script they are given with ``-c``."""
-SCRIPT_OPTION = re.compile(r"-[A-Za-z]*c[A-Za-z]*")
-"""A shell's option cluster that takes the next argument as its script (``-c``, ``-ec``, ``-lc``)."""
 KEYED_FIELD = re.compile(r"trialSpec\.(Labels|Annotations)\[(.+)\]")
 """A placeholder (without ``${}``) for one of the workload's labels or annotations, by key."""
 
@@ -94,16 +90,6 @@ def _foreign(text: str, read_by_shell: bool) -> list[tuple[int, str]]:
 def _blank(match: re.Match[str]) -> str:
     """A placeholder read already, as plain text of its length (no ``$``, ``{`` or ``}``)."""
     return "_" * len(match.group(0))
-
-
-def shell_script(command: Sequence[str]) -> int | None:
-    """The index of the script ``command`` gives a shell (:data:`SHELLS`) to run, the argument
-    after its ``-c`` (:data:`SCRIPT_OPTION`): the only argument the shell expands ``${...}`` in.
-    None where it runs no shell, or gives it no script."""
-    if not command or command[0].rsplit("/", 1)[-1] not in SHELLS:
-        return None
-    option = next((i for i, arg in enumerate(command[1:], 1) if SCRIPT_OPTION.fullmatch(arg)), None)
-    return option + 1 if option is not None and option + 1 < len(command) else None
 
 
 def keyed_fields(text: str) -> list[str]:
@@ -166,7 +152,7 @@ def substitute(text: str, params: Mapping[str, Any], context: Mapping[str, str] 
     """``text`` with its placeholders replaced by parameter values and the trial's fields
     (``context``: from :func:`spec_context`, or just the trial's name); where ``text`` is a
     shell's ``script``, each parameter's value as data (:func:`shell_quoting.as_data`), read
-    from its variable (:func:`script_env`) unless the shell reads it as a plain word."""
+    from its variable (:func:`parameter_env`) unless the shell reads it as a plain word."""
     known = spec_context(context) if isinstance(context, str) else context
     spots = iter(shell_quoting.spots(text, [m.start() for m in OWN.finditer(text)]) if script else [])
 
@@ -183,11 +169,11 @@ def substitute(text: str, params: Mapping[str, Any], context: Mapping[str, str] 
     return OWN.sub(replace, text)
 
 
-def script_env(script: str, params: Mapping[str, Any]) -> dict[str, str]:
-    """The variables a shell's ``script`` substituted by :func:`substitute` may read: each
-    parameter it names that the trial has (:func:`shell_quoting.variable`), holding its value."""
-    return {shell_quoting.variable(name): format_value(params[name])
-            for name in parameter_names(script) if name in params}
+def parameter_env(params: Mapping[str, Any]) -> dict[str, str]:
+    """The variables every process of a trial gets, one for each of its parameters
+    (:func:`shell_quoting.variable`), holding its value: a shell's script substituted by
+    :func:`substitute` reads them, and any program may."""
+    return {shell_quoting.variable(name): format_value(value) for name, value in params.items()}
 
 
 def substitute_tree(value: Any, params: Mapping[str, Any], context: Mapping[str, str],
@@ -225,13 +211,11 @@ def applies(text: str, params: Mapping[str, Any]) -> bool:
     return all(name in params for name in parameter_names(text))
 
 
-def render_command(command: tuple[str, ...], params: Mapping[str, Any],
-                   trial_name: str) -> tuple[list[str], dict[str, str]]:
-    """The argv of one trial, and the variables its shell's script reads (:func:`script_env`)."""
-    script = shell_script(command)
-    argv = [substitute(arg, params, trial_name, script=i == script) for i, arg in enumerate(command)
+def render_command(command: tuple[str, ...], params: Mapping[str, Any], trial_name: str) -> list[str]:
+    """The argv of one trial (its shell's script, if it starts one, read as a script)."""
+    script = inline_code.shell_script(command)
+    return [substitute(arg, params, trial_name, script=i == script) for i, arg in enumerate(command)
             if applies(arg, params)]
-    return argv, script_env(command[script], params) if script is not None else {}
 
 
 def render_env(env: tuple[tuple[str, str], ...], params: Mapping[str, Any], trial_name: str) -> dict[str, str]:

@@ -338,7 +338,7 @@ def render(trial_spec: Mapping[str, Any], primary: str | None, params: Mapping[s
     container = primary_container(job, primary)
     if not isinstance(container, dict):
         raise InvalidStudy([Problem("trialTemplate.primaryContainerName", "names no container of the trialSpec")])
-    container["env"] = [*(container.get("env") or []), *report_token.env_entries(env, metadata["name"])]
+    _add_env(container, env, metadata["name"])
     if resources:
         own = container.setdefault("resources", {})
         for kind, values in resources.items():
@@ -413,7 +413,7 @@ def render_workload(trial_spec: Mapping[str, Any], primary: str | None, primary_
             spec.setdefault("automountServiceAccountToken", bool(pod.get("automountServiceAccountToken")))  # type: ignore[attr-defined]
     container = primary_container(workload, primary, primary_labels)
     if isinstance(container, dict):
-        container["env"] = [*(container.get("env") or []), *report_token.env_entries(env, metadata["name"])]
+        _add_env(container, env, metadata["name"])
     name = primary_container_name(workload, primary, primary_labels)
     for path, _, own, each in located_containers(workload):
         key = resources_key(workload, path)
@@ -422,6 +422,13 @@ def render_workload(trial_spec: Mapping[str, Any], primary: str | None, primary_
     _keep_finished_for(workload, ttl)
     _refuse_bad_labels(workload)
     return workload
+
+
+def _add_env(container: dict[str, Any], env: Mapping[str, str], workload: str) -> None:
+    """katuna's variables ``env`` added to the primary ``container`` of ``workload``, over those
+    of the same name it has (the parameters' variables, which every container gets already)."""
+    own = [e for e in container.get("env") or [] if not (isinstance(e, Mapping) and e.get("name") in env)]
+    container["env"] = [*own, *report_token.env_entries(env, workload)]
 
 
 def _every_container(trial_spec: Mapping[str, Any]) -> list[Mapping[str, Any]]:

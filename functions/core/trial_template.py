@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from functions.core import container_scripts, labels, pod_fields, template, trial_kinds
+from functions.core import container_scripts, inline_code, labels, pod_fields, template, trial_kinds
 from functions.core import trial_spec as trial_spec_module
 from functions.core.documents import Path, value_at
 from functions.core.reader import Reader, join, kind_of
@@ -144,7 +144,7 @@ def _check_placeholders(r: Reader, command: tuple[str, ...], others: list[tuple[
     for name in sorted(set(spec_names) - known):
         r.fail("trialTemplate.trialSpec", f"${{trialParameters.{name}}} names no parameter; expected one of "
                                           f"{', '.join(sorted(known)) or 'none'}")
-    script = template.shell_script(command)
+    script = inline_code.shell_script(command)
     fields = [(f"trialTemplate.command[{i}]", arg, i == script) for i, arg in enumerate(command)]
     fields += [(where, text, False) for where, text in others]
     for where, text, read_by_shell in fields:
