@@ -33,7 +33,6 @@ TOKEN = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:e[-+]?[0-9]+)?|[A-Za-z0-9_]+")
 class Language:
     """A program that runs code given in its arguments, and how it reads its options."""
 
-    name: str
     program: re.Pattern[str]
     """Matched whole against a command word's last path segment."""
     code: str
@@ -57,29 +56,31 @@ class Language:
     """Every argument is code (``eval``)."""
 
 
-SHELL = Language("shell", re.compile(r"sh|bash|dash|zsh|ksh|ash|mksh"), "c", valued="oO",
+SHELL = Language(re.compile(r"sh|bash|dash|zsh|ksh|ash|mksh"), "c", valued="oO",
                  long_valued=("--rcfile", "--init-file"), argument='"$1" (after the script and $0)',
                  variable='"${}"', script_operand=True)
 LANGUAGES = (
     SHELL,
-    Language("shell", re.compile(r"eval"), "", argument='"$1"', variable='"${}"', every_argument=True),
-    Language("Python", re.compile(r"(?:python|pypy)[0-9.]*"), "c", valued="WX",
+    Language(re.compile(r"eval"), "", variable='"${}"', every_argument=True),
+    Language(re.compile(r"(?:python|pypy)[0-9.]*"), "c", valued="WX",
              long_valued=("--check-hash-based-pycs",), argument="sys.argv[1]", variable="os.environ['{}']"),
-    Language("Perl", re.compile(r"perl[0-9.]*"), "eE", valued="I", attached="MmiF", plain=TOKEN,
+    Language(re.compile(r"perl[0-9.]*"), "eE", valued="I", attached="MmiF", plain=TOKEN,
              argument="$ARGV[0]", variable="$ENV{{{}}}"),
-    Language("Ruby", re.compile(r"ruby[0-9.]*"), "e", valued="rICE", attached="FWxKT0", plain=TOKEN,
+    Language(re.compile(r"ruby[0-9.]*"), "e", valued="rICE", attached="FWxKT0", plain=TOKEN,
              argument="ARGV[0]", variable="ENV['{}']"),
-    Language("JavaScript", re.compile(r"node|nodejs|bun"), "ep", long=("--eval", "--print"), valued="rC",
+    Language(re.compile(r"node|nodejs|bun"), "ep", long=("--eval", "--print"), valued="rC",
              long_valued=("--require", "--import", "--loader", "--experimental-loader", "--input-type",
                           "--conditions"), argument="process.argv[1]", variable="process.env.{}"),
-    Language("R", re.compile(r"Rscript|R"), "e", argument="commandArgs(trailingOnly = TRUE)[1]",
+    Language(re.compile(r"Rscript|R"), "e", argument="commandArgs(trailingOnly = TRUE)[1]",
              variable="Sys.getenv('{}')"),
-    Language("PHP", re.compile(r"php[0-9.]*"), "rBRE", valued="cdzt", argument="$argv[1]", variable="getenv('{}')"),
-    Language("Lua", re.compile(r"lua[0-9.]*|luajit"), "e", valued="l", argument="arg[1]",
+    Language(re.compile(r"php[0-9.]*"), "rBRE", valued="cdzt", argument="$argv[1]", variable="getenv('{}')"),
+    Language(re.compile(r"lua[0-9.]*|luajit"), "e", valued="l", argument="arg[1]",
              variable="os.getenv('{}')"),
-    Language("Julia", re.compile(r"julia"), "eE", long=("--eval", "--print"), valued="LJptC", argument="ARGS[1]",
+    Language(re.compile(r"julia"), "eE", long=("--eval", "--print"), valued="LJptC", argument="ARGS[1]",
              variable='ENV["{}"]'),
 )
+"""The programs katuna knows to run code given in their arguments: shells and ``eval``, Python,
+Perl, Ruby, Node (and Bun), R, PHP, Lua and Julia."""
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,9 @@ the placeholder stood, quoted as that spot needs for the program to get exactly 
 ``"${KATUNA_PARAM_c}"`` outside quotes, ``${KATUNA_PARAM_c}`` inside double quotes or a
 here-document, ``'"${KATUNA_PARAM_c}"'`` inside single quotes. A shell never reads what a
 variable expands to as code, so reading the script's quoting wrong (:func:`spots` reads what
-POSIX shells and bash share) could at worst split the value into words, never run it.
+POSIX shells and bash share) could at worst split the value into words, never run it. Each
+spot also tells the command of the script it stands in, for :mod:`code_placeholders` to see
+whether that command gives another program the value as code.
 """
 
 from __future__ import annotations
@@ -28,15 +30,21 @@ CODE, DOUBLE, SINGLE, ANSI, LITERAL = "code", "double", "single", "ansi", "liter
 expands), in single quotes, in bash's ``$'...'``, in a here-document read as written."""
 _HEREDOC = re.compile(r"<<(-?)[ \t]*((?:[^\s;&|<>()'\"\\]|'[^']*'|\"[^\"]*\"|\\.)+)")
 _WORD_START = " \t\n;&|()"
+_COMMAND_END = "\n;&|()"
+"""Outside quotes, each ends a command: the next one begins after it."""
 
 
 @dataclass(frozen=True)
 class Spot:
-    """How the script is quoted where a placeholder stands; a literal here-document's delimiter."""
+    """How the script is quoted where a placeholder stands; a literal here-document's delimiter;
+    the command it stands in, as written from its start up to the placeholder (in a
+    here-document, the command that reads the document, ``stdin``)."""
 
     kind: str
     delimiter: str = ""
     strip_tabs: bool = False
+    command: str = ""
+    stdin: bool = False
 
 
 def variable(name: str) -> str:
@@ -72,6 +80,9 @@ class _Frame:
     delimiter: str = ""
     strip_tabs: bool = False
     arithmetic: bool = False
+    start: int = 0
+    """Where the command being read begins (code), or the command reading the here-document."""
+    command: str = ""
 
 
 _SPOTS = {"code": CODE, "brace": CODE, "double": DOUBLE, "qbrace": DOUBLE, "heredoc": DOUBLE, "single": SINGLE,
@@ -86,7 +97,7 @@ def spots(script: str, offsets: Sequence[int]) -> list[Spot]:
     for offset in offsets:
         while i < offset:
             i = reader.step(i)
-        found.append(reader.spot())
+        found.append(reader.spot(offset))
     return found
 
 
@@ -99,11 +110,14 @@ class _Reader:
         self.frames = [_Frame("code")]
         self.pending: list[_Frame] = []
 
-    def spot(self) -> Spot:
+    def spot(self, offset: int) -> Spot:
+        """The :class:`Spot` at ``offset``, where reading has got to."""
         top = self.frames[-1]
-        if top.kind == "literal":
-            return Spot(LITERAL, top.delimiter, top.strip_tabs)
-        return Spot(_SPOTS[top.kind])
+        kind = LITERAL if top.kind == "literal" else _SPOTS[top.kind]
+        frame = next(frame for frame in reversed(self.frames) if frame.kind in ("code", "heredoc", "literal"))
+        if frame.kind == "code":
+            return Spot(kind, command=self.script[frame.start:offset])
+        return Spot(kind, frame.delimiter, frame.strip_tabs, frame.command, stdin=True)
 
     def step(self, i: int) -> int:
         """Read the construct at ``i``; where the next one begins."""
@@ -145,16 +159,16 @@ class _Reader:
             self.frames.append(_Frame("qbrace" if quoted else "brace"))
             return i + 2
         if text.startswith("$((", i):
-            self.frames.append(_Frame("code", ")", depth=1, arithmetic=True))
+            self.frames.append(_Frame("code", ")", depth=1, arithmetic=True, start=i + 3))
             return i + 3
         if text.startswith("$(", i):
-            self.frames.append(_Frame("code", ")"))
+            self.frames.append(_Frame("code", ")", start=i + 2))
             return i + 2
         if text[i] == "`":
             if top.kind == "code" and top.closer == "`":
                 self.frames.pop()
             else:
-                self.frames.append(_Frame("code", "`"))
+                self.frames.append(_Frame("code", "`", start=i + 1))
             return i + 1
         if text.startswith("$'", i) and not quoted:
             self.frames.append(_Frame("ansi"))
@@ -176,8 +190,11 @@ class _Reader:
         return self._code(i, top) if top.kind == "code" else i + 1
 
     def _code(self, i: int, top: _Frame) -> int:
-        """Past what ``i`` begins outside quotes: a parenthesis, a comment, a here-document."""
+        """Past what ``i`` begins outside quotes: a parenthesis, a comment, a here-document; a
+        command's end (where the next begins)."""
         char = self.script[i]
+        if char in _COMMAND_END:
+            top.start = i + 1
         if char == "(" and top.closer == ")":
             top.depth += 1
         elif char == ")" and top.closer == ")":
@@ -194,6 +211,7 @@ class _Reader:
         elif self.script.startswith("<<", i) and not top.arithmetic and (heredoc := _HEREDOC.match(self.script, i)):
             word = heredoc.group(2)
             self.pending.append(_Frame("literal" if re.search(r"['\"\\]", word) else "heredoc",
-                                       delimiter=re.sub(r"['\"\\]", "", word), strip_tabs=bool(heredoc.group(1))))
+                                       delimiter=re.sub(r"['\"\\]", "", word), strip_tabs=bool(heredoc.group(1)),
+                                       command=self.script[top.start:i]))
             return heredoc.end()
         return i + 1

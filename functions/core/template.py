@@ -10,6 +10,7 @@ a Job), so a value with spaces, quotes, newlines or YAML syntax stays one litera
 parameters never pass through a shell, and never through serialised YAML. The one string a
 shell reads, the script a command gives it with ``-c``, gets each value as data: as it is where
 the shell reads it as a plain word, else from a variable of the trial (:mod:`shell_quoting`).
+Code another program reads (``python -c``) gets no value but a plain one (:mod:`code_placeholders`).
 A placeholder inside a shell's own ``${...}`` (``${OUT:-${trialParameters.lr}}``) is filled too,
 as Katib fills it. A ``trialSpec`` field
 listed as typed (one written as a plain YAML scalar in a template read as text, as Katib's

@@ -21,6 +21,7 @@ from typing import Any
 from functions.core import collector_path, file_collector, quantiles, trial_spec
 from functions.core.choices import clashes
 from functions.core.cluster import parse_cluster
+from functions.core.code_placeholders import code_problems
 from functions.core.errors import InvalidStudy, Problem
 from functions.core.exec_limits import exec_problems
 from functions.core.limits import DEFAULTS, MAX_SEED, PREFIX, Limits
@@ -159,7 +160,8 @@ def parse_study(data: Any, limits: Limits = DEFAULTS, stored: Callable[[str], bo
     )
     problems = over_limits(study, limits)
     if not problems:
-        problems = [*exec_problems(study), *_indexed_names(study, limits), *distribution_problems(parameters)]
+        problems = [*exec_problems(study), *code_problems(study), *_indexed_names(study, limits),
+                    *distribution_problems(parameters)]
     problems = problems or check_algorithm(algorithm, parameters, len(objectives), limits)
     problems = problems or check_sampler(algorithm, parameters, len(objectives))
     if problems:
