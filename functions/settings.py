@@ -292,8 +292,10 @@ class Settings:
     of a study (8); ``KATUNA_MAX_METRICS`` metrics, objectives and additional ones (64); ``KATUNA_MAX_WARM_START`` known results of a warm start, inline and taken from
     ``warmStart.study`` (1,000); ``KATUNA_MAX_HISTORY`` trials Optuna's storage may hold for
     one study, past which a study's ``maxTrials`` is refused (100,000: every process serving
-    the study loads them all). What one study's node pool may cost: ``KATUNA_MAX_POOL_NODES``
-    nodes of one pool (100); ``KATUNA_MAX_ACCELERATORS`` GPUs on one node (8);
+    the study loads them all); ``KATUNA_MAX_HISTORY_CELLS`` values (its trials' parameters,
+    objective values and intermediate values) it may hold for one study, likewise (500,000).
+    What one study's node pool may cost: ``KATUNA_MAX_POOL_NODES`` nodes of one pool (100);
+    ``KATUNA_MAX_ACCELERATORS`` GPUs on one node (8);
     ``KATUNA_MAX_POOLS`` pools katuna's studies hold at once (10; at most
     ``KATUNA_EKS_GROUPS_PER_CLUSTER`` on EKS); ``KATUNA_POOL_MACHINE_TYPES`` (comma-separated,
     unset: any), the GKE machine types and EC2 instance types a pool may have. The EKS account's

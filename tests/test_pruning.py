@@ -13,9 +13,11 @@ from conftest import run_study, study_definition
 
 from functions.adapters.local_executor import LocalExecutor
 from functions.adapters.sqlite_store import SqliteStore
+from functions.core import history_cells
 from functions.core.errors import ForgedReport, InvalidStudy
 from functions.core.events import study_created, trial_finished, trial_progress
 from functions.core.launch import trial_launch
+from functions.core.limits import Limits
 from functions.core.metrics import Observation
 from functions.core.records import PRUNED, RUNNING, STUDY_RUNNING, StudyRecord
 from functions.core.report_token import attempt_token
@@ -242,7 +244,7 @@ def test_a_trials_steps_past_the_cap_are_neither_stored_nor_judged_however_they_
     """With the cap at three steps, a fourth step's report (posted, or a log scan's) far above
     the threshold is not stored and prunes nothing, and the completed curve read from the output
     adds no step past the cap either; with the cap raised, such a report prunes."""
-    monkeypatch.setattr(prune, "MAX_STEPS", 3)
+    monkeypatch.setattr(history_cells, "MAX_STEPS", 3)
     store, executor, deps, dispatcher, definition = thresholded(tmp_path, "capped")
     try:
         record, token = started(store, deps, dispatcher, definition)
@@ -257,8 +259,31 @@ def test_a_trials_steps_past_the_cap_are_neither_stored_nor_judged_however_they_
         store.append_observations("capped", 0, 1, [Observation("loss", 0.5, step) for step in range(1, 7)], 100)
         prune.record_curve(record, store.get_trial("capped", 0), deps)
         assert sorted(store.optuna_study("capped", ["minimize"]).trials[0].intermediate_values) == [1, 2, 3]
-        monkeypatch.setattr(prune, "MAX_STEPS", 10)
+        monkeypatch.setattr(history_cells, "MAX_STEPS", 10)
         assert report(5, 100.0) == PRUNED, "below the cap, the same report prunes"
+    finally:
+        executor.shutdown()
+        store.close()
+
+
+def test_a_trial_keeps_no_more_steps_than_its_studys_share_of_the_history_limit(tmp_path: Path):
+    """A study of one trial of one parameter, admitted under a limit of 152 values: its trial
+    keeps 150 intermediate values (the limit less its parameter and objective value), however
+    they come, and a report past them prunes nothing; under the default limit the same curve is
+    kept whole."""
+    store, executor, deps, dispatcher, definition = thresholded(tmp_path, "shared")
+    deps = replace(deps, limits=Limits(history_cells=152))
+    dispatcher = Dispatcher(deps)
+    try:
+        record, token = started(store, deps, dispatcher, definition)
+        store.append_observations("shared", 0, 1, [Observation("loss", 0.5, step) for step in range(1, 201)], 1_000)
+        prune.record_curve(record, store.get_trial("shared", 0), deps)
+        assert sorted(store.optuna_study("shared", ["minimize"]).trials[0].intermediate_values) == list(range(1, 151))
+        dispatcher.deliver(trial_progress("shared", record.uid, 0, 1, 151, 100.0, token))
+        assert store.get_trial("shared", 0).state == RUNNING
+        assert len(store.optuna_study("shared", ["minimize"]).trials[0].intermediate_values) == 150
+        prune.record_curve(record, store.get_trial("shared", 0), replace(deps, limits=Limits()))
+        assert len(store.optuna_study("shared", ["minimize"]).trials[0].intermediate_values) == 200
     finally:
         executor.shutdown()
         store.close()

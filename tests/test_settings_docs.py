@@ -98,6 +98,7 @@ def test_the_kubernetes_page_gives_the_job_ttl_and_default_resources_katuna_uses
     ("KATUNA_KATIB_API", "maybe", "KATUNA_KATIB_API: expected true or false, got 'maybe'"),
     ("KATUNA_MAX_BODY", "-5", "KATUNA_MAX_BODY: expected a positive number, got -5"),
     ("KATUNA_MAX_LOG", "1MiB", "KATUNA_MAX_LOG: expected an integer, got '1MiB'"),
+    ("KATUNA_MAX_HISTORY_CELLS", "0", "KATUNA_MAX_HISTORY_CELLS: expected a positive integer, got '0'"),
     ("KATUNA_SESSION_TTL", "nan", "KATUNA_SESSION_TTL: expected a positive number of seconds, got nan"),
     ("KATUNA_TICK_FLOOR", "-1", "KATUNA_TICK_FLOOR: expected a number of seconds, 0 or more, got -1.0"),
     ("KATUNA_K8S_TTL_SECONDS", "0", "KATUNA_K8S_TTL_SECONDS: expected at least 600 seconds, got 0: "),

@@ -8,6 +8,8 @@ nothing. That load grows with the study's trials, and past some size it outlasts
 ``maxTrials`` would take its history past the limit, and so is an ended Katib Experiment
 restarted with a raised ``maxTrialCount`` whose added trials would; a study without
 ``maxTrials`` (ended by ``timeBudget`` or a goal) is refused only when its history is full.
+What a load costs grows with each trial's values too, which
+:mod:`functions.core.history_cells` bounds likewise (``KATUNA_MAX_HISTORY_CELLS``).
 
 A dashboard's chart reads the study's history too (a copy of its own, which a worker keeps
 for its charts), and what that read costs grows with each trial's values (its parameters,

@@ -107,6 +107,17 @@ class Limits:
     serve`` worker). A study whose ``maxTrials`` would take its history past it is refused, and
     so is a restart whose raised budget would, and an edit of a running study's resource that would; other studies and the database's age add nothing."""
 
+    history_cells: int = 500_000
+    """Values Optuna's storage may hold for one study (its trials' parameters, objective values
+    and, with early stopping, intermediate values; a warm start's known results), which a
+    process loads with the study's trials: a parameter's value takes about 0.7 KB loaded, so
+    4,000 trials of 256 parameters took 680 MB. 500,000 admits 1,945 trials of 256 parameters
+    (a load of 330 MB and 0.7 s of CPU) and 100,000 (``history``) of four (460 MB and 1.3 s,
+    most of it the trials' own). A study
+    whose ``maxTrials`` would take its history past it is refused as one past ``history`` is
+    (:mod:`functions.core.history_cells`), and each trial of a study with early stopping keeps
+    the intermediate values its share of it allows."""
+
     pools: int = 10
     """Node pools katuna's studies hold at once: the distinct pools of running studies and of
     ended ones not yet given back. A study whose pool would be one more is refused when it is

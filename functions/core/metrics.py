@@ -237,7 +237,9 @@ MAX_STEPS = 10_000
 """Steps of one trial judged for early stopping at most, as many as the store keeps observations
 of an attempt: later ones are neither stored as intermediate values nor judged (the trial's end
 reports its value), however they come (a local trial's output, a cluster log's scan, a posted
-report), so no trial grows Optuna's storage, which every process replays, without bound."""
+report), so no trial grows Optuna's storage, which every process replays, without bound; fewer
+in a large study, whose share of ``KATUNA_MAX_HISTORY_CELLS`` is less
+(:func:`functions.core.history_cells.steps_kept`)."""
 
 
 class Summary:

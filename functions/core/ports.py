@@ -48,6 +48,10 @@ class Store(Protocol):
         """How many trials Optuna's storage holds for the study ``name`` (0 for none): what any
         process that serves it loads (:attr:`functions.core.limits.Limits.history`)."""
 
+    def optuna_version(self, name: str) -> int:
+        """How many records the study's Optuna journal holds (0 for none), each a value or more
+        of what a process that serves it loads (:attr:`functions.core.limits.Limits.history_cells`)."""
+
     def optuna_study(self, name: str, directions: Sequence[str]) -> optuna.Study:
         """Optuna's view of a study, over its own storage (:meth:`optuna_stream`), created on first use."""
 

@@ -26,8 +26,9 @@ from optuna.trial import FrozenTrial, TrialState
 
 from functions.core.errors import OutputLost
 from functions.core.events import Event, progress_value
+from functions.core.history_cells import known_results, steps_kept
 from functions.core.launch import trial_launch
-from functions.core.metrics import MAX_STEPS, StepCounter
+from functions.core.metrics import StepCounter
 from functions.core.pruners import AUTO_RESOURCE, EarlyStopping, auto_resource, auto_setting, build_pruner
 from functions.core.records import PRUNED, RUNNING, StudyRecord, TrialRecord
 from functions.core.report_token import check_report
@@ -52,7 +53,7 @@ def handle(event: Event, deps: Deps) -> list[Event]:
     storage = deps.store.optuna_stream(record.name)
     trial_id = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(record.name), trial.number)
     remember(store, record.name, trial.number, data.get("cursor"))
-    if _past_the_cap(storage.get_trial(trial_id).intermediate_values, data["step"]):
+    if _past_the_cap(storage.get_trial(trial_id).intermediate_values, data["step"], _cap(record, deps)):
         return []
     storage.set_trial_intermediate_value(trial_id, data["step"], value)
     through = _reached(storage, trial_id, trial.attempt, data["step"])
@@ -103,10 +104,18 @@ def _resolved(early_stopping: EarlyStopping, storage: BaseStorage, study: str) -
     return found
 
 
-def _past_the_cap(values: dict[int, float], step: int) -> bool:
-    """Whether ``step`` is a new step of a trial that has :data:`MAX_STEPS` already: not stored
-    nor judged (its cursor is, so a log's scan reads on past it)."""
-    return step not in values and len(values) >= MAX_STEPS
+def _past_the_cap(values: dict[int, float], step: int, cap: int) -> bool:
+    """Whether ``step`` is a new step of a trial that has ``cap`` already: not stored nor
+    judged (its cursor is, so a log's scan reads on past it)."""
+    return step not in values and len(values) >= cap
+
+
+def _cap(record: StudyRecord, deps: Deps) -> int:
+    """The steps each trial of the study keeps: at most :data:`~functions.core.metrics.MAX_STEPS`,
+    fewer where its share of ``KATUNA_MAX_HISTORY_CELLS`` is less
+    (:func:`~functions.core.history_cells.steps_kept`), so that no study's Optuna history, which
+    every process serving it loads, grows past what it was admitted for."""
+    return steps_kept(record.spec, deps.limits.history_cells, known_results(record.spec, record.warm_results))
 
 
 REACHED = "katuna:attempt_reached"
@@ -154,7 +163,7 @@ def record_curve(record: StudyRecord, trial: TrialRecord, deps: Deps) -> None:
     rules that judge by completed trials' curves then see whole curves, as Katib's median rule,
     which reads the observation log, does. A run again attempt's values replace every earlier
     attempt's at the steps it reached, and its last carries on over the steps it did not reach
-    (:func:`_carry`); no more than :data:`MAX_STEPS` in all."""
+    (:func:`_carry`); no more than the study's trials keep (:func:`_cap`) in all."""
     storage = deps.store.optuna_stream(record.name)
     trial_id = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(record.name),
                                                                trial.number)
@@ -162,9 +171,9 @@ def record_curve(record: StudyRecord, trial: TrialRecord, deps: Deps) -> None:
     if frozen.state.is_finished():
         return
     stored, taken = dict(frozen.intermediate_values), set()
-    counter = StepCounter(record.spec.objectives[0].metric)
+    counter, cap = StepCounter(record.spec.objectives[0].metric), _cap(record, deps)
     for step, value in counter.steps(deps.store.observations(record.name, trial.number, trial.attempt)):
-        if step in taken or _past_the_cap(stored, step):
+        if step in taken or _past_the_cap(stored, step, cap):
             continue
         taken.add(step)
         if step not in stored or (trial.attempt > 1 and stored[step] != value):

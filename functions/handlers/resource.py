@@ -13,7 +13,7 @@ cluster answers a SelfSubjectAccessReview: ``Forbidden``); its deletion
 stops the study; an edit of the fields a running study takes (parallelism, max
 trials, max failed trials; an Experiment's maxTrialCount only above the trials it has made, as
 Katib's webhook rules; not one whose maxTrials would take the study's Optuna history past
-``KATUNA_MAX_HISTORY``, as a new study's would not be taken) updates it, an edit raising the trial budget of an ended Experiment
+``KATUNA_MAX_HISTORY`` or its values past ``KATUNA_MAX_HISTORY_CELLS``, as a new study's would not be taken) updates it, an edit raising the trial budget of an ended Experiment
 that Katib would restart restarts it (:mod:`functions.core.resume`), and any other edit is
 refused in the status. Each generation
 is handled once: the stored origin (or, for a refused resource, its status) remembers it, so
@@ -32,7 +32,6 @@ from functions.core.cluster_templates import ClusterTemplates
 from functions.core.errors import InvalidStudy, Problem, StudyNotFound
 from functions.core.events import Event, study_created
 from functions.core.formats import in_definition, load_definition
-from functions.core.history import history_problem
 from functions.core.job import missing_requests
 from functions.core.launch import trial_launch
 from functions.core.ports import has_study
@@ -55,7 +54,7 @@ from functions.core.spec import Study
 from functions.core.stop import Decision
 from functions.core.trial_identity import study_problems
 from functions.handlers.base import Deps, complete, go_on
-from functions.handlers.submit import restart, store_study
+from functions.handlers.submit import raised_budget_problem, restart, store_study
 from functions.handlers.writeback import report
 
 log = logging.getLogger("katuna.resource")
@@ -186,11 +185,11 @@ def _edit(deps: Deps, stored: StudyRecord, origin: Origin, current: Mapping[str,
 def _apply_edit(deps: Deps, stored: StudyRecord, spec: Study, submitted: dict[str, Any],
                 handled: dict[str, Any]) -> StudyRecord:
     """Store the edit of the running study, unless its ``maxTrials`` would take the study's
-    Optuna history past ``KATUNA_MAX_HISTORY`` (:class:`InvalidStudy` at ``maxTrials``, nothing
-    changed), as a new study and a restart are refused. In one transaction, as a restart is."""
+    Optuna history past ``KATUNA_MAX_HISTORY`` or ``KATUNA_MAX_HISTORY_CELLS``
+    (:class:`InvalidStudy` at ``maxTrials``, nothing changed), as a new study and a restart are
+    refused. In one transaction, as a restart is."""
     with deps.store.transaction():
-        problem = history_problem(deps.store.optuna_history(stored.name), spec.max_trials, deps.limits.history,
-                                  deps.store.count_trials(stored.name).created)
+        problem = raised_budget_problem(deps, stored, spec)
         if problem is not None:
             raise InvalidStudy(in_definition(submitted, [problem]))
         deps.store.update_study(stored.name, spec=spec, definition=submitted, origin=handled)

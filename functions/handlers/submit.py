@@ -1,8 +1,9 @@
 """Storing a submitted study: under a fresh uid, or as the stored one when the same study is
 submitted again, or restarting an ended study (a Katib Experiment, or a native study) whose
-budget it raises (within the Optuna history's limit, as a new study). The HTTP API,
-``katuna run`` and the study resources all submit here; a warm start's results and the node
-pools held are checked in the same transaction, so concurrent submissions cannot slip past them.
+budget it raises (within the Optuna history's limits, as a new study). The HTTP API,
+``katuna run`` and the study resources all submit here; a warm start's results, the node
+pools held and the study's Optuna history are checked in the same transaction, so concurrent
+submissions cannot slip past them.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from typing import Any
 
 from functions.core import resume
 from functions.core.conflicts import study_conflict
-from functions.core.errors import InvalidStudy, StudyConflict
+from functions.core.errors import InvalidStudy, Problem, StudyConflict
 from functions.core.history import history_problem
+from functions.core.history_cells import cells_problem, known_results
 from functions.core.pool_count import HOLDING, held_pools, pools_problem
 from functions.core.ports import has_study
 from functions.core.records import StudyRecord
@@ -37,12 +39,13 @@ def store_study(deps: Deps, spec: Study, definition: dict[str, Any],
     uid = uuid.uuid4().hex[:12]
     with deps.store.transaction():
         stored_already = has_study(deps.store, spec.name)
+        taken = None
         if not stored_already:
             _check_pool_room(deps, spec)
-            _check_history_room(deps, spec)
+            taken = warm_results(deps, spec)
+            _check_history_room(deps, spec, definition, taken)
         record = StudyRecord(spec, definition, os.path.abspath(deps.workdir), uid, created_at=deps.clock(),
-                             origin=origin, warm_results=None if stored_already else warm_results(deps, spec),
-                             report_key=new_key())
+                             origin=origin, warm_results=taken, report_key=new_key())
         stored = deps.store.add_study(record)
     return stored, stored.uid == uid
 
@@ -73,14 +76,9 @@ def restart(deps: Deps, stored: StudyRecord, spec: Study, definition: dict[str, 
     path, and nothing changed): the trials it may add load into every process that serves it.
     In one transaction, so concurrent submissions cannot slip past the check."""
     with deps.store.transaction():
-        problem = history_problem(deps.store.optuna_history(stored.name), spec.max_trials, deps.limits.history,
-                                  deps.store.count_trials(stored.name).created)
+        problem = raised_budget_problem(deps, stored, spec)
         if problem is not None:
-            # Imported here: formats brings YAML, which a trial's end (handled with this module
-            # loaded) never needs in a fresh process.
-            from functions.core.formats import in_definition
-
-            raise InvalidStudy(in_definition(definition, [problem]))
+            raise _refusal(definition, problem)
         return reopen(stored, deps, spec, definition, origin)
 
 
@@ -97,14 +95,40 @@ def _check_pool_room(deps: Deps, spec: Study) -> None:
         raise InvalidStudy([problem])
 
 
-def _check_history_room(deps: Deps, spec: Study) -> None:
-    """Refuse a new study whose ``maxTrials`` would take its Optuna history past the limit
-    (:class:`InvalidStudy` at ``maxTrials``): every process that serves a study loads its whole
-    history first, and past the limit that load could outlast a worker's timeout. A name Optuna
-    holds a study of already (made through Optuna directly) counts that study's trials."""
-    problem = history_problem(deps.store.optuna_history(spec.name), spec.max_trials, deps.limits.history)
+def raised_budget_problem(deps: Deps, stored: StudyRecord, spec: Study) -> Problem | None:
+    """Why the stored study's history would not hold the trials ``spec`` (its raised or edited
+    budget) may add to those it has made, in trials (``KATUNA_MAX_HISTORY``) or else in values
+    (``KATUNA_MAX_HISTORY_CELLS``, counting the values it holds); None when they fit."""
+    counts = deps.store.count_trials(stored.name)
+    return history_problem(deps.store.optuna_history(stored.name), spec.max_trials, deps.limits.history,
+                           counts.created) or \
+        cells_problem(spec, deps.limits.history_cells, deps.store.optuna_version(stored.name), counts.finished,
+                      known_results(spec, stored.warm_results))
+
+
+def _check_history_room(deps: Deps, spec: Study, definition: dict[str, Any],
+                        taken: tuple[KnownResult, ...] | None) -> None:
+    """Refuse a new study whose ``maxTrials`` would take its Optuna history past either limit
+    (:class:`InvalidStudy` at ``maxTrials``, a Katib Experiment's ``spec.maxTrialCount``): every
+    process that serves a study loads its whole history first, and past the limits that load
+    could outlast a worker's timeout (its trials, ``KATUNA_MAX_HISTORY``) or take hundreds of
+    megabytes (its values, ``KATUNA_MAX_HISTORY_CELLS``: with its warm start's known results,
+    inline and ``taken`` from an earlier study). A name Optuna holds a study of already (made
+    through Optuna directly) counts what that study holds."""
+    problem = history_problem(deps.store.optuna_history(spec.name), spec.max_trials, deps.limits.history) or \
+        cells_problem(spec, deps.limits.history_cells, deps.store.optuna_version(spec.name), 0,
+                      known_results(spec, taken))
     if problem is not None:
-        raise InvalidStudy([problem])
+        raise _refusal(definition, problem)
+
+
+def _refusal(definition: dict[str, Any], problem: Problem) -> InvalidStudy:
+    """The refusal of ``problem``, at its path in the definition as submitted."""
+    # Imported here: formats brings YAML, which a trial's end (handled with this module loaded)
+    # never needs in a fresh process.
+    from functions.core.formats import in_definition
+
+    return InvalidStudy(in_definition(definition, [problem]))
 
 
 def warm_results(deps: Deps, spec: Study) -> tuple[KnownResult, ...] | None:

@@ -1,0 +1,137 @@
+"""How many values Optuna's storage holds for one study, against ``KATUNA_MAX_HISTORY_CELLS``.
+
+A process serving a study (its next suggestion, a pruning decision) first loads the study's
+whole Optuna history, and what that costs grows with each trial's values as much as with its
+trials: a parameter's value takes about 0.7 KB loaded, so 4,000 trials of 256 parameters took
+1.3 s of CPU and 680 MB, where ``KATUNA_MAX_HISTORY`` (a count of trials) let them all in. So a
+study is also refused at submission when the values its history may hold would go past the
+limit: each of its ``maxTrials`` trials holds its parameters and objective values, and with
+``earlyStopping`` its intermediate values too, and a warm start's known results hold their
+parameters and objective values. A restarted study (a raised budget, an edited resource) counts
+what its history holds already, a journal record a value, and the trials it may add.
+
+A trial's intermediate values are bounded by its study's share of the limit: with
+``earlyStopping`` and ``maxTrials``, each trial keeps as many steps as the limit leaves each of
+the study's trials, at most :data:`~functions.core.metrics.MAX_STEPS` and at least
+:data:`MIN_STEPS` (a study whose trials would keep fewer is refused). A study without
+``maxTrials`` (ended by ``timeBudget`` or a goal) is bounded by neither count: it is refused only
+when its history is full, as ``KATUNA_MAX_HISTORY`` refuses it, and its trials keep
+:data:`~functions.core.metrics.MAX_STEPS` steps each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sized
+
+from functions.core.errors import Problem
+from functions.core.limits import PREFIX
+from functions.core.metrics import MAX_STEPS
+from functions.core.spec import Study
+
+MIN_STEPS = 100
+"""The fewest intermediate values each trial of a study with ``earlyStopping`` keeps: an epoch a
+step, a hundred epochs is a long training, and a rule judging fewer steps than a trial reports
+would stop judging it partway. A study whose trials the limit would leave fewer is refused."""
+
+VALUE_BYTES = 700
+"""About what one value of a study's history takes in a process that loaded it, a parameter's
+being the costliest (680 MB for 4,000 trials of 256 parameters; an intermediate value about a
+tenth of that): ``benchmarks/history_load.py``."""
+
+
+def trial_values(spec: Study) -> int:
+    """The values one trial of the study holds besides its intermediate values: its parameters
+    and its objective values (a known result of a warm start holds as many)."""
+    return len(spec.parameters) + len(spec.objectives)
+
+
+def known_results(spec: Study, taken: Sized | None) -> int:
+    """How many known results the study's warm start gives its history: those given inline and
+    those ``taken`` from an earlier study."""
+    return (len(spec.warm_start.trials) if spec.warm_start is not None else 0) + len(taken or ())
+
+
+def steps_kept(spec: Study, limit: int, known: int = 0) -> int:
+    """The intermediate values each trial of the study stores (and its rule judges) at most,
+    under a limit of ``limit`` values, ``known`` of the study's trials known results of its warm
+    start: none without ``earlyStopping``; the limit's share of each of ``maxTrials`` trials,
+    from :data:`MIN_STEPS` to :data:`~functions.core.metrics.MAX_STEPS`."""
+    return _steps(spec, spec.max_trials, limit, known)
+
+
+def _steps(spec: Study, trials: int | None, limit: int, known: int) -> int:
+    """:func:`steps_kept` of the study were its ``maxTrials`` ``trials``."""
+    if spec.early_stopping is None:
+        return 0
+    if trials is None:
+        return MAX_STEPS
+    width = trial_values(spec)
+    share = (limit - known * width) // max(trials, 1) - width
+    return min(MAX_STEPS, max(MIN_STEPS, share))
+
+
+def cells_problem(spec: Study, limit: int, held: int = 0, made: int = 0, known: int = 0) -> Problem | None:
+    """Why the study's history, holding ``held`` values, would go past ``limit`` values once
+    its trials beyond the ``made`` it has finished (0 for a new study; one still running may add
+    intermediate values, so it counts as one to come) and its ``known`` results of a warm start
+    are in it; None when it fits. At ``maxTrials``, with the largest ``maxTrials`` that fits."""
+    if spec.max_trials is None:
+        if held + known * trial_values(spec) < limit:
+            return None
+        return Problem("maxTrials", f"{_limited(limit)}, and this study's holds {held:,}{_cost(limit)}")
+    if _fits(spec, spec.max_trials, limit, held, made, known):
+        return None
+    most = _most_trials(spec, limit, held, made, known)
+    asked = _asked(spec, trial_values(spec) + steps_kept(spec, limit, known), held, made, known)
+    return Problem("maxTrials", f"{_limited(limit)}, and {asked}{_cost(limit)}. {_advice(spec, most, made)}")
+
+
+def _fits(spec: Study, trials: int, limit: int, held: int, made: int, known: int) -> bool:
+    """Whether the history fits under ``limit`` were the study's ``maxTrials`` ``trials``."""
+    per = trial_values(spec) + _steps(spec, trials, limit, known)
+    return held + known * trial_values(spec) + max(trials - made, 0) * per <= limit
+
+
+def _most_trials(spec: Study, limit: int, held: int, made: int, known: int) -> int:
+    """The largest ``maxTrials`` that fits, from ``made`` (no trial more fits) up."""
+    fits, too_many = made, max(spec.max_trials or 0, made + 1)
+    while too_many - fits > 1:
+        middle = (fits + too_many) // 2
+        fits, too_many = (middle, too_many) if _fits(spec, middle, limit, held, made, known) else (fits, middle)
+    return fits
+
+
+def _limited(limit: int) -> str:
+    return f"a study's Optuna history holds at most {limit:,} values (set by {PREFIX}MAX_HISTORY_CELLS)"
+
+
+def _cost(limit: int) -> str:
+    return (": every process that serves the study first loads its whole history, whose values take up to about "
+            f"{limit * VALUE_BYTES / 1e6:,.0f} MB at the limit")
+
+
+def _asked(spec: Study, per: int, held: int, made: int, known: int) -> str:
+    """What the study would put in its history, in words."""
+    trials = spec.max_trials or 0
+    parts = [_counted(len(spec.parameters), "parameter"), _counted(len(spec.objectives), "objective value")]
+    if spec.early_stopping is not None:
+        parts.append(f"{_counted(per - trial_values(spec), 'intermediate value')} for earlyStopping")
+    each = f"of {per:,} values each ({', '.join(parts)})"
+    warm = f" and take {_counted(known, 'known result')} (warmStart)" if known else ""
+    if made:
+        return (f"this study, with maxTrials {trials:,} after {made:,} finished trials, holds {held:,} values and "
+                f"may add {_counted(max(trials - made, 0), 'trial')} {each}{warm}")
+    holds = f"this study's holds {held:,} and it" if held else "this study"
+    return f"{holds} may create {_counted(trials, 'trial')} (maxTrials) {each}{warm}"
+
+
+def _counted(count: int, thing: str) -> str:
+    return f"{count:,} {thing}{'' if count == 1 else 's'}"
+
+
+def _advice(spec: Study, most: int, made: int) -> str:
+    shape = _counted(len(spec.parameters), "parameter") + (" with earlyStopping" if spec.early_stopping else "")
+    if most <= made:
+        return f"No more trials fit for {shape}"
+    return (f"At most {most:,} trials fit for {shape}: run it as several studies (warmStart carries the results of "
+            "one into the next), or with fewer parameters")

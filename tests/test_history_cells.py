@@ -1,0 +1,167 @@
+"""The values of a study's Optuna history, bounded at submission by ``KATUNA_MAX_HISTORY_CELLS``:
+what a process serving a study loads grows with its trials' parameters, objective values and
+intermediate values, so a study whose ``maxTrials`` would take its history past the limit is
+refused at ``maxTrials`` (a Katib Experiment's ``spec.maxTrialCount``), saying how many trials
+fit, and nothing is stored; a narrower study of as many trials is taken."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner
+from conftest import study_definition
+from test_katib import experiment
+
+from functions.adapters.sqlite_store import SqliteStore
+from functions.adapters.web import create_app
+from functions.cli import main
+from functions.core.errors import InvalidStudy
+from functions.core.formats import load_study
+from functions.core.limits import Limits
+from functions.core.validate import parse_study
+from functions.embedded import Embedded
+from functions.runtime import Runtime
+from functions.settings import Settings
+
+WIDE_REFUSAL = ("maxTrials: a study's Optuna history holds at most 500,000 values (set by KATUNA_MAX_HISTORY_CELLS), and "
+                "this study may create 4,000 trials (maxTrials) of 257 values each (256 parameters, 1 objective value): "
+                "every process that serves the study first loads its whole history, whose values take up to about 350 MB at "
+                "the limit. "
+                "At most 1,945 trials fit for 256 parameters")
+
+
+def wide(name: str, width: int, max_trials: int, **overrides: Any) -> dict[str, Any]:
+    """A study of ``width`` parameters, each given to its trial's command."""
+    names = [f"p{i}" for i in range(width)]
+    definition = study_definition(name=name, maxTrials=max_trials, parallelism=1,
+                                  parameters=[{"name": p, "type": "float", "min": 0.0, "max": 1.0} for p in names],
+                                  **overrides)
+    definition["trialTemplate"]["command"] = [sys.executable, "-c", "print('loss=1')",
+                                              *(f"${{trialParameters.{p}}}" for p in names)]
+    return definition
+
+
+def refused(runner: Embedded, tmp_path: Path, definition: dict[str, Any]) -> str:
+    """The refusal of ``definition``, which leaves the stored studies and Optuna's journal as they were."""
+    before = ([s.name for s in runner.store.list_studies()],
+              runner.store.db.execute("SELECT count(*) FROM optuna_journal").fetchone())
+    with pytest.raises(InvalidStudy) as caught:
+        runner.submit(*load_study(yaml.safe_dump(definition)), tmp_path)
+    after = ([s.name for s in runner.store.list_studies()],
+             runner.store.db.execute("SELECT count(*) FROM optuna_journal").fetchone())
+    assert after == before, "nothing stored"
+    return " ".join(str(caught.value).split())
+
+
+def test_a_wide_study_is_refused_with_a_422_naming_max_trials_and_a_narrow_one_of_as_many_trials_is_taken(
+        tmp_path: Path):
+    """4,000 trials of 256 parameters load about 700 MB in every process that serves them:
+    refused by default, saying how many trials of 256 parameters fit; 4,000 of three, and 1,945
+    of 256, are taken."""
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
+    try:
+        client = create_app(runtime).test_client()
+        assert client.post("/studies", json=study_definition(name="earlier")).status_code == 201
+        answer = client.post("/studies", json=wide("wide", 256, 4_000))
+        body = answer.get_json()
+        assert (answer.status_code, body["error"], [p["path"] for p in body["problems"]]) == \
+            (422, "invalid_study", ["maxTrials"]), body
+        assert body["problems"][0]["message"].startswith(WIDE_REFUSAL.removeprefix("maxTrials: ")), body
+        assert [s["name"] for s in client.get("/studies").get_json()] == ["earlier"], "nothing stored"
+        assert runtime.store().optuna_version("wide") == 0, "no Optuna study made"
+        assert client.post("/studies", json=wide("narrow", 3, 4_000)).status_code == 201
+        assert client.post("/studies", json=wide("widest", 256, 1_945)).status_code == 201
+    finally:
+        runtime.close()
+
+
+def test_katuna_run_refuses_a_wide_study_with_exit_2_in_a_new_database_and_in_one_that_exists(tmp_path: Path):
+    study = tmp_path / "wide.yaml"
+    study.write_text(yaml.safe_dump(wide("wide", 256, 4_000)))
+    for db in (tmp_path / "new.db", tmp_path / "old.db"):
+        if db.name == "old.db":
+            SqliteStore(db).close()
+        result = CliRunner().invoke(main, ["run", str(study), "--db", str(db)])
+        assert result.exit_code == 2, result.output
+        assert WIDE_REFUSAL in " ".join(result.stderr.split()), result.stderr
+    assert not (tmp_path / "new.db").exists(), "no empty database left behind"
+    store = SqliteStore(tmp_path / "old.db")
+    assert store.list_studies() == [] and store.optuna_version("wide") == 0
+    store.close()
+
+
+def test_a_katib_experiment_past_the_history_values_is_refused_at_its_max_trial_count(tmp_path: Path):
+    """An Experiment goes through the same check, its refusal at its own field."""
+    runner = Embedded(Settings(db=tmp_path / "katuna.db", limits=Limits(history_cells=10)))
+    message = refused(runner, tmp_path, experiment(maxTrialCount=6))
+    assert "spec.maxTrialCount: a study's Optuna history holds at most 10 values (set by KATUNA_MAX_HISTORY_CELLS), " \
+           "and this study may create 6 trials (maxTrials) of 2 values each (1 parameter, 1 objective value)" in message
+    assert "At most 5 trials fit for 1 parameter" in message
+    assert runner.submit(*load_study(yaml.safe_dump(experiment(maxTrialCount=5))), tmp_path).spec.max_trials == 5
+    runner.close()
+
+
+def test_a_study_with_early_stopping_counts_a_hundred_steps_a_trial_at_least(tmp_path: Path):
+    """Each of its trials keeps the limit's share of intermediate values, and a study whose share
+    would be below 100 is refused: 100 trials of one parameter need 100 * (1 + 1 + 100) values."""
+    stopping = {"earlyStopping": {"algorithm": "median"}}
+    runner = Embedded(Settings(db=tmp_path / "katuna.db", limits=Limits(history_cells=10_199)))
+    message = refused(runner, tmp_path, study_definition(name="pruned", maxTrials=100, **stopping))
+    assert "may create 100 trials (maxTrials) of 102 values each (1 parameter, 1 objective value, 100 intermediate " \
+           "values for earlyStopping)" in message, message
+    assert "At most 99 trials fit for 1 parameter with earlyStopping" in message
+    definition = study_definition(name="pruned", maxTrials=99, **stopping)
+    assert runner.submit(parse_study(definition), definition, tmp_path).spec.max_trials == 99
+    unpruned = study_definition(name="unpruned", maxTrials=5_000)
+    assert runner.submit(parse_study(unpruned), unpruned, tmp_path).spec.max_trials == 5_000, \
+        "without early stopping a trial holds its parameter and objective value"
+    runner.close()
+
+
+def test_a_warm_starts_known_results_count_as_the_trials_they_become(tmp_path: Path):
+    known = {"warmStart": {"trials": [{"params": {"x": float(x)}, "value": float(x)} for x in range(3)]}}
+    runner = Embedded(Settings(db=tmp_path / "katuna.db", limits=Limits(history_cells=7)))
+    message = refused(runner, tmp_path, study_definition(name="warm", maxTrials=1, parallelism=1, **known))
+    assert "may create 1 trial (maxTrials) of 2 values each (1 parameter, 1 objective value) and take 3 known " \
+           "results (warmStart)" in message, message
+    runner.close()
+    runner = Embedded(Settings(db=tmp_path / "katuna.db", limits=Limits(history_cells=8)))
+    definition = study_definition(name="warm", maxTrials=1, parallelism=1, **known)
+    assert runner.submit(parse_study(definition), definition, tmp_path).name == "warm"
+    runner.close()
+
+
+def test_a_study_without_max_trials_is_not_refused_for_its_values(tmp_path: Path):
+    """As ``KATUNA_MAX_HISTORY`` treats it: a study ended by its time budget has no count of trials to bound."""
+    unbounded = study_definition(name="open", timeBudget="1h")
+    del unbounded["maxTrials"]
+    runner = Embedded(Settings(db=tmp_path / "katuna.db", limits=Limits(history_cells=1)))
+    assert runner.submit(parse_study(unbounded), unbounded, tmp_path).name == "open"
+    runner.close()
+
+
+def test_a_restart_counts_the_values_its_history_holds_and_a_refused_one_changes_nothing(tmp_path: Path):
+    """An ended Experiment restarted with a raised ``maxTrialCount``: what its journal holds and
+    two values for each trial it may add."""
+    doc = experiment(resumePolicy="LongRunning", maxTrialCount=2, parallelTrialCount=1)
+    runner = Embedded(Settings(db=tmp_path / "katuna.db"))
+    runner.submit(*load_study(yaml.safe_dump(doc)), tmp_path)
+    ended = runner.run(doc["metadata"]["name"])
+    held = runner.store.optuna_version(ended.name)
+    runner.close()
+    runner = Embedded(Settings(db=tmp_path / "katuna.db", limits=Limits(history_cells=held + 3)))
+    doc["spec"]["maxTrialCount"] = 4
+    message = refused(runner, tmp_path, doc)
+    assert f"spec.maxTrialCount: a study's Optuna history holds at most {held + 3} values (set by " \
+           f"KATUNA_MAX_HISTORY_CELLS), and this study, with maxTrials 4 after 2 finished trials, holds {held} values " \
+           "and may add 2 trials of 2 values each (1 parameter, 1 objective value)" in message, message
+    assert "At most 3 trials fit for 1 parameter" in message
+    assert runner.store.get_study(ended.name) == ended, "nothing changed"
+    doc["spec"]["maxTrialCount"] = 3
+    restarted = runner.submit(*load_study(yaml.safe_dump(doc)), tmp_path)
+    assert (restarted.status, restarted.restarts, restarted.spec.max_trials) == ("running", 1, 3)
+    runner.close()
