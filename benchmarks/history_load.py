@@ -15,8 +15,13 @@ per parameter) is charted in a fresh process as a ``katuna serve`` worker charts
 parallel coordinates, the first chart of its page, which reads the study's history
 (:data:`functions.core.history.CHART_CELLS` values at most) and draws it (a sample of
 :data:`functions.adapters.web.plots.PARALLEL_VALUES` values at most): the seconds, the memory
-the request added at its peak, and the chart's bytes. Ends with ``name=value`` lines; the JSON
-and a plot go to ``benchmarks/results/``.
+the request added at its peak, and the chart's bytes.
+
+Last, the widest study ``KATUNA_MAX_HISTORY_CELLS`` admits (256 parameters, as many trials as
+:data:`functions.core.limits.Limits.history_cells` allows them) is served in a fresh process as
+an event handler serves it: its Optuna history loaded (the seconds, of CPU, and the memory that
+added at its peak), then a suggestion asked of TPE (the memory at the peak after it). Ends with
+``name=value`` lines; the JSON and a plot go to ``benchmarks/results/``.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from ui_render import NAME, build, memory_mb
 
 from functions.adapters.sqlite_journal import KatunaJournalStorage, SqliteJournalBackend
 from functions.adapters.sqlite_store import SqliteStore
+from functions.core.history_cells import trial_values
 from functions.core.limits import DEFAULTS
 from functions.core.records import COMPLETE, StudyRecord, TrialRecord
 from functions.core.validate import parse_study
@@ -94,14 +100,25 @@ def measure(trials: int) -> dict[str, float]:
             "bytes_per_trial": size / trials, "load_us_per_trial": load / trials * 1e6}
 
 
+def wide_definition(trials: int) -> dict[str, object]:
+    """A study of :data:`WIDE_PARAMETERS` parameters and ``trials`` trials."""
+    names = [f"p{i}" for i in range(WIDE_PARAMETERS)]
+    return {"name": WIDE, "objective": {"metric": "loss", "direction": "minimize"},
+            "parameters": [{"name": p, "type": "float", "min": 0.0, "max": 1.0} for p in names],
+            "algorithm": {"name": "random"}, "maxTrials": trials,
+            "trialTemplate": {"command": ["train", *(f"${{trialParameters.{p}}}" for p in names)]}}
+
+
+def widest_admitted() -> int:
+    """The most trials of :data:`WIDE_PARAMETERS` parameters ``KATUNA_MAX_HISTORY_CELLS`` admits."""
+    return DEFAULTS.history_cells // trial_values(parse_study(wide_definition(1)))
+
+
 def build_wide(db: Path, trials: int) -> None:
     """A completed study of :data:`WIDE_PARAMETERS` parameters and ``trials`` trials, each asked
     and told as katuna's sampler asks (a record per parameter), in one transaction."""
     names = [f"p{i}" for i in range(WIDE_PARAMETERS)]
-    definition = {"name": WIDE, "objective": {"metric": "loss", "direction": "minimize"},
-                  "parameters": [{"name": p, "type": "float", "min": 0.0, "max": 1.0} for p in names],
-                  "algorithm": {"name": "random"}, "maxTrials": trials,
-                  "trialTemplate": {"command": ["train", *(f"${{trialParameters.{p}}}" for p in names)]}}
+    definition = wide_definition(trials)
     store = SqliteStore(db)
     now = time.time()
     store.add_study(StudyRecord(parse_study(definition), definition, str(db.parent), "bench-wide", status="completed",
@@ -144,14 +161,35 @@ def wide_chart(db: Path) -> dict[str, float | str]:
             "note": (figure["layout"].get("title") or {}).get("text") or ""}
 
 
-def measure_wide(trials: int) -> dict[str, float | str]:
+def wide_load(db: Path) -> dict[str, float]:
+    """In this process, as a fresh worker serving the wide study: seconds (and of the process's
+    CPU) from opening the store to the study's Optuna history loaded, the memory that added at
+    its peak (MB), and the memory added at the peak once TPE suggested its next value."""
+    Path("/proc/self/clear_refs").write_text("5")
+    before = memory_mb(os.getpid(), "VmRSS")
+    start, cpu = time.perf_counter(), time.process_time()
+    store = SqliteStore(db)
+    with store.transaction():
+        study = store.optuna_study(WIDE, ["minimize"])
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+        loaded = memory_mb(os.getpid(), "VmHWM") - before
+        study.sampler = optuna.samplers.TPESampler(seed=1)
+        study.ask().suggest_float("p0", 0.0, 1.0)
+    asked = memory_mb(os.getpid(), "VmHWM") - before
+    store.close()
+    return {"seconds": seconds, "cpu_s": cpu, "peak_added_mb": loaded, "tpe_peak_added_mb": asked}
+
+
+def measure_wide(trials: int, mode: str) -> dict[str, float | str]:
+    """A wide study of ``trials`` built, then served in a fresh process: ``mode`` ``--wide-chart``
+    (:func:`wide_chart`) or ``--wide-load`` (:func:`wide_load`)."""
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "katuna.db"
         start = time.perf_counter()
         build_wide(db, trials)
         print(f"built a {trials:,}-trial study of {WIDE_PARAMETERS} parameters in {time.perf_counter() - start:.1f} s",
               flush=True)
-        fresh = subprocess.run([sys.executable, __file__, "--wide-chart", str(db)], check=True, capture_output=True,
+        fresh = subprocess.run([sys.executable, __file__, mode, str(db)], check=True, capture_output=True,
                                text=True, cwd=Path(__file__).parent)
     return {"trials": trials, **json.loads(fresh.stdout.splitlines()[-1])}
 
@@ -163,6 +201,7 @@ def main() -> None:
                         help=f"trials of the wide study ({WIDE_PARAMETERS} parameters) charted")
     parser.add_argument("--first-trial", nargs=2, metavar=("DB", "STUDY"), help=argparse.SUPPRESS)
     parser.add_argument("--wide-chart", metavar="DB", help=argparse.SUPPRESS)
+    parser.add_argument("--wide-load", metavar="DB", help=argparse.SUPPRESS)
     args = report.parsed(parser)
     if args.first_trial:
         print(json.dumps(first_trial(Path(args.first_trial[0]), args.first_trial[1])))
@@ -170,9 +209,13 @@ def main() -> None:
     if args.wide_chart:
         print(json.dumps(wide_chart(Path(args.wide_chart))))
         return
+    if args.wide_load:
+        print(json.dumps(wide_load(Path(args.wide_load))))
+        return
     sizes = [6_000] if args.quick else args.trials
     results = {n: measure(n) for n in sizes}
-    wide = measure_wide(100 if args.quick else args.wide_trials)
+    wide = measure_wide(100 if args.quick else args.wide_trials, "--wide-chart")
+    admitted = measure_wide(100 if args.quick else widest_admitted(), "--wide-load")
     print("a fresh process opens the database and suggests a new study's first value, or the large study's next")
     print(report.table(["other study's trials", "new study's first s", "large study's next s", "snapshot MB", "load s",
                         "B/trial", "us/trial"],
@@ -182,8 +225,12 @@ def main() -> None:
           "parameters: "
           f"{wide['seconds']:.1f} s ({wide['cpu_s']:.1f} s of CPU), {wide['peak_added_mb']:.0f} MB more at its peak, "
           f"{wide['bytes']:,} bytes, {wide['drawn']:,} trials drawn; its note: {wide['note'] or '(none)'}")
+    print(f"a fresh worker loads the history of {admitted['trials']:,} trials of {WIDE_PARAMETERS} parameters "
+          f"({widest_admitted():,}, the most KATUNA_MAX_HISTORY_CELLS admits, in a full run): "
+          f"{admitted['seconds']:.1f} s ({admitted['cpu_s']:.1f} s of CPU), "
+          f"{admitted['peak_added_mb']:.0f} MB more at its peak, {admitted['tpe_peak_added_mb']:.0f} MB once TPE asked")
     report.save("history_load", {"limit": DEFAULTS.history, "sizes": {str(n): r for n, r in results.items()},
-                                 "wide_chart": wide}, args.out)
+                                 "wide_chart": wide, "wide_load": admitted}, args.out)
     fig, ax = report.figure()
     ax.plot(list(results), [r["first_trial_s"] for r in results.values()], marker="o", label="a new study's first")
     ax.plot(list(results), [r["large_next_trial_s"] for r in results.values()], marker="s",
@@ -199,7 +246,10 @@ def main() -> None:
                   "wide_chart_trials": wide["trials"], "wide_chart_s": round(wide["seconds"], 2),
                   "wide_chart_cpu_s": round(wide["cpu_s"], 2),
                   "wide_chart_peak_added_mb": round(wide["peak_added_mb"]), "wide_chart_bytes": wide["bytes"],
-                  "wide_chart_drawn": wide["drawn"]})
+                  "wide_chart_drawn": wide["drawn"], "wide_load_trials": admitted["trials"],
+                  "wide_load_s": round(admitted["seconds"], 2), "wide_load_cpu_s": round(admitted["cpu_s"], 2),
+                  "wide_load_peak_added_mb": round(admitted["peak_added_mb"]),
+                  "wide_load_tpe_peak_added_mb": round(admitted["tpe_peak_added_mb"])})
 
 
 if __name__ == "__main__":
