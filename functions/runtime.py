@@ -42,6 +42,7 @@ from functions.core.ports import Admissions, Executor, RunningLogs
 from functions.core.records import StudyRecord
 from functions.core.spec import Study
 from functions.dispatch import Dispatcher, Turns
+from functions.gunicorn_config import master_problem
 from functions.handlers import Deps
 from functions.handlers.submit import store_or_restart
 from functions.pools import check_access, check_study, node_pools
@@ -294,18 +295,21 @@ stops, saying "App failed to load", instead of starting the worker again (``Arbi
 def from_environment() -> WSGIApplication:
     """The HTTP service configured from the environment (gunicorn's entry point in a container).
 
-    A setting katuna cannot use, or other hosts named in ``KATUNA_ALLOWED_HOSTS`` without
-    ``KATUNA_API_TOKEN`` (it serves loopback Host names only without one), stop the worker with
-    one log line naming the variable and :data:`APP_LOAD_ERROR`, no traceback: gunicorn then stops
-    instead of restarting it, so a container never serves writes to the network unauthenticated,
-    nor runs with a setting it misread.
+    A setting katuna cannot use, other hosts named in ``KATUNA_ALLOWED_HOSTS`` without
+    ``KATUNA_API_TOKEN`` (it serves loopback Host names only without one), or a gunicorn master
+    that local trials could read the service's secrets from (started without
+    :mod:`functions.gunicorn_config`), stop the worker with one log line saying why and
+    :data:`APP_LOAD_ERROR`, no traceback: gunicorn then stops instead of restarting it, so a
+    container never serves writes to the network unauthenticated, runs with a setting it
+    misread, nor starts a trial that can read its token.
     """
     collect_less_often()
     try:
         settings = Settings.from_env()
     except InvalidSetting as exc:
         _refuse(str(exc))
-    problem = guard.exposure_problem(settings.allowed_hosts, settings.api_token)
+    problem = (guard.exposure_problem(settings.allowed_hosts, settings.api_token)
+               or master_problem(runs_local_trials=settings.executor == "local"))
     if problem:
         _refuse(problem)
     return service_app(settings)

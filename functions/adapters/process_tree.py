@@ -88,6 +88,21 @@ def hide_from_trials() -> bool:
     return True
 
 
+def open_to_trials(pid: int) -> bool:
+    """Whether process ``pid``'s environment and memory are open to the trials this process
+    starts: they run as this process's user, which is not root, and ``pid`` is a dumpable
+    process of that user. The kernel hands the ``/proc/<pid>`` files of a process that is not
+    dumpable to root (``task_dump_owner``), so their owner tells. A trial running as root reads
+    every process all the same, which is not asked here (``katuna serve`` warns of it)."""
+    me = os.geteuid()
+    if me == 0 or not sys.platform.startswith("linux"):
+        return False
+    try:
+        return os.stat(f"{PROC}/{pid}/environ").st_uid == me
+    except OSError:
+        return False
+
+
 def _prctl(option: int, value: int) -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(option, value, 0, 0, 0) != 0:

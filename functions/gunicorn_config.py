@@ -1,0 +1,43 @@
+"""gunicorn's settings for katuna's service: ``gunicorn -c python:functions.gunicorn_config ...
+"functions.runtime:from_environment()"``, as the image runs it.
+
+gunicorn's master process holds the service's whole environment (``KATUNA_API_TOKEN``, cloud
+credentials) and a local trial runs as the same user, who may read ``/proc/<pid>/environ`` of
+any of their own processes that is dumpable. :func:`on_starting` makes the master not dumpable
+before it forks any worker (``katuna serve``'s master does the same itself; every worker hides
+itself as it builds its executor). A worker whose master is still open to its trials refuses
+to run them (:func:`master_problem`, asked by :func:`functions.runtime.from_environment`).
+
+The control socket is off too: gunicorn would otherwise make one at a path in the home
+directory shared by every gunicorn of the user, and nothing here uses it.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from functions.adapters import process_tree
+
+CONFIG = "-c python:functions.gunicorn_config"
+"""The gunicorn option that loads this module."""
+
+control_socket_disable = True
+"""gunicorn's ``--no-control-socket``."""
+
+
+def on_starting(server: Any) -> None:
+    """gunicorn's hook, in the master before it binds or forks: hide the master's environment
+    and memory from the trials its workers will start."""
+    process_tree.hide_from_trials()
+
+
+def master_problem(runs_local_trials: bool) -> str | None:
+    """Why this gunicorn worker may not start trials here, or None: its master (the parent) is
+    open to them, started without this module's settings."""
+    master = os.getppid()
+    if not runs_local_trials or not process_tree.open_to_trials(master):
+        return None
+    return (f"gunicorn's master process (pid {master}) is readable by the local trials this service would start, "
+            f"which run as the same user: its /proc/{master}/environ holds KATUNA_API_TOKEN and any cloud "
+            f"credentials. Start gunicorn with {CONFIG} (as the image does), or run `katuna serve`")
