@@ -16,6 +16,7 @@ import pytest
 from conftest import TRIAL, study_definition
 
 from functions.adapters.web import create_app
+from functions.adapters.web.tables import RANGED_FIELDS
 from functions.runtime import Runtime
 from functions.settings import Settings
 
@@ -91,3 +92,32 @@ def test_a_dashboard_path_with_nothing_there_is_the_dashboards_error_page(client
         assert answer.status_code == 404 and answer.mimetype == "text/html", path
         assert "Not Found" in answer.text and 'href="/ui/"' in answer.text
     assert client.get("/studies/katib-like/nothing").mimetype == "application/json", "the API keeps its JSON"
+
+
+def test_a_fields_repeated_ranges_filter_as_their_tightest_bounds_shown_as_one_range(client):
+    """All ranges must hold, so a field's several ranges are one: the same trials, one test of
+    each trial in SQL however often the field is repeated, and one row of the form."""
+    repeated = "field=param:b&min=10&max=&field=param:b&min=20&max=100&field=param:b&min=&max=40"
+    assert shown(client, f"sort=param:b&{repeated}") == shown(client, "sort=param:b&field=param:b&min=20&max=40")
+    assert shown(client, f"sort=param:b&{repeated}") == ["32", "32"]
+    page = client.get(f"{TABLE}?{'&'.join(['field=param:b&min=20&max='] * 170)}&field=duration&min=0&max=")
+    assert page.status_code == 200, page.text
+    assert page.text.count('<div class="range">') == 3, "param:b, duration, and the empty row to add one"
+    assert re.findall(r'name="min"[^>]*value="([^"]*)"', page.text) == ["20.0", "0.0", ""]
+
+
+def test_ranges_on_more_fields_than_the_table_takes_at_once_are_refused_naming_field(client):
+    names = [f"p{i}" for i in range(RANGED_FIELDS + 1)]
+    definition = study_definition(
+        name="wide", maxTrials=1, parallelism=1,
+        parameters=[{"name": n, "type": "float", "min": 0, "max": 1} for n in names],
+        trialTemplate={"command": [sys.executable, "-c", "print('loss=1')"],
+                       "env": {n.upper(): f"${{trialParameters.{n}}}" for n in names}})
+    assert client.post("/studies", json=definition).status_code == 201
+    ranges = [f"field=param:{n}&min=0&max=1" for n in names]
+    for path in ("/ui/studies/wide/trials", "/ui/studies/wide/trials.csv"):
+        assert client.get(f"{path}?{'&'.join(ranges[:-1] * 3)}").status_code == 200, "repeats count once"
+        answer = client.get(f"{path}?{'&'.join(ranges)}")
+        assert answer.status_code == 400
+        assert (f"field: expected ranges on at most {RANGED_FIELDS} fields at once, got {RANGED_FIELDS + 1}"
+                in html.unescape(answer.text))

@@ -239,6 +239,10 @@ class SqliteTrials(SqliteStudies):
             args += list(query.states)
         for field, low, high in query.ranges:
             expression, field_args = _trial_field(field, spec)
+            if low is not None and high is not None:  # the field's value read once per trial, not twice
+                where.append(f"{expression} BETWEEN ? AND ?")
+                args += [*field_args, low, high]
+                continue
             for bound, operator in ((low, ">="), (high, "<=")):
                 if bound is not None:
                     where.append(f"{expression} {operator} ?")

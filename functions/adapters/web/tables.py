@@ -22,6 +22,10 @@ LARGEST_OFFSET = (1 << 63) - 1
 """SQLite's largest integer: no page may start beyond it."""
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 """What makes a spreadsheet read a cell as a formula (OWASP's CSV injection list)."""
+RANGED_FIELDS = 8
+"""Fields the table's ranges may bound at once. Each is a test of every trial of the study, run
+for the count and again for the page: a field's repeated ranges are one (:func:`_ranges`), and
+past this many fields a query is refused rather than left to cost seconds of a worker."""
 
 
 @dataclass(frozen=True)
@@ -72,10 +76,12 @@ def parse_query(spec: Study, args: Mapping[str, str], paged: bool = True) -> Tri
 
 
 def _ranges(spec: Study, args: Mapping[str, str], known: set[str]) -> list[tuple[str, float | None, float | None]]:
-    """The ``field``/``min``/``max`` triples that name a bound. A field of labels (the state, a
-    categorical parameter) has no order a number could bound, so a range on it is refused."""
+    """The ``field``/``min``/``max`` triples that name a bound, one range per field in the order
+    the fields first come: since all must hold, a field's several ranges are the one of their
+    tightest bounds. A field of labels (the state, a categorical parameter) has no order a
+    number could bound, so a range on it is refused; so are more than :data:`RANGED_FIELDS` fields."""
     labels = {"state"} | {f"param:{p.name}" for p in spec.parameters if isinstance(p, CategoricalParameter)}
-    ranges = []
+    bounds: dict[str, tuple[float | None, float | None]] = {}
     lows, highs = _list(args, "min"), _list(args, "max")
     for index, field in enumerate(_list(args, "field")):
         low = _number(lows[index] if index < len(lows) else "", "min")
@@ -86,8 +92,19 @@ def _ranges(spec: Study, args: Mapping[str, str], known: set[str]) -> list[tuple
             if field in labels:
                 raise MalformedRequest(f"field: {field!r} takes labels, not numbers, so it has no min/max range: "
                                        "expected a metric, a time, or a parameter that is not categorical")
-            ranges.append((field, low, high))
-    return ranges
+            bounds[field] = _tightest(bounds.get(field, (None, None)), low, high)
+    if len(bounds) > RANGED_FIELDS:
+        raise MalformedRequest(f"field: expected ranges on at most {RANGED_FIELDS} fields at once, got {len(bounds)} "
+                               "(a field's several ranges count once)")
+    return [(field, low, high) for field, (low, high) in bounds.items()]
+
+
+def _tightest(bounds: tuple[float | None, float | None], low: float | None,
+              high: float | None) -> tuple[float | None, float | None]:
+    """The bounds that hold where both ``bounds`` and ``low``..``high`` hold (None: no bound)."""
+    lows = [b for b in (bounds[0], low) if b is not None]
+    highs = [b for b in (bounds[1], high) if b is not None]
+    return max(lows, default=None), min(highs, default=None)
 
 
 def _list(args: Mapping[str, str], name: str) -> list[str]:
