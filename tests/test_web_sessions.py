@@ -179,3 +179,27 @@ def test_over_https_the_cookie_has_the_host_prefix(tmp_path):
         assert client.get("/studies", base_url="http://127.0.0.1").status_code == 401, "not the plain cookie"
     finally:
         runtime.close()
+
+
+@pytest.mark.parametrize("token", [None, TOKEN])
+def test_login_goes_on_only_to_a_dashboard_path_a_location_header_carries(tmp_path, token: str | None):
+    """Without a token the login page sends the browser straight on; with one, after the form."""
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db", api_token=token))
+    try:
+        client = create_app(runtime).test_client()
+
+        def goes_to(target: str) -> str:
+            answer = (client.post("/ui/login", data={"token": token, "next": target}) if token
+                      else client.get("/ui/login", query_string={"next": target}))
+            assert answer.status_code == 302, (target, answer.text)
+            return answer.headers["Location"]
+
+        for kept in ("/ui/studies/demo", "/ui/studies/demo/trials?sort=param:x&desc=1", "/ui/studies/a%0ab",
+                     "/ui/studies/a..b"):
+            assert goes_to(kept) == kept
+        for refused in ("/ui/\nx", "/ui/%0a\r\nSet-Cookie: a=b", "/ui/\x00", "/ui/\x1f", "/ui/\x7f", "/ui/\tx",
+                        "/ui/\\evil.example", "/ui/../studies", "/ui/studies/%2e%2e/%2E./x", "/ui/..?x",
+                        "//evil.example/ui/", "https://evil.example/ui/", "/studies", ""):
+            assert goes_to(refused) == "/ui/", repr(refused)
+    finally:
+        runtime.close()

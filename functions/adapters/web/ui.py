@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from importlib.resources import files
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import unquote, urlencode
 
 from flask import (
     Blueprint,
@@ -363,7 +363,13 @@ def logout():
 
 
 def _safe_next(target: str) -> str:
-    """Only a path inside the dashboard: the login form never redirects elsewhere."""
-    if target.startswith("/ui/") and not target.startswith("//"):
+    """Only a path inside the dashboard that a ``Location`` header can carry: the login form
+    never redirects elsewhere, nor fails. Anything else leads to the studies list: a target not
+    under ``/ui/``, one holding a control character (a header holds no line break), a backslash
+    (which browsers read as a slash), or a ``..`` segment, even percent-encoded (``%2e%2e``), which
+    browsers resolve to a path out of ``/ui/``."""
+    path = target.partition("?")[0].partition("#")[0]
+    if (target.startswith("/ui/") and not any(c < " " or c in "\x7f\\" for c in target)
+            and ".." not in (unquote(segment) for segment in path.split("/"))):
         return target
     return url_for("ui.studies")
