@@ -121,3 +121,15 @@ def test_ranges_on_more_fields_than_the_table_takes_at_once_are_refused_naming_f
         assert answer.status_code == 400
         assert (f"field: expected ranges on at most {RANGED_FIELDS} fields at once, got {RANGED_FIELDS + 1}"
                 in html.unescape(answer.text))
+
+
+def test_page_and_size_are_plain_whole_numbers_as_the_api_takes_them(client):
+    """Python's ``int`` takes ``1_0`` and full-width digits; the table takes what the API does."""
+    for path in (TABLE, f"{TABLE}.csv"):
+        for name, text in (("page", "1_0"), ("page", "\uff12"), ("page", " 2"), ("page", "+1"), ("size", "5_0"),
+                           ("size", "\uff15\uff10"), ("size", "050"), ("size", " 50")):
+            answer = client.get(path, query_string={name: text})
+            assert answer.status_code == 400, (path, name, text)
+            assert f"{name}: expected " in html.unescape(answer.text), (path, name, text)
+        assert client.get(path, query_string={"page": "1", "size": "100"}).status_code == 200
+        assert client.get(f"{path}?page=&size=").status_code == 200, "a blank field is the default"

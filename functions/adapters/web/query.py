@@ -23,7 +23,13 @@ def _whole(text: str) -> int | None:
 def whole_number(name: str, default: int, low: int, high: int = MAX_STORED_INT) -> int:
     """The ``name`` parameter, ``default`` when it is absent; ``MalformedRequest`` unless it is
     a whole number from ``low`` to ``high``."""
-    text = request.args.get(name)
+    return whole_of(name, request.args.get(name), default, low, high)
+
+
+def whole_of(name: str, text: str | None, default: int, low: int, high: int = MAX_STORED_INT) -> int:
+    """``text``, parameter ``name``'s value, as a whole number from ``low`` to ``high`` (ASCII
+    digits, an optional ``-``, nothing else: ``int`` would take ``1_0`` and full-width digits);
+    ``default`` when there is none; ``MalformedRequest`` naming ``name`` otherwise."""
     if text is None:
         return default
     number = _whole(text)

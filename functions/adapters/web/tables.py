@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from functions.adapters.web.query import whole_of
 from functions.core.errors import MalformedRequest
 from functions.core.parameters import CategoricalParameter
 from functions.core.records import ACTIVE_STATES, FINISHED_STATES, SORT_COLUMNS, TrialQuery, TrialRecord
@@ -65,12 +66,8 @@ def parse_query(spec: Study, args: Mapping[str, str], paged: bool = True) -> Tri
     if sort not in known:
         raise MalformedRequest(f"sort: unknown trial field {sort!r}")
     ranges = _ranges(spec, args, known)
-    size = _int(args, "size", 50)
-    if size not in PAGE_SIZES:
-        raise MalformedRequest(f"size: expected one of {', '.join(map(str, PAGE_SIZES))}, got {size}")
-    page = _int(args, "page", 1)
-    if not 1 <= page <= LARGEST_OFFSET // size:
-        raise MalformedRequest(f"page: expected a whole number from 1 to {LARGEST_OFFSET // size}, got {page}")
+    size = _page_size(args.get("size") or "50")
+    page = whole_of("page", args.get("page") or None, 1, 1, LARGEST_OFFSET // size)
     return TrialQuery(states=states, ranges=tuple(ranges), sort=sort, descending=args.get("desc") in ("1", "true"),
                       offset=(page - 1) * size if paged else 0, limit=size if paged else None)
 
@@ -125,12 +122,11 @@ def _number(given: str, name: str) -> float | None:
     return value
 
 
-def _int(args: Mapping[str, str], name: str, default: int) -> int:
-    text = (args.get(name) or "").strip()
-    try:
-        return int(text) if text else default
-    except ValueError:
-        raise MalformedRequest(f"{name}: expected a whole number, got {text!r}") from None
+def _page_size(text: str) -> int:
+    """One of :data:`PAGE_SIZES`, written as the page writes it."""
+    if text not in {str(size) for size in PAGE_SIZES}:
+        raise MalformedRequest(f"size: expected one of {', '.join(map(str, PAGE_SIZES))}, got {text!r:.40}")
+    return int(text)
 
 
 def cell(trial: TrialRecord, field: str) -> Any:
