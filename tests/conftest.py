@@ -19,10 +19,12 @@ from kube_standin.clock import SimulatedClock
 from kube_standin.containers import Run, SimulatedContainers
 from kube_stub import KubeStub
 
+from functions.adapters.web import create_app
 from functions.collector import collect_less_often
 from functions.core.optuna_compat import CREATE_TRIAL
 from functions.core.validate import parse_study
 from functions.embedded import Embedded
+from functions.runtime import Runtime
 from functions.settings import Settings
 
 TRIAL = Path(__file__).parent / "trials" / "objective.py"
@@ -228,6 +230,17 @@ def gke_api():
     stub.add_cluster("proj", "europe-west4", "tuning")
     yield stub
     stub.close()
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    """Flask's test client on the real app and Runtime over a new SQLite file, shared by a
+    module's tests (a module needing studies in it first makes its own)."""
+    runtime = Runtime(Settings(db=tmp_path_factory.mktemp("app") / "katuna.db"))
+    try:
+        yield create_app(runtime).test_client()
+    finally:
+        runtime.close()
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,23 +19,12 @@ from conftest import run_study, study_definition
 from test_katib import experiment
 from test_render import katib_style
 
-from functions.adapters.web import create_app
 from functions.core.errors import InvalidStudy
 from functions.core.validate import parse_study
-from functions.runtime import Runtime
-from functions.settings import Settings
 
 PYTHON = sys.executable
 CONTAINERS = "trialTemplate.trialSpec.spec.template.spec.containers"
 
-
-@pytest.fixture(scope="module")
-def client(tmp_path_factory) -> Iterator:
-    runtime = Runtime(Settings(db=tmp_path_factory.mktemp("code") / "katuna.db"))
-    try:
-        yield create_app(runtime).test_client()
-    finally:
-        runtime.close()
 
 
 def hostile(marker: Path) -> list[str]:

@@ -10,28 +10,16 @@ import errno
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 
 import pytest
 from conftest import TRIAL, study_definition
 from test_katib import experiment
 
-from functions.adapters.web import create_app
 from functions.core.exec_limits import MAX_ARG_STRLEN, MAX_ARGS_TOTAL
-from functions.runtime import Runtime
-from functions.settings import Settings
 
 LONGEST = MAX_ARG_STRLEN - 1
 """Bytes of the longest string the kernel passes (its NUL makes MAX_ARG_STRLEN)."""
 
-
-@pytest.fixture(scope="module")
-def client(tmp_path_factory) -> Iterator:
-    runtime = Runtime(Settings(db=tmp_path_factory.mktemp("exec") / "katuna.db"))
-    try:
-        yield create_app(runtime).test_client()
-    finally:
-        runtime.close()
 
 
 def test_the_kernel_starts_no_process_with_a_longer_argument_or_variable():

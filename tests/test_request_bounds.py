@@ -15,20 +15,8 @@ import pytest
 import yaml
 from conftest import study_definition
 
-from functions.adapters.web import create_app
-from functions.runtime import Runtime
-from functions.settings import Settings
-
 HUGE = 2**63
 
-
-@pytest.fixture(scope="module")
-def client(tmp_path_factory) -> Iterator:
-    runtime = Runtime(Settings(db=tmp_path_factory.mktemp("bounds") / "katuna.db"))
-    try:
-        yield create_app(runtime).test_client()
-    finally:
-        runtime.close()
 
 
 def _wait(client, name: str, done, timeout: float = 60.0) -> dict:
