@@ -148,6 +148,7 @@ STUDIES: list[tuple[str, dict, str]] = [
     ("collector-kind-unknown", _mutated(_set("metricsCollector", {"kind": "socket"})), "metricsCollector.kind"),
     ("collector-non-finite-unknown", _mutated(_set("metricsCollector", {"nonFinite": "ignore"})),
      "metricsCollector.nonFinite"),
+    ("collector-steps-unknown", _mutated(_set("metricsCollector", {"steps": "epochs"})), "metricsCollector.steps"),
     ("collector-filter-unclosed", _mutated(_set("metricsCollector", {"filters": ["(unclosed"]})),
      "metricsCollector.filters[0]"),
     ("collector-filter-one-group", _mutated(_set("metricsCollector", {"filters": ["(loss)"]})),

@@ -15,6 +15,8 @@ from conftest import run_study, study_definition
 
 from functions.core.errors import InvalidStudy
 from functions.core.formats import load_study
+from functions.core.launch import first_launch
+from functions.core.log_cursor import RunningLog, reports
 from functions.core.pruners import MedianStop
 from functions.core.validate import parse_study
 
@@ -156,12 +158,67 @@ def test_native_studies_name_the_rule_and_its_settings_are_checked():
         "got 0"], "every setting the rule refuses, named as the rule's, not Optuna's"
 
 
+MEDIANSTOP = {"algorithmName": "medianstop", "algorithmSettings": [
+    {"name": "min_trials_required", "value": "2"}, {"name": "start_step", "value": "2"}]}
+STAMP = "2026-11-30T10:00:00Z"
+
+
+def steps_read(spec, lines: list[str]) -> list[tuple[int, float]]:
+    """The steps of the objective a running trial's log of ``lines`` gives the pruner."""
+    log = RunningLog("pod", [f"{STAMP} {line}\n" for line in lines])
+    return [(r.step, r.value) for r in reports(first_launch(spec), log, None)]
+
+
+def test_a_katib_experiments_median_stop_counts_each_report_of_the_objective_whatever_its_line_names():
+    """Katib's collector counts down ``start_step`` at every report of the objective (its
+    ``updateStopRules``) and its service averages a trial's first ``start_step`` reports, so a
+    line's ``epoch`` or ``step`` key names no step there: three batches an epoch are three
+    reports, and a trial that printed ``step=100`` once still counts the reports after it."""
+    spec, _ = load_study(experiment(earlyStopping=MEDIANSTOP))
+    assert spec.metrics_collector.steps == "reports"
+    batches = [f"epoch={epoch} batch={batch} loss={epoch}.{batch}" for epoch in (1, 2) for batch in range(3)]
+    assert steps_read(spec, batches) == [(1, 1.0), (2, 1.1), (3, 1.2), (4, 2.0), (5, 2.1), (6, 2.2)]
+    assert steps_read(spec, ["step=100 loss=0.9", "loss=0.8", "step=100 loss=0.7"]) == [(1, 0.9), (2, 0.8), (3, 0.7)]
+    native = parse_study(study_definition(earlyStopping={"algorithm": "medianstop"}))
+    assert [step for step, _ in steps_read(native, batches)] == [1, 1, 1, 2, 2, 2], \
+        "a native study keeps the steps its lines name (the first value of each is taken)"
+    hyperband, _ = load_study(experiment(
+        parameters=({"name": "epochs", "parameterType": "int", "feasibleSpace": {"min": "1", "max": "4"}},),
+        command=("--epochs=${trialParameters.epochs}",),
+        algorithm={"algorithmName": "hyperband", "algorithmSettings": [
+            {"name": "resource_name", "value": "epochs"}, {"name": "eta", "value": "2"}, {"name": "r_l", "value": "4"}]},
+        parallelTrialCount=4))
+    assert [step for step, _ in steps_read(hyperband, batches)] == [1, 1, 1, 2, 2, 2], \
+        "hyperband's budget is the epochs its lines name"
+
+
+@pytest.mark.slow
+def test_a_katib_experiment_is_judged_at_its_start_step_th_report_when_its_lines_name_their_epoch(
+        embedded, tmp_path: Path):
+    """Trials printing three ``epoch=E batch=B loss=...`` lines an epoch are judged at their
+    second report, within their first epoch, by the averages of their first two reports."""
+    spec, definition = load_study(experiment(
+        command=("--epochs=2", "--batches=3", "--hold-after=2", "--hold=3"), earlyStopping=MEDIANSTOP,
+        algorithm={"algorithmName": "random", "algorithmSettings": [{"name": "random_state", "value": "7"}]},
+        parallelTrialCount=1, maxTrialCount=5))
+    embedded.submit(spec, definition, tmp_path)
+    embedded.run("katib-style")
+    trials = sorted(embedded.store.trials("katib-style"), key=lambda t: t.number)
+    states = [t.state for t in trials]
+    assert states == expected_states([t.params["x"] for t in trials], 2, 2)
+    assert "PRUNED" in states
+    for trial in trials:
+        if trial.state == "PRUNED":
+            assert trial.reason.startswith("pruned at step 2 by the medianstop rule (loss=")
+            assert len(embedded.store.observations("katib-style", trial.number)) == 2
+
+
 def expected_states(xs: list[float], min_trials: int, start_step: int) -> list[str]:
-    """Katib's verdicts for trials run one after another, each reporting (x-2)^2 + 1/epoch."""
+    """Katib's verdicts for trials run one after another, each reporting (x-2)^2 + 1/report."""
     averages: list[float] = []
     states = []
     for x in xs:
-        curve = [(x - 2) ** 2 + 1 / epoch for epoch in range(1, start_step + 1)]
+        curve = [(x - 2) ** 2 + 1 / report for report in range(1, start_step + 1)]
         rule = sum(averages) / len(averages) if len(averages) >= min_trials else None
         if rule is not None and min(curve) > rule:
             states.append("PRUNED")

@@ -109,6 +109,15 @@ def test_each_report_is_a_step_unless_the_output_names_its_steps():
     assert [list(counter.steps(parse_text([line], ["loss"]))) for line in ("loss=1", "loss=2")] == [[(1, 1.0)], [(2, 2.0)]]
 
 
+def test_where_a_study_counts_reports_each_report_is_the_next_step_whatever_its_line_names():
+    """``metricsCollector.steps: reports``, Katib's count toward its median rule's ``start_step``."""
+    from functions.core.metrics import StepCounter
+
+    lines = ["epoch=1 batch=0 loss=0.5", "epoch=1 batch=1 loss=0.4", "step=100 loss=0.3", "loss=0.2", "acc=0.9"]
+    found = list(StepCounter("loss", every_report=True).steps(parse_text(lines, ["loss", "acc"])))
+    assert found == [(1, 0.5), (2, 0.4), (3, 0.3), (4, 0.2)]
+
+
 def test_a_json_value_is_read_as_katibs_parse_float_reads_it():
     """Python's ``float`` takes spaces around a number, non-ASCII digits and ``-nan``, and
     refuses hexadecimal numbers; Go's ``ParseFloat``, which Katib uses, does the opposite."""

@@ -26,7 +26,14 @@ from functions.core.errors import InvalidStudy
 from functions.core.nodepool import CAPACITIES, PROVIDERS
 from functions.core.parameters import DISTRIBUTIONS
 from functions.core.spec import MAXIMIZE, MINIMIZE, STRATEGIES
-from functions.core.validate import COLLECTOR_FORMATS, COLLECTOR_KINDS, NON_FINITE_RULES, PARAMETER_TYPES, parse_study
+from functions.core.validate import (
+    COLLECTOR_FORMATS,
+    COLLECTOR_KINDS,
+    NON_FINITE_RULES,
+    PARAMETER_TYPES,
+    STEP_RULES,
+    parse_study,
+)
 
 Path = tuple[str | int, ...]
 """Where a value sits in a study: keys and list positions."""
@@ -58,7 +65,8 @@ COMMAND_FORM = {
         "env": {"N": "${trialParameters.n}", "SEED": 3, "RATE": 0.5}, "workingDir": "/work", "timeout": "5m",
         "image": "python:3.12", "resources": {"cpu": 0.5, "memory": "1Gi", "gpu": 1}, "maxAttempts": 3, "retain": True},
     "metricsCollector": {"kind": "file", "path": "/tmp/${trialSpec.Name}.log", "format": "json",
-                         "filters": [r"([\w|-]+)\s*=\s*([+-]?\d*(\.\d+)?([Ee][+-]?\d+)?)"], "nonFinite": "skip"},
+                         "filters": [r"([\w|-]+)\s*=\s*([+-]?\d*(\.\d+)?([Ee][+-]?\d+)?)"], "nonFinite": "skip",
+                         "steps": "reports"},
     "kubernetes": {"namespace": "team", "serviceAccountName": "trainer", "automountServiceAccountToken": True,
                    "imagePullSecrets": ["registry"],
                    "ttlSecondsAfterFinished": 600, "backoffLimit": 1, "nodeSelector": {"disk": "ssd"},
@@ -105,6 +113,7 @@ ENUMS: dict[Path, tuple[str, ...]] = {
     ("metricsCollector", "kind"): COLLECTOR_KINDS,
     ("metricsCollector", "format"): COLLECTOR_FORMATS,
     ("metricsCollector", "nonFinite"): NON_FINITE_RULES,
+    ("metricsCollector", "steps"): STEP_RULES,
     ("earlyStopping", "algorithm"): tuple(pruners.REGISTRY),
     ("nodePool", "provider"): PROVIDERS,
     ("nodePool", "capacity"): CAPACITIES,
@@ -132,6 +141,7 @@ def one_of_each() -> list[dict]:
     studies += [changed(name, parameters=[{**PLAIN["parameters"][0], "distribution": name}]) for name in DISTRIBUTIONS]
     studies += [changed(fmt, metricsCollector={"kind": "stdout", "format": fmt}) for fmt in COLLECTOR_FORMATS]
     studies += [changed(rule, metricsCollector={"kind": "stdout", "nonFinite": rule}) for rule in NON_FINITE_RULES]
+    studies += [changed(rule, metricsCollector={"kind": "stdout", "steps": rule}) for rule in STEP_RULES]
     studies += [changed(capacity, nodePool={"provider": "gke", "capacity": capacity}) for capacity in CAPACITIES]
     return studies
 

@@ -67,10 +67,10 @@ class ProgressReports:
 
     def _report_steps(self, run: LocalRun, progress: Progress, lines: Iterable[str]) -> None:
         """Report each new step of the objective in ``lines`` (each report is a step, as Katib
-        counts them, unless the line names its step), as the attempt's pace lets
-        (:mod:`functions.adapters.local_pace`), up to :data:`MAX_STEPS`."""
+        counts them, unless the line names its step and the study reads named steps), as the
+        attempt's pace lets (:mod:`functions.adapters.local_pace`), up to :data:`MAX_STEPS`."""
         parse = parse_json_lines if progress.format == "json" else partial(parse_text, filters=progress.filters)
-        counter = StepCounter(progress.metric)
+        counter = StepCounter(progress.metric, progress.every_report)
         held = Held(self._publish_progress, Pace(self._clock), lambda: run.stopped)
         seen: set[int] = set()
         try:

@@ -121,6 +121,9 @@ def from_experiment(data: Mapping[str, Any], limits: Limits = DEFAULTS) -> dict[
     collector = katib_collectors.collector(spec.get("metricsCollectorSpec") or {}, problems)
     # Katib's collector reads no number from loss=nan, and its reduction passes over what is none.
     native["metricsCollector"] = {**(collector or {"kind": "stdout"}), "nonFinite": "skip"}
+    if (native.get("earlyStopping") or {}).get("algorithm") == "medianstop":
+        # Katib's collector counts each report of the objective toward start_step, whatever its line names.
+        native["metricsCollector"]["steps"] = "reports"
     if metadata.get("namespace"):
         native["kubernetes"] = {"namespace": metadata["namespace"]}
     if problems:

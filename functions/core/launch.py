@@ -88,6 +88,9 @@ class Progress:
     format: str = "text"
     token: str = field(default="", repr=False)
     """The attempt's report token (:mod:`functions.core.report_token`), which its reports carry."""
+    every_report: bool = False
+    """Each report of the metric is the next step, whatever its line names (the study's
+    ``metricsCollector.steps: reports``: :class:`~functions.core.metrics.StepCounter`)."""
 
 
 def local_timeout(launch: TrialLaunch) -> float | None:
@@ -174,7 +177,8 @@ def first_launch(spec: Study) -> TrialLaunch:
 def _progress(record: StudyRecord, trial: TrialRecord) -> Progress:
     collector = record.spec.metrics_collector
     return Progress(record.spec.objectives[0].metric, collector.filters, collector.format,
-                    attempt_token(record.report_key, record.uid, trial.number, trial.attempt))
+                    attempt_token(record.report_key, record.uid, trial.number, trial.attempt),
+                    collector.steps == "reports")
 
 
 def _metrics_file(record: StudyRecord, trial: TrialRecord, name: str) -> str | None:

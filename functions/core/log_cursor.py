@@ -1,6 +1,6 @@
 """A running trial's progress read from its log a piece at a time, as Katib's metrics collector
 reads it: each report of the objective a step, counted from the start of the output (unless
-the line names its ``step`` or ``epoch``).
+the line names its ``step`` or ``epoch`` and the study reads named steps).
 
 The Kubernetes API has no offset into a log: a reader asks for the lines written since a time
 (whole seconds), each behind the time the container runtime wrote it (``timestamps``). The
@@ -146,7 +146,7 @@ def reports(launch: TrialLaunch, log: RunningLog, cursor: Cursor | None) -> list
         return []
     if cursor is None or cursor.pod != log.pod:
         cursor = Cursor(log.pod, 0, 0, 0)
-    counter = StepCounter(progress.metric)
+    counter = StepCounter(progress.metric, progress.every_report)
     counter.reports, counter.named = cursor.reports, cursor.named
     parse = parse_json_lines if progress.format == "json" else partial(parse_text, filters=progress.filters)
     found: list[Report] = []

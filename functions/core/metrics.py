@@ -4,7 +4,8 @@ Text lines follow Katib's default rule: ``name=value`` pairs matched by
 :data:`KATIB_DEFAULT_FILTER`, names compared exactly, an optional leading RFC 3339
 timestamp. A ``step`` or ``epoch`` key on the same line marks the other values as
 intermediate values of that step; without one, each report of the objective is a step of its
-own, counted as Katib counts them (:class:`StepCounter`). JSON lines hold one object per line,
+own, counted as Katib counts them (:class:`StepCounter`, which counts every report where a
+study asks, as a Katib Experiment with median stopping does). JSON lines hold one object per line,
 with an optional ``timestamp``: RFC 3339, or seconds since the epoch.
 
 Filters are regular expressions in RE2's syntax, matched as RE2 matches them, as Katib's
@@ -207,13 +208,17 @@ def parse_json_lines(lines: Iterable[str], metrics: Iterable[str]) -> list[Obser
 
 
 class StepCounter:
-    """The steps of one metric's reports, as Katib counts them: each report is a step (1, 2,
-    ...), so output with no ``step`` or ``epoch`` key still has intermediate values. Once a
-    report names its step, steps are the ones named, and a report naming none (a final value
-    printed after the last epoch) is no step."""
+    """The steps of one metric's reports. Each report is a step (1, 2, ...), so output with no
+    ``step`` or ``epoch`` key still has intermediate values. Once a report names its step,
+    steps are the ones named, and a report naming none (a final value printed after the last
+    epoch) is no step. With ``every_report`` (a study's ``metricsCollector.steps: reports``),
+    each report is the next step whatever its line names, as Katib's collector counts the
+    reports of the objective toward its early-stopping rule's ``start_step``: three lines
+    ``epoch=1 batch=... loss=...`` are three steps."""
 
-    def __init__(self, metric: str) -> None:
+    def __init__(self, metric: str, every_report: bool = False) -> None:
         self.metric = metric
+        self.every_report = every_report
         self.reports = 0
         self.named = False
 
@@ -223,6 +228,9 @@ class StepCounter:
             if observation.metric != self.metric:
                 continue
             self.reports += 1
+            if self.every_report:
+                yield self.reports, observation.value
+                continue
             self.named = self.named or observation.step is not None
             if observation.step is not None:
                 yield observation.step, observation.value

@@ -26,9 +26,11 @@ from functions.core.typed_settings import convert_all, culprit, plain_settings
 class MedianStop(optuna.pruners.BasePruner):
     """Katib's median stopping rule, as its early-stopping service and metrics collector apply it.
 
-    Each report of the objective is a step. A trial is judged once, at its ``start_step``-th
-    report: it is stopped when its best value so far is worse than the rule's value, the mean
-    over completed trials of the average of each one's first ``start_step`` reports. Only trials
+    Each step is a report of the objective (a Katib Experiment's study counts every report as
+    the next step, as Katib's collector does: ``metricsCollector.steps: reports``; a native
+    study's lines may name their steps). A trial is judged once, at its ``start_step``-th
+    step: it is stopped when its best value so far is worse than the rule's value, the mean
+    over completed trials of the average of each one's first ``start_step`` steps. Only trials
     completed before the judged trial started count (Katib gives a trial its rule when it
     creates it), and there is no rule until ``min_trials_required`` of them have completed.
 

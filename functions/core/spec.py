@@ -153,6 +153,10 @@ class MetricsCollector:
     non_finite: str = "fail"
     """What a NaN or infinite report is: ``fail`` (the objective's fails the trial) or ``skip``
     (Katib's rule: no value; a metric is reduced over its finite reports)."""
+    steps: str = "named"
+    """Which step an intermediate value of the objective is: ``named`` (the ``step`` or
+    ``epoch`` its line names; each report one, counted, in output naming none) or ``reports``
+    (Katib's collector's count: each report the next step, whatever its line names)."""
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind, "format": self.format}
@@ -162,6 +166,8 @@ class MetricsCollector:
             out["filters"] = list(self.filters)
         if self.non_finite != "fail":
             out["nonFinite"] = self.non_finite
+        if self.steps != "named":
+            out["steps"] = self.steps
         return out
 
 

@@ -131,7 +131,7 @@ def _trial_template(data: Mapping[str, Any]) -> TrialTemplate:
 
 def _collector(data: Mapping[str, Any]) -> MetricsCollector:
     return MetricsCollector(data.get("kind", "stdout"), data.get("path"), data.get("format", "text"),
-                            tuple(data.get("filters", ())), data.get("nonFinite", "fail"))
+                            tuple(data.get("filters", ())), data.get("nonFinite", "fail"), data.get("steps", "named"))
 
 
 def _cluster(data: Mapping[str, Any]) -> Cluster:

@@ -72,6 +72,7 @@ PARAMETER_TYPES = RANGE_TYPES + LIST_TYPES
 COLLECTOR_KINDS = ("stdout", "file", "tfevent")
 COLLECTOR_FORMATS = ("text", "json")
 NON_FINITE_RULES = ("fail", "skip")
+STEP_RULES = ("named", "reports")
 """The values these fields take; the ``studies.katuna.dev`` schema lists the same (a test compares them)."""
 
 _TOP = {
@@ -446,7 +447,7 @@ def _algorithm(r: Reader, data: Any, limits: Limits) -> Algorithm:
 
 def _collector(r: Reader, data: Any, limits: Limits) -> MetricsCollector:
     path = "metricsCollector"
-    item = r.mapping(data, path, {"kind", "path", "format", "filters", "nonFinite"})
+    item = r.mapping(data, path, {"kind", "path", "format", "filters", "nonFinite", "steps"})
     kind = r.get(item, "kind", path, "str") or "stdout"
     file_path = r.get(item, "path", path, "str")
     fmt = r.get(item, "format", path, "str") or "text"
@@ -455,6 +456,10 @@ def _collector(r: Reader, data: Any, limits: Limits) -> MetricsCollector:
     if non_finite not in NON_FINITE_RULES:
         r.fail(join(path, "nonFinite"), f"expected fail (a NaN or infinite objective fails the trial) or skip (such a "
                                         f"report is no value, as in Katib), got {non_finite!r}")
+    steps = r.get(item, "steps", path, "str") or "named"
+    if steps not in STEP_RULES:
+        r.fail(join(path, "steps"), f"expected named (a line's step or epoch key names its step) or reports (each "
+                                    f"report of the objective is the next step, as Katib counts them), got {steps!r}")
     if kind not in COLLECTOR_KINDS:
         r.fail(join(path, "kind"), f"expected stdout, file or tfevent, got {kind!r}")
     if kind in ("file", "tfevent") and file_path is None:
@@ -468,12 +473,12 @@ def _collector(r: Reader, data: Any, limits: Limits) -> MetricsCollector:
     if len(filters) > limits.filters:
         r.fail(join(path, "filters"), f"expected at most {limits.filters:,} (set by {PREFIX}MAX_FILTERS), "
                                       f"got {len(filters):,}")
-        return MetricsCollector(kind, file_path, fmt, (), non_finite)
+        return MetricsCollector(kind, file_path, fmt, (), non_finite, steps)
     for i, pattern in enumerate(filters):
         message = check_filter(pattern, limits.text)
         if message:
             r.fail(f"{path}.filters[{i}]", message)
-    return MetricsCollector(kind, file_path, fmt, tuple(filters), non_finite)
+    return MetricsCollector(kind, file_path, fmt, tuple(filters), non_finite, steps)
 
 
 def _event_collector(r: Reader, item: Mapping[str, Any]) -> None:

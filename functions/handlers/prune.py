@@ -171,7 +171,8 @@ def record_curve(record: StudyRecord, trial: TrialRecord, deps: Deps) -> None:
     if frozen.state.is_finished():
         return
     stored, taken = dict(frozen.intermediate_values), set()
-    counter, cap = StepCounter(record.spec.objectives[0].metric), _cap(record, deps)
+    counter = StepCounter(record.spec.objectives[0].metric, record.spec.metrics_collector.steps == "reports")
+    cap = _cap(record, deps)
     for step, value in counter.steps(deps.store.observations(record.name, trial.number, trial.attempt)):
         if step in taken or _past_the_cap(stored, step, cap):
             continue
