@@ -59,10 +59,12 @@ def katib_hyperband(**settings: str) -> str:
                                         {"name": "x", "reference": "x"}, {"name": "epochs", "reference": "epochs"}]}}})
 
 
-@pytest.mark.parametrize("eta", ["1", "0", "-2", "2.5", "three"])
+@pytest.mark.parametrize("eta", ["1", "1.5", "0.5", "2.5", "three"])
 def test_a_katib_eta_below_two_or_not_whole_is_refused_at_the_experiments_setting(eta):
-    """Katib's service fails such an Experiment on ``log(eta)`` (1, 0, -2); the pruner counts
-    whole steps (2.5). The problem is at the Experiment's ``eta``, not a native field."""
+    """Katib's service fails such an Experiment on ``log(eta)`` (1, 1.5: its check reads them as
+    1) and makes no trial with 0.5; it runs 2.5 as a fraction, and Optuna's pruner keeps 1 in
+    a whole number of trials at each rung. The problem is at the Experiment's ``eta``, not a
+    native field."""
     with pytest.raises(InvalidStudy) as caught:
         load_study(katib_hyperband(resource_name="epochs", r_l="9", eta=eta))
     found = {p.path: p.message for p in caught.value.problems}
@@ -74,6 +76,12 @@ def test_a_katib_eta_below_two_or_not_whole_is_refused_at_the_experiments_settin
 def test_a_katib_eta_written_as_a_whole_float_is_read_as_katib_reads_it():
     spec, _ = load_study(katib_hyperband(resource_name="epochs", eta="3.0", r_l="9.0"))
     assert dict(spec.early_stopping.settings) == {"min_resource": 1, "max_resource": 9, "reduction_factor": 3}
+
+
+@pytest.mark.parametrize("eta", ["0", "-2", "-2.5"])
+def test_a_katib_eta_of_zero_or_less_is_katibs_default_three_as_its_service_resets_it(eta):
+    spec, _ = load_study(katib_hyperband(resource_name="epochs", eta=eta, r_l="9"))
+    assert dict(spec.early_stopping.settings)["reduction_factor"] == 3
 
 
 def test_katib_hyperband_problems_are_at_each_settings_own_index():

@@ -218,7 +218,7 @@ def test_hyperband_is_random_search_under_the_hyperband_pruner(embedded, tmp_pat
     doc = experiment(
         algorithm={"algorithmName": "hyperband", "algorithmSettings": [
             {"name": "resource_name", "value": "--epochs"}, {"name": "eta", "value": "2"}, {"name": "r_l", "value": "6"}]},
-        maxTrialCount=8,
+        maxTrialCount=8, parallelTrialCount=4,
         parameters=[{"name": "x", "parameterType": "double", "feasibleSpace": {"min": "-4", "max": "4"}},
                     {"name": "--epochs", "parameterType": "int", "feasibleSpace": {"min": "1", "max": "6"}}])
     doc["spec"]["trialTemplate"]["trialParameters"].append({"name": "epochs", "reference": "--epochs"})

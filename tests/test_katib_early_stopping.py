@@ -257,7 +257,7 @@ def test_hyperband_stops_trials_printing_as_katibs_images_do(embedded, tmp_path:
         algorithm={"algorithmName": "hyperband", "algorithmSettings": [
             {"name": "resource_name", "value": "epochs"}, {"name": "eta", "value": "2"}, {"name": "r_l", "value": "4"},
             {"name": "random_state", "value": "5"}]},
-        parallelTrialCount=2, maxTrialCount=8))
+        parallelTrialCount=4, maxTrialCount=8))
     embedded.submit(spec, definition, tmp_path)
     assert embedded.run("katib-style").status == "completed"
     trials = embedded.store.trials("katib-style")

@@ -693,9 +693,13 @@ def test_a_push_collector_is_refused_with_its_own_reason():
     assert "takes no pushed metrics" in found["spec.metricsCollectorSpec.collector.kind"]
 
 
-def hyperband(r_l: str) -> dict:
+def hyperband(r_l: str, eta: str | None = None, parallel: int = 9) -> dict:
+    """A hyperband Experiment; ``parallel`` trials at once, 9 by default (the largest bracket of
+    ``r_l`` 9 with Katib's default ``eta`` 3)."""
+    settings = [{"name": "resource_name", "value": "epochs"}, {"name": "r_l", "value": r_l}]
     doc = experiment(algorithm={"algorithmName": "hyperband", "algorithmSettings": [
-        {"name": "resource_name", "value": "epochs"}, {"name": "r_l", "value": r_l}]},
+        *settings, *([{"name": "eta", "value": eta}] if eta is not None else [])]},
+        parallelTrialCount=parallel, maxTrialCount=max(parallel, 4),
         parameters=[experiment()["spec"]["parameters"][0],
                     {"name": "epochs", "parameterType": "int", "feasibleSpace": {"min": "1", "max": "9"}}])
     return with_trial_parameters(doc, [{"name": "epochs", "reference": "epochs"}], ["--epochs=${trialParameters.epochs}"])
@@ -710,3 +714,19 @@ def test_a_fractional_r_l_is_refused_on_the_field_the_experiment_wrote_alone():
     found = problems_of(hyperband("9.5"))
     assert list(found) == ["spec.algorithm.algorithmSettings[1].value"]
     assert "got 9.5" in found["spec.algorithm.algorithmSettings[1].value"]
+
+
+@pytest.mark.parametrize(("r_l", "eta", "least"), [("9", None, 9), ("9", "3.0", 9), ("9", "2", 8), ("8", "2", 8),
+                                                   ("4", "2", 4), ("2", "2", 2), ("1", "3", 1), ("27", "3", 27)])
+def test_hyperbands_parallel_trial_count_holds_its_largest_bracket_as_katibs_service_requires(
+        r_l: str, eta: str | None, least: int):
+    """Katib's hyperband service (``ValidateAlgorithmSettings``) refuses a ``parallelTrialCount``
+    below ``ceil(eta ** smax)``, ``smax = int(log(r_l) / log(eta))``."""
+    load_study(yaml.safe_dump(hyperband(r_l, eta, parallel=least)))
+    if least > 1:
+        found = problems_of(hyperband(r_l, eta, parallel=least - 1))
+        assert list(found) == ["spec.parallelTrialCount"]
+        message = found["spec.parallelTrialCount"]
+        assert message.startswith(f"parallelTrialCount must be not less than {least}, as Katib's hyperband service "
+                                  f"requires: its largest bracket runs eta ** int(log(r_l) / log(eta))"), message
+        assert message.endswith(f"trials at once; got {least - 1}")

@@ -4,6 +4,7 @@ Hyperband pruner, and Katib's median stop as early stopping."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any, TypeGuard
 
@@ -98,21 +99,43 @@ def hyperband(native: dict[str, Any], given: Any, problems: list[Problem]) -> No
         problems.append(Problem("spec.earlyStopping", "hyperband stops trials itself; remove earlyStopping"))
     if resource in names and is_count(max_resource):
         native["parameters"][names.index(resource)] = {"name": resource, "type": "discrete", "values": [max_resource]}
+    eta = _eta(settings, given, problems)
+    if eta is not None and is_count(max_resource):
+        _largest_bracket(native["parallelism"], max_resource, eta, problems)
     native["earlyStopping"] = {"algorithm": "hyperband", "settings": {
-        "min_resource": 1, "max_resource": max_resource, "reduction_factor": _eta(settings, given, problems)}}
+        "min_resource": 1, "max_resource": max_resource, "reduction_factor": eta or 3}}
 
 
-def _eta(settings: Mapping[str, Any], given: Any, problems: list[Problem]) -> int:
+def _eta(settings: Mapping[str, Any], given: Any, problems: list[Problem]) -> int | None:
     """Hyperband's ``eta`` as the pruner's reduction factor: a whole number of at least 2,
     written ``3`` or ``3.0`` as Katib's service reads it (``float``); 3, Katib's default, when
-    it is not given, or when it is wrong (which is then a problem). Katib's service would fail
-    the Experiment on an ``eta`` below 2 (a division by ``log(1)``, a logarithm of 0 or less)."""
-    eta = _whole(settings.get("eta", 3))
+    it is not given or is 0 or less (Katib's service takes such an ``eta`` as 3). Any other is a
+    problem (None): Katib's service fails the Experiment on an ``eta`` from 1 to 2 (a division
+    by ``log(1)``) and makes no trial with one below 1, and it runs a fractional ``eta`` (2.5)
+    as it is, which Optuna's pruner, promoting 1 in a whole number of trials, cannot."""
+    given_eta = settings.get("eta", 3)
+    number = isinstance(given_eta, int | float) and not isinstance(given_eta, bool)
+    eta = 3 if number and given_eta <= 0 else _whole(given_eta)
     if is_count(eta) and eta >= 2:
         return eta
     problems.append(Problem(_at(given, "eta"), f"eta (the reduction factor) must be a whole number of at least 2 "
-                                               f"(3 or 3.0: each rung keeps 1 in eta of its trials), got {settings['eta']!r}"))
-    return 3
+                                               f"(3 or 3.0: each rung keeps 1 in eta of its trials; 0 or less is "
+                                               f"Katib's default 3), got {settings['eta']!r}"))
+    return None
+
+
+def _largest_bracket(parallelism: Any, max_resource: int, eta: int, problems: list[Problem]) -> None:
+    """Katib's Hyperband service refuses a ``parallelTrialCount`` below the trials of its
+    largest bracket, ``ceil(eta ** smax)`` with ``smax = int(log(r_l) / log(eta))``, which it
+    asks for at once (``ValidateAlgorithmSettings``): so does katuna, though its trials need
+    no bracket, for the Experiment to run on Katib alike."""
+    smax = int(math.log(max_resource) / math.log(eta))
+    least = math.ceil(eta ** smax)
+    if is_count(parallelism) and parallelism < least:
+        problems.append(Problem("spec.parallelTrialCount", f"parallelTrialCount must be not less than {least}, as "
+                                                           f"Katib's hyperband service requires: its largest bracket "
+                                                           f"runs eta ** int(log(r_l) / log(eta)) = {eta} ** {smax} "
+                                                           f"trials at once; got {parallelism}"))
 
 
 def _at(given: Any, name: str, field: str = "value") -> str:
