@@ -320,11 +320,18 @@ def test_a_grid_experiment_runs_its_whole_grid_once(embedded, tmp_path: Path):
     assert sorted(t.params["x"] for t in embedded.store.trials("katib-exp")) == [-2.0, -1.0, 0.0, 1.0, 2.0]
 
 
-def test_the_default_parallel_trial_count_never_exceeds_the_max_trial_count():
+def test_the_default_parallel_trial_count_above_the_max_trial_count_is_refused_as_katib_refuses_it():
+    """Katib's defaulting webhook sets ``parallelTrialCount`` 3, and its validating webhook then
+    refuses it above ``maxTrialCount``."""
     doc = experiment(maxTrialCount=2)
     del doc["spec"]["parallelTrialCount"], doc["spec"]["maxFailedTrialCount"]
-    spec, _ = load_study(yaml.safe_dump(doc))
-    assert spec.parallelism == 2
+    with pytest.raises(InvalidStudy) as caught:
+        load_study(yaml.safe_dump(doc))
+    assert [str(p) for p in caught.value.problems] == [
+        "spec.parallelTrialCount: expected at most spec.maxTrialCount (2), got 3 (defaulted to 3, as Katib's webhook "
+        "defaults it; give a parallelTrialCount of at most 2)"]
+    doc["spec"]["maxTrialCount"] = 3
+    assert load_study(yaml.safe_dump(doc))[0].parallelism == 3
 
 
 @pytest.mark.parametrize("field", ["maxFailedTrialCount", "parallelTrialCount"])

@@ -119,7 +119,7 @@ def test_a_local_trial_reports_the_event_files_metrics_and_not_its_output(embedd
 def _experiment(collector: dict) -> dict:
     return {"apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment", "metadata": {"name": "tf"},
             "spec": {"objective": {"type": "maximize", "objectiveMetricName": "accuracy"},
-                     "algorithm": {"algorithmName": "random"}, "maxTrialCount": 2,
+                     "algorithm": {"algorithmName": "random"}, "maxTrialCount": 2, "parallelTrialCount": 2,
                      "metricsCollectorSpec": collector,
                      "parameters": [{"name": "lr", "parameterType": "double", "feasibleSpace": {"min": "0.1", "max": "0.2"}}],
                      "trialTemplate": {"primaryContainerName": "main", "trialParameters": [

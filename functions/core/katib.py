@@ -50,6 +50,8 @@ DISTRIBUTIONS: dict[str, dict[str, Any]] = {
     "uniform": {}, "logUniform": {"log": True},
     "normal": {"distribution": "normal"}, "logNormal": {"distribution": "normal", "log": True}}
 """Katib's ``feasibleSpace.distribution`` values, each as the native fields it becomes."""
+DEFAULT_PARALLELISM = 3
+"""Katib's ``parallelTrialCount`` when an Experiment gives none (its defaulting webhook's)."""
 
 
 def is_experiment(data: Mapping[str, Any]) -> bool:
@@ -187,15 +189,24 @@ def _name(name: Any, problems: list[Problem]) -> None:
 
 
 def _parallelism(spec: Mapping[str, Any], problems: list[Problem]) -> Any:
-    """``parallelTrialCount``, by default 3 but never above ``maxTrialCount``; as Katib's webhook
-    does, neither it nor ``maxFailedTrialCount`` may exceed ``maxTrialCount``."""
+    """``parallelTrialCount``, by default 3, as Katib's defaulting webhook sets it; as its
+    validating webhook then requires, neither it (given or defaulted) nor
+    ``maxFailedTrialCount`` may exceed ``maxTrialCount``."""
+    given = spec.get("parallelTrialCount")
+    parallelism = DEFAULT_PARALLELISM if given is None else given
     limit = spec.get("maxTrialCount")
     if not is_count(limit):
-        return spec.get("parallelTrialCount", 3)
-    for key in ("parallelTrialCount", "maxFailedTrialCount"):
-        if is_count(spec.get(key)) and spec[key] > limit:
-            problems.append(Problem(f"spec.{key}", f"expected at most spec.maxTrialCount ({limit}), got {spec[key]}"))
-    return spec.get("parallelTrialCount", min(3, limit) if limit >= 1 else 3)
+        return parallelism
+    if is_count(parallelism) and parallelism > limit and (given is not None or limit >= 1):  # else the limit is wrong
+        defaulted = "" if given is not None else (f" (defaulted to {DEFAULT_PARALLELISM}, as Katib's webhook "
+                                                  f"defaults it; give a parallelTrialCount of at most {limit})")
+        problems.append(Problem("spec.parallelTrialCount", f"expected at most spec.maxTrialCount ({limit}), "
+                                                           f"got {parallelism}{defaulted}"))
+    failures = spec.get("maxFailedTrialCount")
+    if is_count(failures) and failures > limit:
+        problems.append(Problem("spec.maxFailedTrialCount", f"expected at most spec.maxTrialCount ({limit}), "
+                                                            f"got {failures}"))
+    return parallelism
 
 
 
