@@ -310,9 +310,10 @@ def test_an_experiment_whose_collector_cannot_wrap_its_container_is_refused_and_
 
 
 def test_a_grid_experiment_runs_its_whole_grid_once(embedded, tmp_path: Path):
-    doc = experiment(algorithm={"algorithmName": "grid"}, maxTrialCount=20,
+    doc = experiment(algorithm={"algorithmName": "grid"},
                      parameters=[{"name": "x", "parameterType": "double",
                                   "feasibleSpace": {"min": "-2", "max": "2", "step": "1"}}])
+    del doc["spec"]["maxTrialCount"], doc["spec"]["maxFailedTrialCount"]  # the grid ends it
     spec, definition = load_study(yaml.safe_dump(doc))
     embedded.submit(spec, definition, tmp_path)
     record = embedded.run("katib-exp")

@@ -10,13 +10,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
 import yaml
 from http_helpers import KATUNA
+from hypothesis import given
+from hypothesis import strategies as st
 from test_katib import experiment
 
-from functions.core import katib, template
+from functions.core import katib, katib_grid, template
 from functions.core.cluster import Cluster
 from functions.core.errors import InvalidStudy
 from functions.core.formats import load_study
@@ -730,3 +733,40 @@ def test_hyperbands_parallel_trial_count_holds_its_largest_bracket_as_katibs_ser
         assert message.startswith(f"parallelTrialCount must be not less than {least}, as Katib's hyperband service "
                                   f"requires: its largest bracket runs eta ** int(log(r_l) / log(eta))"), message
         assert message.endswith(f"trials at once; got {least - 1}")
+
+
+def grid(max_trials: int, *spaces: tuple[str, dict]) -> dict:
+    """A grid Experiment of parameters ``(type, feasibleSpace)``, each passed to the trial."""
+    parameters = [{"name": f"p{i}", "parameterType": kind, "feasibleSpace": space}
+                  for i, (kind, space) in enumerate(spaces)]
+    doc = experiment(algorithm={"algorithmName": "grid"}, maxTrialCount=max_trials, parallelTrialCount=1,
+                     maxFailedTrialCount=1, parameters=[experiment()["spec"]["parameters"][0], *parameters])
+    doc["spec"]["parameters"][0]["feasibleSpace"]["step"] = "1"
+    return referring_to_all(doc)
+
+
+def test_a_grid_experiment_asking_more_trials_than_katibs_grid_has_points_is_refused_at_max_trial_count():
+    """Katib's grid service refuses it (``_validate_grid_setting``), counting a double's points
+    as ``np.arange`` lists them in floats: 0.01 to 0.05 by 0.01 is 5, 0 to 0.7 by 0.1 is 7."""
+    lr = ("double", {"min": "0.01", "max": "0.05", "step": "0.01"})
+    n = ("int", {"min": "1", "max": "5"})
+    x_points = 9  # the objective's x: -4 to 4 by 1
+    found = problems_of(grid(100 * x_points, lr, n))
+    assert found == {"spec.maxTrialCount": f"expected at most {25 * x_points}, the points of the grid as Katib's grid "
+                                           f"service counts them, which refuses more: Max Trial Count: "
+                                           f"{100 * x_points} > all possible search combinations: {25 * x_points}"}
+    load_study(yaml.safe_dump(grid(25 * x_points, lr, n)))
+    tenths = ("double", {"min": "0", "max": "0.7", "step": "0.1"})
+    assert "all possible search combinations: 63" in problems_of(grid(8 * x_points, tenths))["spec.maxTrialCount"]
+    load_study(yaml.safe_dump(grid(7 * x_points, tenths)))
+    listed = ("categorical", {"list": ["a", "b"]})
+    stepped = ("int", {"min": "0", "max": "10", "step": "5"})
+    assert "all possible search combinations: 54" in problems_of(grid(55, listed, stepped))["spec.maxTrialCount"]
+
+
+@given(st.floats(-1e6, 1e6), st.floats(0, 1e3), st.floats(1e-3, 10.0))
+def test_a_doubles_grid_is_counted_as_numpy_lists_it_for_katib(low: float, width: float, step: float):
+    high = low + width
+    listed = np.arange(low, high + step, step)
+    expected = len(listed) - (1 if len(listed) and listed[-1] > high else 0)
+    assert katib_grid.arange_points(low, high, step) == expected

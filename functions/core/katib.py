@@ -21,6 +21,7 @@ from functions.core import (
     bounded_yaml,
     katib_algorithms,
     katib_collectors,
+    katib_grid,
     katib_numbers,
     katib_paths,
     katib_search,
@@ -108,6 +109,8 @@ def from_experiment(data: Mapping[str, Any], limits: Limits = DEFAULTS) -> dict[
         katib_search.as_hyperopt(native["algorithm"]["settings"], native["parallelism"])
     if spec.get("maxTrialCount") is not None:
         native["maxTrials"] = spec["maxTrialCount"]
+    if (spec.get("algorithm") or {}).get("algorithmName") == "grid":
+        problems += katib_grid.problems(spec.get("maxTrialCount"), native["parameters"])
     _bounded(spec, problems)
     if spec.get("maxFailedTrialCount") is not None:
         native["maxFailedTrials"] = failures_allowed(spec["maxFailedTrialCount"])
