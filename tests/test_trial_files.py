@@ -139,7 +139,7 @@ def _katib_experiment() -> dict:
         "apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment", "metadata": {"name": "katib-proc"},
         "spec": {
             "objective": {"type": "minimize", "objectiveMetricName": "loss"},
-            "algorithm": {"algorithmName": "random"}, "maxTrialCount": 1,
+            "algorithm": {"algorithmName": "random"}, "maxTrialCount": 1, "parallelTrialCount": 1,
             "parameters": [{"name": "x", "parameterType": "double", "feasibleSpace": {"min": "0", "max": "1"}}],
             "metricsCollectorSpec": {"collector": {"kind": "File"},
                                      "source": {"fileSystemPath": {"path": "/proc/self/environ", "kind": "File"}}},
