@@ -332,6 +332,34 @@ def test_a_filter_beside_a_json_metrics_file_is_refused_with_katibs_words_and_te
     load_study(yaml.safe_dump(collected("TEXT")))
 
 
+def file_collector(**file: str) -> dict:
+    return experiment(metricsCollectorSpec={"collector": {"kind": "File"}, "source": {
+        "fileSystemPath": {"kind": "File", **file}}})
+
+
+@pytest.mark.parametrize(("file", "field", "message"), [
+    ({"path": "m.log"}, "path", "expected an absolute path (Katib's webhook: file path where metrics file exists is "
+                                "required), got 'm.log'"),
+    ({"path": "${trialSpec.Name}/m.log"}, "path", "expected an absolute path"),
+    ({"path": "/m.json", "format": "json"}, "format", "expected TEXT or JSON, in capitals (Katib's webhook: format of "
+                                                      "metrics file is required for metrics collector), got 'json'"),
+    ({"path": "/m.log", "format": "Text"}, "format", "expected TEXT or JSON, in capitals"),
+    ({"path": "/m.log", "format": "CSV"}, "format", "expected TEXT or JSON, in capitals"),
+])
+def test_a_file_collectors_relative_path_or_format_katibs_webhook_refuses_is_refused_naming_the_field(
+        file: dict, field: str, message: str):
+    found = problems_of(file_collector(**file))
+    assert list(found) == [f"spec.metricsCollectorSpec.source.fileSystemPath.{field}"], found
+    assert found[f"spec.metricsCollectorSpec.source.fileSystemPath.{field}"].startswith(message)
+
+
+def test_a_file_collector_takes_an_absolute_path_and_text_by_default_or_json():
+    spec, _ = load_study(yaml.safe_dump(file_collector()))
+    assert (spec.metrics_collector.path, spec.metrics_collector.format) == ("/var/log/katib/metrics.log", "text")
+    spec, _ = load_study(yaml.safe_dump(file_collector(path="/logs/${trialSpec.Name}.json", format="JSON")))
+    assert (spec.metrics_collector.path, spec.metrics_collector.format) == ("/logs/${trialSpec.Name}.json", "json")
+
+
 REPEATED = {
     "a metric strategy": (("objective", "metricStrategies"), [{"name": "loss", "value": "min"},
                                                                {"name": "loss", "value": "latest"}]),

@@ -19,6 +19,8 @@ EVENTS_DIRECTORY = "/var/log/katib/tfevent/"
 """Katib's default directory of the TensorFlowEvent collector."""
 METRICS_FILE = "/var/log/katib/metrics.log"
 """Katib's default file of the File collector."""
+FILE_FORMATS = {"TEXT": "text", "JSON": "json"}
+"""The File collector's formats, as Katib spells them, each with the native one it becomes."""
 
 
 def collector(spec: Mapping[str, Any], problems: list[Problem]) -> dict[str, Any] | None:
@@ -41,19 +43,7 @@ def collector(spec: Mapping[str, Any], problems: list[Problem]) -> dict[str, Any
         problems.append(Problem("spec.metricsCollectorSpec.collector.customCollector",
                                 "a custom collector container is not run by katuna; use the StdOut or File collector"))
     if kind == "File":
-        file = source.get("fileSystemPath") or {}
-        if file.get("kind", "File") != "File":
-            problems.append(Problem("spec.metricsCollectorSpec.source.fileSystemPath.kind",
-                                    f"expected File: the File collector reads one file, got {file.get('kind')!r} "
-                                    "(a Directory is read by the TensorFlowEvent collector)"))
-        fmt = str(file.get("format") or "TEXT").lower()
-        if fmt == "json" and source.get("filter") is not None:
-            # Katib's webhook (validator.go, validateMetricsCollector) refuses any filter beside JSON.
-            problems.append(Problem("spec.metricsCollectorSpec.source.filter",
-                                    "filter must be nil when format of metrics file is json: each JSON line's keys "
-                                    "name its metrics, and no filter applies"))
-        return {"kind": "file", "path": file.get("path") or METRICS_FILE, "format": fmt,
-                **({"filters": filters} if filters else {})}
+        return _file_collector(source, filters, problems)
     if kind == "TensorFlowEvent":
         return _event_collector(source, problems)
     why = COLLECTORS_REFUSED.get(str(kind), "katuna reads metrics from text")
@@ -61,6 +51,33 @@ def collector(spec: Mapping[str, Any], problems: list[Problem]) -> dict[str, Any
         problems.append(Problem("spec.metricsCollectorSpec.collector.kind",
                                 f"{kind} is not supported: {why}; expected StdOut, File or TensorFlowEvent"))
     return None
+
+
+def _file_collector(source: Mapping[str, Any], filters: list[Any], problems: list[Problem]) -> dict[str, Any]:
+    """Katib's File collector, with its defaults and its webhook's rules (``validator.go``,
+    ``validateMetricsCollector``): one file (``/var/log/katib/metrics.log`` unless given) at an
+    absolute path, its format exactly ``TEXT`` (the default) or ``JSON``, and no filter beside
+    JSON."""
+    where = "spec.metricsCollectorSpec.source"
+    file = source.get("fileSystemPath") or {}
+    path, fmt = file.get("path") or METRICS_FILE, file.get("format") or "TEXT"
+    if file.get("kind", "File") != "File":
+        problems.append(Problem(f"{where}.fileSystemPath.kind",
+                                f"expected File: the File collector reads one file, got {file.get('kind')!r} "
+                                "(a Directory is read by the TensorFlowEvent collector)"))
+    if not str(path).startswith("/"):
+        problems.append(Problem(f"{where}.fileSystemPath.path",
+                                f"expected an absolute path (Katib's webhook: file path where metrics file exists is "
+                                f"required), got {path!r}"))
+    if fmt not in FILE_FORMATS:
+        problems.append(Problem(f"{where}.fileSystemPath.format",
+                                f"expected TEXT or JSON, in capitals (Katib's webhook: format of metrics file is "
+                                f"required for metrics collector), got {fmt!r}"))
+    if fmt == "JSON" and source.get("filter") is not None:
+        problems.append(Problem(f"{where}.filter", "filter must be nil when format of metrics file is json: each "
+                                                   "JSON line's keys name its metrics, and no filter applies"))
+    return {"kind": "file", "path": path, "format": FILE_FORMATS.get(fmt, "text"),
+            **({"filters": filters} if filters else {})}
 
 
 def _event_collector(source: Mapping[str, Any], problems: list[Problem]) -> dict[str, Any]:
