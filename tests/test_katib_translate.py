@@ -332,6 +332,31 @@ def test_a_filter_beside_a_json_metrics_file_is_refused_with_katibs_words_and_te
     load_study(yaml.safe_dump(collected("TEXT")))
 
 
+def filtered(*patterns: str) -> dict:
+    return experiment(metricsCollectorSpec={"source": {"filter": {"metricsFormat": list(patterns)}}})
+
+
+@pytest.mark.parametrize("pattern", [r"((\w+)=\d+)", "(\\w+)=\n(\\d+)", r"(\w+(\d))"])
+def test_a_filter_whose_text_lacks_two_groups_one_after_the_other_is_refused_as_katibs_webhook_refuses_it(
+        pattern: str):
+    """Katib's webhook matches each filter's text against ``.*\\(.*\\).*\\(.*\\).*``: groups that nest,
+    or that a line break parts, are refused, though RE2 counts two."""
+    found = problems_of(filtered(r"(\w+)=(\d+)", pattern))
+    assert found == {"spec.metricsCollectorSpec.source.filter.metricsFormat[1]": (
+        f"two top subexpressions are required, as Katib's webhook says: two parenthesised groups, one after the "
+        f"other, the metric's name then its value, got {pattern!r}")}
+
+
+def test_a_filter_katibs_webhook_takes_is_taken_and_one_that_does_not_compile_is_refused_once():
+    """``((\\w+)=(\\d+))`` holds two groups one after the other (inside a third): Katib's webhook
+    takes it, and so does katuna (both then read its first group, ``acc=1``, as the name)."""
+    spec, _ = load_study(yaml.safe_dump(filtered(r"((\w+)=(\d+))")))
+    assert spec.metrics_collector.filters == (r"((\w+)=(\d+))",)
+    found = problems_of(filtered(r"(\w+=\d+"))
+    assert list(found) == ["spec.metricsCollectorSpec.source.filter.metricsFormat[0]"]
+    assert found["spec.metricsCollectorSpec.source.filter.metricsFormat[0]"].startswith("not a valid regular expression")
+
+
 def file_collector(**file: str) -> dict:
     return experiment(metricsCollectorSpec={"collector": {"kind": "File"}, "source": {
         "fileSystemPath": {"kind": "File", **file}}})

@@ -7,7 +7,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import re2
+
 from functions.core.errors import Problem
+from functions.core.limits import DEFAULTS
+from functions.core.metrics import compile_filter
 
 COLLECTORS_REFUSED = {
     "PrometheusMetric": "katuna reads metrics from text lines, and scrapes no trial",
@@ -19,6 +23,8 @@ EVENTS_DIRECTORY = "/var/log/katib/tfevent/"
 """Katib's default directory of the TensorFlowEvent collector."""
 METRICS_FILE = "/var/log/katib/metrics.log"
 """Katib's default file of the File collector."""
+TWO_GROUPS = re2.compile(r".*\(.*\).*\(.*\).*")
+"""What Katib's webhook requires a filter's text to match (``validateMetricsCollector``)."""
 FILE_FORMATS = {"TEXT": "text", "JSON": "json"}
 """The File collector's formats, as Katib spells them, each with the native one it becomes."""
 
@@ -36,6 +42,7 @@ def collector(spec: Mapping[str, Any], problems: list[Problem]) -> dict[str, Any
         return None
     source = spec.get("source") or {}
     filters = list((source.get("filter") or {}).get("metricsFormat") or [])
+    problems += _filter_problems(filters)
     if kind == "StdOut":
         return {"kind": "stdout", "filters": filters} if filters else None
     custom = (spec.get("collector") or {}).get("customCollector") is not None
@@ -51,6 +58,25 @@ def collector(spec: Mapping[str, Any], problems: list[Problem]) -> dict[str, Any
         problems.append(Problem("spec.metricsCollectorSpec.collector.kind",
                                 f"{kind} is not supported: {why}; expected StdOut, File or TensorFlowEvent"))
     return None
+
+
+def _filter_problems(filters: list[Any]) -> list[Problem]:
+    """Katib's webhook's rule for a filter that compiles: its text must match
+    :data:`TWO_GROUPS`, two parenthesised parts one after the other on one line (the name's
+    group, then the value's). A filter whose groups nest (``((\\w+)=\\d+)``) is refused, though it
+    has two; one that does not compile is refused as the native study refuses it."""
+    found = []
+    for i, pattern in enumerate(filters):
+        if not isinstance(pattern, str) or len(pattern) > DEFAULTS.text or TWO_GROUPS.search(pattern):
+            continue  # a filter too long is refused as the native study refuses it
+        try:
+            compile_filter(pattern)
+        except re2.error:
+            continue
+        found.append(Problem(f"spec.metricsCollectorSpec.source.filter.metricsFormat[{i}]",
+                             f"two top subexpressions are required, as Katib's webhook says: two parenthesised "
+                             f"groups, one after the other, the metric's name then its value, got {pattern!r:.200}"))
+    return found
 
 
 def _file_collector(source: Mapping[str, Any], filters: list[Any], problems: list[Problem]) -> dict[str, Any]:
