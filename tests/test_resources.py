@@ -186,6 +186,37 @@ def test_every_way_a_study_ends_has_a_katib_like_reason():
         for n in range(3)])) == "StudyTrialsCannotStart"
 
 
+def test_an_experiment_that_ran_out_of_trials_with_none_succeeded_is_succeeded_as_katib_marks_it():
+    """Katib's controller checks only ``maxFailedTrialCount`` for failures: an Experiment whose
+    trials all failed is ``Succeeded`` once ``maxTrialCount`` trials ended (or its grid ran out).
+    The study itself, and katuna's own Study resource, say it failed, and why."""
+    definition = study_definition(maxTrials=2)
+    spec = parse_study(definition)
+
+    def ended(counts: Counts, origin: resources.Origin, grid_size: int | None = None) -> dict:
+        decision = decide(spec, counts, None, 0, grid_size=grid_size)
+        assert decision is not None
+        record = StudyRecord(spec, definition, ".", "uid-1", status=decision.status, reason=decision.reason,
+                             started_at=1.0, completed_at=2.0)
+        return resources.study_status(record, counts, [], origin)["conditions"][-1]
+
+    study_origin = resources.Origin(resources.Ref("Study", "team", "demo"), "uid-1", 1)
+    katuna_experiment = resources.Origin(resources.Ref("Experiment", "team", "demo"), "uid-1", 1)
+    for origin in (katib_origin(), katuna_experiment):
+        assert {k: ended(Counts(failed=2), origin)[k] for k in ("type", "status", "reason", "message")} == {
+            "type": "Succeeded", "status": "True", "reason": "ExperimentMaxTrialsReached",
+            "message": "max trials reached (2); no trial succeeded"}
+        grid = ended(Counts(failed=1), origin, grid_size=1)
+        assert (grid["type"], grid["reason"]) == ("Succeeded", "ExperimentSuggestionEndReached")
+    assert (ended(Counts(failed=2), study_origin)["type"]) == "Failed"
+    failing = parse_study(study_definition(maxTrials=2, maxFailedTrials=0))
+    decision = decide(failing, Counts(failed=1), None, 0)
+    record = StudyRecord(failing, definition, ".", "uid-1", status=decision.status, reason=decision.reason,
+                         started_at=1.0, completed_at=2.0)
+    assert resources.study_status(record, Counts(failed=1), [], katib_origin())["phase"] == "Failed", \
+        "too many failed trials fails an Experiment, as maxFailedTrialCount does in Katib"
+
+
 def test_a_long_pareto_front_is_shown_evenly_spread_and_as_the_crd_describes_it():
     """A resource is stored whole, at most 1.5 MiB: the status lists at most 100 trials of a
     front, both ends of the trade-off among them, and counts all of them."""

@@ -22,6 +22,7 @@ from functions.core.metrics import Observation
 from functions.core.records import COMPLETED, FAILED, STOPPED, Counts, StudyRecord, TrialRecord
 from functions.core.spec import Study
 from functions.core.spread import spread
+from functions.core.stop import ran_out_failing
 from functions.core.strict_json import finite
 
 GROUP, VERSION = "katuna.dev", "v1"
@@ -256,7 +257,7 @@ def study_status(record: StudyRecord, counts: Counts, best: Sequence[TrialRecord
                                      record.restarted_at or record.started_at,
                                      "False" if record.terminal else "True"))
     if record.terminal:
-        phase = {COMPLETED: "Succeeded", FAILED: "Failed", STOPPED: "Stopped"}[record.status]
+        phase = _end_phase(record, origin)
         conditions.append(_condition(phase, end_reason(record.reason), record.reason, record.completed_at))
     if origin.refused:
         conditions.insert(len(conditions) - 1, _condition("UpdateRefused", "SpecChangeRefused", origin.refused,
@@ -274,6 +275,18 @@ def study_status(record: StudyRecord, counts: Counts, best: Sequence[TrialRecord
     if record.completed_at is not None:
         status["completionTime"] = timestamp(record.completed_at)
     return finite(status | _best(record, best, origin, observed))
+
+
+def _end_phase(record: StudyRecord, origin: Origin) -> str:
+    """The phase of an ended study's resource. An Experiment that ran out of trials with none
+    succeeded is ``Succeeded``, as Katib's controller marks it (its reason then
+    ``ExperimentMaxTrialsReached`` or ``ExperimentSuggestionEndReached``, its message katuna's,
+    "...; no trial succeeded"), so that Katib's clients (its SDK's ``is_experiment_succeeded``,
+    ``kubectl get experiments``) read it as Katib writes it; the study itself, and a resource of
+    katuna's own ``Study``, say it failed."""
+    if origin.ref.kind == "Experiment" and ran_out_failing(record.status, record.reason):
+        return "Succeeded"
+    return {COMPLETED: "Succeeded", FAILED: "Failed", STOPPED: "Stopped"}[record.status]
 
 
 def _best(record: StudyRecord, best: Sequence[TrialRecord], origin: Origin,

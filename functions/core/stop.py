@@ -10,6 +10,10 @@ from functions.core.spec import Study
 
 LATEST_FAILURE_CHARS = 300
 """The most of a failed trial's reason a study's reason quotes."""
+NONE_SUCCEEDED = "; no trial succeeded"
+"""How the reason of a study that ran out of trials (its ``maxTrials``, its grid, its time)
+with none completed ends: katuna fails such a study, where Katib marks an Experiment that ran
+out of trials Succeeded whatever they ended as (:func:`ran_out_failing`)."""
 
 
 @dataclass(frozen=True)
@@ -76,8 +80,16 @@ def _latest_failure(trial: TrialRecord | None) -> str:
 
 def _final(counts: Counts, reason: str) -> Decision:
     if counts.complete == 0:
-        return Decision(FAILED, f"{reason}; no trial succeeded")
+        return Decision(FAILED, reason + NONE_SUCCEEDED)
     return Decision(COMPLETED, reason)
+
+
+def ran_out_failing(status: str, reason: str) -> bool:
+    """Whether a study failed only because it ran out of trials with none succeeded: Katib's
+    controller marks such an Experiment Succeeded (``UpdateExperimentStatusCondition``: its
+    ``maxTrialCount`` reached, or its suggestion's end), as it checks only
+    ``maxFailedTrialCount`` for failures."""
+    return status == FAILED and reason.endswith(NONE_SUCCEEDED)
 
 
 def trials_to_ask(study: Study, counts: Counts, grid_size: int | None = None, ahead: int = 0) -> int:
