@@ -44,14 +44,14 @@ from functions.core.errors import (
     UnreadableFile,
 )
 from functions.core.formats import in_definition, load_definition, parse_text
-from functions.core.history import history_problem
-from functions.core.history_cells import cells_problem, known_results
+from functions.core.history_cells import known_results
 from functions.core.job import render_trial
 from functions.core.launch import trial_launch
 from functions.core.ports import has_study
 from functions.core.records import StudyRecord, TrialRecord
 from functions.core.samplers import first_suggestion
 from functions.core.spec import Study
+from functions.core.trial_cap import admit
 from functions.core.trial_identity import study_problems
 from functions.core.validate import none_stored
 from functions.core.warm import missing_study
@@ -200,14 +200,13 @@ def _run_with(embedded: Embedded, file: str, spec: Study, definition: dict[str, 
 def _check_new_database(file: str, spec: Study, definition: dict[str, Any], settings: Settings) -> None:
     """Exit 2, before the run makes the database, when the study would be refused by one not made
     yet: its warm start names a study (none is there) or its ``maxTrials`` is past
-    ``KATUNA_MAX_HISTORY`` or ``KATUNA_MAX_HISTORY_CELLS`` (its Optuna history is empty), so a
+    ``KATUNA_MAX_HISTORY`` or ``KATUNA_MAX_HISTORY_CELLS`` (its Optuna history is empty; without
+    ``maxTrials``, not one trial fits: :func:`~functions.core.trial_cap.admit`), so a
     refused study leaves no empty database behind. A database that exists is checked at
     submission, against what it holds."""
     if settings.db.exists():
         return
-    limits = settings.limits
-    history = history_problem(0, spec.max_trials, limits.history) or \
-        cells_problem(spec, limits.history_cells, known=known_results(spec, None))
+    _, history = admit(spec, settings.limits, 0, 0, known=known_results(spec, None))
     problems = [problem for problem in (missing_study(spec.warm_start, False), history) if problem is not None]
     if problems:
         _problems(file, InvalidStudy(in_definition(definition, problems)))

@@ -72,7 +72,8 @@ def print_study(console: Console, view: dict[str, Any], record: StudyRecord, fro
                   f"reason: {markup(view['reason'] or '-')}")
     if view["description"]:
         console.print(text(view["description"]), highlight=False)
-    console.print(f"algorithm: {markup(view['algorithm'])}  trials: {view['trials']}/{view['maxTrials'] or '-'} "
+    cap = f"{view['maxTrials']} (set by {view['maxTrialsSetBy']})" if view["maxTrialsSetBy"] else view["maxTrials"] or "-"
+    console.print(f"algorithm: {markup(view['algorithm'])}  trials: {view['trials']}/{cap} "
                   f"(complete {counts['complete']}, failed {counts['failed']}, pruned {counts['pruned']}, "
                   f"running {counts['running']}, waiting {counts['waiting']})")
     made = view["reproducibility"]

@@ -65,7 +65,7 @@ class StudyProgress:
         self._spec = spec
         self._uid = record.uid
         self._progress = _FittingProgress(spec.objectives[0].metric, console=console)
-        self._task = self._progress.add_task(spec.name, total=spec.max_trials, counts=Counts(), best=None)
+        self._task = self._progress.add_task(spec.name, total=record.max_trials, counts=Counts(), best=None)
 
     def __enter__(self) -> StudyProgress:
         self._progress.start()

@@ -294,7 +294,8 @@ class Settings:
     one study, past which a study's ``maxTrials`` is refused (100,000: every process serving
     the study loads them all); ``KATUNA_MAX_HISTORY_CELLS`` values (its trials' parameters,
     objective values and intermediate values) it may hold for one study, likewise (500,000).
-    What one study's node pool may cost: ``KATUNA_MAX_POOL_NODES`` nodes of one pool (100);
+    A study without ``maxTrials`` runs at most the largest ``maxTrials`` these three allow it
+    when it is admitted (:mod:`functions.core.trial_cap`). What one study's node pool may cost: ``KATUNA_MAX_POOL_NODES`` nodes of one pool (100);
     ``KATUNA_MAX_ACCELERATORS`` GPUs on one node (8);
     ``KATUNA_MAX_POOLS`` pools katuna's studies hold at once (10; at most
     ``KATUNA_EKS_GROUPS_PER_CLUSTER`` on EKS); ``KATUNA_POOL_MACHINE_TYPES`` (comma-separated,

@@ -57,9 +57,18 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip(MISSING)
 
 
+def drop_trial_caps(db: sqlite_utils.Database) -> None:
+    """Take a database back to before the twenty-eighth migration (the trial cap of each study
+    without ``maxTrials``)."""
+    for column in ("trial_cap", "trial_cap_setting"):
+        if column in db["studies"].columns_dict:
+            db.execute(f"ALTER TABLE studies DROP COLUMN {column}")
+
+
 def drop_trials_removed(db: sqlite_utils.Database) -> None:
     """Take a database back to before the twenty-seventh migration (the latest change of each
-    study's trials that are gone)."""
+    study's trials that are gone), and the twenty-eighth."""
+    drop_trial_caps(db)
     db.execute("DROP TRIGGER IF EXISTS trial_change_kept")
     if "trials_removed" in db["studies"].columns_dict:
         db.execute("ALTER TABLE studies DROP COLUMN trials_removed")

@@ -135,15 +135,6 @@ def test_a_warm_starts_known_results_count_as_the_trials_they_become(tmp_path: P
     runner.close()
 
 
-def test_a_study_without_max_trials_is_not_refused_for_its_values(tmp_path: Path):
-    """As ``KATUNA_MAX_HISTORY`` treats it: a study ended by its time budget has no count of trials to bound."""
-    unbounded = study_definition(name="open", timeBudget="1h")
-    del unbounded["maxTrials"]
-    runner = Embedded(Settings(db=tmp_path / "katuna.db", limits=Limits(history_cells=1)))
-    assert runner.submit(parse_study(unbounded), unbounded, tmp_path).name == "open"
-    runner.close()
-
-
 def test_a_restart_counts_the_values_its_history_holds_and_a_refused_one_changes_nothing(tmp_path: Path):
     """An ended Experiment restarted with a raised ``maxTrialCount``: what its journal holds and
     two values for each trial it may add."""

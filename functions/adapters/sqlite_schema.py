@@ -411,6 +411,14 @@ def _migrate_27(db: sqlite_utils.Database) -> None:
                "SET trials_removed = max(trials_removed, coalesce(OLD.changed, 0)) WHERE name = OLD.study; END")
 
 
+def _migrate_28(db: sqlite_utils.Database) -> None:
+    """The most trials each study without ``maxTrials`` creates, and the setting that bounds it,
+    worked out when it is admitted (:mod:`functions.core.trial_cap`); empty on older rows, which
+    run to ``KATUNA_MAX_TRIALS`` as set now."""
+    db.table("studies").add_column("trial_cap", int)
+    db.table("studies").add_column("trial_cap_setting", str)
+
+
 def _write_records(db: sqlite_utils.Database, batch: list[tuple[int, int, str]]) -> None:
     """Write the records of ``batch`` (stream, number, body), and empty it."""
     db.conn.executemany(f"INSERT INTO {JOURNAL_TABLE} (stream, number, body) VALUES (?, ?, ?)", batch)
@@ -420,4 +428,5 @@ def _write_records(db: sqlite_utils.Database, batch: list[tuple[int, int, str]])
 MIGRATIONS = (_migrate_1, _migrate_2, _migrate_3, _migrate_4, _migrate_5, _migrate_6, _migrate_7, _migrate_8,
               _migrate_9, _migrate_10, _migrate_11, _migrate_12, _migrate_13, _migrate_14, _migrate_15,
               _migrate_16, _migrate_17, _migrate_18, _migrate_19, _migrate_20,
-              _migrate_21, _migrate_22, _migrate_23, _migrate_24, _migrate_25, _migrate_26, _migrate_27)
+              _migrate_21, _migrate_22, _migrate_23, _migrate_24, _migrate_25, _migrate_26, _migrate_27,
+              _migrate_28)

@@ -15,7 +15,7 @@ from typing import Any
 from functions.adapters.sqlite_connection import SqliteConnection, dumps, loads, reading
 from functions.core.conflicts import same_study, study_conflict
 from functions.core.errors import StudyNotFound
-from functions.core.records import FAILED, TERMINAL_STATUSES, StudyRecord
+from functions.core.records import FAILED, TERMINAL_STATUSES, StudyRecord, TrialCap
 from functions.core.spec import KnownResult, Study
 from functions.core.stored import SPEC_VERSION, UnreadableSpec, known_results, study_from_dict, unreadable_study
 
@@ -57,6 +57,16 @@ def _known(text: str | None) -> tuple[KnownResult, ...] | None:
         raise UnreadableSpec(f"the stored warm-start results cannot be read: {type(exc).__name__}: {exc}") from exc
 
 
+def _cap_columns(cap: TrialCap | None) -> dict[str, Any]:
+    """A study's trial cap as its two columns (both empty: none)."""
+    return {"trial_cap": None if cap is None else cap.trials, "trial_cap_setting": None if cap is None else cap.setting}
+
+
+def _cap(trials: Any, setting: Any) -> TrialCap | None:
+    """The stored trial cap; none where it is not a count (stored before katuna kept it)."""
+    return TrialCap(trials, setting) if isinstance(trials, int) and isinstance(setting, str) else None
+
+
 def _origin(text: str | None) -> dict[str, Any] | None:
     """The stored origin; one that is not a JSON mapping any more reads as none."""
     try:
@@ -85,7 +95,7 @@ class SqliteStudies(SqliteConnection):
                 "origin": dumps(record.origin) if record.origin is not None else None,
                 "seed": record.seed, "katuna_version": record.katuna_version, "optuna_version": record.optuna_version,
                 "lookahead": record.lookahead, "warm_results": _known_text(record.warm_results), "report_key": record.report_key,
-                "log_folder": record.log_folder,
+                "log_folder": record.log_folder, **_cap_columns(record.trial_cap),
             })
         return record
 
@@ -111,7 +121,7 @@ class SqliteStudies(SqliteConnection):
             origin=_origin(row["origin"]), seed=row["seed"], katuna_version=row["katuna_version"],
             optuna_version=row["optuna_version"], lookahead=row["lookahead"], restarts=row["restarts"],
             restarted_at=row["restarted_at"], warm_results=warm, report_key=row["report_key"],
-            stored_log_folder=row["log_folder"],
+            stored_log_folder=row["log_folder"], trial_cap=_cap(row["trial_cap"], row["trial_cap_setting"]),
         )
 
     @reading
@@ -159,7 +169,10 @@ class SqliteStudies(SqliteConnection):
         return row[0] if row else None
 
     def update_study(self, name: str, **fields: Any) -> None:
-        """``spec``, ``definition`` and ``origin`` are stored as JSON, the spec normalised."""
+        """``spec``, ``definition`` and ``origin`` are stored as JSON, the spec normalised;
+        ``trial_cap`` as its count and setting."""
+        if "trial_cap" in fields:
+            fields.update(_cap_columns(fields.pop("trial_cap")))
         if "spec" in fields:
             fields["normalized"] = dumps(fields.pop("spec").to_dict())
             fields["spec_version"] = SPEC_VERSION

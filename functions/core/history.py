@@ -7,7 +7,8 @@ nothing. That load grows with the study's trials, and past some size it outlasts
 ``katuna serve`` worker is given. A study is therefore refused at submission when its
 ``maxTrials`` would take its history past the limit, and so is an ended Katib Experiment
 restarted with a raised ``maxTrialCount`` whose added trials would; a study without
-``maxTrials`` (ended by ``timeBudget`` or a goal) is refused only when its history is full.
+``maxTrials`` (ended by ``timeBudget``, a goal or the grid) is refused when its history is full,
+and otherwise ends once it has made the trials that fit (:mod:`functions.core.trial_cap`).
 What a load costs grows with each trial's values too, which
 :mod:`functions.core.history_cells` bounds likewise (``KATUNA_MAX_HISTORY_CELLS``).
 
@@ -64,7 +65,8 @@ WARNED_STUDIES = 10
 
 def history_warning(over: list[tuple[str, int]], count: int, limit: int) -> str | None:
     """What to tell the operator of a database in which studies' histories are past ``limit``
-    already (grown under a raised limit, or by studies with no ``maxTrials``): ``count`` of them,
+    already (grown under a raised limit, or by studies with no ``maxTrials`` that an earlier
+    katuna did not cap): ``count`` of them,
     the largest ``over`` (``(name, trials)``, largest first); None when there are none."""
     if not over:
         return None

@@ -11,12 +11,11 @@ parameters and objective values. A restarted study (a raised budget, an edited r
 what its history holds already, a journal record a value, and the trials it may add.
 
 A trial's intermediate values are bounded by its study's share of the limit: with
-``earlyStopping`` and ``maxTrials``, each trial keeps as many steps as the limit leaves each of
-the study's trials, at most :data:`~functions.core.metrics.MAX_STEPS` and at least
+``earlyStopping``, each trial keeps as many steps as the limit leaves each of the study's
+``maxTrials`` trials, at most :data:`~functions.core.metrics.MAX_STEPS` and at least
 :data:`MIN_STEPS` (a study whose trials would keep fewer is refused). A study without
-``maxTrials`` (ended by ``timeBudget`` or a goal) is bounded by neither count: it is refused only
-when its history is full, as ``KATUNA_MAX_HISTORY`` refuses it, and its trials keep
-:data:`~functions.core.metrics.MAX_STEPS` steps each.
+``maxTrials`` (ended by ``timeBudget``, a goal or the grid) runs at most the trials that fit
+(:mod:`functions.core.trial_cap`, :func:`most_trials`), each keeping its share of them alike.
 """
 
 from __future__ import annotations
@@ -51,12 +50,13 @@ def known_results(spec: Study, taken: Sized | None) -> int:
     return (len(spec.warm_start.trials) if spec.warm_start is not None else 0) + len(taken or ())
 
 
-def steps_kept(spec: Study, limit: int, known: int = 0) -> int:
+def steps_kept(spec: Study, limit: int, known: int = 0, cap: int | None = None) -> int:
     """The intermediate values each trial of the study stores (and its rule judges) at most,
     under a limit of ``limit`` values, ``known`` of the study's trials known results of its warm
-    start: none without ``earlyStopping``; the limit's share of each of ``maxTrials`` trials,
-    from :data:`MIN_STEPS` to :data:`~functions.core.metrics.MAX_STEPS`."""
-    return _steps(spec, spec.max_trials, limit, known)
+    start: none without ``earlyStopping``; the limit's share of each of ``maxTrials`` trials
+    (``cap`` for a study without it), from :data:`MIN_STEPS` to
+    :data:`~functions.core.metrics.MAX_STEPS` (that most for a study stored with neither)."""
+    return _steps(spec, spec.max_trials if spec.max_trials is not None else cap, limit, known)
 
 
 def _steps(spec: Study, trials: int | None, limit: int, known: int) -> int:
@@ -74,14 +74,16 @@ def cells_problem(spec: Study, limit: int, held: int = 0, made: int = 0, known: 
     """Why the study's history, holding ``held`` values, would go past ``limit`` values once
     its trials beyond the ``made`` it has finished (0 for a new study; one still running may add
     intermediate values, so it counts as one to come) and its ``known`` results of a warm start
-    are in it; None when it fits. At ``maxTrials``, with the largest ``maxTrials`` that fits."""
+    are in it; None when it fits. At ``maxTrials``, with the largest ``maxTrials`` that fits; a
+    study without ``maxTrials`` is refused when not one trial more fits (it runs the trials that
+    do: :mod:`functions.core.trial_cap`)."""
     if spec.max_trials is None:
-        if held + known * trial_values(spec) < limit:
+        if most_trials(spec, limit, held, made, known, made + 1) > made:
             return None
-        return Problem("maxTrials", f"{_limited(limit)}, and this study's holds {held:,}{_cost(limit)}")
+        return Problem("maxTrials", f"{_limited(limit)}, and {_no_room(spec, limit, held, made, known)}{_cost(limit)}")
     if _fits(spec, spec.max_trials, limit, held, made, known):
         return None
-    most = _most_trials(spec, limit, held, made, known)
+    most = most_trials(spec, limit, held, made, known, spec.max_trials)
     asked = _asked(spec, trial_values(spec) + steps_kept(spec, limit, known), held, made, known)
     return Problem("maxTrials", f"{_limited(limit)}, and {asked}{_cost(limit)}. {_advice(spec, most, made)}")
 
@@ -92,9 +94,13 @@ def _fits(spec: Study, trials: int, limit: int, held: int, made: int, known: int
     return held + known * trial_values(spec) + max(trials - made, 0) * per <= limit
 
 
-def _most_trials(spec: Study, limit: int, held: int, made: int, known: int) -> int:
-    """The largest ``maxTrials`` that fits, from ``made`` (no trial more fits) up."""
-    fits, too_many = made, max(spec.max_trials or 0, made + 1)
+def most_trials(spec: Study, limit: int, held: int, made: int, known: int, upper: int) -> int:
+    """The largest ``maxTrials`` up to ``upper`` whose history fits under ``limit``, with
+    ``held``, ``made`` and ``known`` as :func:`cells_problem` takes them: from ``made`` (no trial
+    more fits) up."""
+    if upper <= made or _fits(spec, upper, limit, held, made, known):
+        return max(upper, made)
+    fits, too_many = made, upper
     while too_many - fits > 1:
         middle = (fits + too_many) // 2
         fits, too_many = (middle, too_many) if _fits(spec, middle, limit, held, made, known) else (fits, middle)
@@ -123,6 +129,16 @@ def _asked(spec: Study, per: int, held: int, made: int, known: int) -> str:
                 f"may add {_counted(max(trials - made, 0), 'trial')} {each}{warm}")
     holds = f"this study's holds {held:,} and it" if held else "this study"
     return f"{holds} may create {_counted(trials, 'trial')} (maxTrials) {each}{warm}"
+
+
+def _no_room(spec: Study, limit: int, held: int, made: int, known: int) -> str:
+    """What leaves a study without ``maxTrials`` no room for one trial more, in words."""
+    per = trial_values(spec) + _steps(spec, made + 1, limit, known)
+    warm = f"takes {_counted(known, 'known result')} (warmStart) of {trial_values(spec):,} values each" if known else ""
+    if not held and not warm:
+        return f"not one trial of this study, of {per:,} values, fits"
+    subject = " and it ".join(part for part in (f"this study's holds {held:,}" if held else "", warm) if part)
+    return f"{subject if held else 'this study ' + subject}, leaving no room for one trial more of {per:,} values"
 
 
 def _counted(count: int, thing: str) -> str:

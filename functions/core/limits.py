@@ -49,7 +49,9 @@ class Limits:
     """Trials of one study running at once (``parallelism``, Katib's ``parallelTrialCount``)."""
 
     trials: int = 1_000_000
-    """``maxTrials`` and ``maxFailedTrials``."""
+    """``maxTrials`` and ``maxFailedTrials``; the trials of a study without ``maxTrials`` too,
+    which :mod:`functions.core.trial_cap` caps here, or lower to fit ``history`` and
+    ``history_cells``."""
 
     grid: int = 100_000
     """Points of a grid search: the product of the parameters' value counts."""
@@ -105,7 +107,7 @@ class Limits:
     first time it serves it, and no other study's (about 300 bytes and 0.1-0.2 ms a trial; 12 s
     for 100,000 on a busy two-core machine, well within the 60 s gunicorn gives a ``katuna
     serve`` worker). A study whose ``maxTrials`` would take its history past it is refused, and
-    so is a restart whose raised budget would, and an edit of a running study's resource that would; other studies and the database's age add nothing."""
+    so is a restart whose raised budget would, and an edit of a running study's resource that would; a study without ``maxTrials`` ends where its history is full; other studies and the database's age add nothing."""
 
     history_cells: int = 500_000
     """Values Optuna's storage may hold for one study (its trials' parameters, objective values

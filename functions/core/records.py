@@ -22,6 +22,23 @@ TERMINAL_STATUSES = (COMPLETED, FAILED, STOPPED)
 
 
 @dataclass(frozen=True)
+class TrialCap:
+    """The most trials a study creates, and what set it: its own ``maxTrials``, or for a study
+    without one the service's limits when it was admitted (:mod:`functions.core.trial_cap`)."""
+
+    trials: int
+    setting: str | None = None
+    """The ``KATUNA_*`` variable whose limit set it; None: the study's own ``maxTrials``."""
+
+    @property
+    def reached(self) -> str:
+        """How the stop rule says the study reached it (the words a restart looks for first)."""
+        if self.setting is None:
+            return f"max trials reached ({self.trials})"
+        return f"max trials reached ({self.trials:,}, set by {self.setting} for a study without maxTrials)"
+
+
+@dataclass(frozen=True)
 class StudyRecord:
     """A stored study: its definition, where it came from, and how far it got."""
 
@@ -65,6 +82,18 @@ class StudyRecord:
     stored_log_folder: str | None = None
     """Where its trial logs are, under the logs folder, as stored; None for a study not stored
     yet (see :attr:`log_folder`)."""
+    trial_cap: TrialCap | None = None
+    """The most trials a study without ``maxTrials`` creates, set by the limits when it was last
+    admitted (submitted, restarted, edited); None for a study with ``maxTrials``, and for one
+    stored before katuna kept it (:func:`functions.core.trial_cap.study_cap`)."""
+
+    @property
+    def max_trials(self) -> int | None:
+        """The most trials the study creates as stored: its ``maxTrials``, else its
+        :attr:`trial_cap`; None only for a study stored before katuna kept that."""
+        if self.spec.max_trials is not None:
+            return self.spec.max_trials
+        return self.trial_cap.trials if self.trial_cap is not None else None
 
     @property
     def name(self) -> str:

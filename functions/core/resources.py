@@ -244,7 +244,6 @@ def study_status(record: StudyRecord, counts: Counts, best: Sequence[TrialRecord
     study ended count in ``trialsKilled``, as Katib counts its ``Killed`` trials, not in
     ``trialsEarlyStopped``, which counts those an early-stopping rule stopped. ``observed``
     holds the best trial's observations (:func:`katib_metrics`)."""
-    spec = record.spec
     created = _condition("Created", "StudyCreated", f"study {record.name} accepted", record.created_at)
     conditions = [created]
     phase = "Created"
@@ -268,7 +267,7 @@ def study_status(record: StudyRecord, counts: Counts, best: Sequence[TrialRecord
         "trialsSucceeded": counts.complete, "trialsFailed": counts.failed,
         "trialsEarlyStopped": counts.pruned - counts.stopped_at_end, "trialsKilled": counts.stopped_at_end,
         "trialsRunning": counts.running, "trialsPending": counts.waiting,
-        "progress": f"{counts.finished}/{spec.max_trials if spec.max_trials is not None else '-'}",
+        "progress": f"{counts.finished}/{record.max_trials if record.max_trials is not None else '-'}",
         "problems": None,
     }
     """None: left out, so nothing an earlier refusal wrote stays."""

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from functions.core.durations import format_duration
-from functions.core.records import COMPLETED, FAIL, FAILED, Counts, TrialRecord
+from functions.core.limits import DEFAULTS, PREFIX
+from functions.core.records import COMPLETED, FAIL, FAILED, Counts, TrialCap, TrialRecord
 from functions.core.spec import Study
 
 LATEST_FAILURE_CHARS = 300
@@ -35,9 +36,18 @@ def _goal_reached(study: Study, trial: TrialRecord | None) -> str | None:
     return f"goal reached by trial {trial.number}: {met}"
 
 
-def _capacity_left(study: Study, counts: Counts, grid_size: int | None) -> int:
-    limits = [study.max_trials, grid_size]
-    return min((limit - counts.created for limit in limits if limit is not None), default=1 << 30)
+def _cap(study: Study, cap: TrialCap | None) -> TrialCap:
+    """The most trials the study creates: its ``maxTrials``; without it ``cap``, the one it was
+    admitted with (:mod:`functions.core.trial_cap`), by default ``KATUNA_MAX_TRIALS``'s default.
+    No study creates trials without end."""
+    if study.max_trials is not None:
+        return TrialCap(study.max_trials)
+    return cap or TrialCap(DEFAULTS.trials, f"{PREFIX}MAX_TRIALS")
+
+
+def _capacity_left(cap: TrialCap, counts: Counts, grid_size: int | None) -> int:
+    most = cap.trials if grid_size is None else min(cap.trials, grid_size)
+    return most - counts.created
 
 
 def decide(
@@ -46,11 +56,13 @@ def decide(
     trial: TrialRecord | None,
     elapsed: float,
     grid_size: int | None = None,
+    cap: TrialCap | None = None,
 ) -> Decision | None:
     """The stop rule that fires now, if any.
 
     ``trial`` is the trial that just completed, checked against the goals; ``grid_size`` is set
-    for the grid algorithm, whose space runs out.
+    for the grid algorithm, whose space runs out; ``cap`` bounds a study without ``maxTrials``
+    (see :func:`_cap`).
     """
     if study.max_failed_trials is not None and counts.failed > study.max_failed_trials:
         return Decision(FAILED, f"too many failed trials: {counts.failed} failed, at most {study.max_failed_trials} "
@@ -60,9 +72,11 @@ def decide(
         return Decision(COMPLETED, goal)
     if study.time_budget is not None and elapsed >= study.time_budget:
         return _final(counts, f"time budget of {format_duration(study.time_budget)} used")
-    if counts.active == 0 and _capacity_left(study, counts, grid_size) <= 0:
-        if study.max_trials is not None and counts.created >= study.max_trials:
-            return _final(counts, f"max trials reached ({study.max_trials})")
+    limit = _cap(study, cap)
+    if counts.active == 0 and _capacity_left(limit, counts, grid_size) <= 0:
+        exhausted = grid_size is not None and counts.created >= grid_size
+        if counts.created >= limit.trials and not (exhausted and limit.setting is not None):
+            return _final(counts, limit.reached)
         return _final(counts, f"search space exhausted after {counts.created} trials")
     return None
 
@@ -92,7 +106,8 @@ def ran_out_failing(status: str, reason: str) -> bool:
     return status == FAILED and reason.endswith(NONE_SUCCEEDED)
 
 
-def trials_to_ask(study: Study, counts: Counts, grid_size: int | None = None, ahead: int = 0) -> int:
+def trials_to_ask(study: Study, counts: Counts, grid_size: int | None = None, ahead: int = 0,
+                  cap: TrialCap | None = None) -> int:
     """How many new trials to suggest now: free parallel slots, and ``ahead`` trials prepared
-    beyond them, within the remaining budget."""
-    return max(0, min(study.parallelism + ahead - counts.active, _capacity_left(study, counts, grid_size)))
+    beyond them, within the remaining budget (``cap`` that of a study without ``maxTrials``)."""
+    return max(0, min(study.parallelism + ahead - counts.active, _capacity_left(_cap(study, cap), counts, grid_size)))

@@ -33,6 +33,7 @@ from functions.core.records import (
     WAITING,
     Counts,
     StudyRecord,
+    TrialCap,
     TrialRecord,
 )
 from functions.core.samplers import grid_size, sampler_for
@@ -40,6 +41,7 @@ from functions.core.space import distribution, sample, sampler_params, values
 from functions.core.spec import KnownResult, Study
 from functions.core.stop import Decision, decide, trials_to_ask
 from functions.core.timeouts import POOL_WAIT
+from functions.core.trial_cap import study_cap
 from functions.core.warm import lost_study, study_results
 from functions.handlers import ahead
 from functions.handlers.parsed import ParsedOutput
@@ -153,7 +155,7 @@ def ask_trials(record: StudyRecord, deps: Deps, counts: Counts | None = None) ->
     counts, when the caller has them already."""
     spec = record.spec
     counts = deps.store.count_trials(spec.name) if counts is None else counts
-    wanted = trials_to_ask(spec, counts, study_grid_size(record), deps.lookahead)
+    wanted = trials_to_ask(spec, counts, study_grid_size(record), deps.lookahead, study_cap(record, deps.limits))
     if wanted == 0:
         return ahead.release(record, deps, counts) if deps.lookahead else []
     study = optuna_study(record, deps, counts.created)
@@ -202,7 +204,8 @@ def check_stop(record: StudyRecord, deps: Deps, finished: TrialRecord | None = N
     study's latest restart, as Optuna's ``optimize`` called again gives its ``timeout`` afresh."""
     started = record.restarted_at or record.started_at or record.created_at
     counts = deps.store.count_trials(record.name) if counts is None else counts
-    decision = decide(record.spec, counts, finished, deps.clock() - started, study_grid_size(record))
+    decision = decide(record.spec, counts, finished, deps.clock() - started, study_grid_size(record),
+                      study_cap(record, deps.limits))
     if decision is None and finished is not None and finished.state == FAIL \
             and finished.reason.startswith(f"{start_failures.PREFIX}: "):
         why = start_failures.unstartable(record.spec.trial_template, counts, deps.store.trials(record.name, (FAIL,)))
@@ -218,12 +221,14 @@ def complete(record: StudyRecord, deps: Deps, decision: Decision) -> list[Event]
 
 
 def reopen(record: StudyRecord, deps: Deps, spec: Study, definition: dict[str, Any],
-           origin: dict[str, Any] | None = None) -> StudyRecord:
+           origin: dict[str, Any] | None = None, cap: TrialCap | None = None) -> StudyRecord:
     """Run the ended study on under its edited definition (:mod:`functions.core.resume`):
     running again, its trials and the sampler's state kept, one more restart counted (the
-    events of this run are told from the last one's by it). The reopened record."""
+    events of this run are told from the last one's by it), with ``cap`` its trial cap where
+    ``spec`` gives no ``maxTrials`` (:mod:`functions.core.trial_cap`). The reopened record."""
     fields: dict[str, Any] = {"spec": spec, "definition": definition, "status": STUDY_RUNNING, "reason": "",
-                              "completed_at": None, "restarts": record.restarts + 1, "restarted_at": deps.clock()}
+                              "completed_at": None, "restarts": record.restarts + 1, "restarted_at": deps.clock(),
+                              "trial_cap": cap}
     if origin is not None:
         fields["origin"] = origin
     deps.store.update_study(record.name, **fields)

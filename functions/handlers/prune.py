@@ -114,8 +114,10 @@ def _cap(record: StudyRecord, deps: Deps) -> int:
     """The steps each trial of the study keeps: at most :data:`~functions.core.metrics.MAX_STEPS`,
     fewer where its share of ``KATUNA_MAX_HISTORY_CELLS`` is less
     (:func:`~functions.core.history_cells.steps_kept`), so that no study's Optuna history, which
-    every process serving it loads, grows past what it was admitted for."""
-    return steps_kept(record.spec, deps.limits.history_cells, known_results(record.spec, record.warm_results))
+    every process serving it loads, grows past what it was admitted for (a study without
+    ``maxTrials`` its share as one of the trials its cap allows)."""
+    return steps_kept(record.spec, deps.limits.history_cells, known_results(record.spec, record.warm_results),
+                      record.max_trials)
 
 
 REACHED = "katuna:attempt_reached"

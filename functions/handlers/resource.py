@@ -13,7 +13,8 @@ cluster answers a SelfSubjectAccessReview: ``Forbidden``); its deletion
 stops the study; an edit of the fields a running study takes (parallelism, max
 trials, max failed trials; an Experiment's maxTrialCount only above the trials it has made, as
 Katib's webhook rules; not one whose maxTrials would take the study's Optuna history past
-``KATUNA_MAX_HISTORY`` or its values past ``KATUNA_MAX_HISTORY_CELLS``, as a new study's would not be taken) updates it, an edit raising the trial budget of an ended Experiment
+``KATUNA_MAX_HISTORY`` or its values past ``KATUNA_MAX_HISTORY_CELLS``, as a new study's would not be taken;
+one without maxTrials takes the trial cap the limits give it then: :mod:`functions.core.trial_cap`) updates it, an edit raising the trial budget of an ended Experiment
 that Katib would restart restarts it (:mod:`functions.core.resume`), and any other edit is
 refused in the status. Each generation
 is handled once: the stored origin (or, for a refused resource, its status) remembers it, so
@@ -54,7 +55,7 @@ from functions.core.spec import Study
 from functions.core.stop import Decision
 from functions.core.trial_identity import study_problems
 from functions.handlers.base import Deps, complete, go_on
-from functions.handlers.submit import raised_budget_problem, restart, store_study
+from functions.handlers.submit import raised_budget, restart, store_study
 from functions.handlers.writeback import report
 
 log = logging.getLogger("katuna.resource")
@@ -185,14 +186,14 @@ def _edit(deps: Deps, stored: StudyRecord, origin: Origin, current: Mapping[str,
 def _apply_edit(deps: Deps, stored: StudyRecord, spec: Study, submitted: dict[str, Any],
                 handled: dict[str, Any]) -> StudyRecord:
     """Store the edit of the running study, unless its ``maxTrials`` would take the study's
-    Optuna history past ``KATUNA_MAX_HISTORY`` or ``KATUNA_MAX_HISTORY_CELLS``
-    (:class:`InvalidStudy` at ``maxTrials``, nothing changed), as a new study and a restart are
-    refused. In one transaction, as a restart is."""
+    Optuna history past ``KATUNA_MAX_HISTORY`` or ``KATUNA_MAX_HISTORY_CELLS``, or its trial cap
+    without one would leave it no trial more (:class:`InvalidStudy` at ``maxTrials``, nothing
+    changed), as a new study and a restart are refused; a study without ``maxTrials`` takes the
+    cap the limits give it now (:mod:`functions.core.trial_cap`). In one transaction, as a
+    restart is."""
     with deps.store.transaction():
-        problem = raised_budget_problem(deps, stored, spec)
-        if problem is not None:
-            raise InvalidStudy(in_definition(submitted, [problem]))
-        deps.store.update_study(stored.name, spec=spec, definition=submitted, origin=handled)
+        cap = raised_budget(deps, stored, spec, submitted)
+        deps.store.update_study(stored.name, spec=spec, definition=submitted, origin=handled, trial_cap=cap)
         return deps.store.get_study(stored.name)
 
 

@@ -15,13 +15,13 @@ from typing import Any
 from functions.core import resume
 from functions.core.conflicts import study_conflict
 from functions.core.errors import InvalidStudy, Problem, StudyConflict
-from functions.core.history import history_problem
-from functions.core.history_cells import cells_problem, known_results
+from functions.core.history_cells import known_results
 from functions.core.pool_count import HOLDING, held_pools, pools_problem
 from functions.core.ports import has_study
-from functions.core.records import StudyRecord
+from functions.core.records import StudyRecord, TrialCap
 from functions.core.report_token import new_key
 from functions.core.spec import KnownResult, Study
+from functions.core.trial_cap import admit
 from functions.core.warm import missing_study, nothing_taken, over_limit
 from functions.handlers.base import Deps, earlier_results, reopen
 
@@ -39,13 +39,13 @@ def store_study(deps: Deps, spec: Study, definition: dict[str, Any],
     uid = uuid.uuid4().hex[:12]
     with deps.store.transaction():
         stored_already = has_study(deps.store, spec.name)
-        taken = None
+        taken, cap = None, None
         if not stored_already:
             _check_pool_room(deps, spec)
             taken = warm_results(deps, spec)
-            _check_history_room(deps, spec, definition, taken)
+            cap = _check_history_room(deps, spec, definition, taken)
         record = StudyRecord(spec, definition, os.path.abspath(deps.workdir), uid, created_at=deps.clock(),
-                             origin=origin, warm_results=taken, report_key=new_key())
+                             origin=origin, warm_results=taken, report_key=new_key(), trial_cap=cap)
         stored = deps.store.add_study(record)
     return stored, stored.uid == uid
 
@@ -76,10 +76,8 @@ def restart(deps: Deps, stored: StudyRecord, spec: Study, definition: dict[str, 
     path, and nothing changed): the trials it may add load into every process that serves it.
     In one transaction, so concurrent submissions cannot slip past the check."""
     with deps.store.transaction():
-        problem = raised_budget_problem(deps, stored, spec)
-        if problem is not None:
-            raise _refusal(definition, problem)
-        return reopen(stored, deps, spec, definition, origin)
+        cap = raised_budget(deps, stored, spec, definition)
+        return reopen(stored, deps, spec, definition, origin, cap)
 
 
 def _check_pool_room(deps: Deps, spec: Study) -> None:
@@ -95,31 +93,37 @@ def _check_pool_room(deps: Deps, spec: Study) -> None:
         raise InvalidStudy([problem])
 
 
-def raised_budget_problem(deps: Deps, stored: StudyRecord, spec: Study) -> Problem | None:
-    """Why the stored study's history would not hold the trials ``spec`` (its raised or edited
-    budget) may add to those it has made, in trials (``KATUNA_MAX_HISTORY``) or else in values
-    (``KATUNA_MAX_HISTORY_CELLS``, counting the values it holds); None when they fit."""
+def raised_budget(deps: Deps, stored: StudyRecord, spec: Study, definition: dict[str, Any]) -> TrialCap | None:
+    """Refuse a budget ``spec`` (raised or edited, ``definition`` as submitted) gives the stored
+    study whose history would not hold the trials it may add to those it has made, in trials
+    (``KATUNA_MAX_HISTORY``) or else in values (``KATUNA_MAX_HISTORY_CELLS``, counting the values
+    it holds), or that leaves a study without ``maxTrials`` no trial more to run
+    (:class:`InvalidStudy` at ``maxTrials``, nothing changed). The trial cap of a study without
+    ``maxTrials`` (:mod:`functions.core.trial_cap`); None for one with it."""
     counts = deps.store.count_trials(stored.name)
-    return history_problem(deps.store.optuna_history(stored.name), spec.max_trials, deps.limits.history,
-                           counts.created) or \
-        cells_problem(spec, deps.limits.history_cells, deps.store.optuna_version(stored.name), counts.finished,
-                      known_results(spec, stored.warm_results))
+    cap, problem = admit(spec, deps.limits, deps.store.optuna_history(stored.name),
+                         deps.store.optuna_version(stored.name), counts.created, counts.finished,
+                         known_results(spec, stored.warm_results))
+    if problem is not None:
+        raise _refusal(definition, problem)
+    return cap
 
 
 def _check_history_room(deps: Deps, spec: Study, definition: dict[str, Any],
-                        taken: tuple[KnownResult, ...] | None) -> None:
+                        taken: tuple[KnownResult, ...] | None) -> TrialCap | None:
     """Refuse a new study whose ``maxTrials`` would take its Optuna history past either limit
     (:class:`InvalidStudy` at ``maxTrials``, a Katib Experiment's ``spec.maxTrialCount``): every
     process that serves a study loads its whole history first, and past the limits that load
     could outlast a worker's timeout (its trials, ``KATUNA_MAX_HISTORY``) or take hundreds of
     megabytes (its values, ``KATUNA_MAX_HISTORY_CELLS``: with its warm start's known results,
     inline and ``taken`` from an earlier study). A name Optuna holds a study of already (made
-    through Optuna directly) counts what that study holds."""
-    problem = history_problem(deps.store.optuna_history(spec.name), spec.max_trials, deps.limits.history) or \
-        cells_problem(spec, deps.limits.history_cells, deps.store.optuna_version(spec.name), 0,
-                      known_results(spec, taken))
+    through Optuna directly) counts what that study holds. The trial cap of a study without
+    ``maxTrials``, which those limits set (:mod:`functions.core.trial_cap`); None for one with it."""
+    cap, problem = admit(spec, deps.limits, deps.store.optuna_history(spec.name),
+                         deps.store.optuna_version(spec.name), known=known_results(spec, taken))
     if problem is not None:
         raise _refusal(definition, problem)
+    return cap
 
 
 def _refusal(definition: dict[str, Any], problem: Problem) -> InvalidStudy:

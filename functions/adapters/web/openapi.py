@@ -74,6 +74,12 @@ _SCHEMAS: dict[str, Any] = {
         "description": {"type": ["string", "null"], "description": "the description the study was submitted with"},
         "reason": {"type": ["string", "null"]}, "algorithm": {"type": "string"},
         "trials": {"type": "integer"}, "counts": {"type": "object"},
+        "maxTrials": {"type": ["integer", "null"], "description": "the most trials the study creates: its maxTrials, "
+                      "or for a study without one the cap the service's limits gave it when it was admitted (null "
+                      "for such a study stored before katuna kept that cap)"},
+        "maxTrialsSetBy": {"type": ["string", "null"], "description": "the setting that set maxTrials for a study "
+                           "without one (KATUNA_MAX_TRIALS, KATUNA_MAX_HISTORY or KATUNA_MAX_HISTORY_CELLS); null "
+                           "where the study gives maxTrials"},
         "best": {"oneOf": [{"$ref": "#/components/schemas/Trial"}, {"type": "null"},
                            {"type": "array", "items": {"$ref": "#/components/schemas/Trial"}}],
                  "description": "the best trial; with several objectives, at most 20 trials of the Pareto front, "

@@ -1,0 +1,76 @@
+"""The most trials a study without ``maxTrials`` creates: what the service's limits allow it.
+
+A study may leave ``maxTrials`` out where its ``timeBudget``, an objective's goal or the grid
+ends it (a Katib Experiment its ``maxTrialCount``, which Katib then never counts). None of these
+bounds what it costs: quick trials fill a long time budget by the thousand, a goal may never be
+reached, and every trial grows the study's Optuna history, which every process serving it
+loads. So such a study runs at most the largest ``maxTrials`` it would be admitted with:
+``KATUNA_MAX_TRIALS``, fewer where its history would go past ``KATUNA_MAX_HISTORY`` trials
+(:mod:`functions.core.history`) or ``KATUNA_MAX_HISTORY_CELLS`` values
+(:mod:`functions.core.history_cells`, whose share of intermediate values its trials then keep),
+and it ends there, its reason naming the setting.
+
+The cap is worked out whenever the study is admitted (submitted, restarted, its resource
+edited), from the limits and its history then, and kept with it, as a study's own ``maxTrials``
+is: changing the settings later changes no running study's trials, as it changes no running
+study's ``maxTrials``. An admission that would leave no trial more to run is refused, as a
+``maxTrials`` not above the trials made is. A study stored before katuna kept the cap runs to
+``KATUNA_MAX_TRIALS`` as set now.
+"""
+
+from __future__ import annotations
+
+from functions.core.errors import Problem
+from functions.core.history import history_problem
+from functions.core.history_cells import cells_problem, most_trials
+from functions.core.limits import PREFIX, Limits
+from functions.core.records import StudyRecord, TrialCap
+from functions.core.spec import Study
+
+MAX_TRIALS = f"{PREFIX}MAX_TRIALS"
+MAX_HISTORY = f"{PREFIX}MAX_HISTORY"
+MAX_HISTORY_CELLS = f"{PREFIX}MAX_HISTORY_CELLS"
+
+
+def admit(spec: Study, limits: Limits, held: int, values: int, made: int = 0, finished: int = 0,
+          known: int = 0) -> tuple[TrialCap | None, Problem | None]:
+    """Whether the study's Optuna history, holding ``held`` trials and ``values`` values, takes
+    the trials ``spec`` may add to the ``made`` it has (``finished`` of them ended; 0 for a new
+    study) and its ``known`` results of a warm start: the cap of a study without ``maxTrials``
+    (None for one with it), and why it is refused (None when it is not)."""
+    problem = history_problem(held, spec.max_trials, limits.history, made) or \
+        cells_problem(spec, limits.history_cells, values, finished, known)
+    if problem is not None:
+        return None, problem
+    cap = implicit_cap(spec, limits, held, values, made, finished, known)
+    return cap, None if cap is None else _nothing_left(cap, made)
+
+
+def implicit_cap(spec: Study, limits: Limits, held: int, values: int, made: int = 0, finished: int = 0,
+                 known: int = 0) -> TrialCap | None:
+    """The largest ``maxTrials`` the study would be admitted with, and the setting that bounds
+    it (the first of ``KATUNA_MAX_TRIALS``, ``KATUNA_MAX_HISTORY`` and ``KATUNA_MAX_HISTORY_CELLS``
+    on a tie); None for a study that gives ``maxTrials``. Its history as :func:`admit` takes it."""
+    if spec.max_trials is not None:
+        return None
+    cap = min(TrialCap(limits.trials, MAX_TRIALS), TrialCap(limits.history - held + made, MAX_HISTORY),
+              key=lambda c: c.trials)
+    fit = most_trials(spec, limits.history_cells, values, finished, known, cap.trials)
+    return TrialCap(fit, MAX_HISTORY_CELLS) if fit < cap.trials else cap
+
+
+def study_cap(record: StudyRecord, limits: Limits) -> TrialCap:
+    """The most trials the stored study creates: its ``maxTrials``, the cap it was admitted with,
+    or (stored before katuna kept that) ``KATUNA_MAX_TRIALS`` of ``limits``."""
+    if record.spec.max_trials is not None:
+        return TrialCap(record.spec.max_trials)
+    return record.trial_cap or TrialCap(limits.trials, MAX_TRIALS)
+
+
+def _nothing_left(cap: TrialCap, made: int) -> Problem | None:
+    """Why a study without ``maxTrials`` that has ``made`` trials is refused: its cap leaves it
+    none more to run (a restart, an edit, after the limits were lowered); None when it does not."""
+    if cap.trials > made:
+        return None
+    return Problem("maxTrials", f"expected maxTrials above the {made:,} trials the study has: without it, it may "
+                                f"create {cap.trials:,} in all (set by {cap.setting}), and none more would run")
