@@ -113,6 +113,36 @@ def test_a_job_the_namespaces_quota_refuses_is_refused_for_now(simulated_kube: K
         store.close()
 
 
+def test_a_trial_spec_study_submitted_while_the_quota_is_full_is_taken_and_an_invalid_one_still_refused(
+        simulated_kube: KubeStub):
+    """The submission's dry run of the first trial's Job meets the namespace's quota, full for
+    now (the API server charges a dry run's create as any): that says nothing of the Job, so
+    the study is taken, its trials to wait for the quota. A Job the API server finds invalid
+    is refused all the same, validation coming before the quota."""
+    from conftest import study_definition
+
+    from functions.adapters.kubernetes_access import Access
+    from functions.adapters.kubernetes_client import api_client
+    from functions.core.cluster import Cluster
+    from functions.core.errors import InvalidStudy
+    from functions.core.validate import parse_study
+
+    def spec_study(pull: str) -> dict:
+        definition = study_definition("quota-spec", maxTrials=1, parallelism=1)
+        container = {"name": "c", "image": "python:3.12", "imagePullPolicy": pull,
+                     "command": ["train", "--x=${trialParameters.x}"]}
+        definition["trialTemplate"] = {"trialSpec": {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {
+            "spec": {"restartPolicy": "Never", "containers": [container]}}}}}
+        return definition
+
+    simulated_kube.set_quota("katuna", {"count/jobs.batch": 0})
+    access = Access(api_client(simulated_kube.url), Cluster(namespace="katuna"))
+    assert access.refusal(parse_study(spec_study("IfNotPresent"))) is None
+    with pytest.raises(InvalidStudy, match='imagePullPolicy: Unsupported value: "always"'):
+        access.refusal(parse_study(spec_study("always")))
+    assert not simulated_kube.jobs
+
+
 def test_only_a_quota_refusal_is_temporary():
     from kubernetes.client.rest import ApiException
 

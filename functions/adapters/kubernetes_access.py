@@ -13,9 +13,12 @@ webhook refuses it, where the API server would drop it and run the image's own c
 (422) is refused as ``trialTemplate.trialSpec`` at the API's field path, what it cannot decode
 (400: a quantity that is no quantity, a field of the wrong type) as ``trialTemplate.trialSpec``
 with its message, and what the typed client refuses before sending it (a Job whose value is of
-a type its model does not take) at the field the client names; what it forbids (403,
-an admission webhook or quota) is refused as the review's refusals are; an answer of the name
-being taken (409) means the workload was valid. Other errors are translated as every API call's
+a type its model does not take) at the field the client names; what it forbids (403, an
+admission webhook) is refused as the review's refusals are. Two answers mean the workload was
+valid: the name being taken (409), and the namespace's ResourceQuota full (a 403 saying
+``exceeded quota``: the API server's quota admission charges a dry run as any create, after
+validation, and it says nothing of the workload but that there is no room now; the trials wait
+for the quota, as every study's do). Other errors are translated as every API call's
 (:func:`~functions.adapters.kubernetes_client.translate`): a temporary one (5xx, unreachable)
 refuses nothing, and the submission is to be made again.
 """
@@ -30,7 +33,7 @@ from kubernetes.client.rest import ApiException
 from pydantic import ValidationError
 from urllib3.exceptions import HTTPError
 
-from functions.adapters.kubernetes_client import client_refusals, translate
+from functions.adapters.kubernetes_client import client_refusals, over_quota, translate
 from functions.core import trial_kinds
 from functions.core.cluster import Cluster
 from functions.core.errors import InvalidStudy, PermanentError, Problem
@@ -122,7 +125,7 @@ class Access:
         try:
             self._create(namespace, (group, version, plural), workload)
         except ApiException as exc:
-            if exc.status == 409:
+            if exc.status == 409 or over_quota(exc):
                 return None
             if exc.status in (400, 422):
                 raise InvalidStudy(_invalid(exc, str(workload.get("kind")))) from exc

@@ -93,7 +93,7 @@ def configuration_problem(host: str | None = None, wanted_by: str = "--executor 
 def translate(exc: Exception, doing: str) -> Exception:
     """The katuna error for a failed API call: permanent for a refusal the API will repeat,
     temporary (retried) otherwise, a call that timed out and a quota full included."""
-    if isinstance(exc, ApiException) and exc.status not in RETRYABLE and not _over_quota(exc):
+    if isinstance(exc, ApiException) and exc.status not in RETRYABLE and not over_quota(exc):
         return PermanentError(f"Kubernetes refused to {doing}: {exc.status} {exc.reason}: {exc.body}")
     if isinstance(exc, ApiException) and exc.status not in RETRYABLE:
         return TemporaryError(f"Kubernetes refused to {doing} for now, its namespace's quota full: {exc.status} "
@@ -169,6 +169,6 @@ def client_refusals(exc: ValidationError, prefix: str, refused: str) -> list[Pro
     return problems or [Problem(prefix, f"{exc}: {refused}")]
 
 
-def _over_quota(exc: ApiException) -> bool:
+def over_quota(exc: ApiException) -> bool:
     """Whether the API server refused for a quota full (:data:`OVER_QUOTA`): a 403 saying so."""
     return exc.status == FORBIDDEN and OVER_QUOTA in str(exc.body or "")
