@@ -494,6 +494,37 @@ def test_a_job_patched_suspended_loses_its_running_pod_and_stays_and_its_templat
     assert status == 422 and "spec.template: Invalid value" in message and "field is immutable" in message
 
 
+def test_a_jobs_fields_fixed_at_creation_are_refused_in_a_patch_as_the_api_server_refuses_them(static: KubeStub):
+    """``ValidateJobSpecUpdate``: ``completionMode``, ``completions``, ``podFailurePolicy`` and
+    the rest are immutable (422 ``field is immutable``, nothing changed); ``parallelism`` may
+    change, and an Indexed Job's ``completions`` with it, to the same count (elastic Indexed Jobs)."""
+    batch = client.BatchV1Api(api(static))
+    batch.create_namespaced_job("katuna", job("fixed", suspend=True))
+    batch.create_namespaced_job("katuna", job("elastic", suspend=True, completionMode="Indexed", completions=2,
+                                              parallelism=2))
+    merge = "application/merge-patch+json"
+
+    def patched(name: str, spec: dict) -> tuple[int, str]:
+        return refusal(lambda: batch.patch_namespaced_job(name, "katuna", {"spec": spec}, _content_type=merge))
+
+    assert patched("fixed", {"completionMode": "Indexed"}) == (
+        422, 'Job.batch "fixed" is invalid: spec.completionMode: Invalid value: "Indexed": field is immutable')
+    assert patched("fixed", {"completions": 3, "parallelism": 3}) == (
+        422, 'Job.batch "fixed" is invalid: spec.completions: Invalid value: 3: field is immutable')
+    assert patched("fixed", {"podFailurePolicy": None})[1].endswith(
+        'spec.podFailurePolicy: Invalid value: "null": field is immutable')
+    assert patched("elastic", {"completions": 3}) == (
+        422, 'Job.batch "elastic" is invalid: spec.completions: Invalid value: 3: can only be modified in tandem with '
+             "spec.parallelism")
+    spec = static.jobs[("katuna", "fixed")]["spec"]
+    assert (spec["completionMode"], spec["completions"], spec["parallelism"]) == ("NonIndexed", 1, 1)
+    assert batch.patch_namespaced_job("fixed", "katuna", {"spec": {"parallelism": 0}}, _content_type=merge) \
+        .spec.parallelism == 0
+    grown = batch.patch_namespaced_job("elastic", "katuna", {"spec": {"completions": 3, "parallelism": 3}},
+                                       _content_type=merge)
+    assert (grown.spec.completions, grown.spec.parallelism) == (3, 3)
+
+
 def with_pod(name: str, resources: dict | None = None, **pod) -> dict:
     """A Job as katuna renders one, with its container's ``resources`` and fields of its pod spec set."""
     made = job(name)

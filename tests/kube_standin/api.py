@@ -8,7 +8,7 @@ import json
 import uuid
 from collections.abc import Iterator
 
-from kube_standin import admission, configmaps, events, job_fields, katib_api, logs, patches, secrets
+from kube_standin import admission, configmaps, events, job_fields, job_updates, katib_api, logs, patches, secrets
 from kube_standin.jobs import owned_pods
 from kube_standin.objects import (
     already_exists,
@@ -257,8 +257,9 @@ class ApiServer:
 
     def patch_job(self, namespace: str, name: str, body: object, content_type: str) -> tuple[int, dict]:
         """A merge patch of a Job (JSON merge or strategic merge, the same for the fields a Job
-        may change): its pod template is immutable (``ValidateJobSpecUpdate``), so a patch of
-        it is 422; ``spec.suspend`` may change, and the Job controller then acts on it."""
+        may change): a patch of a field fixed at creation (its pod template, ``completions``,
+        ``completionMode``, ...: :mod:`kube_standin.job_updates`) is 422; ``spec.suspend`` may
+        change, and the Job controller then acts on it."""
         if content_type not in (patches.MERGE_PATCH, STRATEGIC_MERGE_PATCH) or not isinstance(body, dict):
             return 415, status(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - "
                                                             f"accepted media types include: {patches.MERGE_PATCH}, "
@@ -268,8 +269,9 @@ class ApiServer:
             if job is None:
                 return not_found("jobs.batch", name)
             patched = merge(snapshot(job), body)
-            if patched["spec"].get("template") != job["spec"].get("template"):
-                return invalid("Job", "jobs.batch", name, [("spec.template", "Invalid value: ...: field is immutable")])
+            problems = job_updates.update_problems(job, patched)
+            if problems:
+                return invalid("Job", "jobs.batch", name, problems)
             job["spec"], job["metadata"]["labels"] = patched["spec"], patched["metadata"].get("labels")
             job["metadata"]["generation"] += 1
             self.history.record("MODIFIED", "jobs", job)
