@@ -8,6 +8,8 @@ import json
 import re
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -329,6 +331,26 @@ def test_a_container_that_has_not_started_has_no_log(static: KubeStub):
     name = pod["metadata"]["name"]
     refused = refusal(lambda: client.CoreV1Api(api(static)).read_namespaced_pod_log(name, "katuna", container="trial"))
     assert refused == (400, f'container "trial" in pod "{name}" is waiting to start: ContainerCreating')
+
+
+def test_the_log_of_a_containers_previous_run_is_refused_where_it_never_restarted(static: KubeStub):
+    """``previous=true`` asks for the run before the container's current one: the kubelet
+    refuses it (400) where there was none, whether the container runs or has ended; ``false``
+    and ``0`` ask for the current run."""
+    client.BatchV1Api(api(static)).create_namespaced_job("katuna", job("once"))
+    eventually(lambda: condition(static, "once"), "the Job completes")
+    [pod] = pods_of(static, "once")
+    name, core = pod["metadata"]["name"], client.CoreV1Api(api(static))
+    refused = (400, f'previous terminated container "trial" in pod "{name}" not found')
+    assert refusal(lambda: core.read_namespaced_pod_log(name, "katuna", container="trial", previous=True)) == refused
+    assert core.read_namespaced_pod_log(name, "katuna", container="trial", previous=False) == "done\n"
+    for value, answer in (("yes", refused), ("0", (200, "done\n")), ("FALSE", (200, "done\n"))):
+        url = f"{static.url}/api/v1/namespaces/katuna/pods/{name}/log?container=trial&previous={value}"
+        try:
+            with urllib.request.urlopen(url) as read:
+                assert (read.status, read.read().decode()) == answer, value
+        except urllib.error.HTTPError as exc:
+            assert (exc.code, json.loads(exc.read())["message"]) == answer, value
 
 
 @pytest.mark.slow

@@ -167,7 +167,9 @@ class ApiServer:
                  query: dict[str, str] | None = None) -> tuple[int, dict | bytes]:
         """A pod's log: as the API server, a log names one of the pod's containers (400 otherwise),
         a pod not yet bound has an empty one (204: its log has no location), a container not yet
-        started has none (400), a pod that is gone
+        started has none (400), nor has the run before a container's current one (``previous``,
+        400) where it never restarted (none here does: the kubelet's ``validateContainerLogStatus``
+        looks for its last terminated state first), a pod that is gone
         has none (404), a pod on a node whose kubelet does not answer gets the failed dial (500); the log options as the kubelet applies them (:mod:`kube_standin.logs`).
         Only the first container runs a command, so only its log has lines (the others are sidecars).
         ``on_log_read``, when set, is called with each read's pod and query before it is answered."""
@@ -189,8 +191,11 @@ class ApiServer:
             container = container or names[0]
             if not pod["spec"].get("nodeName"):
                 return 204, b""
-            state = next((s["state"] for s in pod["status"].get("containerStatuses", []) if s["name"] == container),
-                         {"waiting": {"reason": "ContainerCreating"}})
+            held = next((s for s in pod["status"].get("containerStatuses", []) if s["name"] == container), {})
+            if logs.previous(query or {}) and not (held.get("lastState") or {}).get("terminated"):
+                return 400, status(400, "BadRequest", f'previous terminated container "{container}" in pod "{name}" '
+                                                      "not found")
+            state = held.get("state") or {"waiting": {"reason": "ContainerCreating"}}
             if "waiting" in state:
                 return 400, status(400, "BadRequest", f'container "{container}" in pod "{name}" is waiting to start: '
                                                       f'{state["waiting"]["reason"]}')

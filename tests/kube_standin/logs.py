@@ -174,6 +174,14 @@ def refusal(name: str, query: dict[str, str]) -> tuple[int, dict] | None:
     return invalid("PodLogOptions", "PodLogOptions", name, refused) if refused else None
 
 
+def previous(query: dict[str, str]) -> bool:
+    """Whether the read asks for the log of the container's run before its current one: as the
+    API server converts a boolean query parameter (``Convert_Slice_string_To_bool``), any value
+    but ``false`` or ``0`` is true."""
+    value = query.get("previous")
+    return value is not None and value.lower() not in ("false", "0")
+
+
 def serve(lines: list[Line], query: dict[str, str], now: float) -> bytes:
     """The log the kubelet answers at ``now`` (seconds since the epoch) for a container whose
     current log file holds ``lines`` (options checked by :func:`refusal` first), as bytes: its
