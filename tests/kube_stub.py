@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from http.server import ThreadingHTTPServer
 
-from kube_standin import admission, configmaps, events, katib_api, patches, secrets
+from kube_standin import admission, configmaps, events, katib_api, kueue, patches, secrets
 from kube_standin.api import PLURALS, ApiServer
 from kube_standin.autoscaler import Autoscaler
 from kube_standin.clock import RealClock, rfc3339
@@ -50,7 +50,7 @@ TICK_SECONDS = 0.02
 
 
 CONTROLLERS = {"training-operator": (TrainingOperator,), "trainer": (Trainer, JobSetController),
-               "jobset": (JobSetController,), "argo": (Argo,), "tekton": (Tekton,)}
+               "jobset": (JobSetController,), "argo": (Argo,), "tekton": (Tekton,), "kueue": (kueue.Kueue,)}
 """The controllers each operator's installation runs."""
 
 
@@ -122,9 +122,6 @@ class KubeStub(ApiServer, Workloads):
         self.similar_events: events.Similar = {}
         """The event recorders' record of similar events, which they combine (:mod:`kube_standin.events`)."""
         """The controllers' Events (:meth:`record_event`): a create they were refused, for one."""
-        self.queued = False
-        """Kueue with ``manageJobsWithoutQueueName``: its webhook creates every Job suspended, and
-        the Job runs once its queue admits it (:meth:`set_suspended`)."""
         self.bookmark_seconds = 1.0
         self.pod_index: dict[str, int] = {}
         self.job_controller = JobController(self.clock)
@@ -379,9 +376,31 @@ class KubeStub(ApiServer, Workloads):
                 self.status_writes.append((plural, name, snapshot(body.get("status") or {})))
             return code, body
 
+    @property
+    def queued(self) -> bool:
+        """Whether Kueue is installed (:meth:`install_kueue`): every Job is created suspended."""
+        return "kueue" in self.operators
+
+    def install_kueue(self, versions: tuple[str, ...] = kueue.VERSIONS) -> None:
+        """Install Kueue with ``manageJobsWithoutQueueName`` (:mod:`kube_standin.kueue`), its
+        Workloads served at ``versions``: every Job is created suspended, and runs once its
+        queue admits it (:meth:`admit`)."""
+        with self.lock:
+            self.crds[(kueue.GROUP, kueue.PLURAL)] = kueue.crd(versions)
+            self.operators.add("kueue")
+
+    def admit(self, namespace: str, job: str) -> None:
+        """A ClusterQueue admits the Workload Kueue made of the Job (a LookupError before it has
+        made one): Kueue then resumes the Job."""
+        with self.lock:
+            workload = kueue.workload_of(self, self.jobs[(namespace, job)])
+            if workload is None:
+                raise LookupError(f"Kueue has made no Workload of Job {job} yet")
+            kueue.admit(self, workload)
+
     def set_suspended(self, namespace: str, name: str, suspended: bool) -> None:
         """Suspend or resume a Job (``spec.suspend``), as Kueue patches it when its queue admits
-        the Job, or takes its admission back to preempt it."""
+        the Job, or takes its admission back to preempt it; or as anyone may patch it."""
         with self.lock:
             job = self.jobs[(namespace, name)]
             job["spec"]["suspend"] = suspended

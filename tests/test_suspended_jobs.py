@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 from conftest import study_definition
 from http_helpers import Service
+from kube_standin import kueue
 from kube_standin.clock import rfc3339
 from kube_standin.containers import Run, SimulatedContainers
 from kube_stub import KubeStub
@@ -52,7 +53,7 @@ def pods_of(kube: KubeStub, name: str) -> list[dict]:
 def test_a_suspended_job_makes_no_pods_and_its_deadline_waits_until_it_is_resumed(simulated_kube: KubeStub):
     """As the real Job controller: a Job created suspended gets the ``Suspended`` condition and
     no start time; its deadline does not run however long it waits; resumed, it starts then."""
-    simulated_kube.queued = True
+    simulated_kube.install_kueue()
     executor_of(simulated_kube).launch(launch_of("queued"))
     simulated_kube.settle()
     assert pods_of(simulated_kube, "queued") == [] and "startTime" not in job(simulated_kube, "queued")["status"]
@@ -63,7 +64,7 @@ def test_a_suspended_job_makes_no_pods_and_its_deadline_waits_until_it_is_resume
     conditions = job(simulated_kube, "queued")["status"]["conditions"]
     assert not [c for c in conditions if c["type"] in ("Failed", "FailureTarget")]
 
-    simulated_kube.set_suspended("katuna", "queued-0", False)
+    simulated_kube.admit("katuna", "queued-0")
     simulated_kube.settle()
     resumed = suspended(simulated_kube, "queued")
     assert (resumed["status"], resumed["reason"], resumed["message"]) == ("False", "JobResumed", "Job resumed")
@@ -95,14 +96,14 @@ def test_a_job_kept_suspended_times_out_after_the_start_allowance_and_one_admitt
         simulated_kube: KubeStub):
     """No pod, no deadline: only katuna can end the wait. It ends the attempt once the Job has
     been suspended longer than the start allowance; a Job admitted before then runs as any other."""
-    simulated_kube.queued = True
+    simulated_kube.install_kueue()
     executor = executor_of(simulated_kube)
     held, admitted = launch_of("held", timeout=None), launch_of("admitted")
     executor.launch(held)
     executor.launch(admitted)
     simulated_kube.settle()
     simulated_kube.clock.now += ALLOWANCE - 200
-    simulated_kube.set_suspended("katuna", "admitted-0", False)
+    simulated_kube.admit("katuna", "admitted-0")
     simulated_kube.run_until(
         lambda: any(c["type"] == "Complete" for c in job(simulated_kube, "admitted")["status"]["conditions"]))
     assert simulated_kube.clock.now < simulated_kube.clock.start + ALLOWANCE and executor.poll(held) is None
@@ -121,7 +122,7 @@ def test_a_trial_waiting_for_admission_says_so_until_it_runs(tmp_path: Path):
     """Through ``katuna serve``: the running trial's reason says why it waits while its Job is
     suspended, and no longer once its queue admitted it and it ran."""
     simulated_kube = KubeStub()
-    simulated_kube.queued = True
+    simulated_kube.install_kueue()
     service = Service(tmp_path, workers=1, KATUNA_EXECUTOR="kubernetes", KATUNA_K8S_API=simulated_kube.url,
                       KATUNA_K8S_NAMESPACE="default")
     try:
@@ -134,7 +135,9 @@ def test_a_trial_waiting_for_admission_says_so_until_it_runs(tmp_path: Path):
                             "the trial's reason", timeout=60)
         assert reason.startswith("waiting: its Job is suspended since ")
         assert "(JobSuspended: Job suspended): an admission controller such as Kueue holds it" in reason
-        simulated_kube.set_suspended("default", "kueued-0", False)
+        eventually(lambda: kueue.workload_of(simulated_kube, simulated_kube.jobs[("default", "kueued-0")]),
+                   "Kueue makes the Job's Workload")
+        simulated_kube.admit("default", "kueued-0")
         study = service.wait_for("kueued")
         [trial] = service.json("GET", "/studies/kueued/trials")[1]
         assert (study["status"], trial["state"], trial["reason"]) == ("completed", "COMPLETE", None)

@@ -72,10 +72,10 @@ def _updated(schema: dict, current: dict, body: Any, content_type: str, directiv
     the patched object decoded (unknown fields refused under ``Strict``), what the update may
     change of it taken, then the result checked as a create is."""
     patched = applied(current, body, content_type, directive)
-    _check_identity(current, patched, qualified, subresource)
+    check_identity(current, patched, qualified, subresource)
     if directive == "Strict" and (unknown := unknown_fields(schema, patched)):
         raise _invalid_patch(patched, "strict decoding error: " + ", ".join(f'unknown field "{f}"' for f in unknown))
-    new = _status_only(current, patched) if subresource == "status" else _without_status(current, patched)
+    new = _status_only(current, patched) if subresource == "status" else without_status(current, patched)
     kept, warned = admitted(schema, new, qualified, directive)
     refused = metadata_problems(kept["metadata"], "metadata")
     if refused:
@@ -94,7 +94,7 @@ def _status_only(current: dict, patched: dict) -> dict:
     return new
 
 
-def _without_status(current: dict, patched: dict) -> dict:
+def without_status(current: dict, patched: dict) -> dict:
     """A PATCH of the resource: the patched object with the stored status and system metadata."""
     new = {k: v for k, v in patched.items() if k != "status"}
     if "status" in current:
@@ -163,7 +163,7 @@ def _holds(doc: dict, path: str, value: Any) -> bool:
     return json.dumps(found, sort_keys=True) == json.dumps(value, sort_keys=True)
 
 
-def _check_identity(current: dict, patched: dict, qualified: str, subresource: str) -> None:
+def check_identity(current: dict, patched: dict, qualified: str, subresource: str) -> None:
     """What a patch cannot change: the name and namespace the URL gives (400), the version it
     was made against (409; none at all: 422) and, for the resource, the uid (422; a status
     patch takes nothing of the metadata, so a uid there is ignored)."""

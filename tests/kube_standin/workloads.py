@@ -1,5 +1,5 @@
 """Custom resources of the operators a test installs (their CustomResourceDefinitions): the API
-server's side of create, get, list, watch and delete, with its wording.
+server's side of create, get, list, watch, patch and delete, with its wording.
 
 A kind is served only once a test installs its operator (:meth:`Workloads.install`); before,
 every request for it is the API's 404 "the server could not find the requested resource". A
@@ -17,6 +17,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+from kube_standin import patches
 from kube_standin.field_types import training_schema
 from kube_standin.objects import (
     DNS_SUBDOMAIN,
@@ -30,7 +31,7 @@ from kube_standin.objects import (
 )
 from kube_standin.operators import TRAINING
 from kube_standin.server import Call, Kind
-from kube_standin.structural import problems
+from kube_standin.structural import Refused, problems
 from kube_standin.validation import nested_metadata_problems
 
 
@@ -107,6 +108,8 @@ class Workloads:
                 options = call.delete_options()
                 policy = options.get("propagationPolicy") or "Background"
                 return self.delete_workload(crd, namespace, call.name, policy, options)
+            if call.method == "PATCH" and call.name and not call.subresource:
+                return self.patch_workload(crd, namespace, call.name, call.body, call.content_type)
             if call.method == "GET" and not call.subresource:
                 return self.read(call.resource, namespace, call.name, call.query.get("labelSelector"),  # type: ignore[attr-defined]
                                  call.query.get("limit"), call.query.get("continue"))
@@ -140,6 +143,30 @@ class Workloads:
         self.created.append(name)  # type: ignore[attr-defined]
         self.history.record("ADDED", crd.plural, obj)  # type: ignore[attr-defined]
         return 201, snapshot(obj)
+
+    def patch_workload(self, crd: Crd, namespace: str, name: str, body: object, content_type: str) -> tuple[int, dict]:
+        """A merge or JSON patch of a workload (:func:`kube_standin.patches.applied`): what it
+        makes of the object, with its status and system metadata as stored, refused where it
+        changes the object's identity or was made against another version
+        (:func:`kube_standin.patches.check_identity`); a new generation where anything but its
+        metadata changed, and nothing written where nothing did."""
+        current = self.workloads.get((crd.plural, namespace, name))
+        if current is None:
+            return not_found(crd.qualified, name)
+        try:
+            patched = patches.applied(current, body, content_type)
+            patches.check_identity(current, patched, crd.qualified, "")
+        except Refused as refused:
+            return refused.code, refused.body
+        new = patches.without_status(current, patched)
+        if new == current:
+            return 200, snapshot(current)
+        if {k: v for k, v in new.items() if k != "metadata"} != {k: v for k, v in current.items() if k != "metadata"}:
+            new["metadata"]["generation"] = current["metadata"].get("generation", 1) + 1
+        current.clear()
+        current.update(new)
+        self.history.record("MODIFIED", crd.plural, current)  # type: ignore[attr-defined]
+        return 200, snapshot(current)
 
     def add_workload(self, plural: str, obj: dict) -> dict:
         """Create a custom resource a controller makes (a TrainJob's JobSet), as the API creates
