@@ -16,7 +16,7 @@ VENDORS = {
     "sqlite_utils": ("functions/adapters/sqlite_connection.py", "functions/adapters/sqlite_schema.py"),
     "kubernetes": ("functions/adapters/kubernetes_access.py", "functions/adapters/kubernetes_client.py",
                    "functions/adapters/kubernetes_executor.py", "functions/adapters/kubernetes_jobs.py",
-                   "functions/adapters/kubernetes_looks.py",
+                   "functions/adapters/kubernetes_kueue.py", "functions/adapters/kubernetes_looks.py",
                    "functions/adapters/kubernetes_logs.py", "functions/adapters/kubernetes_report_secrets.py",
                    "functions/adapters/kubernetes_resources.py", "functions/adapters/kubernetes_together.py",
                    "functions/adapters/kubernetes_trials.py", "functions/adapters/kubernetes_workloads.py"),

@@ -29,19 +29,22 @@ KNATIVE = ROOT / "knative"
 FUNCTIONS = ROOT / "functions"
 API_GROUPS = {"BatchV1Api": "batch", "CoreV1Api": ""}
 KATIB = "kubeflow.org"
+KUEUE = "kueue.x-k8s.io"
 STUDY_PLURALS = [PLURALS[kind] for kind in KINDS[API_VERSION]]
 CUSTOM_OBJECT_CALLS = {
     "get_namespaced_custom_object": {(GROUP, p, "get") for p in STUDY_PLURALS}
     | {(KATIB, p, "get") for p in ("experiments", "studyjobs", "trials")},
-    "list_namespaced_custom_object": {(GROUP, p, "list") for p in STUDY_PLURALS} | {(KATIB, "trials", "list")},
+    "list_namespaced_custom_object": {(GROUP, p, "list") for p in STUDY_PLURALS} | {(KATIB, "trials", "list")}
+    | {(KUEUE, "workloads", "list")},
+    "patch_namespaced_custom_object": {(KUEUE, "workloads", "patch")},
     "patch_namespaced_custom_object_status": {(GROUP, f"{p}/status", "patch") for p in STUDY_PLURALS}
     | {(KATIB, f"{p}/status", "patch") for p in ("experiments", "studyjobs", "trials")},
     "list_cluster_custom_object": {(KATIB, p, "list") for p in ("experiments", "studyjobs")},
     "create_namespaced_custom_object": {(KATIB, "trials", "create")},
     "delete_namespaced_custom_object": {(KATIB, "trials", "delete")},
 }
-"""What each custom-object call reaches: study resources (katuna.dev), and with the
-``knative/katib-api`` overlay Katib's kinds (kubeflow.org)."""
+"""What each custom-object call reaches: study resources (katuna.dev), with the
+``knative/katib-api`` overlay Katib's kinds (kubeflow.org), and Kueue's Workloads of trial Jobs."""
 CLUSTER_CALLS = {"list_node": ("", "nodes", "list")}
 """Cluster-scope reads, granted by a ClusterRole of their own."""
 VERBS = {"create": "create", "read": "get", "list": "list", "delete": "delete", "patch": "patch",

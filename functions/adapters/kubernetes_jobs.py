@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from urllib3.exceptions import HTTPError
 
 from functions.adapters.kubernetes_client import client_refusals, delete_options, read_or_none, translate
+from functions.adapters.kubernetes_kueue import KueueWorkloads
 from functions.adapters.kubernetes_status import oldest_first
 from functions.adapters.kubernetes_together import Together
 from functions.adapters.kubernetes_workloads import (
@@ -47,6 +48,7 @@ class TrialJobs:
         self._core = client.CoreV1Api(api)
         self._workloads = workloads
         self._together = together
+        self._queues = KueueWorkloads(api)
 
     def cluster(self, launch: TrialLaunch) -> Cluster:
         """The launch's cluster settings over the configured ones."""
@@ -130,7 +132,9 @@ class TrialJobs:
         an earlier study of the same name (their labels carry its uid). With ``keep`` (``retain``)
         their Jobs are listed once and suspended instead: Kubernetes terminates a suspended Job's
         running pods and makes no more, and the Job stays, with its status, as Katib keeps a
-        retained trial's Job whatever its end. Workloads of other kinds are not Jobs: see
+        retained trial's Job whatever its end; a Job Kueue manages is stopped by deactivating its
+        Workload, as Kueue resumes one suspended alone (:mod:`~functions.adapters.kubernetes_kueue`).
+        Workloads of other kinds are not Jobs: see
         :meth:`~functions.adapters.kubernetes_workloads.Workloads.delete_trial`."""
         for namespace, chunk in selector_chunks([launch for launch in launches if is_job(launch)], self.namespace):
             (self._suspend_jobs if keep else self._delete_jobs)(namespace, trials_selector(chunk), chunk)
@@ -152,9 +156,13 @@ class TrialJobs:
             raise translate(exc, f"delete the Jobs of {_trials(launches)}") from exc
 
     def _suspend_jobs(self, namespace: str, selector: str, launches: Sequence[TrialLaunch]) -> None:
-        """Suspend each Job ``selector`` selects, listed once."""
-        for name, _ in self._jobs_listed(namespace, selector, launches):
-            self._suspend(namespace, name)
+        """Suspend each Job ``selector`` selects, listed once: those Kueue manages by their
+        Workloads (Kueue suspends them), the others themselves."""
+        jobs = self._jobs_listed(namespace, selector, launches)
+        queued = self._queues.deactivate(namespace, [uid for _, uid in jobs if uid], _trials(launches))
+        for name, uid in jobs:
+            if uid not in queued:
+                self._suspend(namespace, name)
 
     def _jobs_listed(self, namespace: str, selector: str,
                      launches: Sequence[TrialLaunch]) -> list[tuple[str, str | None]]:
