@@ -16,7 +16,7 @@ from kubernetes.client.rest import ApiException
 from pydantic import ValidationError
 from urllib3.exceptions import HTTPError
 
-from functions.adapters.kubernetes_client import client_refusals, delete_options, read_or_none, translate
+from functions.adapters.kubernetes_client import client_refusals, delete_options, read_or_none, translate, unless
 from functions.adapters.kubernetes_kueue import KueueWorkloads
 from functions.adapters.kubernetes_status import oldest_first
 from functions.adapters.kubernetes_together import Together
@@ -175,14 +175,9 @@ class TrialJobs:
 
     def _suspend(self, namespace: str, name: str) -> None:
         """Suspend one Job (``spec.suspend: true``); one gone already is left."""
-        try:
-            self._batch.patch_namespaced_job(name, namespace, {"spec": {"suspend": True}},
-                                             _content_type="application/merge-patch+json")
-        except ApiException as exc:
-            if exc.status != 404:
-                raise translate(exc, f"suspend Job {name}") from exc
-        except HTTPError as exc:
-            raise translate(exc, f"suspend Job {name}") from exc
+        unless(404, lambda: self._batch.patch_namespaced_job(name, namespace, {"spec": {"suspend": True}},
+                                                             _content_type="application/merge-patch+json"),
+               f"suspend Job {name}")
 
 
 def _trials(launches: Sequence[TrialLaunch]) -> str:

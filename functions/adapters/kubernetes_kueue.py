@@ -28,7 +28,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from urllib3.exceptions import HTTPError
 
-from functions.adapters.kubernetes_client import translate
+from functions.adapters.kubernetes_client import translate, unless
 
 log = logging.getLogger("katuna.kubernetes")
 
@@ -83,12 +83,6 @@ class KueueWorkloads:
 
     def _deactivate(self, namespace: str, version: str, name: str) -> None:
         """``spec.active: false`` on one Workload; one gone already (its Job deleted) is left."""
-        try:
-            self._objects.patch_namespaced_custom_object(GROUP, version, namespace, PLURAL, name,
-                                                         {"spec": {"active": False}},
-                                                         _content_type="application/merge-patch+json")
-        except ApiException as exc:
-            if exc.status != 404:
-                raise translate(exc, f"deactivate Kueue Workload {name}") from exc
-        except HTTPError as exc:
-            raise translate(exc, f"deactivate Kueue Workload {name}") from exc
+        unless(404, lambda: self._objects.patch_namespaced_custom_object(
+            GROUP, version, namespace, PLURAL, name, {"spec": {"active": False}},
+            _content_type="application/merge-patch+json"), f"deactivate Kueue Workload {name}")

@@ -20,8 +20,9 @@ from typing import Any
 
 from functions.core import inline_code, template
 from functions.core.documents import Path, value_at
+from functions.core.limits import PREFIX
 
-RESERVED = "KATUNA_"
+RESERVED = PREFIX
 """How the names of katuna's own variables of a trial begin (``KATUNA_STUDY``, ``KATUNA_TRIAL``,
 ``KATUNA_PARAM_<name>``, ...): a template's variable of such a name would be set over, or set
 another's over."""

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from functions.core.durations import format_duration
-from functions.core.limits import DEFAULTS, PREFIX
+from functions.core.limits import DEFAULTS
 from functions.core.records import COMPLETED, FAIL, FAILED, Counts, TrialCap, TrialRecord
 from functions.core.spec import Study
+from functions.core.trial_cap import MAX_TRIALS
 
 LATEST_FAILURE_CHARS = 300
 """The most of a failed trial's reason a study's reason quotes."""
@@ -42,7 +43,7 @@ def _cap(study: Study, cap: TrialCap | None) -> TrialCap:
     No study creates trials without end."""
     if study.max_trials is not None:
         return TrialCap(study.max_trials)
-    return cap or TrialCap(DEFAULTS.trials, f"{PREFIX}MAX_TRIALS")
+    return cap or TrialCap(DEFAULTS.trials, MAX_TRIALS)
 
 
 def _capacity_left(cap: TrialCap, counts: Counts, grid_size: int | None) -> int:

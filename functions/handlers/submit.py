@@ -14,7 +14,7 @@ from typing import Any
 
 from functions.core import resume
 from functions.core.conflicts import study_conflict
-from functions.core.errors import InvalidStudy, Problem, StudyConflict
+from functions.core.errors import InvalidStudy, StudyConflict
 from functions.core.history_cells import known_results
 from functions.core.pool_count import HOLDING, held_pools, pools_problem
 from functions.core.ports import has_study
@@ -101,12 +101,8 @@ def raised_budget(deps: Deps, stored: StudyRecord, spec: Study, definition: dict
     (:class:`InvalidStudy` at ``maxTrials``, nothing changed). The trial cap of a study without
     ``maxTrials`` (:mod:`functions.core.trial_cap`); None for one with it."""
     counts = deps.store.count_trials(stored.name)
-    cap, problem = admit(spec, deps.limits, deps.store.optuna_history(stored.name),
-                         deps.store.optuna_version(stored.name), counts.created, counts.finished,
-                         known_results(spec, stored.warm_results))
-    if problem is not None:
-        raise _refusal(definition, problem)
-    return cap
+    return _admitted(deps, stored.name, spec, definition, known_results(spec, stored.warm_results),
+                     counts.created, counts.finished)
 
 
 def _check_history_room(deps: Deps, spec: Study, definition: dict[str, Any],
@@ -119,20 +115,22 @@ def _check_history_room(deps: Deps, spec: Study, definition: dict[str, Any],
     inline and ``taken`` from an earlier study). A name Optuna holds a study of already (made
     through Optuna directly) counts what that study holds. The trial cap of a study without
     ``maxTrials``, which those limits set (:mod:`functions.core.trial_cap`); None for one with it."""
-    cap, problem = admit(spec, deps.limits, deps.store.optuna_history(spec.name),
-                         deps.store.optuna_version(spec.name), known=known_results(spec, taken))
-    if problem is not None:
-        raise _refusal(definition, problem)
-    return cap
+    return _admitted(deps, spec.name, spec, definition, known_results(spec, taken))
 
 
-def _refusal(definition: dict[str, Any], problem: Problem) -> InvalidStudy:
-    """The refusal of ``problem``, at its path in the definition as submitted."""
+def _admitted(deps: Deps, name: str, spec: Study, definition: dict[str, Any], known: int, made: int = 0,
+              finished: int = 0) -> TrialCap | None:
+    """The trial cap :func:`~functions.core.trial_cap.admit` gives ``spec`` over the Optuna
+    history stored under ``name``, or its refusal raised at its path in ``definition``."""
+    cap, problem = admit(spec, deps.limits, deps.store.optuna_history(name), deps.store.optuna_version(name),
+                         made, finished, known)
+    if problem is None:
+        return cap
     # Imported here: formats brings YAML, which a trial's end (handled with this module loaded)
     # never needs in a fresh process.
     from functions.core.formats import in_definition
 
-    return InvalidStudy(in_definition(definition, [problem]))
+    raise InvalidStudy(in_definition(definition, [problem]))
 
 
 def warm_results(deps: Deps, spec: Study) -> tuple[KnownResult, ...] | None:
