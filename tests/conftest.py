@@ -21,7 +21,11 @@ from kube_stub import KubeStub
 
 from functions.adapters.web import create_app
 from functions.collector import collect_less_often
+from functions.core.limits import DEFAULTS
 from functions.core.optuna_compat import CREATE_TRIAL
+from functions.core.records import StudyRecord, TrialCap
+from functions.core.spec import Study
+from functions.core.trial_cap import study_cap
 from functions.core.validate import parse_study
 from functions.embedded import Embedded
 from functions.runtime import Runtime
@@ -215,6 +219,12 @@ def study_definition(name: str = "demo", mode: str = "ok", **overrides: Any) -> 
     for key, value in overrides.items():
         definition[key] = copy.deepcopy(value)
     return definition
+
+
+def stored_cap(spec: Study) -> TrialCap:
+    """The cap the stop rules get for ``spec`` stored under the default limits: its
+    ``maxTrials``, as :func:`functions.core.trial_cap.study_cap` gives it to them."""
+    return study_cap(StudyRecord(spec, {}, ".", "uid-1"), DEFAULTS)
 
 
 @pytest.fixture

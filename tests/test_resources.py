@@ -15,7 +15,7 @@ import pytest
 import yaml
 from cloudevents.core.bindings import http as ce_http
 from cloudevents.core.v1.event import CloudEvent
-from conftest import study_definition
+from conftest import stored_cap, study_definition
 from http_helpers import Service, strict_loads
 from kube_standin.structural import admitted
 from kube_stub import KubeStub
@@ -170,11 +170,11 @@ def test_every_way_a_study_ends_has_a_katib_like_reason():
                                         objective={"metric": "loss", "direction": "minimize", "goal": 0.1}))
     best = TrialRecord("demo", 0, {"x": 2.0}, "COMPLETE", values=[0.05])
     ends = {
-        "ExperimentFailed": decide(spec, Counts(failed=1), None, 0),
-        "ExperimentGoalReached": decide(spec, Counts(complete=1), best, 0),
-        "StudyTimeBudgetUsed": decide(spec, Counts(complete=1), None, 11),
-        "ExperimentMaxTrialsReached": decide(spec, Counts(complete=2), None, 0),
-        "ExperimentSuggestionEndReached": decide(spec, Counts(complete=1), None, 0, grid_size=1),
+        "ExperimentFailed": decide(spec, Counts(failed=1), None, 0, cap=stored_cap(spec)),
+        "ExperimentGoalReached": decide(spec, Counts(complete=1), best, 0, cap=stored_cap(spec)),
+        "StudyTimeBudgetUsed": decide(spec, Counts(complete=1), None, 11, cap=stored_cap(spec)),
+        "ExperimentMaxTrialsReached": decide(spec, Counts(complete=2), None, 0, cap=stored_cap(spec)),
+        "ExperimentSuggestionEndReached": decide(spec, Counts(complete=1), None, 0, grid_size=1, cap=stored_cap(spec)),
     }
     assert {code: resources.end_reason(decision.reason) for code, decision in ends.items()} == {c: c for c in ends}
     assert resources.end_reason(resources.DELETED) == "ResourceDeleted"
@@ -194,7 +194,7 @@ def test_an_experiment_that_ran_out_of_trials_with_none_succeeded_is_succeeded_a
     spec = parse_study(definition)
 
     def ended(counts: Counts, origin: resources.Origin, grid_size: int | None = None) -> dict:
-        decision = decide(spec, counts, None, 0, grid_size=grid_size)
+        decision = decide(spec, counts, None, 0, grid_size=grid_size, cap=stored_cap(spec))
         assert decision is not None
         record = StudyRecord(spec, definition, ".", "uid-1", status=decision.status, reason=decision.reason,
                              started_at=1.0, completed_at=2.0)
@@ -210,7 +210,7 @@ def test_an_experiment_that_ran_out_of_trials_with_none_succeeded_is_succeeded_a
         assert (grid["type"], grid["reason"]) == ("Succeeded", "ExperimentSuggestionEndReached")
     assert (ended(Counts(failed=2), study_origin)["type"]) == "Failed"
     failing = parse_study(study_definition(maxTrials=2, maxFailedTrials=0))
-    decision = decide(failing, Counts(failed=1), None, 0)
+    decision = decide(failing, Counts(failed=1), None, 0, cap=stored_cap(failing))
     record = StudyRecord(failing, definition, ".", "uid-1", status=decision.status, reason=decision.reason,
                          started_at=1.0, completed_at=2.0)
     assert resources.study_status(record, Counts(failed=1), [], katib_origin())["phase"] == "Failed", \

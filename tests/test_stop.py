@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from conftest import study_definition
+from conftest import stored_cap, study_definition
 
 from functions.adapters.local_executor import LocalExecutor
 from functions.adapters.sqlite_store import SqliteStore
@@ -22,25 +22,28 @@ def spec(**overrides):
 
 def test_asks_fill_free_slots_within_the_budget():
     study = spec(parallelism=3, maxTrials=5)
-    assert trials_to_ask(study, Counts()) == 3
-    assert trials_to_ask(study, Counts(running=2, complete=1)) == 1
-    assert trials_to_ask(study, Counts(running=1, complete=3)) == 1
-    assert trials_to_ask(study, Counts(running=1, complete=4)) == 0
-    assert trials_to_ask(study, Counts(), grid_size=2) == 2
+    cap = stored_cap(study)
+    assert trials_to_ask(study, Counts(), cap=cap) == 3
+    assert trials_to_ask(study, Counts(running=2, complete=1), cap=cap) == 1
+    assert trials_to_ask(study, Counts(running=1, complete=3), cap=cap) == 1
+    assert trials_to_ask(study, Counts(running=1, complete=4), cap=cap) == 0
+    assert trials_to_ask(study, Counts(), grid_size=2, cap=cap) == 2
 
 
 def test_max_trials_ends_only_when_nothing_runs():
     study = spec(maxTrials=2)
-    assert decide(study, Counts(running=1, complete=1), None, 0) is None
-    decision = decide(study, Counts(complete=1, failed=1), None, 0)
+    cap = stored_cap(study)
+    assert decide(study, Counts(running=1, complete=1), None, 0, cap=cap) is None
+    decision = decide(study, Counts(complete=1, failed=1), None, 0, cap=cap)
     assert (decision.status, decision.reason) == ("completed", "max trials reached (2)")
-    assert decide(study, Counts(failed=2), None, 0).status == "failed"
+    assert decide(study, Counts(failed=2), None, 0, cap=cap).status == "failed"
 
 
 def test_too_many_failures():
     study = spec(maxTrials=10, maxFailedTrials=2)
-    assert decide(study, Counts(failed=2, running=1), None, 0) is None
-    decision = decide(study, Counts(failed=3), None, 0)
+    cap = stored_cap(study)
+    assert decide(study, Counts(failed=2, running=1), None, 0, cap=cap) is None
+    decision = decide(study, Counts(failed=3), None, 0, cap=cap)
     assert decision.reason == "too many failed trials: 3 failed, at most 2 allowed"
 
 
@@ -48,15 +51,16 @@ def test_too_many_failures_says_why_the_latest_failed():
     """The study's reason quotes the first line of the reason of the trial whose failure ended
     it (a typo in an image fails each trial the same way), cut to a bounded length."""
     study = spec(maxTrials=10, maxFailedTrials=2)
+    cap = stored_cap(study)
     failed = TrialRecord("demo", 7, {}, state="FAIL", reason='could not start: image "pyton:3.12" cannot be '
                          "pulled; its pod demo-7-x: ...\nattempt 1 preempted: ...")
-    decision = decide(study, Counts(failed=3), failed, 0)
+    decision = decide(study, Counts(failed=3), failed, 0, cap=cap)
     assert decision.reason == ('too many failed trials: 3 failed, at most 2 allowed; the latest, trial 7: could not '
                                'start: image "pyton:3.12" cannot be pulled; its pod demo-7-x: ...')
     long = replace(failed, reason="x" * 1000)
-    assert decide(study, Counts(failed=3), long, 0).reason.endswith("trial 7: " + "x" * 297 + "...")
+    assert decide(study, Counts(failed=3), long, 0, cap=cap).reason.endswith("trial 7: " + "x" * 297 + "...")
     crashed = replace(failed, reason="exited with code 3; last lines:\nTraceback (most recent call last):")
-    assert decide(study, Counts(failed=3), crashed, 0).reason.endswith("trial 7: exited with code 3"), \
+    assert decide(study, Counts(failed=3), crashed, 0, cap=cap).reason.endswith("trial 7: exited with code 3"), \
         "no dangling lead to the output the trial's own reason shows"
 
 
@@ -64,10 +68,11 @@ def test_goal_is_inclusive():
     definition = study_definition(maxTrials=10)
     definition["objective"]["goal"] = 0.5
     study = parse_study(definition)
+    cap = stored_cap(study)
     at_goal = TrialRecord("demo", 4, {"x": 1}, "COMPLETE", values=[0.5])
     above = TrialRecord("demo", 5, {"x": 1}, "COMPLETE", values=[0.51])
-    assert decide(study, Counts(complete=1, running=1), above, 0) is None
-    decision = decide(study, Counts(complete=1, running=1), at_goal, 0)
+    assert decide(study, Counts(complete=1, running=1), above, 0, cap=cap) is None
+    decision = decide(study, Counts(complete=1, running=1), at_goal, 0, cap=cap)
     assert decision.reason == "goal reached by trial 4: loss=0.5 (goal 0.5)"
 
 
@@ -76,14 +81,18 @@ def test_maximize_goal_and_multi_objective_goals():
     definition["objective"] = {"metrics": [{"name": "acc", "direction": "maximize", "goal": 0.9},
                                            {"name": "loss", "direction": "minimize"}]}
     study = parse_study(definition)
-    assert decide(study, Counts(), TrialRecord("demo", 0, {}, "COMPLETE", values=[0.89, 0.0]), 0) is None
-    assert decide(study, Counts(), TrialRecord("demo", 0, {}, "COMPLETE", values=[0.9, 5.0]), 0).status == "completed"
+    cap = stored_cap(study)
+    below = TrialRecord("demo", 0, {}, "COMPLETE", values=[0.89, 0.0])
+    assert decide(study, Counts(), below, 0, cap=cap) is None
+    at_goal = TrialRecord("demo", 0, {}, "COMPLETE", values=[0.9, 5.0])
+    assert decide(study, Counts(), at_goal, 0, cap=cap).status == "completed"
 
 
 def test_time_budget():
     study = spec(timeBudget="1m")
-    assert decide(study, Counts(running=2, complete=1), None, 59) is None
-    decision = decide(study, Counts(running=2, complete=1), None, 60)
+    cap = stored_cap(study)
+    assert decide(study, Counts(running=2, complete=1), None, 59, cap=cap) is None
+    decision = decide(study, Counts(running=2, complete=1), None, 60, cap=cap)
     assert (decision.status, decision.reason) == ("completed", "time budget of 1m00s used")
 
 

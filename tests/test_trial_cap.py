@@ -25,7 +25,7 @@ from functions.core.history_cells import MIN_STEPS, steps_kept
 from functions.core.limits import DEFAULTS, Limits
 from functions.core.records import Counts, StudyRecord, TrialCap
 from functions.core.stop import decide, trials_to_ask
-from functions.core.trial_cap import implicit_cap
+from functions.core.trial_cap import implicit_cap, study_cap
 from functions.core.validate import parse_study
 from functions.embedded import Embedded
 from functions.runtime import Runtime
@@ -70,24 +70,26 @@ def test_a_study_without_max_trials_asks_for_no_trial_past_its_cap_and_ends_ther
     assert decide(study, Counts(failed=5), None, 0, cap=cap).status == "failed"
 
 
-def test_a_study_without_max_trials_given_no_cap_stops_at_the_default_of_katuna_max_trials():
-    """No study creates trials without end, whoever asks the stop rules."""
+def test_a_study_stored_without_a_kept_cap_gets_katuna_max_trials_of_the_limits_from_the_stop_rules_cap():
+    """The stop rules take the study's cap from the one place that works it out: a study stored
+    before katuna kept its cap stops at ``KATUNA_MAX_TRIALS`` of the limits, never without end."""
     study = parse_study(open_ended(objective={"metric": "loss", "direction": "minimize", "goal": -1.0}))
-    assert trials_to_ask(study, Counts(complete=DEFAULTS.trials - 1)) == 1
-    assert trials_to_ask(study, Counts(complete=DEFAULTS.trials)) == 0
-    assert decide(study, Counts(complete=DEFAULTS.trials), None, 0).reason == \
+    cap = study_cap(StudyRecord(study, {}, ".", "uid-1"), DEFAULTS)
+    assert trials_to_ask(study, Counts(complete=DEFAULTS.trials - 1), cap=cap) == 1
+    assert trials_to_ask(study, Counts(complete=DEFAULTS.trials), cap=cap) == 0
+    assert decide(study, Counts(complete=DEFAULTS.trials), None, 0, cap=cap).reason == \
         f"max trials reached (1,000,000, {BY_TRIALS})"
 
 
 def test_a_grid_without_max_trials_ends_at_its_last_point_or_at_its_cap_whichever_comes_first():
     grid = parse_study(open_ended(algorithm={"name": "grid"}, parallelism=2,
                                   parameters=[{"name": "x", "type": "int", "min": 0, "max": 3}]))
-    assert decide(grid, Counts(complete=4), None, 0, 4, TrialCap(10, "KATUNA_MAX_TRIALS")).reason == \
+    assert decide(grid, Counts(complete=4), None, 0, 4, cap=TrialCap(10, "KATUNA_MAX_TRIALS")).reason == \
         "search space exhausted after 4 trials"
-    assert decide(grid, Counts(complete=4), None, 0, 4, TrialCap(4, "KATUNA_MAX_TRIALS")).reason == \
+    assert decide(grid, Counts(complete=4), None, 0, 4, cap=TrialCap(4, "KATUNA_MAX_TRIALS")).reason == \
         "search space exhausted after 4 trials", "the grid's end, not the limit, ended it"
     assert trials_to_ask(grid, Counts(complete=2), 4, cap=TrialCap(3, "KATUNA_MAX_TRIALS")) == 1
-    assert decide(grid, Counts(complete=3), None, 0, 4, TrialCap(3, "KATUNA_MAX_TRIALS")).reason == \
+    assert decide(grid, Counts(complete=3), None, 0, 4, cap=TrialCap(3, "KATUNA_MAX_TRIALS")).reason == \
         "max trials reached (3, set by KATUNA_MAX_TRIALS for a study without maxTrials)"
 
 

@@ -5,10 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from functions.core.durations import format_duration
-from functions.core.limits import DEFAULTS
 from functions.core.records import COMPLETED, FAIL, FAILED, Counts, TrialCap, TrialRecord
 from functions.core.spec import Study
-from functions.core.trial_cap import MAX_TRIALS
 
 LATEST_FAILURE_CHARS = 300
 """The most of a failed trial's reason a study's reason quotes."""
@@ -37,15 +35,6 @@ def _goal_reached(study: Study, trial: TrialRecord | None) -> str | None:
     return f"goal reached by trial {trial.number}: {met}"
 
 
-def _cap(study: Study, cap: TrialCap | None) -> TrialCap:
-    """The most trials the study creates: its ``maxTrials``; without it ``cap``, the one it was
-    admitted with (:mod:`functions.core.trial_cap`), by default ``KATUNA_MAX_TRIALS``'s default.
-    No study creates trials without end."""
-    if study.max_trials is not None:
-        return TrialCap(study.max_trials)
-    return cap or TrialCap(DEFAULTS.trials, MAX_TRIALS)
-
-
 def _capacity_left(cap: TrialCap, counts: Counts, grid_size: int | None) -> int:
     most = cap.trials if grid_size is None else min(cap.trials, grid_size)
     return most - counts.created
@@ -57,13 +46,16 @@ def decide(
     trial: TrialRecord | None,
     elapsed: float,
     grid_size: int | None = None,
-    cap: TrialCap | None = None,
+    *,
+    cap: TrialCap,
 ) -> Decision | None:
     """The stop rule that fires now, if any.
 
     ``trial`` is the trial that just completed, checked against the goals; ``grid_size`` is set
-    for the grid algorithm, whose space runs out; ``cap`` bounds a study without ``maxTrials``
-    (see :func:`_cap`).
+    for the grid algorithm, whose space runs out; ``cap`` is the most trials the study creates:
+    its ``maxTrials``, or the cap it was admitted with
+    (:func:`functions.core.trial_cap.study_cap`). It has no default, so no caller lets a study
+    create trials without end, nor past the cap its limits set.
     """
     if study.max_failed_trials is not None and counts.failed > study.max_failed_trials:
         return Decision(FAILED, f"too many failed trials: {counts.failed} failed, at most {study.max_failed_trials} "
@@ -73,11 +65,10 @@ def decide(
         return Decision(COMPLETED, goal)
     if study.time_budget is not None and elapsed >= study.time_budget:
         return _final(counts, f"time budget of {format_duration(study.time_budget)} used")
-    limit = _cap(study, cap)
-    if counts.active == 0 and _capacity_left(limit, counts, grid_size) <= 0:
+    if counts.active == 0 and _capacity_left(cap, counts, grid_size) <= 0:
         exhausted = grid_size is not None and counts.created >= grid_size
-        if counts.created >= limit.trials and not (exhausted and limit.setting is not None):
-            return _final(counts, limit.reached)
+        if counts.created >= cap.trials and not (exhausted and cap.setting is not None):
+            return _final(counts, cap.reached)
         return _final(counts, f"search space exhausted after {counts.created} trials")
     return None
 
@@ -107,8 +98,8 @@ def ran_out_failing(status: str, reason: str) -> bool:
     return status == FAILED and reason.endswith(NONE_SUCCEEDED)
 
 
-def trials_to_ask(study: Study, counts: Counts, grid_size: int | None = None, ahead: int = 0,
-                  cap: TrialCap | None = None) -> int:
+def trials_to_ask(study: Study, counts: Counts, grid_size: int | None = None, ahead: int = 0, *,
+                  cap: TrialCap) -> int:
     """How many new trials to suggest now: free parallel slots, and ``ahead`` trials prepared
-    beyond them, within the remaining budget (``cap`` that of a study without ``maxTrials``)."""
-    return max(0, min(study.parallelism + ahead - counts.active, _capacity_left(_cap(study, cap), counts, grid_size)))
+    beyond them, within the remaining budget (``cap`` as :func:`decide` takes it)."""
+    return max(0, min(study.parallelism + ahead - counts.active, _capacity_left(cap, counts, grid_size)))

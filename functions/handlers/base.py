@@ -155,7 +155,7 @@ def ask_trials(record: StudyRecord, deps: Deps, counts: Counts | None = None) ->
     counts, when the caller has them already."""
     spec = record.spec
     counts = deps.store.count_trials(spec.name) if counts is None else counts
-    wanted = trials_to_ask(spec, counts, study_grid_size(record), deps.lookahead, study_cap(record, deps.limits))
+    wanted = trials_to_ask(spec, counts, study_grid_size(record), deps.lookahead, cap=study_cap(record, deps.limits))
     if wanted == 0:
         return ahead.release(record, deps, counts) if deps.lookahead else []
     study = optuna_study(record, deps, counts.created)
@@ -205,7 +205,7 @@ def check_stop(record: StudyRecord, deps: Deps, finished: TrialRecord | None = N
     started = record.restarted_at or record.started_at or record.created_at
     counts = deps.store.count_trials(record.name) if counts is None else counts
     decision = decide(record.spec, counts, finished, deps.clock() - started, study_grid_size(record),
-                      study_cap(record, deps.limits))
+                      cap=study_cap(record, deps.limits))
     if decision is None and finished is not None and finished.state == FAIL \
             and finished.reason.startswith(f"{start_failures.PREFIX}: "):
         why = start_failures.unstartable(record.spec.trial_template, counts, deps.store.trials(record.name, (FAIL,)))
