@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
@@ -481,17 +482,30 @@ def test_eks_up_of_instance_types_ec2_does_not_have_names_the_flag(moto_server: 
     assert client.list_nodegroups(clusterName="typo")["nodegroups"] == []
 
 
+@pytest.fixture
+def refusing_endpoint() -> Iterator[str]:
+    """A loopback URL whose port is bound but not listening: a connection to it is refused at
+    once, as to a region's endpoint that no one answers, with no name to look up, so no test
+    depends on the network or on what its DNS answers."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
 @pytest.mark.parametrize("region,words", [
-    ("eu-west-9", 'Could not connect to the endpoint URL: "https://eks.eu-west-9.amazonaws.com/'),
+    ("eu-west-9", 'Could not connect to the endpoint URL: "{endpoint}/clusters/tuning/node-groups/trials"'),
     ("eu west", "Provided region_name 'eu west' doesn't match a supported format."),
 ])
-def test_eks_in_a_region_aws_does_not_have_names_the_flag_and_fails_at_once(region: str, words: str):
+def test_eks_in_a_region_aws_does_not_have_names_the_flag_and_fails_at_once(region: str, words: str,
+                                                                           refusing_endpoint: str):
     """As GKE's answer to a location it does not have names the flags, a region AWS does not
-    have is a refusal naming ``--region``, not an outage to wait out."""
+    have is a refusal naming ``--region``, not an outage to wait out: botocore knows it nowhere,
+    and its endpoint (here one that refuses connections) does not answer."""
     result = provision("eks", "down", "--cluster", "tuning", "--nodegroup", "trials", "--region", region,
-                       env={"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"},
-                       unset=("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_EKS"))
+                       env={"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                            "AWS_ENDPOINT_URL_EKS": refusing_endpoint},
+                       unset=("AWS_ENDPOINT_URL",))
     assert result.returncode == 1 and result.stdout == "", result.stdout
     assert result.stderr.startswith(f"error: --region: EKS has no region {region} (expected an AWS region, such as "
                                     "us-east-1): "), result.stderr
-    assert words in result.stderr and "trying again" not in result.stderr
+    assert words.format(endpoint=refusing_endpoint) in result.stderr and "trying again" not in result.stderr
