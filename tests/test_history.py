@@ -191,3 +191,31 @@ def test_a_restart_whose_raised_budget_would_overflow_the_history_is_refused_and
     assert (restarted.status, restarted.restarts, restarted.spec.max_trials) == ("running", 1, 3)
     assert runner.run(ended.name).status == "completed" and runner.store.optuna_history(ended.name) == 3
     runner.close()
+
+
+def test_a_warm_starts_known_results_count_as_trials_of_the_history_once(tmp_path: Path):
+    """Known results become trials of the study's Optuna history before its first trial: a study
+    whose warm start would take its history past the limit is refused naming ``maxTrials`` and
+    nothing is stored; one without ``maxTrials`` runs the trials left; a restart counts them
+    once, as the trials its history holds."""
+    known = {"trials": [{"params": {"x": float(x)}, "value": float(x)} for x in range(3)]}
+    runner = Embedded(Settings(db=tmp_path / "katuna.db", limits=Limits(history=5)))
+    over = study_definition(name="warm", maxTrials=3, parallelism=1, warmStart=known)
+    with pytest.raises(InvalidStudy) as caught:
+        runner.submit(parse_study(over), over, tmp_path)
+    assert "maxTrials: a study's Optuna history holds at most 5 trials (set by KATUNA_MAX_HISTORY), and this study " \
+           "takes 3 known results (warmStart) as trials of its history and may create 3 (maxTrials) where 2 fit" \
+           in str(caught.value), caught.value
+    assert runner.store.list_studies() == [] and runner.store.optuna_history("warm") == 0, "nothing stored"
+    unbounded = study_definition(name="open", parallelism=1, timeBudget="1h", warmStart=known)
+    del unbounded["maxTrials"]
+    assert runner.run(runner.submit(parse_study(unbounded), unbounded, tmp_path).name).reason == \
+        "max trials reached (2, set by KATUNA_MAX_HISTORY for a study without maxTrials)"
+    assert runner.store.optuna_history("open") == loaded_trials(runner, "open") == 5
+    fits = study_definition(name="warm", maxTrials=1, parallelism=1, warmStart=known)
+    runner.submit(parse_study(fits), fits, tmp_path)
+    assert runner.run("warm").status == "completed" and runner.store.optuna_history("warm") == 4
+    raised = {**fits, "maxTrials": 2}
+    assert runner.submit(parse_study(raised), raised, tmp_path).restarts == 1, "its known results counted once"
+    assert runner.run("warm").status == "completed" and runner.store.optuna_history("warm") == 5
+    runner.close()

@@ -37,19 +37,21 @@ trial created whole (a warm start's known results) one more for each parameter, 
 value, attribute and objective value it holds."""
 
 
-def history_problem(held: int, max_trials: int | None, limit: int, made: int = 0) -> Problem | None:
+def history_problem(held: int, max_trials: int | None, limit: int, made: int = 0, known: int = 0) -> Problem | None:
     """Why a study of ``max_trials`` (None: no bound of its own) whose Optuna history holds
     ``held`` trials, ``made`` of them katuna's (0 for a new one, those of its earlier runs for a
-    restarted one), does not fit under ``limit``; None when it fits."""
+    restarted one), and to which its warm start adds ``known`` results as trials of their own,
+    does not fit under ``limit``; None when it fits."""
     added = None if max_trials is None else max(max_trials - made, 0)
-    if held < limit and (added is None or held + added <= limit):
+    before = held + known
+    if before < limit and (added is None or before + added <= limit):
         return None
-    room = max(limit - held, 0)
+    room = max(limit - before, 0)
     return Problem("maxTrials", f"a study's Optuna history holds at most {limit:,} trials (set by "
-                                f"{PREFIX}MAX_HISTORY), and {_asked(max_trials, made, held, room)}: every process "
-                                f"that serves the study first loads its whole history, {load_time(limit)} at the "
-                                "limit. Run it as several studies of at most "
-                                f"{limit:,} trials (warmStart carries the results of one into the next)")
+                                f"{PREFIX}MAX_HISTORY), and {_asked(max_trials, made, held, room, known)}: every "
+                                f"process that serves the study first loads its whole history, {load_time(limit)} at "
+                                f"the limit. Run it as several studies of at most {limit:,} trials (warmStart carries "
+                                "the results of one into the next)")
 
 
 def load_time(trials: int) -> str:
@@ -82,7 +84,9 @@ def history_warning(over: list[tuple[str, int]], count: int, limit: int) -> str 
             f"{named}{more}; each worker loads a study's whole history {cost}")
 
 
-def _asked(max_trials: int | None, made: int, held: int, room: int) -> str:
+def _asked(max_trials: int | None, made: int, held: int, room: int, known: int) -> str:
+    if known:
+        return _taken(max_trials, held, room, known)
     if room == 0:
         return f"this study's holds {held:,}"
     if made and max_trials is not None:
@@ -91,3 +95,12 @@ def _asked(max_trials: int | None, made: int, held: int, room: int) -> str:
     if held:
         return f"this study's holds {held:,} and it may add {max_trials:,} (maxTrials) where {room:,} fit"
     return f"this study may create {max_trials:,} (maxTrials)"
+
+
+def _taken(max_trials: int | None, held: int, room: int, known: int) -> str:
+    """What a study whose warm start adds ``known`` results to its history asks of it, in words."""
+    subject = f"this study's holds {held:,} and it" if held else "this study"
+    takes = f"{subject} takes {known:,} known result{'' if known == 1 else 's'} (warmStart) as trials of its history"
+    if room == 0 or max_trials is None:
+        return takes
+    return f"{takes} and may create {max_trials:,} (maxTrials) where {room:,} fit"

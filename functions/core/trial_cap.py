@@ -38,12 +38,20 @@ def admit(spec: Study, limits: Limits, held: int, values: int, made: int = 0, fi
     the trials ``spec`` may add to the ``made`` it has (``finished`` of them ended; 0 for a new
     study) and its ``known`` results of a warm start: the cap of a study without ``maxTrials``
     (None for one with it), and why it is refused (None when it is not)."""
-    problem = history_problem(held, spec.max_trials, limits.history, made) or \
+    problem = history_problem(held, spec.max_trials, limits.history, made, warm_trials(held, known)) or \
         cells_problem(spec, limits.history_cells, values, finished, known)
     if problem is not None:
         return None, problem
     cap = implicit_cap(spec, limits, held, values, made, finished, known)
     return cap, None if cap is None else _nothing_left(cap, made)
+
+
+def warm_trials(held: int, known: int) -> int:
+    """The trials a warm start of ``known`` results adds to an Optuna history of ``held``: each
+    a trial of it, given before the study's first trial to a history that holds none
+    (:func:`functions.handlers.base.warm_start`), none to one that holds trials already (a
+    restarted study's holds those it was given then)."""
+    return known if held == 0 else 0
 
 
 def implicit_cap(spec: Study, limits: Limits, held: int, values: int, made: int = 0, finished: int = 0,
@@ -53,8 +61,8 @@ def implicit_cap(spec: Study, limits: Limits, held: int, values: int, made: int 
     on a tie); None for a study that gives ``maxTrials``. Its history as :func:`admit` takes it."""
     if spec.max_trials is not None:
         return None
-    cap = min(TrialCap(limits.trials, MAX_TRIALS), TrialCap(limits.history - held + made, MAX_HISTORY),
-              key=lambda c: c.trials)
+    room = limits.history - held - warm_trials(held, known) + made
+    cap = min(TrialCap(limits.trials, MAX_TRIALS), TrialCap(room, MAX_HISTORY), key=lambda c: c.trials)
     fit = most_trials(spec, limits.history_cells, values, finished, known, cap.trials)
     return TrialCap(fit, MAX_HISTORY_CELLS) if fit < cap.trials else cap
 

@@ -3,7 +3,8 @@
 They come inline (``trials``: parameters and objective values, say from an earlier tool), from
 a file the CLI reads (``file``: CSV or JSON, see :func:`functions.core.formats.load_definition`)
 or from an earlier study in the same database (``study``). They inform the sampler only: they
-are not trials of the new study and do not count toward its trial limits. A problem with a result
+are not trials of the new study and do not count toward its trial limits (its Optuna history's
+limits count them, :mod:`functions.core.trial_cap`). A problem with a result
 read from a file names the file, the line or entry, and the column or field.
 
 An earlier study's results are taken when the new study is stored, in the same transaction
