@@ -21,6 +21,8 @@ from functions.cli_common import (
     warn_if_root,
 )
 from functions.core.history import WARNED_STUDIES, history_warning
+from functions.core.history_cells import cells_warning
+from functions.core.limits import Limits
 from functions.settings import Settings
 from functions.terminal import markup
 
@@ -80,24 +82,28 @@ def serve(db: str | None, host: str, port: int, workers: int, threads: int, exec
 def _open_database(settings: Settings) -> None:
     """Open the database (:func:`_warn_of_history`), with the trial-log folder checked where
     trials run here (:func:`opened_beside_logs`)."""
-    opening = partial(_warn_of_history, settings.db, settings.limits.history, settings.busy_timeout)
+    opening = partial(_warn_of_history, settings.db, settings.limits, settings.busy_timeout)
     if settings.executor == "local":
         opened_beside_logs(settings, opening)
     else:
         opening()
 
 
-def _warn_of_history(db: Path, limit: int, busy_timeout: float) -> None:
+def _warn_of_history(db: Path, limits: Limits, busy_timeout: float) -> None:
     """Open (and migrate) the database before the workers do, and warn when studies' Optuna
-    histories are past ``limit`` already, naming them: every worker serving one would load it
-    whole (:mod:`functions.core.history`)."""
+    histories are past ``limits`` already, in trials (``KATUNA_MAX_HISTORY``) or in values
+    (``KATUNA_MAX_HISTORY_CELLS``), naming them and what becomes of them: every worker serving
+    one would load it whole (:mod:`functions.core.history`, :mod:`functions.core.history_cells`)."""
     store = SqliteStore(db, busy_timeout)
     try:
-        problem = history_warning(*store.optuna_histories_over(limit, WARNED_STUDIES), limit)
+        problems = (history_warning(*store.optuna_histories_over(limits.history, WARNED_STUDIES), limits.history),
+                    cells_warning(*store.optuna_values_over(limits.history_cells, WARNED_STUDIES),
+                                  limits.history_cells))
     finally:
         store.close()
-    if problem:
-        warn(problem)
+    for problem in problems:
+        if problem:
+            warn(problem)
 
 
 @click.command("optuna-dashboard")

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import optuna
 import pytest
 import yaml
 from click.testing import CliRunner
@@ -156,3 +157,61 @@ def test_a_restart_counts_the_values_its_history_holds_and_a_refused_one_changes
     restarted = runner.submit(*load_study(yaml.safe_dump(doc)), tmp_path)
     assert (restarted.status, restarted.restarts, restarted.spec.max_trials) == ("running", 1, 3)
     runner.close()
+
+
+def test_a_running_study_past_a_lowered_limit_runs_on_to_its_max_trials_and_the_service_says_so_at_start(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    """A study stored before ``KATUNA_MAX_HISTORY_CELLS`` was lowered below what its history
+    holds is served on, as the warning at start says: it runs to its ``maxTrials``, its new
+    trials keeping the fewest steps a trial keeps (100), and adding trials to it is refused."""
+    from functions.cli_servers import _warn_of_history
+
+    stopping = {"algorithm": "threshold", "settings": {"lower": -1e3, "upper": 1e3}}
+    definition = study_definition(name="long", maxTrials=2, parallelism=1, mode="curve", earlyStopping=stopping)
+    definition["trialTemplate"]["command"] += ["--epochs", "150"]
+    runner = Embedded(Settings(db=tmp_path / "katuna.db"))
+    runner.submit(parse_study(definition), definition, tmp_path)
+    runner.run("long")
+    raised = {**definition, "maxTrials": 4}
+    assert runner.submit(parse_study(raised), raised, tmp_path).status == "running"
+    held = runner.store.optuna_version("long")
+    runner.close()
+    _warn_of_history(tmp_path / "katuna.db", Limits(history_cells=10), 5.0)
+    assert " ".join(capsys.readouterr().err.split()) == (
+        f"warning: the study 'long' holds {held} values in its Optuna history, past KATUNA_MAX_HISTORY_CELLS (10), and "
+        "is served on: each worker that serves one loads its whole history first (under a megabyte); a running one "
+        "runs on to its maxTrials (or the cap it was admitted with), its trials with earlyStopping keeping only the "
+        "steps the limit leaves each (at least 100); a restart or an edit that would add trials is refused")
+    runner = Embedded(Settings(db=tmp_path / "katuna.db", limits=Limits(history_cells=10)))
+    ended = runner.run("long")
+    assert (ended.status, ended.reason) == ("completed", "max trials reached (4)")
+    trials = runner.store.optuna_study("long", ["minimize"]).trials
+    assert [len(t.intermediate_values) for t in trials] == [150, 150, 100, 100]
+    message = refused(runner, tmp_path, {**definition, "maxTrials": 5})
+    assert "maxTrials: a study's Optuna history holds at most 10 values (set by KATUNA_MAX_HISTORY_CELLS)" in message
+    runner.close()
+
+
+def test_the_warning_at_start_names_every_study_past_the_values_limit_the_largest_first_then_a_count(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    from functions.cli_servers import _warn_of_history
+
+    store = SqliteStore(tmp_path / "katuna.db")
+    with store.transaction():
+        for name, trials in [*((f"s{n:02}", n + 2) for n in range(12)), ("within", 1)]:
+            store.optuna_study(name, ["minimize"]).add_trials(
+                [optuna.trial.create_trial(value=float(v)) for v in range(trials)])
+    values = {name: store.optuna_version(name) for name in [*(f"s{n:02}" for n in range(12)), "within"]}
+    store.close()
+    limit = values["within"]
+    _warn_of_history(tmp_path / "katuna.db", Limits(history_cells=limit), 5.0)
+    warning = " ".join(capsys.readouterr().err.split())
+    assert values["s11"] > values["s10"] > values["s00"] > limit, values
+    named = ", ".join(f"'s{n:02}' ({values[f's{n:02}']})" for n in range(11, 1, -1))
+    assert warning.startswith(f"warning: 12 studies hold more values in their Optuna history than "
+                              f"KATUNA_MAX_HISTORY_CELLS ({limit}): {named} and 2 more; they are served on: each "
+                              "worker that serves one loads its whole history first (under a megabyte for the "
+                              "largest)"), warning
+    assert "within" not in warning
+    _warn_of_history(tmp_path / "katuna.db", Limits(history_cells=values["s11"]), 5.0)
+    assert capsys.readouterr().err == "", "none past the limit: no warning"

@@ -204,6 +204,17 @@ class SqliteConnection:
         count = self.db.execute(f"SELECT count(*) FROM {STREAMS_TABLE} WHERE trials > ?", [limit]).fetchone()[0]
         return [(name, trials) for name, trials in over], count
 
+    def optuna_values_over(self, limit: int, shown: int) -> tuple[list[tuple[str, int]], int]:
+        """The studies whose Optuna journals hold more than ``limit`` records (values, as
+        :meth:`optuna_version` counts them): the ``shown`` largest, ``(name, records)`` largest
+        first, and how many there are in all. One look up the journal's key per study."""
+        each = (f"WITH held AS (SELECT id, name, (SELECT coalesce(max(number), 0) FROM {JOURNAL_TABLE} "
+                f"WHERE stream = {STREAMS_TABLE}.id) AS records FROM {STREAMS_TABLE}) ")
+        over = self.db.execute(each + "SELECT name, records FROM held WHERE records > ? ORDER BY records DESC, id "
+                               "LIMIT ?", [limit, shown]).fetchall()
+        count = self.db.execute(each + "SELECT count(*) FROM held WHERE records > ?", [limit]).fetchone()[0]
+        return [(name, records) for name, records in over], count
+
     def optuna_study(self, name: str, directions: Sequence[str]) -> optuna.Study:
         """Loaded once per storage object and stream (a study deleted and created again under
         the same name gets a new stream), over the study's own storage, the one :meth:`optuna_stream`

@@ -107,6 +107,35 @@ def most_trials(spec: Study, limit: int, held: int, made: int, known: int, upper
     return fits
 
 
+def cells_warning(over: list[tuple[str, int]], count: int, limit: int) -> str | None:
+    """What to tell the operator of a database in which studies' histories hold more values
+    than ``limit`` already (stored before the limit was lowered): ``count`` of them, the largest
+    ``over`` (``(name, values)``, largest first), and what becomes of them; None when there are
+    none. Such a study is served on: it runs to its ``maxTrials`` (or the cap it was admitted
+    with), its trials with ``earlyStopping`` keep the steps the limit leaves each now (at least
+    :data:`MIN_STEPS`), and a restart or an edit that adds trials is refused."""
+    if not over:
+        return None
+    name, held = over[0]
+    load = f"{_megabytes(held)}{' for the largest' if count > 1 else ''}"
+    fate = (f"served on: each worker that serves one loads its whole history first ({load}); a running one runs on to "
+            "its maxTrials (or the cap it was admitted with), its trials with earlyStopping keeping only the steps the "
+            f"limit leaves each (at least {MIN_STEPS}); a restart or an edit that would add trials is refused")
+    if count == 1:
+        return (f"the study {name!r} holds {held:,} values in its Optuna history, past {PREFIX}MAX_HISTORY_CELLS "
+                f"({limit:,}), and is {fate}")
+    named = ", ".join(f"{name!r} ({held:,})" for name, held in over)
+    more = f" and {count - len(over):,} more" if count > len(over) else ""
+    return (f"{count:,} studies hold more values in their Optuna history than {PREFIX}MAX_HISTORY_CELLS ({limit:,}): "
+            f"{named}{more}; they are {fate}")
+
+
+def _megabytes(values: int) -> str:
+    """About what ``values`` values take loaded, in words: never "about 0 MB"."""
+    size = values * VALUE_BYTES / 1e6
+    return "under a megabyte" if size < 0.5 else f"about {size:,.0f} MB"
+
+
 def _limited(limit: int) -> str:
     return f"a study's Optuna history holds at most {limit:,} values (set by {PREFIX}MAX_HISTORY_CELLS)"
 
