@@ -357,6 +357,37 @@ def test_a_followed_log_starts_a_new_attempt_from_its_beginning_after_a_preempti
     expect(page.locator('#earlier-attempts a[data-attempt="1"]')).to_be_visible()
 
 
+def test_a_followed_trial_run_again_twice_shows_its_current_attempts_state_and_latest_reason(service: Service,
+                                                                                              page: Page):
+    """The page of a trial opened in its second attempt follows it into its third, after a second
+    preemption: its state and reason are the third attempt's and the latest ones, not those the
+    page was opened with (the first attempt's note)."""
+    pids, release = service.workdir / "twice-pids", service.workdir / "release-ui-twice"
+    pids.mkdir()
+    definition = study_definition(name="ui-twice", maxTrials=1, parallelism=1, trialTemplate={
+        "command": [sys.executable, str(TRIAL), "--x", "${trialParameters.x}", "--mode", "curve", "--epochs", "3",
+                    "--until", str(release)],
+        "env": {"PID_DIR": str(pids)}})
+    assert post(service, definition) == 201
+    eventually(lambda: (pids / "0.1.pid").exists(), "attempt 1 started", timeout=20)
+    os.kill(int((pids / "0.1.pid").read_text()), signal.SIGKILL)
+    eventually(lambda: (pids / "0.2.pid").exists(), "attempt 2 started", timeout=20)
+    page.goto(service.base + "/ui/studies/ui-twice/trials/0")
+    reason = page.locator("#reason .reason-text")
+    expect(reason).to_have_text(re.compile(r"^attempt 1 "))
+    expect(page.locator("#log")).to_contain_text("epoch=1 ", timeout=CHART_WAIT_MS)
+    os.kill(int((pids / "0.2.pid").read_text()), signal.SIGKILL)
+
+    expect(page.locator('#log .attempt-separator[data-attempt="3"]')).to_have_count(1, timeout=20000)
+    expect(page.locator("#trial-attempt")).to_have_text("3")
+    expect(reason).to_have_text(re.compile(r"^attempt 2 .*\nattempt 1 ", re.DOTALL))
+    expect(page.locator("#trial-state")).to_have_text("RUNNING")
+    trial = service.json("GET", "/studies/ui-twice/trials/0")[1]
+    assert (trial["state"], trial["attempt"]) == ("RUNNING", 3) and trial["reason"] == reason.text_content()
+    release.touch()
+    expect(page.locator("#trial-state")).to_have_text("COMPLETE", timeout=CHART_WAIT_MS)
+
+
 RERUN_CHATTY = """import os, pathlib, sys, time
 here = pathlib.Path(sys.argv[1])
 block = "".join(f"{i:05d} " + "x" * 93 + "\\n" for i in range(2_000))

@@ -322,15 +322,16 @@ def trial(name: str, number: int):
 @blueprint.get("/studies/<name>/trials/<int:number>/log")
 def trial_log(name: str, number: int):
     """Log text from byte ``offset`` on (at most ``LOG_CHUNK`` bytes), the next offset, whether
-    more text follows already, and whether the trial still runs (the page polls while it does).
-    ``offset=-1`` starts at the last ``LOG_CHUNK`` bytes (``skipped`` says how many came before).
-    Only that part of the log is read, however large it is."""
+    more text follows already, and whether the trial still runs (the page polls while it does),
+    with the trial's state and reason as they are now (the page shows those of the attempt it
+    follows, which a lost run replaces). ``offset=-1`` starts at the last ``LOG_CHUNK`` bytes
+    (``skipped`` says how many came before). Only that part of the log is read, however large it is."""
     record, found = find_trial(name, number)
     attempt = attempt_of(found)
     launch = trial_launch(record, replace(found, attempt=attempt))
     window = _runtime().log_reads.window(launch, whole_number("offset", 0, -1), LOG_CHUNK)
     return jsonify(text=window.text, offset=window.offset, more=window.more, skipped=window.skipped, attempt=attempt,
-                   running=found.state in ACTIVE_STATES)
+                   running=found.state in ACTIVE_STATES, state=found.state, reason=without_escapes(found.reason))
 
 
 @blueprint.get("/new")

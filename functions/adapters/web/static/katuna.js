@@ -307,6 +307,7 @@ const katuna = (() => {
         return;
       }
       show(chunk);
+      showTrial(chunk);
       if (chunk.more) return poll();
       if (chunk.running) {
         setTimeout(poll, LOG_POLL_MS);
@@ -316,6 +317,22 @@ const katuna = (() => {
       }
     };
     poll();
+  }
+
+  // The trial's state and reason as the log's answer gives them now: those of the attempt the
+  // page follows, and the notes of the runs lost before it, not those the page was opened with.
+  function showTrial(chunk) {
+    const state = document.getElementById("trial-state");
+    if (state.textContent !== chunk.state) {
+      state.textContent = chunk.state;
+      state.className = `state ${chunk.state}`;
+    }
+    const card = document.getElementById("reason");
+    const text = card && card.querySelector(".reason-text");
+    if (text && chunk.running && text.textContent !== chunk.reason) {
+      text.textContent = chunk.reason;
+      card.hidden = !chunk.reason;
+    }
   }
 
   // The attempt in the heading, and a link to the log of each one before it.
