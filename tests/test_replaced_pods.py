@@ -22,6 +22,8 @@ from functions.adapters.sqlite_store import SqliteStore
 from functions.core.cluster import Cluster
 from functions.core.events import study_created
 from functions.core.launch import trial_launch
+from functions.core.log_reads import StreamedLogReads
+from functions.core.metrics import parse_text
 from functions.core.validate import parse_study
 from functions.dispatch import Dispatcher
 from functions.handlers import Deps
@@ -64,6 +66,7 @@ def test_a_run_lost_inside_its_job_counts_nothing_once_its_replacement_ran(kube:
     record, _ = store_study(deps, parse_study(definition), definition)
     dispatcher = Dispatcher(deps)
     try:
+        reads = StreamedLogReads(executor.log)
         deliver(dispatcher, study_created("lost", record.uid))
         trial = store.get_trial("lost", 0)
         launch = trial_launch(record, trial)
@@ -71,6 +74,7 @@ def test_a_run_lost_inside_its_job_counts_nothing_once_its_replacement_ran(kube:
         if kept != "nothing":
             assert not scan(deps, [record])
             assert [o.step for o in store.observations("lost", 0)] == [1, 2], "the lost run's epochs, kept"
+        before = reads.window(launch, 0, 1 << 20)
         first = pods_of(kube, "lost-0")[0]
         kube.preempt_pod("katuna", first["metadata"]["name"], "TerminationByKubelet")
         kube.run_until(printed(kube, deps, launch, "epoch=1", pods=2))
@@ -86,7 +90,18 @@ def test_a_run_lost_inside_its_job_counts_nothing_once_its_replacement_ran(kube:
         assert (trial.state, trial.attempt, trial.values) == ("COMPLETE", 1, [0.5])
         assert [(o.step, o.value) for o in store.observations("lost", 0)] == [(1, 1.5), (2, 1.2), (3, 1.0), (None, 0.5)]
         assert list(executor.output(launch)) == [*(text for _, text in REPLACEMENT.pieces), "loss=0.5\n"]
-        assert list(executor.log(launch)) == [*(text for _, text in LOST.pieces), *(text for _, text in REPLACEMENT.pieces),
-                                              "loss=0.5\n"], "a person sees the lost run's log too"
+        lost, replacement = pods_of(kube, "lost-0")
+        why = f"{lost['status']['reason']}: {lost['status']['message']}"
+        mark = (f"[katuna: the run in pod {lost['metadata']['name']} was lost ({why}); "
+                f"pod {replacement['metadata']['name']} ran the trial again from its start]\n")
+        assert list(executor.log(launch)) == [*(text for _, text in LOST.pieces), mark,
+                                              *(text for _, text in REPLACEMENT.pieces), "loss=0.5\n"], \
+            "a person sees the lost run's log too, and where it ended and the next run began"
+        assert not parse_text([mark], ["loss"]), "no metric is read from the mark"
+        after = reads.window(launch, before.offset, 1 << 20)
+        assert before.text == "".join(text for _, text in LOST.pieces) and after.text.startswith(mark), \
+            "a read at the offset where the lost run's log ended goes on at the mark"
+        assert before.text + after.text == "".join(executor.log(launch))
+        assert "".join(reads.ends(launch, 1 << 20, 1 << 20)) == before.text + after.text
     finally:
         store.close()

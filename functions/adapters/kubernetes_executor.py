@@ -29,7 +29,7 @@ from functions.adapters.kubernetes_jobs import TrialJobs
 from functions.adapters.kubernetes_logs import PodLogs
 from functions.adapters.kubernetes_looks import Looks
 from functions.adapters.kubernetes_report_secrets import ReportSecrets
-from functions.adapters.kubernetes_status import counted
+from functions.adapters.kubernetes_status import counted, disruption_of, replacements
 from functions.adapters.kubernetes_together import Together
 from functions.adapters.kubernetes_workloads import Workloads
 from functions.core import file_collector, report_token
@@ -39,6 +39,7 @@ from functions.core.events import Event
 from functions.core.job import is_job, primary_container_name, render_trial
 from functions.core.launch import TrialLaunch
 from functions.core.log_cursor import Cursor, RunningLog
+from functions.core.log_reads import lost_run
 from functions.core.log_rotation import LogStart
 from functions.core.ports import Look
 
@@ -145,11 +146,28 @@ class KubernetesExecutor:
             yield from lines
 
     def log(self, launch: TrialLaunch) -> Iterator[str]:
-        """The attempt's log as a person reads it (``GET /studies/NAME/trials/NUMBER/logs``):
-        :meth:`output`, with the logs of the runs its Job lost and ran again too, each before the
-        run that replaced it, so what a disrupted pod printed before it went stays in sight."""
-        for _, lines in self._logs(launch, timestamps=False, every=True):
-            yield from lines
+        """The attempt's log as a person reads it (``GET /studies/NAME/trials/NUMBER/logs``, the
+        dashboard): :meth:`output`, with the logs of the runs its Job lost and ran again too, each
+        before the run that replaced it and followed by a line of katuna's saying so
+        (:func:`~functions.core.log_reads.lost_run`), so what a disrupted pod printed before it
+        went stays in sight, told apart from the next run. Only a lost run whose log is read is
+        marked, once a pod replaced it: a Job (whose ``podFailurePolicy`` holds its replacements
+        to ``podReplacementPolicy: Failed``) makes the replacement once the lost pod has ended,
+        so the mark comes after all the lost run printed, and the bytes before it stay where
+        they are: the offsets the log is read at (:class:`~functions.core.log_reads.StreamedLogReads`) hold."""
+        pods = self._jobs.pods(launch)
+        lost = {pods[index].metadata.uid: (pods[index], later) for index, later in replacements(pods).items()}
+        last = "\n"
+        for uid, lines in self._pod_logs.streams(pods, self._jobs.namespace(launch), primary_container_name(launch),
+                                                 False, launch.job_name, every=True):
+            for line in lines:
+                last = line
+                yield line
+            if uid in lost:
+                pod, later = lost[uid]
+                yield ("" if last.endswith("\n") else "\n") + lost_run(pod.metadata.name, disruption_of(pod),
+                                                                       later.metadata.name)
+                last = "\n"
 
     def stamped_output(self, launch: TrialLaunch) -> Iterator[tuple[str, Iterator[str]]]:
         """The attempt's output as :meth:`output` reads it, each pod's apart (its uid, and its
@@ -160,11 +178,10 @@ class KubernetesExecutor:
         """The uids of the attempt's pods whose output is the attempt's (those :meth:`output` reads)."""
         return frozenset(pod.metadata.uid for pod in counted(self._jobs.pods(launch)))
 
-    def _logs(self, launch: TrialLaunch, timestamps: bool, every: bool = False) -> Iterator[tuple[str, Iterator[str]]]:
-        """The uid and the streamed log of each pod of the attempt that has one (see :meth:`output`
-        and, for ``every``, :meth:`log`)."""
+    def _logs(self, launch: TrialLaunch, timestamps: bool) -> Iterator[tuple[str, Iterator[str]]]:
+        """The uid and the streamed log of each pod whose output is the attempt's (see :meth:`output`)."""
         yield from self._pod_logs.streams(self._jobs.pods(launch), self._jobs.namespace(launch), primary_container_name(launch),
-                                          timestamps, launch.job_name, every)
+                                          timestamps, launch.job_name)
 
     def running_log(self, launch: TrialLaunch, after: Cursor | None, limit_bytes: int) -> RunningLog | None:
         """At most ``limit_bytes`` of the log of the trial's container in the attempt's running pod

@@ -142,8 +142,20 @@ def counted(pods: list[Any]) -> list[Any]:
     later pod of the same part of the workload (:data:`SLOT_KEYS`) replaced. Such a pod's run was
     lost, and its replacement ran the trial again from its start: the lost run's steps and
     metrics would otherwise count twice."""
-    return [pod for index, pod in enumerate(pods)
-            if not (disrupted(pod) and any(_slot(later) == _slot(pod) for later in pods[index + 1:]))]
+    lost = replacements(pods)
+    return [pod for index, pod in enumerate(pods) if index not in lost]
+
+
+def replacements(pods: list[Any]) -> dict[int, Any]:
+    """The disrupted pods (oldest first) that a later pod of the same part of the workload
+    replaced, by their index in ``pods``: the first such later pod, whose run took the lost one's place."""
+    found = {}
+    for index, pod in enumerate(pods):
+        if disrupted(pod):
+            later = next((p for p in pods[index + 1:] if _slot(p) == _slot(pod)), None)
+            if later is not None:
+                found[index] = later
+    return found
 
 
 def _slot(pod: Any) -> tuple[str | None, ...]:

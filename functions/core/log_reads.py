@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple, Protocol
 
+from functions.core.disruptions import MESSAGE_CHARS, Disruption
 from functions.core.launch import TrialLaunch
 from functions.core.lines import what_is_left
 
@@ -92,6 +93,16 @@ def note(left_out: int, head: int, tail: int) -> str:
     """The line that stands where the middle of a long log is left out."""
     return (f"[katuna: {left_out} bytes left out here; the first {head} and the last {tail} bytes "
             "of the log are shown]\n")
+
+
+def lost_run(pod: str, disruption: Disruption | None, replacement: str) -> str:
+    """The line that stands in a log a person reads (not the output metrics are read from)
+    between what a pod lost to a disruption printed and the log of the pod that replaced it,
+    which ran the trial again from its start: so the lost run's last lines are not read as
+    leading into the next run's first. Its words are katuna's (no ``name=value`` of its own)."""
+    why = "disrupted" if disruption is None else disruption.cause + (
+        f": {' '.join(disruption.message.split())[:MESSAGE_CHARS]}" if disruption.message.strip() else "")
+    return f"[katuna: the run in pod {pod} was lost ({why}); pod {replacement} ran the trial again from its start]\n"
 
 
 def joined(head: Iterable[str], left_out: int, head_size: int, tail: Iterable[str], tail_size: int) -> Iterator[str]:
