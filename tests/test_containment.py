@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -376,4 +377,47 @@ def test_a_trial_process_that_leaves_its_session_and_clears_its_environment_outl
         assert len(_sleeping(shells)) == 1, "the shell's own job is left"
     finally:
         for pid in _sleeping(mark) + _sleeping(shells):
+            os.kill(pid, signal.SIGKILL)
+
+
+HIDE = """import os, sys, time
+if os.fork() == 0:
+    os.setsid()
+    os.execve("/bin/sleep", ["sleep", sys.argv[1]], {})
+child = os.fork()
+if child == 0:
+    os.setsid()
+    if os.fork() == 0:
+        os.execve("/bin/sleep", ["sleep", sys.argv[2]], {})
+    os._exit(0)
+os.waitpid(child, 0)
+time.sleep(600)
+"""
+
+
+def test_trial_processes_that_left_their_session_and_cleared_their_environment_end_with_a_run_killed_outright(
+        tmp_path: Path):
+    """A trial starts two processes in new sessions with empty environments: one its own child,
+    one double-forked, which the run adopts as a subreaper. Nothing but the run's process tree
+    ties them to the trial, and the run is killed with SIGKILL (no shutdown) while the trial
+    runs: its guard, which kept track of that tree, ends both. The child the run inherited from
+    the shell that ``exec``'d it is no trial's, and is left."""
+    child, orphan, shells = (f"{n}.{os.getpid()}" for n in (602, 603, 604))
+    definition = study_definition(name="hidden", maxTrials=1, parallelism=1)
+    definition["trialTemplate"]["command"] = [sys.executable, "-c", HIDE, child, orphan, "${trialParameters.x}"]
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(definition))
+    run = subprocess.Popen(["sh", "-c", f'sleep {shells} >/dev/null 2>&1 & exec "$0" run study.yaml', KATUNA],
+                           cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        eventually(lambda: _sleeping(child) and _sleeping(orphan), "the trial starts both processes")
+        eventually(lambda: guards_of(run.pid), "the run's guard runs")
+        time.sleep(2)  # the guard looks at the run's processes several times a second while a trial runs
+    finally:
+        run.kill()
+        run.wait()
+    try:
+        eventually(lambda: not _sleeping(child) + _sleeping(orphan), "both processes end with the run")
+        assert len(_sleeping(shells)) == 1, "the shell's own job is left"
+    finally:
+        for pid in _sleeping(child) + _sleeping(orphan) + _sleeping(shells):
             os.kill(pid, signal.SIGKILL)

@@ -3,7 +3,9 @@ did, and only theirs: one scan of ``/proc`` lies between every trial's end and i
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -11,7 +13,7 @@ import uuid
 
 import pytest
 
-from functions.adapters import process_tree
+from functions.adapters import local_family, process_tree
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
@@ -44,7 +46,7 @@ def test_a_marked_process_started_before_the_attempt_is_not_taken_for_one_of_its
 
 SCANNER = """
 import os, subprocess, sys, time
-from functions.adapters import process_tree
+from functions.adapters import local_family, process_tree
 MARK = os.environ[process_tree.MARKER]
 assert process_tree.become_subreaper() and process_tree.adopts_orphans()
 # A child that starts a grandchild in a new session, then exits: the grandchild is adopted here.
@@ -81,7 +83,7 @@ def test_the_processes_of_an_attempt_started_here_are_looked_for_among_this_proc
 
 APART = """
 import os, subprocess, sys, time
-from functions.adapters import process_tree
+from functions.adapters import local_family, process_tree
 MARK = os.environ[process_tree.MARKER]
 assert process_tree.become_subreaper()
 other = subprocess.Popen([sys.executable, "-c", "import subprocess, time; subprocess.Popen(['sleep', '60']); time.sleep(60)"])
@@ -102,3 +104,26 @@ def test_the_process_trees_of_other_attempts_are_not_looked_into(attempt_id: str
     scan = subprocess.run([sys.executable, "-c", APART], env=env, capture_output=True, text=True, timeout=60)
     assert scan.returncode == 0, scan.stderr
     assert scan.stdout.split() == ["[]"], "another attempt's main process and its child (marked alike) are skipped"
+
+
+def test_a_process_is_ended_by_its_identity_with_what_it_started_and_a_pid_now_another_processes_is_left():
+    """The trials' guard ends processes it listed earlier by pid and start time: a pid whose
+    start time differs is another process's now, and is left alone."""
+    parent = subprocess.Popen(["/bin/sh", "-c", "sleep 60 & wait"])
+    me = local_family.identity(parent.pid)
+    assert me is not None
+    deadline = time.monotonic() + 30
+    while len(family := local_family.tree([me])) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    try:
+        assert len(family) == 2, "the shell and its sleep"
+        local_family.end([(me[0], me[1] - 1)], grace=0.5)
+        assert all(map(local_family.alive, family)), "another process's pid is left"
+        local_family.end([me], grace=0.5)
+        assert parent.wait(timeout=10) == -signal.SIGTERM
+        assert not any(map(local_family.alive, family)), "and what it started ends with it"
+    finally:
+        for pid, _ in family:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        parent.wait()

@@ -132,8 +132,6 @@ class LocalExecutor:
         self._workers = Workers()
         self._sweepers: list[threading.Thread] = []
         """Threads ending what dead processes left behind, which a shutdown waits for."""
-        self._guard = Guard(kill_grace)
-        """Ends the running attempts' processes if this process is killed outright."""
         self._sole_parent = sole_parent
         """Whether every child this process starts is a trial's process or the guard (``katuna
         run``, a ``katuna serve`` worker): then, when no attempt runs and at shutdown, any other
@@ -142,6 +140,9 @@ class LocalExecutor:
         self._inherited = process_tree.children() if sole_parent else frozenset()
         """Children this process had before it started any trial: those of a shell that ``exec``'d
         it (``sh -c 'tensorboard & exec katuna run ...'``), never taken for a trial's orphans."""
+        self._guard = Guard(kill_grace, self._inherited if sole_parent else None)
+        """Ends the running attempts' processes if this process is killed outright (and, as sole
+        parent, the processes its children were, orphans of trials among them)."""
         process_tree.become_subreaper()
         process_tree.hide_from_trials()
 

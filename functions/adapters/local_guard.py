@@ -11,10 +11,21 @@ guard then ends every attempt still listed as a stop does (SIGTERM, a grace peri
 SIGKILL, to the attempt's session and to every process carrying its marker) and exits. A katuna
 process that ends normally ends its trials first, and the guard finds none.
 
+A trial process that left its session and cleared its environment carries neither, and once
+katuna is dead nothing ties it to katuna either (:mod:`functions.adapters.local_family`). The
+guard therefore also ends, with their descendants, the attempts' main processes and, where every
+child of katuna is a trial's (``katuna run``, a ``katuna serve`` worker) and katuna adopts
+orphans, the children katuna had at the guard's last look: it looks ten times a second
+(:data:`POLL`) while an attempt runs, and not at all while none does. An orphan that a trial
+left less than that before katuna died still escapes, as does a process whose parent dies
+after katuna, before the guard found it (within milliseconds), leaving it to init.
+
 The kernel's parent-death signal (``PR_SET_PDEATHSIG``) would reach only a trial's main process,
 not what it started, and fires when the thread that forked it ends, not the process.
 
-Run as ``python -m functions.adapters.local_guard GRACE`` with the pipe as its standard input.
+Run as ``python -m functions.adapters.local_guard GRACE [PARENT KEPT...]`` with the pipe as its
+standard input: with ``PARENT``, the guard watches the children of that process (its own
+parent) but those ``KEPT``.
 """
 
 from __future__ import annotations
@@ -22,22 +33,28 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import select
 import subprocess
 import sys
 import threading
+import time
+from dataclasses import dataclass, field
 from typing import IO
 
-from functions.adapters import process_tree
+from functions.adapters import local_family, process_tree
 
 log = logging.getLogger("katuna.executor")
 
 
 class Guard:
     """The katuna side: the guard process, started on first use, and the pipe to it; safe from
-    any thread. Where the guard cannot be started or has died, trials run unguarded (said once)."""
+    any thread. Where the guard cannot be started or has died, trials run unguarded (said once).
+    ``kept``: every child this process starts is a trial's but these, which it had already; the
+    guard then keeps track of its children (if it adopts orphans)."""
 
-    def __init__(self, grace: float) -> None:
+    def __init__(self, grace: float, kept: frozenset[int] | None = None) -> None:
         self._grace = grace
+        self._kept = kept
         self._lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
         self._pipe: IO[bytes] | None = None
@@ -92,9 +109,12 @@ class Guard:
         this process's environment (its trials could read the guard's) but where Python finds
         katuna; the pipe to it."""
         env = {name: os.environ[name] for name in ("PATH", "PYTHONPATH") if name in os.environ}
-        # This Python running this module: nothing in the command comes from outside.
+        argv = [sys.executable, "-m", __name__, str(self._grace)]
+        if self._kept is not None and process_tree.adopts_orphans():
+            argv += [str(os.getpid()), *map(str, sorted(self._kept))]
+        # This Python running this module, numbers: nothing in the command comes from outside.
         self._process = subprocess.Popen(  # noqa: S603
-            [sys.executable, "-m", __name__, str(self._grace)], stdin=subprocess.PIPE,
+            argv, stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL, env=env, start_new_session=True)
         self._pipe = pipe = self._process.stdin
         if pipe is None:
@@ -102,27 +122,78 @@ class Guard:
         return pipe
 
 
-def guard(lines: IO[str]) -> list[tuple[str, int | None]]:
-    """Follow the attempts that ``lines`` announce until the pipe closes; the attempts still
-    listed then (marker and main process, if known)."""
-    attempts: dict[str, int | None] = {}
-    for line in lines:
+POLL = 0.1
+"""Seconds between the guard's looks at the children of the katuna process it watches, while
+an attempt runs there (and once after the last ends): an orphan that trial processes left less
+than this before katuna was killed is not yet known to the guard."""
+
+
+@dataclass
+class Followed:
+    """What the guard knows when the pipe closes: the attempts still listed (marker and main
+    process, if known), the identities of those main processes, and the children of the katuna
+    process it watched (besides those it was told to leave) at its last look."""
+
+    attempts: dict[str, int | None] = field(default_factory=dict)
+    leaders: dict[str, local_family.Identity] = field(default_factory=dict)
+    children: set[local_family.Identity] = field(default_factory=set)
+
+    def take(self, line: str) -> None:
+        """Take one message of the pipe into account."""
         sign, _, rest = line.strip().partition(" ")
         if sign == "+":
-            attempts[rest] = None
+            self.attempts[rest] = None
         elif sign == "=":
             marker, _, pid = rest.rpartition(" ")
-            if marker in attempts:
-                attempts[marker] = int(pid)
+            if marker in self.attempts:
+                self.attempts[marker] = int(pid)
+                if (leader := local_family.identity(int(pid))) is not None:
+                    self.leaders[marker] = leader
         elif sign == "-":
-            attempts.pop(rest, None)
-    return list(attempts.items())
+            self.attempts.pop(rest, None)
+            self.leaders.pop(rest, None)
 
 
-def end_all(attempts: list[tuple[str, int | None]], grace: float) -> None:
-    """End every process of each attempt, all at once (one grace period for all)."""
+@dataclass(frozen=True)
+class Watched:
+    """The katuna process whose children the guard keeps track of (its parent: every child it
+    starts is a trial's process, or an orphan adopted from one), but ``kept``, children it had
+    before its first trial (a job of the shell that ``exec``'d it)."""
+
+    pid: int
+    kept: frozenset[int]
+
+
+def follow(stream: int, watched: Watched | None, every: float = POLL) -> Followed:
+    """Follow the attempts that the pipe ``stream`` announces until it closes; with ``watched``,
+    look at its children every ``every`` seconds while an attempt is listed, and once more after
+    the list changed (nothing at all while the pipe is quiet and no attempt runs)."""
+    followed, pending, due, stale = Followed(), b"", 0.0, False
+    while True:
+        busy = watched is not None and (stale or bool(followed.attempts))
+        ready, _, _ = select.select([stream], [], [], max(0.0, due - time.monotonic()) if busy else None)
+        if ready:
+            chunk = os.read(stream, 65536)
+            if not chunk:
+                return followed
+            *lines, pending = (pending + chunk).split(b"\n")
+            for line in lines:
+                followed.take(line.decode())
+            stale = True
+        if watched is not None and (stale or followed.attempts) and time.monotonic() >= due:
+            children = local_family.children(watched.pid, watched.kept)
+            followed.children = followed.children if children is None else children
+            due, stale = time.monotonic() + every, False
+
+
+def end_all(followed: Followed, grace: float) -> None:
+    """End every process of each attempt still listed, and every process the watched katuna
+    process's children were and started (all at once: one grace period for all); the latter are
+    found before any is signalled, while each still is where its parent left it."""
+    family = local_family.tree([*followed.leaders.values(), *followed.children])
     threads = [threading.Thread(target=process_tree.end, args=(pid, marker.__eq__, grace))
-               for marker, pid in attempts]
+               for marker, pid in followed.attempts.items()]
+    threads.append(threading.Thread(target=local_family.end, args=(family, grace)))
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -131,8 +202,10 @@ def end_all(attempts: list[tuple[str, int | None]], grace: float) -> None:
 
 def main() -> None:
     process_tree.hide_from_trials()
-    grace = float(sys.argv[1])
-    end_all(guard(sys.stdin), grace)
+    grace, watched = float(sys.argv[1]), None
+    if len(sys.argv) > 2:
+        watched = Watched(int(sys.argv[2]), frozenset(map(int, sys.argv[3:])))
+    end_all(follow(sys.stdin.fileno(), watched), grace)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ descendants of its trials become its children rather than init's, so they stay v
 and it reaps them once they are killed. On systems without ``/proc`` or ``prctl`` only the
 session is signalled, and :func:`become_subreaper` says so. A process that both leaves the session
 and clears its environment is found as an orphan its parent left to the service, where the
-service's every child is a trial's (:func:`adopted`).
+service's every child is a trial's (:func:`adopted`); once the service is killed outright, by
+its guard, which kept track of the service's children (:mod:`functions.adapters.local_family`).
 
 Every process an attempt started is then a descendant of the service, whatever session it
 moved to: ending an attempt that this process started walks this process's descendants
