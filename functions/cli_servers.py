@@ -23,6 +23,7 @@ from functions.cli_common import (
 from functions.core.history import WARNED_STUDIES, history_warning
 from functions.core.history_cells import cells_warning
 from functions.core.limits import Limits
+from functions.core.records import WAITING
 from functions.settings import Settings
 from functions.terminal import markup
 
@@ -153,7 +154,8 @@ def optuna_dashboard(db: str | None, host: str, port: int) -> None:
     console.print(f"optuna-dashboard on http://{markup(shown)}:{port}/ for {markup(path.resolve())} (Ctrl-C stops it)",
                   highlight=False)
     try:
-        storage = DashboardStorage(store.optuna_storage(), lambda reason: HTTPError(403, reason))
+        storage = DashboardStorage(store.optuna_storage(), lambda reason: HTTPError(403, reason),
+                                   lambda name: {trial.number for trial in store.trials(name, (WAITING,))})
         run(guarded(wsgi(storage), storage.refused_request, settings.max_body), host=host, port=port, quiet=True,
             **dashboard_server(settings.client_timeout))
     finally:

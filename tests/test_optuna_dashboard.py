@@ -25,6 +25,8 @@ from doc_blocks import ROOT
 from http_helpers import KATUNA, NOBODY, answer_as, free_port
 
 from functions.adapters.sqlite_store import SqliteStore
+from functions.core.events import study_created
+from functions.core.validate import parse_study
 
 pytestmark = pytest.mark.slow
 
@@ -82,6 +84,29 @@ def test_optuna_dashboard_reads_the_study_from_katunas_database(embedded, tmp_pa
         assert sorted(t["number"] for t in detail["trials"]) == [t.number for t in trials]
         assert {t["number"]: t["values"][0] for t in detail["trials"]} == {t.number: t.values[0] for t in trials}
         assert detail["trials"][0]["params"][0]["name"] == "x"
+
+
+def test_optuna_dashboard_shows_the_trials_katuna_has_a_prepared_one_waiting_a_discarded_one_not_at_all(
+        embedded, tmp_path):
+    """A trial asked for ahead (look-ahead) is running to Optuna but waits in katuna; once the study
+    is stopped before it started, katuna discards it, and Optuna keeps it failed: neither is a
+    trial that ran, or failed."""
+    definition = study_definition(name="od-demo", mode="hang", maxTrials=10, parallelism=2)
+    record = embedded.submit(parse_study(definition), definition, tmp_path)
+    for event in embedded.dispatcher.deliver(study_created("od-demo", record.uid)):
+        embedded.dispatcher.deliver(event)
+    assert [(t.number, t.state) for t in embedded.store.trials("od-demo")] == \
+        [(0, "RUNNING"), (1, "RUNNING"), (2, "WAITING")]
+    with dashboard(tmp_path) as base:
+        [summary] = get(base + "/api/studies")["study_summaries"]
+        running = get(f"{base}/api/studies/{summary['study_id']}")["trials"]
+    embedded.stop("od-demo")
+    assert [(t.number, t.state) for t in embedded.store.trials("od-demo")] == [(0, "PRUNED"), (1, "PRUNED")]
+    with dashboard(tmp_path) as base:
+        stopped = get(f"{base}/api/studies/{summary['study_id']}")["trials"]
+    assert [(t["number"], t["state"]) for t in running] == [(0, "Running"), (1, "Running"), (2, "Waiting")]
+    assert "datetime_start" in running[0] and "datetime_start" not in running[2], "trial 2 has not started"
+    assert [(t["number"], t["state"]) for t in stopped] == [(0, "Pruned"), (1, "Pruned")]
 
 
 def test_optuna_dashboard_keeps_notes_and_refuses_every_other_change(embedded, tmp_path):

@@ -13,6 +13,12 @@ report themselves (and Optuna refuses them on a finished trial). So only notes a
 (study system attributes under ``dashboard:``, which no sampler reads); every other write raises
 the refusal it is given, naming what was refused and why, before anything is written.
 
+Its trials are the ones katuna has, in katuna's states. A trial asked for ahead of a free slot
+(``KATUNA_LOOKAHEAD``) is running to Optuna from its ask, but waits in katuna until a slot frees:
+it is shown waiting, not started. One katuna discarded, never started (the study ended first), is
+no trial of the study: Optuna keeps it failed and marked :data:`~functions.core.records.DISCARDED`,
+and it is left out, as katuna's own listings and counts leave it out.
+
 Renaming a study is refused before optuna-dashboard sees the request
 (:meth:`DashboardStorage.refused_request`): its handler creates the new study inside an
 ``except Exception`` that catches the storage's refusal, then fails on its own (optuna-dashboard
@@ -21,6 +27,7 @@ Renaming a study is refused before optuna-dashboard sees the request
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Callable, Container, Sequence
 from typing import Any
@@ -31,6 +38,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from functions.core.optuna_compat import FrozenStudy
+from functions.core.records import DISCARDED
 
 NOTES = "dashboard:"
 """The prefix of the study system attributes optuna-dashboard keeps its notes in."""
@@ -45,12 +53,15 @@ def _reason(what: str) -> str:
 
 
 class DashboardStorage(BaseStorage):
-    """``storage`` for optuna-dashboard: every read passes; a write other than a note raises
-    ``refuse(reason)``."""
+    """``storage`` for optuna-dashboard: every read passes, the trials as katuna has them; a
+    write other than a note raises ``refuse(reason)``. ``prepared(study_name)`` gives the
+    numbers of the study's trials katuna holds asked for and not started."""
 
-    def __init__(self, storage: BaseStorage, refuse: Callable[[str], Exception]) -> None:
+    def __init__(self, storage: BaseStorage, refuse: Callable[[str], Exception],
+                 prepared: Callable[[str], Container[int]]) -> None:
         self._storage = storage
         self._refuse = refuse
+        self._prepared = prepared
 
     def _refused(self, what: str) -> Exception:
         return self._refuse(_reason(what))
@@ -132,4 +143,22 @@ class DashboardStorage(BaseStorage):
 
     def get_all_trials(self, study_id: int, deepcopy: bool = True,
                        states: Container[TrialState] | None = None) -> list[FrozenTrial]:
-        return self._storage.get_all_trials(study_id, deepcopy=deepcopy, states=states)
+        """The study's trials as katuna has them (see the module): none it discarded, and one
+        it holds prepared as waiting (so asked for among Optuna's running ones when waiting
+        ones are asked for)."""
+        asked = states if states is None or TrialState.WAITING not in states else None
+        trials = [t for t in self._storage.get_all_trials(study_id, deepcopy=deepcopy, states=asked)
+                  if not t.system_attrs.get(DISCARDED)]
+        if any(t.state == TrialState.RUNNING for t in trials):
+            prepared = self._prepared(self._storage.get_study_name_from_id(study_id))
+            trials = [_waiting(t) if t.state == TrialState.RUNNING and t.number in prepared else t for t in trials]
+        return trials if states is None else [t for t in trials if t.state in states]
+
+
+def _waiting(trial: FrozenTrial) -> FrozenTrial:
+    """A copy of a trial asked for and not started: waiting, with no start (as Optuna's own
+    waiting trials), the storage's own object left as it is."""
+    shown = copy.copy(trial)
+    shown.state = TrialState.WAITING
+    shown.datetime_start = None
+    return shown

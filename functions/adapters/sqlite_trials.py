@@ -23,11 +23,8 @@ from functions.core.log_cursor import Cursor
 from functions.core.log_keep import Kept, LogRead
 from functions.core.metrics import Observation
 from functions.core.parameters import DiscreteParameter
-from functions.core.records import COMPLETE, STOPPED_AT_END, Census, Counts, TrialQuery, TrialRecord
+from functions.core.records import COMPLETE, DISCARDED, STOPPED_AT_END, Census, Counts, TrialQuery, TrialRecord
 from functions.core.spec import MINIMIZE, Study
-
-DISCARDED = "katuna:discarded"
-"""The Optuna system attribute of a trial asked for and never started, which katuna forgot."""
 
 GRID_SPACE = "search_space"
 """The Optuna system attribute in which ``GridSampler`` records the grid a trial's point belongs

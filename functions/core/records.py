@@ -16,6 +16,9 @@ STOPPED_AT_END = "stopped: the study ended before the trial did"
 """How the reason of a trial stopped because its study ended begins: it is ``PRUNED`` (Optuna
 has no other state for a trial ended before its end) but was stopped by no early-stopping
 rule, so Katib's Trial shows it ``Killed``, not ``EarlyStopped``."""
+DISCARDED = "katuna:discarded"
+"""The Optuna system attribute of a trial asked for and never started, which katuna forgot:
+Optuna cannot forget a trial, so it keeps it failed, marked so that its views can leave it out."""
 
 STUDY_RUNNING, COMPLETED, FAILED, STOPPED = "running", "completed", "failed", "stopped"
 TERMINAL_STATUSES = (COMPLETED, FAILED, STOPPED)
