@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from functions.adapters.sqlite_store import SqliteStore
-from functions.core.pareto import FRONT_SHOWN, best_trials
+from functions.core.pareto import FRONT_SHOWN, best_trials, front_sample
 from functions.core.records import FAIL, StudyRecord, TrialQuery, TrialRecord
 from functions.core.views import study_view
 from functions.settings import Settings
@@ -27,11 +27,15 @@ INACTIVE = "—"
 
 
 def print_result(console: Console, store: SqliteStore, record: StudyRecord, settings: Settings) -> None:
-    """How a ``katuna run`` ended: the status and reason, the best trials, where results are."""
+    """How a ``katuna run`` ended: the status and reason, the best trials (of several objectives,
+    a sample of the Pareto front, as ``katuna show`` has it), where results are."""
     view = study_view(store, record)
     console.print(f"Study [bold]{markup(record.name)}[/bold]: {record.status} ({markup(record.reason)})")
-    title = front_title(record) if record.spec.multi_objective else "Best trials"
-    best = best_trials(store, record, limit=5)
+    if record.spec.multi_objective:
+        best, size = front_sample(store, record)
+        title = front_title(record, size)
+    else:
+        best, title = best_trials(store, record, limit=5), "Best trials"
     if best:
         console.print(trial_table(record, best, title=title))
     else:

@@ -787,6 +787,20 @@ def test_show_of_a_multi_objective_study_prints_its_pareto_front_with_the_direct
     assert len(front) >= 2
 
 
+def test_a_run_ends_on_a_sample_of_a_large_pareto_front_as_show_prints_it_not_the_whole_front(tmp_path: Path):
+    definition = study_definition(maxTrials=25, parallelism=5, parameters=[
+        {"name": "x", "type": "float", "min": 0.0, "max": 2.0}])
+    definition["objective"] = {"metrics": [{"name": "loss", "direction": "minimize"},
+                                           {"name": "size", "direction": "minimize"}]}
+    ran = katuna("run", str(write_study(tmp_path / "study.yaml", definition)), cwd=tmp_path).stdout
+    shown = katuna("show", "demo", cwd=tmp_path).stdout
+    assert len(json.loads(katuna("best", "demo", "--json", cwd=tmp_path).stdout)) == 25, "every trial is on the front"
+    title = "Pareto front (loss minimize, size minimize): 20 of its 25 trials, spread along it (katuna best lists all)"
+    assert title in ran and title in shown
+    rows = [line.split() for line in ran.split(title)[1].split("Results:")[0].splitlines()]
+    assert len([row for row in rows if row and row[0].isdigit()]) == 20, ran
+
+
 @pytest.mark.timeout(60)
 def test_serve_on_a_port_in_use_exits_2_at_once_naming_the_port(tmp_path: Path):
     """The port is found taken before gunicorn starts: no worker is started and gunicorn never
