@@ -168,15 +168,17 @@ class _TrialTable:
         self._title = title
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        wide = self._table(wide=True)
+        wide = self._table(wide=True, width=UNBOUNDED)
         natural = Measurement.get(console, options.update_width(UNBOUNDED), wide).maximum
-        yield wide if natural <= options.max_width else self._table(wide=False)
+        yield wide if natural <= options.max_width else self._table(wide=False, width=options.max_width)
 
-    def _table(self, wide: bool) -> Table:
+    def _table(self, wide: bool, width: int) -> Table:
+        """The table, at least as wide as its title where ``width`` has room for it (rich fails
+        on a table whose least width is past the room it is given: a terminal a few columns wide)."""
         spec = self._spec
         with_state = self._title is None
         with_reason = with_state and any(t.reason for t in self._trials)
-        title_width = Text.from_markup(self._title).cell_len if self._title else None
+        title_width = min(Text.from_markup(self._title).cell_len, width) if self._title else None
         table = Table(title=self._title, box=box.SIMPLE_HEAD, pad_edge=False, min_width=title_width)
         table.add_column("trial", justify="right", no_wrap=True)
         if with_state:

@@ -773,6 +773,17 @@ def test_a_wide_trials_table_fits_80_columns_keeping_every_number_whole(tmp_path
     assert "None" not in output and "…" not in output
 
 
+@pytest.mark.parametrize("columns", [1, 5])
+def test_a_terminal_a_few_columns_wide_gets_every_table_squeezed_not_a_traceback(tmp_path: Path, columns: int):
+    definition = study_definition(maxTrials=3, objective={"metrics": [{"name": "loss", "direction": "minimize"},
+                                                                      {"name": "size", "direction": "maximize"}]})
+    katuna("run", str(write_study(tmp_path / "multi.yaml", definition)), cwd=tmp_path, columns=columns)
+    katuna("run", str(write_study(tmp_path / "single.yaml", study_definition(name="single", maxTrials=2))),
+           cwd=tmp_path, columns=columns)
+    for command in (("show", "demo"), ("best", "demo"), ("trials", "demo"), ("best", "single"), ("studies",)):
+        assert katuna(*command, cwd=tmp_path, columns=columns).stderr == "", command
+
+
 def test_show_of_a_multi_objective_study_prints_its_pareto_front_with_the_directions(tmp_path: Path):
     definition = study_definition(maxTrials=6, objective={"metrics": [{"name": "loss", "direction": "minimize"},
                                                                       {"name": "size", "direction": "maximize"}]})
