@@ -6,6 +6,7 @@ This module runs, converts and renders study files; the commands about stored st
 
 from __future__ import annotations
 
+import io
 import signal
 import sys
 from collections.abc import Callable
@@ -127,6 +128,17 @@ class _Commands(click.Group):
 def main() -> None:
     """Hyperparameter tuning as event-driven functions."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # its INFO lines ("A new study created") are not katuna's
+    _escape_what_the_output_cannot_encode()
+
+
+def _escape_what_the_output_cannot_encode() -> None:
+    """Where the standard output or error takes an encoding other than UTF-8 (a Latin-1 locale,
+    ``PYTHONIOENCODING=ascii``), a character it has no byte for is written as its escape
+    (``\\u65e5``) instead of ending the command with a traceback: a study's description, a
+    parameter's value or a path may hold any character."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
 
 
 @main.command()

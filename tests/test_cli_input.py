@@ -126,6 +126,22 @@ def test_values_are_printed_as_they_are_never_as_markup_or_control_sequences(tmp
         assert value in shown[0], f"{value!r} is shown as it is"
 
 
+def test_an_output_encoding_without_a_character_gets_its_escape_not_a_traceback(tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch):
+    definition = study_definition(maxTrials=1, parallelism=1, description="étude", algorithm={"name": "grid"},
+                                  parameters=[{"name": "x", "type": "discrete", "values": [1.0]},
+                                              {"name": "tag", "type": "categorical", "values": ["日本"]}])
+    definition["trialTemplate"]["env"] = {"TAG": "${trialParameters.tag}"}
+    (tmp_path / "study.json").write_text(json.dumps(definition))
+    monkeypatch.setenv("PYTHONIOENCODING", "ascii")
+    ran = katuna("run", "study.json", cwd=tmp_path)
+    shown = {command: katuna(command, "demo", cwd=tmp_path).stdout for command in ("show", "trials", "best")}
+    missing = katuna("show", "日本", cwd=tmp_path, check=False)
+    assert "\\u65e5\\u672c" in ran.stdout and "\\xe9tude" in shown["show"], shown["show"]
+    assert all("\\u65e5\\u672c" in output for output in shown.values()), shown
+    assert (missing.returncode, missing.stderr) == (1, f"error: no study named '\\u65e5\\u672c' in {tmp_path}/katuna.db\n")
+
+
 def test_emoji_codes_and_markup_in_values_and_messages_are_printed_as_they_are(tmp_path: Path):
     definition = study_definition(maxTrials=1, parallelism=1, algorithm={"name": "grid"}, parameters=[
         {"name": "x", "type": "discrete", "values": [1.0]},
