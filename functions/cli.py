@@ -114,13 +114,17 @@ class _Commands(click.Group):
     """katuna's commands; a file that cannot be read, a database that cannot be used (or is
     busy past ``KATUNA_BUSY_TIMEOUT``, or any other temporary failure) or a ``KATUNA_*``
     setting that cannot be used ends any of them with exit 2 and a one-line message instead
-    of a traceback."""
+    of a traceback. Ctrl-C ends any of them with exit 130 (128 + SIGINT), as it ends ``katuna
+    run``, where click would exit 1, the status of a failed study or a missing one."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except (UnreadableFile, TemporaryError, InvalidSetting) as exc:
             fail(str(exc), 2)
+        except KeyboardInterrupt:
+            _tell("\nInterrupted (SIGINT).")
+            sys.exit(128 + signal.SIGINT)
 
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})

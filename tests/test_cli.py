@@ -365,6 +365,24 @@ def test_ctrl_c_kills_trials_and_a_rerun_resumes_without_repeating_finished_ones
                for n in interrupted), "never counted as a lost run: maxAttempts is 1"
 
 
+def test_ctrl_c_ends_any_other_command_with_130_as_it_ends_run_not_with_a_studys_exit_1(tmp_path: Path):
+    """``katuna logs`` of a long log, its reader paused (a pager): Ctrl-C ends it with 130, the
+    status of a command ended by SIGINT, never 1, which says the study failed or is missing."""
+    definition = study_definition(maxTrials=1, parallelism=1)
+    definition["trialTemplate"]["command"] = [sys.executable, "-c",
+                                              "x = ${trialParameters.x}; print('x' * (1 << 21)); print('loss=1')"]
+    katuna("run", str(write_study(tmp_path / "study.yaml", definition)), cwd=tmp_path)
+    process = subprocess.Popen([*KATUNA, "logs", "demo", "0"], cwd=tmp_path, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, preexec_fn=interruptible)
+    assert process.stdout is not None and process.stderr is not None
+    assert process.stdout.read(10) == b"x" * 10, "the log is being printed"
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=30) == 130
+    assert process.stderr.read().decode() == "\nInterrupted (SIGINT).\n"
+    process.stdout.close()
+    process.stderr.close()
+
+
 @pytest.mark.timeout(90)
 def test_ctrl_c_while_a_run_waits_for_the_database_exits_130_in_a_line_storing_nothing(tmp_path: Path):
     """Before its trials start (the write lock held by another connection, say), Ctrl-C ends a
