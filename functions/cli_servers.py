@@ -116,7 +116,7 @@ def optuna_dashboard(db: str | None, host: str, port: int) -> None:
     """Open the database's studies in optuna-dashboard (in the .venv that make run sets up).
 
     katuna keeps Optuna's state in a journal inside its own database, which
-    ``optuna-dashboard sqlite:///...`` cannot read; this serves it with that journal storage,
+    `optuna-dashboard sqlite:///...` cannot read; this serves it with that journal storage,
     on loopback only (optuna-dashboard has no sign-in), to this user's (or root's) connections
     only, to loopback Host names only (a name rebound to 127.0.0.1 reaches nothing), refusing
     writes from other sites and every change but notes (katuna's own records must stay in step

@@ -158,7 +158,7 @@ def _trials_by_number(store: SqliteStore, name: str, after: int | None, limit: i
 @json_option
 def best(name: str, db: str | None, as_json: bool) -> None:
     """Show the best trial (or the Pareto front of a multi-objective study); exit 1 if there is
-    none (``null`` with ``--json``, whatever the objectives)."""
+    none (`null` with --json, whatever the objectives)."""
     store, record = with_study(db, name)
     found = best_trials(store, record)
     store.close()

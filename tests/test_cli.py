@@ -90,6 +90,14 @@ def test_a_working_directory_with_placeholders_is_each_trials_own(tmp_path: Path
     assert (tmp_path / "runs" / "a" / "ran").exists() and (tmp_path / "runs" / "b c" / "ran").exists()
 
 
+def test_every_commands_help_is_plain_text_not_the_markup_of_its_docstring():
+    from functions.cli import main
+
+    for name in main.commands:
+        shown = CliRunner().invoke(main, [name, "--help"]).output
+        assert "``" not in shown and ":func:" not in shown and ":data:" not in shown, f"katuna {name} --help"
+
+
 def test_run_then_inspect_with_json(tmp_path: Path):
     study = write_study(tmp_path / "study.yaml", study_definition(maxTrials=4))
     result = katuna("run", str(study), cwd=tmp_path)
