@@ -13,11 +13,11 @@ report themselves (and Optuna refuses them on a finished trial). So only notes a
 (study system attributes under ``dashboard:``, which no sampler reads); every other write raises
 the refusal it is given, naming what was refused and why, before anything is written.
 
-Its trials are the ones katuna has, in katuna's states. A trial asked for ahead of a free slot
-(``KATUNA_LOOKAHEAD``) is running to Optuna from its ask, but waits in katuna until a slot frees:
-it is shown waiting, not started. One katuna discarded, never started (the study ended first), is
-no trial of the study: Optuna keeps it failed and marked :data:`~functions.core.records.DISCARDED`,
-and it is left out, as katuna's own listings and counts leave it out.
+Its trials are in katuna's states. A trial asked for ahead of a free slot (``KATUNA_LOOKAHEAD``)
+is running to Optuna from its ask, but waits in katuna until a slot frees: it is shown waiting,
+not started. One katuna discarded, never started (the study ended first), is no trial of the
+study: Optuna keeps it failed and marked :data:`~functions.core.records.DISCARDED`, and it is left
+out, as katuna's own listings and counts leave it out.
 
 Renaming a study is refused before optuna-dashboard sees the request
 (:meth:`DashboardStorage.refused_request`): its handler creates the new study inside an
@@ -53,7 +53,7 @@ def _reason(what: str) -> str:
 
 
 class DashboardStorage(BaseStorage):
-    """``storage`` for optuna-dashboard: every read passes, the trials as katuna has them; a
+    """``storage`` for optuna-dashboard: every read passes, the trials in katuna's states; a
     write other than a note raises ``refuse(reason)``. ``prepared(study_name)`` gives the
     numbers of the study's trials katuna holds asked for and not started."""
 
@@ -143,7 +143,7 @@ class DashboardStorage(BaseStorage):
 
     def get_all_trials(self, study_id: int, deepcopy: bool = True,
                        states: Container[TrialState] | None = None) -> list[FrozenTrial]:
-        """The study's trials as katuna has them (see the module): none it discarded, and one
+        """The study's trials in katuna's states (see the module): none it discarded, and one
         it holds prepared as waiting (so asked for among Optuna's running ones when waiting
         ones are asked for)."""
         asked = states if states is None or TrialState.WAITING not in states else None
