@@ -28,6 +28,7 @@ from functions.cli_common import (
     fail,
     opened_beside_logs,
     settings_for,
+    warn,
     warn_if_root,
     writing_output,
 )
@@ -202,6 +203,7 @@ def _run_with(embedded: Embedded, file: str, spec: Study, definition: dict[str, 
                           "Nothing to run.")
     else:
         warn_if_root()
+        _warn_of_executor(embedded.settings)
         record = _run_to_end(embedded, record)
     try:
         with writing_output():
@@ -211,6 +213,16 @@ def _run_with(embedded: Embedded, file: str, spec: Study, definition: dict[str, 
         fail(f"study {spec.name!r} was deleted by another process once it had ended", 1)
     embedded.close()
     sys.exit(0 if record.status == "completed" else 1)
+
+
+def _warn_of_executor(settings: Settings) -> None:
+    """``katuna run`` runs every trial as a process here, whatever ``KATUNA_EXECUTOR`` says: one
+    set to ``kubernetes`` (as ``katuna stop`` of a study whose trials are Jobs needs it) is
+    answered with a warning before any trial starts, not with processes where Jobs were meant."""
+    if settings.executor == "kubernetes":
+        warn("KATUNA_EXECUTOR=kubernetes is katuna serve's setting: katuna run runs every trial as a process on this "
+             "machine. To run the trials as Kubernetes Jobs, submit the study to katuna serve --executor kubernetes "
+             "(POST /studies)")
 
 
 def _check_new_database(file: str, spec: Study, definition: dict[str, Any], settings: Settings) -> None:

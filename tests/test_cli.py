@@ -125,6 +125,20 @@ def test_run_then_inspect_with_json(tmp_path: Path):
     assert len(json.loads(katuna("trials", "demo", "--json", cwd=tmp_path).stdout)) == 4
 
 
+def test_a_run_with_the_kubernetes_executor_set_warns_that_its_trials_run_here(tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch):
+    """``KATUNA_EXECUTOR=kubernetes`` (which ``katuna stop`` of a study run as Jobs needs) does not
+    make ``katuna run`` run Jobs: it says so before its trials start, on stderr."""
+    monkeypatch.setenv("KATUNA_EXECUTOR", "kubernetes")
+    ran = katuna("run", str(write_study(tmp_path / "study.yaml", study_definition(maxTrials=1, parallelism=1))),
+                cwd=tmp_path)
+    assert "warning: KATUNA_EXECUTOR=kubernetes is katuna serve's setting: katuna run runs every trial as a process " \
+           "on this machine" in " ".join(ran.stderr.split())
+    assert "Study demo: completed" in ran.stdout
+    monkeypatch.delenv("KATUNA_EXECUTOR")
+    assert "KATUNA_EXECUTOR" not in katuna("run", str(tmp_path / "study.yaml"), cwd=tmp_path).stderr
+
+
 def test_a_different_definition_under_the_same_name_is_refused_naming_what_changed_and_how_to_go_on(tmp_path: Path):
     write_study(tmp_path / "a.yaml", study_definition(maxTrials=1, parallelism=1))
     katuna("run", "a.yaml", cwd=tmp_path)
