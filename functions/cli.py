@@ -6,7 +6,6 @@ This module runs, converts and renders study files; the commands about stored st
 
 from __future__ import annotations
 
-import io
 import signal
 import sys
 from collections.abc import Callable
@@ -25,11 +24,12 @@ from functions.cli_common import (
     console,
     db_option,
     errors,
+    escape_what_the_output_cannot_encode,
     fail,
     opened_beside_logs,
     settings_for,
-    warn,
     warn_if_root,
+    warn_of_executor,
     writing_output,
 )
 from functions.cli_output import print_result
@@ -133,17 +133,7 @@ class _Commands(click.Group):
 def main() -> None:
     """Hyperparameter tuning as event-driven functions."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # its INFO lines ("A new study created") are not katuna's
-    _escape_what_the_output_cannot_encode()
-
-
-def _escape_what_the_output_cannot_encode() -> None:
-    """Where the standard output or error takes an encoding other than UTF-8 (a Latin-1 locale,
-    ``PYTHONIOENCODING=ascii``), a character it has no byte for is written as its escape
-    (``\\u65e5``) instead of ending the command with a traceback: a study's description, a
-    parameter's value or a path may hold any character."""
-    for stream in (sys.stdout, sys.stderr):
-        if isinstance(stream, io.TextIOWrapper):
-            stream.reconfigure(errors="backslashreplace")
+    escape_what_the_output_cannot_encode()
 
 
 @main.command()
@@ -203,7 +193,7 @@ def _run_with(embedded: Embedded, file: str, spec: Study, definition: dict[str, 
                           "Nothing to run.")
     else:
         warn_if_root()
-        _warn_of_executor(embedded.settings)
+        warn_of_executor(embedded.settings)
         record = _run_to_end(embedded, record)
     try:
         with writing_output():
@@ -213,16 +203,6 @@ def _run_with(embedded: Embedded, file: str, spec: Study, definition: dict[str, 
         fail(f"study {spec.name!r} was deleted by another process once it had ended", 1)
     embedded.close()
     sys.exit(0 if record.status == "completed" else 1)
-
-
-def _warn_of_executor(settings: Settings) -> None:
-    """``katuna run`` runs every trial as a process here, whatever ``KATUNA_EXECUTOR`` says: one
-    set to ``kubernetes`` (as ``katuna stop`` of a study whose trials are Jobs needs it) is
-    answered with a warning before any trial starts, not with processes where Jobs were meant."""
-    if settings.executor == "kubernetes":
-        warn("KATUNA_EXECUTOR=kubernetes is katuna serve's setting: katuna run runs every trial as a process on this "
-             "machine. To run the trials as Kubernetes Jobs, submit the study to katuna serve --executor kubernetes "
-             "(POST /studies)")
 
 
 def _check_new_database(file: str, spec: Study, definition: dict[str, Any], settings: Settings) -> None:

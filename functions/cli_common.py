@@ -3,6 +3,7 @@ database a command works on, and how a command fails."""
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 import textwrap
@@ -73,6 +74,26 @@ def warn_if_root() -> None:
     if os.geteuid() == 0:
         warn("katuna runs as root, so every trial's command runs as root too, able to read this process's memory "
              "and environment: run it as an unprivileged user")
+
+
+def warn_of_executor(settings: Settings) -> None:
+    """``katuna run`` runs every trial as a process here, whatever ``KATUNA_EXECUTOR`` says: one
+    set to ``kubernetes`` (as ``katuna stop`` of a study whose trials are Jobs needs it) is
+    answered with a warning before any trial starts, not with processes where Jobs were meant."""
+    if settings.executor == "kubernetes":
+        warn("KATUNA_EXECUTOR=kubernetes is katuna serve's setting: katuna run runs every trial as a process on this "
+             "machine. To run the trials as Kubernetes Jobs, submit the study to katuna serve --executor kubernetes "
+             "(POST /studies)")
+
+
+def escape_what_the_output_cannot_encode() -> None:
+    """Where the standard output or error takes an encoding other than UTF-8 (a Latin-1 locale,
+    ``PYTHONIOENCODING=ascii``), a character it has no byte for is written as its escape
+    (``\\u65e5``) instead of ending the command with a traceback: a study's description, a
+    parameter's value or a path may hold any character."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
 
 
 def settings_for(db: str | None) -> Settings:
