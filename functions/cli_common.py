@@ -136,10 +136,13 @@ def print_json_list(items: Iterable[Any]) -> None:
 @contextmanager
 def writing_output() -> Iterator[None]:
     """Output written to standard output: a reader that went away ends the output, not the
-    command (as :class:`_Console`); a disk that is full fails the command with exit 2, in a line."""
+    command (as :class:`_Console`), and so does a standard output closed before the command
+    started (``>&-``: Python's ``sys.stdout`` is None, to which rich and click write nothing);
+    a disk that is full fails the command with exit 2, in a line."""
     try:
         yield
-        sys.stdout.flush()
+        if sys.stdout is not None:
+            sys.stdout.flush()
     except BrokenPipeError:
         console.on_broken_pipe()
     except OSError as exc:

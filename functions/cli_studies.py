@@ -272,9 +272,8 @@ def logs(name: str, number: int, db: str | None, attempt: int | None) -> None:
         fail(f"no log of trial {number} attempt {attempt or trial.attempt} at {path.resolve()} ({exc}): it has not "
              "started, or ran on Kubernetes, whose pods keep it (GET /studies/NAME/trials/NUMBER/logs)")
     with log, writing_output():
-        while chunk := log.read(LOG_CHUNK):
+        while sys.stdout is not None and (chunk := log.read(LOG_CHUNK)):
             sys.stdout.buffer.write(chunk)
-        sys.stdout.buffer.flush()
 
 
 COMMANDS = (studies, show, trials, best, stop, delete, logs)

@@ -55,6 +55,8 @@ def _exit_now() -> None:
     if status is None:
         return
     for stream in (sys.stdout, sys.stderr):
+        if stream is None:  # closed before the process started (`>&-`): nothing was written, none is lost
+            continue
         try:
             stream.flush()
         except (OSError, ValueError, AttributeError):

@@ -1049,6 +1049,23 @@ def test_a_run_whose_output_nobody_reads_exits_with_its_studys_status(tmp_path: 
     assert (shown.returncode, shown.stderr) == (0, "")
 
 
+def test_a_command_started_without_a_standard_output_exits_with_what_its_work_earned(tmp_path: Path):
+    """A standard output closed before katuna starts (``>&-``, a daemon's): what would be
+    printed goes nowhere, and the exit code is the command's own, without a traceback."""
+    def closed(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*KATUNA, *args], cwd=tmp_path, stderr=subprocess.PIPE, text=True, timeout=120,
+                              preexec_fn=lambda: os.close(1))
+
+    study = write_study(tmp_path / "study.yaml", study_definition(maxTrials=2))
+    assert closed("run", str(study)).returncode == 0
+    for command in (("studies",), ("show", "demo", "--json"), ("trials", "demo"), ("best", "demo"),
+                    ("logs", "demo", "0"), ("convert", str(study)), ("--help",)):
+        result = closed(*command)
+        assert (result.returncode, result.stderr) == (0, ""), command
+    assert closed("show", "none").returncode == 1
+    assert json.loads(katuna("show", "demo", "--json", cwd=tmp_path).stdout)["status"] == "completed"
+
+
 def test_a_reasons_line_ends_on_what_the_trial_printed_not_on_an_earlier_attempts_note():
     from functions.cli_output import reason_cell
 
