@@ -8,13 +8,14 @@ used. Screenshots go to ``$KATUNA_TEST_ARTIFACTS`` or ``tests/artifacts/``.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -58,3 +59,26 @@ def screenshot(page: Page, name: str) -> Path:
     path = artifacts() / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+class Console:
+    """What a page says is wrong: its console's errors and its uncaught exceptions, each with
+    the page's address. A test ends with none unless it expected them (:meth:`expect`): a
+    script that fails on a page fails its test, even where the page still looks right."""
+
+    def __init__(self, page: Page) -> None:
+        self.errors: list[str] = []
+        self._expected: list[re.Pattern[str]] = []
+        page.on("console", lambda message: self._console(page, message))
+        page.on("pageerror", lambda error: self.errors.append(f"{page.url}: uncaught {error}"))
+
+    def _console(self, page: Page, message: ConsoleMessage) -> None:
+        if message.type == "error":
+            self.errors.append(f"{page.url}: {message.text}")
+
+    def expect(self, *patterns: str) -> None:
+        """Errors matching any of ``patterns`` (regular expressions) are what the test causes."""
+        self._expected += [re.compile(pattern) for pattern in patterns]
+
+    def unexpected(self) -> list[str]:
+        return [e for e in self.errors if not any(p.search(e) for p in self._expected)]

@@ -9,12 +9,13 @@ import os
 import re
 import signal
 import sys
+import time
 import urllib.parse
 from pathlib import Path
 
 import pytest
 import yaml
-from browser import chromium, screenshot
+from browser import Console, chromium, screenshot
 from conftest import TRIAL, study_definition
 from http_helpers import Service
 from playwright.sync_api import Browser, Page, expect
@@ -69,11 +70,22 @@ def browser():
 
 
 @pytest.fixture
-def page(browser: Browser):
+def console() -> dict[Page, Console]:
+    """The console of each page a test opens with :func:`page`."""
+    return {}
+
+
+@pytest.fixture
+def page(browser: Browser, console: dict[Page, Console]):
+    """A page whose console must show no error by the end of the test (``console[page].expect``
+    names those the test causes)."""
     context = browser.new_context(viewport={"width": 1360, "height": 900})
+    context.on("page", lambda opened: console.setdefault(opened, Console(opened)))
     opened = context.new_page()
     yield opened
     context.close()
+    errors = [error for watched in console.values() for error in watched.unexpected()]
+    assert not errors, "the dashboard's console said:\n" + "\n".join(errors)
 
 
 def trials_of(service: Service, name: str) -> list[dict]:
@@ -126,9 +138,11 @@ def test_study_page_draws_optunas_charts_from_the_trials(service: Service, page:
     screenshot(page, "study")
 
 
-def test_a_chart_the_service_cannot_answer_for_now_is_asked_again_and_drawn(service: Service, page: Page):
+def test_a_chart_the_service_cannot_answer_for_now_is_asked_again_and_drawn(service: Service, page: Page,
+                                                                            console: dict[Page, Console]):
     """A busy database's 503 and a worker that never answers (restarting) are passing: the chart
     is asked again after the Retry-After given, and drawn. A 404 is not asked again."""
+    console[page].expect("status of 503", "status of 404", "ERR_CONNECTION_RESET")
     asked: list[str] = []
 
     def history(route):
@@ -225,7 +239,8 @@ def test_trial_table_sorts_filters_pages_and_exports(service: Service, page: Pag
     assert list(rows[0])[:7] == ["number", "state", "loss", "size", "x", "y", "mode"]
 
 
-def test_bad_table_arguments_are_named(service: Service, page: Page):
+def test_bad_table_arguments_are_named(service: Service, page: Page, console: dict[Page, Console]):
+    console[page].expect("status of 400")
     response = page.goto(service.base + "/ui/studies/ui-demo/trials?sort=param:nope")
     assert response.status == 400
     expect(page.locator(".problem")).to_contain_text("sort: unknown trial field 'param:nope'")
@@ -288,6 +303,41 @@ def test_trial_log_and_studies_list_follow_a_running_trial(service: Service, pag
     expect(page.locator("#log")).to_contain_text("epoch=4 ")
     log = page.locator("#log").inner_text()
     assert log.count("epoch=1 ") == 1 and log.rstrip().splitlines()[-1].startswith("loss=")
+
+
+def test_a_followed_log_the_service_cannot_serve_for_now_is_asked_again_and_followed_to_its_end(
+        service: Service, page: Page, console: dict[Page, Console]):
+    """A poll of a running trial's log answered 503 (a busy database), then not answered at all
+    (a restarting worker), is asked again: the log is followed to the trial's end, not left at
+    "log unavailable" with the trial still printing."""
+    console[page].expect("status of 503", "ERR_CONNECTION_RESET")
+    release = service.workdir / "release-ui-flaky"
+    definition = study_definition(name="ui-flaky-log", maxTrials=1, parallelism=1, trialTemplate={"command": [
+        sys.executable, str(TRIAL), "--x", "${trialParameters.x}", "--mode", "curve", "--epochs", "3",
+        "--until", str(release)]})
+    assert post(service, definition) == 201
+    eventually(lambda: service.request("GET", "/studies/ui-flaky-log/trials/0")[0] == 200, "trial 0", timeout=20)
+    polls: list[str] = []
+
+    def flaky(route):
+        polls.append(route.request.url)
+        if len(polls) == 2:
+            route.fulfill(status=503, headers={"Retry-After": "1"}, json={"error": "temporary_error"})
+        elif len(polls) == 3:
+            route.abort("connectionreset")
+        else:
+            route.continue_()
+
+    page.route("**/ui/studies/ui-flaky-log/trials/0/log?*", flaky)
+    try:
+        page.goto(service.base + "/ui/studies/ui-flaky-log/trials/0")
+        expect(page.locator("#log")).to_contain_text("epoch=1 ", timeout=CHART_WAIT_MS)
+        eventually(lambda: page.wait_for_timeout(100) or len(polls) > 3, "a poll after the failed ones", timeout=20)
+        expect(page.locator("#log-status")).to_have_text("following…")
+    finally:
+        release.touch()
+    expect(page.locator("#trial-state")).to_have_text("COMPLETE", timeout=CHART_WAIT_MS)
+    expect(page.locator("#log")).to_contain_text("epoch=3 ")
 
 
 CHATTY = """import pathlib, sys, time
@@ -458,8 +508,42 @@ def test_the_study_page_follows_its_best_trials_and_ends_its_stop_button_without
     assert page.evaluate("window.sameDocument") is True, "followed, not reloaded"
 
 
-def test_a_study_deleted_while_its_page_is_open_is_said_to_be_and_no_longer_followed(service: Service, page: Page):
+def test_the_study_page_redraws_its_charts_for_a_trial_that_finished_before_its_first_refresh(service: Service,
+                                                                                              page: Page):
+    """The page's charts are drawn as it loads, with no trial finished; one finishes before the
+    page's first refresh (the page's clock, Playwright's, stands still until the test moves it):
+    that refresh redraws the history, which shows the trial, not "no completed trial yet" until
+    another trial finishes."""
+    release = service.workdir / "release-ui-early"
+    definition = study_definition(name="ui-early", maxTrials=2, parallelism=2, algorithm={"name": "grid"},
+                                  parameters=[{"name": "x", "type": "discrete", "values": ["1", "3"]}])
+    definition["trialTemplate"]["command"] += ["--mode", "curve", "--epochs", "2", "--until",
+                                               f"{release}-${{trialParameters.x}}"]
+    assert post(service, definition) == 201
+    eventually(lambda: len(trials_of(service, "ui-early")) == 2, "both trials", timeout=20)
+    start = time.time()
+    page.clock.install(time=start)
+    page.clock.pause_at(start + 1)
+    try:
+        page.goto(service.base + "/ui/studies/ui-early")
+        expect(page.locator("#plot-history")).to_have_text("no completed trial yet", timeout=CHART_WAIT_MS)
+        Path(f"{release}-1").touch()
+        eventually(lambda: service.json("GET", "/studies/ui-early")[1]["counts"]["complete"] == 1, "a trial complete",
+                   timeout=20)
+        page.clock.run_for(STUDY_REFRESH_MS)
+        expect(page.locator("#best tbody tr")).to_have_count(1)
+        page.wait_for_function("document.getElementById('plot-history').data?.[0]?.y?.length === 1",
+                               timeout=CHART_WAIT_MS)
+        expect(page.locator("#study-status")).to_have_text("running")
+    finally:
+        Path(f"{release}-3").touch()
+        Path(f"{release}-1").touch()
+
+
+def test_a_study_deleted_while_its_page_is_open_is_said_to_be_and_no_longer_followed(service: Service, page: Page,
+                                                                                   console: dict[Page, Console]):
     """The page's clock is Playwright's: its refresh timer fires when the test moves the clock on."""
+    console[page].expect("status of 404")
     release = service.workdir / "release-ui-deleted"
     definition = study_definition(name="ui-deleted", maxTrials=1, parallelism=1)
     definition["trialTemplate"]["command"] += ["--mode", "curve", "--until", str(release)]
@@ -529,7 +613,9 @@ def test_an_ended_session_sends_the_studies_list_to_the_login_page(tmp_path, bro
         guarded.close()
 
 
-def test_new_study_form_shows_problems_by_field_then_submits_an_uploaded_katib_experiment(service: Service, page: Page):
+def test_new_study_form_shows_problems_by_field_then_submits_an_uploaded_katib_experiment(service: Service, page: Page,
+                                                                                        console: dict[Page, Console]):
+    console[page].expect("status of 422")
     page.goto(service.base + "/ui/new")
     bad = study_definition(name="ui-new", parallelism=0)
     page.fill("#study-text", yaml.safe_dump(bad, sort_keys=False))

@@ -122,3 +122,37 @@ def test_the_dashboard_submits_stops_and_logs_out_with_its_csrf_token(tmp_path, 
     finally:
         context.close()
         guarded.close()
+
+
+def test_a_stop_the_service_refuses_is_said_on_the_page_and_the_study_runs_on(tmp_path, browser: Browser):
+    """Logged in again in another tab, the study page's CSRF token is the old session's: its Stop
+    is refused (403), and the page says so beside the button, which stays, rather than reloading
+    as if the study had stopped."""
+    guarded = Service(tmp_path, workers=1, KATUNA_API_TOKEN=TOKEN)
+    bearer = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    context = browser.new_context()
+    try:
+        definition = study_definition(name="stale-stop", mode="hang", maxTrials=1, parallelism=1)
+        assert guarded.request("POST", "/studies", json.dumps(definition), bearer)[0] == 201
+        page = context.new_page()
+        page.goto(guarded.base + "/ui/studies/stale-stop")
+        page.fill("#token", TOKEN)
+        page.click("#login button")
+        expect(page.locator("#stop-study")).to_be_visible()
+        page.evaluate("window.sameDocument = true")
+        other = context.new_page()
+        other.goto(guarded.base + "/ui/login")
+        other.fill("#token", TOKEN)
+        other.click("#login button")
+        other.wait_for_url(guarded.base + "/ui/")
+        page.on("dialog", lambda dialog: dialog.accept())
+        page.click("#stop-study")
+        expect(page.locator("#stop-problem")).to_contain_text("The study was not stopped: a write with the "
+                                                              "dashboard's session needs a same-origin request "
+                                                              "carrying the page's CSRF token")
+        expect(page.locator("#stop-study")).to_be_enabled()
+        assert page.evaluate("window.sameDocument") is True, "the page was not reloaded as if stopped"
+        assert guarded.json("GET", "/studies/stale-stop", headers=bearer)[1]["status"] == "running"
+    finally:
+        context.close()
+        guarded.close()

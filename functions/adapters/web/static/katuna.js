@@ -8,6 +8,7 @@ const katuna = (() => {
   const LOG_KEEP = 1024 * 1024;
   const STUDY_REFRESH_MS = 5000;
   const CHART_TRIES = 4;
+  const RETRY_MAX_S = 30;
 
   // Writes carry the session's CSRF token (from the page's meta tag) and a JSON content type.
   function writeHeaders(type = "application/json") {
@@ -29,6 +30,35 @@ const katuna = (() => {
 
   async function getJSON(url) {
     return (await fetchData(url, "application/json")).json();
+  }
+
+  // Whether a failed fetch may succeed if asked again: no answer (a restarting worker), 502,
+  // 503 (a busy database) or 504. Anything else (a 404: the study was deleted) will not.
+  function transient(error) {
+    return error.status === undefined || [502, 503, 504].includes(error.status);
+  }
+
+  // How long to wait before asking again after ``error``: its Retry-After (2 s without one),
+  // RETRY_MAX_S at most.
+  function retryDelay(error) {
+    return 1000 * Math.min(error.retryAfter || 2, RETRY_MAX_S);
+  }
+
+  // A write from the page (the session's CSRF token with it): the answer's body when it is
+  // taken, else an Error whose message says why (as the service words it), with the answer
+  // and its status. Nothing is reloaded here: a form's text stays for another try.
+  async function write(url, type = "application/json", body = undefined) {
+    let response;
+    try {
+      response = await fetch(url, {method: "POST", credentials: "same-origin", headers: writeHeaders(type), body});
+    } catch (error) {
+      throw new Error(`the service could not be reached (${error.message})`);
+    }
+    const answer = await response.json().catch(() => ({}));
+    if (response.ok) return answer;
+    const message = response.status === 401 ? "the session has ended: log in again, then try again"
+      : answer.message || `${response.status} ${response.statusText}`;
+    throw Object.assign(new Error(message), {status: response.status, answer});
   }
 
   // A server-rendered part of the page, fetched again into its holder.
@@ -82,14 +112,27 @@ const katuna = (() => {
     document.querySelectorAll("#param-a, #param-b, input[name=pair-kind]")
       .forEach((el) => el.addEventListener("change", redrawPair));
     const stop = document.getElementById("stop-study");
-    if (stop) {
-      stop.addEventListener("click", async () => {
-        if (!confirm("Stop this study? Running trials are stopped.")) return;
-        await fetch(stop.dataset.url, {method: "POST", credentials: "same-origin", headers: writeHeaders()});
-        location.reload();
-      });
-    }
+    if (stop) stop.addEventListener("click", () => stopStudy(stop));
     if (charts.dataset.running === "true") followStudy(charts, (div) => draw(div, url(div)));
+  }
+
+  // Stop, once confirmed: the page is loaded again to show the stopped study. A stop the
+  // service refuses (a stale CSRF token, a study deleted meanwhile, a busy database) is said
+  // beside the button, which stays for another try.
+  async function stopStudy(stop) {
+    if (!confirm("Stop this study? Running trials are stopped.")) return;
+    const problem = document.getElementById("stop-problem");
+    problem.hidden = true;
+    stop.disabled = true;
+    try {
+      await write(stop.dataset.url);
+      location.reload();
+    } catch (error) {
+      if (error.status === 401) return location.reload();  // the login page, which returns here
+      problem.textContent = `The study was not stopped: ${error.message}`;
+      problem.hidden = false;
+      stop.disabled = false;
+    }
   }
 
   // While the study runs: counts and status from the API; the best trials and the charts
@@ -98,7 +141,7 @@ const katuna = (() => {
   // is said to be, and no longer followed; other failures are tried again at the next tick.
   function followStudy(charts, redraw) {
     const best = document.getElementById("best-trials");
-    let finished = -1;
+    let finished = Number(charts.dataset.finished);
     const tick = async () => {
       let study = null;
       try {
@@ -120,10 +163,8 @@ const katuna = (() => {
         }
         if (done !== finished) {
           refill(best).catch(() => null);
-          if (finished >= 0) {
-            charts.querySelectorAll("#plot-history, #plot-intermediate, #plot-pareto, .plot[data-message]")
-              .forEach(redraw);
-          }
+          charts.querySelectorAll("#plot-history, #plot-intermediate, #plot-pareto, .plot[data-message]")
+            .forEach(redraw);
         }
         finished = done;
       }
@@ -172,17 +213,16 @@ const katuna = (() => {
     return el ? el.value : "";
   }
 
-  // A chart asked while the service is briefly unable to answer (a restarting worker, a busy
-  // database: no answer, 502, 503 or 504) is asked again after the Retry-After it was given
-  // (2 s without one, 30 s at most), up to CHART_TRIES times, before the page says it could not be loaded.
+  // A chart asked while the service is briefly unable to answer (:func:`transient`) is asked
+  // again after the Retry-After it was given, up to CHART_TRIES times, before the page says it
+  // could not be loaded.
   async function chartJSON(url) {
     for (let tries = 1; ; tries++) {
       try {
         return await getJSON(url);
       } catch (error) {
-        const transient = error.status === undefined || [502, 503, 504].includes(error.status);
-        if (!transient || tries >= CHART_TRIES) throw error;
-        await new Promise((resolve) => setTimeout(resolve, 1000 * Math.min(error.retryAfter || 2, 30)));
+        if (!transient(error) || tries >= CHART_TRIES) throw error;
+        await new Promise((resolve) => setTimeout(resolve, retryDelay(error)));
       }
     }
   }
@@ -231,9 +271,13 @@ const katuna = (() => {
   // Trial page: the log from an offset, polled while the trial runs. The log served is the
   // current attempt's: when the trial is run again (preempted, retried), the rest of the
   // attempt shown is read, then a separator, then the new attempt's log from its beginning.
+  // A poll the service cannot answer for now (:func:`transient`: a restarting worker, a busy
+  // database, an API server away) is asked again after its Retry-After, the heading saying so;
+  // the log stops being followed only for an answer that will not change (a trial deleted).
   function trialPage() {
     const log = document.getElementById("log");
     const status = document.getElementById("log-status");
+    const following = status.textContent;
     let attempt = Number(log.dataset.attempt);
     let offset = -1;
     const read = (at, from) => getJSON(`${log.dataset.src}?offset=${from}${at ? `&attempt=${at}` : ""}`);
@@ -303,9 +347,15 @@ const katuna = (() => {
           if (!fresh) return poll();
         }
       } catch (error) {
-        status.textContent = `log unavailable: ${error.message}`;
+        if (!transient(error)) {
+          status.textContent = `log unavailable: ${error.message}`;
+          return;
+        }
+        status.textContent = `log unavailable for now (${error.message}): asking again…`;
+        setTimeout(poll, retryDelay(error));
         return;
       }
+      if (status.textContent !== following) status.textContent = following;
       show(chunk);
       showTrial(chunk);
       if (chunk.more) return poll();
@@ -365,15 +415,12 @@ const katuna = (() => {
       problems.innerHTML = "";
       const trimmed = text.value.trim();
       const type = trimmed.startsWith("{") ? "application/json" : "application/yaml";
-      const response = await fetch(form.dataset.api, {
-        method: "POST", credentials: "same-origin", headers: writeHeaders(type), body: text.value,
-      });
-      const body = await response.json().catch(() => ({message: response.statusText}));
-      if (response.ok) {
+      try {
+        const body = await write(form.dataset.api, type, text.value);
         location.href = form.dataset.studyUrl.replace("NAME", encodeURIComponent(body.name));
-        return;
+      } catch (error) {
+        showProblems(problems, error.answer && error.answer.problems ? error.answer : {message: error.message});
       }
-      showProblems(problems, body);
     });
   }
 
