@@ -61,3 +61,18 @@ def test_the_best_trials_table_lists_the_additional_metrics(tmp_path: Path):
         assert "<th>epoch</th>" in page and f'<td class="num">{epoch:g}</td>' in page
     finally:
         runtime.close()
+
+
+def test_the_pareto_chart_names_each_trial_by_its_number_where_a_parameter_is_normal(embedded, tmp_path: Path):
+    """The chart of a study with a normal parameter is drawn from a copy holding the values the
+    trials received: a copy of the study's own trials alone numbered them from 0, after the
+    known results' numbers, so the hover named trial 0 what is trial 2."""
+    definition = study_definition(name="warm", maxTrials=3, parallelism=1, objective={"metrics": BOTH},
+                                  warmStart={"trials": KNOWN}, parameters=[
+                                      {"name": "x", "type": "float", "min": -5.0, "max": 5.0, "distribution": "normal"}])
+    record = run_study(embedded, definition, tmp_path)
+    pareto = json.loads(plots.figure_json(embedded.store.optuna_storage(), record, "pareto"))
+    shown = {json.loads(text.replace("<br>", "\n"))["number"]: x
+             for trace in pareto["data"] for text, x in zip(trace.get("text") or [], trace.get("x") or [], strict=True)}
+    own = {t.number: t.values[0] for t in embedded.store.trials("warm")}
+    assert shown == pytest.approx(own)

@@ -80,11 +80,11 @@ def figure_json(storage: optuna.storages.BaseStorage | None, record: StudyRecord
         study = _ReadOnlyStudy(study_name=record.name, storage=storage)
     except KeyError as exc:
         raise NoChart(NOT_STARTED) from exc
+    spec = record.spec
+    study = _with_values(study, spec.parameters)
     study.own_from = known_results(record) if kind == "pareto" else 0
     if not any(t.state == optuna.trial.TrialState.COMPLETE for t in study.get_trials(deepcopy=False)):
         raise NoChart("no completed trial yet")
-    spec = record.spec
-    study = _with_values(study, spec.parameters)
     index = min(max(objective, 0), len(spec.objectives) - 1)
     known = [p.name for p in spec.parameters]
     chosen = list(params) or known[:2]
@@ -129,7 +129,7 @@ def known_results(record: StudyRecord) -> int:
 
 def _with_values(study: _ReadOnlyStudy, parameters: tuple[Parameter, ...]) -> _ReadOnlyStudy:
     """``study`` itself, or where a parameter is normal (its sampler holds quantiles), an
-    in-memory copy whose trials hold the values the trials received."""
+    in-memory copy of all its trials (numbered as they are) holding the values the trials received."""
     trials = study.get_trials(deepcopy=False)
     shown = shown_trials(trials, parameters)
     if shown is trials:
