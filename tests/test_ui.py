@@ -181,6 +181,38 @@ def test_a_multi_objective_study_shows_its_pareto_front_and_charts_either_object
     screenshot(page, "study-pareto")
 
 
+LINK = "<a href='https://example.com/'>sgd</a>"
+"""A categorical value that plotly.js, given it as it is, would draw as a link to another site."""
+
+
+def test_names_and_values_that_read_as_markup_are_drawn_in_the_charts_as_written(service: Service, page: Page):
+    """A parameter named ``<b>lr</b>`` and categorical values ``<a href=...>`` and ``a &amp; b``:
+    the charts (whose text plotly.js reads as a little HTML) show them as written, with no link
+    and no bold, in axis titles, category ticks, parallel coordinates' axes and their checkboxes,
+    and the importance bars."""
+    definition = study_definition(
+        name="ui-markup", maxTrials=4, parallelism=2, algorithm={"name": "grid"},
+        parameters=[{"name": "<b>lr</b>", "type": "discrete", "values": ["1", "3"]},
+                    {"name": "opt", "type": "categorical", "values": [LINK, "a &amp; b"]}],
+        trialTemplate={"command": [sys.executable, "-c", "import sys; print(sys.argv[2]); print('loss=' + sys.argv[1])",
+                                   "${trialParameters.<b>lr</b>}", "${trialParameters.opt}"]})
+    assert post(service, definition) == 201
+    assert service.wait_for("ui-markup")["counts"]["complete"] == 4
+    page.goto(service.base + "/ui/studies/ui-markup")
+    for chart in ("history", "parallel", "pair", "importance"):
+        expect(page.locator(f"#plot-{chart}")).to_have_attribute("data-ready", "true", timeout=CHART_WAIT_MS)
+
+    def texts(chart: str) -> set[str]:
+        return set(page.locator(f"#plot-{chart} svg text").all_text_contents())
+
+    assert {"<b>lr</b>", "opt", repr(LINK), repr("a &amp; b")} <= texts("pair"), "a slice ticks repr()s of labels"
+    assert {"<b>lr</b>", "opt", LINK, "a &amp; b"} <= texts("parallel")
+    assert {"<b>lr</b>", "opt"} <= texts("importance")
+    expect(page.locator(".charts svg a")).to_have_count(0)
+    expect(page.locator('#parallel-axes input[data-axis="<b>lr</b>"]')).to_have_count(1)
+    assert "<b>lr</b>" in page.locator("#parallel-axes").inner_text()
+
+
 def test_intermediate_values_are_drawn_for_a_study_with_early_stopping(service: Service, page: Page):
     trials = trials_of(service, "ui-curves")
     page.goto(service.base + "/ui/studies/ui-curves")

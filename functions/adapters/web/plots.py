@@ -4,10 +4,18 @@ Each chart is a plotly figure built server-side by :mod:`optuna.visualization` a
 page as plotly JSON, which the page draws with plotly.js (the bundle the ``plotly`` package ships).
 plotly writes strict JSON: a NaN or infinite value is ``null``, which plotly.js draws as a gap.
 The dashboard imports this module on the first chart request, so workers start without it.
+
+plotly.js reads a chart's text (titles, tick labels, hover text) as a little HTML: ``<a href>``
+is a link to anywhere, ``<b>`` and ``<span style>`` restyle, ``&amp;`` is ``&``. A parameter's
+name and a categorical parameter's values are the study author's text (or, for a study that
+follows a Katib Experiment, of whoever may create one in the namespace), so they reach the
+charts with ``<``, ``>`` and ``&`` written as entities, and show as written.
 """
 
 from __future__ import annotations
 
+import copy
+import html
 import threading
 import warnings
 from collections.abc import Callable, Sequence
@@ -16,11 +24,12 @@ from typing import Any
 import optuna
 import plotly.io
 from optuna import visualization as vis
+from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial
 
 from functions.core.application import HistoryCut
 from functions.core.optuna_compat import color_scale, parallel_coordinate_info
-from functions.core.parameters import Parameter
+from functions.core.parameters import CategoricalParameter, Parameter
 from functions.core.records import StudyRecord
 from functions.core.space import shown_trials
 from functions.core.spec import Study
@@ -81,13 +90,13 @@ def figure_json(storage: optuna.storages.BaseStorage | None, record: StudyRecord
     except KeyError as exc:
         raise NoChart(NOT_STARTED) from exc
     spec = record.spec
-    study = _with_values(study, spec.parameters)
+    study = _as_shown(study, spec.parameters, as_text=kind != "parallel")
     study.own_from = known_results(record) if kind == "pareto" else 0
     if not any(t.state == optuna.trial.TrialState.COMPLETE for t in study.get_trials(deepcopy=False)):
         raise NoChart("no completed trial yet")
     index = min(max(objective, 0), len(spec.objectives) - 1)
     known = [p.name for p in spec.parameters]
-    chosen = list(params) or known[:2]
+    chosen = [_as_text(name) for name in list(params) or known[:2]]
     with _PLOTTING, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -127,18 +136,49 @@ def known_results(record: StudyRecord) -> int:
     return 0 if warm is None else len(warm.trials) + len(record.warm_results or ())
 
 
-def _with_values(study: _ReadOnlyStudy, parameters: tuple[Parameter, ...]) -> _ReadOnlyStudy:
-    """``study`` itself, or where a parameter is normal (its sampler holds quantiles), an
-    in-memory copy of all its trials (numbered as they are) holding the values the trials received."""
+def _as_shown(study: _ReadOnlyStudy, parameters: tuple[Parameter, ...], as_text: bool) -> _ReadOnlyStudy:
+    """``study`` itself, or an in-memory copy of all its trials (numbered as they are): where a
+    parameter is normal (its sampler holds quantiles), the values the trials received in its
+    place; with ``as_text``, where a parameter's name or values hold what plotly reads as
+    markup, those written as text (:func:`_as_text`). Parallel coordinates take them as they
+    are: katuna writes that chart's labels itself."""
     trials = study.get_trials(deepcopy=False)
     shown = shown_trials(trials, parameters)
+    if as_text and _has_markup(parameters):
+        shown = [_text_trial(t) for t in shown]
     if shown is trials:
         return study
     storage = optuna.storages.InMemoryStorage()
     optuna.create_study(storage=storage, study_name=study.study_name, directions=study.directions)
-    copy = _ReadOnlyStudy(study_name=study.study_name, storage=storage)
-    copy.add_trials(shown)
-    return copy
+    charted = _ReadOnlyStudy(study_name=study.study_name, storage=storage)
+    charted.add_trials(shown)
+    return charted
+
+
+def _as_text(value: Any) -> Any:
+    """A name or a value as plotly shows it as written: ``<``, ``>`` and ``&`` as entities."""
+    return html.escape(value, quote=False) if isinstance(value, str) else value
+
+
+def _has_markup(parameters: tuple[Parameter, ...]) -> bool:
+    """Whether a parameter's name, or a categorical parameter's value, changes as text (:func:`_as_text`)."""
+    texts = [p.name for p in parameters]
+    texts += [v for p in parameters if isinstance(p, CategoricalParameter) for v in p.values]
+    return any(_as_text(text) != text for text in texts if isinstance(text, str))
+
+
+def _text_trial(trial: FrozenTrial) -> FrozenTrial:
+    """A copy of ``trial`` whose parameter names and categorical values are written as text."""
+    shown = copy.copy(trial)
+    shown.params = {_as_text(name): _as_text(value) for name, value in trial.params.items()}
+    shown.distributions = {_as_text(name): _text_distribution(d) for name, d in trial.distributions.items()}
+    return shown
+
+
+def _text_distribution(distribution: Any) -> Any:
+    if not isinstance(distribution, CategoricalDistribution):
+        return distribution
+    return CategoricalDistribution([_as_text(choice) for choice in distribution.choices])
 
 
 def _target(index: int) -> Callable[[FrozenTrial], float]:
@@ -211,7 +251,7 @@ def _parallel_coordinates(study: optuna.Study, **target) -> dict[str, Any]:
     """
     info = parallel_coordinate_info(study, target.get("target"), target["target_name"])
     dimensions = [
-        {"label": d.label, "values": list(d.values), "range": list(d.range)}
+        {"label": _as_text(d.label), "values": list(d.values), "range": list(d.range)}
         | ({"tickvals": list(d.tickvals), "ticktext": list(d.ticktext)} if d.tickvals else {})
         for d in info.dims_objectives + info.dims_params
     ]

@@ -249,6 +249,13 @@ const katuna = (() => {
     }
   }
 
+  // A chart's label as text: the service writes <, > and & in it as entities, which plotly
+  // shows as those characters (it reads the rest as markup). Parsed in a document of its own,
+  // which runs nothing and loads nothing.
+  function chartText(label) {
+    return new DOMParser().parseFromString(label, "text/html").documentElement.textContent;
+  }
+
   // Parallel coordinates: one checkbox per axis; plotly keeps the brushed ranges of the others.
   function axisToggles(div) {
     const box = document.getElementById("parallel-axes");
@@ -258,12 +265,13 @@ const katuna = (() => {
     trace.dimensions.forEach((dimension, index) => {
       const label = document.createElement("label");
       const input = Object.assign(document.createElement("input"), {type: "checkbox", checked: dimension.visible !== false});
-      input.dataset.axis = dimension.label;
+      const text = chartText(dimension.label);
+      input.dataset.axis = text;
       input.addEventListener("change", () => {
         div.data[0].dimensions[index].visible = input.checked;
         Plotly.react(div, div.data, div.layout);
       });
-      label.append(input, " " + dimension.label);
+      label.append(input, " " + text);
       box.appendChild(label);
     });
   }
