@@ -27,6 +27,8 @@ pytestmark = pytest.mark.browser
 TOKEN = "ui-s3cret"
 STUDY_REFRESH_MS = 5000
 """How often a study page asks for its running study (``katuna.js``)."""
+REFRESH_MS = 3000
+"""How often the studies list and the trial table are fetched again while they run (``katuna.js``)."""
 CHART_WAIT_MS = 30_000
 """How long a test waits for a chart: a fresh worker loads Optuna's plotting stack for its first."""
 
@@ -269,6 +271,50 @@ def test_trial_table_sorts_filters_pages_and_exports(service: Service, page: Pag
     assert status == 200 and headers["Content-Type"].startswith("text/csv")
     assert [float(r["loss"]) for r in rows] == sorted(t["value"] for t in trials if t["state"] == "COMPLETE")
     assert list(rows[0])[:7] == ["number", "state", "loss", "size", "x", "y", "mode"]
+
+
+def test_the_trial_table_follows_a_running_study_in_its_order_and_stops_once_the_study_ends(service: Service,
+                                                                                             page: Page):
+    """Sorted by trial number, descending: the table shows the trials of a running study as they
+    run and end, without a reload, its links still those of the table's page; once the study
+    ends it is fetched no more."""
+    release = service.workdir / "release-ui-table"
+    definition = study_definition(name="ui-table", maxTrials=2, parallelism=2, algorithm={"name": "grid"},
+                                  parameters=[{"name": "x", "type": "discrete", "values": ["1", "3"]}])
+    definition["trialTemplate"]["command"] += ["--mode", "curve", "--epochs", "2", "--until",
+                                               f"{release}-${{trialParameters.x}}"]
+    assert post(service, definition) == 201
+    eventually(lambda: len(trials_of(service, "ui-table")) == 2, "both trials", timeout=20)
+    fetched: list[str] = []
+    page.on("request", lambda request: fetched.append(request.url) if "trials.fragment" in request.url else None)
+    page.clock.install()
+    try:
+        page.goto(service.base + "/ui/studies/ui-table/trials?sort=number&desc=1")
+        page.evaluate("window.sameDocument = true")
+        rows = page.locator("#trials-table tbody tr")
+        expect(rows.locator(".state")).to_have_text(["RUNNING", "RUNNING"])
+        Path(f"{release}-1").touch()
+        eventually(lambda: service.json("GET", "/studies/ui-table")[1]["counts"]["complete"] == 1, "a trial complete",
+                   timeout=20)
+        page.clock.run_for(REFRESH_MS)
+        done = next(t["number"] for t in trials_of(service, "ui-table") if t["state"] == "COMPLETE")
+        expect(page.locator(f'#trials-table tr[data-number="{done}"] .state')).to_have_text("COMPLETE")
+        assert rows.evaluate_all("rows => rows.map(r => +r.dataset.number)") == [1, 0]
+        expect(page.locator("#trials-table th[data-field=number] a")).to_have_attribute(
+            "href", "/ui/studies/ui-table/trials?sort=number")
+        Path(f"{release}-3").touch()
+        service.wait_for("ui-table")
+        page.clock.run_for(REFRESH_MS)
+        expect(rows.locator(".state")).to_have_text(["COMPLETE", "COMPLETE"])
+        expect(page.locator("#trial-count")).to_have_attribute("data-running", "false")
+        asked = len(fetched)
+        page.clock.run_for(REFRESH_MS * 3)
+        assert page.evaluate("fetch('/healthz').then((answer) => answer.status)") == 200
+        assert len(fetched) == asked, "the table of an ended study is fetched no more"
+        assert page.evaluate("window.sameDocument") is True, "followed, not reloaded"
+    finally:
+        Path(f"{release}-1").touch()
+        Path(f"{release}-3").touch()
 
 
 def test_bad_table_arguments_are_named(service: Service, page: Page, console: dict[Page, Console]):

@@ -1,7 +1,7 @@
 """The dashboard at ``/ui/``: server-rendered pages over the same store the API reads.
 
 Studies list, study page (summary and Optuna's charts), trial table (sorted, filtered and
-paged in SQL, exported as CSV), trial page (parameters, metrics, observations, the log tailed
+paged in SQL, refreshed while the study runs, exported as CSV), trial page (parameters, metrics, observations, the log tailed
 while it runs), the new-study form (which posts to the API's ``POST /studies``) and the login
 form used when ``KATUNA_API_TOKEN`` is set.
 """
@@ -12,6 +12,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from importlib.resources import files
 from pathlib import Path
 from urllib.parse import unquote, urlencode
@@ -277,23 +278,36 @@ def _chart(record: StudyRecord, kind: str, params: tuple[str, ...], objective: i
 
 @blueprint.get("/studies/<name>/trials")
 def trials(name: str):
+    return render_template("trials.html", **_trials_context(name))
+
+
+@blueprint.get("/studies/<name>/trials.fragment")
+def trials_fragment(name: str):
+    """The trial table of the same arguments alone (its count, rows and pager), which the page
+    fetches again while the study runs."""
+    return render_template("trials_table.html", **_trials_context(name))
+
+
+def _trials_context(name: str) -> dict:
+    """The trial table the request's arguments ask for, its links leading to the table's page."""
     store = _runtime().store()
     record = store.get_study(name)
     query = tables.parse_query(record.spec, request.args)
     rows, total = store.query_trials(name, query)
     size = query.limit or max(total, 1)  # an unpaged query is one page holding every row
     pages = max((total + size - 1) // size, 1)
-    return render_template("trials.html", study=study_view(store, record), spec=record.spec, rows=rows, total=total,
-                           query=query, page=query.offset // size + 1, pages=pages,
-                           columns=tables.columns(record.spec), states=tables.STATES, sizes=tables.PAGE_SIZES,
-                           cell=tables.cell, summary=tables.summary, link=_table_link)
+    page_path = url_for("ui.trials", name=name)
+    return {"study": study_view(store, record), "spec": record.spec, "rows": rows, "total": total, "query": query,
+            "page": query.offset // size + 1, "pages": pages, "columns": tables.columns(record.spec),
+            "states": tables.STATES, "sizes": tables.PAGE_SIZES, "cell": tables.cell, "summary": tables.summary,
+            "link": partial(_table_link, page_path), "fragment": _table_link(url_for("ui.trials_fragment", name=name))}
 
 
-def _table_link(**changes) -> str:
-    """The current table URL with some arguments changed (None removes one)."""
+def _table_link(path: str, **changes) -> str:
+    """``path`` with the current table's arguments, some changed (None removes one)."""
     pairs = [(k, v) for k, v in request.args.items(multi=True) if k not in changes]
     pairs += [(k, v) for k, v in changes.items() if v is not None]
-    return request.path + ("?" + urlencode(pairs) if pairs else "")
+    return path + ("?" + urlencode(pairs) if pairs else "")
 
 
 @blueprint.get("/studies/<name>/trials.csv")

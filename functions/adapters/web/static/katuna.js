@@ -74,17 +74,29 @@ const katuna = (() => {
     }
   }
 
-  // Studies list: refresh the table while any study runs, the next fetch timed from the end of
-  // the last, so a slow answer never has others piling up behind it.
-  function studiesPage() {
-    const holder = document.getElementById("studies");
-    if (!holder) return;
+  // A server-rendered part of the page fetched again while the element ``flag`` in it says
+  // data-running="true", the next fetch timed from the end of the last, so a slow answer never
+  // has others piling up behind it. The last fetch is the one that says it no longer runs.
+  function refillWhileRunning(holder, flag) {
     const tick = async () => {
-      const table = document.getElementById("studies-table");
-      if (table && table.dataset.running === "true") await refill(holder).catch(() => null);
+      const marker = document.getElementById(flag);
+      if (!marker || marker.dataset.running !== "true") return;
+      await refill(holder).catch(() => null);
       setTimeout(tick, REFRESH_MS);
     };
     setTimeout(tick, REFRESH_MS);
+  }
+
+  // Studies list: the table refreshed while any study runs.
+  function studiesPage() {
+    const holder = document.getElementById("studies");
+    if (holder) refillWhileRunning(holder, "studies-table");
+  }
+
+  // Trial table: its rows, count and pager refreshed while the study runs, with the filters,
+  // sort and page the page was asked for.
+  function trialsPage() {
+    refillWhileRunning(document.getElementById("trials"), "trial-count");
   }
 
   // Study page: each chart is fetched on its own, so the page shows before the slow ones.
@@ -451,7 +463,7 @@ const katuna = (() => {
     box.hidden = false;
   }
 
-  return {studiesPage, studyPage, trialPage, newStudyPage};
+  return {studiesPage, studyPage, trialsPage, trialPage, newStudyPage};
 })();
 
 document.addEventListener("DOMContentLoaded", katuna.studiesPage);
