@@ -713,6 +713,32 @@ def test_new_study_form_shows_problems_by_field_then_submits_an_uploaded_katib_e
     assert service.wait_for("katib-exp")["status"] == "completed"
 
 
+def test_a_study_that_reached_its_max_trials_restarts_from_its_page_with_the_budget_raised(service: Service,
+                                                                                            page: Page):
+    """The ended study's Restart opens the form holding its definition as submitted; raised by
+    one trial, it runs one more trial, numbered after the others."""
+    assert post(service, study_definition(name="ui-again", maxTrials=2, parallelism=1)) == 201
+    service.wait_for("ui-again")
+    page.goto(service.base + "/ui/studies/ui-again")
+    page.click("#restart-study")
+    page.wait_for_url("**/ui/new?restart=ui-again")
+    expect(page.locator("#restart-hint")).to_contain_text("Raise maxTrials above its 2 trials")
+    definition = json.loads(page.locator("#study-text").input_value())
+    assert definition == study_definition(name="ui-again", maxTrials=2, parallelism=1)
+    page.fill("#study-text", json.dumps({**definition, "maxTrials": 3}))
+    page.click("#submit-study")
+    page.wait_for_url("**/ui/studies/ui-again")
+    assert service.wait_for("ui-again")["counts"]["complete"] == 3
+    assert sorted(t["number"] for t in trials_of(service, "ui-again")) == [0, 1, 2]
+    page.reload()
+    expect(page.locator("#restart-study")).to_be_visible()
+    assert post(service, study_definition(name="ui-stopped", mode="hang", maxTrials=1, parallelism=1)) == 201
+    assert service.request("POST", "/studies/ui-stopped/stop", headers={"Content-Type": "application/json"})[0] == 200
+    page.goto(service.base + "/ui/studies/ui-stopped")
+    expect(page.locator("#study-status")).to_have_text("stopped")
+    expect(page.locator("#restart-study")).to_have_count(0)
+
+
 def test_login_form_trades_the_token_for_a_strict_cookie(tmp_path, browser: Browser):
     guarded = Service(tmp_path, workers=1, KATUNA_API_TOKEN=TOKEN)
     try:

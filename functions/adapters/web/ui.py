@@ -1,16 +1,15 @@
 """The dashboard at ``/ui/``: server-rendered pages over the same store the API reads.
 
 Studies list, study page (summary and Optuna's charts), trial table (sorted, filtered and
-paged in SQL, refreshed while the study runs, exported as CSV), trial page (parameters, metrics, observations, the log tailed
-while it runs), the new-study form (which posts to the API's ``POST /studies``) and the login
-form used when ``KATUNA_API_TOKEN`` is set.
+paged in SQL, refreshed while the study runs, exported as CSV), trial page (parameters,
+metrics, observations, the log tailed while it runs), the new-study form (which posts to the
+API's ``POST /studies``, and restarts an ended study with its trial budget raised) and the
+login form used when ``KATUNA_API_TOKEN`` is set.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
-from collections.abc import Callable
+import json
 from dataclasses import replace
 from functools import partial
 from importlib.resources import files
@@ -34,6 +33,7 @@ from flask import (
 from functions.adapters.web import tables
 from functions.adapters.web.api import find_trial
 from functions.adapters.web.auth import end_session, start_session, token_matches
+from functions.adapters.web.chart_cache import chart_cache
 from functions.adapters.web.errors import error_response, status_of
 from functions.adapters.web.query import attempt_of, whole_number
 from functions.core.application import Application
@@ -42,6 +42,7 @@ from functions.core.launch import trial_launch
 from functions.core.log_reads import without_escapes
 from functions.core.pareto import best_trials
 from functions.core.records import ACTIVE_STATES, STUDY_RUNNING, StudyRecord
+from functions.core.resume import is_experiment, restartable
 from functions.core.spec import Study
 from functions.core.strict_json import dumps
 from functions.core.views import study_view, trial_view
@@ -54,74 +55,8 @@ BEST_SHOWN = 5
 """How many best trials the study page lists for one objective (of several: the whole front)."""
 DATA_SUFFIXES = (".json", "/log", "/plots", ".csv", ".fragment")
 """Paths a page's script fetches: without a session they answer 401, never the login page."""
-CHART_BUILDS = 2
-"""Charts a process builds at once; more requests wait. Building is Python work that holds the
-interpreter, so more at once would not finish sooner, and each takes memory while it builds."""
-CHART_BYTES = 64 * 1024 * 1024
-"""Characters of chart JSON a process keeps (a chart of a 100,000-trial study takes megabytes)."""
 PARAM_CHARTS = ("slice", "contour")
 """The charts drawn for the parameters the page picks: the others are kept whatever it picks."""
-
-
-class _ChartCache:
-    """Recent charts by study and Optuna journal length: a chart is rebuilt only after the
-    study changed, so a finished study's page is drawn once per worker.
-
-    A chart is built by one thread at a time: others asking for it meanwhile wait for it and
-    take it. At most :data:`CHART_BUILDS` charts are built at once in a process, whatever the
-    threads, and the charts kept take at most :data:`CHART_BYTES` (the newest is always kept).
-    """
-
-    def __init__(self, size: int = 32, total: int = CHART_BYTES, builds: int = CHART_BUILDS) -> None:
-        self._items: OrderedDict[tuple, str] = OrderedDict()
-        self._size = size
-        self._total = total
-        self._lock = threading.Lock()
-        self._building: dict[tuple, threading.Lock] = {}
-        self._builds = threading.BoundedSemaphore(builds)
-        self.built = 0
-        """How many charts were built: what the tests count."""
-
-    def get(self, key: tuple) -> str | None:
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-            return self._items.get(key)
-
-    def get_or_build(self, key: tuple, build: Callable[[], str]) -> str:
-        """The chart kept under ``key``, else built by ``build`` (once, whoever asks meanwhile)."""
-        body = self.get(key)
-        if body is not None:
-            return body
-        with self._lock:
-            building = self._building.setdefault(key, threading.Lock())
-        try:
-            with building:
-                body = self.get(key)
-                if body is None:
-                    with self._builds:
-                        body = build()
-                        self.built += 1
-                    self.put(key, body)
-        finally:
-            with self._lock:
-                self._building.pop(key, None)
-        return body
-
-    def put(self, key: tuple, body: str) -> None:
-        with self._lock:
-            self._items[key] = body
-            self._items.move_to_end(key)
-            while len(self._items) > 1 and (len(self._items) > self._size
-                                            or sum(map(len, self._items.values())) > self._total):
-                self._items.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-
-
-chart_cache = _ChartCache()
 
 
 def is_open_path(path: str) -> bool:
@@ -229,7 +164,15 @@ def study(name: str):
     store = _runtime().store()
     record = store.get_study(name)
     return render_template("study.html", study=study_view(store, record), spec=record.spec, record=record,
-                           best=best_trials(store, record, limit=BEST_SHOWN), now=_runtime().clock())
+                           best=best_trials(store, record, limit=BEST_SHOWN), now=_runtime().clock(),
+                           restarts=_restarts(record))
+
+
+def _restarts(record: StudyRecord) -> bool:
+    """Whether the study restarts when submitted again with its trial budget raised
+    (:func:`functions.core.resume.restartable`), and the dashboard may submit it: not one
+    following a Kubernetes resource (edited in the cluster), nor one whose node pool was given back."""
+    return restartable(record) and record.origin is None and record.spec.node_pool is None
 
 
 @blueprint.get("/studies/<name>/best.fragment")
@@ -350,7 +293,16 @@ def trial_log(name: str, number: int):
 
 @blueprint.get("/new")
 def new_study():
-    return render_template("new.html")
+    """The new-study form; ``?restart=<name>`` fills it with that study's definition as it was
+    submitted (as JSON, which reads back exactly), to submit again with its budget raised."""
+    name = request.args.get("restart")
+    if name is None:
+        return render_template("new.html", restart=None, text="")
+    store = _runtime().store()
+    record = store.get_study(name)
+    return render_template("new.html", restart=record, trials=store.count_trials(name).created,
+                           experiment=is_experiment(record.definition),
+                           text=json.dumps(record.definition, indent=2, ensure_ascii=False))
 
 
 @blueprint.route("/login", methods=["GET", "POST"])
