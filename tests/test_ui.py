@@ -104,6 +104,8 @@ def test_studies_list_shows_each_study_with_its_progress(service: Service, page:
     expect(row).to_contain_text(f"{done} done · {failed} failed · 0 running of 12")
     expect(row.locator("td").nth(2)).to_have_text("random")
     screenshot(page, "studies")
+    page.goto(service.base + "/")
+    assert page.url == service.base + "/ui/", "the service's address leads to the dashboard"
 
 
 def test_study_page_draws_optunas_charts_from_the_trials(service: Service, page: Page):

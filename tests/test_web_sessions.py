@@ -127,6 +127,19 @@ def test_logout_revokes_the_session_everywhere(guarded: Service):
         assert guarded.request("GET", "/studies", headers=jar)[0] == 401, "a copy of the cookie is revoked too"
 
 
+def test_the_services_root_leads_a_browser_to_the_dashboard_through_the_login(guarded: Service):
+    """``GET /`` (the address a user types) is the dashboard, not a 405 of the event receiver's
+    ``POST /``; without a session it is the login form first, which then leads to the studies."""
+    status, answer = unfollowed(guarded, "GET", "/", "", {})
+    assert (status, answer["Location"]) == (302, "/ui/login?next=/")
+    status, answer = unfollowed(guarded, "POST", "/ui/login", urllib.parse.urlencode({"token": TOKEN, "next": "/"}),
+                                {"Content-Type": "application/x-www-form-urlencoded"})
+    assert (status, answer["Location"]) == (302, "/ui/")
+    cookie, _ = login(guarded)
+    status, answer = unfollowed(guarded, "GET", "/", "", {"Cookie": f"katuna_session={cookie}"})
+    assert (status, answer["Location"]) == (302, "/ui/")
+
+
 def test_a_changed_api_token_ends_every_session_opened_with_the_old_one(tmp_path):
     """A restart with the same token keeps the sessions; one with another token (the old one
     leaked) ends them all, the reads and writes of a session copied by whoever had the old one."""

@@ -68,6 +68,7 @@ def create_app(runtime: Application) -> Flask:
     app.register_blueprint(functions_ce.blueprint)
     app.register_blueprint(ui.blueprint)
     app.add_url_rule(METRICS_PATH, "metrics", _metrics)
+    app.add_url_rule("/", "home", _home, methods=["GET"])
     app.before_request(_guard)
     app.after_request(_safety_headers)
     app.register_error_handler(KatunaError, error_response)
@@ -129,6 +130,11 @@ def _safety_headers(response: Response) -> Response:
     if not request.path.startswith(STATIC_PREFIXES):
         response.headers["Cache-Control"] = NO_STORE
     return response
+
+
+def _home():
+    """The service's address, opened in a browser: the dashboard (``POST /`` takes events)."""
+    return redirect(url_for("ui.studies"))
 
 
 def _metrics():

@@ -55,8 +55,11 @@ broker and the service cap a response's headers."""
 
 
 def is_event_path(path: str) -> bool:
-    """Paths the broker posts to: they take the token, or Knative's OIDC delivery token."""
-    return path == "/" or path.startswith("/functions/") or (path == "/dead-letters" and request.method == "POST")
+    """Paths the broker posts to: they take the token, or Knative's OIDC delivery token (a
+    ``GET /`` is a browser opening the service, which leads it to the dashboard)."""
+    if path in ("/", "/dead-letters"):
+        return request.method == "POST"
+    return path.startswith("/functions/")
 
 
 @blueprint.post("/")

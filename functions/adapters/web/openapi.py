@@ -313,7 +313,10 @@ def document() -> dict[str, Any]:
     """The whole document."""
     paths = _study_paths()
     paths["/"] = {"post": _event_operation("Handle an event with every function subscribed to its type",
-                                           "handleEvent")}
+                                           "handleEvent"),
+                  "get": {"summary": "The dashboard: a browser opening the service's address is sent to /ui/",
+                          "operationId": "home", "responses": {"302": {"description": "to /ui/ (without a session, "
+                                                                                      "to the login form first)"}}}}
     paths["/functions/{function}"] = {
         "parameters": [{"name": "function", "in": "path", "required": True,
                         "schema": {"enum": sorted({f for fs in ROUTES.values() for f in fs})}}],

@@ -70,8 +70,10 @@ def is_form_path(path: str) -> bool:
 
 
 def is_page(path: str) -> bool:
-    """Whether ``path`` is a dashboard page (answered with HTML, a login redirect when needed)."""
-    return (path == "/ui" or path.startswith("/ui/")) and "/plots/" not in path and not path.endswith(DATA_SUFFIXES)
+    """Whether ``path`` is a dashboard page (answered with HTML, a login redirect when needed);
+    the service's root leads to the dashboard."""
+    return path in ("/", "/ui") or (path.startswith("/ui/") and "/plots/" not in path
+                                    and not path.endswith(DATA_SUFFIXES))
 
 
 def _runtime() -> Application:
