@@ -741,6 +741,21 @@ def test_a_study_that_reached_its_max_trials_restarts_from_its_page_with_the_bud
     expect(page.locator("#restart-study")).to_have_count(0)
 
 
+def test_a_study_the_service_could_not_be_reached_for_is_said_so_and_kept_in_the_form(service: Service, page: Page,
+                                                                                       console: dict[Page, Console]):
+    """The connection drops as the form posts (a restarting worker): the form says the service
+    could not be reached and keeps the text for another try, rather than failing on the console."""
+    console[page].expect("ERR_CONNECTION_RESET")
+    page.route("**/studies", lambda route: route.abort("connectionreset"))
+    page.goto(service.base + "/ui/new")
+    text = yaml.safe_dump(study_definition(name="ui-unreached"), sort_keys=False)
+    page.fill("#study-text", text)
+    page.click("#submit-study")
+    expect(page.locator("#study-problems")).to_contain_text("the service could not be reached")
+    expect(page.locator("#study-text")).to_have_value(text)
+    assert service.request("GET", "/studies/ui-unreached")[0] == 404
+
+
 def test_login_form_trades_the_token_for_a_strict_cookie(tmp_path, browser: Browser):
     guarded = Service(tmp_path, workers=1, KATUNA_API_TOKEN=TOKEN)
     try:
