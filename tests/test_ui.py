@@ -668,6 +668,8 @@ def test_an_ended_session_sends_the_studies_list_to_the_login_page(tmp_path, bro
     try:
         context = browser.new_context()
         page = context.new_page()
+        console = Console(page)
+        console.expect("status of 401")
         page.goto(guarded.base + "/ui/login?next=/ui/")
         page.fill("#token", TOKEN)
         page.click("#login button")
@@ -687,6 +689,7 @@ def test_an_ended_session_sends_the_studies_list_to_the_login_page(tmp_path, bro
         page.wait_for_url(guarded.base + "/ui/login?next=/ui/", timeout=CHART_WAIT_MS)
         expect(page.locator("header.top")).to_have_count(1)
         expect(page.locator("#login")).to_have_count(1)
+        assert not console.unexpected()
         context.close()
     finally:
         release.touch()
@@ -761,6 +764,8 @@ def test_login_form_trades_the_token_for_a_strict_cookie(tmp_path, browser: Brow
     try:
         context = browser.new_context()
         page = context.new_page()
+        console = Console(page)
+        console.expect("status of 401", "status of 404", "status of 422")
         page.goto(guarded.base + "/ui/studies/none")
         assert page.url == guarded.base + "/ui/login?next=/ui/studies/none"
         page.fill("#token", "wrong")
@@ -790,6 +795,7 @@ def test_login_form_trades_the_token_for_a_strict_cookie(tmp_path, browser: Brow
         expect(page.locator("#login")).to_have_count(1)
         page.goto(guarded.base + "/ui/")
         assert "/ui/login" in page.url
+        assert not console.unexpected()
         context.close()
     finally:
         guarded.close()

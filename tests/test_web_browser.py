@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import yaml
-from browser import chromium
+from browser import Console, chromium
 from conftest import study_definition
 from http_helpers import Service
 from playwright.sync_api import Browser, expect
@@ -104,6 +104,7 @@ def test_the_dashboard_submits_stops_and_logs_out_with_its_csrf_token(tmp_path, 
     context = browser.new_context()
     try:
         page = context.new_page()
+        console = Console(page)
         page.goto(guarded.base + "/ui/new")
         page.fill("#token", TOKEN)
         page.click("#login button")
@@ -119,6 +120,7 @@ def test_the_dashboard_submits_stops_and_logs_out_with_its_csrf_token(tmp_path, 
         page.wait_for_url(guarded.base + "/ui/login")
         replayed = {"Cookie": f"katuna_session={cookie['value']}"}
         assert guarded.request("GET", "/studies", headers=replayed)[0] == 401
+        assert not console.unexpected()
     finally:
         context.close()
         guarded.close()
@@ -135,6 +137,8 @@ def test_a_stop_the_service_refuses_is_said_on_the_page_and_the_study_runs_on(tm
         definition = study_definition(name="stale-stop", mode="hang", maxTrials=1, parallelism=1)
         assert guarded.request("POST", "/studies", json.dumps(definition), bearer)[0] == 201
         page = context.new_page()
+        console = Console(page)
+        console.expect("status of 403")
         page.goto(guarded.base + "/ui/studies/stale-stop")
         page.fill("#token", TOKEN)
         page.click("#login button")
@@ -153,6 +157,7 @@ def test_a_stop_the_service_refuses_is_said_on_the_page_and_the_study_runs_on(tm
         expect(page.locator("#stop-study")).to_be_enabled()
         assert page.evaluate("window.sameDocument") is True, "the page was not reloaded as if stopped"
         assert guarded.json("GET", "/studies/stale-stop", headers=bearer)[1]["status"] == "running"
+        assert not console.unexpected()
     finally:
         context.close()
         guarded.close()
