@@ -624,6 +624,28 @@ def test_the_services_address_holds_the_container_to_its_concurrency_and_its_req
         container.close()
 
 
+@pytest.mark.parametrize(("spec", "limits"), [
+    ({"containerConcurrency": 1000, "timeoutSeconds": 600}, (1000, 600.0)),
+    ({"containerConcurrency": 0, "timeoutSeconds": 0}, (0, 300.0)),
+    ({}, (0, 300.0)),
+    ({"timeoutSeconds": 601}, "timeoutSeconds"),
+    ({"timeoutSeconds": -1}, "timeoutSeconds"),
+    ({"containerConcurrency": 1001}, "containerConcurrency"),
+    ({"containerConcurrency": -1}, "containerConcurrency"),
+    ({"idleTimeoutSeconds": 30}, "idleTimeoutSeconds"),
+])
+def test_the_services_limits_are_those_servings_webhook_takes_under_its_default_config(spec: dict, limits):
+    """config-defaults: ``timeoutSeconds`` up to 600 (``max-revision-timeout-seconds``), 0 or
+    none meaning 300; ``containerConcurrency`` up to 1,000 (``container-concurrency-max-limit``),
+    0 meaning no limit. What the webhook refuses, the emulator refuses, naming the field."""
+    service = {"spec": {"template": {"spec": spec}}}
+    if isinstance(limits, str):
+        with pytest.raises(ValueError, match=limits):
+            revision_limits(service)
+    else:
+        assert revision_limits(service) == limits
+
+
 def _functions() -> set[str]:
     return {doc["spec"]["subscriber"]["uri"].rsplit("/", 1)[1] for doc in manifests("Trigger")}
 

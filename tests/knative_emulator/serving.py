@@ -5,10 +5,12 @@ With ``min-scale`` 1 and Knative's default target burst capacity (200, far above
 ``containerConcurrency``), the activator stays in the path of every request, and it enforces
 the revision's spec (knative/serving cmd/activator/main.go, pkg/activator/net/throttler.go):
 
-- ``containerConcurrency``: at most that many requests reach the container at once; the rest
+- ``containerConcurrency`` (at most 1,000, Serving's default ``container-concurrency-max-limit``;
+  0 for no limit): at most that many requests reach the container at once; the rest
   wait in the activator's queue, in arrival order, 10,000 deep (beyond it: 503, "pending
   request queue full").
-- ``timeoutSeconds``: a request not answered within it, counted from its arrival (its wait in
+- ``timeoutSeconds`` (at most 600, Serving's default ``max-revision-timeout-seconds``; 0 or none
+  is 300): a request not answered within it, counted from its arrival (its wait in
   the queue included), gets 504 with the body "activator request timeout", and the container's
   request is cut (its context cancelled). An answer under way by then is cut short.
 - a container that does not answer (killed, starting again): 502, as the activator's proxy
@@ -33,15 +35,32 @@ TIMED_OUT = b"activator request timeout"
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade"}
 
 
+DEFAULT_TIMEOUT_SECONDS = 300
+"""config-defaults' ``revision-timeout-seconds``: a revision's timeout where it gives none, or 0."""
+MAX_TIMEOUT_SECONDS = 600
+"""config-defaults' ``max-revision-timeout-seconds``: the webhook refuses a ``timeoutSeconds`` above it."""
+MAX_CONTAINER_CONCURRENCY = 1000
+"""config-defaults' ``container-concurrency-max-limit``: the webhook refuses a ``containerConcurrency``
+above it (0, no limit, is allowed: ``allow-container-concurrency-specified-zero``)."""
+UNEMULATED = ("responseStartTimeoutSeconds", "idleTimeoutSeconds")
+
+
 def revision_limits(service: Mapping[str, Any]) -> tuple[int, float]:
-    """``containerConcurrency`` and ``timeoutSeconds`` of a Knative Service manifest's template
-    (Knative's defaults, 0 for no limit and 300 s, where it gives none)."""
+    """``containerConcurrency`` and ``timeoutSeconds`` of a Knative Service manifest's template,
+    as Serving's webhook takes them under its default config-defaults (revision_validation.go,
+    metadata_validation.go ``ValidateContainerConcurrency``) and its defaulting fills them in
+    (0, no limit; a timeout of 0 or none is 300 s); ``ValueError`` for what it refuses."""
     spec = service["spec"]["template"]["spec"]
-    concurrency, timeout = spec.get("containerConcurrency", 0), spec.get("timeoutSeconds", 300)
-    if not isinstance(concurrency, int) or concurrency < 0:
-        raise ValueError(f"containerConcurrency: expected an integer >= 0, got {concurrency!r}")
-    if not isinstance(timeout, int) or timeout <= 0:
-        raise ValueError(f"timeoutSeconds: expected a positive integer, got {timeout!r}")
+    concurrency, timeout = spec.get("containerConcurrency", 0), spec.get("timeoutSeconds") or DEFAULT_TIMEOUT_SECONDS
+    if not isinstance(concurrency, int) or not 0 <= concurrency <= MAX_CONTAINER_CONCURRENCY:
+        raise ValueError(f"containerConcurrency: expected an integer from 0 to {MAX_CONTAINER_CONCURRENCY}, "
+                         f"got {concurrency!r}")
+    if not isinstance(timeout, int) or not 0 < timeout <= MAX_TIMEOUT_SECONDS:
+        raise ValueError(f"timeoutSeconds: expected an integer from 0 to {MAX_TIMEOUT_SECONDS} "
+                         f"(max-revision-timeout-seconds), got {timeout!r}")
+    unknown = [field for field in UNEMULATED if field in spec]
+    if unknown:
+        raise ValueError(f"{', '.join(unknown)}: not emulated")
     return concurrency, float(timeout)
 
 
