@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import json
 import threading
 import time
 import urllib.error
@@ -219,8 +220,13 @@ NOT_EVENTS = {
                                        b'{"specversion": "2.0", "type": "t", "source": "/s", "id": "1"}'),
     "batch": ({"Content-Type": "application/cloudevents-batch+json"},
               b'[{"specversion": "1.0", "type": "t", "source": "/s", "id": "1"}]'),
+    "extension-name-not-alphanumeric": ({"ce-specversion": "1.0", "ce-type": "t", "ce-id": "1", "ce-source": "/s",
+                                         "ce-trace-id": "x", "Content-Type": "application/json"}, b"{}"),
+    "structured-extension-an-object": ({"Content-Type": "application/cloudevents+json"},
+                                       b'{"specversion": "1.0", "type": "t", "source": "/s", "id": "1", "ext": {}}'),
 }
-"""2xx answers with a body Knative's broker filter cannot take as one CloudEvent."""
+"""2xx answers with a body Knative's broker filter cannot take as one CloudEvent (its SDK refuses
+an extension named with anything but letters and digits, or holding an object)."""
 
 RETRY_TWICE = """    retry: 2
     backoffPolicy: linear
@@ -510,6 +516,21 @@ def test_a_structured_event_is_delivered_and_its_reply_re_enters_the_broker_once
         bad = urllib.request.Request(broker.url, data=b"{}", headers={"Content-Type": "application/json"}, method="POST")
         with pytest.raises(urllib.error.HTTPError, match="400"):
             urllib.request.urlopen(bad, timeout=10)
+    finally:
+        broker.close()
+        subscriber.close()
+
+
+def test_a_structured_replys_extension_names_are_taken_lower_cased_as_knatives_sdk_takes_them(tmp_path: Path):
+    reply = json.dumps({"specversion": "1.0", "type": "test.reply", "source": "/s", "id": "r1", "traceId": "abc"})
+    subscriber = Subscriber([(200, {"Content-Type": "application/cloudevents+json"}, reply.encode()), 202])
+    broker = Broker(one_trigger(tmp_path, RETRY_TWICE.format(sink=subscriber.url), "- prefix:\n        type: test."),
+                    {SERVICE_REF: subscriber.url})
+    try:
+        post(broker.url, event(), None)
+        delivered = subscriber.wait(2)[1][2]
+        assert (delivered["ce-type"], delivered["ce-traceid"]) == ("test.reply", "abc")
+        assert broker.received == {"test.event": 1, "test.reply": 1} and broker.replies == 1
     finally:
         broker.close()
         subscriber.close()

@@ -8,7 +8,8 @@ filter handler does before the channel dispatcher sees it.
 - A 2xx answer that is a CloudEvent (binary mode: a ``ce-specversion`` of 1.0 or 0.3; structured
   mode: ``Content-Type: application/cloudevents+json``): its status, and the event as the reply,
   which the channel forwards to the broker's ingress. One the filter cannot read (a batch, a
-  structured body that is no JSON object of a known ``specversion``): 502. The filter does not
+  structured body that is no JSON object of a known ``specversion``, an extension attribute
+  Knative's CloudEvents SDK refuses: :func:`unreadable`): 502. The filter does not
   validate what it reads: the ingress does (:func:`ingress_event`), and refuses an event that
   lacks ``id``, ``source`` or ``type`` with 400, which the channel does not retry: the event
   answered is dead-lettered with the ingress as ``knativeerrordest``.
@@ -24,6 +25,7 @@ from the filter's error body, and there is none (event_dispatcher.go
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -38,6 +40,13 @@ SPEC_VERSIONS = ("1.0", "0.3")
 """The ``ce-specversion`` values Knative's CloudEvents SDK knows: any other is no event."""
 REQUIRED = ("id", "source", "type")
 """What the ingress's validation requires besides ``specversion``, each a non-empty string."""
+EXTENSION_NAME = re.compile(r"^[A-Za-z0-9]+$")
+"""The extension names Knative's CloudEvents SDK reads (sdk-go event/extensions.go
+``validateExtensionName``): ASCII letters and digits, either case, kept lower-cased; a name with
+anything else fails the whole read. No length limit (``MaxExtensionNameLength`` is 0)."""
+STRUCTURED_ATTRIBUTES = frozenset({"specversion", "id", "source", "type", "subject", "time", "dataschema",
+                                   "datacontenttype", "data", "data_base64", "schemaurl", "datacontentencoding"})
+"""The members of a structured event the SDK reads as its context or data, not as extensions."""
 
 Message = tuple[Mapping[str, str], bytes]
 """An HTTP message's headers (lowercase names) and body."""
@@ -70,15 +79,28 @@ def _structured(body: bytes) -> dict | None:
     return found if isinstance(found, dict) else None
 
 
-def _readable(headers: Mapping[str, str], body: bytes) -> bool:
-    """Whether Knative's SDK reads the message as one event (binary mode always does)."""
+def unreadable(headers: Mapping[str, str], body: bytes) -> str | None:
+    """Why Knative's SDK cannot read the message (lower-case header names) as one event, or
+    None. In binary mode every ``ce-`` header past the context attributes is an extension,
+    whose name must be :data:`EXTENSION_NAME`'s; in structured mode so must every member past
+    :data:`STRUCTURED_ATTRIBUTES`, with a value an attribute can hold (no object, no list)."""
     media_type = _media_type(headers)
     if media_type == BATCH:
-        return False
-    if media_type == STRUCTURED:
+        return "a batch is no single event"
+    if media_type != STRUCTURED:
+        names = [name[3:] for name in headers if name.startswith("ce-")]
+    else:
         attributes = _structured(body)
-        return attributes is not None and attributes.get("specversion") in SPEC_VERSIONS
-    return True
+        if attributes is None or attributes.get("specversion") not in SPEC_VERSIONS:
+            return "a structured event must be a JSON object of specversion 1.0 or 0.3"
+        extensions = {name: value for name, value in attributes.items() if name not in STRUCTURED_ATTRIBUTES}
+        held = [name for name, value in extensions.items() if isinstance(value, (dict, list))]
+        if held:
+            return f"extension {held[0]!r}: invalid CloudEvents value (an object or a list)"
+        names = list(extensions)
+    bad = [name for name in names if not EXTENSION_NAME.match(name)]
+    return None if not bad else (f"bad key {bad[0]!r}: CloudEvents attribute names MUST consist of letters "
+                                 "and digits")
 
 
 def filtered(status: int | None, headers: Mapping[str, str], body: bytes) -> FilterAnswer:
@@ -91,7 +113,7 @@ def filtered(status: int | None, headers: Mapping[str, str], body: bytes) -> Fil
     lowered = {name.lower(): value for name, value in headers.items()}
     if _media_type(lowered) not in (STRUCTURED, BATCH) and lowered.get("ce-specversion") not in SPEC_VERSIONS:
         return FilterAnswer(BAD_GATEWAY if body else status)
-    if not _readable(lowered, body):
+    if unreadable(lowered, body) is not None:
         return FilterAnswer(BAD_GATEWAY)
     return FilterAnswer(status, reply=(lowered, body))
 
@@ -99,12 +121,20 @@ def filtered(status: int | None, headers: Mapping[str, str], body: bytes) -> Fil
 def ingress_event(headers: Mapping[str, str], body: bytes,
                   parse: Callable[[Mapping[str, str], bytes], BaseCloudEvent]) -> BaseCloudEvent:
     """The event the ingress takes from a message; ``ValueError`` where it answers 400 (an event
-    it cannot read, or one lacking a required attribute, which the SDK here would make up)."""
+    it cannot read, or one lacking a required attribute, which the SDK here would make up). A
+    structured event's extension names are taken lower-cased, as Knative's SDK takes them."""
     lowered = {name.lower(): value for name, value in headers.items()}
     if _media_type(lowered) == STRUCTURED:
         attributes = _structured(body) or {}
+        problem = unreadable(lowered, body) if attributes else None
+        named = {name if name in STRUCTURED_ATTRIBUTES else name.lower(): value for name, value in attributes.items()}
+        if problem is None and list(named) != list(attributes):
+            body = json.dumps(named).encode()
     else:
         attributes = {name[3:]: value for name, value in lowered.items() if name.startswith("ce-")}
+        problem = unreadable(lowered, body)
+    if problem is not None:
+        raise ValueError(problem)
     missing = [name for name in REQUIRED if not isinstance(attributes.get(name), str) or not attributes[name]]
     if missing:
         raise ValueError(f"the event lacks {', '.join(missing)}")
