@@ -182,6 +182,13 @@ def test_the_image_runs_the_app_factory():
     assert "COPY infra ./infra" in dockerfile, "the node-pool adapters ship with the service"
 
 
+def test_the_broker_names_the_class_whose_delivery_katuna_is_made_for():
+    """Without the annotation the Broker gets the cluster's default class (config-br-defaults),
+    which may be another (Kafka's) with another delivery; the class cannot change afterwards."""
+    [broker] = [doc for _, doc in manifests() if doc["kind"] == "Broker"]
+    assert broker["metadata"]["annotations"]["eventing.knative.dev/broker.class"] == "MTChannelBasedBroker"
+
+
 def test_every_trigger_names_the_oidc_audience_the_service_verifies():
     triggers = [d["spec"] for _, d in manifests() if d["kind"] == "Trigger"]
     audiences = {t["subscriber"].get("audience") for t in triggers}

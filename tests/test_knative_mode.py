@@ -536,6 +536,15 @@ def test_a_structured_replys_extension_names_are_taken_lower_cased_as_knatives_s
         subscriber.close()
 
 
+def test_only_the_multi_tenant_channel_based_broker_is_emulated(tmp_path: Path):
+    manifests_dir = one_trigger(tmp_path, "    retry: 1")
+    broker = (manifests_dir / "broker.yaml").read_text()
+    (manifests_dir / "broker.yaml").write_text(broker.replace(
+        "name: katuna\n", "name: katuna\n  annotations:\n    eventing.knative.dev/broker.class: Kafka\n"))
+    with pytest.raises(ValueError, match="broker.class 'Kafka' is not emulated"):
+        Broker(manifests_dir, {SERVICE_REF: "http://127.0.0.1:1"})
+
+
 def test_filters_evaluate_as_knative_does():
     def passes(filters: list, **attributes: str) -> bool:
         return delivered(trigger_filter({"filters": filters}), attributes)

@@ -14,6 +14,11 @@ import yaml
 from .delivery import Delivery
 from .filters import Filter, trigger_filter
 
+CLASS_ANNOTATION = "eventing.knative.dev/broker.class"
+EMULATED_CLASS = "MTChannelBasedBroker"
+"""The broker class emulated (:mod:`.broker`); one without the annotation gets the cluster's
+default, Knative's own default being this one (config-br-defaults)."""
+
 
 @dataclass(frozen=True)
 class Trigger:
@@ -63,6 +68,10 @@ def load_triggers(manifests: Path | Sequence[Mapping[str, Any]], broker_name: st
     brokers = [d for d in docs if d.get("kind") == "Broker" and d["metadata"]["name"] == broker_name]
     if len(brokers) != 1:
         raise ValueError(f"expected one Broker named {broker_name!r} in the manifests")
+    broker_class = (brokers[0]["metadata"].get("annotations") or {}).get(CLASS_ANNOTATION, EMULATED_CLASS)
+    if broker_class != EMULATED_CLASS:
+        raise ValueError(f"Broker {broker_name}: {CLASS_ANNOTATION} {broker_class!r} is not emulated: only "
+                         f"{EMULATED_CLASS}, Knative's default class")
     default = brokers[0].get("spec", {}).get("delivery")
     triggers = []
     for doc in (d for d in docs if d.get("kind") == "Trigger" and d["spec"]["broker"] == broker_name):
