@@ -74,8 +74,34 @@ GATED: dict[str, Callable[[dict], bool]] = {
 }
 """Knative Serving's feature flag for each pod field it gates: whether a pod spec uses it."""
 
-NEVER_ALLOWED = {"fsGroupChangePolicy", "sysctls", "seLinuxOptions", "windowsOptions"}
-"""Pod securityContext fields Knative refuses whatever the flags say."""
+_GATED_FIELDS = frozenset({"affinity", "topologySpreadConstraints", "hostAliases", "nodeSelector", "runtimeClassName",
+                           "tolerations", "shareProcessNamespace", "priorityClassName", "schedulerName", "dnsPolicy",
+                           "dnsConfig", "hostIPC", "hostPID", "hostNetwork", "initContainers", "securityContext"})
+"""The pod fields :data:`GATED` lets through with their flags."""
+
+POD_FIELDS = frozenset({"serviceAccountName", "containers", "volumes", "imagePullSecrets", "enableServiceLinks",
+                        "automountServiceAccountToken", "containerConcurrency", "timeoutSeconds",
+                        "responseStartTimeoutSeconds", "idleTimeoutSeconds"})
+"""A revision's fields Serving takes whatever the flags say: ``PodSpecMask``'s (fieldmask.go;
+``automountServiceAccountToken`` only false) and the RevisionSpec's own. A gated field of
+:data:`GATED` needs its flag; any other pod field (``terminationGracePeriodSeconds``,
+``restartPolicy``, ``hostname``, ``os``, ...) is refused."""
+
+CONTAINER_FIELDS = frozenset({"name", "args", "command", "env", "workingDir", "envFrom", "image", "imagePullPolicy",
+                              "livenessProbe", "ports", "readinessProbe", "resources", "securityContext",
+                              "startupProbe", "terminationMessagePath", "terminationMessagePolicy", "volumeMounts"})
+"""A container's fields Serving takes (``ContainerMask``): ``lifecycle``, ``stdin``, ``tty``,
+``volumeDevices``, ``restartPolicy`` and the rest are refused."""
+
+CONTAINER_SECURITY = frozenset({"capabilities", "readOnlyRootFilesystem", "runAsUser", "runAsGroup", "runAsNonRoot",
+                                "allowPrivilegeEscalation", "seccompProfile", "privileged"})
+"""A container securityContext's fields Serving takes (``SecurityContextMask``; ``privileged``
+only false): ``seLinuxOptions``, ``windowsOptions``, ``procMount`` and ``appArmorProfile`` are refused."""
+
+POD_SECURITY = frozenset({"runAsUser", "runAsGroup", "runAsNonRoot", "fsGroup", "supplementalGroups", "seccompProfile"})
+"""A pod securityContext's fields Serving takes with ``kubernetes.podspec-securitycontext``
+(``PodSecurityContextMask``); any other (``sysctls``, ``fsGroupChangePolicy``,
+``seLinuxOptions``, ``appArmorProfile``, ...) whatever the flags say."""
 
 
 DEFAULT_ON = frozenset({"kubernetes.podspec-volumes-emptydir"})
@@ -99,10 +125,42 @@ WRITABLE_VOLUMES = ("emptyDir", "persistentVolumeClaim", "ephemeral")
 """The volume kinds a container may mount without ``readOnly`` (validateVolumeMounts)."""
 
 
+ENABLED_ONLY = frozenset({
+    "kubernetes.podspec-init-containers", "kubernetes.podspec-persistent-volume-claim",
+    "kubernetes.podspec-persistent-volume-write", "kubernetes.podspec-volumes-mount-propagation",
+    "kubernetes.containerspec-addcapabilities",
+    *(f"kubernetes.podspec-volumes-{kind}" for kind in ("emptydir", "hostpath", "csi", "ephemeral", "image"))})
+"""Flags whose fields Serving checks against ``Enabled`` itself (validateVolume,
+validateInitContainers, validateVolumeMounts, CapabilitiesMask); the field masks of the other
+flags let ``Allowed`` through too."""
+
+
 def flag_on(flags: Mapping[str, str], flag: str) -> bool:
-    """Whether Serving lets a gated field through: ``Enabled`` or ``Allowed``, in any case."""
-    value = flags.get(flag)
-    return flag in DEFAULT_ON if value is None else value.lower() in ("enabled", "allowed")
+    """Whether Serving lets a gated field through: ``Enabled``, in any case, or ``Allowed`` where
+    the flag's field mask decides (not :data:`ENABLED_ONLY`'s). A value that is none of
+    Enabled, Allowed and Disabled leaves the flag at its default (config/features.go ``asFlag``)."""
+    value = (flags.get(flag) or "").lower()
+    if value not in ("enabled", "allowed", "disabled"):
+        return flag in DEFAULT_ON
+    return value == "enabled" or value == "allowed" and flag not in ENABLED_ONLY
+
+
+def _masked(spec: dict) -> list[str]:
+    """The fields of the pod ``spec`` Serving's field masks refuse whatever the flags say."""
+    problems = [f"{field} is not allowed" for field in sorted(set(spec) - POD_FIELDS - _GATED_FIELDS)]
+    if spec.get("automountServiceAccountToken") is True:
+        problems.append("automountServiceAccountToken is not allowed (only false)")
+    problems += [f"securityContext.{field} is never allowed"
+                 for field in sorted(set(spec.get("securityContext") or {}) - POD_SECURITY)]
+    for kind in ("containers", "initContainers"):
+        for index, container in enumerate(spec.get(kind, [])):
+            context = container.get("securityContext") or {}
+            problems += [f"{kind}[{index}].{field} is not allowed" for field in sorted(set(container) - CONTAINER_FIELDS)]
+            problems += [f"{kind}[{index}].securityContext.{field} is not allowed"
+                         for field in sorted(set(context) - CONTAINER_SECURITY)]
+            if context.get("privileged") is True:
+                problems.append(f"{kind}[{index}].securityContext.privileged is not allowed (only false)")
+    return problems
 
 
 def _seccomp_by_secure_defaults(spec: dict, flags: Mapping[str, str]) -> bool:
@@ -132,11 +190,11 @@ def _clean(mount_path: str) -> str:
 
 def serving_webhook_problems(spec: dict, flags: Mapping[str, str]) -> list[str]:
     """What Serving's webhook refuses in a Service's pod ``spec`` under the feature ``flags`` (the
-    ``config-features`` data): a gated field whose flag is off, a pod securityContext field never
-    allowed, and the names, ports and paths Serving reserves (pkg/apis/serving/k8s_validation.go)."""
+    ``config-features`` data): a gated field whose flag is off, a field Serving's masks never
+    take (fieldmask.go), and the names, ports and paths Serving reserves
+    (pkg/apis/serving/k8s_validation.go)."""
     problems = [f"{flag} is off" for flag in sorted(flags_needed(spec, flags)) if not flag_on(flags, flag)]
-    problems += [f"securityContext.{field} is never allowed"
-                 for field in sorted(NEVER_ALLOWED & set(spec.get("securityContext", {})))]
+    problems += _masked(spec)
     volumes = {volume["name"]: volume for volume in spec.get("volumes", [])}
     containers = spec.get("containers", [])
     ports = sum(len(container.get("ports", [])) for container in containers)
@@ -260,10 +318,35 @@ def _emptydir_at(path: str) -> Callable[[dict], None]:
      "containers[0].volumeMounts: 's' should be readOnly for this type of volume"),
     (lambda spec: spec["securityContext"].update(sysctls=[{"name": "net.core.somaxconn", "value": "1024"}]),
      "securityContext.sysctls is never allowed"),
+    (lambda spec: spec["securityContext"].update(appArmorProfile={"type": "RuntimeDefault"}),
+     "securityContext.appArmorProfile is never allowed"),
+    (lambda spec: spec.update(terminationGracePeriodSeconds=30), "terminationGracePeriodSeconds is not allowed"),
+    (lambda spec: spec.update(automountServiceAccountToken=True),
+     "automountServiceAccountToken is not allowed (only false)"),
+    (lambda spec: spec["containers"][0].update(lifecycle={"preStop": {"sleep": {"seconds": 5}}}),
+     "containers[0].lifecycle is not allowed"),
+    (lambda spec: spec["containers"][0]["securityContext"].update(appArmorProfile={"type": "RuntimeDefault"}),
+     "containers[0].securityContext.appArmorProfile is not allowed"),
+    (lambda spec: spec["containers"][0]["securityContext"].update(privileged=True),
+     "containers[0].securityContext.privileged is not allowed (only false)"),
 ])
 def test_the_webhook_check_refuses_what_servings_webhook_refuses(change, problem):
     shipped = yaml.safe_load(FEATURES.read_text())["data"]
     assert serving_webhook_problems(_changed(change), shipped) == [problem]
+
+
+def test_allowed_lets_through_only_the_fields_a_field_mask_gates_and_an_unknown_value_is_the_default():
+    """``Allowed`` passes the field masks (affinity, fieldRef, ...) but not the checks that want
+    ``Enabled`` (volumes, init containers, added capabilities); ``true`` is no flag value."""
+    shipped = yaml.safe_load(FEATURES.read_text())["data"]
+    allowed = {**shipped, "kubernetes.podspec-persistent-volume-claim": "Allowed",
+               "kubernetes.podspec-affinity": "Allowed"}
+    assert serving_webhook_problems(pod_spec(), allowed) == ["kubernetes.podspec-persistent-volume-claim is off"]
+    assert serving_webhook_problems(pod_spec(), {**shipped, "kubernetes.podspec-volumes-emptydir": "true"}) == []
+    assert serving_webhook_problems(pod_spec(), {**shipped, "kubernetes.podspec-volumes-emptydir": "disabled"}) == [
+        "kubernetes.podspec-volumes-emptydir is off"]
+    assert serving_webhook_problems(_changed(lambda spec: spec.update(automountServiceAccountToken=False)),
+                                    shipped) == []
 
 
 def test_the_reserved_names_are_the_serving_containers_own():
