@@ -695,6 +695,24 @@ def test_the_ping_source_sends_an_empty_object_as_knative_does():
         ping.close()
 
 
+@pytest.mark.parametrize(("answers", "posts", "answer"), [
+    ([503, 502, 202], 3, 202), ([504, 429, 404, 413, 425, 200], 6, 200), ([503], 6, 503), ([500], 1, 500),
+    ([400], 1, 400)])
+def test_a_source_sends_again_after_what_the_cloudevents_sdk_retries_five_times_at_most(
+        answers: list[int], posts: int, answer: int):
+    """The adapters send with the SDK's exponential retries (50 ms, 5): after 404, 413, 425,
+    429, 502, 503, 504 or no answer; the ingress's 500 (its fan-out failed) and 400 end the send."""
+    from knative_emulator.sources import send_once
+
+    ingress = Subscriber(answers)
+    try:
+        assert send_once(ingress.url, event()) == answer
+        assert len(ingress.received) == posts
+        assert len({headers["ce-id"] for _, _, headers, _ in ingress.received}) == 1, "the same event each time"
+    finally:
+        ingress.close()
+
+
 def _study(name: str) -> dict:
     spec = study_definition(name=name)
     del spec["name"]

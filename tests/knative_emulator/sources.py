@@ -2,7 +2,8 @@
 changes, sent to a broker's ingress over HTTP with faults injected.
 
 Each send waits for the broker's answer however long it takes (no ``K_SINK_TIMEOUT``), as the
-adapters' clients do. The PingSource sends each tick on its own, as its cron runs each in a
+adapters' clients do, and is tried again, 5 times at most, after no answer or an answer the
+CloudEvents SDK retries (:func:`send_once`). The PingSource sends each tick on its own, as its cron runs each in a
 goroutine of its own: a tick whose fan-out takes long holds up no later tick.
 
 The ApiServerSource (mode ``Resource``) lists and watches each of its resources in its own
@@ -22,6 +23,7 @@ import http.client
 import json
 import socket
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -46,6 +48,10 @@ PLURALS = {("katuna.dev/v1", "Study"): "studies", ("katuna.dev/v1", "Experiment"
 WATCH_SECONDS = 5
 """How long one watch request lasts before the reflector watches again (client-go: minutes)."""
 CHANGES = {"ADDED": "add", "MODIFIED": "update", "DELETED": "delete"}
+SEND_RETRIES, SEND_PERIOD = 5, 0.05
+RETRIED = frozenset({404, 413, 425, 429, 502, 503, 504})
+"""The answers the CloudEvents SDK's HTTP sender tries again after (sdk-go protocol/http
+``defaultRetriableErrors``): not the ingress's 500 (a fan-out that failed) nor its 400."""
 
 
 def guessed_plural(kind: str) -> str:
@@ -82,9 +88,24 @@ def resource_event(change: str, obj: Mapping[str, Any]) -> CloudEvent:
         "namespace": metadata.get("namespace", "")}, data=dict(obj))
 
 
-def _send(ingress: str, event: CloudEvent, faults: Faults) -> None:
+def send(ingress: str, event: CloudEvent, faults: Faults) -> None:
+    """Send a source's event as many times as ``faults`` draw, each as :func:`send_once`."""
     for _ in range(faults.copies()):
-        post(ingress, event, None)
+        send_once(ingress, event)
+
+
+def send_once(ingress: str, event: CloudEvent) -> int | None:
+    """Post ``event`` as the adapters' CloudEvents client does (both adapters send with
+    ``ContextWithRetriesExponentialBackoff(50 ms, 5)``): again after no answer or an answer the
+    SDK retries (:data:`RETRIED`), waiting 100 ms, 200 ms, ... 1.6 s; any other answer, or the
+    fifth retry's, is the send's (the adapter logs a failure, and the event is lost). The answer."""
+    for retry in range(SEND_RETRIES + 1):
+        status, _, _ = post(ingress, event, None)
+        if status is not None and status not in RETRIED:
+            return status
+        if retry < SEND_RETRIES:
+            time.sleep(SEND_PERIOD * 2 ** (retry + 1))
+    return status
 
 
 class PingSource:
@@ -113,7 +134,7 @@ class PingSource:
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             self.ticks += 1
-            threading.Thread(target=_send, args=(self.ingress, self.tick(), self.faults), daemon=True).start()
+            threading.Thread(target=send, args=(self.ingress, self.tick(), self.faults), daemon=True).start()
 
     def close(self) -> None:
         self._stop.set()
@@ -250,7 +271,7 @@ class ApiServerSource:
         obj.setdefault("apiVersion", resource["apiVersion"])
         obj.setdefault("kind", resource["kind"])
         self.sent += 1
-        _send(self.ingress, resource_event(change, obj), self.faults)
+        send(self.ingress, resource_event(change, obj), self.faults)
 
     def pause(self) -> None:
         """Cut the source off the API server (its watches end at their next line, a bookmark at
