@@ -564,6 +564,9 @@ def test_filters_evaluate_as_knative_does():
             trigger_filter({"filters": refused})
     with pytest.raises(UnsupportedFilter, match="spec.filter"):
         trigger_filter({"filter": {"attributes": {"type": "a"}}})
+    with pytest.raises(UnsupportedFilter, match="multiple dialects"):
+        trigger_filter({"filters": [{"exact": {"type": "a"}, "not": {}}]})
+    assert passes([{"exact": {"type": job["type"]}, "cesql": ""}], **job), "an empty cesql is no dialect"
 
 
 def test_delivery_reads_iso_durations_and_refuses_what_it_does_not_emulate():

@@ -4,8 +4,11 @@ Each filter has one dialect: ``exact``, ``prefix`` and ``suffix`` compare contex
 (extensions included) as strings; ``all``, ``any`` and ``not`` combine filters. As in Knative,
 a filter's result has three values (pass, fail, no filter), a Trigger's list of filters means
 ``all``, and an event is delivered unless the result is *fail*. The webhook's refusals apply
-(one dialect per filter, attribute names of lowercase letters and digits, no empty value);
-``cesql`` and the legacy ``filter.attributes`` are not emulated and refused loudly.
+(one dialect per filter, a ``not`` counting even empty, as ``hasMultipleDialects`` counts it;
+attribute names of lowercase letters and digits). What the webhook takes but the broker filter
+then drops, so that the Trigger gets what the filter was to keep out (an empty value, which
+``NewExactFilter`` refuses; a filter of no dialect), is refused loudly, as are ``cesql`` and the
+legacy ``filter.attributes``, which are not emulated.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ def delivered(check: Filter, attributes: Attributes) -> bool:
 
 
 def _one(item: Mapping[str, Any], path: str) -> Filter:
-    dialects = [key for key, value in item.items() if value not in (None, {}, [], "")]
+    dialects = [key for key, value in item.items() if value not in (None, {}, [], "") or key == "not" and value == {}]
     unknown = set(item) - {"exact", "prefix", "suffix", "all", "any", "not", "cesql"}
     if unknown:
         raise UnsupportedFilter(f"{path}: unknown dialect {sorted(unknown)}")
@@ -72,7 +75,8 @@ def _compare(dialect: str, wanted: Mapping[str, str], path: str) -> Filter:
             raise UnsupportedFilter(f"{path}: attribute name {name!r} must start with a letter and can only "
                                     "contain lowercase alphanumeric")
         if not isinstance(value, str) or value == "":
-            raise UnsupportedFilter(f"{path}.{name}: the value can't be empty")
+            raise UnsupportedFilter(f"{path}.{name}: an empty value, which Knative takes but whose filter its broker "
+                                    "drops (the Trigger would get every event this filter was to keep out)")
     test = _TESTS[dialect]
 
     def check(attributes: Attributes) -> str:
