@@ -545,6 +545,24 @@ def test_only_the_multi_tenant_channel_based_broker_is_emulated(tmp_path: Path):
         Broker(manifests_dir, {SERVICE_REF: "http://127.0.0.1:1"})
 
 
+def test_a_destination_is_resolved_and_refused_as_knatives_webhook_and_resolver_do(tmp_path: Path):
+    """A ``uri`` beside a ``ref`` is relative to the ref's address (with or without its leading
+    slash); an absolute one beside a ``ref``, or a relative one alone, is refused."""
+    manifests_dir = one_trigger(tmp_path, "    retry: 1")
+    trigger = (manifests_dir / "trigger.yaml").read_text()
+    (manifests_dir / "trigger.yaml").write_text(trigger.replace("uri: /functions/x", "uri: functions/x"))
+    broker = Broker(manifests_dir, {SERVICE_REF: "http://127.0.0.1:1"})
+    broker.close()
+    assert [t.subscriber for t in broker.triggers] == ["http://127.0.0.1:1/functions/x"]
+    for uri, refused in (("http://elsewhere/functions/x", "absolute uri"), ("/functions/x", "without ref")):
+        changed = trigger.replace("uri: /functions/x", f"uri: {uri}")
+        if refused == "without ref":
+            changed = changed.replace("    ref: {apiVersion: serving.knative.dev/v1, kind: Service, name: katuna}\n", "")
+        (manifests_dir / "trigger.yaml").write_text(changed)
+        with pytest.raises(ValueError, match=refused):
+            Broker(manifests_dir, {SERVICE_REF: "http://127.0.0.1:1"})
+
+
 def test_filters_evaluate_as_knative_does():
     def passes(filters: list, **attributes: str) -> bool:
         return delivered(trigger_filter({"filters": filters}), attributes)

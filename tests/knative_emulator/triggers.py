@@ -4,6 +4,7 @@ dead-letter sink, with refs resolved to loopback addresses."""
 from __future__ import annotations
 
 import time
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,21 +43,27 @@ class Attempt:
 
 
 class Addresses:
-    """Where a ``ref`` (plus relative ``uri``) points: refs are looked up by ``apiVersion/kind/name``."""
+    """Where a Destination points: a ``ref``, looked up by ``apiVersion/kind/name``, with a relative
+    ``uri`` resolved against its address; or an absolute ``uri`` alone. What Knative's webhook
+    refuses (knative.dev/pkg duck/v1 ``ValidateDestination``) is refused: neither, an absolute
+    ``uri`` beside a ``ref``, a relative one (or one without a host) alone."""
 
     def __init__(self, refs: Mapping[str, str]) -> None:
         self.refs = dict(refs)
 
     def resolve(self, destination: Mapping[str, Any], where: str) -> str:
         ref, uri = destination.get("ref"), destination.get("uri", "")
+        absolute = urllib.parse.urlsplit(uri)
         if ref is None:
-            if not uri.startswith("http"):
-                raise ValueError(f"{where}: a destination without ref needs an absolute uri")
+            if not (absolute.scheme and absolute.netloc):
+                raise ValueError(f"{where}: a destination without ref needs an absolute uri with a host, got {uri!r}")
             return uri
+        if absolute.scheme:
+            raise ValueError(f"{where}: an absolute uri ({uri!r}) is not allowed beside a ref")
         key = f"{ref['apiVersion']}/{ref['kind']}/{ref['name']}"
         if key not in self.refs:
             raise ValueError(f"{where}: no address for {key} (known: {sorted(self.refs)})")
-        return self.refs[key].rstrip("/") + uri
+        return urllib.parse.urljoin(self.refs[key], uri)
 
 
 def load_triggers(manifests: Path | Sequence[Mapping[str, Any]], broker_name: str,
