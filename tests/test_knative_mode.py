@@ -563,6 +563,23 @@ def test_a_destination_is_resolved_and_refused_as_knatives_webhook_and_resolver_
             Broker(manifests_dir, {SERVICE_REF: "http://127.0.0.1:1"})
 
 
+def test_a_triggers_delivery_naming_no_dead_letter_sink_dead_letters_to_the_brokers(tmp_path: Path):
+    """Knative's Subscription falls back to its channel's dead-letter sink, the Broker's; the
+    Trigger's own retries (none here) stay its own."""
+    subscriber = Subscriber([500, 202])
+    manifests_dir = one_trigger(tmp_path, "    retry: 0")
+    (manifests_dir / "broker.yaml").write_text(
+        "apiVersion: eventing.knative.dev/v1\nkind: Broker\nmetadata:\n  name: katuna\nspec:\n  delivery:\n"
+        f"    retry: 3\n    deadLetterSink:\n      uri: {subscriber.url}/broker-dead-letters\n")
+    broker = Broker(manifests_dir, {SERVICE_REF: subscriber.url})
+    try:
+        post(broker.url, event(), None)
+        assert [r[1] for r in subscriber.wait(2)] == ["/functions/x", "/broker-dead-letters"]
+    finally:
+        broker.close()
+        subscriber.close()
+
+
 def test_filters_evaluate_as_knative_does():
     def passes(filters: list, **attributes: str) -> bool:
         return delivered(trigger_filter({"filters": filters}), attributes)

@@ -69,7 +69,10 @@ class Addresses:
 def load_triggers(manifests: Path | Sequence[Mapping[str, Any]], broker_name: str,
                   addresses: Addresses) -> list[Trigger]:
     """The Triggers of ``broker_name`` in ``manifests`` (a folder of manifests, or the objects a
-    kustomization renders); the Broker's delivery is their default."""
+    kustomization renders). The Broker's delivery is the default of a Trigger that has none (the
+    Trigger reconciler gives its Subscription the Broker's), and its dead-letter sink that of a
+    Trigger whose delivery names none (the Subscription reconciler falls back to the Broker's
+    channel's: ``resolveDeadLetterSink``); retries and back-off are never mixed."""
     docs = manifests if not isinstance(manifests, Path) else [
         doc for path in sorted(manifests.glob("*.yaml")) for doc in yaml.safe_load_all(path.read_text()) if doc]
     brokers = [d for d in docs if d.get("kind") == "Broker" and d["metadata"]["name"] == broker_name]
@@ -84,7 +87,7 @@ def load_triggers(manifests: Path | Sequence[Mapping[str, Any]], broker_name: st
     for doc in (d for d in docs if d.get("kind") == "Trigger" and d["spec"]["broker"] == broker_name):
         name, spec = doc["metadata"]["name"], doc["spec"]
         delivery = Delivery.from_spec(spec.get("delivery") or default)
-        sink = delivery.dead_letter
+        sink = delivery.dead_letter or (default or {}).get("deadLetterSink")
         triggers.append(Trigger(name, trigger_filter(spec), addresses.resolve(spec["subscriber"], name), delivery,
                                 None if sink is None else addresses.resolve(sink, f"{name} deadLetterSink")))
     return triggers
