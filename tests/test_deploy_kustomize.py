@@ -190,6 +190,14 @@ def test_the_eks_component_gives_the_claim_a_gp3_class_of_the_ebs_csi_driver(tmp
     assert "namespace" not in storage_class["metadata"]
 
 
+@pytest.mark.slow
+def test_the_base_with_every_component_matches_the_crd_schemas_and_kubernetes_validate(tmp_path):
+    """Every object ``kubectl apply -k`` would send with all the components listed (the
+    trial-kinds' Triggers and patched sources, katib-api's, oidc's EventPolicies): the Knative
+    kinds against their strict CRD schemas, the rest with kubernetes-validate."""
+    validate(render(KNATIVE, components=COMPONENTS), tmp_path)
+
+
 def _reaches(policy: dict, address: str) -> bool:
     """Whether the egress rules of ``policy`` let a selected pod reach ``address`` outside the
     cluster's pods (a peer's ipBlock holds it and none of its exceptions does)."""
