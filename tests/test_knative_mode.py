@@ -580,6 +580,18 @@ def test_a_triggers_delivery_naming_no_dead_letter_sink_dead_letters_to_the_brok
         subscriber.close()
 
 
+def test_a_trigger_filters_on_the_event_without_the_brokers_ttl_as_knatives_filter_does(tmp_path: Path):
+    subscriber = Subscriber([202])
+    broker = Broker(one_trigger(tmp_path, "    retry: 0", "- exact:\n        knativebrokerttl: '255'"),
+                    {SERVICE_REF: subscriber.url})
+    try:
+        assert post(broker.url, event(), None)[0] == 202
+        assert subscriber.received == [] and broker.attempts == []
+    finally:
+        broker.close()
+        subscriber.close()
+
+
 def test_filters_evaluate_as_knative_does():
     def passes(filters: list, **attributes: str) -> bool:
         return delivered(trigger_filter({"filters": filters}), attributes)

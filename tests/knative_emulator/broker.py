@@ -169,8 +169,9 @@ class Broker:
                 on_end: Callable[[Fanout], None] | None = None) -> Fanout:
         """Start the deliveries of an event the ingress took in (:func:`admitted`): its fanout,
         cancelled with ``parent``'s (that of the delivery whose reply it is), ``on_end`` run once
-        the channel answers."""
-        attributes = attributes_of(event)
+        the channel answers. Filters see the event as the filter delivers it, without its TTL
+        (filter_handler.go deletes it before filtering)."""
+        attributes = attributes_of(delivered_copy(event))
         with self._lock:
             self.received[event.get_type()] += 1
         matched = [trigger for trigger in self.triggers if delivered(trigger.check, attributes)]
