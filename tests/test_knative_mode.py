@@ -224,6 +224,8 @@ NOT_EVENTS = {
                                          "ce-trace-id": "x", "Content-Type": "application/json"}, b"{}"),
     "structured-extension-an-object": ({"Content-Type": "application/cloudevents+json"},
                                        b'{"specversion": "1.0", "type": "t", "source": "/s", "id": "1", "ext": {}}'),
+    "time-a-date-alone": ({"ce-specversion": "1.0", "ce-type": "t", "ce-id": "1", "ce-source": "/s",
+                           "ce-time": "2026-06-01", "Content-Type": "application/json"}, b"{}"),
 }
 """2xx answers with a body Knative's broker filter cannot take as one CloudEvent (its SDK refuses
 an extension named with anything but letters and digits, or holding an object)."""

@@ -44,6 +44,9 @@ EXTENSION_NAME = re.compile(r"^[A-Za-z0-9]+$")
 """The extension names Knative's CloudEvents SDK reads (sdk-go event/extensions.go
 ``validateExtensionName``): ASCII letters and digits, either case, kept lower-cased; a name with
 anything else fails the whole read. No length limit (``MaxExtensionNameLength`` is 0)."""
+RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+"""A ``time`` the SDK reads (``time.Parse`` with ``RFC3339Nano``): a date alone, or a time
+without its offset, fails the read (the SDK here would take either)."""
 STRUCTURED_ATTRIBUTES = frozenset({"specversion", "id", "source", "type", "subject", "time", "dataschema",
                                    "datacontenttype", "data", "data_base64", "schemaurl", "datacontentencoding"})
 """The members of a structured event the SDK reads as its context or data, not as extensions."""
@@ -83,12 +86,14 @@ def unreadable(headers: Mapping[str, str], body: bytes) -> str | None:
     """Why Knative's SDK cannot read the message (lower-case header names) as one event, or
     None. In binary mode every ``ce-`` header past the context attributes is an extension,
     whose name must be :data:`EXTENSION_NAME`'s; in structured mode so must every member past
-    :data:`STRUCTURED_ATTRIBUTES`, with a value an attribute can hold (no object, no list)."""
+    :data:`STRUCTURED_ATTRIBUTES`, with a value an attribute can hold (no object, no list). A
+    ``time`` must be RFC 3339 (:data:`RFC3339`)."""
     media_type = _media_type(headers)
     if media_type == BATCH:
         return "a batch is no single event"
     if media_type != STRUCTURED:
         names = [name[3:] for name in headers if name.startswith("ce-")]
+        time = headers.get("ce-time")
     else:
         attributes = _structured(body)
         if attributes is None or attributes.get("specversion") not in SPEC_VERSIONS:
@@ -97,7 +102,9 @@ def unreadable(headers: Mapping[str, str], body: bytes) -> str | None:
         held = [name for name, value in extensions.items() if isinstance(value, (dict, list))]
         if held:
             return f"extension {held[0]!r}: invalid CloudEvents value (an object or a list)"
-        names = list(extensions)
+        names, time = list(extensions), attributes.get("time")
+    if time is not None and not (isinstance(time, str) and RFC3339.match(time)):
+        return f"time {time!r}: expected an RFC 3339 timestamp"
     bad = [name for name in names if not EXTENSION_NAME.match(name)]
     return None if not bad else (f"bad key {bad[0]!r}: CloudEvents attribute names MUST consist of letters "
                                  "and digits")
