@@ -59,11 +59,13 @@ class KubeStub(ApiServer, Workloads):
 
     def __init__(self, namespaces: Iterable[str] = (), pools: Callable[[], Iterable[NodePool]] | None = None,
                  boot_seconds: float = 0.5, idle_seconds: float = 2.0, history: int = 10000,
-                 resize: Callable[[str, int], None] | None = None, clock: RealClock | None = None) -> None:
+                 resize: Callable[[str, int], None] | None = None, clock: RealClock | None = None,
+                 delay_after_add: float | None = None) -> None:
         """``namespaces`` exist besides ``default`` and ``katuna``, ``katuna-trials`` bound in each;
         ``pools`` (a provider of :class:`NodePool`) replaces the static node with an autoscaler
         whose nodes boot in ``boot_seconds`` and go once unneeded for ``idle_seconds`` (empty, or
-        under-used with pods that may move: :mod:`kube_standin.autoscaler`), and
+        under-used with pods that may move), never within ``delay_after_add`` (by default
+        ``idle_seconds``) of a scale-up (:mod:`kube_standin.scale_down`), and
         which tells ``resize`` each pool's new node count; ``history`` changes are kept for
         watches; ``clock`` is the machine's unless given."""
         self.clock = clock or RealClock()
@@ -134,8 +136,8 @@ class KubeStub(ApiServer, Workloads):
         self.operators: set[str] = set()
         self.operator_controllers: dict[type, object] = {}
         self.kubelets = Kubelets(self._disruption, self.clock)
-        self.autoscaler = Autoscaler(pools, boot_seconds, idle_seconds, resize, self.clock) if pools is not None \
-            else None
+        self.autoscaler = Autoscaler(pools, boot_seconds, idle_seconds, resize, self.clock, delay_after_add) \
+            if pools is not None else None
         for name in ("default", "katuna", *namespaces):
             self.add_namespace(name)
         if pools is None:

@@ -242,3 +242,31 @@ def test_a_container_over_its_own_limit_fails_its_job(resource: str, limit: str,
                 "Evicted", 'Container trial exceeded its local ephemeral storage limit "1Gi". ')
     finally:
         kube.close()
+
+
+def test_the_nodes_of_a_pool_gke_deletes_stay_cordoned_and_billed_until_its_operation_ends():
+    """GKE drains and deletes a pool's VMs inside its delete operation (60 s here): they run, and
+    are billed, until it is done; the autoscaler neither grows nor shrinks a pool being deleted."""
+    clock = SimulatedClock()
+    gke = GkeStub(speed=1.0, clock=clock)
+    gke.add_cluster("p", "l", "c")
+    kube = simulated(clock, gke_pools(gke))
+    try:
+        gke.route("POST", "/v1/projects/p/locations/l/clusters/c/nodePools", {"nodePool": {
+            "name": "spot", "config": {"machineType": "e2-standard-4", "spot": True},
+            "autoscaling": {"enabled": True, "totalMinNodeCount": 0, "totalMaxNodeCount": 2}}})
+        assert kube.create_job("katuna", job("trial-0", SPOT["gke"]))[0] == 201
+        kube.run_until(lambda: finished(kube, "trial-0"))
+        [name] = kube.nodes
+        code, _ = gke.route("DELETE", "/v1/projects/p/locations/l/clusters/c/nodePools/spot", {})
+        deleted = clock.now
+        assert code == 200
+        assert kube.create_job("katuna", job("trial-1", SPOT["gke"]))[0] == 201
+        kube.run_until(lambda: kube.nodes[name]["spec"].get("unschedulable"))
+        kube.run_until(lambda: not kube.nodes)
+        assert clock.now == deleted + 60 and kube.autoscaler.machines[name].removed == deleted + 60
+        assert len(kube.autoscaler.machines) == 1, "no node made for the pod that came while the pool went"
+        assert not pods_of(kube, "trial-1")[0]["spec"].get("nodeName")
+    finally:
+        kube.close()
+        gke.close()

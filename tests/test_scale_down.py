@@ -92,3 +92,49 @@ def test_a_trial_katuna_runs_keeps_its_node_until_it_ends():
         assert clock.now == ended + UNNEEDED_SECONDS, "the node goes once the trial has ended and it is unneeded"
     finally:
         kube.close()
+
+
+def test_no_node_goes_within_ten_minutes_of_a_scale_up_however_long_it_was_unneeded():
+    """The real autoscaler's ``--scale-down-delay-after-add`` (10 minutes, the same as its
+    unneeded time): after a scale-up in any pool, it removes no node for that long, though it goes
+    on timing which nodes are unneeded."""
+    clock = SimulatedClock()
+    pools = [NodePool(name, 0, 1, {"pool": name}, (TRIAL_TAINT,), {"cpu": "4", "memory": "16Gi", "pods": "110"})
+             for name in ("first", "second")]
+    kube = KubeStub(pools=lambda: pools, boot_seconds=90, idle_seconds=UNNEEDED_SECONDS, clock=clock)
+    kube.kubelets.containers = SimulatedContainers(clock, lambda pod: Run(SHORT, "loss=1.5\n"))
+    try:
+        assert kube.create_job("katuna", job("early", {"pool": "first"}))[0] == 201
+        kube.run_until(lambda: finished(kube, "early"))
+        [node] = kube.nodes
+        ended = clock.now
+        clock.wake_at(ended + 300)
+        kube.run_until(lambda: clock.now >= ended + 300)
+        assert kube.create_job("katuna", job("late", {"pool": "second"}))[0] == 201
+        kube.run_until(lambda: len(kube.autoscaler.machines) == 2)
+        added = clock.now
+        kube.run_until(lambda: node not in kube.nodes)
+        assert clock.now == added + UNNEEDED_SECONDS > ended + UNNEEDED_SECONDS, \
+            "kept past its own ten minutes unneeded, until ten minutes after the other pool grew"
+    finally:
+        kube.close()
+
+
+def test_empty_nodes_go_ten_at_a_time():
+    """The real autoscaler deletes at most ``--max-scale-down-parallelism`` (10) nodes at once,
+    and looks again a scan later."""
+    clock = SimulatedClock()
+    pool = NodePool("spot", 0, 12, SPOT["gke"], (TRIAL_TAINT,), {"cpu": "4", "memory": "16Gi", "pods": "110"})
+    kube = KubeStub(pools=lambda: [pool], boot_seconds=90, idle_seconds=UNNEEDED_SECONDS, clock=clock)
+    kube.kubelets.containers = SimulatedContainers(clock, lambda pod: Run(SHORT, "loss=1.5\n"))
+    try:
+        for number in range(12):
+            assert kube.create_job("katuna", job(f"trial-{number}", SPOT["gke"]))[0] == 201
+        kube.run_until(lambda: all(finished(kube, f"trial-{number}") for number in range(12)))
+        kube.run_until(lambda: len(kube.nodes) < 12)
+        first = clock.now
+        assert len(kube.nodes) == 2, "ten of the twelve at once"
+        kube.run_until(lambda: not kube.nodes)
+        assert clock.now == first + 10, "the other two at the next scan"
+    finally:
+        kube.close()

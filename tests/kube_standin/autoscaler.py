@@ -4,15 +4,12 @@ It adds a node to a pool when a pod the scheduler found no room for would fit th
 template and the pool is below its maximum; the node registers Ready after ``boot_seconds``
 (the VM's boot and the kubelet's registration). A node is removed while its pool is above its
 minimum once it has been unneeded for ``idle_seconds`` (the real one's
-``--scale-down-unneeded-time``): running no pod, or under-used (its pods request less than half
-of its allocatable cpu and memory, or of its GPUs on a GPU node) with every pod movable (made by
-a controller, a Job's included, and not annotated ``cluster-autoscaler.kubernetes.io/safe-to-evict:
-"false"``) and fitting on the other nodes. Such a node is drained first: its pods are evicted
-(``DisruptionTarget`` reason ``EvictionByEvictionAPI``), one non-empty node per pass, as the real
-autoscaler drains them one at a time. (Pods with local storage, which the real one also keeps
-unless annotated, are not modelled: the stand-in drains more, never less.) Nodes of a pool the
-provider no longer reports are drained, their pods disrupted. Pods already promised a booting
-node do not ask for another, as the real autoscaler's binpacking estimate.
+``--scale-down-unneeded-time``), and no sooner than ``delay_after_add`` after the latest scale-up
+(``--scale-down-delay-after-add``; by default the same, as the real one's two defaults are),
+at most ten at once (:mod:`kube_standin.scale_down`). Nodes of a pool the provider no longer
+reports are drained, their pods disrupted; a pool being deleted (``NodePool.deleting``) keeps its
+nodes, cordoned, until it is gone. Pods already promised a booting node do not ask for another,
+as the real autoscaler's binpacking estimate.
 
 The autoscaler says what it did about each such pod, in Events on the pod as the real one
 records them (``EventingScaleUpStatusProcessor``, processors/status): ``TriggeredScaleUp``
@@ -39,23 +36,18 @@ from dataclasses import dataclass, field
 from kube_standin.clock import RealClock
 from kube_standin.interruptions import Interruptions
 from kube_standin.nodes import NodePool, pool_of, template
-from kube_standin.objects import quantity, suffix
-from kube_standin.scheduling import TERMINATED, bound_by_node, misfit, requests
+from kube_standin.objects import suffix
+from kube_standin.scale_down import ScaleDown
+from kube_standin.scheduling import TERMINATED, bound_by_node, misfit
 
 SIMULATED_SCAN_SECONDS = 10.0
 """How often the pools are asked for on a simulated clock: the real autoscaler's default
 ``--scan-interval`` (on the machine's clock the stand-in asks every tenth of a second)."""
 
-UTILIZATION_THRESHOLD = 0.5
-"""The real autoscaler's default ``--scale-down-utilization-threshold``."""
-
 BACKOFF_SECONDS = 300.0
 """How long a pool whose scale-up failed is not asked for another node."""
 COMPONENT = "cluster-autoscaler"
 """The component its Events name as their source."""
-
-SAFE_TO_EVICT = "cluster-autoscaler.kubernetes.io/safe-to-evict"
-GPU = "nvidia.com/gpu"
 
 
 @dataclass
@@ -85,17 +77,17 @@ class Machine:
 class Autoscaler:
     def __init__(self, pools: Callable[[], Iterable[NodePool]], boot_seconds: float = 0.5,
                  idle_seconds: float = 2.0, resize: Callable[[str, int], None] | None = None,
-                 clock: RealClock | None = None) -> None:
+                 clock: RealClock | None = None, delay_after_add: float | None = None) -> None:
         self.clock = clock or RealClock()
         self.pools = pools
         self.resize = resize
         """Told ``(pool, nodes)`` when a pool's node count changes, as a cloud learns it."""
         self.boot_seconds = boot_seconds
-        self.idle_seconds = idle_seconds
         self.booting: dict[str, Booting] = {}
-        self.unneeded_since: dict[str, float] = {}
         self.started = self.clock.monotonic()
         self.scan_seconds = SIMULATED_SCAN_SECONDS if self.clock.simulated else 0.1
+        self.scale_down = ScaleDown(self.clock, idle_seconds, idle_seconds if delay_after_add is None else delay_after_add,
+                                    self.scan_seconds, self.started)
         self.scanned_at = float("-inf")
         self.known: dict[str, NodePool] = {}
         self.timeline: list[tuple[float, dict[str, int]]] = []
@@ -136,12 +128,13 @@ class Autoscaler:
         if self.interruptions is not None:
             self.interruptions.step(cluster, now)
         counts = self._counts(cluster, pools)
-        for pool in pools.values():
+        active = {name: pool for name, pool in pools.items() if not pool.deleting}
+        for pool in active.values():
             while counts[pool.name] < pool.min_nodes:
                 self._boot(pool, now, counts)
-        self._scale_up(cluster, pools, now, counts)
+        self._scale_up(cluster, active, now, counts)
         self.fresh = False
-        self._scale_down(cluster, pools, now, counts)
+        self.scale_down.step(cluster, active, now, counts)
         self._record(cluster, pools, now)
         self._bill(cluster, now)
 
@@ -155,9 +148,17 @@ class Autoscaler:
         return counts
 
     def _drain_gone(self, cluster, pools: dict[str, NodePool]) -> None:
-        for name in [n for n, node in cluster.nodes.items() if pool_of(node) and pool_of(node) not in pools]:
-            cluster.remove_node(name, reason="DeletionByTaintManager")
-        self.booting = {n: b for n, b in self.booting.items() if b.pool.name in pools}
+        """Remove the nodes of the pools gone, cordon those of the pools being deleted; a node
+        booting for either is never made."""
+        for name, node in list(cluster.nodes.items()):
+            pool = pools.get(pool_of(node) or "")
+            if pool_of(node) and pool is None:
+                cluster.remove_node(name, reason="DeletionByTaintManager")
+            elif pool is not None and pool.deleting and not node["spec"].get("unschedulable"):
+                node["spec"]["unschedulable"] = True
+                cluster.modified("nodes", node)
+        self.booting = {n: b for n, b in self.booting.items()
+                        if b.pool.name in pools and not pools[b.pool.name].deleting}
 
     def _register(self, cluster, pools: dict[str, NodePool], now: float) -> None:
         for name, booting in list(self.booting.items()):
@@ -185,6 +186,7 @@ class Autoscaler:
         booting = self.booting[name] = Booting(pool, now + self.boot_seconds, fails=pool.stocked_out)
         self.machines[name] = Machine(pool.name, now)
         self.clock.wake_at(booting.ready_at)
+        self.scale_down.scaled_up(now)
         counts[pool.name] += 1
         return booting
 
@@ -248,27 +250,6 @@ class Autoscaler:
             counted = ", ".join(f"{n} {reason}" for reason, n in sorted(Counter(reasons).items()))
             cluster.record_event(pod, "Normal", "NotTriggerScaleUp", f"pod didn't trigger scale-up: {counted}", COMPONENT)
 
-    def _scale_down(self, cluster, pools: dict[str, NodePool], now: float, counts: dict[str, int]) -> None:
-        """Remove the nodes unneeded for ``idle_seconds``, each pool down to its minimum: the empty
-        ones, and one under-used node whose pods are evicted to fit on the others."""
-        bound = bound_by_node(list(cluster.pods.values()), list(cluster.nodes))
-        drained = False
-        for name, node in list(cluster.nodes.items()):
-            pool = pools.get(pool_of(node) or "")
-            if pool is None or (bound[name] and drained) or not _unneeded(cluster, name, bound):
-                self.unneeded_since.pop(name, None)
-                continue
-            since = self.unneeded_since.setdefault(name, now)
-            self.clock.wake_at(since + self.idle_seconds)
-            if now - since >= self.idle_seconds and counts[pool.name] > pool.min_nodes:
-                evicted = bound.pop(name)
-                for pod in evicted:
-                    cluster.kubelets.disrupt(cluster, pod, "EvictionByEvictionAPI")
-                drained = drained or bool(evicted)
-                cluster.remove_node(name, reason="DeletionByTaintManager")
-                self.unneeded_since.pop(name, None)
-                counts[pool.name] -= 1
-
     def _record(self, cluster, pools: dict[str, NodePool], now: float) -> None:
         ready = dict.fromkeys(pools, 0)
         for node in cluster.nodes.values():
@@ -296,39 +277,3 @@ def _unschedulable(pods: Iterable[dict]) -> list[dict]:
                            for c in p["status"].get("conditions", []))),
                   key=lambda p: p["metadata"]["creationTimestamp"])
 
-
-def _unneeded(cluster, name: str, bound: dict[str, list[dict]]) -> bool:
-    """Whether the autoscaler may remove the node: it runs no pod, or it is under-used and each
-    of its pods may be evicted and fits on another node."""
-    pods = bound[name]
-    if not pods:
-        return True
-    if _utilization(cluster.nodes[name], pods) >= UTILIZATION_THRESHOLD or not all(_movable(p) for p in pods):
-        return False
-    landing = {other: list(on) for other, on in bound.items() if other != name}
-    for pod in pods:
-        room = next((other for other, on in landing.items() if misfit(pod, cluster.nodes[other], on) is None), None)
-        if room is None:
-            return False
-        landing[room].append(pod)
-    return True
-
-
-def _utilization(node: dict, pods: list[dict]) -> float:
-    """The share of the node's allocatable its pods request: of its GPUs on a GPU node, else of
-    cpu or memory, whichever is higher."""
-    allocatable = {k: quantity(v) for k, v in node["status"]["allocatable"].items()}
-    used: dict = {}
-    for pod in pods:
-        for resource, amount in requests(pod).items():
-            used[resource] = used.get(resource, 0) + amount
-    kinds = (GPU,) if allocatable.get(GPU) else ("cpu", "memory")
-    return max((float(used.get(k, 0) / allocatable[k]) for k in kinds if allocatable.get(k)), default=0.0)
-
-
-def _movable(pod: dict) -> bool:
-    """Whether the autoscaler may evict the pod to empty its node: one a controller made (a
-    Job's, a ReplicaSet's), unless annotated not to be."""
-    metadata = pod["metadata"]
-    return (metadata.get("annotations") or {}).get(SAFE_TO_EVICT) != "false" and \
-        any(owner.get("controller") for owner in metadata.get("ownerReferences") or [])

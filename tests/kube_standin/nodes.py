@@ -25,6 +25,10 @@ class NodePool:
     stocked_out: bool = False
     """The cloud has no machine of the pool's type now (a spot or GPU stockout): a node the
     autoscaler asks for is never made (:mod:`kube_standin.autoscaler`)."""
+    deleting: bool = False
+    """The cloud is deleting the pool: the autoscaler makes no node there and removes none, and
+    its nodes stay, cordoned, until the pool is gone (GKE drains and deletes them inside its
+    delete operation, and bills them until then)."""
 
 
 def node(name: str, labels: dict[str, str], taints: list[dict] | tuple[dict, ...],
