@@ -127,6 +127,50 @@ def test_a_shared_pool_stops_counting_when_the_study_lets_it_go():
     assert not replace(use, shared=False).watching(now=7201.0), "but not for ever"
 
 
+def _sharing(db: Path, uses: list[tuple[float, float | None]], lives: tuple[NodeLife, ...]) -> SqliteStore:
+    """A store of one study per ``(requested, released)`` use of the pool POOL (its own, not
+    shared), each use having looked at its nodes and found ``lives``."""
+    store = SqliteStore(db)
+    for number, (requested, released) in enumerate(uses):
+        spec = parse_study(study_definition(f"s{number}", nodePool={"provider": "gke", "name": POOL}))
+        record = store.add_study(StudyRecord(spec, {}, str(db.parent), f"uid-{number}", created_at=requested))
+        store.save_pool_use(PoolUse(record.uid, record.name, POOL, "gke", "spot", ("e2-standard-4",), 3, False,
+                                    phase=READY if released is None else RELEASED, requested_at=requested,
+                                    released_at=released, nodes=lives, looked_at=max(life.last_seen for life in lives)))
+    return store
+
+
+def test_two_studies_on_one_pool_share_its_nodes_hours_between_them(tmp_path: Path):
+    """While two studies use the same pool, each of its nodes' hours counts half to each: the
+    studies' figures add up to what the pool's machines ran, not to more."""
+    lives = (NodeLife("a", 0.0, 7200.0), NodeLife("b", 1800.0, 7200.0))
+    store = _sharing(tmp_path / "katuna.db", [(0.0, None), (3600.0, None)], lives)
+    try:
+        hours = [study_view(store, store.get_study(name))["nodePool"]["nodeHours"] for name in ("s0", "s1")]
+        assert hours == pytest.approx([1.5 + 0.5 * 2.0, 0.5 * 2.0], abs=1e-4)
+        assert sum(hours) == pytest.approx(node_hours(lives, 0.0, 7200.0), abs=1e-4)
+    finally:
+        store.close()
+
+
+def test_a_study_that_leaves_its_pool_to_another_stops_counting_and_looking_at_its_nodes(tmp_path: Path):
+    """A pool of its own that another running study uses is not deleted when the study ends: its
+    nodes then run for the other study, which counts them; the first stops counting them, and
+    its ticks stop looking at them."""
+    lives = (NodeLife("a", 0.0, 7200.0),)
+    store = _sharing(tmp_path / "katuna.db", [(0.0, 3600.0), (1800.0, None)], lives)
+    try:
+        hours = [study_view(store, store.get_study(name))["nodePool"]["nodeHours"] for name in ("s0", "s1")]
+        assert hours == pytest.approx([0.5 + 0.5 * 0.5, 0.5 * 0.5 + 1.0], abs=1e-4)
+        api = api_client("http://127.0.0.1:9")
+        deps = Deps(store, KubernetesExecutor(Cluster(namespace="katuna"), api), lambda: 7260.0,
+                    nodes=KubernetesNodes(lambda: api))
+        look_at_nodes(deps)
+        assert [store.pool_use(uid).looked_at for uid in ("uid-0", "uid-1")] == [7200.0, 7260.0]
+    finally:
+        store.close()
+
+
 def test_a_price_per_node_hour_is_a_number_of_zero_or_more():
     pool = {"provider": "gke", "maxNodes": 3}
     assert parse_study(study_definition(nodePool={**pool, "pricePerNodeHour": 0.04})).node_pool.price_per_node_hour \

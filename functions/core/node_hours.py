@@ -9,8 +9,11 @@ posting its status is not listed (its VM stopped: GKE stops a preempted spot VM 
 Node), so it is found gone; when the same Node (its creation time unchanged) is listed again, its
 VM started again under its name, and it counts anew from the look that found it back. Only
 the time inside the study's use of the pool counts (a shared or adopted pool's nodes may be older
-than the study), and a shared pool's nodes stop counting when the study releases it. These are
-the hours a cloud bills for the pool's machines, whatever ran on them.
+than the study): a pool's nodes stop counting when the study releases it to others (a shared
+pool, or one another running study still uses); a pool left to nobody, until its last node is
+gone. While several studies use one pool, each moment of its nodes counts evenly to each of them
+(:func:`shared_node_hours`), so that the studies' figures add up to the pool's. These are the
+hours a cloud bills for the pool's machines, whatever ran on them.
 """
 
 from __future__ import annotations
@@ -93,3 +96,16 @@ def running(lives: Sequence[NodeLife]) -> int:
 def node_hours(lives: Sequence[NodeLife], start: float, end: float) -> float:
     """The nodes' hours within ``[start, end]``."""
     return sum(life.seconds(start, end) for life in lives) / 3600
+
+
+def shared_node_hours(lives: Sequence[NodeLife], start: float, end: float,
+                      others: Iterable[tuple[float, float]]) -> float:
+    """The nodes' hours within ``[start, end]``, each moment counted evenly to this use of the
+    pool and to the ``others`` (their ``(start, end)``) that held the pool then."""
+    spans = list(others)
+    cuts = sorted({start, end, *(moment for span in spans for moment in span if start < moment < end)})
+    hours = 0.0
+    for begin, until in zip(cuts, cuts[1:]):
+        holders = 1 + sum(1 for held_from, held_to in spans if held_from <= begin and until <= held_to)
+        hours += node_hours(lives, begin, until) / holders
+    return hours

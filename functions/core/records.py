@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from functions.core.node_hours import NodeLife, node_hours, running
+from functions.core.node_hours import NodeLife, running, shared_node_hours
 from functions.core.spec import Algorithm, KnownResult, Study
 
 WAITING, RUNNING, COMPLETE, FAIL, PRUNED = "WAITING", "RUNNING", "COMPLETE", "FAIL", "PRUNED"
@@ -244,21 +244,44 @@ class PoolUse:
         """The id of the next change this use asks the cloud for (an idempotency token's seed)."""
         return f"{self.uid}/{self.requests}"
 
-    def watching(self, now: float) -> bool:
+    def watching(self, now: float, others: Iterable[PoolUse] = ()) -> bool:
         """Whether the pool's nodes still count for this study: while it uses the pool, and after,
-        until the nodes of a pool that is not shared are gone (for :data:`WATCH_AFTER_RELEASE` at most)."""
+        until the nodes of a pool it left to nobody (``others``: the pool's other uses) are gone
+        (for :data:`WATCH_AFTER_RELEASE` at most)."""
         if self.released_at is None:
             return True
-        return not self.shared and running(self.nodes) > 0 and now - self.released_at < WATCH_AFTER_RELEASE
+        return not self._left_to_others(others) and running(self.nodes) > 0 and \
+            now - self.released_at < WATCH_AFTER_RELEASE
 
-    def node_hours(self, now: float) -> float:
-        """The measured node-hours: the pool's nodes from the pool's request on (a shared pool's
-        until the study released it)."""
-        end = self.released_at if self.shared and self.released_at is not None else now
-        return node_hours(self.nodes, self.requested_at, end)
+    def node_hours(self, now: float, others: Iterable[PoolUse] = ()) -> float:
+        """The measured node-hours: the pool's nodes from the pool's request on, shared out with
+        the ``others`` using the pool at the same time (:func:`shared_node_hours`)."""
+        sharing = [other for other in others if other.uid != self.uid
+                   and (other.pool, other.provider) == (self.pool, self.provider)]
+        return shared_node_hours(self.nodes, *self._held(now, sharing),
+                                 [other._held(now, [*sharing, self]) for other in sharing])
 
-    def to_dict(self, now: float) -> dict[str, Any]:
-        """The summary a user reads: which pool, what capacity, for how long, and how many node-hours."""
+    def _held(self, now: float, others: Iterable[PoolUse]) -> tuple[float, float]:
+        """When the study held the pool, for its node-hours: from its request until it left the
+        pool to others, or, left to nobody, until its last node was gone (or now)."""
+        if self.released_at is None:
+            return self.requested_at, now
+        if self._left_to_others(others):
+            return self.requested_at, self.released_at
+        return self.requested_at, max([self.released_at, *(life.ended_at or life.last_seen for life in self.nodes)])
+
+    def _left_to_others(self, others: Iterable[PoolUse]) -> bool:
+        """Whether the pool's nodes were others' once this study released it: a shared pool, or
+        one that another study of ``others`` was using then."""
+        released = self.released_at
+        return self.shared or released is not None and any(
+            other.uid != self.uid and (other.pool, other.provider) == (self.pool, self.provider)
+            and other.requested_at <= released and (other.released_at is None or other.released_at > released)
+            for other in others)
+
+    def to_dict(self, now: float, others: Iterable[PoolUse] = ()) -> dict[str, Any]:
+        """The summary a user reads: which pool, what capacity, for how long, and how many node-hours
+        (its share of them with the pool's ``others`` uses)."""
         end = self.released_at or now
         hours = max(0.0, end - self.requested_at) / 3600
         return {"pool": self.pool, "provider": self.provider, "capacity": self.capacity,
@@ -267,7 +290,7 @@ class PoolUse:
                 "adopted": self.adopted is not None, "deleted": self.deleted, "message": self.message or None,
                 "requestedAt": self.requested_at, "readyAt": self.ready_at, "releasedAt": self.released_at,
                 "hours": round(hours, 4), "maxNodeHours": round(hours * self.max_nodes, 4),
-                "nodeHours": round(self.node_hours(now), 4) if self._measured else None,
+                "nodeHours": round(self.node_hours(now, others), 4) if self._measured else None,
                 "nodesSeen": len(self.nodes), "nodesRunning": running(self.nodes), "nodesLookedAt": self.looked_at,
                 "nodesProblem": self.nodes_problem or None}
 

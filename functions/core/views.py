@@ -71,7 +71,7 @@ def _node_pool(store: Store, record: StudyRecord) -> dict[str, Any] | None:
     use = store.pool_use(record.uid)
     if use is None:
         return None
-    view = use.to_dict(time.time())
+    view = use.to_dict(time.time(), store.pool_uses(pool=use.pool))
     pool = record.spec.node_pool
     price = pool.price_per_node_hour if pool is not None else None
     measured = view["nodeHours"]

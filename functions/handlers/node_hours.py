@@ -12,6 +12,7 @@ nothing."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import replace
 
 from functions.core.errors import KatunaError
@@ -23,9 +24,10 @@ from functions.handlers.base import Deps
 log = logging.getLogger("katuna.nodes")
 
 
-def due(use: PoolUse, now: float, every: float) -> bool:
-    """Whether the pool's nodes are due for a look: watched, and not looked at for ``every`` seconds."""
-    return use.watching(now) and (use.looked_at is None or now - use.looked_at >= every)
+def due(use: PoolUse, now: float, every: float, others: Iterable[PoolUse] = ()) -> bool:
+    """Whether the pool's nodes are due for a look: watched (``others``: the other uses of pools,
+    which a released pool's nodes may be left to), and not looked at for ``every`` seconds."""
+    return use.watching(now, others) and (use.looked_at is None or now - use.looked_at >= every)
 
 
 def _watched(deps: Deps, now: float) -> list[PoolUse]:
@@ -39,7 +41,8 @@ def looks_due(deps: Deps) -> bool:
     if deps.nodes is None:
         return False
     now = deps.clock()
-    return any(due(use, now, deps.node_look_seconds) for use in _watched(deps, now))
+    uses = _watched(deps, now)
+    return any(due(use, now, deps.node_look_seconds, uses) for use in uses)
 
 
 def look_at_nodes(deps: Deps) -> None:
@@ -48,8 +51,9 @@ def look_at_nodes(deps: Deps) -> None:
     if deps.nodes is None:
         return
     now = deps.clock()
-    for use in _watched(deps, now):
-        if not due(use, now, deps.node_look_seconds):
+    uses = _watched(deps, now)
+    for use in uses:
+        if not due(use, now, deps.node_look_seconds, uses):
             continue
         labels = {SELECTOR_KEYS[use.provider]: use.pool}
         try:

@@ -113,7 +113,8 @@ _SCHEMAS: dict[str, Any] = {
         "requestedAt": {"type": "number"}, "readyAt": {"type": ["number", "null"]},
         "releasedAt": {"type": ["number", "null"]}, "hours": {"type": "number"}, "maxNodeHours": {"type": "number"},
         "nodeHours": {"type": ["number", "null"], "description": "node-hours measured from the pool's Node objects "
-                      "(creation to removal, within the study's use of the pool); null until the nodes were listed"},
+                      "(creation to removal, within the study's use of the pool, shared evenly with the studies using "
+                      "the pool at the same time); null until the nodes were listed"},
         "nodesSeen": {"type": "integer"}, "nodesRunning": {"type": "integer"},
         "nodesLookedAt": {"type": ["number", "null"]},
         "nodesProblem": {"type": ["string", "null"], "description": "why the last look at the nodes failed"},
