@@ -32,14 +32,20 @@ List prices (USD per hour, on-demand and spot): GKE ``e2-standard-4`` in us-cent
 0.040; EKS ``m5.xlarge`` in us-east-1, 0.192 and 0.076 — as published on Google Cloud's VM
 instance pricing page and the Amazon EC2 on-demand and spot pricing pages (2026-11; spot prices
 move, monthly on Google Cloud and continuously on AWS: give today's with ``--spot-price`` and
-``--on-demand-price``). A node boots in 90 s; the autoscaler looks at the pools every 10 s and
-removes a node idle for 10 minutes (its defaults ``scan-interval`` and ``scale-down-unneeded-time``); GKE creates a pool in 90 s and deletes it in 60 s
-(moto's EKS node groups are ready at once).
+``--on-demand-price``). A node is Ready 210 s after the autoscaler asks for it (the cluster
+autoscaler's FAQ: "on GCE it usually takes 3 to 4 minutes from CA request to when pods can be
+scheduled on newly created nodes"); the autoscaler looks at the pools every 10 s and removes a
+node unneeded for 10 minutes, none within 10 minutes of a scale-up, at most 10 at once (its
+defaults ``scan-interval``, ``scale-down-unneeded-time``, ``scale-down-delay-after-add`` and
+``max-scale-down-parallelism``); GKE creates a pool in 90 s and deletes it in 60 s, its nodes
+billed until then (moto's EKS node groups are ready at once, and deleted at once).
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
+import math
 import random
 import sys
 import tempfile
@@ -47,6 +53,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -56,12 +63,11 @@ from standins import Cloud, KubeStub, Run, SimulatedClock, SimulatedContainers, 
 
 from functions.core.cluster import STUDY_LABEL, TRIAL_LABEL
 from functions.core.errors import TemporaryError
-from functions.core.events import Event, pool_check, study_created
+from functions.core.events import Event, pool_check
+from functions.core.ports import has_study
 from functions.core.records import StudyRecord
-from functions.core.validate import parse_study
+from functions.core.template_sources import load
 from functions.dispatch import Dispatcher
-from functions.handlers.submit import store_study
-from functions.pools import check_node_pool
 from functions.runtime import Runtime
 from functions.settings import Settings
 
@@ -75,8 +81,10 @@ TICK_SECONDS = 60.0
 """The PingSource's period: provision and reconcile look at the studies once a simulated minute."""
 RETRY_SECONDS = 10.0
 """When an event whose handling failed for now is delivered again (a Trigger's retry)."""
-BOOT_SECONDS = 90.0
+BOOT_SECONDS = 210.0
+"""From the autoscaler's request to a Ready node: the middle of its FAQ's 3 to 4 minutes on GCE."""
 IDLE_SECONDS = 600.0
+"""The autoscaler's ``--scale-down-unneeded-time``, and its ``--scale-down-delay-after-add``."""
 SOURCE_CHANGES = {"ADDED": "add", "MODIFIED": "update", "DELETED": "delete"}
 """The ApiServerSource's event type for each kind of change it watches."""
 
@@ -143,11 +151,11 @@ class Simulation:
         self.events = 0
 
     def submit(self, study: dict[str, Any]) -> StudyRecord:
-        """Store the study and send its ``study.created``, as the HTTP API does."""
-        spec = parse_study(study)
-        check_node_pool(spec, self.settings, runs_jobs=True)
-        record, _ = store_study(self.deps, spec, study)
-        self.queue.append(study_created(record.name, record.uid))
+        """Submit the study as ``POST /studies`` does: read it, then :meth:`Runtime.submit` (the
+        service's checks, the access review asked of the cluster, the store, and
+        ``study.created`` put on the runtime's queue, which :meth:`_sources` takes it from)."""
+        spec, definition = load(study, self.runtime.templates, self.settings.limits, partial(has_study, self.deps.store))
+        record, _ = self.runtime.submit(spec, definition)
         return record
 
     def until(self, done: Callable[[], bool]) -> None:
@@ -171,8 +179,8 @@ class Simulation:
 
     def _sources(self) -> None:
         """The PingSource's tick when due, the ApiServerSource's events of the trial Jobs that
-        changed (those labelled with a study, in katuna's namespace, as its manifest selects), and
-        the retries that are due."""
+        changed (those labelled with a study, in katuna's namespace, as its manifest selects), the
+        retries that are due, and what the runtime put on its queue (a submission's ``study.created``)."""
         if self.clock.now >= self.next_tick:
             self.queue.append(pool_check())
             self.next_tick = self.clock.now + TICK_SECONDS
@@ -187,6 +195,9 @@ class Simulation:
         due = [event for when, event in self.retries if when <= self.clock.now]
         self.retries = [(when, event) for when, event in self.retries if when > self.clock.now]
         self.queue.extend(due)
+        while (delivery := self.runtime.queue.take(timeout=0)) is not None:
+            self.queue.append(delivery.event)
+            self.runtime.queue.done(delivery)
 
     def _deliver(self, event: Event) -> None:
         self.events += 1
@@ -261,20 +272,51 @@ def plot(results: list[dict[str, Any]], name: str, out: Path | None) -> None:
     report.save_plot(fig, name, out)
 
 
-def main(argv: list[str] | None = None) -> int:
+def amount(text: str) -> float:
+    """A price or a rate as given on the command line: a finite number of 0 or more."""
+    return _number(text, lambda value: value >= 0, "a finite number of 0 or more")
+
+
+def reference_price(text: str) -> float:
+    """The on-demand price, which the ratios divide by: a finite number above 0."""
+    return _number(text, lambda value: value > 0, "a finite number above 0")
+
+
+def _number(text: str, fits: Callable[[float], bool], expected: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and fits(value)):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+    return value
+
+
+def arguments() -> argparse.ArgumentParser:
     parser = report.arguments(__doc__, "10 trials, 5 at a time (a smoke run)")
     parser.add_argument("--cloud", choices=sorted(PRICES), default="gke")
-    parser.add_argument("--preemptions", type=float, default=0.05, help="spot interruptions per node-hour")
-    parser.add_argument("--spot-price", type=float, default=None, help="USD per spot node-hour")
-    parser.add_argument("--on-demand-price", type=float, default=None, help="USD per on-demand node-hour")
-    args = report.parsed(parser, argv)
+    parser.add_argument("--preemptions", type=amount, default=0.05, help="spot interruptions per node-hour")
+    parser.add_argument("--spot-price", type=amount, default=None, help="USD per spot node-hour")
+    parser.add_argument("--on-demand-price", type=reference_price, default=None, help="USD per on-demand node-hour")
+    return parser
+
+
+def prices(args: argparse.Namespace) -> dict[str, float]:
+    """The prices given, else the cloud's list prices (a price of 0 is a price given)."""
+    listed = PRICES[args.cloud]
+    return {"spot": listed["spot"] if args.spot_price is None else args.spot_price,
+            "on_demand": listed["on_demand"] if args.on_demand_price is None else args.on_demand_price}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = report.parsed(arguments(), argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger("katuna").setLevel(logging.ERROR)
     ref = Reference(trials=10, parallelism=5) if args.quick else Reference()
     machine = PRICES[args.cloud]
-    prices = {"spot": args.spot_price or machine["spot"], "on_demand": args.on_demand_price or machine["on_demand"]}
+    given = prices(args)
     with tempfile.TemporaryDirectory() as folder:
-        results = [run_policy(p, args.cloud, ref, args.preemptions, prices, Path(folder))
+        results = [run_policy(p, args.cloud, ref, args.preemptions, given, Path(folder))
                    for p in ("spot", "on_demand", "fixed")]
     print(f"{ref.trials} trials, {ref.parallelism} at a time, {ref.shortest / 60:.0f}-{ref.longest / 60:.0f} min "
           f"each, on {args.cloud} {machine['machine']}; spot interruptions {args.preemptions:.0%} per node-hour")
@@ -292,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     figures["makespan_ratio_vs_fixed"] = spot["makespan_h"] / fixed["makespan_h"]
     name = result_name(args.cloud)
     report.save(name, {"trials": ref.trials, "parallelism": ref.parallelism, "cloud": args.cloud,
-                       "preemptions_per_hour": args.preemptions, "prices": prices, "results": results,
+                       "preemptions_per_hour": args.preemptions, "prices": given, "results": results,
                        "figures": figures}, args.out)
     plot(results, name, args.out)
     report.lines(figures)

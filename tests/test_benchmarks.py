@@ -263,6 +263,50 @@ def test_cluster_cost(tmp_path: Path, cloud: str, name: str):
     assert result["results"][0]["preemptions"] > 0, "spot nodes were taken back, and every trial still completed"
 
 
+def load_cluster_cost(monkeypatch: pytest.MonkeyPatch):
+    """benchmarks/cluster_cost.py as a module, beside the modules it imports from benchmarks/."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    spec = importlib.util.spec_from_file_location("cluster_cost", BENCHMARKS / "cluster_cost.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "cluster_cost", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_cluster_cost_takes_a_spot_price_of_zero_and_refuses_a_negative_one(monkeypatch: pytest.MonkeyPatch,
+                                                                      capsys: pytest.CaptureFixture, tmp_path: Path):
+    cost = load_cluster_cost(monkeypatch)
+    assert cost.prices(cost.arguments().parse_args(["--spot-price", "0"])) == {"spot": 0.0, "on_demand": 0.134}
+    for flag, value, expected in (("--spot-price", "-1", "a finite number of 0 or more"),
+                                  ("--preemptions", "nan", "a finite number of 0 or more"),
+                                  ("--on-demand-price", "0", "a finite number above 0")):
+        with pytest.raises(SystemExit):
+            cost.main(["--quick", "--out", str(tmp_path), flag, value])
+        assert f"argument {flag}: expected {expected}, got {value!r}" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir()), "nothing ran"
+
+
+def test_cluster_cost_submits_its_study_as_the_api_does(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """The study goes through the service's own submission (its checks, the access review the
+    cluster answers), so a study the API refuses is refused here too, and nothing is stored."""
+    from functions.core.errors import InvalidStudy
+
+    cost = load_cluster_cost(monkeypatch)
+    cloud = cost.make_cloud("gke", cost.SimulatedClock(), 0.0, 1)
+    sim = cost.Simulation(tmp_path, cloud, cost.Reference(trials=2, parallelism=1))
+    try:
+        study = cost.definition(cost.Reference(trials=2, parallelism=1), "gke", "spot")
+        with pytest.raises(InvalidStudy, match="kubernetes.serviceAccountName"):
+            sim.submit({**study, "kubernetes": {"serviceAccountName": "katuna"}})
+        assert not sim.deps.store.list_studies(), "refused before anything was stored"
+        record = sim.submit(study)
+        sim.settle()
+        assert sim.deps.store.pool_use(record.uid) is not None, "its study.created reached the handlers"
+    finally:
+        sim.close()
+        cloud.close()
+
+
 def test_process_exit(tmp_path: Path):
     """A command and a stopping service are timed to their ends; the service's workers go before it."""
     found, result = run("process_exit.py", tmp_path)
