@@ -6,7 +6,9 @@ A Pending pod is bound to the first Ready node it fits, else marked ``PodSchedul
 command as a local process, or a simulated run; a container whose image the registry has not
 waits in ``ErrImagePull``/``ImagePullBackOff`` for ever, one whose image the kubelet cannot parse
 in ``InvalidImageName``, :mod:`kube_standin.image_refs`; one whose env reads a ConfigMap, Secret or
-key that is missing, in ``CreateContainerConfigError`` until it is there, :meth:`Kubelets._create`)
+key that is missing, in ``CreateContainerConfigError`` until it is there, :meth:`Kubelets._create`;
+one that must not run as root from an image that may, in ``CreateContainerConfigError`` for ever,
+:mod:`kube_standin.image_users`)
 with its output as the container's log, read as
 the container runtime reads it (:mod:`kube_standin.logs`: lines with the time they were read,
 readable while the container runs); its exit ends the pod. A pod's first container runs the
@@ -34,6 +36,7 @@ from kube_standin.clock import RealClock
 from kube_standin.containers import Container, Processes, SimulatedContainers, SimulatedProcess, kill
 from kube_standin.environment import Unresolved, environment
 from kube_standin.image_refs import invalid_image_message
+from kube_standin.image_users import non_root_refusal
 from kube_standin.logs import MAX_SIZE, Capture, Line
 from kube_standin.scheduling import TERMINATED, bound_by_node, misfit, unschedulable_message
 
@@ -105,6 +108,9 @@ class Kubelets:
         self.missing_images: set[str] = set()
         """Images the registry has not (its answer 404): a container of one never starts, its
         pod stays ``Pending`` (:meth:`_pull_failed`)."""
+        self.image_users: dict[str, str] = {}
+        """The ``USER`` of each image's config, as its registry serves it (``10001``, ``10001:10001``,
+        ``app``); an image not listed names none and runs as root, as most do (``python``, ``ubuntu``)."""
         self.disruption_conditions = True
         """The ``PodDisruptionConditions`` feature (on from Kubernetes 1.26, GA in 1.31): off, a
         disrupted pod gets no ``DisruptionTarget`` condition, only its kubelet's ``status.reason``."""
@@ -237,11 +243,12 @@ class Kubelets:
             cluster.modified("pods", pod)
 
     def _create(self, cluster, pod: dict, run: Run) -> None:
-        """Make each container's environment (:mod:`kube_standin.environment`), then start the
-        pod. A container whose env reads a ConfigMap, Secret or key that is missing (and not
-        optional) waits with ``CreateContainerConfigError`` and the kubelet's message, and the
-        kubelet tries again at its next sync, :data:`SYNC_BACKOFF_SECONDS` on: the pod starts once
-        what it reads is there, and never fails for it. The stand-in starts a pod's containers
+        """Make each container's environment (:mod:`kube_standin.environment`) and check its image's
+        user (:mod:`kube_standin.image_users`), then start the pod. A container whose env reads a
+        ConfigMap, Secret or key that is missing (and not optional), or that must not run as root
+        from an image that may, waits with ``CreateContainerConfigError`` and the kubelet's
+        message, and the kubelet tries again at its next sync, :data:`SYNC_BACKOFF_SECONDS` on: the
+        pod starts once what it reads is there, and never fails for it. The stand-in starts a pod's containers
         together, so the others wait with it, in ``ContainerCreating``."""
         now = self.clock.monotonic()
         if run.config_retry_at is not None and now < run.config_retry_at:
@@ -252,6 +259,10 @@ class Kubelets:
                 envs[container["name"]] = environment(cluster, pod["metadata"]["namespace"], container)
             except Unresolved as unresolved:
                 failed[container["name"]] = {"reason": "CreateContainerConfigError", "message": str(unresolved)}
+                continue
+            refusal = non_root_refusal(pod, container, self.image_users.get(container.get("image", ""), ""))
+            if refusal is not None:
+                failed[container["name"]] = {"reason": "CreateContainerConfigError", "message": refusal}
         if not failed:
             self._start(cluster, pod, run, envs[pod["spec"]["containers"][0]["name"]])
             return
