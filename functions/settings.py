@@ -197,8 +197,10 @@ class Settings:
     default ``katuna-data``), the service's own PersistentVolumeClaims (its database): a study
     whose trial pods would mount one is refused; ``KATUNA_TRIAL_POD_SECURITY``: ``baseline``
     (the default: a study whose trial pods ask for what Kubernetes' baseline Pod Security Standard
-    forbids, a privileged container or the node's files or namespaces, is refused) or
-    ``privileged`` (no such check); ``KATUNA_TEMPLATE_NAMESPACES`` (comma-separated namespaces,
+    forbids, a privileged container or the node's files or namespaces, is refused),
+    ``restricted`` (for trials whose namespaces enforce restricted: katuna's own trial pods set
+    ``runAsNonRoot``, and a ``trialSpec`` short of restricted is refused) or ``privileged`` (no
+    such check); ``KATUNA_TEMPLATE_NAMESPACES`` (comma-separated namespaces,
     none by default): where the operator keeps shared trial templates (Katib's ``trial-templates``
     in ``kubeflow``, say), which a study resource's ``trialTemplate.configMap`` may name besides its
     own namespace and ``KATUNA_K8S_NAMESPACE`` (:mod:`functions.core.cluster_templates`);
@@ -434,8 +436,8 @@ class Settings:
             raise InvalidSetting(f"{PREFIX}K8S_IMAGE_PULL_SECRETS: {shared[0]!r} is one of the service's own Secrets "
                              f"({PREFIX}SERVICE_SECRETS), which trials may never name; name a Secret made for trials")
         if self.trial_pod_security not in pod_security.LEVELS:
-            raise InvalidSetting(f"{PREFIX}TRIAL_POD_SECURITY: expected {' or '.join(pod_security.LEVELS)}, got "
-                             f"{self.trial_pod_security!r}")
+            raise InvalidSetting(f"{PREFIX}TRIAL_POD_SECURITY: expected {', '.join(pod_security.LEVELS[:-1])} or "
+                                 f"{pod_security.LEVELS[-1]}, got {self.trial_pod_security!r}")
         self._check_senders()
         wrong = [name for name in self.template_namespaces if not NAMESPACE.fullmatch(name)]
         if wrong:

@@ -296,6 +296,7 @@ def test_behind_knative_a_study_whose_launches_are_all_refused_runs_on_past_the_
 
 
 def test_the_service_refuses_to_start_with_an_unknown_pod_security_level():
-    with pytest.raises(ValueError, match="KATUNA_TRIAL_POD_SECURITY: expected baseline or privileged, got 'restricted'"):
-        Settings.from_env({"KATUNA_TRIAL_POD_SECURITY": "restricted"})
+    with pytest.raises(ValueError, match="KATUNA_TRIAL_POD_SECURITY: expected baseline, restricted or privileged, "
+                                         "got 'strict'"):
+        Settings.from_env({"KATUNA_TRIAL_POD_SECURITY": "strict"})
     assert Settings.from_env({}).cluster_defaults().pod_security == "baseline"

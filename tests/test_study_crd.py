@@ -68,7 +68,7 @@ COMMAND_FORM = {
                          "filters": [r"([\w|-]+)\s*=\s*([+-]?\d*(\.\d+)?([Ee][+-]?\d+)?)"], "nonFinite": "skip",
                          "steps": "reports"},
     "kubernetes": {"namespace": "team", "serviceAccountName": "trainer", "automountServiceAccountToken": True,
-                   "imagePullSecrets": ["registry"],
+                   "imagePullSecrets": ["registry"], "runAsUser": 10001,
                    "ttlSecondsAfterFinished": 600, "backoffLimit": 1, "nodeSelector": {"disk": "ssd"},
                    "tolerations": [{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"},
                                    {"key": "spot", "operator": "Equal", "value": "true", "effect": "NoExecute",

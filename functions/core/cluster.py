@@ -47,6 +47,11 @@ class Cluster:
     automount_token: bool | None = None
     """Whether trial pods get their service account's API token (``automountServiceAccountToken``):
     only when the study asks; a trial's code needs no Kubernetes API."""
+    run_as_user: int | None = None
+    """The user id a trial container runs as (the pod's ``runAsUser``), in place of its image's
+    own: a non-root one, for an image whose ``USER`` is root or a name where the pods must not run
+    as root (:mod:`functions.core.pod_security_restricted`). Only for the Job katuna renders: a
+    ``trialSpec`` sets its own ``securityContext``."""
     reserved_accounts: tuple[str, ...] = ()
     """The katuna service's own service accounts, which no trial pod may run as (from the
     service's settings; see :mod:`functions.core.trial_identity`)."""
@@ -61,7 +66,8 @@ class Cluster:
     :mod:`functions.core.senders`): no trial pod may run as an account they name in its namespace."""
     pod_security: str = "baseline"
     """``baseline``: trial pods may not ask for what Kubernetes' baseline Pod Security Standard
-    forbids (privileged, the node's namespaces or files); ``privileged``: the operator lifted it
+    forbids (privileged, the node's namespaces or files); ``restricted``: nor fall short of the
+    restricted one (``runAsNonRoot`` among others); ``privileged``: the operator lifted it
     (from the service's settings; see :mod:`functions.core.pod_security`)."""
     start_allowance: int | None = None
     """Seconds a trial's pod may spend not running its trial (waiting for a node, pulling the
@@ -93,7 +99,7 @@ class Cluster:
             "imagePullSecrets": list(self.image_pull_secrets) or None,
             "ttlSecondsAfterFinished": self.ttl_seconds_after_finished, "backoffLimit": self.backoff_limit,
             "nodeSelector": dict(self.node_selector) or None, "tolerations": [dict(t) for t in self.tolerations],
-            "automountServiceAccountToken": self.automount_token,
+            "automountServiceAccountToken": self.automount_token, "runAsUser": self.run_as_user,
         }
         return {k: v for k, v in out.items() if v is not None}
 
@@ -103,17 +109,27 @@ def _first(*values: int | None) -> int:
 
 
 _FIELDS = {"namespace", "serviceAccountName", "automountServiceAccountToken", "imagePullSecrets",
-           "ttlSecondsAfterFinished", "backoffLimit", "nodeSelector", "tolerations"}
+           "ttlSecondsAfterFinished", "backoffLimit", "nodeSelector", "tolerations", "runAsUser"}
+MAX_USER = 2**31 - 1
+"""The greatest user id Kubernetes takes (``IsValidUserID``)."""
 
 
-def parse_cluster(r: Reader, data: Any, path: str = "kubernetes") -> Cluster:
-    """The ``kubernetes`` section of a study; problems go to ``r``."""
+def parse_cluster(r: Reader, data: Any, path: str = "kubernetes", trial_spec: bool = False) -> Cluster:
+    """The ``kubernetes`` section of a study (one whose trials are a ``trial_spec``'s, or katuna's
+    own Job); problems go to ``r``."""
     item = r.mapping(data, path, _FIELDS)
     secrets = r.get(item, "imagePullSecrets", path, "list") or []
     for i, secret in enumerate(secrets):
         if not isinstance(secret, str) or not secret:
             r.fail(f"{path}.imagePullSecrets[{i}]", "expected a secret name")
-    counts = {key: r.get(item, key, path, "int") for key in ("ttlSecondsAfterFinished", "backoffLimit")}
+    counts = {key: r.get(item, key, path, "int") for key in ("ttlSecondsAfterFinished", "backoffLimit", "runAsUser")}
+    user = counts["runAsUser"]
+    if user is not None and not 0 < user <= MAX_USER:
+        r.fail(join(path, "runAsUser"), f"expected a user id from 1 to {MAX_USER}, not root (0), got {user}: it "
+                                        "stands for the image's own user where that is root or a name")
+    elif user is not None and trial_spec:
+        r.fail(join(path, "runAsUser"), "expected none with a trialSpec: give runAsUser in the securityContext of its "
+                                        "pod template, which katuna leaves as written")
     if counts["backoffLimit"] is not None and counts["backoffLimit"] < 0:
         r.fail(join(path, "backoffLimit"), "expected an integer >= 0")
     ttl = counts["ttlSecondsAfterFinished"]
@@ -132,6 +148,7 @@ def parse_cluster(r: Reader, data: Any, path: str = "kubernetes") -> Cluster:
         namespace=r.get(item, "namespace", path, "str"),
         service_account=account,
         automount_token=r.get(item, "automountServiceAccountToken", path, "bool"),
+        run_as_user=user if user is not None and 0 < user <= MAX_USER else None,
         image_pull_secrets=tuple(s for s in secrets if isinstance(s, str)),
         ttl_seconds_after_finished=counts["ttlSecondsAfterFinished"],
         backoff_limit=counts["backoffLimit"] or 0,

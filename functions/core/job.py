@@ -15,6 +15,7 @@ from typing import Any
 from functions.core import (
     file_collector,
     katib_trials,
+    pod_security,
     quantities,
     report_token,
     trial_identity,
@@ -75,9 +76,11 @@ class NotRenderable(PermanentError):
 
 
 CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "privileged": False, "capabilities": {"drop": ["ALL"]}}
-"""What a trial container may not do; the user the image names runs it (images often run as root)."""
+"""What a trial container may not do; the user the image names runs it (images often run as
+root), unless the study names one (``kubernetes.runAsUser``)."""
 
-POD_SECURITY = {"seccompProfile": {"type": "RuntimeDefault"}}
+POD_SECURITY = pod_security.RUNTIME_SECCOMP
+"""The ``securityContext`` of a trial pod where the baseline is kept (:func:`~functions.core.pod_security.pod_context`)."""
 
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
@@ -252,7 +255,7 @@ def _render(request: TrialLaunch, defaults: Cluster) -> dict[str, Any]:
     if request.container_working_dir:
         container["workingDir"] = request.container_working_dir
     pod: dict[str, Any] = {"restartPolicy": "Never", "containers": [container],
-                           "securityContext": copy.deepcopy(POD_SECURITY),
+                           "securityContext": pod_security.pod_context(cluster.pod_security, cluster.run_as_user),
                            "automountServiceAccountToken": bool(cluster.automount_token)}
     if cluster.service_account:
         pod["serviceAccountName"] = cluster.service_account

@@ -20,6 +20,10 @@ Argo's templates, Tekton's steps), matched whatever the case, as Argo reads a pa
 patch sets ``hostUsers`` to anything but false, no ``hostUsers: false`` of the workload is
 trusted: the patch may undo it in the pods Argo makes.
 
+An operator whose trials run where Pod Security Admission enforces *restricted* sets that level
+(:data:`RESTRICTED`): its checks are added (:mod:`functions.core.pod_security_restricted`), and
+the pods katuna renders itself meet them (:func:`pod_context`).
+
 A value a placeholder fills in is known at launch (:func:`launch_problems`): a field the filled-in
 workload asks for that its template did not fails the launch for good. A study stored before
 these checks ran is not refused again; its template's own fields are left as accepted.
@@ -27,18 +31,22 @@ these checks ran is not refused again; its template's own fields are left as acc
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from functions.core import pod_spec_patch, template
+from functions.core import pod_security_restricted, pod_spec_patch, template
 from functions.core.errors import Problem
+from functions.core.pod_security_restricted import RESTRICTED
 
 BASELINE = "baseline"
 PRIVILEGED = "privileged"
-LEVELS = (BASELINE, PRIVILEGED)
-"""``KATUNA_TRIAL_POD_SECURITY``: the baseline kept (the default), or lifted by the operator."""
+LEVELS = (BASELINE, RESTRICTED, PRIVILEGED)
+"""``KATUNA_TRIAL_POD_SECURITY``: the baseline kept (the default), restricted added for trials
+whose namespaces enforce it, or the baseline lifted by the operator."""
+RUNTIME_SECCOMP: dict[str, Any] = {"seccompProfile": {"type": "RuntimeDefault"}}
 
 HOST_NAMESPACES = frozenset({"hostnetwork", "hostpid", "hostipc"})
 BASELINE_CAPABILITIES = frozenset({"AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD",
@@ -61,16 +69,47 @@ LIFT = "KATUNA_TRIAL_POD_SECURITY=privileged lifts this for a cluster that trust
 PATH = "trialTemplate.trialSpec"
 
 
-def study_problems(trial_spec: Mapping[str, Any] | None) -> list[Problem]:
-    """Where a study's ``trialSpec`` (placeholders not filled in) asks for more than the baseline."""
-    return list(_problems(trial_spec, filled=False))
+def pod_context(level: str, run_as_user: int | None = None) -> dict[str, Any]:
+    """The ``securityContext`` katuna gives the pod of a trial Job it renders, and of a
+    ``trialSpec`` Job whose pod sets none: the container runtime's seccomp profile; at
+    :data:`RESTRICTED` ``runAsNonRoot: true`` too (the kubelet then starts no container whose image
+    would run as root); and the study's ``kubernetes.runAsUser`` (never given with a
+    ``trialSpec``), the user an image whose own is root, or a name, runs as."""
+    context: dict[str, Any] = copy.deepcopy(RUNTIME_SECCOMP)
+    if level == RESTRICTED:
+        context["runAsNonRoot"] = True
+    if run_as_user is not None:
+        context["runAsUser"] = run_as_user
+    return context
 
 
-def launch_problems(trial_spec: Mapping[str, Any] | None, workload: Mapping[str, Any]) -> list[Problem]:
-    """Where the rendered ``workload`` of a trial asks for more than the baseline and its template
+def study_problems(trial_spec: Mapping[str, Any] | None, level: str = BASELINE) -> list[Problem]:
+    """Where a study's ``trialSpec`` (placeholders not filled in) asks for more than the
+    ``level`` allows (the baseline, or restricted), or lacks what restricted requires."""
+    return _at_level(trial_spec, level, filled=False)
+
+
+def launch_problems(trial_spec: Mapping[str, Any] | None, workload: Mapping[str, Any],
+                    level: str = BASELINE) -> list[Problem]:
+    """Where the rendered ``workload`` of a trial falls short of the ``level`` and its template
     ``trial_spec`` did not: what a parameter's value made it ask for."""
-    accepted = {problem.path for problem in _problems(trial_spec, filled=False)}
-    return [problem for problem in _problems(workload, filled=True) if problem.path not in accepted]
+    accepted = {problem.path for problem in study_problems(trial_spec, level)}
+    return [problem for problem in _at_level(workload, level, filled=True) if problem.path not in accepted]
+
+
+def _at_level(workload: Mapping[str, Any] | None, level: str, filled: bool) -> list[Problem]:
+    """The baseline's problems of ``workload``, and at :data:`RESTRICTED` restricted's, which
+    stand for a baseline one at the same field or around it (a ``hostPath`` volume, a capability
+    added)."""
+    found = list(_problems(workload, filled))
+    if level != RESTRICTED or not workload:
+        return found
+    stricter = list(pod_security_restricted.problems(workload, pod_context(RESTRICTED), filled))
+    return [p for p in found if not any(_within(p.path, s.path) for s in stricter)] + stricter
+
+
+def _within(path: str, outer: str) -> bool:
+    return path == outer or path.startswith((f"{outer}.", f"{outer}["))
 
 
 def _problems(workload: Mapping[str, Any] | None, filled: bool) -> Iterator[Problem]:

@@ -140,6 +140,7 @@ def _cluster(data: Mapping[str, Any]) -> Cluster:
         namespace=data.get("namespace"),
         service_account=data.get("serviceAccountName"),
         automount_token=data.get("automountServiceAccountToken"),
+        run_as_user=data.get("runAsUser"),
         image_pull_secrets=tuple(data.get("imagePullSecrets") or ()),
         ttl_seconds_after_finished=data.get("ttlSecondsAfterFinished"),
         backoff_limit=data.get("backoffLimit", 0),

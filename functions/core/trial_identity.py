@@ -101,12 +101,14 @@ def _filled_later(path: str, value: str) -> Problem:
 def study_problems(spec: Study, service: Cluster) -> list[Problem]:
     """Where the study gives its trials' pods one of the ``service``'s own accounts or Secrets
     (its ``reserved_accounts`` and ``reserved_secrets``, and the accounts of its
-    ``sender_subjects`` in the trials' namespace), or more than the baseline Pod Security
-    Standard unless the ``service`` lifted it (:mod:`functions.core.pod_security`), and the
+    ``sender_subjects`` in the trials' namespace), or more than the ``service``'s Pod Security
+    level allows (the baseline, or restricted; none where it lifted it:
+    :mod:`functions.core.pod_security`), and the
     patches of its ``trialSpec`` that cannot be read."""
     trial_spec = spec.trial_template.trial_spec
     strings, unreadable = _trial_strings(trial_spec, filled=False)
-    beyond = pod_security.study_problems(trial_spec) if service.pod_security == pod_security.BASELINE else []
+    beyond = pod_security.study_problems(trial_spec, service.pod_security) \
+        if service.pod_security != pod_security.PRIVILEGED else []
     account, namespace = spec.kubernetes.service_account, spec.kubernetes.with_defaults(service).namespace
     return (unreadable + _accounts(account, strings, service.reserved_accounts)
             + _senders(account, strings, service, namespace or "default")
@@ -133,7 +135,7 @@ def check_launch(cluster: Cluster, workload: Mapping[str, Any] | None,
     with the service's defaults): the account and image pull Secrets katuna gives its pods, or
     one the rendered ``trialSpec`` ``workload`` names once a parameter's value filled its
     placeholder in; or whose patch cannot be read once filled in; or that a parameter's value
-    made ask for more than its template ``trial_spec`` and the baseline Pod Security Standard."""
+    made ask for more than its template ``trial_spec`` and the service's Pod Security level allow."""
     strings, found = _trial_strings(workload, filled=True)
     found += _accounts(cluster.service_account, strings, cluster.reserved_accounts)
     found += _senders(cluster.service_account, strings, cluster, cluster.namespace or "default")
@@ -141,8 +143,8 @@ def check_launch(cluster: Cluster, workload: Mapping[str, Any] | None,
     found += _secrets(cluster.image_pull_secrets, strings, cluster.reserved_secrets,
                       report_token.holder_name(own) if isinstance(own, str) else None)
     found += _claims(strings, cluster.reserved_claims)
-    if workload is not None and cluster.pod_security == pod_security.BASELINE:
-        found += pod_security.launch_problems(trial_spec, workload)
+    if workload is not None and cluster.pod_security != pod_security.PRIVILEGED:
+        found += pod_security.launch_problems(trial_spec, workload, cluster.pod_security)
     if found:
         raise _refusal(cluster, found, trial_spec)
 

@@ -121,7 +121,7 @@ def parse_study(data: Any, limits: Limits = DEFAULTS, stored: Callable[[str], bo
     collector = _collector(r, top.get("metricsCollector"), limits)
     if collector.path is not None:
         r.problems += collector_path.problems(collector.path, parameters)
-    cluster = parse_cluster(r, top.get("kubernetes"))
+    cluster = parse_cluster(r, top.get("kubernetes"), trial_spec=trial_template.trial_spec is not None)
     early_stopping = parse_early_stopping(r, top.get("earlyStopping"), len(objectives), limits)
     warm_start = parse_warm_start(r, top.get("warmStart"), parameters, [o.metric for o in objectives])
     node_pool = parse_node_pool(r, top.get("nodePool"), name, parallelism, limits)
