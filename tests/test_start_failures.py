@@ -8,7 +8,7 @@ import pytest
 from conftest import study_definition
 
 from functions.core.records import Counts, TrialRecord
-from functions.core.start_failures import image_cause, missing_cause, reason, unstartable
+from functions.core.start_failures import image_cause, missing_cause, non_root_cause, reason, unstartable
 from functions.core.validate import parse_study
 
 IMAGE = "registry.example.com/team/trainer:v2"
@@ -152,3 +152,27 @@ def test_a_working_directory_the_template_names_that_cannot_be_entered_stops_the
     trials = [TrialRecord("demo", n, {}, state="FAIL", reason=reason("...", cause)) for n in range(3)]
     why = unstartable(parse_study(definition).trial_template, Counts(failed=3), trials)
     assert why is not None and "Fix trialTemplate.workingDir" in why
+
+
+def _root(number: int, image: str | None = IMAGE) -> TrialRecord:
+    message = f"its pod demo-{number}-x: container trial: CreateContainerConfigError: ...; no retry can change it"
+    return TrialRecord("demo", number, {}, state="FAIL", reason=reason(message, non_root_cause(image, "root")))
+
+
+def test_three_trials_whose_image_would_run_as_root_stop_the_study_saying_how_to_give_it_a_user():
+    """A trialSpec's pod gives the user in its own securityContext; a template's runAsUser 0 is
+    changed in the template; an image a trial's parameters make is the trial's."""
+    definition = study_definition()
+    definition["trialTemplate"] = {"trialSpec": {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {
+        "spec": {"containers": [{"name": "trial", "image": IMAGE, "command": ["train", "${trialParameters.x}"]}]}}}}}
+    spec = parse_study(definition).trial_template
+    assert unstartable(spec, Counts(failed=3), [_root(0), _root(1), _root(2)]) == (
+        f'every trial could not start: image "{IMAGE}" runs as root, which runAsNonRoot forbids (3 trials); every '
+        "later trial would meet the same, so the study stops. Build the image with a numeric USER other than 0 "
+        "(USER 10001 in its Dockerfile), or give the user id to run it as (securityContext.runAsUser in the "
+        "trialSpec's pod template), and submit the study again")
+    zero = unstartable(_template(), Counts(failed=3), [_root(0, None), _root(1, None), _root(2, None)])
+    assert zero is not None and zero.endswith(
+        "so the study stops. Give a runAsUser other than 0 (kubernetes.runAsUser), or none, and submit the study again")
+    made = "registry.example.com/team/trainer:${trialParameters.x}"
+    assert unstartable(_template(made), Counts(failed=3), [_root(0), _root(1), _root(2)]) is None

@@ -22,6 +22,8 @@ through every 5 minutes once 25 have gone (client-go's ``EventSourceObjectSpamFi
 refusal that still holds is recorded again within about 6 minutes; one not recorded for longer
 than this is past (the pod was made since, and later deleted)."""
 POD_SECURITY_NEVER = "its namespace's Pod Security level refuses every pod of the template, so no wait can change it"
+RESTRICTED_HINT = ("; where the namespace enforces restricted, the operator's KATUNA_TRIAL_POD_SECURITY=restricted has "
+                   "katuna's own trial pods meet it (runAsNonRoot) and checks a trialSpec against it at submission")
 _FORBIDDEN = re.compile(r'^(?:Error creating: )?pods "[^"]*" is forbidden: (?P<why>.*)$', re.DOTALL)
 _NO_ACCOUNT = re.compile(r"^error looking up service account (?P<namespace>[^/ ]+)/(?P<name>[^: ]+):")
 
@@ -51,7 +53,8 @@ def refused_create(events: list[Any], since: float, now: float) -> Unstartable |
     if account is not None:
         return Unstartable(waiting, "", said, account_cause(account["name"], account["namespace"]), False)
     if why.startswith("violates PodSecurity "):
-        return Unstartable(waiting, "", said, why.replace(";", ","), True, POD_SECURITY_NEVER)
+        hint = RESTRICTED_HINT if why.startswith('violates PodSecurity "restricted:') else ""
+        return Unstartable(waiting, "", said, why.replace(";", ","), True, POD_SECURITY_NEVER + hint)
     return Unstartable(waiting, "", said, None, False)
 
 

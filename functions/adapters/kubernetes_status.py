@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any, NamedTuple
 
+from functions.adapters.kubernetes_users import non_root
 from functions.core.disruptions import Disruption
 from functions.core.nodepool import SELECTOR_KEYS
 from functions.core.start_failures import image_cause, missing_cause, unfit_cause
@@ -39,7 +40,10 @@ sync parses the same one, so the trial fails at once."""
 CONFIG_ERROR = "CreateContainerConfigError"
 """A waiting container's reason while its kubelet cannot make its config: among other causes,
 its environment reads a Secret or ConfigMap, or a key of one, that is missing (:func:`missing`).
-The kubelet tries again at each sync, so the object created meanwhile starts the container."""
+The kubelet tries again at each sync, so the object created meanwhile starts the container. One
+that must not run as root from an image that may
+(:func:`~functions.adapters.kubernetes_users.non_root`) meets the same image at every try: that
+one fails at once."""
 KUBELET_NEVER = "the kubelet retries it for ever, and no retry can change it"
 UNFIT_NEVER = "no node the cluster autoscaler could add would fit it, so no wait can change it"
 AUTOSCALER = "cluster-autoscaler"
@@ -182,10 +186,12 @@ class Unstartable(NamedTuple):
     """In its kubelet's words, or the scheduler's."""
     cause: str | None
     """What every pod of its template would meet: an image the kubelet cannot pull or parse
-    (:func:`~functions.core.start_failures.image_cause`), a Secret or ConfigMap its containers
-    read that is missing, or a key of it (:func:`missing`); None for any other cause."""
+    (:func:`~functions.core.start_failures.image_cause`), or that may run as root where the
+    container must not (:func:`~functions.adapters.kubernetes_users.non_root`), a Secret or
+    ConfigMap its containers read that is missing, or a key of it (:func:`missing`); None for any
+    other cause."""
     permanent: bool
-    """Whether nothing can change it while the pod lives (:data:`PERMANENT`)."""
+    """Whether nothing can change it while the pod lives (:data:`PERMANENT`, an image's user)."""
     never: str = KUBELET_NEVER
     """Why no wait can change it, for a ``permanent`` one."""
     uid: str = ""
@@ -214,8 +220,11 @@ def pod_cannot_start(pod: Any) -> Unstartable | None:
     for status in [*(pod.status.init_container_statuses or []), *(pod.status.container_statuses or [])]:
         waiting = status.state.waiting if status.state else None
         if waiting is not None and waiting.reason in CANNOT_START:
-            return Unstartable(since, name, f"container {status.name}: {waiting.reason}: {waiting.message or ''}"
-                               .rstrip(": "), _cause(status, waiting, pod.metadata.namespace),
+            why = f"container {status.name}: {waiting.reason}: {waiting.message or ''}".rstrip(": ")
+            refused = non_root(waiting.message or "", status.image or "") if waiting.reason == CONFIG_ERROR else None
+            if refused is not None:
+                return Unstartable(since, name, why, refused[0], True, refused[1])
+            return Unstartable(since, name, why, _cause(status, waiting, pod.metadata.namespace),
                                waiting.reason in PERMANENT)
     scheduled = next((c for c in pod.status.conditions or [] if c.type == "PodScheduled"), None)
     if scheduled is not None and scheduled.status == "False" and scheduled.reason == "Unschedulable":

@@ -19,6 +19,12 @@ A local trial whose program cannot be run (not found, not executable) or whose w
 directory cannot be entered fails at once (:func:`program_cause`, :func:`directory_cause`); a
 study whose template itself names that program or directory stops after 3 such failures too.
 
+A pod whose container must not run as root (``runAsNonRoot``, katuna's own where trials must meet
+restricted) while its image may (its ``USER`` unset, 0, or a name the kubelet cannot tell from
+root) fails at once (:func:`non_root_cause`): the kubelet meets the same image at every try; a
+study whose template itself names that image stops after 3 such failures, saying how to give it
+a user.
+
 A pod the API server refuses to create (the Job controller tries again for ever) waits the start
 allowance as well where its ServiceAccount is missing (:func:`account_cause`), and fails at once
 where its namespace's Pod Security level forbids it; a study whose every trial meets either stops
@@ -51,6 +57,8 @@ _MISSING = re.compile(r'^(?:key "(?P<key>[^"]*)" of )?(?P<kind>Secret|ConfigMap)
 _UNFIT = re.compile(r"^cannot be scheduled: the pod asks for ")
 _ACCOUNT = re.compile(r'^ServiceAccount "(?P<name>[^"]*)" in namespace "(?P<namespace>[^"]*)" is missing$')
 _POD_SECURITY = re.compile(r"^violates PodSecurity ")
+_NON_ROOT = re.compile(r"""^(?:image "(?P<image>[^"]*)" runs as .*|the container's runAsUser is 0 \(root\)), """
+                       r"which runAsNonRoot forbids$")
 _PROGRAM = re.compile(r'^program "(?P<program>[^"]*)" cannot be run: ')
 _DIRECTORY = re.compile(r"^working directory .* cannot be entered: ")
 SCHEDULING = frozenset({"resources", "nodeSelector", "tolerations", "affinity"})
@@ -72,6 +80,15 @@ def missing_cause(kind: str, name: str, namespace: str, key: str | None = None) 
     or ``ConfigMap``) ``name`` of ``namespace`` that is missing, or a ``key`` of it that is."""
     missing = f'{kind} "{name}" in namespace "{namespace}" is missing'
     return f'key "{key}" of {missing}' if key else missing
+
+
+def non_root_cause(image: str | None, runs_as: str) -> str:
+    """The cause of a pod whose container must not run as root (``runAsNonRoot``) while its
+    ``image`` may: the image ``runs_as`` root, a user name, or an invalid user id; or (no
+    ``image``) the container's own ``runAsUser`` is 0."""
+    if image is None:
+        return "the container's runAsUser is 0 (root), which runAsNonRoot forbids"
+    return f'image "{image}" runs as {runs_as}, which runAsNonRoot forbids'.replace(";", ",")
 
 
 def account_cause(name: str, namespace: str) -> str:
@@ -173,10 +190,15 @@ def _fix(cause: str, template: TrialTemplate) -> str | None:
         name, namespace = account.group("name", "namespace")
         return (f"Create the ServiceAccount (kubectl create serviceaccount {name} -n {namespace}), or name one that "
                 "exists in kubernetes.serviceAccountName")
+    non_root = _NON_ROOT.match(cause)
+    if non_root is not None:
+        return _user_fix(non_root.group("image"), template)
     if _POD_SECURITY.match(cause):
+        restricted = " (for restricted, the operator's KATUNA_TRIAL_POD_SECURITY=restricted has katuna's own trial " \
+                     "pods meet it)" if cause.startswith('violates PodSecurity "restricted:') else ""
         return ("Ask for no more than the namespace's Pod Security level allows in the trial template (its "
                 "securityContext, host namespaces, hostPath volumes, capabilities), or run the trials in a namespace "
-                "whose level allows it (kubernetes.namespace)")
+                f"whose level allows it (kubernetes.namespace){restricted}")
     if _UNFIT.match(cause):
         if _parametrized({"resources": dict(template.resources)}) or _parametrized(template.trial_spec):
             return None
@@ -208,6 +230,19 @@ def _fix(cause: str, template: TrialTemplate) -> str | None:
     return _add(kind, name, namespace, key) if key is not None else _create(kind, name, namespace, keys)
 
 
+def _user_fix(image: str | None, template: TrialTemplate) -> str | None:
+    """How to run the study's ``image`` (None: the template's ``runAsUser``) as a user the kubelet
+    can tell is not root; None for an image a trial's parameters made."""
+    own = "securityContext.runAsUser in the trialSpec's pod template" if template.trial_spec is not None \
+        else "kubernetes.runAsUser"
+    if image is None:
+        return f"Give a runAsUser other than 0 ({own}), or none"
+    if image not in {template.image, *_images(template.trial_spec)}:
+        return None
+    return f"Build the image with a numeric USER other than 0 (USER 10001 in its Dockerfile), or give the user id to " \
+           f"run it as ({own})"
+
+
 def unstartable(template: TrialTemplate, counts: Counts, failed: Iterable[TrialRecord]) -> str | None:
     """Why the study stops, and how to fix it, if its trials keep failing to start for one
     cause (see the module): at least :data:`UNSTARTABLE_TRIALS` ``failed`` trials, none
@@ -221,6 +256,7 @@ def unstartable(template: TrialTemplate, counts: Counts, failed: Iterable[TrialR
     fix = _fix(cause, template) if cause is not None else None
     if cause is None or fix is None:
         return None
-    waited = ", each after waiting for it" if any(rule.match(cause) for rule in (_IMAGE, _MISSING, _ACCOUNT)) else ""
+    waits = any(rule.match(cause) for rule in (_IMAGE, _MISSING, _ACCOUNT)) and not _NON_ROOT.match(cause)
+    waited = ", each after waiting for it" if waits else ""
     return (f"every trial could not start: {cause} ({counts.failed} trials{waited}); every "
             f"later trial would meet the same, so the study stops. {fix}, and submit the study again")
