@@ -122,11 +122,13 @@ def optuna_dashboard(db: str | None, host: str, port: int) -> None:
     writes from other sites and every change but notes (katuna's own records must stay in step
     with it). A client has KATUNA_CLIENT_TIMEOUT seconds (15) to send its request.
     """
-    from functions.adapters.dashboard_storage import DashboardStorage
+    from functions.adapters.dashboard_storage import NOT_SAVED, DashboardStorage
+    from functions.adapters.sqlite_errors import translated
     from functions.adapters.web.dashboard_server import dashboard_server
     from functions.adapters.web.guard import is_loopback
     from functions.adapters.web.peers import can_tell
     from functions.adapters.web.server import listen_problem
+    from functions.adapters.web.whole_writes import whole_writes
     from functions.adapters.web.wsgi_guard import guarded
 
     if not is_loopback(host):
@@ -154,9 +156,11 @@ def optuna_dashboard(db: str | None, host: str, port: int) -> None:
     console.print(f"optuna-dashboard on http://{markup(shown)}:{port}/ for {markup(path.resolve())} (Ctrl-C stops it)",
                   highlight=False)
     try:
-        storage = DashboardStorage(store.optuna_storage(), lambda reason: HTTPError(403, reason),
-                                   lambda name: {trial.number for trial in store.trials(name, (WAITING,))})
-        run(guarded(wsgi(storage), storage.refused_request, settings.max_body), host=host, port=port, quiet=True,
+        storage = DashboardStorage(store.optuna_storage, HTTPError,
+                                   lambda name: {trial.number for trial in store.trials(name, (WAITING,))},
+                                   partial(translated, store.path))
+        app = whole_writes(wsgi(storage), storage.note_write, store.transaction, NOT_SAVED)
+        run(guarded(app, storage.refused_request, settings.max_body), host=host, port=port, quiet=True,
             **dashboard_server(settings.client_timeout))
     finally:
         store.close()

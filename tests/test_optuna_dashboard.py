@@ -7,6 +7,7 @@ import json
 import os
 import re
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -141,6 +142,64 @@ def test_optuna_dashboard_keeps_notes_and_refuses_every_other_change(embedded, t
     assert [(t.number, t.state, t.values) for t in after.trials] == before
     assert after.trials[0].user_attrs == {}
     assert embedded.store.get_study("od-demo").status == "completed"
+
+
+def test_a_note_the_database_cannot_take_now_is_answered_503_with_the_reason_the_page_shows(embedded, tmp_path):
+    """Another writer holds the database past the busy timeout: the note is answered 503 with
+    why (optuna-dashboard's page shows the answer's ``reason``), not 500 "internal server error"
+    with a traceback on the console; nothing of it is kept, so the same save succeeds once the
+    writer is done."""
+    run_study(embedded, study_definition(name="od-demo"), tmp_path)
+    with dashboard(tmp_path, KATUNA_BUSY_TIMEOUT="0.2") as base:
+        [summary] = get(base + "/api/studies")["study_summaries"]
+        study = f"{base}/api/studies/{summary['study_id']}"
+        assert send("PUT", f"{study}/note", {"version": 1, "body": "first"})[0] == 204
+        writer = sqlite3.connect(tmp_path / "katuna.db", isolation_level=None)
+        writer.execute("BEGIN IMMEDIATE")
+        try:
+            busy = send("PUT", f"{study}/note", {"version": 2, "body": "second " * 1000})
+        finally:
+            writer.execute("ROLLBACK")
+            writer.close()
+        kept = get(study)["note"]
+        again = send("PUT", f"{study}/note", {"version": 2, "body": "second " * 1000})
+        saved = get(study)["note"]
+    assert busy == (503, {"reason": "the note was not saved: the database is busy: another writer held it past the "
+                                    "busy timeout (KATUNA_BUSY_TIMEOUT); retry later"})
+    assert kept == {"version": 1, "body": "first"}
+    assert again[0] == 204 and saved == {"version": 2, "body": "second " * 1000}
+    assert "Traceback" not in (tmp_path / "dashboard.log").read_text()
+
+
+@contextmanager
+def read_only(path: Path) -> Iterator[None]:
+    """``path`` read-only, even to root (immutable, where the file system can make it so)."""
+    if os.geteuid() == 0:
+        if subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode != 0:
+            pytest.skip(f"root writes any file, and the file system of {path} cannot make one immutable")
+        undo = ["chattr", "-i", str(path)]
+    else:
+        path.chmod(0o444)
+        undo = ["chmod", "644", str(path)]
+    try:
+        yield
+    finally:
+        subprocess.run(undo, check=True)
+
+
+def test_a_note_to_a_read_only_database_is_answered_503_with_the_reason_the_page_shows(embedded, tmp_path):
+    run_study(embedded, study_definition(name="od-demo"), tmp_path)
+    database = tmp_path / "katuna.db"
+    with read_only(database), dashboard(tmp_path) as base:
+        [summary] = get(base + "/api/studies")["study_summaries"]
+        study = f"{base}/api/studies/{summary['study_id']}"
+        refused = send("PUT", f"{study}/note", {"version": 1, "body": "first"})
+        kept = get(study)["note"]
+    assert refused == (503, {"reason": f"the note was not saved: cannot use the database {database} (attempt to "
+                                       "write a readonly database); katuna needs to read and write the file and to "
+                                       "create files beside it (its -wal and -shm)"})
+    assert kept == {"version": 0, "body": ""}
+    assert "Traceback" not in (tmp_path / "dashboard.log").read_text()
 
 
 def test_optuna_dashboard_answers_loopback_host_names_only_takes_writes_from_its_own_pages_and_is_never_framed(

@@ -11,7 +11,12 @@ real end, and a study created there takes a name a katuna study may need. User a
 preferences are the dashboard's way of telling a trial's result by hand, which katuna's trials
 report themselves (and Optuna refuses them on a finished trial). So only notes are written
 (study system attributes under ``dashboard:``, which no sampler reads); every other write raises
-the refusal it is given, naming what was refused and why, before anything is written.
+the refusal it is given, naming what was refused and why, before anything is written. A note
+the database cannot take (busy past the busy timeout, read-only, full) raises the answer it is
+given for that, ``503`` with the reason, which optuna-dashboard's page shows: optuna-dashboard
+answers any other error of its storage ``500`` "internal server error", the reason only on the
+console, with a traceback. :func:`functions.adapters.web.whole_writes.whole_writes` makes the
+writes of one note a single transaction.
 
 Its trials are in katuna's states. A trial asked for ahead of a free slot (``KATUNA_LOOKAHEAD``)
 is running to Optuna from its ask, but waits in katuna until a slot frees: it is shown waiting,
@@ -30,6 +35,7 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Callable, Container, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 from optuna.distributions import BaseDistribution
@@ -37,6 +43,7 @@ from optuna.storages import BaseStorage
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from functions.core.errors import KatunaError
 from functions.core.optuna_compat import FrozenStudy
 from functions.core.records import DISCARDED
 
@@ -44,6 +51,13 @@ NOTES = "dashboard:"
 """The prefix of the study system attributes optuna-dashboard keeps its notes in."""
 RENAME = re.compile(r"/api/studies/(\d+)/rename")
 """optuna-dashboard's path for renaming study ``<id>`` (``POST``)."""
+NOTE = re.compile(r"/api/studies/\d+(?:/\d+)?/note/*")
+"""optuna-dashboard's paths for saving the note of a study or of one of its trials (``PUT``)."""
+REFUSED, UNAVAILABLE = 403, 503
+"""The statuses of a write refused (katuna owns the studies) and of a note the database cannot take now."""
+
+
+NOT_SAVED = "the note was not saved"
 
 
 def _reason(what: str) -> str:
@@ -53,18 +67,31 @@ def _reason(what: str) -> str:
 
 
 class DashboardStorage(BaseStorage):
-    """``storage`` for optuna-dashboard: every read passes, the trials in katuna's states; a
-    write other than a note raises ``refuse(reason)``. ``prepared(study_name)`` gives the
-    numbers of the study's trials katuna holds asked for and not started."""
+    """``storage()`` (the store's Optuna storage as it is now: one whose transaction failed is
+    replaced) for optuna-dashboard: every read passes, the trials in katuna's states; a write
+    other than a note raises ``answer(403, reason)``, and a note the database cannot take, which
+    ``writing()`` raises katuna's error for, ``answer(503, reason)``. ``prepared(study_name)``
+    gives the numbers of the study's trials katuna holds asked for and not started."""
 
-    def __init__(self, storage: BaseStorage, refuse: Callable[[str], Exception],
-                 prepared: Callable[[str], Container[int]]) -> None:
-        self._storage = storage
-        self._refuse = refuse
+    def __init__(self, storage: Callable[[], BaseStorage], answer: Callable[[int, str], Exception],
+                 prepared: Callable[[str], Container[int]], writing: Callable[[], AbstractContextManager[object]]) -> None:
+        self._current = storage
+        self._answer = answer
         self._prepared = prepared
+        self._writing = writing
+
+    @property
+    def _storage(self) -> BaseStorage:
+        return self._current()
 
     def _refused(self, what: str) -> Exception:
-        return self._refuse(_reason(what))
+        return self._answer(REFUSED, _reason(what))
+
+    @staticmethod
+    def note_write(method: str, path: str) -> bool:
+        """Whether a request saves a note (whose writes :func:`~functions.adapters.web.whole_writes.whole_writes`
+        holds in one transaction)."""
+        return method == "PUT" and NOTE.fullmatch(path) is not None
 
     def _study(self, study_id: int) -> str:
         return repr(self._storage.get_study_name_from_id(study_id))
@@ -92,7 +119,11 @@ class DashboardStorage(BaseStorage):
     def set_study_system_attr(self, study_id: int, key: str, value: Any) -> None:
         if not key.startswith(NOTES):
             raise self._refused(f"set {key!r} of the study {self._study(study_id)} (only notes are kept)")
-        self._storage.set_study_system_attr(study_id, key, value)
+        try:
+            with self._writing():
+                self._storage.set_study_system_attr(study_id, key, value)
+        except KatunaError as exc:
+            raise self._answer(UNAVAILABLE, f"{NOT_SAVED}: {exc}") from None
 
     def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> int:
         raise self._refused(f"add a trial to the study {self._study(study_id)}")

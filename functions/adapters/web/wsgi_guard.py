@@ -44,7 +44,7 @@ def guarded(app: WSGIApplication, refused: Callable[[str, str], str | None] = _n
             return _refuse(start_response, "403 Forbidden", "cross_origin", "writes from another site are refused")
         reason = refused(request.method, request.path)
         if reason is not None:
-            return _answer(start_response, "403 Forbidden", {"reason": reason})
+            return answer(start_response, "403 Forbidden", {"reason": reason})
 
         def with_safety_headers(status: str, headers: list[tuple[str, str]], exc_info=None):
             named = {name.lower() for name, _ in headers}
@@ -57,11 +57,12 @@ def guarded(app: WSGIApplication, refused: Callable[[str, str], str | None] = _n
 
 
 def _refuse(start_response: StartResponse, status: str, error: str, message: str) -> list[bytes]:
-    return _answer(start_response, status, {"error": error, "message": message, "retryable": False})
+    return answer(start_response, status, {"error": error, "message": message, "retryable": False})
 
 
-def _answer(start_response: StartResponse, status: str, answer: dict[str, object]) -> list[bytes]:
-    body = json.dumps(answer).encode()
+def answer(start_response: StartResponse, status: str, body_json: dict[str, object]) -> list[bytes]:
+    """A JSON answer of its own, which no page of another site may frame."""
+    body = json.dumps(body_json).encode()
     start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
                             *SAFETY_HEADERS.items()])
     return [body]
