@@ -647,6 +647,69 @@ def test_a_study_deleted_while_its_page_is_open_is_said_to_be_and_no_longer_foll
         release.touch()
 
 
+def test_a_running_study_deleted_from_its_page_once_confirmed_is_stopped_and_gone_and_the_list_says_so(
+        service: Service, page: Page):
+    """Delete opens a dialog naming the study, which says it runs and is stopped first; Cancel
+    (and Escape) keep it; Delete goes through the API's DELETE, and the studies list opens with a
+    notice, shown once, the study gone from it and from the API."""
+    release = service.workdir / "release-ui-doomed"
+    definition = study_definition(name="ui-doomed", maxTrials=1, parallelism=1)
+    definition["trialTemplate"]["command"] += ["--mode", "curve", "--until", str(release)]
+    assert post(service, definition) == 201
+    try:
+        page.goto(service.base + "/ui/studies/ui-doomed")
+        dialog = page.locator("#delete-dialog")
+        page.click("#delete-study")
+        expect(dialog).to_be_visible()
+        expect(dialog.locator("#delete-title")).to_have_text("Delete the study ui-doomed?")
+        expect(dialog.locator("#delete-running")).to_be_visible()
+        expect(dialog.locator("#delete-running")).to_contain_text("it is stopped first")
+        expect(dialog.locator("#delete-confirm")).to_have_text("Delete ui-doomed")
+        expect(dialog.locator("#delete-cancel")).to_be_focused()
+        screenshot(page, "delete-dialog")
+        page.click("#delete-cancel")
+        expect(dialog).to_be_hidden()
+        page.click("#delete-study")
+        page.keyboard.press("Escape")
+        expect(dialog).to_be_hidden()
+        assert service.json("GET", "/studies/ui-doomed")[1]["status"] == "running"
+        page.click("#delete-study")
+        page.click("#delete-confirm")
+        page.wait_for_url(service.base + "/ui/")
+        expect(page.locator("#notice")).to_have_text('Deleted the study "ui-doomed", with its trials.')
+        expect(page.locator('tr[data-study="ui-doomed"]')).to_have_count(0)
+        assert service.request("GET", "/studies/ui-doomed")[0] == 404
+        page.reload()
+        expect(page.locator("#notice")).to_be_hidden()
+    finally:
+        release.touch()
+
+
+def test_a_delete_the_service_refuses_is_said_on_the_page_and_the_study_stays(service: Service, page: Page,
+                                                                             console: dict[Page, Console]):
+    """The database busy past the busy timeout (here the answer the service gives then, 503):
+    the page says why beside the buttons and stays, the Delete button there for another try."""
+    console[page].expect("status of 503")
+    assert post(service, study_definition(name="ui-kept", maxTrials=1, parallelism=1)) == 201
+    service.wait_for("ui-kept")
+    busy = {"error": "temporarily_unavailable", "retryable": True,
+            "message": "the database is busy: another writer held it past the busy timeout (KATUNA_BUSY_TIMEOUT); "
+                       "retry later"}
+    page.route("**/studies/ui-kept", lambda route: route.fulfill(status=503, json=busy, headers={"Retry-After": "1"})
+               if route.request.method == "DELETE" else route.continue_())
+    page.goto(service.base + "/ui/studies/ui-kept")
+    page.evaluate("window.sameDocument = true")
+    expect(page.locator("#delete-running")).to_be_hidden()
+    page.click("#delete-study")
+    page.click("#delete-confirm")
+    expect(page.locator("#delete-problem")).to_have_text("The study was not deleted: the database is busy: another "
+                                                         "writer held it past the busy timeout (KATUNA_BUSY_TIMEOUT); "
+                                                         "retry later")
+    expect(page.locator("#delete-study")).to_be_enabled()
+    assert page.evaluate("window.sameDocument") is True
+    assert service.json("GET", "/studies/ui-kept")[1]["status"] == "completed"
+
+
 def test_the_pareto_front_table_lists_the_whole_front_with_its_count(service: Service, page: Page):
     definition = study_definition(name="ui-front", maxTrials=14, parallelism=4, objective={"metrics": [
         {"name": "loss", "direction": "minimize"}, {"name": "size", "direction": "minimize"}]},

@@ -99,7 +99,7 @@ def test_a_page_on_another_port_cannot_ride_the_dashboard_session(tmp_path, brow
         guarded.close()
 
 
-def test_the_dashboard_submits_stops_and_logs_out_with_its_csrf_token(tmp_path, browser: Browser):
+def test_the_dashboard_submits_stops_deletes_and_logs_out_with_its_csrf_token(tmp_path, browser: Browser):
     guarded = Service(tmp_path, workers=2, KATUNA_API_TOKEN=TOKEN)
     context = browser.new_context()
     try:
@@ -115,6 +115,11 @@ def test_the_dashboard_submits_stops_and_logs_out_with_its_csrf_token(tmp_path, 
         page.on("dialog", lambda dialog: dialog.accept())
         page.click("#stop-study")
         expect(page.locator("#study-status")).to_have_text("stopped", timeout=20_000)
+        page.click("#delete-study")
+        page.click("#delete-confirm")
+        page.wait_for_url(guarded.base + "/ui/")
+        expect(page.locator("#notice")).to_have_text('Deleted the study "from-form", with its trials.')
+        assert guarded.request("GET", "/studies/from-form", headers={"Authorization": f"Bearer {TOKEN}"})[0] == 404
         cookie = next(c for c in context.cookies() if c["name"] == "katuna_session")
         page.click("text=Log out")
         page.wait_for_url(guarded.base + "/ui/login")
@@ -126,10 +131,10 @@ def test_the_dashboard_submits_stops_and_logs_out_with_its_csrf_token(tmp_path, 
         guarded.close()
 
 
-def test_a_stop_the_service_refuses_is_said_on_the_page_and_the_study_runs_on(tmp_path, browser: Browser):
+def test_a_stop_or_delete_the_service_refuses_is_said_on_the_page_and_the_study_runs_on(tmp_path, browser: Browser):
     """Logged in again in another tab, the study page's CSRF token is the old session's: its Stop
-    is refused (403), and the page says so beside the button, which stays, rather than reloading
-    as if the study had stopped."""
+    and its Delete are refused (403), and the page says so beside the buttons, which stay, rather
+    than reloading as if the study had stopped, or leaving as if it had been deleted."""
     guarded = Service(tmp_path, workers=1, KATUNA_API_TOKEN=TOKEN)
     bearer = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
     context = browser.new_context()
@@ -155,7 +160,13 @@ def test_a_stop_the_service_refuses_is_said_on_the_page_and_the_study_runs_on(tm
                                                               "dashboard's session needs a same-origin request "
                                                               "carrying the page's CSRF token")
         expect(page.locator("#stop-study")).to_be_enabled()
-        assert page.evaluate("window.sameDocument") is True, "the page was not reloaded as if stopped"
+        page.click("#delete-study")
+        page.click("#delete-confirm")
+        expect(page.locator("#delete-problem")).to_contain_text("The study was not deleted: a write with the "
+                                                                "dashboard's session needs a same-origin request "
+                                                                "carrying the page's CSRF token")
+        expect(page.locator("#delete-study")).to_be_enabled()
+        assert page.evaluate("window.sameDocument") is True, "the page was not reloaded as if stopped, nor left"
         assert guarded.json("GET", "/studies/stale-stop", headers=bearer)[1]["status"] == "running"
         assert not console.unexpected()
     finally:

@@ -42,6 +42,7 @@ from functions.core.launch import trial_launch
 from functions.core.log_reads import without_escapes
 from functions.core.pareto import best_trials
 from functions.core.records import ACTIVE_STATES, STUDY_RUNNING, StudyRecord
+from functions.core.resources import Origin
 from functions.core.resume import is_experiment, restartable
 from functions.core.spec import Study
 from functions.core.strict_json import dumps
@@ -167,7 +168,8 @@ def study(name: str):
     record = store.get_study(name)
     return render_template("study.html", study=study_view(store, record), spec=record.spec, record=record,
                            best=best_trials(store, record, limit=BEST_SHOWN), now=_runtime().clock(),
-                           restarts=_restarts(record))
+                           restarts=_restarts(record),
+                           follows=Origin.from_dict(record.origin).ref if record.origin is not None else None)
 
 
 def _restarts(record: StudyRecord) -> bool:

@@ -9,6 +9,7 @@ const katuna = (() => {
   const STUDY_REFRESH_MS = 5000;
   const CHART_TRIES = 4;
   const RETRY_MAX_S = 30;
+  const NOTICE_KEY = "katuna-notice";
 
   // Writes carry the session's CSRF token (from the page's meta tag) and a JSON content type.
   function writeHeaders(type = "application/json") {
@@ -47,10 +48,10 @@ const katuna = (() => {
   // A write from the page (the session's CSRF token with it): the answer's body when it is
   // taken, else an Error whose message says why (as the service words it), with the answer
   // and its status. Nothing is reloaded here: a form's text stays for another try.
-  async function write(url, type = "application/json", body = undefined) {
+  async function write(url, type = "application/json", body = undefined, method = "POST") {
     let response;
     try {
-      response = await fetch(url, {method: "POST", credentials: "same-origin", headers: writeHeaders(type), body});
+      response = await fetch(url, {method, credentials: "same-origin", headers: writeHeaders(type), body});
     } catch (error) {
       throw new Error(`the service could not be reached (${error.message})`);
     }
@@ -89,6 +90,7 @@ const katuna = (() => {
 
   // Studies list: the table refreshed while any study runs.
   function studiesPage() {
+    showNotice();
     const holder = document.getElementById("studies");
     if (holder) refillWhileRunning(holder, "studies-table");
   }
@@ -125,7 +127,54 @@ const katuna = (() => {
       .forEach((el) => el.addEventListener("change", redrawPair));
     const stop = document.getElementById("stop-study");
     if (stop) stop.addEventListener("click", () => stopStudy(stop));
+    deleteStudy(document.getElementById("delete-study"), document.getElementById("delete-dialog"));
     if (charts.dataset.running === "true") followStudy(charts, (div) => draw(div, url(div)));
+  }
+
+  // Delete, once confirmed in a dialog naming the study (Cancel, which has the focus, or
+  // Escape keeps it): the API's own DELETE /studies/{name}, which stops a running study first.
+  // Deleted (or found deleted already), the studies list opens with a notice saying so; a delete
+  // the service refuses (a study that follows a Kubernetes resource the cluster still holds, a
+  // stale CSRF token, a busy database) is said beside the buttons, and the page stays.
+  function deleteStudy(button, dialog) {
+    const problem = document.getElementById("delete-problem");
+    button.addEventListener("click", () => {
+      document.getElementById("delete-running").hidden = document.getElementById("study-status").textContent !== "running";
+      dialog.returnValue = "";
+      dialog.showModal();
+    });
+    dialog.addEventListener("close", async () => {
+      if (dialog.returnValue !== "delete") return;
+      const name = JSON.stringify(button.dataset.name);
+      problem.hidden = true;
+      button.disabled = true;
+      try {
+        await write(button.dataset.url, "application/json", undefined, "DELETE");
+        leaveWith(button.dataset.list, `Deleted the study ${name}, with its trials.`);
+      } catch (error) {
+        if (error.status === 401) return location.reload();  // the login page, which returns here
+        if (error.status === 404) return leaveWith(button.dataset.list, `The study ${name} was deleted already.`);
+        problem.textContent = `The study was not deleted: ${error.message}`;
+        problem.hidden = false;
+        button.disabled = false;
+      }
+    });
+  }
+
+  // Open ``url`` (a dashboard page), which shows ``notice`` once (:func:`showNotice`).
+  function leaveWith(url, notice) {
+    sessionStorage.setItem(NOTICE_KEY, notice);
+    location.assign(url);
+  }
+
+  // The notice the last page left (:func:`leaveWith`), shown in the page's #notice, then forgotten.
+  function showNotice() {
+    const notice = sessionStorage.getItem(NOTICE_KEY);
+    const box = document.getElementById("notice");
+    if (notice === null || !box) return;
+    sessionStorage.removeItem(NOTICE_KEY);
+    box.textContent = notice;
+    box.hidden = false;
   }
 
   // Stop, once confirmed: the page is loaded again to show the stopped study. A stop the
@@ -187,8 +236,10 @@ const katuna = (() => {
 
   // The study's page stays, saying the study was deleted; there is nothing left to stop or follow.
   function studyDeleted(charts) {
-    const stop = document.getElementById("stop-study");
-    if (stop) stop.remove();
+    for (const id of ["stop-study", "delete-study"]) {
+      const button = document.getElementById(id);
+      if (button) button.remove();
+    }
     const status = document.getElementById("study-status");
     status.textContent = "deleted";
     status.className = "status deleted";
