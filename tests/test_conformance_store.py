@@ -448,3 +448,21 @@ class TestSqliteStore(StoreContract):
 
     def close(self, store: Store) -> None:
         store.close()
+
+    def test_the_studies_version_changes_as_a_study_is_stored_deleted_or_ends_and_not_with_its_trials(
+            self, store: SqliteStore):
+        store.add_study(record(name="a"))
+        store.add_study(record(name="b"))
+        versions = [store.studies_version(2)]
+        store.add_trial(TrialRecord("a", 0, {"x": 0.1}, "COMPLETE", values=[1.0]))
+        assert store.studies_version(2) == versions[-1], "trials are the running list's to show"
+        store.add_study(record(name="c"))
+        versions.append(store.studies_version(2))
+        store.update_study("c", status="completed", reason="max trials reached")
+        versions.append(store.studies_version(2))
+        store.delete_study("a")
+        versions.append(store.studies_version(2))
+        store.delete_study("c")
+        store.add_study(replace(record(name="c"), uid="uid-c-again", status="completed", reason="max trials reached"))
+        versions.append(store.studies_version(2))
+        assert len(set(versions)) == len(versions), versions

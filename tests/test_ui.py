@@ -29,6 +29,8 @@ STUDY_REFRESH_MS = 5000
 """How often a study page asks for its running study (``katuna.js``)."""
 REFRESH_MS = 3000
 """How often the studies list and the trial table are fetched again while they run (``katuna.js``)."""
+IDLE_MS = 10_000
+"""How often the studies list asks whether it changed while no study runs (``katuna.js``)."""
 CHART_WAIT_MS = 30_000
 """How long a test waits for a chart: a fresh worker loads Optuna's plotting stack for its first."""
 
@@ -757,6 +759,58 @@ def test_an_ended_session_sends_the_studies_list_to_the_login_page(tmp_path, bro
     finally:
         release.touch()
         guarded.close()
+
+
+def hide(page: Page, hidden: bool) -> None:
+    """The tab hidden (another tab in front, the window minimised) or shown again, as the page sees it."""
+    page.evaluate("""(hidden) => {
+        Object.defineProperty(document, "visibilityState", {value: hidden ? "hidden" : "visible", configurable: true});
+        document.dispatchEvent(new Event("visibilitychange"));
+    }""", hidden)
+
+
+def test_the_idle_studies_list_shows_studies_stored_and_deleted_elsewhere_asking_only_whether_it_changed(
+        tmp_path, browser: Browser):
+    """No study runs: every 10 s the list asks whether it changed, with the version it shows, and
+    the service answers 304 until a study is stored or deleted (here through the API), which the
+    list then shows. A hidden tab asks nothing, and asks at once when shown again. The page's
+    clock is Playwright's: its timers fire as the test moves it on."""
+    service = Service(tmp_path, workers=1)
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        console = Console(page)
+        answers: list[int] = []
+        page.on("response", lambda answer: answers.append(answer.status) if "/ui/studies.fragment" in answer.url
+                else None)
+        assert post(service, study_definition(name="ui-idle-first", maxTrials=1, parallelism=1)) == 201
+        service.wait_for("ui-idle-first")
+        page.clock.install()
+        page.goto(service.base + "/ui/")
+        expect(page.locator('tr[data-study="ui-idle-first"]')).to_contain_text("completed")
+        page.clock.run_for(IDLE_MS)
+        eventually(lambda: page.wait_for_timeout(50) or answers == [304], "an unchanged list's answer", timeout=15)
+
+        assert post(service, study_definition(name="ui-idle-second", maxTrials=1, parallelism=1)) == 201
+        service.wait_for("ui-idle-second")
+        page.clock.run_for(IDLE_MS)
+        expect(page.locator('tr[data-study="ui-idle-second"]')).to_contain_text("completed")
+        assert service.request("DELETE", "/studies/ui-idle-first")[0] == 204
+        page.clock.run_for(IDLE_MS)
+        expect(page.locator('tr[data-study="ui-idle-first"]')).to_have_count(0)
+        assert answers == [304, 200, 200]
+
+        hide(page, True)
+        page.clock.run_for(IDLE_MS * 3)
+        assert page.evaluate("fetch('/healthz').then((answer) => answer.status)") == 200
+        assert answers == [304, 200, 200], "a hidden tab asks nothing"
+        hide(page, False)
+        eventually(lambda: page.wait_for_timeout(50) or answers == [304, 200, 200, 304], "an ask once shown",
+                   timeout=15)
+        assert not console.unexpected()
+    finally:
+        context.close()
+        service.close()
 
 
 def test_new_study_form_shows_problems_by_field_then_submits_an_uploaded_katib_experiment(service: Service, page: Page,

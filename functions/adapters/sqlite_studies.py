@@ -6,6 +6,7 @@ more makes a failed study that still lists, shows and deletes.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from contextlib import suppress
 from dataclasses import replace
@@ -150,6 +151,15 @@ class SqliteStudies(SqliteConnection):
             sql, args = sql + (" WHERE rowid < ?" if newest_first else " WHERE rowid > ?"), [after, limit]
         rows = self._rows(sql + f" ORDER BY rowid {'DESC' if newest_first else 'ASC'} LIMIT ?", args)
         return [(row["key"], self._study(row)) for row in rows]
+
+    @reading
+    def studies_version(self, newest: int) -> str:
+        """A text that changes as a study is stored or deleted, or one of the ``newest``
+        restarts or changes status: read from a few columns of the studies table alone (however
+        many trials they hold), so a list of the newest can ask often whether it changed."""
+        rows = self.db.execute("SELECT (SELECT count(*) FROM studies), rowid, uid, status, restarts FROM studies "
+                               "ORDER BY rowid DESC LIMIT ?", [newest]).fetchall()
+        return hashlib.blake2b(json.dumps(rows).encode(), digest_size=12).hexdigest()
 
     def delete_study(self, name: str) -> None:
         with self.transaction():

@@ -144,22 +144,34 @@ def studies():
 
 @blueprint.get("/studies.fragment")
 def studies_fragment():
-    """The studies table alone, for the list's auto-refresh."""
-    return render_template("studies_table.html", **_studies_context())
+    """The studies table alone, for the list's refresh; ``304``, without a study read, to an
+    ``If-None-Match`` of its version as it is (:meth:`studies_version`), which the idle list
+    asks with."""
+    version = _runtime().store().studies_version(STUDIES_SHOWN)
+    if request.if_none_match.contains(version):
+        unchanged = Response(status=304)
+        unchanged.set_etag(version)
+        return unchanged
+    response = Response(render_template("studies_table.html", **_studies_context(version)))
+    response.set_etag(version)
+    return response
 
 
 STUDIES_SHOWN = 200
-"""The most studies the dashboard's list shows, the newest: the list is polled every few seconds
-while a study runs, and each study's view costs a few reads of its own."""
+"""The most studies the dashboard's list shows, the newest: the list is fetched again every few
+seconds while a study runs, and each study's view costs a few reads of its own."""
 
 
-def _studies_context() -> dict:
-    """The newest studies' views, how many are stored, and whether any runs (shown or not)."""
+def _studies_context(version: str | None = None) -> dict:
+    """The newest studies' views, how many are stored, whether any runs (shown or not), and the
+    version of the list, read first: a change made while the views are read makes the next ask
+    of the idle list fetch it again."""
     store = _runtime().store()
+    version = version or store.studies_version(STUDIES_SHOWN)
     views = [study_view(store, record) for _, record in store.studies_page(STUDIES_SHOWN, newest_first=True)]
     by_status = store.census().studies
     return {"studies": views, "stored": sum(by_status.values()), "running": by_status.get(STUDY_RUNNING, 0) > 0,
-            "now": _runtime().clock()}
+            "now": _runtime().clock(), "version": version}
 
 
 @blueprint.get("/studies/<name>")

@@ -4,6 +4,7 @@
 
 const katuna = (() => {
   const REFRESH_MS = 3000;
+  const IDLE_MS = 10000;
   const LOG_POLL_MS = 1000;
   const LOG_KEEP = 1024 * 1024;
   const STUDY_REFRESH_MS = 5000;
@@ -19,10 +20,11 @@ const katuna = (() => {
 
   // A 401 from a data path means the session ended (expired, or logged out in another tab):
   // the whole window reloads, which the service answers with its login page, the page as next.
-  async function fetchData(url, accept) {
-    const response = await fetch(url, {credentials: "same-origin", headers: {Accept: accept}});
+  // A 304 (to a conditional request: nothing changed) is an answer too.
+  async function fetchData(url, accept, headers = {}) {
+    const response = await fetch(url, {credentials: "same-origin", cache: "no-store", headers: {Accept: accept, ...headers}});
     if (response.status === 401) location.reload();
-    if (!response.ok) {
+    if (!response.ok && response.status !== 304) {
       throw Object.assign(new Error(`${response.status} ${response.statusText}`),
         {status: response.status, retryAfter: Number(response.headers.get("Retry-After")) || 0});
     }
@@ -62,13 +64,17 @@ const katuna = (() => {
     throw Object.assign(new Error(message), {status: response.status, answer});
   }
 
-  // A server-rendered part of the page, fetched again into its holder.
+  // A server-rendered part of the page, fetched again into its holder (left as it is when the
+  // service answers a conditional request, ``headers``, with 304: unchanged).
   // The focused link (or element with an id) inside is focused again in the new content, so a
   // keyboard or screen-reader user keeps their place while a table refreshes.
-  async function refill(holder) {
+  async function refill(holder, headers = {}) {
+    const response = await fetchData(holder.dataset.src, "text/html", headers);
+    if (response.status === 304) return;
+    const text = await response.text();
     const focused = holder.contains(document.activeElement) ? document.activeElement : null;
     const key = focused && (focused.getAttribute("href") || focused.id);
-    holder.innerHTML = await (await fetchData(holder.dataset.src, "text/html")).text();
+    holder.innerHTML = text;
     if (key) {
       const again = [...holder.querySelectorAll("a[href], [id]")].find((el) => (el.getAttribute("href") || el.id) === key);
       if (again) again.focus();
@@ -88,11 +94,43 @@ const katuna = (() => {
     setTimeout(tick, REFRESH_MS);
   }
 
-  // Studies list: the table refreshed while any study runs.
+  // Studies list: the table fetched again every REFRESH_MS while any study runs; while none
+  // does, asked every IDLE_MS whether it changed (a study stored or deleted by the CLI or the
+  // API meanwhile): a conditional request of the version it shows, which the service answers
+  // 304, reading no study's trials, while nothing changed. Each fetch is timed from the end of
+  // the last, so a slow answer never has others piling up behind it. A hidden tab asks nothing,
+  // and asks at once when it is shown again.
   function studiesPage() {
     showNotice();
     const holder = document.getElementById("studies");
-    if (holder) refillWhileRunning(holder, "studies-table");
+    if (!holder) return;
+    let timer = null;
+    let asking = false;
+    const table = () => document.getElementById("studies-table");
+    const schedule = () => {
+      clearTimeout(timer);
+      timer = document.visibilityState === "hidden" ? null
+        : setTimeout(tick, table().dataset.running === "true" ? REFRESH_MS : IDLE_MS);
+    };
+    const tick = async () => {
+      timer = null;
+      asking = true;
+      const marker = table();
+      const unless = marker.dataset.running === "true" ? {} : {"If-None-Match": `"${marker.dataset.version}"`};
+      await refill(holder, unless).catch(() => null);
+      asking = false;
+      schedule();
+    };
+    document.addEventListener("visibilitychange", () => {
+      if (asking) return;
+      if (document.visibilityState === "hidden") {
+        clearTimeout(timer);
+        timer = null;
+      } else if (timer === null) {
+        tick();
+      }
+    });
+    schedule();
   }
 
   // Trial table: its rows, count and pager refreshed while the study runs, with the filters,
