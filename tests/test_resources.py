@@ -540,6 +540,9 @@ def test_a_study_whose_resource_is_there_is_deleted_through_the_resource_only(ku
         assert code == 409 and body["error"] == "follows_resource", body
         assert "'kst-kept' in namespace 'kept'" in body["message"], body
         assert "kubectl delete studies.katuna.dev kst-kept -n kept" in body["message"], body
+        page = " ".join(watching.request("GET", "/ui/studies/kst-kept")[2].decode().split())
+        assert ("It follows the Study <code>kst-kept</code> in namespace <code>kept</code>: while the cluster holds "
+                "that resource, the delete is refused") in page, "the dashboard's Delete dialog says so"
         assert tick(watching) == [] and watching.json("GET", "/studies/kst-kept")[1] == before
         assert status_of(kube, obj)["phase"] == "Running"
 

@@ -55,9 +55,8 @@ NOTE = re.compile(r"/api/studies/\d+(?:/\d+)?/note/*")
 """optuna-dashboard's paths for saving the note of a study or of one of its trials (``PUT``)."""
 REFUSED, UNAVAILABLE = 403, 503
 """The statuses of a write refused (katuna owns the studies) and of a note the database cannot take now."""
-
-
 NOT_SAVED = "the note was not saved"
+"""What the reason for a note the database cannot take begins with."""
 
 
 def _reason(what: str) -> str:
