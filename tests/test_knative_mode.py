@@ -7,9 +7,11 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import re
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -198,8 +200,9 @@ def test_a_sender_hanging_up_cancels_the_deliveries_still_to_be_attempted(tmp_pa
     broker = Broker(one_trigger(tmp_path, delivery), {SERVICE_REF: subscriber.url})
     try:
         message = ce_http.to_binary_event(event())
-        sender = http.client.HTTPConnection("127.0.0.1", int(broker.url.rsplit(":", 1)[1].strip("/")), timeout=0.2)
-        sender.request("POST", "/", message.body, dict(message.headers))
+        address = urllib.parse.urlsplit(broker.url)
+        sender = http.client.HTTPConnection(address.netloc, timeout=0.2)
+        sender.request("POST", address.path, message.body, dict(message.headers))
         with pytest.raises(TimeoutError):
             sender.getresponse()
         sender.close()
@@ -376,6 +379,44 @@ def test_the_ingress_gives_each_event_a_ttl_and_refuses_one_spent(tmp_path: Path
 def test_a_chain_of_replies_is_refused_at_its_255th_and_the_event_answered_is_dead_lettered(tmp_path: Path):
     """Each reply carries the answered event's TTL back to the ingress, which takes one off: the
     255th reply in a row is refused (400, not retried), as Knative's broker bounds a loop."""
+def _ask(url: str, method: str, body: bytes | None = None) -> tuple[int, dict[str, str]]:
+    """A request with no event headers: the answer's status and headers."""
+    request = urllib.request.Request(url, data=body, method=method, headers={"Content-Type": "text/plain"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, dict(response.headers)
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers)
+
+
+def test_the_ingress_takes_events_only_at_the_brokers_address(tmp_path: Path):
+    """The multi-tenant ingress serves each Broker at ``/<namespace>/<name>`` of its own address
+    (ingress_handler.go ``ServeHTTP``): ``/`` alone is 404, a path of another shape 400, and a
+    Broker it does not know 404 once the event is read (a body that is no event is 400 there);
+    it allows POST and OPTIONS only, saying so in ``Allow``."""
+    subscriber = Subscriber([202])
+    broker = Broker(one_trigger(tmp_path, "    retry: 0"), {SERVICE_REF: subscriber.url}, namespace="tuning")
+    try:
+        root = broker.url.removesuffix("/tuning/katuna")
+        assert broker.url == f"{root}/tuning/katuna" and root.count("/") == 2, "the Broker's address has its path"
+        paths = ("/", "/tuning", "/tuning/katuna/x", "/tuning/other", "/katuna/katuna", "/tuning/katuna?x=1",
+                 "/tuning/katuna/")
+        assert {path: post(root + path, event(), None)[0] for path in paths} == {
+            "/": 404, "/tuning": 400, "/tuning/katuna/x": 400, "/tuning/other": 404, "/katuna/katuna": 404,
+            "/tuning/katuna?x=1": 404, "/tuning/katuna/": 202}
+        assert (_ask(root + "/", "POST", b"no event")[0], _ask(root + "/tuning/other", "POST", b"no event")[0]) == (
+            404, 400), "the path is checked before the event, the event before the Broker"
+        for method in ("GET", "PUT", "DELETE", "PATCH"):
+            status, headers = _ask(broker.url, method)
+            assert (status, headers["Allow"]) == (405, "POST, OPTIONS"), method
+        status, headers = _ask(broker.url, "OPTIONS")
+        assert (status, headers["WebHook-Allowed-Origin"], headers["WebHook-Allowed-Rate"]) == (200, "*", "*")
+        assert broker.received == {"test.event": 1} and len(subscriber.received) == 1
+    finally:
+        broker.close()
+        subscriber.close()
+
+
     subscriber = Subscriber([200], reply={"test.event": event("test.event")})
     broker = Broker(one_trigger(tmp_path, RETRY_TWICE.format(sink=subscriber.url)), {SERVICE_REF: subscriber.url})
     try:
@@ -732,19 +773,78 @@ def _functions() -> set[str]:
     return {doc["spec"]["subscriber"]["uri"].rsplit("/", 1)[1] for doc in manifests("Trigger")}
 
 
-def test_the_ping_source_sends_an_empty_object_as_knative_does():
-    from knative_emulator.faults import Faults
-    from knative_emulator.sources import PingSource
+def _ping(spec: dict) -> dict:
+    return {"apiVersion": "sources.knative.dev/v1", "kind": "PingSource", "metadata": {"name": "tick"},
+            "spec": {"sink": {"ref": {"apiVersion": "eventing.knative.dev/v1", "kind": "Broker", "name": "katuna"}},
+                     **spec}}
 
-    ping = PingSource(manifests("PingSource")[0], "http://127.0.0.1:1/", Faults(), interval=3600)
-    try:
-        tick = ce_http.to_binary_event(ping.tick())
-        assert tick.headers["ce-type"] == "dev.knative.sources.ping"
-        name = manifests("PingSource")[0]["metadata"]["name"]
-        assert tick.headers["ce-source"] == f"/apis/v1/namespaces/katuna/pingsources/{name}"
-        assert (tick.headers["content-type"], tick.body) == ("application/json", b"{}")
-    finally:
+
+def test_the_ping_source_sends_its_data_as_knatives_adapter_makes_the_event():
+    """``data`` as it is, or ``dataBase64`` decoded, with ``contentType`` as the event's
+    ``datacontenttype`` and none without it (runner.go ``makeEvent``); no data, no body; the
+    source names the PingSource (``PingSourceSource``)."""
+    from knative_emulator.faults import Faults
+    from knative_emulator.ping import PingSource
+
+    def tick(manifest: dict, namespace: str = "katuna") -> ce_http.HTTPMessage:
+        ping = PingSource(manifest, "http://127.0.0.1:1/", Faults(), interval=3600, namespace=namespace)
         ping.close()
+        return ce_http.to_binary_event(ping.tick())
+
+    shipped = tick(manifests("PingSource")[0], "tuning")
+    name = manifests("PingSource")[0]["metadata"]["name"]
+    assert (shipped.headers["ce-type"], shipped.headers["ce-source"]) == (
+        "dev.knative.sources.ping", f"/apis/v1/namespaces/tuning/pingsources/{name}")
+    assert (shipped.headers["content-type"], shipped.body) == ("application/json", b"{}")
+    encoded = tick(_ping({"dataBase64": base64.b64encode(b"\x00tick").decode()}))
+    assert ("content-type" not in encoded.headers, encoded.body) == (True, b"\x00tick"), "no contentType, none set"
+    bare = tick(_ping({"schedule": "0/5 * * * * *", "timezone": "Europe/Paris"}))
+    assert ("content-type" not in bare.headers, bare.body, bare.headers["ce-time"] != "") == (True, b"", True)
+
+
+@pytest.mark.parametrize(("spec", "refused"), [
+    ({"schedule": "*/2 * * * *"}, None), ({"schedule": "10 0/5 * * * ?"}, None), ({"schedule": "@hourly"}, None),
+    ({"schedule": "0 9 * JAN-mar mon-FRI", "timezone": "America/New_York"}, None),
+    ({"contentType": "application/json", "dataBase64": base64.b64encode(b'{"a": 1}').decode()}, None),
+    ({"contentType": "text/plain", "data": "[1]"}, None),
+    ({"schedule": "2"}, "spec.schedule"), ({"schedule": "@every 1m"}, "spec.schedule"),
+    ({"schedule": "* * * * * * *"}, "spec.schedule"), ({"schedule": "60 * * * *"}, "spec.schedule"),
+    ({"schedule": "* * * * 7"}, "spec.schedule"), ({"schedule": "*/0 * * * *"}, "spec.schedule"),
+    ({"schedule": "5-1 * * * *"}, "spec.schedule"), ({"schedule": "@fortnightly"}, "spec.schedule"),
+    ({"timezone": "Knative/Land"}, "spec.timezone"),
+    ({"data": "x", "dataBase64": "eA=="}, "spec.data, spec.dataBase64"),
+    ({"dataBase64": "$$$ not base64 $$$"}, "spec.dataBase64"),
+    ({"contentType": "application/json", "data": "Invalid JSON"}, "spec.data"),
+    ({"contentType": "application/json", "data": "[1]"}, "spec.data"),
+    ({"contentType": "application/json", "dataBase64": base64.b64encode(b"no").decode()}, "spec.dataBase64"),
+    ({"ceOverrides": {"extensions": {"a": "b"}}}, "not emulated"),
+])
+def test_a_ping_source_is_refused_as_eventings_webhook_refuses_it(spec: dict, refused: str | None):
+    """robfig/cron v3 with seconds optional and descriptors, but not ``@every``; the timezone a
+    location Go knows; one of ``data`` and ``dataBase64``, a JSON object under ``application/json``."""
+    from knative_emulator.faults import Faults
+    from knative_emulator.ping import PingSource
+
+    if refused is None:
+        PingSource(_ping(spec), "http://127.0.0.1:1/", Faults(), interval=3600).close()
+        return
+    with pytest.raises(ValueError, match=re.escape(refused)):
+        PingSource(_ping(spec), "http://127.0.0.1:1/", Faults(), interval=3600)
+
+
+def test_the_sink_binding_gives_the_service_the_brokers_address_and_its_ce_overrides():
+    """``K_SINK`` is the Broker's ``status.address.url``, its path included; ``K_CE_OVERRIDES``
+    is always set, empty where the binding has no ``ceOverrides`` (sinkbinding_lifecycle.go ``Do``)."""
+    from knative_emulator import sink_binding_env, sink_of
+
+    broker = Broker(MANIFESTS, {SERVICE_REF: "http://127.0.0.1:1"}, namespace="tuning")
+    try:
+        assert sink_binding_env(broker) == {"K_SINK": broker.url, "K_CE_OVERRIDES": ""}
+        assert urllib.parse.urlsplit(broker.url).path == "/tuning/katuna"
+        with pytest.raises(ValueError, match="sink ref to the Broker"):
+            sink_of({"uri": broker.url}, broker, "a source")
+    finally:
+        broker.close()
 
 
 @pytest.mark.parametrize(("answers", "posts", "answer"), [

@@ -1,7 +1,8 @@
 """Knative Eventing and Serving on loopback, for the katuna Service in reply mode.
 
 :class:`KnativeCluster` wires the parts as ``knative/`` deploys them: the Broker and its
-Triggers (:mod:`.broker`), ``K_SINK`` as the SinkBinding injects it, the PingSource and the
+Triggers (:mod:`.broker`) at the Broker's address, ``K_SINK`` and ``K_CE_OVERRIDES`` as the
+SinkBinding injects them, the PingSource and the
 ApiServerSources (:mod:`.sources`) watching a Kubernetes API (the loopback stand-in), faults
 on the sources' sends (:mod:`.faults`), the container as the image runs it, a process that can
 be killed and started again (:mod:`.service`), and the Service's address in front of it,
@@ -23,9 +24,11 @@ from http_helpers import free_port
 
 from .broker import Broker
 from .faults import Faults
+from .ping import PingSource
 from .service import KatunaProcess
 from .serving import Revision
-from .sources import ApiServerSource, PingSource
+from .sources import ApiServerSource
+from .triggers import Addresses
 
 MANIFESTS = Path(__file__).resolve().parents[2] / "knative"
 SERVICE_REF = "serving.knative.dev/v1/Service/katuna"
@@ -45,13 +48,32 @@ def manifests(kind: str, components: tuple[str, ...] = ()) -> list[dict[str, Any
     return [doc for doc in documents(components) if doc.get("kind") == kind]
 
 
-def sink_of_service(broker_url: str, components: tuple[str, ...] = ()) -> str:
-    """``K_SINK`` as the SinkBinding of ``knative/`` injects it into the katuna Service's pods:
-    the address of the Broker it names (refused loudly if it names anything else)."""
-    bindings = [b for b in manifests("SinkBinding", components) if b["spec"]["subject"].get("name") == "katuna"]
-    if len(bindings) != 1 or bindings[0]["spec"]["sink"].get("ref", {}).get("kind") != "Broker":
-        raise ValueError("expected one SinkBinding of the katuna Service to the katuna Broker")
-    return broker_url
+def sink_binding_env(broker: Broker, components: tuple[str, ...] = ()) -> dict[str, str]:
+    """What the SinkBinding of ``knative/`` adds to the katuna Service's containers
+    (sinkbinding_lifecycle.go ``Do``): ``K_SINK``, the address of the Broker it names (as its
+    ``status.address.url`` gives it, with the Broker's path), and ``K_CE_OVERRIDES``, its
+    ``ceOverrides`` as JSON (empty without them). ``K_CA_CERTS`` comes only with an https
+    sink, which the emulator has none of. A binding to a sink other than the Broker is refused
+    loudly."""
+    subject = ("serving.knative.dev/v1", "Service", "katuna")
+    bindings = [b for b in manifests("SinkBinding", components)
+                if tuple(b["spec"]["subject"].get(key) for key in ("apiVersion", "kind", "name")) == subject]
+    if len(bindings) != 1:
+        raise ValueError("expected one SinkBinding of the katuna Service")
+    spec = bindings[0]["spec"]
+    overrides = spec.get("ceOverrides")
+    return {"K_SINK": sink_of(spec["sink"], broker, f"SinkBinding {bindings[0]['metadata']['name']}"),
+            "K_CE_OVERRIDES": "" if overrides is None else json.dumps(overrides, separators=(",", ":"), sort_keys=True)}
+
+
+def sink_of(destination: dict[str, Any], broker: Broker, where: str) -> str:
+    """The address a source's (or a binding's) ``sink`` resolves to, which must be a ref to the
+    Broker (a ``uri`` beside it resolved against its address, as Knative's resolver does)."""
+    namespace, name = broker.name
+    ref = destination.get("ref") or {}
+    if ref.get("kind") != "Broker" or ref.get("namespace", namespace) != namespace:
+        raise ValueError(f"{where}: expected a sink ref to the Broker {namespace}/{name}, got {destination}")
+    return Addresses({f"eventing.knative.dev/v1/Broker/{name}": broker.url}).resolve(destination, where)
 
 
 def katuna_service(docs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -78,16 +100,17 @@ class KnativeCluster:
         docs = documents(components)
         self.revision = Revision(katuna_service(docs), port)
         self.url = self.revision.url
-        self.broker = Broker(docs, {SERVICE_REF: self.url}, time_scale=time_scale)
+        self.broker = Broker(docs, {SERVICE_REF: self.url}, namespace=namespace, time_scale=time_scale)
         self.service = KatunaProcess(
-            workdir, port=port, KATUNA_EVENTS="reply",
-            K_SINK=sink_of_service(self.broker.url, components), KATUNA_EXECUTOR="kubernetes", KATUNA_K8S_API=kube_api,
-            KATUNA_K8S_NAMESPACE=namespace, KATUNA_API_TOKEN=self.token,
-            **{"KATUNA_TICK_FLOOR": str(ping_interval / 2), **env})
-        self.sources = [ApiServerSource(doc, kube_api, self.broker.url, self.faults, namespace)
+            workdir, port=port, KATUNA_EVENTS="reply", **sink_binding_env(self.broker, components),
+            KATUNA_EXECUTOR="kubernetes", KATUNA_K8S_API=kube_api, KATUNA_K8S_NAMESPACE=namespace,
+            KATUNA_API_TOKEN=self.token, **{"KATUNA_TICK_FLOOR": str(ping_interval / 2), **env})
+        self.sources = [ApiServerSource(doc, kube_api, sink_of(doc["spec"]["sink"], self.broker, doc["metadata"]["name"]),
+                                        self.faults, namespace)
                         for doc in docs if doc["kind"] == "ApiServerSource"]
         [ping] = [doc for doc in docs if doc["kind"] == "PingSource"]
-        self.ping = PingSource(ping, self.broker.url, self.faults, ping_interval, namespace)
+        self.ping = PingSource(ping, sink_of(ping["spec"]["sink"], self.broker, ping["metadata"]["name"]), self.faults,
+                               ping_interval, namespace)
 
     def api(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         """The service's HTTP API with the token: status and JSON answer."""

@@ -1,5 +1,6 @@
-"""A Knative Broker on loopback: an HTTP ingress, the Triggers of ``knative/``, and their delivery,
-as the multi-tenant channel-based broker on an InMemoryChannel does it.
+"""A Knative Broker on loopback: an HTTP ingress at its address (:mod:`.ingress`), the Triggers of
+``knative/``, and their delivery, as the multi-tenant channel-based broker on an InMemoryChannel
+does it.
 
 The ingress takes CloudEvents in binary or structured mode (through the CloudEvents SDK),
 and stamps ``knativearrivaltime`` as the real ingress does. Each Trigger whose filter passes
@@ -41,8 +42,6 @@ broker on a durable channel (Kafka) does.
 
 from __future__ import annotations
 
-import select
-import socket
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -57,6 +56,7 @@ from .answers import FilterAnswer, filtered, ingress_event
 from .delivery import DispatcherCrash, error_data, retried
 from .fanout import FANOUT_TIMEOUT, Fanout, Schedule
 from .filters import delivered
+from .ingress import RefusingMethods, answer, broker_path, hung_up, named_broker, refusal
 from .messages import MAX_TTL, TTL, admitted, attributes_of, delivered_copy, parse, post, ttl_of, with_extensions
 from .triggers import Addresses, Attempt, Trigger, load_triggers
 
@@ -74,15 +74,6 @@ def _error_extensions(trigger: Trigger, answer: FilterAnswer) -> dict[str, Any]:
             "knativeerrordata": error_data(answer.error_body)}
 
 
-def _hung_up(connection: socket.socket) -> bool:
-    """Whether the sender closed its end of ``connection`` (it gave up waiting for the answer)."""
-    try:
-        readable, _, _ = select.select([connection], [], [], 0)
-        return bool(readable) and connection.recv(1, socket.MSG_PEEK) == b""
-    except OSError:
-        return True
-
-
 class _QuietServer(ThreadingHTTPServer):
     """An HTTP server that takes a sender dying mid-request (a killed service) in its stride."""
 
@@ -93,8 +84,9 @@ class _QuietServer(ThreadingHTTPServer):
 
 
 class Broker:
-    """The broker ``name`` of ``manifests`` (a folder, or rendered objects), delivering to the
-    addresses given for its refs.
+    """The broker ``name`` of ``manifests`` (a folder, or rendered objects) in ``namespace``,
+    delivering to the addresses given for its refs; ``url`` is its address, the ingress's with
+    ``/<namespace>/<name>`` (:mod:`.ingress`), where it takes events (and nowhere else).
 
     ``token`` goes with every delivery as a bearer token; every back-off is ``time_scale`` times
     the manifests'; ``fanout_timeout`` is the channel's limit (:data:`FANOUT_TIMEOUT`).
@@ -110,11 +102,12 @@ class Broker:
     """
 
     def __init__(self, manifests: Path | Sequence[Mapping[str, Any]], refs: Mapping[str, str], name: str = "katuna",
-                 token: str | None = None, time_scale: float = 1.0, answer_at_once: bool = False,
+                 namespace: str = "katuna", token: str | None = None, time_scale: float = 1.0, answer_at_once: bool = False,
                  fanout_timeout: float = FANOUT_TIMEOUT) -> None:
         if time_scale <= 0:
             raise ValueError(f"time_scale: expected a positive number, got {time_scale}")
         self.triggers = load_triggers(manifests, name, Addresses(refs))
+        self.name = (namespace, name)
         self.token = token
         self.time_scale = time_scale
         self.fanout_timeout = fanout_timeout
@@ -130,35 +123,37 @@ class Broker:
         self._lock = threading.Lock()
         self._schedule = Schedule()
         self._server = _QuietServer(("127.0.0.1", 0), self._ingress())
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/"
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}{broker_path(namespace, name)}"
         threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
 
     def _ingress(self) -> type[BaseHTTPRequestHandler]:
         broker = self
 
-        class Ingress(BaseHTTPRequestHandler):
+        class Ingress(RefusingMethods):
             def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                refused = refusal(self.command, self.path)
+                if refused is not None:
+                    answer(self, refused)
+                    return
                 try:
-                    event = admitted(ingress_event(dict(self.headers), body, parse))
+                    event = ingress_event(dict(self.headers), body, parse)
+                    if named_broker(self.path) != broker.name:
+                        answer(self, 404)
+                        return
+                    event = admitted(event)
                 except ValueError:
-                    self._answer(400, b"")
+                    answer(self, 400)
                     return
                 fanout = broker.publish(event)
                 if broker.answer_at_once:
-                    self._answer(202, b"")
+                    answer(self, 202)
                     return
                 while not fanout.ended.wait(0.05):
-                    if _hung_up(self.connection):
+                    if hung_up(self.connection):
                         fanout.cancel()
                         return
-                self._answer(broker.answer(fanout), b"")
-
-            def _answer(self, code: int, body: bytes) -> None:
-                self.send_response(code)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                answer(self, broker.answer(fanout))
 
             def log_message(self, *args) -> None:
                 return

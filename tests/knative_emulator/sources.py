@@ -1,10 +1,9 @@
-"""Knative's event sources of ``knative/``: a PingSource's ticks and an ApiServerSource's
-changes, sent to a broker's ingress over HTTP with faults injected.
+"""Knative's event sources of ``knative/``: an ApiServerSource's changes (and, in :mod:`.ping`, a
+PingSource's ticks), sent to the Broker's address over HTTP with faults injected.
 
 Each send waits for the broker's answer however long it takes (no ``K_SINK_TIMEOUT``), as the
 adapters' clients do, and is tried again, 5 times at most, after no answer or an answer the
-CloudEvents SDK retries (:func:`send_once`). The PingSource sends each tick on its own, as its cron runs each in a
-goroutine of its own: a tick whose fan-out takes long holds up no later tick.
+CloudEvents SDK retries (:func:`send_once`).
 
 The ApiServerSource (mode ``Resource``) lists and watches each of its resources in its own
 namespace, as client-go's reflector does, and sends every watched change, once the previous
@@ -106,39 +105,6 @@ def send_once(ingress: str, event: CloudEvent) -> int | None:
         if retry < SEND_RETRIES:
             time.sleep(SEND_PERIOD * 2 ** (retry + 1))
     return status
-
-
-class PingSource:
-    """Ticks of a PingSource manifest every ``interval`` seconds (instead of its cron schedule)."""
-
-    def __init__(self, manifest: Mapping[str, Any], ingress: str, faults: Faults, interval: float,
-                 namespace: str = "katuna") -> None:
-        spec = manifest["spec"]
-        unknown = set(spec) - {"schedule", "contentType", "data", "sink"}
-        if unknown:
-            raise ValueError(f"PingSource spec: {sorted(unknown)} not emulated")
-        self.source = f"/apis/v1/namespaces/{namespace}/pingsources/{manifest['metadata']['name']}"
-        self.data = spec.get("data", "").encode()
-        self.content_type = spec.get("contentType", "text/plain")
-        self.ingress, self.faults, self.interval = ingress, faults, interval
-        self.ticks = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def tick(self) -> CloudEvent:
-        return CloudEvent(attributes={"type": "dev.knative.sources.ping", "source": self.source,
-                                      "id": str(uuid.uuid4()), "time": datetime.now(UTC),
-                                      "datacontenttype": self.content_type}, data=self.data)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.ticks += 1
-            threading.Thread(target=send, args=(self.ingress, self.tick(), self.faults), daemon=True).start()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
 
 
 class Gone(Exception):
