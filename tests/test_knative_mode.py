@@ -41,9 +41,11 @@ Answer = int | tuple[int, dict[str, str], bytes]
 class Subscriber:
     """A loopback subscriber answering each POST with the next of ``answers`` (then the last one);
     ``reply`` maps an event type to the CloudEvent to answer it with (binary mode). It answers
-    only while ``released`` is set (it is at first), ``hold`` seconds after a POST came."""
+    only while ``released`` is set (it is at first), ``hold`` seconds after a POST came; it
+    listens on ``port`` (any free one for 0) until closed."""
 
-    def __init__(self, answers: list[Answer], reply: dict[str, CloudEvent] | None = None, hold: float = 0) -> None:
+    def __init__(self, answers: list[Answer], reply: dict[str, CloudEvent] | None = None, hold: float = 0,
+                 port: int = 0) -> None:
         self.answers = answers
         self.hold = hold
         self.reply = reply or {}
@@ -80,7 +82,7 @@ class Subscriber:
             def log_message(self, *args) -> None:
                 return
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
 
@@ -94,6 +96,7 @@ class Subscriber:
 
     def close(self) -> None:
         self.server.shutdown()
+        self.server.server_close()
 
 
 def one_trigger(tmp_path: Path, delivery: str, filters: str = "- exact:\n        type: test.event") -> Path:
@@ -376,9 +379,6 @@ def test_the_ingress_gives_each_event_a_ttl_and_refuses_one_spent(tmp_path: Path
         subscriber.close()
 
 
-def test_a_chain_of_replies_is_refused_at_its_255th_and_the_event_answered_is_dead_lettered(tmp_path: Path):
-    """Each reply carries the answered event's TTL back to the ingress, which takes one off: the
-    255th reply in a row is refused (400, not retried), as Knative's broker bounds a loop."""
 def _ask(url: str, method: str, body: bytes | None = None) -> tuple[int, dict[str, str]]:
     """A request with no event headers: the answer's status and headers."""
     request = urllib.request.Request(url, data=body, method=method, headers={"Content-Type": "text/plain"})
@@ -417,6 +417,9 @@ def test_the_ingress_takes_events_only_at_the_brokers_address(tmp_path: Path):
         subscriber.close()
 
 
+def test_a_chain_of_replies_is_refused_at_its_255th_and_the_event_answered_is_dead_lettered(tmp_path: Path):
+    """Each reply carries the answered event's TTL back to the ingress, which takes one off: the
+    255th reply in a row is refused (400, not retried), as Knative's broker bounds a loop."""
     subscriber = Subscriber([200], reply={"test.event": event("test.event")})
     broker = Broker(one_trigger(tmp_path, RETRY_TWICE.format(sink=subscriber.url)), {SERVICE_REF: subscriber.url})
     try:
@@ -743,6 +746,34 @@ def test_the_services_address_holds_the_container_to_its_concurrency_and_its_req
         assert (status, body) == (504, b"activator request timeout")
     finally:
         container.released.set()
+        revision.close()
+        container.close()
+
+
+def test_the_services_address_holds_requests_while_the_container_is_down_and_passes_them_on_once_it_is_ready():
+    """With no ready pod the activator has no capacity for the revision: a request waits in its
+    queue, as while a revision scales from zero, and reaches the container once the pod is ready
+    again (a delay, not the 502 of a connection the proxy cannot make); one still waiting at
+    ``timeoutSeconds`` gets the activator's 504."""
+    port = free_port()
+    container = Subscriber([202], port=port)
+    revision = Revision({"spec": {"template": {"spec": {"containerConcurrency": 2, "timeoutSeconds": 60}}}}, port)
+    never = Revision({"spec": {"template": {"spec": {"timeoutSeconds": 1}}}}, free_port())
+    answers: list[int | None] = []
+    sender = threading.Thread(target=lambda: answers.append(post(revision.url + "/functions/x", event(), None)[0]))
+    try:
+        assert post(revision.url + "/functions/x", event(), None)[0] == 202
+        container.close()
+        eventually(lambda: not revision.gate.ready, "the activator to count the pod not ready", timeout=10)
+        sender.start()
+        eventually(lambda: revision.gate.waiting == 1, "the request to wait in the activator's queue", timeout=10)
+        container = Subscriber([202], port=port)
+        sender.join(timeout=60)
+        assert (answers, len(container.received)) == ([202], 1), "held while the container was down, then delivered"
+        status, _, body = post(never.url + "/functions/x", event(), None)
+        assert (status, body) == (504, b"activator request timeout"), "a pod never ready: the timeout, not a 502"
+    finally:
+        never.close()
         revision.close()
         container.close()
 

@@ -13,8 +13,13 @@ the revision's spec (knative/serving cmd/activator/main.go, pkg/activator/net/th
   is 300): a request not answered within it, counted from its arrival (its wait in
   the queue included), gets 504 with the body "activator request timeout", and the container's
   request is cut (its context cancelled). An answer under way by then is cut short.
-- a container that does not answer (killed, starting again): 502, as the activator's proxy
-  answers a connection it cannot make.
+- no ready pod (the container killed, starting again, not yet ready): the activator's capacity
+  for the revision is 0, so requests wait in its queue, as they do while a revision scales
+  from zero, and go on once the pod is ready again, or get the 504 above once the timeout
+  passes. A sender sees a delay, not a failure (:mod:`.readiness`).
+- the container gone while the activator still counts its pod ready (until it hears otherwise:
+  a second or so), and a request whose container dies under it: 502, as the activator's proxy
+  answers a connection it cannot make or that breaks.
 
 The kubelet's probes reach the container directly (:class:`.service.KatunaProcess` waits for
 its readiness there), as do requests to the pod's own address.
@@ -28,6 +33,8 @@ import time
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from .readiness import PROBE_PERIOD, Readiness, readiness_probe
 
 QUEUE_DEPTH = 10_000
 """Requests the activator queues for a revision beyond those its pods take (``breakerQueueDepth``)."""
@@ -65,11 +72,12 @@ def revision_limits(service: Mapping[str, Any]) -> tuple[int, float]:
 
 
 class _Gate:
-    """The activator's breaker: ``capacity`` requests in at once (0: any number), the rest queued
-    in arrival order up to :data:`QUEUE_DEPTH`."""
+    """The activator's breaker: ``capacity`` requests in at once (0: any number) while the pod is
+    ``ready`` (none while it is not), the rest queued in arrival order up to :data:`QUEUE_DEPTH`."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
+        self.ready = False
         self.inside = 0
         self.most = 0
         """The most requests the container had at once."""
@@ -98,7 +106,13 @@ class _Gate:
             return len(self._queue)
 
     def _first(self, ticket: object) -> bool:
-        return self._queue[0] is ticket and (self.capacity == 0 or self.inside < self.capacity)
+        return self.ready and self._queue[0] is ticket and (self.capacity == 0 or self.inside < self.capacity)
+
+    def set_ready(self, ready: bool) -> None:
+        """The pod became ready (capacity for the queue) or not (none)."""
+        with self._changed:
+            self.ready = ready
+            self._changed.notify_all()
 
     def leave(self) -> None:
         with self._changed:
@@ -115,12 +129,14 @@ class _QuietServer(ThreadingHTTPServer):
 
 class Revision:
     """The Service's address for a container listening on ``port``, with ``service``'s
-    (a Knative Service manifest's) concurrency and timeout; ``url`` is the address."""
+    (a Knative Service manifest's) concurrency, timeout and readiness probe, probed every
+    ``probe_period`` seconds (:mod:`.readiness`); ``url`` is the address."""
 
-    def __init__(self, service: Mapping[str, Any], port: int) -> None:
+    def __init__(self, service: Mapping[str, Any], port: int, probe_period: float = PROBE_PERIOD) -> None:
         concurrency, self.timeout = revision_limits(service)
         self.gate = _Gate(concurrency)
         self.port = port
+        self.readiness = Readiness(port, readiness_probe(service), self.gate.set_ready, probe_period)
         self.timeouts = 0
         self._server = _QuietServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
@@ -175,6 +191,7 @@ class Revision:
             upstream.close()
 
     def close(self) -> None:
+        self.readiness.close()
         self._server.shutdown()
         self._server.server_close()
 
