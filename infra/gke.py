@@ -12,15 +12,24 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, TypeGuard
 
-from google.api_core import exceptions as google_errors
-from google.api_core.client_options import ClientOptions
-from google.auth.credentials import AnonymousCredentials
-from google.auth.exceptions import DefaultCredentialsError, GoogleAuthError, TransportError
-from google.cloud import container_v1
+SUPPORT_NOTICES = r"google\.api_core\._python_(version|package)_support"
+"""Where google-api-core warns, as it and google-cloud-container are imported, of the Python
+and dependency versions Google will stop supporting (``FutureWarning``): news for whoever builds
+the image, not for the provisioning script's user, whose stderr carries only errors and warnings
+of the pool, nor for the service's log. Only those warnings, only while importing, are ignored."""
+
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", category=FutureWarning, module=SUPPORT_NOTICES)
+    from google.api_core import exceptions as google_errors
+    from google.api_core.client_options import ClientOptions
+    from google.auth.credentials import AnonymousCredentials
+    from google.auth.exceptions import DefaultCredentialsError, GoogleAuthError, TransportError
+    from google.cloud import container_v1
 
 from functions.core.cluster import TRIAL_TAINT
 from functions.core.errors import TemporaryError

@@ -80,6 +80,21 @@ def test_gke_up_twice_changes_nothing_the_second_time_then_status_and_down(gke_a
     assert provision("gke", "down", *flags).returncode == 0, "an absent pool is already down"
 
 
+def test_gke_status_and_dry_runs_say_nothing_on_stderr_not_even_the_sdks_notices(gke_api: GkeStub):
+    """google-api-core warns, as it is imported, of the Python versions Google will stop
+    supporting: ``status`` prints the pool's JSON and nothing on stderr but an error."""
+    flags = [*GKE_FLAGS, "--endpoint", gke_api.url]
+    absent = provision("gke", "status", *flags)
+    assert (absent.returncode, absent.stderr) == (0, "") and json.loads(absent.stdout)["state"] == "ABSENT"
+    for command in ("up", "down", "status"):
+        dry = provision("gke", command, *flags, "--dry-run")
+        assert (dry.returncode, dry.stderr) == (0, ""), dry.stderr
+    gke_api.speed = 1e6
+    assert provision("gke", "up", *flags).returncode == 0
+    found = provision("gke", "status", *flags)
+    assert (found.returncode, found.stderr) == (0, "") and json.loads(found.stdout)["state"] == "RUNNING"
+
+
 def test_gke_status_and_down_on_a_cluster_gke_does_not_have_name_the_flags_and_fail(gke_api: GkeStub):
     """A typo in ``--cluster``, or a zone given for a regional cluster, is not an absent pool:
     the pool in the cluster meant stays, and the user is told which flags to fix."""
