@@ -20,6 +20,7 @@ profile or environment), and the EKS region from ``--region`` or that chain; ``-
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -74,7 +75,17 @@ def _pool(section: dict[str, Any], flags: dict[str, str], limits: Limits = DEFAU
 WAIT = 1800.0
 """How long ``up`` and ``down`` take at most by default, in seconds: asking again a change
 refused for now, and waiting for it."""
+
+
+def _seconds(_ctx: click.Context, _param: click.Parameter, value: float) -> float:
+    """A number of seconds: ``nan`` or ``inf``, which click's float takes, would never end a wait."""
+    if not math.isfinite(value):
+        raise click.BadParameter(f"expected a number of seconds, at least 0, got {value}")
+    return value
+
+
 timeout_option = click.option("--timeout", type=click.FloatRange(min=0), default=WAIT, show_default=True,
+                              callback=_seconds,
                               help="How long to ask again a change refused for now and wait for it, in seconds; "
                                    "not done by then is an error.")
 

@@ -263,6 +263,15 @@ def test_bad_flags_are_named():
     assert result.returncode == 2 and "--instance-types: expected at least one instance type" in result.stderr
 
 
+@pytest.mark.parametrize("timeout", ["nan", "inf", "-1"])
+def test_a_timeout_that_is_no_number_of_seconds_is_a_bad_flag(timeout: str):
+    """``nan`` and ``inf`` would never end a wait: refused as ``-1`` is, before anything is asked."""
+    for cloud, flags in (("gke", GKE_FLAGS), ("eks", EKS_FLAGS)):
+        result = provision(cloud, "down", *flags, "--timeout", timeout, "--dry-run")
+        assert result.returncode == 2 and result.stdout == "", result.stdout
+        assert "Invalid value for '--timeout'" in result.stderr and timeout in result.stderr, result.stderr
+
+
 @pytest.mark.parametrize("dry_run", [(), ("--dry-run",)], ids=["run", "dry-run"])
 def test_eks_up_with_empty_subnets_or_node_role_names_the_flags(dry_run):
     result = provision("eks", "up", *EKS_FLAGS, "--subnets", " , ", "--node-role", "", *dry_run)
