@@ -73,11 +73,13 @@ class Eks(Cloud):
     def __init__(self, clock: SimulatedClock, interruptions_per_hour: float, seed: int) -> None:
         import boto3  # only a run on EKS pays for importing moto and boto3
         import moto_eks
+        import moto_eks_lifecycle
         from moto import mock_aws
 
         for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
             os.environ.setdefault(key, "testing")
         moto_eks.teach()  # EKS's Auto Scaling group of each node group, which the autoscaler sizes
+        moto_eks_lifecycle.pace(clock, speed=1.0)  # node groups take EKS's minutes on the simulation's clock
         self._aws = mock_aws()
         self._aws.start()
         self.clock = clock

@@ -2,8 +2,7 @@
 Scaling group EKS makes for each node group, and the account's service quotas that EKS holds
 node groups to and moto does not.
 
-moto answers ``update_nodegroup_config`` with an Update (``Successful`` at once: it applies the
-change at once) but keeps none, so katuna's check of that Update would reach a call moto does
+moto answers ``update_nodegroup_config`` with an Update but keeps none, so katuna's check of that Update would reach a call moto does
 not route. :func:`teach` makes moto keep every node group Update it answers with and serve
 ``DescribeUpdate`` for it as EKS does: the Update as answered, ``ResourceNotFoundException``
 for an id it never gave or given for another group.
@@ -50,20 +49,26 @@ stand-in's); a cluster's ``resourcesVpcConfig`` names its VPC, as EKS's does. A 
 (one whose route table sends traffic to an internet gateway) that assigns neither public IPv4
 nor IPv6 addresses on launch is not refused: EKS creates the group, which fails with the health issue
 ``Ec2SubnetInvalidConfiguration`` (its wording as sassoftware/viya4-iac-aws#271 shows it; the
-EKS API reference's ``Issue``), and so does the group here, at once.
+EKS API reference's ``Issue``), and so does the group here, once its ``CREATING`` is over.
+
+moto creates, deletes and updates a node group at once; EKS takes minutes, in states that
+refuse other changes meanwhile. :func:`teach` makes moto hold each group ``CREATING``,
+``DELETING`` and ``UPDATING`` as EKS does, on a clock tests move (:mod:`moto_eks_lifecycle`).
 
 In this process that is for ``mock_aws``; ``python tests/moto_eks.py -p PORT`` runs moto's
 server with the same, its quotas read from ``KATUNA_EKS_NODES_PER_GROUP`` and
 ``KATUNA_EKS_GROUPS_PER_CLUSTER`` as katuna reads them, so a server started with the service's
-environment holds it to the quotas it is configured with.
+environment holds it to the quotas it is configured with, and its node groups' states lasting
+as long in stand-in time at ``MOTO_EKS_SPEED`` stand-in seconds per second (1 by default: EKS's
+minutes; the tests give 1000000, in which they pass in a blink, or 0, in which they never end).
 
 EKS makes each managed node group's Auto Scaling group, which moto only names in the group's
 ``resources``: :func:`teach` makes moto create it (in its autoscaling backend, sized as the
 group's ``scalingConfig``) and delete it with the group, so the node-template tags katuna
 writes on it land as they do on AWS, and a group katuna waits for becomes done.
 
-What moto cannot show (an Update in progress, or failed with its errors) is tested with
-botocore's Stubber (tests/test_nodepools_eks.py).
+What moto cannot show (an Update failed with its errors) is tested with botocore's Stubber
+(tests/test_nodepools_eks.py).
 """
 
 from __future__ import annotations
@@ -82,6 +87,7 @@ os.environ.setdefault("MOTO_AMIS_PATH", str(Path(__file__).with_name("moto_amis.
 every fresh mock half a second of CPU. moto reads it when its EC2 is first imported, so this
 module is imported before any use of moto's EC2 (as the tests, benchmarks and server here do)."""
 
+import moto_eks_lifecycle as lifecycle
 from moto.autoscaling.models import autoscaling_backends
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.core.responses import ActionResult
@@ -336,9 +342,10 @@ def _create_nodegroup(answer: Any) -> Any:
         group = answer(self, cluster_name=cluster_name, nodegroup_name=nodegroup_name, scaling_config=scaling_config,
                        **rest)
         if unaddressed:
-            _fail_creation(group, unaddressed)
+            lifecycle.begin(group, "CREATING", lambda: _fail_creation(group, unaddressed))
         else:
             _make_autoscaling_group(self, group)
+            lifecycle.begin(group, "CREATING", lambda: setattr(group, "status", "ACTIVE"))
         return group
 
     return create_nodegroup
@@ -364,16 +371,26 @@ def _make_autoscaling_group(backend: EKSBackend, group: Any) -> None:
 
 def _delete_nodegroup(answer: Any) -> Any:
     def delete_nodegroup(self: EKSBackend, cluster_name: str, nodegroup_name: str) -> Any:
-        group = answer(self, cluster_name, nodegroup_name)
-        autoscaling = autoscaling_backends[self.account_id][self.region_name]
-        for asg in group.resources["autoScalingGroups"]:
-            if asg["name"] not in autoscaling.autoscaling_groups:
-                continue
-            autoscaling.delete_auto_scaling_group(asg["name"])
-            autoscaling.delete_launch_configuration(asg["name"])
+        cluster = self.clusters.get(cluster_name)
+        group = cluster.nodegroups.get(nodegroup_name) if cluster is not None else None
+        if group is None:
+            return answer(self, cluster_name, nodegroup_name)
+        lifecycle.refuse_busy(group, cluster_name, f"Nodegroup {nodegroup_name} cannot be deleted as it is currently "
+                                                   f"{group.status}")
+        lifecycle.begin(group, "DELETING", lambda: _gone(self, answer(self, cluster_name, nodegroup_name)))
         return group
 
     return delete_nodegroup
+
+
+def _gone(backend: EKSBackend, group: Any) -> None:
+    """A deleted group's Auto Scaling group deleted with it, as EKS does."""
+    autoscaling = autoscaling_backends[backend.account_id][backend.region_name]
+    for asg in group.resources["autoScalingGroups"]:
+        if asg["name"] not in autoscaling.autoscaling_groups:
+            continue
+        autoscaling.delete_auto_scaling_group(asg["name"])
+        autoscaling.delete_launch_configuration(asg["name"])
 
 
 def _kept(backend: EKSBackend) -> dict[tuple[str, str, str], dict[str, Any]]:
@@ -387,15 +404,16 @@ def _update_nodegroup_config(answer: Any) -> Any:
         _check_active(self, cluster_name)
         _check_size(self, cluster_name, nodegroup_name, changes.get("scaling_config"))
         group = self.clusters[cluster_name].nodegroups.get(nodegroup_name) if cluster_name in self.clusters else None
-        if group is not None and group.status != "ACTIVE":
+        if group is None:
+            return answer(self, cluster_name, nodegroup_name, **changes)
+        if group.status != "ACTIVE":
             raise ResourceInUseException(clusterName=cluster_name, nodegroupName=nodegroup_name, addonName=None,
                                          message=GROUP_BUSY)
-        if group is not None:
-            _check_order(cluster_name, nodegroup_name, {**group.scaling_config, **(changes.get("scaling_config") or {})},
-                         update=True)
+        _check_order(cluster_name, nodegroup_name, {**group.scaling_config, **(changes.get("scaling_config") or {})},
+                     update=True)
         _check_labels(cluster_name, nodegroup_name, (changes.get("labels") or {}).get("addOrUpdateLabels"))
         _check_taints(cluster_name, nodegroup_name, (changes.get("taints") or {}).get("addOrUpdateTaints"))
-        update = answer(self, cluster_name, nodegroup_name, **changes)
+        update = lifecycle.deferred_update(group, lambda: answer(self, cluster_name, nodegroup_name, **changes))
         _kept(self)[(cluster_name, nodegroup_name, update["id"])] = update
         return update
 
@@ -457,19 +475,28 @@ def network(ec2: Any, count: int = 2, *, public: bool = False, addresses: bool =
     return subnets
 
 
+def minutes_pass() -> None:
+    """EKS's minutes pass: every node group state under way ends at the next call."""
+    lifecycle.advance(max(lifecycle.SECONDS.values()))
+
+
 def teach(quotas: EksQuotas | None = None) -> None:
     """Teach moto's EKS ``DescribeUpdate`` and the account's quotas in this process (once):
     ``quotas``, else AWS's defaults, wherever :func:`raise_quotas` gives none."""
     _ACCOUNT["quotas"] = quotas or EksQuotas()
     if hasattr(EKSBackend, "describe_update"):
         return
+    settling = lifecycle.settling
     EKSBackend.create_cluster = _create_cluster(EKSBackend.create_cluster)
-    EKSBackend.create_nodegroup = _create_nodegroup(EKSBackend.create_nodegroup)
-    EKSBackend.delete_nodegroup = _delete_nodegroup(EKSBackend.delete_nodegroup)
-    EKSBackend.update_nodegroup_config = _update_nodegroup_config(EKSBackend.update_nodegroup_config)
+    EKSBackend.create_nodegroup = settling(_create_nodegroup(EKSBackend.create_nodegroup))
+    EKSBackend.delete_nodegroup = settling(_delete_nodegroup(EKSBackend.delete_nodegroup))
+    EKSBackend.update_nodegroup_config = settling(_update_nodegroup_config(EKSBackend.update_nodegroup_config))
     EKSBackend.update_cluster_config = _update_cluster_config(EKSBackend.update_cluster_config)
-    EKSBackend.describe_cluster = _describe_cluster(EKSBackend.describe_cluster)
-    EKSBackend.describe_update = describe_update
+    EKSBackend.describe_cluster = settling(_describe_cluster(EKSBackend.describe_cluster))
+    EKSBackend.describe_nodegroup = settling(EKSBackend.describe_nodegroup)
+    EKSBackend.list_nodegroups = settling(EKSBackend.list_nodegroups)
+    EKSBackend.delete_cluster = settling(EKSBackend.delete_cluster)
+    EKSBackend.describe_update = settling(describe_update)
     EKSResponse.describe_update = _describe_update
     urls.url_paths[UPDATE_PATH] = urls.response.dispatch
 
@@ -478,4 +505,5 @@ if __name__ == "__main__":
     from moto.server import main
 
     teach(eks_quotas(os.environ))
+    lifecycle.pace(speed=float(os.environ.get("MOTO_EKS_SPEED", "1")))
     main(sys.argv[1:])

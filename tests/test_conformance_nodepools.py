@@ -200,8 +200,13 @@ class TestEksNodePools(NodePoolsContract):
         if not tainted:
             del request["taints"]
         pools.eks.create_nodegroup(**request)
+        self.finish()
+
+    def finish(self) -> None:
+        moto_eks.minutes_pass()
 
     def set_minimum(self, pools: NodePools, nodes: int) -> None:
         scaling = pools.eks.describe_nodegroup(clusterName="tuning", nodegroupName=NAME)["nodegroup"]["scalingConfig"]
         pools.eks.update_nodegroup_config(clusterName="tuning", nodegroupName=NAME,
                                           scalingConfig={**scaling, "minSize": nodes, "desiredSize": nodes})
+        self.finish()

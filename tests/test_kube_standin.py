@@ -366,6 +366,7 @@ def test_the_autoscaler_grows_an_eks_node_group_as_moto_describes_it(monkeypatch
                               resourcesVpcConfig={"subnetIds": list(cluster.subnets)})
         groups.create_nodegroup(**eks_requests.create_request(cluster, PoolSpec(
             name="katuna-spot", provider="eks", capacity="spot", machine_types=("m5.xlarge",), max_nodes=2)))
+        moto_eks.minutes_pass()
         kube = KubeStub(pools=eks_pools(lambda: [
             groups.describe_nodegroup(clusterName="tuning", nodegroupName=name)["nodegroup"]
             for name in groups.list_nodegroups(clusterName="tuning")["nodegroups"]]), boot_seconds=0.2)
@@ -399,10 +400,12 @@ def test_the_autoscaler_skips_a_node_group_deleted_between_its_list_and_its_desc
         for name in ("katuna-a", "katuna-b"):
             katuna.create_nodegroup(**eks_requests.create_request(cluster, PoolSpec(
                 name=name, provider="eks", capacity="spot", machine_types=("m5.xlarge",), max_nodes=2)))
+        moto_eks.minutes_pass()
 
         def delete_first(params, **_):
             if params.get("nodegroupName") == "katuna-a":
                 katuna.delete_nodegroup(clusterName="tuning", nodegroupName="katuna-a")
+                moto_eks.minutes_pass()
         reader.meta.events.register("before-parameter-build.eks.DescribeNodegroup", delete_first)
         groups = eks_node_groups(reader, "tuning")()
         assert [g["nodegroupName"] for g in groups] == ["katuna-b"]

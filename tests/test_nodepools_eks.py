@@ -1,6 +1,7 @@
-"""The EKS adapter: boto3 against moto (taught EKS's ``DescribeUpdate``, tests/moto_eks.py),
-and botocore's Stubber for what moto does not model (CREATING and DELETING states, a failed
-creation, an Update in progress or failed, throttling). What every cloud's node pools do is
+"""The EKS adapter: boto3 against moto (taught EKS's ``DescribeUpdate`` and its node groups'
+minutes ``CREATING``, ``DELETING`` and ``UPDATING``, tests/moto_eks.py), and botocore's Stubber
+for what that stand-in does not model (a creation failed for other causes, an Update failed,
+throttling). What every cloud's node pools do is
 checked by the contract in tests/test_conformance_nodepools.py."""
 
 from __future__ import annotations
@@ -124,6 +125,7 @@ def test_subnets_that_cannot_hold_a_node_group_are_refused_naming_the_setting_an
 
 def test_a_group_that_exists_is_adopted_whatever_the_subnets_since_none_is_created(aws, pools):
     pools.ensure(spot_pool())
+    moto_eks.minutes_pass()
     assert in_subnets(pools, ("subnet-0bad",)).ensure(spot_pool()).operation is None
 
 
@@ -132,6 +134,8 @@ def test_public_subnets_that_assign_addresses_and_private_ones_hold_node_groups(
     pools.eks.create_cluster(name="edge", roleArn=ROLE, resourcesVpcConfig={"subnetIds": list(addressed)})
     edge = in_subnets(pools, addressed, "edge")
     assert edge.ensure(spot_pool()).created
+    assert edge.check("create:katuna-digits") == OperationStatus(False), "creating"
+    moto_eks.minutes_pass()
     assert edge.check("create:katuna-digits") == OperationStatus(True), "active, its Auto Scaling group tagged"
 
 
@@ -148,6 +152,7 @@ def test_the_stand_in_holds_subnets_to_ec2_as_eks_does(aws, pools):
     public = moto_eks.network(pools.ec2, public=True)
     pools.eks.create_cluster(name="edge", roleArn=ROLE, resourcesVpcConfig={"subnetIds": list(public)})
     pools.eks.create_nodegroup(**{**request, "clusterName": "edge", "subnets": list(public)})
+    moto_eks.minutes_pass()
     status = in_subnets(pools, public, "edge").check("create:katuna-digits")
     assert status.done and status.error.startswith(
         "node group katuna-digits failed to create: Ec2SubnetInvalidConfiguration: One or more Amazon EC2 Subnets")
@@ -260,11 +265,13 @@ def test_the_stand_in_refuses_a_group_past_the_accounts_quota_of_nodes_as_eks_do
         pools.ensure(spot_pool(max_nodes=451))
     assert pools.describe("katuna-digits") is None, "nothing created"
     pools.ensure(spot_pool(max_nodes=450))
+    moto_eks.minutes_pass()
     raise_to_451 = eks_requests.scaling_request(aws, "katuna-digits", 0, 451)
     assert refusal(lambda: pools.eks.update_nodegroup_config(**raise_to_451))["code"] == "InvalidParameterException"
     assert group(pools)["scalingConfig"]["maxSize"] == 450, "the update changed nothing"
     moto_eks.raise_quotas(EksQuotas(nodes_per_group=600), REGION)
     pools.eks.update_nodegroup_config(**eks_requests.scaling_request(aws, "katuna-digits", 0, 600))
+    moto_eks.minutes_pass()
     assert group(pools)["scalingConfig"]["maxSize"] == 600
     pools.ensure(spot_pool(name="wide", max_nodes=600))
     assert group(pools, "wide")["scalingConfig"]["maxSize"] == 600
@@ -273,6 +280,7 @@ def test_the_stand_in_refuses_a_group_past_the_accounts_quota_of_nodes_as_eks_do
 def test_the_stand_in_refuses_a_group_past_the_accounts_quota_of_groups_as_eks_does(aws, pools):
     for i in range(30):
         pools.ensure(spot_pool(name=f"group-{i}"))
+    moto_eks.minutes_pass()
     one_more = eks_requests.create_request(aws, spot_pool(name="one-more"))
     assert refusal(lambda: pools.eks.create_nodegroup(**one_more)) == {
         "code": "ResourceLimitExceededException", "status": 400, "clusterName": "tuning", "nodegroupName": "one-more"}
@@ -280,6 +288,7 @@ def test_the_stand_in_refuses_a_group_past_the_accounts_quota_of_groups_as_eks_d
         pools.ensure(spot_pool(name="one-more"))
     assert pools.ensure(spot_pool(name="group-0")).operation is None, "one already there: EKS says so, not the quota"
     pools.delete("group-0")
+    moto_eks.minutes_pass()
     assert pools.ensure(spot_pool(name="one-more")).created, "room again once a group is deleted"
     moto_eks.raise_quotas(EksQuotas(groups_per_cluster=32), REGION)
     assert pools.ensure(spot_pool(name="two-more")).created
@@ -290,6 +299,8 @@ def test_once_active_its_auto_scaling_group_is_tagged_for_scale_up_from_zero(poo
     asg = group(pools)["resources"]["autoScalingGroups"][0]["name"]
     [made] = pools.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[asg])["AutoScalingGroups"]
     assert (made["MinSize"], made["MaxSize"], made["DesiredCapacity"]) == (0, 6, 0), "EKS made it with the group"
+    assert pools.check("create:katuna-digits") == OperationStatus(False), "still creating"
+    moto_eks.minutes_pass()
     assert pools.check("create:katuna-digits") == OperationStatus(True)
     tags = {t["Key"]: t["Value"] for t in pools.autoscaling.describe_tags(
         Filters=[{"Name": "auto-scaling-group", "Values": [asg]}])["Tags"]}
@@ -464,18 +475,24 @@ def test_limits_given_back_move_the_desired_size_only_when_it_falls_outside_them
 def test_an_adopted_group_gets_its_limits_back_with_a_desired_size_eks_accepts(pools):
     pools.eks.create_nodegroup(**{**eks_requests.create_request(pools.cluster, spot_pool(max_nodes=3)),
                                   "scalingConfig": {"minSize": 1, "maxSize": 3, "desiredSize": 1}})
+    moto_eks.minutes_pass()
     change = pools.ensure(spot_pool(), owner="5e0f9b2c7d41")
     assert UPDATE.fullmatch(change.operation) and change.adopted == {"minSize": 1, "maxSize": 3}
+    moto_eks.minutes_pass()
     pools.eks.update_nodegroup_config(clusterName="tuning", nodegroupName="katuna-digits",
                                       scalingConfig={"minSize": 0, "maxSize": 6, "desiredSize": 0})
+    moto_eks.minutes_pass()
     given_back = pools.scale_back(spot_pool(), change.adopted)
     assert UPDATE.fullmatch(given_back.operation) and given_back.operation != change.operation
+    assert pools.check(given_back.operation) == OperationStatus(False), "its Update in progress"
+    moto_eks.minutes_pass()
     assert group(pools)["scalingConfig"] == {"minSize": 1, "maxSize": 3, "desiredSize": 1}
     assert pools.check(given_back.operation) == OperationStatus(True), "its Update succeeded, its group tagged"
 
 
 def test_a_group_whose_auto_scaling_group_is_not_there_yet_is_pending_until_it_can_be_tagged(pools):
     pools.ensure(spot_pool())
+    moto_eks.minutes_pass()
     asg = group(pools)["resources"]["autoScalingGroups"][0]["name"]
     pools.autoscaling.delete_auto_scaling_group(AutoScalingGroupName=asg, ForceDelete=True)
     assert pools.check("create:katuna-digits") == OperationStatus(False)
@@ -483,8 +500,12 @@ def test_a_group_whose_auto_scaling_group_is_not_there_yet_is_pending_until_it_c
 
 def test_a_deleted_group_takes_its_auto_scaling_group_with_it(pools):
     pools.ensure(spot_pool())
+    moto_eks.minutes_pass()
     asg = group(pools)["resources"]["autoScalingGroups"][0]["name"]
-    pools.delete("katuna-digits")
+    assert pools.delete("katuna-digits").operation == "delete:katuna-digits"
+    assert group(pools)["status"] == "DELETING" and pools.check("delete:katuna-digits") == OperationStatus(False)
+    moto_eks.minutes_pass()
+    assert pools.check("delete:katuna-digits") == OperationStatus(True)
     assert pools.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[asg])["AutoScalingGroups"] == []
 
 
@@ -492,13 +513,17 @@ def test_a_maximum_held_for_the_autoscaler_is_left_to_whoever_changed_it_since(p
     """A maximum held at the nodes running waits for the autoscaler; a study raising the group
     meanwhile makes the limits its own, and the maximum is not lowered under it."""
     pools.ensure(spot_pool(max_nodes=10), owner="5e0f9b2c7d41")
+    moto_eks.minutes_pass()
     pools.eks.update_nodegroup_config(clusterName="tuning", nodegroupName="katuna-digits",
                                       scalingConfig={"desiredSize": 7})
+    moto_eks.minutes_pass()
     held = pools.scale_back(spot_pool(max_nodes=4))
     assert held.operation == "shrink:katuna-digits:0:4:7" and pools.check(held.operation) == OperationStatus(False)
+    moto_eks.minutes_pass()
     assert group(pools)["scalingConfig"] == {"minSize": 0, "maxSize": 7, "desiredSize": 7}
     pools.eks.update_nodegroup_config(clusterName="tuning", nodegroupName="katuna-digits",
                                       scalingConfig={"maxSize": 12, "desiredSize": 2})
+    moto_eks.minutes_pass()
     assert pools.check(held.operation) == OperationStatus(True)
     assert group(pools)["scalingConfig"] == {"minSize": 0, "maxSize": 12, "desiredSize": 2}
 
@@ -508,9 +533,11 @@ def test_a_scale_back_the_autoscaler_overtakes_is_tried_again_and_then_held_for_
     refuses the maximum below the new desired size, for now only; the next try holds the
     maximum at the nodes running."""
     pools.ensure(spot_pool(max_nodes=10), owner="5e0f9b2c7d41")
+    moto_eks.minutes_pass()
     operator = boto3.client("eks", region_name=REGION)
     operator.update_nodegroup_config(clusterName="tuning", nodegroupName="katuna-digits",
                                      scalingConfig={"desiredSize": 3})
+    moto_eks.minutes_pass()
     grown: list[int] = []
 
     def autoscaler_grows(**_: object) -> None:
@@ -518,12 +545,14 @@ def test_a_scale_back_the_autoscaler_overtakes_is_tried_again_and_then_held_for_
             grown.append(7)
             operator.update_nodegroup_config(clusterName="tuning", nodegroupName="katuna-digits",
                                              scalingConfig={"desiredSize": 7})
+            moto_eks.minutes_pass()
 
     pools.eks.meta.events.register("before-call.eks.UpdateNodegroupConfig", autoscaler_grows)
     with pytest.raises(TemporaryError, match="desired capacity 7 can't be greater than max size 4"):
         pools.scale_back(spot_pool(max_nodes=4))
     held = pools.scale_back(spot_pool(max_nodes=4))
     assert held.operation == "shrink:katuna-digits:0:4:7"
+    moto_eks.minutes_pass()
     assert group(pools)["scalingConfig"] == {"minSize": 0, "maxSize": 7, "desiredSize": 7}
 
 
@@ -552,6 +581,7 @@ def test_the_stand_in_holds_a_cluster_updating_and_refuses_node_group_changes_me
     """While an update of the cluster's configuration runs, EKS refuses to create or update its
     node groups, for now; a group busy with a change of its own refuses an update, for now."""
     pools.ensure(spot_pool())
+    moto_eks.minutes_pass()
     monkeypatch.setattr(moto_eks, "UPDATE_SECONDS", 2.0)
     pools.eks.update_cluster_config(name="tuning", logging={"clusterLogging": [{"types": ["api"], "enabled": True}]})
     assert pools.eks.describe_cluster(name="tuning")["cluster"]["status"] == "UPDATING"
@@ -581,6 +611,7 @@ def test_a_cluster_eks_does_not_have_is_a_refusal_naming_the_setting_never_an_ab
     """EKS answers ResourceNotFoundException for the cluster as for a group: a group that
     exists in the cluster the settings meant is not reported gone, nor its deletion done."""
     pools.ensure(spot_pool())
+    moto_eks.minutes_pass()
     elsewhere = eks.EksNodePools(eks_requests.EksCluster("tunign", aws.subnets, ROLE), pools.eks, pools.autoscaling,
                                  pools.ec2)
     for call in (lambda: elsewhere.describe("katuna-digits"), lambda: elsewhere.delete("katuna-digits"),
@@ -701,6 +732,7 @@ def test_the_stand_in_refuses_a_node_group_configuration_eks_refuses(aws, pools,
     """What katuna sends passes (the other tests); one field away from it, EKS answers 400, and
     so does the stand-in: an update's partial limits are judged merged into the group's."""
     pools.ensure(spot_pool())
+    moto_eks.minutes_pass()
     before = group(pools)
     if call == "create":
         sent = {**eks_requests.create_request(aws, spot_pool(name="other")), **request_}

@@ -102,7 +102,11 @@ def test_a_create_retried_after_a_timeout_sends_the_same_token(world: World):
     first, retried = world.tokens
     assert first == retried, "the same create"
     use = world.store.pool_use("u1")
-    assert (use.phase, use.created, use.owned, use.requests) == ("ready", True, True, 1), "its own create"
+    assert (use.phase, use.created, use.owned, use.requests) == ("creating", True, True, 1), "its own create"
+    assert use.operation == "create:katuna-own", "the group EKS is still creating is waited for"
+    moto_eks.minutes_pass()
+    world.deliver(pool_check())
+    assert world.store.pool_use("u1").phase == "ready"
 
 
 def test_the_same_raise_by_two_studies_and_each_give_back_are_changes_of_their_own(world: World):
@@ -112,14 +116,17 @@ def test_the_same_raise_by_two_studies_and_each_give_back_are_changes_of_their_o
     request = eks_requests.create_request(world.pools.cluster, NodePool("team", "eks", machine_types=("m5.xlarge",)))
     operator = boto3.client("eks", region_name=REGION)
     operator.create_nodegroup(**{**request, "scalingConfig": {"minSize": 1, "maxSize": 3, "desiredSize": 1}})
+    moto_eks.minutes_pass()
     raises = []
     for study, uid in (("study-a", "ua"), ("study-b", "ub")):
         world.submit(study, uid, name="team", shared=True)
         world.deliver(study_created(study, uid))
         raises.append(world.store.pool_use(uid).operation)
+        moto_eks.minutes_pass()
         world.deliver(pool_check())
         assert world.store.pool_use(uid).phase == "ready"
         world.end(study)
+        moto_eks.minutes_pass()
         world.deliver(pool_check())
         assert world.store.pool_use(uid).phase == "released"
     updates = [token for call, token in world.tokens if call == "UpdateNodegroupConfig"]
@@ -149,16 +156,21 @@ def test_a_shared_groups_maximum_waits_for_the_autoscaler_and_never_sets_the_des
     world.deliver(study_created("study-b", "ub"))
     world.submit("study-a", "ua", name="team", shared=True, maxNodes=10)
     world.deliver(study_created("study-a", "ua"))
-    world.deliver(pool_check())
+    for _ in range(2):  # b's group created, then raised for a
+        moto_eks.minutes_pass()
+        world.deliver(pool_check())
     assert [world.store.pool_use(uid).phase for uid in ("ub", "ua")] == ["ready", "ready"] and scaling()["maxSize"] == 10
     operator.update_nodegroup_config(clusterName="tuning", nodegroupName="team", scalingConfig={"desiredSize": 8})
+    moto_eks.minutes_pass()
     world.end("study-a")
+    moto_eks.minutes_pass()
     world.deliver(pool_check())
     assert scaling() == {"minSize": 0, "maxSize": 8, "desiredSize": 8}, "held at the nodes running"
     assert world.store.pool_use("ua").phase == "releasing"
     operator.update_nodegroup_config(clusterName="tuning", nodegroupName="team", scalingConfig={"desiredSize": 3})
-    world.deliver(pool_check())
-    world.deliver(pool_check())
+    for _ in range(2):  # the autoscaler's update done, then the maximum lowered
+        moto_eks.minutes_pass()
+        world.deliver(pool_check())
     assert scaling() == {"minSize": 0, "maxSize": 4, "desiredSize": 3}, "lowered once the autoscaler has shrunk it"
     assert world.store.pool_use("ua").phase == "released" and world.store.pool_use("ub").phase == "ready"
     assert sent[1:] == [{"minSize": 0, "maxSize": 8}, {"minSize": 0, "maxSize": 4}], "never a desired size"
@@ -221,3 +233,50 @@ def test_a_quota_set_above_the_accounts_own_fails_the_study_with_eks_refusal(tmp
     assert "InvalidParameterException: maxSize can't be greater than 450" in use.message
     assert told.pools.describe("katuna-wide") is None
     told.store.close()
+
+
+def test_a_study_ending_while_its_group_is_creating_deletes_it_once_eks_lets_it(world: World):
+    """EKS creates a group for minutes and refuses to delete it meanwhile: the study's use stays
+    creating, and once the group is active the ticks delete it and wait for it to be gone."""
+    world.submit("short", "u1")
+    world.deliver(study_created("short", "u1"))
+    world.end("short")
+    world.deliver(pool_check())
+    assert (world.store.pool_use("u1").phase, world.pools.describe("katuna-short").state) == ("creating", "CREATING")
+    moto_eks.minutes_pass()
+    world.deliver(pool_check())
+    use = world.store.pool_use("u1")
+    assert (use.phase, use.operation, world.pools.describe("katuna-short").state) == (
+        "releasing", "delete:katuna-short", "DELETING")
+    world.deliver(pool_check())
+    assert world.store.pool_use("u1").phase == "releasing", "deleting takes EKS minutes too"
+    moto_eks.minutes_pass()
+    world.deliver(pool_check())
+    assert world.store.pool_use("u1").phase == "released" and world.pools.describe("katuna-short") is None
+
+
+def test_changes_meeting_a_group_busy_with_an_update_are_asked_again_on_the_ticks(world: World):
+    """Study a's raise of the shared group is in progress: EKS refuses study b's larger raise
+    meanwhile, for now. Study b does not fail: the ticks ask again once the group is active, and
+    a's release waits for the group as well."""
+    request = eks_requests.create_request(world.pools.cluster, NodePool("team", "eks", machine_types=("m5.xlarge",)))
+    boto3.client("eks", region_name=REGION).create_nodegroup(**request)
+    moto_eks.minutes_pass()
+    world.submit("study-a", "ua", name="team", shared=True, maxNodes=8)
+    world.deliver(study_created("study-a", "ua"))
+    assert world.pools.describe("team").state == "UPDATING"
+    world.submit("study-b", "ub", name="team", shared=True, maxNodes=12)
+    with pytest.raises(TemporaryError, match="node group team is updating"):
+        world.deliver(study_created("study-b", "ub"))
+    world.deliver(pool_check())
+    assert world.store.pool_use("ub") is None and world.store.get_study("study-b").status == "running"
+    moto_eks.minutes_pass()
+    world.deliver(pool_check())
+    assert world.store.pool_use("ub").operation.startswith("update:team:"), "b's raise asked once the group is active"
+    world.end("study-a")
+    assert world.store.pool_use("ua").released_at is None, "a's release waits for the group too"
+    for _ in range(2):  # b's raise done, then a's limits given back
+        moto_eks.minutes_pass()
+        world.deliver(pool_check())
+    assert world.store.pool_use("ub").phase == "ready" and world.pools.describe("team").max_nodes == 12
+    assert world.store.pool_use("ua").phase == "released" and world.store.get_study("study-b").status == "running"

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import boto3
@@ -346,12 +347,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def moto_server():
-    """moto's server, taught EKS's DescribeUpdate (tests/moto_eks.py)."""
+@contextmanager
+def served(speed: str) -> Iterator[dict[str, str]]:
+    """moto's server, taught EKS's DescribeUpdate and its node groups' states (tests/moto_eks.py),
+    at ``speed`` stand-in seconds per second: the environment that reaches it."""
     port = _free_port()
     server = subprocess.Popen([sys.executable, str(ROOT / "tests" / "moto_eks.py"), "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env={**os.environ, "MOTO_EKS_SPEED": speed})
     env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "testing",
            "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "eu-west-1"}
     deadline = time.monotonic() + 30
@@ -362,9 +365,25 @@ def moto_server():
         except OSError:
             assert time.monotonic() < deadline and server.poll() is None, "moto server did not start"
             time.sleep(0.1)
-    yield env
-    server.terminate()
-    server.wait(timeout=10)
+    try:
+        yield env
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def moto_server() -> Iterator[dict[str, str]]:
+    """moto's server on which EKS's minutes of creating, updating and deleting pass in a blink."""
+    with served("1000000") as env:
+        yield env
+
+
+@pytest.fixture(scope="module")
+def still_moto_server() -> Iterator[dict[str, str]]:
+    """moto's server on which no time passes: a node group stays creating, updating or deleting."""
+    with served("0") as env:
+        yield env
 
 
 def test_eks_up_twice_status_and_down_against_moto_server(moto_server: dict[str, str]):
@@ -533,3 +552,26 @@ def test_eks_in_a_region_aws_does_not_have_names_the_flag_and_fails_at_once(regi
     assert result.stderr.startswith(f"error: --region: EKS has no region {region} (expected an AWS region, such as "
                                     "us-east-1): "), result.stderr
     assert words.format(endpoint=refusing_endpoint) in result.stderr and "trying again" not in result.stderr
+
+
+def test_eks_up_and_down_while_eks_still_creates_the_group_end_at_the_timeout_saying_so(
+        still_moto_server: dict[str, str]):
+    """EKS creates a node group for minutes and refuses to delete it meanwhile: ``up`` past its
+    ``--timeout`` says the creation is still pending, never "active", and ``down`` that EKS
+    still refuses; ``status`` prints it creating."""
+    subnets = moto_eks.network(aws_client("ec2", still_moto_server))
+    aws_client("eks", still_moto_server).create_cluster(name="slow", roleArn=ROLE,
+                                                        resourcesVpcConfig={"subnetIds": list(subnets)})
+    flags = ["--cluster", "slow", "--nodegroup", "trials"]
+    up = provision("eks", "up", *flags, "--subnets", ",".join(subnets), "--node-role", ROLE, "--timeout", "1",
+                   env=still_moto_server)
+    assert up.returncode == 1 and up.stderr.endswith("error: node pool trials: create:trials is still pending after "
+                                                     "1 s\n"), up.stderr
+    assert json.loads(up.stdout)["state"] == "CREATING" and "active" not in up.stderr
+    status = provision("eks", "status", *flags, env=still_moto_server)
+    assert (status.returncode, status.stderr, json.loads(status.stdout)["state"]) == (0, "", "CREATING")
+    down = provision("eks", "down", *flags, "--timeout", "2", env=still_moto_server)
+    assert down.returncode == 1 and down.stdout == "" and "trying again in 1 s" in down.stderr
+    assert down.stderr.endswith("error: node pool trials: still refused for now when --timeout (2 s) was up: EKS: "
+                                "ResourceInUseException: Nodegroup trials cannot be deleted as it is currently "
+                                "CREATING\n"), down.stderr

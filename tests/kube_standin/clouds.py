@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 
 from kube_standin.nodes import NodePool
 
@@ -84,8 +85,18 @@ def eks_pool(nodegroup: Mapping) -> NodePool:
 
 
 def eks_pools(nodegroups: Callable[[], Iterable[Mapping]]) -> Callable[[], list[NodePool]]:
-    """A provider over the ACTIVE node groups ``nodegroups`` returns (moto's, through boto3)."""
-    return lambda: [eks_pool(g) for g in nodegroups() if g.get("status", "ACTIVE") in ("ACTIVE", "UPDATING")]
+    """A provider over the node groups ``nodegroups`` returns (moto's, through boto3): those
+    active or updating, and those EKS is deleting, whose nodes stay until the group is gone (EKS
+    drains and terminates them one by one before it deletes the Auto Scaling group)."""
+    def pools() -> list[NodePool]:
+        found = []
+        for group in nodegroups():
+            status = group.get("status", "ACTIVE")
+            if status in ("ACTIVE", "UPDATING", "DELETING"):
+                found.append(replace(eks_pool(group), deleting=status == "DELETING"))
+        return found
+
+    return pools
 
 
 def eks_node_groups(eks, cluster: str) -> Callable[[], list[dict]]:
