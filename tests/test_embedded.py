@@ -244,7 +244,8 @@ def test_a_file_collectors_folder_is_made_for_a_local_trial_as_katibs_volume_is_
     there without making the folder, so a local trial finds it made (``/katib/mnist.log`` in
     Katib's examples; an absolute folder under the test's own here)."""
     folder = tmp_path / "katib" / "run"
-    definition = study_definition(maxTrials=2)
+    # one trial at a time: the two share the file, as trials sharing a path on one machine do
+    definition = study_definition(maxTrials=2, parallelism=1)
     definition["trialTemplate"]["command"] = ["sh", "-c", f'echo "loss=$1" > {folder}/metrics.log', "trial",
                                               "${trialParameters.x}"]
     definition["metricsCollector"] = {"kind": "file", "path": str(folder / "metrics.log")}
