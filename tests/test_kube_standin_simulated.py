@@ -77,6 +77,27 @@ def test_a_job_runs_on_a_pool_that_gke_creates_and_the_autoscaler_grows_and_shri
         gke.close()
 
 
+def test_a_pod_unschedulable_between_the_autoscalers_scans_gets_its_node_at_the_next_scan():
+    """As the real autoscaler's FAQ says, "scale-up is considered up to 10 seconds after pod is
+    marked as unschedulable": its loop runs every ``--scan-interval``, so a pod that comes
+    between two loops waits for the next, even on a pool the last loop already knew."""
+    clock = SimulatedClock()
+    pool = NodePool("spot", 0, 2, {**SPOT["gke"], "cloud.google.com/gke-nodepool": "spot"}, (TRIAL_TAINT,))
+    kube = simulated(clock, lambda: [pool])
+    try:
+        kube.settle()
+        clock.wake_at(START + 4)
+        assert clock.advance() and clock.now == START + 4, "between the scans at 0 s and 10 s"
+        assert kube.create_job("katuna", job("trial-0", SPOT["gke"]))[0] == 201
+        kube.settle()
+        assert not kube.autoscaler.machines, "no node asked for before the next scan"
+        kube.run_until(lambda: kube.autoscaler.machines)
+        [machine] = kube.autoscaler.machines.values()
+        assert machine.created == START + 10, "asked for at the scan 10 s after the last"
+    finally:
+        kube.close()
+
+
 @pytest.mark.parametrize(("cloud", "notice", "reason"), [("gke", 30, "TerminationByKubelet"),
                                                          ("eks", 120, "EvictionByEvictionAPI")])
 def test_a_spot_node_gets_its_clouds_notice_its_pod_is_disrupted_and_the_job_runs_it_again(

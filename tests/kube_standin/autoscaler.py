@@ -1,7 +1,9 @@
 """A cluster autoscaler over the pools a provider reports (a cloud stand-in, or a test).
 
 It adds a node to a pool when a pod the scheduler found no room for would fit the pool's node
-template and the pool is below its maximum; the node registers Ready after ``boot_seconds``
+template and the pool is below its maximum, in the pass of its next scan of the pools (every
+``--scan-interval``: as its FAQ says, "scale-up is considered up to 10 seconds after pod is
+marked as unschedulable"); the node registers Ready after ``boot_seconds``
 (the VM's boot and the kubelet's registration). A node is removed while its pool is above its
 minimum once it has been unneeded for ``idle_seconds`` (the real one's
 ``--scale-down-unneeded-time``), and no sooner than ``delay_after_add`` after the latest scale-up
@@ -132,7 +134,8 @@ class Autoscaler:
         for pool in active.values():
             while counts[pool.name] < pool.min_nodes:
                 self._boot(pool, now, counts)
-        self._scale_up(cluster, active, now, counts)
+        if self.fresh:
+            self._scale_up(cluster, active, now, counts)
         self.fresh = False
         self.scale_down.step(cluster, active, now, counts)
         self._record(cluster, pools, now)
