@@ -1,0 +1,64 @@
+"""The cost benchmark's cluster (``benchmarks/cluster_cost.py``) at a tiny size, in this process:
+where a study's time goes on a pool katuna creates, and the steady state of a shared pool that an
+earlier study created and left at zero nodes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from test_benchmarks import load_cluster_cost
+
+from functions.core.records import CREATING
+
+pytestmark = pytest.mark.slow
+
+TINY = {"trials": 4, "parallelism": 2}
+
+
+@pytest.fixture
+def cost(monkeypatch: pytest.MonkeyPatch):
+    return load_cluster_cost(monkeypatch)
+
+
+@pytest.fixture
+def cluster(cost, tmp_path: Path):
+    """A simulated GKE cluster with katuna's runtime on it, no spot interruptions."""
+    cloud = cost.make_cloud("gke", cost.SimulatedClock(), 0.0, 1)
+    sim = cost.Simulation(tmp_path, cloud, cost.Reference(**TINY))
+    yield cloud, sim
+    sim.close()
+    cloud.close()
+
+
+def test_trial_jobs_wait_for_no_pool_and_no_tick(cost, cluster):
+    """The first trials' Jobs are created at submission, while GKE still creates the pool, so
+    their pending pods are there for the autoscaler the moment the pool runs; each later Job is
+    created at the moment the trial that made room for it ended, with no PingSource tick waited for."""
+    cloud, sim = cluster
+    record = sim.submit(cost.definition(cost.Reference(**TINY), "gke", "spot"))
+    sim.settle()
+    assert sim.deps.store.pool_use(record.uid).phase == CREATING, "GKE takes 90 s to create a pool"
+    assert len(sim.kube.jobs) == TINY["parallelism"], "a Job for each trial that may run, before any node"
+    sim.until(lambda: sim.released(record))
+    timeline = sim.timelines[record.name]
+    assert len(timeline.created) == TINY["trials"] and len(timeline.ended) == TINY["trials"]
+    assert timeline.launch_wait(TINY["parallelism"]) == 0
+
+
+def test_a_study_on_a_shared_pool_left_at_zero_nodes_pays_none_of_the_earlier_studys_machines(cost, cluster):
+    """The steady state: an earlier study creates the shared pool and ends; the pool is scaled
+    back and the autoscaler removes its nodes; the measured study finds the pool (it creates
+    none) and is billed only the machines that ran from its submission until its own were gone."""
+    cloud, sim = cluster
+    ref = cost.Reference(**TINY)
+    rows = [cost.measure(sim, cloud, row, cost.definition(ref, "gke", "spot", name, cost.SHARED_POOL), 0.04)
+            for row, name in (("spot_shared_first", "first"), ("spot_steady", "reference"))]
+    first, steady = (sim.deps.store.pool_use(sim.deps.store.get_study(name).uid) for name in ("first", "reference"))
+    assert (first.created, first.deleted, steady.created, steady.owned) == (True, False, False, True), \
+        "the earlier study created the pool and left it; the measured one found it"
+    assert cost.SHARED_POOL in cloud.gke.pools and sim.machines_running() == 0
+    assert sum(row["node_hours"] for row in rows) == pytest.approx(sim.autoscaler.node_seconds() / 3600), \
+        "every machine-second is billed to exactly one of the two studies"
+    assert [row["nodes"] for row in rows] == [TINY["parallelism"]] * 2, "each study booted its own nodes"
+    assert [row["complete"] for row in rows] == [TINY["trials"]] * 2
