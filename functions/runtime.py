@@ -96,7 +96,7 @@ class Runtime:
         self._thread: threading.Thread | None = None
         self._senders = sink_senders.SinkSenders(
             self.queue, cloudevents_http.Sink(settings.sink, settings.sink_token_file, settings.sink_ca_certs,
-                                              settings.event_key)) \
+                                              settings.event_key, settings.ce_overrides)) \
             if settings.sink and settings.events == "reply" else None
         self._metrics = self._service_metrics()
         self._turns = Turns(self.deps(self._new_store()), settings.busy_timeout)

@@ -1,7 +1,8 @@
 """Settings, read once from the environment into a frozen object (never at import time).
 
-Every variable has the ``KATUNA_`` prefix, except ``K_SINK``, which Knative sets for sources
-and sink bindings, and ``KUBERNETES_SERVICE_HOST``, which Kubernetes sets in every pod.
+Every variable has the ``KATUNA_`` prefix, except those Knative's SinkBinding sets (``K_SINK``,
+``K_CA_CERTS`` and ``K_CE_OVERRIDES``) and ``KUBERNETES_SERVICE_HOST``, which Kubernetes sets in
+every pod.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from functions.core import event_signature, pod_security, senders
+from functions.core import ce_overrides, event_signature, pod_security, senders
 from functions.core.cluster import MIN_TTL, TTL_WHY, Cluster
 from functions.core.errors import InvalidSetting
 from functions.core.limits import EksQuotas, Limits
@@ -169,7 +170,8 @@ VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "sink_token_file": ("SINK_TOKEN_FILE", Path),
 }
 """Each :class:`Settings` field read from one variable: its name after ``KATUNA_``, and how its
-text becomes the value (``K_SINK``, ``K_CA_CERTS``, ``KUBERNETES_SERVICE_HOST`` and the limits are read apart)."""
+text becomes the value (``K_SINK``, ``K_CA_CERTS``, ``K_CE_OVERRIDES``, ``KUBERNETES_SERVICE_HOST`` and the
+limits are read apart)."""
 
 
 @dataclass(frozen=True)
@@ -268,7 +270,9 @@ class Settings:
     Events posted to ``K_SINK`` carry the OIDC token Knative's SinkBinding mounts at
     ``KATUNA_SINK_TOKEN_FILE`` (``/oidc/token``; none while the file is absent), read again at
     each post since it is rotated, and trust the PEM certificates of ``K_CA_CERTS`` (set by the
-    SinkBinding for an https sink) besides the system's.
+    SinkBinding for an https sink) besides the system's. Each carries the extensions of
+    ``K_CE_OVERRIDES`` (the SinkBinding's ``ceOverrides`` as JSON: :mod:`functions.core.ce_overrides`;
+    one that is no such JSON, or names an attribute katuna sets, stops the service at start).
     ``KATUNA_METRICS_TOKEN`` (unset): a bearer token that reaches ``GET /metrics`` only, for a
     Prometheus scrape (the API token reaches it too; with neither set, loopback Hosts only).
     ``PROMETHEUS_MULTIPROC_DIR`` (prometheus-client's own variable, not a setting): where gunicorn
@@ -361,6 +365,7 @@ class Settings:
     pool_wait: float = POOL_WAIT
     sink_token_file: Path = Path("/oidc/token")
     sink_ca_certs: str | None = None
+    ce_overrides: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -372,6 +377,7 @@ class Settings:
             values.setdefault("report_url", env["K_SINK"])
         if env.get("K_CA_CERTS"):
             values["sink_ca_certs"] = env["K_CA_CERTS"]
+        values["ce_overrides"] = ce_overrides.parse(env.get(ce_overrides.VARIABLE, ""))
         values["in_cluster"] = bool(env.get("KUBERNETES_SERVICE_HOST"))
         values["limits"] = _limits(env)
         settings = cls(**values)

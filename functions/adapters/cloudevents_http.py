@@ -193,10 +193,14 @@ def _to_event(cloud_event: BaseCloudEvent, strict: bool = True) -> Event:
                  source=cloud_event.get_source(), subject=cloud_event.get_subject(), time=time.isoformat())
 
 
-def to_http(event: Event, key: bytes | None = None) -> tuple[dict[str, str], bytes]:
-    """Headers and body of ``event`` in binary mode; signed with ``key``, where given."""
-    attributes = {"type": event.type, "source": event.source, "id": event.id,
-                  "time": datetime.fromisoformat(event.time), "datacontenttype": "application/json"}
+def to_http(event: Event, key: bytes | None = None,
+            extensions: tuple[tuple[str, str], ...] = ()) -> tuple[dict[str, str], bytes]:
+    """Headers and body of ``event`` in binary mode; signed with ``key``, where given; with the
+    ``extensions`` of ``K_CE_OVERRIDES`` (:mod:`functions.core.ce_overrides`), under katuna's own
+    attributes, which no override replaces."""
+    attributes: dict[str, Any] = dict(extensions)
+    attributes.update(type=event.type, source=event.source, id=event.id, time=datetime.fromisoformat(event.time),
+                      datacontenttype="application/json")
     if event.subject:
         attributes["subject"] = event.subject
     if key is not None:
@@ -223,20 +227,22 @@ class Sink:
     it; the token is read again for every post, as the binding rotates it. With transport
     encryption the sink is https, signed by the cluster's CA, whose PEM certificates the binding
     puts in ``K_CA_CERTS`` (``ca_certs``): trusted besides the system's. Events are signed with
-    ``key`` where given (:mod:`functions.core.event_signature`)."""
+    ``key`` where given (:mod:`functions.core.event_signature`), and carry the ``extensions``
+    of the SinkBinding's ``ceOverrides`` (``K_CE_OVERRIDES``), as Knative's own senders' do."""
 
     def __init__(self, url: str, token_file: Path | None = None, ca_certs: str | None = None,
-                 key: bytes | None = None) -> None:
+                 key: bytes | None = None, extensions: tuple[tuple[str, str], ...] = ()) -> None:
         self.url = url
         self._token_file = token_file
         self._context = _trusting(ca_certs) if ca_certs else None
         self._key = key
+        self._extensions = extensions
 
     def send(self, event: Event, timeout: float) -> None:
         """POST ``event`` to the sink, waiting ``timeout`` seconds for each read of the answer. A
         refusal of the event itself (:data:`REFUSED_FOR_GOOD`) is permanent; any other failure
         is temporary (an authentication refusal included: the token may be renewed meanwhile)."""
-        headers, body = to_http(event, self._key)
+        headers, body = to_http(event, self._key, self._extensions)
         request = urllib.request.Request(self.url, data=body, headers={**headers, **self._authorization()},
                                          method="POST")
         try:

@@ -24,6 +24,7 @@ from http_helpers import free_port
 
 from .broker import Broker
 from .faults import Faults
+from .overrides import overrides_env
 from .ping import PingSource
 from .service import KatunaProcess
 from .serving import Revision
@@ -48,22 +49,22 @@ def manifests(kind: str, components: tuple[str, ...] = ()) -> list[dict[str, Any
     return [doc for doc in documents(components) if doc.get("kind") == kind]
 
 
-def sink_binding_env(broker: Broker, components: tuple[str, ...] = ()) -> dict[str, str]:
-    """What the SinkBinding of ``knative/`` adds to the katuna Service's containers
-    (sinkbinding_lifecycle.go ``Do``): ``K_SINK``, the address of the Broker it names (as its
-    ``status.address.url`` gives it, with the Broker's path), and ``K_CE_OVERRIDES``, its
-    ``ceOverrides`` as JSON (empty without them). ``K_CA_CERTS`` comes only with an https
+def sink_binding_env(broker: Broker, docs: list[dict[str, Any]] | None = None) -> dict[str, str]:
+    """What the SinkBinding of ``docs`` (``knative/``'s objects by default) adds to the katuna
+    Service's containers (sinkbinding_lifecycle.go ``Do``): ``K_SINK``, the address of the Broker
+    it names (as its ``status.address.url`` gives it, with the Broker's path), and
+    ``K_CE_OVERRIDES``, its ``ceOverrides`` as JSON (:mod:`.overrides`: empty without them,
+    refused where Eventing's webhook refuses them). ``K_CA_CERTS`` comes only with an https
     sink, which the emulator has none of. A binding to a sink other than the Broker is refused
     loudly."""
     subject = ("serving.knative.dev/v1", "Service", "katuna")
-    bindings = [b for b in manifests("SinkBinding", components)
-                if tuple(b["spec"]["subject"].get(key) for key in ("apiVersion", "kind", "name")) == subject]
+    bindings = [b for b in (documents() if docs is None else docs) if b.get("kind") == "SinkBinding"
+                and tuple(b["spec"]["subject"].get(key) for key in ("apiVersion", "kind", "name")) == subject]
     if len(bindings) != 1:
         raise ValueError("expected one SinkBinding of the katuna Service")
-    spec = bindings[0]["spec"]
-    overrides = spec.get("ceOverrides")
-    return {"K_SINK": sink_of(spec["sink"], broker, f"SinkBinding {bindings[0]['metadata']['name']}"),
-            "K_CE_OVERRIDES": "" if overrides is None else json.dumps(overrides, separators=(",", ":"), sort_keys=True)}
+    spec, where = bindings[0]["spec"], f"SinkBinding {bindings[0]['metadata']['name']}"
+    return {"K_SINK": sink_of(spec["sink"], broker, where),
+            "K_CE_OVERRIDES": overrides_env(spec.get("ceOverrides"), where)}
 
 
 def sink_of(destination: dict[str, Any], broker: Broker, where: str) -> str:
@@ -89,20 +90,23 @@ class KnativeCluster:
     """The service behind the broker, fed by the sources; ``token`` guards the service's API, and
     the broker delivers without it, as Knative's does without OIDC: the service believes katuna's
     own events on their signature alone; ``time_scale`` shrinks the Triggers' back-offs (:class:`Broker`);
-    ``components`` of ``knative/`` are deployed too (their Triggers and their sources' resources).
+    ``components`` of ``knative/`` are deployed too (their Triggers and their sources' resources);
+    ``docs``, the objects deployed instead (``knative/``'s, changed or added to by a test).
     ``url`` is the Service's address (:class:`Revision`), ``service.url`` the container's."""
 
     def __init__(self, workdir: Path, kube_api: str, *, faults: Faults | None = None, ping_interval: float = 1.0,
                  token: str | None = None, namespace: str = "katuna", time_scale: float = 1.0,
-                 components: tuple[str, ...] = (), **env: str) -> None:
+                 components: tuple[str, ...] = (), docs: list[dict[str, Any]] | None = None, **env: str) -> None:
+        if docs is not None and components:
+            raise ValueError("components or docs, not both: render the components into the docs")
         self.token, self.faults = token or secrets.token_urlsafe(16), faults or Faults()
         port = free_port()
-        docs = documents(components)
+        docs = documents(components) if docs is None else docs
         self.revision = Revision(katuna_service(docs), port)
         self.url = self.revision.url
         self.broker = Broker(docs, {SERVICE_REF: self.url}, namespace=namespace, time_scale=time_scale)
         self.service = KatunaProcess(
-            workdir, port=port, KATUNA_EVENTS="reply", **sink_binding_env(self.broker, components),
+            workdir, port=port, KATUNA_EVENTS="reply", **sink_binding_env(self.broker, docs),
             KATUNA_EXECUTOR="kubernetes", KATUNA_K8S_API=kube_api, KATUNA_K8S_NAMESPACE=namespace,
             KATUNA_API_TOKEN=self.token, **{"KATUNA_TICK_FLOOR": str(ping_interval / 2), **env})
         self.sources = [ApiServerSource(doc, kube_api, sink_of(doc["spec"]["sink"], self.broker, doc["metadata"]["name"]),

@@ -1,0 +1,121 @@
+"""A SinkBinding's ``ceOverrides`` reach the service in ``K_CE_OVERRIDES``, and every event katuna
+sends to ``K_SINK`` carries their extensions, as Knative's own senders' do, so a Trigger can
+route katuna's events by them; its replies go as they are, and no override replaces an
+attribute katuna sets. A value Knative would not send stops the service at start, naming it."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+from conftest import study_definition
+from knative_emulator import KnativeCluster, documents, sink_binding_env
+from knative_emulator.broker import Broker
+from kube_stub import KubeStub
+from test_knative_mode import SERVICE_REF, Subscriber
+
+from functions.core.errors import InvalidSetting
+from functions.settings import Settings
+
+
+def test_the_overrides_are_read_once_with_their_names_lower_cased_as_knatives_sdk_sets_them():
+    env = {"K_CE_OVERRIDES": '{"extensions": {"Team": "ml", "cost2": "", "where": "caf\\u00e9 \\u003cA\\u003e"}}'}
+    assert Settings.from_env(env).ce_overrides == (("cost2", ""), ("team", "ml"), ("where", "café <A>"))
+    for unset in ({}, {"K_CE_OVERRIDES": ""}, {"K_CE_OVERRIDES": "{}"}, {"K_CE_OVERRIDES": '{"extensions": null}'}):
+        assert Settings.from_env(unset).ce_overrides == (), unset
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("team=ml", "K_CE_OVERRIDES: expected JSON such as"),
+    ('["team"]', "K_CE_OVERRIDES: expected a JSON object such as"),
+    ('{"extension": {"team": "ml"}}', "K_CE_OVERRIDES: expected only 'extensions'"),
+    ('{"extensions": ["team"]}', "K_CE_OVERRIDES: extensions: expected an object of names to strings"),
+    ('{"extensions": {"team": 1}}', "K_CE_OVERRIDES: extensions.team: expected a string, got 1"),
+    ('{"extensions": {"team": null}}', "K_CE_OVERRIDES: extensions.team: expected a string, got null"),
+    ('{"extensions": {"my-team": "ml"}}', "K_CE_OVERRIDES: extensions.'my-team': expected an extension name of"),
+    ('{"extensions": {"": "ml"}}', "K_CE_OVERRIDES: extensions.'': expected an extension name of"),
+    ('{"extensions": {"team": "m\\nl"}}', "K_CE_OVERRIDES: extensions.team: expected text a CloudEvents string"),
+    ('{"extensions": {"team": "\\ud800"}}', "U+D800"),
+    ('{"extensions": {"Team": "ml", "team": "ai"}}', "names the extension 'team' a second time"),
+    ('{"extensions": {"ID": "1"}}', "extensions.ID: 'id' is a CloudEvents context attribute"),
+    ('{"extensions": {"type": "x"}}', "'type' is a CloudEvents context attribute"),
+    ('{"extensions": {"data": "x"}}', "'data' is a CloudEvents context attribute"),
+    ('{"extensions": {"katunasignature": "x"}}', "'katunasignature' is an attribute katuna or the broker sets"),
+    ('{"extensions": {"apiversion": "x"}}', "'apiversion' is an attribute katuna or the broker sets"),
+    ('{"extensions": {"knativebrokerttl": "1"}}', "'knativebrokerttl' is an attribute katuna or the broker sets"),
+])
+def test_overrides_knative_would_not_send_stop_the_service_at_start_naming_them(text: str, expected: str):
+    with pytest.raises(InvalidSetting, match="^K_CE_OVERRIDES: ") as refused:
+        Settings.from_env({"K_CE_OVERRIDES": text})
+    assert expected in str(refused.value)
+
+
+def _bound(overrides: dict) -> list[dict]:
+    """``knative/``'s objects, the SinkBinding with ``overrides`` as its ``ceOverrides``."""
+    docs = copy.deepcopy(documents())
+    [binding] = [doc for doc in docs if doc["kind"] == "SinkBinding"]
+    binding["spec"]["ceOverrides"] = overrides
+    return docs
+
+
+@pytest.mark.parametrize(("overrides", "expected"), [
+    ({"extensions": {"Team": "ml", "cost": None}}, '{"extensions":{"Team":"ml","cost":""}}'),
+    ({"extensions": {"team": "<r&d>"}}, '{"extensions":{"team":"\\u003cr\\u0026d\\u003e"}}'),
+    ({"extensions": {}}, "{}"), ({}, "{}"),
+    ({"extensions": {"my-team": "ml"}}, "invalid key name 'my-team': keys are expected to be alphanumeric"),
+    ({"extensions": {"": "ml"}}, "invalid key name ''"),
+    ({"extensions": {"team": 1}}, "spec.ceOverrides.extensions.team: expected a string"),
+    ({"extensions": {"team": "ml"}, "format": "json"}, "['format'] not in the schema"),
+])
+def test_the_sink_binding_passes_its_ce_overrides_on_as_eventing_does_or_is_refused_as_its_webhook_refuses_them(
+        overrides: dict, expected: str):
+    broker = Broker(documents(), {SERVICE_REF: "http://127.0.0.1:1"})
+    try:
+        if expected.startswith("{"):
+            assert sink_binding_env(broker, _bound(overrides))["K_CE_OVERRIDES"] == expected
+        else:
+            with pytest.raises(ValueError, match="SinkBinding katuna-sink: spec.ceOverrides") as refused:
+                sink_binding_env(broker, _bound(overrides))
+            assert expected in str(refused.value)
+    finally:
+        broker.close()
+
+
+def _observer(url: str) -> dict:
+    """A Trigger sending the broker's events with the extension ``team: ml`` to ``url``."""
+    return {"apiVersion": "eventing.knative.dev/v1", "kind": "Trigger", "metadata": {"name": "team-ml"},
+            "spec": {"broker": "katuna", "filters": [{"exact": {"team": "ml"}}], "subscriber": {"uri": url}}}
+
+
+@pytest.mark.slow
+def test_a_trigger_filtering_on_the_sink_bindings_override_receives_katunas_events_but_not_its_replies(
+        tmp_path: Path):
+    """With ``ceOverrides: {extensions: {Team: ml}}`` on the SinkBinding ``katuna-sink``, each
+    event katuna posts to ``K_SINK`` (the study's start, a trial's end) carries ``team: ml``,
+    its own attributes and signature intact, and reaches a Trigger filtering on it; the
+    functions' replies (the trial's ``trial.suggested``) carry no override, and reach only
+    katuna's own Triggers."""
+    observer, kube = Subscriber([202]), KubeStub()
+    docs = [*_bound({"extensions": {"Team": "ml"}}), _observer(observer.url + "/observed")]
+    cluster = KnativeCluster(tmp_path, kube.url, ping_interval=3600, docs=docs)
+    try:
+        definition = study_definition(name="overridden", maxTrials=1, parallelism=1)
+        definition["trialTemplate"]["image"] = "python:3.12"
+        status, body = cluster.api("POST", "/studies", definition)
+        assert status == 201, body
+        study = cluster.wait_for("overridden", timeout=60)
+        assert (study["status"], study["counts"]["complete"]) == ("completed", 1), study
+        observed = {headers["ce-type"]: headers for _, _, headers, _ in observer.received}
+        assert {"dev.katuna.study.created", "dev.katuna.trial.finished"} <= set(observed), sorted(observed)
+        created = observed["dev.katuna.study.created"]
+        assert (created["ce-team"], created["ce-source"], created["ce-specversion"]) == ("ml", "/katuna", "1.0")
+        assert created["ce-katunasignature"] and created["ce-id"], created
+        assert "dev.katuna.trial.suggested" not in observed, "a reply carries no override"
+        suggested = [a for a in cluster.broker.attempts if a.event_type == "dev.katuna.trial.suggested"]
+        assert suggested and cluster.broker.replies > 0, "the trial was suggested in a reply, which katuna's Triggers took"
+        assert not cluster.broker.dead_letters
+    finally:
+        cluster.close()
+        kube.close()
+        observer.close()
