@@ -1,6 +1,8 @@
 """A loopback https sink standing in for a Knative broker with ``authentication-oidc`` and
 transport encryption on: its certificate is signed by a CA of its own (made here, as a
-cluster's CA would be), and it refuses (401) every post whose bearer token it does not accept."""
+cluster's CA would be), and it refuses (401) every post whose bearer token it does not accept.
+:class:`Authority` makes such a CA and the server's certificate (the Knative emulator's broker
+ingress serves https with one too)."""
 
 from __future__ import annotations
 
@@ -44,6 +46,27 @@ def _pem(certificate: x509.Certificate) -> str:
     return certificate.public_bytes(serialization.Encoding.PEM).decode()
 
 
+class Authority:
+    """A CA of its own, as a cluster's would be (``ca_pem``, what a SinkBinding puts in
+    ``K_CA_CERTS``), and a server certificate it signed for ``127.0.0.1``, its files in ``directory``."""
+
+    def __init__(self, directory: Path) -> None:
+        ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+        ca = _certificate("katuna test cluster CA", ca_key, None, ca_key, ca=True)
+        self.ca_pem = _pem(ca)
+        self._chain, self._key = directory / "sink.pem", directory / "sink.key"
+        self._chain.write_text(_pem(_certificate("127.0.0.1", key, ca.subject, ca_key, ca=False)))
+        self._key.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                serialization.NoEncryption()))
+
+    def serving(self, server: ThreadingHTTPServer) -> ThreadingHTTPServer:
+        """``server``, listening with TLS under the certificate."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self._chain, self._key)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        return server
+
+
 class TlsSink:
     """The sink: ``ca_pem`` is what a SinkBinding would put in ``K_CA_CERTS``; ``tokens`` are
     the bearer tokens it accepts (a test adds and removes them, as the issuer rotates them);
@@ -51,13 +74,8 @@ class TlsSink:
     the posts that reached it, answered or not."""
 
     def __init__(self, directory: Path) -> None:
-        ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-        ca = _certificate("katuna test cluster CA", ca_key, None, ca_key, ca=True)
-        self.ca_pem = _pem(ca)
-        chain, key_file = directory / "sink.pem", directory / "sink.key"
-        chain.write_text(_pem(_certificate("127.0.0.1", key, ca.subject, ca_key, ca=False)))
-        key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                               serialization.NoEncryption()))
+        authority = Authority(directory)
+        self.ca_pem = authority.ca_pem
         self.tokens: set[str] = set()
         self.received: list[dict[str, str]] = []
         self.refused = 0
@@ -84,10 +102,7 @@ class TlsSink:
             def log_message(self, *args) -> None:
                 return
 
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(chain, key_file)
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.server = authority.serving(ThreadingHTTPServer(("127.0.0.1", 0), Handler))
         self.url = f"https://127.0.0.1:{self.server.server_address[1]}/"
         threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
 

@@ -9,6 +9,7 @@ import base64
 import binascii
 import ssl
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -86,10 +87,11 @@ class DeadLetter:
     """Whether the event may be believed: where the dead letter came without the API token, only
     an event katuna signed (:mod:`functions.core.event_signature`)."""
     reply_refused: bool = False
-    """Whether what refused was the broker (``knativeerrordest`` is its address, ``K_SINK``): its
-    ingress refused the reply katuna answered the event with, not the event, which was handled.
-    Knative dead-letters the event answered when the ingress refuses its reply, as it does one
-    that was the 255th in a row (the ``knativebrokerttl`` spent)."""
+    """Whether what refused was the broker (``knativeerrordest`` is its address, ``K_SINK``, in
+    either scheme: :func:`_same_broker`): its ingress refused the reply katuna answered the event
+    with, not the event, which was handled. Knative dead-letters the event answered when the
+    ingress refuses its reply, as it does one that was the 255th in a row (the
+    ``knativebrokerttl`` spent)."""
 
     @property
     def permanent(self) -> bool:
@@ -123,8 +125,20 @@ def dead_letter(headers: Mapping[str, str], body: bytes, key: bytes | None = Non
     number = int(code) if code.isdigit() and len(code) <= 3 else None
     event = _to_event(cloud_event, strict=False)
     authentic = key is None or event_signature.is_katunas(key, event.type, event.data, _signature(cloud_event))
-    refused_by_broker = broker is not None and bool(dest) and dest.rstrip("/") == broker.rstrip("/")
+    refused_by_broker = broker is not None and bool(dest) and _same_broker(dest, broker)
     return DeadLetter(event, reason or "no reason given", number, authentic, refused_by_broker)
+
+
+def _same_broker(dest: str, broker: str) -> bool:
+    """Whether ``dest`` is the broker's address ``broker``, by host and path, whatever the scheme
+    and port. A reference to the Broker (``K_SINK``, a reply without OIDC) resolves to the first
+    of its ``status.addresses``, while with Eventing's OIDC the filter posts a reply to its
+    ``status.address`` and the dead letter names that (filter_handler.go
+    ``handleDispatchToReplyRequest``): under permissive transport encryption the first is its
+    https address, the second its http one."""
+    ours, theirs = urllib.parse.urlsplit(broker), urllib.parse.urlsplit(dest)
+    return bool(ours.hostname) and (theirs.hostname, theirs.path.rstrip("/")) == (ours.hostname,
+                                                                                   ours.path.rstrip("/"))
 
 
 def _error_text(data: str) -> str:

@@ -54,17 +54,19 @@ def sink_binding_env(broker: Broker, docs: list[dict[str, Any]] | None = None) -
     Service's containers (sinkbinding_lifecycle.go ``Do``): ``K_SINK``, the address of the Broker
     it names (as its ``status.address.url`` gives it, with the Broker's path), and
     ``K_CE_OVERRIDES``, its ``ceOverrides`` as JSON (:mod:`.overrides`: empty without them,
-    refused where Eventing's webhook refuses them). ``K_CA_CERTS`` comes only with an https
-    sink, which the emulator has none of. A binding to a sink other than the Broker is refused
-    loudly."""
+    refused where Eventing's webhook refuses them); ``K_CA_CERTS``, the CA of the Broker's
+    https address, where the sink is that address (the Broker's ``transport_encryption``). A
+    binding to a sink other than the Broker is refused loudly."""
     subject = ("serving.knative.dev/v1", "Service", "katuna")
     bindings = [b for b in (documents() if docs is None else docs) if b.get("kind") == "SinkBinding"
                 and tuple(b["spec"]["subject"].get(key) for key in ("apiVersion", "kind", "name")) == subject]
     if len(bindings) != 1:
         raise ValueError("expected one SinkBinding of the katuna Service")
     spec, where = bindings[0]["spec"], f"SinkBinding {bindings[0]['metadata']['name']}"
-    return {"K_SINK": sink_of(spec["sink"], broker, where),
-            "K_CE_OVERRIDES": overrides_env(spec.get("ceOverrides"), where)}
+    env = {"K_SINK": sink_of(spec["sink"], broker, where), "K_CE_OVERRIDES": overrides_env(spec.get("ceOverrides"), where)}
+    if env["K_SINK"].startswith("https:") and broker.ca_pem is not None:
+        env["K_CA_CERTS"] = broker.ca_pem
+    return env
 
 
 def sink_of(destination: dict[str, Any], broker: Broker, where: str) -> str:
@@ -91,12 +93,14 @@ class KnativeCluster:
     the broker delivers without it, as Knative's does without OIDC: the service believes katuna's
     own events on their signature alone; ``time_scale`` shrinks the Triggers' back-offs (:class:`Broker`);
     ``components`` of ``knative/`` are deployed too (their Triggers and their sources' resources);
-    ``docs``, the objects deployed instead (``knative/``'s, changed or added to by a test).
+    ``docs``, the objects deployed instead (``knative/``'s, changed or added to by a test);
+    ``oidc`` and ``transport_encryption``, Eventing's features, as the Broker has them.
     ``url`` is the Service's address (:class:`Revision`), ``service.url`` the container's."""
 
     def __init__(self, workdir: Path, kube_api: str, *, faults: Faults | None = None, ping_interval: float = 1.0,
                  token: str | None = None, namespace: str = "katuna", time_scale: float = 1.0,
-                 components: tuple[str, ...] = (), docs: list[dict[str, Any]] | None = None, **env: str) -> None:
+                 components: tuple[str, ...] = (), docs: list[dict[str, Any]] | None = None, oidc: bool = False,
+                 transport_encryption: str = "disabled", **env: str) -> None:
         if docs is not None and components:
             raise ValueError("components or docs, not both: render the components into the docs")
         self.token, self.faults = token or secrets.token_urlsafe(16), faults or Faults()
@@ -104,7 +108,8 @@ class KnativeCluster:
         docs = documents(components) if docs is None else docs
         self.revision = Revision(katuna_service(docs), port)
         self.url = self.revision.url
-        self.broker = Broker(docs, {SERVICE_REF: self.url}, namespace=namespace, time_scale=time_scale)
+        self.broker = Broker(docs, {SERVICE_REF: self.url}, namespace=namespace, time_scale=time_scale, oidc=oidc,
+                             transport_encryption=transport_encryption)
         self.service = KatunaProcess(
             workdir, port=port, KATUNA_EVENTS="reply", **sink_binding_env(self.broker, docs),
             KATUNA_EXECUTOR="kubernetes", KATUNA_K8S_API=kube_api, KATUNA_K8S_NAMESPACE=namespace,

@@ -18,9 +18,16 @@ reply's own deliveries failed, retried, the reply going again to every Trigger i
 once the retries are spent, in the dead-letter sink with the event that was answered, carrying
 the ingress as ``knativeerrordest``, its status and its body (none). The broker filter's own
 part is none without OIDC: the reply goes to the ingress from the channel directly (the
-Trigger reconciler makes the Broker the Subscription's reply); with OIDC the filter's
-``/reply`` path passes the reply on once and hands the ingress's answer back, so the channel's
-retries are the same.
+Trigger reconciler makes the Broker the Subscription's reply); with OIDC (``oidc``) the channel
+posts it to the filter's ``/reply`` path, which passes it on once to the Broker's
+``status.address`` and hands the ingress's answer back, so the channel's retries are the same
+(filter_handler.go ``handleDispatchToReplyRequest``). The dead letter of a reply refused names
+where the reply went: without OIDC the Subscription's reply, the Broker's address as a
+reference resolves it (:attr:`Broker.url`); with OIDC the filter's ``status.address``
+(:attr:`Broker.address`; the channel's dispatcher takes the filter's ``errdestination`` as
+``knativeerrordest``, event_dispatcher.go ``dispatchExecutionInfoTransformers``). The two are
+one address but under permissive ``transport_encryption`` (:mod:`.tls`), where the first is
+https and the second http.
 
 The ingress bounds a chain of replies with the ``knativebrokerttl`` extension, as Knative's
 multi-tenant broker does: an event that comes without one gets :data:`MAX_TTL`, one that
@@ -58,6 +65,7 @@ from .fanout import FANOUT_TIMEOUT, Fanout, Schedule
 from .filters import delivered
 from .ingress import RefusingMethods, answer, broker_path, hung_up, named_broker, refusal
 from .messages import MAX_TTL, TTL, admitted, attributes_of, delivered_copy, parse, post, ttl_of, with_extensions
+from .tls import Listeners
 from .triggers import Addresses, Attempt, Trigger, load_triggers
 
 __all__ = ["MAX_TTL", "Broker", "attributes_of", "post"]
@@ -88,6 +96,9 @@ class Broker:
     delivering to the addresses given for its refs; ``url`` is its address, the ingress's with
     ``/<namespace>/<name>`` (:mod:`.ingress`), where it takes events (and nowhere else).
 
+    ``address`` is its ``status.address.url``, which differs from ``url`` only under
+    ``transport_encryption`` ``permissive`` (:mod:`.tls`; ``ca_pem`` is the CA of its https
+    address); ``oidc`` routes replies as Eventing's ``authentication-oidc`` does (above).
     ``token`` goes with every delivery as a bearer token; every back-off is ``time_scale`` times
     the manifests'; ``fanout_timeout`` is the channel's limit (:data:`FANOUT_TIMEOUT`).
     ``received`` counts the events the ingress took by type (a reply posted again, again);
@@ -103,7 +114,7 @@ class Broker:
 
     def __init__(self, manifests: Path | Sequence[Mapping[str, Any]], refs: Mapping[str, str], name: str = "katuna",
                  namespace: str = "katuna", token: str | None = None, time_scale: float = 1.0, answer_at_once: bool = False,
-                 fanout_timeout: float = FANOUT_TIMEOUT) -> None:
+                 fanout_timeout: float = FANOUT_TIMEOUT, oidc: bool = False, transport_encryption: str = "disabled") -> None:
         if time_scale <= 0:
             raise ValueError(f"time_scale: expected a positive number, got {time_scale}")
         self.triggers = load_triggers(manifests, name, Addresses(refs))
@@ -120,11 +131,13 @@ class Broker:
         self.cancelled = 0
         self.timeouts = 0
         self.answer_at_once = answer_at_once
+        self.oidc = oidc
         self._lock = threading.Lock()
         self._schedule = Schedule()
-        self._server = _QuietServer(("127.0.0.1", 0), self._ingress())
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}{broker_path(namespace, name)}"
-        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
+        self._listeners = Listeners(transport_encryption, lambda: _QuietServer(("127.0.0.1", 0), self._ingress()))
+        self.url = self._listeners.resolved + broker_path(namespace, name)
+        self.address = self._listeners.address + broker_path(namespace, name)
+        self.ca_pem = self._listeners.ca_pem
 
     def _ingress(self) -> type[BaseHTTPRequestHandler]:
         broker = self
@@ -246,14 +259,15 @@ class Broker:
     def _replied(self, trigger: Trigger, event: BaseCloudEvent, reply: Message, retry_number: int, fanout: Fanout,
                  status: int) -> None:
         """The ingress's answer to a reply's post: retried as a subscriber's answer is, then the
-        event answered is dead-lettered, naming the ingress."""
+        event answered is dead-lettered, naming the ingress's address the reply went to."""
         if 200 <= status < 300:
             fanout.finish(True)
         elif retried(status) and retry_number < trigger.delivery.retry:
             self._schedule.at(self._backoff(trigger, retry_number),
                               lambda: self._reply(trigger, event, reply, retry_number + 1, fanout))
         elif trigger.dead_letter is not None:
-            refused = {"knativeerrordest": self.url, "knativeerrorcode": status, "knativeerrordata": ""}
+            refused = {"knativeerrordest": self.address if self.oidc else self.url, "knativeerrorcode": status,
+                       "knativeerrordata": ""}
             self._dead_letter(trigger, with_extensions(event, **refused), 0, fanout)
         else:
             fanout.finish(False)
@@ -286,5 +300,4 @@ class Broker:
 
     def close(self) -> None:
         self._schedule.close()
-        self._server.shutdown()
-        self._server.server_close()
+        self._listeners.close()

@@ -71,9 +71,10 @@ class RefusingMethods(BaseHTTPRequestHandler):
 
 
 def hung_up(connection: socket.socket) -> bool:
-    """Whether the sender closed its end of ``connection`` (it gave up waiting for the answer)."""
+    """Whether the sender closed its end of ``connection`` (it gave up waiting for the answer); on
+    a TLS connection, its TCP connection, peeked at under TLS, which cannot peek."""
     try:
         readable, _, _ = select.select([connection], [], [], 0)
-        return bool(readable) and connection.recv(1, socket.MSG_PEEK) == b""
+        return bool(readable) and socket.socket.recv(connection, 1, socket.MSG_PEEK) == b""
     except OSError:
         return True

@@ -20,6 +20,8 @@ from cloudevents.core.base import BaseCloudEvent
 from cloudevents.core.bindings import http as ce_http
 from cloudevents.core.v1.event import CloudEvent
 
+from .tls import trusting
+
 TTL = "knativebrokerttl"
 MAX_TTL = 255
 """The ingress's TTL for an event that has none (``MAX_TTL`` of eventing's cmd/broker/ingress/main.go):
@@ -69,14 +71,15 @@ def parse(headers: Mapping[str, str], body: bytes) -> BaseCloudEvent:
 
 def post(url: str, event: BaseCloudEvent, token: str | None) -> tuple[int | None, Mapping[str, str], bytes]:
     """POST an event in binary mode and wait for the answer: its status, headers and body; where
-    there was no answer, None and the error as Knative's dispatcher words it."""
+    there was no answer, None and the error as Knative's dispatcher words it. An https address
+    is trusted with the cluster's CA (:func:`.tls.trusting`)."""
     message = ce_http.to_binary_event(event)
     headers = dict(message.headers)
     if token:
         headers["Authorization"] = f"Bearer {token}"
     request = urllib.request.Request(url, data=message.body, headers=headers, method="POST")
     try:
-        with urllib.request.urlopen(request) as response:
+        with urllib.request.urlopen(request, context=trusting() if url.startswith("https:") else None) as response:
             return response.status, dict(response.headers), response.read()
     except urllib.error.HTTPError as error:
         return error.code, dict(error.headers), error.read()
