@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import study_definition
+from http_helpers import refused_start
 from knative_emulator import KnativeCluster, documents, sink_binding_env
 from knative_emulator.broker import Broker
 from kube_stub import KubeStub
@@ -49,6 +50,15 @@ def test_overrides_knative_would_not_send_stop_the_service_at_start_naming_them(
     with pytest.raises(InvalidSetting, match="^K_CE_OVERRIDES: ") as refused:
         Settings.from_env({"K_CE_OVERRIDES": text})
     assert expected in str(refused.value)
+
+
+@pytest.mark.slow
+def test_katuna_serve_does_not_start_with_overrides_it_would_not_send_and_says_why(tmp_path: Path):
+    done = refused_start(tmp_path, KATUNA_EVENTS="reply", K_SINK="http://127.0.0.1:9/",
+                         K_CE_OVERRIDES='{"extensions": {"ID": "1"}}')
+    assert done.returncode == 2, done.stderr
+    assert "K_CE_OVERRIDES: extensions.ID: 'id' is a CloudEvents context attribute" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def _bound(overrides: dict) -> list[dict]:

@@ -97,7 +97,8 @@ class OutputLost(PermanentError):
 
 class InvalidSetting(PermanentError, ValueError):
     """A setting (a ``KATUNA_*`` variable, or ``K_CE_OVERRIDES`` from Knative's SinkBinding) holds
-    what katuna cannot use: the message names the variable and what was expected. Nothing starts with it: a command exits 2, the service stops."""
+    what katuna cannot use: the message names the variable and what was expected. Nothing starts
+    with it: a command exits 2, the service stops."""
 
 
 class UnreadableFile(PermanentError):

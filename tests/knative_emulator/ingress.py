@@ -72,7 +72,8 @@ class RefusingMethods(BaseHTTPRequestHandler):
 
 def hung_up(connection: socket.socket) -> bool:
     """Whether the sender closed its end of ``connection`` (it gave up waiting for the answer); on
-    a TLS connection, its TCP connection, peeked at under TLS, which cannot peek."""
+    a TLS connection, whether it closed the TCP connection under it (TLS cannot peek), so a
+    sender sending TLS's ``close_notify`` first is not noticed; Python's senders close without."""
     try:
         readable, _, _ = select.select([connection], [], [], 0)
         return bool(readable) and socket.socket.recv(connection, 1, socket.MSG_PEEK) == b""
