@@ -78,10 +78,14 @@ def history_warning(over: list[tuple[str, int]], count: int, limit: int) -> str 
     if count == 1:
         return (f"the study {name!r} holds {held:,} trials in its Optuna history, past {PREFIX}MAX_HISTORY "
                 f"({limit:,}): each worker loads all of them {cost}")
-    named = ", ".join(f"{name!r} ({held:,})" for name, held in over)
-    more = f" and {count - len(over):,} more" if count > len(over) else ""
     return (f"{count:,} studies hold more trials in their Optuna history than {PREFIX}MAX_HISTORY ({limit:,}): "
-            f"{named}{more}; each worker loads a study's whole history {cost}")
+            f"{named_studies(over, count)}; each worker loads a study's whole history {cost}")
+
+
+def named_studies(over: list[tuple[str, int]], count: int) -> str:
+    """The studies ``over`` with their sizes, and how many more of the ``count`` went unnamed."""
+    named = ", ".join(f"{name!r} ({held:,})" for name, held in over)
+    return named + (f" and {count - len(over):,} more" if count > len(over) else "")
 
 
 def _asked(max_trials: int | None, made: int, held: int, room: int, known: int) -> str:

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Sized
 
 from functions.core.errors import Problem
+from functions.core.history import named_studies
 from functions.core.limits import PREFIX
 from functions.core.metrics import MAX_STEPS
 from functions.core.spec import Study
@@ -124,10 +125,8 @@ def cells_warning(over: list[tuple[str, int]], count: int, limit: int) -> str | 
     if count == 1:
         return (f"the study {name!r} holds {held:,} values in its Optuna history, past {PREFIX}MAX_HISTORY_CELLS "
                 f"({limit:,}), and is {fate}")
-    named = ", ".join(f"{name!r} ({held:,})" for name, held in over)
-    more = f" and {count - len(over):,} more" if count > len(over) else ""
     return (f"{count:,} studies hold more values in their Optuna history than {PREFIX}MAX_HISTORY_CELLS ({limit:,}): "
-            f"{named}{more}; they are {fate}")
+            f"{named_studies(over, count)}; they are {fate}")
 
 
 def _megabytes(values: int) -> str:
