@@ -3,6 +3,7 @@ on loopback only, changing nothing katuna keeps in step with its own records."""
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import re
@@ -51,13 +52,16 @@ def send(method: str, url: str, body: Any = None, headers: dict[str, str] | None
 
 
 @contextmanager
-def dashboard(tmp_path: Path, **env: str) -> Iterator[str]:
+def dashboard(tmp_path: Path, *, held_to_file_modes: bool = False, **env: str) -> Iterator[str]:
     """A running ``katuna optuna-dashboard`` of the database in ``tmp_path`` (with ``env`` added
-    to its environment): its base URL."""
+    to its environment; ``held_to_file_modes``: root's power to write any file taken from it, so
+    it meets a read-only file as any user does): its base URL."""
     port = free_port()
     log = (tmp_path / "dashboard.log").open("w")
+    held = held_to_file_modes and os.geteuid() == 0
     server = subprocess.Popen([KATUNA, "optuna-dashboard", "--db", str(tmp_path / "katuna.db"), "--port", str(port)],
-                              stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env})
+                              stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env},
+                              preexec_fn=_without_root_override if held else None)
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
@@ -171,26 +175,33 @@ def test_a_note_the_database_cannot_take_now_is_answered_503_with_the_reason_the
     assert "Traceback" not in (tmp_path / "dashboard.log").read_text()
 
 
+PR_CAPBSET_DROP, CAP_DAC_OVERRIDE = 24, 1
+"""prctl's option to drop a capability from the bounding set, and the capability by which root
+writes a file its mode refuses (linux/prctl.h, linux/capability.h)."""
+
+
+def _without_root_override() -> None:
+    """In the dashboard's process before it starts: drop ``CAP_DAC_OVERRIDE`` from its bounding
+    set, so root's program runs without it and a file's mode holds for it."""
+    if ctypes.CDLL(None, use_errno=True).prctl(PR_CAPBSET_DROP, CAP_DAC_OVERRIDE, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP, CAP_DAC_OVERRIDE) failed")
+
+
 @contextmanager
 def read_only(path: Path) -> Iterator[None]:
-    """``path`` read-only, even to root (immutable, where the file system can make it so)."""
-    if os.geteuid() == 0:
-        if subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode != 0:
-            pytest.skip(f"root writes any file, and the file system of {path} cannot make one immutable")
-        undo = ["chattr", "-i", str(path)]
-    else:
-        path.chmod(0o444)
-        undo = ["chmod", "644", str(path)]
+    """``path`` read-only by its mode (to root too, in a dashboard ``held_to_file_modes``)."""
+    mode = path.stat().st_mode
+    path.chmod(0o444)
     try:
         yield
     finally:
-        subprocess.run(undo, check=True)
+        path.chmod(mode)
 
 
 def test_a_note_to_a_read_only_database_is_answered_503_with_the_reason_the_page_shows(embedded, tmp_path):
     run_study(embedded, study_definition(name="od-demo"), tmp_path)
     database = tmp_path / "katuna.db"
-    with read_only(database), dashboard(tmp_path) as base:
+    with read_only(database), dashboard(tmp_path, held_to_file_modes=True) as base:
         [summary] = get(base + "/api/studies")["study_summaries"]
         study = f"{base}/api/studies/{summary['study_id']}"
         refused = send("PUT", f"{study}/note", {"version": 1, "body": "first"})
