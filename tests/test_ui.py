@@ -11,6 +11,7 @@ import signal
 import sys
 import time
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ import yaml
 from browser import Console, chromium, screenshot
 from conftest import TRIAL, study_definition
 from http_helpers import Service
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, Route, expect
 from test_katib import experiment
 from waiting import eventually
 
@@ -96,6 +97,23 @@ def trials_of(service: Service, name: str) -> list[dict]:
     return service.json("GET", f"/studies/{name}/trials")[1]
 
 
+def passing_after(asked: list[str], failing_from: int) -> Callable[[Route], None]:
+    """A route handler noting each request's URL in ``asked``: the ``failing_from``-th request
+    (from 1) is answered a busy database's 503 (Retry-After 1 s), the next one's connection is
+    reset (a worker restarting), and every other request goes to the service."""
+
+    def handle(route: Route) -> None:
+        asked.append(route.request.url)
+        if len(asked) == failing_from:
+            route.fulfill(status=503, headers={"Retry-After": "1"}, json={"error": "temporary_error"})
+        elif len(asked) == failing_from + 1:
+            route.abort("connectionreset")
+        else:
+            route.continue_()
+
+    return handle
+
+
 def test_studies_list_shows_each_study_with_its_progress(service: Service, page: Page):
     trials = trials_of(service, "ui-demo")
     done = sum(t["state"] == "COMPLETE" for t in trials)
@@ -150,15 +168,7 @@ def test_a_chart_the_service_cannot_answer_for_now_is_asked_again_and_drawn(serv
     is asked again after the Retry-After given, and drawn. A 404 is not asked again."""
     console[page].expect("status of 503", "status of 404", "ERR_CONNECTION_RESET")
     asked: list[str] = []
-
-    def history(route):
-        asked.append(route.request.url)
-        if len(asked) == 1:
-            route.fulfill(status=503, headers={"Retry-After": "1"}, json={"error": "temporary_error"})
-        elif len(asked) == 2:
-            route.abort("connectionreset")
-        else:
-            route.continue_()
+    history = passing_after(asked, failing_from=1)
 
     missing: list[str] = []
     page.route("**/plots/history*", history)
@@ -400,15 +410,7 @@ def test_a_followed_log_the_service_cannot_serve_for_now_is_asked_again_and_foll
     assert post(service, definition) == 201
     eventually(lambda: service.request("GET", "/studies/ui-flaky-log/trials/0")[0] == 200, "trial 0", timeout=20)
     polls: list[str] = []
-
-    def flaky(route):
-        polls.append(route.request.url)
-        if len(polls) == 2:
-            route.fulfill(status=503, headers={"Retry-After": "1"}, json={"error": "temporary_error"})
-        elif len(polls) == 3:
-            route.abort("connectionreset")
-        else:
-            route.continue_()
+    flaky = passing_after(polls, failing_from=2)
 
     page.route("**/ui/studies/ui-flaky-log/trials/0/log?*", flaky)
     try:
