@@ -351,6 +351,26 @@ def test_the_objective_among_the_additional_metrics_is_one_problem_as_katib_says
         "spec.objective.additionalMetricNames: should not contain spec.objective.objectiveMetricName"]
 
 
+def test_an_additional_metric_listed_twice_is_one_metric_as_katib_collects_it():
+    """Katib's webhook takes a name listed twice, and its collector and Trial keep one metric of
+    each name; katuna does not refuse the Experiment for it."""
+    doc = experiment()
+    doc["spec"]["objective"]["additionalMetricNames"] = ["size", "width", "size"]
+    spec, _ = load_study(yaml.safe_dump(doc))
+    assert spec.additional_metrics == ("size", "width")
+
+
+@pytest.mark.parametrize("missing", [{}, {"trialSpec": None}], ids=["left out", "null"])
+def test_a_trial_template_without_its_trial_spec_is_one_problem_naming_the_trial_spec(missing: dict):
+    """Not also the native study's ``command``, which no Experiment has."""
+    doc = experiment()
+    doc["spec"]["trialTemplate"].pop("trialSpec")
+    doc["spec"]["trialTemplate"].update(missing)
+    with pytest.raises(InvalidStudy) as caught:
+        load_study(yaml.safe_dump(doc))
+    assert [p.path for p in caught.value.problems] == ["spec.trialTemplate.trialSpec"]
+
+
 def test_a_metrics_format_that_re2_cannot_compile_is_refused():
     doc = experiment(metricsCollectorSpec={"source": {"filter": {"metricsFormat": [r"(\w+)=(\d+)(?=x)"]}}})
     with pytest.raises(InvalidStudy) as caught:

@@ -159,13 +159,14 @@ def _leading(spec: Mapping[str, Any], problems: list[Problem]) -> list[Problem]:
 def _native_problems(native: dict[str, Any], data: Mapping[str, Any], found: list[Problem],
                      limits: Limits) -> list[Problem]:
     """The problems the native study would have besides those already ``found``, so that a
-    translation problem hides none of the others (none about a trial template left unread in
-    its ConfigMap: ``found`` says why)."""
+    translation problem hides none of the others (none about a trial template that is missing,
+    or left unread in its ConfigMap: ``found`` says why, and the native study's words for it,
+    its ``command``, are no field of an Experiment)."""
     try:
         validate.parse_study(native, limits, unused_parameters=True)
     except InvalidStudy as exc:
         problems = katib_paths.katib_problems(exc.problems, data, already=found)
-        if katib_template.unread(data.get("spec") or {}):
+        if katib_template.without_trial_spec(data.get("spec") or {}):
             return [p for p in problems if not p.path.startswith(katib_template.PATH) and "trialTemplate" not in p.message]
         return problems
     return []
@@ -246,7 +247,8 @@ def _objective(objective: Mapping[str, Any], problems: list[Problem]) -> dict[st
     additional = list(objective.get("additionalMetricNames") or [])
     if objective.get("objectiveMetricName") in additional:
         problems.append(Problem("spec.objective.additionalMetricNames", "should not contain spec.objective.objectiveMetricName"))
-    others = [name for name in additional if name != objective.get("objectiveMetricName")]
+    # A name listed twice is one metric, collected once, as Katib collects it.
+    others = list(dict.fromkeys(name for name in additional if name != objective.get("objectiveMetricName")))
     if others:
         out["additionalMetrics"] = others
     collected = [objective.get("objectiveMetricName"), *additional]

@@ -65,10 +65,11 @@ def _retried_as_in_katib(trial_spec: Any) -> None:
         spec["backoffLimit"] = KUBERNETES_BACKOFF_LIMIT
 
 
-def unread(spec: Mapping[str, Any]) -> bool:
-    """Whether the Experiment's trial template is held in a ConfigMap that was not read."""
+def without_trial_spec(spec: Mapping[str, Any]) -> bool:
+    """Whether the Experiment's trial template has no ``trialSpec`` to translate: none given, or
+    one held in a ConfigMap that was not read (the translation tells which)."""
     trial = spec.get("trialTemplate")
-    return isinstance(trial, Mapping) and trial.get("trialSpec") is None and trial.get("configMap") is not None
+    return isinstance(trial, Mapping) and trial.get("trialSpec") is None
 
 
 def _source(trial: Mapping[str, Any], problems: list[Problem]) -> None:
