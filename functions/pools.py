@@ -54,9 +54,9 @@ def check_study(spec: Study, definition: dict, settings: Settings, runs_jobs: bo
     """What the service refuses of a study it would otherwise take, before anything is stored:
     trial pods running as one of the service's own accounts or naming one of its Secrets, a
     metrics file under the system's folders for trials run on this machine
-    (:mod:`functions.core.system_paths`) or a trialSpec container that runs its image's
-    entrypoint, hugepages without cpu or memory for trials run as Jobs, and a node pool it cannot
-    provide."""
+    (:mod:`functions.core.system_paths`), a trialSpec container that runs its image's
+    entrypoint or a field a Job trialSpec's type does not have, hugepages without cpu or memory
+    for trials run as Jobs, and a node pool it cannot provide."""
     problems = study_problems(spec, settings.cluster_defaults()) + ([] if runs_jobs else _local_problems(spec))
     if runs_jobs and (alone := hugepages_alone(spec, settings.cluster_defaults())) is not None:
         problems.append(alone)
@@ -67,12 +67,25 @@ def check_study(spec: Study, definition: dict, settings: Settings, runs_jobs: bo
 
 def _local_problems(spec: Study) -> list[Problem]:
     """What a study whose trials run on this machine cannot have: a metrics file under a system
-    folder, or a ``trialSpec`` primary container with no ``command`` (a local process runs no
-    image, so the image's entrypoint its ``args`` go to is unknown: a cluster runs it)."""
+    folder, a ``trialSpec`` primary container with no ``command`` (a local process runs no
+    image, so the image's entrypoint its ``args`` go to is unknown: a cluster runs it), or a
+    field a ``batch/v1`` Job does not have in a Job ``trialSpec`` (a cluster's dry run refuses it
+    where trials run as Jobs: :mod:`functions.adapters.kubernetes_access`)."""
     template = spec.trial_template
     entrypoint = None if template.trial_spec is None else local_entrypoint(
         template.trial_spec, template.primary_container, dict(template.primary_pod_labels) or None)
-    return local_problems(spec) + ([entrypoint] if entrypoint is not None else [])
+    return local_problems(spec) + ([entrypoint] if entrypoint is not None else []) + _unknown_job_fields(spec)
+
+
+def _unknown_job_fields(spec: Study) -> list[Problem]:
+    """The fields of a Job ``trialSpec`` that a Job does not have; Kubernetes' client, which
+    knows the Job's type, is imported only for one."""
+    trial_spec = spec.trial_template.trial_spec
+    if trial_spec is None or (trial_spec.get("apiVersion"), trial_spec.get("kind")) != ("batch/v1", "Job"):
+        return []
+    from functions.adapters.kubernetes_client import unknown_job_fields
+
+    return unknown_job_fields(trial_spec, "trialTemplate.trialSpec")
 
 
 def check_access(spec: Study, definition: dict, refusal: Callable[[Study], Problem | None]) -> None:

@@ -144,6 +144,47 @@ def test_a_container_with_args_alone_is_taken_where_trials_run_on_a_cluster():
     check_study(spec, definition, Settings(), runs_jobs=True)
 
 
+def misspelt() -> dict:
+    """An Experiment whose Job trialSpec has two fields a Job does not have."""
+    doc = experiment()
+    job = doc["spec"]["trialTemplate"]["trialSpec"]
+    job["spec"]["backofLimit"] = 2
+    job["spec"]["template"]["spec"]["containers"][0]["evn"] = [{"name": "LR", "value": "0.1"}]
+    return doc
+
+
+def test_a_job_field_a_job_does_not_have_is_refused_where_trials_run_on_this_machine(embedded, tmp_path: Path):
+    """As Katib's webhook refuses it (and a cluster's strict dry run), naming each field, where
+    a local trial would otherwise run without the environment the template meant to give it."""
+    spec, definition = load_study(yaml.safe_dump(misspelt()))
+    with pytest.raises(InvalidStudy) as caught:
+        embedded.submit(spec, definition, tmp_path)
+    assert sorted(p.path for p in caught.value.problems) == [
+        "spec.trialTemplate.trialSpec.spec.backofLimit",
+        "spec.trialTemplate.trialSpec.spec.template.spec.containers[0].evn"]
+    assert all(p.message.startswith("unknown field: a batch/v1 Job has no such field") for p in caught.value.problems)
+    assert embedded.store.list_studies() == []
+
+
+def test_a_service_running_trials_locally_refuses_a_job_field_a_job_does_not_have(client):
+    body = yaml.safe_dump(misspelt())
+    answer = client.post("/studies", data=body, content_type="application/yaml")
+    assert answer.status_code == 422, answer.get_json()
+    assert "spec.trialTemplate.trialSpec.spec.backofLimit" in [p["path"] for p in answer.get_json()["problems"]]
+    assert client.get("/studies/katib-exp").status_code == 404, "nothing is stored"
+
+
+def test_a_job_whose_fields_a_job_has_is_taken_though_its_quantity_is_a_number(embedded, tmp_path: Path):
+    """Only unknown fields are refused: a limit written as a number, as Katib's FPGA example
+    writes it, is the API server's to read where the Job is created."""
+    doc = experiment()
+    doc["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]["resources"] = {
+        "limits": {"example.com/fpga": 1}}
+    spec, definition = load_study(yaml.safe_dump(doc))
+    embedded.submit(spec, definition, tmp_path)
+    assert [s.name for s in embedded.store.list_studies()] == ["katib-exp"]
+
+
 def post_yaml(service: Service, document: dict) -> tuple[int, bytes]:
     """The status and body of ``POST /studies`` of ``document`` as YAML."""
     status, _, body = service.request("POST", "/studies", yaml.safe_dump(document), {"Content-Type": "application/yaml"})
