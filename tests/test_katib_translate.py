@@ -471,6 +471,17 @@ def test_katib_settings_become_optuna_settings_of_the_same_meaning(algorithm, se
     assert spec.algorithm.seed == 7
 
 
+@pytest.mark.parametrize("given", [{}, {"value": None}], ids=["left out", "null"])
+def test_a_setting_without_its_value_is_read_as_katib_reads_it_the_empty_string(given: dict):
+    """Not as the word ``None``, which is one of ``restart_strategy``'s values: Katib's CMA-ES
+    services fail an empty ``restart_strategy``, and katuna refuses it by its path."""
+    doc = _with_settings("cmaes", {})
+    doc["spec"]["algorithm"]["algorithmSettings"] = [{"name": "restart_strategy", **given}]
+    found = problems_of(doc)
+    assert list(found) == ["spec.algorithm.algorithmSettings[0].value"]
+    assert found["spec.algorithm.algorithmSettings[0].value"].endswith("got ''")
+
+
 def test_cmaes_sigma_in_the_parameters_units_becomes_optunas_fraction_of_the_narrowest_range():
     """Katib's goptuna takes ``sigma`` in the parameters' units; Optuna's ``sigma0`` is a fraction
     of every range rescaled to [0, 1] (an int's or stepped one's one step wider). Above, x spans

@@ -130,7 +130,8 @@ def translate(algorithm: str, settings: list[Any], path: str) -> tuple[dict[str,
             problems.append(Problem(f"{where}.name", f"{name!r} is not a setting of Katib's {algorithm}; expected one of: {names}"))
             continue
         try:
-            value = setting.convert(str(text))
+            # Katib decodes a setting without a value as the empty string, never as the word None.
+            value = setting.convert("" if text is None else str(text))
         except ValueError as exc:
             problems.append(Problem(f"{where}.value", f"{name} of {algorithm}: {exc}"))
             continue
