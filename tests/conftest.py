@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import sqlite_utils
+from hypothesis import settings as hypothesis_settings
 from browser import MISSING, chromium_path
 from gke_stub import GkeStub
 from kube_standin.clock import SimulatedClock
@@ -41,8 +42,12 @@ overlap the many short tests instead of finishing alone at the end."""
 
 def pytest_configure(config: pytest.Config) -> None:
     """The suite's own processes allocate heavily too (assertion rewriting, moto's AWS,
-    hypothesis): at Python's default thresholds the collector took a third of their CPU."""
+    hypothesis): at Python's default thresholds the collector took a third of their CPU.
+    Property tests assert results, never timings: Hypothesis's per-example deadline is off, so a
+    busy machine cannot fail one."""
     collect_less_often()
+    hypothesis_settings.register_profile("untimed", deadline=None)
+    hypothesis_settings.load_profile("untimed")
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
