@@ -7,6 +7,7 @@ which the composition root (:mod:`functions.runtime`) builds and hands in.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from flask import Flask, Response, current_app, g, jsonify, redirect, render_template, request, url_for
@@ -45,8 +46,10 @@ alphabet hold 128 bits."""
 
 
 def create_app(runtime: Application) -> Flask:
-    """The WSGI application over ``runtime`` (whose broker thread it starts)."""
-    app = Flask("katuna")
+    """The WSGI application over ``runtime`` (whose broker thread it starts). Its files are the
+    dashboard's own (:mod:`.ui`'s folders): Flask's default static and template folders would be
+    those of the process's working directory, served and rendered whatever they hold."""
+    app = Flask("katuna", root_path=str(Path(__file__).parent), static_folder=None, template_folder=None)
     app.json = StrictJSONProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = runtime.settings.max_body
     app.extensions["katuna"] = runtime
