@@ -24,7 +24,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
 from functions.adapters.web import create_app
-from functions.adapters.web.openapi import document
+from functions.adapters.web.openapi import ERROR_CODES, document
 from functions.runtime import Runtime
 from functions.settings import Settings
 
@@ -134,6 +134,36 @@ def test_each_path_parameter_is_documented_with_the_type_its_route_takes(app):
             for name, converter in rule._converters.items():
                 integer = type(converter).__name__ == "IntegerConverter"
                 assert (in_path[name].get("type") == "integer") == integer, (str(rule), name)
+
+
+@pytest.mark.parametrize("method, path, allowed", [
+    ("PUT", "/studies", {"GET", "HEAD", "OPTIONS", "POST"}),
+    ("PATCH", "/studies/one", {"GET", "HEAD", "OPTIONS", "DELETE"}),
+    ("GET", "/functions/reconcile", {"OPTIONS", "POST"}),
+    ("DELETE", "/dead-letters", {"GET", "HEAD", "OPTIONS", "POST"}),
+])
+def test_a_method_a_path_does_not_take_is_a_405_naming_those_it_takes(client, method: str, path: str,
+                                                                      allowed: set[str]):
+    """RFC 9110 section 15.5.6: a 405 carries ``Allow``; its body is the API's one error shape."""
+    answer = client.open(path, method=method, data="{}", content_type=JSON,
+                         headers={"ce-specversion": "1.0"} if path.startswith("/functions/") else {})
+    assert answer.status_code == 405 and answer.mimetype == JSON
+    assert {m.strip() for m in answer.headers.get("Allow", "").split(",")} == allowed
+    body = answer.get_json()
+    assert (body["error"], body["retryable"]) == ("method_not_allowed", False) and body["error"] in ERROR_CODES
+
+
+def test_an_unknown_path_is_a_json_404(client):
+    for method in ("GET", "POST", "DELETE"):
+        answer = client.open("/no/such/path", method=method, data="{}", content_type=JSON)
+        assert (answer.status_code, answer.mimetype) == (404, JSON)
+        assert answer.get_json()["error"] == "not_found" and "not_found" in ERROR_CODES
+
+
+def test_a_head_request_is_answered_as_its_get_without_a_body(client):
+    for path in ("/studies", "/studies/one", "/studies/nosuch", "/openapi.json"):
+        head, get = client.head(path), client.get(path)
+        assert (head.status_code, head.mimetype) == (get.status_code, get.mimetype) and head.data == b""
 
 
 def test_files_in_the_working_directory_are_not_served(tmp_path: Path, monkeypatch):

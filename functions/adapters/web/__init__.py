@@ -223,13 +223,19 @@ def _too_large(limit: int) -> str:
 
 def _http_error(exc: HTTPException):
     """An HTTP error as JSON (the API's one shape); a dashboard page's as the dashboard's error
-    page, whose links lead back."""
+    page, whose links lead back. Either keeps the error's own headers, such as the methods a
+    405 names in ``Allow``."""
     error = (exc.name or "error").lower().replace(" ", "_")
     if isinstance(exc, RequestEntityTooLarge):
         return guard.refusal(request, 413, error, _too_large(current_app.extensions["katuna"].settings.max_body))
     status = exc.code or 500
     if ui.is_page(request.path) and request.method == "GET":
-        return render_template("error.html", message=f"{exc.name}: {exc.description}"), status
-    response = jsonify(error=error, message=exc.description, retryable=status == 503)
-    response.status_code = status
+        response = Response(render_template("error.html", message=f"{exc.name}: {exc.description}"), status,
+                            mimetype="text/html")
+    else:
+        response = jsonify(error=error, message=exc.description, retryable=status == 503)
+        response.status_code = status
+    for name, value in exc.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value  # a 405's Allow (RFC 9110 section 15.5.6)
     return response
