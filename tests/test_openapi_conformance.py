@@ -160,6 +160,39 @@ def test_an_unknown_path_is_a_json_404(client):
         assert answer.get_json()["error"] == "not_found" and "not_found" in ERROR_CODES
 
 
+def test_a_body_the_client_stopped_sending_is_refused_with_a_listed_code(client):
+    """Behind a WSGI server that hands the application a body shorter than its Content-Length
+    (not ``katuna serve``'s worker, which refuses it itself), werkzeug's refusal has katuna's
+    code for it, as documented for the operation."""
+    for path, document_path, headers in (("/studies", "/studies", {}),
+                                         ("/", "/", {"ce-specversion": "1.0"})):
+        answer = client.post(path, data=b'{"name": "cut"}', content_type=JSON, headers=headers,
+                             environ_overrides={"CONTENT_LENGTH": "100"})
+        body = _check(answer, document_path, "POST")
+        assert (answer.status_code, body["error"], body["retryable"]) == (400, "incomplete_body", True)
+    assert client.get("/studies/cut").status_code == 404
+
+
+def test_a_fault_of_katunas_own_is_a_json_500_of_a_listed_code(tmp_path: Path):
+    """A route that fails unexpectedly (one added here: katuna's own have no known fault) is
+    answered with the error shape, its code one of the document's, and 500 is listed for every
+    operation behind the checks."""
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
+    try:
+        app = create_app(runtime)
+        app.add_url_rule("/fault", "fault", lambda: 1 // 0)
+        answer = app.test_client().get("/fault")
+        assert (answer.status_code, answer.mimetype) == (500, JSON)
+        body = answer.get_json()
+        assert body["error"] == "internal_server_error" and body["error"] in ERROR_CODES
+    finally:
+        runtime.close()
+    for path, item in DOCUMENT["paths"].items():
+        for method, operation in item.items():
+            if method != "parameters" and path not in ("/healthz", "/readyz", "/metrics"):
+                assert "500" in operation["responses"], (method, path)
+
+
 def test_a_head_request_is_answered_as_its_get_without_a_body(client):
     for path in ("/studies", "/studies/one", "/studies/nosuch", "/openapi.json"):
         head, get = client.head(path), client.get(path)

@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from flask import Flask, Response, current_app, g, jsonify, redirect, render_template, request, url_for
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import BadRequest, ClientDisconnected, HTTPException, RequestEntityTooLarge
 
 from functions.adapters.web import api, functions_ce, guard, peers, tick_floor, ui
 from functions.adapters.web.auth import bearer, csrf_matches, current_session, has_token
 from functions.adapters.web.errors import error_response
 from functions.adapters.web.json_provider import StrictJSONProvider
+from functions.adapters.web.openapi import ERROR_CODES
 from functions.core import senders
 from functions.core.application import Application, ServiceSettings
 from functions.core.errors import KatunaError
@@ -221,11 +222,27 @@ def _too_large(limit: int) -> str:
     return f"the request body is too large: at most {limit} bytes (KATUNA_MAX_BODY) are accepted"
 
 
+INCOMPLETE = "incomplete_body"
+
+
+def _http_error_code(exc: HTTPException) -> str:
+    """The ``error`` of an HTTP error werkzeug or Flask raised, one of :data:`ERROR_CODES`: its
+    name in snake_case (``not_found``, ``internal_server_error``); a body the client stopped
+    sending is ``incomplete_body``, as ``katuna serve``'s worker names it, and any other request
+    werkzeug could not read ``malformed_request``; an error of no listed name ``http_error``."""
+    if isinstance(exc, ClientDisconnected):
+        return INCOMPLETE
+    if isinstance(exc, BadRequest):
+        return "malformed_request"
+    name = (exc.name or "").lower().replace(" ", "_")
+    return name if name in ERROR_CODES else "http_error"
+
+
 def _http_error(exc: HTTPException):
     """An HTTP error as JSON (the API's one shape); a dashboard page's as the dashboard's error
     page, whose links lead back. Either keeps the error's own headers, such as the methods a
     405 names in ``Allow``."""
-    error = (exc.name or "error").lower().replace(" ", "_")
+    error = _http_error_code(exc)
     if isinstance(exc, RequestEntityTooLarge):
         return guard.refusal(request, 413, error, _too_large(current_app.extensions["katuna"].settings.max_body))
     status = exc.code or 500
@@ -233,7 +250,7 @@ def _http_error(exc: HTTPException):
         response = Response(render_template("error.html", message=f"{exc.name}: {exc.description}"), status,
                             mimetype="text/html")
     else:
-        response = jsonify(error=error, message=exc.description, retryable=status == 503)
+        response = jsonify(error=error, message=exc.description, retryable=status == 503 or error == INCOMPLETE)
         response.status_code = status
     for name, value in exc.get_headers():
         if name.lower() != "content-type":

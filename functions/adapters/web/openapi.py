@@ -29,8 +29,8 @@ ERROR_CODES = (
     "host_not_allowed", "local_user_not_allowed", "request_entity_too_large", "unsupported_media_type",
     "request_timeout", "incomplete_body",
     "cross_origin", "csrf", "unauthorized", "sender_not_allowed",
-    # no such route or method; a service not ready
-    "not_found", "method_not_allowed", "not_ready",
+    # no such route or method; a service not ready; a fault of katuna's own; another HTTP error
+    "not_found", "method_not_allowed", "not_ready", "internal_server_error", "http_error",
     # katuna's errors (:func:`functions.adapters.web.errors.error_code`)
     "malformed_request", "malformed_event", "malformed_event_data", "unparseable_study", "invalid_study",
     "refused_workload", "config_map_forbidden", "unreadable_spec", "unreadable_file", "refused_file",
@@ -49,8 +49,8 @@ _SCHEMAS: dict[str, Any] = {
     "Error": {"type": "object", "required": ["error", "message", "retryable"], "properties": {
         "error": {"enum": list(ERROR_CODES), "description": "what was refused, for a program to switch on"},
         "message": {"type": "string", "description": "what was refused and what is expected, for a person"},
-        "retryable": {"type": "boolean", "description": "whether the same request may succeed later (then after "
-                      "Retry-After seconds)"},
+        "retryable": {"type": "boolean", "description": "whether the same request may succeed later (after "
+                      "Retry-After seconds where it is given)"},
         "problems": {"type": "array", "items": {"type": "object", "required": ["path", "message"], "properties": {
             "path": {"type": "string"}, "message": {"type": "string"}}}},
         "changed": {"type": "array", "items": {"type": "string"},
@@ -186,6 +186,7 @@ def _refusals(path: str, method: str) -> list[tuple[str, str]]:
         found += [("401", "missing or wrong bearer token, when KATUNA_API_TOKEN is set (unauthorized)")]
         if method != "get":
             found.append(("403", "a dashboard session's write without its CSRF token (csrf)"))
+    found.append(("500", "a fault of katuna's own, logged with its traceback (internal_server_error)"))
     if path != "/openapi.json":
         found.append(("503", "the database (temporary_error, storage_unavailable, storage_full) or the trial-log "
                              "folder (logs_unavailable) cannot be used now; retry after Retry-After seconds"))
