@@ -10,6 +10,7 @@ an unknown path or method, have the one error shape, as JSON, a 405 naming what 
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from collections.abc import Iterator
@@ -19,12 +20,18 @@ from typing import Any
 
 import pytest
 import referencing.jsonschema
+from cloudevents.core.bindings import http as ce_http
+from cloudevents.core.v1.event import CloudEvent
 from conftest import study_definition
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
 from functions.adapters.web import create_app
 from functions.adapters.web.openapi import ERROR_CODES, document
+from functions.core.metrics import Observation
+from functions.core.naming import is_label
+from functions.core.records import COMPLETE, StudyRecord, TrialRecord
+from functions.core.validate import parse_study
 from functions.runtime import Runtime
 from functions.settings import Settings
 
@@ -134,6 +141,81 @@ def test_each_path_parameter_is_documented_with_the_type_its_route_takes(app):
             for name, converter in rule._converters.items():
                 integer = type(converter).__name__ == "IntegerConverter"
                 assert (in_path[name].get("type") == "integer") == integer, (str(rule), name)
+
+
+@pytest.mark.parametrize("name", ["s", "a-1", "x" * 63, "x" * 64, "A", "a_b", "-a", "a-", ""])
+def test_the_documented_study_name_is_the_name_a_study_may_have(name: str):
+    item = DOCUMENT["paths"]["/studies/{name}"]
+    schema = next(p["schema"] for p in item["parameters"] if p["name"] == "name")
+    assert Draft202012Validator(schema).is_valid(name) == is_label(name)
+
+
+def test_every_query_parameter_is_bounded():
+    """A listing's cost is bounded by what a request may ask for: every whole-number parameter
+    has its largest value."""
+    for path, item in DOCUMENT["paths"].items():
+        for method, operation in item.items():
+            if method == "parameters":
+                continue
+            for parameter in item.get("parameters", []) + operation.get("parameters", []):
+                if parameter["schema"].get("type") == "integer":
+                    assert "maximum" in parameter["schema"], (method, path, parameter["name"])
+
+
+def test_the_answers_of_a_working_service_are_documented(client):
+    for path, document_path in (("/studies", "/studies"), ("/studies/one", "/studies/{name}"),
+                                ("/studies/two", "/studies/{name}"), ("/studies/two/trials", "/studies/{name}/trials"),
+                                ("/studies/one/trials?limit=1", "/studies/{name}/trials"),
+                                ("/studies/one/trials/0", "/studies/{name}/trials/{number}"),
+                                ("/studies/one/trials/0/logs", "/studies/{name}/trials/{number}/logs"),
+                                ("/studies/one/trials/0/logs?attempt=1", "/studies/{name}/trials/{number}/logs"),
+                                ("/healthz", "/healthz"), ("/readyz", "/readyz"), ("/openapi.json", "/openapi.json"),
+                                ("/metrics", "/metrics"), ("/", "/")):
+        body = _check(client.get(path), document_path, "GET")
+        if path == "/studies/two":
+            assert isinstance(body["best"], list) and body["frontSize"] >= 1
+    assert client.get("/studies/one/trials?limit=1").headers["Link"], "a page that is not the last links the next"
+
+
+def test_a_submission_a_stop_and_a_deletion_are_answered_as_documented(client):
+    definition = study_definition(name="three", maxTrials=1, parallelism=1, mode="hang")
+    assert _check(client.post("/studies", json=definition), "/studies", "POST")["name"] == "three"
+    assert client.post("/studies", json=definition).status_code == 200
+    _check(client.post("/studies", json=definition), "/studies", "POST")
+    assert _check(client.post("/studies/three/stop"), "/studies/{name}/stop", "POST")["status"] == "stopped"
+    answer = client.delete("/studies/three")
+    assert answer.status_code == 204
+    _check(answer, "/studies/{name}", "DELETE")
+
+
+def test_events_and_dead_letters_are_answered_as_documented(client):
+    headers = {"ce-specversion": "1.0", "ce-source": "/test", "ce-id": "tick-1", "ce-type": "dev.katuna.tick"}
+    _check(client.post("/", data="{}", content_type=JSON, headers=headers), "/", "POST")
+    _check(client.post("/functions/reconcile", data="{}", content_type=JSON, headers={**headers, "ce-id": "tick-2"}),
+           "/functions/{function}", "POST")
+    event = CloudEvent(attributes={"type": "dev.katuna.trial.finished", "source": "/test", "id": "lost-1",
+                                   "datacontenttype": JSON, "knativeerrorcode": "500"},
+                       data={"study": "gone", "trial": 0})
+    message = ce_http.to_binary_event(event)
+    answer = client.post("/dead-letters", data=message.body, headers=message.headers)
+    assert answer.status_code == 202, answer.get_data(as_text=True)
+    _check(answer, "/dead-letters", "POST")
+    letters = _check(client.get("/dead-letters"), "/dead-letters", "GET")
+    assert letters[0]["event"]["id"] == "lost-1"
+
+
+def test_a_trial_of_numbers_json_has_none_for_is_answered_as_documented(runtime, client):
+    """An infinite loss and a NaN observation travel by name (docs/api.md), as the document says."""
+    store = runtime.store()
+    definition = study_definition(name="endless")
+    store.add_study(StudyRecord(parse_study(definition), definition, ".", "uid-endless", status="completed"))
+    store.add_trial(TrialRecord("endless", 0, {"x": 1.0}, COMPLETE, values=[math.inf], metrics={"loss": math.inf}))
+    store.add_observations("endless", 0, 1, [Observation("loss", math.nan, 1), Observation("loss", math.inf, 2)])
+    trial = _check(client.get("/studies/endless/trials/0"), "/studies/{name}/trials/{number}", "GET")
+    assert (trial["value"], trial["metrics"], [o["value"] for o in trial["observations"]]) == (
+        "inf", {"loss": "inf"}, ["nan", "inf"])
+    assert _check(client.get("/studies/endless"), "/studies/{name}", "GET")["best"]["value"] == "inf"
+    _check(client.get("/studies/endless/trials"), "/studies/{name}/trials", "GET")
 
 
 @pytest.mark.parametrize("method, path, allowed", [

@@ -22,6 +22,7 @@ import pytest
 from conftest import study_definition
 from http_helpers import Service
 
+from functions.adapters.web.openapi import document
 from functions.adapters.web.worker import ClientSocket
 from functions.settings import Settings
 
@@ -121,6 +122,7 @@ def test_half_sent_and_trickled_requests_never_cost_a_worker_its_trials_nor_keep
             connection.close()
     status, body = answers[1]
     assert status == 408 and json.loads(body)["error"] == "request_timeout", answers
+    assert "request_timeout" in document()["paths"]["/studies"]["post"]["responses"]["408"]["description"]
     assert _running(service, "victim") == [(0, "RUNNING", 1)], "the trial runs on, in its first attempt"
     log = (tmp_path / "serve.log").read_text()
     assert "WORKER TIMEOUT" not in log and log.count("Booting worker") == 1, log

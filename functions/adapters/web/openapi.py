@@ -12,6 +12,7 @@ from copy import deepcopy
 from typing import Any
 
 from functions.core.events import ROUTES
+from functions.core.naming import DNS1123_LABEL, MAX_NAME
 from functions.core.records import ACTIVE_STATES, FINISHED_STATES, STUDY_RUNNING, TERMINAL_STATUSES
 
 
@@ -22,6 +23,16 @@ def _json(schema_ref: str, description: str) -> dict[str, Any]:
 
 def _error(description: str) -> dict[str, Any]:
     return _json("Error", description)
+
+
+def _located(response: dict[str, Any], what: str) -> dict[str, Any]:
+    """``response`` with its ``Location`` header, the path of ``what``."""
+    return {**response, "headers": {"Location": {"description": what, "schema": {"type": "string"}}}}
+
+
+def _status(*values: str) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": {"type": "object", "required": ["status"], "properties": {
+        "status": {"enum": list(values)}}}}}}
 
 
 ERROR_CODES = (
@@ -41,11 +52,17 @@ ERROR_CODES = (
 )
 """Every ``error`` an answer may carry, snake_case: a client switches on these."""
 
-_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
-_NUMBER = {"name": "number", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}
+_NAME = {"name": "name", "in": "path", "required": True, "description": "the study's name, a DNS-1123 label",
+         "schema": {"type": "string", "maxLength": MAX_NAME, "pattern": f"^{DNS1123_LABEL.pattern}$"}}
+_NUMBER = {"name": "number", "in": "path", "required": True,
+           "schema": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}}
+_VALUE = {"$ref": "#/components/schemas/Number"}
+_TIME = {"type": ["number", "null"], "description": "seconds since the epoch"}
 _NOT_FOUND = _error("no such study or trial")
 
 _SCHEMAS: dict[str, Any] = {
+    "Number": {"description": "a metric's number: NaN and the infinities, which JSON has no number for, by name",
+               "oneOf": [{"type": "number"}, {"enum": ["nan", "inf", "-inf"]}]},
     "Error": {"type": "object", "required": ["error", "message", "retryable"], "properties": {
         "error": {"enum": list(ERROR_CODES), "description": "what was refused, for a program to switch on"},
         "message": {"type": "string", "description": "what was refused and what is expected, for a person"},
@@ -60,20 +77,29 @@ _SCHEMAS: dict[str, Any] = {
                   "number": {"type": "integer"},
                   "state": {"enum": [*ACTIVE_STATES, *FINISHED_STATES]},
                   "params": {"type": "object"},
-                  "value": {"type": ["number", "null"]},
-                  "values": {"type": ["array", "null"], "items": {"type": "number"}},
-                  "metrics": {"type": "object", "additionalProperties": {"type": "number"}},
+                  "value": {"oneOf": [_VALUE, {"type": "null"}]},
+                  "values": {"type": ["array", "null"], "items": _VALUE},
+                  "metrics": {"type": "object", "additionalProperties": _VALUE},
                   "reason": {"type": ["string", "null"]},
                   "attempt": {"type": "integer"}, "exitCode": {"type": ["integer", "null"]},
                   "startedAt": {"type": ["number", "null"]}, "finishedAt": {"type": ["number", "null"]},
                   "imageDigest": {"type": ["string", "null"],
                                   "description": "the image the cluster ran, with its digest, where it reports one"},
-                  "observations": {"type": "array", "items": {"type": "object"}}}},
+                  "observations": {"type": "array", "description": "each value the trial reported, in order",
+                                   "items": {"type": "object", "required": ["metric", "value"], "properties": {
+                                       "metric": {"type": "string"}, "value": _VALUE,
+                                       "step": {"type": ["integer", "null"]},
+                                       "timestamp": {"type": ["string", "null"]}}}}}},
     "Study": {"type": "object", "required": ["name", "status", "trials", "counts", "best"], "properties": {
         "name": {"type": "string"}, "status": {"enum": [STUDY_RUNNING, *TERMINAL_STATUSES]},
         "description": {"type": ["string", "null"], "description": "the description the study was submitted with"},
         "reason": {"type": ["string", "null"]}, "algorithm": {"type": "string"},
-        "trials": {"type": "integer"}, "counts": {"type": "object"},
+        "objectives": {"type": "array", "items": {"type": "object", "required": ["metric", "direction"], "properties": {
+            "metric": {"type": "string"}, "direction": {"enum": ["minimize", "maximize"]},
+            "goal": {"oneOf": [_VALUE, {"type": "null"}]}}}},
+        "trials": {"type": "integer"}, "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "createdAt": {"type": "number", "description": "seconds since the epoch"}, "startedAt": _TIME,
+        "completedAt": _TIME,
         "maxTrials": {"type": ["integer", "null"], "description": "the most trials the study creates: its maxTrials, "
                       "or for a study without one the cap the service's limits gave it when it was admitted (null "
                       "for such a study stored before katuna kept that cap)"},
@@ -175,8 +201,12 @@ def _refusals(path: str, method: str) -> list[tuple[str, str]]:
         return [local_user]
     event = path in _EVENT_PATHS or (path == "/dead-letters" and method == "post")
     found = [local_user, ("400", "a Host that is not served (host_not_allowed)"),
+             ("400", "a body the client stopped sending before it was whole (incomplete_body)"),
+             ("408", "a body not sent within KATUNA_CLIENT_TIMEOUT (request_timeout, katuna serve)"),
              ("413", "a body over KATUNA_MAX_BODY (request_entity_too_large)")]
-    if method != "get":
+    if method == "get":
+        found.append(("403", "a read a browser says another site's page asks for (cross_origin)"))
+    else:
         found += [("415", "a body of another content type (unsupported_media_type)"),
                   ("403", "a write from another site's Origin (cross_origin)")]
     if event:
@@ -209,9 +239,10 @@ def _study_paths() -> dict[str, Any]:
                      "requestBody": {"required": True, "content": {
                          "application/yaml": {"schema": {"type": "string"}},
                          "application/json": {"schema": {"type": "object"}}}},
-                     "responses": {"201": _json("Submitted", "created; Location names it"),
-                                   "200": _json("Submitted", "the identical study exists already, or an ended study restarts with "
-                                                             "its trial budget raised"),
+                     "responses": {"201": _located(_json("Submitted", "created"), "the study's path"),
+                                   "200": _located(_json("Submitted", "the identical study exists already, or an ended "
+                                                                      "study restarts with its trial budget raised"),
+                                                   "the study's path"),
                                    "400": _error("not YAML or JSON"),
                                    "409": _error("another definition uses the name"),
                                    "415": _error("not YAML or JSON"),
@@ -317,8 +348,8 @@ def document() -> dict[str, Any]:
     paths["/"] = {"post": _event_operation("Handle an event with every function subscribed to its type",
                                            "handleEvent"),
                   "get": {"summary": "The dashboard: a browser opening the service's address is sent to /ui/",
-                          "operationId": "home", "responses": {"302": {"description": "to /ui/ (without a session, "
-                                                                                      "to the login form first)"}}}}
+                          "operationId": "home", "responses": {"302": _located(
+                              {"description": "to the dashboard"}, "/ui/ (without a session, the login form first)")}}}
     paths["/functions/{function}"] = {
         "parameters": [{"name": "function", "in": "path", "required": True,
                         "schema": {"enum": sorted({f for fs in ROUTES.values() for f in fs})}}],
@@ -346,12 +377,13 @@ def document() -> dict[str, Any]:
                                             "was given")}}}
     paths["/metrics"] = _metrics_path()
     paths["/healthz"] = {"get": {"summary": "healthz", "operationId": "healthz",
-                                 "responses": {"200": {"description": "the process answers"}}}}
+                                 "responses": {"200": {"description": "the process answers", **_status("ok")}}}}
     paths["/readyz"] = {"get": {"summary": "readyz", "operationId": "readyz", "responses": {
-        "200": {"description": "ready"},
+        "200": {"description": "ready", **_status("ready")},
         "503": _error("not ready (not_ready, with status 'not ready'), or the database cannot be read")}}}
     paths["/openapi.json"] = {"get": {"summary": "openapi", "operationId": "openapi",
-                                      "responses": {"200": {"description": "this document"}}}}
+                                      "responses": {"200": {"description": "this document", "content": {
+                                          "application/json": {"schema": {"type": "object"}}}}}}}
     paths = _with_refusals(paths)
     return {"openapi": "3.1.0",
             "info": {"title": "katuna", "version": "1", "description": "Hyperparameter tuning as event-driven functions."},
