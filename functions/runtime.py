@@ -231,12 +231,15 @@ class Runtime:
                 log.exception("delivering events failed; starting again")
                 self._stopping.wait(RESTART_AFTER)
 
-    def fail_dead_letter(self, event: Event, reason: str) -> None:
+    def fail_dead_letter(self, event: Event, reason: str) -> bool:
         """A dead letter's study (if it names one) fails with the reason its delivery was refused
         for good: a study whose events cannot be handled does not stay running with no reason.
-        (A delivery given up after temporary failures fails nothing: the tick carries the study on.)"""
-        for completed in self.dispatcher().fail_dead_letter(event, reason):
+        (A delivery given up after temporary failures fails nothing: the tick carries the study on.)
+        Whether a study ended: one missing, ended already or of another uid does not."""
+        ended = self.dispatcher().fail_dead_letter(event, reason)
+        for completed in ended:
             self.publish(completed)
+        return bool(ended)
 
     def _dropped(self, event: Event, error: KatunaError) -> None:
         """An event this service's queue gave up on, taken as the Knative dead-letter sink takes

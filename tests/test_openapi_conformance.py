@@ -218,6 +218,30 @@ def test_a_trial_of_numbers_json_has_none_for_is_answered_as_documented(runtime,
     _check(client.get("/studies/endless/trials"), "/studies/{name}/trials", "GET")
 
 
+def test_the_study_failed_header_says_whether_a_dead_letter_failed_a_study(tmp_path: Path):
+    """``Katuna-Study-Failed`` is true for the letter that failed its study, and false for one
+    whose study is missing, has ended already, or is another of the same name."""
+    runtime = Runtime(Settings(db=tmp_path / "katuna.db"))
+    try:
+        definition = study_definition(name="lost", mode="hang")
+        runtime.store().add_study(StudyRecord(parse_study(definition), definition, str(tmp_path), "uid-lost"))
+        client = create_app(runtime).test_client()
+        answers = []
+        for number, (study, uid) in enumerate((("gone", "uid-gone"), ("lost", "uid-other"), ("lost", "uid-lost"),
+                                               ("lost", "uid-lost"))):
+            event = CloudEvent(attributes={"type": "dev.katuna.trial.suggested", "source": "/test",
+                                           "id": f"lost-{number}", "datacontenttype": JSON, "knativeerrorcode": "400"},
+                               data={"study": study, "uid": uid, "trial": 0, "attempt": 1})
+            message = ce_http.to_binary_event(event)
+            answer = client.post("/dead-letters", data=message.body, headers=message.headers)
+            assert answer.status_code == 202, answer.get_data(as_text=True)
+            answers.append(answer.headers["Katuna-Study-Failed"])
+        assert answers == ["false", "false", "true", "false"]
+        assert runtime.store().get_study("lost").status == "failed"
+    finally:
+        runtime.close()
+
+
 @pytest.mark.parametrize("method, path, allowed", [
     ("PUT", "/studies", {"GET", "HEAD", "OPTIONS", "POST"}),
     ("PATCH", "/studies/one", {"GET", "HEAD", "OPTIONS", "DELETE"}),

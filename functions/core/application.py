@@ -195,8 +195,9 @@ class Application(Protocol):
     def publish(self, event: Event) -> None:
         """Send an event on, to be delivered later."""
 
-    def fail_dead_letter(self, event: Event, reason: str) -> None:
-        """Fail the study a dead letter names, with the reason its delivery was refused for good."""
+    def fail_dead_letter(self, event: Event, reason: str) -> bool:
+        """Fail the study a dead letter names, with the reason its delivery was refused for good;
+        whether a study ended (not one missing, ended already, or another of the same name)."""
 
     def metrics(self, accept: str) -> tuple[bytes, str]:
         """The service's metrics in the Prometheus format ``accept`` asks for, and its content type."""

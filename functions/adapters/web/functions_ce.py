@@ -154,8 +154,7 @@ def _failed(runtime: Application, letter: cloudevents_http.DeadLetter) -> bool:
     redelivery, which every function takes), publishes what that emits, and the study fails
     only for katuna's own refusal, in katuna's words."""
     if _required_key(runtime) is None or ("katuna_oidc" in current_app.extensions and runtime.settings.oidc_subjects):
-        runtime.fail_dead_letter(letter.event, letter.reason)
-        return True
+        return runtime.fail_dead_letter(letter.event, letter.reason)
     try:
         emitted = runtime.dispatcher().deliver(letter.event)
     except StudyNotFound:
@@ -163,8 +162,8 @@ def _failed(runtime: Application, letter: cloudevents_http.DeadLetter) -> bool:
     except KatunaError as exc:
         if exc.retryable:
             return False
-        runtime.fail_dead_letter(letter.event, f"refused for good, and again when katuna handled it once more: {exc}")
-        return True
+        return runtime.fail_dead_letter(letter.event,
+                                        f"refused for good, and again when katuna handled it once more: {exc}")
     except Exception:
         log.exception("dead letter %s (%s): handling it once more failed", letter.event.type, letter.event.id)
         return False
