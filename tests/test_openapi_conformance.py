@@ -177,6 +177,15 @@ def test_the_answers_of_a_working_service_are_documented(client):
     assert client.get("/studies/one/trials?limit=1").headers["Link"], "a page that is not the last links the next"
 
 
+def test_a_parameter_the_log_does_not_take_is_refused_naming_it(client):
+    """A misspelt ``attempt`` would otherwise be ignored, and the current attempt's log served
+    as if it were the one asked for."""
+    answer = client.get("/studies/one/trials/0/logs?atempt=1")
+    body = _check(answer, "/studies/{name}/trials/{number}/logs", "GET")
+    assert (answer.status_code, body["error"]) == (400, "malformed_request")
+    assert body["message"] == "atempt: not a parameter of this path, which takes attempt"
+
+
 def test_a_submission_a_stop_and_a_deletion_are_answered_as_documented(client):
     definition = study_definition(name="three", maxTrials=1, parallelism=1, mode="hang")
     assert _check(client.post("/studies", json=definition), "/studies", "POST")["name"] == "three"

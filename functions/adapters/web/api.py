@@ -7,7 +7,7 @@ from functools import partial
 
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context, url_for
 
-from functions.adapters.web import paging
+from functions.adapters.web import paging, query
 from functions.adapters.web.openapi import document
 from functions.adapters.web.query import attempt_of
 from functions.core.application import Application
@@ -142,7 +142,8 @@ def get_trial(name: str, number: int):
 def trial_logs(name: str, number: int):
     """The output of the trial's current attempt (or ``?attempt=k``, a 404 for one that never
     ran), streamed as plain text; a log over ``KATUNA_MAX_LOG`` bytes is served as its start
-    and its end, with a note: the middle is never read."""
+    and its end, with a note: the middle is never read. No other parameter is taken."""
+    query.only("attempt")
     record, trial = find_trial(name, number)
     launch = trial_launch(record, replace(trial, attempt=attempt_of(trial)))
     limit = _runtime().settings.max_log

@@ -287,7 +287,7 @@ def _study_paths() -> dict[str, Any]:
             "get": {"summary": "The output of a trial attempt, streamed", "operationId": "getTrialLogs",
                     "responses": {"200": {"description": "plain text", "content": {"text/plain": {
                         "schema": {"type": "string"}}}},
-                        "400": _error("attempt is not a whole number from 1"),
+                        "400": _error("attempt is not a whole number from 1, or another parameter was given"),
                         "404": _NOT_FOUND}}},
     }
 

@@ -38,6 +38,15 @@ def whole_of(name: str, text: str | None, default: int, low: int, high: int = MA
     return number
 
 
+def only(*names: str) -> None:
+    """``MalformedRequest`` naming a query parameter the route does not take (one of ``names``
+    is all it takes): a parameter ignored, a misspelt ``attempt`` say, would make a wrong answer
+    look right."""
+    unknown = sorted(set(request.args) - set(names))
+    if unknown:
+        raise MalformedRequest(f"{unknown[0]:.40}: not a parameter of this path, which takes {', '.join(names)}")
+
+
 def attempt_of(trial: TrialRecord) -> int:
     """The attempt a log request asks for (``?attempt=k``), the trial's current one by default;
     ``StudyNotFound`` (a 404) for an attempt that never ran."""
