@@ -23,6 +23,7 @@ import referencing.jsonschema
 from cloudevents.core.bindings import http as ce_http
 from cloudevents.core.v1.event import CloudEvent
 from conftest import study_definition
+from http_helpers import Service
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
@@ -306,6 +307,26 @@ def test_a_fault_of_katunas_own_is_a_json_500_of_a_listed_code(tmp_path: Path):
         for method, operation in item.items():
             if method != "parameters" and path not in ("/healthz", "/readyz", "/metrics"):
                 assert "500" in operation["responses"], (method, path)
+
+
+def test_requests_gunicorn_refuses_before_the_app_are_refused_in_the_error_shape_as_documented(tmp_path: Path):
+    """``katuna serve``'s worker answers what its HTTP parser refuses (a request line or header
+    fields past gunicorn's limits) as JSON errors of listed codes, with every answer's headers."""
+    service = Service(tmp_path, workers=1)
+    try:
+        for headers, path, status, error in (({}, "/studies?after=" + "1" * 5000, 414, "uri_too_long"),
+                                             ({f"X-Field-{n}": "v" for n in range(120)}, "/studies", 431,
+                                              "request_header_fields_too_large"),
+                                             ({"X-Field": "v" * 9000}, "/studies", 431,
+                                              "request_header_fields_too_large")):
+            answer_status, answer_headers, body = service.request("GET", path, headers=headers)
+            assert (answer_status, answer_headers["Content-Type"]) == (status, JSON), body[:200]
+            assert answer_headers["X-Content-Type-Options"] == "nosniff"
+            error_body = json.loads(body)
+            assert (error_body["error"], error_body["retryable"]) == (error, False) and error in ERROR_CODES
+            assert str(status) in DOCUMENT["paths"]["/studies"]["get"]["responses"]
+    finally:
+        service.close()
 
 
 def test_a_head_request_is_answered_as_its_get_without_a_body(client):

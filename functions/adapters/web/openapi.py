@@ -38,7 +38,7 @@ def _status(*values: str) -> dict[str, Any]:
 ERROR_CODES = (
     # refused before any route: the Host, the local user, the body, the origin, the caller
     "host_not_allowed", "local_user_not_allowed", "request_entity_too_large", "unsupported_media_type",
-    "request_timeout", "incomplete_body",
+    "request_timeout", "incomplete_body", "uri_too_long", "request_header_fields_too_large",
     "cross_origin", "csrf", "unauthorized", "sender_not_allowed",
     # no such route or method; a service not ready; a fault of katuna's own; another HTTP error
     "not_found", "method_not_allowed", "not_ready", "internal_server_error", "http_error",
@@ -203,6 +203,9 @@ def _refusals(path: str, method: str) -> list[tuple[str, str]]:
     found = [local_user, ("400", "a Host that is not served (host_not_allowed)"),
              ("400", "a body the client stopped sending before it was whole (incomplete_body)"),
              ("408", "a body not sent within KATUNA_CLIENT_TIMEOUT (request_timeout, katuna serve)"),
+             ("414", "a request line over 4,094 bytes (uri_too_long, katuna serve)"),
+             ("431", "over 100 header fields, or one over 8,190 bytes (request_header_fields_too_large, "
+                     "katuna serve)"),
              ("413", "a body over KATUNA_MAX_BODY (request_entity_too_large)")]
     if method == "get":
         found.append(("403", "a read a browser says another site's page asks for (cross_origin)"))

@@ -38,6 +38,7 @@ from gunicorn.workers.gthread import _DEFER, ThreadWorker
 
 from functions.adapters.web import peers
 from functions.adapters.web.framing import GATHER_LIMIT, Walk, request_size
+from functions.adapters.web.parse_errors import JsonErrors
 
 BODY_CHUNK = 64 * 1024
 
@@ -279,6 +280,11 @@ class Worker(ThreadWorker):
             return super().handle(conn)
         finally:
             sock.served()
+
+    def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
+        """gunicorn's answer to a request it could not parse, or to a fault, as katuna's JSON
+        error (:mod:`.parse_errors`)."""
+        super().handle_error(req, JsonErrors(client), addr, exc)
 
     def take(self, connection: socket.socket) -> ClientSocket | None:
         """An accepted connection, bounded; None when it was refused (and closed)."""
