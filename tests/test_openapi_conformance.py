@@ -27,7 +27,7 @@ from http_helpers import Service
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
-from functions.adapters.web import create_app
+from functions.adapters.web import create_app, guard
 from functions.adapters.web.openapi import ERROR_CODES, document
 from functions.core.metrics import Observation
 from functions.core.naming import is_label
@@ -149,6 +149,13 @@ def test_the_documented_study_name_is_the_name_a_study_may_have(name: str):
     item = DOCUMENT["paths"]["/studies/{name}"]
     schema = next(p["schema"] for p in item["parameters"] if p["name"] == "name")
     assert Draft202012Validator(schema).is_valid(name) == is_label(name)
+
+
+def test_the_documented_body_types_of_writes_are_those_the_service_takes():
+    operation = DOCUMENT["paths"]["/studies"]["post"]
+    assert set(operation["requestBody"]["content"]) == set(guard.STUDY_TYPES)
+    for path in ("/", "/functions/{function}", "/dead-letters"):
+        assert guard.STRUCTURED_EVENT_TYPE in DOCUMENT["paths"][path]["post"]["requestBody"]["content"], path
 
 
 def test_every_query_parameter_is_bounded():

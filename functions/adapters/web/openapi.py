@@ -241,6 +241,7 @@ def _study_paths() -> dict[str, Any]:
             "post": {"summary": "Submit a study (native format, YAML or JSON)", "operationId": "createStudy",
                      "requestBody": {"required": True, "content": {
                          "application/yaml": {"schema": {"type": "string"}},
+                         "application/x-yaml": {"schema": {"type": "string"}},
                          "application/json": {"schema": {"type": "object"}}}},
                      "responses": {"201": _located(_json("Submitted", "created"), "the study's path"),
                                    "200": _located(_json("Submitted", "the identical study exists already, or an ended "
